@@ -1,3 +1,3 @@
-"""devposture collector: enrolls devices, stores their reports and judges them against the policy."""
+"""devposture collector: enrolls devices, stores their reports, judges them against the policy."""
 
 __version__ = "0.1.0"

@@ -1,0 +1,44 @@
+# devposture — developer and demo entry points. `make demo` and `make test` are the Quick start.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint typecheck unit protos bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "devposture needs Python 3.11 or newer; $(PYTHON) is older. Set PYTHON=python3.11"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) || \
+	  { echo "cannot create $(VENV): on Debian/Ubuntu install it with: sudo apt install python3-venv"; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+## demo: start a collector on loopback, enroll this machine, send one report, print the table
+demo: $(VENV)/.installed
+	$(BIN)/python scripts/demo.py
+
+## test: lint, type-check and run the whole test suite
+test: lint typecheck unit
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed-test
+	$(BIN)/pytest
+
+## protos: regenerate the Python modules and stubs from protos/devposture/v1/*.proto
+protos: $(VENV)/.installed-test
+	$(BIN)/python protos/generate.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts

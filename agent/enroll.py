@@ -1,0 +1,133 @@
+"""Enroll this computer with a collector: make a key here, get a certificate for it there.
+
+The private key is generated on the device and never leaves it; the collector sees only a
+certificate signing request. The token is sent only after the collector has proved it holds the
+CA whose fingerprint IT gave (see `agent.pinning`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent import __version__
+from agent.pinning import PinningError, fetch_pinned_ca, fingerprint
+from agent.state import AgentState, Enrollment
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+
+ENROLL_DEADLINE_SECONDS = 30.0
+
+
+class EnrollError(Exception):
+    """Enrollment failed; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class CollectorAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> CollectorAddress:
+        """Parse `host:port` or `[v6 address]:port`."""
+        host, sep, port = text.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{text!r} is not HOST:PORT (for example collector.example.com:7443)")
+        return cls(host, int(port))
+
+    def target(self, port: int | None = None) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port if port is None else port}"
+
+
+def _csr(key: ec.EllipticCurvePrivateKey, hostname: str) -> bytes:
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "device")])
+    request = (
+        x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+    )
+    return request.public_bytes(serialization.Encoding.PEM)
+
+
+def _explain_rpc_error(error: grpc.RpcError, address: CollectorAddress) -> str:
+    code = error.code() if isinstance(error, grpc.Call) else None
+    detail = error.details() if isinstance(error, grpc.Call) else str(error)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"the collector refused the token: {detail}"
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return (
+            f"cannot reach the collector at {address.target()} over TLS ({detail}). If you"
+            " connect by a name or address the collector's certificate does not list,"
+            " re-create the collector data folder with `devposture-collector init --san NAME`"
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the collector at {address.target()} did not answer in time; try again"
+    return f"enrollment failed ({code.name if code else 'error'}): {detail}"
+
+
+def enroll(
+    state: AgentState,
+    address: CollectorAddress,
+    token: str,
+    ca_fingerprint: str,
+    host: pb.HostInfo,
+) -> Enrollment:
+    """Run the whole enrollment; on success the state folder holds the new identity."""
+    try:
+        ca_pem = fetch_pinned_ca(address.host, address.port, ca_fingerprint)
+    except PinningError as exc:
+        raise EnrollError(str(exc)) from exc
+    ca_cert = x509.load_pem_x509_certificate(ca_pem)
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = pb.EnrollRequest(
+        token=token,
+        csr_pem=_csr(key, host.hostname).decode("ascii"),
+        host=host,
+        agent_version=__version__,
+    )
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    with grpc.secure_channel(address.target(), credentials) as channel:
+        try:
+            response = pb_grpc.CollectorStub(channel).Enroll(
+                request, timeout=ENROLL_DEADLINE_SECONDS
+            )
+        except grpc.RpcError as exc:
+            raise EnrollError(_explain_rpc_error(exc, address)) from exc
+
+    cert = x509.load_pem_x509_certificate(response.client_certificate_pem.encode("ascii"))
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except (ValueError, TypeError) as exc:
+        raise EnrollError(
+            "the collector returned a certificate not signed by the pinned CA"
+        ) from exc
+    ours = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    theirs = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if ours != theirs or not common_names or common_names[0].value != response.device_id:
+        raise EnrollError("the collector returned a certificate for another key or device")
+    if not 0 < response.report_port < 65536:
+        raise EnrollError("the collector did not say which port takes reports")
+
+    enrollment = Enrollment(
+        device_id=response.device_id,
+        collector_host=address.host,
+        enroll_port=address.port,
+        report_port=response.report_port,
+        ca_fingerprint=fingerprint(ca_cert),
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    state.save(enrollment, key_pem, response.client_certificate_pem.encode("ascii"), ca_pem)
+    return enrollment

@@ -1,0 +1,77 @@
+"""Find the collector's CA by the fingerprint IT gave, before trusting anything it says.
+
+This is kubeadm's discovery pattern: an agent that knows only the CA's SHA-256 opens one TLS
+connection *without* verifying, reads the certificate chain the collector presents, keeps the
+certificate whose fingerprint matches, and from then on verifies every connection against it.
+A collector that presents no matching certificate is refused before the token is sent.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+
+class PinningError(Exception):
+    """The collector could not be reached, or did not prove to be the expected one."""
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
+
+
+def normalize_fingerprint(text: str) -> str:
+    """Accept `sha256:ab..`, `AB:CD:..` or bare hex; return `sha256:` + lowercase hex."""
+    cleaned = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
+    if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
+        raise ValueError(
+            "a CA fingerprint is 64 hexadecimal digits, optionally prefixed with 'sha256:'"
+            " (as printed by `devposture-collector init` or `devposture-collector ca fingerprint`)"
+        )
+    return "sha256:" + cleaned
+
+
+def _unverified_chain(tls: ssl.SSLSocket) -> list[bytes]:
+    """DER certificates the peer sent. Public API from Python 3.13, internal before."""
+    getter: Any = getattr(tls, "get_unverified_chain", None)
+    if getter is None:
+        getter = tls._sslobj.get_unverified_chain  # type: ignore[attr-defined]
+    chain = getter() or []
+    return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
+
+
+def fetch_pinned_ca(host: str, port: int, pin: str, timeout: float = 15.0) -> bytes:
+    """Return the PEM of the CA certificate the collector presents whose fingerprint is `pin`."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # verified below, by fingerprint
+    context.set_alpn_protocols(["h2"])
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout) as raw,
+            context.wrap_socket(raw, server_hostname=host) as tls,
+        ):
+            chain = _unverified_chain(tls)
+    except (OSError, ssl.SSLError) as exc:
+        raise PinningError(
+            f"cannot reach the collector at {host}:{port} ({exc}); check the address and"
+            " that `devposture-collector serve` is running and reachable from this computer"
+        ) from exc
+    seen = []
+    for der in chain:
+        cert = x509.load_der_x509_certificate(der)
+        seen.append(fingerprint(cert))
+        if fingerprint(cert) == pin:
+            constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+            if not constraints.ca:
+                raise PinningError("the pinned certificate is not a CA certificate")
+            return cert.public_bytes(serialization.Encoding.PEM)
+    raise PinningError(
+        f"the collector at {host}:{port} did not present the CA with fingerprint {pin}"
+        f" (it presented {', '.join(seen) or 'no certificates'}). Check the fingerprint IT"
+        " gave you; if it is right, this is not your company's collector"
+    )

@@ -1,0 +1,132 @@
+"""The agent's state folder: its key, certificates and what it knows about its collector.
+
+The folder is 0700 and the private key 0600: the key is the device's identity, and anyone who
+can read it can speak for this computer. Files are replaced atomically (write, fsync, rename,
+fsync the folder), so a crash leaves either the old state or the new one, never half of each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+AGENT_FILE = "agent.json"
+KEY_FILE = "device.key"
+CERT_FILE = "device.crt"
+CA_FILE = "ca.crt"
+
+
+class StateError(Exception):
+    """The state folder is missing, unreadable or incomplete; the message says what to do."""
+
+
+def default_state_dir() -> Path:
+    override = os.environ.get("DEVPOSTURE_AGENT_STATE")
+    if override:
+        return Path(override)
+    if sys.platform == "win32":
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "devposture"
+    if sys.platform == "darwin":
+        return Path("/Library/Application Support/devposture")
+    return Path("/var/lib/devposture-agent")
+
+
+def fsync_dir(path: Path) -> None:
+    if sys.platform == "win32":
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace `path` with `data` so that a crash at any point leaves one whole version."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        temporary.chmod(mode)
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def ensure_private_dir(path: Path) -> None:
+    """Create `path` (0700), or tighten an existing one to 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if sys.platform != "win32":
+        path.chmod(0o700)
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """What enrollment established, kept in agent.json."""
+
+    device_id: str
+    collector_host: str
+    enroll_port: int
+    report_port: int
+    ca_fingerprint: str
+
+
+@dataclass(frozen=True)
+class AgentState:
+    directory: Path
+
+    @property
+    def key_path(self) -> Path:
+        return self.directory / KEY_FILE
+
+    @property
+    def cert_path(self) -> Path:
+        return self.directory / CERT_FILE
+
+    @property
+    def ca_path(self) -> Path:
+        return self.directory / CA_FILE
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.directory / "outbox"
+
+    def is_enrolled(self) -> bool:
+        return (self.directory / AGENT_FILE).is_file()
+
+    def save(self, enrollment: Enrollment, key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> None:
+        """Persist a completed enrollment. agent.json is written last: it marks completeness."""
+        ensure_private_dir(self.directory)
+        write_atomic(self.key_path, key_pem, 0o600)
+        write_atomic(self.cert_path, cert_pem)
+        write_atomic(self.ca_path, ca_pem)
+        payload = json.dumps(asdict(enrollment), indent=2).encode("utf-8")
+        write_atomic(self.directory / AGENT_FILE, payload)
+
+    def load(self) -> Enrollment:
+        path = self.directory / AGENT_FILE
+        if not path.is_file():
+            raise StateError(
+                f"this computer is not enrolled (no {AGENT_FILE} in the state folder):"
+                " run `devposture-agent enroll` first"
+            )
+        try:
+            enrollment = Enrollment(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise StateError(
+                f"{AGENT_FILE} in the state folder is damaged ({exc}): enroll again with --force"
+            ) from exc
+        for needed in (self.key_path, self.cert_path, self.ca_path):
+            if not needed.is_file():
+                raise StateError(
+                    f"{needed.name} is missing from the state folder: enroll again with --force"
+                )
+        return enrollment

@@ -1,0 +1,82 @@
+"""Send reports to the collector over mutual TLS and drain the outbox.
+
+Every call has a deadline. Which failures are worth retrying is decided here, from the gRPC
+status: a report the collector refused as invalid will be refused again, so it is set aside;
+an unreachable collector or an identity problem leaves the report in the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+
+from agent.enroll import CollectorAddress
+from agent.outbox import Outbox
+from agent.state import AgentState, Enrollment
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+REPORT_DEADLINE_SECONDS = 30.0
+# The collector will never accept these reports as they are: keeping them would block the rest.
+_PERMANENT = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+@dataclass
+class DrainResult:
+    acknowledged: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
+    # Why sending stopped early, when it did; the remaining reports stay in the outbox.
+    stopped_by: str | None = None
+
+
+def open_channel(state: AgentState, enrollment: Enrollment) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=state.ca_path.read_bytes(),
+        private_key=state.key_path.read_bytes(),
+        certificate_chain=state.cert_path.read_bytes(),
+    )
+    address = CollectorAddress(enrollment.collector_host, enrollment.report_port)
+    return grpc.secure_channel(address.target(), credentials)
+
+
+def send_report(channel: grpc.Channel, report: pb.PostureReport) -> pb.ReportAck:
+    stub = pb_grpc.CollectorStub(channel)
+    ack: pb.ReportAck = stub.Report(
+        pb.ReportRequest(report=report), timeout=REPORT_DEADLINE_SECONDS, wait_for_ready=False
+    )
+    if ack.report_id != report.report_id:
+        raise grpc.RpcError(f"the collector acknowledged {ack.report_id}, not {report.report_id}")
+    return ack
+
+
+def drain(state: AgentState, enrollment: Enrollment, outbox: Outbox) -> DrainResult:
+    """Send every pending report, oldest first; delete each only after its acknowledgement."""
+    result = DrainResult()
+    pending = outbox.pending()
+    if not pending:
+        return result
+    with open_channel(state, enrollment) as channel:
+        for item in pending:
+            try:
+                ack = send_report(channel, item.report)
+            except grpc.RpcError as exc:
+                code = exc.code() if isinstance(exc, grpc.Call) else None
+                detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                if code in _PERMANENT:
+                    outbox.set_aside(item.path, f"{code.name if code else 'error'}: {detail}")
+                    result.set_aside.append(item.report.report_id)
+                    continue
+                result.stopped_by = f"{code.name if code else 'error'}: {detail}"
+                break
+            outbox.remove(item)
+            (result.duplicates if ack.duplicate else result.acknowledged).append(ack.report_id)
+    return result

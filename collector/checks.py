@@ -1,0 +1,276 @@
+"""First evaluation: one small check per clause, each a pure function of one report.
+
+Facts travel, verdicts are made here (DESIGN principle 1). A check that cannot tell says
+UNKNOWN with the reason (principle 2); it never turns missing evidence into PASS. The policy
+issue replaces `CheckParameters` with the policy file; the functions stay pure.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from devposture.v1 import devposture_pb2 as pb
+
+
+class State(StrEnum):
+    PASS = "PASS"  # noqa: S105 - a compliance state, not a password
+    FAIL = "FAIL"
+    UNKNOWN = "UNKNOWN"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: State
+    reason: str
+
+
+@dataclass(frozen=True)
+class CheckParameters:
+    signature_max_age: dt.timedelta = dt.timedelta(days=7)
+    updates_check_max_age: dt.timedelta = dt.timedelta(days=14)
+    backup_max_age: dt.timedelta = dt.timedelta(days=30)
+    vpn_grace: dt.timedelta = dt.timedelta(seconds=120)
+
+
+CheckFunction = Callable[[pb.PostureReport, dt.datetime, CheckParameters], Verdict]
+
+
+@dataclass(frozen=True)
+class Check:
+    check_id: str
+    clause: str
+    title_zh: str
+    title_en: str
+    evaluate: CheckFunction
+
+
+def _date(ts: object) -> str:
+    assert isinstance(ts, dt.datetime)
+    return ts.astimezone(dt.UTC).strftime("%Y-%m-%d")
+
+
+def _probe_error(report: pb.PostureReport, fact: pb.Fact.ValueType) -> str | None:
+    """The reason a fact is missing, when the agent said why."""
+    messages = [e.message for e in report.errors if e.fact == fact and not e.source]
+    return "; ".join(messages) if messages else None
+
+
+def _missing(report: pb.PostureReport, fact: pb.Fact.ValueType, what: str) -> Verdict:
+    reason = _probe_error(report, fact)
+    if reason is None:
+        return Verdict(State.UNKNOWN, f"the agent did not report {what}")
+    return Verdict(State.UNKNOWN, f"{what} could not be read: {reason}")
+
+
+def _source_errors(report: pb.PostureReport, fact: pb.Fact.ValueType) -> list[str]:
+    return [f"{e.source}: {e.message}" for e in report.errors if e.fact == fact and e.source]
+
+
+def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    if not report.HasField("antivirus"):
+        return _missing(report, pb.FACT_ANTIVIRUS, "antivirus")
+    products = report.antivirus.products
+    if not products:
+        unread = _source_errors(report, pb.FACT_ANTIVIRUS)
+        if unread:
+            return Verdict(State.UNKNOWN, "no antivirus found, but " + "; ".join(unread))
+        return Verdict(State.FAIL, "no antivirus product found")
+    failing: list[str] = []
+    unknown: list[str] = []
+    for product in products:
+        problems, doubts = _antivirus_product_problems(product, now, p)
+        if not problems and not doubts:
+            return Verdict(
+                State.PASS, f"{product.name}: on, real-time protection, signatures fresh"
+            )
+        failing += [f"{product.name}: {x}" for x in problems]
+        unknown += [f"{product.name}: {x}" for x in doubts if not problems]
+    if unknown:
+        return Verdict(State.UNKNOWN, "; ".join(unknown + failing))
+    return Verdict(State.FAIL, "; ".join(failing))
+
+
+def _antivirus_product_problems(
+    product: pb.AntivirusProduct, now: dt.datetime, p: CheckParameters
+) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    doubts: list[str] = []
+    if product.HasField("enabled") and not product.enabled:
+        problems.append("disabled")
+    elif not product.HasField("enabled"):
+        doubts.append("cannot tell whether it is enabled")
+    if product.HasField("real_time_protection") and not product.real_time_protection:
+        problems.append("real-time protection off")
+    elif not product.HasField("real_time_protection"):
+        doubts.append("cannot tell whether real-time protection is on")
+    if product.HasField("signatures_updated_at"):
+        updated = product.signatures_updated_at.ToDatetime(dt.UTC)
+        if now - updated > p.signature_max_age:
+            problems.append(
+                f"signatures from {_date(updated)}, older than {p.signature_max_age.days} days"
+            )
+    elif product.HasField("signatures_up_to_date"):
+        if not product.signatures_up_to_date:
+            problems.append("signatures out of date")
+    elif product.source == "clamav-db" or product.signature_version == "":
+        problems.append("no signature database")
+    else:
+        doubts.append("signature date unknown")
+    return problems, doubts
+
+
+def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    if not report.HasField("firewall"):
+        return _missing(report, pb.FACT_FIREWALL, "the firewall")
+    fact = report.firewall
+    off = [
+        prof.name
+        for prof in fact.profiles
+        if prof.HasField("enabled")
+        and not prof.enabled
+        and (not prof.HasField("active") or prof.active)
+    ]
+    if fact.HasField("enabled") and fact.enabled:
+        on = [prof.name for prof in fact.profiles if prof.enabled]
+        if off and any(prof.HasField("active") for prof in fact.profiles):
+            return Verdict(State.FAIL, "firewall off on active profile(s): " + ", ".join(off))
+        return Verdict(State.PASS, "filtering inbound traffic: " + (", ".join(on) or "on"))
+    if fact.HasField("enabled"):
+        seen = ", ".join(prof.name for prof in fact.profiles) or "no firewall configured"
+        return Verdict(State.FAIL, f"no firewall filters inbound traffic ({seen})")
+    return _missing(report, pb.FACT_FIREWALL, "the firewall state")
+
+
+def check_os_updates(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    if not report.HasField("os_updates"):
+        return _missing(report, pb.FACT_OS_UPDATES, "OS updates")
+    fact = report.os_updates
+    if not fact.HasField("pending_security"):
+        return Verdict(
+            State.UNKNOWN, f"{fact.source or 'update tool'} did not tell pending security updates"
+        )
+    if fact.pending_security > 0:
+        names = ", ".join(fact.pending_security_names[:5])
+        since = ""
+        if fact.HasField("oldest_pending_since"):
+            since = f" since {_date(fact.oldest_pending_since.ToDatetime(dt.UTC))}"
+        return Verdict(
+            State.FAIL,
+            f"{fact.pending_security} security update(s) pending{since}"
+            + (f": {names}" if names else ""),
+        )
+    if fact.HasField("last_checked"):
+        checked = fact.last_checked.ToDatetime(dt.UTC)
+        if now - checked > p.updates_check_max_age:
+            return Verdict(
+                State.FAIL,
+                f"updates last checked {_date(checked)}, more than"
+                f" {p.updates_check_max_age.days} days ago",
+            )
+        when = f"; last checked {_date(checked)}"
+    else:
+        return Verdict(
+            State.UNKNOWN,
+            "no security updates pending, but when updates were last checked is unknown",
+        )
+    others = f" ({fact.pending_total} other update(s))" if fact.pending_total else ""
+    return Verdict(State.PASS, f"no security updates pending{others}{when}")
+
+
+def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    if not report.HasField("wifi"):
+        return _missing(report, pb.FACT_WIFI, "Wi-Fi")
+    fact = report.wifi
+    if not fact.has_wifi_interface:
+        return Verdict(State.PASS, "no Wi-Fi interface: no public Wi-Fi use possible")
+    unprotected: list[str] = []
+    for session in fact.sessions:
+        if session.classification != pb.NETWORK_CLASS_PUBLIC:
+            continue
+        started = session.started_at.ToDatetime(dt.UTC)
+        if not session.vpn_up:
+            unprotected.append(f"{session.network_id} at {started:%Y-%m-%d %H:%M} UTC without VPN")
+        elif session.vpn_up_at.ToDatetime(dt.UTC) - started > p.vpn_grace:
+            late = session.vpn_up_at.ToDatetime(dt.UTC) - started
+            unprotected.append(
+                f"{session.network_id}: VPN came up {int(late.total_seconds())} s late"
+            )
+    if unprotected:
+        return Verdict(State.FAIL, "public Wi-Fi: " + "; ".join(unprotected))
+    public = sum(1 for s in fact.sessions if s.classification == pb.NETWORK_CLASS_PUBLIC)
+    return Verdict(
+        State.PASS,
+        f"{len(fact.sessions)} Wi-Fi session(s), {public} public, all with VPN"
+        if public
+        else f"{len(fact.sessions)} Wi-Fi session(s), none on a public network",
+    )
+
+
+def check_chat_backup(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    if not report.HasField("chat_backups"):
+        return _missing(report, pb.FACT_CHAT_BACKUPS, "chat backups")
+    fact = report.chat_backups
+    dated = [b for b in fact.backups if b.HasField("newest_backup_at") and b.file_count > 0]
+    if not dated:
+        return Verdict(
+            State.FAIL,
+            f"no WeChat or WeCom backup found ({fact.locations_checked} location(s) checked)",
+        )
+    newest = max(dated, key=lambda b: b.newest_backup_at.ToDatetime(dt.UTC))
+    newest_at = newest.newest_backup_at.ToDatetime(dt.UTC)
+    if now - newest_at > p.backup_max_age:
+        return Verdict(
+            State.FAIL,
+            f"newest backup is from {_date(newest_at)}, older than {p.backup_max_age.days} days",
+        )
+    if newest.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED:
+        return Verdict(State.FAIL, f"newest backup is not encrypted ({newest.encryption_evidence})")
+    if newest.encryption != pb.ENCRYPTION_STATE_ENCRYPTED:
+        return Verdict(
+            State.UNKNOWN,
+            f"backup of {_date(newest_at)} found, encryption unknown"
+            + (f" ({newest.encryption_evidence})" if newest.encryption_evidence else ""),
+        )
+    return Verdict(
+        State.PASS, f"encrypted backup of {_date(newest_at)} ({newest.encryption_evidence})"
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    Check(
+        "antivirus", "6.3.1", "安装杀毒软件", "Antivirus installed and up to date", check_antivirus
+    ),
+    Check("firewall", "6.3.1", "安装防火墙", "Firewall on", check_firewall),
+    Check(
+        "os-updates", "6.3.1", "定期更新系统和软件", "System and software updated", check_os_updates
+    ),
+    Check(
+        "public-wifi", "6.3.2", "公共无线网络须使用VPN", "VPN on public Wi-Fi", check_public_wifi
+    ),
+    Check(
+        "chat-backup",
+        "6.2.1",
+        "定期备份工作聊天记录",
+        "Work chats backed up, kept safe",
+        check_chat_backup,
+    ),
+)
+CHECKS_BY_ID = {check.check_id: check for check in CHECKS}
+
+
+def evaluate(
+    report: pb.PostureReport, now: dt.datetime, params: CheckParameters | None = None
+) -> list[tuple[Check, Verdict]]:
+    """Judge one report on every check. A check that raises gives UNKNOWN, never PASS."""
+    params = params or CheckParameters()
+    results = []
+    for check in CHECKS:
+        try:
+            verdict = check.evaluate(report, now, params)
+        except Exception as exc:  # a bug in one check must not stop the others or the ingest
+            verdict = Verdict(State.UNKNOWN, f"check failed internally ({type(exc).__name__})")
+        results.append((check, verdict))
+    return results

@@ -1,0 +1,225 @@
+"""`devposture-collector`: set up, run and query a devposture collector.
+
+Every error names the problem and the fix, and exits non-zero; nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+from pathlib import Path
+
+from cryptography import x509
+
+from collector import __version__
+from collector.config import ConfigError, load
+from collector.datadir import InitError, initialize
+from collector.pki import fingerprint, utcnow
+from collector.render import FORMATS, render
+from collector.reports import FLEET_COLUMNS, fleet_rows
+from collector.server import serve_forever
+from collector.store import Store
+from collector.tokens import new_token
+
+DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
+
+
+class CliError(Exception):
+    """A failure to report to the person at the terminal, without a traceback."""
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is a number from 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return value
+
+
+def _data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="collector data folder (default: $DEVPOSTURE_DATA or %(default)s)",
+    )
+
+
+def _format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devposture-collector",
+        description="Enroll devices, receive their posture reports and check them against the"
+        " WeChat management measures (clauses 6.3.1, 6.3.2, 6.2.1).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    init = commands.add_parser("init", help="create a data folder: CA, server certificate, config")
+    _data_option(init)
+    init.add_argument(
+        "--listen", default="127.0.0.1", help="address to serve on (default: %(default)s)"
+    )
+    init.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="extra DNS name or IP address agents use to reach this collector (repeatable)",
+    )
+    init.add_argument(
+        "--enroll-port", type=_port, default=None, help="enrollment port (default 7443)"
+    )
+    init.add_argument("--report-port", type=_port, default=None, help="report port (default 7444)")
+
+    ca = commands.add_parser("ca", help="the collector's certificate authority")
+    ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="COMMAND")
+    ca_fp = ca_commands.add_parser("fingerprint", help="print the CA fingerprint agents pin")
+    _data_option(ca_fp)
+
+    token = commands.add_parser("token", help="enrollment tokens")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
+    create = token_commands.add_parser(
+        "create", help="print a new enrollment token (one use, expires) on standard output"
+    )
+    _data_option(create)
+    create.add_argument(
+        "--ttl",
+        type=_positive,
+        default=None,
+        metavar="HOURS",
+        help="hours until it expires (default from config: 24)",
+    )
+
+    serve = commands.add_parser("serve", help="serve agents until stopped (SIGTERM or Ctrl-C)")
+    _data_option(serve)
+    serve.add_argument("--listen", default=None, help="override [listen] host")
+    serve.add_argument(
+        "--enroll-port", type=_port, default=None, help="override enroll_port (0: any free port)"
+    )
+    serve.add_argument(
+        "--report-port", type=_port, default=None, help="override report_port (0: any free port)"
+    )
+    serve.add_argument(
+        "--ready-file",
+        type=Path,
+        default=None,
+        help="write the bound ports here as JSON once serving",
+    )
+
+    report = commands.add_parser("report", help="compliance reports")
+    report_commands = report.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
+    fleet = report_commands.add_parser("fleet", help="every device's latest verdict per check")
+    _data_option(fleet)
+    _format_option(fleet)
+    return parser
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    kwargs = {}
+    if args.enroll_port is not None:
+        kwargs["enroll_port"] = args.enroll_port
+    if args.report_port is not None:
+        kwargs["report_port"] = args.report_port
+    try:
+        config, ca_cert = initialize(args.data, args.listen, args.san, **kwargs)
+    except (InitError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"Created collector data folder {config.data_dir}")
+    print(f"CA fingerprint: {fingerprint(ca_cert)}")
+    print("Give agents this fingerprint (--ca-fingerprint) together with an enrollment token")
+    print(f"from `devposture-collector token create --data {config.data_dir}`.")
+    return 0
+
+
+def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
+    config = load(args.data)
+    print(fingerprint(x509.load_pem_x509_certificate(config.ca_cert.read_bytes())))
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    config = load(args.data)
+    hours = args.ttl if args.ttl is not None else config.token_ttl_hours
+    now = utcnow()
+    expires = now + dt.timedelta(hours=hours)
+    token = new_token()
+    store = Store.open(config.database)
+    try:
+        store.add_token(token, now, expires, uses=1)
+    finally:
+        store.close()
+    print(str(token))
+    print(
+        f"token {token.token_id}: enrolls one device,"
+        f" expires {expires.isoformat(timespec='seconds')}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = load(args.data)
+    try:
+        asyncio.run(
+            serve_forever(config, args.enroll_port, args.report_port, args.listen, args.ready_file)
+        )
+    except OSError as exc:
+        raise CliError(f"{exc}. Choose other ports with --enroll-port/--report-port") from exc
+    return 0
+
+
+def cmd_report_fleet(args: argparse.Namespace) -> int:
+    config = load(args.data)
+    store = Store.open(config.database)
+    try:
+        rows = fleet_rows(store)
+    finally:
+        store.close()
+    if not rows and args.format == "table":
+        print("No devices enrolled yet. Create a token with `devposture-collector token create`.")
+        return 0
+    sys.stdout.write(render(rows, FLEET_COLUMNS, args.format))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handlers = {
+        ("init", None): cmd_init,
+        ("ca", "fingerprint"): cmd_ca_fingerprint,
+        ("token", "create"): cmd_token_create,
+        ("serve", None): cmd_serve,
+        ("report", "fleet"): cmd_report_fleet,
+    }
+    sub = getattr(args, f"{args.command}_command", None)
+    try:
+        return handlers[(args.command, sub)](args)
+    except (CliError, ConfigError) as exc:
+        print(f"devposture-collector: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The collector's data folder and its configuration file, `collector.toml`.
+
+Everything one collector installation owns lives in one folder (made by `init`), so that a
+backup or a move is one copy. Paths in the file are relative to that folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_NAME = "collector.toml"
+
+DEFAULT_ENROLL_PORT = 7443
+DEFAULT_REPORT_PORT = 7444
+
+_TEMPLATE = """\
+# devposture collector configuration. Paths are relative to this folder.
+
+[listen]
+# Address the agent ports listen on. Use 0.0.0.0 to serve the whole network.
+host = "{host}"
+# Enrollment (TLS, the collector proves itself; agents present a one-time token).
+enroll_port = {enroll_port}
+# Reports (mutual TLS: each agent proves itself with the certificate it enrolled for).
+report_port = {report_port}
+
+[database]
+path = "devposture.db"
+
+[enrollment]
+# How long a new enrollment token stays valid unless `token create --ttl` says otherwise.
+token_ttl_hours = 24
+# Lifetime of the client certificates signed for devices.
+device_certificate_days = 90
+
+[limits]
+# Largest report accepted, in bytes; larger ones are refused with RESOURCE_EXHAUSTED.
+max_report_bytes = 1048576
+"""
+
+
+class ConfigError(Exception):
+    """The data folder or its configuration cannot be used; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    data_dir: Path
+    host: str
+    enroll_port: int
+    report_port: int
+    database: Path
+    token_ttl_hours: float
+    device_certificate_days: int
+    max_report_bytes: int
+
+    @property
+    def ca_key(self) -> Path:
+        return self.data_dir / "ca" / "ca.key"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.data_dir / "ca" / "ca.crt"
+
+    @property
+    def server_key(self) -> Path:
+        return self.data_dir / "tls" / "server.key"
+
+    @property
+    def server_cert(self) -> Path:
+        return self.data_dir / "tls" / "server.crt"
+
+
+def render_default(host: str, enroll_port: int, report_port: int) -> str:
+    return _TEMPLATE.format(host=host, enroll_port=enroll_port, report_port=report_port)
+
+
+def _get(table: dict[str, object], section: str, key: str, kind: type) -> object:
+    value = table.get(section, {})
+    if not isinstance(value, dict) or key not in value:
+        raise ConfigError(f"{CONFIG_NAME}: [{section}] {key} is missing; add it or re-run init")
+    item = value[key]
+    if kind is float and isinstance(item, int) and not isinstance(item, bool):
+        item = float(item)
+    if not isinstance(item, kind) or isinstance(item, bool):
+        raise ConfigError(
+            f"{CONFIG_NAME}: [{section}] {key} must be a {kind.__name__}, not {item!r}"
+        )
+    return item
+
+
+def load(data_dir: Path) -> CollectorConfig:
+    path = data_dir / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(
+            f"{path} not found: this is not a collector data folder."
+            f" Create one with `devposture-collector init --data {data_dir}`"
+        )
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    ports = []
+    for key in ("enroll_port", "report_port"):
+        port = _get(table, "listen", key, int)
+        assert isinstance(port, int)
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"{CONFIG_NAME}: [listen] {key} must be between 0 and 65535")
+        ports.append(port)
+    host, database = _get(table, "listen", "host", str), _get(table, "database", "path", str)
+    ttl = _get(table, "enrollment", "token_ttl_hours", float)
+    days = _get(table, "enrollment", "device_certificate_days", int)
+    max_bytes = _get(table, "limits", "max_report_bytes", int)
+    assert isinstance(host, str) and isinstance(database, str)
+    assert isinstance(ttl, float) and isinstance(days, int) and isinstance(max_bytes, int)
+    if max_bytes < 4096:
+        raise ConfigError(f"{CONFIG_NAME}: [limits] max_report_bytes must be at least 4096")
+    return CollectorConfig(
+        data_dir=data_dir,
+        host=host,
+        enroll_port=ports[0],
+        report_port=ports[1],
+        database=data_dir / database,
+        token_ttl_hours=ttl,
+        device_certificate_days=days,
+        max_report_bytes=max_bytes,
+    )

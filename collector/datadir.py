@@ -1,0 +1,89 @@
+"""Create a collector data folder: CA, server certificate, configuration, empty database.
+
+Private keys are written 0600 in a 0700 folder and never overwritten: running `init` twice on
+the same folder refuses rather than silently replacing the CA that every agent has pinned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+
+from cryptography import x509
+
+from collector.config import (
+    CONFIG_NAME,
+    DEFAULT_ENROLL_PORT,
+    DEFAULT_REPORT_PORT,
+    CollectorConfig,
+    load,
+    render_default,
+)
+from collector.pki import Authority, cert_pem, new_private_key, private_key_pem
+from collector.store import Store
+
+
+class InitError(Exception):
+    """The folder cannot be made into a collector data folder; the message says why."""
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret file readable by its owner only, refusing to replace an existing one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _split_names(names: list[str]) -> tuple[list[str], list[str]]:
+    dns: list[str] = []
+    ips: list[str] = []
+    for name in names:
+        try:
+            ips.append(str(ipaddress.ip_address(name)))
+        except ValueError:
+            dns.append(name)
+    return dns, ips
+
+
+def initialize(
+    data_dir: Path,
+    host: str = "127.0.0.1",
+    extra_names: list[str] | None = None,
+    enroll_port: int = DEFAULT_ENROLL_PORT,
+    report_port: int = DEFAULT_REPORT_PORT,
+) -> tuple[CollectorConfig, x509.Certificate]:
+    """Make the data folder; return its configuration and the CA certificate."""
+    if (data_dir / CONFIG_NAME).exists():
+        raise InitError(
+            f"{data_dir} is already a collector data folder; refusing to replace its CA"
+            " (agents have pinned it). Use another folder, or delete this one on purpose."
+        )
+    if data_dir.exists() and any(data_dir.iterdir()):
+        raise InitError(f"{data_dir} exists and is not empty: give an empty or new folder")
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+    for sub in ("ca", "tls"):
+        (data_dir / sub).mkdir(mode=0o700)
+
+    authority = Authority.create()
+    names = ["localhost", socket.gethostname(), socket.getfqdn(), "127.0.0.1", "::1"]
+    if host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+        names.append(host)
+    dns, ips = _split_names(names + list(extra_names or []))
+    server_key = new_private_key()
+    server_cert = authority.issue_server_certificate(server_key, dns, ips)
+
+    (data_dir / CONFIG_NAME).write_text(
+        render_default(host, enroll_port, report_port), encoding="utf-8"
+    )
+    config = load(data_dir)
+    write_private(config.ca_key, private_key_pem(authority.key))
+    config.ca_cert.write_bytes(cert_pem(authority.cert))
+    write_private(config.server_key, private_key_pem(server_key))
+    config.server_cert.write_bytes(cert_pem(server_cert))
+    Store.open(config.database).close()
+    return config, authority.cert

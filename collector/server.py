@@ -1,0 +1,136 @@
+"""Build and run the collector's gRPC server.
+
+The agent-facing service listens on two ports, as Wazuh does (1515 enrollment, 1514 events):
+gRPC's Python API can either require a client certificate or not ask for one, so enrollment
+(the agent has no certificate yet) gets a TLS port, and reports get a port that requires a
+client certificate signed by the collector's CA. Both send the CA certificate after the server
+certificate so an enrolling agent can pin it by fingerprint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from collector.config import CollectorConfig
+from collector.pki import Authority
+from collector.service import CollectorService
+from collector.store import Store
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class RunningServer:
+    server: grpc.aio.Server
+    service: CollectorService
+    store: Store
+    enroll_port: int
+    report_port: int
+
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
+        """Stop taking calls, let in-flight ones finish (up to `grace`), then close the store."""
+        await self.server.stop(grace)
+        self.service.close()
+        self.store.close()
+
+
+def _bind(
+    server: grpc.aio.Server, host: str, port: int, credentials: grpc.ServerCredentials
+) -> int:
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        raise OSError(f"cannot listen on {address}: {exc}") from exc
+    if bound == 0:
+        raise OSError(f"cannot listen on {address}: the port is in use or the address is not local")
+    return bound
+
+
+async def start(
+    config: CollectorConfig,
+    enroll_port: int | None = None,
+    report_port: int | None = None,
+    host: str | None = None,
+) -> RunningServer:
+    """Open the store, bind both ports and start serving. Ports of 0 pick free ones."""
+    authority = Authority.load(config.ca_key.read_bytes(), config.ca_cert.read_bytes())
+    ca_pem = config.ca_cert.read_bytes()
+    chain = config.server_cert.read_bytes() + ca_pem
+    key_pair = [(config.server_key.read_bytes(), chain)]
+    store = Store.open(config.database)
+    service = CollectorService(store, authority, dt.timedelta(days=config.device_certificate_days))
+    limit = config.max_report_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+        ]
+    )
+    pb_grpc.add_CollectorServicer_to_server(service, server)
+    listen = host if host is not None else config.host
+    try:
+        bound_enroll = _bind(
+            server,
+            listen,
+            config.enroll_port if enroll_port is None else enroll_port,
+            grpc.ssl_server_credentials(
+                key_pair, root_certificates=None, require_client_auth=False
+            ),
+        )
+        bound_report = _bind(
+            server,
+            listen,
+            config.report_port if report_port is None else report_port,
+            grpc.ssl_server_credentials(
+                key_pair, root_certificates=ca_pem, require_client_auth=True
+            ),
+        )
+    except OSError:
+        service.close()
+        store.close()
+        raise
+    service.report_port = bound_report
+    await server.start()
+    log.info("collector listening: enroll port %d, report port %d", bound_enroll, bound_report)
+    return RunningServer(server, service, store, bound_enroll, bound_report)
+
+
+async def serve_forever(
+    config: CollectorConfig,
+    enroll_port: int | None,
+    report_port: int | None,
+    host: str | None,
+    ready_file: Path | None,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    running = await start(config, enroll_port, report_port, host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(
+        f"devposture collector serving: enrollment on port {running.enroll_port},"
+        f" reports on port {running.report_port}",
+        flush=True,
+    )
+    if ready_file is not None:
+        temporary = ready_file.with_suffix(".tmp")
+        temporary.write_text(
+            json.dumps({"enroll_port": running.enroll_port, "report_port": running.report_port})
+        )
+        temporary.replace(ready_file)
+    await stop.wait()
+    print("devposture collector stopping", flush=True)
+    await running.stop()

@@ -1,0 +1,198 @@
+"""The Collector gRPC service: enrollment and report ingest.
+
+Two rules shape it. Identity comes from the channel (DESIGN principle 7): a report is accepted
+only from the device its client certificate names. And a report is acknowledged only after it
+is committed (principle 5): the ack is the agent's permission to delete its copy.
+
+All database work runs on one dedicated thread, so the event loop never blocks on a disk sync
+and SQLite sees a single writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import grpc
+from cryptography import x509
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from collector.checks import evaluate
+from collector.pki import Authority, CsrRejected, cert_pem, device_id_for_certificate, utcnow
+from collector.store import (
+    CheckResult,
+    DeviceRecord,
+    ReportRecord,
+    Store,
+    StoreOutcome,
+    TokenRejected,
+)
+from collector.tokens import TokenFormatError, parse_token
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_CSR_BYTES = 16 * 1024
+
+
+def _timestamp(moment: dt.datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+def peer_device_id(context: grpc.aio.ServicerContext[object, object]) -> str | None:
+    """The device id proved by the caller's client certificate, or None without one.
+
+    The TLS layer has already verified the certificate against our CA; the id is recomputed
+    from its public key rather than read from its subject.
+    """
+    pems = list(context.auth_context().get("x509_pem_cert", ()))
+    if not pems:
+        return None
+    return device_id_for_certificate(x509.load_pem_x509_certificate(pems[0]))
+
+
+def _is_canonical_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+def os_family_name(value: pb.OsFamily.ValueType) -> str:
+    name = pb.OsFamily.Name(value) if value in pb.OsFamily.values() else "OS_FAMILY_UNSPECIFIED"
+    return name.removeprefix("OS_FAMILY_").lower().replace("unspecified", "")
+
+
+class CollectorService(pb_grpc.CollectorServicer):
+    def __init__(
+        self,
+        store: Store,
+        authority: Authority,
+        device_certificate_lifetime: dt.timedelta,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._authority = authority
+        self._lifetime = device_certificate_lifetime
+        self._clock = clock
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-store")
+        # Set once the report port is bound (it may be ephemeral).
+        self.report_port = 0
+
+    async def _in_db(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, work)
+
+    def close(self) -> None:
+        self._db.shutdown(wait=True)
+
+    async def Enroll(
+        self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.EnrollResponse:
+        try:
+            token = parse_token(request.token)
+        except TokenFormatError as exc:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        if not request.csr_pem or len(request.csr_pem) > MAX_CSR_BYTES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "csr_pem must hold one PEM certificate request"
+            )
+        try:
+            device_id, cert = self._authority.sign_device_csr(
+                request.csr_pem.encode("ascii", "replace"), self._lifetime
+            )
+        except CsrRejected as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        host = request.host
+        record = DeviceRecord(
+            device_id=device_id,
+            cert_serial=format(cert.serial_number, "x"),
+            cert_not_after=cert.not_valid_after_utc,
+            hostname=host.hostname[:255],
+            os_family=os_family_name(host.os_family),
+            os_name=host.os_name[:255],
+            os_version=host.os_version[:255],
+            agent_version=request.agent_version[:64],
+        )
+        try:
+            await self._in_db(lambda: self._store.enroll(token, self._clock(), record))
+        except TokenRejected as exc:
+            log.warning("enrollment refused for token %s: %s", token.token_id, exc)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        log.info("enrolled device %s with token %s", device_id, token.token_id)
+        return pb.EnrollResponse(
+            device_id=device_id,
+            client_certificate_pem=cert_pem(cert).decode("ascii"),
+            ca_certificate_pem=cert_pem(self._authority.cert).decode("ascii"),
+            report_port=self.report_port,
+        )
+
+    async def Report(
+        self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ReportAck:
+        device_id = peer_device_id(context)
+        if device_id is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "reports need the device's client certificate: send them to the report port"
+                " over mutual TLS",
+            )
+        report = request.report
+        if not request.HasField("report"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request holds no report")
+        if report.device_id != device_id:
+            log.warning(
+                "device %s sent a report naming device %r", device_id, report.device_id[:64]
+            )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"the report names device {report.device_id[:64]!r} but the client certificate"
+                f" is device {device_id}",
+            )
+        if not _is_canonical_uuid(report.report_id):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "report_id must be a lowercase UUID"
+            )
+        if not report.HasField("collected_at"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "collected_at is missing")
+        known = await self._in_db(lambda: self._store.device_exists(device_id))
+        if not known:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"device {device_id} is not enrolled with this collector: enroll it again",
+            )
+        received_at = self._clock()
+        verdicts = evaluate(report, received_at)
+        record = ReportRecord(
+            report_id=report.report_id,
+            device_id=device_id,
+            received_at=received_at,
+            collected_at=report.collected_at.ToDatetime(dt.UTC),
+            agent_version=report.agent_version[:64],
+            body=report.SerializeToString(deterministic=True),
+            hostname=report.host.hostname[:255],
+            os_family=os_family_name(report.host.os_family),
+            os_name=report.host.os_name[:255],
+            os_version=report.host.os_version[:255],
+        )
+        results = [CheckResult(c.check_id, v.state.value, v.reason) for c, v in verdicts]
+        outcome = await self._in_db(lambda: self._store.store_report(record, results))
+        if outcome is StoreOutcome.CONFLICT:
+            await context.abort(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"report id {report.report_id} is already stored for another device",
+            )
+        log.info("report %s from device %s: %s", report.report_id, device_id, outcome.value)
+        return pb.ReportAck(
+            report_id=report.report_id,
+            duplicate=outcome is StoreOutcome.DUPLICATE,
+            stored_at=_timestamp(received_at),
+        )

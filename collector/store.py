@@ -1,0 +1,368 @@
+"""The collector's durable storage: an embedded SQLite database in WAL mode.
+
+Reports are append-only (triggers refuse UPDATE and DELETE), each stored once by its report id.
+A write returns only after its transaction is committed with `synchronous=FULL`, so the service
+can acknowledge a report the moment this module returns (DESIGN principle 5).
+
+Every method runs on the caller's thread; the gRPC service funnels all calls through one
+worker thread, and the CLI opens its own Store. SQLite's WAL lets both read while one writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from collector.tokens import Token, secret_matches
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+    token_id     TEXT PRIMARY KEY,
+    secret_hash  TEXT NOT NULL,
+    created_us   INTEGER NOT NULL,
+    expires_us   INTEGER NOT NULL,
+    uses_left    INTEGER NOT NULL,
+    revoked_us   INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device_id       TEXT PRIMARY KEY,
+    enrolled_us     INTEGER NOT NULL,
+    token_id        TEXT NOT NULL,
+    cert_serial     TEXT NOT NULL,
+    cert_not_after_us INTEGER NOT NULL,
+    hostname        TEXT NOT NULL DEFAULT '',
+    os_family       TEXT NOT NULL DEFAULT '',
+    os_name         TEXT NOT NULL DEFAULT '',
+    os_version      TEXT NOT NULL DEFAULT '',
+    agent_version   TEXT NOT NULL DEFAULT '',
+    last_report_us  INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS reports (
+    report_id     TEXT PRIMARY KEY,
+    device_id     TEXT NOT NULL REFERENCES devices(device_id),
+    received_us   INTEGER NOT NULL,
+    collected_us  INTEGER NOT NULL,
+    agent_version TEXT NOT NULL,
+    body          BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_by_device ON reports(device_id, received_us);
+
+CREATE TRIGGER IF NOT EXISTS reports_are_append_only_update BEFORE UPDATE ON reports
+BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS reports_are_append_only_delete BEFORE DELETE ON reports
+BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END;
+
+CREATE TABLE IF NOT EXISTS check_results (
+    device_id     TEXT NOT NULL REFERENCES devices(device_id),
+    check_id      TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    report_id     TEXT NOT NULL REFERENCES reports(report_id),
+    collected_us  INTEGER NOT NULL,
+    evaluated_us  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, check_id)
+);
+"""
+
+
+def to_us(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def from_us(micros: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
+
+
+class TokenRejected(Exception):
+    """The enrollment token cannot be used; the message tells the person what to do."""
+
+
+class StoreOutcome(Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    # The report id is already stored for a different device.
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device_id: str
+    cert_serial: str
+    cert_not_after: dt.datetime
+    hostname: str = ""
+    os_family: str = ""
+    os_name: str = ""
+    os_version: str = ""
+    agent_version: str = ""
+
+
+@dataclass(frozen=True)
+class ReportRecord:
+    report_id: str
+    device_id: str
+    received_at: dt.datetime
+    collected_at: dt.datetime
+    agent_version: str
+    body: bytes
+    hostname: str
+    os_family: str
+    os_name: str
+    os_version: str
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_id: str
+    state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    uses_left: int
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class DeviceResultRow:
+    """One device and, when it has reported, its latest verdict for one check."""
+
+    device_id: str
+    hostname: str
+    os_family: str
+    last_report_at: dt.datetime | None
+    check_id: str | None
+    state: str | None
+    reason: str | None
+    collected_at: dt.datetime | None
+
+
+class Store:
+    """SQLite storage for one collector. Open with `Store.open(path)`."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._db = connection
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        # FULL: a committed transaction survives power loss, which is what an ack promises.
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.executescript(_SCHEMA)
+        row = connection.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            connection.execute("INSERT INTO schema_version(version) VALUES (?)", (SCHEMA_VERSION,))
+        elif row[0] > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"the database was written by a newer collector (schema {row[0]}); "
+                "upgrade devposture before opening it"
+            )
+        return cls(connection)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction that takes the write lock up front (no lost-update races)."""
+        cursor = self._db.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            cursor.execute("ROLLBACK")
+            raise
+        cursor.execute("COMMIT")
+
+    def journal_mode(self) -> str:
+        return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
+    # --- enrollment tokens ---------------------------------------------------------------
+
+    def add_token(self, token: Token, now: dt.datetime, expires_at: dt.datetime, uses: int) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO enrollment_tokens(token_id, secret_hash, created_us, expires_us,"
+                " uses_left) VALUES (?, ?, ?, ?, ?)",
+                (token.token_id, token.secret_hash, to_us(now), to_us(expires_at), uses),
+            )
+
+    def tokens(self) -> list[TokenInfo]:
+        rows = self._db.execute(
+            "SELECT token_id, created_us, expires_us, uses_left, revoked_us"
+            " FROM enrollment_tokens ORDER BY created_us"
+        ).fetchall()
+        return [TokenInfo(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4] is not None) for r in rows]
+
+    def enroll(self, token: Token, now: dt.datetime, device: DeviceRecord) -> None:
+        """Spend one use of `token` and record `device`, in one transaction, or raise."""
+        with self._write() as cur:
+            row = cur.execute(
+                "SELECT secret_hash, expires_us, uses_left, revoked_us"
+                " FROM enrollment_tokens WHERE token_id = ?",
+                (token.token_id,),
+            ).fetchone()
+            if row is None or not secret_matches(token, row[0]):
+                raise TokenRejected(
+                    "the enrollment token is not known to this collector: check the token file,"
+                    " or create a new token with `devposture-collector token create`"
+                )
+            if row[3] is not None:
+                raise TokenRejected("the enrollment token was revoked: ask IT for a new one")
+            if row[1] <= to_us(now):
+                expired = from_us(row[1]).isoformat(timespec="seconds")
+                raise TokenRejected(
+                    f"the enrollment token expired at {expired}: ask IT for a new one"
+                    " (`devposture-collector token create`)"
+                )
+            if row[2] <= 0:
+                raise TokenRejected(
+                    "the enrollment token was already used: each token enrolls one device;"
+                    " ask IT for a new one (`devposture-collector token create`)"
+                )
+            cur.execute(
+                "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE token_id = ?",
+                (token.token_id,),
+            )
+            cur.execute(
+                "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
+                " cert_not_after_us, hostname, os_family, os_name, os_version, agent_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET token_id = excluded.token_id,"
+                " cert_serial = excluded.cert_serial,"
+                " cert_not_after_us = excluded.cert_not_after_us",
+                (
+                    device.device_id,
+                    to_us(now),
+                    token.token_id,
+                    device.cert_serial,
+                    to_us(device.cert_not_after),
+                    device.hostname,
+                    device.os_family,
+                    device.os_name,
+                    device.os_version,
+                    device.agent_version,
+                ),
+            )
+
+    # --- devices and reports -------------------------------------------------------------
+
+    def device_exists(self, device_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone()
+        return row is not None
+
+    def store_report(self, report: ReportRecord, results: list[CheckResult]) -> StoreOutcome:
+        """Store a report and its verdicts once; committed on return."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
+                " agent_version, body) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(report_id) DO NOTHING",
+                (
+                    report.report_id,
+                    report.device_id,
+                    to_us(report.received_at),
+                    to_us(report.collected_at),
+                    report.agent_version,
+                    report.body,
+                ),
+            )
+            if cur.rowcount == 0:
+                owner = cur.execute(
+                    "SELECT device_id FROM reports WHERE report_id = ?", (report.report_id,)
+                ).fetchone()[0]
+                return (
+                    StoreOutcome.DUPLICATE if owner == report.device_id else StoreOutcome.CONFLICT
+                )
+            cur.execute(
+                "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), ?),"
+                " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?"
+                " WHERE device_id = ?",
+                (
+                    to_us(report.received_at),
+                    report.hostname,
+                    report.os_family,
+                    report.os_name,
+                    report.os_version,
+                    report.agent_version,
+                    report.device_id,
+                ),
+            )
+            # A late-arriving older report never overwrites the verdict of a newer one.
+            cur.executemany(
+                "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
+                " collected_us, evaluated_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(device_id, check_id) DO UPDATE SET state = excluded.state,"
+                " reason = excluded.reason, report_id = excluded.report_id,"
+                " collected_us = excluded.collected_us, evaluated_us = excluded.evaluated_us"
+                " WHERE excluded.collected_us >= check_results.collected_us",
+                [
+                    (
+                        report.device_id,
+                        result.check_id,
+                        result.state,
+                        result.reason,
+                        report.report_id,
+                        to_us(report.collected_at),
+                        to_us(report.received_at),
+                    )
+                    for result in results
+                ],
+            )
+            return StoreOutcome.STORED
+
+    def report_ids(self, device_id: str | None = None) -> list[str]:
+        if device_id is None:
+            rows = self._db.execute("SELECT report_id FROM reports ORDER BY received_us").fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT report_id FROM reports WHERE device_id = ? ORDER BY received_us",
+                (device_id,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def report_body(self, report_id: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT body FROM reports WHERE report_id = ?", (report_id,)
+        ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def device_results(self) -> list[DeviceResultRow]:
+        """Every device with its latest verdict per check (a row with no check if none yet)."""
+        rows = self._db.execute(
+            "SELECT d.device_id, d.hostname, d.os_family, d.last_report_us,"
+            " r.check_id, r.state, r.reason, r.collected_us"
+            " FROM devices d LEFT JOIN check_results r ON r.device_id = d.device_id"
+            " ORDER BY d.hostname, d.device_id, r.check_id"
+        ).fetchall()
+        return [
+            DeviceResultRow(
+                device_id=r[0],
+                hostname=r[1],
+                os_family=r[2],
+                last_report_at=None if r[3] is None else from_us(r[3]),
+                check_id=r[4],
+                state=r[5],
+                reason=r[6],
+                collected_at=None if r[7] is None else from_us(r[7]),
+            )
+            for r in rows
+        ]

@@ -1,0 +1,124 @@
+"""Shared fixtures: a real collector (grpc.aio, mutual TLS, SQLite file) on ephemeral loopback
+ports, and real agents enrolled against it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agent.enroll import CollectorAddress, enroll
+from agent.pinning import fingerprint as pin_of
+from agent.state import AgentState, Enrollment
+from collector import server as collector_server
+from collector.config import CollectorConfig
+from collector.datadir import initialize
+from collector.pki import utcnow
+from collector.store import Store
+from collector.tokens import new_token
+from devposture.v1 import devposture_pb2 as pb
+
+
+@dataclass
+class LiveCollector:
+    """A collector serving on loopback from a background event loop."""
+
+    config: CollectorConfig
+    ca_fingerprint: str
+    enroll_port: int
+    report_port: int
+    _loop: asyncio.AbstractEventLoop
+    _running: collector_server.RunningServer
+
+    @property
+    def enroll_address(self) -> CollectorAddress:
+        return CollectorAddress("127.0.0.1", self.enroll_port)
+
+    def store(self) -> Store:
+        """A separate connection, as the CLI would open: sees only committed data."""
+        return Store.open(self.config.database)
+
+    def token(self, uses: int = 1, ttl: dt.timedelta = dt.timedelta(hours=1)) -> str:
+        token = new_token()
+        store = self.store()
+        try:
+            now = utcnow()
+            store.add_token(token, now, now + ttl, uses)
+        finally:
+            store.close()
+        return str(token)
+
+
+@pytest.fixture
+def live_collector(tmp_path: Path) -> Iterator[LiveCollector]:
+    config, ca_cert = initialize(tmp_path / "collector", "127.0.0.1")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)
+    thread.start()
+    running = asyncio.run_coroutine_threadsafe(
+        collector_server.start(config, 0, 0, "127.0.0.1"), loop
+    ).result(30)
+    try:
+        yield LiveCollector(
+            config, pin_of(ca_cert), running.enroll_port, running.report_port, loop, running
+        )
+    finally:
+        asyncio.run_coroutine_threadsafe(running.stop(0.5), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def host_info(hostname: str = "test-host") -> pb.HostInfo:
+    return pb.HostInfo(
+        hostname=hostname,
+        os_family=pb.OS_FAMILY_LINUX,
+        os_name="Debian GNU/Linux",
+        os_version="12",
+        architecture="x86_64",
+    )
+
+
+@dataclass
+class EnrolledAgent:
+    state: AgentState
+    enrollment: Enrollment
+
+
+def enroll_agent(
+    collector: LiveCollector, directory: Path, hostname: str = "test-host"
+) -> EnrolledAgent:
+    state = AgentState(directory)
+    enrollment = enroll(
+        state,
+        collector.enroll_address,
+        collector.token(),
+        collector.ca_fingerprint,
+        host_info(hostname),
+    )
+    return EnrolledAgent(state, enrollment)
+
+
+@pytest.fixture
+def agent(live_collector: LiveCollector, tmp_path: Path) -> EnrolledAgent:
+    return enroll_agent(live_collector, tmp_path / "agent")
+
+
+def make_report(device_id: str, collected_at: dt.datetime | None = None) -> pb.PostureReport:
+    """A small, valid report with a firewall fact, as an agent would build it."""
+    ts = Timestamp()
+    ts.FromDatetime(collected_at or utcnow())
+    report = pb.PostureReport(
+        report_id=str(uuid.uuid4()), device_id=device_id, agent_version="test", host=host_info()
+    )
+    report.collected_at.CopyFrom(ts)
+    report.firewall.enabled = True
+    report.firewall.profiles.add(name="nftables", enabled=True, default_inbound_action="drop")
+    return report
