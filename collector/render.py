@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 Row = dict[str, str | int | float | None]
 FORMATS = ("table", "json", "csv")
@@ -25,7 +25,7 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def render(rows: Sequence[Row], columns: Sequence[str], fmt: str) -> str:
+def render(rows: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: str) -> str:
     if fmt == "json":
         return (
             json.dumps(

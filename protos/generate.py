@@ -11,7 +11,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from grpc_tools import protoc
+from grpc_tools import protoc  # type: ignore[import-untyped]
 
 PROTO_ROOT = Path(__file__).resolve().parent
 PROTO_FILES = ("devposture/v1/devposture.proto",)
@@ -44,7 +44,7 @@ def generate(out_dir: Path) -> list[Path]:
     ]
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
-    written = []
+    written: list[Path] = []
     for proto in PROTO_FILES:
         stem = proto.removesuffix(".proto")
         written.extend(out_dir / f"{stem}{suffix}" for suffix in GENERATED_SUFFIXES)

@@ -1,0 +1,198 @@
+"""The first evaluation: each check's PASS, FAIL and UNKNOWN, and that missing facts never pass."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from collector import checks
+from collector.checks import CHECKS, Check, CheckParameters, State, Verdict, evaluate
+from devposture.v1 import devposture_pb2 as pb
+
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+P = CheckParameters()
+
+
+def ts(moment: dt.datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def verdict(check_id: str, report: pb.PostureReport) -> tuple[State, str]:
+    for check, result in evaluate(report, NOW):
+        if check.check_id == check_id:
+            return result.state, result.reason
+    raise AssertionError(check_id)
+
+
+def test_every_check_is_unknown_on_an_empty_report() -> None:
+    results = evaluate(pb.PostureReport(), NOW)
+    assert [c.check_id for c, _ in results] == [c.check_id for c in CHECKS]
+    assert {r.state for _, r in results} == {State.UNKNOWN}
+
+
+def test_probe_error_is_the_reason_for_unknown() -> None:
+    report = pb.PostureReport()
+    report.errors.add(
+        fact=pb.FACT_FIREWALL,
+        code=pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND,
+        message="none of nft, iptables, ufw, firewall-cmd is installed",
+    )
+    state, reason = verdict("firewall", report)
+    assert state is State.UNKNOWN
+    assert "none of nft, iptables, ufw, firewall-cmd is installed" in reason
+
+
+def _antivirus(**fields: object) -> pb.PostureReport:
+    report = pb.PostureReport()
+    report.antivirus.products.add(**fields)
+    return report
+
+
+def test_antivirus_pass_fail_unknown() -> None:
+    fresh = ts(NOW - dt.timedelta(days=1))
+    stale = ts(NOW - dt.timedelta(days=30))
+    healthy = _antivirus(
+        name="ClamAV",
+        enabled=True,
+        real_time_protection=True,
+        signature_version="27100",
+        signatures_updated_at=fresh,
+    )
+    assert verdict("antivirus", healthy)[0] is State.PASS
+    old = _antivirus(
+        name="ClamAV",
+        enabled=True,
+        real_time_protection=True,
+        signature_version="26000",
+        signatures_updated_at=stale,
+    )
+    state, reason = verdict("antivirus", old)
+    assert state is State.FAIL and "older than 7 days" in reason
+    no_db = _antivirus(name="ClamAV", source="clamav-db", enabled=True, real_time_protection=True)
+    state, reason = verdict("antivirus", no_db)
+    assert state is State.FAIL and "no signature database" in reason
+    vague = _antivirus(name="CrowdStrike Falcon", source="process", signature_version="n/a")
+    assert verdict("antivirus", vague)[0] is State.UNKNOWN
+    empty = pb.PostureReport()
+    empty.antivirus.SetInParent()
+    assert verdict("antivirus", empty) == (State.FAIL, "no antivirus product found")
+
+
+def test_antivirus_one_healthy_product_among_several_passes() -> None:
+    report = _antivirus(name="ClamAV", source="clamav-db", enabled=True, real_time_protection=False)
+    report.antivirus.products.add(
+        name="Defender", enabled=True, real_time_protection=True, signatures_up_to_date=True
+    )
+    assert verdict("antivirus", report)[0] is State.PASS
+
+
+def test_firewall_states() -> None:
+    report = pb.PostureReport()
+    report.firewall.enabled = True
+    report.firewall.profiles.add(name="nftables", enabled=True)
+    assert verdict("firewall", report)[0] is State.PASS
+    report.firewall.enabled = False
+    report.firewall.profiles[0].enabled = False
+    assert verdict("firewall", report)[0] is State.FAIL
+    report.firewall.ClearField("enabled")
+    assert verdict("firewall", report)[0] is State.UNKNOWN
+
+
+def test_firewall_off_on_the_active_windows_profile_fails() -> None:
+    report = pb.PostureReport()
+    report.firewall.enabled = True
+    report.firewall.profiles.add(name="domain", enabled=True, active=False)
+    report.firewall.profiles.add(name="public", enabled=False, active=True)
+    state, reason = verdict("firewall", report)
+    assert state is State.FAIL and "public" in reason
+
+
+def test_os_updates_states() -> None:
+    report = pb.PostureReport()
+    report.os_updates.source = "apt"
+    report.os_updates.pending_security = 2
+    report.os_updates.pending_security_names.extend(["openssl", "libc6"])
+    state, reason = verdict("os-updates", report)
+    assert state is State.FAIL and "openssl" in reason
+    report.os_updates.pending_security = 0
+    report.os_updates.last_checked.CopyFrom(ts(NOW - dt.timedelta(days=1)))
+    assert verdict("os-updates", report)[0] is State.PASS
+    report.os_updates.last_checked.CopyFrom(ts(NOW - dt.timedelta(days=60)))
+    assert verdict("os-updates", report)[0] is State.FAIL
+    report.os_updates.ClearField("last_checked")
+    assert verdict("os-updates", report)[0] is State.UNKNOWN
+    report.os_updates.ClearField("pending_security")
+    assert verdict("os-updates", report)[0] is State.UNKNOWN
+
+
+def _wifi(classification: int, vpn_up: bool, vpn_delay: int = 0) -> pb.PostureReport:
+    report = pb.PostureReport()
+    report.wifi.has_wifi_interface = True
+    start = NOW - dt.timedelta(hours=1)
+    session = report.wifi.sessions.add(
+        network_id="Starbucks",
+        security=pb.WIFI_SECURITY_OPEN,
+        classification=classification,
+        started_at=ts(start),
+        vpn_up=vpn_up,
+    )
+    if vpn_up:
+        session.vpn_up_at.CopyFrom(ts(start + dt.timedelta(seconds=vpn_delay)))
+    return report
+
+
+def test_public_wifi_states() -> None:
+    state, reason = verdict("public-wifi", _wifi(pb.NETWORK_CLASS_PUBLIC, vpn_up=False))
+    assert state is State.FAIL and "Starbucks" in reason and "without VPN" in reason
+    assert verdict("public-wifi", _wifi(pb.NETWORK_CLASS_PUBLIC, True, 30))[0] is State.PASS
+    state, reason = verdict("public-wifi", _wifi(pb.NETWORK_CLASS_PUBLIC, True, 600))
+    assert state is State.FAIL and "late" in reason
+    assert verdict("public-wifi", _wifi(pb.NETWORK_CLASS_TRUSTED, False))[0] is State.PASS
+    no_wifi = pb.PostureReport()
+    no_wifi.wifi.has_wifi_interface = False
+    assert verdict("public-wifi", no_wifi)[0] is State.PASS
+
+
+def _backup(age_days: int, encryption: int, evidence: str = "") -> pb.PostureReport:
+    report = pb.PostureReport()
+    report.chat_backups.locations_checked = 3
+    report.chat_backups.backups.add(
+        app=pb.CHAT_APP_WECHAT,
+        location="~/Documents/WeChat Files",
+        newest_backup_at=ts(NOW - dt.timedelta(days=age_days)),
+        file_count=4,
+        total_bytes=1000,
+        encryption=encryption,
+        encryption_evidence=evidence,
+    )
+    return report
+
+
+def test_chat_backup_states() -> None:
+    assert (
+        verdict("chat-backup", _backup(2, pb.ENCRYPTION_STATE_ENCRYPTED, "LUKS"))[0] is State.PASS
+    )
+    state, reason = verdict(
+        "chat-backup", _backup(2, pb.ENCRYPTION_STATE_NOT_ENCRYPTED, "SQLite format 3")
+    )
+    assert state is State.FAIL and "not encrypted" in reason
+    assert verdict("chat-backup", _backup(90, pb.ENCRYPTION_STATE_ENCRYPTED))[0] is State.FAIL
+    assert verdict("chat-backup", _backup(2, pb.ENCRYPTION_STATE_UNKNOWN))[0] is State.UNKNOWN
+    none = pb.PostureReport()
+    none.chat_backups.locations_checked = 5
+    state, reason = verdict("chat-backup", none)
+    assert state is State.FAIL and "5 location(s)" in reason
+
+
+def test_a_check_that_raises_is_unknown_not_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(checks, "CHECKS", (Check("boom", "0", "", "", broken), *checks.CHECKS))
+    results = checks.evaluate(pb.PostureReport(), NOW)
+    assert results[0][1].state is State.UNKNOWN
+    assert "ZeroDivisionError" in results[0][1].reason

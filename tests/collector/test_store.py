@@ -1,0 +1,91 @@
+"""The SQLite store: WAL, append-only reports, single-use tokens, verdict ordering."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from collector.store import (
+    CheckResult,
+    DeviceRecord,
+    ReportRecord,
+    Store,
+    StoreOutcome,
+    TokenRejected,
+)
+from collector.tokens import new_token
+
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+
+
+def _device(store: Store, device_id: str = "d1") -> None:
+    token = new_token()
+    store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+    store.enroll(token, NOW, DeviceRecord(device_id, "01", NOW + dt.timedelta(days=90)))
+
+
+def _report(report_id: str, collected: dt.datetime, device_id: str = "d1") -> ReportRecord:
+    return ReportRecord(
+        report_id, device_id, NOW, collected, "1", b"body", "h", "linux", "Debian", "12"
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "db.sqlite")
+
+
+def test_database_is_in_wal_mode(store: Store) -> None:
+    assert store.journal_mode() == "wal"
+
+
+def test_reports_cannot_be_changed_or_deleted(store: Store, tmp_path: Path) -> None:
+    _device(store)
+    store.store_report(_report("r1", NOW), [])
+    raw = sqlite3.connect(tmp_path / "db.sqlite")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw.execute("UPDATE reports SET body = x'00'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw.execute("DELETE FROM reports")
+    raw.close()
+    assert store.report_ids() == ["r1"]
+
+
+def test_duplicate_and_conflicting_report_ids(store: Store) -> None:
+    _device(store, "d1")
+    _device(store, "d2")
+    assert store.store_report(_report("r1", NOW, "d1"), []) is StoreOutcome.STORED
+    assert store.store_report(_report("r1", NOW, "d1"), []) is StoreOutcome.DUPLICATE
+    assert store.store_report(_report("r1", NOW, "d2"), []) is StoreOutcome.CONFLICT
+    assert store.report_ids() == ["r1"]
+
+
+def test_an_older_report_arriving_late_does_not_replace_a_newer_verdict(store: Store) -> None:
+    _device(store)
+    store.store_report(_report("new", NOW), [CheckResult("firewall", "PASS", "on")])
+    store.store_report(
+        _report("old", NOW - dt.timedelta(days=1)), [CheckResult("firewall", "FAIL", "off")]
+    )
+    rows = [r for r in store.device_results() if r.check_id == "firewall"]
+    assert [(r.state, r.reason) for r in rows] == [("PASS", "on")]
+
+
+def test_token_is_spent_atomically_with_the_enrollment(store: Store) -> None:
+    token = new_token()
+    store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+    store.enroll(token, NOW, DeviceRecord("d1", "01", NOW))
+    with pytest.raises(TokenRejected, match="already used"):
+        store.enroll(token, NOW, DeviceRecord("d2", "02", NOW))
+    assert not store.device_exists("d2")
+    assert store.tokens()[0].uses_left == 0
+
+
+def test_token_secret_is_not_stored(store: Store, tmp_path: Path) -> None:
+    token = new_token()
+    store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+    raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
+    assert token.secret.encode() not in raw
+    assert token.token_id.encode() in raw
