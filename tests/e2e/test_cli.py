@@ -1,0 +1,167 @@
+"""The two command-line tools as real processes against a real collector process."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BIN = Path(sys.executable).parent
+COLLECTOR = str(BIN / "devposture-collector")
+AGENT = str(BIN / "devposture-agent")
+
+
+def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, capture_output=True, text=True, input=stdin, timeout=120, check=False
+    )
+
+
+@dataclass
+class CollectorProcess:
+    data: Path
+    enroll_port: int
+    report_port: int
+    fingerprint: str
+
+    def token(self) -> str:
+        done = run(COLLECTOR, "token", "create", "--data", str(self.data))
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+
+@pytest.fixture
+def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
+    data, ready = tmp_path / "collector", tmp_path / "ready.json"
+    assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
+    fingerprint = run(COLLECTOR, "ca", "fingerprint", "--data", str(data)).stdout.strip()
+    server = subprocess.Popen(
+        [
+            COLLECTOR,
+            "serve",
+            "--data",
+            str(data),
+            "--enroll-port",
+            "0",
+            "--report-port",
+            "0",
+            "--ready-file",
+            str(ready),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert server.poll() is None and time.monotonic() < deadline, "collector did not start"
+            time.sleep(0.05)
+        ports = json.loads(ready.read_text())
+        yield CollectorProcess(data, ports["enroll_port"], ports["report_port"], fingerprint)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(20) == 0
+
+
+def enroll(
+    c: CollectorProcess, state: Path, token_file: Path, fingerprint: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        AGENT,
+        "enroll",
+        "--collector",
+        f"127.0.0.1:{c.enroll_port}",
+        "--token-file",
+        str(token_file),
+        "--ca-fingerprint",
+        fingerprint or c.fingerprint,
+        "--state",
+        str(state),
+    )
+
+
+def test_enroll_once_and_fleet_report_in_every_format(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(collector_process.token())
+    state = tmp_path / "agent"
+    done = enroll(collector_process, state, token_file)
+    assert done.returncode == 0, done.stderr
+    assert "Enrolled: this computer is device" in done.stdout
+    once = run(AGENT, "once", "--state", str(state))
+    assert once.returncode == 0, once.stderr
+    assert "acknowledged by the collector" in once.stdout
+    assert list((state / "outbox").glob("*.report")) == []
+    as_json = json.loads(
+        run(
+            COLLECTOR, "report", "fleet", "--data", str(collector_process.data), "--format", "json"
+        ).stdout
+    )
+    assert len(as_json) == 5 and {r["state"] for r in as_json} <= {"PASS", "FAIL", "UNKNOWN"}
+    as_csv = run(
+        COLLECTOR, "report", "fleet", "--data", str(collector_process.data), "--format", "csv"
+    ).stdout
+    assert as_csv.splitlines()[0] == "device,hostname,os,clause,check,state,reason,collected_at"
+    assert len(as_csv.splitlines()) == 6
+
+
+def test_once_keeps_the_report_when_the_collector_is_gone(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(collector_process.token())
+    state = tmp_path / "agent"
+    assert enroll(collector_process, state, token_file).returncode == 0
+    agent_json = json.loads((state / "agent.json").read_text())
+    agent_json["report_port"] = 1  # nothing listens there
+    (state / "agent.json").write_text(json.dumps(agent_json))
+    once = run(AGENT, "once", "--state", str(state))
+    assert once.returncode == 1
+    assert "kept on disk and will be sent next time" in once.stderr
+    assert len(list((state / "outbox").glob("*.report"))) == 1
+
+
+def test_cli_errors_name_the_problem_and_the_fix(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(collector_process.token())
+    wrong = enroll(collector_process, tmp_path / "a", token_file, "sha256:" + "ab" * 32)
+    assert wrong.returncode == 1 and "did not present the CA with fingerprint" in wrong.stderr
+    malformed = enroll(collector_process, tmp_path / "a", token_file, "12345")
+    assert malformed.returncode == 1 and "64 hexadecimal digits" in malformed.stderr
+    missing = enroll(collector_process, tmp_path / "a", tmp_path / "nope")
+    assert missing.returncode == 1 and "cannot read the token file" in missing.stderr
+    not_enrolled = run(AGENT, "once", "--state", str(tmp_path / "never"))
+    assert (
+        not_enrolled.returncode == 1
+        and "run `devposture-agent enroll` first" in not_enrolled.stderr
+    )
+    no_data = run(COLLECTOR, "report", "fleet", "--data", str(tmp_path / "nodata"))
+    assert no_data.returncode == 1 and "devposture-collector init --data" in no_data.stderr
+    stdin_token = run(
+        AGENT,
+        "enroll",
+        "--collector",
+        f"127.0.0.1:{collector_process.enroll_port}",
+        "--token-file",
+        "-",
+        "--ca-fingerprint",
+        collector_process.fingerprint,
+        "--state",
+        str(tmp_path / "b"),
+        stdin=token_file.read_text(),
+    )
+    assert stdin_token.returncode == 0, stdin_token.stderr
+    again = enroll(collector_process, tmp_path / "b", token_file)
+    assert (
+        again.returncode == 1 and "already enrolled" in again.stderr and "--force" in again.stderr
+    )

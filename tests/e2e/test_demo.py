@@ -1,0 +1,45 @@
+"""`make demo`'s script, run as a new user would: a table with one row per check, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from collector.checks import CHECKS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_prints_one_verdict_per_check_and_cleans_up(tmp_path: Path) -> None:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = done.stdout.split("==> Fleet compliance table", 1)[1].split("==>", 1)[0]
+    lines = [line for line in table.splitlines() if line and not line.startswith("$")]
+    assert lines[0].split()[:6] == ["DEVICE", "HOSTNAME", "OS", "CLAUSE", "CHECK", "STATE"]
+    rows = lines[1:]
+    assert [row.split()[4] for row in rows] == [c.check_id for c in CHECKS]
+    for row in rows:
+        state = row.split()[5]
+        assert state in {"PASS", "FAIL", "UNKNOWN"}, row
+        assert len(row.split()) > 7, f"no reason given: {row}"
+    assert "collector stopped (exit 0)" in done.stdout
+    # No process and no file left behind.
+    leftovers = [
+        p.info["pid"]
+        for p in psutil.process_iter(["pid", "cmdline"])
+        if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert leftovers == []
+    assert list(tmp_path.iterdir()) == []
