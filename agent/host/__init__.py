@@ -1,0 +1,46 @@
+"""The host layer: the only code in the agent that touches the operating system.
+
+`Host` is the interface probes use; `LiveHost` is the real computer. A recording host and a
+replaying host (diagnostic bundles) will implement the same Protocol.
+"""
+
+from agent.host.errors import (
+    CommandFailedError,
+    CommandNotFoundError,
+    CommandTimeoutError,
+    HostError,
+    HostPermissionError,
+    SourceMissingError,
+)
+from agent.host.live import LiveHost
+from agent.host.paths import display_path
+from agent.host.protocol import OK_ONLY, Host
+from agent.host.types import (
+    CommandResult,
+    FileEntry,
+    FileStat,
+    NetInterface,
+    PlatformInfo,
+    ProcessInfo,
+    WalkResult,
+)
+
+__all__ = [
+    "OK_ONLY",
+    "CommandFailedError",
+    "CommandNotFoundError",
+    "CommandResult",
+    "CommandTimeoutError",
+    "FileEntry",
+    "FileStat",
+    "Host",
+    "HostError",
+    "HostPermissionError",
+    "LiveHost",
+    "NetInterface",
+    "PlatformInfo",
+    "ProcessInfo",
+    "SourceMissingError",
+    "WalkResult",
+    "display_path",
+]

@@ -1,0 +1,114 @@
+"""apt: a simulated upgrade (`apt-get -s upgrade`) and the merged configuration (`apt-config dump`).
+
+A simulated upgrade prints one line per package it would install, e.g. (wrapped here)
+    Inst libgcrypt20 [1.10.1-3] (1.10.1-3+deb12u1 Debian:12.15/oldstable,
+         Debian-Security:12/oldstable-security [amd64])
+The part in brackets is the installed version (absent for a newly pulled-in package); the
+parenthesis names the candidate version, then the origins it comes from as "Origin:Version/
+archive", comma-separated. An update is a security update when one of its archives ends in
+"-security" (Debian "bookworm-security", Ubuntu "jammy-security"). The summary line
+    116 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.
+counts packages held back ("not upgraded"), which still wait to be installed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from agent.parsers.errors import ParseError
+
+_INST = re.compile(
+    r"^Inst (?P<name>\S+)(?: \[(?P<old>[^\]]*)\])?"
+    r" \((?P<new>\S+) (?P<origins>.*) \[(?P<arch>[^\]]+)\]\)"
+)
+_SUMMARY = re.compile(
+    r"^(\d+) upgraded, (\d+) newly installed, (\d+) to remove and (\d+) not upgraded\."
+)
+_ASSIGNMENT = re.compile(r'^(?P<key>\S+) "(?P<value>(?:[^"\\]|\\.)*)";$')
+
+
+@dataclass(frozen=True)
+class AptUpgrade:
+    name: str
+    new_version: str
+    archives: tuple[str, ...]  # e.g. ("oldstable", "oldstable-security")
+    is_upgrade: bool  # False for a package newly installed as a dependency
+
+    @property
+    def security(self) -> bool:
+        return any(a.endswith("-security") or "-security-" in a for a in self.archives)
+
+
+@dataclass(frozen=True)
+class AptPlan:
+    upgrades: tuple[AptUpgrade, ...]
+    upgraded: int
+    newly_installed: int
+    held_back: int
+
+    @property
+    def pending_total(self) -> int:
+        return self.upgraded + self.held_back
+
+    @property
+    def security(self) -> tuple[AptUpgrade, ...]:
+        return tuple(u for u in self.upgrades if u.security and u.is_upgrade)
+
+
+def _archives(origins: str) -> tuple[str, ...]:
+    archives = []
+    for raw in origins.split(","):
+        origin = raw.strip()
+        if "/" not in origin:
+            raise ParseError("apt: an origin without '/archive'")
+        archives.append(origin.rsplit("/", 1)[1])
+    return tuple(archives)
+
+
+def parse_apt_simulate(text: str) -> AptPlan:
+    upgrades: list[AptUpgrade] = []
+    summary: tuple[int, ...] | None = None
+    for line in text.splitlines():
+        if line.startswith("Inst "):
+            match = _INST.match(line)
+            if not match:
+                raise ParseError("apt: an 'Inst' line in an unknown format")
+            upgrades.append(
+                AptUpgrade(
+                    name=match["name"],
+                    new_version=match["new"],
+                    archives=_archives(match["origins"]),
+                    is_upgrade=match["old"] is not None,
+                )
+            )
+            continue
+        found = _SUMMARY.match(line)
+        if found:
+            summary = tuple(int(g) for g in found.groups())
+    if summary is None:
+        raise ParseError("apt: no 'N upgraded, ... not upgraded.' summary line")
+    upgraded, newly, _removed, held = summary
+    if sum(u.is_upgrade for u in upgrades) != upgraded:
+        raise ParseError("apt: the Inst lines do not add up to the summary")
+    return AptPlan(tuple(upgrades), upgraded, newly, held)
+
+
+def parse_apt_config(text: str) -> dict[str, str]:
+    """`apt-config dump` as {key: value}; list entries ("Key::") keep their last value."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _ASSIGNMENT.match(line.strip())
+        if match:
+            values[match["key"]] = match["value"]
+    if not values:
+        raise ParseError("apt-config: no 'Key \"value\";' lines")
+    return values
+
+
+def periodic_enabled(value: str | None) -> bool:
+    """APT::Periodic values are day intervals ("1", "7") or "always"; "0" or unset is off."""
+    if value is None:
+        return False
+    value = value.strip().lower()
+    return value not in ("", "0") and (value == "always" or value.rstrip("dhms").isdigit())

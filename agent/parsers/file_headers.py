@@ -1,0 +1,134 @@
+"""Telling encrypted from plain files by their first bytes (at most 64), never their content.
+
+Used for chat backups (DESIGN principle 8). Each recogniser is a published format signature:
+  * age: "age-encryption.org/v1" text header (age spec, C2SP).
+  * OpenPGP (RFC 4880/9580): the first packet's tag. Public-key (1) or symmetric-key (3)
+    session keys and encrypted data packets (9, 18, 20) mean encrypted; a literal (11) or
+    compressed (8) packet first means a plain OpenPGP wrapper. The packet's version byte is
+    checked too, so a random byte with its high bit set is not taken for a packet.
+  * ZIP local file header "PK\\x03\\x04": general-purpose flag bit 0 = encrypted entry;
+    compression method 99 = WinZip AES.
+  * 7z "7z\\xbc\\xaf\\x27\\x1c": whether it is AES-encrypted is in the header at the end of the
+    file, so the start alone cannot tell.
+  * SQLite "SQLite format 3\\0": a plain database (SQLCipher databases start with random salt).
+  * LUKS "LUKS\\xba\\xbe": an encrypted container file.
+  * gzip 1f 8b: compressed, not encrypted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from devposture.v1 import devposture_pb2 as pb
+
+SAMPLE_SIZE = 64
+
+_ENCRYPTED = pb.ENCRYPTION_STATE_ENCRYPTED
+_PLAIN = pb.ENCRYPTION_STATE_NOT_ENCRYPTED
+_UNKNOWN = pb.ENCRYPTION_STATE_UNKNOWN
+
+# OpenPGP packet tag -> (acceptable version bytes, encrypted?, description)
+_PGP_PACKETS: dict[int, tuple[frozenset[int], bool, str]] = {
+    1: (frozenset({3, 6}), True, "public-key encrypted session key"),
+    3: (frozenset({4, 5, 6}), True, "passphrase (symmetric-key) encrypted session key"),
+    18: (frozenset({1, 2}), True, "integrity-protected encrypted data"),
+    20: (frozenset({1}), True, "AEAD encrypted data"),
+    8: (frozenset({0, 1, 2, 3}), False, "compressed data (not encrypted)"),
+}
+
+
+@dataclass(frozen=True)
+class HeaderVerdict:
+    state: pb.EncryptionState.ValueType
+    evidence: str
+
+
+def _openpgp(data: bytes) -> HeaderVerdict | None:
+    first = data[0]
+    if not first & 0x80:
+        return None
+    if first & 0x40:  # new format: tag in the low six bits, then a length
+        tag = first & 0x3F
+        if len(data) < 3:
+            return None
+        length_octet = data[1]
+        # One-octet, two-octet, five-octet and partial body lengths (RFC 4880 4.2.2).
+        body = (
+            2
+            if length_octet < 192
+            else 3
+            if length_octet < 224
+            else 6
+            if length_octet == 255
+            else 2
+        )
+    else:  # old format: tag in bits 5-2, length type in bits 1-0
+        tag = (first >> 2) & 0x0F
+        body = 1 + {0: 1, 1: 2, 2: 4, 3: 0}[first & 0x03]
+    if tag not in _PGP_PACKETS or len(data) <= body:
+        return None
+    # The first body byte is the packet version (the algorithm id for compressed data).
+    versions, encrypted, what = _PGP_PACKETS[tag]
+    if data[body] not in versions:
+        return None
+    state = _ENCRYPTED if encrypted else _PLAIN
+    return HeaderVerdict(state, f"OpenPGP message starting with {what}")
+
+
+# Formats whose first bytes alone decide the verdict.
+_MAGIC: tuple[tuple[bytes, HeaderVerdict], ...] = (
+    (b"age-encryption.org/v1", HeaderVerdict(_ENCRYPTED, "age encrypted file")),
+    (
+        b"-----BEGIN AGE ENCRYPTED FILE-----",
+        HeaderVerdict(_ENCRYPTED, "age encrypted file (armored)"),
+    ),
+    (
+        b"-----BEGIN PGP MESSAGE-----",
+        HeaderVerdict(_UNKNOWN, "armored OpenPGP message (encrypted or only signed)"),
+    ),
+    (b"SQLite format 3\x00", HeaderVerdict(_PLAIN, "SQLite format 3 header: plain database")),
+    (b"LUKS\xba\xbe", HeaderVerdict(_ENCRYPTED, "LUKS encrypted container")),
+    (
+        b"7z\xbc\xaf\x27\x1c",
+        HeaderVerdict(_UNKNOWN, "7z archive: encryption not visible in its first bytes"),
+    ),
+)
+
+
+def sniff(data: bytes) -> HeaderVerdict:
+    """What the first bytes of one file say about its encryption."""
+    data = data[:SAMPLE_SIZE]
+    if not data:
+        return HeaderVerdict(_UNKNOWN, "empty file")
+    for magic, verdict in _MAGIC:
+        if data.startswith(magic):
+            return verdict
+    if data.startswith(b"PK\x03\x04") and len(data) >= 10:
+        flags = int.from_bytes(data[6:8], "little")
+        method = int.from_bytes(data[8:10], "little")
+        if method == 99:
+            return HeaderVerdict(_ENCRYPTED, "ZIP archive with WinZip AES encryption")
+        if flags & 0x1:
+            return HeaderVerdict(_ENCRYPTED, "ZIP archive with encrypted entries")
+        return HeaderVerdict(_PLAIN, "ZIP archive without encryption")
+    if data.startswith(b"\x1f\x8b"):
+        return HeaderVerdict(_PLAIN, "gzip stream: compressed, not encrypted")
+    pgp = _openpgp(data)
+    if pgp is not None:
+        return pgp
+    return HeaderVerdict(_UNKNOWN, "unrecognised file header")
+
+
+def combine(verdicts: list[HeaderVerdict]) -> HeaderVerdict:
+    """One verdict for a folder from its sampled files: one plain file makes the backup not
+    encrypted; it is encrypted only when every sampled file is; anything else is unknown."""
+    plain = [v for v in verdicts if v.state == _PLAIN]
+    if plain:
+        return HeaderVerdict(_PLAIN, plain[0].evidence)
+    encrypted = [v for v in verdicts if v.state == _ENCRYPTED]
+    if encrypted and len(encrypted) == len(verdicts):
+        return HeaderVerdict(_ENCRYPTED, encrypted[0].evidence)
+    unknown = [v for v in verdicts if v.state != _ENCRYPTED]
+    if unknown:
+        return HeaderVerdict(_UNKNOWN, unknown[0].evidence)
+    return HeaderVerdict(_UNKNOWN, "no files to sample")

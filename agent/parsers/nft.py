@@ -1,0 +1,111 @@
+"""`nft -j list ruleset` (nftables JSON, schema 1) into a firewall profile.
+
+Inbound traffic meets every base chain hooked on "input" in the ip, ip6 and inet families;
+a packet is dropped if any of them drops it. The profile filters inbound when such a chain has
+policy drop, or when a rule in it (or in a chain it jumps to, or in a verdict map) drops or
+rejects. With no input base chain at all, netfilter accepts everything.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from agent.parsers.errors import ParseError
+from devposture.v1 import devposture_pb2 as pb
+
+_INBOUND_FAMILIES = {"ip", "ip6", "inet"}
+_BLOCKING = ("drop", "reject")
+# Statements that do not make a rule conditional: "counter drop" still drops everything.
+_NEUTRAL = {"counter", "log"}
+
+ChainKey = tuple[str, str, str]
+
+
+def _find(node: object, keys: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) with key in `keys`, anywhere inside a rule's JSON."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in keys:
+                yield key, value
+            yield from _find(value, keys)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _find(item, keys)
+
+
+def _unconditional_verdict(expr: list[Any]) -> str:
+    """ "drop"/"reject" when the rule blocks every packet that reaches it, else ""."""
+    if not expr or not isinstance(expr[-1], dict):
+        return ""
+    *head, last = expr
+    verdict = next((k for k in _BLOCKING if k in last), "")
+    if verdict and all(isinstance(s, dict) and set(s) <= _NEUTRAL for s in head):
+        return verdict
+    return ""
+
+
+def parse_nft_json(text: str) -> pb.FirewallProfile:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ParseError("nft: output is not JSON") from exc
+    items = doc.get("nftables") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not any(
+        isinstance(i, dict) and "metainfo" in i for i in items
+    ):
+        raise ParseError("nft: no nftables list with metainfo")
+    chains: dict[ChainKey, dict[str, Any]] = {}
+    rules: dict[ChainKey, list[list[Any]]] = defaultdict(list)
+    for item in items:
+        if not isinstance(item, dict):
+            raise ParseError("nft: ruleset item is not an object")
+        if "chain" in item:
+            c = item["chain"]
+            chains[(c["family"], c["table"], c["name"])] = c
+        elif "rule" in item:
+            r = item["rule"]
+            expr = r.get("expr")
+            if not isinstance(expr, list):
+                raise ParseError("nft: rule without an expr list")
+            rules[(r["family"], r["table"], r["chain"])].append(expr)
+
+    bases = [
+        key
+        for key, c in chains.items()
+        if c.get("hook") == "input" and key[0] in _INBOUND_FAMILIES and c.get("type") == "filter"
+    ]
+    # Chains reachable from the input hooks through jump/goto (verdict maps included).
+    seen: set[ChainKey] = set()
+    todo = list(bases)
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        for expr in rules.get(key, []):
+            for _, target in _find(expr, ("jump", "goto")):
+                if isinstance(target, dict) and isinstance(target.get("target"), str):
+                    todo.append((key[0], key[1], target["target"]))
+
+    rule_count = sum(len(rules.get(key, [])) for key in seen)
+    blocking_rule = any(
+        any(True for _ in _find(expr, _BLOCKING)) for key in seen for expr in rules.get(key, [])
+    )
+    policies = {chains[k].get("policy", "accept") for k in bases}
+    default = ""
+    if "drop" in policies:
+        default = "drop"
+    else:
+        tails = [_unconditional_verdict(rules[k][-1]) for k in bases if rules.get(k)]
+        default = next((t for t in tails if t), "allow")
+    return pb.FirewallProfile(
+        name="nftables",
+        source="nft",
+        enabled=default in _BLOCKING or blocking_rule,
+        active=bool(bases),
+        default_inbound_action=default,
+        rule_count=rule_count,
+    )

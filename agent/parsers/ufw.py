@@ -1,0 +1,53 @@
+"""`ufw status verbose` into a firewall profile.
+
+    Status: active
+    Default: deny (incoming), allow (outgoing), disabled (routed)
+    To                         Action      From
+    --                         ------      ----
+    22/tcp                     ALLOW IN    Anywhere
+
+ufw prints these labels in English whatever the locale only under LC_ALL=C, which the host
+layer sets. "enabled" means ufw filters inbound: active, and denying or rejecting by default
+or by at least one rule. An inactive ufw leaves the kernel's rules to the other backends.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.parsers.errors import ParseError
+from devposture.v1 import devposture_pb2 as pb
+
+_DEFAULT = re.compile(r"^Default:\s*(\w+)\s*\(incoming\)")
+_ACTIONS = {"deny": "drop", "reject": "reject", "allow": "allow", "limit": "allow"}
+
+
+def parse_ufw_status(text: str) -> pb.FirewallProfile:
+    lines = [line.rstrip() for line in text.splitlines()]
+    status = next((line for line in lines if line.startswith("Status:")), None)
+    if status is None:
+        raise ParseError("ufw: no 'Status:' line")
+    state = status.split(":", 1)[1].strip().lower()
+    if state not in ("active", "inactive"):
+        raise ParseError("ufw: status is neither active nor inactive")
+    profile = pb.FirewallProfile(name="ufw", source="ufw")
+    if state == "inactive":
+        profile.enabled = False
+        profile.active = False
+        return profile
+
+    default = ""
+    for line in lines:
+        match = _DEFAULT.match(line)
+        if match:
+            default = _ACTIONS.get(match.group(1).lower(), "")
+    rules: list[str] = []
+    if "--" in (line.split()[0] if line.split() else "" for line in lines):
+        start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["--"])
+        rules = [line for line in lines[start + 1 :] if line.strip()]
+    blocking_rule = any(re.search(r"\b(DENY|REJECT)\b(?! OUT)", rule) for rule in rules)
+    profile.active = True
+    profile.enabled = default in ("drop", "reject") or blocking_rule
+    profile.default_inbound_action = default
+    profile.rule_count = len(rules)
+    return profile

@@ -1,0 +1,33 @@
+"""Where WeChat and WeCom keep chat data on each OS, relative to a user's home folder.
+
+A "*" segment matches any one folder name (the Windows user name inside a Wine prefix).
+Sources, for the Linux list:
+  * WeChat for Windows 3.x keeps "Documents\\WeChat Files\\<wxid>" (its Settings > Files page
+    names this folder); WeChat 4.x moved to "Documents\\xwechat_files". WeCom keeps
+    "Documents\\WXWork". Under Wine those sit in drive_c/users/<user>/Documents of the prefix:
+    ~/.wine for plain Wine, ~/.deepinwine/Deepin-WeChat and Deepin-WXWork for the deepin-wine
+    packages used on Deepin/UOS and Ubuntu.
+  * Tencent's native WeChat for Linux (4.x, 2024) stores data in ~/Documents/xwechat_files and
+    its settings in ~/.xwechat.
+  * Some users point the files folder at ~/WeChat Files; it is checked too.
+"""
+
+from __future__ import annotations
+
+from devposture.v1 import devposture_pb2 as pb
+
+WECHAT = pb.CHAT_APP_WECHAT
+WECOM = pb.CHAT_APP_WECOM
+
+LINUX: tuple[tuple[pb.ChatApp.ValueType, str], ...] = (
+    (WECHAT, "Documents/WeChat Files"),
+    (WECHAT, "WeChat Files"),
+    (WECHAT, "Documents/xwechat_files"),
+    (WECHAT, ".xwechat"),
+    (WECHAT, ".wine/drive_c/users/*/Documents/WeChat Files"),
+    (WECHAT, ".wine/drive_c/users/*/Documents/xwechat_files"),
+    (WECHAT, ".deepinwine/Deepin-WeChat/drive_c/users/*/Documents/WeChat Files"),
+    (WECOM, "Documents/WXWork"),
+    (WECOM, ".wine/drive_c/users/*/Documents/WXWork"),
+    (WECOM, ".deepinwine/Deepin-WXWork/drive_c/users/*/Documents/WXWork"),
+)

@@ -1,0 +1,15 @@
+"""Linux probes, one module per fact."""
+
+from agent.probes.linux import antivirus, backups, disk, firewall, updates, vpn, wifi
+from agent.probes.outcome import Probe
+from devposture.v1 import devposture_pb2 as pb
+
+PROBES: dict[pb.Fact.ValueType, Probe] = {
+    pb.FACT_ANTIVIRUS: antivirus.probe,
+    pb.FACT_FIREWALL: firewall.probe,
+    pb.FACT_OS_UPDATES: updates.probe,
+    pb.FACT_WIFI: wifi.probe,
+    pb.FACT_VPN: vpn.probe,
+    pb.FACT_CHAT_BACKUPS: backups.probe,
+    pb.FACT_DISK_ENCRYPTION: disk.probe,
+}

@@ -1,0 +1,156 @@
+"""Antivirus on Linux: ClamAV (tools, signature database, daemons), Microsoft Defender for
+Endpoint (`mdatp health`), and known endpoint-protection agents seen in the process list.
+
+ClamAV: installed when clamscan, clamd, clamdscan or freshclam is on the path. Its signatures
+are the daily/main/bytecode databases in /var/lib/clamav; signature_version is the daily
+database's version and signatures_updated_at the newest build time among them. An installed
+ClamAV without any database is reported with signatures_up_to_date=false (it cannot detect
+anything). ClamAV is an on-demand scanner: it counts as enabled only when clamd or clamonacc
+runs, and as real-time only when clamonacc (on-access scanning) runs.
+
+No product at all: when the full process list was read, an AntivirusFact with no products is
+reported. That is positive evidence ("none of the products we know runs, ClamAV is not
+installed"), and the collector fails the clause rather than guessing. When the process list
+could not be read either, the fact is an error instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agent.host import HostError, ProcessInfo
+from agent.parsers import ParseError
+from agent.parsers.clamav import HEADER_SIZE, CvdHeader, parse_cvd_header
+from agent.parsers.mdatp import parse_mdatp_health
+from agent.probes.linux.av_products import LINUX_AV_PROCESSES
+from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from devposture.v1 import devposture_pb2 as pb
+
+FACT = pb.FACT_ANTIVIRUS
+CLAMAV_DB = "/var/lib/clamav"
+_CLAMAV_TOOLS = ("clamscan", "clamd", "clamdscan", "freshclam")
+_CLAMAV_DATABASES = ("daily", "main", "bytecode")
+_CLAMAV_EXTENSIONS = (".cld", ".cvd", ".cud")
+_CLAMAV_PROCESSES = ("clamd", "clamonacc", "freshclam")
+MDE_NAME = "Microsoft Defender for Endpoint"
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+def _names(processes: list[ProcessInfo]) -> set[str]:
+    return {p.name for p in processes} | {p.exe_name for p in processes if p.exe_name}
+
+
+def _clamav_headers(ctx: ProbeContext, errors: list[pb.ProbeError]) -> dict[str, CvdHeader]:
+    """Newest header per database name ("daily.cld" and "daily.cvd" may both exist)."""
+    headers: dict[str, CvdHeader] = {}
+    try:
+        entries = ctx.host.list_dir(CLAMAV_DB)
+    except HostError as exc:
+        errors.append(source_error(FACT, "clamav-db", exc))
+        return headers
+    for entry in entries:
+        stem, dot, ext = entry.rpartition(".")
+        if stem not in _CLAMAV_DATABASES or dot + ext not in _CLAMAV_EXTENSIONS:
+            continue
+        try:
+            header = parse_cvd_header(ctx.host.read_bytes(f"{CLAMAV_DB}/{entry}", HEADER_SIZE))
+        except (HostError, ParseError) as exc:
+            errors.append(source_error(FACT, "clamav-db", exc))
+            continue
+        if stem not in headers or header.version > headers[stem].version:
+            headers[stem] = header
+    return headers
+
+
+def _clamav(
+    ctx: ProbeContext, running: set[str] | None, errors: list[pb.ProbeError]
+) -> pb.AntivirusProduct | None:
+    if not any(ctx.host.which(tool) for tool in _CLAMAV_TOOLS):
+        return None
+    product = pb.AntivirusProduct(name="ClamAV", source="clamav-db")
+    headers = _clamav_headers(ctx, errors)
+    if headers:
+        if "daily" in headers:
+            product.signature_version = str(headers["daily"].version)
+        newest = max(h.built_at for h in headers.values())
+        product.signatures_updated_at.CopyFrom(_timestamp(newest))
+    elif not any(e.source == "clamav-db" for e in errors):
+        product.signatures_up_to_date = False
+        errors.append(
+            error(
+                FACT,
+                pb.PROBE_ERROR_CODE_NO_SOURCE,
+                "ClamAV is installed but has no signature database",
+                "clamav-db",
+            )
+        )
+    if running is not None:
+        product.processes.extend(sorted(n for n in _CLAMAV_PROCESSES if n in running))
+        product.enabled = "clamd" in running or "clamonacc" in running
+        product.real_time_protection = "clamonacc" in running
+    return product
+
+
+def _mdatp(ctx: ProbeContext, errors: list[pb.ProbeError]) -> pb.AntivirusProduct | None:
+    if not ctx.host.which("mdatp"):
+        return None
+    try:
+        result = ctx.host.run(["mdatp", "health"], ctx.config.command_timeout)
+        health = parse_mdatp_health(result.stdout_text())
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, "mdatp", exc))
+        return None
+    product = pb.AntivirusProduct(
+        name=MDE_NAME, source="mdatp", signature_version=health.definitions_version
+    )
+    if health.healthy is not None:
+        product.enabled = health.healthy
+    if health.real_time_protection is not None:
+        product.real_time_protection = health.real_time_protection
+    if health.definitions_updated is not None:
+        product.signatures_updated_at.CopyFrom(_timestamp(health.definitions_updated))
+    if health.definitions_up_to_date is not None:
+        product.signatures_up_to_date = health.definitions_up_to_date
+    return product
+
+
+def _from_processes(running: set[str]) -> list[pb.AntivirusProduct]:
+    found: dict[str, list[str]] = {}
+    for process, product in LINUX_AV_PROCESSES.items():
+        if process in running:
+            found.setdefault(product, []).append(process)
+    return [
+        pb.AntivirusProduct(name=name, source="process", enabled=True, processes=sorted(procs))
+        for name, procs in sorted(found.items())
+    ]
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    errors: list[pb.ProbeError] = []
+    running: set[str] | None = None
+    try:
+        running = _names(ctx.host.processes())
+    except HostError as exc:
+        errors.append(source_error(FACT, "processes", exc))
+    products: list[pb.AntivirusProduct] = []
+    clamav = _clamav(ctx, running, errors)
+    if clamav is not None:
+        products.append(clamav)
+    mde = _mdatp(ctx, errors)
+    for product in _from_processes(running or set()):
+        if mde is not None and product.name == MDE_NAME:
+            mde.processes.extend(product.processes)
+        else:
+            products.append(product)
+    if mde is not None:
+        products.append(mde)
+    if not products and running is None:
+        return FactOutcome(None, errors)
+    return FactOutcome(pb.AntivirusFact(products=products), errors)

@@ -1,0 +1,101 @@
+"""Firewall on Linux: every backend that is installed, each read on its own.
+
+Backends: nftables (`nft -j list ruleset`), iptables (`iptables -S`; when iptables is the
+nf_tables variant, the legacy tables too if the kernel has them loaded), ufw (`ufw status
+verbose`) and firewalld (`firewall-cmd --state`, then its default zone). Each one read becomes
+a FirewallProfile; one that could not be read becomes a ProbeError for its source.
+
+The fact's `enabled` is true when any backend filters inbound traffic, false only when every
+installed backend was read and none does, and unset when some could not be read (reading
+nftables and iptables needs root). None of the tools installed is COMMAND_NOT_FOUND: without
+them the agent cannot tell, and that is not "disabled".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent.host import HostError
+from agent.parsers import ParseError
+from agent.parsers.firewalld import firewalld_profile, parse_default_zone, parse_firewalld_state
+from agent.parsers.iptables import parse_iptables_s
+from agent.parsers.nft import parse_nft_json
+from agent.parsers.ufw import parse_ufw_status
+from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, source_error
+from devposture.v1 import devposture_pb2 as pb
+
+FACT = pb.FACT_FIREWALL
+ANY_EXIT = frozenset(range(256))
+# The legacy iptables kernel tables exist only when the ip_tables module is loaded; listing
+# them would load it, so the agent looks first.
+_LEGACY_TABLES = "/proc/net/ip_tables_names"
+
+Reader = Callable[[ProbeContext], list[pb.FirewallProfile]]
+
+
+def _nft(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+    result = ctx.host.run(["nft", "-j", "list", "ruleset"], ctx.config.command_timeout)
+    return [parse_nft_json(result.stdout_text())]
+
+
+def _iptables(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+    timeout = ctx.config.command_timeout
+    profiles = [parse_iptables_s(ctx.host.run(["iptables", "-S"], timeout).stdout_text())]
+    version = ctx.host.run(["iptables", "-V"], timeout).stdout_text()
+    if (
+        "nf_tables" in version
+        and ctx.host.which("iptables-legacy")
+        and ctx.host.exists(_LEGACY_TABLES)
+    ):
+        legacy = ctx.host.run(["iptables-legacy", "-S"], timeout).stdout_text()
+        profiles.append(parse_iptables_s(legacy, "iptables-legacy", "iptables-legacy"))
+    return profiles
+
+
+def _ufw(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+    result = ctx.host.run(["ufw", "status", "verbose"], ctx.config.command_timeout)
+    return [parse_ufw_status(result.stdout_text())]
+
+
+def _firewalld(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+    timeout = ctx.config.command_timeout
+    state = ctx.host.run(["firewall-cmd", "--state"], timeout, ok_codes=ANY_EXIT)
+    running = parse_firewalld_state(state.stdout_text(), state.stderr_text())
+    zone = ""
+    if running:
+        zone = parse_default_zone(
+            ctx.host.run(["firewall-cmd", "--get-default-zone"], timeout).stdout_text()
+        )
+    return [firewalld_profile(running, zone)]
+
+
+BACKENDS: tuple[tuple[str, Reader], ...] = (
+    ("nft", _nft),
+    ("iptables", _iptables),
+    ("ufw", _ufw),
+    ("firewall-cmd", _firewalld),
+)
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    profiles: list[pb.FirewallProfile] = []
+    errors: list[pb.ProbeError] = []
+    installed = [(tool, read) for tool, read in BACKENDS if ctx.host.which(tool)]
+    if not installed:
+        tools = ", ".join(tool for tool, _ in BACKENDS)
+        raise ProbeFailure(
+            pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND, f"no firewall tool is installed ({tools})"
+        )
+    for tool, read in installed:
+        try:
+            profiles.extend(read(ctx))
+        except (HostError, ParseError) as exc:
+            errors.append(source_error(FACT, tool, exc))
+    if not profiles:
+        return FactOutcome(None, errors)
+    fact = pb.FirewallFact(profiles=profiles)
+    if any(p.enabled for p in profiles):
+        fact.enabled = True
+    elif not errors:
+        fact.enabled = False
+    return FactOutcome(fact, errors)

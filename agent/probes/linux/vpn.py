@@ -1,0 +1,77 @@
+"""VPN interfaces on Linux, from psutil's interface list and /sys/class/net.
+
+An interface is a VPN when its name says so (tun*, wg*, ...), when the kernel marks it a
+WireGuard device (uevent DEVTYPE=wireguard) or a tun/tap device (tun_flags exists), or when its
+link type is one only tunnels use (ARPHRD_NONE 65534, ARPHRD_PPP 512). It is up when it is
+administratively up and, where psutil reports flags, RUNNING: a tun device nobody has opened is
+UP but not RUNNING, and carries no traffic. No VPN interface at all is a fact, not an error.
+"""
+
+from __future__ import annotations
+
+from agent.host import Host, HostError, NetInterface
+from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.v1 import devposture_pb2 as pb
+
+_SYS = "/sys/class/net"
+_PREFIXES = (
+    ("wg", "wireguard"),
+    ("nordlynx", "wireguard"),
+    ("tun", "tun"),
+    ("tap", "tap"),
+    ("ppp", "ppp"),
+    ("ipsec", "ipsec"),
+    ("vti", "ipsec"),
+    ("xfrm", "ipsec"),
+    ("tailscale", "tailscale"),
+    ("zt", "zerotier"),
+)
+_ARPHRD_KINDS = {65534: "tun", 512: "ppp"}
+
+
+def vpn_kind(name: str, arphrd: int | None, devtype: str, is_tun: bool) -> str:
+    """The kind of VPN an interface is, or "" when it is not one. Pure, for tests."""
+    if devtype == "wireguard":
+        return "wireguard"
+    for prefix, kind in _PREFIXES:
+        if name.startswith(prefix):
+            return kind
+    if is_tun:
+        return "tun"
+    return _ARPHRD_KINDS.get(arphrd, "") if arphrd is not None else ""
+
+
+def _sys_attrs(host: Host, name: str) -> tuple[int | None, str, bool]:
+    base = f"{_SYS}/{name}"
+    arphrd: int | None = None
+    devtype = ""
+    try:
+        raw = host.read_bytes(f"{base}/type", 16).decode("ascii", "replace").strip()
+        arphrd = int(raw) if raw.isdigit() else None
+    except HostError:
+        pass
+    try:
+        for line in host.read_bytes(f"{base}/uevent", 4096).decode("utf-8", "replace").splitlines():
+            if line.startswith("DEVTYPE="):
+                devtype = line.split("=", 1)[1].strip()
+    except HostError:
+        pass
+    return arphrd, devtype, host.exists(f"{base}/tun_flags")
+
+
+def _is_up(iface: NetInterface) -> bool:
+    if iface.flags:
+        return "up" in iface.flags and "running" in iface.flags
+    return iface.is_up
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    fact = pb.VpnFact()
+    for iface in ctx.host.net_interfaces():
+        if iface.name == "lo":
+            continue
+        kind = vpn_kind(iface.name, *_sys_attrs(ctx.host, iface.name))
+        if kind:
+            fact.interfaces.add(name=iface.name, kind=kind, up=_is_up(iface))
+    fact.active = any(i.up for i in fact.interfaces)
+    return FactOutcome(fact)

@@ -1,0 +1,95 @@
+"""Wi-Fi on Linux: wireless interfaces from /sys/class/net, the association from NetworkManager.
+
+A wireless interface has a `wireless` (or `phy80211`) entry in /sys/class/net/<if>; none at all
+is the fact has_wifi_interface=false. With one, nmcli tells whether it is connected and the
+security of the access point in use. The current association becomes one WifiSession started
+now (the agent's watcher will carry sessions across reports later). The network's name is
+classified on the device: only TRUSTED and PUBLIC names leave it (see wifi_classify).
+nmcli's error text is not copied into reports, because it can name a network.
+"""
+
+from __future__ import annotations
+
+from agent.host import HostError
+from agent.parsers import ParseError
+from agent.parsers.nmcli import (
+    DEVICE_FIELDS,
+    WIFI_FIELDS,
+    parse_devices,
+    parse_wifi_list,
+    wifi_security,
+)
+from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, code_of, describe
+from agent.probes.wifi_classify import classify_network
+from devposture.v1 import devposture_pb2 as pb
+
+FACT = pb.FACT_WIFI
+_SYS = "/sys/class/net"
+
+
+def wireless_interfaces(ctx: ProbeContext) -> list[str]:
+    names = ctx.host.list_dir(_SYS)
+    return [
+        name
+        for name in names
+        if any(ctx.host.exists(f"{_SYS}/{name}/{entry}") for entry in ("wireless", "phy80211"))
+    ]
+
+
+def _nmcli(ctx: ProbeContext, *args: str) -> str:
+    try:
+        return ctx.host.run(["nmcli", "-t", *args], ctx.config.command_timeout).stdout_text()
+    except HostError as exc:
+        raise ProbeFailure(code_of(exc), describe(exc, with_stderr=False), "nmcli") from exc
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    try:
+        interfaces = wireless_interfaces(ctx)
+    except HostError as exc:
+        raise ProbeFailure(code_of(exc), f"cannot list network interfaces: {exc}", "sysfs") from exc
+    fact = pb.WifiFact(has_wifi_interface=bool(interfaces))
+    if not interfaces:
+        return FactOutcome(fact)
+    if not ctx.host.which("nmcli"):
+        raise ProbeFailure(
+            pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND,
+            "a wireless interface exists but nmcli (NetworkManager) is not installed",
+            "nmcli",
+        )
+    try:
+        devices = parse_devices(_nmcli(ctx, "-f", ",".join(DEVICE_FIELDS), "device"))
+        connected = [d for d in devices if d.type == "wifi" and d.state.startswith("connected")]
+        if not connected:
+            return FactOutcome(fact)
+        fields = ",".join(WIFI_FIELDS)
+        listing = _nmcli(ctx, "-f", fields, "device", "wifi", "list", "--rescan", "no")
+        in_use = [ap for ap in parse_wifi_list(listing) if ap.in_use]
+    except ParseError as exc:
+        raise ProbeFailure(pb.PROBE_ERROR_CODE_PARSE_ERROR, str(exc), "nmcli") from exc
+    if not in_use:
+        raise ProbeFailure(
+            pb.PROBE_ERROR_CODE_NO_SOURCE,
+            "Wi-Fi is connected but nmcli listed no access point in use",
+            "nmcli",
+        )
+    now = ctx.host.now()
+    vpn_up = ctx.report.HasField("vpn") and ctx.report.vpn.active
+    seen: set[str] = set()
+    for ap in in_use:
+        if ap.ssid in seen:
+            continue
+        seen.add(ap.ssid)
+        security = wifi_security(ap.security)
+        network_id, classification = classify_network(ap.ssid, security, ctx.config)
+        session = fact.sessions.add(
+            network_id=network_id,
+            security=security,
+            classification=classification,
+            interface=connected[0].device,
+            vpn_up=vpn_up,
+        )
+        session.started_at.FromDatetime(now)
+        if vpn_up:
+            session.vpn_up_at.FromDatetime(now)
+    return FactOutcome(fact)

@@ -1,0 +1,177 @@
+"""LiveHost against this machine: commands, limits, files, processes, interfaces."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.host import (
+    CommandFailedError,
+    CommandNotFoundError,
+    CommandTimeoutError,
+    HostPermissionError,
+    LiveHost,
+    SourceMissingError,
+    display_path,
+)
+from devposture.v1 import devposture_pb2 as pb
+
+ROOT = Path(__file__).resolve().parents[2]
+
+posix_only = pytest.mark.skipif(os.name != "posix", reason="uses POSIX tools (sh, sleep, false)")
+
+
+def test_missing_command_is_not_found() -> None:
+    with pytest.raises(CommandNotFoundError) as info:
+        LiveHost().run(["devposture-no-such-tool-xyz"], timeout=5)
+    assert info.value.code == pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND
+
+
+@posix_only
+def test_command_beyond_timeout_is_killed() -> None:
+    start = time.monotonic()
+    with pytest.raises(CommandTimeoutError) as info:
+        LiveHost().run(["sleep", "30"], timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert info.value.code == pb.PROBE_ERROR_CODE_TIMEOUT
+
+
+@posix_only
+def test_child_holding_the_pipe_is_killed_too() -> None:
+    # A helper forked by the tool keeps stdout open; the process group is killed with it.
+    start = time.monotonic()
+    with pytest.raises(CommandTimeoutError):
+        LiveHost().run(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.5)
+    assert time.monotonic() - start < 5
+
+
+@posix_only
+def test_non_zero_exit_is_failed_and_keeps_stderr() -> None:
+    with pytest.raises(CommandFailedError) as info:
+        LiveHost().run(["sh", "-c", "echo boom >&2; exit 3"], timeout=5)
+    assert info.value.returncode == 3
+    assert info.value.stderr.strip() == b"boom"
+    assert info.value.code == pb.PROBE_ERROR_CODE_COMMAND_FAILED
+
+
+@posix_only
+def test_accepted_exit_codes_and_c_locale() -> None:
+    result = LiveHost().run(["sh", "-c", 'echo "$LC_ALL"; exit 100'], timeout=5, ok_codes={0, 100})
+    assert result.returncode == 100
+    assert result.stdout_text().strip() == "C"
+
+
+def test_read_bytes_honours_the_limit(tmp_path: Path) -> None:
+    target = tmp_path / "big.bin"
+    target.write_bytes(b"x" * 100_000)
+    assert LiveHost().read_bytes(str(target), 64) == b"x" * 64
+
+
+def test_missing_file_is_no_source(tmp_path: Path) -> None:
+    host = LiveHost()
+    with pytest.raises(SourceMissingError):
+        host.read_bytes(str(tmp_path / "absent"), 10)
+    with pytest.raises(SourceMissingError):
+        host.list_dir(str(tmp_path / "absent"))
+    assert not host.exists(str(tmp_path / "absent"))
+
+
+_AS_NOBODY = """
+import sys
+from agent.host import HostPermissionError, LiveHost
+try:
+    LiveHost().read_bytes(sys.argv[1], 10)
+except HostPermissionError as exc:
+    print("permission-denied:", exc)
+"""
+
+
+@posix_only
+def test_unreadable_file_is_permission_denied(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        target = tmp_path / "secret"
+        target.write_bytes(b"x")
+        target.chmod(0)
+        with pytest.raises(HostPermissionError):
+            LiveHost().read_bytes(str(target), 10)
+        return
+    # Root reads everything, so drop to nobody for the read, as a non-root agent would be.
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is needed to test as a non-root user")
+    with tempfile.TemporaryDirectory() as shared:  # /tmp: reachable by nobody
+        Path(shared).chmod(0o755)
+        target = Path(shared) / "secret"
+        target.write_bytes(b"x")
+        target.chmod(0)
+        done = subprocess.run(
+            [
+                setpriv,
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                _AS_NOBODY,
+                str(target),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=str(ROOT),
+        )
+    assert done.stdout.startswith("permission-denied:"), done.stdout + done.stderr
+
+
+def test_walk_is_bounded_and_does_not_follow_links(tmp_path: Path) -> None:
+    for i in range(30):
+        (tmp_path / f"d{i % 3}").mkdir(exist_ok=True)
+        (tmp_path / f"d{i % 3}" / f"f{i}").write_bytes(b"ab")
+    (tmp_path / "loop").symlink_to(tmp_path)
+    host = LiveHost()
+    full = host.walk_files(str(tmp_path), 1000)
+    assert len(full.files) == 30 and not full.truncated
+    assert sum(f.size for f in full.files) == 60
+    capped = host.walk_files(str(tmp_path), 10)
+    assert len(capped.files) == 10 and capped.truncated
+
+
+def test_stat_and_list_dir(tmp_path: Path) -> None:
+    (tmp_path / "b").write_text("hello")
+    (tmp_path / "a").mkdir()
+    host = LiveHost()
+    assert host.list_dir(str(tmp_path)) == ["a", "b"]
+    st = host.stat(str(tmp_path / "b"))
+    assert st.size == 5 and not st.is_dir and st.mtime > 0
+    assert host.stat(str(tmp_path / "a")).is_dir
+
+
+def test_processes_interfaces_identity_and_clock() -> None:
+    host = LiveHost()
+    assert any(p.pid == os.getpid() for p in host.processes())
+    names = {i.name for i in host.net_interfaces()}
+    assert names  # at least a loopback
+    info = host.host_info()
+    assert info.hostname and info.machine
+    offset = host.now().utcoffset()
+    assert offset is not None and offset.total_seconds() == 0
+    if sys.platform.startswith("linux"):
+        assert host.os_family == pb.OS_FAMILY_LINUX
+        assert "lo" in names
+    assert all(Path(h).is_dir() for h in host.home_dirs())
+
+
+def test_display_path_hides_the_home() -> None:
+    homes = ["/home/alice", "/home/al", "C:\\Users\\Bob"]
+    assert display_path("/home/alice/Documents/WeChat Files", homes) == "~/Documents/WeChat Files"
+    assert display_path("/home/al", homes) == "~"
+    assert display_path("/home/alicex/x", homes) == "/home/alicex/x"
+    assert display_path("c:\\users\\bob\\Documents\\WXWork", homes) == "~/Documents/WXWork"
+    assert display_path("/srv/backups", homes) == "/srv/backups"

@@ -1,0 +1,129 @@
+"""Firewall parsers on outputs recorded from real tools (see tests/fixtures/linux/README.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.parsers import ParseError
+from agent.parsers.firewalld import firewalld_profile, parse_default_zone, parse_firewalld_state
+from agent.parsers.iptables import parse_iptables_s
+from agent.parsers.nft import parse_nft_json
+from agent.parsers.ufw import parse_ufw_status
+from tests.agent.replay import fixture_text
+
+
+def test_nft_input_policy_drop_filters_inbound() -> None:
+    profile = parse_nft_json(fixture_text("nft/nft-j-input-drop-netns.out"))
+    assert profile.enabled and profile.active
+    assert profile.default_inbound_action == "drop"
+    # ct state, lo, ssh, icmpv6: the four rules of the input chain (forward/output not counted)
+    assert profile.rule_count == 4
+
+
+def test_nft_accept_policy_with_final_reject_and_jumped_chain() -> None:
+    profile = parse_nft_json(fixture_text("nft/nft-j-accept-with-reject-netns.out"))
+    assert profile.enabled
+    assert profile.default_inbound_action == "reject"
+    assert profile.rule_count == 6  # five in input plus the one in the jumped-to blocklist
+
+
+def test_nft_accept_only_ruleset_does_not_filter() -> None:
+    profile = parse_nft_json(fixture_text("nft/nft-j-accept-only-netns.out"))
+    assert not profile.enabled
+    assert profile.active
+    assert profile.default_inbound_action == "allow"
+    assert profile.rule_count == 1  # the nat table's masquerade is not on the input path
+
+
+def test_nft_empty_ruleset_is_not_active() -> None:
+    profile = parse_nft_json(fixture_text("nft/nft-j-empty-debian12.out"))
+    assert not profile.enabled and not profile.active
+    assert profile.default_inbound_action == "allow"
+    assert profile.rule_count == 0
+
+
+def test_nft_sees_ufw_through_iptables_nft() -> None:
+    profile = parse_nft_json(fixture_text("nft/nft-j-ufw-active-netns.out"))
+    assert profile.enabled and profile.default_inbound_action == "drop"
+
+
+@pytest.mark.parametrize("text", ["", "Error: Could not process rule", '{"nftables": [{}]}'])
+def test_nft_rejects_what_is_not_a_ruleset(text: str) -> None:
+    with pytest.raises(ParseError):
+        parse_nft_json(text)
+
+
+def test_iptables_input_drop_with_user_chain() -> None:
+    profile = parse_iptables_s(fixture_text("iptables/iptables-S-input-drop-netns.out"))
+    assert profile.enabled and profile.default_inbound_action == "drop"
+    assert profile.rule_count == 5  # three in INPUT, two in the SSH chain it jumps to
+
+
+def test_iptables_accept_policy_with_drop_and_reject_rules() -> None:
+    profile = parse_iptables_s(fixture_text("iptables/iptables-S-accept-with-rules-netns.out"))
+    assert profile.enabled
+    assert profile.default_inbound_action == "allow"
+    assert profile.rule_count == 2
+
+
+def test_iptables_empty_accepts_everything() -> None:
+    profile = parse_iptables_s(fixture_text("iptables/iptables-S-empty-debian12.out"))
+    assert not profile.enabled and not profile.active
+    assert profile.default_inbound_action == "allow"
+
+
+def test_iptables_ufw_chains_are_followed() -> None:
+    profile = parse_iptables_s(fixture_text("iptables/iptables-S-ufw-active-netns.out"))
+    assert profile.enabled and profile.default_inbound_action == "drop"
+    assert profile.rule_count > 20
+
+
+def test_iptables_without_output_is_a_parse_error() -> None:
+    # What a non-root run leaves on stdout: nothing (the reason is on stderr).
+    with pytest.raises(ParseError):
+        parse_iptables_s(fixture_text("iptables/iptables-S-nonroot-debian12.out"))
+
+
+def test_ufw_active_deny_incoming() -> None:
+    profile = parse_ufw_status(fixture_text("ufw/ufw-status-verbose-active-netns.out"))
+    assert profile.enabled and profile.active
+    assert profile.default_inbound_action == "drop"
+    assert profile.rule_count == 5
+
+
+def test_ufw_allow_incoming_still_filters_through_its_deny_rule() -> None:
+    text = fixture_text("ufw/ufw-status-verbose-active-allow-incoming-netns.out")
+    profile = parse_ufw_status(text)
+    assert profile.default_inbound_action == "allow"
+    assert profile.enabled  # "Anywhere DENY IN 203.0.113.7"
+
+
+def test_ufw_inactive() -> None:
+    profile = parse_ufw_status(fixture_text("ufw/ufw-status-verbose-inactive-debian12.out"))
+    assert not profile.enabled and not profile.active
+
+
+def test_ufw_non_root_output_is_not_understood() -> None:
+    with pytest.raises(ParseError):
+        parse_ufw_status(fixture_text("ufw/ufw-status-verbose-nonroot-debian12.out"))
+
+
+def test_firewalld_without_dbus_is_not_running() -> None:
+    out = fixture_text("firewalld/firewall-cmd-state-not-running-debian12.out")
+    err = fixture_text("firewalld/firewall-cmd-state-not-running-debian12.err")
+    assert parse_firewalld_state(out, err) is False
+    profile = firewalld_profile(False)
+    assert not profile.enabled and not profile.active
+
+
+def test_firewalld_running_zones() -> None:
+    # firewall-cmd prints exactly these words (firewall-cmd(1), --state).
+    assert parse_firewalld_state("running\n") is True
+    assert parse_firewalld_state("not running\n") is False
+    assert (
+        firewalld_profile(True, parse_default_zone("public\n")).default_inbound_action == "reject"
+    )
+    assert firewalld_profile(True, "drop").enabled
+    assert not firewalld_profile(True, "trusted").enabled
+    with pytest.raises(ParseError):
+        parse_firewalld_state("", "some other failure")

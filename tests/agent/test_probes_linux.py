@@ -1,0 +1,361 @@
+"""Linux probes on a replaying host built from real recorded outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+from agent.host import Host, NetInterface, ProcessInfo
+from agent.probes import ProbeConfig
+from agent.probes.linux import antivirus, backups, disk, firewall, updates, vpn, wifi
+from agent.probes.outcome import FactOutcome, Probe, ProbeContext
+from agent.probes.runner import run_probe
+from devposture.v1 import devposture_pb2 as pb
+from tests.agent.replay import ReplayHost, fixture_bytes, fixture_text, ok, recorded
+from tests.agent.test_probes_backups import TempHomeHost
+
+NFT = ("nft", "-j", "list", "ruleset")
+IPT = ("iptables", "-S")
+
+
+def run(
+    probe_fn: Probe,
+    fact: pb.Fact.ValueType,
+    host: Host,
+    config: ProbeConfig | None = None,
+    report: pb.PostureReport | None = None,
+) -> FactOutcome:
+    ctx = ProbeContext(host, config or ProbeConfig(), report or pb.PostureReport())
+    return run_probe(fact, probe_fn, ctx)
+
+
+# --- firewall --------------------------------------------------------------------------
+
+
+def test_nft_drop_policy_means_enabled() -> None:
+    host = ReplayHost().with_tool("nft")
+    host.commands[NFT] = recorded("nft/nft-j-input-drop-netns")
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact)
+    assert fact.HasField("enabled") and fact.enabled
+    assert [(p.name, p.default_inbound_action) for p in fact.profiles] == [("nftables", "drop")]
+    assert outcome.errors == []
+
+
+def test_no_firewall_tool_is_command_not_found_and_no_fact() -> None:
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, ReplayHost())
+    assert outcome.fact is None
+    assert [(e.fact, e.code) for e in outcome.errors] == [
+        (pb.FACT_FIREWALL, pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)
+    ]
+
+
+def test_not_root_is_permission_denied_per_source() -> None:
+    host = ReplayHost().with_tool("nft").with_tool("iptables")
+    host.commands[NFT] = recorded("nft/nft-j-nonroot-debian12")
+    host.commands[IPT] = recorded("iptables/iptables-S-nonroot-debian12")
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert outcome.fact is None
+    assert {(e.source, e.code) for e in outcome.errors} == {
+        ("nft", pb.PROBE_ERROR_CODE_PERMISSION_DENIED),
+        ("iptables", pb.PROBE_ERROR_CODE_PERMISSION_DENIED),
+    }
+
+
+def test_one_unreadable_backend_leaves_enabled_unknown() -> None:
+    host = ReplayHost().with_tool("nft").with_tool("ufw")
+    host.commands[NFT] = recorded("nft/nft-j-accept-only-netns")
+    host.commands[("ufw", "status", "verbose")] = recorded(
+        "ufw/ufw-status-verbose-nonroot-debian12"
+    )
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert isinstance(outcome.fact, pb.FirewallFact)
+    assert not outcome.fact.HasField("enabled")  # nft accepts, ufw could not be read
+    assert [e.source for e in outcome.errors] == ["ufw"]
+
+
+def test_everything_read_and_nothing_filters_is_disabled() -> None:
+    host = ReplayHost().with_tool("nft").with_tool("ufw").with_tool("firewall-cmd")
+    host.commands[NFT] = recorded("nft/nft-j-empty-debian12")
+    host.commands[("ufw", "status", "verbose")] = recorded(
+        "ufw/ufw-status-verbose-inactive-debian12"
+    )
+    host.commands[("firewall-cmd", "--state")] = recorded(
+        "firewalld/firewall-cmd-state-not-running-debian12"
+    )
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert isinstance(outcome.fact, pb.FirewallFact)
+    assert outcome.fact.HasField("enabled") and not outcome.fact.enabled
+    assert len(outcome.fact.profiles) == 3
+
+
+# --- antivirus -------------------------------------------------------------------------
+
+
+def _clamav_host(*db_files: str) -> ReplayHost:
+    host = ReplayHost().with_tool("clamscan").with_tool("freshclam")
+    host.dirs["/var/lib/clamav"] = list(db_files)
+    return host
+
+
+def test_clamav_with_database_and_clamd_running() -> None:
+    host = _clamav_host("daily.cud", "freshclam.dat")
+    host.files["/var/lib/clamav/daily.cud"] = fixture_bytes(
+        "clamav/daily-27001-sigtool-unsigned.cud"
+    )
+    host.procs = [ProcessInfo(1, "systemd"), ProcessInfo(812, "clamd", "clamd")]
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact)
+    (clam,) = outcome.fact.products
+    assert clam.name == "ClamAV" and clam.signature_version == "27001"
+    assert clam.signatures_updated_at.seconds == 1795510624
+    assert clam.enabled and not clam.real_time_protection  # no clamonacc: no on-access scan
+    assert list(clam.processes) == ["clamd"]
+
+
+def test_clamav_without_database_is_not_healthy() -> None:
+    host = _clamav_host()
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact)
+    (clam,) = outcome.fact.products
+    assert clam.HasField("signatures_up_to_date") and not clam.signatures_up_to_date
+    assert not clam.signature_version
+    assert [(e.source, e.code) for e in outcome.errors] == [
+        ("clamav-db", pb.PROBE_ERROR_CODE_NO_SOURCE)
+    ]
+
+
+def test_no_product_with_a_readable_process_list_is_an_empty_fact() -> None:
+    host = ReplayHost(procs=[ProcessInfo(1, "systemd"), ProcessInfo(2, "sshd")])
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact) and len(outcome.fact.products) == 0
+
+
+def test_no_product_and_no_process_list_is_an_error() -> None:
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, ReplayHost(procs=None))
+    assert outcome.fact is None and outcome.errors[0].source == "processes"
+
+
+def test_defender_health_and_process_merge() -> None:
+    host = ReplayHost(procs=[ProcessInfo(90, "wdavdaemon"), ProcessInfo(91, "falcon-sensor")])
+    host.with_tool("mdatp")
+    host.commands[("mdatp", "health")] = ok(fixture_text("mdatp/mdatp-health-ubuntu2004.out"))
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact)
+    products = {p.name: p for p in outcome.fact.products}
+    assert set(products) == {"Microsoft Defender for Endpoint", "CrowdStrike Falcon"}
+    mde = products["Microsoft Defender for Endpoint"]
+    assert mde.source == "mdatp" and mde.real_time_protection and mde.signatures_up_to_date
+    assert mde.signature_version == "1.395.227.0" and list(mde.processes) == ["wdavdaemon"]
+
+
+# --- updates ---------------------------------------------------------------------------
+
+
+def _apt_host(config_dump: str) -> ReplayHost:
+    host = ReplayHost().with_tool("apt-get").with_tool("apt-config")
+    host.commands[("apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade")] = recorded(
+        "apt/apt-get-s-upgrade-debian12-pending"
+    )
+    host.commands[("apt-config", "dump")] = recorded(config_dump)
+    host.dirs["/var/lib/apt/lists"] = ["deb.debian.org_debian_dists_bookworm_InRelease", "lock"]
+    host.mtimes["/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease"] = 1.7e9
+    host.mtimes["/var/log/apt/history.log"] = 1.6e9
+    return host
+
+
+def test_apt_pending_security_and_dates() -> None:
+    outcome = run(updates.probe, pb.FACT_OS_UPDATES, _apt_host("apt/apt-config-dump-debian12"))
+    fact = outcome.fact
+    assert isinstance(fact, pb.OsUpdatesFact)
+    assert fact.source == "apt" and fact.pending_total == 116 and fact.pending_security == 69
+    assert "libgcrypt20" in fact.pending_security_names and len(fact.pending_security_names) == 50
+    assert fact.last_checked.seconds == 1_700_000_000
+    assert fact.last_installed.seconds == 1_600_000_000
+    assert fact.HasField("automatic_updates") and not fact.automatic_updates
+    assert not fact.HasField("reboot_required")  # nothing here writes the flag
+
+
+def test_apt_unattended_upgrades_on_and_reboot_flag() -> None:
+    host = _apt_host("apt/apt-config-dump-auto-upgrades-on").with_tool("unattended-upgrade")
+    host.files["/var/run/reboot-required"] = b"*** System restart required ***\n"
+    fact = run(updates.probe, pb.FACT_OS_UPDATES, host).fact
+    assert isinstance(fact, pb.OsUpdatesFact)
+    assert fact.automatic_updates and fact.reboot_required
+
+
+def test_dnf_security_from_cache() -> None:
+    host = ReplayHost().with_tool("dnf")
+    host.commands[("dnf", "-q", "-C", "updateinfo", "list", "--security")] = ok(
+        fixture_text("dnf/dnf-updateinfo-list-security-fedora34.out")
+    )
+    host.commands[("dnf", "-q", "-C", "check-update")] = (0, b"", b"")
+    fact = run(updates.probe, pb.FACT_OS_UPDATES, host).fact
+    assert isinstance(fact, pb.OsUpdatesFact)
+    assert fact.source == "dnf" and fact.pending_security == 16
+
+
+def test_no_package_manager() -> None:
+    outcome = run(updates.probe, pb.FACT_OS_UPDATES, ReplayHost())
+    assert outcome.fact is None
+    assert outcome.errors[0].code == pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND
+
+
+# --- Wi-Fi and VPN ---------------------------------------------------------------------
+
+
+def _wifi_host() -> ReplayHost:
+    host = ReplayHost().with_tool("nmcli")
+    host.dirs["/sys/class/net"] = ["eno1", "lo", "wlo1"]
+    host.dirs["/sys/class/net/wlo1/wireless"] = []
+    host.commands[("nmcli", "-t", "-f", "DEVICE,TYPE,STATE,CONNECTION", "device")] = ok(
+        fixture_text("nmcli/nmcli-device-wifi-connected.out")
+    )
+    host.commands[
+        ("nmcli", "-t", "-f", "IN-USE,SSID,BSSID,CHAN,SIGNAL,SECURITY",
+         "device", "wifi", "list", "--rescan", "no")
+    ] = ok(fixture_text("nmcli/nmcli-wifi-list-in-use-mesh.out"))  # fmt: skip
+    return host
+
+
+def test_no_wireless_interface_is_a_fact() -> None:
+    host = ReplayHost()
+    host.dirs["/sys/class/net"] = ["eth0", "lo"]
+    outcome = run(wifi.probe, pb.FACT_WIFI, host)
+    assert isinstance(outcome.fact, pb.WifiFact) and not outcome.fact.has_wifi_interface
+    assert outcome.errors == []
+
+
+def test_home_network_is_reported_only_as_a_hash() -> None:
+    report = pb.PostureReport()
+    report.vpn.active = True
+    config = ProbeConfig(network_hash_key=b"k")
+    fact = run(wifi.probe, pb.FACT_WIFI, _wifi_host(), config, report).fact
+    assert isinstance(fact, pb.WifiFact) and fact.has_wifi_interface
+    (session,) = fact.sessions
+    expected = "h:" + hmac.new(b"k", b"HomeNet", hashlib.sha256).hexdigest()[:32]
+    assert session.network_id == expected
+    assert "HomeNet" not in str(fact)
+    assert session.classification == pb.NETWORK_CLASS_OTHER
+    assert session.security == pb.WIFI_SECURITY_WPA2_PERSONAL
+    assert session.interface == "wlo1" and session.vpn_up
+    assert session.started_at.seconds > 0 and not session.HasField("ended_at")
+
+
+def test_trusted_network_keeps_its_name() -> None:
+    config = ProbeConfig(trusted_networks=("HomeNet",))
+    fact = run(wifi.probe, pb.FACT_WIFI, _wifi_host(), config).fact
+    assert isinstance(fact, pb.WifiFact)
+    assert fact.sessions[0].network_id == "HomeNet"
+    assert fact.sessions[0].classification == pb.NETWORK_CLASS_TRUSTED
+    assert not fact.sessions[0].vpn_up
+
+
+def test_wireless_without_nmcli_is_command_not_found() -> None:
+    host = _wifi_host()
+    del host.tools["nmcli"]
+    outcome = run(wifi.probe, pb.FACT_WIFI, host)
+    assert outcome.fact is None
+    assert outcome.errors[0].code == pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND
+
+
+def test_networkmanager_not_running_is_command_failed() -> None:
+    host = _wifi_host()
+    host.commands[("nmcli", "-t", "-f", "DEVICE,TYPE,STATE,CONNECTION", "device")] = recorded(
+        "nmcli/nmcli-device-no-daemon-debian12"
+    )
+    outcome = run(wifi.probe, pb.FACT_WIFI, host)
+    assert outcome.fact is None
+    assert outcome.errors[0].code == pb.PROBE_ERROR_CODE_COMMAND_FAILED
+
+
+def test_vpn_interfaces_by_name_and_sysfs() -> None:
+    host = ReplayHost(
+        interfaces=[
+            NetInterface("eth0", True, 1500, ("up", "running")),
+            NetInterface("wg0", True, 1420, ("up", "pointopoint", "running")),
+            NetInterface("tun0", True, 1500, ("up", "pointopoint")),  # nobody attached
+            NetInterface("corpvpn", True, 1400, ("up", "running")),
+        ]
+    )
+    host.files["/sys/class/net/corpvpn/uevent"] = b"DEVTYPE=wireguard\nINTERFACE=corpvpn\n"
+    host.files["/sys/class/net/eth0/type"] = b"1\n"
+    fact = run(vpn.probe, pb.FACT_VPN, host).fact
+    assert isinstance(fact, pb.VpnFact) and fact.active
+    found = {i.name: (i.kind, i.up) for i in fact.interfaces}
+    assert found == {
+        "wg0": ("wireguard", True),
+        "tun0": ("tun", False),
+        "corpvpn": ("wireguard", True),
+    }
+
+
+def test_no_vpn_interface_is_inactive() -> None:
+    host = ReplayHost(interfaces=[NetInterface("eth0", True, 1500, ("up", "running"))])
+    fact = run(vpn.probe, pb.FACT_VPN, host).fact
+    assert isinstance(fact, pb.VpnFact) and not fact.active and len(fact.interfaces) == 0
+
+
+# --- disk encryption -------------------------------------------------------------------
+
+
+def test_old_lsblk_falls_back_to_mountpoint() -> None:
+    host = ReplayHost().with_tool("lsblk")
+    host.commands[("lsblk", "-J", "-o", "NAME,TYPE,FSTYPE,FSVER,MOUNTPOINTS,PKNAME")] = recorded(
+        "lsblk/lsblk-bad-column"
+    )
+    host.commands[("lsblk", "-J", "-o", "NAME,TYPE,FSTYPE,MOUNTPOINT,PKNAME")] = recorded(
+        "lsblk/lsblk-old-mountpoint-column"
+    )
+    fact = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).fact
+    assert isinstance(fact, pb.DiskEncryptionFact)
+    assert {v.mount_point for v in fact.volumes} == {"/", "/mnt/dpplain"}
+
+
+def test_root_missing_from_lsblk_comes_from_mounts() -> None:
+    host = ReplayHost().with_tool("lsblk")
+    host.commands[("lsblk", "-J", "-o", "NAME,TYPE,FSTYPE,FSVER,MOUNTPOINTS,PKNAME")] = ok(
+        '{"blockdevices": []}'
+    )
+    host.files["/proc/self/mounts"] = b"overlay / overlay rw,relatime 0 0\nproc /proc proc rw 0 0\n"
+    fact = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).fact
+    assert isinstance(fact, pb.DiskEncryptionFact)
+    (root,) = fact.volumes
+    assert root.mount_point == "/" and root.device == "overlay"
+    assert not root.HasField("encrypted")  # nothing seen says either way
+
+
+def test_no_lsblk_is_command_not_found() -> None:
+    outcome = run(disk.probe, pb.FACT_DISK_ENCRYPTION, ReplayHost())
+    assert outcome.fact is None
+    assert outcome.errors[0].code == pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND
+
+
+# --- chat backups (real files in a temporary home, read through LiveHost) ---------------
+
+
+def test_backup_locations_expand_wine_users() -> None:
+    host = ReplayHost(homes=["/home/ann"])
+    host.dirs["/home/ann/.wine/drive_c/users"] = ["ann", "Public"]
+    ctx = ProbeContext(host, ProbeConfig(backup_folders=("~/chat-archive",)), pb.PostureReport())
+    paths = [p for _, p in backups.candidates(ctx)]
+    assert "/home/ann/.wine/drive_c/users/ann/Documents/WeChat Files" in paths
+    assert "/home/ann/.wine/drive_c/users/Public/Documents/WXWork" in paths
+    assert "/home/ann/chat-archive" in paths
+
+
+def test_backup_on_encrypted_volume(tmp_path: Path) -> None:
+    folder = tmp_path / "Documents" / "WXWork" / "1688850000000000"
+    folder.mkdir(parents=True)
+    (folder / "x.dat").write_bytes(bytes(range(200)))
+    report = pb.PostureReport()
+    report.disk_encryption.volumes.add(mount_point="/", device="luks-1", encrypted=True,
+                                       method="LUKS2")  # fmt: skip
+    fact = run(backups.probe, pb.FACT_CHAT_BACKUPS, TempHomeHost(tmp_path), report=report).fact
+    assert isinstance(fact, pb.ChatBackupFact)
+    (backup,) = fact.backups
+    assert backup.app == pb.CHAT_APP_WECOM and backup.location == "~/Documents/WXWork"
+    assert backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED
+    assert backup.encryption_evidence == "on LUKS2 volume luks-1 mounted at /"
