@@ -77,7 +77,7 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
         unread = _source_errors(report, pb.FACT_ANTIVIRUS)
         if unread:
             return Verdict(State.UNKNOWN, "no antivirus found, but " + "; ".join(unread))
-        return Verdict(State.FAIL, "no antivirus product found")
+        return Verdict(State.FAIL, "no known antivirus product installed or running")
     failing: list[str] = []
     unknown: list[str] = []
     for product in products:

@@ -79,7 +79,10 @@ def test_antivirus_pass_fail_unknown() -> None:
     assert verdict("antivirus", vague)[0] is State.UNKNOWN
     empty = pb.PostureReport()
     empty.antivirus.SetInParent()
-    assert verdict("antivirus", empty) == (State.FAIL, "no antivirus product found")
+    assert verdict("antivirus", empty) == (
+        State.FAIL,
+        "no known antivirus product installed or running",
+    )
 
 
 def test_antivirus_one_healthy_product_among_several_passes() -> None:

@@ -1,4 +1,4 @@
-"""`make demo`'s script, run as a new user would: a table with one row per check, nothing left behind."""
+"""`make demo`, run as a new user would: one row per check, nothing left behind."""
 
 from __future__ import annotations
 

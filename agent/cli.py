@@ -1,0 +1,173 @@
+"""`devposture-agent`: enroll this computer, show what it would report, send a report.
+
+Errors name the problem and the fix, and exit non-zero. `once` exits 0 only when the collector
+has acknowledged the report, so an installer or a scheduler can trust its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from agent import __version__
+from agent.collect import build_report
+from agent.enroll import CollectorAddress, EnrollError, enroll
+from agent.host import LiveHost
+from agent.outbox import Outbox
+from agent.pinning import normalize_fingerprint
+from agent.probes import host_facts
+from agent.probes.config import ProbeConfig
+from agent.state import AgentState, StateError, default_state_dir
+from agent.transport import drain
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A failure to report to the person at the terminal, without a traceback."""
+
+
+def _state_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help=f"agent state folder (default: $DEVPOSTURE_AGENT_STATE or {default_state_dir()})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devposture-agent",
+        description="Observe this computer's security posture (antivirus, firewall, updates,"
+        " Wi-Fi and VPN, chat backups) and report the facts to your company's collector."
+        " It never reads chat content.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    enroll_cmd = commands.add_parser("enroll", help="enroll this computer with a collector")
+    enroll_cmd.add_argument(
+        "--collector", required=True, metavar="HOST:PORT", help="the collector's enrollment address"
+    )
+    enroll_cmd.add_argument(
+        "--token-file",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="file holding the enrollment token IT gave you ('-' reads standard input)",
+    )
+    enroll_cmd.add_argument(
+        "--ca-fingerprint",
+        required=True,
+        metavar="FP",
+        help="the collector CA's fingerprint (sha256:...) IT gave you",
+    )
+    enroll_cmd.add_argument("--force", action="store_true", help="replace an existing enrollment")
+    _state_option(enroll_cmd)
+
+    collect_cmd = commands.add_parser("collect", help="collect and print a report; sends nothing")
+    collect_cmd.add_argument(
+        "--json", action="store_true", required=True, help="print the report as JSON"
+    )
+    _state_option(collect_cmd)
+
+    once_cmd = commands.add_parser(
+        "once", help="collect one report and send it (and any still queued)"
+    )
+    _state_option(once_cmd)
+    return parser
+
+
+def _read_token(path: Path) -> str:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(
+            f"cannot read the token file {path}: {exc.strerror}; check the path"
+        ) from exc
+    token = text.strip()
+    if not token:
+        raise CliError(f"the token file {path} is empty: put the token IT gave you in it")
+    return token
+
+
+def cmd_enroll(args: argparse.Namespace, state: AgentState) -> int:
+    try:
+        address = CollectorAddress.parse(args.collector)
+        pin = normalize_fingerprint(args.ca_fingerprint)
+    except ValueError as exc:
+        raise CliError(str(exc)) from exc
+    if state.is_enrolled() and not args.force:
+        current = state.load()
+        raise CliError(
+            f"this computer is already enrolled as device {current.device_id} with"
+            f" {current.collector_host}; add --force to enroll again"
+        )
+    token = _read_token(args.token_file)
+    try:
+        enrollment = enroll(state, address, token, pin, host_facts(LiveHost()))
+    except EnrollError as exc:
+        raise CliError(str(exc)) from exc
+    print(f"Enrolled: this computer is device {enrollment.device_id}")
+    print(f"Reports go to {address.target(enrollment.report_port)} over mutual TLS.")
+    return EXIT_OK
+
+
+def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
+    device_id = state.load().device_id if state.is_enrolled() else ""
+    report = build_report(LiveHost(), ProbeConfig(), device_id)
+    print(json_format.MessageToJson(report, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
+    enrollment = state.load()
+    outbox = Outbox(state.outbox_dir)
+    report = build_report(LiveHost(), ProbeConfig(), enrollment.device_id)
+    outbox.put(report)
+    result = drain(state, enrollment, outbox)
+    for report_id in result.set_aside:
+        print(f"report {report_id} was refused by the collector and set aside", file=sys.stderr)
+    if report.report_id in result.acknowledged + result.duplicates:
+        others = len(result.acknowledged) + len(result.duplicates) - 1
+        extra = f" (and {others} queued earlier)" if others else ""
+        print(f"Report {report.report_id} acknowledged by the collector{extra}.")
+        return EXIT_OK if result.stopped_by is None else EXIT_FAILED
+    if result.stopped_by is not None:
+        raise CliError(
+            f"the collector did not acknowledge the report ({result.stopped_by});"
+            f" it is kept on disk and will be sent next time"
+        )
+    raise CliError(
+        "the collector refused the report; it was set aside (see the outbox's rejected/ folder)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    state = AgentState(args.state if args.state is not None else default_state_dir())
+    handlers = {"enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once}
+    try:
+        return handlers[args.command](args, state)
+    except (CliError, StateError) as exc:
+        print(f"devposture-agent: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

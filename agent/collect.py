@@ -1,0 +1,24 @@
+"""Build one PostureReport: a fresh id, the time, and every fact the probes could read."""
+
+from __future__ import annotations
+
+import uuid
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agent import __version__
+from agent.host import Host
+from agent.probes import collect_facts
+from agent.probes.config import ProbeConfig
+from devposture.v1 import devposture_pb2 as pb
+
+
+def build_report(host: Host, config: ProbeConfig, device_id: str = "") -> pb.PostureReport:
+    report = pb.PostureReport(
+        report_id=str(uuid.uuid4()), device_id=device_id, agent_version=__version__
+    )
+    collected_at = Timestamp()
+    collected_at.FromDatetime(host.now())
+    report.collected_at.CopyFrom(collected_at)
+    collect_facts(host, config, report)
+    return report
