@@ -17,6 +17,7 @@ from agent import __version__
 from agent.collect import build_report
 from agent.enroll import CollectorAddress, EnrollError, enroll
 from agent.host import LiveHost
+from agent.host.command_cache import CommandCache
 from agent.outbox import Outbox
 from agent.pinning import normalize_fingerprint
 from agent.probes import host_facts
@@ -86,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def live_host(state: AgentState) -> LiveHost:
+    """The real computer, with costly command outputs cached in the state folder if enrolled."""
+    if state.is_enrolled():
+        return LiveHost(CommandCache(state.command_cache_path))
+    return LiveHost()
+
+
 def _read_token(path: Path) -> str:
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
@@ -123,7 +131,7 @@ def cmd_enroll(args: argparse.Namespace, state: AgentState) -> int:
 
 def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
     device_id = state.load().device_id if state.is_enrolled() else ""
-    report = build_report(LiveHost(), ProbeConfig(), device_id)
+    report = build_report(live_host(state), ProbeConfig(), device_id)
     print(json_format.MessageToJson(report, indent=2, ensure_ascii=False))
     return EXIT_OK
 
@@ -131,7 +139,7 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
 def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     enrollment = state.load()
     outbox = Outbox(state.outbox_dir)
-    report = build_report(LiveHost(), ProbeConfig(), enrollment.device_id)
+    report = build_report(live_host(state), ProbeConfig(), enrollment.device_id)
     outbox.put(report)
     result = drain(state, enrollment, outbox)
     for report_id in result.set_aside:

@@ -96,6 +96,10 @@ class AgentState:
         return self.directory / CA_FILE
 
     @property
+    def command_cache_path(self) -> Path:
+        return self.directory / "command-cache.json"
+
+    @property
     def outbox_dir(self) -> Path:
         return self.directory / "outbox"
 

@@ -27,6 +27,7 @@ try:  # POSIX only: user accounts for home_dirs(); absent on Windows.
 except ImportError:  # pragma: no cover - Windows
     pwd = None  # type: ignore[assignment]
 
+from agent.host.command_cache import CommandCache, stamp_of
 from agent.host.errors import (
     CommandFailedError,
     CommandNotFoundError,
@@ -72,9 +73,10 @@ def _os_family() -> pb.OsFamily.ValueType:
 class LiveHost:
     """The computer the agent runs on."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: CommandCache | None = None) -> None:
         self._family = _os_family()
         self._homes: list[str] | None = None
+        self._cache = cache if cache is not None else CommandCache(None)
 
     @property
     def os_family(self) -> pb.OsFamily.ValueType:
@@ -98,6 +100,17 @@ class LiveHost:
             env["LC_ALL"] = "C"
             env["LANG"] = "C"
         return env
+
+    def run_cached(
+        self, argv: Sequence[str], timeout: float, depends_on: Sequence[str]
+    ) -> CommandResult:
+        stamp = stamp_of(depends_on)
+        cached = self._cache.lookup(argv, stamp)
+        if cached is not None:
+            return cached
+        result = self.run(argv, timeout)
+        self._cache.store(argv, stamp, result)
+        return result
 
     def run(
         self, argv: Sequence[str], timeout: float, ok_codes: Collection[int] = OK_ONLY

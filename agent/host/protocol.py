@@ -42,6 +42,13 @@ class Host(Protocol):
         CommandTimeoutError, or CommandFailedError when the exit code is not in `ok_codes`."""
         ...
 
+    def run_cached(
+        self, argv: Sequence[str], timeout: float, depends_on: Sequence[str]
+    ) -> CommandResult:
+        """Like `run` (exit code 0 only), for a costly command whose output depends only on
+        the files `depends_on`: a host may answer from a cache while they are unchanged."""
+        ...
+
     def which(self, name: str) -> str | None:
         """Where the tool lives, or None when it is not installed."""
         ...

@@ -64,6 +64,11 @@ class ReplayHost:
         self.tools[name] = f"/usr/bin/{name}"
         return self
 
+    def run_cached(
+        self, argv: Sequence[str], timeout: float, depends_on: Sequence[str]
+    ) -> CommandResult:
+        return self.run(argv, timeout)
+
     def run(
         self, argv: Sequence[str], timeout: float, ok_codes: Collection[int] = OK_ONLY
     ) -> CommandResult:

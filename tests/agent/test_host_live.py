@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -83,7 +82,7 @@ def test_missing_file_is_no_source(tmp_path: Path) -> None:
     assert not host.exists(str(tmp_path / "absent"))
 
 
-_AS_NOBODY = """
+_READ_DENIED = """
 import sys
 from agent.host import HostPermissionError, LiveHost
 try:
@@ -95,38 +94,32 @@ except HostPermissionError as exc:
 
 @posix_only
 def test_unreadable_file_is_permission_denied(tmp_path: Path) -> None:
+    target = tmp_path / "secret"
+    target.write_bytes(b"x")
+    target.chmod(0)
     if os.geteuid() != 0:
-        target = tmp_path / "secret"
-        target.write_bytes(b"x")
-        target.chmod(0)
         with pytest.raises(HostPermissionError):
             LiveHost().read_bytes(str(target), 10)
         return
-    # Root reads everything, so drop to nobody for the read, as a non-root agent would be.
+    # Root reads everything: drop the capabilities that let it ignore file modes, so the
+    # kernel refuses the read as it would for an agent running without privileges.
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("setpriv (util-linux) is needed to test as a non-root user")
-    with tempfile.TemporaryDirectory() as shared:  # /tmp: reachable by nobody
-        Path(shared).chmod(0o755)
-        target = Path(shared) / "secret"
-        target.write_bytes(b"x")
-        target.chmod(0)
-        done = subprocess.run(
-            [
-                setpriv,
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                sys.executable,
-                "-c",
-                _AS_NOBODY,
-                str(target),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=str(ROOT),
-        )
+        pytest.skip("setpriv (util-linux) is needed to drop root's file-access capabilities")
+    done = subprocess.run(
+        [
+            setpriv,
+            "--bounding-set=-dac_override,-dac_read_search",
+            sys.executable,
+            "-c",
+            _READ_DENIED,
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=str(ROOT),
+    )
     assert done.stdout.startswith("permission-denied:"), done.stdout + done.stderr
 
 

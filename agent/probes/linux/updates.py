@@ -32,6 +32,16 @@ _SUCCESS_STAMP = "/var/lib/apt/periodic/update-success-stamp"
 _LISTS = "/var/lib/apt/lists"
 _HISTORY = ("/var/log/apt/history.log", "/var/log/dpkg.log")
 _REBOOT_FLAG = "/var/run/reboot-required"
+# What a simulated upgrade reads: installed packages, package lists, sources, pins, config.
+# While none of these changes, its answer cannot change (see agent.host.command_cache).
+_APT_INPUTS = (
+    "/var/lib/dpkg/status",
+    _LISTS,
+    "/etc/apt/sources.list",
+    "/etc/apt/sources.list.d",
+    "/etc/apt/preferences.d",
+    "/etc/apt/apt.conf.d",
+)
 # Packages that write the reboot flag (Debian's unattended-upgrades, Ubuntu's update-notifier).
 _REBOOT_FLAG_WRITERS = (
     "/etc/kernel/postinst.d/unattended-upgrades",
@@ -63,7 +73,7 @@ def _last_installed(ctx: ProbeContext) -> float | None:
 def _apt(ctx: ProbeContext) -> FactOutcome:
     host, timeout = ctx.host, ctx.config.command_timeout
     argv = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade"]
-    plan = parse_apt_simulate(host.run(argv, timeout).stdout_text())
+    plan = parse_apt_simulate(host.run_cached(argv, timeout, _APT_INPUTS).stdout_text())
     security = sorted({u.name for u in plan.security})
     fact = pb.OsUpdatesFact(
         source="apt",
