@@ -70,6 +70,15 @@ def _os_family() -> pb.OsFamily.ValueType:
     return pb.OS_FAMILY_UNSPECIFIED
 
 
+def _console_encoding() -> str:
+    """The OEM code page cmd.exe tools write in on Windows; UTF-8 elsewhere."""
+    if sys.platform != "win32":
+        return "utf-8"
+    import ctypes  # noqa: PLC0415 - Windows only
+
+    return f"cp{ctypes.windll.kernel32.GetOEMCP()}"  # type: ignore[attr-defined]
+
+
 class LiveHost:
     """The computer the agent runs on."""
 
@@ -270,6 +279,7 @@ class LiveHost:
             release=uname.release,
             version=uname.version,
             machine=uname.machine,
+            console_encoding=_console_encoding(),
         )
 
     def home_dirs(self) -> list[str]:

@@ -86,3 +86,7 @@ class PlatformInfo:
     release: str  # kernel release on Linux
     version: str
     machine: str  # "x86_64", "arm64", "AMD64"
+    # The codec console tools print in: Windows' OEM code page ("cp936" on Chinese Windows,
+    # "cp437" on US English), "utf-8" elsewhere. Parsers of cmd.exe tools (netsh, reg,
+    # manage-bde) decode with it; PowerShell and WMIC output may instead be UTF-16 LE.
+    console_encoding: str = "utf-8"
