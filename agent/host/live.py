@@ -76,7 +76,7 @@ def _console_encoding() -> str:
         return "utf-8"
     import ctypes  # noqa: PLC0415 - Windows only
 
-    return f"cp{ctypes.windll.kernel32.GetOEMCP()}"  # type: ignore[attr-defined]
+    return f"cp{ctypes.windll.kernel32.GetOEMCP()}"  # type: ignore[attr-defined,unused-ignore]
 
 
 class LiveHost:
