@@ -7,7 +7,8 @@ import hmac
 from pathlib import Path
 
 from agent.host import Host, NetInterface, ProcessInfo
-from agent.probes import ProbeConfig
+from agent.probes import ProbeConfig, chat_backups
+from agent.probes.backup_locations import LINUX
 from agent.probes.linux import antivirus, backups, disk, firewall, updates, vpn, wifi
 from agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from agent.probes.runner import run_probe
@@ -340,7 +341,7 @@ def test_backup_locations_expand_wine_users() -> None:
     host = ReplayHost(homes=["/home/ann"])
     host.dirs["/home/ann/.wine/drive_c/users"] = ["ann", "Public"]
     ctx = ProbeContext(host, ProbeConfig(backup_folders=("~/chat-archive",)), pb.PostureReport())
-    paths = [p for _, p in backups.candidates(ctx)]
+    paths = [p for _, p in chat_backups.candidates(ctx, LINUX)]
     assert "/home/ann/.wine/drive_c/users/ann/Documents/WeChat Files" in paths
     assert "/home/ann/.wine/drive_c/users/Public/Documents/WXWork" in paths
     assert "/home/ann/chat-archive" in paths
