@@ -16,7 +16,8 @@ from google.protobuf import json_format
 from agent import __version__
 from agent.collect import build_report
 from agent.enroll import CollectorAddress, EnrollError, enroll
-from agent.host import LiveHost
+from agent.host import Host, LiveHost
+from agent.host.bundle import BundleError, BundleHost, RecordingHost
 from agent.host.command_cache import CommandCache
 from agent.outbox import Outbox
 from agent.pinning import normalize_fingerprint
@@ -74,9 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     enroll_cmd.add_argument("--force", action="store_true", help="replace an existing enrollment")
     _state_option(enroll_cmd)
 
-    collect_cmd = commands.add_parser("collect", help="collect and print a report; sends nothing")
+    collect_cmd = commands.add_parser(
+        "collect",
+        help="collect a report and print it, or record a diagnostic bundle; sends nothing",
+    )
+    collect_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     collect_cmd.add_argument(
-        "--json", action="store_true", required=True, help="print the report as JSON"
+        "--bundle",
+        type=Path,
+        metavar="OUT",
+        help="also write a diagnostic bundle: every command output and file sample the probes"
+        " used (no chat content), for IT to replay on another machine",
+    )
+    collect_cmd.add_argument(
+        "--replay",
+        type=Path,
+        metavar="BUNDLE",
+        help="collect from a diagnostic bundle instead of this computer",
     )
     _state_option(collect_cmd)
 
@@ -130,9 +145,29 @@ def cmd_enroll(args: argparse.Namespace, state: AgentState) -> int:
 
 
 def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
-    device_id = state.load().device_id if state.is_enrolled() else ""
-    report = build_report(live_host(state), ProbeConfig(), device_id)
-    print(json_format.MessageToJson(report, indent=2, ensure_ascii=False))
+    if not args.json and args.bundle is None:
+        raise CliError("say what to produce: --json (print the report), --bundle OUT, or both")
+    if args.replay is not None and args.bundle is not None:
+        raise CliError("--replay reads a bundle; it cannot also record one (drop --bundle)")
+    if args.replay is not None:
+        try:
+            host: Host = BundleHost.load(args.replay)
+        except BundleError as exc:
+            raise CliError(f"{exc}") from exc
+        device_id = ""
+    else:
+        host = live_host(state)
+        device_id = state.load().device_id if state.is_enrolled() else ""
+    recorder = RecordingHost(host) if args.bundle is not None else None
+    report = build_report(recorder or host, ProbeConfig(), device_id)
+    if recorder is not None:
+        try:
+            recorder.save(args.bundle, __version__)
+        except OSError as exc:
+            raise CliError(f"cannot write the bundle to {args.bundle}: {exc.strerror}") from exc
+        print(f"Diagnostic bundle written to {args.bundle}", file=sys.stderr)
+    if args.json:
+        print(json_format.MessageToJson(report, indent=2, ensure_ascii=False))
     return EXIT_OK
 
 

@@ -7,6 +7,9 @@ the tool or the kind of file, never a user's path or any content.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from agent.host.types import CommandResult
 from devposture.v1 import devposture_pb2 as pb
 
 
@@ -55,3 +58,18 @@ class SourceMissingError(HostError):
     """A file or folder the probe wanted to read does not exist."""
 
     code = pb.PROBE_ERROR_CODE_NO_SOURCE
+
+
+def require_exit(result: CommandResult, ok_codes: Collection[int]) -> CommandResult:
+    """Raise CommandFailedError unless the command exited with an accepted code.
+
+    Shared by the live and the replaying host, so a replayed failure reads exactly as the
+    recorded one did."""
+    if result.returncode in ok_codes:
+        return result
+    raise CommandFailedError(
+        f"{result.argv[0]} exited with status {result.returncode}",
+        result.returncode,
+        result.stdout,
+        result.stderr,
+    )

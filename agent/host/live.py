@@ -29,12 +29,12 @@ except ImportError:  # pragma: no cover - Windows
 
 from agent.host.command_cache import CommandCache, stamp_of
 from agent.host.errors import (
-    CommandFailedError,
     CommandNotFoundError,
     CommandTimeoutError,
     HostError,
     HostPermissionError,
     SourceMissingError,
+    require_exit,
 )
 from agent.host.paths import display_path
 from agent.host.protocol import OK_ONLY
@@ -149,15 +149,7 @@ class LiveHost:
             self._kill(proc)
             proc.communicate()
             raise CommandTimeoutError(f"{tool} did not finish within {timeout:g} s") from exc
-        result = CommandResult(tuple(argv), proc.returncode, stdout, stderr)
-        if proc.returncode not in ok_codes:
-            raise CommandFailedError(
-                f"{tool} exited with status {proc.returncode}",
-                proc.returncode,
-                stdout,
-                stderr,
-            )
-        return result
+        return require_exit(CommandResult(tuple(argv), proc.returncode, stdout, stderr), ok_codes)
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -190,6 +182,9 @@ class LiveHost:
             raise SourceMissingError(f"{self._shown(path)} is a folder, not a file") from exc
         except OSError as exc:
             raise self._file_error(exc, path, "reading") from exc
+
+    def read_sample(self, path: str, limit: int) -> bytes:
+        return self.read_bytes(path, limit)
 
     def exists(self, path: str) -> bool:
         try:

@@ -57,6 +57,11 @@ class Host(Protocol):
         """At most `limit` bytes from the start of a file: never a whole chat database."""
         ...
 
+    def read_sample(self, path: str, limit: int) -> bytes:
+        """The first bytes of a user's file (a chat backup), only to tell its format. Same as
+        `read_bytes`, but marked: a recording host redacts any readable text in it."""
+        ...
+
     def exists(self, path: str) -> bool: ...
 
     def list_dir(self, path: str) -> list[str]:

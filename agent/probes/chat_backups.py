@@ -93,7 +93,7 @@ def _encryption(ctx: ProbeContext, root: str, newest: list[str]) -> HeaderVerdic
     verdicts = []
     for relative in newest[:SAMPLE_FILES]:
         try:
-            verdicts.append(sniff(ctx.host.read_bytes(f"{root}/{relative}", SAMPLE_SIZE)))
+            verdicts.append(sniff(ctx.host.read_sample(f"{root}/{relative}", SAMPLE_SIZE)))
         except HostError:
             continue
     verdict = combine(verdicts)

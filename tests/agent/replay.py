@@ -91,6 +91,9 @@ class ReplayHost:
             raise SourceMissingError(f"{path} does not exist")
         return self.files[path][:limit]
 
+    def read_sample(self, path: str, limit: int) -> bytes:
+        return self.read_bytes(path, limit)
+
     def exists(self, path: str) -> bool:
         return path in self.files or path in self.dirs or path in self.mtimes
 

@@ -1,0 +1,349 @@
+"""Diagnostic bundles: record everything the probes saw on one computer, replay it anywhere.
+
+`RecordingHost` wraps the live host and notes every call the probes make and what came back
+(command outputs, file bytes, process and interface lists, errors). `BundleHost` answers the
+same calls from the recording, so `devposture-agent collect --replay BUNDLE` rebuilds the same
+facts on any machine and OS. IT uses it to see why a device fails; the tests use it to replay
+recorded systems. Principle 4: one room touches the OS, and it can run live, record or replay.
+
+The format is one JSON document (see docs/bundle-format.md):
+
+    {"format": "devposture-bundle", "version": 1, "os_family": "OS_FAMILY_LINUX",
+     "recorded_at": "...", "agent_version": "...",
+     "calls": [{"method": "run", "args": {"argv": [...]}, "result": {...}} | "error": {...}]}
+
+Bytes are base64. File samples read with `read_sample` (chat backups) are redacted before they
+are written (agent.host.redact): a bundle holds no chat content.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Collection, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from agent.host.errors import (
+    CommandFailedError,
+    CommandNotFoundError,
+    CommandTimeoutError,
+    HostError,
+    HostPermissionError,
+    SourceMissingError,
+    require_exit,
+)
+from agent.host.protocol import OK_ONLY, Host
+from agent.host.redact import redact_sample
+from agent.host.types import (
+    CommandResult,
+    FileEntry,
+    FileStat,
+    NetInterface,
+    PlatformInfo,
+    ProcessInfo,
+    WalkResult,
+)
+from agent.state import write_atomic
+from devposture.v1 import devposture_pb2 as pb
+
+FORMAT = "devposture-bundle"
+VERSION = 1
+T = TypeVar("T")
+_ERRORS: dict[str, type[HostError]] = {
+    cls.__name__: cls
+    for cls in (
+        HostError,
+        CommandNotFoundError,
+        HostPermissionError,
+        CommandTimeoutError,
+        SourceMissingError,
+    )
+}
+
+
+class BundleError(Exception):
+    """The file is not a bundle this agent can replay; the message says why."""
+
+
+class NotRecordedError(HostError):
+    """The replayed probes asked for something the bundle does not hold (a newer agent asks
+    more than the recording one did). The fact becomes an error, never a guess."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"))
+
+
+def _key(method: str, args: dict[str, Any]) -> str:
+    return json.dumps([method, args], sort_keys=True)
+
+
+# --- how each method's result is written and read ---------------------------------------
+
+Codec = tuple[Callable[[Any], Any], Callable[[Any], Any]]
+
+
+def _command(result: CommandResult) -> dict[str, Any]:
+    return {
+        "argv": list(result.argv),
+        "returncode": result.returncode,
+        "stdout": _b64(result.stdout),
+        "stderr": _b64(result.stderr),
+    }
+
+
+def _command_back(data: dict[str, Any]) -> CommandResult:
+    return CommandResult(
+        tuple(data["argv"]), int(data["returncode"]), _unb64(data["stdout"]), _unb64(data["stderr"])
+    )
+
+
+def _same(value: object) -> object:
+    return value
+
+
+_CODECS: dict[str, Codec] = {
+    "run": (_command, _command_back),
+    "run_cached": (_command, _command_back),
+    "which": (_same, _same),
+    "read_bytes": (_b64, _unb64),
+    "read_sample": (lambda data: _b64(redact_sample(data)), _unb64),
+    "exists": (_same, bool),
+    "list_dir": (list, list),
+    "stat": (
+        lambda s: [s.size, s.mtime, s.is_dir],
+        lambda d: FileStat(int(d[0]), float(d[1]), bool(d[2])),
+    ),
+    "walk_files": (
+        lambda w: {"files": [[f.path, f.size, f.mtime] for f in w.files], "truncated": w.truncated},
+        lambda d: WalkResult(
+            tuple(FileEntry(p, int(s), float(m)) for p, s, m in d["files"]), bool(d["truncated"])
+        ),
+    ),
+    "processes": (
+        lambda ps: [[p.pid, p.name, p.exe_name] for p in ps],
+        lambda d: [ProcessInfo(int(pid), name, exe) for pid, name, exe in d],
+    ),
+    "net_interfaces": (
+        lambda ns: [[n.name, n.is_up, n.mtu, list(n.flags), list(n.addresses)] for n in ns],
+        lambda d: [NetInterface(a, bool(b), int(c), tuple(f), tuple(x)) for a, b, c, f, x in d],
+    ),
+    "host_info": (
+        lambda i: [i.hostname, i.system, i.release, i.version, i.machine, i.console_encoding],
+        lambda d: PlatformInfo(*d),
+    ),
+    "home_dirs": (list, list),
+    "now": (lambda t: t.isoformat(), datetime.fromisoformat),
+}
+
+
+class RecordingHost:
+    """A Host that passes every call to `inner` and keeps what it answered."""
+
+    def __init__(self, inner: Host) -> None:
+        self._inner = inner
+        self._calls: dict[str, dict[str, Any]] = {}
+
+    @property
+    def os_family(self) -> pb.OsFamily.ValueType:
+        return self._inner.os_family
+
+    def _record(self, method: str, args: dict[str, Any], call: Callable[[], T]) -> T:
+        key = _key(method, args)
+        entry: dict[str, Any] = {"method": method, "args": args}
+        try:
+            result = call()
+        except CommandFailedError as exc:
+            # Recorded as what the command printed; replay applies the caller's exit codes.
+            failed = CommandResult(tuple(args["argv"]), exc.returncode, exc.stdout, exc.stderr)
+            entry["result"] = _CODECS[method][0](failed)
+            self._calls.setdefault(key, entry)
+            raise
+        except HostError as exc:
+            entry["error"] = {"type": type(exc).__name__, "message": str(exc)}
+            self._calls.setdefault(key, entry)
+            raise
+        entry["result"] = _CODECS[method][0](result)
+        self._calls.setdefault(key, entry)
+        return result
+
+    def run(
+        self, argv: Sequence[str], timeout: float, ok_codes: Collection[int] = OK_ONLY
+    ) -> CommandResult:
+        return self._record(
+            "run", {"argv": list(argv)}, lambda: self._inner.run(argv, timeout, ok_codes)
+        )
+
+    def run_cached(
+        self, argv: Sequence[str], timeout: float, depends_on: Sequence[str]
+    ) -> CommandResult:
+        # Recorded as a plain run: a bundle must hold the output even when a cache answered.
+        return self._record(
+            "run", {"argv": list(argv)}, lambda: self._inner.run_cached(argv, timeout, depends_on)
+        )
+
+    def which(self, name: str) -> str | None:
+        return self._record("which", {"name": name}, lambda: self._inner.which(name))
+
+    def read_bytes(self, path: str, limit: int) -> bytes:
+        return self._record(
+            "read_bytes",
+            {"path": path, "limit": limit},
+            lambda: self._inner.read_bytes(path, limit),
+        )
+
+    def read_sample(self, path: str, limit: int) -> bytes:
+        return self._record(
+            "read_sample",
+            {"path": path, "limit": limit},
+            lambda: self._inner.read_sample(path, limit),
+        )
+
+    def exists(self, path: str) -> bool:
+        return self._record("exists", {"path": path}, lambda: self._inner.exists(path))
+
+    def list_dir(self, path: str) -> list[str]:
+        return self._record("list_dir", {"path": path}, lambda: self._inner.list_dir(path))
+
+    def stat(self, path: str) -> FileStat:
+        return self._record("stat", {"path": path}, lambda: self._inner.stat(path))
+
+    def walk_files(self, path: str, max_files: int) -> WalkResult:
+        return self._record(
+            "walk_files",
+            {"path": path, "max_files": max_files},
+            lambda: self._inner.walk_files(path, max_files),
+        )
+
+    def processes(self) -> list[ProcessInfo]:
+        return self._record("processes", {}, self._inner.processes)
+
+    def net_interfaces(self) -> list[NetInterface]:
+        return self._record("net_interfaces", {}, self._inner.net_interfaces)
+
+    def host_info(self) -> PlatformInfo:
+        return self._record("host_info", {}, self._inner.host_info)
+
+    def home_dirs(self) -> list[str]:
+        return self._record("home_dirs", {}, self._inner.home_dirs)
+
+    def now(self) -> datetime:
+        return self._record("now", {}, self._inner.now)
+
+    def bundle(self, agent_version: str) -> dict[str, Any]:
+        recorded_at = next(
+            (c["result"] for c in self._calls.values() if c["method"] == "now"), None
+        )
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "os_family": pb.OsFamily.Name(self.os_family),
+            "recorded_at": recorded_at,
+            "agent_version": agent_version,
+            "calls": list(self._calls.values()),
+        }
+
+    def save(self, path: Path, agent_version: str) -> None:
+        data = json.dumps(self.bundle(agent_version), indent=1, ensure_ascii=False)
+        write_atomic(path, data.encode("utf-8"), 0o600)
+
+
+class BundleHost:
+    """A Host that answers from a recorded bundle, on any machine."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        if document.get("format") != FORMAT:
+            raise BundleError("this file is not a devposture diagnostic bundle")
+        if document.get("version") != VERSION:
+            raise BundleError(
+                f"bundle format version {document.get('version')} is not supported"
+                f" (this agent reads version {VERSION}); replay it with a matching agent"
+            )
+        try:
+            self._family = pb.OsFamily.Value(document["os_family"])
+            self._calls = {_key(c["method"], c["args"]): c for c in document["calls"]}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"the bundle is damaged ({type(exc).__name__}: {exc})") from exc
+        self.recorded_at: str | None = document.get("recorded_at")
+        self.agent_version: str = str(document.get("agent_version", ""))
+
+    @classmethod
+    def load(cls, path: Path) -> BundleHost:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise BundleError(f"cannot read {path}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise BundleError(f"{path} is not valid JSON: {exc}") from exc
+        if not isinstance(document, dict):
+            raise BundleError("this file is not a devposture diagnostic bundle")
+        return cls(document)
+
+    @property
+    def os_family(self) -> pb.OsFamily.ValueType:
+        return self._family
+
+    def _answer(self, method: str, args: dict[str, Any]) -> object:
+        entry = self._calls.get(_key(method, args))
+        if entry is None:
+            shown = args.get("argv") or args.get("path") or args.get("name") or ""
+            raise NotRecordedError(f"the bundle does not hold {method} {shown}".rstrip())
+        if "error" in entry:
+            error = entry["error"]
+            raise _ERRORS.get(error.get("type"), HostError)(str(error.get("message", "")))
+        return _CODECS[method][1](entry["result"])
+
+    def run(
+        self, argv: Sequence[str], timeout: float, ok_codes: Collection[int] = OK_ONLY
+    ) -> CommandResult:
+        answer = cast("CommandResult", self._answer("run", {"argv": list(argv)}))
+        return require_exit(answer, ok_codes)
+
+    def run_cached(
+        self, argv: Sequence[str], timeout: float, depends_on: Sequence[str]
+    ) -> CommandResult:
+        return self.run(argv, timeout)
+
+    def which(self, name: str) -> str | None:
+        return cast("str | None", self._answer("which", {"name": name}))
+
+    def read_bytes(self, path: str, limit: int) -> bytes:
+        return cast("bytes", self._answer("read_bytes", {"path": path, "limit": limit}))
+
+    def read_sample(self, path: str, limit: int) -> bytes:
+        return cast("bytes", self._answer("read_sample", {"path": path, "limit": limit}))
+
+    def exists(self, path: str) -> bool:
+        return cast("bool", self._answer("exists", {"path": path}))
+
+    def list_dir(self, path: str) -> list[str]:
+        return cast("list[str]", self._answer("list_dir", {"path": path}))
+
+    def stat(self, path: str) -> FileStat:
+        return cast("FileStat", self._answer("stat", {"path": path}))
+
+    def walk_files(self, path: str, max_files: int) -> WalkResult:
+        return cast(
+            "WalkResult", self._answer("walk_files", {"path": path, "max_files": max_files})
+        )
+
+    def processes(self) -> list[ProcessInfo]:
+        return cast("list[ProcessInfo]", self._answer("processes", {}))
+
+    def net_interfaces(self) -> list[NetInterface]:
+        return cast("list[NetInterface]", self._answer("net_interfaces", {}))
+
+    def host_info(self) -> PlatformInfo:
+        return cast("PlatformInfo", self._answer("host_info", {}))
+
+    def home_dirs(self) -> list[str]:
+        return cast("list[str]", self._answer("home_dirs", {}))
+
+    def now(self) -> datetime:
+        return cast("datetime", self._answer("now", {}))

@@ -1,0 +1,75 @@
+"""Redact the sample of a user's file before it goes into a diagnostic bundle.
+
+A chat backup's first 64 bytes decide whether it is encrypted, and a bundle must reproduce
+that verdict on another machine. But a plain-text export starts with a message, and a bundle
+must never carry chat content (DESIGN principle 8). So a sample keeps:
+
+* a recognised format signature (the bytes `agent.parsers.file_headers` decides on: SQLite,
+  age, OpenPGP armour, ZIP's fixed header up to, not including, the file name ...), and
+* the non-text bytes after it (ciphertext and binary headers carry no message),
+
+while every run of readable text (ASCII letters and digits, or any multi-byte UTF-8
+character, which covers Chinese) of two or more characters becomes "x" of the same length.
+What is left cannot be read, and sniffs the same: a signature still matches, and text that
+matched nothing still matches nothing.
+"""
+
+from __future__ import annotations
+
+# Signatures kept verbatim, with how many bytes of each to keep. ZIP's local header is fixed
+# for 30 bytes; the file name follows and may say who a chat was with.
+_KEEP: tuple[tuple[bytes, int], ...] = (
+    (b"SQLite format 3\x00", 16),
+    (b"age-encryption.org/v1", 21),
+    (b"-----BEGIN AGE ENCRYPTED FILE-----", 34),
+    (b"-----BEGIN PGP MESSAGE-----", 27),
+    (b"LUKS\xba\xbe", 6),
+    (b"7z\xbc\xaf\x27\x1c", 6),
+    (b"PK\x03\x04", 30),
+    (b"\x1f\x8b", 2),
+)
+_MIN_RUN = 2
+
+
+def _text_runs(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each run of readable characters, decoding UTF-8 where it is valid."""
+    runs: list[tuple[int, int]] = []
+    start, chars, i = -1, 0, 0
+    while i < len(data):
+        byte = data[i]
+        width = 0
+        if 0x20 <= byte < 0x7F or byte in (0x09, 0x0A, 0x0D):
+            width = 1
+        elif byte >= 0xC2:
+            width = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4 if byte < 0xF5 else 0
+            if width:
+                try:
+                    data[i : i + width].decode("utf-8")
+                except UnicodeDecodeError:
+                    width = 0
+        if width:
+            if start < 0:
+                start, chars = i, 0
+            chars += 1
+            i += width
+            continue
+        if start >= 0 and chars >= _MIN_RUN:
+            runs.append((start, i))
+        start = -1
+        i += 1
+    if start >= 0 and chars >= _MIN_RUN:
+        runs.append((start, len(data)))
+    return runs
+
+
+def redact_sample(data: bytes) -> bytes:
+    """The sample with its signature kept and every readable text run replaced by "x"s."""
+    keep = 0
+    for magic, length in _KEEP:
+        if data.startswith(magic):
+            keep = length
+            break
+    head, tail = data[:keep], bytearray(data[keep:])
+    for start, end in _text_runs(bytes(tail)):
+        tail[start:end] = b"x" * (end - start)
+    return head + bytes(tail)
