@@ -23,6 +23,7 @@ from agent.outbox import Outbox
 from agent.pinning import normalize_fingerprint
 from agent.probes import host_facts
 from agent.probes.config import ProbeConfig
+from agent.sessions import SessionLog
 from agent.state import AgentState, StateError, default_state_dir
 from agent.transport import drain
 
@@ -160,6 +161,8 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
         device_id = state.load().device_id if state.is_enrolled() else ""
     recorder = RecordingHost(host) if args.bundle is not None else None
     report = build_report(recorder or host, ProbeConfig(), device_id)
+    if args.replay is None and state.is_enrolled():
+        SessionLog(state.wifi_sessions_path).apply(report, save=False)
     if recorder is not None:
         try:
             recorder.save(args.bundle, __version__)
@@ -175,11 +178,14 @@ def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     enrollment = state.load()
     outbox = Outbox(state.outbox_dir)
     report = build_report(live_host(state), ProbeConfig(), enrollment.device_id)
+    sessions = SessionLog(state.wifi_sessions_path)
+    sessions.apply(report)
     outbox.put(report)
     result = drain(state, enrollment, outbox)
     for report_id in result.set_aside:
         print(f"report {report_id} was refused by the collector and set aside", file=sys.stderr)
     if report.report_id in result.acknowledged + result.duplicates:
+        sessions.acknowledged(report)
         others = len(result.acknowledged) + len(result.duplicates) - 1
         extra = f" (and {others} queued earlier)" if others else ""
         print(f"Report {report.report_id} acknowledged by the collector{extra}.")

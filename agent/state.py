@@ -100,6 +100,10 @@ class AgentState:
         return self.directory / "command-cache.json"
 
     @property
+    def wifi_sessions_path(self) -> Path:
+        return self.directory / "wifi-sessions.json"
+
+    @property
     def outbox_dir(self) -> Path:
         return self.directory / "outbox"
 
