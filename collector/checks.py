@@ -80,8 +80,14 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
         return Verdict(State.FAIL, "no known antivirus product installed or running")
     failing: list[str] = []
     unknown: list[str] = []
+    # Sources that said "installed, but no signature database at all".
+    no_database = {
+        e.source
+        for e in report.errors
+        if e.fact == pb.FACT_ANTIVIRUS and e.code == pb.PROBE_ERROR_CODE_NO_SOURCE
+    }
     for product in products:
-        problems, doubts = _antivirus_product_problems(product, now, p)
+        problems, doubts = _antivirus_product_problems(product, now, p, no_database)
         if not problems and not doubts:
             return Verdict(
                 State.PASS, f"{product.name}: on, real-time protection, signatures fresh"
@@ -94,7 +100,7 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
 
 
 def _antivirus_product_problems(
-    product: pb.AntivirusProduct, now: dt.datetime, p: CheckParameters
+    product: pb.AntivirusProduct, now: dt.datetime, p: CheckParameters, no_database: set[str]
 ) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     doubts: list[str] = []
@@ -106,7 +112,9 @@ def _antivirus_product_problems(
         problems.append("real-time protection off")
     elif not product.HasField("real_time_protection"):
         doubts.append("cannot tell whether real-time protection is on")
-    if product.HasField("signatures_updated_at"):
+    if product.source in no_database and not product.HasField("signatures_updated_at"):
+        problems.append("no signature database")
+    elif product.HasField("signatures_updated_at"):
         updated = product.signatures_updated_at.ToDatetime(dt.UTC)
         if now - updated > p.signature_max_age:
             problems.append(
