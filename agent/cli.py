@@ -103,6 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def probe_config(state: AgentState) -> ProbeConfig:
+    """Probe settings for this device; the Wi-Fi name key comes from the state folder."""
+    if state.is_enrolled():
+        return ProbeConfig(network_hash_key=state.network_hash_key())
+    return ProbeConfig()
+
+
 def live_host(state: AgentState) -> LiveHost:
     """The real computer, with costly command outputs cached in the state folder if enrolled."""
     if state.is_enrolled():
@@ -160,7 +167,7 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
         host = live_host(state)
         device_id = state.load().device_id if state.is_enrolled() else ""
     recorder = RecordingHost(host) if args.bundle is not None else None
-    report = build_report(recorder or host, ProbeConfig(), device_id)
+    report = build_report(recorder or host, probe_config(state), device_id)
     if args.replay is None and state.is_enrolled():
         SessionLog(state.wifi_sessions_path).apply(report, save=False)
     if recorder is not None:
@@ -177,7 +184,7 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
 def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     enrollment = state.load()
     outbox = Outbox(state.outbox_dir)
-    report = build_report(live_host(state), ProbeConfig(), enrollment.device_id)
+    report = build_report(live_host(state), probe_config(state), enrollment.device_id)
     sessions = SessionLog(state.wifi_sessions_path)
     sessions.apply(report)
     outbox.put(report)

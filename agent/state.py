@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -106,6 +107,22 @@ class AgentState:
     @property
     def outbox_dir(self) -> Path:
         return self.directory / "outbox"
+
+    def network_hash_key(self) -> bytes:
+        """This device's key for hashing the names of private Wi-Fi networks (0600).
+
+        Made once, at random: with no key, a "hashed" home network name could be recovered
+        by hashing a list of common names. The policy may hand out a fleet-wide key later."""
+        path = self.directory / "network-hash.key"
+        try:
+            key = path.read_bytes()
+        except FileNotFoundError:
+            key = b""
+        if len(key) < 32:
+            key = secrets.token_bytes(32)
+            ensure_private_dir(self.directory)
+            write_atomic(path, key, 0o600)
+        return key
 
     def is_enrolled(self) -> bool:
         return (self.directory / AGENT_FILE).is_file()

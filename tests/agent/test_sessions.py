@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.sessions import Session, SessionLog, delivered, merge
+from agent.state import AgentState
 from devposture.v1 import devposture_pb2 as pb
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -102,3 +103,11 @@ def test_the_log_is_bounded() -> None:
         log = merge(log, T0 + timedelta(minutes=minute), [seen(f"N{minute}")], vpn_active=False)
     assert len(log) == 500
     assert log[-1].network_id == "N599" and log[-1].ended_at is None
+
+
+def test_each_device_has_its_own_private_network_key(tmp_path: Path) -> None:
+    first = AgentState(tmp_path / "a").network_hash_key()
+    assert len(first) == 32
+    assert AgentState(tmp_path / "a").network_hash_key() == first  # kept
+    assert AgentState(tmp_path / "b").network_hash_key() != first
+    assert oct((tmp_path / "a" / "network-hash.key").stat().st_mode & 0o777) == "0o600"
