@@ -31,3 +31,20 @@ LINUX: tuple[tuple[pb.ChatApp.ValueType, str], ...] = (
     (WECOM, ".wine/drive_c/users/*/Documents/WXWork"),
     (WECOM, ".deepinwine/Deepin-WXWork/drive_c/users/*/Documents/WXWork"),
 )
+
+# macOS. WeChat for Mac is sandboxed: everything it keeps, including the chat databases and
+# the "Backup and Restore" backups made from a phone, lies under its container's
+# Application Support folder (the whole ~/Library/Containers/com.tencent.xinWeChat is what a
+# migration copies, per liguobao's "macOS Lossless Migration of PC WeChat Chat Records", 2025,
+# GitHub liguobao/liguobao.github.io). WeCom (WeWork) for Mac keeps its data under
+# .../com.tencent.WeWorkMac/Data/Library/Application Support/WXWork (seen in public scripts
+# that read it, found by code search). Each folder is scanned as a whole, so the Backup folder
+# inside WeChat's is counted once, with it.
+MACOS: tuple[tuple[pb.ChatApp.ValueType, str], ...] = (
+    (
+        WECHAT,
+        "Library/Containers/com.tencent.xinWeChat/Data/Library/Application Support/"
+        "com.tencent.xinWeChat",
+    ),
+    (WECOM, "Library/Containers/com.tencent.WeWorkMac/Data/Library/Application Support/WXWork"),
+)

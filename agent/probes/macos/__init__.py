@@ -1,8 +1,15 @@
-"""macOS probes: not written yet. Every fact reports NOT_SUPPORTED so the collector shows
-UNKNOWN with a reason. macOS readers (XProtect, socketfilterfw, softwareupdate,
-system_profiler SPAirPortDataType, fdesetup) will replace these one by one."""
+"""macOS probes, one module per fact (see each module for what it reads and why)."""
 
-from agent.probes.facts import ORDER
-from agent.probes.unsupported import all_not_supported
+from agent.probes.macos import antivirus, backups, disk, firewall, updates, vpn, wifi
+from agent.probes.outcome import Probe
+from devposture.v1 import devposture_pb2 as pb
 
-PROBES = all_not_supported(ORDER, "macOS")
+PROBES: dict[pb.Fact.ValueType, Probe] = {
+    pb.FACT_ANTIVIRUS: antivirus.probe,
+    pb.FACT_FIREWALL: firewall.probe,
+    pb.FACT_OS_UPDATES: updates.probe,
+    pb.FACT_WIFI: wifi.probe,
+    pb.FACT_VPN: vpn.probe,
+    pb.FACT_CHAT_BACKUPS: backups.probe,
+    pb.FACT_DISK_ENCRYPTION: disk.probe,
+}

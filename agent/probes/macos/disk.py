@@ -1,0 +1,19 @@
+"""Disk encryption on macOS: FileVault for the startup volume, from `fdesetup status`.
+
+One EncryptedVolume at "/" with method "FileVault". `fdesetup status` runs without root.
+Encryption or decryption in progress is reported as not encrypted: the volume is not (or no
+longer) fully protected until the conversion finishes.
+"""
+
+from __future__ import annotations
+
+from agent.parsers.macos.fdesetup import parse_fdesetup_status
+from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.v1 import devposture_pb2 as pb
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    result = ctx.host.run(["fdesetup", "status"], ctx.config.command_timeout)
+    status = parse_fdesetup_status(result.stdout_text())
+    volume = pb.EncryptedVolume(mount_point="/", encrypted=status.encrypted, method="FileVault")
+    return FactOutcome(pb.DiskEncryptionFact(volumes=[volume]))

@@ -1,0 +1,199 @@
+"""macOS parsers on every recorded fixture, asserting what a person reading it would say."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.parsers import ParseError
+from agent.parsers.macos.airport import parse_airport_json, wifi_security
+from agent.parsers.macos.fdesetup import parse_fdesetup_status
+from agent.parsers.macos.scutil import parse_nc_list
+from agent.parsers.macos.socketfilterfw import parse_global_state
+from agent.parsers.macos.softwareupdate import parse_update_list, security_updates
+from agent.parsers.mdatp import parse_mdatp_health
+from devposture.v1 import devposture_pb2 as pb
+from tests.agent.macos.replay_macos import fixture
+
+
+def text(relative: str) -> str:
+    return fixture(relative).decode("utf-8")
+
+
+# --- system_profiler SPAirPortDataType -json --------------------------------------------
+
+
+def test_wpa2_network_on_macos15() -> None:
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-wpa2-macos15.5-heatmapper.json")
+    )
+    assert card.name == "en0" and card.status == "connected"  # awdl0 is not a Wi-Fi card
+    assert card.current is not None
+    assert card.current.ssid == "SSID-7" and not card.current.ssid_redacted
+    assert card.current.security == pb.WIFI_SECURITY_WPA2_PERSONAL
+
+
+def test_open_network_on_macos15() -> None:
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-open-macos15.5-heatmapper.json")
+    )
+    assert card.current is not None and card.current.ssid == "SSID-2"
+    assert card.current.security == pb.WIFI_SECURITY_OPEN
+
+
+def test_wifi_switched_off_has_a_card_but_no_network() -> None:
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-wifi-off-macos15.5-heatmapper.json")
+    )
+    assert card.status == "off" and card.current is None
+
+
+def test_not_associated_on_macos12() -> None:
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-disassociated-macos12.7.2-heatmapper.json")
+    )
+    assert card.status == "disassociated" and card.current is None
+
+
+def test_redacted_ssid_is_unknown_not_the_placeholder() -> None:
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-redacted-wpa3-macos26-trimmed.json")
+    )
+    assert card.current is not None
+    assert card.current.ssid == "" and card.current.ssid_redacted
+    assert card.current.security == pb.WIFI_SECURITY_WPA3_PERSONAL
+
+
+def test_misspelled_transition_mode_counts_as_wpa2() -> None:
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-redacted-wpa3-transition-jp.json")
+    )
+    assert card.current is not None and card.current.ssid_redacted
+    # "pairport_security_mode_wpa3_transition": WPA3 that still admits WPA2 clients.
+    assert card.current.security == pb.WIFI_SECURITY_WPA2_PERSONAL
+
+
+def test_unknown_security_mode_is_unknown_not_open() -> None:
+    assert wifi_security("spairport_security_mode_something_new") == pb.WIFI_SECURITY_UNKNOWN
+
+
+@pytest.mark.parametrize("raw", ["", "not json", '{"SPAirPortDataType": {}}', "[]"])
+def test_airport_rejects_what_it_does_not_know(raw: str) -> None:
+    with pytest.raises(ParseError):
+        parse_airport_json(raw)
+
+
+# --- socketfilterfw --getglobalstate ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "enabled"),
+    [
+        ("getglobalstate-state1-m-cli-160.out", 1, True),
+        ("getglobalstate-state0-m-cli-161.out", 0, False),
+        ("getglobalstate-state2-m-cli-161.out", 2, True),
+        ("getglobalstate-blocking-state2-mac-health-check-8.out", 2, True),
+        ("four-flags-stealth-error-pareto-139.out", 1, True),
+        ("six-flags-kolide-data.txt", 2, True),
+    ],
+)
+def test_global_state(name: str, state: int, enabled: bool) -> None:
+    parsed = parse_global_state(text(f"socketfilterfw/{name}"))
+    assert parsed.state == state and parsed.enabled is enabled
+    assert parsed.block_all is (state == 2)
+
+
+def test_global_state_needs_a_state_line() -> None:
+    with pytest.raises(ParseError):  # --getstealthmode's error line alone says nothing
+        parse_global_state("ALF: Error, kStealthEnableKey does not return the correct type.\n")
+
+
+# --- fdesetup status --------------------------------------------------------------------
+
+
+def test_filevault_on_with_master_keychain_line() -> None:
+    status = parse_fdesetup_status(text("fdesetup/status-on-master-keychain-munkireport-158.out"))
+    assert status.encrypted and status.conversion == ""
+
+
+def test_filevault_off_on_macos26() -> None:
+    status = parse_fdesetup_status(text("fdesetup/status-off-macos26-askrubyai.out"))
+    assert not status.encrypted
+
+
+def test_fdesetup_rejects_other_text() -> None:
+    with pytest.raises(ParseError):
+        parse_fdesetup_status(text("socketfilterfw/getglobalstate-state1-m-cli-160.out"))
+
+
+# --- softwareupdate -l ------------------------------------------------------------------
+
+
+def test_pending_point_update_safari_and_major_upgrade() -> None:
+    listing = parse_update_list(text("softwareupdate/list-pending-ventura-super-151.out"))
+    assert listing.catalog_error == ""
+    assert [u.label for u in listing.updates] == [
+        "Safari17.0VenturaAuto-17.0",
+        "macOS Ventura 13.6-22G120",
+        "macOS Sonoma 14.0-23A344",
+    ]
+    ventura = listing.updates[1]
+    assert ventura.title == "macOS Ventura 13.6" and ventura.recommended and ventura.restart
+    assert not listing.updates[0].restart
+    # The Ventura point update is the security one; Sonoma 14.0 is an upgrade, Safari unknown.
+    assert [u.label for u in security_updates(listing.updates)] == ["macOS Ventura 13.6-22G120"]
+
+
+def test_legacy_format_on_yosemite() -> None:
+    listing = parse_update_list(text("softwareupdate/list-legacy-yosemite-osx-vm-templates-16.out"))
+    assert [(u.label, u.title, u.recommended) for u in listing.updates] == [
+        ("Command Line Tools (OS X 10.10)-6.0", "Command Line Tools (OS X 10.10) (6.0)", True),
+        ("iTunesX-12.0", "iTunes (12.0)", True),
+    ]
+    assert security_updates(listing.updates) == []
+
+
+def test_catalog_error_is_not_zero_updates() -> None:
+    listing = parse_update_list(text("softwareupdate/list-catalog-error-reposado-66.out"))
+    assert listing.updates == []
+    assert "NSURLErrorDomain error -1100" in listing.catalog_error
+
+
+def test_no_new_software_on_stderr() -> None:
+    listing = parse_update_list("", text("softwareupdate/list-none-elcapitan-osxlockdown-27.err"))
+    assert listing.updates == [] and listing.catalog_error == ""
+
+
+def test_banner_alone_is_not_an_answer() -> None:
+    with pytest.raises(ParseError):
+        parse_update_list("Software Update Tool\n\nFinding available software\n")
+
+
+# --- scutil --nc list -------------------------------------------------------------------
+
+
+def test_l2tp_service_disconnected() -> None:
+    (service,) = parse_nc_list(text("scutil/nc-list-l2tp-disconnected-alfred-19.out"))
+    assert service.name == "My VPN" and service.kind == "ppp:l2tp"
+    assert service.enabled and not service.connected
+
+
+def test_pptp_service_with_elided_id() -> None:
+    (service,) = parse_nc_list(text("scutil/nc-list-pptp-disconnected-security-growler-24.out"))
+    assert (service.name, service.kind, service.status) == ("myVPName", "ppp:pptp", "Disconnected")
+
+
+def test_no_service_configured() -> None:
+    assert parse_nc_list(text("scutil/nc-list-empty-alfred-19.out")) == []
+
+
+def test_scutil_rejects_other_text() -> None:
+    with pytest.raises(ParseError):
+        parse_nc_list(text("fdesetup/status-off-macos26-askrubyai.out"))
+
+
+# --- mdatp health on macOS (the shared parser) ------------------------------------------
+
+
+def test_mdatp_on_mac_with_real_time_unavailable() -> None:
+    health = parse_mdatp_health(text("mdatp/mdatp-health-macos-unavailable.out"))
+    assert health.healthy is False and health.real_time_protection is None
