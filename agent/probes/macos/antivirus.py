@@ -19,23 +19,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.host import HostError, ProcessInfo
-from agent.parsers import ParseError
-from agent.parsers.mdatp import parse_mdatp_health
+from agent.host import HostError
+from agent.probes.endpoint_protection import process_names, third_party_products
 from agent.probes.macos.av_products import MACOS_AV_PROCESSES
 from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS
-MDE_NAME = "Microsoft Defender for Endpoint"
 XPROTECT_BUNDLES = (
     "/Library/Apple/System/Library/CoreServices/XProtect.bundle",
     "/System/Library/CoreServices/XProtect.bundle",
 )
-
-
-def _names(processes: list[ProcessInfo]) -> set[str]:
-    return {p.name for p in processes} | {p.exe_name for p in processes if p.exe_name}
 
 
 def _xprotect(ctx: ProbeContext, errors: list[pb.ProbeError]) -> pb.AntivirusProduct | None:
@@ -56,59 +50,14 @@ def _xprotect(ctx: ProbeContext, errors: list[pb.ProbeError]) -> pb.AntivirusPro
     return None
 
 
-def _mdatp(ctx: ProbeContext, errors: list[pb.ProbeError]) -> pb.AntivirusProduct | None:
-    if not ctx.host.which("mdatp"):
-        return None
-    try:
-        result = ctx.host.run(["mdatp", "health"], ctx.config.command_timeout)
-        health = parse_mdatp_health(result.stdout_text())
-    except (HostError, ParseError) as exc:
-        errors.append(source_error(FACT, "mdatp", exc))
-        return None
-    product = pb.AntivirusProduct(
-        name=MDE_NAME, source="mdatp", signature_version=health.definitions_version
-    )
-    if health.healthy is not None:
-        product.enabled = health.healthy
-    if health.real_time_protection is not None:
-        product.real_time_protection = health.real_time_protection
-    if health.definitions_updated is not None:
-        product.signatures_updated_at.FromDatetime(health.definitions_updated)
-    if health.definitions_up_to_date is not None:
-        product.signatures_up_to_date = health.definitions_up_to_date
-    return product
-
-
-def _from_processes(running: set[str]) -> list[pb.AntivirusProduct]:
-    found: dict[str, list[str]] = {}
-    for process, product in MACOS_AV_PROCESSES.items():
-        if process in running:
-            found.setdefault(product, []).append(process)
-    return [
-        pb.AntivirusProduct(name=name, source="process", enabled=True, processes=sorted(procs))
-        for name, procs in sorted(found.items())
-    ]
-
-
 def probe(ctx: ProbeContext) -> FactOutcome:
     errors: list[pb.ProbeError] = []
-    running: set[str] | None = None
-    try:
-        running = _names(ctx.host.processes())
-    except HostError as exc:
-        errors.append(source_error(FACT, "processes", exc))
+    running = process_names(ctx, errors)
     products: list[pb.AntivirusProduct] = []
     xprotect = _xprotect(ctx, errors)
     if xprotect is not None:
         products.append(xprotect)
-    mde = _mdatp(ctx, errors)
-    for product in _from_processes(running or set()):
-        if mde is not None and product.name == MDE_NAME:
-            mde.processes.extend(product.processes)
-        else:
-            products.append(product)
-    if mde is not None:
-        products.append(mde)
+    products += third_party_products(ctx, running, MACOS_AV_PROCESSES, errors)
     if not products:
         return FactOutcome(None, errors)
     return FactOutcome(pb.AntivirusFact(products=products), errors)
