@@ -268,10 +268,15 @@ class LiveHost:
 
     def host_info(self) -> PlatformInfo:
         uname = platform.uname()
+        # On a Mac the kernel release (Darwin 23.4.0) is not what people call the version:
+        # platform.mac_ver() reads the product version (14.4.1) from SystemVersion.plist.
+        release = (
+            (platform.mac_ver()[0] or uname.release) if sys.platform == "darwin" else uname.release
+        )
         return PlatformInfo(
             hostname=socket.gethostname(),
             system=uname.system,
-            release=uname.release,
+            release=release,
             version=uname.version,
             machine=uname.machine,
             console_encoding=_console_encoding(),

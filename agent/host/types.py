@@ -83,7 +83,7 @@ class PlatformInfo:
 
     hostname: str
     system: str  # "Linux", "Windows", "Darwin"
-    release: str  # kernel release on Linux
+    release: str  # kernel release on Linux, product version (14.4.1) on macOS, "10"/"11" on Windows
     version: str
     machine: str  # "x86_64", "arm64", "AMD64"
     # The codec console tools print in: Windows' OEM code page ("cp936" on Chinese Windows,
