@@ -35,7 +35,7 @@ from agent.host.errors import (
     require_exit,
 )
 from agent.host.protocol import OK_ONLY, Host
-from agent.host.redact import redact_sample
+from agent.host.redact import redact_end_header, redact_sample
 from agent.host.types import (
     CommandResult,
     FileEntry,
@@ -113,7 +113,8 @@ _CODECS: dict[str, Codec] = {
     "run_cached": (_command, _command_back),
     "which": (_same, _same),
     "read_bytes": (_b64, _unb64),
-    "read_sample": (lambda data: _b64(redact_sample(data)), _unb64),
+    # Redacted by RecordingHost.read_sample before encoding (it knows the offset).
+    "read_sample": (_b64, _unb64),
     "exists": (_same, bool),
     "list_dir": (list, list),
     "stat": (
@@ -154,7 +155,14 @@ class RecordingHost:
     def os_family(self) -> pb.OsFamily.ValueType:
         return self._inner.os_family
 
-    def _record(self, method: str, args: dict[str, Any], call: Callable[[], T]) -> T:
+    def _record(
+        self,
+        method: str,
+        args: dict[str, Any],
+        call: Callable[[], T],
+        stored: Callable[[T], T] | None = None,
+    ) -> T:
+        """Call, note the answer (passed through `stored` first, for redaction), return it."""
         key = _key(method, args)
         entry: dict[str, Any] = {"method": method, "args": args}
         try:
@@ -169,7 +177,7 @@ class RecordingHost:
             entry["error"] = {"type": type(exc).__name__, "message": str(exc)}
             self._calls.setdefault(key, entry)
             raise
-        entry["result"] = _CODECS[method][0](result)
+        entry["result"] = _CODECS[method][0](stored(result) if stored else result)
         self._calls.setdefault(key, entry)
         return result
 
@@ -198,11 +206,12 @@ class RecordingHost:
             lambda: self._inner.read_bytes(path, limit),
         )
 
-    def read_sample(self, path: str, limit: int) -> bytes:
+    def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
         return self._record(
             "read_sample",
-            {"path": path, "limit": limit},
-            lambda: self._inner.read_sample(path, limit),
+            {"path": path, "limit": limit, "offset": offset},
+            lambda: self._inner.read_sample(path, limit, offset),
+            redact_sample if offset == 0 else redact_end_header,
         )
 
     def exists(self, path: str) -> bool:
@@ -316,8 +325,9 @@ class BundleHost:
     def read_bytes(self, path: str, limit: int) -> bytes:
         return cast("bytes", self._answer("read_bytes", {"path": path, "limit": limit}))
 
-    def read_sample(self, path: str, limit: int) -> bytes:
-        return cast("bytes", self._answer("read_sample", {"path": path, "limit": limit}))
+    def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
+        args = {"path": path, "limit": limit, "offset": offset}
+        return cast("bytes", self._answer("read_sample", args))
 
     def exists(self, path: str) -> bool:
         return cast("bool", self._answer("exists", {"path": path}))

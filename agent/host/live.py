@@ -183,8 +183,15 @@ class LiveHost:
         except OSError as exc:
             raise self._file_error(exc, path, "reading") from exc
 
-    def read_sample(self, path: str, limit: int) -> bytes:
-        return self.read_bytes(path, limit)
+    def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
+        try:
+            with Path(path).open("rb") as handle:
+                handle.seek(max(0, offset))
+                return handle.read(max(0, limit))
+        except IsADirectoryError as exc:
+            raise SourceMissingError(f"{self._shown(path)} is a folder, not a file") from exc
+        except OSError as exc:
+            raise self._file_error(exc, path, "reading") from exc
 
     def exists(self, path: str) -> bool:
         try:

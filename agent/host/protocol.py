@@ -57,9 +57,10 @@ class Host(Protocol):
         """At most `limit` bytes from the start of a file: never a whole chat database."""
         ...
 
-    def read_sample(self, path: str, limit: int) -> bytes:
-        """The first bytes of a user's file (a chat backup), only to tell its format. Same as
-        `read_bytes`, but marked: a recording host redacts any readable text in it."""
+    def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
+        """At most `limit` bytes of a user's file (a chat backup) from `offset`, only to tell
+        its format (a header; a 7z archive's end header). Like `read_bytes`, but marked: a
+        recording host redacts any readable text in it."""
         ...
 
     def exists(self, path: str) -> bool: ...

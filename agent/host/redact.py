@@ -11,10 +11,13 @@ must never carry chat content (DESIGN principle 8). So a sample keeps:
 while every run of readable text (ASCII letters and digits, or any multi-byte UTF-8
 character, which covers Chinese) of two or more characters becomes "x" of the same length.
 What is left cannot be read, and sniffs the same: a signature still matches, and text that
-matched nothing still matches nothing.
+matched nothing still matches nothing. A sample from inside a file (a 7z archive's end header)
+keeps even less: see `redact_end_header`.
 """
 
 from __future__ import annotations
+
+from agent.parsers.file_headers import looks_random
 
 # Signatures kept verbatim, with how many bytes of each to keep. ZIP's local header is fixed
 # for 30 bytes; the file name follows and may say who a chat was with.
@@ -63,7 +66,13 @@ def _text_runs(data: bytes) -> list[tuple[int, int]]:
 
 
 def redact_sample(data: bytes) -> bytes:
-    """The sample with its signature kept and every readable text run replaced by "x"s."""
+    """The sample with its signature kept and every readable text run replaced by "x"s.
+
+    A sample that looks random (ciphertext, a SQLCipher salt) is kept whole: it is mostly
+    unprintable by definition, so it holds no readable text, and masking its chance printable
+    pairs would lower its entropy and change the verdict."""
+    if looks_random(data):
+        return data
     keep = 0
     for magic, length in _KEEP:
         if data.startswith(magic):
@@ -73,3 +82,20 @@ def redact_sample(data: bytes) -> bytes:
     for start, end in _text_runs(bytes(tail)):
         tail[start:end] = b"x" * (end - start)
     return head + bytes(tail)
+
+
+_KEPT_IN_END_HEADERS = (b"\x06\xf1\x07\x01",)  # 7z's AES-256 coder id
+
+
+def redact_end_header(data: bytes) -> bytes:
+    """A sample read from inside a file (a 7z end header, which lists file names in UTF-16)
+    keeps only what the verdict reads: its first byte (the header's kind) and the coder ids
+    it looks for. Everything else becomes zero bytes."""
+    kept = bytearray(len(data))
+    kept[:1] = data[:1]
+    for marker in _KEPT_IN_END_HEADERS:
+        start = data.find(marker)
+        while start >= 0:
+            kept[start : start + len(marker)] = marker
+            start = data.find(marker, start + 1)
+    return bytes(kept)

@@ -9,19 +9,30 @@ Used for chat backups (DESIGN principle 8). Each recogniser is a published forma
   * ZIP local file header "PK\\x03\\x04": general-purpose flag bit 0 = encrypted entry;
     compression method 99 = WinZip AES.
   * 7z "7z\\xbc\\xaf\\x27\\x1c": whether it is AES-encrypted is in the header at the end of the
-    file, so the start alone cannot tell.
+    file, so the start alone cannot tell; its start header says where that end header is, and
+    `sniff_7z_end_header` looks there for the AES-256 coder id (06 F1 07 01, 7-Zip's
+    7zFormat.txt). It is visible when names are encrypted too (`-mhe=on`, the GUI's "Encrypt
+    file names") or headers are not compressed; a compressed plain header hides it: UNKNOWN.
   * SQLite "SQLite format 3\\0": a plain database (SQLCipher databases start with random salt).
   * LUKS "LUKS\\xba\\xbe": an encrypted container file.
   * gzip 1f 8b: compressed, not encrypted.
+  * Nothing recognised: a sample that looks random (Shannon entropy of at least 5.2 bits per
+    byte over 64 bytes, and mostly unprintable) is reported ENCRYPTED, labelled as weak
+    evidence: SQLCipher databases and raw ciphertext look like this, but so could an unknown
+    compressed format. 64 random bytes score 5.4 to 6; dense Chinese UTF-8 text about 4.8.
 """
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import dataclass
 
 from devposture.v1 import devposture_pb2 as pb
 
 SAMPLE_SIZE = 64
+_RANDOM_ENTROPY = 5.2
+_RANDOM_MAX_PRINTABLE = 0.75
 
 _ENCRYPTED = pb.ENCRYPTION_STATE_ENCRYPTED
 _PLAIN = pb.ENCRYPTION_STATE_NOT_ENCRYPTED
@@ -116,7 +127,52 @@ def sniff(data: bytes) -> HeaderVerdict:
     pgp = _openpgp(data)
     if pgp is not None:
         return pgp
+    if looks_random(data):
+        return HeaderVerdict(
+            _ENCRYPTED,
+            "weak evidence: the first bytes look random (high entropy, no known header),"
+            " as in SQLCipher or other encrypted files",
+        )
     return HeaderVerdict(_UNKNOWN, "unrecognised file header")
+
+
+def looks_random(data: bytes) -> bool:
+    """High entropy and mostly unprintable: ciphertext, not text (base64 is printable)."""
+    if len(data) < SAMPLE_SIZE:
+        return False
+    counts = Counter(data)
+    entropy = -sum(n / len(data) * math.log2(n / len(data)) for n in counts.values())
+    printable = sum(1 for byte in data if 0x20 <= byte < 0x7F) / len(data)
+    return entropy >= _RANDOM_ENTROPY and printable < _RANDOM_MAX_PRINTABLE
+
+
+SEVEN_ZIP = b"7z\xbc\xaf\x27\x1c"
+_SEVEN_ZIP_START_HEADER = 32
+_AES_256_SHA_256 = b"\x06\xf1\x07\x01"
+MAX_7Z_END_HEADER = 64 * 1024
+
+
+def seven_zip_end_header(start: bytes) -> tuple[int, int] | None:
+    """(offset, size) of a 7z archive's end header, read from its start header; None if the
+    sample is not a 7z start header or the end header is implausibly large."""
+    if not start.startswith(SEVEN_ZIP) or len(start) < _SEVEN_ZIP_START_HEADER:
+        return None
+    offset = int.from_bytes(start[12:20], "little")
+    size = int.from_bytes(start[20:28], "little")
+    if size == 0 or size > MAX_7Z_END_HEADER:
+        return None
+    return _SEVEN_ZIP_START_HEADER + offset, size
+
+
+def sniff_7z_end_header(end: bytes) -> HeaderVerdict:
+    """What a 7z end header says: its coders name AES-256 when anything in it is encrypted."""
+    if _AES_256_SHA_256 in end:
+        return HeaderVerdict(_ENCRYPTED, "7z archive with AES-256 encryption")
+    if end[:1] == b"\x01":  # a plain header: every coder is listed, none is AES
+        return HeaderVerdict(_PLAIN, "7z archive without encryption")
+    return HeaderVerdict(
+        _UNKNOWN, "7z archive with a compressed header: encryption of its contents not visible"
+    )
 
 
 def combine(verdicts: list[HeaderVerdict]) -> HeaderVerdict:

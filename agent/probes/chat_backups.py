@@ -18,7 +18,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agent.host import Host, HostError, display_path
-from agent.parsers.file_headers import SAMPLE_SIZE, HeaderVerdict, combine, sniff
+from agent.parsers.file_headers import (
+    SAMPLE_SIZE,
+    HeaderVerdict,
+    combine,
+    seven_zip_end_header,
+    sniff,
+    sniff_7z_end_header,
+)
 from agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
@@ -82,6 +89,16 @@ def _volume_for(path: str, report: pb.PostureReport) -> pb.EncryptedVolume | Non
     return best
 
 
+def _sample_verdict(ctx: ProbeContext, path: str) -> HeaderVerdict:
+    """The verdict of one file's first bytes, or of its 7z end header when it is a 7z archive."""
+    head = ctx.host.read_sample(path, SAMPLE_SIZE)
+    end = seven_zip_end_header(head)
+    if end is None:
+        return sniff(head)
+    offset, size = end
+    return sniff_7z_end_header(ctx.host.read_sample(path, size, offset))
+
+
 def _encryption(ctx: ProbeContext, root: str, newest: list[str]) -> HeaderVerdict:
     volume = _volume_for(root, ctx.report)
     if volume is not None and volume.HasField("encrypted") and volume.encrypted:
@@ -93,7 +110,7 @@ def _encryption(ctx: ProbeContext, root: str, newest: list[str]) -> HeaderVerdic
     verdicts = []
     for relative in newest[:SAMPLE_FILES]:
         try:
-            verdicts.append(sniff(ctx.host.read_sample(f"{root}/{relative}", SAMPLE_SIZE)))
+            verdicts.append(_sample_verdict(ctx, f"{root}/{relative}"))
         except HostError:
             continue
     verdict = combine(verdicts)

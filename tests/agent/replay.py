@@ -91,8 +91,10 @@ class ReplayHost:
             raise SourceMissingError(f"{path} does not exist")
         return self.files[path][:limit]
 
-    def read_sample(self, path: str, limit: int) -> bytes:
-        return self.read_bytes(path, limit)
+    def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
+        if path not in self.files:
+            raise SourceMissingError(f"{path} does not exist")
+        return self.files[path][offset : offset + limit]
 
     def exists(self, path: str) -> bool:
         return path in self.files or path in self.dirs or path in self.mtimes

@@ -3,8 +3,10 @@ no chat content."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -166,3 +168,32 @@ def test_cli_records_and_replays(tmp_path: Path) -> None:
         [agent, "collect", *state], capture_output=True, text=True, check=False
     )
     assert neither.returncode == 1 and "--json" in neither.stderr
+
+
+def test_7z_end_header_is_followed_live_and_redacted_in_the_bundle(tmp_path: Path) -> None:
+    seven = shutil.which("7z")
+    if seven is None:
+        if os.environ.get("CI"):
+            pytest.fail("7z is needed (.ci/run installs p7zip-full)")
+        pytest.skip("7z is not installed")
+    home = tmp_path / "home"
+    folder = home / "Documents" / "WeChat Files" / "Backup"
+    folder.mkdir(parents=True)
+    (folder / "合同_张经理.txt").write_text(CHAT_LINE, encoding="utf-8")
+    # -mhc=off keeps the end header plain, so the file name sits there in UTF-16.
+    subprocess.run([seven, "a", "-mhc=off", "chats.7z", "合同_张经理.txt"], cwd=folder,
+                   check=True, capture_output=True)  # fmt: skip
+    (folder / "合同_张经理.txt").unlink()
+    live = _record(TempHomeHost(home), tmp_path / "bundle.json")
+    (backup,) = live.chat_backups.backups
+    assert backup.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
+    assert "7z archive without encryption" in backup.encryption_evidence
+    raw = (tmp_path / "bundle.json").read_bytes()
+    assert "合同".encode("utf-16-le") not in raw and "张经理".encode("utf-16-le") not in raw
+    decoded = json.loads(raw)
+    samples = [
+        base64.b64decode(c["result"]) for c in decoded["calls"] if c["method"] == "read_sample"
+    ]
+    assert not any("张经理".encode("utf-16-le") in s or "合同".encode() in s for s in samples)
+    replayed = build_report(BundleHost.load(tmp_path / "bundle.json"), ProbeConfig())
+    assert replayed.chat_backups == live.chat_backups

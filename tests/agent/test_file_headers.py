@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import os
 import shutil
@@ -12,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.parsers.file_headers import SAMPLE_SIZE, HeaderVerdict, combine, sniff
+from agent.parsers.file_headers import (
+    SAMPLE_SIZE,
+    HeaderVerdict,
+    combine,
+    seven_zip_end_header,
+    sniff,
+    sniff_7z_end_header,
+)
 from devposture.v1 import devposture_pb2 as pb
 
 ENC = pb.ENCRYPTION_STATE_ENCRYPTED
@@ -74,6 +82,72 @@ def test_gpg_symmetric_is_encrypted(tmp_path: Path) -> None:
     assert verdict.state == ENC and "symmetric" in verdict.evidence
 
 
+def test_random_looking_sample_is_weak_evidence_of_encryption() -> None:
+    verdict = sniff(os.urandom(SAMPLE_SIZE))
+    assert verdict.state == ENC and verdict.evidence.startswith("weak evidence")
+    text = "员工应确保手机、电脑等设备的安全,安装杀毒软件和防火墙,定期更新系统和软件。".encode()
+    assert sniff(text[:SAMPLE_SIZE]).state == UNKNOWN  # Chinese text is not random
+    assert sniff(base64.b64encode(os.urandom(48))).state == UNKNOWN  # printable: text
+    assert sniff(os.urandom(32)).state == UNKNOWN  # too short to tell
+
+
+def test_sqlcipher_database_is_weak_evidence_of_encryption(tmp_path: Path) -> None:
+    sqlcipher = _tool("sqlcipher")
+    db = tmp_path / "msg.db"
+    sql = "PRAGMA key = 'correct horse'; create table t (x); insert into t values ('hi');"
+    subprocess.run([sqlcipher, str(db), sql], check=True, capture_output=True)
+    verdict = sniff(head(db))
+    assert verdict.state == ENC and "SQLCipher" in verdict.evidence
+
+
+def _seven_zip(tmp_path: Path, name: str, *options: str) -> Path:
+    seven = _tool("7z")
+    (tmp_path / "合同_张经理.txt").write_text("报价 38 万" * 50, encoding="utf-8")
+    subprocess.run([seven, "a", *options, name, "合同_张经理.txt"], cwd=tmp_path,
+                   check=True, capture_output=True)  # fmt: skip
+    return tmp_path / name
+
+
+def _end_header_verdict(archive: Path) -> HeaderVerdict:
+    data = archive.read_bytes()
+    location = seven_zip_end_header(data[:SAMPLE_SIZE])
+    assert location is not None
+    offset, size = location
+    return sniff_7z_end_header(data[offset : offset + size])
+
+
+def test_7z_with_encrypted_names_is_encrypted(tmp_path: Path) -> None:
+    verdict = _end_header_verdict(_seven_zip(tmp_path, "a.7z", "-ppw", "-mhe=on"))
+    assert verdict.state == ENC and "AES-256" in verdict.evidence
+
+
+def test_7z_with_plain_header_shows_whether_contents_are_encrypted(tmp_path: Path) -> None:
+    encrypted = _end_header_verdict(_seven_zip(tmp_path, "e.7z", "-ppw", "-mhc=off"))
+    assert encrypted.state == ENC
+    plain = _end_header_verdict(_seven_zip(tmp_path, "p.7z", "-mhc=off"))
+    assert plain.state == PLAIN
+
+
+def test_7z_with_password_only_is_encrypted(tmp_path: Path) -> None:
+    # 7-Zip lists the AES coder in the (compressed) end header's own coders when a password
+    # is set, even without -mhe.
+    verdict = _end_header_verdict(_seven_zip(tmp_path, "d.7z", "-ppw"))
+    assert verdict.state == ENC
+
+
+def test_7z_without_password(tmp_path: Path) -> None:
+    # A small archive gets a plain end header: every coder is listed, none is AES.
+    assert _end_header_verdict(_seven_zip(tmp_path, "n.7z")).state == PLAIN
+    # Many files make 7-Zip compress the end header: its coders are no longer visible.
+    for i in range(60):
+        (tmp_path / f"f{i}.txt").write_text(f"file {i}")
+    seven = _tool("7z")
+    subprocess.run([seven, "a", "many.7z", *(f"f{i}.txt" for i in range(60))], cwd=tmp_path,
+                   check=True, capture_output=True)  # fmt: skip
+    verdict = _end_header_verdict(tmp_path / "many.7z")
+    assert verdict.state == UNKNOWN and "compressed header" in verdict.evidence
+
+
 def test_7z_cannot_be_judged_from_its_start(tmp_path: Path) -> None:
     seven = _tool("7z")
     (tmp_path / "a.txt").write_text("x" * 100)
@@ -84,7 +158,7 @@ def test_7z_cannot_be_judged_from_its_start(tmp_path: Path) -> None:
 
 
 def test_unrecognised_and_empty() -> None:
-    assert sniff(bytes(range(64))).state == UNKNOWN
+    assert sniff(b"MZ\x90\x00" + bytes(60)).state == UNKNOWN  # an unknown, low-entropy header
     assert sniff(b"").state == UNKNOWN
     # A byte with the OpenPGP high bit but no valid packet version is not taken for one.
     assert sniff(b"\x8c\x0d\x63rest").state == UNKNOWN
