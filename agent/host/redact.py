@@ -27,7 +27,7 @@ _KEEP: tuple[tuple[bytes, int], ...] = (
     (b"-----BEGIN AGE ENCRYPTED FILE-----", 34),
     (b"-----BEGIN PGP MESSAGE-----", 27),
     (b"LUKS\xba\xbe", 6),
-    (b"7z\xbc\xaf\x27\x1c", 6),
+    (b"7z\xbc\xaf\x27\x1c", 32),  # the whole start header: versions, offsets, CRCs
     (b"PK\x03\x04", 30),
     (b"\x1f\x8b", 2),
 )
