@@ -48,3 +48,12 @@ MACOS: tuple[tuple[pb.ChatApp.ValueType, str], ...] = (
     ),
     (WECOM, "Library/Containers/com.tencent.WeWorkMac/Data/Library/Application Support/WXWork"),
 )
+
+# Windows: the folders named in the sources above, under each user's home ("C:/Users/<name>").
+# The backups WeChat's "Backup and Restore" makes on the PC are written inside these folders,
+# so the walk of each folder counts them too.
+WINDOWS: tuple[tuple[pb.ChatApp.ValueType, str], ...] = (
+    (WECHAT, "Documents/WeChat Files"),
+    (WECHAT, "Documents/xwechat_files"),
+    (WECOM, "Documents/WXWork"),
+)

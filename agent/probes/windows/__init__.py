@@ -1,8 +1,16 @@
-"""Windows probes: not written yet. Every fact reports NOT_SUPPORTED so the collector shows
-UNKNOWN with a reason instead of silently missing facts. Windows readers (Security Center,
-netsh advfirewall, Windows Update, netsh wlan, BitLocker) will replace these one by one."""
+"""Windows probes, one module per fact. Each gathers through `ctx.host.run` and parses with
+the pure parsers in agent.parsers.windows."""
 
-from agent.probes.facts import ORDER
-from agent.probes.unsupported import all_not_supported
+from agent.probes.outcome import Probe
+from agent.probes.windows import antivirus, backups, disk, firewall, updates, vpn, wifi
+from devposture.v1 import devposture_pb2 as pb
 
-PROBES = all_not_supported(ORDER, "Windows")
+PROBES: dict[pb.Fact.ValueType, Probe] = {
+    pb.FACT_ANTIVIRUS: antivirus.probe,
+    pb.FACT_FIREWALL: firewall.probe,
+    pb.FACT_OS_UPDATES: updates.probe,
+    pb.FACT_WIFI: wifi.probe,
+    pb.FACT_VPN: vpn.probe,
+    pb.FACT_CHAT_BACKUPS: backups.probe,
+    pb.FACT_DISK_ENCRYPTION: disk.probe,
+}

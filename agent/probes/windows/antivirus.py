@@ -1,0 +1,91 @@
+"""Antivirus on Windows: Security Center's registered products and Defender's own status.
+
+Security Center (root/SecurityCenter2 AntiVirusProduct) lists every product that registered
+with Windows, Defender and third-party ones alike, several at once; each becomes a product
+with source "security-center", enabled and signature freshness decoded from productState's
+bit field (agent.parsers.windows.security_center). An expired product is reported with
+`enabled` unset: its licence ran out, and whether its engine still scans is not stated. Windows
+Server has no Security Center; the error is reported and Defender is still read.
+
+Defender (`Get-MpComputerStatus`) adds what Security Center does not say: real-time
+protection, the signature version and when signatures were last updated. It is reported as a
+second product with source "defender" (the collector sees both views). Its dates are local time
+taken as UTC (Windows prints no offset). When neither source could be read there is no fact,
+only the errors: unknown is not "no antivirus".
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from agent.host import HostError
+from agent.parsers import ParseError
+from agent.parsers.windows.defender import DefenderStatus, parse_mp_computer_status
+from agent.parsers.windows.local_dates import parse_local_datetime
+from agent.parsers.windows.security_center import parse_antivirus_products
+from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from agent.probes.windows.commands import powershell, run_text
+from devposture.v1 import devposture_pb2 as pb
+
+FACT = pb.FACT_ANTIVIRUS
+SECURITY_CENTER = powershell(
+    "Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntiVirusProduct"
+)
+DEFENDER = powershell("Get-MpComputerStatus")
+DEFENDER_NAME = "Microsoft Defender Antivirus"
+
+
+def _security_center(ctx: ProbeContext) -> list[pb.AntivirusProduct]:
+    products = []
+    for found in parse_antivirus_products(run_text(ctx, SECURITY_CENTER)):
+        product = pb.AntivirusProduct(
+            name=found.name,
+            source="security-center",
+            signatures_up_to_date=found.state.signatures_up_to_date,
+        )
+        if found.state.scanner != "expired":
+            product.enabled = found.state.scanner == "on"
+        products.append(product)
+    return products
+
+
+def _defender_product(status: DefenderStatus, errors: list[pb.ProbeError]) -> pb.AntivirusProduct:
+    product = pb.AntivirusProduct(
+        name=DEFENDER_NAME,
+        source="defender",
+        enabled=status.service_enabled and status.antivirus_enabled,
+        signature_version=status.signature_version,
+    )
+    if status.real_time_protection is not None:
+        product.real_time_protection = status.real_time_protection
+    if status.signatures_out_of_date is not None and status.signature_version:
+        product.signatures_up_to_date = not status.signatures_out_of_date
+    if status.signatures_updated:
+        try:
+            updated = parse_local_datetime(status.signatures_updated, status.date_order)
+            product.signatures_updated_at.FromDatetime(updated.replace(tzinfo=UTC))
+        except ParseError as exc:
+            errors.append(source_error(FACT, "defender", exc))
+    return product
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    errors: list[pb.ProbeError] = []
+    products: list[pb.AntivirusProduct] = []
+    read_any = False
+    try:
+        products += _security_center(ctx)
+        read_any = True
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, "security-center", exc))
+    try:
+        status = parse_mp_computer_status(run_text(ctx, DEFENDER))
+        products.append(_defender_product(status, errors))
+        read_any = True
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, "defender", exc))
+    if not read_any:
+        if not errors:
+            errors.append(error(FACT, pb.PROBE_ERROR_CODE_INTERNAL, "no antivirus source ran"))
+        return FactOutcome(None, errors)
+    return FactOutcome(pb.AntivirusFact(products=products), errors)

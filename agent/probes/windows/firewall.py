@@ -1,0 +1,94 @@
+"""Firewall on Windows: each profile's state as in force, and which profiles are active.
+
+The profiles come from `Get-NetFirewallProfile -PolicyStore ActiveStore`: the active store is
+the merged policy Windows enforces (local settings plus Group Policy), which is what "in force"
+means; the plain cmdlet shows only local settings. Its property names are not translated. When
+it cannot be read (no NetSecurity module before Windows 8, PowerShell missing, a failure), the
+probe falls back to `netsh advfirewall show allprofiles`, whose labels are localized
+(agent.parsers.windows.netsh_firewall). The active profiles are the categories of the connected
+networks (`Get-NetConnectionProfile`: Public, Private, DomainAuthenticated).
+
+`enabled` is true only when every active profile's firewall is on, or every profile's when the
+active ones are unknown or no network is connected; false when one of those is off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agent.host import HostError
+from agent.parsers import ParseError
+from agent.parsers.windows.firewall_profiles import (
+    FirewallProfileState,
+    parse_active_categories,
+    parse_firewall_profiles,
+)
+from agent.parsers.windows.netsh_firewall import NetshProfile, parse_allprofiles
+from agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from agent.probes.windows.commands import powershell, run_text
+from devposture.v1 import devposture_pb2 as pb
+
+FACT = pb.FACT_FIREWALL
+PROFILES = powershell("Get-NetFirewallProfile -PolicyStore ActiveStore")
+NETSH = ["netsh", "advfirewall", "show", "allprofiles"]
+CONNECTIONS = powershell("Get-NetConnectionProfile")
+_PS_SOURCE = "Get-NetFirewallProfile"
+_NETSH_SOURCE = "netsh advfirewall"
+
+
+def _as_pb(
+    profiles: Sequence[FirewallProfileState | NetshProfile], source: str
+) -> list[pb.FirewallProfile]:
+    return [
+        pb.FirewallProfile(
+            name=p.name,
+            enabled=p.enabled,
+            default_inbound_action=p.default_inbound_action,
+            source=source,
+        )
+        for p in profiles
+    ]
+
+
+def _profiles(ctx: ProbeContext, errors: list[pb.ProbeError]) -> list[pb.FirewallProfile]:
+    """The cmdlet's profiles, else netsh's; [] when neither could be read."""
+    try:
+        return _as_pb(parse_firewall_profiles(run_text(ctx, PROFILES)), _PS_SOURCE)
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, _PS_SOURCE, exc))
+    try:
+        return _as_pb(parse_allprofiles(run_text(ctx, NETSH)), _NETSH_SOURCE)
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, _NETSH_SOURCE, exc))
+    return []
+
+
+def firewall_enabled(
+    profiles: list[pb.FirewallProfile], active: frozenset[str] | None
+) -> bool | None:
+    """True when every profile in force is on (every profile, when which ones are in force is
+    unknown or none is); None when an active profile's state was not printed."""
+    if active and not active <= {p.name for p in profiles}:
+        return None
+    relevant = [p for p in profiles if not active or p.name in active]
+    return all(p.enabled for p in relevant)
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    errors: list[pb.ProbeError] = []
+    profiles = _profiles(ctx, errors)
+    if not profiles:
+        return FactOutcome(None, errors)
+    active: frozenset[str] | None = None
+    try:
+        active = parse_active_categories(run_text(ctx, CONNECTIONS))
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, "Get-NetConnectionProfile", exc))
+    if active is not None:
+        for profile in profiles:
+            profile.active = profile.name in active
+    fact = pb.FirewallFact(profiles=profiles)
+    enabled = firewall_enabled(profiles, active)
+    if enabled is not None:
+        fact.enabled = enabled
+    return FactOutcome(fact, errors)

@@ -1,0 +1,86 @@
+"""Three replayed Windows machines, each assembled from real recordings (see the fixture
+README for where every output comes from). Public recordings never cover one machine end to
+end, so each machine is a composite of outputs from real machines of its kind.
+"""
+
+from __future__ import annotations
+
+from agent.host import NetInterface
+from agent.probes.windows import antivirus, disk, firewall, updates, vpn, wifi
+from tests.agent.windows.replay_windows import WindowsReplayHost, output
+
+REG_MISSING = 1
+# manage-bde's exit status for 0x80041003 (WBEM_E_ACCESS_DENIED) as an unsigned DWORD, which is
+# how Python reports Windows exit codes (PowerShell shows it signed: -2147217405).
+ACCESS_DENIED_EXIT = 0x80041003
+
+
+def healthy_english() -> WindowsReplayHost:
+    """Defender on and current, firewall on in every profile, BitLocker on, a WireGuard VPN up,
+    a WPA3 network: what a compliant laptop looks like."""
+    host = WindowsReplayHost(homes=["C:/Users/alex"])
+    host.record(
+        antivirus.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
+    )
+    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-all-enabled.txt"))
+    host.record(
+        firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-ethernet-public.txt")
+    )
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    host.record(updates.REG_AU, output("reg_query/au-policy-scheduled-install.txt"))
+    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-wpa3-h2e-two-adapters.txt"))
+    host.record(vpn.IPCONFIG, output("ipconfig/all-en-wireguard-unknown-adapter.txt"))
+    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    return host
+
+
+def chinese() -> WindowsReplayHost:
+    """Chinese Windows (console code page cp936): GBK netsh output, a UTF-16 Security Center
+    listing, Defender with real-time protection off, a Windows 7 era host without the
+    NetSecurity cmdlets, no AU policy key (Chinese error text), and manage-bde timing out."""
+    host = WindowsReplayHost(console_encoding="cp936", homes=["C:/Users/li"])
+    host.record(
+        antivirus.SECURITY_CENTER,
+        output(
+            "security_center/cim-antivirusproduct-bitdefender-and-defender.utf16le-bom-crlf.txt"
+        ),
+    )
+    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-zh-cn-realtime-off.txt"))
+    # Windows 7 has no Get-NetFirewallProfile/Get-NetConnectionProfile (NetSecurity arrived
+    # with Windows 8). The real error text was not recorded, so the replay only makes the
+    # calls fail, with no output.
+    host.record(firewall.PROFILES, (1, b"", b""))
+    host.record(firewall.CONNECTIONS, (1, b"", b""))
+    host.record(firewall.NETSH, output("netsh_firewall/allprofiles-zh-win7-all-on.cp936-crlf.txt"))
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    host.record(updates.REG_AU, output("reg_query/not-found-zh.cp936-crlf.txt", REG_MISSING))
+    host.record(wifi.NETSH, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
+    host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    host.timeouts.add(tuple(disk.MANAGE_BDE))
+    return host
+
+
+def failing_english() -> WindowsReplayHost:
+    """Defender not running (another product registered), firewall off in every profile
+    including the active public one, updates left to a person, no disk encryption, an open
+    café network without VPN."""
+    host = WindowsReplayHost(homes=["C:/Users/sam"])
+    host.record(
+        antivirus.SECURITY_CENTER,
+        output("security_center/cim-antivirusproduct-sentinelone-and-defender.txt"),
+    )
+    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-not-running.txt"))
+    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-all-disabled.txt"))
+    host.record(
+        firewall.CONNECTIONS,
+        output("connection_profile/netconnectionprofile-ja-three-networks.txt"),
+    )
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-ec2-twenty.txt"))
+    host.record(updates.REG_AU, output("reg_query/au-policy-notify-install.txt"))
+    host.record(wifi.NETSH, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))
+    host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-25267-three-volumes-decrypted.txt"))
+    host.interfaces = [NetInterface("Ethernet", True)]
+    return host

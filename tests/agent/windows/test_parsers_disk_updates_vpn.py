@@ -1,0 +1,139 @@
+"""manage-bde, reg query, Get-HotFix, ipconfig and culture dates, from real outputs."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from agent.parsers import ParseError
+from agent.parsers.windows.hotfix import parse_hotfixes
+from agent.parsers.windows.ipconfig import parse_ipconfig
+from agent.parsers.windows.local_dates import parse_local_datetime, slash_order
+from agent.parsers.windows.manage_bde import parse_manage_bde_status
+from agent.parsers.windows.reg_query import key_missing, parse_reg_query
+from agent.parsers.windows.text import decode_output
+from agent.parsers.windows.update_policy import automatic_updates
+from agent.probes.windows.vpn_adapters import adapter_kind
+from tests.agent.windows.replay_windows import fixture
+
+
+def text(name: str, encoding: str = "cp437") -> str:
+    return decode_output(fixture(name), encoding)
+
+
+def test_bitlocker_fully_encrypted_with_protection_on() -> None:
+    (c,) = parse_manage_bde_status(text("manage_bde/status-en-26100-encrypted.txt"))
+    assert (c.mount_point, c.encrypted, c.algorithm) == ("C:", True, "XTS-AES 128")
+
+
+def test_bitlocker_fully_decrypted_volumes_are_not_encrypted() -> None:
+    volumes = parse_manage_bde_status(
+        text("manage_bde/status-en-25267-three-volumes-decrypted.txt")
+    )
+    assert [(v.mount_point, v.encrypted, v.algorithm) for v in volumes] == [
+        ("C:", False, ""),
+        ("J:", False, ""),
+        ("K:", False, ""),
+    ]
+
+
+def test_bitlocker_encryption_in_progress_is_not_yet_encrypted() -> None:
+    (c,) = parse_manage_bde_status(text("manage_bde/status-en-26100-encryption-in-progress.txt"))
+    assert (c.conversion, c.protection_on, c.encrypted) == ("in progress", False, False)
+
+
+def test_bitlocker_german_and_russian() -> None:
+    (de,) = parse_manage_bde_status(text("manage_bde/status-de-19041-decrypted.txt"))
+    assert (de.mount_point, de.conversion, de.encrypted) == ("C:", "decrypted", False)
+    (ru,) = parse_manage_bde_status(
+        text("manage_bde/status-ru-19041-used-space-protection-off.txt")
+    )
+    # Used space encrypted but protection off (suspended): the key is in the clear.
+    assert (ru.conversion, ru.protection_on, ru.encrypted) == ("encrypted", False, False)
+    (ru_d,) = parse_manage_bde_status(text("manage_bde/status-ru-19041-encryption-in-progress.txt"))
+    assert (ru_d.mount_point, ru_d.encrypted) == ("D:", False)
+
+
+def test_bitlocker_error_output_is_not_a_volume_list() -> None:
+    with pytest.raises(ParseError):
+        parse_manage_bde_status(text("manage_bde/status-en-26100-access-denied.txt"))
+    with pytest.raises(ParseError):
+        parse_manage_bde_status("Volume C: [OS]\n    Conversion Status:    Half Done\n")
+
+
+def test_automatic_update_policy() -> None:
+    notify = parse_reg_query(text("reg_query/au-policy-notify-install.txt"))
+    assert automatic_updates(notify) is False  # AUOptions 3: a person must install
+    scheduled = parse_reg_query(text("reg_query/au-policy-scheduled-install.txt"))
+    assert automatic_updates(scheduled) is True  # AUOptions 4
+    assert automatic_updates(None) is True  # no policy: Windows 10/11 default
+    assert automatic_updates({"AUOptions": ("REG_DWORD", "0x5")}) is None
+    assert automatic_updates({"NoAutoUpdate": ("REG_DWORD", "0x1")}) is False
+    with pytest.raises(ParseError):
+        automatic_updates({"AUOptions": ("REG_DWORD", "0x9")})
+
+
+def test_missing_key_in_english_and_chinese() -> None:
+    assert key_missing(text("reg_query/not-found-en.txt"))
+    assert key_missing(text("reg_query/not-found-zh.cp936-crlf.txt", "cp936"))
+    with pytest.raises(ParseError):
+        parse_reg_query(text("reg_query/not-found-en.txt"))
+
+
+def test_hotfix_month_first_and_last_install() -> None:
+    fixes = parse_hotfixes(text("hotfix/get-hotfix-ec2-twenty.txt"))
+    assert len(fixes) == 20
+    assert max(f.installed_on for f in fixes if f.installed_on) == date(2019, 9, 11)
+    assert fixes[0].hotfix_id == "KB3176936" and fixes[0].description == "Update"
+
+
+def test_hotfix_spanish_day_first() -> None:
+    fixes = parse_hotfixes(text("hotfix/win32-quickfixengineering-es-day-first.txt"))
+    assert fixes[0].installed_on == date(2020, 2, 8)  # "8/02/2020 12:00:00 a. m."
+    assert max(f.installed_on for f in fixes if f.installed_on) == date(2020, 3, 14)
+
+
+def test_date_order_is_never_guessed() -> None:
+    assert slash_order(["3/4/2020 10:00:00"]) is None
+    with pytest.raises(ParseError):
+        parse_local_datetime("3/4/2020 10:00:00", None)
+    with pytest.raises(ParseError):
+        slash_order(["13/1/2020", "1/13/2020"])
+    assert parse_local_datetime("16.10.2025 15:07:35", None).isoformat() == "2025-10-16T15:07:35"
+
+
+def test_ipconfig_unknown_adapter_wireguard() -> None:
+    tunnel, ethernet = parse_ipconfig(text("ipconfig/all-en-wireguard-unknown-adapter.txt"))
+    assert (tunnel.kind, tunnel.name, tunnel.description) == (
+        "unknown",
+        "jimber",
+        "WireGuard Tunnel #2",
+    )
+    assert tunnel.ipv4 == ("198.18.0.8",) and not tunnel.media_disconnected
+    assert adapter_kind(tunnel) == "wireguard" and adapter_kind(ethernet) == ""
+
+
+def test_ipconfig_tap_adapters_disconnected_and_isatap_is_not_a_vpn() -> None:
+    adapters = parse_ipconfig(text("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    taps = [a for a in adapters if adapter_kind(a) == "tap"]
+    assert len(taps) == 2 and all(a.media_disconnected for a in taps)
+    tunnels = [a.description for a in adapters if a.kind == "tunnel"]
+    assert tunnels[0] == "Microsoft ISATAP Adapter" and len(tunnels) == 5
+    assert all(adapter_kind(a) == "" for a in adapters if a.kind == "tunnel")
+
+
+def test_ipconfig_chinese_headers() -> None:
+    adapters = parse_ipconfig(text("ipconfig/plain-zh-win7.cp936-crlf.txt", "cp936"))
+    assert [(a.kind, a.name) for a in adapters] == [
+        ("ethernet", "本地连接 5"),
+        ("ethernet", "Npcap Loopback Adapter"),
+        ("ethernet", "本地连接"),
+    ]
+    assert adapters[0].ipv4 == ("192.168.61.128",)
+
+
+def test_hotfix_empty_output_and_garbage() -> None:
+    assert parse_hotfixes("\n") == []
+    with pytest.raises(ParseError):
+        parse_hotfixes("Get-HotFix : Access denied\n")

@@ -1,0 +1,331 @@
+"""Windows probes one by one: the traps (missing tool, timeout, refusal, no Wi-Fi, GBK, two
+antivirus products, fallbacks) on replayed real outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.host import NetInterface
+from agent.probes import ProbeConfig
+from agent.probes.backup_locations import WINDOWS
+from agent.probes.outcome import FactOutcome, Probe, ProbeContext
+from agent.probes.runner import run_probe
+from agent.probes.windows import PROBES, antivirus, backups, disk, firewall, updates, vpn, wifi
+from devposture.v1 import devposture_pb2 as pb
+from tests.agent.test_probes_backups import TempHomeHost
+from tests.agent.windows.machines import ACCESS_DENIED_EXIT, REG_MISSING
+from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
+
+
+def run(probe: Probe, fact: pb.Fact.ValueType, host: WindowsReplayHost) -> FactOutcome:
+    ctx = ProbeContext(host, ProbeConfig(network_hash_key=b"k"), pb.PostureReport())
+    return run_probe(fact, probe, ctx)
+
+
+def codes(outcome: FactOutcome) -> list[tuple[str, int]]:
+    return [(e.source, e.code) for e in outcome.errors]
+
+
+def test_every_fact_has_a_windows_probe() -> None:
+    assert set(PROBES) == {
+        pb.FACT_ANTIVIRUS, pb.FACT_FIREWALL, pb.FACT_OS_UPDATES, pb.FACT_WIFI,
+        pb.FACT_VPN, pb.FACT_CHAT_BACKUPS, pb.FACT_DISK_ENCRYPTION,
+    }  # fmt: skip
+
+
+# --- Wi-Fi -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("returncode", [0, 1])
+def test_no_wireless_interface_is_a_fact(returncode: int) -> None:
+    host = WindowsReplayHost()
+    host.record(
+        wifi.NETSH, output("netsh_wlan/interfaces-en-no-wireless-interface.txt", returncode)
+    )
+    outcome = run(wifi.probe, pb.FACT_WIFI, host)
+    assert outcome.fact == pb.WifiFact(has_wifi_interface=False) and outcome.errors == []
+
+
+def test_stopped_wlan_service_is_an_error_not_no_wifi() -> None:
+    host = WindowsReplayHost()
+    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-wlansvc-not-running.txt", 1))
+    outcome = run(wifi.probe, pb.FACT_WIFI, host)
+    assert outcome.fact is None
+    assert codes(outcome) == [("netsh wlan", pb.PROBE_ERROR_CODE_COMMAND_FAILED)]
+    assert "wlansvc" in outcome.errors[0].message
+
+
+def test_location_permission_refused_is_permission_denied() -> None:
+    host = WindowsReplayHost()
+    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-24h2-location-denied.txt"))
+    outcome = run(wifi.probe, pb.FACT_WIFI, host)
+    assert outcome.fact is None
+    assert codes(outcome) == [("netsh wlan", pb.PROBE_ERROR_CODE_PERMISSION_DENIED)]
+
+
+def test_netsh_missing_or_timing_out() -> None:
+    missing = run(wifi.probe, pb.FACT_WIFI, WindowsReplayHost())
+    assert codes(missing) == [("netsh wlan", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
+    host = WindowsReplayHost()
+    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-ax201-wpa2.txt"))
+    host.timeouts.add(tuple(wifi.NETSH))
+    assert codes(run(wifi.probe, pb.FACT_WIFI, host)) == [
+        ("netsh wlan", pb.PROBE_ERROR_CODE_TIMEOUT)
+    ]
+
+
+def test_gbk_output_on_a_chinese_console_and_vpn_from_the_report() -> None:
+    host = WindowsReplayHost(console_encoding="cp936")
+    host.record(
+        wifi.NETSH, output("netsh_wlan/interfaces-zh-win10-3165-wpa2-enterprise.cp936-crlf.txt")
+    )
+    report = pb.PostureReport()
+    report.vpn.active = True
+    config = ProbeConfig(trusted_networks=("DC_WLAN(5GHz)",))
+    fact = run_probe(pb.FACT_WIFI, wifi.probe, ProbeContext(host, config, report)).fact
+    assert isinstance(fact, pb.WifiFact)
+    (session,) = fact.sessions
+    assert (session.network_id, session.classification) == (
+        "DC_WLAN(5GHz)",
+        pb.NETWORK_CLASS_TRUSTED,
+    )
+    assert session.security == pb.WIFI_SECURITY_WPA2_ENTERPRISE
+    assert session.vpn_up and session.vpn_up_at.seconds == session.started_at.seconds
+
+
+def test_same_gbk_bytes_on_an_english_console_are_still_decoded_as_gbk_or_rejected() -> None:
+    # cp437 cannot turn GBK into Chinese labels: the output is not understood, so the fact is
+    # a parse error rather than a silent "no Wi-Fi".
+    host = WindowsReplayHost(console_encoding="cp437")
+    host.record(wifi.NETSH, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
+    outcome = run(wifi.probe, pb.FACT_WIFI, host)
+    assert outcome.fact is None
+    assert codes(outcome) == [("netsh wlan", pb.PROBE_ERROR_CODE_PARSE_ERROR)]
+
+
+# --- antivirus ---------------------------------------------------------------------------
+
+
+def test_two_products_and_defender() -> None:
+    host = WindowsReplayHost()
+    host.record(
+        antivirus.SECURITY_CENTER,
+        output("security_center/cim-antivirusproduct-sentinelone-and-defender.txt"),
+    )
+    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-signatures-278-days.txt"))
+    fact = run(antivirus.probe, pb.FACT_ANTIVIRUS, host).fact
+    assert isinstance(fact, pb.AntivirusFact)
+    assert [(p.name, p.enabled) for p in fact.products] == [
+        ("Sentinel Agent", True),
+        ("Windows Defender", False),
+        ("Microsoft Defender Antivirus", True),
+    ]
+    # 278 days old, though Defender itself does not flag it: the date lets the collector judge.
+    assert fact.products[2].signatures_updated_at.ToDatetime().date().isoformat() == "2024-05-06"
+
+
+def test_powershell_missing_gives_no_fact_and_both_errors() -> None:
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, WindowsReplayHost())
+    assert outcome.fact is None
+    assert codes(outcome) == [
+        ("security-center", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND),
+        ("defender", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND),
+    ]
+
+
+def test_server_without_security_center_still_reports_defender() -> None:
+    host = WindowsReplayHost()
+    # Windows Server has no root/SecurityCenter2; its error text is not recorded here.
+    host.record(antivirus.SECURITY_CENTER, (1, b"", b""))
+    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact) and len(outcome.fact.products) == 1
+    assert codes(outcome) == [("security-center", pb.PROBE_ERROR_CODE_COMMAND_FAILED)]
+
+
+def test_defender_timeout() -> None:
+    host = WindowsReplayHost()
+    host.record(
+        antivirus.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
+    )
+    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    host.timeouts.add(tuple(antivirus.DEFENDER))
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact) and len(outcome.fact.products) == 1
+    assert codes(outcome) == [("defender", pb.PROBE_ERROR_CODE_TIMEOUT)]
+
+
+# --- firewall ----------------------------------------------------------------------------
+
+
+def test_firewall_falls_back_to_netsh_when_powershell_is_missing() -> None:
+    host = WindowsReplayHost()
+    host.record(firewall.NETSH, output("netsh_firewall/allprofiles-en-all-off.txt"))
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert isinstance(outcome.fact, pb.FirewallFact)
+    assert outcome.fact.HasField("enabled") and not outcome.fact.enabled
+    assert codes(outcome) == [
+        ("Get-NetFirewallProfile", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND),
+        ("Get-NetConnectionProfile", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND),
+    ]
+
+
+def test_firewall_unreadable_everywhere_is_no_fact() -> None:
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, WindowsReplayHost())
+    assert outcome.fact is None and len(outcome.errors) == 2
+
+
+def test_active_profile_without_printed_state_leaves_enabled_unknown() -> None:
+    host = WindowsReplayHost()
+    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-private-only-wrapped.txt"))
+    host.record(
+        firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-ethernet-public.txt")
+    )
+    fact = run(firewall.probe, pb.FACT_FIREWALL, host).fact
+    assert isinstance(fact, pb.FirewallFact) and not fact.HasField("enabled")
+
+
+def test_only_active_profiles_decide() -> None:
+    host = WindowsReplayHost()
+    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-private-only-wrapped.txt"))
+    host.record(
+        firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-hyperv-private.txt")
+    )
+    fact = run(firewall.probe, pb.FACT_FIREWALL, host).fact
+    assert isinstance(fact, pb.FirewallFact) and fact.enabled and fact.profiles[0].active
+
+
+# --- disk encryption ---------------------------------------------------------------------
+
+
+def test_manage_bde_access_denied_is_permission_denied_with_the_reason() -> None:
+    host = WindowsReplayHost()
+    host.record(
+        disk.MANAGE_BDE, output("manage_bde/status-en-26100-access-denied.txt", ACCESS_DENIED_EXIT)
+    )
+    outcome = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host)
+    assert outcome.fact is None
+    (err,) = outcome.errors
+    assert err.code == pb.PROBE_ERROR_CODE_PERMISSION_DENIED
+    assert "An attempt to access a required resource was denied" in err.message
+
+
+def test_chinese_access_denied_text_is_recognised() -> None:
+    host = WindowsReplayHost(console_encoding="cp936")
+    # ERROR_ACCESS_DENIED's Chinese message, "拒绝访问。", as the console prints it.
+    host.record(disk.MANAGE_BDE, (5, "拒绝访问。\r\n".encode("gbk"), b""))
+    assert [e.code for e in run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).errors] == [
+        pb.PROBE_ERROR_CODE_PERMISSION_DENIED
+    ]
+
+
+def test_manage_bde_missing_and_timeout() -> None:
+    assert [
+        e.code for e in run(disk.probe, pb.FACT_DISK_ENCRYPTION, WindowsReplayHost()).errors
+    ] == [pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND]
+    host = WindowsReplayHost()
+    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    host.timeouts.add(tuple(disk.MANAGE_BDE))
+    assert [e.code for e in run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).errors] == [
+        pb.PROBE_ERROR_CODE_TIMEOUT
+    ]
+
+
+def test_encryption_in_progress_is_reported_with_its_method() -> None:
+    host = WindowsReplayHost()
+    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encryption-in-progress.txt"))
+    fact = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).fact
+    assert isinstance(fact, pb.DiskEncryptionFact)
+    (c,) = fact.volumes
+    assert (c.mount_point, c.encrypted, c.method) == ("C:", False, "BitLocker XTS-AES 128")
+
+
+# --- updates -----------------------------------------------------------------------------
+
+
+def test_missing_policy_key_is_the_automatic_default_and_pending_is_unknown() -> None:
+    host = WindowsReplayHost()
+    host.record(updates.HOTFIX, output("hotfix/win32-quickfixengineering-es-day-first.txt"))
+    host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
+    outcome = run(updates.probe, pb.FACT_OS_UPDATES, host)
+    assert isinstance(outcome.fact, pb.OsUpdatesFact)
+    assert outcome.fact.automatic_updates and not outcome.fact.HasField("pending_security")
+    assert outcome.fact.last_installed.ToDatetime().date().isoformat() == "2020-03-14"
+    assert codes(outcome) == [("windows-update-agent", pb.PROBE_ERROR_CODE_NOT_SUPPORTED)]
+
+
+def test_reg_exit_1_without_the_not_found_message_is_not_read_as_missing() -> None:
+    host = WindowsReplayHost()
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    host.record(updates.REG_AU, (REG_MISSING, b"", b""))
+    outcome = run(updates.probe, pb.FACT_OS_UPDATES, host)
+    assert isinstance(outcome.fact, pb.OsUpdatesFact)
+    assert not outcome.fact.HasField("automatic_updates")
+    assert ("reg AU policy", pb.PROBE_ERROR_CODE_PARSE_ERROR) in codes(outcome)
+
+
+def test_nothing_readable_is_no_fact() -> None:
+    outcome = run(updates.probe, pb.FACT_OS_UPDATES, WindowsReplayHost())
+    assert outcome.fact is None
+    assert {c for _, c in codes(outcome)} == {
+        pb.PROBE_ERROR_CODE_NOT_SUPPORTED,
+        pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND,
+    }
+
+
+# --- VPN ---------------------------------------------------------------------------------
+
+
+def test_psutil_supplements_ipconfig() -> None:
+    host = WindowsReplayHost()
+    host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    host.interfaces = [NetInterface("OpenVPN Wintun", True), NetInterface("Ethernet", True)]
+    fact = run(vpn.probe, pb.FACT_VPN, host).fact
+    assert isinstance(fact, pb.VpnFact) and fact.active
+    assert [(i.name, i.kind, i.up) for i in fact.interfaces][-1] == ("OpenVPN Wintun", "tun", True)
+
+
+def test_ipconfig_missing_but_psutil_answers() -> None:
+    outcome = run(vpn.probe, pb.FACT_VPN, WindowsReplayHost())
+    assert isinstance(outcome.fact, pb.VpnFact) and not outcome.fact.active
+    assert codes(outcome) == [("ipconfig", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
+
+
+# --- chat backups ------------------------------------------------------------------------
+
+
+def test_windows_locations_use_forward_slashes_under_each_home() -> None:
+    host = WindowsReplayHost(homes=["C:/Users/li"])
+    fact = run(backups.probe, pb.FACT_CHAT_BACKUPS, host).fact
+    assert isinstance(fact, pb.ChatBackupFact) and fact.locations_checked == len(WINDOWS) == 3
+
+
+def test_wecom_and_wechat4_folders_are_found(tmp_path: Path) -> None:
+    (tmp_path / "Documents" / "xwechat_files" / "wxid_a").mkdir(parents=True)
+    (tmp_path / "Documents" / "xwechat_files" / "wxid_a" / "backup.dat").write_bytes(
+        fixture("hotfix/get-hotfix-k8s-node.txt")  # any bytes: only size and header are read
+    )
+    (tmp_path / "Documents" / "WXWork").mkdir(parents=True)
+    ctx = ProbeContext(TempHomeHost(tmp_path), ProbeConfig(), pb.PostureReport())
+    fact = backups.probe(ctx).fact
+    assert isinstance(fact, pb.ChatBackupFact)
+    assert sorted((b.app, b.location, b.file_count) for b in fact.backups) == [
+        (pb.CHAT_APP_WECHAT, "~/Documents/xwechat_files", 1),
+        (pb.CHAT_APP_WECOM, "~/Documents/WXWork", 0),
+    ]
+
+
+def test_an_inactive_profile_that_is_off_does_not_decide() -> None:
+    # The rule itself, on profile values (no tool output involved).
+    profiles = [
+        pb.FirewallProfile(name="domain", enabled=False),
+        pb.FirewallProfile(name="private", enabled=True),
+        pb.FirewallProfile(name="public", enabled=False),
+    ]
+    assert firewall.firewall_enabled(profiles, frozenset({"private"})) is True
+    assert firewall.firewall_enabled(profiles, frozenset({"private", "public"})) is False
+    assert firewall.firewall_enabled(profiles, None) is False
+    assert firewall.firewall_enabled(profiles, frozenset()) is False
+    assert firewall.firewall_enabled(profiles[1:2], frozenset({"public"})) is None
