@@ -14,6 +14,7 @@ import hashlib
 import hmac
 
 from agent.probes.config import ProbeConfig
+from agent.probes.outcome import ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 _PUBLIC_SECURITY = {pb.WIFI_SECURITY_OPEN, pb.WIFI_SECURITY_WEP, pb.WIFI_SECURITY_OWE}
@@ -36,3 +37,25 @@ def classify_network(
     ):
         return ssid, pb.NETWORK_CLASS_PUBLIC
     return hashed_network_id(ssid, config.network_hash_key), pb.NETWORK_CLASS_OTHER
+
+
+def current_session(
+    ctx: ProbeContext, ssid: str, security: pb.WifiSecurity.ValueType, interface: str
+) -> pb.WifiSession:
+    """The session of a network a probe sees associated now, on any OS: classified, started
+    at this observation, with the VPN state of this collection (the VPN fact is collected
+    first). The agent's session log (agent.sessions) carries it across observations."""
+    network_id, classification = classify_network(ssid, security, ctx.config)
+    vpn_up = ctx.report.HasField("vpn") and ctx.report.vpn.active
+    session = pb.WifiSession(
+        network_id=network_id,
+        security=security,
+        classification=classification,
+        interface=interface,
+        vpn_up=vpn_up,
+    )
+    now = ctx.host.now()
+    session.started_at.FromDatetime(now)
+    if vpn_up:
+        session.vpn_up_at.FromDatetime(now)
+    return session

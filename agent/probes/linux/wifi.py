@@ -20,7 +20,7 @@ from agent.parsers.nmcli import (
     wifi_security,
 )
 from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, code_of, describe
-from agent.probes.wifi_classify import classify_network
+from agent.probes.wifi_classify import current_session
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI
@@ -73,23 +73,11 @@ def probe(ctx: ProbeContext) -> FactOutcome:
             "Wi-Fi is connected but nmcli listed no access point in use",
             "nmcli",
         )
-    now = ctx.host.now()
-    vpn_up = ctx.report.HasField("vpn") and ctx.report.vpn.active
     seen: set[str] = set()
     for ap in in_use:
         if ap.ssid in seen:
             continue
         seen.add(ap.ssid)
-        security = wifi_security(ap.security)
-        network_id, classification = classify_network(ap.ssid, security, ctx.config)
-        session = fact.sessions.add(
-            network_id=network_id,
-            security=security,
-            classification=classification,
-            interface=connected[0].device,
-            vpn_up=vpn_up,
-        )
-        session.started_at.FromDatetime(now)
-        if vpn_up:
-            session.vpn_up_at.FromDatetime(now)
+        session = current_session(ctx, ap.ssid, wifi_security(ap.security), connected[0].device)
+        fact.sessions.append(session)
     return FactOutcome(fact)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from agent.parsers.macos.airport import parse_airport_json
 from agent.probes.outcome import FactOutcome, ProbeContext, error
-from agent.probes.wifi_classify import classify_network
+from agent.probes.wifi_classify import current_session
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI
@@ -33,25 +33,14 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     cards = parse_airport_json(result.stdout_text())
     fact = pb.WifiFact(has_wifi_interface=bool(cards))
     errors: list[pb.ProbeError] = []
-    vpn_up = ctx.report.HasField("vpn") and ctx.report.vpn.active
-    now = ctx.host.now()
     for card in cards:
         network = card.current
         if not card.associated or network is None:
             continue
-        network_id, classification = classify_network(network.ssid, network.security, ctx.config)
+        session = current_session(ctx, network.ssid, network.security, card.name)
         if network.ssid_redacted:
             errors.append(error(FACT, pb.PROBE_ERROR_CODE_PERMISSION_DENIED, _REDACTED, "ssid"))
-            if classification == pb.NETWORK_CLASS_OTHER:
-                network_id = ""
-        session = fact.sessions.add(
-            network_id=network_id,
-            security=network.security,
-            classification=classification,
-            interface=card.name,
-            vpn_up=vpn_up,
-        )
-        session.started_at.FromDatetime(now)
-        if vpn_up:
-            session.vpn_up_at.FromDatetime(now)
+            if session.classification == pb.NETWORK_CLASS_OTHER:
+                session.network_id = ""  # not a hash of the placeholder "<redacted>"
+        fact.sessions.append(session)
     return FactOutcome(fact, errors)

@@ -18,7 +18,7 @@ from agent.host import HostError
 from agent.parsers import ParseError
 from agent.parsers.windows.netsh_wlan import parse_wlan_interfaces
 from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, code_of
-from agent.probes.wifi_classify import classify_network
+from agent.probes.wifi_classify import current_session
 from agent.probes.windows.commands import ANY_EXIT, run_text
 from devposture.v1 import devposture_pb2 as pb
 
@@ -49,24 +49,12 @@ def probe(ctx: ProbeContext) -> FactOutcome:
             _SOURCE,
         )
     fact = pb.WifiFact(has_wifi_interface=bool(report.interfaces))
-    now = ctx.host.now()
-    vpn_up = ctx.report.HasField("vpn") and ctx.report.vpn.active
     seen: set[str] = set()
     for interface in report.interfaces:
         if not interface.connected or interface.ssid in seen:
             continue
         seen.add(interface.ssid)
-        network_id, classification = classify_network(
-            interface.ssid, interface.security, ctx.config
+        fact.sessions.append(
+            current_session(ctx, interface.ssid, interface.security, interface.name)
         )
-        session = fact.sessions.add(
-            network_id=network_id,
-            security=interface.security,
-            classification=classification,
-            interface=interface.name,
-            vpn_up=vpn_up,
-        )
-        session.started_at.FromDatetime(now)
-        if vpn_up:
-            session.vpn_up_at.FromDatetime(now)
     return FactOutcome(fact)
