@@ -15,6 +15,8 @@ from agent.watch import BackupWatcher, NetworkWatcher
 from collector.checks import State, evaluate
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_text, ok
+from tests.agent.windows.replay_windows import WindowsReplayHost
+from tests.agent.windows.replay_windows import output as windows_output
 
 PROMISED_SECONDS = 10.0
 ETHERNET = NetInterface("eno1", True, 1500, ("up",), ("192.168.1.20",))
@@ -158,3 +160,62 @@ def test_reading_backups_does_not_trigger(tmp_path: Path) -> None:
         assert not fired.wait(1.0)
     finally:
         watcher.stop()
+
+
+class ChangingWindowsHost(WindowsReplayHost):
+    """A replayed Windows laptop whose network changes when the test says so; real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+def test_open_network_without_vpn_is_reported_within_the_promised_time(tmp_path: Path) -> None:
+    # Recorded outputs of two real Windows machines (tests/fixtures/windows/README.md): an
+    # `ipconfig /all` whose TAP VPN adapters are disconnected, and a French Windows 11 joined
+    # to an open network ("Authentification : Ouvrir", "Chiffrement : Aucun").
+    host = ChangingWindowsHost()
+    host.record(
+        ["ipconfig", "/all"], windows_output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt")
+    )
+    host.interfaces = [ETHERNET, WIFI_DOWN]
+    host.procs = []
+    log = SessionLog(tmp_path / "wifi-sessions.json")
+    reports: list[pb.PostureReport] = []
+    done = threading.Event()
+
+    def collect() -> None:
+        report = build_report(host, ProbeConfig())
+        log.apply(report)
+        reports.append(report)
+        done.set()
+
+    watcher = NetworkWatcher(host, collect, interval=0.5)
+    watcher.start()
+    try:
+        time.sleep(1.2)
+        changed_at = time.monotonic()
+        host.record(
+            ["netsh", "wlan", "show", "interfaces"],
+            windows_output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"),
+        )
+        host.interfaces = [ETHERNET, WIFI_UP]
+        assert done.wait(PROMISED_SECONDS)
+        noticed = time.monotonic() - changed_at
+    finally:
+        watcher.stop()
+    print(f"open network reported after {noticed:.2f} s")
+    assert noticed < PROMISED_SECONDS
+    (report,) = reports
+    assert report.host.os_family == pb.OS_FAMILY_WINDOWS
+    assert report.HasField("vpn") and not report.vpn.active
+    (session,) = report.wifi.sessions
+    assert session.security == pb.WIFI_SECURITY_OPEN
+    assert session.classification == pb.NETWORK_CLASS_PUBLIC
+    assert session.network_id == "SSID-1"  # public networks keep their name
+    assert not session.vpn_up and not session.HasField("ended_at")
+    verdict = {c.check_id: v for c, v in evaluate(report, datetime.now(UTC))}["public-wifi"]
+    assert (
+        verdict.state is State.FAIL
+        and "SSID-1" in verdict.reason
+        and "without VPN" in verdict.reason
+    )
