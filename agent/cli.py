@@ -8,28 +8,32 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from google.protobuf import json_format
 
-from agent import __version__
+from agent import __version__, service
 from agent.collect import build_report
+from agent.deliver import collect_and_deliver
 from agent.enroll import CollectorAddress, EnrollError, enroll
 from agent.host import Host, LiveHost
 from agent.host.bundle import BundleError, BundleHost, RecordingHost
 from agent.host.command_cache import CommandCache
-from agent.outbox import Outbox
 from agent.pinning import normalize_fingerprint
 from agent.probes import host_facts
 from agent.probes.config import ProbeConfig
+from agent.service import DEFAULT_INTERVAL, Schedule
 from agent.sessions import SessionLog
 from agent.state import AgentState, StateError, default_state_dir
-from agent.transport import drain
+from agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERVAL
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+log = logging.getLogger(__name__)
 
 
 class CliError(Exception):
@@ -42,6 +46,26 @@ def _state_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help=f"agent state folder (default: $DEVPOSTURE_AGENT_STATE or {default_state_dir()})",
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _backup_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backup-folder",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another folder holding WeChat/WeCom backups (repeatable; '~' is every user's home)",
     )
 
 
@@ -94,20 +118,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="BUNDLE",
         help="collect from a diagnostic bundle instead of this computer",
     )
+    _backup_option(collect_cmd)
     _state_option(collect_cmd)
 
     once_cmd = commands.add_parser(
         "once", help="collect one report and send it (and any still queued)"
     )
     _state_option(once_cmd)
+    _backup_option(once_cmd)
+
+    run_cmd = commands.add_parser(
+        "run",
+        help="run as a service: report at start-up, every --interval seconds, and right away"
+        " when the network changes or a new chat backup appears; stops on SIGTERM",
+    )
+    run_cmd.add_argument(
+        "--interval",
+        type=_seconds,
+        default=DEFAULT_INTERVAL,
+        metavar="SECONDS",
+        help="seconds between periodic reports (default: %(default)g)",
+    )
+    run_cmd.add_argument(
+        "--network-interval",
+        type=_seconds,
+        default=DEFAULT_NETWORK_INTERVAL,
+        metavar="SECONDS",
+        help="how often to look for a network change (default: %(default)g)",
+    )
+    run_cmd.add_argument(
+        "--backup-settle",
+        type=_seconds,
+        default=DEFAULT_BACKUP_SETTLE,
+        metavar="SECONDS",
+        help="quiet time after backup files change before reporting (default: %(default)g)",
+    )
+    _state_option(run_cmd)
+    _backup_option(run_cmd)
     return parser
 
 
-def probe_config(state: AgentState) -> ProbeConfig:
-    """Probe settings for this device; the Wi-Fi name key comes from the state folder."""
+def probe_config(state: AgentState, args: argparse.Namespace | None = None) -> ProbeConfig:
+    """Probe settings for this device: the Wi-Fi name key comes from the state folder, extra
+    backup folders from --backup-folder."""
+    folders = tuple(getattr(args, "backup_folder", None) or ())
     if state.is_enrolled():
-        return ProbeConfig(network_hash_key=state.network_hash_key())
-    return ProbeConfig()
+        return ProbeConfig(backup_folders=folders, network_hash_key=state.network_hash_key())
+    return ProbeConfig(backup_folders=folders)
 
 
 def live_host(state: AgentState) -> LiveHost:
@@ -167,7 +224,7 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
         host = live_host(state)
         device_id = state.load().device_id if state.is_enrolled() else ""
     recorder = RecordingHost(host) if args.bundle is not None else None
-    report = build_report(recorder or host, probe_config(state), device_id)
+    report = build_report(recorder or host, probe_config(state, args), device_id)
     if args.replay is None and state.is_enrolled():
         SessionLog(state.wifi_sessions_path).apply(report, save=False)
     if recorder is not None:
@@ -183,16 +240,11 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
 
 def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     enrollment = state.load()
-    outbox = Outbox(state.outbox_dir)
-    report = build_report(live_host(state), probe_config(state), enrollment.device_id)
-    sessions = SessionLog(state.wifi_sessions_path)
-    sessions.apply(report)
-    outbox.put(report)
-    result = drain(state, enrollment, outbox)
+    done = collect_and_deliver(state, enrollment, live_host(state), probe_config(state, args))
+    report, result = done.report, done.result
     for report_id in result.set_aside:
         print(f"report {report_id} was refused by the collector and set aside", file=sys.stderr)
-    if report.report_id in result.acknowledged + result.duplicates:
-        sessions.acknowledged(report)
+    if done.acknowledged:
         others = len(result.acknowledged) + len(result.duplicates) - 1
         extra = f" (and {others} queued earlier)" if others else ""
         print(f"Report {report.report_id} acknowledged by the collector{extra}.")
@@ -207,6 +259,31 @@ def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     )
 
 
+def cmd_run(args: argparse.Namespace, state: AgentState) -> int:
+    enrollment = state.load()
+    host, config = live_host(state), probe_config(state, args)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    def one_round(reason: str) -> None:
+        done = collect_and_deliver(state, enrollment, host, config)
+        if done.acknowledged:
+            log.info("report %s acknowledged (%s)", done.report.report_id, reason)
+        else:
+            log.warning("report kept for later: %s", done.result.stopped_by or "refused")
+
+    schedule = Schedule(args.interval, args.network_interval, args.backup_settle)
+    print(
+        f"devposture agent running as device {enrollment.device_id};"
+        f" collecting every {args.interval:g} s and on network or backup changes",
+        flush=True,
+    )
+    service.run(host, config, one_round, stop, schedule)
+    print("devposture agent stopped", flush=True)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -215,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     state = AgentState(args.state if args.state is not None else default_state_dir())
-    handlers = {"enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once}
+    handlers = {"enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run}
     try:
         return handlers[args.command](args, state)
     except (CliError, StateError) as exc:

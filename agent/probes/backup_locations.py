@@ -57,3 +57,10 @@ WINDOWS: tuple[tuple[pb.ChatApp.ValueType, str], ...] = (
     (WECHAT, "Documents/xwechat_files"),
     (WECOM, "Documents/WXWork"),
 )
+
+# Default locations by OS family, for the probes' callers (the backup watcher).
+BY_FAMILY: dict[pb.OsFamily.ValueType, tuple[tuple[pb.ChatApp.ValueType, str], ...]] = {
+    pb.OS_FAMILY_LINUX: LINUX,
+    pb.OS_FAMILY_WINDOWS: WINDOWS,
+    pb.OS_FAMILY_MACOS: MACOS,
+}
