@@ -11,8 +11,10 @@ lives in /Library/Apple/System/Library/CoreServices since macOS 11 and in
 /System/Library/CoreServices before. A Mac without either is abnormal and reported as
 NO_SOURCE for the "xprotect" source, never as "no antivirus".
 
-Its signature version number is not read yet: no real public recording of the bundle's
-Info.plist was found to test a parser on.
+Its signature version number (signature_version) is not read yet: no real public recording
+was found to test a parser on, neither of `defaults read .../XProtect.bundle/Contents/Info
+CFBundleShortVersionString` (public scripts run it, none shows what it printed) nor of a whole
+`system_profiler SPInstallHistoryDataType` listing with its XProtectPlistConfigData entries.
 """
 
 from __future__ import annotations

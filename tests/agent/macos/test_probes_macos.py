@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import UTC, datetime
 
 from agent.host import NetInterface, ProcessInfo
 from agent.probes import ProbeConfig, collect_facts
@@ -20,6 +21,8 @@ FDESETUP = ("fdesetup", "status")
 GLOBALSTATE = (SOCKETFILTERFW, "--getglobalstate")
 SWU = ("softwareupdate", "-l")
 SCUTIL = ("scutil", "--nc", "list")
+PREFS = ("defaults", "read", "/Library/Preferences/com.apple.SoftwareUpdate")
+HISTORY = ("softwareupdate", "--history")
 # macOS always has these: iCloud Private Relay / Continuity tunnels with link-local IPv6 only.
 SYSTEM_UTUNS = [
     NetInterface(f"utun{i}", True, 1380, ("up", "running"), (f"fe80::{i + 1}",)) for i in range(4)
@@ -32,11 +35,12 @@ def _mac(**commands: tuple[int, bytes, bytes]) -> MacReplayHost:
     host = MacReplayHost(homes=["/Users/ann"])
     for tool in ("system_profiler", "fdesetup", SOCKETFILTERFW, "softwareupdate", "scutil"):
         host.with_tool(tool)
+    host.with_tool("defaults")
     host.interfaces = [EN0, *SYSTEM_UTUNS]
     host.mtimes[XPROTECT] = 1_748_000_000.0
     host.dirs[XPROTECT] = ["Contents"]
     names = {"airport": AIRPORT, "fdesetup": FDESETUP, "firewall": GLOBALSTATE, "swu": SWU}
-    names["scutil"] = SCUTIL
+    names.update(scutil=SCUTIL, prefs=PREFS, history=HISTORY)
     for name, recording in commands.items():
         host.commands[names[name]] = recording
     return host
@@ -52,6 +56,10 @@ def _errors(report: pb.PostureReport) -> set[tuple[str, str, str]]:
     return {(pb.Fact.Name(e.fact), e.source, pb.ProbeErrorCode.Name(e.code)) for e in report.errors}
 
 
+def _utc(year: int, month: int, day: int, hour: int, minute: int, second: int) -> int:
+    return int(datetime(year, month, day, hour, minute, second, tzinfo=UTC).timestamp())
+
+
 def test_healthy_mac() -> None:
     host = _mac(
         airport=out("system_profiler/SPAirPortDataType-wpa2-macos15.5-heatmapper.json"),
@@ -59,6 +67,8 @@ def test_healthy_mac() -> None:
         firewall=out("socketfilterfw/getglobalstate-state1-m-cli-160.out"),
         swu=(0, b"", fixture("softwareupdate/list-none-elcapitan-osxlockdown-27.err")),
         scutil=out("scutil/nc-list-l2tp-disconnected-alfred-19.out"),
+        prefs=out("defaults/softwareupdate-keys-absent-catalina-marslo-ibook.out"),
+        history=out("softwareupdate_history/history-sequoia-15.6.1-day-first-cyber-bootcamp.out"),
     )
     host.procs = [ProcessInfo(1, "launchd"), ProcessInfo(310, "falcond", "falcond")]
     report = _collect(host)
@@ -74,6 +84,10 @@ def test_healthy_mac() -> None:
     updates = report.os_updates
     assert updates.source == "softwareupdate"
     assert updates.pending_total == 0 and updates.pending_security == 0
+    # Neither key of the rule is in the plist: macOS's default (on) applies.
+    assert updates.HasField("automatic_updates") and updates.automatic_updates
+    assert updates.last_checked.seconds == _utc(2020, 10, 10, 14, 14, 38)
+    assert updates.last_installed.seconds == _utc(2025, 8, 28, 2, 1, 8)  # 28/08: day first
     assert not report.vpn.active
     assert [(i.name, i.kind, i.up) for i in report.vpn.interfaces] == [
         ("My VPN", "ppp:l2tp", False)
@@ -99,6 +113,8 @@ def test_failing_mac_open_wifi_no_vpn_firewall_and_filevault_off() -> None:
         firewall=out("socketfilterfw/getglobalstate-state0-m-cli-161.out"),
         swu=out("softwareupdate/list-pending-ventura-super-151.out"),
         scutil=out("scutil/nc-list-empty-alfred-19.out"),
+        prefs=out("defaults/softwareupdate-critical-off-yes-string-catalina-ansible-101.out"),
+        history=out("softwareupdate_history/history-ventura-13.5.2-month-first-ambiguous.out"),
     )
     report = _collect(host)
 
@@ -109,6 +125,11 @@ def test_failing_mac_open_wifi_no_vpn_firewall_and_filevault_off() -> None:
     assert report.firewall.profiles[0].default_inbound_action == "allow"
     assert report.os_updates.pending_total == 3 and report.os_updates.pending_security == 1
     assert list(report.os_updates.pending_security_names) == ["macOS Ventura 13.6-22G120"]
+    # CriticalUpdateInstall = 0: security updates do not install themselves (a fact, not unknown).
+    assert report.os_updates.HasField("automatic_updates")
+    assert not report.os_updates.automatic_updates
+    assert report.os_updates.last_checked.seconds == _utc(2021, 2, 23, 7, 52, 51)
+    assert report.os_updates.last_installed.seconds == _utc(2023, 9, 9, 17, 1, 19)
     assert not report.vpn.active and len(report.vpn.interfaces) == 0  # utun0-3 are not VPNs
     (session,) = report.wifi.sessions
     assert session.security == pb.WIFI_SECURITY_OPEN
@@ -124,6 +145,8 @@ def test_odd_mac_block_all_redacted_ssid_catalog_error_second_av() -> None:
         firewall=out("socketfilterfw/getglobalstate-blocking-state2-mac-health-check-8.out"),
         swu=out("softwareupdate/list-catalog-error-reposado-66.out"),
         scutil=out("scutil/nc-list-pptp-disconnected-security-growler-24.out"),
+        prefs=out("defaults/softwareupdate-all-on-sequoia-trimmed.out"),
+        history=out("softwareupdate_history/history-tahoe-26.5-year-first-zh.out"),
     )
     tunnel = NetInterface("utun4", True, 1280, ("up", "running"), ("100.101.102.103", "fe80::9"))
     host.interfaces.append(tunnel)
@@ -134,7 +157,11 @@ def test_odd_mac_block_all_redacted_ssid_catalog_error_second_av() -> None:
 
     assert report.firewall.enabled  # State = 2 is on, at its strictest
     assert report.firewall.profiles[0].default_inbound_action == "drop"
-    assert not report.HasField("os_updates")  # a catalog error is not "nothing pending"
+    updates = report.os_updates
+    assert not updates.HasField("pending_total")  # a catalog error is not "nothing pending"
+    assert not updates.HasField("pending_security")
+    assert updates.automatic_updates and not updates.HasField("last_checked")  # trimmed plist
+    assert updates.last_installed.seconds == _utc(2026, 6, 1, 1, 20, 10)  # macOS Tahoe 26.5
     (swu_error,) = [e for e in report.errors if e.fact == pb.FACT_OS_UPDATES]
     assert swu_error.code == pb.PROBE_ERROR_CODE_COMMAND_FAILED
     assert "NSURLErrorDomain" in swu_error.message
@@ -168,8 +195,10 @@ def test_missing_tool_is_command_not_found() -> None:
     host = MacReplayHost()
     report = _collect(host)
     codes = _errors(report)
-    for fact in ("FACT_DISK_ENCRYPTION", "FACT_FIREWALL", "FACT_OS_UPDATES", "FACT_WIFI"):
+    for fact in ("FACT_DISK_ENCRYPTION", "FACT_FIREWALL", "FACT_WIFI"):
         assert (fact, "", "PROBE_ERROR_CODE_COMMAND_NOT_FOUND") in codes
+    for source in ("com.apple.SoftwareUpdate", "softwareupdate", "softwareupdate --history"):
+        assert ("FACT_OS_UPDATES", source, "PROBE_ERROR_CODE_COMMAND_NOT_FOUND") in codes
     assert ("FACT_VPN", "scutil", "PROBE_ERROR_CODE_COMMAND_NOT_FOUND") in codes
     assert ("FACT_ANTIVIRUS", "xprotect", "PROBE_ERROR_CODE_NO_SOURCE") in codes
     for field in ("disk_encryption", "firewall", "os_updates", "wifi"):
@@ -186,12 +215,19 @@ def test_non_zero_exit_is_command_failed_with_reason() -> None:
 
 
 def test_hanging_softwareupdate_is_timeout() -> None:
-    host = _mac()
+    host = _mac(
+        prefs=out("defaults/softwareupdate-critical-off-yes-string-catalina-ansible-101.out"),
+        history=out("softwareupdate_history/history-tahoe-26.5-year-first-zh.out"),
+    )
     host.hangs.add(SWU)
     report = _collect(host)
     (err,) = [e for e in report.errors if e.fact == pb.FACT_OS_UPDATES]
-    assert err.code == pb.PROBE_ERROR_CODE_TIMEOUT
-    assert not report.HasField("os_updates")
+    assert err.code == pb.PROBE_ERROR_CODE_TIMEOUT and err.source == "softwareupdate"
+    # Pending updates are unknown; what the other two sources said is still reported.
+    updates = report.os_updates
+    assert not updates.HasField("pending_total") and not updates.HasField("pending_security")
+    assert updates.HasField("automatic_updates") and not updates.automatic_updates
+    assert updates.last_installed.seconds == _utc(2026, 6, 1, 1, 20, 10)
 
 
 def test_unparseable_fdesetup_output_is_a_parse_error() -> None:
