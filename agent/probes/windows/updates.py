@@ -1,28 +1,41 @@
-"""OS updates on Windows: the last installed update and the automatic-update policy.
+"""OS updates on Windows from three sources, each read and reported on its own:
 
-last_installed is the newest InstalledOn of `Get-HotFix` (Win32_QuickFixEngineering), a date
-without time, reported as 00:00 UTC of that day. automatic_updates comes from the policy key
-HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AU (agent.parsers.windows.
-update_policy): no key means the Windows 10/11 default, which installs updates automatically.
+  * pending updates: the Windows Update Agent's own search (COM Microsoft.Update.Session,
+    `IsInstalled=0 and Type='Software'`), run as SEARCH_SCRIPT through
+    `powershell.exe -EncodedCommand`. The script and its command line are taken unchanged from
+    mondoohq/cnquery, whose recorded outputs of exactly this command are the fixtures
+    (tests/fixtures/windows/README.md). agent.parsers.windows.update_search reads its JSON and
+    holds the security rule (an MSRC rating, or the "Security Updates" classification). A
+    search that failed is COMMAND_FAILED with the HRESULT, and leaves the pending counts unset:
+    the script exits 0 even then, so the answer is judged by what it printed, never by the
+    exit status. The search asks the update service online, hence its longer time budget.
+  * last_installed: the newest InstalledOn of `Get-HotFix` (Win32_QuickFixEngineering), a date
+    without time, reported as 00:00 UTC of that day.
+  * automatic_updates: the policy key
+    HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AU
+    (agent.parsers.windows.update_policy): no key means the Windows 10/11 default, which
+    installs updates automatically.
 
-Pending updates (count, security ones, how long pending) are not read yet: they need the
-Windows Update Agent's COM search (Microsoft.Update.Session, IsInstalled=0), and no real
-recording of its output exists in the fixtures to test a parser against. The fact therefore
-leaves pending_total and pending_security unset and carries a NOT_SUPPORTED error for the
-"windows-update-agent" source, so the collector reads them as unknown, never as zero.
-reboot_required is not read either (left unset).
+Left unset, never guessed: oldest_pending_since (the search output has no date),
+last_checked, and reboot_required. The per-update RebootRequired says whether installing
+that update will need a restart, not whether the machine owes one now; the WindowsUpdate
+"Auto Update\\RebootRequired" key has no recorded output here, and its absence is no proof
+(Windows 10 20H2 and later remove it when the user restarts without updating,
+imabdk/Toast-Notification-Script#43).
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, time
 
-from agent.host import HostError
+from agent.host import CommandFailedError, HostError
 from agent.parsers import ParseError
 from agent.parsers.windows.hotfix import parse_hotfixes
 from agent.parsers.windows.reg_query import key_missing, parse_reg_query
 from agent.parsers.windows.text import decode_output
 from agent.parsers.windows.update_policy import automatic_updates
+from agent.parsers.windows.update_search import parse_update_search, security_updates
 from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from agent.probes.windows.commands import console_encoding, powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
@@ -32,6 +45,40 @@ HOTFIX = powershell("Get-HotFix")
 AU_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU"
 REG_AU = ["reg", "query", AU_KEY]
 _REG_MISSING_EXIT = 1
+
+# Verbatim (tabs and line ends included) so that the encoded command is byte for byte the one
+# whose outputs were recorded.
+SEARCH_SCRIPT = (
+    "\n"
+    "$ProgressPreference='SilentlyContinue';\n"
+    '$updateSession = new-object -com "Microsoft.Update.Session"\n'
+    "$searcher=$updateSession.CreateupdateSearcher()"
+    ".Search((\"IsInstalled=0 and Type='Software'\"))\n"
+    "$updates = $searcher.Updates | ForEach-Object {\n"
+    "\t$update = $_\n"
+    "\t$value = New-Object psobject -Property @{\n"
+    '\t\t"UpdateID" =  $update.Identity.UpdateID;\n'
+    '\t\t"Title" = $update.Title\n'
+    '\t\t"MsrcSeverity" = $update.MsrcSeverity\n'
+    '\t\t"RevisionNumber" =  $update.Identity.RevisionNumber;\n'
+    '\t\t"CategoryIDs" = @($update.Categories | % { $_.CategoryID })\n'
+    '\t\t"SecurityBulletinIDs" = $update.SecurityBulletinIDs\n'
+    '\t\t"RebootRequired" = $update.RebootRequired\n'
+    '\t\t"KBArticleIDs" = $update.KBArticleIDs\n'
+    '\t\t"CveIDs" = @($update.CveIDs)\n'
+    "\t}\n"
+    "\t$value\n"
+    "}\n"
+    "@($updates) | ConvertTo-Json"
+)
+SEARCH = [
+    "powershell.exe",
+    "-EncodedCommand",
+    base64.b64encode(SEARCH_SCRIPT.encode("utf-16-le")).decode("ascii"),
+]
+SEARCH_SOURCE = "windows-update-agent"
+SEARCH_TIMEOUT = 300.0
+MAX_NAMES = 50
 
 
 def _automatic(ctx: ProbeContext) -> bool | None:
@@ -45,29 +92,58 @@ def _automatic(ctx: ProbeContext) -> bool | None:
     return automatic_updates(parse_reg_query(printed))
 
 
-def probe(ctx: ProbeContext) -> FactOutcome:
-    fact = pb.OsUpdatesFact(source="windows-update")
-    errors = [
-        error(
-            FACT,
-            pb.PROBE_ERROR_CODE_NOT_SUPPORTED,
-            "pending Windows updates are not read yet (Windows Update Agent search)",
-            "windows-update-agent",
+def _read_pending(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
+    encoding = console_encoding(ctx)
+    timeout = max(ctx.config.command_timeout, SEARCH_TIMEOUT)
+    try:
+        result = ctx.host.run(SEARCH, timeout)
+        search = parse_update_search(
+            decode_output(result.stdout, encoding), decode_output(result.stderr, encoding)
         )
-    ]
-    read_any = False
+    except CommandFailedError as exc:
+        # powershell.exe itself failed (it exits 0 when only the search did).
+        search = parse_update_search("", decode_output(exc.stderr, encoding))
+        reason = search.failure or f"{SEARCH[0]} exited with status {exc.returncode}"
+        errors.append(error(FACT, pb.PROBE_ERROR_CODE_COMMAND_FAILED, reason, SEARCH_SOURCE))
+        return False
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, SEARCH_SOURCE, exc))
+        return False
+    if search.failure:
+        failed = pb.PROBE_ERROR_CODE_COMMAND_FAILED
+        errors.append(error(FACT, failed, search.failure, SEARCH_SOURCE))
+        return False
+    security = security_updates(search.updates)
+    fact.pending_total = len(search.updates)
+    fact.pending_security = len(security)
+    fact.pending_security_names.extend(sorted({u.name for u in security})[:MAX_NAMES])
+    return True
+
+
+def _read_hotfixes(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
         dates = [h.installed_on for h in parse_hotfixes(run_text(ctx, HOTFIX)) if h.installed_on]
-        if dates:
-            fact.last_installed.FromDatetime(datetime.combine(max(dates), time(), UTC))
-        read_any = True
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "Get-HotFix", exc))
+        return False
+    if dates:
+        fact.last_installed.FromDatetime(datetime.combine(max(dates), time(), UTC))
+    return True
+
+
+def _read_policy(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
         automatic = _automatic(ctx)
-        if automatic is not None:
-            fact.automatic_updates = automatic
-        read_any = True
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "reg AU policy", exc))
-    return FactOutcome(fact if read_any else None, errors)
+        return False
+    if automatic is not None:
+        fact.automatic_updates = automatic
+    return True
+
+
+def probe(ctx: ProbeContext) -> FactOutcome:
+    fact = pb.OsUpdatesFact(source="windows-update")
+    errors: list[pb.ProbeError] = []
+    read = [reader(ctx, fact, errors) for reader in (_read_pending, _read_hotfixes, _read_policy)]
+    return FactOutcome(fact if any(read) else None, errors)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from agent.host import NetInterface
 from agent.probes.windows import antivirus, disk, firewall, updates, vpn, wifi
-from tests.agent.windows.replay_windows import WindowsReplayHost, output
+from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
 
 REG_MISSING = 1
 # manage-bde's exit status for 0x80041003 (WBEM_E_ACCESS_DENIED) as an unsigned DWORD, which is
@@ -17,7 +17,7 @@ ACCESS_DENIED_EXIT = 0x80041003
 
 def healthy_english() -> WindowsReplayHost:
     """Defender on and current, firewall on in every profile, BitLocker on, a WireGuard VPN up,
-    a WPA3 network: what a compliant laptop looks like."""
+    a WPA3 network, nothing pending from Windows Update: what a compliant laptop looks like."""
     host = WindowsReplayHost(homes=["C:/Users/alex"])
     host.record(
         antivirus.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
@@ -27,6 +27,9 @@ def healthy_english() -> WindowsReplayHost:
     host.record(
         firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-ethernet-public.txt")
     )
+    # Nothing pending: PowerShell 5.1 prints nothing when the search finds nothing. No public
+    # recording of this command's empty answer exists, so the replay states it here.
+    host.record(updates.SEARCH, (0, b"", b""))
     host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
     host.record(updates.REG_AU, output("reg_query/au-policy-scheduled-install.txt"))
     host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-wpa3-h2e-two-adapters.txt"))
@@ -38,7 +41,8 @@ def healthy_english() -> WindowsReplayHost:
 def chinese() -> WindowsReplayHost:
     """Chinese Windows (console code page cp936): GBK netsh output, a UTF-16 Security Center
     listing, Defender with real-time protection off, a Windows 7 era host without the
-    NetSecurity cmdlets, no AU policy key (Chinese error text), and manage-bde timing out."""
+    NetSecurity cmdlets, no AU policy key (Chinese error text), a Windows Update search that
+    cannot reach its server, and manage-bde timing out."""
     host = WindowsReplayHost(console_encoding="cp936", homes=["C:/Users/li"])
     host.record(
         antivirus.SECURITY_CENTER,
@@ -53,6 +57,16 @@ def chinese() -> WindowsReplayHost:
     host.record(firewall.PROFILES, (1, b"", b""))
     host.record(firewall.CONNECTIONS, (1, b"", b""))
     host.record(firewall.NETSH, output("netsh_firewall/allprofiles-zh-win7-all-on.cp936-crlf.txt"))
+    # A failed search, exit 0: the script's all-null update on stdout and the COM error on
+    # stderr, two recordings of failed searches (see the fixture README).
+    host.record(
+        updates.SEARCH,
+        (
+            0,
+            fixture("windows_update/search-json-failed-search-phantom.txt"),
+            fixture("windows_update/search-stderr-8024401c.txt"),
+        ),
+    )
     host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
     host.record(updates.REG_AU, output("reg_query/not-found-zh.cp936-crlf.txt", REG_MISSING))
     host.record(wifi.NETSH, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
@@ -64,8 +78,8 @@ def chinese() -> WindowsReplayHost:
 
 def failing_english() -> WindowsReplayHost:
     """Defender not running (another product registered), firewall off in every profile
-    including the active public one, updates left to a person, no disk encryption, an open
-    café network without VPN."""
+    including the active public one, updates left to a person and two security updates
+    pending, no disk encryption, an open café network without VPN."""
     host = WindowsReplayHost(homes=["C:/Users/sam"])
     host.record(
         antivirus.SECURITY_CENTER,
@@ -77,6 +91,7 @@ def failing_english() -> WindowsReplayHost:
         firewall.CONNECTIONS,
         output("connection_profile/netconnectionprofile-ja-three-networks.txt"),
     )
+    host.record(updates.SEARCH, output("windows_update/search-json-ws2019-six-pending.crlf.txt"))
     host.record(updates.HOTFIX, output("hotfix/get-hotfix-ec2-twenty.txt"))
     host.record(updates.REG_AU, output("reg_query/au-policy-notify-install.txt"))
     host.record(wifi.NETSH, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))

@@ -10,7 +10,7 @@ from tests.agent.windows.machines import chinese, failing_english, healthy_engli
 from tests.agent.windows.replay_windows import WindowsReplayHost
 
 CONFIG = ProbeConfig(network_hash_key=b"k", public_network_patterns=("SSID-*",))
-PENDING = ("windows-update-agent", pb.PROBE_ERROR_CODE_NOT_SUPPORTED)
+SEARCH_FAILED = ("windows-update-agent", pb.PROBE_ERROR_CODE_COMMAND_FAILED)
 
 
 def collect(host: WindowsReplayHost) -> pb.PostureReport:
@@ -30,7 +30,7 @@ def ts(when: datetime) -> int:
 def test_healthy_english_machine() -> None:
     report = collect(healthy_english())
     assert report.host.os_family == pb.OS_FAMILY_WINDOWS
-    assert errors(report) == {(pb.FACT_OS_UPDATES, *PENDING)}
+    assert errors(report) == set()
 
     sc, defender = report.antivirus.products
     assert (sc.name, sc.source, sc.enabled, sc.signatures_up_to_date) == (
@@ -51,7 +51,8 @@ def test_healthy_english_machine() -> None:
     up = report.os_updates
     assert up.source == "windows-update" and up.automatic_updates
     assert up.last_installed.seconds == ts(datetime(2018, 4, 4))
-    assert not up.HasField("pending_total")  # not read: unknown, never zero
+    assert up.HasField("pending_security") and up.pending_security == 0  # known zero
+    assert up.pending_total == 0 and not up.pending_security_names
 
     assert report.vpn.active
     assert [(i.name, i.kind, i.up) for i in report.vpn.interfaces] == [
@@ -74,7 +75,7 @@ def test_healthy_english_machine() -> None:
 def test_chinese_machine() -> None:
     report = collect(chinese())
     assert errors(report) == {
-        (pb.FACT_OS_UPDATES, *PENDING),
+        (pb.FACT_OS_UPDATES, *SEARCH_FAILED),
         (pb.FACT_FIREWALL, "Get-NetFirewallProfile", pb.PROBE_ERROR_CODE_COMMAND_FAILED),
         (pb.FACT_FIREWALL, "Get-NetConnectionProfile", pb.PROBE_ERROR_CODE_COMMAND_FAILED),
         (pb.FACT_DISK_ENCRYPTION, "", pb.PROBE_ERROR_CODE_TIMEOUT),
@@ -96,6 +97,10 @@ def test_chinese_machine() -> None:
     assert not any(p.HasField("active") for p in fw.profiles)  # active profile unknown
 
     assert report.os_updates.automatic_updates  # no policy key (Chinese message): default on
+    # The search could not reach its server: pending is unknown, never "0 pending".
+    assert not report.os_updates.HasField("pending_security")
+    (search_error,) = [e for e in report.errors if e.fact == pb.FACT_OS_UPDATES]
+    assert "0x8024401C" in search_error.message
 
     (session,) = report.wifi.sessions
     assert session.interface == "WLAN"
@@ -111,7 +116,7 @@ def test_chinese_machine() -> None:
 
 def test_failing_machine() -> None:
     report = collect(failing_english())
-    assert errors(report) == {(pb.FACT_OS_UPDATES, *PENDING)}
+    assert errors(report) == set()
 
     defender = report.antivirus.products[-1]
     assert (defender.source, defender.enabled, defender.real_time_protection) == (
@@ -127,6 +132,8 @@ def test_failing_machine() -> None:
     assert report.os_updates.HasField("automatic_updates")
     assert not report.os_updates.automatic_updates
     assert report.os_updates.last_installed.seconds == ts(datetime(2019, 9, 11))
+    assert (report.os_updates.pending_total, report.os_updates.pending_security) == (6, 2)
+    assert list(report.os_updates.pending_security_names) == ["KB4537759", "KB4538461"]
 
     (session,) = report.wifi.sessions
     assert session.security == pb.WIFI_SECURITY_OPEN  # "Ouvrir"

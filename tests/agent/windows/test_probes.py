@@ -246,6 +246,7 @@ def test_encryption_in_progress_is_reported_with_its_method() -> None:
 
 
 def test_missing_policy_key_is_the_automatic_default_and_pending_is_unknown() -> None:
+    # No PowerShell recorded: the Windows Update search cannot run, so pending stays unknown.
     host = WindowsReplayHost()
     host.record(updates.HOTFIX, output("hotfix/win32-quickfixengineering-es-day-first.txt"))
     host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
@@ -253,7 +254,7 @@ def test_missing_policy_key_is_the_automatic_default_and_pending_is_unknown() ->
     assert isinstance(outcome.fact, pb.OsUpdatesFact)
     assert outcome.fact.automatic_updates and not outcome.fact.HasField("pending_security")
     assert outcome.fact.last_installed.ToDatetime().date().isoformat() == "2020-03-14"
-    assert codes(outcome) == [("windows-update-agent", pb.PROBE_ERROR_CODE_NOT_SUPPORTED)]
+    assert codes(outcome) == [("windows-update-agent", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
 
 
 def test_reg_exit_1_without_the_not_found_message_is_not_read_as_missing() -> None:
@@ -269,10 +270,7 @@ def test_reg_exit_1_without_the_not_found_message_is_not_read_as_missing() -> No
 def test_nothing_readable_is_no_fact() -> None:
     outcome = run(updates.probe, pb.FACT_OS_UPDATES, WindowsReplayHost())
     assert outcome.fact is None
-    assert {c for _, c in codes(outcome)} == {
-        pb.PROBE_ERROR_CODE_NOT_SUPPORTED,
-        pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND,
-    }
+    assert {c for _, c in codes(outcome)} == {pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND}
 
 
 # --- VPN ---------------------------------------------------------------------------------
