@@ -8,8 +8,9 @@ runner turns them into a ProbeError with the matching code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
@@ -94,3 +95,17 @@ def source_error(
     fact: pb.Fact.ValueType, source: str, exc: HostError | ParseError, with_stderr: bool = True
 ) -> pb.ProbeError:
     return error(fact, code_of(exc), describe(exc, with_stderr), source)
+
+
+MessageT = TypeVar("MessageT", bound=Message)
+SourceReader = Callable[[ProbeContext, MessageT, list[pb.ProbeError]], bool]
+
+
+def from_sources(
+    ctx: ProbeContext, fact: MessageT, readers: Sequence[SourceReader[MessageT]]
+) -> FactOutcome:
+    """A fact read from independent sources, in order: each reader fills its part of `fact`
+    or adds its own error and returns False; the fact is reported when any source was read."""
+    errors: list[pb.ProbeError] = []
+    read = [reader(ctx, fact, errors) for reader in readers]
+    return FactOutcome(fact if any(read) else None, errors)

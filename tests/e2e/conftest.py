@@ -68,3 +68,20 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(20) == 0
+
+
+def enroll(
+    c: CollectorProcess, state: Path, token_file: Path, fingerprint: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        AGENT,
+        "enroll",
+        "--collector",
+        f"127.0.0.1:{c.enroll_port}",
+        "--token-file",
+        str(token_file),
+        "--ca-fingerprint",
+        fingerprint or c.fingerprint,
+        "--state",
+        str(state),
+    )

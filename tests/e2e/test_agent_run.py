@@ -10,7 +10,7 @@ from pathlib import Path
 
 from collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
-from tests.e2e.conftest import AGENT, CollectorProcess, run
+from tests.e2e.conftest import AGENT, CollectorProcess, enroll
 
 NEW_BACKUP_PROMISE = 60.0
 
@@ -44,11 +44,7 @@ def test_run_reports_at_start_and_when_a_backup_appears(
     token = tmp_path / "token"
     token.write_text(collector_process.token())
     state = tmp_path / "agent"
-    enrolled = run(
-        AGENT, "enroll", "--collector", f"127.0.0.1:{collector_process.enroll_port}",
-        "--token-file", str(token), "--ca-fingerprint", collector_process.fingerprint,
-        "--state", str(state),
-    )  # fmt: skip
+    enrolled = enroll(collector_process, state, token)
     assert enrolled.returncode == 0, enrolled.stderr
     backups = tmp_path / "WeChat backups"
     backups.mkdir()

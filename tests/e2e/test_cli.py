@@ -3,27 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, run
-
-
-def enroll(
-    c: CollectorProcess, state: Path, token_file: Path, fingerprint: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return run(
-        AGENT,
-        "enroll",
-        "--collector",
-        f"127.0.0.1:{c.enroll_port}",
-        "--token-file",
-        str(token_file),
-        "--ca-fingerprint",
-        fingerprint or c.fingerprint,
-        "--state",
-        str(state),
-    )
+from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run
 
 
 def test_enroll_once_and_fleet_report_in_every_format(

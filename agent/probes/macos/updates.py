@@ -28,7 +28,7 @@ from agent.parsers import ParseError
 from agent.parsers.macos.softwareupdate import parse_update_list, security_updates
 from agent.parsers.macos.softwareupdate_history import newest_os_install, parse_history
 from agent.parsers.macos.softwareupdate_prefs import domain_missing, parse_prefs
-from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from agent.probes.outcome import FactOutcome, ProbeContext, error, from_sources, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_OS_UPDATES
@@ -99,7 +99,5 @@ def _read_history(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.Pro
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     fact = pb.OsUpdatesFact(source="softwareupdate")
-    errors: list[pb.ProbeError] = []
     # Order matters: the preferences before `softwareupdate -l` rewrites them.
-    read = [reader(ctx, fact, errors) for reader in (_read_prefs, _read_pending, _read_history)]
-    return FactOutcome(fact if any(read) else None, errors)
+    return from_sources(ctx, fact, (_read_prefs, _read_pending, _read_history))

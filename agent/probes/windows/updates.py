@@ -36,7 +36,7 @@ from agent.parsers.windows.reg_query import key_missing, parse_reg_query
 from agent.parsers.windows.text import decode_output
 from agent.parsers.windows.update_policy import automatic_updates
 from agent.parsers.windows.update_search import parse_update_search, security_updates
-from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from agent.probes.outcome import FactOutcome, ProbeContext, error, from_sources, source_error
 from agent.probes.windows.commands import console_encoding, powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
 
@@ -144,6 +144,4 @@ def _read_policy(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.Prob
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     fact = pb.OsUpdatesFact(source="windows-update")
-    errors: list[pb.ProbeError] = []
-    read = [reader(ctx, fact, errors) for reader in (_read_pending, _read_hotfixes, _read_policy)]
-    return FactOutcome(fact if any(read) else None, errors)
+    return from_sources(ctx, fact, (_read_pending, _read_hotfixes, _read_policy))
