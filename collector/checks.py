@@ -8,7 +8,7 @@ issue replaces `CheckParameters` with the policy file; the functions stay pure.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -27,12 +27,37 @@ class Verdict:
     reason: str
 
 
+# Each check's parameters as the policy file names them, with their defaults. The policy
+# validator checks names and types against this table.
+PARAMETERS: dict[str, dict[str, int]] = {
+    "antivirus": {"signature_max_age_days": 7},
+    "firewall": {},
+    "os-updates": {"check_max_age_days": 14},
+    "public-wifi": {"vpn_grace_seconds": 120},
+    "chat-backup": {"backup_max_age_days": 30},
+}
+
+
 @dataclass(frozen=True)
 class CheckParameters:
     signature_max_age: dt.timedelta = dt.timedelta(days=7)
     updates_check_max_age: dt.timedelta = dt.timedelta(days=14)
     backup_max_age: dt.timedelta = dt.timedelta(days=30)
     vpn_grace: dt.timedelta = dt.timedelta(seconds=120)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Mapping[str, int]]) -> CheckParameters:
+        """From per-check values named as in PARAMETERS (a policy's [checks.parameters])."""
+
+        def get(check: str, name: str) -> int:
+            return values.get(check, {}).get(name, PARAMETERS[check][name])
+
+        return cls(
+            signature_max_age=dt.timedelta(days=get("antivirus", "signature_max_age_days")),
+            updates_check_max_age=dt.timedelta(days=get("os-updates", "check_max_age_days")),
+            backup_max_age=dt.timedelta(days=get("chat-backup", "backup_max_age_days")),
+            vpn_grace=dt.timedelta(seconds=get("public-wifi", "vpn_grace_seconds")),
+        )
 
 
 CheckFunction = Callable[[pb.PostureReport, dt.datetime, CheckParameters], Verdict]
@@ -267,15 +292,22 @@ CHECKS: tuple[Check, ...] = (
     ),
 )
 CHECKS_BY_ID = {check.check_id: check for check in CHECKS}
+CHECK_FUNCTIONS: dict[str, CheckFunction] = {check.check_id: check.evaluate for check in CHECKS}
 
 
 def evaluate(
-    report: pb.PostureReport, now: dt.datetime, params: CheckParameters | None = None
+    report: pb.PostureReport,
+    now: dt.datetime,
+    params: CheckParameters | None = None,
+    check_ids: Collection[str] | None = None,
 ) -> list[tuple[Check, Verdict]]:
-    """Judge one report on every check. A check that raises gives UNKNOWN, never PASS."""
+    """Judge one report on every check (or those the policy lists). A check that raises gives
+    UNKNOWN, never PASS."""
     params = params or CheckParameters()
     results = []
     for check in CHECKS:
+        if check_ids is not None and check.check_id not in check_ids:
+            continue
         try:
             verdict = check.evaluate(report, now, params)
         except Exception as exc:  # a bug in one check must not stop the others or the ingest

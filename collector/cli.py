@@ -19,6 +19,7 @@ from collector import __version__
 from collector.config import ConfigError, load
 from collector.datadir import InitError, initialize
 from collector.pki import fingerprint, utcnow
+from collector.policy import PolicyError, default_policy_text, load_policy
 from collector.render import FORMATS, render
 from collector.reports import FLEET_COLUMNS, fleet_rows
 from collector.server import serve_forever
@@ -121,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the bound ports here as JSON once serving",
     )
 
+    policy = commands.add_parser("policy", help="the policy: clauses, checks and thresholds")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    policy_check = policy_commands.add_parser(
+        "check", help="validate a policy file; every problem is shown with its line"
+    )
+    policy_check.add_argument("file", type=Path, help="the policy file (TOML)")
+    policy_commands.add_parser("default", help="print the bundled policy, to start a copy from")
+
     report = commands.add_parser("report", help="compliance reports")
     report_commands = report.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
     fleet = report_commands.add_parser("fleet", help="every device's latest verdict per check")
@@ -183,6 +192,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        print(exc, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{args.file}: {count} problem(s); the policy was not accepted", file=sys.stderr)
+        return 1
+    checks = ", ".join(c.check_id for c in policy.checks)
+    counts = f"{len(policy.clauses)} clause(s), {len(policy.checks)} check(s)"
+    print(f"{args.file}: OK: {counts} ({checks})")
+    return 0
+
+
+def cmd_policy_default(args: argparse.Namespace) -> int:
+    sys.stdout.write(default_policy_text())
+    return 0
+
+
 def cmd_report_fleet(args: argparse.Namespace) -> int:
     config = load(args.data)
     store = Store.open(config.database)
@@ -210,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         ("token", "create"): cmd_token_create,
         ("serve", None): cmd_serve,
         ("report", "fleet"): cmd_report_fleet,
+        ("policy", "check"): cmd_policy_check,
+        ("policy", "default"): cmd_policy_default,
     }
     sub = getattr(args, f"{args.command}_command", None)
     try:

@@ -29,6 +29,10 @@ report_port = {report_port}
 [database]
 path = "devposture.db"
 
+[policy]
+# The clauses, checks and thresholds; edit it and the running collector picks it up.
+path = "policy.toml"
+
 [enrollment]
 # How long a new enrollment token stays valid unless `token create --ttl` says otherwise.
 token_ttl_hours = 24
@@ -55,6 +59,7 @@ class CollectorConfig:
     token_ttl_hours: float
     device_certificate_days: int
     max_report_bytes: int
+    policy: Path
 
     @property
     def ca_key(self) -> Path:
@@ -115,6 +120,10 @@ def load(data_dir: Path) -> CollectorConfig:
     max_bytes = _get(table, "limits", "max_report_bytes", int)
     assert isinstance(host, str) and isinstance(database, str)
     assert isinstance(ttl, float) and isinstance(days, int) and isinstance(max_bytes, int)
+    policy_table = table.get("policy", {})
+    policy = policy_table.get("path", "policy.toml") if isinstance(policy_table, dict) else None
+    if not isinstance(policy, str):
+        raise ConfigError(f"{CONFIG_NAME}: [policy] path must be a text")
     if max_bytes < 4096:
         raise ConfigError(f"{CONFIG_NAME}: [limits] max_report_bytes must be at least 4096")
     return CollectorConfig(
@@ -126,4 +135,5 @@ def load(data_dir: Path) -> CollectorConfig:
         token_ttl_hours=ttl,
         device_certificate_days=days,
         max_report_bytes=max_bytes,
+        policy=data_dir / policy,
     )

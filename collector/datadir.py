@@ -22,6 +22,7 @@ from collector.config import (
     render_default,
 )
 from collector.pki import Authority, cert_pem, new_private_key, private_key_pem
+from collector.policy import default_policy_text
 from collector.store import Store
 
 
@@ -85,5 +86,6 @@ def initialize(
     config.ca_cert.write_bytes(cert_pem(authority.cert))
     write_private(config.server_key, private_key_pem(server_key))
     config.server_cert.write_bytes(cert_pem(server_cert))
+    config.policy.write_text(default_policy_text(), encoding="utf-8")
     Store.open(config.database).close()
     return config, authority.cert

@@ -21,6 +21,7 @@ import grpc
 
 from collector.config import CollectorConfig
 from collector.pki import Authority
+from collector.policy import Policy, PolicyError, default_policy, load_policy
 from collector.service import CollectorService
 from collector.store import Store
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -69,8 +70,10 @@ async def start(
     ca_pem = config.ca_cert.read_bytes()
     chain = config.server_cert.read_bytes() + ca_pem
     key_pair = [(config.server_key.read_bytes(), chain)]
+    policy = current_policy(config)
     store = Store.open(config.database)
-    service = CollectorService(store, authority, dt.timedelta(days=config.device_certificate_days))
+    lifetime = dt.timedelta(days=config.device_certificate_days)
+    service = CollectorService(store, authority, lifetime, policy)
     limit = config.max_report_bytes
     server = grpc.aio.server(
         options=[
@@ -107,6 +110,49 @@ async def start(
     return RunningServer(server, service, store, bound_enroll, bound_report)
 
 
+POLICY_POLL_SECONDS = 2.0
+
+
+def current_policy(config: CollectorConfig) -> Policy:
+    """The data folder's policy; the bundled default when the folder has none (older init)."""
+    if not config.policy.exists():
+        log.warning("no policy file in the data folder: using the bundled default policy")
+        return default_policy()
+    return load_policy(config.policy)
+
+
+def _policy_stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+async def watch_policy(
+    config: CollectorConfig, running: RunningServer, stop: asyncio.Event
+) -> None:
+    """Apply an edited policy file without a restart. A file with mistakes is refused, with
+    every mistake logged, and the policy in force stays as it was."""
+    seen = _policy_stamp(config.policy)
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
+        except TimeoutError:
+            pass
+        stamp = _policy_stamp(config.policy)
+        if stamp == seen or stamp is None:
+            continue
+        seen = stamp
+        try:
+            policy = await asyncio.to_thread(load_policy, config.policy)
+        except PolicyError as exc:
+            log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
+            continue
+        devices = await running.service.apply_policy(policy)
+        log.info("policy reloaded; %d device(s) re-evaluated", devices)
+
+
 async def serve_forever(
     config: CollectorConfig,
     enroll_port: int | None,
@@ -131,6 +177,8 @@ async def serve_forever(
             json.dumps({"enroll_port": running.enroll_port, "report_port": running.report_port})
         )
         temporary.replace(ready_file)
+    watcher = asyncio.create_task(watch_policy(config, running, stop))
     await stop.wait()
+    await watcher
     print("devposture collector stopping", flush=True)
     await running.stop()

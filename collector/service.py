@@ -22,8 +22,9 @@ import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector.checks import evaluate
+from collector.checks import CheckParameters, evaluate
 from collector.pki import Authority, CsrRejected, cert_pem, device_id_for_certificate, utcnow
+from collector.policy import Policy
 from collector.store import (
     CheckResult,
     DeviceRecord,
@@ -78,15 +79,54 @@ class CollectorService(pb_grpc.CollectorServicer):
         store: Store,
         authority: Authority,
         device_certificate_lifetime: dt.timedelta,
+        policy: Policy,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._store = store
+        self._set_policy(policy)
         self._authority = authority
         self._lifetime = device_certificate_lifetime
         self._clock = clock
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-store")
         # Set once the report port is bound (it may be ephemeral).
         self.report_port = 0
+
+    def _set_policy(self, policy: Policy) -> None:
+        # One assignment: a report being judged sees the old policy or the new, never a mix.
+        self._judging = (
+            policy,
+            CheckParameters.from_values({c.check_id: c.parameters for c in policy.checks}),
+            frozenset(c.check_id for c in policy.checks),
+        )
+
+    @property
+    def policy(self) -> Policy:
+        return self._judging[0]
+
+    def _judge(self, report: pb.PostureReport, now: dt.datetime) -> list[CheckResult]:
+        _, params, check_ids = self._judging
+        return [
+            CheckResult(c.check_id, v.state.value, v.reason)
+            for c, v in evaluate(report, now, params, check_ids)
+        ]
+
+    async def apply_policy(self, policy: Policy) -> int:
+        """Use `policy` from now on and judge every device's latest report again under it.
+        Returns how many devices were re-evaluated."""
+        self._set_policy(policy)
+
+        def reevaluate() -> int:
+            latest = self._store.latest_reports()
+            now = self._clock()
+            for device_id, report_id, body in latest:
+                report = pb.PostureReport.FromString(body)
+                collected = report.collected_at.ToDatetime(dt.UTC)
+                self._store.replace_results(
+                    device_id, report_id, collected, now, self._judge(report, now)
+                )
+            return len(latest)
+
+        return await self._in_db(reevaluate)
 
     async def _in_db(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, work)
@@ -170,7 +210,6 @@ class CollectorService(pb_grpc.CollectorServicer):
                 f"device {device_id} is not enrolled with this collector: enroll it again",
             )
         received_at = self._clock()
-        verdicts = evaluate(report, received_at)
         record = ReportRecord(
             report_id=report.report_id,
             device_id=device_id,
@@ -183,7 +222,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             os_name=report.host.os_name[:255],
             os_version=report.host.os_version[:255],
         )
-        results = [CheckResult(c.check_id, v.state.value, v.reason) for c, v in verdicts]
+        results = self._judge(report, received_at)
         outcome = await self._in_db(lambda: self._store.store_report(record, results))
         if outcome is StoreOutcome.CONFLICT:
             await context.abort(

@@ -269,6 +269,33 @@ class Store:
         row = self._db.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         return row is not None
 
+    def latest_reports(self) -> list[tuple[str, str, bytes]]:
+        """(device id, report id, body) of each device's most recently collected report."""
+        rows = self._db.execute(
+            "SELECT r.device_id, r.report_id, r.body FROM reports r"
+            " JOIN (SELECT device_id, MAX(collected_us) AS newest"
+            " FROM reports GROUP BY device_id) n"
+            " ON n.device_id = r.device_id AND n.newest = r.collected_us"
+        ).fetchall()
+        return [(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def replace_results(
+        self, device_id: str, report_id: str, collected_at: dt.datetime,
+        evaluated_at: dt.datetime, results: list[CheckResult],
+    ) -> None:  # fmt: skip
+        """Put new verdicts for a device's latest report (after the policy changed)."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM check_results WHERE device_id = ?", (device_id,))
+            cur.executemany(
+                "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
+                " collected_us, evaluated_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (device_id, r.check_id, r.state, r.reason, report_id, to_us(collected_at),
+                     to_us(evaluated_at))
+                    for r in results
+                ],
+            )  # fmt: skip
+
     def store_report(self, report: ReportRecord, results: list[CheckResult]) -> StoreOutcome:
         """Store a report and its verdicts once; committed on return."""
         with self._write() as cur:

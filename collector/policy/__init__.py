@@ -1,0 +1,293 @@
+"""The policy as data: which clauses the collector checks, with which thresholds, and what an
+employee should do about a failure, in Chinese and English.
+
+The bundled `default.toml` covers clauses 6.3.1, 6.3.2 and 6.2.1 of the WeChat management
+measures. A company edits a copy to change a threshold; `load_policy` refuses a file with any
+mistake, and every message names the line, so `devposture-collector policy check FILE` can
+say exactly what to fix. Unknown keys are mistakes too: a misspelt threshold must not be
+silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from collector.checks import CHECK_FUNCTIONS, PARAMETERS
+
+SEVERITIES = ("low", "medium", "high", "critical")
+_TOP_KEYS = {"stale_after_hours", "report_interval_minutes", "networks", "clauses", "checks"}
+_CLAUSE_KEYS = {"id", "title_zh", "title_en", "text_zh", "text_en"}
+_CHECK_TEXTS = ("title_zh", "title_en", "remediation_zh", "remediation_en")
+_CHECK_KEYS = {"id", "clause", "severity", "grace_hours", "parameters", *_CHECK_TEXTS}
+_NETWORK_KEYS = {"trusted", "public_patterns"}
+
+
+@dataclass(frozen=True)
+class Clause:
+    clause_id: str
+    title_zh: str
+    title_en: str
+    text_zh: str
+    text_en: str
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    check_id: str
+    clause: str
+    severity: str
+    grace_hours: int
+    title_zh: str
+    title_en: str
+    remediation_zh: str
+    remediation_en: str
+    parameters: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Policy:
+    stale_after_hours: int
+    report_interval_minutes: int
+    trusted_networks: tuple[str, ...]
+    public_network_patterns: tuple[str, ...]
+    clauses: tuple[Clause, ...]
+    checks: tuple[CheckSpec, ...]
+
+    def clause(self, clause_id: str) -> Clause:
+        return next(c for c in self.clauses if c.clause_id == clause_id)
+
+    def check(self, check_id: str) -> CheckSpec | None:
+        return next((c for c in self.checks if c.check_id == check_id), None)
+
+
+class PolicyError(Exception):
+    """The policy file has mistakes; `problems` lists each as (line, message)."""
+
+    def __init__(self, source: str, problems: list[tuple[int | None, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [
+            f"{source}:{line}: {msg}" if line else f"{source}: {msg}" for line, msg in problems
+        ]
+        super().__init__("\n".join(lines))
+
+
+Path_ = tuple[str | int, ...]
+
+
+def _line_of(text: str, path: Path_) -> int | None:
+    """The 1-based line where a value at `path` is written, e.g. ("checks", 2, "severity")."""
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    table = ""
+    i = 0
+    while i < len(path):
+        part = path[i]
+        nxt = path[i + 1] if i + 1 < len(path) else None
+        if isinstance(nxt, int):  # an array of tables: [[part]] number nxt
+            name = f"{table}.{part}" if table else str(part)
+            header = re.compile(rf"^\s*\[\[\s*{re.escape(name)}\s*\]\]")
+            found = [n for n in range(start, end) if header.match(lines[n])]
+            if nxt >= len(found):
+                return None
+            start = found[nxt]
+            end = found[nxt + 1] if nxt + 1 < len(found) else _next_array(lines, start, end, name)
+            table = name
+            i += 2
+            continue
+        key = re.compile(rf"^\s*{re.escape(str(part))}\s*=")
+        sub = re.compile(rf"^\s*\[\s*{re.escape(f'{table}.{part}' if table else str(part))}\s*\]")
+        for n in range(start, end):
+            if sub.match(lines[n]) and nxt is not None:
+                start, table = n, f"{table}.{part}" if table else str(part)
+                break
+            if key.match(lines[n]) and nxt is None:
+                return n + 1
+        else:
+            return start + 1 if start or table else None
+        i += 1
+    return start + 1
+
+
+def _next_array(lines: list[str], start: int, end: int, name: str) -> int:
+    """Where the array element starting at `start` ends: the next top-level table header."""
+    for n in range(start + 1, end):
+        stripped = lines[n].strip()
+        if stripped.startswith("[") and not stripped.startswith(f"[{name}."):
+            return n
+    return end
+
+
+class _Checker:
+    """Collects every problem in one pass, so a person fixes the file in one go."""
+
+    def __init__(self, source_text: str) -> None:
+        self.source_text = source_text
+        self.problems: list[tuple[int | None, str]] = []
+
+    def problem(self, path: Path_, message: str) -> None:
+        where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
+        where = where.replace(".[", "[")
+        self.problems.append((_line_of(self.source_text, path), f"{where}: {message}"))
+
+    def unknown_keys(self, table: dict[str, object], allowed: set[str], path: Path_) -> None:
+        for key in sorted(set(table) - allowed):
+            self.problem(
+                (*path, key), f"unknown key (expected one of: {', '.join(sorted(allowed))})"
+            )
+
+    def text(self, table: dict[str, object], key: str, path: Path_) -> str:
+        value = table.get(key)
+        if key not in table:
+            self.problem((*path, key), "is missing")
+            return ""
+        if not isinstance(value, str) or not value.strip():
+            self.problem((*path, key), "must be a non-empty text")
+            return ""
+        return value
+
+    def whole(self, table: dict[str, object], key: str, path: Path_, minimum: int) -> int:
+        value = table.get(key)
+        if key not in table:
+            self.problem((*path, key), "is missing")
+            return minimum
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            self.problem(
+                (*path, key), f"must be a whole number of at least {minimum}, not {value!r}"
+            )
+            return minimum
+        return value
+
+    def names(self, table: dict[str, object], key: str, path: Path_) -> tuple[str, ...]:
+        value = table.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem((*path, key), "must be a list of texts")
+            return ()
+        return tuple(value)
+
+
+def _clauses(c: _Checker, raw: object) -> list[Clause]:
+    if not isinstance(raw, list) or not raw:
+        c.problem(("clauses",), "at least one [[clauses]] table is needed")
+        return []
+    clauses = []
+    for n, item in enumerate(raw):
+        path: Path_ = ("clauses", n)
+        c.unknown_keys(item, _CLAUSE_KEYS, path)
+        clauses.append(
+            Clause(
+                *(
+                    c.text(item, k, path)
+                    for k in ("id", "title_zh", "title_en", "text_zh", "text_en")
+                )
+            )
+        )
+    return clauses
+
+
+def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
+    if not isinstance(raw, list) or not raw:
+        c.problem(("checks",), "at least one [[checks]] table is needed")
+        return []
+    checks: list[CheckSpec] = []
+    for n, item in enumerate(raw):
+        path: Path_ = ("checks", n)
+        c.unknown_keys(item, _CHECK_KEYS, path)
+        check_id = c.text(item, "id", path)
+        if check_id and check_id not in CHECK_FUNCTIONS:
+            c.problem(
+                (*path, "id"),
+                f"no check named {check_id!r} (known: {', '.join(sorted(CHECK_FUNCTIONS))})",
+            )
+        if check_id in {s.check_id for s in checks}:
+            c.problem((*path, "id"), f"check {check_id!r} is listed twice")
+        clause = c.text(item, "clause", path)
+        if clause and clause not in clause_ids:
+            c.problem((*path, "clause"), f"no [[clauses]] entry has id {clause!r}")
+        severity = c.text(item, "severity", path)
+        if severity and severity not in SEVERITIES:
+            c.problem(
+                (*path, "severity"), f"must be one of {', '.join(SEVERITIES)}, not {severity!r}"
+            )
+        grace = c.whole(item, "grace_hours", path, 0)
+        title_zh, title_en, remediation_zh, remediation_en = (
+            c.text(item, key, path) for key in _CHECK_TEXTS
+        )
+        parameters = _parameters(c, item.get("parameters", {}), check_id, (*path, "parameters"))
+        checks.append(
+            CheckSpec(
+                check_id,
+                clause,
+                severity,
+                grace,
+                title_zh,
+                title_en,
+                remediation_zh,
+                remediation_en,
+                parameters,
+            )
+        )
+    return checks
+
+
+def _parameters(c: _Checker, raw: object, check_id: str, path: Path_) -> dict[str, int]:
+    schema = PARAMETERS.get(check_id, {})
+    if not isinstance(raw, dict):
+        c.problem(path, "must be a table")
+        return dict(schema)
+    c.unknown_keys(raw, set(schema), path)
+    values = dict(schema)
+    for key in schema:
+        if key in raw:
+            values[key] = c.whole(raw, key, path, 0)
+        else:
+            c.problem((*path, key), f"is missing (the check needs it; for example {schema[key]})")
+    return values
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    """The policy in `text`, or PolicyError listing every mistake with its line."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        message = getattr(exc, "msg", str(exc))
+        raise PolicyError(source, [(line, f"not valid TOML: {message}")]) from exc
+    c = _Checker(text)
+    c.unknown_keys(raw, _TOP_KEYS, ())
+    stale = c.whole(raw, "stale_after_hours", (), 1)
+    interval = c.whole(raw, "report_interval_minutes", (), 1)
+    networks = raw.get("networks", {})
+    if not isinstance(networks, dict):
+        c.problem(("networks",), "must be a table")
+        networks = {}
+    c.unknown_keys(networks, _NETWORK_KEYS, ("networks",))
+    trusted = c.names(networks, "trusted", ("networks",))
+    public = c.names(networks, "public_patterns", ("networks",))
+    clauses = _clauses(c, raw.get("clauses"))
+    checks = _checks(c, raw.get("checks"), {cl.clause_id for cl in clauses})
+    if c.problems:
+        raise PolicyError(source, c.problems)
+    return Policy(stale, interval, trusted, public, tuple(clauses), tuple(checks))
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(path), [(None, f"cannot read the file: {exc.strerror}")]) from exc
+    except UnicodeDecodeError as exc:
+        raise PolicyError(str(path), [(None, "the file is not UTF-8 text")]) from exc
+    return parse_policy(text, str(path))
+
+
+def default_policy_text() -> str:
+    return resources.files(__package__).joinpath("default.toml").read_text(encoding="utf-8")
+
+
+def default_policy() -> Policy:
+    return parse_policy(default_policy_text(), "default.toml")
