@@ -10,6 +10,7 @@ certificate so an enrolling agent can pin it by fingerprint.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -136,10 +137,8 @@ async def watch_policy(
     every mistake logged, and the policy in force stays as it was."""
     seen = _policy_stamp(config.policy)
     while not stop.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
-        except TimeoutError:
-            pass
         stamp = _policy_stamp(config.policy)
         if stamp == seen or stamp is None:
             continue
