@@ -1,0 +1,106 @@
+"""The policy file: the bundled one is valid, and every kind of mistake is refused with its line."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collector.checks import CHECKS, CheckParameters, evaluate
+from collector.policy import PolicyError, default_policy, default_policy_text, parse_policy
+from devposture.v1 import devposture_pb2 as pb
+
+BIN = Path(sys.executable).parent
+
+
+def test_bundled_policy_covers_the_three_clauses_in_both_languages() -> None:
+    policy = default_policy()
+    assert [c.clause_id for c in policy.clauses] == ["6.3.1", "6.3.2", "6.2.1"]
+    assert "杀毒软件和防火墙" in policy.clause("6.3.1").text_zh
+    assert "antivirus software and a firewall" in policy.clause("6.3.1").text_en
+    assert {c.check_id for c in policy.checks} == {c.check_id for c in CHECKS}
+    for check in policy.checks:
+        assert check.remediation_zh and check.remediation_en and check.severity
+    assert policy.check("antivirus") is not None
+    assert policy.check("antivirus").parameters == {"signature_max_age_days": 7}  # type: ignore[union-attr]
+
+
+def _problems(text: str) -> list[tuple[int | None, str]]:
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(text, "policy.toml")
+    return caught.value.problems
+
+
+def _line(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("signature_max_age_days = 7", 'signature_max_age_days = "seven"', "whole number"),
+        ("signature_max_age_days = 7", "signature_max_age_dayz = 7", "unknown key"),
+        ('severity = "medium"', 'severity = "urgent"', "must be one of low, medium, high"),
+        ('clause = "6.2.1"', 'clause = "6.2.9"', "no [[clauses]] entry has id '6.2.9'"),
+        ('id = "firewall"', 'id = "firewal"', "no check named 'firewal'"),
+        ("stale_after_hours = 48", "stale_after_hours = 0", "at least 1"),
+        ("grace_hours = 4", "grace_hours = -1", "at least 0"),
+    ],
+)
+def test_a_mistake_is_refused_naming_its_line(old: str, new: str, message: str) -> None:
+    text = default_policy_text().replace(old, new, 1)
+    assert text != default_policy_text()
+    problems = _problems(text)
+    assert any(message in m for _, m in problems), problems
+    (line,) = [ln for ln, m in problems if message in m]
+    assert line == _line(text, new)
+
+
+def test_a_missing_parameter_is_named() -> None:
+    text = default_policy_text().replace("backup_max_age_days = 30\n", "")
+    problems = _problems(text)
+    assert any("backup_max_age_days: is missing" in m for _, m in problems), problems
+
+
+def test_broken_toml_names_the_problem() -> None:
+    problems = _problems('stale_after_hours = 48\nreport_interval_minutes = "60\n')
+    assert problems[0][1].startswith("not valid TOML")
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = default_policy_text().replace('severity = "high"', 'severity = "loud"')
+    assert len(_problems(text)) == default_policy_text().count('severity = "high"')
+
+
+def test_parameters_and_check_list_come_from_the_policy() -> None:
+    text = default_policy_text().replace("backup_max_age_days = 30", "backup_max_age_days = 5")
+    policy = parse_policy(text)
+    params = CheckParameters.from_values({c.check_id: c.parameters for c in policy.checks})
+    assert params.backup_max_age == dt.timedelta(days=5)
+    now = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+    judged = evaluate(pb.PostureReport(), now, params, {"firewall"})
+    assert [c.check_id for c, _ in judged] == ["firewall"]
+
+
+def test_cli_policy_check(tmp_path: Path) -> None:
+    collector = str(BIN / "devposture-collector")
+    good = tmp_path / "good.toml"
+    good.write_text(subprocess.run([collector, "policy", "default"], capture_output=True,
+                                   text=True, check=True).stdout)  # fmt: skip
+    ok = subprocess.run(
+        [collector, "policy", "check", str(good)], capture_output=True, text=True, check=False
+    )
+    assert ok.returncode == 0 and "OK: 3 clause(s), 5 check(s)" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad_text = good.read_text().replace("vpn_grace_seconds = 120", "vpn_grace_seconds = 2.5")
+    bad.write_text(bad_text)
+    refused = subprocess.run(
+        [collector, "policy", "check", str(bad)], capture_output=True, text=True, check=False
+    )
+    assert refused.returncode == 1
+    line = _line(bad_text, "vpn_grace_seconds")
+    assert f"{bad}:{line}: checks[3].parameters.vpn_grace_seconds" in refused.stderr
+    assert "the policy was not accepted" in refused.stderr
