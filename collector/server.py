@@ -20,6 +20,7 @@ from pathlib import Path
 
 import grpc
 
+from collector.agent_config import network_hash_key
 from collector.config import CollectorConfig
 from collector.pki import Authority
 from collector.policy import Policy, PolicyError, default_policy, load_policy
@@ -74,7 +75,8 @@ async def start(
     policy = current_policy(config)
     store = Store.open(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
-    service = CollectorService(store, authority, lifetime, policy)
+    hash_key = network_hash_key(config.data_dir)
+    service = CollectorService(store, authority, lifetime, policy, network_hash_key=hash_key)
     limit = config.max_report_bytes
     server = grpc.aio.server(
         options=[

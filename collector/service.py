@@ -16,12 +16,14 @@ import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from collector.agent_config import agent_config, verdicts
 from collector.checks import CheckParameters, evaluate
 from collector.pki import Authority, CsrRejected, cert_pem, device_id_for_certificate, utcnow
 from collector.policy import Policy
@@ -73,6 +75,16 @@ def os_family_name(value: pb.OsFamily.ValueType) -> str:
     return name.removeprefix("OS_FAMILY_").lower().replace("unspecified", "")
 
 
+@dataclass(frozen=True)
+class _Judging:
+    """The policy in force and what follows from it, swapped as one."""
+
+    policy: Policy
+    params: CheckParameters
+    check_ids: frozenset[str]
+    agent_config: pb.AgentConfig
+
+
 class CollectorService(pb_grpc.CollectorServicer):
     def __init__(
         self,
@@ -80,9 +92,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         authority: Authority,
         device_certificate_lifetime: dt.timedelta,
         policy: Policy,
+        *,
+        network_hash_key: bytes,
         clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
         self._store = store
+        self._hash_key = network_hash_key
         self._set_policy(policy)
         self._authority = authority
         self._lifetime = device_certificate_lifetime
@@ -93,18 +108,19 @@ class CollectorService(pb_grpc.CollectorServicer):
 
     def _set_policy(self, policy: Policy) -> None:
         # One assignment: a report being judged sees the old policy or the new, never a mix.
-        self._judging = (
+        self._judging = _Judging(
             policy,
             CheckParameters.from_values({c.check_id: c.parameters for c in policy.checks}),
             frozenset(c.check_id for c in policy.checks),
+            agent_config(policy, self._hash_key),
         )
 
     @property
     def policy(self) -> Policy:
-        return self._judging[0]
+        return self._judging.policy
 
     def _judge(self, report: pb.PostureReport, now: dt.datetime) -> list[CheckResult]:
-        _, params, check_ids = self._judging
+        params, check_ids = self._judging.params, self._judging.check_ids
         return [
             CheckResult(c.check_id, v.state.value, v.reason)
             for c, v in evaluate(report, now, params, check_ids)
@@ -230,8 +246,13 @@ class CollectorService(pb_grpc.CollectorServicer):
                 f"report id {report.report_id} is already stored for another device",
             )
         log.info("report %s from device %s: %s", report.report_id, device_id, outcome.value)
-        return pb.ReportAck(
+        judging = self._judging
+        ack = pb.ReportAck(
             report_id=report.report_id,
             duplicate=outcome is StoreOutcome.DUPLICATE,
             stored_at=_timestamp(received_at),
+            verdicts=verdicts(judging.policy, [(r.check_id, r.state, r.reason) for r in results]),
         )
+        if request.config_version != judging.agent_config.version:
+            ack.config.CopyFrom(judging.agent_config)
+        return ack

@@ -19,7 +19,9 @@ from pathlib import Path
 from collector.checks import CHECK_FUNCTIONS, PARAMETERS
 
 SEVERITIES = ("low", "medium", "high", "critical")
-_TOP_KEYS = {"stale_after_hours", "report_interval_minutes", "networks", "clauses", "checks"}
+_TOP_KEYS = {
+    "stale_after_hours", "report_interval_minutes", "networks", "backups", "clauses", "checks",
+}  # fmt: skip
 _CLAUSE_KEYS = {"id", "title_zh", "title_en", "text_zh", "text_en"}
 _CHECK_TEXTS = ("title_zh", "title_en", "remediation_zh", "remediation_en")
 _CHECK_KEYS = {"id", "clause", "severity", "grace_hours", "parameters", *_CHECK_TEXTS}
@@ -54,6 +56,7 @@ class Policy:
     report_interval_minutes: int
     trusted_networks: tuple[str, ...]
     public_network_patterns: tuple[str, ...]
+    backup_folders: tuple[str, ...]
     clauses: tuple[Clause, ...]
     checks: tuple[CheckSpec, ...]
 
@@ -268,11 +271,17 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     c.unknown_keys(networks, _NETWORK_KEYS, ("networks",))
     trusted = c.names(networks, "trusted", ("networks",))
     public = c.names(networks, "public_patterns", ("networks",))
+    backups = raw.get("backups", {})
+    if not isinstance(backups, dict):
+        c.problem(("backups",), "must be a table")
+        backups = {}
+    c.unknown_keys(backups, {"folders"}, ("backups",))
+    folders = c.names(backups, "folders", ("backups",))
     clauses = _clauses(c, raw.get("clauses"))
     checks = _checks(c, raw.get("checks"), {cl.clause_id for cl in clauses})
     if c.problems:
         raise PolicyError(source, c.problems)
-    return Policy(stale, interval, trusted, public, tuple(clauses), tuple(checks))
+    return Policy(stale, interval, trusted, public, folders, tuple(clauses), tuple(checks))
 
 
 def load_policy(path: Path) -> Policy:

@@ -292,16 +292,22 @@ class ReportRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     REPORT_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    """Version of the AgentConfig the agent is using (0: none yet). The collector sends a new
+    configuration in the acknowledgement when its own version differs.
+    """
     @_builtins.property
     def report(self) -> Global___PostureReport: ...
     def __init__(
         self,
         *,
         report: Global___PostureReport | None = ...,
+        config_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "report", b"report"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -314,6 +320,8 @@ class ReportAck(_message.Message):
     REPORT_ID_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
     STORED_AT_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    VERDICTS_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     duplicate: _builtins.bool
     """True when the collector already had this report: it was not stored a second time."""
@@ -321,20 +329,115 @@ class ReportAck(_message.Message):
     def stored_at(self) -> _timestamp_pb2.Timestamp:
         """When the collector durably stored the report (its own clock)."""
 
+    @_builtins.property
+    def config(self) -> Global___AgentConfig:
+        """Present when the agent's config_version is not the policy's current one."""
+
+    @_builtins.property
+    def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckVerdict]:
+        """How the collector judged this report, per check: what the employee sees in `status`."""
+
     def __init__(
         self,
         *,
         report_id: _builtins.str = ...,
         duplicate: _builtins.bool = ...,
         stored_at: _timestamp_pb2.Timestamp | None = ...,
+        config: Global___AgentConfig | None = ...,
+        verdicts: _abc.Iterable[Global___CheckVerdict] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["stored_at", b"stored_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "stored_at", b"stored_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duplicate", b"duplicate", "report_id", b"report_id", "stored_at", b"stored_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "duplicate", b"duplicate", "report_id", b"report_id", "stored_at", b"stored_at", "verdicts", b"verdicts"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportAck: _TypeAlias = ReportAck  # noqa: Y015
+
+@_typing.final
+class AgentConfig(_message.Message):
+    """What an agent needs from the policy. Derived from the collector's policy file, versioned,
+    and handed to agents with acknowledgements, so a policy change needs no reinstall.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    REPORT_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    TRUSTED_NETWORKS_FIELD_NUMBER: _builtins.int
+    PUBLIC_NETWORK_PATTERNS_FIELD_NUMBER: _builtins.int
+    BACKUP_FOLDERS_FIELD_NUMBER: _builtins.int
+    NETWORK_HASH_KEY_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    report_interval_seconds: _builtins.int
+    network_hash_key: _builtins.bytes
+    """Key for hashing the names of Wi-Fi networks that are neither public nor trusted."""
+    @_builtins.property
+    def trusted_networks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def public_network_patterns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def backup_folders(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Extra folders holding WeChat/WeCom backups ("~" is every user's home)."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        report_interval_seconds: _builtins.int = ...,
+        trusted_networks: _abc.Iterable[_builtins.str] | None = ...,
+        public_network_patterns: _abc.Iterable[_builtins.str] | None = ...,
+        backup_folders: _abc.Iterable[_builtins.str] | None = ...,
+        network_hash_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_folders", b"backup_folders", "network_hash_key", b"network_hash_key", "public_network_patterns", b"public_network_patterns", "report_interval_seconds", b"report_interval_seconds", "trusted_networks", b"trusted_networks", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgentConfig: _TypeAlias = AgentConfig  # noqa: Y015
+
+@_typing.final
+class CheckVerdict(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECK_ID_FIELD_NUMBER: _builtins.int
+    CLAUSE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    TITLE_ZH_FIELD_NUMBER: _builtins.int
+    TITLE_EN_FIELD_NUMBER: _builtins.int
+    REMEDIATION_ZH_FIELD_NUMBER: _builtins.int
+    REMEDIATION_EN_FIELD_NUMBER: _builtins.int
+    check_id: _builtins.str
+    clause: _builtins.str
+    state: _builtins.str
+    """PASS, FAIL, UNKNOWN, EXEMPT or STALE."""
+    reason: _builtins.str
+    title_zh: _builtins.str
+    title_en: _builtins.str
+    remediation_zh: _builtins.str
+    remediation_en: _builtins.str
+    def __init__(
+        self,
+        *,
+        check_id: _builtins.str = ...,
+        clause: _builtins.str = ...,
+        state: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        title_zh: _builtins.str = ...,
+        title_en: _builtins.str = ...,
+        remediation_zh: _builtins.str = ...,
+        remediation_en: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "clause", b"clause", "reason", b"reason", "remediation_en", b"remediation_en", "remediation_zh", b"remediation_zh", "state", b"state", "title_en", b"title_en", "title_zh", b"title_zh"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckVerdict: _TypeAlias = CheckVerdict  # noqa: Y015
 
 @_typing.final
 class PostureReport(_message.Message):

@@ -1,0 +1,64 @@
+"""What agents need from the policy, as one versioned message.
+
+The version is a hash of the content, so it changes exactly when something an agent uses
+changes (a threshold only the collector uses does not make every agent re-download). Agents
+say which version they have in each report; the acknowledgement carries the new one when it
+differs. The Wi-Fi hashing key is the fleet's, kept in the data folder (0600), so the same
+private network hashes alike on every device without its name ever leaving one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from collector.policy import Policy
+from devposture.v1 import devposture_pb2 as pb
+
+HASH_KEY_FILE = "network-hash.key"
+
+
+def network_hash_key(data_dir: Path) -> bytes:
+    """The fleet's key for hashing private network names; made once, readable by owner only."""
+    path = data_dir / HASH_KEY_FILE
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        key = b""
+    if len(key) < 32:
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+    return key
+
+
+def agent_config(policy: Policy, hash_key: bytes) -> pb.AgentConfig:
+    config = pb.AgentConfig(
+        report_interval_seconds=policy.report_interval_minutes * 60,
+        trusted_networks=policy.trusted_networks,
+        public_network_patterns=policy.public_network_patterns,
+        backup_folders=policy.backup_folders,
+        network_hash_key=hash_key,
+    )
+    digest = hashlib.sha256(config.SerializeToString(deterministic=True)).digest()
+    # Never 0: an agent with no configuration yet says 0.
+    config.version = int.from_bytes(digest[:8], "big") or 1
+    return config
+
+
+def verdicts(policy: Policy, results: list[tuple[str, str, str]]) -> list[pb.CheckVerdict]:
+    """(check id, state, reason) as the employee's view: with clause, titles and remedies."""
+    out = []
+    for check_id, state, reason in results:
+        spec = policy.check(check_id)
+        if spec is None:
+            continue
+        verdict = pb.CheckVerdict(check_id=check_id, clause=spec.clause, state=state)
+        verdict.reason = reason
+        verdict.title_zh, verdict.title_en = spec.title_zh, spec.title_en
+        verdict.remediation_zh, verdict.remediation_en = spec.remediation_zh, spec.remediation_en
+        out.append(verdict)
+    return out
