@@ -7,6 +7,7 @@ has acknowledged the report, so an installer or a scheduler can trust its exit c
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import signal
 import sys
@@ -28,6 +29,7 @@ from agent.probes.config import ProbeConfig
 from agent.service import DEFAULT_INTERVAL, Schedule
 from agent.sessions import SessionLog
 from agent.state import AgentState, StateError, default_state_dir
+from agent.status import LOCAL_HEADING, collector_heading, local_verdicts, render_status
 from agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERVAL
 
 EXIT_OK = 0
@@ -127,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     _state_option(once_cmd)
     _backup_option(once_cmd)
 
+    status_cmd = commands.add_parser(
+        "status",
+        help="show this computer's compliance with each clause, and what to do (中文/English)",
+    )
+    status_cmd.add_argument(
+        "--local", action="store_true", help="check now on this computer instead of showing"
+        " the collector's last judgment",
+    )  # fmt: skip
+    _state_option(status_cmd)
+
     run_cmd = commands.add_parser(
         "run",
         help="run as a service: report at start-up, every --interval seconds, and right away"
@@ -135,9 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_argument(
         "--interval",
         type=_seconds,
-        default=DEFAULT_INTERVAL,
+        default=None,
         metavar="SECONDS",
-        help="seconds between periodic reports (default: %(default)g)",
+        help="seconds between periodic reports (default: the policy's interval, or"
+        f" {DEFAULT_INTERVAL:g} before the collector has sent one)",
     )
     run_cmd.add_argument(
         "--network-interval",
@@ -159,12 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def probe_config(state: AgentState, args: argparse.Namespace | None = None) -> ProbeConfig:
-    """Probe settings for this device: the Wi-Fi name key comes from the state folder, extra
-    backup folders from --backup-folder."""
+    """Probe settings: from the configuration the collector handed out (the policy's Wi-Fi
+    rules, backup folders and hash key), plus any --backup-folder. Before the first one, the
+    device hashes private network names with its own key."""
     folders = tuple(getattr(args, "backup_folder", None) or ())
-    if state.is_enrolled():
+    if not state.is_enrolled():
+        return ProbeConfig(backup_folders=folders)
+    config = state.load_config()
+    if config is None:
         return ProbeConfig(backup_folders=folders, network_hash_key=state.network_hash_key())
-    return ProbeConfig(backup_folders=folders)
+    return ProbeConfig(
+        backup_folders=(*config.backup_folders, *folders),
+        trusted_networks=tuple(config.trusted_networks),
+        public_network_patterns=tuple(config.public_network_patterns),
+        network_hash_key=config.network_hash_key or state.network_hash_key(),
+    )
 
 
 def live_host(state: AgentState) -> LiveHost:
@@ -259,24 +281,42 @@ def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     )
 
 
+def cmd_status(args: argparse.Namespace, state: AgentState) -> int:
+    ack = state.load_verdicts() if state.is_enrolled() and not args.local else None
+    if ack is not None and ack.verdicts:
+        sys.stdout.write(render_status(list(ack.verdicts), collector_heading(ack)))
+        return EXIT_OK
+    report = build_report(live_host(state), probe_config(state, args))
+    verdicts = local_verdicts(report, report.collected_at.ToDatetime(dt.UTC))
+    sys.stdout.write(render_status(verdicts, LOCAL_HEADING))
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace, state: AgentState) -> int:
     enrollment = state.load()
     host, config = live_host(state), probe_config(state, args)
+    handed_out = state.load_config()
+    interval = args.interval or (
+        handed_out.report_interval_seconds
+        if handed_out and handed_out.report_interval_seconds
+        else DEFAULT_INTERVAL
+    )
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
     def one_round(reason: str) -> None:
-        done = collect_and_deliver(state, enrollment, host, config)
+        # The configuration may have changed with the last acknowledgement.
+        done = collect_and_deliver(state, enrollment, host, probe_config(state, args))
         if done.acknowledged:
             log.info("report %s acknowledged (%s)", done.report.report_id, reason)
         else:
             log.warning("report kept for later: %s", done.result.stopped_by or "refused")
 
-    schedule = Schedule(args.interval, args.network_interval, args.backup_settle)
+    schedule = Schedule(interval, args.network_interval, args.backup_settle)
     print(
         f"devposture agent running as device {enrollment.device_id};"
-        f" collecting every {args.interval:g} s and on network or backup changes",
+        f" collecting every {interval:g} s and on network or backup changes",
         flush=True,
     )
     service.run(host, config, one_round, stop, schedule)
@@ -292,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     state = AgentState(args.state if args.state is not None else default_state_dir())
-    handlers = {"enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run}
+    handlers = {
+        "enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run,
+        "status": cmd_status,
+    }  # fmt: skip
     try:
         return handlers[args.command](args, state)
     except (CliError, StateError) as exc:

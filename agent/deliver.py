@@ -41,4 +41,6 @@ def collect_and_deliver(
     done = Round(report, result)
     if done.acknowledged:
         sessions.acknowledged(report)
+        if result.last_ack is not None and result.last_ack.report_id == report.report_id:
+            state.save_verdicts(result.last_ack)
     return done

@@ -14,6 +14,10 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from google.protobuf.message import DecodeError
+
+from devposture.v1 import devposture_pb2 as pb
+
 AGENT_FILE = "agent.json"
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
@@ -123,6 +127,41 @@ class AgentState:
             ensure_private_dir(self.directory)
             write_atomic(path, key, 0o600)
         return key
+
+    @property
+    def config_path(self) -> Path:
+        return self.directory / "agent-config.pb"
+
+    @property
+    def verdicts_path(self) -> Path:
+        return self.directory / "last-verdicts.pb"
+
+    def load_config(self) -> pb.AgentConfig | None:
+        """The configuration the collector last handed out, or None before the first one."""
+        try:
+            return pb.AgentConfig.FromString(self.config_path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except DecodeError:
+            return None  # damaged: the next acknowledgement brings a fresh one
+
+    def config_version(self) -> int:
+        config = self.load_config()
+        return config.version if config is not None else 0
+
+    def save_config(self, config: pb.AgentConfig) -> None:
+        # 0600: it holds the fleet's key for hashing private Wi-Fi names.
+        write_atomic(self.config_path, config.SerializeToString(deterministic=True), 0o600)
+
+    def save_verdicts(self, ack: pb.ReportAck) -> None:
+        kept = pb.ReportAck(report_id=ack.report_id, stored_at=ack.stored_at, verdicts=ack.verdicts)
+        write_atomic(self.verdicts_path, kept.SerializeToString(deterministic=True), 0o600)
+
+    def load_verdicts(self) -> pb.ReportAck | None:
+        try:
+            return pb.ReportAck.FromString(self.verdicts_path.read_bytes())
+        except (FileNotFoundError, DecodeError):
+            return None
 
     def is_enrolled(self) -> bool:
         return (self.directory / AGENT_FILE).is_file()

@@ -36,6 +36,8 @@ class DrainResult:
     set_aside: list[str] = field(default_factory=list)
     # Why sending stopped early, when it did; the remaining reports stay in the outbox.
     stopped_by: str | None = None
+    # The acknowledgement of the newest report sent (its verdicts, maybe a new configuration).
+    last_ack: pb.ReportAck | None = None
 
 
 def open_channel(state: AgentState, enrollment: Enrollment) -> grpc.Channel:
@@ -48,11 +50,12 @@ def open_channel(state: AgentState, enrollment: Enrollment) -> grpc.Channel:
     return grpc.secure_channel(address.target(), credentials)
 
 
-def send_report(channel: grpc.Channel, report: pb.PostureReport) -> pb.ReportAck:
+def send_report(
+    channel: grpc.Channel, report: pb.PostureReport, config_version: int = 0
+) -> pb.ReportAck:
     stub = pb_grpc.CollectorStub(channel)
-    ack: pb.ReportAck = stub.Report(
-        pb.ReportRequest(report=report), timeout=REPORT_DEADLINE_SECONDS, wait_for_ready=False
-    )
+    request = pb.ReportRequest(report=report, config_version=config_version)
+    ack: pb.ReportAck = stub.Report(request, timeout=REPORT_DEADLINE_SECONDS, wait_for_ready=False)
     if ack.report_id != report.report_id:
         raise grpc.RpcError(f"the collector acknowledged {ack.report_id}, not {report.report_id}")
     return ack
@@ -67,7 +70,7 @@ def drain(state: AgentState, enrollment: Enrollment, outbox: Outbox) -> DrainRes
     with open_channel(state, enrollment) as channel:
         for item in pending:
             try:
-                ack = send_report(channel, item.report)
+                ack = send_report(channel, item.report, state.config_version())
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else None
                 detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
@@ -79,4 +82,7 @@ def drain(state: AgentState, enrollment: Enrollment, outbox: Outbox) -> DrainRes
                 break
             outbox.remove(item)
             (result.duplicates if ack.duplicate else result.acknowledged).append(ack.report_id)
+            if ack.HasField("config"):
+                state.save_config(ack.config)
+            result.last_ack = ack
     return result
