@@ -21,8 +21,15 @@ from collector.datadir import InitError, initialize
 from collector.pki import fingerprint, utcnow
 from collector.policy import PolicyError, default_policy_text, load_policy
 from collector.render import FORMATS, render
-from collector.reports import FLEET_COLUMNS, fleet_rows
-from collector.server import serve_forever
+from collector.reports import (
+    DEVICE_COLUMNS,
+    FAILING_COLUMNS,
+    FLEET_COLUMNS,
+    device_rows,
+    failing_rows,
+    fleet_rows,
+)
+from collector.server import policy_in_force, serve_forever
 from collector.store import Store
 from collector.tokens import new_token
 
@@ -132,9 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="compliance reports")
     report_commands = report.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
-    fleet = report_commands.add_parser("fleet", help="every device's latest verdict per check")
-    _data_option(fleet)
-    _format_option(fleet)
+    views = (
+        ("fleet", "per check: devices passing, in grace, failing, unknown, exempt, stale"),
+        ("device", "each check of a device (or of every device): state, since, why, what to do"),
+        ("failing", "devices failing a check, the longest-failing first"),
+    )
+    for name, summary in views:
+        view = report_commands.add_parser(name, help=summary)
+        if name == "device":
+            view.add_argument("device_id", nargs="?", help="the device id (default: every device)")
+        view.add_argument(
+            "--as-of", type=_moment, default=None, metavar="DATE",
+            help="as the fleet stood then: 2026-11-01 or 2026-11-01T09:30 (UTC unless a zone"
+            " is given); default: now",
+        )  # fmt: skip
+        _data_option(view)
+        _format_option(view)
     return parser
 
 
@@ -211,18 +231,44 @@ def cmd_policy_default(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report_fleet(args: argparse.Namespace) -> int:
+def cmd_report(args: argparse.Namespace) -> int:
     config = load(args.data)
+    try:
+        policy = policy_in_force(config)
+    except PolicyError as exc:
+        raise CliError(f"the policy file has mistakes; fix them first:\n{exc}") from exc
+    at = args.as_of or utcnow()
     store = Store.open(config.database)
     try:
-        rows = fleet_rows(store)
+        if args.report_command == "fleet":
+            rows, columns = fleet_rows(store, policy, at), FLEET_COLUMNS
+            if not store.devices_seen(at) and args.format == "table":
+                print("No devices enrolled yet. Create a token with"
+                      " `devposture-collector token create`.")  # fmt: skip
+                return 0
+        elif args.report_command == "device":
+            rows, columns = device_rows(store, policy, at, args.device_id), DEVICE_COLUMNS
+            if args.device_id and not rows:
+                raise CliError(
+                    f"no device {args.device_id} was enrolled by {at:%Y-%m-%d %H:%M} UTC;"
+                    " see the ids in `devposture-collector report device`"
+                )
+        else:
+            rows, columns = failing_rows(store, policy, at), FAILING_COLUMNS
     finally:
         store.close()
-    if not rows and args.format == "table":
-        print("No devices enrolled yet. Create a token with `devposture-collector token create`.")
-        return 0
-    sys.stdout.write(render(rows, FLEET_COLUMNS, args.format))
+    sys.stdout.write(render(rows, columns, args.format))
     return 0
+
+
+def _moment(text: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: use 2026-11-01 or 2026-11-01T09:30"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         ("ca", "fingerprint"): cmd_ca_fingerprint,
         ("token", "create"): cmd_token_create,
         ("serve", None): cmd_serve,
-        ("report", "fleet"): cmd_report_fleet,
+        ("report", "fleet"): cmd_report,
+        ("report", "device"): cmd_report,
+        ("report", "failing"): cmd_report,
         ("policy", "check"): cmd_policy_check,
         ("policy", "default"): cmd_policy_default,
     }

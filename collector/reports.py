@@ -1,35 +1,104 @@
-"""Report views over the stored verdicts, for IT at the terminal and for spreadsheets."""
+"""Report views for IT and auditors, computed from the state history at any moment.
+
+Every view goes through `compliance.standings`, so "now" and "as of" a past date are the same
+computation, and all have the same columns in table, JSON and CSV.
+"""
 
 from __future__ import annotations
 
-from collector.checks import CHECKS, State
+import datetime as dt
+
+from collector.compliance import STATES, Standing, standings
+from collector.policy import Policy
 from collector.render import Row
 from collector.store import Store
 
-FLEET_COLUMNS = ("device", "hostname", "os", "clause", "check", "state", "reason", "collected_at")
+FLEET_COLUMNS: tuple[str, ...] = (
+    "clause", "check", "devices", "pass", "grace", "fail", "unknown", "exempt", "stale",
+    "pass_rate",
+)  # fmt: skip
+DEVICE_COLUMNS: tuple[str, ...] = (
+    "device", "hostname", "os", "clause", "check", "state", "since", "reason", "evidence",
+    "remediation_zh", "remediation_en",
+)  # fmt: skip
+FAILING_COLUMNS: tuple[str, ...] = (
+    "device",
+    "hostname",
+    "clause",
+    "check",
+    "failing_since",
+    "days",
+    "reason",
+)
 
 
-def fleet_rows(store: Store) -> list[Row]:
-    """One row per device and check: its latest verdict, or UNKNOWN if it never reported."""
-    devices: dict[str, tuple[Row, dict[str, Row]]] = {}
-    for item in store.device_results():
-        device: Row = {"device": item.device_id, "hostname": item.hostname, "os": item.os_family}
-        _, verdicts = devices.setdefault(item.device_id, (device, {}))
-        if item.check_id is not None and item.collected_at is not None:
-            verdicts[item.check_id] = {
-                "state": item.state,
-                "reason": item.reason,
-                "collected_at": item.collected_at.isoformat(timespec="seconds"),
-            }
-    never: Row = {
-        "state": State.UNKNOWN.value,
-        "reason": "no report received from this device yet",
-        "collected_at": None,
+def _when(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _standings(store: Store, policy: Policy, at: dt.datetime) -> list[Standing]:
+    return standings(store.devices_seen(at), store.state_changes(at), policy, at)
+
+
+def fleet_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
+    """Per check: how many devices stand in each state, and the share that pass."""
+    counts: dict[str, dict[str, int]] = {
+        c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks
     }
-    return [
-        device
-        | {"clause": check.clause, "check": check.check_id}
-        | verdicts.get(check.check_id, never)
-        for device, verdicts in devices.values()
-        for check in CHECKS
-    ]
+    for standing in _standings(store, policy, at):
+        counts[standing.check_id][standing.state] += 1
+    rows: list[Row] = []
+    for check in policy.checks:
+        per_state = counts[check.check_id]
+        total = sum(per_state.values())
+        row: Row = {"clause": check.clause, "check": check.check_id, "devices": total}
+        row |= {state.lower(): per_state[state] for state in STATES}
+        row["pass_rate"] = f"{100 * per_state['PASS'] / total:.1f}%" if total else "-"
+        rows.append(row)
+    return rows
+
+
+def device_rows(
+    store: Store, policy: Policy, at: dt.datetime, device_id: str | None = None
+) -> list[Row]:
+    """Each check of one device (or of every device): state, since when, why, what to do."""
+    devices = {d.device_id: d for d in store.devices_seen(at)}
+    evidence = {
+        (r.device_id, r.check_id): f"report of {_when(r.collected_at)}"
+        for r in store.device_results()
+        if r.check_id is not None and r.collected_at is not None
+    }
+    rows: list[Row] = []
+    for standing in _standings(store, policy, at):
+        if device_id is not None and standing.device_id != device_id:
+            continue
+        device, check = devices[standing.device_id], policy.check(standing.check_id)
+        assert check is not None
+        rows.append({
+            "device": standing.device_id, "hostname": device.hostname, "os": device.os_family,
+            "clause": check.clause, "check": check.check_id, "state": standing.state,
+            "since": _when(standing.since), "reason": standing.reason,
+            "evidence": evidence.get((standing.device_id, standing.check_id)),
+            "remediation_zh": "" if standing.state == "PASS" else check.remediation_zh,
+            "remediation_en": "" if standing.state == "PASS" else check.remediation_en,
+        })  # fmt: skip
+    return rows
+
+
+def failing_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
+    """Devices failing a check, the longest-failing first (grace periods have run out)."""
+    devices = {d.device_id: d for d in store.devices_seen(at)}
+    failing = [s for s in _standings(store, policy, at) if s.state == "FAIL" and s.since]
+    failing.sort(key=lambda s: (s.since, s.device_id, s.check_id))
+    rows: list[Row] = []
+    for standing in failing:
+        check = policy.check(standing.check_id)
+        assert check is not None and standing.since is not None
+        rows.append({
+            "device": standing.device_id, "hostname": devices[standing.device_id].hostname,
+            "clause": check.clause, "check": check.check_id,
+            "failing_since": _when(standing.since),
+            "days": round((at - standing.since).total_seconds() / 86400, 1),
+            "reason": standing.reason,
+        })  # fmt: skip
+    return rows

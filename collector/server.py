@@ -23,7 +23,7 @@ import grpc
 from collector.agent_config import network_hash_key
 from collector.config import CollectorConfig
 from collector.pki import Authority
-from collector.policy import Policy, PolicyError, default_policy, load_policy
+from collector.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
 from collector.service import CollectorService
 from collector.store import Store
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -72,7 +72,7 @@ async def start(
     ca_pem = config.ca_cert.read_bytes()
     chain = config.server_cert.read_bytes() + ca_pem
     key_pair = [(config.server_key.read_bytes(), chain)]
-    policy = current_policy(config)
+    policy = _keep_in_force(config)
     store = Store.open(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
     hash_key = network_hash_key(config.data_dir)
@@ -116,12 +116,36 @@ async def start(
 POLICY_POLL_SECONDS = 2.0
 
 
+IN_FORCE = "policy-in-force.toml"
+
+
 def current_policy(config: CollectorConfig) -> Policy:
     """The data folder's policy; the bundled default when the folder has none (older init)."""
     if not config.policy.exists():
         log.warning("no policy file in the data folder: using the bundled default policy")
         return default_policy()
     return load_policy(config.policy)
+
+
+def policy_in_force(config: CollectorConfig) -> Policy:
+    """The policy the collector last applied, for reports: an edited file with mistakes is
+    refused by the collector, so reports must not judge by it either."""
+    copy = config.data_dir / IN_FORCE
+    if copy.exists():
+        return load_policy(copy)
+    return current_policy(config)
+
+
+def _keep_in_force(config: CollectorConfig) -> Policy:
+    """Load the policy file, and keep a copy of exactly what was applied."""
+    if not config.policy.exists():
+        return current_policy(config)
+    text = config.policy.read_text(encoding="utf-8")
+    policy = parse_policy(text, str(config.policy))
+    temporary = config.data_dir / f".{IN_FORCE}.tmp"
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(config.data_dir / IN_FORCE)
+    return policy
 
 
 def _policy_stamp(path: Path) -> tuple[int, int] | None:
@@ -146,8 +170,8 @@ async def watch_policy(
             continue
         seen = stamp
         try:
-            policy = await asyncio.to_thread(load_policy, config.policy)
-        except PolicyError as exc:
+            policy = await asyncio.to_thread(_keep_in_force, config)
+        except (PolicyError, OSError, UnicodeDecodeError) as exc:
             log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
             continue
         devices = await running.service.apply_policy(policy)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from collector.compliance import DeviceSeen
 from collector.tokens import Token, secret_matches
 
 SCHEMA_VERSION = 1
@@ -73,6 +74,24 @@ CREATE TABLE IF NOT EXISTS check_results (
     evaluated_us  INTEGER NOT NULL,
     PRIMARY KEY (device_id, check_id)
 );
+
+-- Every change of a device's state for a check, with the collector's time: since when a
+-- device has been failing, how long a fix took, and the fleet at any past moment.
+CREATE TABLE IF NOT EXISTS state_changes (
+    device_id  TEXT NOT NULL REFERENCES devices(device_id),
+    check_id   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    since_us   INTEGER NOT NULL,
+    report_id  TEXT NOT NULL,
+    PRIMARY KEY (device_id, check_id, since_us)
+);
+CREATE INDEX IF NOT EXISTS state_changes_by_time ON state_changes(since_us);
+
+CREATE TRIGGER IF NOT EXISTS state_changes_are_append_only_update BEFORE UPDATE ON state_changes
+BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS state_changes_are_append_only_delete BEFORE DELETE ON state_changes
+BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
 """
 
 
@@ -285,6 +304,7 @@ class Store:
     ) -> None:  # fmt: skip
         """Put new verdicts for a device's latest report (after the policy changed)."""
         with self._write() as cur:
+            self._record_changes(cur, device_id, report_id, evaluated_at, results)
             cur.execute("DELETE FROM check_results WHERE device_id = ?", (device_id,))
             cur.executemany(
                 "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
@@ -295,6 +315,54 @@ class Store:
                     for r in results
                 ],
             )  # fmt: skip
+
+    @staticmethod
+    def _record_changes(
+        cur: sqlite3.Cursor, device_id: str, report_id: str, at: dt.datetime,
+        results: list[CheckResult],
+    ) -> None:  # fmt: skip
+        """Append a state change for each check whose state differs from its last one."""
+        for result in results:
+            row = cur.execute(
+                "SELECT state, since_us FROM state_changes WHERE device_id = ? AND check_id = ?"
+                " ORDER BY since_us DESC LIMIT 1",
+                (device_id, result.check_id),
+            ).fetchone()
+            if row is not None and row[0] == result.state:
+                continue
+            since = max(to_us(at), row[1] + 1 if row is not None else 0)
+            cur.execute(
+                "INSERT INTO state_changes(device_id, check_id, state, reason, since_us,"
+                " report_id) VALUES (?, ?, ?, ?, ?, ?)",
+                (device_id, result.check_id, result.state, result.reason, since, report_id),
+            )
+
+    def devices_seen(self, until: dt.datetime | None = None) -> list[DeviceSeen]:
+        """Devices enrolled by `until`, each with its last report received by then."""
+        limit = to_us(until) if until is not None else 2**62
+        rows = self._db.execute(
+            "SELECT d.device_id, d.hostname, d.os_family, d.enrolled_us,"
+            " (SELECT MAX(r.received_us) FROM reports r"
+            "  WHERE r.device_id = d.device_id AND r.received_us <= ?)"
+            " FROM devices d WHERE d.enrolled_us <= ? ORDER BY d.hostname, d.device_id",
+            (limit, limit),
+        ).fetchall()
+        return [
+            DeviceSeen(r[0], r[1], r[2], from_us(r[3]), None if r[4] is None else from_us(r[4]))
+            for r in rows
+        ]
+
+    def state_changes(
+        self, until: dt.datetime | None = None
+    ) -> list[tuple[str, str, str, str, dt.datetime]]:
+        """(device, check, state, reason, since) of every change, oldest first, up to `until`."""
+        limit = to_us(until) if until is not None else 2**62
+        rows = self._db.execute(
+            "SELECT device_id, check_id, state, reason, since_us FROM state_changes"
+            " WHERE since_us <= ? ORDER BY since_us",
+            (limit,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3], from_us(r[4])) for r in rows]
 
     def store_report(self, report: ReportRecord, results: list[CheckResult]) -> StoreOutcome:
         """Store a report and its verdicts once; committed on return."""
@@ -333,6 +401,13 @@ class Store:
                     report.device_id,
                 ),
             )
+            newest = cur.execute(
+                "SELECT MAX(collected_us) FROM reports WHERE device_id = ?", (report.device_id,)
+            ).fetchone()[0]
+            if newest == to_us(report.collected_at):
+                self._record_changes(
+                    cur, report.device_id, report.report_id, report.received_at, results
+                )
             # A late-arriving older report never overwrites the verdict of a newer one.
             cur.executemany(
                 "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"

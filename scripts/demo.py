@@ -132,6 +132,9 @@ def main() -> None:
             step("Collect this machine's posture and send one report (mutual TLS)")
             run(AGENT, "once", "--state", str(state))
 
+            step("This machine, check by check")
+            run(COLLECTOR, "report", "device", "--data", str(data))
+
             step("Fleet compliance table")
             run(COLLECTOR, "report", "fleet", "--data", str(data))
         finally:

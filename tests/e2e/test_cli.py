@@ -21,17 +21,18 @@ def test_enroll_once_and_fleet_report_in_every_format(
     assert once.returncode == 0, once.stderr
     assert "acknowledged by the collector" in once.stdout
     assert list((state / "outbox").glob("*.report")) == []
-    as_json = json.loads(
-        run(
-            COLLECTOR, "report", "fleet", "--data", str(collector_process.data), "--format", "json"
-        ).stdout
+    data = str(collector_process.data)
+    device = json.loads(
+        run(COLLECTOR, "report", "device", "--data", data, "--format", "json").stdout
     )
-    assert len(as_json) == 5 and {r["state"] for r in as_json} <= {"PASS", "FAIL", "UNKNOWN"}
-    as_csv = run(
-        COLLECTOR, "report", "fleet", "--data", str(collector_process.data), "--format", "csv"
-    ).stdout
-    assert as_csv.splitlines()[0] == "device,hostname,os,clause,check,state,reason,collected_at"
-    assert len(as_csv.splitlines()) == 6
+    assert len(device) == 5 and {r["state"] for r in device} <= {"PASS", "FAIL", "GRACE", "UNKNOWN"}
+    assert all(r["reason"] for r in device)
+    fleet = run(COLLECTOR, "report", "fleet", "--data", data, "--format", "csv").stdout
+    assert fleet.splitlines()[0] == (
+        "clause,check,devices,pass,grace,fail,unknown,exempt,stale,pass_rate"
+    )
+    assert len(fleet.splitlines()) == 6
+    assert all(line.split(",")[2] == "1" for line in fleet.splitlines()[1:])
 
 
 def test_once_keeps_the_report_when_the_collector_is_gone(

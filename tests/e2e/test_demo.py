@@ -25,15 +25,21 @@ def test_demo_prints_one_verdict_per_check_and_cleans_up(tmp_path: Path) -> None
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    table = done.stdout.split("==> Fleet compliance table", 1)[1].split("==>", 1)[0]
-    lines = [line for line in table.splitlines() if line and not line.startswith("$")]
-    assert lines[0].split()[:6] == ["DEVICE", "HOSTNAME", "OS", "CLAUSE", "CHECK", "STATE"]
+    device = done.stdout.split("==> This machine, check by check", 1)[1].split("==>", 1)[0]
+    lines = [line for line in device.splitlines() if line and not line.startswith("$")]
+    header = lines[0].split()
+    assert header[:7] == ["DEVICE", "HOSTNAME", "OS", "CLAUSE", "CHECK", "STATE", "SINCE"]
     rows = lines[1:]
     assert [row.split()[4] for row in rows] == [c.check_id for c in CHECKS]
     for row in rows:
         state = row.split()[5]
-        assert state in {"PASS", "FAIL", "UNKNOWN"}, row
-        assert len(row.split()) > 7, f"no reason given: {row}"
+        assert state in {"PASS", "FAIL", "GRACE", "UNKNOWN"}, row
+        assert len(row.split()) > 8, f"no reason given: {row}"
+    fleet = done.stdout.split("==> Fleet compliance table", 1)[1].split("==>", 1)[0]
+    fleet_lines = [line for line in fleet.splitlines() if line and not line.startswith("$")]
+    assert fleet_lines[0].split()[:4] == ["CLAUSE", "CHECK", "DEVICES", "PASS"]
+    assert [line.split()[1] for line in fleet_lines[1:]] == [c.check_id for c in CHECKS]
+    assert all(line.split()[2] == "1" for line in fleet_lines[1:])
     assert "collector stopped (exit 0)" in done.stdout
     # No process and no file left behind.
     leftovers = [

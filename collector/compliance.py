@@ -1,0 +1,86 @@
+"""A device's standing on each check at any moment, derived from the state history.
+
+Pure: the history, the devices and the policy in; standings out. The same function answers
+"now" and "as of last Tuesday", so a report of the past is computed exactly as the present
+one was. The rules, in order:
+
+* STALE: no report received within the policy's window before that moment (a silent device is
+  never shown as compliant, whatever it last said);
+* the check's last state before that moment, where FAIL newer than the check's grace period
+  reads GRACE ("failing, within grace until ...") and does not yet count as a failure;
+* UNKNOWN when the device was never judged on that check.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from collector.policy import Policy
+
+STATES = ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT", "STALE")
+
+
+@dataclass(frozen=True)
+class DeviceSeen:
+    device_id: str
+    hostname: str
+    os_family: str
+    enrolled_at: dt.datetime
+    last_report_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Standing:
+    device_id: str
+    check_id: str
+    state: str
+    reason: str
+    since: dt.datetime | None
+
+
+Change = tuple[str, str, str, str, dt.datetime]  # device, check, state, reason, since
+
+
+def standings(
+    devices: Iterable[DeviceSeen], changes: Iterable[Change], policy: Policy, at: dt.datetime
+) -> list[Standing]:
+    """Every device's standing on every policy check at `at`. `changes` must be those up to
+    `at`, oldest first; `devices` those enrolled by `at`, with their last report by `at`."""
+    latest: dict[tuple[str, str], Change] = {}
+    for change in changes:
+        latest[(change[0], change[1])] = change
+    window = dt.timedelta(hours=policy.stale_after_hours)
+    out: list[Standing] = []
+    for device in devices:
+        silent_since = device.last_report_at or device.enrolled_at
+        if at - silent_since > window:
+            heard = (
+                f"last report {device.last_report_at:%Y-%m-%d %H:%M} UTC"
+                if device.last_report_at
+                else "no report since enrollment"
+            )
+            reason = f"silent for more than {policy.stale_after_hours} h ({heard})"
+            out += [
+                Standing(device.device_id, c.check_id, "STALE", reason, silent_since + window)
+                for c in policy.checks
+            ]
+            continue
+        for check in policy.checks:
+            found = latest.get((device.device_id, check.check_id))
+            out.append(_standing(device.device_id, check.check_id, check.grace_hours, found, at))
+    return out
+
+
+def _standing(
+    device_id: str, check_id: str, grace_hours: int, change: Change | None, at: dt.datetime
+) -> Standing:
+    if change is None:
+        return Standing(device_id, check_id, "UNKNOWN", "not judged yet: no report received", None)
+    _, _, state, reason, since = change
+    grace_until = since + dt.timedelta(hours=grace_hours)
+    if state == "FAIL" and at < grace_until:
+        state = "GRACE"
+        reason = f"failing, within grace until {grace_until:%Y-%m-%d %H:%M} UTC: {reason}"
+    return Standing(device_id, check_id, state, reason, since)

@@ -1,0 +1,108 @@
+"""State history and standings: grace, STALE, the fleet as it stood at a past moment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from collector.policy import default_policy
+from collector.reports import device_rows, failing_rows, fleet_rows
+from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from collector.tokens import new_token
+
+T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+HOUR = dt.timedelta(hours=1)
+POLICY = default_policy()  # firewall: 4 grace hours; stale after 48 h
+
+
+def _enroll(store: Store, device_id: str, at: dt.datetime) -> None:
+    token = new_token()
+    store.add_token(token, at, at + HOUR, uses=1)
+    store.enroll(token, at, DeviceRecord(device_id, "01", at + 90 * 24 * HOUR, hostname=device_id))
+
+
+def _report(store: Store, device_id: str, at: dt.datetime, firewall: str, name: str) -> None:
+    record = ReportRecord(name, device_id, at, at, "1", b"", device_id, "linux", "Debian", "12")
+    store.store_report(record, [CheckResult("firewall", firewall, f"firewall {firewall}")])
+
+
+def _firewall(store: Store, device: str, at: dt.datetime) -> tuple[str, str]:
+    (row,) = [r for r in device_rows(store, POLICY, at, device) if r["check"] == "firewall"]
+    return str(row["state"]), str(row["reason"])
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(tmp_path / "db.sqlite")
+    _enroll(s, "laptop", T0)
+    return s
+
+
+def test_history_records_only_changes_and_ignores_late_older_reports(store: Store) -> None:
+    _report(store, "laptop", T0, "PASS", "r1")
+    _report(store, "laptop", T0 + HOUR, "PASS", "r2")
+    _report(store, "laptop", T0 + 2 * HOUR, "FAIL", "r3")
+    _report(store, "laptop", T0 + HOUR / 2, "PASS", "r-late")  # collected earlier, arrives late
+    changes = [(c[2], c[4]) for c in store.state_changes() if c[1] == "firewall"]
+    assert changes == [("PASS", T0), ("FAIL", T0 + 2 * HOUR)]
+
+
+def test_history_is_append_only(store: Store, tmp_path: Path) -> None:
+    _report(store, "laptop", T0, "PASS", "r1")
+    raw = sqlite3.connect(tmp_path / "db.sqlite")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw.execute("DELETE FROM state_changes")
+    raw.close()
+
+
+def test_a_fresh_failure_is_in_grace_then_fails_and_the_past_is_kept(store: Store) -> None:
+    _report(store, "laptop", T0, "PASS", "r1")
+    failed_at = T0 + 10 * HOUR
+    _report(store, "laptop", failed_at, "FAIL", "r2")
+    state, reason = _firewall(store, "laptop", failed_at + HOUR)
+    assert state == "GRACE" and "within grace until 2026-11-01 23:00 UTC" in reason
+    assert _firewall(store, "laptop", failed_at + 5 * HOUR)[0] == "FAIL"
+    # As of a moment before the failure, the device passed.
+    assert _firewall(store, "laptop", T0 + 5 * HOUR) == ("PASS", "firewall PASS")
+    fixed_at = failed_at + 30 * HOUR
+    _report(store, "laptop", fixed_at, "PASS", "r3")
+    assert _firewall(store, "laptop", fixed_at + HOUR)[0] == "PASS"
+    assert _firewall(store, "laptop", failed_at + 20 * HOUR)[0] == "FAIL"
+
+
+def test_a_silent_device_becomes_stale(store: Store) -> None:
+    _report(store, "laptop", T0, "PASS", "r1")
+    assert _firewall(store, "laptop", T0 + 47 * HOUR)[0] == "PASS"
+    state, reason = _firewall(store, "laptop", T0 + 49 * HOUR)
+    assert state == "STALE" and "silent for more than 48 h" in reason
+
+
+def test_a_device_that_never_reported(store: Store) -> None:
+    assert _firewall(store, "laptop", T0 + HOUR)[0] == "UNKNOWN"
+    assert _firewall(store, "laptop", T0 + 49 * HOUR)[0] == "STALE"
+    assert device_rows(store, POLICY, T0 - HOUR, "laptop") == []  # not enrolled yet then
+
+
+def test_fleet_counts_and_failing_longest_first(store: Store) -> None:
+    _enroll(store, "desktop", T0)
+    _report(store, "laptop", T0, "FAIL", "l1")
+    _report(store, "desktop", T0 + 6 * HOUR, "FAIL", "d1")
+    at = T0 + 12 * HOUR
+    (firewall,) = [r for r in fleet_rows(store, POLICY, at) if r["check"] == "firewall"]
+    assert (firewall["devices"], firewall["fail"], firewall["pass"]) == (2, 2, 0)
+    assert firewall["pass_rate"] == "0.0%"
+    failing = [(r["device"], r["days"]) for r in failing_rows(store, POLICY, at)]
+    assert failing == [("laptop", 0.5), ("desktop", 0.2)]
+    # Earlier, the desktop was still within its grace period.
+    (then,) = [r for r in fleet_rows(store, POLICY, T0 + 8 * HOUR) if r["check"] == "firewall"]
+    assert (then["fail"], then["grace"]) == (1, 1)
+
+
+def test_remediation_shown_only_when_not_passing(store: Store) -> None:
+    _report(store, "laptop", T0, "PASS", "r1")
+    rows = {r["check"]: r for r in device_rows(store, POLICY, T0 + HOUR, "laptop")}
+    assert rows["firewall"]["remediation_en"] == ""
+    assert rows["antivirus"]["state"] == "UNKNOWN" and rows["antivirus"]["remediation_zh"]
