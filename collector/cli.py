@@ -10,13 +10,15 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import secrets
 import sys
 from pathlib import Path
 
 from cryptography import x509
 
 from collector import __version__
-from collector.config import ConfigError, load
+from collector.compliance import Waiver
+from collector.config import CollectorConfig, ConfigError, load
 from collector.datadir import InitError, initialize
 from collector.pki import fingerprint, utcnow
 from collector.policy import PolicyError, default_policy_text, load_policy
@@ -65,6 +67,28 @@ def _data_option(parser: argparse.ArgumentParser) -> None:
 
 def _format_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+
+
+def _add_waiver_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    waiver = commands.add_parser("waiver", help="exemptions for a device and a check, that expire")
+    waiver_commands = waiver.add_subparsers(dest="waiver_command", required=True, metavar="COMMAND")
+    add = waiver_commands.add_parser("add", help="exempt devices from a check until a date")
+    add.add_argument("--device", action="append", required=True, metavar="ID",
+                     help="device id (repeat for a group of devices)")  # fmt: skip
+    add.add_argument("--check", required=True, help="check id, e.g. chat-backup")
+    add.add_argument("--owner", required=True, help="who is accountable for the exemption")
+    add.add_argument("--reason", required=True, help="why the device may not comply for now")
+    add.add_argument("--expires", required=True, type=_moment, metavar="DATE",
+                     help="when the exemption ends by itself (required)")  # fmt: skip
+    _data_option(add)
+    listing = waiver_commands.add_parser("list", help="active waivers (--all: every one)")
+    listing.add_argument("--all", action="store_true", help="include expired and revoked ones")
+    _data_option(listing)
+    _format_option(listing)
+    revoke = waiver_commands.add_parser("revoke", help="end a waiver now")
+    revoke.add_argument("waiver_id")
+    revoke.add_argument("--reason", required=True, help="why it ends early (kept in the log)")
+    _data_option(revoke)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -136,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     policy_check.add_argument("file", type=Path, help="the policy file (TOML)")
     policy_commands.add_parser("default", help="print the bundled policy, to start a copy from")
+
+    _add_waiver_commands(commands)
 
     report = commands.add_parser("report", help="compliance reports")
     report_commands = report.add_subparsers(dest="report_command", required=True, metavar="COMMAND")
@@ -261,6 +287,73 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+WAIVER_COLUMNS = (
+    "waiver", "device", "check", "owner", "reason", "created", "expires", "status",
+)  # fmt: skip
+
+
+def cmd_waiver(args: argparse.Namespace) -> int:
+    config = load(args.data)
+    now = utcnow()
+    store = Store.open(config.database)
+    try:
+        if args.waiver_command == "add":
+            return _waiver_add(args, config, store, now)
+        if args.waiver_command == "revoke":
+            if not store.revoke_waiver(args.waiver_id, now, args.reason):
+                raise CliError(
+                    f"no active waiver {args.waiver_id}: see `devposture-collector waiver list`"
+                )
+            print(f"waiver {args.waiver_id} revoked")
+            return 0
+        rows = []
+        for w in store.waivers():
+            status = (
+                "active" if w.active(now)
+                else "revoked" if w.revoked_at is not None and w.revoked_at <= now
+                else "expired"
+            )  # fmt: skip
+            if status == "active" or args.all:
+                rows.append({
+                    "waiver": w.waiver_id, "device": w.device_id, "check": w.check_id,
+                    "owner": w.owner, "reason": w.reason,
+                    "created": w.created_at.isoformat(timespec="seconds"),
+                    "expires": w.expires_at.isoformat(timespec="seconds"), "status": status,
+                })  # fmt: skip
+        sys.stdout.write(render(rows, WAIVER_COLUMNS, args.format))
+        return 0
+    finally:
+        store.close()
+
+
+def _waiver_add(
+    args: argparse.Namespace, config: CollectorConfig, store: Store, now: dt.datetime
+) -> int:
+    policy = policy_in_force(config)
+    if policy.check(args.check) is None:
+        known = ", ".join(c.check_id for c in policy.checks)
+        raise CliError(f"no check {args.check!r} in the policy (checks: {known})")
+    if args.expires <= now:
+        raise CliError("--expires must be in the future: a waiver always ends by itself")
+    if not args.owner.strip() or not args.reason.strip():
+        raise CliError("--owner and --reason must not be empty: the audit trail needs both")
+    known_devices = {d.device_id for d in store.devices_seen()}
+    unknown = [d for d in args.device if d not in known_devices]
+    if unknown:
+        raise CliError(
+            f"no enrolled device {', '.join(unknown)}: see `devposture-collector report device`"
+        )
+    for device_id in dict.fromkeys(args.device):
+        waiver = Waiver(
+            f"w-{secrets.token_hex(4)}", device_id, args.check, args.owner.strip(),
+            args.reason.strip(), now, args.expires,
+        )  # fmt: skip
+        store.add_waiver(waiver, now)
+        print(f"waiver {waiver.waiver_id}: {device_id} exempt from {args.check}"
+              f" until {args.expires.isoformat(timespec='minutes')}")  # fmt: skip
+    return 0
+
+
 def _moment(text: str) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(text)
@@ -286,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
         ("report", "fleet"): cmd_report,
         ("report", "device"): cmd_report,
         ("report", "failing"): cmd_report,
+        ("waiver", "add"): cmd_waiver,
+        ("waiver", "list"): cmd_waiver,
+        ("waiver", "revoke"): cmd_waiver,
         ("policy", "check"): cmd_policy_check,
         ("policy", "default"): cmd_policy_default,
     }

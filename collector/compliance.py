@@ -40,17 +40,40 @@ class Standing:
     since: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class Waiver:
+    waiver_id: str
+    device_id: str
+    check_id: str
+    owner: str
+    reason: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None = None
+
+    def active(self, at: dt.datetime) -> bool:
+        """In force at `at`: made by then, not yet expired, not revoked by then."""
+        revoked = self.revoked_at is not None and self.revoked_at <= at
+        return self.created_at <= at < self.expires_at and not revoked
+
+
 Change = tuple[str, str, str, str, dt.datetime]  # device, check, state, reason, since
 
 
 def standings(
-    devices: Iterable[DeviceSeen], changes: Iterable[Change], policy: Policy, at: dt.datetime
+    devices: Iterable[DeviceSeen],
+    changes: Iterable[Change],
+    policy: Policy,
+    at: dt.datetime,
+    waivers: Iterable[Waiver] = (),
 ) -> list[Standing]:
     """Every device's standing on every policy check at `at`. `changes` must be those up to
-    `at`, oldest first; `devices` those enrolled by `at`, with their last report by `at`."""
+    `at`, oldest first; `devices` those enrolled by `at`, with their last report by `at`.
+    A waiver active at `at` makes a check EXEMPT, but never a silent device: STALE wins."""
     latest: dict[tuple[str, str], Change] = {}
     for change in changes:
         latest[(change[0], change[1])] = change
+    waived = {(w.device_id, w.check_id): w for w in waivers if w.active(at)}
     window = dt.timedelta(hours=policy.stale_after_hours)
     out: list[Standing] = []
     for device in devices:
@@ -69,7 +92,16 @@ def standings(
             continue
         for check in policy.checks:
             found = latest.get((device.device_id, check.check_id))
-            out.append(_standing(device.device_id, check.check_id, check.grace_hours, found, at))
+            standing = _standing(device.device_id, check.check_id, check.grace_hours, found, at)
+            waiver = waived.get((device.device_id, check.check_id))
+            if waiver is not None:
+                standing = Standing(
+                    standing.device_id, standing.check_id, "EXEMPT",
+                    f"waiver {waiver.waiver_id} until {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
+                    f" ({waiver.owner}: {waiver.reason}); without it: {standing.state}",
+                    waiver.created_at,
+                )  # fmt: skip
+            out.append(standing)
     return out
 
 

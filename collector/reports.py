@@ -37,7 +37,7 @@ def _when(moment: dt.datetime | None) -> str | None:
 
 
 def _standings(store: Store, policy: Policy, at: dt.datetime) -> list[Standing]:
-    return standings(store.devices_seen(at), store.state_changes(at), policy, at)
+    return standings(store.devices_seen(at), store.state_changes(at), policy, at, store.waivers())
 
 
 def fleet_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:

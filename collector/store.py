@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from collector.compliance import DeviceSeen
+from collector.compliance import DeviceSeen, Waiver
 from collector.tokens import Token, secret_matches
 
 SCHEMA_VERSION = 1
@@ -87,6 +87,30 @@ CREATE TABLE IF NOT EXISTS state_changes (
     PRIMARY KEY (device_id, check_id, since_us)
 );
 CREATE INDEX IF NOT EXISTS state_changes_by_time ON state_changes(since_us);
+
+-- Waivers: EXEMPT for a device and a check until an expiry, with an owner and a reason.
+CREATE TABLE IF NOT EXISTS waivers (
+    waiver_id   TEXT PRIMARY KEY,
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    check_id    TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_us  INTEGER NOT NULL,
+    expires_us  INTEGER NOT NULL,
+    revoked_us  INTEGER
+);
+-- Every waiver change, for the audit trail.
+CREATE TABLE IF NOT EXISTS waiver_events (
+    event_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    waiver_id   TEXT NOT NULL REFERENCES waivers(waiver_id),
+    action      TEXT NOT NULL,
+    at_us       INTEGER NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS waiver_events_are_append_only_update BEFORE UPDATE ON waiver_events
+BEGIN SELECT RAISE(ABORT, 'the waiver log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS waiver_events_are_append_only_delete BEFORE DELETE ON waiver_events
+BEGIN SELECT RAISE(ABORT, 'the waiver log is append-only'); END;
 
 CREATE TRIGGER IF NOT EXISTS state_changes_are_append_only_update BEFORE UPDATE ON state_changes
 BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
@@ -351,6 +375,56 @@ class Store:
             DeviceSeen(r[0], r[1], r[2], from_us(r[3]), None if r[4] is None else from_us(r[4]))
             for r in rows
         ]
+
+    def add_waiver(self, waiver: Waiver, now: dt.datetime) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO waivers(waiver_id, device_id, check_id, owner, reason, created_us,"
+                " expires_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (waiver.waiver_id, waiver.device_id, waiver.check_id, waiver.owner,
+                 waiver.reason, to_us(waiver.created_at), to_us(waiver.expires_at)),
+            )  # fmt: skip
+            detail = (
+                f"device {waiver.device_id}, check {waiver.check_id}, owner {waiver.owner},"
+                f" expires {waiver.expires_at.isoformat(timespec='seconds')}: {waiver.reason}"
+            )
+            cur.execute(
+                "INSERT INTO waiver_events(waiver_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
+                (waiver.waiver_id, "add", to_us(now), detail),
+            )
+
+    def revoke_waiver(self, waiver_id: str, now: dt.datetime, why: str) -> bool:
+        """Revoke an active waiver; False when there is none by that id (or it already ended)."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE waivers SET revoked_us = ? WHERE waiver_id = ? AND revoked_us IS NULL"
+                " AND expires_us > ?",
+                (to_us(now), waiver_id, to_us(now)),
+            )
+            if cur.rowcount == 0:
+                return False
+            cur.execute(
+                "INSERT INTO waiver_events(waiver_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
+                (waiver_id, "revoke", to_us(now), why),
+            )
+            return True
+
+    def waivers(self) -> list[Waiver]:
+        rows = self._db.execute(
+            "SELECT waiver_id, device_id, check_id, owner, reason, created_us, expires_us,"
+            " revoked_us FROM waivers ORDER BY created_us"
+        ).fetchall()
+        return [
+            Waiver(r[0], r[1], r[2], r[3], r[4], from_us(r[5]), from_us(r[6]),
+                   None if r[7] is None else from_us(r[7]))
+            for r in rows
+        ]  # fmt: skip
+
+    def waiver_events(self) -> list[tuple[str, str, dt.datetime, str]]:
+        rows = self._db.execute(
+            "SELECT waiver_id, action, at_us, detail FROM waiver_events ORDER BY event_id"
+        ).fetchall()
+        return [(r[0], r[1], from_us(r[2]), r[3]) for r in rows]
 
     def state_changes(
         self, until: dt.datetime | None = None

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from collector.compliance import Waiver
 from collector.policy import default_policy
 from collector.reports import device_rows, failing_rows, fleet_rows
 from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
@@ -106,3 +109,68 @@ def test_remediation_shown_only_when_not_passing(store: Store) -> None:
     rows = {r["check"]: r for r in device_rows(store, POLICY, T0 + HOUR, "laptop")}
     assert rows["firewall"]["remediation_en"] == ""
     assert rows["antivirus"]["state"] == "UNKNOWN" and rows["antivirus"]["remediation_zh"]
+
+
+def _waiver(store: Store, made: dt.datetime, expires: dt.datetime, waiver_id: str = "w-1") -> None:
+    store.add_waiver(
+        Waiver(waiver_id, "laptop", "firewall", "IT lead", "new firewall product rollout",
+               made, expires),
+        made,
+    )  # fmt: skip
+
+
+def test_a_waiver_exempts_until_it_expires_by_itself(store: Store) -> None:
+    _report(store, "laptop", T0, "FAIL", "r1")
+    _waiver(store, T0 + 10 * HOUR, T0 + 20 * HOUR)
+    assert _firewall(store, "laptop", T0 + 9 * HOUR)[0] == "FAIL"  # before the waiver
+    state, reason = _firewall(store, "laptop", T0 + 11 * HOUR)
+    assert state == "EXEMPT" and "IT lead" in reason and "without it: FAIL" in reason
+    assert _firewall(store, "laptop", T0 + 21 * HOUR)[0] == "FAIL"  # expired by itself
+
+
+def test_a_revoked_waiver_stops_applying_and_the_log_keeps_both(store: Store) -> None:
+    _report(store, "laptop", T0, "FAIL", "r1")
+    _waiver(store, T0 + HOUR, T0 + 100 * HOUR)
+    assert store.revoke_waiver("w-1", T0 + 3 * HOUR, "rollout cancelled")
+    assert not store.revoke_waiver("w-1", T0 + 4 * HOUR, "again")
+    assert _firewall(store, "laptop", T0 + 2 * HOUR)[0] == "EXEMPT"
+    assert _firewall(store, "laptop", T0 + 4 * HOUR)[0] == "FAIL"
+    assert [(e[1], e[3]) for e in store.waiver_events()][1] == ("revoke", "rollout cancelled")
+
+
+def test_a_waiver_never_hides_a_silent_device(store: Store) -> None:
+    _report(store, "laptop", T0, "FAIL", "r1")
+    _waiver(store, T0, T0 + 500 * HOUR)
+    assert _firewall(store, "laptop", T0 + 60 * HOUR)[0] == "STALE"
+
+
+def test_cli_waiver_refusals_and_listing(tmp_path: Path) -> None:
+    collector = str(Path(sys.executable).parent / "devposture-collector")
+    data = tmp_path / "c"
+    subprocess.run([collector, "init", "--data", str(data)], check=True, capture_output=True)
+    store = Store.open(data / "devposture.db")
+    _enroll(store, "laptop", dt.datetime.now(dt.UTC))
+    store.close()
+
+    def waiver(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [collector, "waiver", *extra, "--data", str(data)], capture_output=True, text=True,
+            check=False,
+        )  # fmt: skip
+
+    base = ["add", "--device", "laptop", "--owner", "IT", "--reason", "rollout"]
+    past = waiver(*base, "--check", "firewall", "--expires", "2020-01-01")
+    assert past.returncode == 1 and "must be in the future" in past.stderr
+    unknown = waiver(*base, "--check", "firewal", "--expires", "2099-01-01")
+    assert unknown.returncode == 1 and "no check 'firewal'" in unknown.stderr
+    stranger = waiver("add", "--device", "nobody", "--owner", "IT", "--reason", "x",
+                      "--check", "firewall", "--expires", "2099-01-01")  # fmt: skip
+    assert stranger.returncode == 1 and "no enrolled device nobody" in stranger.stderr
+    added = waiver(*base, "--check", "firewall", "--expires", "2099-01-01")
+    assert added.returncode == 0, added.stderr
+    waiver_id = added.stdout.split()[1].rstrip(":")
+    listed = waiver("list", "--format", "csv")
+    assert waiver_id in listed.stdout and ",active" in listed.stdout
+    assert waiver("revoke", waiver_id, "--reason", "done").returncode == 0
+    assert waiver_id not in waiver("list").stdout
+    assert ",revoked" in waiver("list", "--all", "--format", "csv").stdout
