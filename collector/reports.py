@@ -17,9 +17,11 @@ FLEET_COLUMNS: tuple[str, ...] = (
     "clause", "check", "devices", "pass", "grace", "fail", "unknown", "exempt", "stale",
     "pass_rate",
 )  # fmt: skip
+# verdict: the latest report's judgment (PASS, FAIL, UNKNOWN); state: the standing over time
+# (adds GRACE, EXEMPT, STALE).
 DEVICE_COLUMNS: tuple[str, ...] = (
-    "device", "hostname", "os", "clause", "check", "state", "since", "reason", "evidence",
-    "remediation_zh", "remediation_en",
+    "device", "hostname", "os", "clause", "check", "verdict", "state", "since", "reason",
+    "evidence", "remediation_zh", "remediation_en",
 )  # fmt: skip
 FAILING_COLUMNS: tuple[str, ...] = (
     "device",
@@ -63,8 +65,8 @@ def device_rows(
 ) -> list[Row]:
     """Each check of one device (or of every device): state, since when, why, what to do."""
     devices = {d.device_id: d for d in store.devices_seen(at)}
-    evidence = {
-        (r.device_id, r.check_id): f"report of {_when(r.collected_at)}"
+    latest = {
+        (r.device_id, r.check_id): (r.state, f"report collected {_when(r.collected_at)}")
         for r in store.device_results()
         if r.check_id is not None and r.collected_at is not None
     }
@@ -74,11 +76,12 @@ def device_rows(
             continue
         device, check = devices[standing.device_id], policy.check(standing.check_id)
         assert check is not None
+        verdict, evidence = latest.get((standing.device_id, standing.check_id), (None, None))
         rows.append({
             "device": standing.device_id, "hostname": device.hostname, "os": device.os_family,
-            "clause": check.clause, "check": check.check_id, "state": standing.state,
-            "since": _when(standing.since), "reason": standing.reason,
-            "evidence": evidence.get((standing.device_id, standing.check_id)),
+            "clause": check.clause, "check": check.check_id, "verdict": verdict,
+            "state": standing.state, "since": _when(standing.since), "reason": standing.reason,
+            "evidence": evidence,
             "remediation_zh": "" if standing.state == "PASS" else check.remediation_zh,
             "remediation_en": "" if standing.state == "PASS" else check.remediation_en,
         })  # fmt: skip

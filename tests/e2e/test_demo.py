@@ -28,13 +28,23 @@ def test_demo_prints_one_verdict_per_check_and_cleans_up(tmp_path: Path) -> None
     device = done.stdout.split("==> This machine, check by check", 1)[1].split("==>", 1)[0]
     lines = [line for line in device.splitlines() if line and not line.startswith("$")]
     header = lines[0].split()
-    assert header[:7] == ["DEVICE", "HOSTNAME", "OS", "CLAUSE", "CHECK", "STATE", "SINCE"]
+    assert header[:8] == [
+        "DEVICE",
+        "HOSTNAME",
+        "OS",
+        "CLAUSE",
+        "CHECK",
+        "VERDICT",
+        "STATE",
+        "SINCE",
+    ]
     rows = lines[1:]
     assert [row.split()[4] for row in rows] == [c.check_id for c in CHECKS]
     for row in rows:
-        state = row.split()[5]
+        verdict, state = row.split()[5:7]
+        assert verdict in {"PASS", "FAIL", "UNKNOWN"}, row
         assert state in {"PASS", "FAIL", "GRACE", "UNKNOWN"}, row
-        assert len(row.split()) > 8, f"no reason given: {row}"
+        assert len(row.split()) > 9, f"no reason given: {row}"
     fleet = done.stdout.split("==> Fleet compliance table", 1)[1].split("==>", 1)[0]
     fleet_lines = [line for line in fleet.splitlines() if line and not line.startswith("$")]
     assert fleet_lines[0].split()[:4] == ["CLAUSE", "CHECK", "DEVICES", "PASS"]
