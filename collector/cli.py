@@ -27,9 +27,11 @@ from collector.reports import (
     DEVICE_COLUMNS,
     FAILING_COLUMNS,
     FLEET_COLUMNS,
+    HISTORY_COLUMNS,
     device_rows,
     failing_rows,
     fleet_rows,
+    history_rows,
 )
 from collector.server import policy_in_force, serve_forever
 from collector.store import Store
@@ -83,6 +85,9 @@ def _add_waiver_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     _data_option(add)
     listing = waiver_commands.add_parser("list", help="active waivers (--all: every one)")
     listing.add_argument("--all", action="store_true", help="include expired and revoked ones")
+    listing.add_argument(
+        "--log", action="store_true", help="every waiver change instead (the audit trail)"
+    )
     _data_option(listing)
     _format_option(listing)
     revoke = waiver_commands.add_parser("revoke", help="end a waiver now")
@@ -169,11 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
         ("fleet", "per check: devices passing, in grace, failing, unknown, exempt, stale"),
         ("device", "each check of a device (or of every device): state, since, why, what to do"),
         ("failing", "devices failing a check, the longest-failing first"),
+        ("history", "every state a device had on each check, from when until when"),
     )
     for name, summary in views:
         view = report_commands.add_parser(name, help=summary)
         if name == "device":
             view.add_argument("device_id", nargs="?", help="the device id (default: every device)")
+        if name == "history":
+            view.add_argument("device_id", help="the device id")
         view.add_argument(
             "--as-of", type=_moment, default=None, metavar="DATE",
             help="as the fleet stood then: 2026-11-01 or 2026-11-01T09:30 (UTC unless a zone"
@@ -279,6 +287,13 @@ def cmd_report(args: argparse.Namespace) -> int:
                     f"no device {args.device_id} was enrolled by {at:%Y-%m-%d %H:%M} UTC;"
                     " see the ids in `devposture-collector report device`"
                 )
+        elif args.report_command == "history":
+            rows, columns = history_rows(store, args.device_id, at), HISTORY_COLUMNS
+            if not rows:
+                raise CliError(
+                    f"no history for device {args.device_id}: see the ids in"
+                    " `devposture-collector report device`"
+                )
         else:
             rows, columns = failing_rows(store, policy, at), FAILING_COLUMNS
     finally:
@@ -305,6 +320,13 @@ def cmd_waiver(args: argparse.Namespace) -> int:
                     f"no active waiver {args.waiver_id}: see `devposture-collector waiver list`"
                 )
             print(f"waiver {args.waiver_id} revoked")
+            return 0
+        if args.log:
+            events = [
+                {"waiver": w, "action": a, "at": t.isoformat(timespec="seconds"), "detail": d}
+                for w, a, t, d in store.waiver_events()
+            ]
+            sys.stdout.write(render(events, ("waiver", "action", "at", "detail"), args.format))
             return 0
         rows = []
         for w in store.waivers():
@@ -379,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         ("report", "fleet"): cmd_report,
         ("report", "device"): cmd_report,
         ("report", "failing"): cmd_report,
+        ("report", "history"): cmd_report,
         ("waiver", "add"): cmd_waiver,
         ("waiver", "list"): cmd_waiver,
         ("waiver", "revoke"): cmd_waiver,

@@ -23,6 +23,7 @@ DEVICE_COLUMNS: tuple[str, ...] = (
     "device", "hostname", "os", "clause", "check", "verdict", "state", "since", "reason",
     "evidence", "remediation_zh", "remediation_en",
 )  # fmt: skip
+HISTORY_COLUMNS: tuple[str, ...] = ("check", "state", "from", "until", "hours", "reason")
 FAILING_COLUMNS: tuple[str, ...] = (
     "device",
     "hostname",
@@ -104,4 +105,22 @@ def failing_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
             "days": round((at - standing.since).total_seconds() / 86400, 1),
             "reason": standing.reason,
         })  # fmt: skip
+    return rows
+
+
+def history_rows(store: Store, device_id: str, at: dt.datetime) -> list[Row]:
+    """Every state a device had on each check, from when until when: since when it has been
+    failing, and how long each failure took to fix."""
+    changes = [c for c in store.state_changes(at) if c[0] == device_id]
+    rows: list[Row] = []
+    for check_id in dict.fromkeys(c[1] for c in changes):
+        mine = [c for c in changes if c[1] == check_id]
+        for current, following in zip(mine, [*mine[1:], None], strict=True):
+            until = following[4] if following is not None else None
+            hours = ((until or at) - current[4]).total_seconds() / 3600
+            rows.append({
+                "check": check_id, "state": current[2], "from": _when(current[4]),
+                "until": _when(until) if until else "now", "hours": round(hours, 1),
+                "reason": current[3],
+            })  # fmt: skip
     return rows

@@ -12,7 +12,7 @@ import pytest
 
 from collector.compliance import Waiver
 from collector.policy import default_policy
-from collector.reports import device_rows, failing_rows, fleet_rows
+from collector.reports import device_rows, failing_rows, fleet_rows, history_rows
 from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
 from collector.tokens import new_token
 
@@ -174,3 +174,17 @@ def test_cli_waiver_refusals_and_listing(tmp_path: Path) -> None:
     assert waiver("revoke", waiver_id, "--reason", "done").returncode == 0
     assert waiver_id not in waiver("list").stdout
     assert ",revoked" in waiver("list", "--all", "--format", "csv").stdout
+
+
+def test_history_says_since_when_and_how_long_a_fix_took(store: Store) -> None:
+    _report(store, "laptop", T0, "PASS", "r1")
+    _report(store, "laptop", T0 + 2 * HOUR, "FAIL", "r2")
+    _report(store, "laptop", T0 + 5 * HOUR, "PASS", "r3")
+    rows = [
+        (r["state"], r["hours"], r["until"]) for r in history_rows(store, "laptop", T0 + 6 * HOUR)
+    ]
+    assert rows == [
+        ("PASS", 2.0, "2026-11-01T11:00:00+00:00"),
+        ("FAIL", 3.0, "2026-11-01T14:00:00+00:00"),
+        ("PASS", 1.0, "now"),
+    ]
