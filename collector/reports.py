@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collector.compliance import STATES, Standing, standings
+from collector.compliance import STATES, DeviceSeen, Standing, standings
 from collector.policy import Policy
 from collector.render import Row
 from collector.store import Store
@@ -39,8 +39,13 @@ def _when(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
-def _standings(store: Store, policy: Policy, at: dt.datetime) -> list[Standing]:
-    return standings(store.devices_seen(at), store.state_changes(at), policy, at, store.waivers())
+def _standings(
+    store: Store, policy: Policy, at: dt.datetime
+) -> tuple[dict[str, DeviceSeen], list[Standing]]:
+    """The devices enrolled by `at` (by id) and their standings, from one read of each table."""
+    devices = store.devices_seen(at)
+    judged = standings(devices, store.state_changes(at), policy, at, store.waivers())
+    return {d.device_id: d for d in devices}, judged
 
 
 def fleet_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
@@ -48,7 +53,7 @@ def fleet_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
     counts: dict[str, dict[str, int]] = {
         c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks
     }
-    for standing in _standings(store, policy, at):
+    for standing in _standings(store, policy, at)[1]:
         counts[standing.check_id][standing.state] += 1
     rows: list[Row] = []
     for check in policy.checks:
@@ -65,14 +70,14 @@ def device_rows(
     store: Store, policy: Policy, at: dt.datetime, device_id: str | None = None
 ) -> list[Row]:
     """Each check of one device (or of every device): state, since when, why, what to do."""
-    devices = {d.device_id: d for d in store.devices_seen(at)}
+    devices, judged = _standings(store, policy, at)
     latest = {
         (r.device_id, r.check_id): (r.state, f"report collected {_when(r.collected_at)}")
         for r in store.device_results()
         if r.check_id is not None and r.collected_at is not None
     }
     rows: list[Row] = []
-    for standing in _standings(store, policy, at):
+    for standing in judged:
         if device_id is not None and standing.device_id != device_id:
             continue
         device, check = devices[standing.device_id], policy.check(standing.check_id)
@@ -91,8 +96,8 @@ def device_rows(
 
 def failing_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
     """Devices failing a check, the longest-failing first (grace periods have run out)."""
-    devices = {d.device_id: d for d in store.devices_seen(at)}
-    failing = [s for s in _standings(store, policy, at) if s.state == "FAIL" and s.since]
+    devices, judged = _standings(store, policy, at)
+    failing = [s for s in judged if s.state == "FAIL" and s.since]
     failing.sort(key=lambda s: (s.since, s.device_id, s.check_id))
     rows: list[Row] = []
     for standing in failing:
