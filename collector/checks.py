@@ -148,8 +148,6 @@ def _antivirus_product_problems(
     elif product.HasField("signatures_up_to_date"):
         if not product.signatures_up_to_date:
             problems.append("signatures out of date")
-    elif product.source == "clamav-db" or product.signature_version == "":
-        problems.append("no signature database")
     else:
         doubts.append("signature date unknown")
     return problems, doubts

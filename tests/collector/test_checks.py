@@ -73,10 +73,16 @@ def test_antivirus_pass_fail_unknown() -> None:
     state, reason = verdict("antivirus", old)
     assert state is State.FAIL and "older than 7 days" in reason
     no_db = _antivirus(name="ClamAV", source="clamav-db", enabled=True, real_time_protection=True)
+    no_db.errors.add(  # what the ClamAV probe says when the database folder is empty
+        fact=pb.FACT_ANTIVIRUS, code=pb.PROBE_ERROR_CODE_NO_SOURCE,
+        message="ClamAV is installed but has no signature database", source="clamav-db",
+    )  # fmt: skip
     state, reason = verdict("antivirus", no_db)
     assert state is State.FAIL and "no signature database" in reason
-    vague = _antivirus(name="CrowdStrike Falcon", source="process", signature_version="n/a")
-    assert verdict("antivirus", vague)[0] is State.UNKNOWN
+    # Seen only through its processes: no version, no date. Cannot tell, so not a failure.
+    vague = _antivirus(name="CrowdStrike Falcon", source="process", enabled=True)
+    state, reason = verdict("antivirus", vague)
+    assert state is State.UNKNOWN and "signature date unknown" in reason
     empty = pb.PostureReport()
     empty.antivirus.SetInParent()
     assert verdict("antivirus", empty) == (
