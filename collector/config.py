@@ -14,6 +14,7 @@ CONFIG_NAME = "collector.toml"
 
 DEFAULT_ENROLL_PORT = 7443
 DEFAULT_REPORT_PORT = 7444
+DEFAULT_ADMIN_PORT = 7445
 
 _TEMPLATE = """\
 # devposture collector configuration. Paths are relative to this folder.
@@ -36,12 +37,26 @@ path = "policy.toml"
 [enrollment]
 # How long a new enrollment token stays valid unless `token create --ttl` says otherwise.
 token_ttl_hours = 24
-# Lifetime of the client certificates signed for devices.
-device_certificate_days = 90
+# Lifetime of the client certificates signed for devices. Agents renew them by themselves
+# when about a third of it is left; short lifetimes limit what a stolen key is worth.
+device_certificate_days = 14
+
+[admin]
+# The administration port (IT's CLI from another machine, the dashboard). It needs an admin
+# credential (`devposture-collector admin add`); keep it on loopback or an admin network.
+host = "127.0.0.1"
+port = {admin_port}
 
 [limits]
 # Largest report accepted, in bytes; larger ones are refused with RESOURCE_EXHAUSTED.
 max_report_bytes = 1048576
+# Calls one device may make per minute, and in a burst; more are answered RESOURCE_EXHAUSTED
+# with a retry hint, without slowing other devices.
+device_calls_per_minute = 60
+device_call_burst = 30
+# Every agent connection is closed (gracefully) after this many seconds, so a revoked
+# device's open connections end within a minute; agents reconnect without noticing.
+max_connection_age_seconds = 50
 """
 
 
@@ -60,6 +75,11 @@ class CollectorConfig:
     device_certificate_days: int
     max_report_bytes: int
     policy: Path
+    admin_host: str = "127.0.0.1"
+    admin_port: int = DEFAULT_ADMIN_PORT
+    device_calls_per_minute: int = 60
+    device_call_burst: int = 30
+    max_connection_age_seconds: float = 50.0
 
     @property
     def ca_key(self) -> Path:
@@ -78,8 +98,12 @@ class CollectorConfig:
         return self.data_dir / "tls" / "server.crt"
 
 
-def render_default(host: str, enroll_port: int, report_port: int) -> str:
-    return _TEMPLATE.format(host=host, enroll_port=enroll_port, report_port=report_port)
+def render_default(
+    host: str, enroll_port: int, report_port: int, admin_port: int = DEFAULT_ADMIN_PORT
+) -> str:
+    return _TEMPLATE.format(
+        host=host, enroll_port=enroll_port, report_port=report_port, admin_port=admin_port
+    )
 
 
 def _get(table: dict[str, object], section: str, key: str, kind: type) -> object:
@@ -94,6 +118,21 @@ def _get(table: dict[str, object], section: str, key: str, kind: type) -> object
             f"{CONFIG_NAME}: [{section}] {key} must be a {kind.__name__}, not {item!r}"
         )
     return item
+
+
+def _optional(
+    table: dict[str, object], section: str, key: str, kind: type, default: object
+) -> object:
+    """A setting added after the first release: absent in an older collector.toml."""
+    value = table.get(section, {})
+    if not isinstance(value, dict) or key not in value:
+        return default
+    return _get(table, section, key, kind)
+
+
+def _at_least(value: object, minimum: float, where: str) -> None:
+    if not isinstance(value, int | float) or value < minimum:
+        raise ConfigError(f"{CONFIG_NAME}: {where} must be at least {minimum}")
 
 
 def load(data_dir: Path) -> CollectorConfig:
@@ -126,6 +165,19 @@ def load(data_dir: Path) -> CollectorConfig:
         raise ConfigError(f"{CONFIG_NAME}: [policy] path must be a text")
     if max_bytes < 4096:
         raise ConfigError(f"{CONFIG_NAME}: [limits] max_report_bytes must be at least 4096")
+    _at_least(days, 1, "[enrollment] device_certificate_days")
+    admin_host = _optional(table, "admin", "host", str, "127.0.0.1")
+    admin_port = _optional(table, "admin", "port", int, DEFAULT_ADMIN_PORT)
+    per_minute = _optional(table, "limits", "device_calls_per_minute", int, 60)
+    burst = _optional(table, "limits", "device_call_burst", int, 30)
+    max_age = _optional(table, "limits", "max_connection_age_seconds", float, 50.0)
+    _at_least(per_minute, 1, "[limits] device_calls_per_minute")
+    _at_least(burst, 1, "[limits] device_call_burst")
+    _at_least(max_age, 1, "[limits] max_connection_age_seconds")
+    assert isinstance(admin_host, str) and isinstance(admin_port, int)
+    assert isinstance(per_minute, int) and isinstance(burst, int) and isinstance(max_age, float)
+    if not 0 <= admin_port <= 65535:
+        raise ConfigError(f"{CONFIG_NAME}: [admin] port must be between 0 and 65535")
     return CollectorConfig(
         data_dir=data_dir,
         host=host,
@@ -136,4 +188,9 @@ def load(data_dir: Path) -> CollectorConfig:
         device_certificate_days=days,
         max_report_bytes=max_bytes,
         policy=data_dir / policy,
+        admin_host=admin_host,
+        admin_port=admin_port,
+        device_calls_per_minute=per_minute,
+        device_call_burst=burst,
+        max_connection_age_seconds=max_age,
     )

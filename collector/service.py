@@ -25,6 +25,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from collector.agent_config import agent_config, verdicts
 from collector.checks import CheckParameters, evaluate
+from collector.identity_store import Admission, Verdict
 from collector.pki import Authority, CsrRejected, cert_pem, device_id_for_certificate, utcnow
 from collector.policy import Policy
 from collector.store import (
@@ -51,16 +52,25 @@ def _timestamp(moment: dt.datetime) -> Timestamp:
     return ts
 
 
-def peer_device_id(context: grpc.aio.ServicerContext[object, object]) -> str | None:
-    """The device id proved by the caller's client certificate, or None without one.
+@dataclass(frozen=True)
+class Peer:
+    """Who is calling, as proved by the client certificate of the connection."""
 
-    The TLS layer has already verified the certificate against our CA; the id is recomputed
-    from its public key rather than read from its subject.
+    device_id: str
+    serial: str
+
+
+def peer_of(context: grpc.aio.ServicerContext[object, object]) -> Peer | None:
+    """The device proved by the caller's client certificate, or None without one.
+
+    The TLS layer has already verified the certificate against a CA we trust; the id is
+    recomputed from its public key rather than read from its subject.
     """
     pems = list(context.auth_context().get("x509_pem_cert", ()))
     if not pems:
         return None
-    return device_id_for_certificate(x509.load_pem_x509_certificate(pems[0]))
+    cert = x509.load_pem_x509_certificate(pems[0])
+    return Peer(device_id_for_certificate(cert), format(cert.serial_number, "x"))
 
 
 def _is_canonical_uuid(text: str) -> bool:
@@ -73,6 +83,30 @@ def _is_canonical_uuid(text: str) -> bool:
 def os_family_name(value: pb.OsFamily.ValueType) -> str:
     name = pb.OsFamily.Name(value) if value in pb.OsFamily.values() else "OS_FAMILY_UNSPECIFIED"
     return name.removeprefix("OS_FAMILY_").lower().replace("unspecified", "")
+
+
+def _refusal(device_id: str, admission: Admission) -> str | None:
+    """What a refused device is told, or None when the call may go on."""
+    if admission.verdict is Verdict.ALLOWED:
+        return None
+    if admission.verdict is Verdict.UNKNOWN_DEVICE:
+        return f"device {device_id} is not enrolled with this collector: enroll it again"
+    if admission.verdict is Verdict.REVOKED:
+        when = f" on {admission.status_at:%Y-%m-%d}" if admission.status_at else ""
+        return (
+            f"device {device_id} was {admission.status} by IT{when}: it can no longer report."
+            " Ask IT; a new enrollment needs a new token and a new key (enroll --force)"
+        )
+    if admission.verdict is Verdict.CLONE:
+        return (
+            f"device {device_id}'s identity is in use on another computer (a certificate of"
+            f" generation {admission.generation} after generation {admission.newest_generation}):"
+            " IT has been alerted. Re-enroll this computer with its own state folder"
+        )
+    return (
+        f"this certificate of device {device_id} is not in the collector's records:"
+        " enroll this computer again (enroll --force)"
+    )
 
 
 @dataclass(frozen=True)
@@ -191,16 +225,30 @@ class CollectorService(pb_grpc.CollectorServicer):
             report_port=self.report_port,
         )
 
+    async def _admit(self, context: grpc.aio.ServicerContext[object, object]) -> Peer:
+        """The calling device, if it may call at all: enrolled, not revoked or retired, and
+        not presenting a certificate older than one already in use (a clone)."""
+        peer = peer_of(context)
+        if peer is None:
+            await context.abort(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "this call needs the device's client certificate: send it to the report port"
+                " over mutual TLS",
+            )
+        admission = await self._in_db(
+            lambda: self._store.admit(peer.device_id, peer.serial, self._clock())
+        )
+        refusal = _refusal(peer.device_id, admission)
+        if refusal is not None:
+            log.warning("refused a call from device %s: %s", peer.device_id, admission.verdict.value)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+        return peer
+
     async def Report(
         self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ReportAck:
-        device_id = peer_device_id(context)
-        if device_id is None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "reports need the device's client certificate: send them to the report port"
-                " over mutual TLS",
-            )
+        peer = await self._admit(context)
+        device_id = peer.device_id
         report = request.report
         if not request.HasField("report"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request holds no report")
@@ -219,12 +267,6 @@ class CollectorService(pb_grpc.CollectorServicer):
             )
         if not report.HasField("collected_at"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "collected_at is missing")
-        known = await self._in_db(lambda: self._store.device_exists(device_id))
-        if not known:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"device {device_id} is not enrolled with this collector: enroll it again",
-            )
         received_at = self._clock()
         record = ReportRecord(
             report_id=report.report_id,

@@ -12,16 +12,23 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from collector.compliance import DeviceSeen, Waiver
-from collector.tokens import Token, secret_matches
+from collector.identity_store import (
+    IDENTITY_MIGRATION,
+    IDENTITY_SCHEMA,
+    DeviceRecord,
+    IdentityRecords,
+    TokenInfo,
+    TokenRejected,
+)
+from collector.records import from_us, to_us
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: IDENTITY_MIGRATION}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -119,16 +126,21 @@ BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
 """
 
 
-def to_us(moment: dt.datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
-
-
-def from_us(micros: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
-
-
-class TokenRejected(Exception):
-    """The enrollment token cannot be used; the message tells the person what to do."""
+def _migrate(connection: sqlite3.Connection, version: int) -> None:
+    """Bring a database of an older schema up to this one, one step per version, each step
+    in one transaction."""
+    for target, statements in MIGRATIONS.items():
+        if version >= target:
+            continue
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                connection.execute(statement)
+            connection.execute("UPDATE schema_version SET version = ?", (target,))
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
 
 class StoreOutcome(Enum):
@@ -136,18 +148,6 @@ class StoreOutcome(Enum):
     DUPLICATE = "duplicate"
     # The report id is already stored for a different device.
     CONFLICT = "conflict"
-
-
-@dataclass(frozen=True)
-class DeviceRecord:
-    device_id: str
-    cert_serial: str
-    cert_not_after: dt.datetime
-    hostname: str = ""
-    os_family: str = ""
-    os_name: str = ""
-    os_version: str = ""
-    agent_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -172,15 +172,6 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class TokenInfo:
-    token_id: str
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    uses_left: int
-    revoked: bool
-
-
-@dataclass(frozen=True)
 class DeviceResultRow:
     """One device and, when it has reported, its latest verdict for one check."""
 
@@ -194,11 +185,8 @@ class DeviceResultRow:
     collected_at: dt.datetime | None
 
 
-class Store:
+class Store(IdentityRecords):
     """SQLite storage for one collector. Open with `Store.open(path)`."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self._db = connection
 
     @classmethod
     def open(cls, path: Path) -> Store:
@@ -209,102 +197,26 @@ class Store:
         # FULL: a committed transaction survives power loss, which is what an ack promises.
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA foreign_keys=ON")
-        connection.executescript(_SCHEMA)
+        connection.executescript(_SCHEMA + IDENTITY_SCHEMA)
         row = connection.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
-            connection.execute("INSERT INTO schema_version(version) VALUES (?)", (SCHEMA_VERSION,))
-        elif row[0] > SCHEMA_VERSION:
+            connection.execute("INSERT INTO schema_version(version) VALUES (1)")
+            version = 1
+        else:
+            version = row[0]
+        if version > SCHEMA_VERSION:
             raise RuntimeError(
-                f"the database was written by a newer collector (schema {row[0]}); "
+                f"the database was written by a newer collector (schema {version}); "
                 "upgrade devposture before opening it"
             )
+        _migrate(connection, version)
         return cls(connection)
 
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
-        """A write transaction that takes the write lock up front (no lost-update races)."""
-        cursor = self._db.cursor()
-        cursor.execute("BEGIN IMMEDIATE")
-        try:
-            yield cursor
-        except BaseException:
-            cursor.execute("ROLLBACK")
-            raise
-        cursor.execute("COMMIT")
-
     def journal_mode(self) -> str:
         return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
-
-    # --- enrollment tokens ---------------------------------------------------------------
-
-    def add_token(self, token: Token, now: dt.datetime, expires_at: dt.datetime, uses: int) -> None:
-        with self._write() as cur:
-            cur.execute(
-                "INSERT INTO enrollment_tokens(token_id, secret_hash, created_us, expires_us,"
-                " uses_left) VALUES (?, ?, ?, ?, ?)",
-                (token.token_id, token.secret_hash, to_us(now), to_us(expires_at), uses),
-            )
-
-    def tokens(self) -> list[TokenInfo]:
-        rows = self._db.execute(
-            "SELECT token_id, created_us, expires_us, uses_left, revoked_us"
-            " FROM enrollment_tokens ORDER BY created_us"
-        ).fetchall()
-        return [TokenInfo(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4] is not None) for r in rows]
-
-    def enroll(self, token: Token, now: dt.datetime, device: DeviceRecord) -> None:
-        """Spend one use of `token` and record `device`, in one transaction, or raise."""
-        with self._write() as cur:
-            row = cur.execute(
-                "SELECT secret_hash, expires_us, uses_left, revoked_us"
-                " FROM enrollment_tokens WHERE token_id = ?",
-                (token.token_id,),
-            ).fetchone()
-            if row is None or not secret_matches(token, row[0]):
-                raise TokenRejected(
-                    "the enrollment token is not known to this collector: check the token file,"
-                    " or create a new token with `devposture-collector token create`"
-                )
-            if row[3] is not None:
-                raise TokenRejected("the enrollment token was revoked: ask IT for a new one")
-            if row[1] <= to_us(now):
-                expired = from_us(row[1]).isoformat(timespec="seconds")
-                raise TokenRejected(
-                    f"the enrollment token expired at {expired}: ask IT for a new one"
-                    " (`devposture-collector token create`)"
-                )
-            if row[2] <= 0:
-                raise TokenRejected(
-                    "the enrollment token was already used: each token enrolls one device;"
-                    " ask IT for a new one (`devposture-collector token create`)"
-                )
-            cur.execute(
-                "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE token_id = ?",
-                (token.token_id,),
-            )
-            cur.execute(
-                "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
-                " cert_not_after_us, hostname, os_family, os_name, os_version, agent_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(device_id) DO UPDATE SET token_id = excluded.token_id,"
-                " cert_serial = excluded.cert_serial,"
-                " cert_not_after_us = excluded.cert_not_after_us",
-                (
-                    device.device_id,
-                    to_us(now),
-                    token.token_id,
-                    device.cert_serial,
-                    to_us(device.cert_not_after),
-                    device.hostname,
-                    device.os_family,
-                    device.os_name,
-                    device.os_version,
-                    device.agent_version,
-                ),
-            )
 
     # --- devices and reports -------------------------------------------------------------
 
@@ -542,3 +454,15 @@ class Store:
             )
             for r in rows
         ]
+
+
+__all__ = [
+    "CheckResult",
+    "DeviceRecord",
+    "DeviceResultRow",
+    "ReportRecord",
+    "Store",
+    "StoreOutcome",
+    "TokenInfo",
+    "TokenRejected",
+]

@@ -14,7 +14,7 @@ from pathlib import Path
 from grpc_tools import protoc  # type: ignore[import-untyped]
 
 PROTO_ROOT = Path(__file__).resolve().parent
-PROTO_FILES = ("devposture/v1/devposture.proto",)
+PROTO_FILES = ("devposture/v1/devposture.proto", "devposture/v1/admin.proto")
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 
 

@@ -283,6 +283,106 @@ class EnrollResponse(_message.Message):
 Global___EnrollResponse: _TypeAlias = EnrollResponse  # noqa: Y015
 
 @_typing.final
+class RenewRequest(_message.Message):
+    """---------------------------------------------------------------------------------------
+    Certificate renewal
+    ---------------------------------------------------------------------------------------
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    csr_pem: _builtins.str
+    """PKCS#10 request over the device's current key, PEM. Its public key must be the one in
+    the client certificate of the connection (the device id is derived from it).
+    """
+    agent_version: _builtins.str
+    def __init__(
+        self,
+        *,
+        csr_pem: _builtins.str = ...,
+        agent_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "csr_pem", b"csr_pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewRequest: _TypeAlias = RenewRequest  # noqa: Y015
+
+@_typing.final
+class RenewResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    CA_CERTIFICATES_PEM_FIELD_NUMBER: _builtins.int
+    GENERATION_FIELD_NUMBER: _builtins.int
+    client_certificate_pem: _builtins.str
+    """The new client certificate, PEM."""
+    ca_certificates_pem: _builtins.str
+    """Every CA certificate the collector trusts now, PEM, concatenated: two during a CA
+    rollover. The agent replaces its trust bundle with these.
+    """
+    generation: _builtins.int
+    """The renewal generation of the new certificate (enrollment is generation 1)."""
+    def __init__(
+        self,
+        *,
+        client_certificate_pem: _builtins.str = ...,
+        ca_certificates_pem: _builtins.str = ...,
+        generation: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ca_certificates_pem", b"ca_certificates_pem", "client_certificate_pem", b"client_certificate_pem", "generation", b"generation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenewResponse: _TypeAlias = RenewResponse  # noqa: Y015
+
+@_typing.final
+class ReestablishRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    CSR_PEM_FIELD_NUMBER: _builtins.int
+    SIGNED_AT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    AGENT_VERSION_FIELD_NUMBER: _builtins.int
+    certificate_pem: _builtins.str
+    """The device's last client certificate, PEM; expired, but signed by a trusted CA."""
+    csr_pem: _builtins.str
+    """A new PKCS#10 request over the same key, PEM."""
+    signature: _builtins.bytes
+    """ECDSA-SHA256 signature by the device key over the bytes of
+    "devposture-reestablish/v1\\n" + device id + "\\n" + certificate serial (lowercase hex) +
+    "\\n" + signed_at in whole seconds since the epoch + "\\n" + SHA-256 hex of csr_pem.
+    """
+    agent_version: _builtins.str
+    @_builtins.property
+    def signed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the agent signed this request (its own clock)."""
+
+    def __init__(
+        self,
+        *,
+        certificate_pem: _builtins.str = ...,
+        csr_pem: _builtins.str = ...,
+        signed_at: _timestamp_pb2.Timestamp | None = ...,
+        signature: _builtins.bytes = ...,
+        agent_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signed_at", b"signed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "certificate_pem", b"certificate_pem", "csr_pem", b"csr_pem", "signature", b"signature", "signed_at", b"signed_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReestablishRequest: _TypeAlias = ReestablishRequest  # noqa: Y015
+
+@_typing.final
 class ReportRequest(_message.Message):
     """---------------------------------------------------------------------------------------
     Reports

@@ -45,6 +45,16 @@ class CollectorStub:
                 request_serializer=devposture_dot_v1_dot_devposture__pb2.ReportRequest.SerializeToString,
                 response_deserializer=devposture_dot_v1_dot_devposture__pb2.ReportAck.FromString,
                 _registered_method=True)
+        self.Renew = channel.unary_unary(
+                '/devposture.v1.Collector/Renew',
+                request_serializer=devposture_dot_v1_dot_devposture__pb2.RenewRequest.SerializeToString,
+                response_deserializer=devposture_dot_v1_dot_devposture__pb2.RenewResponse.FromString,
+                _registered_method=True)
+        self.Reestablish = channel.unary_unary(
+                '/devposture.v1.Collector/Reestablish',
+                request_serializer=devposture_dot_v1_dot_devposture__pb2.ReestablishRequest.SerializeToString,
+                response_deserializer=devposture_dot_v1_dot_devposture__pb2.RenewResponse.FromString,
+                _registered_method=True)
 
 
 class CollectorServicer:
@@ -68,6 +78,26 @@ class CollectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Renew(self, request, context):
+        """Renew exchanges the device's current, still valid client certificate for a new one over
+        the same key (the next generation). Served only over mutual TLS, on the report port. The
+        agent renews when about a third of its certificate's lifetime is left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reestablish(self, request, context):
+        """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
+        was away) get a new one without a new token: it presents the expired certificate, still
+        signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
+        port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
+        revoked or retired device.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -80,6 +110,16 @@ def add_CollectorServicer_to_server(servicer, server):
                     servicer.Report,
                     request_deserializer=devposture_dot_v1_dot_devposture__pb2.ReportRequest.FromString,
                     response_serializer=devposture_dot_v1_dot_devposture__pb2.ReportAck.SerializeToString,
+            ),
+            'Renew': grpc.unary_unary_rpc_method_handler(
+                    servicer.Renew,
+                    request_deserializer=devposture_dot_v1_dot_devposture__pb2.RenewRequest.FromString,
+                    response_serializer=devposture_dot_v1_dot_devposture__pb2.RenewResponse.SerializeToString,
+            ),
+            'Reestablish': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reestablish,
+                    request_deserializer=devposture_dot_v1_dot_devposture__pb2.ReestablishRequest.FromString,
+                    response_serializer=devposture_dot_v1_dot_devposture__pb2.RenewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -137,6 +177,60 @@ class Collector:
             '/devposture.v1.Collector/Report',
             devposture_dot_v1_dot_devposture__pb2.ReportRequest.SerializeToString,
             devposture_dot_v1_dot_devposture__pb2.ReportAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Renew(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devposture.v1.Collector/Renew',
+            devposture_dot_v1_dot_devposture__pb2.RenewRequest.SerializeToString,
+            devposture_dot_v1_dot_devposture__pb2.RenewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reestablish(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devposture.v1.Collector/Reestablish',
+            devposture_dot_v1_dot_devposture__pb2.ReestablishRequest.SerializeToString,
+            devposture_dot_v1_dot_devposture__pb2.RenewResponse.FromString,
             options,
             channel_credentials,
             insecure,

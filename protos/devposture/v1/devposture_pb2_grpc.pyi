@@ -50,6 +50,18 @@ class CollectorStub:
     """Report delivers one posture report. Served only over mutual TLS: the device is who its
     client certificate says it is. Idempotent on report_id.
     """
+    Renew: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.RenewRequest, _devposture_pb2.RenewResponse]
+    """Renew exchanges the device's current, still valid client certificate for a new one over
+    the same key (the next generation). Served only over mutual TLS, on the report port. The
+    agent renews when about a third of its certificate's lifetime is left.
+    """
+    Reestablish: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.ReestablishRequest, _devposture_pb2.RenewResponse]
+    """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
+    was away) get a new one without a new token: it presents the expired certificate, still
+    signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
+    port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
+    revoked or retired device.
+    """
 
 @_typing.type_check_only
 class CollectorAsyncStub(CollectorStub):
@@ -64,6 +76,18 @@ class CollectorAsyncStub(CollectorStub):
     Report: _aio.UnaryUnaryMultiCallable[_devposture_pb2.ReportRequest, _devposture_pb2.ReportAck]  # type: ignore[assignment]
     """Report delivers one posture report. Served only over mutual TLS: the device is who its
     client certificate says it is. Idempotent on report_id.
+    """
+    Renew: _aio.UnaryUnaryMultiCallable[_devposture_pb2.RenewRequest, _devposture_pb2.RenewResponse]  # type: ignore[assignment]
+    """Renew exchanges the device's current, still valid client certificate for a new one over
+    the same key (the next generation). Served only over mutual TLS, on the report port. The
+    agent renews when about a third of its certificate's lifetime is left.
+    """
+    Reestablish: _aio.UnaryUnaryMultiCallable[_devposture_pb2.ReestablishRequest, _devposture_pb2.RenewResponse]  # type: ignore[assignment]
+    """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
+    was away) get a new one without a new token: it presents the expired certificate, still
+    signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
+    port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
+    revoked or retired device.
     """
 
 class CollectorServicer(metaclass=_abc_1.ABCMeta):
@@ -88,6 +112,30 @@ class CollectorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_devposture_pb2.ReportAck, _abc.Awaitable[_devposture_pb2.ReportAck]]:
         """Report delivers one posture report. Served only over mutual TLS: the device is who its
         client certificate says it is. Idempotent on report_id.
+        """
+
+    @_abc_1.abstractmethod
+    def Renew(
+        self,
+        request: _devposture_pb2.RenewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_devposture_pb2.RenewResponse, _abc.Awaitable[_devposture_pb2.RenewResponse]]:
+        """Renew exchanges the device's current, still valid client certificate for a new one over
+        the same key (the next generation). Served only over mutual TLS, on the report port. The
+        agent renews when about a third of its certificate's lifetime is left.
+        """
+
+    @_abc_1.abstractmethod
+    def Reestablish(
+        self,
+        request: _devposture_pb2.ReestablishRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_devposture_pb2.RenewResponse, _abc.Awaitable[_devposture_pb2.RenewResponse]]:
+        """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
+        was away) get a new one without a new token: it presents the expired certificate, still
+        signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
+        port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
+        revoked or retired device.
         """
 
 def add_CollectorServicer_to_server(servicer: CollectorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,393 @@
+"""Device identity in the store: enrollment tokens, devices' certificates and their lifecycle.
+
+Every certificate the collector signs is recorded with its device and its *generation*
+(enrollment is 1, each renewal adds one), and the first time it is used. That record is what
+tells an agent that lost a renewal answer in a crash (it keeps using the older certificate,
+and the newer one was never used: allowed) from a copied state folder on a second computer (an
+older certificate used after a newer one was: a clone). Teleport Machine ID locks a bot on the
+same evidence.
+
+Revoking or retiring a device only sets its status: its reports and history stay for the
+audit, and every later call of the device is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from dataclasses import dataclass
+from enum import Enum
+
+from collector.records import Records, from_us, maybe_from_us, to_us
+from collector.tokens import Token, secret_matches
+
+IDENTITY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS device_certificates (
+    serial         TEXT NOT NULL,
+    device_id      TEXT NOT NULL REFERENCES devices(device_id),
+    generation     INTEGER NOT NULL,
+    issued_us      INTEGER NOT NULL,
+    not_after_us   INTEGER NOT NULL,
+    first_used_us  INTEGER,
+    PRIMARY KEY (device_id, serial)
+);
+
+-- Every change of a device's identity: enrolled, renewed, reestablished, revoked, retired,
+-- clone suspected. Append-only: the audit trail of who could speak for a device, and when.
+CREATE TABLE IF NOT EXISTS device_events (
+    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id  TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    at_us      INTEGER NOT NULL,
+    detail     TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS device_events_are_append_only_update BEFORE UPDATE ON device_events
+BEGIN SELECT RAISE(ABORT, 'the device log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS device_events_are_append_only_delete BEFORE DELETE ON device_events
+BEGIN SELECT RAISE(ABORT, 'the device log is append-only'); END;
+"""
+
+# Schema 1 → 2: device status, clone flag, and each device's enrollment certificate recorded
+# as generation 1.
+IDENTITY_MIGRATION = (
+    "ALTER TABLE devices ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
+    "ALTER TABLE devices ADD COLUMN status_us INTEGER",
+    "ALTER TABLE devices ADD COLUMN status_reason TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE devices ADD COLUMN clone_suspected_us INTEGER",
+    "ALTER TABLE devices ADD COLUMN clone_detail TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE devices ADD COLUMN reestablish_signed_us INTEGER",
+    "INSERT OR IGNORE INTO device_certificates(serial, device_id, generation, issued_us,"
+    " not_after_us, first_used_us) SELECT cert_serial, device_id, 1, enrolled_us,"
+    " cert_not_after_us, last_report_us FROM devices",
+)
+
+ACTIVE = "active"
+REVOKED = "revoked"
+RETIRED = "retired"
+
+
+class TokenRejected(Exception):
+    """The enrollment token cannot be used; the message tells the person what to do."""
+
+
+class EnrollRefused(TokenRejected):
+    """The token is good but this key belongs to a device IT revoked or retired."""
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    device_id: str
+    cert_serial: str
+    cert_not_after: dt.datetime
+    hostname: str = ""
+    os_family: str = ""
+    os_name: str = ""
+    os_version: str = ""
+    agent_version: str = ""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token_id: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    uses_left: int
+    revoked: bool
+
+    def status(self, now: dt.datetime) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.expires_at <= now:
+            return "expired"
+        return "used up" if self.uses_left <= 0 else "usable"
+
+
+class Verdict(Enum):
+    """Whether a call presenting a certificate may go on."""
+
+    ALLOWED = "allowed"
+    UNKNOWN_DEVICE = "unknown device"
+    UNKNOWN_CERTIFICATE = "unknown certificate"
+    REVOKED = "revoked"
+    CLONE = "clone"
+
+
+@dataclass(frozen=True)
+class Admission:
+    verdict: Verdict
+    # Generation of the presented certificate and the newest one issued to the device.
+    generation: int = 0
+    newest_generation: int = 0
+    status: str = ACTIVE
+    status_reason: str = ""
+    status_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device's identity and standing, for IT's device list."""
+
+    device_id: str
+    hostname: str
+    os_family: str
+    enrolled_at: dt.datetime
+    last_report_at: dt.datetime | None
+    status: str
+    status_at: dt.datetime | None
+    status_reason: str
+    generation: int
+    certificate_expires_at: dt.datetime | None
+    clone_suspected_at: dt.datetime | None
+    clone_detail: str
+
+
+class IdentityRecords(Records):
+    # --- enrollment tokens ---------------------------------------------------------------
+
+    def add_token(self, token: Token, now: dt.datetime, expires_at: dt.datetime, uses: int) -> None:
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO enrollment_tokens(token_id, secret_hash, created_us, expires_us,"
+                " uses_left) VALUES (?, ?, ?, ?, ?)",
+                (token.token_id, token.secret_hash, to_us(now), to_us(expires_at), uses),
+            )
+
+    def tokens(self) -> list[TokenInfo]:
+        rows = self._db.execute(
+            "SELECT token_id, created_us, expires_us, uses_left, revoked_us"
+            " FROM enrollment_tokens ORDER BY created_us"
+        ).fetchall()
+        return [TokenInfo(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4] is not None) for r in rows]
+
+    def revoke_token(self, token_id: str, now: dt.datetime) -> bool:
+        """Revoke a token that is not revoked yet; False when there is no such token."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE enrollment_tokens SET revoked_us = ? WHERE token_id = ?"
+                " AND revoked_us IS NULL",
+                (to_us(now), token_id),
+            )
+            return cur.rowcount == 1
+
+    def enroll(self, token: Token, now: dt.datetime, device: DeviceRecord) -> int:
+        """Spend one use of `token` and record `device` and its certificate, in one
+        transaction, or raise. Returns the certificate's generation."""
+        with self._write() as cur:
+            row = cur.execute(
+                "SELECT secret_hash, expires_us, uses_left, revoked_us"
+                " FROM enrollment_tokens WHERE token_id = ?",
+                (token.token_id,),
+            ).fetchone()
+            if row is None or not secret_matches(token, row[0]):
+                raise TokenRejected(
+                    "the enrollment token is not known to this collector: check the token file,"
+                    " or create a new token with `devposture-collector token create`"
+                )
+            if row[3] is not None:
+                raise TokenRejected("the enrollment token was revoked: ask IT for a new one")
+            if row[1] <= to_us(now):
+                expired = from_us(row[1]).isoformat(timespec="seconds")
+                raise TokenRejected(
+                    f"the enrollment token expired at {expired}: ask IT for a new one"
+                    " (`devposture-collector token create`)"
+                )
+            if row[2] <= 0:
+                raise TokenRejected(
+                    "the enrollment token was already used up: ask IT for a new one"
+                    " (`devposture-collector token create`)"
+                )
+            status = cur.execute(
+                "SELECT status FROM devices WHERE device_id = ?", (device.device_id,)
+            ).fetchone()
+            if status is not None and status[0] != ACTIVE:
+                raise EnrollRefused(
+                    f"this device's key belongs to a device IT {status[0]}: enroll with a new"
+                    " key (`devposture-agent enroll --force`)"
+                )
+            cur.execute(
+                "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE token_id = ?",
+                (token.token_id,),
+            )
+            cur.execute(
+                "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
+                " cert_not_after_us, hostname, os_family, os_name, os_version, agent_version)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(device_id) DO UPDATE SET token_id = excluded.token_id,"
+                " cert_serial = excluded.cert_serial,"
+                " cert_not_after_us = excluded.cert_not_after_us",
+                (
+                    device.device_id,
+                    to_us(now),
+                    token.token_id,
+                    device.cert_serial,
+                    to_us(device.cert_not_after),
+                    device.hostname,
+                    device.os_family,
+                    device.os_name,
+                    device.os_version,
+                    device.agent_version,
+                ),
+            )
+            generation = self._add_certificate(
+                cur, device.device_id, device.cert_serial, device.cert_not_after, now
+            )
+            self._event(cur, device.device_id, "enrolled", now,
+                        f"token {token.token_id}, certificate generation {generation}")  # fmt: skip
+            return generation
+
+    # --- certificates ----------------------------------------------------------------------
+
+    @staticmethod
+    def _add_certificate(
+        cur: sqlite3.Cursor, device_id: str, serial: str, not_after: dt.datetime,
+        now: dt.datetime,
+    ) -> int:  # fmt: skip
+        newest = cur.execute(
+            "SELECT MAX(generation) FROM device_certificates WHERE device_id = ?", (device_id,)
+        ).fetchone()[0]
+        generation = (newest or 0) + 1
+        cur.execute(
+            "INSERT INTO device_certificates(serial, device_id, generation, issued_us,"
+            " not_after_us) VALUES (?, ?, ?, ?, ?)",
+            (serial, device_id, generation, to_us(now), to_us(not_after)),
+        )
+        cur.execute(
+            "UPDATE devices SET cert_serial = ?, cert_not_after_us = ? WHERE device_id = ?",
+            (serial, to_us(not_after), device_id),
+        )
+        return generation
+
+    def record_renewal(
+        self, device_id: str, serial: str, not_after: dt.datetime, now: dt.datetime,
+        *, action: str,
+    ) -> int:  # fmt: skip
+        """Record a certificate issued by renewal or reestablishment; its generation."""
+        with self._write() as cur:
+            generation = self._add_certificate(cur, device_id, serial, not_after, now)
+            self._event(cur, device_id, action, now, f"certificate generation {generation}")
+            return generation
+
+    def admit(self, device_id: str, serial: str, now: dt.datetime) -> Admission:
+        """Decide whether a call presenting certificate `serial` for `device_id` may go on.
+
+        Writes only the first time a certificate is used, and when a clone is detected."""
+        device = self._db.execute(
+            "SELECT status, status_reason, status_us FROM devices WHERE device_id = ?",
+            (device_id,),
+        ).fetchone()
+        if device is None:
+            return Admission(Verdict.UNKNOWN_DEVICE)
+        status, reason, status_at = device[0], device[1], maybe_from_us(device[2])
+        cert = self._db.execute(
+            "SELECT generation, first_used_us FROM device_certificates"
+            " WHERE serial = ? AND device_id = ?",
+            (serial, device_id),
+        ).fetchone()
+        if status != ACTIVE:
+            return Admission(Verdict.REVOKED, cert[0] if cert else 0, 0, status, reason, status_at)
+        if cert is None:
+            return Admission(Verdict.UNKNOWN_CERTIFICATE)
+        generation, first_used = cert
+        newest_used = self._db.execute(
+            "SELECT MAX(generation) FROM device_certificates WHERE device_id = ?"
+            " AND first_used_us IS NOT NULL",
+            (device_id,),
+        ).fetchone()[0]
+        if newest_used is not None and newest_used > generation:
+            self._flag_clone(device_id, generation, newest_used, now)
+            return Admission(Verdict.CLONE, generation, newest_used)
+        if first_used is None:
+            with self._write() as cur:
+                cur.execute(
+                    "UPDATE device_certificates SET first_used_us = ? WHERE device_id = ?"
+                    " AND serial = ? AND first_used_us IS NULL",
+                    (to_us(now), device_id, serial),
+                )
+        return Admission(Verdict.ALLOWED, generation, max(generation, newest_used or 0))
+
+    def _flag_clone(
+        self, device_id: str, presented: int, newest_used: int, now: dt.datetime
+    ) -> None:
+        detail = (
+            f"a certificate of generation {presented} was presented after generation"
+            f" {newest_used} was in use: the agent's state folder is probably running on a"
+            " second computer"
+        )
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE devices SET clone_suspected_us = ?, clone_detail = ?"
+                " WHERE device_id = ? AND clone_suspected_us IS NULL",
+                (to_us(now), detail, device_id),
+            )
+            if cur.rowcount == 1:
+                self._event(cur, device_id, "clone suspected", now, detail)
+
+    def accept_reestablish_signature(self, device_id: str, signed_at: dt.datetime) -> bool:
+        """Keep the newest reestablishment signature time; False for one not newer (a replay)."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE devices SET reestablish_signed_us = ? WHERE device_id = ?"
+                " AND COALESCE(reestablish_signed_us, 0) < ?",
+                (to_us(signed_at), device_id, to_us(signed_at)),
+            )
+            return cur.rowcount == 1
+
+    # --- status ------------------------------------------------------------------------------
+
+    def set_device_status(
+        self, device_id: str, status: str, now: dt.datetime, reason: str
+    ) -> bool:
+        """Revoke or retire an active device; False when there is no active device by that id.
+
+        Nothing of the device's history is removed."""
+        if status not in (REVOKED, RETIRED):
+            raise ValueError(f"unknown device status {status!r}")
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE devices SET status = ?, status_us = ?, status_reason = ?"
+                " WHERE device_id = ? AND status = ?",
+                (status, to_us(now), reason, device_id, ACTIVE),
+            )
+            if cur.rowcount == 0:
+                return False
+            self._event(cur, device_id, status, now, reason)
+            return True
+
+    def devices(self) -> list[DeviceInfo]:
+        rows = self._db.execute(
+            "SELECT d.device_id, d.hostname, d.os_family, d.enrolled_us, d.last_report_us,"
+            " d.status, d.status_us, d.status_reason, d.clone_suspected_us, d.clone_detail,"
+            " c.generation, c.not_after_us"
+            " FROM devices d LEFT JOIN device_certificates c"
+            " ON c.device_id = d.device_id AND c.serial = d.cert_serial"
+            " ORDER BY d.hostname, d.device_id"
+        ).fetchall()
+        return [
+            DeviceInfo(
+                device_id=r[0], hostname=r[1], os_family=r[2], enrolled_at=from_us(r[3]),
+                last_report_at=maybe_from_us(r[4]), status=r[5], status_at=maybe_from_us(r[6]),
+                status_reason=r[7], clone_suspected_at=maybe_from_us(r[8]), clone_detail=r[9],
+                generation=r[10] or 0, certificate_expires_at=maybe_from_us(r[11]),
+            )
+            for r in rows
+        ]  # fmt: skip
+
+    def device_events(
+        self, device_id: str | None = None
+    ) -> list[tuple[str, str, dt.datetime, str]]:
+        """(device, action, at, detail) of every identity change, oldest first."""
+        rows = self._db.execute(
+            "SELECT device_id, action, at_us, detail FROM device_events"
+            " WHERE ? IS NULL OR device_id = ? ORDER BY event_id",
+            (device_id, device_id),
+        ).fetchall()
+        return [(r[0], r[1], from_us(r[2]), r[3]) for r in rows]
+
+    @staticmethod
+    def _event(
+        cur: sqlite3.Cursor, device_id: str, action: str, now: dt.datetime, detail: str
+    ) -> None:
+        cur.execute(
+            "INSERT INTO device_events(device_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
+            (device_id, action, to_us(now), detail),
+        )
