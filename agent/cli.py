@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from agent import __version__, service
 from agent.collect import build_report
-from agent.deliver import collect_and_deliver
+from agent.deliver import collect_and_deliver, utcnow
 from agent.enroll import CollectorAddress, EnrollError, enroll
 from agent.host import Host, LiveHost
 from agent.host.bundle import BundleError, BundleHost, RecordingHost
@@ -26,6 +26,7 @@ from agent.host.command_cache import CommandCache
 from agent.pinning import normalize_fingerprint
 from agent.probes import host_facts
 from agent.probes.config import ProbeConfig
+from agent.renewal import Outcome, ensure_fresh_certificate
 from agent.service import DEFAULT_INTERVAL, Schedule
 from agent.sessions import SessionLog
 from agent.state import AgentState, StateError, default_state_dir
@@ -128,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _state_option(once_cmd)
     _backup_option(once_cmd)
+
+    renew_cmd = commands.add_parser(
+        "renew",
+        help="renew this computer's certificate now (the agent also does it by itself when"
+        " a third of its lifetime is left)",
+    )
+    _state_option(renew_cmd)
 
     status_cmd = commands.add_parser(
         "status",
@@ -281,6 +289,18 @@ def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     )
 
 
+def cmd_renew(args: argparse.Namespace, state: AgentState) -> int:
+    enrollment = state.load()
+    result = ensure_fresh_certificate(state, enrollment, utcnow(), force=True)
+    if result.outcome is Outcome.FAILED:
+        raise CliError(
+            f"the certificate was not renewed ({result.detail}); the current one stays in use"
+        )
+    until = f"{result.expires_at:%Y-%m-%d %H:%M} UTC" if result.expires_at else "?"
+    print(f"Certificate {result.outcome.value} ({result.detail}); valid until {until}.")
+    return EXIT_OK
+
+
 def cmd_status(args: argparse.Namespace, state: AgentState) -> int:
     ack = state.load_verdicts() if state.is_enrolled() and not args.local else None
     if ack is not None and ack.verdicts:
@@ -334,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     state = AgentState(args.state if args.state is not None else default_state_dir())
     handlers = {
         "enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run,
-        "status": cmd_status,
+        "status": cmd_status, "renew": cmd_renew,
     }  # fmt: skip
     try:
         return handlers[args.command](args, state)

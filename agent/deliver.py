@@ -7,16 +7,22 @@ sending, and closed sessions are forgotten only once a report carrying them is a
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from agent.collect import build_report
 from agent.host import Host
 from agent.outbox import Outbox
 from agent.probes import ProbeConfig
+from agent.renewal import ensure_fresh_certificate
 from agent.sessions import SessionLog
 from agent.state import AgentState, Enrollment
 from agent.transport import DrainResult, drain
 from devposture.v1 import devposture_pb2 as pb
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,8 @@ def collect_and_deliver(
     sessions.apply(report)
     outbox = Outbox(state.outbox_dir)
     outbox.put(report)
+    # Before sending: a certificate renewed now is the one the reports travel with.
+    ensure_fresh_certificate(state, enrollment, utcnow())
     result = drain(state, enrollment, outbox)
     done = Round(report, result)
     if done.acknowledged:

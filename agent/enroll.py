@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
@@ -47,12 +48,40 @@ class CollectorAddress:
         return f"{host}:{self.port if port is None else port}"
 
 
-def _csr(key: ec.EllipticCurvePrivateKey, hostname: str) -> bytes:
+def make_csr(key: ec.EllipticCurvePrivateKey, hostname: str) -> bytes:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "device")])
     request = (
         x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     )
     return request.public_bytes(serialization.Encoding.PEM)
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def certificate_problem(
+    key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, device_id: str,
+    cas: list[x509.Certificate],
+) -> str | None:  # fmt: skip
+    """Why a certificate the collector issued to this device cannot be used, or None: it must
+    hold our key, name our device id, and be signed by one of `cas`."""
+    if not any(_issued_by(cert, ca) for ca in cas):
+        return "the collector returned a certificate not signed by a CA it is trusted for"
+    ours = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    theirs = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if ours != theirs or not common_names or common_names[0].value != device_id:
+        return "the collector returned a certificate for another key or device"
+    return None
 
 
 def _explain_rpc_error(error: grpc.RpcError, address: CollectorAddress) -> str:
@@ -87,7 +116,7 @@ def enroll(
     key = ec.generate_private_key(ec.SECP256R1())
     request = pb.EnrollRequest(
         token=token,
-        csr_pem=_csr(key, host.hostname).decode("ascii"),
+        csr_pem=make_csr(key, host.hostname).decode("ascii"),
         host=host,
         agent_version=__version__,
     )
@@ -101,21 +130,9 @@ def enroll(
             raise EnrollError(_explain_rpc_error(exc, address)) from exc
 
     cert = x509.load_pem_x509_certificate(response.client_certificate_pem.encode("ascii"))
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError) as exc:
-        raise EnrollError(
-            "the collector returned a certificate not signed by the pinned CA"
-        ) from exc
-    ours = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    theirs = cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    if ours != theirs or not common_names or common_names[0].value != response.device_id:
-        raise EnrollError("the collector returned a certificate for another key or device")
+    problem = certificate_problem(key, cert, response.device_id, [ca_cert])
+    if problem is not None:
+        raise EnrollError(problem)
     if not 0 < response.report_port < 65536:
         raise EnrollError("the collector did not say which port takes reports")
 
@@ -129,5 +146,10 @@ def enroll(
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    state.save(enrollment, key_pem, response.client_certificate_pem.encode("ascii"), ca_pem)
+    # The answer came over a channel verified against the pinned CA, so the bundle it holds
+    # (two CAs during a rollover) is as trustworthy; it must hold the pinned CA itself.
+    bundle = response.ca_certificate_pem.encode("ascii")
+    if ca_cert not in x509.load_pem_x509_certificates(bundle or ca_pem):
+        bundle = ca_pem
+    state.save(enrollment, key_pem, response.client_certificate_pem.encode("ascii"), bundle)
     return enrollment

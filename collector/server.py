@@ -22,15 +22,17 @@ import grpc
 
 from collector.agent_config import network_hash_key
 from collector.config import CollectorConfig
-from collector.pki import Authority
 from collector.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
 from collector.service import CollectorService
 from collector.store import Store
+from collector.trust import Trust
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 5.0
+# Time a call in flight on an aged connection gets to finish before the connection is cut.
+CONNECTION_AGE_GRACE_MS = 10_000
 
 
 @dataclass
@@ -68,20 +70,32 @@ async def start(
     host: str | None = None,
 ) -> RunningServer:
     """Open the store, bind both ports and start serving. Ports of 0 pick free ones."""
-    authority = Authority.load(config.ca_key.read_bytes(), config.ca_cert.read_bytes())
-    ca_pem = config.ca_cert.read_bytes()
+    trust = Trust(config)
+    ca_pem = trust.trusted_ca_pem()
     chain = config.server_cert.read_bytes() + ca_pem
     key_pair = [(config.server_key.read_bytes(), chain)]
     policy = _keep_in_force(config)
     store = Store.open(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
     hash_key = network_hash_key(config.data_dir)
-    service = CollectorService(store, authority, lifetime, policy, network_hash_key=hash_key)
+    service = CollectorService(
+        store,
+        trust,
+        lifetime,
+        policy,
+        network_hash_key=hash_key,
+        device_calls_per_minute=config.device_calls_per_minute,
+        device_call_burst=config.device_call_burst,
+    )
     limit = config.max_report_bytes
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            # Every connection is closed gracefully after this age: a revoked device's open
+            # connections end within a minute (each new call is checked against the store).
+            ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
+            ("grpc.max_connection_age_grace_ms", CONNECTION_AGE_GRACE_MS),
         ]
     )
     pb_grpc.add_CollectorServicer_to_server(service, server)

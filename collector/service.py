@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 from cryptography import x509
@@ -25,9 +25,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from collector.agent_config import agent_config, verdicts
 from collector.checks import CheckParameters, evaluate
-from collector.identity_store import Admission, Verdict
-from collector.pki import Authority, CsrRejected, cert_pem, device_id_for_certificate, utcnow
+from collector.identity_store import Admission, EnrollRefused, Verdict
+from collector.pki import CsrRejected, cert_pem, device_id_for_certificate, utcnow
 from collector.policy import Policy
+from collector.ratelimit import DeviceRateLimiter, retry_after_ms
+from collector.renewal import ProofRejected, verify_reestablish
 from collector.store import (
     CheckResult,
     DeviceRecord,
@@ -36,7 +38,10 @@ from collector.store import (
     StoreOutcome,
     TokenRejected,
 )
+from collector.throttle import FREE_FAILURES, WINDOW_SECONDS, FailureThrottle, peer_address
 from collector.tokens import TokenFormatError, parse_token
+from collector.trust import Trust
+from collector.validation import ReportInvalid, validate_report
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
@@ -123,19 +128,24 @@ class CollectorService(pb_grpc.CollectorServicer):
     def __init__(
         self,
         store: Store,
-        authority: Authority,
+        trust: Trust,
         device_certificate_lifetime: dt.timedelta,
         policy: Policy,
         *,
         network_hash_key: bytes,
         clock: Callable[[], dt.datetime] = utcnow,
+        device_calls_per_minute: int = 60,
+        device_call_burst: int = 30,
     ) -> None:
         self._store = store
+        # Per-device token buckets for Report: a flooding device waits, others do not.
+        self._limiter = DeviceRateLimiter(device_calls_per_minute, device_call_burst)
         self._hash_key = network_hash_key
         self._set_policy(policy)
-        self._authority = authority
+        self._trust = trust
         self._lifetime = device_certificate_lifetime
         self._clock = clock
+        self._throttle = FailureThrottle()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-store")
         # Set once the report port is bound (it may be ephemeral).
         self.report_port = 0
@@ -187,16 +197,17 @@ class CollectorService(pb_grpc.CollectorServicer):
     async def Enroll(
         self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.EnrollResponse:
+        address = await self._throttled(context)
         try:
             token = parse_token(request.token)
         except TokenFormatError as exc:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         if not request.csr_pem or len(request.csr_pem) > MAX_CSR_BYTES:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "csr_pem must hold one PEM certificate request"
             )
         try:
-            device_id, cert = self._authority.sign_device_csr(
+            device_id, cert = self._trust.signing_authority().sign_device_csr(
                 request.csr_pem.encode("ascii", "replace"), self._lifetime
             )
         except CsrRejected as exc:
@@ -214,15 +225,117 @@ class CollectorService(pb_grpc.CollectorServicer):
         )
         try:
             await self._in_db(lambda: self._store.enroll(token, self._clock(), record))
+        except EnrollRefused as exc:
+            await self._refuse(context, address, grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except TokenRejected as exc:
             log.warning("enrollment refused for token %s: %s", token.token_id, exc)
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         log.info("enrolled device %s with token %s", device_id, token.token_id)
         return pb.EnrollResponse(
             device_id=device_id,
             client_certificate_pem=cert_pem(cert).decode("ascii"),
-            ca_certificate_pem=cert_pem(self._authority.cert).decode("ascii"),
+            ca_certificate_pem=self._trust.trusted_ca_pem().decode("ascii"),
             report_port=self.report_port,
+        )
+
+    async def _throttled(self, context: grpc.aio.ServicerContext[object, object]) -> str:
+        """The caller's address, after waiting out its throttle if it failed too often."""
+        address = peer_address(context.peer())
+        delay = self._throttle.delay(address)
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return address
+
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext[object, object], address: str,
+        code: grpc.StatusCode, message: str,
+    ) -> NoReturn:  # fmt: skip
+        """Refuse an enrollment or reestablishment, counting it against the address."""
+        failures = self._throttle.failed(address)
+        if failures >= FREE_FAILURES:
+            log.warning(
+                "%d failed enrollments from %s within %d minutes: slowing it down",
+                failures, address, int(WINDOW_SECONDS // 60),
+            )  # fmt: skip
+        await context.abort(code, message)
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+    async def Renew(
+        self, request: pb.RenewRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.RenewResponse:
+        peer = await self._admit(context)
+        cert = await self._sign(context, request.csr_pem, peer.device_id)
+        generation = await self._in_db(
+            lambda: self._store.record_renewal(
+                peer.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
+                self._clock(), action="renewed",
+            )
+        )  # fmt: skip
+        log.info("renewed the certificate of device %s (generation %d)", peer.device_id, generation)
+        return self._renewed(cert, generation)
+
+    async def Reestablish(
+        self, request: pb.ReestablishRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.RenewResponse:
+        address = await self._throttled(context)
+        now = self._clock()
+        try:
+            proven = verify_reestablish(request, self._trust.trusted_cas(), now)
+        except ProofRejected as exc:
+            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+        admission = await self._in_db(
+            lambda: self._store.admit(proven.device_id, proven.serial, now)
+        )
+        refusal = _refusal(proven.device_id, admission)
+        if refusal is not None:
+            log.warning("refused to reestablish device %s: %s", proven.device_id,
+                        admission.verdict.value)  # fmt: skip
+            await self._refuse(context, address, grpc.StatusCode.PERMISSION_DENIED, refusal)
+        fresh = await self._in_db(
+            lambda: self._store.accept_reestablish_signature(proven.device_id, proven.signed_at)
+        )
+        if not fresh:
+            await self._refuse(
+                context, address, grpc.StatusCode.UNAUTHENTICATED,
+                "this proof is not newer than the last one accepted (a replay?): sign a new one",
+            )  # fmt: skip
+        cert = await self._sign(context, request.csr_pem, proven.device_id)
+        generation = await self._in_db(
+            lambda: self._store.record_renewal(
+                proven.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
+                now, action="reestablished",
+            )
+        )  # fmt: skip
+        log.info("reestablished device %s (generation %d)", proven.device_id, generation)
+        return self._renewed(cert, generation)
+
+    async def _sign(
+        self, context: grpc.aio.ServicerContext[object, object], csr_pem: str, device_id: str
+    ) -> x509.Certificate:
+        """A new certificate for `device_id` from a request over that device's own key."""
+        if not csr_pem or len(csr_pem) > MAX_CSR_BYTES:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "csr_pem must hold one PEM certificate request"
+            )
+        try:
+            signed_id, cert = self._trust.signing_authority().sign_device_csr(
+                csr_pem.encode("ascii", "replace"), self._lifetime
+            )
+        except CsrRejected as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if signed_id != device_id:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "the renewal request is over another key than the device's: a renewal keeps the"
+                " key; to change keys, enroll again",
+            )
+        return cert
+
+    def _renewed(self, cert: x509.Certificate, generation: int) -> pb.RenewResponse:
+        return pb.RenewResponse(
+            client_certificate_pem=cert_pem(cert).decode("ascii"),
+            ca_certificates_pem=self._trust.trusted_ca_pem().decode("ascii"),
+            generation=generation,
         )
 
     async def _admit(self, context: grpc.aio.ServicerContext[object, object]) -> Peer:
@@ -240,7 +353,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         )
         refusal = _refusal(peer.device_id, admission)
         if refusal is not None:
-            log.warning("refused a call from device %s: %s", peer.device_id, admission.verdict.value)
+            log.warning("refused device %s: %s", peer.device_id, admission.verdict.value)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
         return peer
 
@@ -249,6 +362,16 @@ class CollectorService(pb_grpc.CollectorServicer):
     ) -> pb.ReportAck:
         peer = await self._admit(context)
         device_id = peer.device_id
+        wait = self._limiter.acquire(device_id)
+        if wait > 0:
+            hint = retry_after_ms(wait)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"device {device_id} is reporting too often (at most"
+                f" {self._limiter.calls_per_minute} calls a minute, {self._limiter.burst} in a"
+                f" burst): retry in {hint / 1000:.1f} s",
+                trailing_metadata=(("retry-after-ms", str(hint)),),
+            )
         report = request.report
         if not request.HasField("report"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request holds no report")
@@ -261,13 +384,12 @@ class CollectorService(pb_grpc.CollectorServicer):
                 f"the report names device {report.device_id[:64]!r} but the client certificate"
                 f" is device {device_id}",
             )
-        if not _is_canonical_uuid(report.report_id):
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "report_id must be a lowercase UUID"
-            )
-        if not report.HasField("collected_at"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "collected_at is missing")
         received_at = self._clock()
+        try:
+            validate_report(report, received_at)
+        except ReportInvalid as exc:
+            log.warning("device %s sent an invalid report: %s", device_id, exc)
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         record = ReportRecord(
             report_id=report.report_id,
             device_id=device_id,

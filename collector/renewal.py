@@ -1,0 +1,101 @@
+"""Checking a reestablishment: an agent back after its certificate expired.
+
+The agent cannot pass the mutual-TLS handshake with an expired certificate, so it comes to the
+enrollment port and proves three things instead: the certificate was signed by a CA this
+collector trusts (it is one of ours), the new request is over the same key (same device id),
+and it holds that key now (a fresh signature over this very request). What it cannot prove is
+that it was not revoked: the store decides that, as for every call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from collector.pki import device_id_for_certificate
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1.proofs import reestablish_payload
+
+# A device silent for longer than this must enroll again with a new token.
+MAX_EXPIRED = dt.timedelta(days=365)
+# The signature's time may be off by this much from the collector's clock (agents' clocks
+# drift, and a laptop back from a week away may not have synced yet).
+SIGNATURE_WINDOW = dt.timedelta(hours=24)
+MAX_PEM_BYTES = 16 * 1024
+
+
+class ProofRejected(ValueError):
+    """The reestablishment does not prove the device's identity; the message says why."""
+
+
+@dataclass(frozen=True)
+class ProvenDevice:
+    device_id: str
+    serial: str
+    signed_at: dt.datetime
+
+
+def _spki(key: object) -> bytes:
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise ProofRejected("device keys are ECDSA: this certificate holds another kind of key")
+    return key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _issued_by_trusted(cert: x509.Certificate, trusted: list[x509.Certificate]) -> bool:
+    for ca in trusted:
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        return True
+    return False
+
+
+def verify_reestablish(
+    request: pb.ReestablishRequest, trusted: list[x509.Certificate], now: dt.datetime
+) -> ProvenDevice:
+    """The device the request proves to be, or ProofRejected."""
+    if len(request.certificate_pem) > MAX_PEM_BYTES or len(request.csr_pem) > MAX_PEM_BYTES:
+        raise ProofRejected("certificate_pem and csr_pem must each hold one PEM object")
+    try:
+        cert = x509.load_pem_x509_certificate(request.certificate_pem.encode("ascii", "replace"))
+        csr = x509.load_pem_x509_csr(request.csr_pem.encode("ascii", "replace"))
+    except ValueError as exc:
+        raise ProofRejected("certificate_pem or csr_pem is not valid PEM") from exc
+    if not _issued_by_trusted(cert, trusted):
+        raise ProofRejected(
+            "the certificate was not signed by a CA this collector trusts:"
+            " enroll this computer again with a new token"
+        )
+    if cert.not_valid_after_utc < now - MAX_EXPIRED:
+        raise ProofRejected(
+            f"the certificate expired more than {MAX_EXPIRED.days} days ago:"
+            " enroll this computer again with a new token"
+        )
+    if not csr.is_signature_valid or _spki(csr.public_key()) != _spki(cert.public_key()):
+        raise ProofRejected("the new request is not signed by the certificate's own key")
+    if not request.HasField("signed_at"):
+        raise ProofRejected("signed_at is missing")
+    signed_at = request.signed_at.ToDatetime(dt.UTC)
+    if abs(now - signed_at) > SIGNATURE_WINDOW:
+        raise ProofRejected(
+            "the proof was signed more than a day away from the collector's clock:"
+            " set this computer's clock and try again"
+        )
+    device_id = device_id_for_certificate(cert)
+    serial = format(cert.serial_number, "x")
+    payload = reestablish_payload(device_id, serial, request.signed_at.seconds, request.csr_pem)
+    public_key = cert.public_key()
+    assert isinstance(public_key, ec.EllipticCurvePublicKey)  # checked by _spki above
+    try:
+        public_key.verify(request.signature, payload, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature as exc:
+        raise ProofRejected("the proof of the device key does not verify") from exc
+    return ProvenDevice(device_id, serial, signed_at)
