@@ -4,6 +4,8 @@ ports, and real agents enrolled against it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import threading
 import uuid
@@ -56,9 +58,12 @@ class LiveCollector:
         return str(token)
 
 
-@pytest.fixture
-def live_collector(tmp_path: Path) -> Iterator[LiveCollector]:
-    config, ca_cert = initialize(tmp_path / "collector", "127.0.0.1")
+@contextlib.contextmanager
+def running_collector(directory: Path, **overrides: object) -> Iterator[LiveCollector]:
+    """A collector in a new data folder; `overrides` replace fields of its configuration
+    (e.g. max_connection_age_seconds=2) as if collector.toml said so."""
+    config, ca_cert = initialize(directory, "127.0.0.1")
+    config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)
     thread.start()
@@ -74,6 +79,12 @@ def live_collector(tmp_path: Path) -> Iterator[LiveCollector]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def live_collector(tmp_path: Path) -> Iterator[LiveCollector]:
+    with running_collector(tmp_path / "collector") as collector:
+        yield collector
 
 
 def host_info(hostname: str = "test-host") -> pb.HostInfo:
