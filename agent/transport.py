@@ -22,11 +22,30 @@ log = logging.getLogger(__name__)
 
 REPORT_DEADLINE_SECONDS = 30.0
 # The collector will never accept these reports as they are: keeping them would block the rest.
+# RESOURCE_EXHAUSTED is permanent only without a retry hint (the report is too large); with a
+# `retry-after-ms` trailing metadata it means "this device is sending too often: back off".
 _PERMANENT = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.ALREADY_EXISTS,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+RETRY_AFTER_KEY = "retry-after-ms"
+
+
+def _retry_hint(exc: grpc.RpcError) -> tuple[bool, float | None]:
+    """Whether the collector asked us to back off (a `retry-after-ms` trailing metadata on
+    RESOURCE_EXHAUSTED), and for how many seconds when the hint is a number."""
+    if not isinstance(exc, grpc.Call) or exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return False, None
+    for key, value in exc.trailing_metadata() or ():
+        if key == RETRY_AFTER_KEY:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            try:
+                millis = int(text)
+            except ValueError:
+                return True, None
+            return True, max(0, millis) / 1000.0
+    return False, None
 
 
 @dataclass
@@ -38,6 +57,8 @@ class DrainResult:
     stopped_by: str | None = None
     # The acknowledgement of the newest report sent (its verdicts, maybe a new configuration).
     last_ack: pb.ReportAck | None = None
+    # Seconds the collector asked this device to wait before sending again (rate limited).
+    retry_after: float | None = None
 
 
 def open_channel(state: AgentState, enrollment: Enrollment) -> grpc.Channel:
@@ -74,7 +95,8 @@ def drain(state: AgentState, enrollment: Enrollment, outbox: Outbox) -> DrainRes
             except grpc.RpcError as exc:
                 code = exc.code() if isinstance(exc, grpc.Call) else None
                 detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-                if code in _PERMANENT:
+                back_off, result.retry_after = _retry_hint(exc)
+                if code in _PERMANENT and not back_off:
                     outbox.set_aside(item.path, f"{code.name if code else 'error'}: {detail}")
                     result.set_aside.append(item.report.report_id)
                     continue

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -76,13 +75,6 @@ def peer_of(context: grpc.aio.ServicerContext[object, object]) -> Peer | None:
         return None
     cert = x509.load_pem_x509_certificate(pems[0])
     return Peer(device_id_for_certificate(cert), format(cert.serial_number, "x"))
-
-
-def _is_canonical_uuid(text: str) -> bool:
-    try:
-        return str(uuid.UUID(text)) == text
-    except ValueError:
-        return False
 
 
 def os_family_name(value: pb.OsFamily.ValueType) -> str:
@@ -339,14 +331,25 @@ class CollectorService(pb_grpc.CollectorServicer):
         )
 
     async def _admit(self, context: grpc.aio.ServicerContext[object, object]) -> Peer:
-        """The calling device, if it may call at all: enrolled, not revoked or retired, and
-        not presenting a certificate older than one already in use (a clone)."""
+        """The calling device, if it may call at all: within its rate, enrolled, not revoked
+        or retired, and not presenting a certificate older than one already in use (a clone)."""
         peer = peer_of(context)
         if peer is None:
             await context.abort(
                 grpc.StatusCode.UNAUTHENTICATED,
                 "this call needs the device's client certificate: send it to the report port"
                 " over mutual TLS",
+            )
+        # Before any database work: a flooding device costs the others nothing.
+        wait = self._limiter.acquire(peer.device_id)
+        if wait > 0:
+            hint = retry_after_ms(wait)
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"device {peer.device_id} is calling too often (at most"
+                f" {self._limiter.calls_per_minute} calls a minute, {self._limiter.burst} in a"
+                f" burst): retry in {hint / 1000:.1f} s",
+                trailing_metadata=(("retry-after-ms", str(hint)),),
             )
         admission = await self._in_db(
             lambda: self._store.admit(peer.device_id, peer.serial, self._clock())
@@ -362,16 +365,6 @@ class CollectorService(pb_grpc.CollectorServicer):
     ) -> pb.ReportAck:
         peer = await self._admit(context)
         device_id = peer.device_id
-        wait = self._limiter.acquire(device_id)
-        if wait > 0:
-            hint = retry_after_ms(wait)
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"device {device_id} is reporting too often (at most"
-                f" {self._limiter.calls_per_minute} calls a minute, {self._limiter.burst} in a"
-                f" burst): retry in {hint / 1000:.1f} s",
-                trailing_metadata=(("retry-after-ms", str(hint)),),
-            )
         report = request.report
         if not request.HasField("report"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request holds no report")
