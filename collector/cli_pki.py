@@ -1,0 +1,235 @@
+"""`devposture-collector tls ...` and `ca ...`: server certificate rotation and CA rollover.
+
+Every command works on the data folder while `serve` runs: the collector picks up the new
+files for new connections within a couple of seconds, so nothing is restarted. Each command
+says what it did and what IT should do next, because a CA rollover spans weeks and the person
+who finishes it may not be the one who started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from collector.config import ConfigError, load
+from collector.pki import fingerprint, utcnow
+from collector.trust import Authorities, Stage, Trust, TrustError
+
+DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
+PROG = "devposture-collector"
+
+# argparse has no public name for the object add_subparsers() returns.
+Subparsers = argparse._SubParsersAction
+
+
+def _data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="collector data folder (default: $DEVPOSTURE_DATA or %(default)s)",
+    )
+
+
+def _force_option(parser: argparse.ArgumentParser, waits_for: str) -> None:
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help=f"do it before {waits_for} has passed (only if you know every agent has renewed)",
+    )
+
+
+def add_commands(commands: Subparsers[argparse.ArgumentParser]) -> None:
+    """Register `ca fingerprint`, `ca rollover stage|activate|finish|status` and `tls rotate`."""
+    ca = commands.add_parser("ca", help="the collector's certificate authority (CA)")
+    ca_commands = ca.add_subparsers(dest="ca_command", required=True, metavar="COMMAND")
+    ca_fp = ca_commands.add_parser(
+        "fingerprint", help="print the fingerprint of the CA agents pin when they enroll"
+    )
+    ca_fp.add_argument(
+        "--all", action="store_true", help="every trusted CA, labelled (during a rollover: two)"
+    )
+    _data_option(ca_fp)
+
+    rollover = ca_commands.add_parser(
+        "rollover",
+        help="replace the CA in stages, without cutting off any agent",
+        description="Replace the CA in three stages: stage (trust a new CA beside the old),"
+        " activate (the new CA signs), finish (stop trusting the old CA). Wait one device"
+        " certificate lifetime between the stages, so every agent renews in between.",
+    )
+    steps = rollover.add_subparsers(dest="rollover_command", required=True, metavar="STEP")
+    stage = steps.add_parser(
+        "stage", help="step 1: make a new CA and trust it beside the current one"
+    )
+    _data_option(stage)
+    activate = steps.add_parser(
+        "activate", help="step 2: the new CA signs device and server certificates"
+    )
+    _force_option(activate, "one device certificate lifetime since `stage`")
+    _data_option(activate)
+    finish = steps.add_parser("finish", help="step 3: stop trusting the old CA")
+    _force_option(finish, "one device certificate lifetime since `activate`")
+    _data_option(finish)
+    status = steps.add_parser("status", help="where the rollover stands and the next step")
+    _data_option(status)
+
+    tls = commands.add_parser("tls", help="the server certificate agents see")
+    tls_commands = tls.add_subparsers(dest="tls_command", required=True, metavar="COMMAND")
+    rotate = tls_commands.add_parser(
+        "rotate",
+        help="issue a new server key and certificate; the running collector uses it at once",
+    )
+    rotate.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="add a DNS name or IP address agents use to reach the collector (repeatable);"
+        " the names of the current certificate are kept",
+    )
+    _data_option(rotate)
+
+
+def _trust(args: argparse.Namespace) -> Trust:
+    return Trust(load(args.data))
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _lifetime_days(trust: Trust) -> int:
+    return trust.config.device_certificate_days
+
+
+def _day(moment: dt.datetime) -> str:
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
+    """The signing CA's fingerprint alone on standard output, so scripts can capture it."""
+    trust = _trust(args)
+    try:
+        if not args.all:
+            print(fingerprint(trust.signing_authority().cert))
+            return 0
+        for label, generation, cert in trust.labelled_cas():
+            until = f"{cert.not_valid_after_utc:%Y-%m-%d}"
+            print(f"{fingerprint(cert)}  CA {generation}, {label}, valid until {until}")
+    except (TrustError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    return 0
+
+
+def cmd_tls_rotate(args: argparse.Namespace) -> int:
+    trust = _trust(args)
+    try:
+        cert = trust.rotate_server_certificate(args.san)
+    except (TrustError, OSError, ValueError) as exc:
+        return _fail(f"{exc}. Nothing was changed")
+    dns, ips = trust.server_names()
+    print(f"New server certificate, serial {cert.serial_number:x}, signed by the CA with")
+    print(f"fingerprint {fingerprint(trust.signing_authority().cert)}.")
+    print(f"Names: {', '.join(dns + ips)}")
+    print(f"Valid until {cert.not_valid_after_utc:%Y-%m-%d}.")
+    print("A running collector uses it for new connections within a few seconds; agents")
+    print("verify it against the CA, so they need nothing. No restart is needed.")
+    return 0
+
+
+def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> list[str]:
+    days = _lifetime_days(trust)
+    lifetime = dt.timedelta(days=days)
+    signing = fingerprint(trust.signing_authority().cert)
+    if authorities.stage == Stage.STEADY:
+        return [
+            f"No CA rollover in progress. CA {authorities.signing} signs: {signing}",
+            f"To replace it: `{PROG} ca rollover stage`.",
+        ]
+    if authorities.stage == Stage.STAGED:
+        ready = (authorities.staged_at or now) + lifetime
+        new = max(authorities.trusted)
+        return [
+            f"Stage 1 of 3 (staged): CA {new} is trusted beside CA {authorities.signing},"
+            f" which still signs.",
+            "Agents receive both CAs the next time they renew their certificate or enroll.",
+            f"Next: on or after {_day(ready)} (one device certificate lifetime, {days} days,"
+            f" after staging), run `{PROG} ca rollover activate`.",
+        ]
+    if authorities.stage == Stage.ACTIVATED:
+        ready = (authorities.activated_at or now) + lifetime
+        old = ", ".join(str(g) for g in authorities.trusted if g != authorities.signing)
+        return [
+            f"Stage 2 of 3 (activated): CA {authorities.signing} signs; CA {old} is still"
+            " trusted for device certificates it signed.",
+            f"Give new installations the new fingerprint: {signing}",
+            f"Next: on or after {_day(ready)} (when the last certificate signed by the old CA"
+            f" has been renewed, {days} days), run `{PROG} ca rollover finish`.",
+        ]
+    raise AssertionError(authorities.stage)  # pragma: no cover
+
+
+def cmd_ca_rollover(args: argparse.Namespace) -> int:
+    trust = _trust(args)
+    step: str = args.rollover_command
+    now = utcnow()
+    try:
+        if step == "status":
+            print("\n".join(_stage_text(trust, trust.authorities(), now)))
+            return 0
+        if step == "stage":
+            generation, cert = trust.stage_rollover(now)
+            print(f"Staged CA {generation}: {fingerprint(cert)}")
+            print("The collector now accepts device certificates from both CAs, and hands both")
+            print("to agents when they renew or enroll. The current CA still signs everything,")
+            print("and new installations still use the current fingerprint.")
+        elif step == "activate":
+            generation, cert = trust.activate_rollover(now, force=args.force)
+            print(f"CA {generation} now signs device certificates and the server certificate.")
+            print(f"New fingerprint, for new installations (--ca-fingerprint): {fingerprint(cert)}")
+            print("Update your installation scripts now. Agents that renewed since staging keep")
+            print("working; device certificates from the old CA stay accepted until `finish`.")
+        elif step == "finish":
+            retired = trust.finish_rollover(now, force=args.force)
+            for generation, cert in retired:
+                print(f"CA {generation} is no longer trusted: {fingerprint(cert)}")
+            print(f"Its files were moved to {trust.ca_dir / 'retired'}; keep the key offline or")
+            print("delete it. Only the new CA is trusted now.")
+        else:  # pragma: no cover - argparse allows only the steps above
+            return _fail(f"unknown step {step}")
+    except (TrustError, OSError, ValueError) as exc:
+        return _fail(str(exc))
+    print()
+    print("\n".join(_stage_text(trust, trust.authorities(), now)))
+    return 0
+
+
+HANDLERS: dict[tuple[str, str | None], Callable[[argparse.Namespace], int]] = {
+    ("ca", "fingerprint"): cmd_ca_fingerprint,
+    ("ca", "rollover"): cmd_ca_rollover,
+    ("tls", "rotate"): cmd_tls_rotate,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run these commands alone (`python -m collector.cli_pki ...`), as in the full CLI."""
+    parser = argparse.ArgumentParser(prog=PROG)
+    add_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    sub = getattr(args, f"{args.command}_command", None)
+    try:
+        return HANDLERS[(args.command, sub)](args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
