@@ -377,3 +377,20 @@ def test_a_revoked_device_key_cannot_enroll_again(live_collector: LiveCollector)
         assert [t.uses_left for t in store.tokens()] == [0, 1]  # nothing spent on a refusal
     finally:
         store.close()
+
+
+def test_renewals_count_against_the_device_rate_limit(tmp_path: Path) -> None:
+    with running_collector(
+        tmp_path / "c", device_calls_per_minute=1, device_call_burst=2
+    ) as collector:
+        agent = enroll_agent(collector, tmp_path / "a")
+        own = serialization.load_pem_private_key(agent.state.key_path.read_bytes(), None)
+        assert isinstance(own, ec.EllipticCurvePrivateKey)
+        request = pb.RenewRequest(csr_pem=make_csr(own, "x").decode())
+        with open_channel(agent.state, agent.enrollment) as channel:
+            stub = pb_grpc.CollectorStub(channel)
+            stub.Renew(request, timeout=10)
+            stub.Renew(request, timeout=10)
+            with pytest.raises(grpc.RpcError) as limited:
+                stub.Renew(request, timeout=10)
+    assert _code(limited.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
