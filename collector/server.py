@@ -20,6 +20,7 @@ from pathlib import Path
 
 import grpc
 
+from collector.admin.service import AdminServer, start_admin_server
 from collector.agent_config import network_hash_key
 from collector.config import CollectorConfig
 from collector.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
@@ -42,9 +43,17 @@ class RunningServer:
     store: Store
     enroll_port: int
     report_port: int
+    # The administration server, on its own port (None when not asked for).
+    admin: AdminServer | None = None
+
+    @property
+    def admin_port(self) -> int | None:
+        return None if self.admin is None else self.admin.port
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop taking calls, let in-flight ones finish (up to `grace`), then close the store."""
+        if self.admin is not None:
+            await self.admin.stop(grace)
         await self.server.stop(grace)
         self.service.close()
         self.store.close()
@@ -68,12 +77,18 @@ async def start(
     enroll_port: int | None = None,
     report_port: int | None = None,
     host: str | None = None,
+    *,
+    admin_port: int | None = None,
 ) -> RunningServer:
-    """Open the store, bind both ports and start serving. Ports of 0 pick free ones."""
+    """Open the store, bind both ports and start serving. Ports of 0 pick free ones.
+
+    The admin server (its own grpc.aio server on [admin] host) starts only when `admin_port`
+    is given: `serve` gives the configured one; embedders and tests opt in."""
     trust = Trust(config)
-    ca_pem = trust.trusted_ca_pem()
-    chain = config.server_cert.read_bytes() + ca_pem
-    key_pair = [(config.server_key.read_bytes(), chain)]
+    # Both follow the certificate files on disk: `tls rotate` and `ca rollover` take effect
+    # for new connections within a second or two, without a restart.
+    enroll_credentials = trust.server_credentials(require_client_auth=False)
+    report_credentials = trust.server_credentials(require_client_auth=True)
     policy = _keep_in_force(config)
     store = Store.open(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
@@ -105,17 +120,13 @@ async def start(
             server,
             listen,
             config.enroll_port if enroll_port is None else enroll_port,
-            grpc.ssl_server_credentials(
-                key_pair, root_certificates=None, require_client_auth=False
-            ),
+            enroll_credentials,
         )
         bound_report = _bind(
             server,
             listen,
             config.report_port if report_port is None else report_port,
-            grpc.ssl_server_credentials(
-                key_pair, root_certificates=ca_pem, require_client_auth=True
-            ),
+            report_credentials,
         )
     except OSError:
         service.close()
@@ -124,7 +135,14 @@ async def start(
     service.report_port = bound_report
     await server.start()
     log.info("collector listening: enroll port %d, report port %d", bound_enroll, bound_report)
-    return RunningServer(server, service, store, bound_enroll, bound_report)
+    running = RunningServer(server, service, store, bound_enroll, bound_report)
+    if admin_port is not None:
+        try:
+            running.admin = await start_admin_server(config, admin_port)
+        except OSError:
+            await running.stop(0)
+            raise
+    return running
 
 
 POLICY_POLL_SECONDS = 2.0
@@ -198,22 +216,33 @@ async def serve_forever(
     report_port: int | None,
     host: str | None,
     ready_file: Path | None,
+    *,
+    admin_port: int | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
-    running = await start(config, enroll_port, report_port, host)
+    running = await start(
+        config, enroll_port, report_port, host,
+        admin_port=config.admin_port if admin_port is None else admin_port,
+    )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     print(
         f"devposture collector serving: enrollment on port {running.enroll_port},"
-        f" reports on port {running.report_port}",
+        f" reports on port {running.report_port}, administration on port {running.admin_port}",
         flush=True,
     )
     if ready_file is not None:
         temporary = ready_file.with_suffix(".tmp")
         temporary.write_text(
-            json.dumps({"enroll_port": running.enroll_port, "report_port": running.report_port})
+            json.dumps(
+                {
+                    "enroll_port": running.enroll_port,
+                    "report_port": running.report_port,
+                    "admin_port": running.admin_port,
+                }
+            )
         )
         temporary.replace(ready_file)
     watcher = asyncio.create_task(watch_policy(config, running, stop))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
 from collector.identity_store import (
     IDENTITY_MIGRATION,
@@ -185,7 +186,7 @@ class DeviceResultRow:
     collected_at: dt.datetime | None
 
 
-class Store(IdentityRecords):
+class Store(IdentityRecords, AdminRecords):
     """SQLite storage for one collector. Open with `Store.open(path)`."""
 
     @classmethod
@@ -197,7 +198,7 @@ class Store(IdentityRecords):
         # FULL: a committed transaction survives power loss, which is what an ack promises.
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA foreign_keys=ON")
-        connection.executescript(_SCHEMA + IDENTITY_SCHEMA)
+        connection.executescript(_SCHEMA + IDENTITY_SCHEMA + ADMIN_SCHEMA)
         row = connection.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             connection.execute("INSERT INTO schema_version(version) VALUES (1)")

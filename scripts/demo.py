@@ -103,6 +103,8 @@ def main() -> None:
                     "0",
                     "--report-port",
                     "0",
+                    "--admin-port",
+                    "0",
                     "--ready-file",
                     str(ready),
                 ],

@@ -30,6 +30,7 @@ class CollectorProcess:
     enroll_port: int
     report_port: int
     fingerprint: str
+    admin_port: int = 0
 
     def token(self) -> str:
         done = run(COLLECTOR, "token", "create", "--data", str(self.data))
@@ -52,6 +53,8 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
             "0",
             "--report-port",
             "0",
+            "--admin-port",
+            "0",
             "--ready-file",
             str(ready),
         ],
@@ -64,7 +67,9 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
             assert server.poll() is None and time.monotonic() < deadline, "collector did not start"
             time.sleep(0.05)
         ports = json.loads(ready.read_text())
-        yield CollectorProcess(data, ports["enroll_port"], ports["report_port"], fingerprint)
+        yield CollectorProcess(
+            data, ports["enroll_port"], ports["report_port"], fingerprint, ports["admin_port"]
+        )
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(20) == 0

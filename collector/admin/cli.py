@@ -1,0 +1,254 @@
+"""The command-line side of the admin commands: their options, and running them locally (on
+the data folder) or remotely (on a collector's admin port).
+
+Each command's options map one to one onto the argument names of its entry in
+`commands.COMMANDS`, so the parser here and the table there cannot drift apart silently: an
+option the table does not know is refused by the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from collector.admin.client import read_credential, run_remote
+from collector.admin.commands import (
+    COMMANDS,
+    CommandError,
+    Result,
+    Runner,
+    Words,
+    local_actor,
+    present,
+)
+from collector.admin.credentials import ROLES, VIEWER
+from collector.config import load
+from collector.render import FORMATS
+from collector.store import Store
+
+DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
+if TYPE_CHECKING:
+    Subcommands = argparse._SubParsersAction[argparse.ArgumentParser]
+
+# Command groups that can also run on a remote collector (`admin` is local only).
+REMOTE_GROUPS = ("report", "waiver", "device", "token", "audit")
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError("a port is a number from 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def moment(text: str) -> dt.datetime:
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: use 2026-11-01 or 2026-11-01T09:30"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help="collector data folder (default: $DEVPOSTURE_DATA or %(default)s)",
+    )
+
+
+def format_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+
+
+def _where_options(parser: argparse.ArgumentParser, *, remote: bool) -> None:
+    data_option(parser)
+    if not remote:
+        return
+    group = parser.add_argument_group(
+        "remote collector", "run on a collector's admin port instead of the local data folder"
+    )
+    group.add_argument(
+        "--collector",
+        metavar="HOST:PORT",
+        help="the collector's admin address ([admin] in collector.toml, 7445)",
+    )
+    group.add_argument(
+        "--ca-fingerprint",
+        metavar="SHA256",
+        help="the collector's CA fingerprint (`devposture-collector ca"
+        " fingerprint`): proves it is your collector",
+    )
+    group.add_argument("--credential-file", metavar="FILE",
+                       help="file holding your admin credential (`admin add`), or - for"
+                            " standard input; never give the credential itself")  # fmt: skip
+
+
+def _sub(commands: Subcommands, group: str, name: str, **kwargs: object) -> argparse.ArgumentParser:
+    help_text = kwargs.pop("help", None) or COMMANDS[(group, name)].summary
+    parser = commands.add_parser(name, help=str(help_text))
+    _where_options(parser, remote=group in REMOTE_GROUPS)
+    return parser
+
+
+def _as_of(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--as-of", type=moment, default=None, metavar="DATE",
+        help="as the fleet stood then: 2026-11-01 or 2026-11-01T09:30 (UTC unless a zone"
+        " is given); default: now",
+    )  # fmt: skip
+
+
+def _group(commands: Subcommands, name: str, help_text: str) -> Subcommands:
+    parser = commands.add_parser(name, help=help_text)
+    return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
+
+
+def add_commands(commands: Subcommands) -> None:
+    """Add the report, waiver, device, token, audit and admin commands to the parser."""
+    report = _group(commands, "report", "compliance reports")
+    for name in ("fleet", "device", "failing", "history"):
+        view = _sub(report, "report", name)
+        if name == "device":
+            view.add_argument("device_id", nargs="?", help="the device id (default: every device)")
+        if name == "history":
+            view.add_argument("device_id", help="the device id")
+        _as_of(view)
+        format_option(view)
+
+    waiver = _group(commands, "waiver", "exemptions for a device and a check, that expire")
+    add = _sub(waiver, "waiver", "add")
+    add.add_argument("--device", action="append", required=True, metavar="ID",
+                     help="device id (repeat for a group of devices)")  # fmt: skip
+    add.add_argument("--check", required=True, help="check id, e.g. chat-backup")
+    add.add_argument("--owner", required=True, help="who is accountable for the exemption")
+    add.add_argument("--reason", required=True, help="why the device may not comply for now")
+    add.add_argument("--expires", required=True, type=moment, metavar="DATE",
+                     help="when the exemption ends by itself (required)")  # fmt: skip
+    listing = _sub(waiver, "waiver", "list")
+    listing.add_argument("--all", action="store_true", help="include expired and revoked ones")
+    listing.add_argument(
+        "--log", action="store_true", help="every waiver change instead (the audit trail)"
+    )
+    format_option(listing)
+    revoke = _sub(waiver, "waiver", "revoke")
+    revoke.add_argument("waiver_id")
+    revoke.add_argument("--reason", required=True, help="why it ends early (kept in the log)")
+
+    device = _group(commands, "device", "enrolled devices: list, show, revoke, retire")
+    format_option(_sub(device, "device", "list"))
+    show = _sub(device, "device", "show")
+    show.add_argument("device_id", help="the device id (see `device list`)")
+    format_option(show)
+    for action in ("revoke", "retire"):
+        change = _sub(device, "device", action)
+        change.add_argument("device_id", help="the device id (see `device list`)")
+        change.add_argument("--reason", required=True, help="why (kept in the device's log)")
+
+    token = _group(commands, "token", "enrollment tokens")
+    create = _sub(token, "token", "create")
+    create.add_argument("--uses", type=positive_int, default=None, metavar="N",
+                        help="how many devices it may enroll (default: 1)")  # fmt: skip
+    create.add_argument("--ttl", type=positive, default=None, metavar="HOURS",
+                        help="hours until it expires (default from config: 24)")  # fmt: skip
+    format_option(_sub(token, "token", "list"))
+    token_revoke = _sub(token, "token", "revoke")
+    token_revoke.add_argument("token_id", help="the token id (see `token list`)")
+
+    audit = _group(commands, "audit", "the audit log of admin commands")
+    format_option(_sub(audit, "audit", "log"))
+
+    admin = _group(commands, "admin", "admin credentials (on the collector machine only)")
+    admin_add = _sub(admin, "admin", "add")
+    admin_add.add_argument("name", help="whose credential, e.g. 'Li Wei (IT)'")
+    admin_add.add_argument("--role", choices=ROLES, default=VIEWER,
+                           help="viewer: reports and listings; admin: also changes"
+                                " (default: %(default)s)")  # fmt: skip
+    format_option(_sub(admin, "admin", "list"))
+    admin_revoke = _sub(admin, "admin", "revoke")
+    admin_revoke.add_argument("credential_id", help="the credential id (see `admin list`)")
+
+
+def is_admin_command(words: Words) -> bool:
+    return words in COMMANDS
+
+
+def _text(value: object) -> str | None:
+    """An option's value as it travels in AdminCommand.arguments (None: not given)."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return "true"
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, list):
+        return "\n".join(str(v) for v in value)
+    return str(value)
+
+
+def arguments_of(words: Words, args: argparse.Namespace) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name in COMMANDS[words].options:
+        text = _text(getattr(args, name, None))
+        if text is not None:
+            values[name] = text
+    return values
+
+
+def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -> Result:
+    remote = getattr(args, "collector", None)
+    if remote is None:
+        if getattr(args, "credential_file", None) or getattr(args, "ca_fingerprint", None):
+            raise CommandError(
+                "--credential-file and --ca-fingerprint are for a remote collector:"
+                " add --collector HOST:PORT (its admin port), or drop them to use --data"
+            )
+        config = load(args.data)
+        store = Store.open(config.database)
+        try:
+            return Runner(store, config).run(
+                words, arguments, local_actor(), peer="local", remote=False
+            )
+        finally:
+            store.close()
+    if not args.ca_fingerprint or not args.credential_file:
+        raise CommandError(
+            "with --collector, give --ca-fingerprint (from `devposture-collector ca"
+            " fingerprint` on the collector) and --credential-file (your admin credential)"
+        )
+    credential = read_credential(args.credential_file)
+    return run_remote(remote, args.ca_fingerprint, credential, words, arguments)
+
+
+def run_admin_command(words: Words, args: argparse.Namespace) -> int:
+    """Run one command of the table, locally or remotely, and print its result."""
+    result = _run(words, arguments_of(words, args), args)
+    out, err = present(words, result, getattr(args, "format", "table"))
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return 0

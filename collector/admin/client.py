@@ -1,0 +1,113 @@
+"""Run admin commands on a collector over the network, from IT's computer.
+
+The collector is found the way an agent finds it: by the fingerprint of its CA (see
+`agent.pinning`), so a machine in the middle cannot pose as the collector and collect the
+credential. The credential is read from a file or standard input, never from the command
+line, where other users of the computer could see it. Every call has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import grpc
+
+from agent.enroll import CollectorAddress
+from agent.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
+from collector.admin.commands import CommandError, Result
+from collector.admin.credentials import CredentialFormatError, parse_credential
+from collector.render import Row
+from devposture.v1 import admin_pb2 as admin_pb
+from devposture.v1 import admin_pb2_grpc as admin_grpc
+
+ADMIN_DEADLINE_SECONDS = 60.0
+
+
+class RemoteError(CommandError):
+    """The remote collector could not be asked, or refused; the message says what to do."""
+
+
+def read_credential(source: str) -> str:
+    """The credential from a file, or from standard input for `-`; checked for its form."""
+    if source == "-":
+        text = sys.stdin.readline()
+    else:
+        path = Path(source)
+        try:
+            text = path.read_text(encoding="utf-8")
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RemoteError(
+                f"cannot read the credential file {source} ({exc}); give the file that"
+                " `devposture-collector admin add` output was saved to, or - for standard input"
+            ) from exc
+        if mode & 0o077 and os.name == "posix":
+            print(
+                f"devposture-collector: warning: {source} can be read by other users;"
+                f" protect it with `chmod 600 {source}`",
+                file=sys.stderr,
+            )
+    try:
+        return str(parse_credential(text))
+    except CredentialFormatError as exc:
+        raise RemoteError(f"{source}: {exc}") from exc
+
+
+def _explain(error: grpc.RpcError, target: str) -> str:
+    code = error.code() if isinstance(error, grpc.Call) else None
+    detail = error.details() if isinstance(error, grpc.Call) else str(error)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return f"the collector refused the credential: {detail}"
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return f"not allowed: {detail}"
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return (
+            f"cannot reach the collector's admin port at {target} over TLS ({detail}). Check"
+            " [admin] host/port in collector.toml, that `devposture-collector serve` runs, and"
+            " that the name you connect by is in the collector's certificate (`init --san`)"
+        )
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"the collector at {target} did not answer within the deadline; try again"
+    if code == grpc.StatusCode.UNIMPLEMENTED:
+        return (
+            f"{target} does not serve administration ({detail}): give the admin port"
+            " ([admin] port in collector.toml, 7445 by default), not an agent port"
+        )
+    return f"{detail} ({code.name if code else 'error'})"
+
+
+def run_remote(
+    collector: str,
+    ca_fingerprint: str,
+    credential: str,
+    words: Sequence[str],
+    arguments: Mapping[str, str],
+    *,
+    timeout: float = ADMIN_DEADLINE_SECONDS,
+) -> Result:
+    """Run one command on the collector at `collector` (HOST:PORT of its admin port)."""
+    try:
+        address = CollectorAddress.parse(collector)
+        pin = normalize_fingerprint(ca_fingerprint)
+    except ValueError as exc:
+        raise RemoteError(str(exc)) from exc
+    try:
+        ca_pem = fetch_pinned_ca(address.host, address.port, pin, timeout=min(timeout, 15.0))
+    except PinningError as exc:
+        raise RemoteError(str(exc)) from exc
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    request = admin_pb.AdminCommand(command=list(words), arguments=dict(arguments))
+    with grpc.secure_channel(address.target(), credentials) as channel:
+        try:
+            answer: admin_pb.AdminResult = admin_grpc.AdminStub(channel).Run(
+                request, timeout=timeout, metadata=(("authorization", f"Bearer {credential}"),)
+            )
+        except grpc.RpcError as exc:
+            raise RemoteError(_explain(exc, address.target())) from exc
+    rows: list[Row] = json.loads(answer.rows_json) if answer.rows_json else []
+    return Result(answer.message, tuple(answer.columns), rows)

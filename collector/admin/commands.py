@@ -1,0 +1,622 @@
+"""The one table of admin commands, and the one runner that every admin command goes through.
+
+The local CLI (on the collector machine, with the data folder) and the Admin gRPC service
+(from anywhere, with a credential) both call `Runner.run`, so the role check and the audit
+entry cannot be forgotten by one of them: what a viewer may do, and what is written down, is
+decided here once. Handlers take their arguments as a mapping of texts (what travels in
+`AdminCommand.arguments`) and return a `Result`; how a result is printed is `present`, shared
+by both paths so that local and remote output are identical.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
+from collector.compliance import Waiver
+from collector.config import CollectorConfig
+from collector.identity_store import RETIRED, REVOKED, DeviceInfo
+from collector.pki import utcnow
+from collector.policy import Policy, PolicyError
+from collector.render import Row, render
+from collector.reports import (
+    DEVICE_COLUMNS,
+    FAILING_COLUMNS,
+    FLEET_COLUMNS,
+    HISTORY_COLUMNS,
+    device_rows,
+    failing_rows,
+    fleet_rows,
+    history_rows,
+)
+from collector.store import Store
+from collector.tokens import new_token
+
+Words = tuple[str, str]
+
+
+class CommandError(Exception):
+    """The command cannot be run as given; the message names the problem and the fix."""
+
+
+class NotFound(CommandError):
+    """The command names something (a device, a waiver, a token) that does not exist."""
+
+
+class Denied(CommandError):
+    """The caller's role does not allow the command."""
+
+
+class UnknownCommand(CommandError):
+    """No such command in the table."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who runs a command: a credential's holder, or a local user with the data folder."""
+
+    name: str
+    role: str
+    credential_id: str | None = None
+
+    def label(self) -> str:
+        return f"{self.name} ({self.credential_id})" if self.credential_id else self.name
+
+
+def local_actor() -> Actor:
+    """The person at the collector machine: reading the 0700 data folder proves they run as
+    the collector's service account (or root), which may do everything."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = f"uid {os.getuid()}"
+    return Actor(f"local:{user}", ADMIN)
+
+
+@dataclass(frozen=True)
+class Result:
+    # A sentence (or the new secret, for `token create` and `admin add`) for the person.
+    message: str = ""
+    columns: tuple[str, ...] = ()
+    rows: list[Row] = field(default_factory=list)
+    # What the audit log keeps about the outcome. Never a secret.
+    note: str = ""
+
+
+class Arguments:
+    """A command's arguments by name, all texts, with conversions that explain bad values."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+
+    def text(self, name: str) -> str | None:
+        value = self._values.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise CommandError(f"--{_option(name)} is required and must not be empty")
+        return value
+
+    def flag(self, name: str) -> bool:
+        return self._values.get(name, "").strip().lower() in ("1", "true", "yes")
+
+    def items(self, name: str) -> list[str]:
+        """A repeatable option: its values, joined with newlines on the wire."""
+        return [v.strip() for v in self._values.get(name, "").splitlines() if v.strip()]
+
+    def moment(self, name: str) -> dt.datetime | None:
+        text = self.text(name)
+        if text is None:
+            return None
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise CommandError(
+                f"--{_option(name)} {text!r} is not a date: use 2026-11-01 or 2026-11-01T09:30"
+            ) from None
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+    def number(self, name: str, default: float, *, whole: bool = False) -> float:
+        text = self.text(name)
+        if text is None:
+            return default
+        try:
+            value = int(text) if whole else float(text)
+        except ValueError:
+            kind = "a whole number" if whole else "a number"
+            raise CommandError(f"--{_option(name)} must be {kind}, not {text!r}") from None
+        if value <= 0:
+            raise CommandError(f"--{_option(name)} must be greater than zero, not {text!r}")
+        return value
+
+
+def _option(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _when(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+Handler = Callable[[Store, CollectorConfig, Arguments, Actor], Result]
+
+
+@dataclass(frozen=True)
+class Command:
+    words: Words
+    role: str
+    handler: Handler
+    # The argument names the command takes; any other is refused (a typo must not be ignored).
+    options: frozenset[str]
+    summary: str
+    # Managed only on the collector machine: a stolen credential must not mint more.
+    local_only: bool = False
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def _policy(config: CollectorConfig) -> Policy:
+    # Imported here: collector.server starts the admin service, which imports this module.
+    from collector.server import policy_in_force  # noqa: PLC0415
+
+    try:
+        return policy_in_force(config)
+    except PolicyError as exc:
+        raise CommandError(f"the policy file has mistakes; fix them first:\n{exc}") from exc
+
+
+def _report(view: str) -> Handler:
+    def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+        policy = _policy(config)
+        at = args.moment("as_of") or utcnow()
+        device_id = args.text("device_id")
+        if view == "fleet":
+            message = ""
+            if not store.devices_seen(at):
+                message = (
+                    "No devices enrolled yet. Create a token with"
+                    " `devposture-collector token create`."
+                )
+            return Result(message, FLEET_COLUMNS, fleet_rows(store, policy, at))
+        if view == "device":
+            rows = device_rows(store, policy, at, device_id)
+            if device_id and not rows:
+                raise NotFound(
+                    f"no device {device_id} was enrolled by {at:%Y-%m-%d %H:%M} UTC;"
+                    " see the ids in `devposture-collector report device`"
+                )
+            return Result("", DEVICE_COLUMNS, rows)
+        if view == "history":
+            if device_id is None:
+                raise CommandError("give the device id: `report history DEVICE_ID`")
+            rows = history_rows(store, device_id, at)
+            if not rows:
+                raise NotFound(
+                    f"no history for device {device_id}: see the ids in"
+                    " `devposture-collector report device`"
+                )
+            return Result("", HISTORY_COLUMNS, rows)
+        return Result("", FAILING_COLUMNS, failing_rows(store, policy, at))
+
+    return handler
+
+
+# --- waivers -------------------------------------------------------------------------------
+
+WAIVER_COLUMNS = (
+    "waiver", "device", "check", "owner", "reason", "created", "expires", "status",
+)  # fmt: skip
+WAIVER_LOG_COLUMNS = ("waiver", "action", "at", "detail")
+
+
+def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    policy = _policy(config)
+    now = utcnow()
+    check_id = args.required("check")
+    if policy.check(check_id) is None:
+        known = ", ".join(c.check_id for c in policy.checks)
+        raise CommandError(f"no check {check_id!r} in the policy (checks: {known})")
+    expires = args.moment("expires")
+    if expires is None:
+        raise CommandError("--expires is required: a waiver always ends by itself")
+    if expires <= now:
+        raise CommandError("--expires must be in the future: a waiver always ends by itself")
+    owner, reason = args.text("owner"), args.text("reason")
+    if owner is None or reason is None:
+        raise CommandError("--owner and --reason must not be empty: the audit trail needs both")
+    devices = args.items("device")
+    if not devices:
+        raise CommandError("--device is required (repeat it for a group of devices)")
+    known_devices = {d.device_id for d in store.devices_seen()}
+    unknown = [d for d in devices if d not in known_devices]
+    if unknown:
+        raise NotFound(
+            f"no enrolled device {', '.join(unknown)}: see `devposture-collector report device`"
+        )
+    lines = []
+    for device_id in dict.fromkeys(devices):
+        waiver = Waiver(
+            f"w-{secrets.token_hex(4)}", device_id, check_id, owner, reason, now, expires
+        )
+        store.add_waiver(waiver, now)
+        lines.append(
+            f"waiver {waiver.waiver_id}: {device_id} exempt from {check_id}"
+            f" until {expires.isoformat(timespec='minutes')}"
+        )
+    return Result("\n".join(lines), note="; ".join(lines))
+
+
+def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    if args.flag("log"):
+        events: list[Row] = [
+            {"waiver": w, "action": a, "at": _when(t), "detail": d}
+            for w, a, t, d in store.waiver_events()
+        ]
+        return Result("", WAIVER_LOG_COLUMNS, events)
+    now = utcnow()
+    rows: list[Row] = []
+    for w in store.waivers():
+        status = (
+            "active" if w.active(now)
+            else "revoked" if w.revoked_at is not None and w.revoked_at <= now
+            else "expired"
+        )  # fmt: skip
+        if status == "active" or args.flag("all"):
+            rows.append({
+                "waiver": w.waiver_id, "device": w.device_id, "check": w.check_id,
+                "owner": w.owner, "reason": w.reason, "created": _when(w.created_at),
+                "expires": _when(w.expires_at), "status": status,
+            })  # fmt: skip
+    return Result("", WAIVER_COLUMNS, rows)
+
+
+def _waiver_revoke(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    waiver_id, reason = args.required("waiver_id"), args.required("reason")
+    if not store.revoke_waiver(waiver_id, utcnow(), reason):
+        raise NotFound(f"no active waiver {waiver_id}: see `devposture-collector waiver list`")
+    return Result(f"waiver {waiver_id} revoked", note=f"waiver {waiver_id} revoked")
+
+
+# --- devices -------------------------------------------------------------------------------
+
+DEVICE_LIST_COLUMNS = (
+    "device", "hostname", "os", "enrolled", "last_report", "status", "status_reason",
+    "certificate_generation", "certificate_expires", "clone_suspected",
+)  # fmt: skip
+DEVICE_SHOW_COLUMNS = (*DEVICE_LIST_COLUMNS, "clone_detail", "events")
+
+
+def _device_row(device: DeviceInfo) -> Row:
+    return {
+        "device": device.device_id, "hostname": device.hostname, "os": device.os_family,
+        "enrolled": _when(device.enrolled_at), "last_report": _when(device.last_report_at),
+        "status": device.status + (f" since {_when(device.status_at)}" if device.status_at
+                                   else ""),
+        "status_reason": device.status_reason,
+        "certificate_generation": device.generation,
+        "certificate_expires": _when(device.certificate_expires_at),
+        "clone_suspected": _when(device.clone_suspected_at) or "",
+    }  # fmt: skip
+
+
+def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    return Result("", DEVICE_LIST_COLUMNS, [_device_row(d) for d in store.devices()])
+
+
+def _find_device(store: Store, device_id: str) -> DeviceInfo:
+    for device in store.devices():
+        if device.device_id == device_id:
+            return device
+    raise NotFound(f"no device {device_id}: see the ids in `devposture-collector device list`")
+
+
+def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    device = _find_device(store, args.required("device_id"))
+    events = "\n".join(
+        f"{_when(at)}  {action}: {detail}"
+        for _, action, at, detail in store.device_events(device.device_id)
+    )
+    row = _device_row(device) | {"clone_detail": device.clone_detail, "events": events}
+    return Result("", DEVICE_SHOW_COLUMNS, [row])
+
+
+def _device_status(status: str) -> Handler:
+    def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+        device_id, reason = args.required("device_id"), args.required("reason")
+        device = _find_device(store, device_id)
+        if not store.set_device_status(device_id, status, utcnow(), reason):
+            raise CommandError(
+                f"device {device_id} is already {device.status}: nothing to do"
+                " (see `devposture-collector device show`)"
+            )
+        seconds = round(config.max_connection_age_seconds)
+        message = (
+            f"device {device_id} ({device.hostname or 'no hostname'}) {status}. Its next call is"
+            f" refused and its open connections close within {seconds} seconds; its reports"
+            " and history stay. To use the computer again, enroll it with a new key"
+            " (`devposture-agent enroll --force`)."
+        )
+        return Result(message, note=f"device {device_id} {status}: {reason}")
+
+    return handler
+
+
+# --- enrollment tokens ---------------------------------------------------------------------
+
+TOKEN_COLUMNS = ("token", "created", "expires", "uses_left", "status")
+TOKEN_CREATED_COLUMNS = ("token", "uses", "expires")
+MAX_TOKEN_USES = 10_000
+
+
+def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    uses = int(args.number("uses", 1, whole=True))
+    if uses > MAX_TOKEN_USES:
+        raise CommandError(
+            f"--uses must be at most {MAX_TOKEN_USES}: make several tokens for a larger rollout"
+        )
+    hours = args.number("ttl", config.token_ttl_hours)
+    now = utcnow()
+    expires = now + dt.timedelta(hours=hours)
+    token = new_token()
+    store.add_token(token, now, expires, uses=uses)
+    row: Row = {"token": token.token_id, "uses": uses, "expires": _when(expires)}
+    note = f"token {token.token_id}: {uses} use(s), expires {_when(expires)}"
+    return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=note)
+
+
+def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    now = utcnow()
+    rows: list[Row] = [
+        {"token": t.token_id, "created": _when(t.created_at), "expires": _when(t.expires_at),
+         "uses_left": t.uses_left, "status": t.status(now)}
+        for t in store.tokens()
+    ]  # fmt: skip
+    return Result("", TOKEN_COLUMNS, rows)
+
+
+def _token_revoke(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    token_id = args.required("token_id")
+    if not store.revoke_token(token_id, utcnow()):
+        raise NotFound(
+            f"no token {token_id} that is not revoked already:"
+            " see `devposture-collector token list`"
+        )
+    message = f"token {token_id} revoked: it enrolls no more devices"
+    return Result(message, note=message)
+
+
+# --- admin credentials and the audit log ---------------------------------------------------
+
+CREDENTIAL_COLUMNS = ("credential", "name", "role", "created", "status")
+CREDENTIAL_CREATED_COLUMNS = ("credential", "name", "role")
+AUDIT_COLUMNS = (
+    "at", "actor", "role", "command", "arguments", "outcome", "message", "peer",
+)  # fmt: skip
+
+
+def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    name = args.required("name")
+    if len(name) > 100 or any(not ch.isprintable() for ch in name):
+        raise CommandError("NAME must be at most 100 printable characters, e.g. 'Li Wei (IT)'")
+    role = args.text("role") or VIEWER
+    if role not in ROLES:
+        raise CommandError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    credential = new_credential()
+    store.add_credential(credential, name, role, utcnow())
+    row: Row = {"credential": credential.credential_id, "name": name, "role": role}
+    note = f"credential {credential.credential_id} for {name}, role {role}"
+    return Result(str(credential), CREDENTIAL_CREATED_COLUMNS, [row], note=note)
+
+
+def _admin_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    rows: list[Row] = [
+        {"credential": c.credential_id, "name": c.name, "role": c.role,
+         "created": _when(c.created_at),
+         "status": f"revoked {_when(c.revoked_at)}" if c.revoked_at else "active"}
+        for c in store.credentials()
+    ]  # fmt: skip
+    return Result("", CREDENTIAL_COLUMNS, rows)
+
+
+def _admin_revoke(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    credential_id = args.required("credential_id")
+    if not store.revoke_credential(credential_id, utcnow()):
+        raise NotFound(
+            f"no credential {credential_id} that is not revoked already:"
+            " see `devposture-collector admin list`"
+        )
+    message = f"credential {credential_id} revoked: its next call is refused"
+    return Result(message, note=message)
+
+
+def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    rows: list[Row] = [
+        {"at": _when(e.at), "actor": e.actor + (f" ({e.credential_id})" if e.credential_id
+                                                 else ""),
+         "role": e.role, "command": e.command, "arguments": e.arguments, "outcome": e.outcome,
+         "message": e.message, "peer": e.peer}
+        for e in store.audit_entries()
+    ]  # fmt: skip
+    return Result("", AUDIT_COLUMNS, rows)
+
+
+_AS_OF = frozenset({"as_of"})
+
+COMMANDS: dict[Words, Command] = {
+    c.words: c
+    for c in (
+        Command(("report", "fleet"), VIEWER, _report("fleet"), _AS_OF,
+                "per check: devices passing, in grace, failing, unknown, exempt, stale"),
+        Command(("report", "device"), VIEWER, _report("device"), _AS_OF | {"device_id"},
+                "each check of a device (or of every device): state, since, why, what to do"),
+        Command(("report", "failing"), VIEWER, _report("failing"), _AS_OF,
+                "devices failing a check, the longest-failing first"),
+        Command(("report", "history"), VIEWER, _report("history"), _AS_OF | {"device_id"},
+                "every state a device had on each check, from when until when"),
+        Command(("waiver", "list"), VIEWER, _waiver_list, frozenset({"all", "log"}),
+                "active waivers (--all: every one)"),
+        Command(("waiver", "add"), ADMIN, _waiver_add,
+                frozenset({"device", "check", "owner", "reason", "expires"}),
+                "exempt devices from a check until a date"),
+        Command(("waiver", "revoke"), ADMIN, _waiver_revoke, frozenset({"waiver_id", "reason"}),
+                "end a waiver now"),
+        Command(("device", "list"), VIEWER, _device_list, frozenset(),
+                "every device: status, certificate, last report, clone suspicion"),
+        Command(("device", "show"), VIEWER, _device_show, frozenset({"device_id"}),
+                "one device and every change of its identity"),
+        Command(("device", "revoke"), ADMIN, _device_status(REVOKED),
+                frozenset({"device_id", "reason"}),
+                "refuse a device from now on (stolen, compromised); its history stays"),
+        Command(("device", "retire"), ADMIN, _device_status(RETIRED),
+                frozenset({"device_id", "reason"}),
+                "take a device out of service (replaced, returned); its history stays"),
+        Command(("token", "list"), VIEWER, _token_list, frozenset(),
+                "enrollment tokens: expiry, uses left, status (never the secret)"),
+        Command(("token", "create"), ADMIN, _token_create, frozenset({"uses", "ttl"}),
+                "print a new enrollment token (N uses, expires) on standard output"),
+        Command(("token", "revoke"), ADMIN, _token_revoke, frozenset({"token_id"}),
+                "make an enrollment token unusable now"),
+        Command(("audit", "log"), ADMIN, _audit_log, frozenset(),
+                "every admin command: who, when, what, from where, and the outcome"),
+        Command(("admin", "add"), ADMIN, _admin_add, frozenset({"name", "role"}),
+                "print a new admin credential (shown once) on standard output",
+                local_only=True),
+        Command(("admin", "list"), ADMIN, _admin_list, frozenset(),
+                "admin credentials: name, role, status (never the secret)", local_only=True),
+        Command(("admin", "revoke"), ADMIN, _admin_revoke, frozenset({"credential_id"}),
+                "make an admin credential unusable now", local_only=True),
+    )
+}  # fmt: skip
+
+
+class Runner:
+    """Runs commands of the table for one store: checks the role, then writes the audit entry
+    (exactly one per call, whatever happens)."""
+
+    def __init__(self, store: Store, config: CollectorConfig) -> None:
+        self._store = store
+        self._config = config
+
+    def run(
+        self,
+        words: Sequence[str],
+        arguments: Mapping[str, str],
+        actor: Actor,
+        *,
+        peer: str,
+        remote: bool,
+    ) -> Result:
+        name = " ".join(words)
+
+        def audit(outcome: str, message: str) -> None:
+            self._store.audit(
+                utcnow(), actor=actor.name, credential_id=actor.credential_id, role=actor.role,
+                command=name, arguments=arguments, outcome=outcome, message=message, peer=peer,
+            )  # fmt: skip
+
+        command = COMMANDS.get((words[0], words[1])) if len(words) == 2 else None
+        if command is None:
+            error: CommandError = UnknownCommand(
+                f"no admin command {name!r}; the commands are: "
+                + ", ".join(" ".join(w) for w in COMMANDS)
+            )
+            audit("error", str(error))
+            raise error
+        if command.local_only and remote:
+            denied = Denied(
+                f"`{name}` runs only on the collector machine, with the data folder"
+                f" (`devposture-collector {name} --data ...`): admin credentials are not"
+                " managed over the network"
+            )
+            audit("denied", str(denied))
+            raise denied
+        if ROLE_RANK.get(actor.role, 0) < ROLE_RANK[command.role]:
+            denied = Denied(
+                f"`{name}` needs the {command.role} role; {actor.label()} has the"
+                f" {actor.role or 'no'} role. Ask the collector's administrator for an admin"
+                " credential (`devposture-collector admin add NAME --role admin`)"
+            )
+            audit("denied", str(denied))
+            raise denied
+        unknown = sorted(set(arguments) - command.options)
+        if unknown:
+            accepted = ", ".join(sorted(command.options)) or "none"
+            error = CommandError(
+                f"`{name}` does not take {', '.join(unknown)} (it takes: {accepted})"
+            )
+            audit("error", str(error))
+            raise error
+        try:
+            result = command.handler(self._store, self._config, Arguments(arguments), actor)
+        except CommandError as exc:
+            audit("error", str(exc))
+            raise
+        except Exception as exc:
+            audit("error", f"internal error: {type(exc).__name__}")
+            raise
+        audit("ok", result.note)
+        return result
+
+
+def present(words: Words, result: Result, fmt: str) -> tuple[str, str]:
+    """What to print for a result: (standard output, standard error). The same for a local
+    run and a remote one, so a script cannot tell them apart."""
+    if words in (("token", "create"), ("admin", "add")):
+        # Standard output holds the secret alone, so `> file` captures exactly it.
+        row = result.rows[0] if result.rows else {}
+        if words == ("token", "create"):
+            uses = row.get("uses")
+            what = "one device" if uses == 1 else f"{uses} devices"
+            info = f"token {row.get('token')}: enrolls {what}, expires {row.get('expires')}\n"
+        else:
+            info = (
+                f"admin credential {row.get('credential')} for {row.get('name')}"
+                f" (role {row.get('role')}). It is shown only this once: store it in a file"
+                " only you can read (`chmod 600 FILE`) and give it with --credential-file FILE\n"
+            )
+        return result.message + "\n", info
+    if not result.columns:
+        return (result.message + "\n" if result.message else ""), ""
+    if words == ("report", "fleet") and result.message and fmt == "table":
+        return result.message + "\n", ""
+    if words == ("device", "show") and fmt == "table":
+        return _vertical(result), ""
+    out = render(result.rows, result.columns, fmt)
+    err = result.message + "\n" if result.message else ""
+    if words == ("device", "list") and fmt == "table":
+        clones = sum(1 for r in result.rows if r.get("clone_suspected"))
+        if clones:
+            err += (
+                f"{clones} device(s) suspected of being copies: see"
+                " `devposture-collector device show ID`\n"
+            )
+    return out, err
+
+
+def _vertical(result: Result) -> str:
+    """One record as `name: value` lines: a device's many fields do not fit a table row."""
+    lines = []
+    for row in result.rows:
+        width = max(len(c) for c in result.columns)
+        for column in result.columns:
+            value = row.get(column)
+            text = "" if value is None else str(value)
+            if "\n" in text or column == "events":
+                lines.append(f"{column}:")
+                lines.extend(f"  {line}" for line in text.splitlines())
+            else:
+                lines.append(f"{column.ljust(width)}  {text}")
+    return "\n".join(lines) + "\n"
+
+
+def result_rows_json(result: Result) -> str:
+    return json.dumps(result.rows, ensure_ascii=False)

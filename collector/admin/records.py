@@ -1,0 +1,146 @@
+"""Admin credentials and the audit log in the store (a mixin of `collector.store.Store`).
+
+The audit log is append-only like the waiver and device logs: triggers refuse UPDATE and
+DELETE, so whoever holds an admin credential cannot rewrite what they did. Credentials are
+kept only as the SHA-256 of their secret, so a copy of the database grants nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from collector.admin.credentials import ROLES, Credential, credential_matches, redact
+from collector.records import Records, from_us, maybe_from_us, to_us
+
+ADMIN_SCHEMA = """
+CREATE TABLE IF NOT EXISTS admin_credentials (
+    credential_id  TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+    secret_hash    TEXT NOT NULL,
+    created_us     INTEGER NOT NULL,
+    revoked_us     INTEGER
+);
+
+-- One entry per admin command, local or remote, allowed or not. Never holds a secret.
+CREATE TABLE IF NOT EXISTS audit_log (
+    entry_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_us          INTEGER NOT NULL,
+    actor          TEXT NOT NULL,
+    credential_id  TEXT,
+    role           TEXT NOT NULL,
+    command        TEXT NOT NULL,
+    arguments      TEXT NOT NULL,
+    outcome        TEXT NOT NULL CHECK (outcome IN ('ok', 'denied', 'error')),
+    message        TEXT NOT NULL,
+    peer           TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_is_append_only_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_is_append_only_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+@dataclass(frozen=True)
+class CredentialInfo:
+    credential_id: str
+    name: str
+    role: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    at: dt.datetime
+    actor: str
+    credential_id: str | None
+    role: str
+    command: str
+    arguments: str
+    outcome: str
+    message: str
+    peer: str
+
+
+AUDIT_TEXT_LIMIT = 1000
+
+
+def _short(text: str) -> str:
+    """Cap what a caller can make the audit log hold per field (a remote caller chooses it)."""
+    return text if len(text) <= AUDIT_TEXT_LIMIT else text[:AUDIT_TEXT_LIMIT] + "…"
+
+
+class AdminRecords(Records):
+    # --- credentials -----------------------------------------------------------------------
+
+    def add_credential(
+        self, credential: Credential, name: str, role: str, now: dt.datetime
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO admin_credentials(credential_id, name, role, secret_hash, created_us)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (credential.credential_id, name, role, credential.secret_hash, to_us(now)),
+            )
+
+    def credentials(self) -> list[CredentialInfo]:
+        rows = self._db.execute(
+            "SELECT credential_id, name, role, created_us, revoked_us FROM admin_credentials"
+            " ORDER BY created_us"
+        ).fetchall()
+        return [CredentialInfo(r[0], r[1], r[2], from_us(r[3]), maybe_from_us(r[4])) for r in rows]
+
+    def authenticate(self, credential: Credential) -> CredentialInfo | None:
+        """The credential's record when its secret matches and it is not revoked, else None."""
+        row = self._db.execute(
+            "SELECT name, role, secret_hash, created_us, revoked_us FROM admin_credentials"
+            " WHERE credential_id = ?",
+            (credential.credential_id,),
+        ).fetchone()
+        if row is None or not credential_matches(credential, row[2]) or row[4] is not None:
+            return None
+        return CredentialInfo(credential.credential_id, row[0], row[1], from_us(row[3]), None)
+
+    def revoke_credential(self, credential_id: str, now: dt.datetime) -> bool:
+        """Revoke a credential not revoked yet; False when there is no such credential."""
+        with self._write() as cur:
+            cur.execute(
+                "UPDATE admin_credentials SET revoked_us = ? WHERE credential_id = ?"
+                " AND revoked_us IS NULL",
+                (to_us(now), credential_id),
+            )
+            return cur.rowcount == 1
+
+    # --- audit log -------------------------------------------------------------------------
+
+    def audit(
+        self, now: dt.datetime, *, actor: str, credential_id: str | None, role: str,
+        command: str, arguments: Mapping[str, str], outcome: str, message: str, peer: str,
+    ) -> None:  # fmt: skip
+        """Append one entry. Secrets are redacted from the arguments and the message here,
+        the one way in, whatever the caller passed."""
+        shown = json.dumps(
+            {key[:100]: _short(redact(value)) for key, value in sorted(arguments.items())},
+            ensure_ascii=False,
+        )
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO audit_log(at_us, actor, credential_id, role, command, arguments,"
+                " outcome, message, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (to_us(now), redact(actor), credential_id, role, _short(redact(command)), shown,
+                 outcome, _short(redact(message)), peer),
+            )  # fmt: skip
+
+    def audit_entries(self) -> list[AuditEntry]:
+        rows = self._db.execute(
+            "SELECT at_us, actor, credential_id, role, command, arguments, outcome, message,"
+            " peer FROM audit_log ORDER BY entry_id"
+        ).fetchall()
+        return [AuditEntry(from_us(r[0]), *r[1:]) for r in rows]

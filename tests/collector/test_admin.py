@@ -1,0 +1,386 @@
+"""Admin access over a real collector (grpc.aio, real TLS, SQLite file): roles, the audit log,
+and the separation of the admin port from the agent ports."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from agent.pinning import fingerprint as pin_of
+from agent.transport import open_channel, send_report
+from collector import server as collector_server
+from collector.admin.commands import Actor, Denied, Runner
+from collector.admin.credentials import ADMIN, VIEWER, new_credential
+from collector.admin.records import AuditEntry
+from collector.cli import main as collector_cli
+from collector.datadir import initialize
+from collector.pki import utcnow
+from collector.store import Store
+from devposture.v1 import admin_pb2 as admin_pb
+from devposture.v1 import admin_pb2_grpc as admin_grpc
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
+
+DEADLINE = 20.0
+
+
+@dataclass
+class AdminCollector:
+    live: LiveCollector
+    admin_port: int
+
+    def store(self) -> Store:
+        return self.live.store()
+
+    def credential(self, name: str, role: str) -> str:
+        credential = new_credential()
+        store = self.store()
+        try:
+            store.add_credential(credential, name, role, utcnow())
+        finally:
+            store.close()
+        return str(credential)
+
+    def audit(self) -> list[AuditEntry]:
+        store = self.store()
+        try:
+            return store.audit_entries()
+        finally:
+            store.close()
+
+    def channel(self, port: int | None = None) -> grpc.Channel:
+        ca = self.live.config.ca_cert.read_bytes()
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+        return grpc.secure_channel(f"127.0.0.1:{port or self.admin_port}", credentials)
+
+    def run(
+        self,
+        credential: str | None,
+        *command: str,
+        port: int | None = None,
+        **arguments: str,
+    ) -> admin_pb.AdminResult:
+        metadata = () if credential is None else (("authorization", f"Bearer {credential}"),)
+        with self.channel(port) as channel:
+            result: admin_pb.AdminResult = admin_grpc.AdminStub(channel).Run(
+                admin_pb.AdminCommand(command=list(command), arguments=arguments),
+                timeout=DEADLINE,
+                metadata=metadata,
+            )
+        return result
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[AdminCollector]:
+    config, ca_cert = initialize(tmp_path / "collector", "127.0.0.1")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-admin", daemon=True)
+    thread.start()
+    running = asyncio.run_coroutine_threadsafe(
+        collector_server.start(config, 0, 0, "127.0.0.1", admin_port=0), loop
+    ).result(30)
+    try:
+        assert running.admin_port is not None
+        live = LiveCollector(
+            config, pin_of(ca_cert), running.enroll_port, running.report_port, loop, running
+        )
+        yield AdminCollector(live, running.admin_port)
+    finally:
+        asyncio.run_coroutine_threadsafe(running.stop(0.5), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def device(collector: AdminCollector, tmp_path: Path) -> EnrolledAgent:
+    return enroll_agent(collector.live, tmp_path / "agent", hostname="laptop-1")
+
+
+def _code(call: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
+    error = call.value
+    assert isinstance(error, grpc.Call)
+    return error.code()
+
+
+def _status(collector: AdminCollector, device_id: str) -> str:
+    store = collector.store()
+    try:
+        return next(d.status for d in store.devices() if d.device_id == device_id)
+    finally:
+        store.close()
+
+
+def test_a_viewer_reads_reports_and_devices(
+    collector: AdminCollector, device: EnrolledAgent
+) -> None:
+    viewer = collector.credential("Wang Fang (audit)", VIEWER)
+    fleet = collector.run(viewer, "report", "fleet")
+    rows = json.loads(fleet.rows_json)
+    assert list(fleet.columns)[:3] == ["clause", "check", "devices"]
+    assert rows and all(row["devices"] == 1 for row in rows)
+    listing = collector.run(viewer, "device", "list")
+    devices = json.loads(listing.rows_json)
+    assert [d["device"] for d in devices] == [device.enrollment.device_id]
+    assert devices[0]["status"] == "active" and devices[0]["hostname"] == "laptop-1"
+    entries = collector.audit()
+    assert [(e.command, e.outcome, e.actor, e.role) for e in entries] == [
+        ("report fleet", "ok", "Wang Fang (audit)", VIEWER),
+        ("device list", "ok", "Wang Fang (audit)", VIEWER),
+    ]
+    assert all(e.credential_id == viewer.split("_")[1] for e in entries)
+    assert all(e.peer.startswith("ipv4:127.0.0.1:") for e in entries)
+
+
+def test_a_viewer_is_denied_changes_and_the_denial_is_audited(
+    collector: AdminCollector, device: EnrolledAgent
+) -> None:
+    viewer = collector.credential("Wang Fang (audit)", VIEWER)
+    device_id = device.enrollment.device_id
+    with pytest.raises(grpc.RpcError) as revoke:
+        collector.run(viewer, "device", "revoke", device_id=device_id, reason="lost")
+    assert _code(revoke) == grpc.StatusCode.PERMISSION_DENIED
+    assert "needs the admin role" in str(revoke.value)
+    expires = (utcnow() + dt.timedelta(days=7)).isoformat()
+    with pytest.raises(grpc.RpcError) as waiver:
+        collector.run(viewer, "waiver", "add", device=device_id, check="chat-backup",
+                      owner="Li Wei", reason="rollout", expires=expires)  # fmt: skip
+    assert _code(waiver) == grpc.StatusCode.PERMISSION_DENIED
+    assert _status(collector, device_id) == "active"
+    store = collector.store()
+    try:
+        assert store.waivers() == []
+    finally:
+        store.close()
+    denied = [(e.command, e.outcome, e.actor) for e in collector.audit()]
+    assert denied == [
+        ("device revoke", "denied", "Wang Fang (audit)"),
+        ("waiver add", "denied", "Wang Fang (audit)"),
+    ]
+    assert json.loads(collector.audit()[0].arguments) == {"device_id": device_id, "reason": "lost"}
+
+
+def test_an_admin_revokes_a_device_and_its_next_call_is_refused(
+    collector: AdminCollector, device: EnrolledAgent
+) -> None:
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    device_id = device.enrollment.device_id
+    with open_channel(device.state, device.enrollment) as channel:
+        send_report(channel, make_report(device_id))
+    done = collector.run(admin, "device", "revoke", device_id=device_id, reason="laptop stolen")
+    assert f"device {device_id}" in done.message and "refused" in done.message
+    assert _status(collector, device_id) == "revoked"
+    shown = json.loads(collector.run(admin, "device", "show", device_id=device_id).rows_json)
+    assert "revoked: laptop stolen" in shown[0]["events"]
+    with open_channel(device.state, device.enrollment) as channel, pytest.raises(grpc.RpcError):
+        send_report(channel, make_report(device_id))
+    entry = collector.audit()[0]
+    assert (entry.command, entry.outcome, entry.actor) == ("device revoke", "ok", "Li Wei (IT)")
+    assert "laptop stolen" in entry.message
+
+
+def test_unknown_revoked_and_missing_credentials_are_unauthenticated(
+    collector: AdminCollector,
+) -> None:
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    assert collector.run(admin, "token", "list").columns
+    forged = admin[:-4] + ("AAAA" if not admin.endswith("AAAA") else "BBBB")
+    stranger = str(new_credential())
+    for credential in (forged, stranger, None, "letmein"):
+        with pytest.raises(grpc.RpcError) as call:
+            collector.run(credential, "token", "list")
+        assert _code(call) == grpc.StatusCode.UNAUTHENTICATED
+    store = collector.store()
+    try:
+        assert store.revoke_credential(admin.split("_")[1], utcnow())
+    finally:
+        store.close()
+    with pytest.raises(grpc.RpcError) as revoked:
+        collector.run(admin, "token", "list")
+    assert _code(revoked) == grpc.StatusCode.UNAUTHENTICATED
+    assert "unknown to this collector or was revoked" in str(revoked.value)
+    outcomes = [(e.actor, e.outcome) for e in collector.audit()]
+    assert outcomes == [("Li Wei (IT)", "ok")] + [("unauthenticated", "denied")] * 5
+
+
+def test_the_agent_ports_do_not_serve_admin(
+    collector: AdminCollector, device: EnrolledAgent
+) -> None:
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    with pytest.raises(grpc.RpcError) as enroll_port:
+        collector.run(admin, "report", "fleet", port=collector.live.enroll_port)
+    assert _code(enroll_port) == grpc.StatusCode.UNIMPLEMENTED
+    # The report port asks for a device certificate: present a real one.
+    with open_channel(device.state, device.enrollment) as channel:
+        with pytest.raises(grpc.RpcError) as report_port:
+            admin_grpc.AdminStub(channel).Run(
+                admin_pb.AdminCommand(command=["report", "fleet"]), timeout=DEADLINE,
+                metadata=(("authorization", f"Bearer {admin}"),),
+            )  # fmt: skip
+        assert _code(report_port) == grpc.StatusCode.UNIMPLEMENTED
+        send_report(channel, make_report(device.enrollment.device_id))  # the port itself works
+    assert collector.audit() == []
+
+
+def test_the_admin_port_does_not_serve_agents(
+    collector: AdminCollector, device: EnrolledAgent
+) -> None:
+    with collector.channel() as channel:
+        stub = pb_grpc.CollectorStub(channel)
+        with pytest.raises(grpc.RpcError) as report:
+            stub.Report(
+                pb.ReportRequest(report=make_report(device.enrollment.device_id)),
+                timeout=DEADLINE,
+            )
+        assert _code(report) == grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.RpcError) as enroll:
+            stub.Enroll(pb.EnrollRequest(token=collector.live.token()), timeout=DEADLINE)
+        assert _code(enroll) == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_bad_arguments_and_unknown_commands_are_refused_and_audited(
+    collector: AdminCollector,
+) -> None:
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    with pytest.raises(grpc.RpcError) as bad:
+        collector.run(admin, "token", "create", uses="many")
+    assert _code(bad) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "--uses must be a whole number" in str(bad.value)
+    with pytest.raises(grpc.RpcError) as typo:
+        collector.run(admin, "token", "create", usses="2")
+    assert _code(typo) == grpc.StatusCode.INVALID_ARGUMENT and "does not take usses" in str(
+        typo.value
+    )
+    with pytest.raises(grpc.RpcError) as unknown:
+        collector.run(admin, "device", "delete", device_id="x")
+    assert _code(unknown) == grpc.StatusCode.UNIMPLEMENTED
+    with pytest.raises(grpc.RpcError) as missing:
+        collector.run(admin, "device", "revoke", device_id="nope", reason="x")
+    assert _code(missing) == grpc.StatusCode.NOT_FOUND
+    assert [e.outcome for e in collector.audit()] == ["error"] * 4
+
+
+def test_credentials_are_managed_only_on_the_collector_machine(
+    collector: AdminCollector,
+) -> None:
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    with pytest.raises(grpc.RpcError) as call:
+        collector.run(admin, "admin", "add", name="mallory", role=ADMIN)
+    assert _code(call) == grpc.StatusCode.PERMISSION_DENIED
+    store = collector.store()
+    try:
+        assert [c.name for c in store.credentials()] == ["Li Wei (IT)"]
+    finally:
+        store.close()
+    assert [(e.command, e.outcome) for e in collector.audit()] == [("admin add", "denied")]
+
+
+def test_the_audit_log_refuses_update_and_delete(collector: AdminCollector) -> None:
+    viewer = collector.credential("Wang Fang (audit)", VIEWER)
+    collector.run(viewer, "report", "fleet")
+    connection = sqlite3.connect(collector.live.config.database)
+    try:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            connection.execute("UPDATE audit_log SET outcome = 'denied'")
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            connection.execute("DELETE FROM audit_log")
+    finally:
+        connection.close()
+    assert [e.outcome for e in collector.audit()] == ["ok"]
+
+
+def test_no_secret_reaches_the_audit_log(collector: AdminCollector) -> None:
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    token = collector.run(admin, "token", "create", uses="2").message
+    assert token.startswith("dpt_")
+    # A careless paste of secrets into an argument is redacted too.
+    with pytest.raises(grpc.RpcError):
+        collector.run(admin, "waiver", "revoke", waiver_id="w-1", reason=f"{admin} {token}")
+    with pytest.raises(grpc.RpcError):
+        collector.run(admin + "x", "token", "list")
+    connection = sqlite3.connect(collector.live.config.database)
+    try:
+        dump = "\n".join(str(row) for row in connection.execute("SELECT * FROM audit_log"))
+    finally:
+        connection.close()
+    assert len(collector.audit()) == 3
+    for secret in (admin[len("dpa_0123456789abcdef_") :], token[len("dpt_0123456789abcdef_") :]):
+        assert len(secret) == 43 and secret not in dump
+    assert admin.split("_")[1] in dump  # the credential id is kept: who did it
+    assert "<redacted secret>" in dump
+
+
+def test_the_local_runner_checks_roles_too(collector: AdminCollector) -> None:
+    """The CLI on the collector machine and the service share the runner and its checks."""
+    store = collector.store()
+    try:
+        runner = Runner(store, collector.live.config)
+        reader = Actor("Wang Fang (audit)", VIEWER, "0123456789abcdef")
+        assert runner.run(["token", "list"], {}, reader, peer="local", remote=False).columns
+        with pytest.raises(Denied):
+            runner.run(["token", "create"], {}, reader, peer="local", remote=False)
+        assert store.tokens() == []
+        entries = store.audit_entries()
+    finally:
+        store.close()
+    assert [(e.command, e.outcome) for e in entries] == [
+        ("token list", "ok"),
+        ("token create", "denied"),
+    ]
+
+
+def test_the_remote_cli_refuses_a_wrong_collector_before_sending_the_credential(
+    collector: AdminCollector, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    credential_file = tmp_path / "credential"
+    credential_file.write_text(collector.credential("Li Wei (IT)", VIEWER) + "\n")
+    credential_file.chmod(0o600)
+    where = ["--collector", f"127.0.0.1:{collector.admin_port}",
+             "--credential-file", str(credential_file)]  # fmt: skip
+    wrong = collector_cli(["device", "list", *where, "--ca-fingerprint", "sha256:" + "ab" * 32])
+    assert wrong == 1
+    assert "did not present the CA with fingerprint" in capsys.readouterr().err
+    assert collector.audit() == []
+    right = collector_cli(
+        ["device", "list", *where, "--ca-fingerprint", collector.live.ca_fingerprint,
+         "--format", "json"]
+    )  # fmt: skip
+    assert right == 0
+    assert json.loads(capsys.readouterr().out) == []
+    assert [e.command for e in collector.audit()] == ["device list"]
+
+
+def test_device_list_flags_suspected_copies(
+    collector: AdminCollector, device: EnrolledAgent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device_id, now = device.enrollment.device_id, utcnow()
+    store = collector.store()
+    try:
+        (first,) = store._db.execute(
+            "SELECT serial FROM device_certificates WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        store.record_renewal(device_id, "renewed-serial", now + dt.timedelta(days=14), now,
+                             action="renewed")  # fmt: skip
+        store.admit(device_id, "renewed-serial", now)
+        store.admit(device_id, first, now)  # the older certificate again: a copy
+    finally:
+        store.close()
+    data = str(collector.live.config.data_dir)
+    assert collector_cli(["device", "list", "--data", data]) == 0
+    table = capsys.readouterr()
+    assert "1 device(s) suspected of being copies" in table.err
+    assert "CLONE_SUSPECTED" in table.out
+    assert collector_cli(["device", "show", device_id, "--data", data]) == 0
+    shown = capsys.readouterr().out
+    assert "clone suspected" in shown and "second computer" in shown
+    assert [e.actor.startswith("local:") for e in collector.audit()] == [True, True]
