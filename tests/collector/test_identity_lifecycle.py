@@ -243,15 +243,18 @@ def test_reestablishment_needs_the_key_and_refuses_a_replay(
     assert _code(forged.value) == grpc.StatusCode.UNAUTHENTICATED
     own = serialization.load_pem_private_key(agent.state.key_path.read_bytes(), password=None)
     assert isinstance(own, ec.EllipticCurvePrivateKey)
+    # Signed three days ago: outside the window, though no proof was accepted before it.
+    stale = _reestablish_request(agent.state, device_id, own, now - 3 * 86400)
+    with pytest.raises(grpc.RpcError) as too_old:
+        _reestablish(live_collector, stale)
+    assert _code(too_old.value) == grpc.StatusCode.UNAUTHENTICATED
+    assert "a day away" in _details(too_old.value)
     request = _reestablish_request(agent.state, device_id, own, now)
     assert _reestablish(live_collector, request).generation == 2
     with pytest.raises(grpc.RpcError) as replayed:
         _reestablish(live_collector, request)
     assert _code(replayed.value) == grpc.StatusCode.UNAUTHENTICATED
-    stale = _reestablish_request(agent.state, device_id, own, now - 3 * 86400)
-    with pytest.raises(grpc.RpcError) as too_old:
-        _reestablish(live_collector, stale)
-    assert _code(too_old.value) == grpc.StatusCode.UNAUTHENTICATED
+    assert "replay" in _details(replayed.value)
 
 
 # --- revocation ----------------------------------------------------------------------------
@@ -394,3 +397,18 @@ def test_renewals_count_against_the_device_rate_limit(tmp_path: Path) -> None:
             with pytest.raises(grpc.RpcError) as limited:
                 stub.Renew(request, timeout=10)
     assert _code(limited.value) == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_reestablishment_needs_a_certificate_from_a_trusted_ca(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    own = serialization.load_pem_private_key(agent.state.key_path.read_bytes(), password=None)
+    assert isinstance(own, ec.EllipticCurvePrivateKey)
+    foreign = Authority.create("someone else's CA")
+    _, forged = foreign.sign_device_csr(make_csr(own, "x"), dt.timedelta(days=1))
+    write_atomic(agent.state.cert_path, cert_pem(forged))
+    request = _reestablish_request(agent.state, agent.enrollment.device_id, own, int(time.time()))
+    with pytest.raises(grpc.RpcError) as refused:
+        _reestablish(live_collector, request)
+    assert _code(refused.value) == grpc.StatusCode.UNAUTHENTICATED
+    assert "not signed by a CA this collector trusts" in _details(refused.value)
