@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from collector import store as store_module
 from collector.store import (
     CheckResult,
     DeviceRecord,
@@ -89,3 +90,26 @@ def test_token_secret_is_not_stored(store: Store, tmp_path: Path) -> None:
     raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
     assert token.secret.encode() not in raw
     assert token.token_id.encode() in raw
+
+
+def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(store_module._SCHEMA)
+    old.execute("INSERT INTO schema_version(version) VALUES (1)")
+    old.execute(
+        "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us)"
+        " VALUES ('d1', 1, 't1', 'abc', 2000000000000000)"
+    )
+    old.commit()
+    old.close()
+    migrated = Store.open(path)
+    try:
+        (device,) = migrated.devices()
+        assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
+        version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
+        assert version == store_module.SCHEMA_VERSION == 2
+    finally:
+        migrated.close()
