@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from agent import __version__
 from agent.pinning import PinningError, fetch_pinned_ca, fingerprint
+from agent.rpc_status import status_of
 from agent.state import AgentState, Enrollment
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -85,8 +86,7 @@ def certificate_problem(
 
 
 def _explain_rpc_error(error: grpc.RpcError, address: CollectorAddress) -> str:
-    code = error.code() if isinstance(error, grpc.Call) else None
-    detail = error.details() if isinstance(error, grpc.Call) else str(error)
+    code, detail = status_of(error)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return f"the collector refused the token: {detail}"
     if code == grpc.StatusCode.UNAVAILABLE:

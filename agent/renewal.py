@@ -28,6 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent import __version__
 from agent.enroll import CollectorAddress, certificate_problem, make_csr
+from agent.rpc_status import describe
 from agent.state import AgentState, Enrollment, write_atomic
 from agent.transport import open_channel
 from devposture.v1 import devposture_pb2 as pb
@@ -153,12 +154,6 @@ def _accept(
     return cert
 
 
-def _describe(error: grpc.RpcError) -> str:
-    if isinstance(error, grpc.Call):
-        return f"{error.code().name}: {error.details()}"
-    return str(error)
-
-
 def ensure_fresh_certificate(
     state: AgentState, enrollment: Enrollment, now: dt.datetime, *, force: bool = False
 ) -> RenewalResult:
@@ -183,7 +178,7 @@ def ensure_fresh_certificate(
             response = _renew(state, enrollment, csr_pem)
         fresh = _accept(state, enrollment, key, response)
     except (grpc.RpcError, RenewalError) as exc:
-        detail = _describe(exc) if isinstance(exc, grpc.RpcError) else str(exc)
+        detail = describe(exc) if isinstance(exc, grpc.RpcError) else str(exc)
         retry_at = now + retry_delay(failures + 1)
         _save_backoff(state, failures + 1, retry_at)
         log.warning(

@@ -14,6 +14,7 @@ import grpc
 
 from agent.enroll import CollectorAddress
 from agent.outbox import Outbox
+from agent.rpc_status import describe, status_of
 from agent.state import AgentState, Enrollment
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -93,14 +94,13 @@ def drain(state: AgentState, enrollment: Enrollment, outbox: Outbox) -> DrainRes
             try:
                 ack = send_report(channel, item.report, state.config_version())
             except grpc.RpcError as exc:
-                code = exc.code() if isinstance(exc, grpc.Call) else None
-                detail = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+                code, _ = status_of(exc)
                 back_off, result.retry_after = _retry_hint(exc)
                 if code in _PERMANENT and not back_off:
-                    outbox.set_aside(item.path, f"{code.name if code else 'error'}: {detail}")
+                    outbox.set_aside(item.path, describe(exc))
                     result.set_aside.append(item.report.report_id)
                     continue
-                result.stopped_by = f"{code.name if code else 'error'}: {detail}"
+                result.stopped_by = describe(exc)
                 break
             outbox.remove(item)
             (result.duplicates if ack.duplicate else result.acknowledged).append(ack.report_id)

@@ -19,6 +19,7 @@ import grpc
 
 from agent.enroll import CollectorAddress
 from agent.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
+from agent.rpc_status import status_of
 from collector.admin.commands import CommandError, Result
 from collector.admin.credentials import CredentialFormatError, parse_credential
 from collector.render import Row
@@ -59,8 +60,7 @@ def read_credential(source: str) -> str:
 
 
 def _explain(error: grpc.RpcError, target: str) -> str:
-    code = error.code() if isinstance(error, grpc.Call) else None
-    detail = error.details() if isinstance(error, grpc.Call) else str(error)
+    code, detail = status_of(error)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return f"the collector refused the credential: {detail}"
     if code == grpc.StatusCode.PERMISSION_DENIED:

@@ -4,23 +4,22 @@ the agent's drain keeping its reports when told to back off."""
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import pytest
 
 from agent.outbox import Outbox
-from agent.pinning import fingerprint as pin_of
 from agent.transport import drain, open_channel, send_report
-from collector import server as collector_server
-from collector.datadir import initialize
 from collector.ratelimit import DeviceRateLimiter, retry_after_ms
-from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
+from tests.conftest import (
+    EnrolledAgent,
+    LiveCollector,
+    enroll_agent,
+    make_report,
+    running_collector,
+)
 
 
 class FakeClock:
@@ -134,36 +133,13 @@ def test_retry_hint_rounds_up_to_whole_milliseconds() -> None:
 # --- a real collector with small limits ----------------------------------------------------
 
 
-@contextmanager
-def started_collector(directory: Path, **limits: object) -> Iterator[LiveCollector]:
-    """A real collector, as tests/conftest.py's `live_collector`, with CollectorConfig fields
-    overridden (as if edited in collector.toml)."""
-    config, ca_cert = initialize(directory, "127.0.0.1")
-    config = dataclasses.replace(config, **limits)  # type: ignore[arg-type]
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(
-        collector_server.start(config, 0, 0, "127.0.0.1"), loop
-    ).result(30)
-    try:
-        yield LiveCollector(
-            config, pin_of(ca_cert), running.enroll_port, running.report_port, loop, running
-        )
-    finally:
-        asyncio.run_coroutine_threadsafe(running.stop(0.5), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 BURST = 3
 
 
 @pytest.fixture
 def strict_collector(tmp_path: Path) -> Iterator[LiveCollector]:
     """One call a minute after a burst of three: a retry within the test never succeeds."""
-    with started_collector(
+    with running_collector(
         tmp_path / "collector", device_calls_per_minute=1, device_call_burst=BURST
     ) as collector:
         yield collector

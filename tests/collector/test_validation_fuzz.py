@@ -40,8 +40,7 @@ from collector.validation import (
     validate_report,
 )
 from devposture.v1 import devposture_pb2 as pb
-from tests.collector.test_ratelimit import started_collector
-from tests.conftest import LiveCollector, enroll_agent
+from tests.conftest import LiveCollector, enroll_agent, running_collector
 
 EXAMPLES = 10_000
 SEND_EVERY = 20
@@ -228,7 +227,7 @@ class Tally:
 @pytest.fixture
 def fuzz_collector(tmp_path: Path) -> Iterator[LiveCollector]:
     """A real collector whose rate limit will not refuse the sampled reports."""
-    with started_collector(
+    with running_collector(
         tmp_path / "collector", device_calls_per_minute=1_000_000, device_call_burst=1_000_000
     ) as collector:
         yield collector
