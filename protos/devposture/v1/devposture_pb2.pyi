@@ -28,6 +28,33 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _CollectionTrigger:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CollectionTriggerEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CollectionTrigger.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COLLECTION_TRIGGER_UNSPECIFIED: _CollectionTrigger.ValueType  # 0
+    COLLECTION_TRIGGER_START_UP: _CollectionTrigger.ValueType  # 1
+    COLLECTION_TRIGGER_INTERVAL: _CollectionTrigger.ValueType  # 2
+    COLLECTION_TRIGGER_NETWORK_CHANGE: _CollectionTrigger.ValueType  # 3
+    COLLECTION_TRIGGER_NEW_BACKUP: _CollectionTrigger.ValueType  # 4
+    COLLECTION_TRIGGER_POLICY_CHANGE: _CollectionTrigger.ValueType  # 5
+    COLLECTION_TRIGGER_MANUAL: _CollectionTrigger.ValueType  # 6
+    """Someone ran `devposture-agent once`."""
+
+class CollectionTrigger(_CollectionTrigger, metaclass=_CollectionTriggerEnumTypeWrapper): ...
+
+COLLECTION_TRIGGER_UNSPECIFIED: CollectionTrigger.ValueType  # 0
+COLLECTION_TRIGGER_START_UP: CollectionTrigger.ValueType  # 1
+COLLECTION_TRIGGER_INTERVAL: CollectionTrigger.ValueType  # 2
+COLLECTION_TRIGGER_NETWORK_CHANGE: CollectionTrigger.ValueType  # 3
+COLLECTION_TRIGGER_NEW_BACKUP: CollectionTrigger.ValueType  # 4
+COLLECTION_TRIGGER_POLICY_CHANGE: CollectionTrigger.ValueType  # 5
+COLLECTION_TRIGGER_MANUAL: CollectionTrigger.ValueType  # 6
+"""Someone ran `devposture-agent once`."""
+Global___CollectionTrigger: _TypeAlias = CollectionTrigger  # noqa: Y015
+
 class _OsFamily:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -393,25 +420,126 @@ class ReportRequest(_message.Message):
 
     REPORT_FIELD_NUMBER: _builtins.int
     CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
     config_version: _builtins.int
     """Version of the AgentConfig the agent is using (0: none yet). The collector sends a new
     configuration in the acknowledgement when its own version differs.
     """
     @_builtins.property
     def report(self) -> Global___PostureReport: ...
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp:
+        """The agent's clock when it sent this request. The collector compares it with its own clock
+        to measure the agent's clock skew, and judges the report's times by its own clock.
+        """
+
     def __init__(
         self,
         *,
         report: Global___PostureReport | None = ...,
         config_version: _builtins.int = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "report", b"report", "sent_at", b"sent_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportRequest: _TypeAlias = ReportRequest  # noqa: Y015
+
+@_typing.final
+class ReportBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORTS_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    SENT_AT_FIELD_NUMBER: _builtins.int
+    config_version: _builtins.int
+    @_builtins.property
+    def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___PostureReport]:
+        """Oldest first; at most 64, and the whole request within the collector's message limit."""
+
+    @_builtins.property
+    def sent_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        reports: _abc.Iterable[Global___PostureReport] | None = ...,
+        config_version: _builtins.int = ...,
+        sent_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "reports", b"reports", "sent_at", b"sent_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportBatchRequest: _TypeAlias = ReportBatchRequest  # noqa: Y015
+
+@_typing.final
+class ReportBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACKS_FIELD_NUMBER: _builtins.int
+    REJECTIONS_FIELD_NUMBER: _builtins.int
+    CONFIG_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def acks(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportAck]:
+        """One per stored (or already stored) report. Only the acknowledgement of the newest report
+        carries verdicts; none carries a configuration (see `config`).
+        """
+
+    @_builtins.property
+    def rejections(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportRejection]:
+        """One per report the collector will never accept as it is; the agent sets these aside."""
+
+    @_builtins.property
+    def config(self) -> Global___AgentConfig:
+        """Present when the agent's config_version is not the policy's current one."""
+
+    def __init__(
+        self,
+        *,
+        acks: _abc.Iterable[Global___ReportAck] | None = ...,
+        rejections: _abc.Iterable[Global___ReportRejection] | None = ...,
+        config: Global___AgentConfig | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acks", b"acks", "config", b"config", "rejections", b"rejections"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportBatchResponse: _TypeAlias = ReportBatchResponse  # noqa: Y015
+
+@_typing.final
+class ReportRejection(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    report_id: _builtins.str
+    code: _builtins.int
+    """The gRPC status code a single Report call would have failed with (e.g. 3,
+    INVALID_ARGUMENT) and its message.
+    """
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        report_id: _builtins.str = ...,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "report_id", b"report_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportRejection: _TypeAlias = ReportRejection  # noqa: Y015
 
 @_typing.final
 class ReportAck(_message.Message):
@@ -468,10 +596,15 @@ class AgentConfig(_message.Message):
     PUBLIC_NETWORK_PATTERNS_FIELD_NUMBER: _builtins.int
     BACKUP_FOLDERS_FIELD_NUMBER: _builtins.int
     NETWORK_HASH_KEY_FIELD_NUMBER: _builtins.int
+    OUTBOX_MAX_BYTES_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     report_interval_seconds: _builtins.int
     network_hash_key: _builtins.bytes
     """Key for hashing the names of Wi-Fi networks that are neither public nor trusted."""
+    outbox_max_bytes: _builtins.int
+    """Most bytes the agent's outbox may hold while the collector is unreachable (0: the
+    agent's default).
+    """
     @_builtins.property
     def trusted_networks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -489,10 +622,11 @@ class AgentConfig(_message.Message):
         public_network_patterns: _abc.Iterable[_builtins.str] | None = ...,
         backup_folders: _abc.Iterable[_builtins.str] | None = ...,
         network_hash_key: _builtins.bytes = ...,
+        outbox_max_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_folders", b"backup_folders", "network_hash_key", b"network_hash_key", "public_network_patterns", b"public_network_patterns", "report_interval_seconds", b"report_interval_seconds", "trusted_networks", b"trusted_networks", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_folders", b"backup_folders", "network_hash_key", b"network_hash_key", "outbox_max_bytes", b"outbox_max_bytes", "public_network_patterns", b"public_network_patterns", "report_interval_seconds", b"report_interval_seconds", "trusted_networks", b"trusted_networks", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -558,11 +692,15 @@ class PostureReport(_message.Message):
     CHAT_BACKUPS_FIELD_NUMBER: _builtins.int
     DISK_ENCRYPTION_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
+    TRIGGER_FIELD_NUMBER: _builtins.int
+    DELIVERY_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     """Unique per report (a UUID made by the agent); the collector stores each id once."""
     device_id: _builtins.str
     """Must equal the identity in the agent's client certificate."""
     agent_version: _builtins.str
+    trigger: Global___CollectionTrigger.ValueType
+    """Why the agent collected this report."""
     @_builtins.property
     def collected_at(self) -> _timestamp_pb2.Timestamp:
         """When the agent collected these facts (agent's clock)."""
@@ -589,6 +727,12 @@ class PostureReport(_message.Message):
     def disk_encryption(self) -> Global___DiskEncryptionFact: ...
     @_builtins.property
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProbeError]: ...
+    @_builtins.property
+    def delivery(self) -> Global___DeliveryStats:
+        """The state of the agent's outbox when this report was collected: what is waiting, and
+        what the outbox's size bound has cost so far.
+        """
+
     def __init__(
         self,
         *,
@@ -605,14 +749,63 @@ class PostureReport(_message.Message):
         chat_backups: Global___ChatBackupFact | None = ...,
         disk_encryption: Global___DiskEncryptionFact | None = ...,
         errors: _abc.Iterable[Global___ProbeError] | None = ...,
+        trigger: Global___CollectionTrigger.ValueType = ...,
+        delivery: Global___DeliveryStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["antivirus", b"antivirus", "chat_backups", b"chat_backups", "collected_at", b"collected_at", "disk_encryption", b"disk_encryption", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["antivirus", b"antivirus", "chat_backups", b"chat_backups", "collected_at", b"collected_at", "delivery", b"delivery", "disk_encryption", b"disk_encryption", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "antivirus", b"antivirus", "chat_backups", b"chat_backups", "collected_at", b"collected_at", "device_id", b"device_id", "disk_encryption", b"disk_encryption", "errors", b"errors", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "report_id", b"report_id", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "antivirus", b"antivirus", "chat_backups", b"chat_backups", "collected_at", b"collected_at", "delivery", b"delivery", "device_id", b"device_id", "disk_encryption", b"disk_encryption", "errors", b"errors", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "report_id", b"report_id", "trigger", b"trigger", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PostureReport: _TypeAlias = PostureReport  # noqa: Y015
+
+@_typing.final
+class DeliveryStats(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PENDING_REPORTS_FIELD_NUMBER: _builtins.int
+    PENDING_BYTES_FIELD_NUMBER: _builtins.int
+    OLDEST_PENDING_AT_FIELD_NUMBER: _builtins.int
+    COALESCED_TOTAL_FIELD_NUMBER: _builtins.int
+    DROPPED_TOTAL_FIELD_NUMBER: _builtins.int
+    CORRUPT_TOTAL_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
+    pending_reports: _builtins.int
+    """Reports waiting in the outbox, not counting this one, and their size on disk."""
+    pending_bytes: _builtins.int
+    coalesced_total: _builtins.int
+    """Since the agent was installed: periodic snapshots merged away because the outbox was
+    full and a neighbour showed the same facts (nothing learned was lost) ...
+    """
+    dropped_total: _builtins.int
+    """... reports dropped because the outbox was full (their facts are lost) ..."""
+    corrupt_total: _builtins.int
+    """... and outbox files found corrupt and set aside."""
+    max_bytes: _builtins.int
+    """The outbox's bound in bytes."""
+    @_builtins.property
+    def oldest_pending_at(self) -> _timestamp_pb2.Timestamp:
+        """When the oldest waiting report was collected (agent's clock)."""
+
+    def __init__(
+        self,
+        *,
+        pending_reports: _builtins.int = ...,
+        pending_bytes: _builtins.int = ...,
+        oldest_pending_at: _timestamp_pb2.Timestamp | None = ...,
+        coalesced_total: _builtins.int = ...,
+        dropped_total: _builtins.int = ...,
+        corrupt_total: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["oldest_pending_at", b"oldest_pending_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["coalesced_total", b"coalesced_total", "corrupt_total", b"corrupt_total", "dropped_total", b"dropped_total", "max_bytes", b"max_bytes", "oldest_pending_at", b"oldest_pending_at", "pending_bytes", b"pending_bytes", "pending_reports", b"pending_reports"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeliveryStats: _TypeAlias = DeliveryStats  # noqa: Y015
 
 @_typing.final
 class HostInfo(_message.Message):

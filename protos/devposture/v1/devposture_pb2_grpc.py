@@ -55,6 +55,11 @@ class CollectorStub:
                 request_serializer=devposture_dot_v1_dot_devposture__pb2.ReestablishRequest.SerializeToString,
                 response_deserializer=devposture_dot_v1_dot_devposture__pb2.RenewResponse.FromString,
                 _registered_method=True)
+        self.ReportBatch = channel.unary_unary(
+                '/devposture.v1.Collector/ReportBatch',
+                request_serializer=devposture_dot_v1_dot_devposture__pb2.ReportBatchRequest.SerializeToString,
+                response_deserializer=devposture_dot_v1_dot_devposture__pb2.ReportBatchResponse.FromString,
+                _registered_method=True)
 
 
 class CollectorServicer:
@@ -98,6 +103,16 @@ class CollectorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportBatch(self, request, context):
+        """ReportBatch delivers up to 64 queued reports in one call (the backlog after an outage),
+        oldest first. Served only over mutual TLS. Each report is acknowledged or rejected on its
+        own; an acknowledgement means that report is durably stored. A collector that does not
+        know this call answers UNIMPLEMENTED and the agent falls back to Report.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CollectorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +135,11 @@ def add_CollectorServicer_to_server(servicer, server):
                     servicer.Reestablish,
                     request_deserializer=devposture_dot_v1_dot_devposture__pb2.ReestablishRequest.FromString,
                     response_serializer=devposture_dot_v1_dot_devposture__pb2.RenewResponse.SerializeToString,
+            ),
+            'ReportBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportBatch,
+                    request_deserializer=devposture_dot_v1_dot_devposture__pb2.ReportBatchRequest.FromString,
+                    response_serializer=devposture_dot_v1_dot_devposture__pb2.ReportBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +251,33 @@ class Collector:
             '/devposture.v1.Collector/Reestablish',
             devposture_dot_v1_dot_devposture__pb2.ReestablishRequest.SerializeToString,
             devposture_dot_v1_dot_devposture__pb2.RenewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/devposture.v1.Collector/ReportBatch',
+            devposture_dot_v1_dot_devposture__pb2.ReportBatchRequest.SerializeToString,
+            devposture_dot_v1_dot_devposture__pb2.ReportBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,12 @@ class CollectorStub:
     port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
     revoked or retired device.
     """
+    ReportBatch: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.ReportBatchRequest, _devposture_pb2.ReportBatchResponse]
+    """ReportBatch delivers up to 64 queued reports in one call (the backlog after an outage),
+    oldest first. Served only over mutual TLS. Each report is acknowledged or rejected on its
+    own; an acknowledgement means that report is durably stored. A collector that does not
+    know this call answers UNIMPLEMENTED and the agent falls back to Report.
+    """
 
 @_typing.type_check_only
 class CollectorAsyncStub(CollectorStub):
@@ -88,6 +94,12 @@ class CollectorAsyncStub(CollectorStub):
     signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
     port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
     revoked or retired device.
+    """
+    ReportBatch: _aio.UnaryUnaryMultiCallable[_devposture_pb2.ReportBatchRequest, _devposture_pb2.ReportBatchResponse]  # type: ignore[assignment]
+    """ReportBatch delivers up to 64 queued reports in one call (the backlog after an outage),
+    oldest first. Served only over mutual TLS. Each report is acknowledged or rejected on its
+    own; an acknowledgement means that report is durably stored. A collector that does not
+    know this call answers UNIMPLEMENTED and the agent falls back to Report.
     """
 
 class CollectorServicer(metaclass=_abc_1.ABCMeta):
@@ -136,6 +148,18 @@ class CollectorServicer(metaclass=_abc_1.ABCMeta):
         signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
         port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
         revoked or retired device.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportBatch(
+        self,
+        request: _devposture_pb2.ReportBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_devposture_pb2.ReportBatchResponse, _abc.Awaitable[_devposture_pb2.ReportBatchResponse]]:
+        """ReportBatch delivers up to 64 queued reports in one call (the backlog after an outage),
+        oldest first. Served only over mutual TLS. Each report is acknowledged or rejected on its
+        own; an acknowledgement means that report is durably stored. A collector that does not
+        know this call answers UNIMPLEMENTED and the agent falls back to Report.
         """
 
 def add_CollectorServicer_to_server(servicer: CollectorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
