@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 5.0
 # Time a call in flight on an aged connection gets to finish before the connection is cut.
 CONNECTION_AGE_GRACE_MS = 10_000
+KEEPALIVE_MIN_PING_MS = 30_000
 
 
 @dataclass
@@ -51,11 +52,14 @@ class RunningServer:
         return None if self.admin is None else self.admin.port
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        """Stop taking calls, let in-flight ones finish (up to `grace`), then close the store."""
+        """Stop cleanly: new reports are pushed back with a retry hint, reports already taken
+        are committed and acknowledged (calls in flight get up to `grace`), then the store
+        closes. A report is never acknowledged without being stored, nor stored twice."""
+        self.service.begin_shutdown()
         if self.admin is not None:
             await self.admin.stop(grace)
         await self.server.stop(grace)
-        self.service.close()
+        await self.service.aclose()
         self.store.close()
 
 
@@ -111,6 +115,13 @@ async def start(
             # connections end within a minute (each new call is checked against the store).
             ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
             ("grpc.max_connection_age_grace_ms", CONNECTION_AGE_GRACE_MS),
+            # Agents send keepalive pings no more often than every 60 s (agent/transport.py);
+            # accept them down to 30 s, with or without a call in flight, so a quiet agent's
+            # pings are never answered with GOAWAY "too_many_pings".
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_MS),
+            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_MS),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_ping_strikes", 0),
         ]
     )
     pb_grpc.add_CollectorServicer_to_server(service, server)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from collector.agent_config import agent_config, verdicts
 from collector.checks import CheckParameters, evaluate
 from collector.identity_store import Admission, EnrollRefused, Verdict
+from collector.ingest import GroupCommitter, IngestClosed
+from collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
 from collector.pki import CsrRejected, cert_pem, device_id_for_certificate, utcnow
 from collector.policy import Policy
 from collector.ratelimit import DeviceRateLimiter, retry_after_ms
@@ -40,7 +43,6 @@ from collector.store import (
 from collector.throttle import FREE_FAILURES, WINDOW_SECONDS, FailureThrottle, peer_address
 from collector.tokens import TokenFormatError, parse_token
 from collector.trust import Trust
-from collector.validation import ReportInvalid, validate_report
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
@@ -48,6 +50,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_CSR_BYTES = 16 * 1024
+# Most reports in one ReportBatch call (the proto's promise to agents).
+MAX_BATCH = 64
+# The shortest wait a pushed-back agent is told; the hint is spread up to twice this.
+PUSH_BACK_MS = 5_000
 
 
 def _timestamp(moment: dt.datetime) -> Timestamp:
@@ -75,11 +81,6 @@ def peer_of(context: grpc.aio.ServicerContext[object, object]) -> Peer | None:
         return None
     cert = x509.load_pem_x509_certificate(pems[0])
     return Peer(device_id_for_certificate(cert), format(cert.serial_number, "x"))
-
-
-def os_family_name(value: pb.OsFamily.ValueType) -> str:
-    name = pb.OsFamily.Name(value) if value in pb.OsFamily.values() else "OS_FAMILY_UNSPECIFIED"
-    return name.removeprefix("OS_FAMILY_").lower().replace("unspecified", "")
 
 
 def _refusal(device_id: str, admission: Admission) -> str | None:
@@ -139,6 +140,8 @@ class CollectorService(pb_grpc.CollectorServicer):
         self._clock = clock
         self._throttle = FailureThrottle()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-store")
+        self._committer = GroupCommitter(store, self._in_db)
+        self._shutting_down = False
         # Set once the report port is bound (it may be ephemeral).
         self.report_port = 0
 
@@ -170,12 +173,11 @@ class CollectorService(pb_grpc.CollectorServicer):
         def reevaluate() -> int:
             latest = self._store.latest_reports()
             now = self._clock()
-            for device_id, report_id, body in latest:
+            for device_id, report_id, collected, body in latest:
                 report = pb.PostureReport.FromString(body)
-                collected = report.collected_at.ToDatetime(dt.UTC)
-                self._store.replace_results(
-                    device_id, report_id, collected, now, self._judge(report, now)
-                )
+                # Judged at its own collection time, as on arrival (see _intake).
+                judged = self._judge(report, report.collected_at.ToDatetime(dt.UTC))
+                self._store.replace_results(device_id, report_id, collected, now, judged)
             return len(latest)
 
         return await self._in_db(reevaluate)
@@ -183,7 +185,23 @@ class CollectorService(pb_grpc.CollectorServicer):
     async def _in_db(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, work)
 
+    @property
+    def committer(self) -> GroupCommitter:
+        return self._committer
+
+    def begin_shutdown(self) -> None:
+        """From now on new reports are pushed back (UNAVAILABLE with a retry hint); reports
+        already taken are still committed and acknowledged."""
+        self._shutting_down = True
+
+    async def aclose(self) -> None:
+        """Commit what is queued, then stop the store's thread."""
+        self._shutting_down = True
+        await self._committer.close()
+        self._db.shutdown(wait=True)
+
     def close(self) -> None:
+        """Stop the store's thread (for a service whose event loop is gone; see `aclose`)."""
         self._db.shutdown(wait=True)
 
     async def Enroll(
@@ -360,56 +378,147 @@ class CollectorService(pb_grpc.CollectorServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
         return peer
 
+    def _accepting(self) -> str | None:
+        """Why reports cannot be taken right now (shutting down, too far behind), or None."""
+        if self._shutting_down:
+            return "the collector is restarting"
+        if self._committer.overloaded():
+            return f"the collector is busy ({self._committer.waiting} reports waiting to be stored)"
+        return None
+
+    async def _push_back(
+        self, context: grpc.aio.ServicerContext[object, object], why: str
+    ) -> NoReturn:
+        """UNAVAILABLE with a retry hint: the agent keeps its reports and comes back later.
+        The hint is spread so that a fleet told to wait does not return all at once."""
+        hint = int(PUSH_BACK_MS * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"{why}: your reports are kept; retry in {hint / 1000:.1f} s",
+            trailing_metadata=(("retry-after-ms", str(hint)),),
+        )
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+    async def _commit(
+        self, context: grpc.aio.ServicerContext[object, object],
+        items: list[tuple[ReportRecord, list[CheckResult]]],
+    ) -> list[StoreOutcome]:  # fmt: skip
+        """Store through the group committer; an outcome exists only once it is committed."""
+        try:
+            return await self._committer.store(items)
+        except IngestClosed:
+            await self._push_back(context, "the collector is restarting")
+        except Exception as exc:  # nothing of the failed group may be acknowledged
+            log.error("storing %d report(s) failed: %s", len(items), type(exc).__name__)
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                "the collector could not store the report: it is kept on your computer;"
+                " retry later",
+            )
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+    def _intake(
+        self, report: pb.PostureReport, device_id: str, received_at: dt.datetime,
+        skew: dt.timedelta | None,
+    ) -> Refusal | tuple[ReportRecord, list[CheckResult]]:  # fmt: skip
+        """A report as the store keeps it, with its verdicts; or why it is refused."""
+        refused = refusal(report, device_id, received_at, skew)
+        if refused is not None:
+            log.warning("device %s: report refused (%s)", device_id, refused.code.name)
+            return refused
+        # Judged at its own collection time: a fact's age is measured on one clock, the
+        # agent's, whatever its skew, and a report from a backlog is judged as of its moment.
+        results = self._judge(report, report.collected_at.ToDatetime(dt.UTC))
+        return record_of(report, device_id, received_at, skew), results
+
+    def _ack(
+        self, record: ReportRecord, results: list[CheckResult], outcome: StoreOutcome,
+        with_verdicts: bool,
+    ) -> pb.ReportAck:  # fmt: skip
+        ack = pb.ReportAck(
+            report_id=record.report_id,
+            duplicate=outcome is StoreOutcome.DUPLICATE,
+            stored_at=_timestamp(record.received_at),
+        )
+        if with_verdicts:
+            ack.verdicts.extend(
+                verdicts(self._judging.policy, [(r.check_id, r.state, r.reason) for r in results])
+            )
+        return ack
+
     async def Report(
         self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ReportAck:
+        busy = self._accepting()
+        if busy is not None:
+            await self._push_back(context, busy)
         peer = await self._admit(context)
-        device_id = peer.device_id
-        report = request.report
         if not request.HasField("report"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request holds no report")
-        if report.device_id != device_id:
-            log.warning(
-                "device %s sent a report naming device %r", device_id, report.device_id[:64]
-            )
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"the report names device {report.device_id[:64]!r} but the client certificate"
-                f" is device {device_id}",
-            )
         received_at = self._clock()
-        try:
-            validate_report(report, received_at)
-        except ReportInvalid as exc:
-            log.warning("device %s sent an invalid report: %s", device_id, exc)
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        record = ReportRecord(
-            report_id=report.report_id,
-            device_id=device_id,
-            received_at=received_at,
-            collected_at=report.collected_at.ToDatetime(dt.UTC),
-            agent_version=report.agent_version[:64],
-            body=report.SerializeToString(deterministic=True),
-            hostname=report.host.hostname[:255],
-            os_family=os_family_name(report.host.os_family),
-            os_name=report.host.os_name[:255],
-            os_version=report.host.os_version[:255],
-        )
-        results = self._judge(report, received_at)
-        outcome = await self._in_db(lambda: self._store.store_report(record, results))
+        skew = measure_skew(request.sent_at if request.HasField("sent_at") else None, received_at)
+        intake = self._intake(request.report, peer.device_id, received_at, skew)
+        if isinstance(intake, Refusal):
+            await context.abort(intake.code, intake.message)
+        record, results = intake
+        (outcome,) = await self._commit(context, [intake])
         if outcome is StoreOutcome.CONFLICT:
             await context.abort(
                 grpc.StatusCode.ALREADY_EXISTS,
-                f"report id {report.report_id} is already stored for another device",
+                f"report id {record.report_id} is already stored for another device",
             )
-        log.info("report %s from device %s: %s", report.report_id, device_id, outcome.value)
-        judging = self._judging
-        ack = pb.ReportAck(
-            report_id=report.report_id,
-            duplicate=outcome is StoreOutcome.DUPLICATE,
-            stored_at=_timestamp(received_at),
-            verdicts=verdicts(judging.policy, [(r.check_id, r.state, r.reason) for r in results]),
-        )
-        if request.config_version != judging.agent_config.version:
-            ack.config.CopyFrom(judging.agent_config)
+        log.info("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
+        ack = self._ack(record, results, outcome, with_verdicts=True)
+        if request.config_version != self._judging.agent_config.version:
+            ack.config.CopyFrom(self._judging.agent_config)
         return ack
+
+    async def ReportBatch(
+        self, request: pb.ReportBatchRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ReportBatchResponse:
+        busy = self._accepting()
+        if busy is not None:
+            await self._push_back(context, busy)
+        # One admission (and one rate-limit token) for the batch: a backlog drains in few calls.
+        peer = await self._admit(context)
+        if len(request.reports) > MAX_BATCH:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"a batch holds at most {MAX_BATCH} reports, not {len(request.reports)}",
+            )
+        received_at = self._clock()
+        skew = measure_skew(request.sent_at if request.HasField("sent_at") else None, received_at)
+        response = pb.ReportBatchResponse()
+        accepted: list[tuple[ReportRecord, list[CheckResult]]] = []
+        for report in request.reports:
+            intake = self._intake(report, peer.device_id, received_at, skew)
+            if isinstance(intake, Refusal):
+                response.rejections.add(
+                    report_id=report.report_id[:64], code=intake.code.value[0],
+                    message=intake.message,
+                )  # fmt: skip
+            else:
+                accepted.append(intake)
+        outcomes = await self._commit(context, accepted) if accepted else []
+        stored = [
+            (item, outcome)
+            for item, outcome in zip(accepted, outcomes, strict=True)
+            if outcome is not StoreOutcome.CONFLICT
+        ]
+        for (record, _), outcome in zip(accepted, outcomes, strict=True):
+            if outcome is StoreOutcome.CONFLICT:
+                response.rejections.add(
+                    report_id=record.report_id, code=grpc.StatusCode.ALREADY_EXISTS.value[0],
+                    message=f"report id {record.report_id} is already stored for another device",
+                )  # fmt: skip
+        newest = max(stored, key=lambda s: s[0][0].collected_at, default=None)
+        for (record, results), outcome in stored:
+            is_newest = newest is not None and record is newest[0][0]
+            response.acks.append(self._ack(record, results, outcome, with_verdicts=is_newest))
+        log.info(
+            "batch from device %s: %d stored or known, %d refused",
+            peer.device_id, len(response.acks), len(response.rejections),
+        )  # fmt: skip
+        if request.config_version != self._judging.agent_config.version:
+            response.config.CopyFrom(self._judging.agent_config)
+        return response

@@ -2,7 +2,9 @@
 
 Reports are append-only (triggers refuse UPDATE and DELETE), each stored once by its report id.
 A write returns only after its transaction is committed with `synchronous=FULL`, so the service
-can acknowledge a report the moment this module returns (DESIGN principle 5).
+can acknowledge a report the moment this module returns (DESIGN principle 5). Reports are
+written in groups (`store_reports`): one transaction, one disk sync, each report inside its own
+savepoint so that one bad report costs only itself.
 
 Every method runs on the caller's thread; the gRPC service funnels all calls through one
 worker thread, and the CLI opens its own Store. SQLite's WAL lets both read while one writes.
@@ -28,8 +30,17 @@ from collector.identity_store import (
 )
 from collector.records import from_us, to_us
 
-SCHEMA_VERSION = 2
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: IDENTITY_MIGRATION}
+SCHEMA_VERSION = 3
+# Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
+DELIVERY_MIGRATION = (
+    "ALTER TABLE reports ADD COLUMN clock_skew_ms INTEGER",
+    "ALTER TABLE devices ADD COLUMN clock_skew_ms INTEGER",
+    "ALTER TABLE devices ADD COLUMN outbox_pending INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE devices ADD COLUMN outbox_coalesced_total INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE devices ADD COLUMN outbox_dropped_total INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE devices ADD COLUMN outbox_corrupt_total INTEGER NOT NULL DEFAULT 0",
+)
+MIGRATIONS: dict[int, tuple[str, ...]] = {2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -152,10 +163,22 @@ class StoreOutcome(Enum):
 
 
 @dataclass(frozen=True)
+class OutboxFigures:
+    """What the agent's outbox said about itself in a report (cumulative since install)."""
+
+    pending: int = 0
+    coalesced_total: int = 0
+    dropped_total: int = 0
+    corrupt_total: int = 0
+
+
+@dataclass(frozen=True)
 class ReportRecord:
     report_id: str
     device_id: str
     received_at: dt.datetime
+    # When the facts were collected, on the collector's clock (the agent's time corrected by
+    # its measured skew, never after `received_at`); the body keeps the agent's own time.
     collected_at: dt.datetime
     agent_version: str
     body: bytes
@@ -163,6 +186,9 @@ class ReportRecord:
     os_family: str
     os_name: str
     os_version: str
+    # Collector clock minus agent clock, when the agent said when it sent the report.
+    clock_skew_ms: int | None = None
+    outbox: OutboxFigures = OutboxFigures()
 
 
 @dataclass(frozen=True)
@@ -225,15 +251,16 @@ class Store(IdentityRecords, AdminRecords):
         row = self._db.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         return row is not None
 
-    def latest_reports(self) -> list[tuple[str, str, bytes]]:
-        """(device id, report id, body) of each device's most recently collected report."""
+    def latest_reports(self) -> list[tuple[str, str, dt.datetime, bytes]]:
+        """(device id, report id, collection time on the collector's clock, body) of each
+        device's most recently collected report."""
         rows = self._db.execute(
-            "SELECT r.device_id, r.report_id, r.body FROM reports r"
+            "SELECT r.device_id, r.report_id, r.collected_us, r.body FROM reports r"
             " JOIN (SELECT device_id, MAX(collected_us) AS newest"
             " FROM reports GROUP BY device_id) n"
             " ON n.device_id = r.device_id AND n.newest = r.collected_us"
         ).fetchall()
-        return [(r[0], r[1], bytes(r[2])) for r in rows]
+        return [(r[0], r[1], from_us(r[2]), bytes(r[3])) for r in rows]
 
     def replace_results(
         self, device_id: str, report_id: str, collected_at: dt.datetime,
@@ -353,70 +380,109 @@ class Store(IdentityRecords, AdminRecords):
 
     def store_report(self, report: ReportRecord, results: list[CheckResult]) -> StoreOutcome:
         """Store a report and its verdicts once; committed on return."""
+        outcome = self.store_reports([(report, results)])[0]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def store_reports(
+        self, group: list[tuple[ReportRecord, list[CheckResult]]]
+    ) -> list[StoreOutcome | Exception]:
+        """Store a group of reports in one transaction: committed (one disk sync) on return.
+
+        Each report runs in its own savepoint: one that fails (a constraint, a bug) is rolled
+        back and its exception returned in its place, and the others are still committed. A
+        failure of the transaction itself (the disk is full) raises, and nothing is stored.
+        """
+        outcomes: list[StoreOutcome | Exception] = []
         with self._write() as cur:
-            cur.execute(
-                "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
-                " agent_version, body) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(report_id) DO NOTHING",
-                (
-                    report.report_id,
-                    report.device_id,
-                    to_us(report.received_at),
-                    to_us(report.collected_at),
-                    report.agent_version,
-                    report.body,
-                ),
-            )
-            if cur.rowcount == 0:
-                owner = cur.execute(
-                    "SELECT device_id FROM reports WHERE report_id = ?", (report.report_id,)
-                ).fetchone()[0]
-                return (
-                    StoreOutcome.DUPLICATE if owner == report.device_id else StoreOutcome.CONFLICT
-                )
-            cur.execute(
-                "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), ?),"
-                " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?"
-                " WHERE device_id = ?",
-                (
-                    to_us(report.received_at),
-                    report.hostname,
-                    report.os_family,
-                    report.os_name,
-                    report.os_version,
-                    report.agent_version,
-                    report.device_id,
-                ),
-            )
-            newest = cur.execute(
-                "SELECT MAX(collected_us) FROM reports WHERE device_id = ?", (report.device_id,)
+            for report, results in group:
+                cur.execute("SAVEPOINT report")
+                try:
+                    outcomes.append(self._store_one(cur, report, results))
+                except sqlite3.OperationalError:
+                    raise  # the database itself is failing (disk full, I/O): nothing commits
+                except sqlite3.Error as exc:
+                    cur.execute("ROLLBACK TO report")
+                    outcomes.append(exc)
+                cur.execute("RELEASE report")
+        return outcomes
+
+    def _store_one(
+        self, cur: sqlite3.Cursor, report: ReportRecord, results: list[CheckResult]
+    ) -> StoreOutcome:
+        cur.execute(
+            "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
+            " agent_version, body, clock_skew_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(report_id) DO NOTHING",
+            (
+                report.report_id,
+                report.device_id,
+                to_us(report.received_at),
+                to_us(report.collected_at),
+                report.agent_version,
+                report.body,
+                report.clock_skew_ms,
+            ),
+        )
+        if cur.rowcount == 0:
+            owner = cur.execute(
+                "SELECT device_id FROM reports WHERE report_id = ?", (report.report_id,)
             ).fetchone()[0]
-            if newest == to_us(report.collected_at):
-                self._record_changes(
-                    cur, report.device_id, report.report_id, report.received_at, results
-                )
-            # A late-arriving older report never overwrites the verdict of a newer one.
-            cur.executemany(
-                "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
-                " collected_us, evaluated_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT(device_id, check_id) DO UPDATE SET state = excluded.state,"
-                " reason = excluded.reason, report_id = excluded.report_id,"
-                " collected_us = excluded.collected_us, evaluated_us = excluded.evaluated_us"
-                " WHERE excluded.collected_us >= check_results.collected_us",
-                [
-                    (
-                        report.device_id,
-                        result.check_id,
-                        result.state,
-                        result.reason,
-                        report.report_id,
-                        to_us(report.collected_at),
-                        to_us(report.received_at),
-                    )
-                    for result in results
-                ],
+            return StoreOutcome.DUPLICATE if owner == report.device_id else StoreOutcome.CONFLICT
+        cur.execute(
+            "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), ?),"
+            " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?,"
+            " clock_skew_ms = COALESCE(?, clock_skew_ms) WHERE device_id = ?",
+            (
+                to_us(report.received_at),
+                report.hostname,
+                report.os_family,
+                report.os_name,
+                report.os_version,
+                report.agent_version,
+                report.clock_skew_ms,
+                report.device_id,
+            ),
+        )
+        newest = cur.execute(
+            "SELECT MAX(collected_us) FROM reports WHERE device_id = ?", (report.device_id,)
+        ).fetchone()[0]
+        if newest == to_us(report.collected_at):
+            # The history is dated by when the facts were collected (collector's clock): a
+            # backlog delivered after a week offline keeps its week.
+            self._record_changes(
+                cur, report.device_id, report.report_id, report.collected_at, results
             )
-            return StoreOutcome.STORED
+            figures = report.outbox
+            cur.execute(
+                "UPDATE devices SET outbox_pending = ?, outbox_coalesced_total = ?,"
+                " outbox_dropped_total = ?, outbox_corrupt_total = ? WHERE device_id = ?",
+                (figures.pending, figures.coalesced_total, figures.dropped_total,
+                 figures.corrupt_total, report.device_id),
+            )  # fmt: skip
+        # A late-arriving older report never overwrites the verdict of a newer one.
+        cur.executemany(
+            "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
+            " collected_us, evaluated_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(device_id, check_id) DO UPDATE SET state = excluded.state,"
+            " reason = excluded.reason, report_id = excluded.report_id,"
+            " collected_us = excluded.collected_us, evaluated_us = excluded.evaluated_us"
+            " WHERE excluded.collected_us >= check_results.collected_us",
+            [
+                (
+                    report.device_id,
+                    result.check_id,
+                    result.state,
+                    result.reason,
+                    report.report_id,
+                    to_us(report.collected_at),
+                    to_us(report.received_at),
+                )
+                for result in results
+            ],
+        )
+        return StoreOutcome.STORED
 
     def report_ids(self, device_id: str | None = None) -> list[str]:
         if device_id is None:

@@ -23,6 +23,7 @@ from collector import server as collector_server
 from collector.config import CollectorConfig
 from collector.datadir import initialize
 from collector.pki import utcnow
+from collector.service import CollectorService
 from collector.store import Store
 from collector.tokens import new_token
 from devposture.v1 import devposture_pb2 as pb
@@ -42,6 +43,10 @@ class LiveCollector:
     @property
     def enroll_address(self) -> CollectorAddress:
         return CollectorAddress("127.0.0.1", self.enroll_port)
+
+    @property
+    def service(self) -> CollectorService:
+        return self._running.service
 
     def store(self) -> Store:
         """A separate connection, as the CLI would open: sees only committed data."""

@@ -1,0 +1,149 @@
+"""Group commit over real mutual TLS and a real SQLite file: reports that arrive together share
+one transaction, each is acknowledged only once committed, one bad report costs only itself,
+and a failed transaction acknowledges nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from agent.transport import open_channel
+from collector.records import to_us
+from collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.conftest import (
+    EnrolledAgent,
+    LiveCollector,
+    enroll_agent,
+    make_report,
+    running_collector,
+)
+
+MANY = 300
+
+
+@pytest.fixture
+def generous_collector(tmp_path: Path) -> Iterator[LiveCollector]:
+    """A collector whose per-device rate limit does not get in the way of a load test."""
+    with running_collector(
+        tmp_path / "collector", device_call_burst=100_000, device_calls_per_minute=1_000_000
+    ) as collector:
+        yield collector
+
+
+def _count(collector: LiveCollector, sql: str, *args: object) -> int:
+    store = collector.store()
+    try:
+        return int(store._db.execute(sql, args).fetchone()[0])
+    finally:
+        store.close()
+
+
+def test_concurrent_reports_share_transactions_and_each_is_stored_once(
+    generous_collector: LiveCollector, tmp_path: Path
+) -> None:
+    agent = enroll_agent(generous_collector, tmp_path / "agent")
+    reports = [make_report(agent.enrollment.device_id) for _ in range(MANY)]
+    with open_channel(agent.state, agent.enrollment) as channel:
+        stub = pb_grpc.CollectorStub(channel)
+        calls = [stub.Report.future(pb.ReportRequest(report=r), timeout=60) for r in reports]
+        acks = [call.result() for call in calls]
+    assert sorted(a.report_id for a in acks) == sorted(r.report_id for r in reports)
+    assert not any(a.duplicate for a in acks)
+    figures = generous_collector.service.committer.figures
+    assert figures.reports >= MANY
+    # Shared syncs: far fewer commits than reports (one per report would be MANY).
+    assert figures.commits < MANY / 2, figures
+    assert figures.largest_group > 1
+    assert _count(generous_collector, "SELECT COUNT(*) FROM reports") == MANY
+
+
+def test_the_same_report_sent_twice_at_once_is_stored_once_and_acknowledged_twice(
+    generous_collector: LiveCollector, tmp_path: Path
+) -> None:
+    agent = enroll_agent(generous_collector, tmp_path / "agent")
+    report = make_report(agent.enrollment.device_id)
+    with open_channel(agent.state, agent.enrollment) as channel:
+        stub = pb_grpc.CollectorStub(channel)
+        calls = [stub.Report.future(pb.ReportRequest(report=report), timeout=30) for _ in range(8)]
+        acks = [call.result() for call in calls]
+    assert all(a.report_id == report.report_id for a in acks)
+    assert sum(not a.duplicate for a in acks) == 1
+    assert _count(generous_collector, "SELECT COUNT(*) FROM reports") == 1
+
+
+def _record(report_id: str, device_id: str, at: dt.datetime) -> ReportRecord:
+    return ReportRecord(report_id, device_id, at, at, "1", b"body", "h", "linux", "Debian", "12")
+
+
+def test_one_bad_report_in_a_group_costs_only_itself(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    store = live_collector.store()
+    now = dt.datetime.now(dt.UTC)
+    try:
+        outcomes = store.store_reports([
+            (_record("a", agent.enrollment.device_id, now), [CheckResult("firewall", "PASS", "")]),
+            # No such device: the foreign key refuses it inside its own savepoint.
+            (_record("b", "not-enrolled", now), []),
+            (_record("c", agent.enrollment.device_id, now), []),
+            (_record("a", agent.enrollment.device_id, now), []),
+        ])  # fmt: skip
+    finally:
+        store.close()
+    assert outcomes[0] is StoreOutcome.STORED
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert outcomes[2] is StoreOutcome.STORED
+    assert outcomes[3] is StoreOutcome.DUPLICATE
+    assert _count(live_collector, "SELECT COUNT(*) FROM reports") == 2
+    assert _count(live_collector, "SELECT COUNT(*) FROM check_results WHERE report_id='a'") == 1
+
+
+def test_a_failed_transaction_acknowledges_nothing_and_the_agent_keeps_its_report(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    service_db: sqlite3.Connection = live_collector._running.store._db
+    pages = service_db.execute("PRAGMA page_count").fetchone()[0]
+    report = make_report(agent.enrollment.device_id)
+    report.chat_backups.backups.add(location="~/x" + "y" * 4000)  # needs new pages
+    # SQLITE_FULL, as on a full disk: the database may not grow.
+    service_db.execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        with open_channel(agent.state, agent.enrollment) as channel, pytest.raises(
+            grpc.RpcError
+        ) as refused:
+            pb_grpc.CollectorStub(channel).Report(pb.ReportRequest(report=report), timeout=30)
+    finally:
+        service_db.execute("PRAGMA max_page_count = 1073741823")
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert "kept on your computer" in (refused.value.details() or "")
+    assert _count(live_collector, "SELECT COUNT(*) FROM reports") == 0
+    assert live_collector.service.committer.figures.failures == 1
+
+
+def test_group_outcomes_come_only_after_commit(tmp_path: Path) -> None:
+    """The store's contract the ack relies on: a second connection sees every report of a
+    group as soon as store_reports returns."""
+    store = Store.open(tmp_path / "db.sqlite")
+    now = dt.datetime.now(dt.UTC)
+    store._db.execute(
+        "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us)"
+        " VALUES ('d', ?, 't', '1', ?)",
+        (to_us(now), to_us(now)),
+    )
+    group: list[tuple[ReportRecord, list[CheckResult]]] = [
+        (_record(f"r{i}", "d", now), []) for i in range(50)
+    ]
+    assert store.store_reports(group) == [StoreOutcome.STORED] * 50
+    other = Store.open(tmp_path / "db.sqlite")
+    try:
+        assert len(other.report_ids("d")) == 50
+    finally:
+        other.close()
+        store.close()
