@@ -139,6 +139,13 @@ class DeviceInfo:
     certificate_expires_at: dt.datetime | None
     clone_suspected_at: dt.datetime | None
     clone_detail: str
+    # Collector clock minus the device's clock at its last report, when it said.
+    clock_skew: dt.timedelta | None = None
+    # What the device's outbox said in its newest report (counts since install).
+    outbox_pending: int = 0
+    outbox_coalesced_total: int = 0
+    outbox_dropped_total: int = 0
+    outbox_corrupt_total: int = 0
 
 
 class IdentityRecords(Records):
@@ -353,14 +360,17 @@ class IdentityRecords(Records):
             self._event(cur, device_id, status, now, reason)
             return True
 
-    def devices(self) -> list[DeviceInfo]:
+    def devices(self, only: str | None = None) -> list[DeviceInfo]:
         rows = self._db.execute(
             "SELECT d.device_id, d.hostname, d.os_family, d.enrolled_us, d.last_report_us,"
             " d.status, d.status_us, d.status_reason, d.clone_suspected_us, d.clone_detail,"
-            " c.generation, c.not_after_us"
+            " c.generation, c.not_after_us, d.clock_skew_ms, d.outbox_pending,"
+            " d.outbox_coalesced_total, d.outbox_dropped_total, d.outbox_corrupt_total"
             " FROM devices d LEFT JOIN device_certificates c"
             " ON c.device_id = d.device_id AND c.serial = d.cert_serial"
-            " ORDER BY d.hostname, d.device_id"
+            " WHERE ? IS NULL OR d.device_id = ?"
+            " ORDER BY d.hostname, d.device_id",
+            (only, only),
         ).fetchall()
         return [
             DeviceInfo(
@@ -368,9 +378,16 @@ class IdentityRecords(Records):
                 last_report_at=maybe_from_us(r[4]), status=r[5], status_at=maybe_from_us(r[6]),
                 status_reason=r[7], clone_suspected_at=maybe_from_us(r[8]), clone_detail=r[9],
                 generation=r[10] or 0, certificate_expires_at=maybe_from_us(r[11]),
+                clock_skew=None if r[12] is None else dt.timedelta(milliseconds=r[12]),
+                outbox_pending=r[13], outbox_coalesced_total=r[14], outbox_dropped_total=r[15],
+                outbox_corrupt_total=r[16],
             )
             for r in rows
         ]  # fmt: skip
+
+    def device(self, device_id: str) -> DeviceInfo | None:
+        found = self.devices(only=device_id)
+        return found[0] if found else None
 
     def device_events(
         self, device_id: str | None = None

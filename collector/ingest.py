@@ -68,7 +68,7 @@ class GroupCommitter:
         self._store = store
         self._run_in_db = run_in_db
         self._max_group = max_group
-        self._max_waiting = max_waiting
+        self.max_waiting = max_waiting
         self._queue: asyncio.Queue[_Waiting | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -79,7 +79,7 @@ class GroupCommitter:
         return self._queue.qsize()
 
     def overloaded(self) -> bool:
-        return self._queue.qsize() >= self._max_waiting
+        return self._queue.qsize() >= self.max_waiting
 
     async def store(self, items: list[Item]) -> list[StoreOutcome]:
         """Store `items`; each outcome is known only once its group is committed.

@@ -46,6 +46,7 @@ class RunningServer:
     report_port: int
     # The administration server, on its own port (None when not asked for).
     admin: AdminServer | None = None
+    stopped: bool = False
 
     @property
     def admin_port(self) -> int | None:
@@ -54,7 +55,11 @@ class RunningServer:
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop cleanly: new reports are pushed back with a retry hint, reports already taken
         are committed and acknowledged (calls in flight get up to `grace`), then the store
-        closes. A report is never acknowledged without being stored, nor stored twice."""
+        closes. A report is never acknowledged without being stored, nor stored twice.
+        Stopping twice is harmless."""
+        if self.stopped:
+            return
+        self.stopped = True
         self.service.begin_shutdown()
         if self.admin is not None:
             await self.admin.stop(grace)

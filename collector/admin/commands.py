@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
 from collector.compliance import Waiver
 from collector.config import CollectorConfig
+from collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
 from collector.identity_store import RETIRED, REVOKED, DeviceInfo
 from collector.pki import utcnow
 from collector.policy import Policy, PolicyError
@@ -290,9 +291,10 @@ def _waiver_revoke(store: Store, config: CollectorConfig, args: Arguments, actor
 
 DEVICE_LIST_COLUMNS = (
     "device", "hostname", "os", "enrolled", "last_report", "status", "status_reason",
-    "certificate_generation", "certificate_expires", "clone_suspected",
+    "certificate_generation", "certificate_expires", "clone_suspected", "clock_off",
+    "reports_lost",
 )  # fmt: skip
-DEVICE_SHOW_COLUMNS = (*DEVICE_LIST_COLUMNS, "clone_detail", "events")
+DEVICE_SHOW_COLUMNS = (*DEVICE_LIST_COLUMNS, "clone_detail", "clock", "outbox", "events")
 
 
 def _device_row(device: DeviceInfo) -> Row:
@@ -305,6 +307,9 @@ def _device_row(device: DeviceInfo) -> Row:
         "certificate_generation": device.generation,
         "certificate_expires": _when(device.certificate_expires_at),
         "clone_suspected": _when(device.clone_suspected_at) or "",
+        "clock_off": describe_skew(device.clock_skew).split(":")[0]
+        if skew_is_notable(device.clock_skew) else "",
+        "reports_lost": device.outbox_dropped_total,
     }  # fmt: skip
 
 
@@ -313,9 +318,9 @@ def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
 
 
 def _find_device(store: Store, device_id: str) -> DeviceInfo:
-    for device in store.devices():
-        if device.device_id == device_id:
-            return device
+    device = store.device(device_id)
+    if device is not None:
+        return device
     raise NotFound(f"no device {device_id}: see the ids in `devposture-collector device list`")
 
 
@@ -325,7 +330,12 @@ def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: 
         f"{_when(at)}  {action}: {detail}"
         for _, action, at, detail in store.device_events(device.device_id)
     )
-    row = _device_row(device) | {"clone_detail": device.clone_detail, "events": events}
+    row = _device_row(device) | {
+        "clone_detail": device.clone_detail,
+        "clock": describe_skew(device.clock_skew),
+        "outbox": describe_outbox(device),
+        "events": events,
+    }
     return Result("", DEVICE_SHOW_COLUMNS, [row])
 
 
@@ -599,6 +609,14 @@ def present(words: Words, result: Result, fmt: str) -> tuple[str, str]:
                 f"{clones} device(s) suspected of being copies: see"
                 " `devposture-collector device show ID`\n"
             )
+        for count, what in (
+            (sum(1 for r in result.rows if r.get("clock_off")), "with a clock off by 5 minutes"
+             " or more"),
+            (sum(1 for r in result.rows if r.get("reports_lost")), "that lost reports to a full"
+             " outbox while offline"),
+        ):  # fmt: skip
+            if count:
+                err += f"{count} device(s) {what}: see `devposture-collector device show ID`\n"
     return out, err
 
 
