@@ -42,6 +42,7 @@ def agent_config(policy: Policy, hash_key: bytes) -> pb.AgentConfig:
         public_network_patterns=policy.public_network_patterns,
         backup_folders=policy.backup_folders,
         network_hash_key=hash_key,
+        outbox_max_bytes=policy.outbox_max_mb * 1024 * 1024,
     )
     digest = hashlib.sha256(config.SerializeToString(deterministic=True)).digest()
     # Never 0: an agent with no configuration yet says 0.

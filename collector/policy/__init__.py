@@ -20,7 +20,7 @@ from collector.checks import CHECK_FUNCTIONS, PARAMETERS
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _TOP_KEYS = {
-    "stale_after_hours", "report_interval_minutes", "networks", "backups", "clauses", "checks",
+    "stale_after_hours", "report_interval_minutes", "outbox_max_mb", "networks", "backups", "clauses", "checks",
 }  # fmt: skip
 _CLAUSE_KEYS = {"id", "title_zh", "title_en", "text_zh", "text_en"}
 _CHECK_TEXTS = ("title_zh", "title_en", "remediation_zh", "remediation_en")
@@ -50,6 +50,10 @@ class CheckSpec:
     parameters: dict[str, int]
 
 
+DEFAULT_OUTBOX_MAX_MB = 32
+MAX_OUTBOX_MAX_MB = 1024
+
+
 @dataclass(frozen=True)
 class Policy:
     stale_after_hours: int
@@ -59,6 +63,8 @@ class Policy:
     backup_folders: tuple[str, ...]
     clauses: tuple[Clause, ...]
     checks: tuple[CheckSpec, ...]
+    # Most the agent's outbox holds while the collector is out of reach (optional key).
+    outbox_max_mb: int = DEFAULT_OUTBOX_MAX_MB
 
     def clause(self, clause_id: str) -> Clause:
         return next(c for c in self.clauses if c.clause_id == clause_id)
@@ -264,6 +270,11 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     c.unknown_keys(raw, _TOP_KEYS, ())
     stale = c.whole(raw, "stale_after_hours", (), 1)
     interval = c.whole(raw, "report_interval_minutes", (), 1)
+    outbox_mb = DEFAULT_OUTBOX_MAX_MB
+    if "outbox_max_mb" in raw:
+        outbox_mb = c.whole(raw, "outbox_max_mb", (), 1)
+        if outbox_mb > MAX_OUTBOX_MAX_MB:
+            c.problem(("outbox_max_mb",), f"must be at most {MAX_OUTBOX_MAX_MB}, not {outbox_mb}")
     networks = raw.get("networks", {})
     if not isinstance(networks, dict):
         c.problem(("networks",), "must be a table")
@@ -281,7 +292,9 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     checks = _checks(c, raw.get("checks"), {cl.clause_id for cl in clauses})
     if c.problems:
         raise PolicyError(source, c.problems)
-    return Policy(stale, interval, trusted, public, folders, tuple(clauses), tuple(checks))
+    return Policy(
+        stale, interval, trusted, public, folders, tuple(clauses), tuple(checks), outbox_mb
+    )
 
 
 def load_policy(path: Path) -> Policy:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.agent_config import agent_config
 from collector.checks import CHECKS, CheckParameters, evaluate
 from collector.policy import PolicyError, default_policy, default_policy_text, parse_policy
 from devposture.v1 import devposture_pb2 as pb
@@ -48,6 +49,8 @@ def _line(text: str, needle: str) -> int:
         ('id = "firewall"', 'id = "firewal"', "no check named 'firewal'"),
         ("stale_after_hours = 48", "stale_after_hours = 0", "at least 1"),
         ("grace_hours = 4", "grace_hours = -1", "at least 0"),
+        ("outbox_max_mb = 32", "outbox_max_mb = 0", "at least 1"),
+        ("outbox_max_mb = 32", "outbox_max_mb = 4096", "at most 1024"),
     ],
 )
 def test_a_mistake_is_refused_naming_its_line(old: str, new: str, message: str) -> None:
@@ -104,3 +107,12 @@ def test_cli_policy_check(tmp_path: Path) -> None:
     line = _line(bad_text, "vpn_grace_seconds")
     assert f"{bad}:{line}: checks[3].parameters.vpn_grace_seconds" in refused.stderr
     assert "the policy was not accepted" in refused.stderr
+
+
+def test_the_outbox_bound_is_optional_and_reaches_the_agents() -> None:
+    without = "\n".join(
+        line for line in default_policy_text().splitlines() if not line.startswith("outbox_max_mb")
+    )
+    assert parse_policy(without).outbox_max_mb == 32
+    edited = default_policy_text().replace("outbox_max_mb = 32", "outbox_max_mb = 5")
+    assert agent_config(parse_policy(edited), b"k" * 32).outbox_max_bytes == 5 * 1024 * 1024
