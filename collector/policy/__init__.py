@@ -20,7 +20,8 @@ from collector.checks import CHECK_FUNCTIONS, PARAMETERS
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _TOP_KEYS = {
-    "stale_after_hours", "report_interval_minutes", "outbox_max_mb", "networks", "backups", "clauses", "checks",
+    "stale_after_hours", "report_interval_minutes", "outbox_max_mb", "networks", "backups",
+    "clauses", "checks",
 }  # fmt: skip
 _CLAUSE_KEYS = {"id", "title_zh", "title_en", "text_zh", "text_en"}
 _CHECK_TEXTS = ("title_zh", "title_en", "remediation_zh", "remediation_en")
