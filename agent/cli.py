@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from agent import __version__, service
 from agent.collect import build_report
-from agent.deliver import collect_and_deliver, utcnow
+from agent.deliver import AgentWork, collect_and_deliver, utcnow
 from agent.enroll import CollectorAddress, EnrollError, enroll
 from agent.host import Host, LiveHost
 from agent.host.bundle import BundleError, BundleHost, RecordingHost
@@ -32,6 +32,7 @@ from agent.sessions import SessionLog
 from agent.state import AgentState, StateError, default_state_dir
 from agent.status import LOCAL_HEADING, collector_heading, local_verdicts, render_status
 from agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERVAL
+from devposture.v1 import devposture_pb2 as pb
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -69,6 +70,27 @@ def _backup_option(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="PATH",
         help="another folder holding WeChat/WeCom backups (repeatable; '~' is every user's home)",
+    )
+
+
+def _megabytes(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of megabytes") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 MB")
+    return int(value * 1024 * 1024)
+
+
+def _outbox_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--outbox-max-mb",
+        type=_megabytes,
+        default=None,
+        metavar="MB",
+        help="most the outbox may hold while the collector is unreachable (default: the"
+        " collector's setting, else the agent's default)",
     )
 
 
@@ -127,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     once_cmd = commands.add_parser(
         "once", help="collect one report and send it (and any still queued)"
     )
+    _outbox_option(once_cmd)
     _state_option(once_cmd)
     _backup_option(once_cmd)
 
@@ -174,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="quiet time after backup files change before reporting (default: %(default)g)",
     )
+    _outbox_option(run_cmd)
     _state_option(run_cmd)
     _backup_option(run_cmd)
     return parser
@@ -270,7 +294,10 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
 
 def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     enrollment = state.load()
-    done = collect_and_deliver(state, enrollment, live_host(state), probe_config(state, args))
+    done = collect_and_deliver(
+        state, enrollment, live_host(state), probe_config(state, args),
+        pb.COLLECTION_TRIGGER_MANUAL, outbox_max_bytes=args.outbox_max_mb,
+    )  # fmt: skip
     report, result = done.report, done.result
     for report_id in result.set_aside:
         print(f"report {report_id} was refused by the collector and set aside", file=sys.stderr)
@@ -314,32 +341,22 @@ def cmd_status(args: argparse.Namespace, state: AgentState) -> int:
 
 def cmd_run(args: argparse.Namespace, state: AgentState) -> int:
     enrollment = state.load()
-    host, config = live_host(state), probe_config(state, args)
-    handed_out = state.load_config()
-    interval = args.interval or (
-        handed_out.report_interval_seconds
-        if handed_out and handed_out.report_interval_seconds
-        else DEFAULT_INTERVAL
-    )
+    host = live_host(state)
+    work = AgentWork(
+        state, enrollment, host, lambda: probe_config(state, args),
+        outbox_max_bytes=args.outbox_max_mb, interval=args.interval,
+        default_interval=DEFAULT_INTERVAL,
+    )  # fmt: skip
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-
-    def one_round(reason: str) -> None:
-        # The configuration may have changed with the last acknowledgement.
-        done = collect_and_deliver(state, enrollment, host, probe_config(state, args))
-        if done.acknowledged:
-            log.info("report %s acknowledged (%s)", done.report.report_id, reason)
-        else:
-            log.warning("report kept for later: %s", done.result.stopped_by or "refused")
-
-    schedule = Schedule(interval, args.network_interval, args.backup_settle)
+    schedule = Schedule(args.network_interval, args.backup_settle)
     print(
         f"devposture agent running as device {enrollment.device_id};"
-        f" collecting every {interval:g} s and on network or backup changes",
+        f" collecting every {work.interval():g} s and on network or backup changes",
         flush=True,
     )
-    service.run(host, config, one_round, stop, schedule)
+    service.run(host, probe_config(state, args), work, stop, schedule)
     print("devposture agent stopped", flush=True)
     return EXIT_OK
 

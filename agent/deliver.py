@@ -3,16 +3,20 @@
 Shared by `devposture-agent once` and the service loop, so both follow the same order: the
 Wi-Fi session log is merged into the report, the report is written to the outbox before any
 sending, and closed sessions are forgotten only once a report carrying them is acknowledged.
+
+Collecting and sending are separate steps (`collect`, `deliver`): after a failed delivery the
+service retries sending the backlog on its backoff schedule without collecting again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.collect import build_report
 from agent.host import Host
-from agent.outbox import Outbox
+from agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from agent.probes import ProbeConfig
 from agent.renewal import ensure_fresh_certificate
 from agent.sessions import SessionLog
@@ -35,20 +39,113 @@ class Round:
         return self.report.report_id in self.result.acknowledged + self.result.duplicates
 
 
-def collect_and_deliver(
-    state: AgentState, enrollment: Enrollment, host: Host, config: ProbeConfig
-) -> Round:
+def outbox_bound(state: AgentState, override: int | None = None) -> int:
+    """The outbox's size bound: an explicit override (`--outbox-max-mb`), else the collector's
+    configuration when it names one, else the outbox's default."""
+    if override:
+        return override
+    config = state.load_config()
+    if config is not None and config.outbox_max_bytes:
+        return int(config.outbox_max_bytes)
+    return DEFAULT_MAX_BYTES
+
+
+def open_outbox(state: AgentState, max_bytes: int | None = None) -> Outbox:
+    return Outbox(state.outbox_dir, outbox_bound(state, max_bytes))
+
+
+def collect(
+    state: AgentState,
+    enrollment: Enrollment,
+    host: Host,
+    config: ProbeConfig,
+    trigger: pb.CollectionTrigger.ValueType,
+    *,
+    outbox: Outbox,
+) -> pb.PostureReport:
+    """Collect one report and put it in the outbox (with the outbox's state before it)."""
     report = build_report(host, config, enrollment.device_id)
-    sessions = SessionLog(state.wifi_sessions_path)
-    sessions.apply(report)
-    outbox = Outbox(state.outbox_dir)
+    report.trigger = trigger
+    SessionLog(state.wifi_sessions_path).apply(report)
+    report.delivery.CopyFrom(outbox.stats())
     outbox.put(report)
-    # Before sending: a certificate renewed now is the one the reports travel with.
+    return report
+
+
+def deliver(
+    state: AgentState,
+    enrollment: Enrollment,
+    outbox: Outbox,
+    *,
+    should_stop: Callable[[], bool] | None = None,
+) -> DrainResult:
+    """Send the backlog. Renews the certificate first when it is due, so a renewed one is the
+    one the reports travel with; keeps the newest verdicts for `status`; forgets the Wi-Fi
+    sessions an acknowledged report carried."""
     ensure_fresh_certificate(state, enrollment, utcnow())
-    result = drain(state, enrollment, outbox)
-    done = Round(report, result)
-    if done.acknowledged:
-        sessions.acknowledged(report)
-        if result.last_ack is not None and result.last_ack.report_id == report.report_id:
-            state.save_verdicts(result.last_ack)
-    return done
+    result = drain(state, enrollment, outbox, should_stop=should_stop)
+    if result.newest_delivered is not None:
+        SessionLog(state.wifi_sessions_path).acknowledged(result.newest_delivered)
+    if result.last_ack is not None and result.last_ack.verdicts:
+        state.save_verdicts(result.last_ack)
+    return result
+
+
+def collect_and_deliver(
+    state: AgentState,
+    enrollment: Enrollment,
+    host: Host,
+    config: ProbeConfig,
+    trigger: pb.CollectionTrigger.ValueType = pb.COLLECTION_TRIGGER_MANUAL,
+    *,
+    outbox_max_bytes: int | None = None,
+) -> Round:
+    outbox = open_outbox(state, outbox_max_bytes)
+    report = collect(state, enrollment, host, config, trigger, outbox=outbox)
+    return Round(report, deliver(state, enrollment, outbox))
+
+
+class AgentWork:
+    """What the service loop drives (agent.service.Work), for one enrolled agent."""
+
+    def __init__(
+        self,
+        state: AgentState,
+        enrollment: Enrollment,
+        host: Host,
+        probe_config: Callable[[], ProbeConfig],
+        *,
+        outbox_max_bytes: int | None = None,
+        interval: float | None = None,
+        default_interval: float = 3600.0,
+    ) -> None:
+        self.state = state
+        self.enrollment = enrollment
+        self.host = host
+        self._probe_config = probe_config
+        self._outbox_max_bytes = outbox_max_bytes
+        self._interval = interval
+        self._default_interval = default_interval
+
+    def outbox(self) -> Outbox:
+        # Built each time: the bound may change with a new configuration.
+        return open_outbox(self.state, self._outbox_max_bytes)
+
+    def collect(self, trigger: pb.CollectionTrigger.ValueType) -> pb.PostureReport:
+        # The configuration may have changed with the last acknowledgement.
+        return collect(
+            self.state, self.enrollment, self.host, self._probe_config(), trigger,
+            outbox=self.outbox(),
+        )  # fmt: skip
+
+    def send(self, should_stop: Callable[[], bool]) -> DrainResult:
+        return deliver(self.state, self.enrollment, self.outbox(), should_stop=should_stop)
+
+    def interval(self) -> float:
+        """Seconds between periodic collections: --interval, else the policy's, else 1 h."""
+        if self._interval:
+            return self._interval
+        config = self.state.load_config()
+        if config is not None and config.report_interval_seconds:
+            return float(config.report_interval_seconds)
+        return self._default_interval

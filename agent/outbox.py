@@ -112,11 +112,15 @@ class Outbox:
         self._enforce_bound(sorted(kept, key=lambda e: e.order), keep=path.name)
         return path
 
-    def pending(self) -> list[Pending]:
-        """Every stored report, oldest first. A corrupt file is set aside and counted."""
+    def pending(self, limit: int | None = None) -> list[Pending]:
+        """The stored reports, oldest first: all of them, or the `limit` oldest (a full outbox
+        holds tens of megabytes; draining it a chunk at a time keeps the agent small). A
+        corrupt file is set aside and counted."""
         items: list[Pending] = []
         corrupt = 0
         for entry in self._scan():
+            if limit is not None and len(items) >= limit:
+                break
             path = self.directory / entry.name
             try:
                 report = decode(path.read_bytes(), framed=entry.framed)

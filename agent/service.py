@@ -1,29 +1,33 @@
-"""The agent as a service: collect and send at start-up, on every interval, and right away when
-the network changes or a new chat backup appears.
+"""The agent as a service: collect and send at start-up, on every interval, right away when the
+network changes or a new chat backup appears, and once more when an acknowledgement brings a
+new policy configuration (so a report is judged under the configuration it was collected with).
 
 Events are coalesced: a burst (a backup writing many files, Wi-Fi reconnecting) triggers one
-collection. A collection that fails (the collector is down, a probe raises) is logged and the
-report stays in the outbox for the next round; the service itself never stops on it. SIGTERM
-and SIGINT stop it between collections.
-
-Hardening for long outages, hung probes and back-off belongs to the outbox and transport work;
-this loop only decides *when* to collect.
+collection. Collecting and sending are separate: a delivery that fails (the collector is down
+or pushes back) is retried on an exponential backoff with full jitter (agent.backoff), sending
+the backlog without collecting again; the next interval or event still collects. A collector's
+retry hint is obeyed: nothing is sent before it has passed. A collection that fails (a probe
+raises, the disk is full) is logged and the service goes on; a hung probe costs its fact only
+(agent.probes.runner). SIGTERM and SIGINT stop the service within about a second while it
+waits or backs off; a report already written stays in the outbox for the next start.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeAlias
 
+from agent.backoff import Backoff
 from agent.host import Host
 from agent.probes import ProbeConfig
 from agent.probes.backup_locations import BY_FAMILY
 from agent.probes.chat_backups import candidates
 from agent.probes.outcome import ProbeContext
+from agent.transport import DrainResult
 from agent.watch import (
     DEFAULT_BACKUP_SETTLE,
     DEFAULT_NETWORK_INTERVAL,
@@ -35,13 +39,41 @@ from devposture.v1 import devposture_pb2 as pb
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 3600.0
+Trigger: TypeAlias = pb.CollectionTrigger.ValueType
+
+START_UP = pb.COLLECTION_TRIGGER_START_UP
+INTERVAL = pb.COLLECTION_TRIGGER_INTERVAL
+NETWORK_CHANGE = pb.COLLECTION_TRIGGER_NETWORK_CHANGE
+NEW_BACKUP = pb.COLLECTION_TRIGGER_NEW_BACKUP
+POLICY_CHANGE = pb.COLLECTION_TRIGGER_POLICY_CHANGE
+# When several reasons coalesce into one collection, the report names the most telling one.
+_PRECEDENCE = (START_UP, POLICY_CHANGE, NETWORK_CHANGE, NEW_BACKUP, INTERVAL)
+
+
+def trigger_name(trigger: Trigger) -> str:
+    return pb.CollectionTrigger.Name(trigger).removeprefix("COLLECTION_TRIGGER_").lower()
 
 
 @dataclass(frozen=True)
 class Schedule:
-    interval: float = DEFAULT_INTERVAL
+    """How often the watchers look. (The reporting interval is the Work's: it follows the
+    policy's configuration.)"""
+
     network_interval: float = DEFAULT_NETWORK_INTERVAL
     backup_settle: float = DEFAULT_BACKUP_SETTLE
+
+
+class Work(Protocol):
+    """One agent's rounds (agent.deliver.AgentWork)."""
+
+    def collect(self, trigger: Trigger) -> object:
+        """Collect one report into the outbox."""
+
+    def send(self, should_stop: Callable[[], bool]) -> DrainResult:
+        """Send the backlog; `should_stop` is asked between calls."""
+
+    def interval(self) -> float:
+        """Seconds between periodic collections, as configured now."""
 
 
 def backup_folders(host: Host, config: ProbeConfig) -> list[str]:
@@ -50,57 +82,151 @@ def backup_folders(host: Host, config: ProbeConfig) -> list[str]:
     return [path for _, path in candidates(ctx, BY_FAMILY.get(host.os_family, ()))]
 
 
+class Loop:
+    """Decides when to collect and when to send. Events arrive through `notify` from any
+    thread; `serve` runs until `stop` is set."""
+
+    def __init__(
+        self,
+        work: Work,
+        stop: threading.Event,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._work = work
+        self._stop = stop
+        self._clock = clock
+        self.backoff = backoff or Backoff(clock=clock)
+        self._wake = threading.Condition()
+        self._events: set[Trigger] = set()
+        # What happened, for tests and logs: each collection's trigger, and how many sends.
+        self.rounds: list[Trigger] = []
+        self.sends = 0
+
+    def notify(self, trigger: Trigger) -> None:
+        with self._wake:
+            self._events.add(trigger)
+            self._wake.notify_all()
+
+    def _stop_waiter(self) -> None:
+        self._stop.wait()
+        with self._wake:
+            self._wake.notify_all()
+
+    def _wait(self, until: float) -> set[Trigger]:
+        """Events that arrived, or an empty set when `until` passed (or the service stops)."""
+        with self._wake:
+            while not self._events and not self._stop.is_set():
+                left = until - self._clock()
+                if left <= 0:
+                    break
+                # Bounded, in case a clock jump or a missed wake-up; stop is signalled anyway.
+                self._wake.wait(min(left, 1.0))
+            events, self._events = self._events, set()
+            return events
+
+    def _collect(self, trigger: Trigger) -> None:
+        self.rounds.append(trigger)
+        log.info("collecting: %s", trigger_name(trigger))
+        try:
+            self._work.collect(trigger)
+        except Exception:  # the service outlives any one failed collection
+            log.exception("collection (%s) failed; the next round will retry",
+                          trigger_name(trigger))  # fmt: skip
+
+    def _send(self) -> DrainResult | None:
+        self.sends += 1
+        try:
+            result = self._work.send(self._stop.is_set)
+        except Exception:
+            log.exception("sending failed; retrying later")
+            return None
+        if result.delivered or result.set_aside:
+            log.info("delivered %d report(s), %d set aside", result.delivered,
+                     len(result.set_aside))  # fmt: skip
+        return result
+
+    def _interval(self, current: float) -> float:
+        try:
+            value = self._work.interval()
+        except Exception:
+            log.exception("cannot read the reporting interval; keeping %g s", current)
+            return current
+        return value if value > 0 else current
+
+    def serve(self) -> None:
+        threading.Thread(target=self._stop_waiter, name="stop-waiter", daemon=True).start()
+        interval = self._interval(DEFAULT_INTERVAL)
+        due: set[Trigger] = {START_UP}
+        collected_at = self._clock()
+        next_collect = collected_at + interval
+        send_due = False
+        retry_at = 0.0
+        policy_version = -1  # the configuration version a policy-change round was made for
+        while not self._stop.is_set():
+            if due:
+                trigger = next(t for t in _PRECEDENCE if t in due)
+                due = set()
+                self._collect(trigger)
+                if self._stop.is_set():
+                    break  # the report is in the outbox; the next start sends it
+                collected_at = self._clock()
+                next_collect = collected_at + interval
+                send_due, retry_at = True, 0.0
+            if send_due and self._clock() >= max(retry_at, self.backoff.hold_until):
+                result = self._send()
+                if self._stop.is_set():
+                    break
+                if result is not None and result.config is not None:
+                    version = int(result.config.version)
+                    if version != policy_version:
+                        # Judged under the new configuration right away; once per version.
+                        policy_version = version
+                        due.add(POLICY_CHANGE)
+                if result is not None and result.stopped_by is None:
+                    self.backoff.succeeded()
+                    send_due = False
+                    interval = self._interval(interval)
+                    next_collect = collected_at + interval
+                else:
+                    hint = result.retry_after if result is not None else None
+                    delay = self.backoff.failed(hint, cap=interval)
+                    retry_at = self._clock() + delay
+                    why = result.stopped_by if result is not None else "an error"
+                    log.warning("delivery failed (%s); trying again in %.1f s", why, delay)
+                if due:
+                    continue
+            wake_at = next_collect
+            if send_due:
+                wake_at = min(wake_at, max(retry_at, self.backoff.hold_until))
+            events = self._wait(wake_at)
+            if self._stop.is_set():
+                break
+            due |= events
+            if not events and self._clock() >= next_collect:
+                due.add(INTERVAL)
+
+
 def run(
     host: Host,
     config: ProbeConfig,
-    collect_and_send: Callable[[str], None],
+    work: Work,
     stop: threading.Event,
     schedule: Schedule = Schedule(),
-) -> None:
-    """Serve until `stop` is set. `collect_and_send(reason)` does one round."""
-    triggers: queue.Queue[str] = queue.Queue()
-    network = NetworkWatcher(
-        host, lambda: triggers.put("network change"), schedule.network_interval
-    )
+    *,
+    backoff: Backoff | None = None,
+) -> Loop:
+    """Serve until `stop` is set: the loop plus the network and backup watchers."""
+    loop = Loop(work, stop, backoff)
+    network = NetworkWatcher(host, lambda: loop.notify(NETWORK_CHANGE), schedule.network_interval)
     backups = BackupWatcher(
-        backup_folders(host, config), lambda: triggers.put("new backup"), schedule.backup_settle
+        backup_folders(host, config), lambda: loop.notify(NEW_BACKUP), schedule.backup_settle
     )
     network.start()
     backups.start()
-
-    def wake_on_stop() -> None:
-        stop.wait()
-        triggers.put("stop")
-
-    threading.Thread(target=wake_on_stop, name="stop-waiter", daemon=True).start()
-    reason = "start-up"
     try:
-        while not stop.is_set():
-            _round(collect_and_send, reason)
-            reason = _next_trigger(triggers, time.monotonic() + schedule.interval)
+        loop.serve()
     finally:
         network.stop()
         backups.stop()
-
-
-def _round(collect_and_send: Callable[[str], None], reason: str) -> None:
-    log.info("collecting: %s", reason)
-    try:
-        collect_and_send(reason)
-    except Exception:  # the service outlives any one failed round
-        log.exception("collection after %s failed; the next round will retry", reason)
-
-
-def _next_trigger(triggers: queue.Queue[str], next_round: float) -> str:
-    """Wait for an event or the interval; fold every event already queued into one round."""
-    try:
-        reason = triggers.get(timeout=max(0.0, next_round - time.monotonic()))
-    except queue.Empty:
-        return "interval"
-    reasons = {reason}
-    while True:
-        try:
-            reasons.add(triggers.get_nowait())
-        except queue.Empty:
-            break
-    return ", ".join(sorted(reasons))
+    return loop

@@ -120,13 +120,12 @@ async def start(
             # connections end within a minute (each new call is checked against the store).
             ("grpc.max_connection_age_ms", int(config.max_connection_age_seconds * 1000)),
             ("grpc.max_connection_age_grace_ms", CONNECTION_AGE_GRACE_MS),
-            # Agents send keepalive pings no more often than every 60 s (agent/transport.py);
-            # accept them down to 30 s, with or without a call in flight, so a quiet agent's
-            # pings are never answered with GOAWAY "too_many_pings".
+            # Agents ping every 120 s, only with a call in flight (agent/transport.py
+            # CHANNEL_OPTIONS); accept pings down to 30 s apart, a 4x margin, so an agent's
+            # keepalive is never answered with GOAWAY "too_many_pings". A client pinging
+            # faster still gets the default two strikes.
             ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_MS),
-            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_MS),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.max_ping_strikes", 0),
         ]
     )
     pb_grpc.add_CollectorServicer_to_server(service, server)

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 AGENT = Path(__file__).resolve().parents[2] / "agent"
-RPCS = {"Enroll", "Report", "Renew", "Reestablish"}
+RPCS = {"Enroll", "Report", "ReportBatch", "Renew", "Reestablish"}
 
 
 def _rpc_calls() -> list[tuple[str, int, ast.Call]]:

@@ -13,6 +13,7 @@ import pytest
 from agent.outbox import Outbox
 from agent.transport import drain, open_channel, send_report
 from collector.ratelimit import DeviceRateLimiter, retry_after_ms
+from collector.service import MAX_BATCH
 from tests.conftest import (
     EnrolledAgent,
     LiveCollector,
@@ -184,13 +185,15 @@ def test_a_flooding_device_is_told_to_back_off_and_others_are_served(
 def test_drain_keeps_reports_and_returns_the_hint_when_rate_limited(
     strict_collector: LiveCollector, tmp_path: Path
 ) -> None:
+    """A backlog goes in batches, one call of the device's rate each: past the burst the
+    collector says wait, and the agent keeps the rest and hands back the wait."""
     agent = enroll_agent(strict_collector, tmp_path / "agent")
     outbox = Outbox(agent.state.outbox_dir)
-    reports = [make_report(agent.enrollment.device_id) for _ in range(BURST + 2)]
+    reports = [make_report(agent.enrollment.device_id) for _ in range(BURST * MAX_BATCH + 2)]
     for report in reports:
         outbox.put(report)
     result = drain(agent.state, agent.enrollment, outbox)
-    assert len(result.acknowledged) == BURST
+    assert len(result.acknowledged) == BURST * MAX_BATCH
     assert result.set_aside == []
     assert outbox.rejected_count() == 0
     assert result.stopped_by is not None and result.stopped_by.startswith("RESOURCE_EXHAUSTED")

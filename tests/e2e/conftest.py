@@ -90,3 +90,13 @@ def enroll(
         "--state",
         str(state),
     )
+
+
+def enrolled_state(c: CollectorProcess, tmp_path: Path, name: str = "agent") -> Path:
+    """A new agent state folder enrolled with `c` through the real CLI, with a fresh token."""
+    token = tmp_path / f"{name}.token"
+    token.write_text(c.token())
+    state = tmp_path / name
+    enrolled = enroll(c, state, token)
+    assert enrolled.returncode == 0, enrolled.stderr
+    return state

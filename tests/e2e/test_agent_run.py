@@ -1,16 +1,20 @@
-"""`devposture-agent run` as a real process: reports at start-up, reports a new backup within a
-minute, and stops cleanly on SIGTERM."""
+"""`devposture-agent run` as a real process: reports at start-up (and once more under the policy
+the first acknowledgement handed it), reports a new backup within a minute, and stops cleanly
+and promptly on SIGTERM, also while backing off from a collector that is down."""
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
+from agent.outbox import Outbox
 from collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
-from tests.e2e.conftest import AGENT, CollectorProcess, enroll
+from tests.e2e.conftest import AGENT, CollectorProcess, enrolled_state
 
 NEW_BACKUP_PROMISE = 60.0
 
@@ -41,11 +45,7 @@ def _body(data: Path, report_id: str) -> pb.PostureReport:
 def test_run_reports_at_start_and_when_a_backup_appears(
     collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
-    token = tmp_path / "token"
-    token.write_text(collector_process.token())
-    state = tmp_path / "agent"
-    enrolled = enroll(collector_process, state, token)
-    assert enrolled.returncode == 0, enrolled.stderr
+    state = enrolled_state(collector_process, tmp_path)
     backups = tmp_path / "WeChat backups"
     backups.mkdir()
     agent = subprocess.Popen(
@@ -54,24 +54,69 @@ def test_run_reports_at_start_and_when_a_backup_appears(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
-        first = _wait_for_reports(collector_process.data, 1, 60)
-        assert len(first) == 1, "no start-up report"
-        start_up = _body(collector_process.data, first[0])
-        (before,) = [b for b in start_up.chat_backups.backups if b.location == str(backups)]
+        # A fresh agent: the start-up report, then one under the configuration it was handed.
+        first = _wait_for_reports(collector_process.data, 2, 60)
+        assert len(first) == 2, "no start-up report, or none under the policy's configuration"
+        start_up, under_policy = (_body(collector_process.data, i) for i in first)
+        assert start_up.trigger == pb.COLLECTION_TRIGGER_START_UP
+        assert under_policy.trigger == pb.COLLECTION_TRIGGER_POLICY_CHANGE
+        assert start_up.delivery.max_bytes > 0 and start_up.delivery.pending_reports == 0
+        (before,) = [b for b in under_policy.chat_backups.backups if b.location == str(backups)]
         assert before.file_count == 0
+        time.sleep(1.0)
+        assert len(_wait_for_reports(collector_process.data, 3, 0)) == 2, "a loop of rounds"
         written = time.monotonic()
         (backups / "wechat-backup-2026-11-24.7z").write_bytes(b"7z\xbc\xaf\x27\x1c" + bytes(58))
-        after = _wait_for_reports(collector_process.data, 2, NEW_BACKUP_PROMISE)
+        after = _wait_for_reports(collector_process.data, 3, NEW_BACKUP_PROMISE)
         took = time.monotonic() - written
-        assert len(after) == 2, "the new backup was not reported"
+        assert len(after) == 3, "the new backup was not reported"
         assert took < NEW_BACKUP_PROMISE
         print(f"new backup reported after {took:.1f} s")
-        latest = _body(collector_process.data, after[1])
+        latest = _body(collector_process.data, after[2])
+        assert latest.trigger == pb.COLLECTION_TRIGGER_NEW_BACKUP
         (backup,) = [b for b in latest.chat_backups.backups if b.location == str(backups)]
         assert backup.file_count == 1 and backup.HasField("newest_backup_at")
+        time.sleep(0.5)  # waiting for the next interval now
     finally:
+        asked = time.monotonic()
         agent.send_signal(signal.SIGTERM)
         output, _ = agent.communicate(timeout=30)
+    took = time.monotonic() - asked
     assert agent.returncode == 0, output
     assert "devposture agent stopped" in output
+    assert took < 2.0, f"took {took:.1f} s to stop"
     assert list((state / "outbox").glob("*.report")) == []
+
+
+def test_run_keeps_its_report_and_stops_promptly_while_the_collector_is_down(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    state = enrolled_state(collector_process, tmp_path)
+    # The collector moves away: the agent's report port now answers nothing.
+    agent_file = state / "agent.json"
+    enrollment = json.loads(agent_file.read_text())
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        enrollment["report_port"] = probe.getsockname()[1]
+    agent_file.write_text(json.dumps(enrollment))
+    agent = subprocess.Popen(
+        [AGENT, "run", "--state", str(state), "--interval", "3600"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not list((state / "outbox").glob("*.report")):
+            assert time.monotonic() < deadline and agent.poll() is None, "no report written"
+            time.sleep(0.1)
+        time.sleep(2.0)  # a failed delivery or two: backing off now
+    finally:
+        asked = time.monotonic()
+        agent.send_signal(signal.SIGTERM)
+        output, _ = agent.communicate(timeout=30)
+    took = time.monotonic() - asked
+    assert agent.returncode == 0, output
+    assert "devposture agent stopped" in output
+    assert "delivery failed" in output and "trying again in" in output
+    assert took < 2.0, f"took {took:.1f} s to stop"
+    (kept,) = Outbox(state / "outbox").pending()
+    assert kept.report.trigger == pb.COLLECTION_TRIGGER_START_UP

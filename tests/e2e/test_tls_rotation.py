@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run
+from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enrolled_state, run
 
 SERVED_WITHIN = 10.0
 
@@ -35,11 +35,7 @@ def _served_serial(port: int) -> int:
 def test_tls_rotate_while_serving_agents_notice_nothing(
     collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
-    token = tmp_path / "token"
-    token.write_text(collector_process.token())
-    state = tmp_path / "agent"
-    enrolled = enroll(collector_process, state, token)
-    assert enrolled.returncode == 0, enrolled.stderr
+    state = enrolled_state(collector_process, tmp_path)
     before = run(AGENT, "once", "--state", str(state))
     assert before.returncode == 0, before.stderr
     agent_ca = (state / "ca.crt").read_bytes()
