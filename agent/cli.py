@@ -18,7 +18,7 @@ from google.protobuf import json_format
 
 from agent import __version__, service
 from agent.collect import build_report
-from agent.deliver import AgentWork, collect_and_deliver, utcnow
+from agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
 from agent.enroll import CollectorAddress, EnrollError, enroll
 from agent.host import Host, LiveHost
 from agent.host.bundle import BundleError, BundleHost, RecordingHost
@@ -30,7 +30,13 @@ from agent.renewal import Outcome, ensure_fresh_certificate
 from agent.service import DEFAULT_INTERVAL, Schedule
 from agent.sessions import SessionLog
 from agent.state import AgentState, StateError, default_state_dir
-from agent.status import LOCAL_HEADING, collector_heading, local_verdicts, render_status
+from agent.status import (
+    LOCAL_HEADING,
+    collector_heading,
+    local_verdicts,
+    render_delivery,
+    render_status,
+)
 from agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERVAL
 from devposture.v1 import devposture_pb2 as pb
 
@@ -332,10 +338,14 @@ def cmd_status(args: argparse.Namespace, state: AgentState) -> int:
     ack = state.load_verdicts() if state.is_enrolled() and not args.local else None
     if ack is not None and ack.verdicts:
         sys.stdout.write(render_status(list(ack.verdicts), collector_heading(ack)))
-        return EXIT_OK
-    report = build_report(live_host(state), probe_config(state, args))
-    verdicts = local_verdicts(report, report.collected_at.ToDatetime(dt.UTC))
-    sys.stdout.write(render_status(verdicts, LOCAL_HEADING))
+    else:
+        report = build_report(live_host(state), probe_config(state, args))
+        verdicts = local_verdicts(report, report.collected_at.ToDatetime(dt.UTC))
+        sys.stdout.write(render_status(verdicts, LOCAL_HEADING))
+    if state.is_enrolled():
+        delivery = render_delivery(open_outbox(state).stats())
+        if delivery:
+            sys.stdout.write("\n" + delivery)
     return EXIT_OK
 
 

@@ -70,3 +70,26 @@ LOCAL_HEADING = (
     "本机合规状态(本地检查,尚未经公司服务器判定)\n"
     "Compliance of this computer: a local check, not yet judged by the company's collector"
 )
+
+
+def render_delivery(stats: pb.DeliveryStats) -> str:
+    """A line or two on what is waiting to reach the collector, and what a full outbox cost.
+    Empty when everything has been delivered and nothing was ever lost."""
+    lines = []
+    if stats.pending_reports:
+        zh = en = ""
+        if stats.HasField("oldest_pending_at"):
+            oldest = stats.oldest_pending_at.ToDatetime(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+            zh, en = f"(最早 {oldest})", f" (the oldest from {oldest})"
+        lines.append(
+            f"{stats.pending_reports} 份报告等待发送{zh},连接公司网络后会自动发送。\n"
+            f"{stats.pending_reports} report(s) waiting to be sent{en}; they go by themselves"
+            " once the company's collector can be reached."
+        )
+    if stats.dropped_total:
+        lines.append(
+            f"离线期间存储已满,{stats.dropped_total} 份报告未能保留。\n"
+            f"{stats.dropped_total} report(s) could not be kept while offline (the outbox was"
+            " full); IT can see this."
+        )
+    return "\n".join(lines) + ("\n" if lines else "")
