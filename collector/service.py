@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 import random
 from collections.abc import Callable
@@ -79,7 +80,14 @@ def peer_of(context: grpc.aio.ServicerContext[object, object]) -> Peer | None:
     pems = list(context.auth_context().get("x509_pem_cert", ()))
     if not pems:
         return None
-    cert = x509.load_pem_x509_certificate(pems[0])
+    return _peer_of_certificate(pems[0])
+
+
+@functools.lru_cache(maxsize=8192)
+def _peer_of_certificate(pem: bytes) -> Peer:
+    """Parsing a certificate costs more than the rest of admission; a device presents the same
+    one for days, so the answer is kept (by the exact PEM bytes, which the TLS layer verified)."""
+    cert = x509.load_pem_x509_certificate(pem)
     return Peer(device_id_for_certificate(cert), format(cert.serial_number, "x"))
 
 

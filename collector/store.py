@@ -33,6 +33,9 @@ from collector.records import from_us, to_us
 SCHEMA_VERSION = 3
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
+    # Ingest asks for a device's newest collection on every report: without this index SQLite
+    # reads all of the device's reports, bodies included, and ingest slows as history grows.
+    "CREATE INDEX IF NOT EXISTS reports_by_collection ON reports(device_id, collected_us)",
     "ALTER TABLE reports ADD COLUMN clock_skew_ms INTEGER",
     "ALTER TABLE devices ADD COLUMN clock_skew_ms INTEGER",
     "ALTER TABLE devices ADD COLUMN outbox_pending INTEGER NOT NULL DEFAULT 0",

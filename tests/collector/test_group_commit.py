@@ -147,3 +147,18 @@ def test_group_outcomes_come_only_after_commit(tmp_path: Path) -> None:
     finally:
         other.close()
         store.close()
+
+
+def test_finding_a_devices_newest_report_reads_an_index_not_its_history(tmp_path: Path) -> None:
+    """Every stored report asks for the device's newest collection time; read from the table,
+    that costs the device's whole history (bodies included) and ingest slows month by month."""
+    store = Store.open(tmp_path / "db.sqlite")
+    try:
+        plan = store._db.execute(
+            "EXPLAIN QUERY PLAN SELECT MAX(collected_us) FROM reports WHERE device_id = ?",
+            ("d",),
+        ).fetchall()
+    finally:
+        store.close()
+    details = " ".join(str(row[-1]) for row in plan)
+    assert "COVERING INDEX reports_by_collection" in details, details
