@@ -17,6 +17,7 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass
 from enum import Enum
+from typing import overload
 
 from collector.records import Records, from_us, maybe_from_us, to_us
 from collector.tokens import Token, secret_matches
@@ -274,10 +275,21 @@ class IdentityRecords(Records):
             self._event(cur, device_id, action, now, f"certificate generation {generation}")
             return generation
 
-    def admit(self, device_id: str, serial: str, now: dt.datetime) -> Admission:
+    @overload
+    def admit(self, device_id: str, serial: str, now: dt.datetime) -> Admission: ...
+    @overload
+    def admit(
+        self, device_id: str, serial: str, now: dt.datetime, *, read_only: bool
+    ) -> Admission | None: ...
+
+    def admit(
+        self, device_id: str, serial: str, now: dt.datetime, *, read_only: bool = False
+    ) -> Admission | None:
         """Decide whether a call presenting certificate `serial` for `device_id` may go on.
 
-        Writes only the first time a certificate is used, and when a clone is detected."""
+        Writes only the first time a certificate is used, and when a clone is detected. With
+        `read_only` (a reading connection, off the writer's thread) it returns None instead
+        of writing: the caller then asks again on the writing connection."""
         device = self._db.execute(
             "SELECT status, status_reason, status_us FROM devices WHERE device_id = ?",
             (device_id,),
@@ -301,9 +313,13 @@ class IdentityRecords(Records):
             (device_id,),
         ).fetchone()[0]
         if newest_used is not None and newest_used > generation:
+            if read_only:
+                return None
             self._flag_clone(device_id, generation, newest_used, now)
             return Admission(Verdict.CLONE, generation, newest_used)
         if first_used is None:
+            if read_only:
+                return None
             with self._write() as cur:
                 cur.execute(
                     "UPDATE device_certificates SET first_used_us = ? WHERE device_id = ?"

@@ -46,12 +46,23 @@ class _Waiting:
 
 @dataclass
 class CommitFigures:
-    """Counters for benchmarks and metrics: how well syncs are being shared."""
+    """Counters for benchmarks, metrics and the log: how well syncs are being shared."""
 
     commits: int = 0
     reports: int = 0
     largest_group: int = 0
     failures: int = 0
+
+    def since(self, earlier: CommitFigures) -> str | None:
+        """One log line on what was committed since `earlier`, or None when nothing was."""
+        commits, reports = self.commits - earlier.commits, self.reports - earlier.reports
+        failures = self.failures - earlier.failures
+        if not (commits or failures):
+            return None
+        line = f"{reports} report(s) committed in {commits} transaction(s)"
+        if failures:
+            line += f"; {failures} transaction(s) FAILED (their reports were not acknowledged)"
+        return line
 
 
 class GroupCommitter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -46,6 +47,8 @@ class RunningServer:
     report_port: int
     # The administration server, on its own port (None when not asked for).
     admin: AdminServer | None = None
+    # The service's reading connection (admission checks).
+    reader: Store | None = None
     stopped: bool = False
 
     @property
@@ -66,6 +69,8 @@ class RunningServer:
         await self.server.stop(grace)
         await self.service.aclose()
         self.store.close()
+        if self.reader is not None:
+            self.reader.close()
 
 
 def _bind(
@@ -100,6 +105,7 @@ async def start(
     report_credentials = trust.server_credentials(require_client_auth=True)
     policy = _keep_in_force(config)
     store = Store.open(config.database)
+    reader = Store.open_reader(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
     hash_key = network_hash_key(config.data_dir)
     service = CollectorService(
@@ -110,6 +116,7 @@ async def start(
         network_hash_key=hash_key,
         device_calls_per_minute=config.device_calls_per_minute,
         device_call_burst=config.device_call_burst,
+        reader=reader,
     )
     limit = config.max_report_bytes
     server = grpc.aio.server(
@@ -146,11 +153,12 @@ async def start(
     except OSError:
         service.close()
         store.close()
+        reader.close()
         raise
     service.report_port = bound_report
     await server.start()
     log.info("collector listening: enroll port %d, report port %d", bound_enroll, bound_report)
-    running = RunningServer(server, service, store, bound_enroll, bound_report)
+    running = RunningServer(server, service, store, bound_enroll, bound_report, reader=reader)
     if admin_port is not None:
         try:
             running.admin = await start_admin_server(config, admin_port)
@@ -201,6 +209,25 @@ def _policy_stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_mtime_ns, info.st_size
+
+
+INGEST_LOG_SECONDS = 60.0
+
+
+async def log_ingest(
+    running: RunningServer, stop: asyncio.Event, every: float = INGEST_LOG_SECONDS
+) -> None:
+    """A line a minute on what was stored, instead of a line per report (a fleet sends
+    thousands a minute); nothing when nothing arrived."""
+    figures = running.service.committer.figures
+    seen = dataclasses.replace(figures)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        line = figures.since(seen)
+        if line is not None:
+            log.info("last %d s: %s", round(every), line)
+        seen = dataclasses.replace(figures)
 
 
 async def watch_policy(
@@ -261,7 +288,9 @@ async def serve_forever(
         )
         temporary.replace(ready_file)
     watcher = asyncio.create_task(watch_policy(config, running, stop))
+    summary = asyncio.create_task(log_ingest(running, stop))
     await stop.wait()
     await watcher
+    await summary
     print("devposture collector stopping", flush=True)
     await running.stop()

@@ -137,8 +137,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         clock: Callable[[], dt.datetime] = utcnow,
         device_calls_per_minute: int = 60,
         device_call_burst: int = 30,
+        reader: Store | None = None,
     ) -> None:
         self._store = store
+        # Admission reads on the event loop through their own connection: a call is not kept
+        # waiting behind a group commit's disk sync just to learn its device is allowed.
+        self._reader = reader
         # Per-device token buckets for Report: a flooding device waits, others do not.
         self._limiter = DeviceRateLimiter(device_calls_per_minute, device_call_burst)
         self._hash_key = network_hash_key
@@ -377,9 +381,15 @@ class CollectorService(pb_grpc.CollectorServicer):
                 f" burst): retry in {hint / 1000:.1f} s",
                 trailing_metadata=(("retry-after-ms", str(hint)),),
             )
-        admission = await self._in_db(
-            lambda: self._store.admit(peer.device_id, peer.serial, self._clock())
-        )
+        now = self._clock()
+        admission = (
+            None if self._reader is None
+            else self._reader.admit(peer.device_id, peer.serial, now, read_only=True)
+        )  # fmt: skip
+        if admission is None:  # a first use or a clone to record: the writer decides
+            admission = await self._in_db(
+                lambda: self._store.admit(peer.device_id, peer.serial, now)
+            )
         refusal = _refusal(peer.device_id, admission)
         if refusal is not None:
             log.warning("refused device %s: %s", peer.device_id, admission.verdict.value)
@@ -475,7 +485,7 @@ class CollectorService(pb_grpc.CollectorServicer):
                 grpc.StatusCode.ALREADY_EXISTS,
                 f"report id {record.report_id} is already stored for another device",
             )
-        log.info("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
+        log.debug("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
         ack = self._ack(record, results, outcome, with_verdicts=True)
         if request.config_version != self._judging.agent_config.version:
             ack.config.CopyFrom(self._judging.agent_config)
@@ -523,7 +533,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         for (record, results), outcome in stored:
             is_newest = newest is not None and record is newest[0][0]
             response.acks.append(self._ack(record, results, outcome, with_verdicts=is_newest))
-        log.info(
+        log.debug(
             "batch from device %s: %d stored or known, %d refused",
             peer.device_id, len(response.acks), len(response.rejections),
         )  # fmt: skip

@@ -242,6 +242,16 @@ class Store(IdentityRecords, AdminRecords):
         _migrate(connection, version)
         return cls(connection)
 
+    @classmethod
+    def open_reader(cls, path: Path) -> Store:
+        """A second connection to an open database, for reads only (SQLite refuses writes
+        through it): in WAL mode it reads committed data without waiting for the writer."""
+        connection = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        connection.execute("PRAGMA query_only=ON")
+        return cls(connection)
+
     def close(self) -> None:
         self._db.close()
 

@@ -38,10 +38,12 @@ at most 64".
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -98,7 +100,7 @@ def validate_report(report: pb.PostureReport, now: dt.datetime) -> None:
             " (like 0f8fad5b-d9cb-469f-a165-70867728950e)"
         )
     bounds = _Bounds(now)
-    _walk(report, "", bounds)
+    _walk(report, None, bounds)
     collected = report.collected_at.seconds
     if collected < bounds.oldest_report:
         raise ReportInvalid(
@@ -119,53 +121,131 @@ class _Bounds:
         self.oldest_report = int((now - MAX_REPORT_AGE).timestamp())
 
 
-def _walk(message: Message, path: str, bounds: _Bounds) -> None:
+# A field's place in the report, built as nested pairs while walking and spelled out only
+# for an error message ("wifi.sessions[3].network_id"): walking must be cheap, it runs on
+# every report the collector receives.
+# A part is a field name, an item's index (an int) or a map key (already "[...]").
+Path = tuple[object, str | int] | None
+
+
+def _spell(path: Path) -> str:
+    parts: list[str | int] = []
+    while path is not None:
+        path, part = path  # type: ignore[assignment]
+        parts.append(part)
+    text = ""
+    for part in reversed(parts):
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += part if part.startswith("[") or not text else f".{part}"
+    return text
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """What to check of one field, worked out once per field from its descriptor."""
+
+    name: str
+    kind: str  # "message", "string", "bytes", "enum", "map" or "number"
+    repeated: bool
+    max_items: int
+    limit: int  # characters or bytes
+    enum_values: frozenset[int]
+    enum_name: str
+    map_entry: tuple[_Rule, _Rule] | None
+
+
+@functools.cache
+def _rules(descriptor: Descriptor) -> dict[int, _Rule]:
+    return {field.number: _rule(field) for field in descriptor.fields}
+
+
+def _rule(field: FieldDescriptor) -> _Rule:
+    kind = {
+        FieldDescriptor.TYPE_MESSAGE: "message",
+        FieldDescriptor.TYPE_GROUP: "message",
+        FieldDescriptor.TYPE_STRING: "string",
+        FieldDescriptor.TYPE_BYTES: "bytes",
+        FieldDescriptor.TYPE_ENUM: "enum",
+    }.get(field.type, "number")
+    limit = 0
+    if kind == "string":
+        limit = MAX_CHARS.get(field.full_name, DEFAULT_MAX_CHARS)
+    elif kind == "bytes":
+        limit = MAX_BYTES.get(field.full_name, DEFAULT_MAX_BYTES)
+    enum = field.enum_type
+    map_entry = None
+    if field.message_type is not None and field.message_type.GetOptions().map_entry:
+        entry = field.message_type.fields_by_name
+        kind, map_entry = "map", (_rule(entry["key"]), _rule(entry["value"]))
+    return _Rule(
+        name=field.name,
+        kind=kind,
+        repeated=field.is_repeated,
+        max_items=MAX_ITEMS.get(field.full_name, DEFAULT_MAX_ITEMS),
+        limit=limit,
+        enum_values=frozenset(enum.values_by_number) if enum is not None else frozenset(),
+        enum_name=enum.full_name if enum is not None else "",
+        map_entry=map_entry,
+    )
+
+
+def _walk(message: Message, path: Path, bounds: _Bounds) -> None:
     if isinstance(message, Timestamp):
         _check_timestamp(message, path, bounds)
         return
+    rules = _rules(message.DESCRIPTOR)
     for field, value in message.ListFields():
-        where = f"{path}.{field.name}" if path else field.name
-        if not field.is_repeated:
-            _check_value(field, value, where, bounds)
-            continue
-        limit = MAX_ITEMS.get(field.full_name, DEFAULT_MAX_ITEMS)
-        if len(value) > limit:
-            raise ReportInvalid(f"{where}: {len(value)} items, at most {limit}")
-        if _is_map(field):
-            assert field.message_type is not None
-            entry = field.message_type.fields_by_name
+        rule = rules[field.number]
+        where = (path, rule.name)
+        if rule.kind == "map":
+            if len(value) > rule.max_items:
+                raise _too_many(where, len(value), rule)
+            assert rule.map_entry is not None
+            key_rule, value_rule = rule.map_entry
             for key, item in value.items():
-                _check_value(entry["key"], key, f"{where}[{key!r:.40}]", bounds)
-                _check_value(entry["value"], item, f"{where}[{key!r:.40}]", bounds)
-            continue
-        for index, item in enumerate(value):
-            _check_value(field, item, f"{where}[{index}]", bounds)
+                at = (where, f"[{key!r:.40}]")
+                _check_value(key_rule, key, at, bounds)
+                _check_value(value_rule, item, at, bounds)
+        elif rule.repeated:
+            if len(value) > rule.max_items:
+                raise _too_many(where, len(value), rule)
+            if rule.kind != "number":
+                for index, item in enumerate(value):
+                    _check_value(rule, item, (where, index), bounds)
+        elif rule.kind != "number":
+            _check_value(rule, value, where, bounds)
 
 
-def _check_value(field: FieldDescriptor, value: object, where: str, bounds: _Bounds) -> None:
-    if field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
+def _too_many(where: Path, count: int, rule: _Rule) -> ReportInvalid:
+    return ReportInvalid(f"{_spell(where)}: {count} items, at most {rule.max_items}")
+
+
+def _check_value(rule: _Rule, value: object, where: Path, bounds: _Bounds) -> None:
+    kind = rule.kind
+    if kind == "message":
         assert isinstance(value, Message)
         _walk(value, where, bounds)
-    elif field.type == FieldDescriptor.TYPE_STRING:
+    elif kind == "string":
         assert isinstance(value, str)
-        limit = MAX_CHARS.get(field.full_name, DEFAULT_MAX_CHARS)
-        if len(value) > limit:
-            raise ReportInvalid(f"{where}: {len(value)} characters, at most {limit}")
-    elif field.type == FieldDescriptor.TYPE_BYTES:
+        if len(value) > rule.limit:
+            raise ReportInvalid(f"{_spell(where)}: {len(value)} characters, at most {rule.limit}")
+    elif kind == "bytes":
         assert isinstance(value, bytes)
-        limit = MAX_BYTES.get(field.full_name, DEFAULT_MAX_BYTES)
-        if len(value) > limit:
-            raise ReportInvalid(f"{where}: {len(value)} bytes, at most {limit}")
-    elif field.type == FieldDescriptor.TYPE_ENUM:
+        if len(value) > rule.limit:
+            raise ReportInvalid(f"{_spell(where)}: {len(value)} bytes, at most {rule.limit}")
+    elif kind == "enum":
         assert isinstance(value, int)
-        enum = field.enum_type
-        assert enum is not None
-        if value not in enum.values_by_number:
-            raise ReportInvalid(f"{where}: {value} is not a value of {enum.full_name}")
+        if value not in rule.enum_values:
+            raise ReportInvalid(f"{_spell(where)}: {value} is not a value of {rule.enum_name}")
 
 
-def _check_timestamp(message: Timestamp, where: str, bounds: _Bounds) -> None:
+def _check_timestamp(message: Timestamp, path: Path, bounds: _Bounds) -> None:
     seconds, nanos = message.seconds, message.nanos
+    if 0 <= nanos <= _MAX_NANOS and bounds.earliest <= seconds <= bounds.latest:
+        return
+    where = _spell(path)
     if not 0 <= nanos <= _MAX_NANOS:
         raise ReportInvalid(f"{where}: nanos {nanos} is not between 0 and {_MAX_NANOS}")
     if seconds < bounds.earliest:
@@ -179,11 +259,6 @@ def _check_timestamp(message: Timestamp, where: str, bounds: _Bounds) -> None:
             f"{where}: {_show(seconds)} is more than {hours} h after the collector's clock"
             f" ({_show(bounds.now)}): check the device's clock"
         )
-
-
-def _is_map(field: FieldDescriptor) -> bool:
-    message_type = field.message_type
-    return message_type is not None and message_type.GetOptions().map_entry
 
 
 def _is_canonical_uuid(text: str) -> bool:

@@ -4,8 +4,11 @@ and a failed transaction acknowledges nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import logging
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import pytest
 
 from agent.transport import open_channel
 from collector.records import to_us
+from collector.server import log_ingest
 from collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -162,3 +166,24 @@ def test_finding_a_devices_newest_report_reads_an_index_not_its_history(tmp_path
         store.close()
     details = " ".join(str(row[-1]) for row in plan)
     assert "COVERING INDEX reports_by_collection" in details, details
+
+
+def test_the_collector_logs_a_line_a_minute_on_what_it_stored_not_one_per_report(
+    live_collector: LiveCollector, agent: EnrolledAgent, caplog: pytest.LogCaptureFixture
+) -> None:
+    stop = asyncio.Event()
+    summary = asyncio.run_coroutine_threadsafe(
+        log_ingest(live_collector._running, stop, every=0.3), live_collector._loop
+    )
+    caplog.set_level(logging.DEBUG, logger="collector")
+    with open_channel(agent.state, agent.enrollment) as channel:
+        stub = pb_grpc.CollectorStub(channel)
+        for _ in range(3):
+            report = make_report(agent.enrollment.device_id)
+            stub.Report(pb.ReportRequest(report=report), timeout=10)
+    time.sleep(0.8)
+    live_collector._loop.call_soon_threadsafe(stop.set)
+    summary.result(10)
+    info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert any("3 report(s) committed in" in line for line in info), info
+    assert not any(report.report_id in line for line in info)
