@@ -62,13 +62,6 @@ def _stored(collector: LiveCollector) -> list[str]:
         store.close()
 
 
-def test_channel_options_keepalive_the_collector_accepts_and_no_grpc_retries() -> None:
-    options = dict(CHANNEL_OPTIONS)
-    assert options["grpc.keepalive_time_ms"] >= 60_000
-    assert options["grpc.keepalive_permit_without_calls"] == 0
-    assert options["grpc.enable_retries"] == 0
-
-
 def test_batches_respect_count_and_size() -> None:
     small = [Pending(Path(f"{n}"), make_report("d")) for n in range(150)]
     assert [len(b) for b in batches(small)] == [64, 64, 22]
