@@ -7,8 +7,6 @@ CA whose fingerprint IT gave (see `agent.pinning`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import grpc
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -17,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from agent import __version__
+from agent.address import CollectorAddress
 from agent.pinning import PinningError, fetch_pinned_ca, fingerprint
 from agent.rpc_status import status_of
 from agent.state import AgentState, Enrollment
@@ -28,25 +27,6 @@ ENROLL_DEADLINE_SECONDS = 30.0
 
 class EnrollError(Exception):
     """Enrollment failed; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class CollectorAddress:
-    host: str
-    port: int
-
-    @classmethod
-    def parse(cls, text: str) -> CollectorAddress:
-        """Parse `host:port` or `[v6 address]:port`."""
-        host, sep, port = text.strip().rpartition(":")
-        host = host.removeprefix("[").removesuffix("]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{text!r} is not HOST:PORT (for example collector.example.com:7443)")
-        return cls(host, int(port))
-
-    def target(self, port: int | None = None) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port if port is None else port}"
 
 
 def make_csr(key: ec.EllipticCurvePrivateKey, hostname: str) -> bytes:

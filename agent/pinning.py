@@ -15,6 +15,10 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
+from agent.address import normalize_fingerprint
+
+__all__ = ["PinningError", "fetch_pinned_ca", "fingerprint", "normalize_fingerprint"]
+
 
 class PinningError(Exception):
     """The collector could not be reached, or did not prove to be the expected one."""
@@ -22,17 +26,6 @@ class PinningError(Exception):
 
 def fingerprint(cert: x509.Certificate) -> str:
     return "sha256:" + cert.fingerprint(hashes.SHA256()).hex()
-
-
-def normalize_fingerprint(text: str) -> str:
-    """Accept `sha256:ab..`, `AB:CD:..` or bare hex; return `sha256:` + lowercase hex."""
-    cleaned = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
-    if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
-        raise ValueError(
-            "a CA fingerprint is 64 hexadecimal digits, optionally prefixed with 'sha256:'"
-            " (as printed by `devposture-collector init` or `devposture-collector ca fingerprint`)"
-        )
-    return "sha256:" + cleaned
 
 
 def _unverified_chain(tls: ssl.SSLSocket) -> list[bytes]:

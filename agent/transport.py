@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.enroll import CollectorAddress
+from agent.address import CollectorAddress
 from agent.outbox import Outbox, Pending
 from agent.rpc_status import describe, status_of
 from agent.state import AgentState, Enrollment

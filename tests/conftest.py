@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.enroll import CollectorAddress, enroll
+from agent.address import CollectorAddress
+from agent.enroll import enroll
 from agent.pinning import fingerprint as pin_of
 from agent.state import AgentState, Enrollment
 from collector import server as collector_server

@@ -11,7 +11,8 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from agent.enroll import CollectorAddress, EnrollError, enroll
+from agent.address import CollectorAddress
+from agent.enroll import EnrollError, enroll
 from agent.pinning import fingerprint
 from agent.state import AgentState
 from collector.pki import device_id_for_certificate

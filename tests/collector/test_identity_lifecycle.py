@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agent.cert_dates import read_validity
 from agent.enroll import make_csr
 from agent.renewal import (
     LONGEST_RETRY,
@@ -77,10 +78,9 @@ def _device(collector: LiveCollector, device_id: str):  # type: ignore[no-untype
 
 
 def test_renewal_is_due_when_a_third_of_the_lifetime_is_left(agent: EnrolledAgent) -> None:
-    cert = _cert(agent.state)
-    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    assert not renewal_due(cert, cert.not_valid_before_utc + lifetime * 0.6)
-    assert renewal_due(cert, cert.not_valid_before_utc + lifetime * 0.7)
+    validity = read_validity(agent.state.cert_path.read_bytes())
+    assert not renewal_due(validity, validity.not_before + validity.lifetime * 0.6)
+    assert renewal_due(validity, validity.not_before + validity.lifetime * 0.7)
 
 
 def test_renewal_over_mtls_keeps_the_key_and_raises_the_generation(

@@ -34,7 +34,8 @@ from typing import IO
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.enroll import CollectorAddress, enroll
+from agent.address import CollectorAddress
+from agent.enroll import enroll
 from agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from agent.outbox_file import SUFFIX
 from agent.state import AgentState, Enrollment

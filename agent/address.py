@@ -1,0 +1,40 @@
+"""Where a collector is (`host:port`) and which CA it must show (a fingerprint), as IT types
+them.
+
+Apart from enrollment so that sending reports (agent.transport) does not load what enrolling
+needs (the cryptography package, for the key and the request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CollectorAddress:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> CollectorAddress:
+        """Parse `host:port` or `[v6 address]:port`."""
+        host, sep, port = text.strip().rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{text!r} is not HOST:PORT (for example collector.example.com:7443)")
+        return cls(host, int(port))
+
+    def target(self, port: int | None = None) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port if port is None else port}"
+
+
+def normalize_fingerprint(text: str) -> str:
+    """Accept `sha256:ab..`, `AB:CD:..` or bare hex; return `sha256:` + lowercase hex."""
+    cleaned = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
+    if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
+        raise ValueError(
+            "a CA fingerprint is 64 hexadecimal digits, optionally prefixed with 'sha256:'"
+            " (as printed by `devposture-collector init` or `devposture-collector ca fingerprint`)"
+        )
+    return "sha256:" + cleaned
