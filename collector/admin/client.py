@@ -17,7 +17,7 @@ from pathlib import Path
 
 import grpc
 
-from agent.enroll import CollectorAddress
+from agent.address import CollectorAddress
 from agent.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
 from agent.rpc_status import status_of
 from collector.admin.commands import CommandError, Result
