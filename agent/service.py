@@ -9,7 +9,9 @@ the backlog without collecting again; the next interval or event still collects.
 retry hint is obeyed: nothing is sent before it has passed. A collection that fails (a probe
 raises, the disk is full) is logged and the service goes on; a hung probe costs its fact only
 (agent.probes.runner). SIGTERM and SIGINT stop the service within about a second while it
-waits or backs off; a report already written stays in the outbox for the next start.
+waits, backs off or sends (a call in flight is cancelled); a collection under way finishes
+first (each probe has its deadline). A report already written stays in the outbox for the
+next start.
 """
 
 from __future__ import annotations

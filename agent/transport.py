@@ -22,6 +22,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -34,6 +35,7 @@ from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REPORT_DEADLINE_SECONDS = 30.0
 BATCH_DEADLINE_SECONDS = 60.0
@@ -71,6 +73,8 @@ _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 _PUSHBACK = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE}
 RETRY_AFTER_KEY = "retry-after-ms"
 STOPPING = "the agent is stopping"
+# How often a call in flight checks whether the agent is stopping.
+STOP_POLL_SECONDS = 0.25
 
 # Collectors (by target) that answered ReportBatch with UNIMPLEMENTED in this process.
 _UNARY_ONLY: set[str] = set()
@@ -139,27 +143,46 @@ def _now() -> Timestamp:
     return ts
 
 
+class Stopped(Exception):
+    """The agent is stopping: the call in flight was cancelled, its reports stay queued."""
+
+
+def _await(call: grpc.Future[T], should_stop: Callable[[], bool] | None) -> T:
+    """The result of a call in flight; cancelled as soon as `should_stop()` says so, so that
+    SIGTERM does not wait out a deadline against a collector that hangs."""
+    while should_stop is not None:
+        try:
+            return call.result(timeout=STOP_POLL_SECONDS)
+        except grpc.FutureTimeoutError:
+            if should_stop():
+                call.cancel()
+                raise Stopped(STOPPING) from None
+    return call.result()
+
+
 def send_report(
-    channel: grpc.Channel, report: pb.PostureReport, config_version: int = 0
-) -> pb.ReportAck:
+    channel: grpc.Channel, report: pb.PostureReport, config_version: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+) -> pb.ReportAck:  # fmt: skip
     stub = pb_grpc.CollectorStub(channel)
     request = pb.ReportRequest(report=report, config_version=config_version, sent_at=_now())
-    ack: pb.ReportAck = stub.Report(request, timeout=REPORT_DEADLINE_SECONDS, wait_for_ready=False)
+    call = stub.Report.future(request, timeout=REPORT_DEADLINE_SECONDS, wait_for_ready=False)
+    ack = _await(call, should_stop)
     if ack.report_id != report.report_id:
         raise grpc.RpcError(f"the collector acknowledged {ack.report_id}, not {report.report_id}")
     return ack
 
 
 def send_batch(
-    channel: grpc.Channel, reports: Sequence[pb.PostureReport], config_version: int = 0
-) -> pb.ReportBatchResponse:
+    channel: grpc.Channel, reports: Sequence[pb.PostureReport], config_version: int = 0,
+    should_stop: Callable[[], bool] | None = None,
+) -> pb.ReportBatchResponse:  # fmt: skip
     stub = pb_grpc.CollectorStub(channel)
     request = pb.ReportBatchRequest(
         reports=list(reports), config_version=config_version, sent_at=_now()
     )
-    response: pb.ReportBatchResponse = stub.ReportBatch(
-        request, timeout=BATCH_DEADLINE_SECONDS, wait_for_ready=False
-    )
+    call = stub.ReportBatch.future(request, timeout=BATCH_DEADLINE_SECONDS, wait_for_ready=False)
+    response = _await(call, should_stop)
     return response
 
 
@@ -231,7 +254,10 @@ def _send_unary(
             return
         drain.result.calls += 1
         try:
-            ack = send_report(channel, item.report, drain.config_version)
+            ack = send_report(channel, item.report, drain.config_version, should_stop)
+        except Stopped:
+            drain.result.stopped_by = STOPPING
+            return
         except grpc.RpcError as exc:
             code, _ = status_of(exc)
             back_off, _hint = _retry_hint(exc)
@@ -281,7 +307,12 @@ def _send_batches(
         batch = batches(queue, budget, first_only=True)[0]
         drain.result.calls += 1
         try:
-            response = send_batch(channel, [item.report for item in batch], drain.config_version)
+            response = send_batch(
+                channel, [item.report for item in batch], drain.config_version, should_stop
+            )
+        except Stopped:
+            drain.result.stopped_by = STOPPING
+            return False, []
         except grpc.RpcError as exc:
             code, _ = status_of(exc)
             if code == grpc.StatusCode.UNIMPLEMENTED:

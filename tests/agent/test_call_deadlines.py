@@ -10,22 +10,28 @@ AGENT = Path(__file__).resolve().parents[2] / "agent"
 RPCS = {"Enroll", "Report", "ReportBatch", "Renew", "Reestablish"}
 
 
+def _rpc_name(call: ast.Call) -> str | None:
+    """`stub.Report(...)` and `stub.Report.future(...)` both call Report."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr == "future":
+        func = func.value
+    if isinstance(func, ast.Attribute) and func.attr in RPCS:
+        return func.attr
+    return None
+
+
 def _rpc_calls() -> list[tuple[str, int, ast.Call]]:
     found = []
     for path in sorted(AGENT.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr in RPCS
-            ):
+            if isinstance(node, ast.Call) and _rpc_name(node) is not None:
                 found.append((path.name, node.lineno, node))
     return found
 
 
 def test_every_agent_rpc_has_a_timeout() -> None:
     calls = _rpc_calls()
-    assert {c.func.attr for _, _, c in calls if isinstance(c.func, ast.Attribute)} == RPCS
+    assert {_rpc_name(c) for _, _, c in calls} == RPCS
     missing = [
         f"{name}:{line}" for name, line, call in calls
         if not any(k.arg == "timeout" for k in call.keywords)

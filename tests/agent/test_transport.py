@@ -3,8 +3,11 @@ fallback to one report per call for an older collector, and obeying the collecto
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from agent.transport import (
     CHANNEL_OPTIONS,
     DRAIN_CHUNK,
     MAX_BATCH_REPORTS,
+    STOPPING,
     DrainResult,
     batches,
     drain,
@@ -264,3 +268,26 @@ def test_the_agents_keepalive_is_one_the_collector_accepts() -> None:
     assert options["grpc.keepalive_time_ms"] >= 2 * KEEPALIVE_MIN_PING_MS
     assert options["grpc.keepalive_permit_without_calls"] == 0
     assert options["grpc.enable_retries"] == 0
+
+
+def test_stopping_cancels_a_call_the_collector_does_not_answer(
+    live_collector: LiveCollector, agent: EnrolledAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM while the collector hangs: the call in flight is cancelled within a fraction of
+    a second instead of waiting out its 60 s deadline, and every report stays queued."""
+    reports = _queue(agent, 3)
+
+    async def hang(self: CollectorService, context: object) -> None:
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(CollectorService, "_admit", hang)
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    result = drain(agent.state, agent.enrollment, Outbox(agent.state.outbox_dir),
+                   should_stop=stop.is_set)  # fmt: skip
+    took = time.monotonic() - started
+    assert result.stopped_by == STOPPING
+    assert took < 2.0, f"took {took:.1f} s to stop"
+    pending = Outbox(agent.state.outbox_dir).pending()
+    assert [p.report.report_id for p in pending] == [r.report_id for r in reports]
