@@ -50,16 +50,33 @@ def agent_config(policy: Policy, hash_key: bytes) -> pb.AgentConfig:
     return config
 
 
-def verdicts(policy: Policy, results: list[tuple[str, str, str]]) -> list[pb.CheckVerdict]:
+def verdict_templates(policy: Policy) -> dict[str, pb.CheckVerdict]:
+    """Per check, the employee's view without its state: clause, titles and remedies. Made
+    once per policy; each acknowledgement copies them (they are most of its bytes)."""
+    return {
+        spec.check_id: pb.CheckVerdict(
+            check_id=spec.check_id,
+            clause=spec.clause,
+            title_zh=spec.title_zh,
+            title_en=spec.title_en,
+            remediation_zh=spec.remediation_zh,
+            remediation_en=spec.remediation_en,
+        )
+        for spec in policy.checks
+    }
+
+
+def verdicts(
+    templates: dict[str, pb.CheckVerdict], results: list[tuple[str, str, str]]
+) -> list[pb.CheckVerdict]:
     """(check id, state, reason) as the employee's view: with clause, titles and remedies."""
     out = []
     for check_id, state, reason in results:
-        spec = policy.check(check_id)
-        if spec is None:
+        template = templates.get(check_id)
+        if template is None:
             continue
-        verdict = pb.CheckVerdict(check_id=check_id, clause=spec.clause, state=state)
-        verdict.reason = reason
-        verdict.title_zh, verdict.title_en = spec.title_zh, spec.title_en
-        verdict.remediation_zh, verdict.remediation_en = spec.remediation_zh, spec.remediation_en
+        verdict = pb.CheckVerdict()
+        verdict.CopyFrom(template)
+        verdict.state, verdict.reason = state, reason
         out.append(verdict)
     return out

@@ -290,28 +290,27 @@ class IdentityRecords(Records):
         Writes only the first time a certificate is used, and when a clone is detected. With
         `read_only` (a reading connection, off the writer's thread) it returns None instead
         of writing: the caller then asks again on the writing connection."""
-        device = self._db.execute(
-            "SELECT status, status_reason, status_us FROM devices WHERE device_id = ?",
-            (device_id,),
-        ).fetchone()
-        if device is None:
-            return Admission(Verdict.UNKNOWN_DEVICE)
-        status, reason, status_at = device[0], device[1], maybe_from_us(device[2])
-        cert = self._db.execute(
-            "SELECT generation, first_used_us FROM device_certificates"
-            " WHERE serial = ? AND device_id = ?",
+        # One query: every Report and Renew asks this, and it runs on the event loop.
+        row = self._db.execute(
+            "SELECT d.status, d.status_reason, d.status_us, c.generation, c.first_used_us,"
+            " (SELECT MAX(u.generation) FROM device_certificates u WHERE u.device_id ="
+            "  d.device_id AND u.first_used_us IS NOT NULL)"
+            " FROM devices d LEFT JOIN device_certificates c"
+            " ON c.device_id = d.device_id AND c.serial = ?"
+            " WHERE d.device_id = ?",
             (serial, device_id),
         ).fetchone()
+        if row is None:
+            return Admission(Verdict.UNKNOWN_DEVICE)
+        status, reason, status_at = row[0], row[1], maybe_from_us(row[2])
+        known_certificate = row[3] is not None
         if status != ACTIVE:
-            return Admission(Verdict.REVOKED, cert[0] if cert else 0, 0, status, reason, status_at)
-        if cert is None:
+            return Admission(
+                Verdict.REVOKED, row[3] if known_certificate else 0, 0, status, reason, status_at
+            )
+        if not known_certificate:
             return Admission(Verdict.UNKNOWN_CERTIFICATE)
-        generation, first_used = cert
-        newest_used = self._db.execute(
-            "SELECT MAX(generation) FROM device_certificates WHERE device_id = ?"
-            " AND first_used_us IS NOT NULL",
-            (device_id,),
-        ).fetchone()[0]
+        generation, first_used, newest_used = row[3], row[4], row[5]
         if newest_used is not None and newest_used > generation:
             if read_only:
                 return None

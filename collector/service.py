@@ -24,7 +24,7 @@ import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector.agent_config import agent_config, verdicts
+from collector.agent_config import agent_config, verdict_templates, verdicts
 from collector.checks import CheckParameters, evaluate
 from collector.identity_store import Admission, EnrollRefused, Verdict
 from collector.ingest import GroupCommitter, IngestClosed
@@ -123,6 +123,7 @@ class _Judging:
     params: CheckParameters
     check_ids: frozenset[str]
     agent_config: pb.AgentConfig
+    templates: dict[str, pb.CheckVerdict]
 
 
 class CollectorService(pb_grpc.CollectorServicer):
@@ -164,6 +165,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             CheckParameters.from_values({c.check_id: c.parameters for c in policy.checks}),
             frozenset(c.check_id for c in policy.checks),
             agent_config(policy, self._hash_key),
+            verdict_templates(policy),
         )
 
     @property
@@ -459,9 +461,8 @@ class CollectorService(pb_grpc.CollectorServicer):
             stored_at=_timestamp(record.received_at),
         )
         if with_verdicts:
-            ack.verdicts.extend(
-                verdicts(self._judging.policy, [(r.check_id, r.state, r.reason) for r in results])
-            )
+            states = [(r.check_id, r.state, r.reason) for r in results]
+            ack.verdicts.extend(verdicts(self._judging.templates, states))
         return ack
 
     async def Report(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.agent_config import agent_config, network_hash_key, verdicts
+from collector.agent_config import agent_config, network_hash_key, verdict_templates, verdicts
 from collector.policy import default_policy, default_policy_text, parse_policy
 
 KEY = b"k" * 32
@@ -34,7 +34,7 @@ def test_hash_key_is_made_once_and_private(tmp_path: Path) -> None:
 
 
 def test_verdicts_carry_clause_titles_and_remedies() -> None:
-    (verdict,) = verdicts(default_policy(), [("firewall", "FAIL", "off")])
+    (verdict,) = verdicts(verdict_templates(default_policy()), [("firewall", "FAIL", "off")])
     assert (verdict.clause, verdict.state, verdict.reason) == ("6.3.1", "FAIL", "off")
     assert verdict.title_zh == "防火墙已开启" and "firewall" in verdict.remediation_en.lower()
-    assert verdicts(default_policy(), [("no-such-check", "PASS", "")]) == []
+    assert verdicts(verdict_templates(default_policy()), [("no-such-check", "PASS", "")]) == []
