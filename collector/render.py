@@ -1,7 +1,8 @@
 """Render rows of a report as an aligned text table, JSON or CSV.
 
 Every report view goes through here, so each offers the same three formats with the same
-columns: what a person reads on a terminal is what a spreadsheet gets.
+columns: what a person reads on a terminal is what a spreadsheet gets, except the long texts
+of `FILE_ONLY_COLUMNS` (a clause's full wording), which only JSON and CSV carry.
 """
 
 from __future__ import annotations
@@ -14,6 +15,12 @@ from collections.abc import Mapping, Sequence
 
 Row = dict[str, str | int | float | None]
 FORMATS = ("table", "json", "csv")
+# The policy's texts for a row's clause and check: a spreadsheet needs them, a terminal
+# table would wrap on them.
+FILE_ONLY_COLUMNS: tuple[str, ...] = (
+    "clause_title_zh", "clause_title_en", "clause_text_zh", "clause_text_en",
+    "check_title_zh", "check_title_en",
+)  # fmt: skip
 
 
 def _width(text: str) -> int:
@@ -42,6 +49,7 @@ def render(rows: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: st
         return out.getvalue()
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    columns = [c for c in columns if c not in FILE_ONLY_COLUMNS]
     cells = [[c.upper() for c in columns]] + [[_cell(row.get(c)) for c in columns] for row in rows]
     widths = [max(_width(line[i]) for line in cells) for i in range(len(columns))]
     lines = []

@@ -1,7 +1,9 @@
 """Report views for IT and auditors, computed from the state history at any moment.
 
 Every view goes through `compliance.standings`, so "now" and "as of" a past date are the same
-computation, and all have the same columns in table, JSON and CSV.
+computation. JSON and CSV carry every column, including each row's clause and check texts in
+Chinese and English, so a spreadsheet needs no other source; the terminal table leaves the
+long texts out (`render.FILE_ONLY_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -10,20 +12,25 @@ import datetime as dt
 
 from collector.compliance import STATES, DeviceSeen, Standing, standings
 from collector.policy import Policy
-from collector.render import Row
+from collector.render import FILE_ONLY_COLUMNS, Row
 from collector.store import Store
+
+# The policy's own words for a row's clause and check: in JSON and CSV, not in the table.
+TEXT_COLUMNS = FILE_ONLY_COLUMNS
 
 FLEET_COLUMNS: tuple[str, ...] = (
     "clause", "check", "devices", "pass", "grace", "fail", "unknown", "exempt", "stale",
-    "pass_rate",
+    "pass_rate", *TEXT_COLUMNS,
 )  # fmt: skip
 # verdict: the latest report's judgment (PASS, FAIL, UNKNOWN); state: the standing over time
 # (adds GRACE, EXEMPT, STALE).
 DEVICE_COLUMNS: tuple[str, ...] = (
     "device", "hostname", "os", "clause", "check", "verdict", "state", "since", "reason",
-    "evidence", "remediation_zh", "remediation_en",
+    "evidence", "remediation_zh", "remediation_en", *TEXT_COLUMNS,
 )  # fmt: skip
-HISTORY_COLUMNS: tuple[str, ...] = ("check", "state", "from", "until", "hours", "reason")
+HISTORY_COLUMNS: tuple[str, ...] = (
+    "clause", "check", "state", "from", "until", "hours", "reason", *TEXT_COLUMNS,
+)  # fmt: skip
 FAILING_COLUMNS: tuple[str, ...] = (
     "device",
     "hostname",
@@ -32,7 +39,22 @@ FAILING_COLUMNS: tuple[str, ...] = (
     "failing_since",
     "days",
     "reason",
+    *TEXT_COLUMNS,
 )
+
+
+def _texts(policy: Policy | None, check_id: str) -> Row:
+    """The clause id and the clause's and check's texts for a row about `check_id`."""
+    check = policy.check(check_id) if policy is not None else None
+    if policy is None or check is None:
+        return {"clause": None} | dict.fromkeys(TEXT_COLUMNS)
+    clause = policy.clause(check.clause)
+    return {
+        "clause": check.clause,
+        "clause_title_zh": clause.title_zh, "clause_title_en": clause.title_en,
+        "clause_text_zh": clause.text_zh, "clause_text_en": clause.text_en,
+        "check_title_zh": check.title_zh, "check_title_en": check.title_en,
+    }  # fmt: skip
 
 
 def _when(moment: dt.datetime | None) -> str | None:
@@ -59,7 +81,7 @@ def fleet_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
     for check in policy.checks:
         per_state = counts[check.check_id]
         total = sum(per_state.values())
-        row: Row = {"clause": check.clause, "check": check.check_id, "devices": total}
+        row: Row = _texts(policy, check.check_id) | {"check": check.check_id, "devices": total}
         row |= {state.lower(): per_state[state] for state in STATES}
         row["pass_rate"] = f"{100 * per_state['PASS'] / total:.1f}%" if total else "-"
         rows.append(row)
@@ -83,9 +105,9 @@ def device_rows(
         device, check = devices[standing.device_id], policy.check(standing.check_id)
         assert check is not None
         verdict, evidence = latest.get((standing.device_id, standing.check_id), (None, None))
-        rows.append({
+        rows.append(_texts(policy, check.check_id) | {
             "device": standing.device_id, "hostname": device.hostname, "os": device.os_family,
-            "clause": check.clause, "check": check.check_id, "verdict": verdict,
+            "check": check.check_id, "verdict": verdict,
             "state": standing.state, "since": _when(standing.since), "reason": standing.reason,
             "evidence": evidence,
             "remediation_zh": "" if standing.state == "PASS" else check.remediation_zh,
@@ -103,9 +125,9 @@ def failing_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
     for standing in failing:
         check = policy.check(standing.check_id)
         assert check is not None and standing.since is not None
-        rows.append({
+        rows.append(_texts(policy, check.check_id) | {
             "device": standing.device_id, "hostname": devices[standing.device_id].hostname,
-            "clause": check.clause, "check": check.check_id,
+            "check": check.check_id,
             "failing_since": _when(standing.since),
             "days": round((at - standing.since).total_seconds() / 86400, 1),
             "reason": standing.reason,
@@ -113,9 +135,12 @@ def failing_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
     return rows
 
 
-def history_rows(store: Store, device_id: str, at: dt.datetime) -> list[Row]:
+def history_rows(
+    store: Store, device_id: str, at: dt.datetime, policy: Policy | None = None
+) -> list[Row]:
     """Every state a device had on each check, from when until when: since when it has been
-    failing, and how long each failure took to fix."""
+    failing, and how long each failure took to fix. With the policy, each row carries its
+    clause and texts."""
     changes = [c for c in store.state_changes(at) if c[0] == device_id]
     rows: list[Row] = []
     for check_id in dict.fromkeys(c[1] for c in changes):
@@ -123,7 +148,7 @@ def history_rows(store: Store, device_id: str, at: dt.datetime) -> list[Row]:
         for current, following in zip(mine, [*mine[1:], None], strict=True):
             until = following[4] if following is not None else None
             hours = ((until or at) - current[4]).total_seconds() / 3600
-            rows.append({
+            rows.append(_texts(policy, check_id) | {
                 "check": check_id, "state": current[2], "from": _when(current[4]),
                 "until": _when(until) if until else "now", "hours": round(hours, 1),
                 "reason": current[3],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -28,11 +30,23 @@ def test_enroll_once_and_fleet_report_in_every_format(
     assert len(device) == 5 and {r["state"] for r in device} <= {"PASS", "FAIL", "GRACE", "UNKNOWN"}
     assert all(r["reason"] for r in device)
     fleet = run(COLLECTOR, "report", "fleet", "--data", data, "--format", "csv").stdout
-    assert fleet.splitlines()[0] == (
-        "clause,check,devices,pass,grace,fail,unknown,exempt,stale,pass_rate"
-    )
-    assert len(fleet.splitlines()) == 6
-    assert all(line.split(",")[2] == "1" for line in fleet.splitlines()[1:])
+    header, *rows = list(csv.reader(io.StringIO(fleet)))
+    assert header == [
+        "clause", "check", "devices", "pass", "grace", "fail", "unknown", "exempt", "stale",
+        "pass_rate", "clause_title_zh", "clause_title_en", "clause_text_zh", "clause_text_en",
+        "check_title_zh", "check_title_en",
+    ]  # fmt: skip
+    assert len(rows) == 5
+    assert all(row[2] == "1" for row in rows)
+    # A spreadsheet needs no other source: each row carries its clause's words, both languages.
+    by_check = {row[1]: dict(zip(header, row, strict=True)) for row in rows}
+    assert by_check["public-wifi"]["clause"] == "6.3.2"
+    assert "VPN" in by_check["public-wifi"]["clause_text_en"]
+    assert "公共" in by_check["public-wifi"]["clause_text_zh"] + by_check["public-wifi"][
+        "check_title_zh"
+    ]
+    table = run(COLLECTOR, "report", "fleet", "--data", data).stdout
+    assert "CLAUSE_TEXT_EN" not in table and "PASS_RATE" in table
 
 
 def test_once_keeps_the_report_when_the_collector_is_gone(

@@ -1,0 +1,86 @@
+"""Every report view in JSON and CSV carries each row's clause id and the clause's and check's
+texts in Chinese and English, so a spreadsheet needs no other source; the terminal table leaves
+the long texts out."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+import pytest
+
+from agent.transport import open_channel, send_report
+from collector.policy import default_policy
+from collector.render import FILE_ONLY_COLUMNS, Row, render
+from collector.reports import (
+    DEVICE_COLUMNS,
+    FAILING_COLUMNS,
+    FLEET_COLUMNS,
+    HISTORY_COLUMNS,
+    device_rows,
+    failing_rows,
+    fleet_rows,
+    history_rows,
+)
+from tests.conftest import EnrolledAgent, LiveCollector, make_report
+
+VIEWS = ("fleet", "device", "failing", "history")
+
+
+@pytest.fixture
+def reported(live_collector: LiveCollector, agent: EnrolledAgent) -> LiveCollector:
+    """A device whose firewall has been off for a week (failing past its grace), reporting."""
+    week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+    with open_channel(agent.state, agent.enrollment) as channel:
+        for at in (week_ago, None):
+            report = make_report(agent.enrollment.device_id, at)
+            report.firewall.enabled = False
+            report.firewall.profiles[0].enabled = False
+            send_report(channel, report)
+    return live_collector
+
+
+def _view(
+    collector: LiveCollector, view: str, device_id: str
+) -> tuple[list[Row], tuple[str, ...]]:
+    policy, at = default_policy(), dt.datetime.now(dt.UTC)
+    store = collector.store()
+    try:
+        if view == "fleet":
+            return fleet_rows(store, policy, at), FLEET_COLUMNS
+        if view == "device":
+            return device_rows(store, policy, at), DEVICE_COLUMNS
+        if view == "failing":
+            return failing_rows(store, policy, at), FAILING_COLUMNS
+        return history_rows(store, device_id, at, policy), HISTORY_COLUMNS
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_json_and_csv_rows_carry_the_clause_and_its_texts(
+    reported: LiveCollector, agent: EnrolledAgent, view: str
+) -> None:
+    rows, columns = _view(reported, view, agent.enrollment.device_id)
+    assert rows, f"the {view} view is empty: the test proves nothing"
+    policy = default_policy()
+    for row in json.loads(render(rows, columns, "json")):
+        check = policy.check(row["check"])
+        assert check is not None
+        clause = policy.clause(check.clause)
+        assert row["clause"] == check.clause
+        assert (row["clause_text_zh"], row["clause_text_en"]) == (clause.text_zh, clause.text_en)
+        assert (row["clause_title_zh"], row["check_title_en"]) == (clause.title_zh, check.title_en)
+    header, *lines = list(csv.reader(io.StringIO(render(rows, columns, "csv"))))
+    assert set(FILE_ONLY_COLUMNS) <= set(header) and "clause" in header
+    assert all(line[header.index("clause_text_en")] for line in lines)
+
+
+def test_the_table_leaves_the_long_texts_out(reported: LiveCollector, agent: EnrolledAgent) -> None:
+    rows, columns = _view(reported, "device", agent.enrollment.device_id)
+    table = render(rows, columns, "table")
+    assert "CLAUSE" in table.splitlines()[0]
+    assert not any(c.upper() in table for c in FILE_ONLY_COLUMNS)
+    assert default_policy().clause("6.3.2").text_en not in table
