@@ -1,0 +1,103 @@
+"""Benchmark: the fleet report over a large fleet (target: under 0.5 s for 100,000 devices).
+
+Builds a collector database in a temporary folder with `--devices` devices, each with a
+report and a history of `--changes` state changes per check spread over the last weeks
+(written straight into the tables, as the store would have), then times `report fleet` now
+and as of a week ago, and `report failing`, each through collector/reports.py as the CLI and
+the dashboard call it.
+
+    .venv/bin/python bench/fleet_report.py --devices 100000 --changes 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from collector.policy import default_policy
+from collector.records import to_us
+from collector.reports import failing_rows, fleet_rows
+from collector.store import Store
+
+TARGET_SECONDS = 0.5
+STATES = ("PASS", "FAIL", "UNKNOWN")
+
+
+def populate(store: Store, devices: int, changes: int, now: dt.datetime) -> None:
+    """Devices enrolled 60 days ago; most report hourly (some went silent); each check changed
+    state `changes` times over the last 8 weeks."""
+    rng = random.Random(7)
+    checks = [c.check_id for c in default_policy().checks]
+    db = store._db
+    db.execute("BEGIN")
+    enrolled = to_us(now - dt.timedelta(days=60))
+    for n in range(devices):
+        device = f"{n:032x}"
+        silent = rng.random() < 0.03
+        last = now - (dt.timedelta(days=5) if silent else dt.timedelta(minutes=rng.randint(1, 60)))
+        db.execute(
+            "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us,"
+            " hostname, os_family, last_report_us) VALUES (?, ?, 't', ?, ?, ?, ?, ?)",
+            (device, enrolled, f"{n:x}", to_us(now + dt.timedelta(days=14)), f"pc-{n}",
+             rng.choice(("linux", "windows", "macos")), to_us(last)),
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
+            " agent_version, body) VALUES (?, ?, ?, ?, '1', x'')",
+            (f"last-{n}", device, to_us(last), to_us(last)),
+        )
+        for check in checks:
+            since = now - dt.timedelta(weeks=8)
+            for k in range(changes):
+                since += dt.timedelta(hours=rng.randint(1, 8 * 7 * 24 // max(1, changes)))
+                state = STATES[(k + n) % len(STATES)] if k < changes - 1 else rng.choice(STATES)
+                db.execute(
+                    "INSERT INTO state_changes(device_id, check_id, state, reason, since_us,"
+                    " report_id) VALUES (?, ?, ?, ?, ?, ?)",
+                    (device, check, state, f"{check} {state.lower()}", to_us(min(since, last)),
+                     f"r{n}-{k}"),
+                )  # fmt: skip
+    db.execute("COMMIT")
+
+
+def timed(label: str, work: object) -> float:
+    assert callable(work)
+    started = time.perf_counter()
+    rows = work()
+    took = time.perf_counter() - started
+    print(f"{label:34} {took:7.3f} s  ({len(rows)} rows)")
+    return took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--changes", type=int, default=3, help="state changes per check")
+    args = parser.parse_args()
+    now = dt.datetime.now(dt.UTC)
+    policy = default_policy()
+    with tempfile.TemporaryDirectory(prefix="devposture-fleet-") as tmp:
+        store = Store.open(Path(tmp) / "devposture.db")
+        started = time.perf_counter()
+        populate(store, args.devices, args.changes, now)
+        print(f"{args.devices} devices, {args.devices * len(policy.checks) * args.changes}"
+              f" state changes written in {time.perf_counter() - started:.1f} s")  # fmt: skip
+        fleet = timed("report fleet (now)", lambda: fleet_rows(store, policy, now))
+        timed("report fleet (as of a week ago)",
+              lambda: fleet_rows(store, policy, now - dt.timedelta(weeks=1)))  # fmt: skip
+        timed("report failing (now)", lambda: failing_rows(store, policy, now))
+        store.close()
+    verdict = "met" if fleet < TARGET_SECONDS else "NOT met"
+    print(f"target: fleet report over {args.devices} devices < {TARGET_SECONDS} s -> {verdict}"
+          f" ({fleet:.3f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
