@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import overload
 
+from collector.evidence import chain
 from collector.records import Records, from_us, maybe_from_us, to_us
 from collector.tokens import Token, secret_matches
 
@@ -423,3 +424,7 @@ class IdentityRecords(Records):
             "INSERT INTO device_events(device_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
             (device_id, action, to_us(now), detail),
         )
+        event_id = int(cur.lastrowid or 0)
+        chain.append(cur, chain.DEVICE, f"{device_id}/{event_id}",
+                     chain.fields(chain.DEVICE_FIELDS,
+                                  (event_id, device_id, action, to_us(now), detail)))

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
+from collector.evidence import chain
 from collector.identity_store import (
     IDENTITY_MIGRATION,
     IDENTITY_SCHEMA,
@@ -30,7 +33,7 @@ from collector.identity_store import (
 )
 from collector.records import from_us, to_us
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -43,7 +46,13 @@ DELIVERY_MIGRATION = (
     "ALTER TABLE devices ADD COLUMN outbox_dropped_total INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE devices ADD COLUMN outbox_corrupt_total INTEGER NOT NULL DEFAULT 0",
 )
-MIGRATIONS: dict[int, tuple[str, ...]] = {2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION}
+# Schema 4: the evidence chain (its table is in the schema); records already stored are chained
+# once, in a stable order, so an upgraded database is covered from then on.
+Step = str | Callable[[sqlite3.Connection], None]
+EVIDENCE_MIGRATION: tuple[Step, ...] = (chain.chain_existing,)
+MIGRATIONS: dict[int, tuple[Step, ...]] = {
+    2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION,
+}  # fmt: skip
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -150,7 +159,10 @@ def _migrate(connection: sqlite3.Connection, version: int) -> None:
         connection.execute("BEGIN IMMEDIATE")
         try:
             for statement in statements:
-                connection.execute(statement)
+                if isinstance(statement, str):
+                    connection.execute(statement)
+                else:
+                    statement(connection)
             connection.execute("UPDATE schema_version SET version = ?", (target,))
         except BaseException:
             connection.execute("ROLLBACK")
@@ -227,7 +239,7 @@ class Store(IdentityRecords, AdminRecords):
         # FULL: a committed transaction survives power loss, which is what an ack promises.
         connection.execute("PRAGMA synchronous=FULL")
         connection.execute("PRAGMA foreign_keys=ON")
-        connection.executescript(_SCHEMA + IDENTITY_SCHEMA + ADMIN_SCHEMA)
+        connection.executescript(_SCHEMA + IDENTITY_SCHEMA + ADMIN_SCHEMA + chain.EVIDENCE_SCHEMA)
         row = connection.execute("SELECT version FROM schema_version").fetchone()
         if row is None:
             connection.execute("INSERT INTO schema_version(version) VALUES (1)")
@@ -313,6 +325,9 @@ class Store(IdentityRecords, AdminRecords):
                 " report_id) VALUES (?, ?, ?, ?, ?, ?)",
                 (device_id, result.check_id, result.state, result.reason, since, report_id),
             )
+            chain.append(cur, chain.STATE, chain.state_key(device_id, result.check_id, since),
+                         chain.fields(chain.STATE_FIELDS, (device_id, result.check_id,
+                                      result.state, result.reason, since, report_id)))  # fmt: skip
 
     def devices_seen(self, until: dt.datetime | None = None) -> list[DeviceSeen]:
         """Devices enrolled by `until`, each with its last report received by then."""
@@ -345,6 +360,7 @@ class Store(IdentityRecords, AdminRecords):
                 "INSERT INTO waiver_events(waiver_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
                 (waiver.waiver_id, "add", to_us(now), detail),
             )
+            self._chain_waiver(cur, cur.lastrowid)
 
     def revoke_waiver(self, waiver_id: str, now: dt.datetime, why: str) -> bool:
         """Revoke an active waiver; False when there is none by that id (or it already ended)."""
@@ -360,7 +376,20 @@ class Store(IdentityRecords, AdminRecords):
                 "INSERT INTO waiver_events(waiver_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
                 (waiver_id, "revoke", to_us(now), why),
             )
+            self._chain_waiver(cur, cur.lastrowid)
             return True
+
+    @staticmethod
+    def _chain_waiver(cur: sqlite3.Cursor, event_id: int | None) -> None:
+        """Chain a waiver event just written, with the waiver it is about."""
+        row = cur.execute(
+            "SELECT e.event_id, e.waiver_id, e.action, e.at_us, e.detail, w.device_id,"
+            " w.check_id, w.owner, w.reason, w.created_us, w.expires_us FROM waiver_events e"
+            " JOIN waivers w ON w.waiver_id = e.waiver_id WHERE e.event_id = ?",
+            (event_id,),
+        ).fetchone()
+        record = chain.fields(chain.WAIVER_FIELDS, row)
+        chain.append(cur, chain.WAIVER, f"{row[1]}/{row[0]}", record)
 
     def waivers(self) -> list[Waiver]:
         rows = self._db.execute(
@@ -443,6 +472,10 @@ class Store(IdentityRecords, AdminRecords):
                 "SELECT device_id FROM reports WHERE report_id = ?", (report.report_id,)
             ).fetchone()[0]
             return StoreOutcome.DUPLICATE if owner == report.device_id else StoreOutcome.CONFLICT
+        received = to_us(report.received_at)
+        chain.append(cur, chain.REPORT, report.report_id, chain.report_payload(
+            (report.report_id, report.device_id, received, to_us(report.collected_at),
+             report.agent_version, report.clock_skew_ms), report.body), at_us=received)  # fmt: skip
         cur.execute(
             "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), ?),"
             " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?,"
@@ -496,6 +529,47 @@ class Store(IdentityRecords, AdminRecords):
             ],
         )
         return StoreOutcome.STORED
+
+    # --- the evidence chain (read side; entries are appended by the writers above) ---------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state of the database (a read transaction)."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def chain_head(self) -> chain.Entry | None:
+        return chain.head(self._db)
+
+    def chain_entries(self, first: int, last: int) -> list[chain.Entry]:
+        return chain.entries(self._db, first, last)
+
+    def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
+        return chain.period(self._db, to_us(start), to_us(end))
+
+    def chain_first_written_from(self, start: dt.datetime) -> int | None:
+        row = self._db.execute(
+            "SELECT MIN(seq) FROM evidence_chain WHERE at_us >= ?", (to_us(start),)
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def chain_before(self, seq: int, kind: str) -> list[chain.Entry]:
+        return chain.before(self._db, seq, kind)
+
+    def report_bodies(self, report_ids: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for start in range(0, len(report_ids), 500):
+            chunk = report_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(
+                f"SELECT report_id, body FROM reports WHERE report_id IN ({marks})",  # noqa: S608
+                chunk,
+            ).fetchall()
+            found.update((r[0], bytes(r[1])) for r in rows)
+        return found
 
     def report_ids(self, device_id: str | None = None) -> list[str]:
         if device_id is None:

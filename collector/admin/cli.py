@@ -129,6 +129,29 @@ def _group(commands: Subcommands, name: str, help_text: str) -> Subcommands:
     return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="COMMAND")
 
 
+def _audit_commands(commands: Subcommands) -> None:
+    """`audit log`, and the evidence commands: `export`, `public-key`, `verify`."""
+    audit = _group(commands, "audit", "the audit log of admin commands, and audit evidence")
+    format_option(_sub(audit, "audit", "log"))
+    export = audit.add_parser("export", help=COMMANDS[("audit", "export")].summary)
+    data_option(export)
+    export.add_argument("--from", required=True, type=moment, metavar="DATE",
+                        help="start of the period (UTC unless a zone is given)")  # fmt: skip
+    export.add_argument("--to", required=True, type=moment, metavar="DATE",
+                        help="end of the period (not included)")  # fmt: skip
+    export.add_argument("--out", required=True, type=Path, metavar="FILE",
+                        help="the bundle to write (a new file)")  # fmt: skip
+    export.add_argument("--progress", action="store_true",
+                        help="show progress on standard error (shown anyway on a terminal)")
+    _sub(audit, "audit", "public-key")
+    verify = audit.add_parser(
+        "verify", help="check an audit bundle with the collector's public key (no database)"
+    )
+    verify.add_argument("bundle", type=Path, metavar="FILE", help="the bundle (`audit export`)")
+    verify.add_argument("--public-key", required=True, type=Path, metavar="KEY.pem",
+                        help="the collector's public key (`audit public-key`)")  # fmt: skip
+
+
 def add_commands(commands: Subcommands) -> None:
     """Add the report, waiver, device, token, audit and admin commands to the parser."""
     report = _group(commands, "report", "compliance reports")
@@ -180,8 +203,7 @@ def add_commands(commands: Subcommands) -> None:
     token_revoke = _sub(token, "token", "revoke")
     token_revoke.add_argument("token_id", help="the token id (see `token list`)")
 
-    audit = _group(commands, "audit", "the audit log of admin commands")
-    format_option(_sub(audit, "audit", "log"))
+    _audit_commands(commands)
 
     admin = _group(commands, "admin", "admin credentials (on the collector machine only)")
     admin_add = _sub(admin, "admin", "add")
@@ -195,7 +217,25 @@ def add_commands(commands: Subcommands) -> None:
 
 
 def is_admin_command(words: Words) -> bool:
-    return words in COMMANDS
+    """A command of the table, or `audit verify` (which needs neither table nor database)."""
+    return words in COMMANDS or words == ("audit", "verify")
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    """`audit verify`: exit 0 only when everything in the bundle verifies."""
+    # Imported here: only this command needs the verifier.
+    from collector.evidence import signing  # noqa: PLC0415
+    from collector.evidence.verify import verify_bundle  # noqa: PLC0415
+
+    try:
+        key = signing.load_public(args.public_key.read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read the public key {args.public_key}: {exc}") from None
+    except signing.SigningKeyError as exc:
+        raise CommandError(f"{args.public_key}: {exc}") from None
+    verdict = verify_bundle(args.bundle, key)
+    sys.stdout.write(verdict.text())
+    return 0 if verdict.ok else 1
 
 
 def _text(value: object) -> str | None:
@@ -247,6 +287,8 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
 
 def run_admin_command(words: Words, args: argparse.Namespace) -> int:
     """Run one command of the table, locally or remotely, and print its result."""
+    if words == ("audit", "verify"):
+        return run_verify(args)
     result = _run(words, arguments_of(words, args), args)
     out, err = present(words, result, getattr(args, "format", "table"))
     sys.stdout.write(out)

@@ -15,8 +15,10 @@ import getpass
 import json
 import os
 import secrets
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
 from collector.compliance import Waiver
@@ -459,6 +461,51 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
     return Result("", AUDIT_COLUMNS, rows)
 
 
+def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    # Imported here: the export imports the policy and signing modules, unused by the others.
+    from collector.evidence.export import export_bundle  # noqa: PLC0415
+
+    start, end = args.moment("from"), args.moment("to")
+    if start is None or end is None:
+        raise CommandError("--from and --to are required: the period to export")
+    out = Path(args.required("out"))
+    show = args.flag("progress") or sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        sys.stderr.write(f"\raudit export: {done}/{total} records ({100 * done // total}%)")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    try:
+        done = export_bundle(store, _policy(config), config.data_dir, start=start, end=end,
+                             out=out, progress=progress if show else None)  # fmt: skip
+    except (ValueError, FileExistsError) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write {out}: {exc}") from None
+    total = sum(done.counts.values())
+    span = f"chain seq {done.first_seq}–{done.last_seq}" if done.first_seq else "no records"
+    message = (
+        f"wrote {out}: {total} records ({span}) written {_when(start)} – {_when(end)},"
+        f" signed by {done.signing_key}. Check it anywhere with `devposture-collector audit"
+        f" verify {out.name} --public-key KEY.pem` (`audit public-key` prints the key)."
+    )
+    return Result(message, note=f"exported {out} ({total} records, {span})")
+
+
+def _audit_public_key(
+    store: Store, config: CollectorConfig, args: Arguments, actor: Actor
+) -> Result:
+    from collector.evidence import signing  # noqa: PLC0415
+
+    public = signing.load_or_create(config.data_dir).public_key()
+    fingerprint = signing.fingerprint(public)
+    row: Row = {"fingerprint": fingerprint}
+    return Result(signing.public_pem(public).decode("ascii").rstrip("\n"), ("fingerprint",),
+                  [row], note=f"public key {fingerprint}")  # fmt: skip
+
+
 _AS_OF = frozenset({"as_of"})
 
 COMMANDS: dict[Words, Command] = {
@@ -497,6 +544,12 @@ COMMANDS: dict[Words, Command] = {
                 "make an enrollment token unusable now"),
         Command(("audit", "log"), ADMIN, _audit_log, frozenset(),
                 "every admin command: who, when, what, from where, and the outcome"),
+        Command(("audit", "export"), ADMIN, _audit_export,
+                frozenset({"from", "to", "out", "progress"}),
+                "write a signed audit bundle (records, chain, HTML report) for a period",
+                local_only=True),
+        Command(("audit", "public-key"), VIEWER, _audit_public_key, frozenset(),
+                "print the public key that checks audit bundles, and its fingerprint"),
         Command(("admin", "add"), ADMIN, _admin_add, frozenset({"name", "role"}),
                 "print a new admin credential (shown once) on standard output",
                 local_only=True),
@@ -580,6 +633,12 @@ class Runner:
 def present(words: Words, result: Result, fmt: str) -> tuple[str, str]:
     """What to print for a result: (standard output, standard error). The same for a local
     run and a remote one, so a script cannot tell them apart."""
+    if words == ("audit", "public-key"):
+        row = result.rows[0] if result.rows else {}
+        return result.message + "\n", (
+            f"evidence signing key {row.get('fingerprint')}: give the PEM above to the auditor"
+            " and confirm this fingerprint with them by another channel\n"
+        )
     if words in (("token", "create"), ("admin", "add")):
         # Standard output holds the secret alone, so `> file` captures exactly it.
         row = result.rows[0] if result.rows else {}

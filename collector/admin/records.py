@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from collector.admin.credentials import ROLES, Credential, credential_matches, redact
+from collector.evidence import chain
 from collector.records import Records, from_us, maybe_from_us, to_us
 
 ADMIN_SCHEMA = """
@@ -130,13 +131,17 @@ class AdminRecords(Records):
             {key[:100]: _short(redact(value)) for key, value in sorted(arguments.items())},
             ensure_ascii=False,
         )
+        values = (to_us(now), redact(actor), credential_id, role, _short(redact(command)), shown,
+                  outcome, _short(redact(message)), peer)  # fmt: skip
         with self._write() as cur:
             cur.execute(
                 "INSERT INTO audit_log(at_us, actor, credential_id, role, command, arguments,"
                 " outcome, message, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (to_us(now), redact(actor), credential_id, role, _short(redact(command)), shown,
-                 outcome, _short(redact(message)), peer),
-            )  # fmt: skip
+                values,
+            )
+            entry_id = int(cur.lastrowid or 0)
+            record = chain.fields(chain.ADMIN_FIELDS, (entry_id, *values))
+            chain.append(cur, chain.ADMIN, str(entry_id), record)
 
     def audit_entries(self) -> list[AuditEntry]:
         rows = self._db.execute(

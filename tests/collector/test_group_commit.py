@@ -62,9 +62,10 @@ def test_concurrent_reports_share_transactions_and_each_is_stored_once(
     assert not any(a.duplicate for a in acks)
     figures = generous_collector.service.committer.figures
     assert figures.reports >= MANY
-    # Shared syncs: far fewer commits than reports (one per report would be MANY).
-    assert figures.commits < MANY / 2, figures
-    assert figures.largest_group > 1
+    # Shared syncs: fewer commits than reports (one per report would be MANY). How many fewer
+    # depends on the machine's load; on an idle 2-core machine about 40 for 300.
+    assert figures.commits <= MANY * 0.75, figures
+    assert figures.largest_group >= 4
     assert _count(generous_collector, "SELECT COUNT(*) FROM reports") == MANY
 
 

@@ -110,6 +110,6 @@ def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
         (device,) = migrated.devices()
         assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
         version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_module.SCHEMA_VERSION == 3
+        assert version == store_module.SCHEMA_VERSION == 4
     finally:
         migrated.close()

@@ -1,0 +1,86 @@
+"""The audit bundle's layout, shared by the exporter and the verifier (docs/audit-evidence.md).
+
+A bundle is one zip file:
+
+* `manifest.json`  what the bundle claims: period, collector, chain range and head, counts,
+                   and the SHA-256 of every other member;
+* `manifest.sig`   Ed25519 signature (base64) over the manifest's bytes, by the collector;
+* `chain.jsonl`    the chain entries written in the period, in sequence order;
+* `index.jsonl`    (seq, kind, key, hash) of each of them: names a removed entry;
+* `opening.jsonl`  earlier entries that say how things stood when the period began (each
+                   device's last state per check, waivers still running);
+* `reports.jsonl`  the body of each report entry (base64 protobuf) and its facts as JSON;
+* `context.json`   the policy's clauses and checks, and device hostnames, for the HTML;
+* `report.html`    the printable report (Chinese and English), made from the members above.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+
+from collector.evidence.chain import Entry
+from devposture.v1 import devposture_pb2 as pb
+
+FORMAT = "devposture-audit-bundle/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+CHAIN = "chain.jsonl"
+INDEX = "index.jsonl"
+OPENING = "opening.jsonl"
+REPORTS = "reports.jsonl"
+CONTEXT = "context.json"
+HTML = "report.html"
+MEMBERS = (CHAIN, INDEX, OPENING, REPORTS, CONTEXT, HTML)
+
+
+def entry_line(entry: Entry) -> dict[str, Any]:
+    return {
+        "seq": entry.seq, "kind": entry.kind, "at_us": entry.at_us, "key": entry.key,
+        # The exact bytes that were hashed, as text (canonical JSON is UTF-8).
+        "payload": entry.payload.decode("utf-8"),
+        "prev_hash": entry.prev_hash.hex(), "hash": entry.hash.hex(),
+    }  # fmt: skip
+
+
+def index_line(entry: Entry) -> list[object]:
+    return [entry.seq, entry.kind, entry.key, entry.hash.hex()]
+
+
+class Malformed(Exception):
+    """A line of a member cannot be read at all."""
+
+
+def parse_entry(line: dict[str, Any]) -> Entry:
+    try:
+        return Entry(
+            int(line["seq"]), str(line["kind"]), int(line["at_us"]), str(line["key"]),
+            str(line["payload"]).encode("utf-8"), bytes.fromhex(line["prev_hash"]),
+            bytes.fromhex(line["hash"]),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Malformed(f"not a chain entry ({type(exc).__name__}: {exc})") from None
+
+
+def facts_of(body: bytes) -> dict[str, Any] | None:
+    """A report body as JSON (proto field names), or None when it is not a PostureReport."""
+    message = pb.PostureReport()
+    try:
+        message.ParseFromString(body)
+    except DecodeError:
+        return None
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def report_line(seq: int, report_id: str, body: bytes) -> dict[str, Any]:
+    return {"seq": seq, "report_id": report_id,
+            "body_base64": base64.b64encode(body).decode("ascii"),
+            "facts": facts_of(body)}  # fmt: skip
+
+
+def jsonl(value: object) -> bytes:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"

@@ -1,0 +1,234 @@
+"""Write a signed audit bundle for a period (`devposture-collector audit export`).
+
+The period is the entries the collector *wrote* from `start` to `end` (its clock; entries'
+`at_us` never go back, so that is one run of sequence numbers). Everything is read in one
+read transaction, so the head in the manifest is the chain as it stood at that moment.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from collector import __version__
+from collector.evidence import bundle, chain, html, signing
+from collector.pki import fingerprint
+from collector.policy import Policy
+from collector.records import to_us
+from collector.store import Store
+
+Progress = Callable[[int, int], None]
+BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path
+    first_seq: int | None
+    last_seq: int | None
+    counts: dict[str, int]
+    signing_key: str
+
+
+class _Digesting:
+    """A zip member being written, hashed as it goes."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self.sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self._handle.write(data)
+        self.sha.update(data)
+
+
+@contextlib.contextmanager
+def _member(archive: zipfile.ZipFile, name: str, digests: dict[str, str]) -> Iterator[_Digesting]:
+    with archive.open(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), "w") as handle:
+        writer = _Digesting(handle)
+        yield writer
+    digests[name] = writer.sha.hexdigest()
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
+def _opening(store: Store, boundary: int, start_us: int) -> list[chain.Entry]:
+    """How things stood when the period began: each device's last state per check, and the
+    events of waivers that had not expired by then."""
+    latest: dict[tuple[object, object], chain.Entry] = {}
+    for entry in store.chain_before(boundary, chain.STATE):
+        r = entry.record()
+        latest[(r["device_id"], r["check_id"])] = entry
+    waivers = [
+        e for e in store.chain_before(boundary, chain.WAIVER)
+        if int(str(e.record()["expires_us"])) > start_us
+    ]  # fmt: skip
+    return sorted([*latest.values(), *waivers], key=lambda e: e.seq)
+
+
+def export_bundle(
+    store: Store, policy: Policy, data_dir: Path, *, start: dt.datetime, end: dt.datetime,
+    out: Path, progress: Progress | None = None,
+) -> Exported:  # fmt: skip
+    """Write the bundle to `out` (refusing to replace a file); signed with the data folder's
+    evidence key, made now if there is none."""
+    if end <= start:
+        raise ValueError("--to must be after --from")
+    if out.exists():
+        raise FileExistsError(f"{out} exists already: give a new file name")
+    key = signing.load_or_create(data_dir)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        return _export(store, policy, data_dir, key, start, end, out, partial, progress)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _export(  # noqa: PLR0917 - the one caller passes what it checked
+    store: Store, policy: Policy, data_dir: Path, key: Ed25519PrivateKey, start: dt.datetime,
+    end: dt.datetime, out: Path, partial: Path, progress: Progress | None,
+) -> Exported:  # fmt: skip
+    public = key.public_key()
+    ca_cert = data_dir / "ca" / "ca.crt"
+    digests: dict[str, str] = {}
+    with store.snapshot():
+        head = store.chain_head()
+        span = store.chain_period(start, end)
+        boundary = span[0] if span else store.chain_first_written_from(start)
+        if boundary is None:
+            boundary = (head.seq + 1) if head else 1
+        anchor = store.chain_entries(boundary - 1, boundary - 1)
+        prev_hash = anchor[0].hash if anchor else chain.GENESIS
+        opening = _opening(store, boundary, to_us(start))
+        with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED) as archive:
+            kept, counts, last_hash = _write_period(archive, store, span, digests, progress)
+            last_hash = last_hash or prev_hash
+            with _member(archive, bundle.OPENING, digests) as opening_out:
+                for entry in opening:
+                    opening_out.write(bundle.jsonl(bundle.entry_line(entry)))
+            context = _context(store, policy)
+            with _member(archive, bundle.CONTEXT, digests) as context_out:
+                context_out.write(json.dumps(context, ensure_ascii=False, sort_keys=True,
+                                             indent=1).encode("utf-8"))  # fmt: skip
+            manifest = _manifest(
+                start, end, ca_cert=ca_cert, public=public, span=span,
+                hashes=(prev_hash, last_hash), head=head,
+            )
+            manifest["counts"] = counts
+            with _member(archive, bundle.HTML, digests) as html_out:
+                html_out.write(html.render(html.header_of(manifest), context, opening, kept))
+            manifest["members"] = digests
+            manifest_bytes = json.dumps(manifest, ensure_ascii=False, sort_keys=True,
+                                        indent=1).encode("utf-8")  # fmt: skip
+            archive.writestr(zipfile.ZipInfo(bundle.MANIFEST, (1980, 1, 1, 0, 0, 0)),
+                             manifest_bytes)  # fmt: skip
+            archive.writestr(zipfile.ZipInfo(bundle.SIGNATURE, (1980, 1, 1, 0, 0, 0)),
+                             _b64(signing.sign(key, manifest_bytes)))  # fmt: skip
+    with open(partial, "rb") as handle:  # noqa: PTH123 - fsync needs the descriptor
+        os.fsync(handle.fileno())
+    partial.rename(out)
+    return Exported(out, span[0] if span else None, span[1] if span else None, counts,
+                    signing.fingerprint(public))  # fmt: skip
+
+
+def _write_period(
+    archive: zipfile.ZipFile, store: Store, span: tuple[int, int] | None,
+    digests: dict[str, str], progress: Progress | None,
+) -> tuple[list[chain.Entry], dict[str, int], bytes | None]:  # fmt: skip
+    """Write the period's entries, their index and the report bodies, batch by batch."""
+    kept: list[chain.Entry] = []
+    counts = dict.fromkeys(chain.KINDS, 0)
+    last_hash: bytes | None = None
+    # A zip takes one member at a time: the index and the bodies wait in temporary files.
+    with tempfile.TemporaryFile() as index_out, tempfile.TemporaryFile() as reports_out:
+        with _member(archive, bundle.CHAIN, digests) as chain_out:
+            for batch in _batches(store, span):
+                bodies = store.report_bodies([e.key for e in batch if e.kind == chain.REPORT])
+                for entry in batch:
+                    counts[entry.kind] = counts.get(entry.kind, 0) + 1
+                    chain_out.write(bundle.jsonl(bundle.entry_line(entry)))
+                    index_out.write(bundle.jsonl(bundle.index_line(entry)))
+                    body = bodies.get(entry.key) if entry.kind == chain.REPORT else None
+                    if body is not None:
+                        reports_out.write(bundle.jsonl(bundle.report_line(entry.seq, entry.key,
+                                                                          body)))  # fmt: skip
+                    kept.append(entry)
+                    last_hash = entry.hash
+                if progress is not None and span is not None:
+                    progress(batch[-1].seq - span[0] + 1, span[1] - span[0] + 1)
+        for name, spooled in ((bundle.INDEX, index_out), (bundle.REPORTS, reports_out)):
+            spooled.seek(0)
+            with _member(archive, name, digests) as member:
+                while chunk := spooled.read(1 << 20):
+                    member.write(chunk)
+    return kept, counts, last_hash
+
+
+def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:
+    if span is None:
+        return
+    for first in range(span[0], span[1] + 1, BATCH):
+        yield store.chain_entries(first, min(first + BATCH - 1, span[1]))
+
+
+def _manifest(
+    start: dt.datetime, end: dt.datetime, *, ca_cert: Path, public: Ed25519PublicKey,
+    span: tuple[int, int] | None, hashes: tuple[bytes, bytes], head: chain.Entry | None,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "format": bundle.FORMAT,
+        "period": {"from": _iso(start), "to": _iso(end), "from_us": to_us(start),
+                   "to_us": to_us(end)},
+        "generated_at": _iso(dt.datetime.now(dt.UTC)),
+        "collector": {"hostname": socket.gethostname(), "version": __version__,
+                      "ca_fingerprint": _ca_fingerprint(ca_cert)},
+        "signing_key": signing.fingerprint(public),
+        "chain": {
+            "first_seq": span[0] if span else None,
+            "last_seq": span[1] if span else None,
+            "prev_hash": hashes[0].hex(), "last_hash": hashes[1].hex(),
+            "head_seq": head.seq if head else 0,
+            "head_hash": head.hash.hex() if head else chain.GENESIS.hex(),
+        },
+    }  # fmt: skip
+
+
+def _b64(data: bytes) -> bytes:
+    return base64.b64encode(data) + b"\n"
+
+
+def _ca_fingerprint(ca_cert: Path) -> str:
+    try:
+        cert = x509.load_pem_x509_certificate(ca_cert.read_bytes())
+    except (OSError, ValueError):
+        return ""
+    return fingerprint(cert)
+
+
+def _context(store: Store, policy: Policy) -> dict[str, Any]:
+    return {
+        "clauses": [{"clause_id": c.clause_id, "title_zh": c.title_zh, "title_en": c.title_en}
+                    for c in policy.clauses],
+        "checks": [{"check_id": c.check_id, "clause": c.clause, "title_zh": c.title_zh,
+                    "title_en": c.title_en} for c in policy.checks],
+        "devices": {d.device_id: d.hostname for d in store.devices()},
+    }  # fmt: skip

@@ -1,0 +1,214 @@
+"""Check an audit bundle with only the collector's public key (`audit verify`): no database.
+
+Every check runs even after one fails, so the verdict names each record that was changed,
+removed, moved or added, not only the first problem.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from collector.evidence import bundle, html, signing
+from collector.evidence.chain import REPORT, Entry
+
+
+@dataclass
+class Verdict:
+    problems: list[str] = field(default_factory=list)
+    summary: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def text(self) -> str:
+        if self.ok:
+            return (f"VERIFIED: {self.summary}. Nothing was changed, removed or reordered.\n"
+                    "验证通过：证据完整，未被修改、删除或重排。\n")  # fmt: skip
+        lines = [f"problem: {p}" for p in self.problems]
+        lines.append(
+            f"NOT VERIFIED: {len(self.problems)} problem(s): this bundle is not the evidence the"
+            " collector signed with this key. 验证失败：证据被修改，或签名密钥不符。"
+        )
+        return "\n".join(lines) + "\n"
+
+
+def _name(entry: Entry) -> str:
+    return f"{entry.kind} record seq {entry.seq} ({entry.key})"
+
+
+def _lines(data: bytes, member: str, verdict: Verdict) -> list[Any]:
+    out: list[Any] = []
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            verdict.problems.append(f"{member} line {number} is not JSON (edited)")
+    return out
+
+
+def verify_bundle(path: Path, public_key: Ed25519PublicKey) -> Verdict:
+    verdict = Verdict()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            files = {name: archive.read(name) for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile) as exc:
+        verdict.problems.append(f"{path} is not a readable audit bundle ({exc})")
+        return verdict
+    manifest_bytes = files.get(bundle.MANIFEST, b"")
+    try:
+        manifest = json.loads(manifest_bytes)
+        assert isinstance(manifest, dict) and manifest.get("format") == bundle.FORMAT
+    except (ValueError, AssertionError):
+        verdict.problems.append(f"{bundle.MANIFEST} is missing or not a {bundle.FORMAT} manifest")
+        return verdict
+    try:
+        signature = base64.b64decode(files.get(bundle.SIGNATURE, b""), validate=False)
+    except binascii.Error:
+        signature = b""
+    if not signing.signature_holds(public_key, manifest_bytes, signature):
+        verdict.problems.append(
+            "the signature does not match: the manifest was changed, or the bundle was signed"
+            f" by another key (this key is {signing.fingerprint(public_key)}, the manifest"
+            f" names {manifest.get('signing_key')})"
+        )
+    for name, digest in sorted(manifest.get("members", {}).items()):
+        if name not in files:
+            verdict.problems.append(f"member {name} was removed from the bundle")
+        elif hashlib.sha256(files[name]).hexdigest() != digest:
+            verdict.problems.append(f"member {name} was changed after the collector signed it")
+    for name in sorted(set(files) - set(manifest.get("members", {})) -
+                       {bundle.MANIFEST, bundle.SIGNATURE}):  # fmt: skip
+        verdict.problems.append(f"member {name} was added to the bundle")
+
+    entries = _chain(files, manifest, verdict)
+    _reports(files, entries, verdict)
+    opening = _opening(files, verdict)
+    try:
+        context = html.load_context(files.get(bundle.CONTEXT, b"{}"))
+        again = html.render(html.header_of(manifest), context, opening, entries)
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        verdict.problems.append(f"the report cannot be made again from the records ({exc})")
+    else:
+        if again != files.get(bundle.HTML):
+            verdict.problems.append(
+                f"{bundle.HTML} does not show what the records say (edited or replaced)"
+            )
+    chain = manifest.get("chain", {})
+    period = manifest.get("period", {})
+    verdict.summary = (
+        f"{len(entries)} records (chain seq {chain.get('first_seq')}–{chain.get('last_seq')},"
+        f" last hash {str(chain.get('last_hash'))[:16]}…) written {period.get('from')} –"
+        f" {period.get('to')}, signed by {signing.fingerprint(public_key)}"
+    )
+    return verdict
+
+
+def _parse(lines: list[Any], member: str, verdict: Verdict) -> list[Entry]:
+    out: list[Entry] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            out.append(bundle.parse_entry(line))
+        except bundle.Malformed as exc:
+            verdict.problems.append(f"{member} line {number}: {exc} (edited)")
+    return out
+
+
+def _chain(files: dict[str, bytes], manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
+    """Recompute the chain link by link; name each entry edited, removed, moved or added."""
+    claims = manifest.get("chain", {})
+    entries = _parse(_lines(files.get(bundle.CHAIN, b""), bundle.CHAIN, verdict), bundle.CHAIN,
+                     verdict)  # fmt: skip
+    index: dict[int, tuple[str, str, str]] = {}
+    for item in _lines(files.get(bundle.INDEX, b""), bundle.INDEX, verdict):
+        try:
+            index[int(item[0])] = (str(item[1]), str(item[2]), str(item[3]))
+        except (IndexError, TypeError, ValueError):
+            verdict.problems.append(f"{bundle.INDEX} has a malformed line (edited)")
+    first, last = claims.get("first_seq"), claims.get("last_seq")
+    expected = set(range(first, last + 1)) if isinstance(first, int) and isinstance(
+        last, int) else set()  # fmt: skip
+    present = [e.seq for e in entries]
+    for seq in sorted(expected - set(present)):
+        kind, key, _ = index.get(seq, ("?", "?", ""))
+        verdict.problems.append(f"{kind} record seq {seq} ({key}) is missing: deleted")
+    for seq in sorted({s for s in present if present.count(s) > 1}):
+        verdict.problems.append(f"record seq {seq} appears more than once: inserted")
+    for entry in entries:
+        if entry.seq not in expected:
+            verdict.problems.append(f"{_name(entry)} is outside the signed range: inserted")
+    previous: Entry | None = None
+    for entry in entries:
+        if entry.recomputed() != entry.hash:
+            verdict.problems.append(f"{_name(entry)} does not match its hash: edited")
+        elif entry.seq in index and index[entry.seq][2] != entry.hash.hex():
+            verdict.problems.append(f"{_name(entry)} is not the entry the index names: replaced")
+        if previous is not None and entry.seq < previous.seq:
+            verdict.problems.append(f"{_name(entry)} comes after {_name(previous)}: reordered")
+        elif previous is not None and entry.seq == previous.seq + 1 and (
+            entry.prev_hash != previous.hash
+        ):
+            verdict.problems.append(
+                f"{_name(entry)} does not link to {_name(previous)}: edited or replaced"
+            )
+        previous = entry
+    if entries and first == entries[0].seq and entries[0].prev_hash.hex() != claims.get(
+        "prev_hash"
+    ):  # fmt: skip
+        verdict.problems.append(
+            f"{_name(entries[0])} does not link to the signed hash before the period: edited"
+        )
+    if entries and last == entries[-1].seq and entries[-1].hash.hex() != claims.get("last_hash"):
+        verdict.problems.append(
+            f"{_name(entries[-1])} is not the signed last entry of the period: edited"
+        )
+    return sorted(entries, key=lambda e: e.seq)
+
+
+def _reports(files: dict[str, bytes], entries: list[Entry], verdict: Verdict) -> None:
+    """Every report entry has its body, unchanged, and facts that are that body."""
+    wanted = {e.seq: e for e in entries if e.kind == REPORT}
+    seen: set[int] = set()
+    previous = 0
+    for line in _lines(files.get(bundle.REPORTS, b""), bundle.REPORTS, verdict):
+        try:
+            seq, report_id = int(line["seq"]), str(line["report_id"])
+            body = base64.b64decode(line["body_base64"], validate=True)
+            facts = line["facts"]
+        except (KeyError, TypeError, ValueError, binascii.Error):
+            verdict.problems.append(f"{bundle.REPORTS} has a malformed line (edited)")
+            continue
+        where = f"report body seq {seq} ({report_id})"
+        if seq < previous:
+            verdict.problems.append(f"{where} comes after seq {previous}: reordered")
+        previous, entry = seq, wanted.get(seq)
+        if entry is None or entry.key != report_id or seq in seen:
+            verdict.problems.append(f"{where} has no report entry in the chain: inserted")
+            continue
+        seen.add(seq)
+        if hashlib.sha256(body).hexdigest() != entry.record().get("body_sha256"):
+            verdict.problems.append(f"{where} does not match its chain entry: edited")
+        elif facts != bundle.facts_of(body):
+            verdict.problems.append(f"the facts shown for {where} are not its body: edited")
+    for seq in sorted(set(wanted) - seen):
+        verdict.problems.append(f"the body of {_name(wanted[seq])} is missing: deleted")
+
+
+def _opening(files: dict[str, bytes], verdict: Verdict) -> list[Entry]:
+    entries = _parse(_lines(files.get(bundle.OPENING, b""), bundle.OPENING, verdict),
+                     bundle.OPENING, verdict)  # fmt: skip
+    for entry in entries:
+        if entry.recomputed() != entry.hash:
+            verdict.problems.append(f"opening {_name(entry)} does not match its hash: edited")
+    return entries

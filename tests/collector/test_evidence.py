@@ -1,0 +1,412 @@
+"""Audit evidence: the hash chain written with every record, signed bundles, and verifying a
+bundle on another machine with only the public key.
+
+A real collector (grpc.aio, mutual TLS, SQLite file) receives reports from real agents; the
+waiver and the device revocation go through the admin command runner, as IT would run them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import json
+import shutil
+import sqlite3
+import stat
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from agent.transport import open_channel, send_report
+from collector import store as store_module
+from collector.admin.commands import Runner, local_actor
+from collector.cli import main as collector_cli
+from collector.compliance import Waiver
+from collector.evidence import bundle, chain, signing
+from collector.evidence.verify import verify_bundle
+from collector.pki import utcnow
+from collector.records import to_us
+from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from collector.tokens import new_token
+from tests.conftest import enroll_agent, make_report, running_collector
+
+
+@dataclass(frozen=True)
+class Evidence:
+    folder: Path  # another machine: the bundle and the public key, no database
+    bundle: Path
+    public_key: Path
+    failing_device: str
+    export_stderr: str
+    key_mode: int = 0
+
+
+def _failing(report_device: str) -> object:
+    report = make_report(report_device)
+    report.firewall.Clear()
+    report.firewall.enabled = False
+    return report
+
+
+@pytest.fixture(scope="module")
+def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
+    base = tmp_path_factory.mktemp("evidence")
+    data = base / "collector"
+    start = utcnow() - dt.timedelta(minutes=1)
+    with running_collector(data) as live:
+        agents = [enroll_agent(live, base / f"agent-{n}", f"laptop-{n}") for n in range(3)]
+        for number, agent in enumerate(agents):
+            with open_channel(agent.state, agent.enrollment) as channel:
+                send_report(channel, make_report(agent.enrollment.device_id))
+                if number == 1:  # PASS, then FAIL, then PASS again: three state changes
+                    send_report(channel, _failing(agent.enrollment.device_id))  # type: ignore[arg-type]
+                    send_report(channel, make_report(agent.enrollment.device_id))
+                if number == 2:
+                    send_report(channel, _failing(agent.enrollment.device_id))  # type: ignore[arg-type]
+        store = live.store()
+        try:
+            runner = Runner(store, live.config)
+            actor = local_actor()
+            runner.run(("waiver", "add"), {
+                "device": agents[2].enrollment.device_id, "check": "firewall",
+                "owner": "Li Wei (IT)", "reason": "新防火墙 rollout <b>",
+                "expires": (utcnow() + dt.timedelta(days=30)).isoformat(),
+            }, actor, peer="local", remote=False)  # fmt: skip
+            runner.run(("device", "revoke"),
+                       {"device_id": agents[0].enrollment.device_id, "reason": "laptop stolen"},
+                       actor, peer="local", remote=False)  # fmt: skip
+            runner.run(("report", "fleet"), {}, actor, peer="local", remote=False)
+        finally:
+            store.close()
+    end = utcnow() + dt.timedelta(seconds=1)
+    out = base / "evidence.zip"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert collector_cli(["audit", "export", "--data", str(data), "--from",
+                              start.isoformat(), "--to", end.isoformat(), "--out", str(out),
+                              "--progress"]) == 0  # fmt: skip
+    mode = stat.S_IMODE((data / signing.KEY_NAME).stat().st_mode)
+    return Evidence(base, out, base / "key.pem", agents[2].enrollment.device_id, err.getvalue(),
+                    mode)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def auditor(evidence: Evidence, tmp_path_factory: pytest.TempPathFactory) -> Evidence:
+    """The bundle and the public key copied to another folder; the collector's data deleted."""
+    data = evidence.folder / "collector"
+    key = signing.load_or_create(data).public_key()
+    elsewhere = tmp_path_factory.mktemp("auditor")
+    (elsewhere / "collector.pem").write_bytes(signing.public_pem(key))
+    shutil.copy(evidence.bundle, elsewhere / "evidence.zip")
+    shutil.rmtree(data)
+    return Evidence(elsewhere, elsewhere / "evidence.zip", elsewhere / "collector.pem",
+                    evidence.failing_device, evidence.export_stderr)  # fmt: skip
+
+
+def _verify(path: Path, key: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    capsys.readouterr()
+    code = collector_cli(["audit", "verify", str(path), "--public-key", str(key)])
+    return code, capsys.readouterr().out
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _tampered(auditor: Evidence, name: str, change: Callable[[dict[str, bytes]], None]) -> Path:
+    members = _members(auditor.bundle)
+    change(members)
+    out = auditor.folder / f"{name}.zip"
+    with zipfile.ZipFile(out, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    return out
+
+
+def _chain_lines(members: dict[str, bytes]) -> list[dict[str, object]]:
+    return [json.loads(line) for line in members[bundle.CHAIN].splitlines()]
+
+
+def _put_chain(members: dict[str, bytes], lines: list[dict[str, object]]) -> None:
+    members[bundle.CHAIN] = b"".join(bundle.jsonl(line) for line in lines)
+
+
+# --- the bundle verifies without the database ----------------------------------------------
+
+
+def test_a_bundle_verifies_elsewhere_with_only_the_public_key(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert not list(auditor.folder.glob("*.db")) and not list(auditor.folder.glob("*.key"))
+    code, out = _verify(auditor.bundle, auditor.public_key, capsys)
+    assert code == 0, out
+    assert out.startswith("VERIFIED:") and "验证通过" in out
+
+
+def test_the_bundle_holds_every_kind_of_record_and_a_bilingual_report(auditor: Evidence) -> None:
+    members = _members(auditor.bundle)
+    manifest = json.loads(members[bundle.MANIFEST])
+    counts = manifest["counts"]
+    assert counts[chain.REPORT] == 6
+    assert counts[chain.DEVICE] >= 4  # three enrollments and a revocation
+    assert counts[chain.WAIVER] == 1 and counts[chain.ADMIN] == 3
+    kinds = [line["kind"] for line in _chain_lines(members)]
+    assert kinds.count(chain.STATE) == counts[chain.STATE] > 0
+    facts = [json.loads(line)["facts"] for line in members[bundle.REPORTS].splitlines()]
+    assert len(facts) == 6 and all(f["firewall"] for f in facts)
+    page = members[bundle.HTML].decode("utf-8")
+    failing = page.split("Devices failing during the period")[1].split("<h2>")[0]
+    assert auditor.failing_device in failing
+    for text in ("不合规设备", "test-host", "Li Wei (IT)",
+                 "新防火墙 rollout &lt;b&gt;", "laptop stolen", "waiver add"):  # fmt: skip
+        assert text in page, text
+    assert "<b>" not in page.split("<body>")[1].replace("<br>", "")  # escaped, never markup
+
+
+def test_export_shows_progress_and_the_key_is_private(evidence: Evidence) -> None:
+    assert "records (100%)" in evidence.export_stderr
+    # The key was made on first use, in the data folder, readable by its owner only.
+    assert evidence.key_mode == 0o600
+
+
+def test_public_key_prints_the_pem_and_its_fingerprint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_collector(tmp_path / "c") as live:
+        data = live.config.data_dir
+    capsys.readouterr()
+    assert collector_cli(["audit", "public-key", "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    key = signing.load_public(captured.out.encode())
+    assert signing.fingerprint(key) in captured.err
+    assert key == signing.load_or_create(data).public_key()
+
+
+# --- any single change is caught and named -------------------------------------------------
+
+
+def test_an_edited_record_is_caught_and_named(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def edit(members: dict[str, bytes]) -> None:
+        lines = _chain_lines(members)
+        target = next(line for line in lines if line["kind"] == chain.STATE
+                      and '"state":"FAIL"' in str(line["payload"]))  # fmt: skip
+        target["payload"] = str(target["payload"]).replace('"state":"FAIL"', '"state":"PASS"')
+        edit.seq = target["seq"]  # type: ignore[attr-defined]
+        _put_chain(members, lines)
+
+    code, out = _verify(_tampered(auditor, "edited", edit), auditor.public_key, capsys)
+    assert code == 1
+    assert f"state record seq {edit.seq} " in out and "edited" in out  # type: ignore[attr-defined]
+    assert "NOT VERIFIED" in out and "验证失败" in out
+
+
+def test_a_deleted_record_is_caught_and_named(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    removed: dict[str, object] = {}
+
+    def delete(members: dict[str, bytes]) -> None:
+        lines = _chain_lines(members)
+        removed.update(lines.pop(len(lines) // 2))
+        _put_chain(members, lines)
+
+    code, out = _verify(_tampered(auditor, "deleted", delete), auditor.public_key, capsys)
+    assert code == 1
+    assert (f"{removed['kind']} record seq {removed['seq']} ({removed['key']}) is missing:"
+            " deleted") in out  # fmt: skip
+
+
+def test_two_swapped_records_are_caught_and_named(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def swap(members: dict[str, bytes]) -> None:
+        lines = _chain_lines(members)
+        lines[3], lines[4] = lines[4], lines[3]
+        swap.seqs = (lines[3]["seq"], lines[4]["seq"])  # type: ignore[attr-defined]
+        _put_chain(members, lines)
+
+    code, out = _verify(_tampered(auditor, "swapped", swap), auditor.public_key, capsys)
+    later, earlier = swap.seqs  # type: ignore[attr-defined]
+    assert code == 1
+    assert "reordered" in out and f"seq {earlier} " in out and f"seq {later} " in out
+
+
+def test_an_edited_report_body_is_caught_and_named(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def edit(members: dict[str, bytes]) -> None:
+        lines = [json.loads(line) for line in members[bundle.REPORTS].splitlines()]
+        lines[0]["facts"]["firewall"]["enabled"] = not lines[0]["facts"]["firewall"].get(
+            "enabled", False)  # fmt: skip
+        edit.report = lines[0]["report_id"]  # type: ignore[attr-defined]
+        members[bundle.REPORTS] = b"".join(bundle.jsonl(line) for line in lines)
+
+    code, out = _verify(_tampered(auditor, "facts", edit), auditor.public_key, capsys)
+    assert code == 1
+    assert f"({edit.report}) are not its body: edited" in out  # type: ignore[attr-defined]
+
+
+def test_an_edited_manifest_fails_the_signature(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def edit(members: dict[str, bytes]) -> None:
+        manifest = json.loads(members[bundle.MANIFEST])
+        manifest["period"]["to"] = "2099-01-01T00:00:00+00:00"
+        members[bundle.MANIFEST] = json.dumps(manifest).encode()
+
+    code, out = _verify(_tampered(auditor, "manifest", edit), auditor.public_key, capsys)
+    assert code == 1 and "the signature does not match" in out
+
+
+def test_another_public_key_does_not_verify(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = auditor.folder / "other.pem"
+    other.write_bytes(signing.public_pem(Ed25519PrivateKey.generate().public_key()))
+    code, out = _verify(auditor.bundle, other, capsys)
+    assert code == 1 and "signed by another key" in out
+
+
+def test_a_consistently_rehashed_chain_is_still_caught(auditor: Evidence) -> None:
+    """An editor who recomputes every hash after the edit still cannot match the signed head."""
+    members = _members(auditor.bundle)
+    entries = [bundle.parse_entry(line) for line in _chain_lines(members)]
+    edited, prev = [], entries[0].prev_hash
+    for number, e in enumerate(entries):
+        payload = e.payload.replace(b'"FAIL"', b'"PASS"') if number >= 2 else e.payload
+        digest = chain.entry_hash(prev, e.seq, kind=e.kind, at_us=e.at_us, key=e.key,
+                                  payload=payload)  # fmt: skip
+        edited.append(chain.Entry(e.seq, e.kind, e.at_us, e.key, payload, prev, digest))
+        prev = digest
+    _put_chain(members, [bundle.entry_line(e) for e in edited])
+    out = auditor.folder / "rehashed.zip"
+    with zipfile.ZipFile(out, "w") as archive:
+        for member, data in members.items():
+            archive.writestr(member, data)
+    verdict = verify_bundle(out, signing.load_public(auditor.public_key.read_bytes()))
+    assert not verdict.ok
+    assert any("replaced" in p or "not the signed last entry" in p for p in verdict.problems)
+
+
+# --- the chain in the database ---------------------------------------------------------------
+
+T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
+
+
+def _enroll(store: Store, device_id: str) -> None:
+    token = new_token()
+    store.add_token(token, T0, T0 + dt.timedelta(hours=1), uses=1)
+    store.enroll(token, T0, DeviceRecord(device_id, "01", T0 + dt.timedelta(days=90)))
+
+
+def _record(report_id: str, device_id: str = "d1") -> ReportRecord:
+    return ReportRecord(report_id, device_id, T0, T0, "1", b"body", "h", "linux", "Debian", "12")
+
+
+def _chain_of(store: Store) -> list[chain.Entry]:
+    head = store.chain_head()
+    return store.chain_entries(1, head.seq) if head else []
+
+
+def _links(entries: list[chain.Entry]) -> bool:
+    prev = chain.GENESIS
+    for entry in entries:
+        if entry.prev_hash != prev or entry.recomputed() != entry.hash:
+            return False
+        prev = entry.hash
+    return True
+
+
+def test_the_chain_in_the_database_is_append_only(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "db.sqlite")
+    _enroll(store, "d1")
+    store.close()
+    raw = sqlite3.connect(tmp_path / "db.sqlite")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw.execute("UPDATE evidence_chain SET payload = x'00'")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        raw.execute("DELETE FROM evidence_chain")
+    raw.close()
+
+
+def test_a_report_rolled_back_in_its_savepoint_leaves_no_chain_entry(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "db.sqlite")
+    _enroll(store, "d1")
+    # Fails after the report and its chain entry were written, inside the report's savepoint.
+    store._db.execute(
+        "CREATE TEMP TRIGGER refuse_bad BEFORE INSERT ON main.check_results"
+        " WHEN NEW.report_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+    outcomes = store.store_reports([
+        (_record("good"), [CheckResult("firewall", "PASS", "on")]),
+        (_record("bad"), [CheckResult("antivirus", "FAIL", "off")]),
+    ])  # fmt: skip
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    entries = _chain_of(store)
+    keys = [(e.kind, e.key) for e in entries]
+    assert (chain.REPORT, "good") in keys and (chain.REPORT, "bad") not in keys
+    assert not any(e.kind == chain.STATE and "antivirus" in e.key for e in entries)
+    assert _links(entries)
+    store.close()
+
+
+def test_every_writer_chains_its_record_in_its_transaction(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "db.sqlite")
+    _enroll(store, "d1")
+    store.store_report(_record("r1"), [CheckResult("firewall", "FAIL", "off")])
+    store.add_waiver(Waiver("w-1", "d1", "firewall", "Li", "rollout", T0,
+                            T0 + dt.timedelta(days=10)), T0)  # fmt: skip
+    store.revoke_waiver("w-1", T0 + dt.timedelta(hours=1), "done")
+    store.set_device_status("d1", "revoked", T0, "stolen")
+    store.audit(T0, actor="local:it", credential_id=None, role="admin", command="device revoke",
+                arguments={"device_id": "d1"}, outcome="ok", message="", peer="local")  # fmt: skip
+    entries = _chain_of(store)
+    assert [(e.kind, e.key) for e in entries] == [
+        (chain.DEVICE, "d1/1"), (chain.REPORT, "r1"),
+        (chain.STATE, chain.state_key("d1", "firewall", to_us(T0))),
+        (chain.WAIVER, "w-1/1"), (chain.WAIVER, "w-1/2"), (chain.DEVICE, "d1/2"),
+        (chain.ADMIN, "1"),
+    ]  # fmt: skip
+    assert _links(entries)
+    assert [e.at_us for e in entries] == sorted(e.at_us for e in entries)
+    store.close()
+
+
+def test_the_migration_chains_a_database_written_before_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    store = Store.open(path)
+    _enroll(store, "d1")
+    store.store_report(_record("r1"), [CheckResult("firewall", "PASS", "on")])
+    store.add_waiver(Waiver("w-1", "d1", "firewall", "Li", "why", T0,
+                            T0 + dt.timedelta(days=3)), T0)  # fmt: skip
+    store.audit(T0, actor="local:it", credential_id=None, role="admin", command="waiver add",
+                arguments={}, outcome="ok", message="", peer="local")  # fmt: skip
+    live = {(e.kind, e.key): e.payload for e in _chain_of(store)}
+    store.close()
+    # The same database as a collector of schema 3 left it: no chain.
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TABLE evidence_chain")
+    raw.execute("UPDATE schema_version SET version = 3")
+    raw.commit()
+    raw.close()
+    upgraded = Store.open(path)
+    migrated = _chain_of(upgraded)
+    assert {(e.kind, e.key): e.payload for e in migrated} == live
+    assert _links(migrated)
+    version = upgraded._db.execute("SELECT version FROM schema_version").fetchone()[0]
+    assert version == store_module.SCHEMA_VERSION == 4
+    # Chained once: a later open adds nothing, and new records link on to the migrated head.
+    upgraded.close()
+    again = Store.open(path)
+    again.store_report(_record("r2"), [])
+    after = _chain_of(again)
+    assert len(after) == len(migrated) + 1 and _links(after)
+    again.close()
