@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sqlite3
 import sys
 from pathlib import Path
 
-from collector import __version__, cli_pki
+from collector import __version__, cli_pki, log_format
 from collector.admin.cli import (
     DEFAULT_DATA,
     add_commands,
@@ -84,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--admin-port", type=port, default=None,
         help="override [admin] port, the administration port (0: any free port)",
     )  # fmt: skip
+    serve.add_argument(
+        "--metrics-port", type=port, default=None,
+        help="override [metrics] port, the Prometheus /metrics port (0: any free port)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--log-format", choices=log_format.FORMATS, default=None,
+        help="override [logging] format: text (default) or json, one object per line",
+    )  # fmt: skip
 
     policy = commands.add_parser("policy", help="the policy: clauses, checks and thresholds")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
@@ -116,16 +123,19 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load(args.data)
+    if (args.log_format or config.log_format) != "text":
+        log_format.configure(args.log_format or config.log_format, args.verbose, replace=True)
     try:
         asyncio.run(
             serve_forever(
                 config, args.enroll_port, args.report_port, args.listen, args.ready_file,
-                admin_port=args.admin_port,
+                admin_port=args.admin_port, metrics_port=args.metrics_port,
             )
         )  # fmt: skip
     except OSError as exc:
         raise CliError(
             f"{exc}. Choose other ports with --enroll-port/--report-port/--admin-port"
+            "/--metrics-port"
         ) from exc
     return 0
 
@@ -151,11 +161,8 @@ def cmd_policy_default(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # Text to stderr, secrets redacted; `serve --log-format json` switches to JSON lines.
+    log_format.configure("text", args.verbose)
     handlers = {
         ("init", None): cmd_init,
         ("serve", None): cmd_serve,

@@ -15,6 +15,8 @@ CONFIG_NAME = "collector.toml"
 DEFAULT_ENROLL_PORT = 7443
 DEFAULT_REPORT_PORT = 7444
 DEFAULT_ADMIN_PORT = 7445
+DEFAULT_METRICS_PORT = 9464
+LOG_FORMATS = ("text", "json")
 
 _TEMPLATE = """\
 # devposture collector configuration. Paths are relative to this folder.
@@ -46,6 +48,19 @@ device_certificate_days = 14
 # credential (`devposture-collector admin add`); keep it on loopback or an admin network.
 host = "127.0.0.1"
 port = {admin_port}
+
+[metrics]
+# Prometheus metrics over plain HTTP at /metrics (reports received and refused, ingest
+# latency, devices by state). No secrets or personal data, but keep it on loopback or a
+# monitoring network. enabled = false turns it off.
+enabled = true
+host = "127.0.0.1"
+port = {metrics_port}
+
+[logging]
+# "text" for people, "json" for one JSON object per line (log pipelines). Secrets are
+# always redacted.
+format = "text"
 
 [limits]
 # Largest report accepted, in bytes; larger ones are refused with RESOURCE_EXHAUSTED.
@@ -80,6 +95,10 @@ class CollectorConfig:
     device_calls_per_minute: int = 60
     device_call_burst: int = 30
     max_connection_age_seconds: float = 50.0
+    metrics_enabled: bool = True
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = DEFAULT_METRICS_PORT
+    log_format: str = "text"
 
     @property
     def ca_key(self) -> Path:
@@ -99,11 +118,13 @@ class CollectorConfig:
 
 
 def render_default(
-    host: str, enroll_port: int, report_port: int, admin_port: int = DEFAULT_ADMIN_PORT
-) -> str:
+    host: str, enroll_port: int, report_port: int, admin_port: int = DEFAULT_ADMIN_PORT,
+    metrics_port: int = DEFAULT_METRICS_PORT,
+) -> str:  # fmt: skip
     return _TEMPLATE.format(
-        host=host, enroll_port=enroll_port, report_port=report_port, admin_port=admin_port
-    )
+        host=host, enroll_port=enroll_port, report_port=report_port, admin_port=admin_port,
+        metrics_port=metrics_port,
+    )  # fmt: skip
 
 
 def _get(table: dict[str, object], section: str, key: str, kind: type) -> object:
@@ -113,7 +134,7 @@ def _get(table: dict[str, object], section: str, key: str, kind: type) -> object
     item = value[key]
     if kind is float and isinstance(item, int) and not isinstance(item, bool):
         item = float(item)
-    if not isinstance(item, kind) or isinstance(item, bool):
+    if not isinstance(item, kind) or (isinstance(item, bool) and kind is not bool):
         raise ConfigError(
             f"{CONFIG_NAME}: [{section}] {key} must be a {kind.__name__}, not {item!r}"
         )
@@ -178,6 +199,19 @@ def load(data_dir: Path) -> CollectorConfig:
     assert isinstance(per_minute, int) and isinstance(burst, int) and isinstance(max_age, float)
     if not 0 <= admin_port <= 65535:
         raise ConfigError(f"{CONFIG_NAME}: [admin] port must be between 0 and 65535")
+    metrics_enabled = _optional(table, "metrics", "enabled", bool, True)
+    metrics_host = _optional(table, "metrics", "host", str, "127.0.0.1")
+    metrics_port = _optional(table, "metrics", "port", int, DEFAULT_METRICS_PORT)
+    log_format = _optional(table, "logging", "format", str, "text")
+    assert isinstance(metrics_enabled, bool) and isinstance(metrics_host, str)
+    assert isinstance(metrics_port, int) and isinstance(log_format, str)
+    if not 0 <= metrics_port <= 65535:
+        raise ConfigError(f"{CONFIG_NAME}: [metrics] port must be between 0 and 65535")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"{CONFIG_NAME}: [logging] format must be {' or '.join(map(repr, LOG_FORMATS))},"
+            f" not {log_format!r}"
+        )
     return CollectorConfig(
         data_dir=data_dir,
         host=host,
@@ -193,4 +227,8 @@ def load(data_dir: Path) -> CollectorConfig:
         device_calls_per_minute=per_minute,
         device_call_burst=burst,
         max_connection_age_seconds=max_age,
+        metrics_enabled=metrics_enabled,
+        metrics_host=metrics_host,
+        metrics_port=metrics_port,
+        log_format=log_format,
     )

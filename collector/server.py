@@ -5,6 +5,9 @@ gRPC's Python API can either require a client certificate or not ask for one, so
 (the agent has no certificate yet) gets a TLS port, and reports get a port that requires a
 client certificate signed by the collector's CA. Both send the CA certificate after the server
 certificate so an enrolling agent can pin it by fingerprint.
+
+Both ports also serve gRPC health checking and reflection (collector/health.py); Prometheus
+metrics are served over HTTP on a port of their own (collector/metrics.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import grpc
 from collector.admin.service import AdminServer, start_admin_server
 from collector.agent_config import network_hash_key
 from collector.config import CollectorConfig
+from collector.health import Health
+from collector.metrics import FleetCollector, MetricsServer, start_metrics_server
 from collector.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
 from collector.service import CollectorService
 from collector.store import Store
@@ -50,10 +55,17 @@ class RunningServer:
     # The service's reading connection (admission checks).
     reader: Store | None = None
     stopped: bool = False
+    health: Health | None = None
+    # The Prometheus endpoint (None when not asked for, disabled or its port was busy).
+    metrics: MetricsServer | None = None
 
     @property
     def admin_port(self) -> int | None:
         return None if self.admin is None else self.admin.port
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self.metrics is None else self.metrics.port
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop cleanly: new reports are pushed back with a retry hint, reports already taken
@@ -63,11 +75,13 @@ class RunningServer:
         if self.stopped:
             return
         self.stopped = True
-        self.service.begin_shutdown()
+        self.service.begin_shutdown()  # health checks answer NOT_SERVING from here on
         if self.admin is not None:
             await self.admin.stop(grace)
         await self.server.stop(grace)
         await self.service.aclose()
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
         self.store.close()
         if self.reader is not None:
             self.reader.close()
@@ -93,11 +107,13 @@ async def start(
     host: str | None = None,
     *,
     admin_port: int | None = None,
+    metrics_port: int | None = None,
 ) -> RunningServer:
     """Open the store, bind both ports and start serving. Ports of 0 pick free ones.
 
     The admin server (its own grpc.aio server on [admin] host) starts only when `admin_port`
-    is given: `serve` gives the configured one; embedders and tests opt in."""
+    is given, and the metrics endpoint (HTTP on [metrics] host) only when `metrics_port` is:
+    `serve` gives the configured ones; embedders and tests opt in."""
     trust = Trust(config)
     # Both follow the certificate files on disk: `tls rotate` and `ca rollover` take effect
     # for new connections within a second or two, without a restart.
@@ -136,6 +152,9 @@ async def start(
         ]
     )
     pb_grpc.add_CollectorServicer_to_server(service, server)
+    health = Health()
+    health.add_to(server)
+    service.on_shutdown.append(health.drain)
     listen = host if host is not None else config.host
     try:
         bound_enroll = _bind(
@@ -157,8 +176,13 @@ async def start(
         raise
     service.report_port = bound_report
     await server.start()
+    await health.serving()
     log.info("collector listening: enroll port %d, report port %d", bound_enroll, bound_report)
-    running = RunningServer(server, service, store, bound_enroll, bound_report, reader=reader)
+    running = RunningServer(
+        server, service, store, bound_enroll, bound_report, reader=reader, health=health
+    )
+    if metrics_port is not None:
+        running.metrics = _start_metrics(config, service, metrics_port)
     if admin_port is not None:
         try:
             running.admin = await start_admin_server(config, admin_port)
@@ -166,6 +190,28 @@ async def start(
             await running.stop(0)
             raise
     return running
+
+
+def _start_metrics(
+    config: CollectorConfig, service: CollectorService, port: int
+) -> MetricsServer | None:
+    """The metrics endpoint, or None when its port cannot be bound: monitoring must never keep
+    agents from reporting, so the collector serves on, and says so (a scrape target down is
+    what the monitoring notices)."""
+    fleet = FleetCollector(config.database, lambda: service.policy, service.now)
+    try:
+        metrics = start_metrics_server(
+            service.metrics, service.committer, fleet, config.metrics_host, port
+        )
+    except OSError as exc:
+        log.error(
+            "cannot serve metrics on %s:%d (%s): serving agents without metrics;"
+            " choose another [metrics] port or --metrics-port",
+            config.metrics_host, port, exc,
+        )  # fmt: skip
+        return None
+    log.info("metrics served on http://%s:%d/metrics", config.metrics_host, metrics.port)
+    return metrics
 
 
 POLICY_POLL_SECONDS = 2.0
@@ -260,11 +306,15 @@ async def serve_forever(
     ready_file: Path | None,
     *,
     admin_port: int | None = None,
+    metrics_port: int | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    if metrics_port is None and config.metrics_enabled:
+        metrics_port = config.metrics_port
     running = await start(
         config, enroll_port, report_port, host,
         admin_port=config.admin_port if admin_port is None else admin_port,
+        metrics_port=metrics_port,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -283,6 +333,7 @@ async def serve_forever(
                     "enroll_port": running.enroll_port,
                     "report_port": running.report_port,
                     "admin_port": running.admin_port,
+                    "metrics_port": running.metrics_port,
                 }
             )
         )

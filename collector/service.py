@@ -15,7 +15,8 @@ import datetime as dt
 import functools
 import logging
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
@@ -29,6 +30,7 @@ from collector.checks import CheckParameters, evaluate
 from collector.identity_store import Admission, EnrollRefused, Verdict
 from collector.ingest import GroupCommitter, IngestClosed
 from collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
+from collector.metrics import IngestMetrics
 from collector.pki import CsrRejected, cert_pem, device_id_for_certificate, utcnow
 from collector.policy import Policy
 from collector.ratelimit import DeviceRateLimiter, retry_after_ms
@@ -91,6 +93,16 @@ def _peer_of_certificate(pem: bytes) -> Peer:
     return Peer(device_id_for_certificate(cert), format(cert.serial_number, "x"))
 
 
+def _code_of(context: grpc.aio.ServicerContext[object, object]) -> grpc.StatusCode:
+    """The status a failed call ends with: the code it was aborted with, or UNKNOWN (what
+    gRPC answers for an exception)."""
+    code = context.code()
+    if isinstance(code, grpc.StatusCode):
+        return code
+    found = next((c for c in grpc.StatusCode if c.value[0] == code), None)
+    return grpc.StatusCode.UNKNOWN if found is None or code is None else found
+
+
 def _refusal(device_id: str, admission: Admission) -> str | None:
     """What a refused device is told, or None when the call may go on."""
     if admission.verdict is Verdict.ALLOWED:
@@ -139,8 +151,13 @@ class CollectorService(pb_grpc.CollectorServicer):
         device_calls_per_minute: int = 60,
         device_call_burst: int = 30,
         reader: Store | None = None,
+        metrics: IngestMetrics | None = None,
     ) -> None:
         self._store = store
+        # Ingest counters and latencies (the metrics endpoint serves them, when there is one).
+        self.metrics = metrics if metrics is not None else IngestMetrics()
+        # Called once when shutdown begins (the health service turns NOT_SERVING).
+        self.on_shutdown: list[Callable[[], None]] = []
         # Admission reads on the event loop through their own connection: a call is not kept
         # waiting behind a group commit's disk sync just to learn its device is allowed.
         self._reader = reader
@@ -199,6 +216,10 @@ class CollectorService(pb_grpc.CollectorServicer):
     async def _in_db(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, work)
 
+    def now(self) -> dt.datetime:
+        """The service's clock (the metrics judge STALE by it, as ingest does)."""
+        return self._clock()
+
     @property
     def committer(self) -> GroupCommitter:
         return self._committer
@@ -206,11 +227,15 @@ class CollectorService(pb_grpc.CollectorServicer):
     def begin_shutdown(self) -> None:
         """From now on new reports are pushed back (UNAVAILABLE with a retry hint); reports
         already taken are still committed and acknowledged."""
+        if self._shutting_down:
+            return
         self._shutting_down = True
+        for hook in self.on_shutdown:
+            hook()
 
     async def aclose(self) -> None:
         """Commit what is queued, then stop the store's thread."""
-        self._shutting_down = True
+        self.begin_shutdown()
         await self._committer.close()
         self._db.shutdown(wait=True)
 
@@ -465,7 +490,45 @@ class CollectorService(pb_grpc.CollectorServicer):
             ack.verdicts.extend(verdicts(self._judging.templates, states))
         return ack
 
+    async def _counted(
+        self, rpc: str, reports: int, context: grpc.aio.ServicerContext[object, object],
+        call: Awaitable[T],
+    ) -> T:  # fmt: skip
+        """Run one report call, counting a refusal of the whole call by its status code (each
+        report of a refused batch counts) and an acknowledgement's latency."""
+        started = time.perf_counter()
+        try:
+            answer = await call
+        except asyncio.CancelledError:  # the agent went away: not a refusal
+            raise
+        except BaseException:
+            code = _code_of(context)
+            if code is not grpc.StatusCode.OK:
+                self.metrics.refused(rpc, code, reports)
+            raise
+        elapsed = time.perf_counter() - started
+        if isinstance(answer, pb.ReportAck):
+            duplicate = int(answer.duplicate)
+            self.metrics.acknowledged(rpc, 1 - duplicate, duplicate, elapsed)
+        elif isinstance(answer, pb.ReportBatchResponse):
+            duplicate = sum(1 for ack in answer.acks if ack.duplicate)
+            self.metrics.acknowledged(rpc, len(answer.acks) - duplicate, duplicate, elapsed)
+            self.metrics.refusals(rpc, (r.code for r in answer.rejections))
+        return answer
+
     async def Report(
+        self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ReportAck:
+        return await self._counted("Report", 1, context, self._report(request, context))
+
+    async def ReportBatch(
+        self, request: pb.ReportBatchRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ReportBatchResponse:
+        return await self._counted(
+            "ReportBatch", len(request.reports), context, self._report_batch(request, context)
+        )
+
+    async def _report(
         self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ReportAck:
         busy = self._accepting()
@@ -492,7 +555,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             ack.config.CopyFrom(self._judging.agent_config)
         return ack
 
-    async def ReportBatch(
+    async def _report_batch(
         self, request: pb.ReportBatchRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ReportBatchResponse:
         busy = self._accepting()

@@ -105,6 +105,8 @@ def main() -> None:
                     "0",
                     "--admin-port",
                     "0",
+                    "--metrics-port",
+                    "0",
                     "--ready-file",
                     str(ready),
                 ],

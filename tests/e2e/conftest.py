@@ -55,6 +55,8 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
             "0",
             "--admin-port",
             "0",
+            "--metrics-port",
+            "0",
             "--ready-file",
             str(ready),
         ],

@@ -1,0 +1,83 @@
+"""gRPC health checking and server reflection on the agent ports.
+
+Both are grpc's own implementations (grpcio-health-checking, grpcio-reflection), so any
+standard client works: a load balancer's gRPC health probe, `grpc_health_probe`, `grpcurl`.
+The server-wide status ("") and the Collector service's are SERVING while the collector
+runs, and NOT_SERVING from the moment shutdown begins, so a load balancer stops sending new
+agents before the ports close. The enrollment port (TLS without a client certificate) is the
+one to probe; the report port asks for a client certificate like every call there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+
+from devposture.v1 import devposture_pb2 as pb
+
+COLLECTOR_SERVICE: str = pb.DESCRIPTOR.services_by_name["Collector"].full_name
+HEALTH_SERVICE: str = health.SERVICE_NAME
+REFLECTION_SERVICE: str = reflection.SERVICE_NAME
+# What health checks answer for: the whole server ("") and the agents' service.
+CHECKED = ("", COLLECTOR_SERVICE)
+
+
+class _HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
+    """grpc's health servicer, with a draining flag that any thread may set: from the moment
+    it is set, Check answers NOT_SERVING, even before the event loop has run anything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.draining = threading.Event()
+
+    async def Check(
+        self, request: object, context: grpc.aio.ServicerContext[object, object]
+    ) -> object:
+        if self.draining.is_set() and getattr(request, "service", None) in CHECKED:
+            return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.NOT_SERVING)
+        answer: object = await super().Check(request, context)
+        return answer
+
+
+class Health:
+    """The health service of one collector."""
+
+    def __init__(self) -> None:
+        self._servicer = _HealthServicer()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._told: asyncio.Task[None] | None = None
+
+    def add_to(self, server: grpc.aio.Server) -> None:
+        """Serve health checks and reflection on every port of `server`."""
+        health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
+        reflection.enable_server_reflection(
+            (COLLECTOR_SERVICE, HEALTH_SERVICE, REFLECTION_SERVICE), server
+        )
+
+    async def serving(self) -> None:
+        """Everything is up: SERVING (on the event loop that serves the server)."""
+        self._loop = asyncio.get_running_loop()
+        for service in CHECKED:
+            await self._servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    def drain(self) -> None:
+        """Shutdown begins: NOT_SERVING from now on, for good. Safe from any thread; Watch
+        streams are told on the event loop."""
+        if self._servicer.draining.is_set():
+            return
+        self._servicer.draining.set()
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._told = loop.create_task(self._servicer.enter_graceful_shutdown())
+        else:
+            asyncio.run_coroutine_threadsafe(self._servicer.enter_graceful_shutdown(), loop)

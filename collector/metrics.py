@@ -1,0 +1,373 @@
+"""Prometheus metrics: what the collector took in, how fast, and how the fleet stands.
+
+Each collector has its own registry (not prometheus_client's global one), so several
+collectors in one process (the tests) keep their figures apart. Three kinds of figures:
+
+* ingest counters and latencies, counted by the service as calls come and go;
+* group commits, read from the committer's figures when scraped;
+* the fleet (devices by compliance state per check, by status, agents' outbox losses), read
+  from the database at scrape time through a read-only connection, at most once every
+  `FLEET_CACHE_SECONDS` however often it is scraped.
+
+Labels are fixed vocabularies (RPC names, gRPC code names, policy check ids, compliance
+states, device statuses): never a device id, a hostname, a network name or anything personal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from wsgiref.simple_server import WSGIServer
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from collector.compliance import STATES
+from collector.ingest import GroupCommitter
+from collector.policy import Policy
+from collector.records import to_us
+
+log = logging.getLogger(__name__)
+
+# The fleet figures are read from the database at most this often.
+FLEET_CACHE_SECONDS = 10.0
+DEVICE_STATUSES = ("active", "revoked", "retired")
+RPCS = ("Report", "ReportBatch")
+# Seconds from receipt to acknowledgement: a lone report takes a disk sync (milliseconds); a
+# group commit under load, up to a second or so.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class IngestMetrics:
+    """The counters the service updates, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.received = Counter(
+            "devposture_reports_received",
+            "Reports acknowledged, by call and outcome (stored, or a duplicate already stored).",
+            ["rpc", "outcome"],
+            registry=self.registry,
+        )
+        self.rejected = Counter(
+            "devposture_reports_rejected",
+            "Reports refused, by call and gRPC status code name (a refused batch counts each"
+            " of its reports; UNAVAILABLE is push-back, RESOURCE_EXHAUSTED the rate limit).",
+            ["rpc", "reason"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "devposture_ingest_latency_seconds",
+            "Seconds from receiving a report call to acknowledging it (stored and committed).",
+            ["rpc"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        for rpc in RPCS:  # every series exists from the start, at zero
+            self.latency.labels(rpc)
+            for outcome in ("stored", "duplicate"):
+                self.received.labels(rpc, outcome)
+
+    def acknowledged(self, rpc: str, stored: int, duplicate: int, seconds: float) -> None:
+        if stored:
+            self.received.labels(rpc, "stored").inc(stored)
+        if duplicate:
+            self.received.labels(rpc, "duplicate").inc(duplicate)
+        self.latency.labels(rpc).observe(seconds)
+
+    def refused(self, rpc: str, code: grpc.StatusCode, reports: int = 1) -> None:
+        if reports > 0:
+            self.rejected.labels(rpc, code.name).inc(reports)
+
+    def refusals(self, rpc: str, codes: Iterable[int]) -> None:
+        """Per-report refusals inside a batch response, by numeric gRPC code."""
+        by_number = {c.value[0]: c for c in grpc.StatusCode}
+        for number in codes:
+            self.refused(rpc, by_number.get(number, grpc.StatusCode.UNKNOWN))
+
+
+class CommitCollector(Collector):
+    """The group committer's figures, read when scraped."""
+
+    def __init__(self, committer: GroupCommitter) -> None:
+        self._committer = committer
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self._committer.figures
+        yield CounterMetricFamily(
+            "devposture_group_commits",
+            "Transactions (one disk sync each) that stored reports; reports per commit is"
+            " rate(devposture_group_commit_reports_total) / rate(devposture_group_commits_total).",
+            value=figures.commits,
+        )
+        yield CounterMetricFamily(
+            "devposture_group_commit_reports",
+            "Reports stored by group commits.",
+            value=figures.reports,
+        )
+        yield CounterMetricFamily(
+            "devposture_group_commit_failures",
+            "Group commits whose transaction failed (none of their reports was acknowledged).",
+            value=figures.failures,
+        )
+        yield GaugeMetricFamily(
+            "devposture_group_commit_largest_reports",
+            "Most reports stored in one transaction since the collector started.",
+            value=figures.largest_group,
+        )
+        yield GaugeMetricFamily(
+            "devposture_ingest_queue_reports",
+            "Reports waiting to be committed (push-back starts at the committer's limit).",
+            value=self._committer.waiting,
+        )
+
+
+@dataclass
+class FleetFigures:
+    """How the fleet stands, as read from the database at one moment."""
+
+    by_check: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_status: dict[str, int] = field(default_factory=dict)
+    outbox: dict[str, int] = field(default_factory=dict)
+    pending: int = 0
+
+
+# Per check and latest verdict, the devices heard from within the policy's window; and, for
+# failing ones, how many failures are still within the check's grace period (the newest
+# state change is when the failure began). One pass over check_results, with a primary-key
+# lookup in devices per row and one in state_changes per failing row. `{grace_start}` is a
+# CASE over the policy's checks giving the start of each check's grace window.
+_BY_CHECK = """
+SELECT c.check_id, c.state, COUNT(*),
+       SUM(CASE WHEN c.state = 'FAIL' THEN
+           (SELECT MAX(s.since_us) FROM state_changes s
+            WHERE s.device_id = c.device_id AND s.check_id = c.check_id) > {grace_start}
+           ELSE 0 END)
+FROM check_results c JOIN devices d ON d.device_id = c.device_id
+WHERE COALESCE(d.last_report_us, d.enrolled_us) >= ?
+GROUP BY c.check_id, c.state
+"""
+
+_ONE_RESULT = """
+SELECT c.state,
+       (SELECT MAX(s.since_us) FROM state_changes s
+        WHERE s.device_id = c.device_id AND s.check_id = c.check_id)
+FROM check_results c WHERE c.device_id = ? AND c.check_id = ?
+"""
+
+_DEVICES = """
+SELECT COUNT(*), COALESCE(SUM(COALESCE(last_report_us, enrolled_us) < ?), 0),
+       COALESCE(SUM(outbox_dropped_total), 0), COALESCE(SUM(outbox_coalesced_total), 0),
+       COALESCE(SUM(outbox_corrupt_total), 0), COALESCE(SUM(outbox_pending), 0)
+FROM devices
+"""
+
+# Waivers in force at a moment, on devices heard from within the window (few rows).
+_WAIVED = """
+SELECT DISTINCT w.device_id, w.check_id FROM waivers w JOIN devices d ON d.device_id = w.device_id
+WHERE w.created_us <= ? AND ? < w.expires_us AND (w.revoked_us IS NULL OR w.revoked_us > ?)
+  AND COALESCE(d.last_report_us, d.enrolled_us) >= ?
+"""
+
+
+def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> FleetFigures:
+    """Devices per check and compliance state, as `report fleet` counts them (STALE, then
+    EXEMPT, then the latest verdict with GRACE for a fresh failure, UNKNOWN when never
+    judged), plus devices per status and the agents' outbox figures summed."""
+    now = to_us(at)
+    fresh_since = now - policy.stale_after_hours * 3_600_000_000
+    total, stale, dropped, coalesced, corrupt, pending = db.execute(
+        _DEVICES, (fresh_since,)
+    ).fetchone()
+    figures = FleetFigures(
+        outbox={"dropped": dropped, "coalesced": coalesced, "corrupt": corrupt}, pending=pending
+    )
+    figures.by_status = dict.fromkeys(DEVICE_STATUSES, 0)
+    for status, count in db.execute("SELECT status, COUNT(*) FROM devices GROUP BY status"):
+        if status in figures.by_status:
+            figures.by_status[status] = count
+    fresh = total - stale
+    grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
+    counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
+
+    def state_of(check_id: str, state: str, since: int | None) -> str:
+        if state == "FAIL" and since is not None and since > now - grace_of[check_id]:
+            return "GRACE"
+        return state if state in ("PASS", "FAIL") else "UNKNOWN"
+
+    if counts:
+        # Only placeholders go into the text; the values are bound.
+        grace_start = "CASE c.check_id" + " WHEN ? THEN ?" * len(counts) + " ELSE 0 END"
+        query = _BY_CHECK.format(grace_start=grace_start)
+        values: list[object] = []
+        for check_id, grace in grace_of.items():
+            values += [check_id, now - grace]
+        for check_id, state, count, in_grace in db.execute(query, (*values, fresh_since)):
+            if check_id not in counts:  # a check the policy no longer has
+                continue
+            if state == "FAIL":
+                counts[check_id]["GRACE"] += in_grace or 0
+                counts[check_id]["FAIL"] += count - (in_grace or 0)
+            else:
+                counts[check_id][state_of(check_id, state, None)] += count
+    for device_id, check_id in db.execute(_WAIVED, (now, now, now, fresh_since)).fetchall():
+        if check_id not in counts:
+            continue
+        row = db.execute(_ONE_RESULT, (device_id, check_id)).fetchone()
+        if row is not None:  # a waived device is EXEMPT whatever its verdict
+            counts[check_id][state_of(check_id, row[0], row[1])] -= 1
+            counts[check_id]["EXEMPT"] += 1
+        else:  # never judged: counted as UNKNOWN below, minus the waived
+            counts[check_id]["EXEMPT"] += 1
+            counts[check_id]["UNKNOWN"] -= 1
+    for per_state in counts.values():
+        judged = sum(per_state[s] for s in ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT"))
+        per_state["UNKNOWN"] += fresh - judged
+        per_state["STALE"] = stale
+    figures.by_check = counts
+    return figures
+
+
+class FleetCollector(Collector):
+    """The fleet's figures, read from the database when scraped, cached for a few seconds so
+    that a storm of scrapes costs the database one read."""
+
+    def __init__(
+        self,
+        database: Path,
+        policy: Callable[[], Policy],
+        clock: Callable[[], dt.datetime],
+        cache_seconds: float = FLEET_CACHE_SECONDS,
+    ) -> None:
+        self._database = database
+        self._policy = policy
+        self._clock = clock
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._cached: FleetFigures | None = None
+        self._read_at = 0.0
+        self.reads = 0  # database reads, for tests and benchmarks
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            # Read-only twice over: the URI mode refuses writes, and so does query_only.
+            self._db = sqlite3.connect(
+                f"{self._database.resolve().as_uri()}?mode=ro", uri=True,
+                check_same_thread=False, timeout=5.0,
+            )  # fmt: skip
+            self._db.execute("PRAGMA query_only=ON")
+        return self._db
+
+    def figures(self) -> FleetFigures | None:
+        """The figures, fresh within the cache period; None when the database cannot be read."""
+        with self._lock:
+            if self._cached is not None and time.monotonic() - self._read_at < self.cache_seconds:
+                return self._cached
+            try:
+                self._cached = fleet_figures(self._connection(), self._policy(), self._clock())
+            except sqlite3.Error as exc:
+                log.warning("metrics: cannot read the fleet from the database: %s", exc)
+                return self._cached
+            self._read_at = time.monotonic()
+            self.reads += 1
+            return self._cached
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def collect(self) -> Iterator[Metric]:
+        figures = self.figures()
+        if figures is None:
+            return
+        by_check = GaugeMetricFamily(
+            "devposture_devices",
+            "Devices per policy check and compliance state (as `report fleet` counts them).",
+            labels=["check", "state"],
+        )
+        for check_id, per_state in sorted(figures.by_check.items()):
+            for state in STATES:
+                by_check.add_metric([check_id, state], per_state[state])
+        yield by_check
+        by_status = GaugeMetricFamily(
+            "devposture_devices_by_status",
+            "Enrolled devices by status (active, revoked, retired).",
+            labels=["status"],
+        )
+        for status, count in figures.by_status.items():
+            by_status.add_metric([status], count)
+        yield by_status
+        outbox = GaugeMetricFamily(
+            "devposture_agent_outbox_reports",
+            "Reports the agents' outboxes merged (coalesced), dropped when full, or found"
+            " corrupt, as each device last said (cumulative per device), summed over devices.",
+            labels=["kind"],
+        )
+        for kind, count in figures.outbox.items():
+            outbox.add_metric([kind], count)
+        yield outbox
+        yield GaugeMetricFamily(
+            "devposture_agent_outbox_pending_reports",
+            "Reports waiting in the agents' outboxes, as each device last said, summed.",
+            value=figures.pending,
+        )
+
+
+@dataclass
+class MetricsServer:
+    """The HTTP endpoint serving /metrics, on a thread of its own."""
+
+    httpd: WSGIServer
+    thread: threading.Thread
+    fleet: FleetCollector
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def stop(self) -> None:
+        """Stop serving and close the database connection (blocks up to half a second)."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+        self.fleet.close()
+
+
+def start_metrics_server(
+    metrics: IngestMetrics,
+    committer: GroupCommitter,
+    fleet: FleetCollector,
+    host: str,
+    port: int,
+) -> MetricsServer:
+    """Serve `metrics` and the committer's and fleet's figures over HTTP on host:port (0: a
+    free port). Raises OSError when the address cannot be bound."""
+    # Not auto-described: describing would read the fleet at start-up and fill the cache.
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Forward(metrics.registry))
+    registry.register(CommitCollector(committer))
+    registry.register(fleet)
+    httpd, thread = start_http_server(port, addr=host, registry=registry)
+    thread.name = "devposture-metrics"
+    return MetricsServer(httpd, thread, fleet)
+
+
+class _Forward(Collector):
+    """One registry's metrics inside another."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._registry.collect()

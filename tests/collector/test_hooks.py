@@ -1,0 +1,556 @@
+"""Standard hooks on a real collector (grpc.aio, mutual TLS, SQLite): gRPC health checking and
+reflection from plain grpcio clients, Prometheus metrics scraped with a plain HTTP client, and
+log lines (JSON or text) without secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import io
+import json
+import logging
+import sqlite3
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
+    reflection_pb2,
+    reflection_pb2_grpc,
+)
+from prometheus_client.parser import text_string_to_metric_families
+
+from agent.enroll import EnrollError, enroll
+from agent.pinning import fingerprint as pin_of
+from agent.state import AgentState
+from agent.transport import open_channel
+from collector import server as collector_server
+from collector.compliance import STATES, Waiver
+from collector.config import CONFIG_NAME, ConfigError, load
+from collector.datadir import initialize
+from collector.log_format import JsonFormatter, RedactSecrets
+from collector.metrics import fleet_figures
+from collector.pki import utcnow
+from collector.reports import fleet_rows
+from collector.store import Store
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, host_info, make_report
+
+HOSTNAMES = ("alice-thinkpad", "bob-macbook")
+
+
+@dataclasses.dataclass
+class Hooked:
+    live: LiveCollector
+    running: collector_server.RunningServer
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.running.metrics_port}/metrics"
+
+
+@contextlib.contextmanager
+def hooked_collector(directory: Path, **overrides: object) -> Iterator[Hooked]:
+    """As tests.conftest.running_collector, with the metrics endpoint on a free port."""
+    config, ca_cert = initialize(directory, "127.0.0.1")
+    config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)
+    thread.start()
+    running = asyncio.run_coroutine_threadsafe(
+        collector_server.start(config, 0, 0, "127.0.0.1", metrics_port=0), loop
+    ).result(30)
+    try:
+        live = LiveCollector(
+            config, pin_of(ca_cert), running.enroll_port, running.report_port, loop, running
+        )
+        yield Hooked(live, running)
+    finally:
+        asyncio.run_coroutine_threadsafe(running.stop(0.5), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@pytest.fixture
+def hooked(tmp_path: Path) -> Iterator[Hooked]:
+    with hooked_collector(tmp_path / "collector") as collector:
+        yield collector
+
+
+def _tls_channel(collector: LiveCollector, port: int, agent: EnrolledAgent | None) -> grpc.Channel:
+    """A plain grpcio channel verifying the collector's CA, with the agent's certificate."""
+    ca = collector.config.ca_cert.read_bytes()
+    if agent is None:
+        credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+    else:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca,
+            private_key=agent.state.key_path.read_bytes(),
+            certificate_chain=agent.state.cert_path.read_bytes(),
+        )
+    return grpc.secure_channel(f"127.0.0.1:{port}", credentials)
+
+
+def _status(channel: grpc.Channel, service: str = "") -> str:
+    stub = health_pb2_grpc.HealthStub(channel)
+    answer = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+
+# --- health and reflection -------------------------------------------------------------------
+
+
+def test_health_is_serving_on_both_ports_then_not_serving_once_shutdown_begins(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    enroll = _tls_channel(live_collector, live_collector.enroll_port, None)
+    report = _tls_channel(live_collector, live_collector.report_port, agent)
+    anonymous = _tls_channel(live_collector, live_collector.report_port, None)
+    with enroll, report, anonymous:
+        for channel in (enroll, report):
+            assert _status(channel) == "SERVING"
+            assert _status(channel, "devposture.v1.Collector") == "SERVING"
+        with pytest.raises(grpc.RpcError) as unknown:
+            _status(enroll, "no.such.Service")
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        # The report port asks every caller for a client certificate, health checks too.
+        with pytest.raises(grpc.RpcError) as refused:
+            _status(anonymous)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+        live_collector.service.begin_shutdown()
+        for channel in (enroll, report):
+            assert _status(channel) == "NOT_SERVING"
+            assert _status(channel, "devposture.v1.Collector") == "NOT_SERVING"
+
+
+def test_a_health_watch_is_told_when_shutdown_begins(live_collector: LiveCollector) -> None:
+    with _tls_channel(live_collector, live_collector.enroll_port, None) as channel:
+        stream = health_pb2_grpc.HealthStub(channel).Watch(
+            health_pb2.HealthCheckRequest(service=""), timeout=20
+        )
+        first = next(stream)
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        live_collector.service.begin_shutdown()
+        assert next(stream).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        stream.cancel()
+
+
+def _reflect(channel: grpc.Channel, request: object) -> object:
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    (answer,) = list(stub.ServerReflectionInfo(iter([request]), timeout=10))
+    return answer
+
+
+def test_reflection_lists_and_describes_the_services(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    expected = {
+        "devposture.v1.Collector",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    }
+    enroll = _tls_channel(live_collector, live_collector.enroll_port, None)
+    report = _tls_channel(live_collector, live_collector.report_port, agent)
+    with enroll, report:
+        for channel in (enroll, report):
+            answer = _reflect(channel, reflection_pb2.ServerReflectionRequest(list_services=""))
+            names = {s.name for s in answer.list_services_response.service}  # type: ignore[attr-defined]
+            assert names == expected
+        described = _reflect(
+            enroll,
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="devposture.v1.Collector"),
+        )
+        files = described.file_descriptor_response.file_descriptor_proto  # type: ignore[attr-defined]
+        assert any(b"ReportBatch" in f for f in files)
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+
+def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a plain HTTP scrape, by name and labels."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        text = response.read().decode("utf-8")
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
+          **labels: str) -> float:  # fmt: skip
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _report(agent: EnrolledAgent, report: pb.PostureReport) -> grpc.StatusCode:
+    with open_channel(agent.state, agent.enrollment) as channel:
+        try:
+            pb_grpc.CollectorStub(channel).Report(pb.ReportRequest(report=report), timeout=20)
+        except grpc.RpcError as exc:
+            code: grpc.StatusCode = exc.code()
+            return code
+    return grpc.StatusCode.OK
+
+
+def _batch(agent: EnrolledAgent, reports: list[pb.PostureReport]) -> pb.ReportBatchResponse:
+    with open_channel(agent.state, agent.enrollment) as channel:
+        answer: pb.ReportBatchResponse = pb_grpc.CollectorStub(channel).ReportBatch(
+            pb.ReportBatchRequest(reports=reports), timeout=20
+        )
+    return answer
+
+
+def test_metrics_count_reports_received_and_refused_by_reason(
+    tmp_path: Path,
+) -> None:
+    # Burst of 5: the sixth call of a device within the test is rate-limited.
+    with hooked_collector(
+        tmp_path / "collector", device_calls_per_minute=1, device_call_burst=5
+    ) as hooked:
+        live = hooked.live
+        alice = enroll_agent(live, tmp_path / "alice", HOSTNAMES[0])
+        bob = enroll_agent(live, tmp_path / "bob", HOSTNAMES[1])
+        first = make_report(alice.enrollment.device_id)
+        assert _report(alice, first) == grpc.StatusCode.OK  # alice: call 1
+        assert _report(alice, first) == grpc.StatusCode.OK  # 2: a duplicate
+        invalid = make_report(alice.enrollment.device_id)
+        invalid.report_id = "not-a-uuid"
+        assert _report(alice, invalid) == grpc.StatusCode.INVALID_ARGUMENT  # 3
+        foreign = make_report(bob.enrollment.device_id)
+        assert _report(alice, foreign) == grpc.StatusCode.PERMISSION_DENIED  # 4
+        batch = [make_report(bob.enrollment.device_id) for _ in range(3)]
+        batch[1].report_id = "also-not-a-uuid"
+        response = _batch(bob, batch)  # bob: call 1
+        assert len(response.acks) == 2 and len(response.rejections) == 1
+        latest = make_report(alice.enrollment.device_id)  # its outbox figures are the newest
+        latest.delivery.dropped_total = 7
+        latest.delivery.coalesced_total = 11
+        latest.delivery.corrupt_total = 1
+        latest.delivery.pending_reports = 3
+        assert _report(alice, latest) == grpc.StatusCode.OK  # 5
+        flood = make_report(alice.enrollment.device_id)
+        assert _report(alice, flood) == grpc.StatusCode.RESOURCE_EXHAUSTED  # 6: over the burst
+
+        samples = scrape(hooked.metrics_url)
+        received = "devposture_reports_received_total"
+        assert value(samples, received, rpc="Report", outcome="stored") == 2
+        assert value(samples, received, rpc="Report", outcome="duplicate") == 1
+        assert value(samples, received, rpc="ReportBatch", outcome="stored") == 2
+        assert value(samples, received, rpc="ReportBatch", outcome="duplicate") == 0
+        rejected = "devposture_reports_rejected_total"
+        assert value(samples, rejected, rpc="Report", reason="INVALID_ARGUMENT") == 1
+        assert value(samples, rejected, rpc="Report", reason="PERMISSION_DENIED") == 1
+        assert value(samples, rejected, rpc="Report", reason="RESOURCE_EXHAUSTED") == 1
+        assert value(samples, rejected, rpc="ReportBatch", reason="INVALID_ARGUMENT") == 1
+        latency = "devposture_ingest_latency_seconds"
+        assert value(samples, f"{latency}_count", rpc="Report") == 3  # acknowledged calls
+        assert value(samples, f"{latency}_count", rpc="ReportBatch") == 1
+        assert 0 < value(samples, f"{latency}_sum", rpc="Report") < 30
+        # Every report that reached the committer was committed, the duplicate included.
+        assert value(samples, "devposture_group_commit_reports_total") == 5
+        assert 1 <= value(samples, "devposture_group_commits_total") <= 5
+        assert value(samples, "devposture_group_commit_failures_total") == 0
+        assert value(samples, "devposture_devices_by_status", status="active") == 2
+        assert value(samples, "devposture_devices_by_status", status="revoked") == 0
+        outbox = "devposture_agent_outbox_reports"
+        assert value(samples, outbox, kind="dropped") == 7
+        assert value(samples, outbox, kind="coalesced") == 11
+        assert value(samples, outbox, kind="corrupt") == 1
+        assert value(samples, "devposture_agent_outbox_pending_reports") == 3
+
+        # Push-back while shutting down: UNAVAILABLE, counted, and health says NOT_SERVING.
+        live.service.begin_shutdown()
+        assert _report(bob, make_report(bob.enrollment.device_id)) == grpc.StatusCode.UNAVAILABLE
+        samples = scrape(hooked.metrics_url)
+        assert value(samples, rejected, rpc="Report", reason="UNAVAILABLE") == 1
+
+        # No label carries a device id, a hostname or anything else a device sent.
+        secrets = [alice.enrollment.device_id, bob.enrollment.device_id, *HOSTNAMES]
+        for _, labels in samples:
+            for _, label in labels:
+                assert not any(s in label or label in s for s in secrets if label), label
+
+
+def _device_states(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float],
+                   ) -> dict[tuple[str, str], int]:  # fmt: skip
+    return {
+        (dict(labels)["check"], dict(labels)["state"]): int(v)
+        for (name, labels), v in samples.items()
+        if name == "devposture_devices"
+    }
+
+
+def _expected_states(
+    store: Store, live: LiveCollector, at: dt.datetime
+) -> dict[tuple[str, str], int]:
+    rows = fleet_rows(store, live.service.policy, at)
+    return {(str(r["check"]), s): int(str(r[s.lower()])) for r in rows for s in STATES}
+
+
+def _failing_firewall(device_id: str) -> pb.PostureReport:
+    report = make_report(device_id)
+    report.firewall.enabled = False
+    del report.firewall.profiles[:]
+    return report
+
+
+def test_devices_by_state_match_the_fleet_report_now_and_later(tmp_path: Path) -> None:
+    with hooked_collector(tmp_path / "collector") as hooked:
+        live = hooked.live
+        agents = [enroll_agent(live, tmp_path / f"agent{i}", f"host-{i}") for i in range(5)]
+        assert _report(agents[0], make_report(agents[0].enrollment.device_id)) == grpc.StatusCode.OK
+        assert _report(agents[1], _failing_firewall(agents[1].enrollment.device_id)) == (
+            grpc.StatusCode.OK
+        )
+        assert _report(agents[2], _failing_firewall(agents[2].enrollment.device_id)) == (
+            grpc.StatusCode.OK
+        )
+        assert _report(agents[3], make_report(agents[3].enrollment.device_id)) == grpc.StatusCode.OK
+        # agents[4] never reports: UNKNOWN on every check, then STALE.
+        store = live.store()
+        try:
+            now = utcnow()
+            store.add_waiver(
+                Waiver("w-test0001", agents[2].enrollment.device_id, "firewall", "IT", "testing",
+                       now, now + dt.timedelta(days=30)),
+                now,
+            )  # fmt: skip
+            store.set_device_status(agents[3].enrollment.device_id, "retired", now, "replaced")
+            samples = scrape(hooked.metrics_url)
+            got = _device_states(samples)
+            assert got == _expected_states(store, live, utcnow())
+            # The failing firewall reads GRACE now, EXEMPT for the waived device.
+            assert got[("firewall", "GRACE")] == 1 and got[("firewall", "EXEMPT")] == 1
+            assert got[("firewall", "PASS")] == 2 and got[("firewall", "UNKNOWN")] == 1
+            assert value(samples, "devposture_devices_by_status", status="retired") == 1
+            assert value(samples, "devposture_devices_by_status", status="active") == 4
+
+            # Later: past the firewall's grace period, then past the policy's stale window.
+            policy = live.service.policy
+            firewall = policy.check("firewall")
+            assert firewall is not None
+            reader = sqlite3.connect(f"file:{live.config.database}?mode=ro", uri=True)
+            try:
+                for hours in (firewall.grace_hours + 1, policy.stale_after_hours + 1):
+                    at = utcnow() + dt.timedelta(hours=hours)
+                    figures = fleet_figures(reader, policy, at)
+                    later = {
+                        (check, state): n
+                        for check, per_state in figures.by_check.items()
+                        for state, n in per_state.items()
+                    }
+                    assert later == _expected_states(store, live, at), hours
+                assert later[("firewall", "STALE")] == 5
+            finally:
+                reader.close()
+        finally:
+            store.close()
+
+
+def test_fleet_figures_are_cached_between_scrapes(hooked: Hooked, tmp_path: Path) -> None:
+    assert hooked.running.metrics is not None
+    fleet = hooked.running.metrics.fleet
+    scrape(hooked.metrics_url)
+    scrape(hooked.metrics_url)
+    scrape(hooked.metrics_url)
+    assert fleet.reads == 1
+    enroll_agent(hooked.live, tmp_path / "agent")
+    assert value(scrape(hooked.metrics_url), "devposture_devices_by_status", status="active") == 0
+    fleet.cache_seconds = 0
+    assert value(scrape(hooked.metrics_url), "devposture_devices_by_status", status="active") == 1
+    assert fleet.reads == 2
+
+
+def _large_fleet(path: Path, devices: int, checks: list[str]) -> None:
+    Store.open(path).close()  # the schema
+    db = sqlite3.connect(path)
+    now = int(time.time() * 1_000_000)
+    with db:
+        db.executemany(
+            "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us,"
+            " hostname, last_report_us) VALUES (?, ?, 't', 's', ?, ?, ?)",
+            [
+                (f"d{i:06}", now - 10**12, now + 10**12, f"host-{i}",
+                 now - (3 * 24 * 3600 * 10**6 if i % 10 == 0 else 10**6))
+                for i in range(devices)
+            ],
+        )  # fmt: skip
+        db.execute(
+            "INSERT INTO reports(report_id, device_id, received_us, collected_us, agent_version,"
+            " body) VALUES ('r', 'd000000', 0, 0, '', x'')"
+        )
+        states = ("PASS", "FAIL", "UNKNOWN")
+        db.executemany(
+            "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
+            " collected_us, evaluated_us) VALUES (?, ?, ?, '', 'r', ?, ?)",
+            [(f"d{i:06}", c, states[(i + j) % 3], now, now)
+             for i in range(devices) for j, c in enumerate(checks)],
+        )  # fmt: skip
+        db.executemany(
+            "INSERT INTO state_changes(device_id, check_id, state, reason, since_us, report_id)"
+            " VALUES (?, ?, 'FAIL', '', ?, 'r')",
+            [(f"d{i:06}", c, now - (i % 48) * 3600 * 10**6)
+             for i in range(devices) for j, c in enumerate(checks) if (i + j) % 3 == 1],
+        )  # fmt: skip
+    db.close()
+
+
+@pytest.mark.slow
+def test_fleet_figures_stay_fast_with_a_hundred_thousand_devices(tmp_path: Path) -> None:
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1")
+    policy = collector_server.current_policy(config)
+    checks = [c.check_id for c in policy.checks]
+    _large_fleet(config.database, 100_000, checks)
+    reader = sqlite3.connect(f"file:{config.database}?mode=ro", uri=True)
+    try:
+        started = time.perf_counter()
+        figures = fleet_figures(reader, policy, utcnow())
+        elapsed = time.perf_counter() - started
+    finally:
+        reader.close()
+    for check in checks:
+        assert sum(figures.by_check[check].values()) == 100_000
+        assert figures.by_check[check]["STALE"] == 10_000
+    assert figures.by_status["active"] == 100_000
+    assert elapsed < 3.0, f"{elapsed:.2f} s"
+
+
+def test_the_metrics_endpoint_stops_with_the_collector(tmp_path: Path) -> None:
+    with hooked_collector(tmp_path / "collector") as hooked:
+        url = hooked.metrics_url
+        scrape(url)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=2)
+
+
+def test_a_busy_metrics_port_does_not_stop_the_collector(tmp_path: Path) -> None:
+    with hooked_collector(tmp_path / "one") as one:
+        busy = one.running.metrics_port
+        assert busy is not None
+        config, _ = initialize(tmp_path / "two", "127.0.0.1")
+
+        async def start_and_stop() -> tuple[int | None, int]:
+            running = await collector_server.start(config, 0, 0, "127.0.0.1", metrics_port=busy)
+            try:
+                return running.metrics_port, running.enroll_port
+            finally:
+                await running.stop(0.5)
+
+        metrics_port, enroll_port = asyncio.run(start_and_stop())
+        assert metrics_port is None and enroll_port > 0
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def captured_logs(formatter: logging.Formatter) -> Iterator[io.StringIO]:
+    """Every record of the collector's loggers, as the serve command writes them."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.addFilter(RedactSecrets())
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def test_json_log_lines_parse_and_carry_no_token_secret(tmp_path: Path) -> None:
+    with hooked_collector(tmp_path / "collector") as hooked:
+        live = hooked.live
+        token = live.token()
+        secret = token.split("_", 2)[2]
+        with captured_logs(JsonFormatter()) as buffer:
+            enrollment = enroll(
+                AgentState(tmp_path / "agent"), live.enroll_address, token, live.ca_fingerprint,
+                host_info("carol-laptop"),
+            )  # fmt: skip
+            # A reused token is refused and logged; a careless log call with the token in it
+            # is scrubbed all the same.
+            with pytest.raises(EnrollError, match="used up"):
+                enroll(
+                    AgentState(tmp_path / "again"), live.enroll_address, token,
+                    live.ca_fingerprint, host_info("carol-laptop"),
+                )  # fmt: skip
+            logging.getLogger("collector.test").warning(
+                "token %s given", token, extra={"token": token, "count": 2}
+            )
+        lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    enrolled = [line for line in lines if "enrolled device" in line["message"]]
+    assert enrolled and enrollment.device_id in enrolled[0]["message"]
+    assert {"time", "level", "logger", "message"} <= set(enrolled[0])
+    assert enrolled[0]["level"] == "INFO" and enrolled[0]["logger"] == "collector.service"
+    assert any("refused" in line["message"] for line in lines)
+    careless = [line for line in lines if line["logger"] == "collector.test"]
+    assert careless and careless[0]["count"] == 2 and "<redacted secret>" in careless[0]["token"]
+    text = buffer.getvalue()
+    assert secret not in text
+    assert "carol-laptop" not in text  # no hostname in the collector's logs
+
+
+def test_text_logs_redact_secrets_in_messages_and_tracebacks() -> None:
+    credential = "dpa_0123456789abcdef_" + "A" * 43
+    with captured_logs(logging.Formatter("%(levelname)s %(message)s")) as buffer:
+        log = logging.getLogger("collector.test")
+        log.info("credential %s", credential)
+        try:
+            raise ValueError(f"bad {credential}")
+        except ValueError:
+            log.exception("failed")
+    text = buffer.getvalue()
+    assert credential not in text and "A" * 43 not in text
+    assert text.count("<redacted secret>") == 2 and "ValueError" in text
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+def _with(directory: Path, extra: str) -> Path:
+    initialize(directory, "127.0.0.1")
+    path = directory / CONFIG_NAME
+    text = path.read_text()
+    for section in ("[metrics]", "[logging]"):
+        start = text.index(section)
+        end = text.index("\n[", start + 1)
+        text = text[:start] + text[end + 1 :]
+    path.write_text(text + extra)
+    return directory
+
+
+def test_metrics_and_logging_settings(tmp_path: Path) -> None:
+    defaults = load(_with(tmp_path / "old", ""))  # an older collector.toml has neither section
+    assert (defaults.metrics_enabled, defaults.metrics_host, defaults.metrics_port) == (
+        True, "127.0.0.1", 9464,
+    )  # fmt: skip
+    assert defaults.log_format == "text"
+    fresh = load(initialize(tmp_path / "fresh", "127.0.0.1")[0].data_dir)
+    assert (fresh.metrics_enabled, fresh.metrics_port, fresh.log_format) == (True, 9464, "text")
+    off = load(_with(tmp_path / "off", '[metrics]\nenabled = false\n[logging]\nformat = "json"\n'))
+    assert not off.metrics_enabled and off.log_format == "json"
+    for extra, message in (
+        ("[metrics]\nport = 70000\n", "[metrics] port must be between 0 and 65535"),
+        ('[metrics]\nenabled = "no"\n', "[metrics] enabled must be a bool"),
+        ('[logging]\nformat = "xml"\n', "[logging] format must be 'text' or 'json'"),
+    ):
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+            load(_with(tmp_path / str(uuid.uuid4()), extra))
