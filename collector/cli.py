@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override [metrics] port, the Prometheus /metrics port (0: any free port)",
     )  # fmt: skip
     serve.add_argument(
+        "--web-port", type=port, default=None,
+        help="override [web] port, the dashboard's port (0: any free port)",
+    )  # fmt: skip
+    serve.add_argument(
         "--log-format", choices=log_format.FORMATS, default=None,
         help="override [logging] format: text (default) or json, one object per line",
     )  # fmt: skip
@@ -130,12 +134,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
             serve_forever(
                 config, args.enroll_port, args.report_port, args.listen, args.ready_file,
                 admin_port=args.admin_port, metrics_port=args.metrics_port,
+                web_port=args.web_port,
             )
         )  # fmt: skip
     except OSError as exc:
         raise CliError(
             f"{exc}. Choose other ports with --enroll-port/--report-port/--admin-port"
-            "/--metrics-port"
+            "/--metrics-port/--web-port"
         ) from exc
     return 0
 

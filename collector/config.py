@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CONFIG_NAME = "collector.toml"
 
@@ -16,6 +17,7 @@ DEFAULT_ENROLL_PORT = 7443
 DEFAULT_REPORT_PORT = 7444
 DEFAULT_ADMIN_PORT = 7445
 DEFAULT_METRICS_PORT = 9464
+DEFAULT_WEB_PORT = 7446
 LOG_FORMATS = ("text", "json")
 
 _TEMPLATE = """\
@@ -56,6 +58,14 @@ port = {admin_port}
 enabled = true
 host = "127.0.0.1"
 port = {metrics_port}
+
+[web]
+# The dashboard for IT (fleet, devices, failing longest), in Chinese and English, behind an
+# admin credential (the viewer role suffices). Served over TLS with the collector's server
+# certificate on any address but loopback. enabled = false turns it off.
+enabled = true
+host = "127.0.0.1"
+port = {web_port}
 
 [logging]
 # "text" for people, "json" for one JSON object per line (log pipelines). Secrets are
@@ -99,6 +109,9 @@ class CollectorConfig:
     metrics_host: str = "127.0.0.1"
     metrics_port: int = DEFAULT_METRICS_PORT
     log_format: str = "text"
+    web_enabled: bool = True
+    web_host: str = "127.0.0.1"
+    web_port: int = DEFAULT_WEB_PORT
 
     @property
     def ca_key(self) -> Path:
@@ -123,7 +136,7 @@ def render_default(
 ) -> str:  # fmt: skip
     return _TEMPLATE.format(
         host=host, enroll_port=enroll_port, report_port=report_port, admin_port=admin_port,
-        metrics_port=metrics_port,
+        metrics_port=metrics_port, web_port=DEFAULT_WEB_PORT,
     )  # fmt: skip
 
 
@@ -199,19 +212,7 @@ def load(data_dir: Path) -> CollectorConfig:
     assert isinstance(per_minute, int) and isinstance(burst, int) and isinstance(max_age, float)
     if not 0 <= admin_port <= 65535:
         raise ConfigError(f"{CONFIG_NAME}: [admin] port must be between 0 and 65535")
-    metrics_enabled = _optional(table, "metrics", "enabled", bool, True)
-    metrics_host = _optional(table, "metrics", "host", str, "127.0.0.1")
-    metrics_port = _optional(table, "metrics", "port", int, DEFAULT_METRICS_PORT)
-    log_format = _optional(table, "logging", "format", str, "text")
-    assert isinstance(metrics_enabled, bool) and isinstance(metrics_host, str)
-    assert isinstance(metrics_port, int) and isinstance(log_format, str)
-    if not 0 <= metrics_port <= 65535:
-        raise ConfigError(f"{CONFIG_NAME}: [metrics] port must be between 0 and 65535")
-    if log_format not in LOG_FORMATS:
-        raise ConfigError(
-            f"{CONFIG_NAME}: [logging] format must be {' or '.join(map(repr, LOG_FORMATS))},"
-            f" not {log_format!r}"
-        )
+    services = _side_services(table)
     return CollectorConfig(
         data_dir=data_dir,
         host=host,
@@ -227,8 +228,35 @@ def load(data_dir: Path) -> CollectorConfig:
         device_calls_per_minute=per_minute,
         device_call_burst=burst,
         max_connection_age_seconds=max_age,
-        metrics_enabled=metrics_enabled,
-        metrics_host=metrics_host,
-        metrics_port=metrics_port,
-        log_format=log_format,
+        **services,
     )
+
+
+def _side_services(table: dict[str, object]) -> dict[str, Any]:
+    """The optional [metrics], [logging] and [web] sections, checked, as config fields: an
+    older collector.toml without them gets the defaults."""
+    metrics_enabled = _optional(table, "metrics", "enabled", bool, True)
+    metrics_host = _optional(table, "metrics", "host", str, "127.0.0.1")
+    metrics_port = _optional(table, "metrics", "port", int, DEFAULT_METRICS_PORT)
+    log_format = _optional(table, "logging", "format", str, "text")
+    assert isinstance(metrics_enabled, bool) and isinstance(metrics_host, str)
+    assert isinstance(metrics_port, int) and isinstance(log_format, str)
+    if not 0 <= metrics_port <= 65535:
+        raise ConfigError(f"{CONFIG_NAME}: [metrics] port must be between 0 and 65535")
+    web_enabled = _optional(table, "web", "enabled", bool, True)
+    web_host = _optional(table, "web", "host", str, "127.0.0.1")
+    web_port = _optional(table, "web", "port", int, DEFAULT_WEB_PORT)
+    assert isinstance(web_enabled, bool) and isinstance(web_host, str)
+    assert isinstance(web_port, int)
+    if not 0 <= web_port <= 65535:
+        raise ConfigError(f"{CONFIG_NAME}: [web] port must be between 0 and 65535")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"{CONFIG_NAME}: [logging] format must be {' or '.join(map(repr, LOG_FORMATS))},"
+            f" not {log_format!r}"
+        )
+    return {
+        "metrics_enabled": metrics_enabled, "metrics_host": metrics_host,
+        "metrics_port": metrics_port, "log_format": log_format, "web_enabled": web_enabled,
+        "web_host": web_host, "web_port": web_port,
+    }  # fmt: skip

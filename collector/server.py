@@ -33,6 +33,7 @@ from collector.policy import Policy, PolicyError, default_policy, load_policy, p
 from collector.service import CollectorService
 from collector.store import Store
 from collector.trust import Trust
+from collector.web.server import DashboardServer, start_dashboard
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class RunningServer:
     health: Health | None = None
     # The Prometheus endpoint (None when not asked for, disabled or its port was busy).
     metrics: MetricsServer | None = None
+    # The web dashboard (None when not asked for or disabled).
+    dashboard: DashboardServer | None = None
 
     @property
     def admin_port(self) -> int | None:
@@ -66,6 +69,10 @@ class RunningServer:
     @property
     def metrics_port(self) -> int | None:
         return None if self.metrics is None else self.metrics.port
+
+    @property
+    def web_port(self) -> int | None:
+        return None if self.dashboard is None else self.dashboard.port
 
     async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
         """Stop cleanly: new reports are pushed back with a retry hint, reports already taken
@@ -82,6 +89,8 @@ class RunningServer:
         await self.service.aclose()
         if self.metrics is not None:
             await asyncio.to_thread(self.metrics.stop)
+        if self.dashboard is not None:
+            await asyncio.to_thread(self.dashboard.stop)
         self.store.close()
         if self.reader is not None:
             self.reader.close()
@@ -108,6 +117,7 @@ async def start(
     *,
     admin_port: int | None = None,
     metrics_port: int | None = None,
+    web_port: int | None = None,
 ) -> RunningServer:
     """Open the store, bind both ports and start serving. Ports of 0 pick free ones.
 
@@ -183,6 +193,15 @@ async def start(
     )
     if metrics_port is not None:
         running.metrics = _start_metrics(config, service, metrics_port)
+    if web_port is not None:
+        try:
+            running.dashboard = await asyncio.to_thread(
+                start_dashboard, config, config.web_host, web_port
+            )
+        except OSError:
+            await running.stop(0)
+            raise
+        log.info("dashboard served on %s", running.dashboard.url)
     if admin_port is not None:
         try:
             running.admin = await start_admin_server(config, admin_port)
@@ -307,14 +326,17 @@ async def serve_forever(
     *,
     admin_port: int | None = None,
     metrics_port: int | None = None,
+    web_port: int | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT, then shut down gracefully."""
     if metrics_port is None and config.metrics_enabled:
         metrics_port = config.metrics_port
+    if web_port is None and config.web_enabled:
+        web_port = config.web_port
     running = await start(
         config, enroll_port, report_port, host,
         admin_port=config.admin_port if admin_port is None else admin_port,
-        metrics_port=metrics_port,
+        metrics_port=metrics_port, web_port=web_port,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -322,7 +344,8 @@ async def serve_forever(
         loop.add_signal_handler(signum, stop.set)
     print(
         f"devposture collector serving: enrollment on port {running.enroll_port},"
-        f" reports on port {running.report_port}, administration on port {running.admin_port}",
+        f" reports on port {running.report_port}, administration on port {running.admin_port}"
+        + (f", dashboard at {running.dashboard.url}" if running.dashboard else ""),
         flush=True,
     )
     if ready_file is not None:
@@ -334,6 +357,7 @@ async def serve_forever(
                     "report_port": running.report_port,
                     "admin_port": running.admin_port,
                     "metrics_port": running.metrics_port,
+                    "web_port": running.web_port,
                 }
             )
         )

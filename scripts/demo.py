@@ -107,6 +107,8 @@ def main() -> None:
                     "0",
                     "--metrics-port",
                     "0",
+                    "--web-port",
+                    "0",
                     "--ready-file",
                     str(ready),
                 ],

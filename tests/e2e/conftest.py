@@ -57,6 +57,8 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
             "0",
             "--metrics-port",
             "0",
+            "--web-port",
+            "0",
             "--ready-file",
             str(ready),
         ],

@@ -138,7 +138,7 @@ class CollectorServer:
             [COLLECTOR, "serve", "--data", str(self.data),
              "--enroll-port", str(self.enroll_port), "--report-port", str(self.report_port),
              "--admin-port", str(self.admin_port), "--metrics-port", "0",
-             "--ready-file", str(ready)],
+             "--web-port", "0", "--ready-file", str(ready)],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout

@@ -1,0 +1,7 @@
+"""The web dashboard: the fleet, its devices and their evidence, for IT and auditors.
+
+Served by the collector on its own port (`[web]`), behind an admin credential (a viewer's
+suffices), in Chinese and English. Starlette routes, Jinja2 renders (autoescaped), uvicorn
+serves; charts are server-rendered SVG. Pages read the store only: the dashboard changes
+nothing but its own sessions and the audit log (logins and logouts).
+"""

@@ -1,0 +1,380 @@
+"""The dashboard's Starlette application: routes, login, pages.
+
+Every page but /login needs a session (see `auth`); without one the browser is sent to
+/login and comes back after. Database work runs on one thread of its own (the store's
+connections are not thread-safe), off the event loop; templates are Jinja2 with autoescaping
+on for everything, so a hostname or a reason can never become markup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import parse_qs, urlencode
+
+import jinja2
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from collector.admin.credentials import CredentialFormatError, parse_credential
+from collector.admin.records import CredentialInfo
+from collector.compliance import STATES
+from collector.config import CollectorConfig
+from collector.pki import utcnow
+from collector.web import auth, i18n
+from collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+MAX_FORM_BYTES = 8192
+FAILED_LOGIN_DELAY = 0.3
+LANG_COOKIE_SECONDS = 365 * 86400
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+     b" frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    # Not "no-referrer": with it, browsers send "Origin: null" on our own form posts.
+    (b"referrer-policy", b"same-origin"),
+    (b"cache-control", b"no-store"),
+]  # fmt: skip
+
+T = TypeVar("T")
+Handler = Callable[[Request, "auth.Session", str], Awaitable[Response]]
+
+
+class SecurityHeaders:
+    """Adds the headers above to every response (pages, redirects, static files)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _when(moment: dt.datetime | str | None) -> str:
+    if moment is None:
+        return "—"
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = _when
+    return env
+
+
+class Dashboard:
+    """One dashboard: its sessions, its database thread and its templates."""
+
+    def __init__(self, config: CollectorConfig, *, secure_cookies: bool = False) -> None:
+        self.config = config
+        self.secure_cookies = secure_cookies
+        self.sessions = auth.Sessions()
+        self.env = _environment()
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-web-db")
+        self._views: Views | None = None
+
+    def close(self) -> None:
+        def closing() -> None:
+            if self._views is not None:
+                self._views.close()
+
+        self._db.submit(closing).result()
+        self._db.shutdown(wait=True)
+
+    async def db(self, work: Callable[[Views], T]) -> T:
+        """Run `work` with the views on the database thread."""
+
+        def call() -> T:
+            if self._views is None:
+                self._views = Views(self.config)
+            return work(self._views)
+
+        return await asyncio.get_running_loop().run_in_executor(self._db, call)
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def render(
+        self, request: Request, name: str, lang: str, status: int = 200,
+        session: auth.Session | None = None, **context: object,
+    ) -> HTMLResponse:  # fmt: skip
+        words = i18n.words(lang)
+        params = dict(request.query_params)
+
+        def switch(to: str) -> str:
+            return f"{request.url.path}?{urlencode(params | {'lang': to})}"
+
+        def page_link(number: int) -> str:
+            return f"{request.url.path}?{urlencode(params | {'page': str(number)})}"
+
+        def title(item: object, kind: str = "title") -> str:
+            return str(getattr(item, f"{kind}_{lang}"))
+
+        def row_title(row: dict[str, object], kind: str) -> str:
+            return str(row.get(f"{kind}_{lang}") or "")
+
+        html = self.env.get_template(name).render(
+            lang=lang, t=words, session=session, path=request.url.path,
+            lang_zh=switch("zh"), lang_en=switch("en"), page_link=page_link, title=title,
+            row_title=row_title, states=STATES, **context,
+        )  # fmt: skip
+        response = HTMLResponse(html, status_code=status)
+        if request.query_params.get("lang") in i18n.LANGS:
+            response.set_cookie(
+                auth.LANG_COOKIE, lang, max_age=LANG_COOKIE_SECONDS, httponly=True,
+                samesite="strict", secure=self.secure_cookies,
+            )  # fmt: skip
+        return response
+
+    def lang(self, request: Request, session: auth.Session | None = None) -> str:
+        chosen = i18n.pick_lang(
+            request.query_params.get("lang"),
+            request.cookies.get(auth.LANG_COOKIE) or (session.lang if session else None),
+            request.headers.get("accept-language"),
+        )
+        if session is not None:
+            session.lang = chosen
+        return chosen
+
+    # --- sessions ------------------------------------------------------------------------
+
+    async def session(self, request: Request) -> auth.Session | None:
+        """The request's live session, if its credential is still valid."""
+        session = self.sessions.get(request.cookies.get(auth.COOKIE))
+        if session is None:
+            return None
+        if not await self.db(lambda v: v.credential_active(session.credential_id)):
+            log.info("dashboard: credential %s was revoked; its sessions end",
+                     session.credential_id)
+            self.sessions.end_credential(session.credential_id)
+            return None
+        return session
+
+    async def audit(
+        self, request: Request, command: str, outcome: str, message: str, *,
+        name: str = "", credential_id: str | None = None, role: str = "",
+    ) -> None:  # fmt: skip
+        peer = f"web:{request.client.host}:{request.client.port}" if request.client else "web"
+        await self.db(lambda v: v.writer().audit(
+            utcnow(), actor=name or "unauthenticated", credential_id=credential_id, role=role,
+            command=command, arguments={}, outcome=outcome, message=message, peer=peer,
+        ))  # fmt: skip
+
+
+def _to_login(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?{urlencode({'next': target})}", status_code=303)
+
+
+def _same_origin(request: Request) -> bool:
+    """A POST from this site's own pages (Origin and Fetch Metadata, when the browser sends
+    them; SameSite=Strict already keeps the session cookie off cross-site requests)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
+
+
+async def _form(request: Request) -> dict[str, str] | None:
+    """A small urlencoded form (None when it is too large or not a form)."""
+    if not request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
+        return None
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    return {key: values[0] for key, values in fields.items() if values}
+
+
+class Pages:
+    """The endpoints, over one `Dashboard`."""
+
+    def __init__(self, board: Dashboard) -> None:
+        self.board = board
+
+    async def login_page(self, request: Request) -> Response:
+        board = self.board
+        target = auth.safe_next(request.query_params.get("next"))
+        if await board.session(request) is not None:
+            return RedirectResponse(target, status_code=303)
+        return board.render(request, "login.html", board.lang(request), error=False, next=target)
+
+    async def _check(self, presented: str) -> tuple[CredentialInfo | None, str | None, str]:
+        """The credential's record if it may view the dashboard; its id; why not."""
+        try:
+            credential = parse_credential(presented)
+        except CredentialFormatError:
+            return None, None, "not an admin credential"
+        info = await self.board.db(lambda v: v.store.authenticate(credential))
+        if info is None:
+            return None, credential.credential_id, (
+                f"admin credential {credential.credential_id} is unknown or revoked"
+            )
+        if not auth.may_view(info.role):
+            return None, info.credential_id, f"role {info.role!r} may not view the dashboard"
+        return info, info.credential_id, ""
+
+    async def login(self, request: Request) -> Response:
+        board = self.board
+        lang = board.lang(request)
+        if not _same_origin(request):
+            return board.render(request, "error.html", lang, 403, message="forbidden")
+        form = await _form(request) or {}
+        target = auth.safe_next(form.get("next"))
+        info, credential_id, reason = await self._check(form.pop("credential", ""))
+        if info is None:
+            log.warning("dashboard login refused: %s", reason)
+            await board.audit(request, "dashboard login", "denied", reason,
+                              credential_id=credential_id)  # fmt: skip
+            await asyncio.sleep(FAILED_LOGIN_DELAY)
+            return board.render(request, "login.html", lang, 401, error=True, next=target)
+        session = board.sessions.create(info.credential_id, info.name, info.role)
+        session.lang = lang
+        log.info("dashboard login: %s (credential %s, %s)", info.name, info.credential_id,
+                 info.role)  # fmt: skip
+        await board.audit(request, "dashboard login", "ok", "signed in", name=info.name,
+                          credential_id=info.credential_id, role=info.role)  # fmt: skip
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(
+            auth.COOKIE, session.session_id, httponly=True, samesite="strict",
+            secure=board.secure_cookies, path="/",
+        )  # fmt: skip
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        board = self.board
+        session = board.sessions.get(request.cookies.get(auth.COOKIE))
+        form = await _form(request) or {}
+        if session is None or not _same_origin(request):
+            return RedirectResponse("/login", status_code=303)
+        if not auth.csrf_matches(session, form.get("csrf")):
+            return board.render(request, "error.html", board.lang(request, session), 403,
+                                session=session, message="forbidden")  # fmt: skip
+        board.sessions.end(session.session_id)
+        await board.audit(request, "dashboard logout", "ok", "signed out", name=session.name,
+                          credential_id=session.credential_id, role=session.role)  # fmt: skip
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=board.secure_cookies)  # fmt: skip
+        return response
+
+    def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint that needs a session; without one, the browser goes to /login."""
+        board = self.board
+
+        async def endpoint(request: Request) -> Response:
+            session = await board.session(request)
+            if session is None:
+                return _to_login(request)
+            lang = board.lang(request, session)
+            try:
+                return await handler(request, session, lang)
+            except PolicyUnavailable as exc:
+                log.error("dashboard: the policy cannot be read: %s", exc)
+                return board.render(request, "error.html", lang, 503, session=session,
+                                    message="policy_error")  # fmt: skip
+
+        return endpoint
+
+    async def overview(self, request: Request, session: auth.Session, lang: str) -> Response:
+        view = await self.board.db(lambda v: v.overview())
+        # The SVG is built by charts.py, which escapes every text it places.
+        trend = Markup(view.trend)  # noqa: S704
+        return self.board.render(request, "overview.html", lang, session=session, view=view,
+                                 trend=trend)  # fmt: skip
+
+    async def devices(self, request: Request, session: auth.Session, lang: str) -> Response:
+        q = request.query_params
+        try:
+            number = int(q.get("page", "1"))
+        except ValueError:
+            number = 1
+        state = q.get("state", "")
+        filters = Filters(
+            q=q.get("q", "").strip()[:200], check=q.get("check", ""),
+            state=state if state in (*STATES, NOT_PASSING) else "", os=q.get("os", ""),
+            stale=q.get("stale") == "1", page=number,
+        )  # fmt: skip
+        view = await self.board.db(lambda v: v.device_list(filters))
+        return self.board.render(request, "devices.html", lang, session=session, view=view,
+                                 not_passing=NOT_PASSING)  # fmt: skip
+
+    async def device(self, request: Request, session: auth.Session, lang: str) -> Response:
+        device_id = str(request.path_params["device_id"])
+        view = await self.board.db(lambda v: v.device(device_id))
+        if view is None:
+            return self.board.render(request, "error.html", lang, 404, session=session,
+                                     message="device_not_found")  # fmt: skip
+        return self.board.render(request, "device.html", lang, session=session, view=view)
+
+    async def failing(self, request: Request, session: auth.Session, lang: str) -> Response:
+        at, policy, rows = await self.board.db(lambda v: v.failing())
+        return self.board.render(request, "failing.html", lang, session=session, at=at,
+                                 policy=policy, rows=rows)  # fmt: skip
+
+
+def create_app(config: CollectorConfig, *, secure_cookies: bool = False) -> Starlette:
+    """The dashboard for the collector in `config`'s data folder."""
+    board = Dashboard(config, secure_cookies=secure_cookies)
+    pages = Pages(board)
+    routes = [
+        Route("/login", pages.login_page, methods=["GET"]),
+        Route("/login", pages.login, methods=["POST"]),
+        Route("/logout", pages.logout, methods=["POST"]),
+        Route("/", pages.page(pages.overview), methods=["GET"]),
+        Route("/devices", pages.page(pages.devices), methods=["GET"]),
+        Route("/devices/{device_id}", pages.page(pages.device), methods=["GET"]),
+        Route("/failing", pages.page(pages.failing), methods=["GET"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes)
+    app.add_middleware(SecurityHeaders)
+    app.state.dashboard = board
+    return app
+
+
+def dashboard_of(app: Starlette) -> Dashboard:
+    board = app.state.dashboard
+    assert isinstance(board, Dashboard)
+    return board
+
+
+__all__ = ["Dashboard", "create_app", "dashboard_of"]

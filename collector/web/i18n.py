@@ -1,0 +1,138 @@
+"""The dashboard's own words in Chinese and English. Clause and check titles come from the
+policy, which has both."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LANGS = ("zh", "en")
+DEFAULT_LANG = "en"
+
+_WORDS: dict[str, tuple[str, str]] = {
+    # key: (中文, English)
+    "app": ("设备合规看板", "Device compliance dashboard"),
+    "overview": ("总览", "Overview"),
+    "devices": ("设备", "Devices"),
+    "failing": ("失败最久", "Failing longest"),
+    "logout": ("退出", "Log out"),
+    "login": ("登录", "Log in"),
+    "login_title": ("登录设备合规看板", "Log in to the compliance dashboard"),
+    "credential": ("管理凭据", "Admin credential"),
+    "credential_help": (
+        "粘贴 `devposture-collector admin add` 打印的凭据(dpa_…)。查看者角色即可。",
+        "Paste the credential printed by `devposture-collector admin add` (dpa_…)."
+        " The viewer role suffices.",
+    ),
+    "login_failed": (
+        "凭据无效或已被吊销。请向采集器管理员索取新凭据。",
+        "That credential is not valid or was revoked. Ask the collector's administrator"
+        " for a new one.",
+    ),
+    "signed_in_as": ("当前用户", "Signed in as"),
+    "clause": ("条款", "Clause"),
+    "check": ("检查项", "Check"),
+    "devices_n": ("设备数", "Devices"),
+    "pass_rate": ("通过率", "Pass rate"),
+    "trend": ("近 8 周通过率", "Pass rate over the last 8 weeks"),
+    "trend_note": (
+        "每个点为该周结束时的全体设备状态(当前周为现在);每 10 分钟重新计算。",
+        "Each point is the fleet as it stood at the end of that week (this week: now);"
+        " recomputed every 10 minutes.",
+    ),
+    "as_of": ("统计时间", "As of"),
+    "no_devices": (
+        "尚无设备注册。用 `devposture-collector token create` 创建令牌。",
+        "No devices enrolled yet. Create a token with `devposture-collector token create`.",
+    ),
+    "search": ("搜索", "Search"),
+    "search_hint": ("设备 ID 前缀或主机名", "device id prefix or hostname"),
+    "filter": ("筛选", "Filter"),
+    "any": ("全部", "any"),
+    "state": ("状态", "State"),
+    "os": ("操作系统", "OS"),
+    "stale_only": ("仅失联设备", "Stale devices only"),
+    "group": ("分组", "Group"),
+    "group_missing": (
+        "分组暂不可用:采集器尚未记录设备分组。",
+        "Groups are not available yet: the collector does not record device groups.",
+    ),
+    "apply": ("应用", "Apply"),
+    "clear": ("清除", "Clear"),
+    "device": ("设备", "Device"),
+    "hostname": ("主机名", "Hostname"),
+    "last_report": ("最近报告", "Last report"),
+    "enrolled": ("注册时间", "Enrolled"),
+    "status": ("设备状态", "Device status"),
+    "matching": ("符合条件的设备", "matching devices"),
+    "page": ("页", "Page"),
+    "prev": ("上一页", "Previous"),
+    "next": ("下一页", "Next"),
+    "none_found": ("没有符合条件的设备。", "No device matches."),
+    "since": ("起始时间", "Since"),
+    "reason": ("原因", "Reason"),
+    "evidence": ("证据", "Evidence"),
+    "verdict": ("最近报告的判定", "Latest report's verdict"),
+    "remediation": ("整改办法", "Remediation"),
+    "waivers": ("豁免", "Waivers"),
+    "no_waivers": ("无豁免。", "No waivers."),
+    "owner": ("负责人", "Owner"),
+    "expires": ("到期", "Expires"),
+    "revoked": ("已撤销", "revoked"),
+    "active": ("生效中", "active"),
+    "ended": ("已结束", "ended"),
+    "timeline": ("状态时间线", "State timeline"),
+    "from": ("从", "From"),
+    "until": ("至", "Until"),
+    "hours": ("小时", "Hours"),
+    "now": ("现在", "now"),
+    "reports": ("收到的报告", "Reports received"),
+    "reports_shown": ("显示最近 {shown} 份,共 {total} 份", "latest {shown} of {total}"),
+    "received": ("接收时间", "Received"),
+    "collected": ("采集时间", "Collected"),
+    "report_id": ("报告 ID", "Report id"),
+    "agent_version": ("代理版本", "Agent version"),
+    "wifi_sessions": ("该报告中的 Wi-Fi 会话", "Wi-Fi sessions in that report"),
+    "network": ("网络", "Network"),
+    "classification": ("分类", "Class"),
+    "started": ("开始", "Started"),
+    "vpn": ("VPN", "VPN"),
+    "vpn_none": ("无", "none"),
+    "failing_since": ("失败起始", "Failing since"),
+    "days": ("天数", "Days"),
+    "no_failing": ("没有超出宽限期仍失败的设备。", "No device is failing past its grace period."),
+    "not_found": ("未找到", "Not found"),
+    "device_not_found": ("没有此设备。", "There is no such device."),
+    "policy_error": (
+        "策略文件有错误,看板无法判定设备。请先修正策略。",
+        "The policy file has mistakes, so devices cannot be judged. Fix the policy first.",
+    ),
+    "forbidden": ("请求被拒绝。", "The request was refused."),
+    "details": ("详情", "details"),
+}
+
+STATE_WORDS: dict[str, tuple[str, str]] = {
+    "PASS": ("通过", "PASS"),
+    "GRACE": ("宽限期", "GRACE"),
+    "FAIL": ("失败", "FAIL"),
+    "UNKNOWN": ("未知", "UNKNOWN"),
+    "EXEMPT": ("豁免", "EXEMPT"),
+    "STALE": ("失联", "STALE"),
+}
+
+
+def pick_lang(query: str | None, cookie: str | None, accept_language: str | None) -> str:
+    """The page's language: the `?lang=` switch, else the remembered choice, else the
+    browser's first preference, else English."""
+    for candidate in (query, cookie):
+        if candidate in LANGS:
+            return candidate
+    if accept_language and accept_language.strip().lower().startswith("zh"):
+        return "zh"
+    return DEFAULT_LANG
+
+
+def words(lang: str) -> Mapping[str, str]:
+    index = 0 if lang == "zh" else 1
+    table = {key: pair[index] for key, pair in _WORDS.items()}
+    table |= {f"state_{key}": pair[index] for key, pair in STATE_WORDS.items()}
+    return table

@@ -1,0 +1,391 @@
+"""What each dashboard page shows, from the store and the policy in force.
+
+Fleet-wide pages (overview, device list, failing longest) judge every device, through the
+same functions as the CLI's reports (`collector.reports`, `collector.compliance`), so the
+dashboard and `report fleet` never disagree. That costs a read of the devices, the state
+history and the waivers, so each result is cached: reused while the database is unchanged
+(SQLite's `data_version`), and at most `FRESH_SECONDS` old when reports keep arriving. The
+trend (the fleet at each of the last 8 week ends) is recomputed at most every 10 minutes.
+
+A device page reads only that device, by index (`collector.web.queries`), and judges it with
+the same `compliance.standings`.
+
+Every method runs on the dashboard's one database thread (`app.py`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
+from collector.config import CollectorConfig
+from collector.pki import utcnow
+from collector.policy import CheckSpec, Clause, Policy
+from collector.render import Row
+from collector.reports import failing_rows, fleet_rows
+from collector.store import Store
+from collector.web import queries
+from collector.web.charts import Series, trend_svg
+from devposture.v1 import devposture_pb2 as pb
+
+PAGE_SIZE = 50
+REPORTS_SHOWN = 50
+WEEKS = 8
+# A cached fleet view is reused while the database is unchanged, and for at least this long
+# when it is changing (every report changes it); never for longer than STALE_AFTER_SECONDS.
+FRESH_SECONDS = 5.0
+STALE_AFTER_SECONDS = 60.0
+TREND_SECONDS = 600.0
+NOT_PASSING = "NOT_PASSING"
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Cached:
+    value: object
+    made: float
+    version: int
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class Filters:
+    q: str = ""
+    check: str = ""
+    state: str = ""
+    os: str = ""
+    stale: bool = False
+    page: int = 1
+
+    def matches(self, device: DeviceSeen, judged: dict[str, Standing]) -> bool:
+        if self.q:
+            needle = self.q.lower()
+            if not (device.device_id.startswith(needle) or needle in device.hostname.lower()):
+                return False
+        if self.os and device.os_family != self.os:
+            return False
+        if self.stale and not any(s.state == "STALE" for s in judged.values()):
+            return False
+        if self.state:
+            chosen = [judged[self.check]] if self.check in judged else list(judged.values())
+            wanted = {"PASS", "EXEMPT"} if self.state == NOT_PASSING else {self.state}
+            if self.state == NOT_PASSING:
+                return any(s.state not in wanted for s in chosen)
+            return any(s.state in wanted for s in chosen)
+        return True
+
+
+@dataclass(frozen=True)
+class FleetSnapshot:
+    at: dt.datetime
+    devices: list[DeviceSeen]
+    judged: dict[str, dict[str, Standing]]
+
+
+@dataclass(frozen=True)
+class Overview:
+    at: dt.datetime
+    policy: Policy
+    rows: list[Row]
+    devices: int
+    trend: str  # an SVG document
+
+
+@dataclass(frozen=True)
+class ListedDevice:
+    device: DeviceSeen
+    states: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeviceList:
+    at: dt.datetime
+    policy: Policy
+    filters: Filters
+    rows: list[ListedDevice]
+    total: int
+    page: int
+    pages: int
+    os_families: list[str]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    state: str
+    since: dt.datetime
+    until: dt.datetime | None
+    hours: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class WifiSessionView:
+    network: str
+    classification: str
+    started: dt.datetime | None
+    ended: dt.datetime | None
+    vpn_at: dt.datetime | None
+    vpn_up: bool
+
+
+@dataclass(frozen=True)
+class CheckView:
+    spec: CheckSpec
+    clause: Clause
+    standing: Standing
+    verdict: queries.Verdict | None
+    waivers: list[Waiver]
+    timeline: list[TimelineEntry]
+    wifi_sessions: list[WifiSessionView] = field(default_factory=list)
+
+    @property
+    def evidence(self) -> str | None:
+        """As `report device` words it: which report the latest verdict came from."""
+        if self.verdict is None:
+            return None
+        collected = self.verdict.collected_at.isoformat(timespec="seconds")
+        return f"report collected {collected}"
+
+    @property
+    def needs_remedy(self) -> bool:
+        return self.standing.state != "PASS"
+
+
+@dataclass(frozen=True)
+class DevicePage:
+    at: dt.datetime
+    policy: Policy
+    device_id: str
+    hostname: str
+    os_family: str
+    enrolled_at: dt.datetime
+    last_report_at: dt.datetime | None
+    status: str
+    checks: list[CheckView]
+    reports: list[queries.ReceivedReport]
+    reports_total: int
+    waivers: list[Waiver]
+
+
+class PolicyUnavailable(Exception):
+    """The policy in force cannot be read; the message says why."""
+
+
+class Views:
+    """The dashboard's reads. Not thread-safe: call from one thread."""
+
+    def __init__(
+        self, config: CollectorConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._reader = Store.open_reader(config.database)
+        self._db = queries.open_readonly(config.database)
+        self._writer: Store | None = None
+        self._cache: dict[str, _Cached] = {}
+
+    def close(self) -> None:
+        self._reader.close()
+        self._db.close()
+        if self._writer is not None:
+            self._writer.close()
+
+    # --- credentials and the audit log ---------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        """A store to read credentials from (read-only)."""
+        return self._reader
+
+    def writer(self) -> Store:
+        """The store the audit entries go to (opened on first use)."""
+        if self._writer is None:
+            self._writer = Store.open(self._config.database)
+        return self._writer
+
+    def credential_active(self, credential_id: str) -> bool:
+        row = self._db.execute(
+            "SELECT revoked_us FROM admin_credentials WHERE credential_id = ?", (credential_id,)
+        ).fetchone()
+        return row is not None and row[0] is None
+
+    # --- the policy and caching ----------------------------------------------------------
+
+    def policy(self) -> Policy:
+        # Imported here: collector.server will start the dashboard, which imports this module.
+        from collector.policy import PolicyError  # noqa: PLC0415
+        from collector.server import policy_in_force  # noqa: PLC0415
+
+        try:
+            return policy_in_force(self._config)
+        except (PolicyError, OSError) as exc:
+            raise PolicyUnavailable(str(exc)) from exc
+
+    def _cached(self, name: str, policy: Policy, longest: float, make: Callable[[], T]) -> T:
+        now, version = self._clock(), queries.data_version(self._db)
+        found = self._cache.get(name)
+        if found is not None and found.policy == policy:
+            age = now - found.made
+            unchanged = found.version == version
+            if age < FRESH_SECONDS or (unchanged and age < longest):
+                return found.value  # type: ignore[return-value]
+        value = make()
+        self._cache[name] = _Cached(value, now, version, policy)
+        return value
+
+    # --- fleet pages ---------------------------------------------------------------------
+
+    def snapshot(self, policy: Policy) -> FleetSnapshot:
+        def make() -> FleetSnapshot:
+            at = utcnow()
+            devices = self._reader.devices_seen(at)
+            judged: dict[str, dict[str, Standing]] = {d.device_id: {} for d in devices}
+            for s in standings(devices, self._reader.state_changes(at), policy, at,
+                               self._reader.waivers()):  # fmt: skip
+                judged[s.device_id][s.check_id] = s
+            return FleetSnapshot(at, devices, judged)
+
+        return self._cached("snapshot", policy, STALE_AFTER_SECONDS, make)
+
+    def overview(self) -> Overview:
+        policy = self.policy()
+
+        def make() -> tuple[dt.datetime, list[Row], int]:
+            at = utcnow()
+            return at, fleet_rows(self._reader, policy, at), len(self._reader.devices_seen(at))
+
+        at, rows, devices = self._cached("fleet", policy, STALE_AFTER_SECONDS, make)
+        trend = self._cached("trend", policy, TREND_SECONDS, lambda: self._trend(policy, at))
+        return Overview(at, policy, rows, devices, trend)
+
+    def trend_points(
+        self, policy: Policy, at: dt.datetime
+    ) -> tuple[list[dt.datetime], list[Series]]:
+        """The pass rate of each check at the end of each of the last `WEEKS` weeks (the
+        last point is `at`). Each point judges the whole fleet as of then: WEEKS fleet
+        computations, hence the cache."""
+        monday = (at - dt.timedelta(days=at.weekday())).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        moments = [monday - dt.timedelta(weeks=k) for k in range(WEEKS - 1, 0, -1)] + [at]
+        rates: dict[str, list[float | None]] = {c.check_id: [] for c in policy.checks}
+        for moment in moments:
+            for row in fleet_rows(self._reader, policy, moment):
+                devices, passing = row["devices"], row["pass"]
+                assert isinstance(devices, int) and isinstance(passing, int)
+                rates[str(row["check"])].append(100 * passing / devices if devices else None)
+        series = [Series(c.check_id, rates[c.check_id]) for c in policy.checks]
+        return moments, series
+
+    def _trend(self, policy: Policy, at: dt.datetime) -> str:
+        moments, series = self.trend_points(policy, at)
+        return trend_svg([m.strftime("%m-%d") for m in moments], series)
+
+    def device_list(self, filters: Filters) -> DeviceList:
+        policy = self.policy()
+        snap = self.snapshot(policy)
+        matching = [d for d in snap.devices if filters.matches(d, snap.judged[d.device_id])]
+        pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
+        page = min(max(1, filters.page), pages)
+        shown = matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        rows = [
+            ListedDevice(d, {c: s.state for c, s in snap.judged[d.device_id].items()})
+            for d in shown
+        ]
+        families = sorted({d.os_family for d in snap.devices if d.os_family})
+        return DeviceList(snap.at, policy, filters, rows, len(matching), page, pages, families)
+
+    def failing(self) -> tuple[dt.datetime, Policy, list[Row]]:
+        policy = self.policy()
+
+        def make() -> tuple[dt.datetime, list[Row]]:
+            at = utcnow()
+            return at, failing_rows(self._reader, policy, at)
+
+        at, rows = self._cached("failing", policy, STALE_AFTER_SECONDS, make)
+        return at, policy, rows
+
+    # --- one device ----------------------------------------------------------------------
+
+    def device(self, device_id: str) -> DevicePage | None:
+        policy = self.policy()
+        info = self._reader.device(device_id)
+        at = utcnow()
+        if info is None or info.enrolled_at > at:
+            return None
+        seen = DeviceSeen(
+            info.device_id, info.hostname, info.os_family, info.enrolled_at, info.last_report_at
+        )
+        history = queries.changes(self._db, device_id, at)
+        waivers = [w for w in self._reader.waivers() if w.device_id == device_id]
+        verdicts = queries.verdicts(self._db, device_id)
+        judged = {s.check_id: s for s in standings([seen], history, policy, at, waivers)}
+        checks: list[CheckView] = []
+        for spec in policy.checks:
+            verdict = verdicts.get(spec.check_id)
+            sessions = (
+                self._wifi_sessions(verdict.report_id)
+                if spec.check_id == "public-wifi" and verdict is not None
+                else []
+            )
+            checks.append(CheckView(
+                spec=spec, clause=policy.clause(spec.clause), standing=judged[spec.check_id],
+                verdict=verdict, waivers=[w for w in waivers if w.check_id == spec.check_id],
+                timeline=_timeline([c for c in history if c[1] == spec.check_id], at),
+                wifi_sessions=sessions,
+            ))  # fmt: skip
+        received, total = queries.reports(self._db, device_id, REPORTS_SHOWN)
+        return DevicePage(
+            at=at, policy=policy, device_id=info.device_id, hostname=info.hostname,
+            os_family=info.os_family, enrolled_at=info.enrolled_at,
+            last_report_at=info.last_report_at, status=info.status, checks=checks,
+            reports=received, reports_total=total, waivers=waivers,
+        )  # fmt: skip
+
+    def _wifi_sessions(self, report_id: str) -> list[WifiSessionView]:
+        """The Wi-Fi sessions the verdict's report carried: the facts behind 6.3.2."""
+        body = queries.report_body(self._db, report_id)
+        if body is None:
+            return []
+        try:
+            report = pb.PostureReport.FromString(body)
+        except Exception:  # a stored body was validated; never fail the page on one
+            return []
+        if not report.HasField("wifi"):
+            return []
+
+        def moment(has: bool, value: object) -> dt.datetime | None:
+            return value.ToDatetime(dt.UTC) if has else None  # type: ignore[attr-defined]
+
+        return [
+            WifiSessionView(
+                network=s.network_id,
+                classification=pb.NetworkClass.Name(s.classification).removeprefix(
+                    "NETWORK_CLASS_"
+                ),
+                started=moment(s.HasField("started_at"), s.started_at),
+                ended=moment(s.HasField("ended_at"), s.ended_at),
+                vpn_at=moment(s.HasField("vpn_up_at"), s.vpn_up_at),
+                vpn_up=s.vpn_up,
+            )
+            for s in report.wifi.sessions
+        ]
+
+
+def _timeline(mine: list[Change], at: dt.datetime) -> list[TimelineEntry]:
+    """Each state of one check from when until when, newest first (as `report history`)."""
+    out: list[TimelineEntry] = []
+    for current, following in zip(mine, [*mine[1:], None], strict=True):
+        until = following[4] if following is not None else None
+        hours = round(((until or at) - current[4]).total_seconds() / 3600, 1)
+        out.append(TimelineEntry(current[2], current[4], until, hours, current[3]))
+    return out[::-1]
+
+
+__all__ = ["NOT_PASSING", "STATES", "DeviceList", "DevicePage", "Filters", "Overview", "Views"]

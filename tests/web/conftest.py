@@ -1,0 +1,164 @@
+"""A real collector with a small fleet, and its dashboard on an ephemeral loopback port.
+
+The fleet reports over real mutual TLS: `cafe-laptop` used a public Wi-Fi network without a
+VPN (so it fails 6.3.2, public-wifi), `office-desktop` used only its office network, one
+device runs Windows, and enough others report for the device list to need two pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from agent.transport import open_channel, send_report
+from collector.admin.credentials import ADMIN, VIEWER, new_credential
+from collector.pki import utcnow
+from collector.store import Store
+from collector.web.server import DashboardServer, start_dashboard
+from devposture.v1 import devposture_pb2 as pb
+from tests.conftest import LiveCollector, enroll_agent, make_report, running_collector
+from tests.e2e.fleet import closed_session
+
+PUBLIC_NETWORK = "Airport-Free-WiFi"
+FILLER_DEVICES = 52  # with the three named ones: 55 devices, two pages of 50
+NASTY_HOSTNAME = '<img src=x onerror="alert(1)">'
+
+
+@dataclass
+class Fleet:
+    collector: LiveCollector
+    dashboard: DashboardServer
+    viewer: str  # a viewer credential, dpa_...
+    failing_device: str  # fails 6.3.2 (public-wifi)
+    passing_device: str
+    windows_device: str
+    all_devices: list[str] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        return self.dashboard.url
+
+    def store(self) -> Store:
+        return self.collector.store()
+
+    def credential(self, role: str = VIEWER, name: str = "Li Wei (IT)") -> str:
+        credential = new_credential()
+        store = self.store()
+        try:
+            store.add_credential(credential, name, role, utcnow())
+        finally:
+            store.close()
+        return str(credential)
+
+
+def _wifi(report: pb.PostureReport, sessions: list[pb.WifiSession]) -> None:
+    report.wifi.has_wifi_interface = True
+    report.wifi.sessions.extend(sessions)
+
+
+def _send(collector: LiveCollector, directory: Path, hostname: str,
+          sessions: list[pb.WifiSession] | None = None,
+          os_family: pb.OsFamily.ValueType = pb.OS_FAMILY_LINUX) -> str:  # fmt: skip
+    agent = enroll_agent(collector, directory, hostname)
+    device_id = agent.enrollment.device_id
+    report = make_report(device_id)
+    report.host.hostname = hostname
+    report.host.os_family = os_family
+    if sessions is not None:
+        _wifi(report, sessions)
+    with open_channel(agent.state, agent.enrollment) as channel:
+        send_report(channel, report)
+    return device_id
+
+
+@pytest.fixture(scope="package")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    root = tmp_path_factory.mktemp("web")
+    now = utcnow()
+    with running_collector(root / "collector") as collector:
+        cafe = closed_session(PUBLIC_NETWORK, now - dt.timedelta(hours=3),
+                              now - dt.timedelta(hours=2))  # fmt: skip
+        office = closed_session("Office-5G", now - dt.timedelta(hours=5),
+                                now - dt.timedelta(hours=4), public=False)  # fmt: skip
+        failing = _send(collector, root / "cafe", "cafe-laptop", [cafe])
+        passing = _send(collector, root / "office", "office-desktop", [office])
+        windows = _send(collector, root / "win", "win-laptop", [], pb.OS_FAMILY_WINDOWS)
+        others = [
+            _send(collector, root / f"f{n}", NASTY_HOSTNAME if n == 0 else f"fleet-{n:02d}")
+            for n in range(FILLER_DEVICES)
+        ]
+        credential = new_credential()
+        store = collector.store()
+        try:
+            store.add_credential(credential, "Wang Fang (audit)", VIEWER, utcnow())
+            # An admin credential exists too: the dashboard must not need it.
+            store.add_credential(new_credential(), "Admin", ADMIN, utcnow())
+        finally:
+            store.close()
+        dashboard = start_dashboard(collector.config, "127.0.0.1", 0)
+        try:
+            yield Fleet(collector, dashboard, str(credential), failing, passing, windows,
+                        [failing, passing, windows, *others])  # fmt: skip
+        finally:
+            dashboard.stop()
+
+
+# --- a small HTTP client (no redirects followed, cookies by hand) -------------------------
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    text: str
+
+    @property
+    def location(self) -> str:
+        return self.headers.get("location", "")
+
+    def cookies(self) -> list[str]:
+        return self.headers.get_all("set-cookie") or []
+
+
+def fetch(fleet: Fleet, method: str, path: str, *, form: dict[str, str] | None = None,
+          cookie: str | None = None, headers: dict[str, str] | None = None) -> Answer:  # fmt: skip
+    connection = http.client.HTTPConnection("127.0.0.1", fleet.dashboard.port, timeout=30)
+    sent = dict(headers or {})
+    body = None
+    if form is not None:
+        body = urlencode(form)
+        sent["Content-Type"] = "application/x-www-form-urlencoded"
+    if cookie is not None:
+        sent["Cookie"] = cookie
+    try:
+        connection.request(method, path, body=body, headers=sent)
+        response = connection.getresponse()
+        return Answer(response.status, response.headers, response.read().decode("utf-8"))
+    finally:
+        connection.close()
+
+
+def session_cookie(answer: Answer) -> str:
+    for header in answer.cookies():
+        match = re.match(r"(devposture_session=[^;]+)", header)
+        if match:
+            return match.group(1)
+    raise AssertionError(f"no session cookie in {answer.cookies()}")
+
+
+def login(fleet: Fleet, credential: str | None = None) -> str:
+    """Log in over HTTP; the session cookie to send back."""
+    answer = fetch(fleet, "POST", "/login", form={"credential": credential or fleet.viewer})
+    assert answer.status == 303, answer.text
+    return session_cookie(answer)
+
+
+def device_links(html: str) -> list[str]:
+    return re.findall(r'href="/devices/([0-9a-f]+)(?:#[a-z-]+)?" class="device-link"', html)

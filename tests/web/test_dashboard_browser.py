@@ -1,0 +1,140 @@
+"""The dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright).
+
+The acceptance path: a viewer logs in and reaches, in three clicks from the overview, the
+evidence for why a device fails 6.3.2. A screenshot of the overview is saved as a test
+artifact (test-artifacts/dashboard-overview.png).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.web.conftest import PUBLIC_NETWORK, Fleet
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ON_CI = bool(os.environ.get("CI"))
+
+if not CHROMIUM.exists() and not ON_CI:
+    pytest.skip(
+        "Debian's chromium is not installed at /usr/bin/chromium"
+        " (apt-get install chromium; .ci/run installs it)",
+        allow_module_level=True,
+    )
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _log_in(page: Page, fleet: Fleet, credential: str) -> None:
+    page.goto(f"{fleet.base}/")
+    expect(page).to_have_url(f"{fleet.base}/login?next=%2F")
+    page.fill("#credential", credential)
+    page.click("#login")
+
+
+def test_a_wrong_credential_is_refused_in_the_browser(page: Page, fleet: Fleet) -> None:
+    _log_in(page, fleet, fleet.viewer[:-1] + ("A" if fleet.viewer[-1] != "A" else "B"))
+    expect(page.locator("#login-error")).to_be_visible()
+    expect(page).to_have_url(f"{fleet.base}/login?lang=en")
+    page.goto(f"{fleet.base}/devices")
+    expect(page).to_have_url(f"{fleet.base}/login?next=%2Fdevices")
+
+
+def test_a_viewer_reaches_the_6_3_2_evidence_in_three_clicks(page: Page, fleet: Fleet) -> None:
+    _log_in(page, fleet, fleet.viewer)
+    expect(page).to_have_url(f"{fleet.base}/")
+    expect(page.locator("h1")).to_have_text("Overview")
+    expect(page.locator("#device-count")).to_have_text(str(len(fleet.all_devices)))
+    row = page.locator("#fleet-public-wifi")
+    expect(row).to_contain_text("6.3.2")
+    failing_count = row.locator('a.count[data-state="FAIL"]')
+    expect(failing_count).to_have_text("1")
+    expect(page.locator("#trend svg")).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard-overview.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+
+    clicks = 0
+    failing_count.click()  # 1: the devices failing public-wifi
+    clicks += 1
+    expect(page).to_have_url(f"{fleet.base}/devices?check=public-wifi&state=FAIL")
+    links = page.locator("a.device-link")
+    expect(links).to_have_count(1)
+    expect(page.locator("#check")).to_have_value("public-wifi")
+    expect(page.locator("#state")).to_have_value("FAIL")
+    links.first.click()  # 2: that device
+    clicks += 1
+    expect(page).to_have_url(f"{fleet.base}/devices/{fleet.failing_device}")
+    page.locator('a.check-link[data-check="public-wifi"]').click()  # 3: its 6.3.2 check
+    clicks += 1
+    assert clicks == 3
+    expect(page).to_have_url(f"{fleet.base}/devices/{fleet.failing_device}#check-public-wifi")
+    section = page.locator("#check-public-wifi")
+    expect(section).to_be_in_viewport()
+    expect(section.locator("h2")).to_contain_text("6.3.2")
+    expect(section.locator("dd.reason")).to_contain_text(f"public Wi-Fi: {PUBLIC_NETWORK} at")
+    expect(section.locator("dd.reason")).to_contain_text("without VPN")
+    expect(section.locator("dd.evidence")).to_contain_text("report collected")
+    expect(section.locator("tr.bad")).to_contain_text(PUBLIC_NETWORK)
+    expect(section.locator("dd.remediation")).to_contain_text("turn on the company VPN")
+    expect(section.locator("dd.remediation")).to_contain_text("先打开公司 VPN")
+
+
+def test_switching_to_chinese_shows_the_policy_s_chinese_titles(page: Page, fleet: Fleet) -> None:
+    _log_in(page, fleet, fleet.viewer)
+    page.click("#lang-zh")
+    expect(page.locator("h1")).to_have_text("总览")
+    expect(page.locator("#fleet-public-wifi")).to_contain_text("六(三)2 安全防护:网络")
+    expect(page.locator("#fleet-public-wifi")).to_contain_text("在公共无线网络上使用VPN")
+    page.click("#nav-failing")  # the choice is remembered on the next page
+    expect(page.locator("h1")).to_have_text("失败最久")
+    page.click("#lang-en")
+    expect(page.locator("h1")).to_have_text("Failing longest")
+
+
+def test_filters_and_logout_in_the_browser(page: Page, fleet: Fleet) -> None:
+    _log_in(page, fleet, fleet.viewer)
+    page.click("#nav-devices")
+    expect(page.locator("a.device-link")).to_have_count(50)
+    page.fill("#q", "cafe")
+    page.click("#apply")
+    expect(page.locator("a.device-link")).to_have_count(1)
+    expect(page.locator("a.device-link")).to_have_text("cafe-laptop")
+    page.click("#logout")
+    expect(page).to_have_url(f"{fleet.base}/login")
+    page.goto(f"{fleet.base}/")
+    expect(page).to_have_url(f"{fleet.base}/login?next=%2F")
+
+
+def test_chromium_is_debian_s(browser: Browser) -> None:
+    # The tests use the system browser, not one Playwright downloaded.
+    assert shutil.which("chromium") == str(CHROMIUM)
+    assert browser.version

@@ -1,0 +1,273 @@
+"""The dashboard over plain HTTP: who gets in, what stays out, which devices each filter and
+page returns."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import re
+import ssl
+from urllib.parse import urlencode
+
+import pytest
+
+from collector.pki import utcnow
+from collector.reports import device_rows
+from collector.server import policy_in_force
+from collector.web import auth
+from collector.web.server import start_dashboard
+from tests.web.conftest import (
+    FILLER_DEVICES,
+    NASTY_HOSTNAME,
+    PUBLIC_NETWORK,
+    Fleet,
+    device_links,
+    fetch,
+    login,
+)
+
+
+@pytest.mark.parametrize("path", ["/", "/devices?check=public-wifi&state=FAIL", "/failing",
+                                  "/devices/0123456789abcdef0123456789abcdef"])  # fmt: skip
+def test_every_page_sends_a_stranger_to_the_login_page(fleet: Fleet, path: str) -> None:
+    answer = fetch(fleet, "GET", path)
+    assert answer.status == 303
+    assert answer.location.startswith("/login?next=")
+    assert "devposture_session" not in " ".join(answer.cookies())
+    # A made-up session id gets no further.
+    assert fetch(fleet, "GET", path, cookie="devposture_session=forged").status == 303
+
+
+def test_login_page_is_served_with_strict_security_headers(fleet: Fleet) -> None:
+    answer = fetch(fleet, "GET", "/login")
+    assert answer.status == 200
+    assert 'name="credential"' in answer.text and 'type="password"' in answer.text
+    assert "default-src 'none'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["cache-control"] == "no-store"
+
+
+def test_wrong_credentials_are_refused_and_audited(fleet: Fleet) -> None:
+    real = fleet.viewer
+    wrong_secret = real[:-4] + ("AAAA" if not real.endswith("AAAA") else "BBBB")
+    for presented in (wrong_secret, "not a credential", ""):
+        answer = fetch(fleet, "POST", "/login", form={"credential": presented})
+        assert answer.status == 401
+        assert not answer.cookies() or "devposture_session" not in " ".join(answer.cookies())
+        assert 'id="login-error"' in answer.text
+        if presented:
+            assert presented not in answer.text
+    store = fleet.store()
+    try:
+        denied = [e for e in store.audit_entries()
+                  if e.command == "dashboard login" and e.outcome == "denied"]  # fmt: skip
+    finally:
+        store.close()
+    assert len(denied) >= 3
+    assert any(e.credential_id == real.split("_")[1] for e in denied)
+    assert all(wrong_secret[21:] not in e.message + e.arguments for e in denied)
+
+
+def test_a_viewer_logs_in_with_a_strict_http_only_cookie_and_the_secret_stays_out(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    answer = fetch(fleet, "POST", "/login?lang=en", form={"credential": fleet.viewer,
+                                                          "next": "/failing"})  # fmt: skip
+    assert answer.status == 303 and answer.location == "/failing"
+    header = next(h for h in answer.cookies() if h.startswith("devposture_session="))
+    assert "HttpOnly" in header and "SameSite=strict" in header and "Path=/" in header
+    session_id = header.split(";")[0].split("=", 1)[1]
+    assert len(session_id) >= 40 and fleet.viewer not in header
+    cookie = f"devposture_session={session_id}"
+    for path in ("/", "/failing", f"/devices/{fleet.failing_device}", "/devices"):
+        page = fetch(fleet, "GET", path, cookie=cookie)
+        assert page.status == 200, path
+        assert fleet.viewer not in page.text
+        assert "Wang Fang (audit)" in page.text
+    secret = fleet.viewer[21:]
+    assert secret not in caplog.text
+    assert "dashboard login: Wang Fang (audit)" in caplog.text
+
+
+def test_an_open_redirect_after_login_is_refused(fleet: Fleet) -> None:
+    for target in ("//evil.example/x", "https://evil.example/", "\\\\evil"):
+        answer = fetch(fleet, "POST", "/login", form={"credential": fleet.viewer,
+                                                      "next": target})  # fmt: skip
+        assert answer.status == 303 and answer.location == "/"
+
+
+def test_a_login_posted_from_another_site_is_refused(fleet: Fleet) -> None:
+    answer = fetch(fleet, "POST", "/login", form={"credential": fleet.viewer},
+                   headers={"Origin": "https://evil.example"})  # fmt: skip
+    assert answer.status == 403 and not answer.cookies()
+
+
+def test_a_revoked_credential_s_session_stops_working(fleet: Fleet) -> None:
+    credential = fleet.credential(name="Temp contractor")
+    cookie = login(fleet, credential)
+    assert fetch(fleet, "GET", "/", cookie=cookie).status == 200
+    store = fleet.store()
+    try:
+        assert store.revoke_credential(credential.split("_")[1], utcnow())
+    finally:
+        store.close()
+    answer = fetch(fleet, "GET", "/", cookie=cookie)
+    assert answer.status == 303 and answer.location.startswith("/login")
+    # Nor can it log in again.
+    assert fetch(fleet, "POST", "/login", form={"credential": credential}).status == 401
+
+
+def test_logout_needs_the_session_s_csrf_token(fleet: Fleet) -> None:
+    cookie = login(fleet)
+    page = fetch(fleet, "GET", "/", cookie=cookie).text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None
+    refused = fetch(fleet, "POST", "/logout", form={"csrf": "guess"}, cookie=cookie)
+    assert refused.status == 403
+    assert fetch(fleet, "GET", "/", cookie=cookie).status == 200
+    done = fetch(fleet, "POST", "/logout", form={"csrf": csrf.group(1)}, cookie=cookie)
+    assert done.status == 303 and done.location == "/login"
+    assert fetch(fleet, "GET", "/", cookie=cookie).status == 303
+
+
+def test_overview_counts_each_check_and_links_each_count(fleet: Fleet) -> None:
+    page = fetch(fleet, "GET", "/", cookie=login(fleet)).text
+    row = page[page.index('id="fleet-public-wifi"'):]
+    row = row[: row.index("</tr>")]
+    assert "6.3.2" in row
+    assert re.search(r'href="/devices\?check=public-wifi&amp;state=FAIL"[^>]*>1<', row)
+    assert re.search(r'href="/devices\?check=public-wifi&amp;state=PASS"[^>]*>2<', row)
+    assert f'id="device-count">{FILLER_DEVICES + 3}<' in page
+    assert "<svg" in page and "data-series=\"public-wifi\"" in page
+
+
+def _listed(fleet: Fleet, cookie: str, query: str) -> list[str]:
+    answer = fetch(fleet, "GET", f"/devices?{query}", cookie=cookie)
+    assert answer.status == 200
+    return device_links(answer.text)
+
+
+def test_filters_return_the_right_devices(fleet: Fleet) -> None:
+    cookie = login(fleet)
+    assert _listed(fleet, cookie, "check=public-wifi&state=FAIL") == [fleet.failing_device]
+    assert sorted(_listed(fleet, cookie, "check=public-wifi&state=PASS")) == sorted(
+        [fleet.passing_device, fleet.windows_device]
+    )
+    # Every device is judged UNKNOWN on antivirus (no such fact reported) ...
+    assert len(_listed(fleet, cookie, "check=antivirus&state=UNKNOWN")) == 50
+    # ... and none fails it, passes it, or is stale.
+    assert _listed(fleet, cookie, "check=antivirus&state=PASS") == []
+    assert _listed(fleet, cookie, "stale=1") == []
+    assert _listed(fleet, cookie, "os=windows") == [fleet.windows_device]
+    assert _listed(fleet, cookie, "q=cafe") == [fleet.failing_device]
+    assert _listed(fleet, cookie, f"q={fleet.passing_device[:10]}") == [fleet.passing_device]
+    assert _listed(fleet, cookie, "q=fleet-1&os=linux") == [
+        d for d in _listed(fleet, cookie, "q=fleet-1")
+    ] and len(_listed(fleet, cookie, "q=fleet-1")) == 10  # fleet-10 .. fleet-19
+    page = fetch(fleet, "GET", "/devices", cookie=cookie).text
+    assert 'id="group" disabled' in page and "does not record device groups" in page
+
+
+def test_pages_of_fifty_cover_every_device_once(fleet: Fleet) -> None:
+    cookie = login(fleet)
+    first = _listed(fleet, cookie, "page=1")
+    second = _listed(fleet, cookie, "page=2")
+    assert len(first) == 50 and len(second) == len(fleet.all_devices) - 50
+    assert sorted(first + second) == sorted(fleet.all_devices)
+    assert _listed(fleet, cookie, "page=99") == second  # past the end: the last page
+    assert _listed(fleet, cookie, "page=nonsense") == first
+    page = fetch(fleet, "GET", "/devices?page=1", cookie=cookie).text
+    assert 'href="/devices?page=2"' in page and 'rel="next"' in page
+
+
+def test_hostnames_and_reasons_are_escaped(fleet: Fleet) -> None:
+    page = fetch(fleet, "GET", "/devices?q=onerror", cookie=login(fleet)).text
+    assert NASTY_HOSTNAME not in page
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in page
+
+
+def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: Fleet) -> None:
+    page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}", cookie=login(fleet)).text
+    section = page[page.index('id="check-public-wifi"'):]
+    section = section[: section.index("</section>")]
+    assert "6.3.2" in section
+    assert f"public Wi-Fi: {PUBLIC_NETWORK} at " in section and "without VPN" in section
+    assert "report collected " in section
+    assert PUBLIC_NETWORK in section and 'class="bad"' in section  # the session itself
+    assert "VPN" in section and "lang=\"zh-CN\"" in section  # remediation in both languages
+    store = fleet.store()
+    try:
+        expected = device_rows(store, policy_in_force(fleet.collector.config), utcnow(),
+                               fleet.failing_device)  # fmt: skip
+    finally:
+        store.close()
+    for row in expected:
+        assert f"{row['clause']}</span>" in page
+        assert str(row["reason"]).split(" at ")[0] in page
+    wifi = next(r for r in expected if r["check"] == "public-wifi")
+    assert wifi["state"] == "FAIL" and str(wifi["evidence"]) in section
+    assert "Reports received" in page and "latest 1 of 1" in page
+
+
+def test_an_unknown_device_is_not_found(fleet: Fleet) -> None:
+    answer = fetch(fleet, "GET", "/devices/ffffffffffffffffffffffffffffffff", cookie=login(fleet))
+    assert answer.status == 404 and "no such device" in answer.text
+
+
+def test_failing_longest_lists_the_public_wifi_failure(fleet: Fleet) -> None:
+    page = fetch(fleet, "GET", "/failing", cookie=login(fleet)).text
+    assert device_links(page) == [fleet.failing_device]
+    assert "without VPN" in page
+
+
+def test_the_language_switch_shows_chinese_and_is_remembered(fleet: Fleet) -> None:
+    cookie = login(fleet)
+    answer = fetch(fleet, "GET", "/?lang=zh", cookie=cookie)
+    assert answer.status == 200 and "总览" in answer.text and 'lang="zh-CN"' in answer.text
+    assert "六(三)2 安全防护:网络" in answer.text  # the policy's own 6.3.2 title
+    assert "在公共无线网络上使用VPN" in answer.text  # and its check's
+    lang = next(h for h in answer.cookies() if h.startswith(auth.LANG_COOKIE))
+    remembered = fetch(fleet, "GET", "/failing", cookie=f"{cookie}; {lang.split(';')[0]}")
+    assert "失败最久" in remembered.text
+    english = fetch(fleet, "GET", "/?lang=en", cookie=cookie)
+    assert "Overview" in english.text and "总览" not in english.text
+
+
+def test_tls_serves_with_the_collector_s_certificate_and_secure_cookies(fleet: Fleet) -> None:
+
+    config = fleet.collector.config
+    server = start_dashboard(config, "127.0.0.1", 0, tls=True)
+    try:
+        assert server.url.startswith("https://")
+        context = ssl.create_default_context(cafile=str(config.ca_cert))
+        connection = http.client.HTTPSConnection("127.0.0.1", server.port, context=context,
+                                                 timeout=30)  # fmt: skip
+        try:
+            connection.request("POST", "/login", body=urlencode({"credential": fleet.viewer}),
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+            response = connection.getresponse()
+            response.read()
+        finally:
+            connection.close()
+        assert response.status == 303
+        cookie = next(h for h in response.headers.get_all("set-cookie") or []
+                      if h.startswith("devposture_session="))  # fmt: skip
+        assert "Secure" in cookie
+        # Plain HTTP on the TLS port gets nothing.
+        plain = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        try:
+            plain.request("GET", "/login")
+            answer: int | None = plain.getresponse().status
+        except (http.client.HTTPException, OSError):
+            answer = None
+        finally:
+            plain.close()
+        assert answer != 200
+    finally:
+        server.stop()
+
+
+def test_a_taken_port_is_reported(fleet: Fleet) -> None:
+    with pytest.raises(OSError, match="could not listen"):
+        start_dashboard(fleet.collector.config, "127.0.0.1", fleet.dashboard.port)
