@@ -201,7 +201,7 @@ def _report(view: str) -> Handler:
         if view == "history":
             if device_id is None:
                 raise CommandError("give the device id: `report history DEVICE_ID`")
-            rows = history_rows(store, device_id, at)
+            rows = history_rows(store, device_id, at, policy)
             if not rows:
                 raise NotFound(
                     f"no history for device {device_id}: see the ids in"
