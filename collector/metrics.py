@@ -21,7 +21,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
@@ -31,15 +31,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from collector.compliance import STATES
+from collector.fleet_counts import FleetFigures, fleet_figures
 from collector.ingest import GroupCommitter
 from collector.policy import Policy
-from collector.records import to_us
 
 log = logging.getLogger(__name__)
 
 # The fleet figures are read from the database at most this often.
 FLEET_CACHE_SECONDS = 10.0
-DEVICE_STATUSES = ("active", "revoked", "retired")
 RPCS = ("Report", "ReportBatch")
 # Seconds from receipt to acknowledgement: a lone report takes a disk sync (milliseconds); a
 # group commit under load, up to a second or so.
@@ -128,112 +127,6 @@ class CommitCollector(Collector):
             "Reports waiting to be committed (push-back starts at the committer's limit).",
             value=self._committer.waiting,
         )
-
-
-@dataclass
-class FleetFigures:
-    """How the fleet stands, as read from the database at one moment."""
-
-    by_check: dict[str, dict[str, int]] = field(default_factory=dict)
-    by_status: dict[str, int] = field(default_factory=dict)
-    outbox: dict[str, int] = field(default_factory=dict)
-    pending: int = 0
-
-
-# Per check and latest verdict, the devices heard from within the policy's window; and, for
-# failing ones, how many failures are still within the check's grace period (the newest
-# state change is when the failure began). One pass over check_results, with a primary-key
-# lookup in devices per row and one in state_changes per failing row. `{grace_start}` is a
-# CASE over the policy's checks giving the start of each check's grace window.
-_BY_CHECK = """
-SELECT c.check_id, c.state, COUNT(*),
-       SUM(CASE WHEN c.state = 'FAIL' THEN
-           (SELECT MAX(s.since_us) FROM state_changes s
-            WHERE s.device_id = c.device_id AND s.check_id = c.check_id) > {grace_start}
-           ELSE 0 END)
-FROM check_results c JOIN devices d ON d.device_id = c.device_id
-WHERE COALESCE(d.last_report_us, d.enrolled_us) >= ?
-GROUP BY c.check_id, c.state
-"""
-
-_ONE_RESULT = """
-SELECT c.state,
-       (SELECT MAX(s.since_us) FROM state_changes s
-        WHERE s.device_id = c.device_id AND s.check_id = c.check_id)
-FROM check_results c WHERE c.device_id = ? AND c.check_id = ?
-"""
-
-_DEVICES = """
-SELECT COUNT(*), COALESCE(SUM(COALESCE(last_report_us, enrolled_us) < ?), 0),
-       COALESCE(SUM(outbox_dropped_total), 0), COALESCE(SUM(outbox_coalesced_total), 0),
-       COALESCE(SUM(outbox_corrupt_total), 0), COALESCE(SUM(outbox_pending), 0)
-FROM devices
-"""
-
-# Waivers in force at a moment, on devices heard from within the window (few rows).
-_WAIVED = """
-SELECT DISTINCT w.device_id, w.check_id FROM waivers w JOIN devices d ON d.device_id = w.device_id
-WHERE w.created_us <= ? AND ? < w.expires_us AND (w.revoked_us IS NULL OR w.revoked_us > ?)
-  AND COALESCE(d.last_report_us, d.enrolled_us) >= ?
-"""
-
-
-def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> FleetFigures:
-    """Devices per check and compliance state, as `report fleet` counts them (STALE, then
-    EXEMPT, then the latest verdict with GRACE for a fresh failure, UNKNOWN when never
-    judged), plus devices per status and the agents' outbox figures summed."""
-    now = to_us(at)
-    fresh_since = now - policy.stale_after_hours * 3_600_000_000
-    total, stale, dropped, coalesced, corrupt, pending = db.execute(
-        _DEVICES, (fresh_since,)
-    ).fetchone()
-    figures = FleetFigures(
-        outbox={"dropped": dropped, "coalesced": coalesced, "corrupt": corrupt}, pending=pending
-    )
-    figures.by_status = dict.fromkeys(DEVICE_STATUSES, 0)
-    for status, count in db.execute("SELECT status, COUNT(*) FROM devices GROUP BY status"):
-        if status in figures.by_status:
-            figures.by_status[status] = count
-    fresh = total - stale
-    grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
-    counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
-
-    def state_of(check_id: str, state: str, since: int | None) -> str:
-        if state == "FAIL" and since is not None and since > now - grace_of[check_id]:
-            return "GRACE"
-        return state if state in ("PASS", "FAIL") else "UNKNOWN"
-
-    if counts:
-        # Only placeholders go into the text; the values are bound.
-        grace_start = "CASE c.check_id" + " WHEN ? THEN ?" * len(counts) + " ELSE 0 END"
-        query = _BY_CHECK.format(grace_start=grace_start)
-        values: list[object] = []
-        for check_id, grace in grace_of.items():
-            values += [check_id, now - grace]
-        for check_id, state, count, in_grace in db.execute(query, (*values, fresh_since)):
-            if check_id not in counts:  # a check the policy no longer has
-                continue
-            if state == "FAIL":
-                counts[check_id]["GRACE"] += in_grace or 0
-                counts[check_id]["FAIL"] += count - (in_grace or 0)
-            else:
-                counts[check_id][state_of(check_id, state, None)] += count
-    for device_id, check_id in db.execute(_WAIVED, (now, now, now, fresh_since)).fetchall():
-        if check_id not in counts:
-            continue
-        row = db.execute(_ONE_RESULT, (device_id, check_id)).fetchone()
-        if row is not None:  # a waived device is EXEMPT whatever its verdict
-            counts[check_id][state_of(check_id, row[0], row[1])] -= 1
-            counts[check_id]["EXEMPT"] += 1
-        else:  # never judged: counted as UNKNOWN below, minus the waived
-            counts[check_id]["EXEMPT"] += 1
-            counts[check_id]["UNKNOWN"] -= 1
-    for per_state in counts.values():
-        judged = sum(per_state[s] for s in ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT"))
-        per_state["UNKNOWN"] += fresh - judged
-        per_state["STALE"] = stale
-    figures.by_check = counts
-    return figures
 
 
 class FleetCollector(Collector):

@@ -70,13 +70,21 @@ def _standings(
     return {d.device_id: d for d in devices}, judged
 
 
-def fleet_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
-    """Per check: how many devices stand in each state, and the share that pass."""
+def fleet_rows(
+    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False
+) -> list[Row]:
+    """Per check: how many devices stand in each state, and the share that pass. `current`
+    (the moment is now) counts in SQL from the current verdicts, fast over a large fleet;
+    otherwise every standing is computed from the history as of `at`, exact for any moment."""
     counts: dict[str, dict[str, int]] = {
         c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks
     }
-    for standing in _standings(store, policy, at)[1]:
-        counts[standing.check_id][standing.state] += 1
+    if current:
+        for check_id, per_state in store.fleet_figures(policy, at).by_check.items():
+            counts[check_id] = per_state
+    else:
+        for standing in _standings(store, policy, at)[1]:
+            counts[standing.check_id][standing.state] += 1
     rows: list[Row] = []
     for check in policy.checks:
         per_state = counts[check.check_id]

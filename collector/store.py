@@ -23,6 +23,7 @@ from pathlib import Path
 from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
 from collector.evidence import chain
+from collector.fleet_counts import FleetFigures, fleet_figures
 from collector.identity_store import (
     IDENTITY_MIGRATION,
     IDENTITY_SCHEMA,
@@ -31,6 +32,7 @@ from collector.identity_store import (
     TokenInfo,
     TokenRejected,
 )
+from collector.policy import Policy
 from collector.records import from_us, to_us
 
 SCHEMA_VERSION = 4
@@ -271,6 +273,13 @@ class Store(IdentityRecords, AdminRecords):
         return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
 
     # --- devices and reports -------------------------------------------------------------
+
+    def fleet_figures(self, policy: Policy, at: dt.datetime) -> FleetFigures:
+        """The fleet's standing now, counted in SQL (collector/fleet_counts.py)."""
+        return fleet_figures(self._db, policy, at)
+
+    def device_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
 
     def device_exists(self, device_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone()

@@ -180,16 +180,18 @@ def _policy(config: CollectorConfig) -> Policy:
 def _report(view: str) -> Handler:
     def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
         policy = _policy(config)
-        at = args.moment("as_of") or utcnow()
+        as_of = args.moment("as_of")
+        at = as_of or utcnow()
         device_id = args.text("device_id")
         if view == "fleet":
             message = ""
-            if not store.devices_seen(at):
+            if not store.device_count():
                 message = (
                     "No devices enrolled yet. Create a token with"
                     " `devposture-collector token create`."
                 )
-            return Result(message, FLEET_COLUMNS, fleet_rows(store, policy, at))
+            rows = fleet_rows(store, policy, at, current=as_of is None)
+            return Result(message, FLEET_COLUMNS, rows)
         if view == "device":
             rows = device_rows(store, policy, at, device_id)
             if device_id and not rows:

@@ -258,7 +258,8 @@ class Views:
 
         def make() -> tuple[dt.datetime, list[Row], int]:
             at = utcnow()
-            return at, fleet_rows(self._reader, policy, at), len(self._reader.devices_seen(at))
+            rows = fleet_rows(self._reader, policy, at, current=True)
+            return at, rows, self._reader.device_count()
 
         at, rows, devices = self._cached("fleet", policy, STALE_AFTER_SECONDS, make)
         trend = self._cached("trend", policy, TREND_SECONDS, lambda: self._trend(policy, at))

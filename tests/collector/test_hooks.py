@@ -36,8 +36,8 @@ from collector import server as collector_server
 from collector.compliance import STATES, Waiver
 from collector.config import CONFIG_NAME, ConfigError, load
 from collector.datadir import initialize
+from collector.fleet_counts import fleet_figures
 from collector.log_format import JsonFormatter, RedactSecrets
-from collector.metrics import fleet_figures
 from collector.pki import utcnow
 from collector.reports import fleet_rows
 from collector.store import Store

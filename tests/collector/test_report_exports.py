@@ -84,3 +84,17 @@ def test_the_table_leaves_the_long_texts_out(reported: LiveCollector, agent: Enr
     assert "CLAUSE" in table.splitlines()[0]
     assert not any(c.upper() in table for c in FILE_ONLY_COLUMNS)
     assert default_policy().clause("6.3.2").text_en not in table
+
+
+def test_the_current_fleet_counted_in_sql_equals_the_one_judged_from_history(
+    reported: LiveCollector, agent: EnrolledAgent
+) -> None:
+    policy, at = default_policy(), dt.datetime.now(dt.UTC)
+    store = reported.store()
+    try:
+        fast = fleet_rows(store, policy, at, current=True)
+        exact = fleet_rows(store, policy, at)
+    finally:
+        store.close()
+    assert fast == exact
+    assert any(row["fail"] for row in exact), "nothing failing: the comparison proves little"
