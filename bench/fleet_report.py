@@ -68,9 +68,9 @@ def populate(store: Store, devices: int, changes: int, now: dt.datetime) -> None
             # The current verdict, as the store keeps it beside the history.
             db.execute(
                 "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
-                " collected_us, evaluated_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " collected_us, evaluated_us, since_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (device, check, state, f"{check} {state.lower()}", f"last-{n}", to_us(last),
-                 to_us(last)),
+                 to_us(last), to_us(min(since, last))),
             )  # fmt: skip
     db.execute("COMMIT")
 

@@ -32,27 +32,28 @@ class FleetFigures:
     pending: int = 0
 
 
-# Per check and latest verdict, the devices heard from within the policy's window; and, for
-# failing ones, how many failures are still within the check's grace period (the newest
-# state change is when the failure began). One pass over check_results, with a primary-key
-# lookup in devices per row and one in state_changes per failing row. `{grace_start}` is a
-# CASE over the policy's checks giving the start of each check's grace window.
-_BY_CHECK = """
+# Per check and latest verdict, every device's: one pass over the index
+# check_results_by_standing (check_id, state, since_us), no table row read.
+_ALL = "SELECT check_id, state, COUNT(*) FROM check_results GROUP BY check_id, state"
+
+# Failures still within their check's grace period (since_us is when the failure began).
+_IN_GRACE = (
+    "SELECT COUNT(*) FROM check_results WHERE check_id = ? AND state = 'FAIL' AND since_us > ?"
+)
+
+# The same, for the devices silent past the window only (few): they count as STALE instead.
+# CROSS JOIN keeps SQLite from starting at check_results (a lookup per verdict of the fleet).
+# `{grace_start}` is a CASE over the policy's checks giving the start of each grace window.
+_OF_SILENT = """
 SELECT c.check_id, c.state, COUNT(*),
-       SUM(CASE WHEN c.state = 'FAIL' THEN
-           (SELECT MAX(s.since_us) FROM state_changes s
-            WHERE s.device_id = c.device_id AND s.check_id = c.check_id) > {grace_start}
-           ELSE 0 END)
-FROM check_results c JOIN devices d ON d.device_id = c.device_id
-WHERE COALESCE(d.last_report_us, d.enrolled_us) >= ?
+       SUM(c.state = 'FAIL' AND c.since_us > {grace_start})
+FROM devices d CROSS JOIN check_results c ON c.device_id = d.device_id
+WHERE COALESCE(d.last_report_us, d.enrolled_us) < ?
 GROUP BY c.check_id, c.state
 """
 
 _ONE_RESULT = """
-SELECT c.state,
-       (SELECT MAX(s.since_us) FROM state_changes s
-        WHERE s.device_id = c.device_id AND s.check_id = c.check_id)
-FROM check_results c WHERE c.device_id = ? AND c.check_id = ?
+SELECT c.state, c.since_us FROM check_results c WHERE c.device_id = ? AND c.check_id = ?
 """
 
 _DEVICES = """
@@ -96,18 +97,30 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
         return state if state in ("PASS", "FAIL") else "UNKNOWN"
 
     if counts:
+        # Every device's verdicts, minus the silent devices' (those read STALE).
+        verdicts: dict[tuple[str, str], list[int]] = {}
+        for check_id, state, count in db.execute(_ALL):
+            verdicts[(check_id, state)] = [count, 0]
+        for check_id, grace in grace_of.items():
+            if (check_id, "FAIL") in verdicts:
+                row = db.execute(_IN_GRACE, (check_id, now - grace)).fetchone()
+                verdicts[(check_id, "FAIL")][1] = row[0]
         # Only placeholders go into the text; the values are bound.
         grace_start = "CASE c.check_id" + " WHEN ? THEN ?" * len(counts) + " ELSE 0 END"
-        query = _BY_CHECK.format(grace_start=grace_start)
         values: list[object] = []
         for check_id, grace in grace_of.items():
             values += [check_id, now - grace]
-        for check_id, state, count, in_grace in db.execute(query, (*values, fresh_since)):
+        silent = db.execute(_OF_SILENT.format(grace_start=grace_start), (*values, fresh_since))
+        for check_id, state, count, in_grace in silent:
+            if (check_id, state) in verdicts:
+                verdicts[(check_id, state)][0] -= count
+                verdicts[(check_id, state)][1] -= in_grace or 0
+        for (check_id, state), (count, in_grace) in verdicts.items():
             if check_id not in counts:  # a check the policy no longer has
                 continue
             if state == "FAIL":
-                counts[check_id]["GRACE"] += in_grace or 0
-                counts[check_id]["FAIL"] += count - (in_grace or 0)
+                counts[check_id]["GRACE"] += in_grace
+                counts[check_id]["FAIL"] += count - in_grace
             else:
                 counts[check_id][state_of(check_id, state, None)] += count
     for device_id, check_id in db.execute(_WAIVED, (now, now, now, fresh_since)).fetchall():
@@ -121,8 +134,8 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
             counts[check_id]["EXEMPT"] += 1
             counts[check_id]["UNKNOWN"] -= 1
     for per_state in counts.values():
-        judged = sum(per_state[s] for s in ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT"))
-        per_state["UNKNOWN"] += fresh - judged
+        counted = sum(per_state[s] for s in ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT"))
+        per_state["UNKNOWN"] += fresh - counted
         per_state["STALE"] = stale
     figures.by_check = counts
     return figures

@@ -35,7 +35,7 @@ from collector.identity_store import (
 from collector.policy import Policy
 from collector.records import from_us, to_us
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -52,8 +52,23 @@ DELIVERY_MIGRATION = (
 # once, in a stable order, so an upgraded database is covered from then on.
 Step = str | Callable[[sqlite3.Connection], None]
 EVIDENCE_MIGRATION: tuple[Step, ...] = (chain.chain_existing,)
+# Schema 5: each current verdict knows since when its state holds, so the fleet's standing
+# now is counted from one index (collector/fleet_counts.py) instead of the whole history.
+def _add_standing_since(connection: sqlite3.Connection) -> None:
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(check_results)")}
+    if "since_us" not in columns:
+        connection.execute("ALTER TABLE check_results ADD COLUMN since_us INTEGER")
+
+
+STANDING_MIGRATION: tuple[Step, ...] = (
+    _add_standing_since,
+    "UPDATE check_results SET since_us = (SELECT MAX(s.since_us) FROM state_changes s"
+    " WHERE s.device_id = check_results.device_id AND s.check_id = check_results.check_id)",
+    "CREATE INDEX IF NOT EXISTS check_results_by_standing"
+    " ON check_results(check_id, state, since_us)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
-    2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION,
+    2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
 }  # fmt: skip
 
 _SCHEMA = """
@@ -302,14 +317,14 @@ class Store(IdentityRecords, AdminRecords):
     ) -> None:  # fmt: skip
         """Put new verdicts for a device's latest report (after the policy changed)."""
         with self._write() as cur:
-            self._record_changes(cur, device_id, report_id, evaluated_at, results)
+            since = self._record_changes(cur, device_id, report_id, evaluated_at, results)
             cur.execute("DELETE FROM check_results WHERE device_id = ?", (device_id,))
             cur.executemany(
                 "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
-                " collected_us, evaluated_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " collected_us, evaluated_us, since_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (device_id, r.check_id, r.state, r.reason, report_id, to_us(collected_at),
-                     to_us(evaluated_at))
+                     to_us(evaluated_at), since[r.check_id])
                     for r in results
                 ],
             )  # fmt: skip
@@ -318,8 +333,10 @@ class Store(IdentityRecords, AdminRecords):
     def _record_changes(
         cur: sqlite3.Cursor, device_id: str, report_id: str, at: dt.datetime,
         results: list[CheckResult],
-    ) -> None:  # fmt: skip
-        """Append a state change for each check whose state differs from its last one."""
+    ) -> dict[str, int]:  # fmt: skip
+        """Append a state change for each check whose state differs from its last one.
+        Returns, per check, since when its (new or unchanged) state holds."""
+        held: dict[str, int] = {}
         for result in results:
             row = cur.execute(
                 "SELECT state, since_us FROM state_changes WHERE device_id = ? AND check_id = ?"
@@ -327,8 +344,10 @@ class Store(IdentityRecords, AdminRecords):
                 (device_id, result.check_id),
             ).fetchone()
             if row is not None and row[0] == result.state:
+                held[result.check_id] = row[1]
                 continue
             since = max(to_us(at), row[1] + 1 if row is not None else 0)
+            held[result.check_id] = since
             cur.execute(
                 "INSERT INTO state_changes(device_id, check_id, state, reason, since_us,"
                 " report_id) VALUES (?, ?, ?, ?, ?, ?)",
@@ -337,6 +356,7 @@ class Store(IdentityRecords, AdminRecords):
             chain.append(cur, chain.STATE, chain.state_key(device_id, result.check_id, since),
                          chain.fields(chain.STATE_FIELDS, (device_id, result.check_id,
                                       result.state, result.reason, since, report_id)))  # fmt: skip
+        return held
 
     def devices_seen(self, until: dt.datetime | None = None) -> list[DeviceSeen]:
         """Devices enrolled by `until`, each with its last report received by then."""
@@ -503,10 +523,11 @@ class Store(IdentityRecords, AdminRecords):
         newest = cur.execute(
             "SELECT MAX(collected_us) FROM reports WHERE device_id = ?", (report.device_id,)
         ).fetchone()[0]
+        held: dict[str, int] = {}
         if newest == to_us(report.collected_at):
             # The history is dated by when the facts were collected (collector's clock): a
             # backlog delivered after a week offline keeps its week.
-            self._record_changes(
+            held = self._record_changes(
                 cur, report.device_id, report.report_id, report.collected_at, results
             )
             figures = report.outbox
@@ -519,10 +540,11 @@ class Store(IdentityRecords, AdminRecords):
         # A late-arriving older report never overwrites the verdict of a newer one.
         cur.executemany(
             "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
-            " collected_us, evaluated_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " collected_us, evaluated_us, since_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(device_id, check_id) DO UPDATE SET state = excluded.state,"
             " reason = excluded.reason, report_id = excluded.report_id,"
-            " collected_us = excluded.collected_us, evaluated_us = excluded.evaluated_us"
+            " collected_us = excluded.collected_us, evaluated_us = excluded.evaluated_us,"
+            " since_us = COALESCE(excluded.since_us, check_results.since_us)"
             " WHERE excluded.collected_us >= check_results.collected_us",
             [
                 (
@@ -533,6 +555,8 @@ class Store(IdentityRecords, AdminRecords):
                     report.report_id,
                     to_us(report.collected_at),
                     to_us(report.received_at),
+                    # Since when this state holds (None for an older report: not the newest).
+                    held.get(result.check_id),
                 )
                 for result in results
             ],

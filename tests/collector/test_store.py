@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from collector import store as store_module
+from collector.records import from_us
 from collector.store import (
     CheckResult,
     DeviceRecord,
@@ -110,6 +111,56 @@ def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
         (device,) = migrated.devices()
         assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
         version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_module.SCHEMA_VERSION == 4
+        assert version == store_module.SCHEMA_VERSION == 5
     finally:
         migrated.close()
+
+
+def _since(store: Store, check_id: str = "firewall") -> dt.datetime:
+    (micros,) = store._db.execute(
+        "SELECT since_us FROM check_results WHERE device_id = 'd1' AND check_id = ?", (check_id,)
+    ).fetchone()
+    return from_us(micros)
+
+
+def test_a_current_verdict_knows_since_when_its_state_holds(store: Store) -> None:
+    """The fleet's standing now is counted from check_results alone (fleet_counts), so each
+    verdict must carry when its state began: kept while the state repeats, moved when it
+    changes, untouched by a late older report, kept through a policy re-evaluation."""
+    _device(store)
+    hour = dt.timedelta(hours=1)
+    store.store_report(_report("a", NOW), [CheckResult("firewall", "PASS", "on")])
+    assert _since(store) == NOW
+    store.store_report(_report("b", NOW + hour), [CheckResult("firewall", "FAIL", "off")])
+    assert _since(store) == NOW + hour
+    store.store_report(_report("c", NOW + 2 * hour), [CheckResult("firewall", "FAIL", "off")])
+    assert _since(store) == NOW + hour
+    store.store_report(_report("old", NOW - hour), [CheckResult("firewall", "PASS", "on")])
+    assert _since(store) == NOW + hour
+    store.replace_results("d1", "c", NOW + 2 * hour, NOW + 3 * hour,
+                          [CheckResult("firewall", "FAIL", "off, judged again")])  # fmt: skip
+    assert _since(store) == NOW + hour
+    store.replace_results("d1", "c", NOW + 2 * hour, NOW + 4 * hour,
+                          [CheckResult("firewall", "UNKNOWN", "no longer judged so")])  # fmt: skip
+    assert _since(store) == NOW + 4 * hour
+
+
+def test_schema_5_fills_in_since_when_from_the_history(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    old = Store.open(path)
+    _device(old)
+    old.store_report(_report("a", NOW), [CheckResult("firewall", "FAIL", "off")])
+    old.store_report(_report("b", NOW + dt.timedelta(hours=1)),
+                     [CheckResult("firewall", "FAIL", "off")])  # fmt: skip
+    old.close()
+    # As a schema 4 collector left it: verdicts without since_us.
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE check_results SET since_us = NULL")
+    raw.execute("UPDATE schema_version SET version = 4")
+    raw.commit()
+    raw.close()
+    upgraded = Store.open(path)
+    try:
+        assert _since(upgraded) == NOW
+    finally:
+        upgraded.close()
