@@ -142,7 +142,12 @@ class Dashboard:
             return str(getattr(item, f"{kind}_{lang}"))
 
         def row_title(row: dict[str, object], kind: str) -> str:
-            return str(row.get(f"{kind}_{lang}") or "")
+            text = str(row.get(f"{kind}_{lang}") or "")
+            clause = str(row.get("clause") or "")
+            # The page shows the clause id beside it; the English title starts with it too.
+            if kind == "clause_title" and clause and text.startswith(clause + " "):
+                text = text[len(clause) + 1 :]
+            return text
 
         html = self.env.get_template(name).render(
             lang=lang, t=words, session=session, path=request.url.path,
