@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from collector.compliance import STATES
 from collector.policy import Policy
-from collector.records import to_us
+from collector.records import from_us, to_us
 
 DEVICE_STATUSES = ("active", "revoked", "retired")
 
@@ -139,3 +139,43 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
         per_state["STALE"] = stale
     figures.by_check = counts
     return figures
+
+
+# Failures past their check's grace period, of one check, on devices heard from within the
+# window: an index range over check_results_by_standing, then a device lookup per failure.
+_FAILING = """
+SELECT c.device_id, d.hostname, c.since_us, c.reason
+FROM check_results c JOIN devices d ON d.device_id = c.device_id
+WHERE c.check_id = ? AND c.state = 'FAIL' AND c.since_us <= ?
+  AND COALESCE(d.last_report_us, d.enrolled_us) >= ?
+"""
+
+
+@dataclass(frozen=True)
+class Failure:
+    device_id: str
+    hostname: str
+    check_id: str
+    since: dt.datetime
+    reason: str
+
+
+def failing_now(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> list[Failure]:
+    """Devices failing a check now, past its grace, not silent and not waived; the longest
+    failing first. The same set as `compliance.standings` gives (tested equal); the reason
+    is the latest report's."""
+    now = to_us(at)
+    fresh_since = now - policy.stale_after_hours * 3_600_000_000
+    waived = set(db.execute(_WAIVED, (now, now, now, fresh_since)).fetchall())
+    failures = []
+    for check in policy.checks:
+        cutoff = now - check.grace_hours * 3_600_000_000
+        for device_id, hostname, since, reason in db.execute(
+            _FAILING, (check.check_id, cutoff, fresh_since)
+        ):
+            if (device_id, check.check_id) not in waived and since is not None:
+                failures.append(
+                    Failure(device_id, hostname, check.check_id, from_us(since), reason)
+                )
+    failures.sort(key=lambda f: (f.since, f.device_id, f.check_id))
+    return failures

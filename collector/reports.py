@@ -124,8 +124,20 @@ def device_rows(
     return rows
 
 
-def failing_rows(store: Store, policy: Policy, at: dt.datetime) -> list[Row]:
-    """Devices failing a check, the longest-failing first (grace periods have run out)."""
+def failing_rows(
+    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False
+) -> list[Row]:
+    """Devices failing a check, the longest-failing first (grace periods have run out).
+    `current` (the moment is now) reads them in SQL from the current verdicts."""
+    if current:
+        return [
+            _texts(policy, f.check_id) | {
+                "device": f.device_id, "hostname": f.hostname, "check": f.check_id,
+                "failing_since": _when(f.since),
+                "days": round((at - f.since).total_seconds() / 86400, 1), "reason": f.reason,
+            }
+            for f in store.failing_now(policy, at)
+        ]  # fmt: skip
     devices, judged = _standings(store, policy, at)
     failing = [s for s in judged if s.state == "FAIL" and s.since]
     failing.sort(key=lambda s: (s.since, s.device_id, s.check_id))

@@ -23,7 +23,7 @@ from pathlib import Path
 from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
 from collector.evidence import chain
-from collector.fleet_counts import FleetFigures, fleet_figures
+from collector.fleet_counts import Failure, FleetFigures, failing_now, fleet_figures
 from collector.identity_store import (
     IDENTITY_MIGRATION,
     IDENTITY_SCHEMA,
@@ -292,6 +292,10 @@ class Store(IdentityRecords, AdminRecords):
     def fleet_figures(self, policy: Policy, at: dt.datetime) -> FleetFigures:
         """The fleet's standing now, counted in SQL (collector/fleet_counts.py)."""
         return fleet_figures(self._db, policy, at)
+
+    def failing_now(self, policy: Policy, at: dt.datetime) -> list[Failure]:
+        """Devices failing a check past its grace now, counted in SQL (fleet_counts)."""
+        return failing_now(self._db, policy, at)
 
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])

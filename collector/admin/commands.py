@@ -210,7 +210,9 @@ def _report(view: str) -> Handler:
                     " `devposture-collector report device`"
                 )
             return Result("", HISTORY_COLUMNS, rows)
-        return Result("", FAILING_COLUMNS, failing_rows(store, policy, at))
+        return Result(
+            "", FAILING_COLUMNS, failing_rows(store, policy, at, current=as_of is None)
+        )
 
     return handler
 

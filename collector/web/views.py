@@ -307,7 +307,7 @@ class Views:
 
         def make() -> tuple[dt.datetime, list[Row]]:
             at = utcnow()
-            return at, failing_rows(self._reader, policy, at)
+            return at, failing_rows(self._reader, policy, at, current=True)
 
         at, rows = self._cached("failing", policy, STALE_AFTER_SECONDS, make)
         return at, policy, rows

@@ -8,10 +8,12 @@ import csv
 import datetime as dt
 import io
 import json
+from pathlib import Path
 
 import pytest
 
 from agent.transport import open_channel, send_report
+from collector.compliance import Waiver
 from collector.policy import default_policy
 from collector.render import FILE_ONLY_COLUMNS, Row, render
 from collector.reports import (
@@ -24,7 +26,7 @@ from collector.reports import (
     fleet_rows,
     history_rows,
 )
-from tests.conftest import EnrolledAgent, LiveCollector, make_report
+from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
 
 VIEWS = ("fleet", "device", "failing", "history")
 
@@ -98,3 +100,40 @@ def test_the_current_fleet_counted_in_sql_equals_the_one_judged_from_history(
         store.close()
     assert fast == exact
     assert any(row["fail"] for row in exact), "nothing failing: the comparison proves little"
+
+
+def _failing_keys(rows: list[Row]) -> list[tuple[object, object, object]]:
+    return [(r["device"], r["check"], r["failing_since"]) for r in rows]
+
+
+def test_failing_now_read_in_sql_equals_failing_judged_from_history(
+    reported: LiveCollector, agent: EnrolledAgent, tmp_path: Path
+) -> None:
+    """The same devices, checks and since-when, in the same order, whether read from the
+    current verdicts or judged from the history; a waived failure is in neither."""
+    second = enroll_agent(reported, tmp_path / "second", "second-host")
+    week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+    with open_channel(second.state, second.enrollment) as channel:
+        for at in (week_ago, None):
+            report = make_report(second.enrollment.device_id, at)
+            report.firewall.enabled = False
+            report.firewall.profiles[0].enabled = False
+            send_report(channel, report)
+    policy, now = default_policy(), dt.datetime.now(dt.UTC)
+    store = reported.store()
+    try:
+        before = failing_rows(store, policy, now, current=True)
+        assert _failing_keys(before) == _failing_keys(failing_rows(store, policy, now))
+        assert {r["device"] for r in before} == {
+            agent.enrollment.device_id, second.enrollment.device_id
+        }
+        store.add_waiver(
+            Waiver("w-test0002", second.enrollment.device_id, "firewall", "IT", "replacing it",
+                   now, now + dt.timedelta(days=3)),
+            now,
+        )  # fmt: skip
+        fast = failing_rows(store, policy, now, current=True)
+        assert _failing_keys(fast) == _failing_keys(failing_rows(store, policy, now))
+        assert second.enrollment.device_id not in {r["device"] for r in fast}
+    finally:
+        store.close()
