@@ -295,6 +295,27 @@ async def log_ingest(
         seen = dataclasses.replace(figures)
 
 
+FLEET_DAY_SECONDS = 3600.0
+
+
+async def keep_fleet_days(
+    running: RunningServer, stop: asyncio.Event, every: float = FLEET_DAY_SECONDS
+) -> None:
+    """Record the fleet's standing for today at start and every hour: the dashboard's trend
+    reads how each day ended instead of judging the fleet as of each past day. A failure is
+    logged and tried again next hour; it never stops the collector."""
+    def record() -> None:
+        running.store.record_fleet_day(running.service.policy, running.service.now())
+
+    while not stop.is_set():
+        try:
+            await running.service.in_db(record)
+        except Exception as exc:  # a summary; the reports themselves are safe
+            log.error("could not record today's fleet standing: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
 async def watch_policy(
     config: CollectorConfig, running: RunningServer, stop: asyncio.Event
 ) -> None:
@@ -364,8 +385,10 @@ async def serve_forever(
         temporary.replace(ready_file)
     watcher = asyncio.create_task(watch_policy(config, running, stop))
     summary = asyncio.create_task(log_ingest(running, stop))
+    days = asyncio.create_task(keep_fleet_days(running, stop))
     await stop.wait()
     await watcher
     await summary
+    await days
     print("devposture collector stopping", flush=True)
     await running.stop()

@@ -213,6 +213,10 @@ class CollectorService(pb_grpc.CollectorServicer):
 
         return await self._in_db(reevaluate)
 
+    async def in_db(self, work: Callable[[], T]) -> T:
+        """Run `work` on the store's thread (the one writer), for the server's own tasks."""
+        return await self._in_db(work)
+
     async def _in_db(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, work)
 

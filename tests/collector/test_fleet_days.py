@@ -1,0 +1,93 @@
+"""The fleet's standing per day: recorded by `serve` hourly, read by the dashboard's trend so
+it need not judge the whole fleet as of each past week."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+from agent.transport import open_channel, send_report
+from collector.policy import default_policy
+from collector.reports import fleet_rows
+from collector.server import keep_fleet_days
+from collector.web.views import Views
+from tests.conftest import EnrolledAgent, LiveCollector, make_report
+
+
+def _report_firewall_off(agent: EnrolledAgent) -> None:
+    with open_channel(agent.state, agent.enrollment) as channel:
+        report = make_report(agent.enrollment.device_id)
+        report.firewall.enabled = False
+        report.firewall.profiles[0].enabled = False
+        send_report(channel, report)
+
+
+def test_a_recorded_day_holds_the_fleet_as_counted_now_and_is_replaced_within_the_day(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    policy, now = default_policy(), dt.datetime.now(dt.UTC)
+    store = live_collector.store()
+    try:
+        store.record_fleet_day(policy, now)
+        first = store.fleet_days()[now.date().isoformat()]
+        assert first["firewall"]["UNKNOWN"] == 1  # enrolled, never judged
+        _report_firewall_off(agent)
+        store.record_fleet_day(policy, now + dt.timedelta(minutes=1))
+        (today,) = store.fleet_days().values()
+        rows = {r["check"]: r for r in fleet_rows(store, policy, now, current=True)}
+        assert today["firewall"]["GRACE"] == rows["firewall"]["grace"] == 1
+        assert today["firewall"].get("UNKNOWN", 0) == 0
+    finally:
+        store.close()
+
+
+def test_serve_records_today_at_start(live_collector: LiveCollector, agent: EnrolledAgent) -> None:
+    stop = asyncio.Event()
+    task = asyncio.run_coroutine_threadsafe(
+        keep_fleet_days(live_collector._running, stop, every=60), live_collector._loop
+    )
+    deadline = time.monotonic() + 10
+    store = live_collector.store()
+    try:
+        while not store.fleet_days() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert dt.datetime.now(dt.UTC).date().isoformat() in store.fleet_days()
+    finally:
+        store.close()
+        live_collector._loop.call_soon_threadsafe(stop.set)
+        task.result(10)
+
+
+def test_the_trend_reads_how_each_recorded_day_ended(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    """A week whose end was recorded is read from the record, not judged again: judged from
+    the history, last week reads "no device yet" (this one enrolled today); with a record
+    saying the device passed, it reads 100 %."""
+    policy, now = default_policy(), dt.datetime.now(dt.UTC)
+    monday = (now - dt.timedelta(days=now.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    sunday = monday - dt.timedelta(weeks=1) - dt.timedelta(hours=1)
+
+    def last_week() -> float | None:
+        views = Views(live_collector.config)
+        try:
+            moments, series = views.trend_points(policy, now)
+        finally:
+            views.close()
+        firewall = next(s for s in series if s.name == "firewall")
+        return firewall.values[moments.index(monday - dt.timedelta(weeks=1))]
+
+    assert last_week() is None
+    store = live_collector.store()
+    try:
+        store._db.execute(
+            "INSERT INTO fleet_days(day, check_id, state, devices, recorded_us)"
+            " VALUES (?, 'firewall', 'PASS', 1, 0)",
+            (sunday.date().isoformat(),),
+        )
+    finally:
+        store.close()
+    assert last_week() == 100.0
