@@ -245,13 +245,20 @@ def test_metrics_count_reports_received_and_refused_by_reason(
         flood = make_report(alice.enrollment.device_id)
         assert _report(alice, flood) == grpc.StatusCode.RESOURCE_EXHAUSTED  # 6: over the burst
 
+        # A refusal is counted as the call's status leaves, so the client may hear it a
+        # moment before the counter moves: scrape until the last refusal shows (or 5 s).
+        rejected = "devposture_reports_rejected_total"
+        deadline = time.monotonic() + 5
         samples = scrape(hooked.metrics_url)
+        while (value(samples, rejected, rpc="Report", reason="RESOURCE_EXHAUSTED") != 1
+               and time.monotonic() < deadline):  # fmt: skip
+            time.sleep(0.05)
+            samples = scrape(hooked.metrics_url)
         received = "devposture_reports_received_total"
         assert value(samples, received, rpc="Report", outcome="stored") == 2
         assert value(samples, received, rpc="Report", outcome="duplicate") == 1
         assert value(samples, received, rpc="ReportBatch", outcome="stored") == 2
         assert value(samples, received, rpc="ReportBatch", outcome="duplicate") == 0
-        rejected = "devposture_reports_rejected_total"
         assert value(samples, rejected, rpc="Report", reason="INVALID_ARGUMENT") == 1
         assert value(samples, rejected, rpc="Report", reason="PERMISSION_DENIED") == 1
         assert value(samples, rejected, rpc="Report", reason="RESOURCE_EXHAUSTED") == 1
