@@ -21,6 +21,7 @@ from agent.enroll import enroll
 from agent.pinning import fingerprint as pin_of
 from agent.state import AgentState, Enrollment
 from collector import server as collector_server
+from collector.admin.credentials import new_credential
 from collector.config import CollectorConfig
 from collector.datadir import initialize
 from collector.pki import utcnow
@@ -53,6 +54,16 @@ class LiveCollector:
         """A separate connection, as the CLI would open: sees only committed data."""
         return Store.open(self.config.database)
 
+    def credential(self, name: str, role: str) -> str:
+        """A new admin credential (`dpa_…`) with `role`, as `admin add` makes one."""
+        credential = new_credential()
+        store = self.store()
+        try:
+            store.add_credential(credential, name, role, utcnow())
+        finally:
+            store.close()
+        return str(credential)
+
     def token(self, uses: int = 1, ttl: dt.timedelta = dt.timedelta(hours=1)) -> str:
         token = new_token()
         store = self.store()
@@ -65,16 +76,22 @@ class LiveCollector:
 
 
 @contextlib.contextmanager
-def running_collector(directory: Path, **overrides: object) -> Iterator[LiveCollector]:
+def running_collector(
+    directory: Path, *, serve_metrics: bool = False, **overrides: object
+) -> Iterator[LiveCollector]:
     """A collector in a new data folder; `overrides` replace fields of its configuration
-    (e.g. max_connection_age_seconds=2) as if collector.toml said so."""
+    (e.g. max_connection_age_seconds=2) as if collector.toml said so. `serve_metrics` also
+    starts the metrics endpoint, on a free port."""
     config, ca_cert = initialize(directory, "127.0.0.1")
     config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)
     thread.start()
     running = asyncio.run_coroutine_threadsafe(
-        collector_server.start(config, 0, 0, "127.0.0.1"), loop
+        collector_server.start(
+            config, 0, 0, "127.0.0.1", metrics_port=0 if serve_metrics else None
+        ),
+        loop,
     ).result(30)
     try:
         yield LiveCollector(
@@ -90,6 +107,15 @@ def running_collector(directory: Path, **overrides: object) -> Iterator[LiveColl
 @pytest.fixture
 def live_collector(tmp_path: Path) -> Iterator[LiveCollector]:
     with running_collector(tmp_path / "collector") as collector:
+        yield collector
+
+
+@pytest.fixture
+def generous_collector(tmp_path: Path) -> Iterator[LiveCollector]:
+    """A collector whose per-device rate limit does not get in the way of a load test."""
+    with running_collector(
+        tmp_path / "collector", device_call_burst=100_000, device_calls_per_minute=1_000_000
+    ) as collector:
         yield collector
 
 
@@ -128,14 +154,19 @@ def agent(live_collector: LiveCollector, tmp_path: Path) -> EnrolledAgent:
     return enroll_agent(live_collector, tmp_path / "agent")
 
 
-def make_report(device_id: str, collected_at: dt.datetime | None = None) -> pb.PostureReport:
-    """A small, valid report with a firewall fact, as an agent would build it."""
+def make_report(
+    device_id: str, collected_at: dt.datetime | None = None, *, firewall_enabled: bool = True
+) -> pb.PostureReport:
+    """A small, valid report with a firewall fact (on, or off: a failing check), as an agent
+    would build it."""
     ts = Timestamp()
     ts.FromDatetime(collected_at or utcnow())
     report = pb.PostureReport(
         report_id=str(uuid.uuid4()), device_id=device_id, agent_version="test", host=host_info()
     )
     report.collected_at.CopyFrom(ts)
-    report.firewall.enabled = True
-    report.firewall.profiles.add(name="nftables", enabled=True, default_inbound_action="drop")
+    report.firewall.enabled = firewall_enabled
+    report.firewall.profiles.add(
+        name="nftables", enabled=firewall_enabled, default_inbound_action="drop"
+    )
     return report

@@ -43,13 +43,7 @@ class AdminCollector:
         return self.live.store()
 
     def credential(self, name: str, role: str) -> str:
-        credential = new_credential()
-        store = self.store()
-        try:
-            store.add_credential(credential, name, role, utcnow())
-        finally:
-            store.close()
-        return str(credential)
+        return self.live.credential(name, role)
 
     def audit(self) -> list[AuditEntry]:
         store = self.store()

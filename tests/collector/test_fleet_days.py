@@ -17,10 +17,7 @@ from tests.conftest import EnrolledAgent, LiveCollector, make_report
 
 def _report_firewall_off(agent: EnrolledAgent) -> None:
     with open_channel(agent.state, agent.enrollment) as channel:
-        report = make_report(agent.enrollment.device_id)
-        report.firewall.enabled = False
-        report.firewall.profiles[0].enabled = False
-        send_report(channel, report)
+        send_report(channel, make_report(agent.enrollment.device_id, firewall_enabled=False))
 
 
 def test_a_recorded_day_holds_the_fleet_as_counted_now_and_is_replaced_within_the_day(

@@ -9,7 +9,6 @@ import datetime as dt
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -26,19 +25,9 @@ from tests.conftest import (
     LiveCollector,
     enroll_agent,
     make_report,
-    running_collector,
 )
 
 MANY = 300
-
-
-@pytest.fixture
-def generous_collector(tmp_path: Path) -> Iterator[LiveCollector]:
-    """A collector whose per-device rate limit does not get in the way of a load test."""
-    with running_collector(
-        tmp_path / "collector", device_call_burst=100_000, device_calls_per_minute=1_000_000
-    ) as collector:
-        yield collector
 
 
 def _count(collector: LiveCollector, sql: str, *args: object) -> int:

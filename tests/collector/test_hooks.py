@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import sqlite3
-import threading
 import time
 import urllib.request
 import uuid
@@ -29,7 +28,6 @@ from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.enroll import EnrollError, enroll
-from agent.pinning import fingerprint as pin_of
 from agent.state import AgentState
 from agent.transport import open_channel
 from collector import server as collector_server
@@ -43,7 +41,14 @@ from collector.reports import fleet_rows
 from collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
-from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, host_info, make_report
+from tests.conftest import (
+    EnrolledAgent,
+    LiveCollector,
+    enroll_agent,
+    host_info,
+    make_report,
+    running_collector,
+)
 
 HOSTNAMES = ("alice-thinkpad", "bob-macbook")
 
@@ -61,24 +66,8 @@ class Hooked:
 @contextlib.contextmanager
 def hooked_collector(directory: Path, **overrides: object) -> Iterator[Hooked]:
     """As tests.conftest.running_collector, with the metrics endpoint on a free port."""
-    config, ca_cert = initialize(directory, "127.0.0.1")
-    config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)
-    thread.start()
-    running = asyncio.run_coroutine_threadsafe(
-        collector_server.start(config, 0, 0, "127.0.0.1", metrics_port=0), loop
-    ).result(30)
-    try:
-        live = LiveCollector(
-            config, pin_of(ca_cert), running.enroll_port, running.report_port, loop, running
-        )
-        yield Hooked(live, running)
-    finally:
-        asyncio.run_coroutine_threadsafe(running.stop(0.5), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with running_collector(directory, serve_metrics=True, **overrides) as live:
+        yield Hooked(live, live._running)
 
 
 @pytest.fixture

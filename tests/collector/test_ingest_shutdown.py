@@ -5,7 +5,6 @@ store."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -20,16 +19,7 @@ from tests.conftest import (
     LiveCollector,
     enroll_agent,
     make_report,
-    running_collector,
 )
-
-
-@pytest.fixture
-def generous_collector(tmp_path: Path) -> Iterator[LiveCollector]:
-    with running_collector(
-        tmp_path / "collector", device_call_burst=100_000, device_calls_per_minute=1_000_000
-    ) as collector:
-        yield collector
 
 
 def _hint(exc: grpc.RpcError) -> int:

@@ -37,10 +37,9 @@ def reported(live_collector: LiveCollector, agent: EnrolledAgent) -> LiveCollect
     week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
     with open_channel(agent.state, agent.enrollment) as channel:
         for at in (week_ago, None):
-            report = make_report(agent.enrollment.device_id, at)
-            report.firewall.enabled = False
-            report.firewall.profiles[0].enabled = False
-            send_report(channel, report)
+            send_report(
+                channel, make_report(agent.enrollment.device_id, at, firewall_enabled=False)
+            )
     return live_collector
 
 
@@ -115,10 +114,9 @@ def test_failing_now_read_in_sql_equals_failing_judged_from_history(
     week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
     with open_channel(second.state, second.enrollment) as channel:
         for at in (week_ago, None):
-            report = make_report(second.enrollment.device_id, at)
-            report.firewall.enabled = False
-            report.firewall.profiles[0].enabled = False
-            send_report(channel, report)
+            send_report(
+                channel, make_report(second.enrollment.device_id, at, firewall_enabled=False)
+            )
     policy, now = default_policy(), dt.datetime.now(dt.UTC)
     store = reported.store()
     try:

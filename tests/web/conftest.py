@@ -49,13 +49,7 @@ class Fleet:
         return self.collector.store()
 
     def credential(self, role: str = VIEWER, name: str = "Li Wei (IT)") -> str:
-        credential = new_credential()
-        store = self.store()
-        try:
-            store.add_credential(credential, name, role, utcnow())
-        finally:
-            store.close()
-        return str(credential)
+        return self.collector.credential(name, role)
 
 
 def _wifi(report: pb.PostureReport, sessions: list[pb.WifiSession]) -> None:
