@@ -532,27 +532,36 @@ class CollectorService(pb_grpc.CollectorServicer):
             "ReportBatch", len(request.reports), context, self._report_batch(request, context)
         )
 
-    async def _report(
-        self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.ReportAck:
+    async def _admit_reporter(self, context: grpc.aio.ServicerContext[object, object]) -> Peer:
+        """The calling device, once the collector takes reports at all (it is not stopping,
+        nor too far behind: then UNAVAILABLE with a retry hint)."""
         busy = self._accepting()
         if busy is not None:
             await self._push_back(context, busy)
-        peer = await self._admit(context)
+        return await self._admit(context)
+
+    def _arrival(
+        self, request: pb.ReportRequest | pb.ReportBatchRequest
+    ) -> tuple[dt.datetime, dt.timedelta | None]:
+        """When the request arrived (collector's clock) and the agent's clock skew then."""
+        received_at = self._clock()
+        sent_at = request.sent_at if request.HasField("sent_at") else None
+        return received_at, measure_skew(sent_at, received_at)
+
+    async def _report(
+        self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> pb.ReportAck:
+        peer = await self._admit_reporter(context)
         if not request.HasField("report"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request holds no report")
-        received_at = self._clock()
-        skew = measure_skew(request.sent_at if request.HasField("sent_at") else None, received_at)
+        received_at, skew = self._arrival(request)
         intake = self._intake(request.report, peer.device_id, received_at, skew)
         if isinstance(intake, Refusal):
             await context.abort(intake.code, intake.message)
         record, results = intake
         (outcome,) = await self._commit(context, [intake])
         if outcome is StoreOutcome.CONFLICT:
-            await context.abort(
-                grpc.StatusCode.ALREADY_EXISTS,
-                f"report id {record.report_id} is already stored for another device",
-            )
+            await context.abort(grpc.StatusCode.ALREADY_EXISTS, _conflict(record))
         log.debug("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
         ack = self._ack(record, results, outcome, with_verdicts=True)
         if request.config_version != self._judging.agent_config.version:
@@ -562,18 +571,14 @@ class CollectorService(pb_grpc.CollectorServicer):
     async def _report_batch(
         self, request: pb.ReportBatchRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ReportBatchResponse:
-        busy = self._accepting()
-        if busy is not None:
-            await self._push_back(context, busy)
         # One admission (and one rate-limit token) for the batch: a backlog drains in few calls.
-        peer = await self._admit(context)
+        peer = await self._admit_reporter(context)
         if len(request.reports) > MAX_BATCH:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"a batch holds at most {MAX_BATCH} reports, not {len(request.reports)}",
             )
-        received_at = self._clock()
-        skew = measure_skew(request.sent_at if request.HasField("sent_at") else None, received_at)
+        received_at, skew = self._arrival(request)
         response = pb.ReportBatchResponse()
         accepted: list[tuple[ReportRecord, list[CheckResult]]] = []
         for report in request.reports:
@@ -586,21 +591,21 @@ class CollectorService(pb_grpc.CollectorServicer):
             else:
                 accepted.append(intake)
         outcomes = await self._commit(context, accepted) if accepted else []
-        stored = [
-            (item, outcome)
-            for item, outcome in zip(accepted, outcomes, strict=True)
-            if outcome is not StoreOutcome.CONFLICT
-        ]
-        for (record, _), outcome in zip(accepted, outcomes, strict=True):
+        stored: list[tuple[ReportRecord, list[CheckResult], StoreOutcome]] = []
+        for (record, results), outcome in zip(accepted, outcomes, strict=True):
             if outcome is StoreOutcome.CONFLICT:
                 response.rejections.add(
                     report_id=record.report_id, code=grpc.StatusCode.ALREADY_EXISTS.value[0],
-                    message=f"report id {record.report_id} is already stored for another device",
+                    message=_conflict(record),
                 )  # fmt: skip
-        newest = max(stored, key=lambda s: s[0][0].collected_at, default=None)
-        for (record, results), outcome in stored:
-            is_newest = newest is not None and record is newest[0][0]
-            response.acks.append(self._ack(record, results, outcome, with_verdicts=is_newest))
+            else:
+                stored.append((record, results, outcome))
+        # Only the newest report's acknowledgement carries the verdicts the employee sees.
+        newest = max((s[0] for s in stored), key=lambda r: r.collected_at, default=None)
+        for record, results, outcome in stored:
+            response.acks.append(
+                self._ack(record, results, outcome, with_verdicts=record is newest)
+            )
         log.debug(
             "batch from device %s: %d stored or known, %d refused",
             peer.device_id, len(response.acks), len(response.rejections),
@@ -608,3 +613,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         if request.config_version != self._judging.agent_config.version:
             response.config.CopyFrom(self._judging.agent_config)
         return response
+
+
+def _conflict(record: ReportRecord) -> str:
+    return f"report id {record.report_id} is already stored for another device"
