@@ -63,12 +63,12 @@ def collect(
     *,
     outbox: Outbox,
 ) -> pb.PostureReport:
-    """Collect one report and put it in the outbox (with the outbox's state before it)."""
+    """Collect one report and put it in the outbox, stamped with the outbox's state just
+    before it (the report itself not counted), from put's own scan: one scan a collection."""
     report = build_report(host, config, enrollment.device_id)
     report.trigger = trigger
     SessionLog(state.wifi_sessions_path).apply(report)
-    report.delivery.CopyFrom(outbox.stats())
-    outbox.put(report)
+    outbox.put(report, stamp_delivery=True)
     return report
 
 

@@ -30,7 +30,9 @@ bounded apart: at most ASIDE_MAX_FILES reports and ASIDE_MAX_BYTES each (the one
 aside is always kept), the oldest deleted first.
 
 Deciding what to evict opens no file: names carry the collection time, the kind and a digest
-of the facts (see agent.outbox_file), and sizes come from one `os.scandir`.
+of the facts (see agent.outbox_file), and sizes come from one `os.scandir`. A collection
+scans once: `put(report, stamp_delivery=True)` takes the report's delivery stats from the
+scan that enforces the bound.
 """
 
 from __future__ import annotations
@@ -89,13 +91,20 @@ class Outbox:
         self.rejected_dir = directory / "rejected"
         self.corrupt_dir = directory / "corrupt"
 
-    def put(self, report: pb.PostureReport) -> Path:
+    def put(self, report: pb.PostureReport, *, stamp_delivery: bool = False) -> Path:
         """Durably store a report, then make room by evicting older ones if over the bound.
+
+        With `stamp_delivery`, the report's `delivery` is set first to `stats()` as the
+        outbox stood just before this report: the report itself is not counted in it, nor
+        what making room for it evicts (the next report's stats say that). It comes from
+        the same directory scan as the bound, so a collection scans the outbox once.
 
         Returns the report's path; for a report larger than the whole bound (dropped and
         counted, never stored) that path does not exist."""
         ensure_private_dir(self.directory)
         entries = self._scan()
+        if stamp_delivery:
+            report.delivery.CopyFrom(self._stats_of(entries))
         path = self.directory / _name_for(report, entries)
         data = encode(report)
         if len(data) > self.max_bytes:
@@ -153,7 +162,10 @@ class Outbox:
 
     def stats(self) -> pb.DeliveryStats:
         """What is waiting now and what the bound has cost since install."""
-        entries = self._scan()
+        return self._stats_of(self._scan())
+
+    def _stats_of(self, entries: list[Entry]) -> pb.DeliveryStats:
+        """The stats of an outbox holding `entries` (one scan's), with the counters."""
         counters = self._load_counters()
         stats = pb.DeliveryStats(
             pending_reports=len(entries),
