@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import overload
@@ -63,9 +65,62 @@ IDENTITY_MIGRATION = (
     " cert_not_after_us, last_report_us FROM devices",
 )
 
+# Schema 7: device groups (a department, a region): each device's, and each token's, which
+# the devices it enrolls join. Empty means no group. Added here rather than in the CREATE
+# TABLEs above, which older databases share through IF NOT EXISTS: a new database runs this
+# step too, so a new and an upgraded database end identical. Each step may run again on a
+# database that already has it (as schema 5's does), so it adds only a missing column.
+def _add_group_columns(connection: sqlite3.Connection) -> None:
+    for table in ("devices", "enrollment_tokens"):
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if "device_group" not in columns:
+            connection.execute(
+                f"ALTER TABLE {table} ADD COLUMN device_group TEXT NOT NULL DEFAULT ''"
+            )
+
+
+GROUPS_MIGRATION: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
+    _add_group_columns,
+    # `device list --group` and the dashboard's group filter ask for one group's devices.
+    "CREATE INDEX IF NOT EXISTS devices_by_group ON devices(device_group, device_id)",
+)
+
 ACTIVE = "active"
 REVOKED = "revoked"
 RETIRED = "retired"
+
+MAX_GROUP_LENGTH = 64
+_GROUP_PUNCTUATION = frozenset("-_. ")
+
+
+class GroupNameError(ValueError):
+    """A device group name that is refused; the message says what is allowed."""
+
+
+def group_name(text: str) -> str:
+    """The group name IT typed, trimmed and in NFC (so that 'é' typed two ways is one group),
+    or GroupNameError. Letters and digits of any script (财务部, sales-eu), '-', '_', '.' and
+    spaces: what a department or site is called, and nothing that could break a CSV cell, a
+    terminal or a log line. Combining marks are part of letters in many scripts (Thai,
+    Hindi), so they are allowed after a letter or digit."""
+    name = unicodedata.normalize("NFC", text).strip()
+    allowed = "1 to 64 characters: letters or digits (any script: 财务部), '-', '_', '.', spaces"
+    if not name:
+        raise GroupNameError(f"a group name must not be empty; it is {allowed}")
+    if len(name) > MAX_GROUP_LENGTH:
+        raise GroupNameError(
+            f"the group name is {len(name)} characters long; a group name is {allowed}"
+        )
+    for index, ch in enumerate(name):
+        category = unicodedata.category(ch)
+        if ch.isalnum() or ch in _GROUP_PUNCTUATION or (category[0] == "M" and index > 0):
+            continue
+        shown = repr(ch) if ch.isprintable() else "a control or invisible character"
+        raise GroupNameError(
+            f"the group name {name!r} has {shown} (U+{ord(ch):04X}), which is not allowed;"
+            f" a group name is {allowed}"
+        )
+    return name
 
 
 class TokenRejected(Exception):
@@ -95,6 +150,8 @@ class TokenInfo:
     expires_at: dt.datetime
     uses_left: int
     revoked: bool
+    # The group the devices it enrolls join ('' for none).
+    group: str = ""
 
     def status(self, now: dt.datetime) -> str:
         if self.revoked:
@@ -148,25 +205,34 @@ class DeviceInfo:
     outbox_coalesced_total: int = 0
     outbox_dropped_total: int = 0
     outbox_corrupt_total: int = 0
+    # The device's group ('' for none): from its enrollment token, or set by IT.
+    group: str = ""
 
 
 class IdentityRecords(Records):
     # --- enrollment tokens ---------------------------------------------------------------
 
-    def add_token(self, token: Token, now: dt.datetime, expires_at: dt.datetime, uses: int) -> None:
+    def add_token(
+        self, token: Token, now: dt.datetime, expires_at: dt.datetime, uses: int,
+        group: str = "",
+    ) -> None:  # fmt: skip
+        """Record a token; the devices it enrolls join `group` (a `group_name`, or '')."""
         with self._write() as cur:
             cur.execute(
                 "INSERT INTO enrollment_tokens(token_id, secret_hash, created_us, expires_us,"
-                " uses_left) VALUES (?, ?, ?, ?, ?)",
-                (token.token_id, token.secret_hash, to_us(now), to_us(expires_at), uses),
+                " uses_left, device_group) VALUES (?, ?, ?, ?, ?, ?)",
+                (token.token_id, token.secret_hash, to_us(now), to_us(expires_at), uses, group),
             )
 
     def tokens(self) -> list[TokenInfo]:
         rows = self._db.execute(
-            "SELECT token_id, created_us, expires_us, uses_left, revoked_us"
+            "SELECT token_id, created_us, expires_us, uses_left, revoked_us, device_group"
             " FROM enrollment_tokens ORDER BY created_us"
         ).fetchall()
-        return [TokenInfo(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4] is not None) for r in rows]
+        return [
+            TokenInfo(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4] is not None, r[5])
+            for r in rows
+        ]
 
     def revoke_token(self, token_id: str, now: dt.datetime) -> bool:
         """Revoke a token that is not revoked yet; False when there is no such token."""
@@ -183,7 +249,7 @@ class IdentityRecords(Records):
         transaction, or raise. Returns the certificate's generation."""
         with self._write() as cur:
             row = cur.execute(
-                "SELECT secret_hash, expires_us, uses_left, revoked_us"
+                "SELECT secret_hash, expires_us, uses_left, revoked_us, device_group"
                 " FROM enrollment_tokens WHERE token_id = ?",
                 (token.token_id,),
             ).fetchone()
@@ -217,13 +283,17 @@ class IdentityRecords(Records):
                 "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE token_id = ?",
                 (token.token_id,),
             )
+            # The token's group, also on re-enrollment; a token without one keeps the group
+            # the device already has (IT may have set it).
             cur.execute(
                 "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
-                " cert_not_after_us, hostname, os_family, os_name, os_version, agent_version)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " cert_not_after_us, hostname, os_family, os_name, os_version, agent_version,"
+                " device_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT(device_id) DO UPDATE SET token_id = excluded.token_id,"
                 " cert_serial = excluded.cert_serial,"
-                " cert_not_after_us = excluded.cert_not_after_us",
+                " cert_not_after_us = excluded.cert_not_after_us,"
+                " device_group = CASE WHEN excluded.device_group = '' THEN devices.device_group"
+                " ELSE excluded.device_group END",
                 (
                     device.device_id,
                     to_us(now),
@@ -235,13 +305,15 @@ class IdentityRecords(Records):
                     device.os_name,
                     device.os_version,
                     device.agent_version,
+                    row[4],
                 ),
             )
             generation = self._add_certificate(
                 cur, device.device_id, device.cert_serial, device.cert_not_after, now
             )
-            self._event(cur, device.device_id, "enrolled", now,
-                        f"token {token.token_id}, certificate generation {generation}")  # fmt: skip
+            joined = f", group {row[4]}" if row[4] else ""
+            detail = f"token {token.token_id}, certificate generation {generation}{joined}"
+            self._event(cur, device.device_id, "enrolled", now, detail)
             return generation
 
     # --- certificates ----------------------------------------------------------------------
@@ -376,17 +448,53 @@ class IdentityRecords(Records):
             self._event(cur, device_id, status, now, reason)
             return True
 
-    def devices(self, only: str | None = None) -> list[DeviceInfo]:
+    # --- groups ------------------------------------------------------------------------------
+
+    def set_device_group(self, device_id: str, group: str, now: dt.datetime) -> str | None:
+        """Put a device in `group` (a `group_name`), or take it out of any with ''. Returns
+        the group it was in before ('' for none), or None when there is no such device. A
+        change is kept in the device's log (and so in the evidence chain)."""
+        with self._write() as cur:
+            row = cur.execute(
+                "SELECT device_group FROM devices WHERE device_id = ?", (device_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            before = str(row[0])
+            if before != group:
+                cur.execute(
+                    "UPDATE devices SET device_group = ? WHERE device_id = ?", (group, device_id)
+                )
+                was = f" (was {before})" if before else ""
+                detail = f"group set to {group}{was}" if group else f"group {before} cleared"
+                self._event(cur, device_id, "group", now, detail)
+            return before
+
+    def device_groups(self) -> dict[str, int]:
+        """Each group in use and how many devices it holds, by name."""
         rows = self._db.execute(
-            "SELECT d.device_id, d.hostname, d.os_family, d.enrolled_us, d.last_report_us,"
+            "SELECT device_group, COUNT(*) FROM devices WHERE device_group != ''"
+            " GROUP BY device_group ORDER BY device_group"
+        ).fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def devices(self, only: str | None = None, group: str | None = None) -> list[DeviceInfo]:
+        """Every device, or the one `only` names, or those of `group` ('' for no group)."""
+        # A plain `column = ?` per filter given (not `? IS NULL OR ...`), so that SQLite can
+        # use the primary key or devices_by_group.
+        where = [("d.device_id = ?", only), ("d.device_group = ?", group)]
+        given = [(clause, value) for clause, value in where if value is not None]
+        condition = " AND ".join(clause for clause, _ in given) or "1"
+        rows = self._db.execute(
+            "SELECT d.device_id, d.hostname, d.os_family, d.enrolled_us, d.last_report_us,"  # noqa: S608 (fixed clauses)
             " d.status, d.status_us, d.status_reason, d.clone_suspected_us, d.clone_detail,"
             " c.generation, c.not_after_us, d.clock_skew_ms, d.outbox_pending,"
-            " d.outbox_coalesced_total, d.outbox_dropped_total, d.outbox_corrupt_total"
+            " d.outbox_coalesced_total, d.outbox_dropped_total, d.outbox_corrupt_total,"
+            " d.device_group"
             " FROM devices d LEFT JOIN device_certificates c"
             " ON c.device_id = d.device_id AND c.serial = d.cert_serial"
-            " WHERE ? IS NULL OR d.device_id = ?"
-            " ORDER BY d.hostname, d.device_id",
-            (only, only),
+            f" WHERE {condition} ORDER BY d.hostname, d.device_id",
+            [value for _, value in given],
         ).fetchall()
         return [
             DeviceInfo(
@@ -396,7 +504,7 @@ class IdentityRecords(Records):
                 generation=r[10] or 0, certificate_expires_at=maybe_from_us(r[11]),
                 clock_skew=None if r[12] is None else dt.timedelta(milliseconds=r[12]),
                 outbox_pending=r[13], outbox_coalesced_total=r[14], outbox_dropped_total=r[15],
-                outbox_corrupt_total=r[16],
+                outbox_corrupt_total=r[16], group=r[17],
             )
             for r in rows
         ]  # fmt: skip

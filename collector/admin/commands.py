@@ -24,7 +24,7 @@ from collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_cre
 from collector.compliance import Waiver
 from collector.config import CollectorConfig
 from collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
-from collector.identity_store import RETIRED, REVOKED, DeviceInfo
+from collector.identity_store import RETIRED, REVOKED, DeviceInfo, GroupNameError, group_name
 from collector.pki import utcnow
 from collector.policy import Policy, PolicyError
 from collector.render import Row, render
@@ -107,6 +107,17 @@ class Arguments:
         if value is None:
             raise CommandError(f"--{_option(name)} is required and must not be empty")
         return value
+
+    def group(self, name: str, shown: str | None = None) -> str | None:
+        """A device group name (`identity_store.group_name`), or None when not given.
+        `shown` is what the command line calls it, when not `--NAME` (a positional NAME)."""
+        text = self._values.get(name)
+        if text is None:
+            return None
+        try:
+            return group_name(text)
+        except GroupNameError as exc:
+            raise CommandError(f"{shown or '--' + _option(name)}: {exc}") from None
 
     def flag(self, name: str) -> bool:
         return self._values.get(name, "").strip().lower() in ("1", "true", "yes")
@@ -296,7 +307,7 @@ def _waiver_revoke(store: Store, config: CollectorConfig, args: Arguments, actor
 # --- devices -------------------------------------------------------------------------------
 
 DEVICE_LIST_COLUMNS = (
-    "device", "hostname", "os", "enrolled", "last_report", "status", "status_reason",
+    "device", "hostname", "group", "os", "enrolled", "last_report", "status", "status_reason",
     "certificate_generation", "certificate_expires", "clone_suspected", "clock_off",
     "reports_lost",
 )  # fmt: skip
@@ -305,7 +316,8 @@ DEVICE_SHOW_COLUMNS = (*DEVICE_LIST_COLUMNS, "clone_detail", "clock", "outbox", 
 
 def _device_row(device: DeviceInfo) -> Row:
     return {
-        "device": device.device_id, "hostname": device.hostname, "os": device.os_family,
+        "device": device.device_id, "hostname": device.hostname, "group": device.group,
+        "os": device.os_family,
         "enrolled": _when(device.enrolled_at), "last_report": _when(device.last_report_at),
         "status": device.status + (f" since {_when(device.status_at)}" if device.status_at
                                    else ""),
@@ -320,7 +332,16 @@ def _device_row(device: DeviceInfo) -> Row:
 
 
 def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
-    return Result("", DEVICE_LIST_COLUMNS, [_device_row(d) for d in store.devices()])
+    group = args.group("group")
+    rows = [_device_row(d) for d in store.devices(group=group)]
+    message = ""
+    if group is not None and not rows:
+        groups = ", ".join(store.device_groups()) or "none yet"
+        message = (
+            f"no device is in group {group!r} (groups: {groups}); put one in with"
+            " `devposture-collector device group DEVICE_ID NAME`"
+        )
+    return Result(message, DEVICE_LIST_COLUMNS, rows)
 
 
 def _find_device(store: Store, device_id: str) -> DeviceInfo:
@@ -366,10 +387,36 @@ def _device_status(status: str) -> Handler:
     return handler
 
 
+def _device_group(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    device_id = args.required("device_id")
+    group = args.group("group", shown="NAME")
+    clear = args.flag("clear")
+    if (group is None) == (not clear):
+        raise CommandError(
+            "give either the group NAME or --clear: `device group DEVICE_ID NAME`,"
+            " `device group DEVICE_ID --clear`"
+        )
+    before = store.set_device_group(device_id, group or "", utcnow())
+    if before is None:
+        raise NotFound(f"no device {device_id}: see the ids in `devposture-collector device list`")
+    if before == (group or ""):
+        message = (
+            f"device {device_id} is already in group {group}: nothing changed" if group
+            else f"device {device_id} is in no group: nothing changed"
+        )  # fmt: skip
+        return Result(message, note=message)
+    was = f" (was {before})" if before else ""
+    message = (
+        f"device {device_id} is now in group {group}{was}" if group
+        else f"device {device_id} is in no group now (was {before})"
+    )  # fmt: skip
+    return Result(message, note=message)
+
+
 # --- enrollment tokens ---------------------------------------------------------------------
 
-TOKEN_COLUMNS = ("token", "created", "expires", "uses_left", "status")
-TOKEN_CREATED_COLUMNS = ("token", "uses", "expires")
+TOKEN_COLUMNS = ("token", "group", "created", "expires", "uses_left", "status")
+TOKEN_CREATED_COLUMNS = ("token", "group", "uses", "expires")
 MAX_TOKEN_USES = 10_000
 
 
@@ -380,20 +427,22 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
             f"--uses must be at most {MAX_TOKEN_USES}: make several tokens for a larger rollout"
         )
     hours = args.number("ttl", config.token_ttl_hours)
+    group = args.group("group") or ""
     now = utcnow()
     expires = now + dt.timedelta(hours=hours)
     token = new_token()
-    store.add_token(token, now, expires, uses=uses)
-    row: Row = {"token": token.token_id, "uses": uses, "expires": _when(expires)}
-    note = f"token {token.token_id}: {uses} use(s), expires {_when(expires)}"
+    store.add_token(token, now, expires, uses=uses, group=group)
+    row: Row = {"token": token.token_id, "group": group, "uses": uses, "expires": _when(expires)}
+    into = f", group {group}" if group else ""
+    note = f"token {token.token_id}: {uses} use(s){into}, expires {_when(expires)}"
     return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=note)
 
 
 def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     now = utcnow()
     rows: list[Row] = [
-        {"token": t.token_id, "created": _when(t.created_at), "expires": _when(t.expires_at),
-         "uses_left": t.uses_left, "status": t.status(now)}
+        {"token": t.token_id, "group": t.group, "created": _when(t.created_at),
+         "expires": _when(t.expires_at), "uses_left": t.uses_left, "status": t.status(now)}
         for t in store.tokens()
     ]  # fmt: skip
     return Result("", TOKEN_COLUMNS, rows)
@@ -530,8 +579,9 @@ COMMANDS: dict[Words, Command] = {
                 "exempt devices from a check until a date"),
         Command(("waiver", "revoke"), ADMIN, _waiver_revoke, frozenset({"waiver_id", "reason"}),
                 "end a waiver now"),
-        Command(("device", "list"), VIEWER, _device_list, frozenset(),
-                "every device: status, certificate, last report, clone suspicion"),
+        Command(("device", "list"), VIEWER, _device_list, frozenset({"group"}),
+                "every device (or one group's): status, certificate, last report, clone"
+                " suspicion"),
         Command(("device", "show"), VIEWER, _device_show, frozenset({"device_id"}),
                 "one device and every change of its identity"),
         Command(("device", "revoke"), ADMIN, _device_status(REVOKED),
@@ -540,10 +590,14 @@ COMMANDS: dict[Words, Command] = {
         Command(("device", "retire"), ADMIN, _device_status(RETIRED),
                 frozenset({"device_id", "reason"}),
                 "take a device out of service (replaced, returned); its history stays"),
+        Command(("device", "group"), ADMIN, _device_group,
+                frozenset({"device_id", "group", "clear"}),
+                "put a device in a group (a department, a site), or take it out (--clear)"),
         Command(("token", "list"), VIEWER, _token_list, frozenset(),
                 "enrollment tokens: expiry, uses left, status (never the secret)"),
-        Command(("token", "create"), ADMIN, _token_create, frozenset({"uses", "ttl"}),
-                "print a new enrollment token (N uses, expires) on standard output"),
+        Command(("token", "create"), ADMIN, _token_create, frozenset({"uses", "ttl", "group"}),
+                "print a new enrollment token (N uses, expires, the group its devices join)"
+                " on standard output"),
         Command(("token", "revoke"), ADMIN, _token_revoke, frozenset({"token_id"}),
                 "make an enrollment token unusable now"),
         Command(("audit", "log"), ADMIN, _audit_log, frozenset(),
@@ -649,6 +703,7 @@ def present(words: Words, result: Result, fmt: str) -> tuple[str, str]:
         if words == ("token", "create"):
             uses = row.get("uses")
             what = "one device" if uses == 1 else f"{uses} devices"
+            what += f" into group {row.get('group')}" if row.get("group") else ""
             info = f"token {row.get('token')}: enrolls {what}, expires {row.get('expires')}\n"
         else:
             info = (

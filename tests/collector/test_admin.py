@@ -4,6 +4,7 @@ and the separation of the admin port from the agent ports."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -74,9 +75,10 @@ class AdminCollector:
         return result
 
 
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[AdminCollector]:
-    config, ca_cert = initialize(tmp_path / "collector", "127.0.0.1")
+@contextlib.contextmanager
+def admin_collector(directory: Path) -> Iterator[AdminCollector]:
+    """A collector in a new data folder, serving its admin port too (on a free port)."""
+    config, ca_cert = initialize(directory, "127.0.0.1")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-admin", daemon=True)
     thread.start()
@@ -90,10 +92,16 @@ def collector(tmp_path: Path) -> Iterator[AdminCollector]:
         )
         yield AdminCollector(live, running.admin_port)
     finally:
-        asyncio.run_coroutine_threadsafe(running.stop(0.5), loop).result(30)
+        asyncio.run_coroutine_threadsafe(running.stop(0.5, drain=0), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[AdminCollector]:
+    with admin_collector(tmp_path / "collector") as running:
+        yield running
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from collector import store as store_module
+from collector.identity_store import IDENTITY_SCHEMA
 from collector.records import from_us
 from collector.store import (
     CheckResult,
@@ -111,9 +112,86 @@ def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
         (device,) = migrated.devices()
         assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
         version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_module.SCHEMA_VERSION == 6
+        assert version == store_module.SCHEMA_VERSION == 7
     finally:
         migrated.close()
+
+
+def database_at_version(path: Path, version: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database as a collector of schema `version` left it: the steps up to that version
+    only (older collectors ran the same steps: a step is never edited once released)."""
+    with monkeypatch.context() as patch:
+        steps = {k: v for k, v in store_module.MIGRATIONS.items() if k <= version}
+        patch.setattr(store_module, "MIGRATIONS", steps)
+        Store.open(path).close()
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("SELECT version FROM schema_version").fetchone()[0] == version
+    finally:
+        raw.close()
+
+
+def schema_of(path: Path) -> dict[str, object]:
+    """Every table's, index's and trigger's definition and every table's columns."""
+    raw = sqlite3.connect(path)
+    try:
+        objects = raw.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'"
+            " ORDER BY type, name"
+        ).fetchall()
+        columns = {
+            name: raw.execute(f"PRAGMA table_info({name})").fetchall()
+            for kind, name, _ in objects
+            if kind == "table"
+        }
+    finally:
+        raw.close()
+    return {"objects": objects, "columns": columns}
+
+
+def test_an_upgraded_database_ends_identical_to_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgraded from any older schema, a database has the same tables, columns, indexes and
+    triggers as a new one (each step brings its version up whatever came before)."""
+    Store.open(tmp_path / "new.db").close()
+    for version in range(1, store_module.SCHEMA_VERSION):
+        path = tmp_path / f"from-{version}.db"
+        database_at_version(path, version, monkeypatch)
+        Store.open(path).close()
+        assert schema_of(path) == schema_of(tmp_path / "new.db"), f"from schema {version}"
+
+
+# The columns of the tables that migration steps extend, as their CREATE TABLE first made them.
+FIRST_COLUMNS = {
+    "enrollment_tokens": [
+        "token_id", "secret_hash", "created_us", "expires_us", "uses_left", "revoked_us",
+    ],
+    "devices": [
+        "device_id", "enrolled_us", "token_id", "cert_serial", "cert_not_after_us", "hostname",
+        "os_family", "os_name", "os_version", "agent_version", "last_report_us",
+    ],
+    "reports": ["report_id", "device_id", "received_us", "collected_us", "agent_version", "body"],
+    "check_results": [
+        "device_id", "check_id", "state", "reason", "report_id", "collected_us", "evaluated_us",
+    ],
+}  # fmt: skip
+
+
+def test_tables_that_migrations_extend_keep_their_first_create_table(tmp_path: Path) -> None:
+    """An older database already has these tables, so `CREATE TABLE IF NOT EXISTS` skips
+    them there: a column written into their CREATE TABLE would reach new databases only. A
+    new column goes into a MIGRATIONS step, which new and old databases both run."""
+    raw = sqlite3.connect(tmp_path / "bare.db")
+    try:
+        raw.executescript(store_module._SCHEMA + IDENTITY_SCHEMA)
+        columns = {
+            table: [row[1] for row in raw.execute(f"PRAGMA table_info({table})")]
+            for table in FIRST_COLUMNS
+        }
+    finally:
+        raw.close()
+    assert columns == FIRST_COLUMNS
 
 
 def _since(store: Store, check_id: str = "firewall") -> dt.datetime:
