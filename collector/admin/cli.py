@@ -150,6 +150,38 @@ def _audit_commands(commands: Subcommands) -> None:
     verify.add_argument("bundle", type=Path, metavar="FILE", help="the bundle (`audit export`)")
     verify.add_argument("--public-key", required=True, type=Path, metavar="KEY.pem",
                         help="the collector's public key (`audit public-key`)")  # fmt: skip
+    verify.add_argument(
+        "--after",
+        type=Path,
+        default=None,
+        metavar="OLD",
+        help="an earlier bundle of the same collector: also prove that FILE's chain extends"
+        " the one OLD committed to (history was not rewritten)",
+    )
+
+
+def _device_commands(commands: Subcommands) -> None:
+    """`device list|show|group|revoke|retire`."""
+    device = _group(commands, "device", "enrolled devices: list, show, group, revoke, retire")
+    device_list = _sub(device, "device", "list")
+    device_list.add_argument("--group", default=None, metavar="NAME",
+                             help="only the devices of this group")  # fmt: skip
+    format_option(device_list)
+    show = _sub(device, "device", "show")
+    show.add_argument("device_id", help="the device id (see `device list`)")
+    format_option(show)
+    for action in ("revoke", "retire"):
+        change = _sub(device, "device", action)
+        change.add_argument("device_id", help="the device id (see `device list`)")
+        change.add_argument("--reason", required=True, help="why (kept in the device's log)")
+    grouping = _sub(device, "device", "group")
+    grouping.add_argument("device_id", help="the device id (see `device list`)")
+    grouping.add_argument(
+        "group", nargs="?", default=None, metavar="NAME",
+        help="the group, e.g. 财务部 or sales-eu: 1 to 64 letters or digits (any script),"
+        " '-', '_', '.' and spaces",
+    )  # fmt: skip
+    grouping.add_argument("--clear", action="store_true", help="take the device out of its group")
 
 
 def add_commands(commands: Subcommands) -> None:
@@ -183,15 +215,7 @@ def add_commands(commands: Subcommands) -> None:
     revoke.add_argument("waiver_id")
     revoke.add_argument("--reason", required=True, help="why it ends early (kept in the log)")
 
-    device = _group(commands, "device", "enrolled devices: list, show, revoke, retire")
-    format_option(_sub(device, "device", "list"))
-    show = _sub(device, "device", "show")
-    show.add_argument("device_id", help="the device id (see `device list`)")
-    format_option(show)
-    for action in ("revoke", "retire"):
-        change = _sub(device, "device", action)
-        change.add_argument("device_id", help="the device id (see `device list`)")
-        change.add_argument("--reason", required=True, help="why (kept in the device's log)")
+    _device_commands(commands)
 
     token = _group(commands, "token", "enrollment tokens")
     create = _sub(token, "token", "create")
@@ -199,6 +223,8 @@ def add_commands(commands: Subcommands) -> None:
                         help="how many devices it may enroll (default: 1)")  # fmt: skip
     create.add_argument("--ttl", type=positive, default=None, metavar="HOURS",
                         help="hours until it expires (default from config: 24)")  # fmt: skip
+    create.add_argument("--group", default=None, metavar="NAME",
+                        help="the group the devices it enrolls join, e.g. 财务部")  # fmt: skip
     format_option(_sub(token, "token", "list"))
     token_revoke = _sub(token, "token", "revoke")
     token_revoke.add_argument("token_id", help="the token id (see `token list`)")
@@ -225,6 +251,7 @@ def run_verify(args: argparse.Namespace) -> int:
     """`audit verify`: exit 0 only when everything in the bundle verifies."""
     # Imported here: only this command needs the verifier.
     from collector.evidence import signing  # noqa: PLC0415
+    from collector.evidence.consistency import NotComparable, verify_continuation  # noqa: PLC0415
     from collector.evidence.verify import verify_bundle  # noqa: PLC0415
 
     try:
@@ -233,7 +260,11 @@ def run_verify(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot read the public key {args.public_key}: {exc}") from None
     except signing.SigningKeyError as exc:
         raise CommandError(f"{args.public_key}: {exc}") from None
-    verdict = verify_bundle(args.bundle, key)
+    try:
+        verdict = (verify_bundle(args.bundle, key) if args.after is None
+                   else verify_continuation(args.bundle, args.after, key))  # fmt: skip
+    except NotComparable as exc:
+        raise CommandError(str(exc)) from None
     sys.stdout.write(verdict.text())
     return 0 if verdict.ok else 1
 

@@ -26,7 +26,11 @@ from google.protobuf.message import DecodeError
 from collector.evidence.chain import Entry
 from devposture.v1 import devposture_pb2 as pb
 
-FORMAT = "devposture-audit-bundle/1"
+# Format 2 adds `chain.prev_seq` (the sequence number of the entry `prev_hash` names), so
+# that a bundle with no entries still says where it links into the chain. Format 1
+# bundles still verify: their `prev_seq` is `first_seq - 1`, or unknown when empty.
+FORMAT = "devposture-audit-bundle/2"
+FORMATS = ("devposture-audit-bundle/1", FORMAT)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHAIN = "chain.jsonl"

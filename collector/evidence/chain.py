@@ -57,11 +57,15 @@ BEGIN SELECT RAISE(ABORT, 'the evidence chain is append-only'); END;
 Payload = Mapping[str, object]
 
 
+# One encoder for every payload (json.dumps with these options would build one per call).
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical(payload: Payload) -> bytes:
     """The one byte form of a payload: sorted keys, no spaces, UTF-8."""
-    return json.dumps(
-        payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
+    return _CANONICAL.encode(payload).encode("utf-8")
 
 
 def _field(data: bytes) -> bytes:
@@ -71,11 +75,11 @@ def _field(data: bytes) -> bytes:
 def entry_hash(
     prev_hash: bytes, seq: int, *, kind: str, at_us: int, key: str, payload: bytes
 ) -> bytes:
-    digest = hashlib.sha256(_field(DOMAIN))
-    for part in (prev_hash, str(seq).encode(), kind.encode(), str(at_us).encode(),
-                 key.encode("utf-8"), payload):  # fmt: skip
-        digest.update(_field(part))
-    return digest.digest()
+    # The fields joined first and hashed at once (one call, not seven): every stored report
+    # and state change is hashed as it is written.
+    parts = (DOMAIN, prev_hash, str(seq).encode(), kind.encode(), str(at_us).encode(),
+             key.encode("utf-8"), payload)  # fmt: skip
+    return hashlib.sha256(b"".join([_field(part) for part in parts])).digest()
 
 
 @dataclass(frozen=True)
@@ -107,19 +111,70 @@ def append(
 ) -> int:
     """Chain one record, on the cursor of the transaction that writes the record: one read of
     the head (by primary key), one hash, one INSERT. Returns the new entry's sequence number."""
-    head = cur.execute(
-        "SELECT seq, at_us, hash FROM evidence_chain ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-    seq, prev_at, prev_hash = (head[0] + 1, head[1], bytes(head[2])) if head else (1, 0, GENESIS)
-    at = max(now_us() if at_us is None else at_us, prev_at)
-    body = canonical(payload)
-    digest = entry_hash(prev_hash, seq, kind=kind, at_us=at, key=key, payload=body)
-    cur.execute(
-        "INSERT INTO evidence_chain(seq, kind, at_us, record_key, payload, prev_hash, hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (seq, kind, at, key, body, prev_hash, digest),
-    )
-    return seq
+    return Appender(cur).append(kind, key, payload, at_us)
+
+
+# (seq, at_us, hash) of the newest entry; (0, 0, GENESIS) before the first.
+Head = tuple[int, int, bytes]
+
+
+class Appender:
+    """Chains many records in one write transaction, reading the head once: a group commit of
+    hundreds of reports and their state changes would otherwise read it before every entry.
+
+    Only for a transaction that writes the chain through this object alone (the write lock,
+    taken by BEGIN IMMEDIATE, keeps other connections out). When a savepoint is rolled back,
+    `rewind` to the `mark` taken when it began, so that the next entry follows what is still
+    written."""
+
+    def __init__(self, cur: sqlite3.Cursor) -> None:
+        self._cur = cur
+        self._head: Head | None = None
+
+    def mark(self) -> Head | None:
+        return self._head
+
+    def rewind(self, mark: Head | None) -> None:
+        self._head = mark
+
+    def append(self, kind: str, key: str, payload: Payload, at_us: int | None = None) -> int:
+        """Chain one record (see `append`); returns the new entry's sequence number."""
+        row = self.entry(kind, key, payload, at_us)
+        self._cur.execute(_INSERT + _VALUES, row)
+        return row[0]
+
+    def entry(
+        self, kind: str, key: str, payload: Payload, at_us: int | None = None
+    ) -> tuple[int, str, int, str, bytes, bytes, bytes]:
+        """The next entry's row, the head moved past it: the caller writes it (`write`) in
+        this transaction, entries in order, before anything else is chained."""
+        head = self._head
+        if head is None:
+            row = self._cur.execute(
+                "SELECT seq, at_us, hash FROM evidence_chain ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            head = (row[0], row[1], bytes(row[2])) if row else (0, 0, GENESIS)
+        seq, prev_at, prev_hash = head[0] + 1, head[1], head[2]
+        at = max(now_us() if at_us is None else at_us, prev_at)
+        body = canonical(payload)
+        digest = entry_hash(prev_hash, seq, kind=kind, at_us=at, key=key, payload=body)
+        self._head = (seq, at, digest)
+        return (seq, kind, at, key, body, prev_hash, digest)
+
+    def write(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Write entries made by `entry`, up to a hundred per statement."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            self._cur.execute(
+                _INSERT + ", ".join([_VALUES] * len(chunk)), [v for row in chunk for v in row]
+            )
+
+
+_INSERT = (
+    "INSERT INTO evidence_chain(seq, kind, at_us, record_key, payload, prev_hash, hash) VALUES "
+)
+_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
+_ROWS_PER_INSERT = 100
 
 
 def _entry(row: tuple[object, ...]) -> Entry:

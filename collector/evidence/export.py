@@ -131,7 +131,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                                              indent=1).encode("utf-8"))  # fmt: skip
             manifest = _manifest(
                 start, end, ca_cert=ca_cert, public=public, span=span,
-                hashes=(prev_hash, last_hash), head=head,
+                hashes=(prev_hash, last_hash), head=head, prev_seq=boundary - 1,
             )
             manifest["counts"] = counts
             with _member(archive, bundle.HTML, digests) as html_out:
@@ -193,6 +193,7 @@ def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.
 def _manifest(
     start: dt.datetime, end: dt.datetime, *, ca_cert: Path, public: Ed25519PublicKey,
     span: tuple[int, int] | None, hashes: tuple[bytes, bytes], head: chain.Entry | None,
+    prev_seq: int,
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "format": bundle.FORMAT,
@@ -205,6 +206,9 @@ def _manifest(
         "chain": {
             "first_seq": span[0] if span else None,
             "last_seq": span[1] if span else None,
+            # Where the period links into the chain (0: the genesis), even when it is empty:
+            # what `audit verify NEW --after OLD` needs to place a bundle against another.
+            "prev_seq": prev_seq,
             "prev_hash": hashes[0].hex(), "last_hash": hashes[1].hex(),
             "head_seq": head.seq if head else 0,
             "head_hash": head.hash.hex() if head else chain.GENESIS.hex(),

@@ -25,6 +25,15 @@ from collector.evidence.chain import REPORT, Entry
 class Verdict:
     problems: list[str] = field(default_factory=list)
     summary: str = ""
+    # What the verdict line says after the summary, or after the count of problems (the
+    # check that bundles continue each other says its own).
+    passed: str = (
+        "Nothing was changed, removed or reordered.\n验证通过：证据完整，未被修改、删除或重排。"
+    )
+    failed: str = (
+        "this bundle is not the evidence the collector signed with this key."
+        " 验证失败：证据被修改，或签名密钥不符。"
+    )
 
     @property
     def ok(self) -> bool:
@@ -32,14 +41,20 @@ class Verdict:
 
     def text(self) -> str:
         if self.ok:
-            return (f"VERIFIED: {self.summary}. Nothing was changed, removed or reordered.\n"
-                    "验证通过：证据完整，未被修改、删除或重排。\n")  # fmt: skip
+            return f"VERIFIED: {self.summary}. {self.passed}\n"
         lines = [f"problem: {p}" for p in self.problems]
-        lines.append(
-            f"NOT VERIFIED: {len(self.problems)} problem(s): this bundle is not the evidence the"
-            " collector signed with this key. 验证失败：证据被修改，或签名密钥不符。"
-        )
+        lines.append(f"NOT VERIFIED: {len(self.problems)} problem(s): {self.failed}")
         return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A bundle verified alone, and what was read from it (for `--after`)."""
+
+    verdict: Verdict
+    manifest: dict[str, Any]
+    entries: list[Entry]
+    opening: list[Entry]
 
 
 def _name(entry: Entry) -> str:
@@ -59,20 +74,24 @@ def _lines(data: bytes, member: str, verdict: Verdict) -> list[Any]:
 
 
 def verify_bundle(path: Path, public_key: Ed25519PublicKey) -> Verdict:
+    return check_bundle(path, public_key).verdict
+
+
+def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
     verdict = Verdict()
     try:
         with zipfile.ZipFile(path) as archive:
             files = {name: archive.read(name) for name in archive.namelist()}
     except (OSError, zipfile.BadZipFile) as exc:
         verdict.problems.append(f"{path} is not a readable audit bundle ({exc})")
-        return verdict
+        return Checked(verdict, {}, [], [])
     manifest_bytes = files.get(bundle.MANIFEST, b"")
     try:
         manifest = json.loads(manifest_bytes)
-        assert isinstance(manifest, dict) and manifest.get("format") == bundle.FORMAT
+        assert isinstance(manifest, dict) and manifest.get("format") in bundle.FORMATS
     except (ValueError, AssertionError):
         verdict.problems.append(f"{bundle.MANIFEST} is missing or not a {bundle.FORMAT} manifest")
-        return verdict
+        return Checked(verdict, {}, [], [])
     try:
         signature = base64.b64decode(files.get(bundle.SIGNATURE, b""), validate=False)
     except binascii.Error:
@@ -112,7 +131,7 @@ def verify_bundle(path: Path, public_key: Ed25519PublicKey) -> Verdict:
         f" last hash {str(chain.get('last_hash'))[:16]}…) written {period.get('from')} –"
         f" {period.get('to')}, signed by {signing.fingerprint(public_key)}"
     )
-    return verdict
+    return Checked(verdict, manifest, entries, opening)
 
 
 def _parse(lines: list[Any], member: str, verdict: Verdict) -> list[Entry]:
@@ -173,7 +192,28 @@ def _chain(files: dict[str, bytes], manifest: dict[str, Any], verdict: Verdict) 
         verdict.problems.append(
             f"{_name(entries[-1])} is not the signed last entry of the period: edited"
         )
+    _range(claims, verdict)
     return sorted(entries, key=lambda e: e.seq)
+
+
+def _range(claims: dict[str, Any], verdict: Verdict) -> None:
+    """The signed range agrees with itself: the period links in just before its first entry
+    (format 2 says where), and the head at export is not before the period's end."""
+    first, last, prev_seq = claims.get("first_seq"), claims.get("last_seq"), claims.get("prev_seq")
+    head_seq = claims.get("head_seq")
+    if "prev_seq" in claims and isinstance(first, int) and prev_seq != first - 1:
+        verdict.problems.append(
+            f"the manifest links the period in at seq {prev_seq}, not just before its first"
+            f" entry (seq {first}): edited"
+        )
+    end = last if isinstance(last, int) else prev_seq
+    behind = isinstance(end, int) and isinstance(head_seq, int) and head_seq < end
+    other = head_seq == end and claims.get("head_hash") != claims.get("last_hash")
+    if isinstance(end, int) and (behind or other):
+        verdict.problems.append(
+            f"the manifest's chain head (seq {head_seq}) is not at or after the period's last"
+            f" entry (seq {end}): edited"
+        )
 
 
 def _reports(files: dict[str, bytes], entries: list[Entry], verdict: Verdict) -> None:

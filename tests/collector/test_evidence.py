@@ -7,6 +7,7 @@ waiver and the device revocation go through the admin command runner, as IT woul
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
 import io
@@ -14,10 +15,12 @@ import json
 import shutil
 import sqlite3
 import stat
+import time
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -27,6 +30,8 @@ from collector import store as store_module
 from collector.admin.commands import Runner, local_actor
 from collector.cli import main as collector_cli
 from collector.compliance import Waiver
+from collector.config import load
+from collector.datadir import initialize
 from collector.evidence import bundle, chain, signing
 from collector.evidence.verify import verify_bundle
 from collector.pki import utcnow
@@ -410,3 +415,269 @@ def test_the_migration_chains_a_database_written_before_the_chain(tmp_path: Path
     after = _chain_of(again)
     assert len(after) == len(migrated) + 1 and _links(after)
     again.close()
+
+
+# --- a later bundle continues an earlier one (`audit verify NEW --after OLD`) ---------------
+
+
+def _new_collector(base: Path) -> tuple[Store, Path, Path]:
+    """A data folder (no server: the store is written directly), its store and public key."""
+    config, _ = initialize(base / "collector", "127.0.0.1")
+    key = base / "collector.pem"
+    key.write_bytes(signing.public_pem(signing.load_or_create(config.data_dir).public_key()))
+    store = Store.open(config.database)
+    _enroll(store, "d1")
+    return store, config.data_dir, key
+
+
+def _reports(store: Store, *states: str) -> None:
+    """One report per state, each a state change of d1's firewall at its own time."""
+    for state in states:
+        count = len(store.report_ids())
+        at = T0 + dt.timedelta(minutes=count)
+        record = ReportRecord(f"r{count}", "d1", at, at, "1", b"body", "h", "linux", "Debian",
+                              "12")  # fmt: skip
+        store.store_report(record, [CheckResult("firewall", state, state.lower())])
+
+
+def _export(data: Path, start: dt.datetime, end: dt.datetime, out: Path) -> Path:
+    assert collector_cli(["audit", "export", "--data", str(data), "--from", start.isoformat(),
+                          "--to", end.isoformat(), "--out", str(out)]) == 0  # fmt: skip
+    return out
+
+
+def _moment() -> dt.datetime:
+    """Now, between two writes: entries before it and after it fall on either side."""
+    moment = utcnow()
+    time.sleep(0.002)
+    return moment
+
+
+def _verify_after(
+    new: Path, old: Path, key: Path, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = collector_cli(["audit", "verify", str(new), "--after", str(old), "--public-key",
+                          str(key)])  # fmt: skip
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    value = json.loads(_members(path)[bundle.MANIFEST])
+    assert isinstance(value, dict)
+    return value
+
+
+@dataclass(frozen=True)
+class Exports:
+    key: Path
+    old: Path  # the first period
+    next: Path  # the period after it
+    overlapping: Path  # both periods
+    gap: Path  # starts in the middle of the next period: nothing links it to `old`
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Exports:
+    base = tmp_path_factory.mktemp("continuing")
+    store, data, key = _new_collector(base)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL", "PASS")
+    boundary = _moment()
+    old = _export(data, start, boundary, base / "2026-10.zip")
+    _reports(store, "FAIL", "PASS")
+    middle = _moment()
+    _reports(store, "FAIL")
+    end = utcnow() + dt.timedelta(minutes=1)
+    store.close()
+    return Exports(
+        key, old, _export(data, boundary, end, base / "2026-11.zip"),
+        _export(data, start, end, base / "2026-10-11.zip"),
+        _export(data, middle, end, base / "late-2026-11.zip"),
+    )  # fmt: skip
+
+
+def test_the_bundle_of_the_next_period_continues_the_last(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = _manifest(exports.old)["chain"], _manifest(exports.next)["chain"]
+    # Consecutive: the next period links in at the very entry that was the head at export.
+    assert new["prev_seq"] == old["head_seq"] == old["last_seq"] == new["first_seq"] - 1
+    code, out, _ = _verify_after(exports.next, exports.old, exports.key, capsys)
+    assert code == 0, out
+    assert out.startswith("VERIFIED: 2026-11.zip continues 2026-10.zip") and "验证通过" in out
+    assert f"(seq {old['head_seq']}, hash {old['head_hash'][:16]}…)" in out
+    assert "the entry just before 2026-11.zip's period" in out
+    assert f"every sequence number both hold (seq {old['head_seq']})" in out
+
+
+def test_an_overlapping_later_bundle_continues_the_earlier(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = _manifest(exports.old)["chain"]
+    code, out, _ = _verify_after(exports.overlapping, exports.old, exports.key, capsys)
+    assert code == 0, out
+    assert "an entry of 2026-10-11.zip's period" in out
+    assert f"every sequence number both hold (seq {old['first_seq']}–{old['head_seq']})" in out
+
+
+def test_the_arguments_the_wrong_way_round_are_refused_clearly(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _verify_after(exports.old, exports.next, exports.key, capsys)
+    assert code == 1 and out == ""
+    assert "error: 2026-11.zip is not older than 2026-10.zip" in err
+    assert "`audit verify 2026-11.zip --after 2026-10.zip`" in err
+
+
+def test_a_bundle_that_nothing_links_to_the_earlier_is_not_taken_as_continuing(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    old, new = _manifest(exports.old)["chain"], _manifest(exports.gap)["chain"]
+    assert new["prev_seq"] > old["head_seq"]
+    code, out, _ = _verify_after(exports.gap, exports.old, exports.key, capsys)
+    assert code == 1
+    assert f"seq {old['head_seq'] + 1}–{new['prev_seq']} are in neither bundle" in out
+    assert "NOT VERIFIED" in out and "无法证明" in out
+
+
+def test_a_changed_bundle_is_named_before_any_comparison(
+    exports: Exports, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    members = _members(exports.next)
+    lines = _chain_lines(members)
+    lines[0]["payload"] = str(lines[0]["payload"]) + " "  # any change to a hashed record
+    _put_chain(members, lines)
+    changed = tmp_path / "2026-11.zip"
+    with zipfile.ZipFile(changed, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    code, out, _ = _verify_after(changed, exports.old, exports.key, capsys)
+    assert code == 1
+    assert f"problem: 2026-11.zip: {lines[0]['kind']} record seq {lines[0]['seq']} " in out
+    assert "each bundle must verify alone" in out
+
+
+def test_bundles_of_two_collectors_are_refused_clearly(
+    exports: Exports, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS")
+    store.close()
+    other = _export(data, start, utcnow() + dt.timedelta(minutes=1), tmp_path / "other.zip")
+    code, _, err = _verify_after(other, exports.old, exports.key, capsys)
+    assert code == 1
+    assert "the bundles are from different collectors: 2026-10.zip was signed by" in err
+    assert _manifest(other)["signing_key"] in err
+
+
+def test_a_format_1_bundle_still_verifies_alone_and_as_the_earlier(
+    exports: Exports, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle written before format 2 (no `prev_seq`), signed as that exporter signed it."""
+    members = _members(exports.old)
+    manifest = json.loads(members[bundle.MANIFEST])
+    manifest["format"] = "devposture-audit-bundle/1"
+    del manifest["chain"]["prev_seq"]
+    members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    data = exports.key.parent / "collector"
+    members[bundle.SIGNATURE] = base64.b64encode(
+        signing.sign(signing.load_or_create(data), members[bundle.MANIFEST]))  # fmt: skip
+    old = tmp_path / "2026-10.zip"
+    with zipfile.ZipFile(old, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    assert _verify(old, exports.key, capsys)[0] == 0
+    code, out, _ = _verify_after(exports.next, old, exports.key, capsys)
+    assert code == 0, out
+
+
+def _rewrite(database: Path, seq: int, old: bytes, new: bytes) -> None:
+    """What the operator can do with the database: edit a chained record, then recompute
+    every later hash so that the chain links again, and put the append-only triggers back."""
+    raw = sqlite3.connect(database)
+    raw.execute("DROP TRIGGER evidence_chain_is_append_only_update")
+    rows = raw.execute(
+        "SELECT seq, kind, at_us, record_key, payload, prev_hash FROM evidence_chain"
+        " WHERE seq >= ? ORDER BY seq", (seq,),
+    ).fetchall()  # fmt: skip
+    prev = bytes(rows[0][5])
+    for number, kind, at_us, key, payload, _ in rows:
+        body = bytes(payload).replace(old, new) if number == seq else bytes(payload)
+        digest = chain.entry_hash(prev, number, kind=kind, at_us=at_us, key=key, payload=body)
+        raw.execute("UPDATE evidence_chain SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                    (body, prev, digest, number))  # fmt: skip
+        prev = digest
+    raw.commit()
+    raw.executescript(chain.EVIDENCE_SCHEMA)
+    raw.close()
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    key: Path
+    seq: int  # the record rewritten after `old` was exported
+    old: Path
+    overlapping: Path  # exported after the rewrite: both periods
+    following: Path  # exported after the rewrite: the period after `old`'s
+
+
+def _rewritten(base: Path, kind: str, old: bytes, new: bytes) -> Rewritten:
+    """Export a period; rewrite the first of its records of `kind` holding `old` in the
+    database, rehashing the chain after it; export again, overlapping and following."""
+    store, data, key = _new_collector(base)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    boundary = _moment()
+    earlier = _export(data, start, boundary, base / "2026-10.zip")
+    _reports(store, "PASS")
+    store.close()
+    target = next(line for line in _chain_lines(_members(earlier))
+                  if line["kind"] == kind and old.decode() in str(line["payload"]))  # fmt: skip
+    seq = int(str(target["seq"]))
+    _rewrite(load(data).database, seq, old, new)
+    end = utcnow() + dt.timedelta(minutes=1)
+    return Rewritten(key, seq, earlier, _export(data, start, end, base / "2026-10-11.zip"),
+                     _export(data, boundary, end, base / "2026-11.zip"))  # fmt: skip
+
+
+def test_a_state_rewritten_between_exports_is_caught_naming_its_seq(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = _rewritten(tmp_path, chain.STATE, b'"state":"FAIL"', b'"state":"PASS"')
+    seq = history.seq
+    # Each new bundle verifies alone: the operator recomputed the chain and signed it.
+    assert _verify(history.overlapping, history.key, capsys)[0] == 0
+    assert _verify(history.following, history.key, capsys)[0] == 0
+
+    code, out, _ = _verify_after(history.overlapping, history.old, history.key, capsys)
+    assert code == 1
+    assert (f"the chains diverge at seq {seq}: 2026-10.zip holds state record seq {seq} (d1/"
+            in out)  # fmt: skip
+    assert f"2026-10-11.zip holds state record seq {seq} (d1/" in out
+    assert "with other content" in out and "rewritten after 2026-10.zip was exported" in out
+    assert "NOT VERIFIED" in out and "历史被改写" in out
+    # The next period links in at that very record, and shows it among its opening entries.
+    code, out, _ = _verify_after(history.following, history.old, history.key, capsys)
+    assert code == 1
+    assert f"the chains diverge at seq {seq}: 2026-10.zip holds state record seq {seq}" in out
+    assert "the entry just before 2026-11.zip's period" in out
+
+
+def test_a_report_rewritten_between_exports_is_caught_naming_its_seq(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = _rewritten(tmp_path, chain.REPORT, b'"agent_version":"1"', b'"agent_version":"0"')
+    code, out, _ = _verify_after(history.overlapping, history.old, history.key, capsys)
+    assert code == 1
+    assert f"the chains diverge at seq {history.seq}: 2026-10.zip holds report record" in out
+    # The next period holds none of the old period's reports: it says where, at most.
+    head = _manifest(history.old)["chain"]["head_seq"]
+    code, out, _ = _verify_after(history.following, history.old, history.key, capsys)
+    assert code == 1
+    assert (f"the chains diverge at or before seq {head}: 2026-10.zip's last entry, its chain"
+            " head at export" in out)  # fmt: skip
+    assert f"so a record at or before seq {head} was changed, removed or inserted" in out
+    assert "neither bundle holds both versions of it in full" in out

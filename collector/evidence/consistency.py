@@ -1,0 +1,244 @@
+"""Prove that a later audit bundle continues an earlier one (`audit verify NEW --after OLD`),
+offline, with only the collector's public key: the consistency check Certificate Transparency
+runs between two heads of one log.
+
+OLD committed, signed, to the chain's head when it was exported (`head_seq`, `head_hash`).
+NEW continues OLD when NEW's own hash-linked chain passes through that head: NEW holds the
+entry at `head_seq` with the same hash, or links to it as the entry just before its period.
+Each hash covers the one before it, so one equal hash shows that every entry up to it is the
+one OLD saw. Whoever runs the collector holds the database and the signing key, and can
+rewrite rows, recompute the chain and sign a new bundle, but cannot make it agree with a head
+an auditor already holds.
+
+Only what NEW links by hashes counts as proof: its period's entries and the entry before them
+(`prev_seq`, `prev_hash`). NEW's own head and its opening entries are signed claims, not linked
+to the period. To say where the chains part, the check also compares every sequence number
+both bundles hold a hash for, and every record both hold in full (period or opening).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from collector.evidence.chain import Entry
+from collector.evidence.verify import Checked, Verdict, check_bundle
+
+PASSED = (
+    "No record up to the earlier export was changed, removed or reordered since.\n"
+    "验证通过：新证据包延续了旧证据包的哈希链，旧包导出前的记录此后未被改写。"
+)
+REWRITTEN = (
+    "the later bundle does not continue the earlier one: history the earlier bundle committed"
+    " to was rewritten. 验证失败：两个证据包的哈希链不一致，旧包导出前的历史被改写。"
+)
+UNPROVEN = (
+    "these two bundles cannot show that the later continues the earlier (nothing was found"
+    " changed). 验证失败：无法证明新证据包延续旧证据包。"
+)
+ALONE = (
+    "each bundle must verify alone before one can be shown to continue the other."
+    " 验证失败：证据被修改，或签名密钥不符。"
+)
+LISTED = 10  # records named one by one when they differ; the rest are counted
+
+
+class NotComparable(Exception):
+    """The bundles cannot be compared (other collectors, or the wrong way round); the message
+    says why and what to do."""
+
+
+@dataclass(frozen=True)
+class _Side:
+    """What one bundle says about the chain."""
+
+    name: str
+    linked: dict[int, bytes]  # seq -> hash, linked into the bundle's period by hashes
+    records: dict[int, Entry]  # seq -> whole entries it holds (opening, then the period)
+    head: tuple[int, bytes]  # the chain's head when it was exported (signed)
+    start: int | None  # the entry just before the period (None: a format-1 empty bundle)
+    end: int | None  # the last entry its linked chain reaches
+    generated: dt.datetime | None
+
+    def committed(self) -> dict[int, bytes]:
+        """Every hash the bundle commits to, its head included."""
+        return self.linked | {self.head[0]: self.head[1]}
+
+    def role(self, seq: int) -> str:
+        if seq == self.start:
+            return f"the entry just before {self.name}'s period"
+        if seq in self.linked and seq == self.head[0]:
+            return f"{self.name}'s last entry, its chain head at export"
+        if seq in self.linked:
+            return f"an entry of {self.name}'s period"
+        return f"{self.name}'s chain head at export"
+
+
+def verify_continuation(new: Path, old: Path, public_key: Ed25519PublicKey) -> Verdict:
+    """Verify NEW and OLD alone, then that NEW's chain extends the head OLD committed to.
+
+    Raises NotComparable when the bundles are from different collectors or OLD is not the
+    older of the two."""
+    later, earlier = check_bundle(new, public_key), check_bundle(old, public_key)
+    _same_collector(new.name, old.name, later, earlier)
+    verdict = Verdict(passed=PASSED, failed=ALONE)
+    for path, checked in ((old, earlier), (new, later)):
+        verdict.problems += [f"{path.name}: {p}" for p in checked.verdict.problems]
+    if verdict.problems:
+        return verdict
+    o, n = _side(old.name, earlier), _side(new.name, later)
+    verdict.problems += _order(o, n)
+    verdict.problems += _divergence(o, n)
+    verdict.failed = REWRITTEN
+    if not verdict.problems:
+        verdict.problems += _unproven(o, n)
+        verdict.failed = UNPROVEN
+    head_seq, head_hash = o.head
+    both = sorted((set(o.committed()) & set(n.linked)) - {0})  # 0: the genesis, not an entry
+    span = "none" if not both else f"seq {both[0]}" + (f"–{both[-1]}" if len(both) > 1 else "")
+    verdict.summary = (
+        f"{n.name} continues {o.name}: {o.name}'s chain head at export (seq {head_seq}, hash"
+        f" {head_hash.hex()[:16]}…) is {n.role(head_seq)}, with the same hash, and the two"
+        f" agree on every sequence number both hold ({span}). {n.name} alone:"
+        f" {later.verdict.summary}"
+    )
+    return verdict
+
+
+def _same_collector(new: str, old: str, later: Checked, earlier: Checked) -> None:
+    keys = (earlier.manifest.get("signing_key"), later.manifest.get("signing_key"))
+    if all(keys) and keys[0] != keys[1]:
+        raise NotComparable(
+            f"the bundles are from different collectors: {old} was signed by {keys[0]}, {new}"
+            f" by {keys[1]}. Compare bundles of one collector, with its public key"
+        )
+
+
+def _side(name: str, checked: Checked) -> _Side:
+    claims = checked.manifest.get("chain", {})
+    first, last = claims.get("first_seq"), claims.get("last_seq")
+    first = first if isinstance(first, int) else None
+    start = claims.get("prev_seq", None if first is None else first - 1)
+    try:
+        linked = {e.seq: e.hash for e in checked.entries}
+        if isinstance(start, int):
+            linked[start] = bytes.fromhex(str(claims["prev_hash"]))
+        head = (int(claims["head_seq"]), bytes.fromhex(str(claims["head_hash"])))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise NotComparable(f"{name}: the manifest's chain cannot be read ({exc})") from None
+    try:
+        generated: dt.datetime | None = dt.datetime.fromisoformat(
+            str(checked.manifest.get("generated_at"))
+        )
+    except ValueError:
+        generated = None  # then the heads alone say which is older
+    start = start if isinstance(start, int) else None
+    return _Side(
+        name,
+        linked,
+        {e.seq: e for e in checked.opening} | {e.seq: e for e in checked.entries},
+        head,
+        start,
+        last if isinstance(last, int) else start,
+        generated,
+    )
+
+
+def _name(entry: Entry) -> str:
+    return f"{entry.kind} record seq {entry.seq} ({entry.key})"
+
+
+def _same(a: Entry, b: Entry) -> bool:
+    return (a.kind, a.at_us, a.key, a.payload) == (b.kind, b.at_us, b.key, b.payload)
+
+
+def _divergence(o: _Side, n: _Side) -> list[str]:
+    """Where the two bundles disagree on the chain, named by sequence number and bundle."""
+    theirs, ours = o.committed(), n.linked
+    common = sorted(set(theirs) & set(ours))
+    differ = [s for s in common if theirs[s] != ours[s]]
+    changed = [s for s in sorted(set(o.records) & set(n.records))
+               if not _same(o.records[s], n.records[s])]  # fmt: skip
+    problems: list[str] = []
+    if differ:
+        d = differ[0]
+        agreed = [s for s in common if s < d]
+        before = agreed[-1] if agreed else None
+        hashes = f"{o.role(d)} has hash {theirs[d].hex()[:16]}…, {n.role(d)} {ours[d].hex()[:16]}…"
+        if changed and changed[0] == d:
+            problems.append(
+                f"the chains diverge at seq {d}: {o.name} holds {_name(o.records[d])}, {n.name}"
+                f" holds {_name(n.records[d])} with other content ({hashes}): rewritten after"
+                f" {o.name} was exported"
+            )
+            changed = changed[1:]
+        elif before == d - 1:
+            entry = n.records.get(d) or o.records.get(d)
+            what = _name(entry) if entry else f"the entry at seq {d}"
+            problems.append(
+                f"the chains diverge at seq {d}: {what} differs although both bundles agree on"
+                f" seq {before} before it ({hashes}): rewritten after {o.name} was exported"
+            )
+        else:
+            where = f"at or before seq {d}" if before is None else f"in seq {before + 1}–{d}"
+            problems.append(
+                f"the chains diverge {where}: {hashes}, so a record {where} was changed,"
+                f" removed or inserted after {o.name} was exported"
+                + ("" if changed else " (neither bundle holds both versions of it in full)")
+            )
+    for s in changed[:LISTED]:
+        problems.append(
+            f"{_name(o.records[s])} in {o.name} is not what {n.name} holds at seq {s}"
+            f" ({_name(n.records[s])}, other content): rewritten after {o.name} was exported"
+        )
+    if len(changed) > LISTED:
+        problems.append(f"… and {len(changed) - LISTED} more records that differ between them")
+    return problems
+
+
+def _order(o: _Side, n: _Side) -> list[str]:
+    """OLD must be the older export: raise when the arguments are the wrong way round; a
+    problem when NEW, exported later, holds a shorter chain than OLD committed to."""
+    swap = f"give the earlier bundle after --after: `audit verify {o.name} --after {n.name}`"
+    exported = f"{o.name} was exported {o.generated}, {n.name} {n.generated}"
+    if o.head[0] > n.head[0]:
+        if o.generated is not None and n.generated is not None and o.generated < n.generated:
+            return [
+                f"{n.name}'s chain ends at seq {n.head[0]}, but {o.name}, exported before it,"
+                f" committed to seq {o.head[0]}: seq {n.head[0] + 1}–{o.head[0]} were removed"
+                f" ({exported})"
+            ]
+        raise NotComparable(
+            f"{o.name} is not older than {n.name}: its chain head at export is seq {o.head[0]},"
+            f" {n.name}'s seq {n.head[0]} ({exported}); {swap}"
+        )
+    if o.generated is not None and n.generated is not None and o.generated > n.generated:
+        raise NotComparable(f"{o.name} is not older than {n.name}: {exported}; {swap}")
+    return []
+
+
+def _unproven(o: _Side, n: _Side) -> list[str]:
+    """Nothing differs; say why, if so, NEW does not reach the head OLD committed to."""
+    head = o.head[0]
+    if head in n.linked:
+        return []
+    if n.start is None:
+        return [
+            f"{n.name} holds no records and, as a format-1 bundle, does not say where it links"
+            " into the chain: export its period again"
+        ]
+    if head < n.start:
+        return [
+            f"{n.name}'s period links into the chain at seq {n.start}, after {o.name}'s head"
+            f" (seq {head}): seq {head + 1}–{n.start} are in neither bundle, so nothing links"
+            f" the two. Check {n.name} after the bundle(s) in between, or export a period that"
+            f" starts before seq {head + 1}"
+        ]
+    return [
+        f"{o.name}'s chain head at export (seq {head}) is past the end of {n.name}'s period"
+        f" (seq {n.end}), so {n.name} cannot show that it leads there. Check {o.name} again"
+        f" with a bundle whose period reaches seq {head}"
+    ]
