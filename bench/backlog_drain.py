@@ -122,7 +122,7 @@ class InProcessCollector:
                 f" largest group {f.largest_group}, failed commits {f.failures}")  # fmt: skip
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.running.stop(5), self.loop).result(60)
+        asyncio.run_coroutine_threadsafe(self.running.stop(5, drain=0), self.loop).result(60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
 

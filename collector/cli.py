@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import sqlite3
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ from collector.admin.cli import (
     run_admin_command,
 )
 from collector.admin.commands import CommandError
-from collector.config import ConfigError, load
+from collector.config import MAX_DRAIN_SECONDS, ConfigError, load
 from collector.datadir import InitError, initialize
 from collector.pki import fingerprint
 from collector.policy import PolicyError, default_policy_text, load_policy
@@ -92,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override [web] port, the dashboard's port (0: any free port)",
     )  # fmt: skip
     serve.add_argument(
+        "--drain-seconds", type=drain_seconds, default=None, metavar="SECONDS",
+        help="override [server] drain_seconds: how long health says NOT_SERVING before the"
+        " ports close on SIGTERM (0: stop at once)",
+    )  # fmt: skip
+    serve.add_argument(
         "--log-format", choices=log_format.FORMATS, default=None,
         help="override [logging] format: text (default) or json, one object per line",
     )  # fmt: skip
@@ -125,8 +131,23 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def drain_seconds(text: str) -> float:
+    """--drain-seconds: 0 to MAX_DRAIN_SECONDS."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_DRAIN_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds from 0 to {MAX_DRAIN_SECONDS:g}"
+        )
+    return value
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load(args.data)
+    if args.drain_seconds is not None:
+        config = dataclasses.replace(config, drain_seconds=args.drain_seconds)
     if (args.log_format or config.log_format) != "text":
         log_format.configure(args.log_format or config.log_format, args.verbose, replace=True)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 CONFIG_NAME = "collector.toml"
 
@@ -19,6 +19,9 @@ DEFAULT_ADMIN_PORT = 7445
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_WEB_PORT = 7446
 LOG_FORMATS = ("text", "json")
+DEFAULT_DRAIN_SECONDS = 5.0
+# The drain and the shutdown after it must end before the service manager kills the process.
+MAX_DRAIN_SECONDS = 60.0
 
 _TEMPLATE = """\
 # devposture collector configuration. Paths are relative to this folder.
@@ -30,6 +33,13 @@ host = "{host}"
 enroll_port = {enroll_port}
 # Reports (mutual TLS: each agent proves itself with the certificate it enrolled for).
 report_port = {report_port}
+
+[server]
+# On SIGTERM, health checks answer NOT_SERVING this many seconds before the collector stops
+# taking reports and closes its ports, so a load balancer polling them takes it out of
+# rotation first. 0 stops at once; at most 60. Keep it and 5 s more within the service
+# manager's stop timeout (Kubernetes: terminationGracePeriodSeconds, 30 s by default).
+drain_seconds = 5
 
 [database]
 path = "devposture.db"
@@ -112,6 +122,7 @@ class CollectorConfig:
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS
 
     @property
     def ca_key(self) -> Path:
@@ -228,11 +239,38 @@ def load(data_dir: Path) -> CollectorConfig:
         device_calls_per_minute=per_minute,
         device_call_burst=burst,
         max_connection_age_seconds=max_age,
+        drain_seconds=_drain_seconds(table),
         **services,
     )
 
 
-def _side_services(table: dict[str, object]) -> dict[str, Any]:
+def _drain_seconds(table: dict[str, object]) -> float:
+    """[server] drain_seconds (absent in an older collector.toml: the default)."""
+    drain = _optional(table, "server", "drain_seconds", float, DEFAULT_DRAIN_SECONDS)
+    assert isinstance(drain, float)
+    if not 0 <= drain <= MAX_DRAIN_SECONDS:
+        raise ConfigError(
+            f"{CONFIG_NAME}: [server] drain_seconds must be between 0 and {MAX_DRAIN_SECONDS:g}"
+            f" seconds, not {drain:g}; set e.g. drain_seconds = {DEFAULT_DRAIN_SECONDS:g}"
+            " (0 stops at once)"
+        )
+    return drain
+
+
+class _SideServices(TypedDict):
+    """The checked [metrics], [logging] and [web] settings, named as CollectorConfig's fields
+    (so mypy checks the `**` that passes them on)."""
+
+    metrics_enabled: bool
+    metrics_host: str
+    metrics_port: int
+    log_format: str
+    web_enabled: bool
+    web_host: str
+    web_port: int
+
+
+def _side_services(table: dict[str, object]) -> _SideServices:
     """The optional [metrics], [logging] and [web] sections, checked, as config fields: an
     older collector.toml without them gets the defaults."""
     metrics_enabled = _optional(table, "metrics", "enabled", bool, True)
@@ -255,8 +293,7 @@ def _side_services(table: dict[str, object]) -> dict[str, Any]:
             f"{CONFIG_NAME}: [logging] format must be {' or '.join(map(repr, LOG_FORMATS))},"
             f" not {log_format!r}"
         )
-    return {
-        "metrics_enabled": metrics_enabled, "metrics_host": metrics_host,
-        "metrics_port": metrics_port, "log_format": log_format, "web_enabled": web_enabled,
-        "web_host": web_host, "web_port": web_port,
-    }  # fmt: skip
+    return _SideServices(
+        metrics_enabled=metrics_enabled, metrics_host=metrics_host, metrics_port=metrics_port,
+        log_format=log_format, web_enabled=web_enabled, web_host=web_host, web_port=web_port,
+    )  # fmt: skip

@@ -3,8 +3,10 @@
 Both are grpc's own implementations (grpcio-health-checking, grpcio-reflection), so any
 standard client works: a load balancer's gRPC health probe, `grpc_health_probe`, `grpcurl`.
 The server-wide status ("") and the Collector service's are SERVING while the collector
-runs, and NOT_SERVING from the moment shutdown begins, so a load balancer stops sending new
-agents before the ports close. The enrollment port (TLS without a client certificate) is the
+runs, and NOT_SERVING from the moment it is told to stop: the collector then goes on serving
+for its drain period ([server] drain_seconds, see RunningServer.stop) before it pushes reports
+back and closes its ports, so a load balancer polling health takes it out of rotation before
+any connection is refused. The enrollment port (TLS without a client certificate) is the
 one to probe; the report port asks for a client certificate like every call there.
 """
 
@@ -65,7 +67,8 @@ class Health:
             await self._servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     def drain(self) -> None:
-        """Shutdown begins: NOT_SERVING from now on, for good. Safe from any thread; Watch
+        """The drain before shutdown begins: every service NOT_SERVING from now on, for good,
+        while the server itself still serves. Safe from any thread, and to call again; Watch
         streams are told on the event loop."""
         if self._servicer.draining.is_set():
             return

@@ -97,6 +97,8 @@ def main() -> None:
                 [
                     COLLECTOR,
                     "serve",
+                    "--drain-seconds",
+                    "0",
                     "--data",
                     str(data),
                     "--enroll-port",

@@ -80,10 +80,11 @@ def running_collector(
     directory: Path, *, serve_metrics: bool = False, **overrides: object
 ) -> Iterator[LiveCollector]:
     """A collector in a new data folder; `overrides` replace fields of its configuration
-    (e.g. max_connection_age_seconds=2) as if collector.toml said so. `serve_metrics` also
-    starts the metrics endpoint, on a free port."""
+    (e.g. max_connection_age_seconds=2) as if collector.toml said so; the drain before
+    stopping is 0 unless `drain_seconds` says otherwise. `serve_metrics` also starts the
+    metrics endpoint, on a free port."""
     config, ca_cert = initialize(directory, "127.0.0.1")
-    config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    config = dataclasses.replace(config, **{"drain_seconds": 0.0, **overrides})  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)
     thread.start()

@@ -3,27 +3,36 @@
 `start_dashboard` returns once the port is bound (so `.port` is real, also for port 0) and
 `stop()` returns once the server has closed its connections and the dashboard its database
 connections. Over a non-loopback address the dashboard serves TLS with the collector's server
-certificate, so the credential posted at login never crosses the network in the clear.
+certificate, so the credential posted at login never crosses the network in the clear, and
+follows `tls rotate` as the agent ports do: new connections get the new certificate within
+seconds, without a restart.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import logging
+import ssl
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
 
 from collector.config import CollectorConfig
+from collector.trust import RELOAD_CHECK_SECONDS
+from collector.trust import _stamp as file_stamp
 from collector.web.app import create_app, dashboard_of
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_SECONDS = 15.0
 STOP_TIMEOUT_SECONDS = 10.0
+
+# What the certificate and key files looked like (None: missing) when last read.
+_Stamps = tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]
 
 
 def is_loopback(host: str) -> bool:
@@ -33,6 +42,70 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class FollowedCertificate:
+    """The dashboard's TLS context, following the server certificate files on disk.
+
+    OpenSSL calls the listening context's servername callback at every new connection's
+    ClientHello, with or without a server name (browsers send none for an address); it hands
+    the connection the context of the newest good pair. The files are looked at (two stats)
+    at most once every RELOAD_CHECK_SECONDS, and a changed pair is loaded into a fresh
+    context that replaces the one in use only once it loaded whole: a half-written or
+    mismatched pair keeps the previous certificate, logged once until the files change again.
+    All of it runs on the dashboard's one event loop thread.
+    """
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self._cert, self._key = cert, key
+        # Stamps before contents: a change made while loading is then seen at the next check.
+        self._stamps = self._read_stamps()
+        self.listening = self._load()  # raises at start: there is nothing older to keep
+        self.listening.sni_callback = self._choose
+        self._current = self.listening
+        self._refused: _Stamps | None = None
+        self._checked = time.monotonic()
+
+    def _read_stamps(self) -> _Stamps:
+        return file_stamp(self._cert), file_stamp(self._key)
+
+    def _load(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self._cert, self._key)
+        return context
+
+    def current(self) -> ssl.SSLContext:
+        """The context of the newest good pair, reloading it if the files changed."""
+        now = time.monotonic()
+        if now - self._checked < RELOAD_CHECK_SECONDS:
+            return self._current
+        self._checked = now
+        stamps = self._read_stamps()
+        if stamps in (self._stamps, self._refused):
+            return self._current
+        try:
+            context = self._load()
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            self._refused = stamps
+            log.warning(
+                "dashboard: the server certificate files changed but cannot be used (%s);"
+                " still serving the previous certificate",
+                exc,
+            )
+            return self._current
+        self._stamps, self._refused, self._current = stamps, None, context
+        log.info("dashboard: serving the new server certificate to new connections")
+        return context
+
+    def _choose(
+        self, connection: ssl.SSLObject, server_name: str | None, listening: ssl.SSLContext
+    ) -> None:
+        try:
+            current = self.current()
+            if current is not listening:
+                connection.context = current
+        except Exception:  # raising here would fail the handshake
+            log.exception("dashboard: certificate reload failed; keeping the previous one")
 
 
 @dataclass
@@ -66,9 +139,18 @@ def start_dashboard(
     settings = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
         proxy_headers=False, server_header=False, timeout_graceful_shutdown=5,
-        ssl_certfile=str(config.server_cert) if use_tls else None,
-        ssl_keyfile=str(config.server_key) if use_tls else None,
     )  # fmt: skip
+    if use_tls:
+        try:
+            certificate = FollowedCertificate(config.server_cert, config.server_key)
+        except (OSError, ValueError) as exc:
+            dashboard_of(app).close()
+            raise OSError(
+                f"the dashboard cannot use {config.server_cert} and {config.server_key} ({exc});"
+                " run `devposture-collector tls rotate` to issue a matching pair"
+            ) from exc
+        settings.load()  # what serving would do first; then our context in place of its own
+        settings.ssl = certificate.listening
     server = uvicorn.Server(settings)
     failed: list[BaseException] = []
 

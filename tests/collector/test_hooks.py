@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import json
 import logging
+import re
 import sqlite3
 import time
 import urllib.request
@@ -135,6 +136,58 @@ def test_a_health_watch_is_told_when_shutdown_begins(live_collector: LiveCollect
         stream.cancel()
 
 
+def _wait_not_serving(channel: grpc.Channel, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while _status(channel) != "NOT_SERVING":
+        assert time.monotonic() < deadline, "health never answered NOT_SERVING"
+        time.sleep(0.02)
+
+
+def test_stop_drains_first_not_serving_while_reports_are_still_taken(tmp_path: Path) -> None:
+    drain = 1.5
+    with running_collector(tmp_path / "collector", drain_seconds=drain) as live:
+        agent = enroll_agent(live, tmp_path / "agent")
+        device_id = agent.enrollment.device_id
+        with _tls_channel(live, live.enroll_port, None) as probe:
+            assert _status(probe) == "SERVING"
+            began = time.monotonic()
+            stopping = asyncio.run_coroutine_threadsafe(live._running.stop(0.5), live._loop)
+            _wait_not_serving(probe)
+            assert _status(probe, "devposture.v1.Collector") == "NOT_SERVING"
+            # A balancer has taken the collector out; an agent still connected is served.
+            report = make_report(device_id)
+            assert _report(agent, report) == grpc.StatusCode.OK
+            assert time.monotonic() - began < drain and not stopping.done()
+            stopping.result(30)
+            assert time.monotonic() - began >= drain
+        store = live.store()
+        try:
+            assert store.report_ids(device_id) == [report.report_id]
+        finally:
+            store.close()
+        # Then the ports close.
+        with (
+            _tls_channel(live, live.enroll_port, None) as late,
+            pytest.raises(grpc.RpcError) as gone,
+        ):
+            _status(late)
+        assert gone.value.code() == grpc.StatusCode.UNAVAILABLE
+    # (The fixture stops it again on leaving: stopping twice is harmless.)
+
+
+def test_a_second_stop_cuts_the_drain_short(tmp_path: Path) -> None:
+    with running_collector(tmp_path / "collector", drain_seconds=60) as live:
+        with _tls_channel(live, live.enroll_port, None) as probe:
+            began = time.monotonic()
+            first = asyncio.run_coroutine_threadsafe(live._running.stop(0.5), live._loop)
+            _wait_not_serving(probe)
+            second = asyncio.run_coroutine_threadsafe(live._running.stop(0.5), live._loop)
+            second.result(30)
+            assert first.done()  # the second returns once the first has stopped
+            first.result(0)
+        assert time.monotonic() - began < 30
+
+
 def _reflect(channel: grpc.Channel, request: object) -> object:
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
     (answer,) = list(stub.ServerReflectionInfo(iter([request]), timeout=10))
@@ -158,7 +211,9 @@ def test_reflection_lists_and_describes_the_services(
             assert names == expected
         described = _reflect(
             enroll,
-            reflection_pb2.ServerReflectionRequest(file_containing_symbol="devposture.v1.Collector"),
+            reflection_pb2.ServerReflectionRequest(
+                file_containing_symbol="devposture.v1.Collector"
+            ),
         )
         files = described.file_descriptor_response.file_descriptor_proto  # type: ignore[attr-defined]
         assert any(b"ReportBatch" in f for f in files)
@@ -550,3 +605,28 @@ def test_metrics_and_logging_settings(tmp_path: Path) -> None:
     ):
         with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
             load(_with(tmp_path / str(uuid.uuid4()), extra))
+
+
+def _drain_set_to(directory: Path, line: str) -> Path:
+    initialize(directory, "127.0.0.1")
+    path = directory / CONFIG_NAME
+    text = path.read_text()
+    assert text.count("drain_seconds = 5\n") == 1
+    path.write_text(text.replace("drain_seconds = 5\n", line))
+    return directory
+
+
+def test_drain_setting(tmp_path: Path) -> None:
+    assert load(_drain_set_to(tmp_path / "fresh", "drain_seconds = 5\n")).drain_seconds == 5.0
+    assert load(_drain_set_to(tmp_path / "old", "")).drain_seconds == 5.0  # older file
+    assert load(_drain_set_to(tmp_path / "none", "drain_seconds = 0\n")).drain_seconds == 0.0
+    assert load(_drain_set_to(tmp_path / "half", "drain_seconds = 0.5\n")).drain_seconds == 0.5
+    bounds = "[server] drain_seconds must be between 0 and 60 seconds, not {}; set e.g."
+    for line, message in (
+        ("drain_seconds = 61\n", bounds.format(61) + " drain_seconds = 5"),
+        ("drain_seconds = -1\n", bounds.format(-1) + " drain_seconds = 5"),
+        ('drain_seconds = "5s"\n', "[server] drain_seconds must be a float, not '5s'"),
+        ("drain_seconds = true\n", "[server] drain_seconds must be a float"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load(_drain_set_to(tmp_path / str(uuid.uuid4()), line))

@@ -47,6 +47,8 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
         [
             COLLECTOR,
             "serve",
+            "--drain-seconds",
+            "0",
             "--data",
             str(data),
             "--enroll-port",

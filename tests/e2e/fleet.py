@@ -88,16 +88,19 @@ class CollectorServer:
 
     @classmethod
     def create(cls, root: Path, *, calls_per_minute: int | None = UNLIMITED_CALLS,
-               burst: int | None = UNLIMITED_CALLS) -> CollectorServer:  # fmt: skip
-        """`init` a data folder under `root`; the limits are written to its collector.toml
-        (None keeps the default)."""
+               burst: int | None = UNLIMITED_CALLS,
+               drain_seconds: int = 0) -> CollectorServer:  # fmt: skip
+        """`init` a data folder under `root`; the limits and the drain before a stop (none:
+        no balancer polls a test's collector) are written to its collector.toml (None keeps
+        the default)."""
         data = root / "collector"
         done = run(COLLECTOR, "init", "--data", str(data))
         assert done.returncode == 0, done.stderr
         config = data / "collector.toml"
         text = config.read_text(encoding="utf-8")
         for key, value in (("device_calls_per_minute", calls_per_minute),
-                           ("device_call_burst", burst)):  # fmt: skip
+                           ("device_call_burst", burst),
+                           ("drain_seconds", drain_seconds)):  # fmt: skip
             if value is not None:
                 text, found = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
                 assert found == 1, f"collector.toml has no {key} line to change"

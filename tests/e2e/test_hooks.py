@@ -37,7 +37,7 @@ def test_a_real_collector_is_scraped_probed_and_logs_json(tmp_path: Path) -> Non
         server = subprocess.Popen(
             [COLLECTOR, "serve", "--data", str(data), "--enroll-port", "0", "--report-port", "0",
              "--admin-port", "0", "--metrics-port", "0", "--web-port", "0", "--log-format", "json",
-             "--ready-file", str(ready)],
+             "--drain-seconds", "0", "--ready-file", str(ready)],
             stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
         try:

@@ -110,7 +110,7 @@ def test_a_vpn_coming_up_is_reported_within_ten_seconds(netns: str, tmp_path: Pa
         collector = subprocess.Popen(
             _in(netns, COLLECTOR, "serve", "--data", str(data), "--enroll-port", "0",
                 "--report-port", "0", "--admin-port", "0", "--metrics-port", "0",
-                "--web-port", "0", "--ready-file", str(ready)),
+                "--web-port", "0", "--drain-seconds", "0", "--ready-file", str(ready)),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         processes.append(collector)
