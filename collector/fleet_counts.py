@@ -12,8 +12,12 @@ stays fast with 100,000 devices (bench/fleet_report.py). A past moment still goe
 from __future__ import annotations
 
 import datetime as dt
+import heapq
+import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from collector.compliance import STATES
 from collector.policy import Policy
@@ -71,6 +75,30 @@ WHERE w.created_us <= ? AND ? < w.expires_us AND (w.revoked_us IS NULL OR w.revo
 """
 
 
+def _per_check(column: str, values: dict[str, int], params: dict[str, object]) -> str:
+    """A CASE over `column` (a check id) giving each check's value, its values bound in
+    `params`: only placeholders go into the SQL text."""
+    case = f"CASE {column}"
+    for k, (check_id, value) in enumerate(values.items()):
+        case += f" WHEN :check{k} THEN :value{k}"
+        params |= {f"check{k}": check_id, f"value{k}": value}
+    return case + " ELSE 0 END"
+
+
+def _add_verdicts(
+    counts: dict[str, dict[str, int]], check_id: str, state: str, count: int, in_grace: int
+) -> None:
+    """Count `count` verdicts of `check_id` in `state`, `in_grace` of the failures still
+    within their grace period (GRACE); a check the policy no longer has is left out."""
+    if check_id not in counts:
+        return
+    if state == "FAIL":
+        counts[check_id]["GRACE"] += in_grace
+        counts[check_id]["FAIL"] += count - in_grace
+    else:
+        counts[check_id]["PASS" if state == "PASS" else "UNKNOWN"] += count
+
+
 def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> FleetFigures:
     """Devices per check and compliance state, as `report fleet` counts them (STALE, then
     EXEMPT, then the latest verdict with GRACE for a fresh failure, UNKNOWN when never
@@ -116,13 +144,7 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
                 verdicts[(check_id, state)][0] -= count
                 verdicts[(check_id, state)][1] -= in_grace or 0
         for (check_id, state), (count, in_grace) in verdicts.items():
-            if check_id not in counts:  # a check the policy no longer has
-                continue
-            if state == "FAIL":
-                counts[check_id]["GRACE"] += in_grace
-                counts[check_id]["FAIL"] += count - in_grace
-            else:
-                counts[check_id][state_of(check_id, state, None)] += count
+            _add_verdicts(counts, check_id, state, count, in_grace)
     for device_id, check_id in db.execute(_WAIVED, (now, now, now, fresh_since)).fetchall():
         if check_id not in counts:
             continue
@@ -141,14 +163,17 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
     return figures
 
 
-# Failures past their check's grace period, of one check, on devices heard from within the
-# window: an index range over check_results_by_standing, then a device lookup per failure.
+# Failures past their check's grace period, on devices heard from within the window and not
+# waived, the longest-failing first: an index range per check over check_results_by_standing
+# (`{cutoff}` is a CASE giving each check's grace cutoff), then a device lookup per failure.
 _FAILING = """
-SELECT c.device_id, d.hostname, c.since_us, c.reason
+SELECT {columns}
 FROM check_results c JOIN devices d ON d.device_id = c.device_id
-WHERE c.check_id = ? AND c.state = 'FAIL' AND c.since_us <= ?
-  AND COALESCE(d.last_report_us, d.enrolled_us) >= ?
+WHERE c.check_id IN (SELECT value FROM json_each(:checks)) AND c.state = 'FAIL'
+  AND c.since_us <= {cutoff} AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
+  AND c.device_id || ' ' || c.check_id NOT IN (SELECT value FROM json_each(:waived))
 """
+_FAILING_ORDER = " ORDER BY c.since_us, c.device_id, c.check_id LIMIT :limit OFFSET :offset"
 
 
 @dataclass(frozen=True)
@@ -160,22 +185,128 @@ class Failure:
     reason: str
 
 
-def failing_now(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> list[Failure]:
-    """Devices failing a check now, past its grace, not silent and not waived; the longest
-    failing first. The same set as `compliance.standings` gives (tested equal); the reason
-    is the latest report's."""
+def _failing_query(
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime, columns: str
+) -> tuple[str, dict[str, object]]:
     now = to_us(at)
     fresh_since = now - policy.stale_after_hours * 3_600_000_000
-    waived = set(db.execute(_WAIVED, (now, now, now, fresh_since)).fetchall())
-    failures = []
-    for check in policy.checks:
-        cutoff = now - check.grace_hours * 3_600_000_000
-        for device_id, hostname, since, reason in db.execute(
-            _FAILING, (check.check_id, cutoff, fresh_since)
-        ):
-            if (device_id, check.check_id) not in waived and since is not None:
-                failures.append(
-                    Failure(device_id, hostname, check.check_id, from_us(since), reason)
-                )
-    failures.sort(key=lambda f: (f.since, f.device_id, f.check_id))
-    return failures
+    waived = [f"{d} {c}" for d, c in db.execute(_WAIVED, (now, now, now, fresh_since))]
+    params: dict[str, object] = {
+        "checks": json.dumps([c.check_id for c in policy.checks]), "fresh": fresh_since,
+        "waived": json.dumps(waived),
+    }  # fmt: skip
+    cutoffs = {c.check_id: now - c.grace_hours * 3_600_000_000 for c in policy.checks}
+    cutoff = _per_check("c.check_id", cutoffs, params)
+    return _FAILING.format(columns=columns, cutoff=cutoff), params
+
+
+def failing_now(
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime, *, offset: int = 0,
+    limit: int | None = None,
+) -> list[Failure]:  # fmt: skip
+    """Devices failing a check now, past its grace, not silent and not waived; the longest
+    failing first (then by device and check), `limit` of them from `offset` (all without a
+    limit). The same set as `compliance.standings` gives (tested equal); the reason is the
+    latest report's.
+
+    A page reads each check's failures in the index's order (check, state, since) and merges
+    them, so it stops after `offset + limit` of each instead of sorting every failure."""
+    query, params = _failing_query(
+        db, policy, at, "c.since_us, c.device_id, c.check_id, d.hostname, c.reason"
+    )
+    if limit is None:
+        rows = db.execute(query + _FAILING_ORDER, params | {"limit": -1, "offset": 0})
+        found: Iterable[tuple[int, str, str, str, str]] = rows
+    else:
+        per_check = [
+            db.execute(
+                query + " AND c.check_id = :only ORDER BY c.since_us, c.device_id LIMIT :n",
+                params | {"only": check.check_id, "n": offset + limit},
+            ).fetchall()
+            for check in policy.checks
+        ]
+        found = islice(heapq.merge(*per_check), offset, offset + limit)
+    return [
+        Failure(device_id, hostname, check_id, from_us(since), reason)
+        for since, device_id, check_id, hostname, reason in found
+    ]
+
+
+def failing_count(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> int:
+    """How many failures `failing_now` lists in all: the FAIL counts of `fleet_figures`
+    (failing past grace, heard from, not waived), read from the index without a join."""
+    return sum(per_state["FAIL"] for per_state in fleet_figures(db, policy, at).by_check.values())
+
+
+# --- the fleet as of a past moment --------------------------------------------------------
+
+# Devices enrolled by the moment and heard from within the window before it (their last
+# report by then, or their enrollment): one index seek per device (reports_by_device).
+_FRESH_AS_OF = """
+SELECT d.device_id FROM devices d
+WHERE d.enrolled_us <= :t AND COALESCE(
+    (SELECT MAX(r.received_us) FROM reports r
+     WHERE r.device_id = d.device_id AND r.received_us <= :t), d.enrolled_us) >= :fresh
+"""
+
+# Each fresh device's latest state per check as of the moment: SQLite keeps the other
+# columns of the row holding MAX(since_us), reading the history once in primary-key order.
+_LATEST_AS_OF = """
+WITH fresh AS MATERIALIZED ({fresh})
+SELECT l.check_id, l.state, COUNT(*), SUM(l.state = 'FAIL' AND l.since_us > {grace_start})
+FROM (SELECT device_id, check_id, state, MAX(since_us) AS since_us FROM state_changes
+      WHERE since_us <= :t GROUP BY device_id, check_id) l
+WHERE l.device_id IN fresh
+GROUP BY l.check_id, l.state
+"""
+
+_ONE_AS_OF = """
+SELECT state, MAX(since_us) FROM state_changes
+WHERE device_id = ? AND check_id = ? AND since_us <= ?
+"""
+
+
+def fleet_figures_as_of(
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime
+) -> dict[str, dict[str, int]]:
+    """Devices per check and compliance state as of `at` (any moment, past or now), counted
+    in SQL from the state history the way `compliance.standings` judges (tested equal): the
+    devices enrolled by then, STALE when silent past the window, EXEMPT under a waiver in
+    force then, else the latest state by then, GRACE for a failure younger than its grace,
+    UNKNOWN when never judged. One pass over the history instead of a judgment per device
+    in Python (bench/fleet_report.py)."""
+    t = to_us(at)
+    fresh_since = t - policy.stale_after_hours * 3_600_000_000
+    grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
+    counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
+    params: dict[str, object] = {"t": t, "fresh": fresh_since}
+    enrolled = db.execute("SELECT COUNT(*) FROM devices WHERE enrolled_us <= ?", (t,)).fetchone()
+    fresh = [row[0] for row in db.execute(_FRESH_AS_OF, params)]
+    grace_start = _per_check("l.check_id", {c: t - g for c, g in grace_of.items()}, params)
+    query = _LATEST_AS_OF.format(fresh=_FRESH_AS_OF, grace_start=grace_start)
+    for check_id, state, count, in_grace in db.execute(query, params):
+        _add_verdicts(counts, check_id, state, count, in_grace)
+    fresh_set = set(fresh)
+    for device_id, check_id in db.execute(_WAIVED_AS_OF, (t, t, t)).fetchall():
+        if check_id not in counts or device_id not in fresh_set:
+            continue
+        state, since = db.execute(_ONE_AS_OF, (device_id, check_id, t)).fetchone()
+        if state is None:
+            counts[check_id]["UNKNOWN"] -= 1  # counted as never judged below
+        elif state == "FAIL" and since > t - grace_of[check_id]:
+            counts[check_id]["GRACE"] -= 1
+        else:
+            counts[check_id][state if state in ("PASS", "FAIL") else "UNKNOWN"] -= 1
+        counts[check_id]["EXEMPT"] += 1
+    for per_state in counts.values():
+        counted = sum(per_state[s] for s in ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT"))
+        per_state["UNKNOWN"] += len(fresh) - counted
+        per_state["STALE"] = int(enrolled[0]) - len(fresh)
+    return counts
+
+
+# Waivers in force at a moment (few rows).
+_WAIVED_AS_OF = """
+SELECT DISTINCT device_id, check_id FROM waivers
+WHERE created_us <= ? AND ? < expires_us AND (revoked_us IS NULL OR revoked_us > ?)
+"""

@@ -71,20 +71,24 @@ def _standings(
 
 
 def fleet_rows(
-    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False
+    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False, exact: bool = False
 ) -> list[Row]:
     """Per check: how many devices stand in each state, and the share that pass. `current`
-    (the moment is now) counts in SQL from the current verdicts, fast over a large fleet;
-    otherwise every standing is computed from the history as of `at`, exact for any moment."""
+    (the moment is now) counts in SQL from the current verdicts, the fastest; otherwise the
+    history as of `at` is counted in SQL (`fleet_counts.fleet_figures_as_of`). `exact` judges
+    every device through `compliance.standings` instead: the reference the SQL counts are
+    tested against, and slow over a large fleet."""
     counts: dict[str, dict[str, int]] = {
         c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks
     }
     if current:
         for check_id, per_state in store.fleet_figures(policy, at).by_check.items():
             counts[check_id] = per_state
-    else:
+    elif exact:
         for standing in _standings(store, policy, at)[1]:
             counts[standing.check_id][standing.state] += 1
+    else:
+        counts = store.fleet_figures_as_of(policy, at)
     rows: list[Row] = []
     for check in policy.checks:
         per_state = counts[check.check_id]
@@ -125,10 +129,12 @@ def device_rows(
 
 
 def failing_rows(
-    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False
-) -> list[Row]:
+    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False, offset: int = 0,
+    limit: int | None = None,
+) -> list[Row]:  # fmt: skip
     """Devices failing a check, the longest-failing first (grace periods have run out).
-    `current` (the moment is now) reads them in SQL from the current verdicts."""
+    `current` (the moment is now) reads them in SQL from the current verdicts, `limit` of
+    them from `offset` (a page) or all."""
     if current:
         return [
             _texts(policy, f.check_id) | {
@@ -136,7 +142,7 @@ def failing_rows(
                 "failing_since": _when(f.since),
                 "days": round((at - f.since).total_seconds() / 86400, 1), "reason": f.reason,
             }
-            for f in store.failing_now(policy, at)
+            for f in store.failing_now(policy, at, offset=offset, limit=limit)
         ]  # fmt: skip
     devices, judged = _standings(store, policy, at)
     failing = [s for s in judged if s.state == "FAIL" and s.since]

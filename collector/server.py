@@ -19,11 +19,13 @@ import datetime as dt
 import json
 import logging
 import signal
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
 
+from collector import fleet_history
 from collector.admin.service import AdminServer, start_admin_server
 from collector.agent_config import network_hash_key
 from collector.config import CollectorConfig
@@ -61,6 +63,10 @@ class RunningServer:
     metrics: MetricsServer | None = None
     # The web dashboard (None when not asked for or disabled).
     dashboard: DashboardServer | None = None
+    # How long `stop` keeps serving with health NOT_SERVING before it begins to shut down.
+    drain_seconds: float = 0.0
+    _drain_cut: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
     def admin_port(self) -> int | None:
@@ -74,26 +80,53 @@ class RunningServer:
     def web_port(self) -> int | None:
         return None if self.dashboard is None else self.dashboard.port
 
-    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS) -> None:
-        """Stop cleanly: new reports are pushed back with a retry hint, reports already taken
-        are committed and acknowledged (calls in flight get up to `grace`), then the store
-        closes. A report is never acknowledged without being stored, nor stored twice.
-        Stopping twice is harmless."""
+    async def stop(self, grace: float = SHUTDOWN_GRACE_SECONDS, drain: float | None = None) -> None:
+        """Stop cleanly, as grpc-go and Kubernetes graceful shutdowns do. First the drain:
+        health checks answer NOT_SERVING while everything is still served for `drain` seconds
+        (default `drain_seconds`), so a load balancer polling health takes this collector out
+        of rotation before any connection is refused. Then new reports are pushed back with a
+        retry hint, reports already taken are committed and acknowledged (calls in flight get
+        up to `grace`), and the store closes. A report is never acknowledged without being
+        stored, nor stored twice. Stopping twice is harmless: the second call ends the drain
+        early and returns once the first has stopped."""
         if self.stopped:
+            self.cut_drain()
+            await self._done.wait()
             return
         self.stopped = True
-        self.service.begin_shutdown()  # health checks answer NOT_SERVING from here on
-        if self.admin is not None:
-            await self.admin.stop(grace)
-        await self.server.stop(grace)
-        await self.service.aclose()
-        if self.metrics is not None:
-            await asyncio.to_thread(self.metrics.stop)
-        if self.dashboard is not None:
-            await asyncio.to_thread(self.dashboard.stop)
-        self.store.close()
-        if self.reader is not None:
-            self.reader.close()
+        try:
+            await self._drain(self.drain_seconds if drain is None else drain)
+            self.service.begin_shutdown()  # reports are pushed back from here on
+            if self.admin is not None:
+                await self.admin.stop(grace)
+            await self.server.stop(grace)
+            await self.service.aclose()
+            if self.metrics is not None:
+                await asyncio.to_thread(self.metrics.stop)
+            if self.dashboard is not None:
+                await asyncio.to_thread(self.dashboard.stop)
+            self.store.close()
+            if self.reader is not None:
+                self.reader.close()
+        finally:
+            self._done.set()
+
+    def cut_drain(self) -> None:
+        """End a drain in progress now (a second SIGTERM or Ctrl-C): shut down without
+        waiting it out."""
+        self._drain_cut.set()
+
+    async def _drain(self, seconds: float) -> None:
+        if self.health is not None:
+            self.health.drain()
+        if seconds <= 0 or self._drain_cut.is_set():
+            return
+        log.info(
+            "draining: health checks answer NOT_SERVING; still serving for %g s, then stopping",
+            seconds,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain_cut.wait(), seconds)
 
 
 def _bind(
@@ -189,8 +222,9 @@ async def start(
     await health.serving()
     log.info("collector listening: enroll port %d, report port %d", bound_enroll, bound_report)
     running = RunningServer(
-        server, service, store, bound_enroll, bound_report, reader=reader, health=health
-    )
+        server, service, store, bound_enroll, bound_report, reader=reader, health=health,
+        drain_seconds=config.drain_seconds,
+    )  # fmt: skip
     if metrics_port is not None:
         running.metrics = _start_metrics(config, service, metrics_port)
     if web_port is not None:
@@ -199,14 +233,14 @@ async def start(
                 start_dashboard, config, config.web_host, web_port
             )
         except OSError:
-            await running.stop(0)
+            await running.stop(0, drain=0)
             raise
         log.info("dashboard served on %s", running.dashboard.url)
     if admin_port is not None:
         try:
             running.admin = await start_admin_server(config, admin_port)
         except OSError:
-            await running.stop(0)
+            await running.stop(0, drain=0)
             raise
     return running
 
@@ -299,21 +333,54 @@ FLEET_DAY_SECONDS = 3600.0
 
 
 async def keep_fleet_days(
-    running: RunningServer, stop: asyncio.Event, every: float = FLEET_DAY_SECONDS
+    running: RunningServer,
+    stop: asyncio.Event,
+    every: float = FLEET_DAY_SECONDS,
+    database: Path | None = None,
 ) -> None:
     """Record the fleet's standing for today at start and every hour: the dashboard's trend
-    reads how each day ended instead of judging the fleet as of each past day. A failure is
-    logged and tried again next hour; it never stops the collector."""
+    reads how each day ended instead of judging the fleet as of each past day. With the
+    `database`, the trend's past week ends that were never recorded are then counted from
+    the history, once (`backfill_week_ends`). A failure is logged and tried again next
+    hour; it never stops the collector."""
+
     def record() -> None:
         running.store.record_fleet_day(running.service.policy, running.service.now())
 
+    backfill = database
     while not stop.is_set():
         try:
             await running.service.in_db(record)
+            if backfill is not None:
+                await backfill_week_ends(running, backfill, stop)
+                backfill = None
         except Exception as exc:  # a summary; the reports themselves are safe
-            log.error("could not record today's fleet standing: %s", exc)
+            log.error("could not record the fleet's standing for the trend: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+async def backfill_week_ends(running: RunningServer, database: Path, stop: asyncio.Event) -> int:
+    """Count the trend's past week ends that have no record from the history, on a
+    connection and a thread of their own (seconds each over 100,000 devices: ingest goes
+    on meanwhile), and keep them; how many were counted. Stops between weeks on `stop`."""
+    policy, now = running.service.policy, running.service.now()
+    missing = fleet_history.missing_week_ends(
+        await running.service.in_db(running.store.fleet_days), now
+    )
+    if not missing:
+        return 0
+    started = time.monotonic()
+    counted = await asyncio.to_thread(
+        fleet_history.count_week_ends, database, policy, missing, stop.is_set
+    )
+    if counted:
+        await running.service.in_db(lambda: running.store.keep_fleet_days(counted, now))
+        log.info(
+            "counted the fleet at %d past week ends from the history for the trend in %.1f s",
+            len(counted), time.monotonic() - started,
+        )  # fmt: skip
+    return len(counted)
 
 
 async def watch_policy(
@@ -385,8 +452,10 @@ async def serve_forever(
         temporary.replace(ready_file)
     watcher = asyncio.create_task(watch_policy(config, running, stop))
     summary = asyncio.create_task(log_ingest(running, stop))
-    days = asyncio.create_task(keep_fleet_days(running, stop))
+    days = asyncio.create_task(keep_fleet_days(running, stop, database=config.database))
     await stop.wait()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, running.cut_drain)  # a second signal skips the drain
     await watcher
     await summary
     await days

@@ -328,15 +328,12 @@ class Pages:
 
     async def devices(self, request: Request, session: auth.Session, lang: str) -> Response:
         q = request.query_params
-        try:
-            number = int(q.get("page", "1"))
-        except ValueError:
-            number = 1
+        number = _page_number(request)
         state = q.get("state", "")
         filters = Filters(
             q=q.get("q", "").strip()[:200], check=q.get("check", ""),
             state=state if state in (*STATES, NOT_PASSING) else "", os=q.get("os", ""),
-            stale=q.get("stale") == "1", page=number,
+            group=q.get("group", "").strip()[:64], stale=q.get("stale") == "1", page=number,
         )  # fmt: skip
         view = await self.board.db(lambda v: v.device_list(filters))
         return self.board.render(request, "devices.html", lang, session=session, view=view,
@@ -351,9 +348,18 @@ class Pages:
         return self.board.render(request, "device.html", lang, session=session, view=view)
 
     async def failing(self, request: Request, session: auth.Session, lang: str) -> Response:
-        at, policy, rows = await self.board.db(lambda v: v.failing())
-        return self.board.render(request, "failing.html", lang, session=session, at=at,
-                                 policy=policy, rows=rows)  # fmt: skip
+        number = _page_number(request)
+        view = await self.board.db(lambda v: v.failing(number))
+        return self.board.render(request, "failing.html", lang, session=session, view=view,
+                                 at=view.at, policy=view.policy, rows=view.rows)  # fmt: skip
+
+
+def _page_number(request: Request) -> int:
+    """The page asked for (`?page=`); the first for anything but a number."""
+    try:
+        return int(request.query_params.get("page", "1"))
+    except ValueError:
+        return 1
 
 
 def create_app(config: CollectorConfig, *, secure_cookies: bool = False) -> Starlette:

@@ -35,9 +35,11 @@ _WORDS: dict[str, tuple[str, str]] = {
     "pass_rate": ("通过率", "Pass rate"),
     "trend": ("近 8 周通过率", "Pass rate over the last 8 weeks"),
     "trend_note": (
-        "每个点为该周结束时的全体设备状态(当前周为现在);每 10 分钟重新计算。",
+        "每个点为该周结束时的全体设备状态(当前周为现在);每 10 分钟重新计算。"
+        "缺少的点表示该周结束时尚无记录:采集器启动时会根据历史补算。",
         "Each point is the fleet as it stood at the end of that week (this week: now);"
-        " recomputed every 10 minutes.",
+        " recomputed every 10 minutes. A missing point is a week whose end was not recorded"
+        " yet: the collector counts it from the history when it starts.",
     ),
     "as_of": ("统计时间", "As of"),
     "no_devices": (
@@ -52,10 +54,6 @@ _WORDS: dict[str, tuple[str, str]] = {
     "os": ("操作系统", "OS"),
     "stale_only": ("仅失联设备", "Stale devices only"),
     "group": ("分组", "Group"),
-    "group_missing": (
-        "分组暂不可用:采集器尚未记录设备分组。",
-        "Groups are not available yet: the collector does not record device groups.",
-    ),
     "apply": ("应用", "Apply"),
     "clear": ("清除", "Clear"),
     "device": ("设备", "Device"),
@@ -64,6 +62,7 @@ _WORDS: dict[str, tuple[str, str]] = {
     "enrolled": ("注册时间", "Enrolled"),
     "status": ("设备状态", "Device status"),
     "matching": ("符合条件的设备", "matching devices"),
+    "failures": ("项未通过(已过宽限期)", "failures past their grace period"),
     "page": ("页", "Page"),
     "prev": ("上一页", "Previous"),
     "next": ("下一页", "Next"),

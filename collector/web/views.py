@@ -1,14 +1,16 @@
 """What each dashboard page shows, from the store and the policy in force.
 
-Fleet-wide pages (overview, device list, failing longest) judge every device, through the
-same functions as the CLI's reports (`collector.reports`, `collector.compliance`), so the
-dashboard and `report fleet` never disagree. That costs a read of the devices, the state
-history and the waivers, so each result is cached: reused while the database is unchanged
-(SQLite's `data_version`), and at most `FRESH_SECONDS` old when reports keep arriving. The
-trend (the fleet at each of the last 8 week ends) is recomputed at most every 10 minutes.
+Fleet-wide pages read the current verdicts in SQL, the same way the CLI's reports do, so the
+dashboard and `report fleet` never disagree: the overview's counts and the failing-longest page
+through `collector.reports` (`fleet_counts`), the device list through `collector.device_list`
+(the matching devices' ids in one pass, then the standings of one page's devices). Each result
+is cached: reused while the database is unchanged (SQLite's `data_version`), and at most
+`FRESH_SECONDS` old when reports keep arriving, so turning the pages of a listing reads the
+fleet once. The trend (the fleet at each of the last 8 week ends) is recomputed at most every
+10 minutes.
 
-A device page reads only that device, by index (`collector.web.queries`), and judges it with
-the same `compliance.standings`.
+A device page reads only that device, by index (`collector.web.queries`), and judges it from
+its history with `compliance.standings`.
 
 Every method runs on the dashboard's one database thread (`app.py`).
 """
@@ -22,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from collector import device_list, fleet_history
 from collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
 from collector.config import CollectorConfig
+from collector.device_list import NOT_PASSING, DeviceFilter, ListedDevice
 from collector.pki import utcnow
 from collector.policy import CheckSpec, Clause, Policy
 from collector.render import Row
@@ -35,13 +39,12 @@ from devposture.v1 import devposture_pb2 as pb
 
 PAGE_SIZE = 50
 REPORTS_SHOWN = 50
-WEEKS = 8
+WEEKS = fleet_history.WEEKS
 # A cached fleet view is reused while the database is unchanged, and for at least this long
 # when it is changing (every report changes it); never for longer than STALE_AFTER_SECONDS.
 FRESH_SECONDS = 5.0
 STALE_AFTER_SECONDS = 60.0
 TREND_SECONDS = 600.0
-NOT_PASSING = "NOT_PASSING"
 
 T = TypeVar("T")
 
@@ -56,36 +59,19 @@ class _Cached:
 
 @dataclass(frozen=True)
 class Filters:
+    """The device list's filters as the page's form sends them, and the page wanted."""
+
     q: str = ""
     check: str = ""
     state: str = ""
     os: str = ""
+    group: str = ""
     stale: bool = False
     page: int = 1
 
-    def matches(self, device: DeviceSeen, judged: dict[str, Standing]) -> bool:
-        if self.q:
-            needle = self.q.lower()
-            if not (device.device_id.startswith(needle) or needle in device.hostname.lower()):
-                return False
-        if self.os and device.os_family != self.os:
-            return False
-        if self.stale and not any(s.state == "STALE" for s in judged.values()):
-            return False
-        if self.state:
-            chosen = [judged[self.check]] if self.check in judged else list(judged.values())
-            wanted = {"PASS", "EXEMPT"} if self.state == NOT_PASSING else {self.state}
-            if self.state == NOT_PASSING:
-                return any(s.state not in wanted for s in chosen)
-            return any(s.state in wanted for s in chosen)
-        return True
-
-
-@dataclass(frozen=True)
-class FleetSnapshot:
-    at: dt.datetime
-    devices: list[DeviceSeen]
-    judged: dict[str, dict[str, Standing]]
+    def wanted(self) -> DeviceFilter:
+        return DeviceFilter(text=self.q, check=self.check, state=self.state,
+                            os_family=self.os, group=self.group, stale=self.stale)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -98,12 +84,6 @@ class Overview:
 
 
 @dataclass(frozen=True)
-class ListedDevice:
-    device: DeviceSeen
-    states: dict[str, str]
-
-
-@dataclass(frozen=True)
 class DeviceList:
     at: dt.datetime
     policy: Policy
@@ -113,6 +93,17 @@ class DeviceList:
     page: int
     pages: int
     os_families: list[str]
+    groups: list[str]
+
+
+@dataclass(frozen=True)
+class FailingPage:
+    at: dt.datetime
+    policy: Policy
+    rows: list[Row]
+    total: int
+    page: int
+    pages: int
 
 
 @dataclass(frozen=True)
@@ -164,6 +155,7 @@ class DevicePage:
     device_id: str
     hostname: str
     os_family: str
+    group: str
     enrolled_at: dt.datetime
     last_report_at: dt.datetime | None
     status: str
@@ -241,17 +233,15 @@ class Views:
 
     # --- fleet pages ---------------------------------------------------------------------
 
-    def snapshot(self, policy: Policy) -> FleetSnapshot:
-        def make() -> FleetSnapshot:
-            at = utcnow()
-            devices = self._reader.devices_seen(at)
-            judged: dict[str, dict[str, Standing]] = {d.device_id: {} for d in devices}
-            for s in standings(devices, self._reader.state_changes(at), policy, at,
-                               self._reader.waivers()):  # fmt: skip
-                judged[s.device_id][s.check_id] = s
-            return FleetSnapshot(at, devices, judged)
+    def _matching(self, policy: Policy, wanted: DeviceFilter) -> tuple[dt.datetime, list[str]]:
+        """The ids of the devices matching a filter, cached as a fleet view is, so turning
+        the pages of one listing reads the fleet once."""
 
-        return self._cached("snapshot", policy, STALE_AFTER_SECONDS, make)
+        def make() -> tuple[dt.datetime, list[str]]:
+            at = utcnow()
+            return at, device_list.matching_devices(self._db, policy, at, wanted)
+
+        return self._cached(f"devices {wanted!r}", policy, STALE_AFTER_SECONDS, make)
 
     def overview(self) -> Overview:
         policy = self.policy()
@@ -269,24 +259,20 @@ class Views:
         self, policy: Policy, at: dt.datetime
     ) -> tuple[list[dt.datetime], list[Series]]:
         """The pass rate of each check at the end of each of the last `WEEKS` weeks (the
-        last point is `at`). Each point judges the whole fleet as of then: WEEKS fleet
-        computations, hence the cache."""
-        monday = (at - dt.timedelta(days=at.weekday())).replace(
-            hour=0, minute=0, second=0, microsecond=0
-        )
-        moments = [monday - dt.timedelta(weeks=k) for k in range(WEEKS - 1, 0, -1)] + [at]
+        last point is `at`), read from the days `serve` recorded. A week whose end has no
+        record yet is a gap (None): `serve` counts it from the history when it starts
+        (`collector.fleet_history`); no page waits for that."""
+        moments = fleet_history.week_ends(at, WEEKS)
         rates: dict[str, list[float | None]] = {c.check_id: [] for c in policy.checks}
-        # How each day ended, as `serve` records it hourly; a week before the collector kept
-        # them is judged from the history as of then (exact, but slow over a large fleet).
         days = self._reader.fleet_days()
         for moment in moments:
-            ended = (moment - dt.timedelta(microseconds=1)).date().isoformat()
-            if moment is at:
+            ended = fleet_history.day_ended_by(moment)
+            if moment is moments[-1]:
                 rows = fleet_rows(self._reader, policy, at, current=True)
             elif ended in days:
                 rows = _day_rows(policy, days[ended])
             else:
-                rows = fleet_rows(self._reader, policy, moment)
+                rows = [{"check": c.check_id, "devices": 0, "pass": 0} for c in policy.checks]
             for row in rows:
                 devices, passing = row["devices"], row["pass"]
                 assert isinstance(devices, int) and isinstance(passing, int)
@@ -300,27 +286,30 @@ class Views:
 
     def device_list(self, filters: Filters) -> DeviceList:
         policy = self.policy()
-        snap = self.snapshot(policy)
-        matching = [d for d in snap.devices if filters.matches(d, snap.judged[d.device_id])]
+        at, matching = self._matching(policy, filters.wanted())
         pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
         page = min(max(1, filters.page), pages)
         shown = matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        rows = [
-            ListedDevice(d, {c: s.state for c, s in snap.judged[d.device_id].items()})
-            for d in shown
-        ]
-        families = sorted({d.os_family for d in snap.devices if d.os_family})
-        return DeviceList(snap.at, policy, filters, rows, len(matching), page, pages, families)
+        rows = device_list.listed(self._db, policy, at, shown)
+        return DeviceList(
+            at, policy, filters, rows, len(matching), page, pages,
+            device_list.os_families(self._db), device_list.groups(self._db),
+        )  # fmt: skip
 
-    def failing(self) -> tuple[dt.datetime, Policy, list[Row]]:
+    def failing(self, page: int) -> FailingPage:
+        """One page of the failures past their grace, the longest first: the count and the
+        page in SQL (`fleet_counts.failing_now`), so the page costs the same with 100 or
+        100,000 failures."""
         policy = self.policy()
-
-        def make() -> tuple[dt.datetime, list[Row]]:
-            at = utcnow()
-            return at, failing_rows(self._reader, policy, at, current=True)
-
-        at, rows = self._cached("failing", policy, STALE_AFTER_SECONDS, make)
-        return at, policy, rows
+        at = utcnow()
+        total = self._cached(
+            "failing", policy, STALE_AFTER_SECONDS, lambda: self._reader.failing_count(policy, at)
+        )
+        pages = max(1, math.ceil(total / PAGE_SIZE))
+        page = min(max(1, page), pages)
+        rows = failing_rows(self._reader, policy, at, current=True,
+                            offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)  # fmt: skip
+        return FailingPage(at, policy, rows, total, page, pages)
 
     # --- one device ----------------------------------------------------------------------
 
@@ -354,7 +343,7 @@ class Views:
         received, total = queries.reports(self._db, device_id, REPORTS_SHOWN)
         return DevicePage(
             at=at, policy=policy, device_id=info.device_id, hostname=info.hostname,
-            os_family=info.os_family, enrolled_at=info.enrolled_at,
+            os_family=info.os_family, group=info.group, enrolled_at=info.enrolled_at,
             last_report_at=info.last_report_at, status=info.status, checks=checks,
             reports=received, reports_total=total, waivers=waivers,
         )  # fmt: skip

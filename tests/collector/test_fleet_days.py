@@ -8,6 +8,7 @@ import datetime as dt
 import time
 
 from agent.transport import open_channel, send_report
+from collector.fleet_history import day_ended_by, week_ends
 from collector.policy import default_policy
 from collector.reports import fleet_rows
 from collector.server import keep_fleet_days
@@ -39,17 +40,28 @@ def test_a_recorded_day_holds_the_fleet_as_counted_now_and_is_replaced_within_th
         store.close()
 
 
-def test_serve_records_today_at_start(live_collector: LiveCollector, agent: EnrolledAgent) -> None:
+def test_serve_records_today_at_start_then_counts_the_unrecorded_week_ends(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
     stop = asyncio.Event()
+    database = live_collector.config.database
     task = asyncio.run_coroutine_threadsafe(
-        keep_fleet_days(live_collector._running, stop, every=60), live_collector._loop
+        keep_fleet_days(live_collector._running, stop, every=60, database=database),
+        live_collector._loop,
     )
-    deadline = time.monotonic() + 10
+    now = dt.datetime.now(dt.UTC)
+    wanted = {now.date().isoformat()} | {day_ended_by(m) for m in week_ends(now)[:-1]}
+    deadline = time.monotonic() + 20
     store = live_collector.store()
     try:
-        while not store.fleet_days() and time.monotonic() < deadline:
+        while not wanted <= set(store.fleet_days()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert dt.datetime.now(dt.UTC).date().isoformat() in store.fleet_days()
+        days = store.fleet_days()
+        assert wanted <= set(days)
+        # The device enrolled today: at every past week end the fleet had no device.
+        last_week = days[day_ended_by(week_ends(now)[-2])]
+        assert sum(last_week["firewall"].values()) == 0
+        assert sum(days[now.date().isoformat()]["firewall"].values()) == 1
     finally:
         store.close()
         live_collector._loop.call_soon_threadsafe(stop.set)
@@ -59,9 +71,9 @@ def test_serve_records_today_at_start(live_collector: LiveCollector, agent: Enro
 def test_the_trend_reads_how_each_recorded_day_ended(
     live_collector: LiveCollector, agent: EnrolledAgent
 ) -> None:
-    """A week whose end was recorded is read from the record, not judged again: judged from
-    the history, last week reads "no device yet" (this one enrolled today); with a record
-    saying the device passed, it reads 100 %."""
+    """A week whose end was recorded is read from the record; one without a record is a gap
+    (the page never judges the history); with a record saying the device passed, last week
+    reads 100 %."""
     policy, now = default_policy(), dt.datetime.now(dt.UTC)
     monday = (now - dt.timedelta(days=now.weekday())).replace(
         hour=0, minute=0, second=0, microsecond=0

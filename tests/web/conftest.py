@@ -2,7 +2,8 @@
 
 The fleet reports over real mutual TLS: `cafe-laptop` used a public Wi-Fi network without a
 VPN (so it fails 6.3.2, public-wifi), `office-desktop` used only its office network, one
-device runs Windows, and enough others report for the device list to need two pages.
+device runs Windows (it and `cafe-laptop` are in the group 财务部), and enough others report
+for the device list to need two pages.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.conftest import LiveCollector, enroll_agent, make_report, running_col
 from tests.e2e.fleet import closed_session
 
 PUBLIC_NETWORK = "Airport-Free-WiFi"
+FINANCE = "财务部"  # the group of the failing and the Windows device
 FILLER_DEVICES = 52  # with the three named ones: 55 devices, two pages of 50
 NASTY_HOSTNAME = '<img src=x onerror="alert(1)">'
 
@@ -94,6 +96,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             store.add_credential(credential, "Wang Fang (audit)", VIEWER, utcnow())
             # An admin credential exists too: the dashboard must not need it.
             store.add_credential(new_credential(), "Admin", ADMIN, utcnow())
+            for device_id in (failing, windows):
+                store.set_device_group(device_id, FINANCE, utcnow())
         finally:
             store.close()
         dashboard = start_dashboard(collector.config, "127.0.0.1", 0)

@@ -7,7 +7,7 @@ import http.client
 import logging
 import re
 import ssl
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import pytest
 
@@ -18,6 +18,7 @@ from collector.web import auth
 from collector.web.server import start_dashboard
 from tests.web.conftest import (
     FILLER_DEVICES,
+    FINANCE,
     NASTY_HOSTNAME,
     PUBLIC_NETWORK,
     Fleet,
@@ -165,8 +166,12 @@ def test_filters_return_the_right_devices(fleet: Fleet) -> None:
     assert _listed(fleet, cookie, "q=fleet-1&os=linux") == [
         d for d in _listed(fleet, cookie, "q=fleet-1")
     ] and len(_listed(fleet, cookie, "q=fleet-1")) == 10  # fleet-10 .. fleet-19
+    finance = sorted([fleet.failing_device, fleet.windows_device])
+    assert sorted(_listed(fleet, cookie, f"group={quote(FINANCE)}")) == finance
+    assert _listed(fleet, cookie, f"group={quote(FINANCE)}&os=windows") == [fleet.windows_device]
+    assert _listed(fleet, cookie, "group=nobody") == []
     page = fetch(fleet, "GET", "/devices", cookie=cookie).text
-    assert 'id="group" disabled' in page and "does not record device groups" in page
+    assert f'<option value="{FINANCE}" >{FINANCE}</option>' in page  # the filter offers it
 
 
 def test_pages_of_fifty_cover_every_device_once(fleet: Fleet) -> None:
@@ -189,6 +194,7 @@ def test_hostnames_and_reasons_are_escaped(fleet: Fleet) -> None:
 
 def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: Fleet) -> None:
     page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}", cookie=login(fleet)).text
+    assert f'<a href="/devices?group={quote(FINANCE)}">{FINANCE}</a>' in page  # its group
     section = page[page.index('id="check-public-wifi"'):]
     section = section[: section.index("</section>")]
     assert "6.3.2" in section

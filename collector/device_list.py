@@ -1,0 +1,200 @@
+"""The fleet's devices with their standing now, filtered and a page at a time, in SQL.
+
+The dashboard's device list asks this. It judges the way `compliance.standings` does (STALE
+for a device silent past the window, then EXEMPT under a waiver in force, then the latest
+verdict, GRACE for a failure younger than its check's grace period, UNKNOWN when never judged;
+tested equal), but from the current verdicts (`check_results`, one primary-key lookup per
+device and check) instead of the whole history, so a page costs one pass over the devices
+with 100,000 of them, not a judgment of every device in Python (bench/dashboard_pages.py).
+
+A page is read in two steps: the matching devices' ids (ordered by host name, then id: the
+total and every page come from it, so the dashboard caches it while the pages are turned),
+then the standings of the page's few devices only; SQLite would otherwise compute every
+column of every matching device before sorting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from dataclasses import dataclass
+
+from collector.compliance import STATES
+from collector.policy import Policy
+from collector.records import maybe_from_us, to_us
+
+# Any state but PASS and EXEMPT: what needs a fix (or an answer) now.
+NOT_PASSING = "NOT_PASSING"
+
+# Waivers in force at a moment, per check (few rows; stale devices are left to STALE).
+_WAIVED = """
+SELECT DISTINCT check_id, device_id FROM waivers
+WHERE created_us <= ? AND ? < expires_us AND (revoked_us IS NULL OR revoked_us > ?)
+"""
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """Which devices to list. Empty fields match everything."""
+
+    text: str = ""  # the start of a device id, or part of a host name (case-insensitive)
+    check: str = ""  # the check `state` applies to; empty: any check
+    state: str = ""  # one of compliance.STATES, or NOT_PASSING
+    os_family: str = ""
+    group: str = ""
+    stale: bool = False  # only devices silent past the policy's window
+
+
+@dataclass(frozen=True)
+class ListedDevice:
+    device_id: str
+    hostname: str
+    os_family: str
+    group: str
+    last_report_at: dt.datetime | None
+    states: dict[str, str]  # check id -> standing, for each of the policy's checks
+
+
+class _Query:
+    """One listing's SQL: the standing of each check as a CASE over a LEFT JOIN, and the
+    filter as a WHERE over them. Only placeholders go into the text; values are bound."""
+
+    def __init__(self, db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> None:
+        now = to_us(at)
+        self.checks = [c.check_id for c in policy.checks]
+        self.params: dict[str, object] = {
+            "now": now, "fresh": now - policy.stale_after_hours * 3_600_000_000,
+        }  # fmt: skip
+        waived: dict[str, list[str]] = {c: [] for c in self.checks}
+        for check_id, device_id in db.execute(_WAIVED, (now, now, now)):
+            if check_id in waived:
+                waived[check_id].append(device_id)
+        self.joins: list[str] = []
+        self.states: list[str] = []
+        for k, check in enumerate(policy.checks):
+            self.params[f"check{k}"] = check.check_id
+            self.params[f"grace{k}"] = now - check.grace_hours * 3_600_000_000
+            self.params[f"waived{k}"] = json.dumps(waived[check.check_id])
+            self.joins.append(
+                f" LEFT JOIN check_results c{k}"
+                f" ON c{k}.device_id = d.device_id AND c{k}.check_id = :check{k}"
+            )
+            self.states.append(
+                f"CASE WHEN COALESCE(d.last_report_us, d.enrolled_us) < :fresh THEN 'STALE'"  # noqa: S608
+                f" WHEN d.device_id IN (SELECT value FROM json_each(:waived{k})) THEN 'EXEMPT'"
+                f" WHEN c{k}.state = 'FAIL' AND c{k}.since_us > :grace{k} THEN 'GRACE'"
+                f" WHEN c{k}.state IN ('PASS', 'FAIL') THEN c{k}.state ELSE 'UNKNOWN' END"
+            )
+
+    def where(self, wanted: DeviceFilter) -> tuple[str, str]:
+        """The joins the filter needs and its WHERE clause."""
+        terms = ["d.enrolled_us <= :now"]
+        if wanted.text:
+            self.params["prefix"] = wanted.text.lower().replace("\\", "\\\\").replace(
+                "%", "\\%").replace("_", "\\_") + "%"  # fmt: skip
+            self.params["needle"] = wanted.text.casefold()
+            terms.append(
+                "(d.device_id LIKE :prefix ESCAPE '\\' OR instr(fold(d.hostname), :needle) > 0)"
+            )
+        if wanted.os_family:
+            self.params["os"] = wanted.os_family
+            terms.append("d.os_family = :os")
+        if wanted.group:
+            self.params["group"] = wanted.group
+            terms.append("d.device_group = :group")
+        if wanted.stale:
+            terms.append("COALESCE(d.last_report_us, d.enrolled_us) < :fresh")
+        joins = ""
+        if wanted.state:
+            chosen = [self.checks.index(wanted.check)] if wanted.check in self.checks else (
+                range(len(self.checks)))  # fmt: skip
+            joins = "".join(self.joins[k] for k in chosen)
+            if wanted.state == NOT_PASSING:
+                matches = [f"{self.states[k]} NOT IN ('PASS', 'EXEMPT')" for k in chosen]
+            else:
+                self.params["state"] = wanted.state
+                matches = [f"{self.states[k]} = :state" for k in chosen]
+            if len(chosen) == 1:
+                terms += _index_hints(chosen[0], wanted.state)
+            terms.append("(" + " OR ".join(matches or ["0"]) + ")")
+        return joins, " AND ".join(terms)
+
+
+def _index_hints(k: int, state: str) -> list[str]:
+    """Conditions implied by `state` on check `k` that SQLite can answer from an index
+    (check_results_by_standing: check, state, since), so that it reads only the verdicts
+    in that state instead of judging every device; the CASE still decides."""
+    if state in ("FAIL", "GRACE"):
+        since = "<=" if state == "FAIL" else ">"
+        return [f"c{k}.state = 'FAIL'", f"c{k}.since_us {since} :grace{k}"]
+    if state == "PASS":
+        return [f"c{k}.state = 'PASS'"]
+    if state == "STALE":
+        return ["COALESCE(d.last_report_us, d.enrolled_us) < :fresh"]
+    if state == "EXEMPT":
+        return [f"d.device_id IN (SELECT value FROM json_each(:waived{k}))"]  # noqa: S608
+    return []
+
+
+def _fold(text: str | None) -> str:
+    return "" if text is None else text.casefold()
+
+
+def matching_devices(
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime, wanted: DeviceFilter
+) -> list[str]:
+    """The ids of the devices matching `wanted` at `at`, ordered by host name then id: one
+    pass over the devices (a page and the total both come from it)."""
+    if wanted.state and wanted.state not in (*STATES, NOT_PASSING):
+        raise ValueError(f"unknown state {wanted.state!r}: use one of {', '.join(STATES)}")
+    db.create_function("fold", 1, _fold, deterministic=True)
+    query = _Query(db, policy, at)
+    joins, where = query.where(wanted)
+    rows = db.execute(
+        f"SELECT d.device_id FROM devices d{joins} WHERE {where}"  # noqa: S608
+        " ORDER BY d.hostname, d.device_id",
+        query.params,
+    )
+    return [row[0] for row in rows]
+
+
+def listed(
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime, device_ids: list[str]
+) -> list[ListedDevice]:
+    """Each of `device_ids` (a page: a primary-key lookup each) with its standing at `at` on
+    each of the policy's checks, in the order given."""
+    if not device_ids:
+        return []
+    query = _Query(db, policy, at)
+    columns = "".join(f", {state}" for state in query.states)
+    rows = db.execute(
+        "SELECT d.device_id, d.hostname, d.os_family, d.device_group, d.last_report_us"  # noqa: S608
+        f"{columns} FROM devices d{''.join(query.joins)}"
+        " WHERE d.device_id IN (SELECT value FROM json_each(:ids))",
+        {**query.params, "ids": json.dumps(device_ids)},
+    ).fetchall()
+    found = {
+        row[0]: ListedDevice(
+            device_id=row[0],
+            hostname=row[1],
+            os_family=row[2],
+            group=row[3],
+            last_report_at=maybe_from_us(row[4]),
+            states=dict(zip(query.checks, row[5:], strict=True)),
+        )
+        for row in rows
+    }
+    return [found[d] for d in device_ids if d in found]
+
+
+def os_families(db: sqlite3.Connection) -> list[str]:
+    """The operating-system families the fleet has, for the filter's choices."""
+    rows = db.execute("SELECT DISTINCT os_family FROM devices WHERE os_family != ''")
+    return sorted(row[0] for row in rows)
+
+
+def groups(db: sqlite3.Connection) -> list[str]:
+    """The device groups in use, for the filter's choices (index devices_by_group)."""
+    rows = db.execute("SELECT DISTINCT device_group FROM devices WHERE device_group != ''")
+    return sorted(row[0] for row in rows)

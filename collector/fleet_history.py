@@ -1,0 +1,69 @@
+"""The fleet's standing at the end of each recent week: the dashboard's trend.
+
+`serve` records how each day stands (`Store.record_fleet_day`, at start and hourly), so a trend
+point is a read of one record. A week that ended before the records began (a collector
+upgraded with its history, or one that was stopped over a weekend) is counted once from the
+state history (`count_week_ends`) when `serve` starts, on a connection of its own: counting
+a past moment over 100,000 devices takes seconds (bench/fleet_report.py), which no page load
+should wait for. The dashboard shows such a week as a gap until then.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from collector.policy import Policy
+from collector.store import Store
+
+log = logging.getLogger(__name__)
+
+WEEKS = 8
+
+
+def week_ends(at: dt.datetime, weeks: int = WEEKS) -> list[dt.datetime]:
+    """The trend's moments: the end (Monday 00:00 UTC) of each of the last `weeks - 1`
+    weeks, the week that just ended included, oldest first, then `at` itself."""
+    at = at.astimezone(dt.UTC)
+    monday = (at - dt.timedelta(days=at.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return [monday - dt.timedelta(weeks=k) for k in range(weeks - 2, -1, -1)] + [at]
+
+
+def day_ended_by(moment: dt.datetime) -> str:
+    """The day (YYYY-MM-DD, UTC) whose record holds the fleet as it stood at `moment`, a
+    midnight: the day that ended then."""
+    return (moment.astimezone(dt.UTC) - dt.timedelta(microseconds=1)).date().isoformat()
+
+
+def missing_week_ends(recorded: Iterable[str], at: dt.datetime) -> list[dt.datetime]:
+    """The past week ends of the trend that have no record of their day."""
+    days = set(recorded)
+    return [m for m in week_ends(at)[:-1] if day_ended_by(m) not in days]
+
+
+def count_week_ends(
+    database: Path,
+    policy: Policy,
+    moments: list[dt.datetime],
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, dict[str, dict[str, int]]]:
+    """day -> check -> state -> devices for each of `moments`, counted from the history on a
+    read-only connection of its own (SQLite works without holding the GIL meanwhile); the
+    moments counted before `should_stop` said so."""
+    reader = Store.open_reader(database)
+    counted: dict[str, dict[str, dict[str, int]]] = {}
+    try:
+        for moment in moments:
+            if should_stop():
+                break
+            counted[day_ended_by(moment)] = reader.fleet_figures_as_of(policy, moment)
+        return counted
+    finally:
+        reader.close()
+
+
+__all__ = ["WEEKS", "count_week_ends", "day_ended_by", "missing_week_ends", "week_ends"]

@@ -1,0 +1,74 @@
+"""A small fleet with every standing in it, written through the store's own methods into a
+real SQLite file: devices that report passing, failing (past and within their grace) and
+unknown, some silent past the window, some never heard from, waivers in force, expired and
+revoked, two OS families and two groups. The SQL views are tested equal to judging this
+fleet from its history (`compliance.standings`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+from collector.compliance import Waiver
+from collector.policy import Policy, default_policy
+from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from collector.tokens import new_token
+
+NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
+DEVICES = 60
+
+
+def _enroll(store: Store, device_id: str) -> None:
+    token = new_token()
+    enrolled = NOW - dt.timedelta(days=20)
+    store.add_token(token, enrolled, enrolled + dt.timedelta(hours=1), uses=1)
+    store.enroll(token, enrolled, DeviceRecord(device_id, "01", NOW + dt.timedelta(days=90)))
+
+
+def _report(device_id: str, n: int, at: dt.datetime, host: str, os_family: str) -> ReportRecord:
+    return ReportRecord(
+        f"{device_id}-{n}", device_id, at, at, "1", b"body", host, os_family, "os", "1"
+    )
+
+
+def mixed_fleet(database: Path) -> tuple[Store, Policy]:
+    """The store (open: the caller closes it) and the policy it was judged by."""
+    rng = random.Random(11)
+    policy = default_policy()
+    store = Store.open(database)
+    for n in range(DEVICES):
+        device_id = f"{n:02x}" + "ab" * 15
+        _enroll(store, device_id)
+        if n % 10 == 9:
+            continue  # never reported: UNKNOWN on every check, STALE once the window passes
+        host = rng.choice(["Laptop-Wang", "laptop-li", "Desk-Zhào", "pc"]) + f"-{n % 7}"
+        os_family = rng.choice(["linux", "windows"])
+        # Silent devices last reported days ago; the others within the hour. The earlier
+        # reports make failures that began long ago, the later ones fresh failures in grace.
+        last = NOW - (dt.timedelta(days=5) if n % 8 == 7 else dt.timedelta(minutes=n))
+        times = sorted({last - dt.timedelta(hours=rng.choice([0, 2, 30, 200])), last})
+        for k, at in enumerate(times):
+            results = [
+                CheckResult(c.check_id, rng.choice(["PASS", "FAIL", "FAIL", "UNKNOWN"]), "r")
+                for c in policy.checks
+                if rng.random() < 0.9  # a check not judged in a report keeps its verdict
+            ]
+            store.store_reports([(_report(device_id, k, at, host, os_family), results)])
+        if n % 3 == 0:
+            store.set_device_group(device_id, "财务部" if n % 2 else "sales-eu", NOW)
+        check = rng.choice(policy.checks).check_id
+        if n % 5 == 0:  # in force
+            store.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "new laptop coming",
+                                    NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=3)),
+                             NOW)  # fmt: skip
+        elif n % 5 == 1:  # expired
+            store.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "was replaced",
+                                    NOW - dt.timedelta(days=9), NOW - dt.timedelta(days=2)),
+                             NOW)  # fmt: skip
+        elif n % 5 == 2:  # revoked
+            store.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "no longer needed",
+                                    NOW - dt.timedelta(days=2), NOW + dt.timedelta(days=2)),
+                             NOW)  # fmt: skip
+            store.revoke_waiver(f"w{n}", NOW - dt.timedelta(hours=1), "fixed")
+    return store, policy

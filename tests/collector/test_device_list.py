@@ -1,0 +1,147 @@
+"""The device list read in SQL (`collector.device_list`) lists the same devices, in the same
+order, with the same standings, as judging every device from its history
+(`compliance.standings`) and filtering in Python, for every filter the dashboard offers.
+
+The fleet is `tests.collector.mixed_fleet`: every standing, in a real SQLite file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import product
+from pathlib import Path
+
+import pytest
+
+from collector.compliance import STATES, DeviceSeen, Standing, standings
+from collector.device_list import NOT_PASSING, DeviceFilter, listed, matching_devices
+from collector.policy import Policy
+from collector.reports import failing_rows
+from collector.store import Store
+from tests.collector.mixed_fleet import NOW, mixed_fleet
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Policy]]:
+    store, policy = mixed_fleet(tmp_path_factory.mktemp("list") / "devposture.db")
+    yield store, policy
+    store.close()
+
+
+def _judged(store: Store, policy: Policy) -> tuple[list[DeviceSeen], dict[str, dict[str, str]]]:
+    devices = store.devices_seen(NOW)
+    judged: dict[str, dict[str, str]] = {d.device_id: {} for d in devices}
+    found: list[Standing] = standings(
+        devices, store.state_changes(NOW), policy, NOW, store.waivers()
+    )
+    for s in found:
+        judged[s.device_id][s.check_id] = s.state
+    return devices, judged
+
+
+def _expected(
+    store: Store, policy: Policy, wanted: DeviceFilter, groups: dict[str, str]
+) -> list[str]:
+    """The filter applied in Python to the standings judged from the history."""
+    devices, judged = _judged(store, policy)
+    out = []
+    for device in devices:
+        states = judged[device.device_id]
+        needle = wanted.text.casefold()
+        if needle and not (
+            device.device_id.startswith(needle) or needle in device.hostname.casefold()
+        ):
+            continue
+        if wanted.os_family and device.os_family != wanted.os_family:
+            continue
+        if wanted.group and groups.get(device.device_id, "") != wanted.group:
+            continue
+        if wanted.stale and not any(s == "STALE" for s in states.values()):
+            continue
+        if wanted.state:
+            chosen = [states[wanted.check]] if wanted.check in states else list(states.values())
+            if wanted.state == NOT_PASSING:
+                if all(s in ("PASS", "EXEMPT") for s in chosen):
+                    continue
+            elif wanted.state not in chosen:
+                continue
+        out.append(device.device_id)
+    return out
+
+
+def _filters(policy: Policy) -> list[DeviceFilter]:
+    checks = ["", *(c.check_id for c in policy.checks)]
+    by_state = [
+        DeviceFilter(check=check, state=state)
+        for check, state in product(checks, [*STATES, NOT_PASSING])
+    ]
+    return [
+        DeviceFilter(),
+        *by_state,
+        DeviceFilter(text="laptop"),
+        DeviceFilter(text="ZHÀO"),  # a host name with a non-ASCII letter, another case
+        DeviceFilter(text="0a"),  # the start of a device id
+        DeviceFilter(text="%"),  # LIKE's wildcard is a literal here
+        DeviceFilter(os_family="windows"),
+        DeviceFilter(group="财务部"),
+        DeviceFilter(stale=True),
+        DeviceFilter(os_family="linux", state="FAIL", check="firewall", group="sales-eu"),
+    ]
+
+
+def test_every_filter_lists_the_devices_judging_the_history_lists(
+    fleet: tuple[Store, Policy],
+) -> None:
+    store, policy = fleet
+    groups = {d.device_id: d.group for d in store.devices()}
+    seen_states: set[str] = set()
+    for wanted in _filters(policy):
+        expected = _expected(store, policy, wanted, groups)
+        assert matching_devices(store._db, policy, NOW, wanted) == expected, wanted
+        if wanted.state:
+            seen_states.add(wanted.state)
+    # The fleet holds every state, else the comparison proves little.
+    _, judged = _judged(store, policy)
+    assert {s for states in judged.values() for s in states.values()} == set(STATES)
+    assert len(_expected(store, policy, DeviceFilter(text="ZHÀO"), groups)) > 0
+
+
+def test_a_page_carries_each_devices_standing_on_every_check(fleet: tuple[Store, Policy]) -> None:
+    store, policy = fleet
+    devices, judged = _judged(store, policy)
+    ids = matching_devices(store._db, policy, NOW, DeviceFilter())
+    page = listed(store._db, policy, NOW, ids[10:30])
+    assert [d.device_id for d in page] == ids[10:30]
+    for item in page:
+        assert item.states == judged[item.device_id]
+    by_id = {d.device_id: d for d in devices}
+    assert [(d.hostname, d.os_family) for d in page] == [
+        (by_id[d.device_id].hostname, by_id[d.device_id].os_family) for d in page
+    ]
+
+
+def test_an_unknown_state_is_refused(fleet: tuple[Store, Policy]) -> None:
+    store, policy = fleet
+    with pytest.raises(ValueError, match="unknown state 'BROKEN'"):
+        matching_devices(store._db, policy, NOW, DeviceFilter(state="BROKEN"))
+
+
+def test_a_page_of_no_devices_reads_nothing(fleet: tuple[Store, Policy], tmp_path: Path) -> None:
+    store, policy = fleet
+    assert listed(store._db, policy, NOW, []) == []
+
+
+def test_failing_longest_read_a_page_at_a_time_is_the_list_judged_from_the_history(
+    fleet: tuple[Store, Policy],
+) -> None:
+    store, policy = fleet
+    exact = failing_rows(store, policy, NOW)
+    keys = [(r["device"], r["check"], r["failing_since"]) for r in exact]
+    assert len(keys) > 12, "too few failures for pages to prove anything"
+    assert store.failing_count(policy, NOW) == len(keys)
+    pages = [
+        failing_rows(store, policy, NOW, current=True, offset=start, limit=5)
+        for start in range(0, len(keys) + 5, 5)
+    ]
+    assert [(r["device"], r["check"], r["failing_since"]) for p in pages for r in p] == keys
+    assert pages[-1] == []  # past the end
