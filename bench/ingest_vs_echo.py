@@ -18,6 +18,12 @@ a second, then counts the calls completed in the next `--seconds`. With `--batch
 64) it also measures ReportBatch throughput in reports/s (`--batch-inflight` batches in
 flight per client); `--batch 0` skips that.
 
+The machine is shared (other jobs, the clients themselves), so each phase also prints the CPU
+time the server process and the client processes spent per call within the counted window:
+unlike calls/s, those figures hardly move when something else runs alongside. `--rounds N`
+alternates echo and collector phases N times (both servers up) and prints the median of the
+N ratios, each taken from two adjacent phases, so a change of load between phases weighs less.
+
     .venv/bin/python bench/ingest_vs_echo.py --seconds 10 --clients 2
 """
 
@@ -27,6 +33,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
+import psutil
 from google.protobuf.timestamp_pb2 import Timestamp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
@@ -187,9 +195,26 @@ def client(load: Load, out: Connection) -> None:
 # -- the phases ---------------------------------------------------------------------------
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _sleep_until(moment: float) -> None:
+    time.sleep(max(0.0, moment - time.time()))
+
+
 def measure(
-    port: int, states: list[Path], args: argparse.Namespace, batch: int
+    port: int, states: list[Path], args: argparse.Namespace, batch: int, server_pid: int
 ) -> dict[str, float]:
+    """Run one phase; the totals include the CPU seconds the server (`server_cpu`) and the
+    clients (`client_cpu`) spent within the counted window."""
     spawn = multiprocessing.get_context("spawn")
     shares = [states[i :: args.clients] for i in range(args.clients)]
     start_at = time.time() + 2.0 + WARM_UP_SECONDS  # time for the clients to start up
@@ -202,7 +227,13 @@ def measure(
         process.start()
         pipes.append(receive)
         processes.append(process)
-    totals: dict[str, float] = {}
+    clients = [p.pid for p in processes if p.pid is not None]
+    _sleep_until(start_at)
+    server_before, clients_before = _cpu_seconds([server_pid]), _cpu_seconds(clients)
+    _sleep_until(start_at + args.seconds)
+    server_cpu = _cpu_seconds([server_pid]) - server_before
+    client_cpu = _cpu_seconds(clients) - clients_before
+    totals: dict[str, float] = {"server_cpu": server_cpu, "client_cpu": client_cpu}
     for receive, process in zip(pipes, processes, strict=True):
         for key, value in receive.recv().items():
             totals[key] = totals.get(key, 0.0) + value
@@ -215,6 +246,11 @@ def _show(label: str, totals: dict[str, float], seconds: float, unit: str) -> fl
     codes = {k[5:]: int(v) for k, v in totals.items() if k.startswith("code:")}
     errors = f", {int(totals['errors'])} errors {codes}" if totals["errors"] else ""
     print(f"{label:28} {rate:9.1f} {unit}/s  ({int(totals['calls'])} calls{errors})")
+    done = totals["reports" if unit == "reports" else "calls"]
+    if done:
+        per = unit[:-1]
+        print(f"{'':28} CPU per {per}: server {totals['server_cpu'] / done * 1e6:6.0f} us,"
+              f" clients {totals['client_cpu'] / done * 1e6:6.0f} us")  # fmt: skip
     return rate
 
 
@@ -227,6 +263,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64, help="reports per ReportBatch (0: skip)")
     parser.add_argument("--batch-inflight", type=int, default=4,
                         help="ReportBatch calls in flight per client")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="echo and collector phases, alternated (median ratio)")  # fmt: skip
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, grpcio {grpc.__version__};"
           f" {args.clients} client process(es) x {args.inflight} calls in flight,"
@@ -245,35 +283,59 @@ def main() -> None:
             echo = spawn.Process(target=echo_server, args=(collector.data, send), daemon=True)
             echo.start()
             echo_port: Any = receive.recv()
+            assert echo.pid is not None
+            rounds: list[Round] = []
             try:
-                echo_unary = measure(echo_port, states, args, 0)
-                echo_batch = measure(echo_port, states, args, args.batch) if args.batch else None
+                collector.start()
+                assert collector.process is not None
+                for _ in range(args.rounds):  # echo then collector, side by side in time
+                    echo_unary = measure(echo_port, states, args, 0, echo.pid)
+                    real_unary = measure(collector.report_port, states, args, 0,
+                                         collector.process.pid)  # fmt: skip
+                    echo_batch = real_batch = None
+                    if args.batch:
+                        echo_batch = measure(echo_port, states, args, args.batch, echo.pid)
+                        real_batch = measure(collector.report_port, states, args, args.batch,
+                                             collector.process.pid)  # fmt: skip
+                    rounds.append(Round(echo_unary, real_unary, echo_batch, real_batch))
             finally:
                 echo.terminate()
                 echo.join()
-
-            collector.start()
-            real_unary = measure(collector.report_port, states, args, 0)
-            real_batch = (
-                measure(collector.report_port, states, args, args.batch) if args.batch else None
-            )
             stored = len(collector.stored_ids())
             assert collector.stop() == 0
         finally:
             collector.close()
 
-    seconds = args.seconds
-    a = _show("echo Report", echo_unary, seconds, "calls")
-    b = _show("collector Report", real_unary, seconds, "calls")
-    ratio = b / a if a else 0.0
-    print(f"ratio collector/echo (Report): {ratio:.1%}")
-    if echo_batch is not None and real_batch is not None:
-        c = _show(f"echo ReportBatch x{args.batch}", echo_batch, seconds, "reports")
-        d = _show(f"collector ReportBatch x{args.batch}", real_batch, seconds, "reports")
-        print(f"ratio collector/echo (ReportBatch): {d / c if c else 0.0:.1%}")
+    ratios = [_show_round(r, args) for r in rounds]
+    ratio = statistics.median(ratios)
+    if len(rounds) > 1:
+        print(f"rounds {len(rounds)}: ratio collector/echo (Report) per round"
+              f" {', '.join(f'{r:.1%}' for r in ratios)}; median {ratio:.1%}")  # fmt: skip
     print(f"reports stored by the collector: {stored}")
     print(f"target: collector >= {TARGET:.0%} of echo -> {'met' if ratio >= TARGET else 'NOT met'}"
           f" ({ratio:.1%}, unary Report)")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Round:
+    echo_unary: dict[str, float]
+    real_unary: dict[str, float]
+    echo_batch: dict[str, float] | None
+    real_batch: dict[str, float] | None
+
+
+def _show_round(r: Round, args: argparse.Namespace) -> float:
+    """Print one round's figures; returns its unary ratio."""
+    seconds = args.seconds
+    a = _show("echo Report", r.echo_unary, seconds, "calls")
+    b = _show("collector Report", r.real_unary, seconds, "calls")
+    ratio = b / a if a else 0.0
+    print(f"ratio collector/echo (Report): {ratio:.1%}")
+    if r.echo_batch is not None and r.real_batch is not None:
+        c = _show(f"echo ReportBatch x{args.batch}", r.echo_batch, seconds, "reports")
+        d = _show(f"collector ReportBatch x{args.batch}", r.real_batch, seconds, "reports")
+        print(f"ratio collector/echo (ReportBatch): {d / c if c else 0.0:.1%}")
+    return ratio
 
 
 if __name__ == "__main__":

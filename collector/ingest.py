@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -40,8 +41,10 @@ class IngestClosed(RuntimeError):
 
 @dataclass
 class _Waiting:
-    item: Item
-    done: asyncio.Future[StoreOutcome]
+    """One caller's reports, stored in one group, and its outcomes once that is committed."""
+
+    items: list[Item]
+    done: asyncio.Future[list[StoreOutcome]]
 
 
 @dataclass
@@ -80,17 +83,26 @@ class GroupCommitter:
         self._run_in_db = run_in_db
         self._max_group = max_group
         self.max_waiting = max_waiting
-        self._queue: asyncio.Queue[_Waiting | None] = asyncio.Queue()
+        # Callers in arrival order, and how many reports they hold; the runner sleeps on
+        # `_wakeup` while there are none (cheaper than an asyncio.Queue of single reports).
+        self._queue: deque[_Waiting] = deque()
+        self._waiting = 0
+        self._wakeup: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.figures = CommitFigures()
 
     @property
     def waiting(self) -> int:
-        return self._queue.qsize()
+        """Reports queued for a group that has not begun committing."""
+        return self._waiting
 
     def overloaded(self) -> bool:
-        return self._queue.qsize() >= self.max_waiting
+        return self._waiting >= self.max_waiting
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
 
     async def store(self, items: list[Item]) -> list[StoreOutcome]:
         """Store `items`; each outcome is known only once its group is committed.
@@ -100,58 +112,71 @@ class GroupCommitter:
         """
         if self._closed:
             raise IngestClosed("the collector is shutting down")
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
         loop = asyncio.get_running_loop()
-        waiting = [_Waiting(item, loop.create_future()) for item in items]
-        for entry in waiting:
-            self._queue.put_nowait(entry)
-        return [await entry.done for entry in waiting]
+        if self._task is None:
+            self._task = loop.create_task(self._run(), name="group-commit")
+        # One future per caller, not per report: a batch is woken once, with all its outcomes.
+        entry = _Waiting(items, loop.create_future())
+        self._queue.append(entry)
+        self._waiting += len(items)
+        self._wake()
+        return await entry.done
 
     async def close(self) -> None:
         """Commit everything already queued, then take no more."""
         self._closed = True
         if self._task is None:
             return
-        self._queue.put_nowait(None)
+        self._wake()
         await self._task
 
     async def _run(self) -> None:
+        queue = self._queue
         while True:
-            first = await self._queue.get()
-            if first is None:
-                return
-            group = [first]
-            stop = False
-            while len(group) < self._max_group and not self._queue.empty():
-                entry = self._queue.get_nowait()
-                if entry is None:
-                    stop = True
-                    break
+            if not queue:
+                if self._closed:
+                    return
+                self._wakeup = asyncio.get_running_loop().create_future()
+                await self._wakeup
+                self._wakeup = None
+                continue
+            # Whole callers, up to max_group reports (a caller with more goes alone): a batch
+            # is never split over two transactions.
+            group = [queue.popleft()]
+            size = len(group[0].items)
+            while queue and size + len(queue[0].items) <= self._max_group:
+                entry = queue.popleft()
                 group.append(entry)
-            await self._commit(group)
-            if stop:
-                return
+                size += len(entry.items)
+            self._waiting -= size
+            await self._commit(group, size)
 
-    async def _commit(self, group: list[_Waiting]) -> None:
-        items = [entry.item for entry in group]
+    async def _commit(self, group: list[_Waiting], size: int) -> None:
+        items = [item for entry in group for item in entry.items]
         try:
             outcomes = await self._run_in_db(lambda: self._store.store_reports(items))
         except Exception as exc:  # the transaction failed: no report in it may be acknowledged
             self.figures.failures += 1
-            log.error("could not commit %d report(s): %s", len(group), exc)
+            log.error("could not commit %d report(s): %s", size, exc)
             for entry in group:
                 if not entry.done.done():
                     entry.done.set_exception(exc)
             return
         figures = self.figures
         figures.commits += 1
-        figures.reports += len(group)
-        figures.largest_group = max(figures.largest_group, len(group))
-        for entry, outcome in zip(group, outcomes, strict=True):
+        figures.reports += size
+        figures.largest_group = max(figures.largest_group, size)
+        start = 0
+        for entry in group:
+            mine = outcomes[start : start + len(entry.items)]
+            start += len(entry.items)
             if entry.done.done():  # the caller went away (its call was cancelled)
                 continue
-            if isinstance(outcome, Exception):
-                entry.done.set_exception(outcome)
+            # A report that failed inside its savepoint fails its caller's call (the others
+            # of the group are committed, and a retried one is acknowledged as a duplicate).
+            failed = next((o for o in mine if isinstance(o, Exception)), None)
+            if failed is not None:
+                entry.done.set_exception(failed)
             else:
-                entry.done.set_result(outcome)
+                entry.done.set_result([o for o in mine if not isinstance(o, Exception)])
+        assert start == len(outcomes), "the store returns one outcome per report"

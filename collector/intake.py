@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from collector.checks import utc
 from collector.store import OutboxFigures, ReportRecord
 from collector.validation import ReportInvalid, validate_report
 from devposture.v1 import devposture_pb2 as pb
@@ -38,9 +39,17 @@ class Refusal:
     message: str
 
 
-def os_family_name(value: pb.OsFamily.ValueType) -> str:
+def _os_family_name(value: pb.OsFamily.ValueType) -> str:
     name = pb.OsFamily.Name(value) if value in pb.OsFamily.values() else "OS_FAMILY_UNSPECIFIED"
     return name.removeprefix("OS_FAMILY_").lower().replace("unspecified", "")
+
+
+# Every report names its OS family: the names are worked out once.
+_OS_FAMILY_NAMES: dict[int, str] = {v: _os_family_name(v) for v in pb.OsFamily.values()}
+
+
+def os_family_name(value: pb.OsFamily.ValueType) -> str:
+    return _OS_FAMILY_NAMES.get(value, "")
 
 
 def measure_skew(sent_at: Timestamp | None, received_at: dt.datetime) -> dt.timedelta | None:
@@ -50,7 +59,7 @@ def measure_skew(sent_at: Timestamp | None, received_at: dt.datetime) -> dt.time
     if not 0 <= sent_at.nanos < 1_000_000_000:
         return None
     try:
-        sent = sent_at.ToDatetime(dt.UTC)
+        sent = utc(sent_at)
     except (ValueError, OverflowError):
         return None
     skew = received_at - sent
@@ -65,7 +74,7 @@ def agent_now(received_at: dt.datetime, skew: dt.timedelta | None) -> dt.datetim
 def collected_on_collector_clock(
     report: pb.PostureReport, received_at: dt.datetime, skew: dt.timedelta | None
 ) -> dt.datetime:
-    collected = report.collected_at.ToDatetime(dt.UTC) + (skew or dt.timedelta())
+    collected = utc(report.collected_at) + (skew or dt.timedelta())
     return min(collected, received_at)
 
 

@@ -25,8 +25,8 @@ import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector.agent_config import agent_config, verdict_templates, verdicts
-from collector.checks import CheckParameters, evaluate
+from collector.agent_config import agent_config, verdict_templates
+from collector.checks import CheckParameters, evaluate, utc
 from collector.identity_store import Admission, EnrollRefused, Verdict
 from collector.ingest import GroupCommitter, IngestClosed
 from collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
@@ -59,7 +59,14 @@ MAX_BATCH = 64
 PUSH_BACK_MS = 5_000
 
 
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
 def _timestamp(moment: dt.datetime) -> Timestamp:
+    if moment.tzinfo is dt.UTC:  # the service's clock: FromDatetime's value, without its tuple
+        since = moment - _EPOCH
+        seconds = since.days * 86_400 + since.seconds
+        return Timestamp(seconds=seconds, nanos=since.microseconds * 1000)
     ts = Timestamp()
     ts.FromDatetime(moment)
     return ts
@@ -207,7 +214,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             for device_id, report_id, collected, body in latest:
                 report = pb.PostureReport.FromString(body)
                 # Judged at its own collection time, as on arrival (see _intake).
-                judged = self._judge(report, report.collected_at.ToDatetime(dt.UTC))
+                judged = self._judge(report, utc(report.collected_at))
                 self._store.replace_results(device_id, report_id, collected, now, judged)
             return len(latest)
 
@@ -477,7 +484,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             return refused
         # Judged at its own collection time: a fact's age is measured on one clock, the
         # agent's, whatever its skew, and a report from a backlog is judged as of its moment.
-        results = self._judge(report, report.collected_at.ToDatetime(dt.UTC))
+        results = self._judge(report, utc(report.collected_at))
         return record_of(report, device_id, received_at, skew), results
 
     def _ack(
@@ -490,8 +497,15 @@ class CollectorService(pb_grpc.CollectorServicer):
             stored_at=_timestamp(record.received_at),
         )
         if with_verdicts:
-            states = [(r.check_id, r.state, r.reason) for r in results]
-            ack.verdicts.extend(verdicts(self._judging.templates, states))
+            # As agent_config.verdicts, but each verdict is copied from its template once,
+            # straight into the acknowledgement (extend would copy it a second time).
+            templates, add = self._judging.templates, ack.verdicts.add
+            for result in results:
+                template = templates.get(result.check_id)
+                if template is not None:
+                    verdict = add()
+                    verdict.CopyFrom(template)
+                    verdict.state, verdict.reason = result.state, result.reason
         return ack
 
     async def _counted(

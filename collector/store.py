@@ -13,18 +13,28 @@ worker thread, and the CLI opens its own Store. SQLite's WAL lets both read whil
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
 from collector.evidence import chain
-from collector.fleet_counts import Failure, FleetFigures, failing_now, fleet_figures
+from collector.fleet_counts import (
+    Failure,
+    FleetFigures,
+    failing_count,
+    failing_now,
+    fleet_figures,
+    fleet_figures_as_of,
+)
 from collector.identity_store import (
+    GROUPS_MIGRATION,
     IDENTITY_MIGRATION,
     IDENTITY_SCHEMA,
     DeviceRecord,
@@ -35,7 +45,7 @@ from collector.identity_store import (
 from collector.policy import Policy
 from collector.records import from_us, to_us
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -76,7 +86,7 @@ FLEET_DAYS_MIGRATION: tuple[Step, ...] = (
 )
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
-    6: FLEET_DAYS_MIGRATION,
+    6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (identity_store)
 }  # fmt: skip
 
 _SCHEMA = """
@@ -252,6 +262,259 @@ class DeviceResultRow:
     collected_at: dt.datetime | None
 
 
+# What every stored report updates of its device; the caller adds the rest and the WHERE.
+_UPDATE_DEVICE = (
+    "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), ?),"
+    " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?,"
+    " clock_skew_ms = COALESCE(?, clock_skew_ms)"
+)
+
+
+@functools.cache
+def _upsert_results(rows: int) -> str:
+    """The current verdicts of `rows` checks, written unless a newer report's are there."""
+    return (
+        "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"  # noqa: S608 (only placeholders are joined in)
+        " collected_us, evaluated_us, since_us) VALUES "
+        + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+        + " ON CONFLICT(device_id, check_id) DO UPDATE SET state = excluded.state,"
+        " reason = excluded.reason, report_id = excluded.report_id,"
+        " collected_us = excluded.collected_us, evaluated_us = excluded.evaluated_us,"
+        " since_us = COALESCE(excluded.since_us, check_results.since_us)"
+        " WHERE excluded.collected_us >= check_results.collected_us"
+    )
+
+
+T = TypeVar("T")
+# Rows, or SELECT terms, in one statement: well within SQLite's limits on bound variables
+# (32766) and on the terms of a compound SELECT (500).
+_CHUNK = 100
+_INSERT_CHANGES = (
+    "INSERT INTO state_changes(device_id, check_id, state, reason, since_us, report_id) VALUES "
+)
+_CHANGE_VALUES = "(?, ?, ?, ?, ?, ?)"
+_INSERT_REPORTS = (
+    "INSERT INTO reports(report_id, device_id, received_us, collected_us, agent_version,"
+    " clock_skew_ms, body) VALUES "
+)
+_REPORT_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
+
+Change = tuple[str, str, str, str, int, str]  # a state_changes row, in STATE_FIELDS order
+
+
+def _chunks(rows: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(rows), _CHUNK):
+        yield rows[start : start + _CHUNK]
+
+
+def _insert(cur: sqlite3.Cursor, insert: str, values: str, rows: list[tuple[object, ...]]) -> None:
+    """Write `rows` with one multi-row INSERT per chunk: one step each, not one per row."""
+    for chunk in _chunks(rows):
+        cur.execute(insert + ", ".join([values] * len(chunk)), [v for row in chunk for v in row])
+
+
+@functools.cache
+def _latest_states_query(pairs: int) -> str:
+    """One statement for the last state change of `pairs` (device, check) pairs: an index
+    seek each, as `ORDER BY since_us DESC LIMIT 1` is for one."""
+    one = (
+        "SELECT * FROM (SELECT device_id, check_id, state, since_us FROM state_changes"
+        " WHERE device_id = ? AND check_id = ? ORDER BY since_us DESC LIMIT 1)"
+    )
+    return " UNION ALL ".join([one] * pairs)
+
+
+def _latest_states(
+    cur: sqlite3.Cursor, pairs: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str, int]]:
+    """(device, check) -> (state, since_us) of its last state change, for those with one."""
+    latest: dict[tuple[str, str], tuple[str, int]] = {}
+    for chunk in _chunks(list(dict.fromkeys(pairs))):
+        args = [v for pair in chunk for v in pair]
+        for device_id, check_id, state, since in cur.execute(
+            _latest_states_query(len(chunk)), args
+        ):
+            latest[(device_id, check_id)] = (state, since)
+    return latest
+
+
+def _changes(
+    latest: dict[str, tuple[str, int]], device_id: str, report_id: str, at_us: int,
+    results: list[CheckResult],
+) -> tuple[dict[str, int], list[Change]]:  # fmt: skip
+    """A state change for each check whose state differs from its last one (`latest`, check
+    -> (state, since_us), brought up to date), and per check since when its (new or
+    unchanged) state holds."""
+    held: dict[str, int] = {}
+    changes: list[Change] = []
+    for result in results:
+        check_id, state = result.check_id, result.state
+        row = latest.get(check_id)
+        if row is not None and row[0] == state:
+            held[check_id] = row[1]
+            continue
+        since = max(at_us, row[1] + 1 if row is not None else 0)
+        held[check_id] = since
+        latest[check_id] = (state, since)
+        changes.append((device_id, check_id, state, result.reason, since, report_id))
+    return held, changes
+
+
+def _newest_collected(cur: sqlite3.Cursor, device_ids: list[str]) -> dict[str, int | None]:
+    """Each enrolled device's newest collection time stored (None before its first report):
+    an index seek each (reports_by_collection)."""
+    newest: dict[str, int | None] = {}
+    for chunk in _chunks(device_ids):
+        marks = ", ".join("?" * len(chunk))
+        newest.update(cur.execute(
+            "SELECT d.device_id, (SELECT MAX(r.collected_us) FROM reports r"  # noqa: S608
+            f" WHERE r.device_id = d.device_id) FROM devices d WHERE d.device_id IN ({marks})",
+            chunk,
+        ).fetchall())  # fmt: skip
+    return newest
+
+
+def _owners(cur: sqlite3.Cursor, report_ids: list[str]) -> dict[str, str]:
+    """report id -> device id of those already stored."""
+    owners: dict[str, str] = {}
+    for chunk in _chunks(list(dict.fromkeys(report_ids))):
+        marks = ", ".join("?" * len(chunk))
+        owners.update(cur.execute(
+            f"SELECT report_id, device_id FROM reports WHERE report_id IN ({marks})",  # noqa: S608
+            chunk,
+        ).fetchall())  # fmt: skip
+    return owners
+
+
+@dataclass
+class _DeviceUpdate:
+    """What a group's reports leave in a device's row, applied in the group's order."""
+
+    received: int
+    identity: tuple[str, str, str, str, str]  # hostname, OS family, name, version, agent
+    skew: int | None
+    outbox: OutboxFigures | None  # from the newest report, when one of them was
+
+    def row(self, device_id: str) -> tuple[object, ...]:
+        outbox = self.outbox or OutboxFigures()
+        return (device_id, self.received, *self.identity, self.skew, self.outbox is not None,
+                outbox.pending, outbox.coalesced_total, outbox.dropped_total,
+                outbox.corrupt_total)  # fmt: skip
+
+
+# A report to store: its verdicts, its times (received, collected) and whether it is the newest
+# of its device so far.
+_Stored = tuple[ReportRecord, list[CheckResult], int, int, bool]
+
+
+def _device_updates(stored: list[_Stored]) -> dict[str, _DeviceUpdate]:
+    """Per device, what its reports' updates leave, applied in the group's order."""
+    devices: dict[str, _DeviceUpdate] = {}
+    for report, _, received, _, is_newest in stored:
+        identity = (report.hostname, report.os_family, report.os_name, report.os_version,
+                    report.agent_version)  # fmt: skip
+        known = devices.get(report.device_id)
+        if known is None:
+            known = devices[report.device_id] = _DeviceUpdate(received, identity, None, None)
+        known.received = max(known.received, received)
+        known.identity = identity
+        if report.clock_skew_ms is not None:
+            known.skew = report.clock_skew_ms
+        if is_newest:
+            known.outbox = report.outbox
+    return devices
+
+
+# Each device of a group once: the same as its reports' updates one after the other.
+_UPDATE_DEVICES = (
+    "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), v.column2),"
+    " hostname = v.column3, os_family = v.column4, os_name = v.column5,"
+    " os_version = v.column6, agent_version = v.column7,"
+    " clock_skew_ms = COALESCE(v.column8, clock_skew_ms),"
+    " outbox_pending = IIF(v.column9, v.column10, outbox_pending),"
+    " outbox_coalesced_total = IIF(v.column9, v.column11, outbox_coalesced_total),"
+    " outbox_dropped_total = IIF(v.column9, v.column12, outbox_dropped_total),"
+    " outbox_corrupt_total = IIF(v.column9, v.column13, outbox_corrupt_total)"
+    " FROM (VALUES {}) AS v WHERE devices.device_id = v.column1"
+)
+_DEVICE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _write_group(
+    cur: sqlite3.Cursor, chained: chain.Appender,
+    group: list[tuple[ReportRecord, list[CheckResult]]],
+) -> list[StoreOutcome]:  # fmt: skip
+    """Store a group with a few statements for all of it, leaving what storing its reports
+    one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain."""
+    owners = _owners(cur, [report.report_id for report, _ in group])
+    outcomes: list[StoreOutcome] = []
+    new: list[tuple[ReportRecord, list[CheckResult]]] = []
+    for report, results in group:
+        owner = owners.get(report.report_id)
+        if owner is not None:
+            same = owner == report.device_id
+            outcomes.append(StoreOutcome.DUPLICATE if same else StoreOutcome.CONFLICT)
+            continue
+        owners[report.report_id] = report.device_id
+        outcomes.append(StoreOutcome.STORED)
+        new.append((report, results))
+    if not new:
+        return outcomes
+    newest = _newest_collected(cur, list(dict.fromkeys(report.device_id for report, _ in new)))
+    stored: list[_Stored] = []
+    pairs: list[tuple[str, str]] = []
+    for report, results in new:
+        received, collected = to_us(report.received_at), to_us(report.collected_at)
+        top = newest.get(report.device_id)
+        # Newest of its device so far: what MAX(collected_us) would say once it is stored.
+        is_newest = top is None or collected >= top
+        if is_newest:
+            newest[report.device_id] = collected
+            pairs += [(report.device_id, r.check_id) for r in results]
+        stored.append((report, results, received, collected, is_newest))
+    devices = _device_updates(stored)
+    latest_pairs = _latest_states(cur, pairs) if pairs else {}
+    latest: dict[str, dict[str, tuple[str, int]]] = {}
+    for (device_id, check_id), state in latest_pairs.items():
+        latest.setdefault(device_id, {})[check_id] = state
+    rows: list[tuple[object, ...]] = []
+    entries: list[tuple[object, ...]] = []
+    changes: list[tuple[object, ...]] = []
+    verdicts: list[tuple[object, ...]] = []
+    for report, results, received, collected, is_newest in stored:
+        metadata = (report.report_id, report.device_id, received, collected,
+                    report.agent_version, report.clock_skew_ms)  # fmt: skip
+        rows.append((*metadata, report.body))
+        entries.append(chained.entry(chain.REPORT, report.report_id,
+                                     chain.report_payload(metadata, report.body),
+                                     at_us=received))  # fmt: skip
+        held: dict[str, int] = {}
+        if is_newest:
+            # The history is dated by when the facts were collected (collector's clock).
+            held, made = _changes(latest.setdefault(report.device_id, {}), report.device_id,
+                                  report.report_id, collected, results)  # fmt: skip
+            for values in made:
+                changes.append(values)
+                entries.append(chained.entry(
+                    chain.STATE, chain.state_key(values[0], values[1], values[4]),
+                    chain.fields(chain.STATE_FIELDS, values),
+                ))  # fmt: skip
+        verdicts += [
+            (report.device_id, r.check_id, r.state, r.reason, report.report_id, collected,
+             received, held.get(r.check_id))
+            for r in results
+        ]  # fmt: skip
+    _insert(cur, _INSERT_REPORTS, _REPORT_VALUES, rows)
+    _insert(cur, _INSERT_CHANGES, _CHANGE_VALUES, changes)
+    chained.write(entries)
+    for chunk in _chunks([update.row(device_id) for device_id, update in devices.items()]):
+        cur.execute(_UPDATE_DEVICES.format(", ".join([_DEVICE_VALUES] * len(chunk))),
+                    [v for row in chunk for v in row])  # fmt: skip
+    for chunk in _chunks(verdicts):
+        cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
+    return outcomes
+
+
 class Store(IdentityRecords, AdminRecords):
     """SQLite storage for one collector. Open with `Store.open(path)`."""
 
@@ -301,22 +564,33 @@ class Store(IdentityRecords, AdminRecords):
         """The fleet's standing now, counted in SQL (collector/fleet_counts.py)."""
         return fleet_figures(self._db, policy, at)
 
+    def fleet_figures_as_of(self, policy: Policy, at: dt.datetime) -> dict[str, dict[str, int]]:
+        """Devices per check and state as of any moment, counted from the history in SQL."""
+        return fleet_figures_as_of(self._db, policy, at)
+
     def record_fleet_day(self, policy: Policy, at: dt.datetime) -> None:
         """Keep the fleet's standing now as its day's (UTC): the last record of a day is how
         the day ended. Not evidence (it is overwritten through the day): a summary."""
         figures = self.fleet_figures(policy, at)
-        day = at.astimezone(dt.UTC).date().isoformat()
+        self.keep_fleet_days({at.astimezone(dt.UTC).date().isoformat(): figures.by_check}, at)
+
+    def keep_fleet_days(
+        self, days: dict[str, dict[str, dict[str, int]]], recorded_at: dt.datetime
+    ) -> None:
+        """Replace the records of `days` (day -> check -> state -> devices), in one
+        transaction."""
         with self._write() as cur:
-            cur.execute("DELETE FROM fleet_days WHERE day = ?", (day,))
-            cur.executemany(
-                "INSERT INTO fleet_days(day, check_id, state, devices, recorded_us)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [
-                    (day, check_id, state, count, to_us(at))
-                    for check_id, per_state in figures.by_check.items()
-                    for state, count in per_state.items()
-                ],
-            )
+            for day, by_check in days.items():
+                cur.execute("DELETE FROM fleet_days WHERE day = ?", (day,))
+                cur.executemany(
+                    "INSERT INTO fleet_days(day, check_id, state, devices, recorded_us)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (day, check_id, state, count, to_us(recorded_at))
+                        for check_id, per_state in by_check.items()
+                        for state, count in per_state.items()
+                    ],
+                )
 
     def fleet_days(self) -> dict[str, dict[str, dict[str, int]]]:
         """day (YYYY-MM-DD, UTC) -> check -> state -> devices, for every day recorded."""
@@ -327,9 +601,15 @@ class Store(IdentityRecords, AdminRecords):
             days.setdefault(day, {}).setdefault(check_id, {})[state] = count
         return days
 
-    def failing_now(self, policy: Policy, at: dt.datetime) -> list[Failure]:
-        """Devices failing a check past its grace now, counted in SQL (fleet_counts)."""
-        return failing_now(self._db, policy, at)
+    def failing_now(
+        self, policy: Policy, at: dt.datetime, *, offset: int = 0, limit: int | None = None
+    ) -> list[Failure]:
+        """Devices failing a check past its grace now, longest first, read in SQL
+        (fleet_counts); `limit` of them from `offset`, or all."""
+        return failing_now(self._db, policy, at, offset=offset, limit=limit)
+
+    def failing_count(self, policy: Policy, at: dt.datetime) -> int:
+        return failing_count(self._db, policy, at)
 
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
@@ -370,30 +650,22 @@ class Store(IdentityRecords, AdminRecords):
     @staticmethod
     def _record_changes(
         cur: sqlite3.Cursor, device_id: str, report_id: str, at: dt.datetime,
-        results: list[CheckResult],
+        results: list[CheckResult], *, chained: chain.Appender | None = None,
     ) -> dict[str, int]:  # fmt: skip
         """Append a state change for each check whose state differs from its last one.
         Returns, per check, since when its (new or unchanged) state holds."""
-        held: dict[str, int] = {}
-        for result in results:
-            row = cur.execute(
-                "SELECT state, since_us FROM state_changes WHERE device_id = ? AND check_id = ?"
-                " ORDER BY since_us DESC LIMIT 1",
-                (device_id, result.check_id),
-            ).fetchone()
-            if row is not None and row[0] == result.state:
-                held[result.check_id] = row[1]
-                continue
-            since = max(to_us(at), row[1] + 1 if row is not None else 0)
-            held[result.check_id] = since
-            cur.execute(
-                "INSERT INTO state_changes(device_id, check_id, state, reason, since_us,"
-                " report_id) VALUES (?, ?, ?, ?, ?, ?)",
-                (device_id, result.check_id, result.state, result.reason, since, report_id),
-            )
-            chain.append(cur, chain.STATE, chain.state_key(device_id, result.check_id, since),
-                         chain.fields(chain.STATE_FIELDS, (device_id, result.check_id,
-                                      result.state, result.reason, since, report_id)))  # fmt: skip
+        chained = chained if chained is not None else chain.Appender(cur)
+        latest = {
+            check_id: state
+            for (_, check_id), state in _latest_states(
+                cur, [(device_id, r.check_id) for r in results]
+            ).items()
+        }
+        held, changes = _changes(latest, device_id, report_id, to_us(at), results)
+        for values in changes:
+            cur.execute(_INSERT_CHANGES + _CHANGE_VALUES, values)
+            chained.append(chain.STATE, chain.state_key(values[0], values[1], values[4]),
+                           chain.fields(chain.STATE_FIELDS, values))  # fmt: skip
         return held
 
     def devices_seen(self, until: dt.datetime | None = None) -> list[DeviceSeen]:
@@ -499,106 +771,106 @@ class Store(IdentityRecords, AdminRecords):
     ) -> list[StoreOutcome | Exception]:
         """Store a group of reports in one transaction: committed (one disk sync) on return.
 
-        Each report runs in its own savepoint: one that fails (a constraint, a bug) is rolled
-        back and its exception returned in its place, and the others are still committed. A
-        failure of the transaction itself (the disk is full) raises, and nothing is stored.
+        The group is written with a few statements for all its reports, inside a savepoint.
+        Should any report fail there (a constraint, a bug), that savepoint is rolled back and
+        the group is written again report by report, each in its own savepoint: one that fails
+        is rolled back and its exception returned in its place, and the others are still
+        committed. A failure of the transaction itself (the disk is full) raises, and nothing
+        is stored. Either way the outcome, the rows and the evidence chain are those of
+        storing the reports one after the other, in the group's order.
         """
-        outcomes: list[StoreOutcome | Exception] = []
         with self._write() as cur:
+            chained = chain.Appender(cur)  # the chain's head is read once per group
+            together = self._store_together(cur, chained, group)
+            if together is not None:
+                return list(together)
+            outcomes: list[StoreOutcome | Exception] = []
             for report, results in group:
                 cur.execute("SAVEPOINT report")
+                mark = chained.mark()
                 try:
-                    outcomes.append(self._store_one(cur, report, results))
+                    outcomes.append(self._store_one(cur, chained, report, results))
                 except sqlite3.OperationalError:
                     raise  # the database itself is failing (disk full, I/O): nothing commits
                 except sqlite3.Error as exc:
                     cur.execute("ROLLBACK TO report")
+                    chained.rewind(mark)
                     outcomes.append(exc)
                 cur.execute("RELEASE report")
         return outcomes
 
+    def _store_together(
+        self, cur: sqlite3.Cursor, chained: chain.Appender,
+        group: list[tuple[ReportRecord, list[CheckResult]]],
+    ) -> list[StoreOutcome] | None:  # fmt: skip
+        """The group in one savepoint, or None (and nothing written) if a report failed."""
+        cur.execute("SAVEPOINT reports")
+        mark = chained.mark()
+        try:
+            outcomes = _write_group(cur, chained, group)
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.Error:
+            cur.execute("ROLLBACK TO reports")
+            chained.rewind(mark)
+            outcomes = None
+        cur.execute("RELEASE reports")
+        return outcomes
+
     def _store_one(
-        self, cur: sqlite3.Cursor, report: ReportRecord, results: list[CheckResult]
-    ) -> StoreOutcome:
+        self, cur: sqlite3.Cursor, chained: chain.Appender, report: ReportRecord,
+        results: list[CheckResult],
+    ) -> StoreOutcome:  # fmt: skip
+        device_id, report_id = report.device_id, report.report_id
+        received, collected = to_us(report.received_at), to_us(report.collected_at)
+        metadata = (report_id, device_id, received, collected, report.agent_version,
+                    report.clock_skew_ms)  # fmt: skip
         cur.execute(
             "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
-            " agent_version, body, clock_skew_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " agent_version, clock_skew_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(report_id) DO NOTHING",
-            (
-                report.report_id,
-                report.device_id,
-                to_us(report.received_at),
-                to_us(report.collected_at),
-                report.agent_version,
-                report.body,
-                report.clock_skew_ms,
-            ),
+            (*metadata, report.body),
         )
         if cur.rowcount == 0:
             owner = cur.execute(
-                "SELECT device_id FROM reports WHERE report_id = ?", (report.report_id,)
+                "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
             ).fetchone()[0]
-            return StoreOutcome.DUPLICATE if owner == report.device_id else StoreOutcome.CONFLICT
-        received = to_us(report.received_at)
-        chain.append(cur, chain.REPORT, report.report_id, chain.report_payload(
-            (report.report_id, report.device_id, received, to_us(report.collected_at),
-             report.agent_version, report.clock_skew_ms), report.body), at_us=received)  # fmt: skip
-        cur.execute(
-            "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), ?),"
-            " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?,"
-            " clock_skew_ms = COALESCE(?, clock_skew_ms) WHERE device_id = ?",
-            (
-                to_us(report.received_at),
-                report.hostname,
-                report.os_family,
-                report.os_name,
-                report.os_version,
-                report.agent_version,
-                report.clock_skew_ms,
-                report.device_id,
-            ),
-        )
+            return StoreOutcome.DUPLICATE if owner == device_id else StoreOutcome.CONFLICT
+        chained.append(chain.REPORT, report_id, chain.report_payload(metadata, report.body),
+                       at_us=received)  # fmt: skip
         newest = cur.execute(
-            "SELECT MAX(collected_us) FROM reports WHERE device_id = ?", (report.device_id,)
+            "SELECT MAX(collected_us) FROM reports WHERE device_id = ?", (device_id,)
         ).fetchone()[0]
+        is_newest = newest == collected
+        device = (received, report.hostname, report.os_family, report.os_name,
+                  report.os_version, report.agent_version, report.clock_skew_ms)  # fmt: skip
         held: dict[str, int] = {}
-        if newest == to_us(report.collected_at):
+        if is_newest:
+            figures = report.outbox
+            # The outbox figures only from the newest report: an older one says less.
+            cur.execute(
+                _UPDATE_DEVICE + ", outbox_pending = ?, outbox_coalesced_total = ?,"
+                " outbox_dropped_total = ?, outbox_corrupt_total = ? WHERE device_id = ?",
+                (*device, figures.pending, figures.coalesced_total, figures.dropped_total,
+                 figures.corrupt_total, device_id),
+            )  # fmt: skip
             # The history is dated by when the facts were collected (collector's clock): a
             # backlog delivered after a week offline keeps its week.
             held = self._record_changes(
-                cur, report.device_id, report.report_id, report.collected_at, results
+                cur, device_id, report_id, report.collected_at, results, chained=chained
             )
-            figures = report.outbox
-            cur.execute(
-                "UPDATE devices SET outbox_pending = ?, outbox_coalesced_total = ?,"
-                " outbox_dropped_total = ?, outbox_corrupt_total = ? WHERE device_id = ?",
-                (figures.pending, figures.coalesced_total, figures.dropped_total,
-                 figures.corrupt_total, report.device_id),
-            )  # fmt: skip
-        # A late-arriving older report never overwrites the verdict of a newer one.
-        cur.executemany(
-            "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
-            " collected_us, evaluated_us, since_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT(device_id, check_id) DO UPDATE SET state = excluded.state,"
-            " reason = excluded.reason, report_id = excluded.report_id,"
-            " collected_us = excluded.collected_us, evaluated_us = excluded.evaluated_us,"
-            " since_us = COALESCE(excluded.since_us, check_results.since_us)"
-            " WHERE excluded.collected_us >= check_results.collected_us",
-            [
-                (
-                    report.device_id,
-                    result.check_id,
-                    result.state,
-                    result.reason,
-                    report.report_id,
-                    to_us(report.collected_at),
-                    to_us(report.received_at),
-                    # Since when this state holds (None for an older report: not the newest).
-                    held.get(result.check_id),
-                )
-                for result in results
-            ],
-        )
+        else:
+            cur.execute(_UPDATE_DEVICE + " WHERE device_id = ?", (*device, device_id))
+        # A late-arriving older report never overwrites the verdict of a newer one. One
+        # statement for all of the report's verdicts.
+        rows = [
+            # Since when this state holds (None for an older report: not the newest).
+            (device_id, r.check_id, r.state, r.reason, report_id, collected, received,
+             held.get(r.check_id))
+            for r in results
+        ]  # fmt: skip
+        for chunk in _chunks(rows):
+            cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
         return StoreOutcome.STORED
 
     # --- the evidence chain (read side; entries are appended by the writers above) ---------

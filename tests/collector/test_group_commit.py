@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 import sqlite3
 import time
@@ -15,9 +16,10 @@ import grpc
 import pytest
 
 from agent.transport import open_channel
+from collector.evidence import chain
 from collector.records import to_us
 from collector.server import log_ingest
-from collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import (
@@ -177,3 +179,120 @@ def test_the_collector_logs_a_line_a_minute_on_what_it_stored_not_one_per_report
     info = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert any("3 report(s) committed in" in line for line in info), info
     assert not any(report.report_id in line for line in info)
+
+
+def _device(store: Store, device_id: str, at: dt.datetime) -> None:
+    store._db.execute(
+        "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us)"
+        " VALUES (?, ?, 't', '1', ?)",
+        (device_id, to_us(at), to_us(at)),
+    )
+
+
+def _one_by_one(store: Store, group: list[tuple[ReportRecord, list[CheckResult]]]) -> list[object]:
+    """The reference: each report stored alone in its own savepoint, one after the other."""
+    outcomes: list[object] = []
+    with store._write() as cur:
+        chained = chain.Appender(cur)
+        for report, results in group:
+            cur.execute("SAVEPOINT report")
+            outcomes.append(store._store_one(cur, chained, report, results))
+            cur.execute("RELEASE report")
+    return outcomes
+
+
+def _tables(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    """Everything a stored report writes; of the chain what it covers and in which order (a
+    state entry's time is when it was written)."""
+    queries = {
+        "reports": "SELECT * FROM reports ORDER BY rowid",
+        "devices": "SELECT device_id, last_report_us, hostname, os_family, os_name, os_version,"
+        " agent_version, clock_skew_ms, outbox_pending, outbox_coalesced_total,"
+        " outbox_dropped_total, outbox_corrupt_total FROM devices ORDER BY device_id",
+        "check_results": "SELECT * FROM check_results ORDER BY device_id, check_id",
+        "state_changes": "SELECT * FROM state_changes ORDER BY rowid",
+        "chain": "SELECT seq, kind, record_key, payload FROM evidence_chain ORDER BY seq",
+    }
+    return {name: store._db.execute(sql).fetchall() for name, sql in queries.items()}
+
+
+def test_a_group_written_together_leaves_what_storing_its_reports_one_by_one_leaves(
+    tmp_path: Path,
+) -> None:
+    """The group is written with a few statements for all its reports; what it leaves must be
+    exactly what `_store_one` report after report leaves: outcomes, rows, the chain."""
+    t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+
+    def at(minutes: int) -> dt.datetime:
+        return t0 + dt.timedelta(minutes=minutes)
+
+    def record(report_id: str, device_id: str, collected: int, received: int, host: str,
+               skew: int | None = None, pending: int = 0) -> ReportRecord:  # fmt: skip
+        return ReportRecord(
+            report_id, device_id, at(received), at(collected), f"agent-{host}",
+            f"body {report_id}".encode(), host, "linux", "Debian", "12", skew,
+            OutboxFigures(pending, pending * 2, pending * 3, pending * 4),
+        )  # fmt: skip
+
+    def verdicts(firewall: str, antivirus: str, reason: str = "") -> list[CheckResult]:
+        return [CheckResult("firewall", firewall, f"firewall {reason}"),
+                CheckResult("antivirus", antivirus, f"antivirus {reason}")]  # fmt: skip
+
+    history = [
+        (record("h1", "d1", 0, 1, "one", skew=5, pending=1), verdicts("PASS", "FAIL")),
+        (record("h2", "d2", 0, 1, "two"), verdicts("FAIL", "FAIL")),
+        (record("h3", "d1", 10, 11, "one"), verdicts("PASS", "PASS")),
+    ]
+    group = [
+        # newer, a state change on one check
+        (record("g1", "d1", 20, 30, "one-b", pending=2), verdicts("FAIL", "PASS", "g1")),
+        # a late, older report: no verdict of a newer one is overwritten, no state change
+        (record("g2", "d1", 5, 30, "one-c", skew=-7, pending=9), verdicts("PASS", "FAIL", "g2")),
+        # already stored (same device: duplicate; another device: conflict), and twice here
+        (record("h2", "d2", 0, 30, "two-b"), verdicts("PASS", "PASS")),
+        (record("h1", "d2", 0, 30, "two-c"), verdicts("PASS", "PASS")),
+        (record("g3", "d2", 25, 30, "two-d", skew=3, pending=4), verdicts("PASS", "FAIL", "g3")),
+        (record("g3", "d2", 25, 31, "two-e"), verdicts("PASS", "PASS")),
+        # the same collection time as the newest: newest too; the state changes back
+        (record("g4", "d1", 20, 32, "one-d", pending=5), verdicts("PASS", "PASS", "g4")),
+        # a first report, with a check the others do not have
+        (record("g5", "d3", 40, 33, "three"),
+         [*verdicts("UNKNOWN", "FAIL", "g5"), CheckResult("os-updates", "FAIL", "old")]),
+        # newer again, on a device already changed in this group
+        (record("g6", "d1", 50, 34, "one-e", skew=11, pending=6), verdicts("FAIL", "PASS", "g6")),
+    ]  # fmt: skip
+    stores = []
+    for name in ("together", "one-by-one"):
+        store = Store.open(tmp_path / f"{name}.sqlite")
+        for device_id in ("d1", "d2", "d3"):
+            _device(store, device_id, t0)
+        for item in history:
+            store.store_report(*item)
+        stores.append(store)
+    together, one_by_one = stores
+    try:
+        statements: list[str] = []
+        together._db.set_trace_callback(statements.append)
+        outcomes = together.store_reports(group)
+        together._db.set_trace_callback(None)
+        assert outcomes == _one_by_one(one_by_one, group)
+        stored, duplicate, conflict = (StoreOutcome.STORED, StoreOutcome.DUPLICATE,
+                                       StoreOutcome.CONFLICT)  # fmt: skip
+        assert outcomes == [stored, stored, duplicate, conflict, stored, duplicate, stored,
+                            stored, stored]  # fmt: skip
+        # Written together, not report by report (each of those takes a dozen statements).
+        assert "SAVEPOINT report" not in statements, statements
+        assert len(statements) < len(group) * 2, statements
+        written, reference = _tables(together), _tables(one_by_one)
+        for table in reference:
+            assert written[table] == reference[table], table
+        assert len(written["state_changes"]) > len(history) * 2  # the group changed states
+        head = together.chain_head()
+        assert head is not None
+        entries = together.chain_entries(1, head.seq)
+        assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
+        assert all(e.recomputed() == e.hash for e in entries)
+        assert all(b.at_us >= a.at_us for a, b in itertools.pairwise(entries))
+    finally:
+        for store in stores:
+            store.close()
