@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import itertools
 import logging
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -293,6 +294,58 @@ def test_a_group_written_together_leaves_what_storing_its_reports_one_by_one_lea
         assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
         assert all(e.recomputed() == e.hash for e in entries)
         assert all(b.at_us >= a.at_us for a, b in itertools.pairwise(entries))
+    finally:
+        for store in stores:
+            store.close()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_groups_written_together_leave_what_one_by_one_leaves(
+    tmp_path: Path, seed: int
+) -> None:
+    """The same, on random groups: several devices, collection times out of order and tied,
+    ids repeated within the group and across groups, states flipping, skews and outbox
+    figures coming and going; three groups in a row on the same two databases."""
+    rng = random.Random(seed)
+    t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+    devices = ["d1", "d2", "d3", "d4"]
+    checks = ["antivirus", "firewall", "os-updates"]
+    stores = [Store.open(tmp_path / f"{name}.sqlite") for name in ("together", "one-by-one")]
+    together, one_by_one = stores
+    try:
+        for store in stores:
+            for device_id in devices:
+                _device(store, device_id, t0)
+        ids: list[str] = []
+        for _ in range(3):
+            group: list[tuple[ReportRecord, list[CheckResult]]] = []
+            for _ in range(rng.randint(1, 40)):
+                if ids and rng.random() < 0.15:
+                    report_id = rng.choice(ids)
+                else:
+                    report_id = f"r{len(ids)}"
+                    ids.append(report_id)
+                device_id = rng.choice(devices)
+                collected = t0 + dt.timedelta(minutes=rng.randint(0, 30))
+                received = collected + dt.timedelta(minutes=rng.randint(0, 5))
+                pending = rng.randint(0, 3)
+                report = ReportRecord(
+                    report_id, device_id, received, collected, rng.choice(["1.0", "1.1"]),
+                    f"body {report_id} {rng.random()}".encode(), rng.choice(["a", "b"]),
+                    "linux", "Debian", rng.choice(["12", "13"]),
+                    rng.choice([None, None, rng.randint(-5000, 5000)]),
+                    OutboxFigures(pending, pending + 1, pending + 2, pending + 3),
+                )  # fmt: skip
+                results = [
+                    CheckResult(c, rng.choice(["PASS", "FAIL", "UNKNOWN"]), f"{c} {rng.random()}")
+                    for c in rng.sample(checks, rng.randint(0, len(checks)))
+                ]
+                group.append((report, results))
+            outcomes = together.store_reports(group)
+            assert outcomes == _one_by_one(one_by_one, group)
+            written, reference = _tables(together), _tables(one_by_one)
+            for table in reference:
+                assert written[table] == reference[table], (table, seed)
     finally:
         for store in stores:
             store.close()
