@@ -197,6 +197,7 @@ def _manifest(
 ) -> dict[str, Any]:  # fmt: skip
     return {
         "format": bundle.FORMAT,
+        "report_layout": html.LAYOUT,
         "period": {"from": _iso(start), "to": _iso(end), "from_us": to_us(start),
                    "to_us": to_us(end)},
         "generated_at": _iso(dt.datetime.now(dt.UTC)),

@@ -3,6 +3,12 @@
 Deterministic: the same manifest header, context and entries give the same bytes, so the
 verifier renders it again and tells whether the report.html in a bundle is the one its
 records say. Plain HTML and CSS, every value escaped.
+
+The manifest names the layout that drew the report (`LAYOUT`). A verifier redraws only a
+report of its own layout: a later devposture whose layout changed still verifies an older
+bundle (its report.html is covered by the signature), and says it could not redraw it. Any
+change to the output must therefore come with a new LAYOUT (a test holds the digest of a
+fixed report to it).
 """
 
 from __future__ import annotations
@@ -14,6 +20,10 @@ from html import escape
 from typing import Any
 
 from collector.evidence.chain import ADMIN, DEVICE, REPORT, STATE, WAIVER, Entry
+
+# 1: the first report; 2: the verification hint names `--after`. Bundles without the field
+# were drawn by layout 1.
+LAYOUT = 2
 
 _CSS = """
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
@@ -79,6 +89,12 @@ def _head(header: Mapping[str, Any]) -> list[str]:
         "<p>核验方法：<code>devposture-collector audit verify BUNDLE --public-key KEY.pem</code>"
         "（无需数据库）。To check this evidence, run the command above on any machine, with the"
         " collector's public key; it says whether any record was changed, removed or moved.</p>"
+    )
+    out.append(
+        "<p>与上一份证据对照：<code>audit verify BUNDLE --after PREVIOUS_BUNDLE --public-key"
+        " KEY.pem</code>，证明两次导出之间历史未被改写。With the bundle received before this"
+        " one, <code>--after</code> proves that history was not rewritten between the two"
+        " exports.</p>"
     )
 
     return out
@@ -187,6 +203,12 @@ def render(
     ]))  # fmt: skip
     out.append("</body></html>\n")
     return "\n".join(out).encode("utf-8")
+
+
+def layout_of(manifest: Mapping[str, Any]) -> int:
+    """The layout that drew a bundle's report (1 for bundles from before it was named)."""
+    layout = manifest.get("report_layout", 1)
+    return layout if isinstance(layout, int) else 0
 
 
 def header_of(manifest: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from collector.evidence.chain import REPORT, Entry
 @dataclass
 class Verdict:
     problems: list[str] = field(default_factory=list)
+    # What could not be checked, without being wrong (printed as "note:" lines).
+    notes: list[str] = field(default_factory=list)
     summary: str = ""
     # What the verdict line says after the summary, or after the count of problems (the
     # check that bundles continue each other says its own).
@@ -40,9 +42,10 @@ class Verdict:
         return not self.problems
 
     def text(self) -> str:
+        notes = "".join(f"note: {n}\n" for n in self.notes)
         if self.ok:
-            return f"VERIFIED: {self.summary}. {self.passed}\n"
-        lines = [f"problem: {p}" for p in self.problems]
+            return f"{notes}VERIFIED: {self.summary}. {self.passed}\n"
+        lines = [f"note: {n}" for n in self.notes] + [f"problem: {p}" for p in self.problems]
         lines.append(f"NOT VERIFIED: {len(self.problems)} problem(s): {self.failed}")
         return "\n".join(lines) + "\n"
 
@@ -114,6 +117,33 @@ def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
     entries = _chain(files, manifest, verdict)
     _reports(files, entries, verdict)
     opening = _opening(files, verdict)
+    layout = html.layout_of(manifest)
+    if layout != html.LAYOUT:
+        # Signed, so unchanged; but drawn by another version's layout, which this one
+        # cannot redraw to compare with the records.
+        verdict.notes.append(
+            f"{bundle.HTML} was drawn by report layout {layout}, this devposture draws"
+            f" layout {html.LAYOUT}: its bytes are checked against the signature, but it"
+            " was not redrawn from the records (verify with the devposture version named in"
+            " the manifest to check that too)"
+        )
+    else:
+        _redraw(files, manifest, opening, entries, verdict)
+    chain = manifest.get("chain", {})
+    period = manifest.get("period", {})
+    verdict.summary = (
+        f"{len(entries)} records (chain seq {chain.get('first_seq')}–{chain.get('last_seq')},"
+        f" last hash {str(chain.get('last_hash'))[:16]}…) written {period.get('from')} –"
+        f" {period.get('to')}, signed by {signing.fingerprint(public_key)}"
+    )
+    return Checked(verdict, manifest, entries, opening)
+
+
+def _redraw(
+    files: dict[str, bytes], manifest: dict[str, Any], opening: list[Entry],
+    entries: list[Entry], verdict: Verdict,
+) -> None:  # fmt: skip
+    """The report drawn again from the records must be the bundle's, byte for byte."""
     try:
         context = html.load_context(files.get(bundle.CONTEXT, b"{}"))
         again = html.render(html.header_of(manifest), context, opening, entries)
@@ -124,14 +154,6 @@ def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
             verdict.problems.append(
                 f"{bundle.HTML} does not show what the records say (edited or replaced)"
             )
-    chain = manifest.get("chain", {})
-    period = manifest.get("period", {})
-    verdict.summary = (
-        f"{len(entries)} records (chain seq {chain.get('first_seq')}–{chain.get('last_seq')},"
-        f" last hash {str(chain.get('last_hash'))[:16]}…) written {period.get('from')} –"
-        f" {period.get('to')}, signed by {signing.fingerprint(public_key)}"
-    )
-    return Checked(verdict, manifest, entries, opening)
 
 
 def _parse(lines: list[Any], member: str, verdict: Verdict) -> list[Entry]:

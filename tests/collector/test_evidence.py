@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import hashlib
 import io
 import json
 import shutil
@@ -32,7 +33,7 @@ from collector.cli import main as collector_cli
 from collector.compliance import Waiver
 from collector.config import load
 from collector.datadir import initialize
-from collector.evidence import bundle, chain, signing
+from collector.evidence import bundle, chain, html, signing
 from collector.evidence.verify import verify_bundle
 from collector.pki import utcnow
 from collector.records import to_us
@@ -681,3 +682,59 @@ def test_a_report_rewritten_between_exports_is_caught_naming_its_seq(
             " head at export" in out)  # fmt: skip
     assert f"so a record at or before seq {head} was changed, removed or inserted" in out
     assert "neither bundle holds both versions of it in full" in out
+
+
+# --- the report's layout ----------------------------------------------------------------
+
+# The digest of a fixed report in the current layout. A change to the report's output must
+# come with a new html.LAYOUT (and its digest here): a verifier redraws only its own layout,
+# so an unannounced change would fail every bundle the previous version signed.
+LAYOUT_DIGESTS = {2: "8e48c86d3c3bdb9d1a44acffd15f03152f03a478a8b63a5ab06613a9d77bf270"}
+
+
+def _fixed_report() -> bytes:
+    manifest = {
+        "period": {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
+        "generated_at": "2026-12-01T00:00:01Z",
+        "collector": {"hostname": "collector-1", "ca_fingerprint": "sha256:00"},
+        "signing_key": "ed25519:00", "counts": {"report": 0},
+        "chain": {"first_seq": 1, "last_seq": 0, "last_hash": "00" * 32},
+    }  # fmt: skip
+    return html.render(html.header_of(manifest), {}, [], [])
+
+
+def test_the_report_layout_is_named_for_what_it_draws() -> None:
+    assert hashlib.sha256(_fixed_report()).hexdigest() == LAYOUT_DIGESTS[html.LAYOUT], (
+        "the audit report's output changed: give it a new html.LAYOUT and record its digest"
+    )
+
+
+def test_a_bundle_drawn_by_another_layout_verifies_by_its_signature_and_says_so(
+    exports: Exports, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bundle an older devposture exported (layout 1, another report.html), verified by
+    this one: its report cannot be redrawn, which the verdict notes; every other check holds,
+    and a report.html changed after signing still fails."""
+    members = _members(exports.old)
+    manifest = json.loads(members[bundle.MANIFEST])
+    manifest["report_layout"] = 1
+    members[bundle.HTML] = members[bundle.HTML].replace(b"--after", b"")
+    manifest["members"][bundle.HTML] = hashlib.sha256(members[bundle.HTML]).hexdigest()
+    members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    data = exports.key.parent / "collector"
+    members[bundle.SIGNATURE] = base64.b64encode(
+        signing.sign(signing.load_or_create(data), members[bundle.MANIFEST]))  # fmt: skip
+
+    def written(name: str, content: dict[str, bytes]) -> Path:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as archive:
+            for member, value in content.items():
+                archive.writestr(member, value)
+        return path
+
+    code, out = _verify(written("layout-1.zip", members), exports.key, capsys)
+    assert code == 0, out
+    assert "note: report.html was drawn by report layout 1, this devposture draws layout 2" in out
+    members[bundle.HTML] += b"<p>added later</p>"
+    code, out = _verify(written("layout-1-changed.zip", members), exports.key, capsys)
+    assert code == 1 and "member report.html was changed after the collector signed it" in out
