@@ -3,10 +3,10 @@
 Makes a collector data folder (`collector.datadir.initialize`), fills its database as
 `fleet_report.py` does (`--devices` devices, a report each, 3 % silent, a current verdict per
 check, `--changes` state changes per device and check over 8 weeks), puts a quarter of the
-devices in each of two groups, then starts the real dashboard (`start_dashboard`, uvicorn on
-loopback), logs in with a viewer credential and times each page as a browser would ask for
-it: the first request (cold: nothing cached), and the same again (warm: the dashboard's
-cache, reused while the database is unchanged).
+devices in each of two groups and one in a hundred under a waiver on 6.3.2, then starts the
+real dashboard (`start_dashboard`, uvicorn on loopback), logs in with a viewer credential and
+times each page as a browser would ask for it: the first request (cold: nothing cached), and
+the same again (warm: the dashboard's cache, reused while the database is unchanged).
 
     .venv/bin/python bench/dashboard_pages.py --devices 100000
 """
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet_report import populate
 from collector.admin.credentials import VIEWER, new_credential
+from collector.compliance import Waiver
 from collector.datadir import initialize
 from collector.store import Store
 from collector.web.server import start_dashboard
@@ -80,6 +81,11 @@ def main() -> None:
             " ELSE '' END",
             (GROUP,),
         )
+        # One device in a hundred waived on 6.3.2 for a week, as IT grants them.
+        for (device_id,) in db.execute("SELECT device_id FROM devices WHERE rowid % 100 = 5"):
+            store.add_waiver(Waiver(f"w-{device_id}", device_id, "public-wifi", "IT",
+                                    "travelling, VPN ordered", now, now + dt.timedelta(days=7)),
+                             now)  # fmt: skip
         credential = new_credential()
         store.add_credential(credential, "bench viewer", VIEWER, now)
         some_device = db.execute("SELECT device_id FROM devices LIMIT 1 OFFSET 777").fetchone()[0]

@@ -80,9 +80,16 @@ class _Query:
                 f" LEFT JOIN check_results c{k}"
                 f" ON c{k}.device_id = d.device_id AND c{k}.check_id = :check{k}"
             )
+            # Without a waiver in force on the check, no device is EXEMPT on it: the branch
+            # (a lookup per device) is left out.
+            exempt = (
+                f" WHEN d.device_id IN (SELECT value FROM json_each(:waived{k})) THEN 'EXEMPT'"  # noqa: S608
+                if waived[check.check_id]
+                else ""
+            )
             self.states.append(
-                f"CASE WHEN COALESCE(d.last_report_us, d.enrolled_us) < :fresh THEN 'STALE'"  # noqa: S608
-                f" WHEN d.device_id IN (SELECT value FROM json_each(:waived{k})) THEN 'EXEMPT'"
+                "CASE WHEN COALESCE(d.last_report_us, d.enrolled_us) < :fresh THEN 'STALE'"
+                f"{exempt}"
                 f" WHEN c{k}.state = 'FAIL' AND c{k}.since_us > :grace{k} THEN 'GRACE'"
                 f" WHEN c{k}.state IN ('PASS', 'FAIL') THEN c{k}.state ELSE 'UNKNOWN' END"
             )

@@ -12,12 +12,9 @@ stays fast with 100,000 devices (bench/fleet_report.py). A past moment still goe
 from __future__ import annotations
 
 import datetime as dt
-import heapq
 import json
 import sqlite3
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from itertools import islice
 
 from collector.compliance import STATES
 from collector.policy import Policy
@@ -164,12 +161,13 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
 
 
 # Failures past their check's grace period, on devices heard from within the window and not
-# waived, the longest-failing first: an index range per check over check_results_by_standing
-# (`{cutoff}` is a CASE giving each check's grace cutoff), then a device lookup per failure.
+# waived, the longest-failing first: a walk of the partial index check_results_failing (every
+# FAIL verdict by since_us, schema 8), a device lookup per failure, stopping at the page's end
+# (`{cutoff}` is a CASE giving each check's grace cutoff).
 _FAILING = """
 SELECT {columns}
-FROM check_results c JOIN devices d ON d.device_id = c.device_id
-WHERE c.check_id IN (SELECT value FROM json_each(:checks)) AND c.state = 'FAIL'
+FROM check_results c INDEXED BY check_results_failing JOIN devices d ON d.device_id = c.device_id
+WHERE c.state = 'FAIL' AND c.check_id IN (SELECT value FROM json_each(:checks))
   AND c.since_us <= {cutoff} AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
   AND c.device_id || ' ' || c.check_id NOT IN (SELECT value FROM json_each(:waived))
 """
@@ -207,28 +205,16 @@ def failing_now(
     """Devices failing a check now, past its grace, not silent and not waived; the longest
     failing first (then by device and check), `limit` of them from `offset` (all without a
     limit). The same set as `compliance.standings` gives (tested equal); the reason is the
-    latest report's.
-
-    A page reads each check's failures in the index's order (check, state, since) and merges
-    them, so it stops after `offset + limit` of each instead of sorting every failure."""
+    latest report's."""
     query, params = _failing_query(
         db, policy, at, "c.since_us, c.device_id, c.check_id, d.hostname, c.reason"
     )
-    if limit is None:
-        rows = db.execute(query + _FAILING_ORDER, params | {"limit": -1, "offset": 0})
-        found: Iterable[tuple[int, str, str, str, str]] = rows
-    else:
-        per_check = [
-            db.execute(
-                query + " AND c.check_id = :only ORDER BY c.since_us, c.device_id LIMIT :n",
-                params | {"only": check.check_id, "n": offset + limit},
-            ).fetchall()
-            for check in policy.checks
-        ]
-        found = islice(heapq.merge(*per_check), offset, offset + limit)
+    params |= {"limit": -1 if limit is None else limit, "offset": offset}
     return [
         Failure(device_id, hostname, check_id, from_us(since), reason)
-        for since, device_id, check_id, hostname, reason in found
+        for since, device_id, check_id, hostname, reason in db.execute(
+            query + _FAILING_ORDER, params
+        )
     ]
 
 

@@ -45,7 +45,7 @@ from collector.identity_store import (
 from collector.policy import Policy
 from collector.records import from_us, to_us
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -84,9 +84,17 @@ FLEET_DAYS_MIGRATION: tuple[Step, ...] = (
     " state TEXT NOT NULL, devices INTEGER NOT NULL, recorded_us INTEGER NOT NULL,"
     " PRIMARY KEY (day, check_id, state))",
 )
+# Schema 8: the current failures in the order they began, so the dashboard's failing-longest
+# list reads a page by walking an index (a partial one: only FAIL verdicts are in it, so
+# ingest updates it only when a verdict fails or stops failing).
+FAILING_MIGRATION: tuple[Step, ...] = (
+    "CREATE INDEX IF NOT EXISTS check_results_failing ON check_results(since_us)"
+    " WHERE state = 'FAIL'",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (identity_store)
+    8: FAILING_MIGRATION,
 }  # fmt: skip
 
 _SCHEMA = """

@@ -252,11 +252,13 @@ class Views:
             return at, rows, self._reader.device_count()
 
         at, rows, devices = self._cached("fleet", policy, STALE_AFTER_SECONDS, make)
-        trend = self._cached("trend", policy, TREND_SECONDS, lambda: self._trend(policy, at))
+        trend = self._cached(
+            "trend", policy, TREND_SECONDS, lambda: self._trend(policy, at, rows)
+        )
         return Overview(at, policy, rows, devices, trend)
 
     def trend_points(
-        self, policy: Policy, at: dt.datetime
+        self, policy: Policy, at: dt.datetime, now_rows: list[Row] | None = None
     ) -> tuple[list[dt.datetime], list[Series]]:
         """The pass rate of each check at the end of each of the last `WEEKS` weeks (the
         last point is `at`), read from the days `serve` recorded. A week whose end has no
@@ -267,8 +269,8 @@ class Views:
         days = self._reader.fleet_days()
         for moment in moments:
             ended = fleet_history.day_ended_by(moment)
-            if moment is moments[-1]:
-                rows = fleet_rows(self._reader, policy, at, current=True)
+            if moment is moments[-1]:  # now: the overview's own counts, when it has them
+                rows = now_rows or fleet_rows(self._reader, policy, at, current=True)
             elif ended in days:
                 rows = _day_rows(policy, days[ended])
             else:
@@ -280,8 +282,8 @@ class Views:
         series = [Series(c.check_id, rates[c.check_id]) for c in policy.checks]
         return moments, series
 
-    def _trend(self, policy: Policy, at: dt.datetime) -> str:
-        moments, series = self.trend_points(policy, at)
+    def _trend(self, policy: Policy, at: dt.datetime, now_rows: list[Row]) -> str:
+        moments, series = self.trend_points(policy, at, now_rows)
         return trend_svg([m.strftime("%m-%d") for m in moments], series)
 
     def device_list(self, filters: Filters) -> DeviceList:
