@@ -12,7 +12,11 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Protocol
+
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from collector.policy import Policy
 from devposture.v1 import devposture_pb2 as pb
@@ -66,17 +70,27 @@ def verdict_templates(policy: Policy) -> dict[str, pb.CheckVerdict]:
     }
 
 
-def verdicts(
-    templates: dict[str, pb.CheckVerdict], results: list[tuple[str, str, str]]
-) -> list[pb.CheckVerdict]:
-    """(check id, state, reason) as the employee's view: with clause, titles and remedies."""
-    out = []
-    for check_id, state, reason in results:
-        template = templates.get(check_id)
-        if template is None:
-            continue
-        verdict = pb.CheckVerdict()
-        verdict.CopyFrom(template)
-        verdict.state, verdict.reason = state, reason
-        out.append(verdict)
-    return out
+class Judged(Protocol):
+    """One check's verdict on a report (`store.CheckResult`)."""
+
+    @property
+    def check_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def add_verdicts(
+    templates: dict[str, pb.CheckVerdict], results: Iterable[Judged],
+    into: RepeatedCompositeFieldContainer[pb.CheckVerdict],
+) -> None:  # fmt: skip
+    """Each result as the employee sees it (clause, titles and remedies from its template)
+    appended to `into` (an acknowledgement's `verdicts`): copied once, straight into place.
+    A check the policy no longer has is left out."""
+    for result in results:
+        template = templates.get(result.check_id)
+        if template is not None:
+            verdict = into.add()
+            verdict.CopyFrom(template)
+            verdict.state, verdict.reason = result.state, result.reason

@@ -25,7 +25,7 @@ import grpc
 from cryptography import x509
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector.agent_config import agent_config, verdict_templates
+from collector.agent_config import add_verdicts, agent_config, verdict_templates
 from collector.checks import CheckParameters, evaluate, utc
 from collector.identity_store import Admission, EnrollRefused, Verdict
 from collector.ingest import GroupCommitter, IngestClosed
@@ -497,15 +497,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             stored_at=_timestamp(record.received_at),
         )
         if with_verdicts:
-            # As agent_config.verdicts, but each verdict is copied from its template once,
-            # straight into the acknowledgement (extend would copy it a second time).
-            templates, add = self._judging.templates, ack.verdicts.add
-            for result in results:
-                template = templates.get(result.check_id)
-                if template is not None:
-                    verdict = add()
-                    verdict.CopyFrom(template)
-                    verdict.state, verdict.reason = result.state, result.reason
+            add_verdicts(self._judging.templates, results, ack.verdicts)
         return ack
 
     async def _counted(

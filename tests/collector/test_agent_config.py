@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.agent_config import agent_config, network_hash_key, verdict_templates, verdicts
+from collector.agent_config import add_verdicts, agent_config, network_hash_key, verdict_templates
 from collector.policy import default_policy, default_policy_text, parse_policy
+from collector.store import CheckResult
+from devposture.v1 import devposture_pb2 as pb
 
 KEY = b"k" * 32
 
@@ -34,7 +36,9 @@ def test_hash_key_is_made_once_and_private(tmp_path: Path) -> None:
 
 
 def test_verdicts_carry_clause_titles_and_remedies() -> None:
-    (verdict,) = verdicts(verdict_templates(default_policy()), [("firewall", "FAIL", "off")])
+    ack = pb.ReportAck()
+    results = [CheckResult("firewall", "FAIL", "off"), CheckResult("no-such-check", "PASS", "")]
+    add_verdicts(verdict_templates(default_policy()), results, ack.verdicts)
+    (verdict,) = ack.verdicts  # a check the policy does not have is left out
     assert (verdict.clause, verdict.state, verdict.reason) == ("6.3.1", "FAIL", "off")
     assert verdict.title_zh == "防火墙已开启" and "firewall" in verdict.remediation_en.lower()
-    assert verdicts(verdict_templates(default_policy()), [("no-such-check", "PASS", "")]) == []
