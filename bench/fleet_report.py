@@ -102,9 +102,13 @@ def main() -> None:
         timed("report fleet (now, judged per device)",
               lambda: fleet_rows(store, policy, now, exact=True))  # fmt: skip
         week_ago = now - dt.timedelta(weeks=1)
-        timed("report fleet (as of a week ago)", lambda: fleet_rows(store, policy, week_ago))
+        as_of = timed("report fleet (as of a week ago)",
+                      lambda: fleet_rows(store, policy, week_ago))  # fmt: skip
         timed("  the same, judged per device",
               lambda: fleet_rows(store, policy, week_ago, exact=True))  # fmt: skip
+        weeks_ago = now - dt.timedelta(weeks=7)
+        as_of = max(as_of, timed("report fleet (as of 7 weeks ago)",
+                                 lambda: fleet_rows(store, policy, weeks_ago)))  # fmt: skip
         timed("report failing (now)",
               lambda: failing_rows(store, policy, now, current=True))  # fmt: skip
         timed("report failing (now, judged per device)",
@@ -112,9 +116,10 @@ def main() -> None:
         timed("report failing (now, page 100 of 50)", lambda: failing_rows(
             store, policy, now, current=True, offset=4950, limit=50))  # fmt: skip
         store.close()
-    verdict = "met" if fleet < TARGET_SECONDS else "NOT met"
-    print(f"target: fleet report over {args.devices} devices < {TARGET_SECONDS} s -> {verdict}"
-          f" ({fleet:.3f} s)")  # fmt: skip
+    slowest = max(fleet, as_of)
+    verdict = "met" if slowest < TARGET_SECONDS else "NOT met"
+    print(f"target: fleet report over {args.devices} devices, now and as of a past date,"
+          f" < {TARGET_SECONDS} s -> {verdict} (slowest {slowest:.3f} s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -235,15 +235,25 @@ WHERE d.enrolled_us <= :t AND COALESCE(
      WHERE r.device_id = d.device_id AND r.received_us <= :t), d.enrolled_us) >= :fresh
 """
 
-# Each fresh device's latest state per check as of the moment: SQLite keeps the other
-# columns of the row holding MAX(since_us), reading the history once in primary-key order.
+# Each fresh device's latest state per check as of the moment, in two parts. A current
+# verdict whose state has held since before the moment (check_results.since_us, schema 5)
+# was the state then too: counted from the verdicts alone. Only a verdict that changed after
+# the moment is looked up in the history: the latest change by then, a primary-key seek.
+# The history itself is never scanned, so a moment a week back costs about what now costs.
 _LATEST_AS_OF = """
 WITH fresh AS MATERIALIZED ({fresh})
-SELECT l.check_id, l.state, COUNT(*), SUM(l.state = 'FAIL' AND l.since_us > {grace_start})
-FROM (SELECT device_id, check_id, state, MAX(since_us) AS since_us FROM state_changes
-      WHERE since_us <= :t GROUP BY device_id, check_id) l
-WHERE l.device_id IN fresh
-GROUP BY l.check_id, l.state
+SELECT c.check_id, c.state, COUNT(*), SUM(c.state = 'FAIL' AND c.since_us > {grace_start})
+FROM check_results c
+WHERE c.since_us <= :t AND c.device_id IN fresh
+GROUP BY c.check_id, c.state
+UNION ALL
+SELECT c.check_id, s.state, COUNT(*), SUM(s.state = 'FAIL' AND s.since_us > {grace_start})
+FROM check_results c JOIN state_changes s
+  ON s.device_id = c.device_id AND s.check_id = c.check_id AND s.since_us = (
+     SELECT MAX(x.since_us) FROM state_changes x
+     WHERE x.device_id = c.device_id AND x.check_id = c.check_id AND x.since_us <= :t)
+WHERE (c.since_us > :t OR c.since_us IS NULL) AND c.device_id IN fresh
+GROUP BY c.check_id, s.state
 """
 
 _ONE_AS_OF = """
@@ -259,8 +269,9 @@ def fleet_figures_as_of(
     in SQL from the state history the way `compliance.standings` judges (tested equal): the
     devices enrolled by then, STALE when silent past the window, EXEMPT under a waiver in
     force then, else the latest state by then, GRACE for a failure younger than its grace,
-    UNKNOWN when never judged. One pass over the history instead of a judgment per device
-    in Python (bench/fleet_report.py)."""
+    UNKNOWN when never judged. From the current verdicts, and the history only where a
+    verdict changed since `at`, instead of a judgment per device in Python
+    (bench/fleet_report.py)."""
     t = to_us(at)
     fresh_since = t - policy.stale_after_hours * 3_600_000_000
     grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
@@ -268,7 +279,7 @@ def fleet_figures_as_of(
     params: dict[str, object] = {"t": t, "fresh": fresh_since}
     enrolled = db.execute("SELECT COUNT(*) FROM devices WHERE enrolled_us <= ?", (t,)).fetchone()
     fresh = [row[0] for row in db.execute(_FRESH_AS_OF, params)]
-    grace_start = _per_check("l.check_id", {c: t - g for c, g in grace_of.items()}, params)
+    grace_start = _per_check("c.check_id", {c: t - g for c, g in grace_of.items()}, params)
     query = _LATEST_AS_OF.format(fresh=_FRESH_AS_OF, grace_start=grace_start)
     for check_id, state, count, in_grace in db.execute(query, params):
         _add_verdicts(counts, check_id, state, count, in_grace)
