@@ -1,8 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright).
 
 The acceptance path: a viewer logs in and reaches, in three clicks from the overview, the
-evidence for why a device fails 6.3.2. A screenshot of the overview is saved as a test
-artifact (test-artifacts/dashboard-overview.png).
+evidence for why a device fails 6.3.2. Screenshots of the overview are saved as test
+artifacts (test-artifacts/dashboard-overview.png, and -zh.png in Chinese).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import PUBLIC_NETWORK, Fleet
+from tests.web.conftest import FINANCE, PUBLIC_NETWORK, Fleet
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -114,6 +114,10 @@ def test_switching_to_chinese_shows_the_policy_s_chinese_titles(page: Page, flee
     expect(page.locator("h1")).to_have_text("总览")
     expect(page.locator("#fleet-public-wifi")).to_contain_text("六(三)2 安全防护:网络")
     expect(page.locator("#fleet-public-wifi")).to_contain_text("在公共无线网络上使用VPN")
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "dashboard-overview-zh.png"  # what compliance officers read
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
     page.click("#nav-failing")  # the choice is remembered on the next page
     expect(page.locator("h1")).to_have_text("失败最久")
     page.click("#lang-en")
@@ -128,6 +132,11 @@ def test_filters_and_logout_in_the_browser(page: Page, fleet: Fleet) -> None:
     page.click("#apply")
     expect(page.locator("a.device-link")).to_have_count(1)
     expect(page.locator("a.device-link")).to_have_text("cafe-laptop")
+    page.fill("#q", "")
+    page.select_option("#group", FINANCE)
+    page.click("#apply")
+    expect(page.locator("a.device-link")).to_have_count(2)  # cafe-laptop and win-laptop
+    expect(page.locator("td.group").first).to_have_text(FINANCE)
     page.click("#logout")
     expect(page).to_have_url(f"{fleet.base}/login")
     page.goto(f"{fleet.base}/")
