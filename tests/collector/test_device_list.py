@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from itertools import product
-from pathlib import Path
 
 import pytest
 
@@ -126,7 +125,7 @@ def test_an_unknown_state_is_refused(fleet: tuple[Store, Policy]) -> None:
         matching_devices(store._db, policy, NOW, DeviceFilter(state="BROKEN"))
 
 
-def test_a_page_of_no_devices_reads_nothing(fleet: tuple[Store, Policy], tmp_path: Path) -> None:
+def test_a_page_of_no_devices_reads_nothing(fleet: tuple[Store, Policy]) -> None:
     store, policy = fleet
     assert listed(store._db, policy, NOW, []) == []
 

@@ -56,16 +56,14 @@ def test_the_moments_cover_every_state(fleet: tuple[Store, Policy]) -> None:
     assert seen == {"pass", "grace", "fail", "unknown", "exempt", "stale"}
 
 
-def test_before_any_enrollment_the_fleet_is_empty(
-    fleet: tuple[Store, Policy], tmp_path: Path
-) -> None:
+def test_before_any_enrollment_the_fleet_is_empty(fleet: tuple[Store, Policy]) -> None:
     store, policy = fleet
     rows = fleet_rows(store, policy, NOW - dt.timedelta(days=30))
     assert all(row["devices"] == 0 for row in rows)
 
 
 def test_week_ends_without_a_record_are_counted_from_the_history_and_kept(
-    fleet: tuple[Store, Policy], tmp_path: Path
+    fleet: tuple[Store, Policy],
 ) -> None:
     """What `serve` does at start for the trend: the past week ends with no record of their
     day are counted as of then, equal to judging the fleet then, and kept as those days'."""
