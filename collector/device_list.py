@@ -205,3 +205,24 @@ def groups(db: sqlite3.Connection) -> list[str]:
     """The device groups in use, for the filter's choices (index devices_by_group)."""
     rows = db.execute("SELECT DISTINCT device_group FROM devices WHERE device_group != ''")
     return sorted(row[0] for row in rows)
+
+
+def count_states(
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime, wanted: DeviceFilter
+) -> dict[str, dict[str, int]]:
+    """Per check, how many of the devices matching `wanted` stand in each state at `at`
+    (now): the fleet report of a part of the fleet (a group), judged as the list judges."""
+    db.create_function("fold", 1, _fold, deterministic=True)
+    query = _Query(db, policy, at)
+    _, where = query.where(wanted)
+    columns = ", ".join(query.states)
+    counts = {c: dict.fromkeys(STATES, 0) for c in query.checks}
+    rows = db.execute(
+        f"SELECT {columns}, COUNT(*) FROM devices d{''.join(query.joins)}"  # noqa: S608
+        f" WHERE {where} GROUP BY {', '.join(str(k + 1) for k in range(len(query.checks)))}",
+        query.params,
+    )
+    for row in rows:
+        for check_id, state in zip(query.checks, row[:-1], strict=True):
+            counts[check_id][state] += row[-1]
+    return counts

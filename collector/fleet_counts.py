@@ -170,6 +170,7 @@ FROM check_results c INDEXED BY check_results_failing JOIN devices d ON d.device
 WHERE c.state = 'FAIL' AND c.check_id IN (SELECT value FROM json_each(:checks))
   AND c.since_us <= {cutoff} AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
   AND c.device_id || ' ' || c.check_id NOT IN (SELECT value FROM json_each(:waived))
+  {in_group}
 """
 _FAILING_ORDER = " ORDER BY c.since_us, c.device_id, c.check_id LIMIT :limit OFFSET :offset"
 
@@ -184,7 +185,7 @@ class Failure:
 
 
 def _failing_query(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime, columns: str
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime, columns: str, group: str | None
 ) -> tuple[str, dict[str, object]]:
     now = to_us(at)
     fresh_since = now - policy.stale_after_hours * 3_600_000_000
@@ -195,19 +196,22 @@ def _failing_query(
     }  # fmt: skip
     cutoffs = {c.check_id: now - c.grace_hours * 3_600_000_000 for c in policy.checks}
     cutoff = _per_check("c.check_id", cutoffs, params)
-    return _FAILING.format(columns=columns, cutoff=cutoff), params
+    in_group = ""
+    if group is not None:
+        in_group, params["group"] = "AND d.device_group = :group", group
+    return _FAILING.format(columns=columns, cutoff=cutoff, in_group=in_group), params
 
 
 def failing_now(
     db: sqlite3.Connection, policy: Policy, at: dt.datetime, *, offset: int = 0,
-    limit: int | None = None,
+    limit: int | None = None, group: str | None = None,
 ) -> list[Failure]:  # fmt: skip
     """Devices failing a check now, past its grace, not silent and not waived; the longest
     failing first (then by device and check), `limit` of them from `offset` (all without a
     limit). The same set as `compliance.standings` gives (tested equal); the reason is the
-    latest report's."""
+    latest report's. `group`: only that group's devices."""
     query, params = _failing_query(
-        db, policy, at, "c.since_us, c.device_id, c.check_id, d.hostname, c.reason"
+        db, policy, at, "c.since_us, c.device_id, c.check_id, d.hostname, c.reason", group
     )
     params |= {"limit": -1 if limit is None else limit, "offset": offset}
     return [

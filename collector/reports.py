@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from collector.compliance import STATES, DeviceSeen, Standing, standings
+from collector.device_list import DeviceFilter
 from collector.policy import Policy
 from collector.render import FILE_ONLY_COLUMNS, Row
 from collector.store import Store
@@ -70,23 +71,35 @@ def _standings(
     return {d.device_id: d for d in devices}, judged
 
 
+def _members(store: Store, group: str | None) -> set[str] | None:
+    """The ids of a group's devices (None: no group asked for, every device)."""
+    return None if group is None else {d.device_id for d in store.devices(group=group)}
+
+
 def fleet_rows(
-    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False, exact: bool = False
-) -> list[Row]:
+    store: Store, policy: Policy, at: dt.datetime, *, current: bool = False, exact: bool = False,
+    group: str | None = None,
+) -> list[Row]:  # fmt: skip
     """Per check: how many devices stand in each state, and the share that pass. `current`
     (the moment is now) counts in SQL from the current verdicts, the fastest; otherwise the
     history as of `at` is counted in SQL (`fleet_counts.fleet_figures_as_of`). `exact` judges
     every device through `compliance.standings` instead: the reference the SQL counts are
-    tested against, and slow over a large fleet."""
+    tested against, and slow over a large fleet. `group` counts only that group's devices
+    (as they are grouped now): now in SQL (`device_list.count_states`), at a past moment by
+    judging them from the history."""
     counts: dict[str, dict[str, int]] = {
         c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks
     }
-    if current:
+    if group is not None and current and not exact:
+        counts = store.count_states(policy, at, DeviceFilter(group=group))
+    elif current and not exact:
         for check_id, per_state in store.fleet_figures(policy, at).by_check.items():
             counts[check_id] = per_state
-    elif exact:
+    elif exact or group is not None:
+        members = _members(store, group)
         for standing in _standings(store, policy, at)[1]:
-            counts[standing.check_id][standing.state] += 1
+            if members is None or standing.device_id in members:
+                counts[standing.check_id][standing.state] += 1
     else:
         counts = store.fleet_figures_as_of(policy, at)
     rows: list[Row] = []
@@ -130,11 +143,11 @@ def device_rows(
 
 def failing_rows(
     store: Store, policy: Policy, at: dt.datetime, *, current: bool = False, offset: int = 0,
-    limit: int | None = None,
+    limit: int | None = None, group: str | None = None,
 ) -> list[Row]:  # fmt: skip
     """Devices failing a check, the longest-failing first (grace periods have run out).
     `current` (the moment is now) reads them in SQL from the current verdicts, `limit` of
-    them from `offset` (a page) or all."""
+    them from `offset` (a page) or all; `group`: only that group's devices."""
     if current:
         return [
             _texts(policy, f.check_id) | {
@@ -142,9 +155,12 @@ def failing_rows(
                 "failing_since": _when(f.since),
                 "days": round((at - f.since).total_seconds() / 86400, 1), "reason": f.reason,
             }
-            for f in store.failing_now(policy, at, offset=offset, limit=limit)
+            for f in store.failing_now(policy, at, offset=offset, limit=limit, group=group)
         ]  # fmt: skip
     devices, judged = _standings(store, policy, at)
+    members = _members(store, group)
+    if members is not None:
+        judged = [s for s in judged if s.device_id in members]
     failing = [s for s in judged if s.state == "FAIL" and s.since]
     failing.sort(key=lambda s: (s.since, s.device_id, s.check_id))
     rows: list[Row] = []

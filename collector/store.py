@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
+from collector.device_list import DeviceFilter, count_states
 from collector.evidence import chain
 from collector.fleet_counts import (
     Failure,
@@ -610,11 +611,18 @@ class Store(IdentityRecords, AdminRecords):
         return days
 
     def failing_now(
-        self, policy: Policy, at: dt.datetime, *, offset: int = 0, limit: int | None = None
-    ) -> list[Failure]:
+        self, policy: Policy, at: dt.datetime, *, offset: int = 0, limit: int | None = None,
+        group: str | None = None,
+    ) -> list[Failure]:  # fmt: skip
         """Devices failing a check past its grace now, longest first, read in SQL
-        (fleet_counts); `limit` of them from `offset`, or all."""
-        return failing_now(self._db, policy, at, offset=offset, limit=limit)
+        (fleet_counts); `limit` of them from `offset`, or all; of one group, or all."""
+        return failing_now(self._db, policy, at, offset=offset, limit=limit, group=group)
+
+    def count_states(
+        self, policy: Policy, at: dt.datetime, wanted: DeviceFilter
+    ) -> dict[str, dict[str, int]]:
+        """Per check and state, the devices matching `wanted` now (`device_list`)."""
+        return count_states(self._db, policy, at, wanted)
 
     def failing_count(self, policy: Policy, at: dt.datetime) -> int:
         return failing_count(self._db, policy, at)

@@ -193,6 +193,9 @@ def add_commands(commands: Subcommands) -> None:
             view.add_argument("device_id", nargs="?", help="the device id (default: every device)")
         if name == "history":
             view.add_argument("device_id", help="the device id")
+        if name in ("fleet", "failing"):
+            view.add_argument("--group", default=None, metavar="NAME",
+                              help="only the devices of this group (as grouped now)")  # fmt: skip
         _as_of(view)
         format_option(view)
 

@@ -194,14 +194,18 @@ def _report(view: str) -> Handler:
         as_of = args.moment("as_of")
         at = as_of or utcnow()
         device_id = args.text("device_id")
+        group = args.group("group") if view in ("fleet", "failing") else None
+        message = ""
+        if group is not None and not store.devices(group=group):
+            groups = ", ".join(store.device_groups()) or "none yet"
+            message = f"no device is in group {group!r} (groups: {groups})"
         if view == "fleet":
-            message = ""
             if not store.device_count():
                 message = (
                     "No devices enrolled yet. Create a token with"
                     " `devposture-collector token create`."
                 )
-            rows = fleet_rows(store, policy, at, current=as_of is None)
+            rows = fleet_rows(store, policy, at, current=as_of is None, group=group)
             return Result(message, FLEET_COLUMNS, rows)
         if view == "device":
             rows = device_rows(store, policy, at, device_id)
@@ -221,9 +225,8 @@ def _report(view: str) -> Handler:
                     " `devposture-collector report device`"
                 )
             return Result("", HISTORY_COLUMNS, rows)
-        return Result(
-            "", FAILING_COLUMNS, failing_rows(store, policy, at, current=as_of is None)
-        )
+        rows = failing_rows(store, policy, at, current=as_of is None, group=group)
+        return Result(message, FAILING_COLUMNS, rows)
 
     return handler
 
@@ -564,11 +567,11 @@ _AS_OF = frozenset({"as_of"})
 COMMANDS: dict[Words, Command] = {
     c.words: c
     for c in (
-        Command(("report", "fleet"), VIEWER, _report("fleet"), _AS_OF,
+        Command(("report", "fleet"), VIEWER, _report("fleet"), _AS_OF | {"group"},
                 "per check: devices passing, in grace, failing, unknown, exempt, stale"),
         Command(("report", "device"), VIEWER, _report("device"), _AS_OF | {"device_id"},
                 "each check of a device (or of every device): state, since, why, what to do"),
-        Command(("report", "failing"), VIEWER, _report("failing"), _AS_OF,
+        Command(("report", "failing"), VIEWER, _report("failing"), _AS_OF | {"group"},
                 "devices failing a check, the longest-failing first"),
         Command(("report", "history"), VIEWER, _report("history"), _AS_OF | {"device_id"},
                 "every state a device had on each check, from when until when"),

@@ -18,6 +18,7 @@ import pytest
 
 from agent.enroll import enroll
 from agent.state import AgentState
+from agent.transport import open_channel, send_report
 from collector import store as store_module
 from collector.admin.credentials import ADMIN, VIEWER
 from collector.cli import main as collector_cli
@@ -27,7 +28,7 @@ from collector.store import DeviceRecord, Store
 from collector.tokens import new_token
 from tests.collector.test_admin import AdminCollector, admin_collector
 from tests.collector.test_store import database_at_version
-from tests.conftest import enroll_agent, host_info
+from tests.conftest import enroll_agent, host_info, make_report
 
 FINANCE = "财务部"
 
@@ -263,6 +264,47 @@ def test_device_list_filters_by_group_in_every_format(
     assert sorted(d["device"] for d in json.loads(remote.rows_json)) == sorted(
         [ids["fin-1"], ids["fin-2"]]
     )
+
+
+def test_the_fleet_and_failing_reports_of_one_group(
+    collector: AdminCollector, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report fleet --group` counts only the group's devices, now and as of a date, and
+    `report failing --group` lists only theirs; the viewer gets the same remotely."""
+    agents = {host: enroll_agent(collector.live, tmp_path / host, host)
+              for host in ("fin-1", "fin-2", "eu-1")}  # fmt: skip
+    week_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=7)
+    for host, agent in agents.items():
+        with open_channel(agent.state, agent.enrollment) as channel:
+            for at in (week_ago, None):  # fin-1's firewall has been off for a week
+                send_report(channel, make_report(
+                    agent.enrollment.device_id, at, firewall_enabled=host != "fin-1"))  # fmt: skip
+    for host in ("fin-1", "fin-2"):
+        assert _cli(collector, capsys, "device", "group",
+                    agents[host].enrollment.device_id, FINANCE)[0] == 0  # fmt: skip
+
+    def firewall(*extra: str) -> dict[str, object]:
+        code, out, _ = _cli(collector, capsys, "report", "fleet", "--format", "json", *extra)
+        assert code == 0
+        (row,) = [r for r in json.loads(out) if r["check"] == "firewall"]
+        return row
+
+    assert (firewall()["devices"], firewall()["fail"], firewall()["pass"]) == (3, 1, 2)
+    finance = firewall("--group", FINANCE)
+    assert (finance["devices"], finance["fail"]) == (2, 1)
+    assert firewall("--group", "sales-eu")["fail"] == 0
+    then = firewall("--group", FINANCE, "--as-of", dt.datetime.now(dt.UTC).isoformat())
+    assert (then["devices"], then["fail"]) == (2, 1)  # judged from the history
+    code, out, _ = _cli(collector, capsys, "report", "failing", "--group", "sales-eu",
+                        "--format", "json")  # fmt: skip
+    assert code == 0 and json.loads(out) == []
+    viewer = collector.credential("Wang Fang (audit)", VIEWER)
+    remote = collector.run(viewer, "report", "failing", group=FINANCE)
+    assert [r["device"] for r in json.loads(remote.rows_json)] == [
+        agents["fin-1"].enrollment.device_id
+    ]
+    code, out, _ = _cli(collector, capsys, "report", "fleet", "--group", "hr")
+    assert code == 0 and out.startswith("no device is in group 'hr'")  # not a table of zeros
 
 
 def test_schema_6_is_upgraded_keeping_everything_with_no_groups(

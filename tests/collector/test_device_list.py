@@ -15,7 +15,8 @@ import pytest
 from collector.compliance import STATES, DeviceSeen, Standing, standings
 from collector.device_list import NOT_PASSING, DeviceFilter, listed, matching_devices
 from collector.policy import Policy
-from collector.reports import failing_rows
+from collector.render import Row
+from collector.reports import failing_rows, fleet_rows
 from collector.store import Store
 from tests.collector.mixed_fleet import NOW, mixed_fleet
 
@@ -144,3 +145,24 @@ def test_failing_longest_read_a_page_at_a_time_is_the_list_judged_from_the_histo
     ]
     assert [(r["device"], r["check"], r["failing_since"]) for p in pages for r in p] == keys
     assert pages[-1] == []  # past the end
+
+
+@pytest.mark.parametrize("group", ["财务部", "sales-eu", "nobody"])
+def test_a_groups_fleet_and_failures_counted_in_sql_equal_them_judged_from_the_history(
+    fleet: tuple[Store, Policy], group: str
+) -> None:
+    store, policy = fleet
+    fast = fleet_rows(store, policy, NOW, current=True, group=group)
+    exact = fleet_rows(store, policy, NOW, exact=True, group=group)
+    assert fast == exact
+    members = {d.device_id for d in store.devices(group=group)}
+    assert sum(int(str(r["devices"])) for r in exact) == len(members) * len(policy.checks)
+
+    def keys(rows: list[Row]) -> list[tuple[object, object, object]]:
+        return [(r["device"], r["check"], r["failing_since"]) for r in rows]
+
+    failing = failing_rows(store, policy, NOW, current=True, group=group)
+    assert keys(failing) == keys(failing_rows(store, policy, NOW, group=group))
+    assert {r["device"] for r in failing} <= members
+    if group != "nobody":
+        assert failing, "no failure in the group: the comparison proves little"
