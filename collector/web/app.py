@@ -320,7 +320,8 @@ class Pages:
         return endpoint
 
     async def overview(self, request: Request, session: auth.Session, lang: str) -> Response:
-        view = await self.board.db(lambda v: v.overview())
+        group = request.query_params.get("group", "").strip()[:64]
+        view = await self.board.db(lambda v: v.overview(group))
         # The SVG is built by charts.py, which escapes every text it places.
         trend = Markup(view.trend)  # noqa: S704
         return self.board.render(request, "overview.html", lang, session=session, view=view,

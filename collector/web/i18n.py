@@ -41,6 +41,8 @@ _WORDS: dict[str, tuple[str, str]] = {
         " recomputed every 10 minutes. A missing point is a week whose end was not recorded"
         " yet: the collector counts it from the history when it starts.",
     ),
+    "whole_fleet": ("全部设备", "whole fleet"),
+    "trend_whole_fleet": ("趋势图统计的是全部设备,不分组。", "The trend is the whole fleet's."),
     "as_of": ("统计时间", "As of"),
     "no_devices": (
         "尚无设备注册。用 `devposture-collector token create` 创建令牌。",

@@ -81,6 +81,8 @@ class Overview:
     rows: list[Row]
     devices: int
     trend: str  # an SVG document
+    group: str = ""  # the counts are of this group's devices ("": the whole fleet)
+    groups: list[str] = field(default_factory=list)  # the groups to choose from
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,9 @@ class Views:
 
         return self._cached(f"devices {wanted!r}", policy, STALE_AFTER_SECONDS, make)
 
-    def overview(self) -> Overview:
+    def overview(self, group: str = "") -> Overview:
+        """The fleet's counts per check (of one group's devices when `group` is given; the
+        trend is always the whole fleet's: the daily records are kept for the fleet)."""
         policy = self.policy()
 
         def make() -> tuple[dt.datetime, list[Row], int]:
@@ -255,7 +259,16 @@ class Views:
         trend = self._cached(
             "trend", policy, TREND_SECONDS, lambda: self._trend(policy, at, rows)
         )
-        return Overview(at, policy, rows, devices, trend)
+        if group:
+
+            def of_group() -> tuple[dt.datetime, list[Row]]:
+                now = utcnow()
+                return now, fleet_rows(self._reader, policy, now, current=True, group=group)
+
+            at, rows = self._cached(f"fleet {group!r}", policy, STALE_AFTER_SECONDS, of_group)
+            devices = int(str(rows[0]["devices"])) if rows else 0
+        groups = device_list.groups(self._db)
+        return Overview(at, policy, rows, devices, trend, group, groups)
 
     def trend_points(
         self, policy: Policy, at: dt.datetime, now_rows: list[Row] | None = None

@@ -143,6 +143,26 @@ def test_overview_counts_each_check_and_links_each_count(fleet: Fleet) -> None:
     assert "<svg" in page and "data-series=\"public-wifi\"" in page
 
 
+def test_the_overview_of_one_group_counts_its_devices_and_keeps_the_group_in_its_links(
+    fleet: Fleet,
+) -> None:
+    cookie = login(fleet)
+    page = fetch(fleet, "GET", f"/?group={quote(FINANCE)}", cookie=cookie).text
+    assert 'id="device-count">2<' in page  # cafe-laptop and win-laptop
+    assert f'<option value="{FINANCE}" selected>{FINANCE}</option>' in page
+    row = page[page.index('id="fleet-public-wifi"'):]
+    row = row[: row.index("</tr>")]
+    group = quote(FINANCE)
+    failing = re.search(rf'href="(/devices\?check=public-wifi&amp;state=FAIL&amp;group={group})"'
+                        r"[^>]*>1<", row)  # fmt: skip
+    assert failing, row
+    assert re.search(rf'state=PASS&amp;group={group}"[^>]*>1<', row)  # win-laptop
+    assert "The trend is the whole fleet&#39;s." in page  # escaped
+    linked = fetch(fleet, "GET", failing.group(1).replace("&amp;", "&"), cookie=cookie).text
+    assert device_links(linked) == [fleet.failing_device]
+    assert 'id="device-count">0<' in fetch(fleet, "GET", "/?group=nobody", cookie=cookie).text
+
+
 def _listed(fleet: Fleet, cookie: str, query: str) -> list[str]:
     answer = fetch(fleet, "GET", f"/devices?{query}", cookie=cookie)
     assert answer.status == 200
