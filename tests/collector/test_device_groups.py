@@ -286,7 +286,8 @@ def test_the_fleet_and_failing_reports_of_one_group(
     def firewall(*extra: str) -> dict[str, object]:
         code, out, _ = _cli(collector, capsys, "report", "fleet", "--format", "json", *extra)
         assert code == 0
-        (row,) = [r for r in json.loads(out) if r["check"] == "firewall"]
+        rows: list[dict[str, object]] = json.loads(out)
+        (row,) = [r for r in rows if r["check"] == "firewall"]
         return row
 
     assert (firewall()["devices"], firewall()["fail"], firewall()["pass"]) == (3, 1, 2)
