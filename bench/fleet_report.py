@@ -101,9 +101,14 @@ def main() -> None:
                       lambda: fleet_rows(store, policy, now, current=True))  # fmt: skip
         timed("report fleet (now, judged per device)",
               lambda: fleet_rows(store, policy, now, exact=True))  # fmt: skip
+        # Each device has one report, its latest: at any past moment few had been heard from
+        # yet, which makes the past cheap here. Counted device by device as of now, every
+        # device is heard from: what a past moment costs in a fleet that reported all along.
+        as_of = timed("report fleet (as of now, device by device)",
+                      lambda: fleet_rows(store, policy, now))  # fmt: skip
         week_ago = now - dt.timedelta(weeks=1)
-        as_of = timed("report fleet (as of a week ago)",
-                      lambda: fleet_rows(store, policy, week_ago))  # fmt: skip
+        as_of = max(as_of, timed("report fleet (as of a week ago)",
+                                 lambda: fleet_rows(store, policy, week_ago)))  # fmt: skip
         timed("  the same, judged per device",
               lambda: fleet_rows(store, policy, week_ago, exact=True))  # fmt: skip
         weeks_ago = now - dt.timedelta(weeks=7)

@@ -21,18 +21,12 @@ import sqlite3
 from dataclasses import dataclass
 
 from collector.compliance import STATES
+from collector.fleet_counts import waived_at
 from collector.policy import Policy
 from collector.records import maybe_from_us, to_us
 
 # Any state but PASS and EXEMPT: what needs a fix (or an answer) now.
 NOT_PASSING = "NOT_PASSING"
-
-# Waivers in force at a moment, per check (few rows; stale devices are left to STALE).
-_WAIVED = """
-SELECT DISTINCT check_id, device_id FROM waivers
-WHERE created_us <= ? AND ? < expires_us AND (revoked_us IS NULL OR revoked_us > ?)
-"""
-
 
 @dataclass(frozen=True)
 class DeviceFilter:
@@ -67,7 +61,7 @@ class _Query:
             "now": now, "fresh": now - policy.stale_after_hours * 3_600_000_000,
         }  # fmt: skip
         waived: dict[str, list[str]] = {c: [] for c in self.checks}
-        for check_id, device_id in db.execute(_WAIVED, (now, now, now)):
+        for device_id, check_id in waived_at(db, at):
             if check_id in waived:
                 waived[check_id].append(device_id)
         self.joins: list[str] = []
@@ -206,23 +200,3 @@ def groups(db: sqlite3.Connection) -> list[str]:
     rows = db.execute("SELECT DISTINCT device_group FROM devices WHERE device_group != ''")
     return sorted(row[0] for row in rows)
 
-
-def count_states(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime, wanted: DeviceFilter
-) -> dict[str, dict[str, int]]:
-    """Per check, how many of the devices matching `wanted` stand in each state at `at`
-    (now): the fleet report of a part of the fleet (a group), judged as the list judges."""
-    db.create_function("fold", 1, _fold, deterministic=True)
-    query = _Query(db, policy, at)
-    _, where = query.where(wanted)
-    columns = ", ".join(query.states)
-    counts = {c: dict.fromkeys(STATES, 0) for c in query.checks}
-    rows = db.execute(
-        f"SELECT {columns}, COUNT(*) FROM devices d{''.join(query.joins)}"  # noqa: S608
-        f" WHERE {where} GROUP BY {', '.join(str(k + 1) for k in range(len(query.checks)))}",
-        query.params,
-    )
-    for row in rows:
-        for check_id, state in zip(query.checks, row[:-1], strict=True):
-            counts[check_id][state] += row[-1]
-    return counts

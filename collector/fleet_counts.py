@@ -1,12 +1,14 @@
-"""The fleet's standing right now, counted in SQL: per check and state, per device status,
-and what the agents' outboxes lost.
+"""The fleet's standing at a moment, counted in SQL: per check and state, per device status,
+what the agents' outboxes lost, and the failures past their grace.
 
-`report fleet` (without --as-of), the dashboard's overview and the metrics endpoint ask this.
-It counts the same way as `compliance.standings` (STALE, then EXEMPT, then the latest verdict
+It counts the same way as `compliance.standings` (STALE, then EXEMPT, then the latest state
 with GRACE for a failure younger than its grace period, UNKNOWN when never judged; tested
 equal), but from the current verdicts (`check_results`) instead of the whole history, so it
-stays fast with 100,000 devices (bench/fleet_report.py). A past moment still goes through
-`compliance.standings`, which is exact for any moment.
+stays fast with 100,000 devices (bench/fleet_report.py). Now (`fleet_figures`: `report
+fleet`, the dashboard's overview, the metrics endpoint) is counted from one index without
+reading a device; a past moment or one group (`fleet_figures_as_of`) device by device,
+looking up the history only where a verdict changed after the moment.
+`compliance.standings` stays the reference (`reports`' `exact`).
 """
 
 from __future__ import annotations
@@ -53,8 +55,11 @@ WHERE COALESCE(d.last_report_us, d.enrolled_us) < ?
 GROUP BY c.check_id, c.state
 """
 
-_ONE_RESULT = """
-SELECT c.state, c.since_us FROM check_results c WHERE c.device_id = ? AND c.check_id = ?
+# A waived device's freshness and its verdict on the waived check (if judged).
+_ONE_WAIVED = """
+SELECT COALESCE(d.last_report_us, d.enrolled_us) >= ?, c.state, c.since_us
+FROM devices d LEFT JOIN check_results c ON c.device_id = d.device_id AND c.check_id = ?
+WHERE d.device_id = ?
 """
 
 _DEVICES = """
@@ -64,12 +69,17 @@ SELECT COUNT(*), COALESCE(SUM(COALESCE(last_report_us, enrolled_us) < ?), 0),
 FROM devices
 """
 
-# Waivers in force at a moment, on devices heard from within the window (few rows).
+# Waivers in force at a moment (few rows).
 _WAIVED = """
-SELECT DISTINCT w.device_id, w.check_id FROM waivers w JOIN devices d ON d.device_id = w.device_id
-WHERE w.created_us <= ? AND ? < w.expires_us AND (w.revoked_us IS NULL OR w.revoked_us > ?)
-  AND COALESCE(d.last_report_us, d.enrolled_us) >= ?
+SELECT DISTINCT device_id, check_id FROM waivers
+WHERE created_us <= ? AND ? < expires_us AND (revoked_us IS NULL OR revoked_us > ?)
 """
+
+
+def waived_at(db: sqlite3.Connection, at: dt.datetime) -> set[tuple[str, str]]:
+    """(device, check) of every waiver in force at `at`."""
+    t = to_us(at)
+    return set(db.execute(_WAIVED, (t, t, t)).fetchall())
 
 
 def _per_check(column: str, values: dict[str, int], params: dict[str, object]) -> str:
@@ -142,16 +152,17 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
                 verdicts[(check_id, state)][1] -= in_grace or 0
         for (check_id, state), (count, in_grace) in verdicts.items():
             _add_verdicts(counts, check_id, state, count, in_grace)
-    for device_id, check_id in db.execute(_WAIVED, (now, now, now, fresh_since)).fetchall():
+    for device_id, check_id in waived_at(db, at):
         if check_id not in counts:
             continue
-        row = db.execute(_ONE_RESULT, (device_id, check_id)).fetchone()
-        if row is not None:  # a waived device is EXEMPT whatever its verdict
-            counts[check_id][state_of(check_id, row[0], row[1])] -= 1
-            counts[check_id]["EXEMPT"] += 1
+        row = db.execute(_ONE_WAIVED, (fresh_since, check_id, device_id)).fetchone()
+        if row is None or not row[0]:  # a silent device reads STALE, waived or not
+            continue
+        if row[1] is not None:  # a waived device is EXEMPT whatever its verdict
+            counts[check_id][state_of(check_id, row[1], row[2])] -= 1
         else:  # never judged: counted as UNKNOWN below, minus the waived
-            counts[check_id]["EXEMPT"] += 1
             counts[check_id]["UNKNOWN"] -= 1
+        counts[check_id]["EXEMPT"] += 1
     for per_state in counts.values():
         counted = sum(per_state[s] for s in ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT"))
         per_state["UNKNOWN"] += fresh - counted
@@ -189,7 +200,7 @@ def _failing_query(
 ) -> tuple[str, dict[str, object]]:
     now = to_us(at)
     fresh_since = now - policy.stale_after_hours * 3_600_000_000
-    waived = [f"{d} {c}" for d, c in db.execute(_WAIVED, (now, now, now, fresh_since))]
+    waived = [f"{d} {c}" for d, c in waived_at(db, at)]
     params: dict[str, object] = {
         "checks": json.dumps([c.check_id for c in policy.checks]), "fresh": fresh_since,
         "waived": json.dumps(waived),
@@ -228,15 +239,19 @@ def failing_count(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> in
     return sum(per_state["FAIL"] for per_state in fleet_figures(db, policy, at).by_check.values())
 
 
-# --- the fleet as of a past moment --------------------------------------------------------
+# --- the fleet at a moment, now or past -------------------------------------------------------
 
 # Devices enrolled by the moment and heard from within the window before it (their last
-# report by then, or their enrollment): one index seek per device (reports_by_device).
+# report by then, or their enrollment). A device whose last report (`last_report_us`) is
+# not after the moment needs nothing more; only one that reported since is looked up in its
+# reports (an index seek, reports_by_device).
 _FRESH_AS_OF = """
 SELECT d.device_id FROM devices d
-WHERE d.enrolled_us <= :t AND COALESCE(
-    (SELECT MAX(r.received_us) FROM reports r
-     WHERE r.device_id = d.device_id AND r.received_us <= :t), d.enrolled_us) >= :fresh
+WHERE d.enrolled_us <= :t {in_group} AND COALESCE(
+    CASE WHEN d.last_report_us <= :t THEN d.last_report_us
+         ELSE (SELECT MAX(r.received_us) FROM reports r
+               WHERE r.device_id = d.device_id AND r.received_us <= :t) END,
+    d.enrolled_us) >= :fresh
 """
 
 # Each fresh device's latest state per check as of the moment, in two parts. A current
@@ -252,7 +267,7 @@ WHERE c.since_us <= :t AND c.device_id IN fresh
 GROUP BY c.check_id, c.state
 UNION ALL
 SELECT c.check_id, s.state, COUNT(*), SUM(s.state = 'FAIL' AND s.since_us > {grace_start})
-FROM check_results c JOIN state_changes s
+FROM check_results c CROSS JOIN state_changes s
   ON s.device_id = c.device_id AND s.check_id = c.check_id AND s.since_us = (
      SELECT MAX(x.since_us) FROM state_changes x
      WHERE x.device_id = c.device_id AND x.check_id = c.check_id AND x.since_us <= :t)
@@ -267,7 +282,7 @@ WHERE device_id = ? AND check_id = ? AND since_us <= ?
 
 
 def fleet_figures_as_of(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime
+    db: sqlite3.Connection, policy: Policy, at: dt.datetime, group: str | None = None
 ) -> dict[str, dict[str, int]]:
     """Devices per check and compliance state as of `at` (any moment, past or now), counted
     in SQL from the state history the way `compliance.standings` judges (tested equal): the
@@ -275,20 +290,25 @@ def fleet_figures_as_of(
     force then, else the latest state by then, GRACE for a failure younger than its grace,
     UNKNOWN when never judged. From the current verdicts, and the history only where a
     verdict changed since `at`, instead of a judgment per device in Python
-    (bench/fleet_report.py)."""
+    (bench/fleet_report.py). `group`: only that group's devices (as grouped now)."""
     t = to_us(at)
     fresh_since = t - policy.stale_after_hours * 3_600_000_000
     grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
     counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
-    params: dict[str, object] = {"t": t, "fresh": fresh_since}
-    enrolled = db.execute("SELECT COUNT(*) FROM devices WHERE enrolled_us <= ?", (t,)).fetchone()
-    fresh = [row[0] for row in db.execute(_FRESH_AS_OF, params)]
+    params: dict[str, object] = {"t": t, "fresh": fresh_since, "group": group}
+    in_group = "" if group is None else "AND d.device_group = :group"
+    enrolled = db.execute(
+        f"SELECT COUNT(*) FROM devices d WHERE d.enrolled_us <= :t {in_group}",  # noqa: S608
+        params,
+    ).fetchone()
+    fresh_query = _FRESH_AS_OF.format(in_group=in_group)
+    fresh = [row[0] for row in db.execute(fresh_query, params)]
     grace_start = _per_check("c.check_id", {c: t - g for c, g in grace_of.items()}, params)
-    query = _LATEST_AS_OF.format(fresh=_FRESH_AS_OF, grace_start=grace_start)
+    query = _LATEST_AS_OF.format(fresh=fresh_query, grace_start=grace_start)
     for check_id, state, count, in_grace in db.execute(query, params):
         _add_verdicts(counts, check_id, state, count, in_grace)
     fresh_set = set(fresh)
-    for device_id, check_id in db.execute(_WAIVED_AS_OF, (t, t, t)).fetchall():
+    for device_id, check_id in waived_at(db, at):
         if check_id not in counts or device_id not in fresh_set:
             continue
         state, since = db.execute(_ONE_AS_OF, (device_id, check_id, t)).fetchone()
@@ -304,10 +324,3 @@ def fleet_figures_as_of(
         per_state["UNKNOWN"] += len(fresh) - counted
         per_state["STALE"] = int(enrolled[0]) - len(fresh)
     return counts
-
-
-# Waivers in force at a moment (few rows).
-_WAIVED_AS_OF = """
-SELECT DISTINCT device_id, check_id FROM waivers
-WHERE created_us <= ? AND ? < expires_us AND (revoked_us IS NULL OR revoked_us > ?)
-"""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 
 from collector.compliance import STATES, DeviceSeen, Standing, standings
-from collector.device_list import DeviceFilter
 from collector.policy import Policy
 from collector.render import FILE_ONLY_COLUMNS, Row
 from collector.store import Store
@@ -80,28 +79,24 @@ def fleet_rows(
     store: Store, policy: Policy, at: dt.datetime, *, current: bool = False, exact: bool = False,
     group: str | None = None,
 ) -> list[Row]:  # fmt: skip
-    """Per check: how many devices stand in each state, and the share that pass. `current`
-    (the moment is now) counts in SQL from the current verdicts, the fastest; otherwise the
-    history as of `at` is counted in SQL (`fleet_counts.fleet_figures_as_of`). `exact` judges
-    every device through `compliance.standings` instead: the reference the SQL counts are
-    tested against, and slow over a large fleet. `group` counts only that group's devices
-    (as they are grouped now): now in SQL (`device_list.count_states`), at a past moment by
-    judging them from the history."""
-    counts: dict[str, dict[str, int]] = {
-        c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks
-    }
-    if group is not None and current and not exact:
-        counts = store.count_states(policy, at, DeviceFilter(group=group))
-    elif current and not exact:
-        for check_id, per_state in store.fleet_figures(policy, at).by_check.items():
-            counts[check_id] = per_state
-    elif exact or group is not None:
+    """Per check: how many devices stand in each state at `at`, and the share that pass; of
+    one group's devices (as grouped now) when `group` is given. Counted in SQL: `current`
+    (the moment is now) for the whole fleet from one index (`fleet_counts.fleet_figures`),
+    else device by device (`fleet_figures_as_of`). `exact` judges every device through
+    `compliance.standings` instead: the reference the SQL counts are tested against, and
+    slow over a large fleet."""
+    if exact:
+        counts: dict[str, dict[str, int]] = {
+            c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks
+        }
         members = _members(store, group)
         for standing in _standings(store, policy, at)[1]:
             if members is None or standing.device_id in members:
                 counts[standing.check_id][standing.state] += 1
+    elif current and group is None:
+        counts = store.fleet_figures(policy, at).by_check
     else:
-        counts = store.fleet_figures_as_of(policy, at)
+        counts = store.fleet_figures_as_of(policy, at, group)
     rows: list[Row] = []
     for check in policy.checks:
         per_state = counts[check.check_id]

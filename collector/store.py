@@ -24,7 +24,6 @@ from typing import TypeVar
 
 from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
-from collector.device_list import DeviceFilter, count_states
 from collector.evidence import chain
 from collector.fleet_counts import (
     Failure,
@@ -573,9 +572,11 @@ class Store(IdentityRecords, AdminRecords):
         """The fleet's standing now, counted in SQL (collector/fleet_counts.py)."""
         return fleet_figures(self._db, policy, at)
 
-    def fleet_figures_as_of(self, policy: Policy, at: dt.datetime) -> dict[str, dict[str, int]]:
-        """Devices per check and state as of any moment, counted from the history in SQL."""
-        return fleet_figures_as_of(self._db, policy, at)
+    def fleet_figures_as_of(
+        self, policy: Policy, at: dt.datetime, group: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Devices per check and state at any moment (of one group), counted in SQL."""
+        return fleet_figures_as_of(self._db, policy, at, group)
 
     def record_fleet_day(self, policy: Policy, at: dt.datetime) -> None:
         """Keep the fleet's standing now as its day's (UTC): the last record of a day is how
@@ -617,12 +618,6 @@ class Store(IdentityRecords, AdminRecords):
         """Devices failing a check past its grace now, longest first, read in SQL
         (fleet_counts); `limit` of them from `offset`, or all; of one group, or all."""
         return failing_now(self._db, policy, at, offset=offset, limit=limit, group=group)
-
-    def count_states(
-        self, policy: Policy, at: dt.datetime, wanted: DeviceFilter
-    ) -> dict[str, dict[str, int]]:
-        """Per check and state, the devices matching `wanted` now (`device_list`)."""
-        return count_states(self._db, policy, at, wanted)
 
     def failing_count(self, policy: Policy, at: dt.datetime) -> int:
         return failing_count(self._db, policy, at)
