@@ -89,6 +89,7 @@ class _FactEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Fact.ValueType],
     FACT_CHAT_BACKUPS: _Fact.ValueType  # 6
     FACT_DISK_ENCRYPTION: _Fact.ValueType  # 7
     FACT_HOST: _Fact.ValueType  # 8
+    FACT_CHAT_CLIENTS: _Fact.ValueType  # 9
 
 class Fact(_Fact, metaclass=_FactEnumTypeWrapper):
     """Which fact a probe error belongs to."""
@@ -102,6 +103,7 @@ FACT_VPN: Fact.ValueType  # 5
 FACT_CHAT_BACKUPS: Fact.ValueType  # 6
 FACT_DISK_ENCRYPTION: Fact.ValueType  # 7
 FACT_HOST: Fact.ValueType  # 8
+FACT_CHAT_CLIENTS: Fact.ValueType  # 9
 Global___Fact: _TypeAlias = Fact  # noqa: Y015
 
 class _ProbeErrorCode:
@@ -144,6 +146,33 @@ PROBE_ERROR_CODE_NO_SOURCE: ProbeErrorCode.ValueType  # 7
 PROBE_ERROR_CODE_INTERNAL: ProbeErrorCode.ValueType  # 8
 """The probe itself failed (a bug); the message says where."""
 Global___ProbeErrorCode: _TypeAlias = ProbeErrorCode  # noqa: Y015
+
+class _SignatureUpdateOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SignatureUpdateOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignatureUpdateOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNATURE_UPDATE_OUTCOME_UNSPECIFIED: _SignatureUpdateOutcome.ValueType  # 0
+    SIGNATURE_UPDATE_OUTCOME_OK: _SignatureUpdateOutcome.ValueType  # 1
+    SIGNATURE_UPDATE_OUTCOME_FAILED: _SignatureUpdateOutcome.ValueType  # 2
+    """The last attempt failed (mirror unreachable, download refused, ...)."""
+    SIGNATURE_UPDATE_OUTCOME_ENGINE_OUTDATED: _SignatureUpdateOutcome.ValueType  # 3
+    """The updater says the scanning engine is too old for current signatures."""
+    SIGNATURE_UPDATE_OUTCOME_LOCKED: _SignatureUpdateOutcome.ValueType  # 4
+    """The signature database was locked by another process, so the update did not run."""
+
+class SignatureUpdateOutcome(_SignatureUpdateOutcome, metaclass=_SignatureUpdateOutcomeEnumTypeWrapper): ...
+
+SIGNATURE_UPDATE_OUTCOME_UNSPECIFIED: SignatureUpdateOutcome.ValueType  # 0
+SIGNATURE_UPDATE_OUTCOME_OK: SignatureUpdateOutcome.ValueType  # 1
+SIGNATURE_UPDATE_OUTCOME_FAILED: SignatureUpdateOutcome.ValueType  # 2
+"""The last attempt failed (mirror unreachable, download refused, ...)."""
+SIGNATURE_UPDATE_OUTCOME_ENGINE_OUTDATED: SignatureUpdateOutcome.ValueType  # 3
+"""The updater says the scanning engine is too old for current signatures."""
+SIGNATURE_UPDATE_OUTCOME_LOCKED: SignatureUpdateOutcome.ValueType  # 4
+"""The signature database was locked by another process, so the update did not run."""
+Global___SignatureUpdateOutcome: _TypeAlias = SignatureUpdateOutcome  # noqa: Y015
 
 class _WifiSecurity:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -193,6 +222,10 @@ class _NetworkClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NetworkC
     NETWORK_CLASS_PUBLIC: _NetworkClass.ValueType  # 1
     NETWORK_CLASS_TRUSTED: _NetworkClass.ValueType  # 2
     NETWORK_CLASS_OTHER: _NetworkClass.ValueType  # 3
+    NETWORK_CLASS_UNKNOWN: _NetworkClass.ValueType  # 4
+    """The OS hid what would tell (macOS redacts the name without Location Services
+    permission): never trusted, never "other".
+    """
 
 class NetworkClass(_NetworkClass, metaclass=_NetworkClassEnumTypeWrapper): ...
 
@@ -200,6 +233,10 @@ NETWORK_CLASS_UNSPECIFIED: NetworkClass.ValueType  # 0
 NETWORK_CLASS_PUBLIC: NetworkClass.ValueType  # 1
 NETWORK_CLASS_TRUSTED: NetworkClass.ValueType  # 2
 NETWORK_CLASS_OTHER: NetworkClass.ValueType  # 3
+NETWORK_CLASS_UNKNOWN: NetworkClass.ValueType  # 4
+"""The OS hid what would tell (macOS redacts the name without Location Services
+permission): never trusted, never "other".
+"""
 Global___NetworkClass: _TypeAlias = NetworkClass  # noqa: Y015
 
 class _ChatApp:
@@ -238,6 +275,27 @@ ENCRYPTION_STATE_ENCRYPTED: EncryptionState.ValueType  # 1
 ENCRYPTION_STATE_NOT_ENCRYPTED: EncryptionState.ValueType  # 2
 ENCRYPTION_STATE_UNKNOWN: EncryptionState.ValueType  # 3
 Global___EncryptionState: _TypeAlias = EncryptionState  # noqa: Y015
+
+class _BackupKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BackupKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BackupKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BACKUP_KIND_UNSPECIFIED: _BackupKind.ValueType  # 0
+    BACKUP_KIND_APP_BACKUP: _BackupKind.ValueType  # 1
+    """Written by the app's own PC backup feature ("备份与恢复", "迁移与备份")."""
+    BACKUP_KIND_ARCHIVE: _BackupKind.ValueType  # 2
+    """An archive (7z, ZIP, OpenPGP, age ...) in a folder the policy names."""
+
+class BackupKind(_BackupKind, metaclass=_BackupKindEnumTypeWrapper): ...
+
+BACKUP_KIND_UNSPECIFIED: BackupKind.ValueType  # 0
+BACKUP_KIND_APP_BACKUP: BackupKind.ValueType  # 1
+"""Written by the app's own PC backup feature ("备份与恢复", "迁移与备份")."""
+BACKUP_KIND_ARCHIVE: BackupKind.ValueType  # 2
+"""An archive (7z, ZIP, OpenPGP, age ...) in a folder the policy names."""
+Global___BackupKind: _TypeAlias = BackupKind  # noqa: Y015
 
 @_typing.final
 class EnrollRequest(_message.Message):
@@ -691,6 +749,7 @@ class PostureReport(_message.Message):
     VPN_FIELD_NUMBER: _builtins.int
     CHAT_BACKUPS_FIELD_NUMBER: _builtins.int
     DISK_ENCRYPTION_FIELD_NUMBER: _builtins.int
+    CHAT_CLIENTS_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
     TRIGGER_FIELD_NUMBER: _builtins.int
     DELIVERY_FIELD_NUMBER: _builtins.int
@@ -726,6 +785,8 @@ class PostureReport(_message.Message):
     @_builtins.property
     def disk_encryption(self) -> Global___DiskEncryptionFact: ...
     @_builtins.property
+    def chat_clients(self) -> Global___ChatClientsFact: ...
+    @_builtins.property
     def errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProbeError]: ...
     @_builtins.property
     def delivery(self) -> Global___DeliveryStats:
@@ -748,13 +809,14 @@ class PostureReport(_message.Message):
         vpn: Global___VpnFact | None = ...,
         chat_backups: Global___ChatBackupFact | None = ...,
         disk_encryption: Global___DiskEncryptionFact | None = ...,
+        chat_clients: Global___ChatClientsFact | None = ...,
         errors: _abc.Iterable[Global___ProbeError] | None = ...,
         trigger: Global___CollectionTrigger.ValueType = ...,
         delivery: Global___DeliveryStats | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["antivirus", b"antivirus", "chat_backups", b"chat_backups", "collected_at", b"collected_at", "delivery", b"delivery", "disk_encryption", b"disk_encryption", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["antivirus", b"antivirus", "chat_backups", b"chat_backups", "chat_clients", b"chat_clients", "collected_at", b"collected_at", "delivery", b"delivery", "disk_encryption", b"disk_encryption", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "antivirus", b"antivirus", "chat_backups", b"chat_backups", "collected_at", b"collected_at", "delivery", b"delivery", "device_id", b"device_id", "disk_encryption", b"disk_encryption", "errors", b"errors", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "report_id", b"report_id", "trigger", b"trigger", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_version", b"agent_version", "antivirus", b"antivirus", "chat_backups", b"chat_backups", "chat_clients", b"chat_clients", "collected_at", b"collected_at", "delivery", b"delivery", "device_id", b"device_id", "disk_encryption", b"disk_encryption", "errors", b"errors", "firewall", b"firewall", "host", b"host", "os_updates", b"os_updates", "report_id", b"report_id", "trigger", b"trigger", "vpn", b"vpn", "wifi", b"wifi"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -909,6 +971,8 @@ class AntivirusProduct(_message.Message):
     SIGNATURES_UPDATED_AT_FIELD_NUMBER: _builtins.int
     SIGNATURES_UP_TO_DATE_FIELD_NUMBER: _builtins.int
     PROCESSES_FIELD_NUMBER: _builtins.int
+    HEALTH_ISSUES_FIELD_NUMBER: _builtins.int
+    SIGNATURE_UPDATE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Product name as the system names it, e.g. "ClamAV", "Microsoft Defender Antivirus"."""
     source: _builtins.str
@@ -925,6 +989,19 @@ class AntivirusProduct(_message.Message):
     def processes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Process names that showed the product running, when seen through processes."""
 
+    @_builtins.property
+    def health_issues(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """What the product itself says stands in the way of protection, one short phrase each, in
+        the source's words: "real-time protection not available", "passive mode", each of
+        mdatp's health_issues. A product with any is not protecting as it should.
+        """
+
+    @_builtins.property
+    def signature_update(self) -> Global___SignatureUpdate:
+        """How the product's signature updater last fared, where the product tells (ClamAV's
+        freshclam log); unset when it does not.
+        """
+
     def __init__(
         self,
         *,
@@ -936,10 +1013,12 @@ class AntivirusProduct(_message.Message):
         signatures_updated_at: _timestamp_pb2.Timestamp | None = ...,
         signatures_up_to_date: _builtins.bool | None = ...,
         processes: _abc.Iterable[_builtins.str] | None = ...,
+        health_issues: _abc.Iterable[_builtins.str] | None = ...,
+        signature_update: Global___SignatureUpdate | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "_real_time_protection", b"_real_time_protection", "_signatures_up_to_date", b"_signatures_up_to_date", "enabled", b"enabled", "real_time_protection", b"real_time_protection", "signatures_up_to_date", b"signatures_up_to_date", "signatures_updated_at", b"signatures_updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "_real_time_protection", b"_real_time_protection", "_signatures_up_to_date", b"_signatures_up_to_date", "enabled", b"enabled", "real_time_protection", b"real_time_protection", "signature_update", b"signature_update", "signatures_up_to_date", b"signatures_up_to_date", "signatures_updated_at", b"signatures_updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "_real_time_protection", b"_real_time_protection", "_signatures_up_to_date", b"_signatures_up_to_date", "enabled", b"enabled", "name", b"name", "processes", b"processes", "real_time_protection", b"real_time_protection", "signature_version", b"signature_version", "signatures_up_to_date", b"signatures_up_to_date", "signatures_updated_at", b"signatures_updated_at", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_enabled", b"_enabled", "_real_time_protection", b"_real_time_protection", "_signatures_up_to_date", b"_signatures_up_to_date", "enabled", b"enabled", "health_issues", b"health_issues", "name", b"name", "processes", b"processes", "real_time_protection", b"real_time_protection", "signature_update", b"signature_update", "signature_version", b"signature_version", "signatures_up_to_date", b"signatures_up_to_date", "signatures_updated_at", b"signatures_updated_at", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__enabled: _TypeAlias = _typing.Literal["enabled"]  # noqa: Y015
     _WhichOneofArgType__enabled: _TypeAlias = _typing.Literal["_enabled", b"_enabled"]  # noqa: Y015
@@ -955,6 +1034,39 @@ class AntivirusProduct(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__signatures_up_to_date) -> _WhichOneofReturnType__signatures_up_to_date | None: ...
 
 Global___AntivirusProduct: _TypeAlias = AntivirusProduct  # noqa: Y015
+
+@_typing.final
+class SignatureUpdate(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ATTEMPTED_AT_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_AT_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    outcome: Global___SignatureUpdateOutcome.ValueType
+    detail: _builtins.str
+    """The updater's own words about the outcome (one line), e.g. "Can't download daily.cvd"."""
+    @_builtins.property
+    def attempted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the updater last tried, and when it last succeeded, where it tells."""
+
+    @_builtins.property
+    def succeeded_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        outcome: Global___SignatureUpdateOutcome.ValueType = ...,
+        attempted_at: _timestamp_pb2.Timestamp | None = ...,
+        succeeded_at: _timestamp_pb2.Timestamp | None = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["attempted_at", b"attempted_at", "succeeded_at", b"succeeded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempted_at", b"attempted_at", "detail", b"detail", "outcome", b"outcome", "succeeded_at", b"succeeded_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignatureUpdate: _TypeAlias = SignatureUpdate  # noqa: Y015
 
 @_typing.final
 class FirewallFact(_message.Message):
@@ -1138,6 +1250,9 @@ class WifiSession(_message.Message):
     VPN_UP_FIELD_NUMBER: _builtins.int
     VPN_UP_AT_FIELD_NUMBER: _builtins.int
     INTERFACE_FIELD_NUMBER: _builtins.int
+    CLASSIFICATION_REASONS_FIELD_NUMBER: _builtins.int
+    NETWORK_CATEGORY_FIELD_NUMBER: _builtins.int
+    CAPTIVE_PORTAL_FIELD_NUMBER: _builtins.int
     network_id: _builtins.str
     """The network name for public and trusted networks; for any other network, a keyed hash
     ("h:" + hex) so that home network names do not leave the device.
@@ -1147,6 +1262,14 @@ class WifiSession(_message.Message):
     vpn_up: _builtins.bool
     """Whether a VPN was up at any time during the session, and when it first was."""
     interface: _builtins.str
+    network_category: _builtins.str
+    """Windows' category of the connection: "Public", "Private", "DomainAuthenticated"; "" where
+    the OS has none.
+    """
+    captive_portal: _builtins.bool
+    """Whether the OS saw a captive portal (NetworkManager connectivity PORTAL, Windows'
+    connectivity flags); unset when it does not say.
+    """
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -1155,6 +1278,13 @@ class WifiSession(_message.Message):
 
     @_builtins.property
     def vpn_up_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def classification_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why the agent classified the network so, one phrase a signal: "open network", "WEP",
+        "Windows network category Public", "captive portal", "name matches CMCC*",
+        "company network", "name hidden by macOS".
+        """
+
     def __init__(
         self,
         *,
@@ -1166,12 +1296,17 @@ class WifiSession(_message.Message):
         vpn_up: _builtins.bool = ...,
         vpn_up_at: _timestamp_pb2.Timestamp | None = ...,
         interface: _builtins.str = ...,
+        classification_reasons: _abc.Iterable[_builtins.str] | None = ...,
+        network_category: _builtins.str = ...,
+        captive_portal: _builtins.bool | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ended_at", b"ended_at", "started_at", b"started_at", "vpn_up_at", b"vpn_up_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_captive_portal", b"_captive_portal", "captive_portal", b"captive_portal", "ended_at", b"ended_at", "started_at", b"started_at", "vpn_up_at", b"vpn_up_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "ended_at", b"ended_at", "interface", b"interface", "network_id", b"network_id", "security", b"security", "started_at", b"started_at", "vpn_up", b"vpn_up", "vpn_up_at", b"vpn_up_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_captive_portal", b"_captive_portal", "captive_portal", b"captive_portal", "classification", b"classification", "classification_reasons", b"classification_reasons", "ended_at", b"ended_at", "interface", b"interface", "network_category", b"network_category", "network_id", b"network_id", "security", b"security", "started_at", b"started_at", "vpn_up", b"vpn_up", "vpn_up_at", b"vpn_up_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__captive_portal: _TypeAlias = _typing.Literal["captive_portal"]  # noqa: Y015
+    _WhichOneofArgType__captive_portal: _TypeAlias = _typing.Literal["_captive_portal", b"_captive_portal"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__captive_portal) -> _WhichOneofReturnType__captive_portal | None: ...
 
 Global___WifiSession: _TypeAlias = WifiSession  # noqa: Y015
 
@@ -1226,23 +1361,51 @@ Global___VpnInterface: _TypeAlias = VpnInterface  # noqa: Y015
 
 @_typing.final
 class ChatBackupFact(_message.Message):
+    """Backup sets, never the apps' live data: WeChat's own chat databases are encrypted and
+    change every minute, and are not a backup (docs/chat-backups.md).
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     BACKUPS_FIELD_NUMBER: _builtins.int
     LOCATIONS_CHECKED_FIELD_NUMBER: _builtins.int
+    LIVE_DATA_FIELD_NUMBER: _builtins.int
+    ENTRIES_SKIPPED_FIELD_NUMBER: _builtins.int
+    SKIPPED_REASONS_FIELD_NUMBER: _builtins.int
     locations_checked: _builtins.int
     """How many candidate locations were looked at (so "no backup" can be weighed)."""
+    entries_skipped: _builtins.int
+    """Entries skipped because they could not be read or named (permission denied, a name that
+    is not valid text): each costs only itself, never the fact.
+    """
     @_builtins.property
-    def backups(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatBackup]: ...
+    def backups(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatBackup]:
+        """One entry per backup set. Agents before BackupKind reported whole folders, live data
+        included: their entries have kind UNSPECIFIED and cannot be trusted as backups.
+        """
+
+    @_builtins.property
+    def live_data(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatDataFolder]:
+        """The apps' live data folders found, one per account: never counted as backups, reported
+        so IT sees the app is in use.
+        """
+
+    @_builtins.property
+    def skipped_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Why, for the first few skipped entries."""
+
     def __init__(
         self,
         *,
         backups: _abc.Iterable[Global___ChatBackup] | None = ...,
         locations_checked: _builtins.int = ...,
+        live_data: _abc.Iterable[Global___ChatDataFolder] | None = ...,
+        entries_skipped: _builtins.int = ...,
+        skipped_reasons: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backups", b"backups", "locations_checked", b"locations_checked"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backups", b"backups", "entries_skipped", b"entries_skipped", "live_data", b"live_data", "locations_checked", b"locations_checked", "skipped_reasons", b"skipped_reasons"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1259,18 +1422,37 @@ class ChatBackup(_message.Message):
     TOTAL_BYTES_FIELD_NUMBER: _builtins.int
     ENCRYPTION_FIELD_NUMBER: _builtins.int
     ENCRYPTION_EVIDENCE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    ON_ENCRYPTED_VOLUME_FIELD_NUMBER: _builtins.int
+    VOLUME_EVIDENCE_FIELD_NUMBER: _builtins.int
     app: Global___ChatApp.ValueType
     location: _builtins.str
-    """The folder, with the user's home shown as "~"."""
+    """The set's folder or archive file, with the user's home shown as "~"."""
     file_count: _builtins.int
     total_bytes: _builtins.int
     encryption: Global___EncryptionState.ValueType
+    """Whether the set's own files are encrypted (not the volume it lies on)."""
     encryption_evidence: _builtins.str
-    """Why the agent believes the encryption state, e.g. "on LUKS volume /dev/dm-0",
-    "7z archive with AES header", "SQLite format 3 header: plain database".
+    """Why the agent believes the encryption state, e.g. "7z archive with AES-256 encryption",
+    "SQLite format 3 header: plain database".
     """
+    kind: Global___BackupKind.ValueType
+    account: _builtins.str
+    """The account the set belongs to, where the layout names it (a folder name); "" when not."""
+    format: _builtins.str
+    """What the agent recognised: "WeChat 3.x PC backup", "7z archive", "ZIP archive"."""
+    on_encrypted_volume: _builtins.bool
+    """Whether the set lies on an encrypted volume (BitLocker, FileVault, LUKS); unset when
+    the disk-encryption fact does not tell. The "kept safe" half of clause 6.2.1.
+    """
+    volume_evidence: _builtins.str
+    """e.g. "on LUKS2 volume /dev/dm-0 mounted at /home"."""
     @_builtins.property
-    def newest_backup_at(self) -> _timestamp_pb2.Timestamp: ...
+    def newest_backup_at(self) -> _timestamp_pb2.Timestamp:
+        """The newest file time of this set alone."""
+
     def __init__(
         self,
         *,
@@ -1281,14 +1463,115 @@ class ChatBackup(_message.Message):
         total_bytes: _builtins.int = ...,
         encryption: Global___EncryptionState.ValueType = ...,
         encryption_evidence: _builtins.str = ...,
+        kind: Global___BackupKind.ValueType = ...,
+        account: _builtins.str = ...,
+        format: _builtins.str = ...,
+        on_encrypted_volume: _builtins.bool | None = ...,
+        volume_evidence: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["newest_backup_at", b"newest_backup_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_on_encrypted_volume", b"_on_encrypted_volume", "newest_backup_at", b"newest_backup_at", "on_encrypted_volume", b"on_encrypted_volume"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "encryption", b"encryption", "encryption_evidence", b"encryption_evidence", "file_count", b"file_count", "location", b"location", "newest_backup_at", b"newest_backup_at", "total_bytes", b"total_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_on_encrypted_volume", b"_on_encrypted_volume", "account", b"account", "app", b"app", "encryption", b"encryption", "encryption_evidence", b"encryption_evidence", "file_count", b"file_count", "format", b"format", "kind", b"kind", "location", b"location", "newest_backup_at", b"newest_backup_at", "on_encrypted_volume", b"on_encrypted_volume", "total_bytes", b"total_bytes", "volume_evidence", b"volume_evidence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__on_encrypted_volume: _TypeAlias = _typing.Literal["on_encrypted_volume"]  # noqa: Y015
+    _WhichOneofArgType__on_encrypted_volume: _TypeAlias = _typing.Literal["_on_encrypted_volume", b"_on_encrypted_volume"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__on_encrypted_volume) -> _WhichOneofReturnType__on_encrypted_volume | None: ...
+
+Global___ChatBackup: _TypeAlias = ChatBackup  # noqa: Y015
+
+@_typing.final
+class ChatDataFolder(_message.Message):
+    """An app's live data folder for one account: where the app itself keeps its chats."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    ACCOUNT_FIELD_NUMBER: _builtins.int
+    LAYOUT_FIELD_NUMBER: _builtins.int
+    app: Global___ChatApp.ValueType
+    location: _builtins.str
+    """With the user's home shown as "~"."""
+    account: _builtins.str
+    """The account folder's name ("wxid_…"), where the layout has one."""
+    layout: _builtins.str
+    """Which layout was recognised: "WeChat 3.x", "WeChat 4.x", "WeCom"."""
+    def __init__(
+        self,
+        *,
+        app: Global___ChatApp.ValueType = ...,
+        location: _builtins.str = ...,
+        account: _builtins.str = ...,
+        layout: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["account", b"account", "app", b"app", "layout", b"layout", "location", b"location"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ChatBackup: _TypeAlias = ChatBackup  # noqa: Y015
+Global___ChatDataFolder: _TypeAlias = ChatDataFolder  # noqa: Y015
+
+@_typing.final
+class ChatClientsFact(_message.Message):
+    """--- chat clients ----------------------------------------------------------------------
+
+    The installed WeChat and WeCom clients and their versions (6.3.1: software kept updated).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def clients(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChatClient]: ...
+    def __init__(
+        self,
+        *,
+        clients: _abc.Iterable[Global___ChatClient] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["clients", b"clients"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChatClientsFact: _TypeAlias = ChatClientsFact  # noqa: Y015
+
+@_typing.final
+class ChatClient(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    VERSION_ERROR_FIELD_NUMBER: _builtins.int
+    app: Global___ChatApp.ValueType
+    version: _builtins.str
+    """As the app numbers itself: "3.9.12.17", "4.0.3.22". Empty when the app is installed
+    but its version could not be read; `version_error` then says why.
+    """
+    source: _builtins.str
+    """Where the version was read: "registry", "Info.plist", "dpkg", "file version"."""
+    location: _builtins.str
+    """The install folder, with a user's home shown as "~"."""
+    version_error: _builtins.str
+    def __init__(
+        self,
+        *,
+        app: Global___ChatApp.ValueType = ...,
+        version: _builtins.str = ...,
+        source: _builtins.str = ...,
+        location: _builtins.str = ...,
+        version_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "location", b"location", "source", b"source", "version", b"version", "version_error", b"version_error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChatClient: _TypeAlias = ChatClient  # noqa: Y015
 
 @_typing.final
 class DiskEncryptionFact(_message.Message):
