@@ -277,22 +277,33 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
         raise CliError("say what to produce: --json (print the report), --bundle OUT, or both")
     if args.replay is not None and args.bundle is not None:
         raise CliError("--replay reads a bundle; it cannot also record one (drop --bundle)")
+    config = probe_config(state, args)
     if args.replay is not None:
         try:
-            host: Host = BundleHost.load(args.replay)
+            bundle = BundleHost.load(args.replay)
         except BundleError as exc:
             raise CliError(f"{exc}") from exc
+        host: Host = bundle
         device_id = ""
+        if bundle.probe_config is not None:
+            # The recording's own backup folders and Wi-Fi rules: the same facts anywhere.
+            config = bundle.probe_config
+        else:
+            print(
+                "This bundle (format 1) does not record the probe configuration: replaying"
+                " with this computer's backup folders and Wi-Fi rules",
+                file=sys.stderr,
+            )
     else:
         host = live_host(state)
         device_id = state.load().device_id if state.is_enrolled() else ""
     recorder = RecordingHost(host) if args.bundle is not None else None
-    report = build_report(recorder or host, probe_config(state, args), device_id)
+    report = build_report(recorder or host, config, device_id)
     if args.replay is None and state.is_enrolled():
         SessionLog(state.wifi_sessions_path).apply(report, save=False)
     if recorder is not None:
         try:
-            recorder.save(args.bundle, __version__)
+            recorder.save(args.bundle, __version__, config)
         except OSError as exc:
             raise CliError(f"cannot write the bundle to {args.bundle}: {exc.strerror}") from exc
         print(f"Diagnostic bundle written to {args.bundle}", file=sys.stderr)

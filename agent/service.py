@@ -26,8 +26,8 @@ from typing import Protocol, TypeAlias
 from agent.backoff import Backoff
 from agent.host import Host
 from agent.probes import ProbeConfig
-from agent.probes.backup_locations import BY_FAMILY
-from agent.probes.chat_backups import candidates
+from agent.probes.chat_backups import watch_folders
+from agent.probes.chat_layouts import BY_FAMILY
 from agent.probes.outcome import ProbeContext
 from agent.transport import DrainResult
 from agent.watch import (
@@ -79,9 +79,10 @@ class Work(Protocol):
 
 
 def backup_folders(host: Host, config: ProbeConfig) -> list[str]:
-    """The folders the chat-backup probe looks in on this host, for the backup watcher."""
+    """Where a new chat backup appears on this host, for the backup watcher: the apps' backup
+    folders and the policy's, never their live data (written every minute)."""
     ctx = ProbeContext(host, config, pb.PostureReport())
-    return [path for _, path in candidates(ctx, BY_FAMILY.get(host.os_family, ()))]
+    return watch_folders(ctx, BY_FAMILY.get(host.os_family, ()))
 
 
 class Loop:

@@ -14,11 +14,8 @@ import time
 
 from agent.host import LiveHost
 from agent.probes import ProbeConfig
-from agent.probes.backup_locations import LINUX
-from agent.probes.chat_backups import candidates
-from agent.probes.outcome import ProbeContext
+from agent.service import backup_folders
 from agent.watch import BackupWatcher, NetworkWatcher
-from devposture.v1 import devposture_pb2 as pb
 
 
 def _cpu() -> float:
@@ -31,9 +28,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     seconds = parser.parse_args().seconds
     host = LiveHost()
-    folders = [
-        path for _, path in candidates(ProbeContext(host, ProbeConfig(), pb.PostureReport()), LINUX)
-    ]
+    folders = backup_folders(host, ProbeConfig())
     changes: list[float] = []
     network = NetworkWatcher(host, lambda: changes.append(time.monotonic()))
     backups = BackupWatcher(folders, lambda: changes.append(time.monotonic()))

@@ -260,32 +260,105 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
 
 
 def check_chat_backup(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    """6.2.1: back up work chats regularly, keep the backups safe.
+
+    Only backup sets count (kind APP_BACKUP or ARCHIVE): never the apps' live data, which the
+    agent reports apart. A backup is kept safe when its own files are encrypted or it lies on
+    an encrypted volume. Any plain backup on a volume known not to be encrypted fails the
+    clause, whatever else exists: it is a copy of work chats anyone with the disk can read
+    (one whose volume is unknown makes the clause UNKNOWN). Otherwise the clause needs one
+    safe backup within the age limit; the newest one's age decides."""
     if not report.HasField("chat_backups"):
         return _missing(report, pb.FACT_CHAT_BACKUPS, "chat backups")
     fact = report.chat_backups
-    dated = [b for b in fact.backups if b.HasField("newest_backup_at") and b.file_count > 0]
-    if not dated:
+    legacy = [b for b in fact.backups if b.kind == pb.BACKUP_KIND_UNSPECIFIED]
+    if legacy and len(legacy) == len(fact.backups):
+        return Verdict(
+            State.UNKNOWN,
+            f"agent {report.agent_version or '(unknown version)'} cannot tell backups from"
+            " WeChat's own data folders: update the agent",
+        )
+    sets = [
+        b
+        for b in fact.backups
+        if b.kind != pb.BACKUP_KIND_UNSPECIFIED and b.HasField("newest_backup_at")
+    ]
+    plain = [b for b in sets if b.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED]
+    exposed = [b for b in plain if b.HasField("on_encrypted_volume") and not b.on_encrypted_volume]
+    if exposed:
+        first = max(exposed, key=lambda b: utc(b.newest_backup_at))
+        others = f" and {len(exposed) - 1} other(s)" if len(exposed) > 1 else ""
         return Verdict(
             State.FAIL,
-            f"no WeChat or WeCom backup found ({fact.locations_checked} location(s) checked)",
+            f"plain backup {first.location} of {_date(utc(first.newest_backup_at))}{others}"
+            f" is not encrypted ({first.encryption_evidence}; {first.volume_evidence})",
         )
-    newest = max(dated, key=lambda b: utc(b.newest_backup_at))
+    if not sets:
+        return _no_backup(report, fact)
+    newest = max(sets, key=lambda b: utc(b.newest_backup_at))
     newest_at = utc(newest.newest_backup_at)
     if now - newest_at > p.backup_max_age:
         return Verdict(
             State.FAIL,
-            f"newest backup is from {_date(newest_at)}, older than {p.backup_max_age.days} days",
+            f"newest backup {newest.location} is from {_date(newest_at)},"
+            f" older than {p.backup_max_age.days} days",
         )
-    if newest.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED:
-        return Verdict(State.FAIL, f"newest backup is not encrypted ({newest.encryption_evidence})")
-    if newest.encryption != pb.ENCRYPTION_STATE_ENCRYPTED:
+    doubtful = [b for b in plain if not b.on_encrypted_volume]
+    if doubtful:
+        first = doubtful[0]
         return Verdict(
             State.UNKNOWN,
-            f"backup of {_date(newest_at)} found, encryption unknown"
-            + (f" ({newest.encryption_evidence})" if newest.encryption_evidence else ""),
+            f"plain backup {first.location} ({first.encryption_evidence}): whether its disk is"
+            f" encrypted is unknown ({first.volume_evidence})",
+        )
+    fresh = [b for b in sets if now - utc(b.newest_backup_at) <= p.backup_max_age]
+    safe = [b for b in fresh if _kept_safe(b)]
+    if safe:
+        best = max(safe, key=lambda b: utc(b.newest_backup_at))
+        return Verdict(
+            State.PASS,
+            f"{_safe_how(best)} backup {best.location} of {_date(utc(best.newest_backup_at))}"
+            f" ({_safe_why(best)})",
         )
     return Verdict(
-        State.PASS, f"encrypted backup of {_date(newest_at)} ({newest.encryption_evidence})"
+        State.UNKNOWN,
+        f"backup {newest.location} of {_date(newest_at)} found, not known to be kept safe"
+        f" ({newest.encryption_evidence}; {newest.volume_evidence})",
+    )
+
+
+def _kept_safe(backup: pb.ChatBackup) -> bool:
+    return backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED or backup.on_encrypted_volume
+
+
+def _safe_how(backup: pb.ChatBackup) -> str:
+    return "encrypted" if backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED else "protected"
+
+
+def _safe_why(backup: pb.ChatBackup) -> str:
+    parts = []
+    if backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED:
+        parts.append(backup.encryption_evidence)
+    if backup.on_encrypted_volume:
+        parts.append(backup.volume_evidence)
+    return "; ".join(p for p in parts if p)
+
+
+def _no_backup(report: pb.PostureReport, fact: pb.ChatBackupFact) -> Verdict:
+    """No backup set at all: FAIL, unless something that could hold one was not read."""
+    in_use = ""
+    if fact.live_data:
+        in_use = f"; WeChat/WeCom data of {len(fact.live_data)} account(s) found, not a backup"
+    unread = _source_errors(report, pb.FACT_CHAT_BACKUPS) + list(fact.skipped_reasons)
+    if unread or fact.entries_skipped:
+        shown = "; ".join(unread[:3]) or f"{fact.entries_skipped} entries"
+        return Verdict(
+            State.UNKNOWN,
+            f"no WeChat or WeCom backup found, but some places could not be read: {shown}",
+        )
+    return Verdict(
+        State.FAIL,
+        f"no WeChat or WeCom backup found ({fact.locations_checked} location(s) checked)" + in_use,
     )
 
 

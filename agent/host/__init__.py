@@ -13,7 +13,7 @@ from agent.host.errors import (
     SourceMissingError,
 )
 from agent.host.live import LiveHost
-from agent.host.paths import display_path
+from agent.host.paths import display_path, printable
 from agent.host.protocol import OK_ONLY, Host
 from agent.host.types import (
     CommandResult,
@@ -43,4 +43,5 @@ __all__ = [
     "SourceMissingError",
     "WalkResult",
     "display_path",
+    "printable",
 ]

@@ -8,18 +8,25 @@ recorded systems. Principle 4: one room touches the OS, and it can run live, rec
 
 The format is one JSON document (see docs/bundle-format.md):
 
-    {"format": "devposture-bundle", "version": 1, "os_family": "OS_FAMILY_LINUX",
-     "recorded_at": "...", "agent_version": "...",
+    {"format": "devposture-bundle", "version": 2, "os_family": "OS_FAMILY_LINUX",
+     "recorded_at": "...", "agent_version": "...", "probe_config": {...},
      "calls": [{"method": "run", "args": {"argv": [...]}, "result": {...}} | "error": {...}]}
 
 Bytes are base64. File samples read with `read_sample` (chat backups) are redacted before they
-are written (agent.host.redact): a bundle holds no chat content.
+are written (agent.host.redact): a bundle holds no chat content. `probe_config` is what the
+probes were told (the policy's backup folders and Wi-Fi rules): a replay uses it, so it asks
+for the same folders and classifies the same networks on any machine. Version 1 bundles had
+none; they replay with the replaying agent's own configuration.
+
+File names need not be valid text (agent.host.paths): a lone surrogate in a name or path is
+written as a JSON "\\udcXX" escape, which JSON readers give back as the same character.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -45,11 +52,14 @@ from agent.host.types import (
     ProcessInfo,
     WalkResult,
 )
+from agent.probes.config import ProbeConfig
 from agent.state import write_atomic
 from devposture.v1 import devposture_pb2 as pb
 
 FORMAT = "devposture-bundle"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = frozenset({1, 2})
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 T = TypeVar("T")
 _ERRORS: dict[str, type[HostError]] = {
     cls.__name__: cls
@@ -82,6 +92,42 @@ def _unb64(text: str) -> bytes:
 
 def _key(method: str, args: dict[str, Any]) -> str:
     return json.dumps([method, args], sort_keys=True)
+
+
+def dumps(document: object) -> bytes:
+    """JSON in UTF-8, readable (Chinese stays Chinese), with lone surrogates escaped: UTF-8
+    cannot hold them, and a name that is not valid text must replay under the same name."""
+    text = json.dumps(document, indent=1, ensure_ascii=False)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode("utf-8")
+
+
+def config_document(config: ProbeConfig) -> dict[str, Any]:
+    return {
+        "backup_folders": list(config.backup_folders),
+        "trusted_networks": list(config.trusted_networks),
+        "public_network_patterns": list(config.public_network_patterns),
+        "network_hash_key": _b64(config.network_hash_key),
+        "command_timeout": config.command_timeout,
+    }
+
+
+def config_from_document(data: dict[str, Any]) -> ProbeConfig:
+    def strings(key: str) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BundleError(f"the bundle is damaged (probe_config.{key} is not a list of text)")
+        return tuple(value)
+
+    try:
+        return ProbeConfig(
+            backup_folders=strings("backup_folders"),
+            trusted_networks=strings("trusted_networks"),
+            public_network_patterns=strings("public_network_patterns"),
+            network_hash_key=_unb64(str(data.get("network_hash_key", ""))),
+            command_timeout=float(data.get("command_timeout", ProbeConfig.command_timeout)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"the bundle is damaged (probe_config: {exc})") from exc
 
 
 # --- how each method's result is written and read ---------------------------------------
@@ -245,7 +291,7 @@ class RecordingHost:
     def now(self) -> datetime:
         return self._record("now", {}, self._inner.now)
 
-    def bundle(self, agent_version: str) -> dict[str, Any]:
+    def bundle(self, agent_version: str, config: ProbeConfig) -> dict[str, Any]:
         recorded_at = next(
             (c["result"] for c in self._calls.values() if c["method"] == "now"), None
         )
@@ -255,12 +301,12 @@ class RecordingHost:
             "os_family": pb.OsFamily.Name(self.os_family),
             "recorded_at": recorded_at,
             "agent_version": agent_version,
+            "probe_config": config_document(config),
             "calls": list(self._calls.values()),
         }
 
-    def save(self, path: Path, agent_version: str) -> None:
-        data = json.dumps(self.bundle(agent_version), indent=1, ensure_ascii=False)
-        write_atomic(path, data.encode("utf-8"), 0o600)
+    def save(self, path: Path, agent_version: str, config: ProbeConfig) -> None:
+        write_atomic(path, dumps(self.bundle(agent_version, config)), 0o600)
 
 
 class BundleHost:
@@ -269,10 +315,11 @@ class BundleHost:
     def __init__(self, document: dict[str, Any]) -> None:
         if document.get("format") != FORMAT:
             raise BundleError("this file is not a devposture diagnostic bundle")
-        if document.get("version") != VERSION:
+        if document.get("version") not in READABLE_VERSIONS:
             raise BundleError(
                 f"bundle format version {document.get('version')} is not supported"
-                f" (this agent reads version {VERSION}); replay it with a matching agent"
+                f" (this agent reads versions {', '.join(map(str, sorted(READABLE_VERSIONS)))});"
+                " replay it with a matching agent"
             )
         try:
             self._family = pb.OsFamily.Value(document["os_family"])
@@ -281,6 +328,13 @@ class BundleHost:
             raise BundleError(f"the bundle is damaged ({type(exc).__name__}: {exc})") from exc
         self.recorded_at: str | None = document.get("recorded_at")
         self.agent_version: str = str(document.get("agent_version", ""))
+        # What the recording agent's probes were told; None in a version 1 bundle.
+        recorded = document.get("probe_config")
+        if recorded is not None and not isinstance(recorded, dict):
+            raise BundleError("the bundle is damaged (probe_config is not an object)")
+        self.probe_config: ProbeConfig | None = (
+            config_from_document(recorded) if recorded is not None else None
+        )
 
     @classmethod
     def load(cls, path: Path) -> BundleHost:

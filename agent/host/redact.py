@@ -30,6 +30,8 @@ _KEEP: tuple[tuple[bytes, int], ...] = (
     (b"7z\xbc\xaf\x27\x1c", 32),  # the whole start header: versions, offsets, CRCs
     (b"PK\x03\x04", 30),
     (b"\x1f\x8b", 2),
+    (b"Salted__", 8),  # OpenSSL enc; the salt after it is random
+    (b"U2FsdGVkX1", 10),  # the same, base64; the rest is base64 of ciphertext
 )
 _MIN_RUN = 2
 

@@ -16,6 +16,9 @@ Used for chat backups (DESIGN principle 8). Each recogniser is a published forma
   * SQLite "SQLite format 3\\0": a plain database (SQLCipher databases start with random salt).
   * LUKS "LUKS\\xba\\xbe": an encrypted container file.
   * gzip 1f 8b: compressed, not encrypted.
+  * OpenSSL `enc` output "Salted__" (or its base64, "U2FsdGVkX1"): encrypted.
+  * Readable text (valid UTF-8, no control bytes but tab and line ends): a plain export, such as
+    the TXT, HTML or CSV files chat-export tools write.
   * Nothing recognised: a sample that looks random (Shannon entropy of at least 5.2 bits per
     byte over 64 bytes, and mostly unprintable) is reported ENCRYPTED, labelled as weak
     evidence: SQLCipher databases and raw ciphertext look like this, but so could an unknown
@@ -52,6 +55,8 @@ _PGP_PACKETS: dict[int, tuple[frozenset[int], bool, str]] = {
 class HeaderVerdict:
     state: pb.EncryptionState.ValueType
     evidence: str
+    # What the file is, shown with an archive: "7z archive", "ZIP archive", "" when unknown.
+    format: str = ""
 
 
 def _openpgp(data: bytes) -> HeaderVerdict | None:
@@ -83,25 +88,37 @@ def _openpgp(data: bytes) -> HeaderVerdict | None:
     if data[body] not in versions:
         return None
     state = _ENCRYPTED if encrypted else _PLAIN
-    return HeaderVerdict(state, f"OpenPGP message starting with {what}")
+    return HeaderVerdict(state, f"OpenPGP message starting with {what}", "OpenPGP message")
 
+
+_OPENSSL = "OpenSSL encrypted file"
 
 # Formats whose first bytes alone decide the verdict.
 _MAGIC: tuple[tuple[bytes, HeaderVerdict], ...] = (
-    (b"age-encryption.org/v1", HeaderVerdict(_ENCRYPTED, "age encrypted file")),
+    (b"age-encryption.org/v1", HeaderVerdict(_ENCRYPTED, "age encrypted file", "age file")),
     (
         b"-----BEGIN AGE ENCRYPTED FILE-----",
-        HeaderVerdict(_ENCRYPTED, "age encrypted file (armored)"),
+        HeaderVerdict(_ENCRYPTED, "age encrypted file (armored)", "age file"),
     ),
     (
         b"-----BEGIN PGP MESSAGE-----",
-        HeaderVerdict(_UNKNOWN, "armored OpenPGP message (encrypted or only signed)"),
+        HeaderVerdict(
+            _UNKNOWN, "armored OpenPGP message (encrypted or only signed)", "OpenPGP message"
+        ),
     ),
-    (b"SQLite format 3\x00", HeaderVerdict(_PLAIN, "SQLite format 3 header: plain database")),
-    (b"LUKS\xba\xbe", HeaderVerdict(_ENCRYPTED, "LUKS encrypted container")),
+    (
+        b"SQLite format 3\x00",
+        HeaderVerdict(_PLAIN, "SQLite format 3 header: plain database", "SQLite database"),
+    ),
+    (b"LUKS\xba\xbe", HeaderVerdict(_ENCRYPTED, "LUKS encrypted container", "LUKS container")),
+    (b"Salted__", HeaderVerdict(_ENCRYPTED, "OpenSSL enc encrypted file", _OPENSSL)),
+    # The same, base64-armored (`openssl enc -a`): "Salted__" in base64.
+    (b"U2FsdGVkX1", HeaderVerdict(_ENCRYPTED, "OpenSSL enc encrypted file (base64)", _OPENSSL)),
     (
         b"7z\xbc\xaf\x27\x1c",
-        HeaderVerdict(_UNKNOWN, "7z archive: encryption not visible in its first bytes"),
+        HeaderVerdict(
+            _UNKNOWN, "7z archive: encryption not visible in its first bytes", "7z archive"
+        ),
     ),
 )
 
@@ -118,12 +135,12 @@ def sniff(data: bytes) -> HeaderVerdict:
         flags = int.from_bytes(data[6:8], "little")
         method = int.from_bytes(data[8:10], "little")
         if method == 99:
-            return HeaderVerdict(_ENCRYPTED, "ZIP archive with WinZip AES encryption")
+            return HeaderVerdict(_ENCRYPTED, "ZIP archive with WinZip AES encryption", _ZIP)
         if flags & 0x1:
-            return HeaderVerdict(_ENCRYPTED, "ZIP archive with encrypted entries")
-        return HeaderVerdict(_PLAIN, "ZIP archive without encryption")
+            return HeaderVerdict(_ENCRYPTED, "ZIP archive with encrypted entries", _ZIP)
+        return HeaderVerdict(_PLAIN, "ZIP archive without encryption", _ZIP)
     if data.startswith(b"\x1f\x8b"):
-        return HeaderVerdict(_PLAIN, "gzip stream: compressed, not encrypted")
+        return HeaderVerdict(_PLAIN, "gzip stream: compressed, not encrypted", "gzip file")
     pgp = _openpgp(data)
     if pgp is not None:
         return pgp
@@ -133,7 +150,27 @@ def sniff(data: bytes) -> HeaderVerdict:
             "weak evidence: the first bytes look random (high entropy, no known header),"
             " as in SQLCipher or other encrypted files",
         )
+    if looks_like_text(data):
+        return HeaderVerdict(_PLAIN, "readable text: a plain export", "text file")
     return HeaderVerdict(_UNKNOWN, "unrecognised file header")
+
+
+_ZIP = "ZIP archive"
+_TEXT_CONTROLS = frozenset(b"\t\n\r\x0c")
+
+
+def looks_like_text(data: bytes) -> bool:
+    """Valid UTF-8 (a character cut at the sample's end allowed) without control bytes but
+    tab, line ends and form feed: a text file, which is never encrypted."""
+    if any(byte < 0x20 and byte not in _TEXT_CONTROLS for byte in data) or 0x7F in data:
+        return False
+    for cut in range(4):
+        try:
+            data[: len(data) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        return True
+    return False
 
 
 def looks_random(data: bytes) -> bool:
@@ -167,12 +204,15 @@ def seven_zip_end_header(start: bytes) -> tuple[int, int] | None:
 def sniff_7z_end_header(end: bytes) -> HeaderVerdict:
     """What a 7z end header says: its coders name AES-256 when anything in it is encrypted."""
     if _AES_256_SHA_256 in end:
-        return HeaderVerdict(_ENCRYPTED, "7z archive with AES-256 encryption")
+        return HeaderVerdict(_ENCRYPTED, "7z archive with AES-256 encryption", _7Z)
     if end[:1] == b"\x01":  # a plain header: every coder is listed, none is AES
-        return HeaderVerdict(_PLAIN, "7z archive without encryption")
+        return HeaderVerdict(_PLAIN, "7z archive without encryption", _7Z)
     return HeaderVerdict(
-        _UNKNOWN, "7z archive with a compressed header: encryption of its contents not visible"
+        _UNKNOWN, "7z archive with a compressed header: encryption of its contents not visible", _7Z
     )
+
+
+_7Z = "7z archive"
 
 
 def combine(verdicts: list[HeaderVerdict]) -> HeaderVerdict:

@@ -1,23 +1,38 @@
-"""Chat backups on every OS: WeChat/WeCom folders in every user's home, plus configured folders.
+"""Chat backups on every OS: backup sets, never the apps' own live data (clause 6.2.1).
 
-Each OS module passes its own default locations (agent.probes.backup_locations); the scan,
-the counting and the encryption evidence are the same everywhere. Paths use "/" on every OS
-(Windows accepts it), so a Windows location is "C:/Users/<name>/Documents/WeChat Files".
+WeChat keeps its chats in databases that the app encrypts and rewrites every minute. A probe
+that counted those folders would report "a fresh encrypted backup" on every PC with WeChat
+installed and none ever made. So the scan tells three things apart, from the layouts in
+agent.probes.chat_layouts (each from a public source, docs/chat-backups.md):
 
-For each folder that exists: the newest file's time, how many files and bytes (a bounded
-walk, at most MAX_FILES files: counts are then lower bounds), and whether it is encrypted.
-Encrypted means: on an encrypted volume (from the disk-encryption fact), or every sampled file
-among the newest few starts with an encrypted container's header. One sampled file that is
-plainly readable (a SQLite database, an unencrypted ZIP) makes it NOT_ENCRYPTED; otherwise
-UNKNOWN with the reason. Only the first 64 bytes of at most SAMPLE_FILES files are read;
-messages are never opened (DESIGN principle 8). Paths leave the device with the home as "~".
+  * **live data**: each account folder of an app's data root that holds the app's own store.
+    Reported as `live_data` (IT sees the app is used), never walked, timed or sampled;
+  * **app backup sets**: folders the app's own backup feature wrote, recognised by their file
+    names, each with its own newest time, size and encryption;
+  * **archives**: each entry of a folder the policy names (a 7z, ZIP, OpenPGP or age file, a
+    copied backup set, a folder of exported files), one set each.
+
+A data root may be moved by the user; the file that records the move is read (RootPointer).
+For each set: newest file time, file count and bytes (a bounded walk), whether its own files
+are encrypted (at most SAMPLE_FILES files, 64 bytes each, plus a 7z end header: messages are
+never opened, DESIGN principle 8), and separately whether it lies on an encrypted volume (the
+disk-encryption fact): the "kept safe" half of the clause.
+
+One entry that cannot be read costs that entry only: it is counted in `entries_skipped` with
+its reason, and the rest of the fact stands. Names that are not valid text are shown escaped
+(agent.host.paths.printable) and read under their real name. Paths leave the device with the
+home as "~".
 """
 
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from agent.host import Host, HostError, display_path
+from agent.host import HostError, display_path
+from agent.host.types import FileEntry
 from agent.parsers.file_headers import (
     SAMPLE_SIZE,
     HeaderVerdict,
@@ -26,127 +41,383 @@ from agent.parsers.file_headers import (
     sniff,
     sniff_7z_end_header,
 )
+from agent.probes.chat_layouts import BY_FAMILY, AppLayout
 from agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_CHAT_BACKUPS
+# Files walked per set (counts are lower bounds beyond it), sets reported (the collector
+# accepts 256 items), and how deep below a container a backup set may lie.
 MAX_FILES = 20_000
+MAX_SETS = 200
+MAX_SET_DEPTH = 3
 SAMPLE_FILES = 3
+MAX_SKIPPED_REASONS = 5
+# Config files naming a moved data root are small; read no more than this.
+MAX_POINTER_BYTES = 4096
+
+_GLOB = frozenset("*?[")
 
 
-def expand(host: Host, pattern: str) -> list[str]:
-    """Paths matching `pattern`, where a "*" segment matches any folder (via list_dir)."""
-    paths = [""]
-    for segment in pattern.split("/"):
-        if segment == "":
-            paths = [p + "/" for p in paths] if paths == [""] else paths
-            continue
-        next_paths: list[str] = []
+def _is_pattern(segment: str) -> bool:
+    return any(char in _GLOB for char in segment)
+
+
+def expand(ctx: ProbeContext, pattern: str) -> list[str]:
+    """Paths matching `pattern` ("/"-separated), a segment with * or ? matching folder names.
+    A folder that cannot be listed matches nothing."""
+    paths = ["/"] if pattern.startswith("/") else [""]
+    for segment in (part for part in pattern.split("/") if part):
+        found: list[str] = []
         for base in paths:
-            prefix = base if base.endswith("/") else base + "/"
-            if segment == "*":
+            prefix = base if base in ("", "/") or base.endswith("/") else base + "/"
+            if _is_pattern(segment):
                 try:
-                    next_paths += [prefix + name for name in host.list_dir(base or "/")]
+                    names = ctx.host.list_dir(base or ".")
                 except HostError:
                     continue
+                found += [prefix + name for name in names if fnmatch.fnmatchcase(name, segment)]
             else:
-                next_paths.append(prefix + segment if base else segment)
-        paths = next_paths
+                found.append(prefix + segment)
+        paths = found
     return paths
 
 
-Locations = tuple[tuple[pb.ChatApp.ValueType, str], ...]
+@dataclass(frozen=True)
+class DataRoot:
+    layout: AppLayout
+    path: str
 
 
-def candidates(ctx: ProbeContext, defaults: Locations) -> list[tuple[pb.ChatApp.ValueType, str]]:
-    """Default locations under every home, then the configured folders, each path once."""
-    homes = ctx.host.home_dirs()
-    found: list[tuple[pb.ChatApp.ValueType, str]] = []
-    for home in homes:
-        for app, relative in defaults:
-            found += [(app, path) for path in expand(ctx.host, f"{home}/{relative}")]
-    for folder in ctx.config.backup_folders:
-        if folder.startswith("~"):
-            for home in homes:
-                found += [(pb.CHAT_APP_UNSPECIFIED, p) for p in expand(ctx.host, home + folder[1:])]
-        else:
-            found += [(pb.CHAT_APP_UNSPECIFIED, p) for p in expand(ctx.host, folder)]
-    unique: dict[str, pb.ChatApp.ValueType] = {}
-    for app, path in found:
-        unique.setdefault(path.rstrip("/"), app)
-    return [(app, path) for path, app in unique.items()]
+@dataclass
+class _Scan:
+    ctx: ProbeContext
+    fact: pb.ChatBackupFact = field(default_factory=pb.ChatBackupFact)
+    errors: list[pb.ProbeError] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.homes = self.ctx.host.home_dirs()
+
+    def shown(self, path: str) -> str:
+        return display_path(path, self.homes)
+
+    def skip(self, path: str, reason: str) -> None:
+        self.fact.entries_skipped += 1
+        if len(self.fact.skipped_reasons) < MAX_SKIPPED_REASONS:
+            self.fact.skipped_reasons.append(f"{self.shown(path)}: {reason}")
+
+    def is_dir(self, path: str) -> bool:
+        """Whether `path` is a folder; a folder that exists but cannot be inspected is skipped."""
+        try:
+            return self.ctx.host.exists(path) and self.ctx.host.stat(path).is_dir
+        except HostError as exc:
+            self.skip(path, exc.message)
+            return False
+
+    def names(self, path: str) -> list[str] | None:
+        """The folder's entries, or None (and the folder skipped) when it cannot be listed."""
+        try:
+            return self.ctx.host.list_dir(path)
+        except HostError as exc:
+            self.skip(path, exc.message)
+            return None
+
+    # --- live data ---------------------------------------------------------------------
+
+    def live_root(self, root: DataRoot) -> None:
+        layout = root.layout
+        for account in expand(self.ctx, f"{root.path}/{layout.accounts}"):
+            try:
+                live = any(self.ctx.host.exists(f"{account}/{m}") for m in layout.live_markers)
+            except HostError as exc:
+                self.skip(account, exc.message)
+                continue
+            if live:
+                self.fact.live_data.add(
+                    app=layout.app,
+                    location=self.shown(account),
+                    account=self.shown(account.rsplit("/", 1)[-1]),
+                    layout=layout.layout,
+                )
+
+    # --- app backup sets ---------------------------------------------------------------
+
+    def app_backups(self, root: DataRoot) -> None:
+        layout = root.layout
+        if layout.backup_markers is None:
+            return
+        for pattern in layout.backup_containers:
+            for container in expand(self.ctx, f"{root.path}/{pattern}"):
+                self.fact.locations_checked += 1
+                if self.is_dir(container):
+                    for folder, account in self._set_folders(layout, container, 0, ""):
+                        self.app_set(layout, folder, account)
+
+    def _set_folders(
+        self, layout: AppLayout, folder: str, depth: int, account: str
+    ) -> Iterator[tuple[str, str]]:
+        """(set folder, account) for each backup set at or below `folder`."""
+        assert layout.backup_markers is not None
+        names = self.names(folder) or []
+        if depth > 0 and any(layout.backup_markers.match(name) for name in names):
+            yield folder, account
+            return
+        if depth >= MAX_SET_DEPTH:
+            return
+        for name in names:
+            path = f"{folder}/{name}"
+            if self.is_dir(path):
+                named = name if layout.backup_account_level == depth else account
+                yield from self._set_folders(layout, path, depth + 1, named)
+
+    def app_set(self, layout: AppLayout, folder: str, account: str) -> None:
+        files = self.walk(folder)
+        if files is None:
+            return
+        entries, truncated = files
+        markers = layout.backup_markers
+        sampled = [f for f in entries if markers and markers.match(f.path.rsplit("/", 1)[-1])]
+        self.add_set(
+            pb.BACKUP_KIND_APP_BACKUP,
+            layout.app,
+            folder,
+            entries,
+            truncated,
+            format_=layout.backup_format,
+            account=account,
+            sample=[f"{folder}/{f.path}" for f in _newest(sampled or entries)[:SAMPLE_FILES]],
+        )
+
+    def walk(self, folder: str) -> tuple[list[FileEntry], bool] | None:
+        try:
+            walk = self.ctx.host.walk_files(folder, MAX_FILES)
+        except HostError as exc:
+            self.skip(folder, exc.message)
+            return None
+        return list(walk.files), walk.truncated
+
+    # --- archives in the policy's folders ----------------------------------------------
+
+    def archive_folder(self, folder: str) -> None:
+        self.fact.locations_checked += 1
+        if not self.is_dir(folder):
+            return
+        for name in self.names(folder) or []:
+            path = f"{folder}/{name}"
+            try:
+                st = self.ctx.host.stat(path)
+            except HostError as exc:
+                self.skip(path, exc.message)
+                continue
+            if st.is_dir:
+                self.archive_subfolder(path)
+            else:
+                entry = FileEntry(name, st.size, st.mtime)
+                self.add_set(
+                    pb.BACKUP_KIND_ARCHIVE, pb.CHAT_APP_UNSPECIFIED, path, [entry], False,
+                    format_="", sample=[path], single_file=True,
+                )  # fmt: skip
+
+    def archive_subfolder(self, path: str) -> None:
+        """A folder inside a policy folder: a copied app backup set, or a folder of files."""
+        names = self.names(path)
+        if names is None:
+            return
+        for layouts in BY_FAMILY.values():
+            for layout in layouts:
+                markers = layout.backup_markers
+                if markers is not None and any(markers.match(n) for n in names):
+                    self.app_set(layout, path, "")
+                    return
+        files = self.walk(path)
+        if files is None:
+            return
+        entries, truncated = files
+        self.add_set(
+            pb.BACKUP_KIND_ARCHIVE, pb.CHAT_APP_UNSPECIFIED, path, entries, truncated,
+            format_=f"folder of {len(entries)} file(s)",
+            sample=[f"{path}/{f.path}" for f in _newest(entries)[:SAMPLE_FILES]],
+        )  # fmt: skip
+
+    # --- one set -----------------------------------------------------------------------
+
+    def add_set(
+        self,
+        kind: pb.BackupKind.ValueType,
+        app: pb.ChatApp.ValueType,
+        path: str,
+        entries: list[FileEntry],
+        truncated: bool,
+        *,
+        format_: str,
+        sample: list[str],
+        account: str = "",
+        single_file: bool = False,
+    ) -> None:
+        key = path.rstrip("/").lower() if ":" in path[:3] else path.rstrip("/")
+        if key in self.seen or not entries:
+            return
+        self.seen.add(key)
+        verdicts = [v for v in (self.sample(p) for p in sample) if v is not None]
+        verdict = combine(verdicts)
+        backup = pb.ChatBackup(
+            kind=kind,
+            app=app,
+            location=self.shown(path),
+            account=self.shown(account) if account else "",
+            file_count=len(entries),
+            total_bytes=sum(f.size for f in entries),
+            encryption=verdict.state,
+            format=format_ or (verdicts[0].format if single_file and verdicts else ""),
+        )
+        backup.newest_backup_at.FromDatetime(
+            datetime.fromtimestamp(max(f.mtime for f in entries), UTC)
+        )
+        evidence = verdict.evidence
+        if truncated:
+            evidence += f"; only the first {MAX_FILES} files were counted"
+        backup.encryption_evidence = evidence
+        _volume(backup, path, self.ctx.report)
+        self.fact.backups.append(backup)
+
+    def sample(self, path: str) -> HeaderVerdict | None:
+        """The verdict of one file's first bytes, or of its 7z end header when it is a 7z."""
+        try:
+            head = self.ctx.host.read_sample(path, SAMPLE_SIZE)
+            end = seven_zip_end_header(head)
+            if end is None:
+                return sniff(head)
+            offset, size = end
+            return sniff_7z_end_header(self.ctx.host.read_sample(path, size, offset))
+        except HostError as exc:
+            self.skip(path, exc.message)
+            return None
+
+
+def _newest(entries: list[FileEntry]) -> list[FileEntry]:
+    return sorted(entries, key=lambda f: f.mtime, reverse=True)
 
 
 def _volume_for(path: str, report: pb.PostureReport) -> pb.EncryptedVolume | None:
+    """The volume holding `path`: the longest mount point that contains it (any case for a
+    Windows drive letter)."""
     if not report.HasField("disk_encryption"):
         return None
+    windows = ":" in path[:3]
+    folded = path.lower() if windows else path
     best: pb.EncryptedVolume | None = None
     for vol in report.disk_encryption.volumes:
-        mp = vol.mount_point
-        inside = mp and (path == mp or path.startswith(mp.rstrip("/") + "/"))
-        if inside and (best is None or len(mp) > len(best.mount_point)):
+        mp = vol.mount_point.replace("\\", "/").rstrip("/")
+        mp = mp.lower() if windows else mp
+        inside = bool(vol.mount_point) and (
+            folded == mp or folded.startswith(mp + "/") or (mp == "" and path.startswith("/"))
+        )
+        if inside and (best is None or len(vol.mount_point) > len(best.mount_point)):
             best = vol
     return best
 
 
-def _sample_verdict(ctx: ProbeContext, path: str) -> HeaderVerdict:
-    """The verdict of one file's first bytes, or of its 7z end header when it is a 7z archive."""
-    head = ctx.host.read_sample(path, SAMPLE_SIZE)
-    end = seven_zip_end_header(head)
-    if end is None:
-        return sniff(head)
-    offset, size = end
-    return sniff_7z_end_header(ctx.host.read_sample(path, size, offset))
+def _volume(backup: pb.ChatBackup, path: str, report: pb.PostureReport) -> None:
+    """Whether the set lies on an encrypted volume, from the disk-encryption fact."""
+    if not report.HasField("disk_encryption"):
+        backup.volume_evidence = "disk encryption could not be read"
+        return
+    volume = _volume_for(path, report)
+    if volume is None:
+        backup.volume_evidence = "no volume in the disk-encryption fact holds it"
+        return
+    where = f"volume {volume.device} mounted at {volume.mount_point}"
+    if not volume.HasField("encrypted"):
+        backup.volume_evidence = f"on {where}, whose encryption is unknown"
+        return
+    backup.on_encrypted_volume = volume.encrypted
+    if volume.encrypted:
+        backup.volume_evidence = f"on {volume.method or 'encrypted'} {where}"
+    else:
+        backup.volume_evidence = f"on {where}, not encrypted"
 
 
-def _encryption(ctx: ProbeContext, root: str, newest: list[str]) -> HeaderVerdict:
-    volume = _volume_for(root, ctx.report)
-    if volume is not None and volume.HasField("encrypted") and volume.encrypted:
-        method = volume.method or "encrypted"
-        return HeaderVerdict(
-            pb.ENCRYPTION_STATE_ENCRYPTED,
-            f"on {method} volume {volume.device} mounted at {volume.mount_point}",
-        )
-    verdicts = []
-    for relative in newest[:SAMPLE_FILES]:
+def data_roots(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> list[DataRoot]:
+    """Every app data root on this computer: the defaults under each home, and any folder a
+    user moved it to (named by the layout's pointer files), each once."""
+    roots: list[DataRoot] = []
+    for home in ctx.host.home_dirs():
+        for layout in layouts:
+            for relative in layout.roots:
+                roots += [DataRoot(layout, path) for path in expand(ctx, f"{home}/{relative}")]
+            for pointer in layout.pointers:
+                for file in expand(ctx, f"{home}/{pointer.file}"):
+                    try:
+                        moved = pointer.read(ctx.host.read_bytes(file, MAX_POINTER_BYTES))
+                    except HostError:
+                        continue  # no such file: the app keeps its default root
+                    if moved:
+                        path = f"{moved}/{pointer.subfolder}" if pointer.subfolder else moved
+                        roots.append(DataRoot(layout, path))
+    unique: dict[tuple[str, str], DataRoot] = {}
+    for root in roots:
+        key = root.path.lower() if ":" in root.path[:3] else root.path
+        unique.setdefault((root.layout.layout, key), root)
+    return list(unique.values())
+
+
+def configured_folders(ctx: ProbeContext) -> list[str]:
+    """The policy's backup folders, "~" expanded to every home."""
+    folders: list[str] = []
+    for folder in ctx.config.backup_folders:
+        if folder.startswith("~"):
+            folders += [p for home in ctx.host.home_dirs() for p in expand(ctx, home + folder[1:])]
+        else:
+            folders += expand(ctx, folder)
+    return list(dict.fromkeys(p.rstrip("/") for p in folders))
+
+
+def watch_folders(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> list[str]:
+    """Where a new backup appears: the apps' backup containers and the policy's folders.
+    Never a live store, which the app writes every minute."""
+    folders: list[str] = []
+    for root in data_roots(ctx, layouts):
+        for pattern in root.layout.backup_containers:
+            base = pattern.split("*", 1)[0].rstrip("/")
+            folders.append(f"{root.path}/{base}" if base else root.path)
+    return list(dict.fromkeys(folders + configured_folders(ctx)))
+
+
+def scan(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> FactOutcome:
+    """The chat-backup fact for one computer."""
+    state = _Scan(ctx)
+    for root in data_roots(ctx, layouts):
+        state.fact.locations_checked += 1
         try:
-            verdicts.append(_sample_verdict(ctx, f"{root}/{relative}"))
-        except HostError:
-            continue
-    verdict = combine(verdicts)
-    plain_volume = volume is not None and volume.HasField("encrypted") and not volume.encrypted
-    if verdict.state == pb.ENCRYPTION_STATE_UNKNOWN and plain_volume:
-        return HeaderVerdict(verdict.state, f"not on an encrypted volume; {verdict.evidence}")
-    return verdict
-
-
-def scan(ctx: ProbeContext, defaults: Locations) -> FactOutcome:
-    """The chat-backup fact from `defaults` (relative to each home) and configured folders."""
-    fact = pb.ChatBackupFact()
-    errors: list[pb.ProbeError] = []
-    homes = ctx.host.home_dirs()
-    for app, path in candidates(ctx, defaults):
-        fact.locations_checked += 1
-        try:
-            if not ctx.host.exists(path) or not ctx.host.stat(path).is_dir:
+            if not state.is_dir(root.path):
                 continue
-            walk = ctx.host.walk_files(path, MAX_FILES)
+            state.live_root(root)
+            state.app_backups(root)
         except HostError as exc:
-            errors.append(source_error(FACT, "backups", exc))
-            continue
-        files = sorted(walk.files, key=lambda f: f.mtime, reverse=True)
-        backup = fact.backups.add(
-            app=app,
-            location=display_path(path, homes),
-            file_count=len(files),
-            total_bytes=sum(f.size for f in files),
-        )
-        if files:
-            backup.newest_backup_at.FromDatetime(datetime.fromtimestamp(files[0].mtime, UTC))
-        verdict = _encryption(ctx, path, [f.path for f in files])
-        backup.encryption = verdict.state
-        evidence = verdict.evidence
-        if walk.truncated:
-            evidence += f"; only the first {MAX_FILES} files were counted"
-        backup.encryption_evidence = evidence
-    return FactOutcome(fact, errors)
+            state.errors.append(source_error(FACT, "backups", exc))
+    for folder in configured_folders(ctx):
+        state.archive_folder(folder)
+    _keep_newest(state.fact)
+    return FactOutcome(state.fact, state.errors)
+
+
+def _keep_newest(fact: pb.ChatBackupFact) -> None:
+    """At most MAX_SETS sets: plain ones first (one plain backup decides the clause), then
+    the newest."""
+    if len(fact.backups) <= MAX_SETS:
+        return
+    ranked = sorted(
+        fact.backups,
+        key=lambda b: (
+            b.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED,
+            b.newest_backup_at.seconds,
+        ),
+        reverse=True,
+    )
+    left_out = len(ranked) - MAX_SETS
+    del fact.backups[:]
+    fact.backups.extend(ranked[:MAX_SETS])
+    fact.entries_skipped += left_out
+    if len(fact.skipped_reasons) < MAX_SKIPPED_REASONS:
+        fact.skipped_reasons.append(f"{left_out} older backup set(s) not reported")

@@ -35,11 +35,22 @@ def _without_id(report: pb.PostureReport) -> pb.PostureReport:
     return copy
 
 
-def _record(host: LiveHost, path: Path) -> pb.PostureReport:
+# The policy folder the chat tests keep their backups in.
+BACKUPS = ProbeConfig(backup_folders=("~/微信备份",))
+
+
+def _record(host: LiveHost, path: Path, config: ProbeConfig | None = None) -> pb.PostureReport:
     recorder = RecordingHost(host)
-    report = build_report(recorder, ProbeConfig())
-    recorder.save(path, "test")
+    report = build_report(recorder, config or ProbeConfig())
+    recorder.save(path, "test", config or ProbeConfig())
     return report
+
+
+def _replay(path: Path) -> pb.PostureReport:
+    """A replay with the configuration the bundle recorded, as `collect --replay` does."""
+    bundle = BundleHost.load(path)
+    assert bundle.probe_config is not None
+    return build_report(bundle, bundle.probe_config)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +77,7 @@ def _present(report: pb.PostureReport) -> set[str]:
 
 
 def _chat_home(home: Path) -> None:
-    folder = home / "Documents" / "WeChat Files" / "wxid_test" / "Backup"
+    folder = home / "微信备份" / "2026-11"
     folder.mkdir(parents=True)
     (folder / "export.txt").write_text(CHAT_LINE * 3, encoding="utf-8")
     with sqlite3.connect(folder / "MSG0.db") as conn:
@@ -78,7 +89,7 @@ def _chat_home(home: Path) -> None:
 def test_bundle_holds_no_chat_content_and_replays_the_same_verdict(tmp_path: Path) -> None:
     home = tmp_path / "home"
     _chat_home(home)
-    live = _record(TempHomeHost(home), tmp_path / "bundle.json")
+    live = _record(TempHomeHost(home), tmp_path / "bundle.json", BACKUPS)
     raw = (tmp_path / "bundle.json").read_bytes()
     for word in ("张经理", "合同", "报价", "2026-11-20", "签字"):
         assert word.encode() not in raw
@@ -86,7 +97,7 @@ def test_bundle_holds_no_chat_content_and_replays_the_same_verdict(tmp_path: Pat
     decoded = json.loads(raw)
     samples = [c for c in decoded["calls"] if c["method"] == "read_sample"]
     assert samples, "the backup files were sampled"
-    replayed = build_report(BundleHost.load(tmp_path / "bundle.json"), ProbeConfig())
+    replayed = _replay(tmp_path / "bundle.json")
     assert replayed.chat_backups == live.chat_backups
     (backup,) = live.chat_backups.backups
     assert backup.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
@@ -177,17 +188,18 @@ def test_7z_end_header_is_followed_live_and_redacted_in_the_bundle(tmp_path: Pat
             pytest.fail("7z is needed (.ci/run installs p7zip-full)")
         pytest.skip("7z is not installed")
     home = tmp_path / "home"
-    folder = home / "Documents" / "WeChat Files" / "Backup"
+    folder = home / "微信备份"
     folder.mkdir(parents=True)
     (folder / "合同_张经理.txt").write_text(CHAT_LINE, encoding="utf-8")
     # -mhc=off keeps the end header plain, so the file name sits there in UTF-16.
     subprocess.run([seven, "a", "-mhc=off", "chats.7z", "合同_张经理.txt"], cwd=folder,
                    check=True, capture_output=True)  # fmt: skip
     (folder / "合同_张经理.txt").unlink()
-    live = _record(TempHomeHost(home), tmp_path / "bundle.json")
+    live = _record(TempHomeHost(home), tmp_path / "bundle.json", BACKUPS)
     (backup,) = live.chat_backups.backups
     assert backup.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
     assert "7z archive without encryption" in backup.encryption_evidence
+    assert backup.kind == pb.BACKUP_KIND_ARCHIVE and backup.format == "7z archive"
     raw = (tmp_path / "bundle.json").read_bytes()
     assert "合同".encode("utf-16-le") not in raw and "张经理".encode("utf-16-le") not in raw
     decoded = json.loads(raw)
@@ -195,5 +207,79 @@ def test_7z_end_header_is_followed_live_and_redacted_in_the_bundle(tmp_path: Pat
         base64.b64decode(c["result"]) for c in decoded["calls"] if c["method"] == "read_sample"
     ]
     assert not any("张经理".encode("utf-16-le") in s or "合同".encode() in s for s in samples)
-    replayed = build_report(BundleHost.load(tmp_path / "bundle.json"), ProbeConfig())
+    replayed = _replay(tmp_path / "bundle.json")
     assert replayed.chat_backups == live.chat_backups
+
+
+def test_the_bundle_carries_the_probe_configuration(tmp_path: Path) -> None:
+    """The policy's folders and Wi-Fi rules travel with the bundle: a replay on a machine
+    with another configuration (or none) asks for the same folders and gets the same facts."""
+    home = tmp_path / "home"
+    _chat_home(home)
+    config = ProbeConfig(
+        backup_folders=("~/微信备份", "/srv/chat-archive"),
+        trusted_networks=("公司WiFi",),
+        public_network_patterns=("CMCC*", "i-Shanghai"),
+        network_hash_key=b"\x01\x02key",
+        command_timeout=7.5,
+    )
+    live = _record(TempHomeHost(home), tmp_path / "bundle.json", config)
+    bundle = BundleHost.load(tmp_path / "bundle.json")
+    assert bundle.probe_config == config
+    assert len(live.chat_backups.backups) == 1
+    assert _without_id(_replay(tmp_path / "bundle.json")) == _without_id(live)
+    # Without the recorded configuration the replay would not even look in ~/微信备份.
+    bare = build_report(BundleHost.load(tmp_path / "bundle.json"), ProbeConfig())
+    assert len(bare.chat_backups.backups) == 0
+
+
+def test_cli_replays_with_the_recorded_configuration(tmp_path: Path) -> None:
+    agent = str(BIN / "devposture-agent")
+    home = tmp_path / "home"
+    _chat_home(home)
+    bundle = tmp_path / "b.json"
+    # Recorded as this machine with an extra backup folder given on the command line.
+    folder = str(home / "微信备份")
+    recorded = subprocess.run(
+        [agent, "collect", "--bundle", str(bundle), "--json", "--backup-folder", folder,
+         "--state", str(tmp_path / "state")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    replay = subprocess.run(
+        [agent, "collect", "--replay", str(bundle), "--json", "--state", str(tmp_path / "s2")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    live_sets = json.loads(recorded.stdout)["chatBackups"]["backups"]
+    replayed_sets = json.loads(replay.stdout)["chatBackups"]["backups"]
+    assert [b["location"] for b in live_sets] == [b["location"] for b in replayed_sets]
+    assert len(replayed_sets) == 1
+    # A format 1 bundle (no configuration) still replays, and says so.
+    document = json.loads(bundle.read_text(encoding="utf-8"))
+    document["version"] = 1
+    del document["probe_config"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(document), encoding="utf-8")
+    replay_old = subprocess.run(
+        [agent, "collect", "--replay", str(old), "--json", "--state", str(tmp_path / "s3")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert replay_old.returncode == 0, replay_old.stderr
+    assert "does not record the probe configuration" in replay_old.stderr
+
+
+def test_a_name_that_is_not_valid_text_is_recorded_and_replayed(tmp_path: Path) -> None:
+    """A folder named with bytes that are not UTF-8 (a Linux name is bytes): the bundle holds
+    it escaped, and the replay reads it under the same name."""
+    home = tmp_path / "home"
+    folder = home / "微信备份"
+    folder.mkdir(parents=True)
+    odd = os.fsdecode(bytes(folder) + b"/\xff\xfe-backup.7z")
+    Path(odd).write_bytes(b"age-encryption.org/v1\n-> X25519 abc\n" + bytes(64))
+    live = _record(TempHomeHost(home), tmp_path / "bundle.json", BACKUPS)
+    (backup,) = live.chat_backups.backups
+    assert backup.location == "~/微信备份/\\xff\\xfe-backup.7z"
+    raw = (tmp_path / "bundle.json").read_bytes()
+    raw.decode("utf-8")  # valid UTF-8 throughout
+    assert _replay(tmp_path / "bundle.json").chat_backups == live.chat_backups

@@ -1,70 +1,240 @@
-"""Chat backups on real files in a temporary home folder, read through LiveHost."""
+"""Chat backups on real files in a temporary home folder, read through LiveHost.
+
+The contents are made by real tools at test time: sqlcipher for the app's encrypted live
+databases, 7z, zip and gpg for archives, sqlite3 for a plain copy. The folder layouts are the
+ones documented in docs/chat-backups.md; the replays of published listings are in
+test_chat_layouts.py.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from agent.host import LiveHost
 from agent.probes import ProbeConfig
-from agent.probes.backup_locations import LINUX
+from agent.probes.chat_layouts import LINUX
 from agent.probes.linux import backups
 from agent.probes.outcome import ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
+ROOT = Path(__file__).resolve().parents[2]
+DAY = 86_400
+NOW = 1_790_000_000  # 2026-09-21: files are dated relative to it, never to the wall clock
+
 
 class TempHomeHost(LiveHost):
-    """The real computer, except that the only user's home is a temporary folder."""
+    """The real computer, except that the only user's home is a temporary folder, and the
+    probes may be told it runs another OS (the layouts of that OS are then scanned)."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, family: pb.OsFamily.ValueType = pb.OS_FAMILY_LINUX) -> None:
         super().__init__()
         self._home = str(home)
+        self._as_family = family
+
+    @property
+    def os_family(self) -> pb.OsFamily.ValueType:
+        return self._as_family
 
     def home_dirs(self) -> list[str]:
         return [self._home]
 
 
-def _collect(home: Path, config: ProbeConfig | None = None) -> pb.ChatBackupFact:
-    ctx = ProbeContext(TempHomeHost(home), config or ProbeConfig(), pb.PostureReport())
-    fact = backups.probe(ctx).fact
-    assert isinstance(fact, pb.ChatBackupFact)
-    return fact
+def tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is needed (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed")
+    return found
+
+
+def _collect(
+    home: Path, config: ProbeConfig | None = None, report: pb.PostureReport | None = None
+) -> pb.ChatBackupFact:
+    ctx = ProbeContext(TempHomeHost(home), config or ProbeConfig(), report or pb.PostureReport())
+    outcome = backups.probe(ctx)
+    assert isinstance(outcome.fact, pb.ChatBackupFact), outcome.errors
+    return outcome.fact
+
+
+def dated(path: Path, days_before: float) -> Path:
+    when = NOW - days_before * DAY
+    os.utime(path, (when, when))
+    return path
+
+
+def sqlcipher_db(path: Path) -> Path:
+    """A real SQLCipher database, as WeChat's live stores are (no "SQLite format 3" header)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = "PRAGMA key = 'not-wechats-key'; CREATE TABLE MSG (x); INSERT INTO MSG VALUES (1);"
+    subprocess.run([tool("sqlcipher"), str(path)], input=script, text=True, check=True,
+                   capture_output=True)  # fmt: skip
+    assert not path.read_bytes().startswith(b"SQLite format 3")
+    return path
+
+
+def seven_zip(folder: Path, name: str, *options: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "chat.txt").write_text("聊天记录导出", encoding="utf-8")
+    subprocess.run([tool("7z"), "a", *options, name, "chat.txt"], cwd=folder, check=True,
+                   capture_output=True)  # fmt: skip
+    (folder / "chat.txt").unlink()
+    return folder / name
 
 
 def test_no_backup_anywhere(tmp_path: Path) -> None:
     fact = _collect(tmp_path)
-    assert len(fact.backups) == 0
-    # Every plain default was looked at; Wine patterns expand to nothing without a prefix.
-    plain = [rel for _, rel in LINUX if "*" not in rel]
-    assert fact.locations_checked == len(plain) == 5
+    assert len(fact.backups) == 0 and len(fact.live_data) == 0
+    # Each default data root without a Wine prefix was looked at (Wine patterns need one).
+    plain = [root for layout in LINUX for root in layout.roots if "*" not in root]
+    assert fact.locations_checked == len(plain) >= 1
 
 
-def test_plain_sqlite_backup_is_not_encrypted(tmp_path: Path) -> None:
-    folder = tmp_path / "Documents" / "WeChat Files" / "wxid_abc" / "Msg"
-    folder.mkdir(parents=True)
-    with sqlite3.connect(folder / "MSG0.db") as conn:
-        conn.execute("create table MSG (content text)")
-    (folder / "old.txt").write_text("x" * 10)
-    os.utime(folder / "old.txt", (1_600_000_000, 1_600_000_000))
+def test_linux_wechat4_live_store_is_never_a_backup(tmp_path: Path) -> None:
+    account = tmp_path / "Documents" / "xwechat_files" / "wxid_abc123_9f3e"
+    sqlcipher_db(account / "db_storage" / "message" / "message_0.db")
     fact = _collect(tmp_path)
-    (backup,) = fact.backups
-    assert backup.app == pb.CHAT_APP_WECHAT
-    assert backup.location == "~/Documents/WeChat Files"
+    assert len(fact.backups) == 0
+    (live,) = fact.live_data
+    assert (live.app, live.account, live.layout) == (pb.CHAT_APP_WECHAT, "wxid_abc123_9f3e",
+                                                      "WeChat 4.x")  # fmt: skip
+    assert live.location == "~/Documents/xwechat_files/wxid_abc123_9f3e"
     assert str(tmp_path) not in str(fact)
-    assert backup.file_count == 2
-    assert backup.total_bytes == (folder / "MSG0.db").stat().st_size + 10
-    assert backup.newest_backup_at.seconds > 1_600_000_000
-    assert backup.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
-    assert "SQLite" in backup.encryption_evidence
 
 
-def test_configured_folder_with_age_files_is_encrypted(tmp_path: Path) -> None:
-    archive = tmp_path / "chat-archive"
-    archive.mkdir()
-    # The age format's own first line (age-encryption.org/v1 spec); the rest is opaque.
-    (archive / "2026-01.tar.age").write_bytes(b"age-encryption.org/v1\n-> X25519 abc\n" + bytes(64))
+def test_policy_folder_archives_each_a_set_with_its_own_time(tmp_path: Path) -> None:
+    folder = tmp_path / "微信备份"
+    old = dated(seven_zip(folder, "2026-08.7z", "-pS3cret", "-mhe=on"), 40)
+    new = dated(seven_zip(folder, "2026-09.7z", "-pS3cret", "-mhe=on"), 1)
+    fact = _collect(tmp_path, ProbeConfig(backup_folders=("~/微信备份",)))
+    by_name = {b.location.rsplit("/", 1)[-1]: b for b in fact.backups}
+    assert set(by_name) == {"2026-08.7z", "2026-09.7z"}
+    for path, backup in ((old, by_name["2026-08.7z"]), (new, by_name["2026-09.7z"])):
+        assert backup.kind == pb.BACKUP_KIND_ARCHIVE and backup.format == "7z archive"
+        assert backup.newest_backup_at.seconds == int(path.stat().st_mtime)
+        assert backup.file_count == 1 and backup.total_bytes == path.stat().st_size
+        assert backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED
+        assert "AES-256" in backup.encryption_evidence
+
+
+def test_plain_zip_and_plain_database_copy_are_not_encrypted(tmp_path: Path) -> None:
+    folder = tmp_path / "chat-archive"
+    folder.mkdir()
+    (folder / "export.txt").write_text("2026-09-20 客户: 报价", encoding="utf-8")
+    subprocess.run([tool("zip"), "-q", "plain.zip", "export.txt"], cwd=folder, check=True)
+    (folder / "export.txt").unlink()
+    with sqlite3.connect(folder / "MSG0-decrypted.db") as conn:
+        conn.execute("create table MSG (content text)")
     fact = _collect(tmp_path, ProbeConfig(backup_folders=("~/chat-archive",)))
-    (backup,) = fact.backups
-    assert backup.app == pb.CHAT_APP_UNSPECIFIED and backup.location == "~/chat-archive"
-    assert backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED
+    states = {b.location.rsplit("/", 1)[-1]: (b.encryption, b.format) for b in fact.backups}
+    assert states == {
+        "plain.zip": (pb.ENCRYPTION_STATE_NOT_ENCRYPTED, "ZIP archive"),
+        "MSG0-decrypted.db": (pb.ENCRYPTION_STATE_NOT_ENCRYPTED, "SQLite database"),
+    }
+
+
+def test_gpg_and_openssl_archives_are_encrypted(tmp_path: Path) -> None:
+    folder = tmp_path / "chat-archive"
+    folder.mkdir()
+    (folder / "chats.tar").write_bytes(b"work chats " * 20)
+    gnupg_home = tmp_path / "gnupg"
+    gnupg_home.mkdir(mode=0o700)
+    subprocess.run(
+        [tool("gpg"), "--homedir", str(gnupg_home), "--batch", "--pinentry-mode", "loopback",
+         "--passphrase", "pw", "--symmetric", "-o", str(folder / "chats.tar.gpg"),
+         str(folder / "chats.tar")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        [tool("openssl"), "enc", "-aes-256-cbc", "-pbkdf2", "-salt", "-pass", "pass:pw",
+         "-in", str(folder / "chats.tar"), "-out", str(folder / "chats.tar.enc")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (folder / "chats.tar").unlink()
+    fact = _collect(tmp_path, ProbeConfig(backup_folders=("~/chat-archive",)))
+    states = {b.location.rsplit("/", 1)[-1]: (b.encryption, b.format) for b in fact.backups}
+    assert states == {
+        "chats.tar.gpg": (pb.ENCRYPTION_STATE_ENCRYPTED, "OpenPGP message"),
+        "chats.tar.enc": (pb.ENCRYPTION_STATE_ENCRYPTED, "OpenSSL encrypted file"),
+    }
+
+
+def test_volume_encryption_is_reported_apart_from_the_files(tmp_path: Path) -> None:
+    folder = tmp_path / "chat-archive"
+    folder.mkdir()
+    (folder / "export.txt").write_text("plain export", encoding="utf-8")
+    report = pb.PostureReport()
+    report.disk_encryption.volumes.add(mount_point="/", device="/dev/sda1", encrypted=False)
+    report.disk_encryption.volumes.add(mount_point=str(tmp_path), device="/dev/dm-0",
+                                       encrypted=True, method="LUKS2")  # fmt: skip
+    config = ProbeConfig(backup_folders=("~/chat-archive",))
+    (backup,) = _collect(tmp_path, config, report).backups
+    assert backup.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED  # the file itself is plain
+    assert backup.HasField("on_encrypted_volume") and backup.on_encrypted_volume
+    assert backup.volume_evidence == f"on LUKS2 volume /dev/dm-0 mounted at {tmp_path}"
+    del report.disk_encryption.volumes[1]
+    (backup,) = _collect(tmp_path, config, report).backups
+    assert backup.HasField("on_encrypted_volume") and not backup.on_encrypted_volume
+    assert backup.volume_evidence == "on volume /dev/sda1 mounted at /, not encrypted"
+    (backup,) = _collect(tmp_path, config).backups  # no disk-encryption fact: unknown
+    assert not backup.HasField("on_encrypted_volume")
+
+
+def test_a_name_that_is_not_valid_text_costs_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "chat-archive"
+    folder.mkdir()
+    seven_zip(folder, "good.7z", "-pS3cret", "-mhe=on")
+    odd = os.fsdecode(bytes(folder) + b"/\xb1\xb8\xb7\xdd.7z")  # "备份" in GBK: not UTF-8
+    shutil.copy(folder / "good.7z", odd)
+    fact = _collect(tmp_path, ProbeConfig(backup_folders=("~/chat-archive",)))
+    assert sorted(b.location for b in fact.backups) == [
+        "~/chat-archive/\\xb1\\xb8\\xb7\\xdd.7z",
+        "~/chat-archive/good.7z",
+    ]
+    assert all(b.encryption == pb.ENCRYPTION_STATE_ENCRYPTED for b in fact.backups)
+    fact.SerializeToString()  # valid UTF-8 throughout: the fact can be sent
+
+
+_UNREADABLE = """
+import json, sys
+from google.protobuf import json_format
+from agent.probes import ProbeConfig
+from agent.probes.linux import backups
+from agent.probes.outcome import ProbeContext
+from devposture.v1 import devposture_pb2 as pb
+from tests.agent.test_probes_backups import TempHomeHost
+from pathlib import Path
+ctx = ProbeContext(TempHomeHost(Path(sys.argv[1])), ProbeConfig(backup_folders=("~/a", "~/b")),
+                   pb.PostureReport())
+print(json_format.MessageToJson(backups.probe(ctx).fact))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="setpriv drops Linux capabilities")
+def test_an_unreadable_entry_costs_only_itself(tmp_path: Path) -> None:
+    """One folder the agent may not read: skipped with its reason; the other set stands."""
+    seven_zip(tmp_path / "a", "ok.7z", "-pS3cret", "-mhe=on")
+    locked = tmp_path / "b" / "locked"
+    seven_zip(locked, "hidden.7z", "-pS3cret", "-mhe=on")
+    locked.chmod(0)
+    try:
+        argv = [sys.executable, "-c", _UNREADABLE, str(tmp_path)]
+        if os.geteuid() == 0:  # root reads everything: drop the capabilities that allow it
+            argv = [tool("setpriv"), "--bounding-set=-dac_override,-dac_read_search", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
+    finally:
+        locked.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    fact = json.loads(done.stdout)
+    assert [b["location"] for b in fact["backups"]] == ["~/a/ok.7z"]
+    assert fact["entriesSkipped"] == 1
+    (reason,) = fact["skippedReasons"]
+    assert reason.startswith("~/b/locked: permission denied"), reason

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from pathlib import Path
 
 from agent.host import Host, NetInterface, ProcessInfo
-from agent.probes import ProbeConfig, chat_backups
-from agent.probes.backup_locations import LINUX
-from agent.probes.linux import antivirus, backups, disk, firewall, updates, vpn, wifi
+from agent.probes import ProbeConfig
+from agent.probes.linux import antivirus, disk, firewall, updates, vpn, wifi
 from agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_bytes, fixture_text, ok, recorded
-from tests.agent.test_probes_backups import TempHomeHost
 
 NFT = ("nft", "-j", "list", "ruleset")
 IPT = ("iptables", "-S")
@@ -334,29 +331,3 @@ def test_no_lsblk_is_command_not_found() -> None:
     assert outcome.errors[0].code == pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND
 
 
-# --- chat backups (real files in a temporary home, read through LiveHost) ---------------
-
-
-def test_backup_locations_expand_wine_users() -> None:
-    host = ReplayHost(homes=["/home/ann"])
-    host.dirs["/home/ann/.wine/drive_c/users"] = ["ann", "Public"]
-    ctx = ProbeContext(host, ProbeConfig(backup_folders=("~/chat-archive",)), pb.PostureReport())
-    paths = [p for _, p in chat_backups.candidates(ctx, LINUX)]
-    assert "/home/ann/.wine/drive_c/users/ann/Documents/WeChat Files" in paths
-    assert "/home/ann/.wine/drive_c/users/Public/Documents/WXWork" in paths
-    assert "/home/ann/chat-archive" in paths
-
-
-def test_backup_on_encrypted_volume(tmp_path: Path) -> None:
-    folder = tmp_path / "Documents" / "WXWork" / "1688850000000000"
-    folder.mkdir(parents=True)
-    (folder / "x.dat").write_bytes(bytes(range(200)))
-    report = pb.PostureReport()
-    report.disk_encryption.volumes.add(mount_point="/", device="luks-1", encrypted=True,
-                                       method="LUKS2")  # fmt: skip
-    fact = run(backups.probe, pb.FACT_CHAT_BACKUPS, TempHomeHost(tmp_path), report=report).fact
-    assert isinstance(fact, pb.ChatBackupFact)
-    (backup,) = fact.backups
-    assert backup.app == pb.CHAT_APP_WECOM and backup.location == "~/Documents/WXWork"
-    assert backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED
-    assert backup.encryption_evidence == "on LUKS2 volume luks-1 mounted at /"

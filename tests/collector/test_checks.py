@@ -166,35 +166,109 @@ def test_public_wifi_states() -> None:
     assert verdict("public-wifi", no_wifi)[0] is State.PASS
 
 
-def _backup(age_days: int, encryption: int, evidence: str = "") -> pb.PostureReport:
-    report = pb.PostureReport()
+def _backup(
+    age_days: int,
+    encryption: int,
+    evidence: str = "",
+    *,
+    on_encrypted_volume: bool | None = False,
+    kind: int = pb.BACKUP_KIND_APP_BACKUP,
+    report: pb.PostureReport | None = None,
+    location: str = "~/Documents/WeChat Files/wxid_a/BackupFiles/1",
+) -> pb.PostureReport:
+    report = report or pb.PostureReport()
     report.chat_backups.locations_checked = 3
-    report.chat_backups.backups.add(
+    backup = report.chat_backups.backups.add(
+        kind=kind,
         app=pb.CHAT_APP_WECHAT,
-        location="~/Documents/WeChat Files",
+        location=location,
         newest_backup_at=ts(NOW - dt.timedelta(days=age_days)),
         file_count=4,
         total_bytes=1000,
         encryption=encryption,
         encryption_evidence=evidence,
+        volume_evidence="on volume C: (test)",
     )
+    if on_encrypted_volume is not None:
+        backup.on_encrypted_volume = on_encrypted_volume
     return report
 
 
+ENC, PLAIN, UNSURE = (
+    pb.ENCRYPTION_STATE_ENCRYPTED,
+    pb.ENCRYPTION_STATE_NOT_ENCRYPTED,
+    pb.ENCRYPTION_STATE_UNKNOWN,
+)
+
+
 def test_chat_backup_states() -> None:
-    assert (
-        verdict("chat-backup", _backup(2, pb.ENCRYPTION_STATE_ENCRYPTED, "LUKS"))[0] is State.PASS
-    )
-    state, reason = verdict(
-        "chat-backup", _backup(2, pb.ENCRYPTION_STATE_NOT_ENCRYPTED, "SQLite format 3")
-    )
+    state, reason = verdict("chat-backup", _backup(2, ENC, "7z archive with AES-256 encryption"))
+    assert state is State.PASS and "AES-256" in reason
+    state, reason = verdict("chat-backup", _backup(2, PLAIN, "SQLite format 3"))
     assert state is State.FAIL and "not encrypted" in reason
-    assert verdict("chat-backup", _backup(90, pb.ENCRYPTION_STATE_ENCRYPTED))[0] is State.FAIL
-    assert verdict("chat-backup", _backup(2, pb.ENCRYPTION_STATE_UNKNOWN))[0] is State.UNKNOWN
+    assert verdict("chat-backup", _backup(90, ENC))[0] is State.FAIL
+    assert verdict("chat-backup", _backup(2, UNSURE))[0] is State.UNKNOWN
     none = pb.PostureReport()
     none.chat_backups.locations_checked = 5
     state, reason = verdict("chat-backup", none)
     assert state is State.FAIL and "5 location(s)" in reason
+
+
+def test_an_old_backup_is_judged_by_its_own_age() -> None:
+    state, reason = verdict("chat-backup", _backup(40, ENC, "7z archive with AES-256"))
+    assert state is State.FAIL and "older than 30 days" in reason
+    assert "WeChat Files/wxid_a/BackupFiles/1" in reason
+
+
+def test_the_apps_live_data_is_in_use_but_no_backup() -> None:
+    report = pb.PostureReport()
+    report.chat_backups.locations_checked = 4
+    report.chat_backups.live_data.add(
+        app=pb.CHAT_APP_WECHAT,
+        location="~/Documents/WeChat Files/wxid_a",
+        account="wxid_a",
+        layout="WeChat 3.x",
+    )
+    state, reason = verdict("chat-backup", report)
+    assert state is State.FAIL
+    assert (
+        "no WeChat or WeCom backup found" in reason and "1 account(s) found, not a backup" in reason
+    )
+
+
+def test_a_plain_backup_on_an_encrypted_volume_is_kept_safe() -> None:
+    report = _backup(2, PLAIN, "ZIP archive without encryption", on_encrypted_volume=True)
+    report.chat_backups.backups[0].volume_evidence = "on BitLocker volume C: mounted at C:"
+    state, reason = verdict("chat-backup", report)
+    assert state is State.PASS and "BitLocker" in reason
+    # Its volume unknown: cannot tell whether it is kept safe.
+    state, reason = verdict("chat-backup", _backup(2, PLAIN, "ZIP", on_encrypted_volume=None))
+    assert state is State.UNKNOWN and "unknown" in reason
+
+
+def test_any_exposed_plain_backup_fails_even_beside_a_good_one() -> None:
+    report = _backup(1, ENC, "7z archive with AES-256 encryption",
+                     location="~/微信备份/2026-11.7z", kind=pb.BACKUP_KIND_ARCHIVE)  # fmt: skip
+    _backup(300, PLAIN, "ZIP archive without encryption", report=report,
+            location="~/微信备份/old.zip", kind=pb.BACKUP_KIND_ARCHIVE)  # fmt: skip
+    state, reason = verdict("chat-backup", report)
+    assert state is State.FAIL and "~/微信备份/old.zip" in reason
+
+
+def test_an_older_agents_folders_are_not_trusted_as_backups() -> None:
+    report = _backup(0, ENC, "weak evidence", kind=pb.BACKUP_KIND_UNSPECIFIED)
+    report.agent_version = "0.1.0"
+    state, reason = verdict("chat-backup", report)
+    assert state is State.UNKNOWN and "update the agent" in reason
+
+
+def test_no_backup_with_unreadable_places_is_unknown() -> None:
+    report = pb.PostureReport()
+    report.chat_backups.locations_checked = 4
+    report.chat_backups.entries_skipped = 1
+    report.chat_backups.skipped_reasons.append("~/微信备份/locked: permission denied")
+    state, reason = verdict("chat-backup", report)
+    assert state is State.UNKNOWN and "permission denied" in reason
 
 
 def test_a_check_that_raises_is_unknown_not_pass(monkeypatch: pytest.MonkeyPatch) -> None:

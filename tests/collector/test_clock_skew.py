@@ -43,7 +43,8 @@ def _row(collector: LiveCollector, sql: str, *args: object) -> tuple[object, ...
 
 def _with_backup(report: pb.PostureReport, backed_up_at: dt.datetime) -> pb.PostureReport:
     backup = report.chat_backups.backups.add(
-        app=pb.CHAT_APP_WECHAT, location="~/Documents/WeChat Files", file_count=3,
+        kind=pb.BACKUP_KIND_ARCHIVE, app=pb.CHAT_APP_WECHAT, location="~/微信备份/a.7z",
+        file_count=1,
         encryption=pb.ENCRYPTION_STATE_ENCRYPTED, encryption_evidence="7z archive with AES header",
     )  # fmt: skip
     backup.newest_backup_at.CopyFrom(_ts(backed_up_at))

@@ -333,15 +333,15 @@ def posture_report(
     report.vpn.active = False
     report.vpn.interfaces.add(name="wg0", kind="wireguard", up=False)
     report.vpn.interfaces.add(name="tun0", kind="tun", up=False)
-    for app, where, files in ((pb.CHAT_APP_WECHAT, "~/Documents/WeChat Files/Backup", 4),
-                              (pb.CHAT_APP_WECOM, "~/Documents/WXWork/Backup", 0)):  # fmt: skip
-        backup = report.chat_backups.backups.add(
-            app=app, location=where, file_count=files, total_bytes=files * 734_003_200,
-            encryption=pb.ENCRYPTION_STATE_ENCRYPTED if files else pb.ENCRYPTION_STATE_UNKNOWN,
-            encryption_evidence="on LUKS volume /dev/mapper/nvme0n1p3_crypt" if files else "",
-        )  # fmt: skip
-        if files:
-            backup.newest_backup_at.CopyFrom(timestamp(day - dt.timedelta(days=2)))
+    backup = report.chat_backups.backups.add(
+        kind=pb.BACKUP_KIND_APP_BACKUP, app=pb.CHAT_APP_WECHAT, file_count=4,
+        location="~/Documents/WeChat Files/Backup/8f3a/1", total_bytes=4 * 734_003_200,
+        encryption=pb.ENCRYPTION_STATE_ENCRYPTED, encryption_evidence="weak evidence: random",
+        on_encrypted_volume=True, volume_evidence="on LUKS volume /dev/mapper/nvme0n1p3_crypt",
+    )  # fmt: skip
+    backup.newest_backup_at.CopyFrom(timestamp(day - dt.timedelta(days=2)))
+    report.chat_backups.live_data.add(app=pb.CHAT_APP_WECOM, location="~/Documents/WXWork/1688",
+                                      account="1688", layout="WeCom")  # fmt: skip
     report.chat_backups.locations_checked = 6
     report.disk_encryption.volumes.add(
         mount_point="/", device="/dev/mapper/nvme0n1p3_crypt", encrypted=True, method="LUKS2"

@@ -1,9 +1,9 @@
-"""Chat backups on Linux: the shared scan over the Linux default locations."""
+"""Chat backups on Linux: the shared scan over the Linux layouts (agent.probes.chat_layouts)."""
 
 from __future__ import annotations
 
-from agent.probes.backup_locations import LINUX
 from agent.probes.chat_backups import scan
+from agent.probes.chat_layouts import LINUX
 from agent.probes.outcome import FactOutcome, ProbeContext
 
 

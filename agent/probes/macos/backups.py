@@ -1,9 +1,9 @@
-"""Chat backups on macOS: the shared scan over the macOS default locations."""
+"""Chat backups on macOS: the shared scan over the macOS layouts (agent.probes.chat_layouts)."""
 
 from __future__ import annotations
 
-from agent.probes.backup_locations import MACOS
 from agent.probes.chat_backups import scan
+from agent.probes.chat_layouts import MACOS
 from agent.probes.outcome import FactOutcome, ProbeContext
 
 

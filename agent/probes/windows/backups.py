@@ -1,9 +1,9 @@
-"""Chat backups on Windows: the shared scan over the Windows default locations."""
+"""Chat backups on Windows: the shared scan over the Windows layouts (agent.probes.chat_layouts)."""
 
 from __future__ import annotations
 
-from agent.probes.backup_locations import WINDOWS
 from agent.probes.chat_backups import scan
+from agent.probes.chat_layouts import WINDOWS
 from agent.probes.outcome import FactOutcome, ProbeContext
 
 

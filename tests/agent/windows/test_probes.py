@@ -3,20 +3,16 @@ antivirus products, fallbacks) on replayed real outputs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from agent.host import NetInterface
 from agent.probes import ProbeConfig
-from agent.probes.backup_locations import WINDOWS
 from agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from agent.probes.runner import run_probe
-from agent.probes.windows import PROBES, antivirus, backups, disk, firewall, updates, vpn, wifi
+from agent.probes.windows import PROBES, antivirus, disk, firewall, updates, vpn, wifi
 from devposture.v1 import devposture_pb2 as pb
-from tests.agent.test_probes_backups import TempHomeHost
 from tests.agent.windows.machines import ACCESS_DENIED_EXIT, REG_MISSING
-from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
+from tests.agent.windows.replay_windows import WindowsReplayHost, output
 
 
 def run(probe: Probe, fact: pb.Fact.ValueType, host: WindowsReplayHost) -> FactOutcome:
@@ -289,30 +285,6 @@ def test_ipconfig_missing_but_psutil_answers() -> None:
     outcome = run(vpn.probe, pb.FACT_VPN, WindowsReplayHost())
     assert isinstance(outcome.fact, pb.VpnFact) and not outcome.fact.active
     assert codes(outcome) == [("ipconfig", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
-
-
-# --- chat backups ------------------------------------------------------------------------
-
-
-def test_windows_locations_use_forward_slashes_under_each_home() -> None:
-    host = WindowsReplayHost(homes=["C:/Users/li"])
-    fact = run(backups.probe, pb.FACT_CHAT_BACKUPS, host).fact
-    assert isinstance(fact, pb.ChatBackupFact) and fact.locations_checked == len(WINDOWS) == 3
-
-
-def test_wecom_and_wechat4_folders_are_found(tmp_path: Path) -> None:
-    (tmp_path / "Documents" / "xwechat_files" / "wxid_a").mkdir(parents=True)
-    (tmp_path / "Documents" / "xwechat_files" / "wxid_a" / "backup.dat").write_bytes(
-        fixture("hotfix/get-hotfix-k8s-node.txt")  # any bytes: only size and header are read
-    )
-    (tmp_path / "Documents" / "WXWork").mkdir(parents=True)
-    ctx = ProbeContext(TempHomeHost(tmp_path), ProbeConfig(), pb.PostureReport())
-    fact = backups.probe(ctx).fact
-    assert isinstance(fact, pb.ChatBackupFact)
-    assert sorted((b.app, b.location, b.file_count) for b in fact.backups) == [
-        (pb.CHAT_APP_WECHAT, "~/Documents/xwechat_files", 1),
-        (pb.CHAT_APP_WECOM, "~/Documents/WXWork", 0),
-    ]
 
 
 def test_an_inactive_profile_that_is_off_does_not_decide() -> None:
