@@ -30,6 +30,7 @@ import fnmatch
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from agent.host import HostError, display_path
 from agent.host.types import FileEntry
@@ -41,7 +42,8 @@ from agent.parsers.file_headers import (
     sniff,
     sniff_7z_end_header,
 )
-from agent.probes.chat_layouts import BY_FAMILY, AppLayout
+from agent.parsers.wechat_config import DataFolderRef, parse_data_folder
+from agent.probes.chat_layouts import BY_FAMILY, AppLayout, BackupLayout
 from agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
@@ -87,6 +89,7 @@ def expand(ctx: ProbeContext, pattern: str) -> list[str]:
 class DataRoot:
     layout: AppLayout
     path: str
+    home: str
 
 
 @dataclass
@@ -129,7 +132,12 @@ class _Scan:
         layout = root.layout
         for account in expand(self.ctx, f"{root.path}/{layout.accounts}"):
             try:
-                live = any(self.ctx.host.exists(f"{account}/{m}") for m in layout.live_markers)
+                markers = layout.live_markers
+                live = (
+                    any(self.ctx.host.exists(f"{account}/{m}") for m in markers)
+                    if markers
+                    else self.ctx.host.stat(account).is_dir
+                )
             except HostError as exc:
                 self.skip(account, exc.message)
                 continue
@@ -144,49 +152,59 @@ class _Scan:
     # --- app backup sets ---------------------------------------------------------------
 
     def app_backups(self, root: DataRoot) -> None:
-        layout = root.layout
-        if layout.backup_markers is None:
+        backups = root.layout.backups
+        if backups is None:
             return
-        for pattern in layout.backup_containers:
+        for pattern in backups.containers:
             for container in expand(self.ctx, f"{root.path}/{pattern}"):
                 self.fact.locations_checked += 1
                 if self.is_dir(container):
-                    for folder, account in self._set_folders(layout, container, 0, ""):
-                        self.app_set(layout, folder, account)
+                    for folder in self._set_folders(backups, container, 0):
+                        segments = folder[len(root.path) :].strip("/").split("/")
+                        account = segments[backups.account_segment]
+                        self.app_set(root.layout.app, backups, folder, account)
 
-    def _set_folders(
-        self, layout: AppLayout, folder: str, depth: int, account: str
-    ) -> Iterator[tuple[str, str]]:
-        """(set folder, account) for each backup set at or below `folder`."""
-        assert layout.backup_markers is not None
+    def _set_folders(self, backups: BackupLayout, folder: str, depth: int) -> Iterator[str]:
+        """Each backup set at or below `folder` (a container at depth 0)."""
         names = self.names(folder) or []
-        if depth > 0 and any(layout.backup_markers.match(name) for name in names):
-            yield folder, account
+        if backups.markers is None:
+            if depth == backups.depth:
+                yield folder
+                return
+        elif depth > 0 and any(backups.markers.match(name) for name in names):
+            yield folder
             return
         if depth >= MAX_SET_DEPTH:
             return
         for name in names:
             path = f"{folder}/{name}"
             if self.is_dir(path):
-                named = name if layout.backup_account_level == depth else account
-                yield from self._set_folders(layout, path, depth + 1, named)
+                yield from self._set_folders(backups, path, depth + 1)
 
-    def app_set(self, layout: AppLayout, folder: str, account: str) -> None:
+    def app_set(
+        self, app: pb.ChatApp.ValueType, backups: BackupLayout, folder: str, account: str
+    ) -> None:
         files = self.walk(folder)
         if files is None:
             return
         entries, truncated = files
-        markers = layout.backup_markers
-        sampled = [f for f in entries if markers and markers.match(f.path.rsplit("/", 1)[-1])]
+        markers = backups.markers
+        index = [f for f in entries if f.path == backups.index_file]
+        # The set's index decides when the layout has one (the other files' headers are not
+        # published); otherwise the newest files the layout names.
+        sampled = index or _newest(
+            [f for f in entries if markers is None or markers.match(_name(f.path))]
+        )
         self.add_set(
             pb.BACKUP_KIND_APP_BACKUP,
-            layout.app,
+            app,
             folder,
             entries,
             truncated,
-            format_=layout.backup_format,
+            format_=backups.format,
             account=account,
-            sample=[f"{folder}/{f.path}" for f in _newest(sampled or entries)[:SAMPLE_FILES]],
+            sample=[f"{folder}/{f.path}" for f in sampled[:SAMPLE_FILES]],
+            evidence_prefix=f"{backups.index_file}: " if index else "",
         )
 
     def walk(self, folder: str) -> tuple[list[FileEntry], bool] | None:
@@ -226,9 +244,10 @@ class _Scan:
             return
         for layouts in BY_FAMILY.values():
             for layout in layouts:
-                markers = layout.backup_markers
-                if markers is not None and any(markers.match(n) for n in names):
-                    self.app_set(layout, path, "")
+                backups = layout.backups
+                markers = backups.markers if backups else None
+                if backups and markers and any(markers.match(n) for n in names):
+                    self.app_set(layout.app, backups, path, "")
                     return
         files = self.walk(path)
         if files is None:
@@ -254,6 +273,7 @@ class _Scan:
         sample: list[str],
         account: str = "",
         single_file: bool = False,
+        evidence_prefix: str = "",
     ) -> None:
         key = path.rstrip("/").lower() if ":" in path[:3] else path.rstrip("/")
         if key in self.seen or not entries:
@@ -274,7 +294,7 @@ class _Scan:
         backup.newest_backup_at.FromDatetime(
             datetime.fromtimestamp(max(f.mtime for f in entries), UTC)
         )
-        evidence = verdict.evidence
+        evidence = evidence_prefix + verdict.evidence
         if truncated:
             evidence += f"; only the first {MAX_FILES} files were counted"
         backup.encryption_evidence = evidence
@@ -297,6 +317,10 @@ class _Scan:
 
 def _newest(entries: list[FileEntry]) -> list[FileEntry]:
     return sorted(entries, key=lambda f: f.mtime, reverse=True)
+
+
+def _name(path: str) -> str:
+    return path.rsplit("/", 1)[-1]
 
 
 def _volume_for(path: str, report: pb.PostureReport) -> pb.EncryptedVolume | None:
@@ -338,23 +362,43 @@ def _volume(backup: pb.ChatBackup, path: str, report: pb.PostureReport) -> None:
         backup.volume_evidence = f"on {where}, not encrypted"
 
 
-def data_roots(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> list[DataRoot]:
+def _resolve(ref: DataFolderRef, home: str, subfolder: str) -> str:
+    """The app's data folder from a pointer's value: the value names its parent (or, as some
+    users write it, the data folder itself)."""
+    base = {"absolute": "", "documents": f"{home}/Documents/", "home": f"{home}/"}[ref.base]
+    named = f"{base}{ref.path}".rstrip("/")
+    if named.rsplit("/", 1)[-1].lower() == subfolder.lower():
+        return named
+    return f"{named}/{subfolder}"
+
+
+def data_roots(
+    ctx: ProbeContext, layouts: tuple[AppLayout, ...], scan: _Scan | None = None
+) -> list[DataRoot]:
     """Every app data root on this computer: the defaults under each home, and any folder a
-    user moved it to (named by the layout's pointer files), each once."""
+    user moved it to (named by the layout's pointer files), each once. A pointer that cannot be
+    understood is skipped with its reason (`scan`): the data it names may hold backups."""
+    family: Literal["windows", "posix"] = (
+        "windows" if ctx.host.os_family == pb.OS_FAMILY_WINDOWS else "posix"
+    )
     roots: list[DataRoot] = []
     for home in ctx.host.home_dirs():
         for layout in layouts:
             for relative in layout.roots:
-                roots += [DataRoot(layout, path) for path in expand(ctx, f"{home}/{relative}")]
+                roots += [DataRoot(layout, p, home) for p in expand(ctx, f"{home}/{relative}")]
             for pointer in layout.pointers:
-                for file in expand(ctx, f"{home}/{pointer.file}"):
-                    try:
-                        moved = pointer.read(ctx.host.read_bytes(file, MAX_POINTER_BYTES))
-                    except HostError:
-                        continue  # no such file: the app keeps its default root
-                    if moved:
-                        path = f"{moved}/{pointer.subfolder}" if pointer.subfolder else moved
-                        roots.append(DataRoot(layout, path))
+                file = f"{home}/{pointer.file}"
+                try:
+                    if not ctx.host.exists(file):
+                        continue
+                    ref = parse_data_folder(ctx.host.read_bytes(file, MAX_POINTER_BYTES), family)
+                except (HostError, ValueError) as exc:
+                    if scan is not None:
+                        reason = exc.message if isinstance(exc, HostError) else str(exc)
+                        scan.skip(file, f"the moved data folder it names is unknown: {reason}")
+                    continue
+                if ref is not None:
+                    roots.append(DataRoot(layout, _resolve(ref, home, pointer.subfolder), home))
     unique: dict[tuple[str, str], DataRoot] = {}
     for root in roots:
         key = root.path.lower() if ":" in root.path[:3] else root.path
@@ -378,16 +422,19 @@ def watch_folders(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> list[str
     Never a live store, which the app writes every minute."""
     folders: list[str] = []
     for root in data_roots(ctx, layouts):
-        for pattern in root.layout.backup_containers:
-            base = pattern.split("*", 1)[0].rstrip("/")
-            folders.append(f"{root.path}/{base}" if base else root.path)
+        backups = root.layout.backups
+        for pattern in backups.containers if backups else ():
+            if _is_pattern(pattern.split("/", 1)[0]):
+                folders += expand(ctx, f"{root.path}/{pattern}")  # existing accounts' folders
+            else:
+                folders.append(f"{root.path}/{pattern}")
     return list(dict.fromkeys(folders + configured_folders(ctx)))
 
 
 def scan(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> FactOutcome:
     """The chat-backup fact for one computer."""
     state = _Scan(ctx)
-    for root in data_roots(ctx, layouts):
+    for root in data_roots(ctx, layouts, state):
         state.fact.locations_checked += 1
         try:
             if not state.is_dir(root.path):
