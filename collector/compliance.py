@@ -14,7 +14,7 @@ one was. The rules, in order:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from collector.policy import Policy
@@ -66,10 +66,16 @@ def standings(
     policy: Policy,
     at: dt.datetime,
     waivers: Iterable[Waiver] = (),
+    *,
+    current: Mapping[tuple[str, str], tuple[str, str]] | None = None,
 ) -> list[Standing]:
     """Every device's standing on every policy check at `at`. `changes` must be those up to
     `at`, oldest first; `devices` those enrolled by `at`, with their last report by `at`.
-    A waiver active at `at` makes a check EXEMPT, but never a silent device: STALE wins."""
+    A waiver active at `at` makes a check EXEMPT, but never a silent device: STALE wins.
+
+    A state's reason is the one it began with, unless `current` gives the (state, reason) of
+    the latest verdict by `at` per (device, check): while the state holds, that verdict's
+    reason is the current one (a failure whose cause changed says the new cause)."""
     latest: dict[tuple[str, str], Change] = {}
     for change in changes:
         latest[(change[0], change[1])] = change
@@ -92,6 +98,10 @@ def standings(
             continue
         for check in policy.checks:
             found = latest.get((device.device_id, check.check_id))
+            if found is not None and current is not None:
+                now_state, now_reason = current.get((found[0], found[1]), ("", ""))
+                if now_state == found[2] and now_reason:
+                    found = (found[0], found[1], found[2], now_reason, found[4])
             standing = _standing(device.device_id, check.check_id, check.grace_hours, found, at)
             waiver = waived.get((device.device_id, check.check_id))
             if waiver is not None:

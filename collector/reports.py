@@ -112,11 +112,21 @@ def device_rows(
     store: Store, policy: Policy, at: dt.datetime, device_id: str | None = None
 ) -> list[Row]:
     """Each check of one device (or of every device): state, since when, why, what to do."""
-    devices, judged = _standings(store, policy, at)
+    results = [r for r in store.device_results() if r.check_id is not None]
+    # The current reason of a state that still holds, where the verdict was made by `at`.
+    reasons = {
+        (r.device_id, r.check_id or ""): (r.state or "", r.reason or "")
+        for r in results
+        if r.evaluated_at is not None and r.evaluated_at <= at
+    }
+    devices = {d.device_id: d for d in store.devices_seen(at)}
+    judged = standings(
+        devices.values(), store.state_changes(at), policy, at, store.waivers(), current=reasons
+    )
     latest = {
         (r.device_id, r.check_id): (r.state, f"report collected {_when(r.collected_at)}")
-        for r in store.device_results()
-        if r.check_id is not None and r.collected_at is not None
+        for r in results
+        if r.collected_at is not None
     }
     rows: list[Row] = []
     for standing in judged:

@@ -268,6 +268,8 @@ class DeviceResultRow:
     state: str | None
     reason: str | None
     collected_at: dt.datetime | None
+    # When the collector judged it (its own clock).
+    evaluated_at: dt.datetime | None = None
 
 
 # What every stored report updates of its device; the caller adds the rest and the WHERE.
@@ -945,7 +947,7 @@ class Store(IdentityRecords, AdminRecords):
         """Every device with its latest verdict per check (a row with no check if none yet)."""
         rows = self._db.execute(
             "SELECT d.device_id, d.hostname, d.os_family, d.last_report_us,"
-            " r.check_id, r.state, r.reason, r.collected_us"
+            " r.check_id, r.state, r.reason, r.collected_us, r.evaluated_us"
             " FROM devices d LEFT JOIN check_results r ON r.device_id = d.device_id"
             " ORDER BY d.hostname, d.device_id, r.check_id"
         ).fetchall()
@@ -959,6 +961,7 @@ class Store(IdentityRecords, AdminRecords):
                 state=r[5],
                 reason=r[6],
                 collected_at=None if r[7] is None else from_us(r[7]),
+                evaluated_at=None if r[8] is None else from_us(r[8]),
             )
             for r in rows
         ]

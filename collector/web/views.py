@@ -340,7 +340,11 @@ class Views:
         history = queries.changes(self._db, device_id, at)
         waivers = [w for w in self._reader.waivers() if w.device_id == device_id]
         verdicts = queries.verdicts(self._db, device_id)
-        judged = {s.check_id: s for s in standings([seen], history, policy, at, waivers)}
+        current = {(device_id, c): (v.state, v.reason) for c, v in verdicts.items()}
+        judged = {
+            s.check_id: s
+            for s in standings([seen], history, policy, at, waivers, current=current)
+        }
         checks: list[CheckView] = []
         for spec in policy.checks:
             verdict = verdicts.get(spec.check_id)

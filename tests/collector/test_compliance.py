@@ -188,3 +188,18 @@ def test_history_says_since_when_and_how_long_a_fix_took(store: Store) -> None:
         ("FAIL", 3.0, "2026-11-01T14:00:00+00:00"),
         ("PASS", 1.0, "now"),
     ]
+
+
+def test_a_state_that_holds_says_its_current_cause(store: Store) -> None:
+    """FAIL for one reason, then FAIL for another: the device's row says the new cause (the
+    state and since when stay those of the change); as of before it, the old one."""
+    record = ReportRecord("r1", "laptop", T0, T0, "1", b"", "laptop", "linux", "Debian", "12")
+    store.store_report(record, [CheckResult("firewall", "FAIL", "no firewall configured")])
+    later = T0 + 2 * HOUR
+    record = ReportRecord("r2", "laptop", later, later, "1", b"", "laptop", "linux", "Debian",
+                          "12")  # fmt: skip
+    store.store_report(record, [CheckResult("firewall", "FAIL", "firewall off on: public")])
+    state, reason = _firewall(store, "laptop", later + HOUR)
+    assert state == "GRACE" and reason.endswith("UTC: firewall off on: public")
+    assert "within grace until 2026-11-01 13:00 UTC" in reason  # grace counts from T0
+    assert _firewall(store, "laptop", T0 + HOUR)[1].endswith("UTC: no firewall configured")
