@@ -18,7 +18,8 @@ Used for chat backups (DESIGN principle 8). Each recogniser is a published forma
   * gzip 1f 8b: compressed, not encrypted.
   * OpenSSL `enc` output "Salted__" (or its base64, "U2FsdGVkX1"): encrypted.
   * Readable text (valid UTF-8, no control bytes but tab and line ends): a plain export, such as
-    the TXT, HTML or CSV files chat-export tools write.
+    the TXT, HTML or CSV files chat-export tools write; unless it is only base64 or hex
+    characters, which may encode ciphertext (unknown).
   * Nothing recognised: a sample that looks random (Shannon entropy of at least 5.2 bits per
     byte over 64 bytes, and mostly unprintable) is reported ENCRYPTED, labelled as weak
     evidence: SQLCipher databases and raw ciphertext look like this, but so could an unknown
@@ -28,6 +29,7 @@ Used for chat backups (DESIGN principle 8). Each recogniser is a published forma
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -151,11 +153,25 @@ def sniff(data: bytes) -> HeaderVerdict:
             " as in SQLCipher or other encrypted files",
         )
     if looks_like_text(data):
+        if _looks_encoded(data):
+            return HeaderVerdict(_UNKNOWN, "base64 or hex text: encoded data, encrypted or not")
         return HeaderVerdict(_PLAIN, "readable text: a plain export", "text file")
     return HeaderVerdict(_UNKNOWN, "unrecognised file header")
 
 
 _ZIP = "ZIP archive"
+# Only base64 or hex characters (and line ends): encoded binary, which may be ciphertext.
+_ENCODED = re.compile(rb"^[A-Za-z0-9+/=\r\n]+$")
+
+
+def _looks_encoded(data: bytes) -> bool:
+    """Base64 or hex of binary data: only their alphabet, with digits and letters mixed
+    (a redacted text, all "x", is not)."""
+    if not _ENCODED.match(data):
+        return False
+    digits = sum(1 for byte in data if 0x30 <= byte <= 0x39)
+    letters = sum(1 for byte in data if 0x41 <= byte <= 0x5A or 0x61 <= byte <= 0x7A)
+    return digits > 0 and letters > 0
 _TEXT_CONTROLS = frozenset(b"\t\n\r\x0c")
 
 

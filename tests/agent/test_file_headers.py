@@ -86,8 +86,10 @@ def test_random_looking_sample_is_weak_evidence_of_encryption() -> None:
     verdict = sniff(os.urandom(SAMPLE_SIZE))
     assert verdict.state == ENC and verdict.evidence.startswith("weak evidence")
     text = "员工应确保手机、电脑等设备的安全,安装杀毒软件和防火墙,定期更新系统和软件。".encode()
-    assert sniff(text[:SAMPLE_SIZE]).state == UNKNOWN  # Chinese text is not random
-    assert sniff(base64.b64encode(os.urandom(48))).state == UNKNOWN  # printable: text
+    # Chinese text is not random: it is readable, a plain export (a character may be cut).
+    assert sniff(text[:SAMPLE_SIZE]) == HeaderVerdict(PLAIN, "readable text: a plain export",
+                                                      "text file")  # fmt: skip
+    assert sniff(base64.b64encode(os.urandom(48))).state == UNKNOWN  # encoded: may be ciphertext
     assert sniff(os.urandom(32)).state == UNKNOWN  # too short to tell
 
 
@@ -172,3 +174,22 @@ def test_combine_needs_every_sample_encrypted() -> None:
     assert combine([enc, plain]).state == PLAIN
     assert combine([enc, odd]).state == UNKNOWN
     assert combine([]).state == UNKNOWN
+
+
+def test_exports_in_text_are_plain() -> None:
+    for export in ("2026-11-20 10:02 张经理: 合同报价\n", "<html><body>聊天记录</body></html>",
+                   "time,sender,message\r\n"):  # fmt: skip
+        assert sniff(export.encode()).state == PLAIN, export
+    assert sniff("chat".encode("utf-16-le")).state != PLAIN  # NUL bytes: not UTF-8 text
+
+
+def test_openssl_enc_output_is_encrypted(tmp_path: Path) -> None:
+    openssl = _tool("openssl")
+    (tmp_path / "chats.txt").write_text("工作聊天记录" * 20, encoding="utf-8")
+    for armor, name in (([], "binary"), (["-a"], "base64")):
+        out = tmp_path / f"chats.{name}"
+        subprocess.run([openssl, "enc", "-aes-256-cbc", "-pbkdf2", "-salt", *armor, "-pass",
+                        "pass:pw", "-in", str(tmp_path / "chats.txt"), "-out", str(out)],
+                       check=True, capture_output=True)  # fmt: skip
+        verdict = sniff(head(out))
+        assert verdict.state == ENC and verdict.format == "OpenSSL encrypted file", name

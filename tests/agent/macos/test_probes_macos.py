@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from agent.host import NetInterface, ProcessInfo
 from agent.probes import ProbeConfig, collect_facts
+from agent.probes.chat_layouts import MACOS
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import SOCKETFILTERFW, MacReplayHost, fixture, out
 
@@ -103,7 +104,8 @@ def test_healthy_mac() -> None:
     assert session.security == pb.WIFI_SECURITY_WPA2_PERSONAL
     assert session.classification == pb.NETWORK_CLASS_OTHER and session.interface == "en0"
     assert session.started_at.seconds == int(host.clock.timestamp()) and not session.vpn_up
-    assert report.chat_backups.locations_checked == 2 and len(report.chat_backups.backups) == 0
+    roots = sum(len(layout.roots) for layout in MACOS)  # each default data root, looked at
+    assert report.chat_backups.locations_checked == roots and len(report.chat_backups.backups) == 0
 
 
 def test_failing_mac_open_wifi_no_vpn_firewall_and_filevault_off() -> None:
@@ -172,12 +174,16 @@ def test_odd_mac_block_all_redacted_ssid_catalog_error_second_av() -> None:
     ]
     (session,) = report.wifi.sessions
     assert session.security == pb.WIFI_SECURITY_WPA3_PERSONAL
-    assert session.classification == pb.NETWORK_CLASS_OTHER and session.network_id == ""
+    # Name hidden by macOS: never "other", never a hash of the placeholder.
+    assert session.classification == pb.NETWORK_CLASS_UNKNOWN and session.network_id == ""
+    assert list(session.classification_reasons) == ["name hidden by macOS"]
     assert session.vpn_up and session.vpn_up_at.seconds == session.started_at.seconds
     av = {p.name: p for p in report.antivirus.products}
     assert set(av) == {"XProtect", "Microsoft Defender for Endpoint"}
     mde = av["Microsoft Defender for Endpoint"]
-    assert mde.source == "mdatp" and not mde.enabled and not mde.HasField("real_time_protection")
+    # The daemon answered (enabled), but says what keeps it from protecting.
+    assert mde.source == "mdatp" and mde.enabled and not mde.HasField("real_time_protection")
+    assert "full disk access has not been granted" in mde.health_issues
     assert list(mde.processes) == ["wdavdaemon"]
     assert _errors(report) == {
         ("FACT_OS_UPDATES", "softwareupdate", "PROBE_ERROR_CODE_COMMAND_FAILED"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from agent.probes import ProbeConfig, collect_facts
+from agent.probes.chat_layouts import WINDOWS
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.machines import chinese, failing_english, healthy_english
 from tests.agent.windows.replay_windows import WindowsReplayHost
@@ -40,7 +41,8 @@ def test_healthy_english_machine() -> None:
         "defender", True, True,
     )  # fmt: skip
     assert defender.signature_version == "1.413.102.0" and defender.signatures_up_to_date
-    assert defender.signatures_updated_at.seconds == ts(datetime(2024, 6, 4, 8, 6, 27))
+    # "6/4/2024 8:06:27 AM" read with the en-US pattern, Pacific standard offset -08:00.
+    assert defender.signatures_updated_at.seconds == ts(datetime(2024, 6, 4, 16, 6, 27))
 
     fw = report.firewall
     assert fw.HasField("enabled") and fw.enabled
@@ -50,7 +52,7 @@ def test_healthy_english_machine() -> None:
 
     up = report.os_updates
     assert up.source == "windows-update" and up.automatic_updates
-    assert up.last_installed.seconds == ts(datetime(2018, 4, 4))
+    assert up.last_installed.seconds == ts(datetime(2026, 8, 12))  # \/Date(ms)\/ is UTC
     assert up.HasField("pending_security") and up.pending_security == 0  # known zero
     assert up.pending_total == 0 and not up.pending_security_names
 
@@ -69,15 +71,19 @@ def test_healthy_english_machine() -> None:
     assert (volume.mount_point, volume.encrypted, volume.method) == (
         "C:", True, "BitLocker XTS-AES 128",
     )  # fmt: skip
-    assert report.chat_backups.locations_checked == 3 and not report.chat_backups.backups
+    roots = sum(len(layout.roots) for layout in WINDOWS)  # each default data root, looked at
+    assert report.chat_backups.locations_checked == roots and not report.chat_backups.backups
 
 
 def test_chinese_machine() -> None:
     report = collect(chinese())
     assert errors(report) == {
+        (pb.FACT_ANTIVIRUS, "defender", pb.PROBE_ERROR_CODE_PARSE_ERROR),
         (pb.FACT_OS_UPDATES, *SEARCH_FAILED),
         (pb.FACT_FIREWALL, "Get-NetFirewallProfile", pb.PROBE_ERROR_CODE_COMMAND_FAILED),
         (pb.FACT_FIREWALL, "Get-NetConnectionProfile", pb.PROBE_ERROR_CODE_COMMAND_FAILED),
+        # The same cmdlet gives Wi-Fi its network category: the session has none.
+        (pb.FACT_WIFI, "Get-NetConnectionProfile", pb.PROBE_ERROR_CODE_COMMAND_FAILED),
         (pb.FACT_DISK_ENCRYPTION, "", pb.PROBE_ERROR_CODE_TIMEOUT),
     }
     assert not report.HasField("disk_encryption")  # timed out: unknown, not "unencrypted"
@@ -90,7 +96,8 @@ def test_chinese_machine() -> None:
     ]
     defender = report.antivirus.products[2]
     assert defender.HasField("real_time_protection") and not defender.real_time_protection
-    assert defender.signatures_updated_at.seconds == ts(datetime(2025, 10, 16, 15, 7, 36))
+    # No culture printout in this replay (none published for zh-CN): the date is not read.
+    assert not defender.HasField("signatures_updated_at")
 
     fw = report.firewall
     assert fw.enabled and {p.source for p in fw.profiles} == {"netsh advfirewall"}
@@ -105,7 +112,7 @@ def test_chinese_machine() -> None:
     (session,) = report.wifi.sessions
     assert session.interface == "WLAN"
     assert session.security == pb.WIFI_SECURITY_WPA2_PERSONAL
-    assert not session.vpn_up
+    assert not session.vpn_up and session.network_category == ""
 
     assert not report.vpn.active
     assert [(i.name, i.kind, i.up) for i in report.vpn.interfaces] == [
@@ -131,7 +138,8 @@ def test_failing_machine() -> None:
 
     assert report.os_updates.HasField("automatic_updates")
     assert not report.os_updates.automatic_updates
-    assert report.os_updates.last_installed.seconds == ts(datetime(2019, 9, 11))
+    # cnquery's Server 2019 mock file, the same file as the search recording above.
+    assert report.os_updates.last_installed.seconds == ts(datetime(2020, 9, 9))
     assert (report.os_updates.pending_total, report.os_updates.pending_security) == (6, 2)
     assert list(report.os_updates.pending_security_names) == ["KB4537759", "KB4538461"]
 
