@@ -393,3 +393,18 @@ def test_pointer_value_forms() -> None:
     for bad in (b"Appdata:.xwechat", b"relative\\path", b"\xff\xfe\x00", b"a\nb"):
         with pytest.raises(ValueError):
             parse_data_folder(bad, "windows")
+
+
+def test_the_watcher_watches_backup_folders_never_live_stores(tmp_path: Path) -> None:
+    """WeChat writes its live store every minute: watching it would collect every minute."""
+    host, home = windows(tmp_path)
+    account = _wechat3_windows_live(home / "Documents" / "WeChat Files")
+    _wechat4_windows(home / "Documents" / "xwechat_files")
+    ctx = ProbeContext(host, ProbeConfig(backup_folders=("~/微信备份",)), pb.PostureReport())
+    watched = watch_folders(ctx, BY_FAMILY[host.os_family])
+    assert "C:/Users/li/Documents/WeChat Files/wxid_4k2m9x0p1q2r22/BackupFiles" in watched
+    assert "C:/Users/li/Documents/xwechat_files/Backup" in watched
+    assert "C:/Users/li/微信备份" in watched
+    live = [str(account / "Msg"), "C:/Users/li/Documents/WeChat Files/wxid_4k2m9x0p1q2r22",
+            "C:/Users/li/Documents/xwechat_files/wxid_3vmmyby98la022_906b"]  # fmt: skip
+    assert not [w for w in watched if any(w == p or p.startswith(w + "/") for p in live)]
