@@ -159,6 +159,7 @@ _CODECS: dict[str, Codec] = {
     "run_cached": (_command, _command_back),
     "which": (_same, _same),
     "read_bytes": (_b64, _unb64),
+    "read_tail": (_b64, _unb64),
     # Redacted by RecordingHost.read_sample before encoding (it knows the offset).
     "read_sample": (_b64, _unb64),
     "exists": (_same, bool),
@@ -250,6 +251,13 @@ class RecordingHost:
             "read_bytes",
             {"path": path, "limit": limit},
             lambda: self._inner.read_bytes(path, limit),
+        )
+
+    def read_tail(self, path: str, limit: int) -> bytes:
+        return self._record(
+            "read_tail",
+            {"path": path, "limit": limit},
+            lambda: self._inner.read_tail(path, limit),
         )
 
     def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
@@ -378,6 +386,9 @@ class BundleHost:
 
     def read_bytes(self, path: str, limit: int) -> bytes:
         return cast("bytes", self._answer("read_bytes", {"path": path, "limit": limit}))
+
+    def read_tail(self, path: str, limit: int) -> bytes:
+        return cast("bytes", self._answer("read_tail", {"path": path, "limit": limit}))
 
     def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
         args = {"path": path, "limit": limit, "offset": offset}

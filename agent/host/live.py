@@ -183,6 +183,17 @@ class LiveHost:
         except OSError as exc:
             raise self._file_error(exc, path, "reading") from exc
 
+    def read_tail(self, path: str, limit: int) -> bytes:
+        try:
+            with Path(path).open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, size - max(0, limit)))
+                return handle.read(max(0, limit))
+        except IsADirectoryError as exc:
+            raise SourceMissingError(f"{self._shown(path)} is a folder, not a file") from exc
+        except OSError as exc:
+            raise self._file_error(exc, path, "reading") from exc
+
     def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
         try:
             with Path(path).open("rb") as handle:

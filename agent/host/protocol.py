@@ -57,6 +57,11 @@ class Host(Protocol):
         """At most `limit` bytes from the start of a file: never a whole chat database."""
         ...
 
+    def read_tail(self, path: str, limit: int) -> bytes:
+        """At most the last `limit` bytes of a file: the newest end of a log that grows at
+        its end (freshclam's UpdateLogFile). The first line may come cut."""
+        ...
+
     def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
         """At most `limit` bytes of a user's file (a chat backup) from `offset`, only to tell
         its format (a header; a 7z archive's end header). Like `read_bytes`, but marked: a

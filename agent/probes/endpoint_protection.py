@@ -1,6 +1,11 @@
 """Antivirus and EDR products that look the same on Linux and macOS: Microsoft Defender for
 Endpoint (`mdatp health`) and agents recognised by their process names.
 
+Defender's real-time protection is reported on only when mdatp's fields agree that it
+protects (agent.parsers.mdatp): enabled but not available, a subsystem "unavailable" or
+passive mode is off, and each reason, with mdatp's own health_issues, goes into the
+product's health_issues.
+
 Each OS passes its own process table; a product seen both through `mdatp` and its processes
 is reported once, as the `mdatp` product with the processes attached.
 """
@@ -17,6 +22,9 @@ from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS
 MDE_NAME = "Microsoft Defender for Endpoint"
+# Well inside what the collector accepts (collector/validation.py: 64 items, 1024 characters).
+MAX_ISSUES = 16
+MAX_ISSUE_CHARS = 200
 
 
 def process_names(ctx: ProbeContext, errors: list[pb.ProbeError]) -> set[str] | None:
@@ -39,10 +47,14 @@ def mdatp_product(ctx: ProbeContext, errors: list[pb.ProbeError]) -> pb.Antiviru
         errors.append(source_error(FACT, "mdatp", exc))
         return None
     product = pb.AntivirusProduct(
-        name=MDE_NAME, source="mdatp", signature_version=health.definitions_version
+        name=MDE_NAME,
+        source="mdatp",
+        signature_version=health.definitions_version,
+        health_issues=[issue[:MAX_ISSUE_CHARS] for issue in health.problems()[:MAX_ISSUES]],
     )
-    if health.healthy is not None:
-        product.enabled = health.healthy
+    # The daemon answered, so the product runs; whether it protects is in real-time
+    # protection and health_issues (an unhealthy product is not a switched-off one).
+    product.enabled = True
     if health.real_time_protection is not None:
         product.real_time_protection = health.real_time_protection
     if health.definitions_updated is not None:

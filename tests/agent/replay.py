@@ -91,6 +91,11 @@ class ReplayHost:
             raise SourceMissingError(f"{path} does not exist")
         return self.files[path][:limit]
 
+    def read_tail(self, path: str, limit: int) -> bytes:
+        if path not in self.files:
+            raise SourceMissingError(f"{path} does not exist")
+        return self.files[path][-limit:] if limit > 0 else b""
+
     def read_sample(self, path: str, limit: int, offset: int = 0) -> bytes:
         if path not in self.files:
             raise SourceMissingError(f"{path} does not exist")
