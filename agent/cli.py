@@ -300,7 +300,7 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
     recorder = RecordingHost(host) if args.bundle is not None else None
     report = build_report(recorder or host, config, device_id)
     if args.replay is None and state.is_enrolled():
-        SessionLog(state.wifi_sessions_path).apply(report, save=False)
+        SessionLog(state.wifi_sessions_path, config.network_hash_key).apply(report, save=False)
     if recorder is not None:
         try:
             recorder.save(args.bundle, __version__, config)

@@ -67,7 +67,7 @@ def collect(
     before it (the report itself not counted), from put's own scan: one scan a collection."""
     report = build_report(host, config, enrollment.device_id)
     report.trigger = trigger
-    SessionLog(state.wifi_sessions_path).apply(report)
+    SessionLog(state.wifi_sessions_path, config.network_hash_key).apply(report)
     outbox.put(report, stamp_delivery=True)
     return report
 

@@ -1,9 +1,11 @@
-"""NetworkManager's `nmcli -t` (terse) output: devices and the Wi-Fi access point list.
+"""NetworkManager's `nmcli -t` (terse) output: devices, the Wi-Fi access point list and each
+device's connectivity.
 
 Terse mode separates fields with ':' and escapes a ':' or '\\' inside a value with a
 backslash (BSSIDs print as 02\\:1A\\:...). Commands the probe runs:
     nmcli -t -f DEVICE,TYPE,STATE,CONNECTION device
     nmcli -t -f IN-USE,SSID,BSSID,CHAN,SIGNAL,SECURITY device wifi list --rescan no
+    nmcli -t -f DEVICE,IP4-CONNECTIVITY,IP6-CONNECTIVITY device
 SECURITY is built by nmcli (src/nmcli/devices.c) from the access point's flags as
 space-separated tokens: WEP, WPA1, WPA2, WPA3, OWE (also for OWE transition), 802.1X; an
 open network prints an empty value.
@@ -18,6 +20,7 @@ from devposture.v1 import devposture_pb2 as pb
 
 DEVICE_FIELDS = ("DEVICE", "TYPE", "STATE", "CONNECTION")
 WIFI_FIELDS = ("IN-USE", "SSID", "BSSID", "CHAN", "SIGNAL", "SECURITY")
+CONNECTIVITY_FIELDS = ("DEVICE", "IP4-CONNECTIVITY", "IP6-CONNECTIVITY")
 
 
 def split_terse(line: str) -> list[str]:
@@ -106,3 +109,28 @@ def wifi_security(tokens: str) -> pb.WifiSecurity.ValueType:
         if token in parts:
             return corporate if enterprise else personal
     return pb.WIFI_SECURITY_UNKNOWN
+
+
+# NetworkManager's connectivity states (NMConnectivityState), as nmcli prints them.
+_CONNECTIVITY = {"unknown", "none", "portal", "limited", "full"}
+
+
+def parse_connectivity(text: str) -> dict[str, bool | None]:
+    """Per device: True when NetworkManager found a captive portal (IPv4 or IPv6 "portal"),
+    False when its check reached the Internet ("full", no portal), None when it cannot say.
+
+    "limited", "none" and "unknown" say nothing about a portal: with no connectivity URI
+    configured (Debian's default) NetworkManager reports "limited" on every device without
+    checking anything (recorded in tests/fixtures/linux/nmcli)."""
+    result: dict[str, bool | None] = {}
+    for row in _rows(text, CONNECTIVITY_FIELDS):
+        states = (row["IP4-CONNECTIVITY"], row["IP6-CONNECTIVITY"])
+        if not set(states) <= _CONNECTIVITY:
+            raise ParseError("nmcli: connectivity state not understood")
+        if "portal" in states:
+            result[row["DEVICE"]] = True
+        elif "full" in states:
+            result[row["DEVICE"]] = False
+        else:
+            result[row["DEVICE"]] = None
+    return result

@@ -10,11 +10,12 @@ from pathlib import Path
 from agent.collect import build_report
 from agent.host import NetInterface
 from agent.probes import ProbeConfig
+from agent.probes.linux import wifi
 from agent.sessions import SessionLog
 from agent.watch import BackupWatcher, NetworkWatcher
 from collector.checks import State, evaluate
 from devposture.v1 import devposture_pb2 as pb
-from tests.agent.replay import ReplayHost, fixture_text, ok
+from tests.agent.replay import ReplayHost, fixture_text, ok, recorded
 from tests.agent.windows.replay_windows import WindowsReplayHost
 from tests.agent.windows.replay_windows import output as windows_output
 
@@ -50,6 +51,8 @@ def _join_recorded_network(host: ChangingHost) -> None:
         ("nmcli", "-t", "-f", "IN-USE,SSID,BSSID,CHAN,SIGNAL,SECURITY",
          "device", "wifi", "list", "--rescan", "no")
     ] = ok(fixture_text("nmcli/nmcli-wifi-list-in-use-mesh.out"))  # fmt: skip
+    # NetworkManager's connectivity check reached the Internet: no captive portal.
+    host.commands[wifi.CONNECTIVITY] = recorded("nmcli/nmcli-device-connectivity-full-netns")
     host.interfaces = [ETHERNET, WIFI_UP]
 
 

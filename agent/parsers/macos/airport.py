@@ -7,7 +7,9 @@ no network connection and is skipped. The current association is
 
 Traps seen in real outputs:
   * since macOS 14.4/15 the SSID is "<redacted>" unless the caller has Location Services
-    permission; the SSID is then unknown, not "<redacted>" (`ssid_redacted`);
+    permission; the SSID is then unknown, not "<redacted>" (`ssid_redacted`). macOS may also
+    answer with no name at all (osquery#8220, osquery#8781 on macOS 26.0.1): an associated
+    network always has a name, so an empty or missing one is hidden too;
   * some builds spell the mode "pairport_security_mode_..." (first letter dropped);
   * the card being off ("spairport_status_off") or not associated
     ("spairport_status_disassociated") means no current network, not an error.
@@ -80,7 +82,7 @@ def _current(raw: object) -> CurrentNetwork | None:
     mode = raw.get("spairport_security_mode", "")
     if not isinstance(name, str) or not isinstance(mode, str):
         raise ParseError("system_profiler: network name or security mode is not text")
-    redacted = name == REDACTED
+    redacted = name in (REDACTED, "")
     return CurrentNetwork("" if redacted else name, redacted, wifi_security(mode))
 
 
@@ -111,12 +113,18 @@ def parse_airport_json(text: str) -> list[WifiInterface]:
         for raw in interfaces:
             if not isinstance(raw, dict) or not _is_wifi_card(raw):
                 continue
-            status = str(raw.get("spairport_status_information", ""))
-            cards.append(
-                WifiInterface(
-                    name=str(raw.get("_name", "")),
-                    status=status.removeprefix("spairport_status_"),
-                    current=_current(raw.get("spairport_current_network_information")),
-                )
+            status = str(raw.get("spairport_status_information", "")).removeprefix(
+                "spairport_status_"
             )
+            current = _current(raw.get("spairport_current_network_information"))
+            if current is None and status == "connected":
+                current = _nameless(raw.get("spairport_current_network_information"))
+            cards.append(WifiInterface(str(raw.get("_name", "")), status, current))
     return cards
+
+
+def _nameless(raw: object) -> CurrentNetwork:
+    """A card that says it is connected but names no network: the name was withheld, which is
+    not the same as being off the network (that would read as "no public Wi-Fi used")."""
+    mode = raw.get("spairport_security_mode", "") if isinstance(raw, dict) else ""
+    return CurrentNetwork("", True, wifi_security(mode if isinstance(mode, str) else ""))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.parsers.errors import ParseError
+from agent.parsers.windows.connection_profiles import parse_connection_profiles
 from agent.parsers.windows.listformat import parse_bool, parse_list
 
 _INBOUND = {"Block": "drop", "Allow": "allow", "NotConfigured": ""}
@@ -43,10 +44,4 @@ def parse_firewall_profiles(text: str) -> list[FirewallProfileState]:
 def parse_active_categories(text: str) -> frozenset[str]:
     """The firewall profiles in force: the categories of the connected networks. Empty when
     the machine has no connected network (the cmdlet then prints nothing)."""
-    active = set()
-    for record in parse_list(text):
-        category = record.get("NetworkCategory", "")
-        if category not in _CATEGORIES:
-            raise ParseError("Get-NetConnectionProfile: NetworkCategory not understood")
-        active.add(_CATEGORIES[category])
-    return frozenset(active)
+    return frozenset(_CATEGORIES[p.category] for p in parse_connection_profiles(text))

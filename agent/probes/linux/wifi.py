@@ -3,8 +3,13 @@
 A wireless interface has a `wireless` (or `phy80211`) entry in /sys/class/net/<if>; none at all
 is the fact has_wifi_interface=false. With one, nmcli tells whether it is connected and the
 security of the access point in use. The current association becomes one WifiSession started
-now (the agent's watcher will carry sessions across reports later). The network's name is
+now (the agent's session log carries sessions across reports). The network's name is
 classified on the device: only TRUSTED and PUBLIC names leave it (see wifi_classify).
+
+NetworkManager also says whether the device sits behind a captive portal (its connectivity
+check: IP4-/IP6-CONNECTIVITY "portal"), a sign of a public hotspot whatever its name. That
+answer is a second source: when it cannot be read the session is still reported, without the
+portal signal, and an error for the "nmcli connectivity" source says why.
 nmcli's error text is not copied into reports, because it can name a network.
 """
 
@@ -13,18 +18,29 @@ from __future__ import annotations
 from agent.host import HostError
 from agent.parsers import ParseError
 from agent.parsers.nmcli import (
+    CONNECTIVITY_FIELDS,
     DEVICE_FIELDS,
     WIFI_FIELDS,
+    parse_connectivity,
     parse_devices,
     parse_wifi_list,
     wifi_security,
 )
-from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, code_of, describe
-from agent.probes.wifi_classify import current_session
+from agent.probes.outcome import (
+    FactOutcome,
+    ProbeContext,
+    ProbeFailure,
+    code_of,
+    describe,
+    source_error,
+)
+from agent.probes.wifi_classify import NetworkSignals, current_session
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI
 _SYS = "/sys/class/net"
+CONNECTIVITY_SOURCE = "nmcli connectivity"
+CONNECTIVITY = ("nmcli", "-t", "-f", ",".join(CONNECTIVITY_FIELDS), "device")
 
 
 def wireless_interfaces(ctx: ProbeContext) -> list[str]:
@@ -41,6 +57,16 @@ def _nmcli(ctx: ProbeContext, *args: str) -> str:
         return ctx.host.run(["nmcli", "-t", *args], ctx.config.command_timeout).stdout_text()
     except HostError as exc:
         raise ProbeFailure(code_of(exc), describe(exc, with_stderr=False), "nmcli") from exc
+
+
+def captive_portals(ctx: ProbeContext, errors: list[pb.ProbeError]) -> dict[str, bool | None]:
+    """Per device, whether NetworkManager saw a captive portal ({} when it cannot be read)."""
+    try:
+        result = ctx.host.run(CONNECTIVITY, ctx.config.command_timeout)
+        return parse_connectivity(result.stdout_text())
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, CONNECTIVITY_SOURCE, exc, with_stderr=False))
+        return {}
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
@@ -73,11 +99,14 @@ def probe(ctx: ProbeContext) -> FactOutcome:
             "Wi-Fi is connected but nmcli listed no access point in use",
             "nmcli",
         )
+    errors: list[pb.ProbeError] = []
+    device = connected[0].device
+    portal = captive_portals(ctx, errors).get(device)
     seen: set[str] = set()
     for ap in in_use:
         if ap.ssid in seen:
             continue
         seen.add(ap.ssid)
-        session = current_session(ctx, ap.ssid, wifi_security(ap.security), connected[0].device)
-        fact.sessions.append(session)
-    return FactOutcome(fact)
+        signals = NetworkSignals(ap.ssid, wifi_security(ap.security), captive_portal=portal)
+        fact.sessions.append(current_session(ctx, signals, device))
+    return FactOutcome(fact, errors)

@@ -4,26 +4,30 @@
 No Wi-Fi card listed is the fact has_wifi_interface=false. A card that is off or not
 associated has an interface and no session. The current association becomes one WifiSession
 started now (the watcher carries sessions across reports), with vpn_up from the VPN fact
-collected before this one, classified on the device by `classify_network`.
+collected before this one, classified on the device by `wifi_classify.classify`.
 
-When macOS redacts the SSID (no Location Services permission for the agent), the name is
-unknown: the network is classified by its security alone (open, WEP and OWE networks are
-public whatever their name), network_id stays empty for other networks rather than a hash
-of a made-up name, and a PERMISSION_DENIED error for the "ssid" source says why.
+When macOS hides the SSID (printed as "<redacted>" or left empty: the agent lacks Location
+Services permission, osquery#8220), the network cannot be told: open, WEP and OWE networks are
+still public whatever their name, every other one is NETWORK_CLASS_UNKNOWN with an empty
+network_id (never trusted, never "other", never a hash of a placeholder), and a
+PERMISSION_DENIED error for the "ssid" source says how to fix it. macOS gives no captive
+portal signal a program can read without the name (the known-networks plist is keyed by it),
+so captive_portal stays unset.
 """
 
 from __future__ import annotations
 
 from agent.parsers.macos.airport import parse_airport_json
 from agent.probes.outcome import FactOutcome, ProbeContext, error
-from agent.probes.wifi_classify import current_session
+from agent.probes.wifi_classify import HIDDEN_BY_MACOS, NetworkSignals, current_session
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI
 PROFILER_TIMEOUT = 30.0
 _REDACTED = (
-    "macOS redacted the Wi-Fi network name (the agent lacks Location Services permission); "
-    "the network was classified by its security only"
+    "macOS hid the Wi-Fi network name (the agent lacks Location Services permission), so "
+    "the network could not be classified; allow the agent in System Settings > Privacy & "
+    "Security > Location Services"
 )
 
 
@@ -37,10 +41,9 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         network = card.current
         if not card.associated or network is None:
             continue
-        session = current_session(ctx, network.ssid, network.security, card.name)
-        if network.ssid_redacted:
+        hidden = HIDDEN_BY_MACOS if network.ssid_redacted else ""
+        signals = NetworkSignals(network.ssid, network.security, hidden_reason=hidden)
+        fact.sessions.append(current_session(ctx, signals, card.name))
+        if hidden:
             errors.append(error(FACT, pb.PROBE_ERROR_CODE_PERMISSION_DENIED, _REDACTED, "ssid"))
-            if session.classification == pb.NETWORK_CLASS_OTHER:
-                session.network_id = ""  # not a hash of the placeholder "<redacted>"
-        fact.sessions.append(session)
     return FactOutcome(fact, errors)

@@ -1,0 +1,121 @@
+"""6.3.2 judged from the agent's classes and reasons: FAIL says why, a hidden name is UNKNOWN."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from collector.checks import CheckParameters, State, Verdict, check_public_wifi
+from devposture.v1 import devposture_pb2 as pb
+
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+START = NOW - dt.timedelta(hours=1)
+
+
+def ts(when: dt.datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(when)
+    return stamp
+
+
+def add(
+    report: pb.PostureReport,
+    classification: pb.NetworkClass.ValueType,
+    network_id: str,
+    reasons: tuple[str, ...] = (),
+    vpn_after: int | None = None,
+    interface: str = "en0",
+) -> None:
+    session = report.wifi.sessions.add(
+        network_id=network_id,
+        classification=classification,
+        classification_reasons=reasons,
+        interface=interface,
+        started_at=ts(START),
+        vpn_up=vpn_after is not None,
+    )
+    if vpn_after is not None:
+        session.vpn_up_at.CopyFrom(ts(START + dt.timedelta(seconds=vpn_after)))
+
+
+def judge(report: pb.PostureReport) -> Verdict:
+    return check_public_wifi(report, NOW, CheckParameters())
+
+
+def wifi() -> pb.PostureReport:
+    report = pb.PostureReport()
+    report.wifi.has_wifi_interface = True
+    return report
+
+
+def test_fail_names_the_network_and_why_it_counted_as_public() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_PUBLIC, "CMCC-WEB", ("name matches CMCC-WEB",))
+    add(report, pb.NETWORK_CLASS_PUBLIC, "Tenda", ("Windows network category Public",), 600)
+    verdict = judge(report)
+    assert verdict == Verdict(
+        State.FAIL,
+        "public Wi-Fi: CMCC-WEB (name matches CMCC-WEB) at 2026-11-24 11:00 UTC without VPN; "
+        "Tenda (Windows network category Public): VPN came up 600 s late",
+    )
+
+
+def test_a_hidden_name_without_vpn_is_unknown_with_the_remedy() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_UNKNOWN, "", ("name hidden by macOS",))
+    verdict = judge(report)
+    assert verdict.state is State.UNKNOWN
+    assert verdict.reason.startswith("network name hidden by macOS: grant Location Services")
+    assert "Wi-Fi on en0 at 2026-11-24 11:00 UTC without VPN" in verdict.reason
+    late = wifi()
+    add(late, pb.NETWORK_CLASS_UNKNOWN, "", ("name hidden by macOS",), vpn_after=900)
+    assert judge(late).state is State.UNKNOWN
+
+
+def test_a_public_failure_outweighs_a_hidden_name() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_UNKNOWN, "", ("name hidden by macOS",))
+    add(report, pb.NETWORK_CLASS_PUBLIC, "ChinaNet", ("open network", "captive portal"))
+    verdict = judge(report)
+    assert verdict.state is State.FAIL
+    assert verdict.reason == (
+        "public Wi-Fi: ChinaNet (open network, captive portal) at 2026-11-24 11:00 UTC without VPN"
+    )
+
+
+def test_a_hidden_name_with_a_vpn_in_time_passes() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_UNKNOWN, "", ("name hidden by macOS",), vpn_after=0)
+    add(report, pb.NETWORK_CLASS_PUBLIC, "i-Shanghai", ("name matches i-Shanghai",), 30)
+    add(report, pb.NETWORK_CLASS_OTHER, "h:0123", ())
+    verdict = judge(report)
+    assert verdict == Verdict(
+        State.PASS,
+        "3 Wi-Fi session(s), 1 public, 1 with a hidden name, all with VPN: "
+        "i-Shanghai (name matches i-Shanghai)",
+    )
+
+
+def test_an_open_network_whose_name_was_hidden_is_still_public() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_PUBLIC, "", ("open network", "name hidden by macOS"))
+    verdict = judge(report)
+    assert verdict.state is State.FAIL
+    assert "a network with a hidden name (open network, name hidden by macOS)" in verdict.reason
+
+
+def test_no_name_from_another_os_is_said_so() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_UNKNOWN, "", ("the OS gave no network name",), None, "wlo1")
+    verdict = judge(report)
+    assert verdict.state is State.UNKNOWN
+    assert verdict.reason.startswith("network name not reported by the OS")
+    assert "macOS" not in verdict.reason
+
+
+def test_trusted_and_other_sessions_pass_as_before() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_TRUSTED, "Corp", ("company network",))
+    add(report, pb.NETWORK_CLASS_OTHER, "h:0123")
+    assert judge(report) == Verdict(State.PASS, "2 Wi-Fi session(s), none on a public network")
