@@ -6,12 +6,13 @@ The tool prints a fixed-width table ("%-50s %-10s %-22s"), header in English on 
     macOS Sequoia 15.6.1                               15.6.1     28/08/2025, 02:01:08
 The date is in the Mac's region format and local time, with no offset: "09/02/2023, 13:37:52"
 (month first, US), "28/08/2025, 02:01:08" (day first, UK), "2026/05/04 21:09:44" (zh-CN).
-The day/month order of a slash date is inferred from all rows together, as for Windows dates
-(agent.parsers.windows.local_dates): a first field above 12 means day first, a second field
-above 12 means month first. When no row decides it, the newest install is still known if both
-orders give the same newest date and time (they do when that row reads e.g. "09/09/2023");
-otherwise it is a ParseError, never a guess. The local time is taken as UTC (off by at most the
-Mac's UTC offset, which the host layer does not report), as the other probes do.
+macOS prints no pattern beside the table, so the day/month order of a slash date is deduced from
+all rows together (agent.parsers.windows.local_dates, its reading without a printed pattern): a
+first field above 12 means day first, a second field above 12 means month first. When no row
+decides it, the newest install is still known if both orders give the same newest date and time
+(they do when that row reads e.g. "09/09/2023"); otherwise it is a ParseError, never a guess.
+The local time is taken as UTC (off by at most the Mac's UTC offset, which the host layer does
+not report).
 
 Which rows count for "last installed" (the newest Apple OS or security install): a name that
 starts with "macOS", "Mac OS X" or "OS X" (point updates, upgrades, Rapid Security Responses

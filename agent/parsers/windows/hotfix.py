@@ -1,50 +1,44 @@
-"""`Get-HotFix`: the updates Windows has installed (Win32_QuickFixEngineering), as a table.
+"""`Get-HotFix` (Win32_QuickFixEngineering) as JSON: the updates Windows has installed.
 
-Columns are Source, Description, HotFixID, InstalledBy, InstalledOn; the dashed line under the
-header gives each column's start, and long cells are cut with "..." so only positions are
-reliable. InstalledOn is a date (Windows records no time of day) in the machine's culture;
-the order of day and month is inferred from all rows together (see local_dates).
+The probe runs the command mondoohq/cnquery runs, whose recorded outputs are the fixtures:
+    Get-HotFix | Select-Object -Property Status, Description, HotFixId, Caption, InstalledOn,
+    InstalledBy | ConvertTo-Json
+Asked this way, InstalledOn comes locale-free (agent.parsers.windows.psjson) instead of in the
+culture's short date ("4/4/2018", "27/09/2019", "18-10-2022"). Windows records only the day of
+an install; PowerShell turns it into local midnight, and ConvertTo-Json into the UTC instant of
+that midnight (2019-09-07 00:00 in Spain reads 2019-09-06T22:00Z), which is what is returned.
+An update without InstalledOn (Windows did not record it) has none; nothing is guessed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 
 from agent.parsers.errors import ParseError
-from agent.parsers.windows.local_dates import parse_local_datetime, slash_order
+from agent.parsers.windows.psjson import field, json_datetime, json_objects
 
 
 @dataclass(frozen=True)
 class HotFix:
     hotfix_id: str
     description: str
-    installed_on: date | None  # None when Windows did not record it
+    installed_at: datetime | None  # aware UTC; None when Windows did not record it
 
 
 def parse_hotfixes(text: str) -> list[HotFix]:
-    """Every row; an empty output (PowerShell prints nothing for no objects) is no hotfix."""
-    if not text.strip():
-        return []
-    lines = text.split("\n")
-    header_at = next((i for i, line in enumerate(lines) if "HotFixID" in line), None)
-    if header_at is None or header_at + 1 >= len(lines):
-        raise ParseError("Get-HotFix: no table header")
-    header = lines[header_at]
-    starts = {name: header.find(name) for name in ("Description", "HotFixID", "InstalledBy")}
-    installed_at = header.find("InstalledOn")
-    if installed_at < 0 or min(starts.values()) < 0:
-        raise ParseError("Get-HotFix: a column is missing")
-    rows = [line for line in lines[header_at + 2 :] if line.strip()]
-    dates = [row[installed_at:].strip() for row in rows]
-    order = slash_order(dates)
+    """Every update; an empty output (ConvertTo-Json prints nothing for no objects) is none."""
     hotfixes = []
-    for row, when in zip(rows, dates, strict=True):
-        hotfix_id = row[starts["HotFixID"] : starts["InstalledBy"]].strip()
-        if not hotfix_id:
-            raise ParseError("Get-HotFix: a row without HotFixID")
-        installed = parse_local_datetime(when, order).date() if when else None
+    for obj in json_objects(text, "Get-HotFix"):
+        hotfix_id = field(obj, "HotFixId")
+        if not isinstance(hotfix_id, str) or not hotfix_id:
+            raise ParseError("Get-HotFix: an update without HotFixId")
+        description = field(obj, "Description")
         hotfixes.append(
-            HotFix(hotfix_id, row[starts["Description"] : starts["HotFixID"]].strip(), installed)
+            HotFix(
+                hotfix_id,
+                description if isinstance(description, str) else "",
+                json_datetime(field(obj, "InstalledOn")),
+            )
         )
     return hotfixes

@@ -11,6 +11,14 @@ on the system writes that flag, and left unset where nothing does.
 
 dnf: `dnf -q -C updateinfo list --security` and `dnf -q -C check-update` from dnf's cache
 (-C: the agent never downloads metadata; dnf's own makecache timer keeps it fresh).
+
+Each source is read on its own (agent.probes.outcome.from_sources): one that is missing, fails
+or prints something unknown is a ProbeError naming that source, and what the other sources read
+stays in the fact. For dnf the security count (pending_security, from updateinfo) and the total
+(pending_total, from check-update) are separate sources; for apt the simulated upgrade (both
+counts), apt's state files (last_checked, last_installed), its configuration
+(automatic_updates) and the reboot flag. A count that was not read stays unset, never 0: the
+collector then reads "did not tell", not "nothing pending".
 """
 
 from __future__ import annotations
@@ -23,7 +31,14 @@ from agent.host import HostError
 from agent.parsers import ParseError
 from agent.parsers.apt import parse_apt_config, parse_apt_simulate, periodic_enabled
 from agent.parsers.dnf import parse_check_update, parse_updateinfo_security
-from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, source_error
+from agent.probes.outcome import (
+    FactOutcome,
+    ProbeContext,
+    ProbeFailure,
+    error,
+    from_sources,
+    source_error,
+)
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_OS_UPDATES
@@ -48,6 +63,12 @@ _REBOOT_FLAG_WRITERS = (
     "/usr/share/update-notifier/notify-reboot-required",
 )
 
+APT_SIMULATE = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade"]
+APT_CONFIG = ["apt-config", "dump"]
+DNF_UPDATEINFO = ["dnf", "-q", "-C", "updateinfo", "list", "--security"]
+DNF_CHECK_UPDATE = ["dnf", "-q", "-C", "check-update"]
+_DNF_UPDATES_PENDING = 100  # check-update's exit status when updates are pending
+
 
 def _timestamp(epoch: float) -> Timestamp:
     ts = Timestamp()
@@ -70,69 +91,95 @@ def _last_installed(ctx: ProbeContext) -> float | None:
     return None
 
 
-def _apt(ctx: ProbeContext) -> FactOutcome:
-    host, timeout = ctx.host, ctx.config.command_timeout
-    argv = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade"]
-    plan = parse_apt_simulate(host.run_cached(argv, timeout, _APT_INPUTS).stdout_text())
+def _apt_plan(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
+    try:
+        result = ctx.host.run_cached(APT_SIMULATE, ctx.config.command_timeout, _APT_INPUTS)
+        plan = parse_apt_simulate(result.stdout_text())
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, "apt-get", exc))
+        return False
     security = sorted({u.name for u in plan.security})
-    fact = pb.OsUpdatesFact(
-        source="apt",
-        pending_total=plan.pending_total,
-        pending_security=len(security),
-        pending_security_names=security[:MAX_NAMES],
-    )
-    errors: list[pb.ProbeError] = []
+    fact.pending_total = plan.pending_total
+    fact.pending_security = len(security)
+    fact.pending_security_names.extend(security[:MAX_NAMES])
+    return True
+
+
+def _apt_state(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
         checked = _last_checked(ctx)
-        if checked is not None:
-            fact.last_checked.CopyFrom(_timestamp(checked))
         installed = _last_installed(ctx)
-        if installed is not None:
-            fact.last_installed.CopyFrom(_timestamp(installed))
     except HostError as exc:
         errors.append(source_error(FACT, "apt-state", exc))
+        return False
+    if checked is not None:
+        fact.last_checked.CopyFrom(_timestamp(checked))
+    if installed is not None:
+        fact.last_installed.CopyFrom(_timestamp(installed))
+    return True
+
+
+def _apt_config(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
+    host = ctx.host
     try:
-        config = parse_apt_config(host.run(["apt-config", "dump"], timeout).stdout_text())
-        wanted = periodic_enabled(config.get("APT::Periodic::Unattended-Upgrade"))
-        fact.automatic_updates = wanted and host.which("unattended-upgrade") is not None
+        config = parse_apt_config(host.run(APT_CONFIG, ctx.config.command_timeout).stdout_text())
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "apt-config", exc))
-    if host.exists(_REBOOT_FLAG):
-        fact.reboot_required = True
-    elif any(host.exists(path) for path in _REBOOT_FLAG_WRITERS):
-        fact.reboot_required = False
-    return FactOutcome(fact, errors)
+        return False
+    wanted = periodic_enabled(config.get("APT::Periodic::Unattended-Upgrade"))
+    fact.automatic_updates = wanted and host.which("unattended-upgrade") is not None
+    return True
 
 
-def _dnf(ctx: ProbeContext) -> FactOutcome:
-    host, timeout = ctx.host, ctx.config.command_timeout
-    advisories = parse_updateinfo_security(
-        host.run(["dnf", "-q", "-C", "updateinfo", "list", "--security"], timeout).stdout_text()
-    )
-    pending = parse_check_update(
-        host.run(["dnf", "-q", "-C", "check-update"], timeout, ok_codes={0, 100}).stdout_text()
-    )
+def _reboot_flag(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
+    host = ctx.host
+    try:
+        if host.exists(_REBOOT_FLAG):
+            fact.reboot_required = True
+        elif any(host.exists(path) for path in _REBOOT_FLAG_WRITERS):
+            fact.reboot_required = False
+    except HostError as exc:
+        errors.append(source_error(FACT, "reboot-required", exc))
+        return False
+    return True
+
+
+def _dnf_security(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
+    try:
+        result = ctx.host.run(DNF_UPDATEINFO, ctx.config.command_timeout)
+        advisories = parse_updateinfo_security(result.stdout_text())
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, "dnf updateinfo", exc))
+        return False
     security = sorted({a.package for a in advisories})
-    fact = pb.OsUpdatesFact(
-        source="dnf",
-        pending_total=len(set(pending)),
-        pending_security=len(security),
-        pending_security_names=security[:MAX_NAMES],
-    )
-    return FactOutcome(fact)
+    fact.pending_security = len(security)
+    fact.pending_security_names.extend(security[:MAX_NAMES])
+    return True
+
+
+def _dnf_pending(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
+    ok_codes = {0, _DNF_UPDATES_PENDING}
+    try:
+        result = ctx.host.run(DNF_CHECK_UPDATE, ctx.config.command_timeout, ok_codes)
+        pending = parse_check_update(result.stdout_text())
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, "dnf check-update", exc))
+        return False
+    if bool(pending) != (result.returncode == _DNF_UPDATES_PENDING):
+        # Exit 100 with nothing listed, or 0 with a list: the two disagree, so neither is used.
+        reason = f"dnf check-update exited {result.returncode} but listed {len(pending)} package(s)"
+        errors.append(error(FACT, pb.PROBE_ERROR_CODE_PARSE_ERROR, reason, "dnf check-update"))
+        return False
+    fact.pending_total = len(set(pending))
+    return True
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     if ctx.host.which("apt-get"):
-        try:
-            return _apt(ctx)
-        except (HostError, ParseError) as exc:
-            return FactOutcome(None, [source_error(FACT, "apt", exc)])
+        fact = pb.OsUpdatesFact(source="apt")
+        return from_sources(ctx, fact, (_apt_plan, _apt_state, _apt_config, _reboot_flag))
     if ctx.host.which("dnf"):
-        try:
-            return _dnf(ctx)
-        except (HostError, ParseError) as exc:
-            return FactOutcome(None, [source_error(FACT, "dnf", exc)])
+        return from_sources(ctx, pb.OsUpdatesFact(source="dnf"), (_dnf_security, _dnf_pending))
     raise ProbeFailure(
         pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND,
         "no supported package manager is installed (apt-get, dnf)",

@@ -9,19 +9,24 @@ Server has no Security Center; the error is reported and Defender is still read.
 
 Defender (`Get-MpComputerStatus`) adds what Security Center does not say: real-time
 protection, the signature version and when signatures were last updated. It is reported as a
-second product with source "defender" (the collector sees both views). Its dates are local time
-taken as UTC (Windows prints no offset). When neither source could be read there is no fact,
-only the errors: unknown is not "no antivirus".
+second product with source "defender" (the collector sees both views). Windows prints that date
+in the machine's culture and local time, so the same PowerShell run first prints the culture's
+date patterns and the time zone; the date is read with them and turned into UTC
+(agent.parsers.windows.defender, local_dates). A date that cannot be read that way is a
+PARSE_ERROR of the "defender" source and leaves signatures_updated_at unset, never guessed; the
+rest of the product stays. When neither source could be read there is no fact, only the errors:
+unknown is not "no antivirus".
 """
 
 from __future__ import annotations
 
-from datetime import UTC
-
 from agent.host import HostError
 from agent.parsers import ParseError
-from agent.parsers.windows.defender import DefenderStatus, parse_mp_computer_status
-from agent.parsers.windows.local_dates import parse_local_datetime
+from agent.parsers.windows.defender import (
+    DefenderStatus,
+    parse_mp_computer_status,
+    signatures_updated_at,
+)
 from agent.parsers.windows.security_center import parse_antivirus_products
 from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from agent.probes.windows.commands import powershell, run_text
@@ -31,7 +36,9 @@ FACT = pb.FACT_ANTIVIRUS
 SECURITY_CENTER = powershell(
     "Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntiVirusProduct"
 )
-DEFENDER = powershell("Get-MpComputerStatus")
+# The culture's date patterns and the time zone first, in the same run, so that the dates of
+# Get-MpComputerStatus can be read as this machine prints them (see the module docstring).
+DEFENDER = powershell("(Get-Culture).DateTimeFormat; Get-TimeZone; Get-MpComputerStatus")
 DEFENDER_NAME = "Microsoft Defender Antivirus"
 
 
@@ -60,12 +67,13 @@ def _defender_product(status: DefenderStatus, errors: list[pb.ProbeError]) -> pb
         product.real_time_protection = status.real_time_protection
     if status.signatures_out_of_date is not None and status.signature_version:
         product.signatures_up_to_date = not status.signatures_out_of_date
-    if status.signatures_updated:
-        try:
-            updated = parse_local_datetime(status.signatures_updated, status.date_order)
-            product.signatures_updated_at.FromDatetime(updated.replace(tzinfo=UTC))
-        except ParseError as exc:
-            errors.append(source_error(FACT, "defender", exc))
+    try:
+        updated = signatures_updated_at(status)
+    except ParseError as exc:
+        errors.append(source_error(FACT, "defender", exc))
+    else:
+        if updated is not None:
+            product.signatures_updated_at.FromDatetime(updated)
     return product
 
 

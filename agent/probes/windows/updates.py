@@ -9,8 +9,10 @@
     search that failed is COMMAND_FAILED with the HRESULT, and leaves the pending counts unset:
     the script exits 0 even then, so the answer is judged by what it printed, never by the
     exit status. The search asks the update service online, hence its longer time budget.
-  * last_installed: the newest InstalledOn of `Get-HotFix` (Win32_QuickFixEngineering), a date
-    without time, reported as 00:00 UTC of that day.
+  * last_installed: the newest InstalledOn of `Get-HotFix` (Win32_QuickFixEngineering), asked
+    for as JSON (HOTFIX, the command mondoohq/cnquery runs) so that the date comes without the
+    machine's culture. Windows records the day only; ConvertTo-Json gives the UTC instant of
+    that day's local midnight, which is reported as it is (agent.parsers.windows.hotfix).
   * automatic_updates: the policy key
     HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\AU
     (agent.parsers.windows.update_policy): no key means the Windows 10/11 default, which
@@ -27,7 +29,6 @@ imabdk/Toast-Notification-Script#43).
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, time
 
 from agent.host import CommandFailedError, HostError
 from agent.parsers import ParseError
@@ -41,7 +42,10 @@ from agent.probes.windows.commands import console_encoding, powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_OS_UPDATES
-HOTFIX = powershell("Get-HotFix")
+HOTFIX = powershell(
+    "Get-HotFix | Select-Object -Property Status, Description, HotFixId, Caption, InstalledOn, "
+    "InstalledBy | ConvertTo-Json"
+)
 AU_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU"
 REG_AU = ["reg", "query", AU_KEY]
 _REG_MISSING_EXIT = 1
@@ -122,12 +126,13 @@ def _read_pending(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.Pro
 
 def _read_hotfixes(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
-        dates = [h.installed_on for h in parse_hotfixes(run_text(ctx, HOTFIX)) if h.installed_on]
+        fixes = parse_hotfixes(run_text(ctx, HOTFIX))
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "Get-HotFix", exc))
         return False
+    dates = [fix.installed_at for fix in fixes if fix.installed_at is not None]
     if dates:
-        fact.last_installed.FromDatetime(datetime.combine(max(dates), time(), UTC))
+        fact.last_installed.FromDatetime(max(dates))
     return True
 
 

@@ -28,6 +28,21 @@ def output(relative: str, returncode: int = 0) -> tuple[int, bytes, bytes]:
     return returncode, fixture(relative), b""
 
 
+EN_US_CULTURE = "culture/datetimeformat-en-us-msdocs.txt"
+PACIFIC = "timezone/get-timezone-pacific-msdocs.txt"
+CHINA = "timezone/get-timezone-china.txt"
+
+
+def one_run(*relatives: str) -> tuple[int, bytes, bytes]:
+    """The stdout of one PowerShell run that prints several objects (the Defender probe prints
+    the culture's DateTimeFormat, Get-TimeZone, then Get-MpComputerStatus): the recordings in
+    order, a blank line between them as PowerShell's list format separates objects. Each part
+    is a real recording; no public source has all of them from one machine, so the callers say
+    which were put together."""
+    parts = [fixture(relative).strip(b"\r\n") for relative in relatives]
+    return 0, b"\n\n".join(parts) + b"\n", b""
+
+
 @dataclass
 class WindowsReplayHost(ReplayHost):
     os_family: pb.OsFamily.ValueType = pb.OS_FAMILY_WINDOWS

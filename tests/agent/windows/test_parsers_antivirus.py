@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from agent.parsers import ParseError
-from agent.parsers.windows.defender import parse_mp_computer_status
-from agent.parsers.windows.local_dates import parse_local_datetime
+from agent.parsers.windows.defender import parse_mp_computer_status, signatures_updated_at
 from agent.parsers.windows.security_center import decode_product_state, parse_antivirus_products
 from agent.parsers.windows.text import decode_output
-from tests.agent.windows.replay_windows import fixture
+from tests.agent.windows.replay_windows import EN_US_CULTURE, PACIFIC, fixture, one_run
 
 
 def text(name: str) -> str:
     return decode_output(fixture(name), "cp437")
+
+
+def run_text(*names: str) -> str:
+    """The Defender probe's output put together from recordings (see one_run)."""
+    return decode_output(one_run(*names)[1], "cp437")
 
 
 @pytest.mark.parametrize(
@@ -80,11 +86,23 @@ def test_no_product_registered_and_broken_objects() -> None:
 
 
 def test_defender_healthy_per_microsoft_docs_example() -> None:
-    status = parse_mp_computer_status(text("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    # Microsoft's docs for all three parts: en-US culture, Pacific time, the status.
+    status = parse_mp_computer_status(
+        run_text(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-msdocs-healthy.txt")
+    )
     assert status.service_enabled and status.antivirus_enabled and status.real_time_protection
     assert status.signature_version == "1.413.102.0" and status.signatures_out_of_date is False
-    updated = parse_local_datetime(status.signatures_updated, status.date_order)
-    assert updated.isoformat() == "2024-06-04T08:06:27"
+    # "6/4/2024 8:06:27 AM" read with M/d/yyyy h:mm:ss tt, minus the standard offset -08:00.
+    assert signatures_updated_at(status) == datetime(2024, 6, 4, 16, 6, 27, tzinfo=UTC)
+
+
+def test_defender_status_alone_has_no_readable_date() -> None:
+    # The output as recorded alone, without the machine's patterns: nothing says whether
+    # 6/4/2024 is June or April there, so the date is refused; the status is still read.
+    status = parse_mp_computer_status(text("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    assert status.real_time_protection and status.signatures_updated == "6/4/2024 8:06:27 AM"
+    with pytest.raises(ParseError, match="pattern was not printed"):
+        signatures_updated_at(status)
 
 
 def test_defender_not_running_has_no_signatures() -> None:
@@ -92,14 +110,16 @@ def test_defender_not_running_has_no_signatures() -> None:
     assert not status.service_enabled and not status.antivirus_enabled
     assert status.real_time_protection is False and status.running_mode == "Not running"
     assert status.signature_version == "" and status.signatures_updated == ""
+    assert signatures_updated_at(status) is None  # no signatures: no date, and no error
 
 
 def test_defender_with_278_day_old_signatures() -> None:
-    status = parse_mp_computer_status(text("defender/mpcomputerstatus-signatures-278-days.txt"))
+    # No time zone printed: the local time is taken as UTC (the documented fallback).
+    status = parse_mp_computer_status(
+        run_text(EN_US_CULTURE, "defender/mpcomputerstatus-signatures-278-days.txt")
+    )
     assert status.signature_version == "1.409.717.0"
-    assert parse_local_datetime(
-        status.signatures_updated, status.date_order
-    ).date().isoformat() == ("2024-05-06")
+    assert signatures_updated_at(status) == datetime(2024, 5, 6, 1, 9, 46, tzinfo=UTC)
 
 
 def test_defender_output_cut_short_leaves_realtime_unknown() -> None:
@@ -107,11 +127,11 @@ def test_defender_output_cut_short_leaves_realtime_unknown() -> None:
     assert status.antivirus_enabled and status.real_time_protection is None
 
 
-def test_chinese_culture_dates_and_realtime_off() -> None:
+def test_chinese_status_realtime_off() -> None:
+    # The zh-CN date itself is read in test_local_dates (no zh-CN culture printout was found).
     status = parse_mp_computer_status(text("defender/mpcomputerstatus-zh-cn-realtime-off.txt"))
     assert status.antivirus_enabled and status.real_time_protection is False
-    updated = parse_local_datetime(status.signatures_updated, status.date_order)
-    assert updated.isoformat() == "2025-10-16T15:07:36"
+    assert status.signatures_updated == "2025/10/16 15:07:36"
 
 
 def test_defender_output_missing_the_essentials_is_an_error() -> None:

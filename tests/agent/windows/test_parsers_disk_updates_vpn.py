@@ -1,8 +1,9 @@
-"""manage-bde, reg query, Get-HotFix, ipconfig and culture dates, from real outputs."""
+"""manage-bde, reg query, Get-HotFix (JSON), ipconfig and dates without a pattern, from real
+outputs."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime
 
 import pytest
 
@@ -81,26 +82,56 @@ def test_missing_key_in_english_and_chinese() -> None:
         parse_reg_query(text("reg_query/not-found-en.txt"))
 
 
-def test_hotfix_month_first_and_last_install() -> None:
-    fixes = parse_hotfixes(text("hotfix/get-hotfix-ec2-twenty.txt"))
-    assert len(fixes) == 20
-    assert max(f.installed_on for f in fixes if f.installed_on) == date(2019, 9, 11)
-    assert fixes[0].hotfix_id == "KB3176936" and fixes[0].description == "Update"
+def test_hotfix_json_as_cnquery_recorded_it() -> None:
+    # Windows Server 2019 in UTC: InstalledOn objects {"value": "\/Date(ms)\/", "DateTime": ...}.
+    fixes = parse_hotfixes(text("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
+    assert [f.hotfix_id for f in fixes][:2] == ["KB4486553", "KB4462930"] and len(fixes) == 6
+    assert fixes[2].description == "Security Update"
+    assert {f.installed_at for f in fixes} == {datetime(2020, 9, 9, tzinfo=UTC)}
 
 
-def test_hotfix_spanish_day_first() -> None:
-    fixes = parse_hotfixes(text("hotfix/win32-quickfixengineering-es-day-first.txt"))
-    assert fixes[0].installed_on == date(2020, 2, 8)  # "8/02/2020 12:00:00 a. m."
-    assert max(f.installed_on for f in fixes if f.installed_on) == date(2020, 3, 14)
+def test_hotfix_json_newest_install() -> None:
+    fixes = parse_hotfixes(text("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
+    assert len(fixes) == 5
+    assert max(f.installed_at for f in fixes if f.installed_at) == datetime(2026, 8, 12, tzinfo=UTC)
+
+
+def test_hotfix_json_is_the_utc_instant_of_local_midnight() -> None:
+    # One object, as ConvertTo-Json prints a single update (here of a remoting session on a
+    # Spanish machine): InstalledOn is a bare "\/Date(ms)\/"; 7 September 2019 00:00 in Madrid
+    # (UTC+2 in summer) is 6 September 22:00 UTC. The culture never enters into it.
+    (fix,) = parse_hotfixes(text("hotfix/get-hotfix-json-es-remoting-one-object.txt"))
+    assert (fix.hotfix_id, fix.description) == ("KB4512578", "Security Update")
+    assert fix.installed_at == datetime(2019, 9, 6, 22, 0, tzinfo=UTC)
+
+
+def test_hotfix_json_without_installed_on_and_odd_outputs() -> None:
+    # What the parser must do with forms not recorded here: stated as inputs, not outputs.
+    (fix,) = parse_hotfixes('{"HotFixId": "KB1", "Description": "Update", "InstalledOn": null}')
+    assert fix.installed_at is None
+    iso = '{"HotFixId": "KB2", "InstalledOn": "2024-06-04T00:00:00+08:00"}'  # PowerShell 7 form
+    assert parse_hotfixes(iso)[0].installed_at == datetime(2024, 6, 3, 16, 0, tzinfo=UTC)
+    with pytest.raises(ParseError, match="offset"):
+        parse_hotfixes('{"HotFixId": "KB3", "InstalledOn": "2024-06-04T00:00:00"}')
+    with pytest.raises(ParseError):
+        parse_hotfixes('[{"Description": "Update"}]')
+    with pytest.raises(ParseError):
+        parse_hotfixes(text("hotfix/get-hotfix-k8s-node.txt"))  # the old table is not JSON
 
 
 def test_date_order_is_never_guessed() -> None:
+    # Dates without a printed pattern (macOS softwareupdate): deduced from the digits or refused.
     assert slash_order(["3/4/2020 10:00:00"]) is None
     with pytest.raises(ParseError):
         parse_local_datetime("3/4/2020 10:00:00", None)
     with pytest.raises(ParseError):
         slash_order(["13/1/2020", "1/13/2020"])
     assert parse_local_datetime("16.10.2025 15:07:35", None).isoformat() == "2025-10-16T15:07:35"
+    assert parse_local_datetime("18-10-2022 09:18:29 AM", None) == datetime(2022, 10, 18, 9, 18, 29)
+    # An English AM/PM marker is no evidence of month-first: en-IN prints day first with one.
+    assert slash_order(["02-10-2023 12:11:37 PM"]) is None
+    with pytest.raises(ParseError):
+        parse_local_datetime("02-10-2023 12:11:37 PM", None)
 
 
 def test_ipconfig_unknown_adapter_wireguard() -> None:

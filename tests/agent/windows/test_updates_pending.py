@@ -188,7 +188,7 @@ def test_output_that_is_neither_updates_nor_a_failure_is_rejected(stdout: str) -
 def host_with(search: tuple[int, bytes, bytes], console: str = "cp437") -> WindowsReplayHost:
     host = WindowsReplayHost(console_encoding=console)
     host.record(updates.SEARCH, search)
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-ec2-twenty.txt"))
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
     host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     return host
 
@@ -210,7 +210,7 @@ def test_probe_reports_pending_and_security_updates() -> None:
     assert (fact.pending_total, fact.pending_security) == (6, 2)
     assert list(fact.pending_security_names) == ["KB4537759", "KB4538461"]
     assert fact.automatic_updates  # no policy key: the default
-    assert fact.last_installed.ToDatetime().date().isoformat() == "2019-09-11"
+    assert fact.last_installed.ToDatetime().isoformat() == "2020-09-09T00:00:00"
     # The output has no dates, and nothing here tells a restart owed now: left unknown.
     assert not fact.HasField("oldest_pending_since")
     assert not fact.HasField("reboot_required")
@@ -230,7 +230,7 @@ class BudgetHost(WindowsReplayHost):
 def test_the_online_search_gets_a_longer_time_budget_than_other_commands() -> None:
     host = BudgetHost()
     host.record(updates.SEARCH, output(SIX))
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
     host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     run(host)
     assert host.budgets[tuple(updates.SEARCH)] == 300.0
@@ -282,7 +282,7 @@ def test_search_timing_out_or_powershell_missing() -> None:
     assert codes(run(host)[1]) == [("windows-update-agent", pb.PROBE_ERROR_CODE_TIMEOUT)]
 
     missing = WindowsReplayHost()
-    missing.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    missing.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
     missing.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     fact, outcome = run(missing)
     assert codes(outcome) == [("windows-update-agent", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
