@@ -15,6 +15,7 @@ ORDER: tuple[pb.Fact.ValueType, ...] = (
     pb.FACT_OS_UPDATES,
     pb.FACT_WIFI,
     pb.FACT_CHAT_BACKUPS,
+    pb.FACT_CHAT_CLIENTS,
 )
 
 FIELDS: dict[pb.Fact.ValueType, str] = {
@@ -25,4 +26,5 @@ FIELDS: dict[pb.Fact.ValueType, str] = {
     pb.FACT_VPN: "vpn",
     pb.FACT_CHAT_BACKUPS: "chat_backups",
     pb.FACT_DISK_ENCRYPTION: "disk_encryption",
+    pb.FACT_CHAT_CLIENTS: "chat_clients",
 }

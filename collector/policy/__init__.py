@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from collector.checks import CHECK_FUNCTIONS, PARAMETERS
+from collector.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _TOP_KEYS = {
@@ -48,7 +48,7 @@ class CheckSpec:
     title_en: str
     remediation_zh: str
     remediation_en: str
-    parameters: dict[str, int]
+    parameters: dict[str, ParameterValue]
 
 
 DEFAULT_OUTBOX_MAX_MB = 32
@@ -172,6 +172,17 @@ class _Checker:
             return minimum
         return value
 
+    def version(self, table: dict[str, object], key: str, path: Path_, example: str) -> str:
+        """A dotted version number ("4.0.0"), for a parameter whose default is one."""
+        value = table.get(key)
+        if not isinstance(value, str) or version_numbers(value) is None:
+            self.problem(
+                (*path, key),
+                f'must be a dotted version number in quotes, such as "{example}", not {value!r}',
+            )
+            return example
+        return value.strip()
+
     def names(self, table: dict[str, object], key: str, path: Path_) -> tuple[str, ...]:
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -244,18 +255,23 @@ def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
     return checks
 
 
-def _parameters(c: _Checker, raw: object, check_id: str, path: Path_) -> dict[str, int]:
+def _parameters(c: _Checker, raw: object, check_id: str, path: Path_) -> dict[str, ParameterValue]:
+    """The check's parameters, each of the type its default in PARAMETERS has: a whole number,
+    or a text holding a dotted version number."""
     schema = PARAMETERS.get(check_id, {})
     if not isinstance(raw, dict):
         c.problem(path, "must be a table")
         return dict(schema)
     c.unknown_keys(raw, set(schema), path)
     values = dict(schema)
-    for key in schema:
-        if key in raw:
-            values[key] = c.whole(raw, key, path, 0)
+    for key, default in schema.items():
+        if key not in raw:
+            example = f'"{default}"' if isinstance(default, str) else str(default)
+            c.problem((*path, key), f"is missing (the check needs it; for example {example})")
+        elif isinstance(default, str):
+            values[key] = c.version(raw, key, path, default)
         else:
-            c.problem((*path, key), f"is missing (the check needs it; for example {schema[key]})")
+            values[key] = c.whole(raw, key, path, 0)
     return values
 
 

@@ -96,7 +96,7 @@ def test_cli_policy_check(tmp_path: Path) -> None:
     ok = subprocess.run(
         [collector, "policy", "check", str(good)], capture_output=True, text=True, check=False
     )
-    assert ok.returncode == 0 and "OK: 3 clause(s), 5 check(s)" in ok.stdout
+    assert ok.returncode == 0 and "OK: 3 clause(s), 6 check(s)" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad_text = good.read_text().replace("vpn_grace_seconds = 120", "vpn_grace_seconds = 2.5")
     bad.write_text(bad_text)
@@ -116,3 +116,44 @@ def test_the_outbox_bound_is_optional_and_reaches_the_agents() -> None:
     assert parse_policy(without).outbox_max_mb == 32
     edited = default_policy_text().replace("outbox_max_mb = 32", "outbox_max_mb = 5")
     assert agent_config(parse_policy(edited), b"k" * 32).outbox_max_bytes == 5 * 1024 * 1024
+
+
+# --- text parameters: a minimum version per chat app (chat-app-updates) -------------------
+
+
+def test_minimum_versions_are_read_as_text() -> None:
+    policy = default_policy()
+    spec = policy.check("chat-app-updates")
+    assert spec is not None and spec.clause == "6.3.1"
+    assert spec.parameters == {"min_version_wechat": "4.0.0", "min_version_wecom": "4.1.30"}
+    old, new = 'min_version_wecom = "4.1.30"', 'min_version_wecom = "5.0"'
+    edited = parse_policy(default_policy_text().replace(old, new))
+    params = CheckParameters.from_values({c.check_id: c.parameters for c in edited.checks})
+    assert (params.min_version_wechat, params.min_version_wecom) == ("4.0.0", "5.0")
+
+
+@pytest.mark.parametrize(
+    "new",
+    [
+        "min_version_wechat = 4",  # a number, not the text of a version
+        'min_version_wechat = "latest"',
+        'min_version_wechat = "4.0.x"',
+        'min_version_wechat = "v4.0.0"',
+        'min_version_wechat = ""',
+    ],
+)
+def test_a_minimum_that_is_not_a_version_is_refused_naming_its_line(new: str) -> None:
+    text = default_policy_text().replace('min_version_wechat = "4.0.0"', new, 1)
+    assert text != default_policy_text()
+    problems = _problems(text)
+    (line, message), *_ = [(ln, m) for ln, m in problems if "min_version_wechat" in m]
+    assert "must be a dotted version number in quotes" in message, problems
+    assert line == _line(text, new)
+
+
+def test_a_whole_number_parameter_still_refuses_text_and_a_missing_minimum_is_named() -> None:
+    text = default_policy_text().replace('min_version_wecom = "4.1.30"\n', "")
+    problems = _problems(text)
+    assert any("min_version_wecom: is missing" in m and '"4.1.30"' in m for _, m in problems)
+    text = default_policy_text().replace("vpn_grace_seconds = 120", 'vpn_grace_seconds = "120"')
+    assert any("whole number" in m for _, m in _problems(text))

@@ -1,6 +1,6 @@
 """macOS probes, one module per fact (see each module for what it reads and why)."""
 
-from agent.probes.macos import antivirus, backups, disk, firewall, updates, vpn, wifi
+from agent.probes.macos import antivirus, backups, chat_clients, disk, firewall, updates, vpn, wifi
 from agent.probes.outcome import Probe
 from devposture.v1 import devposture_pb2 as pb
 
@@ -12,4 +12,5 @@ PROBES: dict[pb.Fact.ValueType, Probe] = {
     pb.FACT_VPN: vpn.probe,
     pb.FACT_CHAT_BACKUPS: backups.probe,
     pb.FACT_DISK_ENCRYPTION: disk.probe,
+    pb.FACT_CHAT_CLIENTS: chat_clients.probe,
 }

@@ -2,7 +2,16 @@
 the pure parsers in agent.parsers.windows."""
 
 from agent.probes.outcome import Probe
-from agent.probes.windows import antivirus, backups, disk, firewall, updates, vpn, wifi
+from agent.probes.windows import (
+    antivirus,
+    backups,
+    chat_clients,
+    disk,
+    firewall,
+    updates,
+    vpn,
+    wifi,
+)
 from devposture.v1 import devposture_pb2 as pb
 
 PROBES: dict[pb.Fact.ValueType, Probe] = {
@@ -13,4 +22,5 @@ PROBES: dict[pb.Fact.ValueType, Probe] = {
     pb.FACT_VPN: vpn.probe,
     pb.FACT_CHAT_BACKUPS: backups.probe,
     pb.FACT_DISK_ENCRYPTION: disk.probe,
+    pb.FACT_CHAT_CLIENTS: chat_clients.probe,
 }

@@ -1,0 +1,70 @@
+"""Installed WeChat and WeCom clients and their versions, on every OS (clause 6.3.1, "定期更新
+系统和软件": old chat clients carry known vulnerabilities, so the collector compares each
+version with the policy's minimum).
+
+Each OS module names its sources (Windows: Uninstall keys and install folders; macOS: the
+app bundles' Info.plist; Linux: dpkg and flatpak) as functions that return the clients they
+found; `scan` runs them in order and files the fact, the same way everywhere:
+
+  * No client installed is a fact (an empty list), not an error.
+  * A client that is there but whose version cannot be read is listed with version "" and
+    `version_error` saying why: it costs that client, never the others.
+  * A source that cannot be read at all (a tool missing, access denied) is a ProbeError with
+    its source name; the clients the other sources found are still reported, and the
+    collector reads the clause UNKNOWN, because the unread source may hide an old client.
+  * When no source could be read, there is no fact, only the errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from agent.host import HostError
+from agent.parsers import ParseError
+from agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.v1 import devposture_pb2 as pb
+
+FACT = pb.FACT_CHAT_CLIENTS
+Source = Callable[[ProbeContext], list[pb.ChatClient]]
+
+APP_NAMES: dict[pb.ChatApp.ValueType, str] = {
+    pb.CHAT_APP_WECHAT: "WeChat",
+    pb.CHAT_APP_WECOM: "WeCom",
+}
+
+
+def found(
+    app: pb.ChatApp.ValueType, version: str, source: str, location: str = ""
+) -> pb.ChatClient:
+    """A client whose version was read."""
+    return pb.ChatClient(app=app, version=version, source=source, location=location)
+
+
+def unreadable(app: pb.ChatApp.ValueType, source: str, location: str, why: str) -> pb.ChatClient:
+    """A client that is installed, whose version could not be read, saying why."""
+    return pb.ChatClient(app=app, source=source, location=location, version_error=why)
+
+
+def _key(client: pb.ChatClient) -> tuple[int, str, str, str]:
+    return (client.app, client.location.casefold(), client.source, client.version)
+
+
+def scan(ctx: ProbeContext, sources: Sequence[tuple[str, Source]]) -> FactOutcome:
+    """The fact from `sources` (name, reader), read in order; a reader raises the host's or a
+    parser's error when its whole source is unreadable."""
+    fact = pb.ChatClientsFact()
+    errors: list[pb.ProbeError] = []
+    seen: set[tuple[int, str, str, str]] = set()
+    read_any = False
+    for name, read in sources:
+        try:
+            clients = read(ctx)
+        except (HostError, ParseError) as exc:
+            errors.append(source_error(FACT, name, exc))
+            continue
+        read_any = True
+        for client in clients:
+            if _key(client) not in seen:
+                seen.add(_key(client))
+                fact.clients.append(client)
+    return FactOutcome(fact if read_any else None, errors)
