@@ -8,6 +8,7 @@ issue replaces `CheckParameters` with the policy file; the functions stay pure.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -30,14 +31,32 @@ class Verdict:
 
 
 # Each check's parameters as the policy file names them, with their defaults. The policy
-# validator checks names and types against this table.
-PARAMETERS: dict[str, dict[str, int]] = {
+# validator checks names and types against this table: a default that is a whole number asks
+# for a whole number, one that is text asks for a dotted version number ("4.0.0").
+ParameterValue = int | str
+PARAMETERS: dict[str, dict[str, ParameterValue]] = {
     "antivirus": {"signature_max_age_days": 7},
     "firewall": {},
     "os-updates": {"check_max_age_days": 14},
     "public-wifi": {"vpn_grace_seconds": 120},
     "chat-backup": {"backup_max_age_days": 30},
+    # Policy choices, not advisories: no public advisory found names a minimum for the
+    # desktop clients. WeChat 4.0.0 starts the 4.x line Tencent now ships for Windows (winget
+    # Tencent.WeChat.Universal, product code Weixin), macOS and Linux under one numbering;
+    # 3.x for Windows (winget Tencent.WeChat) has 3.9.12.x as its newest. WeCom 4.1.30 is a
+    # recent 4.x release (winget Tencent.WeCom 4.1.30.6004, .6008; 5.0 builds exist). Raise
+    # both as releases come; see docs/chat-clients.md.
+    "chat-app-updates": {"min_version_wechat": "4.0.0", "min_version_wecom": "4.1.30"},
 }
+_DOTTED = re.compile(r"\d+(?:\.\d+)*")
+
+
+def version_numbers(text: str) -> tuple[int, ...] | None:
+    """The numbers of a dotted version ("3.9.12.17" -> (3, 9, 12, 17)), None for other text."""
+    value = text.strip()
+    if not _DOTTED.fullmatch(value):
+        return None
+    return tuple(int(part) for part in value.split("."))
 
 
 @dataclass(frozen=True)
@@ -46,19 +65,30 @@ class CheckParameters:
     updates_check_max_age: dt.timedelta = dt.timedelta(days=14)
     backup_max_age: dt.timedelta = dt.timedelta(days=30)
     vpn_grace: dt.timedelta = dt.timedelta(seconds=120)
+    min_version_wechat: str = "4.0.0"
+    min_version_wecom: str = "4.1.30"
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Mapping[str, int]]) -> CheckParameters:
+    def from_values(cls, values: Mapping[str, Mapping[str, ParameterValue]]) -> CheckParameters:
         """From per-check values named as in PARAMETERS (a policy's [checks.parameters])."""
 
         def get(check: str, name: str) -> int:
-            return values.get(check, {}).get(name, PARAMETERS[check][name])
+            value = values.get(check, {}).get(name, PARAMETERS[check][name])
+            assert isinstance(value, int), f"{check}.{name} is a whole number"
+            return value
+
+        def text(check: str, name: str) -> str:
+            value = values.get(check, {}).get(name, PARAMETERS[check][name])
+            assert isinstance(value, str), f"{check}.{name} is a text"
+            return value
 
         return cls(
             signature_max_age=dt.timedelta(days=get("antivirus", "signature_max_age_days")),
             updates_check_max_age=dt.timedelta(days=get("os-updates", "check_max_age_days")),
             backup_max_age=dt.timedelta(days=get("chat-backup", "backup_max_age_days")),
             vpn_grace=dt.timedelta(seconds=get("public-wifi", "vpn_grace_seconds")),
+            min_version_wechat=text("chat-app-updates", "min_version_wechat"),
+            min_version_wecom=text("chat-app-updates", "min_version_wecom"),
         )
 
 
@@ -114,6 +144,22 @@ def _source_errors(report: pb.PostureReport, fact: pb.Fact.ValueType) -> list[st
 
 
 def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    """PASS when one product is on, protects in real time, has fresh signatures and names
+    nothing in its way; FAIL when every product has a problem; UNKNOWN when what decides is
+    missing. Per product (`_antivirus_product_problems`):
+
+    - health_issues (what the product says stands in the way: mdatp's "missing license",
+      "real-time protection enabled but not available", passive mode …) are a FAIL, named.
+    - The updater's last outcome (signature_update, e.g. from freshclam's log):
+      ENGINE_OUTDATED is a FAIL ("engine outdated: upgrade ClamAV"): the vendor says the
+      engine is too old for current signatures, and its CDN refuses end-of-life engines, so
+      fresh files today do not mean fresh files next week. FAILED or LOCKED is named in the
+      reason but is a FAIL only when the last success is older than the signature age limit
+      (the signatures are then stale anyway, whatever their files say); while the signature
+      files are within the limit it is a note on a PASS (one failed hourly attempt is not a
+      stale device). A failure with neither a known last success nor a signature date is
+      UNKNOWN, never PASS.
+    """
     if not report.HasField("antivirus"):
         return _missing(report, pb.FACT_ANTIVIRUS, "antivirus")
     products = report.antivirus.products
@@ -131,11 +177,10 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
         if e.fact == pb.FACT_ANTIVIRUS and e.code == pb.PROBE_ERROR_CODE_NO_SOURCE
     }
     for product in products:
-        problems, doubts = _antivirus_product_problems(product, now, p, no_database)
+        problems, doubts, notes = _antivirus_product_problems(product, now, p, no_database)
         if not problems and not doubts:
-            return Verdict(
-                State.PASS, f"{product.name}: on, real-time protection, signatures fresh"
-            )
+            reason = f"{product.name}: on, real-time protection, signatures fresh"
+            return Verdict(State.PASS, "; ".join([reason, *notes]))
         failing += [f"{product.name}: {x}" for x in problems]
         unknown += [f"{product.name}: {x}" for x in doubts if not problems]
     if unknown:
@@ -143,11 +188,19 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
     return Verdict(State.FAIL, "; ".join(failing))
 
 
+_UPDATE_WORDS = {
+    pb.SIGNATURE_UPDATE_OUTCOME_FAILED: "last signature update failed",
+    pb.SIGNATURE_UPDATE_OUTCOME_LOCKED: "last signature update did not run: updater locked",
+}
+
+
 def _antivirus_product_problems(
     product: pb.AntivirusProduct, now: dt.datetime, p: CheckParameters, no_database: set[str]
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], list[str]]:
+    """(problems: FAIL, doubts: UNKNOWN, notes: said on a PASS) for one product."""
     problems: list[str] = []
     doubts: list[str] = []
+    notes: list[str] = []
     if product.HasField("enabled") and not product.enabled:
         problems.append("disabled")
     elif not product.HasField("enabled"):
@@ -156,6 +209,8 @@ def _antivirus_product_problems(
         problems.append("real-time protection off")
     elif not product.HasField("real_time_protection"):
         doubts.append("cannot tell whether real-time protection is on")
+    if product.health_issues:
+        problems.append("health issues: " + ", ".join(product.health_issues))
     if product.source in no_database and not product.HasField("signatures_updated_at"):
         problems.append("no signature database")
     elif product.HasField("signatures_updated_at"):
@@ -169,7 +224,48 @@ def _antivirus_product_problems(
             problems.append("signatures out of date")
     else:
         doubts.append("signature date unknown")
-    return problems, doubts
+    if product.HasField("signature_update"):
+        more_problems, more_doubts, notes = _signature_update_problems(product, now, p)
+        problems += more_problems
+        doubts += more_doubts
+    return problems, doubts, notes
+
+
+def _signature_update_problems(
+    product: pb.AntivirusProduct, now: dt.datetime, p: CheckParameters
+) -> tuple[list[str], list[str], list[str]]:
+    """The updater's last outcome, judged as check_antivirus's docstring says:
+    (problems, doubts, notes)."""
+    problems: list[str] = []
+    doubts: list[str] = []
+    notes: list[str] = []
+    update = product.signature_update
+    detail = f" ({update.detail})" if update.detail else ""
+    if update.outcome == pb.SIGNATURE_UPDATE_OUTCOME_ENGINE_OUTDATED:
+        problems.append(f"engine outdated{detail}: upgrade {product.name}")
+        return problems, doubts, notes
+    words = _UPDATE_WORDS.get(update.outcome)
+    if words is None:
+        return problems, doubts, notes
+    if update.HasField("attempted_at"):
+        words += f" on {_date(utc(update.attempted_at))}"
+    words += detail
+    if update.HasField("succeeded_at"):
+        succeeded = utc(update.succeeded_at)
+        if now - succeeded > p.signature_max_age:
+            problems.append(
+                f"{words}; last success {_date(succeeded)},"
+                f" older than {p.signature_max_age.days} days"
+            )
+        else:
+            notes.append(f"{words}; last success {_date(succeeded)}")
+    elif product.HasField("signatures_updated_at") or (
+        product.HasField("signatures_up_to_date") and not product.signatures_up_to_date
+    ):
+        notes.append(words)  # the signature date (or "out of date") decides above
+    else:
+        doubts.append(f"{words}, and neither the last success nor the signature date is known")
+    return problems, doubts, notes
 
 
 def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
@@ -231,31 +327,69 @@ def check_os_updates(report: pb.PostureReport, now: dt.datetime, p: CheckParamet
 
 
 def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    """6.3.2: no WeChat on public Wi-Fi without a VPN. A public session (the agent's class,
+    made from every signal the OS gave) needs a VPN up within the grace after it started, else
+    FAIL, saying why the network counted as public (the session's classification reasons). A
+    session whose network the OS hid (NETWORK_CLASS_UNKNOWN: macOS without Location Services)
+    and that had no VPN in time cannot be judged: UNKNOWN, unless a FAIL already stands."""
     if not report.HasField("wifi"):
         return _missing(report, pb.FACT_WIFI, "Wi-Fi")
     fact = report.wifi
     if not fact.has_wifi_interface:
         return Verdict(State.PASS, "no Wi-Fi interface: no public Wi-Fi use possible")
+    judged = (pb.NETWORK_CLASS_PUBLIC, pb.NETWORK_CLASS_UNKNOWN)
+    sessions = [s for s in fact.sessions if s.classification in judged]
     unprotected: list[str] = []
-    for session in fact.sessions:
-        if session.classification != pb.NETWORK_CLASS_PUBLIC:
-            continue
+    hidden: list[str] = []
+    hidden_reasons: set[str] = set()
+    for session in sessions:
+        public = session.classification == pb.NETWORK_CLASS_PUBLIC
+        name = session.network_id or "a network with a hidden name"
+        why = ", ".join(session.classification_reasons)
+        what = f"{name} ({why})" if public and why else name
+        if not public:
+            what = f"Wi-Fi on {session.interface or 'an interface'}"
+            hidden_reasons.update(session.classification_reasons)
         started = utc(session.started_at)
         if not session.vpn_up:
-            unprotected.append(f"{session.network_id} at {started:%Y-%m-%d %H:%M} UTC without VPN")
-        elif utc(session.vpn_up_at) - started > p.vpn_grace:
+            problem = f"{what} at {started:%Y-%m-%d %H:%M} UTC without VPN"
+        else:
             late = utc(session.vpn_up_at) - started
-            unprotected.append(
-                f"{session.network_id}: VPN came up {int(late.total_seconds())} s late"
-            )
+            if late <= p.vpn_grace:
+                continue
+            problem = f"{what}: VPN came up {int(late.total_seconds())} s late"
+        (unprotected if public else hidden).append(problem)
     if unprotected:
         return Verdict(State.FAIL, "public Wi-Fi: " + "; ".join(unprotected))
-    public = sum(1 for s in fact.sessions if s.classification == pb.NETWORK_CLASS_PUBLIC)
+    if hidden:
+        lead = "network name not reported by the OS"
+        if any("macOS" in r for r in hidden_reasons):
+            lead = (
+                "network name hidden by macOS: grant Location Services to the devposture agent"
+                " (System Settings > Privacy & Security)"
+            )
+        return Verdict(
+            State.UNKNOWN, f"{lead}; cannot tell whether it was public: " + "; ".join(hidden)
+        )
+    public_sessions = [s for s in sessions if s.classification == pb.NETWORK_CLASS_PUBLIC]
+    if not sessions:
+        return Verdict(
+            State.PASS, f"{len(fact.sessions)} Wi-Fi session(s), none on a public network"
+        )
+    named = [
+        f"{s.network_id or 'hidden name'} ({', '.join(s.classification_reasons)})"
+        if s.classification_reasons
+        else s.network_id or "hidden name"
+        for s in public_sessions
+    ]
+    hidden_count = len(sessions) - len(public_sessions)
+    counted = f"{len(public_sessions)} public" + (
+        f", {hidden_count} with a hidden name" if hidden_count else ""
+    )
     return Verdict(
         State.PASS,
-        f"{len(fact.sessions)} Wi-Fi session(s), {public} public, all with VPN"
-        if public
-        else f"{len(fact.sessions)} Wi-Fi session(s), none on a public network",
+        f"{len(fact.sessions)} Wi-Fi session(s), {counted}, all with VPN"
+        + (": " + "; ".join(named) if named else ""),
     )
 
 
@@ -362,6 +496,67 @@ def _no_backup(report: pb.PostureReport, fact: pb.ChatBackupFact) -> Verdict:
     )
 
 
+_CHAT_APPS = {pb.CHAT_APP_WECHAT: "WeChat", pb.CHAT_APP_WECOM: "WeCom"}
+
+
+def _version_order(version: str, minimum: str) -> int | None:
+    """-1, 0 or 1 as `version` is below, at or above `minimum`, number by number; None when
+    either is not a dotted number, or when `version` has fewer parts than `minimum` and
+    agrees on all it has ("4.1.5" against "4.1.5.30": its last part is not known)."""
+    have, need = version_numbers(version), version_numbers(minimum)
+    if have is None or need is None:
+        return None
+    common = min(len(have), len(need))
+    if have[:common] != need[:common]:
+        return -1 if have[:common] < need[:common] else 1
+    if len(have) < len(need) and any(need[common:]):
+        return None
+    return 1 if any(have[common:]) else 0
+
+
+def check_chat_app_updates(
+    report: pb.PostureReport, now: dt.datetime, p: CheckParameters
+) -> Verdict:
+    """6.3.1 "定期更新系统和软件" for the chat clients: every installed WeChat and WeCom is at
+    least the policy's minimum version (old clients carry known vulnerabilities). No client
+    installed is nothing to update: PASS. A client whose version is unknown, or a source the
+    agent could not read (it may hide an old client), is UNKNOWN, never PASS."""
+    if not report.HasField("chat_clients"):
+        return _missing(report, pb.FACT_CHAT_CLIENTS, "the installed chat clients")
+    minimums = {pb.CHAT_APP_WECHAT: p.min_version_wechat, pb.CHAT_APP_WECOM: p.min_version_wecom}
+    unread = _source_errors(report, pb.FACT_CHAT_CLIENTS)
+    clients = report.chat_clients.clients
+    if not clients:
+        if unread:
+            return Verdict(
+                State.UNKNOWN, "no WeChat or WeCom client found, but " + "; ".join(unread)
+            )
+        return Verdict(State.PASS, "no WeChat or WeCom client installed")
+    old: list[str] = []
+    doubts: list[str] = []
+    current: list[str] = []
+    for client in clients:
+        name = _CHAT_APPS.get(client.app, "an unknown chat app")
+        where = f" at {client.location}" if client.location else ""
+        minimum = minimums.get(client.app)
+        if not client.version:
+            why = client.version_error or "not reported"
+            doubts.append(f"{name}{where}: version unknown ({why})")
+            continue
+        order = None if minimum is None else _version_order(client.version, minimum)
+        if order is None:
+            doubts.append(f"{name} {client.version}{where}: cannot compare with {minimum}")
+        elif order < 0:
+            old.append(f"{name} {client.version}{where} is older than the minimum {minimum}")
+        else:
+            current.append(f"{name} {client.version}")
+    if old:
+        return Verdict(State.FAIL, "; ".join(old + doubts))
+    if doubts or unread:
+        return Verdict(State.UNKNOWN, "; ".join(doubts + [f"unread: {u}" for u in unread]))
+    return Verdict(State.PASS, ", ".join(current) + ": at or above the minimum version")
+
+
 CHECKS: tuple[Check, ...] = (
     Check(
         "antivirus", "6.3.1", "安装杀毒软件", "Antivirus installed and up to date", check_antivirus
@@ -379,6 +574,13 @@ CHECKS: tuple[Check, ...] = (
         "定期备份工作聊天记录",
         "Work chats backed up, kept safe",
         check_chat_backup,
+    ),
+    Check(
+        "chat-app-updates",
+        "6.3.1",
+        "微信和企业微信已更新",
+        "WeChat and WeCom up to date",
+        check_chat_app_updates,
     ),
 )
 CHECKS_BY_ID = {check.check_id: check for check in CHECKS}

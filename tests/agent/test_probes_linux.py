@@ -215,6 +215,8 @@ def _wifi_host() -> ReplayHost:
         ("nmcli", "-t", "-f", "IN-USE,SSID,BSSID,CHAN,SIGNAL,SECURITY",
          "device", "wifi", "list", "--rescan", "no")
     ] = ok(fixture_text("nmcli/nmcli-wifi-list-in-use-mesh.out"))  # fmt: skip
+    # NetworkManager without a connectivity URI (Debian's default): it cannot tell a portal.
+    host.commands[wifi.CONNECTIVITY] = recorded("nmcli/nmcli-device-connectivity-checks-off-netns")
     return host
 
 

@@ -279,3 +279,280 @@ def test_a_check_that_raises_is_unknown_not_pass(monkeypatch: pytest.MonkeyPatch
     results = checks.evaluate(pb.PostureReport(), NOW)
     assert results[0][1].state is State.UNKNOWN
     assert "ZeroDivisionError" in results[0][1].reason
+
+
+# --- antivirus: health issues and the signature updater's state (issue 13) --------------
+
+
+def _clam(update: pb.SignatureUpdate | None = None, **fields: object) -> pb.PostureReport:
+    """A ClamAV product that is on and scans on access; `fields` override or add."""
+    values: dict[str, object] = {
+        "name": "ClamAV",
+        "source": "clamav-db",
+        "enabled": True,
+        "real_time_protection": True,
+    }
+    values.update(fields)
+    report = _antivirus(**values)
+    if update is not None:
+        report.antivirus.products[0].signature_update.CopyFrom(update)
+    return report
+
+
+def _update(
+    outcome: pb.SignatureUpdateOutcome.ValueType,
+    detail: str = "",
+    succeeded: dt.datetime | None = None,
+    attempted: dt.datetime | None = None,
+) -> pb.SignatureUpdate:
+    update = pb.SignatureUpdate(outcome=outcome, detail=detail)
+    if succeeded is not None:
+        update.succeeded_at.CopyFrom(ts(succeeded))
+    if attempted is not None:
+        update.attempted_at.CopyFrom(ts(attempted))
+    return update
+
+
+def test_antivirus_health_issues_fail_and_are_named() -> None:
+    report = _antivirus(
+        name="Microsoft Defender for Endpoint",
+        source="mdatp",
+        enabled=True,
+        real_time_protection=False,
+        signatures_updated_at=ts(NOW - dt.timedelta(hours=3)),
+        health_issues=["real-time protection enabled but not available"],
+    )
+    state, reason = verdict("antivirus", report)
+    assert state is State.FAIL
+    assert "health issues: real-time protection enabled but not available" in reason
+    # Health issues alone fail too, even where every flag reads well.
+    report = _antivirus(
+        name="Microsoft Defender for Endpoint",
+        source="mdatp",
+        enabled=True,
+        real_time_protection=True,
+        signatures_updated_at=ts(NOW - dt.timedelta(hours=3)),
+        health_issues=["missing license"],
+    )
+    assert verdict("antivirus", report) == (
+        State.FAIL,
+        "Microsoft Defender for Endpoint: health issues: missing license",
+    )
+
+
+def test_antivirus_health_issues_fail_even_when_real_time_is_unknown() -> None:
+    # mdatp printed "unavailable" for real-time protection: unknown, but its own issues fail.
+    report = _antivirus(
+        name="Microsoft Defender for Endpoint",
+        source="mdatp",
+        enabled=True,
+        health_issues=["no active event provider"],
+    )
+    state, reason = verdict("antivirus", report)
+    assert state is State.FAIL and "no active event provider" in reason
+
+
+def test_antivirus_engine_outdated_fails_even_with_fresh_signatures() -> None:
+    report = _clam(
+        _update(
+            pb.SIGNATURE_UPDATE_OUTCOME_ENGINE_OUTDATED,
+            "Local version: 0.103.2 Recommended version: 0.103.3",
+            succeeded=NOW - dt.timedelta(hours=1),
+        ),
+        signatures_updated_at=ts(NOW - dt.timedelta(hours=5)),
+    )
+    assert verdict("antivirus", report) == (
+        State.FAIL,
+        "ClamAV: engine outdated (Local version: 0.103.2 Recommended version: 0.103.3):"
+        " upgrade ClamAV",
+    )
+
+
+def test_antivirus_failed_update_with_fresh_signatures_passes_and_says_so() -> None:
+    report = _clam(
+        _update(
+            pb.SIGNATURE_UPDATE_OUTCOME_FAILED,
+            "Database update process failed: HTTP GET failed",
+            succeeded=NOW - dt.timedelta(days=2),
+            attempted=NOW - dt.timedelta(hours=1),
+        ),
+        signatures_updated_at=ts(NOW - dt.timedelta(days=2)),
+    )
+    state, reason = verdict("antivirus", report)
+    assert state is State.PASS
+    assert reason == (
+        "ClamAV: on, real-time protection, signatures fresh; last signature update failed on"
+        " 2026-11-24 (Database update process failed: HTTP GET failed); last success 2026-11-22"
+    )
+
+
+def test_antivirus_failed_update_whose_last_success_is_too_old_fails() -> None:
+    # The files may still look recent (a database built before a failed run was copied in by
+    # hand), but the updater has not succeeded within the limit.
+    report = _clam(
+        _update(
+            pb.SIGNATURE_UPDATE_OUTCOME_LOCKED,
+            "Failed to lock the log file /var/log/clamav/freshclam.log",
+            succeeded=NOW - dt.timedelta(days=9),
+        ),
+        signatures_updated_at=ts(NOW - dt.timedelta(days=1)),
+    )
+    state, reason = verdict("antivirus", report)
+    assert state is State.FAIL
+    assert "last signature update did not run: updater locked" in reason
+    assert "last success 2026-11-15, older than 7 days" in reason
+
+
+def test_antivirus_failed_update_with_stale_signatures_fails_on_the_age() -> None:
+    report = _clam(
+        _update(pb.SIGNATURE_UPDATE_OUTCOME_FAILED, "Update failed."),
+        signatures_updated_at=ts(NOW - dt.timedelta(days=20)),
+    )
+    state, reason = verdict("antivirus", report)
+    assert state is State.FAIL
+    assert reason == "ClamAV: signatures from 2026-11-04, older than 7 days"
+
+
+def test_antivirus_failed_update_without_any_date_is_unknown_never_pass() -> None:
+    report = _clam(_update(pb.SIGNATURE_UPDATE_OUTCOME_FAILED, "Update failed."))
+    state, reason = verdict("antivirus", report)
+    assert state is State.UNKNOWN
+    assert "last signature update failed (Update failed.), and neither the last success" in reason
+
+
+def test_antivirus_update_ok_changes_nothing() -> None:
+    fresh = _clam(
+        _update(pb.SIGNATURE_UPDATE_OUTCOME_OK, succeeded=NOW - dt.timedelta(hours=1)),
+        signatures_updated_at=ts(NOW - dt.timedelta(days=1)),
+    )
+    assert verdict("antivirus", fresh) == (
+        State.PASS,
+        "ClamAV: on, real-time protection, signatures fresh",
+    )
+    stale = _clam(
+        _update(pb.SIGNATURE_UPDATE_OUTCOME_OK, succeeded=NOW - dt.timedelta(hours=1)),
+        signatures_updated_at=ts(NOW - dt.timedelta(days=10)),
+    )
+    assert verdict("antivirus", stale)[0] is State.FAIL
+
+
+# --- chat-app-updates (6.3.1: WeChat and WeCom kept updated) ------------------------------
+
+
+def _clients(*clients: pb.ChatClient) -> pb.PostureReport:
+    report = pb.PostureReport()
+    report.chat_clients.SetInParent()
+    report.chat_clients.clients.extend(clients)
+    return report
+
+
+WECHAT, WECOM = pb.CHAT_APP_WECHAT, pb.CHAT_APP_WECOM
+
+
+def test_chat_app_updates_passes_when_every_client_is_recent_enough() -> None:
+    report = _clients(
+        pb.ChatClient(app=WECHAT, version="4.1.5", source="Info.plist"),
+        pb.ChatClient(app=WECOM, version="5.0.9.6029", source="install folder"),
+    )
+    state, reason = verdict("chat-app-updates", report)
+    assert state is State.PASS
+    assert "WeChat 4.1.5" in reason and "WeCom 5.0.9.6029" in reason
+
+
+def test_chat_app_updates_fails_naming_the_old_client_and_the_minimum() -> None:
+    report = _clients(
+        pb.ChatClient(app=WECHAT, version="4.1.5", source="Info.plist"),
+        pb.ChatClient(
+            app=WECHAT,
+            version="3.9.12.17",
+            source="install folder",
+            location="C:/Program Files/Tencent/WeChat",
+        ),
+    )
+    state, reason = verdict("chat-app-updates", report)
+    assert state is State.FAIL
+    assert "WeChat 3.9.12.17 at C:/Program Files/Tencent/WeChat" in reason
+    assert f"minimum {P.min_version_wechat}" in reason and "4.1.5" not in reason
+
+
+def test_chat_app_updates_compares_number_by_number() -> None:
+    # As text "4.1.100" < "4.1.30"; as numbers it is above.
+    p = CheckParameters(min_version_wecom="4.1.30")
+    passing = _clients(pb.ChatClient(app=WECOM, version="4.1.100.6000"))
+    failing = _clients(pb.ChatClient(app=WECOM, version="4.1.29.9999"))
+    assert checks.check_chat_app_updates(passing, NOW, p).state is State.PASS
+    assert checks.check_chat_app_updates(failing, NOW, p).state is State.FAIL
+    exact = _clients(pb.ChatClient(app=WECOM, version="4.1.30"))
+    assert checks.check_chat_app_updates(exact, NOW, p).state is State.PASS
+
+
+def test_a_shorter_version_equal_so_far_cannot_be_compared() -> None:
+    # A Mac's "4.1.5" against a minimum of 4.1.5.30: the build it does not tell decides.
+    p = CheckParameters(min_version_wechat="4.1.5.30")
+    shorter = _clients(pb.ChatClient(app=WECHAT, version="4.1.5"))
+    result = checks.check_chat_app_updates(shorter, NOW, p)
+    assert result.state is State.UNKNOWN and "cannot compare with 4.1.5.30" in result.reason
+    zeros = CheckParameters(min_version_wechat="4.1.5.0")
+    assert checks.check_chat_app_updates(shorter, NOW, zeros).state is State.PASS
+
+
+def test_a_client_without_a_version_is_unknown_with_the_reason() -> None:
+    report = _clients(
+        pb.ChatClient(app=WECHAT, version="4.1.5"),
+        pb.ChatClient(
+            app=WECOM,
+            location="/Applications/企业微信.app",
+            version_error="Info.plist has no CFBundleShortVersionString",
+        ),
+    )
+    state, reason = verdict("chat-app-updates", report)
+    assert state is State.UNKNOWN
+    assert "WeCom at /Applications/企业微信.app: version unknown" in reason
+    assert "CFBundleShortVersionString" in reason
+
+
+def test_an_old_client_fails_even_beside_an_unknown_one() -> None:
+    report = _clients(
+        pb.ChatClient(app=WECHAT, version="3.9.5.80"),
+        pb.ChatClient(app=WECOM, version_error="no version folder"),
+    )
+    state, reason = verdict("chat-app-updates", report)
+    assert state is State.FAIL and "3.9.5.80" in reason and "no version folder" in reason
+
+
+def test_no_client_installed_is_nothing_to_update() -> None:
+    state, reason = verdict("chat-app-updates", _clients())
+    assert (state, reason) == (State.PASS, "no WeChat or WeCom client installed")
+
+
+def test_an_unread_source_is_unknown_never_pass() -> None:
+    report = _clients()
+    report.errors.add(
+        fact=pb.FACT_CHAT_CLIENTS,
+        source="dpkg",
+        code=pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND,
+        message="dpkg-query is not installed",
+    )
+    state, reason = verdict("chat-app-updates", report)
+    assert state is State.UNKNOWN and "dpkg: dpkg-query is not installed" in reason
+    report.chat_clients.clients.add(app=WECHAT, version="4.1.5", source="flatpak")
+    state, reason = verdict("chat-app-updates", report)
+    assert state is State.UNKNOWN and "4.1.5" not in reason and "dpkg-query" in reason
+
+
+def test_chat_app_updates_without_the_fact_is_unknown() -> None:
+    report = pb.PostureReport()
+    report.errors.add(
+        fact=pb.FACT_CHAT_CLIENTS, code=pb.PROBE_ERROR_CODE_TIMEOUT, message="probe timed out"
+    )
+    state, reason = verdict("chat-app-updates", report)
+    assert state is State.UNKNOWN and "probe timed out" in reason
+
+
+def test_the_minimums_come_from_the_parameters() -> None:
+    report = _clients(pb.ChatClient(app=WECHAT, version="4.0.3.22"))
+    assert checks.check_chat_app_updates(report, NOW, P).state is State.PASS
+    stricter = CheckParameters.from_values({"chat-app-updates": {"min_version_wechat": "4.1"}})
+    assert stricter.min_version_wecom == P.min_version_wecom
+    result = checks.check_chat_app_updates(report, NOW, stricter)
+    assert result.state is State.FAIL and "older than the minimum 4.1" in result.reason

@@ -49,7 +49,7 @@ def test_a_viewer_credential_reads_the_fleet_remotely(
     assert code == 0, err
     local = run(COLLECTOR, "report", "fleet", "--data", str(collector_process.data),
                 "--format", "csv")  # fmt: skip
-    assert remote == local.stdout and len(remote.splitlines()) == 6
+    assert remote == local.stdout and len(remote.splitlines()) == 7  # header and six checks
     code, piped, err = _remote(
         collector_process, "-", "device", "list", "--format", "json", stdin=viewer.read_text()
     )

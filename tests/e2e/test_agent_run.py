@@ -61,8 +61,9 @@ def test_run_reports_at_start_and_when_a_backup_appears(
         assert start_up.trigger == pb.COLLECTION_TRIGGER_START_UP
         assert under_policy.trigger == pb.COLLECTION_TRIGGER_POLICY_CHANGE
         assert start_up.delivery.max_bytes > 0 and start_up.delivery.pending_reports == 0
-        (before,) = [b for b in under_policy.chat_backups.backups if b.location == str(backups)]
-        assert before.file_count == 0
+        # The folder is looked at, and is empty: no backup set in it.
+        assert not [b for b in under_policy.chat_backups.backups
+                    if b.location.startswith(str(backups))]  # fmt: skip
         time.sleep(1.0)
         assert len(_wait_for_reports(collector_process.data, 3, 0)) == 2, "a loop of rounds"
         written = time.monotonic()
@@ -74,8 +75,10 @@ def test_run_reports_at_start_and_when_a_backup_appears(
         print(f"new backup reported after {took:.1f} s")
         latest = _body(collector_process.data, after[2])
         assert latest.trigger == pb.COLLECTION_TRIGGER_NEW_BACKUP
-        (backup,) = [b for b in latest.chat_backups.backups if b.location == str(backups)]
+        archive = str(backups / "wechat-backup-2026-11-24.7z")
+        (backup,) = [b for b in latest.chat_backups.backups if b.location == archive]
         assert backup.file_count == 1 and backup.HasField("newest_backup_at")
+        assert backup.kind == pb.BACKUP_KIND_ARCHIVE and backup.format == "7z archive"
         time.sleep(0.5)  # waiting for the next interval now
     finally:
         asked = time.monotonic()

@@ -7,7 +7,10 @@ import io
 import json
 from pathlib import Path
 
+from collector.policy import default_policy
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run
+
+CHECK_COUNT = len(default_policy().checks)  # every check of the bundled policy is reported
 
 
 def test_enroll_once_and_fleet_report_in_every_format(
@@ -27,7 +30,8 @@ def test_enroll_once_and_fleet_report_in_every_format(
     device = json.loads(
         run(COLLECTOR, "report", "device", "--data", data, "--format", "json").stdout
     )
-    assert len(device) == 5 and {r["state"] for r in device} <= {"PASS", "FAIL", "GRACE", "UNKNOWN"}
+    assert len(device) == CHECK_COUNT == 6
+    assert {r["state"] for r in device} <= {"PASS", "FAIL", "GRACE", "UNKNOWN"}
     assert all(r["reason"] for r in device)
     fleet = run(COLLECTOR, "report", "fleet", "--data", data, "--format", "csv").stdout
     header, *rows = list(csv.reader(io.StringIO(fleet)))
@@ -36,7 +40,7 @@ def test_enroll_once_and_fleet_report_in_every_format(
         "pass_rate", "clause_title_zh", "clause_title_en", "clause_text_zh", "clause_text_en",
         "check_title_zh", "check_title_en",
     ]  # fmt: skip
-    assert len(rows) == 5
+    assert len(rows) == CHECK_COUNT
     assert all(row[2] == "1" for row in rows)
     # A spreadsheet needs no other source: each row carries its clause's words, both languages.
     by_check = {row[1]: dict(zip(header, row, strict=True)) for row in rows}

@@ -6,8 +6,16 @@ end, so each machine is a composite of outputs from real machines of its kind.
 from __future__ import annotations
 
 from agent.host import NetInterface
-from agent.probes.windows import antivirus, disk, firewall, updates, vpn, wifi
-from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
+from agent.probes.windows import antivirus, chat_clients, disk, firewall, updates, vpn, wifi
+from tests.agent.windows.replay_windows import (
+    CHINA,
+    EN_US_CULTURE,
+    PACIFIC,
+    WindowsReplayHost,
+    fixture,
+    one_run,
+    output,
+)
 
 REG_MISSING = 1
 # manage-bde's exit status for 0x80041003 (WBEM_E_ACCESS_DENIED) as an unsigned DWORD, which is
@@ -22,7 +30,11 @@ def healthy_english() -> WindowsReplayHost:
     host.record(
         antivirus.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
     )
-    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    # The Defender run: Microsoft's docs for each part (en-US culture, Pacific time zone, status).
+    host.record(
+        antivirus.DEFENDER,
+        one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-msdocs-healthy.txt"),
+    )
     host.record(firewall.PROFILES, output("firewall/netfirewallprofile-all-enabled.txt"))
     host.record(
         firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-ethernet-public.txt")
@@ -30,11 +42,12 @@ def healthy_english() -> WindowsReplayHost:
     # Nothing pending: PowerShell 5.1 prints nothing when the search finds nothing. No public
     # recording of this command's empty answer exists, so the replay states it here.
     host.record(updates.SEARCH, (0, b"", b""))
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
     host.record(updates.REG_AU, output("reg_query/au-policy-scheduled-install.txt"))
     host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-wpa3-h2e-two-adapters.txt"))
     host.record(vpn.IPCONFIG, output("ipconfig/all-en-wireguard-unknown-adapter.txt"))
     host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    no_chat_client_keys(host, "reg_query/not-found-en.txt")
     return host
 
 
@@ -50,7 +63,12 @@ def chinese() -> WindowsReplayHost:
             "security_center/cim-antivirusproduct-bitdefender-and-defender.utf16le-bom-crlf.txt"
         ),
     )
-    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-zh-cn-realtime-off.txt"))
+    # No public printout of a zh-CN (Get-Culture).DateTimeFormat was found, so this run has the
+    # China time zone (a real Get-TimeZone) and the zh-CN status, and no date pattern: the date
+    # is then not read (a PARSE_ERROR), while the rest of Defender's status is.
+    host.record(
+        antivirus.DEFENDER, one_run(CHINA, "defender/mpcomputerstatus-zh-cn-realtime-off.txt")
+    )
     # Windows 7 has no Get-NetFirewallProfile/Get-NetConnectionProfile (NetSecurity arrived
     # with Windows 8). The real error text was not recorded, so the replay only makes the
     # calls fail, with no output.
@@ -67,12 +85,13 @@ def chinese() -> WindowsReplayHost:
             fixture("windows_update/search-stderr-8024401c.txt"),
         ),
     )
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
     host.record(updates.REG_AU, output("reg_query/not-found-zh.cp936-crlf.txt", REG_MISSING))
     host.record(wifi.NETSH, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
     host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
     host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
     host.timeouts.add(tuple(disk.MANAGE_BDE))
+    no_chat_client_keys(host, "reg_query/not-found-zh.cp936-crlf.txt")
     return host
 
 
@@ -85,17 +104,28 @@ def failing_english() -> WindowsReplayHost:
         antivirus.SECURITY_CENTER,
         output("security_center/cim-antivirusproduct-sentinelone-and-defender.txt"),
     )
-    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-not-running.txt"))
+    host.record(
+        antivirus.DEFENDER,
+        one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-not-running.txt"),
+    )
     host.record(firewall.PROFILES, output("firewall/netfirewallprofile-all-disabled.txt"))
     host.record(
         firewall.CONNECTIONS,
         output("connection_profile/netconnectionprofile-ja-three-networks.txt"),
     )
     host.record(updates.SEARCH, output("windows_update/search-json-ws2019-six-pending.crlf.txt"))
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-ec2-twenty.txt"))
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
     host.record(updates.REG_AU, output("reg_query/au-policy-notify-install.txt"))
     host.record(wifi.NETSH, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))
     host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
     host.record(disk.MANAGE_BDE, output("manage_bde/status-en-25267-three-volumes-decrypted.txt"))
     host.interfaces = [NetInterface("Ethernet", True)]
+    no_chat_client_keys(host, "reg_query/not-found-en.txt")
     return host
+
+
+def no_chat_client_keys(host: WindowsReplayHost, missing: str) -> None:
+    """No WeChat or WeCom Uninstall key: reg's recorded "key not found" answer (exit 1) for
+    each key agent.probes.windows.chat_clients queries; no install folder either."""
+    for _, argv in chat_clients.UNINSTALL_QUERIES:
+        host.record(argv, output(missing, REG_MISSING))

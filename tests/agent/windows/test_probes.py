@@ -12,7 +12,13 @@ from agent.probes.runner import run_probe
 from agent.probes.windows import PROBES, antivirus, disk, firewall, updates, vpn, wifi
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.machines import ACCESS_DENIED_EXIT, REG_MISSING
-from tests.agent.windows.replay_windows import WindowsReplayHost, output
+from tests.agent.windows.replay_windows import (
+    EN_US_CULTURE,
+    PACIFIC,
+    WindowsReplayHost,
+    one_run,
+    output,
+)
 
 
 def run(probe: Probe, fact: pb.Fact.ValueType, host: WindowsReplayHost) -> FactOutcome:
@@ -27,7 +33,7 @@ def codes(outcome: FactOutcome) -> list[tuple[str, int]]:
 def test_every_fact_has_a_windows_probe() -> None:
     assert set(PROBES) == {
         pb.FACT_ANTIVIRUS, pb.FACT_FIREWALL, pb.FACT_OS_UPDATES, pb.FACT_WIFI,
-        pb.FACT_VPN, pb.FACT_CHAT_BACKUPS, pb.FACT_DISK_ENCRYPTION,
+        pb.FACT_VPN, pb.FACT_CHAT_BACKUPS, pb.FACT_DISK_ENCRYPTION, pb.FACT_CHAT_CLIENTS,
     }  # fmt: skip
 
 
@@ -110,7 +116,10 @@ def test_two_products_and_defender() -> None:
         antivirus.SECURITY_CENTER,
         output("security_center/cim-antivirusproduct-sentinelone-and-defender.txt"),
     )
-    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-signatures-278-days.txt"))
+    host.record(
+        antivirus.DEFENDER,
+        one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-signatures-278-days.txt"),
+    )
     fact = run(antivirus.probe, pb.FACT_ANTIVIRUS, host).fact
     assert isinstance(fact, pb.AntivirusFact)
     assert [(p.name, p.enabled) for p in fact.products] == [
@@ -119,7 +128,26 @@ def test_two_products_and_defender() -> None:
         ("Microsoft Defender Antivirus", True),
     ]
     # 278 days old, though Defender itself does not flag it: the date lets the collector judge.
-    assert fact.products[2].signatures_updated_at.ToDatetime().date().isoformat() == "2024-05-06"
+    # "5/6/2024 1:09:46 AM" on an en-US machine in Pacific time is 6 May, 09:09:46 UTC.
+    updated = fact.products[2].signatures_updated_at.ToDatetime()
+    assert updated.isoformat() == "2024-05-06T09:09:46"
+
+
+def test_a_date_that_does_not_fit_the_machines_pattern_is_a_parse_error_not_a_guess() -> None:
+    # The en-IN status (day first) printed after an en-US culture cannot be read: the product
+    # is still reported, its date is unknown and the defender source says why.
+    host = WindowsReplayHost()
+    host.record(antivirus.SECURITY_CENTER, (1, b"", b""))
+    host.record(
+        antivirus.DEFENDER,
+        one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-en-in-win11-22h2-2022.txt"),
+    )
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact)
+    (defender,) = outcome.fact.products
+    assert defender.enabled and defender.real_time_protection
+    assert not defender.HasField("signatures_updated_at")
+    assert ("defender", pb.PROBE_ERROR_CODE_PARSE_ERROR) in codes(outcome)
 
 
 def test_powershell_missing_gives_no_fact_and_both_errors() -> None:
@@ -135,7 +163,10 @@ def test_server_without_security_center_still_reports_defender() -> None:
     host = WindowsReplayHost()
     # Windows Server has no root/SecurityCenter2; its error text is not recorded here.
     host.record(antivirus.SECURITY_CENTER, (1, b"", b""))
-    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    host.record(
+        antivirus.DEFENDER,
+        one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-msdocs-healthy.txt"),
+    )
     outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
     assert isinstance(outcome.fact, pb.AntivirusFact) and len(outcome.fact.products) == 1
     assert codes(outcome) == [("security-center", pb.PROBE_ERROR_CODE_COMMAND_FAILED)]
@@ -244,18 +275,20 @@ def test_encryption_in_progress_is_reported_with_its_method() -> None:
 def test_missing_policy_key_is_the_automatic_default_and_pending_is_unknown() -> None:
     # No PowerShell recorded: the Windows Update search cannot run, so pending stays unknown.
     host = WindowsReplayHost()
-    host.record(updates.HOTFIX, output("hotfix/win32-quickfixengineering-es-day-first.txt"))
+    # A single update comes as one JSON object; 7 September 2019 00:00 in Spain is 22:00 UTC
+    # the day before (a remoting session's Get-HotFix, its InstalledOn a bare \/Date(ms)\/).
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-es-remoting-one-object.txt"))
     host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     outcome = run(updates.probe, pb.FACT_OS_UPDATES, host)
     assert isinstance(outcome.fact, pb.OsUpdatesFact)
     assert outcome.fact.automatic_updates and not outcome.fact.HasField("pending_security")
-    assert outcome.fact.last_installed.ToDatetime().date().isoformat() == "2020-03-14"
+    assert outcome.fact.last_installed.ToDatetime().isoformat() == "2019-09-06T22:00:00"
     assert codes(outcome) == [("windows-update-agent", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
 
 
 def test_reg_exit_1_without_the_not_found_message_is_not_read_as_missing() -> None:
     host = WindowsReplayHost()
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-k8s-node.txt"))
+    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
     host.record(updates.REG_AU, (REG_MISSING, b"", b""))
     outcome = run(updates.probe, pb.FACT_OS_UPDATES, host)
     assert isinstance(outcome.fact, pb.OsUpdatesFact)
