@@ -23,7 +23,8 @@ from agent.probes.linux import wifi
 from agent.probes.outcome import ProbeContext
 from agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
-from tests.agent.replay import FIXTURES, ReplayHost, fixture_text, ok
+from tests.agent.replay import FIXTURES, ok
+from tests.agent.test_probes_linux import wifi_host
 
 SCRIPT = FIXTURES / "nmcli" / "record-connectivity.sh"
 TOOLS = ("ip", "unshare", "dbus-daemon", "nmcli", "NetworkManager")
@@ -60,16 +61,7 @@ def test_real_networkmanager_reports_the_portal_and_nothing_else(live: Path) -> 
 
 
 def test_the_probe_makes_the_live_portal_a_public_network(live: Path) -> None:
-    host = ReplayHost().with_tool("nmcli")
-    host.dirs["/sys/class/net"] = ["lo", "wlo1"]
-    host.dirs["/sys/class/net/wlo1/wireless"] = []
-    host.commands[("nmcli", "-t", "-f", "DEVICE,TYPE,STATE,CONNECTION", "device")] = ok(
-        fixture_text("nmcli/nmcli-device-wifi-connected.out")
-    )
-    host.commands[
-        ("nmcli", "-t", "-f", "IN-USE,SSID,BSSID,CHAN,SIGNAL,SECURITY",
-         "device", "wifi", "list", "--rescan", "no")
-    ] = ok(fixture_text("nmcli/nmcli-wifi-list-in-use-mesh.out"))  # fmt: skip
+    host = wifi_host()
     host.commands[wifi.CONNECTIVITY] = ok(output(live, "portal"))
     ctx = ProbeContext(host, ProbeConfig(network_hash_key=b"k"), pb.PostureReport())
     fact = run_probe(pb.FACT_WIFI, wifi.probe, ctx).fact

@@ -204,7 +204,8 @@ def test_no_package_manager() -> None:
 # --- Wi-Fi and VPN ---------------------------------------------------------------------
 
 
-def _wifi_host() -> ReplayHost:
+def wifi_host() -> ReplayHost:
+    """A Linux host on Wi-Fi, from recorded nmcli outputs (shared with the live NM test)."""
     host = ReplayHost().with_tool("nmcli")
     host.dirs["/sys/class/net"] = ["eno1", "lo", "wlo1"]
     host.dirs["/sys/class/net/wlo1/wireless"] = []
@@ -232,7 +233,7 @@ def test_home_network_is_reported_only_as_a_hash() -> None:
     report = pb.PostureReport()
     report.vpn.active = True
     config = ProbeConfig(network_hash_key=b"k")
-    fact = run(wifi.probe, pb.FACT_WIFI, _wifi_host(), config, report).fact
+    fact = run(wifi.probe, pb.FACT_WIFI, wifi_host(), config, report).fact
     assert isinstance(fact, pb.WifiFact) and fact.has_wifi_interface
     (session,) = fact.sessions
     expected = "h:" + hmac.new(b"k", b"HomeNet", hashlib.sha256).hexdigest()[:32]
@@ -246,7 +247,7 @@ def test_home_network_is_reported_only_as_a_hash() -> None:
 
 def test_trusted_network_keeps_its_name() -> None:
     config = ProbeConfig(trusted_networks=("HomeNet",))
-    fact = run(wifi.probe, pb.FACT_WIFI, _wifi_host(), config).fact
+    fact = run(wifi.probe, pb.FACT_WIFI, wifi_host(), config).fact
     assert isinstance(fact, pb.WifiFact)
     assert fact.sessions[0].network_id == "HomeNet"
     assert fact.sessions[0].classification == pb.NETWORK_CLASS_TRUSTED
@@ -254,7 +255,7 @@ def test_trusted_network_keeps_its_name() -> None:
 
 
 def test_wireless_without_nmcli_is_command_not_found() -> None:
-    host = _wifi_host()
+    host = wifi_host()
     del host.tools["nmcli"]
     outcome = run(wifi.probe, pb.FACT_WIFI, host)
     assert outcome.fact is None
@@ -262,7 +263,7 @@ def test_wireless_without_nmcli_is_command_not_found() -> None:
 
 
 def test_networkmanager_not_running_is_command_failed() -> None:
-    host = _wifi_host()
+    host = wifi_host()
     host.commands[("nmcli", "-t", "-f", "DEVICE,TYPE,STATE,CONNECTION", "device")] = recorded(
         "nmcli/nmcli-device-no-daemon-debian12"
     )
