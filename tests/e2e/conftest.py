@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,9 @@ class CollectorProcess:
     report_port: int
     fingerprint: str
     admin_port: int = 0
+    # What the collector wrote to stdout and stderr (a file: a pipe nobody reads could fill
+    # and stop the collector).
+    log: Path | None = None
 
     def token(self) -> str:
         done = run(COLLECTOR, "token", "create", "--data", str(self.data))
@@ -38,11 +42,19 @@ class CollectorProcess:
         return done.stdout.strip()
 
 
-@pytest.fixture
-def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
+@contextlib.contextmanager
+def serving_collector(
+    tmp_path: Path, prepare: Callable[[Path], None] | None = None
+) -> Iterator[CollectorProcess]:
+    """`init` a data folder, let `prepare` edit it (a policy read at start, not raced against
+    a reload), then `serve` it on free ports until the block ends."""
     data, ready = tmp_path / "collector", tmp_path / "ready.json"
     assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
+    if prepare is not None:
+        prepare(data)
     fingerprint = run(COLLECTOR, "ca", "fingerprint", "--data", str(data)).stdout.strip()
+    log = tmp_path / "collector.log"
+    log_file = log.open("wb")
     server = subprocess.Popen(
         [
             COLLECTOR,
@@ -64,21 +76,30 @@ def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
             "--ready-file",
             str(ready),
         ],
-        stdout=subprocess.PIPE,
+        stdout=log_file,
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not ready.exists():
-            assert server.poll() is None and time.monotonic() < deadline, "collector did not start"
+            assert server.poll() is None, f"collector did not start: {log.read_text()}"
+            assert time.monotonic() < deadline, "collector did not start within 60 s"
             time.sleep(0.05)
         ports = json.loads(ready.read_text())
         yield CollectorProcess(
-            data, ports["enroll_port"], ports["report_port"], fingerprint, ports["admin_port"]
-        )
+            data, ports["enroll_port"], ports["report_port"], fingerprint, ports["admin_port"],
+            log,
+        )  # fmt: skip
     finally:
         server.send_signal(signal.SIGTERM)
-        assert server.wait(20) == 0
+        assert server.wait(60) == 0
+        log_file.close()
+
+
+@pytest.fixture
+def collector_process(tmp_path: Path) -> Iterator[CollectorProcess]:
+    with serving_collector(tmp_path) as collector:
+        yield collector
 
 
 def enroll(

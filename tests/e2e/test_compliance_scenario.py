@@ -5,6 +5,9 @@ stops reporting becomes STALE.
 
 The agent reports this machine live; the chat-backup check is steered through a backup folder
 the test controls (a real gpg-encrypted backup; a real plain SQLite database beside it).
+Time is data here: what happens after the grace period, after the waiver's expiry or after
+48 silent hours is read `--as-of` that moment, never waited for, so the scenario holds on a
+machine as slow as it may be.
 """
 
 from __future__ import annotations
@@ -15,12 +18,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run
+from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run, serving_collector
 
 HOUR = dt.timedelta(hours=1)
 
@@ -57,18 +59,22 @@ def _gpg_backup(folder: Path) -> None:
     (folder / "chats.txt").unlink()
 
 
-def test_pass_grace_fail_waiver_expiry_fix_as_of_and_stale(
-    collector_process: CollectorProcess, tmp_path: Path
-) -> None:
-    c = collector_process
-    # This company gives chat backups one hour of grace.
-    policy = c.data / "policy.toml"
+def _one_hour_of_grace(data: Path) -> None:
+    """This company gives chat backups one hour of grace (read by the collector at start)."""
+    policy = data / "policy.toml"
     text = policy.read_text()
     at_chat = text.index('id = "chat-backup"')
     policy.write_text(
         text[:at_chat] + text[at_chat:].replace("grace_hours = 72", "grace_hours = 1", 1)
     )
-    time.sleep(3)  # the running collector picks the edit up
+
+
+def test_pass_grace_fail_waiver_expiry_fix_as_of_and_stale(tmp_path: Path) -> None:
+    with serving_collector(tmp_path, _one_hour_of_grace) as c:
+        _scenario(c, tmp_path)
+
+
+def _scenario(c: CollectorProcess, tmp_path: Path) -> None:
     backups = tmp_path / "backups"
     backups.mkdir()
     _gpg_backup(backups)
@@ -94,22 +100,26 @@ def test_pass_grace_fail_waiver_expiry_fix_as_of_and_stale(
     assert "within grace until" in now["reason"] and "not encrypted" in now["reason"]
     assert _standing(c, failing_since + 2 * HOUR)["state"] == "FAIL"  # once grace has run out
 
-    # IT grants a short waiver; it expires by itself.
+    # IT grants a waiver for a day; as of after its expiry, the device fails again by itself.
     device = json.loads(run(COLLECTOR, "report", "device", "--data", str(c.data),
                             "--format", "json").stdout)[0]["device"]  # fmt: skip
-    expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=6)
+    expires = dt.datetime.now(dt.UTC) + 24 * HOUR
     added = run(COLLECTOR, "waiver", "add", "--data", str(c.data), "--device", device,
                 "--check", "chat-backup", "--owner", "IT", "--reason", "encrypting this week",
                 "--expires", expires.isoformat())  # fmt: skip
     assert added.returncode == 0, added.stderr
+    waiver_id = _waiver_id(c)
     waived_at = dt.datetime.now(dt.UTC)
     assert _standing(c)["state"] == "EXEMPT"
-    time.sleep(max(0.0, (expires - dt.datetime.now(dt.UTC)).total_seconds()) + 0.5)
-    assert _standing(c, failing_since + 2 * HOUR)["state"] == "FAIL"  # expired: fails again
+    assert _standing(c, expires - HOUR)["state"] == "EXEMPT"
+    assert _standing(c, expires + HOUR)["state"] == "FAIL"  # expired: fails again
 
-    # The employee removes the plain copy: fixed.
+    # The employee removes the plain copy: fixed; IT ends the waiver early.
     (backups / "MSG0.db").unlink()
     report()
+    revoked = run(COLLECTOR, "waiver", "revoke", waiver_id, "--data", str(c.data),
+                  "--reason", "fixed")  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
     assert _standing(c)["state"] == "PASS"
 
     # The fleet as it stood while the waiver was active, and while still in grace.
@@ -124,6 +134,13 @@ def test_pass_grace_fail_waiver_expiry_fix_as_of_and_stale(
     assert backup_states == [("PASS", False), ("FAIL", False), ("PASS", True)]
     log = run(COLLECTOR, "waiver", "list", "--log", "--data", str(c.data), "--format", "csv")
     assert ",add," in log.stdout and "encrypting this week" in log.stdout
+    assert ",revoke," in log.stdout
     # A device that stops reporting becomes STALE.
     stale = _standing(c, dt.datetime.now(dt.UTC) + 49 * HOUR)
     assert stale["state"] == "STALE" and "silent for more than 48 h" in stale["reason"]
+
+
+def _waiver_id(c: CollectorProcess) -> str:
+    listed = run(COLLECTOR, "waiver", "list", "--data", str(c.data), "--format", "json")
+    (waiver,) = json.loads(listed.stdout)
+    return str(waiver["waiver"])
