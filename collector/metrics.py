@@ -59,7 +59,8 @@ class IngestMetrics:
         self.rejected = Counter(
             "devposture_reports_rejected",
             "Reports refused, by call and gRPC status code name (a refused batch counts each"
-            " of its reports; UNAVAILABLE is push-back, RESOURCE_EXHAUSTED the rate limit).",
+            " of its reports, one whose bytes cannot be decoded counts one; UNAVAILABLE is"
+            " push-back, RESOURCE_EXHAUSTED the rate limit).",
             ["rpc", "reason"],
             registry=self.registry,
         )

@@ -25,18 +25,20 @@ from pathlib import Path
 
 import grpc
 
-from collector import fleet_history
+from collector import fleet_history, ports
 from collector.admin.service import AdminServer, start_admin_server
 from collector.agent_config import network_hash_key
 from collector.config import CollectorConfig
+from collector.datadir import DataFolderLock, lock_data_folder
 from collector.health import Health
 from collector.metrics import FleetCollector, MetricsServer, start_metrics_server
 from collector.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
+from collector.raw_rpc import add_raw_servicer
 from collector.service import CollectorService
 from collector.store import Store
 from collector.trust import Trust
 from collector.web.server import DashboardServer, start_dashboard
-from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,8 @@ class RunningServer:
     dashboard: DashboardServer | None = None
     # How long `stop` keeps serving with health NOT_SERVING before it begins to shut down.
     drain_seconds: float = 0.0
+    # This collector's hold on its data folder (None: the caller holds it), released last.
+    data_lock: DataFolderLock | None = None
     _drain_cut: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -108,6 +112,8 @@ class RunningServer:
             self.store.close()
             if self.reader is not None:
                 self.reader.close()
+            if self.data_lock is not None:
+                self.data_lock.release()
         finally:
             self._done.set()
 
@@ -129,19 +135,6 @@ class RunningServer:
             await asyncio.wait_for(self._drain_cut.wait(), seconds)
 
 
-def _bind(
-    server: grpc.aio.Server, host: str, port: int, credentials: grpc.ServerCredentials
-) -> int:
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        bound = server.add_secure_port(address, credentials)
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {address}: {exc}") from exc
-    if bound == 0:
-        raise OSError(f"cannot listen on {address}: the port is in use or the address is not local")
-    return bound
-
-
 async def start(
     config: CollectorConfig,
     enroll_port: int | None = None,
@@ -151,12 +144,48 @@ async def start(
     admin_port: int | None = None,
     metrics_port: int | None = None,
     web_port: int | None = None,
+    share_agent_ports: bool = False,
+    lock_data: bool = True,
 ) -> RunningServer:
-    """Open the store, bind both ports and start serving. Ports of 0 pick free ones.
+    """Lock the data folder, open the store, bind both ports and start serving. Ports of 0
+    pick free ones.
 
     The admin server (its own grpc.aio server on [admin] host) starts only when `admin_port`
     is given, and the metrics endpoint (HTTP on [metrics] host) only when `metrics_port` is:
-    `serve` gives the configured ones; embedders and tests opt in."""
+    `serve` gives the configured ones; embedders and tests opt in.
+
+    Every port is this collector's alone: a second collector on the same port is refused
+    (PortUnavailable), where gRPC's default would let both listen and split the agents
+    between them. `share_agent_ports` is the one place that lets several processes listen
+    on the agent ports on purpose: the workers of ONE collector (`serve --workers`), whose
+    parent then holds the data folder's lock and starts them with `lock_data=False`. Without
+    it, a data folder another collector serves is refused (DataFolderInUse)."""
+    data_lock = lock_data_folder(config.data_dir) if lock_data else None
+    try:
+        running = await _serve(
+            config, enroll_port, report_port, host, admin_port=admin_port,
+            metrics_port=metrics_port, web_port=web_port, share_agent_ports=share_agent_ports,
+        )  # fmt: skip
+    except BaseException:
+        if data_lock is not None:
+            data_lock.release()
+        raise
+    running.data_lock = data_lock
+    return running
+
+
+async def _serve(
+    config: CollectorConfig,
+    enroll_port: int | None,
+    report_port: int | None,
+    host: str | None,
+    *,
+    admin_port: int | None,
+    metrics_port: int | None,
+    web_port: int | None,
+    share_agent_ports: bool,
+) -> RunningServer:
+    """`start`, once the data folder is this process's."""
     trust = Trust(config)
     # Both follow the certificate files on disk: `tls rotate` and `ca rollover` take effect
     # for new connections within a second or two, without a restart.
@@ -192,22 +221,28 @@ async def start(
             # faster still gets the default two strikes.
             ("grpc.http2.min_recv_ping_interval_without_data_ms", KEEPALIVE_MIN_PING_MS),
             ("grpc.keepalive_permit_without_calls", 1),
+            # The agent ports are this collector's alone unless shared on purpose.
+            *ports.grpc_options(shared=share_agent_ports),
         ]
     )
-    pb_grpc.add_CollectorServicer_to_server(service, server)
+    # Raw bytes in: the service decodes each request after admission (collector/raw_rpc.py).
+    add_raw_servicer(service, pb.DESCRIPTOR.services_by_name["Collector"], server)
     health = Health()
     health.add_to(server)
     service.on_shutdown.append(health.drain)
     listen = host if host is not None else config.host
     try:
-        bound_enroll = _bind(
+        # PortUnavailable names a taken port, why, and the fix.
+        bound_enroll = ports.bind_grpc(
             server,
+            ports.ENROLL,
             listen,
             config.enroll_port if enroll_port is None else enroll_port,
             enroll_credentials,
         )
-        bound_report = _bind(
+        bound_report = ports.bind_grpc(
             server,
+            ports.REPORT,
             listen,
             config.report_port if report_port is None else report_port,
             report_credentials,
@@ -232,16 +267,16 @@ async def start(
             running.dashboard = await asyncio.to_thread(
                 start_dashboard, config, config.web_host, web_port
             )
-        except OSError:
+        except OSError as exc:
             await running.stop(0, drain=0)
-            raise
+            ports.refuse(ports.WEB, config.web_host, web_port, exc)
         log.info("dashboard served on %s", running.dashboard.url)
     if admin_port is not None:
         try:
             running.admin = await start_admin_server(config, admin_port)
-        except OSError:
+        except OSError as exc:
             await running.stop(0, drain=0)
-            raise
+            ports.refuse(ports.ADMIN, config.admin_host, admin_port, exc)
     return running
 
 

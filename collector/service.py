@@ -16,24 +16,28 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import NoReturn, TypeVar
 
 import grpc
 from cryptography import x509
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from collector.agent_config import add_verdicts, agent_config, verdict_templates
 from collector.checks import CheckParameters, evaluate, utc
+from collector.disk_space import StorageFull
 from collector.identity_store import Admission, EnrollRefused, Verdict
-from collector.ingest import GroupCommitter, IngestClosed
+from collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
 from collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
 from collector.metrics import IngestMetrics
 from collector.pki import CsrRejected, cert_pem, device_id_for_certificate, utcnow
 from collector.policy import Policy
 from collector.ratelimit import DeviceRateLimiter, retry_after_ms
+from collector.raw_rpc import RawRequest, Request, Undecodable, message_of
 from collector.renewal import ProofRejected, verify_reestablish
 from collector.store import (
     CheckResult,
@@ -43,7 +47,13 @@ from collector.store import (
     StoreOutcome,
     TokenRejected,
 )
-from collector.throttle import FREE_FAILURES, WINDOW_SECONDS, FailureThrottle, peer_address
+from collector.throttle import (
+    FREE_FAILURES,
+    WINDOW_SECONDS,
+    Busy,
+    FailureThrottle,
+    peer_address,
+)
 from collector.tokens import TokenFormatError, parse_token
 from collector.trust import Trust
 from devposture.v1 import devposture_pb2 as pb
@@ -51,6 +61,7 @@ from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 
 MAX_CSR_BYTES = 16 * 1024
 # Most reports in one ReportBatch call (the proto's promise to agents).
@@ -255,9 +266,19 @@ class CollectorService(pb_grpc.CollectorServicer):
         self._db.shutdown(wait=True)
 
     async def Enroll(
-        self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext[object, object]
+        self, request: Request[pb.EnrollRequest], context: grpc.aio.ServicerContext[object, object]
     ) -> pb.EnrollResponse:
-        address = await self._throttled(context)
+        async with self._throttled(context) as address:
+            decoded = await self._decoded(context, request, f"enrollment from {address}", address)
+            try:
+                return await self._enroll(decoded, context, address)
+            except StorageFull:  # rolled back whole: the token is not used up
+                await self._full_disk(context, "enroll")
+
+    async def _enroll(
+        self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext[object, object],
+        address: str,
+    ) -> pb.EnrollResponse:  # fmt: skip
         try:
             token = parse_token(request.token)
         except TokenFormatError as exc:
@@ -298,13 +319,33 @@ class CollectorService(pb_grpc.CollectorServicer):
             report_port=self.report_port,
         )
 
-    async def _throttled(self, context: grpc.aio.ServicerContext[object, object]) -> str:
-        """The caller's address, after waiting out its throttle if it failed too often."""
+    @property
+    def throttle(self) -> FailureThrottle:
+        """The enrollment port's throttle (tests give it a clock and read its turns)."""
+        return self._throttle
+
+    @asynccontextmanager
+    async def _throttled(
+        self, context: grpc.aio.ServicerContext[object, object]
+    ) -> AsyncIterator[str]:
+        """The caller's address, holding its turn: its attempts are taken one at a time, and
+        after too many failures each waits first (`collector/throttle.py`). An address with
+        too many attempts at once is told to come back (RESOURCE_EXHAUSTED with a hint)."""
         address = peer_address(context.peer())
-        delay = self._throttle.delay(address)
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return address
+        try:
+            async with self._throttle.attempt(address):
+                yield address
+        except Busy as busy:
+            hint = retry_after_ms(busy.retry_after)
+            if busy.first:
+                log.warning("too many enrollment attempts at once from %s: turning some away",
+                            address)  # fmt: skip
+            await context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many enrollment attempts from {address} at once: retry in"
+                f" {hint / 1000:.0f} s, one at a time",
+                trailing_metadata=(("retry-after-ms", str(hint)),),
+            )
 
     async def _refuse(
         self, context: grpc.aio.ServicerContext[object, object], address: str,
@@ -320,24 +361,57 @@ class CollectorService(pb_grpc.CollectorServicer):
         await context.abort(code, message)
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
+    async def _decoded(
+        self, context: grpc.aio.ServicerContext[object, object], request: Request[M],
+        caller: str, address: str | None = None,
+    ) -> M:  # fmt: skip
+        """The request's message, decoded once the call is admitted (collector/raw_rpc.py).
+        Bytes that are no such message are refused with INVALID_ARGUMENT saying what is
+        wrong, in one log line; on the enrollment port (`address`) that is a failed attempt."""
+        try:
+            return message_of(request)
+        except Undecodable as exc:
+            log.warning("%s refused: %s", caller, exc)
+            if address is not None:
+                await self._refuse(context, address, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
     async def Renew(
-        self, request: pb.RenewRequest, context: grpc.aio.ServicerContext[object, object]
+        self, request: Request[pb.RenewRequest], context: grpc.aio.ServicerContext[object, object]
     ) -> pb.RenewResponse:
         peer = await self._admit(context)
-        cert = await self._sign(context, request.csr_pem, peer.device_id)
-        generation = await self._in_db(
-            lambda: self._store.record_renewal(
-                peer.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
-                self._clock(), action="renewed",
-            )
-        )  # fmt: skip
+        renewal = await self._decoded(context, request, f"device {peer.device_id}: Renew call")
+        cert = await self._sign(context, renewal.csr_pem, peer.device_id)
+        try:
+            generation = await self._in_db(
+                lambda: self._store.record_renewal(
+                    peer.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
+                    self._clock(), action="renewed",
+                )
+            )  # fmt: skip
+        except StorageFull:  # not recorded, so not handed out: the old certificate still holds
+            await self._full_disk(context, "renew its certificate")
         log.info("renewed the certificate of device %s (generation %d)", peer.device_id, generation)
         return self._renewed(cert, generation)
 
     async def Reestablish(
-        self, request: pb.ReestablishRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.RenewResponse:
-        address = await self._throttled(context)
+        self, request: Request[pb.ReestablishRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.RenewResponse:  # fmt: skip
+        async with self._throttled(context) as address:
+            decoded = await self._decoded(
+                context, request, f"reestablishment from {address}", address
+            )
+            try:
+                return await self._reestablish(decoded, context, address)
+            except StorageFull:  # rolled back whole; the agent signs a new proof when it retries
+                await self._full_disk(context, "reestablish its identity")
+
+    async def _reestablish(
+        self, request: pb.ReestablishRequest, context: grpc.aio.ServicerContext[object, object],
+        address: str,
+    ) -> pb.RenewResponse:  # fmt: skip
         now = self._clock()
         try:
             proven = verify_reestablish(request, self._trust.trusted_cas(), now)
@@ -425,9 +499,12 @@ class CollectorService(pb_grpc.CollectorServicer):
             else self._reader.admit(peer.device_id, peer.serial, now, read_only=True)
         )  # fmt: skip
         if admission is None:  # a first use or a clone to record: the writer decides
-            admission = await self._in_db(
-                lambda: self._store.admit(peer.device_id, peer.serial, now)
-            )
+            try:
+                admission = await self._in_db(
+                    lambda: self._store.admit(peer.device_id, peer.serial, now)
+                )
+            except StorageFull:  # nothing was written; the call is pushed back
+                await self._push_back(context, self._committer.disk_full())
         refusal = _refusal(peer.device_id, admission)
         if refusal is not None:
             log.warning("refused device %s: %s", peer.device_id, admission.verdict.value)
@@ -455,6 +532,22 @@ class CollectorService(pb_grpc.CollectorServicer):
         )
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
+    async def _full_disk(
+        self, context: grpc.aio.ServicerContext[object, object], what: str
+    ) -> NoReturn:
+        """An enrollment or certificate call whose write the full disk refused: UNAVAILABLE
+        with a retry hint, as reports are pushed back, and counted in the same one log line
+        (the admin side is told where the disk is; the caller only that it is full)."""
+        self._committer.disk_full()
+        hint = int(PUSH_BACK_MS * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
+        await context.abort(
+            grpc.StatusCode.UNAVAILABLE,
+            f"the collector cannot {what} now (its disk is full): nothing was used up;"
+            f" retry in {hint / 1000:.1f} s",
+            trailing_metadata=(("retry-after-ms", str(hint)),),
+        )
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
     async def _commit(
         self, context: grpc.aio.ServicerContext[object, object],
         items: list[tuple[ReportRecord, list[CheckResult]]],
@@ -464,6 +557,8 @@ class CollectorService(pb_grpc.CollectorServicer):
             return await self._committer.store(items)
         except IngestClosed:
             await self._push_back(context, "the collector is restarting")
+        except StorageFull:  # rolled back whole, logged once by the committer
+            await self._push_back(context, FULL_DISK_REASON)
         except Exception as exc:  # nothing of the failed group may be acknowledged
             log.error("storing %d report(s) failed: %s", len(items), type(exc).__name__)
             await context.abort(
@@ -501,11 +596,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         return ack
 
     async def _counted(
-        self, rpc: str, reports: int, context: grpc.aio.ServicerContext[object, object],
-        call: Awaitable[T],
+        self, rpc: str, request: Request[pb.ReportRequest] | Request[pb.ReportBatchRequest],
+        context: grpc.aio.ServicerContext[object, object], call: Awaitable[T],
     ) -> T:  # fmt: skip
         """Run one report call, counting a refusal of the whole call by its status code (each
-        report of a refused batch counts) and an acknowledgement's latency."""
+        report of a refused batch counts, see `_reports_in`) and an acknowledgement's
+        latency."""
         started = time.perf_counter()
         try:
             answer = await call
@@ -514,7 +610,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         except BaseException:
             code = _code_of(context)
             if code is not grpc.StatusCode.OK:
-                self.metrics.refused(rpc, code, reports)
+                self.metrics.refused(rpc, code, _reports_in(request))
             raise
         elapsed = time.perf_counter() - started
         if isinstance(answer, pb.ReportAck):
@@ -527,15 +623,16 @@ class CollectorService(pb_grpc.CollectorServicer):
         return answer
 
     async def Report(
-        self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
+        self, request: Request[pb.ReportRequest], context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ReportAck:
-        return await self._counted("Report", 1, context, self._report(request, context))
+        return await self._counted("Report", request, context, self._report(request, context))
 
     async def ReportBatch(
-        self, request: pb.ReportBatchRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.ReportBatchResponse:
+        self, request: Request[pb.ReportBatchRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.ReportBatchResponse:  # fmt: skip
         return await self._counted(
-            "ReportBatch", len(request.reports), context, self._report_batch(request, context)
+            "ReportBatch", request, context, self._report_batch(request, context)
         )
 
     async def _admit_reporter(self, context: grpc.aio.ServicerContext[object, object]) -> Peer:
@@ -555,9 +652,10 @@ class CollectorService(pb_grpc.CollectorServicer):
         return received_at, measure_skew(sent_at, received_at)
 
     async def _report(
-        self, request: pb.ReportRequest, context: grpc.aio.ServicerContext[object, object]
+        self, raw: Request[pb.ReportRequest], context: grpc.aio.ServicerContext[object, object]
     ) -> pb.ReportAck:
         peer = await self._admit_reporter(context)
+        request = await self._decoded(context, raw, f"device {peer.device_id}: Report call")
         if not request.HasField("report"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the request holds no report")
         received_at, skew = self._arrival(request)
@@ -575,10 +673,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         return ack
 
     async def _report_batch(
-        self, request: pb.ReportBatchRequest, context: grpc.aio.ServicerContext[object, object]
-    ) -> pb.ReportBatchResponse:
+        self, raw: Request[pb.ReportBatchRequest],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> pb.ReportBatchResponse:  # fmt: skip
         # One admission (and one rate-limit token) for the batch: a backlog drains in few calls.
         peer = await self._admit_reporter(context)
+        request = await self._decoded(context, raw, f"device {peer.device_id}: ReportBatch call")
         if len(request.reports) > MAX_BATCH:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -619,6 +719,17 @@ class CollectorService(pb_grpc.CollectorServicer):
         if request.config_version != self._judging.agent_config.version:
             response.config.CopyFrom(self._judging.agent_config)
         return response
+
+
+def _reports_in(request: Request[pb.ReportRequest] | Request[pb.ReportBatchRequest]) -> int:
+    """How many reports a refused call counts for: a batch, each of its reports (one when it
+    cannot be decoded); a Report call, one (never decoded just to be counted)."""
+    batch: Message | None = None
+    if not isinstance(request, RawRequest):
+        batch = request
+    elif request.kind is pb.ReportBatchRequest:
+        batch = request.decodable()
+    return len(batch.reports) if isinstance(batch, pb.ReportBatchRequest) else 1
 
 
 def _conflict(record: ReportRecord) -> str:

@@ -9,7 +9,10 @@ by fingerprint as agents do); the caller proves itself with an admin credential 
 devices, hold it.
 
 Every call writes one audit entry: unauthenticated ones too (as "unauthenticated", with the
-credential id if one was given), so that guessing at the port is on record.
+credential id if one was given), so that guessing at the port is on record, and calls whose
+bytes are not an AdminCommand (an "error" entry saying what is wrong, after the credential is
+checked): the request reaches the service as raw bytes and is decoded here
+(collector/raw_rpc.py), so gRPC never refuses a call behind the audit log's back.
 """
 
 from __future__ import annotations
@@ -35,7 +38,10 @@ from collector.admin.commands import (
 )
 from collector.admin.credentials import CredentialFormatError, parse_credential
 from collector.config import CollectorConfig
+from collector.disk_space import StorageFull
 from collector.pki import utcnow
+from collector.ports import grpc_options
+from collector.raw_rpc import Request, Undecodable, add_raw_servicer, message_of
 from collector.store import Store
 from collector.trust import Trust
 from devposture.v1 import admin_pb2 as admin_pb
@@ -104,23 +110,34 @@ class AdminService(admin_grpc.AdminServicer):
         raise Unauthenticated(reason)
 
     def _call(
-        self, presented: str | None, words: list[str], arguments: dict[str, str], peer: str
+        self, presented: str | None, request: Request[admin_pb.AdminCommand], peer: str
     ) -> Result:
+        try:
+            command = message_of(request)
+        except Undecodable as exc:
+            # Who is asking comes first, as for any call (an unknown caller is audited as such).
+            actor = self._actor(presented, [], {}, peer)
+            log.warning("admin call from %s refused: %s", peer, exc)
+            self._store.audit(
+                utcnow(), actor=actor.name, credential_id=actor.credential_id, role=actor.role,
+                command="", arguments={}, outcome="error", message=str(exc), peer=peer,
+            )  # fmt: skip
+            raise
+        words, arguments = list(command.command), dict(command.arguments)
         actor = self._actor(presented, words, arguments, peer)
         return self._runner.run(words, arguments, actor, peer=peer, remote=True)
 
     async def Run(
-        self, request: admin_pb.AdminCommand, context: grpc.aio.ServicerContext[Any, Any]
+        self, request: Request[admin_pb.AdminCommand], context: grpc.aio.ServicerContext[Any, Any]
     ) -> admin_pb.AdminResult:
-        words, arguments = list(request.command), dict(request.arguments)
         presented = bearer(context.invocation_metadata())
         peer = context.peer()
         loop = asyncio.get_running_loop()
         code, message = grpc.StatusCode.INTERNAL, ""
         try:
-            result = await loop.run_in_executor(
-                self._db, self._call, presented, words, arguments, peer
-            )
+            result = await loop.run_in_executor(self._db, self._call, presented, request, peer)
+        except Undecodable as exc:
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         except Unauthenticated as exc:
             code, message = grpc.StatusCode.UNAUTHENTICATED, str(exc)
         except Denied as exc:
@@ -129,6 +146,8 @@ class AdminService(admin_grpc.AdminServicer):
             code, message = grpc.StatusCode.UNIMPLEMENTED, str(exc)
         except NotFound as exc:
             code, message = grpc.StatusCode.NOT_FOUND, str(exc)
+        except StorageFull as exc:  # "the disk holding ... is full: free space, then try again"
+            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, exc.advice
         except CommandError as exc:
             code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
         else:
@@ -178,8 +197,9 @@ async def start_admin_server(
     credentials = _server_credentials(config)
     store = Store.open(config.database)
     service = AdminService(store, config)
-    server = grpc.aio.server()
-    admin_grpc.add_AdminServicer_to_server(service, server)
+    server = grpc.aio.server(options=grpc_options())  # its port is this collector's alone
+    # Raw bytes in: Run decodes them itself, so an undecodable call is audited too.
+    add_raw_servicer(service, admin_pb.DESCRIPTOR.services_by_name["Admin"], server)
     try:
         try:
             bound = server.add_secure_port(address, credentials)
