@@ -23,9 +23,11 @@ from collector.admin.cli import (
 )
 from collector.admin.commands import CommandError
 from collector.config import MAX_DRAIN_SECONDS, ConfigError, load
-from collector.datadir import InitError, initialize
+from collector.datadir import DataFolderInUse, InitError, initialize
+from collector.disk_space import full_disk_message, is_full, no_space_left
 from collector.pki import fingerprint
 from collector.policy import PolicyError, default_policy_text, load_policy
+from collector.ports import PortUnavailable
 from collector.server import serve_forever
 
 __all__ = ["DEFAULT_DATA", "CliError", "build_parser", "main"]
@@ -158,11 +160,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 web_port=args.web_port,
             )
         )  # fmt: skip
+    except (DataFolderInUse, PortUnavailable) as exc:  # each says what runs and what to do
+        raise CliError(str(exc)) from exc
     except OSError as exc:
-        raise CliError(
-            f"{exc}. Choose other ports with --enroll-port/--report-port/--admin-port"
-            "/--metrics-port/--web-port"
-        ) from exc
+        if is_full(exc) or isinstance(exc, PermissionError):
+            raise  # `main` says the disk is full, or whose folder it is
+        raise CliError(f"cannot serve: {exc}") from exc
     return 0
 
 
@@ -205,7 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ConfigError, CommandError) as exc:
         print(f"devposture-collector: error: {exc}", file=sys.stderr)
         return 1
-    except (sqlite3.Error, PermissionError) as exc:
+    except (sqlite3.Error, OSError) as exc:
+        data: Path | None = getattr(args, "data", None)
+        if is_full(exc) or (data is not None and no_space_left(data)):
+            print(f"devposture-collector: error: {full_disk_message(data)}", file=sys.stderr)
+            return 1
+        if not isinstance(exc, sqlite3.Error | PermissionError):
+            raise
         print(
             f"devposture-collector: error: cannot use the collector database ({exc}): run as"
             " the collector's service account, which owns the data folder",

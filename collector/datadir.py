@@ -2,13 +2,22 @@
 
 Private keys are written 0600 in a 0700 folder and never overwritten: running `init` twice on
 the same folder refuses rather than silently replacing the CA that every agent has pinned.
+
+A data folder is served by one collector at a time (`lock_data_folder`): two would share one
+SQLite writer's assumptions (the evidence chain's head, the group commit) and hand agents two
+different answers. Commands on the folder (`report`, `token`, ...) do not take the lock: they
+are meant to run beside the collector.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import ipaddress
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -89,3 +98,68 @@ def initialize(
     config.policy.write_text(default_policy_text(), encoding="utf-8")
     Store.open(config.database).close()
     return config, authority.cert
+
+
+# In the data folder; holds the serving collector's process id while it is locked.
+LOCK_NAME = "collector.lock"
+
+
+class DataFolderInUse(Exception):
+    """Another collector serves this data folder; the message names it and what to do."""
+
+    def __init__(self, folder: Path, pid: int | None) -> None:
+        holder = f"pid {pid}" if pid is not None else "its process id is not recorded"
+        super().__init__(
+            f"the data folder {folder} is in use by another devposture-collector ({holder}):"
+            " stop it first, or serve another data folder"
+        )
+        self.folder = folder
+        self.pid = pid
+
+
+@dataclass
+class DataFolderLock:
+    """The serving collector's hold on its data folder: an OS lock (flock) on a file in it.
+    The kernel releases it when the process ends, however it ends, so a collector killed
+    with SIGKILL never leaves a stale lock behind."""
+
+    path: Path
+    _fd: int | None
+
+    def release(self) -> None:
+        """Give the folder up (at shutdown). The file stays: removing it would let a second
+        collector lock a new file while a third still waits on the old one."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)  # no process id left behind for the next reader to trust
+        os.close(fd)  # closing the only descriptor releases the lock
+
+
+def lock_data_folder(folder: Path) -> DataFolderLock:
+    """Lock `folder` for this process, or raise DataFolderInUse naming the process that
+    holds it. The lock file's descriptor is not inherited by child processes (hooks), which
+    would otherwise keep the folder locked after the collector died."""
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = _recorded_pid(fd)
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise DataFolderInUse(folder, holder) from None
+        raise
+    with contextlib.suppress(OSError):  # a full disk: the lock holds, the pid is not shown
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+    return DataFolderLock(path, fd)
+
+
+def _recorded_pid(fd: int) -> int | None:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None

@@ -9,6 +9,11 @@ after the group's COMMIT has returned.
 
 The committer also says when it is too far behind (`overloaded`): the service then answers
 UNAVAILABLE with a retry hint instead of queueing without end, and the agents come back later.
+
+A full disk fails a group's transaction (StorageFull): it is rolled back whole, its callers are
+pushed back the same way (nothing of it is acknowledged, so the agents keep those reports), and
+the next group is tried as usual, so storing resumes by itself once space is freed. The log
+says so once when the disk fills and once when it has room again, not once per call.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from collector.disk_space import StorageFull
 from collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 
 log = logging.getLogger(__name__)
@@ -68,6 +74,42 @@ class CommitFigures:
         return line
 
 
+# What a pushed-back agent is told while the disk is full (the retry hint follows it).
+FULL_DISK_REASON = "the collector cannot store reports now (its disk is full)"
+
+
+class FullDiskAlarm:
+    """One log line when the disk fills and one when storing works again: while a disk is
+    full every call of every agent fails, and a line per call would bury everything else
+    (and fill the disk holding the log)."""
+
+    def __init__(self) -> None:
+        self.full = False
+        # Writes refused since the disk filled (groups and admissions), for the recovery line.
+        self.refused = 0
+
+    def failed(self) -> None:
+        self.refused += 1
+        if self.full:
+            return
+        self.full = True
+        log.error(
+            "the disk holding the data folder is full: reports are not stored, agents are told"
+            " to retry later and keep them; free space on that disk and storing resumes by"
+            " itself (no restart)"
+        )
+
+    def succeeded(self) -> None:
+        if not self.full:
+            return
+        log.info(
+            "the disk has room again: reports are stored again (%d write(s) were refused while"
+            " it was full; their agents send them again)",
+            self.refused,
+        )
+        self.full, self.refused = False, 0
+
+
 class GroupCommitter:
     """Queue reports for storage and commit them in groups on the store's thread."""
 
@@ -91,6 +133,7 @@ class GroupCommitter:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.figures = CommitFigures()
+        self.full_disk = FullDiskAlarm()
 
     @property
     def waiting(self) -> int:
@@ -99,6 +142,12 @@ class GroupCommitter:
 
     def overloaded(self) -> bool:
         return self._waiting >= self.max_waiting
+
+    def disk_full(self) -> str:
+        """Note a write refused for a full disk outside a group (an admission), logged once
+        with the groups' failures; what the pushed-back agent is told."""
+        self.full_disk.failed()
+        return FULL_DISK_REASON
 
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
@@ -157,11 +206,15 @@ class GroupCommitter:
             outcomes = await self._run_in_db(lambda: self._store.store_reports(items))
         except Exception as exc:  # the transaction failed: no report in it may be acknowledged
             self.figures.failures += 1
-            log.error("could not commit %d report(s): %s", size, exc)
+            if isinstance(exc, StorageFull):  # rolled back whole; the next group tries again
+                self.full_disk.failed()
+            else:
+                log.error("could not commit %d report(s): %s", size, exc)
             for entry in group:
                 if not entry.done.done():
                     entry.done.set_exception(exc)
             return
+        self.full_disk.succeeded()
         figures = self.figures
         figures.commits += 1
         figures.reports += size

@@ -24,6 +24,7 @@ from typing import TypeVar
 
 from collector.admin.records import ADMIN_SCHEMA, AdminRecords
 from collector.compliance import DeviceSeen, Waiver
+from collector.disk_space import StorageFull
 from collector.evidence import chain
 from collector.fleet_counts import (
     Failure,
@@ -207,10 +208,11 @@ def _migrate(connection: sqlite3.Connection, version: int) -> None:
                 else:
                     statement(connection)
             connection.execute("UPDATE schema_version SET version = ?", (target,))
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # SQLite may have rolled back already (disk full)
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
 
 
 class StoreOutcome(Enum):
@@ -788,8 +790,9 @@ class Store(IdentityRecords, AdminRecords):
         Should any report fail there (a constraint, a bug), that savepoint is rolled back and
         the group is written again report by report, each in its own savepoint: one that fails
         is rolled back and its exception returned in its place, and the others are still
-        committed. A failure of the transaction itself (the disk is full) raises, and nothing
-        is stored. Either way the outcome, the rows and the evidence chain are those of
+        committed. A failure of the transaction itself raises, and nothing is stored: on a
+        full disk StorageFull (collector/disk_space.py), and the same group can be stored
+        once space is freed. Either way the outcome, the rows and the evidence chain are those of
         storing the reports one after the other, in the group's order.
         """
         with self._write() as cur:
@@ -972,6 +975,7 @@ __all__ = [
     "DeviceRecord",
     "DeviceResultRow",
     "ReportRecord",
+    "StorageFull",
     "Store",
     "StoreOutcome",
     "TokenInfo",

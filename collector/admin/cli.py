@@ -255,7 +255,7 @@ def run_verify(args: argparse.Namespace) -> int:
     # Imported here: only this command needs the verifier.
     from collector.evidence import signing  # noqa: PLC0415
     from collector.evidence.consistency import NotComparable, verify_continuation  # noqa: PLC0415
-    from collector.evidence.verify import verify_bundle  # noqa: PLC0415
+    from collector.evidence.verify import BundleUnreadable, verify_bundle  # noqa: PLC0415
 
     try:
         key = signing.load_public(args.public_key.read_bytes())
@@ -268,6 +268,8 @@ def run_verify(args: argparse.Namespace) -> int:
                    else verify_continuation(args.bundle, args.after, key))  # fmt: skip
     except NotComparable as exc:
         raise CommandError(str(exc)) from None
+    except BundleUnreadable as exc:  # not a verdict: the evidence was never looked at
+        raise CommandError(f"{exc}. Nothing was verified") from None
     sys.stdout.write(verdict.text())
     return 0 if verdict.ok else 1
 

@@ -17,6 +17,7 @@ import os
 import secrets
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_cre
 from collector.compliance import Waiver
 from collector.config import CollectorConfig
 from collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
+from collector.disk_space import StorageFull
 from collector.identity_store import RETIRED, REVOKED, DeviceInfo, GroupNameError, group_name
 from collector.pki import utcnow
 from collector.policy import Policy, PolicyError
@@ -624,7 +626,8 @@ COMMANDS: dict[Words, Command] = {
 
 class Runner:
     """Runs commands of the table for one store: checks the role, then writes the audit entry
-    (exactly one per call, whatever happens)."""
+    (exactly one per call, whatever happens; when the disk is full and it cannot be written,
+    the call fails with StorageFull, so no command succeeds unaudited)."""
 
     def __init__(self, store: Store, config: CollectorConfig) -> None:
         self._store = store
@@ -683,6 +686,10 @@ class Runner:
             result = command.handler(self._store, self._config, Arguments(arguments), actor)
         except CommandError as exc:
             audit("error", str(exc))
+            raise
+        except StorageFull as exc:  # rolled back; the audit entry most likely cannot be written
+            with suppress(StorageFull):
+                audit("error", str(exc))
             raise
         except Exception as exc:
             audit("error", f"internal error: {type(exc).__name__}")

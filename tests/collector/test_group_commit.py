@@ -119,7 +119,11 @@ def test_a_failed_transaction_acknowledges_nothing_and_the_agent_keeps_its_repor
     finally:
         service_db.execute("PRAGMA max_page_count = 1073741823")
     assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
-    assert "kept on your computer" in (refused.value.details() or "")
+    # A full disk is a push-back like any other: the agent keeps its report and retries.
+    assert "disk is full): your reports are kept" in (refused.value.details() or "")
+    call = refused.value
+    assert isinstance(call, grpc.Call)
+    assert [k for k, v in call.trailing_metadata() or () if k == "retry-after-ms"]
     assert _count(live_collector, "SELECT COUNT(*) FROM reports") == 0
     assert live_collector.service.committer.figures.failures == 1
 

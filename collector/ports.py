@@ -1,0 +1,131 @@
+"""The collector's ports: bound by one collector alone, and a refusal that says why and what
+to do.
+
+gRPC turns SO_REUSEPORT on by default ("grpc.so_reuseport"). A second collector then binds the
+agent ports beside the first, and the kernel hands each new connection to either of them at
+random: an agent pinned to one collector's CA is told by the other that it is "not your
+company's collector", and reports land in two databases. So every gRPC server of
+the collector says whether its ports may be shared (`grpc_options`); they may not, unless
+sharing is asked for on purpose (several workers of one collector).
+
+gRPC's bind error says only "Failed to bind to address"; the reason (the port is taken, the
+address is not this machine's, the port is privileged) is found by trying the same bind with a
+plain socket once gRPC has failed (`refuse`).
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+from typing import NoReturn
+
+import grpc
+
+REUSE_PORT_OPTION = "grpc.so_reuseport"
+
+
+def grpc_options(*, shared: bool = False) -> list[tuple[str, int]]:
+    """The options that make a gRPC server's ports its own, or shared on purpose."""
+    return [(REUSE_PORT_OPTION, 1 if shared else 0)]
+
+
+@dataclass(frozen=True)
+class Listener:
+    """What a port is for, and how the person starting the collector changes it."""
+
+    name: str  # "report port"
+    port_fix: str  # what to give instead of a taken port
+    host_fix: str  # where the listening address comes from
+
+
+_AGENT_PORT_FIX = "choose other ports with --enroll-port/--report-port ([listen] in collector.toml)"
+_AGENT_HOST_FIX = "[listen] host in collector.toml, or --listen"
+ENROLL = Listener("enrollment port", _AGENT_PORT_FIX, _AGENT_HOST_FIX)
+REPORT = Listener("report port", _AGENT_PORT_FIX, _AGENT_HOST_FIX)
+ADMIN = Listener(
+    "administration port",
+    "choose another with --admin-port ([admin] port in collector.toml)",
+    "[admin] host in collector.toml",
+)
+WEB = Listener(
+    "dashboard port",
+    "choose another with --web-port ([web] port in collector.toml)",
+    "[web] host in collector.toml",
+)
+METRICS = Listener(
+    "metrics port",
+    "choose another with --metrics-port ([metrics] port in collector.toml)",
+    "[metrics] host in collector.toml",
+)
+
+
+class PortUnavailable(OSError):
+    """A port could not be bound; the message names the port, the reason and the fix."""
+
+
+IN_USE = "in use"
+
+
+def reason(host: str, port: int) -> str | None:
+    """Why binding `host`:`port` fails right now, found with plain sockets (with
+    SO_REUSEADDR, as gRPC and uvicorn bind): IN_USE, another reason, or None when the bind
+    would work (then whatever failed was not the address)."""
+    try:
+        addresses = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        return f"{host} is not a name this machine can resolve ({exc.strerror})"
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return IN_USE
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return f"{host} is not an address of this machine"
+                if exc.errno == errno.EACCES:
+                    return f"port {port} is privileged (below 1024): only root may listen there"
+                return exc.strerror or str(exc)
+    return None
+
+
+def refuse(listener: Listener, host: str, port: int, error: OSError) -> NoReturn:
+    """Raise a refusal that says why `host`:`port` could not be bound and what to do
+    (PortUnavailable, caused by `error`); or `error` itself when the address can be bound now
+    (it failed for another reason, e.g. a certificate, and says so itself)."""
+    why = reason(host, port)
+    if why is None:
+        raise error
+    if why == IN_USE:
+        raise PortUnavailable(
+            f"the {listener.name} {port} is already in use (another collector, or another"
+            f" program, listens there): stop it, or {listener.port_fix}"
+        ) from error
+    where = _address(host, port)
+    raise PortUnavailable(
+        f"cannot listen on {where} ({listener.name}): {why}; fix {listener.host_fix}"
+    ) from error
+
+
+def bind_grpc(
+    server: grpc.aio.Server, listener: Listener, host: str, port: int,
+    credentials: grpc.ServerCredentials,
+) -> int:  # fmt: skip
+    """Add a TLS port to `server`; the port bound (a free one for 0), or PortUnavailable."""
+    address = _address(host, port)
+    try:
+        bound = server.add_secure_port(address, credentials)
+    except RuntimeError as exc:
+        failure = f"cannot listen on {address} ({listener.name}): {exc}"
+        refuse(listener, host, port, PortUnavailable(failure))
+    if bound == 0:
+        refuse(listener, host, port, PortUnavailable(f"cannot listen on {address}"))
+    return bound
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

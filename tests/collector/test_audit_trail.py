@@ -1,0 +1,63 @@
+"""The record of who did what cannot be rewritten through SQL, and names the person at the
+collector machine (threat model rows 22 and 23). A real collector, a real agent's report, and
+the real CLI on the data folder fill every history table; then each refuses UPDATE and DELETE
+from a plain SQLite connection, as the application's own code would make them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import sqlite3
+
+import pytest
+
+from agent.transport import open_channel, send_report
+from collector.cli import main as collector_cli
+from tests.conftest import EnrolledAgent, LiveCollector, make_report
+
+# Every table the threat model and the evidence chain say is append-only.
+HISTORY = ("reports", "state_changes", "waiver_events", "device_events", "audit_log",
+           "evidence_chain")  # fmt: skip
+
+
+def test_local_commands_are_audited_as_the_local_user(
+    live_collector: LiveCollector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert collector_cli(["device", "list", "--data", str(live_collector.config.data_dir)]) == 0
+    store = live_collector.store()
+    try:
+        (entry,) = store.audit_entries()
+    finally:
+        store.close()
+    assert (entry.actor, entry.role, entry.peer) == (f"local:{getpass.getuser()}", "admin",
+                                                    "local")  # fmt: skip
+    assert (entry.command, entry.outcome) == ("device list", "ok")
+
+
+def test_every_history_table_refuses_update_and_delete(
+    live_collector: LiveCollector, agent: EnrolledAgent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    device_id = agent.enrollment.device_id
+    with open_channel(agent.state, agent.enrollment) as channel:
+        send_report(channel, make_report(device_id, firewall_enabled=False))
+    data = str(live_collector.config.data_dir)
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=2)).strftime("%Y-%m-%d")
+    assert collector_cli(["waiver", "add", "--device", device_id, "--check", "firewall",
+                          "--owner", "Li Wei (IT)", "--reason", "new firewall being rolled out",
+                          "--expires", tomorrow, "--data", data]) == 0  # fmt: skip
+    assert collector_cli(["device", "revoke", device_id, "--reason", "laptop stolen",
+                          "--data", data]) == 0  # fmt: skip
+    connection = sqlite3.connect(live_collector.config.database)
+    try:
+        for table in HISTORY:
+            (rows,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert rows > 0, f"{table} is empty: the test would prove nothing about it"
+            column = connection.execute(f"PRAGMA table_info({table})").fetchall()[1][1]
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                connection.execute(f"UPDATE {table} SET {column} = {column}")
+            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+                connection.execute(f"DELETE FROM {table}")
+            (after,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+            assert after == rows
+    finally:
+        connection.close()

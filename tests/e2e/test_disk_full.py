@@ -1,0 +1,276 @@
+"""A full disk under the collector's data folder (issue 14, item 3), on a real tmpfs.
+
+* The store: a write the full disk refuses (at COMMIT, or already in a statement when SQLite
+  spills pages) raises StorageFull, is rolled back whole, and the connection writes the same
+  reports once space is back: stored, not "duplicate", the evidence chain unbroken.
+* A real `devposture-collector serve` with its data folder on a small tmpfs and real agent code
+  (enrollment, outbox, transport): once a filler file has taken the last byte, every agent is
+  told UNAVAILABLE with a retry hint and keeps its report; the collector says so in one log
+  line; admin commands, local and over the admin port, say the disk is full. Once the filler
+  is deleted the next reports are accepted, without a restart, and every report acknowledged
+  before or after is stored exactly once.
+
+Mounting needs root: the test is skipped with that reason only on a developer machine that is
+not root; in CI (CI set) it fails instead, so that it cannot silently stop running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from agent.enroll import EnrollError
+from agent.outbox_file import SUFFIX
+from agent.renewal_exchange import exchange
+from agent.rpc_status import retry_hint
+from collector.disk_space import StorageFull
+from collector.identity_store import DeviceRecord
+from collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from collector.tokens import new_token
+from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_agent, run, utcnow
+
+NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
+FULL_LINE = "the disk holding the data folder is full"
+BACK_LINE = "the disk has room again"
+
+
+def _need_root() -> None:
+    if os.geteuid() == 0:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("mounting a tmpfs needs root, and CI runs the suite as root")
+    pytest.skip("mounting a tmpfs needs root: run the suite as root (CI does)")
+
+
+@contextlib.contextmanager
+def tmpfs(directory: Path, size: str) -> Iterator[Path]:
+    """A new, empty tmpfs of `size` (mount's syntax, e.g. 4m) at `directory`."""
+    _need_root()
+    directory.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(directory)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    try:
+        yield directory
+    finally:
+        done = subprocess.run(
+            ["umount", str(directory)], capture_output=True, timeout=60, check=False
+        )
+        if done.returncode != 0:  # something still holds a file there: detach it anyway
+            subprocess.run(["umount", "-l", str(directory)], check=True, timeout=60)
+
+
+def fill(directory: Path) -> Path:
+    """Take every free byte of the file system holding `directory` with one file (written
+    in ever smaller pieces until even one byte is refused); the file, to delete later."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for piece in (1 << 20, 1 << 16, 1 << 12, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    os.write(fd, b"\0" * piece)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError):  # really full
+        (directory / "one-more-byte").write_bytes(b"x")
+    return filler
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# --- the store ------------------------------------------------------------------------------
+
+
+def _item(device_id: str) -> tuple[ReportRecord, list[CheckResult]]:
+    body = os.urandom(16_000)  # incompressible, several pages each
+    record = ReportRecord(
+        str(uuid.uuid4()), device_id, NOW, NOW, "1", body, "h", "linux", "Debian", "12"
+    )
+    return record, [CheckResult("firewall", "PASS", "on")]
+
+
+def _chain_is_whole(store: Store) -> bool:
+    head = store.chain_head()
+    assert head is not None
+    entries = store.chain_entries(1, head.seq)
+    links = itertools.pairwise(entries)
+    return (
+        [e.seq for e in entries] == list(range(1, head.seq + 1))
+        and all(e.recomputed() == e.hash for e in entries)
+        and all(later.prev_hash == earlier.hash for earlier, later in links)
+    )
+
+
+@pytest.mark.parametrize(
+    "cache_pages", [None, 2], ids=["refused-at-commit", "refused-in-a-statement"]
+)
+def test_the_store_keeps_nothing_of_a_refused_write_and_writes_once_space_is_back(
+    tmp_path: Path, cache_pages: int | None
+) -> None:
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        store = Store.open(disk / "devposture.db")
+        try:
+            if cache_pages is not None:  # pages spill to the log in the middle of a statement
+                store._db.execute(f"PRAGMA cache_size = {cache_pages}")
+            token = new_token()
+            store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+            store.enroll(token, NOW, DeviceRecord("d1", "01", NOW + dt.timedelta(days=90)))
+            before = [_item("d1") for _ in range(3)]
+            assert store.store_reports(before) == [StoreOutcome.STORED] * 3
+            filler = fill(disk)
+            group = [_item("d1") for _ in range(20)]
+            with pytest.raises(StorageFull) as refused:
+                store.store_reports(group)
+            assert refused.value.advice == (
+                f"the disk holding {disk} is full: free space, then try again"
+            )
+            assert str(disk) not in str(refused.value)  # what an unmapped call would show
+            assert not store._db.in_transaction
+            assert sorted(store.report_ids()) == sorted(r.report_id for r, _ in before)
+            # Other writes are refused the same way, and leave the connection usable.
+            with pytest.raises(StorageFull):
+                store.add_token(new_token(), NOW, NOW + dt.timedelta(hours=1), uses=1)
+            filler.unlink()
+            # Nothing of the refused group was kept: each report is new, not a duplicate.
+            assert store.store_reports(group) == [StoreOutcome.STORED] * 20
+            assert len(store.report_ids()) == 23
+            assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert _chain_is_whole(store)
+        finally:
+            store.close()
+
+
+# --- a real collector and real agents --------------------------------------------------------
+
+
+def _pushed_back(agent: SimAgent) -> float:
+    """Put a new report in the agent's outbox and send: the collector must push back. The
+    retry hint, in seconds."""
+    agent.put(agent.report())
+    result = agent.drain()
+    assert result.stopped_by is not None, "a report was taken on a full disk"
+    assert result.stopped_by.startswith("UNAVAILABLE: "), result.stopped_by
+    assert "disk is full" in result.stopped_by and "your reports are kept" in result.stopped_by
+    assert result.acknowledged == [] and result.duplicates == []
+    assert result.retry_after is not None
+    return result.retry_after
+
+
+def _admin(server: CollectorServer, *command: str, remote: tuple[str, Path] | None = None) -> (
+    subprocess.CompletedProcess[str]
+):  # fmt: skip
+    where = ["--data", str(server.data)]
+    if remote is not None:
+        fingerprint, credential = remote
+        where = ["--collector", f"127.0.0.1:{server.admin_port}", "--ca-fingerprint",
+                 fingerprint, "--credential-file", str(credential)]  # fmt: skip
+    return run(COLLECTOR, *command, *where)
+
+
+def test_a_full_disk_pushes_agents_back_and_storing_resumes_when_space_is_back(
+    tmp_path: Path,
+) -> None:
+    with tmpfs(tmp_path / "collector", "6m") as data:
+        server = CollectorServer.create(tmp_path)  # the data folder is the tmpfs; the log not
+        assert server.data == data
+        server.start()
+        try:
+            token = server.token(5)  # four now, one more while the disk is full
+            agents = [enroll_agent(server, tmp_path / "agents" / f"sim-{i}", f"sim-{i}", token)
+                      for i in range(3)]  # fmt: skip
+            for agent in agents:
+                agent.put_backlog(2)
+                assert agent.drain().stopped_by is None
+            # Enrolled, never reported: its first call writes its admission, not a report.
+            newcomer = enroll_agent(server, tmp_path / "agents" / "new", "new", token)
+            everyone = [*agents, newcomer]
+            added = run(COLLECTOR, "admin", "add", "IT", "--role", "admin",
+                        "--data", str(server.data))  # fmt: skip
+            assert added.returncode == 0, added.stderr
+            credential = tmp_path / "credential"
+            credential.write_text(added.stdout.strip())
+            credential.chmod(0o600)
+            remote = (server.fingerprint, credential)
+
+            filler = fill(data)
+            hints = [_pushed_back(agent) for agent in everyone]
+            hints += [_pushed_back(agent) for agent in everyone]  # and again: one log line
+            assert all(5.0 <= hint <= 10.0 for hint in hints), hints
+            assert all(agent.pending_count() == 2 for agent in everyone), "reports not kept"
+            wait_for(lambda: FULL_LINE in server.output(), "the full-disk log line")
+
+            # Enrolling, renewing and reestablishing write too: pushed back the same way, and
+            # nothing is used up (the token's use, the proof's time).
+            late = tmp_path / "agents" / "late"
+            with pytest.raises(EnrollError) as not_now:
+                enroll_agent(server, late, "late", token)
+            assert (
+                "asks to come back later: the collector cannot enroll now (its disk is full)"
+                in str(not_now.value)
+            )
+            assert "nothing was used up" in str(not_now.value)
+            for expired in (False, True):
+                with pytest.raises(grpc.RpcError) as pushed:
+                    exchange(agents[0].state, agents[0].enrollment, utcnow(), expired=expired)
+                assert isinstance(pushed.value, grpc.Call)
+                assert pushed.value.code() == grpc.StatusCode.UNAVAILABLE, pushed.value
+                assert "its disk is full" in (pushed.value.details() or "")
+                assert retry_hint(pushed.value)[0]
+
+            full = f"the disk holding {server.data} is full: free space, then try again"
+            for command in (("token", "create"), ("report", "fleet")):
+                local = _admin(server, *command)
+                assert local.returncode == 1
+                assert local.stderr == f"devposture-collector: error: {full}\n"
+                over_port = _admin(server, *command, remote=remote)
+                assert over_port.returncode == 1
+                assert f"{full} (RESOURCE_EXHAUSTED)" in over_port.stderr, over_port.stderr
+                assert "permission" not in (local.stderr + over_port.stderr).lower()
+
+            filler.unlink()
+            for agent in everyone:  # the hint is advice: sending at once is allowed
+                result = agent.drain()
+                assert result.stopped_by is None, result.stopped_by
+                assert len(result.acknowledged) == 2
+                assert agent.pending_count() == 0
+            wait_for(lambda: BACK_LINE in server.output(), "the recovery log line")
+            assert enroll_agent(server, late, "late", token).device_id
+            for expired in (False, True):
+                exchange(agents[0].state, agents[0].enrollment, utcnow(), expired=expired)
+            assert _admin(server, "token", "create").returncode == 0
+            assert _admin(server, "report", "fleet", remote=remote).returncode == 0
+
+            log = server.output()
+            assert log.count(FULL_LINE) == 1 and log.count(BACK_LINE) == 1, log[-4000:]
+            assert len(re.findall(r" ERROR ", log)) == 1, log[-4000:]
+            assert "Traceback" not in log and "Unexpected" not in log, log[-4000:]
+            stored = Counter(server.stored_ids())
+            made = [i for agent in everyone for i in agent.made]
+            assert len(made) == 3 * 2 + 2 * 4  # the backlogs, then two rounds while full
+            assert all(stored[i] == 1 for i in made), "a report is missing or stored twice"
+            assert set(stored) == set(made)
+            acknowledged = {i for agent in everyone for i in agent.acknowledged()}
+            assert acknowledged == set(made)
+            assert all(not list(agent.outbox.directory.glob(f"*{SUFFIX}")) for agent in everyone)
+            assert server.stop() == 0
+        finally:
+            server.close()
