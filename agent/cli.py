@@ -234,6 +234,15 @@ def live_host(state: AgentState) -> LiveHost:
 
 
 def _read_token(path: Path) -> str:
+    if str(path).startswith("dpt_") and not path.exists():
+        # The token itself where its file goes: never echo it, and say what it exposed.
+        raise CliError(
+            f"--token-file takes the path of a file holding the token, not the token (token"
+            f" {str(path).split('_')[1][:16]}). Typed on a command line, it can be seen by other"
+            " users of this computer and stays in the shell's history: ask IT to revoke it"
+            " (`devposture-collector token revoke ID`) and to give you a new one, saved in a"
+            " file (or use --token-file - and paste it)"
+        )
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -326,6 +335,17 @@ def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
         extra = f" (and {others} queued earlier)" if others else ""
         print(f"Report {report.report_id} acknowledged by the collector{extra}.")
         return EXIT_OK if result.stopped_by is None else EXIT_FAILED
+    refused = done.device_refused
+    if refused is not None:
+        raise CliError(
+            f"the collector refuses this device: {refused}.\nThe report was not accepted and"
+            " will not be, nor any other from this device: sending again does not help. Ask"
+            " IT; if they agree this computer should report again, enroll it again with a new"
+            " token from them: devposture-agent enroll --force --collector"
+            f" {CollectorAddress(enrollment.collector_host, enrollment.enroll_port).target()}"
+            f" --ca-fingerprint {enrollment.ca_fingerprint} --token-file NEW-TOKEN-FILE"
+            + (f" --state {args.state}" if args.state is not None else "")
+        )
     if result.stopped_by is not None:
         raise CliError(
             f"the collector did not acknowledge the report ({result.stopped_by});"

@@ -14,11 +14,14 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import grpc
+
 from agent.collect import build_report
 from agent.host import Host
 from agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from agent.probes import ProbeConfig
 from agent.renewal import ensure_fresh_certificate
+from agent.rpc_status import parse_description
 from agent.sessions import SessionLog
 from agent.state import AgentState, Enrollment
 from agent.transport import DrainResult, drain
@@ -37,6 +40,16 @@ class Round:
     @property
     def acknowledged(self) -> bool:
         return self.report.report_id in self.result.acknowledged + self.result.duplicates
+
+    @property
+    def device_refused(self) -> str | None:
+        """The collector's reason when it refuses this device itself (revoked or retired by
+        IT, not enrolled there, a copied identity): PERMISSION_DENIED on the call. Sending
+        again changes nothing until the device is enrolled again; None otherwise."""
+        if self.result.stopped_by is None:
+            return None
+        code, detail = parse_description(self.result.stopped_by)
+        return detail if code is grpc.StatusCode.PERMISSION_DENIED else None
 
 
 def outbox_bound(state: AgentState, override: int | None = None) -> int:

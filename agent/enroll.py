@@ -16,8 +16,9 @@ from cryptography.x509.oid import NameOID
 
 from agent import __version__
 from agent.address import CollectorAddress
+from agent.enroll_diagnosis import diagnose
 from agent.pinning import PinningError, fetch_pinned_ca, fingerprint
-from agent.rpc_status import status_of
+from agent.rpc_status import retry_hint, status_of
 from agent.state import AgentState, Enrollment
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -65,16 +66,25 @@ def certificate_problem(
     return None
 
 
-def _explain_rpc_error(error: grpc.RpcError, address: CollectorAddress) -> str:
+def _explain_rpc_error(error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes) -> str:
     code, detail = status_of(error)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return f"the collector refused the token: {detail}"
+    if code == grpc.StatusCode.UNAVAILABLE and retry_hint(error)[0]:
+        # The collector answered, and asks to come back later (a full disk, a restart).
+        return f"the collector at {address.target()} asks to come back later: {detail}"
     if code == grpc.StatusCode.UNAVAILABLE:
+        # The collector's CA is pinned by now: one more connection can tell what is wrong.
+        found = diagnose(address, ca_pem)
+        if found is not None:
+            return found
         return (
-            f"cannot reach the collector at {address.target()} over TLS ({detail}). If you"
-            " connect by a name or address the collector's certificate does not list,"
-            " re-create the collector data folder with `devposture-collector init --san NAME`"
+            f"cannot reach the collector at {address.target()} over TLS ({detail}). Check that"
+            " `devposture-collector serve` is running and that this is its enrollment port"
+            " (7443 by default), then try again"
         )
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        return f"the collector asks this address to slow down: {detail}"
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"the collector at {address.target()} did not answer in time; try again"
     return f"enrollment failed ({code.name if code else 'error'}): {detail}"
@@ -107,7 +117,7 @@ def enroll(
                 request, timeout=ENROLL_DEADLINE_SECONDS
             )
         except grpc.RpcError as exc:
-            raise EnrollError(_explain_rpc_error(exc, address)) from exc
+            raise EnrollError(_explain_rpc_error(exc, address, ca_pem)) from exc
 
     cert = x509.load_pem_x509_certificate(response.client_certificate_pem.encode("ascii"))
     problem = certificate_problem(key, cert, response.device_id, [ca_cert])

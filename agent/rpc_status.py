@@ -17,3 +17,33 @@ def describe(error: grpc.RpcError) -> str:
     """"CODE: details", for logs and for the reason a report stays in the outbox."""
     code, detail = status_of(error)
     return f"{code.name if code else 'error'}: {detail}"
+
+
+def parse_description(text: str) -> tuple[grpc.StatusCode | None, str]:
+    """`describe`'s text back into its code and details: a drain that stopped keeps only the
+    text (it is also what the outbox records), and the CLI's advice depends on the code."""
+    name, sep, detail = text.partition(": ")
+    code = grpc.StatusCode.__members__.get(name) if sep else None
+    return (code, detail) if code is not None else (None, text)
+
+
+# Pushback the collector may attach a retry hint to.
+_PUSHBACK = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE}
+RETRY_AFTER_KEY = "retry-after-ms"
+
+
+def retry_hint(error: grpc.RpcError) -> tuple[bool, float | None]:
+    """Whether the collector asked us to back off (a `retry-after-ms` trailing metadata on
+    RESOURCE_EXHAUSTED or UNAVAILABLE), and for how many seconds when the hint is a number.
+    A hint also tells that the collector itself answered: a proxy or a dead port does not."""
+    if not isinstance(error, grpc.Call) or error.code() not in _PUSHBACK:
+        return False, None
+    for key, value in error.trailing_metadata() or ():
+        if key == RETRY_AFTER_KEY:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            try:
+                millis = int(text)
+            except ValueError:
+                return True, None
+            return True, max(0, millis) / 1000.0
+    return False, None

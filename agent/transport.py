@@ -29,7 +29,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.address import CollectorAddress
 from agent.outbox import Outbox, Pending
-from agent.rpc_status import describe, status_of
+from agent.rpc_status import describe, retry_hint, status_of
 from agent.state import AgentState, Enrollment
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -69,9 +69,6 @@ _PERMANENT = {
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
-# Pushback the collector may attach a retry hint to.
-_PUSHBACK = {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE}
-RETRY_AFTER_KEY = "retry-after-ms"
 STOPPING = "the agent is stopping"
 # How often a call in flight checks whether the agent is stopping.
 STOP_POLL_SECONDS = 0.25
@@ -85,22 +82,6 @@ def forget_unary_collectors() -> None:
     """Try ReportBatch again with every collector (for tests, and after an upgrade)."""
     with _UNARY_LOCK:
         _UNARY_ONLY.clear()
-
-
-def _retry_hint(exc: grpc.RpcError) -> tuple[bool, float | None]:
-    """Whether the collector asked us to back off (a `retry-after-ms` trailing metadata on
-    RESOURCE_EXHAUSTED or UNAVAILABLE), and for how many seconds when the hint is a number."""
-    if not isinstance(exc, grpc.Call) or exc.code() not in _PUSHBACK:
-        return False, None
-    for key, value in exc.trailing_metadata() or ():
-        if key == RETRY_AFTER_KEY:
-            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-            try:
-                millis = int(text)
-            except ValueError:
-                return True, None
-            return True, max(0, millis) / 1000.0
-    return False, None
 
 
 @dataclass
@@ -237,7 +218,7 @@ class _Drain:
 
     def failed(self, exc: grpc.RpcError) -> None:
         """Record the call that stopped draining (pushback, or the collector unreachable)."""
-        back_off, hint = _retry_hint(exc)
+        back_off, hint = retry_hint(exc)
         if back_off:
             self.result.retry_after = hint
         self.result.stopped_by = describe(exc)
@@ -260,7 +241,7 @@ def _send_unary(
             return
         except grpc.RpcError as exc:
             code, _ = status_of(exc)
-            back_off, _hint = _retry_hint(exc)
+            back_off, _hint = retry_hint(exc)
             if code in _PERMANENT and not back_off:
                 drain.set_aside(item, describe(exc))
                 continue
@@ -317,7 +298,7 @@ def _send_batches(
             code, _ = status_of(exc)
             if code == grpc.StatusCode.UNIMPLEMENTED:
                 return True, queue
-            back_off, _hint = _retry_hint(exc)
+            back_off, _hint = retry_hint(exc)
             if code in _PERMANENT and not back_off:
                 # The call as a whole was refused: too large for this collector's message
                 # limit (RESOURCE_EXHAUSTED without a hint), or more than it takes at once.

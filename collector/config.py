@@ -1,15 +1,19 @@
 """The collector's data folder and its configuration file, `collector.toml`.
 
 Everything one collector installation owns lives in one folder (made by `init`), so that a
-backup or a move is one copy. Paths in the file are relative to that folder.
+backup or a move is one copy. Paths in the file are relative to that folder. The file is read
+strictly (`SCHEMA`, `config_file`): an unknown key or a wrong value is refused with its line,
+never ignored.
 """
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+
+from collector.config_file import ConfigError, ConfigFile, Setting
+
+__all__ = ["CONFIG_NAME", "SCHEMA", "CollectorConfig", "ConfigError", "load", "render_default"]
 
 CONFIG_NAME = "collector.toml"
 
@@ -95,10 +99,6 @@ max_connection_age_seconds = 50
 """
 
 
-class ConfigError(Exception):
-    """The data folder or its configuration cannot be used; the message says how to fix it."""
-
-
 @dataclass(frozen=True)
 class CollectorConfig:
     data_dir: Path
@@ -151,36 +151,45 @@ def render_default(
     )  # fmt: skip
 
 
-def _get(table: dict[str, object], section: str, key: str, kind: type) -> object:
-    value = table.get(section, {})
-    if not isinstance(value, dict) or key not in value:
-        raise ConfigError(f"{CONFIG_NAME}: [{section}] {key} is missing; add it or re-run init")
-    item = value[key]
-    if kind is float and isinstance(item, int) and not isinstance(item, bool):
-        item = float(item)
-    if not isinstance(item, kind) or (isinstance(item, bool) and kind is not bool):
-        raise ConfigError(
-            f"{CONFIG_NAME}: [{section}] {key} must be a {kind.__name__}, not {item!r}"
-        )
-    return item
-
-
-def _optional(
-    table: dict[str, object], section: str, key: str, kind: type, default: object
-) -> object:
-    """A setting added after the first release: absent in an older collector.toml."""
-    value = table.get(section, {})
-    if not isinstance(value, dict) or key not in value:
-        return default
-    return _get(table, section, key, kind)
-
-
-def _at_least(value: object, minimum: float, where: str) -> None:
-    if not isinstance(value, int | float) or value < minimum:
-        raise ConfigError(f"{CONFIG_NAME}: {where} must be at least {minimum}")
+# Every section and key collector.toml may hold. A key added after the first release is
+# optional (an older file lacks it); a key is never renamed or removed without a migration.
+SCHEMA: dict[str, dict[str, Setting]] = {
+    "listen": {
+        "host": Setting(str, "127.0.0.1", required=True),
+        "enroll_port": Setting(int, DEFAULT_ENROLL_PORT, required=True),
+        "report_port": Setting(int, DEFAULT_REPORT_PORT, required=True),
+    },
+    "server": {"drain_seconds": Setting(float, DEFAULT_DRAIN_SECONDS)},
+    "database": {"path": Setting(str, "devposture.db", required=True)},
+    "policy": {"path": Setting(str, "policy.toml")},
+    "enrollment": {
+        "token_ttl_hours": Setting(float, 24.0, required=True),
+        "device_certificate_days": Setting(int, 14, required=True),
+    },
+    "admin": {"host": Setting(str, "127.0.0.1"), "port": Setting(int, DEFAULT_ADMIN_PORT)},
+    "metrics": {
+        "enabled": Setting(bool, True),
+        "host": Setting(str, "127.0.0.1"),
+        "port": Setting(int, DEFAULT_METRICS_PORT),
+    },
+    "web": {
+        "enabled": Setting(bool, True),
+        "host": Setting(str, "127.0.0.1"),
+        "port": Setting(int, DEFAULT_WEB_PORT),
+    },
+    "logging": {"format": Setting(str, "text")},
+    "limits": {
+        "max_report_bytes": Setting(int, 1_048_576, required=True),
+        "device_calls_per_minute": Setting(int, 60),
+        "device_call_burst": Setting(int, 30),
+        "max_connection_age_seconds": Setting(float, 50.0),
+    },
+}
 
 
 def load(data_dir: Path) -> CollectorConfig:
+    """The data folder's configuration; `ConfigError` naming every mistake, with its line and
+    its fix, when the file has any (see `config_file`)."""
     path = data_dir / CONFIG_NAME
     if not path.is_file():
         raise ConfigError(
@@ -188,112 +197,59 @@ def load(data_dir: Path) -> CollectorConfig:
             f" Create one with `devposture-collector init --data {data_dir}`"
         )
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    ports = []
-    for key in ("enroll_port", "report_port"):
-        port = _get(table, "listen", key, int)
-        assert isinstance(port, int)
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"{CONFIG_NAME}: [listen] {key} must be between 0 and 65535")
-        ports.append(port)
-    host, database = _get(table, "listen", "host", str), _get(table, "database", "path", str)
-    ttl = _get(table, "enrollment", "token_ttl_hours", float)
-    days = _get(table, "enrollment", "device_certificate_days", int)
-    max_bytes = _get(table, "limits", "max_report_bytes", int)
-    assert isinstance(host, str) and isinstance(database, str)
-    assert isinstance(ttl, float) and isinstance(days, int) and isinstance(max_bytes, int)
-    policy_table = table.get("policy", {})
-    policy = policy_table.get("path", "policy.toml") if isinstance(policy_table, dict) else None
-    if not isinstance(policy, str):
-        raise ConfigError(f"{CONFIG_NAME}: [policy] path must be a text")
-    if max_bytes < 4096:
-        raise ConfigError(f"{CONFIG_NAME}: [limits] max_report_bytes must be at least 4096")
-    _at_least(days, 1, "[enrollment] device_certificate_days")
-    admin_host = _optional(table, "admin", "host", str, "127.0.0.1")
-    admin_port = _optional(table, "admin", "port", int, DEFAULT_ADMIN_PORT)
-    per_minute = _optional(table, "limits", "device_calls_per_minute", int, 60)
-    burst = _optional(table, "limits", "device_call_burst", int, 30)
-    max_age = _optional(table, "limits", "max_connection_age_seconds", float, 50.0)
-    _at_least(per_minute, 1, "[limits] device_calls_per_minute")
-    _at_least(burst, 1, "[limits] device_call_burst")
-    _at_least(max_age, 1, "[limits] max_connection_age_seconds")
-    assert isinstance(admin_host, str) and isinstance(admin_port, int)
-    assert isinstance(per_minute, int) and isinstance(burst, int) and isinstance(max_age, float)
-    if not 0 <= admin_port <= 65535:
-        raise ConfigError(f"{CONFIG_NAME}: [admin] port must be between 0 and 65535")
-    services = _side_services(table)
-    return CollectorConfig(
+        f = ConfigFile(path, SCHEMA)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror})") from exc
+    max_bytes = f.whole("limits", "max_report_bytes")
+    f.at_least("limits", "max_report_bytes", max_bytes, 4096)
+    days = f.whole("enrollment", "device_certificate_days")
+    f.at_least("enrollment", "device_certificate_days", days, 1)
+    per_minute = f.whole("limits", "device_calls_per_minute")
+    burst = f.whole("limits", "device_call_burst")
+    max_age = f.number("limits", "max_connection_age_seconds")
+    f.at_least("limits", "device_calls_per_minute", per_minute, 1)
+    f.at_least("limits", "device_call_burst", burst, 1)
+    f.at_least("limits", "max_connection_age_seconds", max_age, 1)
+    log_format = f.text("logging", "format")
+    if log_format not in LOG_FORMATS:
+        f.problem(("logging", "format"),
+                  f"[logging] format must be {' or '.join(map(repr, LOG_FORMATS))},"
+                  f" not {log_format!r}")  # fmt: skip
+    config = CollectorConfig(
         data_dir=data_dir,
-        host=host,
-        enroll_port=ports[0],
-        report_port=ports[1],
-        database=data_dir / database,
-        token_ttl_hours=ttl,
+        host=f.text("listen", "host"),
+        enroll_port=f.port("listen", "enroll_port"),
+        report_port=f.port("listen", "report_port"),
+        database=data_dir / f.text("database", "path"),
+        token_ttl_hours=f.number("enrollment", "token_ttl_hours"),
         device_certificate_days=days,
         max_report_bytes=max_bytes,
-        policy=data_dir / policy,
-        admin_host=admin_host,
-        admin_port=admin_port,
+        policy=data_dir / f.text("policy", "path"),
+        admin_host=f.text("admin", "host"),
+        admin_port=f.port("admin", "port"),
         device_calls_per_minute=per_minute,
         device_call_burst=burst,
         max_connection_age_seconds=max_age,
-        drain_seconds=_drain_seconds(table),
-        **services,
+        metrics_enabled=f.flag("metrics", "enabled"),
+        metrics_host=f.text("metrics", "host"),
+        metrics_port=f.port("metrics", "port"),
+        log_format=log_format,
+        web_enabled=f.flag("web", "enabled"),
+        web_host=f.text("web", "host"),
+        web_port=f.port("web", "port"),
+        drain_seconds=_drain_seconds(f),
     )
+    f.check()
+    return config
 
 
-def _drain_seconds(table: dict[str, object]) -> float:
-    """[server] drain_seconds (absent in an older collector.toml: the default)."""
-    drain = _optional(table, "server", "drain_seconds", float, DEFAULT_DRAIN_SECONDS)
-    assert isinstance(drain, float)
+def _drain_seconds(f: ConfigFile) -> float:
+    """[server] drain_seconds, within what a service manager's stop timeout allows."""
+    drain = f.number("server", "drain_seconds")
     if not 0 <= drain <= MAX_DRAIN_SECONDS:
-        raise ConfigError(
-            f"{CONFIG_NAME}: [server] drain_seconds must be between 0 and {MAX_DRAIN_SECONDS:g}"
-            f" seconds, not {drain:g}; set e.g. drain_seconds = {DEFAULT_DRAIN_SECONDS:g}"
-            " (0 stops at once)"
+        f.problem(
+            ("server", "drain_seconds"),
+            f"[server] drain_seconds must be between 0 and {MAX_DRAIN_SECONDS:g} seconds, not"
+            f" {drain:g}; set e.g. drain_seconds = {DEFAULT_DRAIN_SECONDS:g} (0 stops at once)",
         )
     return drain
-
-
-class _SideServices(TypedDict):
-    """The checked [metrics], [logging] and [web] settings, named as CollectorConfig's fields
-    (so mypy checks the `**` that passes them on)."""
-
-    metrics_enabled: bool
-    metrics_host: str
-    metrics_port: int
-    log_format: str
-    web_enabled: bool
-    web_host: str
-    web_port: int
-
-
-def _side_services(table: dict[str, object]) -> _SideServices:
-    """The optional [metrics], [logging] and [web] sections, checked, as config fields: an
-    older collector.toml without them gets the defaults."""
-    metrics_enabled = _optional(table, "metrics", "enabled", bool, True)
-    metrics_host = _optional(table, "metrics", "host", str, "127.0.0.1")
-    metrics_port = _optional(table, "metrics", "port", int, DEFAULT_METRICS_PORT)
-    log_format = _optional(table, "logging", "format", str, "text")
-    assert isinstance(metrics_enabled, bool) and isinstance(metrics_host, str)
-    assert isinstance(metrics_port, int) and isinstance(log_format, str)
-    if not 0 <= metrics_port <= 65535:
-        raise ConfigError(f"{CONFIG_NAME}: [metrics] port must be between 0 and 65535")
-    web_enabled = _optional(table, "web", "enabled", bool, True)
-    web_host = _optional(table, "web", "host", str, "127.0.0.1")
-    web_port = _optional(table, "web", "port", int, DEFAULT_WEB_PORT)
-    assert isinstance(web_enabled, bool) and isinstance(web_host, str)
-    assert isinstance(web_port, int)
-    if not 0 <= web_port <= 65535:
-        raise ConfigError(f"{CONFIG_NAME}: [web] port must be between 0 and 65535")
-    if log_format not in LOG_FORMATS:
-        raise ConfigError(
-            f"{CONFIG_NAME}: [logging] format must be {' or '.join(map(repr, LOG_FORMATS))},"
-            f" not {log_format!r}"
-        )
-    return _SideServices(
-        metrics_enabled=metrics_enabled, metrics_host=metrics_host, metrics_port=metrics_port,
-        log_format=log_format, web_enabled=web_enabled, web_host=web_host, web_port=web_port,
-    )  # fmt: skip

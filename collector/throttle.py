@@ -1,22 +1,45 @@
-"""Slowing down guessing: repeated failed enrollments from one address.
+"""Slowing down guessing, per source address: enrollments and reestablishments on the
+enrollment port, and logins to the dashboard.
 
-A token has 256 bits of secret, so guessing cannot succeed; what the throttle stops is a
-script hammering the enrollment port (and the log noise it makes). After a few failures within
-a window, each further attempt from that address waits, doubling up to a ceiling; other
-addresses are not affected. The wait is an asyncio sleep, so a waiting caller holds no thread.
+A token and an admin credential hold 256 bits of secret, so guessing cannot succeed; what the
+throttle stops is a script hammering a port (and the log and audit noise it makes), without
+letting one address lock out another. Per address:
+
+* **One at a time.** An address's attempts are taken in turn, first come first served, so
+  forty guesses sent at once are forty guesses in a row, each one seeing the failures before
+  it. Without this, parallel guesses would all start before the first failure was counted.
+* **Failures make it wait.** After `FREE_FAILURES` failures within `WINDOW_SECONDS`, the
+  address's next attempt starts only 1, 2, 4 … up to `MAX_DELAY_SECONDS` after its last
+  failure. A success counts nothing, and a person who mistyped waits only if they try again
+  sooner than that.
+* **A bounded queue.** At most `MAX_QUEUED` attempts of one address are in progress or waiting
+  their turn; more are turned away at once (`Busy`, with a retry hint), which costs nothing.
+
+Another address has its own turn, failures and queue: it is served at once, whatever the first
+one does. The wait is an asyncio sleep, so a waiting caller holds no thread.
+
+The clock (monotonic seconds) and the sleep are injectable, so tests give time as data. Each
+turn is recorded (`turns`, the latest `RECORDED_TURNS`): the server's own account of who
+waited how long after how many failures, for tests and for whoever investigates a flood.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 FREE_FAILURES = 5
 WINDOW_SECONDS = 600.0
 MAX_DELAY_SECONDS = 30.0
 MAX_ADDRESSES = 10_000
+# Attempts of one address in progress or waiting at once; a NAT's honest rollout stays under it.
+MAX_QUEUED = 16
+RECORDED_TURNS = 1000
 
 
 def peer_address(peer: str) -> str:
@@ -29,12 +52,74 @@ def peer_address(peer: str) -> str:
     return peer
 
 
+def source(address: str) -> str:
+    """What counts as one source: an IPv4 address, or an IPv6 address's /64 (one site's
+    network, where a single host may take any of 2^64 addresses at will)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        if not ip.is_loopback:
+            return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def backoff(failures: int) -> float:
+    """How long after its last failure an address with `failures` recent failures waits."""
+    if failures < FREE_FAILURES:
+        return 0.0
+    return min(MAX_DELAY_SECONDS, 2.0 ** (failures - FREE_FAILURES))
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One attempt that got its turn: its address, the address's failures within the window
+    when the turn came, and the seconds it was then made to wait."""
+
+    address: str
+    failures: int
+    waited: float
+
+
+class Busy(Exception):
+    """Too many attempts of one address at once: this one was turned away unexamined."""
+
+    def __init__(self, address: str, retry_after: float, first: bool) -> None:
+        super().__init__(f"too many attempts from {address} at once")
+        self.address = address
+        self.retry_after = retry_after
+        # The first turned away while this address's queue is full: the one to log.
+        self.first = first
+
+
+@dataclass
+class _Line:
+    """An address's queue: its turn (a FIFO lock) and how many attempts hold or await it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    queued: int = 0
+    turned_away: int = 0
+
+
 @dataclass
 class FailureThrottle:
+    """Failures, turns and queues by source, in memory (a restart forgives everyone, which
+    is harmless). One event loop uses one throttle."""
+
     clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    max_queued: int = MAX_QUEUED
+    turns: deque[Turn] = field(default_factory=lambda: deque(maxlen=RECORDED_TURNS))
+    # Attempts turned away because their address had `max_queued` at once.
+    turned_away: int = 0
     _failures: OrderedDict[str, list[float]] = field(default_factory=OrderedDict)
+    _lines: dict[str, _Line] = field(default_factory=dict)
 
     def _recent(self, address: str) -> list[float]:
+        address = source(address)
         now = self.clock()
         kept = [t for t in self._failures.get(address, []) if now - t < WINDOW_SECONDS]
         if kept:
@@ -44,18 +129,47 @@ class FailureThrottle:
         return kept
 
     def delay(self, address: str) -> float:
-        """Seconds the next attempt from `address` must wait (0 when it has not failed much)."""
-        count = len(self._recent(address))
-        if count < FREE_FAILURES:
+        """Seconds the next attempt from `address` must wait (0 when it has not failed much,
+        or its last failure is long enough ago)."""
+        recent = self._recent(address)
+        if not recent:
             return 0.0
-        return min(MAX_DELAY_SECONDS, 2.0 ** (count - FREE_FAILURES))
+        return max(0.0, recent[-1] + backoff(len(recent)) - self.clock())
 
     def failed(self, address: str) -> int:
         """Count a failure; returns how many `address` has within the window."""
         recent = self._recent(address)
         recent.append(self.clock())
+        address = source(address)
         self._failures[address] = recent
         self._failures.move_to_end(address)
         while len(self._failures) > MAX_ADDRESSES:
             self._failures.popitem(last=False)
         return len(recent)
+
+    @asynccontextmanager
+    async def attempt(self, address: str) -> AsyncIterator[Turn]:
+        """Hold `address`'s turn for one attempt: wait for the attempts before it, then out
+        its delay. Raises `Busy` at once when `max_queued` attempts of it are already in."""
+        address = source(address)
+        line = self._lines.get(address)
+        if line is None:
+            line = self._lines[address] = _Line()
+        if line.queued >= self.max_queued:
+            self.turned_away += 1
+            line.turned_away += 1
+            wait = max(1.0, self.delay(address), backoff(len(self._recent(address))))
+            raise Busy(address, wait, first=line.turned_away == 1)
+        line.queued += 1
+        try:
+            async with line.lock:
+                wait = self.delay(address)
+                turn = Turn(address, len(self._recent(address)), wait)
+                self.turns.append(turn)
+                if wait > 0:
+                    await self.sleep(wait)
+                yield turn
+        finally:
+            line.queued -= 1
+            if line.queued == 0 and self._lines.get(address) is line:
+                del self._lines[address]

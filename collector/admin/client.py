@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 
 from agent.address import CollectorAddress
+from agent.enroll_diagnosis import probe_tls, unlisted_name
 from agent.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
 from agent.rpc_status import status_of
 from collector.admin.commands import CommandError, Result
@@ -59,26 +60,42 @@ def read_credential(source: str) -> str:
         raise RemoteError(f"{source}: {exc}") from exc
 
 
-def _explain(error: grpc.RpcError, target: str) -> str:
+def _explain(error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes) -> str:
     code, detail = status_of(error)
+    target = address.target()
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return f"the collector refused the credential: {detail}"
     if code == grpc.StatusCode.PERMISSION_DENIED:
         return f"not allowed: {detail}"
     if code == grpc.StatusCode.UNAVAILABLE:
-        return (
-            f"cannot reach the collector's admin port at {target} over TLS ({detail}). Check"
-            " [admin] host/port in collector.toml, that `devposture-collector serve` runs, and"
-            " that the name you connect by is in the collector's certificate (`init --san`)"
-        )
+        return _unreachable(address, ca_pem, detail)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return f"the collector at {target} did not answer within the deadline; try again"
     if code == grpc.StatusCode.UNIMPLEMENTED:
-        return (
-            f"{target} does not serve administration ({detail}): give the admin port"
-            " ([admin] port in collector.toml, 7445 by default), not an agent port"
-        )
+        return _not_the_admin_port(target, detail)
     return f"{detail} ({code.name if code else 'error'})"
+
+
+def _not_the_admin_port(target: str, detail: str) -> str:
+    return (
+        f"{target} does not serve administration ({detail}): give the admin port"
+        " ([admin] port in collector.toml, 7445 by default), not an agent port"
+    )
+
+
+def _unreachable(address: CollectorAddress, ca_pem: bytes, detail: str) -> str:
+    """Why the admin port could not be used, when one more TLS connection (trusting the
+    pinned CA only) can tell: it is the report port, or the name is not on the certificate."""
+    found = probe_tls(address, ca_pem)
+    if found is not None and found.asks_for_certificate:
+        return _not_the_admin_port(address.target(), "it asks for a device certificate")
+    if found is not None and found.names is not None and not found.name_listed:
+        return unlisted_name(address, found.names)
+    return (
+        f"cannot reach the collector's admin port at {address.target()} over TLS ({detail})."
+        " Check that `devposture-collector serve` runs there and [admin] host/port in"
+        " collector.toml (7445 by default), then try again"
+    )
 
 
 def run_remote(
@@ -108,6 +125,6 @@ def run_remote(
                 request, timeout=timeout, metadata=(("authorization", f"Bearer {credential}"),)
             )
         except grpc.RpcError as exc:
-            raise RemoteError(_explain(exc, address.target())) from exc
+            raise RemoteError(_explain(exc, address, ca_pem)) from exc
     rows: list[Row] = json.loads(answer.rows_json) if answer.rows_json else []
     return Result(answer.message, tuple(answer.columns), rows)

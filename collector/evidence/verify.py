@@ -21,6 +21,11 @@ from collector.evidence import bundle, html, signing
 from collector.evidence.chain import REPORT, Entry
 
 
+class BundleUnreadable(Exception):
+    """The file to verify cannot be read at all (missing, a folder, not permitted): nothing
+    was verified, and nothing about the evidence can be said from it."""
+
+
 @dataclass
 class Verdict:
     problems: list[str] = field(default_factory=list)
@@ -85,6 +90,21 @@ def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
     try:
         with zipfile.ZipFile(path) as archive:
             files = {name: archive.read(name) for name in archive.namelist()}
+    except FileNotFoundError:
+        # Not a verdict on the evidence: the auditor must not read "changed" into a typo.
+        raise BundleUnreadable(
+            f"{path} does not exist: check the file name and folder (the bundle is the file"
+            " `audit export --out` wrote)"
+        ) from None
+    except IsADirectoryError:
+        raise BundleUnreadable(
+            f"{path} is a folder: give the bundle file itself (the .zip `audit export` wrote)"
+        ) from None
+    except PermissionError:
+        raise BundleUnreadable(
+            f"{path} cannot be read (permission denied): copy it somewhere you may read, or"
+            " run as a user who may"
+        ) from None
     except (OSError, zipfile.BadZipFile) as exc:
         verdict.problems.append(f"{path} is not a readable audit bundle ({exc})")
         return Checked(verdict, {}, [], [])

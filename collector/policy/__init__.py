@@ -10,13 +10,13 @@ silently ignored.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from collector.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
+from collector.toml_lines import Path_, line_of
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _TOP_KEYS = {
@@ -86,52 +86,6 @@ class PolicyError(Exception):
         super().__init__("\n".join(lines))
 
 
-Path_ = tuple[str | int, ...]
-
-
-def _line_of(text: str, path: Path_) -> int | None:
-    """The 1-based line where a value at `path` is written, e.g. ("checks", 2, "severity")."""
-    lines = text.splitlines()
-    start, end = 0, len(lines)
-    table = ""
-    i = 0
-    while i < len(path):
-        part = path[i]
-        nxt = path[i + 1] if i + 1 < len(path) else None
-        if isinstance(nxt, int):  # an array of tables: [[part]] number nxt
-            name = f"{table}.{part}" if table else str(part)
-            header = re.compile(rf"^\s*\[\[\s*{re.escape(name)}\s*\]\]")
-            found = [n for n in range(start, end) if header.match(lines[n])]
-            if nxt >= len(found):
-                return None
-            start = found[nxt]
-            end = found[nxt + 1] if nxt + 1 < len(found) else _next_array(lines, start, end, name)
-            table = name
-            i += 2
-            continue
-        key = re.compile(rf"^\s*{re.escape(str(part))}\s*=")
-        sub = re.compile(rf"^\s*\[\s*{re.escape(f'{table}.{part}' if table else str(part))}\s*\]")
-        for n in range(start, end):
-            if sub.match(lines[n]) and nxt is not None:
-                start, table = n, f"{table}.{part}" if table else str(part)
-                break
-            if key.match(lines[n]) and nxt is None:
-                return n + 1
-        else:
-            return start + 1 if start or table else None
-        i += 1
-    return start + 1
-
-
-def _next_array(lines: list[str], start: int, end: int, name: str) -> int:
-    """Where the array element starting at `start` ends: the next top-level table header."""
-    for n in range(start + 1, end):
-        stripped = lines[n].strip()
-        if stripped.startswith("[") and not stripped.startswith(f"[{name}."):
-            return n
-    return end
-
-
 class _Checker:
     """Collects every problem in one pass, so a person fixes the file in one go."""
 
@@ -142,7 +96,7 @@ class _Checker:
     def problem(self, path: Path_, message: str) -> None:
         where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
         where = where.replace(".[", "[")
-        self.problems.append((_line_of(self.source_text, path), f"{where}: {message}"))
+        self.problems.append((line_of(self.source_text, path), f"{where}: {message}"))
 
     def unknown_keys(self, table: dict[str, object], allowed: set[str], path: Path_) -> None:
         for key in sorted(set(table) - allowed):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +32,7 @@ from collector.admin.records import CredentialInfo
 from collector.compliance import STATES
 from collector.config import CollectorConfig
 from collector.pki import utcnow
+from collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
 from collector.web import auth, i18n
 from collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
 
@@ -38,7 +40,6 @@ log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 8192
-FAILED_LOGIN_DELAY = 0.3
 LANG_COOKIE_SECONDS = 365 * 86400
 SECURITY_HEADERS = [
     (b"content-security-policy",
@@ -101,6 +102,8 @@ class Dashboard:
         self.config = config
         self.secure_cookies = secure_cookies
         self.sessions = auth.Sessions()
+        # Logins per client address: one at a time, slowed after a few failures (throttle.py).
+        self.throttle = FailureThrottle()
         self.env = _environment()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-web-db")
         self._views: Views | None = None
@@ -240,7 +243,7 @@ class Pages:
         target = auth.safe_next(request.query_params.get("next"))
         if await board.session(request) is not None:
             return RedirectResponse(target, status_code=303)
-        return board.render(request, "login.html", board.lang(request), error=False, next=target)
+        return board.render(request, "login.html", board.lang(request), error="", next=target)
 
     async def _check(self, presented: str) -> tuple[CredentialInfo | None, str | None, str]:
         """The credential's record if it may view the dashboard; its id; why not."""
@@ -264,13 +267,39 @@ class Pages:
             return board.render(request, "error.html", lang, 403, message="forbidden")
         form = await _form(request) or {}
         target = auth.safe_next(form.get("next"))
+        # The TCP peer itself: proxy headers are off (server.py), so no header can change it.
+        address = request.client.host if request.client else "unknown"
+        try:
+            async with board.throttle.attempt(address):
+                return await self._login(request, lang, form, target, address)
+        except Busy as busy:
+            if busy.first:
+                log.warning("dashboard: too many logins at once from %s: turning some away",
+                            address)  # fmt: skip
+            seconds = math.ceil(busy.retry_after)
+            response = board.render(request, "login.html", lang, 429, error="login_busy",
+                                    retry_after=seconds, next=target)  # fmt: skip
+            response.headers["retry-after"] = str(seconds)
+            return response
+
+    async def _login(
+        self, request: Request, lang: str, form: dict[str, str], target: str, address: str
+    ) -> Response:
+        """One login attempt, holding its address's turn (see `login`)."""
+        board = self.board
         info, credential_id, reason = await self._check(form.pop("credential", ""))
         if info is None:
+            failures = board.throttle.failed(address)
             log.warning("dashboard login refused: %s", reason)
+            if failures >= FREE_FAILURES:
+                log.warning(
+                    "%d failed dashboard logins from %s within %d minutes: slowing it down",
+                    failures, address, int(WINDOW_SECONDS // 60),
+                )  # fmt: skip
             await board.audit(request, "dashboard login", "denied", reason,
                               credential_id=credential_id)  # fmt: skip
-            await asyncio.sleep(FAILED_LOGIN_DELAY)
-            return board.render(request, "login.html", lang, 401, error=True, next=target)
+            return board.render(request, "login.html", lang, 401, error="login_failed",
+                                next=target)  # fmt: skip
         session = board.sessions.create(info.credential_id, info.name, info.role)
         session.lang = lang
         log.info("dashboard login: %s (credential %s, %s)", info.name, info.credential_id,

@@ -9,6 +9,10 @@ not been revoked since, so `admin revoke` ends a dashboard session at its next p
 
 State-changing requests (login, logout) are POSTs; logout must carry the session's own CSRF
 token, and a POST whose Origin is another site is refused.
+
+Guessing is throttled per client address (`collector/throttle.py`, as for enrollments): the
+logins of one address are examined one at a time, slowed down after a few failures, and past
+a bounded queue turned away with Retry-After, while another address logs in at once.
 """
 
 from __future__ import annotations

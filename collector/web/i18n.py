@@ -28,6 +28,11 @@ _WORDS: dict[str, tuple[str, str]] = {
         "That credential is not valid or was revoked. Ask the collector's administrator"
         " for a new one.",
     ),
+    "login_busy": (
+        "来自您地址的登录尝试过多。请在 {seconds} 秒后再试,一次一个。",
+        "Too many login attempts from your address at once. Try again in {seconds} s,"
+        " one at a time.",
+    ),
     "signed_in_as": ("当前用户", "Signed in as"),
     "clause": ("条款", "Clause"),
     "check": ("检查项", "Check"),

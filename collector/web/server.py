@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from collector.config import CollectorConfig
 from collector.trust import RELOAD_CHECK_SECONDS
 from collector.trust import _stamp as file_stamp
-from collector.web.app import create_app, dashboard_of
+from collector.web.app import Dashboard, create_app, dashboard_of
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,11 @@ class DashboardServer:
     _server: uvicorn.Server
     _thread: threading.Thread
     _app: Starlette
+
+    @property
+    def dashboard(self) -> Dashboard:
+        """The application's state: its sessions and its login throttle."""
+        return dashboard_of(self._app)
 
     @property
     def url(self) -> str:

@@ -1,20 +1,40 @@
-"""Repeated failed enrollments from one address are slowed down and logged; other addresses,
-and a first mistake, are not."""
+"""Failed enrollments from one address: taken one at a time and slowed down, logged, with a
+bounded queue; another address, and a first mistake, are not slowed.
+
+The throttle's time is given as data (`HeldTime`): its clock moves only by the waits it asks
+for, and those waits are held at a gate, so the tests read the server's own record of turns
+and never measure how long anything took."""
 
 from __future__ import annotations
 
 import logging
-import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.enroll import make_csr
-from collector.throttle import FREE_FAILURES, MAX_DELAY_SECONDS, FailureThrottle, peer_address
+from agent.address import CollectorAddress
+from agent.enroll import enroll, make_csr
+from agent.state import AgentState
+from collector.throttle import (
+    FREE_FAILURES,
+    MAX_DELAY_SECONDS,
+    MAX_QUEUED,
+    FailureThrottle,
+    Turn,
+    backoff,
+    peer_address,
+    source,
+)
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
-from tests.conftest import LiveCollector
+from tests.conftest import LiveCollector, host_info
+from tests.throttling import SECOND_SOURCE, Forwarder, HeldTime, wait_until
+
+GUESSER = "127.0.0.1"
+BAD_TOKEN = "dpt_0123456789abcdef_" + "A" * 43
 
 
 class FakeClock:
@@ -34,6 +54,8 @@ def test_delay_starts_after_the_free_failures_doubles_and_is_capped() -> None:
     assert throttle.delay("10.0.0.5") == 1
     throttle.failed("10.0.0.5")
     assert throttle.delay("10.0.0.5") == 2
+    clock.now += 1.5
+    assert throttle.delay("10.0.0.5") == 0.5  # counted from the last failure
     for _ in range(20):
         throttle.failed("10.0.0.5")
     assert throttle.delay("10.0.0.5") == MAX_DELAY_SECONDS
@@ -42,27 +64,116 @@ def test_delay_starts_after_the_free_failures_doubles_and_is_capped() -> None:
     assert throttle.delay("10.0.0.5") == 0  # failures age out of the window
 
 
-def test_peer_address_drops_the_port() -> None:
+def test_peer_address_drops_the_port_and_a_source_is_an_address_or_an_ipv6_64() -> None:
     assert peer_address("ipv4:10.1.2.3:51234") == "10.1.2.3"
     assert peer_address("ipv6:[::1]:51234") == "::1"
+    assert source("10.1.2.3") == "10.1.2.3"
+    assert source("::ffff:10.1.2.3") == "10.1.2.3"
+    assert source("::1") == "::1"
+    # One IPv6 host can take any address of its /64: the /64 is the source.
+    assert source("2001:db8:1:2::5") == source("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert source("2001:db8:1:3::5") != source("2001:db8:1:2::5")
+    clock = FakeClock()
+    throttle = FailureThrottle(clock)
+    for n in range(FREE_FAILURES + 1):
+        throttle.failed(f"2001:db8:1:2::{n + 1:x}")
+    assert throttle.delay("2001:db8:1:2::abcd") == backoff(FREE_FAILURES + 1)
+
+
+@pytest.fixture
+def held(live_collector: LiveCollector) -> Iterator[HeldTime]:
+    """The live collector's enrollment throttle on held time."""
+    time = HeldTime()
+    throttle = live_collector.service.throttle
+    throttle.clock, throttle.sleep = time.clock, time.sleep
+    try:
+        yield time
+    finally:
+        time.release()
+
+
+def _bad_request() -> pb.EnrollRequest:
+    csr = make_csr(ec.generate_private_key(ec.SECP256R1()), "guesser").decode()
+    return pb.EnrollRequest(token=BAD_TOKEN, csr_pem=csr)
+
+
+def _channel(collector: LiveCollector) -> grpc.Channel:
+    credentials = grpc.ssl_channel_credentials(collector.config.ca_cert.read_bytes())
+    return grpc.secure_channel(f"127.0.0.1:{collector.enroll_port}", credentials)
+
+
+def _turns(collector: LiveCollector, address: str) -> list[Turn]:
+    return [t for t in collector.service.throttle.turns if t.address == address]
 
 
 def test_a_guessing_address_is_slowed_and_logged(
-    live_collector: LiveCollector, caplog: pytest.LogCaptureFixture
+    live_collector: LiveCollector, held: HeldTime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    credentials = grpc.ssl_channel_credentials(live_collector.config.ca_cert.read_bytes())
-    csr = make_csr(ec.generate_private_key(ec.SECP256R1()), "guesser").decode()
-    bad = pb.EnrollRequest(token="dpt_0123456789abcdef_" + "A" * 43, csr_pem=csr)
-    with grpc.secure_channel(f"127.0.0.1:{live_collector.enroll_port}", credentials) as channel:
-        stub = pb_grpc.CollectorStub(channel)
-        timings = []
-        with caplog.at_level(logging.WARNING, logger="collector.service"):
-            for _ in range(FREE_FAILURES + 2):
-                started = time.monotonic()
-                with pytest.raises(grpc.RpcError) as refused:
-                    stub.Enroll(bad, timeout=30)
-                timings.append(time.monotonic() - started)
-                assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    assert max(timings[:FREE_FAILURES]) < 0.9  # honest mistakes are answered at once
-    assert timings[FREE_FAILURES] >= 0.9 and timings[FREE_FAILURES + 1] >= 1.9
+    stub = pb_grpc.CollectorStub(_channel(live_collector))
+    with caplog.at_level(logging.WARNING, logger="collector.service"):
+        for _ in range(FREE_FAILURES + 3):
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Enroll(_bad_request(), timeout=60)
+            assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    turns = _turns(live_collector, GUESSER)
+    # Honest mistakes are answered at once; then each attempt waits 1, 2, 4 s.
+    assert [t.waited for t in turns] == [0.0] * FREE_FAILURES + [1.0, 2.0, 4.0]
+    assert [t.failures for t in turns] == list(range(FREE_FAILURES + 3))
+    assert held.waits == [1.0, 2.0, 4.0]
     assert any("failed enrollments from 127.0.0.1" in r.getMessage() for r in caplog.records)
+
+
+def test_parallel_guesses_are_taken_one_at_a_time_and_another_address_enrolls_at_once(
+    live_collector: LiveCollector, held: HeldTime, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """Forty-odd guesses sent at once from one address: each waits its turn and out the delay
+    its predecessors' failures earned; past the queue's bound they are turned away at once.
+    Meanwhile another address enrolls without waiting."""
+    channel = _channel(live_collector)
+    stub = pb_grpc.CollectorStub(channel)
+    for _ in range(FREE_FAILURES):  # the free failures: answered at once, one by one
+        with pytest.raises(grpc.RpcError):
+            stub.Enroll(_bad_request(), timeout=60)
+
+    held.hold()  # from now on the guesser's waits stay in progress until released
+    extra = 4
+    calls = [stub.Enroll.future(_bad_request(), timeout=120) for _ in range(MAX_QUEUED + extra)]
+    wait_until(lambda: sum(c.done() for c in calls) == extra, "the turned-away answers")
+    turned_away = [c for c in calls if c.done()]
+    for call in turned_away:
+        error = call.exception()
+        assert isinstance(error, grpc.Call)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "one at a time" in (error.details() or "")
+        assert dict(error.trailing_metadata() or ())["retry-after-ms"] == str(
+            int(backoff(FREE_FAILURES) * 1000)
+        )
+    assert live_collector.service.throttle.turned_away == extra
+    wait_until(lambda: held.waits == [1.0], "the first queued guess to be held in its wait")
+
+    # The guesser is held in its wait with fifteen more queued behind it; a second address
+    # enrolls through a real TLS connection from 127.0.0.2 and is not kept waiting.
+    with Forwarder(("127.0.0.1", live_collector.enroll_port)) as forwarder:
+        enrolled = enroll(
+            AgentState(tmp_path / "neighbour"), CollectorAddress("127.0.0.1", forwarder.port),
+            live_collector.token(), live_collector.ca_fingerprint, host_info("neighbour"),
+        )  # fmt: skip
+    assert enrolled.device_id
+    assert _turns(live_collector, SECOND_SOURCE) == [Turn(SECOND_SOURCE, 0, 0.0)]
+    assert not any(c.done() for c in calls if c not in turned_away)
+    assert held.waits == [1.0]  # nothing of the guesser moved meanwhile
+
+    held.release()
+    with caplog.at_level(logging.WARNING, logger="collector.service"):
+        for call in calls:
+            if call not in turned_away:
+                assert call.exception() is not None
+                assert call.code() == grpc.StatusCode.UNAUTHENTICATED
+    channel.close()
+    guesses = _turns(live_collector, GUESSER)[FREE_FAILURES:]
+    # One at a time: each guess saw every failure before it, and waited what they earned.
+    assert [t.failures for t in guesses] == list(range(FREE_FAILURES, FREE_FAILURES + MAX_QUEUED))
+    assert [t.waited for t in guesses] == [backoff(t.failures) for t in guesses]
+    assert [t.waited for t in guesses][:6] == [1.0, 2.0, 4.0, 8.0, 16.0, MAX_DELAY_SECONDS]
+    assert held.waits == [t.waited for t in guesses]

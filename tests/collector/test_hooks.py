@@ -600,7 +600,7 @@ def test_metrics_and_logging_settings(tmp_path: Path) -> None:
     assert not off.metrics_enabled and off.log_format == "json"
     for extra, message in (
         ("[metrics]\nport = 70000\n", "[metrics] port must be between 0 and 65535"),
-        ('[metrics]\nenabled = "no"\n', "[metrics] enabled must be a bool"),
+        ('[metrics]\nenabled = "no"\n', "[metrics] enabled must be true or false, not 'no'"),
         ('[logging]\nformat = "xml"\n', "[logging] format must be 'text' or 'json'"),
     ):
         with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
@@ -625,8 +625,8 @@ def test_drain_setting(tmp_path: Path) -> None:
     for line, message in (
         ("drain_seconds = 61\n", bounds.format(61) + " drain_seconds = 5"),
         ("drain_seconds = -1\n", bounds.format(-1) + " drain_seconds = 5"),
-        ('drain_seconds = "5s"\n', "[server] drain_seconds must be a float, not '5s'"),
-        ("drain_seconds = true\n", "[server] drain_seconds must be a float"),
+        ('drain_seconds = "5s"\n', "[server] drain_seconds must be a number, not '5s'"),
+        ("drain_seconds = true\n", "[server] drain_seconds must be a number, not true"),
     ):
         with pytest.raises(ConfigError, match=re.escape(message)):
             load(_drain_set_to(tmp_path / str(uuid.uuid4()), line))
