@@ -64,7 +64,8 @@ def collector_on_second_address(tmp_path: Path) -> Iterator[tuple[CollectorProce
     assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
     fingerprint = run(COLLECTOR, "ca", "fingerprint", "--data", str(data)).stdout.strip()
     config = data / "collector.toml"  # the admin port moves with it
-    moved = config.read_text().replace('host = "127.0.0.1"\nport = 7445', 'host = "127.0.0.2"\nport = 0')
+    admin = 'host = "127.0.0.1"\nport = 7445'
+    moved = config.read_text().replace(admin, 'host = "127.0.0.2"\nport = 0')
     assert moved != config.read_text()
     config.write_text(moved)
     server = subprocess.Popen(
@@ -87,7 +88,7 @@ def collector_on_second_address(tmp_path: Path) -> Iterator[tuple[CollectorProce
 
 
 def test_enrolling_by_a_name_the_certificate_does_not_list_says_tls_rotate_san(
-    collector_on_second_address: CollectorProcess, tmp_path: Path
+    collector_on_second_address: tuple[CollectorProcess, int], tmp_path: Path
 ) -> None:
     c, _admin_port = collector_on_second_address
     done = _enroll_at(c, f"127.0.0.2:{c.enroll_port}", tmp_path)
