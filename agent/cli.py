@@ -16,27 +16,27 @@ from pathlib import Path
 
 from google.protobuf import json_format
 
-from agent import __version__, service
-from agent.address import CollectorAddress, normalize_fingerprint
-from agent.collect import build_report
-from agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
-from agent.host import Host, LiveHost
-from agent.host.bundle import BundleError, BundleHost, RecordingHost
-from agent.host.command_cache import CommandCache
-from agent.probes import host_facts
-from agent.probes.config import ProbeConfig
-from agent.renewal import Outcome, ensure_fresh_certificate
-from agent.service import DEFAULT_INTERVAL, Schedule
-from agent.sessions import SessionLog
-from agent.state import AgentState, StateError, default_state_dir
-from agent.status import (
+from devposture.agent import __version__, service
+from devposture.agent.collect import build_report
+from devposture.agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
+from devposture.agent.host import Host, LiveHost
+from devposture.agent.host.bundle import BundleError, BundleHost, RecordingHost
+from devposture.agent.host.command_cache import CommandCache
+from devposture.agent.probes import host_facts
+from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.renewal import Outcome, ensure_fresh_certificate
+from devposture.agent.service import DEFAULT_INTERVAL, Schedule
+from devposture.agent.sessions import SessionLog
+from devposture.agent.state import AgentState, StateError, default_state_dir
+from devposture.agent.status import (
     LOCAL_HEADING,
     collector_heading,
     local_verdicts,
     render_delivery,
     render_status,
 )
-from agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERVAL
+from devposture.agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERVAL
+from devposture.net.address import CollectorAddress, normalize_fingerprint
 from devposture.v1 import devposture_pb2 as pb
 
 EXIT_OK = 0
@@ -270,7 +270,7 @@ def cmd_enroll(args: argparse.Namespace, state: AgentState) -> int:
     token = _read_token(args.token_file)
     # Enrolling needs the cryptography package (the key, the request); the service does not,
     # and keeps ~9 MB less resident for not importing it (bench/agent_service_idle.py).
-    from agent.enroll import EnrollError, enroll  # noqa: PLC0415
+    from devposture.agent.enroll import EnrollError, enroll  # noqa: PLC0415
 
     try:
         enrollment = enroll(state, address, token, pin, host_facts(LiveHost()))

@@ -6,10 +6,10 @@ import uuid
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent import __version__
-from agent.host import Host
-from agent.probes import collect_facts
-from agent.probes.config import ProbeConfig
+from devposture.agent import __version__
+from devposture.agent.host import Host
+from devposture.agent.probes import collect_facts
+from devposture.agent.probes.config import ProbeConfig
 from devposture.v1 import devposture_pb2 as pb
 
 

@@ -16,15 +16,15 @@ from dataclasses import dataclass
 
 import grpc
 
-from agent.collect import build_report
-from agent.host import Host
-from agent.outbox import DEFAULT_MAX_BYTES, Outbox
-from agent.probes import ProbeConfig
-from agent.renewal import ensure_fresh_certificate
-from agent.rpc_status import parse_description
-from agent.sessions import SessionLog
-from agent.state import AgentState, Enrollment
-from agent.transport import DrainResult, drain
+from devposture.agent.collect import build_report
+from devposture.agent.host import Host
+from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.renewal import ensure_fresh_certificate
+from devposture.agent.sessions import SessionLog
+from devposture.agent.state import AgentState, Enrollment
+from devposture.agent.transport import DrainResult, drain
+from devposture.net.rpc_status import parse_description
 from devposture.v1 import devposture_pb2 as pb
 
 

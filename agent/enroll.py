@@ -2,7 +2,7 @@
 
 The private key is generated on the device and never leaves it; the collector sees only a
 certificate signing request. The token is sent only after the collector has proved it holds the
-CA whose fingerprint IT gave (see `agent.pinning`).
+CA whose fingerprint IT gave (see `devposture.net.pinning`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent import __version__
-from agent.address import CollectorAddress
-from agent.enroll_diagnosis import diagnose
-from agent.pinning import PinningError, fetch_pinned_ca, fingerprint
-from agent.rpc_status import retry_hint, status_of
-from agent.state import AgentState, Enrollment
+from devposture.agent import __version__
+from devposture.agent.enroll_diagnosis import diagnose
+from devposture.agent.state import AgentState, Enrollment
+from devposture.net.address import CollectorAddress
+from devposture.net.pinning import PinningError, fetch_pinned_ca, fingerprint
+from devposture.net.rpc_status import retry_hint, status_of
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 

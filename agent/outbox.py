@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-from agent.outbox_file import (
+from devposture.agent.outbox_file import (
     PERIODIC,
     SUFFIX,
     CorruptReport,
@@ -59,7 +59,7 @@ from agent.outbox_file import (
     file_name,
     kind_of,
 )
-from agent.state import ensure_private_dir, fsync_dir, write_atomic
+from devposture.agent.state import ensure_private_dir, fsync_dir, write_atomic
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from enum import Enum
 
 import grpc
 
-from agent.cert_dates import Validity, read_validity
-from agent.rpc_status import describe
-from agent.state import AgentState, Enrollment, write_atomic
+from devposture.agent.cert_dates import Validity, read_validity
+from devposture.agent.state import AgentState, Enrollment, write_atomic
+from devposture.net.rpc_status import describe
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def ensure_fresh_certificate(
         )  # fmt: skip
     expired = now >= expires_at
     # Only now the cryptography package: the service's every other round needs none of it.
-    from agent.renewal_exchange import RenewalError, exchange  # noqa: PLC0415
+    from devposture.agent.renewal_exchange import RenewalError, exchange  # noqa: PLC0415
 
     try:
         response, fresh_until = exchange(state, enrollment, now, expired=expired)

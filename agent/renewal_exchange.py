@@ -16,11 +16,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent import __version__
-from agent.address import CollectorAddress
-from agent.enroll import certificate_problem, make_csr
-from agent.state import AgentState, Enrollment, write_atomic
-from agent.transport import open_channel
+from devposture.agent import __version__
+from devposture.agent.enroll import certificate_problem, make_csr
+from devposture.agent.state import AgentState, Enrollment, write_atomic
+from devposture.agent.transport import open_channel
+from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from devposture.v1.proofs import reestablish_payload

@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias
 
-from agent.backoff import Backoff
-from agent.host import Host
-from agent.probes import ProbeConfig
-from agent.probes.chat_backups import watch_folders
-from agent.probes.chat_layouts import BY_FAMILY
-from agent.probes.outcome import ProbeContext
-from agent.transport import DrainResult
-from agent.watch import (
+from devposture.agent.backoff import Backoff
+from devposture.agent.host import Host
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.chat_backups import watch_folders
+from devposture.agent.probes.chat_layouts import BY_FAMILY
+from devposture.agent.probes.outcome import ProbeContext
+from devposture.agent.transport import DrainResult
+from devposture.agent.watch import (
     DEFAULT_BACKUP_SETTLE,
     DEFAULT_NETWORK_INTERVAL,
     BackupWatcher,

@@ -36,8 +36,8 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.probes.wifi_classify import hashed_network_id
-from agent.state import write_atomic
+from devposture.agent.probes.wifi_classify import hashed_network_id
+from devposture.agent.state import write_atomic
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 The collector's judgment comes back with every acknowledgement and is kept in the state
 folder, so `status` shows it even when the collector cannot be reached. Before the first
 judgment, `status` shows a local view instead: the agent collects now and runs the same pure
-checks the collector runs (collector.checks, with the bundled policy's thresholds), and says
+checks the collector runs (devposture.policy.checks, with the bundled policy's thresholds), and says
 plainly that this is not the collector's judgment.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collector.checks import CheckParameters, evaluate
-from collector.policy import default_policy
+from devposture.policy import default_policy
+from devposture.policy.checks import CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
 STATE_NAMES = {

@@ -27,10 +27,10 @@ from typing import TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.address import CollectorAddress
-from agent.outbox import Outbox, Pending
-from agent.rpc_status import describe, retry_hint, status_of
-from agent.state import AgentState, Enrollment
+from devposture.agent.outbox import Outbox, Pending
+from devposture.agent.state import AgentState, Enrollment
+from devposture.net.address import CollectorAddress
+from devposture.net.rpc_status import describe, retry_hint, status_of
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from agent.host import Host, HostError
+from devposture.agent.host import Host, HostError
 
 log = logging.getLogger(__name__)
 

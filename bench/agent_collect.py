@@ -25,10 +25,10 @@ import json, resource, sys, time
 from pathlib import Path
 import psutil
 start = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-from agent.collect import build_report
-from agent.host import LiveHost
-from agent.host.command_cache import CommandCache
-from agent.probes.config import ProbeConfig
+from devposture.agent.collect import build_report
+from devposture.agent.host import LiveHost
+from devposture.agent.host.command_cache import CommandCache
+from devposture.agent.probes.config import ProbeConfig
 imported = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 wall = time.perf_counter()
 report = build_report(LiveHost(CommandCache(Path(sys.argv[1]))), ProbeConfig())

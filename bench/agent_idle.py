@@ -12,10 +12,10 @@ import argparse
 import resource
 import time
 
-from agent.host import LiveHost
-from agent.probes import ProbeConfig
-from agent.service import backup_folders
-from agent.watch import BackupWatcher, NetworkWatcher
+from devposture.agent.host import LiveHost
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.service import backup_folders
+from devposture.agent.watch import BackupWatcher, NetworkWatcher
 
 
 def _cpu() -> float:

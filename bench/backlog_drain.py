@@ -34,11 +34,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
 
-from agent.outbox import DEFAULT_MAX_BYTES, Outbox
-from agent.state import AgentState
-from agent.transport import drain
-from collector import server as collector_server
-from collector.config import load
+from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
+from devposture.agent.state import AgentState
+from devposture.agent.transport import drain
+from devposture.collector import server as collector_server
+from devposture.collector.config import load
 from tests.e2e.fleet import CollectorServer, SimAgent, enroll_fleet, utcnow
 
 

@@ -26,11 +26,11 @@ from urllib.parse import quote, urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet_report import populate
-from collector.admin.credentials import VIEWER, new_credential
-from collector.compliance import Waiver
-from collector.datadir import initialize
-from collector.store import Store
-from collector.web.server import start_dashboard
+from devposture.collector.admin.credentials import VIEWER, new_credential
+from devposture.collector.compliance import Waiver
+from devposture.collector.datadir import initialize
+from devposture.collector.store import Store
+from devposture.collector.web.server import start_dashboard
 
 TARGET_SECONDS = 0.5  # what "loads fast" means here: a page within half a second
 GROUP = "财务部"

@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.policy import default_policy
-from collector.records import to_us
-from collector.reports import failing_rows, fleet_rows
-from collector.store import Store
+from devposture.collector.records import to_us
+from devposture.collector.reports import failing_rows, fleet_rows
+from devposture.collector.store import Store
+from devposture.policy import default_policy
 
 TARGET_SECONDS = 0.5
 STATES = ("PASS", "FAIL", "UNKNOWN")

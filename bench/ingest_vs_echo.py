@@ -49,7 +49,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
 
-from agent.state import AgentState
+from devposture.agent.state import AgentState
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.e2e.fleet import CollectorServer, enroll_fleet, posture_report, utcnow

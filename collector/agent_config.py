@@ -18,7 +18,7 @@ from typing import Protocol
 
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
-from collector.policy import Policy
+from devposture.policy import Policy
 from devposture.v1 import devposture_pb2 as pb
 
 HASH_KEY_FILE = "network-hash.key"

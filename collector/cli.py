@@ -12,8 +12,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from collector import __version__, cli_pki, log_format
-from collector.admin.cli import (
+from devposture.collector import __version__, cli_pki, log_format
+from devposture.collector.admin.cli import (
     DEFAULT_DATA,
     add_commands,
     data_option,
@@ -21,14 +21,14 @@ from collector.admin.cli import (
     port,
     run_admin_command,
 )
-from collector.admin.commands import CommandError
-from collector.config import MAX_DRAIN_SECONDS, ConfigError, load
-from collector.datadir import DataFolderInUse, InitError, initialize
-from collector.disk_space import full_disk_message, is_full, no_space_left
-from collector.pki import fingerprint
-from collector.policy import PolicyError, default_policy_text, load_policy
-from collector.ports import PortUnavailable
-from collector.server import serve_forever
+from devposture.collector.admin.commands import CommandError
+from devposture.collector.config import MAX_DRAIN_SECONDS, ConfigError, load
+from devposture.collector.datadir import DataFolderInUse, InitError, initialize
+from devposture.collector.disk_space import full_disk_message, is_full, no_space_left
+from devposture.collector.pki import fingerprint
+from devposture.collector.ports import PortUnavailable
+from devposture.collector.server import serve_forever
+from devposture.policy import PolicyError, default_policy_text, load_policy
 
 __all__ = ["DEFAULT_DATA", "CliError", "build_parser", "main"]
 

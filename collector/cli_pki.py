@@ -16,9 +16,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from collector.config import ConfigError, load
-from collector.pki import fingerprint, utcnow
-from collector.trust import Authorities, Stage, Trust, TrustError
+from devposture.collector.config import ConfigError, load
+from devposture.collector.pki import fingerprint, utcnow
+from devposture.collector.trust import Authorities, Stage, Trust, TrustError
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
 PROG = "devposture-collector"

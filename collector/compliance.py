@@ -17,7 +17,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from collector.policy import Policy
+from devposture.policy import Policy
 
 STATES = ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT", "STALE")
 

@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.toml_lines import Path_, line_of
+from devposture.policy.toml_lines import Path_, line_of
 
 Value = str | int | float | bool
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from collector.config import (
+from devposture.collector.config import (
     CONFIG_NAME,
     DEFAULT_ENROLL_PORT,
     DEFAULT_REPORT_PORT,
@@ -30,9 +30,9 @@ from collector.config import (
     load,
     render_default,
 )
-from collector.pki import Authority, cert_pem, new_private_key, private_key_pem
-from collector.policy import default_policy_text
-from collector.store import Store
+from devposture.collector.pki import Authority, cert_pem, new_private_key, private_key_pem
+from devposture.collector.store import Store
+from devposture.policy import default_policy_text
 
 
 class InitError(Exception):

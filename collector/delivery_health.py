@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collector.identity_store import DeviceInfo
-from collector.intake import NOTABLE_SKEW
+from devposture.collector.identity_store import DeviceInfo
+from devposture.collector.intake import NOTABLE_SKEW
 
 
 def _span(delta: dt.timedelta) -> str:

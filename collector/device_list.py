@@ -20,10 +20,10 @@ import json
 import sqlite3
 from dataclasses import dataclass
 
-from collector.compliance import STATES
-from collector.fleet_counts import waived_at
-from collector.policy import Policy
-from collector.records import maybe_from_us, to_us
+from devposture.collector.compliance import STATES
+from devposture.collector.fleet_counts import waived_at
+from devposture.collector.records import maybe_from_us, to_us
+from devposture.policy import Policy
 
 # Any state but PASS and EXEMPT: what needs a fix (or an answer) now.
 NOT_PASSING = "NOT_PASSING"

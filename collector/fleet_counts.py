@@ -18,9 +18,9 @@ import json
 import sqlite3
 from dataclasses import dataclass, field
 
-from collector.compliance import STATES
-from collector.policy import Policy
-from collector.records import from_us, to_us
+from devposture.collector.compliance import STATES
+from devposture.collector.records import from_us, to_us
+from devposture.policy import Policy
 
 DEVICE_STATUSES = ("active", "revoked", "retired")
 

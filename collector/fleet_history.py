@@ -15,8 +15,8 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from collector.policy import Policy
-from collector.store import Store
+from devposture.collector.store import Store
+from devposture.policy import Policy
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import overload
 
-from collector.evidence import chain
-from collector.records import Records, from_us, maybe_from_us, to_us
-from collector.tokens import Token, secret_matches
+from devposture.collector.evidence import chain
+from devposture.collector.records import Records, from_us, maybe_from_us, to_us
+from devposture.collector.tokens import Token, secret_matches
 
 IDENTITY_SCHEMA = """
 CREATE TABLE IF NOT EXISTS device_certificates (

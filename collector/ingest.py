@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from collector.disk_space import StorageFull
-from collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from devposture.collector.disk_space import StorageFull
+from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

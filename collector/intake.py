@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector.checks import utc
-from collector.store import OutboxFigures, ReportRecord
-from collector.validation import ReportInvalid, validate_report
+from devposture.collector.store import OutboxFigures, ReportRecord
+from devposture.collector.validation import ReportInvalid, validate_report
+from devposture.policy.checks import utc
 from devposture.v1 import devposture_pb2 as pb
 
 # Beyond this the agent's `sent_at` is not believed: such a clock is broken, not skewed.

@@ -17,7 +17,7 @@ import logging
 import sys
 from typing import TextIO
 
-from collector.admin.credentials import redact
+from devposture.collector.admin.credentials import redact
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -30,10 +30,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collector.compliance import STATES
-from collector.fleet_counts import FleetFigures, fleet_figures
-from collector.ingest import GroupCommitter
-from collector.policy import Policy
+from devposture.collector.compliance import STATES
+from devposture.collector.fleet_counts import FleetFigures, fleet_figures
+from devposture.collector.ingest import GroupCommitter
+from devposture.policy import Policy
 
 log = logging.getLogger(__name__)
 

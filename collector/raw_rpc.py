@@ -26,7 +26,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from collector.wire_reason import undecodable_reason
+from devposture.collector.wire_reason import undecodable_reason
 
 M = TypeVar("M", bound=Message)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
-from collector.disk_space import StorageFull, is_full
+from devposture.collector.disk_space import StorageFull, is_full
 
 
 def to_us(moment: dt.datetime) -> int:

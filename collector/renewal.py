@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from collector.pki import device_id_for_certificate
+from devposture.collector.pki import device_id_for_certificate
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1.proofs import reestablish_payload
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from collector.compliance import STATES, DeviceSeen, Standing, standings
-from collector.policy import Policy
-from collector.render import FILE_ONLY_COLUMNS, Row
-from collector.store import Store
+from devposture.collector.compliance import STATES, DeviceSeen, Standing, standings
+from devposture.collector.render import FILE_ONLY_COLUMNS, Row
+from devposture.collector.store import Store
+from devposture.policy import Policy
 
 # The policy's own words for a row's clause and check: in JSON and CSV, not in the table.
 TEXT_COLUMNS = FILE_ONLY_COLUMNS

@@ -25,19 +25,19 @@ from pathlib import Path
 
 import grpc
 
-from collector import fleet_history, ports
-from collector.admin.service import AdminServer, start_admin_server
-from collector.agent_config import network_hash_key
-from collector.config import CollectorConfig
-from collector.datadir import DataFolderLock, lock_data_folder
-from collector.health import Health
-from collector.metrics import FleetCollector, MetricsServer, start_metrics_server
-from collector.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
-from collector.raw_rpc import add_raw_servicer
-from collector.service import CollectorService
-from collector.store import Store
-from collector.trust import Trust
-from collector.web.server import DashboardServer, start_dashboard
+from devposture.collector import fleet_history, ports
+from devposture.collector.admin.service import AdminServer, start_admin_server
+from devposture.collector.agent_config import network_hash_key
+from devposture.collector.config import CollectorConfig
+from devposture.collector.datadir import DataFolderLock, lock_data_folder
+from devposture.collector.health import Health
+from devposture.collector.metrics import FleetCollector, MetricsServer, start_metrics_server
+from devposture.collector.raw_rpc import add_raw_servicer
+from devposture.collector.service import CollectorService
+from devposture.collector.store import Store
+from devposture.collector.trust import Trust
+from devposture.collector.web.server import DashboardServer, start_dashboard
+from devposture.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)

@@ -27,19 +27,17 @@ from cryptography import x509
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector.agent_config import add_verdicts, agent_config, verdict_templates
-from collector.checks import CheckParameters, evaluate, utc
-from collector.disk_space import StorageFull
-from collector.identity_store import Admission, EnrollRefused, Verdict
-from collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
-from collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
-from collector.metrics import IngestMetrics
-from collector.pki import CsrRejected, cert_pem, device_id_for_certificate, utcnow
-from collector.policy import Policy
-from collector.ratelimit import DeviceRateLimiter, retry_after_ms
-from collector.raw_rpc import RawRequest, Request, Undecodable, message_of
-from collector.renewal import ProofRejected, verify_reestablish
-from collector.store import (
+from devposture.collector.agent_config import add_verdicts, agent_config, verdict_templates
+from devposture.collector.disk_space import StorageFull
+from devposture.collector.identity_store import Admission, EnrollRefused, Verdict
+from devposture.collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
+from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
+from devposture.collector.metrics import IngestMetrics
+from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certificate, utcnow
+from devposture.collector.ratelimit import DeviceRateLimiter, retry_after_ms
+from devposture.collector.raw_rpc import RawRequest, Request, Undecodable, message_of
+from devposture.collector.renewal import ProofRejected, verify_reestablish
+from devposture.collector.store import (
     CheckResult,
     DeviceRecord,
     ReportRecord,
@@ -47,15 +45,17 @@ from collector.store import (
     StoreOutcome,
     TokenRejected,
 )
-from collector.throttle import (
+from devposture.collector.throttle import (
     FREE_FAILURES,
     WINDOW_SECONDS,
     Busy,
     FailureThrottle,
     peer_address,
 )
-from collector.tokens import TokenFormatError, parse_token
-from collector.trust import Trust
+from devposture.collector.tokens import TokenFormatError, parse_token
+from devposture.collector.trust import Trust
+from devposture.policy import Policy
+from devposture.policy.checks import CheckParameters, evaluate, utc
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 

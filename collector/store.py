@@ -22,11 +22,11 @@ from enum import Enum
 from pathlib import Path
 from typing import TypeVar
 
-from collector.admin.records import ADMIN_SCHEMA, AdminRecords
-from collector.compliance import DeviceSeen, Waiver
-from collector.disk_space import StorageFull
-from collector.evidence import chain
-from collector.fleet_counts import (
+from devposture.collector.admin.records import ADMIN_SCHEMA, AdminRecords
+from devposture.collector.compliance import DeviceSeen, Waiver
+from devposture.collector.disk_space import StorageFull
+from devposture.collector.evidence import chain
+from devposture.collector.fleet_counts import (
     Failure,
     FleetFigures,
     failing_count,
@@ -34,7 +34,7 @@ from collector.fleet_counts import (
     fleet_figures,
     fleet_figures_as_of,
 )
-from collector.identity_store import (
+from devposture.collector.identity_store import (
     GROUPS_MIGRATION,
     IDENTITY_MIGRATION,
     IDENTITY_SCHEMA,
@@ -43,8 +43,8 @@ from collector.identity_store import (
     TokenInfo,
     TokenRejected,
 )
-from collector.policy import Policy
-from collector.records import from_us, to_us
+from devposture.collector.records import from_us, to_us
+from devposture.policy import Policy
 
 SCHEMA_VERSION = 8
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.

@@ -36,8 +36,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from collector.config import CollectorConfig
-from collector.pki import (
+from devposture.collector.config import CollectorConfig
+from devposture.collector.pki import (
     Authority,
     cert_pem,
     load_private_key,

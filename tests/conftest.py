@@ -16,18 +16,18 @@ from pathlib import Path
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.address import CollectorAddress
-from agent.enroll import enroll
-from agent.pinning import fingerprint as pin_of
-from agent.state import AgentState, Enrollment
-from collector import server as collector_server
-from collector.admin.credentials import new_credential
-from collector.config import CollectorConfig
-from collector.datadir import initialize
-from collector.pki import utcnow
-from collector.service import CollectorService
-from collector.store import Store
-from collector.tokens import new_token
+from devposture.agent.enroll import enroll
+from devposture.agent.state import AgentState, Enrollment
+from devposture.collector import server as collector_server
+from devposture.collector.admin.credentials import new_credential
+from devposture.collector.config import CollectorConfig
+from devposture.collector.datadir import initialize
+from devposture.collector.pki import utcnow
+from devposture.collector.service import CollectorService
+from devposture.collector.store import Store
+from devposture.collector.tokens import new_token
+from devposture.net.address import CollectorAddress
+from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import devposture_pb2 as pb
 
 

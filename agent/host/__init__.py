@@ -4,7 +4,7 @@
 replaying host (diagnostic bundles) will implement the same Protocol.
 """
 
-from agent.host.errors import (
+from devposture.agent.host.errors import (
     CommandFailedError,
     CommandNotFoundError,
     CommandTimeoutError,
@@ -12,10 +12,10 @@ from agent.host.errors import (
     HostPermissionError,
     SourceMissingError,
 )
-from agent.host.live import LiveHost
-from agent.host.paths import display_path, printable
-from agent.host.protocol import OK_ONLY, Host
-from agent.host.types import (
+from devposture.agent.host.live import LiveHost
+from devposture.agent.host.paths import display_path, printable
+from devposture.agent.host.protocol import OK_ONLY, Host
+from devposture.agent.host.types import (
     CommandResult,
     FileEntry,
     FileStat,

@@ -32,7 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from agent.host.errors import (
+from devposture.agent.host.errors import (
     CommandFailedError,
     CommandNotFoundError,
     CommandTimeoutError,
@@ -41,9 +41,9 @@ from agent.host.errors import (
     SourceMissingError,
     require_exit,
 )
-from agent.host.protocol import OK_ONLY, Host
-from agent.host.redact import redact_end_header, redact_sample
-from agent.host.types import (
+from devposture.agent.host.protocol import OK_ONLY, Host
+from devposture.agent.host.redact import redact_end_header, redact_sample
+from devposture.agent.host.types import (
     CommandResult,
     FileEntry,
     FileStat,
@@ -52,8 +52,8 @@ from agent.host.types import (
     ProcessInfo,
     WalkResult,
 )
-from agent.probes.config import ProbeConfig
-from agent.state import write_atomic
+from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.state import write_atomic
 from devposture.v1 import devposture_pb2 as pb
 
 FORMAT = "devposture-bundle"

@@ -19,8 +19,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.host.types import CommandResult
-from agent.state import write_atomic
+from devposture.agent.host.types import CommandResult
+from devposture.agent.state import write_atomic
 
 log = logging.getLogger(__name__)
 

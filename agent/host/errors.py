@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from agent.host.types import CommandResult
+from devposture.agent.host.types import CommandResult
 from devposture.v1 import devposture_pb2 as pb
 
 

@@ -27,8 +27,8 @@ try:  # POSIX only: user accounts for home_dirs(); absent on Windows.
 except ImportError:  # pragma: no cover - Windows
     pwd = None  # type: ignore[assignment]
 
-from agent.host.command_cache import CommandCache, stamp_of
-from agent.host.errors import (
+from devposture.agent.host.command_cache import CommandCache, stamp_of
+from devposture.agent.host.errors import (
     CommandNotFoundError,
     CommandTimeoutError,
     HostError,
@@ -36,9 +36,9 @@ from agent.host.errors import (
     SourceMissingError,
     require_exit,
 )
-from agent.host.paths import display_path
-from agent.host.protocol import OK_ONLY
-from agent.host.types import (
+from devposture.agent.host.paths import display_path
+from devposture.agent.host.protocol import OK_ONLY
+from devposture.agent.host.types import (
     CommandResult,
     FileEntry,
     FileStat,

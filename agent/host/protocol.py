@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from agent.host.types import (
+from devposture.agent.host.types import (
     CommandResult,
     FileStat,
     NetInterface,

@@ -17,7 +17,7 @@ keeps even less: see `redact_end_header`.
 
 from __future__ import annotations
 
-from agent.parsers.file_headers import looks_random
+from devposture.agent.parsers.file_headers import looks_random
 
 # Signatures kept verbatim, with how many bytes of each to keep. ZIP's local header is fixed
 # for 30 bytes; the file name follows and may say who a chat was with.

@@ -6,6 +6,6 @@ recorded outputs (tests/fixtures/<os>/). A parser that cannot understand its inp
 as unknown rather than as a pass (DESIGN principle 2).
 """
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 __all__ = ["ParseError"]

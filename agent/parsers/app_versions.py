@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _DOTTED = re.compile(r"\d+(?:\.\d+)+")
 _EPOCH = re.compile(r"^\d+:")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _INST = re.compile(
     r"^Inst (?P<name>\S+)(?: \[(?P<old>[^\]]*)\])?"

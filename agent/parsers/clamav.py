@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 HEADER_SIZE = 512
 _MAGIC = "ClamAV-VDB"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 # Lines that say something about dnf, not about packages: the metadata age (dnf 4), the
 # subscription manager (RHEL), the running kernel (dnf 4 "Security: kernel-... is an installed

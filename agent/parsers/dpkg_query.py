@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 FORMAT = "${Package}\\t${db:Status-Status}\\t${Version}\\n"
 _GONE = frozenset({"not-installed", "config-files"})

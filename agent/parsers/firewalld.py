@@ -8,7 +8,7 @@ also "not running". Zone targets follow firewalld.zone(5): "drop" drops, "block"
 
 from __future__ import annotations
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
 
 _ZONE_ACTIONS = {"drop": "drop", "block": "reject", "trusted": "allow"}

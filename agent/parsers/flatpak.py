@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _TITLE_GAP = re.compile(r" {2,}")
 _APP_ID_TITLE = 1  # Name, Application ID, Version ...

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
 
 _CTIME = r"[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]?\d \d{2}:\d{2}:\d{2} \d{4}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
 
 _BLOCKING = {"DROP": "drop", "REJECT": "reject"}

@@ -12,7 +12,7 @@ import struct
 from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 TZIF_MAGIC = b"TZif"
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
 
 _SKIP_MOUNTS = {"[SWAP]"}

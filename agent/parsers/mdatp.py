@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _LINE = re.compile(r"^(?P<key>[a-z0-9_]+)\s+:\s?(?P<value>.*)$")
 _DATE_FORMAT = "%b %d, %Y at %I:%M:%S %p"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 
 def parse_os_release(text: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
 
 _DEFAULT = re.compile(r"^Default:\s*(\w+)\s*\(incoming\)")

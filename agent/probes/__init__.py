@@ -5,9 +5,9 @@ enrollment. Per-OS probe modules live in `linux/`, `windows/` and `macos/`, chos
 host's os_family, so a replayed Windows host runs the Windows probes on any machine.
 """
 
-from agent.probes.config import ProbeConfig
-from agent.probes.hostinfo import host_facts
-from agent.probes.runner import collect_facts
-from agent.probes.wifi_classify import classify_network
+from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.probes.hostinfo import host_facts
+from devposture.agent.probes.runner import collect_facts
+from devposture.agent.probes.wifi_classify import classify_network
 
 __all__ = ["ProbeConfig", "classify_network", "collect_facts", "host_facts"]

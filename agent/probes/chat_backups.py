@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from agent.host import HostError, display_path
-from agent.host.types import FileEntry
-from agent.parsers.file_headers import (
+from devposture.agent.host import HostError, display_path
+from devposture.agent.host.types import FileEntry
+from devposture.agent.parsers.file_headers import (
     SAMPLE_SIZE,
     HeaderVerdict,
     combine,
@@ -42,9 +42,9 @@ from agent.parsers.file_headers import (
     sniff,
     sniff_7z_end_header,
 )
-from agent.parsers.wechat_config import DataFolderRef, parse_data_folder
-from agent.probes.chat_layouts import BY_FAMILY, AppLayout, BackupLayout
-from agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.parsers.wechat_config import DataFolderRef, parse_data_folder
+from devposture.agent.probes.chat_layouts import BY_FAMILY, AppLayout, BackupLayout
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_CHAT_BACKUPS

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_CHAT_CLIENTS

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.mdatp import parse_mdatp_health
-from agent.probes.outcome import ProbeContext, source_error
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.mdatp import parse_mdatp_health
+from devposture.agent.probes.outcome import ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS

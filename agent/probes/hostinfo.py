@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agent.host import Host, HostError
-from agent.parsers import ParseError
-from agent.parsers.os_release import parse_os_release
+from devposture.agent.host import Host, HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.os_release import parse_os_release
 from devposture.v1 import devposture_pb2 as pb
 
 _OS_RELEASE = ("/etc/os-release", "/usr/lib/os-release")

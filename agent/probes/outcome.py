@@ -14,9 +14,9 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from agent.host import CommandFailedError, Host, HostError
-from agent.parsers import ParseError
-from agent.probes.config import ProbeConfig
+from devposture.agent.host import CommandFailedError, Host, HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.probes.config import ProbeConfig
 from devposture.v1 import devposture_pb2 as pb
 
 _PERMISSION_HINTS = (

@@ -23,13 +23,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from agent.host import Host, HostError
-from agent.parsers import ParseError
-from agent.probes import facts as fact_table
-from agent.probes import linux, macos, windows
-from agent.probes.config import ProbeConfig
-from agent.probes.hostinfo import host_info_and_errors
-from agent.probes.outcome import (
+from devposture.agent.host import Host, HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.probes import facts as fact_table
+from devposture.agent.probes import linux, macos, windows
+from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.probes.hostinfo import host_info_and_errors
+from devposture.agent.probes.outcome import (
     FactOutcome,
     Probe,
     ProbeContext,
@@ -38,7 +38,7 @@ from agent.probes.outcome import (
     describe,
     error,
 )
-from agent.probes.unsupported import all_not_supported
+from devposture.agent.probes.unsupported import all_not_supported
 from devposture.v1 import devposture_pb2 as pb
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.probes.outcome import FactOutcome, Probe, ProbeContext, error
+from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext, error
 from devposture.v1 import devposture_pb2 as pb
 
 

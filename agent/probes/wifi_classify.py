@@ -28,8 +28,8 @@ import hmac
 import unicodedata
 from dataclasses import dataclass
 
-from agent.probes.config import ProbeConfig
-from agent.probes.outcome import ProbeContext
+from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.probes.outcome import ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 _SECURITY_REASONS: dict[pb.WifiSecurity.ValueType, str] = {

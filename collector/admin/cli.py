@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.admin.client import read_credential, run_remote
-from collector.admin.commands import (
+from devposture.collector.admin.client import read_credential, run_remote
+from devposture.collector.admin.commands import (
     COMMANDS,
     CommandError,
     Result,
@@ -26,10 +26,10 @@ from collector.admin.commands import (
     local_actor,
     present,
 )
-from collector.admin.credentials import ROLES, VIEWER
-from collector.config import load
-from collector.render import FORMATS
-from collector.store import Store
+from devposture.collector.admin.credentials import ROLES, VIEWER
+from devposture.collector.config import load
+from devposture.collector.render import FORMATS
+from devposture.collector.store import Store
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
 if TYPE_CHECKING:
@@ -253,9 +253,9 @@ def is_admin_command(words: Words) -> bool:
 def run_verify(args: argparse.Namespace) -> int:
     """`audit verify`: exit 0 only when everything in the bundle verifies."""
     # Imported here: only this command needs the verifier.
-    from collector.evidence import signing  # noqa: PLC0415
-    from collector.evidence.consistency import NotComparable, verify_continuation  # noqa: PLC0415
-    from collector.evidence.verify import BundleUnreadable, verify_bundle  # noqa: PLC0415
+    from devposture.collector.evidence import signing  # noqa: PLC0415
+    from devposture.collector.evidence.consistency import NotComparable, verify_continuation  # noqa: PLC0415
+    from devposture.collector.evidence.verify import BundleUnreadable, verify_bundle  # noqa: PLC0415
 
     try:
         key = signing.load_public(args.public_key.read_bytes())

@@ -1,7 +1,7 @@
 """Run admin commands on a collector over the network, from IT's computer.
 
 The collector is found the way an agent finds it: by the fingerprint of its CA (see
-`agent.pinning`), so a machine in the middle cannot pose as the collector and collect the
+`devposture.net.pinning`), so a machine in the middle cannot pose as the collector and collect the
 credential. The credential is read from a file or standard input, never from the command
 line, where other users of the computer could see it. Every call has a deadline.
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import grpc
 
-from agent.address import CollectorAddress
-from agent.enroll_diagnosis import probe_tls, unlisted_name
-from agent.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
-from agent.rpc_status import status_of
-from collector.admin.commands import CommandError, Result
-from collector.admin.credentials import CredentialFormatError, parse_credential
-from collector.render import Row
+from devposture.collector.admin.commands import CommandError, Result
+from devposture.collector.admin.credentials import CredentialFormatError, parse_credential
+from devposture.collector.render import Row
+from devposture.net.address import CollectorAddress
+from devposture.net.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
+from devposture.net.rpc_status import status_of
+from devposture.net.tls_probe import probe_tls, unlisted_name
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 

@@ -21,16 +21,21 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
-from collector.compliance import Waiver
-from collector.config import CollectorConfig
-from collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
-from collector.disk_space import StorageFull
-from collector.identity_store import RETIRED, REVOKED, DeviceInfo, GroupNameError, group_name
-from collector.pki import utcnow
-from collector.policy import Policy, PolicyError
-from collector.render import Row, render
-from collector.reports import (
+from devposture.collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
+from devposture.collector.compliance import Waiver
+from devposture.collector.config import CollectorConfig
+from devposture.collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
+from devposture.collector.disk_space import StorageFull
+from devposture.collector.identity_store import (
+    RETIRED,
+    REVOKED,
+    DeviceInfo,
+    GroupNameError,
+    group_name,
+)
+from devposture.collector.pki import utcnow
+from devposture.collector.render import Row, render
+from devposture.collector.reports import (
     DEVICE_COLUMNS,
     FAILING_COLUMNS,
     FLEET_COLUMNS,
@@ -40,8 +45,9 @@ from collector.reports import (
     fleet_rows,
     history_rows,
 )
-from collector.store import Store
-from collector.tokens import new_token
+from devposture.collector.store import Store
+from devposture.collector.tokens import new_token
+from devposture.policy import Policy, PolicyError
 
 Words = tuple[str, str]
 
@@ -182,7 +188,7 @@ class Command:
 
 def _policy(config: CollectorConfig) -> Policy:
     # Imported here: collector.server starts the admin service, which imports this module.
-    from collector.server import policy_in_force  # noqa: PLC0415
+    from devposture.collector.server import policy_in_force  # noqa: PLC0415
 
     try:
         return policy_in_force(config)
@@ -521,7 +527,7 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
 
 def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     # Imported here: the export imports the policy and signing modules, unused by the others.
-    from collector.evidence.export import export_bundle  # noqa: PLC0415
+    from devposture.collector.evidence.export import export_bundle  # noqa: PLC0415
 
     start, end = args.moment("from"), args.moment("to")
     if start is None or end is None:
@@ -555,7 +561,7 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
 def _audit_public_key(
     store: Store, config: CollectorConfig, args: Arguments, actor: Actor
 ) -> Result:
-    from collector.evidence import signing  # noqa: PLC0415
+    from devposture.collector.evidence import signing  # noqa: PLC0415
 
     public = signing.load_or_create(config.data_dir).public_key()
     fingerprint = signing.fingerprint(public)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from collector.tokens import Token, new_token, secret_matches
+from devposture.collector.tokens import Token, new_token, secret_matches
 
 PREFIX = "dpa"
 _CREDENTIAL_RE = re.compile(r"^dpa_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")

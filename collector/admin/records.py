@@ -12,9 +12,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from collector.admin.credentials import ROLES, Credential, credential_matches, redact
-from collector.evidence import chain
-from collector.records import Records, from_us, maybe_from_us, to_us
+from devposture.collector.admin.credentials import ROLES, Credential, credential_matches, redact
+from devposture.collector.evidence import chain
+from devposture.collector.records import Records, from_us, maybe_from_us, to_us
 
 ADMIN_SCHEMA = """
 CREATE TABLE IF NOT EXISTS admin_credentials (

@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from collector.admin.commands import (
+from devposture.collector.admin.commands import (
     Actor,
     CommandError,
     Denied,
@@ -36,14 +36,14 @@ from collector.admin.commands import (
     UnknownCommand,
     result_rows_json,
 )
-from collector.admin.credentials import CredentialFormatError, parse_credential
-from collector.config import CollectorConfig
-from collector.disk_space import StorageFull
-from collector.pki import utcnow
-from collector.ports import grpc_options
-from collector.raw_rpc import Request, Undecodable, add_raw_servicer, message_of
-from collector.store import Store
-from collector.trust import Trust
+from devposture.collector.admin.credentials import CredentialFormatError, parse_credential
+from devposture.collector.config import CollectorConfig
+from devposture.collector.disk_space import StorageFull
+from devposture.collector.pki import utcnow
+from devposture.collector.ports import grpc_options
+from devposture.collector.raw_rpc import Request, Undecodable, add_raw_servicer, message_of
+from devposture.collector.store import Store
+from devposture.collector.trust import Trust
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 

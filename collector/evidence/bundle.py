@@ -23,7 +23,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
-from collector.evidence.chain import Entry
+from devposture.collector.evidence.chain import Entry
 from devposture.v1 import devposture_pb2 as pb
 
 # Format 2 adds `chain.prev_seq` (the sequence number of the entry `prev_hash` names), so

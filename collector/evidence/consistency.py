@@ -24,8 +24,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector.evidence.chain import Entry
-from collector.evidence.verify import Checked, Verdict, check_bundle
+from devposture.collector.evidence.chain import Entry
+from devposture.collector.evidence.verify import Checked, Verdict, check_bundle
 
 PASSED = (
     "No record up to the earlier export was changed, removed or reordered since.\n"

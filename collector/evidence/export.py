@@ -27,12 +27,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from collector import __version__
-from collector.evidence import bundle, chain, html, signing
-from collector.pki import fingerprint
-from collector.policy import Policy
-from collector.records import to_us
-from collector.store import Store
+from devposture.collector import __version__
+from devposture.collector.evidence import bundle, chain, html, signing
+from devposture.collector.pki import fingerprint
+from devposture.collector.records import to_us
+from devposture.collector.store import Store
+from devposture.policy import Policy
 
 Progress = Callable[[int, int], None]
 BATCH = 2000

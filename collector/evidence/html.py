@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from collector.evidence.chain import ADMIN, DEVICE, REPORT, STATE, WAIVER, Entry
+from devposture.collector.evidence.chain import ADMIN, DEVICE, REPORT, STATE, WAIVER, Entry
 
 # 1: the first report; 2: the verification hint names `--after`. Bundles without the field
 # were drawn by layout 1.

@@ -30,7 +30,7 @@ def key_path(data_dir: Path) -> Path:
 def load_or_create(data_dir: Path) -> Ed25519PrivateKey:
     """The data folder's signing key, made now (0600, never replaced) if there is none."""
     # Imported here: datadir imports the store, which imports the evidence chain package.
-    from collector.datadir import write_private  # noqa: PLC0415
+    from devposture.collector.datadir import write_private  # noqa: PLC0415
 
     path = key_path(data_dir)
     if not path.exists():

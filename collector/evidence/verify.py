@@ -17,8 +17,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from collector.evidence import bundle, html, signing
-from collector.evidence.chain import REPORT, Entry
+from devposture.collector.evidence import bundle, html, signing
+from devposture.collector.evidence.chain import REPORT, Entry
 
 
 class BundleUnreadable(Exception):

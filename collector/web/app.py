@@ -27,14 +27,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from collector.admin.credentials import CredentialFormatError, parse_credential
-from collector.admin.records import CredentialInfo
-from collector.compliance import STATES
-from collector.config import CollectorConfig
-from collector.pki import utcnow
-from collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
-from collector.web import auth, i18n
-from collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
+from devposture.collector.admin.credentials import CredentialFormatError, parse_credential
+from devposture.collector.admin.records import CredentialInfo
+from devposture.collector.compliance import STATES
+from devposture.collector.config import CollectorConfig
+from devposture.collector.pki import utcnow
+from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
+from devposture.collector.web import auth, i18n
+from devposture.collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
 
 log = logging.getLogger(__name__)
 

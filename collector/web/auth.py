@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from collector.admin.credentials import ROLE_RANK, VIEWER
+from devposture.collector.admin.credentials import ROLE_RANK, VIEWER
 
 COOKIE = "devposture_session"
 LANG_COOKIE = "devposture_lang"

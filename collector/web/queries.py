@@ -14,8 +14,8 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.compliance import Change
-from collector.records import from_us, to_us
+from devposture.collector.compliance import Change
+from devposture.collector.records import from_us, to_us
 
 
 def open_readonly(database: Path) -> sqlite3.Connection:

@@ -21,10 +21,10 @@ from pathlib import Path
 import uvicorn
 from starlette.applications import Starlette
 
-from collector.config import CollectorConfig
-from collector.trust import RELOAD_CHECK_SECONDS
-from collector.trust import _stamp as file_stamp
-from collector.web.app import Dashboard, create_app, dashboard_of
+from devposture.collector.config import CollectorConfig
+from devposture.collector.trust import RELOAD_CHECK_SECONDS
+from devposture.collector.trust import _stamp as file_stamp
+from devposture.collector.web.app import Dashboard, create_app, dashboard_of
 
 log = logging.getLogger(__name__)
 

@@ -24,17 +24,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from collector import device_list, fleet_history
-from collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
-from collector.config import CollectorConfig
-from collector.device_list import NOT_PASSING, DeviceFilter, ListedDevice
-from collector.pki import utcnow
-from collector.policy import CheckSpec, Clause, Policy
-from collector.render import Row
-from collector.reports import failing_rows, fleet_rows
-from collector.store import Store
-from collector.web import queries
-from collector.web.charts import Series, trend_svg
+from devposture.collector import device_list, fleet_history
+from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
+from devposture.collector.config import CollectorConfig
+from devposture.collector.device_list import NOT_PASSING, DeviceFilter, ListedDevice
+from devposture.collector.pki import utcnow
+from devposture.collector.render import Row
+from devposture.collector.reports import failing_rows, fleet_rows
+from devposture.collector.store import Store
+from devposture.collector.web import queries
+from devposture.collector.web.charts import Series, trend_svg
+from devposture.policy import CheckSpec, Clause, Policy
 from devposture.v1 import devposture_pb2 as pb
 
 PAGE_SIZE = 50
@@ -213,8 +213,8 @@ class Views:
 
     def policy(self) -> Policy:
         # Imported here: collector.server will start the dashboard, which imports this module.
-        from collector.policy import PolicyError  # noqa: PLC0415
-        from collector.server import policy_in_force  # noqa: PLC0415
+        from devposture.collector.server import policy_in_force  # noqa: PLC0415
+        from devposture.policy import PolicyError  # noqa: PLC0415
 
         try:
             return policy_in_force(self._config)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.host import (
+from devposture.agent.host import (
     OK_ONLY,
     CommandFailedError,
     CommandNotFoundError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from agent.backoff import FIRST_DELAY, LONGEST_DELAY, Backoff
+from devposture.agent.backoff import FIRST_DELAY, LONGEST_DELAY, Backoff
 
 
 class Clock:

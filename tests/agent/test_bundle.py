@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.collect import build_report
-from agent.host import LiveHost
-from agent.host.bundle import BundleError, BundleHost, RecordingHost
-from agent.host.redact import redact_sample
-from agent.parsers.file_headers import sniff
-from agent.probes import ProbeConfig
-from agent.probes.facts import FIELDS
+from devposture.agent.collect import build_report
+from devposture.agent.host import LiveHost
+from devposture.agent.host.bundle import BundleError, BundleHost, RecordingHost
+from devposture.agent.host.redact import redact_sample
+from devposture.agent.parsers.file_headers import sniff
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.facts import FIELDS
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.test_probes_backups import TempHomeHost
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.cert_dates import CertificateUnreadable, read_validity
+from devposture.agent.cert_dates import CertificateUnreadable, read_validity
 from tests.conftest import EnrolledAgent
 
 

@@ -14,22 +14,22 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import OK_ONLY, CommandResult, Host, LiveHost
-from agent.parsers import ParseError
-from agent.parsers.app_versions import (
+from devposture.agent.host import OK_ONLY, CommandResult, Host, LiveHost
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.app_versions import (
     dotted_version,
     folder_version,
     newest,
     package_version,
     version_key,
 )
-from agent.parsers.dpkg_query import FORMAT, parse_dpkg_query
-from agent.parsers.flatpak import flatpak_versions
-from agent.probes import ProbeConfig
-from agent.probes.linux import PROBES
-from agent.probes.linux import chat_clients as linux
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
+from devposture.agent.parsers.dpkg_query import FORMAT, parse_dpkg_query
+from devposture.agent.parsers.flatpak import flatpak_versions
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import PROBES
+from devposture.agent.probes.linux import chat_clients as linux
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import FIXTURES, ReplayHost
 

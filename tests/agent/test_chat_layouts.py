@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import LiveHost
-from agent.host.types import FileStat, WalkResult
-from agent.parsers.wechat_config import DataFolderRef, parse_data_folder
-from agent.probes import ProbeConfig
-from agent.probes.chat_backups import scan, watch_folders
-from agent.probes.chat_layouts import BY_FAMILY
-from agent.probes.outcome import ProbeContext
-from collector.checks import CheckParameters, State, check_chat_backup
+from devposture.agent.host import LiveHost
+from devposture.agent.host.types import FileStat, WalkResult
+from devposture.agent.parsers.wechat_config import DataFolderRef, parse_data_folder
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.chat_backups import scan, watch_folders
+from devposture.agent.probes.chat_layouts import BY_FAMILY
+from devposture.agent.probes.outcome import ProbeContext
+from devposture.policy.checks import CheckParameters, State, check_chat_backup
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.test_probes_backups import DAY, NOW, dated, sqlcipher_db, tool
 

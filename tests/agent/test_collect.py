@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agent.host import LiveHost
-from agent.probes import ProbeConfig, classify_network, collect_facts, host_facts
-from agent.probes import facts as fact_table
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
+from devposture.agent.host import LiveHost
+from devposture.agent.probes import ProbeConfig, classify_network, collect_facts, host_facts
+from devposture.agent.probes import facts as fact_table
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost
 

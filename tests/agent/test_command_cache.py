@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import CommandFailedError, LiveHost
-from agent.host.command_cache import CommandCache
+from devposture.agent.host import CommandFailedError, LiveHost
+from devposture.agent.host.command_cache import CommandCache
 
 # Prints the shell's PID: different on every real run, so equal output means a cache hit.
 PID = ["sh", "-c", "echo $$"]

@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from agent.address import CollectorAddress
-from agent.enroll_diagnosis import diagnose
-from agent.pinning import PinningError, fetch_pinned_ca
+from devposture.agent.enroll_diagnosis import diagnose
+from devposture.net.address import CollectorAddress
+from devposture.net.pinning import PinningError, fetch_pinned_ca
 
 PIN = "sha256:" + "0" * 64
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.parsers.file_headers import (
+from devposture.agent.parsers.file_headers import (
     SAMPLE_SIZE,
     HeaderVerdict,
     combine,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import (
+from devposture.agent.host import (
     CommandFailedError,
     CommandNotFoundError,
     CommandTimeoutError,
@@ -84,7 +84,7 @@ def test_missing_file_is_no_source(tmp_path: Path) -> None:
 
 _READ_DENIED = """
 import sys
-from agent.host import HostPermissionError, LiveHost
+from devposture.agent.host import HostPermissionError, LiveHost
 try:
     LiveHost().read_bytes(sys.argv[1], 10)
 except HostPermissionError as exc:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.collect import build_report
-from agent.host import LiveHost
-from agent.probes import ProbeConfig
-from collector.checks import State, evaluate
+from devposture.agent.collect import build_report
+from devposture.agent.host import LiveHost
+from devposture.agent.probes import ProbeConfig
+from devposture.policy.checks import State, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
 CLAMAV_DB = Path("/var/lib/clamav")

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import LiveHost, SourceMissingError
-from agent.host.bundle import BundleHost, RecordingHost
-from agent.parsers.freshclam import FAILED, LOCKED, parse_update_log
-from agent.probes import ProbeConfig
-from collector.checks import State, evaluate
+from devposture.agent.host import LiveHost, SourceMissingError
+from devposture.agent.host.bundle import BundleHost, RecordingHost
+from devposture.agent.parsers.freshclam import FAILED, LOCKED, parse_update_log
+from devposture.agent.probes import ProbeConfig
+from devposture.policy.checks import State, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.parsers.nmcli import parse_connectivity
-from agent.probes import ProbeConfig
-from agent.probes.linux import wifi
-from agent.probes.outcome import ProbeContext
-from agent.probes.runner import run_probe
+from devposture.agent.parsers.nmcli import parse_connectivity
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import wifi
+from devposture.agent.probes.outcome import ProbeContext
+from devposture.agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import FIXTURES, ok
 from tests.agent.test_probes_linux import wifi_host

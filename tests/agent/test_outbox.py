@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.outbox import ASIDE_MAX_BYTES, ASIDE_MAX_FILES, COUNTERS_FILE, Outbox
-from agent.outbox_file import MAGIC, SUFFIX, encode
+from devposture.agent.outbox import ASIDE_MAX_BYTES, ASIDE_MAX_FILES, COUNTERS_FILE, Outbox
+from devposture.agent.outbox_file import MAGIC, SUFFIX, encode
 from devposture.v1 import devposture_pb2 as pb
 
 HOUR = 3600

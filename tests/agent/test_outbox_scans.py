@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.deliver import collect
-from agent.outbox import Outbox
-from agent.probes import ProbeConfig
-from agent.state import AgentState, Enrollment
+from devposture.agent.deliver import collect
+from devposture.agent.outbox import Outbox
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.state import AgentState, Enrollment
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost
 from tests.agent.test_outbox import BASE, HOUR, report_at

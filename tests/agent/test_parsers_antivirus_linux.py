@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.freshclam import (
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.freshclam import (
     ENGINE_OUTDATED,
     FAILED,
     LOCKED,
@@ -21,8 +21,8 @@ from agent.parsers.freshclam import (
     parse_freshclam_conf,
     parse_update_log,
 )
-from agent.parsers.localtime import parse_tzif
-from agent.parsers.mdatp import parse_mdatp_health
+from devposture.agent.parsers.localtime import parse_tzif
+from devposture.agent.parsers.mdatp import parse_mdatp_health
 from tests.agent.replay import fixture_bytes, fixture_text
 
 MACOS = Path(__file__).resolve().parent.parent / "fixtures" / "macos"

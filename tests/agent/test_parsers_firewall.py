@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.firewalld import firewalld_profile, parse_default_zone, parse_firewalld_state
-from agent.parsers.iptables import parse_iptables_s
-from agent.parsers.nft import parse_nft_json
-from agent.parsers.ufw import parse_ufw_status
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.firewalld import (
+    firewalld_profile,
+    parse_default_zone,
+    parse_firewalld_state,
+)
+from devposture.agent.parsers.iptables import parse_iptables_s
+from devposture.agent.parsers.nft import parse_nft_json
+from devposture.agent.parsers.ufw import parse_ufw_status
 from tests.agent.replay import fixture_text
 
 

@@ -6,14 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.apt import parse_apt_config, parse_apt_simulate, periodic_enabled
-from agent.parsers.clamav import parse_cvd_header
-from agent.parsers.dnf import parse_check_update, parse_updateinfo_security
-from agent.parsers.lsblk import parse_lsblk_json
-from agent.parsers.mdatp import parse_mdatp_health
-from agent.parsers.nmcli import parse_devices, parse_wifi_list, split_terse, wifi_security
-from agent.parsers.os_release import parse_os_release
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.apt import parse_apt_config, parse_apt_simulate, periodic_enabled
+from devposture.agent.parsers.clamav import parse_cvd_header
+from devposture.agent.parsers.dnf import parse_check_update, parse_updateinfo_security
+from devposture.agent.parsers.lsblk import parse_lsblk_json
+from devposture.agent.parsers.mdatp import parse_mdatp_health
+from devposture.agent.parsers.nmcli import (
+    parse_devices,
+    parse_wifi_list,
+    split_terse,
+    wifi_security,
+)
+from devposture.agent.parsers.os_release import parse_os_release
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import fixture_bytes, fixture_text
 

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from agent.probes import facts as fact_table
-from agent.probes import linux, runner
-from agent.probes.config import ProbeConfig
-from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes import facts as fact_table
+from devposture.agent.probes import linux, runner
+from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost
 

@@ -11,13 +11,13 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.host import ProcessInfo
-from agent.probes import ProbeConfig
-from agent.probes.linux import antivirus
-from agent.probes.linux.clamav_updates import LOG_TAIL_BYTES, conf_grep
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
-from collector.checks import CheckParameters, State, evaluate
+from devposture.agent.host import ProcessInfo
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import antivirus
+from devposture.agent.probes.linux.clamav_updates import LOG_TAIL_BYTES, conf_grep
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
+from devposture.policy.checks import CheckParameters, State, evaluate
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_bytes, fixture_text, ok
 

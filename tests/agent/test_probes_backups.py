@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.host import LiveHost
-from agent.probes import ProbeConfig
-from agent.probes.chat_layouts import LINUX
-from agent.probes.linux import backups
-from agent.probes.outcome import ProbeContext
+from devposture.agent.host import LiveHost
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.chat_layouts import LINUX
+from devposture.agent.probes.linux import backups
+from devposture.agent.probes.outcome import ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,9 +206,9 @@ def test_a_name_that_is_not_valid_text_costs_nothing(tmp_path: Path) -> None:
 _UNREADABLE = """
 import json, sys
 from google.protobuf import json_format
-from agent.probes import ProbeConfig
-from agent.probes.linux import backups
-from agent.probes.outcome import ProbeContext
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import backups
+from devposture.agent.probes.outcome import ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.test_probes_backups import TempHomeHost
 from pathlib import Path

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from agent.host import Host, NetInterface, ProcessInfo
-from agent.probes import ProbeConfig
-from agent.probes.linux import antivirus, disk, firewall, updates, vpn, wifi
-from agent.probes.outcome import FactOutcome, Probe, ProbeContext
-from agent.probes.runner import run_probe
+from devposture.agent.host import Host, NetInterface, ProcessInfo
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import antivirus, disk, firewall, updates, vpn, wifi
+from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext
+from devposture.agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_bytes, fixture_text, ok, recorded
 

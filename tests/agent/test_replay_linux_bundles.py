@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.collect import build_report
-from agent.host.bundle import BundleHost
-from agent.probes import ProbeConfig
-from agent.probes.facts import FIELDS
+from devposture.agent.collect import build_report
+from devposture.agent.host.bundle import BundleHost
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.facts import FIELDS
 from devposture.v1 import devposture_pb2 as pb
 
 BUNDLES = Path(__file__).resolve().parent.parent / "fixtures" / "linux" / "bundles"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-SERVICE_MODULES = (
-    "agent.cli", "agent.deliver", "agent.service", "agent.transport", "agent.renewal",
-    "agent.outbox", "agent.probes",
-)  # fmt: skip
+SERVICE_MODULES = tuple(
+    f"devposture.agent.{name}"
+    for name in ("cli", "deliver", "service", "transport", "renewal", "outbox", "probes")
+)
 
 
 def test_the_service_runs_without_loading_cryptography() -> None:
@@ -27,7 +27,7 @@ def test_the_service_runs_without_loading_cryptography() -> None:
 
 def test_enrolling_and_renewing_still_load_it() -> None:
     """The check above must be able to fail: the exchange modules do import it."""
-    code = "import sys, agent.renewal_exchange; print('cryptography' in sys.modules)"
+    code = "import sys, devposture.agent.renewal_exchange; print('cryptography' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.backoff import Backoff
-from agent.deliver import AgentWork
-from agent.probes import ProbeConfig
-from agent.service import (
+from devposture.agent.backoff import Backoff
+from devposture.agent.deliver import AgentWork
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.service import (
     INTERVAL,
     NETWORK_CHANGE,
     NEW_BACKUP,
@@ -27,10 +27,10 @@ from agent.service import (
     Loop,
     Trigger,
 )
-from agent.transport import DrainResult, forget_unary_collectors
-from collector import server as collector_server
-from collector.config import CollectorConfig
-from collector.store import Store
+from devposture.agent.transport import DrainResult, forget_unary_collectors
+from devposture.collector import server as collector_server
+from devposture.collector.config import CollectorConfig
+from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, running_collector

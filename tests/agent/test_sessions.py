@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.sessions import Session, SessionLog, delivered, merge
-from agent.state import AgentState
+from devposture.agent.sessions import Session, SessionLog, delivered, merge
+from devposture.agent.state import AgentState
 from devposture.v1 import devposture_pb2 as pb
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

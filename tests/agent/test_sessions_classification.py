@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from agent.probes.wifi_classify import hashed_network_id
-from agent.sessions import Session, SessionLog, identity, merge
+from devposture.agent.probes.wifi_classify import hashed_network_id
+from devposture.agent.sessions import Session, SessionLog, identity, merge
 from devposture.v1 import devposture_pb2 as pb
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

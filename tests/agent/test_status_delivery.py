@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from agent.outbox import Outbox
-from agent.status import render_delivery
+from devposture.agent.outbox import Outbox
+from devposture.agent.status import render_delivery
 from tests.conftest import make_report
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.outbox import Outbox, Pending
-from agent.transport import (
+from devposture.agent.outbox import Outbox, Pending
+from devposture.agent.transport import (
     CHANNEL_OPTIONS,
     DRAIN_CHUNK,
     MAX_BATCH_REPORTS,
@@ -25,8 +25,8 @@ from agent.transport import (
     drain,
     forget_unary_collectors,
 )
-from collector.server import KEEPALIVE_MIN_PING_MS
-from collector.service import CollectorService
+from devposture.collector.server import KEEPALIVE_MIN_PING_MS
+from devposture.collector.service import CollectorService
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import (
     EnrolledAgent,

@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from agent.host import OK_ONLY, CommandResult, CommandTimeoutError
-from agent.parsers import ParseError
-from agent.parsers.dnf import parse_check_update, parse_updateinfo_security
-from agent.probes import ProbeConfig
-from agent.probes.linux import updates
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
+from devposture.agent.host import OK_ONLY, CommandResult, CommandTimeoutError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.dnf import parse_check_update, parse_updateinfo_security
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import updates
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_bytes, fixture_text, ok, recorded
 

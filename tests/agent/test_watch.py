@@ -7,13 +7,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from agent.collect import build_report
-from agent.host import NetInterface
-from agent.probes import ProbeConfig
-from agent.probes.linux import wifi
-from agent.sessions import SessionLog
-from agent.watch import BackupWatcher, NetworkWatcher
-from collector.checks import State, evaluate
+from devposture.agent.collect import build_report
+from devposture.agent.host import NetInterface
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import wifi
+from devposture.agent.sessions import SessionLog
+from devposture.agent.watch import BackupWatcher, NetworkWatcher
+from devposture.policy.checks import State, evaluate
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_text, ok, recorded
 from tests.agent.windows.replay_windows import WindowsReplayHost

@@ -5,8 +5,8 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from agent.probes.config import ProbeConfig
-from agent.probes.wifi_classify import (
+from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.probes.wifi_classify import (
     NetworkSignals,
     classify,
     hashed_network_id,
@@ -20,7 +20,7 @@ CONFIG = ProbeConfig(
     public_network_patterns=("Starbucks*", "CMCC", "CMCC-WEB", "i-Shanghai"),
     network_hash_key=b"k",
 )
-POLICY = Path(__file__).resolve().parents[2] / "collector" / "policy" / "default.toml"
+POLICY = Path(__file__).resolve().parents[2] / "protos" / "devposture" / "policy" / "default.toml"
 
 
 def test_each_public_signal_gives_its_reason() -> None:

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.nmcli import parse_connectivity
-from agent.probes import ProbeConfig
-from agent.probes.linux import wifi
-from agent.probes.outcome import ProbeContext
-from agent.probes.runner import run_probe
-from agent.sessions import SessionLog
-from collector.checks import CheckParameters, State, check_public_wifi
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.nmcli import parse_connectivity
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import wifi
+from devposture.agent.probes.outcome import ProbeContext
+from devposture.agent.probes.runner import run_probe
+from devposture.agent.sessions import SessionLog
+from devposture.policy.checks import CheckParameters, State, check_public_wifi
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_text, ok, recorded
 

@@ -10,10 +10,10 @@ import datetime as dt
 import random
 from pathlib import Path
 
-from collector.compliance import Waiver
-from collector.policy import Policy, default_policy
-from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
-from collector.tokens import new_token
+from devposture.collector.compliance import Waiver
+from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.tokens import new_token
+from devposture.policy import Policy, default_policy
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 DEVICES = 60

@@ -16,16 +16,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.pinning import fingerprint as pin_of
-from agent.transport import open_channel, send_report
-from collector import server as collector_server
-from collector.admin.commands import Actor, Denied, Runner
-from collector.admin.credentials import ADMIN, VIEWER, new_credential
-from collector.admin.records import AuditEntry
-from collector.cli import main as collector_cli
-from collector.datadir import initialize
-from collector.pki import utcnow
-from collector.store import Store
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector import server as collector_server
+from devposture.collector.admin.commands import Actor, Denied, Runner
+from devposture.collector.admin.credentials import ADMIN, VIEWER, new_credential
+from devposture.collector.admin.records import AuditEntry
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.datadir import initialize
+from devposture.collector.pki import utcnow
+from devposture.collector.store import Store
+from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 from devposture.v1 import devposture_pb2 as pb

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from collector.admin.client import ADMIN_DEADLINE_SECONDS, RemoteError, run_remote
-from collector.admin.credentials import new_credential
+from devposture.collector.admin.client import ADMIN_DEADLINE_SECONDS, RemoteError, run_remote
+from devposture.collector.admin.credentials import new_credential
 
 
 def test_the_admin_client_gives_up_on_a_silent_collector() -> None:

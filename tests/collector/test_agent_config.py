@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collector.agent_config import add_verdicts, agent_config, network_hash_key, verdict_templates
-from collector.policy import default_policy, default_policy_text, parse_policy
-from collector.store import CheckResult
+from devposture.collector.agent_config import (
+    add_verdicts,
+    agent_config,
+    network_hash_key,
+    verdict_templates,
+)
+from devposture.collector.store import CheckResult
+from devposture.policy import default_policy, default_policy_text, parse_policy
 from devposture.v1 import devposture_pb2 as pb
 
 KEY = b"k" * 32

@@ -11,8 +11,8 @@ import sqlite3
 
 import pytest
 
-from agent.transport import open_channel, send_report
-from collector.cli import main as collector_cli
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.cli import main as collector_cli
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
 
 # Every table the threat model and the evidence chain say is append-only.

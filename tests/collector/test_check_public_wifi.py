@@ -6,7 +6,7 @@ import datetime as dt
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector.checks import CheckParameters, State, Verdict, check_public_wifi
+from devposture.policy.checks import CheckParameters, State, Verdict, check_public_wifi
 from devposture.v1 import devposture_pb2 as pb
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)

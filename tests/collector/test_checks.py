@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from collector import checks
-from collector.checks import CHECKS, Check, CheckParameters, State, Verdict, evaluate
+from devposture.policy import checks
+from devposture.policy.checks import CHECKS, Check, CheckParameters, State, Verdict, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)

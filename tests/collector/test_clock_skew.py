@@ -10,10 +10,10 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.transport import open_channel
-from collector.cli import main as collector_cli
-from collector.intake import measure_skew
-from collector.records import from_us
+from devposture.agent.transport import open_channel
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.intake import measure_skew
+from devposture.collector.records import from_us
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, make_report

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from collector.compliance import Waiver
-from collector.policy import default_policy
-from collector.reports import device_rows, failing_rows, fleet_rows, history_rows
-from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
-from collector.tokens import new_token
+from devposture.collector.compliance import Waiver
+from devposture.collector.reports import device_rows, failing_rows, fleet_rows, history_rows
+from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.tokens import new_token
+from devposture.policy import default_policy
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import CONFIG_NAME, SCHEMA, ConfigError, load, render_default
-from collector.config_file import example
-from collector.datadir import initialize
-from collector.toml_lines import line_of
+from devposture.collector.config import CONFIG_NAME, SCHEMA, ConfigError, load, render_default
+from devposture.collector.config_file import example
+from devposture.collector.datadir import initialize
+from devposture.policy.toml_lines import line_of
 
 
 def _data(tmp_path: Path, edit: str = "", old: str = "", new: str = "") -> tuple[Path, str]:

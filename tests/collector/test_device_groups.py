@@ -16,16 +16,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.enroll import enroll
-from agent.state import AgentState
-from agent.transport import open_channel, send_report
-from collector import store as store_module
-from collector.admin.credentials import ADMIN, VIEWER
-from collector.cli import main as collector_cli
-from collector.identity_store import GroupNameError, group_name
-from collector.pki import utcnow
-from collector.store import DeviceRecord, Store
-from collector.tokens import new_token
+from devposture.agent.enroll import enroll
+from devposture.agent.state import AgentState
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector import store as store_module
+from devposture.collector.admin.credentials import ADMIN, VIEWER
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.identity_store import GroupNameError, group_name
+from devposture.collector.pki import utcnow
+from devposture.collector.store import DeviceRecord, Store
+from devposture.collector.tokens import new_token
 from tests.collector.test_admin import AdminCollector, admin_collector
 from tests.collector.test_store import database_at_version
 from tests.conftest import enroll_agent, host_info, make_report

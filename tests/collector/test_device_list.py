@@ -12,12 +12,12 @@ from itertools import product
 
 import pytest
 
-from collector.compliance import STATES, DeviceSeen, Standing, standings
-from collector.device_list import NOT_PASSING, DeviceFilter, listed, matching_devices
-from collector.policy import Policy
-from collector.render import Row
-from collector.reports import failing_rows, fleet_rows
-from collector.store import Store
+from devposture.collector.compliance import STATES, DeviceSeen, Standing, standings
+from devposture.collector.device_list import NOT_PASSING, DeviceFilter, listed, matching_devices
+from devposture.collector.render import Row
+from devposture.collector.reports import failing_rows, fleet_rows
+from devposture.collector.store import Store
+from devposture.policy import Policy
 from tests.collector.mixed_fleet import NOW, mixed_fleet
 
 

@@ -11,11 +11,11 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from agent.address import CollectorAddress
-from agent.enroll import EnrollError, enroll
-from agent.pinning import fingerprint
-from agent.state import AgentState
-from collector.pki import device_id_for_certificate
+from devposture.agent.enroll import EnrollError, enroll
+from devposture.agent.state import AgentState
+from devposture.collector.pki import device_id_for_certificate
+from devposture.net.address import CollectorAddress
+from devposture.net.pinning import fingerprint
 from tests.conftest import LiveCollector, enroll_agent, host_info
 
 

@@ -14,13 +14,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.enroll import make_csr
-from agent.transport import open_channel
-from collector.admin.commands import MAX_TOKEN_USES
-from collector.cli import main as collector_cli
-from collector.pki import Authority, cert_pem, device_id_for_certificate, utcnow
-from collector.renewal import MAX_EXPIRED, MAX_PEM_BYTES, ProofRejected, verify_reestablish
-from collector.service import MAX_CSR_BYTES
+from devposture.agent.enroll import make_csr
+from devposture.agent.transport import open_channel
+from devposture.collector.admin.commands import MAX_TOKEN_USES
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.pki import Authority, cert_pem, device_id_for_certificate, utcnow
+from devposture.collector.renewal import (
+    MAX_EXPIRED,
+    MAX_PEM_BYTES,
+    ProofRejected,
+    verify_reestablish,
+)
+from devposture.collector.service import MAX_CSR_BYTES
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from devposture.v1.proofs import reestablish_payload

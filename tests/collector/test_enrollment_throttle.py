@@ -15,10 +15,9 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.address import CollectorAddress
-from agent.enroll import enroll, make_csr
-from agent.state import AgentState
-from collector.throttle import (
+from devposture.agent.enroll import enroll, make_csr
+from devposture.agent.state import AgentState
+from devposture.collector.throttle import (
     FREE_FAILURES,
     MAX_DELAY_SECONDS,
     MAX_QUEUED,
@@ -28,6 +27,7 @@ from collector.throttle import (
     peer_address,
     source,
 )
+from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import LiveCollector, host_info
@@ -110,7 +110,7 @@ def test_a_guessing_address_is_slowed_and_logged(
     live_collector: LiveCollector, held: HeldTime, caplog: pytest.LogCaptureFixture
 ) -> None:
     stub = pb_grpc.CollectorStub(_channel(live_collector))
-    with caplog.at_level(logging.WARNING, logger="collector.service"):
+    with caplog.at_level(logging.WARNING, logger="devposture.collector.service"):
         for _ in range(FREE_FAILURES + 3):
             with pytest.raises(grpc.RpcError) as refused:
                 stub.Enroll(_bad_request(), timeout=60)
@@ -165,7 +165,7 @@ def test_parallel_guesses_are_taken_one_at_a_time_and_another_address_enrolls_at
     assert held.waits == [1.0]  # nothing of the guesser moved meanwhile
 
     held.release()
-    with caplog.at_level(logging.WARNING, logger="collector.service"):
+    with caplog.at_level(logging.WARNING, logger="devposture.collector.service"):
         for call in calls:
             if call not in turned_away:
                 assert call.exception() is not None

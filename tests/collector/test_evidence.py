@@ -26,19 +26,19 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.transport import open_channel, send_report
-from collector import store as store_module
-from collector.admin.commands import Runner, local_actor
-from collector.cli import main as collector_cli
-from collector.compliance import Waiver
-from collector.config import load
-from collector.datadir import initialize
-from collector.evidence import bundle, chain, html, signing
-from collector.evidence.verify import verify_bundle
-from collector.pki import utcnow
-from collector.records import to_us
-from collector.store import CheckResult, DeviceRecord, ReportRecord, Store
-from collector.tokens import new_token
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector import store as store_module
+from devposture.collector.admin.commands import Runner, local_actor
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.compliance import Waiver
+from devposture.collector.config import load
+from devposture.collector.datadir import initialize
+from devposture.collector.evidence import bundle, chain, html, signing
+from devposture.collector.evidence.verify import verify_bundle
+from devposture.collector.pki import utcnow
+from devposture.collector.records import to_us
+from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.tokens import new_token
 from tests.conftest import enroll_agent, make_report, running_collector
 
 

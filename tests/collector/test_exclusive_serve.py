@@ -29,10 +29,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from collector import server as collector_server
-from collector.config import CollectorConfig
-from collector.datadir import LOCK_NAME, DataFolderInUse, initialize, lock_data_folder
-from collector.ports import PortUnavailable
+from devposture.collector import server as collector_server
+from devposture.collector.config import CollectorConfig
+from devposture.collector.datadir import LOCK_NAME, DataFolderInUse, initialize
+from devposture.collector.ports import PortUnavailable
 from tests.e2e.fleet import free_ports
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
@@ -186,19 +186,35 @@ def test_a_data_folder_is_served_by_one_collector_at_a_time(tmp_path: Path) -> N
     assert (config.data_dir / LOCK_NAME).read_text() == ""
 
 
+_INHERITANCE = """
+import subprocess, sys
+from pathlib import Path
+from devposture.collector.datadir import lock_data_folder
+folder = Path(sys.argv[1])
+lock = lock_data_folder(folder)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], close_fds=False)
+try:
+    lock.release()
+    lock_data_folder(folder).release()  # free although the child still runs
+    print("free")
+finally:
+    child.kill()
+    child.wait(30)
+"""
+
+
 def test_the_lock_is_not_inherited_by_child_processes(tmp_path: Path) -> None:
     """A process the collector starts must not keep the folder locked after the collector
-    itself has gone, even one started without closing descriptors (the worst case)."""
+    itself has gone, even one started without closing descriptors (the worst case). Run in a
+    fresh interpreter: in this one, another test's thread forking at the same moment would
+    hold the descriptor until its own exec, and the lock with it."""
     folder = tmp_path / "data"
     folder.mkdir()
-    lock = lock_data_folder(folder)
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], close_fds=False)
-    try:
-        lock.release()
-        lock_data_folder(folder).release()  # free although the child still runs
-    finally:
-        child.kill()
-        child.wait(30)
+    done = subprocess.run(
+        [sys.executable, "-c", _INHERITANCE, str(folder)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "free", done.stderr
 
 
 # --- real `serve` processes ------------------------------------------------------------------

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from collector.fleet_history import (
+from devposture.collector.fleet_history import (
     WEEKS,
     count_week_ends,
     day_ended_by,
     missing_week_ends,
     week_ends,
 )
-from collector.policy import Policy
-from collector.reports import fleet_rows
-from collector.store import Store
+from devposture.collector.reports import fleet_rows
+from devposture.collector.store import Store
+from devposture.policy import Policy
 from tests.collector.mixed_fleet import NOW, mixed_fleet
 
 MOMENTS = [NOW - dt.timedelta(hours=h) for h in (0, 1, 5, 29, 31, 50, 100, 24 * 6, 24 * 19)]

@@ -7,12 +7,12 @@ import asyncio
 import datetime as dt
 import time
 
-from agent.transport import open_channel, send_report
-from collector.fleet_history import day_ended_by, week_ends
-from collector.policy import default_policy
-from collector.reports import fleet_rows
-from collector.server import keep_fleet_days
-from collector.web.views import Views
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.fleet_history import day_ended_by, week_ends
+from devposture.collector.reports import fleet_rows
+from devposture.collector.server import keep_fleet_days
+from devposture.collector.web.views import Views
+from devposture.policy import default_policy
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.transport import open_channel
-from collector.evidence import chain
-from collector.records import to_us
-from collector.server import log_ingest
-from collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
+from devposture.agent.transport import open_channel
+from devposture.collector.evidence import chain
+from devposture.collector.records import to_us
+from devposture.collector.server import log_ingest
+from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import (
@@ -172,7 +172,7 @@ def test_the_collector_logs_a_line_a_minute_on_what_it_stored_not_one_per_report
     summary = asyncio.run_coroutine_threadsafe(
         log_ingest(live_collector._running, stop, every=0.3), live_collector._loop
     )
-    caplog.set_level(logging.DEBUG, logger="collector")
+    caplog.set_level(logging.DEBUG, logger="devposture.collector")
     with open_channel(agent.state, agent.enrollment) as channel:
         stub = pb_grpc.CollectorStub(channel)
         for _ in range(3):

@@ -16,7 +16,7 @@ import sqlite3
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -28,18 +28,18 @@ from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.enroll import EnrollError, enroll
-from agent.state import AgentState
-from agent.transport import open_channel
-from collector import server as collector_server
-from collector.compliance import STATES, Waiver
-from collector.config import CONFIG_NAME, ConfigError, load
-from collector.datadir import initialize
-from collector.fleet_counts import fleet_figures
-from collector.log_format import JsonFormatter, RedactSecrets
-from collector.pki import utcnow
-from collector.reports import fleet_rows
-from collector.store import Store
+from devposture.agent.enroll import EnrollError, enroll
+from devposture.agent.state import AgentState
+from devposture.agent.transport import open_channel
+from devposture.collector import server as collector_server
+from devposture.collector.compliance import STATES, Waiver
+from devposture.collector.config import CONFIG_NAME, ConfigError, load
+from devposture.collector.datadir import initialize
+from devposture.collector.fleet_counts import fleet_figures
+from devposture.collector.log_format import JsonFormatter, RedactSecrets
+from devposture.collector.pki import utcnow
+from devposture.collector.reports import fleet_rows
+from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import (
@@ -235,6 +235,20 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return samples
 
 
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape_until(url: str, shown: Callable[[Samples], bool], timeout: float = 60.0) -> Samples:
+    """Scrape until `shown` holds (an event: a counter that moves as a call's status leaves,
+    a moment after the caller may have heard it); the last scrape either way."""
+    deadline = time.monotonic() + timeout
+    samples = scrape(url)
+    while not shown(samples) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        samples = scrape(url)
+    return samples
+
+
 def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
           **labels: str) -> float:  # fmt: skip
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
@@ -290,14 +304,12 @@ def test_metrics_count_reports_received_and_refused_by_reason(
         assert _report(alice, flood) == grpc.StatusCode.RESOURCE_EXHAUSTED  # 6: over the burst
 
         # A refusal is counted as the call's status leaves, so the client may hear it a
-        # moment before the counter moves: scrape until the last refusal shows (or 5 s).
+        # moment before the counter moves: scrape until the last refusal shows.
         rejected = "devposture_reports_rejected_total"
-        deadline = time.monotonic() + 5
-        samples = scrape(hooked.metrics_url)
-        while (value(samples, rejected, rpc="Report", reason="RESOURCE_EXHAUSTED") != 1
-               and time.monotonic() < deadline):  # fmt: skip
-            time.sleep(0.05)
-            samples = scrape(hooked.metrics_url)
+        samples = scrape_until(
+            hooked.metrics_url,
+            lambda s: value(s, rejected, rpc="Report", reason="RESOURCE_EXHAUSTED") == 1,
+        )
         received = "devposture_reports_received_total"
         assert value(samples, received, rpc="Report", outcome="stored") == 2
         assert value(samples, received, rpc="Report", outcome="duplicate") == 1
@@ -326,7 +338,10 @@ def test_metrics_count_reports_received_and_refused_by_reason(
         # Push-back while shutting down: UNAVAILABLE, counted, and health says NOT_SERVING.
         live.service.begin_shutdown()
         assert _report(bob, make_report(bob.enrollment.device_id)) == grpc.StatusCode.UNAVAILABLE
-        samples = scrape(hooked.metrics_url)
+        samples = scrape_until(
+            hooked.metrics_url,
+            lambda s: value(s, rejected, rpc="Report", reason="UNAVAILABLE") >= 1,
+        )
         assert value(samples, rejected, rpc="Report", reason="UNAVAILABLE") == 1
 
         # No label carries a device id, a hostname or anything else a device sent.
@@ -543,16 +558,17 @@ def test_json_log_lines_parse_and_carry_no_token_secret(tmp_path: Path) -> None:
                     AgentState(tmp_path / "again"), live.enroll_address, token,
                     live.ca_fingerprint, host_info("carol-laptop"),
                 )  # fmt: skip
-            logging.getLogger("collector.test").warning(
+            logging.getLogger("devposture.collector.test").warning(
                 "token %s given", token, extra={"token": token, "count": 2}
             )
         lines = [json.loads(line) for line in buffer.getvalue().splitlines()]
     enrolled = [line for line in lines if "enrolled device" in line["message"]]
     assert enrolled and enrollment.device_id in enrolled[0]["message"]
     assert {"time", "level", "logger", "message"} <= set(enrolled[0])
-    assert enrolled[0]["level"] == "INFO" and enrolled[0]["logger"] == "collector.service"
+    assert enrolled[0]["level"] == "INFO"
+    assert enrolled[0]["logger"] == "devposture.collector.service"
     assert any("refused" in line["message"] for line in lines)
-    careless = [line for line in lines if line["logger"] == "collector.test"]
+    careless = [line for line in lines if line["logger"] == "devposture.collector.test"]
     assert careless and careless[0]["count"] == 2 and "<redacted secret>" in careless[0]["token"]
     text = buffer.getvalue()
     assert secret not in text
@@ -562,7 +578,7 @@ def test_json_log_lines_parse_and_carry_no_token_secret(tmp_path: Path) -> None:
 def test_text_logs_redact_secrets_in_messages_and_tracebacks() -> None:
     credential = "dpa_0123456789abcdef_" + "A" * 43
     with captured_logs(logging.Formatter("%(levelname)s %(message)s")) as buffer:
-        log = logging.getLogger("collector.test")
+        log = logging.getLogger("devposture.collector.test")
         log.info("credential %s", credential)
         try:
             raise ValueError(f"bad {credential}")

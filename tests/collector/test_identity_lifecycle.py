@@ -16,21 +16,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.cert_dates import read_validity
-from agent.enroll import make_csr
-from agent.renewal import (
+from devposture.agent.cert_dates import read_validity
+from devposture.agent.enroll import make_csr
+from devposture.agent.renewal import (
     LONGEST_RETRY,
     Outcome,
     ensure_fresh_certificate,
     renewal_due,
     retry_delay,
 )
-from agent.state import AgentState, Enrollment, write_atomic
-from agent.transport import open_channel, send_report
-from collector.identity_store import DeviceRecord, EnrollRefused, TokenRejected
-from collector.pki import Authority, cert_pem, utcnow
-from collector.server import CONNECTION_AGE_GRACE_MS
-from collector.tokens import new_token
+from devposture.agent.state import AgentState, Enrollment, write_atomic
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.identity_store import DeviceRecord, EnrollRefused, TokenRejected
+from devposture.collector.pki import Authority, cert_pem, utcnow
+from devposture.collector.server import CONNECTION_AGE_GRACE_MS
+from devposture.collector.tokens import new_token
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from devposture.v1.proofs import reestablish_payload

@@ -10,8 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.transport import open_channel
-from collector.service import PUSH_BACK_MS
+from devposture.agent.transport import open_channel
+from devposture.collector.service import PUSH_BACK_MS
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import (

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from collector.pki import Authority, CsrRejected, device_id_for_public_key
-from collector.render import render
-from collector.tokens import TokenFormatError, new_token, parse_token
+from devposture.collector.pki import Authority, CsrRejected, device_id_for_public_key
+from devposture.collector.render import render
+from devposture.collector.tokens import TokenFormatError, new_token, parse_token
 
 
 def _csr(key: ec.EllipticCurvePrivateKey, cn: str = "anything") -> bytes:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.agent_config import agent_config
-from collector.checks import CHECKS, CheckParameters, evaluate
-from collector.policy import PolicyError, default_policy, default_policy_text, parse_policy
+from devposture.collector.agent_config import agent_config
+from devposture.policy import PolicyError, default_policy, default_policy_text, parse_policy
+from devposture.policy.checks import CHECKS, CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
 BIN = Path(sys.executable).parent

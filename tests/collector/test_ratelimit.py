@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.outbox import Outbox
-from agent.transport import drain, open_channel, send_report
-from collector.ratelimit import DeviceRateLimiter, retry_after_ms
-from collector.service import MAX_BATCH
+from devposture.agent.outbox import Outbox
+from devposture.agent.transport import drain, open_channel, send_report
+from devposture.collector.ratelimit import DeviceRateLimiter, retry_after_ms
+from devposture.collector.service import MAX_BATCH
 from tests.conftest import (
     EnrolledAgent,
     LiveCollector,

@@ -6,8 +6,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from agent.transport import open_channel
-from collector.service import MAX_BATCH
+from devposture.agent.transport import open_channel
+from devposture.collector.service import MAX_BATCH
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, make_report

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.transport import open_channel, send_report
-from collector.compliance import Waiver
-from collector.policy import default_policy
-from collector.render import FILE_ONLY_COLUMNS, Row, render
-from collector.reports import (
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.compliance import Waiver
+from devposture.collector.render import FILE_ONLY_COLUMNS, Row, render
+from devposture.collector.reports import (
     DEVICE_COLUMNS,
     FAILING_COLUMNS,
     FLEET_COLUMNS,
@@ -26,6 +25,7 @@ from collector.reports import (
     fleet_rows,
     history_rows,
 )
+from devposture.policy import default_policy
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
 
 VIEWS = ("fleet", "device", "failing", "history")

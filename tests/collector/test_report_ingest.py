@@ -11,10 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from agent.outbox import Outbox
-from agent.state import Enrollment
-from agent.transport import drain, open_channel, send_report
-from collector.pki import Authority, cert_pem, new_private_key, private_key_pem
+from devposture.agent.outbox import Outbox
+from devposture.agent.state import Enrollment
+from devposture.agent.transport import drain, open_channel, send_report
+from devposture.collector.pki import Authority, cert_pem, new_private_key, private_key_pem
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.address import CollectorAddress
-from agent.enroll import EnrollError, enroll
-from agent.state import AgentState
-from collector.admin.credentials import VIEWER, new_credential
-from collector.pki import utcnow
-from collector.store import Store
-from collector.web.server import start_dashboard
+from devposture.agent.enroll import EnrollError, enroll
+from devposture.agent.state import AgentState
+from devposture.collector.admin.credentials import VIEWER, new_credential
+from devposture.collector.pki import utcnow
+from devposture.collector.store import Store
+from devposture.collector.web.server import start_dashboard
+from devposture.net.address import CollectorAddress
 from tests.conftest import host_info, running_collector
 from tests.throttling import post_login
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from collector import store as store_module
-from collector.identity_store import IDENTITY_SCHEMA
-from collector.records import from_us
-from collector.store import (
+from devposture.collector import store as store_module
+from devposture.collector.identity_store import IDENTITY_SCHEMA
+from devposture.collector.records import from_us
+from devposture.collector.store import (
     CheckResult,
     DeviceRecord,
     ReportRecord,
@@ -19,7 +19,7 @@ from collector.store import (
     StoreOutcome,
     TokenRejected,
 )
-from collector.tokens import new_token
+from devposture.collector.tokens import new_token
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 

@@ -21,14 +21,20 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from agent.enroll import EnrollError, enroll
-from agent.pinning import _unverified_chain
-from agent.renewal import Outcome, ensure_fresh_certificate
-from agent.state import AgentState
-from agent.transport import open_channel, send_report
-from collector.datadir import initialize
-from collector.pki import Authority, fingerprint, new_private_key, private_key_pem, utcnow
-from collector.trust import Stage, Trust, TrustError
+from devposture.agent.enroll import EnrollError, enroll
+from devposture.agent.renewal import Outcome, ensure_fresh_certificate
+from devposture.agent.state import AgentState
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.datadir import initialize
+from devposture.collector.pki import (
+    Authority,
+    fingerprint,
+    new_private_key,
+    private_key_pem,
+    utcnow,
+)
+from devposture.collector.trust import Stage, Trust, TrustError
+from devposture.net.pinning import _unverified_chain
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, host_info, make_report
 
 # The collector looks at the files at most once a second; this leaves room for a slow machine.

@@ -29,12 +29,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError, Message
 from prometheus_client.parser import text_string_to_metric_families
 
-from agent.enroll import make_csr
-from collector.admin.credentials import ADMIN
-from collector.admin.records import AuditEntry
-from collector.admin.service import UNAUTHENTICATED_ACTOR, AdminServer, start_admin_server
-from collector.ratelimit import DeviceRateLimiter
-from collector.throttle import FREE_FAILURES
+from devposture.agent.enroll import make_csr
+from devposture.collector.admin.credentials import ADMIN
+from devposture.collector.admin.records import AuditEntry
+from devposture.collector.admin.service import (
+    UNAUTHENTICATED_ACTOR,
+    AdminServer,
+    start_admin_server,
+)
+from devposture.collector.ratelimit import DeviceRateLimiter
+from devposture.collector.throttle import FREE_FAILURES
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import (
@@ -293,7 +297,7 @@ def test_undecodable_calls_are_refused_invalid_argument_in_one_log_line_each(
     for record, (_, _, call) in zip(warnings, calls, strict=True):
         text = record.getMessage()
         assert call.expected() in text and "\n" not in text, text
-        assert record.name.startswith("collector."), record.name
+        assert record.name.startswith("devposture.collector."), record.name
     for record in records:
         assert record.exc_info is None and record.exc_text is None, record.getMessage()
         assert "Traceback" not in record.getMessage()

@@ -4,7 +4,7 @@ adds fields, and agents may be upgraded before their collector). Over real mutua
 
 from __future__ import annotations
 
-from agent.transport import open_channel, send_report
+from devposture.agent.transport import open_channel, send_report
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
 

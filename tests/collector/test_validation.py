@@ -17,9 +17,9 @@ import pytest
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from agent.sessions import MAX_SESSIONS
-from agent.transport import open_channel, send_report
-from collector.validation import (
+from devposture.agent.sessions import MAX_SESSIONS
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.validation import (
     DEFAULT_MAX_CHARS,
     DEFAULT_MAX_ITEMS,
     MAX_CHARS,

@@ -29,8 +29,8 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.transport import open_channel, send_report
-from collector.validation import (
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.validation import (
     DEFAULT_MAX_CHARS,
     DEFAULT_MAX_ITEMS,
     MAX_CHARS,

@@ -18,8 +18,8 @@ from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError, Message
 from grpc_reflection.v1alpha import reflection_pb2  # type: ignore[import-untyped]
 
-from collector.raw_rpc import RawRequest, Undecodable, add_raw_servicer, message_of
-from collector.wire_reason import MAX_DEPTH, UNEXPLAINED, undecodable_reason
+from devposture.collector.raw_rpc import RawRequest, Undecodable, add_raw_servicer, message_of
+from devposture.collector.wire_reason import MAX_DEPTH, UNEXPLAINED, undecodable_reason
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import make_report

@@ -34,12 +34,12 @@ from typing import IO
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.address import CollectorAddress
-from agent.enroll import enroll
-from agent.outbox import DEFAULT_MAX_BYTES, Outbox
-from agent.outbox_file import SUFFIX
-from agent.state import AgentState, Enrollment
-from agent.transport import DrainResult, drain
+from devposture.agent.enroll import enroll
+from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
+from devposture.agent.outbox_file import SUFFIX
+from devposture.agent.state import AgentState, Enrollment
+from devposture.agent.transport import DrainResult, drain
+from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 
 BIN = Path(sys.executable).parent

@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from agent.outbox import Outbox
-from collector.store import Store
+from devposture.agent.outbox import Outbox
+from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
 from tests.e2e.conftest import AGENT, CollectorProcess, enrolled_state
 

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from collector.policy import default_policy
+from devposture.policy import default_policy
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run
 
 CHECK_COUNT = len(default_policy().checks)  # every check of the bundled policy is reported

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from collector.checks import CHECKS
+from devposture.policy.checks import CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 

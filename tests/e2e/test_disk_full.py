@@ -31,14 +31,14 @@ from pathlib import Path
 import grpc
 import pytest
 
-from agent.enroll import EnrollError
-from agent.outbox_file import SUFFIX
-from agent.renewal_exchange import exchange
-from agent.rpc_status import retry_hint
-from collector.disk_space import StorageFull
-from collector.identity_store import DeviceRecord
-from collector.store import CheckResult, ReportRecord, Store, StoreOutcome
-from collector.tokens import new_token
+from devposture.agent.enroll import EnrollError
+from devposture.agent.outbox_file import SUFFIX
+from devposture.agent.renewal_exchange import exchange
+from devposture.collector.disk_space import StorageFull
+from devposture.collector.identity_store import DeviceRecord
+from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from devposture.collector.tokens import new_token
+from devposture.net.rpc_status import retry_hint
 from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_agent, run, utcnow
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
-from agent.outbox_file import SUFFIX
+from devposture.agent.outbox import Outbox
+from devposture.agent.outbox_file import SUFFIX
 from devposture.v1 import devposture_pb2 as pb
 from tests.e2e.fleet import (
     AGENT,

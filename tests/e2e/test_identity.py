@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from collector.store import Store
+from devposture.collector.store import Store
 from tests.e2e.conftest import AGENT, CollectorProcess, enroll, run
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.store import Store
+from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
 from tests.e2e.conftest import AGENT, COLLECTOR
 

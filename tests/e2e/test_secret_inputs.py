@@ -10,8 +10,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from agent.cli import build_parser as agent_parser
-from collector.cli import build_parser as collector_parser
+from devposture.agent.cli import build_parser as agent_parser
+from devposture.collector.cli import build_parser as collector_parser
 from tests.e2e.conftest import AGENT, CollectorProcess, run
 
 SECRET_WORDS = re.compile(r"token|credential|secret|password")

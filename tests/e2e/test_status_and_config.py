@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from agent.state import AgentState
+from devposture.agent.state import AgentState
 from tests.e2e.conftest import AGENT, CollectorProcess, enroll, run
 
 

@@ -18,11 +18,11 @@ from urllib.parse import urlencode
 
 import pytest
 
-from agent.transport import open_channel, send_report
-from collector.admin.credentials import ADMIN, VIEWER, new_credential
-from collector.pki import utcnow
-from collector.store import Store
-from collector.web.server import DashboardServer, start_dashboard
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.admin.credentials import ADMIN, VIEWER, new_credential
+from devposture.collector.pki import utcnow
+from devposture.collector.store import Store
+from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import LiveCollector, enroll_agent, make_report, running_collector
 from tests.e2e.fleet import closed_session

@@ -11,11 +11,11 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from collector.pki import utcnow
-from collector.reports import device_rows
-from collector.server import policy_in_force
-from collector.web import auth
-from collector.web.server import start_dashboard
+from devposture.collector.pki import utcnow
+from devposture.collector.reports import device_rows
+from devposture.collector.server import policy_in_force
+from devposture.collector.web import auth
+from devposture.collector.web.server import start_dashboard
 from tests.web.conftest import (
     FILLER_DEVICES,
     FINANCE,

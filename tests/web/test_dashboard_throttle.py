@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from collector.throttle import FREE_FAILURES, MAX_QUEUED, Turn, backoff
-from collector.web.server import DashboardServer, start_dashboard
+from devposture.collector.throttle import FREE_FAILURES, MAX_QUEUED, Turn, backoff
+from devposture.collector.web.server import DashboardServer, start_dashboard
 from tests.throttling import SECOND_SOURCE, HeldTime, post_login, wait_until
 from tests.web.conftest import Fleet
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from collector.web.server import DashboardServer, start_dashboard
+from devposture.collector.web.server import DashboardServer, start_dashboard
 from tests.conftest import LiveCollector, running_collector
 from tests.e2e.fleet import COLLECTOR, run
 
 SERVED_WITHIN = 10.0
-LOGGER = "collector.web.server"
+LOGGER = "devposture.collector.web.server"
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from collector.web import auth, i18n
-from collector.web.charts import Series, trend_svg
+from devposture.collector.web import auth, i18n
+from devposture.collector.web.charts import Series, trend_svg
 
 
 class Clock:

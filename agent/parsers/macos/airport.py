@@ -23,7 +23,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
 
 REDACTED = "<redacted>"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 
-from agent.parsers.app_versions import dotted_version
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.app_versions import dotted_version
+from devposture.agent.parsers.errors import ParseError
 
 _PAIR_MISSING = re.compile(r"The domain/default pair of \(.+\) does not exist")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _ON = "FileVault is On."
 _OFF = "FileVault is Off."

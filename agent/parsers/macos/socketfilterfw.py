@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _STATE = re.compile(r"^Firewall .*\(State = (?P<state>\d+)\)\s*$")
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 NO_UPDATES = "No new software available."
 _BANNERS = (

@@ -28,8 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.local_dates import parse_local_datetime, slash_order
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.local_dates import parse_local_datetime, slash_order
 
 _HEADER = re.compile(r"^Display Name\s+Version\s+Date\s*$")
 _RULE = re.compile(r"^-+\s+-+\s+-+\s*$")

@@ -46,7 +46,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 AUTOMATIC_CHECK = "AutomaticCheckEnabled"
 CRITICAL_INSTALL = "CriticalUpdateInstall"

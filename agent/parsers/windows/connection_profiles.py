@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.listformat import parse_list
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.listformat import parse_list
 
 CATEGORIES = ("Public", "Private", "DomainAuthenticated")
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.listformat import Record, parse_bool, parse_list
-from agent.parsers.windows.local_dates import (
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.listformat import Record, parse_bool, parse_list
+from devposture.agent.parsers.windows.local_dates import (
     date_format,
     is_date_format,
     is_zone,

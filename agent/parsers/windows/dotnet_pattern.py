@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _SPECIFIERS = frozenset("dMyhHmsfFtgzK")
 _SPACE = r"[\s\u00a0\u202f]*"

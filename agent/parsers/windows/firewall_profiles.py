@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.connection_profiles import parse_connection_profiles
-from agent.parsers.windows.listformat import parse_bool, parse_list
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.connection_profiles import parse_connection_profiles
+from devposture.agent.parsers.windows.listformat import parse_bool, parse_list
 
 _INBOUND = {"Block": "drop", "Allow": "allow", "NotConfigured": ""}
 _CATEGORIES = {"Public": "public", "Private": "private", "DomainAuthenticated": "domain"}

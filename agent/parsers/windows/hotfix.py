@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.psjson import field, json_datetime, json_objects
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.psjson import field, json_datetime, json_objects
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _TYPES: dict[str, str] = {
     "Ethernet": "ethernet",

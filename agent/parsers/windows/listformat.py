@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _PROPERTY = re.compile(r"^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*:(?: (?P<value>.*))?$")
 

@@ -28,9 +28,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.dotnet_pattern import Designators, compile_pattern
-from agent.parsers.windows.listformat import Record, parse_bool
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.dotnet_pattern import Designators, compile_pattern
+from devposture.agent.parsers.windows.listformat import Record, parse_bool
 
 # --- the machine's own patterns ------------------------------------------------------------
 

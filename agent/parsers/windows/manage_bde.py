@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _HEADER = re.compile(
     r'^\s*(?:Volume|Том)\s+"?(?P<volume>[A-Za-z]:|\\\\\?\\Volume\{[^}]+\}\\)"?\s*\[(?P<label>.*)\]\s*$'

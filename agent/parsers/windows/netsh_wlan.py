@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows import netsh_wlan_labels as labels
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows import netsh_wlan_labels as labels
 from devposture.v1 import devposture_pb2 as pb
 
 _FIELD = re.compile(r"^\s*(?P<label>[^:：]+?)\s*[:：]\s?(?P<value>.*)$")

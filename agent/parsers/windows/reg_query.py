@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from agent.parsers.errors import ParseError
+from devposture.agent.parsers.errors import ParseError
 
 _NOT_FOUND = (
     "unable to find the specified registry key or value",

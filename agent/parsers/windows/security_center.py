@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.listformat import parse_list
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.listformat import parse_list
 
 _SCANNER_STATES = {0x0: "off", 0x1: "on", 0x2: "snoozed", 0x3: "expired"}
 

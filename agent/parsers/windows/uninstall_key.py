@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.parsers.windows.reg_query import RegistryValues
+from devposture.agent.parsers.windows.reg_query import RegistryValues
 
 _ICON_INDEX = re.compile(r",\s*-?\d+$")
 _EXE = re.compile(r"^(?P<path>.+?\.exe)\b", re.IGNORECASE)

@@ -13,8 +13,8 @@ counts as automatic; 5 depends on a setting this key does not hold, so it is unk
 
 from __future__ import annotations
 
-from agent.parsers.errors import ParseError
-from agent.parsers.windows.reg_query import RegistryValues, dword
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.windows.reg_query import RegistryValues, dword
 
 _NEEDS_A_PERSON = frozenset({2, 3, 7})
 

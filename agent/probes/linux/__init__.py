@@ -1,7 +1,16 @@
 """Linux probes, one module per fact."""
 
-from agent.probes.linux import antivirus, backups, chat_clients, disk, firewall, updates, vpn, wifi
-from agent.probes.outcome import Probe
+from devposture.agent.probes.linux import (
+    antivirus,
+    backups,
+    chat_clients,
+    disk,
+    firewall,
+    updates,
+    vpn,
+    wifi,
+)
+from devposture.agent.probes.outcome import Probe
 from devposture.v1 import devposture_pb2 as pb
 
 PROBES: dict[pb.Fact.ValueType, Probe] = {

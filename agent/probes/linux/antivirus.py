@@ -23,13 +23,17 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.clamav import HEADER_SIZE, CvdHeader, parse_cvd_header
-from agent.probes.endpoint_protection import process_names, third_party_products
-from agent.probes.linux.av_products import LINUX_AV_PROCESSES
-from agent.probes.linux.clamav_updates import DEFAULT_DATABASE, freshclam_config, signature_update
-from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.clamav import HEADER_SIZE, CvdHeader, parse_cvd_header
+from devposture.agent.probes.endpoint_protection import process_names, third_party_products
+from devposture.agent.probes.linux.av_products import LINUX_AV_PROCESSES
+from devposture.agent.probes.linux.clamav_updates import (
+    DEFAULT_DATABASE,
+    freshclam_config,
+    signature_update,
+)
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agent.probes.chat_backups import scan
-from agent.probes.chat_layouts import LINUX
-from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.chat_backups import scan
+from devposture.agent.probes.chat_layouts import LINUX
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:

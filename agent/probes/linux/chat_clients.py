@@ -23,13 +23,13 @@ unpacked by hand into /opt.
 
 from __future__ import annotations
 
-from agent.host import CommandNotFoundError
-from agent.parsers.app_versions import package_version
-from agent.parsers.dpkg_query import FORMAT, parse_dpkg_query
-from agent.parsers.errors import ParseError
-from agent.parsers.flatpak import flatpak_versions
-from agent.probes.chat_clients import found, scan, unreadable
-from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.host import CommandNotFoundError
+from devposture.agent.parsers.app_versions import package_version
+from devposture.agent.parsers.dpkg_query import FORMAT, parse_dpkg_query
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.flatpak import flatpak_versions
+from devposture.agent.probes.chat_clients import found, scan, unreadable
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 PACKAGES: dict[str, pb.ChatApp.ValueType] = {

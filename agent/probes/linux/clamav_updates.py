@@ -20,16 +20,16 @@ from __future__ import annotations
 
 from datetime import UTC, timedelta, tzinfo
 
-from agent.host import HostError, SourceMissingError
-from agent.parsers import ParseError
-from agent.parsers.freshclam import (
+from devposture.agent.host import HostError, SourceMissingError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.freshclam import (
     FreshclamConfig,
     UpdateState,
     parse_freshclam_conf,
     parse_update_log,
 )
-from agent.parsers.localtime import parse_tzif
-from agent.probes.outcome import ProbeContext, error, source_error
+from devposture.agent.parsers.localtime import parse_tzif
+from devposture.agent.probes.outcome import ProbeContext, error, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS

@@ -8,11 +8,11 @@ seen says either way. lsblk older than 2.37 lacks MOUNTPOINTS; it is retried wit
 
 from __future__ import annotations
 
-from agent.host import CommandFailedError, HostError
-from agent.parsers import ParseError
-from agent.parsers.lsblk import parse_lsblk_json
-from agent.parsers.mounts import parse_mounts
-from agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.host import CommandFailedError, HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.lsblk import parse_lsblk_json
+from devposture.agent.parsers.mounts import parse_mounts
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 _COLUMNS = "NAME,TYPE,FSTYPE,FSVER,MOUNTPOINTS,PKNAME"

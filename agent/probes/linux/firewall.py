@@ -15,13 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.firewalld import firewalld_profile, parse_default_zone, parse_firewalld_state
-from agent.parsers.iptables import parse_iptables_s
-from agent.parsers.nft import parse_nft_json
-from agent.parsers.ufw import parse_ufw_status
-from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, source_error
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.firewalld import (
+    firewalld_profile,
+    parse_default_zone,
+    parse_firewalld_state,
+)
+from devposture.agent.parsers.iptables import parse_iptables_s
+from devposture.agent.parsers.nft import parse_nft_json
+from devposture.agent.parsers.ufw import parse_ufw_status
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_FIREWALL

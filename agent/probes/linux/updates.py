@@ -27,11 +27,11 @@ from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.apt import parse_apt_config, parse_apt_simulate, periodic_enabled
-from agent.parsers.dnf import parse_check_update, parse_updateinfo_security
-from agent.probes.outcome import (
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.apt import parse_apt_config, parse_apt_simulate, periodic_enabled
+from devposture.agent.parsers.dnf import parse_check_update, parse_updateinfo_security
+from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
     ProbeFailure,

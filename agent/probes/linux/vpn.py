@@ -9,8 +9,8 @@ UP but not RUNNING, and carries no traffic. No VPN interface at all is a fact, n
 
 from __future__ import annotations
 
-from agent.host import Host, HostError, NetInterface
-from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.host import Host, HostError, NetInterface
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 _SYS = "/sys/class/net"

@@ -15,9 +15,9 @@ nmcli's error text is not copied into reports, because it can name a network.
 
 from __future__ import annotations
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.nmcli import (
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.nmcli import (
     CONNECTIVITY_FIELDS,
     DEVICE_FIELDS,
     WIFI_FIELDS,
@@ -26,7 +26,7 @@ from agent.parsers.nmcli import (
     parse_wifi_list,
     wifi_security,
 )
-from agent.probes.outcome import (
+from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
     ProbeFailure,
@@ -34,7 +34,7 @@ from agent.probes.outcome import (
     describe,
     source_error,
 )
-from agent.probes.wifi_classify import NetworkSignals, current_session
+from devposture.agent.probes.wifi_classify import NetworkSignals, current_session
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI

@@ -1,7 +1,16 @@
 """macOS probes, one module per fact (see each module for what it reads and why)."""
 
-from agent.probes.macos import antivirus, backups, chat_clients, disk, firewall, updates, vpn, wifi
-from agent.probes.outcome import Probe
+from devposture.agent.probes.macos import (
+    antivirus,
+    backups,
+    chat_clients,
+    disk,
+    firewall,
+    updates,
+    vpn,
+    wifi,
+)
+from devposture.agent.probes.outcome import Probe
 from devposture.v1 import devposture_pb2 as pb
 
 PROBES: dict[pb.Fact.ValueType, Probe] = {

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.host import HostError
-from agent.probes.endpoint_protection import process_names, third_party_products
-from agent.probes.macos.av_products import MACOS_AV_PROCESSES
-from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from devposture.agent.host import HostError
+from devposture.agent.probes.endpoint_protection import process_names, third_party_products
+from devposture.agent.probes.macos.av_products import MACOS_AV_PROCESSES
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS

@@ -15,11 +15,11 @@ collector compares it as it is.
 
 from __future__ import annotations
 
-from agent.host import CommandFailedError, HostError, display_path
-from agent.parsers.errors import ParseError
-from agent.parsers.macos.bundle_version import key_missing, parse_short_version
-from agent.probes.chat_clients import found, scan, unreadable
-from agent.probes.outcome import FactOutcome, ProbeContext, describe
+from devposture.agent.host import CommandFailedError, HostError, display_path
+from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.macos.bundle_version import key_missing, parse_short_version
+from devposture.agent.probes.chat_clients import found, scan, unreadable
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, describe
 from devposture.v1 import devposture_pb2 as pb
 
 BUNDLES: tuple[tuple[str, pb.ChatApp.ValueType], ...] = (

@@ -7,8 +7,8 @@ longer) fully protected until the conversion finishes.
 
 from __future__ import annotations
 
-from agent.parsers.macos.fdesetup import parse_fdesetup_status
-from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.parsers.macos.fdesetup import parse_fdesetup_status
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 

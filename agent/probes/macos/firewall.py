@@ -10,8 +10,8 @@ Stealth mode has no field in the contract yet and is not read either.
 
 from __future__ import annotations
 
-from agent.parsers.macos.socketfilterfw import parse_global_state
-from agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.parsers.macos.socketfilterfw import parse_global_state
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 SOCKETFILTERFW = "/usr/libexec/ApplicationFirewall/socketfilterfw"

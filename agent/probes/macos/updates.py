@@ -23,12 +23,18 @@ installing a pending update, not about a restart already owed.
 
 from __future__ import annotations
 
-from agent.host import CommandFailedError, HostError
-from agent.parsers import ParseError
-from agent.parsers.macos.softwareupdate import parse_update_list, security_updates
-from agent.parsers.macos.softwareupdate_history import newest_os_install, parse_history
-from agent.parsers.macos.softwareupdate_prefs import domain_missing, parse_prefs
-from agent.probes.outcome import FactOutcome, ProbeContext, error, from_sources, source_error
+from devposture.agent.host import CommandFailedError, HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.macos.softwareupdate import parse_update_list, security_updates
+from devposture.agent.parsers.macos.softwareupdate_history import newest_os_install, parse_history
+from devposture.agent.parsers.macos.softwareupdate_prefs import domain_missing, parse_prefs
+from devposture.agent.probes.outcome import (
+    FactOutcome,
+    ProbeContext,
+    error,
+    from_sources,
+    source_error,
+)
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_OS_UPDATES

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from agent.host import HostError, NetInterface
-from agent.parsers import ParseError
-from agent.parsers.macos.scutil import parse_nc_list
-from agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.host import HostError, NetInterface
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.macos.scutil import parse_nc_list
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_VPN

@@ -17,9 +17,9 @@ so captive_portal stays unset.
 
 from __future__ import annotations
 
-from agent.parsers.macos.airport import parse_airport_json
-from agent.probes.outcome import FactOutcome, ProbeContext, error
-from agent.probes.wifi_classify import HIDDEN_BY_MACOS, NetworkSignals, current_session
+from devposture.agent.parsers.macos.airport import parse_airport_json
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error
+from devposture.agent.probes.wifi_classify import HIDDEN_BY_MACOS, NetworkSignals, current_session
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI

@@ -1,8 +1,8 @@
 """Windows probes, one module per fact. Each gathers through `ctx.host.run` and parses with
 the pure parsers in agent.parsers.windows."""
 
-from agent.probes.outcome import Probe
-from agent.probes.windows import (
+from devposture.agent.probes.outcome import Probe
+from devposture.agent.probes.windows import (
     antivirus,
     backups,
     chat_clients,

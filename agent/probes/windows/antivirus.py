@@ -20,16 +20,16 @@ unknown is not "no antivirus".
 
 from __future__ import annotations
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.windows.defender import (
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.defender import (
     DefenderStatus,
     parse_mp_computer_status,
     signatures_updated_at,
 )
-from agent.parsers.windows.security_center import parse_antivirus_products
-from agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
-from agent.probes.windows.commands import powershell, run_text
+from devposture.agent.parsers.windows.security_center import parse_antivirus_products
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from devposture.agent.probes.windows.commands import powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agent.host import HostError, HostPermissionError, display_path
-from agent.parsers import ParseError
-from agent.parsers.app_versions import dotted_version, folder_version, newest
-from agent.parsers.windows.reg_query import key_missing, parse_reg_query
-from agent.parsers.windows.text import decode_output
-from agent.parsers.windows.uninstall_key import uninstall_entry
-from agent.probes.chat_clients import found, scan, unreadable
-from agent.probes.outcome import FactOutcome, ProbeContext, describe
-from agent.probes.windows.commands import console_encoding, denial_reason
+from devposture.agent.host import HostError, HostPermissionError, display_path
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.app_versions import dotted_version, folder_version, newest
+from devposture.agent.parsers.windows.reg_query import key_missing, parse_reg_query
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.parsers.windows.uninstall_key import uninstall_entry
+from devposture.agent.probes.chat_clients import found, scan, unreadable
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, describe
+from devposture.agent.probes.windows.commands import console_encoding, denial_reason
 from devposture.v1 import devposture_pb2 as pb
 
 _UNINSTALL_VIEWS = (

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
 
-from agent.host import OK_ONLY, CommandFailedError, HostError, HostPermissionError
-from agent.parsers.windows.text import decode_output
-from agent.probes.outcome import ProbeContext
+from devposture.agent.host import OK_ONLY, CommandFailedError, HostError, HostPermissionError
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.probes.outcome import ProbeContext
 
 # Windows PowerShell 5.1 ships with every supported Windows; -NoProfile keeps a user's
 # profile script out of the agent's runs, -NonInteractive makes a prompt fail instead of hang.

@@ -10,9 +10,9 @@ encrypted. What counts as encrypted is decided in agent.parsers.windows.manage_b
 
 from __future__ import annotations
 
-from agent.parsers.windows.manage_bde import parse_manage_bde_status
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.windows.commands import run_text
+from devposture.agent.parsers.windows.manage_bde import parse_manage_bde_status
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.windows.commands import run_text
 from devposture.v1 import devposture_pb2 as pb
 
 MANAGE_BDE = ["manage-bde", "-status"]

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.windows.firewall_profiles import (
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.firewall_profiles import (
     FirewallProfileState,
     parse_active_categories,
     parse_firewall_profiles,
 )
-from agent.parsers.windows.netsh_firewall import NetshProfile, parse_allprofiles
-from agent.probes.outcome import FactOutcome, ProbeContext, source_error
-from agent.probes.windows.commands import powershell, run_text
+from devposture.agent.parsers.windows.netsh_firewall import NetshProfile, parse_allprofiles
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.probes.windows.commands import powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_FIREWALL

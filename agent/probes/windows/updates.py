@@ -30,15 +30,21 @@ from __future__ import annotations
 
 import base64
 
-from agent.host import CommandFailedError, HostError
-from agent.parsers import ParseError
-from agent.parsers.windows.hotfix import parse_hotfixes
-from agent.parsers.windows.reg_query import key_missing, parse_reg_query
-from agent.parsers.windows.text import decode_output
-from agent.parsers.windows.update_policy import automatic_updates
-from agent.parsers.windows.update_search import parse_update_search, security_updates
-from agent.probes.outcome import FactOutcome, ProbeContext, error, from_sources, source_error
-from agent.probes.windows.commands import console_encoding, powershell, run_text
+from devposture.agent.host import CommandFailedError, HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.hotfix import parse_hotfixes
+from devposture.agent.parsers.windows.reg_query import key_missing, parse_reg_query
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.parsers.windows.update_policy import automatic_updates
+from devposture.agent.parsers.windows.update_search import parse_update_search, security_updates
+from devposture.agent.probes.outcome import (
+    FactOutcome,
+    ProbeContext,
+    error,
+    from_sources,
+    source_error,
+)
+from devposture.agent.probes.windows.commands import console_encoding, powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_OS_UPDATES

@@ -9,12 +9,12 @@ unless psutil still answered.
 
 from __future__ import annotations
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.windows.ipconfig import parse_ipconfig
-from agent.probes.outcome import FactOutcome, ProbeContext, source_error
-from agent.probes.windows.commands import run_text
-from agent.probes.windows.vpn_adapters import adapter_kind, name_kind
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.ipconfig import parse_ipconfig
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.probes.windows.commands import run_text
+from devposture.agent.probes.windows.vpn_adapters import adapter_kind, name_kind
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_VPN

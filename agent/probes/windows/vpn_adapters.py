@@ -12,7 +12,7 @@ tunnels (ISATAP, Teredo, 6to4) are "Tunnel adapter"s too but not VPNs.
 
 from __future__ import annotations
 
-from agent.parsers.windows.ipconfig import Adapter
+from devposture.agent.parsers.windows.ipconfig import Adapter
 
 # (substring of the lower-cased description, kind)
 DESCRIPTIONS: tuple[tuple[str, str], ...] = (

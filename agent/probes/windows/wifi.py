@@ -27,13 +27,19 @@ no recorded output of a real machine showing them was found, and IPv4Connectivit
 
 from __future__ import annotations
 
-from agent.host import HostError
-from agent.parsers import ParseError
-from agent.parsers.windows.connection_profiles import categories_by_interface
-from agent.parsers.windows.netsh_wlan import parse_wlan_interfaces
-from agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, code_of, source_error
-from agent.probes.wifi_classify import NetworkSignals, current_session
-from agent.probes.windows.commands import ANY_EXIT, powershell, run_text
+from devposture.agent.host import HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.connection_profiles import categories_by_interface
+from devposture.agent.parsers.windows.netsh_wlan import parse_wlan_interfaces
+from devposture.agent.probes.outcome import (
+    FactOutcome,
+    ProbeContext,
+    ProbeFailure,
+    code_of,
+    source_error,
+)
+from devposture.agent.probes.wifi_classify import NetworkSignals, current_session
+from devposture.agent.probes.windows.commands import ANY_EXIT, powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.host import OK_ONLY, CommandResult, CommandTimeoutError, PlatformInfo
+from devposture.agent.host import OK_ONLY, CommandResult, CommandTimeoutError, PlatformInfo
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost
 

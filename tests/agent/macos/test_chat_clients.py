@@ -9,13 +9,13 @@ for CFBundleShortVersionString, as this folder's README says). No recorded `defa
 
 from __future__ import annotations
 
-from agent.parsers import ParseError
-from agent.parsers.macos.bundle_version import key_missing, parse_short_version
-from agent.probes import ProbeConfig
-from agent.probes.macos import PROBES
-from agent.probes.macos import chat_clients as mac
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.macos.bundle_version import key_missing, parse_short_version
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.macos import PROBES
+from devposture.agent.probes.macos import chat_clients as mac
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import MacReplayHost, fixture, out
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.macos.airport import parse_airport_json, wifi_security
-from agent.parsers.macos.fdesetup import parse_fdesetup_status
-from agent.parsers.macos.scutil import parse_nc_list
-from agent.parsers.macos.socketfilterfw import parse_global_state
-from agent.parsers.macos.softwareupdate import parse_update_list, security_updates
-from agent.parsers.mdatp import parse_mdatp_health
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.macos.airport import parse_airport_json, wifi_security
+from devposture.agent.parsers.macos.fdesetup import parse_fdesetup_status
+from devposture.agent.parsers.macos.scutil import parse_nc_list
+from devposture.agent.parsers.macos.socketfilterfw import parse_global_state
+from devposture.agent.parsers.macos.softwareupdate import parse_update_list, security_updates
+from devposture.agent.parsers.mdatp import parse_mdatp_health
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import fixture
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.host import ProcessInfo
-from agent.probes import ProbeConfig
-from agent.probes.macos import antivirus
-from agent.probes.outcome import ProbeContext
-from agent.probes.runner import run_probe
-from collector.checks import State, evaluate
+from devposture.agent.host import ProcessInfo
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.macos import antivirus
+from devposture.agent.probes.outcome import ProbeContext
+from devposture.agent.probes.runner import run_probe
+from devposture.policy.checks import State, evaluate
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import MacReplayHost, out
 

@@ -10,9 +10,9 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
-from agent.host import NetInterface, ProcessInfo
-from agent.probes import ProbeConfig, collect_facts
-from agent.probes.chat_layouts import MACOS
+from devposture.agent.host import NetInterface, ProcessInfo
+from devposture.agent.probes import ProbeConfig, collect_facts
+from devposture.agent.probes.chat_layouts import MACOS
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import SOCKETFILTERFW, MacReplayHost, fixture, out
 

@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.macos.softwareupdate_history import (
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.macos.softwareupdate_history import (
     is_os_or_security,
     newest_os_install,
     parse_history,
 )
-from agent.parsers.macos.softwareupdate_prefs import domain_missing, parse_prefs
-from agent.probes import ProbeConfig, collect_facts
+from devposture.agent.parsers.macos.softwareupdate_prefs import domain_missing, parse_prefs
+from devposture.agent.probes import ProbeConfig, collect_facts
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import MacReplayHost, fixture, out
 

@@ -5,8 +5,16 @@ end, so each machine is a composite of outputs from real machines of its kind.
 
 from __future__ import annotations
 
-from agent.host import NetInterface
-from agent.probes.windows import antivirus, chat_clients, disk, firewall, updates, vpn, wifi
+from devposture.agent.host import NetInterface
+from devposture.agent.probes.windows import (
+    antivirus,
+    chat_clients,
+    disk,
+    firewall,
+    updates,
+    vpn,
+    wifi,
+)
 from tests.agent.windows.replay_windows import (
     CHINA,
     EN_US_CULTURE,

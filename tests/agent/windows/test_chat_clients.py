@@ -15,13 +15,13 @@ import json
 
 import pytest
 
-from agent.parsers.windows.reg_query import parse_reg_query
-from agent.parsers.windows.uninstall_key import uninstall_entry
-from agent.probes import ProbeConfig
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
-from agent.probes.windows import PROBES
-from agent.probes.windows import chat_clients as windows
+from devposture.agent.parsers.windows.reg_query import parse_reg_query
+from devposture.agent.parsers.windows.uninstall_key import uninstall_entry
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
+from devposture.agent.probes.windows import PROBES
+from devposture.agent.probes.windows import chat_clients as windows
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.windows.defender import parse_mp_computer_status
-from agent.parsers.windows.dotnet_pattern import Designators, compile_pattern
-from agent.parsers.windows.listformat import parse_list
-from agent.parsers.windows.local_dates import DateFormat, date_format, local_zone, to_utc
-from agent.parsers.windows.psjson import json_datetime
-from agent.parsers.windows.text import decode_output
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.defender import parse_mp_computer_status
+from devposture.agent.parsers.windows.dotnet_pattern import Designators, compile_pattern
+from devposture.agent.parsers.windows.listformat import parse_list
+from devposture.agent.parsers.windows.local_dates import DateFormat, date_format, local_zone, to_utc
+from devposture.agent.parsers.windows.psjson import json_datetime
+from devposture.agent.parsers.windows.text import decode_output
 from tests.agent.windows.replay_windows import CHINA, EN_US_CULTURE, PACIFIC, fixture
 
 EN_IN_2022 = "defender/mpcomputerstatus-en-in-win11-22h2-2022.txt"

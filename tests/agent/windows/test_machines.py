@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from agent.probes import ProbeConfig, collect_facts
-from agent.probes.chat_layouts import WINDOWS
+from devposture.agent.probes import ProbeConfig, collect_facts
+from devposture.agent.probes.chat_layouts import WINDOWS
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.machines import chinese, failing_english, healthy_english
 from tests.agent.windows.replay_windows import WindowsReplayHost

@@ -6,10 +6,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.windows.defender import parse_mp_computer_status, signatures_updated_at
-from agent.parsers.windows.security_center import decode_product_state, parse_antivirus_products
-from agent.parsers.windows.text import decode_output
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.defender import (
+    parse_mp_computer_status,
+    signatures_updated_at,
+)
+from devposture.agent.parsers.windows.security_center import (
+    decode_product_state,
+    parse_antivirus_products,
+)
+from devposture.agent.parsers.windows.text import decode_output
 from tests.agent.windows.replay_windows import EN_US_CULTURE, PACIFIC, fixture, one_run
 
 

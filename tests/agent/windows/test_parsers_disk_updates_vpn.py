@@ -7,15 +7,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.windows.hotfix import parse_hotfixes
-from agent.parsers.windows.ipconfig import parse_ipconfig
-from agent.parsers.windows.local_dates import parse_local_datetime, slash_order
-from agent.parsers.windows.manage_bde import parse_manage_bde_status
-from agent.parsers.windows.reg_query import key_missing, parse_reg_query
-from agent.parsers.windows.text import decode_output
-from agent.parsers.windows.update_policy import automatic_updates
-from agent.probes.windows.vpn_adapters import adapter_kind
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.hotfix import parse_hotfixes
+from devposture.agent.parsers.windows.ipconfig import parse_ipconfig
+from devposture.agent.parsers.windows.local_dates import parse_local_datetime, slash_order
+from devposture.agent.parsers.windows.manage_bde import parse_manage_bde_status
+from devposture.agent.parsers.windows.reg_query import key_missing, parse_reg_query
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.parsers.windows.update_policy import automatic_updates
+from devposture.agent.probes.windows.vpn_adapters import adapter_kind
 from tests.agent.windows.replay_windows import fixture
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.windows.firewall_profiles import (
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.firewall_profiles import (
     parse_active_categories,
     parse_firewall_profiles,
 )
-from agent.parsers.windows.listformat import parse_list
-from agent.parsers.windows.netsh_firewall import parse_allprofiles
-from agent.parsers.windows.text import decode_output
+from devposture.agent.parsers.windows.listformat import parse_list
+from devposture.agent.parsers.windows.netsh_firewall import parse_allprofiles
+from devposture.agent.parsers.windows.text import decode_output
 from tests.agent.windows.replay_windows import fixture
 
 

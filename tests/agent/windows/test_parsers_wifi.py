@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.windows.netsh_wlan import WlanReport, parse_wlan_interfaces, wifi_security
-from agent.parsers.windows.text import decode_output
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.netsh_wlan import (
+    WlanReport,
+    parse_wlan_interfaces,
+    wifi_security,
+)
+from devposture.agent.parsers.windows.text import decode_output
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.replay_windows import fixture
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent.host import NetInterface
-from agent.probes import ProbeConfig
-from agent.probes.outcome import FactOutcome, Probe, ProbeContext
-from agent.probes.runner import run_probe
-from agent.probes.windows import PROBES, antivirus, disk, firewall, updates, vpn, wifi
+from devposture.agent.host import NetInterface
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext
+from devposture.agent.probes.runner import run_probe
+from devposture.agent.probes.windows import PROBES, antivirus, disk, firewall, updates, vpn, wifi
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.machines import ACCESS_DENIED_EXIT, REG_MISSING
 from tests.agent.windows.replay_windows import (

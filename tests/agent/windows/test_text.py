@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.parsers.windows.text import decode_output
+from devposture.agent.parsers.windows.text import decode_output
 from tests.agent.windows.replay_windows import fixture
 
 ZH_UTF8 = "netsh_wlan/interfaces-zh-win11-ax211-wpa2.utf8.txt"

@@ -11,18 +11,18 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from agent.host import OK_ONLY, CommandResult
-from agent.parsers import ParseError
-from agent.parsers.windows.text import decode_output
-from agent.parsers.windows.update_search import (
+from devposture.agent.host import OK_ONLY, CommandResult
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.parsers.windows.update_search import (
     parse_update_search,
     search_failure,
     security_updates,
 )
-from agent.probes import ProbeConfig
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
-from agent.probes.windows import updates
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
+from devposture.agent.probes.windows import updates
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.machines import REG_MISSING
 from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output

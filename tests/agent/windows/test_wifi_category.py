@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import pytest
 
-from agent.parsers import ParseError
-from agent.parsers.windows.connection_profiles import (
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.connection_profiles import (
     categories_by_interface,
     parse_connection_profiles,
 )
-from agent.parsers.windows.text import decode_output
-from agent.probes import ProbeConfig
-from agent.probes.outcome import FactOutcome, ProbeContext
-from agent.probes.runner import run_probe
-from agent.probes.windows import firewall, wifi
-from collector.checks import CheckParameters, State, check_public_wifi
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.runner import run_probe
+from devposture.agent.probes.windows import firewall, wifi
+from devposture.policy.checks import CheckParameters, State, check_public_wifi
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
 

@@ -15,7 +15,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from agent.address import normalize_fingerprint
+from devposture.net.address import normalize_fingerprint
 
 __all__ = ["PinningError", "fetch_pinned_ca", "fingerprint", "normalize_fingerprint"]
 

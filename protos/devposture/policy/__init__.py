@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from collector.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
-from collector.toml_lines import Path_, line_of
+from devposture.policy.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
+from devposture.policy.toml_lines import Path_, line_of
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _TOP_KEYS = {
