@@ -1,7 +1,11 @@
-"""`devposture-agent`: enroll this computer, show what it would report, send a report.
+"""`devposture-agent`: enroll this computer, show what it would report, send a report, run as
+a service.
 
-Errors name the problem and the fix, and exit non-zero. `once` exits 0 only when the collector
-has acknowledged the report, so an installer or a scheduler can trust its exit code.
+Every command reads the agent's settings first (`agent.settings`: the command line, then
+`DEVPOSTURE_AGENT_*` variables, then agent.toml, then the defaults), and refuses a bad one
+before doing anything. Errors name the problem and the fix, and exit non-zero. `once` exits 0
+only when the collector has acknowledged the report, so an installer or a scheduler can trust
+its exit code.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,8 +31,18 @@ from devposture.agent.probes import host_facts
 from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.renewal import Outcome, ensure_fresh_certificate
 from devposture.agent.service import DEFAULT_INTERVAL, Schedule
+from devposture.agent.service_manager import ServiceManager, stop_on_signals
 from devposture.agent.sessions import SessionLog
-from devposture.agent.state import AgentState, StateError, default_state_dir
+from devposture.agent.settings import (
+    ENV,
+    KEYS,
+    ConfigError,
+    Overrides,
+    Settings,
+    config_locations,
+)
+from devposture.agent.settings import load as load_settings
+from devposture.agent.state import AgentState, StateError
 from devposture.agent.status import (
     LOCAL_HEADING,
     collector_heading,
@@ -36,7 +51,9 @@ from devposture.agent.status import (
     render_status,
 )
 from devposture.agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERVAL
-from devposture.net.address import CollectorAddress, normalize_fingerprint
+from devposture.log_format import FORMATS, LEVELS, configure
+from devposture.net.address import CollectorAddress
+from devposture.net.enrollment_value import looks_like_value
 from devposture.v1 import devposture_pb2 as pb
 
 EXIT_OK = 0
@@ -54,8 +71,35 @@ def _state_option(parser: argparse.ArgumentParser) -> None:
         "--state",
         type=Path,
         default=None,
-        help=f"agent state folder (default: $DEVPOSTURE_AGENT_STATE or {default_state_dir()})",
+        help="agent state folder (default: $DEVPOSTURE_AGENT_STATE, else [state] folder in"
+        " agent.toml, else /var/lib/devposture-agent)",
     )
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """Options every command takes, before or after its name. Their default is to be absent,
+    so that one given before the command is not undone by the command's own parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+        help="the agent's configuration file (default: $DEVPOSTURE_AGENT_CONFIG, else"
+        f" {config_locations()[0].path}; a missing default file means the defaults)",
+    )  # fmt: skip
+    common.add_argument(
+        "--log-format", choices=FORMATS, default=argparse.SUPPRESS,
+        help="text (default) or json, one object per line ([logging] format)",
+    )  # fmt: skip
+    common.add_argument(
+        "--log-level", choices=tuple(LEVELS), default=argparse.SUPPRESS,
+        help="the least important messages logged (default: info for `run`, warning for the"
+        " other commands)",
+    )  # fmt: skip
+    common.add_argument(
+        "--https-proxy", default=argparse.SUPPRESS, metavar="URL",
+        help="reach the collector through this HTTPS proxy, http://HOST:PORT ([network]"
+        " https_proxy)",
+    )  # fmt: skip
+    return common
 
 
 def _seconds(text: str) -> float:
@@ -74,7 +118,8 @@ def _backup_option(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="another folder holding WeChat/WeCom backups (repeatable; '~' is every user's home)",
+        help="another folder holding WeChat/WeCom backups (repeatable; '~' is every user's"
+        " home; default: $DEVPOSTURE_AGENT_BACKUP_FOLDERS, else [backups] folders)",
     )
 
 
@@ -100,8 +145,10 @@ def _outbox_option(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
     parser = argparse.ArgumentParser(
         prog="devposture-agent",
+        parents=[common],
         description="Observe this computer's security posture (antivirus, firewall, updates,"
         " Wi-Fi and VPN, chat backups) and report the facts to your company's collector."
         " It never reads chat content.",
@@ -110,30 +157,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    enroll_cmd = commands.add_parser("enroll", help="enroll this computer with a collector")
-    enroll_cmd.add_argument(
-        "--collector", required=True, metavar="HOST:PORT", help="the collector's enrollment address"
+    enroll_cmd = commands.add_parser(
+        "enroll", parents=[common], help="enroll this computer with a collector"
     )
     enroll_cmd.add_argument(
         "--token-file",
-        required=True,
         type=Path,
+        default=None,
         metavar="FILE",
-        help="file holding the enrollment token IT gave you ('-' reads standard input)",
+        help="file holding the enrollment value (or the bare token) IT gave you; '-' reads"
+        " standard input (default: the enrollment file, /etc/devposture/enroll.token, which is"
+        " deleted after success)",
     )
     enroll_cmd.add_argument(
+        "--collector", action="append", default=[], metavar="HOST:PORT",
+        help="the collector's enrollment address (repeatable: tried in turn); not needed with"
+        " an enrollment value, which names it",
+    )  # fmt: skip
+    enroll_cmd.add_argument(
         "--ca-fingerprint",
-        required=True,
+        default=None,
         metavar="FP",
-        help="the collector CA's fingerprint (sha256:...) IT gave you",
+        help="the collector CA's fingerprint (sha256:...) IT gave you; not needed with an"
+        " enrollment value",
     )
     enroll_cmd.add_argument("--force", action="store_true", help="replace an existing enrollment")
     _state_option(enroll_cmd)
 
     collect_cmd = commands.add_parser(
-        "collect",
+        "collect", parents=[common],
         help="collect a report and print it, or record a diagnostic bundle; sends nothing",
-    )
+    )  # fmt: skip
     collect_cmd.add_argument("--json", action="store_true", help="print the report as JSON")
     collect_cmd.add_argument(
         "--bundle",
@@ -152,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     _state_option(collect_cmd)
 
     once_cmd = commands.add_parser(
-        "once", help="collect one report and send it (and any still queued)"
+        "once", parents=[common], help="collect one report and send it (and any still queued)"
     )
     _outbox_option(once_cmd)
     _state_option(once_cmd)
@@ -160,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     renew_cmd = commands.add_parser(
         "renew",
+        parents=[common],
         help="renew this computer's certificate now (the agent also does it by itself when"
         " a third of its lifetime is left)",
     )
@@ -167,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     status_cmd = commands.add_parser(
         "status",
+        parents=[common],
         help="show this computer's compliance with each clause, and what to do (中文/English)",
     )
     status_cmd.add_argument(
@@ -174,11 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
         " the collector's last judgment",
     )  # fmt: skip
     _state_option(status_cmd)
+    _backup_option(status_cmd)
+
+    config_cmd = commands.add_parser(
+        "config", parents=[common],
+        help="check agent.toml and show every setting in force and where it comes from",
+    )  # fmt: skip
+    _state_option(config_cmd)
+    _backup_option(config_cmd)
 
     run_cmd = commands.add_parser(
         "run",
-        help="run as a service: report at start-up, every --interval seconds, and right away"
-        " when the network changes or a new chat backup appears; stops on SIGTERM",
+        parents=[common],
+        help="run as a service: enroll with the enrollment file if not enrolled yet, then"
+        " report at start-up, every --interval seconds, and right away when the network"
+        " changes or a new chat backup appears; stops on SIGTERM",
     )
     run_cmd.add_argument(
         "--interval",
@@ -202,17 +268,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="quiet time after backup files change before reporting (default: %(default)g)",
     )
+    run_cmd.add_argument(
+        "--enrollment-file", type=Path, default=None, metavar="FILE",
+        help="where IT puts the enrollment value, used at the first start and then deleted"
+        " (default: $DEVPOSTURE_AGENT_ENROLLMENT_FILE, else [enrollment] file in agent.toml,"
+        " else /etc/devposture/enroll.token)",
+    )  # fmt: skip
+    run_cmd.add_argument(
+        "--enrollment-check", type=_seconds, default=None, metavar="SECONDS",
+        help="while not enrolled, how often to look at the enrollment file (default: 60)",
+    )  # fmt: skip
     _outbox_option(run_cmd)
     _state_option(run_cmd)
     _backup_option(run_cmd)
     return parser
 
 
-def probe_config(state: AgentState, args: argparse.Namespace | None = None) -> ProbeConfig:
+def overrides(args: argparse.Namespace) -> Overrides:
+    """What the command line says about the settings (agent.settings)."""
+    return Overrides(
+        config=getattr(args, "config", None),
+        state=getattr(args, "state", None),
+        collectors=tuple(getattr(args, "collector", None) or ()),
+        ca_fingerprint=getattr(args, "ca_fingerprint", None),
+        enrollment_file=getattr(args, "enrollment_file", None),
+        log_format=getattr(args, "log_format", None),
+        log_level=getattr(args, "log_level", None),
+        https_proxy=getattr(args, "https_proxy", None),
+        backup_folders=tuple(getattr(args, "backup_folder", None) or ()),
+    )
+
+
+def probe_config(state: AgentState, folders: tuple[str, ...] = ()) -> ProbeConfig:
     """Probe settings: from the configuration the collector handed out (the policy's Wi-Fi
-    rules, backup folders and hash key), plus any --backup-folder. Before the first one, the
-    device hashes private network names with its own key."""
-    folders = tuple(getattr(args, "backup_folder", None) or ())
+    rules, backup folders and hash key), plus the agent's own backup folders (--backup-folder,
+    $DEVPOSTURE_AGENT_BACKUP_FOLDERS or [backups] folders). Before the first one, the device
+    hashes private network names with its own key."""
     if not state.is_enrolled():
         return ProbeConfig(backup_folders=folders)
     config = state.load_config()
@@ -233,18 +324,30 @@ def live_host(state: AgentState) -> LiveHost:
     return LiveHost()
 
 
+def _exists(path: Path) -> bool:
+    """Whether `path` names a file; False, not an error, for a text no file can be named
+    (a value is longer than a file name may be)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def _read_token(path: Path) -> str:
-    if str(path).startswith("dpt_") and not path.exists():
-        # The token itself where its file goes: never echo it, and say what it exposed.
+    """The text of --token-file (a value or a bare token), or of standard input for '-'."""
+    typed = str(path)
+    if (typed.startswith("dpt_") or looks_like_value(typed)) and not _exists(path):
+        # The secret itself where its file goes: never echo it, and say what it exposed.
+        shown = f" (token {typed.split('_')[1][:16]})" if typed.startswith("dpt_") else ""
         raise CliError(
-            f"--token-file takes the path of a file holding the token, not the token (token"
-            f" {str(path).split('_')[1][:16]}). Typed on a command line, it can be seen by other"
-            " users of this computer and stays in the shell's history: ask IT to revoke it"
-            " (`devposture-collector token revoke ID`) and to give you a new one, saved in a"
-            " file (or use --token-file - and paste it)"
+            f"--token-file takes the path of a file holding the token, not the token{shown}."
+            " Typed on a command line, it can be seen by other users of this computer and"
+            " stays in the shell's history: ask IT to revoke it (`devposture-collector token"
+            " revoke ID`) and to give you a new one, saved in a file (or use --token-file -"
+            " and paste it)"
         )
     try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        text = sys.stdin.read() if typed == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError(
             f"cannot read the token file {path}: {exc.strerror}; check the path"
@@ -255,38 +358,62 @@ def _read_token(path: Path) -> str:
     return token
 
 
-def cmd_enroll(args: argparse.Namespace, state: AgentState) -> int:
-    try:
-        address = CollectorAddress.parse(args.collector)
-        pin = normalize_fingerprint(args.ca_fingerprint)
-    except ValueError as exc:
-        raise CliError(str(exc)) from exc
+def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
+    """Enroll now, from --token-file, or from the enrollment file as the service would (and
+    then delete it, as the service would)."""
     if state.is_enrolled() and not args.force:
         current = state.load()
         raise CliError(
             f"this computer is already enrolled as device {current.device_id} with"
             f" {current.collector_host}; add --force to enroll again"
         )
-    token = _read_token(args.token_file)
     # Enrolling needs the cryptography package (the key, the request); the service does not,
     # and keeps ~9 MB less resident for not importing it (bench/agent_service_idle.py).
-    from devposture.agent.enroll import EnrollError, enroll  # noqa: PLC0415
+    from devposture.agent.enroll import EnrollError, enroll_first  # noqa: PLC0415
+    from devposture.agent.first_start import (  # noqa: PLC0415
+        FileRefused,
+        PlanError,
+        plan,
+        read_secret_file,
+        remove_used_file,
+    )
 
+    secret = None
+    if args.token_file is None:
+        where = settings.enrollment_file
+        try:
+            secret = read_secret_file(where)
+        except FileRefused as exc:
+            raise CliError(str(exc)) from exc
+        if secret is None:
+            raise CliError(
+                f"there is no enrollment file at {where}: give --token-file FILE (the file"
+                " holding what IT gave you), or put the value there"
+            )
+        text = secret.text
+    else:
+        where, text = args.token_file, _read_token(args.token_file)
     try:
-        enrollment = enroll(state, address, token, pin, host_facts(LiveHost()))
-    except EnrollError as exc:
+        found = plan(text, str(where), settings.collectors, settings.ca_fingerprint)
+        enrollment = enroll_first(
+            state, found.addresses, found.token, found.ca_fingerprint, host_facts(LiveHost())
+        )
+    except (PlanError, EnrollError) as exc:
         raise CliError(str(exc)) from exc
+    if secret is not None:
+        remove_used_file(settings.enrollment_file, secret)
+    address = CollectorAddress(enrollment.collector_host, enrollment.enroll_port)
     print(f"Enrolled: this computer is device {enrollment.device_id}")
     print(f"Reports go to {address.target(enrollment.report_port)} over mutual TLS.")
     return EXIT_OK
 
 
-def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
+def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
     if not args.json and args.bundle is None:
         raise CliError("say what to produce: --json (print the report), --bundle OUT, or both")
     if args.replay is not None and args.bundle is not None:
         raise CliError("--replay reads a bundle; it cannot also record one (drop --bundle)")
-    config = probe_config(state, args)
+    config = probe_config(state, settings.backup_folders)
     if args.replay is not None:
         try:
             bundle = BundleHost.load(args.replay)
@@ -321,10 +448,10 @@ def cmd_collect(args: argparse.Namespace, state: AgentState) -> int:
     return EXIT_OK
 
 
-def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
+def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
     enrollment = state.load()
     done = collect_and_deliver(
-        state, enrollment, live_host(state), probe_config(state, args),
+        state, enrollment, live_host(state), probe_config(state, settings.backup_folders),
         pb.COLLECTION_TRIGGER_MANUAL, outbox_max_bytes=args.outbox_max_mb,
     )  # fmt: skip
     report, result = done.report, done.result
@@ -356,7 +483,7 @@ def cmd_once(args: argparse.Namespace, state: AgentState) -> int:
     )
 
 
-def cmd_renew(args: argparse.Namespace, state: AgentState) -> int:
+def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
     enrollment = state.load()
     result = ensure_fresh_certificate(state, enrollment, utcnow(), force=True)
     if result.outcome is Outcome.FAILED:
@@ -368,12 +495,12 @@ def cmd_renew(args: argparse.Namespace, state: AgentState) -> int:
     return EXIT_OK
 
 
-def cmd_status(args: argparse.Namespace, state: AgentState) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
     ack = state.load_verdicts() if state.is_enrolled() and not args.local else None
     if ack is not None and ack.verdicts:
         sys.stdout.write(render_status(list(ack.verdicts), collector_heading(ack)))
     else:
-        report = build_report(live_host(state), probe_config(state, args))
+        report = build_report(live_host(state), probe_config(state, settings.backup_folders))
         verdicts = local_verdicts(report, report.collected_at.ToDatetime(dt.UTC))
         sys.stdout.write(render_status(verdicts, LOCAL_HEADING))
     if state.is_enrolled():
@@ -383,42 +510,128 @@ def cmd_status(args: argparse.Namespace, state: AgentState) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace, state: AgentState) -> int:
+def cmd_config(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
+    """Every setting in force and where it came from; reaching here means agent.toml is
+    good (a bad one was refused before any command ran)."""
+    shown = {
+        "collectors": ", ".join(a.target() for a in settings.collectors) or "(none)",
+        "ca_fingerprint": settings.ca_fingerprint or "(none)",
+        "state": str(settings.state_dir),
+        "enrollment_file": str(settings.enrollment_file),
+        "log_format": settings.log_format,
+        "log_level": settings.log_level or "(info for run, warning for the other commands)",
+        "https_proxy": str(settings.https_proxy or "(none: direct)"),
+        "backup_folders": ", ".join(settings.backup_folders) or "(none)",
+    }
+    file = settings.config_file or f"{config_locations()[0].path} (absent: defaults)"
+    print(f"configuration file: {file}")
+    for name, value in shown.items():
+        section, key = KEYS[name]
+        origin = settings.origins.get(name, "default")
+        print(f"[{section}] {key} = {value}    <- {origin} (env {ENV[name]})")
+    return EXIT_OK
+
+
+def _first_start(
+    args: argparse.Namespace, settings: Settings, state: AgentState,
+    manager: ServiceManager, stop: threading.Event,
+) -> bool:  # fmt: skip
+    """Enroll with the enrollment file when not enrolled yet; whether the service goes on
+    (False: stopped while waiting)."""
+    if state.is_enrolled():
+        if settings.enrollment_file.exists():
+            log.warning(
+                "already enrolled, but %s is still there: delete it, it holds an enrollment"
+                " secret (to enroll again, run `devposture-agent enroll --force`)",
+                settings.enrollment_file,
+            )  # fmt: skip
+        return True
+    # Imported only when needed: enrolling loads the cryptography package (see cmd_enroll).
+    from devposture.agent.first_start import CHECK_SECONDS, FirstStart  # noqa: PLC0415
+
+    first = FirstStart(
+        state, settings.enrollment_file, settings.collectors, settings.ca_fingerprint,
+        manager, stop, lambda: host_facts(LiveHost()),
+        check_seconds=args.enrollment_check or CHECK_SECONDS,
+    )  # fmt: skip
+    return first.run() is not None
+
+
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def restart_without_enrollment_code() -> None:
+    """Start this service again in the same process (same PID, so systemd sees no restart),
+    once a first-start enrollment is done. Enrolling loaded the cryptography package and its
+    Rust library (about 14 MB resident) that the service never needs again; the program
+    started afresh runs without them (tests/agent/test_service_imports.py). PyInstaller's
+    launcher is told to start as new, not as a child of itself."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if getattr(sys, "frozen", False):
+        argv = [sys.executable, *sys.argv[1:]]
+        env = {**os.environ, "PYINSTALLER_RESET_ENVIRONMENT": "1"}
+    else:
+        argv = [sys.executable, *sys.orig_argv[1:]]
+        env = dict(os.environ)
+    log.info("enrolled: starting the service afresh, without the enrollment code")
+    # A stop asked for meanwhile waits, blocked, until the new program handles it (the mask
+    # is kept across exec; cmd_run unblocks once its handlers are in place).
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    os.execve(sys.executable, argv, env)  # noqa: S606 (this same program, by its own path)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
+    manager = ServiceManager()
+    stop = threading.Event()
+    stop_on_signals(stop, manager)
+    if os.name == "posix":
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by a restart, if any
+    enrolled_before = state.is_enrolled()
+    if not _first_start(args, settings, state, manager, stop):
+        log.info("devposture agent stopped")
+        return EXIT_OK
+    if not enrolled_before and os.name == "posix":  # Windows has no exec in place
+        restart_without_enrollment_code()
     enrollment = state.load()
     host = live_host(state)
+    folders = settings.backup_folders
     work = AgentWork(
-        state, enrollment, host, lambda: probe_config(state, args),
+        state, enrollment, host, lambda: probe_config(state, folders),
         outbox_max_bytes=args.outbox_max_mb, interval=args.interval,
         default_interval=DEFAULT_INTERVAL,
     )  # fmt: skip
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     schedule = Schedule(args.network_interval, args.backup_settle)
-    print(
-        f"devposture agent running as device {enrollment.device_id};"
-        f" collecting every {work.interval():g} s and on network or backup changes",
-        flush=True,
-    )
-    service.run(host, probe_config(state, args), work, stop, schedule)
-    print("devposture agent stopped", flush=True)
+    log.info(
+        "devposture agent running as device %s; collecting every %g s and on network or"
+        " backup changes", enrollment.device_id, work.interval(),
+    )  # fmt: skip
+    service.run(
+        host, probe_config(state, folders), work, stop, schedule, manager=manager,
+        name=f"enrolled as {enrollment.device_id}",
+    )  # fmt: skip
+    log.info("devposture agent stopped")
     return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    state = AgentState(args.state if args.state is not None else default_state_dir())
+    try:
+        settings = load_settings(overrides(args))
+    except ConfigError as exc:
+        print(f"devposture-agent: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    level = "debug" if args.verbose else settings.log_level
+    level = level or ("info" if args.command == "run" else "warning")
+    # To stderr, the service's journal; secrets redacted in every format.
+    configure(settings.log_format, level=LEVELS[level])
+    state = AgentState(settings.state_dir, proxy=settings.https_proxy)
     handlers = {
         "enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run,
-        "status": cmd_status, "renew": cmd_renew,
+        "status": cmd_status, "renew": cmd_renew, "config": cmd_config,
     }  # fmt: skip
     try:
-        return handlers[args.command](args, state)
+        return handlers[args.command](args, settings, state)
     except (CliError, StateError) as exc:
         print(f"devposture-agent: error: {exc}", file=sys.stderr)
         return EXIT_FAILED

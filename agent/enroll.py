@@ -2,10 +2,18 @@
 
 The private key is generated on the device and never leaves it; the collector sees only a
 certificate signing request. The token is sent only after the collector has proved it holds the
-CA whose fingerprint IT gave (see `devposture.net.pinning`).
+CA whose fingerprint IT gave (see `devposture.net.pinning`). Every connection goes through the
+HTTPS proxy the state carries, if any.
+
+A failure says whether trying again can help: `Unreachable` (nothing answered as the collector
+at that address: try its next address, or later), `TryLater` (the collector answered and asks
+to come back), or a plain `EnrollError` (the token was refused, the answer is unusable: trying
+again with the same token changes nothing).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import grpc
 from cryptography import x509
@@ -19,6 +27,7 @@ from devposture.agent.enroll_diagnosis import diagnose
 from devposture.agent.state import AgentState, Enrollment
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, fingerprint
+from devposture.net.proxy import channel_options
 from devposture.net.rpc_status import retry_hint, status_of
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -28,6 +37,20 @@ ENROLL_DEADLINE_SECONDS = 30.0
 
 class EnrollError(Exception):
     """Enrollment failed; the message says why and what to do."""
+
+
+class Unreachable(EnrollError):
+    """Nothing answered as the collector at that address (down, blocked, or a machine that is
+    not the collector): another of its addresses, or a later try, may work."""
+
+
+class TryLater(EnrollError):
+    """The collector answered and asks to come back later (pushback, a full disk, a restart);
+    `retry_after` is its hint in seconds, when it gave one."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def make_csr(key: ec.EllipticCurvePrivateKey, hostname: str) -> bytes:
@@ -66,28 +89,33 @@ def certificate_problem(
     return None
 
 
-def _explain_rpc_error(error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes) -> str:
+def _explain_rpc_error(
+    error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes, state: AgentState
+) -> EnrollError:  # fmt: skip
     code, detail = status_of(error)
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"the collector refused the token: {detail}"
-    if code == grpc.StatusCode.UNAVAILABLE and retry_hint(error)[0]:
+        return EnrollError(f"the collector refused the token: {detail}")
+    hinted, after = retry_hint(error)
+    if code == grpc.StatusCode.UNAVAILABLE and hinted:
         # The collector answered, and asks to come back later (a full disk, a restart).
-        return f"the collector at {address.target()} asks to come back later: {detail}"
+        return TryLater(
+            f"the collector at {address.target()} asks to come back later: {detail}", after
+        )
     if code == grpc.StatusCode.UNAVAILABLE:
         # The collector's CA is pinned by now: one more connection can tell what is wrong.
-        found = diagnose(address, ca_pem)
+        found = diagnose(address, ca_pem, proxy=state.proxy)
         if found is not None:
-            return found
-        return (
+            return Unreachable(found)
+        return Unreachable(
             f"cannot reach the collector at {address.target()} over TLS ({detail}). Check that"
             " `devposture-collector serve` is running and that this is its enrollment port"
             " (7443 by default), then try again"
         )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return f"the collector asks this address to slow down: {detail}"
+        return TryLater(f"the collector asks this address to slow down: {detail}", after)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"the collector at {address.target()} did not answer in time; try again"
-    return f"enrollment failed ({code.name if code else 'error'}): {detail}"
+        return Unreachable(f"the collector at {address.target()} did not answer in time; try again")
+    return EnrollError(f"enrollment failed ({code.name if code else 'error'}): {detail}")
 
 
 def enroll(
@@ -99,9 +127,9 @@ def enroll(
 ) -> Enrollment:
     """Run the whole enrollment; on success the state folder holds the new identity."""
     try:
-        ca_pem = fetch_pinned_ca(address.host, address.port, ca_fingerprint)
-    except PinningError as exc:
-        raise EnrollError(str(exc)) from exc
+        ca_pem = fetch_pinned_ca(address.host, address.port, ca_fingerprint, proxy=state.proxy)
+    except PinningError as exc:  # nothing answered, or something that is not our collector
+        raise Unreachable(str(exc)) from exc
     ca_cert = x509.load_pem_x509_certificate(ca_pem)
     key = ec.generate_private_key(ec.SECP256R1())
     request = pb.EnrollRequest(
@@ -111,13 +139,14 @@ def enroll(
         agent_version=__version__,
     )
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
-    with grpc.secure_channel(address.target(), credentials) as channel:
+    options = channel_options(state.proxy)
+    with grpc.secure_channel(address.target(), credentials, options=options) as channel:
         try:
             response = pb_grpc.CollectorStub(channel).Enroll(
                 request, timeout=ENROLL_DEADLINE_SECONDS
             )
         except grpc.RpcError as exc:
-            raise EnrollError(_explain_rpc_error(exc, address, ca_pem)) from exc
+            raise _explain_rpc_error(exc, address, ca_pem, state) from exc
 
     cert = x509.load_pem_x509_certificate(response.client_certificate_pem.encode("ascii"))
     problem = certificate_problem(key, cert, response.device_id, [ca_cert])
@@ -143,3 +172,28 @@ def enroll(
         bundle = ca_pem
     state.save(enrollment, key_pem, response.client_certificate_pem.encode("ascii"), bundle)
     return enrollment
+
+
+def enroll_first(
+    state: AgentState,
+    addresses: Sequence[CollectorAddress],
+    token: str,
+    ca_fingerprint: str,
+    host: pb.HostInfo,
+) -> Enrollment:
+    """Enroll at the first of `addresses` (one collector's names, e.g. its public name and its
+    office address) that answers as the collector. Raises Unreachable when none does (naming
+    each), and at once any other failure: the collector answered, so another of its addresses
+    would answer the same."""
+    missed: list[str] = []
+    for address in addresses:
+        try:
+            return enroll(state, address, token, ca_fingerprint, host)
+        except Unreachable as exc:
+            missed.append(str(exc))
+    if len(missed) == 1:
+        raise Unreachable(missed[0])
+    raise Unreachable(
+        f"none of the collector's {len(missed)} addresses answered:\n"
+        + "\n".join(f"  {text}" for text in missed)
+    )

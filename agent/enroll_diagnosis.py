@@ -17,15 +17,19 @@ Only the error path runs this; a working enrollment opens no extra connection.
 from __future__ import annotations
 
 from devposture.net.address import CollectorAddress
+from devposture.net.proxy import HttpsProxy
 from devposture.net.tls_probe import probe_tls, unlisted_name
 
 DEFAULT_ENROLL_PORT = 7443
 
 
-def diagnose(address: CollectorAddress, ca_pem: bytes, timeout: float = 15.0) -> str | None:
+def diagnose(
+    address: CollectorAddress, ca_pem: bytes, timeout: float = 15.0,
+    proxy: HttpsProxy | None = None,
+) -> str | None:  # fmt: skip
     """What is wrong with enrolling at `address`, whose CA is `ca_pem`; None when this
     cannot tell (the caller then says what gRPC said)."""
-    found = probe_tls(address, ca_pem, timeout)
+    found = probe_tls(address, ca_pem, timeout, proxy)
     if found is None:
         return None
     if found.asks_for_certificate:

@@ -21,6 +21,7 @@ from devposture.agent.enroll import certificate_problem, make_csr
 from devposture.agent.state import AgentState, Enrollment, write_atomic
 from devposture.agent.transport import open_channel
 from devposture.net.address import CollectorAddress
+from devposture.net.proxy import channel_options
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from devposture.v1.proofs import reestablish_payload
@@ -65,7 +66,7 @@ def _reestablish(
     )
     credentials = grpc.ssl_channel_credentials(root_certificates=state.ca_path.read_bytes())
     target = CollectorAddress(enrollment.collector_host, enrollment.enroll_port).target()
-    with grpc.secure_channel(target, credentials) as channel:
+    with grpc.secure_channel(target, credentials, options=channel_options(state.proxy)) as channel:
         response: pb.RenewResponse = pb_grpc.CollectorStub(channel).Reestablish(
             request, timeout=RENEW_DEADLINE_SECONDS
         )

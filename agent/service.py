@@ -12,6 +12,11 @@ raises, the disk is full) is logged and the service goes on; a hung probe costs 
 waits, backs off or sends (a call in flight is cancelled); a collection under way finishes
 first (each probe has its deadline). A report already written stays in the outbox for the
 next start.
+
+Under systemd (`Type=notify`) the loop says READY=1 when it starts, keeps a STATUS line ("enrolled
+as …, next collection in 42 min"), and pings the watchdog from its own waits, which never last
+longer than the ping interval; a collection runs beside the pinging wait, up to a limit
+(`agent.service_manager`). A loop stuck anywhere else stops the pings, and systemd restarts it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes.chat_backups import watch_folders
 from devposture.agent.probes.chat_layouts import BY_FAMILY
 from devposture.agent.probes.outcome import ProbeContext
+from devposture.agent.service_manager import ServiceManager
 from devposture.agent.transport import DrainResult
 from devposture.agent.watch import (
     DEFAULT_BACKUP_SETTLE,
@@ -95,10 +101,16 @@ class Loop:
         stop: threading.Event,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        manager: ServiceManager | None = None,
+        name: str = "",
     ) -> None:
         self._work = work
         self._stop = stop
         self._clock = clock
+        # Silent outside systemd; `name` heads its STATUS line ("enrolled as <device id>").
+        self.manager = manager or ServiceManager()
+        self._name = name
         self.backoff = backoff or Backoff(clock=clock)
         self._wake = threading.Condition()
         self._events: set[Trigger] = set()
@@ -124,15 +136,27 @@ class Loop:
                 if left <= 0:
                     break
                 # Bounded, in case a clock jump or a missed wake-up; stop is signalled anyway.
-                self._wake.wait(min(left, 1.0))
+                # Never past a watchdog ping that is due.
+                self._wake.wait(self.manager.wait_bound(min(left, 1.0)))
+                self.manager.beat()
             events, self._events = self._events, set()
             return events
+
+    def _should_stop(self) -> bool:
+        """Asked between calls and while one is in flight (every quarter second): a good
+        moment to ping the watchdog too."""
+        self.manager.beat()
+        return self._stop.is_set()
+
+    def _say(self, doing: str) -> None:
+        self.manager.status(f"{self._name}, {doing}" if self._name else doing)
 
     def _collect(self, trigger: Trigger) -> None:
         self.rounds.append(trigger)
         log.info("collecting: %s", trigger_name(trigger))
+        self._say(f"collecting ({trigger_name(trigger)})")
         try:
-            self._work.collect(trigger)
+            self.manager.run_beating(lambda: self._work.collect(trigger))
         except Exception:  # the service outlives any one failed collection
             log.exception("collection (%s) failed; the next round will retry",
                           trigger_name(trigger))  # fmt: skip
@@ -140,7 +164,7 @@ class Loop:
     def _send(self) -> DrainResult | None:
         self.sends += 1
         try:
-            result = self._work.send(self._stop.is_set)
+            result = self._work.send(self._should_stop)
         except Exception:
             log.exception("sending failed; retrying later")
             return None
@@ -157,8 +181,18 @@ class Loop:
             return current
         return value if value > 0 else current
 
+    def _failed(self, result: DrainResult | None, interval: float) -> float:
+        """Count a failed delivery; the seconds to wait before sending again."""
+        hint = result.retry_after if result is not None else None
+        delay = self.backoff.failed(hint, cap=interval)
+        why = result.stopped_by if result is not None else "an error"
+        log.warning("delivery failed (%s); trying again in %.1f s", why, delay)
+        self._say(f"delivery failed, trying again in {_minutes(delay)}")
+        return delay
+
     def serve(self) -> None:
         threading.Thread(target=self._stop_waiter, name="stop-waiter", daemon=True).start()
+        self.manager.ready(f"{self._name}, starting" if self._name else "starting")
         interval = self._interval(DEFAULT_INTERVAL)
         due: set[Trigger] = {START_UP}
         collected_at = self._clock()
@@ -191,12 +225,9 @@ class Loop:
                     send_due = False
                     interval = self._interval(interval)
                     next_collect = collected_at + interval
+                    self._say(f"next collection in {_minutes(next_collect - self._clock())}")
                 else:
-                    hint = result.retry_after if result is not None else None
-                    delay = self.backoff.failed(hint, cap=interval)
-                    retry_at = self._clock() + delay
-                    why = result.stopped_by if result is not None else "an error"
-                    log.warning("delivery failed (%s); trying again in %.1f s", why, delay)
+                    retry_at = self._clock() + self._failed(result, interval)
                 if due:
                     continue
             wake_at = next_collect
@@ -210,6 +241,13 @@ class Loop:
                 due.add(INTERVAL)
 
 
+def _minutes(seconds: float) -> str:
+    """A wait as a STATUS line says it: "42 min", or "30 s" when under a minute."""
+    if seconds < 60:
+        return f"{max(seconds, 0):.0f} s"
+    return f"{seconds / 60:.0f} min"
+
+
 def run(
     host: Host,
     config: ProbeConfig,
@@ -218,9 +256,11 @@ def run(
     schedule: Schedule = Schedule(),
     *,
     backoff: Backoff | None = None,
+    manager: ServiceManager | None = None,
+    name: str = "",
 ) -> Loop:
     """Serve until `stop` is set: the loop plus the network and backup watchers."""
-    loop = Loop(work, stop, backoff)
+    loop = Loop(work, stop, backoff, manager=manager, name=name)
     network = NetworkWatcher(host, lambda: loop.notify(NETWORK_CHANGE), schedule.network_interval)
     backups = BackupWatcher(
         backup_folders(host, config), lambda: loop.notify(NEW_BACKUP), schedule.backup_settle

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from devposture.net.proxy import HttpsProxy
 from devposture.v1 import devposture_pb2 as pb
 
 AGENT_FILE = "agent.json"
@@ -28,14 +29,18 @@ class StateError(Exception):
     """The state folder is missing, unreadable or incomplete; the message says what to do."""
 
 
-def default_state_dir() -> Path:
-    override = os.environ.get("DEVPOSTURE_AGENT_STATE")
-    if override:
-        return Path(override)
-    if sys.platform == "win32":
-        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "devposture"
-    if sys.platform == "darwin":
-        return Path("/Library/Application Support/devposture")
+STATE_ENV = "DEVPOSTURE_AGENT_STATE"
+
+
+def platform_state_dir(platform: str = sys.platform) -> Path:
+    """Where the state folder is when nothing says otherwise (agent.toml, the environment or
+    --state, in `devposture.agent.settings`). On macOS and Windows it is a folder of its own
+    beside agent.toml and the enrollment file (`settings.config_folder`), so that IT's files
+    are not inside the device's private folder."""
+    if platform == "win32":
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "devposture" / "state"
+    if platform == "darwin":
+        return Path("/Library/Application Support/devposture/state")
     return Path("/var/lib/devposture-agent")
 
 
@@ -86,7 +91,12 @@ class Enrollment:
 
 @dataclass(frozen=True)
 class AgentState:
+    """The state folder, and how this agent reaches its collector: every call to it (enroll,
+    report, renew) starts from here, so the network path travels with the folder."""
+
     directory: Path
+    # The HTTPS proxy every connection to the collector goes through (None: direct).
+    proxy: HttpsProxy | None = None
 
     @property
     def key_path(self) -> Path:

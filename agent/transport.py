@@ -30,6 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from devposture.agent.outbox import Outbox, Pending
 from devposture.agent.state import AgentState, Enrollment
 from devposture.net.address import CollectorAddress
+from devposture.net.proxy import channel_options
 from devposture.net.rpc_status import describe, retry_hint, status_of
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -115,7 +116,8 @@ def open_channel(state: AgentState, enrollment: Enrollment) -> grpc.Channel:
         certificate_chain=state.cert_path.read_bytes(),
     )
     address = CollectorAddress(enrollment.collector_host, enrollment.report_port)
-    return grpc.secure_channel(address.target(), credentials, options=CHANNEL_OPTIONS)
+    options = (*CHANNEL_OPTIONS, *channel_options(state.proxy))
+    return grpc.secure_channel(address.target(), credentials, options=options)
 
 
 def _now() -> Timestamp:

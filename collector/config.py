@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from devposture.collector.config_file import ConfigError, ConfigFile, Setting
+from devposture.config_file import ConfigError, ConfigFile, Setting
 
 __all__ = ["CONFIG_NAME", "SCHEMA", "CollectorConfig", "ConfigError", "load", "render_default"]
 

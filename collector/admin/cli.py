@@ -228,6 +228,17 @@ def add_commands(commands: Subcommands) -> None:
                         help="hours until it expires (default from config: 24)")  # fmt: skip
     create.add_argument("--group", default=None, metavar="NAME",
                         help="the group the devices it enrolls join, e.g. 财务部")  # fmt: skip
+    create.add_argument(
+        "--bundle", action="store_true",
+        help="print one enrollment value instead: the collector's address(es), its CA"
+        " fingerprint and the token, for /etc/devposture/enroll.token on each computer",
+    )  # fmt: skip
+    create.add_argument(
+        "--enroll-address", action="append", default=None, metavar="HOST:PORT",
+        help="with --bundle: an address agents reach this collector's enrollment port by"
+        " (repeatable, tried in turn; default: [listen] host and enroll_port of"
+        " collector.toml)",
+    )  # fmt: skip
     format_option(_sub(token, "token", "list"))
     token_revoke = _sub(token, "token", "revoke")
     token_revoke.add_argument("token_id", help="the token id (see `token list`)")

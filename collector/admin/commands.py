@@ -47,6 +47,7 @@ from devposture.collector.reports import (
 )
 from devposture.collector.store import Store
 from devposture.collector.tokens import new_token
+from devposture.net.enrollment_value import BEIJING, EnrollmentValue, beijing_time
 from devposture.policy import Policy, PolicyError
 
 Words = tuple[str, str]
@@ -428,10 +429,22 @@ def _device_group(store: Store, config: CollectorConfig, args: Arguments, actor:
 
 TOKEN_COLUMNS = ("token", "group", "created", "expires", "uses_left", "status")
 TOKEN_CREATED_COLUMNS = ("token", "group", "uses", "expires")
+TOKEN_BUNDLE_COLUMNS = (*TOKEN_CREATED_COLUMNS, "collectors", "ca_fingerprint")
 MAX_TOKEN_USES = 10_000
+# Where the agent's package looks for the value (devposture.agent.settings).
+ENROLLMENT_FILE = "/etc/devposture/enroll.token"
 
 
 def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    """A new token; with `bundle`, wrapped in the enrollment value (addresses, CA pin, token),
+    whose parts are all checked before the token exists."""
+    # Imported here: the bundle reads the trust folder, which other commands never need.
+    from devposture.collector.admin.enrollment_bundle import (  # noqa: PLC0415
+        BundleError,
+        ca_fingerprint,
+        enroll_addresses,
+    )
+
     uses = int(args.number("uses", 1, whole=True))
     if uses > MAX_TOKEN_USES:
         raise CommandError(
@@ -439,6 +452,14 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
         )
     hours = args.number("ttl", config.token_ttl_hours)
     group = args.group("group") or ""
+    bundle, given = args.flag("bundle"), args.items("enroll_address")
+    if given and not bundle:
+        raise CommandError("--enroll-address goes into an enrollment value: add --bundle")
+    try:
+        addresses = enroll_addresses(config, given) if bundle else ()
+        pin = ca_fingerprint(config) if bundle else ""
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
     now = utcnow()
     expires = now + dt.timedelta(hours=hours)
     token = new_token()
@@ -446,7 +467,13 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
     row: Row = {"token": token.token_id, "group": group, "uses": uses, "expires": _when(expires)}
     into = f", group {group}" if group else ""
     note = f"token {token.token_id}: {uses} use(s){into}, expires {_when(expires)}"
-    return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=note)
+    if not bundle:
+        return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=note)
+    value = EnrollmentValue(addresses, pin, str(token), expires.astimezone(BEIJING), uses)
+    targets = ", ".join(a.target() for a in addresses)
+    row |= {"collectors": targets, "ca_fingerprint": pin}
+    note += f"; as an enrollment value for {targets}"
+    return Result(value.encode(), TOKEN_BUNDLE_COLUMNS, [row], note=note)
 
 
 def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -606,9 +633,11 @@ COMMANDS: dict[Words, Command] = {
                 "put a device in a group (a department, a site), or take it out (--clear)"),
         Command(("token", "list"), VIEWER, _token_list, frozenset(),
                 "enrollment tokens: expiry, uses left, status (never the secret)"),
-        Command(("token", "create"), ADMIN, _token_create, frozenset({"uses", "ttl", "group"}),
+        Command(("token", "create"), ADMIN, _token_create,
+                frozenset({"uses", "ttl", "group", "bundle", "enroll_address"}),
                 "print a new enrollment token (N uses, expires, the group its devices join)"
-                " on standard output"),
+                " on standard output; with --bundle, one enrollment value holding the"
+                " collector's address, its CA fingerprint and the token"),
         Command(("token", "revoke"), ADMIN, _token_revoke, frozenset({"token_id"}),
                 "make an enrollment token unusable now"),
         Command(("audit", "log"), ADMIN, _audit_log, frozenset(),
@@ -717,10 +746,7 @@ def present(words: Words, result: Result, fmt: str) -> tuple[str, str]:
         # Standard output holds the secret alone, so `> file` captures exactly it.
         row = result.rows[0] if result.rows else {}
         if words == ("token", "create"):
-            uses = row.get("uses")
-            what = "one device" if uses == 1 else f"{uses} devices"
-            what += f" into group {row.get('group')}" if row.get("group") else ""
-            info = f"token {row.get('token')}: enrolls {what}, expires {row.get('expires')}\n"
+            info = _token_info(row)
         else:
             info = (
                 f"admin credential {row.get('credential')} for {row.get('name')}"
@@ -752,6 +778,24 @@ def present(words: Words, result: Result, fmt: str) -> tuple[str, str]:
             if count:
                 err += f"{count} device(s) {what}: see `devposture-collector device show ID`\n"
     return out, err
+
+
+def _token_info(row: Row) -> str:
+    """What `token create` says on standard error about the token (or the value) it printed."""
+    uses = row.get("uses")
+    what = "one device" if uses == 1 else f"{uses} devices"
+    what += f" into group {row.get('group')}" if row.get("group") else ""
+    if "collectors" not in row:
+        return f"token {row.get('token')}: enrolls {what}, expires {row.get('expires')}\n"
+    expires = dt.datetime.fromisoformat(str(row.get("expires")))
+    return (
+        f"enrollment value for token {row.get('token')}: enrolls {what}; expires"
+        f" {beijing_time(expires)}\n"
+        f"collector {row.get('collectors')}, CA {row.get('ca_fingerprint')}\n"
+        f"Put it on each computer as {ENROLLMENT_FILE} (owner root, mode 0600): the agent"
+        " enrolls with it at its first start, then deletes it. It holds the secret: keep it"
+        " out of command lines, tickets and chats.\n"
+    )
 
 
 def _vertical(result: Result) -> str:

@@ -12,9 +12,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devposture.collector.admin.credentials import ROLES, Credential, credential_matches, redact
+from devposture.collector.admin.credentials import ROLES, Credential, credential_matches
 from devposture.collector.evidence import chain
 from devposture.collector.records import Records, from_us, maybe_from_us, to_us
+from devposture.log_format import redact  # the audit log redacts as the logs do
 
 ADMIN_SCHEMA = """
 CREATE TABLE IF NOT EXISTS admin_credentials (

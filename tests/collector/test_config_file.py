@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from devposture.collector.config import CONFIG_NAME, SCHEMA, ConfigError, load, render_default
-from devposture.collector.config_file import example
 from devposture.collector.datadir import initialize
+from devposture.config_file import example
 from devposture.policy.toml_lines import line_of
 
 

@@ -26,6 +26,9 @@ from devposture.net.address import CollectorAddress, normalize_fingerprint
 
 PREFIX = "dpe1."
 _CHECK_BYTES = 8
+# The time the people rolling agents out read expiries in (the collector's CLI and the agent's
+# log say it the same way).
+BEIJING = dt.timezone(dt.timedelta(hours=8))
 _TOKEN_PREFIX = "dpt_"  # noqa: S105 (the form of a token, not a secret)
 
 
@@ -56,6 +59,11 @@ class EnrollmentValue:
         ).encode("utf-8")
         check = hashlib.sha256(body).digest()[:_CHECK_BYTES]
         return PREFIX + base64.urlsafe_b64encode(body + check).decode("ascii").rstrip("=")
+
+
+def beijing_time(moment: dt.datetime) -> str:
+    """`2026-12-09 20:00 (UTC+08:00)`: a value's expiry as the collector's CLI prints it."""
+    return f"{moment.astimezone(BEIJING):%Y-%m-%d %H:%M} (UTC+08:00)"
 
 
 def looks_like_value(text: str) -> bool:

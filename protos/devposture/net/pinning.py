@@ -4,11 +4,13 @@ This is kubeadm's discovery pattern: an agent that knows only the CA's SHA-256 o
 connection *without* verifying, reads the certificate chain the collector presents, keeps the
 certificate whose fingerprint matches, and from then on verifies every connection against it.
 A collector that presents no matching certificate is refused before the token is sent.
+
+Through an HTTPS proxy (`devposture.net.proxy`) the connection is a CONNECT tunnel: the proxy
+relays the TLS handshake and cannot change the certificates without failing the pin.
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
 from typing import Any
 
@@ -16,12 +18,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from devposture.net.address import normalize_fingerprint
+from devposture.net.proxy import HttpsProxy, connect
 
-__all__ = ["PinningError", "fetch_pinned_ca", "fingerprint", "normalize_fingerprint"]
+__all__ = [
+    "PinningError", "Unreachable", "fetch_pinned_ca", "fingerprint", "normalize_fingerprint",
+]  # fmt: skip
 
 
 class PinningError(Exception):
     """The collector could not be reached, or did not prove to be the expected one."""
+
+
+class Unreachable(PinningError):
+    """Nothing answered over TLS at that address (or through the proxy): another address of
+    the same collector, or a later try, may work."""
 
 
 def fingerprint(cert: x509.Certificate) -> str:
@@ -37,20 +47,23 @@ def _unverified_chain(tls: ssl.SSLSocket) -> list[bytes]:
     return [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER) for c in chain]  # type: ignore[attr-defined]
 
 
-def fetch_pinned_ca(host: str, port: int, pin: str, timeout: float = 15.0) -> bytes:
-    """Return the PEM of the CA certificate the collector presents whose fingerprint is `pin`."""
+def fetch_pinned_ca(
+    host: str, port: int, pin: str, timeout: float = 15.0, proxy: HttpsProxy | None = None
+) -> bytes:
+    """Return the PEM of the CA certificate the collector presents whose fingerprint is `pin`
+    (connecting through `proxy` when one is given)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE  # verified below, by fingerprint
     context.set_alpn_protocols(["h2"])
     try:
         with (
-            socket.create_connection((host, port), timeout=timeout) as raw,
+            connect(host, port, timeout, proxy) as raw,
             context.wrap_socket(raw, server_hostname=host) as tls,
         ):
             chain = _unverified_chain(tls)
     except (OSError, ssl.SSLError) as exc:
-        raise PinningError(
+        raise Unreachable(
             f"cannot reach the collector at {host}:{port} ({exc}); check the address and"
             " that `devposture-collector serve` is running and reachable from this computer"
         ) from exc

@@ -7,13 +7,13 @@ use it, on their error path only, to say what is wrong in words the person can a
 from __future__ import annotations
 
 import ipaddress
-import socket
 import ssl
 from dataclasses import dataclass
 
 from cryptography import x509
 
 from devposture.net.address import CollectorAddress
+from devposture.net.proxy import HttpsProxy, connect
 
 # The client connection preface and an empty SETTINGS frame (RFC 9113, 3.4): what a gRPC
 # client sends first, so the enrollment port answers it with its own SETTINGS.
@@ -32,7 +32,8 @@ def _names(der: bytes) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
-def _listed(host: str, dns: list[str], ips: list[str]) -> bool:
+def listed(host: str, dns: list[str], ips: list[str]) -> bool:
+    """Whether a certificate with these names is valid for `host` (a name or an address)."""
     try:
         return str(ipaddress.ip_address(host)) in ips
     except ValueError:
@@ -59,11 +60,12 @@ class TlsFindings:
     name_listed: bool  # whether the name connected by is among them
 
 
-def probe_tls(address: CollectorAddress, ca_pem: bytes, timeout: float = 15.0) -> (
-    TlsFindings | None
-):  # fmt: skip
-    """Connect once to `address`, trusting `ca_pem` only, and see what answers; None when
-    nothing does (the caller then says what gRPC said)."""
+def probe_tls(
+    address: CollectorAddress, ca_pem: bytes, timeout: float = 15.0,
+    proxy: HttpsProxy | None = None,
+) -> TlsFindings | None:  # fmt: skip
+    """Connect once to `address` (through `proxy` when one is given), trusting `ca_pem` only,
+    and see what answers; None when nothing does (the caller then says what gRPC said)."""
     host = address.host
     try:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -71,7 +73,7 @@ def probe_tls(address: CollectorAddress, ca_pem: bytes, timeout: float = 15.0) -
         context.load_verify_locations(cadata=ca_pem.decode("ascii"))
         context.set_alpn_protocols(["h2"])
         with (
-            socket.create_connection((host, address.port), timeout=timeout) as raw,
+            connect(host, address.port, timeout, proxy) as raw,
             context.wrap_socket(raw, server_hostname=host) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
@@ -81,7 +83,7 @@ def probe_tls(address: CollectorAddress, ca_pem: bytes, timeout: float = 15.0) -
     if der is None:
         return TlsFindings(asks, None, True)
     dns, ips = _names(der)
-    return TlsFindings(asks, (dns, ips), _listed(host, dns, ips))
+    return TlsFindings(asks, (dns, ips), listed(host, dns, ips))
 
 
 def unlisted_name(address: CollectorAddress, names: tuple[list[str], list[str]]) -> str:

@@ -1,12 +1,16 @@
-"""Reading `collector.toml` as strictly as `policy.toml`: every section and key it may hold,
-what kind of value each takes, and every mistake named with its line and its fix.
+"""Reading a configuration file a person edits (`collector.toml`, the agent's `agent.toml`) as
+strictly as `policy.toml`: every section and key it may hold, what kind of value each takes, and
+every mistake named with its line and its fix.
 
-A misspelt key (`drain_second = 5`) must not be silently ignored: the collector would run on
-the default while the operator believes the file, which is worse than refusing to start. So
-an unknown section or key, a value of the wrong kind and a missing required key are each a
+A misspelt key (`drain_second = 5`) must not be silently ignored: the program would run on the
+default while the operator believes the file, which is worse than refusing to start. So an
+unknown section or key, a value of the wrong kind and a missing required key are each a
 problem, all of them found in one pass (a person fixes the file in one go), and the file is
-refused while any is left. Keys added after the first release are optional, so an older
-file keeps working with their defaults.
+refused while any is left. Keys added after the first release are optional, so an older file
+keeps working with their defaults.
+
+Shared by the collector and the agent (neither imports the other): the reading is the same, only
+the schema (each side's sections and keys) differs.
 """
 
 from __future__ import annotations
@@ -18,21 +22,25 @@ from pathlib import Path
 
 from devposture.policy.toml_lines import Path_, line_of
 
-Value = str | int | float | bool
+# `list` stands for a list of texts (`folders = ["/srv/a", "~/b"]`), held as a tuple.
+Value = str | int | float | bool | tuple[str, ...]
 
 
 class ConfigError(Exception):
-    """The data folder or its configuration cannot be used; the message says how to fix it."""
+    """A configuration cannot be used; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
 class Setting:
     """One key: its kind, the value `init` writes (shown as the example of a fix), and
-    whether the file must hold it (older files lack the keys added later)."""
+    whether the file must hold it (older files lack the keys added later). `sample` is the
+    example to show instead of the default, when the default (an empty list, an empty text)
+    would not show what to write."""
 
-    kind: type  # str, int, float or bool
+    kind: type  # str, int, float, bool or list (of texts)
     default: Value
     required: bool = False
+    sample: Value | None = None
 
 
 _KIND_WORDS = {
@@ -40,21 +48,26 @@ _KIND_WORDS = {
     int: "a whole number",
     float: "a number",
     bool: "true or false",
+    list: "a list of texts in quotes, in brackets",
 }
+
+
+def _spelled(value: Value) -> str:
+    """A value as a TOML file spells it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_spelled(v) for v in value) + "]"
+    return str(value)
 
 
 def example(key: str, setting: Setting) -> str:
     """The line to write, as `init` writes it: `port = 7446`, `host = "127.0.0.1"`."""
-    value = setting.default
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = f'"{value}"'
-    elif isinstance(value, float):
-        text = f"{value:g}"
-    else:
-        text = str(value)
-    return f"{key} = {text}"
+    return f"{key} = {_spelled(setting.default if setting.sample is None else setting.sample)}"
 
 
 def _shown(value: object) -> str:
@@ -69,6 +82,8 @@ def _fits(value: object, kind: type) -> bool:
         return kind is bool
     if kind is float:
         return isinstance(value, int | float)
+    if kind is list:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
     return isinstance(value, kind)
 
 
@@ -78,11 +93,15 @@ def _close(name: str, names: list[str]) -> str | None:
 
 
 class ConfigFile:
-    """One parsed `collector.toml` and the problems found in it so far."""
+    """One parsed configuration file and the problems found in it so far. `name` is how the
+    messages call the file (`collector.toml`, `agent.toml`); its path names it by default."""
 
-    def __init__(self, path: Path, schema: dict[str, dict[str, Setting]]) -> None:
+    def __init__(
+        self, path: Path, schema: dict[str, dict[str, Setting]], name: str | None = None
+    ) -> None:
         self.path = path
         self.schema = schema
+        self.name = name or path.name
         self.problems: list[tuple[int | None, str]] = []
         try:
             self.source = path.read_text(encoding="utf-8")
@@ -101,7 +120,7 @@ class ConfigFile:
         self.problems.append((line_of(self.source, where), message))
 
     def _unknown(self) -> None:
-        """Sections and keys the collector does not know, and values where a section goes."""
+        """Sections and keys the program does not know, and values where a section goes."""
         sections = sorted(self.schema)
         listed = ", ".join(f"[{s}]" for s in sections)
         for name, value in self.table.items():
@@ -114,7 +133,7 @@ class ConfigFile:
                 fix = f"did you mean [{near}]?" if near else "remove it"
                 self.problem(
                     (name,),
-                    f"[{name}] is not a section of collector.toml: {fix} (the sections are"
+                    f"[{name}] is not a section of {self.name}: {fix} (the sections are"
                     f" {listed})",
                 )
             else:
@@ -141,6 +160,11 @@ class ConfigFile:
                 f" ([{section}] takes {', '.join(known)})",
             )
 
+    def given(self, section: str, key: str) -> bool:
+        """Whether the file writes this key (so that it overrides a default)."""
+        table = self.table.get(section, {})
+        return isinstance(table, dict) and key in table
+
     def _value(self, section: str, key: str, kind: type) -> Value:
         """The checked value of a key (its default after a problem, which is recorded)."""
         setting = self.schema[section][key]
@@ -162,11 +186,18 @@ class ConfigFile:
                 f" `{example(key, setting)}`",
             )
             return setting.default
+        if kind is list:
+            return tuple(value)
         return float(value) if kind is float else value
 
     def text(self, section: str, key: str) -> str:
         value = self._value(section, key, str)
         assert isinstance(value, str)
+        return value
+
+    def texts(self, section: str, key: str) -> tuple[str, ...]:
+        value = self._value(section, key, list)
+        assert isinstance(value, tuple)
         return value
 
     def whole(self, section: str, key: str) -> int:
