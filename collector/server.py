@@ -38,6 +38,7 @@ from devposture.collector.store import Store
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
+from devposture.sd_notify import Notifier
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -485,14 +486,47 @@ async def serve_forever(
             )
         )
         temporary.replace(ready_file)
+    # systemd (Type=notify): ready once every port is bound, then proof of life.
+    notifier = Notifier()
+    notifier.ready(serving_status(running))
+    pinger = asyncio.create_task(ping_watchdog(notifier))
     watcher = asyncio.create_task(watch_policy(config, running, stop))
     summary = asyncio.create_task(log_ingest(running, stop))
     days = asyncio.create_task(keep_fleet_days(running, stop, database=config.database))
     await stop.wait()
+    drain = f"; health answers NOT_SERVING for {running.drain_seconds:g} s first"
+    notifier.notify("STOPPING=1", "STATUS=stopping" + (drain if running.drain_seconds > 0 else ""))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, running.cut_drain)  # a second signal skips the drain
     await watcher
     await summary
     await days
     print("devposture collector stopping", flush=True)
-    await running.stop()
+    try:
+        await running.stop()
+    finally:
+        pinger.cancel()
+
+
+def serving_status(running: RunningServer) -> str:
+    """The STATUS= line `systemctl status` shows: every port this collector serves."""
+    ports_served = [
+        ("enrollment", running.enroll_port),
+        ("reports", running.report_port),
+        ("administration", running.admin_port),
+        ("metrics", running.metrics_port),
+        ("dashboard", running.web_port),
+    ]
+    return "serving: " + ", ".join(f"{name} port {p}" for name, p in ports_served if p)
+
+
+async def ping_watchdog(notifier: Notifier) -> None:
+    """WATCHDOG=1 at the service manager's interval while the collector runs, drain
+    included. The pings come from the event loop itself: a loop stuck in a blocking call
+    stops them, and the manager restarts the collector. Nothing when no watchdog is set."""
+    interval = notifier.ping_interval()
+    if interval is None:
+        return
+    while True:
+        notifier.watchdog()
+        await asyncio.sleep(interval)
