@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit protos bench clean
+.PHONY: demo test lint typecheck unit protos bench clean packages
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -39,6 +39,13 @@ unit: $(VENV)/.installed-test
 ## protos: regenerate the Python modules and stubs from protos/devposture/v1/*.proto
 protos: $(VENV)/.installed-test
 	$(BIN)/python protos/generate.py
+
+## packages: .deb and .rpm of the agent and the collector, each with its own Python, and the
+## three wheels, into dist/ (installers/linux/packages.py; the build is cached outside the
+## repository, keyed by its sources). Needs Debian's python3.11-venv, libpython3.11, binutils.
+FREEZE_PYTHON ?= /usr/bin/python3.11
+packages:
+	$(PYTHON) installers/linux/packages.py --out dist --python $(FREEZE_PYTHON)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts

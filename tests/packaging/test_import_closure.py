@@ -12,11 +12,14 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from importlib.metadata import packages_distributions, requires
+from pathlib import Path
 
 import pytest
 
-# What `devposture-agent` depends on (installers/python/agent.toml): nothing else may load.
+# What `devposture-agent` depends on, as its distribution declares it: nothing else may load.
+AGENT_PYPROJECT = Path(__file__).parents[2] / "installers" / "python" / "agent" / "pyproject.toml"
 AGENT_DISTRIBUTIONS = {"grpcio", "protobuf", "cryptography", "psutil", "watchdog"}
 SERVER_LIBRARIES = {
     "starlette", "uvicorn", "jinja2", "prometheus_client", "grpc_health", "grpc_reflection",
@@ -91,6 +94,14 @@ def agent_closure() -> set[str]:
     at start (site's .pth files, e.g. setuptools' _distutils_hack)."""
     loaded = closure("devposture.agent", absent=NOT_IN_THE_AGENT_ENVIRONMENT)
     return loaded - closure(absent=NOT_IN_THE_AGENT_ENVIRONMENT)
+
+
+def test_the_agent_distribution_declares_exactly_these_dependencies() -> None:
+    declared = tomllib.loads(AGENT_PYPROJECT.read_text(encoding="utf-8"))["project"]
+    names = {
+        normalized(re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0]) for d in declared["dependencies"]
+    }
+    assert names == AGENT_DISTRIBUTIONS | {"devposture-common"}
 
 
 def test_the_agent_imports_no_collector_module(agent_closure: set[str]) -> None:

@@ -1,0 +1,183 @@
+"""The .deb packages installed for real into clean Debian 12 and Debian 13 root filesystems.
+
+In each root (debootstrap minbase + systemd, unpacked afresh): the collector's package is
+installed, `init` makes its data folder as the service's user, and its unit's ExecStart= line
+serves on loopback until it says READY=1. IT's enrollment file is put in
+/etc/devposture/enroll.token before the agent's package is installed; the maintainer scripts
+make the folders and enable the unit (policy-rc.d keeps anything from starting, as in an image
+build). The installed agent prints its report (`collect --json`); started by its unit's
+ExecStart= line it enrolls with the file, deletes it and sends a report the collector stores
+and acknowledges. A newer build (release 2) upgrades it and the device keeps its identity;
+`dpkg -r` keeps the state, `dpkg -P` deletes it. `systemd-analyze verify`, the release's own,
+checks the installed units.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.fleet import free_ports
+from tests.packaging.conftest import SUITES, rootfs
+from tests.packaging.linux_root import (
+    EVENT_TIMEOUT,
+    DebianRoot,
+    NotifySocket,
+    Unit,
+    debian_root,
+    set_collector_ports,
+)
+
+pytestmark = pytest.mark.slow
+
+AGENT = "/usr/bin/devposture-agent"
+COLLECTOR = "/usr/bin/devposture-collector"
+DATA = "/var/lib/devposture-collector"
+STATE = "/var/lib/devposture-agent"
+TOKEN_FILE = "/etc/devposture/enroll.token"
+
+
+@pytest.fixture(params=SUITES)
+def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DebianRoot]:
+    tarball = rootfs(request.param)
+    with debian_root(tarball, tmp_path / request.param) as unpacked:
+        yield unpacked
+
+
+def dpkg(root: DebianRoot, *argv: str, package: Path | None = None) -> str:
+    if package is not None:
+        (root.file("/tmp") / package.name).write_bytes(package.read_bytes())
+        argv = (*argv, f"/tmp/{package.name}")
+    done = root.run("dpkg", *argv)
+    return done.stdout + done.stderr
+
+
+def wait_until(what: str, done: Callable[[], bool], timeout: float = EVENT_TIMEOUT) -> None:
+    """Poll `done()` until true; the timeout only ends a hung test."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
+        time.sleep(0.5)
+
+
+def serve_collector(root: DebianRoot, package: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Install the collector, `init` as its user, serve with the unit's ExecStart= line."""
+    out = dpkg(root, "-i", package=package)
+    assert "devposture-collector" in root.run("getent", "passwd", "devposture-collector").stdout
+    data = root.file(DATA)
+    assert data.is_dir() and data.stat().st_mode & 0o777 == 0o700
+    assert "not started yet" not in out  # systemd does not run here: nothing tried to start
+    enroll, report, admin, metrics, web = free_ports(5)
+    root.run(COLLECTOR, "init", "--data", DATA, "--listen", "127.0.0.1", "--enroll-port",
+             str(enroll), "--report-port", str(report), user="devposture-collector")  # fmt: skip
+    set_collector_ports(root.file(f"{DATA}/collector.toml"), admin, metrics, web)
+    unit = Unit.parse(root.file("/usr/lib/systemd/system/devposture-collector.service").read_text())
+    assert unit.user == "devposture-collector"
+    notify = NotifySocket(root.file("/run/devposture-test/collector.sock"))
+    process = root.start(unit, "collector", notify)
+    notify.wait_for("READY=1", process, EVENT_TIMEOUT)
+    return process, enroll
+
+
+def enrollment_value(root: DebianRoot, enroll_port: int) -> str:
+    done = root.run(COLLECTOR, "token", "create", "--bundle", "--data", DATA,
+                    "--enroll-address", f"127.0.0.1:{enroll_port}",
+                    user="devposture-collector")  # fmt: skip
+    value = done.stdout.strip().splitlines()[-1]
+    assert value.startswith("dpe1."), done.stdout
+    return value
+
+
+def stored_devices(root: DebianRoot) -> list[dict[str, object]]:
+    done = root.run(COLLECTOR, "device", "list", "--format", "json", "--data", DATA,
+                    user="devposture-collector")  # fmt: skip
+    devices: list[dict[str, object]] = json.loads(done.stdout)
+    return devices
+
+
+def device_id(root: DebianRoot) -> str:
+    agent = json.loads(root.file(f"{STATE}/agent.json").read_text())
+    return str(agent["device_id"])
+
+
+def test_packages_install_enroll_report_upgrade_and_purge(
+    root: DebianRoot, packages: dict[str, Path], upgrade_packages: dict[str, Path]
+) -> None:
+    collector, enroll_port = serve_collector(root, packages["collector.deb"])
+
+    # IT's enrollment file is on the computer before the package (0600, root's).
+    token = root.file(TOKEN_FILE)
+    token.parent.mkdir(parents=True)
+    token.write_text(enrollment_value(root, enroll_port) + "\n")
+    token.chmod(0o600)
+    dpkg(root, "-i", package=packages["agent.deb"])
+    state = root.file(STATE)
+    assert state.is_dir() and state.stat().st_mode & 0o777 == 0o700
+    wants = root.file("/etc/systemd/system/multi-user.target.wants/devposture-agent.service")
+    # The unit is enabled: the link points at the installed unit (Debian 12's helper names it
+    # by /lib, an alias of /usr/lib there; Debian 13's by /usr/lib).
+    unit_file = root.file("/usr/lib/systemd/system/devposture-agent.service")
+    assert root.file(os.readlink(wants)).resolve() == unit_file.resolve()
+    assert token.exists(), "nothing may have started the agent in a chroot"
+    for doc in ("README", "copyright", "changelog.Debian.gz"):
+        assert root.file(f"/usr/share/doc/devposture-agent/{doc}").is_file(), doc
+
+    # The release's own systemd checks the installed units (their programs exist now).
+    for name in ("devposture-agent.service", "devposture-collector.service"):
+        path = f"/usr/lib/systemd/system/{name}"
+        verify = root.run("systemd-analyze", "verify", path, check=False)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    report = json.loads(root.run(AGENT, "collect", "--json").stdout)
+    assert report["host"]["osFamily"] == "OS_FAMILY_LINUX" and report["reportId"]
+    loader_errors = [e for e in json.dumps(report).split('"') if "shared librar" in e]
+    assert not loader_errors, loader_errors  # the tools it ran loaded the system's libraries
+
+    # Started as systemd would: it enrolls with the file, deletes it, reports.
+    unit = Unit.parse(root.file("/usr/lib/systemd/system/devposture-agent.service").read_text())
+    assert unit.exec_start[0] == "/opt/devposture-agent/bin/devposture-agent"
+    notify = NotifySocket(root.file("/run/devposture-test/agent.sock"))
+    agent = root.start(unit, "agent", notify)
+    notify.wait_for("READY=1", agent, EVENT_TIMEOUT)
+    wait_until("the enrollment file deleted", lambda: not token.exists())
+    enrolled = device_id(root)
+    wait_until("the agent's report acknowledged",
+               lambda: root.file(f"{STATE}/last-verdicts.pb").exists())  # fmt: skip
+    devices = stored_devices(root)
+    assert [d for d in devices if d.get("device") == enrolled and d.get("last_report")], devices
+    assert root.stop(agent) == 0, root.log("agent")
+    log = root.log("agent")
+    assert "dpe1." not in log and "dpt_" not in log, "the secret reached the log"
+
+    # A newer build upgrades in place: same device, and it still reports as that device.
+    out = dpkg(root, "-i", package=upgrade_packages["agent.deb"])
+    assert "0.1.0-2" in root.run("dpkg-query", "-W", "devposture-agent").stdout, out
+    assert device_id(root) == enrolled
+    once = root.run(AGENT, "once")
+    assert "acknowledged" in once.stdout, once.stdout + once.stderr
+
+    # Remove keeps the identity; purge deletes it and any secret left.
+    dpkg(root, "-r", "devposture-agent")
+    assert not root.file("/opt/devposture-agent").exists()
+    assert device_id(root) == enrolled
+    token.parent.mkdir(exist_ok=True)  # the empty folder went with the package
+    token.write_text("dpe1.left-behind\n")
+    dpkg(root, "-P", "devposture-agent")
+    assert not state.exists() and not token.exists()
+    assert not root.file("/etc/systemd/system/devposture-agent.service").is_symlink()
+    assert not wants.is_symlink()
+
+    # The collector likewise: remove keeps its data (CA, database), purge deletes it.
+    assert root.stop(collector) == 0, root.log("collector")
+    dpkg(root, "-r", "devposture-collector")
+    assert root.file(f"{DATA}/collector.toml").exists()
+    dpkg(root, "-P", "devposture-collector")
+    assert not root.file(DATA).exists()
+    assert re.search(r"^devposture-collector:", root.file("/etc/passwd").read_text(), re.M)
