@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from devposture.agent.host import HostError, display_path
+from devposture.agent.host import HostError, HostPermissionError, display_path
 from devposture.agent.host.types import FileEntry
 from devposture.agent.parsers.file_headers import (
     SAMPLE_SIZE,
@@ -117,6 +117,19 @@ class _Scan:
         except HostError as exc:
             self.skip(path, exc.message)
             return False
+
+    def readable_home(self, home: str) -> None:
+        """A home the agent cannot read is skipped with its reason: its backups are unknown,
+        not absent (the service needs CAP_DAC_READ_SEARCH or root; a terminal run by another
+        user reads only its own home). Any other failure (a home gone since, a bundle made
+        before this was asked) says nothing about backups and is left to the scan."""
+        try:
+            self.ctx.host.list_dir(home)
+        except HostPermissionError as exc:
+            self.skip(home, f"this home folder cannot be read ({exc.message}), so its chat"
+                      " backups are unknown: run the agent as its service (root)")  # fmt: skip
+        except HostError:
+            return
 
     def names(self, path: str) -> list[str] | None:
         """The folder's entries, or None (and the folder skipped) when it cannot be listed."""
@@ -434,6 +447,8 @@ def watch_folders(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> list[str
 def scan(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> FactOutcome:
     """The chat-backup fact for one computer."""
     state = _Scan(ctx)
+    for home in state.homes:
+        state.readable_home(home)
     for root in data_roots(ctx, layouts, state):
         state.fact.locations_checked += 1
         try:

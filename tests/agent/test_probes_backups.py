@@ -238,3 +238,52 @@ def test_an_unreadable_entry_costs_only_itself(tmp_path: Path) -> None:
     assert fact["entriesSkipped"] == 1
     (reason,) = fact["skippedReasons"]
     assert reason.startswith("~/b/locked: permission denied"), reason
+
+
+_TWO_HOMES = """
+import json, sys
+from pathlib import Path
+from google.protobuf import json_format
+from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.linux import backups
+from devposture.agent.probes.outcome import ProbeContext
+from devposture.v1 import devposture_pb2 as pb
+from tests.agent.test_probes_backups import TempHomeHost
+
+class TwoHomes(TempHomeHost):
+    def home_dirs(self):
+        return [sys.argv[1], sys.argv[2]]
+
+ctx = ProbeContext(TwoHomes(Path(sys.argv[1])), ProbeConfig(), pb.PostureReport())
+print(json_format.MessageToJson(backups.probe(ctx).fact))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="setpriv drops Linux capabilities")
+def test_a_home_the_agent_cannot_read_makes_backups_unknown_not_absent(tmp_path: Path) -> None:
+    """Another user's private home, read without root's capabilities (a terminal, or a
+    service without CAP_DAC_READ_SEARCH): skipped with its reason, so the clause reads UNKNOWN
+    instead of "no backup"."""
+    mine, theirs = tmp_path / "me", tmp_path / "other"
+    mine.mkdir()
+    theirs.mkdir()
+    theirs.chmod(0)
+    try:
+        argv = [sys.executable, "-c", _TWO_HOMES, str(mine), str(theirs)]
+        if os.geteuid() == 0:
+            argv = [tool("setpriv"), "--bounding-set=-dac_override,-dac_read_search", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
+    finally:
+        theirs.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    fact = json.loads(done.stdout)
+    assert fact.get("entriesSkipped") == 1, fact
+    (reason,) = fact["skippedReasons"]
+    assert "this home folder cannot be read (permission denied" in reason, reason
+    # Readable, both homes say nothing is skipped: the check cannot fire on its own.
+    done = subprocess.run(
+        [sys.executable, "-c", _TWO_HOMES, str(mine), str(theirs)],
+        capture_output=True, text=True, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "entriesSkipped" not in json.loads(done.stdout)
