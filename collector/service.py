@@ -520,14 +520,16 @@ class CollectorService(pb_grpc.CollectorServicer):
         return None
 
     async def _push_back(
-        self, context: grpc.aio.ServicerContext[object, object], why: str
-    ) -> NoReturn:
-        """UNAVAILABLE with a retry hint: the agent keeps its reports and comes back later.
-        The hint is spread so that a fleet told to wait does not return all at once."""
+        self, context: grpc.aio.ServicerContext[object, object], why: str,
+        kept: str = "your reports are kept",
+    ) -> NoReturn:  # fmt: skip
+        """UNAVAILABLE with a retry hint: the agent keeps its reports (or what `kept` says)
+        and comes back later. The hint is spread so that a fleet told to wait does not return
+        all at once."""
         hint = int(PUSH_BACK_MS * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
         await context.abort(
             grpc.StatusCode.UNAVAILABLE,
-            f"{why}: your reports are kept; retry in {hint / 1000:.1f} s",
+            f"{why}: {kept}; retry in {hint / 1000:.1f} s",
             trailing_metadata=(("retry-after-ms", str(hint)),),
         )
         raise AssertionError("abort returns only by raising")  # pragma: no cover
@@ -535,18 +537,13 @@ class CollectorService(pb_grpc.CollectorServicer):
     async def _full_disk(
         self, context: grpc.aio.ServicerContext[object, object], what: str
     ) -> NoReturn:
-        """An enrollment or certificate call whose write the full disk refused: UNAVAILABLE
-        with a retry hint, as reports are pushed back, and counted in the same one log line
-        (the admin side is told where the disk is; the caller only that it is full)."""
+        """An enrollment or certificate call whose write the full disk refused: pushed back as
+        reports are, and counted in the same one log line (the admin side is told where the
+        disk is; the caller only that it is full)."""
         self._committer.disk_full()
-        hint = int(PUSH_BACK_MS * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
-        await context.abort(
-            grpc.StatusCode.UNAVAILABLE,
-            f"the collector cannot {what} now (its disk is full): nothing was used up;"
-            f" retry in {hint / 1000:.1f} s",
-            trailing_metadata=(("retry-after-ms", str(hint)),),
+        await self._push_back(
+            context, f"the collector cannot {what} now (its disk is full)", "nothing was used up"
         )
-        raise AssertionError("abort returns only by raising")  # pragma: no cover
 
     async def _commit(
         self, context: grpc.aio.ServicerContext[object, object],
