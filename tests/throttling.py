@@ -19,8 +19,6 @@ import http.client
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from urllib.parse import urlencode
@@ -52,14 +50,6 @@ class HeldTime:
 
     def release(self) -> None:
         self.gate.set()
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    """Wait for an event the server causes (generous deadline; never a fixed sleep)."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 class Forwarder:

@@ -203,6 +203,15 @@ def test_a_name_that_is_not_valid_text_costs_nothing(tmp_path: Path) -> None:
     fact.SerializeToString()  # valid UTF-8 throughout: the fact can be sent
 
 
+def _without_root_reading(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run `script` in a new interpreter that may read only what its user may: as root, with
+    the capabilities that let root read everything dropped."""
+    argv = [sys.executable, "-c", script, *args]
+    if os.geteuid() == 0:
+        argv = [tool("setpriv"), "--bounding-set=-dac_override,-dac_read_search", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
+
+
 _UNREADABLE = """
 import json, sys
 from google.protobuf import json_format
@@ -226,10 +235,7 @@ def test_an_unreadable_entry_costs_only_itself(tmp_path: Path) -> None:
     seven_zip(locked, "hidden.7z", "-pS3cret", "-mhe=on")
     locked.chmod(0)
     try:
-        argv = [sys.executable, "-c", _UNREADABLE, str(tmp_path)]
-        if os.geteuid() == 0:  # root reads everything: drop the capabilities that allow it
-            argv = [tool("setpriv"), "--bounding-set=-dac_override,-dac_read_search", *argv]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
+        done = _without_root_reading(_UNREADABLE, str(tmp_path))
     finally:
         locked.chmod(0o700)
     assert done.returncode == 0, done.stderr
@@ -269,10 +275,7 @@ def test_a_home_the_agent_cannot_read_makes_backups_unknown_not_absent(tmp_path:
     theirs.mkdir()
     theirs.chmod(0)
     try:
-        argv = [sys.executable, "-c", _TWO_HOMES, str(mine), str(theirs)]
-        if os.geteuid() == 0:
-            argv = [tool("setpriv"), "--bounding-set=-dac_override,-dac_read_search", *argv]
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
+        done = _without_root_reading(_TWO_HOMES, str(mine), str(theirs))
     finally:
         theirs.chmod(0o700)
     assert done.returncode == 0, done.stderr

@@ -31,7 +31,8 @@ from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import LiveCollector, host_info
-from tests.throttling import SECOND_SOURCE, Forwarder, HeldTime, wait_until
+from tests.throttling import SECOND_SOURCE, Forwarder, HeldTime
+from tests.waiting import wait_until
 
 GUESSER = "127.0.0.1"
 BAD_TOKEN = "dpt_0123456789abcdef_" + "A" * 43

@@ -22,10 +22,9 @@ import itertools
 import os
 import re
 import subprocess
-import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -40,6 +39,7 @@ from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOu
 from devposture.collector.tokens import new_token
 from devposture.net.rpc_status import retry_hint
 from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_agent, run, utcnow
+from tests.waiting import wait_until
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 FULL_LINE = "the disk holding the data folder is full"
@@ -88,13 +88,6 @@ def fill(directory: Path) -> Path:
     with pytest.raises(OSError):  # really full
         (directory / "one-more-byte").write_bytes(b"x")
     return filler
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -216,7 +209,7 @@ def test_a_full_disk_pushes_agents_back_and_storing_resumes_when_space_is_back(
             hints += [_pushed_back(agent) for agent in everyone]  # and again: one log line
             assert all(5.0 <= hint <= 10.0 for hint in hints), hints
             assert all(agent.pending_count() == 2 for agent in everyone), "reports not kept"
-            wait_for(lambda: FULL_LINE in server.output(), "the full-disk log line")
+            wait_until(lambda: FULL_LINE in server.output(), "the full-disk log line")
 
             # Enrolling, renewing and reestablishing write too: pushed back the same way, and
             # nothing is used up (the token's use, the proof's time).
@@ -252,7 +245,7 @@ def test_a_full_disk_pushes_agents_back_and_storing_resumes_when_space_is_back(
                 assert result.stopped_by is None, result.stopped_by
                 assert len(result.acknowledged) == 2
                 assert agent.pending_count() == 0
-            wait_for(lambda: BACK_LINE in server.output(), "the recovery log line")
+            wait_until(lambda: BACK_LINE in server.output(), "the recovery log line")
             assert enroll_agent(server, late, "late", token).device_id
             for expired in (False, True):
                 exchange(agents[0].state, agents[0].enrollment, utcnow(), expired=expired)

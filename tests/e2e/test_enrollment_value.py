@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from devposture.net.enrollment_value import parse_enrollment_value
 from tests.connect_proxy import connect_proxy
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, run
 from tests.e2e.fleet import free_ports
+from tests.waiting import wait_until
 
 WAIT = 90.0  # generous: every wait below ends on an event, this only bounds a failure
 
@@ -68,15 +68,6 @@ def _reports(c: CollectorProcess) -> list[str]:
         store.close()
 
 
-def _until(what: str, check: object, timeout: float = WAIT) -> None:
-    """Wait for `check()` to be true (polling an observable state), failing after `timeout`."""
-    assert callable(check)
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"not seen within {timeout:g} s: {what}"
-        time.sleep(0.1)
-
-
 @dataclass
 class Agent:
     process: subprocess.Popen[bytes]
@@ -90,7 +81,7 @@ class Agent:
             assert self.process.poll() is None, f"the agent exited:\n{self.output()}"
             return self.output().count(text) >= count
 
-        _until(f"{text!r} x{count} in the agent's log", seen)
+        wait_until(seen, f"{text!r} x{count} in the agent's log", WAIT, 0.1)
 
     def argv_seen_by_ps(self) -> str:
         done = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(self.process.pid)],
@@ -130,8 +121,8 @@ def _enrolled(state: Path) -> dict[str, object]:
 
 def _until_enrolled(state: Path, enroll_file: Path) -> None:
     """Until the agent has enrolled, and then deleted the enrollment file."""
-    _until("enrolled", lambda: bool(_enrolled(state)))
-    _until("the enrollment file deleted", lambda: not enroll_file.exists())
+    wait_until(lambda: bool(_enrolled(state)), "enrolled", WAIT, 0.1)
+    wait_until(lambda: not enroll_file.exists(), "the enrollment file deleted", WAIT, 0.1)
 
 
 def test_run_enrolls_with_the_value_deletes_the_file_and_reports(
@@ -143,7 +134,7 @@ def test_run_enrolls_with_the_value_deletes_the_file_and_reports(
     config, enroll_file, state = _rolled_out(tmp_path, value)
     with agent_run(tmp_path, config) as agent:
         assert token not in agent.argv_seen_by_ps() and value not in agent.argv_seen_by_ps()
-        _until("a report stored by the collector", lambda: len(_reports(c)) >= 1)
+        wait_until(lambda: len(_reports(c)) >= 1, "a report stored by the collector", WAIT, 0.1)
         assert not enroll_file.exists(), "the enrollment file outlived its enrollment"
         device = _enrolled(state)["device_id"]
         agent.wait_for(f"enrolled as device {device}")
@@ -229,7 +220,7 @@ def test_enrollment_and_reports_go_through_an_https_proxy(
             tmp_path, value, extra=f'\n[network]\nhttps_proxy = "{proxy.url}"\n'
         )
         with agent_run(tmp_path, config):
-            _until("a report stored by the collector", lambda: len(_reports(c)) >= 1)
+            wait_until(lambda: len(_reports(c)) >= 1, "a report stored by the collector", WAIT, 0.1)
             tunnels = proxy.opened()
     enroll_target, report_target = f"127.0.0.1:{c.enroll_port}", f"127.0.0.1:{c.report_port}"
     # The CA pinning and the Enroll call, then the report channel: all through the proxy.

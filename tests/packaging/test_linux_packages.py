@@ -18,8 +18,7 @@ import json
 import os
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +33,7 @@ from tests.packaging.linux_root import (
     debian_root,
     set_collector_ports,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +57,6 @@ def dpkg(root: DebianRoot, *argv: str, package: Path | None = None) -> str:
         argv = (*argv, f"/tmp/{package.name}")
     done = root.run("dpkg", *argv)
     return done.stdout + done.stderr
-
-
-def wait_until(what: str, done: Callable[[], bool], timeout: float = EVENT_TIMEOUT) -> None:
-    """Poll `done()` until true; the timeout only ends a hung test."""
-    deadline = time.monotonic() + timeout
-    while not done():
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
-        time.sleep(0.5)
 
 
 def serve_collector(root: DebianRoot, package: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -146,10 +138,10 @@ def test_packages_install_enroll_report_upgrade_and_purge(
     notify = NotifySocket(root.file("/run/devposture-test/agent.sock"))
     agent = root.start(unit, "agent", notify)
     notify.wait_for("READY=1", agent, EVENT_TIMEOUT)
-    wait_until("the enrollment file deleted", lambda: not token.exists())
+    wait_until(lambda: not token.exists(), "the enrollment file deleted", EVENT_TIMEOUT, 0.5)
     enrolled = device_id(root)
-    wait_until("the agent's report acknowledged",
-               lambda: root.file(f"{STATE}/last-verdicts.pb").exists())  # fmt: skip
+    wait_until(lambda: root.file(f"{STATE}/last-verdicts.pb").exists(),
+               "the agent's report acknowledged", EVENT_TIMEOUT, 0.5)  # fmt: skip
     devices = stored_devices(root)
     assert [d for d in devices if d.get("device") == enrolled and d.get("last_report")], devices
     assert root.stop(agent) == 0, root.log("agent")

@@ -16,7 +16,8 @@ import pytest
 
 from devposture.collector.throttle import FREE_FAILURES, MAX_QUEUED, Turn, backoff
 from devposture.collector.web.server import DashboardServer, start_dashboard
-from tests.throttling import SECOND_SOURCE, HeldTime, post_login, wait_until
+from tests.throttling import SECOND_SOURCE, HeldTime, post_login
+from tests.waiting import wait_until
 from tests.web.conftest import Fleet
 
 GUESSER = "127.0.0.1"
