@@ -39,7 +39,8 @@ from devposture.agent.settings import (
     ConfigError,
     Overrides,
     Settings,
-    config_locations,
+    default_config_file,
+    default_log_file,
 )
 from devposture.agent.settings import load as load_settings
 from devposture.agent.state import AgentState, StateError
@@ -83,7 +84,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
         help="the agent's configuration file (default: $DEVPOSTURE_AGENT_CONFIG, else"
-        f" {config_locations()[0].path}; a missing default file means the defaults)",
+        f" {default_config_file()}; a missing default file means the defaults)",
     )  # fmt: skip
     common.add_argument(
         "--log-format", choices=FORMATS, default=argparse.SUPPRESS,
@@ -93,6 +94,12 @@ def _common_options() -> argparse.ArgumentParser:
         "--log-level", choices=tuple(LEVELS), default=argparse.SUPPRESS,
         help="the least important messages logged (default: info for `run`, warning for the"
         " other commands)",
+    )  # fmt: skip
+    common.add_argument(
+        "--log-file", type=Path, default=argparse.SUPPRESS, metavar="FILE",
+        help="the service's log file, rotated at 10 MB, 5 kept; - for standard error ([logging]"
+        f" file; default: {default_log_file() or 'standard error, the journal'}). Other commands"
+        " log to standard error",
     )  # fmt: skip
     common.add_argument(
         "--https-proxy", default=argparse.SUPPRESS, metavar="URL",
@@ -294,6 +301,7 @@ def overrides(args: argparse.Namespace) -> Overrides:
         enrollment_file=getattr(args, "enrollment_file", None),
         log_format=getattr(args, "log_format", None),
         log_level=getattr(args, "log_level", None),
+        log_file=getattr(args, "log_file", None),
         https_proxy=getattr(args, "https_proxy", None),
         backup_folders=tuple(getattr(args, "backup_folder", None) or ()),
     )
@@ -520,10 +528,11 @@ def cmd_config(args: argparse.Namespace, settings: Settings, state: AgentState) 
         "enrollment_file": str(settings.enrollment_file),
         "log_format": settings.log_format,
         "log_level": settings.log_level or "(info for run, warning for the other commands)",
+        "log_file": str(settings.log_file or default_log_file() or "(standard error)"),
         "https_proxy": str(settings.https_proxy or "(none: direct)"),
         "backup_folders": ", ".join(settings.backup_folders) or "(none)",
     }
-    file = settings.config_file or f"{config_locations()[0].path} (absent: defaults)"
+    file = settings.config_file or f"{default_config_file()} (absent: defaults)"
     print(f"configuration file: {file}")
     for name, value in shown.items():
         section, key = KEYS[name]
@@ -614,6 +623,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings, state: AgentState) -> 
     return EXIT_OK
 
 
+SERVICE_COMMANDS = ("run", "service")
+
+
+def service_log_file(args: argparse.Namespace, settings: Settings) -> Path | None:
+    """The rotated file the service logs to (None: standard error). Only the service: a
+    command run by a person answers on the terminal."""
+    if args.command not in SERVICE_COMMANDS:
+        return None
+    chosen = settings.log_file or default_log_file()
+    return None if chosen is None or str(chosen) == "-" else chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -624,7 +645,17 @@ def main(argv: list[str] | None = None) -> int:
     level = "debug" if args.verbose else settings.log_level
     level = level or ("info" if args.command == "run" else "warning")
     # To stderr, the service's journal; secrets redacted in every format.
-    configure(settings.log_format, level=LEVELS[level])
+    log_file = service_log_file(args, settings)
+    try:
+        configure(settings.log_format, level=LEVELS[level], file=log_file)
+    except OSError as exc:
+        print(
+            f"devposture-agent: error: cannot write the log file {log_file} ({exc.strerror}):"
+            " make its folder writable by the service, or name another with [logging] file"
+            " (--log-file; - for standard error)",
+            file=sys.stderr,
+        )  # fmt: skip
+        return EXIT_FAILED
     state = AgentState(settings.state_dir, proxy=settings.https_proxy)
     handlers = {
         "enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run,

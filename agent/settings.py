@@ -17,6 +17,7 @@ every key, is docs/agent-configuration.md.
 from __future__ import annotations
 
 import os
+import plistlib
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ ENV = {
     "enrollment_file": "DEVPOSTURE_AGENT_ENROLLMENT_FILE",
     "log_format": "DEVPOSTURE_AGENT_LOG_FORMAT",
     "log_level": "DEVPOSTURE_AGENT_LOG_LEVEL",
+    "log_file": "DEVPOSTURE_AGENT_LOG_FILE",
     "https_proxy": "DEVPOSTURE_AGENT_HTTPS_PROXY",
     "backup_folders": "DEVPOSTURE_AGENT_BACKUP_FOLDERS",
 }
@@ -54,6 +56,7 @@ OPTIONS = {
     "enrollment_file": "--enrollment-file",
     "log_format": "--log-format",
     "log_level": "--log-level",
+    "log_file": "--log-file",
     "https_proxy": "--https-proxy",
     "backup_folders": "--backup-folder",
 }
@@ -65,6 +68,7 @@ KEYS = {
     "enrollment_file": ("enrollment", "file"),
     "log_format": ("logging", "format"),
     "log_level": ("logging", "level"),
+    "log_file": ("logging", "file"),
     "https_proxy": ("network", "https_proxy"),
     "backup_folders": ("backups", "folders"),
 }
@@ -81,16 +85,23 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "logging": {
         "format": Setting(str, "text"),
         "level": Setting(str, "", sample="warning"),
+        "file": Setting(str, "", sample="/Library/Logs/devposture/agent.log"),
     },
     "network": {"https_proxy": Setting(str, "", sample="http://proxy.corp.example:3128")},
     "backups": {"folders": Setting(list, (), sample=("/srv/wechat-backups",))},
 }
 
 
+# macOS: the settings a configuration profile pushed by MDM holds (preference domain
+# com.devposture.agent, installers/macos/mobileconfig.py). Stronger than agent.toml: the
+# profile is IT's enforced choice, the file may be a leftover.
+MANAGED_PREFERENCES = Path("/Library/Managed Preferences/com.devposture.agent.plist")
+
+
 @dataclass(frozen=True)
 class Location:
     """A place the agent's configuration comes from on one OS. `read` is False for a place
-    documented for the macOS and Windows packages that this agent does not read yet."""
+    documented that this agent does not read (yet)."""
 
     path: str
     what: str
@@ -109,13 +120,14 @@ def config_folder(platform: str = sys.platform) -> Path:
 def config_locations(platform: str = sys.platform) -> list[Location]:
     """Where the configuration is looked for on `platform` ("linux", "darwin", "win32"), the
     first one read first. The packages for macOS and Windows (next issue) place it here."""
-    places = [Location(str(config_folder(platform) / CONFIG_NAME), "agent.toml")]
+    places = []
     if platform == "darwin":
         places.append(Location(
-            "/Library/Managed Preferences/com.devposture.agent.plist",
-            "managed preferences (a configuration profile pushed by MDM), same keys",
-            read=False,
+            str(MANAGED_PREFERENCES),
+            "managed preferences (a configuration profile pushed by MDM), same keys; stronger"
+            " than agent.toml",
         ))  # fmt: skip
+    places.append(Location(str(default_config_file(platform)), "agent.toml"))
     if platform == "win32":
         places.append(Location(
             r"HKEY_LOCAL_MACHINE\SOFTWARE\Policies\devposture\agent",
@@ -124,8 +136,23 @@ def config_locations(platform: str = sys.platform) -> list[Location]:
     return places
 
 
+def default_config_file(platform: str = sys.platform) -> Path:
+    return config_folder(platform) / CONFIG_NAME
+
+
 def default_enrollment_file(platform: str = sys.platform) -> Path:
     return config_folder(platform) / ENROLLMENT_NAME
+
+
+def default_log_file(platform: str = sys.platform) -> Path | None:
+    """Where the service logs when nothing says otherwise: systemd's journal on Linux (None:
+    standard error); a rotated file where no journal takes the service's output (launchd
+    keeps what a daemon writes, unrotated; a Windows service's output goes nowhere)."""
+    if platform == "win32":
+        return config_folder(platform) / "logs" / "agent.log"
+    if platform == "darwin":
+        return Path("/Library/Logs/devposture/agent.log")
+    return None
 
 
 @dataclass(frozen=True)
@@ -139,6 +166,7 @@ class Overrides:
     enrollment_file: Path | None = None
     log_format: str | None = None
     log_level: str | None = None
+    log_file: Path | None = None
     https_proxy: str | None = None
     backup_folders: tuple[str, ...] = ()
 
@@ -152,6 +180,9 @@ class Settings:
     enrollment_file: Path
     log_format: str
     log_level: str | None  # None: the command's own default (info for `run`, else warning)
+    # The service's log file (rotated), "-" for standard error; None: `default_log_file()`.
+    # Commands other than the service always log to standard error.
+    log_file: Path | None
     https_proxy: HttpsProxy | None
     backup_folders: tuple[str, ...]
     # Where each setting came from: "command line", "DEVPOSTURE_AGENT_…", "agent.toml:12",
@@ -216,7 +247,7 @@ def _config_path(overrides: Overrides, environ: Mapping[str, str], platform: str
         return overrides.config, True
     if environ.get(CONFIG_ENV):
         return Path(environ[CONFIG_ENV]), True
-    return config_folder(platform) / CONFIG_NAME, False
+    return default_config_file(platform), False
 
 
 def _read_file(path: Path, named: bool) -> tuple[ConfigFile | None, str]:
@@ -242,23 +273,28 @@ def _read_file(path: Path, named: bool) -> tuple[ConfigFile | None, str]:
 
 
 class _Sources:
-    """Takes each setting from the command line, the environment or the file, in that order,
-    checking it and saying where a bad one came from."""
+    """Takes each setting from the command line, the environment or the files (managed
+    preferences, then agent.toml), in that order, checking it and saying where a bad one came
+    from."""
 
     def __init__(
-        self, overrides: Overrides, environ: Mapping[str, str], file: ConfigFile | None
+        self, overrides: Overrides, environ: Mapping[str, str], files: list[ConfigFile]
     ) -> None:
         self.overrides = overrides
         self.environ = environ
-        self.file = file
+        self.files = files
         self.origins: dict[str, str] = {}
 
-    def _file_value(self, name: str, kind: type) -> str | tuple[str, ...] | None:
+    def _file_value(self, name: str, kind: type) -> tuple[ConfigFile, str | tuple[str, ...]] | (
+        None
+    ):  # fmt: skip
+        """The first file that writes this setting, and its value there."""
         section, key = KEYS[name]
-        if self.file is None or not self.file.given(section, key):
-            return None
-        value = self.file.texts(section, key) if kind is list else self.file.text(section, key)
-        return value
+        for file in self.files:
+            if file.given(section, key):
+                value = file.texts(section, key) if kind is list else file.text(section, key)
+                return file, value
+        return None
 
     def take(
         self, name: str, given: str | tuple[str, ...] | Path | None,
@@ -274,16 +310,17 @@ class _Sources:
             self.origins[name] = variable
             value: object = _split(raw, env_separators) if env_separators else raw
             return self._checked(check, value, lambda m: f"${variable}={raw!r}: {m}")
-        from_file = self._file_value(name, kind)
-        if not from_file:  # not written, written empty, or of the wrong kind (a problem)
+        found = self._file_value(name, kind)
+        if found is None or not found[1]:  # not written, empty, or of the wrong kind (a problem)
             return None
+        file, from_file = found
         section, key = KEYS[name]
-        assert self.file is not None
-        self.origins[name] = f"{self.file.path}:{line_of(self.file.source, (section, key))}"
+        line = line_of(file.source, (section, key))
+        self.origins[name] = f"{file.path}:{line}" if line else f"{file.path} ({section}.{key})"
         try:
             return check(from_file)
         except ValueError as exc:
-            self.file.problem((section, key), f"[{section}] {key}: {exc}")
+            file.problem((section, key), f"[{section}] {key}: {exc}")
             return None
 
     @staticmethod
@@ -296,17 +333,49 @@ class _Sources:
             raise ConfigError(where(str(exc))) from exc
 
 
+def _managed_preferences(path: Path) -> ConfigFile | None:
+    """The managed preferences plist as a checked document, or None where there is none.
+    macOS writes the profile's own bookkeeping (PayloadUUID …) beside IT's keys: left out."""
+    try:
+        with path.open("rb") as stream:
+            data = plistlib.load(stream)
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise ConfigError(
+            f"cannot read the managed preferences {path} (permission denied): run the agent as"
+            " root, as its launchd daemon does"
+        ) from None
+    except (plistlib.InvalidFileException, ValueError, OSError) as exc:
+        raise ConfigError(
+            f"{path} is not a property list ({exc}): check the configuration profile for the"
+            " com.devposture.agent domain in your MDM (installers/macos/mobileconfig.py makes"
+            " one)"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a dictionary of sections, not a {type(data).__name__}")
+    table = {k: v for k, v in data.items() if not str(k).startswith("Payload")}
+    return ConfigFile(path, SCHEMA, name="the managed preferences", table=table)
+
+
 def load(
     overrides: Overrides = Overrides(),
     environ: Mapping[str, str] | None = None,
     platform: str = sys.platform,
+    managed_preferences: Path = MANAGED_PREFERENCES,
 ) -> Settings:
     """The settings in force; ConfigError naming every mistake (with its line in agent.toml,
-    or the variable or option it came from) when there is any."""
+    or the variable, option or managed preference it came from) when there is any. On macOS
+    the managed preferences (`managed_preferences`) come before agent.toml."""
     env = os.environ if environ is None else environ
     path, named = _config_path(overrides, env, platform)
     file, _ = _read_file(path, named)
-    s = _Sources(overrides, env, file)
+    files = [file] if file is not None else []
+    if platform == "darwin":
+        managed = _managed_preferences(managed_preferences)
+        if managed is not None:
+            files.insert(0, managed)
+    s = _Sources(overrides, env, files)
     o = overrides
     collectors = s.take("collectors", o.collectors, _addresses, list, ", \t\n")
     pin = s.take("ca_fingerprint", o.ca_fingerprint, normalize_fingerprint)
@@ -317,10 +386,14 @@ def load(
     )  # fmt: skip
     log_format = s.take("log_format", o.log_format, _format)
     log_level = s.take("log_level", o.log_level, _level)
+    log_file = s.take(
+        "log_file", o.log_file,
+        lambda v: Path(v) if isinstance(v, Path) or v == "-" else _absolute(v),
+    )  # fmt: skip
     proxy = s.take("https_proxy", o.https_proxy, HttpsProxy.parse)
     folders = s.take("backup_folders", o.backup_folders, _folders, list, os.pathsep + "\n")
-    if file is not None:
-        file.check()
+    for checked in files:
+        checked.check()
     for name in ENV:
         s.origins.setdefault(name, "default")
     return Settings(
@@ -331,6 +404,7 @@ def load(
         enrollment_file=_typed(enrollment_file, Path) or default_enrollment_file(platform),
         log_format=_typed(log_format, str) or "text",
         log_level=_typed(log_level, str),
+        log_file=_typed(log_file, Path),
         https_proxy=_typed(proxy, HttpsProxy),
         backup_folders=_typed(folders, tuple) or (),
         origins=s.origins,

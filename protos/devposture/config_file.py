@@ -97,12 +97,19 @@ class ConfigFile:
     messages call the file (`collector.toml`, `agent.toml`); its path names it by default."""
 
     def __init__(
-        self, path: Path, schema: dict[str, dict[str, Setting]], name: str | None = None
-    ) -> None:
+        self, path: Path, schema: dict[str, dict[str, Setting]], name: str | None = None,
+        table: dict[str, object] | None = None,
+    ) -> None:  # fmt: skip
+        """Reads and parses `path`; or, given `table`, checks that already-parsed document (a
+        macOS managed preferences plist: same sections and keys, no lines to name)."""
         self.path = path
         self.schema = schema
         self.name = name or path.name
         self.problems: list[tuple[int | None, str]] = []
+        if table is not None:
+            self.source, self.table = "", table
+            self._unknown()
+            return
         try:
             self.source = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:

@@ -18,9 +18,14 @@ import json
 import logging
 import re
 import sys
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import TextIO
 
 FORMATS = ("text", "json")
+# A log file rotates at this size, keeping this many old ones (agent.log.1 …): 60 MB at most.
+LOG_FILE_BYTES = 10 * 1024 * 1024
+LOG_FILE_BACKUPS = 5
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
           "error": logging.ERROR}  # fmt: skip
 # A token's or credential's secret (`dpt_<id>_<secret>`, `dpa_…`), or a whole enrollment value.
@@ -100,16 +105,25 @@ class JsonFormatter(logging.Formatter):
 
 def configure(
     log_format: str = "text", verbose: bool = False, stream: TextIO | None = None,
-    *, replace: bool = False, level: int | None = None,
+    *, replace: bool = False, level: int | None = None, file: Path | None = None,
 ) -> None:  # fmt: skip
-    """Send every log record to stderr (or `stream`) in `log_format`, secrets redacted, from
-    `level` up (default: DEBUG when `verbose`, else INFO).
+    """Send every log record to stderr (or `stream`, or the rotated `file`) in `log_format`,
+    secrets redacted, from `level` up (default: DEBUG when `verbose`, else INFO).
 
+    A file (a service without a journal: launchd, Windows) rotates at LOG_FILE_BYTES, keeping
+    LOG_FILE_BACKUPS old ones, so a computer nobody watches never fills its disk with logs.
     Like logging.basicConfig, nothing changes when the root logger already has a handler (an
     embedding program's, or pytest's), unless `replace` is given."""
     if log_format not in FORMATS:
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {log_format!r}")
-    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    handler: logging.Handler
+    if file is not None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        handler = RotatingFileHandler(
+            file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"
+        )
+    else:
+        handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.addFilter(RedactSecrets())
     formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     handler.setFormatter(formatter)

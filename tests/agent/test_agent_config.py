@@ -46,6 +46,7 @@ folder = "/srv/file-state"
 [logging]
 format = "json"
 level = "error"
+file = "/var/log/devposture/agent.log"
 
 [network]
 https_proxy = "http://proxy.corp.example:3128"
@@ -102,6 +103,7 @@ def test_the_file_overrides_the_defaults(tmp_path: Path) -> None:
     assert settings.ca_fingerprint == PIN
     assert settings.state_dir == Path("/srv/file-state")
     assert settings.log_format == "json" and settings.log_level == "error"
+    assert settings.log_file == Path("/var/log/devposture/agent.log")
     assert settings.https_proxy == HttpsProxy("proxy.corp.example", 3128)
     assert settings.backup_folders == ("/srv/wechat-backups", "~/Backups")
     assert settings.origins["state"] == f"{path}:{_line(FULL, 'folder =')}"
@@ -115,6 +117,7 @@ def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
         "DEVPOSTURE_AGENT_ENROLLMENT_FILE": "/run/enroll.token",
         "DEVPOSTURE_AGENT_LOG_FORMAT": "text",
         "DEVPOSTURE_AGENT_LOG_LEVEL": "DEBUG",
+        "DEVPOSTURE_AGENT_LOG_FILE": "-",
         "DEVPOSTURE_AGENT_HTTPS_PROXY": "http://env-proxy:8080",
         "DEVPOSTURE_AGENT_BACKUP_FOLDERS": "/env/a:/env/b",
     }
@@ -127,6 +130,7 @@ def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
     assert settings.state_dir == Path("/srv/env-state")
     assert settings.enrollment_file == Path("/run/enroll.token")
     assert settings.log_format == "text" and settings.log_level == "debug"
+    assert settings.log_file == Path("-")  # standard error
     assert settings.https_proxy == HttpsProxy("env-proxy", 8080)
     assert settings.backup_folders == ("/env/a", "/env/b")
     assert settings.origins["state"] == "DEVPOSTURE_AGENT_STATE"
@@ -141,9 +145,11 @@ def test_the_command_line_overrides_the_environment_and_the_file(tmp_path: Path)
         https_proxy="http://cli-proxy:1", backup_folders=("/cli/a",),
         collectors=("cli.example:9",), ca_fingerprint="C0" * 32,
         enrollment_file=Path("/cli/enroll.token"), log_level="warning",
+        log_file=Path("cli.log"),
     )  # fmt: skip
     assert settings.state_dir == Path("cli-state")  # relative on the command line: as typed
     assert settings.log_format == "json" and settings.log_level == "warning"
+    assert settings.log_file == Path("cli.log")
     assert settings.https_proxy == HttpsProxy("cli-proxy", 1)
     assert settings.backup_folders == ("/cli/a",)
     assert settings.collectors == (CollectorAddress("cli.example", 9),)
@@ -167,9 +173,10 @@ def test_the_file_is_named_by_the_environment_unless_the_command_line_names_one(
 
 def test_the_places_per_os() -> None:
     assert [p.path for p in config_locations("linux")] == ["/etc/devposture/agent.toml"]
-    mac = config_locations("darwin")
-    assert mac[0].path == "/Library/Application Support/devposture/agent.toml" and mac[0].read
-    assert "Managed Preferences" in mac[1].path and not mac[1].read
+    mac = config_locations("darwin")  # the profile first: it is the stronger
+    assert mac[0].path == "/Library/Managed Preferences/com.devposture.agent.plist"
+    assert mac[1].path == "/Library/Application Support/devposture/agent.toml"
+    assert mac[0].read and mac[1].read
     windows = config_locations("win32")
     assert windows[0].path.endswith(r"devposture\agent.toml") or windows[0].path.endswith(
         "devposture/agent.toml"
