@@ -27,6 +27,14 @@ from devposture.agent.deliver import AgentWork, collect_and_deliver, open_outbox
 from devposture.agent.host import Host, LiveHost
 from devposture.agent.host.bundle import BundleError, BundleHost, RecordingHost
 from devposture.agent.host.command_cache import CommandCache
+from devposture.agent.install_setup import (
+    INSTALLERS,
+    Setup,
+    SetupError,
+    SetupRequest,
+    append_log,
+    cleanup,
+)
 from devposture.agent.probes import host_facts
 from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.renewal import Outcome, ensure_fresh_certificate
@@ -253,6 +261,69 @@ def build_parser() -> argparse.ArgumentParser:
         " report at start-up, every --interval seconds, and right away when the network"
         " changes or a new chat backup appears; stops on SIGTERM",
     )
+    _run_options(run_cmd)
+    service_cmd = commands.add_parser(
+        "service", parents=[common],
+        help="Windows only: the service's entry point, started by Windows' service manager"
+        " (`sc start devposture-agent`); the same work as `run`",
+    )  # fmt: skip
+    _run_options(service_cmd)
+    _setup_commands(commands, common)
+    return parser
+
+
+def _setup_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    common: argparse.ArgumentParser,
+) -> None:
+    setup_cmd = commands.add_parser(
+        "setup", parents=[common],
+        help="configure the agent on this computer, as installers do (the MSI, a Jamf or Intune"
+        " script): set agent.toml's collector keys, put the enrollment value in place, make the"
+        " configuration folder private; an empty value is not given",
+    )  # fmt: skip
+    setup_cmd.add_argument(
+        "--installer", choices=INSTALLERS, default="script",
+        help="who runs it (msi: its messages name the MSI's properties, and go to"
+        " logs/setup.log too)",
+    )  # fmt: skip
+    setup_cmd.add_argument(
+        "--collector", default="", metavar="HOST:PORT[,HOST:PORT]",
+        help="the collector's enrollment addresses ([collector] addresses)",
+    )  # fmt: skip
+    setup_cmd.add_argument(
+        "--enrollment-file", default="", metavar="FILE",
+        help="a file holding the enrollment value (`token create --bundle`): copied, private,"
+        " to where the service reads it at its first start; the value itself is never an"
+        " argument",
+    )  # fmt: skip
+    setup_cmd.add_argument(
+        "--ca-fingerprint", default="", metavar="FP",
+        help="the collector CA's fingerprint, sha256:… ([collector] ca_fingerprint)",
+    )  # fmt: skip
+    setup_cmd.add_argument(
+        "--state", default="", metavar="DIR",
+        help="the agent's state folder, when not the default ([state] folder)",
+    )  # fmt: skip
+    setup_cmd.add_argument(
+        "--config-folder", type=Path, default=None, metavar="DIR",
+        help=f"where agent.toml goes (default: {default_config_file().parent}); the service"
+        " reads it there only when --config names it",
+    )  # fmt: skip
+    cleanup_cmd = commands.add_parser(
+        "cleanup", parents=[common],
+        help="what uninstalling runs: keeps the state (the device's identity, unsent reports)"
+        " unless --purge=1",
+    )  # fmt: skip
+    cleanup_cmd.add_argument("--installer", choices=INSTALLERS, default="script")
+    cleanup_cmd.add_argument(
+        "--purge", default="", choices=("", "0", "1"),
+        help="1: delete the configuration and state folders too (the MSI's PURGE property)",
+    )  # fmt: skip
+    cleanup_cmd.add_argument("--config-folder", type=Path, default=None, metavar="DIR")
+
+
+def _run_options(run_cmd: argparse.ArgumentParser) -> None:
     run_cmd.add_argument(
         "--interval",
         type=_seconds,
@@ -288,7 +359,6 @@ def build_parser() -> argparse.ArgumentParser:
     _outbox_option(run_cmd)
     _state_option(run_cmd)
     _backup_option(run_cmd)
-    return parser
 
 
 def overrides(args: argparse.Namespace) -> Overrides:
@@ -596,6 +666,39 @@ def cmd_run(args: argparse.Namespace, settings: Settings, state: AgentState) -> 
     stop_on_signals(stop, manager)
     if os.name == "posix":
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by a restart, if any
+    return run_service(args, settings, state, manager, stop)
+
+
+def cmd_service(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
+    """Windows' service control manager's entry point: `run`'s work, stopped through the
+    control handler (agent.windows.service_control) instead of signals."""
+    if sys.platform == "win32":
+        from devposture.agent.windows.install_commands import SERVICE_NAME  # noqa: PLC0415
+        from devposture.agent.windows.service_host import (  # noqa: PLC0415
+            NotStartedByWindows,
+            serve,
+        )
+
+        try:
+            return serve(SERVICE_NAME, lambda manager, stop: run_service(
+                args, settings, state, manager, stop))  # fmt: skip
+        except NotStartedByWindows:
+            raise CliError(
+                "`service` is started by Windows' service manager: run `sc start"
+                " devposture-agent` (as an administrator), or `devposture-agent run` to try the"
+                " service in this console"
+            ) from None
+    raise CliError(
+        "`service` is the Windows service's entry point; on Linux and macOS the service"
+        " (systemd, launchd) runs `devposture-agent run`"
+    )
+
+
+def run_service(
+    args: argparse.Namespace, settings: Settings, state: AgentState,
+    manager: ServiceManager, stop: threading.Event,
+) -> int:  # fmt: skip
+    """The service's work, under whichever service manager started it."""
     enrolled_before = state.is_enrolled()
     if not _first_start(args, settings, state, manager, stop):
         log.info("devposture agent stopped")
@@ -635,8 +738,40 @@ def service_log_file(args: argparse.Namespace, settings: Settings) -> Path | Non
     return None if chosen is None or str(chosen) == "-" else chosen
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    """`setup` and `cleanup` read no settings first: they write them, and an uninstall must
+    not fail on a broken agent.toml."""
+    folder = args.config_folder or default_config_file().parent
+    try:
+        if args.command == "setup":
+            request = SetupRequest(
+                collectors=args.collector, enrollment_file=args.enrollment_file,
+                ca_fingerprint=args.ca_fingerprint,
+                https_proxy=getattr(args, "https_proxy", "") or "", state=args.state,
+                installer=args.installer,
+            )  # fmt: skip
+            said = Setup(request, folder).run()
+        else:
+            said = cleanup(args.purge == "1", folder)
+    except (SetupError, ConfigError, OSError) as exc:
+        message = str(exc) if not isinstance(exc, OSError) else (
+            f"{exc.filename}: {exc.strerror}; run it as root (an administrator on Windows)"
+        )  # fmt: skip
+        print(f"devposture-agent {args.command}: error: {message}", file=sys.stderr)
+        if args.installer != "script":
+            append_log(folder, [f"{args.command} ({args.installer}) failed: {message}"])
+        return EXIT_FAILED
+    for line in said:
+        print(line)
+    if args.installer != "script":
+        append_log(folder, [f"{args.command} ({args.installer}): {line}" for line in said])
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("setup", "cleanup"):
+        return cmd_setup(args)
     try:
         settings = load_settings(overrides(args))
     except ConfigError as exc:
@@ -660,6 +795,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         "enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run,
         "status": cmd_status, "renew": cmd_renew, "config": cmd_config,
+        "service": cmd_service,
     }  # fmt: skip
     try:
         return handlers[args.command](args, settings, state)

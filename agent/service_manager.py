@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from devposture.sd_notify import Notifier
 
@@ -32,13 +32,25 @@ MIN_PING_INTERVAL = 0.05
 _KEPT: list[socket.socket] = []
 
 
+class ServiceNotifier(Protocol):
+    """What the service tells its manager: systemd (`devposture.sd_notify.Notifier`) or
+    Windows' service control manager (`agent.windows.service_control.ScmNotifier`)."""
+
+    def ready(self, status: str = "") -> bool: ...
+    def status(self, status: str) -> bool: ...
+    def watchdog(self) -> bool: ...
+    def stopping(self) -> bool: ...
+    def ping_interval(self) -> float | None: ...
+
+
 class ServiceManager:
     """The service's side of the notify protocol; thread-safe, and `stopping` safe in a
     signal handler."""
 
     def __init__(
-        self, notifier: Notifier | None = None, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+        self, notifier: ServiceNotifier | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
         self._notifier = notifier or Notifier()
         self._clock = clock
         self._lock = threading.Lock()

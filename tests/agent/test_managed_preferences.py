@@ -106,7 +106,7 @@ def test_a_bad_value_in_the_profile_is_refused(tmp_path: Path) -> None:
 def test_a_file_that_is_not_a_plist_is_refused_with_the_fix(tmp_path: Path) -> None:
     managed = tmp_path / "com.devposture.agent.plist"
     managed.write_text("[collector]\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match="not a property list.*MDM"):
+    with pytest.raises(ConfigError, match=r"not a property list.*MDM"):
         load(Overrides(), {}, "darwin", managed_preferences=managed)
     _plist(tmp_path, ["not", "a", "dictionary"])
     with pytest.raises(ConfigError, match="must hold a dictionary"):

@@ -1,0 +1,371 @@
+"""`devposture-agent setup` and `cleanup`: what an installer runs to configure the agent.
+
+One command for every installer: the MSI's deferred custom action (as LocalSystem, with its
+COLLECTOR, ENROLLMENT_FILE, CA_FINGERPRINT and HTTPS_PROXY properties), a Jamf or Intune
+script after the macOS package, an administrator on Linux. It
+
+1. checks every value first, and changes nothing when one is wrong;
+2. makes the configuration folder private to the system (Windows: SYSTEM and Administrators
+   only, `install_commands.secure_folder`; POSIX: root's, 0755, agent.toml 0644);
+3. sets the given keys of agent.toml, keeping what else IT wrote (`toml_edit`), and checks the
+   result as strictly as the service will read it (a bad result is undone);
+4. copies the enrollment value from the file IT named into the enrollment file the service
+   reads at its first start (0600), unless this computer is enrolled already (an upgrade run
+   with the same properties needs no new enrollment);
+5. on Windows, sets the service's recovery (`install_commands.service_recovery`).
+
+An empty value means "not given": the MSI passes every property, set or not. The enrollment
+value is never printed or logged, and never taken from the command line (only from a file):
+msiexec's verbose log records every property. What it did, or why it refused, is printed and,
+for an installer, appended to `logs/setup.log` in the configuration folder, since msiexec keeps
+no custom action's output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PureWindowsPath
+
+from devposture.agent.settings import (
+    CONFIG_NAME,
+    ENROLLMENT_NAME,
+    ConfigError,
+    Overrides,
+    config_folder,
+    load,
+)
+from devposture.agent.state import (
+    AGENT_FILE,
+    KEY_FILE,
+    AgentState,
+    ensure_private_dir,
+    platform_state_dir,
+    write_atomic,
+)
+from devposture.agent.toml_edit import TomlEditError, Value, set_values
+from devposture.agent.windows import install_commands
+from devposture.net.address import CollectorAddress
+from devposture.net.enrollment_value import (
+    EnrollmentValueError,
+    beijing_time,
+    looks_like_value,
+    parse_enrollment_value,
+)
+from devposture.net.proxy import HttpsProxy
+
+INSTALLERS = ("msi", "pkg", "script")
+# How each installer names the values, for its user's messages.
+PROPERTY_NAMES = {
+    "msi": {"collector": "COLLECTOR", "enrollment_file": "ENROLLMENT_FILE",
+            "ca_fingerprint": "CA_FINGERPRINT", "https_proxy": "HTTPS_PROXY"},
+}  # fmt: skip
+_MAX_VALUE_BYTES = 64 * 1024
+Runner = Callable[[Sequence[str]], None]
+
+
+class SetupError(Exception):
+    """A value or a file that stops the setup; the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class SetupRequest:
+    """What the installer gave; empty: not given."""
+
+    collectors: str = ""
+    enrollment_file: str = ""
+    ca_fingerprint: str = ""
+    https_proxy: str = ""
+    state: str = ""
+    installer: str = "script"
+
+
+def _named(request: SetupRequest, field: str) -> str:
+    option = "--" + field.replace("_", "-")
+    prop = PROPERTY_NAMES.get(request.installer, {}).get(field)
+    return f"the {prop} property ({option})" if prop else option
+
+
+def run_windows_tool(argv: Sequence[str]) -> None:
+    # install_commands: full paths, fixed arguments.
+    done = subprocess.run(
+        list(argv), capture_output=True, text=True, check=False, timeout=120
+    )
+    if done.returncode != 0:
+        tool = PureWindowsPath(argv[0]).name
+        raise SetupError(
+            f"{tool} {argv[1]} failed (exit {done.returncode}): {done.stdout.strip()}"
+            f" {done.stderr.strip()}".strip()
+        )
+
+
+class Setup:
+    """One run of `setup`; `platform` and `runner` are given by tests (Windows' tools cannot
+    run here: the commands are checked as data)."""
+
+    def __init__(
+        self, request: SetupRequest, folder: Path | None = None, *,
+        platform: str = sys.platform, runner: Runner = run_windows_tool,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        state_default: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.request = request
+        self.platform = platform
+        self.folder = folder or config_folder(platform)
+        # The state folder when agent.toml names none (the service's own default).
+        self.state_default = state_default or platform_state_dir(platform)
+        self.runner = runner
+        self.now = now
+        self.done: list[str] = []
+
+    # -- 1. checking -----------------------------------------------------------------------
+
+    def _values(self) -> dict[tuple[str, str], Value]:
+        r = self.request
+        values: dict[tuple[str, str], Value] = {}
+        if r.collectors.strip():
+            parts = tuple(p for p in r.collectors.replace(",", " ").split() if p)
+            try:
+                addresses = tuple(CollectorAddress.parse(p).target() for p in parts)
+            except ValueError as exc:
+                raise SetupError(f"{_named(r, 'collector')}={r.collectors!r}: {exc}") from None
+            values["collector", "addresses"] = addresses
+        if r.ca_fingerprint.strip():
+            from devposture.net.address import normalize_fingerprint  # noqa: PLC0415
+
+            try:
+                values["collector", "ca_fingerprint"] = normalize_fingerprint(r.ca_fingerprint)
+            except ValueError as exc:
+                raise SetupError(f"{_named(r, 'ca_fingerprint')}: {exc}") from None
+        if r.https_proxy.strip():
+            try:
+                HttpsProxy.parse(r.https_proxy.strip())
+            except ValueError as exc:
+                raise SetupError(f"{_named(r, 'https_proxy')}: {exc}") from None
+            values["network", "https_proxy"] = r.https_proxy.strip()
+        if r.state.strip():
+            state = Path(r.state.strip()).absolute()
+            values["state", "folder"] = str(state)
+        return values
+
+    def _enrollment_text(self) -> str | None:
+        """The enrollment value (or bare token) in the file named, checked; never shown."""
+        r = self.request
+        if not r.enrollment_file.strip():
+            return None
+        path = Path(r.enrollment_file.strip())
+        where = _named(r, "enrollment_file")
+        try:
+            raw = path.read_bytes()[: _MAX_VALUE_BYTES + 1]
+        except FileNotFoundError:
+            raise SetupError(
+                f"{where}: {path} does not exist: give the full path of the file holding the"
+                " enrollment value (a share the computer account can read, for Group Policy)"
+            ) from None
+        except OSError as exc:
+            raise SetupError(f"{where}: cannot read {path} ({exc.strerror})") from None
+        if len(raw) > _MAX_VALUE_BYTES:
+            raise SetupError(f"{where}: {path} is too big for an enrollment value")
+        try:
+            text = raw.decode("utf-8-sig").strip()
+        except UnicodeDecodeError:
+            raise SetupError(
+                f"{where}: {path} is not text: save exactly what `devposture-collector token"
+                " create --bundle` printed"
+            ) from None
+        if not text:
+            raise SetupError(f"{where}: {path} is empty: put the enrollment value in it")
+        if looks_like_value(text):
+            try:
+                value = parse_enrollment_value(text)
+            except EnrollmentValueError as exc:
+                raise SetupError(f"{where}: {path}: {exc}") from None
+            if value.expires <= self.now():
+                raise SetupError(
+                    f"{where}: the enrollment value in {path} expired at"
+                    f" {beijing_time(value.expires)}: ask IT for a new one (`token create"
+                    " --bundle`)"
+                )
+        elif not text.startswith("dpt_"):
+            raise SetupError(
+                f"{where}: {path} holds neither an enrollment value (dpe1.…) nor a token"
+                " (dpt_…): save exactly what `devposture-collector token create --bundle`"
+                " printed"
+            )
+        return text
+
+    # -- 2 to 5. doing -------------------------------------------------------------------------
+
+    def _secure_folder(self) -> None:
+        if self.platform == "win32":
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for argv in install_commands.secure_folder(PureWindowsPath(self.folder)):
+                self.runner(argv)
+            self.done.append(f"{self.folder}: SYSTEM and Administrators only")
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.chmod(0o755)
+
+    def _write_config(self, values: dict[tuple[str, str], Value]) -> Path:
+        path = self.folder / CONFIG_NAME
+        if not values:
+            return path
+        try:
+            before = path.read_text(encoding="utf-8") if path.exists() else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SetupError(f"cannot read {path} ({exc}): fix or delete it") from None
+        try:
+            text = set_values(before or _NEW_FILE, values)
+        except TomlEditError as exc:
+            raise SetupError(f"cannot set {path}: {exc}") from None
+        write_atomic(path, text.encode("utf-8"), 0o644)
+        try:
+            load(Overrides(config=path), environ={}, platform=self.platform)
+        except ConfigError as exc:
+            if before is None:
+                path.unlink()
+            else:
+                write_atomic(path, before.encode("utf-8"), 0o644)
+            raise SetupError(f"{path} was left as it was: {exc}") from None
+        for (table, key), value in values.items():
+            shown = ", ".join(value) if isinstance(value, tuple) else value
+            self.done.append(f"{path}: [{table}] {key} = {shown}")
+        return path
+
+    def _paths(self, config: Path) -> tuple[Path, Path]:
+        """The enrollment file and the state folder the service will use: agent.toml's, or
+        the defaults (beside agent.toml; the platform's state folder)."""
+        if not config.exists():
+            return self.folder / ENROLLMENT_NAME, self.state_default
+        settings = load(Overrides(config=config), environ={}, platform=self.platform)
+        given = settings.origins
+        enrollment = settings.enrollment_file if given["enrollment_file"] != "default" else (
+            self.folder / ENROLLMENT_NAME
+        )  # fmt: skip
+        state = settings.state_dir if given["state"] != "default" else self.state_default
+        return enrollment, state
+
+    def _bare_token_needs(self, values: dict[tuple[str, str], Value]) -> None:
+        """A bare token names no collector: agent.toml must, or the values given."""
+        config = self.folder / CONFIG_NAME
+        try:
+            settings = load(
+                Overrides(config=config if config.exists() else None), environ={},
+                platform=self.platform,
+            )  # fmt: skip
+            has = {"addresses": bool(settings.collectors),
+                   "ca_fingerprint": bool(settings.ca_fingerprint)}  # fmt: skip
+        except ConfigError:
+            has = {"addresses": False, "ca_fingerprint": False}
+        for key in has:
+            has[key] = has[key] or ("collector", key) in values
+        if not all(has.values()):
+            r = self.request
+            raise SetupError(
+                f"{_named(r, 'enrollment_file')} holds a bare token (dpt_…), which names no"
+                f" collector: give {_named(r, 'collector')} and {_named(r, 'ca_fingerprint')}"
+                " too, or use an enrollment value (`devposture-collector token create"
+                " --bundle`), which holds all three"
+            )
+
+    def _place_enrollment(self, text: str, target: Path, state_dir: Path) -> None:
+        if AgentState(state_dir).is_enrolled():
+            self.done.append(
+                f"already enrolled (state {state_dir}): the enrollment value was not needed,"
+                " and not copied"
+            )
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, (text + "\n").encode("utf-8"), 0o600)
+        self.done.append(f"{target}: the enrollment value, for the service's first start")
+
+    def run(self) -> list[str]:
+        """Do it all; the lines saying what was done. SetupError before any change when a
+        value is wrong."""
+        values = self._values()
+        enrollment = self._enrollment_text()
+        if enrollment is not None and not looks_like_value(enrollment):
+            self._bare_token_needs(values)
+        self._secure_folder()
+        config = self._write_config(values)
+        enrollment_file, state_dir = self._paths(config)
+        ensure_private_dir(state_dir)
+        if enrollment is not None:
+            self._place_enrollment(enrollment, enrollment_file, state_dir)
+        if self.platform == "win32":
+            for argv in install_commands.service_recovery():
+                self.runner(argv)
+            self.done.append(
+                f"service {install_commands.SERVICE_NAME}: restarts 60 s after any failure"
+            )
+        if not self.done:
+            self.done.append("nothing to change")
+        return self.done
+
+
+_NEW_FILE = (
+    "# The devposture agent's settings (docs/agent-configuration.md), written by\n"
+    "# `devposture-agent setup`; keys added by hand are kept when it runs again.\n"
+)
+
+
+# -- cleanup ----------------------------------------------------------------------------------
+
+
+def cleanup(
+    purge: bool, folder: Path | None = None, platform: str = sys.platform,
+    state_default: Path | None = None,
+) -> list[str]:  # fmt: skip
+    """What uninstalling leaves: everything, unless `purge`. With it, the configuration
+    folder (agent.toml, the enrollment file, the logs and, on macOS and Windows, the state)
+    and the state folder in force go. A state folder elsewhere that holds anything but the
+    agent's own files is left, and named: a wrong [state] folder must not cost IT a folder."""
+    folder = folder or config_folder(platform)
+    if not purge:
+        return [f"kept {folder} (the device's identity and unsent reports): uninstall with"
+                " PURGE=1 (MSI) or `cleanup --purge=1` to delete it"]  # fmt: skip
+    said: list[str] = []
+    config = folder / CONFIG_NAME
+    state_dir: Path | None = state_default or platform_state_dir(platform)
+    if config.exists():
+        try:
+            settings = load(Overrides(config=config), environ={}, platform=platform)
+        except ConfigError:
+            state_dir = None  # unreadable: which folder it named is unknown, so none goes
+        else:
+            if settings.origins["state"] != "default":
+                state_dir = settings.state_dir
+    if state_dir is not None and state_dir.exists() and not state_dir.is_relative_to(folder):
+        if _only_agent_files(state_dir):
+            shutil.rmtree(state_dir)
+            said.append(f"deleted {state_dir}")
+        else:
+            said.append(f"left {state_dir}: it holds files that are not the agent's")
+    if folder.exists():
+        shutil.rmtree(folder)
+        said.append(f"deleted {folder}")
+    return said or [f"nothing to delete: {folder} is not there"]
+
+
+def _only_agent_files(state_dir: Path) -> bool:
+    names = {p.name for p in state_dir.iterdir()}
+    return not names or AGENT_FILE in names or KEY_FILE in names
+
+
+def append_log(folder: Path, lines: list[str]) -> None:
+    """Add the installer's run to `logs/setup.log` (msiexec keeps no custom action's output)."""
+    logs = folder / "logs"
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        stamp = beijing_time(dt.datetime.now(dt.UTC))
+        with (logs / "setup.log").open("a", encoding="utf-8") as out:
+            out.writelines(f"{stamp} {line}\n" for line in lines)
+    except OSError:
+        pass  # the message is on standard error too; a log that cannot be written stops nothing
+
+
+__all__ = ["ENROLLMENT_NAME", "INSTALLERS", "Setup", "SetupError", "SetupRequest", "cleanup"]
