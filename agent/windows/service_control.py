@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -146,9 +147,11 @@ class ServiceRun:
     """One run of the service: `handle` is the SCM's control handler, `run` ServiceMain's
     work (it returns when the body does, after reporting STOPPED)."""
 
-    def __init__(self, report: Report, body: Body) -> None:
+    def __init__(
+        self, report: Report, body: Body, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.notifier = ScmNotifier(report)
-        self.manager = ServiceManager(notifier=self.notifier)
+        self.manager = ServiceManager(notifier=self.notifier, clock=clock)
         self.stop = threading.Event()
         self.body = body
 
