@@ -32,6 +32,7 @@ lint: $(VENV)/.installed-test
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
+	$(BIN)/mypy --platform win32 agent/windows
 
 unit: $(VENV)/.installed-test
 	$(BIN)/pytest

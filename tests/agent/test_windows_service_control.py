@@ -4,14 +4,18 @@ the real service loop started, fed and stopped through it, on a replayed Windows
 (recorded outputs of real machines) against a real collector with mutual TLS.
 
 Only the ctypes glue (`agent.windows.service_host`: three advapi32 calls) needs Windows; it is
-compiled here, and run by the Windows job of .github/workflows/native-installers.yml."""
+type-checked as Windows code here (`make typecheck`), and run by the Windows job of
+.github/workflows/native-installers.yml."""
 
 from __future__ import annotations
 
 import datetime as dt
-import py_compile
+import subprocess
+import sys
 import threading
 from pathlib import Path
+
+import pytest
 
 from devposture.agent import service
 from devposture.agent.deliver import AgentWork
@@ -19,12 +23,14 @@ from devposture.agent.probes import ProbeConfig
 from devposture.agent.service_manager import ServiceManager
 from devposture.agent.windows import service_control as sc
 from devposture.agent.windows.service_control import ServiceRun, ServiceStatus
+from devposture.agent.windows.service_host import NotStartedByWindows, serve
 from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows import machines
 from tests.conftest import EnrolledAgent, LiveCollector
 from tests.waiting import wait_until
 
+AGENT = str(Path(sys.executable).parent / "devposture-agent")
 ACCEPTS = sc.ACCEPT_STOP | sc.ACCEPT_SHUTDOWN | sc.ACCEPT_PRESHUTDOWN
 
 
@@ -193,6 +199,10 @@ def test_the_agent_loop_runs_and_drains_under_the_service_protocol(
     assert list(agent.state.outbox_dir.glob("*.report")) == []  # nothing left unsent
 
 
-def test_the_windows_glue_compiles(tmp_path: Path) -> None:
-    source = Path(sc.__file__).with_name("service_host.py")
-    py_compile.compile(str(source), cfile=str(tmp_path / "service_host.pyc"), doraise=True)
+def test_elsewhere_the_service_entry_point_says_what_to_run() -> None:
+    done = subprocess.run([AGENT, "service"], capture_output=True, text=True, timeout=60,
+                          check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert "Windows service's entry point" in done.stderr and "devposture-agent run" in done.stderr
+    with pytest.raises(NotStartedByWindows):
+        serve("devposture-agent", _until_stopped)
