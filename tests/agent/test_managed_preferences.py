@@ -8,6 +8,7 @@ The plists are written with plistlib in the binary and XML forms macOS itself wr
 from __future__ import annotations
 
 import plistlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,10 @@ level = "error"
 """
 
 
-def _plist(tmp_path: Path, data: object, fmt: plistlib.PlistFormat = plistlib.FMT_BINARY) -> Path:
+def _plist(
+    tmp_path: Path, data: Mapping[str, object] | list[str],
+    fmt: plistlib.PlistFormat = plistlib.FMT_BINARY,
+) -> Path:  # fmt: skip
     path = tmp_path / "com.devposture.agent.plist"
     path.write_bytes(plistlib.dumps(data, fmt=fmt))
     return path
