@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit protos bench clean packages
+.PHONY: demo test lint typecheck unit protos bench clean packages msi pkg
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -45,8 +45,20 @@ protos: $(VENV)/.installed-test
 ## three wheels, into dist/ (installers/linux/packages.py; the build is cached outside the
 ## repository, keyed by its sources). Needs Debian's python3.11-venv, libpython3.11, binutils.
 FREEZE_PYTHON ?= /usr/bin/python3.11
+AGENT_VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' agent/__init__.py)
 packages:
 	$(PYTHON) installers/linux/packages.py --out dist --python $(FREEZE_PYTHON)
+
+## msi, pkg: the Windows MSI and the macOS .pkg of the agent, from a program frozen on a native
+## build machine (.github/workflows/native-installers.yml; PyInstaller cannot freeze for
+## another system): make msi FROZEN=path/to/devposture-agent (the folder), likewise pkg.
+## Each refuses an executable that is not of its system.
+msi:
+	@test -n "$(FROZEN)" || { echo "make msi FROZEN=DIR: DIR is the agent frozen on Windows (installers/README.md)"; exit 1; }
+	$(PYTHON) installers/windows/build_msi.py --frozen $(FROZEN) --version $(AGENT_VERSION)
+pkg:
+	@test -n "$(FROZEN)" || { echo "make pkg FROZEN=DIR: DIR is the agent frozen on macOS (installers/README.md)"; exit 1; }
+	$(PYTHON) installers/macos/build_pkg.py --frozen $(FROZEN) --version $(AGENT_VERSION) --out dist/devposture-agent-$(AGENT_VERSION).pkg
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts

@@ -198,9 +198,10 @@ def main(argv: list[str] | None = None) -> int:
             BuildError) as error:  # fmt: skip
         fix = ""
         if isinstance(error, pe_image.NotAnX64Program):
-            fix = ("\nthe MSI needs the agent frozen on a Windows x64 machine: run "
-                   "installers/python/freeze/devposture.spec there with PyInstaller and give "
-                   "its dist/devposture-agent folder to --frozen")  # fmt: skip
+            fix = ("\nthe MSI needs the agent frozen on a Windows x64 machine: the"
+                   " native-installers workflow does it (installers/README.md), or run"
+                   " `python installers/python/freeze.py agent --build-wheels --wheels W --out OUT`"
+                   " on Windows, and give OUT\\devposture-agent to --frozen")  # fmt: skip
         print(f"build_msi: refused: {error}{fix}", file=sys.stderr)
         return 1
     return 0
