@@ -321,6 +321,10 @@ def _setup_commands(
         help="1: delete the configuration and state folders too (the MSI's PURGE property)",
     )  # fmt: skip
     cleanup_cmd.add_argument("--config-folder", type=Path, default=None, metavar="DIR")
+    cleanup_cmd.add_argument(
+        "--state", type=Path, default=None, metavar="DIR",
+        help="the state folder to delete when agent.toml names none (default: the system's)",
+    )  # fmt: skip
 
 
 def _run_options(run_cmd: argparse.ArgumentParser) -> None:
@@ -752,7 +756,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
             )  # fmt: skip
             said = Setup(request, folder).run()
         else:
-            said = cleanup(args.purge == "1", folder)
+            said = cleanup(args.purge == "1", folder, state_default=args.state)
     except (SetupError, ConfigError, OSError) as exc:
         message = str(exc) if not isinstance(exc, OSError) else (
             f"{exc.filename}: {exc.strerror}; run it as root (an administrator on Windows)"

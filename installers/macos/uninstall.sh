@@ -1,0 +1,49 @@
+#!/bin/sh
+# Remove the devposture agent from this Mac (Jamf, Intune or by hand):
+#
+#     sudo sh uninstall.sh            # the program and its daemon; the state is kept
+#     sudo sh uninstall.sh --purge    # and the configuration, state and logs too
+#
+# The state (the device's key and certificates, unsent reports) is kept unless --purge, as the
+# MSI keeps it unless PURGE=1 and the .deb unless purged: reinstalling then continues as the
+# same device. The agent's own `cleanup` decides what --purge deletes (agent/install_setup.py).
+set -e
+
+label=com.devposture.agent
+# Tests only: where the files are, instead of this Mac's startup disk.
+root=${DEVPOSTURE_PKG_TEST_ROOT:-}
+root=${root%/}
+config="$root/Library/Application Support/devposture"
+
+case "${1:-}" in
+    --purge) purge=1 ;;
+    "") purge=0 ;;
+    *) echo "usage: sudo sh $0 [--purge]" >&2; exit 2 ;;
+esac
+if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
+    echo "devposture: run it as root: sudo sh $0 $*" >&2
+    exit 1
+fi
+
+# Stop the daemon (launchd sends SIGTERM and waits its ExitTimeOut for a collection under way).
+if launchctl print "system/$label" >/dev/null 2>&1; then
+    launchctl bootout "system/$label" || echo "devposture: $label had stopped already"
+fi
+
+agent="$root/opt/devposture-agent/bin/devposture-agent"
+if [ -x "$agent" ]; then
+    "$agent" cleanup --config-folder "$config" --state "$config/state" --purge="$purge"
+elif [ "$purge" = 1 ]; then
+    rm -rf "$config"
+    echo "devposture: deleted $config"
+fi
+if [ "$purge" = 1 ]; then
+    rm -rf "$root/Library/Logs/devposture"
+fi
+
+rm -f "$root/Library/LaunchDaemons/$label.plist"
+rm -rf "$root/opt/devposture-agent"
+# The installer's receipt, so that the Mac no longer lists the package as installed.
+pkgutil --volume "${root:-/}" --forget com.devposture.agent.pkg >/dev/null 2>&1 || true
+echo "devposture: the agent is removed"
+exit 0
