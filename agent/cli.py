@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TextIO
 
 from google.protobuf import json_format
 
@@ -772,7 +774,18 @@ def cmd_setup(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def utf8_when_redirected(stream: TextIO, platform: str = sys.platform) -> None:
+    """On Windows, output sent to a file or a pipe (`collect --json > report.json`, a
+    management tool reading it) is written in the ANSI code page, which has no Chinese on an
+    English Windows and fails on a report naming 微信; a console gets Unicode either way.
+    Redirected output is UTF-8 there, as everywhere else."""
+    if platform == "win32" and not stream.isatty() and isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(encoding="utf-8", errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    utf8_when_redirected(sys.stdout)
+    utf8_when_redirected(sys.stderr)
     args = build_parser().parse_args(argv)
     if args.command in ("setup", "cleanup"):
         return cmd_setup(args)

@@ -6,6 +6,7 @@ tests record the command lines instead and check them against Windows' documente
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import stat
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path, PureWindowsPath
 
 import pytest
 
+from devposture.agent.cli import utf8_when_redirected
 from devposture.agent.install_setup import Setup, SetupError, SetupRequest, cleanup
 from devposture.agent.state import AGENT_FILE
 from devposture.net.address import CollectorAddress
@@ -251,3 +253,17 @@ def test_the_folder_of_an_existing_install_is_tightened(tmp_path: Path) -> None:
     etc.chmod(0o777)
     assert _setup(tmp_path, "--collector=a.example:1").returncode == 0
     assert _mode(etc) == 0o755
+
+
+def test_on_windows_redirected_output_is_utf8() -> None:
+    """`collect --json > report.json` on an English Windows: the ANSI code page (cp1252) has
+    no Chinese; the agent writes UTF-8 to anything that is not a console."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="cp1252")
+    utf8_when_redirected(stream, "win32")
+    stream.write('{"name": "微信"}')
+    stream.flush()
+    assert raw.getvalue().decode("utf-8") == '{"name": "微信"}'
+    elsewhere = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    utf8_when_redirected(elsewhere, "linux")
+    assert elsewhere.encoding == "cp1252"  # only Windows is changed
