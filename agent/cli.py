@@ -759,10 +759,14 @@ def cmd_setup(args: argparse.Namespace) -> int:
             said = Setup(request, folder).run()
         else:
             said = cleanup(args.purge == "1", folder, state_default=args.state)
-    except (SetupError, ConfigError, OSError) as exc:
-        message = str(exc) if not isinstance(exc, OSError) else (
-            f"{exc.filename}: {exc.strerror}; run it as root (an administrator on Windows)"
-        )  # fmt: skip
+    except Exception as exc:  # an installer keeps no output: every failure goes to setup.log
+        if isinstance(exc, (SetupError, ConfigError)):
+            message = str(exc)
+        elif isinstance(exc, OSError):
+            message = (f"{exc.filename}: {exc.strerror}; run it as root (an administrator on"
+                       " Windows)")  # fmt: skip
+        else:
+            message = f"unexpected {type(exc).__name__}: {exc} (please report it)"
         print(f"devposture-agent {args.command}: error: {message}", file=sys.stderr)
         if args.installer != "script":
             append_log(folder, [f"{args.command} ({args.installer}) failed: {message}"])
