@@ -50,10 +50,11 @@ from devposture.agent.settings import (
     Overrides,
     Settings,
     default_config_file,
+    default_enrollment_file,
     default_log_file,
 )
 from devposture.agent.settings import load as load_settings
-from devposture.agent.state import AgentState, StateError
+from devposture.agent.state import AgentState, StateError, platform_state_dir
 from devposture.agent.status import (
     LOCAL_HEADING,
     collector_heading,
@@ -83,7 +84,7 @@ def _state_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="agent state folder (default: $DEVPOSTURE_AGENT_STATE, else [state] folder in"
-        " agent.toml, else /var/lib/devposture-agent)",
+        f" agent.toml, else {platform_state_dir()})",
     )
 
 
@@ -183,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="file holding the enrollment value (or the bare token) IT gave you; '-' reads"
-        " standard input (default: the enrollment file, /etc/devposture/enroll.token, which is"
+        f" standard input (default: the enrollment file, {default_enrollment_file()}, which is"
         " deleted after success)",
     )
     enroll_cmd.add_argument(
@@ -319,8 +320,9 @@ def _setup_commands(
     )  # fmt: skip
     cleanup_cmd.add_argument("--installer", choices=INSTALLERS, default="script")
     cleanup_cmd.add_argument(
-        "--purge", default="", choices=("", "0", "1"),
-        help="1: delete the configuration and state folders too (the MSI's PURGE property)",
+        "--purge", default="", metavar="1",
+        help="1: delete the configuration and state folders too (the MSI's PURGE property);"
+        " anything else keeps them, and says so",
     )  # fmt: skip
     cleanup_cmd.add_argument("--config-folder", type=Path, default=None, metavar="DIR")
     cleanup_cmd.add_argument(
@@ -356,7 +358,7 @@ def _run_options(run_cmd: argparse.ArgumentParser) -> None:
         "--enrollment-file", type=Path, default=None, metavar="FILE",
         help="where IT puts the enrollment value, used at the first start and then deleted"
         " (default: $DEVPOSTURE_AGENT_ENROLLMENT_FILE, else [enrollment] file in agent.toml,"
-        " else /etc/devposture/enroll.token)",
+        f" else {default_enrollment_file()})",
     )  # fmt: skip
     run_cmd.add_argument(
         "--enrollment-check", type=_seconds, default=None, metavar="SECONDS",
@@ -758,7 +760,10 @@ def cmd_setup(args: argparse.Namespace) -> int:
             )  # fmt: skip
             said = Setup(request, folder).run()
         else:
-            said = cleanup(args.purge == "1", folder, state_default=args.state)
+            said = cleanup(args.purge == "1", folder, state_default=args.state,
+                           installer=args.installer)  # fmt: skip
+            if args.purge not in ("", "0", "1"):
+                said.insert(0, f"--purge={args.purge!r} is not 1: nothing deleted")
     except Exception as exc:  # an installer keeps no output: every failure goes to setup.log
         if isinstance(exc, (SetupError, ConfigError)):
             message = str(exc)
@@ -773,7 +778,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     for line in said:
         print(line)
-    if args.installer != "script":
+    # After a purge the folder is gone: writing a log would make it again, with the system's
+    # default permissions.
+    if args.installer != "script" and folder.exists():
         append_log(folder, [f"{args.command} ({args.installer}): {line}" for line in said])
     return EXIT_OK
 

@@ -40,8 +40,7 @@ from devposture.agent.settings import (
     load,
 )
 from devposture.agent.state import (
-    AGENT_FILE,
-    KEY_FILE,
+    STATE_ENTRIES,
     AgentState,
     ensure_private_dir,
     platform_state_dir,
@@ -249,6 +248,18 @@ class Setup:
         state = settings.state_dir if given["state"] != "default" else self.state_default
         return enrollment, state
 
+    def _enrolled_state(self, values: dict[tuple[str, str], Value]) -> Path | None:
+        """The state folder the service will use, when it holds an enrollment already."""
+        if ("state", "folder") in values:
+            state = Path(str(values["state", "folder"]))
+        else:
+            config = self.folder / CONFIG_NAME
+            try:
+                state = self._paths(config)[1]
+            except ConfigError:
+                state = self.state_default
+        return state if AgentState(state).is_enrolled() else None
+
     def _bare_token_needs(self, values: dict[tuple[str, str], Value]) -> None:
         """A bare token names no collector: agent.toml must, or the values given."""
         config = self.folder / CONFIG_NAME
@@ -287,9 +298,20 @@ class Setup:
         """Do it all; the lines saying what was done. SetupError before any change when a
         value is wrong."""
         values = self._values()
-        enrollment = self._enrollment_text()
-        if enrollment is not None and not looks_like_value(enrollment):
-            self._bare_token_needs(values)
+        enrolled = self._enrolled_state(values)
+        if enrolled is not None:
+            # An upgrade run with the same properties: the file may be gone from the share or
+            # the value expired, and neither matters any more.
+            enrollment = None
+            if self.request.enrollment_file.strip():
+                self.done.append(
+                    f"already enrolled (state {enrolled}): the enrollment file was not needed,"
+                    " not read and not copied"
+                )
+        else:
+            enrollment = self._enrollment_text()
+            if enrollment is not None and not looks_like_value(enrollment):
+                self._bare_token_needs(values)
         self._secure_folder()
         config = self._write_config(values)
         enrollment_file, state_dir = self._paths(config)
@@ -316,18 +338,26 @@ _NEW_FILE = (
 # -- cleanup ----------------------------------------------------------------------------------
 
 
+KEEP_HINTS = {
+    "msi": "uninstall with PURGE=1 to delete it",
+    "pkg": "run uninstall.sh --purge to delete it",
+    "script": "run `devposture-agent cleanup --purge=1` to delete it",
+}
+
+
 def cleanup(
     purge: bool, folder: Path | None = None, platform: str = sys.platform,
-    state_default: Path | None = None,
+    state_default: Path | None = None, installer: str = "script",
 ) -> list[str]:  # fmt: skip
     """What uninstalling leaves: everything, unless `purge`. With it, the configuration
     folder (agent.toml, the enrollment file, the logs and, on macOS and Windows, the state)
-    and the state folder in force go. A state folder elsewhere that holds anything but the
-    agent's own files is left, and named: a wrong [state] folder must not cost IT a folder."""
+    goes, and from a state folder elsewhere the agent's own files (`STATE_ENTRIES`): the
+    folder too when nothing else is left in it. A wrong [state] folder must not cost IT its
+    other files."""
     folder = folder or config_folder(platform)
     if not purge:
-        return [f"kept {folder} (the device's identity and unsent reports): uninstall with"
-                " PURGE=1 (MSI) or `cleanup --purge=1` to delete it"]  # fmt: skip
+        return [f"kept {folder} (the device's identity and unsent reports): "
+                + KEEP_HINTS.get(installer, KEEP_HINTS["script"])]  # fmt: skip
     said: list[str] = []
     config = folder / CONFIG_NAME
     state_dir: Path | None = state_default or platform_state_dir(platform)
@@ -340,20 +370,32 @@ def cleanup(
             if settings.origins["state"] != "default":
                 state_dir = settings.state_dir
     if state_dir is not None and state_dir.exists() and not state_dir.is_relative_to(folder):
-        if _only_agent_files(state_dir):
-            shutil.rmtree(state_dir)
-            said.append(f"deleted {state_dir}")
-        else:
-            said.append(f"left {state_dir}: it holds files that are not the agent's")
+        said.append(_purge_state(state_dir))
     if folder.exists():
         shutil.rmtree(folder)
         said.append(f"deleted {folder}")
     return said or [f"nothing to delete: {folder} is not there"]
 
 
-def _only_agent_files(state_dir: Path) -> bool:
-    names = {p.name for p in state_dir.iterdir()}
-    return not names or AGENT_FILE in names or KEY_FILE in names
+def _purge_state(state_dir: Path) -> str:
+    """Delete the agent's own entries of `state_dir`, and the folder once it is empty."""
+    others = []
+    for entry in state_dir.iterdir():
+        name = entry.name
+        ours = name in STATE_ENTRIES or (
+            name.startswith(".") and name.endswith(".tmp") and name[1:-4] in STATE_ENTRIES
+        )  # fmt: skip
+        if not ours:
+            others.append(name)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if others:
+        return (f"deleted the agent's files from {state_dir}, and left the folder: it also"
+                f" holds {len(others)} other entries")  # fmt: skip
+    state_dir.rmdir()
+    return f"deleted {state_dir}"
 
 
 def append_log(folder: Path, lines: list[str]) -> None:

@@ -23,6 +23,14 @@ AGENT_FILE = "agent.json"
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
 CA_FILE = "ca.crt"
+# Every name the agent writes in its state folder (and `.NAME.tmp` while writing one), so that
+# uninstalling with purge deletes these and nothing else from a folder IT chose
+# (agent.install_setup.cleanup). A new file in the state folder is added here.
+STATE_ENTRIES = frozenset({
+    "agent.json", "device.key", "device.crt", "ca.crt", "command-cache.json",
+    "wifi-sessions.json", "outbox", "network-hash.key", "agent-config.pb", "last-verdicts.pb",
+    "renewal.json",
+})  # fmt: skip
 
 
 class StateError(Exception):

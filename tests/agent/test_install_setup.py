@@ -166,6 +166,14 @@ def test_an_enrolled_computer_gets_no_new_enrollment_file(tmp_path: Path, value_
     assert done.returncode == 0, done.stderr
     assert "already enrolled" in done.stdout
     assert not (tmp_path / "etc" / "enroll.token").exists()
+    # An upgrade months later, with the same properties: the value has expired, or the file
+    # is gone from the share. Neither fails the upgrade of an enrolled computer.
+    value_file.write_text(_value(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+    assert _setup(tmp_path, f"--enrollment-file={value_file}").returncode == 0
+    value_file.unlink()
+    again = _setup(tmp_path, f"--enrollment-file={value_file}", "--collector=c.example:7443")
+    assert again.returncode == 0, again.stderr
+    assert "not needed, not read" in again.stdout
 
 
 def test_a_hand_written_file_setup_cannot_edit_is_left_as_it_was(tmp_path: Path) -> None:
@@ -193,18 +201,51 @@ def test_cleanup_keeps_the_state_unless_purged(tmp_path: Path, value_file: Path)
     assert not etc.exists() and not state.exists()
 
 
-def test_purge_leaves_a_state_folder_holding_files_that_are_not_the_agents(
+def test_purge_deletes_only_the_agents_files_from_a_state_folder_it_shares(
     tmp_path: Path,
 ) -> None:
     elsewhere = tmp_path / "srv"
-    elsewhere.mkdir()
+    (elsewhere / "outbox").mkdir(parents=True)
+    (elsewhere / "outbox" / "1.report").write_bytes(b"report")
+    for name in (AGENT_FILE, "device.key", "device.crt", ".renewal.json.tmp"):
+        (elsewhere / name).write_text("ours")
     (elsewhere / "payroll.xlsx").write_text("not ours")
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "agent.toml").write_text(f'[state]\nfolder = "{elsewhere}"\n')
     said = cleanup(True, tmp_path / "etc", "linux", state_default=tmp_path / "none")
-    assert (elsewhere / "payroll.xlsx").exists()
-    assert any("left" in line and str(elsewhere) in line for line in said)
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["payroll.xlsx"]
+    assert any("left the folder" in line and str(elsewhere) in line for line in said)
     assert not (tmp_path / "etc").exists()
+    # Once nothing else is in it, the folder goes too.
+    (elsewhere / "payroll.xlsx").unlink()
+    (elsewhere / AGENT_FILE).write_text("ours")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "agent.toml").write_text(f'[state]\nfolder = "{elsewhere}"\n')
+    assert f"deleted {elsewhere}" in cleanup(True, tmp_path / "etc", "linux")
+    assert not elsewhere.exists()
+
+
+def test_an_msi_purge_leaves_nothing_behind_and_a_wrong_purge_value_deletes_nothing(
+    tmp_path: Path, value_file: Path
+) -> None:
+    assert _setup(tmp_path, "--installer", "msi", f"--enrollment-file={value_file}").returncode == 0
+    etc = tmp_path / "etc"
+    assert (etc / "logs" / "setup.log").exists()
+
+    def cleanup_(purge: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [AGENT, "cleanup", "--installer", "msi", "--config-folder", str(etc),
+             f"--purge={purge}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    wrong = cleanup_("yes")
+    assert wrong.returncode == 0 and "--purge='yes' is not 1: nothing deleted" in wrong.stdout
+    assert "uninstall with PURGE=1" in wrong.stdout
+    assert "is not 1" in (etc / "logs" / "setup.log").read_text()
+    assert (etc / "enroll.token").exists()
+    assert cleanup_("1").returncode == 0
+    assert not etc.exists()  # no setup.log written back after the purge
 
 
 # -- Windows: the same code, with icacls and sc.exe recorded -----------------------------------

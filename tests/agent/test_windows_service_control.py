@@ -21,6 +21,7 @@ from devposture.agent import service
 from devposture.agent.deliver import AgentWork
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.service_manager import ServiceManager
+from devposture.agent.state import STATE_ENTRIES
 from devposture.agent.windows import service_control as sc
 from devposture.agent.windows.service_control import ServiceRun, ServiceStatus
 from devposture.agent.windows.service_host import NotStartedByWindows, serve
@@ -197,6 +198,8 @@ def test_the_agent_loop_runs_and_drains_under_the_service_protocol(
     delivered = reports()
     assert delivered[0].host.os_family == pb.OS_FAMILY_WINDOWS
     assert list(agent.state.outbox_dir.glob("*.report")) == []  # nothing left unsent
+    # Every file the agent wrote in its state folder is one uninstalling may delete.
+    assert {p.name for p in agent.state.directory.iterdir()} <= STATE_ENTRIES
 
 
 def test_elsewhere_the_service_entry_point_says_what_to_run() -> None:
