@@ -55,6 +55,7 @@ IDENTIFIER = "com.devposture.agent.pkg"
 COMPONENT = f"{NAME}.pkg"
 PROGRAM_DIR = f"opt/{NAME}/lib/{NAME}"
 LINK = f"opt/{NAME}/bin/{NAME}"
+UNINSTALL = f"opt/{NAME}/uninstall.sh"
 LINK_TARGET = f"../lib/{NAME}/{NAME}"
 SCRIPTS = ("preinstall", "postinstall")
 VERSION = re.compile(r"\d+(\.\d+){0,3}")
@@ -112,6 +113,8 @@ def payload(frozen: Path, scratch: Path) -> Payload:
     plist = scratch / "daemon.plist"
     plist.write_bytes(launchd.render())
     tree.add_file(launchd.PLIST.lstrip("/"), 0o644, source=plist)
+    # Removal: macOS packages have no uninstaller of their own.
+    tree.add_file(UNINSTALL, 0o755, source=HERE / "uninstall.sh")
     return tree
 
 

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Remove the devposture agent from this Mac (Jamf, Intune or by hand):
 #
-#     sudo sh uninstall.sh            # the program and its daemon; the state is kept
-#     sudo sh uninstall.sh --purge    # and the configuration, state and logs too
+#     sudo sh /opt/devposture-agent/uninstall.sh            # the program and its daemon
+#     sudo sh /opt/devposture-agent/uninstall.sh --purge    # and configuration, state, logs
 #
+# The package installs this script there; it is also installers/macos/uninstall.sh.
 # The state (the device's key and certificates, unsent reports) is kept unless --purge, as the
 # MSI keeps it unless PURGE=1 and the .deb unless purged: reinstalling then continues as the
 # same device. The agent's own `cleanup` decides what --purge deletes (agent/install_setup.py).
@@ -15,11 +16,15 @@ root=${DEVPOSTURE_PKG_TEST_ROOT:-}
 root=${root%/}
 config="$root/Library/Application Support/devposture"
 
-case "${1:-}" in
-    --purge) purge=1 ;;
-    "") purge=0 ;;
-    *) echo "usage: sudo sh $0 [--purge]" >&2; exit 2 ;;
-esac
+# Jamf runs a script with the volume, the computer's name and the user first, and its own
+# parameters after: any argument not starting with "--" is one of those, and ignored.
+purge=0
+for argument in "$@"; do
+    case "$argument" in
+        --purge) purge=1 ;;
+        --*) echo "usage: sudo sh $0 [--purge] (not $argument)" >&2; exit 2 ;;
+    esac
+done
 if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
     echo "devposture: run it as root: sudo sh $0 $*" >&2
     exit 1
@@ -32,7 +37,8 @@ fi
 
 agent="$root/opt/devposture-agent/bin/devposture-agent"
 if [ -x "$agent" ]; then
-    "$agent" cleanup --config-folder "$config" --state "$config/state" --purge="$purge"
+    "$agent" cleanup --installer pkg --config-folder "$config" --state "$config/state" \
+        --purge="$purge"
 elif [ "$purge" = 1 ]; then
     rm -rf "$config"
     echo "devposture: deleted $config"

@@ -57,6 +57,7 @@ PROGRAM_DIR = "./opt/devposture-agent/lib/devposture-agent"
 MAIN = f"{PROGRAM_DIR}/devposture-agent"
 LINK = "./opt/devposture-agent/bin/devposture-agent"
 PLIST = "./Library/LaunchDaemons/com.devposture.agent.plist"
+UNINSTALL = "./opt/devposture-agent/uninstall.sh"
 TEAM = "ABCDE12345"
 FINGERPRINT = "sha256:" + "ab" * 32
 # The contract's code requirement (notes/issue16-contract.md), TEAMID filled in.
@@ -307,14 +308,17 @@ def test_payload_listing_holds_every_frozen_file_owned_by_root(expanded: Path,
     assert rows[f"{PROGRAM_DIR}/_internal/docs/代理 配置.md"][0] == "-rw-r--r--"
 
 
-def test_payload_has_the_link_the_plist_and_nothing_else(expanded: Path, frozen: Path) -> None:
+def test_payload_has_the_link_the_plist_the_uninstaller_and_nothing_else(
+    expanded: Path, frozen: Path
+) -> None:
     listing = cpio_listing(expanded / COMPONENT / "Payload")
     by_name = {name: (modes, uid, gid, target) for modes, uid, gid, _s, name, target in listing}
     assert by_name[LINK] == ("lrwxr-xr-x", 0, 0, "../lib/devposture-agent/devposture-agent")
     assert by_name[PLIST][:3] == ("-rw-r--r--", 0, 0)
     folders = {".", "./Library", "./Library/LaunchDaemons", "./opt", "./opt/devposture-agent",
                "./opt/devposture-agent/bin", "./opt/devposture-agent/lib"}  # fmt: skip
-    assert set(by_name) == set(expected_payload(frozen)) | folders | {LINK, PLIST}
+    assert set(by_name) == set(expected_payload(frozen)) | folders | {LINK, PLIST, UNINSTALL}
+    assert by_name[UNINSTALL][:3] == ("-rwxr-xr-x", 0, 0)
     for folder in folders:
         assert by_name[folder][:3] == ("drwxr-xr-x", 0, 0), folder
 

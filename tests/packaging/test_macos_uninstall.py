@@ -64,6 +64,8 @@ def _uninstall(shell: str, mac: Path, *args: str, loaded: bool = True) -> (
     log.unlink(missing_ok=True)
     if loaded:
         marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
     done = subprocess.run(
         [*shell.split(), str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
         check=False,
@@ -89,7 +91,7 @@ def test_uninstall_removes_the_program_and_daemon_and_keeps_the_state(
     config = mac / "Library/Application Support/devposture"
     assert (config / "state/device.key").exists() and (config / "agent.toml").exists()
     assert (mac / "Library/Logs/devposture/agent.log").exists()
-    assert "kept" in done.stdout  # the agent's own cleanup said so
+    assert "kept" in done.stdout and "uninstall.sh --purge" in done.stdout  # said by cleanup
 
 
 @pytest.mark.parametrize("shell", SHELLS)
@@ -103,7 +105,16 @@ def test_purge_deletes_the_configuration_state_and_logs(shell: str, mac: Path) -
 
 
 def test_a_daemon_not_loaded_is_not_booted_out_and_a_wrong_option_is_refused(mac: Path) -> None:
-    done, calls = _uninstall("sh", mac, loaded=False)
-    assert done.returncode == 0 and f"launchctl bootout system/{LABEL}" not in calls
     wrong, _ = _uninstall("sh", mac, "--purg")
     assert wrong.returncode == 2 and "usage: sudo sh" in wrong.stderr
+    assert (mac / "opt/devposture-agent").exists()  # refused before doing anything
+    done, calls = _uninstall("sh", mac, loaded=False)
+    assert done.returncode == 0 and f"launchctl bootout system/{LABEL}" not in calls
+
+
+def test_as_a_jamf_script_its_own_arguments_are_ignored(mac: Path) -> None:
+    """Jamf passes the volume, the computer's name and the user, then the policy's
+    parameters (here parameter 4: --purge)."""
+    done, _ = _uninstall("sh", mac, "/", "MacBook-Li", "li", "--purge")
+    assert done.returncode == 0, done.stderr
+    assert not (mac / "Library/Application Support/devposture").exists()
