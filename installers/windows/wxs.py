@@ -65,6 +65,12 @@ REGISTRY_COMPONENT_ID = "AgentRegistry"
 SERVICE_ID = "AgentService"
 SETUP_ACTION = "DevpostureSetup"
 CLEANUP_ACTION = "DevpostureCleanup"
+# An upgrade installs where the installed version is (INSTALLDIR given at its install),
+# read back from its InstallFolder value, unless INSTALLDIR is given again.
+SAVED_FOLDER_PROPERTY = "DEVPOSTURE_SAVED_INSTALLDIR"
+SAVED_FOLDER_SEARCH_ID = "DevpostureSavedFolder"
+SAVED_FOLDER_ACTION = "DevpostureUseSavedFolder"
+SAVED_FOLDER_CONDITION = f"{SAVED_FOLDER_PROPERTY} AND NOT INSTALLDIR"
 FEATURE_ID = "Agent"
 # Where the actions go in InstallExecuteSequence, between the standard actions' numbers
 # (InstallValidate 1400, InstallInitialize 1500, StopServices 1900, RemoveFiles 3500,
@@ -72,6 +78,7 @@ FEATURE_ID = "Agent"
 # After/Before action by walking a pointer-keyed hash table, so its number changes from build
 # to build (the cleanup landed at 1901 or 2601).
 SEQUENCE = {
+    SAVED_FOLDER_ACTION: 990,  # after AppSearch (50), before CostFinalize (1000) resolves it
     "RemoveExistingProducts": 1401,  # MajorUpgrade's place: the old version goes first
     CLEANUP_ACTION: 1901,  # after StopServices, before RemoveFiles
     SETUP_ACTION: 5801,  # after InstallServices, before StartServices
@@ -291,6 +298,9 @@ def source(layout: Layout, version: str) -> bytes:
     build = _element(product, "Property", Id=BUILD_PROPERTY)
     _element(build, "RegistrySearch", Id=BUILD_SEARCH_ID, Root="HKLM", Key=WINDOWS_KEY,
              Name="CurrentBuildNumber", Type="raw", Win64="yes")  # fmt: skip
+    saved = _element(product, "Property", Id=SAVED_FOLDER_PROPERTY)
+    _element(saved, "RegistrySearch", Id=SAVED_FOLDER_SEARCH_ID, Root="HKLM", Key=REGISTRY_KEY,
+             Name="InstallFolder", Type="raw", Win64="yes")  # fmt: skip
     for condition, message in MESSAGES.items():
         _element(product, "Condition", condition, Message=message)
 
@@ -340,7 +350,13 @@ def source(layout: Layout, version: str) -> bytes:
     _element(product, "CustomAction", Id=CLEANUP_ACTION, FileKey=MAIN_FILE_ID,
              ExeCommand=CLEANUP_COMMAND, Execute="deferred", Impersonate="no",
              Return="ignore")  # fmt: skip
+    _element(product, "CustomAction", Id=SAVED_FOLDER_ACTION, Property="INSTALLDIR",
+             Value=f"[{SAVED_FOLDER_PROPERTY}]")  # fmt: skip
+    saved_at = str(SEQUENCE[SAVED_FOLDER_ACTION])
     sequence = _element(product, "InstallExecuteSequence")
+    for table in (_element(product, "InstallUISequence"), sequence):
+        _element(table, "Custom", SAVED_FOLDER_CONDITION, Action=SAVED_FOLDER_ACTION,
+                 Sequence=saved_at)  # fmt: skip
     _element(sequence, "RemoveExistingProducts", Sequence=str(SEQUENCE["RemoveExistingProducts"]))
     _element(sequence, "Custom", SETUP_CONDITION, Action=SETUP_ACTION,
              Sequence=str(SEQUENCE[SETUP_ACTION]))  # fmt: skip

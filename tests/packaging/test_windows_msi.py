@@ -47,6 +47,7 @@ PUBLIC = ("COLLECTOR", "ENROLLMENT_FILE", "CA_FINGERPRINT", "HTTPS_PROXY", "PURG
 GUID = re.compile(r"\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}")
 # The MSI format's numbers (Windows Installer SDK: CustomAction, Component, ServiceControl,
 # ServiceInstall, Upgrade, RegLocator tables).
+CA_SET_PROPERTY = 51  # a property set from a formatted text (type 51), immediate
 CA_EXE_FROM_FILE = 18
 CA_CONTINUE = 0x40  # Return="ignore"
 CA_ASYNC = 0x80
@@ -306,8 +307,9 @@ def test_launch_conditions(built: Built) -> None:
 
 
 def test_windows_build_number_is_read_from_the_64_bit_registry(built: Built) -> None:
-    (search,) = built.tables["AppSearch"].rows
-    assert search["Property"] == "DEVPOSTURE_WINDOWS_BUILD"
+    searches = built.tables["AppSearch"].by("Property")
+    assert set(searches) == {"DEVPOSTURE_WINDOWS_BUILD", "DEVPOSTURE_SAVED_INSTALLDIR"}
+    search = searches["DEVPOSTURE_WINDOWS_BUILD"]
     locator = built.tables["RegLocator"].by("Signature_")[search["Signature_"]]
     assert locator["Root"] == HKLM
     assert locator["Key"] == "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion"
@@ -362,8 +364,28 @@ def test_registry_values(built: Built) -> None:
     assert installed_path(built, component["Directory_"]) == PurePosixPath("devposture/agent")
 
 
+def test_an_upgrade_installs_where_the_installed_version_is(built: Built) -> None:
+    """INSTALLDIR given at the first install is read back from the installed version's
+    InstallFolder value before the folders are resolved, unless given again."""
+    search = built.tables["AppSearch"].by("Property")["DEVPOSTURE_SAVED_INSTALLDIR"]
+    locator = built.tables["RegLocator"].by("Signature_")[search["Signature_"]]
+    assert (locator["Root"], locator["Key"], locator["Name"]) == (
+        HKLM, "SOFTWARE\\devposture\\agent", "InstallFolder")  # fmt: skip
+    assert int(locator["Type"]) == LOCATOR_RAW | LOCATOR_64BIT
+    (action,) = [row for row in built.tables["CustomAction"].rows if row["Source"] == "INSTALLDIR"]
+    kind = int(action["Type"])  # wixl also sets 0x800, which only deferred actions heed
+    assert kind & 0x3F == CA_SET_PROPERTY and not kind & CA_IN_SCRIPT  # immediate
+    assert action["Target"] == "[DEVPOSTURE_SAVED_INSTALLDIR]"
+    for table in ("InstallExecuteSequence", "InstallUISequence"):
+        order = sequence(built, table)
+        assert order["AppSearch"] < order[action["Action"]] < order["CostFinalize"]
+        row = built.tables[table].by("Action")[action["Action"]]
+        assert row["Condition"] == "DEVPOSTURE_SAVED_INSTALLDIR AND NOT INSTALLDIR"
+
+
 def test_custom_actions_run_the_installed_program_deferred_as_system(built: Built) -> None:
-    actions = built.tables["CustomAction"].by("Target")
+    actions = {target: row for target, row in built.tables["CustomAction"].by("Target").items()
+               if row["Source"] != "INSTALLDIR"}  # fmt: skip
     assert set(actions) == {SETUP, CLEANUP}
     for action in actions.values():
         kind = int(action["Type"])
@@ -392,7 +414,8 @@ def test_install_execute_sequence(built: Built) -> None:
 
 
 def actions_by_target(built: Built) -> dict[str, str]:
-    return {row["Target"]: row["Action"] for row in built.tables["CustomAction"].rows}
+    return {row["Target"]: row["Action"] for row in built.tables["CustomAction"].rows
+            if row["Source"] != "INSTALLDIR"}  # fmt: skip
 
 
 # --- files, components, directories -----------------------------------------------------------
