@@ -32,12 +32,13 @@ from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import DataFolderLock, lock_data_folder
 from devposture.collector.health import Health
 from devposture.collector.metrics import FleetCollector, MetricsServer, start_metrics_server
+from devposture.collector.policy import keep_in_force, policy_stamp
 from devposture.collector.raw_rpc import add_raw_servicer
 from devposture.collector.service import CollectorService
 from devposture.collector.store import Store
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
-from devposture.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
+from devposture.policy import PolicyError
 from devposture.sd_notify import Notifier
 from devposture.v1 import devposture_pb2 as pb
 
@@ -192,7 +193,7 @@ async def _serve(
     # for new connections within a second or two, without a restart.
     enroll_credentials = trust.server_credentials(require_client_auth=False)
     report_credentials = trust.server_credentials(require_client_auth=True)
-    policy = _keep_in_force(config)
+    policy = keep_in_force(config)
     store = Store.open(config.database)
     reader = Store.open_reader(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
@@ -306,46 +307,6 @@ def _start_metrics(
 POLICY_POLL_SECONDS = 2.0
 
 
-IN_FORCE = "policy-in-force.toml"
-
-
-def current_policy(config: CollectorConfig) -> Policy:
-    """The data folder's policy; the bundled default when the folder has none (older init)."""
-    if not config.policy.exists():
-        log.warning("no policy file in the data folder: using the bundled default policy")
-        return default_policy()
-    return load_policy(config.policy)
-
-
-def policy_in_force(config: CollectorConfig) -> Policy:
-    """The policy the collector last applied, for reports: an edited file with mistakes is
-    refused by the collector, so reports must not judge by it either."""
-    copy = config.data_dir / IN_FORCE
-    if copy.exists():
-        return load_policy(copy)
-    return current_policy(config)
-
-
-def _keep_in_force(config: CollectorConfig) -> Policy:
-    """Load the policy file, and keep a copy of exactly what was applied."""
-    if not config.policy.exists():
-        return current_policy(config)
-    text = config.policy.read_text(encoding="utf-8")
-    policy = parse_policy(text, str(config.policy))
-    temporary = config.data_dir / f".{IN_FORCE}.tmp"
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(config.data_dir / IN_FORCE)
-    return policy
-
-
-def _policy_stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return info.st_mtime_ns, info.st_size
-
-
 INGEST_LOG_SECONDS = 60.0
 
 
@@ -424,16 +385,16 @@ async def watch_policy(
 ) -> None:
     """Apply an edited policy file without a restart. A file with mistakes is refused, with
     every mistake logged, and the policy in force stays as it was."""
-    seen = _policy_stamp(config.policy)
+    seen = policy_stamp(config.policy)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
-        stamp = _policy_stamp(config.policy)
+        stamp = policy_stamp(config.policy)
         if stamp == seen or stamp is None:
             continue
         seen = stamp
         try:
-            policy = await asyncio.to_thread(_keep_in_force, config)
+            policy = await asyncio.to_thread(keep_in_force, config)
         except (PolicyError, OSError, UnicodeDecodeError) as exc:
             log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
             continue

@@ -34,6 +34,7 @@ from devposture.collector.identity_store import (
     group_name,
 )
 from devposture.collector.pki import utcnow
+from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row, render
 from devposture.collector.reports import (
     DEVICE_COLUMNS,
@@ -188,9 +189,6 @@ class Command:
 
 
 def _policy(config: CollectorConfig) -> Policy:
-    # Imported here: collector.server starts the admin service, which imports this module.
-    from devposture.collector.server import policy_in_force  # noqa: PLC0415
-
     try:
         return policy_in_force(config)
     except PolicyError as exc:

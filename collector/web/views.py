@@ -29,6 +29,7 @@ from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing
 from devposture.collector.config import CollectorConfig
 from devposture.collector.device_list import NOT_PASSING, DeviceFilter, ListedDevice
 from devposture.collector.pki import utcnow
+from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row
 from devposture.collector.reports import failing_rows, fleet_rows
 from devposture.collector.store import Store
@@ -212,8 +213,6 @@ class Views:
     # --- the policy and caching ----------------------------------------------------------
 
     def policy(self) -> Policy:
-        # Imported here: collector.server will start the dashboard, which imports this module.
-        from devposture.collector.server import policy_in_force  # noqa: PLC0415
         from devposture.policy import PolicyError  # noqa: PLC0415
 
         try:

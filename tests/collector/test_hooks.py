@@ -38,6 +38,7 @@ from devposture.collector.datadir import initialize
 from devposture.collector.fleet_counts import fleet_figures
 from devposture.collector.log_format import JsonFormatter, RedactSecrets
 from devposture.collector.pki import utcnow
+from devposture.collector.policy import current_policy
 from devposture.collector.reports import fleet_rows
 from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
@@ -478,7 +479,7 @@ def _large_fleet(path: Path, devices: int, checks: list[str]) -> None:
 @pytest.mark.slow
 def test_fleet_figures_stay_fast_with_a_hundred_thousand_devices(tmp_path: Path) -> None:
     config, _ = initialize(tmp_path / "collector", "127.0.0.1")
-    policy = collector_server.current_policy(config)
+    policy = current_policy(config)
     checks = [c.check_id for c in policy.checks]
     _large_fleet(config.database, 100_000, checks)
     reader = sqlite3.connect(f"file:{config.database}?mode=ro", uri=True)

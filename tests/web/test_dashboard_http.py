@@ -12,8 +12,8 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from devposture.collector.pki import utcnow
+from devposture.collector.policy import policy_in_force
 from devposture.collector.reports import device_rows
-from devposture.collector.server import policy_in_force
 from devposture.collector.web import auth
 from devposture.collector.web.server import start_dashboard
 from tests.web.conftest import (
