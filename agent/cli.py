@@ -806,7 +806,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"devposture-agent: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     level = "debug" if args.verbose else settings.log_level
-    level = level or ("info" if args.command == "run" else "warning")
+    level = level or ("info" if args.command in SERVICE_COMMANDS else "warning")
     # To stderr, the service's journal; secrets redacted in every format.
     log_file = service_log_file(args, settings)
     try:

@@ -39,6 +39,7 @@ from devposture.agent.service_manager import ServiceManager
 from devposture.agent.state import AgentState, Enrollment
 from devposture.net.address import CollectorAddress
 from devposture.net.enrollment_value import (
+    MAX_FILE_BYTES,
     EnrollmentValue,
     EnrollmentValueError,
     beijing_time,
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 
 # How often to look at the enrollment file while waiting for one (or for a new one).
 CHECK_SECONDS = 60.0
-_MAX_BYTES = 64 * 1024
 
 EnrollFunction = Callable[
     [AgentState, Sequence[CollectorAddress], str, str, pb.HostInfo], Enrollment
@@ -126,14 +126,14 @@ def read_secret_file(path: Path) -> SecretFile | None:
         st = os.fstat(fd)
         _check_private(path, st)
         data = b""
-        while len(data) <= _MAX_BYTES:
-            chunk = os.read(fd, _MAX_BYTES + 1 - len(data))
+        while len(data) <= MAX_FILE_BYTES:
+            chunk = os.read(fd, MAX_FILE_BYTES + 1 - len(data))
             if not chunk:
                 break
             data += chunk
     finally:
         os.close(fd)
-    if len(data) > _MAX_BYTES:
+    if len(data) > MAX_FILE_BYTES:
         raise FileRefused(f"{path} is far too large to hold an enrollment value")
     return SecretFile(data.decode("utf-8", errors="replace"), hashlib.sha256(data).digest())
 

@@ -36,6 +36,7 @@ from devposture.agent.settings import (
     ENROLLMENT_NAME,
     ConfigError,
     Overrides,
+    Settings,
     config_folder,
     load,
 )
@@ -48,8 +49,9 @@ from devposture.agent.state import (
 )
 from devposture.agent.toml_edit import TomlEditError, Value, set_values
 from devposture.agent.windows import install_commands
-from devposture.net.address import CollectorAddress
+from devposture.net.address import CollectorAddress, normalize_fingerprint
 from devposture.net.enrollment_value import (
+    MAX_FILE_BYTES,
     EnrollmentValueError,
     beijing_time,
     looks_like_value,
@@ -63,7 +65,6 @@ PROPERTY_NAMES = {
     "msi": {"collector": "COLLECTOR", "enrollment_file": "ENROLLMENT_FILE",
             "ca_fingerprint": "CA_FINGERPRINT", "https_proxy": "HTTPS_PROXY"},
 }  # fmt: skip
-_MAX_VALUE_BYTES = 64 * 1024
 Runner = Callable[[Sequence[str]], None]
 
 
@@ -134,8 +135,6 @@ class Setup:
                 raise SetupError(f"{_named(r, 'collector')}={r.collectors!r}: {exc}") from None
             values["collector", "addresses"] = addresses
         if r.ca_fingerprint.strip():
-            from devposture.net.address import normalize_fingerprint  # noqa: PLC0415
-
             try:
                 values["collector", "ca_fingerprint"] = normalize_fingerprint(r.ca_fingerprint)
             except ValueError as exc:
@@ -159,7 +158,7 @@ class Setup:
         path = Path(r.enrollment_file.strip())
         where = _named(r, "enrollment_file")
         try:
-            raw = path.read_bytes()[: _MAX_VALUE_BYTES + 1]
+            raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
         except FileNotFoundError:
             raise SetupError(
                 f"{where}: {path} does not exist: give the full path of the file holding the"
@@ -167,7 +166,7 @@ class Setup:
             ) from None
         except OSError as exc:
             raise SetupError(f"{where}: cannot read {path} ({exc.strerror})") from None
-        if len(raw) > _MAX_VALUE_BYTES:
+        if len(raw) > MAX_FILE_BYTES:
             raise SetupError(f"{where}: {path} is too big for an enrollment value")
         try:
             text = raw.decode("utf-8-sig").strip()
@@ -209,10 +208,10 @@ class Setup:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)
 
-    def _write_config(self, values: dict[tuple[str, str], Value]) -> Path:
+    def _write_config(self, values: dict[tuple[str, str], Value]) -> None:
         path = self.folder / CONFIG_NAME
         if not values:
-            return path
+            return
         try:
             before = path.read_text(encoding="utf-8") if path.exists() else None
         except (OSError, UnicodeDecodeError) as exc:
@@ -233,14 +232,21 @@ class Setup:
         for (table, key), value in values.items():
             shown = ", ".join(value) if isinstance(value, tuple) else value
             self.done.append(f"{path}: [{table}] {key} = {shown}")
-        return path
 
-    def _paths(self, config: Path) -> tuple[Path, Path]:
+    def _written(self) -> Settings | None:
+        """What the folder's own agent.toml says (None: there is none). Never the system's
+        agent.toml elsewhere: the folder given is the one being set up."""
+        config = self.folder / CONFIG_NAME
+        if not config.exists():
+            return None
+        return load(Overrides(config=config), environ={}, platform=self.platform)
+
+    def _paths(self) -> tuple[Path, Path]:
         """The enrollment file and the state folder the service will use: agent.toml's, or
         the defaults (beside agent.toml; the platform's state folder)."""
-        if not config.exists():
+        settings = self._written()
+        if settings is None:
             return self.folder / ENROLLMENT_NAME, self.state_default
-        settings = load(Overrides(config=config), environ={}, platform=self.platform)
         given = settings.origins
         enrollment = settings.enrollment_file if given["enrollment_file"] != "default" else (
             self.folder / ENROLLMENT_NAME
@@ -253,28 +259,22 @@ class Setup:
         if ("state", "folder") in values:
             state = Path(str(values["state", "folder"]))
         else:
-            config = self.folder / CONFIG_NAME
             try:
-                state = self._paths(config)[1]
+                state = self._paths()[1]
             except ConfigError:
                 state = self.state_default
         return state if AgentState(state).is_enrolled() else None
 
     def _bare_token_needs(self, values: dict[tuple[str, str], Value]) -> None:
         """A bare token names no collector: agent.toml must, or the values given."""
-        config = self.folder / CONFIG_NAME
         try:
-            settings = load(
-                Overrides(config=config if config.exists() else None), environ={},
-                platform=self.platform,
-            )  # fmt: skip
-            has = {"addresses": bool(settings.collectors),
-                   "ca_fingerprint": bool(settings.ca_fingerprint)}  # fmt: skip
+            settings = self._written()
         except ConfigError:
-            has = {"addresses": False, "ca_fingerprint": False}
-        for key in has:
-            has[key] = has[key] or ("collector", key) in values
-        if not all(has.values()):
+            settings = None
+        given = {key for (table, key) in values if table == "collector"}
+        addresses = "addresses" in given or bool(settings and settings.collectors)
+        pin = "ca_fingerprint" in given or bool(settings and settings.ca_fingerprint)
+        if not (addresses and pin):
             r = self.request
             raise SetupError(
                 f"{_named(r, 'enrollment_file')} holds a bare token (dpt_…), which names no"
@@ -283,13 +283,8 @@ class Setup:
                 " --bundle`), which holds all three"
             )
 
-    def _place_enrollment(self, text: str, target: Path, state_dir: Path) -> None:
-        if AgentState(state_dir).is_enrolled():
-            self.done.append(
-                f"already enrolled (state {state_dir}): the enrollment value was not needed,"
-                " and not copied"
-            )
-            return
+    def _place_enrollment(self, text: str, target: Path) -> None:
+        """Only for a computer not enrolled yet (`run` skips the file on an enrolled one)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, (text + "\n").encode("utf-8"), 0o600)
         self.done.append(f"{target}: the enrollment value, for the service's first start")
@@ -313,11 +308,11 @@ class Setup:
             if enrollment is not None and not looks_like_value(enrollment):
                 self._bare_token_needs(values)
         self._secure_folder()
-        config = self._write_config(values)
-        enrollment_file, state_dir = self._paths(config)
+        self._write_config(values)
+        enrollment_file, state_dir = self._paths()
         ensure_private_dir(state_dir)
         if enrollment is not None:
-            self._place_enrollment(enrollment, enrollment_file, state_dir)
+            self._place_enrollment(enrollment, enrollment_file)
         if self.platform == "win32":
             for argv in install_commands.service_recovery():
                 self.runner(argv)

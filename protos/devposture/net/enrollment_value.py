@@ -32,6 +32,11 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
 _TOKEN_PREFIX = "dpt_"  # noqa: S105 (the form of a token, not a secret)
 
 
+# The most a file holding an enrollment value may hold (a value is a few hundred bytes): read
+# no more of one, whoever reads it (the service's first start, `devposture-agent setup`).
+MAX_FILE_BYTES = 64 * 1024
+
+
 class EnrollmentValueError(ValueError):
     """The text is not an enrollment value; the message says what to do (never echoes it)."""
 
