@@ -42,11 +42,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(REPO / "installers" / "python"))
 import bom  # noqa: E402
 import cpio_odc  # noqa: E402
 import launchd  # noqa: E402
 import macho  # noqa: E402
 import pkg_xml  # noqa: E402
+import wheels  # noqa: E402 (the agent's version, as every package reads it)
 import xar  # noqa: E402
 from pkg_payload import Payload, PayloadError  # noqa: E402
 
@@ -72,15 +74,6 @@ def source_date() -> int:
     done = subprocess.run(["git", "-C", str(REPO), "log", "-1", "--format=%ct"],
                           capture_output=True, text=True, check=False)  # fmt: skip
     return int(done.stdout.strip() or 0)
-
-
-def agent_version() -> str:
-    """devposture.agent.__version__, read from the source (nothing is imported)."""
-    text = (REPO / "agent" / "__init__.py").read_text(encoding="utf-8")
-    match = re.search(r'^__version__ = "([^"]+)"', text, re.MULTILINE)
-    if not match:
-        raise BuildError("agent/__init__.py has no __version__: give --version")
-    return match.group(1)
 
 
 def frozen_folder(given: Path) -> tuple[Path, list[str]]:
@@ -183,7 +176,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True, help="the .pkg to write")
     args = parser.parse_args()
     try:
-        print(build(args.frozen, args.version or agent_version(), args.out))
+        print(build(args.frozen, args.version or wheels.version(), args.out))
     except BuildError as exc:
         print(f"build_pkg.py: {exc}", file=sys.stderr)
         return 1
