@@ -11,7 +11,6 @@ import logging
 import signal
 import subprocess
 import sys
-import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
@@ -73,11 +72,11 @@ def test_the_service_logs_json_lines_when_told(tmp_path: Path) -> None:
             stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while "no enrollment file" not in log.read_text():
-            assert agent.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_until(
+            lambda: "no enrollment file" in log.read_text() or agent.poll() is not None,
+            "the service to log that it waits for the enrollment file",
+        )  # fmt: skip
+        assert agent.poll() is None, log.read_text()
     finally:
         agent.send_signal(signal.SIGTERM)
         try:
@@ -106,9 +105,11 @@ def test_the_service_logs_to_its_own_file_when_told_and_commands_do_not(tmp_path
     )  # fmt: skip
     try:
         wait_until(
-            lambda: log_file.exists() and "no enrollment file" in log_file.read_text(),
+            lambda: (log_file.exists() and "no enrollment file" in log_file.read_text())
+            or agent.poll() is not None,
             "the service to log that it waits for the enrollment file",
         )  # fmt: skip
+        assert agent.poll() is None, agent.stderr.read() if agent.stderr else ""
     finally:
         agent.send_signal(signal.SIGTERM)
         try:
