@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit protos bench clean packages msi pkg
+.PHONY: demo test lint typecheck unit unit-postgresql protos bench clean packages msi pkg
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -24,8 +24,9 @@ $(VENV)/.installed-test: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(BIN)/python scripts/demo.py
 
-## test: lint, type-check and run the whole test suite
-test: lint typecheck unit
+## test: lint, type-check and run the whole test suite (the collector's tests on SQLite, then
+## again on PostgreSQL: scripts/postgresql-for-tests finds or starts a server)
+test: lint typecheck unit unit-postgresql
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -36,6 +37,11 @@ typecheck: $(VENV)/.installed-test
 
 unit: $(VENV)/.installed-test
 	$(BIN)/pytest
+
+# The tests whose collector stores anything: every one of them on PostgreSQL too.
+unit-postgresql: $(VENV)/.installed-test
+	DEVPOSTURE_TEST_POSTGRESQL=$${DEVPOSTURE_TEST_POSTGRESQL:-$$(scripts/postgresql-for-tests)} \
+	  $(BIN)/pytest -m "not sqlite_only" tests/collector tests/web tests/e2e
 
 ## protos: regenerate the Python modules and stubs from protos/devposture/v1/*.proto
 protos: $(VENV)/.installed-test

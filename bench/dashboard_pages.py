@@ -83,11 +83,11 @@ def main() -> None:
         )
         # One device in a hundred waived on 6.3.2 for a week, as IT grants them.
         for (device_id,) in db.execute("SELECT device_id FROM devices WHERE rowid % 100 = 5"):
-            store.add_waiver(Waiver(f"w-{device_id}", device_id, "public-wifi", "IT",
+            store.waivers.add_waiver(Waiver(f"w-{device_id}", device_id, "public-wifi", "IT",
                                     "travelling, VPN ordered", now, now + dt.timedelta(days=7)),
                              now)  # fmt: skip
         credential = new_credential()
-        store.add_credential(credential, "bench viewer", VIEWER, now)
+        store.admin.add_credential(credential, "bench viewer", VIEWER, now)
         some_device = db.execute("SELECT device_id FROM devices LIMIT 1 OFFSET 777").fetchone()[0]
         store.close()
         print(f"{args.devices} devices written in {time.perf_counter() - started:.1f} s")

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from devposture.collector.records import to_us
 from devposture.collector.reports import failing_rows, fleet_rows
 from devposture.collector.store import Store
+from devposture.collector.store.base import to_us
 from devposture.policy import default_policy
 
 TARGET_SECONDS = 0.5

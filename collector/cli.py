@@ -24,10 +24,13 @@ from devposture.collector.admin.cli import (
 from devposture.collector.admin.commands import CommandError
 from devposture.collector.config import MAX_DRAIN_SECONDS, ConfigError, load
 from devposture.collector.datadir import DataFolderInUse, InitError, initialize
-from devposture.collector.disk_space import full_disk_message, is_full, no_space_left
 from devposture.collector.pki import fingerprint
 from devposture.collector.ports import PortUnavailable
 from devposture.collector.server import serve_forever
+from devposture.collector.store import database_errors
+from devposture.collector.store.disk_space import full_disk_message, is_full, no_space_left
+from devposture.collector.store.target import DatabaseTargetError, postgres_target
+from devposture.log_format import redact
 from devposture.policy import PolicyError, default_policy_text, load_policy
 
 __all__ = ["DEFAULT_DATA", "CliError", "build_parser", "main"]
@@ -63,6 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--enroll-port", type=port, default=None, help="enrollment port (default 7443)"
     )
     init.add_argument("--report-port", type=port, default=None, help="report port (default 7444)")
+    init.add_argument(
+        "--database",
+        metavar="URL",
+        help="several collectors' shared PostgreSQL (postgresql://user@host:5432/db, no"
+        " password in it) instead of a SQLite file in the data folder",
+    )
+    init.add_argument(
+        "--database-password-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the PostgreSQL password, readable only by the collector's account"
+        " (or set PGPASSWORD, or use ~/.pgpass); never give the password on the command line",
+    )
 
     # `ca fingerprint`, `ca rollover ...` and `tls rotate` live with the trust code.
     cli_pki.add_commands(commands)
@@ -122,11 +138,20 @@ def cmd_init(args: argparse.Namespace) -> int:
         kwargs["enroll_port"] = args.enroll_port
     if args.report_port is not None:
         kwargs["report_port"] = args.report_port
+    database = None
+    if args.database_password_file is not None and args.database is None:
+        raise CliError("--database-password-file goes with --database postgresql://…")
+    if args.database is not None:
+        try:
+            database = postgres_target(args.database, args.database_password_file)
+        except DatabaseTargetError as exc:
+            raise CliError(str(exc)) from exc
     try:
-        config, ca_cert = initialize(args.data, args.listen, args.san, **kwargs)
+        config, ca_cert = initialize(args.data, args.listen, args.san, database=database, **kwargs)
     except (InitError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     print(f"Created collector data folder {config.data_dir}")
+    print(f"Database: {config.database.describe()}")
     print(f"CA fingerprint: {fingerprint(ca_cert)}")
     print("Give agents this fingerprint (--ca-fingerprint) together with an enrollment token")
     print(f"from `devposture-collector token create --data {config.data_dir}`.")
@@ -208,16 +233,26 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ConfigError, CommandError) as exc:
         print(f"devposture-collector: error: {exc}", file=sys.stderr)
         return 1
-    except (sqlite3.Error, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, (OSError, *database_errors())):
+            raise
         data: Path | None = getattr(args, "data", None)
         if is_full(exc) or (data is not None and no_space_left(data)):
             print(f"devposture-collector: error: {full_disk_message(data)}", file=sys.stderr)
             return 1
-        if not isinstance(exc, sqlite3.Error | PermissionError):
+        if isinstance(exc, sqlite3.Error | PermissionError):
+            print(
+                f"devposture-collector: error: cannot use the collector database ({exc}): run"
+                " as the collector's service account, which owns the data folder",
+                file=sys.stderr,
+            )
+            return 1
+        if isinstance(exc, OSError):
             raise
         print(
-            f"devposture-collector: error: cannot use the collector database ({exc}): run as"
-            " the collector's service account, which owns the data folder",
+            f"devposture-collector: error: cannot use the collector's PostgreSQL database"
+            f" ({redact(str(exc)).strip()}): check [database] url in collector.toml, that the"
+            " server runs and takes connections from this host, and the password file",
             file=sys.stderr,
         )
         return 1

@@ -8,9 +8,17 @@ never ignored.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from devposture.collector.store.target import (
+    DatabaseTarget,
+    DatabaseTargetError,
+    PostgresTarget,
+    SqliteTarget,
+    database_target,
+)
 from devposture.config_file import ConfigError, ConfigFile, Setting
 
 __all__ = ["CONFIG_NAME", "SCHEMA", "CollectorConfig", "ConfigError", "load", "render_default"]
@@ -46,7 +54,14 @@ report_port = {report_port}
 drain_seconds = 5
 
 [database]
+# A SQLite file in this folder: a site's one collector.
 path = "devposture.db"
+# Or the PostgreSQL that several collectors share (then `path` is not used), e.g.
+#   url = "postgresql://devposture@db.example.internal:5432/devposture"
+# with no password in it: the password is in `password_file` (readable by the collector's
+# account only), or in PGPASSWORD or ~/.pgpass.
+url = ""
+password_file = ""
 
 [policy]
 # The clauses, checks and thresholds; edit it and the running collector picks it up.
@@ -105,7 +120,7 @@ class CollectorConfig:
     host: str
     enroll_port: int
     report_port: int
-    database: Path
+    database: DatabaseTarget
     token_ttl_hours: float
     device_certificate_days: int
     max_report_bytes: int
@@ -143,12 +158,20 @@ class CollectorConfig:
 
 def render_default(
     host: str, enroll_port: int, report_port: int, admin_port: int = DEFAULT_ADMIN_PORT,
-    metrics_port: int = DEFAULT_METRICS_PORT,
+    metrics_port: int = DEFAULT_METRICS_PORT, *, database: PostgresTarget | None = None,
 ) -> str:  # fmt: skip
-    return _TEMPLATE.format(
+    text = _TEMPLATE.format(
         host=host, enroll_port=enroll_port, report_port=report_port, admin_port=admin_port,
         metrics_port=metrics_port, web_port=DEFAULT_WEB_PORT,
     )  # fmt: skip
+    if database is None:
+        return text
+    # TOML basic strings: JSON's string syntax is a subset of them.
+    text = text.replace('url = ""\n', f"url = {json.dumps(database.url)}\n", 1)
+    if database.password_file is not None:
+        file = json.dumps(str(database.password_file))
+        text = text.replace('password_file = ""\n', f"password_file = {file}\n", 1)
+    return text
 
 
 # Every section and key collector.toml may hold. A key added after the first release is
@@ -160,7 +183,11 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "report_port": Setting(int, DEFAULT_REPORT_PORT, required=True),
     },
     "server": {"drain_seconds": Setting(float, DEFAULT_DRAIN_SECONDS)},
-    "database": {"path": Setting(str, "devposture.db", required=True)},
+    "database": {
+        "path": Setting(str, "devposture.db"),
+        "url": Setting(str, ""),
+        "password_file": Setting(str, ""),
+    },
     "policy": {"path": Setting(str, "policy.toml")},
     "enrollment": {
         "token_ttl_hours": Setting(float, 24.0, required=True),
@@ -220,7 +247,7 @@ def load(data_dir: Path) -> CollectorConfig:
         host=f.text("listen", "host"),
         enroll_port=f.port("listen", "enroll_port"),
         report_port=f.port("listen", "report_port"),
-        database=data_dir / f.text("database", "path"),
+        database=_database(f, data_dir),
         token_ttl_hours=f.number("enrollment", "token_ttl_hours"),
         device_certificate_days=days,
         max_report_bytes=max_bytes,
@@ -241,6 +268,18 @@ def load(data_dir: Path) -> CollectorConfig:
     )
     f.check()
     return config
+
+
+def _database(f: ConfigFile, data_dir: Path) -> DatabaseTarget:
+    """[database]: `url` (PostgreSQL) when given, else the SQLite file `path`."""
+    url = f.text("database", "url")
+    if not url:
+        return SqliteTarget(data_dir / f.text("database", "path"))
+    try:
+        return database_target(url, data_dir, f.text("database", "password_file"))
+    except DatabaseTargetError as exc:
+        f.problem(("database", "url"), f"[database] url: {exc}")
+        return SqliteTarget(data_dir / f.text("database", "path"))
 
 
 def _drain_seconds(f: ConfigFile) -> float:

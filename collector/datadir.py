@@ -32,6 +32,7 @@ from devposture.collector.config import (
 )
 from devposture.collector.pki import Authority, cert_pem, new_private_key, private_key_pem
 from devposture.collector.store import Store
+from devposture.collector.store.target import PostgresTarget
 from devposture.policy import default_policy_text
 
 
@@ -65,8 +66,11 @@ def initialize(
     extra_names: list[str] | None = None,
     enroll_port: int = DEFAULT_ENROLL_PORT,
     report_port: int = DEFAULT_REPORT_PORT,
+    *,
+    database: PostgresTarget | None = None,
 ) -> tuple[CollectorConfig, x509.Certificate]:
-    """Make the data folder; return its configuration and the CA certificate."""
+    """Make the data folder; return its configuration and the CA certificate. The database
+    is a SQLite file in the folder, or `database` (its tables are made if it has none)."""
     if (data_dir / CONFIG_NAME).exists():
         raise InitError(
             f"{data_dir} is already a collector data folder; refusing to replace its CA"
@@ -88,7 +92,7 @@ def initialize(
     server_cert = authority.issue_server_certificate(server_key, dns, ips)
 
     (data_dir / CONFIG_NAME).write_text(
-        render_default(host, enroll_port, report_port), encoding="utf-8"
+        render_default(host, enroll_port, report_port, database=database), encoding="utf-8"
     )
     config = load(data_dir)
     write_private(config.ca_key, private_key_pem(authority.key))

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from devposture.collector.identity_store import DeviceInfo
 from devposture.collector.intake import NOTABLE_SKEW
+from devposture.collector.store.identity import DeviceInfo
 
 
 def _span(delta: dt.timedelta) -> str:

@@ -13,9 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
-from devposture.collector.store import Store
+from devposture.collector.store import DatabaseTarget, Store
 from devposture.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,7 @@ def missing_week_ends(recorded: Iterable[str], at: dt.datetime) -> list[dt.datet
 
 
 def count_week_ends(
-    database: Path,
+    database: DatabaseTarget,
     policy: Policy,
     moments: list[dt.datetime],
     should_stop: Callable[[], bool] = lambda: False,
@@ -60,7 +59,7 @@ def count_week_ends(
         for moment in moments:
             if should_stop():
                 break
-            counted[day_ended_by(moment)] = reader.fleet_figures_as_of(policy, moment)
+            counted[day_ended_by(moment)] = reader.fleet.fleet_figures_as_of(policy, moment)
         return counted
     finally:
         reader.close()

@@ -25,8 +25,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from devposture.collector.disk_space import StorageFull
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from devposture.collector.store.disk_space import StorageFull
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -203,7 +203,7 @@ class GroupCommitter:
     async def _commit(self, group: list[_Waiting], size: int) -> None:
         items = [item for entry in group for item in entry.items]
         try:
-            outcomes = await self._run_in_db(lambda: self._store.store_reports(items))
+            outcomes = await self._run_in_db(lambda: self._store.reports.store_reports(items))
         except Exception as exc:  # the transaction failed: no report in it may be acknowledged
             self.figures.failures += 1
             if isinstance(exc, StorageFull):  # rolled back whole; the next group tries again

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -31,8 +29,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from devposture.collector.compliance import STATES
-from devposture.collector.fleet_counts import FleetFigures, fleet_figures
 from devposture.collector.ingest import GroupCommitter
+from devposture.collector.store import DatabaseTarget, Store, database_errors
+from devposture.collector.store.fleet import FleetFigures
 from devposture.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -136,7 +135,7 @@ class FleetCollector(Collector):
 
     def __init__(
         self,
-        database: Path,
+        database: DatabaseTarget,
         policy: Callable[[], Policy],
         clock: Callable[[], dt.datetime],
         cache_seconds: float = FLEET_CACHE_SECONDS,
@@ -146,20 +145,15 @@ class FleetCollector(Collector):
         self._clock = clock
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = None
+        self._reader: Store | None = None
         self._cached: FleetFigures | None = None
         self._read_at = 0.0
         self.reads = 0  # database reads, for tests and benchmarks
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None:
-            # Read-only twice over: the URI mode refuses writes, and so does query_only.
-            self._db = sqlite3.connect(
-                f"{self._database.resolve().as_uri()}?mode=ro", uri=True,
-                check_same_thread=False, timeout=5.0,
-            )  # fmt: skip
-            self._db.execute("PRAGMA query_only=ON")
-        return self._db
+    def _store(self) -> Store:
+        if self._reader is None:
+            self._reader = Store.open_reader(self._database)  # the engine refuses writes
+        return self._reader
 
     def figures(self) -> FleetFigures | None:
         """The figures, fresh within the cache period; None when the database cannot be read."""
@@ -167,8 +161,8 @@ class FleetCollector(Collector):
             if self._cached is not None and time.monotonic() - self._read_at < self.cache_seconds:
                 return self._cached
             try:
-                self._cached = fleet_figures(self._connection(), self._policy(), self._clock())
-            except sqlite3.Error as exc:
+                self._cached = self._store().fleet.fleet_figures(self._policy(), self._clock())
+            except database_errors() as exc:
                 log.warning("metrics: cannot read the fleet from the database: %s", exc)
                 return self._cached
             self._read_at = time.monotonic()
@@ -177,9 +171,9 @@ class FleetCollector(Collector):
 
     def close(self) -> None:
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     def collect(self) -> Iterator[Metric]:
         figures = self.figures()

@@ -65,14 +65,16 @@ def _standings(
     store: Store, policy: Policy, at: dt.datetime
 ) -> tuple[dict[str, DeviceSeen], list[Standing]]:
     """The devices enrolled by `at` (by id) and their standings, from one read of each table."""
-    devices = store.devices_seen(at)
-    judged = standings(devices, store.state_changes(at), policy, at, store.waivers())
+    devices = store.reports.devices_seen(at)
+    judged = standings(
+        devices, store.reports.state_changes(at), policy, at, store.waivers.recorded()
+    )
     return {d.device_id: d for d in devices}, judged
 
 
 def _members(store: Store, group: str | None) -> set[str] | None:
     """The ids of a group's devices (None: no group asked for, every device)."""
-    return None if group is None else {d.device_id for d in store.devices(group=group)}
+    return None if group is None else {d.device_id for d in store.identity.devices(group=group)}
 
 
 def fleet_rows(
@@ -94,9 +96,9 @@ def fleet_rows(
             if members is None or standing.device_id in members:
                 counts[standing.check_id][standing.state] += 1
     elif current and group is None:
-        counts = store.fleet_figures(policy, at).by_check
+        counts = store.fleet.fleet_figures(policy, at).by_check
     else:
-        counts = store.fleet_figures_as_of(policy, at, group)
+        counts = store.fleet.fleet_figures_as_of(policy, at, group)
     rows: list[Row] = []
     for check in policy.checks:
         per_state = counts[check.check_id]
@@ -112,16 +114,21 @@ def device_rows(
     store: Store, policy: Policy, at: dt.datetime, device_id: str | None = None
 ) -> list[Row]:
     """Each check of one device (or of every device): state, since when, why, what to do."""
-    results = [r for r in store.device_results() if r.check_id is not None]
+    results = [r for r in store.reports.device_results() if r.check_id is not None]
     # The current reason of a state that still holds, where the verdict was made by `at`.
     reasons = {
         (r.device_id, r.check_id or ""): (r.state or "", r.reason or "")
         for r in results
         if r.evaluated_at is not None and r.evaluated_at <= at
     }
-    devices = {d.device_id: d for d in store.devices_seen(at)}
+    devices = {d.device_id: d for d in store.reports.devices_seen(at)}
     judged = standings(
-        devices.values(), store.state_changes(at), policy, at, store.waivers(), current=reasons
+        devices.values(),
+        store.reports.state_changes(at),
+        policy,
+        at,
+        store.waivers.recorded(),
+        current=reasons,
     )
     latest = {
         (r.device_id, r.check_id): (r.state, f"report collected {_when(r.collected_at)}")
@@ -160,7 +167,7 @@ def failing_rows(
                 "failing_since": _when(f.since),
                 "days": round((at - f.since).total_seconds() / 86400, 1), "reason": f.reason,
             }
-            for f in store.failing_now(policy, at, offset=offset, limit=limit, group=group)
+            for f in store.fleet.failing_now(policy, at, offset=offset, limit=limit, group=group)
         ]  # fmt: skip
     devices, judged = _standings(store, policy, at)
     members = _members(store, group)
@@ -188,7 +195,7 @@ def history_rows(
     """Every state a device had on each check, from when until when: since when it has been
     failing, and how long each failure took to fix. With the policy, each row carries its
     clause and texts."""
-    changes = [c for c in store.state_changes(at) if c[0] == device_id]
+    changes = [c for c in store.reports.state_changes(at) if c[0] == device_id]
     rows: list[Row] = []
     for check_id in dict.fromkeys(c[1] for c in changes):
         mine = [c for c in changes if c[1] == check_id]

@@ -35,7 +35,7 @@ from devposture.collector.metrics import FleetCollector, MetricsServer, start_me
 from devposture.collector.policy import keep_in_force, policy_stamp
 from devposture.collector.raw_rpc import add_raw_servicer
 from devposture.collector.service import CollectorService
-from devposture.collector.store import Store
+from devposture.collector.store import DatabaseTarget, Store
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.policy import PolicyError
@@ -333,7 +333,7 @@ async def keep_fleet_days(
     running: RunningServer,
     stop: asyncio.Event,
     every: float = FLEET_DAY_SECONDS,
-    database: Path | None = None,
+    database: DatabaseTarget | None = None,
 ) -> None:
     """Record the fleet's standing for today at start and every hour: the dashboard's trend
     reads how each day ended instead of judging the fleet as of each past day. With the
@@ -342,7 +342,7 @@ async def keep_fleet_days(
     hour; it never stops the collector."""
 
     def record() -> None:
-        running.store.record_fleet_day(running.service.policy, running.service.now())
+        running.store.fleet.record_fleet_day(running.service.policy, running.service.now())
 
     backfill = database
     while not stop.is_set():
@@ -357,13 +357,15 @@ async def keep_fleet_days(
             await asyncio.wait_for(stop.wait(), every)
 
 
-async def backfill_week_ends(running: RunningServer, database: Path, stop: asyncio.Event) -> int:
+async def backfill_week_ends(
+    running: RunningServer, database: DatabaseTarget, stop: asyncio.Event
+) -> int:
     """Count the trend's past week ends that have no record from the history, on a
     connection and a thread of their own (seconds each over 100,000 devices: ingest goes
     on meanwhile), and keep them; how many were counted. Stops between weeks on `stop`."""
     policy, now = running.service.policy, running.service.now()
     missing = fleet_history.missing_week_ends(
-        await running.service.in_db(running.store.fleet_days), now
+        await running.service.in_db(running.store.fleet.fleet_days), now
     )
     if not missing:
         return 0
@@ -372,7 +374,7 @@ async def backfill_week_ends(running: RunningServer, database: Path, stop: async
         fleet_history.count_week_ends, database, policy, missing, stop.is_set
     )
     if counted:
-        await running.service.in_db(lambda: running.store.keep_fleet_days(counted, now))
+        await running.service.in_db(lambda: running.store.fleet.keep_fleet_days(counted, now))
         log.info(
             "counted the fleet at %d past week ends from the history for the trend in %.1f s",
             len(counted), time.monotonic() - started,

@@ -28,8 +28,6 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.collector.agent_config import add_verdicts, agent_config, verdict_templates
-from devposture.collector.disk_space import StorageFull
-from devposture.collector.identity_store import Admission, EnrollRefused, Verdict
 from devposture.collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
 from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
 from devposture.collector.metrics import IngestMetrics
@@ -45,6 +43,8 @@ from devposture.collector.store import (
     StoreOutcome,
     TokenRejected,
 )
+from devposture.collector.store.disk_space import StorageFull
+from devposture.collector.store.identity import Admission, EnrollRefused, Verdict
 from devposture.collector.throttle import (
     FREE_FAILURES,
     WINDOW_SECONDS,
@@ -220,13 +220,13 @@ class CollectorService(pb_grpc.CollectorServicer):
         self._set_policy(policy)
 
         def reevaluate() -> int:
-            latest = self._store.latest_reports()
+            latest = self._store.reports.latest_reports()
             now = self._clock()
             for device_id, report_id, collected, body in latest:
                 report = pb.PostureReport.FromString(body)
                 # Judged at its own collection time, as on arrival (see _intake).
                 judged = self._judge(report, utc(report.collected_at))
-                self._store.replace_results(device_id, report_id, collected, now, judged)
+                self._store.reports.replace_results(device_id, report_id, collected, now, judged)
             return len(latest)
 
         return await self._in_db(reevaluate)
@@ -305,7 +305,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             agent_version=request.agent_version[:64],
         )
         try:
-            await self._in_db(lambda: self._store.enroll(token, self._clock(), record))
+            await self._in_db(lambda: self._store.identity.enroll(token, self._clock(), record))
         except EnrollRefused as exc:
             await self._refuse(context, address, grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except TokenRejected as exc:
@@ -385,7 +385,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         cert = await self._sign(context, renewal.csr_pem, peer.device_id)
         try:
             generation = await self._in_db(
-                lambda: self._store.record_renewal(
+                lambda: self._store.identity.record_renewal(
                     peer.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
                     self._clock(), action="renewed",
                 )
@@ -418,7 +418,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         except ProofRejected as exc:
             await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, str(exc))
         admission = await self._in_db(
-            lambda: self._store.admit(proven.device_id, proven.serial, now)
+            lambda: self._store.identity.admit(proven.device_id, proven.serial, now)
         )
         refusal = _refusal(proven.device_id, admission)
         if refusal is not None:
@@ -426,7 +426,9 @@ class CollectorService(pb_grpc.CollectorServicer):
                         admission.verdict.value)  # fmt: skip
             await self._refuse(context, address, grpc.StatusCode.PERMISSION_DENIED, refusal)
         fresh = await self._in_db(
-            lambda: self._store.accept_reestablish_signature(proven.device_id, proven.signed_at)
+            lambda: self._store.identity.accept_reestablish_signature(
+                proven.device_id, proven.signed_at
+            )
         )
         if not fresh:
             await self._refuse(
@@ -435,7 +437,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             )  # fmt: skip
         cert = await self._sign(context, request.csr_pem, proven.device_id)
         generation = await self._in_db(
-            lambda: self._store.record_renewal(
+            lambda: self._store.identity.record_renewal(
                 proven.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
                 now, action="reestablished",
             )
@@ -496,12 +498,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         now = self._clock()
         admission = (
             None if self._reader is None
-            else self._reader.admit(peer.device_id, peer.serial, now, read_only=True)
+            else self._reader.identity.admit(peer.device_id, peer.serial, now, read_only=True)
         )  # fmt: skip
         if admission is None:  # a first use or a clone to record: the writer decides
             try:
                 admission = await self._in_db(
-                    lambda: self._store.admit(peer.device_id, peer.serial, now)
+                    lambda: self._store.identity.admit(peer.device_id, peer.serial, now)
                 )
             except StorageFull:  # nothing was written; the call is pushed back
                 await self._push_back(context, self._committer.disk_full())

@@ -29,6 +29,7 @@ from devposture.collector.tokens import new_token
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import devposture_pb2 as pb
+from tests.databases import collector_database
 
 
 @dataclass
@@ -59,7 +60,7 @@ class LiveCollector:
         credential = new_credential()
         store = self.store()
         try:
-            store.add_credential(credential, name, role, utcnow())
+            store.admin.add_credential(credential, name, role, utcnow())
         finally:
             store.close()
         return str(credential)
@@ -69,7 +70,7 @@ class LiveCollector:
         store = self.store()
         try:
             now = utcnow()
-            store.add_token(token, now, now + ttl, uses)
+            store.identity.add_token(token, now, now + ttl, uses)
         finally:
             store.close()
         return str(token)
@@ -83,7 +84,7 @@ def running_collector(
     (e.g. max_connection_age_seconds=2) as if collector.toml said so; the drain before
     stopping is 0 unless `drain_seconds` says otherwise. `serve_metrics` also starts the
     metrics endpoint, on a free port."""
-    config, ca_cert = initialize(directory, "127.0.0.1")
+    config, ca_cert = initialize(directory, "127.0.0.1", database=collector_database())
     config = dataclasses.replace(config, **{"drain_seconds": 0.0, **overrides})  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-collector", daemon=True)

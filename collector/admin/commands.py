@@ -25,14 +25,6 @@ from devposture.collector.admin.credentials import ADMIN, ROLE_RANK, ROLES, VIEW
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import CollectorConfig
 from devposture.collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
-from devposture.collector.disk_space import StorageFull
-from devposture.collector.identity_store import (
-    RETIRED,
-    REVOKED,
-    DeviceInfo,
-    GroupNameError,
-    group_name,
-)
 from devposture.collector.pki import utcnow
 from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row, render
@@ -47,6 +39,14 @@ from devposture.collector.reports import (
     history_rows,
 )
 from devposture.collector.store import Store
+from devposture.collector.store.disk_space import StorageFull
+from devposture.collector.store.identity import (
+    RETIRED,
+    REVOKED,
+    DeviceInfo,
+    GroupNameError,
+    group_name,
+)
 from devposture.collector.tokens import new_token
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue, beijing_time
 from devposture.policy import Policy, PolicyError
@@ -203,11 +203,11 @@ def _report(view: str) -> Handler:
         device_id = args.text("device_id")
         group = args.group("group") if view in ("fleet", "failing") else None
         message = ""
-        if group is not None and not store.devices(group=group):
-            groups = ", ".join(store.device_groups()) or "none yet"
+        if group is not None and not store.identity.devices(group=group):
+            groups = ", ".join(store.identity.device_groups()) or "none yet"
             message = f"no device is in group {group!r} (groups: {groups})"
         if view == "fleet":
-            if not store.device_count():
+            if not store.reports.device_count():
                 message = (
                     "No devices enrolled yet. Create a token with"
                     " `devposture-collector token create`."
@@ -264,7 +264,7 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     devices = args.items("device")
     if not devices:
         raise CommandError("--device is required (repeat it for a group of devices)")
-    known_devices = {d.device_id for d in store.devices_seen()}
+    known_devices = {d.device_id for d in store.reports.devices_seen()}
     unknown = [d for d in devices if d not in known_devices]
     if unknown:
         raise NotFound(
@@ -275,7 +275,7 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
         waiver = Waiver(
             f"w-{secrets.token_hex(4)}", device_id, check_id, owner, reason, now, expires
         )
-        store.add_waiver(waiver, now)
+        store.waivers.add_waiver(waiver, now)
         lines.append(
             f"waiver {waiver.waiver_id}: {device_id} exempt from {check_id}"
             f" until {expires.isoformat(timespec='minutes')}"
@@ -287,12 +287,12 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
     if args.flag("log"):
         events: list[Row] = [
             {"waiver": w, "action": a, "at": _when(t), "detail": d}
-            for w, a, t, d in store.waiver_events()
+            for w, a, t, d in store.waivers.waiver_events()
         ]
         return Result("", WAIVER_LOG_COLUMNS, events)
     now = utcnow()
     rows: list[Row] = []
-    for w in store.waivers():
+    for w in store.waivers.recorded():
         status = (
             "active" if w.active(now)
             else "revoked" if w.revoked_at is not None and w.revoked_at <= now
@@ -309,7 +309,7 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
 
 def _waiver_revoke(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     waiver_id, reason = args.required("waiver_id"), args.required("reason")
-    if not store.revoke_waiver(waiver_id, utcnow(), reason):
+    if not store.waivers.revoke_waiver(waiver_id, utcnow(), reason):
         raise NotFound(f"no active waiver {waiver_id}: see `devposture-collector waiver list`")
     return Result(f"waiver {waiver_id} revoked", note=f"waiver {waiver_id} revoked")
 
@@ -343,10 +343,10 @@ def _device_row(device: DeviceInfo) -> Row:
 
 def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     group = args.group("group")
-    rows = [_device_row(d) for d in store.devices(group=group)]
+    rows = [_device_row(d) for d in store.identity.devices(group=group)]
     message = ""
     if group is not None and not rows:
-        groups = ", ".join(store.device_groups()) or "none yet"
+        groups = ", ".join(store.identity.device_groups()) or "none yet"
         message = (
             f"no device is in group {group!r} (groups: {groups}); put one in with"
             " `devposture-collector device group DEVICE_ID NAME`"
@@ -355,7 +355,7 @@ def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
 
 
 def _find_device(store: Store, device_id: str) -> DeviceInfo:
-    device = store.device(device_id)
+    device = store.identity.device(device_id)
     if device is not None:
         return device
     raise NotFound(f"no device {device_id}: see the ids in `devposture-collector device list`")
@@ -365,7 +365,7 @@ def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: 
     device = _find_device(store, args.required("device_id"))
     events = "\n".join(
         f"{_when(at)}  {action}: {detail}"
-        for _, action, at, detail in store.device_events(device.device_id)
+        for _, action, at, detail in store.identity.device_events(device.device_id)
     )
     row = _device_row(device) | {
         "clone_detail": device.clone_detail,
@@ -380,7 +380,7 @@ def _device_status(status: str) -> Handler:
     def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
         device_id, reason = args.required("device_id"), args.required("reason")
         device = _find_device(store, device_id)
-        if not store.set_device_status(device_id, status, utcnow(), reason):
+        if not store.identity.set_device_status(device_id, status, utcnow(), reason):
             raise CommandError(
                 f"device {device_id} is already {device.status}: nothing to do"
                 " (see `devposture-collector device show`)"
@@ -406,7 +406,7 @@ def _device_group(store: Store, config: CollectorConfig, args: Arguments, actor:
             "give either the group NAME or --clear: `device group DEVICE_ID NAME`,"
             " `device group DEVICE_ID --clear`"
         )
-    before = store.set_device_group(device_id, group or "", utcnow())
+    before = store.identity.set_device_group(device_id, group or "", utcnow())
     if before is None:
         raise NotFound(f"no device {device_id}: see the ids in `devposture-collector device list`")
     if before == (group or ""):
@@ -461,7 +461,7 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
     now = utcnow()
     expires = now + dt.timedelta(hours=hours)
     token = new_token()
-    store.add_token(token, now, expires, uses=uses, group=group)
+    store.identity.add_token(token, now, expires, uses=uses, group=group)
     row: Row = {"token": token.token_id, "group": group, "uses": uses, "expires": _when(expires)}
     into = f", group {group}" if group else ""
     note = f"token {token.token_id}: {uses} use(s){into}, expires {_when(expires)}"
@@ -479,14 +479,14 @@ def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: A
     rows: list[Row] = [
         {"token": t.token_id, "group": t.group, "created": _when(t.created_at),
          "expires": _when(t.expires_at), "uses_left": t.uses_left, "status": t.status(now)}
-        for t in store.tokens()
+        for t in store.identity.tokens()
     ]  # fmt: skip
     return Result("", TOKEN_COLUMNS, rows)
 
 
 def _token_revoke(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     token_id = args.required("token_id")
-    if not store.revoke_token(token_id, utcnow()):
+    if not store.identity.revoke_token(token_id, utcnow()):
         raise NotFound(
             f"no token {token_id} that is not revoked already:"
             " see `devposture-collector token list`"
@@ -512,7 +512,7 @@ def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
     if role not in ROLES:
         raise CommandError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     credential = new_credential()
-    store.add_credential(credential, name, role, utcnow())
+    store.admin.add_credential(credential, name, role, utcnow())
     row: Row = {"credential": credential.credential_id, "name": name, "role": role}
     note = f"credential {credential.credential_id} for {name}, role {role}"
     return Result(str(credential), CREDENTIAL_CREATED_COLUMNS, [row], note=note)
@@ -523,14 +523,14 @@ def _admin_list(store: Store, config: CollectorConfig, args: Arguments, actor: A
         {"credential": c.credential_id, "name": c.name, "role": c.role,
          "created": _when(c.created_at),
          "status": f"revoked {_when(c.revoked_at)}" if c.revoked_at else "active"}
-        for c in store.credentials()
+        for c in store.admin.credentials()
     ]  # fmt: skip
     return Result("", CREDENTIAL_COLUMNS, rows)
 
 
 def _admin_revoke(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     credential_id = args.required("credential_id")
-    if not store.revoke_credential(credential_id, utcnow()):
+    if not store.admin.revoke_credential(credential_id, utcnow()):
         raise NotFound(
             f"no credential {credential_id} that is not revoked already:"
             " see `devposture-collector admin list`"
@@ -545,7 +545,7 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
                                                  else ""),
          "role": e.role, "command": e.command, "arguments": e.arguments, "outcome": e.outcome,
          "message": e.message, "peer": e.peer}
-        for e in store.audit_entries()
+        for e in store.admin.audit_entries()
     ]  # fmt: skip
     return Result("", AUDIT_COLUMNS, rows)
 
@@ -678,7 +678,7 @@ class Runner:
         name = " ".join(words)
 
         def audit(outcome: str, message: str) -> None:
-            self._store.audit(
+            self._store.admin.audit(
                 utcnow(), actor=actor.name, credential_id=actor.credential_id, role=actor.role,
                 command=name, arguments=arguments, outcome=outcome, message=message, peer=peer,
             )  # fmt: skip

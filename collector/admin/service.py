@@ -38,11 +38,11 @@ from devposture.collector.admin.commands import (
 )
 from devposture.collector.admin.credentials import CredentialFormatError, parse_credential
 from devposture.collector.config import CollectorConfig
-from devposture.collector.disk_space import StorageFull
 from devposture.collector.pki import utcnow
 from devposture.collector.ports import grpc_options
 from devposture.collector.raw_rpc import Request, Undecodable, add_raw_servicer, message_of
 from devposture.collector.store import Store
+from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.trust import Trust
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
@@ -94,7 +94,7 @@ class AdminService(admin_grpc.AdminServicer):
                 reason = str(exc)
             else:
                 credential_id = credential.credential_id
-                info = self._store.authenticate(credential)
+                info = self._store.admin.authenticate(credential)
                 if info is not None:
                     return Actor(info.name, info.role, info.credential_id)
                 reason = (
@@ -102,7 +102,7 @@ class AdminService(admin_grpc.AdminServicer):
                     " revoked: ask the collector's administrator for a new one"
                     " (`devposture-collector admin add`)"
                 )
-        self._store.audit(
+        self._store.admin.audit(
             utcnow(), actor=UNAUTHENTICATED_ACTOR, credential_id=credential_id, role="",
             command=" ".join(words), arguments=arguments, outcome="denied", message=reason,
             peer=peer,
@@ -118,7 +118,7 @@ class AdminService(admin_grpc.AdminServicer):
             # Who is asking comes first, as for any call (an unknown caller is audited as such).
             actor = self._actor(presented, [], {}, peer)
             log.warning("admin call from %s refused: %s", peer, exc)
-            self._store.audit(
+            self._store.admin.audit(
                 utcnow(), actor=actor.name, credential_id=actor.credential_id, role=actor.role,
                 command="", arguments={}, outcome="error", message=str(exc), peer=peer,
             )  # fmt: skip

@@ -30,8 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from devposture.collector import __version__
 from devposture.collector.evidence import bundle, chain, html, signing
 from devposture.collector.pki import fingerprint
-from devposture.collector.records import to_us
 from devposture.collector.store import Store
+from devposture.collector.store.base import to_us
 from devposture.policy import Policy
 
 Progress = Callable[[int, int], None]
@@ -75,11 +75,11 @@ def _opening(store: Store, boundary: int, start_us: int) -> list[chain.Entry]:
     """How things stood when the period began: each device's last state per check, and the
     events of waivers that had not expired by then."""
     latest: dict[tuple[object, object], chain.Entry] = {}
-    for entry in store.chain_before(boundary, chain.STATE):
+    for entry in store.evidence.chain_before(boundary, chain.STATE):
         r = entry.record()
         latest[(r["device_id"], r["check_id"])] = entry
     waivers = [
-        e for e in store.chain_before(boundary, chain.WAIVER)
+        e for e in store.evidence.chain_before(boundary, chain.WAIVER)
         if int(str(e.record()["expires_us"])) > start_us
     ]  # fmt: skip
     return sorted([*latest.values(), *waivers], key=lambda e: e.seq)
@@ -111,12 +111,12 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
     ca_cert = data_dir / "ca" / "ca.crt"
     digests: dict[str, str] = {}
     with store.snapshot():
-        head = store.chain_head()
-        span = store.chain_period(start, end)
-        boundary = span[0] if span else store.chain_first_written_from(start)
+        head = store.evidence.chain_head()
+        span = store.evidence.chain_period(start, end)
+        boundary = span[0] if span else store.evidence.chain_first_written_from(start)
         if boundary is None:
             boundary = (head.seq + 1) if head else 1
-        anchor = store.chain_entries(boundary - 1, boundary - 1)
+        anchor = store.evidence.chain_entries(boundary - 1, boundary - 1)
         prev_hash = anchor[0].hash if anchor else chain.GENESIS
         opening = _opening(store, boundary, to_us(start))
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED) as archive:
@@ -130,8 +130,14 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                 context_out.write(json.dumps(context, ensure_ascii=False, sort_keys=True,
                                              indent=1).encode("utf-8"))  # fmt: skip
             manifest = _manifest(
-                start, end, ca_cert=ca_cert, public=public, span=span,
-                hashes=(prev_hash, last_hash), head=head, prev_seq=boundary - 1,
+                start,
+                end,
+                ca_cert=ca_cert,
+                public=public,
+                span=span,
+                hashes=(prev_hash, last_hash),
+                head=head,
+                prev_seq=boundary - 1,
             )
             manifest["counts"] = counts
             with _member(archive, bundle.HTML, digests) as html_out:
@@ -162,7 +168,9 @@ def _write_period(
     with tempfile.TemporaryFile() as index_out, tempfile.TemporaryFile() as reports_out:
         with _member(archive, bundle.CHAIN, digests) as chain_out:
             for batch in _batches(store, span):
-                bodies = store.report_bodies([e.key for e in batch if e.kind == chain.REPORT])
+                bodies = store.reports.report_bodies(
+                    [e.key for e in batch if e.kind == chain.REPORT]
+                )
                 for entry in batch:
                     counts[entry.kind] = counts.get(entry.kind, 0) + 1
                     chain_out.write(bundle.jsonl(bundle.entry_line(entry)))
@@ -187,7 +195,7 @@ def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.
     if span is None:
         return
     for first in range(span[0], span[1] + 1, BATCH):
-        yield store.chain_entries(first, min(first + BATCH - 1, span[1]))
+        yield store.evidence.chain_entries(first, min(first + BATCH - 1, span[1]))
 
 
 def _manifest(
@@ -235,5 +243,5 @@ def _context(store: Store, policy: Policy) -> dict[str, Any]:
                     for c in policy.clauses],
         "checks": [{"check_id": c.check_id, "clause": c.clause, "title_zh": c.title_zh,
                     "title_en": c.title_en} for c in policy.checks],
-        "devices": {d.device_id: d.hostname for d in store.devices()},
+        "devices": {d.device_id: d.hostname for d in store.identity.devices()},
     }  # fmt: skip

@@ -28,10 +28,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devposture.collector.admin.credentials import CredentialFormatError, parse_credential
-from devposture.collector.admin.records import CredentialInfo
 from devposture.collector.compliance import STATES
 from devposture.collector.config import CollectorConfig
 from devposture.collector.pki import utcnow
+from devposture.collector.store.admin import CredentialInfo
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
 from devposture.collector.web import auth, i18n
 from devposture.collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
@@ -194,7 +194,7 @@ class Dashboard:
         name: str = "", credential_id: str | None = None, role: str = "",
     ) -> None:  # fmt: skip
         peer = f"web:{request.client.host}:{request.client.port}" if request.client else "web"
-        await self.db(lambda v: v.writer().audit(
+        await self.db(lambda v: v.writer().admin.audit(
             utcnow(), actor=name or "unauthenticated", credential_id=credential_id, role=role,
             command=command, arguments={}, outcome=outcome, message=message, peer=peer,
         ))  # fmt: skip
@@ -251,7 +251,7 @@ class Pages:
             credential = parse_credential(presented)
         except CredentialFormatError:
             return None, None, "not an admin credential"
-        info = await self.board.db(lambda v: v.store.authenticate(credential))
+        info = await self.board.db(lambda v: v.store.admin.authenticate(credential))
         if info is None:
             return None, credential.credential_id, (
                 f"admin credential {credential.credential_id} is unknown or revoked"

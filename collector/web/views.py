@@ -2,14 +2,14 @@
 
 Fleet-wide pages read the current verdicts in SQL, the same way the CLI's reports do, so the
 dashboard and `report fleet` never disagree: the overview's counts and the failing-longest page
-through `collector.reports` (`fleet_counts`), the device list through `collector.device_list`
+through `collector.reports` (`fleet_counts`), the device list through `collector.store.device_list`
 (the matching devices' ids in one pass, then the standings of one page's devices). Each result
 is cached: reused while the database is unchanged (SQLite's `data_version`), and at most
 `FRESH_SECONDS` old when reports keep arriving, so turning the pages of a listing reads the
 fleet once. The trend (the fleet at each of the last 8 week ends) is recomputed at most every
 10 minutes.
 
-A device page reads only that device, by index (`collector.web.queries`), and judges it from
+A device page reads only that device, by index (`collector.store.device_pages`), and judges it from
 its history with `compliance.standings`.
 
 Every method runs on the dashboard's one database thread (`app.py`).
@@ -24,16 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from devposture.collector import device_list, fleet_history
+from devposture.collector import fleet_history
 from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
 from devposture.collector.config import CollectorConfig
-from devposture.collector.device_list import NOT_PASSING, DeviceFilter, ListedDevice
 from devposture.collector.pki import utcnow
 from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row
 from devposture.collector.reports import failing_rows, fleet_rows
-from devposture.collector.store import Store
-from devposture.collector.web import queries
+from devposture.collector.store import Store, device_pages
+from devposture.collector.store.device_list import NOT_PASSING, DeviceFilter, ListedDevice
 from devposture.collector.web.charts import Series, trend_svg
 from devposture.policy import CheckSpec, Clause, Policy
 from devposture.v1 import devposture_pb2 as pb
@@ -133,7 +132,7 @@ class CheckView:
     spec: CheckSpec
     clause: Clause
     standing: Standing
-    verdict: queries.Verdict | None
+    verdict: device_pages.Verdict | None
     waivers: list[Waiver]
     timeline: list[TimelineEntry]
     wifi_sessions: list[WifiSessionView] = field(default_factory=list)
@@ -163,7 +162,7 @@ class DevicePage:
     last_report_at: dt.datetime | None
     status: str
     checks: list[CheckView]
-    reports: list[queries.ReceivedReport]
+    reports: list[device_pages.ReceivedReport]
     reports_total: int
     waivers: list[Waiver]
 
@@ -181,13 +180,11 @@ class Views:
         self._config = config
         self._clock = clock
         self._reader = Store.open_reader(config.database)
-        self._db = queries.open_readonly(config.database)
         self._writer: Store | None = None
         self._cache: dict[str, _Cached] = {}
 
     def close(self) -> None:
         self._reader.close()
-        self._db.close()
         if self._writer is not None:
             self._writer.close()
 
@@ -205,10 +202,7 @@ class Views:
         return self._writer
 
     def credential_active(self, credential_id: str) -> bool:
-        row = self._db.execute(
-            "SELECT revoked_us FROM admin_credentials WHERE credential_id = ?", (credential_id,)
-        ).fetchone()
-        return row is not None and row[0] is None
+        return self._reader.admin.credential_active(credential_id)
 
     # --- the policy and caching ----------------------------------------------------------
 
@@ -221,7 +215,7 @@ class Views:
             raise PolicyUnavailable(str(exc)) from exc
 
     def _cached(self, name: str, policy: Policy, longest: float, make: Callable[[], T]) -> T:
-        now, version = self._clock(), queries.data_version(self._db)
+        now, version = self._clock(), self._reader.data_version()
         found = self._cache.get(name)
         if found is not None and found.policy == policy:
             age = now - found.made
@@ -240,7 +234,7 @@ class Views:
 
         def make() -> tuple[dt.datetime, list[str]]:
             at = utcnow()
-            return at, device_list.matching_devices(self._db, policy, at, wanted)
+            return at, self._reader.device_list.matching(policy, at, wanted)
 
         return self._cached(f"devices {wanted!r}", policy, STALE_AFTER_SECONDS, make)
 
@@ -252,12 +246,10 @@ class Views:
         def make() -> tuple[dt.datetime, list[Row], int]:
             at = utcnow()
             rows = fleet_rows(self._reader, policy, at, current=True)
-            return at, rows, self._reader.device_count()
+            return at, rows, self._reader.reports.device_count()
 
         at, rows, devices = self._cached("fleet", policy, STALE_AFTER_SECONDS, make)
-        trend = self._cached(
-            "trend", policy, TREND_SECONDS, lambda: self._trend(policy, at, rows)
-        )
+        trend = self._cached("trend", policy, TREND_SECONDS, lambda: self._trend(policy, at, rows))
         if group:
 
             def of_group() -> tuple[dt.datetime, list[Row]]:
@@ -266,7 +258,7 @@ class Views:
 
             at, rows = self._cached(f"fleet {group!r}", policy, STALE_AFTER_SECONDS, of_group)
             devices = int(str(rows[0]["devices"])) if rows else 0
-        groups = device_list.groups(self._db)
+        groups = self._reader.device_list.groups()
         return Overview(at, policy, rows, devices, trend, group, groups)
 
     def trend_points(
@@ -278,7 +270,7 @@ class Views:
         (`collector.fleet_history`); no page waits for that."""
         moments = fleet_history.week_ends(at, WEEKS)
         rates: dict[str, list[float | None]] = {c.check_id: [] for c in policy.checks}
-        days = self._reader.fleet_days()
+        days = self._reader.fleet.fleet_days()
         for moment in moments:
             ended = fleet_history.day_ended_by(moment)
             if moment is moments[-1]:  # now: the overview's own counts, when it has them
@@ -304,10 +296,10 @@ class Views:
         pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
         page = min(max(1, filters.page), pages)
         shown = matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-        rows = device_list.listed(self._db, policy, at, shown)
+        rows = self._reader.device_list.listed(policy, at, shown)
         return DeviceList(
             at, policy, filters, rows, len(matching), page, pages,
-            device_list.os_families(self._db), device_list.groups(self._db),
+            self._reader.device_list.os_families(), self._reader.device_list.groups(),
         )  # fmt: skip
 
     def failing(self, page: int) -> FailingPage:
@@ -317,7 +309,10 @@ class Views:
         policy = self.policy()
         at = utcnow()
         total = self._cached(
-            "failing", policy, STALE_AFTER_SECONDS, lambda: self._reader.failing_count(policy, at)
+            "failing",
+            policy,
+            STALE_AFTER_SECONDS,
+            lambda: self._reader.fleet.failing_count(policy, at),
         )
         pages = max(1, math.ceil(total / PAGE_SIZE))
         page = min(max(1, page), pages)
@@ -329,20 +324,19 @@ class Views:
 
     def device(self, device_id: str) -> DevicePage | None:
         policy = self.policy()
-        info = self._reader.device(device_id)
+        info = self._reader.identity.device(device_id)
         at = utcnow()
         if info is None or info.enrolled_at > at:
             return None
         seen = DeviceSeen(
             info.device_id, info.hostname, info.os_family, info.enrolled_at, info.last_report_at
         )
-        history = queries.changes(self._db, device_id, at)
-        waivers = [w for w in self._reader.waivers() if w.device_id == device_id]
-        verdicts = queries.verdicts(self._db, device_id)
+        history = self._reader.device_pages.changes(device_id, at)
+        waivers = [w for w in self._reader.waivers.recorded() if w.device_id == device_id]
+        verdicts = self._reader.device_pages.verdicts(device_id)
         current = {(device_id, c): (v.state, v.reason) for c, v in verdicts.items()}
         judged = {
-            s.check_id: s
-            for s in standings([seen], history, policy, at, waivers, current=current)
+            s.check_id: s for s in standings([seen], history, policy, at, waivers, current=current)
         }
         checks: list[CheckView] = []
         for spec in policy.checks:
@@ -358,7 +352,7 @@ class Views:
                 timeline=_timeline([c for c in history if c[1] == spec.check_id], at),
                 wifi_sessions=sessions,
             ))  # fmt: skip
-        received, total = queries.reports(self._db, device_id, REPORTS_SHOWN)
+        received, total = self._reader.device_pages.reports(device_id, REPORTS_SHOWN)
         return DevicePage(
             at=at, policy=policy, device_id=info.device_id, hostname=info.hostname,
             os_family=info.os_family, group=info.group, enrolled_at=info.enrolled_at,
@@ -368,7 +362,7 @@ class Views:
 
     def _wifi_sessions(self, report_id: str) -> list[WifiSessionView]:
         """The Wi-Fi sessions the verdict's report carried: the facts behind 6.3.2."""
-        body = queries.report_body(self._db, report_id)
+        body = self._reader.device_pages.report_body(report_id)
         if body is None:
             return []
         try:

@@ -1,4 +1,4 @@
-"""Admin credentials and the audit log in the store (a mixin of `collector.store.Store`).
+"""Admin credentials and the audit log (`Store.admin`).
 
 The audit log is append-only like the waiver and device logs: triggers refuse UPDATE and
 DELETE, so whoever holds an admin credential cannot rewrite what they did. Credentials are
@@ -14,37 +14,9 @@ from dataclasses import dataclass
 
 from devposture.collector.admin.credentials import ROLES, Credential, credential_matches
 from devposture.collector.evidence import chain
-from devposture.collector.records import Records, from_us, maybe_from_us, to_us
+from devposture.collector.store.base import Part, from_us, maybe_from_us, to_us
+from devposture.collector.store.chain import append
 from devposture.log_format import redact  # the audit log redacts as the logs do
-
-ADMIN_SCHEMA = """
-CREATE TABLE IF NOT EXISTS admin_credentials (
-    credential_id  TEXT PRIMARY KEY,
-    name           TEXT NOT NULL,
-    role           TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
-    secret_hash    TEXT NOT NULL,
-    created_us     INTEGER NOT NULL,
-    revoked_us     INTEGER
-);
-
--- One entry per admin command, local or remote, allowed or not. Never holds a secret.
-CREATE TABLE IF NOT EXISTS audit_log (
-    entry_id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    at_us          INTEGER NOT NULL,
-    actor          TEXT NOT NULL,
-    credential_id  TEXT,
-    role           TEXT NOT NULL,
-    command        TEXT NOT NULL,
-    arguments      TEXT NOT NULL,
-    outcome        TEXT NOT NULL CHECK (outcome IN ('ok', 'denied', 'error')),
-    message        TEXT NOT NULL,
-    peer           TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_log_is_append_only_update BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_log_is_append_only_delete BEFORE DELETE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"""
 
 
 @dataclass(frozen=True)
@@ -77,7 +49,9 @@ def _short(text: str) -> str:
     return text if len(text) <= AUDIT_TEXT_LIMIT else text[:AUDIT_TEXT_LIMIT] + "…"
 
 
-class AdminRecords(Records):
+class Admin(Part):
+    """Admin credentials and the audit log (`Store.admin`)."""
+
     # --- credentials -----------------------------------------------------------------------
 
     def add_credential(
@@ -110,6 +84,13 @@ class AdminRecords(Records):
             return None
         return CredentialInfo(credential.credential_id, row[0], row[1], from_us(row[3]), None)
 
+    def credential_active(self, credential_id: str) -> bool:
+        """Whether a credential exists and is not revoked (a dashboard session re-checks)."""
+        row = self._db.execute(
+            "SELECT revoked_us FROM admin_credentials WHERE credential_id = ?", (credential_id,)
+        ).fetchone()
+        return row is not None and row[0] is None
+
     def revoke_credential(self, credential_id: str, now: dt.datetime) -> bool:
         """Revoke a credential not revoked yet; False when there is no such credential."""
         with self._write() as cur:
@@ -135,14 +116,13 @@ class AdminRecords(Records):
         values = (to_us(now), redact(actor), credential_id, role, _short(redact(command)), shown,
                   outcome, _short(redact(message)), peer)  # fmt: skip
         with self._write() as cur:
-            cur.execute(
+            entry_id = int(cur.execute(
                 "INSERT INTO audit_log(at_us, actor, credential_id, role, command, arguments,"
-                " outcome, message, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " outcome, message, peer) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING entry_id",
                 values,
-            )
-            entry_id = int(cur.lastrowid or 0)
+            ).fetchone()[0])  # fmt: skip
             record = chain.fields(chain.ADMIN_FIELDS, (entry_id, *values))
-            chain.append(cur, chain.ADMIN, str(entry_id), record)
+            append(cur, chain.ADMIN, str(entry_id), record)
 
     def audit_entries(self) -> list[AuditEntry]:
         rows = self._db.execute(

@@ -1,7 +1,8 @@
 """A full disk under the data folder: how it is recognised, and what people are told.
 
 SQLite answers SQLITE_FULL ("database or disk is full") when a write cannot grow the database
-or its write-ahead log. The store then rolls the whole transaction back (`Records._write`), so
+or its write-ahead log; PostgreSQL answers disk_full (SQLSTATE 53100). The store then rolls the
+whole transaction back (`Part._write`), so
 nothing half-written stays, and raises `StorageFull`: the same write succeeds once space is
 freed, without a restart. Agents are pushed back with a retry hint and keep their reports;
 people running a command are told the disk is full, not that they lack permissions.
@@ -16,6 +17,8 @@ from pathlib import Path
 
 # SQLite's primary result code for "database or disk is full" (sqlite3.h).
 SQLITE_FULL = 13
+# PostgreSQL's SQLSTATE for "could not extend file ... No space left on device".
+POSTGRES_DISK_FULL = "53100"
 # Below this much free space a failed database call is put down to the full disk: SQLite
 # needs room for a few pages of write-ahead log (and 32 KB of shared memory index) to write.
 LOW_SPACE_BYTES = 1024 * 1024
@@ -27,10 +30,9 @@ def full_disk_message(folder: Path | None) -> str:
     return f"the disk holding {where} is full: free space, then try again"
 
 
-class StorageFull(sqlite3.OperationalError):
+class StorageFull(Exception):
     """A write failed because the disk holding the database is full; it was rolled back
-    whole. A subclass of OperationalError, so code that treats a failing database as such
-    (the group commit does) goes on doing so.
+    whole. The store's callers treat it as a failing database (the group commit does).
 
     Its text names no path (a call that does not map it would show it to the caller, an
     agent perhaps); `advice` names the folder, for administrators."""
@@ -51,6 +53,8 @@ def is_full(exc: BaseException) -> bool:
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorcode", None)
         return isinstance(code, int) and code & 0xFF == SQLITE_FULL
+    if getattr(exc, "sqlstate", None) == POSTGRES_DISK_FULL:  # psycopg's errors carry it
+        return True
     return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 

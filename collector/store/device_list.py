@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass
 
 from devposture.collector.compliance import STATES
-from devposture.collector.fleet_counts import waived_at
-from devposture.collector.records import maybe_from_us, to_us
+from devposture.collector.store.base import Part, maybe_from_us, to_us
+from devposture.collector.store.engine import AnyDatabase, Dialect
+from devposture.collector.store.fleet import waived_at
 from devposture.policy import Policy
 
 # Any state but PASS and EXEMPT: what needs a fix (or an answer) now.
 NOT_PASSING = "NOT_PASSING"
+
 
 @dataclass(frozen=True)
 class DeviceFilter:
@@ -54,7 +55,7 @@ class _Query:
     """One listing's SQL: the standing of each check as a CASE over a LEFT JOIN, and the
     filter as a WHERE over them. Only placeholders go into the text; values are bound."""
 
-    def __init__(self, db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> None:
+    def __init__(self, db: AnyDatabase, policy: Policy, at: dt.datetime) -> None:
         now = to_us(at)
         self.checks = [c.check_id for c in policy.checks]
         self.params: dict[str, object] = {
@@ -64,6 +65,7 @@ class _Query:
         for device_id, check_id in waived_at(db, at):
             if check_id in waived:
                 waived[check_id].append(device_id)
+        self.dialect = db.dialect
         self.joins: list[str] = []
         self.states: list[str] = []
         for k, check in enumerate(policy.checks):
@@ -77,7 +79,7 @@ class _Query:
             # Without a waiver in force on the check, no device is EXEMPT on it: the branch
             # (a lookup per device) is left out.
             exempt = (
-                f" WHEN d.device_id IN (SELECT value FROM json_each(:waived{k})) THEN 'EXEMPT'"  # noqa: S608
+                f" WHEN d.device_id IN ({db.dialect.json_values(f':waived{k}')}) THEN 'EXEMPT'"
                 if waived[check.check_id]
                 else ""
             )
@@ -94,10 +96,9 @@ class _Query:
         if wanted.text:
             self.params["prefix"] = wanted.text.lower().replace("\\", "\\\\").replace(
                 "%", "\\%").replace("_", "\\_") + "%"  # fmt: skip
-            self.params["needle"] = wanted.text.casefold()
-            terms.append(
-                "(d.device_id LIKE :prefix ESCAPE '\\' OR instr(fold(d.hostname), :needle) > 0)"
-            )
+            self.params["needle"] = self.dialect.fold(wanted.text)
+            found = self.dialect.contains_folded("d.hostname", ":needle")
+            terms.append(f"(d.device_id LIKE :prefix ESCAPE '\\' OR {found})")
         if wanted.os_family:
             self.params["os"] = wanted.os_family
             terms.append("d.os_family = :os")
@@ -117,12 +118,12 @@ class _Query:
                 self.params["state"] = wanted.state
                 matches = [f"{self.states[k]} = :state" for k in chosen]
             if len(chosen) == 1:
-                terms += _index_hints(chosen[0], wanted.state)
-            terms.append("(" + " OR ".join(matches or ["0"]) + ")")
+                terms += _index_hints(self.dialect, chosen[0], wanted.state)
+            terms.append("(" + " OR ".join(matches or ["FALSE"]) + ")")
         return joins, " AND ".join(terms)
 
 
-def _index_hints(k: int, state: str) -> list[str]:
+def _index_hints(dialect: Dialect, k: int, state: str) -> list[str]:
     """Conditions implied by `state` on check `k` that SQLite can answer from an index
     (check_results_by_standing: check, state, since), so that it reads only the verdicts
     in that state instead of judging every device; the CASE still decides."""
@@ -134,22 +135,17 @@ def _index_hints(k: int, state: str) -> list[str]:
     if state == "STALE":
         return ["COALESCE(d.last_report_us, d.enrolled_us) < :fresh"]
     if state == "EXEMPT":
-        return [f"d.device_id IN (SELECT value FROM json_each(:waived{k}))"]  # noqa: S608
+        return [f"d.device_id IN ({dialect.json_values(f':waived{k}')})"]
     return []
 
 
-def _fold(text: str | None) -> str:
-    return "" if text is None else text.casefold()
-
-
 def matching_devices(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime, wanted: DeviceFilter
+    db: AnyDatabase, policy: Policy, at: dt.datetime, wanted: DeviceFilter
 ) -> list[str]:
     """The ids of the devices matching `wanted` at `at`, ordered by host name then id: one
     pass over the devices (a page and the total both come from it)."""
     if wanted.state and wanted.state not in (*STATES, NOT_PASSING):
         raise ValueError(f"unknown state {wanted.state!r}: use one of {', '.join(STATES)}")
-    db.create_function("fold", 1, _fold, deterministic=True)
     query = _Query(db, policy, at)
     joins, where = query.where(wanted)
     rows = db.execute(
@@ -161,7 +157,7 @@ def matching_devices(
 
 
 def listed(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime, device_ids: list[str]
+    db: AnyDatabase, policy: Policy, at: dt.datetime, device_ids: list[str]
 ) -> list[ListedDevice]:
     """Each of `device_ids` (a page: a primary-key lookup each) with its standing at `at` on
     each of the policy's checks, in the order given."""
@@ -172,7 +168,7 @@ def listed(
     rows = db.execute(
         "SELECT d.device_id, d.hostname, d.os_family, d.device_group, d.last_report_us"  # noqa: S608
         f"{columns} FROM devices d{''.join(query.joins)}"
-        " WHERE d.device_id IN (SELECT value FROM json_each(:ids))",
+        f" WHERE d.device_id IN ({db.dialect.json_values(':ids')})",
         {**query.params, "ids": json.dumps(device_ids)},
     ).fetchall()
     found = {
@@ -189,14 +185,29 @@ def listed(
     return [found[d] for d in device_ids if d in found]
 
 
-def os_families(db: sqlite3.Connection) -> list[str]:
+def os_families(db: AnyDatabase) -> list[str]:
     """The operating-system families the fleet has, for the filter's choices."""
     rows = db.execute("SELECT DISTINCT os_family FROM devices WHERE os_family != ''")
     return sorted(row[0] for row in rows)
 
 
-def groups(db: sqlite3.Connection) -> list[str]:
+def groups(db: AnyDatabase) -> list[str]:
     """The device groups in use, for the filter's choices (index devices_by_group)."""
     rows = db.execute("SELECT DISTINCT device_group FROM devices WHERE device_group != ''")
     return sorted(row[0] for row in rows)
 
+
+class DeviceList(Part):
+    """The dashboard's device list: filtered, a page at a time (`Store.device_list`)."""
+
+    def matching(self, policy: Policy, at: dt.datetime, wanted: DeviceFilter) -> list[str]:
+        return matching_devices(self._db, policy, at, wanted)
+
+    def listed(self, policy: Policy, at: dt.datetime, device_ids: list[str]) -> list[ListedDevice]:
+        return listed(self._db, policy, at, device_ids)
+
+    def os_families(self) -> list[str]:
+        return os_families(self._db)
+
+    def groups(self) -> list[str]:
+        return groups(self._db)

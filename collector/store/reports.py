@@ -1,218 +1,26 @@
-"""The collector's durable storage: an embedded SQLite database in WAL mode.
+"""Reports and their verdicts: what every agent's report writes, and the reads of them.
 
 Reports are append-only (triggers refuse UPDATE and DELETE), each stored once by its report id.
-A write returns only after its transaction is committed with `synchronous=FULL`, so the service
-can acknowledge a report the moment this module returns (DESIGN principle 5). Reports are
-written in groups (`store_reports`): one transaction, one disk sync, each report inside its own
-savepoint so that one bad report costs only itself.
-
-Every method runs on the caller's thread; the gRPC service funnels all calls through one
-worker thread, and the CLI opens its own Store. SQLite's WAL lets both read while one writes.
+A write returns only after its transaction is committed (SQLite `synchronous=FULL`, PostgreSQL's
+synchronous commit), so the service can acknowledge a report the moment this module returns
+(DESIGN principle 5). Reports are written in groups (`store_reports`): one transaction, one
+disk sync, each report inside its own savepoint so that one bad report costs only itself.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import TypeVar
 
-from devposture.collector.admin.records import ADMIN_SCHEMA, AdminRecords
-from devposture.collector.compliance import DeviceSeen, Waiver
-from devposture.collector.disk_space import StorageFull
+from devposture.collector.compliance import DeviceSeen
 from devposture.collector.evidence import chain
-from devposture.collector.fleet_counts import (
-    Failure,
-    FleetFigures,
-    failing_count,
-    failing_now,
-    fleet_figures,
-    fleet_figures_as_of,
-)
-from devposture.collector.identity_store import (
-    GROUPS_MIGRATION,
-    IDENTITY_MIGRATION,
-    IDENTITY_SCHEMA,
-    DeviceRecord,
-    IdentityRecords,
-    TokenInfo,
-    TokenRejected,
-)
-from devposture.collector.records import from_us, to_us
-from devposture.policy import Policy
-
-SCHEMA_VERSION = 8
-# Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
-DELIVERY_MIGRATION = (
-    # Ingest asks for a device's newest collection on every report: without this index SQLite
-    # reads all of the device's reports, bodies included, and ingest slows as history grows.
-    "CREATE INDEX IF NOT EXISTS reports_by_collection ON reports(device_id, collected_us)",
-    "ALTER TABLE reports ADD COLUMN clock_skew_ms INTEGER",
-    "ALTER TABLE devices ADD COLUMN clock_skew_ms INTEGER",
-    "ALTER TABLE devices ADD COLUMN outbox_pending INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE devices ADD COLUMN outbox_coalesced_total INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE devices ADD COLUMN outbox_dropped_total INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE devices ADD COLUMN outbox_corrupt_total INTEGER NOT NULL DEFAULT 0",
-)
-# Schema 4: the evidence chain (its table is in the schema); records already stored are chained
-# once, in a stable order, so an upgraded database is covered from then on.
-Step = str | Callable[[sqlite3.Connection], None]
-EVIDENCE_MIGRATION: tuple[Step, ...] = (chain.chain_existing,)
-# Schema 5: each current verdict knows since when its state holds, so the fleet's standing
-# now is counted from one index (collector/fleet_counts.py) instead of the whole history.
-def _add_standing_since(connection: sqlite3.Connection) -> None:
-    columns = {row[1] for row in connection.execute("PRAGMA table_info(check_results)")}
-    if "since_us" not in columns:
-        connection.execute("ALTER TABLE check_results ADD COLUMN since_us INTEGER")
-
-
-STANDING_MIGRATION: tuple[Step, ...] = (
-    _add_standing_since,
-    "UPDATE check_results SET since_us = (SELECT MAX(s.since_us) FROM state_changes s"
-    " WHERE s.device_id = check_results.device_id AND s.check_id = check_results.check_id)",
-    "CREATE INDEX IF NOT EXISTS check_results_by_standing"
-    " ON check_results(check_id, state, since_us)",
-)
-# Schema 6: the fleet's standing per day, kept by `serve`, for trends over weeks without
-# judging the whole fleet as of each past day (9 s each over 100,000 devices).
-FLEET_DAYS_MIGRATION: tuple[Step, ...] = (
-    "CREATE TABLE IF NOT EXISTS fleet_days (day TEXT NOT NULL, check_id TEXT NOT NULL,"
-    " state TEXT NOT NULL, devices INTEGER NOT NULL, recorded_us INTEGER NOT NULL,"
-    " PRIMARY KEY (day, check_id, state))",
-)
-# Schema 8: the current failures in the order they began, so the dashboard's failing-longest
-# list reads a page by walking an index (a partial one: only FAIL verdicts are in it, so
-# ingest updates it only when a verdict fails or stops failing).
-FAILING_MIGRATION: tuple[Step, ...] = (
-    "CREATE INDEX IF NOT EXISTS check_results_failing ON check_results(since_us)"
-    " WHERE state = 'FAIL'",
-)
-MIGRATIONS: dict[int, tuple[Step, ...]] = {
-    2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
-    6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (identity_store)
-    8: FAILING_MIGRATION,
-}  # fmt: skip
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
-
-CREATE TABLE IF NOT EXISTS enrollment_tokens (
-    token_id     TEXT PRIMARY KEY,
-    secret_hash  TEXT NOT NULL,
-    created_us   INTEGER NOT NULL,
-    expires_us   INTEGER NOT NULL,
-    uses_left    INTEGER NOT NULL,
-    revoked_us   INTEGER
-);
-
-CREATE TABLE IF NOT EXISTS devices (
-    device_id       TEXT PRIMARY KEY,
-    enrolled_us     INTEGER NOT NULL,
-    token_id        TEXT NOT NULL,
-    cert_serial     TEXT NOT NULL,
-    cert_not_after_us INTEGER NOT NULL,
-    hostname        TEXT NOT NULL DEFAULT '',
-    os_family       TEXT NOT NULL DEFAULT '',
-    os_name         TEXT NOT NULL DEFAULT '',
-    os_version      TEXT NOT NULL DEFAULT '',
-    agent_version   TEXT NOT NULL DEFAULT '',
-    last_report_us  INTEGER
-);
-
-CREATE TABLE IF NOT EXISTS reports (
-    report_id     TEXT PRIMARY KEY,
-    device_id     TEXT NOT NULL REFERENCES devices(device_id),
-    received_us   INTEGER NOT NULL,
-    collected_us  INTEGER NOT NULL,
-    agent_version TEXT NOT NULL,
-    body          BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS reports_by_device ON reports(device_id, received_us);
-
-CREATE TRIGGER IF NOT EXISTS reports_are_append_only_update BEFORE UPDATE ON reports
-BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS reports_are_append_only_delete BEFORE DELETE ON reports
-BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END;
-
-CREATE TABLE IF NOT EXISTS check_results (
-    device_id     TEXT NOT NULL REFERENCES devices(device_id),
-    check_id      TEXT NOT NULL,
-    state         TEXT NOT NULL,
-    reason        TEXT NOT NULL,
-    report_id     TEXT NOT NULL REFERENCES reports(report_id),
-    collected_us  INTEGER NOT NULL,
-    evaluated_us  INTEGER NOT NULL,
-    PRIMARY KEY (device_id, check_id)
-);
-
--- Every change of a device's state for a check, with the collector's time: since when a
--- device has been failing, how long a fix took, and the fleet at any past moment.
-CREATE TABLE IF NOT EXISTS state_changes (
-    device_id  TEXT NOT NULL REFERENCES devices(device_id),
-    check_id   TEXT NOT NULL,
-    state      TEXT NOT NULL,
-    reason     TEXT NOT NULL,
-    since_us   INTEGER NOT NULL,
-    report_id  TEXT NOT NULL,
-    PRIMARY KEY (device_id, check_id, since_us)
-);
-CREATE INDEX IF NOT EXISTS state_changes_by_time ON state_changes(since_us);
-
--- Waivers: EXEMPT for a device and a check until an expiry, with an owner and a reason.
-CREATE TABLE IF NOT EXISTS waivers (
-    waiver_id   TEXT PRIMARY KEY,
-    device_id   TEXT NOT NULL REFERENCES devices(device_id),
-    check_id    TEXT NOT NULL,
-    owner       TEXT NOT NULL,
-    reason      TEXT NOT NULL,
-    created_us  INTEGER NOT NULL,
-    expires_us  INTEGER NOT NULL,
-    revoked_us  INTEGER
-);
--- Every waiver change, for the audit trail.
-CREATE TABLE IF NOT EXISTS waiver_events (
-    event_id    INTEGER PRIMARY KEY AUTOINCREMENT,
-    waiver_id   TEXT NOT NULL REFERENCES waivers(waiver_id),
-    action      TEXT NOT NULL,
-    at_us       INTEGER NOT NULL,
-    detail      TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS waiver_events_are_append_only_update BEFORE UPDATE ON waiver_events
-BEGIN SELECT RAISE(ABORT, 'the waiver log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS waiver_events_are_append_only_delete BEFORE DELETE ON waiver_events
-BEGIN SELECT RAISE(ABORT, 'the waiver log is append-only'); END;
-
-CREATE TRIGGER IF NOT EXISTS state_changes_are_append_only_update BEFORE UPDATE ON state_changes
-BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS state_changes_are_append_only_delete BEFORE DELETE ON state_changes
-BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
-"""
-
-
-def _migrate(connection: sqlite3.Connection, version: int) -> None:
-    """Bring a database of an older schema up to this one, one step per version, each step
-    in one transaction."""
-    for target, statements in MIGRATIONS.items():
-        if version >= target:
-            continue
-        connection.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in statements:
-                if isinstance(statement, str):
-                    connection.execute(statement)
-                else:
-                    statement(connection)
-            connection.execute("UPDATE schema_version SET version = ?", (target,))
-            connection.execute("COMMIT")
-        except BaseException:
-            if connection.in_transaction:  # SQLite may have rolled back already (disk full)
-                connection.execute("ROLLBACK")
-            raise
+from devposture.collector.store.base import Part, from_us, to_us
+from devposture.collector.store.chain import Appender
+from devposture.collector.store.engine import Cursor, Dialect
 
 
 class StoreOutcome(Enum):
@@ -274,12 +82,16 @@ class DeviceResultRow:
     evaluated_at: dt.datetime | None = None
 
 
-# What every stored report updates of its device; the caller adds the rest and the WHERE.
-_UPDATE_DEVICE = (
-    "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), ?),"
-    " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?,"
-    " clock_skew_ms = COALESCE(?, clock_skew_ms)"
-)
+@functools.cache
+def _update_device(dialect: Dialect) -> str:
+    """What every stored report updates of its device; the caller adds the rest and the
+    WHERE."""
+    return (
+        "UPDATE devices SET last_report_us ="  # noqa: S608 (fixed fragments only)
+        f" {dialect.greatest('COALESCE(last_report_us, 0)', 'CAST(? AS BIGINT)')},"
+        " hostname = ?, os_family = ?, os_name = ?, os_version = ?, agent_version = ?,"
+        " clock_skew_ms = COALESCE(CAST(? AS BIGINT), clock_skew_ms)"
+    )
 
 
 @functools.cache
@@ -319,7 +131,7 @@ def _chunks(rows: list[T]) -> Iterator[list[T]]:
         yield rows[start : start + _CHUNK]
 
 
-def _insert(cur: sqlite3.Cursor, insert: str, values: str, rows: list[tuple[object, ...]]) -> None:
+def _insert(cur: Cursor, insert: str, values: str, rows: list[tuple[object, ...]]) -> None:
     """Write `rows` with one multi-row INSERT per chunk: one step each, not one per row."""
     for chunk in _chunks(rows):
         cur.execute(insert + ", ".join([values] * len(chunk)), [v for row in chunk for v in row])
@@ -331,13 +143,13 @@ def _latest_states_query(pairs: int) -> str:
     seek each, as `ORDER BY since_us DESC LIMIT 1` is for one."""
     one = (
         "SELECT * FROM (SELECT device_id, check_id, state, since_us FROM state_changes"
-        " WHERE device_id = ? AND check_id = ? ORDER BY since_us DESC LIMIT 1)"
+        " WHERE device_id = ? AND check_id = ? ORDER BY since_us DESC LIMIT 1) AS latest"
     )
     return " UNION ALL ".join([one] * pairs)
 
 
 def _latest_states(
-    cur: sqlite3.Cursor, pairs: list[tuple[str, str]]
+    cur: Cursor, pairs: list[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[str, int]]:
     """(device, check) -> (state, since_us) of its last state change, for those with one."""
     latest: dict[tuple[str, str], tuple[str, int]] = {}
@@ -372,7 +184,7 @@ def _changes(
     return held, changes
 
 
-def _newest_collected(cur: sqlite3.Cursor, device_ids: list[str]) -> dict[str, int | None]:
+def _newest_collected(cur: Cursor, device_ids: list[str]) -> dict[str, int | None]:
     """Each enrolled device's newest collection time stored (None before its first report):
     an index seek each (reports_by_collection)."""
     newest: dict[str, int | None] = {}
@@ -386,7 +198,7 @@ def _newest_collected(cur: sqlite3.Cursor, device_ids: list[str]) -> dict[str, i
     return newest
 
 
-def _owners(cur: sqlite3.Cursor, report_ids: list[str]) -> dict[str, str]:
+def _owners(cur: Cursor, report_ids: list[str]) -> dict[str, str]:
     """report id -> device id of those already stored."""
     owners: dict[str, str] = {}
     for chunk in _chunks(list(dict.fromkeys(report_ids))):
@@ -409,7 +221,7 @@ class _DeviceUpdate:
 
     def row(self, device_id: str) -> tuple[object, ...]:
         outbox = self.outbox or OutboxFigures()
-        return (device_id, self.received, *self.identity, self.skew, self.outbox is not None,
+        return (device_id, self.received, *self.identity, self.skew, int(self.outbox is not None),
                 outbox.pending, outbox.coalesced_total, outbox.dropped_total,
                 outbox.corrupt_total)  # fmt: skip
 
@@ -437,23 +249,35 @@ def _device_updates(stored: list[_Stored]) -> dict[str, _DeviceUpdate]:
     return devices
 
 
-# Each device of a group once: the same as its reports' updates one after the other.
-_UPDATE_DEVICES = (
-    "UPDATE devices SET last_report_us = MAX(COALESCE(last_report_us, 0), v.column2),"
-    " hostname = v.column3, os_family = v.column4, os_name = v.column5,"
-    " os_version = v.column6, agent_version = v.column7,"
-    " clock_skew_ms = COALESCE(v.column8, clock_skew_ms),"
-    " outbox_pending = IIF(v.column9, v.column10, outbox_pending),"
-    " outbox_coalesced_total = IIF(v.column9, v.column11, outbox_coalesced_total),"
-    " outbox_dropped_total = IIF(v.column9, v.column12, outbox_dropped_total),"
-    " outbox_corrupt_total = IIF(v.column9, v.column13, outbox_corrupt_total)"
-    " FROM (VALUES {}) AS v WHERE devices.device_id = v.column1"
-)
+@functools.cache
+def _update_devices(dialect: Dialect, rows: int) -> str:
+    """Each device of a group once: the same as its reports' updates one after the other.
+    The numbers are cast where they are used: PostgreSQL types a VALUES column of NULLs as
+    text."""
+    newer = dialect.greatest("COALESCE(last_report_us, 0)", "CAST(v.column2 AS BIGINT)")
+
+    def outbox(column: str, value: str) -> str:
+        return f" {column} = CASE WHEN v.column9 = 1 THEN CAST({value} AS BIGINT) ELSE {column} END"
+
+    return (
+        f"UPDATE devices SET last_report_us = {newer},"  # noqa: S608 (only placeholders are joined in)
+        " hostname = v.column3, os_family = v.column4, os_name = v.column5,"
+        " os_version = v.column6, agent_version = v.column7,"
+        " clock_skew_ms = COALESCE(CAST(v.column8 AS BIGINT), clock_skew_ms),"
+        + ",".join([outbox("outbox_pending", "v.column10"),
+                    outbox("outbox_coalesced_total", "v.column11"),
+                    outbox("outbox_dropped_total", "v.column12"),
+                    outbox("outbox_corrupt_total", "v.column13")])
+        + " FROM (VALUES " + ", ".join([_DEVICE_VALUES] * rows) + ") AS v"
+        " WHERE devices.device_id = v.column1"
+    )  # fmt: skip
+
+
 _DEVICE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _write_group(
-    cur: sqlite3.Cursor, chained: chain.Appender,
+    cur: Cursor, dialect: Dialect, chained: Appender,
     group: list[tuple[ReportRecord, list[CheckResult]]],
 ) -> list[StoreOutcome]:  # fmt: skip
     """Store a group with a few statements for all of it, leaving what storing its reports
@@ -520,111 +344,14 @@ def _write_group(
     _insert(cur, _INSERT_CHANGES, _CHANGE_VALUES, changes)
     chained.write(entries)
     for chunk in _chunks([update.row(device_id) for device_id, update in devices.items()]):
-        cur.execute(_UPDATE_DEVICES.format(", ".join([_DEVICE_VALUES] * len(chunk))),
-                    [v for row in chunk for v in row])  # fmt: skip
+        cur.execute(_update_devices(dialect, len(chunk)), [v for row in chunk for v in row])
     for chunk in _chunks(verdicts):
         cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
     return outcomes
 
 
-class Store(IdentityRecords, AdminRecords):
-    """SQLite storage for one collector. Open with `Store.open(path)`."""
-
-    @classmethod
-    def open(cls, path: Path) -> Store:
-        connection = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed transaction survives power loss, which is what an ack promises.
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute("PRAGMA foreign_keys=ON")
-        connection.executescript(_SCHEMA + IDENTITY_SCHEMA + ADMIN_SCHEMA + chain.EVIDENCE_SCHEMA)
-        row = connection.execute("SELECT version FROM schema_version").fetchone()
-        if row is None:
-            connection.execute("INSERT INTO schema_version(version) VALUES (1)")
-            version = 1
-        else:
-            version = row[0]
-        if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"the database was written by a newer collector (schema {version}); "
-                "upgrade devposture before opening it"
-            )
-        _migrate(connection, version)
-        return cls(connection)
-
-    @classmethod
-    def open_reader(cls, path: Path) -> Store:
-        """A second connection to an open database, for reads only (SQLite refuses writes
-        through it): in WAL mode it reads committed data without waiting for the writer."""
-        connection = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        connection.execute("PRAGMA query_only=ON")
-        return cls(connection)
-
-    def close(self) -> None:
-        self._db.close()
-
-    def journal_mode(self) -> str:
-        return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
-
-    # --- devices and reports -------------------------------------------------------------
-
-    def fleet_figures(self, policy: Policy, at: dt.datetime) -> FleetFigures:
-        """The fleet's standing now, counted in SQL (collector/fleet_counts.py)."""
-        return fleet_figures(self._db, policy, at)
-
-    def fleet_figures_as_of(
-        self, policy: Policy, at: dt.datetime, group: str | None = None
-    ) -> dict[str, dict[str, int]]:
-        """Devices per check and state at any moment (of one group), counted in SQL."""
-        return fleet_figures_as_of(self._db, policy, at, group)
-
-    def record_fleet_day(self, policy: Policy, at: dt.datetime) -> None:
-        """Keep the fleet's standing now as its day's (UTC): the last record of a day is how
-        the day ended. Not evidence (it is overwritten through the day): a summary."""
-        figures = self.fleet_figures(policy, at)
-        self.keep_fleet_days({at.astimezone(dt.UTC).date().isoformat(): figures.by_check}, at)
-
-    def keep_fleet_days(
-        self, days: dict[str, dict[str, dict[str, int]]], recorded_at: dt.datetime
-    ) -> None:
-        """Replace the records of `days` (day -> check -> state -> devices), in one
-        transaction."""
-        with self._write() as cur:
-            for day, by_check in days.items():
-                cur.execute("DELETE FROM fleet_days WHERE day = ?", (day,))
-                cur.executemany(
-                    "INSERT INTO fleet_days(day, check_id, state, devices, recorded_us)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (day, check_id, state, count, to_us(recorded_at))
-                        for check_id, per_state in by_check.items()
-                        for state, count in per_state.items()
-                    ],
-                )
-
-    def fleet_days(self) -> dict[str, dict[str, dict[str, int]]]:
-        """day (YYYY-MM-DD, UTC) -> check -> state -> devices, for every day recorded."""
-        days: dict[str, dict[str, dict[str, int]]] = {}
-        for day, check_id, state, count in self._db.execute(
-            "SELECT day, check_id, state, devices FROM fleet_days"
-        ):
-            days.setdefault(day, {}).setdefault(check_id, {})[state] = count
-        return days
-
-    def failing_now(
-        self, policy: Policy, at: dt.datetime, *, offset: int = 0, limit: int | None = None,
-        group: str | None = None,
-    ) -> list[Failure]:  # fmt: skip
-        """Devices failing a check past its grace now, longest first, read in SQL
-        (fleet_counts); `limit` of them from `offset`, or all; of one group, or all."""
-        return failing_now(self._db, policy, at, offset=offset, limit=limit, group=group)
-
-    def failing_count(self, policy: Policy, at: dt.datetime) -> int:
-        return failing_count(self._db, policy, at)
+class Reports(Part):
+    """Reports, verdicts and the state history (`Store.reports`)."""
 
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
@@ -664,12 +391,12 @@ class Store(IdentityRecords, AdminRecords):
 
     @staticmethod
     def _record_changes(
-        cur: sqlite3.Cursor, device_id: str, report_id: str, at: dt.datetime,
-        results: list[CheckResult], *, chained: chain.Appender | None = None,
+        cur: Cursor, device_id: str, report_id: str, at: dt.datetime,
+        results: list[CheckResult], *, chained: Appender | None = None,
     ) -> dict[str, int]:  # fmt: skip
         """Append a state change for each check whose state differs from its last one.
         Returns, per check, since when its (new or unchanged) state holds."""
-        chained = chained if chained is not None else chain.Appender(cur)
+        chained = chained if chained is not None else Appender(cur)
         latest = {
             check_id: state
             for (_, check_id), state in _latest_states(
@@ -697,70 +424,6 @@ class Store(IdentityRecords, AdminRecords):
             DeviceSeen(r[0], r[1], r[2], from_us(r[3]), None if r[4] is None else from_us(r[4]))
             for r in rows
         ]
-
-    def add_waiver(self, waiver: Waiver, now: dt.datetime) -> None:
-        with self._write() as cur:
-            cur.execute(
-                "INSERT INTO waivers(waiver_id, device_id, check_id, owner, reason, created_us,"
-                " expires_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (waiver.waiver_id, waiver.device_id, waiver.check_id, waiver.owner,
-                 waiver.reason, to_us(waiver.created_at), to_us(waiver.expires_at)),
-            )  # fmt: skip
-            detail = (
-                f"device {waiver.device_id}, check {waiver.check_id}, owner {waiver.owner},"
-                f" expires {waiver.expires_at.isoformat(timespec='seconds')}: {waiver.reason}"
-            )
-            cur.execute(
-                "INSERT INTO waiver_events(waiver_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
-                (waiver.waiver_id, "add", to_us(now), detail),
-            )
-            self._chain_waiver(cur, cur.lastrowid)
-
-    def revoke_waiver(self, waiver_id: str, now: dt.datetime, why: str) -> bool:
-        """Revoke an active waiver; False when there is none by that id (or it already ended)."""
-        with self._write() as cur:
-            cur.execute(
-                "UPDATE waivers SET revoked_us = ? WHERE waiver_id = ? AND revoked_us IS NULL"
-                " AND expires_us > ?",
-                (to_us(now), waiver_id, to_us(now)),
-            )
-            if cur.rowcount == 0:
-                return False
-            cur.execute(
-                "INSERT INTO waiver_events(waiver_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
-                (waiver_id, "revoke", to_us(now), why),
-            )
-            self._chain_waiver(cur, cur.lastrowid)
-            return True
-
-    @staticmethod
-    def _chain_waiver(cur: sqlite3.Cursor, event_id: int | None) -> None:
-        """Chain a waiver event just written, with the waiver it is about."""
-        row = cur.execute(
-            "SELECT e.event_id, e.waiver_id, e.action, e.at_us, e.detail, w.device_id,"
-            " w.check_id, w.owner, w.reason, w.created_us, w.expires_us FROM waiver_events e"
-            " JOIN waivers w ON w.waiver_id = e.waiver_id WHERE e.event_id = ?",
-            (event_id,),
-        ).fetchone()
-        record = chain.fields(chain.WAIVER_FIELDS, row)
-        chain.append(cur, chain.WAIVER, f"{row[1]}/{row[0]}", record)
-
-    def waivers(self) -> list[Waiver]:
-        rows = self._db.execute(
-            "SELECT waiver_id, device_id, check_id, owner, reason, created_us, expires_us,"
-            " revoked_us FROM waivers ORDER BY created_us"
-        ).fetchall()
-        return [
-            Waiver(r[0], r[1], r[2], r[3], r[4], from_us(r[5]), from_us(r[6]),
-                   None if r[7] is None else from_us(r[7]))
-            for r in rows
-        ]  # fmt: skip
-
-    def waiver_events(self) -> list[tuple[str, str, dt.datetime, str]]:
-        rows = self._db.execute(
-            "SELECT waiver_id, action, at_us, detail FROM waiver_events ORDER BY event_id"
-        ).fetchall()
-        return [(r[0], r[1], from_us(r[2]), r[3]) for r in rows]
 
     def state_changes(
         self, until: dt.datetime | None = None
@@ -796,7 +459,7 @@ class Store(IdentityRecords, AdminRecords):
         storing the reports one after the other, in the group's order.
         """
         with self._write() as cur:
-            chained = chain.Appender(cur)  # the chain's head is read once per group
+            chained = Appender(cur)  # the chain's head is read once per group
             together = self._store_together(cur, chained, group)
             if together is not None:
                 return list(together)
@@ -806,9 +469,9 @@ class Store(IdentityRecords, AdminRecords):
                 mark = chained.mark()
                 try:
                     outcomes.append(self._store_one(cur, chained, report, results))
-                except sqlite3.OperationalError:
+                except self._db.failures:
                     raise  # the database itself is failing (disk full, I/O): nothing commits
-                except sqlite3.Error as exc:
+                except self._db.errors as exc:
                     cur.execute("ROLLBACK TO report")
                     chained.rewind(mark)
                     outcomes.append(exc)
@@ -816,17 +479,17 @@ class Store(IdentityRecords, AdminRecords):
         return outcomes
 
     def _store_together(
-        self, cur: sqlite3.Cursor, chained: chain.Appender,
+        self, cur: Cursor, chained: Appender,
         group: list[tuple[ReportRecord, list[CheckResult]]],
     ) -> list[StoreOutcome] | None:  # fmt: skip
         """The group in one savepoint, or None (and nothing written) if a report failed."""
         cur.execute("SAVEPOINT reports")
         mark = chained.mark()
         try:
-            outcomes = _write_group(cur, chained, group)
-        except sqlite3.OperationalError:
+            outcomes = _write_group(cur, self.dialect, chained, group)
+        except self._db.failures:
             raise
-        except sqlite3.Error:
+        except self._db.errors:
             cur.execute("ROLLBACK TO reports")
             chained.rewind(mark)
             outcomes = None
@@ -834,7 +497,7 @@ class Store(IdentityRecords, AdminRecords):
         return outcomes
 
     def _store_one(
-        self, cur: sqlite3.Cursor, chained: chain.Appender, report: ReportRecord,
+        self, cur: Cursor, chained: Appender, report: ReportRecord,
         results: list[CheckResult],
     ) -> StoreOutcome:  # fmt: skip
         device_id, report_id = report.device_id, report.report_id
@@ -865,7 +528,7 @@ class Store(IdentityRecords, AdminRecords):
             figures = report.outbox
             # The outbox figures only from the newest report: an older one says less.
             cur.execute(
-                _UPDATE_DEVICE + ", outbox_pending = ?, outbox_coalesced_total = ?,"
+                _update_device(self.dialect) + ", outbox_pending = ?, outbox_coalesced_total = ?,"
                 " outbox_dropped_total = ?, outbox_corrupt_total = ? WHERE device_id = ?",
                 (*device, figures.pending, figures.coalesced_total, figures.dropped_total,
                  figures.corrupt_total, device_id),
@@ -876,7 +539,7 @@ class Store(IdentityRecords, AdminRecords):
                 cur, device_id, report_id, report.collected_at, results, chained=chained
             )
         else:
-            cur.execute(_UPDATE_DEVICE + " WHERE device_id = ?", (*device, device_id))
+            cur.execute(_update_device(self.dialect) + " WHERE device_id = ?", (*device, device_id))
         # A late-arriving older report never overwrites the verdict of a newer one. One
         # statement for all of the report's verdicts.
         rows = [
@@ -888,35 +551,6 @@ class Store(IdentityRecords, AdminRecords):
         for chunk in _chunks(rows):
             cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
         return StoreOutcome.STORED
-
-    # --- the evidence chain (read side; entries are appended by the writers above) ---------
-
-    @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Reads inside see one committed state of the database (a read transaction)."""
-        self._db.execute("BEGIN")
-        try:
-            yield
-        finally:
-            self._db.execute("COMMIT")
-
-    def chain_head(self) -> chain.Entry | None:
-        return chain.head(self._db)
-
-    def chain_entries(self, first: int, last: int) -> list[chain.Entry]:
-        return chain.entries(self._db, first, last)
-
-    def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
-        return chain.period(self._db, to_us(start), to_us(end))
-
-    def chain_first_written_from(self, start: dt.datetime) -> int | None:
-        row = self._db.execute(
-            "SELECT MIN(seq) FROM evidence_chain WHERE at_us >= ?", (to_us(start),)
-        ).fetchone()
-        return None if row[0] is None else int(row[0])
-
-    def chain_before(self, seq: int, kind: str) -> list[chain.Entry]:
-        return chain.before(self._db, seq, kind)
 
     def report_bodies(self, report_ids: list[str]) -> dict[str, bytes]:
         found: dict[str, bytes] = {}
@@ -968,16 +602,3 @@ class Store(IdentityRecords, AdminRecords):
             )
             for r in rows
         ]
-
-
-__all__ = [
-    "CheckResult",
-    "DeviceRecord",
-    "DeviceResultRow",
-    "ReportRecord",
-    "StorageFull",
-    "Store",
-    "StoreOutcome",
-    "TokenInfo",
-    "TokenRejected",
-]

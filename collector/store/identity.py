@@ -14,76 +14,16 @@ audit, and every later call of the device is refused.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import overload
 
 from devposture.collector.evidence import chain
-from devposture.collector.records import Records, from_us, maybe_from_us, to_us
+from devposture.collector.store.base import Part, from_us, maybe_from_us, to_us
+from devposture.collector.store.chain import append
+from devposture.collector.store.engine import Cursor
 from devposture.collector.tokens import Token, secret_matches
-
-IDENTITY_SCHEMA = """
-CREATE TABLE IF NOT EXISTS device_certificates (
-    serial         TEXT NOT NULL,
-    device_id      TEXT NOT NULL REFERENCES devices(device_id),
-    generation     INTEGER NOT NULL,
-    issued_us      INTEGER NOT NULL,
-    not_after_us   INTEGER NOT NULL,
-    first_used_us  INTEGER,
-    PRIMARY KEY (device_id, serial)
-);
-
--- Every change of a device's identity: enrolled, renewed, reestablished, revoked, retired,
--- clone suspected. Append-only: the audit trail of who could speak for a device, and when.
-CREATE TABLE IF NOT EXISTS device_events (
-    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
-    device_id  TEXT NOT NULL,
-    action     TEXT NOT NULL,
-    at_us      INTEGER NOT NULL,
-    detail     TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS device_events_are_append_only_update BEFORE UPDATE ON device_events
-BEGIN SELECT RAISE(ABORT, 'the device log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS device_events_are_append_only_delete BEFORE DELETE ON device_events
-BEGIN SELECT RAISE(ABORT, 'the device log is append-only'); END;
-"""
-
-# Schema 1 → 2: device status, clone flag, and each device's enrollment certificate recorded
-# as generation 1.
-IDENTITY_MIGRATION = (
-    "ALTER TABLE devices ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
-    "ALTER TABLE devices ADD COLUMN status_us INTEGER",
-    "ALTER TABLE devices ADD COLUMN status_reason TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE devices ADD COLUMN clone_suspected_us INTEGER",
-    "ALTER TABLE devices ADD COLUMN clone_detail TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE devices ADD COLUMN reestablish_signed_us INTEGER",
-    "INSERT OR IGNORE INTO device_certificates(serial, device_id, generation, issued_us,"
-    " not_after_us, first_used_us) SELECT cert_serial, device_id, 1, enrolled_us,"
-    " cert_not_after_us, last_report_us FROM devices",
-)
-
-# Schema 7: device groups (a department, a region): each device's, and each token's, which
-# the devices it enrolls join. Empty means no group. Added here rather than in the CREATE
-# TABLEs above, which older databases share through IF NOT EXISTS: a new database runs this
-# step too, so a new and an upgraded database end identical. Each step may run again on a
-# database that already has it (as schema 5's does), so it adds only a missing column.
-def _add_group_columns(connection: sqlite3.Connection) -> None:
-    for table in ("devices", "enrollment_tokens"):
-        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
-        if "device_group" not in columns:
-            connection.execute(
-                f"ALTER TABLE {table} ADD COLUMN device_group TEXT NOT NULL DEFAULT ''"
-            )
-
-
-GROUPS_MIGRATION: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
-    _add_group_columns,
-    # `device list --group` and the dashboard's group filter ask for one group's devices.
-    "CREATE INDEX IF NOT EXISTS devices_by_group ON devices(device_group, device_id)",
-)
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -209,7 +149,9 @@ class DeviceInfo:
     group: str = ""
 
 
-class IdentityRecords(Records):
+class Identity(Part):
+    """Enrollment tokens, devices and their certificates (`Store.identity`)."""
+
     # --- enrollment tokens ---------------------------------------------------------------
 
     def add_token(
@@ -320,7 +262,7 @@ class IdentityRecords(Records):
 
     @staticmethod
     def _add_certificate(
-        cur: sqlite3.Cursor, device_id: str, serial: str, not_after: dt.datetime,
+        cur: Cursor, device_id: str, serial: str, not_after: dt.datetime,
         now: dt.datetime,
     ) -> int:  # fmt: skip
         newest = cur.execute(
@@ -429,9 +371,7 @@ class IdentityRecords(Records):
 
     # --- status ------------------------------------------------------------------------------
 
-    def set_device_status(
-        self, device_id: str, status: str, now: dt.datetime, reason: str
-    ) -> bool:
+    def set_device_status(self, device_id: str, status: str, now: dt.datetime, reason: str) -> bool:
         """Revoke or retire an active device; False when there is no active device by that id.
 
         Nothing of the device's history is removed."""
@@ -484,7 +424,7 @@ class IdentityRecords(Records):
         # use the primary key or devices_by_group.
         where = [("d.device_id = ?", only), ("d.device_group = ?", group)]
         given = [(clause, value) for clause, value in where if value is not None]
-        condition = " AND ".join(clause for clause, _ in given) or "1"
+        condition = " AND ".join(clause for clause, _ in given) or "TRUE"
         rows = self._db.execute(
             "SELECT d.device_id, d.hostname, d.os_family, d.enrolled_us, d.last_report_us,"  # noqa: S608 (fixed clauses)
             " d.status, d.status_us, d.status_reason, d.clone_suspected_us, d.clone_detail,"
@@ -517,22 +457,28 @@ class IdentityRecords(Records):
         self, device_id: str | None = None
     ) -> list[tuple[str, str, dt.datetime, str]]:
         """(device, action, at, detail) of every identity change, oldest first."""
-        rows = self._db.execute(
-            "SELECT device_id, action, at_us, detail FROM device_events"
-            " WHERE ? IS NULL OR device_id = ? ORDER BY event_id",
-            (device_id, device_id),
-        ).fetchall()
+        if device_id is None:
+            rows = self._db.execute(
+                "SELECT device_id, action, at_us, detail FROM device_events ORDER BY event_id"
+            ).fetchall()
+        else:
+            rows = self._db.execute(
+                "SELECT device_id, action, at_us, detail FROM device_events"
+                " WHERE device_id = ? ORDER BY event_id",
+                (device_id,),
+            ).fetchall()
         return [(r[0], r[1], from_us(r[2]), r[3]) for r in rows]
 
     @staticmethod
-    def _event(
-        cur: sqlite3.Cursor, device_id: str, action: str, now: dt.datetime, detail: str
-    ) -> None:
-        cur.execute(
-            "INSERT INTO device_events(device_id, action, at_us, detail) VALUES (?, ?, ?, ?)",
+    def _event(cur: Cursor, device_id: str, action: str, now: dt.datetime, detail: str) -> None:
+        event_id = int(cur.execute(
+            "INSERT INTO device_events(device_id, action, at_us, detail) VALUES (?, ?, ?, ?)"
+            " RETURNING event_id",
             (device_id, action, to_us(now), detail),
+        ).fetchone()[0])  # fmt: skip
+        append(
+            cur,
+            chain.DEVICE,
+            f"{device_id}/{event_id}",
+            chain.fields(chain.DEVICE_FIELDS, (event_id, device_id, action, to_us(now), detail)),
         )
-        event_id = int(cur.lastrowid or 0)
-        chain.append(cur, chain.DEVICE, f"{device_id}/{event_id}",
-                     chain.fields(chain.DEVICE_FIELDS,
-                                  (event_id, device_id, action, to_us(now), detail)))

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from dataclasses import dataclass, field
 
 from devposture.collector.compliance import STATES
-from devposture.collector.records import from_us, to_us
+from devposture.collector.store.base import Part, from_us, to_us
+from devposture.collector.store.engine import AnyDatabase
 from devposture.policy import Policy
 
 DEVICE_STATUSES = ("active", "revoked", "retired")
@@ -45,12 +45,13 @@ _IN_GRACE = (
 )
 
 # The same, for the devices silent past the window only (few): they count as STALE instead.
-# CROSS JOIN keeps SQLite from starting at check_results (a lookup per verdict of the fleet).
-# `{grace_start}` is a CASE over the policy's checks giving the start of each grace window.
+# SQLite's CROSS JOIN keeps it from starting at check_results (a lookup per verdict of the
+# fleet). `{grace_start}` is a CASE over the policy's checks giving the start of each grace
+# window.
 _OF_SILENT = """
 SELECT c.check_id, c.state, COUNT(*),
-       SUM(c.state = 'FAIL' AND c.since_us > {grace_start})
-FROM devices d CROSS JOIN check_results c ON c.device_id = d.device_id
+       COUNT(*) FILTER (WHERE c.state = 'FAIL' AND c.since_us > {grace_start})
+FROM devices d {join} check_results c ON c.device_id = d.device_id
 WHERE COALESCE(d.last_report_us, d.enrolled_us) < ?
 GROUP BY c.check_id, c.state
 """
@@ -62,10 +63,13 @@ FROM devices d LEFT JOIN check_results c ON c.device_id = d.device_id AND c.chec
 WHERE d.device_id = ?
 """
 
+# (PostgreSQL sums BIGINTs as NUMERIC: cast back.)
 _DEVICES = """
-SELECT COUNT(*), COALESCE(SUM(COALESCE(last_report_us, enrolled_us) < ?), 0),
-       COALESCE(SUM(outbox_dropped_total), 0), COALESCE(SUM(outbox_coalesced_total), 0),
-       COALESCE(SUM(outbox_corrupt_total), 0), COALESCE(SUM(outbox_pending), 0)
+SELECT COUNT(*), COUNT(*) FILTER (WHERE COALESCE(last_report_us, enrolled_us) < ?),
+       CAST(COALESCE(SUM(outbox_dropped_total), 0) AS BIGINT),
+       CAST(COALESCE(SUM(outbox_coalesced_total), 0) AS BIGINT),
+       CAST(COALESCE(SUM(outbox_corrupt_total), 0) AS BIGINT),
+       CAST(COALESCE(SUM(outbox_pending), 0) AS BIGINT)
 FROM devices
 """
 
@@ -76,7 +80,7 @@ WHERE created_us <= ? AND ? < expires_us AND (revoked_us IS NULL OR revoked_us >
 """
 
 
-def waived_at(db: sqlite3.Connection, at: dt.datetime) -> set[tuple[str, str]]:
+def waived_at(db: AnyDatabase, at: dt.datetime) -> set[tuple[str, str]]:
     """(device, check) of every waiver in force at `at`."""
     t = to_us(at)
     return set(db.execute(_WAIVED, (t, t, t)).fetchall())
@@ -106,7 +110,7 @@ def _add_verdicts(
         counts[check_id]["PASS" if state == "PASS" else "UNKNOWN"] += count
 
 
-def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> FleetFigures:
+def fleet_figures(db: AnyDatabase, policy: Policy, at: dt.datetime) -> FleetFigures:
     """Devices per check and compliance state, as `report fleet` counts them (STALE, then
     EXEMPT, then the latest verdict with GRACE for a fresh failure, UNKNOWN when never
     judged), plus devices per status and the agents' outbox figures summed."""
@@ -145,7 +149,10 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
         values: list[object] = []
         for check_id, grace in grace_of.items():
             values += [check_id, now - grace]
-        silent = db.execute(_OF_SILENT.format(grace_start=grace_start), (*values, fresh_since))
+        silent = db.execute(
+            _OF_SILENT.format(grace_start=grace_start, join=db.dialect.ordered_join),
+            (*values, fresh_since),
+        )
         for check_id, state, count, in_grace in silent:
             if (check_id, state) in verdicts:
                 verdicts[(check_id, state)][0] -= count
@@ -177,10 +184,10 @@ def fleet_figures(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> Fl
 # (`{cutoff}` is a CASE giving each check's grace cutoff).
 _FAILING = """
 SELECT {columns}
-FROM check_results c INDEXED BY check_results_failing JOIN devices d ON d.device_id = c.device_id
-WHERE c.state = 'FAIL' AND c.check_id IN (SELECT value FROM json_each(:checks))
+FROM check_results c{indexed} JOIN devices d ON d.device_id = c.device_id
+WHERE c.state = 'FAIL' AND c.check_id IN ({checks})
   AND c.since_us <= {cutoff} AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
-  AND c.device_id || ' ' || c.check_id NOT IN (SELECT value FROM json_each(:waived))
+  AND c.device_id || ' ' || c.check_id NOT IN ({waived})
   {in_group}
 """
 _FAILING_ORDER = " ORDER BY c.since_us, c.device_id, c.check_id LIMIT :limit OFFSET :offset"
@@ -196,7 +203,7 @@ class Failure:
 
 
 def _failing_query(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime, columns: str, group: str | None
+    db: AnyDatabase, policy: Policy, at: dt.datetime, columns: str, group: str | None
 ) -> tuple[str, dict[str, object]]:
     now = to_us(at)
     fresh_since = now - policy.stale_after_hours * 3_600_000_000
@@ -210,11 +217,17 @@ def _failing_query(
     in_group = ""
     if group is not None:
         in_group, params["group"] = "AND d.device_group = :group", group
-    return _FAILING.format(columns=columns, cutoff=cutoff, in_group=in_group), params
+    dialect = db.dialect
+    query = _FAILING.format(
+        columns=columns, cutoff=cutoff, in_group=in_group,
+        indexed=dialect.indexed_by("check_results_failing"),
+        checks=dialect.json_values(":checks"), waived=dialect.json_values(":waived"),
+    )  # fmt: skip
+    return query, params
 
 
 def failing_now(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime, *, offset: int = 0,
+    db: AnyDatabase, policy: Policy, at: dt.datetime, *, offset: int = 0,
     limit: int | None = None, group: str | None = None,
 ) -> list[Failure]:  # fmt: skip
     """Devices failing a check now, past its grace, not silent and not waived; the longest
@@ -224,7 +237,7 @@ def failing_now(
     query, params = _failing_query(
         db, policy, at, "c.since_us, c.device_id, c.check_id, d.hostname, c.reason", group
     )
-    params |= {"limit": -1 if limit is None else limit, "offset": offset}
+    params |= {"limit": db.dialect.no_limit if limit is None else limit, "offset": offset}
     return [
         Failure(device_id, hostname, check_id, from_us(since), reason)
         for since, device_id, check_id, hostname, reason in db.execute(
@@ -233,7 +246,7 @@ def failing_now(
     ]
 
 
-def failing_count(db: sqlite3.Connection, policy: Policy, at: dt.datetime) -> int:
+def failing_count(db: AnyDatabase, policy: Policy, at: dt.datetime) -> int:
     """How many failures `failing_now` lists in all: the FAIL counts of `fleet_figures`
     (failing past grace, heard from, not waived), read from the index without a join."""
     return sum(per_state["FAIL"] for per_state in fleet_figures(db, policy, at).by_check.values())
@@ -261,28 +274,30 @@ WHERE d.enrolled_us <= :t {in_group} AND COALESCE(
 # The history itself is never scanned, so a moment a week back costs about what now costs.
 _LATEST_AS_OF = """
 WITH fresh AS MATERIALIZED ({fresh})
-SELECT c.check_id, c.state, COUNT(*), SUM(c.state = 'FAIL' AND c.since_us > {grace_start})
+SELECT c.check_id, c.state, COUNT(*),
+       COUNT(*) FILTER (WHERE c.state = 'FAIL' AND c.since_us > {grace_start})
 FROM check_results c
-WHERE c.since_us <= :t AND c.device_id IN fresh
+WHERE c.since_us <= :t AND c.device_id IN (SELECT device_id FROM fresh)
 GROUP BY c.check_id, c.state
 UNION ALL
-SELECT c.check_id, s.state, COUNT(*), SUM(s.state = 'FAIL' AND s.since_us > {grace_start})
-FROM check_results c CROSS JOIN state_changes s
+SELECT c.check_id, s.state, COUNT(*),
+       COUNT(*) FILTER (WHERE s.state = 'FAIL' AND s.since_us > {grace_start})
+FROM check_results c {join} state_changes s
   ON s.device_id = c.device_id AND s.check_id = c.check_id AND s.since_us = (
      SELECT MAX(x.since_us) FROM state_changes x
      WHERE x.device_id = c.device_id AND x.check_id = c.check_id AND x.since_us <= :t)
-WHERE (c.since_us > :t OR c.since_us IS NULL) AND c.device_id IN fresh
+WHERE (c.since_us > :t OR c.since_us IS NULL) AND c.device_id IN (SELECT device_id FROM fresh)
 GROUP BY c.check_id, s.state
 """
 
 _ONE_AS_OF = """
-SELECT state, MAX(since_us) FROM state_changes
-WHERE device_id = ? AND check_id = ? AND since_us <= ?
+SELECT state, since_us FROM state_changes
+WHERE device_id = ? AND check_id = ? AND since_us <= ? ORDER BY since_us DESC LIMIT 1
 """
 
 
 def fleet_figures_as_of(
-    db: sqlite3.Connection, policy: Policy, at: dt.datetime, group: str | None = None
+    db: AnyDatabase, policy: Policy, at: dt.datetime, group: str | None = None
 ) -> dict[str, dict[str, int]]:
     """Devices per check and compliance state as of `at` (any moment, past or now), counted
     in SQL from the state history the way `compliance.standings` judges (tested equal): the
@@ -304,17 +319,20 @@ def fleet_figures_as_of(
     fresh_query = _FRESH_AS_OF.format(in_group=in_group)
     fresh = [row[0] for row in db.execute(fresh_query, params)]
     grace_start = _per_check("c.check_id", {c: t - g for c, g in grace_of.items()}, params)
-    query = _LATEST_AS_OF.format(fresh=fresh_query, grace_start=grace_start)
+    query = _LATEST_AS_OF.format(
+        fresh=fresh_query, grace_start=grace_start, join=db.dialect.ordered_join
+    )
     for check_id, state, count, in_grace in db.execute(query, params):
         _add_verdicts(counts, check_id, state, count, in_grace)
     fresh_set = set(fresh)
     for device_id, check_id in waived_at(db, at):
         if check_id not in counts or device_id not in fresh_set:
             continue
-        state, since = db.execute(_ONE_AS_OF, (device_id, check_id, t)).fetchone()
+        row = db.execute(_ONE_AS_OF, (device_id, check_id, t)).fetchone()
+        state, since = (None, None) if row is None else row
         if state is None:
             counts[check_id]["UNKNOWN"] -= 1  # counted as never judged below
-        elif state == "FAIL" and since > t - grace_of[check_id]:
+        elif state == "FAIL" and since is not None and since > t - grace_of[check_id]:
             counts[check_id]["GRACE"] -= 1
         else:
             counts[check_id][state if state in ("PASS", "FAIL") else "UNKNOWN"] -= 1
@@ -324,3 +342,62 @@ def fleet_figures_as_of(
         per_state["UNKNOWN"] += len(fresh) - counted
         per_state["STALE"] = int(enrolled[0]) - len(fresh)
     return counts
+
+
+class Fleet(Part):
+    """The fleet's standing, now and as of any moment, and its daily records
+    (`Store.fleet`)."""
+
+    def fleet_figures(self, policy: Policy, at: dt.datetime) -> FleetFigures:
+        """The fleet's standing now, counted in SQL (this module)."""
+        return fleet_figures(self._db, policy, at)
+
+    def fleet_figures_as_of(
+        self, policy: Policy, at: dt.datetime, group: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """Devices per check and state at any moment (of one group), counted in SQL."""
+        return fleet_figures_as_of(self._db, policy, at, group)
+
+    def record_fleet_day(self, policy: Policy, at: dt.datetime) -> None:
+        """Keep the fleet's standing now as its day's (UTC): the last record of a day is how
+        the day ended. Not evidence (it is overwritten through the day): a summary."""
+        figures = self.fleet_figures(policy, at)
+        self.keep_fleet_days({at.astimezone(dt.UTC).date().isoformat(): figures.by_check}, at)
+
+    def keep_fleet_days(
+        self, days: dict[str, dict[str, dict[str, int]]], recorded_at: dt.datetime
+    ) -> None:
+        """Replace the records of `days` (day -> check -> state -> devices), in one
+        transaction."""
+        with self._write() as cur:
+            for day, by_check in days.items():
+                cur.execute("DELETE FROM fleet_days WHERE day = ?", (day,))
+                cur.executemany(
+                    "INSERT INTO fleet_days(day, check_id, state, devices, recorded_us)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (day, check_id, state, count, to_us(recorded_at))
+                        for check_id, per_state in by_check.items()
+                        for state, count in per_state.items()
+                    ],
+                )
+
+    def fleet_days(self) -> dict[str, dict[str, dict[str, int]]]:
+        """day (YYYY-MM-DD, UTC) -> check -> state -> devices, for every day recorded."""
+        days: dict[str, dict[str, dict[str, int]]] = {}
+        for day, check_id, state, count in self._db.execute(
+            "SELECT day, check_id, state, devices FROM fleet_days"
+        ):
+            days.setdefault(day, {}).setdefault(check_id, {})[state] = count
+        return days
+
+    def failing_now(
+        self, policy: Policy, at: dt.datetime, *, offset: int = 0, limit: int | None = None,
+        group: str | None = None,
+    ) -> list[Failure]:  # fmt: skip
+        """Devices failing a check past its grace now, longest first, read in SQL; `limit`
+        of them from `offset`, or all; of one group, or all."""
+        return failing_now(self._db, policy, at, offset=offset, limit=limit, group=group)
+
+    def failing_count(self, policy: Policy, at: dt.datetime) -> int:
+        return failing_count(self._db, policy, at)

@@ -1,0 +1,148 @@
+"""The collector's durable storage: every table, migration and query of the collector, on
+either engine (an embedded SQLite file for a site, PostgreSQL for several collectors).
+
+A `Store` is one database and the parts that own its tables:
+
+- `reports`: reports, current verdicts and the state history (what ingest writes);
+- `identity`: enrollment tokens, devices, their certificates and lifecycle;
+- `waivers`: waivers and their log;
+- `admin`: admin credentials and the audit log;
+- `fleet`: the fleet's standing now and as of any moment, and its daily records;
+- `device_list` and `device_pages`: the dashboard's reads;
+- `evidence`: the evidence chain, which every writer appends to in its own transaction.
+
+Nothing outside this package writes SQL. The dashboard, the admin service and the metrics
+endpoint open a reader (`Store.open_reader`), which the engine refuses to write through.
+
+Threads: on SQLite a Store is one connection: the gRPC service funnels its writes through one
+worker thread and reads on a second Store. On PostgreSQL a Store is a connection pool, and any
+thread may use it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from devposture.collector.store.admin import Admin
+from devposture.collector.store.chain import Evidence
+from devposture.collector.store.device_list import DeviceList
+from devposture.collector.store.device_pages import DevicePages
+from devposture.collector.store.disk_space import StorageFull
+from devposture.collector.store.engine import AnyDatabase, SqliteDatabase, connect
+from devposture.collector.store.fleet import Fleet
+from devposture.collector.store.identity import (
+    DeviceRecord,
+    Identity,
+    TokenInfo,
+    TokenRejected,
+)
+from devposture.collector.store.reports import (
+    CheckResult,
+    DeviceResultRow,
+    OutboxFigures,
+    ReportRecord,
+    Reports,
+    StoreOutcome,
+)
+from devposture.collector.store.schema import SCHEMA_VERSION, prepare
+from devposture.collector.store.target import DatabaseTarget, SqliteTarget
+from devposture.collector.store.waivers import Waivers
+
+
+@functools.cache
+def database_errors() -> tuple[type[Exception], ...]:
+    """Every error either engine raises (psycopg's only where it is installed): what a caller
+    catches to say "the database cannot be used now" (the CLI, the metrics endpoint). A
+    function, so psycopg is loaded only when an error is being matched (`except` evaluates its
+    expression then)."""
+    try:
+        import psycopg  # noqa: PLC0415  (loaded only if installed; SQLite sites may lack it)
+    except ImportError:
+        return (sqlite3.Error, StorageFull)
+    return (sqlite3.Error, psycopg.Error, StorageFull)
+
+
+def as_target(where: DatabaseTarget | Path) -> DatabaseTarget:
+    """A target, from a target or a SQLite file's path."""
+    return SqliteTarget(where) if isinstance(where, Path) else where
+
+
+class Store:
+    """One collector database and the parts that own its tables."""
+
+    def __init__(self, database: AnyDatabase) -> None:
+        self._db = database
+        self.reports = Reports(database)
+        self.identity = Identity(database)
+        self.waivers = Waivers(database)
+        self.admin = Admin(database)
+        self.fleet = Fleet(database)
+        self.device_list = DeviceList(database)
+        self.device_pages = DevicePages(database)
+        self.evidence = Evidence(database)
+
+    @classmethod
+    def open(cls, where: DatabaseTarget | Path) -> Store:
+        """Open (creating or upgrading its tables) the database for reading and writing."""
+        database = connect(as_target(where))
+        try:
+            prepare(database)
+        except BaseException:
+            database.close()
+            raise
+        return cls(database)
+
+    @classmethod
+    def open_reader(cls, where: DatabaseTarget | Path) -> Store:
+        """A connection to an existing database for reads only (the engine refuses writes
+        through it): it reads committed data without waiting for writers."""
+        return cls(connect(as_target(where), read_only=True))
+
+    @property
+    def engine(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect.name
+
+    @property
+    def target(self) -> DatabaseTarget:
+        return self._db.target
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state of the database (a read transaction)."""
+        with self._db.snapshot():
+            yield
+
+    def data_version(self) -> int:
+        """A number that changes whenever the database may have changed (for caches)."""
+        return self._db.data_version()
+
+    def journal_mode(self) -> str:
+        """SQLite's journal mode ("wal"); PostgreSQL has none of its own to report."""
+        if isinstance(self._db, SqliteDatabase):
+            return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+        return "postgresql"
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CheckResult",
+    "DatabaseTarget",
+    "DeviceRecord",
+    "DeviceResultRow",
+    "OutboxFigures",
+    "ReportRecord",
+    "StorageFull",
+    "Store",
+    "StoreOutcome",
+    "TokenInfo",
+    "TokenRejected",
+    "database_errors",
+]

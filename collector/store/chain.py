@@ -1,0 +1,164 @@
+"""The evidence chain in the database: appending entries inside a writer's transaction, and
+reading them back. The hashing and the payloads are `evidence.chain`'s (pure, shared with the
+verifier).
+
+Every writer appends inside its own write transaction, which holds the store's one write lock
+(SQLite's, or the advisory lock on PostgreSQL): so the chain stays one sequence however many
+collectors share the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from devposture.collector.evidence.chain import (
+    GENESIS,
+    Entry,
+    Payload,
+    canonical,
+    entry_hash,
+    now_us,
+)
+from devposture.collector.store.base import Part, to_us
+from devposture.collector.store.engine import AnyDatabase, Cursor
+
+
+def append(cur: Cursor, kind: str, key: str, payload: Payload, at_us: int | None = None) -> int:
+    """Chain one record, on the cursor of the transaction that writes the record: one read of
+    the head (by primary key), one hash, one INSERT. Returns the new entry's sequence number."""
+    return Appender(cur).append(kind, key, payload, at_us)
+
+
+# (seq, at_us, hash) of the newest entry; (0, 0, GENESIS) before the first.
+Head = tuple[int, int, bytes]
+
+
+class Appender:
+    """Chains many records in one write transaction, reading the head once: a group commit of
+    hundreds of reports and their state changes would otherwise read it before every entry.
+
+    Only for a transaction that writes the chain through this object alone (the write lock,
+    taken by BEGIN IMMEDIATE, keeps other connections out). When a savepoint is rolled back,
+    `rewind` to the `mark` taken when it began, so that the next entry follows what is still
+    written."""
+
+    def __init__(self, cur: Cursor) -> None:
+        self._cur = cur
+        self._head: Head | None = None
+
+    def mark(self) -> Head | None:
+        return self._head
+
+    def rewind(self, mark: Head | None) -> None:
+        self._head = mark
+
+    def append(self, kind: str, key: str, payload: Payload, at_us: int | None = None) -> int:
+        """Chain one record (see `append`); returns the new entry's sequence number."""
+        row = self.entry(kind, key, payload, at_us)
+        self._cur.execute(_INSERT + _VALUES, row)
+        return row[0]
+
+    def entry(
+        self, kind: str, key: str, payload: Payload, at_us: int | None = None
+    ) -> tuple[int, str, int, str, bytes, bytes, bytes]:
+        """The next entry's row, the head moved past it: the caller writes it (`write`) in
+        this transaction, entries in order, before anything else is chained."""
+        head = self._head
+        if head is None:
+            row = self._cur.execute(
+                "SELECT seq, at_us, hash FROM evidence_chain ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+            head = (row[0], row[1], bytes(row[2])) if row else (0, 0, GENESIS)
+        seq, prev_at, prev_hash = head[0] + 1, head[1], head[2]
+        at = max(now_us() if at_us is None else at_us, prev_at)
+        body = canonical(payload)
+        digest = entry_hash(prev_hash, seq, kind=kind, at_us=at, key=key, payload=body)
+        self._head = (seq, at, digest)
+        return (seq, kind, at, key, body, prev_hash, digest)
+
+    def write(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Write entries made by `entry`, up to a hundred per statement."""
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            self._cur.execute(
+                _INSERT + ", ".join([_VALUES] * len(chunk)), [v for row in chunk for v in row]
+            )
+
+
+_INSERT = (
+    "INSERT INTO evidence_chain(seq, kind, at_us, record_key, payload, prev_hash, hash) VALUES "
+)
+_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
+_ROWS_PER_INSERT = 100
+
+
+def _entry(row: tuple[object, ...]) -> Entry:
+    seq, kind, at_us, key, payload, prev_hash, digest = row
+    assert isinstance(seq, int) and isinstance(at_us, int)
+    return Entry(seq, str(kind), at_us, str(key), bytes(payload),  # type: ignore[call-overload]
+                 bytes(prev_hash), bytes(digest))  # type: ignore[call-overload]  # fmt: skip
+
+
+_COLUMNS = "seq, kind, at_us, record_key, payload, prev_hash, hash"
+
+
+def entries(db: AnyDatabase, first: int, last: int) -> list[Entry]:
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM evidence_chain WHERE seq BETWEEN ? AND ? ORDER BY seq",  # noqa: S608
+        (first, last),
+    ).fetchall()
+    return [_entry(r) for r in rows]
+
+
+def entry(db: AnyDatabase, seq: int) -> Entry | None:
+    found = entries(db, seq, seq)
+    return found[0] if found else None
+
+
+def head(db: AnyDatabase) -> Entry | None:
+    row = db.execute(
+        f"SELECT {_COLUMNS} FROM evidence_chain ORDER BY seq DESC LIMIT 1"  # noqa: S608
+    ).fetchone()
+    return None if row is None else _entry(row)
+
+
+def period(db: AnyDatabase, from_us: int, to_us: int) -> tuple[int, int] | None:
+    """The first and last sequence numbers of the entries written in [from_us, to_us)."""
+    row = db.execute(
+        "SELECT MIN(seq), MAX(seq) FROM evidence_chain WHERE at_us >= ? AND at_us < ?",
+        (from_us, to_us),
+    ).fetchone()
+    return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
+
+
+def before(db: AnyDatabase, seq: int, kind: str) -> list[Entry]:
+    """Every entry of one kind before `seq` (for the standing at the start of a period)."""
+    rows = db.execute(
+        f"SELECT {_COLUMNS} FROM evidence_chain WHERE seq < ? AND kind = ? ORDER BY seq",  # noqa: S608
+        (seq, kind),
+    ).fetchall()
+    return [_entry(r) for r in rows]
+
+
+class Evidence(Part):
+    """The evidence chain's read side (`Store.evidence`); entries are appended by each part's
+    writers, in their own transactions."""
+
+    def chain_head(self) -> Entry | None:
+        return head(self._db)
+
+    def chain_entries(self, first: int, last: int) -> list[Entry]:
+        return entries(self._db, first, last)
+
+    def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
+        return period(self._db, to_us(start), to_us(end))
+
+    def chain_first_written_from(self, start: dt.datetime) -> int | None:
+        row = self._db.execute(
+            "SELECT MIN(seq) FROM evidence_chain WHERE at_us >= ?", (to_us(start),)
+        ).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def chain_before(self, seq: int, kind: str) -> list[Entry]:
+        return before(self._db, seq, kind)

@@ -1,0 +1,414 @@
+"""The two database engines behind the store: SQLite (a site's embedded file) and PostgreSQL
+(several collectors on one server), behind one small connection API.
+
+The store's SQL is written once, in the dialect both engines share (SQLite's `?` and `:name`
+placeholders, `ON CONFLICT`, `RETURNING`, `FILTER`, savepoints). Where the engines differ,
+the few fragments that differ come from the `Dialect` (`dialect.greatest(...)`, a list bound
+as one parameter, SQLite's planner hints), never from an `if` in a query's caller.
+
+SQLite: one `sqlite3` connection in autocommit mode; a write transaction is BEGIN IMMEDIATE,
+which takes the database's one write lock up front.
+
+PostgreSQL (psycopg 3): a connection pool. A statement outside a transaction borrows a
+connection for itself; a transaction or a read snapshot holds one for its whole length, on its
+thread. A write transaction takes one advisory lock first: writers queue as on SQLite, so the
+store's read-then-write steps (a device's newest report, the evidence chain's head) are never
+raced by another collector on the same database. Reads never wait for it. Placeholders are
+rewritten to psycopg's (`%s`, `%(name)s`) once per distinct statement.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from devposture.collector.store.target import DatabaseTarget, PostgresTarget, SqliteTarget
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+# A row or a value as the engines return them: typed by the query, not by Python.
+Row = Any
+# Bound values: positional (`?`) or by name (`:name`).
+Params = Sequence[object] | Mapping[str, object]
+
+# Any number for the write lock, the same in every collector on a database (pg_advisory_xact_lock
+# takes a bigint): "devpostr" in ASCII.
+WRITE_LOCK = 0x6465_7670_6F73_7472
+
+
+class Cursor(Protocol):
+    """What the store reads from a statement: sqlite3's cursor and ours for PostgreSQL."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, parameters: Params = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Sequence[Params], /) -> Cursor: ...
+
+    def fetchone(self) -> Row: ...
+
+    def fetchall(self) -> list[Row]: ...
+
+    def __iter__(self) -> Iterator[Row]: ...
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The SQL fragments the two engines spell differently."""
+
+    name: str  # "sqlite" or "postgresql"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.name == "sqlite"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"MAX({a}, {b})" if self.is_sqlite else f"GREATEST({a}, {b})"
+
+    def json_values(self, parameter: str) -> str:
+        """A subquery of the strings of a JSON array bound as one parameter (`:name`)."""
+        if self.is_sqlite:
+            return f"SELECT value FROM json_each({parameter})"  # noqa: S608 (a placeholder)
+        return f"SELECT jsonb_array_elements_text(CAST({parameter} AS jsonb))"
+
+    def indexed_by(self, index: str) -> str:
+        """SQLite's planner hint (PostgreSQL's planner chooses on its statistics)."""
+        return f" INDEXED BY {index}" if self.is_sqlite else ""
+
+    @property
+    def ordered_join(self) -> str:
+        """A join that SQLite must take in the order written (CROSS JOIN), a plain one
+        elsewhere."""
+        return "CROSS JOIN" if self.is_sqlite else "JOIN"
+
+    @property
+    def no_limit(self) -> int | None:
+        """A LIMIT that limits nothing (SQLite: any negative number; PostgreSQL: NULL)."""
+        return -1 if self.is_sqlite else None
+
+    def fold(self, text: str) -> str:
+        """`text` folded as `contains_folded` folds the column."""
+        return text.casefold() if self.is_sqlite else text.lower()
+
+    def contains_folded(self, column: str, needle: str) -> str:
+        """`needle` (already case-folded) occurs in `column`, case-insensitively in any
+        script: SQLite calls Python's casefold (registered as fold), PostgreSQL lower()."""
+        if self.is_sqlite:
+            return f"instr(fold({column}), {needle}) > 0"
+        return f"strpos(lower({column}), {needle}) > 0"
+
+
+SQLITE = Dialect("sqlite")
+POSTGRESQL = Dialect("postgresql")
+
+
+# --- SQLite -----------------------------------------------------------------------------------
+
+
+def _fold(text: str | None) -> str:
+    return "" if text is None else text.casefold()
+
+
+class SqliteDatabase:
+    """One SQLite connection (autocommit: transactions are begun explicitly)."""
+
+    dialect = SQLITE
+    # Every error of the engine, and those that mean the database itself is failing (a full
+    # disk, I/O, a lost server) rather than one statement's data: a group commit keeps its
+    # other reports after the first kind, and gives up the whole group after the second.
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    failures: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+
+    def __init__(self, target: SqliteTarget, *, read_only: bool = False) -> None:
+        self.target = target
+        if read_only:
+            self._db = sqlite3.connect(
+                f"{target.path.resolve().as_uri()}?mode=ro", uri=True,
+                check_same_thread=False, timeout=30.0, isolation_level=None,
+            )  # fmt: skip
+            self._db.execute("PRAGMA query_only=ON")
+        else:
+            self._db = sqlite3.connect(
+                target.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed transaction survives power loss, which is what an ack promises.
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.create_function("fold", 1, _fold, deterministic=True)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The raw connection, for the schema's SQLite-only steps (PRAGMA, executescript)."""
+        return self._db
+
+    def execute(self, sql: str, parameters: Params = (), /) -> sqlite3.Cursor:
+        return self._db.execute(sql, parameters)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction holding the write lock from its start; rolled back on any
+        error (unless SQLite already did: after SQLITE_FULL a ROLLBACK would fail, hiding the
+        real error)."""
+        cursor = self._db.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+            cursor.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                with suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state (a read transaction)."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self._db.execute("COMMIT")
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with every statement run (None stops): for tests and profiling."""
+        self._db.set_trace_callback(callback)
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (SQLite's own counter)."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def folder(self) -> Path | None:
+        return self.target.path.resolve().parent
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\?|(?<!:):([A-Za-z_]\w*)|%")
+
+
+@functools.lru_cache(maxsize=2048)
+def to_psycopg(sql: str) -> str:
+    """`?` and `:name` (outside string literals) as psycopg's `%s` and `%(name)s`, and every
+    literal `%` doubled, as psycopg wants it."""
+
+    def replace(match: re.Match[str]) -> str:
+        text = match.group(0)
+        if text.startswith("'"):
+            return text.replace("%", "%%")
+        if text == "?":
+            return "%s"
+        if text == "%":
+            return "%%"
+        return f"%({match.group(1)})s"
+
+    return _TOKEN.sub(replace, sql)
+
+
+class PostgresCursor:
+    """A psycopg cursor that takes the store's placeholders."""
+
+    def __init__(
+        self, cursor: psycopg.Cursor[Row], trace: Callable[[str], object] | None = None
+    ) -> None:
+        self._cursor = cursor
+        self._trace = trace
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
+    def execute(self, sql: str, parameters: Params | None = None, /) -> PostgresCursor:
+        if self._trace is not None:
+            self._trace(sql)
+        self._cursor.execute(to_psycopg(sql), parameters if parameters else None)
+        return self
+
+    def executemany(self, sql: str, parameters: Sequence[Params], /) -> PostgresCursor:
+        if self._trace is not None:
+            self._trace(sql)
+        self._cursor.executemany(to_psycopg(sql), parameters)
+        return self
+
+    def fetchone(self) -> Row:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Row]:
+        return list(self._cursor.fetchall())
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._cursor)
+
+
+class _Rows:
+    """The rows of a statement run outside a transaction, read whole before its connection
+    went back to the pool."""
+
+    def __init__(self, rows: list[Row], rowcount: int) -> None:
+        self._rows = rows
+        self._next = 0
+        self.rowcount = rowcount
+
+    def execute(self, sql: str, parameters: Params | None = None, /) -> _Rows:
+        raise TypeError("run statements on the database or in a transaction")
+
+    def executemany(self, sql: str, parameters: Sequence[Params], /) -> _Rows:
+        raise TypeError("run statements on the database or in a transaction")
+
+    def fetchone(self) -> Row:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[Row]:
+        rest, self._next = self._rows[self._next :], len(self._rows)
+        return rest
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self.fetchall())
+
+
+class PostgresDatabase:
+    """A pool of connections to one PostgreSQL database."""
+
+    dialect = POSTGRESQL
+
+    def __init__(
+        self, target: PostgresTarget, *, read_only: bool = False, max_connections: int = 8
+    ) -> None:
+        # Imported here: a site on SQLite does without them, and every CLI command starts
+        # faster without loading them.
+        try:
+            import psycopg  # noqa: PLC0415
+            from psycopg_pool import ConnectionPool  # noqa: PLC0415
+        except ImportError as exc:
+            raise RuntimeError(
+                "PostgreSQL needs psycopg 3 and psycopg-pool: pip install 'devposture[postgresql]'"
+            ) from exc
+        self.target = target
+        self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
+        self.failures: tuple[type[Exception], ...] = (
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+            psycopg.errors.InsufficientResources,
+        )
+        self._read_only = read_only
+        self._trace: Callable[[str], object] | None = None
+        self._held = threading.local()
+        self._pool = ConnectionPool(
+            target.conninfo(), kwargs=target.connect_arguments(), min_size=1,
+            max_size=max_connections, configure=self._configure, open=False,
+            name="devposture", timeout=30.0,
+        )  # fmt: skip
+        self._pool.open(wait=True, timeout=30.0)
+
+    def _configure(self, connection: psycopg.Connection[Row]) -> None:
+        connection.autocommit = True
+        if self._read_only:
+            connection.execute("SET default_transaction_read_only = on")
+
+    @property
+    def pool(self) -> ConnectionPool[psycopg.Connection[Row]]:
+        return self._pool
+
+    def _current(self) -> psycopg.Connection[Row] | None:
+        held: psycopg.Connection[Row] | None = getattr(self._held, "connection", None)
+        return held
+
+    @contextmanager
+    def _holding(self) -> Iterator[psycopg.Connection[Row]]:
+        """This thread's connection for a transaction (nested: the one already held)."""
+        held = self._current()
+        if held is not None:
+            yield held
+            return
+        with self._pool.connection() as connection:
+            self._held.connection = connection
+            try:
+                yield connection
+            finally:
+                self._held.connection = None
+
+    def trace(self, callback: Callable[[str], object] | None) -> None:
+        """Call `callback` with every statement run (None stops): for tests and profiling."""
+        self._trace = callback
+
+    def execute(self, sql: str, parameters: Params | None = None, /) -> PostgresCursor | _Rows:
+        held = self._current()
+        if held is not None:
+            return PostgresCursor(held.cursor(), self._trace).execute(sql, parameters)
+        if self._trace is not None:
+            self._trace(sql)
+        with self._pool.connection() as connection:
+            cursor = connection.cursor()
+            cursor.execute(to_psycopg(sql), parameters if parameters else None)
+            rows = cursor.fetchall() if cursor.description is not None else []
+            return _Rows(list(rows), cursor.rowcount)
+
+    @contextmanager
+    def transaction(self) -> Iterator[PostgresCursor]:
+        """A write transaction behind the store's one write lock (an advisory lock held until
+        it ends): collectors sharing the database write one after another, as on SQLite."""
+        with self._holding() as connection:
+            cursor = PostgresCursor(connection.cursor(), self._trace)
+            cursor.execute("BEGIN")
+            try:
+                cursor.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                yield cursor
+                cursor.execute("COMMIT")
+            except BaseException:
+                if not connection.closed:
+                    # A broken connection cannot roll back; the pool replaces it.
+                    with suppress(*self.errors):
+                        connection.execute("ROLLBACK")
+                raise
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one committed state (REPEATABLE READ, read only)."""
+        with self._holding() as connection:
+            connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                yield
+            finally:
+                connection.execute("COMMIT")
+
+    def data_version(self) -> int:
+        """Grows whenever anything is written to the server (its write-ahead log position):
+        changes at least as often as this database does."""
+        row = self.execute("SELECT pg_current_wal_insert_lsn() - '0/0'").fetchone()
+        return int(row[0])
+
+    def folder(self) -> Path | None:
+        return None
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+AnyDatabase = SqliteDatabase | PostgresDatabase
+
+
+def connect(target: DatabaseTarget, *, read_only: bool = False) -> AnyDatabase:
+    if isinstance(target, SqliteTarget):
+        return SqliteDatabase(target, read_only=read_only)
+    return PostgresDatabase(target, read_only=read_only)
+
+
+def chunks(rows: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

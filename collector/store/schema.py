@@ -1,0 +1,590 @@
+"""The store's tables on both engines, and how a database comes to this collector's schema.
+
+SQLite: the tables as first released, then one migration per schema version, so a site's file
+of any age is brought up to date in place (each step in one transaction). PostgreSQL: the
+tables as of the current schema at once (the first release on PostgreSQL is schema 8); later
+versions will add their steps for both. The two define the same tables, columns and indexes
+(tested), with PostgreSQL's types: BIGINT for the microsecond times, BYTEA for bodies and
+hashes, and text compared byte by byte (COLLATE "C") so both sort host names alike.
+
+Reports, the state history, the waiver, device and audit logs and the evidence chain are
+append-only on both: triggers refuse UPDATE and DELETE (and, on PostgreSQL, TRUNCATE).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from devposture.collector.evidence.chain import (
+    ADMIN,
+    ADMIN_FIELDS,
+    DEVICE,
+    DEVICE_FIELDS,
+    REPORT,
+    STATE,
+    STATE_FIELDS,
+    WAIVER,
+    WAIVER_FIELDS,
+    fields,
+    report_payload,
+    state_key,
+)
+from devposture.collector.store.chain import append
+from devposture.collector.store.engine import AnyDatabase, PostgresDatabase, SqliteDatabase
+
+Step = str | Callable[[sqlite3.Connection], None]
+
+# --- SQLite ------------------------------------------------------------------------------------
+
+_SQLITE_REPORTS = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+    token_id     TEXT PRIMARY KEY,
+    secret_hash  TEXT NOT NULL,
+    created_us   INTEGER NOT NULL,
+    expires_us   INTEGER NOT NULL,
+    uses_left    INTEGER NOT NULL,
+    revoked_us   INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device_id       TEXT PRIMARY KEY,
+    enrolled_us     INTEGER NOT NULL,
+    token_id        TEXT NOT NULL,
+    cert_serial     TEXT NOT NULL,
+    cert_not_after_us INTEGER NOT NULL,
+    hostname        TEXT NOT NULL DEFAULT '',
+    os_family       TEXT NOT NULL DEFAULT '',
+    os_name         TEXT NOT NULL DEFAULT '',
+    os_version      TEXT NOT NULL DEFAULT '',
+    agent_version   TEXT NOT NULL DEFAULT '',
+    last_report_us  INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS reports (
+    report_id     TEXT PRIMARY KEY,
+    device_id     TEXT NOT NULL REFERENCES devices(device_id),
+    received_us   INTEGER NOT NULL,
+    collected_us  INTEGER NOT NULL,
+    agent_version TEXT NOT NULL,
+    body          BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reports_by_device ON reports(device_id, received_us);
+
+CREATE TRIGGER IF NOT EXISTS reports_are_append_only_update BEFORE UPDATE ON reports
+BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS reports_are_append_only_delete BEFORE DELETE ON reports
+BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END;
+
+CREATE TABLE IF NOT EXISTS check_results (
+    device_id     TEXT NOT NULL REFERENCES devices(device_id),
+    check_id      TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    report_id     TEXT NOT NULL REFERENCES reports(report_id),
+    collected_us  INTEGER NOT NULL,
+    evaluated_us  INTEGER NOT NULL,
+    PRIMARY KEY (device_id, check_id)
+);
+
+-- Every change of a device's state for a check, with the collector's time: since when a
+-- device has been failing, how long a fix took, and the fleet at any past moment.
+CREATE TABLE IF NOT EXISTS state_changes (
+    device_id  TEXT NOT NULL REFERENCES devices(device_id),
+    check_id   TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    since_us   INTEGER NOT NULL,
+    report_id  TEXT NOT NULL,
+    PRIMARY KEY (device_id, check_id, since_us)
+);
+CREATE INDEX IF NOT EXISTS state_changes_by_time ON state_changes(since_us);
+
+-- Waivers: EXEMPT for a device and a check until an expiry, with an owner and a reason.
+CREATE TABLE IF NOT EXISTS waivers (
+    waiver_id   TEXT PRIMARY KEY,
+    device_id   TEXT NOT NULL REFERENCES devices(device_id),
+    check_id    TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    created_us  INTEGER NOT NULL,
+    expires_us  INTEGER NOT NULL,
+    revoked_us  INTEGER
+);
+-- Every waiver change, for the audit trail.
+CREATE TABLE IF NOT EXISTS waiver_events (
+    event_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+    waiver_id   TEXT NOT NULL REFERENCES waivers(waiver_id),
+    action      TEXT NOT NULL,
+    at_us       INTEGER NOT NULL,
+    detail      TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS waiver_events_are_append_only_update BEFORE UPDATE ON waiver_events
+BEGIN SELECT RAISE(ABORT, 'the waiver log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS waiver_events_are_append_only_delete BEFORE DELETE ON waiver_events
+BEGIN SELECT RAISE(ABORT, 'the waiver log is append-only'); END;
+
+CREATE TRIGGER IF NOT EXISTS state_changes_are_append_only_update BEFORE UPDATE ON state_changes
+BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS state_changes_are_append_only_delete BEFORE DELETE ON state_changes
+BEGIN SELECT RAISE(ABORT, 'state history is append-only'); END;
+"""
+
+
+_SQLITE_IDENTITY = """
+CREATE TABLE IF NOT EXISTS device_certificates (
+    serial         TEXT NOT NULL,
+    device_id      TEXT NOT NULL REFERENCES devices(device_id),
+    generation     INTEGER NOT NULL,
+    issued_us      INTEGER NOT NULL,
+    not_after_us   INTEGER NOT NULL,
+    first_used_us  INTEGER,
+    PRIMARY KEY (device_id, serial)
+);
+
+-- Every change of a device's identity: enrolled, renewed, reestablished, revoked, retired,
+-- clone suspected. Append-only: the audit trail of who could speak for a device, and when.
+CREATE TABLE IF NOT EXISTS device_events (
+    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id  TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    at_us      INTEGER NOT NULL,
+    detail     TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS device_events_are_append_only_update BEFORE UPDATE ON device_events
+BEGIN SELECT RAISE(ABORT, 'the device log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS device_events_are_append_only_delete BEFORE DELETE ON device_events
+BEGIN SELECT RAISE(ABORT, 'the device log is append-only'); END;
+"""
+
+_SQLITE_ADMIN = """
+CREATE TABLE IF NOT EXISTS admin_credentials (
+    credential_id  TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+    secret_hash    TEXT NOT NULL,
+    created_us     INTEGER NOT NULL,
+    revoked_us     INTEGER
+);
+
+-- One entry per admin command, local or remote, allowed or not. Never holds a secret.
+CREATE TABLE IF NOT EXISTS audit_log (
+    entry_id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_us          INTEGER NOT NULL,
+    actor          TEXT NOT NULL,
+    credential_id  TEXT,
+    role           TEXT NOT NULL,
+    command        TEXT NOT NULL,
+    arguments      TEXT NOT NULL,
+    outcome        TEXT NOT NULL CHECK (outcome IN ('ok', 'denied', 'error')),
+    message        TEXT NOT NULL,
+    peer           TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_is_append_only_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_is_append_only_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+_SQLITE_EVIDENCE = """
+CREATE TABLE IF NOT EXISTS evidence_chain (
+    seq        INTEGER PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    at_us      INTEGER NOT NULL,
+    record_key TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    prev_hash  BLOB NOT NULL,
+    hash       BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_chain_by_time ON evidence_chain(at_us);
+CREATE TRIGGER IF NOT EXISTS evidence_chain_is_append_only_update BEFORE UPDATE ON evidence_chain
+BEGIN SELECT RAISE(ABORT, 'the evidence chain is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS evidence_chain_is_append_only_delete BEFORE DELETE ON evidence_chain
+BEGIN SELECT RAISE(ABORT, 'the evidence chain is append-only'); END;
+"""
+
+SQLITE_SCHEMA = _SQLITE_REPORTS + _SQLITE_IDENTITY + _SQLITE_ADMIN + _SQLITE_EVIDENCE
+
+# --- chaining a database written before the chain existed (schema 3 → 4) -------------------
+
+
+def chain_existing(connection: sqlite3.Connection) -> None:
+    """Chain every evidence row already in the database once, oldest first (by the record's
+    own collector time, then by kind and insertion order), inside the migration's
+    transaction. From then on, every record is chained as it is written."""
+    cur = connection.cursor()
+    if cur.execute("SELECT 1 FROM evidence_chain LIMIT 1").fetchone() is not None:
+        return
+    pending: list[tuple[int, int, int, str, str, dict[str, object]]] = []
+    for row in cur.execute(
+        "SELECT rowid, report_id, device_id, received_us, collected_us, agent_version,"
+        " clock_skew_ms, body FROM reports"
+    ):
+        pending.append((row[3], 0, row[0], REPORT, row[1], report_payload(row[1:7], row[7])))
+    for row in cur.execute(
+        "SELECT rowid, device_id, check_id, state, reason, since_us, report_id FROM state_changes"
+    ):
+        pending.append((row[5], 1, row[0], STATE, state_key(row[1], row[2], row[5]),
+                        fields(STATE_FIELDS, row[1:])))  # fmt: skip
+    for row in cur.execute(
+        "SELECT e.event_id, e.waiver_id, e.action, e.at_us, e.detail, w.device_id, w.check_id,"
+        " w.owner, w.reason, w.created_us, w.expires_us FROM waiver_events e"
+        " JOIN waivers w ON w.waiver_id = e.waiver_id"
+    ):
+        pending.append((row[3], 2, row[0], WAIVER, f"{row[1]}/{row[0]}",
+                        fields(WAIVER_FIELDS, row)))  # fmt: skip
+    for row in cur.execute("SELECT event_id, device_id, action, at_us, detail FROM device_events"):
+        pending.append((row[3], 3, row[0], DEVICE, f"{row[1]}/{row[0]}",
+                        fields(DEVICE_FIELDS, row)))  # fmt: skip
+    for row in cur.execute(
+        "SELECT entry_id, at_us, actor, credential_id, role, command, arguments, outcome,"
+        " message, peer FROM audit_log"
+    ):
+        pending.append((row[1], 4, row[0], ADMIN, str(row[0]), fields(ADMIN_FIELDS, row)))
+    pending.sort(key=lambda p: (p[0], p[1], p[2]))
+    for at_us, _, _, kind, key, payload in pending:
+        append(cur, kind, key, payload, at_us=at_us)
+
+
+# Schema 1 → 2: device status, clone flag, and each device's enrollment certificate recorded
+# as generation 1.
+IDENTITY_MIGRATION = (
+    "ALTER TABLE devices ADD COLUMN status TEXT NOT NULL DEFAULT 'active'",
+    "ALTER TABLE devices ADD COLUMN status_us INTEGER",
+    "ALTER TABLE devices ADD COLUMN status_reason TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE devices ADD COLUMN clone_suspected_us INTEGER",
+    "ALTER TABLE devices ADD COLUMN clone_detail TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE devices ADD COLUMN reestablish_signed_us INTEGER",
+    "INSERT OR IGNORE INTO device_certificates(serial, device_id, generation, issued_us,"
+    " not_after_us, first_used_us) SELECT cert_serial, device_id, 1, enrolled_us,"
+    " cert_not_after_us, last_report_us FROM devices",
+)
+
+
+# Schema 7: device groups (a department, a region): each device's, and each token's, which
+# the devices it enrolls join. Empty means no group. Added here rather than in the CREATE
+# TABLEs above, which older databases share through IF NOT EXISTS: a new database runs this
+# step too, so a new and an upgraded database end identical. Each step may run again on a
+# database that already has it (as schema 5's does), so it adds only a missing column.
+def _add_group_columns(connection: sqlite3.Connection) -> None:
+    for table in ("devices", "enrollment_tokens"):
+        columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if "device_group" not in columns:
+            connection.execute(
+                f"ALTER TABLE {table} ADD COLUMN device_group TEXT NOT NULL DEFAULT ''"
+            )
+
+
+GROUPS_MIGRATION: tuple[Step, ...] = (
+    _add_group_columns,
+    # `device list --group` and the dashboard's group filter ask for one group's devices.
+    "CREATE INDEX IF NOT EXISTS devices_by_group ON devices(device_group, device_id)",
+)
+
+
+SCHEMA_VERSION = 8
+# Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
+DELIVERY_MIGRATION = (
+    # Ingest asks for a device's newest collection on every report: without this index SQLite
+    # reads all of the device's reports, bodies included, and ingest slows as history grows.
+    "CREATE INDEX IF NOT EXISTS reports_by_collection ON reports(device_id, collected_us)",
+    "ALTER TABLE reports ADD COLUMN clock_skew_ms INTEGER",
+    "ALTER TABLE devices ADD COLUMN clock_skew_ms INTEGER",
+    "ALTER TABLE devices ADD COLUMN outbox_pending INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE devices ADD COLUMN outbox_coalesced_total INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE devices ADD COLUMN outbox_dropped_total INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE devices ADD COLUMN outbox_corrupt_total INTEGER NOT NULL DEFAULT 0",
+)
+# Schema 4: the evidence chain (its table is in the schema); records already stored are chained
+# once, in a stable order, so an upgraded database is covered from then on.
+EVIDENCE_MIGRATION: tuple[Step, ...] = (chain_existing,)
+
+
+# Schema 5: each current verdict knows since when its state holds, so the fleet's standing
+# now is counted from one index (collector/fleet_counts.py) instead of the whole history.
+def _add_standing_since(connection: sqlite3.Connection) -> None:
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(check_results)")}
+    if "since_us" not in columns:
+        connection.execute("ALTER TABLE check_results ADD COLUMN since_us INTEGER")
+
+
+STANDING_MIGRATION: tuple[Step, ...] = (
+    _add_standing_since,
+    "UPDATE check_results SET since_us = (SELECT MAX(s.since_us) FROM state_changes s"
+    " WHERE s.device_id = check_results.device_id AND s.check_id = check_results.check_id)",
+    "CREATE INDEX IF NOT EXISTS check_results_by_standing"
+    " ON check_results(check_id, state, since_us)",
+)
+# Schema 6: the fleet's standing per day, kept by `serve`, for trends over weeks without
+# judging the whole fleet as of each past day (9 s each over 100,000 devices).
+FLEET_DAYS_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS fleet_days (day TEXT NOT NULL, check_id TEXT NOT NULL,"
+    " state TEXT NOT NULL, devices INTEGER NOT NULL, recorded_us INTEGER NOT NULL,"
+    " PRIMARY KEY (day, check_id, state))",
+)
+# Schema 8: the current failures in the order they began, so the dashboard's failing-longest
+# list reads a page by walking an index (a partial one: only FAIL verdicts are in it, so
+# ingest updates it only when a verdict fails or stops failing).
+FAILING_MIGRATION: tuple[Step, ...] = (
+    "CREATE INDEX IF NOT EXISTS check_results_failing ON check_results(since_us)"
+    " WHERE state = 'FAIL'",
+)
+MIGRATIONS: dict[int, tuple[Step, ...]] = {
+    2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
+    6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (identity_store)
+    8: FAILING_MIGRATION,
+}  # fmt: skip
+
+
+def _migrate(connection: sqlite3.Connection, version: int) -> None:
+    """Bring a database of an older schema up to this one, one step per version, each step
+    in one transaction."""
+    for target, statements in MIGRATIONS.items():
+        if version >= target:
+            continue
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements:
+                if isinstance(statement, str):
+                    connection.execute(statement)
+                else:
+                    statement(connection)
+            connection.execute("UPDATE schema_version SET version = ?", (target,))
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:  # SQLite may have rolled back already (disk full)
+                connection.execute("ROLLBACK")
+            raise
+
+
+def _prepare_sqlite(database: SqliteDatabase) -> None:
+    connection = database.connection
+    connection.executescript(SQLITE_SCHEMA)
+    row = connection.execute("SELECT version FROM schema_version").fetchone()
+    if row is None:
+        connection.execute("INSERT INTO schema_version(version) VALUES (1)")
+        version = 1
+    else:
+        version = row[0]
+    _refuse_newer(version)
+    _migrate(connection, version)
+
+
+def _refuse_newer(version: int) -> None:
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"the database was written by a newer collector (schema {version}); "
+            "upgrade devposture before opening it"
+        )
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------------
+
+_C = 'TEXT COLLATE "C"'
+
+POSTGRES_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+CREATE OR REPLACE FUNCTION devposture_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END $$;
+
+CREATE TABLE IF NOT EXISTS enrollment_tokens (
+    token_id     {_C} PRIMARY KEY,
+    secret_hash  {_C} NOT NULL,
+    created_us   BIGINT NOT NULL,
+    expires_us   BIGINT NOT NULL,
+    uses_left    BIGINT NOT NULL,
+    revoked_us   BIGINT,
+    device_group {_C} NOT NULL DEFAULT ''
+);
+
+CREATE TABLE IF NOT EXISTS devices (
+    device_id         {_C} PRIMARY KEY,
+    enrolled_us       BIGINT NOT NULL,
+    token_id          {_C} NOT NULL,
+    cert_serial       {_C} NOT NULL,
+    cert_not_after_us BIGINT NOT NULL,
+    hostname          {_C} NOT NULL DEFAULT '',
+    os_family         {_C} NOT NULL DEFAULT '',
+    os_name           {_C} NOT NULL DEFAULT '',
+    os_version        {_C} NOT NULL DEFAULT '',
+    agent_version     {_C} NOT NULL DEFAULT '',
+    last_report_us    BIGINT,
+    status            {_C} NOT NULL DEFAULT 'active',
+    status_us         BIGINT,
+    status_reason     {_C} NOT NULL DEFAULT '',
+    clone_suspected_us BIGINT,
+    clone_detail      {_C} NOT NULL DEFAULT '',
+    reestablish_signed_us BIGINT,
+    clock_skew_ms     BIGINT,
+    outbox_pending    BIGINT NOT NULL DEFAULT 0,
+    outbox_coalesced_total BIGINT NOT NULL DEFAULT 0,
+    outbox_dropped_total BIGINT NOT NULL DEFAULT 0,
+    outbox_corrupt_total BIGINT NOT NULL DEFAULT 0,
+    device_group      {_C} NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS devices_by_group ON devices(device_group, device_id);
+
+CREATE TABLE IF NOT EXISTS reports (
+    report_id     {_C} PRIMARY KEY,
+    device_id     {_C} NOT NULL REFERENCES devices(device_id),
+    received_us   BIGINT NOT NULL,
+    collected_us  BIGINT NOT NULL,
+    agent_version {_C} NOT NULL,
+    body          BYTEA NOT NULL,
+    clock_skew_ms BIGINT
+);
+CREATE INDEX IF NOT EXISTS reports_by_device ON reports(device_id, received_us);
+CREATE INDEX IF NOT EXISTS reports_by_collection ON reports(device_id, collected_us);
+
+CREATE TABLE IF NOT EXISTS check_results (
+    device_id     {_C} NOT NULL REFERENCES devices(device_id),
+    check_id      {_C} NOT NULL,
+    state         {_C} NOT NULL,
+    reason        {_C} NOT NULL,
+    report_id     {_C} NOT NULL REFERENCES reports(report_id),
+    collected_us  BIGINT NOT NULL,
+    evaluated_us  BIGINT NOT NULL,
+    since_us      BIGINT,
+    PRIMARY KEY (device_id, check_id)
+);
+CREATE INDEX IF NOT EXISTS check_results_by_standing ON check_results(check_id, state, since_us);
+CREATE INDEX IF NOT EXISTS check_results_failing ON check_results(since_us) WHERE state = 'FAIL';
+
+CREATE TABLE IF NOT EXISTS state_changes (
+    device_id  {_C} NOT NULL REFERENCES devices(device_id),
+    check_id   {_C} NOT NULL,
+    state      {_C} NOT NULL,
+    reason     {_C} NOT NULL,
+    since_us   BIGINT NOT NULL,
+    report_id  {_C} NOT NULL,
+    PRIMARY KEY (device_id, check_id, since_us)
+);
+CREATE INDEX IF NOT EXISTS state_changes_by_time ON state_changes(since_us);
+
+CREATE TABLE IF NOT EXISTS waivers (
+    waiver_id   {_C} PRIMARY KEY,
+    device_id   {_C} NOT NULL REFERENCES devices(device_id),
+    check_id    {_C} NOT NULL,
+    owner       {_C} NOT NULL,
+    reason      {_C} NOT NULL,
+    created_us  BIGINT NOT NULL,
+    expires_us  BIGINT NOT NULL,
+    revoked_us  BIGINT
+);
+CREATE TABLE IF NOT EXISTS waiver_events (
+    event_id    BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    waiver_id   {_C} NOT NULL REFERENCES waivers(waiver_id),
+    action      {_C} NOT NULL,
+    at_us       BIGINT NOT NULL,
+    detail      {_C} NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS fleet_days (
+    day         {_C} NOT NULL,
+    check_id    {_C} NOT NULL,
+    state       {_C} NOT NULL,
+    devices     BIGINT NOT NULL,
+    recorded_us BIGINT NOT NULL,
+    PRIMARY KEY (day, check_id, state)
+);
+
+CREATE TABLE IF NOT EXISTS device_certificates (
+    serial         {_C} NOT NULL,
+    device_id      {_C} NOT NULL REFERENCES devices(device_id),
+    generation     BIGINT NOT NULL,
+    issued_us      BIGINT NOT NULL,
+    not_after_us   BIGINT NOT NULL,
+    first_used_us  BIGINT,
+    PRIMARY KEY (device_id, serial)
+);
+CREATE TABLE IF NOT EXISTS device_events (
+    event_id   BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    device_id  {_C} NOT NULL,
+    action     {_C} NOT NULL,
+    at_us      BIGINT NOT NULL,
+    detail     {_C} NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS admin_credentials (
+    credential_id  {_C} PRIMARY KEY,
+    name           {_C} NOT NULL,
+    role           {_C} NOT NULL CHECK (role IN ('viewer', 'admin')),
+    secret_hash    {_C} NOT NULL,
+    created_us     BIGINT NOT NULL,
+    revoked_us     BIGINT
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    entry_id       BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    at_us          BIGINT NOT NULL,
+    actor          {_C} NOT NULL,
+    credential_id  {_C},
+    role           {_C} NOT NULL,
+    command        {_C} NOT NULL,
+    arguments      {_C} NOT NULL,
+    outcome        {_C} NOT NULL CHECK (outcome IN ('ok', 'denied', 'error')),
+    message        {_C} NOT NULL,
+    peer           {_C} NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS evidence_chain (
+    seq        BIGINT PRIMARY KEY,
+    kind       {_C} NOT NULL,
+    at_us      BIGINT NOT NULL,
+    record_key {_C} NOT NULL,
+    payload    BYTEA NOT NULL,
+    prev_hash  BYTEA NOT NULL,
+    hash       BYTEA NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_chain_by_time ON evidence_chain(at_us);
+"""
+
+# table -> what its triggers say when an UPDATE, DELETE or TRUNCATE is tried (as on SQLite).
+APPEND_ONLY = {
+    "reports": "reports are append-only",
+    "state_changes": "state history is append-only",
+    "waiver_events": "the waiver log is append-only",
+    "device_events": "the device log is append-only",
+    "audit_log": "the audit log is append-only",
+    "evidence_chain": "the evidence chain is append-only",
+}
+
+
+def _postgres_triggers() -> str:
+    statements = []
+    for table, message in APPEND_ONLY.items():
+        statements.append(
+            f"CREATE OR REPLACE TRIGGER {table}_are_append_only BEFORE UPDATE OR DELETE"
+            f" ON {table} FOR EACH ROW EXECUTE FUNCTION devposture_append_only('{message}');"
+            f" CREATE OR REPLACE TRIGGER {table}_are_never_truncated BEFORE TRUNCATE"
+            f" ON {table} FOR EACH STATEMENT EXECUTE FUNCTION devposture_append_only('{message}');"
+        )
+    return "\n".join(statements)
+
+
+# Held while a collector prepares the schema, so that collectors starting together on an empty
+# database do not create the same tables at once.
+SCHEMA_LOCK = 0x6465_7670_7363_686D
+
+
+def _prepare_postgres(database: PostgresDatabase) -> None:
+    with database.pool.connection() as connection, connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        connection.execute(POSTGRES_SCHEMA)
+        connection.execute(_postgres_triggers())
+        row = connection.execute("SELECT version FROM schema_version").fetchone()
+        if row is None:
+            connection.execute("INSERT INTO schema_version(version) VALUES (%s)", (SCHEMA_VERSION,))
+            return
+        _refuse_newer(int(row[0]))
+
+
+def prepare(database: AnyDatabase) -> None:
+    """Create the tables of a new database, or bring an older one to this schema."""
+    if isinstance(database, SqliteDatabase):
+        _prepare_sqlite(database)
+    else:
+        _prepare_postgres(database)

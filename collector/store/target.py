@@ -1,0 +1,108 @@
+"""Where the store lives: a SQLite file (a site's default) or a PostgreSQL database (several
+collectors sharing one), as collector.toml's `[database]` names it.
+
+A PostgreSQL address never carries its password: it is read from a file only the collector's
+account can read (`password_file`), or by libpq itself from PGPASSWORD or ~/.pgpass. An
+address with a password in it is refused, because collector.toml, process lists and logs show
+addresses.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+SCHEMES = ("postgresql", "postgres")
+
+
+class DatabaseTargetError(ValueError):
+    """A database address or password file that cannot be used; the text says how to fix it."""
+
+
+@dataclass(frozen=True)
+class SqliteTarget:
+    path: Path
+
+    def describe(self) -> str:
+        return str(self.path)
+
+
+@dataclass(frozen=True)
+class PostgresTarget:
+    url: str
+    password_file: Path | None = None
+
+    def conninfo(self) -> str:
+        return self.url
+
+    def connect_arguments(self) -> dict[str, object]:
+        """What psycopg is given besides the address: the password, read now (a rotated
+        password is picked up by the next connection), and names for the server's views."""
+        arguments: dict[str, object] = {
+            "application_name": "devposture-collector", "connect_timeout": 10,
+        }  # fmt: skip
+        if self.password_file is not None:
+            arguments["password"] = read_password(self.password_file)
+        return arguments
+
+    def describe(self) -> str:
+        return self.url
+
+
+DatabaseTarget = SqliteTarget | PostgresTarget
+
+
+def is_postgres_url(text: str) -> bool:
+    return text.split("://", 1)[0].lower() in SCHEMES and "://" in text
+
+
+def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarget:
+    """A checked PostgreSQL address (postgresql://user@host:port/database?options)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in SCHEMES:
+        raise DatabaseTargetError(
+            f"{url!r} is not a PostgreSQL address: write postgresql://user@host:5432/database"
+        )
+    if parts.password is not None:
+        raise DatabaseTargetError(
+            "the PostgreSQL address holds a password, which would show in collector.toml and"
+            " in process lists: remove it from the address and put it in a file readable only"
+            " by the collector (--database-password-file), or in PGPASSWORD"
+        )
+    if not parts.path.strip("/") and not parts.hostname:
+        raise DatabaseTargetError(
+            f"the PostgreSQL address {url!r} names no server or database: write"
+            " postgresql://user@host:5432/database"
+        )
+    if password_file is not None:
+        read_password(password_file)  # fail now, not at the first connection
+    return PostgresTarget(url, password_file)
+
+
+def read_password(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatabaseTargetError(
+            f"cannot read the database password file {path}: {exc.strerror or exc}; give the"
+            " collector's account read access to it"
+        ) from exc
+    password = text.strip("\r\n")
+    if not password:
+        raise DatabaseTargetError(f"the database password file {path} is empty")
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        raise DatabaseTargetError(
+            f"the database password file {path} can be read by other users: chmod 600 it"
+        )
+    return password
+
+
+def database_target(value: str, base: Path, password_file: str = "") -> DatabaseTarget:
+    """collector.toml's `[database]`: a PostgreSQL address (`url`), or a SQLite file (`path`,
+    relative to the data folder)."""
+    if is_postgres_url(value):
+        file = None if not password_file else base / password_file
+        return postgres_target(value, file)
+    return SqliteTarget(base / value)

@@ -1,0 +1,130 @@
+"""The engine the collector tests run on: SQLite files (the default), or PostgreSQL when
+DEVPOSTURE_TEST_POSTGRESQL names a server (`make test` runs the collector tests a second time
+so, against the server .ci/postgresql starts or finds at 127.0.0.1:5432).
+
+On PostgreSQL, each test's database is a schema of its own in one database made for this
+test run (dropped when the run ends): as empty and as separate as a new SQLite file, without
+the cost of a CREATE DATABASE per test.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from devposture.collector.store.engine import AnyDatabase, PostgresDatabase, connect
+from devposture.collector.store.schema import APPEND_ONLY
+from devposture.collector.store.target import DatabaseTarget, PostgresTarget, SqliteTarget
+
+ENV = "DEVPOSTURE_TEST_POSTGRESQL"
+SERVER = os.environ.get(ENV, "")
+_run_database: str | None = None
+
+
+def on_postgresql() -> bool:
+    return bool(SERVER)
+
+
+def _url(database: str, schema: str | None = None) -> str:
+    parts = urlsplit(SERVER)
+    query = f"options={quote(f'-csearch_path={schema}')}" if schema else ""
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", query, ""))
+
+
+def _admin(sql: str) -> None:
+    import psycopg  # noqa: PLC0415  (only on the PostgreSQL leg)
+
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        connection.execute(sql)
+
+
+def _database_of_this_run() -> str:
+    """The database this test run's schemas go in, made on first use."""
+    global _run_database  # noqa: PLW0603
+    if _run_database is None:
+        name = f"devposture_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+        _admin(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
+        _run_database = name
+        atexit.register(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return _run_database
+
+
+def fresh_postgres() -> PostgresTarget:
+    """A new, empty schema of this run's database, as a collector's database address."""
+    import psycopg  # noqa: PLC0415
+
+    database = _database_of_this_run()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(_url(database), autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    return PostgresTarget(_url(database, schema))
+
+
+def fresh_database(folder: Path, name: str = "devposture.db") -> DatabaseTarget:
+    """A new database for one test: `folder/name` on SQLite, a new schema on PostgreSQL."""
+    if on_postgresql():
+        return fresh_postgres()
+    return SqliteTarget(folder / name)
+
+
+def collector_database() -> PostgresTarget | None:
+    """What `initialize(database=…)` is given: None keeps the data folder's SQLite file."""
+    return fresh_postgres() if on_postgresql() else None
+
+
+def init_arguments() -> list[str]:
+    """What `devposture-collector init` is given besides the folder: a new database on
+    PostgreSQL, nothing on SQLite (the data folder's own file)."""
+    return ["--database", fresh_postgres().url] if on_postgresql() else []
+
+
+def columns(database: AnyDatabase, table: str) -> list[str]:
+    """A table's columns, in order, on either engine."""
+    if isinstance(database, PostgresDatabase):
+        rows = database.execute(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+        return [row[0] for row in rows]
+    return [row[1] for row in database.execute(f"PRAGMA table_info({table})").fetchall()]
+
+
+def raw(target: DatabaseTarget) -> AnyDatabase:
+    """A plain connection to a test's database, beside the collector's (for what a test reads
+    or tries directly: the engine's placeholders, its errors)."""
+    return connect(target)
+
+
+@contextmanager
+def unguarded(target: DatabaseTarget) -> Iterator[AnyDatabase]:
+    """A connection on which the append-only triggers are off, to tamper with a database as
+    an attacker with its files or its server would (the tests that prove the evidence chain
+    catches it). Committed and the triggers restored on leaving."""
+    database = connect(target)
+    try:
+        if isinstance(database, PostgresDatabase):
+            with database.transaction():
+                for table in APPEND_ONLY:
+                    database.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+                yield database
+                for table in APPEND_ONLY:
+                    database.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        else:
+            raw = database.connection
+            triggers = raw.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+            ).fetchall()
+            with database.transaction():
+                for trigger, _ in triggers:
+                    database.execute(f'DROP TRIGGER "{trigger}"')
+                yield database
+                for _, sql in triggers:
+                    database.execute(sql)
+    finally:
+        database.close()
