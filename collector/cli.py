@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from devposture.collector import __version__, cli_pki, log_format
+from devposture.collector import __version__, cli_migrate, cli_pki, log_format
 from devposture.collector.admin.cli import (
     DEFAULT_DATA,
     add_commands,
@@ -82,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # `ca fingerprint`, `ca rollover ...` and `tls rotate` live with the trust code.
     cli_pki.add_commands(commands)
+    cli_migrate.add_command(commands)
 
     serve = commands.add_parser("serve", help="serve agents until stopped (SIGTERM or Ctrl-C)")
     data_option(serve)
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     log_format.configure("text", args.verbose)
     handlers = {
         ("init", None): cmd_init,
+        ("migrate", None): cli_migrate.cmd_migrate,
         ("serve", None): cmd_serve,
         ("policy", "check"): cmd_policy_check,
         ("policy", "default"): cmd_policy_default,
@@ -230,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         if (args.command, sub) in cli_pki.HANDLERS:
             return cli_pki.HANDLERS[(args.command, sub)](args)
         return handlers[(args.command, sub)](args)
-    except (CliError, ConfigError, CommandError) as exc:
+    except (CliError, ConfigError, CommandError, cli_migrate.MigrateError) as exc:
         print(f"devposture-collector: error: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:

@@ -282,6 +282,39 @@ def _database(f: ConfigFile, data_dir: Path) -> DatabaseTarget:
         return SqliteTarget(data_dir / f.text("database", "path"))
 
 
+def use_database(data_dir: Path, database: PostgresTarget) -> None:
+    """Make collector.toml name `database` ([database] url and password_file), keeping every
+    other line and comment as IT wrote it. Written whole to a new file, then renamed over."""
+    path = data_dir / CONFIG_NAME
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    values = {"url": json.dumps(database.url)}
+    if database.password_file is not None:
+        values["password_file"] = json.dumps(str(database.password_file))
+    section, header, seen = None, None, set()
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("[") and stripped.endswith("]"):
+            section = stripped[1:-1].strip()
+            if section == "database":
+                header = index
+            continue
+        key = stripped.split("=", 1)[0].strip() if "=" in stripped else ""
+        if section == "database" and key in values and not stripped.startswith("#"):
+            lines[index] = f"{key} = {values[key]}\n"
+            seen.add(key)
+    missing = [f"{key} = {value}\n" for key, value in values.items() if key not in seen]
+    if missing:
+        if header is None:
+            lines += ["\n[database]\n", *missing]
+        else:
+            lines[header + 1 : header + 1] = missing
+    staged = path.with_name(path.name + ".new")
+    staged.write_text("".join(lines), encoding="utf-8")
+    staged.chmod(path.stat().st_mode & 0o777)
+    staged.replace(path)
+    load(data_dir)  # what was written must load
+
+
 def _drain_seconds(f: ConfigFile) -> float:
     """[server] drain_seconds, within what a service manager's stop timeout allows."""
     drain = f.number("server", "drain_seconds")

@@ -24,7 +24,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -252,6 +252,10 @@ class PostgresCursor:
     def __iter__(self) -> Iterator[Row]:
         return iter(self._cursor)
 
+    def copy(self, statement: str) -> AbstractContextManager[psycopg.Copy]:
+        """PostgreSQL's COPY … FROM STDIN: rows streamed in bulk (no placeholders)."""
+        return self._cursor.copy(statement)
+
 
 class _Rows:
     """The rows of a statement run outside a transaction, read whole before its connection
@@ -358,6 +362,17 @@ class PostgresDatabase:
             cursor.execute(to_psycopg(sql), parameters if parameters else None)
             rows = cursor.fetchall() if cursor.description is not None else []
             return _Rows(list(rows), cursor.rowcount)
+
+    def stream(self, sql: str, parameters: Params | None = None) -> Iterator[Row]:
+        """The rows of a query read a batch at a time through a server-side cursor, in the
+        transaction or snapshot this thread holds: memory stays bounded however many rows."""
+        held = self._current()
+        if held is None:
+            raise RuntimeError("stream() reads inside a transaction or a snapshot")
+        with held.cursor(name=f"devposture_stream_{threading.get_ident()}") as cursor:
+            cursor.itersize = 2000
+            cursor.execute(to_psycopg(sql), parameters if parameters else None)
+            yield from cursor
 
     @contextmanager
     def transaction(self) -> Iterator[PostgresCursor]:

@@ -1,0 +1,90 @@
+"""`devposture-collector migrate --to postgresql://…`: move a site from its SQLite file to the
+PostgreSQL that several collectors will share (collector/store/migrate.py does the move).
+
+The collector must be stopped: the data folder's lock is taken for the whole move, so a
+collector cannot start and take reports that would not be moved. On success collector.toml
+names the new database, and the SQLite file stays where it was, unused, as a backup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from devposture.collector.cli_pki import Subparsers, _data_option
+from devposture.collector.config import CONFIG_NAME, load, use_database
+from devposture.collector.datadir import DataFolderInUse, lock_data_folder
+from devposture.collector.store.migrate import MigrationError, migrate
+from devposture.collector.store.target import (
+    DatabaseTargetError,
+    PostgresTarget,
+    postgres_target,
+)
+
+
+class MigrateError(Exception):
+    """The move was refused or failed; the text names the problem and the fix."""
+
+
+def add_command(commands: Subparsers[argparse.ArgumentParser]) -> None:
+    command = commands.add_parser(
+        "migrate",
+        help="move this site's SQLite database to PostgreSQL, history and evidence chain"
+        " intact (stop the collector first)",
+    )
+    _data_option(command)
+    command.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="an empty PostgreSQL database: postgresql://user@host:5432/database (no password)",
+    )
+    command.add_argument(
+        "--database-password-file",
+        type=Path,
+        metavar="FILE",
+        help="file holding the PostgreSQL password, readable only by the collector's account"
+        " (or set PGPASSWORD, or use ~/.pgpass)",
+    )
+
+
+def _progress(table: str, rows: int) -> None:
+    print(f"  {table}: {rows} rows", file=sys.stderr, flush=True)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    config = load(args.data)
+    if isinstance(config.database, PostgresTarget):
+        raise MigrateError(
+            f"this collector already uses PostgreSQL ({config.database.describe()}): nothing to"
+            " move"
+        )
+    try:
+        destination = postgres_target(args.to, args.database_password_file)
+    except DatabaseTargetError as exc:
+        raise MigrateError(str(exc)) from exc
+    try:
+        lock = lock_data_folder(config.data_dir)
+    except DataFolderInUse as exc:
+        raise MigrateError(f"{exc}; the move needs the collector stopped") from exc
+    try:
+        print(f"Moving {config.database.describe()} to {destination.describe()}", file=sys.stderr)
+        try:
+            moved = migrate(config.database, destination, _progress)
+        except MigrationError as exc:
+            raise MigrateError(str(exc)) from exc
+        use_database(config.data_dir, destination)
+    finally:
+        lock.release()
+    total = sum(moved.rows.values())
+    print(f"Moved {total} rows in {len(moved.rows)} tables; every table read back identical.")
+    if moved.chain_head is not None:
+        seq, digest = moved.chain_head
+        print(f"Evidence chain head: seq {seq}, hash {digest} (the same before and after)")
+    print(f"{config.data_dir / CONFIG_NAME} now names the PostgreSQL database.")
+    print(
+        f"The SQLite file {config.database.describe()} is no longer used: keep it with the"
+        " site's backups. Start the collector again."
+    )
+    return 0
