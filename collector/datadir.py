@@ -22,6 +22,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from devposture.collector.agent_config import network_hash_key
 from devposture.collector.config import (
     CONFIG_NAME,
     DEFAULT_ENROLL_PORT,
@@ -30,6 +31,7 @@ from devposture.collector.config import (
     load,
     render_default,
 )
+from devposture.collector.evidence import signing
 from devposture.collector.pki import Authority, cert_pem, new_private_key, private_key_pem
 from devposture.collector.store import Store
 from devposture.collector.store.target import PostgresTarget
@@ -60,6 +62,13 @@ def _split_names(names: list[str]) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
+def server_names(host: str, names: list[str]) -> tuple[list[str], list[str]]:
+    """The server certificate's DNS names and IP addresses: `names` and the listen `host`."""
+    if host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
+        names = [*names, host]
+    return _split_names(names)
+
+
 def initialize(
     data_dir: Path,
     host: str = "127.0.0.1",
@@ -85,9 +94,7 @@ def initialize(
 
     authority = Authority.create()
     names = ["localhost", socket.gethostname(), socket.getfqdn(), "127.0.0.1", "::1"]
-    if host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
-        names.append(host)
-    dns, ips = _split_names(names + list(extra_names or []))
+    dns, ips = server_names(host, names + list(extra_names or []))
     server_key = new_private_key()
     server_cert = authority.issue_server_certificate(server_key, dns, ips)
 
@@ -100,6 +107,9 @@ def initialize(
     write_private(config.server_key, private_key_pem(server_key))
     config.server_cert.write_bytes(cert_pem(server_cert))
     config.policy.write_text(default_policy_text(), encoding="utf-8")
+    # Made now, not on first use, so that a further collector (`init --join`) copies them.
+    network_hash_key(data_dir)
+    signing.load_or_create(data_dir)
     Store.open(config.database).close()
     return config, authority.cert
 

@@ -345,9 +345,25 @@ def _write_group(
     chained.write(entries)
     for chunk in _chunks([update.row(device_id) for device_id, update in devices.items()]):
         cur.execute(_update_devices(dialect, len(chunk)), [v for row in chunk for v in row])
-    for chunk in _chunks(verdicts):
-        cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
+    for layer in _layers(verdicts):
+        for chunk in _chunks(layer):
+            cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
     return outcomes
+
+
+def _layers(verdicts: list[tuple[object, ...]]) -> list[list[tuple[object, ...]]]:
+    """The verdicts in statements that each name a (device, check) once, in the group's order:
+    PostgreSQL refuses an upsert that touches a row twice, and SQLite applies such rows one
+    after the other, which layers do too. Without two reports of one device, one layer."""
+    layers: list[list[tuple[object, ...]]] = []
+    seen: dict[tuple[object, object], int] = {}
+    for row in verdicts:
+        depth = seen.get((row[0], row[1]), 0)
+        seen[(row[0], row[1])] = depth + 1
+        if depth == len(layers):
+            layers.append([])
+        layers[depth].append(row)
+    return layers
 
 
 class Reports(Part):

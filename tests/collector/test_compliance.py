@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from devposture.collector.compliance import Waiver
+from devposture.collector.config import load
 from devposture.collector.reports import device_rows, failing_rows, fleet_rows, history_rows
-from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.store import (
+    CheckResult,
+    DeviceRecord,
+    ReportRecord,
+    Store,
+    database_errors,
+)
 from devposture.collector.tokens import new_token
 from devposture.policy import default_policy
+from tests.databases import fresh_database, init_arguments, raw
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -23,13 +31,15 @@ POLICY = default_policy()  # firewall: 4 grace hours; stale after 48 h
 
 def _enroll(store: Store, device_id: str, at: dt.datetime) -> None:
     token = new_token()
-    store.add_token(token, at, at + HOUR, uses=1)
-    store.enroll(token, at, DeviceRecord(device_id, "01", at + 90 * 24 * HOUR, hostname=device_id))
+    store.identity.add_token(token, at, at + HOUR, uses=1)
+    store.identity.enroll(
+        token, at, DeviceRecord(device_id, "01", at + 90 * 24 * HOUR, hostname=device_id)
+    )
 
 
 def _report(store: Store, device_id: str, at: dt.datetime, firewall: str, name: str) -> None:
     record = ReportRecord(name, device_id, at, at, "1", b"", device_id, "linux", "Debian", "12")
-    store.store_report(record, [CheckResult("firewall", firewall, f"firewall {firewall}")])
+    store.reports.store_report(record, [CheckResult("firewall", firewall, f"firewall {firewall}")])
 
 
 def _firewall(store: Store, device: str, at: dt.datetime) -> tuple[str, str]:
@@ -38,10 +48,13 @@ def _firewall(store: Store, device: str, at: dt.datetime) -> tuple[str, str]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    s = Store.open(tmp_path / "db.sqlite")
-    _enroll(s, "laptop", T0)
-    return s
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store.open(fresh_database(tmp_path, "db.sqlite"))
+    try:
+        _enroll(s, "laptop", T0)
+        yield s
+    finally:
+        s.close()
 
 
 def test_history_records_only_changes_and_ignores_late_older_reports(store: Store) -> None:
@@ -49,16 +62,19 @@ def test_history_records_only_changes_and_ignores_late_older_reports(store: Stor
     _report(store, "laptop", T0 + HOUR, "PASS", "r2")
     _report(store, "laptop", T0 + 2 * HOUR, "FAIL", "r3")
     _report(store, "laptop", T0 + HOUR / 2, "PASS", "r-late")  # collected earlier, arrives late
-    changes = [(c[2], c[4]) for c in store.state_changes() if c[1] == "firewall"]
+    changes = [(c[2], c[4]) for c in store.reports.state_changes() if c[1] == "firewall"]
     assert changes == [("PASS", T0), ("FAIL", T0 + 2 * HOUR)]
 
 
-def test_history_is_append_only(store: Store, tmp_path: Path) -> None:
+def test_history_is_append_only(store: Store) -> None:
     _report(store, "laptop", T0, "PASS", "r1")
-    raw = sqlite3.connect(tmp_path / "db.sqlite")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute("DELETE FROM state_changes")
-    raw.close()
+    other = raw(store.target)
+    try:
+        with pytest.raises(database_errors(), match="state history is append-only"):
+            other.execute("DELETE FROM state_changes")
+    finally:
+        other.close()
+    assert len(store.reports.state_changes()) == 1
 
 
 def test_a_fresh_failure_is_in_grace_then_fails_and_the_past_is_kept(store: Store) -> None:
@@ -112,7 +128,7 @@ def test_remediation_shown_only_when_not_passing(store: Store) -> None:
 
 
 def _waiver(store: Store, made: dt.datetime, expires: dt.datetime, waiver_id: str = "w-1") -> None:
-    store.add_waiver(
+    store.waivers.add_waiver(
         Waiver(waiver_id, "laptop", "firewall", "IT lead", "new firewall product rollout",
                made, expires),
         made,
@@ -131,11 +147,14 @@ def test_a_waiver_exempts_until_it_expires_by_itself(store: Store) -> None:
 def test_a_revoked_waiver_stops_applying_and_the_log_keeps_both(store: Store) -> None:
     _report(store, "laptop", T0, "FAIL", "r1")
     _waiver(store, T0 + HOUR, T0 + 100 * HOUR)
-    assert store.revoke_waiver("w-1", T0 + 3 * HOUR, "rollout cancelled")
-    assert not store.revoke_waiver("w-1", T0 + 4 * HOUR, "again")
+    assert store.waivers.revoke_waiver("w-1", T0 + 3 * HOUR, "rollout cancelled")
+    assert not store.waivers.revoke_waiver("w-1", T0 + 4 * HOUR, "again")
     assert _firewall(store, "laptop", T0 + 2 * HOUR)[0] == "EXEMPT"
     assert _firewall(store, "laptop", T0 + 4 * HOUR)[0] == "FAIL"
-    assert [(e[1], e[3]) for e in store.waiver_events()][1] == ("revoke", "rollout cancelled")
+    assert [(e[1], e[3]) for e in store.waivers.waiver_events()][1] == (
+        "revoke",
+        "rollout cancelled",
+    )
 
 
 def test_a_waiver_never_hides_a_silent_device(store: Store) -> None:
@@ -147,8 +166,9 @@ def test_a_waiver_never_hides_a_silent_device(store: Store) -> None:
 def test_cli_waiver_refusals_and_listing(tmp_path: Path) -> None:
     collector = str(Path(sys.executable).parent / "devposture-collector")
     data = tmp_path / "c"
-    subprocess.run([collector, "init", "--data", str(data)], check=True, capture_output=True)
-    store = Store.open(data / "devposture.db")
+    subprocess.run([collector, "init", "--data", str(data), *init_arguments()], check=True,
+                   capture_output=True)  # fmt: skip
+    store = Store.open(load(data).database)
     _enroll(store, "laptop", dt.datetime.now(dt.UTC))
     store.close()
 
@@ -194,11 +214,11 @@ def test_a_state_that_holds_says_its_current_cause(store: Store) -> None:
     """FAIL for one reason, then FAIL for another: the device's row says the new cause (the
     state and since when stay those of the change); as of before it, the old one."""
     record = ReportRecord("r1", "laptop", T0, T0, "1", b"", "laptop", "linux", "Debian", "12")
-    store.store_report(record, [CheckResult("firewall", "FAIL", "no firewall configured")])
+    store.reports.store_report(record, [CheckResult("firewall", "FAIL", "no firewall configured")])
     later = T0 + 2 * HOUR
     record = ReportRecord("r2", "laptop", later, later, "1", b"", "laptop", "linux", "Debian",
                           "12")  # fmt: skip
-    store.store_report(record, [CheckResult("firewall", "FAIL", "firewall off on: public")])
+    store.reports.store_report(record, [CheckResult("firewall", "FAIL", "firewall off on: public")])
     state, reason = _firewall(store, "laptop", later + HOUR)
     assert state == "GRACE" and reason.endswith("UTC: firewall off on: public")
     assert "within grace until 2026-11-01 13:00 UTC" in reason  # grace counts from T0

@@ -1,8 +1,9 @@
 """Audit evidence: the hash chain written with every record, signed bundles, and verifying a
 bundle on another machine with only the public key.
 
-A real collector (grpc.aio, mutual TLS, SQLite file) receives reports from real agents; the
-waiver and the device revocation go through the admin command runner, as IT would run them.
+A real collector (grpc.aio, mutual TLS, a SQLite file or PostgreSQL) receives reports from
+real agents; the waiver and the device revocation go through the admin command runner, as IT
+would run them.
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, html, signing
 from devposture.collector.evidence.verify import verify_bundle
 from devposture.collector.pki import utcnow
-from devposture.collector.records import to_us
-from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.store import (
+    CheckResult,
+    DeviceRecord,
+    ReportRecord,
+    Store,
+    database_errors,
+)
+from devposture.collector.store.base import to_us
+from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
 from tests.conftest import enroll_agent, make_report, running_collector
+from tests.databases import collector_database, fresh_database, raw, unguarded
 
 
 @dataclass(frozen=True)
@@ -309,8 +318,8 @@ T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 
 def _enroll(store: Store, device_id: str) -> None:
     token = new_token()
-    store.add_token(token, T0, T0 + dt.timedelta(hours=1), uses=1)
-    store.enroll(token, T0, DeviceRecord(device_id, "01", T0 + dt.timedelta(days=90)))
+    store.identity.add_token(token, T0, T0 + dt.timedelta(hours=1), uses=1)
+    store.identity.enroll(token, T0, DeviceRecord(device_id, "01", T0 + dt.timedelta(days=90)))
 
 
 def _record(report_id: str, device_id: str = "d1") -> ReportRecord:
@@ -318,8 +327,8 @@ def _record(report_id: str, device_id: str = "d1") -> ReportRecord:
 
 
 def _chain_of(store: Store) -> list[chain.Entry]:
-    head = store.chain_head()
-    return store.chain_entries(1, head.seq) if head else []
+    head = store.evidence.chain_head()
+    return store.evidence.chain_entries(1, head.seq) if head else []
 
 
 def _links(entries: list[chain.Entry]) -> bool:
@@ -332,30 +341,57 @@ def _links(entries: list[chain.Entry]) -> bool:
 
 
 def test_the_chain_in_the_database_is_append_only(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "db.sqlite")
+    database = fresh_database(tmp_path, "db.sqlite")
+    store = Store.open(database)
     _enroll(store, "d1")
     store.close()
-    raw = sqlite3.connect(tmp_path / "db.sqlite")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute("UPDATE evidence_chain SET payload = x'00'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute("DELETE FROM evidence_chain")
-    raw.close()
+    other = raw(database)
+    try:
+        with pytest.raises(database_errors(), match="the evidence chain is append-only"):
+            other.execute("UPDATE evidence_chain SET payload = ?", (b"\x00",))
+        with pytest.raises(database_errors(), match="the evidence chain is append-only"):
+            other.execute("DELETE FROM evidence_chain")
+        assert other.execute("SELECT COUNT(*) FROM evidence_chain").fetchone()[0] == 1
+    finally:
+        other.close()
+
+
+def _refuse_bad_verdicts(store: Store) -> type[Exception]:
+    """A trigger that refuses any verdict of the report 'bad' (as a constraint would), and
+    the engine's exception for it."""
+    if store._db.dialect.is_sqlite:
+        store._db.execute(
+            "CREATE TEMP TRIGGER refuse_bad BEFORE INSERT ON main.check_results"
+            " WHEN NEW.report_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        return sqlite3.IntegrityError
+    import psycopg  # noqa: PLC0415  (installed wherever the PostgreSQL leg runs)
+
+    # In the test's own schema (the search path's first), so no other test sees it.
+    store._db.execute(
+        "CREATE FUNCTION refuse_bad() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " IF NEW.report_id = 'bad' THEN"
+        " RAISE EXCEPTION 'refused' USING ERRCODE = 'restrict_violation'; END IF;"
+        " RETURN NEW; END $$"
+    )
+    store._db.execute(
+        "CREATE TRIGGER refuse_bad BEFORE INSERT ON check_results"
+        " FOR EACH ROW EXECUTE FUNCTION refuse_bad()"
+    )
+    return psycopg.IntegrityError
 
 
 def test_a_report_rolled_back_in_its_savepoint_leaves_no_chain_entry(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "db.sqlite")
+    store = Store.open(fresh_database(tmp_path, "db.sqlite"))
     _enroll(store, "d1")
     # Fails after the report and its chain entry were written, inside the report's savepoint.
-    store._db.execute(
-        "CREATE TEMP TRIGGER refuse_bad BEFORE INSERT ON main.check_results"
-        " WHEN NEW.report_id = 'bad' BEGIN SELECT RAISE(ABORT, 'refused'); END"
-    )
-    outcomes = store.store_reports([
+    refused = _refuse_bad_verdicts(store)
+    outcomes = store.reports.store_reports([
         (_record("good"), [CheckResult("firewall", "PASS", "on")]),
         (_record("bad"), [CheckResult("antivirus", "FAIL", "off")]),
     ])  # fmt: skip
-    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert isinstance(outcomes[1], refused), outcomes[1]
+    assert "refused" in str(outcomes[1])
     entries = _chain_of(store)
     keys = [(e.kind, e.key) for e in entries]
     assert (chain.REPORT, "good") in keys and (chain.REPORT, "bad") not in keys
@@ -365,15 +401,16 @@ def test_a_report_rolled_back_in_its_savepoint_leaves_no_chain_entry(tmp_path: P
 
 
 def test_every_writer_chains_its_record_in_its_transaction(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "db.sqlite")
+    store = Store.open(fresh_database(tmp_path, "db.sqlite"))
     _enroll(store, "d1")
-    store.store_report(_record("r1"), [CheckResult("firewall", "FAIL", "off")])
-    store.add_waiver(Waiver("w-1", "d1", "firewall", "Li", "rollout", T0,
-                            T0 + dt.timedelta(days=10)), T0)  # fmt: skip
-    store.revoke_waiver("w-1", T0 + dt.timedelta(hours=1), "done")
-    store.set_device_status("d1", "revoked", T0, "stolen")
-    store.audit(T0, actor="local:it", credential_id=None, role="admin", command="device revoke",
-                arguments={"device_id": "d1"}, outcome="ok", message="", peer="local")  # fmt: skip
+    store.reports.store_report(_record("r1"), [CheckResult("firewall", "FAIL", "off")])
+    store.waivers.add_waiver(Waiver("w-1", "d1", "firewall", "Li", "rollout", T0,
+                                    T0 + dt.timedelta(days=10)), T0)  # fmt: skip
+    store.waivers.revoke_waiver("w-1", T0 + dt.timedelta(hours=1), "done")
+    store.identity.set_device_status("d1", "revoked", T0, "stolen")
+    store.admin.audit(T0, actor="local:it", credential_id=None, role="admin",
+                      command="device revoke", arguments={"device_id": "d1"}, outcome="ok",
+                      message="", peer="local")  # fmt: skip
     entries = _chain_of(store)
     assert [(e.kind, e.key) for e in entries] == [
         (chain.DEVICE, "d1/1"), (chain.REPORT, "r1"),
@@ -386,23 +423,25 @@ def test_every_writer_chains_its_record_in_its_transaction(tmp_path: Path) -> No
     store.close()
 
 
+# A SQLite file of schema 3 migrated to the chain (PostgreSQL databases start at schema 8).
+@pytest.mark.sqlite_only
 def test_the_migration_chains_a_database_written_before_the_chain(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     store = Store.open(path)
     _enroll(store, "d1")
-    store.store_report(_record("r1"), [CheckResult("firewall", "PASS", "on")])
-    store.add_waiver(Waiver("w-1", "d1", "firewall", "Li", "why", T0,
+    store.reports.store_report(_record("r1"), [CheckResult("firewall", "PASS", "on")])
+    store.waivers.add_waiver(Waiver("w-1", "d1", "firewall", "Li", "why", T0,
                             T0 + dt.timedelta(days=3)), T0)  # fmt: skip
-    store.audit(T0, actor="local:it", credential_id=None, role="admin", command="waiver add",
+    store.admin.audit(T0, actor="local:it", credential_id=None, role="admin", command="waiver add",
                 arguments={}, outcome="ok", message="", peer="local")  # fmt: skip
     live = {(e.kind, e.key): e.payload for e in _chain_of(store)}
     store.close()
     # The same database as a collector of schema 3 left it: no chain.
-    raw = sqlite3.connect(path)
-    raw.execute("DROP TABLE evidence_chain")
-    raw.execute("UPDATE schema_version SET version = 3")
-    raw.commit()
-    raw.close()
+    old = sqlite3.connect(path)
+    old.execute("DROP TABLE evidence_chain")
+    old.execute("UPDATE schema_version SET version = 3")
+    old.commit()
+    old.close()
     upgraded = Store.open(path)
     migrated = _chain_of(upgraded)
     assert {(e.kind, e.key): e.payload for e in migrated} == live
@@ -412,7 +451,7 @@ def test_the_migration_chains_a_database_written_before_the_chain(tmp_path: Path
     # Chained once: a later open adds nothing, and new records link on to the migrated head.
     upgraded.close()
     again = Store.open(path)
-    again.store_report(_record("r2"), [])
+    again.reports.store_report(_record("r2"), [])
     after = _chain_of(again)
     assert len(after) == len(migrated) + 1 and _links(after)
     again.close()
@@ -423,7 +462,7 @@ def test_the_migration_chains_a_database_written_before_the_chain(tmp_path: Path
 
 def _new_collector(base: Path) -> tuple[Store, Path, Path]:
     """A data folder (no server: the store is written directly), its store and public key."""
-    config, _ = initialize(base / "collector", "127.0.0.1")
+    config, _ = initialize(base / "collector", "127.0.0.1", database=collector_database())
     key = base / "collector.pem"
     key.write_bytes(signing.public_pem(signing.load_or_create(config.data_dir).public_key()))
     store = Store.open(config.database)
@@ -434,11 +473,11 @@ def _new_collector(base: Path) -> tuple[Store, Path, Path]:
 def _reports(store: Store, *states: str) -> None:
     """One report per state, each a state change of d1's firewall at its own time."""
     for state in states:
-        count = len(store.report_ids())
+        count = len(store.reports.report_ids())
         at = T0 + dt.timedelta(minutes=count)
         record = ReportRecord(f"r{count}", "d1", at, at, "1", b"body", "h", "linux", "Debian",
                               "12")  # fmt: skip
-        store.store_report(record, [CheckResult("firewall", state, state.lower())])
+        store.reports.store_report(record, [CheckResult("firewall", state, state.lower())])
 
 
 def _export(data: Path, start: dt.datetime, end: dt.datetime, out: Path) -> Path:
@@ -595,25 +634,31 @@ def test_a_format_1_bundle_still_verifies_alone_and_as_the_earlier(
     assert code == 0, out
 
 
-def _rewrite(database: Path, seq: int, old: bytes, new: bytes) -> None:
+def _rewrite(database: DatabaseTarget, seq: int, old: bytes, new: bytes) -> None:
     """What the operator can do with the database: edit a chained record, then recompute
     every later hash so that the chain links again, and put the append-only triggers back."""
-    raw = sqlite3.connect(database)
-    raw.execute("DROP TRIGGER evidence_chain_is_append_only_update")
-    rows = raw.execute(
-        "SELECT seq, kind, at_us, record_key, payload, prev_hash FROM evidence_chain"
-        " WHERE seq >= ? ORDER BY seq", (seq,),
-    ).fetchall()  # fmt: skip
-    prev = bytes(rows[0][5])
-    for number, kind, at_us, key, payload, _ in rows:
-        body = bytes(payload).replace(old, new) if number == seq else bytes(payload)
-        digest = chain.entry_hash(prev, number, kind=kind, at_us=at_us, key=key, payload=body)
-        raw.execute("UPDATE evidence_chain SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
-                    (body, prev, digest, number))  # fmt: skip
-        prev = digest
-    raw.commit()
-    raw.executescript(chain.EVIDENCE_SCHEMA)
-    raw.close()
+    with unguarded(database) as db:
+        rows = db.execute(
+            "SELECT seq, kind, at_us, record_key, payload, prev_hash FROM evidence_chain"
+            " WHERE seq >= ? ORDER BY seq", (seq,),
+        ).fetchall()  # fmt: skip
+        prev = bytes(rows[0][5])
+        for number, kind, at_us, key, payload, _ in rows:
+            body = bytes(payload).replace(old, new) if number == seq else bytes(payload)
+            digest = chain.entry_hash(prev, number, kind=kind, at_us=at_us, key=key,
+                                      payload=body)  # fmt: skip
+            db.execute(
+                "UPDATE evidence_chain SET payload = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (body, prev, digest, number),
+            )
+            prev = digest
+    # The triggers are back: the rewrite leaves no trace of itself in the schema.
+    check = raw(database)
+    try:
+        with pytest.raises(database_errors(), match="the evidence chain is append-only"):
+            check.execute("DELETE FROM evidence_chain WHERE seq = ?", (seq,))
+    finally:
+        check.close()
 
 
 @dataclass(frozen=True)

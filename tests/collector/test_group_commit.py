@@ -1,6 +1,6 @@
-"""Group commit over real mutual TLS and a real SQLite file: reports that arrive together share
-one transaction, each is acknowledged only once committed, one bad report costs only itself,
-and a failed transaction acknowledges nothing."""
+"""Group commit over real mutual TLS and a real database (a SQLite file or PostgreSQL): reports
+that arrive together share one transaction, each is acknowledged only once committed, one bad
+report costs only itself, and a failed transaction acknowledges nothing."""
 
 from __future__ import annotations
 
@@ -11,16 +11,19 @@ import logging
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
 import pytest
 
 from devposture.agent.transport import open_channel
-from devposture.collector.evidence import chain
-from devposture.collector.records import to_us
 from devposture.collector.server import log_ingest
 from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
+from devposture.collector.store.base import to_us
+from devposture.collector.store.chain import Appender
+from devposture.collector.store.engine import AnyDatabase, SqliteDatabase
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import (
@@ -29,8 +32,18 @@ from tests.conftest import (
     enroll_agent,
     make_report,
 )
+from tests.databases import fresh_database
 
 MANY = 300
+
+
+def _integrity_error(store: Store) -> type[Exception]:
+    """What the store's engine raises when a constraint refuses a row."""
+    if store._db.dialect.is_sqlite:
+        return sqlite3.IntegrityError
+    import psycopg  # noqa: PLC0415  (installed wherever the PostgreSQL leg runs)
+
+    return psycopg.IntegrityError
 
 
 def _count(collector: LiveCollector, sql: str, *args: object) -> int:
@@ -84,8 +97,9 @@ def test_one_bad_report_in_a_group_costs_only_itself(
 ) -> None:
     store = live_collector.store()
     now = dt.datetime.now(dt.UTC)
+    refused = _integrity_error(store)
     try:
-        outcomes = store.store_reports([
+        outcomes = store.reports.store_reports([
             (_record("a", agent.enrollment.device_id, now), [CheckResult("firewall", "PASS", "")]),
             # No such device: the foreign key refuses it inside its own savepoint.
             (_record("b", "not-enrolled", now), []),
@@ -95,29 +109,53 @@ def test_one_bad_report_in_a_group_costs_only_itself(
     finally:
         store.close()
     assert outcomes[0] is StoreOutcome.STORED
-    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    assert isinstance(outcomes[1], refused), outcomes[1]
     assert outcomes[2] is StoreOutcome.STORED
     assert outcomes[3] is StoreOutcome.DUPLICATE
     assert _count(live_collector, "SELECT COUNT(*) FROM reports") == 2
     assert _count(live_collector, "SELECT COUNT(*) FROM check_results WHERE report_id='a'") == 1
 
 
+@contextmanager
+def _disk_full(database: AnyDatabase) -> Iterator[None]:
+    """Every write that adds a report fails as on a full disk, until the block ends. SQLite:
+    SQLITE_FULL, its database forbidden to grow. PostgreSQL: what the server answers when it
+    cannot extend a file (SQLSTATE 53100, disk_full), from a trigger on reports."""
+    if isinstance(database, SqliteDatabase):
+        pages = database.execute("PRAGMA page_count").fetchone()[0]
+        database.execute(f"PRAGMA max_page_count = {pages}")
+        try:
+            yield
+        finally:
+            database.execute("PRAGMA max_page_count = 1073741823")
+        return
+    database.execute(
+        "CREATE FUNCTION no_space_left() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        " RAISE EXCEPTION 'could not extend file: No space left on device'"
+        " USING ERRCODE = 'disk_full'; END $$"
+    )
+    database.execute(
+        "CREATE TRIGGER no_space_left BEFORE INSERT ON reports"
+        " FOR EACH ROW EXECUTE FUNCTION no_space_left()"
+    )
+    try:
+        yield
+    finally:
+        database.execute("DROP TRIGGER no_space_left ON reports")
+        database.execute("DROP FUNCTION no_space_left()")
+
+
 def test_a_failed_transaction_acknowledges_nothing_and_the_agent_keeps_its_report(
     live_collector: LiveCollector, agent: EnrolledAgent
 ) -> None:
-    service_db: sqlite3.Connection = live_collector._running.store._db
-    pages = service_db.execute("PRAGMA page_count").fetchone()[0]
     report = make_report(agent.enrollment.device_id)
     report.chat_backups.backups.add(location="~/x" + "y" * 4000)  # needs new pages
-    # SQLITE_FULL, as on a full disk: the database may not grow.
-    service_db.execute(f"PRAGMA max_page_count = {pages}")
-    try:
-        with open_channel(agent.state, agent.enrollment) as channel, pytest.raises(
-            grpc.RpcError
-        ) as refused:
-            pb_grpc.CollectorStub(channel).Report(pb.ReportRequest(report=report), timeout=30)
-    finally:
-        service_db.execute("PRAGMA max_page_count = 1073741823")
+    with (
+        _disk_full(live_collector._running.store._db),
+        open_channel(agent.state, agent.enrollment) as channel,
+        pytest.raises(grpc.RpcError) as refused,
+    ):
+        pb_grpc.CollectorStub(channel).Report(pb.ReportRequest(report=report), timeout=30)
     assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
     # A full disk is a push-back like any other: the agent keeps its report and retries.
     assert "disk is full): your reports are kept" in (refused.value.details() or "")
@@ -131,7 +169,8 @@ def test_a_failed_transaction_acknowledges_nothing_and_the_agent_keeps_its_repor
 def test_group_outcomes_come_only_after_commit(tmp_path: Path) -> None:
     """The store's contract the ack relies on: a second connection sees every report of a
     group as soon as store_reports returns."""
-    store = Store.open(tmp_path / "db.sqlite")
+    database = fresh_database(tmp_path, "db.sqlite")
+    store = Store.open(database)
     now = dt.datetime.now(dt.UTC)
     store._db.execute(
         "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us)"
@@ -141,10 +180,10 @@ def test_group_outcomes_come_only_after_commit(tmp_path: Path) -> None:
     group: list[tuple[ReportRecord, list[CheckResult]]] = [
         (_record(f"r{i}", "d", now), []) for i in range(50)
     ]
-    assert store.store_reports(group) == [StoreOutcome.STORED] * 50
-    other = Store.open(tmp_path / "db.sqlite")
+    assert store.reports.store_reports(group) == [StoreOutcome.STORED] * 50
+    other = Store.open(database)
     try:
-        assert len(other.report_ids("d")) == 50
+        assert len(other.reports.report_ids("d")) == 50
     finally:
         other.close()
         store.close()
@@ -153,16 +192,20 @@ def test_group_outcomes_come_only_after_commit(tmp_path: Path) -> None:
 def test_finding_a_devices_newest_report_reads_an_index_not_its_history(tmp_path: Path) -> None:
     """Every stored report asks for the device's newest collection time; read from the table,
     that costs the device's whole history (bodies included) and ingest slows month by month."""
-    store = Store.open(tmp_path / "db.sqlite")
+    store = Store.open(fresh_database(tmp_path, "db.sqlite"))
+    query = "SELECT MAX(collected_us) FROM reports WHERE device_id = ?"
+    sqlite = store._db.dialect.is_sqlite
+    explain = "EXPLAIN QUERY PLAN" if sqlite else "EXPLAIN"
     try:
-        plan = store._db.execute(
-            "EXPLAIN QUERY PLAN SELECT MAX(collected_us) FROM reports WHERE device_id = ?",
-            ("d",),
-        ).fetchall()
+        plan = store._db.execute(f"{explain} {query}", ("d",)).fetchall()
     finally:
         store.close()
     details = " ".join(str(row[-1]) for row in plan)
-    assert "COVERING INDEX reports_by_collection" in details, details
+    if sqlite:
+        assert "COVERING INDEX reports_by_collection" in details, details
+    else:  # PostgreSQL's plan: the index answers it, newest entry first, not the table's rows
+        assert "Index Only Scan" in details, details
+        assert "using reports_by_collection" in details, details
 
 
 def test_the_collector_logs_a_line_a_minute_on_what_it_stored_not_one_per_report(
@@ -197,11 +240,11 @@ def _device(store: Store, device_id: str, at: dt.datetime) -> None:
 def _one_by_one(store: Store, group: list[tuple[ReportRecord, list[CheckResult]]]) -> list[object]:
     """The reference: each report stored alone in its own savepoint, one after the other."""
     outcomes: list[object] = []
-    with store._write() as cur:
-        chained = chain.Appender(cur)
+    with store.reports._write() as cur:
+        chained = Appender(cur)
         for report, results in group:
             cur.execute("SAVEPOINT report")
-            outcomes.append(store._store_one(cur, chained, report, results))
+            outcomes.append(store.reports._store_one(cur, chained, report, results))
             cur.execute("RELEASE report")
     return outcomes
 
@@ -210,12 +253,12 @@ def _tables(store: Store) -> dict[str, list[tuple[object, ...]]]:
     """Everything a stored report writes; of the chain what it covers and in which order (a
     state entry's time is when it was written)."""
     queries = {
-        "reports": "SELECT * FROM reports ORDER BY rowid",
+        "reports": "SELECT * FROM reports ORDER BY report_id",
         "devices": "SELECT device_id, last_report_us, hostname, os_family, os_name, os_version,"
         " agent_version, clock_skew_ms, outbox_pending, outbox_coalesced_total,"
         " outbox_dropped_total, outbox_corrupt_total FROM devices ORDER BY device_id",
         "check_results": "SELECT * FROM check_results ORDER BY device_id, check_id",
-        "state_changes": "SELECT * FROM state_changes ORDER BY rowid",
+        "state_changes": "SELECT * FROM state_changes ORDER BY device_id, check_id, since_us",
         "chain": "SELECT seq, kind, record_key, payload FROM evidence_chain ORDER BY seq",
     }
     return {name: store._db.execute(sql).fetchall() for name, sql in queries.items()}
@@ -268,18 +311,18 @@ def test_a_group_written_together_leaves_what_storing_its_reports_one_by_one_lea
     ]  # fmt: skip
     stores = []
     for name in ("together", "one-by-one"):
-        store = Store.open(tmp_path / f"{name}.sqlite")
+        store = Store.open(fresh_database(tmp_path, f"{name}.sqlite"))
         for device_id in ("d1", "d2", "d3"):
             _device(store, device_id, t0)
         for item in history:
-            store.store_report(*item)
+            store.reports.store_report(*item)
         stores.append(store)
     together, one_by_one = stores
     try:
         statements: list[str] = []
-        together._db.set_trace_callback(statements.append)
-        outcomes = together.store_reports(group)
-        together._db.set_trace_callback(None)
+        together._db.trace(statements.append)
+        outcomes = together.reports.store_reports(group)
+        together._db.trace(None)
         assert outcomes == _one_by_one(one_by_one, group)
         stored, duplicate, conflict = (StoreOutcome.STORED, StoreOutcome.DUPLICATE,
                                        StoreOutcome.CONFLICT)  # fmt: skip
@@ -292,9 +335,9 @@ def test_a_group_written_together_leaves_what_storing_its_reports_one_by_one_lea
         for table in reference:
             assert written[table] == reference[table], table
         assert len(written["state_changes"]) > len(history) * 2  # the group changed states
-        head = together.chain_head()
+        head = together.evidence.chain_head()
         assert head is not None
-        entries = together.chain_entries(1, head.seq)
+        entries = together.evidence.chain_entries(1, head.seq)
         assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
         assert all(e.recomputed() == e.hash for e in entries)
         assert all(b.at_us >= a.at_us for a, b in itertools.pairwise(entries))
@@ -314,7 +357,8 @@ def test_random_groups_written_together_leave_what_one_by_one_leaves(
     t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
     devices = ["d1", "d2", "d3", "d4"]
     checks = ["antivirus", "firewall", "os-updates"]
-    stores = [Store.open(tmp_path / f"{name}.sqlite") for name in ("together", "one-by-one")]
+    stores = [Store.open(fresh_database(tmp_path, f"{name}.sqlite"))
+              for name in ("together", "one-by-one")]  # fmt: skip
     together, one_by_one = stores
     try:
         for store in stores:
@@ -345,7 +389,7 @@ def test_random_groups_written_together_leave_what_one_by_one_leaves(
                     for c in rng.sample(checks, rng.randint(0, len(checks)))
                 ]
                 group.append((report, results))
-            outcomes = together.store_reports(group)
+            outcomes = together.reports.store_reports(group)
             assert outcomes == _one_by_one(one_by_one, group)
             written, reference = _tables(together), _tables(one_by_one)
             for table in reference:

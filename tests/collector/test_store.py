@@ -1,16 +1,15 @@
-"""The SQLite store: WAL, append-only reports, single-use tokens, verdict ordering."""
+"""The store on either engine: append-only reports, single-use tokens, verdict ordering; the
+SQLite file's WAL and its migrations from older schemas; both engines' schemas alike."""
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devposture.collector import store as store_module
-from devposture.collector.identity_store import IDENTITY_SCHEMA
-from devposture.collector.records import from_us
 from devposture.collector.store import (
     CheckResult,
     DeviceRecord,
@@ -18,16 +17,22 @@ from devposture.collector.store import (
     Store,
     StoreOutcome,
     TokenRejected,
+    database_errors,
 )
+from devposture.collector.store import schema as store_schema
+from devposture.collector.store.base import from_us
+from devposture.collector.store.engine import AnyDatabase, SqliteDatabase
+from devposture.collector.store.target import SqliteTarget
 from devposture.collector.tokens import new_token
+from tests.databases import columns, fresh_database, fresh_postgres, on_postgresql, raw
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
 
 def _device(store: Store, device_id: str = "d1") -> None:
     token = new_token()
-    store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
-    store.enroll(token, NOW, DeviceRecord(device_id, "01", NOW + dt.timedelta(days=90)))
+    store.identity.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+    store.identity.enroll(token, NOW, DeviceRecord(device_id, "01", NOW + dt.timedelta(days=90)))
 
 
 def _report(report_id: str, collected: dt.datetime, device_id: str = "d1") -> ReportRecord:
@@ -37,69 +42,107 @@ def _report(report_id: str, collected: dt.datetime, device_id: str = "d1") -> Re
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store.open(tmp_path / "db.sqlite")
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(fresh_database(tmp_path, "db.sqlite"))
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
+# SQLite's journal mode (PostgreSQL has its own write-ahead log, not a setting of ours).
+@pytest.mark.sqlite_only
 def test_database_is_in_wal_mode(store: Store) -> None:
     assert store.journal_mode() == "wal"
 
 
-def test_reports_cannot_be_changed_or_deleted(store: Store, tmp_path: Path) -> None:
+def test_reports_cannot_be_changed_or_deleted(store: Store) -> None:
     _device(store)
-    store.store_report(_report("r1", NOW), [])
-    raw = sqlite3.connect(tmp_path / "db.sqlite")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute("UPDATE reports SET body = x'00'")
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        raw.execute("DELETE FROM reports")
-    raw.close()
-    assert store.report_ids() == ["r1"]
+    store.reports.store_report(_report("r1", NOW), [])
+    other = raw(store.target)
+    try:
+        with pytest.raises(database_errors(), match="reports are append-only"):
+            other.execute("UPDATE reports SET body = ?", (b"\x00",))
+        with pytest.raises(database_errors(), match="reports are append-only"):
+            other.execute("DELETE FROM reports")
+    finally:
+        other.close()
+    assert store.reports.report_ids() == ["r1"]
 
 
 def test_duplicate_and_conflicting_report_ids(store: Store) -> None:
     _device(store, "d1")
     _device(store, "d2")
-    assert store.store_report(_report("r1", NOW, "d1"), []) is StoreOutcome.STORED
-    assert store.store_report(_report("r1", NOW, "d1"), []) is StoreOutcome.DUPLICATE
-    assert store.store_report(_report("r1", NOW, "d2"), []) is StoreOutcome.CONFLICT
-    assert store.report_ids() == ["r1"]
+    assert store.reports.store_report(_report("r1", NOW, "d1"), []) is StoreOutcome.STORED
+    assert store.reports.store_report(_report("r1", NOW, "d1"), []) is StoreOutcome.DUPLICATE
+    assert store.reports.store_report(_report("r1", NOW, "d2"), []) is StoreOutcome.CONFLICT
+    assert store.reports.report_ids() == ["r1"]
 
 
 def test_an_older_report_arriving_late_does_not_replace_a_newer_verdict(store: Store) -> None:
     _device(store)
-    store.store_report(_report("new", NOW), [CheckResult("firewall", "PASS", "on")])
-    store.store_report(
+    store.reports.store_report(_report("new", NOW), [CheckResult("firewall", "PASS", "on")])
+    store.reports.store_report(
         _report("old", NOW - dt.timedelta(days=1)), [CheckResult("firewall", "FAIL", "off")]
     )
-    rows = [r for r in store.device_results() if r.check_id == "firewall"]
+    rows = [r for r in store.reports.device_results() if r.check_id == "firewall"]
     assert [(r.state, r.reason) for r in rows] == [("PASS", "on")]
 
 
 def test_token_is_spent_atomically_with_the_enrollment(store: Store) -> None:
     token = new_token()
-    store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
-    store.enroll(token, NOW, DeviceRecord("d1", "01", NOW))
+    store.identity.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+    store.identity.enroll(token, NOW, DeviceRecord("d1", "01", NOW))
     with pytest.raises(TokenRejected, match="already used"):
-        store.enroll(token, NOW, DeviceRecord("d2", "02", NOW))
-    assert not store.device_exists("d2")
-    assert store.tokens()[0].uses_left == 0
+        store.identity.enroll(token, NOW, DeviceRecord("d2", "02", NOW))
+    assert not store.reports.device_exists("d2")
+    assert store.identity.tokens()[0].uses_left == 0
 
 
-def test_token_secret_is_not_stored(store: Store, tmp_path: Path) -> None:
+def _tables(database: AnyDatabase) -> list[str]:
+    """The names of the database's tables (the engine's own excepted), sorted."""
+    if isinstance(database, SqliteDatabase):
+        sql = ("SELECT name FROM sqlite_master WHERE type = 'table'"
+               " AND name NOT LIKE 'sqlite_%'")  # fmt: skip
+    else:
+        sql = ("SELECT table_name FROM information_schema.tables"
+               " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'")  # fmt: skip
+    return sorted(str(row[0]) for row in database.execute(sql).fetchall())
+
+
+def _every_value(database: AnyDatabase) -> bytes:
+    """Every value of every row of every table, as bytes (text UTF-8 encoded)."""
+    values = []
+    for table in _tables(database):
+        for row in database.execute(f"SELECT * FROM {table}").fetchall():
+            for value in row:
+                is_bytes = isinstance(value, bytes | memoryview)
+                values.append(bytes(value) if is_bytes else str(value).encode())
+    return b"\n".join(values)
+
+
+def test_token_secret_is_not_stored(store: Store) -> None:
     token = new_token()
-    store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
-    raw = (tmp_path / "db.sqlite").read_bytes() + (tmp_path / "db.sqlite-wal").read_bytes()
-    assert token.secret.encode() not in raw
-    assert token.token_id.encode() in raw
+    store.identity.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+    stored = _every_value(store._db)
+    assert token.secret.encode() not in stored
+    assert token.token_id.encode() in stored
+    if isinstance(store.target, SqliteTarget):
+        # And nowhere in the file's bytes either (its free pages and its WAL included).
+        path = store.target.path
+        raw_bytes = path.read_bytes() + path.with_name(f"{path.name}-wal").read_bytes()
+        assert token.secret.encode() not in raw_bytes
+        assert token.token_id.encode() in raw_bytes
 
 
+# SQLite files of older schemas are migrated; PostgreSQL databases start at schema 8.
+@pytest.mark.sqlite_only
 def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
-    old.executescript(store_module._SCHEMA)
+    old.executescript(store_schema._SQLITE_REPORTS)
     old.execute("INSERT INTO schema_version(version) VALUES (1)")
     old.execute(
         "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us)"
@@ -109,10 +152,10 @@ def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
     old.close()
     migrated = Store.open(path)
     try:
-        (device,) = migrated.devices()
+        (device,) = migrated.identity.devices()
         assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
         version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_module.SCHEMA_VERSION == 8
+        assert version == store_schema.SCHEMA_VERSION == 8
     finally:
         migrated.close()
 
@@ -121,8 +164,8 @@ def database_at_version(path: Path, version: int, monkeypatch: pytest.MonkeyPatc
     """A database as a collector of schema `version` left it: the steps up to that version
     only (older collectors ran the same steps: a step is never edited once released)."""
     with monkeypatch.context() as patch:
-        steps = {k: v for k, v in store_module.MIGRATIONS.items() if k <= version}
-        patch.setattr(store_module, "MIGRATIONS", steps)
+        steps = {k: v for k, v in store_schema.MIGRATIONS.items() if k <= version}
+        patch.setattr(store_schema, "MIGRATIONS", steps)
         Store.open(path).close()
     raw = sqlite3.connect(path)
     try:
@@ -149,13 +192,15 @@ def schema_of(path: Path) -> dict[str, object]:
     return {"objects": objects, "columns": columns}
 
 
+# The migrations of SQLite files from every older schema (PostgreSQL starts at schema 8).
+@pytest.mark.sqlite_only
 def test_an_upgraded_database_ends_identical_to_a_new_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Upgraded from any older schema, a database has the same tables, columns, indexes and
     triggers as a new one (each step brings its version up whatever came before)."""
     Store.open(tmp_path / "new.db").close()
-    for version in range(1, store_module.SCHEMA_VERSION):
+    for version in range(1, store_schema.SCHEMA_VERSION):
         path = tmp_path / f"from-{version}.db"
         database_at_version(path, version, monkeypatch)
         Store.open(path).close()
@@ -178,13 +223,15 @@ FIRST_COLUMNS = {
 }  # fmt: skip
 
 
+# SQLite's CREATE TABLEs as first released, which its migrations extend.
+@pytest.mark.sqlite_only
 def test_tables_that_migrations_extend_keep_their_first_create_table(tmp_path: Path) -> None:
     """An older database already has these tables, so `CREATE TABLE IF NOT EXISTS` skips
     them there: a column written into their CREATE TABLE would reach new databases only. A
     new column goes into a MIGRATIONS step, which new and old databases both run."""
     raw = sqlite3.connect(tmp_path / "bare.db")
     try:
-        raw.executescript(store_module._SCHEMA + IDENTITY_SCHEMA)
+        raw.executescript(store_schema._SQLITE_REPORTS + store_schema._SQLITE_IDENTITY)
         columns = {
             table: [row[1] for row in raw.execute(f"PRAGMA table_info({table})")]
             for table in FIRST_COLUMNS
@@ -207,28 +254,32 @@ def test_a_current_verdict_knows_since_when_its_state_holds(store: Store) -> Non
     changes, untouched by a late older report, kept through a policy re-evaluation."""
     _device(store)
     hour = dt.timedelta(hours=1)
-    store.store_report(_report("a", NOW), [CheckResult("firewall", "PASS", "on")])
+    store.reports.store_report(_report("a", NOW), [CheckResult("firewall", "PASS", "on")])
     assert _since(store) == NOW
-    store.store_report(_report("b", NOW + hour), [CheckResult("firewall", "FAIL", "off")])
+    store.reports.store_report(_report("b", NOW + hour), [CheckResult("firewall", "FAIL", "off")])
     assert _since(store) == NOW + hour
-    store.store_report(_report("c", NOW + 2 * hour), [CheckResult("firewall", "FAIL", "off")])
+    store.reports.store_report(
+        _report("c", NOW + 2 * hour), [CheckResult("firewall", "FAIL", "off")]
+    )
     assert _since(store) == NOW + hour
-    store.store_report(_report("old", NOW - hour), [CheckResult("firewall", "PASS", "on")])
+    store.reports.store_report(_report("old", NOW - hour), [CheckResult("firewall", "PASS", "on")])
     assert _since(store) == NOW + hour
-    store.replace_results("d1", "c", NOW + 2 * hour, NOW + 3 * hour,
+    store.reports.replace_results("d1", "c", NOW + 2 * hour, NOW + 3 * hour,
                           [CheckResult("firewall", "FAIL", "off, judged again")])  # fmt: skip
     assert _since(store) == NOW + hour
-    store.replace_results("d1", "c", NOW + 2 * hour, NOW + 4 * hour,
+    store.reports.replace_results("d1", "c", NOW + 2 * hour, NOW + 4 * hour,
                           [CheckResult("firewall", "UNKNOWN", "no longer judged so")])  # fmt: skip
     assert _since(store) == NOW + 4 * hour
 
 
+# A SQLite file of schema 4 migrated (PostgreSQL starts at schema 8).
+@pytest.mark.sqlite_only
 def test_schema_5_fills_in_since_when_from_the_history(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     old = Store.open(path)
     _device(old)
-    old.store_report(_report("a", NOW), [CheckResult("firewall", "FAIL", "off")])
-    old.store_report(_report("b", NOW + dt.timedelta(hours=1)),
+    old.reports.store_report(_report("a", NOW), [CheckResult("firewall", "FAIL", "off")])
+    old.reports.store_report(_report("b", NOW + dt.timedelta(hours=1)),
                      [CheckResult("firewall", "FAIL", "off")])  # fmt: skip
     old.close()
     # As a schema 4 collector left it: verdicts without since_us.
@@ -242,3 +293,64 @@ def test_schema_5_fills_in_since_when_from_the_history(tmp_path: Path) -> None:
         assert _since(upgraded) == NOW
     finally:
         upgraded.close()
+
+
+def _indexes(database: AnyDatabase) -> dict[str, tuple[str, list[str], bool]]:
+    """Each index made by the schema (not those of primary keys): its table, its columns in
+    order, and whether it is partial."""
+    if isinstance(database, SqliteDatabase):
+        rows = database.execute(
+            "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        ).fetchall()
+        return {
+            name: (table, [row[2] for row in database.execute(f"PRAGMA index_info({name})")],
+                   " WHERE " in sql.upper())
+            for name, table, sql in rows
+        }  # fmt: skip
+    rows = database.execute(
+        "SELECT i.relname, t.relname, x.indpred IS NOT NULL,"
+        " (SELECT string_agg(a.attname, ',' ORDER BY k.n)"
+        "  FROM unnest(x.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)"
+        "  JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum)"
+        " FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid"
+        " JOIN pg_class t ON t.oid = x.indrelid"
+        " WHERE t.relnamespace = current_schema()::regnamespace AND NOT x.indisprimary"
+    ).fetchall()
+    return {str(name): (str(table), str(names).split(","), bool(partial))
+            for name, table, partial, names in rows}  # fmt: skip
+
+
+def _guarded(database: AnyDatabase) -> set[str]:
+    """The tables that have triggers (the append-only ones)."""
+    if isinstance(database, SqliteDatabase):
+        sql = "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'"
+    else:
+        sql = ("SELECT event_object_table FROM information_schema.triggers"
+               " WHERE trigger_schema = current_schema()")  # fmt: skip
+    return {str(row[0]) for row in database.execute(sql).fetchall()}
+
+
+@pytest.mark.skipif(
+    not on_postgresql(),
+    reason="needs a PostgreSQL server (DEVPOSTURE_TEST_POSTGRESQL): the PostgreSQL leg of"
+    " `make test` runs it",
+)
+def test_postgresql_and_sqlite_define_the_same_tables_columns_and_indexes(
+    tmp_path: Path,
+) -> None:
+    """The store's SQL is written once for both engines, so both schemas must hold the same
+    tables, with the same columns in the same order (`SELECT *` reads them alike), the same
+    indexes, and the same append-only tables. A column added to one schema only fails here."""
+    sqlite = Store.open(tmp_path / "new.sqlite")
+    postgresql = Store.open(fresh_postgres())
+    try:
+        tables = _tables(sqlite._db)
+        assert _tables(postgresql._db) == tables
+        assert "evidence_chain" in tables and "reports" in tables
+        for table in tables:
+            assert columns(postgresql._db, table) == columns(sqlite._db, table), table
+        assert _indexes(postgresql._db) == _indexes(sqlite._db)
+        assert _guarded(postgresql._db) == _guarded(sqlite._db) == set(store_schema.APPEND_ONLY)
+    finally:
+        sqlite.close()
+        postgresql.close()
