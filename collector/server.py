@@ -32,7 +32,14 @@ from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import DataFolderLock, lock_data_folder
 from devposture.collector.health import Health
 from devposture.collector.metrics import FleetCollector, MetricsServer, start_metrics_server
-from devposture.collector.policy import keep_in_force, policy_stamp
+from devposture.collector.policy import policy_stamp
+from devposture.collector.policy.in_force import (
+    adopt,
+    apply_edit,
+    collector_name,
+    edited,
+    keep_in_force,
+)
 from devposture.collector.raw_rpc import add_raw_servicer
 from devposture.collector.service import CollectorService
 from devposture.collector.store import DatabaseTarget, Store
@@ -193,8 +200,12 @@ async def _serve(
     # for new connections within a second or two, without a restart.
     enroll_credentials = trust.server_credentials(require_client_auth=False)
     report_credentials = trust.server_credentials(require_client_auth=True)
-    policy = keep_in_force(config)
     store = Store.open(config.database)
+    try:
+        policy = keep_in_force(config, store)
+    except BaseException:
+        store.close()
+        raise
     reader = Store.open_reader(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
     hash_key = network_hash_key(config.data_dir)
@@ -327,6 +338,7 @@ async def log_ingest(
 
 
 FLEET_DAY_SECONDS = 3600.0
+FLEET_DAY_LEASE = "fleet-day"
 
 
 async def keep_fleet_days(
@@ -341,14 +353,23 @@ async def keep_fleet_days(
     the history, once (`backfill_week_ends`). A failure is logged and tried again next
     hour; it never stops the collector."""
 
-    def record() -> None:
-        running.store.fleet.record_fleet_day(running.service.policy, running.service.now())
+    holder, leases = collector_name(), running.store.coordination
+
+    def record() -> bool:
+        """The day's record, by one collector of those sharing the database: whichever takes
+        the hour's lease (the others find it held and skip)."""
+        now = running.service.now()
+        hold = dt.timedelta(seconds=every * 0.9)
+        if not leases.take_lease(FLEET_DAY_LEASE, holder, now, hold):
+            return False
+        running.store.fleet.record_fleet_day(running.service.policy, now)
+        return True
 
     backfill = database
     while not stop.is_set():
         try:
-            await running.service.in_db(record)
-            if backfill is not None:
+            recorded = await running.service.in_db(record)
+            if backfill is not None and recorded:
                 await backfill_week_ends(running, backfill, stop)
                 backfill = None
         except Exception as exc:  # a summary; the reports themselves are safe
@@ -385,23 +406,66 @@ async def backfill_week_ends(
 async def watch_policy(
     config: CollectorConfig, running: RunningServer, stop: asyncio.Event
 ) -> None:
-    """Apply an edited policy file without a restart. A file with mistakes is refused, with
-    every mistake logged, and the policy in force stays as it was."""
-    seen = policy_stamp(config.policy)
+    """Apply an edited policy file without a restart, and follow the policy other collectors
+    on the same database apply. A file with mistakes is refused, with every mistake logged,
+    and the policy in force stays as it was."""
+    seen: tuple[int, int] | None = None  # the first poll compares the file's text itself
+    in_force = await running.service.in_db(running.store.policies.version)
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
-        stamp = policy_stamp(config.policy)
-        if stamp == seen or stamp is None:
-            continue
-        seen = stamp
         try:
-            policy = await asyncio.to_thread(keep_in_force, config)
+            stamp = policy_stamp(config.policy)
+            if stamp != seen and stamp is not None:
+                seen = stamp
+                text = await asyncio.to_thread(edited, config)
+                if text is not None:
+                    in_force = await _apply_edit(config, running, text, stop)
+                    continue
+            newest = await running.service.in_db(running.store.policies.version)
+            if newest > in_force:
+                latest = await running.service.in_db(running.store.policies.latest)
+                if latest is not None:
+                    running.service.use_policy(adopt(config, latest))
+                    in_force = latest.version
+                    log.info("policy version %d in force (applied by %s)", latest.version,
+                             latest.applied_by)  # fmt: skip
         except (PolicyError, OSError, UnicodeDecodeError) as exc:
             log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
-            continue
+        except Exception as exc:  # the database may be away a moment; the next poll retries
+            log.error("could not follow the policy in force: %s", exc)
+
+
+REJUDGE_LEASE = "policy-rejudge"
+
+
+async def _apply_edit(
+    config: CollectorConfig, running: RunningServer, text: str, stop: asyncio.Event
+) -> int:
+    """Publish an edited policy, then judge every device again under it, once: under a lease,
+    so two collectors never re-judge the fleet at the same time. Its version."""
+    policy, version = await running.service.in_db(
+        lambda: apply_edit(config, running.store, text)
+    )
+    holder = collector_name()
+    hold = dt.timedelta(hours=1)
+    while not await running.service.in_db(
+        lambda: running.store.coordination.take_lease(
+            REJUDGE_LEASE, holder, running.service.now(), hold
+        )
+    ):
+        with contextlib.suppress(TimeoutError):  # another collector re-judges: wait for it
+            await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
+        if stop.is_set():
+            return version.version
+    try:
         devices = await running.service.apply_policy(policy)
-        log.info("policy reloaded; %d device(s) re-evaluated", devices)
+    finally:
+        await running.service.in_db(
+            lambda: running.store.coordination.release_lease(REJUDGE_LEASE, holder)
+        )
+    log.info("policy version %d applied; %d device(s) re-evaluated", version.version, devices)
+    return version.version
 
 
 async def serve_forever(

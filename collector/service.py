@@ -214,6 +214,11 @@ class CollectorService(pb_grpc.CollectorServicer):
             for c, v in evaluate(report, now, params, check_ids)
         ]
 
+    def use_policy(self, policy: Policy) -> None:
+        """Judge by `policy` from now on, without judging the fleet again: another collector
+        on the same database applied it and re-judges (collector/policy/in_force.py)."""
+        self._set_policy(policy)
+
     async def apply_policy(self, policy: Policy) -> int:
         """Use `policy` from now on and judge every device's latest report again under it.
         Returns how many devices were re-evaluated."""

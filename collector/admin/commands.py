@@ -188,16 +188,16 @@ class Command:
 # --- reports -------------------------------------------------------------------------------
 
 
-def _policy(config: CollectorConfig) -> Policy:
+def _policy(config: CollectorConfig, store: Store) -> Policy:
     try:
-        return policy_in_force(config)
+        return policy_in_force(config, store)
     except PolicyError as exc:
         raise CommandError(f"the policy file has mistakes; fix them first:\n{exc}") from exc
 
 
 def _report(view: str) -> Handler:
     def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
-        policy = _policy(config)
+        policy = _policy(config, store)
         as_of = args.moment("as_of")
         at = as_of or utcnow()
         device_id = args.text("device_id")
@@ -247,7 +247,7 @@ WAIVER_LOG_COLUMNS = ("waiver", "action", "at", "detail")
 
 
 def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
-    policy = _policy(config)
+    policy = _policy(config, store)
     now = utcnow()
     check_id = args.required("check")
     if policy.check(check_id) is None:
@@ -567,7 +567,7 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
         sys.stderr.flush()
 
     try:
-        done = export_bundle(store, _policy(config), config.data_dir, start=start, end=end,
+        done = export_bundle(store, _policy(config, store), config.data_dir, start=start, end=end,
                              out=out, progress=progress if show else None)  # fmt: skip
     except (ValueError, FileExistsError) as exc:
         raise CommandError(str(exc)) from None

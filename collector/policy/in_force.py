@@ -1,24 +1,40 @@
-"""The policy in force: the copy of the policy file the collector last applied.
+"""The policy in force: the newest policy applied, kept in the database, so that every collector
+sharing it judges by the same policy, and reports, admin commands and the dashboard judge by
+what the collectors apply, never by a file on disk that may hold mistakes.
 
-An edited policy file with mistakes is refused by the running collector, which keeps judging by
-the policy it applied last; reports, admin commands and the dashboard must judge by that same
-policy, not by the file on disk. The server keeps a copy of exactly what it applied in the data
-folder (`keep_in_force`), and everything else reads that copy (`policy_in_force`).
+Each collector's data folder keeps its policy file (what IT edits), a copy of the policy it
+judges by (`IN_FORCE`) and the SHA-256 of its file as last applied (`SEEN`). An edit is a
+policy file that differs from that: at start, or while serving (`watch_policy` polls it), the
+collector checks it, refuses it with every mistake logged, or applies it: publishes it as the
+new version in force and judges the fleet again under it (once, under a lease). The other
+collectors see the new version within seconds and judge by it from then on. A collector
+started with an unedited file takes the version in force, which may be newer than its file.
 
 It lives here, not in the server, so that the admin commands and the dashboard can read it
-without importing the server, which imports them.
+without importing the server.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
 
 from devposture.collector.config import CollectorConfig
+from devposture.collector.store import Store
+from devposture.collector.store.policies import PolicyVersion, digest
 from devposture.policy import Policy, default_policy, load_policy, parse_policy
 
 log = logging.getLogger(__name__)
 IN_FORCE = "policy-in-force.toml"
+# The SHA-256 of the policy file as this collector last applied or started with it.
+SEEN = "policy-file.sha256"
+
+
+def collector_name() -> str:
+    """Who applied a policy or holds a lease: this host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def current_policy(config: CollectorConfig) -> Policy:
@@ -29,25 +45,89 @@ def current_policy(config: CollectorConfig) -> Policy:
     return load_policy(config.policy)
 
 
-def policy_in_force(config: CollectorConfig) -> Policy:
-    """The policy the collector last applied, for reports: an edited file with mistakes is
-    refused by the collector, so reports must not judge by it either."""
+def policy_in_force(config: CollectorConfig, store: Store | None = None) -> Policy:
+    """The policy the collectors last applied, for reports: the newest version in the
+    database; before any was applied there (a collector not started since the upgrade), the
+    data folder's copy of what was applied, then its file."""
+    if store is not None:
+        latest = store.policies.latest()
+        if latest is not None:
+            return parse_policy(latest.text, f"the policy in force (version {latest.version})")
     copy = config.data_dir / IN_FORCE
     if copy.exists():
         return load_policy(copy)
     return current_policy(config)
 
 
-def keep_in_force(config: CollectorConfig) -> Policy:
-    """Load the policy file, and keep a copy of exactly what was applied."""
-    if not config.policy.exists():
-        return current_policy(config)
-    text = config.policy.read_text(encoding="utf-8")
-    policy = parse_policy(text, str(config.policy))
+def _keep_copy(config: CollectorConfig, text: str) -> None:
     temporary = config.data_dir / f".{IN_FORCE}.tmp"
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(config.data_dir / IN_FORCE)
+
+
+def _seen(config: CollectorConfig) -> str | None:
+    """The SHA-256 of the policy file as this collector last applied or started with it (an
+    older folder: of its copy of the policy it applied)."""
+    mark = config.data_dir / SEEN
+    if mark.exists():
+        return mark.read_text(encoding="ascii").strip()
+    copy = config.data_dir / IN_FORCE
+    return digest(copy.read_text(encoding="utf-8")) if copy.exists() else None
+
+
+def _mark_seen(config: CollectorConfig, text: str) -> None:
+    temporary = config.data_dir / f".{SEEN}.tmp"
+    temporary.write_text(digest(text) + "\n", encoding="ascii")
+    temporary.replace(config.data_dir / SEEN)
+
+
+def edited(config: CollectorConfig) -> str | None:
+    """The policy file's text when IT changed it since this collector last applied or
+    started with it (an edit to apply), else None. A collector judging by a newer version
+    another one applied keeps its own file as it was: that is not an edit."""
+    if not config.policy.exists():
+        return None
+    text = config.policy.read_text(encoding="utf-8")
+    return None if digest(text) == _seen(config) else text
+
+
+def apply_edit(config: CollectorConfig, store: Store, text: str) -> tuple[Policy, PolicyVersion]:
+    """Check an edited policy (PolicyError naming every mistake) and make it the policy in
+    force for every collector on the database."""
+    from devposture.collector.pki import utcnow  # noqa: PLC0415  (the server's clock)
+
+    policy = parse_policy(text, str(config.policy))
+    version = store.policies.publish(text, utcnow(), collector_name())
+    _keep_copy(config, text)
+    _mark_seen(config, text)
+    return policy, version
+
+
+def adopt(config: CollectorConfig, version: PolicyVersion) -> Policy:
+    """Judge by the version another collector applied (and keep it as this one's copy)."""
+    policy = parse_policy(version.text, f"the policy in force (version {version.version})")
+    _keep_copy(config, version.text)
     return policy
+
+
+def keep_in_force(config: CollectorConfig, store: Store) -> Policy:
+    """The policy a collector starts with: an edited policy file is applied (a mistake in it
+    stops the start, as before); an unedited one yields to the version in force."""
+    latest = store.policies.latest()
+    text = edited(config)
+    if text is None and latest is None:  # the first start on this database: the file as it is
+        if not config.policy.exists():
+            return current_policy(config)
+        text = config.policy.read_text(encoding="utf-8")
+    if text is not None:
+        policy, version = apply_edit(config, store, text)
+        log.info("policy version %d in force (applied by this collector)", version.version)
+        return policy
+    assert latest is not None
+    log.info("policy version %d in force (applied by %s)", latest.version, latest.applied_by)
+    if config.policy.exists() and _seen(config) is None:
+        _mark_seen(config, config.policy.read_text(encoding="utf-8"))
+    return adopt(config, latest)
 
 
 def policy_stamp(path: Path) -> tuple[int, int] | None:

@@ -9,7 +9,9 @@ A `Store` is one database and the parts that own its tables:
 - `admin`: admin credentials and the audit log;
 - `fleet`: the fleet's standing now and as of any moment, and its daily records;
 - `device_list` and `device_pages`: the dashboard's reads;
-- `evidence`: the evidence chain, which every writer appends to in its own transaction.
+- `evidence`: the evidence chain, which every writer appends to in its own transaction;
+- `policies` and `coordination`: the policy in force, and leases for work done once, which
+  several collectors on one database share.
 
 Nothing outside this package writes SQL. The dashboard, the admin service and the metrics
 endpoint open a reader (`Store.open_reader`), which the engine refuses to write through.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 from devposture.collector.store.admin import Admin
 from devposture.collector.store.chain import Evidence
+from devposture.collector.store.coordination import Coordination
 from devposture.collector.store.device_list import DeviceList
 from devposture.collector.store.device_pages import DevicePages
 from devposture.collector.store.disk_space import StorageFull
@@ -40,6 +43,7 @@ from devposture.collector.store.identity import (
     TokenInfo,
     TokenRejected,
 )
+from devposture.collector.store.policies import Policies
 from devposture.collector.store.reports import (
     CheckResult,
     DeviceResultRow,
@@ -84,6 +88,8 @@ class Store:
         self.device_list = DeviceList(database)
         self.device_pages = DevicePages(database)
         self.evidence = Evidence(database)
+        self.coordination = Coordination(database)
+        self.policies = Policies(database)
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

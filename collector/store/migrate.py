@@ -34,6 +34,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("admin_credentials", "credential_id"),
     ("audit_log", "entry_id"),
     ("fleet_days", "day, check_id, state"),
+    ("policy_versions", "version"),
     ("evidence_chain", "seq"),
 )
 # The identity columns whose next value must follow the copied rows.

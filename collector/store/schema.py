@@ -285,7 +285,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -332,10 +332,30 @@ FAILING_MIGRATION: tuple[Step, ...] = (
     "CREATE INDEX IF NOT EXISTS check_results_failing ON check_results(since_us)"
     " WHERE state = 'FAIL'",
 )
+# Schema 9: what several collectors on one database share instead of keeping it in memory
+# or in their data folders: leases for work done once (store/coordination.py), the policy in
+# force and its history (store/policies.py), dashboard sessions (store/sessions.py) and the
+# failures that slow down guessing (store/throttle.py).
+SHARING_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
+    " until_us INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS policy_versions (version INTEGER PRIMARY KEY,"
+    " text TEXT NOT NULL, sha256 TEXT NOT NULL, applied_us INTEGER NOT NULL,"
+    " applied_by TEXT NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS policy_versions_are_append_only_update BEFORE UPDATE ON"
+    " policy_versions BEGIN SELECT RAISE(ABORT, 'the policy history is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS policy_versions_are_append_only_delete BEFORE DELETE ON"
+    " policy_versions BEGIN SELECT RAISE(ABORT, 'the policy history is append-only'); END",
+    "CREATE TABLE IF NOT EXISTS dashboard_sessions (session_hash TEXT PRIMARY KEY,"
+    " credential_id TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,"
+    " created_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL, lang TEXT)",
+    "CREATE TABLE IF NOT EXISTS throttle_failures (source TEXT NOT NULL, at_us INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS throttle_failures_by_source ON throttle_failures(source, at_us)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (identity_store)
-    8: FAILING_MIGRATION,
+    8: FAILING_MIGRATION, 9: SHARING_MIGRATION,
 }  # fmt: skip
 
 
@@ -530,6 +550,34 @@ CREATE TABLE IF NOT EXISTS audit_log (
     peer           {_C} NOT NULL
 );
 
+CREATE TABLE IF NOT EXISTS leases (
+    name      {_C} PRIMARY KEY,
+    holder    {_C} NOT NULL,
+    until_us  BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy_versions (
+    version     BIGINT PRIMARY KEY,
+    text        {_C} NOT NULL,
+    sha256      {_C} NOT NULL,
+    applied_us  BIGINT NOT NULL,
+    applied_by  {_C} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dashboard_sessions (
+    session_hash  {_C} PRIMARY KEY,
+    credential_id {_C} NOT NULL,
+    name          {_C} NOT NULL,
+    role          {_C} NOT NULL,
+    csrf          {_C} NOT NULL,
+    created_us    BIGINT NOT NULL,
+    last_seen_us  BIGINT NOT NULL,
+    lang          {_C}
+);
+CREATE TABLE IF NOT EXISTS throttle_failures (
+    source  {_C} NOT NULL,
+    at_us   BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS throttle_failures_by_source ON throttle_failures(source, at_us);
+
 CREATE TABLE IF NOT EXISTS evidence_chain (
     seq        BIGINT PRIMARY KEY,
     kind       {_C} NOT NULL,
@@ -550,6 +598,7 @@ APPEND_ONLY = {
     "device_events": "the device log is append-only",
     "audit_log": "the audit log is append-only",
     "evidence_chain": "the evidence chain is append-only",
+    "policy_versions": "the policy history is append-only",
 }
 
 
@@ -580,6 +629,9 @@ def _prepare_postgres(database: PostgresDatabase) -> None:
             connection.execute("INSERT INTO schema_version(version) VALUES (%s)", (SCHEMA_VERSION,))
             return
         _refuse_newer(int(row[0]))
+        # The tables above are made whole and idempotently, so an older database has gained
+        # the newer ones by now (schema 9: what several collectors share).
+        connection.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
 
 
 def prepare(database: AnyDatabase) -> None:

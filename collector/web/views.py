@@ -210,7 +210,7 @@ class Views:
         from devposture.policy import PolicyError  # noqa: PLC0415
 
         try:
-            return policy_in_force(self._config)
+            return policy_in_force(self._config, self._reader)
         except (PolicyError, OSError) as exc:
             raise PolicyUnavailable(str(exc)) from exc
 

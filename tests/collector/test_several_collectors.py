@@ -238,7 +238,7 @@ def test_three_collectors_one_killed_lose_nothing_and_agree(
         assert entry.recomputed() == entry.hash
         previous = entry.hash
     # The fleet counted in SQL (what `report fleet` shows) equals the history judged.
-    policy = policy_in_force(first.config)
+    policy = policy_in_force(first.config, store)
     at = utcnow()
     assert fleet_rows(store, policy, at, current=True) == fleet_rows(store, policy, at, exact=True)
     store.close()

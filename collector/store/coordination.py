@@ -1,0 +1,44 @@
+"""Leases: work that must happen once however many collectors share the database (the hourly
+record of the fleet's day, the trend's back-fill, judging every device again under a new
+policy) is done by whichever collector holds its lease.
+
+A lease is a row: a name, its holder and until when it holds. Taking it succeeds when it is
+free, expired, or already the taker's (renewal); a collector that dies holding one gives it up
+when it expires, and another takes the work over. Times are the collectors' wall clocks (they
+are kept in sync by NTP; a lease is minutes long, far beyond their skew).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from devposture.collector.store.base import Part, from_us, to_us
+
+
+class Coordination(Part):
+    """Leases (`Store.coordination`)."""
+
+    def take_lease(self, name: str, holder: str, now: dt.datetime, hold: dt.timedelta) -> bool:
+        """Hold `name` until `now + hold` if it is free, expired or `holder`'s already."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO leases(name, holder, until_us) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+                " until_us = excluded.until_us"
+                " WHERE leases.until_us <= ? OR leases.holder = excluded.holder",
+                (name, holder, to_us(now + hold), to_us(now)),
+            )
+            return cur.rowcount == 1
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give `name` up at once (work done early), if `holder` holds it."""
+        with self._write() as cur:
+            cur.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    def lease_holder(self, name: str, now: dt.datetime) -> tuple[str, dt.datetime] | None:
+        """Who holds `name` and until when, or None when nobody does now."""
+        row = self._db.execute(
+            "SELECT holder, until_us FROM leases WHERE name = ? AND until_us > ?",
+            (name, to_us(now)),
+        ).fetchone()
+        return None if row is None else (str(row[0]), from_us(row[1]))

@@ -1,0 +1,139 @@
+"""What several collectors on one database share through it: leases for work done once, and the
+policy in force (an edit applied on one collector reaches the others). The single-store tests
+run on both engines; the two-collector one on the PostgreSQL leg."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devposture.collector import server as collector_server
+from devposture.collector.config import CollectorConfig
+from devposture.collector.datadir import initialize
+from devposture.collector.join import join
+from devposture.collector.policy.in_force import IN_FORCE, keep_in_force, policy_in_force
+from devposture.collector.store import Store, database_errors
+from devposture.policy import default_policy_text
+from tests.databases import collector_database, fresh_database, on_postgresql, raw
+from tests.e2e.fleet import free_ports
+from tests.waiting import wait_until
+
+T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+MINUTE = dt.timedelta(minutes=1)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = Store.open(fresh_database(tmp_path))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def test_a_lease_is_held_by_one_until_it_expires_or_is_given_up(store: Store) -> None:
+    leases = store.coordination
+    assert leases.take_lease("fleet-day", "a:1", T0, 10 * MINUTE)
+    assert not leases.take_lease("fleet-day", "b:2", T0 + MINUTE, 10 * MINUTE)
+    assert leases.take_lease("fleet-day", "a:1", T0 + MINUTE, 10 * MINUTE)  # renewed
+    assert leases.lease_holder("fleet-day", T0 + 5 * MINUTE) == ("a:1", T0 + 11 * MINUTE)
+    # Its holder died: at expiry another takes the work over.
+    assert not leases.take_lease("fleet-day", "b:2", T0 + 10 * MINUTE, 10 * MINUTE)
+    assert leases.take_lease("fleet-day", "b:2", T0 + 11 * MINUTE, 10 * MINUTE)
+    leases.release_lease("fleet-day", "a:1")  # not a's any more: nothing happens
+    assert leases.lease_holder("fleet-day", T0 + 12 * MINUTE) == ("b:2", T0 + 21 * MINUTE)
+    leases.release_lease("fleet-day", "b:2")
+    assert leases.lease_holder("fleet-day", T0 + 12 * MINUTE) is None
+    assert leases.take_lease("fleet-day", "a:1", T0 + 12 * MINUTE, MINUTE)
+    assert leases.take_lease("other", "b:2", T0 + 12 * MINUTE, MINUTE)  # each name its own
+
+
+def test_a_policy_is_a_new_version_only_when_it_changed_and_the_history_is_kept(
+    store: Store, tmp_path: Path
+) -> None:
+    text = default_policy_text()
+    first = store.policies.publish(text, T0, "a:1")
+    assert (first.version, first.applied_by) == (1, "a:1")
+    assert store.policies.publish(text, T0 + MINUTE, "b:2") == first  # the same: no new one
+    second = store.policies.publish(text + "\n# grace reviewed\n", T0 + MINUTE, "b:2")
+    assert (second.version, second.applied_at, store.policies.version()) == (2, T0 + MINUTE, 2)
+    connection = raw(store.target)
+    try:
+        with pytest.raises(database_errors(), match="the policy history is append-only"):
+            connection.execute("UPDATE policy_versions SET text = 'x'")
+        with pytest.raises(database_errors(), match="the policy history is append-only"):
+            connection.execute("DELETE FROM policy_versions")
+    finally:
+        connection.close()
+
+
+def _folder(tmp_path: Path) -> CollectorConfig:
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1", database=collector_database())
+    return config
+
+
+def test_an_edited_file_is_applied_at_start_and_an_unedited_one_yields_to_the_newer_version(
+    tmp_path: Path,
+) -> None:
+    config = _folder(tmp_path)
+    store = Store.open(config.database)
+    try:
+        policy = keep_in_force(config, store)  # the first start: the file as it is
+        assert store.policies.version() == 1
+        assert policy_in_force(config, store) == policy
+        # Another collector on the database applied a newer policy meanwhile: this one,
+        # its file unedited, takes it at its next start.
+        newer = config.policy.read_text().replace("grace_hours = 24", "grace_hours = 48", 1)
+        assert newer != config.policy.read_text()
+        store.policies.publish(newer, T0, "other:1")
+        assert keep_in_force(config, store) == policy_in_force(config, store) != policy
+        assert (config.data_dir / IN_FORCE).read_text() == newer
+        # Restarted again, unedited: still no new version (its own file is not an edit).
+        keep_in_force(config, store)
+        assert store.policies.version() == 2
+        # IT edits this collector's file while it is stopped: the edit is applied at start.
+        edited = config.policy.read_text() + "\n# reviewed by IT\n"
+        config.policy.write_text(edited)
+        keep_in_force(config, store)
+        latest = store.policies.latest()
+        assert latest is not None and (latest.version, latest.text) == (3, edited)
+    finally:
+        store.close()
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="two collectors share PostgreSQL")
+def test_a_policy_edited_on_one_collector_reaches_the_other(tmp_path: Path) -> None:
+    first = _folder(tmp_path)
+    second, _ = join(tmp_path / "second", first.data_dir, "127.0.0.1",
+                     enroll_port=free_ports(1)[0], report_port=free_ports(1)[0])  # fmt: skip
+
+    async def scenario() -> tuple[int, int]:
+        one = await collector_server.start(first, 0, 0, "127.0.0.1")
+        two = await collector_server.start(second, 0, 0, "127.0.0.1")
+        stop = asyncio.Event()
+        watchers = [asyncio.create_task(collector_server.watch_policy(c, r, stop))
+                    for c, r in ((first, one), (second, two))]  # fmt: skip
+        try:
+            before = two.service.policy
+            text = first.policy.read_text().replace("grace_hours = 24", "grace_hours = 48", 1)
+            first.policy.write_text(text)
+            await asyncio.to_thread(
+                wait_until, lambda: two.service.policy != before, "the edit on the second"
+            )
+            assert one.service.policy == two.service.policy
+            # The second collector's own file is unchanged: it follows the version in force.
+            assert "grace_hours = 48" not in second.policy.read_text()
+            holder = one.store.coordination.lease_holder("policy-rejudge", one.service.now())
+            return one.store.policies.version(), 0 if holder is None else 1
+        finally:
+            stop.set()
+            await asyncio.gather(*watchers)
+            await one.stop(0)
+            await two.stop(0)
+
+    version, rejudge_held = asyncio.run(scenario())
+    assert (version, rejudge_held) == (2, 0)  # published once; the re-judging lease given up
