@@ -6,8 +6,6 @@ Every error names the problem and the fix, and exits non-zero; nothing is half-w
 from __future__ import annotations
 
 import argparse
-import asyncio
-import dataclasses
 import sqlite3
 import sys
 from pathlib import Path
@@ -22,11 +20,17 @@ from devposture.collector.admin.cli import (
     run_admin_command,
 )
 from devposture.collector.admin.commands import CommandError
-from devposture.collector.config import MAX_DRAIN_SECONDS, ConfigError, load
-from devposture.collector.datadir import DataFolderInUse, InitError, initialize
+from devposture.collector.config import (
+    DEFAULT_ENROLL_PORT,
+    DEFAULT_REPORT_PORT,
+    MAX_DRAIN_SECONDS,
+    CollectorConfig,
+    ConfigError,
+    load,
+)
+from devposture.collector.datadir import InitError, initialize
+from devposture.collector.join import join
 from devposture.collector.pki import fingerprint
-from devposture.collector.ports import PortUnavailable
-from devposture.collector.server import serve_forever
 from devposture.collector.store import database_errors
 from devposture.collector.store.disk_space import full_disk_message, is_full, no_space_left
 from devposture.collector.store.target import DatabaseTargetError, postgres_target
@@ -71,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="several collectors' shared PostgreSQL (postgresql://user@host:5432/db, no"
         " password in it) instead of a SQLite file in the data folder",
+    )
+    init.add_argument(
+        "--join",
+        type=Path,
+        metavar="FIRST",
+        help="a further collector on the same PostgreSQL as the data folder FIRST (a copy of"
+        " it will do): shares its CA, evidence-signing key, network-hash key, policy and"
+        " database; gets its own server certificate",
     )
     init.add_argument(
         "--database-password-file",
@@ -120,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-format", choices=log_format.FORMATS, default=None,
         help="override [logging] format: text (default) or json, one object per line",
     )  # fmt: skip
+    serve.add_argument(
+        "--workers", type=workers_count, default=1, metavar="N",
+        help="serve as N processes sharing the agent ports (SO_REUSEPORT), one per core to"
+        " use; default 1",
+    )  # fmt: skip
+    # The workers' own option (collector/workers.py starts them with it): not for people.
+    serve.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
 
     policy = commands.add_parser("policy", help="the policy: clauses, checks and thresholds")
     policy_commands = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
@@ -139,6 +158,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         kwargs["enroll_port"] = args.enroll_port
     if args.report_port is not None:
         kwargs["report_port"] = args.report_port
+    if args.join is not None:
+        return _join(args, kwargs)
     database = None
     if args.database_password_file is not None and args.database is None:
         raise CliError("--database-password-file goes with --database postgresql://…")
@@ -159,6 +180,23 @@ def cmd_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _join(args: argparse.Namespace, ports: dict[str, int]) -> int:
+    if args.database is not None or args.database_password_file is not None:
+        raise CliError("--join uses the first collector's database: leave out --database")
+    try:
+        config, ca_cert = join(
+            args.data, args.join, args.listen, args.san,
+            enroll_port=ports.get("enroll_port", DEFAULT_ENROLL_PORT),
+            report_port=ports.get("report_port", DEFAULT_REPORT_PORT),
+        )  # fmt: skip
+    except (InitError, ConfigError, OSError) as exc:
+        raise CliError(f"cannot join {args.join}: {exc}") from exc
+    print(f"Created collector data folder {config.data_dir}, beside {args.join}")
+    print(f"Database: {config.database.describe()}")
+    print(f"CA fingerprint (shared): {fingerprint(ca_cert)}")
+    return 0
+
+
 def drain_seconds(text: str) -> float:
     """--drain-seconds: 0 to MAX_DRAIN_SECONDS."""
     try:
@@ -173,17 +211,29 @@ def drain_seconds(text: str) -> float:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Imported here: only `serve` runs the gRPC server, the dashboard and the metrics endpoint
+    # (grpc.aio, starlette, jinja2, uvicorn, prometheus_client); every other command starts
+    # without loading them (tests/collector/test_cli_imports.py).
+    import asyncio  # noqa: PLC0415
+    import dataclasses  # noqa: PLC0415
+
+    from devposture.collector.datadir import DataFolderInUse  # noqa: PLC0415
+    from devposture.collector.ports import PortUnavailable  # noqa: PLC0415
+    from devposture.collector.server import serve_forever  # noqa: PLC0415
+
     config = load(args.data)
     if args.drain_seconds is not None:
         config = dataclasses.replace(config, drain_seconds=args.drain_seconds)
     if (args.log_format or config.log_format) != "text":
         log_format.configure(args.log_format or config.log_format, args.verbose, replace=True)
     try:
+        if args.workers > 1:
+            return _supervise(args, config)
         asyncio.run(
             serve_forever(
                 config, args.enroll_port, args.report_port, args.listen, args.ready_file,
                 admin_port=args.admin_port, metrics_port=args.metrics_port,
-                web_port=args.web_port,
+                web_port=args.web_port, worker=args.worker,
             )
         )  # fmt: skip
     except (DataFolderInUse, PortUnavailable) as exc:  # each says what runs and what to do
@@ -193,6 +243,48 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise  # `main` says the disk is full, or whose folder it is
         raise CliError(f"cannot serve: {exc}") from exc
     return 0
+
+
+def workers_count(text: str) -> int:
+    """--workers: 1 to MAX_WORKERS."""
+    from devposture.collector.workers import MAX_WORKERS  # noqa: PLC0415 (serve only)
+
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"--workers must be a whole number from 1 to {MAX_WORKERS} (one per core), not {text!r}"
+        )
+    return count
+
+
+def _supervise(args: argparse.Namespace, config: CollectorConfig) -> int:
+    """`serve --workers N`: this process supervises N `serve --worker I` processes."""
+    from devposture.collector.workers import WorkersFailed, supervise  # noqa: PLC0415
+
+    base = ["serve", "--data", str(args.data)]
+    for option, value in (("--listen", args.listen), ("--drain-seconds", args.drain_seconds),
+                          ("--log-format", args.log_format)):  # fmt: skip
+        if value is not None:
+            base += [option, str(value)]
+    if args.verbose:
+        base.insert(0, "--verbose")
+    first_only = []
+    for option, value in (("--admin-port", args.admin_port), ("--web-port", args.web_port),
+                          ("--metrics-port", args.metrics_port)):  # fmt: skip
+        if value is not None:
+            first_only += [option, str(value)]
+    ports = []
+    for option, value in (("--enroll-port", args.enroll_port),
+                          ("--report-port", args.report_port)):  # fmt: skip
+        if value is not None:
+            ports += [option, str(value)]
+    try:
+        return supervise(config, args.workers, base, first_only + ports, args.ready_file)
+    except WorkersFailed as exc:
+        raise CliError(f"cannot serve with {args.workers} workers: {exc}") from exc
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:

@@ -404,7 +404,7 @@ async def backfill_week_ends(
 
 
 async def watch_policy(
-    config: CollectorConfig, running: RunningServer, stop: asyncio.Event
+    config: CollectorConfig, running: RunningServer, stop: asyncio.Event, *, file: bool = True
 ) -> None:
     """Apply an edited policy file without a restart, and follow the policy other collectors
     on the same database apply. A file with mistakes is refused, with every mistake logged,
@@ -415,7 +415,7 @@ async def watch_policy(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
         try:
-            stamp = policy_stamp(config.policy)
+            stamp = policy_stamp(config.policy) if file else None
             if stamp != seen and stamp is not None:
                 seen = stamp
                 text = await asyncio.to_thread(edited, config)
@@ -478,16 +478,23 @@ async def serve_forever(
     admin_port: int | None = None,
     metrics_port: int | None = None,
     web_port: int | None = None,
+    worker: int | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve until SIGTERM or SIGINT, then shut down gracefully. As a `worker` of `serve
+    --workers` (collector/workers.py): the agent ports are shared, the parent holds the data
+    folder, and only worker 0 serves administration, metrics and the dashboard."""
     if metrics_port is None and config.metrics_enabled:
         metrics_port = config.metrics_port
     if web_port is None and config.web_enabled:
         web_port = config.web_port
+    if admin_port is None:
+        admin_port = config.admin_port
+    if worker:  # workers 1, 2, …: reports only
+        admin_port = metrics_port = web_port = None
     running = await start(
-        config, enroll_port, report_port, host,
-        admin_port=config.admin_port if admin_port is None else admin_port,
-        metrics_port=metrics_port, web_port=web_port,
+        config, enroll_port, report_port, host, admin_port=admin_port,
+        metrics_port=metrics_port, web_port=web_port, share_agent_ports=worker is not None,
+        lock_data=worker is None,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -517,7 +524,9 @@ async def serve_forever(
     notifier = Notifier()
     notifier.ready(serving_status(running))
     pinger = asyncio.create_task(ping_watchdog(notifier))
-    watcher = asyncio.create_task(watch_policy(config, running, stop))
+    # Worker 0 (or the only process) follows the policy file; every process follows the
+    # version in force in the database.
+    watcher = asyncio.create_task(watch_policy(config, running, stop, file=not worker))
     summary = asyncio.create_task(log_ingest(running, stop))
     days = asyncio.create_task(keep_fleet_days(running, stop, database=config.database))
     await stop.wait()

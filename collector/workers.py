@@ -1,0 +1,182 @@
+"""`serve --workers N`: one collector as N processes that share its agent ports, so a host's
+cores all take reports (one Python process uses about one core).
+
+The parent holds the data folder's lock and supervises; it serves nothing itself. Worker 0
+starts first: it binds the agent ports (0 picks free ones) and alone serves administration,
+metrics and the dashboard, and follows the policy file. The other workers then bind the same
+agent ports (SO_REUSEPORT, asked for only here: the kernel spreads new connections over the
+workers) and take reports only. Every worker has its own connection to the database: on
+SQLite they take turns at its one write lock, on PostgreSQL at the advisory lock, so the
+evidence chain stays one sequence either way.
+
+A worker that dies is started again on the same ports (its agents reconnect to the others
+meanwhile). SIGTERM or SIGINT stops every worker gracefully (each drains as `serve` does) and
+then the parent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from devposture.collector.config import CollectorConfig
+from devposture.collector.datadir import lock_data_folder
+from devposture.sd_notify import Notifier
+
+log = logging.getLogger(__name__)
+MAX_WORKERS = 64
+SERVICE_MANAGER_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS")
+POLL_SECONDS = 0.2
+READY_SECONDS = 120.0
+RESTART_PAUSE_SECONDS = 1.0
+
+
+class WorkersFailed(Exception):
+    """A worker could not start; the text says which and why."""
+
+
+@dataclass
+class Worker:
+    index: int
+    command: list[str]
+    ready: Path
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    def start(self) -> None:
+        self.ready.unlink(missing_ok=True)
+        # Its output is the service's: the journal or the service log takes both. The
+        # service manager hears from the parent only (readiness, watchdog).
+        env = {k: v for k, v in os.environ.items() if k not in SERVICE_MANAGER_VARIABLES}
+        self.process = subprocess.Popen(self.command, env=env)
+
+    def wait_ready(self, stopping: list[bool]) -> dict[str, int]:
+        deadline = time.monotonic() + READY_SECONDS
+        assert self.process is not None
+        while not self.ready.exists():
+            code = self.process.poll()
+            if code is not None:
+                raise WorkersFailed(f"worker {self.index} exited with code {code} while starting")
+            if stopping[0] or time.monotonic() > deadline:
+                raise WorkersFailed(f"worker {self.index} did not start within {READY_SECONDS:g} s")
+            time.sleep(POLL_SECONDS)
+        ports: dict[str, int] = json.loads(self.ready.read_text(encoding="utf-8"))
+        return ports
+
+
+@dataclass
+class Supervisor:
+    """The workers of one collector, and what the parent knows of them."""
+
+    config: CollectorConfig
+    base: list[str]  # `serve` and the options every worker gets
+    first_only: list[str]  # what only worker 0 gets (its admin, metrics, dashboard ports)
+    count: int
+    folder: Path
+    workers: list[Worker] = field(default_factory=list)
+    stopping: list[bool] = field(default_factory=lambda: [False])
+
+    def _worker(self, index: int, ports: dict[str, int] | None) -> Worker:
+        ready = self.folder / f"worker-{index}.json"
+        command = [sys.executable, "-m", "devposture.collector", *self.base,
+                   "--worker", str(index), "--ready-file", str(ready)]  # fmt: skip
+        if index == 0:
+            command += self.first_only
+        if ports is not None:
+            command += ["--enroll-port", str(ports["enroll_port"]),
+                        "--report-port", str(ports["report_port"])]  # fmt: skip
+        return Worker(index, command, ready)
+
+    def _stop(self, signum: int, _frame: FrameType | None) -> None:
+        self.stopping[0] = True
+        for worker in self.workers:
+            if worker.process is not None and worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+
+    def run(self, ready_file: Path | None) -> int:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._stop)
+        try:
+            ports = self._start_all()
+        except BaseException:
+            self._stop(signal.SIGTERM, None)
+            for worker in self.workers:
+                if worker.process is not None:
+                    worker.process.wait()
+            raise
+        summary = {**ports, "workers": [w.process.pid for w in self.workers if w.process]}
+        if ready_file is not None:
+            temporary = ready_file.with_suffix(".tmp")
+            temporary.write_text(json.dumps(summary), encoding="utf-8")
+            temporary.replace(ready_file)
+        print(
+            f"devposture collector serving with {self.count} workers: enrollment on port"
+            f" {ports['enroll_port']}, reports on port {ports['report_port']}", flush=True,
+        )  # fmt: skip
+        notifier = Notifier()
+        notifier.ready(f"serving with {self.count} workers: reports on port"
+                       f" {ports['report_port']}")  # fmt: skip
+        code = self._watch(ports, notifier)
+        notifier.notify("STOPPING=1")
+        return code
+
+    def _start_all(self) -> dict[str, int]:
+        first = self._worker(0, None)
+        self.workers.append(first)
+        first.start()
+        ports = first.wait_ready(self.stopping)
+        for index in range(1, self.count):
+            worker = self._worker(index, ports)
+            self.workers.append(worker)
+            worker.start()
+        for worker in self.workers[1:]:
+            worker.wait_ready(self.stopping)
+        return ports
+
+    def _watch(self, ports: dict[str, int], notifier: Notifier) -> int:
+        """Until stopped: start again any worker that died. Then wait for them all."""
+        interval = notifier.ping_interval()
+        pinged = 0.0
+        while not self.stopping[0]:
+            if interval is not None and time.monotonic() - pinged >= interval:
+                notifier.watchdog()
+                pinged = time.monotonic()
+            for index, worker in enumerate(self.workers):
+                assert worker.process is not None
+                code = worker.process.poll()
+                if code is None or self.stopping[0]:
+                    continue
+                log.error("worker %d exited with code %s: starting it again", index, code)
+                time.sleep(RESTART_PAUSE_SECONDS)
+                again = self._worker(index, ports)
+                again.restarts = worker.restarts + 1
+                self.workers[index] = again
+                again.start()
+            time.sleep(POLL_SECONDS)
+        codes = []
+        for worker in self.workers:
+            assert worker.process is not None
+            codes.append(worker.process.wait())
+        return 0 if all(code == 0 for code in codes) else 1
+
+
+def supervise(
+    config: CollectorConfig, count: int, base: list[str], first_only: list[str],
+    ready_file: Path | None,
+) -> int:  # fmt: skip
+    """Run the collector as `count` workers until SIGTERM; the exit code."""
+    lock = lock_data_folder(config.data_dir)  # DataFolderInUse names who holds it
+    folder = config.data_dir / "workers"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    try:
+        return Supervisor(config, base, first_only, count, folder).run(ready_file)
+    finally:
+        lock.release()

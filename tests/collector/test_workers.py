@@ -1,0 +1,191 @@
+"""`serve --workers N`: one collector as N processes sharing its agent ports on purpose, on
+either engine (the PostgreSQL leg runs it on PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import psutil
+import pytest
+from cryptography import x509
+
+from devposture.agent.enroll import enroll
+from devposture.agent.state import AgentState
+from devposture.collector.config import CollectorConfig, load
+from devposture.collector.datadir import initialize
+from devposture.collector.pki import utcnow
+from devposture.collector.store import Store
+from devposture.collector.tokens import new_token
+from devposture.net.address import CollectorAddress
+from devposture.net.pinning import fingerprint as pin_of
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.conftest import host_info, make_report
+from tests.databases import collector_database
+from tests.waiting import wait_until
+
+COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
+CHANNELS = 16
+
+
+@dataclass(frozen=True)
+class Ready:
+    """What the parent's ready file says."""
+
+    enroll_port: int
+    report_port: int
+    workers: list[int]
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> CollectorConfig:
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1", database=collector_database())
+    path = config.data_dir / "collector.toml"
+    text = path.read_text().replace("drain_seconds = 5\n", "drain_seconds = 0\n", 1)
+    text, found = re.subn(r"(?ms)^(\[web\].*?^enabled = )true$", r"\g<1>false", text, count=1)
+    assert found == 1
+    path.write_text(text)
+    return load(config.data_dir)
+
+
+@pytest.fixture
+def workers(
+    folder: CollectorConfig, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], Ready]]:
+    ready = tmp_path / "ready.json"
+    parent = subprocess.Popen(
+        [COLLECTOR, "serve", "--data", str(folder.data_dir), "--workers", "2", "--enroll-port",
+         "0", "--report-port", "0", "--admin-port", "0", "--metrics-port", "0",
+         "--ready-file", str(ready)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: ready.exists() or parent.poll() is not None, "the workers serving")
+        assert parent.poll() is None, parent.communicate()[1]
+        said = json.loads(ready.read_text())
+        yield parent, Ready(said["enroll_port"], said["report_port"], said["workers"])
+    finally:
+        if parent.poll() is None:
+            parent.send_signal(signal.SIGTERM)
+        try:
+            parent.communicate(timeout=60)
+        finally:
+            for child in psutil.Process().children(recursive=True):
+                child.kill()
+
+
+def _agent(config: CollectorConfig, ports: Ready, directory: Path) -> AgentState:
+    store = Store.open(config.database)
+    try:
+        token = new_token()
+        now = utcnow()
+        store.identity.add_token(token, now, now + dt.timedelta(hours=1), uses=1)
+    finally:
+        store.close()
+    state = AgentState(directory)
+    ca = x509.load_pem_x509_certificate(config.ca_cert.read_bytes())
+    enroll(state, CollectorAddress("127.0.0.1", ports.enroll_port), str(token), pin_of(ca),
+           host_info("pc-1"))  # fmt: skip
+    return state
+
+
+def _channels(state: AgentState, port: int) -> list[grpc.Channel]:
+    """Channels of their own connections each (not gRPC's shared subchannel pool)."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=state.ca_path.read_bytes(), private_key=state.key_path.read_bytes(),
+        certificate_chain=state.cert_path.read_bytes(),
+    )  # fmt: skip
+    return [grpc.secure_channel(f"127.0.0.1:{port}", credentials,
+                                options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(CHANNELS)]  # fmt: skip
+
+
+def _connections(pid: int, port: int) -> int:
+    established = psutil.CONN_ESTABLISHED
+    return sum(1 for c in psutil.Process(pid).net_connections("tcp")
+               if c.laddr and c.laddr.port == port and c.status == established)  # fmt: skip
+
+
+def test_workers_share_the_agent_ports_and_store_every_report_once(
+    folder: CollectorConfig, workers: tuple[subprocess.Popen[str], Ready], tmp_path: Path,
+) -> None:
+    parent, ports = workers
+    pids = ports.workers
+    assert len(pids) == 2 and parent.pid not in pids
+    assert {p.pid for p in psutil.Process(parent.pid).children()} == set(pids)
+    state = _agent(folder, ports, tmp_path / "agent")
+    device_id = _device_id(folder)
+    channels = _channels(state, ports.report_port)
+    sent = []
+    try:
+        for channel in channels:
+            report = make_report(device_id)
+            ack = pb_grpc.CollectorStub(channel).Report(pb.ReportRequest(report=report), timeout=30)
+            assert ack.report_id == report.report_id and not ack.duplicate
+            sent.append(report.report_id)
+        # The kernel spread the connections: each worker holds some of them.
+        held = [_connections(pid, ports.report_port) for pid in pids]
+        assert sum(held) == CHANNELS and all(held), held
+    finally:
+        for channel in channels:
+            channel.close()
+    store = Store.open(folder.database)
+    try:
+        assert sorted(store.reports.report_ids()) == sorted(sent)
+        head = store.evidence.chain_head()
+        assert head is not None
+        entries = store.evidence.chain_entries(1, head.seq)
+        assert [e.seq for e in entries] == list(range(1, head.seq + 1))
+        assert all(e.recomputed() == e.hash for e in entries)
+    finally:
+        store.close()
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(60) == 0
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for pid in pids)  # fmt: skip
+
+
+def _device_id(config: CollectorConfig) -> str:
+    store = Store.open(config.database)
+    try:
+        (device,) = store.identity.devices()
+        return device.device_id
+    finally:
+        store.close()
+
+
+def test_a_worker_that_dies_is_started_again(
+    workers: tuple[subprocess.Popen[str], Ready]
+) -> None:
+    parent, ports = workers
+    victim = ports.workers[1]
+    psutil.Process(victim).kill()
+    def replaced() -> bool:
+        children = {p.pid for p in psutil.Process(parent.pid).children()}
+        return len(children) == 2 and victim not in children
+
+    wait_until(replaced, "the worker started again")
+    replacement = ({p.pid for p in psutil.Process(parent.pid).children()}
+                   - set(ports.workers)).pop()  # fmt: skip
+    wait_until(lambda: _listening(replacement, ports.report_port), "the new worker listening")
+
+
+def _listening(pid: int, port: int) -> bool:
+    return any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
+               for c in psutil.Process(pid).net_connections("tcp"))  # fmt: skip
+
+
+def test_workers_must_be_a_sensible_number(folder: CollectorConfig) -> None:
+    done = subprocess.run([COLLECTOR, "serve", "--data", str(folder.data_dir), "--workers", "0"],
+                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert "--workers must be a whole number from 1 to 64 (one per core), not '0'" in done.stderr
