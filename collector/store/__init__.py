@@ -10,8 +10,8 @@ A `Store` is one database and the parts that own its tables:
 - `fleet`: the fleet's standing now and as of any moment, and its daily records;
 - `device_list` and `device_pages`: the dashboard's reads;
 - `evidence`: the evidence chain, which every writer appends to in its own transaction;
-- `policies` and `coordination`: the policy in force, and leases for work done once, which
-  several collectors on one database share.
+- `policies`, `coordination` and `sessions`: the policy in force, leases for work done once,
+  and dashboard sessions, which several collectors on one database share.
 
 Nothing outside this package writes SQL. The dashboard, the admin service and the metrics
 endpoint open a reader (`Store.open_reader`), which the engine refuses to write through.
@@ -53,6 +53,7 @@ from devposture.collector.store.reports import (
     StoreOutcome,
 )
 from devposture.collector.store.schema import SCHEMA_VERSION, prepare
+from devposture.collector.store.sessions import DashboardSessions
 from devposture.collector.store.target import DatabaseTarget, SqliteTarget
 from devposture.collector.store.waivers import Waivers
 
@@ -90,6 +91,7 @@ class Store:
         self.evidence = Evidence(database)
         self.coordination = Coordination(database)
         self.policies = Policies(database)
+        self.sessions = DashboardSessions(database)
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

@@ -101,7 +101,6 @@ class Dashboard:
     def __init__(self, config: CollectorConfig, *, secure_cookies: bool = False) -> None:
         self.config = config
         self.secure_cookies = secure_cookies
-        self.sessions = auth.Sessions()
         # Logins per client address: one at a time, slowed after a few failures (throttle.py).
         self.throttle = FailureThrottle()
         self.env = _environment()
@@ -120,11 +119,15 @@ class Dashboard:
         """Run `work` with the views on the database thread."""
 
         def call() -> T:
-            if self._views is None:
-                self._views = Views(self.config)
-            return work(self._views)
+            return work(self._views_now())
 
         return await asyncio.get_running_loop().run_in_executor(self._db, call)
+
+    def _views_now(self) -> Views:
+        """The views, opened on first use (on the database thread)."""
+        if self._views is None:
+            self._views = Views(self.config)
+        return self._views
 
     # --- rendering -----------------------------------------------------------------------
 
@@ -171,23 +174,34 @@ class Dashboard:
             request.cookies.get(auth.LANG_COOKIE) or (session.lang if session else None),
             request.headers.get("accept-language"),
         )
-        if session is not None:
+        if session is not None and session.lang != chosen:
             session.lang = chosen
+            self._remember(session)
         return chosen
+
+    def _remember(self, session: auth.Session) -> None:
+        """Keep a session's new language (rendering is synchronous: written on the database
+        thread, not awaited)."""
+        self._db.submit(lambda: self._views_now().sessions.remember(session))
 
     # --- sessions ------------------------------------------------------------------------
 
     async def session(self, request: Request) -> auth.Session | None:
         """The request's live session, if its credential is still valid."""
-        session = self.sessions.get(request.cookies.get(auth.COOKIE))
-        if session is None:
-            return None
-        if not await self.db(lambda v: v.credential_active(session.credential_id)):
-            log.info("dashboard: credential %s was revoked; its sessions end",
-                     session.credential_id)
-            self.sessions.end_credential(session.credential_id)
-            return None
-        return session
+        cookie = request.cookies.get(auth.COOKIE)
+
+        def live(v: Views) -> auth.Session | None:
+            session = v.sessions.get(cookie)
+            if session is None:
+                return None
+            if not v.credential_active(session.credential_id):
+                log.info("dashboard: credential %s was revoked; its sessions end",
+                         session.credential_id)  # fmt: skip
+                v.sessions.end_credential(session.credential_id)
+                return None
+            return session
+
+        return await self.db(live)
 
     async def audit(
         self, request: Request, command: str, outcome: str, message: str, *,
@@ -300,8 +314,9 @@ class Pages:
                               credential_id=credential_id)  # fmt: skip
             return board.render(request, "login.html", lang, 401, error="login_failed",
                                 next=target)  # fmt: skip
-        session = board.sessions.create(info.credential_id, info.name, info.role)
-        session.lang = lang
+        session = await board.db(
+            lambda v: v.sessions.create(info.credential_id, info.name, info.role, lang)
+        )
         log.info("dashboard login: %s (credential %s, %s)", info.name, info.credential_id,
                  info.role)  # fmt: skip
         await board.audit(request, "dashboard login", "ok", "signed in", name=info.name,
@@ -315,14 +330,16 @@ class Pages:
 
     async def logout(self, request: Request) -> Response:
         board = self.board
-        session = board.sessions.get(request.cookies.get(auth.COOKIE))
+        cookie = request.cookies.get(auth.COOKIE)
+        session = await board.db(lambda v: v.sessions.get(cookie))
         form = await _form(request) or {}
         if session is None or not _same_origin(request):
             return RedirectResponse("/login", status_code=303)
         if not auth.csrf_matches(session, form.get("csrf")):
             return board.render(request, "error.html", board.lang(request, session), 403,
                                 session=session, message="forbidden")  # fmt: skip
-        board.sessions.end(session.session_id)
+        ended = session.session_id
+        await board.db(lambda v: v.sessions.end(ended))
         await board.audit(request, "dashboard logout", "ok", "signed out", name=session.name,
                           credential_id=session.credential_id, role=session.role)  # fmt: skip
         response = RedirectResponse("/login", status_code=303)

@@ -3,8 +3,9 @@
 The credential (`dpa_…`) is posted once, checked with `Store.authenticate` (its secret against
 the stored SHA-256, and not revoked) and then forgotten: neither the cookie nor the session
 holds it. The cookie carries only a random opaque session id (256 bits), HttpOnly and
-SameSite=Strict (and Secure over TLS); the session itself lives in this process's memory with
-an idle and an absolute expiry. Each request checks again that the session's credential has
+SameSite=Strict (and Secure over TLS); the session itself lives in the database (only the
+SHA-256 of its id), with an idle and an absolute expiry, so that every collector sharing the
+database knows it. Each request checks again that the session's credential has
 not been revoked since, so `admin revoke` ends a dashboard session at its next page.
 
 State-changing requests (login, logout) are POSTs; logout must carry the session's own CSRF
@@ -22,8 +23,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from devposture.collector.admin.credentials import ROLE_RANK, VIEWER
+from devposture.collector.store import Store
+from devposture.collector.store.sessions import SessionRow
 
 COOKIE = "devposture_session"
 LANG_COOKIE = "devposture_lang"
@@ -46,28 +50,111 @@ class Session:
     lang: str | None = None
 
 
+class MemorySessions:
+    """Sessions in this process's memory (a dashboard alone, and the tests)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Session] = {}
+
+    def add(self, session: Session, keep: int) -> None:
+        if len(self._by_id) >= keep:
+            oldest = min(self._by_id.values(), key=lambda s: s.last_seen)
+            del self._by_id[oldest.session_id]
+        self._by_id[session.session_id] = session
+
+    def find(self, session_id: str) -> Session | None:
+        return self._by_id.get(session_id)
+
+    def seen(self, session: Session) -> None:
+        """The session object is the one kept: nothing to write."""
+
+    def end(self, session_id: str) -> None:
+        self._by_id.pop(session_id, None)
+
+    def end_credential(self, credential_id: str) -> None:
+        for key in [k for k, s in self._by_id.items() if s.credential_id == credential_id]:
+            del self._by_id[key]
+
+    def expire(self, idle_before: float, created_before: float) -> None:
+        for key in [k for k, s in self._by_id.items()
+                    if s.last_seen < idle_before or s.created < created_before]:  # fmt: skip
+            del self._by_id[key]
+
+    def count(self) -> int:
+        return len(self._by_id)
+
+
+def _us(seconds: float) -> int:
+    return round(seconds * 1_000_000)
+
+
+class StoredSessions:
+    """Sessions in the database (`Store.sessions`): every collector sharing it knows them, so
+    a load balancer may send each page to any of them. Call from the dashboard's database
+    thread."""
+
+    def __init__(self, store: Store) -> None:
+        self._sessions = store.sessions
+
+    def add(self, session: Session, keep: int) -> None:
+        self._sessions.add(session.session_id, SessionRow(
+            session.credential_id, session.name, session.role, session.csrf,
+            _us(session.created), _us(session.last_seen), session.lang,
+        ), keep)  # fmt: skip
+
+    def find(self, session_id: str) -> Session | None:
+        row = self._sessions.find(session_id)
+        if row is None:
+            return None
+        return Session(session_id, row.credential_id, row.name, row.role, row.csrf,
+                       row.created_us / 1e6, row.last_seen_us / 1e6, row.lang)  # fmt: skip
+
+    def seen(self, session: Session) -> None:
+        self._sessions.seen(session.session_id, _us(session.last_seen), session.lang)
+
+    def end(self, session_id: str) -> None:
+        self._sessions.end(session_id)
+
+    def end_credential(self, credential_id: str) -> None:
+        self._sessions.end_credential(credential_id)
+
+    def expire(self, idle_before: float, created_before: float) -> None:
+        self._sessions.expire(_us(idle_before), _us(created_before))
+
+    def count(self) -> int:
+        return self._sessions.count()
+
+
+class SessionBackend(Protocol):
+    def add(self, session: Session, keep: int) -> None: ...
+    def find(self, session_id: str) -> Session | None: ...
+    def seen(self, session: Session) -> None: ...
+    def end(self, session_id: str) -> None: ...
+    def end_credential(self, credential_id: str) -> None: ...
+    def expire(self, idle_before: float, created_before: float) -> None: ...
+    def count(self) -> int: ...
+
+
 @dataclass
 class Sessions:
-    """Sessions by id, in memory. `clock` is monotonic seconds (replaceable in tests)."""
+    """Sessions by id, with an idle and an absolute expiry. `clock` is wall-clock seconds
+    (replaceable in tests): the same on every collector that shares stored sessions."""
 
     idle_seconds: float = IDLE_SECONDS
     absolute_seconds: float = ABSOLUTE_SECONDS
-    clock: Callable[[], float] = time.monotonic
-    _by_id: dict[str, Session] = field(default_factory=dict)
+    clock: Callable[[], float] = time.time
+    backend: SessionBackend = field(default_factory=MemorySessions)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def create(self, credential_id: str, name: str, role: str) -> Session:
+    def create(self, credential_id: str, name: str, role: str, lang: str | None = None) -> Session:
         now = self.clock()
         session = Session(
             session_id=secrets.token_urlsafe(32), credential_id=credential_id, name=name,
-            role=role, csrf=secrets.token_urlsafe(32), created=now, last_seen=now,
+            role=role, csrf=secrets.token_urlsafe(32), created=now, last_seen=now, lang=lang,
         )  # fmt: skip
         with self._lock:
             self._expire(now)
-            if len(self._by_id) >= MAX_SESSIONS:
-                oldest = min(self._by_id.values(), key=lambda s: s.last_seen)
-                del self._by_id[oldest.session_id]
-            self._by_id[session.session_id] = session
+            self.backend.add(session, MAX_SESSIONS)
         return session
 
     def get(self, session_id: str | None) -> Session | None:
@@ -76,27 +163,32 @@ class Sessions:
             return None
         now = self.clock()
         with self._lock:
-            session = self._by_id.get(session_id)
+            session = self.backend.find(session_id)
             if session is None:
                 return None
             if self._expired(session, now):
-                del self._by_id[session_id]
+                self.backend.end(session_id)
                 return None
             session.last_seen = now
+            self.backend.seen(session)
             return session
+
+    def remember(self, session: Session) -> None:
+        """Keep what changed in a session (its language)."""
+        with self._lock:
+            self.backend.seen(session)
 
     def end(self, session_id: str) -> None:
         with self._lock:
-            self._by_id.pop(session_id, None)
+            self.backend.end(session_id)
 
     def end_credential(self, credential_id: str) -> None:
         """End every session opened with a credential (it was revoked)."""
         with self._lock:
-            for key in [k for k, s in self._by_id.items() if s.credential_id == credential_id]:
-                del self._by_id[key]
+            self.backend.end_credential(credential_id)
 
     def __len__(self) -> int:
-        return len(self._by_id)
+        return self.backend.count()
 
     def _expired(self, session: Session, now: float) -> bool:
         return (
@@ -105,8 +197,7 @@ class Sessions:
         )
 
     def _expire(self, now: float) -> None:
-        for key in [k for k, s in self._by_id.items() if self._expired(s, now)]:
-            del self._by_id[key]
+        self.backend.expire(now - self.idle_seconds, now - self.absolute_seconds)
 
 
 def may_view(role: str) -> bool:

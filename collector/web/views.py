@@ -33,6 +33,7 @@ from devposture.collector.render import Row
 from devposture.collector.reports import failing_rows, fleet_rows
 from devposture.collector.store import Store, device_pages
 from devposture.collector.store.device_list import NOT_PASSING, DeviceFilter, ListedDevice
+from devposture.collector.web import auth
 from devposture.collector.web.charts import Series, trend_svg
 from devposture.policy import CheckSpec, Clause, Policy
 from devposture.v1 import devposture_pb2 as pb
@@ -181,6 +182,7 @@ class Views:
         self._clock = clock
         self._reader = Store.open_reader(config.database)
         self._writer: Store | None = None
+        self._sessions: auth.Sessions | None = None
         self._cache: dict[str, _Cached] = {}
 
     def close(self) -> None:
@@ -194,6 +196,13 @@ class Views:
     def store(self) -> Store:
         """A store to read credentials from (read-only)."""
         return self._reader
+
+    @property
+    def sessions(self) -> auth.Sessions:
+        """The dashboard's sessions, kept in the database (every collector knows them)."""
+        if self._sessions is None:
+            self._sessions = auth.Sessions(backend=auth.StoredSessions(self.writer()))
+        return self._sessions
 
     def writer(self) -> Store:
         """The store the audit entries go to (opened on first use)."""

@@ -17,6 +17,7 @@ from devposture.collector.datadir import initialize
 from devposture.collector.join import join
 from devposture.collector.policy.in_force import IN_FORCE, keep_in_force, policy_in_force
 from devposture.collector.store import Store, database_errors
+from devposture.collector.web import auth
 from devposture.policy import default_policy_text
 from tests.databases import collector_database, fresh_database, on_postgresql, raw
 from tests.e2e.fleet import free_ports
@@ -137,3 +138,38 @@ def test_a_policy_edited_on_one_collector_reaches_the_other(tmp_path: Path) -> N
 
     version, rejudge_held = asyncio.run(scenario())
     assert (version, rejudge_held) == (2, 0)  # published once; the re-judging lease given up
+
+
+def test_a_dashboard_session_made_through_one_collector_is_known_to_another(
+    tmp_path: Path,
+) -> None:
+    target = fresh_database(tmp_path)
+    one, two = Store.open(target), Store.open(target)
+    now = [1_000_000.0]
+    try:
+        first = auth.Sessions(idle_seconds=60, absolute_seconds=300, clock=lambda: now[0],
+                              backend=auth.StoredSessions(one))  # fmt: skip
+        second = auth.Sessions(idle_seconds=60, absolute_seconds=300, clock=lambda: now[0],
+                               backend=auth.StoredSessions(two))  # fmt: skip
+        made = first.create("0123456789abcdef", "李伟", "viewer", "zh")
+        now[0] += 59
+        found = second.get(made.session_id)
+        assert found is not None and (found.name, found.role, found.csrf, found.lang) == (
+            "李伟", "viewer", made.csrf, "zh")
+        now[0] += 59  # idle 59 s since the second collector saw it: still live on the first
+        assert first.get(made.session_id) is not None
+        # Only the id's SHA-256 is kept: the database opens no session.
+        rows = raw(target)
+        try:
+            dump = str(rows.execute("SELECT * FROM dashboard_sessions").fetchall())
+        finally:
+            rows.close()
+        assert made.session_id not in dump and len(second) == 1
+        second.end_credential("0123456789abcdef")  # revoked, seen on the second
+        assert first.get(made.session_id) is None
+        kept = first.create("0123456789abcdef", "李伟", "viewer")
+        now[0] += 61
+        assert second.get(kept.session_id) is None  # idle too long, wherever asked
+    finally:
+        one.close()
+        two.close()
