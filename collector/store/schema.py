@@ -334,8 +334,7 @@ FAILING_MIGRATION: tuple[Step, ...] = (
 )
 # Schema 9: what several collectors on one database share instead of keeping it in memory
 # or in their data folders: leases for work done once (store/coordination.py), the policy in
-# force and its history (store/policies.py), dashboard sessions (store/sessions.py) and the
-# failures that slow down guessing (store/throttle.py).
+# force and its history (store/policies.py) and dashboard sessions (store/sessions.py).
 SHARING_MIGRATION: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL,"
     " until_us INTEGER NOT NULL)",
@@ -349,8 +348,6 @@ SHARING_MIGRATION: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS dashboard_sessions (session_hash TEXT PRIMARY KEY,"
     " credential_id TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,"
     " created_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL, lang TEXT)",
-    "CREATE TABLE IF NOT EXISTS throttle_failures (source TEXT NOT NULL, at_us INTEGER NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS throttle_failures_by_source ON throttle_failures(source, at_us)",
 )
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
@@ -572,11 +569,6 @@ CREATE TABLE IF NOT EXISTS dashboard_sessions (
     last_seen_us  BIGINT NOT NULL,
     lang          {_C}
 );
-CREATE TABLE IF NOT EXISTS throttle_failures (
-    source  {_C} NOT NULL,
-    at_us   BIGINT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS throttle_failures_by_source ON throttle_failures(source, at_us);
 
 CREATE TABLE IF NOT EXISTS evidence_chain (
     seq        BIGINT PRIMARY KEY,
