@@ -43,10 +43,25 @@ def _admin(sql: str) -> None:
         connection.execute(sql)
 
 
+def _drop_orphans() -> None:
+    """Drop the databases of test runs whose process is gone (killed before its exit hook)."""
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        names = [row[0] for row in connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'devposture_test_%'"
+        )]  # fmt: skip
+    for name in names:
+        pid = name.split("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _database_of_this_run() -> str:
     """The database this test run's schemas go in, made on first use."""
     global _run_database  # noqa: PLW0603
     if _run_database is None:
+        _drop_orphans()
         name = f"devposture_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         _admin(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\'')
         _run_database = name

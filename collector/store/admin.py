@@ -69,7 +69,7 @@ class Admin(Part):
     def credentials(self) -> list[CredentialInfo]:
         rows = self._db.execute(
             "SELECT credential_id, name, role, created_us, revoked_us FROM admin_credentials"
-            " ORDER BY created_us"
+            " ORDER BY created_us, credential_id"
         ).fetchall()
         return [CredentialInfo(r[0], r[1], r[2], from_us(r[3]), maybe_from_us(r[4])) for r in rows]
 

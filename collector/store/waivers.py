@@ -68,7 +68,7 @@ class Waivers(Part):
         """Every waiver ever added, revoked and expired ones too, oldest first."""
         rows = self._db.execute(
             "SELECT waiver_id, device_id, check_id, owner, reason, created_us, expires_us,"
-            " revoked_us FROM waivers ORDER BY created_us"
+            " revoked_us FROM waivers ORDER BY created_us, waiver_id"
         ).fetchall()
         return [
             Waiver(r[0], r[1], r[2], r[3], r[4], from_us(r[5]), from_us(r[6]),

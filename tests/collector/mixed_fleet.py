@@ -1,8 +1,8 @@
 """A small fleet with every standing in it, written through the store's own methods into a
-real SQLite file: devices that report passing, failing (past and within their grace) and
-unknown, some silent past the window, some never heard from, waivers in force, expired and
-revoked, two OS families and two groups. The SQL views are tested equal to judging this
-fleet from its history (`compliance.standings`)."""
+real database (a SQLite file, or PostgreSQL): devices that report passing, failing (past and
+within their grace) and unknown, some silent past the window, some never heard from, waivers
+in force, expired and revoked, two OS families and two groups. The SQL views are tested equal
+to judging this fleet from its history (`compliance.standings`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ import random
 from pathlib import Path
 
 from devposture.collector.compliance import Waiver
-from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.store import (
+    CheckResult,
+    DatabaseTarget,
+    DeviceRecord,
+    ReportRecord,
+    Store,
+)
 from devposture.collector.tokens import new_token
 from devposture.policy import Policy, default_policy
 
@@ -22,8 +28,10 @@ DEVICES = 60
 def _enroll(store: Store, device_id: str) -> None:
     token = new_token()
     enrolled = NOW - dt.timedelta(days=20)
-    store.add_token(token, enrolled, enrolled + dt.timedelta(hours=1), uses=1)
-    store.enroll(token, enrolled, DeviceRecord(device_id, "01", NOW + dt.timedelta(days=90)))
+    store.identity.add_token(token, enrolled, enrolled + dt.timedelta(hours=1), uses=1)
+    store.identity.enroll(
+        token, enrolled, DeviceRecord(device_id, "01", NOW + dt.timedelta(days=90))
+    )
 
 
 def _report(device_id: str, n: int, at: dt.datetime, host: str, os_family: str) -> ReportRecord:
@@ -32,7 +40,7 @@ def _report(device_id: str, n: int, at: dt.datetime, host: str, os_family: str) 
     )
 
 
-def mixed_fleet(database: Path) -> tuple[Store, Policy]:
+def mixed_fleet(database: DatabaseTarget | Path) -> tuple[Store, Policy]:
     """The store (open: the caller closes it) and the policy it was judged by."""
     rng = random.Random(11)
     policy = default_policy()
@@ -54,21 +62,21 @@ def mixed_fleet(database: Path) -> tuple[Store, Policy]:
                 for c in policy.checks
                 if rng.random() < 0.9  # a check not judged in a report keeps its verdict
             ]
-            store.store_reports([(_report(device_id, k, at, host, os_family), results)])
+            store.reports.store_reports([(_report(device_id, k, at, host, os_family), results)])
         if n % 3 == 0:
-            store.set_device_group(device_id, "财务部" if n % 2 else "sales-eu", NOW)
+            store.identity.set_device_group(device_id, "财务部" if n % 2 else "sales-eu", NOW)
         check = rng.choice(policy.checks).check_id
         if n % 5 == 0:  # in force
-            store.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "new laptop coming",
+            store.waivers.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "new laptop coming",
                                     NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=3)),
                              NOW)  # fmt: skip
         elif n % 5 == 1:  # expired
-            store.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "was replaced",
+            store.waivers.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "was replaced",
                                     NOW - dt.timedelta(days=9), NOW - dt.timedelta(days=2)),
                              NOW)  # fmt: skip
         elif n % 5 == 2:  # revoked
-            store.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "no longer needed",
+            store.waivers.add_waiver(Waiver(f"w{n}", device_id, check, "IT", "no longer needed",
                                     NOW - dt.timedelta(days=2), NOW + dt.timedelta(days=2)),
                              NOW)  # fmt: skip
-            store.revoke_waiver(f"w{n}", NOW - dt.timedelta(hours=1), "fixed")
+            store.waivers.revoke_waiver(f"w{n}", NOW - dt.timedelta(hours=1), "fixed")
     return store, policy

@@ -1,5 +1,5 @@
-"""Admin access over a real collector (grpc.aio, real TLS, SQLite file): roles, the audit log,
-and the separation of the admin port from the agent ports."""
+"""Admin access over a real collector (grpc.aio, real TLS, either database engine): roles, the
+audit log, and the separation of the admin port from the agent ports."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,17 +19,18 @@ from devposture.agent.transport import open_channel, send_report
 from devposture.collector import server as collector_server
 from devposture.collector.admin.commands import Actor, Denied, Runner
 from devposture.collector.admin.credentials import ADMIN, VIEWER, new_credential
-from devposture.collector.admin.records import AuditEntry
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.datadir import initialize
 from devposture.collector.pki import utcnow
-from devposture.collector.store import Store
+from devposture.collector.store import Store, database_errors
+from devposture.collector.store.admin import AuditEntry
 from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
+from tests.databases import collector_database, raw
 
 DEADLINE = 20.0
 
@@ -49,7 +49,7 @@ class AdminCollector:
     def audit(self) -> list[AuditEntry]:
         store = self.store()
         try:
-            return store.audit_entries()
+            return store.admin.audit_entries()
         finally:
             store.close()
 
@@ -78,7 +78,7 @@ class AdminCollector:
 @contextlib.contextmanager
 def admin_collector(directory: Path) -> Iterator[AdminCollector]:
     """A collector in a new data folder, serving its admin port too (on a free port)."""
-    config, ca_cert = initialize(directory, "127.0.0.1")
+    config, ca_cert = initialize(directory, "127.0.0.1", database=collector_database())
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-admin", daemon=True)
     thread.start()
@@ -118,7 +118,7 @@ def _code(call: pytest.ExceptionInfo[grpc.RpcError]) -> grpc.StatusCode:
 def _status(collector: AdminCollector, device_id: str) -> str:
     store = collector.store()
     try:
-        return next(d.status for d in store.devices() if d.device_id == device_id)
+        return next(d.status for d in store.identity.devices() if d.device_id == device_id)
     finally:
         store.close()
 
@@ -161,7 +161,7 @@ def test_a_viewer_is_denied_changes_and_the_denial_is_audited(
     assert _status(collector, device_id) == "active"
     store = collector.store()
     try:
-        assert store.waivers() == []
+        assert store.waivers.recorded() == []
     finally:
         store.close()
     denied = [(e.command, e.outcome, e.actor) for e in collector.audit()]
@@ -204,7 +204,7 @@ def test_unknown_revoked_and_missing_credentials_are_unauthenticated(
         assert _code(call) == grpc.StatusCode.UNAUTHENTICATED
     store = collector.store()
     try:
-        assert store.revoke_credential(admin.split("_")[1], utcnow())
+        assert store.admin.revoke_credential(admin.split("_")[1], utcnow())
     finally:
         store.close()
     with pytest.raises(grpc.RpcError) as revoked:
@@ -281,7 +281,7 @@ def test_credentials_are_managed_only_on_the_collector_machine(
     assert _code(call) == grpc.StatusCode.PERMISSION_DENIED
     store = collector.store()
     try:
-        assert [c.name for c in store.credentials()] == ["Li Wei (IT)"]
+        assert [c.name for c in store.admin.credentials()] == ["Li Wei (IT)"]
     finally:
         store.close()
     assert [(e.command, e.outcome) for e in collector.audit()] == [("admin add", "denied")]
@@ -290,11 +290,11 @@ def test_credentials_are_managed_only_on_the_collector_machine(
 def test_the_audit_log_refuses_update_and_delete(collector: AdminCollector) -> None:
     viewer = collector.credential("Wang Fang (audit)", VIEWER)
     collector.run(viewer, "report", "fleet")
-    connection = sqlite3.connect(collector.live.config.database)
+    connection = raw(collector.live.config.database)
     try:
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        with pytest.raises(database_errors(), match="append-only"):
             connection.execute("UPDATE audit_log SET outcome = 'denied'")
-        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        with pytest.raises(database_errors(), match="append-only"):
             connection.execute("DELETE FROM audit_log")
     finally:
         connection.close()
@@ -310,9 +310,11 @@ def test_no_secret_reaches_the_audit_log(collector: AdminCollector) -> None:
         collector.run(admin, "waiver", "revoke", waiver_id="w-1", reason=f"{admin} {token}")
     with pytest.raises(grpc.RpcError):
         collector.run(admin + "x", "token", "list")
-    connection = sqlite3.connect(collector.live.config.database)
+    connection = raw(collector.live.config.database)
     try:
-        dump = "\n".join(str(row) for row in connection.execute("SELECT * FROM audit_log"))
+        dump = "\n".join(
+            str(row) for row in connection.execute("SELECT * FROM audit_log").fetchall()
+        )
     finally:
         connection.close()
     assert len(collector.audit()) == 3
@@ -331,8 +333,8 @@ def test_the_local_runner_checks_roles_too(collector: AdminCollector) -> None:
         assert runner.run(["token", "list"], {}, reader, peer="local", remote=False).columns
         with pytest.raises(Denied):
             runner.run(["token", "create"], {}, reader, peer="local", remote=False)
-        assert store.tokens() == []
-        entries = store.audit_entries()
+        assert store.identity.tokens() == []
+        entries = store.admin.audit_entries()
     finally:
         store.close()
     assert [(e.command, e.outcome) for e in entries] == [
@@ -371,10 +373,10 @@ def test_device_list_flags_suspected_copies(
         (first,) = store._db.execute(
             "SELECT serial FROM device_certificates WHERE device_id = ?", (device_id,)
         ).fetchone()
-        store.record_renewal(device_id, "renewed-serial", now + dt.timedelta(days=14), now,
+        store.identity.record_renewal(device_id, "renewed-serial", now + dt.timedelta(days=14), now,
                              action="renewed")  # fmt: skip
-        store.admit(device_id, "renewed-serial", now)
-        store.admit(device_id, first, now)  # the older certificate again: a copy
+        store.identity.admit(device_id, "renewed-serial", now)
+        store.identity.admit(device_id, first, now)  # the older certificate again: a copy
     finally:
         store.close()
     data = str(collector.live.config.data_dir)

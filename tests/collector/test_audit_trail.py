@@ -1,19 +1,21 @@
 """The record of who did what cannot be rewritten through SQL, and names the person at the
 collector machine (threat model rows 22 and 23). A real collector, a real agent's report, and
 the real CLI on the data folder fill every history table; then each refuses UPDATE and DELETE
-from a plain SQLite connection, as the application's own code would make them."""
+from a plain connection to the database (a SQLite file or PostgreSQL), as the application's own
+code would make them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
-import sqlite3
 
 import pytest
 
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.store import database_errors
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
+from tests.databases import columns, raw
 
 # Every table the threat model and the evidence chain say is append-only.
 HISTORY = ("reports", "state_changes", "waiver_events", "device_events", "audit_log",
@@ -26,7 +28,7 @@ def test_local_commands_are_audited_as_the_local_user(
     assert collector_cli(["device", "list", "--data", str(live_collector.config.data_dir)]) == 0
     store = live_collector.store()
     try:
-        (entry,) = store.audit_entries()
+        (entry,) = store.admin.audit_entries()
     finally:
         store.close()
     assert (entry.actor, entry.role, entry.peer) == (f"local:{getpass.getuser()}", "admin",
@@ -47,15 +49,15 @@ def test_every_history_table_refuses_update_and_delete(
                           "--expires", tomorrow, "--data", data]) == 0  # fmt: skip
     assert collector_cli(["device", "revoke", device_id, "--reason", "laptop stolen",
                           "--data", data]) == 0  # fmt: skip
-    connection = sqlite3.connect(live_collector.config.database)
+    connection = raw(live_collector.config.database)
     try:
         for table in HISTORY:
             (rows,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
             assert rows > 0, f"{table} is empty: the test would prove nothing about it"
-            column = connection.execute(f"PRAGMA table_info({table})").fetchall()[1][1]
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            column = columns(connection, table)[1]
+            with pytest.raises(database_errors(), match="append-only"):
                 connection.execute(f"UPDATE {table} SET {column} = {column}")
-            with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            with pytest.raises(database_errors(), match="append-only"):
                 connection.execute(f"DELETE FROM {table}")
             (after,) = connection.execute(f"SELECT count(*) FROM {table}").fetchone()
             assert after == rows

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from devposture.agent.transport import open_channel
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.intake import measure_skew
-from devposture.collector.records import from_us
+from devposture.collector.store.base import from_us
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
@@ -78,7 +78,7 @@ def test_an_agent_thirty_hours_ahead_delivers_and_its_skew_is_recorded(
         agent.enrollment.device_id,
     )  # fmt: skip
     assert device_skew == skew_ms
-    shown = live_collector.store().device(agent.enrollment.device_id)
+    shown = live_collector.store().identity.device(agent.enrollment.device_id)
     assert shown is not None and shown.clock_skew is not None
     assert abs(shown.clock_skew + dt.timedelta(hours=30)) < dt.timedelta(seconds=10)
 

@@ -13,12 +13,13 @@ from devposture.collector.config import CONFIG_NAME, SCHEMA, ConfigError, load, 
 from devposture.collector.datadir import initialize
 from devposture.config_file import example
 from devposture.policy.toml_lines import line_of
+from tests.databases import collector_database
 
 
 def _data(tmp_path: Path, edit: str = "", old: str = "", new: str = "") -> tuple[Path, str]:
     """A data folder whose collector.toml had `old` replaced by `new` and `edit` appended."""
     data = tmp_path / "collector"
-    initialize(data, "127.0.0.1")
+    initialize(data, "127.0.0.1", database=collector_database())
     path = data / CONFIG_NAME
     text = path.read_text()
     if old:
@@ -94,11 +95,12 @@ def test_a_setting_under_another_section_is_told_where_it_belongs(tmp_path: Path
 def test_a_value_of_the_wrong_kind_is_refused_with_its_line_and_an_example(
     tmp_path: Path, section: str, old: str, new: str, message: str
 ) -> None:
-    template = render_default("127.0.0.1", 7443, 7444)
+    database = collector_database()
+    template = render_default("127.0.0.1", 7443, 7444, database=database)
     start = template.index(section)
     at = template.index(old, start)  # the key in that section, not a namesake elsewhere
     data = tmp_path / "collector"
-    initialize(data, "127.0.0.1")
+    initialize(data, "127.0.0.1", database=database)
     text = (data / CONFIG_NAME).read_text()
     assert text == template
     text = text[:at] + new + text[at + len(old) :]

@@ -1,7 +1,7 @@
-"""Device groups over a real collector (SQLite file, admin port over TLS, the real CLI): a
+"""Device groups over a real collector (either engine, admin port over TLS, the real CLI): a
 token's group joins the devices it enrolls, IT sets and clears a device's group through the
 command table (audited, admin role only), names are checked, `device list --group` filters,
-and schema 7 upgrades a schema 6 database without losing anything."""
+and schema 7 upgrades a schema 6 (SQLite) database without losing anything."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from devposture.agent.transport import open_channel, send_report
 from devposture.collector import store as store_module
 from devposture.collector.admin.credentials import ADMIN, VIEWER
 from devposture.collector.cli import main as collector_cli
-from devposture.collector.identity_store import GroupNameError, group_name
 from devposture.collector.pki import utcnow
 from devposture.collector.store import DeviceRecord, Store
+from devposture.collector.store.identity import GroupNameError, group_name
 from devposture.collector.tokens import new_token
 from tests.collector.test_admin import AdminCollector, admin_collector
 from tests.collector.test_store import database_at_version
@@ -60,7 +60,7 @@ def _enroll_with(collector: AdminCollector, token: str, directory: Path, hostnam
 def _group_of(collector: AdminCollector, device_id: str) -> str:
     store = collector.store()
     try:
-        device = store.device(device_id)
+        device = store.identity.device(device_id)
         assert device is not None
         return device.group
     finally:
@@ -70,7 +70,9 @@ def _group_of(collector: AdminCollector, device_id: str) -> str:
 def _events(collector: AdminCollector, device_id: str) -> list[tuple[str, str]]:
     store = collector.store()
     try:
-        return [(action, detail) for _, action, _, detail in store.device_events(device_id)]
+        return [
+            (action, detail) for _, action, _, detail in store.identity.device_events(device_id)
+        ]
     finally:
         store.close()
 
@@ -115,13 +117,13 @@ def test_re_enrollment_keeps_the_tokens_group(collector: AdminCollector) -> None
         tokens = {}
         for group in (FINANCE, "", "sales-eu"):
             tokens[group] = new_token()
-            store.add_token(tokens[group], now, expires, uses=1, group=group)
-        store.enroll(tokens[FINANCE], now, DeviceRecord("d1", "s1", expires))
-        assert store.devices(group=FINANCE)[0].device_id == "d1"
-        store.enroll(tokens[""], now, DeviceRecord("d1", "s2", expires))
-        assert [d.group for d in store.devices(only="d1")] == [FINANCE]
-        store.enroll(tokens["sales-eu"], now, DeviceRecord("d1", "s3", expires))
-        assert [d.group for d in store.devices(only="d1")] == ["sales-eu"]
+            store.identity.add_token(tokens[group], now, expires, uses=1, group=group)
+        store.identity.enroll(tokens[FINANCE], now, DeviceRecord("d1", "s1", expires))
+        assert store.identity.devices(group=FINANCE)[0].device_id == "d1"
+        store.identity.enroll(tokens[""], now, DeviceRecord("d1", "s2", expires))
+        assert [d.group for d in store.identity.devices(only="d1")] == [FINANCE]
+        store.identity.enroll(tokens["sales-eu"], now, DeviceRecord("d1", "s3", expires))
+        assert [d.group for d in store.identity.devices(only="d1")] == ["sales-eu"]
     finally:
         store.close()
 
@@ -192,7 +194,7 @@ def test_refused_names_say_what_is_allowed(collector: AdminCollector, tmp_path: 
     assert _group_of(collector, device_id) == ""
     store = collector.store()
     try:
-        assert [t.group for t in store.tokens()] == [""]  # only enroll_agent's own token
+        assert [t.group for t in store.identity.tokens()] == [""]  # only enroll_agent's own token
     finally:
         store.close()
     assert [e.outcome for e in collector.audit()] == ["error"] * 2 * len(REFUSED)
@@ -308,6 +310,8 @@ def test_the_fleet_and_failing_reports_of_one_group(
     assert code == 0 and out.startswith("no device is in group 'hr'")  # not a table of zeros
 
 
+# A SQLite file's migration from an older schema (PostgreSQL databases start at the current one).
+@pytest.mark.sqlite_only
 def test_schema_6_is_upgraded_keeping_everything_with_no_groups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -328,15 +332,15 @@ def test_schema_6_is_upgraded_keeping_everything_with_no_groups(
     upgraded = Store.open(path)
     try:
         version = upgraded._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_module.SCHEMA_VERSION == 8
-        (device,) = upgraded.devices()
+        assert version == store_module.SCHEMA_VERSION == 9
+        (device,) = upgraded.identity.devices()
         assert (device.device_id, device.hostname, device.os_family, device.group) == (
             "d1", "laptop-1", "linux", "",
         )  # fmt: skip
-        (token,) = upgraded.tokens()
+        (token,) = upgraded.identity.tokens()
         assert (token.token_id, token.uses_left, token.group) == ("t1", 3, "")
-        assert upgraded.set_device_group("d1", FINANCE, utcnow()) == ""
-        assert [d.device_id for d in upgraded.devices(group=FINANCE)] == ["d1"]
+        assert upgraded.identity.set_device_group("d1", FINANCE, utcnow()) == ""
+        assert [d.device_id for d in upgraded.identity.devices(group=FINANCE)] == ["d1"]
         plan = " ".join(str(row[3]) for row in upgraded._db.execute(
             "EXPLAIN QUERY PLAN SELECT device_id FROM devices WHERE device_group = ?"
             " ORDER BY device_id", (FINANCE,)))  # fmt: skip

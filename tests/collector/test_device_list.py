@@ -1,8 +1,9 @@
-"""The device list read in SQL (`collector.device_list`) lists the same devices, in the same
+"""The device list read in SQL (`collector.store.device_list`) lists the same devices, in the same
 order, with the same standings, as judging every device from its history
 (`compliance.standings`) and filtering in Python, for every filter the dashboard offers.
 
-The fleet is `tests.collector.mixed_fleet`: every standing, in a real SQLite file.
+The fleet is `tests.collector.mixed_fleet`: every standing, in a real database (a SQLite file,
+or PostgreSQL).
 """
 
 from __future__ import annotations
@@ -13,26 +14,32 @@ from itertools import product
 import pytest
 
 from devposture.collector.compliance import STATES, DeviceSeen, Standing, standings
-from devposture.collector.device_list import NOT_PASSING, DeviceFilter, listed, matching_devices
 from devposture.collector.render import Row
 from devposture.collector.reports import failing_rows, fleet_rows
 from devposture.collector.store import Store
+from devposture.collector.store.device_list import (
+    NOT_PASSING,
+    DeviceFilter,
+    listed,
+    matching_devices,
+)
 from devposture.policy import Policy
 from tests.collector.mixed_fleet import NOW, mixed_fleet
+from tests.databases import fresh_database
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Policy]]:
-    store, policy = mixed_fleet(tmp_path_factory.mktemp("list") / "devposture.db")
+    store, policy = mixed_fleet(fresh_database(tmp_path_factory.mktemp("list")))
     yield store, policy
     store.close()
 
 
 def _judged(store: Store, policy: Policy) -> tuple[list[DeviceSeen], dict[str, dict[str, str]]]:
-    devices = store.devices_seen(NOW)
+    devices = store.reports.devices_seen(NOW)
     judged: dict[str, dict[str, str]] = {d.device_id: {} for d in devices}
     found: list[Standing] = standings(
-        devices, store.state_changes(NOW), policy, NOW, store.waivers()
+        devices, store.reports.state_changes(NOW), policy, NOW, store.waivers.recorded()
     )
     for s in found:
         judged[s.device_id][s.check_id] = s.state
@@ -93,7 +100,7 @@ def test_every_filter_lists_the_devices_judging_the_history_lists(
     fleet: tuple[Store, Policy],
 ) -> None:
     store, policy = fleet
-    groups = {d.device_id: d.group for d in store.devices()}
+    groups = {d.device_id: d.group for d in store.identity.devices()}
     seen_states: set[str] = set()
     for wanted in _filters(policy):
         expected = _expected(store, policy, wanted, groups)
@@ -138,7 +145,7 @@ def test_failing_longest_read_a_page_at_a_time_is_the_list_judged_from_the_histo
     exact = failing_rows(store, policy, NOW)
     keys = [(r["device"], r["check"], r["failing_since"]) for r in exact]
     assert len(keys) > 12, "too few failures for pages to prove anything"
-    assert store.failing_count(policy, NOW) == len(keys)
+    assert store.fleet.failing_count(policy, NOW) == len(keys)
     pages = [
         failing_rows(store, policy, NOW, current=True, offset=start, limit=5)
         for start in range(0, len(keys) + 5, 5)
@@ -155,7 +162,7 @@ def test_a_groups_fleet_and_failures_counted_in_sql_equal_them_judged_from_the_h
     fast = fleet_rows(store, policy, NOW, current=True, group=group)
     exact = fleet_rows(store, policy, NOW, exact=True, group=group)
     assert fast == exact
-    members = {d.device_id for d in store.devices(group=group)}
+    members = {d.device_id for d in store.identity.devices(group=group)}
     assert sum(int(str(r["devices"])) for r in exact) == len(members) * len(policy.checks)
 
     def keys(rows: list[Row]) -> list[tuple[object, object, object]]:

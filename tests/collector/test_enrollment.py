@@ -22,7 +22,7 @@ from tests.conftest import LiveCollector, enroll_agent, host_info
 def _device_count(collector: LiveCollector) -> int:
     store = collector.store()
     try:
-        return len({row.device_id for row in store.device_results()})
+        return len({row.device_id for row in store.reports.device_results()})
     finally:
         store.close()
 

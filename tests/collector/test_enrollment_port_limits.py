@@ -58,7 +58,7 @@ def test_report_batch_and_renew_at_the_enrollment_port_are_unauthenticated(
         assert "client certificate" in (refused.details() or "")
     store = live_collector.store()
     try:
-        assert store.report_ids() == []
+        assert store.reports.report_ids() == []
     finally:
         store.close()
 

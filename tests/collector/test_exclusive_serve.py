@@ -33,13 +33,14 @@ from devposture.collector import server as collector_server
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import LOCK_NAME, DataFolderInUse, initialize
 from devposture.collector.ports import PortUnavailable
+from tests.databases import collector_database, init_arguments
 from tests.e2e.fleet import free_ports
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
 
 
 def _folder(path: Path) -> CollectorConfig:
-    config, _ = initialize(path, "127.0.0.1")
+    config, _ = initialize(path, "127.0.0.1", database=collector_database())
     return config
 
 
@@ -226,7 +227,7 @@ def _configure(folder: Path, ports: list[int]) -> None:
     enroll, report, admin, metrics, web = ports
     done = subprocess.run(
         [COLLECTOR, "init", "--data", str(folder), "--enroll-port", str(enroll),
-         "--report-port", str(report)],
+         "--report-port", str(report), *init_arguments()],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -1,5 +1,5 @@
 """The fleet as of a past moment, counted in SQL from the history
-(`fleet_counts.fleet_figures_as_of`), equals judging every device as of then through
+(`store.fleet.fleet_figures_as_of`), equals judging every device as of then through
 `compliance.standings`, at moments before, during and after the waivers, the failures' grace
 periods and the devices' silences of `tests.collector.mixed_fleet`."""
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,13 +21,14 @@ from devposture.collector.reports import fleet_rows
 from devposture.collector.store import Store
 from devposture.policy import Policy
 from tests.collector.mixed_fleet import NOW, mixed_fleet
+from tests.databases import fresh_database
 
 MOMENTS = [NOW - dt.timedelta(hours=h) for h in (0, 1, 5, 29, 31, 50, 100, 24 * 6, 24 * 19)]
 
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Policy]]:
-    store, policy = mixed_fleet(tmp_path_factory.mktemp("asof") / "devposture.db")
+    store, policy = mixed_fleet(fresh_database(tmp_path_factory.mktemp("asof")))
     yield store, policy
     store.close()
 
@@ -68,14 +68,13 @@ def test_week_ends_without_a_record_are_counted_from_the_history_and_kept(
     """What `serve` does at start for the trend: the past week ends with no record of their
     day are counted as of then, equal to judging the fleet then, and kept as those days'."""
     store, policy = fleet
-    assert store.fleet_days() == {}
-    moments = missing_week_ends(store.fleet_days(), NOW)
+    assert store.fleet.fleet_days() == {}
+    moments = missing_week_ends(store.fleet.fleet_days(), NOW)
     assert moments == week_ends(NOW)[:-1] and len(moments) == WEEKS - 1
-    database = Path(store._db.execute("PRAGMA database_list").fetchone()[2])
-    counted = count_week_ends(database, policy, moments)
-    store.keep_fleet_days(counted, NOW)
+    counted = count_week_ends(store.target, policy, moments)
+    store.fleet.keep_fleet_days(counted, NOW)
     try:
-        kept = store.fleet_days()
+        kept = store.fleet.fleet_days()
         for moment in moments:
             exact = {r["check"]: r for r in fleet_rows(store, policy, moment, exact=True)}
             for check_id, per_state in kept[day_ended_by(moment)].items():

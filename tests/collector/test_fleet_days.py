@@ -27,12 +27,12 @@ def test_a_recorded_day_holds_the_fleet_as_counted_now_and_is_replaced_within_th
     policy, now = default_policy(), dt.datetime.now(dt.UTC)
     store = live_collector.store()
     try:
-        store.record_fleet_day(policy, now)
-        first = store.fleet_days()[now.date().isoformat()]
+        store.fleet.record_fleet_day(policy, now)
+        first = store.fleet.fleet_days()[now.date().isoformat()]
         assert first["firewall"]["UNKNOWN"] == 1  # enrolled, never judged
         _report_firewall_off(agent)
-        store.record_fleet_day(policy, now + dt.timedelta(minutes=1))
-        (today,) = store.fleet_days().values()
+        store.fleet.record_fleet_day(policy, now + dt.timedelta(minutes=1))
+        (today,) = store.fleet.fleet_days().values()
         rows = {r["check"]: r for r in fleet_rows(store, policy, now, current=True)}
         assert today["firewall"]["GRACE"] == rows["firewall"]["grace"] == 1
         assert today["firewall"].get("UNKNOWN", 0) == 0
@@ -54,9 +54,9 @@ def test_serve_records_today_at_start_then_counts_the_unrecorded_week_ends(
     deadline = time.monotonic() + 20
     store = live_collector.store()
     try:
-        while not wanted <= set(store.fleet_days()) and time.monotonic() < deadline:
+        while not wanted <= set(store.fleet.fleet_days()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        days = store.fleet_days()
+        days = store.fleet.fleet_days()
         assert wanted <= set(days)
         # The device enrolled today: at every past week end the fleet had no device.
         last_week = days[day_ended_by(week_ends(now)[-2])]

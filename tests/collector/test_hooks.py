@@ -1,4 +1,4 @@
-"""Standard hooks on a real collector (grpc.aio, mutual TLS, SQLite): gRPC health checking and
+"""Standard hooks on a real collector (grpc.aio, mutual TLS, any engine): gRPC health checking and
 reflection from plain grpcio clients, Prometheus metrics scraped with a plain HTTP client, and
 log lines (JSON or text) without secrets."""
 
@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import re
-import sqlite3
 import time
 import urllib.request
 import uuid
@@ -35,12 +34,11 @@ from devposture.collector import server as collector_server
 from devposture.collector.compliance import STATES, Waiver
 from devposture.collector.config import CONFIG_NAME, ConfigError, load
 from devposture.collector.datadir import initialize
-from devposture.collector.fleet_counts import fleet_figures
 from devposture.collector.log_format import JsonFormatter, RedactSecrets
 from devposture.collector.pki import utcnow
 from devposture.collector.policy import current_policy
 from devposture.collector.reports import fleet_rows
-from devposture.collector.store import Store
+from devposture.collector.store import DatabaseTarget, Store
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import (
@@ -51,6 +49,7 @@ from tests.conftest import (
     make_report,
     running_collector,
 )
+from tests.databases import collector_database
 
 HOSTNAMES = ("alice-thinkpad", "bob-macbook")
 
@@ -163,7 +162,7 @@ def test_stop_drains_first_not_serving_while_reports_are_still_taken(tmp_path: P
             assert time.monotonic() - began >= drain
         store = live.store()
         try:
-            assert store.report_ids(device_id) == [report.report_id]
+            assert store.reports.report_ids(device_id) == [report.report_id]
         finally:
             store.close()
         # Then the ports close.
@@ -391,12 +390,14 @@ def test_devices_by_state_match_the_fleet_report_now_and_later(tmp_path: Path) -
         store = live.store()
         try:
             now = utcnow()
-            store.add_waiver(
+            store.waivers.add_waiver(
                 Waiver("w-test0001", agents[2].enrollment.device_id, "firewall", "IT", "testing",
                        now, now + dt.timedelta(days=30)),
                 now,
             )  # fmt: skip
-            store.set_device_status(agents[3].enrollment.device_id, "retired", now, "replaced")
+            store.identity.set_device_status(
+                agents[3].enrollment.device_id, "retired", now, "replaced"
+            )
             samples = scrape(hooked.metrics_url)
             got = _device_states(samples)
             assert got == _expected_states(store, live, utcnow())
@@ -410,11 +411,11 @@ def test_devices_by_state_match_the_fleet_report_now_and_later(tmp_path: Path) -
             policy = live.service.policy
             firewall = policy.check("firewall")
             assert firewall is not None
-            reader = sqlite3.connect(f"file:{live.config.database}?mode=ro", uri=True)
+            reader = Store.open_reader(live.config.database)
             try:
                 for hours in (firewall.grace_hours + 1, policy.stale_after_hours + 1):
                     at = utcnow() + dt.timedelta(hours=hours)
-                    figures = fleet_figures(reader, policy, at)
+                    figures = reader.fleet.fleet_figures(policy, at)
                     later = {
                         (check, state): n
                         for check, per_state in figures.by_check.items()
@@ -442,50 +443,52 @@ def test_fleet_figures_are_cached_between_scrapes(hooked: Hooked, tmp_path: Path
     assert fleet.reads == 2
 
 
-def _large_fleet(path: Path, devices: int, checks: list[str]) -> None:
-    Store.open(path).close()  # the schema
-    db = sqlite3.connect(path)
+def _large_fleet(target: DatabaseTarget, devices: int, checks: list[str]) -> None:
+    store = Store.open(target)  # the schema
     now = int(time.time() * 1_000_000)
-    with db:
-        db.executemany(
-            "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us,"
-            " hostname, last_report_us) VALUES (?, ?, 't', 's', ?, ?, ?)",
-            [
-                (f"d{i:06}", now - 10**12, now + 10**12, f"host-{i}",
-                 now - (3 * 24 * 3600 * 10**6 if i % 10 == 0 else 10**6))
-                for i in range(devices)
-            ],
-        )  # fmt: skip
-        db.execute(
-            "INSERT INTO reports(report_id, device_id, received_us, collected_us, agent_version,"
-            " body) VALUES ('r', 'd000000', 0, 0, '', x'')"
-        )
-        states = ("PASS", "FAIL", "UNKNOWN")
-        db.executemany(
-            "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
-            " collected_us, evaluated_us) VALUES (?, ?, ?, '', 'r', ?, ?)",
-            [(f"d{i:06}", c, states[(i + j) % 3], now, now)
-             for i in range(devices) for j, c in enumerate(checks)],
-        )  # fmt: skip
-        db.executemany(
-            "INSERT INTO state_changes(device_id, check_id, state, reason, since_us, report_id)"
-            " VALUES (?, ?, 'FAIL', '', ?, 'r')",
-            [(f"d{i:06}", c, now - (i % 48) * 3600 * 10**6)
-             for i in range(devices) for j, c in enumerate(checks) if (i + j) % 3 == 1],
-        )  # fmt: skip
-    db.close()
+    try:
+        with store._db.transaction() as cursor:
+            cursor.executemany(
+                "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
+                " cert_not_after_us, hostname, last_report_us) VALUES (?, ?, 't', 's', ?, ?, ?)",
+                [
+                    (f"d{i:06}", now - 10**12, now + 10**12, f"host-{i}",
+                     now - (3 * 24 * 3600 * 10**6 if i % 10 == 0 else 10**6))
+                    for i in range(devices)
+                ],
+            )  # fmt: skip
+            cursor.execute(
+                "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
+                " agent_version, body) VALUES ('r', 'd000000', 0, 0, '', ?)",
+                (b"",),
+            )
+            states = ("PASS", "FAIL", "UNKNOWN")
+            cursor.executemany(
+                "INSERT INTO check_results(device_id, check_id, state, reason, report_id,"
+                " collected_us, evaluated_us) VALUES (?, ?, ?, '', 'r', ?, ?)",
+                [(f"d{i:06}", c, states[(i + j) % 3], now, now)
+                 for i in range(devices) for j, c in enumerate(checks)],
+            )  # fmt: skip
+            cursor.executemany(
+                "INSERT INTO state_changes(device_id, check_id, state, reason, since_us,"
+                " report_id) VALUES (?, ?, 'FAIL', '', ?, 'r')",
+                [(f"d{i:06}", c, now - (i % 48) * 3600 * 10**6)
+                 for i in range(devices) for j, c in enumerate(checks) if (i + j) % 3 == 1],
+            )  # fmt: skip
+    finally:
+        store.close()
 
 
 @pytest.mark.slow
 def test_fleet_figures_stay_fast_with_a_hundred_thousand_devices(tmp_path: Path) -> None:
-    config, _ = initialize(tmp_path / "collector", "127.0.0.1")
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1", database=collector_database())
     policy = current_policy(config)
     checks = [c.check_id for c in policy.checks]
     _large_fleet(config.database, 100_000, checks)
-    reader = sqlite3.connect(f"file:{config.database}?mode=ro", uri=True)
+    reader = Store.open_reader(config.database)
     try:
         started = time.perf_counter()
-        figures = fleet_figures(reader, policy, utcnow())
+        figures = reader.fleet.fleet_figures(policy, utcnow())
         elapsed = time.perf_counter() - started
     finally:
         reader.close()
@@ -508,7 +511,7 @@ def test_a_busy_metrics_port_does_not_stop_the_collector(tmp_path: Path) -> None
     with hooked_collector(tmp_path / "one") as one:
         busy = one.running.metrics_port
         assert busy is not None
-        config, _ = initialize(tmp_path / "two", "127.0.0.1")
+        config, _ = initialize(tmp_path / "two", "127.0.0.1", database=collector_database())
 
         async def start_and_stop() -> tuple[int | None, int]:
             running = await collector_server.start(config, 0, 0, "127.0.0.1", metrics_port=busy)
@@ -594,7 +597,7 @@ def test_text_logs_redact_secrets_in_messages_and_tracebacks() -> None:
 
 
 def _with(directory: Path, extra: str) -> Path:
-    initialize(directory, "127.0.0.1")
+    initialize(directory, "127.0.0.1", database=collector_database())
     path = directory / CONFIG_NAME
     text = path.read_text()
     for section in ("[metrics]", "[logging]"):
@@ -611,7 +614,8 @@ def test_metrics_and_logging_settings(tmp_path: Path) -> None:
         True, "127.0.0.1", 9464,
     )  # fmt: skip
     assert defaults.log_format == "text"
-    fresh = load(initialize(tmp_path / "fresh", "127.0.0.1")[0].data_dir)
+    fresh_config, _ = initialize(tmp_path / "fresh", "127.0.0.1", database=collector_database())
+    fresh = load(fresh_config.data_dir)
     assert (fresh.metrics_enabled, fresh.metrics_port, fresh.log_format) == (True, 9464, "text")
     off = load(_with(tmp_path / "off", '[metrics]\nenabled = false\n[logging]\nformat = "json"\n'))
     assert not off.metrics_enabled and off.log_format == "json"
@@ -625,7 +629,7 @@ def test_metrics_and_logging_settings(tmp_path: Path) -> None:
 
 
 def _drain_set_to(directory: Path, line: str) -> Path:
-    initialize(directory, "127.0.0.1")
+    initialize(directory, "127.0.0.1", database=collector_database())
     path = directory / CONFIG_NAME
     text = path.read_text()
     assert text.count("drain_seconds = 5\n") == 1

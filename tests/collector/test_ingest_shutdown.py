@@ -54,7 +54,7 @@ def test_a_collector_shutting_down_pushes_back_with_a_spread_retry_hint(
         assert PUSH_BACK_MS <= _hint(refusal) <= 2 * PUSH_BACK_MS
     store = live_collector.store()
     try:
-        assert store.report_ids() == []
+        assert store.reports.report_ids() == []
     finally:
         store.close()
 
@@ -90,7 +90,7 @@ def test_stopping_under_load_never_acknowledges_what_it_did_not_store(
                 failures.add(exc.code())
     store = generous_collector.store()
     try:
-        stored = store.report_ids()
+        stored = store.reports.report_ids()
     finally:
         store.close()
     assert len(stored) == len(set(stored))

@@ -149,7 +149,7 @@ def strict_collector(tmp_path: Path) -> Iterator[LiveCollector]:
 def _stored(collector: LiveCollector, device_id: str) -> list[str]:
     store = collector.store()
     try:
-        return store.report_ids(device_id)
+        return store.reports.report_ids(device_id)
     finally:
         store.close()
 

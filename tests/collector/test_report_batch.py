@@ -30,7 +30,7 @@ def test_a_batch_is_stored_and_each_report_acknowledged(
     assert not response.rejections
     store = live_collector.store()
     try:
-        assert sorted(store.report_ids()) == sorted(r.report_id for r in reports)
+        assert sorted(store.reports.report_ids()) == sorted(r.report_id for r in reports)
     finally:
         store.close()
     # The configuration once for the batch, verdicts only on the newest report's ack.
@@ -62,7 +62,7 @@ def test_bad_reports_are_rejected_one_by_one_and_the_rest_stored(
     assert all(r.message for r in response.rejections)
     store = live_collector.store()
     try:
-        assert store.report_ids() == [good.report_id]
+        assert store.reports.report_ids() == [good.report_id]
     finally:
         store.close()
 
@@ -81,7 +81,7 @@ def test_a_batch_over_the_limit_is_refused_whole(
     assert str(MAX_BATCH) in (refused.value.details() or "")
     store = live_collector.store()
     try:
-        assert store.report_ids() == []
+        assert store.reports.report_ids() == []
     finally:
         store.close()
 

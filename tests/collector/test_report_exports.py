@@ -125,7 +125,7 @@ def test_failing_now_read_in_sql_equals_failing_judged_from_history(
         assert {r["device"] for r in before} == {
             agent.enrollment.device_id, second.enrollment.device_id
         }
-        store.add_waiver(
+        store.waivers.add_waiver(
             Waiver("w-test0002", second.enrollment.device_id, "firewall", "IT", "replacing it",
                    now, now + dt.timedelta(days=3)),
             now,

@@ -23,7 +23,7 @@ from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_repo
 def _stored(collector: LiveCollector) -> list[str]:
     store = collector.store()
     try:
-        return store.report_ids()
+        return store.reports.report_ids()
     finally:
         store.close()
 
@@ -39,7 +39,7 @@ def test_report_is_acknowledged_after_it_is_stored(
     assert _stored(live_collector) == [report.report_id]
     store = live_collector.store()
     try:
-        body = store.report_body(report.report_id)
+        body = store.reports.report_body(report.report_id)
     finally:
         store.close()
     assert body is not None and pb.PostureReport.FromString(body) == report

@@ -18,9 +18,12 @@ from devposture.agent.state import AgentState
 from devposture.collector.admin.credentials import VIEWER, new_credential
 from devposture.collector.pki import utcnow
 from devposture.collector.store import Store
+from devposture.collector.store.engine import AnyDatabase
+from devposture.collector.store.target import DatabaseTarget, SqliteTarget
 from devposture.collector.web.server import start_dashboard
 from devposture.net.address import CollectorAddress
 from tests.conftest import host_info, running_collector
+from tests.databases import fresh_database, raw
 from tests.throttling import post_login
 
 
@@ -29,18 +32,49 @@ def _secret(text: str) -> str:
     return text.split("_", 2)[2]
 
 
+def _tables(database: AnyDatabase) -> list[str]:
+    if database.dialect.is_sqlite:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table'"
+    else:
+        sql = (
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        )
+    return [str(row[0]) for row in database.execute(sql).fetchall()]
+
+
+def _stored(target: DatabaseTarget) -> bytes:
+    """Everything the database holds: every value of every row of every table, and for a
+    SQLite file its bytes on disk too (the main file, its WAL, freed pages and all)."""
+    database = raw(target)
+    try:
+        values = [
+            value if isinstance(value, bytes) else str(value).encode()
+            for table in _tables(database)
+            for row in database.execute(f"SELECT * FROM {table}").fetchall()
+            for value in row
+        ]
+    finally:
+        database.close()
+    if isinstance(target, SqliteTarget):
+        folder, name = target.path.parent, target.path.name
+        values += [p.read_bytes() for p in folder.glob(f"{name}*")]
+    return b"\n".join(values)
+
+
 def test_an_admin_credential_s_secret_is_not_stored(tmp_path: Path) -> None:
-    store = Store.open(tmp_path / "db.sqlite")
+    target = fresh_database(tmp_path, "db.sqlite")
+    store = Store.open(target)
     credential = new_credential()
     try:
-        store.add_credential(credential, "Li Wei (IT)", VIEWER, utcnow())
-        assert store.authenticate(credential) is not None  # it is usable: something is kept
+        store.admin.add_credential(credential, "Li Wei (IT)", VIEWER, utcnow())
+        assert store.admin.authenticate(credential) is not None  # it is usable: something is kept
     finally:
         store.close()
-    raw = b"".join(p.read_bytes() for p in tmp_path.glob("db.sqlite*"))
-    assert credential.secret.encode() not in raw
-    assert credential.credential_id.encode() in raw
-    assert hashlib.sha256(credential.secret.encode()).hexdigest().encode() in raw
+    stored = _stored(target)
+    assert credential.secret.encode() not in stored
+    assert credential.credential_id.encode() in stored
+    assert hashlib.sha256(credential.secret.encode()).hexdigest().encode() in stored
 
 
 def test_no_secret_reaches_the_service_log(

@@ -36,6 +36,7 @@ from devposture.collector.pki import (
 from devposture.collector.trust import Stage, Trust, TrustError
 from devposture.net.pinning import _unverified_chain
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, host_info, make_report
+from tests.databases import collector_database
 
 # The collector looks at the files at most once a second; this leaves room for a slow machine.
 RELOAD_WITHIN = 5.0
@@ -172,7 +173,9 @@ def test_a_bad_server_key_is_refused_and_the_previous_certificate_kept(
 
 
 def test_rotation_keeps_working_for_a_data_folder_made_by_init(tmp_path: Path) -> None:
-    config, ca = initialize(tmp_path / "c", "127.0.0.1", ["collector.example.com"])
+    config, ca = initialize(
+        tmp_path / "c", "127.0.0.1", ["collector.example.com"], database=collector_database()
+    )
     trust = Trust(config)
     assert trust.authorities().stage == Stage.STEADY
     assert not trust.authorities_path.exists()
@@ -284,7 +287,7 @@ def test_ca_rollover_stage_activate_finish_cuts_off_no_agent_that_renewed(
 
 
 def test_rollover_steps_refuse_out_of_order_with_the_next_step(tmp_path: Path) -> None:
-    config, _ = initialize(tmp_path / "c", "127.0.0.1")
+    config, _ = initialize(tmp_path / "c", "127.0.0.1", database=collector_database())
     trust = Trust(config)
     with pytest.raises(TrustError, match="ca rollover stage"):
         trust.activate_rollover(force=True)

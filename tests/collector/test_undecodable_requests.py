@@ -31,13 +31,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devposture.agent.enroll import make_csr
 from devposture.collector.admin.credentials import ADMIN
-from devposture.collector.admin.records import AuditEntry
 from devposture.collector.admin.service import (
     UNAUTHENTICATED_ACTOR,
     AdminServer,
     start_admin_server,
 )
 from devposture.collector.ratelimit import DeviceRateLimiter
+from devposture.collector.store.admin import AuditEntry
 from devposture.collector.throttle import FREE_FAILURES
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import devposture_pb2 as pb
@@ -242,7 +242,7 @@ def counted(live: LiveCollector, expected: dict[tuple[str, str], float]) -> dict
 def audit(live: LiveCollector) -> list[AuditEntry]:
     store = live.store()
     try:
-        return store.audit_entries()
+        return store.admin.audit_entries()
     finally:
         store.close()
 

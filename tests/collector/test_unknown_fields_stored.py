@@ -26,7 +26,7 @@ def test_unknown_fields_from_a_newer_agent_are_stored_whole(
     assert {v.check_id: v.state for v in ack.verdicts}["firewall"] == "PASS"  # still judged
     store = live_collector.store()
     try:
-        ((_, report_id, _, body),) = store.latest_reports()
+        ((_, report_id, _, body),) = store.reports.latest_reports()
     finally:
         store.close()
     assert report_id == report.report_id

@@ -375,7 +375,7 @@ def test_now_must_be_timezone_aware() -> None:
 def _stored(collector: LiveCollector) -> list[str]:
     store = collector.store()
     try:
-        return store.report_ids()
+        return store.reports.report_ids()
     finally:
         store.close()
 

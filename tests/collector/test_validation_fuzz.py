@@ -287,7 +287,7 @@ def test_validation_accepts_or_rejects_and_rejected_reports_are_never_stored(
     elapsed = time.monotonic() - started
     store = generous_collector.store()
     try:
-        stored = set(store.report_ids())
+        stored = set(store.reports.report_ids())
     finally:
         store.close()
     print(
