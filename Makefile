@@ -36,7 +36,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy --platform win32 agent/windows
 
 unit: $(VENV)/.installed-test
-	$(BIN)/pytest
+	env -u DEVPOSTURE_TEST_POSTGRESQL $(BIN)/pytest
 
 # The tests whose collector stores anything: every one of them on PostgreSQL too.
 unit-postgresql: $(VENV)/.installed-test
