@@ -13,10 +13,12 @@ one was. The rules, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from devposture.collector.standing_rule import Facts, decide
 from devposture.policy import Policy
 
 STATES = ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT", "STALE")
@@ -84,7 +86,8 @@ def standings(
     out: list[Standing] = []
     for device in devices:
         silent_since = device.last_report_at or device.enrolled_at
-        if at - silent_since > window:
+        if decide(Facts(silent=at - silent_since > window, waived=False, latest=None,
+                        in_grace=False)) == "STALE":  # fmt: skip
             heard = (
                 f"last report {device.last_report_at:%Y-%m-%d %H:%M} UTC"
                 if device.last_report_at
@@ -102,27 +105,36 @@ def standings(
                 now_state, now_reason = current.get((found[0], found[1]), ("", ""))
                 if now_state == found[2] and now_reason:
                     found = (found[0], found[1], found[2], now_reason, found[4])
-            standing = _standing(device.device_id, check.check_id, check.grace_hours, found, at)
             waiver = waived.get((device.device_id, check.check_id))
-            if waiver is not None:
-                standing = Standing(
-                    standing.device_id, standing.check_id, "EXEMPT",
-                    f"waiver {waiver.waiver_id} until {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
-                    f" ({waiver.owner}: {waiver.reason}); without it: {standing.state}",
-                    waiver.created_at,
-                )  # fmt: skip
-            out.append(standing)
+            out.append(_standing(device.device_id, check.check_id, check.grace_hours, found,
+                                 at, waiver=waiver))  # fmt: skip
     return out
 
 
 def _standing(
-    device_id: str, check_id: str, grace_hours: int, change: Change | None, at: dt.datetime
-) -> Standing:
+    device_id: str, check_id: str, grace_hours: int, change: Change | None, at: dt.datetime,
+    *, waiver: Waiver | None,
+) -> Standing:  # fmt: skip
+    """One standing of a device heard from within the window, by the standing rule."""
+    grace_until = None if change is None else change[4] + dt.timedelta(hours=grace_hours)
+    facts = Facts(silent=False, waived=waiver is not None,
+                  latest=None if change is None else change[2],
+                  in_grace=grace_until is not None and at < grace_until)  # fmt: skip
+    state = decide(facts)
+    unwaived_state = decide(dataclasses.replace(facts, waived=False))
     if change is None:
-        return Standing(device_id, check_id, "UNKNOWN", "not judged yet: no report received", None)
-    _, _, state, reason, since = change
-    grace_until = since + dt.timedelta(hours=grace_hours)
-    if state == "FAIL" and at < grace_until:
-        state = "GRACE"
-        reason = f"failing, within grace until {grace_until:%Y-%m-%d %H:%M} UTC: {reason}"
-    return Standing(device_id, check_id, state, reason, since)
+        unwaived = Standing(device_id, check_id, unwaived_state,
+                            "not judged yet: no report received", None)  # fmt: skip
+    else:
+        reason, since = change[3], change[4]
+        if unwaived_state == "GRACE":
+            reason = f"failing, within grace until {grace_until:%Y-%m-%d %H:%M} UTC: {reason}"
+        unwaived = Standing(device_id, check_id, unwaived_state, reason, since)
+    if state != "EXEMPT" or waiver is None:
+        return unwaived
+    return Standing(
+        device_id, check_id, "EXEMPT",
+        f"waiver {waiver.waiver_id} until {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
+        f" ({waiver.owner}: {waiver.reason}); without it: {unwaived.state}",
+        waiver.created_at,
+    )  # fmt: skip

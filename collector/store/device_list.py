@@ -1,11 +1,10 @@
 """The fleet's devices with their standing now, filtered and a page at a time, in SQL.
 
-The dashboard's device list asks this. It judges the way `compliance.standings` does (STALE
-for a device silent past the window, then EXEMPT under a waiver in force, then the latest
-verdict, GRACE for a failure younger than its check's grace period, UNKNOWN when never judged;
-tested equal), but from the current verdicts (`check_results`, one primary-key lookup per
-device and check) instead of the whole history, so a page costs one pass over the devices
-with 100,000 of them, not a judgment of every device in Python (bench/dashboard_pages.py).
+The dashboard's device list asks this. It judges by the standing rule
+(`collector/standing_rule.py`, rendered as a SQL CASE; tested equal to `compliance.standings`),
+but from the current verdicts (`check_results`, one primary-key lookup per device and check)
+instead of the whole history, so a page costs one pass over the devices with 100,000 of them,
+not a judgment of every device in Python (bench/dashboard_pages.py).
 
 A page is read in two steps: the matching devices' ids (ordered by host name, then id: the
 total and every page come from it, so the dashboard caches it while the pages are turned),
@@ -20,6 +19,7 @@ import json
 from dataclasses import dataclass
 
 from devposture.collector.compliance import STATES
+from devposture.collector.standing_rule import Conditions, sql_case
 from devposture.collector.store.base import Part, maybe_from_us, to_us
 from devposture.collector.store.engine import AnyDatabase, Dialect
 from devposture.collector.store.fleet import waived_at
@@ -76,19 +76,15 @@ class _Query:
                 f" LEFT JOIN check_results c{k}"
                 f" ON c{k}.device_id = d.device_id AND c{k}.check_id = :check{k}"
             )
-            # Without a waiver in force on the check, no device is EXEMPT on it: the branch
-            # (a lookup per device) is left out.
-            exempt = (
-                f" WHEN d.device_id IN ({db.dialect.json_values(f':waived{k}')}) THEN 'EXEMPT'"
-                if waived[check.check_id]
-                else ""
-            )
-            self.states.append(
-                "CASE WHEN COALESCE(d.last_report_us, d.enrolled_us) < :fresh THEN 'STALE'"
-                f"{exempt}"
-                f" WHEN c{k}.state = 'FAIL' AND c{k}.since_us > :grace{k} THEN 'GRACE'"
-                f" WHEN c{k}.state IN ('PASS', 'FAIL') THEN c{k}.state ELSE 'UNKNOWN' END"
-            )
+            # The standing rule (collector/standing_rule.py) as SQL. Without a waiver in force
+            # on the check, no device is EXEMPT on it: that step (a lookup per device) is
+            # left out.
+            waived_here = f"d.device_id IN ({db.dialect.json_values(f':waived{k}')})"
+            self.states.append(sql_case(Conditions(
+                silent="COALESCE(d.last_report_us, d.enrolled_us) < :fresh",
+                waived=waived_here if waived[check.check_id] else None,
+                latest=f"c{k}.state", in_grace=f"c{k}.since_us > :grace{k}",
+            )))  # fmt: skip
 
     def where(self, wanted: DeviceFilter) -> tuple[str, str]:
         """The joins the filter needs and its WHERE clause."""
