@@ -19,8 +19,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from devposture.agent.enroll import enroll
 from devposture.agent.state import AgentState, Enrollment
 from devposture.collector import server as collector_server
-from devposture.collector.admin.credentials import new_credential
 from devposture.collector.config import CollectorConfig
+from devposture.collector.credentials import new_credential
 from devposture.collector.datadir import initialize
 from devposture.collector.pki import utcnow
 from devposture.collector.service import CollectorService

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devposture.collector.admin.client import read_credential, run_remote
 from devposture.collector.admin.commands import (
     COMMANDS,
     CommandError,
@@ -26,8 +25,8 @@ from devposture.collector.admin.commands import (
     local_actor,
     present,
 )
-from devposture.collector.admin.credentials import ROLES, VIEWER
 from devposture.collector.config import load
+from devposture.collector.credentials import ROLES, VIEWER
 from devposture.collector.render import FORMATS
 from devposture.collector.store import Store
 
@@ -328,6 +327,9 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
             "with --collector, give --ca-fingerprint (from `devposture-collector ca"
             " fingerprint` on the collector) and --credential-file (your admin credential)"
         )
+    # Imported here: only a remote command speaks gRPC to a collector's admin port.
+    from devposture.collector.admin.client import read_credential, run_remote  # noqa: PLC0415
+
     credential = read_credential(args.credential_file)
     return run_remote(remote, args.ca_fingerprint, credential, words, arguments)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import grpc
 
 from devposture.collector.admin.commands import CommandError, Result
-from devposture.collector.admin.credentials import CredentialFormatError, parse_credential
+from devposture.collector.credentials import CredentialFormatError, parse_credential
 from devposture.collector.render import Row
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devposture.collector.admin.credentials import ROLES, Credential, credential_matches
+from devposture.collector.credentials import ROLES, Credential, credential_matches
 from devposture.collector.evidence import chain
 from devposture.collector.store.base import Part, from_us, maybe_from_us, to_us
 from devposture.collector.store.chain import append

@@ -27,9 +27,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from devposture.collector.admin.credentials import CredentialFormatError, parse_credential
 from devposture.collector.compliance import STATES
 from devposture.collector.config import CollectorConfig
+from devposture.collector.credentials import CredentialFormatError, parse_credential
 from devposture.collector.pki import utcnow
 from devposture.collector.store.admin import CredentialInfo
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from devposture.collector.admin.credentials import ROLE_RANK, VIEWER
+from devposture.collector.credentials import ROLE_RANK, VIEWER
 from devposture.collector.store import Store
 from devposture.collector.store.sessions import SessionRow
 

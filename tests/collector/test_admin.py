@@ -18,8 +18,8 @@ import pytest
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector import server as collector_server
 from devposture.collector.admin.commands import Actor, Denied, Runner
-from devposture.collector.admin.credentials import ADMIN, VIEWER, new_credential
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.credentials import ADMIN, VIEWER, new_credential
 from devposture.collector.datadir import initialize
 from devposture.collector.pki import utcnow
 from devposture.collector.store import Store, database_errors

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from devposture.collector.admin.client import ADMIN_DEADLINE_SECONDS, RemoteError, run_remote
-from devposture.collector.admin.credentials import new_credential
+from devposture.collector.credentials import new_credential
 
 
 def test_the_admin_client_gives_up_on_a_silent_collector() -> None:

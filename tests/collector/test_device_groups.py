@@ -20,8 +20,8 @@ from devposture.agent.enroll import enroll
 from devposture.agent.state import AgentState
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector import store as store_module
-from devposture.collector.admin.credentials import ADMIN, VIEWER
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.credentials import ADMIN, VIEWER
 from devposture.collector.pki import utcnow
 from devposture.collector.store import DeviceRecord, Store
 from devposture.collector.store.identity import GroupNameError, group_name

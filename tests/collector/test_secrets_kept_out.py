@@ -15,7 +15,7 @@ import pytest
 
 from devposture.agent.enroll import EnrollError, enroll
 from devposture.agent.state import AgentState
-from devposture.collector.admin.credentials import VIEWER, new_credential
+from devposture.collector.credentials import VIEWER, new_credential
 from devposture.collector.pki import utcnow
 from devposture.collector.store import Store
 from devposture.collector.store.engine import AnyDatabase

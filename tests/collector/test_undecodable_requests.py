@@ -30,12 +30,12 @@ from google.protobuf.message import DecodeError, Message
 from prometheus_client.parser import text_string_to_metric_families
 
 from devposture.agent.enroll import make_csr
-from devposture.collector.admin.credentials import ADMIN
 from devposture.collector.admin.service import (
     UNAUTHENTICATED_ACTOR,
     AdminServer,
     start_admin_server,
 )
+from devposture.collector.credentials import ADMIN
 from devposture.collector.ratelimit import DeviceRateLimiter
 from devposture.collector.store.admin import AuditEntry
 from devposture.collector.throttle import FREE_FAILURES

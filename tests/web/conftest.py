@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 import pytest
 
 from devposture.agent.transport import open_channel, send_report
-from devposture.collector.admin.credentials import ADMIN, VIEWER, new_credential
+from devposture.collector.credentials import ADMIN, VIEWER, new_credential
 from devposture.collector.pki import utcnow
 from devposture.collector.store import Store
 from devposture.collector.web.server import DashboardServer, start_dashboard
@@ -93,11 +93,11 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         credential = new_credential()
         store = collector.store()
         try:
-            store.add_credential(credential, "Wang Fang (audit)", VIEWER, utcnow())
+            store.admin.add_credential(credential, "Wang Fang (audit)", VIEWER, utcnow())
             # An admin credential exists too: the dashboard must not need it.
-            store.add_credential(new_credential(), "Admin", ADMIN, utcnow())
+            store.admin.add_credential(new_credential(), "Admin", ADMIN, utcnow())
             for device_id in (failing, windows):
-                store.set_device_group(device_id, FINANCE, utcnow())
+                store.identity.set_device_group(device_id, FINANCE, utcnow())
         finally:
             store.close()
         dashboard = start_dashboard(collector.config, "127.0.0.1", 0)
