@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from devposture.collector.credentials import ROLES, Credential, credential_matches
 from devposture.collector.evidence import chain
-from devposture.collector.store.base import Part, from_us, maybe_from_us, to_us
+from devposture.collector.store.base import Part, from_us, maybe_from_us, text, to_us
 from devposture.collector.store.chain import append
 from devposture.log_format import redact  # the audit log redacts as the logs do
 
@@ -113,8 +113,9 @@ class Admin(Part):
             {key[:100]: _short(redact(value)) for key, value in sorted(arguments.items())},
             ensure_ascii=False,
         )
-        values = (to_us(now), redact(actor), credential_id, role, _short(redact(command)), shown,
-                  outcome, _short(redact(message)), peer)  # fmt: skip
+        values = (to_us(now), text(redact(actor)), credential_id, role,
+                  text(_short(redact(command))), text(shown), outcome,
+                  text(_short(redact(message))), text(peer))  # fmt: skip
         with self._write() as cur:
             entry_id = int(cur.execute(
                 "INSERT INTO audit_log(at_us, actor, credential_id, role, command, arguments,"

@@ -27,6 +27,13 @@ def maybe_from_us(micros: int | None) -> dt.datetime | None:
     return None if micros is None else from_us(micros)
 
 
+def text(value: str) -> str:
+    """A string as both engines store it: PostgreSQL's text cannot hold NUL (SQLite's can), so
+    a NUL an agent or a caller sent becomes U+FFFD on either engine, before anything (the
+    evidence chain included) is derived from it. A report's body keeps its bytes as sent."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
 class Part:
     """One part of the store, over the store's database."""
 

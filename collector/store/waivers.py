@@ -3,11 +3,12 @@ every change of them in an append-only log that the evidence chain covers."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 from devposture.collector.compliance import Waiver
 from devposture.collector.evidence import chain
-from devposture.collector.store.base import Part, from_us, to_us
+from devposture.collector.store.base import Part, from_us, text, to_us
 from devposture.collector.store.chain import append
 from devposture.collector.store.engine import Cursor
 
@@ -16,6 +17,10 @@ class Waivers(Part):
     """Waivers and their log (`Store.waivers`)."""
 
     def add_waiver(self, waiver: Waiver, now: dt.datetime) -> None:
+        waiver = dataclasses.replace(
+            waiver, waiver_id=text(waiver.waiver_id), device_id=text(waiver.device_id),
+            check_id=text(waiver.check_id), owner=text(waiver.owner), reason=text(waiver.reason),
+        )  # fmt: skip
         with self._write() as cur:
             cur.execute(
                 "INSERT INTO waivers(waiver_id, device_id, check_id, owner, reason, created_us,"

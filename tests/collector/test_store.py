@@ -354,3 +354,26 @@ def test_postgresql_and_sqlite_define_the_same_tables_columns_and_indexes(
     finally:
         sqlite.close()
         postgresql.close()
+
+
+def test_a_nul_in_a_text_field_is_stored_alike_on_both_engines(store: Store) -> None:
+    """PostgreSQL's text cannot hold NUL: an agent's NUL becomes U+FFFD on either engine, in
+    the rows and in the evidence chain alike, and the body keeps its bytes."""
+    _device(store)
+    body = b"\x00raw\x00"
+    record = ReportRecord("r\x00", "d1", NOW, NOW, "1.0\x00", body, "pc\x00", "linux", "Debian",
+                          "12")  # fmt: skip
+    assert store.reports.store_report(record, [CheckResult("firewall", "FAIL", "off\x00")]) \
+        is StoreOutcome.STORED  # fmt: skip
+    (row,) = store._db.execute(
+        "SELECT r.report_id, r.agent_version, r.body, c.reason, d.hostname FROM reports r"
+        " JOIN check_results c ON c.report_id = r.report_id"
+        " JOIN devices d ON d.device_id = r.device_id"
+    ).fetchall()
+    assert tuple(row[:2]) == ("r\ufffd", "1.0\ufffd") and bytes(row[2]) == body
+    assert tuple(row[3:]) == ("off\ufffd", "pc\ufffd")
+    head = store.evidence.chain_head()
+    assert head is not None
+    reports = [e for e in store.evidence.chain_entries(1, head.seq) if e.kind == "report"]
+    assert [e.key for e in reports] == ["r\ufffd"]
+    assert reports[0].record()["agent_version"] == "1.0\ufffd"
