@@ -57,6 +57,8 @@ class Program:
     purge_files: str  # space-separated, deleted on purge (deb)
     extra_depends_deb: tuple[str, ...] = ()
     extra_depends_rpm: tuple[str, ...] = ()
+    # Copyright lines for libraries a wheel carries itself (not Debian 12's copies).
+    wheel_libraries: tuple[str, ...] = ()
 
 
 PROGRAMS = {
@@ -85,7 +87,7 @@ PROGRAMS = {
             "policy; serves IT's dashboard, the administration API and Prometheus metrics.\n"
             "Runs as the systemd service devposture-collector under its own system user,\n"
             "with its data in /var/lib/devposture-collector.\n"
-            "Carries its own Python: the server needs none."
+            "Carries its own Python and PostgreSQL's libpq: the server needs neither."
         ),
         service_user="devposture-collector",
         config_dir="",
@@ -93,6 +95,12 @@ PROGRAMS = {
         purge_files="",
         extra_depends_deb=("passwd",),
         extra_depends_rpm=("shadow-utils",),
+        wheel_libraries=(
+            " psycopg-binary's own libraries, built by the psycopg project (psycopg_binary.libs):",
+            " libpq (PostgreSQL), OpenSSL (Apache-2.0), MIT Kerberos (MIT), OpenLDAP",
+            " (OLDAP-2.8), Cyrus SASL (BSD-Attribution-HPND-disclaimer), keyutils and",
+            " libxcrypt (LGPL-2.1-or-later), com_err (MIT).",
+        ),
     ),
 }
 HOOKS = {
@@ -151,6 +159,7 @@ def copyright_text(program: Program, components: list[list[str]]) -> str:
     lines += [
         " and shared libraries from Debian 12 (libssl3, libcrypto: Apache-2.0; zlib: Zlib;",
         " libffi: MIT; liblzma: 0BSD/public domain; libbz2: bzip2-1.0.6; libuuid: BSD-3-Clause).",
+        *program.wheel_libraries,
         "",
         "License: Apache-2.0",
         " Licensed under the Apache License, Version 2.0 (the \"License\"); you may not use",

@@ -10,6 +10,11 @@ ExecStart= line it enrolls with the file, deletes it and sends a report the coll
 and acknowledges. A newer build (release 2) upgrades it and the device keeps its identity;
 `dpkg -r` keeps the state, `dpkg -P` deletes it. `systemd-analyze verify`, the release's own,
 checks the installed units.
+
+The installed collector also keeps its database in PostgreSQL: `init --database` against a
+database made for the test on the test server (DEVPOSTURE_TEST_POSTGRESQL, else the one
+scripts/postgresql-for-tests looks for first, 127.0.0.1:5432), read back from the host. The
+root runs under chroot, which shares the host's network: its 127.0.0.1 is the host's.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ import json
 import os
 import re
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 
 from tests.e2e.fleet import free_ports
-from tests.packaging.conftest import SUITES, rootfs
+from tests.packaging.conftest import SUITES, rootfs, unavailable
 from tests.packaging.linux_root import (
     EVENT_TIMEOUT,
     DebianRoot,
@@ -42,6 +50,10 @@ COLLECTOR = "/usr/bin/devposture-collector"
 DATA = "/var/lib/devposture-collector"
 STATE = "/var/lib/devposture-agent"
 TOKEN_FILE = "/etc/devposture/enroll.token"
+# The server the collector's PostgreSQL tests use (tests/databases.py); `make unit` runs these
+# tests without DEVPOSTURE_TEST_POSTGRESQL, so the address scripts/postgresql-for-tests tries first.
+POSTGRESQL = os.environ.get("DEVPOSTURE_TEST_POSTGRESQL") or (
+    "postgresql://postgres@127.0.0.1:5432/postgres")  # fmt: skip
 
 
 @pytest.fixture(params=SUITES)
@@ -49,6 +61,26 @@ def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DebianRoot]
     tarball = rootfs(request.param)
     with debian_root(tarball, tmp_path / request.param) as unpacked:
         yield unpacked
+
+
+@pytest.fixture
+def postgresql_database() -> Iterator[str]:
+    """A new, empty database on the test server for one test, dropped after: its address."""
+    # Named as tests/databases.py names a run's database, so that a run killed before dropping
+    # it has it dropped by the next run of the collector's PostgreSQL tests.
+    name = f"devposture_test_{os.getpid()}_package_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(POSTGRESQL, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        unavailable(f"no PostgreSQL at {POSTGRESQL} ({exc}); scripts/postgresql-for-tests"
+                    " starts one, DEVPOSTURE_TEST_POSTGRESQL names another")  # fmt: skip
+    with admin:
+        admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+    try:
+        yield urlunsplit(urlsplit(POSTGRESQL)._replace(path=f"/{name}", query=""))
+    finally:
+        with psycopg.connect(POSTGRESQL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def dpkg(root: DebianRoot, *argv: str, package: Path | None = None) -> str:
@@ -173,3 +205,31 @@ def test_packages_install_enroll_report_upgrade_and_purge(
     dpkg(root, "-P", "devposture-collector")
     assert not root.file(DATA).exists()
     assert re.search(r"^devposture-collector:", root.file("/etc/passwd").read_text(), re.M)
+
+
+def test_the_installed_collector_keeps_its_database_in_postgresql(
+    root: DebianRoot, packages: dict[str, Path], postgresql_database: str
+) -> None:
+    dpkg(root, "-i", package=packages["collector.deb"])
+    # No PostgreSQL client library in the root: psycopg can only use the package's own libpq
+    # (psycopg_binary's), not ctypes over a system one.
+    assert "libpq" not in root.run("ldconfig", "-p").stdout
+    init = root.run(COLLECTOR, "init", "--data", DATA, "--database", postgresql_database,
+                    user="devposture-collector")  # fmt: skip
+    assert f"Database: {postgresql_database}" in init.stdout, init.stdout
+    assert not [p.name for p in root.file(DATA).iterdir() if p.suffix == ".db"]
+
+    # An enrollment token made by the installed collector lands in that database too.
+    created = root.run(COLLECTOR, "token", "create", "--data", DATA,
+                       user="devposture-collector")  # fmt: skip
+    assert created.stdout.strip(), created.stderr
+    with psycopg.connect(postgresql_database) as connection:
+        tables = {row[0] for row in connection.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )}  # fmt: skip
+        versions = connection.execute("SELECT version FROM schema_version").fetchall()
+        tokens = connection.execute("SELECT count(*) FROM enrollment_tokens").fetchone()
+    assert {"schema_version", "enrollment_tokens", "devices", "reports", "check_results",
+            "audit_log", "evidence_chain"} <= tables, tables  # fmt: skip
+    assert len(versions) == 1, versions
+    assert tokens == (1,)
