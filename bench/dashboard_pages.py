@@ -22,6 +22,7 @@ import datetime as dt
 import http.client
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -90,6 +91,10 @@ def main() -> None:
         help="a new PostgreSQL database to build the fleet in (postgresql://user@host/NAME;"
         " created, and dropped at the end); default: a SQLite file in the data folder",
     )  # fmt: skip
+    parser.add_argument(
+        "--rounds", type=int, default=1,
+        help="start the dashboard afresh this many times; each page's median is shown",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.database is not None and not is_postgres_url(args.database):
         parser.error("--database takes a postgresql:// address")
@@ -112,7 +117,8 @@ def main() -> None:
                 (GROUP,),
             )
         # One device in a hundred waived on 6.3.2 for a week, as IT grants them.
-        waived = db.execute(f"SELECT device_id FROM devices WHERE {_NUMBER} % 100 = 5")
+        # (Bound values: on PostgreSQL a statement's % is read as psycopg's only with them.)
+        waived = db.execute(f"SELECT device_id FROM devices WHERE {_NUMBER} % ? = ?", (100, 5))
         for (device_id,) in waived.fetchall():
             store.waivers.add_waiver(Waiver(f"w-{device_id}", device_id, "public-wifi", "IT",
                                     "travelling, VPN ordered", now, now + dt.timedelta(days=7)),
@@ -127,36 +133,44 @@ def main() -> None:
         store.close()
         print(f"{engine}: {args.devices} devices written in"
               f" {time.perf_counter() - started:.1f} s")  # fmt: skip
-        dashboard = start_dashboard(config, "127.0.0.1", 0)
-        try:
-            cookie = _log_in(dashboard.port, str(credential))
-            pages = [
-                ("overview", "/"),
-                ("overview, one group", f"/?group={quote(GROUP)}"),
-                ("device list", "/devices"),
-                ("device list, page 1000", "/devices?page=1000"),
-                ("failing 6.3.2 (public-wifi)", "/devices?check=public-wifi&state=FAIL"),
-                ("  its page 300", "/devices?check=public-wifi&state=FAIL&page=300"),
-                ("not passing any check", "/devices?state=NOT_PASSING"),
-                ("failing any check", "/devices?state=FAIL"),
-                ("stale devices", "/devices?stale=1"),
-                ("search a host name", "/devices?q=pc-9999"),
-                ("one group, one OS", f"/devices?group={quote(GROUP)}&os=linux"),
-                ("a device page", f"/devices/{some_device}"),
-                ("failing longest", "/failing"),
-                ("  its page 1000", "/failing?page=1000"),
-            ]
-            worst = 0.0
-            load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-            print(f"{'page':30} {'cold':>8} {'warm':>8}  size   (load average {load})")
-            for label, path in pages:
-                status, cold, size = _get(dashboard.port, path, cookie)
-                assert status == 200, f"{path}: HTTP {status}"
-                _, warm, _ = _get(dashboard.port, path, cookie)
-                worst = max(worst, cold)
-                print(f"{label:30} {cold:7.3f}s {warm:7.3f}s  {size // 1024} KB")
-        finally:
-            dashboard.stop()
+        pages = [
+            ("overview", "/"),
+            ("overview, one group", f"/?group={quote(GROUP)}"),
+            ("device list", "/devices"),
+            ("device list, page 1000", "/devices?page=1000"),
+            ("failing 6.3.2 (public-wifi)", "/devices?check=public-wifi&state=FAIL"),
+            ("  its page 300", "/devices?check=public-wifi&state=FAIL&page=300"),
+            ("not passing any check", "/devices?state=NOT_PASSING"),
+            ("failing any check", "/devices?state=FAIL"),
+            ("stale devices", "/devices?stale=1"),
+            ("search a host name", "/devices?q=pc-9999"),
+            ("one group, one OS", f"/devices?group={quote(GROUP)}&os=linux"),
+            ("a device page", f"/devices/{some_device}"),
+            ("failing longest", "/failing"),
+            ("  its page 1000", "/failing?page=1000"),
+        ]
+        cold: dict[str, list[float]] = {label: [] for label, _ in pages}
+        warm: dict[str, list[float]] = {label: [] for label, _ in pages}
+        sizes: dict[str, int] = {}
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        for _ in range(args.rounds):  # each round a new dashboard: nothing cached
+            dashboard = start_dashboard(config, "127.0.0.1", 0)
+            try:
+                cookie = _log_in(dashboard.port, str(credential))
+                for label, path in pages:
+                    status, seconds, sizes[label] = _get(dashboard.port, path, cookie)
+                    assert status == 200, f"{path}: HTTP {status}"
+                    cold[label].append(seconds)
+                    warm[label].append(_get(dashboard.port, path, cookie)[1])
+            finally:
+                dashboard.stop()
+    rounds = f"median of {args.rounds} rounds" if args.rounds > 1 else "one round"
+    print(f"{'page':30} {'cold':>8} {'warm':>8}  size  ({rounds}; load average {load})")
+    worst = 0.0
+    for label, _ in pages:
+        first, again = statistics.median(cold[label]), statistics.median(warm[label])
+        worst = max(worst, first)
+        print(f"{label:30} {first:7.3f}s {again:7.3f}s  {sizes[label] // 1024} KB")
     verdict = "met" if worst < TARGET_SECONDS else "NOT met"
     print(f"target: every page within {TARGET_SECONDS} s, cold, on {engine} -> {verdict}"
           f" (slowest {worst:.3f} s)")  # fmt: skip

@@ -12,19 +12,31 @@ of enrolled devices), and get the same requests from the same clients:
   limits are raised so that they never speak (collector.toml [limits]).
 
 The load: `--clients` client processes, each with `--inflight` calls in flight at all times
-over one channel per device (`--devices` enrolled devices shared among the clients), every
-call a fresh realistic PostureReport (about 2 KB, a new report id). Each phase warms up for
+over one channel per device (`--devices` enrolled devices shared among the clients, each
+call in flight taking the next of them in turn), every call a fresh realistic PostureReport
+(about 2 KB, a new report id). Each phase warms up for
 a second, then counts the calls completed in the next `--seconds`. With `--batch N` (default
 64) it also measures ReportBatch throughput in reports/s (`--batch-inflight` batches in
 flight per client); `--batch 0` skips that.
 
 The machine is shared (other jobs, the clients themselves), so each phase also prints the CPU
 time the server process and the client processes spent per call within the counted window:
-unlike calls/s, those figures hardly move when something else runs alongside. `--rounds N`
-alternates echo and collector phases N times (both servers up) and prints the median of the
-N ratios, each taken from two adjacent phases, so a change of load between phases weighs less.
+they move less than calls/s when something else runs alongside. `--rounds N` alternates echo
+and collector phases N times (both servers up) and prints the median of the N ratios, each
+taken from two adjacent phases, so a change of load between phases weighs less, and the
+medians of the server CPU per report.
+
+`--postgresql URL` runs the collector on a new database of that PostgreSQL server (a schema
+of a database made for the run, dropped at the end, as the tests' PostgreSQL leg does); the
+CPU of the PostgreSQL backends serving the collector's connections is then counted too,
+apart ("database") and in the collector's total. `--fill-devices N` first stores N more
+devices with a report and verdicts each (synthetic, through the store), so that the indexes
+are those of a fleet of that size while the load comes from `--devices` enrolled agents;
+`--no-unary` measures ReportBatch only.
 
     .venv/bin/python bench/ingest_vs_echo.py --seconds 10 --clients 2
+    .venv/bin/python bench/ingest_vs_echo.py --no-unary --devices 1000 --fill-devices 99000 \
+        --batch 64 --rounds 3
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import grpc
 import psutil
@@ -49,13 +62,22 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
 
+import tests.databases
 from devposture.agent.state import AgentState
+from devposture.collector.intake import record_of
+from devposture.collector.store import CheckResult, Store
+from devposture.collector.store.base import to_us
+from devposture.collector.store.target import DatabaseTarget, PostgresTarget
+from devposture.policy import default_policy
+from devposture.policy.checks import CheckParameters, evaluate, utc
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.e2e.fleet import CollectorServer, enroll_fleet, posture_report, utcnow
 
 WARM_UP_SECONDS = 1.0
 TARGET = 0.70
+# Target for ReportBatch: server CPU per report, the database's included.
+BATCH_TARGET_US = 120.0
 
 
 # -- the echo server (a child process) ----------------------------------------------------
@@ -158,9 +180,12 @@ async def _load(load: Load) -> dict[str, float]:
     codes: dict[str, float] = {}
 
     async def caller(index: int) -> None:
+        # Call after call, each caller takes the next of its devices: every device of the
+        # share sends, in turn (a fleet, not the same few devices over and over).
         which = index % len(stubs)
-        stub, template = stubs[which], templates[which]
         while time.time() < end_at:
+            stub, template = stubs[which], templates[which]
+            which = (which + load.inflight) % len(stubs)
             try:
                 if load.batch:
                     batch = [_fresh(template) for _ in range(load.batch)]
@@ -211,10 +236,17 @@ def _sleep_until(moment: float) -> None:
 
 
 def measure(
-    port: int, states: list[Path], args: argparse.Namespace, batch: int, server_pid: int
+    port: int,
+    states: list[Path],
+    args: argparse.Namespace,
+    batch: int,
+    server_pid: int,
+    database_pids: list[int] | None = None,
 ) -> dict[str, float]:
-    """Run one phase; the totals include the CPU seconds the server (`server_cpu`) and the
-    clients (`client_cpu`) spent within the counted window."""
+    """Run one phase; the totals include the CPU seconds the server (`server_cpu`), the
+    database backends serving it (`database_cpu`) and the clients (`client_cpu`) spent
+    within the counted window."""
+    database_pids = database_pids or []
     spawn = multiprocessing.get_context("spawn")
     shares = [states[i :: args.clients] for i in range(args.clients)]
     start_at = time.time() + 2.0 + WARM_UP_SECONDS  # time for the clients to start up
@@ -230,10 +262,13 @@ def measure(
     clients = [p.pid for p in processes if p.pid is not None]
     _sleep_until(start_at)
     server_before, clients_before = _cpu_seconds([server_pid]), _cpu_seconds(clients)
+    database_before = _cpu_seconds(database_pids)
     _sleep_until(start_at + args.seconds)
     server_cpu = _cpu_seconds([server_pid]) - server_before
     client_cpu = _cpu_seconds(clients) - clients_before
-    totals: dict[str, float] = {"server_cpu": server_cpu, "client_cpu": client_cpu}
+    database_cpu = _cpu_seconds(database_pids) - database_before
+    totals: dict[str, float] = {"server_cpu": server_cpu, "client_cpu": client_cpu,
+                                "database_cpu": database_cpu}  # fmt: skip
     for receive, process in zip(pipes, processes, strict=True):
         for key, value in receive.recv().items():
             totals[key] = totals.get(key, 0.0) + value
@@ -249,9 +284,69 @@ def _show(label: str, totals: dict[str, float], seconds: float, unit: str) -> fl
     done = totals["reports" if unit == "reports" else "calls"]
     if done:
         per = unit[:-1]
-        print(f"{'':28} CPU per {per}: server {totals['server_cpu'] / done * 1e6:6.0f} us,"
-              f" clients {totals['client_cpu'] / done * 1e6:6.0f} us")  # fmt: skip
+        database = (f" (+ database {totals['database_cpu'] / done * 1e6:.0f} us)"
+                    if totals.get("database_cpu") else "")  # fmt: skip
+        print(f"{'':28} CPU per {per}: server {totals['server_cpu'] / done * 1e6:6.0f} us"
+              f"{database}, clients {totals['client_cpu'] / done * 1e6:6.0f} us")  # fmt: skip
     return rate
+
+
+def server_us(totals: dict[str, float], unit: str) -> float:
+    """Server CPU per call or report in microseconds, its database backends included."""
+    done = totals[unit]
+    return (totals["server_cpu"] + totals.get("database_cpu", 0.0)) / done * 1e6 if done else 0.0
+
+
+def database_backends(collector_pid: int, target: DatabaseTarget) -> list[int]:
+    """The PostgreSQL backends serving the collector's connections (by their client ports),
+    for their CPU time; none on SQLite."""
+    if not isinstance(target, PostgresTarget):
+        return []
+    import psycopg  # noqa: PLC0415 (the PostgreSQL runs only)
+
+    server_port = urlsplit(target.url).port or 5432
+    ports = [
+        c.laddr.port for c in psutil.Process(collector_pid).net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == server_port
+    ]  # fmt: skip
+    with psycopg.connect(target.url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", (ports,)
+        ).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def fill_devices(target: DatabaseTarget, count: int) -> None:
+    """Store `count` more devices, each with one report (a laptop's, judged by the default
+    policy) and its verdicts, as ingest stores them, 500 to a transaction."""
+    policy = default_policy()
+    params = CheckParameters.from_values({c.check_id: c.parameters for c in policy.checks})
+    check_ids = frozenset(c.check_id for c in policy.checks)
+    now = utcnow()
+    template = posture_report("fill", now)
+    store = Store.open(target)
+    try:
+        for start in range(0, count, 500):
+            ids = [f"fill-{i:07d}" for i in range(start, min(count, start + 500))]
+            with store._db.transaction() as cursor:
+                for device_id in ids:
+                    cursor.execute(
+                        "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
+                        " cert_not_after_us) VALUES (?, ?, 'fill', ?, ?)",
+                        (device_id, to_us(now), device_id, to_us(now)),
+                    )
+            group = []
+            for device_id in ids:
+                report = pb.PostureReport()
+                report.CopyFrom(template)
+                report.device_id, report.report_id = device_id, str(uuid.uuid4())
+                results = [CheckResult(c.check_id, v.state.value, v.reason)
+                           for c, v in evaluate(report, utc(report.collected_at), params,
+                                                check_ids)]  # fmt: skip
+                group.append((record_of(report, device_id, now, None), results))
+            store.reports.store_reports(group)
+    finally:
+        store.close()
 
 
 def main() -> None:
@@ -265,10 +360,27 @@ def main() -> None:
                         help="ReportBatch calls in flight per client")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=1,
                         help="echo and collector phases, alternated (median ratio)")  # fmt: skip
+    parser.add_argument("--no-unary", action="store_true", help="ReportBatch phases only")
+    parser.add_argument(
+        "--postgresql",
+        metavar="URL",
+        default="",
+        help="run the collector on a new database of this PostgreSQL server",
+    )
+    parser.add_argument(
+        "--fill-devices",
+        type=int,
+        default=0,
+        metavar="N",
+        help="store N more devices (a report each) before measuring",
+    )
     args = parser.parse_args()
+    if args.postgresql:  # CollectorServer.create's `init` asks tests.databases where
+        tests.databases.SERVER = args.postgresql
     print(f"{os.cpu_count()} CPU(s), Python {sys.version.split()[0]}, grpcio {grpc.__version__};"
           f" {args.clients} client process(es) x {args.inflight} calls in flight,"
-          f" {args.devices} devices, {args.seconds:g} s per phase")  # fmt: skip
+          f" {args.devices} devices, {args.seconds:g} s per phase;"
+          f" collector on {'PostgreSQL' if args.postgresql else 'SQLite'}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="devposture-bench-") as tmp:
         root = Path(tmp)
         collector = CollectorServer.create(root)
@@ -277,6 +389,10 @@ def main() -> None:
             agents = enroll_fleet(collector, root / "agents", args.devices)
             states = [a.state.directory for a in agents]
             assert collector.stop() == 0
+            if args.fill_devices:
+                started = time.monotonic()
+                fill_devices(collector.database, args.fill_devices)
+                print(f"{args.fill_devices} devices stored in {time.monotonic() - started:.0f} s")
 
             spawn = multiprocessing.get_context("spawn")
             receive, send = spawn.Pipe(duplex=False)
@@ -288,15 +404,19 @@ def main() -> None:
             try:
                 collector.start()
                 assert collector.process is not None
+                pid = collector.process.pid
                 for _ in range(args.rounds):  # echo then collector, side by side in time
-                    echo_unary = measure(echo_port, states, args, 0, echo.pid)
-                    real_unary = measure(collector.report_port, states, args, 0,
-                                         collector.process.pid)  # fmt: skip
-                    echo_batch = real_batch = None
+                    echo_unary = real_unary = echo_batch = real_batch = None
+                    if not args.no_unary:
+                        echo_unary = measure(echo_port, states, args, 0, echo.pid)
+                        backends = database_backends(pid, collector.database)
+                        real_unary = measure(collector.report_port, states, args, 0, pid,
+                                             backends)  # fmt: skip
                     if args.batch:
                         echo_batch = measure(echo_port, states, args, args.batch, echo.pid)
+                        backends = database_backends(pid, collector.database)
                         real_batch = measure(collector.report_port, states, args, args.batch,
-                                             collector.process.pid)  # fmt: skip
+                                             pid, backends)  # fmt: skip
                     rounds.append(Round(echo_unary, real_unary, echo_batch, real_batch))
             finally:
                 echo.terminate()
@@ -306,36 +426,59 @@ def main() -> None:
         finally:
             collector.close()
 
-    ratios = [_show_round(r, args) for r in rounds]
-    ratio = statistics.median(ratios)
-    if len(rounds) > 1:
-        print(f"rounds {len(rounds)}: ratio collector/echo (Report) per round"
-              f" {', '.join(f'{r:.1%}' for r in ratios)}; median {ratio:.1%}")  # fmt: skip
+    summaries = [_show_round(r, args) for r in rounds]
     print(f"reports stored by the collector: {stored}")
-    print(f"target: collector >= {TARGET:.0%} of echo -> {'met' if ratio >= TARGET else 'NOT met'}"
-          f" ({ratio:.1%}, unary Report)")  # fmt: skip
+    if not args.no_unary:
+        ratios = [s[0] for s in summaries]
+        ratio = statistics.median(ratios)
+        echo_us = statistics.median(
+            server_us(r.echo_unary, "calls") for r in rounds if r.echo_unary
+        )
+        real_us = statistics.median(
+            server_us(r.real_unary, "calls") for r in rounds if r.real_unary
+        )
+        print(
+            f"Report, {len(rounds)} round(s): ratio collector/echo per round"
+            f" {', '.join(f'{x:.1%}' for x in ratios)}; median {ratio:.1%};"
+            f" server CPU per report (median) echo {echo_us:.0f} us, collector {real_us:.0f} us"
+        )
+        print(f"target: collector >= {TARGET:.0%} of echo (Report) ->"
+              f" {'met' if ratio >= TARGET else 'NOT met'} ({ratio:.1%})")  # fmt: skip
+    if args.batch:
+        per_report = statistics.median(s[1] for s in summaries)
+        print(f"ReportBatch x{args.batch}, {len(rounds)} round(s): collector server CPU per report"
+              f" (median) {per_report:.0f} us")  # fmt: skip
+        print(
+            f"target: ReportBatch server CPU per report <= {BATCH_TARGET_US:.0f} us ->"
+            f" {'met' if per_report <= BATCH_TARGET_US else 'NOT met'} ({per_report:.0f} us)"
+        )
 
 
 @dataclass(frozen=True)
 class Round:
-    echo_unary: dict[str, float]
-    real_unary: dict[str, float]
+    echo_unary: dict[str, float] | None
+    real_unary: dict[str, float] | None
     echo_batch: dict[str, float] | None
     real_batch: dict[str, float] | None
 
 
-def _show_round(r: Round, args: argparse.Namespace) -> float:
-    """Print one round's figures; returns its unary ratio."""
+def _show_round(r: Round, args: argparse.Namespace) -> tuple[float, float]:
+    """Print one round's figures; returns its unary ratio and the collector's server CPU per
+    report in ReportBatch (database included)."""
     seconds = args.seconds
-    a = _show("echo Report", r.echo_unary, seconds, "calls")
-    b = _show("collector Report", r.real_unary, seconds, "calls")
-    ratio = b / a if a else 0.0
-    print(f"ratio collector/echo (Report): {ratio:.1%}")
+    ratio = 0.0
+    if r.echo_unary is not None and r.real_unary is not None:
+        a = _show("echo Report", r.echo_unary, seconds, "calls")
+        b = _show("collector Report", r.real_unary, seconds, "calls")
+        ratio = b / a if a else 0.0
+        print(f"ratio collector/echo (Report): {ratio:.1%}")
+    batch_us = 0.0
     if r.echo_batch is not None and r.real_batch is not None:
         c = _show(f"echo ReportBatch x{args.batch}", r.echo_batch, seconds, "reports")
         d = _show(f"collector ReportBatch x{args.batch}", r.real_batch, seconds, "reports")
         print(f"ratio collector/echo (ReportBatch): {d / c if c else 0.0:.1%}")
-    return ratio
+        batch_us = server_us(r.real_batch, "reports")
+    return ratio, batch_us
 
 
 if __name__ == "__main__":

@@ -190,15 +190,21 @@ class GroupCommitter:
                 self._wakeup = None
                 continue
             # Whole callers, up to max_group reports (a caller with more goes alone): a batch
-            # is never split over two transactions.
-            group = [queue.popleft()]
-            size = len(group[0].items)
-            while queue and size + len(queue[0].items) <= self._max_group:
+            # is never split over two transactions. A caller whose call already ended (its
+            # deadline passed while it waited: the agent was told nothing and keeps its
+            # reports) is left out: storing its reports now would only make its next attempt a
+            # duplicate, and a backlog under load would store much of itself twice over.
+            group: list[_Waiting] = []
+            size = 0
+            while queue and (not group or size + len(queue[0].items) <= self._max_group):
                 entry = queue.popleft()
+                self._waiting -= len(entry.items)
+                if entry.done.done():
+                    continue
                 group.append(entry)
                 size += len(entry.items)
-            self._waiting -= size
-            await self._commit(group, size)
+            if group:
+                await self._commit(group, size)
 
     async def _commit(self, group: list[_Waiting], size: int) -> None:
         items = [item for entry in group for item in entry.items]

@@ -14,12 +14,13 @@ import asyncio
 import datetime as dt
 import functools
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NoReturn, TypeVar
 
 import grpc
@@ -44,7 +45,13 @@ from devposture.collector.store import (
     TokenRejected,
 )
 from devposture.collector.store.disk_space import StorageFull
-from devposture.collector.store.identity import Admission, EnrollRefused, Verdict
+from devposture.collector.store.identity import (
+    Admission,
+    EnrollRefused,
+    Verdict,
+    changed_since,
+    local_changes,
+)
 from devposture.collector.throttle import (
     FREE_FAILURES,
     WINDOW_SECONDS,
@@ -145,6 +152,103 @@ def _refusal(device_id: str, admission: Admission) -> str | None:
     )
 
 
+# How often the database's identity version is read (the bound on how long a device revoked
+# by another process or collector may still report, besides a call already admitted).
+ADMISSION_RECHECK_SECONDS = 0.1
+# The longest an admission is answered from memory, whatever the version says: the bound on a
+# certificate's first use written by another process going unseen here (clone detection).
+ADMISSION_MAX_AGE_SECONDS = 60.0
+# Entries kept at most (then all are dropped; a fleet reporting hourly keeps far fewer live).
+ADMISSION_MAX_ENTRIES = 50_000
+
+
+class AdmissionCache:
+    """Admissions of allowed devices answered from memory instead of the database.
+
+    Every Report and ReportBatch call is admitted (enrolled, not revoked or retired, not a
+    clone); reading that from the database on every call was the costliest step of a call
+    after gRPC itself. An allowed admission is kept per device (its one certificate serial)
+    and dropped at once when:
+
+    * this process writes an identity change of the device (`identity.local_changes`: the
+      admin service revoking, an enrollment, renewal, a certificate's first use, a clone
+      flagged; a change not of one device drops every device), so a revocation made here
+      refuses the very next call;
+    * the database's identity version moves with an event of the device
+      (`Identity.version`: every enrollment, renewal, revocation, retirement and clone flag
+      is a device event; more than a hundred new events drop every device), read at most
+      every `recheck` seconds: a revocation by another process (the CLI, another collector
+      on the same PostgreSQL database, a worker of `serve --workers`) refuses the device's
+      calls admitted after at most `recheck` seconds (0.1 s);
+    * it is `max_age` seconds old (60 s): a certificate's first use by another process
+      writes no event, so an older certificate used here after a newer one was first used
+      elsewhere (a clone) is caught within that time rather than at once. A newer
+      certificate presented here is caught at once (a different serial is never answered
+      from memory).
+
+    Only ALLOWED is kept; refusals, first uses and clones always go to the database."""
+
+    def __init__(
+        self, reader: Store, *, recheck: float = ADMISSION_RECHECK_SECONDS,
+        max_age: float = ADMISSION_MAX_AGE_SECONDS, max_entries: int = ADMISSION_MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:  # fmt: skip
+        self._reader = reader
+        self._recheck = recheck
+        self._max_age = max_age
+        self._max_entries = max_entries
+        self._clock = clock
+        # device -> (serial, admission, when it was read)
+        self._entries: dict[str, tuple[str, Admission, float]] = {}
+        self._local = local_changes()
+        self._version: int | None = None
+        self._checked = -math.inf
+
+    def get(self, device_id: str, serial: str) -> Admission | None:
+        """The device's admission if it is known to be ALLOWED, else None (read it)."""
+        now = self._clock()
+        local = local_changes()
+        if local != self._local:
+            self._forget(changed_since(self._local))
+            self._local = local
+        if now - self._checked >= self._recheck:
+            version = self._reader.identity.version()
+            self._checked = now
+            if version != self._version:
+                known = self._version
+                self._forget(None if known is None else self._reader.identity.changed_since(known))
+                self._version = version
+        entry = self._entries.get(device_id)
+        if entry is None or entry[0] != serial or now - entry[2] >= self._max_age:
+            return None
+        return entry[1]
+
+    def _forget(self, devices: set[str] | None) -> None:
+        """Drop what is known of `devices` (of every device: None)."""
+        if devices is None:
+            self._entries.clear()
+            return
+        for device_id in devices:
+            self._entries.pop(device_id, None)
+
+    def mark(self) -> int:
+        """Taken before reading an admission: `keep` uses it to tell whether an identity
+        write of this process for that device ended while it was read."""
+        return local_changes()
+
+    def keep(self, device_id: str, serial: str, admission: Admission, mark: int) -> None:
+        """Remember an admission read since `get` (and `mark`) said nothing had changed."""
+        if admission.verdict is not Verdict.ALLOWED or self._version is None:
+            return
+        if local_changes() != mark:  # identity writes of this process ended meanwhile
+            since = changed_since(mark)
+            if since is None or device_id in since:
+                return
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[device_id] = (serial, admission, self._clock())
+
+
 @dataclass(frozen=True)
 class _Judging:
     """The policy in force and what follows from it, swapped as one."""
@@ -154,6 +258,32 @@ class _Judging:
     check_ids: frozenset[str]
     agent_config: pb.AgentConfig
     templates: dict[str, pb.CheckVerdict]
+    # (check, state, reason) -> that verdict as an acknowledgement's bytes carry it.
+    encoded: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
+
+    def verdict_bytes(self, results: list[CheckResult]) -> bytes:
+        """`results` as the verdicts field of a ReportAck, in order (a check the policy no
+        longer has is left out, as add_verdicts leaves it): each distinct verdict is built
+        and encoded once per policy, then copied as bytes. Most of an acknowledgement is
+        these (titles and remedies in two languages), and a fleet's verdicts repeat."""
+        encoded = self.encoded
+        parts = []
+        for result in results:
+            key = (result.check_id, result.state, result.reason)
+            part = encoded.get(key)
+            if part is None:
+                one = pb.ReportAck()
+                add_verdicts(self.templates, (result,), one.verdicts)
+                part = one.SerializeToString()
+                if len(encoded) >= VERDICTS_KEPT:
+                    encoded.clear()
+                encoded[key] = part
+            parts.append(part)
+        return b"".join(parts)
+
+
+# Distinct encoded verdicts kept (reasons name packages, dates, networks: they vary).
+VERDICTS_KEPT = 20_000
 
 
 class CollectorService(pb_grpc.CollectorServicer):
@@ -177,8 +307,10 @@ class CollectorService(pb_grpc.CollectorServicer):
         # Called once when shutdown begins (the health service turns NOT_SERVING).
         self.on_shutdown: list[Callable[[], None]] = []
         # Admission reads on the event loop through their own connection: a call is not kept
-        # waiting behind a group commit's disk sync just to learn its device is allowed.
+        # waiting behind a group commit's disk sync just to learn its device is allowed; and
+        # an allowed device's admission is answered from memory (AdmissionCache).
         self._reader = reader
+        self.admissions = AdmissionCache(reader) if reader is not None else None
         # Per-device token buckets for Report: a flooding device waits, others do not.
         self._limiter = DeviceRateLimiter(device_calls_per_minute, device_call_burst)
         self._hash_key = network_hash_key
@@ -500,11 +632,18 @@ class CollectorService(pb_grpc.CollectorServicer):
                 f" burst): retry in {hint / 1000:.1f} s",
                 trailing_metadata=(("retry-after-ms", str(hint)),),
             )
+        cache = self.admissions
+        admission = None if cache is None else cache.get(peer.device_id, peer.serial)
+        if admission is not None:
+            return peer
         now = self._clock()
-        admission = (
-            None if self._reader is None
-            else self._reader.identity.admit(peer.device_id, peer.serial, now, read_only=True)
-        )  # fmt: skip
+        if self._reader is not None and cache is not None:
+            mark = cache.mark()
+            admission = self._reader.identity.admit(
+                peer.device_id, peer.serial, now, read_only=True
+            )
+            if admission is not None:
+                cache.keep(peer.device_id, peer.serial, admission, mark)
         if admission is None:  # a first use or a clone to record: the writer decides
             try:
                 admission = await self._in_db(
@@ -596,7 +735,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             stored_at=_timestamp(record.received_at),
         )
         if with_verdicts:
-            add_verdicts(self._judging.templates, results, ack.verdicts)
+            ack.MergeFromString(self._judging.verdict_bytes(results))
         return ack
 
     async def _counted(

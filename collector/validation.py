@@ -39,8 +39,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import keyword
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -100,7 +101,10 @@ def validate_report(report: pb.PostureReport, now: dt.datetime) -> None:
             " (like 0f8fad5b-d9cb-469f-a165-70867728950e)"
         )
     bounds = _Bounds(now)
-    _walk(report, None, bounds)
+    # The compiled check answers "within every limit?" for the common case; the walk below
+    # finds the first problem and words it, and is the authority whenever the answer is no.
+    if not _within_limits(report, bounds.earliest, bounds.latest):
+        _walk(report, None, bounds)
     collected = report.collected_at.seconds
     if collected < bounds.oldest_report:
         raise ReportInvalid(
@@ -344,6 +348,95 @@ def _show(seconds: int) -> str:
         return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
         return f"{seconds} s since 1970"
+
+
+# --- the compiled check ------------------------------------------------------------------------
+#
+# Walking a report through ListFields and the rules costs a Python step per field set (about
+# a hundred for a laptop's report), and every report the collector receives pays it. The same
+# rules, compiled once from the descriptors into one plain function per message type
+# (attribute reads and comparisons, no dispatch), answer only "is every limit kept?": about a
+# fifth of the cost. They are conservative by construction: each rule is checked at least as
+# strictly as `_walk` checks it (an unset field is read as its default, which every rule
+# accepts, or else the report goes to the walk), and a map field with any entry is left to the
+# walk. So a report the compiled check passes is one the walk passes, and every refusal and
+# its message still come from the walk (tests/collector/test_ingest_validation.py compares
+# the two on generated reports).
+
+
+def _attribute(field: FieldDescriptor) -> str:
+    name = field.name
+    return f"m.{name}" if name.isidentifier() and not keyword.iskeyword(name) else (
+        f"getattr(m, {name!r})"
+    )  # fmt: skip
+
+
+def _compile(root: Descriptor) -> Callable[[Message, int, int], bool]:
+    """One function per message type reachable from `root`: (message, earliest, latest) ->
+    True when every limit of `_walk` is kept."""
+    names: dict[str, str] = {}
+    sources: list[str] = []
+    constants: dict[str, object] = {}
+
+    def constant(value: object) -> str:
+        name = f"_C{len(constants)}"
+        constants[name] = value
+        return name
+
+    def function(descriptor: Descriptor) -> str:
+        found = names.get(descriptor.full_name)
+        if found is not None:
+            return found
+        name = names[descriptor.full_name] = f"_ok{len(names)}"
+        lines = [f"def {name}(m, lo, hi):"]
+        for field in descriptor.fields:
+            lines += [f"    {line}" for line in _field_lines(field, _rules(descriptor)[field])]
+        lines.append("    return True")
+        sources.append("\n".join(lines))
+        return name
+
+    def _field_lines(field: FieldDescriptor, rule: _Rule) -> list[str]:
+        value = _attribute(field)
+        stamp = f"lo <= t.seconds <= hi and 0 <= t.nanos <= {_MAX_NANOS}"
+        kind, most = rule.kind, rule.max_items
+        if kind == _MAP:  # rare: any entry goes to the walk
+            return [f"if len({value}): return False"]
+        if not rule.repeated:
+            if kind == _MESSAGE:
+                assert field.message_type is not None
+                check = function(field.message_type)
+                return [f"if m.HasField({field.name!r}) and not {check}({value}, lo, hi):",
+                        "    return False"]  # fmt: skip
+            if kind == _TIMESTAMP:
+                return [f"if m.HasField({field.name!r}):", f"    t = {value}",
+                        f"    if not ({stamp}): return False"]  # fmt: skip
+            if kind in _SIZED:
+                return [f"if len({value}) > {rule.limit}: return False"]
+            if kind == _ENUM:
+                return [f"if {value} not in {constant(rule.enum_values)}: return False"]
+            return []
+        lines = [f"v = {value}", f"if len(v) > {most}: return False"]
+        if kind == _MESSAGE:
+            assert field.message_type is not None
+            check = function(field.message_type)
+            lines += ["for x in v:", f"    if not {check}(x, lo, hi): return False"]
+        elif kind == _TIMESTAMP:
+            lines += ["for t in v:", f"    if not ({stamp}): return False"]
+        elif kind in _SIZED:
+            lines += [f"if v and max(map(len, v)) > {rule.limit}: return False"]
+        elif kind == _ENUM:
+            lines += [f"if not {constant(rule.enum_values)}.issuperset(v): return False"]
+        return lines
+
+    entry = function(root)
+    namespace: dict[str, object] = dict(constants)
+    exec("\n\n".join(sources), namespace)  # noqa: S102 (text made here from the descriptors)
+    compiled = namespace[entry]
+    assert callable(compiled)
+    return compiled
+
+
+_within_limits = _compile(pb.PostureReport.DESCRIPTOR)
 
 
 def _check_overrides() -> None:

@@ -10,7 +10,9 @@ collectors share the database.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
 
 from devposture.collector.evidence.chain import (
     GENESIS,
@@ -22,6 +24,41 @@ from devposture.collector.evidence.chain import (
 )
 from devposture.collector.store.base import Part, to_us
 from devposture.collector.store.engine import AnyDatabase, Cursor
+
+T = TypeVar("T")
+
+# The row counts a multi-row statement of the ingest path is written for. A statement is
+# prepared once per distinct text and kept in the connection's cache (sqlite3 keeps 128;
+# psycopg prepares a query on the server after a few runs). Written for every group size, it
+# would be hundreds of texts, and each group would prepare its large statements again: a
+# hundred-row statement takes a few hundred microseconds to prepare (a hundred index seeks in
+# one compound SELECT, a millisecond), about as long as running it. Large statements are
+# written for these sizes only; up to SMALL rows are written as they come (their texts are
+# short and cheap to prepare).
+SHAPES = (100, 64, 32, 16, 8, 4, 2, 1)
+SMALL = 16
+
+
+def pieces(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`rows` in consecutive pieces for one statement each: of a size in SHAPES while more
+    than SMALL are left, then the rest (at most SMALL) as one."""
+    start, count = 0, len(rows)
+    while count - start > SMALL:
+        size = next(shape for shape in SHAPES if shape <= count - start)
+        yield rows[start : start + size]
+        start += size
+    if start < count:
+        yield rows[start:]
+
+
+def padded(values: Sequence[T]) -> Iterator[list[T]]:
+    """`values` in pieces of at most 100, each padded to a size of SHAPES by repeating its
+    last value: for reads (`IN (...)`, one lookup per value), where a repeat costs a repeated
+    lookup and changes no answer."""
+    for start in range(0, len(values), SHAPES[0]):
+        piece = list(values[start : start + SHAPES[0]])
+        size = min(shape for shape in SHAPES if shape >= len(piece))
+        yield piece + [piece[-1]] * (size - len(piece))
 
 
 def append(cur: Cursor, kind: str, key: str, payload: Payload, at_us: int | None = None) -> int:
@@ -78,19 +115,20 @@ class Appender:
         return (seq, kind, at, key, body, prev_hash, digest)
 
     def write(self, rows: Sequence[tuple[object, ...]]) -> None:
-        """Write entries made by `entry`, up to a hundred per statement."""
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[start : start + _ROWS_PER_INSERT]
-            self._cur.execute(
-                _INSERT + ", ".join([_VALUES] * len(chunk)), [v for row in chunk for v in row]
-            )
+        """Write entries made by `entry`, up to a hundred per statement (`pieces`)."""
+        for chunk in pieces(rows):
+            self._cur.execute(_insert(len(chunk)), [v for row in chunk for v in row])
 
 
 _INSERT = (
     "INSERT INTO evidence_chain(seq, kind, at_us, record_key, payload, prev_hash, hash) VALUES "
 )
 _VALUES = "(?, ?, ?, ?, ?, ?, ?)"
-_ROWS_PER_INSERT = 100
+
+
+@functools.cache
+def _insert(rows: int) -> str:
+    return _INSERT + ", ".join([_VALUES] * rows)
 
 
 def _entry(row: tuple[object, ...]) -> Entry:

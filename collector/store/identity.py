@@ -14,13 +14,17 @@ audit, and every later call of the device is refused.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import unicodedata
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from typing import overload
 
 from devposture.collector.evidence import chain
-from devposture.collector.store.base import Part, from_us, maybe_from_us, to_us
+from devposture.collector.store.base import Part, from_us, maybe_from_us, text, to_us
 from devposture.collector.store.chain import append
 from devposture.collector.store.engine import Cursor
 from devposture.collector.tokens import Token, secret_matches
@@ -149,8 +153,75 @@ class DeviceInfo:
     group: str = ""
 
 
+# Identity writes made in this process, through any Store: a number that changes after each
+# (`local_changes`), and which device each concerned (`changed_since`). In-memory admission
+# answers (collector/service.py) are dropped when it moves, so what this process writes (a
+# revocation through the admin service, a certificate's first use, an enrollment) holds for
+# the very next call.
+_change_numbers = itertools.count(1)
+_last_change = 0
+# (change number, device id or None for "any device") of the latest changes.
+_recent: deque[tuple[int, str | None]] = deque(maxlen=256)
+
+
+def local_changes() -> int:
+    """Changes (to a new, never used number) after every identity write transaction of this
+    process ends, committed or not."""
+    return _last_change
+
+
+def changed_since(number: int) -> set[str] | None:
+    """The devices whose identity this process changed after change `number`; None when
+    that cannot be told (a change not of one device, or too many changes since)."""
+    recent = list(_recent)  # one copy, made at once (appends may come from other threads)
+    if not recent or recent[0][0] > number + 1:
+        return None if _last_change != number else set()
+    devices: set[str] = set()
+    for change, device_id in recent:
+        if change > number:
+            if device_id is None:
+                return None
+            devices.add(device_id)
+    return devices
+
+
+def _changed(device_id: str | None) -> None:
+    global _last_change  # noqa: PLW0603
+    number = next(_change_numbers)  # unique: a late assignment still reads as a change
+    _recent.append((number, device_id))
+    _last_change = number
+
+
 class Identity(Part):
     """Enrollment tokens, devices and their certificates (`Store.identity`)."""
+
+    @contextmanager
+    def _write(self, device_id: str | None = None) -> Iterator[Cursor]:
+        """A write transaction (see Part), after which `local_changes` has moved: for
+        `device_id` alone, or for any device when None."""
+        try:
+            with super()._write() as cursor:
+                yield cursor
+        finally:
+            _changed(device_id)
+
+    def version(self) -> int:
+        """A number that grows with every identity change another process or collector can
+        make that matters to admission: every enrollment, renewal, revocation, retirement and
+        suspected clone is a device event (`device_events`, append-only, its id grows;
+        writers append one at a time, under the store's write lock). One index seek. A
+        certificate's first use writes no event: see service.AdmissionCache."""
+        row = self._db.execute("SELECT MAX(event_id) FROM device_events").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def changed_since(self, version: int, most: int = 100) -> set[str] | None:
+        """The devices of the device events after `version` (a `version()`), or None when
+        there are more than `most` of them."""
+        rows = self._db.execute(
+            "SELECT device_id FROM device_events WHERE event_id > ? ORDER BY event_id LIMIT ?",
+            (version, most + 1),
+        ).fetchall()
+        return None if len(rows) > most else {str(row[0]) for row in rows}
 
     # --- enrollment tokens ---------------------------------------------------------------
 
@@ -169,7 +240,7 @@ class Identity(Part):
     def tokens(self) -> list[TokenInfo]:
         rows = self._db.execute(
             "SELECT token_id, created_us, expires_us, uses_left, revoked_us, device_group"
-            " FROM enrollment_tokens ORDER BY created_us"
+            " FROM enrollment_tokens ORDER BY created_us, token_id"
         ).fetchall()
         return [
             TokenInfo(r[0], from_us(r[1]), from_us(r[2]), r[3], r[4] is not None, r[5])
@@ -189,7 +260,12 @@ class Identity(Part):
     def enroll(self, token: Token, now: dt.datetime, device: DeviceRecord) -> int:
         """Spend one use of `token` and record `device` and its certificate, in one
         transaction, or raise. Returns the certificate's generation."""
-        with self._write() as cur:
+        device = DeviceRecord(
+            text(device.device_id), text(device.cert_serial), device.cert_not_after,
+            text(device.hostname), text(device.os_family), text(device.os_name),
+            text(device.os_version), text(device.agent_version),
+        )  # fmt: skip
+        with self._write(device.device_id) as cur:
             row = cur.execute(
                 "SELECT secret_hash, expires_us, uses_left, revoked_us, device_group"
                 " FROM enrollment_tokens WHERE token_id = ?",
@@ -285,7 +361,7 @@ class Identity(Part):
         *, action: str,
     ) -> int:  # fmt: skip
         """Record a certificate issued by renewal or reestablishment; its generation."""
-        with self._write() as cur:
+        with self._write(device_id) as cur:
             generation = self._add_certificate(cur, device_id, serial, not_after, now)
             self._event(cur, device_id, action, now, f"certificate generation {generation}")
             return generation
@@ -334,7 +410,7 @@ class Identity(Part):
         if first_used is None:
             if read_only:
                 return None
-            with self._write() as cur:
+            with self._write(device_id) as cur:
                 cur.execute(
                     "UPDATE device_certificates SET first_used_us = ? WHERE device_id = ?"
                     " AND serial = ? AND first_used_us IS NULL",
@@ -350,7 +426,7 @@ class Identity(Part):
             f" {newest_used} was in use: the agent's state folder is probably running on a"
             " second computer"
         )
-        with self._write() as cur:
+        with self._write(device_id) as cur:
             cur.execute(
                 "UPDATE devices SET clone_suspected_us = ?, clone_detail = ?"
                 " WHERE device_id = ? AND clone_suspected_us IS NULL",
@@ -361,7 +437,7 @@ class Identity(Part):
 
     def accept_reestablish_signature(self, device_id: str, signed_at: dt.datetime) -> bool:
         """Keep the newest reestablishment signature time; False for one not newer (a replay)."""
-        with self._write() as cur:
+        with self._write(device_id) as cur:
             cur.execute(
                 "UPDATE devices SET reestablish_signed_us = ? WHERE device_id = ?"
                 " AND COALESCE(reestablish_signed_us, 0) < ?",
@@ -377,7 +453,7 @@ class Identity(Part):
         Nothing of the device's history is removed."""
         if status not in (REVOKED, RETIRED):
             raise ValueError(f"unknown device status {status!r}")
-        with self._write() as cur:
+        with self._write(device_id) as cur:
             cur.execute(
                 "UPDATE devices SET status = ?, status_us = ?, status_reason = ?"
                 " WHERE device_id = ? AND status = ?",
@@ -394,7 +470,7 @@ class Identity(Part):
         """Put a device in `group` (a `group_name`), or take it out of any with ''. Returns
         the group it was in before ('' for none), or None when there is no such device. A
         change is kept in the device's log (and so in the evidence chain)."""
-        with self._write() as cur:
+        with self._write(device_id) as cur:
             row = cur.execute(
                 "SELECT device_group FROM devices WHERE device_id = ?", (device_id,)
             ).fetchone()

@@ -9,17 +9,19 @@ disk sync, each report inside its own savepoint so that one bad report costs onl
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Iterator
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
 from devposture.collector.compliance import DeviceSeen
 from devposture.collector.evidence import chain
-from devposture.collector.store.base import Part, from_us, to_us
-from devposture.collector.store.chain import Appender
+from devposture.collector.store.base import Part, from_us, text, to_us
+from devposture.collector.store.chain import Appender, padded, pieces
 from devposture.collector.store.engine import Cursor, Dialect
 
 
@@ -110,9 +112,11 @@ def _upsert_results(rows: int) -> str:
 
 
 T = TypeVar("T")
-# Rows, or SELECT terms, in one statement: well within SQLite's limits on bound variables
-# (32766) and on the terms of a compound SELECT (500).
-_CHUNK = 100
+# A check_results row: device, check, state, reason, report, collected, evaluated, since (None
+# for a report that is not its device's newest).
+VerdictRow = tuple[str, str, str, str, str, int, int, int | None]
+# Rows, or SELECT terms, in one statement: at most 100 (chain.SHAPES), well within SQLite's
+# limits on bound variables (32766) and on the terms of a compound SELECT (500).
 _INSERT_CHANGES = (
     "INSERT INTO state_changes(device_id, check_id, state, reason, since_us, report_id) VALUES "
 )
@@ -126,15 +130,20 @@ _REPORT_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
 Change = tuple[str, str, str, str, int, str]  # a state_changes row, in STATE_FIELDS order
 
 
-def _chunks(rows: list[T]) -> Iterator[list[T]]:
-    for start in range(0, len(rows), _CHUNK):
-        yield rows[start : start + _CHUNK]
+def _flat(rows: Sequence[Sequence[object]]) -> list[object]:
+    """The values of `rows`, one after the other (a multi-row statement's parameters)."""
+    return list(itertools.chain.from_iterable(rows))
+
+
+def _chunks(rows: list[T]) -> Iterator[Sequence[T]]:
+    """Rows to write, in pieces of the few sizes statements are written for (chain.pieces)."""
+    return pieces(rows)
 
 
 def _insert(cur: Cursor, insert: str, values: str, rows: list[tuple[object, ...]]) -> None:
     """Write `rows` with one multi-row INSERT per chunk: one step each, not one per row."""
     for chunk in _chunks(rows):
-        cur.execute(insert + ", ".join([values] * len(chunk)), [v for row in chunk for v in row])
+        cur.execute(insert + ", ".join([values] * len(chunk)), _flat(chunk))
 
 
 @functools.cache
@@ -153,7 +162,7 @@ def _latest_states(
 ) -> dict[tuple[str, str], tuple[str, int]]:
     """(device, check) -> (state, since_us) of its last state change, for those with one."""
     latest: dict[tuple[str, str], tuple[str, int]] = {}
-    for chunk in _chunks(list(dict.fromkeys(pairs))):
+    for chunk in padded(list(dict.fromkeys(pairs))):
         args = [v for pair in chunk for v in pair]
         for device_id, check_id, state, since in cur.execute(
             _latest_states_query(len(chunk)), args
@@ -188,7 +197,7 @@ def _newest_collected(cur: Cursor, device_ids: list[str]) -> dict[str, int | Non
     """Each enrolled device's newest collection time stored (None before its first report):
     an index seek each (reports_by_collection)."""
     newest: dict[str, int | None] = {}
-    for chunk in _chunks(device_ids):
+    for chunk in padded(device_ids):
         marks = ", ".join("?" * len(chunk))
         newest.update(cur.execute(
             "SELECT d.device_id, (SELECT MAX(r.collected_us) FROM reports r"  # noqa: S608
@@ -201,7 +210,7 @@ def _newest_collected(cur: Cursor, device_ids: list[str]) -> dict[str, int | Non
 def _owners(cur: Cursor, report_ids: list[str]) -> dict[str, str]:
     """report id -> device id of those already stored."""
     owners: dict[str, str] = {}
-    for chunk in _chunks(list(dict.fromkeys(report_ids))):
+    for chunk in padded(list(dict.fromkeys(report_ids))):
         marks = ", ".join("?" * len(chunk))
         owners.update(cur.execute(
             f"SELECT report_id, device_id FROM reports WHERE report_id IN ({marks})",  # noqa: S608
@@ -316,7 +325,7 @@ def _write_group(
     rows: list[tuple[object, ...]] = []
     entries: list[tuple[object, ...]] = []
     changes: list[tuple[object, ...]] = []
-    verdicts: list[tuple[object, ...]] = []
+    verdicts: list[VerdictRow] = []
     for report, results, received, collected, is_newest in stored:
         metadata = (report.report_id, report.device_id, received, collected,
                     report.agent_version, report.clock_skew_ms)  # fmt: skip
@@ -344,19 +353,80 @@ def _write_group(
     _insert(cur, _INSERT_CHANGES, _CHANGE_VALUES, changes)
     chained.write(entries)
     for chunk in _chunks([update.row(device_id) for device_id, update in devices.items()]):
-        cur.execute(_update_devices(dialect, len(chunk)), [v for row in chunk for v in row])
-    for layer in _layers(verdicts):
-        for chunk in _chunks(layer):
-            cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
+        cur.execute(_update_devices(dialect, len(chunk)), _flat(chunk))
+    _write_verdicts(cur, dialect, verdicts, latest_pairs)
     return outcomes
 
 
-def _layers(verdicts: list[tuple[object, ...]]) -> list[list[tuple[object, ...]]]:
+def _write_verdicts(
+    cur: Cursor,
+    dialect: Dialect,
+    verdicts: list[VerdictRow],
+    before: dict[tuple[str, str], tuple[str, int]],
+) -> None:
+    """Leave check_results as upserting `verdicts` one after the other does, writing less.
+
+    A verdict from a device's newest report (its since is known) always wins over what is
+    stored (no stored verdict of the device was collected later), and it sets every column:
+    for one (device, check), what came before the last such verdict does not matter. When
+    its state and since are those the check already had before the group (`before`: the
+    last state change), only columns that no index holds change (reason, report id,
+    collected, evaluated): one UPDATE that leaves check_results' indexes alone, where the
+    upsert rewrote the standing and failing indexes' entries for every report (about eight
+    pages of the WAL per report instead of one). It is guarded by the stored state and
+    since, so should a stored row differ after all, the full upsert writes it. Verdicts of
+    older reports (since unknown) after it, or without one, are upserted one by one, in
+    order."""
+    by_pair: dict[tuple[str, str], list[VerdictRow]] = {}
+    for row in verdicts:
+        pair = (row[0], row[1])
+        written = by_pair.get(pair)
+        if written is None:
+            by_pair[pair] = [row]
+        else:
+            written.append(row)
+    quiet: list[VerdictRow] = []
+    upserts: list[VerdictRow] = []
+    for pair, written in by_pair.items():
+        if len(written) > 1:  # what a newest report wrote replaces everything before it
+            last = max((i for i, row in enumerate(written) if row[7] is not None), default=0)
+            written = written[last:]  # noqa: PLW2901
+        row = written[0]
+        if len(written) == 1 and row[7] is not None:
+            (quiet if before.get(pair) == (row[2], row[7]) else upserts).append(row)
+        else:
+            upserts += written
+    for chunk in _chunks(quiet):
+        cur.execute(_refresh_results(dialect, len(chunk)), _flat(chunk))
+        if cur.rowcount != len(chunk):  # a stored row was not as its history says
+            upserts += chunk
+    for layer in _layers(upserts):
+        for chunk in _chunks(layer):
+            cur.execute(_upsert_results(len(chunk)), _flat(chunk))
+
+
+@functools.cache
+def _refresh_results(dialect: Dialect, rows: int) -> str:
+    """A newer report's verdicts whose state and since are unchanged: their reason, report
+    and times, where the stored row has that state and since (and is not newer)."""
+    collected = "CAST(v.column6 AS BIGINT)"
+    return (
+        "UPDATE check_results SET reason = v.column4, report_id = v.column5,"  # noqa: S608 (only placeholders are joined in)
+        f" collected_us = {collected}, evaluated_us = CAST(v.column7 AS BIGINT)"
+        " FROM (VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows) + ") AS v"
+        " WHERE check_results.device_id = v.column1 AND check_results.check_id = v.column2"
+        " AND check_results.state = v.column3"
+        " AND check_results.since_us = CAST(v.column8 AS BIGINT)"
+        f" AND check_results.collected_us <= {collected}"
+    )
+
+
+def _layers(verdicts: list[VerdictRow]) -> list[list[VerdictRow]]:
     """The verdicts in statements that each name a (device, check) once, in the group's order:
     PostgreSQL refuses an upsert that touches a row twice, and SQLite applies such rows one
     after the other, which layers do too. Without two reports of one device, one layer."""
-    layers: list[list[tuple[object, ...]]] = []
-    seen: dict[tuple[object, object], int] = {}
+    layers: list[list[VerdictRow]] = []
+    seen: dict[tuple[str, str], int] = {}
     for row in verdicts:
         depth = seen.get((row[0], row[1]), 0)
         seen[(row[0], row[1])] = depth + 1
@@ -364,6 +434,24 @@ def _layers(verdicts: list[tuple[object, ...]]) -> list[list[tuple[object, ...]]
             layers.append([])
         layers[depth].append(row)
     return layers
+
+
+def _text_safe(
+    report: ReportRecord, results: list[CheckResult]
+) -> tuple[ReportRecord, list[CheckResult]]:
+    """The report's text fields and verdicts as both engines store them (`base.text`)."""
+    fields = (report.report_id, report.device_id, report.agent_version, report.hostname,
+              report.os_family, report.os_name, report.os_version)  # fmt: skip
+    if any("\x00" in f for f in fields) or any("\x00" in r.reason + r.check_id + r.state
+                                                 for r in results):  # fmt: skip
+        report = dataclasses.replace(
+            report, report_id=text(report.report_id), device_id=text(report.device_id),
+            agent_version=text(report.agent_version), hostname=text(report.hostname),
+            os_family=text(report.os_family), os_name=text(report.os_name),
+            os_version=text(report.os_version),
+        )  # fmt: skip
+        results = [CheckResult(text(r.check_id), text(r.state), text(r.reason)) for r in results]
+    return report, results
 
 
 class Reports(Part):
@@ -474,6 +562,7 @@ class Reports(Part):
         once space is freed. Either way the outcome, the rows and the evidence chain are those of
         storing the reports one after the other, in the group's order.
         """
+        group = [_text_safe(report, results) for report, results in group]
         with self._write() as cur:
             chained = Appender(cur)  # the chain's head is read once per group
             together = self._store_together(cur, chained, group)
@@ -565,7 +654,7 @@ class Reports(Part):
             for r in results
         ]  # fmt: skip
         for chunk in _chunks(rows):
-            cur.execute(_upsert_results(len(chunk)), [v for row in chunk for v in row])
+            cur.execute(_upsert_results(len(chunk)), _flat(chunk))
         return StoreOutcome.STORED
 
     def report_bodies(self, report_ids: list[str]) -> dict[str, bytes]:

@@ -222,9 +222,9 @@ class NowHost(ReplayHost):
 
 
 def _reports(config: CollectorConfig) -> list[pb.PostureReport]:
-    store = Store.open(config.database)
+    store = Store.open_reader(config.database)
     try:
-        bodies = [store.report_body(i) for i in store.report_ids()]
+        bodies = [store.reports.report_body(i) for i in store.reports.report_ids()]
     finally:
         store.close()
     return [pb.PostureReport.FromString(b) for b in bodies if b is not None]

@@ -61,7 +61,7 @@ def _queue(agent: EnrolledAgent, count: int, padding: int = 0) -> list[pb.Postur
 def _stored(collector: LiveCollector) -> list[str]:
     store = collector.store()
     try:
-        return list(store.report_ids())
+        return list(store.reports.report_ids())
     finally:
         store.close()
 

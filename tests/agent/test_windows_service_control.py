@@ -178,9 +178,9 @@ def test_the_agent_loop_runs_and_drains_under_the_service_protocol(
         return 0
 
     def reports() -> list[pb.PostureReport]:
-        store = Store.open(live_collector.config.database)
+        store = Store.open_reader(live_collector.config.database)
         try:
-            bodies = [store.report_body(i) for i in store.report_ids()]
+            bodies = [store.reports.report_body(i) for i in store.reports.report_ids()]
         finally:
             store.close()
         return [pb.PostureReport.FromString(b) for b in bodies if b is not None]

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from devposture.collector.config import load
+from devposture.collector.store import Store
+from tests.databases import init_arguments
+
 BIN = Path(sys.executable).parent
 COLLECTOR = str(BIN / "devposture-collector")
 AGENT = str(BIN / "devposture-agent")
@@ -23,6 +27,13 @@ def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str
     return subprocess.run(
         argv, capture_output=True, text=True, input=stdin, timeout=120, check=False
     )
+
+
+def open_store(data: Path) -> Store:
+    """A read-only connection of the test's own to the database a data folder's
+    collector.toml names (its SQLite file, or the PostgreSQL schema `init` was given): it
+    reads what the collector committed, and never prepares the schema under a live one."""
+    return Store.open_reader(load(data).database)
 
 
 @dataclass
@@ -49,7 +60,7 @@ def serving_collector(
     """`init` a data folder, let `prepare` edit it (a policy read at start, not raced against
     a reload), then `serve` it on free ports until the block ends."""
     data, ready = tmp_path / "collector", tmp_path / "ready.json"
-    assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
+    assert run(COLLECTOR, "init", "--data", str(data), *init_arguments()).returncode == 0
     if prepare is not None:
         prepare(data)
     fingerprint = run(COLLECTOR, "ca", "fingerprint", "--data", str(data)).stdout.strip()

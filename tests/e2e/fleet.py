@@ -20,7 +20,6 @@ import random
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -39,8 +38,12 @@ from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from devposture.agent.outbox_file import SUFFIX
 from devposture.agent.state import AgentState, Enrollment
 from devposture.agent.transport import DrainResult, drain
+from devposture.collector.config import load
+from devposture.collector.store.engine import connect
+from devposture.collector.store.target import DatabaseTarget
 from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
+from tests.databases import init_arguments
 
 BIN = Path(sys.executable).parent
 COLLECTOR = str(BIN / "devposture-collector")
@@ -94,7 +97,7 @@ class CollectorServer:
         no balancer polls a test's collector) are written to its collector.toml (None keeps
         the default)."""
         data = root / "collector"
-        done = run(COLLECTOR, "init", "--data", str(data))
+        done = run(COLLECTOR, "init", "--data", str(data), *init_arguments())
         assert done.returncode == 0, done.stderr
         config = data / "collector.toml"
         text = config.read_text(encoding="utf-8")
@@ -111,8 +114,10 @@ class CollectorServer:
         return cls(data, enroll_port, report_port, admin_port, fingerprint)
 
     @property
-    def database(self) -> Path:
-        return self.data / "devposture.db"
+    def database(self) -> DatabaseTarget:
+        """What collector.toml names: the folder's SQLite file, or the PostgreSQL schema
+        `init` was given."""
+        return load(self.data).database
 
     @property
     def log_path(self) -> Path:
@@ -204,9 +209,9 @@ class CollectorServer:
     # -- reading what was stored (a read-only connection of its own) ----------------------
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
-        db = sqlite3.connect(f"file:{self.database}?mode=ro", uri=True, timeout=30)
+        db = connect(self.database, read_only=True)
         try:
-            return db.execute(sql, args).fetchall()
+            return [tuple(row) for row in db.execute(sql, args).fetchall()]
         finally:
             db.close()
 

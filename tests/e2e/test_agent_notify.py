@@ -49,6 +49,9 @@ def _follow(
     STOPPING=1; every message seen."""
     seen: list[str] = []
     messages = _messages(sock)
+    # The one SIGTERM: a second, sent while the agent's interpreter shuts down (its handlers
+    # gone), would kill it (exit -15) after a clean stop.
+    stopped = False
     try:
         while "READY=1" not in seen:
             seen += next(messages)
@@ -58,6 +61,7 @@ def _follow(
             seen += message
             pings += message.count("WATCHDOG=1")
         agent.send_signal(signal.SIGTERM)
+        stopped = True
         while "STOPPING=1" not in seen:
             seen += next(messages)
     except TimeoutError:
@@ -65,7 +69,7 @@ def _follow(
             f"no message within {WAIT:g} s; seen {seen}\n{log.read_text()}"
         ) from None
     finally:
-        if agent.poll() is None:
+        if not stopped and agent.poll() is None:
             agent.send_signal(signal.SIGTERM)
         try:
             code = agent.wait(60)

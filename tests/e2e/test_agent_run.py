@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 from devposture.agent.outbox import Outbox
-from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
-from tests.e2e.conftest import AGENT, CollectorProcess, enrolled_state
+from tests.e2e.conftest import AGENT, CollectorProcess, enrolled_state, open_store
 
 NEW_BACKUP_PROMISE = 60.0
 
@@ -22,9 +21,9 @@ NEW_BACKUP_PROMISE = 60.0
 def _wait_for_reports(data: Path, count: int, seconds: float) -> list[str]:
     deadline = time.monotonic() + seconds
     while True:
-        store = Store.open(data / "devposture.db")
+        store = open_store(data)
         try:
-            ids = store.report_ids()
+            ids = store.reports.report_ids()
         finally:
             store.close()
         if len(ids) >= count or time.monotonic() > deadline:
@@ -33,9 +32,9 @@ def _wait_for_reports(data: Path, count: int, seconds: float) -> list[str]:
 
 
 def _body(data: Path, report_id: str) -> pb.PostureReport:
-    store = Store.open(data / "devposture.db")
+    store = open_store(data)
     try:
-        body = store.report_body(report_id)
+        body = store.reports.report_body(report_id)
     finally:
         store.close()
     assert body is not None

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import init_arguments
 from tests.e2e.conftest import COLLECTOR, run
 
 WAIT = 60.0  # seconds: the most any single message may take on a slow machine
@@ -91,7 +92,7 @@ def _serve(
     tmp_path: Path, manager: Manager, drain_seconds: str, watchdog_usec: str | None
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
     data, ready = tmp_path / "collector", tmp_path / "ready.json"
-    initialized = run(COLLECTOR, "init", "--data", str(data))
+    initialized = run(COLLECTOR, "init", "--data", str(data), *init_arguments())
     assert initialized.returncode == 0, initialized.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NOTIFY_", "WATCHDOG_"))}
     env["NOTIFY_SOCKET"] = manager.address

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import init_arguments
 from tests.e2e.conftest import COLLECTOR, run
 
 
@@ -15,7 +16,7 @@ from tests.e2e.conftest import COLLECTOR, run
 def misspelt(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
     """A data folder whose [server] says drain_second and whose [web] port is a text."""
     data = tmp_path_factory.mktemp("strict") / "collector"
-    assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
+    assert run(COLLECTOR, "init", "--data", str(data), *init_arguments()).returncode == 0
     path = data / "collector.toml"
     text = path.read_text()
     text = text.replace("drain_seconds = 5\n", "drain_second = 5\n", 1)

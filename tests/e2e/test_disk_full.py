@@ -33,13 +33,18 @@ import pytest
 from devposture.agent.enroll import EnrollError
 from devposture.agent.outbox_file import SUFFIX
 from devposture.agent.renewal_exchange import exchange
-from devposture.collector.disk_space import StorageFull
-from devposture.collector.identity_store import DeviceRecord
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from devposture.collector.store.disk_space import StorageFull
+from devposture.collector.store.engine import SqliteDatabase
+from devposture.collector.store.identity import DeviceRecord
 from devposture.collector.tokens import new_token
 from devposture.net.rpc_status import retry_hint
 from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_agent, run, utcnow
 from tests.waiting import wait_until
+
+# SQLite's full-disk path: a full file system under the data folder is what refuses SQLite's
+# writes; a PostgreSQL server's disk is not the data folder's.
+pytestmark = pytest.mark.sqlite_only
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 FULL_LINE = "the disk holding the data folder is full"
@@ -102,9 +107,9 @@ def _item(device_id: str) -> tuple[ReportRecord, list[CheckResult]]:
 
 
 def _chain_is_whole(store: Store) -> bool:
-    head = store.chain_head()
+    head = store.evidence.chain_head()
     assert head is not None
-    entries = store.chain_entries(1, head.seq)
+    entries = store.evidence.chain_entries(1, head.seq)
     links = itertools.pairwise(entries)
     return (
         [e.seq for e in entries] == list(range(1, head.seq + 1))
@@ -125,27 +130,28 @@ def test_the_store_keeps_nothing_of_a_refused_write_and_writes_once_space_is_bac
             if cache_pages is not None:  # pages spill to the log in the middle of a statement
                 store._db.execute(f"PRAGMA cache_size = {cache_pages}")
             token = new_token()
-            store.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
-            store.enroll(token, NOW, DeviceRecord("d1", "01", NOW + dt.timedelta(days=90)))
+            store.identity.add_token(token, NOW, NOW + dt.timedelta(hours=1), uses=1)
+            store.identity.enroll(token, NOW, DeviceRecord("d1", "01", NOW + dt.timedelta(days=90)))
             before = [_item("d1") for _ in range(3)]
-            assert store.store_reports(before) == [StoreOutcome.STORED] * 3
+            assert store.reports.store_reports(before) == [StoreOutcome.STORED] * 3
             filler = fill(disk)
             group = [_item("d1") for _ in range(20)]
             with pytest.raises(StorageFull) as refused:
-                store.store_reports(group)
+                store.reports.store_reports(group)
             assert refused.value.advice == (
                 f"the disk holding {disk} is full: free space, then try again"
             )
             assert str(disk) not in str(refused.value)  # what an unmapped call would show
-            assert not store._db.in_transaction
-            assert sorted(store.report_ids()) == sorted(r.report_id for r, _ in before)
+            assert isinstance(store._db, SqliteDatabase)
+            assert not store._db.connection.in_transaction
+            assert sorted(store.reports.report_ids()) == sorted(r.report_id for r, _ in before)
             # Other writes are refused the same way, and leave the connection usable.
             with pytest.raises(StorageFull):
-                store.add_token(new_token(), NOW, NOW + dt.timedelta(hours=1), uses=1)
+                store.identity.add_token(new_token(), NOW, NOW + dt.timedelta(hours=1), uses=1)
             filler.unlink()
             # Nothing of the refused group was kept: each report is new, not a duplicate.
-            assert store.store_reports(group) == [StoreOutcome.STORED] * 20
-            assert len(store.report_ids()) == 23
+            assert store.reports.store_reports(group) == [StoreOutcome.STORED] * 20
+            assert len(store.reports.report_ids()) == 23
             assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             assert _chain_is_whole(store)
         finally:

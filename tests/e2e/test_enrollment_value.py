@@ -16,10 +16,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from devposture.collector.store import Store
 from devposture.net.enrollment_value import parse_enrollment_value
 from tests.connect_proxy import connect_proxy
-from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, run
+from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, open_store, run
 from tests.e2e.fleet import free_ports
 from tests.waiting import wait_until
 
@@ -61,9 +60,9 @@ def _rolled_out(
 
 
 def _reports(c: CollectorProcess) -> list[str]:
-    store = Store.open(c.data / "devposture.db")
+    store = open_store(c.data)
     try:
-        return store.report_ids()
+        return store.reports.report_ids()
     finally:
         store.close()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import init_arguments
 from tests.e2e.conftest import (
     AGENT,
     COLLECTOR,
@@ -61,7 +62,7 @@ def collector_on_second_address(tmp_path: Path) -> Iterator[tuple[CollectorProce
     """A collector made for 127.0.0.1 (its certificate lists that, not 127.0.0.2) serving on
     127.0.0.2, as one moved to an address it was not set up for; and its admin port."""
     data, ready = tmp_path / "collector", tmp_path / "ready.json"
-    assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
+    assert run(COLLECTOR, "init", "--data", str(data), *init_arguments()).returncode == 0
     fingerprint = run(COLLECTOR, "ca", "fingerprint", "--data", str(data)).stdout.strip()
     config = data / "collector.toml"  # the admin port moves with it
     admin = 'host = "127.0.0.1"\nport = 7445'
@@ -141,7 +142,7 @@ def test_verifying_a_bundle_that_is_not_there_says_so_not_that_it_was_changed(
     tmp_path: Path,
 ) -> None:
     data = tmp_path / "collector"
-    assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
+    assert run(COLLECTOR, "init", "--data", str(data), *init_arguments()).returncode == 0
     key = tmp_path / "evidence.pem"
     exported = run(COLLECTOR, "audit", "public-key", "--data", str(data))
     assert exported.returncode == 0, exported.stderr

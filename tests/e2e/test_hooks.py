@@ -15,6 +15,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.databases import init_arguments
 from tests.e2e.conftest import AGENT, COLLECTOR, run
 
 
@@ -30,7 +31,7 @@ def _samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_a_real_collector_is_scraped_probed_and_logs_json(tmp_path: Path) -> None:
     data, ready, errors = tmp_path / "collector", tmp_path / "ready.json", tmp_path / "stderr"
-    assert run(COLLECTOR, "init", "--data", str(data)).returncode == 0
+    assert run(COLLECTOR, "init", "--data", str(data), *init_arguments()).returncode == 0
     fingerprint = run(COLLECTOR, "ca", "fingerprint", "--data", str(data)).stdout.strip()
     token = run(COLLECTOR, "token", "create", "--data", str(data)).stdout.strip()
     with errors.open("wb") as stderr:

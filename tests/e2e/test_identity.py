@@ -7,14 +7,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from devposture.collector.store import Store
-from tests.e2e.conftest import AGENT, CollectorProcess, enroll, run
+from tests.e2e.conftest import AGENT, CollectorProcess, enroll, open_store, run
 
 
 def _clone_flags(c: CollectorProcess) -> list[object]:
-    store = Store.open(c.data / "devposture.db")
+    store = open_store(c.data)
     try:
-        return [d.clone_suspected_at for d in store.devices()]
+        return [d.clone_suspected_at for d in store.identity.devices()]
     finally:
         store.close()
 

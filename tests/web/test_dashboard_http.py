@@ -60,7 +60,7 @@ def test_wrong_credentials_are_refused_and_audited(fleet: Fleet) -> None:
             assert presented not in answer.text
     store = fleet.store()
     try:
-        denied = [e for e in store.audit_entries()
+        denied = [e for e in store.admin.audit_entries()
                   if e.command == "dashboard login" and e.outcome == "denied"]  # fmt: skip
     finally:
         store.close()
@@ -110,7 +110,7 @@ def test_a_revoked_credential_s_session_stops_working(fleet: Fleet) -> None:
     assert fetch(fleet, "GET", "/", cookie=cookie).status == 200
     store = fleet.store()
     try:
-        assert store.revoke_credential(credential.split("_")[1], utcnow())
+        assert store.admin.revoke_credential(credential.split("_")[1], utcnow())
     finally:
         store.close()
     answer = fetch(fleet, "GET", "/", cookie=cookie)

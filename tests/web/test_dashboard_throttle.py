@@ -41,7 +41,7 @@ class Board:
         store = self.fleet.store()
         try:
             return sum(
-                1 for e in store.audit_entries()
+                1 for e in store.admin.audit_entries()
                 if e.command == "dashboard login" and e.outcome == "denied"
             )  # fmt: skip
         finally:
