@@ -611,7 +611,24 @@ def _postgres_triggers() -> str:
 SCHEMA_LOCK = 0x6465_7670_7363_686D
 
 
+def _current_postgres(database: PostgresDatabase) -> bool:
+    """Whether the database is at this schema already: then nothing is created or replaced
+    (CREATE INDEX IF NOT EXISTS still takes a lock on its table, which would wait on, and
+    deadlock with, the writers of a collector already serving)."""
+    with database.pool.connection() as connection:
+        row = connection.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+        if row is None or not row[0]:
+            return False
+        version = connection.execute("SELECT version FROM schema_version").fetchone()
+    if version is None:
+        return False
+    _refuse_newer(int(version[0]))
+    return int(version[0]) == SCHEMA_VERSION
+
+
 def _prepare_postgres(database: PostgresDatabase) -> None:
+    if _current_postgres(database):
+        return
     with database.pool.connection() as connection, connection.transaction():
         connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
         connection.execute(POSTGRES_SCHEMA)
