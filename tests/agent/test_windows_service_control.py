@@ -188,7 +188,10 @@ def test_the_agent_loop_runs_and_drains_under_the_service_protocol(
     report = Recorder()
     run = ServiceRun(report, body)
     thread = _start(run)
-    wait_until(lambda: len(reports()) >= 1, "the first report to reach the collector")
+    # The first acknowledgement hands the agent the policy's configuration, which it answers
+    # with a second collection: STOP once that one is delivered too, or it would rightly stay
+    # in the outbox for the next start.
+    wait_until(lambda: len(reports()) >= 2, "the first two reports to reach the collector")
     assert run.handle(sc.CONTROL_STOP) == sc.NO_ERROR
     thread.join(60)
     assert not thread.is_alive()
