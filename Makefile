@@ -38,10 +38,15 @@ typecheck: $(VENV)/.installed-test
 unit: $(VENV)/.installed-test
 	env -u DEVPOSTURE_TEST_POSTGRESQL $(BIN)/pytest
 
-# The tests whose collector stores anything: every one of them on PostgreSQL too.
+# The collector's and the dashboard's tests on PostgreSQL too, and the end-to-end tests whose
+# collector's store is what they exercise (faults, identity, admin, evidence, enrollment);
+# the other end-to-end tests are about the agent and gain nothing from a second engine.
+E2E_ON_POSTGRESQL = tests/e2e/test_faults.py tests/e2e/test_admin.py tests/e2e/test_identity.py \
+	tests/e2e/test_enrollment_value.py tests/e2e/test_compliance_scenario.py \
+	tests/e2e/test_token_bundle.py tests/e2e/test_tls_rotation.py tests/e2e/test_hints.py
 unit-postgresql: $(VENV)/.installed-test
 	DEVPOSTURE_TEST_POSTGRESQL=$${DEVPOSTURE_TEST_POSTGRESQL:-$$(scripts/postgresql-for-tests)} \
-	  $(BIN)/pytest -m "not sqlite_only" tests/collector tests/web tests/e2e
+	  $(BIN)/pytest -m "not sqlite_only" tests/collector tests/web $(E2E_ON_POSTGRESQL)
 
 ## protos: regenerate the Python modules and stubs from protos/devposture/v1/*.proto
 protos: $(VENV)/.installed-test
