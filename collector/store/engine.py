@@ -218,6 +218,14 @@ def to_psycopg(sql: str) -> str:
     return _TOKEN.sub(replace, sql)
 
 
+def _statement(sql: str, parameters: Params | None) -> tuple[str, Params | None]:
+    """What psycopg is given: without parameters it reads the text as it is (no placeholders,
+    a `%` is a `%`); with them, in its own placeholder syntax."""
+    if not parameters:
+        return sql, None
+    return to_psycopg(sql), parameters
+
+
 class PostgresCursor:
     """A psycopg cursor that takes the store's placeholders."""
 
@@ -234,7 +242,7 @@ class PostgresCursor:
     def execute(self, sql: str, parameters: Params | None = None, /) -> PostgresCursor:
         if self._trace is not None:
             self._trace(sql)
-        self._cursor.execute(to_psycopg(sql), parameters if parameters else None)
+        self._cursor.execute(*_statement(sql, parameters))
         return self
 
     def executemany(self, sql: str, parameters: Sequence[Params], /) -> PostgresCursor:
@@ -359,7 +367,7 @@ class PostgresDatabase:
             self._trace(sql)
         with self._pool.connection() as connection:
             cursor = connection.cursor()
-            cursor.execute(to_psycopg(sql), parameters if parameters else None)
+            cursor.execute(*_statement(sql, parameters))
             rows = cursor.fetchall() if cursor.description is not None else []
             return _Rows(list(rows), cursor.rowcount)
 
@@ -371,7 +379,7 @@ class PostgresDatabase:
             raise RuntimeError("stream() reads inside a transaction or a snapshot")
         with held.cursor(name=f"devposture_stream_{threading.get_ident()}") as cursor:
             cursor.itersize = 2000
-            cursor.execute(to_psycopg(sql), parameters if parameters else None)
+            cursor.execute(*_statement(sql, parameters))
             yield from cursor
 
     @contextmanager
