@@ -119,7 +119,7 @@ class Arguments:
         return value
 
     def group(self, name: str, shown: str | None = None) -> str | None:
-        """A device group name (`identity_store.group_name`), or None when not given.
+        """A device group name (`store.identity.group_name`), or None when not given.
         `shown` is what the command line calls it, when not `--NAME` (a positional NAME)."""
         text = self._values.get(name)
         if text is None:

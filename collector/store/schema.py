@@ -351,7 +351,7 @@ SHARING_MIGRATION: tuple[Step, ...] = (
 )
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
-    6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (identity_store)
+    6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION,
 }  # fmt: skip
 
