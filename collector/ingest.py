@@ -7,8 +7,11 @@ queue up and become the next group. A lone report is committed at once (no added
 under load each sync carries hundreds of reports. Each caller gets its own outcome, and only
 after the group's COMMIT has returned.
 
-The committer also says when it is too far behind (`overloaded`): the service then answers
-UNAVAILABLE with a retry hint instead of queueing without end, and the agents come back later.
+The committer also says when it is too far behind (`overloaded`: more reports waiting than it
+commits in MAX_WAIT_SECONDS at its recent rate, or than MAX_WAITING): the service then answers
+UNAVAILABLE with a retry hint instead of queueing reports past their callers' deadlines, and
+the agents come back later. A caller whose call ended while it waited is left out of its
+group: its agent keeps the reports and sends them again.
 
 A full disk fails a group's transaction (StorageFull): it is rolled back whole, its callers are
 pushed back the same way (nothing of it is acknowledged, so the agents keep those reports), and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -36,6 +40,12 @@ T = TypeVar("T")
 MAX_GROUP = 512
 # Reports waiting beyond this make the service push back (UNAVAILABLE with a retry hint).
 MAX_WAITING = 20_000
+# And beyond what the store commits in this long (never fewer than a full group): agents give
+# a call 30 s (Report) or 60 s (ReportBatch), and a report queued longer than that would be
+# committed after its caller gave up, then sent again as a duplicate. Under an overload (a
+# fleet's backlog after an outage) the queue stays within what is worth waiting for, and the
+# rest are told to come back after the hint, keeping their reports.
+MAX_WAIT_SECONDS = 10.0
 
 Item = tuple[ReportRecord, list[CheckResult]]
 RunInDb = Callable[[Callable[[], T]], Awaitable[T]]
@@ -120,11 +130,18 @@ class GroupCommitter:
         *,
         max_group: int = MAX_GROUP,
         max_waiting: int = MAX_WAITING,
+        max_wait: float = MAX_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._run_in_db = run_in_db
         self._max_group = max_group
         self.max_waiting = max_waiting
+        self._max_wait = max_wait
+        self._clock = clock
+        # Reports committed per second while committing, smoothed over the last groups (None
+        # before the first): how fast the queue drains under load.
+        self.commit_rate: float | None = None
         # Callers in arrival order, and how many reports they hold; the runner sleeps on
         # `_wakeup` while there are none (cheaper than an asyncio.Queue of single reports).
         self._queue: deque[_Waiting] = deque()
@@ -141,7 +158,12 @@ class GroupCommitter:
         return self._waiting
 
     def overloaded(self) -> bool:
-        return self._waiting >= self.max_waiting
+        """Whether more reports than are worth queueing are waiting: `max_waiting`, or what
+        the store commits in `max_wait` seconds at its recent rate (at least a full group)."""
+        limit = self.max_waiting
+        if self.commit_rate is not None:
+            limit = min(limit, max(self._max_group, int(self.commit_rate * self._max_wait)))
+        return self._waiting >= limit
 
     def disk_full(self) -> str:
         """Note a write refused for a full disk outside a group (an admission), logged once
@@ -208,6 +230,7 @@ class GroupCommitter:
 
     async def _commit(self, group: list[_Waiting], size: int) -> None:
         items = [item for entry in group for item in entry.items]
+        began = self._clock()
         try:
             outcomes = await self._run_in_db(lambda: self._store.reports.store_reports(items))
         except Exception as exc:  # the transaction failed: no report in it may be acknowledged
@@ -221,6 +244,12 @@ class GroupCommitter:
                     entry.done.set_exception(exc)
             return
         self.full_disk.succeeded()
+        took = self._clock() - began
+        if took > 0:
+            rate = size / took
+            self.commit_rate = rate if self.commit_rate is None else (
+                0.8 * self.commit_rate + 0.2 * rate
+            )  # fmt: skip
         figures = self.figures
         figures.commits += 1
         figures.reports += size

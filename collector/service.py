@@ -29,10 +29,11 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.collector.agent_config import add_verdicts, agent_config, verdict_templates
+from devposture.collector.clock import utcnow
 from devposture.collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
 from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
 from devposture.collector.metrics import IngestMetrics
-from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certificate, utcnow
+from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certificate
 from devposture.collector.ratelimit import DeviceRateLimiter, retry_after_ms
 from devposture.collector.raw_rpc import RawRequest, Request, Undecodable, message_of
 from devposture.collector.renewal import ProofRejected, verify_reestablish
@@ -282,8 +283,9 @@ class _Judging:
         return b"".join(parts)
 
 
-# Distinct encoded verdicts kept (reasons name packages, dates, networks: they vary).
-VERDICTS_KEPT = 20_000
+# Distinct encoded verdicts kept, about 600 bytes each (reasons name packages, dates and
+# networks, so a fleet's vary; when full, all are dropped and made again as they come).
+VERDICTS_KEPT = 4096
 
 
 class CollectorService(pb_grpc.CollectorServicer):

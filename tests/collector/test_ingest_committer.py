@@ -69,3 +69,34 @@ def test_a_caller_whose_call_ended_while_queued_is_not_stored() -> None:
         return store.reports.groups
 
     assert asyncio.run(scenario()) == [["first"], ["kept"]]
+
+
+def test_the_queue_is_bounded_by_what_the_store_commits_in_max_wait_seconds() -> None:
+    """Under a backlog the queue holds what is worth waiting for: the reports the store
+    commits in `max_wait` seconds at its recent rate (never fewer than a full group); beyond
+    it the service pushes back, and the agents keep their reports."""
+
+    async def scenario() -> list[bool]:
+        store = _Store()
+        now = [100.0]
+
+        async def run_in_db(work: Callable[[], T]) -> T:
+            now[0] += 0.5  # a group of 100 reports commits in half a second: 200 reports/s
+            return work()
+
+        committer = GroupCommitter(
+            cast(Store, store), cast(Any, run_in_db), max_group=100, max_wait=10.0,
+            clock=lambda: now[0],
+        )  # fmt: skip
+        seen = [committer.overloaded()]
+        await committer.store([_item(f"r{i}") for i in range(100)])
+        assert committer.commit_rate == pytest.approx(200.0)
+        committer._waiting = 1999  # queued, as callers would have left them
+        seen.append(committer.overloaded())
+        committer._waiting = 2000  # 10 s at 200 reports/s
+        seen.append(committer.overloaded())
+        committer._waiting = 0
+        await committer.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [False, False, True]
