@@ -19,8 +19,9 @@ starts at once. Each device then reports as the agent's service does: every
 interval), a new connection (mutual TLS) and one ReportBatch per delivery, as
 agent.transport.drain opens a channel per drain; a failed delivery keeps its reports and
 tries again after the agent's backoff (5 s doubling, full jitter; the collector's retry hint
-obeyed), and an acknowledgement carrying a new configuration makes the agent collect again
-at once (a "policy change" report). The reports are tests/e2e/fleet.py's `posture_report`:
+obeyed), and an acknowledgement carrying a new configuration makes the agent save it and
+collect again at once (a "policy change" report: every device's first contact, so a fleet's
+first run from the cache has twice the reports in its warm-up; later runs do not). The reports are tests/e2e/fleet.py's `posture_report`:
 every fact of a Linux laptop, about 2.5 KB. Time runs `--speedup` times faster than real:
 with the default 60, one simulated hour takes a minute. Several collectors: each delivery's
 connection goes to the next collector in turn (an L4 balancer's round robin per connection);
@@ -768,6 +769,8 @@ class _Fleet:
                 stats["rejected"] += 1
         agent.pending = [(r, at) for r, at in agent.pending if r.report_id not in answered]
         if response.HasField("config") and response.config.version != agent.config_version:
+            # Saved, as the agent does: a later run on the same (cached) fleet starts with it.
+            AgentState(Path(agent.device.state)).save_config(response.config)
             agent.config_version = response.config.version
             if ended < self.share.window_end:  # judged under the new configuration at once
                 stats["policy_change"] += 1
