@@ -28,9 +28,6 @@ from devposture.collector.config import (
     ConfigError,
     load,
 )
-from devposture.collector.datadir import InitError, initialize
-from devposture.collector.join import join
-from devposture.collector.pki import fingerprint
 from devposture.collector.store import database_errors
 from devposture.collector.store.disk_space import full_disk_message, is_full, no_space_left
 from devposture.collector.store.target import DatabaseTargetError, postgres_target
@@ -168,6 +165,10 @@ def cmd_init(args: argparse.Namespace) -> int:
             database = postgres_target(args.database, args.database_password_file)
         except DatabaseTargetError as exc:
             raise CliError(str(exc)) from exc
+    # cryptography is imported by init only, not by every command.
+    from devposture.collector.datadir import InitError, initialize  # noqa: PLC0415
+    from devposture.collector.pki import fingerprint  # noqa: PLC0415
+
     try:
         config, ca_cert = initialize(args.data, args.listen, args.san, database=database, **kwargs)
     except (InitError, ValueError) as exc:
@@ -181,6 +182,10 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def _join(args: argparse.Namespace, ports: dict[str, int]) -> int:
+    from devposture.collector.datadir import InitError  # noqa: PLC0415
+    from devposture.collector.join import join  # noqa: PLC0415
+    from devposture.collector.pki import fingerprint  # noqa: PLC0415
+
     if args.database is not None or args.database_password_file is not None:
         raise CliError("--join uses the first collector's database: leave out --database")
     try:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 from devposture.collector.cli_pki import Subparsers, _data_option
 from devposture.collector.config import CONFIG_NAME, load, use_database
-from devposture.collector.datadir import DataFolderInUse, lock_data_folder
-from devposture.collector.store.migrate import MigrationError, migrate
 from devposture.collector.store.target import (
     DatabaseTargetError,
     PostgresTarget,
@@ -54,6 +52,10 @@ def _progress(table: str, rows: int) -> None:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    # This command's own imports (datadir's lock brings cryptography): not every command's.
+    from devposture.collector.datadir import DataFolderInUse, lock_data_folder  # noqa: PLC0415
+    from devposture.collector.store.migrate import MigrationError, migrate  # noqa: PLC0415
+
     config = load(args.data)
     if isinstance(config.database, PostgresTarget):
         raise MigrateError(

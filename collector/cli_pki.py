@@ -15,10 +15,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from devposture.collector.config import ConfigError, load
-from devposture.collector.pki import fingerprint, utcnow
-from devposture.collector.trust import Authorities, Stage, Trust, TrustError
+
+if TYPE_CHECKING:
+    from devposture.collector.trust import Authorities, Trust
+
+# The trust code (cryptography, grpc) is imported by these commands only, when they run: every
+# other command of the CLI registers these parsers, and must not pay for those imports.
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
 PROG = "devposture-collector"
@@ -97,6 +102,8 @@ def add_commands(commands: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def _trust(args: argparse.Namespace) -> Trust:
+    from devposture.collector.trust import Trust  # noqa: PLC0415
+
     return Trust(load(args.data))
 
 
@@ -115,6 +122,9 @@ def _day(moment: dt.datetime) -> str:
 
 def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
     """The signing CA's fingerprint alone on standard output, so scripts can capture it."""
+    from devposture.collector.pki import fingerprint  # noqa: PLC0415
+    from devposture.collector.trust import TrustError  # noqa: PLC0415
+
     trust = _trust(args)
     try:
         if not args.all:
@@ -129,6 +139,9 @@ def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
 
 
 def cmd_tls_rotate(args: argparse.Namespace) -> int:
+    from devposture.collector.pki import fingerprint  # noqa: PLC0415
+    from devposture.collector.trust import TrustError  # noqa: PLC0415
+
     trust = _trust(args)
     try:
         cert = trust.rotate_server_certificate(args.san)
@@ -145,6 +158,9 @@ def cmd_tls_rotate(args: argparse.Namespace) -> int:
 
 
 def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> list[str]:
+    from devposture.collector.pki import fingerprint  # noqa: PLC0415
+    from devposture.collector.trust import Stage  # noqa: PLC0415
+
     days = _lifetime_days(trust)
     lifetime = dt.timedelta(days=days)
     signing = fingerprint(trust.signing_authority().cert)
@@ -177,6 +193,10 @@ def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> lis
 
 
 def cmd_ca_rollover(args: argparse.Namespace) -> int:
+    from devposture.collector.clock import utcnow  # noqa: PLC0415
+    from devposture.collector.pki import fingerprint  # noqa: PLC0415
+    from devposture.collector.trust import TrustError  # noqa: PLC0415
+
     trust = _trust(args)
     step: str = args.rollover_command
     now = utcnow()

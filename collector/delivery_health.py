@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from devposture.collector.intake import NOTABLE_SKEW
 from devposture.collector.store.identity import DeviceInfo
+
+# A skew this large is worth telling IT about (`device show`).
+NOTABLE_SKEW = dt.timedelta(minutes=5)
 
 
 def _span(delta: dt.timedelta) -> str:

@@ -27,8 +27,6 @@ from devposture.v1 import devposture_pb2 as pb
 
 # Beyond this the agent's `sent_at` is not believed: such a clock is broken, not skewed.
 MAX_SKEW = dt.timedelta(days=400)
-# A skew this large is worth telling IT about (`device show`).
-NOTABLE_SKEW = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True)

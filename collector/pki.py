@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from devposture.collector.clock import utcnow
+
 DEVICE_URI_PREFIX = "urn:devposture:device:"
 CA_LIFETIME = dt.timedelta(days=3650)
 SERVER_CERT_LIFETIME = dt.timedelta(days=825)
@@ -29,10 +31,6 @@ CertificateIssuerKey = ec.EllipticCurvePrivateKey
 
 class CsrRejected(ValueError):
     """A certificate signing request that the collector will not sign; the message says why."""
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def new_private_key() -> ec.EllipticCurvePrivateKey:

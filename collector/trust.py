@@ -36,6 +36,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.pki import (
     Authority,
@@ -43,7 +44,6 @@ from devposture.collector.pki import (
     load_private_key,
     new_private_key,
     private_key_pem,
-    utcnow,
 )
 
 log = logging.getLogger(__name__)

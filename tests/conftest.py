@@ -19,10 +19,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from devposture.agent.enroll import enroll
 from devposture.agent.state import AgentState, Enrollment
 from devposture.collector import server as collector_server
+from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import new_credential
 from devposture.collector.datadir import initialize
-from devposture.collector.pki import utcnow
 from devposture.collector.service import CollectorService
 from devposture.collector.store import Store
 from devposture.collector.tokens import new_token

@@ -21,11 +21,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devposture.collector.clock import utcnow
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
 from devposture.collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
-from devposture.collector.pki import utcnow
 from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row, render
 from devposture.collector.reports import (

@@ -36,9 +36,9 @@ from devposture.collector.admin.commands import (
     UnknownCommand,
     result_rows_json,
 )
+from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
-from devposture.collector.pki import utcnow
 from devposture.collector.ports import grpc_options
 from devposture.collector.raw_rpc import Request, Undecodable, add_raw_servicer, message_of
 from devposture.collector.store import Store

@@ -21,6 +21,7 @@ import os
 import socket
 from pathlib import Path
 
+from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.store import Store
 from devposture.collector.store.policies import PolicyVersion, digest
@@ -94,8 +95,6 @@ def edited(config: CollectorConfig) -> str | None:
 def apply_edit(config: CollectorConfig, store: Store, text: str) -> tuple[Policy, PolicyVersion]:
     """Check an edited policy (PolicyError naming every mistake) and make it the policy in
     force for every collector on the database."""
-    from devposture.collector.pki import utcnow  # noqa: PLC0415  (the server's clock)
-
     policy = parse_policy(text, str(config.policy))
     version = store.policies.publish(text, utcnow(), collector_name())
     _keep_copy(config, text)

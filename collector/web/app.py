@@ -27,10 +27,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from devposture.collector.clock import utcnow
 from devposture.collector.compliance import STATES
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
-from devposture.collector.pki import utcnow
 from devposture.collector.store.admin import CredentialInfo
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
 from devposture.collector.web import auth, i18n

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from devposture.collector import fleet_history
+from devposture.collector.clock import utcnow
 from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
 from devposture.collector.config import CollectorConfig
-from devposture.collector.pki import utcnow
 from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row
 from devposture.collector.reports import failing_rows, fleet_rows

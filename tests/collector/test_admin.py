@@ -19,9 +19,9 @@ from devposture.agent.transport import open_channel, send_report
 from devposture.collector import server as collector_server
 from devposture.collector.admin.commands import Actor, Denied, Runner
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.clock import utcnow
 from devposture.collector.credentials import ADMIN, VIEWER, new_credential
 from devposture.collector.datadir import initialize
-from devposture.collector.pki import utcnow
 from devposture.collector.store import Store, database_errors
 from devposture.collector.store.admin import AuditEntry
 from devposture.net.pinning import fingerprint as pin_of

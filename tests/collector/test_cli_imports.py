@@ -15,10 +15,14 @@ import pytest
 
 from tests.databases import init_arguments, on_postgresql
 
-# Modules (and packages: any module under them) that no admin command may load. (The grpc
-# package itself is still loaded, grpc.aio with it: admin.commands reaches it through
-# delivery_health and intake.)
+# Modules (and packages: any module under them) that no admin command may load: grpc and
+# cryptography (about 0.1 s each to import) are for serving and for the PKI commands only.
 SERVE_ONLY = (
+    "grpc",
+    "cryptography",
+    "devposture.collector.pki",
+    "devposture.collector.trust",
+    "devposture.collector.intake",
     "devposture.collector.server",
     "devposture.collector.service",
     "devposture.collector.ingest",

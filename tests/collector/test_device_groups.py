@@ -21,8 +21,8 @@ from devposture.agent.state import AgentState
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector import store as store_module
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.clock import utcnow
 from devposture.collector.credentials import ADMIN, VIEWER
-from devposture.collector.pki import utcnow
 from devposture.collector.store import DeviceRecord, Store
 from devposture.collector.store.identity import GroupNameError, group_name
 from devposture.collector.tokens import new_token

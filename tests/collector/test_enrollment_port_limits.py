@@ -18,7 +18,8 @@ from devposture.agent.enroll import make_csr
 from devposture.agent.transport import open_channel
 from devposture.collector.admin.commands import MAX_TOKEN_USES
 from devposture.collector.cli import main as collector_cli
-from devposture.collector.pki import Authority, cert_pem, device_id_for_certificate, utcnow
+from devposture.collector.clock import utcnow
+from devposture.collector.pki import Authority, cert_pem, device_id_for_certificate
 from devposture.collector.renewal import (
     MAX_EXPIRED,
     MAX_PEM_BYTES,

@@ -31,12 +31,12 @@ from devposture.agent.transport import open_channel, send_report
 from devposture.collector import store as store_module
 from devposture.collector.admin.commands import Runner, local_actor
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.clock import utcnow
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, html, signing
 from devposture.collector.evidence.verify import verify_bundle
-from devposture.collector.pki import utcnow
 from devposture.collector.store import (
     CheckResult,
     DeviceRecord,

@@ -31,11 +31,11 @@ from devposture.agent.enroll import EnrollError, enroll
 from devposture.agent.state import AgentState
 from devposture.agent.transport import open_channel
 from devposture.collector import server as collector_server
+from devposture.collector.clock import utcnow
 from devposture.collector.compliance import STATES, Waiver
 from devposture.collector.config import CONFIG_NAME, ConfigError, load
 from devposture.collector.datadir import initialize
 from devposture.collector.log_format import JsonFormatter, RedactSecrets
-from devposture.collector.pki import utcnow
 from devposture.collector.policy import current_policy
 from devposture.collector.reports import fleet_rows
 from devposture.collector.store import DatabaseTarget, Store

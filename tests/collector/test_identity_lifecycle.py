@@ -27,7 +27,8 @@ from devposture.agent.renewal import (
 )
 from devposture.agent.state import AgentState, Enrollment, write_atomic
 from devposture.agent.transport import open_channel, send_report
-from devposture.collector.pki import Authority, cert_pem, utcnow
+from devposture.collector.clock import utcnow
+from devposture.collector.pki import Authority, cert_pem
 from devposture.collector.server import CONNECTION_AGE_GRACE_MS
 from devposture.collector.store.identity import DeviceRecord, EnrollRefused, TokenRejected
 from devposture.collector.tokens import new_token

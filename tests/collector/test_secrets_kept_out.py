@@ -15,8 +15,8 @@ import pytest
 
 from devposture.agent.enroll import EnrollError, enroll
 from devposture.agent.state import AgentState
+from devposture.collector.clock import utcnow
 from devposture.collector.credentials import VIEWER, new_credential
-from devposture.collector.pki import utcnow
 from devposture.collector.store import Store
 from devposture.collector.store.engine import AnyDatabase
 from devposture.collector.store.target import DatabaseTarget, SqliteTarget

@@ -27,11 +27,11 @@ from cryptography import x509
 
 from devposture.agent.enroll import enroll
 from devposture.agent.state import AgentState
+from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig, load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import chain
 from devposture.collector.join import join
-from devposture.collector.pki import utcnow
 from devposture.collector.policy import policy_in_force
 from devposture.collector.reports import fleet_rows
 from devposture.collector.store import Store

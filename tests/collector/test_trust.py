@@ -25,14 +25,9 @@ from devposture.agent.enroll import EnrollError, enroll
 from devposture.agent.renewal import Outcome, ensure_fresh_certificate
 from devposture.agent.state import AgentState
 from devposture.agent.transport import open_channel, send_report
+from devposture.collector.clock import utcnow
 from devposture.collector.datadir import initialize
-from devposture.collector.pki import (
-    Authority,
-    fingerprint,
-    new_private_key,
-    private_key_pem,
-    utcnow,
-)
+from devposture.collector.pki import Authority, fingerprint, new_private_key, private_key_pem
 from devposture.collector.trust import Stage, Trust, TrustError
 from devposture.net.pinning import _unverified_chain
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, host_info, make_report

@@ -20,9 +20,9 @@ from cryptography import x509
 
 from devposture.agent.enroll import enroll
 from devposture.agent.state import AgentState
+from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig, load
 from devposture.collector.datadir import initialize
-from devposture.collector.pki import utcnow
 from devposture.collector.store import Store
 from devposture.collector.tokens import new_token
 from devposture.net.address import CollectorAddress

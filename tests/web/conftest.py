@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 import pytest
 
 from devposture.agent.transport import open_channel, send_report
+from devposture.collector.clock import utcnow
 from devposture.collector.credentials import ADMIN, VIEWER, new_credential
-from devposture.collector.pki import utcnow
 from devposture.collector.store import Store
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.v1 import devposture_pb2 as pb

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from devposture.collector.pki import utcnow
+from devposture.collector.clock import utcnow
 from devposture.collector.policy import policy_in_force
 from devposture.collector.reports import device_rows
 from devposture.collector.web import auth
