@@ -356,6 +356,23 @@ def test_postgresql_and_sqlite_define_the_same_tables_columns_and_indexes(
         postgresql.close()
 
 
+@pytest.mark.skipif(
+    not on_postgresql(),
+    reason="needs a PostgreSQL server (DEVPOSTURE_TEST_POSTGRESQL): the PostgreSQL leg of"
+    " `make test` runs it",
+)
+def test_the_collector_s_postgresql_sessions_do_not_jit_compile() -> None:
+    """JIT compiled a large fleet's report statement for 100-200 ms and saved less: the
+    store's connections turn it off, whatever the server's default."""
+    store = Store.open(fresh_postgres())
+    try:
+        assert store._db.execute("SHOW jit").fetchone()[0] == "off"
+        name = store._db.execute("SELECT current_setting('application_name')").fetchone()[0]
+        assert name == "devposture-collector"
+    finally:
+        store.close()
+
+
 def test_a_nul_in_a_text_field_is_stored_alike_on_both_engines(store: Store) -> None:
     """PostgreSQL's text cannot hold NUL: an agent's NUL becomes U+FFFD on either engine, in
     the rows and in the evidence chain alike, and the body keeps its bytes."""
