@@ -39,14 +39,9 @@ class PostgresTarget:
 
     def connect_arguments(self) -> dict[str, object]:
         """What psycopg is given besides the address: the password, read now (a rotated
-        password is picked up by the next connection), and names for the server's views.
-
-        JIT is off for the collector's sessions: compiling a report's aggregate took 100-200 ms
-        (its estimated cost passes `jit_above_cost` over a large fleet) and saved less than
-        that; the collector's statements are index lookups and one-pass counts."""
+        password is picked up by the next connection), and names for the server's views."""
         arguments: dict[str, object] = {
             "application_name": "devposture-collector", "connect_timeout": 10,
-            "options": "-c jit=off",
         }  # fmt: skip
         if self.password_file is not None:
             arguments["password"] = read_password(self.password_file)

@@ -361,12 +361,17 @@ def test_postgresql_and_sqlite_define_the_same_tables_columns_and_indexes(
     reason="needs a PostgreSQL server (DEVPOSTURE_TEST_POSTGRESQL): the PostgreSQL leg of"
     " `make test` runs it",
 )
-def test_the_collector_s_postgresql_sessions_do_not_jit_compile() -> None:
+def test_the_collector_s_postgresql_sessions_do_not_jit_compile_and_keep_the_address_options(
+) -> None:
     """JIT compiled a large fleet's report statement for 100-200 ms and saved less: the
-    store's connections turn it off, whatever the server's default."""
-    store = Store.open(fresh_postgres())
+    store's connections turn it off, whatever the server's default, and keep the options the
+    address gives (here the test's own schema, as `?options=-csearch_path=...`)."""
+    target = fresh_postgres()
+    store = Store.open(target)
     try:
         assert store._db.execute("SHOW jit").fetchone()[0] == "off"
+        schema = target.url.rsplit("search_path%3D", 1)[1]
+        assert store._db.execute("SELECT current_schema()").fetchone()[0] == schema
         name = store._db.execute("SELECT current_setting('application_name')").fetchone()[0]
         assert name == "devposture-collector"
     finally:
