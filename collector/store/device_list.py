@@ -134,6 +134,8 @@ class _Query:
             terms.append(_ANY_VERDICT.format(
                 checks=self.dialect.json_values(":checks"), standing=self.any_state
             ))  # fmt: skip
+        elif wanted.state == NOT_PASSING and not wanted.check and not self.dialect.is_sqlite:
+            terms.append(self._not_passing_any())
         elif wanted.state:
             chosen = [self.checks.index(wanted.check)] if wanted.check in self.checks else (
                 range(len(self.checks)))  # fmt: skip
@@ -148,6 +150,22 @@ class _Query:
             terms.append("(" + " OR ".join(matches or ["FALSE"]) + ")")
         return joins, " AND ".join(terms)
 
+    def _not_passing_any(self) -> str:
+        """Not passing on some check: silent (STALE on every check), or not among the devices
+        whose every check is PASS or EXEMPT, counted as verdict rows judged PASS or EXEMPT
+        plus waived checks that hold no verdict (EXEMPT without one). One grouped pass over
+        the verdicts instead of a hash join per check (PostgreSQL)."""
+        self.params["n"] = len(self.checks)
+        passing = [_PASSING_VERDICTS.format(
+            checks=self.dialect.json_values(":checks"), standing=self.any_state
+        )]  # fmt: skip
+        for k in range(len(self.checks)):
+            if self.params[f"waived{k}"] != "[]":
+                passing.append(_WAIVED_UNJUDGED.format(
+                    waived=self.dialect.json_values(f":waived{k}"), k=k
+                ))  # fmt: skip
+        return _NOT_PASSING_ANY.format(passing=" UNION ALL ".join(passing))
+
 
 # Standings only a verdict gives (steps 3 and 4 of the rule), with the verdict's state each
 # needs. On PostgreSQL, "on any check" filters for them read the verdicts in that state as a
@@ -158,6 +176,18 @@ _ON_ANY_VERDICT = {"PASS": "PASS", "FAIL": "FAIL", "GRACE": "FAIL"}
 _ANY_VERDICT = """d.device_id IN (
     SELECT c.device_id FROM check_results c
     WHERE c.state = :verdict AND c.check_id IN ({checks}) AND {standing} = :state)"""
+
+
+# NOT_PASSING on any check, on PostgreSQL (`_Query._not_passing_any`): the rows counted are one
+# per (device, check) that passes, so a device passes all when it has as many as the policy
+# has checks.
+_NOT_PASSING_ANY = """(COALESCE(d.last_report_us, d.enrolled_us) < :fresh OR d.device_id NOT IN (
+    SELECT p.device_id FROM ({passing}) AS p GROUP BY p.device_id HAVING COUNT(*) = :n))"""
+_PASSING_VERDICTS = """SELECT c.device_id FROM check_results c
+    WHERE c.check_id IN ({checks}) AND {standing} IN ('PASS', 'EXEMPT')"""
+_WAIVED_UNJUDGED = """SELECT w.device_id FROM ({waived}) AS w(device_id)
+    WHERE NOT EXISTS (SELECT 1 FROM check_results x
+                      WHERE x.device_id = w.device_id AND x.check_id = :check{k})"""
 
 
 def _index_hints(dialect: Dialect, k: int, state: str) -> list[str]:

@@ -8,23 +8,25 @@ or PostgreSQL).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from itertools import product
+from pathlib import Path
 
 import pytest
 
-from devposture.collector.compliance import STATES, DeviceSeen, Standing, standings
+from devposture.collector.compliance import STATES, DeviceSeen, Standing, Waiver, standings
 from devposture.collector.render import Row
 from devposture.collector.reports import failing_rows, fleet_rows
-from devposture.collector.store import Store
+from devposture.collector.store import CheckResult, Store
 from devposture.collector.store.device_list import (
     NOT_PASSING,
     DeviceFilter,
     listed,
     matching_devices,
 )
-from devposture.policy import Policy
-from tests.collector.mixed_fleet import NOW, mixed_fleet
+from devposture.policy import Policy, default_policy
+from tests.collector.mixed_fleet import NOW, _enroll, _report, mixed_fleet
 from tests.databases import fresh_database
 
 
@@ -173,3 +175,62 @@ def test_a_groups_fleet_and_failures_counted_in_sql_equal_them_judged_from_the_h
     assert {r["device"] for r in failing} <= members
     if group != "nobody":
         assert failing, "no failure in the group: the comparison proves little"
+
+
+def test_any_check_filters_tell_devices_passing_everything_from_those_that_do_not(
+    tmp_path: Path,
+) -> None:
+    """The "any check" filters at their edges, against the standings judged from the history:
+    a device passing every check, one passing all but a check waived over a failure, one whose
+    waived check was never judged (EXEMPT with no verdict), one silent after passing all, one
+    failing a single check and one whose failure is still in grace. NOT_PASSING lists only
+    the last three; PASS, FAIL and GRACE on any check each their own."""
+    policy = default_policy()
+    checks = [c.check_id for c in policy.checks]
+    store = Store.open(fresh_database(tmp_path))
+    try:
+        verdicts = {
+            "passes-all": dict.fromkeys(checks, "PASS"),
+            "waived-fail": {**dict.fromkeys(checks, "PASS"), checks[0]: "FAIL"},
+            "waived-unjudged": dict.fromkeys(checks[1:], "PASS"),
+            "silent": dict.fromkeys(checks, "PASS"),
+            "fails-one": {**dict.fromkeys(checks, "PASS"), checks[1]: "FAIL"},  # 4 h grace
+        }
+        for n, (name, states) in enumerate(verdicts.items()):
+            device_id = f"{n:02x}" + "cd" * 15
+            _enroll(store, device_id)
+            ago = dt.timedelta(days=5) if name == "silent" else dt.timedelta(days=2)
+            results = [CheckResult(check, state, "r") for check, state in states.items()]
+            store.reports.store_reports(
+                [(_report(device_id, 0, NOW - ago, name, "linux"), results)]
+            )
+            if name == "fails-one":  # a newer report: still failing, and the failure is old
+                store.reports.store_reports([(
+                    _report(device_id, 1, NOW - dt.timedelta(minutes=5), name, "linux"), results
+                )])  # fmt: skip
+            if name.startswith("waived"):
+                store.waivers.add_waiver(Waiver(
+                    f"w{n}", device_id, checks[0], "IT", "replacement ordered",
+                    NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=3),
+                ), NOW)  # fmt: skip
+        in_grace = "05" + "cd" * 15
+        _enroll(store, in_grace)
+        store.reports.store_reports([(
+            _report(in_grace, 0, NOW - dt.timedelta(minutes=5), "in-grace", "linux"),
+            [CheckResult(checks[2], "FAIL", "r")] + [  # os-updates: 168 h of grace
+                CheckResult(c, "PASS", "r") for c in checks if c != checks[2]
+            ],
+        )])  # fmt: skip
+        groups = {d.device_id: d.group for d in store.identity.devices()}
+        _, judged = _judged(store, policy)
+        assert "GRACE" in judged[in_grace].values()
+        for state in (NOT_PASSING, "PASS", "FAIL", "GRACE", "EXEMPT", "UNKNOWN", "STALE"):
+            wanted = DeviceFilter(state=state)
+            assert matching_devices(store._db, policy, NOW, wanted) == _expected(
+                store, policy, wanted, groups
+            ), state
+        hosts = {d.device_id: d.hostname for d in store.identity.devices()}
+        not_passing = matching_devices(store._db, policy, NOW, DeviceFilter(state=NOT_PASSING))
+        assert sorted(hosts[d] for d in not_passing) == ["fails-one", "in-grace", "silent"]
+    finally:
+        store.close()
