@@ -35,8 +35,14 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/mypy --platform win32 agent/windows
 
+# Two processes (pytest-xdist), a file's tests kept together in one: most of the time goes in
+# waiting for real processes (collectors, agents, package installs), which run side by side.
+# TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+
 unit: $(VENV)/.installed-test
-	env -u DEVPOSTURE_TEST_POSTGRESQL $(BIN)/pytest
+	env -u DEVPOSTURE_TEST_POSTGRESQL $(PYTEST)
 
 # The collector's and the dashboard's tests on PostgreSQL too, and the end-to-end tests whose
 # collector's store is what they exercise (faults, identity, admin, evidence, enrollment);
@@ -46,7 +52,7 @@ E2E_ON_POSTGRESQL = tests/e2e/test_faults.py tests/e2e/test_admin.py tests/e2e/t
 	tests/e2e/test_token_bundle.py tests/e2e/test_tls_rotation.py tests/e2e/test_hints.py
 unit-postgresql: $(VENV)/.installed-test
 	DEVPOSTURE_TEST_POSTGRESQL=$${DEVPOSTURE_TEST_POSTGRESQL:-$$(scripts/postgresql-for-tests)} \
-	  $(BIN)/pytest -m "not sqlite_only" tests/collector tests/web $(E2E_ON_POSTGRESQL)
+	  $(PYTEST) -m "not sqlite_only" tests/collector tests/web $(E2E_ON_POSTGRESQL)
 
 ## protos: regenerate the Python modules and stubs from protos/devposture/v1/*.proto
 protos: $(VENV)/.installed-test

@@ -23,6 +23,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,9 +58,15 @@ POSTGRESQL = os.environ.get("DEVPOSTURE_TEST_POSTGRESQL") or (
 
 
 @pytest.fixture(params=SUITES)
-def root(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DebianRoot]:
+def root(request: pytest.FixtureRequest) -> Iterator[DebianRoot]:
     tarball = rootfs(request.param)
-    with debian_root(tarball, tmp_path / request.param) as unpacked:
+    # Unpacked under a short path of its own: the services' notify sockets live inside the
+    # root, and an AF_UNIX address holds at most 107 bytes (pytest's tmp_path, under a
+    # parallel run's worker folder, is longer than that leaves room for).
+    with (
+        tempfile.TemporaryDirectory(prefix="dp-root-") as folder,
+        debian_root(tarball, Path(folder) / request.param) as unpacked,
+    ):
         yield unpacked
 
 
