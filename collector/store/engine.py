@@ -91,6 +91,17 @@ class Dialect:
         elsewhere."""
         return "CROSS JOIN" if self.is_sqlite else "JOIN"
 
+    def lookup_join(self, left: str, table: str, alias: str, on: str) -> str:
+        """`left` joined to its rows of `table` (as `alias`, matched by `on`), looked up row
+        by row in the table's index: SQLite takes the join in the order written (CROSS JOIN);
+        PostgreSQL gets a LATERAL subquery it cannot flatten (OFFSET 0), where its planner
+        otherwise hashed the whole table to join a quarter of the fleet to it (spilling to
+        disk: 0.45 s against 0.3 s for a group's overview over 100,000 devices)."""
+        if self.is_sqlite:
+            return f"{left} CROSS JOIN {table} {alias} ON {on}"
+        rows = f"SELECT * FROM {table} {alias} WHERE {on} OFFSET 0"  # noqa: S608 (fragments)
+        return f"{left} CROSS JOIN LATERAL ({rows}) AS {alias}"
+
     @property
     def no_limit(self) -> int | None:
         """A LIMIT that limits nothing (SQLite: any negative number; PostgreSQL: NULL)."""

@@ -428,7 +428,9 @@ def fleet_figures_as_of(
         )
     else:
         whole = group is None
-        of_group = f"counted k {join} check_results c ON c.device_id = k.device_id"
+        of_group = db.dialect.lookup_join(
+            "counted k", "check_results", "c", "c.device_id = k.device_id"
+        )
         looked_up = _CHANGED.format(
             grace_x=_per_check("x.check_id", starts, params),
             changed_from="check_results c" if whole else of_group,
