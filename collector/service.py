@@ -46,6 +46,7 @@ from devposture.collector.store import (
     TokenRejected,
 )
 from devposture.collector.store.disk_space import StorageFull
+from devposture.collector.store.guesses import ENROLLMENT, GuessLedger
 from devposture.collector.store.identity import (
     Admission,
     EnrollRefused,
@@ -320,8 +321,13 @@ class CollectorService(pb_grpc.CollectorServicer):
         self._trust = trust
         self._lifetime = device_certificate_lifetime
         self._clock = clock
-        self._throttle = FailureThrottle()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-store")
+        # Failed enrollments counted in the database: every collector and worker on it slows
+        # a guessing source down alike (store/guesses.py).
+        self._throttle = FailureThrottle(
+            clock=time.time, run=self._in_db,
+            ledger=GuessLedger(store.guesses, ENROLLMENT, WINDOW_SECONDS),
+        )  # fmt: skip
         self._committer = GroupCommitter(store, self._in_db)
         self._shutting_down = False
         # Set once the report port is bound (it may be ephemeral).
@@ -491,7 +497,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         code: grpc.StatusCode, message: str,
     ) -> NoReturn:  # fmt: skip
         """Refuse an enrollment or reestablishment, counting it against the address."""
-        failures = self._throttle.failed(address)
+        failures = await self._throttle.record_failure(address)
         if failures >= FREE_FAILURES:
             log.warning(
                 "%d failed enrollments from %s within %d minutes: slowing it down",

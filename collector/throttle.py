@@ -21,6 +21,12 @@ one does. The wait is an asyncio sleep, so a waiting caller holds no thread.
 The clock (monotonic seconds) and the sleep are injectable, so tests give time as data. Each
 turn is recorded (`turns`, the latest `RECORDED_TURNS`): the server's own account of who
 waited how long after how many failures, for tests and for whoever investigates a flood.
+
+The failures can be kept in the database instead of in memory (`ledger`: store/guesses.py),
+as the collector does: then every collector and worker on the database counts the same
+failures, read at each turn and written at each failure (on the caller's database thread,
+`run`), so a source gains nothing by spreading its guesses over them; the clock is then the
+wall clock, the same on every collector. The turns and queues stay each process's own.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 FREE_FAILURES = 5
 WINDOW_SECONDS = 600.0
@@ -95,6 +104,19 @@ class Busy(Exception):
         self.first = first
 
 
+class FailureLedger(Protocol):
+    """Where a source's failures are kept when several processes share them (seconds on the
+    throttle's clock; each list within the window, oldest first)."""
+
+    def recent(self, source: str, now: float) -> list[float]: ...
+
+    def add(self, source: str, now: float) -> list[float]: ...
+
+
+async def _call(work: Callable[[], T]) -> T:
+    return work()
+
+
 @dataclass
 class _Line:
     """An address's queue: its turn (a FIFO lock) and how many attempts hold or await it."""
@@ -107,11 +129,14 @@ class _Line:
 @dataclass
 class FailureThrottle:
     """Failures, turns and queues by source, in memory (a restart forgives everyone, which
-    is harmless). One event loop uses one throttle."""
+    is harmless), or the failures in a shared `ledger`. One event loop uses one throttle."""
 
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     max_queued: int = MAX_QUEUED
+    ledger: FailureLedger | None = None
+    # How the ledger is called from the event loop (the owner's database thread).
+    run: Callable[[Callable[[], list[float]]], Awaitable[list[float]]] = _call
     turns: deque[Turn] = field(default_factory=lambda: deque(maxlen=RECORDED_TURNS))
     # Attempts turned away because their address had `max_queued` at once.
     turned_away: int = 0
@@ -136,8 +161,33 @@ class FailureThrottle:
             return 0.0
         return max(0.0, recent[-1] + backoff(len(recent)) - self.clock())
 
+    async def record_failure(self, address: str) -> int:
+        """Count a failure (in the ledger when there is one); returns how many `address` has
+        within the window."""
+        if self.ledger is None:
+            return self.failed(address)
+        ledger, address, now = self.ledger, source(address), self.clock()
+        recent = await self.run(lambda: ledger.add(address, now))
+        self._remember(address, recent)
+        return len(recent)
+
+    async def _refresh(self, address: str) -> None:
+        """Read `address`'s failures from the ledger (any collector's), when there is one."""
+        if self.ledger is not None:
+            ledger, now = self.ledger, self.clock()
+            self._remember(address, await self.run(lambda: ledger.recent(address, now)))
+
+    def _remember(self, address: str, recent: list[float]) -> None:
+        if recent:
+            self._failures[address] = recent
+            self._failures.move_to_end(address)
+            while len(self._failures) > MAX_ADDRESSES:
+                self._failures.popitem(last=False)
+        else:
+            self._failures.pop(address, None)
+
     def failed(self, address: str) -> int:
-        """Count a failure; returns how many `address` has within the window."""
+        """Count a failure in memory; returns how many `address` has within the window."""
         recent = self._recent(address)
         recent.append(self.clock())
         address = source(address)
@@ -163,6 +213,7 @@ class FailureThrottle:
         line.queued += 1
         try:
             async with line.lock:
+                await self._refresh(address)
                 wait = self.delay(address)
                 turn = Turn(address, len(self._recent(address)), wait)
                 self.turns.append(turn)

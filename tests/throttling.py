@@ -30,8 +30,8 @@ DEADLINE_SECONDS = 60.0
 class HeldTime:
     """A monotonic clock that only the throttle's waits move, and a sleep held at a gate."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
         self.waits: list[float] = []
         self.gate = threading.Event()
         self.gate.set()

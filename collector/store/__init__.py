@@ -10,8 +10,9 @@ A `Store` is one database and the parts that own its tables:
 - `fleet`: the fleet's standing now and as of any moment, and its daily records;
 - `device_list` and `device_pages`: the dashboard's reads;
 - `evidence`: the evidence chain, which every writer appends to in its own transaction;
-- `policies`, `coordination` and `sessions`: the policy in force, leases for work done once,
-  and dashboard sessions, which several collectors on one database share.
+- `policies`, `coordination`, `sessions` and `guesses`: the policy in force, leases for work
+  done once, dashboard sessions and failed guesses, which several collectors on one database
+  share.
 
 Nothing outside this package writes SQL. The dashboard, the admin service and the metrics
 endpoint open a reader (`Store.open_reader`), which the engine refuses to write through.
@@ -37,6 +38,7 @@ from devposture.collector.store.device_pages import DevicePages
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.engine import AnyDatabase, SqliteDatabase, connect
 from devposture.collector.store.fleet import Fleet
+from devposture.collector.store.guesses import FailedGuesses
 from devposture.collector.store.identity import (
     DeviceRecord,
     Identity,
@@ -92,6 +94,7 @@ class Store:
         self.coordination = Coordination(database)
         self.policies = Policies(database)
         self.sessions = DashboardSessions(database)
+        self.guesses = FailedGuesses(database)
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

@@ -285,7 +285,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -349,10 +349,18 @@ SHARING_MIGRATION: tuple[Step, ...] = (
     " credential_id TEXT NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,"
     " created_us INTEGER NOT NULL, last_seen_us INTEGER NOT NULL, lang TEXT)",
 )
+# Schema 10: failed enrollments and dashboard logins by source, so that every collector (and
+# worker) on the database slows a guessing source down alike (store/guesses.py). Only the
+# failures within the throttle's window are kept.
+GUESSES_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS failed_guesses (kind TEXT NOT NULL, source TEXT NOT NULL,"
+    " at_us INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS failed_guesses_by_source ON failed_guesses(kind, source, at_us)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
-    8: FAILING_MIGRATION, 9: SHARING_MIGRATION,
+    8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
 }  # fmt: skip
 
 
@@ -559,6 +567,13 @@ CREATE TABLE IF NOT EXISTS policy_versions (
     applied_us  BIGINT NOT NULL,
     applied_by  {_C} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS failed_guesses (
+    kind    {_C} NOT NULL,
+    source  {_C} NOT NULL,
+    at_us   BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failed_guesses_by_source ON failed_guesses(kind, source, at_us);
+
 CREATE TABLE IF NOT EXISTS dashboard_sessions (
     session_hash  {_C} PRIMARY KEY,
     credential_id {_C} NOT NULL,
@@ -639,7 +654,7 @@ def _prepare_postgres(database: PostgresDatabase) -> None:
             return
         _refuse_newer(int(row[0]))
         # The tables above are made whole and idempotently, so an older database has gained
-        # the newer ones by now (schema 9: what several collectors share).
+        # the newer ones by now (schemas 9 and 10: what several collectors share).
         connection.execute("UPDATE schema_version SET version = %s", (SCHEMA_VERSION,))
 
 

@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,7 @@ from devposture.collector.compliance import STATES
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
 from devposture.collector.store.admin import CredentialInfo
+from devposture.collector.store.guesses import DASHBOARD, GuessLedger
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
 from devposture.collector.web import auth, i18n
 from devposture.collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
@@ -95,16 +97,37 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+class _FailedLogins:
+    """The dashboard's failed logins as the throttle counts them, in the database (the
+    writer the sessions use); called on the dashboard's database thread."""
+
+    def __init__(self, board: Dashboard) -> None:
+        self._board = board
+
+    def _ledger(self) -> GuessLedger:
+        writer = self._board.views_now().writer()
+        return GuessLedger(writer.guesses, DASHBOARD, WINDOW_SECONDS)
+
+    def recent(self, source: str, now: float) -> list[float]:
+        return self._ledger().recent(source, now)
+
+    def add(self, source: str, now: float) -> list[float]:
+        return self._ledger().add(source, now)
+
+
 class Dashboard:
     """One dashboard: its sessions, its database thread and its templates."""
 
     def __init__(self, config: CollectorConfig, *, secure_cookies: bool = False) -> None:
         self.config = config
         self.secure_cookies = secure_cookies
-        # Logins per client address: one at a time, slowed after a few failures (throttle.py).
-        self.throttle = FailureThrottle()
         self.env = _environment()
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-web-db")
+        # Logins per client address: one at a time, slowed after a few failures (throttle.py),
+        # the failures counted in the database, alike on every collector (store/guesses.py).
+        self.throttle = FailureThrottle(
+            clock=time.time, run=self._in_db, ledger=_FailedLogins(self),
+        )  # fmt: skip
         self._views: Views | None = None
 
     def close(self) -> None:
@@ -115,15 +138,18 @@ class Dashboard:
         self._db.submit(closing).result()
         self._db.shutdown(wait=True)
 
+    async def _in_db(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, work)
+
     async def db(self, work: Callable[[Views], T]) -> T:
         """Run `work` with the views on the database thread."""
 
         def call() -> T:
-            return work(self._views_now())
+            return work(self.views_now())
 
         return await asyncio.get_running_loop().run_in_executor(self._db, call)
 
-    def _views_now(self) -> Views:
+    def views_now(self) -> Views:
         """The views, opened on first use (on the database thread)."""
         if self._views is None:
             self._views = Views(self.config)
@@ -182,7 +208,7 @@ class Dashboard:
     def _remember(self, session: auth.Session) -> None:
         """Keep a session's new language (rendering is synchronous: written on the database
         thread, not awaited)."""
-        self._db.submit(lambda: self._views_now().sessions.remember(session))
+        self._db.submit(lambda: self.views_now().sessions.remember(session))
 
     # --- sessions ------------------------------------------------------------------------
 
@@ -303,7 +329,7 @@ class Pages:
         board = self.board
         info, credential_id, reason = await self._check(form.pop("credential", ""))
         if info is None:
-            failures = board.throttle.failed(address)
+            failures = await board.throttle.record_failure(address)
             log.warning("dashboard login refused: %s", reason)
             if failures >= FREE_FAILURES:
                 log.warning(

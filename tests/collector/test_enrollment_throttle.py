@@ -7,6 +7,7 @@ and never measure how long anything took."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from devposture.agent.enroll import enroll, make_csr
 from devposture.agent.state import AgentState
+from devposture.collector.store import Store
+from devposture.collector.store.guesses import DASHBOARD, ENROLLMENT, GuessLedger
 from devposture.collector.throttle import (
     FREE_FAILURES,
     MAX_DELAY_SECONDS,
     MAX_QUEUED,
+    WINDOW_SECONDS,
     FailureThrottle,
     Turn,
     backoff,
@@ -31,6 +35,7 @@ from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import LiveCollector, host_info
+from tests.databases import fresh_database
 from tests.throttling import SECOND_SOURCE, Forwarder, HeldTime
 from tests.waiting import wait_until
 
@@ -178,3 +183,48 @@ def test_parallel_guesses_are_taken_one_at_a_time_and_another_address_enrolls_at
     assert [t.waited for t in guesses] == [backoff(t.failures) for t in guesses]
     assert [t.waited for t in guesses][:6] == [1.0, 2.0, 4.0, 8.0, 16.0, MAX_DELAY_SECONDS]
     assert held.waits == [t.waited for t in guesses]
+
+
+def test_failures_counted_by_one_collector_slow_the_source_down_at_another(
+    tmp_path: Path,
+) -> None:
+    """Two collectors (or workers) on one database, each with its own throttle: a source's
+    failures at one count at the other, so spreading guesses over a load balancer's
+    collectors earns the same waits as guessing at one. Enrollments and dashboard logins are
+    counted apart, and failures age out of the window alike everywhere."""
+    target = fresh_database(tmp_path)
+    first, second = Store.open(target), Store.open(target)
+    clock = FakeClock()
+    try:
+        throttles = [
+            FailureThrottle(clock, ledger=GuessLedger(store.guesses, ENROLLMENT, WINDOW_SECONDS))
+            for store in (first, second)
+        ]
+        logins = FailureThrottle(
+            clock, ledger=GuessLedger(second.guesses, DASHBOARD, WINDOW_SECONDS)
+        )
+
+        async def guesses() -> list[tuple[int, float]]:
+            seen: list[tuple[int, float]] = []
+            for n in range(FREE_FAILURES + 2):  # alternately at each collector
+                async with throttles[n % 2].attempt("10.0.0.5") as turn:
+                    seen.append((turn.failures, turn.waited))
+                    await throttles[n % 2].record_failure("10.0.0.5")
+            async with logins.attempt("10.0.0.5") as login:
+                seen.append((login.failures, login.waited))
+            clock.now += WINDOW_SECONDS + 1
+            async with throttles[0].attempt("10.0.0.5") as later:
+                seen.append((later.failures, later.waited))
+            return seen
+
+        seen = asyncio.run(guesses())
+        # Each turn sees every failure before it, whichever collector counted it; the held
+        # clock does not move, so a slowed turn's wait is its whole delay.
+        assert seen[: FREE_FAILURES + 2] == [
+            (n, backoff(n)) for n in range(FREE_FAILURES + 2)
+        ]
+        assert seen[-2] == (0, 0.0)  # the dashboard's logins are counted apart
+        assert seen[-1] == (0, 0.0)  # aged out of the window
+    finally:
+        first.close()
+        second.close()
