@@ -21,8 +21,6 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from google.protobuf import json_format
-
 from devposture.agent import __version__, service
 from devposture.agent.collect import build_report
 from devposture.agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
@@ -530,6 +528,10 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState)
             raise CliError(f"cannot write the bundle to {args.bundle}: {exc.strerror}") from exc
         print(f"Diagnostic bundle written to {args.bundle}", file=sys.stderr)
     if args.json:
+        # Imported here: the service never prints JSON, and would keep protobuf's text and
+        # JSON formats resident for nothing (tests/agent/test_service_imports.py).
+        from google.protobuf import json_format  # noqa: PLC0415
+
         print(json_format.MessageToJson(report, indent=2, ensure_ascii=False))
     return EXIT_OK
 

@@ -17,7 +17,6 @@ every key, is docs/agent-configuration.md.
 from __future__ import annotations
 
 import os
-import plistlib
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -333,12 +332,20 @@ class _Sources:
             raise ConfigError(where(str(exc))) from exc
 
 
+def _not_a_property_list(path: Path, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"{path} is not a property list ({exc}): check the configuration profile for the"
+        " com.devposture.agent domain in your MDM (installers/macos/mobileconfig.py makes one)"
+    )
+
+
 def _managed_preferences(path: Path) -> ConfigFile | None:
     """The managed preferences plist as a checked document, or None where there is none.
-    macOS writes the profile's own bookkeeping (PayloadUUID …) beside IT's keys: left out."""
+    macOS writes the profile's own bookkeeping (PayloadUUID …) beside IT's keys: left out.
+    plistlib is imported only where a profile is installed: elsewhere the service would keep
+    its XML parser resident for nothing."""
     try:
-        with path.open("rb") as stream:
-            data = plistlib.load(stream)
+        stream = path.open("rb")
     except FileNotFoundError:
         return None
     except PermissionError:
@@ -346,12 +353,15 @@ def _managed_preferences(path: Path) -> ConfigFile | None:
             f"cannot read the managed preferences {path} (permission denied): run the agent as"
             " root, as its launchd daemon does"
         ) from None
+    except OSError as exc:
+        raise _not_a_property_list(path, exc) from None
+    import plistlib  # noqa: PLC0415
+
+    try:
+        with stream:
+            data = plistlib.load(stream)
     except (plistlib.InvalidFileException, ValueError, OSError) as exc:
-        raise ConfigError(
-            f"{path} is not a property list ({exc}): check the configuration profile for the"
-            " com.devposture.agent domain in your MDM (installers/macos/mobileconfig.py makes"
-            " one)"
-        ) from None
+        raise _not_a_property_list(path, exc) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a dictionary of sections, not a {type(data).__name__}")
     table = {k: v for k, v in data.items() if not str(k).startswith("Payload")}
