@@ -47,19 +47,17 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
 
-import psutil
 
 import tests.databases
+from bench.process_cpu import cpu_seconds, database_backends
 from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from devposture.agent.state import AgentState
 from devposture.agent.transport import drain
 from devposture.collector import server as collector_server
 from devposture.collector.config import load
-from devposture.collector.store.target import DatabaseTarget, PostgresTarget
 from tests.e2e.fleet import CollectorServer, SimAgent, enroll_fleet, utcnow
 
 
@@ -185,37 +183,6 @@ def without_fsync() -> Iterator[None]:
         yield
     finally:
         os.fsync = real
-
-
-def database_backends(collector_pid: int, target: DatabaseTarget) -> list[int]:
-    """The PostgreSQL backends serving a collector process's connections (by client port),
-    for their CPU time; none on SQLite."""
-    if not isinstance(target, PostgresTarget):
-        return []
-    import psycopg  # noqa: PLC0415 (the PostgreSQL runs only)
-
-    server_port = urlsplit(target.url).port or 5432
-    ports = [
-        c.laddr.port
-        for c in psutil.Process(collector_pid).net_connections(kind="tcp")
-        if c.raddr and c.raddr.port == server_port
-    ]
-    with psycopg.connect(target.url, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", (ports,)
-        ).fetchall()
-    return [int(row[0]) for row in rows]
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
 
 
 class InProcessCollector:

@@ -56,20 +56,19 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import grpc
-import psutil
 from google.protobuf.timestamp_pb2 import Timestamp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
 
 import tests.databases
+from bench.process_cpu import cpu_seconds, database_backends
 from devposture.agent.state import AgentState
 from devposture.collector.intake import record_of
 from devposture.collector.store import CheckResult, Store
 from devposture.collector.store.base import to_us
-from devposture.collector.store.target import DatabaseTarget, PostgresTarget
+from devposture.collector.store.target import DatabaseTarget
 from devposture.policy import default_policy
 from devposture.policy.checks import CheckParameters, evaluate, utc
 from devposture.v1 import devposture_pb2 as pb
@@ -239,17 +238,6 @@ def first_reports(port: int, states: list[Path]) -> None:
 # -- the phases ---------------------------------------------------------------------------
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def _sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
@@ -280,12 +268,12 @@ def measure(
         processes.append(process)
     clients = [p.pid for p in processes if p.pid is not None]
     _sleep_until(start_at)
-    server_before, clients_before = _cpu_seconds([server_pid]), _cpu_seconds(clients)
-    database_before = _cpu_seconds(database_pids)
+    server_before, clients_before = cpu_seconds([server_pid]), cpu_seconds(clients)
+    database_before = cpu_seconds(database_pids)
     _sleep_until(start_at + args.seconds)
-    server_cpu = _cpu_seconds([server_pid]) - server_before
-    client_cpu = _cpu_seconds(clients) - clients_before
-    database_cpu = _cpu_seconds(database_pids) - database_before
+    server_cpu = cpu_seconds([server_pid]) - server_before
+    client_cpu = cpu_seconds(clients) - clients_before
+    database_cpu = cpu_seconds(database_pids) - database_before
     totals: dict[str, float] = {"server_cpu": server_cpu, "client_cpu": client_cpu,
                                 "database_cpu": database_cpu}  # fmt: skip
     for receive, process in zip(pipes, processes, strict=True):
@@ -314,25 +302,6 @@ def server_us(totals: dict[str, float], unit: str) -> float:
     """Server CPU per call or report in microseconds, its database backends included."""
     done = totals[unit]
     return (totals["server_cpu"] + totals.get("database_cpu", 0.0)) / done * 1e6 if done else 0.0
-
-
-def database_backends(collector_pid: int, target: DatabaseTarget) -> list[int]:
-    """The PostgreSQL backends serving the collector's connections (by their client ports),
-    for their CPU time; none on SQLite."""
-    if not isinstance(target, PostgresTarget):
-        return []
-    import psycopg  # noqa: PLC0415 (the PostgreSQL runs only)
-
-    server_port = urlsplit(target.url).port or 5432
-    ports = [
-        c.laddr.port for c in psutil.Process(collector_pid).net_connections(kind="tcp")
-        if c.raddr and c.raddr.port == server_port
-    ]  # fmt: skip
-    with psycopg.connect(target.url, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s)", (ports,)
-        ).fetchall()
-    return [int(row[0]) for row in rows]
 
 
 def fill_devices(target: DatabaseTarget, count: int) -> None:
