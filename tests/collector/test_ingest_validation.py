@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
-from typing import cast
 
 import pytest
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from google.protobuf.message import Message
+from google.protobuf.descriptor import FieldDescriptor
 
 from devposture.collector import validation
 from devposture.collector.validation import (
@@ -31,64 +28,11 @@ from devposture.collector.validation import (
     validate_report,
 )
 from devposture.v1 import devposture_pb2 as pb
+from tests.collector.report_fields import PATHS, TIMESTAMP, fill, holder, scalar
 
-TIMESTAMP = "google.protobuf.Timestamp"
 NOW = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
 MOMENT = int(NOW.timestamp())
 DAY = 86_400
-
-Path = tuple[FieldDescriptor, ...]
-
-
-def _paths(descriptor: Descriptor, prefix: Path = ()) -> Iterator[Path]:
-    for fd in descriptor.fields:
-        path = (*prefix, fd)
-        yield path
-        if fd.message_type is not None and fd.message_type.full_name != TIMESTAMP:
-            yield from _paths(fd.message_type, path)
-
-
-PATHS = list(_paths(pb.PostureReport.DESCRIPTOR))
-
-
-def _scalar(fd: FieldDescriptor) -> object:
-    if fd.type == FieldDescriptor.TYPE_STRING:
-        return "x"
-    if fd.type == FieldDescriptor.TYPE_BYTES:
-        return b"x"
-    if fd.type == FieldDescriptor.TYPE_ENUM:
-        assert fd.enum_type is not None
-        return max(fd.enum_type.values_by_number)
-    if fd.type == FieldDescriptor.TYPE_BOOL:
-        return True
-    if fd.cpp_type in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
-        return 1.5
-    return 7
-
-
-def _fill(message: Message) -> None:
-    """Every field of `message`, recursively, with a valid value that is not the default."""
-    descriptor = cast(Descriptor, message.DESCRIPTOR)  # upb's type, spelled apart by the stubs
-    for fd in descriptor.fields:
-        if fd.type == FieldDescriptor.TYPE_MESSAGE:
-            child = getattr(message, fd.name).add() if fd.is_repeated else getattr(message, fd.name)
-            if fd.message_type is not None and fd.message_type.full_name == TIMESTAMP:
-                child.seconds, child.nanos = MOMENT - DAY, 5
-            else:
-                _fill(child)
-        elif fd.is_repeated:
-            getattr(message, fd.name).append(_scalar(fd))
-        else:
-            setattr(message, fd.name, _scalar(fd))
-
-
-def _holder(report: pb.PostureReport, path: Path) -> Message:
-    message: Message = report
-    for fd in path:
-        value = getattr(message, fd.name)
-        message = (value[0] if len(value) else value.add()) if fd.is_repeated else value
-    return message
-
 
 def _text(rng: random.Random, limit: int) -> str:
     length = rng.choice([0, 1, limit - 1, limit, limit + 1, 2 * limit])
@@ -98,9 +42,9 @@ def _text(rng: random.Random, limit: int) -> str:
 def _mutate(rng: random.Random, report: pb.PostureReport) -> None:
     path = rng.choice(PATHS)
     fd = path[-1]
-    holder = _holder(report, path[:-1])
+    parent = holder(report, path[:-1])
     if fd.is_repeated:
-        items = getattr(holder, fd.name)
+        items = getattr(parent, fd.name)
         limit = MAX_ITEMS.get(fd.full_name, DEFAULT_MAX_ITEMS)
         count = rng.choice([0, 1, 2, limit - 1, limit, limit + 1])
         template = items[0] if len(items) else None
@@ -115,31 +59,31 @@ def _mutate(rng: random.Random, report: pb.PostureReport) -> None:
             elif fd.type == FieldDescriptor.TYPE_ENUM and rng.random() < 0.02:
                 items.append(rng.choice([-1, 99, 2**31 - 1]))
             else:
-                items.append(template if template is not None else _scalar(fd))
+                items.append(template if template is not None else scalar(fd))
         return
     if fd.type == FieldDescriptor.TYPE_STRING:
-        setattr(holder, fd.name, _text(rng, MAX_CHARS.get(fd.full_name, DEFAULT_MAX_CHARS)))
+        setattr(parent, fd.name, _text(rng, MAX_CHARS.get(fd.full_name, DEFAULT_MAX_CHARS)))
     elif fd.type == FieldDescriptor.TYPE_BYTES:
         limit = MAX_BYTES.get(fd.full_name, DEFAULT_MAX_BYTES)
-        setattr(holder, fd.name, b"b" * rng.choice([0, limit, limit + 1]))
+        setattr(parent, fd.name, b"b" * rng.choice([0, limit, limit + 1]))
     elif fd.type == FieldDescriptor.TYPE_ENUM:
         assert fd.enum_type is not None
         known = sorted(fd.enum_type.values_by_number)
-        setattr(holder, fd.name, rng.choice([*known, -1, known[-1] + 1, 2**31 - 1]))
+        setattr(parent, fd.name, rng.choice([*known, -1, known[-1] + 1, 2**31 - 1]))
     elif fd.message_type is not None and fd.message_type.full_name == TIMESTAMP:
         if rng.random() < 0.1:
-            holder.ClearField(fd.name)
+            parent.ClearField(fd.name)
             return
-        stamp = getattr(holder, fd.name)
+        stamp = getattr(parent, fd.name)
         stamp.seconds = rng.choice([
             MOMENT, MOMENT - 401 * DAY, MOMENT + 23 * 3600, MOMENT + 25 * 3600, 0, -1,
             631_152_000 - 1, 631_152_000, 2**40, 253_402_300_800,
         ])  # fmt: skip
         stamp.nanos = rng.choice([0, 999_999_999, 1_000_000_000, -1, 5])
     elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-        holder.ClearField(fd.name)
+        parent.ClearField(fd.name)
     elif fd.type == FieldDescriptor.TYPE_BOOL:
-        setattr(holder, fd.name, rng.random() < 0.5)
+        setattr(parent, fd.name, rng.random() < 0.5)
 
 
 def _reference(report: pb.PostureReport, now: dt.datetime) -> str | None:
@@ -166,7 +110,7 @@ def _said(report: pb.PostureReport, now: dt.datetime) -> str | None:
 
 def _report(rng: random.Random, changes: int) -> pb.PostureReport:
     report = pb.PostureReport()
-    _fill(report)
+    fill(report, MOMENT - DAY)
     report.report_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
     report.collected_at.seconds = MOMENT - 60
     for _ in range(changes):

@@ -19,12 +19,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,11 +39,11 @@ from devposture.collector.validation import (
     validate_report,
 )
 from devposture.v1 import devposture_pb2 as pb
+from tests.collector.report_fields import PATHS, TIMESTAMP, FieldPath, fill, holder
 from tests.conftest import LiveCollector, enroll_agent
 
 EXAMPLES = 10_000
 SEND_EVERY = 20
-TIMESTAMP = "google.protobuf.Timestamp"
 # Offsets from now for timestamps, kept minutes away from every limit so that the collector's
 # clock (a few seconds later than the test's) judges them as the test does.
 HOUR = 3600
@@ -52,58 +52,9 @@ OFFSETS = [-401 * DAY, -399 * DAY, -30 * DAY, -HOUR, 0, 3 * HOUR, 23 * HOUR, 25 
 WILD_SECONDS = [0, -1, 631_152_000 - 60, 2**40, -(2**40), 2**62, 253_402_300_800]
 BAD_NANOS = [-1, 1_000_000_000, 2**31 - 1, -(2**31)]
 
-Path_ = tuple[FieldDescriptor, ...]
-
-
-def _walk(descriptor: Descriptor, prefix: Path_ = ()) -> Iterator[Path_]:
-    for fd in descriptor.fields:
-        path = (*prefix, fd)
-        yield path
-        if fd.message_type is not None and fd.message_type.full_name != TIMESTAMP:
-            yield from _walk(fd.message_type, path)
-
-
-PATHS: list[Path_] = list(_walk(pb.PostureReport.DESCRIPTOR))
-MESSAGE_PATHS: list[Path_] = [()] + [p for p in PATHS if p[-1].type == FieldDescriptor.TYPE_MESSAGE]
-
-
-def _fill(message: Message, moment: int) -> None:
-    """Give every field of `message` (recursively) a valid, non-default value."""
-    for fd in message.DESCRIPTOR.fields:
-        if fd.type == FieldDescriptor.TYPE_MESSAGE:
-            assert fd.message_type is not None
-            child = getattr(message, fd.name).add() if fd.is_repeated else getattr(message, fd.name)
-            if fd.message_type.full_name == TIMESTAMP:
-                child.seconds, child.nanos = moment, 5
-            else:
-                _fill(child, moment)
-            continue
-        value: object
-        if fd.type == FieldDescriptor.TYPE_STRING:
-            value = "x"
-        elif fd.type == FieldDescriptor.TYPE_BYTES:
-            value = b"x"
-        elif fd.type == FieldDescriptor.TYPE_ENUM:
-            assert fd.enum_type is not None
-            value = max(fd.enum_type.values_by_number)
-        elif fd.type == FieldDescriptor.TYPE_BOOL:
-            value = True
-        elif fd.cpp_type in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
-            value = 1.5
-        else:
-            value = 7
-        if fd.is_repeated:
-            getattr(message, fd.name).append(value)
-        else:
-            setattr(message, fd.name, value)
-
-
-def _holder(report: pb.PostureReport, path: Path_) -> Message:
-    message: Message = report
-    for fd in path:
-        value = getattr(message, fd.name)
-        message = (value[0] if len(value) else value.add()) if fd.is_repeated else value
-    return message
+MESSAGE_PATHS: list[FieldPath] = [()] + [
+    p for p in PATHS if p[-1].type == FieldDescriptor.TYPE_MESSAGE
+]
 
 
 Mutation = Callable[[pb.PostureReport], None]
@@ -124,7 +75,7 @@ def _mutation(draw: st.DrawFn, now: int) -> Mutation:
     parent = path[:-1]
 
     def at(change: Callable[[Message], None]) -> Mutation:
-        return lambda report: change(_holder(report, parent))
+        return lambda report: change(holder(report, parent))
 
     if fd.is_repeated:
         limit = MAX_ITEMS.get(fd.full_name, DEFAULT_MAX_ITEMS)
@@ -206,7 +157,7 @@ def _special(draw: st.DrawFn) -> Mutation:
     encoded = _varint(number << 3) + b"\x01"  # field `number`, wire type 0 (varint), value 1
 
     def inject(report: pb.PostureReport) -> None:
-        _holder(report, where).MergeFromString(encoded)
+        holder(report, where).MergeFromString(encoded)
 
     return inject
 
@@ -231,7 +182,7 @@ def test_validation_accepts_or_rejects_and_rejected_reports_are_never_stored(
     now_dt = dt.datetime.now(dt.UTC)
     now = int(now_dt.timestamp())
     base = pb.PostureReport()
-    _fill(base, now - HOUR)
+    fill(base, now - HOUR)
     base.device_id = device_id
     base.report_id = "0f8fad5b-d9cb-469f-a165-70867728950e"
     validate_report(base, now_dt)  # the starting point is valid
