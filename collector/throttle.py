@@ -190,11 +190,7 @@ class FailureThrottle:
         """Count a failure in memory; returns how many `address` has within the window."""
         recent = self._recent(address)
         recent.append(self.clock())
-        address = source(address)
-        self._failures[address] = recent
-        self._failures.move_to_end(address)
-        while len(self._failures) > MAX_ADDRESSES:
-            self._failures.popitem(last=False)
+        self._remember(source(address), recent)
         return len(recent)
 
     @asynccontextmanager

@@ -15,17 +15,17 @@ from devposture.collector.store.base import Part
 ENROLLMENT = "enrollment"
 DASHBOARD = "dashboard"
 
+_RECENT = (
+    "SELECT at_us FROM failed_guesses WHERE kind = ? AND source = ? AND at_us > ? ORDER BY at_us"
+)
+
 
 class FailedGuesses(Part):
     """Failed guesses (`Store.guesses`)."""
 
     def recent(self, kind: str, source: str, since_us: int) -> list[int]:
         """When `source` failed at `kind` after `since_us`, oldest first."""
-        rows = self._db.execute(
-            "SELECT at_us FROM failed_guesses WHERE kind = ? AND source = ? AND at_us > ?"
-            " ORDER BY at_us",
-            (kind, source, since_us),
-        ).fetchall()
+        rows = self._db.execute(_RECENT, (kind, source, since_us)).fetchall()
         return [int(row[0]) for row in rows]
 
     def add(self, kind: str, source: str, at_us: int, window_us: int) -> list[int]:
@@ -38,11 +38,7 @@ class FailedGuesses(Part):
                 "INSERT INTO failed_guesses(kind, source, at_us) VALUES (?, ?, ?)",
                 (kind, source, at_us),
             )
-            rows = cur.execute(
-                "SELECT at_us FROM failed_guesses WHERE kind = ? AND source = ? AND at_us > ?"
-                " ORDER BY at_us",
-                (kind, source, since),
-            ).fetchall()
+            rows = cur.execute(_RECENT, (kind, source, since)).fetchall()
         return [int(row[0]) for row in rows]
 
 
