@@ -19,7 +19,8 @@ both bundles hold a hash for, and every record both hold in full (period or open
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -53,26 +54,49 @@ class NotComparable(Exception):
 
 @dataclass(frozen=True)
 class _Side:
-    """What one bundle says about the chain."""
+    """What one bundle says about the chain. Its period's entries are streamed from the
+    bundle when compared (`linked`), never held: a quarter is millions of them."""
 
     name: str
-    linked: dict[int, bytes]  # seq -> hash, linked into the bundle's period by hashes
-    records: dict[int, Entry]  # seq -> whole entries it holds (opening, then the period)
+    checked: Checked
+    opening: dict[int, Entry]  # seq -> opening records (bounded by the fleet)
     head: tuple[int, bytes]  # the chain's head when it was exported (signed)
     start: int | None  # the entry just before the period (None: a format-1 empty bundle)
-    end: int | None  # the last entry its linked chain reaches
+    prev_hash: bytes
+    first: int | None  # the period's first and last entries (None: an empty period)
+    last: int | None
     generated: dt.datetime | None
 
-    def committed(self) -> dict[int, bytes]:
-        """Every hash the bundle commits to, its head included."""
-        return self.linked | {self.head[0]: self.head[1]}
+    @property
+    def end(self) -> int | None:
+        """The last entry its linked chain reaches."""
+        return self.last if self.last is not None else self.start
+
+    def links(self, seq: int) -> bool:
+        """Whether the bundle links `seq` into its period by hashes."""
+        return seq == self.start or (
+            self.first is not None and self.last is not None and self.first <= seq <= self.last
+        )
+
+    def linked(self, *, with_head: bool = False) -> Iterator[tuple[int, bytes, Entry | None]]:
+        """(seq, hash, entry or None) of every hash it links, in sequence order; with its
+        head at export too when asked (every hash it commits to)."""
+        last = -1
+        if self.start is not None:
+            yield self.start, self.prev_hash, None
+            last = self.start
+        for entry in self.checked.entries():
+            yield entry.seq, entry.hash, entry
+            last = entry.seq
+        if with_head and self.head[0] > last:
+            yield self.head[0], self.head[1], None
 
     def role(self, seq: int) -> str:
         if seq == self.start:
             return f"the entry just before {self.name}'s period"
-        if seq in self.linked and seq == self.head[0]:
+        if self.links(seq) and seq == self.head[0]:
             return f"{self.name}'s last entry, its chain head at export"
-        if seq in self.linked:
+        if self.links(seq):
             return f"an entry of {self.name}'s period"
         return f"{self.name}'s chain head at export"
 
@@ -91,14 +115,15 @@ def verify_continuation(new: Path, old: Path, public_key: Ed25519PublicKey) -> V
         return verdict
     o, n = _side(old.name, earlier), _side(new.name, later)
     verdict.problems += _order(o, n)
-    verdict.problems += _divergence(o, n)
+    compared = _compare(o, n)
+    verdict.problems += _divergence(o, n, compared)
     verdict.failed = REWRITTEN
     if not verdict.problems:
         verdict.problems += _unproven(o, n)
         verdict.failed = UNPROVEN
     head_seq, head_hash = o.head
-    both = sorted((set(o.committed()) & set(n.linked)) - {0})  # 0: the genesis, not an entry
-    span = "none" if not both else f"seq {both[0]}" + (f"–{both[-1]}" if len(both) > 1 else "")
+    both = compared.common
+    span = "none" if not both else f"seq {both[0]}" + (f"–{both[1]}" if both[1] > both[0] else "")
     verdict.summary = (
         f"{n.name} continues {o.name}: {o.name}'s chain head at export (seq {head_seq}, hash"
         f" {head_hash.hex()[:16]}…) is {n.role(head_seq)}, with the same hash, and the two"
@@ -121,11 +146,10 @@ def _side(name: str, checked: Checked) -> _Side:
     claims = checked.manifest.get("chain", {})
     first, last = claims.get("first_seq"), claims.get("last_seq")
     first = first if isinstance(first, int) else None
+    last = last if isinstance(last, int) and first is not None and last >= first else None
     start = claims.get("prev_seq", None if first is None else first - 1)
     try:
-        linked = {e.seq: e.hash for e in checked.entries}
-        if isinstance(start, int):
-            linked[start] = bytes.fromhex(str(claims["prev_hash"]))
+        prev_hash = bytes.fromhex(str(claims["prev_hash"])) if isinstance(start, int) else b""
         head = (int(claims["head_seq"]), bytes.fromhex(str(claims["head_hash"])))
     except (KeyError, TypeError, ValueError) as exc:
         raise NotComparable(f"{name}: the manifest's chain cannot be read ({exc})") from None
@@ -135,16 +159,11 @@ def _side(name: str, checked: Checked) -> _Side:
         )
     except ValueError:
         generated = None  # then the heads alone say which is older
-    start = start if isinstance(start, int) else None
     return _Side(
-        name,
-        linked,
-        {e.seq: e for e in checked.opening} | {e.seq: e for e in checked.entries},
-        head,
-        start,
-        last if isinstance(last, int) else start,
-        generated,
-    )
+        name, checked, {e.seq: e for e in checked.opening}, head,
+        start if isinstance(start, int) else None, prev_hash,
+        first if last is not None else None, last, generated,
+    )  # fmt: skip
 
 
 def _name(entry: Entry) -> str:
@@ -155,28 +174,80 @@ def _same(a: Entry, b: Entry) -> bool:
     return (a.kind, a.at_us, a.key, a.payload) == (b.kind, b.at_us, b.key, b.payload)
 
 
-def _divergence(o: _Side, n: _Side) -> list[str]:
+@dataclass
+class _Compared:
+    """What one pass over both bundles found (kept small: the first differences only)."""
+
+    common: tuple[int, int] | None = None  # first and last seq both hold a hash for (not 0)
+    differ: int | None = None  # the first seq whose hashes differ
+    agreed_before: int | None = None  # the last seq both agree on before it
+    hashes: tuple[bytes, bytes] = (b"", b"")  # OLD's and NEW's hash at `differ`
+    changed: list[tuple[Entry, Entry]] = field(default_factory=list)  # first LISTED + 1
+    changed_count: int = 0
+    held: dict[int, Entry] = field(default_factory=dict)  # whole entries at `differ`
+
+    def change(self, ours: Entry, theirs: Entry) -> None:
+        self.changed_count += 1
+        if len(self.changed) <= LISTED:
+            self.changed.append((ours, theirs))
+
+
+def _compare(o: _Side, n: _Side) -> _Compared:
+    """One merge of OLD's committed hashes with NEW's linked ones, both in sequence order:
+    where they agree and first differ, and which records both hold differ in content."""
+    out = _Compared()
+    theirs, ours = o.linked(with_head=True), n.linked()
+    a, b = next(theirs, None), next(ours, None)
+    while a is not None or b is not None:
+        if b is None or (a is not None and a[0] < b[0]):
+            assert a is not None
+            if a[2] is not None and (other := n.opening.get(a[0])) and not _same(a[2], other):
+                out.change(a[2], other)
+            a = next(theirs, None)
+            continue
+        if a is None or b[0] < a[0]:
+            if b[2] is not None and (mine := o.opening.get(b[0])) and not _same(mine, b[2]):
+                out.change(mine, b[2])
+            b = next(ours, None)
+            continue
+        seq = a[0]
+        if seq:
+            out.common = (seq, seq) if out.common is None else (out.common[0], seq)
+        old_entry = a[2] or o.opening.get(seq)
+        new_entry = b[2] or n.opening.get(seq)
+        if a[1] != b[1] and out.differ is None:
+            out.differ, out.hashes = seq, (a[1], b[1])
+            out.held = {k: e for k, e in ((0, old_entry), (1, new_entry)) if e is not None}
+        elif a[1] == b[1] and out.differ is None:
+            out.agreed_before = seq
+        if old_entry is not None and new_entry is not None and not _same(old_entry, new_entry):
+            out.change(old_entry, new_entry)
+        a, b = next(theirs, None), next(ours, None)
+    for seq in sorted(set(o.opening) & set(n.opening)):
+        if not _same(o.opening[seq], n.opening[seq]):
+            out.change(o.opening[seq], n.opening[seq])
+    out.changed.sort(key=lambda pair: pair[0].seq)
+    return out
+
+
+def _divergence(o: _Side, n: _Side, found: _Compared) -> list[str]:
     """Where the two bundles disagree on the chain, named by sequence number and bundle."""
-    theirs, ours = o.committed(), n.linked
-    common = sorted(set(theirs) & set(ours))
-    differ = [s for s in common if theirs[s] != ours[s]]
-    changed = [s for s in sorted(set(o.records) & set(n.records))
-               if not _same(o.records[s], n.records[s])]  # fmt: skip
+    changed, total = found.changed, found.changed_count
     problems: list[str] = []
-    if differ:
-        d = differ[0]
-        agreed = [s for s in common if s < d]
-        before = agreed[-1] if agreed else None
-        hashes = f"{o.role(d)} has hash {theirs[d].hex()[:16]}…, {n.role(d)} {ours[d].hex()[:16]}…"
-        if changed and changed[0] == d:
+    d = found.differ
+    if d is not None:
+        before = found.agreed_before
+        hashes = (f"{o.role(d)} has hash {found.hashes[0].hex()[:16]}…, {n.role(d)}"
+                  f" {found.hashes[1].hex()[:16]}…")  # fmt: skip
+        if changed and changed[0][0].seq == d:
             problems.append(
-                f"the chains diverge at seq {d}: {o.name} holds {_name(o.records[d])}, {n.name}"
-                f" holds {_name(n.records[d])} with other content ({hashes}): rewritten after"
+                f"the chains diverge at seq {d}: {o.name} holds {_name(changed[0][0])}, {n.name}"
+                f" holds {_name(changed[0][1])} with other content ({hashes}): rewritten after"
                 f" {o.name} was exported"
             )
-            changed = changed[1:]
+            changed, total = changed[1:], total - 1
         elif before == d - 1:
-            entry = n.records.get(d) or o.records.get(d)
+            entry = found.held.get(1) or found.held.get(0)
             what = _name(entry) if entry else f"the entry at seq {d}"
             problems.append(
                 f"the chains diverge at seq {d}: {what} differs although both bundles agree on"
@@ -189,13 +260,13 @@ def _divergence(o: _Side, n: _Side) -> list[str]:
                 f" removed or inserted after {o.name} was exported"
                 + ("" if changed else " (neither bundle holds both versions of it in full)")
             )
-    for s in changed[:LISTED]:
+    for theirs, ours in changed[:LISTED]:
         problems.append(
-            f"{_name(o.records[s])} in {o.name} is not what {n.name} holds at seq {s}"
-            f" ({_name(n.records[s])}, other content): rewritten after {o.name} was exported"
+            f"{_name(theirs)} in {o.name} is not what {n.name} holds at seq {theirs.seq}"
+            f" ({_name(ours)}, other content): rewritten after {o.name} was exported"
         )
-    if len(changed) > LISTED:
-        problems.append(f"… and {len(changed) - LISTED} more records that differ between them")
+    if total > LISTED:
+        problems.append(f"… and {total - LISTED} more records that differ between them")
     return problems
 
 
@@ -223,7 +294,7 @@ def _order(o: _Side, n: _Side) -> list[str]:
 def _unproven(o: _Side, n: _Side) -> list[str]:
     """Nothing differs; say why, if so, NEW does not reach the head OLD committed to."""
     head = o.head[0]
-    if head in n.linked:
+    if n.links(head):
         return []
     if n.start is None:
         return [

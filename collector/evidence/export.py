@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from devposture.collector import __version__
-from devposture.collector.evidence import bundle, chain, html, signing
+from devposture.collector.evidence import bundle, chain, html, signing, summary
 from devposture.collector.pki import fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.base import to_us
@@ -61,7 +61,11 @@ class _Digesting:
 
 @contextlib.contextmanager
 def _member(archive: zipfile.ZipFile, name: str, digests: dict[str, str]) -> Iterator[_Digesting]:
-    with archive.open(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), "w") as handle:
+    # Zip64 whatever the size: a quarter's members pass the 2 GiB a plain zip member can hold,
+    # and a streamed member's size is not known when its header is written.
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with archive.open(info, "w", force_zip64=True) as handle:
         writer = _Digesting(handle)
         yield writer
     digests[name] = writer.sha.hexdigest()
@@ -119,13 +123,19 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         anchor = store.evidence.chain_entries(boundary - 1, boundary - 1)
         prev_hash = anchor[0].hash if anchor else chain.GENESIS
         opening = _opening(store, boundary, to_us(start))
-        with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED) as archive:
-            kept, counts, last_hash = _write_period(archive, store, span, digests, progress)
+        context = _context(store, policy)
+        period = {"from_us": to_us(start), "to_us": to_us(end)}
+        figures = summary.Summary({"period": period}, context)
+        figures.opening(opening)
+        with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED,
+                             allowZip64=True) as archive:  # fmt: skip
+            counts, last_hash = _write_period(archive, store, span, digests, figures=figures,
+                                              progress=progress)  # fmt: skip
+            figures.finish()
             last_hash = last_hash or prev_hash
             with _member(archive, bundle.OPENING, digests) as opening_out:
                 for entry in opening:
                     opening_out.write(bundle.jsonl(bundle.entry_line(entry)))
-            context = _context(store, policy)
             with _member(archive, bundle.CONTEXT, digests) as context_out:
                 context_out.write(json.dumps(context, ensure_ascii=False, sort_keys=True,
                                              indent=1).encode("utf-8"))  # fmt: skip
@@ -141,7 +151,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
             )
             manifest["counts"] = counts
             with _member(archive, bundle.HTML, digests) as html_out:
-                html_out.write(html.render(html.header_of(manifest), context, opening, kept))
+                html_out.write(html.draw(html.header_of(manifest), context, figures))
             manifest["members"] = digests
             manifest_bytes = json.dumps(manifest, ensure_ascii=False, sort_keys=True,
                                         indent=1).encode("utf-8")  # fmt: skip
@@ -158,10 +168,10 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
 
 def _write_period(
     archive: zipfile.ZipFile, store: Store, span: tuple[int, int] | None,
-    digests: dict[str, str], progress: Progress | None,
-) -> tuple[list[chain.Entry], dict[str, int], bytes | None]:  # fmt: skip
-    """Write the period's entries, their index and the report bodies, batch by batch."""
-    kept: list[chain.Entry] = []
+    digests: dict[str, str], *, figures: summary.Summary, progress: Progress | None,
+) -> tuple[dict[str, int], bytes | None]:  # fmt: skip
+    """Write the period's entries, their index and the report bodies, batch by batch, and
+    fold each into the report's figures: nothing of the period is kept in memory."""
     counts = dict.fromkeys(chain.KINDS, 0)
     last_hash: bytes | None = None
     # A zip takes one member at a time: the index and the bodies wait in temporary files.
@@ -179,7 +189,7 @@ def _write_period(
                     if body is not None:
                         reports_out.write(bundle.jsonl(bundle.report_line(entry.seq, entry.key,
                                                                           body)))  # fmt: skip
-                    kept.append(entry)
+                    figures.add(entry)
                     last_hash = entry.hash
                 if progress is not None and span is not None:
                     progress(batch[-1].seq - span[0] + 1, span[1] - span[0] + 1)
@@ -188,7 +198,7 @@ def _write_period(
             with _member(archive, name, digests) as member:
                 while chunk := spooled.read(1 << 20):
                     member.write(chunk)
-    return kept, counts, last_hash
+    return counts, last_hash
 
 
 def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:
@@ -238,10 +248,18 @@ def _ca_fingerprint(ca_cert: Path) -> str:
 
 
 def _context(store: Store, policy: Policy) -> dict[str, Any]:
+    """What the report needs beside the records: the policy's clauses, checks, grace periods
+    and silence window, device names and groups (as they stand at export), the time zone."""
+    devices = store.identity.devices()
     return {
         "clauses": [{"clause_id": c.clause_id, "title_zh": c.title_zh, "title_en": c.title_en}
                     for c in policy.clauses],
         "checks": [{"check_id": c.check_id, "clause": c.clause, "title_zh": c.title_zh,
-                    "title_en": c.title_en} for c in policy.checks],
-        "devices": {d.device_id: d.hostname for d in store.identity.devices()},
+                    "title_en": c.title_en, "grace_hours": c.grace_hours}
+                   for c in policy.checks],
+        "stale_after_hours": policy.stale_after_hours,
+        "devices": {d.device_id: d.hostname for d in devices},
+        "groups": {d.device_id: d.group for d in devices if d.group},
+        "time_zone": {"name": summary.BEIJING.name,
+                      "utc_offset_minutes": summary.BEIJING.offset_minutes},
     }  # fmt: skip

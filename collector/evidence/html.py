@@ -1,5 +1,7 @@
 """The printable audit report (Chinese and English), made only from the bundle's own members.
 
+Drawn from a `Summary` (`summary.py`) that the exporter and the verifier fold the records into
+as they stream them: the report stays a few pages whatever the fleet and the period.
 Deterministic: the same manifest header, context and entries give the same bytes, so the
 verifier renders it again and tells whether the report.html in a bundle is the one its
 records say. Plain HTML and CSS, every value escaped.
@@ -13,17 +15,20 @@ fixed report to it).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from devposture.collector.evidence.chain import ADMIN, DEVICE, REPORT, STATE, WAIVER, Entry
+from devposture.collector.evidence.chain import Entry
+from devposture.collector.evidence.summary import Summary
 
-# 1: the first report; 2: the verification hint names `--after`. Bundles without the field
-# were drawn by layout 1.
-LAYOUT = 2
+# 1: the first report; 2: the verification hint names `--after`; 3: summaries that stay
+# readable for a fleet and a quarter (weekly compliance per clause and group, failures past
+# grace, waivers in force, counts), in the company's time zone. Bundles without the field were
+# drawn by layout 1.
+LAYOUT = 3
+LISTED = 500  # rows a list shows before saying how many more the members hold
 
 _CSS = """
 body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
@@ -34,18 +39,12 @@ table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1em; }
 th, td { border: 1px solid #bbb; padding: 3px 5px; text-align: left; vertical-align: top; }
 th { background: #eee; }
 .FAIL { color: #a00; font-weight: bold; } .PASS { color: #060; } .UNKNOWN { color: #850; }
+.STALE { color: #850; } .GRACE { color: #a60; } .EXEMPT { color: #555; }
 .meta td:first-child { width: 14em; font-weight: bold; }
 .mono { font-family: monospace; font-size: 8.5pt; word-break: break-all; }
 @media print { body { margin: 0; } h2 { page-break-after: avoid; }
                tr { page-break-inside: avoid; } }
 """
-
-
-def when(micros: object) -> str:
-    if not isinstance(micros, int):
-        return ""
-    moment = dt.datetime.fromtimestamp(micros / 1_000_000, dt.UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _e(value: object) -> str:
@@ -59,150 +58,191 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>" if body else "<p>— none 无 —</p>"
 
 
+def _listed(rows: list[list[str]], member: str) -> list[list[str]]:
+    """At most LISTED rows, and a last one saying how many more the member holds."""
+    if len(rows) <= LISTED:
+        return rows
+    more = len(rows) - LISTED
+    return [*rows[:LISTED], [f"… 另有 {more:,} 项 and {more:,} more: see <code>{member}</code>"]]
+
+
 def _state(state: object, reason: object = None) -> str:
     text = f'<span class="{_e(state)}">{_e(state)}</span>'
     return text + (f": {_e(reason)}" if reason else "")
 
 
-def _head(header: Mapping[str, Any]) -> list[str]:
-    period, chain = header["period"], header["chain"]
-    out = [
-        "<!DOCTYPE html>", '<html lang="zh-CN"><head><meta charset="utf-8">',
-        f"<title>审计证据 Audit evidence {_e(period['from'])} – {_e(period['to'])}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        "<h1>员工微信管理办法 合规审计证据<br>Audit evidence: WeChat management measures</h1>",
-        '<table class="meta">',
-    ]  # fmt: skip
-    meta = [
-        ("期间 Period", f"{period['from']} – {period['to']}"),
-        ("生成时间 Generated", header["generated_at"]),
-        ("采集服务器 Collector", f"{header['collector']['hostname']}"
-                                f" (CA {header['collector']['ca_fingerprint']})"),
-        ("签名公钥 Signing key", header["signing_key"]),
-        ("证据链 Chain entries", f"{chain['first_seq']} – {chain['last_seq']}"),
-        ("期末哈希 Last hash", chain["last_hash"]),
-        ("记录数 Records", ", ".join(f"{k} {v}" for k, v in sorted(header["counts"].items()))),
-    ]  # fmt: skip
-    out += [f"<tr><td>{_e(k)}</td><td class=mono>{_e(v)}</td></tr>" for k, v in meta]
-    out.append("</table>")
-    out.append(
-        "<p>核验方法：<code>devposture-collector audit verify BUNDLE --public-key KEY.pem</code>"
-        "（无需数据库）。To check this evidence, run the command above on any machine, with the"
-        " collector's public key; it says whether any record was changed, removed or moved.</p>"
-    )
-    out.append(
-        "<p>与上一份证据对照：<code>audit verify BUNDLE --after PREVIOUS_BUNDLE --public-key"
-        " KEY.pem</code>，证明两次导出之间历史未被改写。With the bundle received before this"
-        " one, <code>--after</code> proves that history was not rewritten between the two"
-        " exports.</p>"
-    )
+def _duration(micros: int) -> str:
+    days, rest = divmod(micros // 3_600_000_000, 24)
+    return f"{days} 天 d {rest} 小时 h" if days else f"{rest} 小时 h"
 
-    return out
+
+def _share(part: int, whole: int) -> str:
+    if not whole:
+        return "—"
+    return f"{100 * part / whole:.1f}%<br><small>{part:,}/{whole:,}</small>"
+
+
+class _Drawing:
+    """The report's sections, drawn from a finished summary and the bundle's context."""
+
+    def __init__(self, header: Mapping[str, Any], context: Mapping[str, Any],
+                 summary: Summary) -> None:  # fmt: skip
+        self.header, self.summary, self.zone = header, summary, summary.zone
+        self.hostnames: Mapping[str, str] = context.get("devices", {})
+        self.checks: list[Mapping[str, Any]] = list(context.get("checks", []))
+        self.clauses: list[Mapping[str, Any]] = list(context.get("clauses", []))
+        self.check_of = {str(c["check_id"]): c for c in self.checks}
+
+    def when(self, micros: object) -> str:
+        if not isinstance(micros, int):
+            return ""
+        return f"{self.zone.moment(micros):%Y-%m-%d %H:%M}"
+
+    def day(self, micros: int) -> str:
+        return f"{self.zone.moment(micros):%m-%d}"
+
+    def device(self, device_id: str) -> str:
+        name = self.hostnames.get(device_id, "")
+        group = self.summary.groups.get(device_id, "")
+        return (f"{_e(name)}{f' ({_e(group)})' if group else ''}<br>"
+                f"<span class=mono>{_e(device_id)}</span>")  # fmt: skip
+
+    def head(self) -> list[str]:
+        period, chain = self.header["period"], self.header["chain"]
+        start, end = self.when(period.get("from_us")), self.when(period.get("to_us"))
+        tz = f"{self.zone.name} {self.zone.label()}"
+        out = [
+            "<!DOCTYPE html>", '<html lang="zh-CN"><head><meta charset="utf-8">',
+            f"<title>审计证据 Audit evidence {_e(start)} – {_e(end)}</title>",
+            f"<style>{_CSS}</style></head><body>",
+            "<h1>员工微信管理办法 合规审计证据<br>Audit evidence: WeChat management measures</h1>",
+            '<table class="meta">',
+        ]  # fmt: skip
+        meta = [
+            ("期间 Period", f"{start} – {end} ({tz}; {period['from']} – {period['to']})"),
+            ("生成时间 Generated", self.header["generated_at"]),
+            ("采集服务器 Collector", f"{self.header['collector']['hostname']}"
+                                    f" (CA {self.header['collector']['ca_fingerprint']})"),
+            ("签名公钥 Signing key", self.header["signing_key"]),
+            ("证据链 Chain entries", f"{chain['first_seq']} – {chain['last_seq']}"),
+            ("期末哈希 Last hash", chain["last_hash"]),
+            ("记录数 Records", ", ".join(f"{k} {v:,}" for k, v in
+                                         sorted(self.header["counts"].items()))),
+        ]  # fmt: skip
+        out += [f"<tr><td>{_e(k)}</td><td class=mono>{_e(v)}</td></tr>" for k, v in meta]
+        out.append("</table>")
+        out.append(
+            "<p>核验方法：<code>devposture-collector audit verify BUNDLE --public-key"
+            " KEY.pem</code>（无需数据库）。To check this evidence, run the command above on any"
+            " machine, with the collector's public key; it says whether any record was changed,"
+            " removed or moved.</p>"
+        )
+        out.append(
+            "<p>与上一份证据对照：<code>audit verify BUNDLE --after PREVIOUS_BUNDLE --public-key"
+            " KEY.pem</code>，证明两次导出之间历史未被改写。With the bundle received before this"
+            " one, <code>--after</code> proves that history was not rewritten between the two"
+            " exports.</p>"
+        )
+        out.append(
+            f"<p>时间均为 {_e(tz)}。本报告为摘要，逐条记录见 <code>chain.jsonl</code>、"
+            "<code>reports.jsonl</code>。Times are in the company's time zone. This report"
+            " summarises; every record is in the bundle's machine-readable members.</p>"
+        )
+        return out
+
+    def weekly(self) -> list[str]:
+        weeks = self.summary.weeks
+        groups = sorted({g for w in weeks for g in w.assessed})
+        out = ["<h2>每周合规率 Devices compliant at the end of each week</h2>",
+               "<p>合规：该条款的每项检查均为通过（PASS）或已豁免（EXEMPT）；超过静默期未报告的设备"
+               "计为不合规。Compliant: every check of the clause PASS or EXEMPT at the week's end"
+               " (a device silent past the policy's window counts as not compliant), among the"
+               " devices heard from by then and not revoked or retired.</p>"]  # fmt: skip
+        columns = ["分组 Group"] + [f"{self.day(w.start_us)} – {self.day(w.end_us - 1)}"
+                                    for w in weeks]  # fmt: skip
+        for clause in self.clauses:
+            clause_id = str(clause["clause_id"])
+            if clause_id not in self.summary.clause_checks:
+                continue
+            names = ", ".join(self.summary.clause_checks[clause_id])
+            out.append(f"<h3>{_e(clause_id)} {_e(clause.get('title_zh', ''))} /"
+                       f" {_e(clause.get('title_en', ''))} (<code>{_e(names)}</code>)</h3>")
+            rows = [[_e(g) if g else "全部设备 All devices"]
+                    + [_share(w.compliant.get((clause_id, g), 0), w.assessed.get(g, 0))
+                       for w in weeks] for g in groups]  # fmt: skip
+            out.append(_table(columns, rows))
+        return out
+
+    def past_grace(self) -> list[str]:
+        rows = []
+        for item in self.summary.worst_past_grace():
+            check = self.check_of.get(item.check_id, {})
+            at_end = self.summary.standing(item.device_id, item.check_id, self.summary.to_us)
+            rows.append([
+                self.device(item.device_id),
+                f"{_e(check.get('clause', ''))} <code>{_e(item.check_id)}</code>",
+                _e(_duration(item.past_us)), _e(self.when(item.first_past_us)),
+                _e(item.episodes), _e(item.reason), _state(at_end),
+            ])  # fmt: skip
+        return ["<h2>超过宽限期的不合规 Failures past their grace period</h2>",
+                "<p>期间内失败且超过该检查宽限期的时长（豁免期间不计）。Time each device failed a"
+                " check past the check's grace period within the period (time under a waiver"
+                " not counted), longest first.</p>",
+                _table(["设备 Device", "检查 Check", "超期时长 Past grace for",
+                        "首次超期 First past grace", "次数 Times", "原因 Reason",
+                        "期末 At end"], _listed(rows, "chain.jsonl"))]  # fmt: skip
+
+    def waivers(self) -> list[str]:
+        rows = [
+            [_e(w.waiver_id), self.device(w.device_id), f"<code>{_e(w.check_id)}</code>",
+             _e(w.owner), _e(w.reason), _e(self.when(w.created_us)),
+             _e(self.when(w.expires_us)), _e(self.when(w.revoked_us))]
+            for w in self.summary.waivers_in_period()
+        ]  # fmt: skip
+        return ["<h2>期间生效的豁免 Waivers in force during the period</h2>",
+                _table(["豁免 Waiver", "设备 Device", "检查 Check", "负责人 Owner", "理由 Reason",
+                        "生效 From", "到期 Expires", "撤销 Revoked"],
+                       _listed(rows, "chain.jsonl"))]  # fmt: skip
+
+    def activity(self) -> list[str]:
+        weeks = self.summary.weeks
+        rows = [[f"{self.day(w.start_us)} – {self.day(w.end_us - 1)}", f"{w.reports:,}",
+                 f"{w.devices_heard:,}", f"{w.stale.get('', 0):,}"] for w in weeks]  # fmt: skip
+        events = sorted(self.summary.device_events.items())
+        actions = sorted(self.summary.admin_actions.items())
+        return [
+            "<h2>报告接收 Reports received</h2>",
+            _table(["周 Week", "报告数 Reports", "报告设备数 Devices reporting",
+                    "周末静默设备 Silent at week's end"], rows),
+            "<h2>设备身份变更 Device identity events</h2>",
+            _table(["操作 Action", "次数 Count"], [[_e(a), f"{n:,}"] for a, n in events]),
+            "<h2>管理操作 Admin actions</h2>",
+            _table(["命令 Command", "结果 Outcome", "次数 Count"],
+                   [[_e(c), _e(o), f"{n:,}"] for (c, o), n in actions]),
+        ]  # fmt: skip
+
+
+def draw(header: Mapping[str, Any], context: Mapping[str, Any], summary: Summary) -> bytes:
+    """The report of a finished summary (`Summary.finish`)."""
+    assert summary.finished
+    drawing = _Drawing(header, context, summary)
+    out = [*drawing.head(), *drawing.weekly(), *drawing.past_grace(), *drawing.waivers(),
+           *drawing.activity(), "</body></html>\n"]  # fmt: skip
+    return "\n".join(out).encode("utf-8")
 
 
 def render(
-    header: Mapping[str, Any], context: Mapping[str, Any], opening: list[Entry],
-    entries: list[Entry],
+    header: Mapping[str, Any], context: Mapping[str, Any], opening: Iterable[Entry],
+    entries: Iterable[Entry],
 ) -> bytes:  # fmt: skip
-    records = [(e, e.record()) for e in entries]
-    hostnames: Mapping[str, str] = context.get("devices", {})
-    checks: list[Mapping[str, str]] = context.get("checks", [])
-    clauses = {c["clause_id"]: c for c in context.get("clauses", [])}
-
-    def device(device_id: object) -> str:
-        name = hostnames.get(str(device_id), "")
-        return f"{_e(name)}<br><span class=mono>{_e(device_id)}</span>"
-
-    out = _head(header)
-
-    opening_states: dict[tuple[str, str], Mapping[str, Any]] = {}
-    for entry in opening:
-        if entry.kind == STATE:
-            r = entry.record()
-            opening_states[(str(r["device_id"]), str(r["check_id"]))] = r
-    changes: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
-    for entry, r in records:
-        if entry.kind == STATE:
-            changes.setdefault((str(r["device_id"]), str(r["check_id"])), []).append(r)
-    device_ids = sorted({d for d, _ in opening_states} | {d for d, _ in changes},
-                        key=lambda d: (hostnames.get(d, ""), d))  # fmt: skip
-
-    out.append("<h2>各条款设备状态 Device states per clause and check</h2>")
-    failing: list[list[str]] = []
-    for check in checks:
-        check_id = check["check_id"]
-        clause = clauses.get(check["clause"], {})
-        out.append(
-            f"<h3>{_e(check['clause'])} {_e(clause.get('title_zh', ''))} —"
-            f" {_e(check.get('title_zh', ''))} / {_e(check.get('title_en', ''))}"
-            f" (<code>{_e(check_id)}</code>)</h3>"
-        )
-        rows = []
-        for device_id in device_ids:
-            start = opening_states.get((device_id, check_id))
-            during = changes.get((device_id, check_id), [])
-            if start is None and not during:
-                continue
-            last = during[-1] if during else start
-            assert last is not None
-            rows.append([
-                device(device_id),
-                _state(start["state"]) if start else "—",
-                "<br>".join(f"{_e(when(c['since_us']))} → {_state(c['state'], c['reason'])}"
-                            for c in during) or "—",
-                _state(last["state"]),
-            ])  # fmt: skip
-            fails = [c for c in ([start] if start else []) + during if c["state"] == "FAIL"]
-            if fails:
-                failing.append([device(device_id), f"{_e(check['clause'])} {_e(check_id)}",
-                                _e(when(fails[0]["since_us"])), _e(fails[-1]["reason"]),
-                                _state(last["state"])])  # fmt: skip
-        out.append(_table(["设备 Device", "期初 At start", "期间变化 Changes in the period",
-                           "期末 At end"], rows))  # fmt: skip
-
-    out.append("<h2>不合规设备 Devices failing during the period</h2>")
-    out.append(_table(["设备 Device", "检查 Check", "失败起始 Failing since",
-                       "原因 Reason", "期末 At end"], failing))  # fmt: skip
-
-    waiver_rows = [
-        [_e(when(r["at_us"])) + (" (期初 before the period)" if e in opening else ""),
-         _e(r["waiver_id"]), _e(r["action"]), device(r["device_id"]), _e(r["check_id"]),
-         _e(r["owner"]), _e(r["reason"]), _e(when(r["expires_us"])), _e(r["detail"])]
-        for e, r in [(o, o.record()) for o in opening if o.kind == WAIVER]
-        + [(e, r) for e, r in records if e.kind == WAIVER]
-    ]  # fmt: skip
-    out.append("<h2>豁免 Waivers</h2>")
-    out.append(_table(["时间 At", "豁免 Waiver", "操作 Action", "设备 Device", "检查 Check",
-                       "负责人 Owner", "理由 Reason", "到期 Expires", "详情 Detail"],
-                      waiver_rows))  # fmt: skip
-
-    out.append("<h2>设备身份变更 Device identity events</h2>")
-    out.append(_table(["时间 At", "设备 Device", "操作 Action", "详情 Detail"], [
-        [_e(when(r["at_us"])), device(r["device_id"]), _e(r["action"]), _e(r["detail"])]
-        for e, r in records if e.kind == DEVICE
-    ]))  # fmt: skip
-
-    out.append("<h2>管理操作 Admin actions</h2>")
-    out.append(_table(["时间 At", "操作者 Actor", "角色 Role", "命令 Command", "参数 Arguments",
-                       "结果 Outcome", "说明 Message", "来源 Peer"], [
-        [_e(when(r["at_us"])), _e(r["actor"]) + (f" ({_e(r['credential_id'])})"
-                                                  if r["credential_id"] else ""),
-         _e(r["role"]), _e(r["command"]), f"<span class=mono>{_e(r['arguments'])}</span>",
-         _e(r["outcome"]), _e(r["message"]), _e(r["peer"])]
-        for e, r in records if e.kind == ADMIN
-    ]))  # fmt: skip
-
-    per_device: dict[str, list[int]] = {}
-    for e, r in records:
-        if e.kind == REPORT:
-            per_device.setdefault(str(r["device_id"]), []).append(int(str(r["received_us"])))
-    out.append("<h2>收到的报告 Reports received</h2>")
-    out.append(_table(["设备 Device", "报告数 Reports", "首份 First", "末份 Last"], [
-        [device(d), str(len(times)), _e(when(min(times))), _e(when(max(times)))]
-        for d, times in sorted(per_device.items(), key=lambda i: (hostnames.get(i[0], ""), i[0]))
-    ]))  # fmt: skip
-    out.append("</body></html>\n")
-    return "\n".join(out).encode("utf-8")
+    """The report of records at hand (the exporter and verifier stream theirs through a
+    `Summary` instead)."""
+    summary = Summary(header, context)
+    summary.opening(opening)
+    for entry in entries:
+        summary.add(entry)
+    summary.finish()
+    return draw(header, context, summary)
 
 
 def layout_of(manifest: Mapping[str, Any]) -> int:

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import zipfile
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence import bundle, html, signing
 from devposture.collector.evidence.chain import REPORT, Entry
+from devposture.collector.evidence.summary import Summary
+
+V = TypeVar("V")
 
 
 class BundleUnreadable(Exception):
@@ -57,39 +63,87 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Checked:
-    """A bundle verified alone, and what was read from it (for `--after`)."""
+    """A bundle verified alone, and what was read from it (for `--after`): its opening
+    records (bounded by the fleet); its period's entries are streamed again (`entries`)."""
 
     verdict: Verdict
     manifest: dict[str, Any]
-    entries: list[Entry]
     opening: list[Entry]
+    path: Path | None = None
+
+    def entries(self) -> Iterator[Entry]:
+        """The period's entries as the bundle holds them, in its order (one pass over the
+        member; after a verdict without problems, these are the signed entries)."""
+        if self.path is None:
+            return
+        with zipfile.ZipFile(self.path) as archive:
+            member = _Member(archive, bundle.CHAIN, Verdict())
+            for _, line in member.lines():
+                with contextlib.suppress(bundle.Malformed):
+                    yield bundle.parse_entry(line)
 
 
 def _name(entry: Entry) -> str:
     return f"{entry.kind} record seq {entry.seq} ({entry.key})"
 
 
-def _lines(data: bytes, member: str, verdict: Verdict) -> list[Any]:
-    out: list[Any] = []
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
+class _Member:
+    """One member of the bundle read once, line by line, and hashed as it is read: a
+    quarter's members are gigabytes, never held whole."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, archive: zipfile.ZipFile, name: str, verdict: Verdict) -> None:
+        self.name, self._verdict = name, verdict
+        self.sha = hashlib.sha256()
+        self._handle: IO[bytes] | None = (
+            archive.open(name) if name in archive.NameToInfo else None
+        )
+
+    def lines(self) -> Iterator[tuple[int, Any]]:
+        """(line number, parsed JSON) of each line that is JSON; names each that is not."""
+        if self._handle is None:
+            return
+        rest, number = b"", 0
+        while chunk := self._handle.read(self.CHUNK):
+            self.sha.update(chunk)
+            pieces = (rest + chunk).split(b"\n")
+            rest = pieces.pop()
+            for raw in pieces:
+                number += 1
+                if parsed := self._parsed(raw, number):
+                    yield number, parsed[0]
+        if rest.strip():
+            number += 1
+            if parsed := self._parsed(rest, number):
+                yield number, parsed[0]
+
+    def _parsed(self, raw: bytes, number: int) -> tuple[Any] | None:
+        if not raw.strip():
+            return None
         try:
-            out.append(json.loads(line))
+            return (json.loads(raw),)
         except ValueError:
-            verdict.problems.append(f"{member} line {number} is not JSON (edited)")
-    return out
+            self._verdict.problems.append(f"{self.name} line {number} is not JSON (edited)")
+            return None
+
+    def digest(self) -> str:
+        """The SHA-256 of the whole member (read to its end if it was not)."""
+        if self._handle is not None:
+            while chunk := self._handle.read(self.CHUNK):
+                self.sha.update(chunk)
+            self._handle.close()
+            self._handle = None
+        return self.sha.hexdigest()
 
 
 def verify_bundle(path: Path, public_key: Ed25519PublicKey) -> Verdict:
     return check_bundle(path, public_key).verdict
 
 
-def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
-    verdict = Verdict()
+def _open(path: Path) -> zipfile.ZipFile:
     try:
-        with zipfile.ZipFile(path) as archive:
-            files = {name: archive.read(name) for name in archive.namelist()}
+        return zipfile.ZipFile(path)
     except FileNotFoundError:
         # Not a verdict on the evidence: the auditor must not read "changed" into a typo.
         raise BundleUnreadable(
@@ -105,18 +159,35 @@ def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
             f"{path} cannot be read (permission denied): copy it somewhere you may read, or"
             " run as a user who may"
         ) from None
-    except (OSError, zipfile.BadZipFile) as exc:
+
+
+def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
+    verdict = Verdict()
+    try:
+        with _open(path) as archive:
+            return _check(archive, path, public_key, verdict)
+    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         verdict.problems.append(f"{path} is not a readable audit bundle ({exc})")
-        return Checked(verdict, {}, [], [])
-    manifest_bytes = files.get(bundle.MANIFEST, b"")
+        return Checked(verdict, {}, [])
+
+
+def _small(archive: zipfile.ZipFile, name: str) -> bytes | None:
+    """A member bounded by the fleet, not the period (manifest, context, opening, report)."""
+    return archive.read(name) if name in archive.NameToInfo else None
+
+
+def _check(
+    archive: zipfile.ZipFile, path: Path, public_key: Ed25519PublicKey, verdict: Verdict
+) -> Checked:
+    manifest_bytes = _small(archive, bundle.MANIFEST) or b""
     try:
         manifest = json.loads(manifest_bytes)
         assert isinstance(manifest, dict) and manifest.get("format") in bundle.FORMATS
     except (ValueError, AssertionError):
         verdict.problems.append(f"{bundle.MANIFEST} is missing or not a {bundle.FORMAT} manifest")
-        return Checked(verdict, {}, [], [])
+        return Checked(verdict, {}, [])
     try:
-        signature = base64.b64decode(files.get(bundle.SIGNATURE, b""), validate=False)
+        signature = base64.b64decode(_small(archive, bundle.SIGNATURE) or b"", validate=False)
     except binascii.Error:
         signature = b""
     if not signing.signature_holds(public_key, manifest_bytes, signature):
@@ -125,20 +196,30 @@ def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
             f" by another key (this key is {signing.fingerprint(public_key)}, the manifest"
             f" names {manifest.get('signing_key')})"
         )
-    for name, digest in sorted(manifest.get("members", {}).items()):
-        if name not in files:
+    members: dict[str, str] = manifest.get("members", {})
+    small = {name: _small(archive, name) for name in (bundle.OPENING, bundle.CONTEXT, bundle.HTML)}
+    opening_verdict = Verdict()
+    opening = _opening(small[bundle.OPENING] or b"", opening_verdict)
+    streamed = Verdict()
+    readers = {name: _Member(archive, name, streamed)
+               for name in (bundle.CHAIN, bundle.INDEX, bundle.REPORTS)}  # fmt: skip
+    layout = html.layout_of(manifest)
+    figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout == html.LAYOUT else None
+    count = _Walk(manifest, readers, streamed, figures).run()
+    digests = {name: reader.digest() for name, reader in readers.items()}
+    for name, data in small.items():
+        if data is not None:
+            digests[name] = hashlib.sha256(data).hexdigest()
+    for name, digest in sorted(members.items()):
+        if name not in archive.NameToInfo:
             verdict.problems.append(f"member {name} was removed from the bundle")
-        elif hashlib.sha256(files[name]).hexdigest() != digest:
+        elif digests.get(name, _digest_of(archive, name)) != digest:
             verdict.problems.append(f"member {name} was changed after the collector signed it")
-    for name in sorted(set(files) - set(manifest.get("members", {})) -
+    for name in sorted(set(archive.NameToInfo) - set(members) -
                        {bundle.MANIFEST, bundle.SIGNATURE}):  # fmt: skip
         verdict.problems.append(f"member {name} was added to the bundle")
-
-    entries = _chain(files, manifest, verdict)
-    _reports(files, entries, verdict)
-    opening = _opening(files, verdict)
-    layout = html.layout_of(manifest)
-    if layout != html.LAYOUT:
+    verdict.problems += streamed.problems + opening_verdict.problems
+    if figures is None:
         # Signed, so unchanged; but drawn by another version's layout, which this one
         # cannot redraw to compare with the records.
         verdict.notes.append(
@@ -148,94 +229,286 @@ def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
             " the manifest to check that too)"
         )
     else:
-        _redraw(files, manifest, opening, entries, verdict)
+        _redraw(small[bundle.HTML], manifest, small[bundle.CONTEXT], figures, verdict)
     chain = manifest.get("chain", {})
     period = manifest.get("period", {})
     verdict.summary = (
-        f"{len(entries)} records (chain seq {chain.get('first_seq')}–{chain.get('last_seq')},"
+        f"{count} records (chain seq {chain.get('first_seq')}–{chain.get('last_seq')},"
         f" last hash {str(chain.get('last_hash'))[:16]}…) written {period.get('from')} –"
         f" {period.get('to')}, signed by {signing.fingerprint(public_key)}"
     )
-    return Checked(verdict, manifest, entries, opening)
+    return Checked(verdict, manifest, opening, path)
+
+
+def _digest_of(archive: zipfile.ZipFile, name: str) -> str:
+    sha = hashlib.sha256()
+    with archive.open(name) as handle:
+        while chunk := handle.read(_Member.CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _figures(
+    manifest: dict[str, Any], context_bytes: bytes | None, opening: list[Entry]
+) -> Summary | Exception:
+    """The summary the report was drawn from, fed as the walk reads the period; or why it
+    cannot be made (a context that is not the collector's)."""
+    try:
+        figures = Summary(html.header_of(manifest), html.load_context(context_bytes or b"{}"))
+        figures.opening(opening)
+    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+        return exc
+    return figures
 
 
 def _redraw(
-    files: dict[str, bytes], manifest: dict[str, Any], opening: list[Entry],
-    entries: list[Entry], verdict: Verdict,
+    page: bytes | None, manifest: dict[str, Any], context_bytes: bytes | None,
+    figures: Summary | Exception, verdict: Verdict,
 ) -> None:  # fmt: skip
     """The report drawn again from the records must be the bundle's, byte for byte."""
     try:
-        context = html.load_context(files.get(bundle.CONTEXT, b"{}"))
-        again = html.render(html.header_of(manifest), context, opening, entries)
+        if isinstance(figures, Exception):
+            raise figures
+        figures.finish()
+        context = html.load_context(context_bytes or b"{}")
+        again = html.draw(html.header_of(manifest), context, figures)
     except (ValueError, KeyError, TypeError, AssertionError) as exc:
         verdict.problems.append(f"the report cannot be made again from the records ({exc})")
     else:
-        if again != files.get(bundle.HTML):
+        if again != page:
             verdict.problems.append(
                 f"{bundle.HTML} does not show what the records say (edited or replaced)"
             )
 
 
-def _parse(lines: list[Any], member: str, verdict: Verdict) -> list[Entry]:
-    out: list[Entry] = []
-    for number, line in enumerate(lines, 1):
-        try:
-            out.append(bundle.parse_entry(line))
-        except bundle.Malformed as exc:
-            verdict.problems.append(f"{member} line {number}: {exc} (edited)")
-    return out
+class _Walk:
+    """One pass over the period's entries, their index and the report bodies together (each
+    in sequence order): every entry recomputed and linked to the one before, named when
+    edited, removed, moved or added; memory bounded by the damage found, not the period."""
 
+    def __init__(
+        self, manifest: dict[str, Any], readers: dict[str, _Member], verdict: Verdict,
+        figures: Summary | Exception | None,
+    ) -> None:  # fmt: skip
+        self.claims: dict[str, Any] = manifest.get("chain", {})
+        self.verdict, self.figures = verdict, figures
+        first, last = self.claims.get("first_seq"), self.claims.get("last_seq")
+        self.ranged = isinstance(first, int) and isinstance(last, int)
+        self.first: int = first if isinstance(first, int) else 0
+        self.last: int = last if isinstance(last, int) else -1
+        self.chain = readers[bundle.CHAIN]
+        self.index = _Ahead(readers[bundle.INDEX].lines(), self._index_line)
+        self.bodies = _Ahead(readers[bundle.REPORTS].lines(), self._report_line)
+        self.gaps: list[list[int]] = []  # [from, to] runs of expected seqs not seen yet
+        self.next_seq = self.first  # every expected seq below this was seen or is a gap
+        self.previous: Entry | None = None
+        self.pending: dict[int, Entry] = {}  # report entries whose body was not read yet
+        self.count = 0
 
-def _chain(files: dict[str, bytes], manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
-    """Recompute the chain link by link; name each entry edited, removed, moved or added."""
-    claims = manifest.get("chain", {})
-    entries = _parse(_lines(files.get(bundle.CHAIN, b""), bundle.CHAIN, verdict), bundle.CHAIN,
-                     verdict)  # fmt: skip
-    index: dict[int, tuple[str, str, str]] = {}
-    for item in _lines(files.get(bundle.INDEX, b""), bundle.INDEX, verdict):
+    def _index_line(self, number: int, item: object) -> tuple[int, tuple[str, str, str]] | None:
+        del number
         try:
-            index[int(item[0])] = (str(item[1]), str(item[2]), str(item[3]))
-        except (IndexError, TypeError, ValueError):
-            verdict.problems.append(f"{bundle.INDEX} has a malformed line (edited)")
-    first, last = claims.get("first_seq"), claims.get("last_seq")
-    expected = set(range(first, last + 1)) if isinstance(first, int) and isinstance(
-        last, int) else set()  # fmt: skip
-    present = [e.seq for e in entries]
-    for seq in sorted(expected - set(present)):
-        kind, key, _ = index.get(seq, ("?", "?", ""))
-        verdict.problems.append(f"{kind} record seq {seq} ({key}) is missing: deleted")
-    for seq in sorted({s for s in present if present.count(s) > 1}):
-        verdict.problems.append(f"record seq {seq} appears more than once: inserted")
-    for entry in entries:
-        if entry.seq not in expected:
-            verdict.problems.append(f"{_name(entry)} is outside the signed range: inserted")
-    previous: Entry | None = None
-    for entry in entries:
+            assert isinstance(item, list)
+            return int(item[0]), (str(item[1]), str(item[2]), str(item[3]))
+        except (IndexError, TypeError, ValueError, KeyError, AssertionError):
+            self.verdict.problems.append(f"{bundle.INDEX} has a malformed line (edited)")
+            return None
+
+    def _report_line(
+        self, number: int, line: object
+    ) -> tuple[int, tuple[str, bytes, object]] | None:
+        del number
+        try:
+            assert isinstance(line, dict)
+            seq, report_id = int(line["seq"]), str(line["report_id"])
+            body = base64.b64decode(line["body_base64"], validate=True)
+            return seq, (report_id, body, line["facts"])
+        except (KeyError, TypeError, ValueError, binascii.Error, AssertionError):
+            self.verdict.problems.append(f"{bundle.REPORTS} has a malformed line (edited)")
+            return None
+
+    def run(self) -> int:
+        for number, line in self.chain.lines():
+            try:
+                entry = bundle.parse_entry(line)
+            except bundle.Malformed as exc:
+                self.verdict.problems.append(f"{bundle.CHAIN} line {number}: {exc} (edited)")
+                continue
+            self.count += 1
+            self._place(entry)
+            self._link(entry)
+            if entry.kind == REPORT:
+                self._body_of(entry)
+            if isinstance(self.figures, Summary):
+                self.figures.add(entry)
+        if self.ranged and self.next_seq <= self.last:
+            self.gaps.append([self.next_seq, self.last])
+        self._missing()
+        self._ends()
+        self._leftover_bodies()
+        _range(self.claims, self.verdict)
+        return self.count
+
+    def _place(self, entry: Entry) -> None:
+        """Where the entry falls against the signed range and the entries seen before it."""
+        seq = entry.seq
+        if not self.ranged or not self.first <= seq <= self.last:
+            self.verdict.problems.append(f"{_name(entry)} is outside the signed range: inserted")
+            return
+        if seq >= self.next_seq:
+            if seq > self.next_seq:
+                self.gaps.append([self.next_seq, seq - 1])
+            self.next_seq = seq + 1
+        elif not self._fill(seq):
+            self.verdict.problems.append(f"record seq {seq} appears more than once: inserted")
+        indexed = self.index.get(seq)
+        if indexed is not None and indexed[2] != entry.hash.hex() and (
+            entry.recomputed() == entry.hash
+        ):  # fmt: skip
+            self.verdict.problems.append(
+                f"{_name(entry)} is not the entry the index names: replaced"
+            )
+
+    def _fill(self, seq: int) -> bool:
+        """Take `seq` out of the gaps (an entry that came late); False when it was no gap."""
+        for i, (low, high) in enumerate(self.gaps):
+            if low <= seq <= high:
+                self.gaps[i : i + 1] = [r for r in ([low, seq - 1], [seq + 1, high])
+                                        if r[0] <= r[1]]  # fmt: skip
+                return True
+        return False
+
+    def _link(self, entry: Entry) -> None:
         if entry.recomputed() != entry.hash:
-            verdict.problems.append(f"{_name(entry)} does not match its hash: edited")
-        elif entry.seq in index and index[entry.seq][2] != entry.hash.hex():
-            verdict.problems.append(f"{_name(entry)} is not the entry the index names: replaced")
+            self.verdict.problems.append(f"{_name(entry)} does not match its hash: edited")
+        previous = self.previous
         if previous is not None and entry.seq < previous.seq:
-            verdict.problems.append(f"{_name(entry)} comes after {_name(previous)}: reordered")
+            self.verdict.problems.append(
+                f"{_name(entry)} comes after {_name(previous)}: reordered"
+            )
         elif previous is not None and entry.seq == previous.seq + 1 and (
             entry.prev_hash != previous.hash
         ):
-            verdict.problems.append(
+            self.verdict.problems.append(
                 f"{_name(entry)} does not link to {_name(previous)}: edited or replaced"
             )
-        previous = entry
-    if entries and first == entries[0].seq and entries[0].prev_hash.hex() != claims.get(
-        "prev_hash"
-    ):  # fmt: skip
-        verdict.problems.append(
-            f"{_name(entries[0])} does not link to the signed hash before the period: edited"
-        )
-    if entries and last == entries[-1].seq and entries[-1].hash.hex() != claims.get("last_hash"):
-        verdict.problems.append(
-            f"{_name(entries[-1])} is not the signed last entry of the period: edited"
-        )
-    _range(claims, verdict)
-    return sorted(entries, key=lambda e: e.seq)
+        if entry.seq == self.first and entry.prev_hash.hex() != self.claims.get("prev_hash"):
+            self.verdict.problems.append(
+                f"{_name(entry)} does not link to the signed hash before the period: edited"
+            )
+        self.previous = entry
+
+    def _body_of(self, entry: Entry) -> None:
+        """Match a report entry with its body line (both in sequence order)."""
+        found = self.bodies.get(entry.seq)
+        if found is None:
+            self.pending[entry.seq] = entry
+            return
+        self._compare_body(entry, *found)
+
+    def _compare_body(self, entry: Entry, report_id: str, body: bytes, facts: object) -> None:
+        where = f"report body seq {entry.seq} ({report_id})"
+        if entry.key != report_id:
+            self.verdict.problems.append(f"{where} has no report entry in the chain: inserted")
+            self.verdict.problems.append(f"the body of {_name(entry)} is missing: deleted")
+        elif hashlib.sha256(body).hexdigest() != entry.record().get("body_sha256"):
+            self.verdict.problems.append(f"{where} does not match its chain entry: edited")
+        elif facts != bundle.facts_of(body):
+            self.verdict.problems.append(f"the facts shown for {where} are not its body: edited")
+
+    def _leftover_bodies(self) -> None:
+        """Bodies read past with no entry yet, and report entries whose body never came."""
+        self.bodies.drain()
+        for seq, entry in sorted(self.pending.items()):
+            found = self.bodies.ahead.pop(seq, None)
+            if found is None:
+                self.verdict.problems.append(f"the body of {_name(entry)} is missing: deleted")
+            else:
+                self._compare_body(entry, *found)
+        for seq, (report_id, _, _) in sorted(self.bodies.ahead.items()):
+            self.verdict.problems.append(
+                f"report body seq {seq} ({report_id}) has no report entry in the chain: inserted"
+            )
+        for seq in self.bodies.repeated:
+            self.verdict.problems.append(
+                f"report body seq {seq} has no report entry in the chain: inserted"
+            )
+        for seq, previous in self.bodies.backwards:
+            self.verdict.problems.append(
+                f"report body seq {seq} comes after seq {previous}: reordered"
+            )
+
+    def _missing(self) -> None:
+        """Name each expected entry never seen, by what the index says it was."""
+        if not self.gaps:
+            return
+        self.index.drain_to(self.last)
+        for low, high in self.gaps:
+            for seq in range(low, min(high, low + LISTED_MISSING - 1) + 1):
+                kind, key, _ = self.index.ahead.get(seq, ("?", "?", ""))
+                self.verdict.problems.append(f"{kind} record seq {seq} ({key}) is missing: deleted")
+            if high - low + 1 > LISTED_MISSING:
+                self.verdict.problems.append(
+                    f"… and seq {low + LISTED_MISSING}–{high} are missing too: deleted"
+                )
+
+    def _ends(self) -> None:
+        previous = self.previous
+        if previous is not None and previous.seq == self.last and (
+            previous.hash.hex() != self.claims.get("last_hash")
+        ):  # fmt: skip
+            self.verdict.problems.append(
+                f"{_name(previous)} is not the signed last entry of the period: edited"
+            )
+
+
+LISTED_MISSING = 1000  # missing entries named one by one in a run; the rest as a range
+
+
+class _Ahead(Generic[V]):
+    """Lines of a member in sequence order, read only as far as the walk has come: a line
+    for a later seq waits in `ahead` until its entry comes (or the end)."""
+
+    def __init__(
+        self, lines: Iterator[tuple[int, Any]],
+        parse: Callable[[int, object], tuple[int, V] | None],
+    ) -> None:  # fmt: skip
+        self._lines, self._parse = lines, parse
+        self.ahead: dict[int, V] = {}
+        self.repeated: list[int] = []
+        self.backwards: list[tuple[int, int]] = []
+        self._last = -1
+        self._done = False
+
+    def _read(self) -> bool:
+        for number, raw in self._lines:
+            parsed = self._parse(number, raw)
+            if parsed is None:
+                continue
+            seq, value = parsed
+            if seq < self._last:
+                self.backwards.append((seq, self._last))
+            self._last = max(self._last, seq)
+            if seq in self.ahead:
+                self.repeated.append(seq)
+            self.ahead[seq] = value
+            return True
+        self._done = True
+        return False
+
+    def get(self, seq: int) -> V | None:
+        """The line for `seq`, reading on while the member is behind it."""
+        while not self._done and self._last < seq:
+            self._read()
+        return self.ahead.pop(seq, None)
+
+    def drain_to(self, seq: int) -> None:
+        while not self._done and self._last < seq:
+            self._read()
+
+    def drain(self) -> None:
+        while not self._done:
+            self._read()
 
 
 def _range(claims: dict[str, Any], verdict: Verdict) -> None:
@@ -258,38 +531,18 @@ def _range(claims: dict[str, Any], verdict: Verdict) -> None:
         )
 
 
-def _reports(files: dict[str, bytes], entries: list[Entry], verdict: Verdict) -> None:
-    """Every report entry has its body, unchanged, and facts that are that body."""
-    wanted = {e.seq: e for e in entries if e.kind == REPORT}
-    seen: set[int] = set()
-    previous = 0
-    for line in _lines(files.get(bundle.REPORTS, b""), bundle.REPORTS, verdict):
+def _opening(data: bytes, verdict: Verdict) -> list[Entry]:
+    """The opening records (bounded by the fleet: read whole), each against its hash."""
+    entries: list[Entry] = []
+    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
         try:
-            seq, report_id = int(line["seq"]), str(line["report_id"])
-            body = base64.b64decode(line["body_base64"], validate=True)
-            facts = line["facts"]
-        except (KeyError, TypeError, ValueError, binascii.Error):
-            verdict.problems.append(f"{bundle.REPORTS} has a malformed line (edited)")
-            continue
-        where = f"report body seq {seq} ({report_id})"
-        if seq < previous:
-            verdict.problems.append(f"{where} comes after seq {previous}: reordered")
-        previous, entry = seq, wanted.get(seq)
-        if entry is None or entry.key != report_id or seq in seen:
-            verdict.problems.append(f"{where} has no report entry in the chain: inserted")
-            continue
-        seen.add(seq)
-        if hashlib.sha256(body).hexdigest() != entry.record().get("body_sha256"):
-            verdict.problems.append(f"{where} does not match its chain entry: edited")
-        elif facts != bundle.facts_of(body):
-            verdict.problems.append(f"the facts shown for {where} are not its body: edited")
-    for seq in sorted(set(wanted) - seen):
-        verdict.problems.append(f"the body of {_name(wanted[seq])} is missing: deleted")
-
-
-def _opening(files: dict[str, bytes], verdict: Verdict) -> list[Entry]:
-    entries = _parse(_lines(files.get(bundle.OPENING, b""), bundle.OPENING, verdict),
-                     bundle.OPENING, verdict)  # fmt: skip
+            entries.append(bundle.parse_entry(json.loads(line)))
+        except ValueError:
+            verdict.problems.append(f"{bundle.OPENING} line {number} is not JSON (edited)")
+        except bundle.Malformed as exc:
+            verdict.problems.append(f"{bundle.OPENING} line {number}: {exc} (edited)")
     for entry in entries:
         if entry.recomputed() != entry.hash:
             verdict.problems.append(f"opening {_name(entry)} does not match its hash: edited")

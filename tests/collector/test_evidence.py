@@ -17,6 +17,7 @@ import json
 import shutil
 import sqlite3
 import stat
+import struct
 import time
 import zipfile
 from collections.abc import Callable
@@ -176,12 +177,34 @@ def test_the_bundle_holds_every_kind_of_record_and_a_bilingual_report(auditor: E
     facts = [json.loads(line)["facts"] for line in members[bundle.REPORTS].splitlines()]
     assert len(facts) == 6 and all(f["firewall"] for f in facts)
     page = members[bundle.HTML].decode("utf-8")
-    failing = page.split("Devices failing during the period")[1].split("<h2>")[0]
-    assert auditor.failing_device in failing
-    for text in ("不合规设备", "test-host", "Li Wei (IT)",
-                 "新防火墙 rollout &lt;b&gt;", "laptop stolen", "waiver add"):  # fmt: skip
+    waivers = page.split("Waivers in force during the period")[1].split("<h2>")[0]
+    assert auditor.failing_device in waivers and "Li Wei (IT)" in waivers
+    weekly = page.split("Devices compliant at the end of each week")[1].split("<h2>超过宽限期")[0]
+    # Three enrolled, one revoked: two counted per clause, neither passing every check of any
+    # (make_report's backups and Wi-Fi are not judged PASS).
+    assert weekly.count("0/2</small>") == 3
+    for text in ("每周合规率", "超过宽限期", "test-host", "UTC+08:00",
+                 "新防火墙 rollout &lt;b&gt;", "revoked", "waiver add"):  # fmt: skip
         assert text in page, text
     assert "<b>" not in page.split("<body>")[1].replace("<br>", "")  # escaped, never markup
+
+
+def test_every_member_is_written_as_a_zip64_stream(auditor: Evidence) -> None:
+    """A quarter's members pass the 2 GiB a plain zip member holds: each is written with its
+    Zip64 sizes (whatever its size, as a stream), and read back by any unzip."""
+    data = auditor.bundle.read_bytes()
+    with zipfile.ZipFile(auditor.bundle) as archive:
+        streamed = [i for i in archive.infolist()
+                    if i.filename not in (bundle.MANIFEST, bundle.SIGNATURE)]  # fmt: skip
+        assert {i.filename for i in streamed} == set(bundle.MEMBERS)
+        for info in streamed:
+            # The local file header: name length at 26, extra length at 28, then both.
+            at = info.header_offset
+            name_length, extra_length = struct.unpack_from("<HH", data, at + 26)
+            extra = data[at + 30 + name_length : at + 30 + name_length + extra_length]
+            assert extra[:2] == b"\x01\x00", info.filename  # the Zip64 extra field
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+        assert archive.testzip() is None
 
 
 def test_export_shows_progress_and_the_key_is_private(evidence: Evidence) -> None:
@@ -734,7 +757,8 @@ def test_a_report_rewritten_between_exports_is_caught_naming_its_seq(
 # The digest of a fixed report in the current layout. A change to the report's output must
 # come with a new html.LAYOUT (and its digest here): a verifier redraws only its own layout,
 # so an unannounced change would fail every bundle the previous version signed.
-LAYOUT_DIGESTS = {2: "8e48c86d3c3bdb9d1a44acffd15f03152f03a478a8b63a5ab06613a9d77bf270"}
+LAYOUT_DIGESTS = {2: "8e48c86d3c3bdb9d1a44acffd15f03152f03a478a8b63a5ab06613a9d77bf270",
+                  3: "51e1ae61e3df30f8003e5a580eae08461b54bdf330ce54e91bda66975b269553"}
 
 
 def _fixed_report() -> bytes:
@@ -779,7 +803,8 @@ def test_a_bundle_drawn_by_another_layout_verifies_by_its_signature_and_says_so(
 
     code, out = _verify(written("layout-1.zip", members), exports.key, capsys)
     assert code == 0, out
-    assert "note: report.html was drawn by report layout 1, this devposture draws layout 2" in out
+    assert ("note: report.html was drawn by report layout 1, this devposture draws layout"
+            f" {html.LAYOUT}") in out
     members[bundle.HTML] += b"<p>added later</p>"
     code, out = _verify(written("layout-1-changed.zip", members), exports.key, capsys)
     assert code == 1 and "member report.html was changed after the collector signed it" in out

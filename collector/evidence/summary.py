@@ -1,0 +1,295 @@
+"""The figures of the printable audit report, folded from the bundle's records one at a time.
+
+A quarter of a fleet is millions of records; the report is read by people. So the exporter
+and the verifier feed every record through one `Summary` as they stream the bundle, and the
+summary keeps only what is bounded by the fleet (each device's standing per check, its last
+report, the waivers that ran) and by the number of weeks: never a list of the period's
+records. The detail stays in the machine-readable members.
+
+What it works out, in the company's time zone (`context["time_zone"]`, a fixed UTC offset so
+that every machine redraws the same bytes):
+
+* per clause and device group, the share of devices compliant at the end of each week: every
+  check of the clause PASS or EXEMPT by the standing rule (`standing_rule.decide`: a device
+  silent past the policy's window is STALE, a waiver in force makes a check EXEMPT, a failure
+  within its grace period is GRACE), among the devices heard from by then and not revoked or
+  retired;
+* per device and check, how long it failed past its grace period within the period (waived
+  time not counted), from the verdicts;
+* the waivers in force at any time in the period, reports and devices heard per week, and
+  counts of identity events and admin actions.
+
+Pure: no database, no clock (the verifier runs it on an auditor's machine).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from devposture.collector.evidence.chain import ADMIN, DEVICE, REPORT, STATE, WAIVER, Entry
+from devposture.collector.standing_rule import Facts, decide
+
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
+COMPLIANT = ("PASS", "EXEMPT")
+# Identity events after which a device no longer counts (its status never returns to active).
+GONE = ("revoked", "retired")
+ALL_DEVICES = ""  # the key of the whole fleet's row (device groups are never empty names)
+
+
+@dataclass(frozen=True)
+class Zone:
+    """The company's time zone as a fixed offset (China keeps no daylight saving time)."""
+
+    name: str
+    offset_minutes: int
+
+    @property
+    def tzinfo(self) -> dt.timezone:
+        return dt.timezone(dt.timedelta(minutes=self.offset_minutes))
+
+    def label(self) -> str:
+        hours, minutes = divmod(abs(self.offset_minutes), 60)
+        sign = "+" if self.offset_minutes >= 0 else "-"
+        return f"UTC{sign}{hours:02d}:{minutes:02d}"
+
+    def moment(self, micros: int) -> dt.datetime:
+        return dt.datetime.fromtimestamp(micros / 1_000_000, self.tzinfo)
+
+
+BEIJING = Zone("Asia/Shanghai", 480)
+
+
+def zone_of(context: Mapping[str, Any]) -> Zone:
+    value = context.get("time_zone")
+    if not isinstance(value, Mapping):
+        return BEIJING
+    return Zone(str(value.get("name", "")), int(value.get("utc_offset_minutes", 0)))
+
+
+def week_ends(from_us: int, to_us: int, zone: Zone) -> list[tuple[int, int]]:
+    """The period cut at each Monday 00:00 local time: (start, end) of each week in it, the
+    first and last possibly partial."""
+    start = zone.moment(from_us)
+    monday = (start - dt.timedelta(days=start.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    out: list[tuple[int, int]] = []
+    begin = from_us
+    cut = monday + dt.timedelta(days=7)
+    while begin < to_us:
+        end = min(int(cut.timestamp() * 1_000_000), to_us)
+        out.append((begin, end))
+        begin, cut = end, cut + dt.timedelta(days=7)
+    return out
+
+
+@dataclass
+class Verdict:
+    state: str
+    since_us: int
+    reason: str
+
+
+@dataclass
+class PastGrace:
+    """One device's failures on one check past their grace period, within the period."""
+
+    device_id: str
+    check_id: str
+    past_us: int = 0
+    first_past_us: int | None = None
+    episodes: int = 0
+    reason: str = ""
+
+
+@dataclass
+class WaiverSpan:
+    waiver_id: str
+    device_id: str
+    check_id: str
+    owner: str
+    reason: str
+    created_us: int
+    expires_us: int
+    revoked_us: int | None = None
+
+    def end_us(self) -> int:
+        return self.expires_us if self.revoked_us is None else min(self.expires_us,
+                                                                   self.revoked_us)  # fmt: skip
+
+    def active(self, at_us: int) -> bool:
+        return self.created_us <= at_us < self.end_us()
+
+
+@dataclass
+class Week:
+    start_us: int
+    end_us: int
+    reports: int = 0
+    devices_heard: int = 0
+    assessed: dict[str, int] = field(default_factory=dict)  # group -> devices counted
+    stale: dict[str, int] = field(default_factory=dict)  # group -> silent past the window
+    # (clause, group) -> devices compliant with every check of the clause
+    compliant: dict[tuple[str, str], int] = field(default_factory=dict)
+
+
+class Summary:
+    """Fold the opening records, then the period's records in sequence order; `finish` at
+    the end. The same records give the same figures, byte for byte once drawn."""
+
+    def __init__(self, header: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+        period = header.get("period", {})
+        self.from_us = int(period.get("from_us", 0))
+        self.to_us = int(period.get("to_us", self.from_us))
+        self.zone = zone_of(context)
+        self.stale_us = int(context.get("stale_after_hours", 0)) * HOUR_US
+        checks: list[Mapping[str, Any]] = list(context.get("checks", []))
+        self.grace_us = {str(c["check_id"]): int(c.get("grace_hours", 0)) * HOUR_US
+                         for c in checks}  # fmt: skip
+        self.clause_checks: dict[str, list[str]] = {}
+        for c in checks:
+            self.clause_checks.setdefault(str(c["clause"]), []).append(str(c["check_id"]))
+        self.groups: Mapping[str, str] = context.get("groups", {})
+        self.weeks = [Week(a, b) for a, b in week_ends(self.from_us, self.to_us, self.zone)]
+        self._week = 0
+        self.last_report: dict[str, int] = {}
+        self.gone: dict[str, int] = {}
+        self.verdicts: dict[tuple[str, str], Verdict] = {}
+        self.waivers: dict[str, WaiverSpan] = {}
+        self._waived: dict[tuple[str, str], list[WaiverSpan]] = {}
+        self.past_grace: dict[tuple[str, str], PastGrace] = {}
+        self.device_events: dict[str, int] = {}
+        self.admin_actions: dict[tuple[str, str], int] = {}
+        self._heard: set[str] = set()
+        self.finished = False
+
+    # --- feeding ---------------------------------------------------------------------------
+
+    def opening(self, entries: Iterable[Entry]) -> None:
+        for entry in entries:
+            self._apply(entry, record=entry.record(), in_period=False)
+
+    def add(self, entry: Entry) -> None:
+        while self._week < len(self.weeks) and entry.at_us >= self.weeks[self._week].end_us:
+            self._close_week()
+        self._apply(entry, record=entry.record(), in_period=True)
+
+    def finish(self) -> None:
+        while self._week < len(self.weeks):
+            self._close_week()
+        for key, verdict in self.verdicts.items():
+            if verdict.state == "FAIL":
+                self._failed(key, verdict, self.to_us)
+        self.finished = True
+
+    def _apply(self, entry: Entry, *, record: Mapping[str, Any], in_period: bool) -> None:
+        kind = entry.kind
+        if kind == REPORT:
+            device = str(record["device_id"])
+            self.last_report[device] = int(record["received_us"])
+            if in_period and self._week < len(self.weeks):
+                self.weeks[self._week].reports += 1
+                self._heard.add(device)
+        elif kind == STATE:
+            key = (str(record["device_id"]), str(record["check_id"]))
+            since = int(record["since_us"])
+            before = self.verdicts.get(key)
+            if before is not None and before.state == "FAIL":
+                self._failed(key, before, since)
+            self.verdicts[key] = Verdict(str(record["state"]), since, str(record["reason"]))
+        elif kind == WAIVER:
+            self._waiver(record)
+        elif kind == DEVICE:
+            action = str(record["action"])
+            if action in GONE:
+                self.gone.setdefault(str(record["device_id"]), int(record["at_us"]))
+            if in_period:
+                self.device_events[action] = self.device_events.get(action, 0) + 1
+        elif kind == ADMIN and in_period:
+            key2 = (str(record["command"]), str(record["outcome"]))
+            self.admin_actions[key2] = self.admin_actions.get(key2, 0) + 1
+
+    def _waiver(self, record: Mapping[str, Any]) -> None:
+        waiver_id = str(record["waiver_id"])
+        span = self.waivers.get(waiver_id)
+        if span is None:
+            span = WaiverSpan(waiver_id, str(record["device_id"]), str(record["check_id"]),
+                              str(record["owner"]), str(record["reason"]),
+                              int(record["created_us"]), int(record["expires_us"]))  # fmt: skip
+            self.waivers[waiver_id] = span
+            self._waived.setdefault((span.device_id, span.check_id), []).append(span)
+        if record["action"] == "revoke":
+            span.revoked_us = int(record["at_us"])
+
+    # --- failures past grace ---------------------------------------------------------------
+
+    def _failed(self, key: tuple[str, str], verdict: Verdict, ended_us: int) -> None:
+        """A failure from `verdict.since_us` to `ended_us`: count its time past grace inside
+        the period, less any time a waiver on the check was in force."""
+        start = max(verdict.since_us + self.grace_us.get(key[1], 0), self.from_us)
+        end = min(ended_us, self.to_us)
+        if end <= start:
+            return
+        past = end - start
+        for span in self._waived.get(key, ()):
+            overlap = min(end, span.end_us()) - max(start, span.created_us)
+            past -= max(0, overlap)
+        if past <= 0:
+            return
+        found = self.past_grace.get(key)
+        if found is None:
+            found = self.past_grace[key] = PastGrace(key[0], key[1])
+        found.past_us += past
+        found.first_past_us = start if found.first_past_us is None else found.first_past_us
+        found.episodes += 1
+        found.reason = verdict.reason
+
+    # --- weekly standings --------------------------------------------------------------------
+
+    def standing(self, device_id: str, check_id: str, at_us: int) -> str:
+        verdict = self.verdicts.get((device_id, check_id))
+        heard = self.last_report.get(device_id)
+        waived = any(s.active(at_us) for s in self._waived.get((device_id, check_id), ()))
+        return decide(Facts(
+            silent=heard is None or at_us - heard > self.stale_us,
+            waived=waived,
+            latest=None if verdict is None else verdict.state,
+            in_grace=verdict is not None and verdict.state == "FAIL"
+            and at_us < verdict.since_us + self.grace_us.get(check_id, 0),
+        ))  # fmt: skip
+
+    def _close_week(self) -> None:
+        week = self.weeks[self._week]
+        at = week.end_us
+        week.devices_heard = len(self._heard)
+        self._heard = set()
+        for device_id, heard in self.last_report.items():
+            gone = self.gone.get(device_id)
+            if gone is not None and gone < at:
+                continue
+            rows = (ALL_DEVICES, str(self.groups.get(device_id, "")))
+            silent = at - heard > self.stale_us
+            for group in dict.fromkeys(rows):
+                week.assessed[group] = week.assessed.get(group, 0) + 1
+                week.stale[group] = week.stale.get(group, 0) + silent
+            for clause, check_ids in self.clause_checks.items():
+                if all(self.standing(device_id, c, at) in COMPLIANT for c in check_ids):
+                    for group in dict.fromkeys(rows):
+                        cell = (clause, group)
+                        week.compliant[cell] = week.compliant.get(cell, 0) + 1
+        self._week += 1
+
+    def waivers_in_period(self) -> list[WaiverSpan]:
+        return sorted(
+            (w for w in self.waivers.values()
+             if w.created_us < self.to_us and w.end_us() > self.from_us),
+            key=lambda w: (w.created_us, w.waiver_id),
+        )  # fmt: skip
+
+    def worst_past_grace(self) -> list[PastGrace]:
+        return sorted(self.past_grace.values(),
+                      key=lambda p: (-p.past_us, p.device_id, p.check_id))  # fmt: skip

@@ -1,0 +1,139 @@
+"""The audit report's figures (`evidence.summary`), folded from chain records given as data:
+weekly compliance per clause and group by the standing rule, failures past grace less waived
+time, who counts (silent, revoked), in Beijing time. Pure: no database, no clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+from devposture.collector.evidence import chain, html
+from devposture.collector.evidence.summary import BEIJING, Summary, week_ends
+
+BJ = dt.timezone(dt.timedelta(hours=8))
+HOUR = 3_600_000_000
+# Monday 2026-10-05 00:00 Beijing time: the period is two whole weeks from there.
+MONDAY = int(dt.datetime(2026, 10, 5, tzinfo=BJ).timestamp() * 1_000_000)
+END = MONDAY + 14 * 24 * HOUR
+CONTEXT = {
+    "clauses": [{"clause_id": "6.3.1", "title_zh": "安全防护", "title_en": "Protection"}],
+    "checks": [{"check_id": "firewall", "clause": "6.3.1", "grace_hours": 4},
+               {"check_id": "antivirus", "clause": "6.3.1", "grace_hours": 24}],
+    "stale_after_hours": 48,
+    "devices": {"a": "pc-a", "b": "pc-b", "c": "pc-c"},
+    "groups": {"a": "财务部", "b": "财务部"},
+    "time_zone": {"name": "Asia/Shanghai", "utc_offset_minutes": 480},
+}  # fmt: skip
+HEADER = {"period": {"from_us": MONDAY, "to_us": END}}
+
+
+class Records:
+    """Chain entries in writing order (their hashes are not the summary's business)."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+
+    def entry(self, kind: str, at_us: int, record: Mapping[str, object]) -> chain.Entry:
+        self.seq += 1
+        return chain.Entry(self.seq, kind, at_us, str(self.seq), chain.canonical(record),
+                           bytes(32), bytes(32))  # fmt: skip
+
+    def report(self, device: str, at_us: int) -> chain.Entry:
+        return self.entry(chain.REPORT, at_us, {"device_id": device, "received_us": at_us})
+
+    def state(self, device: str, check: str, state: str, at_us: int) -> chain.Entry:
+        return self.entry(chain.STATE, at_us, {"device_id": device, "check_id": check,
+                                               "state": state, "reason": f"{check} {state}",
+                                               "since_us": at_us})  # fmt: skip
+
+    def waiver(self, action: str, at_us: int, created: int, expires: int) -> chain.Entry:
+        return self.entry(chain.WAIVER, at_us, {
+            "waiver_id": "w1", "action": action, "at_us": at_us, "device_id": "b",
+            "check_id": "firewall", "owner": "Li Wei", "reason": "new laptop",
+            "created_us": created, "expires_us": expires})  # fmt: skip
+
+
+def _daily_reports(records: Records, device: str, days: range) -> list[chain.Entry]:
+    return [records.report(device, MONDAY + d * 24 * HOUR + 9 * HOUR) for d in days]
+
+
+def _summary() -> Summary:
+    """Three devices through two weeks:
+    a: passes both checks throughout, reports daily;
+    b: fails the firewall from day 2 09:00 to day 9 09:00 (past its 4 h grace from 13:00),
+       waived from day 4 09:00 to day 6 09:00; reports daily;
+    c: passes, reports daily in week 1, then falls silent (stale by the end of week 2)."""
+    records = Records()
+    summary = Summary(HEADER, CONTEXT)
+    opening = [records.state(d, c, "PASS", MONDAY - 30 * 24 * HOUR)
+               for d in "abc" for c in ("firewall", "antivirus")]  # fmt: skip
+    opening += [records.report(d, MONDAY - HOUR) for d in "abc"]
+    summary.opening(opening)
+    during = _daily_reports(records, "a", range(14)) + _daily_reports(records, "b", range(14))
+    during += _daily_reports(records, "c", range(6))
+    during += [
+        records.state("b", "firewall", "FAIL", MONDAY + 2 * 24 * HOUR + 9 * HOUR),
+        records.waiver("add", MONDAY + 4 * 24 * HOUR + 9 * HOUR, MONDAY + 4 * 24 * HOUR + 9 * HOUR,
+                       MONDAY + 6 * 24 * HOUR + 9 * HOUR),
+        records.state("b", "firewall", "PASS", MONDAY + 9 * 24 * HOUR + 9 * HOUR),
+    ]  # fmt: skip
+    for entry in sorted(during, key=lambda e: e.at_us):
+        summary.add(entry)
+    summary.finish()
+    return summary
+
+
+def test_the_period_is_cut_into_weeks_at_monday_midnight_beijing_time() -> None:
+    # From a Wednesday noon: a short first week, whole ones, a short last one.
+    start = int(dt.datetime(2026, 10, 7, 12, tzinfo=BJ).timestamp() * 1_000_000)
+    weeks = week_ends(start, END + 24 * HOUR, BEIJING)
+    assert [w[1] - w[0] for w in weeks] == [4.5 * 24 * HOUR, 7 * 24 * HOUR, 24 * HOUR]
+    assert weeks[0][1] == MONDAY + 7 * 24 * HOUR
+
+
+def test_weekly_compliance_follows_the_standing_rule_per_group() -> None:
+    weeks = _summary().weeks
+    first, second = weeks
+    # End of week 1 (day 7 00:00): b has failed its firewall since day 2, past grace: not
+    # compliant; a and c are.
+    assert first.assessed == {"": 3, "财务部": 2}
+    assert first.compliant == {("6.3.1", ""): 2, ("6.3.1", "财务部"): 1}
+    # End of week 2: b passes again, c has been silent since day 5 09:00: STALE.
+    assert second.compliant == {("6.3.1", ""): 2, ("6.3.1", "财务部"): 2}
+    assert second.stale == {"": 1, "财务部": 0}
+    assert (first.reports, second.reports) == (7 + 7 + 6, 7 + 7)
+    assert (first.devices_heard, second.devices_heard) == (3, 2)
+
+
+def test_time_past_grace_leaves_out_the_waived_days() -> None:
+    summary = _summary()
+    [found] = summary.worst_past_grace()
+    assert (found.device_id, found.check_id, found.episodes) == ("b", "firewall", 1)
+    # Failing day 2 09:00 → day 9 09:00, grace to day 2 13:00, waived day 4 09:00 → 6 09:00.
+    assert found.past_us == 7 * 24 * HOUR - 4 * HOUR - 2 * 24 * HOUR
+    assert found.first_past_us == MONDAY + 2 * 24 * HOUR + 13 * HOUR
+    assert [w.waiver_id for w in summary.waivers_in_period()] == ["w1"]
+
+
+def test_a_revoked_device_no_longer_counts() -> None:
+    records = Records()
+    summary = Summary(HEADER, CONTEXT)
+    summary.opening([records.report("a", MONDAY - HOUR)])
+    summary.add(records.entry(chain.DEVICE, MONDAY + HOUR, {
+        "device_id": "a", "action": "revoked", "at_us": MONDAY + HOUR}))  # fmt: skip
+    summary.finish()
+    assert summary.weeks[0].assessed == {} and summary.device_events == {"revoked": 1}
+
+
+def test_the_drawn_report_shows_the_shares_and_the_failure_in_beijing_time() -> None:
+    summary = _summary()
+    header = {**HEADER, "period": {**HEADER["period"], "from": "…", "to": "…"},
+              "generated_at": "…", "collector": {"hostname": "c1", "ca_fingerprint": "x"},
+              "signing_key": "k", "counts": {"report": 34},
+              "chain": {"first_seq": 1, "last_seq": 40, "last_hash": "00"}}  # fmt: skip
+    page = html.draw(header, CONTEXT, summary).decode("utf-8")
+    assert "66.7%<br><small>2/3</small>" in page  # week 1, all devices
+    assert "50.0%<br><small>1/2</small>" in page  # week 1, 财务部
+    assert "4 天 d 20 小时 h" in page  # b's firewall past grace
+    assert "2026-10-07 13:00" in page  # when it passed grace, Beijing time
+    assert "2026-10-05 00:00 – 2026-10-19 00:00" in page
