@@ -1,0 +1,111 @@
+"""bench/audit_quarter.py on a tiny fleet (20 devices, 3 days, a report every 6 hours, half of
+them through failure episodes), so that its builder cannot drift from what the collector
+really writes:
+
+* the same fleet, its reports stored through the store's own ingest path (`store_reports`,
+  each judged afresh by the policy's checks), leaves the same reports, verdicts, state
+  history, device rows and certificates, and the same evidence chain records in the same
+  order (their `at_us` aside: ingest dates a state change's entry by the clock when it writes);
+* the built store's bundle, exported and verified by the CLI as the benchmark measures them,
+  verifies.
+
+No figure it measures is asserted: those depend on the machine and what else runs on it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from bench import audit_quarter
+from devposture.collector.datadir import initialize
+from devposture.collector.store import Store
+from devposture.collector.store.chain import Appender
+from devposture.collector.store.engine import AnyDatabase
+from devposture.policy import default_policy
+from devposture.policy.checks import utc
+from devposture.v1 import devposture_pb2 as pb
+from tests.databases import collector_database, fresh_database
+
+pytestmark = pytest.mark.slow
+
+SHAPE = audit_quarter.Shape(devices=20, days=3, every_hours=6, changing=0.5)
+
+# What each table is compared by (devices: its certificate columns are set once at the end of
+# a build, which the ingest path below does not imitate; device_certificates holds them).
+QUERIES = {
+    "reports": "SELECT report_id, device_id, received_us, collected_us, agent_version,"
+    " clock_skew_ms, body FROM reports ORDER BY report_id",
+    "state_changes": "SELECT * FROM state_changes ORDER BY device_id, check_id, since_us",
+    "check_results": "SELECT device_id, check_id, state, reason, report_id, collected_us,"
+    " evaluated_us, since_us FROM check_results ORDER BY device_id, check_id",
+    "devices": "SELECT device_id, enrolled_us, token_id, hostname, os_family, os_name,"
+    " os_version, agent_version, last_report_us, clock_skew_ms, outbox_pending,"
+    " outbox_coalesced_total, outbox_dropped_total, outbox_corrupt_total, device_group"
+    " FROM devices ORDER BY device_id",
+    "device_certificates": "SELECT * FROM device_certificates ORDER BY device_id, generation",
+    "device_events": "SELECT * FROM device_events ORDER BY event_id",
+    "chain": "SELECT seq, kind, record_key, payload FROM evidence_chain ORDER BY seq",
+}
+
+
+def _rows(db: AnyDatabase) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        table: [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+                for row in db.execute(query).fetchall()]
+        for table, query in QUERIES.items()
+    }  # fmt: skip
+
+
+def _through_ingest(store: Store) -> None:
+    """The shape's fleet with every report stored by `store_reports` and judged afresh; the
+    enrollments and renewals by the builder's own identity writer."""
+    judged = audit_quarter.Judged(default_policy())
+    writer = audit_quarter.Writer(store._db)
+    events = audit_quarter.fleet_events(SHAPE, audit_quarter.add_tokens(store, SHAPE),
+                                        default_policy())  # fmt: skip
+    for event in events:
+        if isinstance(event, audit_quarter.IdentityEvent):
+            with store._db.transaction() as cursor:
+                writer.write(cursor, Appender(cursor), event)
+                writer.flush(cursor)
+            continue
+        report = pb.PostureReport.FromString(event.record.body)
+        results = judged.judge(report, utc(report.collected_at))
+        # The builder judges once per day and variant: each report's own verdicts agree.
+        assert results == event.results, event.record.report_id
+        outcome = store.reports.store_reports([(event.record, results)])
+        assert [o.value for o in outcome] == ["stored"]  # type: ignore[union-attr]
+
+
+def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(tmp_path: Path) -> None:
+    folder = tmp_path / "collector"
+    config, _ = initialize(folder, "127.0.0.1", database=collector_database())
+    built = Store.open(config.database)
+    ingested = Store.open(fresh_database(tmp_path))
+    try:
+        figures = audit_quarter.build(built, SHAPE)
+        _through_ingest(ingested)
+        mine, theirs = _rows(built._db), _rows(ingested._db)
+    finally:
+        built.close()
+        ingested.close()
+    assert figures.reports == len(mine["reports"]) > 200
+    assert figures.entries == len(mine["chain"])
+    # Episodes happened: more state changes than each device's first verdicts.
+    assert figures.state_changes > SHAPE.devices * len(default_policy().checks)
+    assert {row[2] for row in mine["state_changes"]} >= {"PASS", "FAIL", "UNKNOWN"}
+    for table in QUERIES:
+        assert mine[table] == theirs[table], f"{table} differs from what ingest writes"
+
+    runs = audit_quarter.measure(folder, SHAPE, tmp_path, period_days=None, timeout=120,
+                                 memory_mb=0)  # fmt: skip
+    export, verify = runs
+    assert export.ok, export.output
+    assert verify.ok and verify.output.startswith("VERIFIED"), verify.output
+    # The last day's bundle links into the chain mid-way and verifies as well.
+    runs = audit_quarter.measure(folder, SHAPE, tmp_path, period_days=1, timeout=120,
+                                 memory_mb=0)  # fmt: skip
+    assert all(run.ok for run in runs), [run.output for run in runs]
+    assert SHAPE.end - dt.timedelta(days=1) > SHAPE.start
