@@ -57,10 +57,10 @@ import itertools
 import json
 import os
 import random
-import resource
 import secrets
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -73,7 +73,11 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench, tests.e2e.fleet
+# This checkout's code (devposture), in this process and in the CLI it measures, even where
+# another checkout is installed in the venv: a snapshot of a commit (`git archive`) measures
+# that commit's exporter, whatever the working tree holds. Then bench and tests.e2e.fleet.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "protos"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet_report import cli_command, cli_environment, postgres_database
 from bench.process_cpu import cpu_seconds
@@ -99,6 +103,7 @@ from devposture.policy.checks import CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
 from tests.e2e.fleet import closed_session, posture_report, timestamp
 
+ROOT = Path(__file__).resolve().parents[1]
 END = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/devposture_audit_bench"
 # Where a built folder records the shape it holds (for a later --folder run).
@@ -683,39 +688,59 @@ def _postgres_processes() -> list[int]:
     return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
 
 
+# Runs a command and writes down its exit, CPU time, peak RSS and wall time. Linux carries a
+# process's peak RSS over fork and exec (into the new program's rusage), so a command started
+# by this benchmark, which holds hundreds of MB after a build, would show at least that much:
+# this small interpreter (about 10 MB) starts it instead, with posix_spawn, and reports.
+LAUNCHER = """
+import json, os, resource, sys, time
+out, limit, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+if limit:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+started = time.perf_counter()
+pid = os.posix_spawnp(command[0], command, os.environ)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+with open(out, "w") as figures:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "wall": wall,
+               "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss}, figures)
+"""
+
+
 def run_measured(
     label: str, command: list[str], env: dict[str, str], *, timeout: float, memory_mb: int,
     server: bool = False,
 ) -> Measured:  # fmt: skip
     """Run `command` (its standard error passes through: the export's progress), killed
     after `timeout` s; its address space limited to `memory_mb` (0: no limit), so a runaway
-    exporter fails instead of taking the machine's memory. Peak RSS is the child's own
-    (wait4's rusage, in KiB on Linux)."""
+    exporter fails instead of taking the machine's memory. Its peak RSS is its own (wait4's
+    rusage, through LAUNCHER)."""
     postgres = _postgres_processes() if server else []
     server_before = cpu_seconds(postgres)
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryDirectory() as tmp:
+        figures, output = Path(tmp) / "figures.json", Path(tmp) / "stdout"
         started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=out)
-        if memory_mb:
-            limit = memory_mb << 20
-            resource.prlimit(process.pid, resource.RLIMIT_AS, (limit, limit))
-        handle = os.pidfd_open(process.pid)
+        with output.open("wb") as out:
+            launcher = subprocess.Popen(
+                [sys.executable, "-I", "-c", LAUNCHER, str(figures), str(memory_mb << 20),
+                 *command], env=env, stdout=out, start_new_session=True,
+            )  # fmt: skip
+        handle = os.pidfd_open(launcher.pid)
         try:
             ready, _, _ = select.select([handle], [], [], timeout)
         finally:
             os.close(handle)
         if not ready:
-            process.kill()
-        _, status, usage = os.wait4(process.pid, 0)
+            os.killpg(launcher.pid, signal.SIGKILL)
+        code = launcher.wait()
         wall = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        output = out.read().decode("utf-8", "replace")
-    return Measured(
-        label, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-        process.returncode, not ready, output,
-        cpu_seconds(postgres) - server_before if server else None,
-    )  # fmt: skip
+        done = json.loads(figures.read_text()) if ready and figures.exists() else {}
+        return Measured(
+            label, done.get("wall", wall), done.get("cpu", 0.0),
+            done.get("maxrss_kib", 0) / 1024, done.get("code", code),
+            not ready, output.read_text("utf-8", "replace"),
+            cpu_seconds(postgres) - server_before if server else None,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -746,7 +771,7 @@ def measure(
 ) -> list[Measured]:  # fmt: skip
     """Export the period (the whole span, or its last `period_days`) and verify the bundle,
     as processes; print the figures beside the targets."""
-    env = cli_environment(work / "pycache")
+    env = cli_environment(work / "pycache", ROOT / "protos")
     data = ["--data", str(folder)]
     postgres = is_postgres_url(load(folder).database.describe())
     key = work / "collector-evidence.pem"
@@ -790,6 +815,8 @@ def _print_figures(
               f"{server}")  # fmt: skip
         if not run.ok:
             print(f"  {run.label} failed: {run.output.strip()[-600:] or '(no output)'}")
+        elif run.label == "audit verify":
+            print(f"  {run.output.splitlines()[0][:160]}")
     if figures is not None:
         total = sum(figures.counts.values())
         kinds = ", ".join(f"{kind} {count:,}" for kind, count in figures.counts.items() if count)
@@ -797,7 +824,7 @@ def _print_figures(
         for name, (size, packed) in sorted(figures.members.items(), key=lambda m: -m[1][0]):
             print(f"  {name:16} {_mb(size):>12} ({_mb(packed)} compressed)")
     export_target = EXPORT_SECONDS_DAILY if daily else EXPORT_SECONDS
-    cadence = "daily" if daily else "hourly"
+    cadence = "daily" if daily else "reports more often than daily"
     for run in runs:
         seconds = VERIFY_SECONDS if run.label == "audit verify" else export_target
         took = f"{run.wall:.1f} s" if not run.timed_out else f"killed after {timeout:.0f} s"
@@ -936,9 +963,17 @@ def main() -> None:
 
 
 def _commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, check=False, cwd=Path(__file__).parent)  # fmt: skip
-    return done.stdout.strip() or "unknown"
+    """The commit measured: the checkout's HEAD, saying when its collector code has changes
+    not committed; or the COMMIT file of a snapshot made with `git archive
+    --add-virtual-file=COMMIT:$(git rev-parse --short HEAD) HEAD`."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, check=False, cwd=ROOT)  # fmt: skip
+    if head.returncode != 0:
+        marker = ROOT / "COMMIT"
+        return f"{marker.read_text().strip()} (snapshot)" if marker.exists() else "unknown"
+    status = ["git", "status", "--porcelain", "--", "collector", "protos"]
+    changed = subprocess.run(status, capture_output=True, text=True, check=False, cwd=ROOT).stdout
+    return head.stdout.strip() + (" with uncommitted changes to collector/" if changed else "")
 
 
 def _engine(folder: Path) -> str:
