@@ -767,11 +767,11 @@ def _verdict(met: bool) -> str:
 
 def measure(
     folder: Path, shape: Shape, work: Path, *, period_days: int | None, timeout: float,
-    memory_mb: int, verify: bool = True,
+    memory_mb: int, verify: bool = True, env: dict[str, str] | None = None,
 ) -> list[Measured]:  # fmt: skip
     """Export the period (the whole span, or its last `period_days`) and verify the bundle,
     as processes; print the figures beside the targets."""
-    env = cli_environment(work / "pycache", ROOT / "protos")
+    env = env or cli_environment(work / "pycache", ROOT / "protos")
     data = ["--data", str(folder)]
     postgres = is_postgres_url(load(folder).database.describe())
     key = work / "collector-evidence.pem"
@@ -853,12 +853,13 @@ def database_bytes(store: Store) -> int:
     return sum(p.stat().st_size for p in folder.glob("devposture.db*"))
 
 
-def build_folder(folder: Path, shape: Shape, database: str | None) -> None:
-    """`init` the data folder, build the shape into its store, record the shape."""
+def build_folder(folder: Path, shape: Shape, database: str | None, env: dict[str, str]) -> None:
+    """`init` the data folder (the CLI in `env`), build the shape into its store, and record
+    the shape."""
     init = [*cli_command(), "init", "--data", str(folder)]
     if database:
         init += ["--database", database]
-    subprocess.run(init, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(init, check=True, stdout=subprocess.DEVNULL, env=env)
     store = Store.open(load(folder).database)
     try:
         print(f"building {shape.describe()} ({expected_reports(shape):,} reports) ...")
@@ -940,6 +941,7 @@ def main() -> None:
     keep = args.folder is not None
     with tempfile.TemporaryDirectory(prefix="devposture-audit-") as tmp:
         folder = args.folder or Path(tmp) / "collector"
+        env = cli_environment(Path(tmp) / "pycache", ROOT / "protos")
         built = (folder / SHAPE_FILE).exists()
         if built:
             shape = Shape.from_json((folder / SHAPE_FILE).read_text())
@@ -952,12 +954,12 @@ def main() -> None:
             if built and database and new_database:
                 raise SystemExit(f"{folder} was built, but its database was just created")
             if not built:
-                build_folder(folder, shape, database)
+                build_folder(folder, shape, database, env)
             if not args.build_only:
                 print(f"commit {_commit()}, {os.cpu_count()} cores, {_engine(folder)}")
                 measure(folder, shape, Path(tmp), period_days=args.period_days,
                         timeout=args.timeout, memory_mb=args.memory_limit_mb,
-                        verify=not args.no_verify)  # fmt: skip
+                        verify=not args.no_verify, env=env)  # fmt: skip
         if not keep:
             shutil.rmtree(folder, ignore_errors=True)
 
