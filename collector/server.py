@@ -43,6 +43,7 @@ from devposture.collector.policy.in_force import (
 from devposture.collector.raw_rpc import add_raw_servicer
 from devposture.collector.service import CollectorService
 from devposture.collector.store import DatabaseTarget, Store
+from devposture.collector.store.base import to_us
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.policy import PolicyError
@@ -363,6 +364,8 @@ async def keep_fleet_days(
         if not leases.take_lease(FLEET_DAY_LEASE, holder, now, hold):
             return False
         running.store.fleet.record_fleet_day(running.service.policy, now)
+        # Where the next audit export opens its period (at most one a day; store/checkpoints).
+        running.store.checkpoints.advance(to_us(now))
         return True
 
     backfill = database

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from devposture.collector import __version__
 from devposture.collector.evidence import bundle, chain, html, signing, summary
+from devposture.collector.evidence.opening import Opening
 from devposture.collector.pki import fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.base import to_us
@@ -75,18 +76,19 @@ def _iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).isoformat(timespec="seconds")
 
 
-def _opening(store: Store, boundary: int, start_us: int) -> list[chain.Entry]:
-    """How things stood when the period began: each device's last state per check, and the
-    events of waivers that had not expired by then."""
-    latest: dict[tuple[object, object], chain.Entry] = {}
-    for entry in store.evidence.chain_before(boundary, chain.STATE):
-        r = entry.record()
-        latest[(r["device_id"], r["check_id"])] = entry
-    waivers = [
-        e for e in store.evidence.chain_before(boundary, chain.WAIVER)
-        if int(str(e.record()["expires_us"])) > start_us
-    ]  # fmt: skip
-    return sorted([*latest.values(), *waivers], key=lambda e: e.seq)
+# An export that folded more entries than this past the latest checkpoint records one at its
+# period's start, so that the next export of a later period starts there.
+CHECKPOINT_AFTER = 10_000
+
+
+def _opening(
+    store: Store, boundary: int, start_us: int
+) -> tuple[list[chain.Entry], Opening | None]:
+    """How things stood when the period began (`evidence.opening`), from the latest
+    checkpoint before it; and the opening to record as a checkpoint, when one is worth it."""
+    opening, folded = store.checkpoints.forward(boundary - 1)
+    entries = list(store.checkpoints.entries_at(opening.seqs(start_us)))
+    return entries, (opening if folded > CHECKPOINT_AFTER else None)
 
 
 def export_bundle(
@@ -122,7 +124,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
             boundary = (head.seq + 1) if head else 1
         anchor = store.evidence.chain_entries(boundary - 1, boundary - 1)
         prev_hash = anchor[0].hash if anchor else chain.GENESIS
-        opening = _opening(store, boundary, to_us(start))
+        opening, checkpoint = _opening(store, boundary, to_us(start))
         context = _context(store, policy)
         period = {"from_us": to_us(start), "to_us": to_us(end)}
         figures = summary.Summary({"period": period}, context)
@@ -162,6 +164,8 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
     with open(partial, "rb") as handle:  # noqa: PTH123 - fsync needs the descriptor
         os.fsync(handle.fileno())
     partial.rename(out)
+    if checkpoint is not None and opening:
+        store.checkpoints.record(checkpoint, max(e.at_us for e in opening))
     return Exported(out, span[0] if span else None, span[1] if span else None, counts,
                     signing.fingerprint(public))  # fmt: skip
 

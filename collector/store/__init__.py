@@ -10,6 +10,7 @@ A `Store` is one database and the parts that own its tables:
 - `fleet`: the fleet's standing now and as of any moment, and its daily records;
 - `device_list` and `device_pages`: the dashboard's reads;
 - `evidence`: the evidence chain, which every writer appends to in its own transaction;
+- `checkpoints`: how things stood at points of the chain, where audit exports open periods;
 - `policies`, `coordination`, `sessions` and `guesses`: the policy in force, leases for work
   done once, dashboard sessions and failed guesses, which several collectors on one database
   share.
@@ -32,7 +33,9 @@ from pathlib import Path
 
 from devposture.collector.store.admin import Admin
 from devposture.collector.store.chain import Evidence
+from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.coordination import Coordination
+from devposture.collector.store.crosscheck import Crosscheck
 from devposture.collector.store.device_list import DeviceList
 from devposture.collector.store.device_pages import DevicePages
 from devposture.collector.store.disk_space import StorageFull
@@ -95,6 +98,8 @@ class Store:
         self.policies = Policies(database)
         self.sessions = DashboardSessions(database)
         self.guesses = FailedGuesses(database)
+        self.crosscheck = Crosscheck(database)  # the tables against the chain (read only)
+        self.checkpoints = Checkpoints(database)
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

@@ -142,9 +142,15 @@ _COLUMNS = "seq, kind, at_us, record_key, payload, prev_hash, hash"
 
 
 def entries(db: AnyDatabase, first: int, last: int) -> list[Entry]:
+    return select(db, "seq BETWEEN ? AND ?", (first, last))
+
+
+def select(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[Entry]:
+    """The entries a fixed condition (written in the store, never from input) picks, in
+    sequence order."""
     rows = db.execute(
-        f"SELECT {_COLUMNS} FROM evidence_chain WHERE seq BETWEEN ? AND ? ORDER BY seq",  # noqa: S608
-        (first, last),
+        f"SELECT {_COLUMNS} FROM evidence_chain WHERE {condition} ORDER BY seq",  # noqa: S608
+        tuple(params),
     ).fetchall()
     return [_entry(r) for r in rows]
 
@@ -170,15 +176,6 @@ def period(db: AnyDatabase, from_us: int, to_us: int) -> tuple[int, int] | None:
     return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
 
-def before(db: AnyDatabase, seq: int, kind: str) -> list[Entry]:
-    """Every entry of one kind before `seq` (for the standing at the start of a period)."""
-    rows = db.execute(
-        f"SELECT {_COLUMNS} FROM evidence_chain WHERE seq < ? AND kind = ? ORDER BY seq",  # noqa: S608
-        (seq, kind),
-    ).fetchall()
-    return [_entry(r) for r in rows]
-
-
 class Evidence(Part):
     """The evidence chain's read side (`Store.evidence`); entries are appended by each part's
     writers, in their own transactions."""
@@ -197,6 +194,3 @@ class Evidence(Part):
             "SELECT MIN(seq) FROM evidence_chain WHERE at_us >= ?", (to_us(start),)
         ).fetchone()
         return None if row[0] is None else int(row[0])
-
-    def chain_before(self, seq: int, kind: str) -> list[Entry]:
-        return before(self._db, seq, kind)

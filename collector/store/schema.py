@@ -285,7 +285,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -357,10 +357,17 @@ GUESSES_MIGRATION: tuple[Step, ...] = (
     " at_us INTEGER NOT NULL)",
     "CREATE INDEX IF NOT EXISTS failed_guesses_by_source ON failed_guesses(kind, source, at_us)",
 )
+# Schema 11: checkpoints of the evidence chain (store/checkpoints.py): an audit export opens its
+# period from the latest one before it instead of walking every state change since the first.
+CHECKPOINTS_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS evidence_checkpoints (seq INTEGER PRIMARY KEY,"
+    " at_us INTEGER NOT NULL, entries BLOB NOT NULL)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
+    11: CHECKPOINTS_MIGRATION,
 }  # fmt: skip
 
 
@@ -567,6 +574,12 @@ CREATE TABLE IF NOT EXISTS policy_versions (
     applied_us  BIGINT NOT NULL,
     applied_by  {_C} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS evidence_checkpoints (
+    seq      BIGINT PRIMARY KEY,
+    at_us    BIGINT NOT NULL,
+    entries  BYTEA NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS failed_guesses (
     kind    {_C} NOT NULL,
     source  {_C} NOT NULL,

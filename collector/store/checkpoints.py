@@ -1,0 +1,111 @@
+"""Checkpoints of the evidence chain: how things stood after one entry (`evidence.opening`),
+recorded so that an audit export opens its period from the latest checkpoint before it
+instead of walking every state change since the first.
+
+A checkpoint is the sorted sequence numbers of the opening entries as of entry `seq`, stored
+as 8-byte big-endian deltas, compressed: a 10,000-device fleet's is about 100 KB. It is an
+index, not evidence: every entry it names is read from the chain (and verified by its hash in
+the bundle), and `forward` refolds from the chain whatever came after it. Collectors record
+one a day (server.py, under the hourly lease) and an export records one at its period's start.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+
+from devposture.collector.evidence.chain import Entry
+from devposture.collector.evidence.opening import KINDS, Opening
+from devposture.collector.store.base import Part
+from devposture.collector.store.chain import padded, select
+
+BATCH = 5000
+DAY_US = 86_400_000_000
+# Entries one scheduled checkpoint folds at most (a second or two of the database thread): a
+# chain with no checkpoint yet (one written before schema 11) is caught up over a few hours.
+STEP = 200_000
+_KINDS = ", ".join(f"'{k}'" for k in KINDS)
+
+
+def _pack(seqs: Sequence[int]) -> bytes:
+    deltas = [b - a for a, b in zip([0, *seqs], seqs, strict=False)]
+    return zlib.compress(struct.pack(f">{len(deltas)}Q", *deltas), 6)
+
+
+def _unpack(data: bytes) -> list[int]:
+    raw = zlib.decompress(data)
+    out, total = [], 0
+    for (delta,) in struct.iter_unpack(">Q", raw):
+        total += delta
+        out.append(total)
+    return out
+
+
+class Checkpoints(Part):
+    """`Store.checkpoints`."""
+
+    def latest(self, through: int) -> tuple[int, list[int]] | None:
+        """The latest checkpoint at or before entry `through`: (its seq, the opening seqs)."""
+        row = self._db.execute(
+            "SELECT seq, entries FROM evidence_checkpoints WHERE seq <= ? ORDER BY seq DESC"
+            " LIMIT 1",
+            (through,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), _unpack(bytes(row[1])))
+
+    def record(self, opening: Opening, at_us: int) -> None:
+        """Keep `opening` as the checkpoint at its last entry (once: a second is the same)."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO evidence_checkpoints(seq, at_us, entries) VALUES (?, ?, ?)"
+                " ON CONFLICT (seq) DO NOTHING",
+                (opening.through, at_us, _pack(opening.seqs())),
+            )
+
+    def advance(self, now_us: int, *, every_us: int = DAY_US, step: int = STEP) -> int | None:
+        """Record the next checkpoint when the latest is older than `every_us` (or more than
+        `step` entries behind the head): at most `step` entries past it. Returns its seq."""
+        head = self._db.execute("SELECT MAX(seq) FROM evidence_chain").fetchone()[0]
+        if head is None:
+            return None
+        row = self._db.execute(
+            "SELECT seq, at_us FROM evidence_checkpoints ORDER BY seq DESC LIMIT 1"
+        ).fetchone()
+        latest, latest_us = (0, 0) if row is None else (int(row[0]), int(row[1]))
+        behind = int(head) - latest
+        if behind <= 0 or (now_us - latest_us < every_us and behind <= step):
+            return None
+        opening, _ = self.forward(min(int(head), latest + step))
+        [last] = select(self._db, "seq = ?", (opening.through,))
+        opening.forget_expired(last.at_us)
+        self.record(opening, last.at_us)
+        return opening.through
+
+    def forward(self, through: int) -> tuple[Opening, int]:
+        """The opening as of entry `through`: the latest checkpoint before it, then every
+        entry after it folded. Returns it and how many entries were folded."""
+        found = self.latest(through)
+        opening = Opening()
+        if found is not None:
+            opening.fold(self.entries_at(found[1]))
+            opening.through = found[0]
+        folded = opening.fold(self._kinds_between(opening.through + 1, through))
+        opening.through = max(opening.through, through)
+        return opening, folded
+
+    def entries_at(self, seqs: Sequence[int]) -> Iterator[Entry]:
+        """The chain's entries at `seqs` (sorted), in sequence order."""
+        for piece in padded(seqs):
+            marks = ", ".join("?" * len(piece))
+            rows = select(self._db, f"seq IN ({marks})", piece)
+            seen: set[int] = set()
+            for entry in rows:
+                if entry.seq not in seen:
+                    seen.add(entry.seq)
+                    yield entry
+
+    def _kinds_between(self, first: int, last: int) -> Iterator[Entry]:
+        for low in range(first, last + 1, BATCH):
+            yield from select(self._db, f"seq BETWEEN ? AND ? AND kind IN ({_KINDS})",
+                              (low, min(low + BATCH - 1, last)))  # fmt: skip

@@ -1,0 +1,156 @@
+"""Checkpoints of the evidence chain (`store.checkpoints`, `evidence.opening`): a period's
+opening comes from the latest checkpoint before it and the entries since, and is the same as
+walking the whole chain. On both engines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from devposture.collector.compliance import Waiver
+from devposture.collector.evidence import bundle, chain, export
+from devposture.collector.evidence.opening import Opening
+from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.tokens import new_token
+from devposture.policy import default_policy
+from tests.databases import fresh_database
+
+T0 = dt.datetime(2026, 10, 1, 9, 0, tzinfo=dt.UTC)
+DEVICES = ("d1", "d2", "d3")
+
+
+def _enroll(store: Store, device_id: str) -> None:
+    token = new_token()
+    store.identity.add_token(token, T0, T0 + dt.timedelta(hours=1), uses=1)
+    store.identity.enroll(token, T0, DeviceRecord(device_id, "01", T0 + dt.timedelta(days=90)))
+
+
+def _history(store: Store, rounds: range) -> None:
+    """Each device reports each round; its firewall flips every third round."""
+    for n in rounds:
+        at = T0 + dt.timedelta(hours=n)
+        for device in DEVICES:
+            state = "FAIL" if (n // 3 + DEVICES.index(device)) % 2 else "PASS"
+            record = ReportRecord(f"{device}-{n}", device, at, at, "1", b"body", "h", "linux",
+                                  "Debian", "12")  # fmt: skip
+            verdicts = [CheckResult("firewall", state, state.lower()),
+                        CheckResult("antivirus", "PASS", "on")]  # fmt: skip
+            store.reports.store_report(record, verdicts)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(fresh_database(tmp_path, "db.sqlite"))
+    for device in DEVICES:
+        _enroll(opened, device)
+    _history(opened, range(12))
+    opened.waivers.add_waiver(Waiver("w-short", "d1", "firewall", "Li", "rollout", T0,
+                                     T0 + dt.timedelta(hours=1)), T0)  # fmt: skip
+    opened.waivers.add_waiver(Waiver("w-long", "d2", "firewall", "Li", "new laptop", T0,
+                                     T0 + dt.timedelta(days=400)), T0)  # fmt: skip
+    opened.identity.set_device_status("d3", "revoked", T0 + dt.timedelta(hours=12), "stolen")
+    _history(opened, range(12, 24))
+    return opened
+
+
+def _all(store: Store) -> list[chain.Entry]:
+    head = store.evidence.chain_head()
+    assert head is not None
+    return store.evidence.chain_entries(1, head.seq)
+
+
+def test_the_opening_is_the_latest_entry_per_key_and_the_running_waivers(store: Store) -> None:
+    entries = _all(store)
+    opening = Opening()
+    opening.fold(entries)
+    by_seq = {e.seq: e for e in entries}
+    held = [by_seq[s] for s in opening.seqs(start_us=chain.now_us())]
+    states = {(r["device_id"], r["check_id"]) for e in held if e.kind == chain.STATE
+              for r in [e.record()]}  # fmt: skip
+    assert states == {(d, c) for d in DEVICES for c in ("firewall", "antivirus")}
+    # The last state per device and check: no later state entry for the same key.
+    for entry in held:
+        if entry.kind == chain.STATE:
+            key = entry.key.rsplit("/", 1)[0]
+            assert not [e for e in entries if e.kind == chain.STATE and e.seq > entry.seq
+                        and e.key.rsplit("/", 1)[0] == key]  # fmt: skip
+    reports = [str(e.record()["report_id"]) for e in held if e.kind == chain.REPORT]
+    assert sorted(reports) == ["d1-23", "d2-23", "d3-23"]
+    assert [e.record()["action"] for e in held if e.kind == chain.DEVICE] == ["revoked"]
+    # The expired waiver is left out; the running one is in.
+    assert [e.record()["waiver_id"] for e in held if e.kind == chain.WAIVER] == ["w-long"]
+
+
+def test_forward_from_a_checkpoint_gives_what_a_walk_of_the_whole_chain_gives(
+    store: Store,
+) -> None:
+    entries = _all(store)
+    middle = entries[len(entries) // 2].seq
+    walked, folded = store.checkpoints.forward(middle)
+    assert folded == len([e for e in entries if e.seq <= middle and e.kind != chain.ADMIN])
+    store.checkpoints.record(walked, entries[middle - 1].at_us)
+    assert store.checkpoints.latest(entries[-1].seq) == (middle, walked.seqs())
+    head = entries[-1].seq
+    resumed, folded_after = store.checkpoints.forward(head)
+    assert folded_after == len([e for e in entries if e.seq > middle])
+    everything = Opening()
+    everything.fold(entries)
+    assert resumed.seqs() == everything.seqs() and resumed.through == head
+    # And before the checkpoint, the checkpoint is not used.
+    early, _ = store.checkpoints.forward(middle - 5)
+    again = Opening()
+    again.fold(e for e in entries if e.seq <= middle - 5)
+    assert early.seqs() == again.seqs()
+
+
+def test_the_collector_records_one_a_day_a_step_at_a_time(store: Store) -> None:
+    head = _all(store)[-1]
+    day = 86_400_000_000
+    assert store.checkpoints.advance(head.at_us, step=10) == 10  # none yet: the first step
+    assert store.checkpoints.advance(head.at_us + 1, step=10) == 20  # still far behind
+    assert store.checkpoints.advance(head.at_us + 2, step=10_000) is None  # close, and fresh
+    assert store.checkpoints.advance(head.at_us + day, step=10_000) == head.seq  # a day on
+    assert store.checkpoints.advance(head.at_us + 2 * day, step=10_000) is None  # nothing new
+    resumed, folded = store.checkpoints.forward(head.seq)
+    everything = Opening()
+    everything.fold(_all(store))
+    assert folded == 0 and resumed.seqs(start_us=head.at_us) == everything.seqs(head.at_us)
+
+
+def test_an_export_records_a_checkpoint_that_the_next_export_opens_from(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "CHECKPOINT_AFTER", 0)
+    head = store.evidence.chain_head()
+    assert head is not None
+    _history(store, range(24, 30))
+    # The period starts with the first entry written after `head` (time as the chain says).
+    [next_entry] = store.evidence.chain_entries(head.seq + 1, head.seq + 1)
+    later = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=next_entry.at_us)
+    # Nothing recorded yet: the first export walks the chain and records where it began.
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    first = export.export_bundle(store, default_policy(), tmp_path, start=later, end=end,
+                                 out=tmp_path / "a.zip")  # fmt: skip
+    assert first.first_seq is not None
+    assert store.checkpoints.latest(first.first_seq - 1) is not None
+    assert store.checkpoints.latest(first.first_seq - 1)[0] == first.first_seq - 1  # type: ignore[index]
+    # The same period again opens from that checkpoint, folding nothing, with the same opening.
+    _, folded = store.checkpoints.forward(first.first_seq - 1)
+    assert folded == 0
+    second = export.export_bundle(store, default_policy(), tmp_path, start=later, end=end,
+                                  out=tmp_path / "b.zip")  # fmt: skip
+    assert _opening_of(first.path) == _opening_of(second.path)
+    everything = Opening()
+    everything.fold(e for e in _all(store) if e.seq < first.first_seq)
+    assert [e["seq"] for e in _opening_of(first.path)] == everything.seqs(
+        start_us=int(later.timestamp() * 1_000_000)
+    )
+
+
+def _opening_of(path: Path) -> list[dict[str, object]]:
+    with zipfile.ZipFile(path) as archive:
+        return [json.loads(line) for line in archive.read(bundle.OPENING).splitlines()]
