@@ -366,6 +366,10 @@ async def keep_fleet_days(
         running.store.fleet.record_fleet_day(running.service.policy, now)
         # Where the next audit export opens its period (at most one a day; store/checkpoints).
         running.store.checkpoints.advance(to_us(now))
+        # Report bodies past the policy's retention (store/retention).
+        running.store.retention.prune(
+            retention_days=running.service.policy.retention_days, now_us=to_us(now)
+        )
         return True
 
     backfill = database

@@ -9,7 +9,9 @@ A bundle is one zip file:
 * `index.jsonl`    (seq, kind, key, hash) of each of them: names a removed entry;
 * `opening.jsonl`  earlier entries that say how things stood when the period began (each
                    device's last state per check, waivers still running);
-* `reports.jsonl`  the body of each report entry (base64 protobuf) and its facts as JSON;
+* `reports.jsonl`  the body of each report entry (base64 protobuf) and its facts as JSON,
+                   but for bodies pruned under the retention policy;
+* `pruned.jsonl`   the chain's prune entries that emptied bodies of the period (format 3);
 * `context.json`   the policy's clauses and checks, and device hostnames, for the HTML;
 * `report.html`    the printable report (Chinese and English), made from the members above.
 """
@@ -29,8 +31,10 @@ from devposture.v1 import devposture_pb2 as pb
 # Format 2 adds `chain.prev_seq` (the sequence number of the entry `prev_hash` names), so
 # that a bundle with no entries still says where it links into the chain. Format 1
 # bundles still verify: their `prev_seq` is `first_seq - 1`, or unknown when empty.
-FORMAT = "devposture-audit-bundle/2"
-FORMATS = ("devposture-audit-bundle/1", FORMAT)
+# Format 3 adds `pruned.jsonl` and the manifest's `pruned`: the retention prunings that
+# emptied report bodies of the period, so that a pruned body is told from a deleted one.
+FORMAT = "devposture-audit-bundle/3"
+FORMATS = ("devposture-audit-bundle/1", "devposture-audit-bundle/2", FORMAT)
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHAIN = "chain.jsonl"
@@ -39,7 +43,8 @@ OPENING = "opening.jsonl"
 REPORTS = "reports.jsonl"
 CONTEXT = "context.json"
 HTML = "report.html"
-MEMBERS = (CHAIN, INDEX, OPENING, REPORTS, CONTEXT, HTML)
+PRUNED = "pruned.jsonl"
+MEMBERS = (CHAIN, INDEX, OPENING, REPORTS, CONTEXT, HTML, PRUNED)
 
 
 def entry_line(entry: Entry) -> dict[str, Any]:
@@ -84,6 +89,15 @@ def report_line(seq: int, report_id: str, body: bytes) -> dict[str, Any]:
     return {"seq": seq, "report_id": report_id,
             "body_base64": base64.b64encode(body).decode("ascii"),
             "facts": facts_of(body)}  # fmt: skip
+
+
+def pruned_claim(prunes: list[Entry], bodies: int) -> dict[str, Any]:
+    """What the manifest says was pruned: how many of the period's report bodies, by which
+    prunings (each a chain entry in `pruned.jsonl`)."""
+    return {"bodies": bodies, "prunes": [
+        {"seq": e.seq, **{k: e.record()[k] for k in ("at_us", "before_us", "retention_days")}}
+        for e in prunes
+    ]}  # fmt: skip
 
 
 def jsonl(value: object) -> bytes:

@@ -34,7 +34,8 @@ STATE = "state"
 WAIVER = "waiver"
 DEVICE = "device"
 ADMIN = "admin"
-KINDS = (REPORT, STATE, WAIVER, DEVICE, ADMIN)
+PRUNE = "prune"  # report bodies deleted under the retention policy (schema 12)
+KINDS = (REPORT, STATE, WAIVER, DEVICE, ADMIN, PRUNE)
 
 Payload = Mapping[str, object]
 
@@ -98,6 +99,9 @@ ADMIN_FIELDS = (
     "entry_id", "at_us", "actor", "credential_id", "role", "command", "arguments", "outcome",
     "message", "peer",
 )  # fmt: skip
+# `before_us`: every report body received before it is pruned, but those a device's current
+# verdicts still name (pruned later, by a later entry).
+PRUNE_FIELDS = ("at_us", "before_us", "retention_days", "reports")
 REPORT_FIELDS = (
     "report_id", "device_id", "received_us", "collected_us", "agent_version", "clock_skew_ms",
 )

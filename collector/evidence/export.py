@@ -131,13 +131,21 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         figures.opening(opening)
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED,
                              allowZip64=True) as archive:  # fmt: skip
-            counts, last_hash = _write_period(archive, store, span, digests, figures=figures,
-                                              progress=progress)  # fmt: skip
+            counts, last_hash, pruned = _write_period(
+                archive, store, span, digests, figures=figures, progress=progress
+            )
+            # The pruning that took the period's bodies that are gone (every one received
+            # before its time): the verifier tells them from bodies deleted otherwise.
+            covering = None if not pruned[0] else store.retention.covering(pruned[1])
+            prunes = [] if covering is None else list(store.evidence.chain_at([covering.seq]))
             figures.finish()
             last_hash = last_hash or prev_hash
             with _member(archive, bundle.OPENING, digests) as opening_out:
                 for entry in opening:
                     opening_out.write(bundle.jsonl(bundle.entry_line(entry)))
+            with _member(archive, bundle.PRUNED, digests) as pruned_out:
+                for entry in prunes:
+                    pruned_out.write(bundle.jsonl(bundle.entry_line(entry)))
             with _member(archive, bundle.CONTEXT, digests) as context_out:
                 context_out.write(json.dumps(context, ensure_ascii=False, sort_keys=True,
                                              indent=1).encode("utf-8"))  # fmt: skip
@@ -152,6 +160,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                 prev_seq=boundary - 1,
             )
             manifest["counts"] = counts
+            manifest["pruned"] = bundle.pruned_claim(prunes, pruned[0])
             with _member(archive, bundle.HTML, digests) as html_out:
                 html_out.write(html.draw(html.header_of(manifest), context, figures))
             manifest["members"] = digests
@@ -173,11 +182,13 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
 def _write_period(
     archive: zipfile.ZipFile, store: Store, span: tuple[int, int] | None,
     digests: dict[str, str], *, figures: summary.Summary, progress: Progress | None,
-) -> tuple[dict[str, int], bytes | None]:  # fmt: skip
+) -> tuple[dict[str, int], bytes | None, tuple[int, int]]:  # fmt: skip
     """Write the period's entries, their index and the report bodies, batch by batch, and
     fold each into the report's figures: nothing of the period is kept in memory."""
     counts = dict.fromkeys(chain.KINDS, 0)
     last_hash: bytes | None = None
+    # How many report entries' bodies the retention policy deleted, and the last received.
+    pruned, last_pruned = 0, 0
     # A zip takes one member at a time: the index and the bodies wait in temporary files.
     with tempfile.TemporaryFile() as index_out, tempfile.TemporaryFile() as reports_out:
         with _member(archive, bundle.CHAIN, digests) as chain_out:
@@ -190,7 +201,10 @@ def _write_period(
                     chain_out.write(bundle.jsonl(bundle.entry_line(entry)))
                     index_out.write(bundle.jsonl(bundle.index_line(entry)))
                     body = bodies.get(entry.key) if entry.kind == chain.REPORT else None
-                    if body is not None:
+                    if body == b"":
+                        pruned += 1
+                        last_pruned = max(last_pruned, int(str(entry.record()["received_us"])))
+                    elif body is not None:
                         reports_out.write(bundle.jsonl(bundle.report_line(entry.seq, entry.key,
                                                                           body)))  # fmt: skip
                     figures.add(entry)
@@ -202,7 +216,7 @@ def _write_period(
             with _member(archive, name, digests) as member:
                 while chunk := spooled.read(1 << 20):
                     member.write(chunk)
-    return counts, last_hash
+    return counts, last_hash, (pruned, last_pruned)
 
 
 def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:

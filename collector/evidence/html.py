@@ -131,6 +131,7 @@ class _Drawing:
         ]  # fmt: skip
         out += [f"<tr><td>{_e(k)}</td><td class=mono>{_e(v)}</td></tr>" for k, v in meta]
         out.append("</table>")
+        out += self.pruned()
         out.append(
             "<p>核验方法：<code>devposture-collector audit verify BUNDLE --public-key"
             " KEY.pem</code>（无需数据库）。To check this evidence, run the command above on any"
@@ -149,6 +150,26 @@ class _Drawing:
             " summarises; every record is in the bundle's machine-readable members.</p>"
         )
         return out
+
+    def pruned(self) -> list[str]:
+        """What the retention policy deleted of the period, said plainly (format 3)."""
+        claim = self.header.get("pruned") or {}
+        prunes = claim.get("prunes") or []
+        if not prunes and not claim.get("bodies"):
+            return []
+        last = prunes[-1] if prunes else {}
+        bodies, times = int(claim.get("bodies", 0)), len(prunes)
+        days = _e(last.get("retention_days"))
+        on, before = _e(self.when(last.get("at_us"))), _e(self.when(last.get("before_us")))
+        return [
+            f"<p class=FAIL>保留期删除：本期 {bodies:,} 份报告的正文已按保留策略（保留 {days} 天）"
+            f"删除，共删除 {times:,} 次，最后一次于 {on}，删除了 {before} 之前收到的报告正文。"
+            f"Pruned under the retention policy: the bodies of {bodies:,} of this period's"
+            f" reports were deleted ({times:,} prunings, the last on {on}, of everything"
+            f" received before {before}; {days} days kept). Their chain entries, with each"
+            " body's SHA-256, remain and verify; the facts they held are no longer in the"
+            " bundle.</p>"
+        ]
 
     def weekly(self) -> list[str]:
         weeks = self.summary.weeks

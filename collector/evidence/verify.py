@@ -21,7 +21,7 @@ from typing import IO, Any, Generic, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence import bundle, html, signing
-from devposture.collector.evidence.chain import REPORT, Entry
+from devposture.collector.evidence.chain import PRUNE, REPORT, Entry
 from devposture.collector.evidence.summary import Summary
 
 V = TypeVar("V")
@@ -197,15 +197,19 @@ def _check(
             f" names {manifest.get('signing_key')})"
         )
     members: dict[str, str] = manifest.get("members", {})
-    small = {name: _small(archive, name) for name in (bundle.OPENING, bundle.CONTEXT, bundle.HTML)}
+    small = {name: _small(archive, name)
+             for name in (bundle.OPENING, bundle.CONTEXT, bundle.HTML, bundle.PRUNED)}  # fmt: skip
     opening_verdict = Verdict()
     opening = _opening(small[bundle.OPENING] or b"", opening_verdict)
+    prunes = _prunes(small[bundle.PRUNED] or b"", manifest, opening_verdict)
     streamed = Verdict()
     readers = {name: _Member(archive, name, streamed)
                for name in (bundle.CHAIN, bundle.INDEX, bundle.REPORTS)}  # fmt: skip
     layout = html.layout_of(manifest)
     figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout == html.LAYOUT else None
-    count = _Walk(manifest, readers, streamed, figures).run()
+    walk = _Walk(manifest, readers, streamed, figures, prunes)
+    count = walk.run()
+    _pruned_bodies(manifest, walk.pruned, prunes, verdict)
     digests = {name: reader.digest() for name, reader in readers.items()}
     for name, data in small.items():
         if data is not None:
@@ -288,7 +292,7 @@ class _Walk:
 
     def __init__(
         self, manifest: dict[str, Any], readers: dict[str, _Member], verdict: Verdict,
-        figures: Summary | Exception | None,
+        figures: Summary | Exception | None, prunes: list[Entry],
     ) -> None:  # fmt: skip
         self.claims: dict[str, Any] = manifest.get("chain", {})
         self.verdict, self.figures = verdict, figures
@@ -304,6 +308,10 @@ class _Walk:
         self.previous: Entry | None = None
         self.pending: dict[int, Entry] = {}  # report entries whose body was not read yet
         self.count = 0
+        # Bodies received before this were pruned under the retention policy (signed claims:
+        # the prune entries in pruned.jsonl); those missing are counted, not deleted.
+        self.pruned_before = max((int(str(p.record()["before_us"])) for p in prunes), default=0)
+        self.pruned = 0
 
     def _index_line(self, number: int, item: object) -> tuple[int, tuple[str, str, str]] | None:
         del number
@@ -401,6 +409,9 @@ class _Walk:
     def _body_of(self, entry: Entry) -> None:
         """Match a report entry with its body line (both in sequence order)."""
         found = self.bodies.get(entry.seq)
+        if found is None and int(str(entry.record()["received_us"])) < self.pruned_before:
+            self.pruned += 1
+            return
         if found is None:
             self.pending[entry.seq] = entry
             return
@@ -531,8 +542,42 @@ def _range(claims: dict[str, Any], verdict: Verdict) -> None:
         )
 
 
-def _opening(data: bytes, verdict: Verdict) -> list[Entry]:
-    """The opening records (bounded by the fleet: read whole), each against its hash."""
+def _prunes(data: bytes, manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
+    """The prune entries the bundle names, each against its own hash and the manifest."""
+    entries = [e for e in _opening(data, verdict, bundle.PRUNED) if e.kind == PRUNE]
+    claimed = [p.get("seq") for p in (manifest.get("pruned") or {}).get("prunes", [])]
+    if [e.seq for e in entries] != claimed:
+        verdict.problems.append(
+            f"{bundle.PRUNED} does not hold the prunings the manifest names (seq {claimed}):"
+            " edited"
+        )
+    return entries
+
+
+def _pruned_bodies(
+    manifest: dict[str, Any], found: int, prunes: list[Entry], verdict: Verdict
+) -> None:
+    """The count of pruned bodies is the manifest's, and the auditor is told plainly."""
+    claimed = (manifest.get("pruned") or {}).get("bodies", 0)
+    if found != claimed:
+        verdict.problems.append(
+            f"the manifest says {claimed} report bodies of the period were pruned under the"
+            f" retention policy, but {found} are missing under a pruning: edited"
+        )
+    if found and prunes:
+        last = prunes[-1].record()
+        verdict.notes.append(
+            f"{found} report bodies of this period were deleted under the retention policy"
+            f" ({last['retention_days']} days; the last pruning, at_us {last['at_us']}, of"
+            f" everything received before at_us {last['before_us']}): their chain entries,"
+            " with each body's SHA-256, remain and verify."
+            " 报告正文已按保留策略删除，其哈希仍在证据链中。"
+        )
+
+
+def _opening(data: bytes, verdict: Verdict, member: str = bundle.OPENING) -> list[Entry]:
+    """Entries of a member bounded by the fleet (the opening, the prunings): read whole,
+    each against its own hash."""
     entries: list[Entry] = []
     for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():
@@ -540,10 +585,11 @@ def _opening(data: bytes, verdict: Verdict) -> list[Entry]:
         try:
             entries.append(bundle.parse_entry(json.loads(line)))
         except ValueError:
-            verdict.problems.append(f"{bundle.OPENING} line {number} is not JSON (edited)")
+            verdict.problems.append(f"{member} line {number} is not JSON (edited)")
         except bundle.Malformed as exc:
-            verdict.problems.append(f"{bundle.OPENING} line {number}: {exc} (edited)")
+            verdict.problems.append(f"{member} line {number}: {exc} (edited)")
     for entry in entries:
         if entry.recomputed() != entry.hash:
-            verdict.problems.append(f"opening {_name(entry)} does not match its hash: edited")
+            where = "opening" if member == bundle.OPENING else "pruning"
+            verdict.problems.append(f"{where} {_name(entry)} does not match its hash: edited")
     return entries

@@ -11,6 +11,7 @@ A `Store` is one database and the parts that own its tables:
 - `device_list` and `device_pages`: the dashboard's reads;
 - `evidence`: the evidence chain, which every writer appends to in its own transaction;
 - `checkpoints`: how things stood at points of the chain, where audit exports open periods;
+- `retention`: report bodies pruned after the policy's retention, each pruning chained;
 - `policies`, `coordination`, `sessions` and `guesses`: the policy in force, leases for work
   done once, dashboard sessions and failed guesses, which several collectors on one database
   share.
@@ -57,6 +58,7 @@ from devposture.collector.store.reports import (
     Reports,
     StoreOutcome,
 )
+from devposture.collector.store.retention import Retention
 from devposture.collector.store.schema import SCHEMA_VERSION, prepare
 from devposture.collector.store.sessions import DashboardSessions
 from devposture.collector.store.target import DatabaseTarget, SqliteTarget
@@ -100,6 +102,7 @@ class Store:
         self.guesses = FailedGuesses(database)
         self.crosscheck = Crosscheck(database)  # the tables against the chain (read only)
         self.checkpoints = Checkpoints(database)
+        self.retention = Retention(database)
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

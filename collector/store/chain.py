@@ -189,6 +189,15 @@ class Evidence(Part):
     def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
         return period(self._db, to_us(start), to_us(end))
 
+    def chain_at(self, seqs: Sequence[int]) -> Iterator[Entry]:
+        """The entries at `seqs` (sorted), in sequence order, a hundred a statement."""
+        for piece in padded(seqs):
+            seen: set[int] = set()
+            for entry in select(self._db, f"seq IN ({', '.join('?' * len(piece))})", piece):
+                if entry.seq not in seen:
+                    seen.add(entry.seq)
+                    yield entry
+
     def chain_first_written_from(self, start: dt.datetime) -> int | None:
         row = self._db.execute(
             "SELECT MIN(seq) FROM evidence_chain WHERE at_us >= ?", (to_us(start),)

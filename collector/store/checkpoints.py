@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from devposture.collector.evidence.chain import Entry
 from devposture.collector.evidence.opening import KINDS, Opening
 from devposture.collector.store.base import Part
-from devposture.collector.store.chain import padded, select
+from devposture.collector.store.chain import Evidence, select
 
 BATCH = 5000
 DAY_US = 86_400_000_000
@@ -96,14 +96,7 @@ class Checkpoints(Part):
 
     def entries_at(self, seqs: Sequence[int]) -> Iterator[Entry]:
         """The chain's entries at `seqs` (sorted), in sequence order."""
-        for piece in padded(seqs):
-            marks = ", ".join("?" * len(piece))
-            rows = select(self._db, f"seq IN ({marks})", piece)
-            seen: set[int] = set()
-            for entry in rows:
-                if entry.seq not in seen:
-                    seen.add(entry.seq)
-                    yield entry
+        return Evidence(self._db).chain_at(seqs)
 
     def _kinds_between(self, first: int, last: int) -> Iterator[Entry]:
         for low in range(first, last + 1, BATCH):

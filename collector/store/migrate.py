@@ -36,6 +36,9 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("fleet_days", "day, check_id, state"),
     ("policy_versions", "version"),
     ("evidence_chain", "seq"),
+    ("evidence_checkpoints", "seq"),
+    ("pruned_spans", "seq"),
+    ("retention_kept", "report_id"),
 )
 # The identity columns whose next value must follow the copied rows.
 IDENTITIES = (

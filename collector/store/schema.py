@@ -285,7 +285,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -363,11 +363,29 @@ CHECKPOINTS_MIGRATION: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS evidence_checkpoints (seq INTEGER PRIMARY KEY,"
     " at_us INTEGER NOT NULL, entries BLOB NOT NULL)",
 )
+# Schema 12: retention (store/retention.py). A report's body may be pruned, emptied with every
+# other column unchanged, and nothing else: the append-only trigger lets only that through.
+# What was pruned and when is kept beside the chain's prune entries, and the bodies still
+# current (a device's latest verdicts name them) are remembered for a later pruning.
+_REPORT_COLUMNS = ("report_id", "device_id", "received_us", "collected_us", "agent_version",
+                   "clock_skew_ms")  # fmt: skip
+RETENTION_MIGRATION: tuple[Step, ...] = (
+    "DROP TRIGGER IF EXISTS reports_are_append_only_update",
+    "CREATE TRIGGER reports_are_append_only_update BEFORE UPDATE ON reports WHEN NOT ("
+    "length(NEW.body) = 0 AND length(OLD.body) > 0 AND "
+    + " AND ".join(f"NEW.{c} IS OLD.{c}" for c in _REPORT_COLUMNS)
+    + ") BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END",
+    "CREATE INDEX IF NOT EXISTS reports_by_received ON reports(received_us)",
+    "CREATE TABLE IF NOT EXISTS pruned_spans (seq INTEGER PRIMARY KEY, at_us INTEGER NOT NULL,"
+    " before_us INTEGER NOT NULL, reports INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS retention_kept (report_id TEXT PRIMARY KEY,"
+    " received_us INTEGER NOT NULL)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
-    11: CHECKPOINTS_MIGRATION,
+    11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION,
 }  # fmt: skip
 
 
@@ -422,6 +440,15 @@ CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 
 CREATE OR REPLACE FUNCTION devposture_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END $$;
+-- Reports: append-only, but for retention emptying a body with every other column unchanged.
+CREATE OR REPLACE FUNCTION devposture_body_pruned_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' AND octet_length(NEW.body) = 0 AND octet_length(OLD.body) > 0
+     AND (to_jsonb(NEW) - 'body') = (to_jsonb(OLD) - 'body') THEN
+    RETURN NEW;
+  END IF;
+  RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation';
+END $$;
 
 CREATE TABLE IF NOT EXISTS enrollment_tokens (
     token_id     {_C} PRIMARY KEY,
@@ -608,6 +635,18 @@ CREATE TABLE IF NOT EXISTS evidence_chain (
     hash       BYTEA NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evidence_chain_by_time ON evidence_chain(at_us);
+
+CREATE INDEX IF NOT EXISTS reports_by_received ON reports(received_us);
+CREATE TABLE IF NOT EXISTS pruned_spans (
+    seq        BIGINT PRIMARY KEY,
+    at_us      BIGINT NOT NULL,
+    before_us  BIGINT NOT NULL,
+    reports    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retention_kept (
+    report_id    {_C} PRIMARY KEY,
+    received_us  BIGINT NOT NULL
+);
 """
 
 # table -> what its triggers say when an UPDATE, DELETE or TRUNCATE is tried (as on SQLite).
@@ -625,9 +664,10 @@ APPEND_ONLY = {
 def _postgres_triggers() -> str:
     statements = []
     for table, message in APPEND_ONLY.items():
+        guard = "devposture_body_pruned_only" if table == "reports" else "devposture_append_only"
         statements.append(
             f"CREATE OR REPLACE TRIGGER {table}_are_append_only BEFORE UPDATE OR DELETE"
-            f" ON {table} FOR EACH ROW EXECUTE FUNCTION devposture_append_only('{message}');"
+            f" ON {table} FOR EACH ROW EXECUTE FUNCTION {guard}('{message}');"
             f" CREATE OR REPLACE TRIGGER {table}_are_never_truncated BEFORE TRUNCATE"
             f" ON {table} FOR EACH STATEMENT EXECUTE FUNCTION devposture_append_only('{message}');"
         )

@@ -20,8 +20,8 @@ from devposture.policy.toml_lines import Path_, line_of
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _TOP_KEYS = {
-    "stale_after_hours", "report_interval_minutes", "outbox_max_mb", "networks", "backups",
-    "clauses", "checks",
+    "stale_after_hours", "report_interval_minutes", "outbox_max_mb", "retention_days",
+    "networks", "backups", "clauses", "checks",
 }  # fmt: skip
 _CLAUSE_KEYS = {"id", "title_zh", "title_en", "text_zh", "text_en"}
 _CHECK_TEXTS = ("title_zh", "title_en", "remediation_zh", "remediation_en")
@@ -53,6 +53,11 @@ class CheckSpec:
 
 DEFAULT_OUTBOX_MAX_MB = 32
 MAX_OUTBOX_MAX_MB = 1024
+# How long the collector keeps report bodies (the facts, Wi-Fi sessions among them): PIPL's
+# minimum necessary. A year and a month by default, so a year's audit still has them. At
+# least 7 days: a body is what a device's page and a re-judging read while it is current.
+DEFAULT_RETENTION_DAYS = 400
+MIN_RETENTION_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,8 @@ class Policy:
     checks: tuple[CheckSpec, ...]
     # Most the agent's outbox holds while the collector is out of reach (optional key).
     outbox_max_mb: int = DEFAULT_OUTBOX_MAX_MB
+    # Days report bodies are kept (optional key); older ones are pruned (store/retention.py).
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     def clause(self, clause_id: str) -> Clause:
         return next(c for c in self.clauses if c.clause_id == clause_id)
@@ -246,6 +253,9 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         outbox_mb = c.whole(raw, "outbox_max_mb", (), 1)
         if outbox_mb > MAX_OUTBOX_MAX_MB:
             c.problem(("outbox_max_mb",), f"must be at most {MAX_OUTBOX_MAX_MB}, not {outbox_mb}")
+    retention = DEFAULT_RETENTION_DAYS
+    if "retention_days" in raw:
+        retention = c.whole(raw, "retention_days", (), MIN_RETENTION_DAYS)
     networks = raw.get("networks", {})
     if not isinstance(networks, dict):
         c.problem(("networks",), "must be a table")
@@ -264,7 +274,8 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     if c.problems:
         raise PolicyError(source, c.problems)
     return Policy(
-        stale, interval, trusted, public, folders, tuple(clauses), tuple(checks), outbox_mb
+        stale, interval, trusted, public, folders, tuple(clauses), tuple(checks), outbox_mb,
+        retention,
     )
 
 
