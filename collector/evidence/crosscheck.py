@@ -1,0 +1,635 @@
+"""Do the tables answer to the chain? The dashboard and the reports read the tables
+(`reports`, `state_changes`, `check_results`, the waiver, device and audit logs); audit bundles
+are made from the evidence chain, written in the same transaction as each row. Someone with
+the database who drops the append-only triggers can turn a FAIL into a PASS in the tables, and
+only this check notices: it compares every row with the chain and names each one that differs.
+
+The rules (what must equal what) and the findings' words are here; the reads are
+`Store.crosscheck`'s, in bounded batches, all inside one consistent read:
+
+1. Each chained table's keys, in ranges of `RANGE` rows: (first key, rows).
+2. The chain, entry by entry: its hash and its link to the entry before; the row its key names,
+   compared field by field with the entry's payload (*edited*, or *removed* when missing).
+   Each row found is crossed off its range.
+3. Rows no entry names (*added*): a range with rows left over is read again beside the
+   chain's keys that fall in it.
+4. The current verdicts (`check_results`) against the last state change the chain holds for
+   each device and check: the same state, since the same time, the same reason when they
+   name the same report, a report of the same device. Where step 2 or 3 found that pair's
+   history changed, the chain's version of it is the reference, not the table's.
+5. Waivers: each has its add event, and is revoked exactly when its revoke event says.
+
+A finding whose chain entry was not at hand (a verdict is compared with a history row that
+matched its entry) gets its sequence number from one more read of the chain's keys.
+
+Memory stays bounded whatever the size: batches, one count per range of a table, at most
+`CORRECTIONS` changed history rows remembered for step 4, and the findings the caller keeps.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime as dt
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from devposture.collector.evidence import chain
+
+if TYPE_CHECKING:
+    from devposture.collector.store import Store
+
+Key = tuple[Any, ...]  # a row's primary key, its columns in index order
+Record = dict[str, object]  # a row as its chain entry's payload holds it
+
+RANGE = 4096  # rows of a table per range (step 1): one count each
+CHAIN_BATCH = 2000  # chain entries read at once (step 2)
+KEYS_BATCH = 20000  # chain keys read at once (step 3, sequence numbers)
+SUSPECT_ROWS = 65536  # rows of ranges with rows left over, searched per read of the chain
+CORRECTIONS = 10000  # changed history rows remembered for step 4
+UNRESOLVED = 5000  # findings waiting for their sequence number
+
+# step, done, total (0: not known in advance)
+Progress = Callable[[str, int, int], None]
+
+_TABLES = {
+    chain.REPORT: "reports", chain.STATE: "state_changes", chain.WAIVER: "waiver_events",
+    chain.DEVICE: "device_events", chain.ADMIN: "audit_log",
+}  # fmt: skip
+_IN_CHINESE = {
+    "reports": "上报记录", "state_changes": "状态变更记录", "check_results": "当前检查结果",
+    "waiver_events": "豁免记录", "waivers": "豁免", "device_events": "设备事件记录",
+    "audit_log": "审计日志", "evidence_chain": "证据链",
+}  # fmt: skip
+EDITED, REMOVED, ADDED, DIFFERS = "被修改", "被删除", "被添加", "不符"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A `check_results` row: one device's current verdict on one check."""
+
+    device_id: str
+    check_id: str
+    state: str
+    reason: str
+    report_id: str
+    since_us: int | None
+    report_device: str | None  # the device of the report it names (None: no such report)
+
+
+@dataclass(frozen=True)
+class Pair:
+    """What the tables hold for one (device, check): its verdict and its last state change."""
+
+    device_id: str
+    check_id: str
+    verdict: Verdict | None
+    last: Record | None
+
+
+@dataclass(frozen=True)
+class WaiverRow:
+    """A `waivers` row and its events (event id, action, time), oldest first."""
+
+    waiver_id: str
+    revoked_us: int | None
+    events: tuple[tuple[int, str, int], ...]
+
+
+class Tables(Protocol):
+    """The reads this check needs (`Store.crosscheck`)."""
+
+    def consistent(self) -> AbstractContextManager[None]: ...
+    def chain_last_seq(self) -> int: ...
+    def chain_entries(self, first: int, last: int) -> list[chain.Entry]: ...
+    def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]: ...
+    def records(self, kind: str, keys: Sequence[Key]) -> dict[Key, Record]: ...
+    def range_starts(self, kind: str, every: int) -> Iterator[tuple[Key, int]]: ...
+    def keys_between(self, kind: str, start: Key, end: Key | None) -> Iterator[list[Key]]: ...
+    def pairs(self) -> Iterator[list[Pair]]: ...
+    def history(self, device_id: str, check_id: str) -> list[Record]: ...
+    def waivers(self) -> Iterator[list[WaiverRow]]: ...
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One row that does not answer to the chain: its table, its key, the chain entry it is
+    compared with (None: no entry records it), and what differs, in English and Chinese."""
+
+    table: str
+    key: str
+    seq: int | None
+    problem: str
+    gloss: str
+
+    def text(self) -> str:
+        entry = "no chain entry" if self.seq is None else f"chain seq {self.seq}"
+        chinese = _IN_CHINESE.get(self.table, self.table)
+        return f"{self.table} row [{self.key}] ({entry}): {self.problem}. {chinese}{self.gloss}。"
+
+
+AGREE = (
+    "the tables agree with the evidence chain."
+    " 核对通过：数据表与证据链一致，未发现在采集端之外的修改。"
+)
+DISAGREE = (
+    "the tables do not agree with the evidence chain: rows were changed, removed or added"
+    " outside the collector, and what the dashboard and reports show from them is not the"
+    " evidence. 核对失败：数据表与证据链不一致，有记录在采集端之外被修改、删除或添加。"
+)
+
+
+@dataclass(frozen=True)
+class Findings:
+    """The first findings (up to the limit asked for) and how many there are in all."""
+
+    found: list[Finding]
+    total: int
+    entries: int  # chain entries checked
+
+    @property
+    def ok(self) -> bool:
+        return self.total == 0
+
+    def verdict(self) -> str:
+        """One line, English then Chinese, for the end of the output."""
+        if self.ok:
+            return f"AGREE: {self.entries} chain entries checked; {AGREE}"
+        shown = f", the first {len(self.found)} shown" if 0 < len(self.found) < self.total else ""
+        return f"DISAGREE: {self.total} finding(s){shown}: {DISAGREE}"
+
+    def text(self) -> str:
+        return "".join(f"problem: {f.text()}\n" for f in self.found) + self.verdict() + "\n"
+
+
+def table_disagreements(
+    store: Store, *, limit: int = 50, checks: Collection[str] | None = None,
+    progress: Progress | None = None,
+) -> Findings:  # fmt: skip
+    """Every row of the tables compared with the evidence chain; the first `limit` findings
+    kept, all of them counted. `checks`: the policy's check ids, so that a device's verdict
+    missing on one of them is found too (None: not looked for). Reads one consistent state
+    (its own snapshot, or the caller's if it holds one)."""
+    check = TableCheck(store.crosscheck, checks=checks, names=limit, progress=progress)
+    found: list[Finding] = []
+    total = 0
+    for finding in check.run():
+        total += 1
+        if len(found) < limit:
+            found.append(finding)
+    return Findings(found, total + check.unnamed, check.entries)
+
+
+# --- words ------------------------------------------------------------------------------------
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _when(micros: object) -> str:
+    """µs since 1970 as the number stored and the UTC time it means (exactly, no float)."""
+    if not isinstance(micros, int) or isinstance(micros, bool):
+        return _shown(micros)
+    try:
+        moment = _EPOCH + dt.timedelta(microseconds=micros)
+    except OverflowError:
+        return str(micros)
+    return f"{micros} ({moment:%Y-%m-%d %H:%M:%S} UTC)"
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "empty"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _value(name: str, value: object) -> str:
+    return _when(value) if name.endswith("_us") else _shown(value)
+
+
+def row_key(kind: str, key: Key) -> str:
+    """A chained row's key, in words that find it in its table."""
+    if kind == chain.REPORT:
+        return f"report_id {key[0]!r}"
+    if kind == chain.STATE:
+        return f"device {key[0]!r}, check {key[1]!r}, since_us {_when(key[2])}"
+    return f"{'entry_id' if kind == chain.ADMIN else 'event_id'} {key[0]}"
+
+
+def parse_key(kind: str, record_key: str) -> Key | None:
+    """The primary key of the row an entry was written for, from the entry's key."""
+    try:
+        if kind == chain.REPORT:
+            return (record_key,)
+        if kind == chain.STATE:
+            device_id, check_id, since = record_key.rsplit("/", 2)
+            return (device_id, check_id, int(since))
+        if kind in (chain.WAIVER, chain.DEVICE):
+            return (int(record_key.rsplit("/", 1)[1]),)
+        if kind == chain.ADMIN:
+            return (int(record_key),)
+    except (ValueError, IndexError):
+        return None
+    return None
+
+
+def differences(chained: Record, row: Record) -> list[str]:
+    """What differs between an entry's payload and its row now, field by field."""
+    out: list[str] = []
+    if (chained.get("body_sha256"), chained.get("body_bytes")) != (
+        row.get("body_sha256"), row.get("body_bytes")
+    ):  # fmt: skip
+        out.append(
+            f"the report body was changed (SHA-256 {str(row.get('body_sha256'))[:16]}…,"
+            f" {row.get('body_bytes')} bytes; the chain has"
+            f" {str(chained.get('body_sha256'))[:16]}…, {chained.get('body_bytes')} bytes)"
+        )
+    for name in sorted(chained.keys() | row.keys()):
+        if name in ("body_sha256", "body_bytes") or chained.get(name) == row.get(name):
+            continue
+        out.append(
+            f"{name} is {_value(name, row.get(name))} here, {_value(name, chained.get(name))}"
+            " in the chain"
+        )
+    return out
+
+
+def verdict_problem(
+    pair: Pair, last: Record | None, checks: Collection[str] | None
+) -> tuple[str, str] | None:
+    """What is wrong with a pair's current verdict against the chain's last state change for
+    it (`last`), as (English, Chinese gloss); None when nothing is.
+
+    A verdict holds the state of its device's newest report, since when that state has held:
+    exactly the last state change's state and since (ingest writes both in one transaction,
+    and so does judging again under a new policy). Its reason and report move on with each
+    newer report while the state holds, so the reason must equal the change's only when the
+    verdict still names the report that made the change. The time it was judged and collected
+    move on too, and are not compared. A verdict without a since (a late older report's, for a
+    check its device's newest report did not judge) has no change behind it."""
+    verdict = pair.verdict
+    if verdict is None:
+        if last is None or checks is None or pair.check_id not in checks:
+            return None  # a check the policy dropped: its verdicts go, its history stays
+        return (
+            f"is missing: the chain's last state change says {last.get('state')} since"
+            f" {_when(last.get('since_us'))}, and the policy judges {pair.check_id}",
+            f"缺失（{REMOVED}）",
+        )
+    wrong: list[str] = []
+    if verdict.report_device != verdict.device_id:
+        wrong.append(
+            f"it names report {verdict.report_id!r}, which is not stored"
+            if verdict.report_device is None
+            else f"it names report {verdict.report_id!r} of device {verdict.report_device!r}"
+        )
+    if last is None:
+        if verdict.since_us is not None:
+            wrong.append(
+                f"it says {verdict.state} since {_when(verdict.since_us)}, and the chain holds"
+                " no state change of this device on this check"
+            )
+    else:
+        if verdict.state != last.get("state"):
+            wrong.append(
+                f"state is {_shown(verdict.state)} here, {_shown(last.get('state'))} in the chain"
+            )
+        if verdict.since_us is not None and verdict.since_us != last.get("since_us"):
+            wrong.append(
+                f"since is {_when(verdict.since_us)} here, {_when(last.get('since_us'))} in"
+                " the chain"
+            )
+        if verdict.report_id == last.get("report_id") and verdict.reason != last.get("reason"):
+            wrong.append(
+                f"reason is {_shown(verdict.reason)} here, {_shown(last.get('reason'))} in the"
+                " chain"
+            )
+    if not wrong:
+        return None
+    return "does not match the last state change in the chain: " + "; ".join(wrong), (
+        f"与证据链中最后一次状态变更{DIFFERS}（{EDITED}）"
+    )
+
+
+def waiver_problem(waiver: WaiverRow) -> tuple[str, str, int | None] | None:
+    """What is wrong with a waiver against its events (which step 2 holds to the chain), as
+    (English, Chinese, the event id it is about); None when nothing is."""
+    added = [e for e in waiver.events if e[1] == "add"]
+    revoked = [e for e in waiver.events if e[1] == "revoke"]
+    if not added:
+        return "has no add event in the chain: it was added outside the collector", (
+            f"不在证据链中（{ADDED}）"
+        ), None  # fmt: skip
+    if revoked and waiver.revoked_us != revoked[0][2]:
+        here = ("not revoked" if waiver.revoked_us is None
+                else f"revoked at {_when(waiver.revoked_us)}")  # fmt: skip
+        return (
+            f"is {here} here, revoked at {_when(revoked[0][2])} in the chain",
+            f"撤销状态与证据链{DIFFERS}（{EDITED}）",
+            revoked[0][0],
+        )
+    if not revoked and waiver.revoked_us is not None:
+        return (
+            f"is revoked at {_when(waiver.revoked_us)} here, and the chain holds no revoke event",
+            f"撤销状态与证据链{DIFFERS}（{EDITED}）",
+            added[0][0],
+        )
+    return None
+
+
+# --- the check ----------------------------------------------------------------------------------
+
+
+class _Ranges:
+    """A table's keys in ranges, each with the rows not yet matched by a chain entry."""
+
+    def __init__(self, ranges: list[tuple[Key, int]]) -> None:
+        self.starts = [start for start, _ in ranges]
+        self.left = [count for _, count in ranges]
+
+    def index(self, key: Key) -> int:
+        return bisect.bisect_right(self.starts, key) - 1
+
+    def cross_off(self, key: Key) -> None:
+        at = self.index(key)
+        if at >= 0:
+            self.left[at] -= 1
+
+    def bounds(self, at: int) -> tuple[Key, Key | None]:
+        end = self.starts[at + 1] if at + 1 < len(self.starts) else None
+        return self.starts[at], end
+
+    def extra(self) -> int:
+        return sum(n for n in self.left if n > 0)
+
+
+@dataclass
+class _Corrections:
+    """The state history rows found changed, so that verdicts are held to the chain's
+    history, not to the edited table's: per (device, check), the chain's version of each
+    edited or removed row (by since) and the since of each added row. Bounded: past
+    `CORRECTIONS` rows, `full` (pairs beyond are compared with the table as it is)."""
+
+    chained: dict[tuple[str, str], dict[int, tuple[int, Record]]] = field(default_factory=dict)
+    added: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    rows: int = 0
+    full: bool = False
+
+    def _room(self) -> bool:
+        self.rows += 1
+        self.full = self.full or self.rows > CORRECTIONS
+        return not self.full
+
+    def chain(self, key: Key, seq: int, record: Record) -> None:
+        if self._room():
+            self.chained.setdefault((key[0], key[1]), {})[key[2]] = (seq, record)
+
+    def add(self, key: Key) -> None:
+        if self._room():
+            self.added.setdefault((key[0], key[1]), set()).add(key[2])
+
+    def touched(self, pair: tuple[str, str]) -> bool:
+        return pair in self.chained or pair in self.added
+
+    def last(
+        self, pair: tuple[str, str], history: list[Record]
+    ) -> tuple[Record, int | None] | None:
+        """The chain's last state change for a pair whose history was changed: the table's
+        rows that answer to it, the added ones left out, with the chain's removed and edited
+        rows in their place."""
+        added, chained = self.added.get(pair, set()), self.chained.get(pair, {})
+        rows: dict[int, tuple[Record, int | None]] = {
+            since: (r, None) for r in history
+            if (since := _number(r["since_us"])) not in added and since not in chained
+        }  # fmt: skip
+        rows.update((since, (record, seq)) for since, (seq, record) in chained.items())
+        return rows[max(rows)] if rows else None
+
+
+class TableCheck:
+    """One run of the check over `tables`. `run` yields the findings as they are found;
+    `names`: past that many, rows found added are counted (`unnamed`) instead of named, as
+    naming them costs a read of the chain per range."""
+
+    def __init__(
+        self, tables: Tables, *, checks: Collection[str] | None = None,
+        names: int | None = None, progress: Progress | None = None,
+    ) -> None:  # fmt: skip
+        self._tables = tables
+        self._checks = None if checks is None else frozenset(checks)
+        self._names = names
+        self._progress = progress
+        self._corrections = _Corrections()
+        self._waiting: list[tuple[Finding, str, str]] = []  # finding, kind, entry key
+        self.yielded = 0
+        self.unnamed = 0
+        self.entries = 0
+
+    def run(self) -> Iterator[Finding]:
+        with self._tables.consistent():
+            ranges = {kind: _Ranges(list(self._tables.range_starts(kind, RANGE)))
+                      for kind in _TABLES}  # fmt: skip
+            last_seq = self._tables.chain_last_seq()
+            steps: list[Iterator[Finding]] = [
+                self._chain(ranges, last_seq),
+                *(self._added(kind, ranges[kind], last_seq) for kind in _TABLES),
+                self._verdicts(last_seq),
+                self._waivers(last_seq),
+                self._resolve(last_seq),
+            ]
+            for step in steps:
+                for finding in step:
+                    self.yielded += 1
+                    yield finding
+
+    def _say(self, stage: str, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(stage, done, total)
+
+    # step 2 -----------------------------------------------------------------------------------
+
+    def _chain(self, ranges: dict[str, _Ranges], last_seq: int) -> Iterator[Finding]:
+        expected, prev_hash = 1, chain.GENESIS
+        for first in range(1, last_seq + 1, CHAIN_BATCH):
+            batch = self._tables.chain_entries(first, min(first + CHAIN_BATCH - 1, last_seq))
+            for entry in batch:
+                yield from _links(entry, expected, prev_hash)
+                expected, prev_hash = entry.seq + 1, entry.hash
+            self.entries += len(batch)
+            for kind in _TABLES:
+                yield from self._compare(kind, [e for e in batch if e.kind == kind], ranges[kind])
+            self._say("chain entries", min(first + CHAIN_BATCH - 1, last_seq), last_seq)
+
+    def _compare(self, kind: str, batch: list[chain.Entry], ranges: _Ranges) -> Iterator[Finding]:
+        keyed = [(entry, parse_key(kind, entry.key)) for entry in batch]
+        rows = self._tables.records(kind, [key for _, key in keyed if key is not None])
+        table = _TABLES[kind]
+        for entry, key in keyed:
+            if key is None:
+                yield Finding("evidence_chain", f"entry key {entry.key!r}", entry.seq,
+                              f"names no {table} row (its key cannot be read)",
+                              f"{DIFFERS}（{EDITED}）")  # fmt: skip
+                continue
+            try:
+                chained = entry.record()
+            except ValueError:
+                yield Finding("evidence_chain", f"entry key {entry.key!r}", entry.seq,
+                              "its payload is not JSON", f"{DIFFERS}（{EDITED}）")  # fmt: skip
+                continue
+            row = rows.get(key)
+            if row is None:
+                if kind == chain.STATE:
+                    self._corrections.chain(key, entry.seq, chained)
+                yield Finding(table, row_key(kind, key), entry.seq,
+                              f"is missing: the chain records it ({_summary(kind, chained)})",
+                              f"在证据链中，数据表中没有（{REMOVED}）")  # fmt: skip
+                continue
+            ranges.cross_off(key)
+            wrong = differences(chained, row)
+            if wrong:
+                if kind == chain.STATE:
+                    self._corrections.chain(key, entry.seq, chained)
+                yield Finding(table, row_key(kind, key), entry.seq,
+                              "differs from its chain entry: " + "; ".join(wrong),
+                              f"与证据链{DIFFERS}（{EDITED}）")  # fmt: skip
+
+    # step 3 -----------------------------------------------------------------------------------
+
+    def _added(self, kind: str, ranges: _Ranges, last_seq: int) -> Iterator[Finding]:
+        """Rows of ranges with rows left over that no chain entry names: the chain's keys of
+        this kind are read once per group of such ranges (a few tens of thousands of rows).
+        Past the findings wanted, such rows are counted, not looked for."""
+        suspects = [at for at, left in enumerate(ranges.left) if left > 0]
+        for start in range(0, len(suspects), SUSPECT_ROWS // RANGE):
+            group = suspects[start : start + SUSPECT_ROWS // RANGE]
+            if self._names is not None and self.yielded >= self._names:
+                self.unnamed += sum(ranges.left[at] for at in group)
+                self._corrections.full = self._corrections.full or kind == chain.STATE
+                continue
+            self._say(f"{_TABLES[kind]} rows without an entry", start, len(suspects))
+            chained = self._chained_keys(kind, ranges, set(group), last_seq)
+            for at in group:
+                first, end = ranges.bounds(at)
+                added = [key for batch in self._tables.keys_between(kind, first, end)
+                         for key in batch if key not in chained][: ranges.left[at]]  # fmt: skip
+                rows = self._tables.records(kind, added)
+                for key in added:
+                    if kind == chain.STATE:
+                        self._corrections.add(key)
+                    yield Finding(_TABLES[kind], row_key(kind, key), None,
+                                  "was added outside the collector: no chain entry records it"
+                                  f" ({_summary(kind, rows.get(key, {}))})",
+                                  f"不在证据链中（{ADDED}）")  # fmt: skip
+
+    def _chained_keys(self, kind: str, ranges: _Ranges, group: set[int], last_seq: int) -> set[Key]:
+        """The keys of the chain's entries of `kind` that fall in the ranges of `group`."""
+        found: set[Key] = set()
+        for first in range(1, last_seq + 1, KEYS_BATCH):
+            for _, text in self._tables.chain_keys(kind, first, first + KEYS_BATCH - 1):
+                key = parse_key(kind, text)
+                if key is not None and ranges.index(key) in group:
+                    found.add(key)
+        return found
+
+    # step 4 -----------------------------------------------------------------------------------
+
+    def _verdicts(self, last_seq: int) -> Iterator[Finding]:
+        done = 0
+        for batch in self._tables.pairs():
+            for pair in batch:
+                key = (pair.device_id, pair.check_id)
+                last: Record | None = pair.last
+                seq: int | None = None
+                if self._corrections.touched(key):
+                    history = self._tables.history(pair.device_id, pair.check_id)
+                    held = self._corrections.last(key, history)
+                    last, seq = held if held is not None else (None, None)
+                problem = verdict_problem(pair, last, self._checks)
+                if problem is None:
+                    continue
+                finding = Finding("check_results", f"device {pair.device_id!r}, check"
+                                  f" {pair.check_id!r}", seq, *problem)  # fmt: skip
+                if seq is None and last is not None:
+                    since = _number(last["since_us"])
+                    entry_key = chain.state_key(pair.device_id, pair.check_id, since)
+                    yield from self._wait(finding, chain.STATE, entry_key, last_seq)
+                else:
+                    yield finding
+            done += len(batch)
+            self._say("verdicts", done, 0)
+
+    # step 5 -----------------------------------------------------------------------------------
+
+    def _waivers(self, last_seq: int) -> Iterator[Finding]:
+        for batch in self._tables.waivers():
+            for waiver in batch:
+                problem = waiver_problem(waiver)
+                if problem is None:
+                    continue
+                english, chinese, event_id = problem
+                finding = Finding("waivers", f"waiver_id {waiver.waiver_id!r}", None, english,
+                                  chinese)  # fmt: skip
+                if event_id is None:
+                    yield finding
+                else:
+                    entry_key = f"{waiver.waiver_id}/{event_id}"
+                    yield from self._wait(finding, chain.WAIVER, entry_key, last_seq)
+
+    # sequence numbers ---------------------------------------------------------------------------
+
+    def _wait(self, finding: Finding, kind: str, key: str, last_seq: int) -> Iterator[Finding]:
+        """Hold a finding until its entry's sequence number is read (in one pass for many)."""
+        self._waiting.append((finding, kind, key))
+        if len(self._waiting) >= UNRESOLVED:
+            yield from self._resolve(last_seq)
+
+    def _resolve(self, last_seq: int) -> Iterator[Finding]:
+        waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
+        seqs: dict[tuple[str, str], int] = {}
+        wanted = {(kind, key) for _, kind, key in waiting}
+        for kind in {kind for kind, _ in wanted}:
+            for first in range(1, last_seq + 1, KEYS_BATCH):
+                for seq, key in self._tables.chain_keys(kind, first, first + KEYS_BATCH - 1):
+                    if (kind, key) in wanted:
+                        seqs.setdefault((kind, key), seq)
+        for finding, kind, key in waiting:
+            yield dataclasses.replace(finding, seq=seqs.get((kind, key)))
+
+
+def _links(entry: chain.Entry, expected: int, prev_hash: bytes) -> Iterator[Finding]:
+    """The chain itself: in sequence, each entry linked to the one before and matching its
+    own hash (the tables are held to it, so it must hold first)."""
+    if entry.seq != expected:
+        yield Finding("evidence_chain", f"seq {expected}–{entry.seq - 1}", entry.seq,
+                      "is missing: the chain skips these entries",
+                      f"缺失（{REMOVED}）")  # fmt: skip
+    elif entry.prev_hash != prev_hash:
+        yield Finding("evidence_chain", f"seq {entry.seq}", entry.seq,
+                      "does not link to the entry before it", f"{DIFFERS}（{EDITED}）")  # fmt: skip
+    if entry.recomputed() != entry.hash:
+        yield Finding("evidence_chain", f"seq {entry.seq}", entry.seq,
+                      "does not match its own hash: its content was changed",
+                      f"{DIFFERS}（{EDITED}）")  # fmt: skip
+
+
+def _number(value: object) -> int:
+    """A number the tables or the chain hold (a time, an id): an int on both engines."""
+    if not isinstance(value, int):
+        raise TypeError(f"expected a number, not {value!r}")
+    return value
+
+
+def _summary(kind: str, record: Record) -> str:
+    """The few fields that tell a reader which record it is."""
+    names = {
+        chain.REPORT: ("device_id", "received_us"),
+        chain.STATE: ("state", "reason", "report_id"),
+        chain.WAIVER: ("waiver_id", "action", "at_us"),
+        chain.DEVICE: ("device_id", "action", "at_us"),
+        chain.ADMIN: ("actor", "command", "outcome", "at_us"),
+    }[kind]
+    return ", ".join(f"{name} {_value(name, record.get(name))}" for name in names)

@@ -1,0 +1,313 @@
+"""The reads that check the tables against the evidence chain (`Store.crosscheck`).
+
+An operator who drops the append-only triggers can edit `state_changes`, `check_results` or a
+report, and the dashboard and the reports, which read the tables, would show the edit, while
+audit bundles, made from the chain, would not. `evidence.crosscheck` compares the two; this
+part reads them for it: the chain by sequence number, the rows a batch of entries names (by
+primary key), each chained table's keys in index order, the current verdicts beside the last
+state change of each (device, check), and the waivers beside their events.
+
+Every read is one bounded batch (a few thousand rows, report bodies a hundred at a time and
+hashed as they arrive), so the check runs in the same memory over a site's thousand reports or
+a fleet's ten million chain entries. Nothing is written. The SQL is the shared dialect: row
+values compared in index order (`(a, b) > (?, ?)`), keys looked up from a VALUES list.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from devposture.collector.evidence import chain
+from devposture.collector.evidence.crosscheck import Key, Pair, Record, Verdict, WaiverRow
+from devposture.collector.store.base import Part
+from devposture.collector.store.chain import entries, head, padded
+from devposture.collector.store.engine import Dialect, SqliteDatabase
+
+# Rows per batch of a walk in key order (a few thousand: one statement each, bounded memory).
+BATCH = 2000
+# Waivers whose events are read at once (their log has no index by waiver: one pass of it).
+WAIVER_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class _Chained:
+    """A table whose rows are chained: its primary key and its rows as their entry's payload."""
+
+    table: str
+    key: tuple[str, ...]  # the primary key's columns, in index order
+    integer: tuple[bool, ...]  # which of them are numbers (cast in a VALUES list)
+    select: str  # the columns of a record, of `t` (and its joins)
+    joins: str = ""
+
+    def record(self, row: Sequence[Any]) -> tuple[Key, Record]:
+        return _RECORDS[self.table](row)
+
+
+def _report(row: Sequence[Any]) -> tuple[Key, Record]:
+    # The body is hashed here, as it arrives: bodies are never held beyond their statement.
+    return (row[0],), chain.report_payload(row[:6], bytes(row[6]))
+
+
+def _state(row: Sequence[Any]) -> tuple[Key, Record]:
+    return (row[0], row[1], row[4]), chain.fields(chain.STATE_FIELDS, row)
+
+
+def _numbered(names: tuple[str, ...]) -> Callable[[Sequence[Any]], tuple[Key, Record]]:
+    """Records of a log whose key is its own number (the first column)."""
+
+    def record(row: Sequence[Any]) -> tuple[Key, Record]:
+        return (row[0],), chain.fields(names, row)
+
+    return record
+
+
+_RECORDS: dict[str, Callable[[Sequence[Any]], tuple[Key, Record]]] = {
+    "reports": _report,
+    "state_changes": _state,
+    "waiver_events": _numbered(chain.WAIVER_FIELDS),
+    "device_events": _numbered(chain.DEVICE_FIELDS),
+    "audit_log": _numbered(chain.ADMIN_FIELDS),
+}
+
+TABLES: dict[str, _Chained] = {
+    chain.REPORT: _Chained(
+        "reports", ("report_id",), (False,),
+        "t.report_id, t.device_id, t.received_us, t.collected_us, t.agent_version,"
+        " t.clock_skew_ms, t.body",
+    ),
+    chain.STATE: _Chained(
+        "state_changes", ("device_id", "check_id", "since_us"), (False, False, True),
+        "t.device_id, t.check_id, t.state, t.reason, t.since_us, t.report_id",
+    ),
+    # The waiver's own fields are chained with each of its events (a LEFT JOIN: an event whose
+    # waiver is gone reads as edited, not as missing).
+    chain.WAIVER: _Chained(
+        "waiver_events", ("event_id",), (True,),
+        "t.event_id, t.waiver_id, t.action, t.at_us, t.detail, w.device_id, w.check_id,"
+        " w.owner, w.reason, w.created_us, w.expires_us",
+        " LEFT JOIN waivers w ON w.waiver_id = t.waiver_id",
+    ),
+    chain.DEVICE: _Chained(
+        "device_events", ("event_id",), (True,),
+        "t.event_id, t.device_id, t.action, t.at_us, t.detail",
+    ),
+    chain.ADMIN: _Chained(
+        "audit_log", ("entry_id",), (True,),
+        "t.entry_id, t.at_us, t.actor, t.credential_id, t.role, t.command, t.arguments,"
+        " t.outcome, t.message, t.peer",
+    ),
+}  # fmt: skip
+
+
+def _row(columns: Sequence[str], alias: str = "") -> str:
+    """Columns as one value for comparing in index order: `a` or `(a, b, c)`."""
+    named = [f"{alias}{c}" for c in columns]
+    return named[0] if len(named) == 1 else "(" + ", ".join(named) + ")"
+
+
+def _marks(count: int) -> str:
+    return "?" if count == 1 else "(" + ", ".join("?" * count) + ")"
+
+
+@functools.cache
+def _lookup(dialect: Dialect, kind: str, rows: int) -> str:
+    """The records of `rows` keys: an index seek each."""
+    t = TABLES[kind]
+    if len(t.key) == 1:
+        marks = ", ".join("?" * rows)
+        return f"SELECT {t.select} FROM {t.table} t{t.joins} WHERE t.{t.key[0]} IN ({marks})"  # noqa: S608
+    values = "(VALUES " + ", ".join([_marks(len(t.key))] * rows) + ") AS v"
+    on = " AND ".join(
+        f"t.{column} = " + (f"CAST(v.column{n} AS BIGINT)" if number else f"v.column{n}")
+        for n, (column, number) in enumerate(zip(t.key, t.integer, strict=True), start=1)
+    )
+    return f"SELECT {t.select} FROM {dialect.lookup_join(values, t.table, 't', on)}{t.joins}"  # noqa: S608
+
+
+@functools.cache
+def _keys_query(kind: str, lower: str = "", *, before: bool = False, every: int = 0) -> str:
+    """Keys of a table in index order: from a key (`lower` ">=") or after one (">", a keyset
+    walk), up to one (`before`, not included); `every`: only the key that many rows on."""
+    t = TABLES[kind]
+    row, marks, order = _row(t.key), _marks(len(t.key)), ", ".join(t.key)
+    terms = ([f"{row} {lower} {marks}"] if lower else []) + ([f"{row} < {marks}"] if before else [])
+    where = " WHERE " + " AND ".join(terms) if terms else ""
+    limit = f"LIMIT 1 OFFSET {every}" if every else "LIMIT ?"
+    return f"SELECT {order} FROM {t.table}{where} ORDER BY {order} {limit}"  # noqa: S608
+
+
+# Each current verdict, with the device of the report it names (None: no such report).
+_VERDICTS = (
+    "SELECT c.device_id, c.check_id, c.state, c.reason, c.report_id, c.since_us,"
+    " (SELECT r.device_id FROM reports r WHERE r.report_id = c.report_id)"
+    " FROM check_results c{where} ORDER BY c.device_id, c.check_id LIMIT ?"
+)
+# The last state change of each (device, check), in key order: the newest `since_us` of each
+# pair from the primary key's index, then that row, looked up by key (`lookup_join`: joined
+# by hashing, PostgreSQL would read the whole history for every batch).
+_LAST_OF = (
+    "(SELECT device_id, check_id, MAX(since_us) AS since_us FROM state_changes{where}"
+    " GROUP BY device_id, check_id ORDER BY device_id, check_id LIMIT ?) AS l"
+)
+
+
+@functools.cache
+def _last_changes(dialect: Dialect, *, first: bool) -> str:
+    found = dialect.lookup_join(
+        _LAST_OF.format(where="" if first else _after_pair("")), "state_changes", "s",
+        "s.device_id = l.device_id AND s.check_id = l.check_id AND s.since_us = l.since_us",
+    )  # fmt: skip
+    return (
+        "SELECT s.device_id, s.check_id, s.state, s.reason, s.since_us, s.report_id"  # noqa: S608
+        f" FROM {found} ORDER BY s.device_id, s.check_id"
+    )
+
+
+def _after_pair(alias: str) -> str:
+    return f" WHERE ({alias}device_id, {alias}check_id) > (?, ?)"
+
+
+class Crosscheck(Part):
+    """The tables and the chain, read in bounded batches for `evidence.crosscheck`."""
+
+    @contextmanager
+    def consistent(self) -> Iterator[None]:
+        """Every read inside sees one committed state, so that counts taken in one pass hold
+        in the next; inside a caller's snapshot or transaction already, that one."""
+        db = self._db
+        if isinstance(db, SqliteDatabase):
+            held = db.connection.in_transaction
+        else:
+            held = db._current() is not None  # this thread's transaction or snapshot
+        if held:
+            yield
+            return
+        with db.snapshot():
+            yield
+
+    # --- the chain ---------------------------------------------------------------------------
+
+    def chain_last_seq(self) -> int:
+        last = head(self._db)
+        return 0 if last is None else last.seq
+
+    def chain_entries(self, first: int, last: int) -> list[chain.Entry]:
+        return entries(self._db, first, last)
+
+    def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]:
+        """(seq, key) of the entries of one kind in a range, without their payloads."""
+        rows = self._db.execute(
+            "SELECT seq, record_key FROM evidence_chain WHERE seq BETWEEN ? AND ? AND kind = ?"
+            " ORDER BY seq",
+            (first, last, kind),
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    # --- chained tables, by key ----------------------------------------------------------------
+
+    def records(self, kind: str, keys: Sequence[Key]) -> dict[Key, Record]:
+        """The rows of these keys that exist, each as its chain entry's payload would hold it
+        now: a hundred keys a statement (a report body is hashed as it is read)."""
+        found: dict[Key, Record] = {}
+        for piece in padded(list(keys)):
+            args = [value for key in piece for value in key]
+            for row in self._db.execute(_lookup(self.dialect, kind, len(piece)), args):
+                key, record = TABLES[kind].record(row)
+                found[key] = record
+        return found
+
+    def range_starts(self, kind: str, every: int) -> Iterator[tuple[Key, int]]:
+        """The table in consecutive ranges of `every` rows (the last one fewer), as (first key
+        of the range, rows in it): the index is stepped through, not read out."""
+        t = TABLES[kind]
+        row = self._db.execute(_keys_query(kind), (1,)).fetchone()
+        while row is not None:
+            start = tuple(row)
+            row = self._db.execute(_keys_query(kind, ">=", every=every), start).fetchone()
+            if row is not None:
+                yield start, every
+                continue
+            rest = self._db.execute(
+                f"SELECT COUNT(*) FROM {t.table} WHERE {_row(t.key)} >= {_marks(len(t.key))}",  # noqa: S608
+                start,
+            ).fetchone()[0]
+            yield start, int(rest)
+
+    def keys_between(self, kind: str, start: Key, end: Key | None) -> Iterator[list[Key]]:
+        """The table's keys from `start` up to (not including) `end`, a batch at a time."""
+        bound = tuple(end) if end is not None else ()
+        lower, after = ">=", start
+        while True:
+            query = _keys_query(kind, lower, before=end is not None)
+            batch = [tuple(r) for r in self._db.execute(query, (*after, *bound, BATCH))]
+            if not batch:
+                return
+            yield batch
+            lower, after = ">", batch[-1]
+
+    # --- verdicts beside the state history -----------------------------------------------------
+
+    def pairs(self) -> Iterator[list[Pair]]:
+        """Every (device, check) that has a current verdict or a state change, in key order,
+        with its verdict and its last state change (either may be None)."""
+        after: tuple[str, ...] = ()
+        while True:
+            first = not after
+            verdicts = self._db.execute(
+                _VERDICTS.format(where="" if first else _after_pair("c.")), (*after, BATCH)
+            ).fetchall()
+            changes = self._db.execute(
+                _last_changes(self.dialect, first=first), (*after, BATCH)
+            ).fetchall()
+            if not verdicts and not changes:
+                return
+            # Up to the smaller of the full batches' last pairs: beyond it, one side is unread.
+            ends = [(b[-1][0], b[-1][1]) for b in (verdicts, changes) if len(b) == BATCH]
+            end = min(ends) if ends else None
+            current = {(r[0], r[1]): Verdict(*r) for r in verdicts}
+            last = {(r[0], r[1]): chain.fields(chain.STATE_FIELDS, r) for r in changes}
+            yield [
+                Pair(pair[0], pair[1], current.get(pair), last.get(pair))
+                for pair in sorted(current.keys() | last.keys())
+                if end is None or pair <= end
+            ]
+            if end is None:
+                return
+            after = end
+
+    def history(self, device_id: str, check_id: str) -> list[Record]:
+        """Every state change of one (device, check), oldest first."""
+        rows = self._db.execute(
+            "SELECT device_id, check_id, state, reason, since_us, report_id FROM state_changes"
+            " WHERE device_id = ? AND check_id = ? ORDER BY since_us",
+            (device_id, check_id),
+        ).fetchall()
+        return [chain.fields(chain.STATE_FIELDS, r) for r in rows]
+
+    # --- waivers beside their events -------------------------------------------------------------
+
+    def waivers(self) -> Iterator[list[WaiverRow]]:
+        """Every waiver, in id order, with its events (event id, action, time)."""
+        after: str | None = None
+        while True:
+            where = "" if after is None else " WHERE waiver_id > ?"
+            rows = self._db.execute(
+                f"SELECT waiver_id, revoked_us FROM waivers{where} ORDER BY waiver_id LIMIT ?",  # noqa: S608
+                (*([after] if after is not None else []), WAIVER_BATCH),
+            ).fetchall()
+            if not rows:
+                return
+            events: dict[str, list[tuple[int, str, int]]] = {r[0]: [] for r in rows}
+            ids = ", ".join("?" * len(rows))
+            for waiver_id, event_id, action, at_us in self._db.execute(
+                "SELECT waiver_id, event_id, action, at_us FROM waiver_events"  # noqa: S608
+                f" WHERE waiver_id IN ({ids}) ORDER BY event_id",
+                [r[0] for r in rows],
+            ):
+                events[waiver_id].append((int(event_id), str(action), int(at_us)))
+            yield [WaiverRow(r[0], r[1], tuple(events[r[0]])) for r in rows]
+            after = rows[-1][0]
