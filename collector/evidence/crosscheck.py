@@ -19,6 +19,10 @@ The rules (what must equal what) and the findings' words are here; the reads are
    history changed, the chain's version of it is the reference, not the table's.
 5. Waivers: each has its add event, and is revoked exactly when its revoke event says.
 
+A report body emptied under the retention policy is not an edit when the chain's newest prune
+entry covers the time it was received (`pruned_spans`, the prunings' table, is held to those
+entries like the other logs).
+
 A finding whose chain entry was not at hand (a verdict is compared with a history row that
 matched its entry) gets its sequence number from one more read of the chain's keys.
 
@@ -56,12 +60,12 @@ Progress = Callable[[str, int, int], None]
 
 _TABLES = {
     chain.REPORT: "reports", chain.STATE: "state_changes", chain.WAIVER: "waiver_events",
-    chain.DEVICE: "device_events", chain.ADMIN: "audit_log",
+    chain.DEVICE: "device_events", chain.ADMIN: "audit_log", chain.PRUNE: "pruned_spans",
 }  # fmt: skip
 _IN_CHINESE = {
     "reports": "上报记录", "state_changes": "状态变更记录", "check_results": "当前检查结果",
     "waiver_events": "豁免记录", "waivers": "豁免", "device_events": "设备事件记录",
-    "audit_log": "审计日志", "evidence_chain": "证据链",
+    "audit_log": "审计日志", "pruned_spans": "保留期清理记录", "evidence_chain": "证据链",
 }  # fmt: skip
 EDITED, REMOVED, ADDED, DIFFERS = "被修改", "被删除", "被添加", "不符"
 
@@ -103,6 +107,7 @@ class Tables(Protocol):
 
     def consistent(self) -> AbstractContextManager[None]: ...
     def chain_last_seq(self) -> int: ...
+    def pruned_before(self) -> int: ...
     def chain_entries(self, first: int, last: int) -> list[chain.Entry]: ...
     def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]: ...
     def records(self, kind: str, keys: Sequence[Key]) -> dict[Key, Record]: ...
@@ -215,12 +220,16 @@ def row_key(kind: str, key: Key) -> str:
         return f"report_id {key[0]!r}"
     if kind == chain.STATE:
         return f"device {key[0]!r}, check {key[1]!r}, since_us {_when(key[2])}"
-    return f"{'entry_id' if kind == chain.ADMIN else 'event_id'} {key[0]}"
+    names = {chain.ADMIN: "entry_id", chain.PRUNE: "seq"}
+    return f"{names.get(kind, 'event_id')} {key[0]}"
 
 
-def parse_key(kind: str, record_key: str) -> Key | None:
-    """The primary key of the row an entry was written for, from the entry's key."""
+def parse_key(kind: str, record_key: str, seq: int) -> Key | None:
+    """The primary key of the row entry `seq` was written for, from the entry's key (a
+    pruning's row is keyed by the entry's seq)."""
     try:
+        if kind == chain.PRUNE:
+            return (seq,)
         if kind == chain.REPORT:
             return (record_key,)
         if kind == chain.STATE:
@@ -235,10 +244,19 @@ def parse_key(kind: str, record_key: str) -> Key | None:
     return None
 
 
-def differences(chained: Record, row: Record) -> list[str]:
-    """What differs between an entry's payload and its row now, field by field."""
+def body_pruned(chained: Record, row: Record, pruned_before: int) -> bool:
+    """A report body emptied under the retention policy: the chain's prunings cover the time
+    it was received (as the verifier tells a pruned body from a deleted one)."""
+    received = chained.get("received_us")
+    return (row.get("body_bytes") == 0 and isinstance(received, int)
+            and received < pruned_before)  # fmt: skip
+
+
+def differences(chained: Record, row: Record, *, pruned: bool = False) -> list[str]:
+    """What differs between an entry's payload and its row now, field by field (a pruned
+    report's body aside)."""
     out: list[str] = []
-    if (chained.get("body_sha256"), chained.get("body_bytes")) != (
+    if not pruned and (chained.get("body_sha256"), chained.get("body_bytes")) != (
         row.get("body_sha256"), row.get("body_bytes")
     ):  # fmt: skip
         out.append(
@@ -423,6 +441,7 @@ class TableCheck:
         self._progress = progress
         self._corrections = _Corrections()
         self._waiting: list[tuple[Finding, str, str]] = []  # finding, kind, entry key
+        self._pruned_before = 0
         self.yielded = 0
         self.unnamed = 0
         self.entries = 0
@@ -432,6 +451,7 @@ class TableCheck:
             ranges = {kind: _Ranges(list(self._tables.range_starts(kind, RANGE)))
                       for kind in _TABLES}  # fmt: skip
             last_seq = self._tables.chain_last_seq()
+            self._pruned_before = self._tables.pruned_before()
             steps: list[Iterator[Finding]] = [
                 self._chain(ranges, last_seq),
                 *(self._added(kind, ranges[kind], last_seq) for kind in _TABLES),
@@ -463,7 +483,7 @@ class TableCheck:
             self._say("chain entries", min(first + CHAIN_BATCH - 1, last_seq), last_seq)
 
     def _compare(self, kind: str, batch: list[chain.Entry], ranges: _Ranges) -> Iterator[Finding]:
-        keyed = [(entry, parse_key(kind, entry.key)) for entry in batch]
+        keyed = [(entry, parse_key(kind, entry.key, entry.seq)) for entry in batch]
         rows = self._tables.records(kind, [key for _, key in keyed if key is not None])
         table = _TABLES[kind]
         for entry, key in keyed:
@@ -487,7 +507,10 @@ class TableCheck:
                               f"在证据链中，数据表中没有（{REMOVED}）")  # fmt: skip
                 continue
             ranges.cross_off(key)
-            wrong = differences(chained, row)
+            if kind == chain.PRUNE:  # the table keeps some of its entry's fields
+                chained = {name: chained.get(name) for name in row}
+            pruned = kind == chain.REPORT and body_pruned(chained, row, self._pruned_before)
+            wrong = differences(chained, row, pruned=pruned)
             if wrong:
                 if kind == chain.STATE:
                     self._corrections.chain(key, entry.seq, chained)
@@ -527,8 +550,8 @@ class TableCheck:
         """The keys of the chain's entries of `kind` that fall in the ranges of `group`."""
         found: set[Key] = set()
         for first in range(1, last_seq + 1, KEYS_BATCH):
-            for _, text in self._tables.chain_keys(kind, first, first + KEYS_BATCH - 1):
-                key = parse_key(kind, text)
+            for seq, text in self._tables.chain_keys(kind, first, first + KEYS_BATCH - 1):
+                key = parse_key(kind, text, seq)
                 if key is not None and ranges.index(key) in group:
                     found.add(key)
         return found
@@ -631,5 +654,6 @@ def _summary(kind: str, record: Record) -> str:
         chain.WAIVER: ("waiver_id", "action", "at_us"),
         chain.DEVICE: ("device_id", "action", "at_us"),
         chain.ADMIN: ("actor", "command", "outcome", "at_us"),
+        chain.PRUNE: ("at_us", "before_us", "reports"),
     }[kind]
     return ", ".join(f"{name} {_value(name, record.get(name))}" for name in names)

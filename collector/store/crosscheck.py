@@ -16,6 +16,7 @@ values compared in index order (`(a, b) > (?, ?)`), keys looked up from a VALUES
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,12 +66,18 @@ def _numbered(names: tuple[str, ...]) -> Callable[[Sequence[Any]], tuple[Key, Re
     return record
 
 
+def _pruning(row: Sequence[Any]) -> tuple[Key, Record]:
+    # Keyed by its entry's seq; the table keeps these fields of the entry (not the retention).
+    return (row[0],), {"at_us": row[1], "before_us": row[2], "reports": row[3]}
+
+
 _RECORDS: dict[str, Callable[[Sequence[Any]], tuple[Key, Record]]] = {
     "reports": _report,
     "state_changes": _state,
     "waiver_events": _numbered(chain.WAIVER_FIELDS),
     "device_events": _numbered(chain.DEVICE_FIELDS),
     "audit_log": _numbered(chain.ADMIN_FIELDS),
+    "pruned_spans": _pruning,
 }
 
 TABLES: dict[str, _Chained] = {
@@ -99,6 +106,9 @@ TABLES: dict[str, _Chained] = {
         "audit_log", ("entry_id",), (True,),
         "t.entry_id, t.at_us, t.actor, t.credential_id, t.role, t.command, t.arguments,"
         " t.outcome, t.message, t.peer",
+    ),
+    chain.PRUNE: _Chained(
+        "pruned_spans", ("seq",), (True,), "t.seq, t.at_us, t.before_us, t.reports"
     ),
 }  # fmt: skip
 
@@ -206,6 +216,27 @@ class Crosscheck(Part):
             (first, last, kind),
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
+
+    def pruned_before(self) -> int:
+        """Report bodies received before this were pruned under the retention policy, by the
+        chain's newest prune entry (0: none). Prunings are at most hourly and each prunes up
+        to a later time than the one before, so the newest is looked for from the head down,
+        no further back than `pruned_spans`' first (none there: nothing to find)."""
+        first = self._db.execute("SELECT MIN(seq) FROM pruned_spans").fetchone()[0]
+        if first is None:
+            return 0
+        row = self._db.execute(
+            "SELECT payload FROM evidence_chain WHERE kind = ? AND seq >= ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (chain.PRUNE, int(first)),
+        ).fetchone()
+        if row is None:
+            return 0
+        try:
+            value = json.loads(bytes(row[0])).get("before_us")
+        except (ValueError, AttributeError):  # not a JSON object: the chain check names it
+            return 0
+        return value if isinstance(value, int) else 0
 
     # --- chained tables, by key ----------------------------------------------------------------
 
