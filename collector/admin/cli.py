@@ -129,7 +129,7 @@ def _group(commands: Subcommands, name: str, help_text: str) -> Subcommands:
 
 
 def _audit_commands(commands: Subcommands) -> None:
-    """`audit log`, and the evidence commands: `export`, `public-key`, `verify`."""
+    """`audit log`, and the evidence commands: `export`, `check`, `public-key`, `verify`."""
     audit = _group(commands, "audit", "the audit log of admin commands, and audit evidence")
     format_option(_sub(audit, "audit", "log"))
     export = audit.add_parser("export", help=COMMANDS[("audit", "export")].summary)
@@ -142,6 +142,10 @@ def _audit_commands(commands: Subcommands) -> None:
                         help="the bundle to write (a new file)")  # fmt: skip
     export.add_argument("--progress", action="store_true",
                         help="show progress on standard error (shown anyway on a terminal)")
+    check = audit.add_parser("check", help=COMMANDS[("audit", "check")].summary)
+    data_option(check)
+    check.add_argument("--progress", action="store_true",
+                       help="show progress on standard error (shown anyway on a terminal)")
     _sub(audit, "audit", "public-key")
     verify = audit.add_parser(
         "verify", help="check an audit bundle with the collector's public key (no database)"
@@ -342,4 +346,4 @@ def run_admin_command(words: Words, args: argparse.Namespace) -> int:
     out, err = present(words, result, getattr(args, "format", "table"))
     sys.stdout.write(out)
     sys.stderr.write(err)
-    return 0
+    return 1 if result.failed else 0

@@ -100,6 +100,8 @@ class Result:
     rows: list[Row] = field(default_factory=list)
     # What the audit log keeps about the outcome. Never a secret.
     note: str = ""
+    # The command ran, and what it checked does not hold (`audit check`): exit 1.
+    failed: bool = False
 
 
 class Arguments:
@@ -583,6 +585,40 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     return Result(message, note=f"exported {out} ({total} records, {span})")
 
 
+def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    """Every row of the tables against the evidence chain; each finding printed as found
+    (local only, so standard output is the person's), the verdict returned."""
+    # Imported here: only this command compares the tables with the chain.
+    from devposture.collector.evidence.crosscheck import Findings, TableCheck  # noqa: PLC0415
+
+    show = args.flag("progress") or sys.stderr.isatty()
+
+    steps: list[str] = []
+
+    def progress(step: str, done: int, total: int) -> None:
+        share = f"/{total} ({100 * done // total}%)" if total else ""
+        if not steps or steps[-1] != step:
+            sys.stderr.write("\n" if steps else "")  # each step on its own line
+            steps.append(step)
+        sys.stderr.write(f"\raudit check: {step} {done}{share}")
+        sys.stderr.flush()
+
+    policy = _policy(config, store)
+    check = TableCheck(store.crosscheck, checks=[c.check_id for c in policy.checks],
+                       progress=progress if show else None)  # fmt: skip
+    total = 0
+    for finding in check.run():
+        total += 1
+        sys.stdout.write(f"problem: {finding.text()}\n")
+        sys.stdout.flush()
+    if steps:
+        sys.stderr.write("\n")
+    findings = Findings([], total + check.unnamed, check.entries)
+    note = (f"the tables agree with the chain ({check.entries} entries)" if findings.ok
+            else f"{total} row(s) disagree with the chain")  # fmt: skip
+    return Result(findings.verdict(), note=note, failed=not findings.ok)
+
+
 def _audit_public_key(
     store: Store, config: CollectorConfig, args: Arguments, actor: Actor
 ) -> Result:
@@ -643,6 +679,10 @@ COMMANDS: dict[Words, Command] = {
         Command(("audit", "export"), ADMIN, _audit_export,
                 frozenset({"from", "to", "out", "progress"}),
                 "write a signed audit bundle (records, chain, HTML report) for a period",
+                local_only=True),
+        Command(("audit", "check"), ADMIN, _audit_check, frozenset({"progress"}),
+                "compare every row of the tables with the evidence chain; exit 1 naming each"
+                " row changed, removed or added outside the collector (核对数据表与证据链)",
                 local_only=True),
         Command(("audit", "public-key"), VIEWER, _audit_public_key, frozenset(),
                 "print the public key that checks audit bundles, and its fingerprint"),
