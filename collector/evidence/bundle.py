@@ -9,8 +9,10 @@ A bundle is one zip file:
 * `index.jsonl`    (seq, kind, key, hash) of each of them: names a removed entry;
 * `opening.jsonl`  earlier entries that say how things stood when the period began (each
                    device's last state per check, waivers still running);
-* `reports.jsonl`  the body of each report entry (base64 protobuf) and its facts as JSON,
-                   but for bodies pruned under the retention policy;
+* `reports.jsonl`  the body of each report entry (base64 protobuf), but for bodies pruned
+                   under the retention policy (`audit facts` prints a body's facts as JSON;
+                   formats 1 and 2 held them on each line, which made a quarter's export
+                   spend most of its time converting bodies no one reads);
 * `pruned.jsonl`   the chain's prune entries that emptied bodies of the period (format 3);
 * `context.json`   the policy's clauses and checks, and device hostnames, for the HTML;
 * `report.html`    the printable report (Chinese and English), made from the members above.
@@ -32,7 +34,8 @@ from devposture.v1 import devposture_pb2 as pb
 # that a bundle with no entries still says where it links into the chain. Format 1
 # bundles still verify: their `prev_seq` is `first_seq - 1`, or unknown when empty.
 # Format 3 adds `pruned.jsonl` and the manifest's `pruned`: the retention prunings that
-# emptied report bodies of the period, so that a pruned body is told from a deleted one.
+# emptied report bodies of the period, so that a pruned body is told from a deleted one. Its
+# report lines no longer carry the body's facts as JSON (`audit facts` shows them).
 FORMAT = "devposture-audit-bundle/3"
 FORMATS = ("devposture-audit-bundle/1", "devposture-audit-bundle/2", FORMAT)
 MANIFEST = "manifest.json"
@@ -87,8 +90,7 @@ def facts_of(body: bytes) -> dict[str, Any] | None:
 
 def report_line(seq: int, report_id: str, body: bytes) -> dict[str, Any]:
     return {"seq": seq, "report_id": report_id,
-            "body_base64": base64.b64encode(body).decode("ascii"),
-            "facts": facts_of(body)}  # fmt: skip
+            "body_base64": base64.b64encode(body).decode("ascii")}  # fmt: skip
 
 
 def pruned_claim(prunes: list[Entry], bodies: int) -> dict[str, Any]:

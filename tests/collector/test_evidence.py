@@ -48,6 +48,7 @@ from devposture.collector.store import (
 from devposture.collector.store.base import to_us
 from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
+from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import enroll_agent, make_report, running_collector
 from tests.databases import collector_database, fresh_database, raw, unguarded
 
@@ -174,8 +175,9 @@ def test_the_bundle_holds_every_kind_of_record_and_a_bilingual_report(auditor: E
     assert counts[chain.WAIVER] == 1 and counts[chain.ADMIN] == 3
     kinds = [line["kind"] for line in _chain_lines(members)]
     assert kinds.count(chain.STATE) == counts[chain.STATE] > 0
-    facts = [json.loads(line)["facts"] for line in members[bundle.REPORTS].splitlines()]
-    assert len(facts) == 6 and all(f["firewall"] for f in facts)
+    facts = [bundle.facts_of(base64.b64decode(json.loads(line)["body_base64"]))
+             for line in members[bundle.REPORTS].splitlines()]  # fmt: skip
+    assert len(facts) == 6 and all(f and f["firewall"] for f in facts)
     page = members[bundle.HTML].decode("utf-8")
     waivers = page.split("Waivers in force during the period")[1].split("<h2>")[0]
     assert auditor.failing_device in waivers and "Li Wei (IT)" in waivers
@@ -282,14 +284,15 @@ def test_an_edited_report_body_is_caught_and_named(
 ) -> None:
     def edit(members: dict[str, bytes]) -> None:
         lines = [json.loads(line) for line in members[bundle.REPORTS].splitlines()]
-        lines[0]["facts"]["firewall"]["enabled"] = not lines[0]["facts"]["firewall"].get(
-            "enabled", False)  # fmt: skip
+        report = pb.PostureReport.FromString(base64.b64decode(lines[0]["body_base64"]))
+        report.firewall.enabled = not report.firewall.enabled  # the firewall said on, or off
+        lines[0]["body_base64"] = base64.b64encode(report.SerializeToString()).decode()
         edit.report = lines[0]["report_id"]  # type: ignore[attr-defined]
         members[bundle.REPORTS] = b"".join(bundle.jsonl(line) for line in lines)
 
     code, out = _verify(_tampered(auditor, "facts", edit), auditor.public_key, capsys)
     assert code == 1
-    assert f"({edit.report}) are not its body: edited" in out  # type: ignore[attr-defined]
+    assert f"({edit.report}) does not match its chain entry: edited" in out  # type: ignore[attr-defined]
 
 
 def test_an_edited_manifest_fails_the_signature(
