@@ -483,40 +483,14 @@ class TableCheck:
             self._say("chain entries", min(first + CHAIN_BATCH - 1, last_seq), last_seq)
 
     def _compare(self, kind: str, batch: list[chain.Entry], ranges: _Ranges) -> Iterator[Finding]:
-        keyed = [(entry, parse_key(kind, entry.key, entry.seq)) for entry in batch]
-        rows = self._tables.records(kind, [key for _, key in keyed if key is not None])
-        table = _TABLES[kind]
-        for entry, key in keyed:
-            if key is None:
-                yield Finding("evidence_chain", f"entry key {entry.key!r}", entry.seq,
-                              f"names no {table} row (its key cannot be read)",
-                              f"{DIFFERS}（{EDITED}）")  # fmt: skip
+        for judged in _judged(self._tables, kind, batch, self._pruned_before):
+            if judged.row is not None and judged.key is not None:
+                ranges.cross_off(judged.key)
+            if judged.finding is None:
                 continue
-            try:
-                chained = entry.record()
-            except ValueError:
-                yield Finding("evidence_chain", f"entry key {entry.key!r}", entry.seq,
-                              "its payload is not JSON", f"{DIFFERS}（{EDITED}）")  # fmt: skip
-                continue
-            row = rows.get(key)
-            if row is None:
-                if kind == chain.STATE:
-                    self._corrections.chain(key, entry.seq, chained)
-                yield Finding(table, row_key(kind, key), entry.seq,
-                              f"is missing: the chain records it ({_summary(kind, chained)})",
-                              f"在证据链中，数据表中没有（{REMOVED}）")  # fmt: skip
-                continue
-            ranges.cross_off(key)
-            if kind == chain.PRUNE:  # the table keeps some of its entry's fields
-                chained = {name: chained.get(name) for name in row}
-            pruned = kind == chain.REPORT and body_pruned(chained, row, self._pruned_before)
-            wrong = differences(chained, row, pruned=pruned)
-            if wrong:
-                if kind == chain.STATE:
-                    self._corrections.chain(key, entry.seq, chained)
-                yield Finding(table, row_key(kind, key), entry.seq,
-                              "differs from its chain entry: " + "; ".join(wrong),
-                              f"与证据链{DIFFERS}（{EDITED}）")  # fmt: skip
+            if kind == chain.STATE and judged.key is not None and judged.chained is not None:
+                self._corrections.chain(judged.key, judged.entry.seq, judged.chained)
+            yield judged.finding
 
     # step 3 -----------------------------------------------------------------------------------
 
@@ -621,6 +595,81 @@ class TableCheck:
                         seqs.setdefault((kind, key), seq)
         for finding, kind, key in waiting:
             yield dataclasses.replace(finding, seq=seqs.get((kind, key)))
+
+
+@dataclass(frozen=True)
+class _Judged:
+    """One entry beside the row it was written for."""
+
+    entry: chain.Entry
+    key: Key | None  # the row's key (None: the entry's key cannot be read)
+    chained: Record | None  # the entry's record (None: not readable)
+    row: Record | None  # the row as it is (None: not found)
+    finding: Finding | None  # what is wrong, if anything
+
+
+def _judged(
+    tables: Tables, kind: str, batch: list[chain.Entry], pruned_before: int
+) -> Iterator[_Judged]:
+    """Each entry of `kind` in `batch` beside the row it was written for."""
+    keyed = [(e, parse_key(kind, e.key, e.seq)) for e in batch if e.kind == kind]
+    rows = tables.records(kind, [key for _, key in keyed if key is not None])
+    table = _TABLES[kind]
+    edited = f"{DIFFERS}（{EDITED}）"
+    for entry, key in keyed:
+        if key is None:
+            unread = f"names no {table} row (its key cannot be read)"
+            where = f"entry key {entry.key!r}"
+            yield _Judged(entry, None, None, None,
+                          Finding("evidence_chain", where, entry.seq, unread, edited))  # fmt: skip
+            continue
+        try:
+            chained = entry.record()
+        except ValueError:
+            yield _Judged(entry, key, None, None, Finding(
+                "evidence_chain", f"entry key {entry.key!r}", entry.seq,
+                "its payload is not JSON", edited))  # fmt: skip
+            continue
+        row = rows.get(key)
+        if row is None:
+            yield _Judged(entry, key, chained, None, Finding(
+                table, row_key(kind, key), entry.seq,
+                f"is missing: the chain records it ({_summary(kind, chained)})",
+                f"在证据链中，数据表中没有（{REMOVED}）"))  # fmt: skip
+            continue
+        if kind == chain.PRUNE:  # the table keeps some of its entry's fields
+            chained = {name: chained.get(name) for name in row}
+        pruned = kind == chain.REPORT and body_pruned(chained, row, pruned_before)
+        wrong = differences(chained, row, pruned=pruned)
+        finding = None if not wrong else Finding(
+            table, row_key(kind, key), entry.seq,
+            "differs from its chain entry: " + "; ".join(wrong), f"与证据链{edited}")  # fmt: skip
+        yield _Judged(entry, key, chained, row, finding)
+
+
+class PeriodCheck:
+    """What an export checks of its own period, batch by batch as it writes it: each
+    entry's row is still in its table, unchanged. (Rows added outside the chain, and the
+    current verdicts, are `audit check`'s: they need a pass over whole tables.)"""
+
+    def __init__(self, tables: Tables, *, limit: int = 50) -> None:
+        self._tables, self._limit = tables, limit
+        self._pruned_before = tables.pruned_before()
+        self.found: list[Finding] = []
+        self.total = 0
+        self.entries = 0
+
+    def add(self, batch: list[chain.Entry]) -> None:
+        self.entries += len(batch)
+        for kind in _TABLES:
+            for judged in _judged(self._tables, kind, batch, self._pruned_before):
+                if judged.finding is not None:
+                    self.total += 1
+                    if len(self.found) < self._limit:
+                        self.found.append(judged.finding)
+
+    def findings(self) -> Findings:
+        return Findings(self.found, self.total, self.entries)
 
 
 def _links(entry: chain.Entry, expected: int, prev_hash: bytes) -> Iterator[Finding]:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from devposture.collector import __version__
 from devposture.collector.evidence import bundle, chain, html, signing, summary
+from devposture.collector.evidence.crosscheck import Findings, PeriodCheck
 from devposture.collector.evidence.opening import Opening
 from devposture.collector.pki import fingerprint
 from devposture.collector.store import Store
@@ -40,6 +41,21 @@ BATCH = 2000
 # Deflate's fastest level: a quarter's members are gigabytes of base64 and hex, which the
 # default level (6) packs only a little tighter, at three times the time.
 COMPRESSION = 1
+
+
+class TablesDisagree(ValueError):
+    """The tables do not answer to the chain for records of the period: the export is
+    refused, naming them (the dashboard and reports show what the evidence does not)."""
+
+    def __init__(self, findings: Findings) -> None:
+        super().__init__(
+            f"audit export refused: {findings.total} record(s) of the period no longer match"
+            " the tables they were written to (导出被拒绝：本期记录与数据表不一致):\n"
+            + "".join(f"  {f.text()}\n" for f in findings.found)
+            + "Run `devposture-collector audit check` for every difference, and restore the"
+            " rows from a backup or find out who changed them before exporting again."
+        )
+        self.findings = findings
 
 
 @dataclass(frozen=True)
@@ -151,9 +167,13 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         figures.opening(opening)
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED, allowZip64=True,
                              compresslevel=COMPRESSION) as archive:  # fmt: skip
+            checked = PeriodCheck(store.crosscheck)
             counts, last_hash, pruned = _write_period(
-                archive, store, span, digests, figures=figures, progress=progress
+                archive, store, span, digests, figures=figures, progress=progress,
+                checked=checked,
             )
+            if not checked.findings().ok:
+                raise TablesDisagree(checked.findings())
             # The pruning that took the period's bodies that are gone (every one received
             # before its time): the verifier tells them from bodies deleted otherwise.
             covering = None if not pruned[0] else store.retention.covering(pruned[1])
@@ -202,6 +222,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
 def _write_period(
     archive: zipfile.ZipFile, store: Store, span: tuple[int, int] | None,
     digests: dict[str, str], *, figures: summary.Summary, progress: Progress | None,
+    checked: PeriodCheck,
 ) -> tuple[dict[str, int], bytes | None, tuple[int, int]]:  # fmt: skip
     """Write the period's entries, their index and the report bodies, batch by batch, and
     fold each into the report's figures: nothing of the period is kept in memory."""
@@ -213,6 +234,7 @@ def _write_period(
     with tempfile.TemporaryFile() as index_out, tempfile.TemporaryFile() as reports_out:
         with _member(archive, bundle.CHAIN, digests) as chain_out:
             for batch in _batches(store, span):
+                checked.add(batch)
                 bodies = store.reports.report_bodies(
                     [e.key for e in batch if e.kind == chain.REPORT]
                 )

@@ -660,9 +660,15 @@ def test_a_format_1_bundle_still_verifies_alone_and_as_the_earlier(
     assert code == 0, out
 
 
+# The table each rewritten kind's record lives in, and the columns its payload gives.
+_TABLE_OF = {chain.STATE: ("state_changes", ("device_id", "check_id", "since_us")),
+             chain.REPORT: ("reports", ("report_id",))}  # fmt: skip
+
+
 def _rewrite(database: DatabaseTarget, seq: int, old: bytes, new: bytes) -> None:
-    """What the operator can do with the database: edit a chained record, then recompute
-    every later hash so that the chain links again, and put the append-only triggers back."""
+    """What the operator can do with the database: edit a chained record and its row alike
+    (so that the tables still answer to the chain), recompute every later hash so that the
+    chain links again, and put the append-only triggers back."""
     with unguarded(database) as db:
         rows = db.execute(
             "SELECT seq, kind, at_us, record_key, payload, prev_hash FROM evidence_chain"
@@ -671,6 +677,13 @@ def _rewrite(database: DatabaseTarget, seq: int, old: bytes, new: bytes) -> None
         prev = bytes(rows[0][5])
         for number, kind, at_us, key, payload, _ in rows:
             body = bytes(payload).replace(old, new) if number == seq else bytes(payload)
+            if number == seq:
+                table, keys = _TABLE_OF[kind]
+                record = json.loads(body)
+                name, value = json.loads(b"{" + new + b"}").popitem()
+                db.execute(f"UPDATE {table} SET {name} = ? WHERE "
+                           + " AND ".join(f"{k} = ?" for k in keys),
+                           (value, *[record[k] for k in keys]))  # fmt: skip
             digest = chain.entry_hash(prev, number, kind=kind, at_us=at_us, key=key,
                                       payload=body)  # fmt: skip
             db.execute(
@@ -736,6 +749,32 @@ def test_a_state_rewritten_between_exports_is_caught_naming_its_seq(
     assert code == 1
     assert f"the chains diverge at seq {seq}: 2026-10.zip holds state record seq {seq}" in out
     assert "the entry just before 2026-11.zip's period" in out
+
+
+def test_an_export_refuses_a_period_whose_tables_were_edited_naming_the_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The operator edits the state history and a report body, not the chain: the dashboard
+    would show what the evidence does not, and the export refuses, naming both rows."""
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    store.close()
+    with unguarded(load(data).database) as db:
+        db.execute("UPDATE state_changes SET state = 'PASS' WHERE state = 'FAIL'")
+        report_id = db.execute("SELECT MIN(report_id) FROM reports").fetchone()[0]
+        db.execute("UPDATE reports SET body = ? WHERE report_id = ?", (b"edited", report_id))
+    out = tmp_path / "refused.zip"
+    capsys.readouterr()
+    code = collector_cli(["audit", "export", "--data", str(data), "--from", start.isoformat(),
+                          "--to", _moment().isoformat(), "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code != 0 and not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert "audit export refused: 2 record(s) of the period" in err, err
+    assert "state_changes row [device 'd1', check 'firewall'" in err
+    assert "state is 'PASS' here, 'FAIL' in the chain" in err
+    assert f"reports row [report_id '{report_id}']" in err and "report body was changed" in err
+    assert "audit check" in err
 
 
 def test_a_report_rewritten_between_exports_is_caught_naming_its_seq(
