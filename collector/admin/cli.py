@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Mapping
@@ -163,6 +164,14 @@ def _audit_commands(commands: Subcommands) -> None:
     )
 
 
+    facts = audit.add_parser(
+        "facts", help="print an audit bundle's report bodies as JSON, one a line (no database)"
+    )
+    facts.add_argument("bundle", type=Path, metavar="FILE", help="the bundle (`audit export`)")
+    facts.add_argument("--report", default=None, metavar="REPORT_ID",
+                       help="only this report (its id, as the chain names it)")  # fmt: skip
+
+
 def _device_commands(commands: Subcommands) -> None:
     """`device list|show|group|revoke|retire`."""
     device = _group(commands, "device", "enrolled devices: list, show, group, revoke, retire")
@@ -260,8 +269,9 @@ def add_commands(commands: Subcommands) -> None:
 
 
 def is_admin_command(words: Words) -> bool:
-    """A command of the table, or `audit verify` (which needs neither table nor database)."""
-    return words in COMMANDS or words == ("audit", "verify")
+    """A command of the table, or `audit verify` or `audit facts` (which read a bundle: they
+    need neither table nor database)."""
+    return words in COMMANDS or words in (("audit", "verify"), ("audit", "facts"))
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -286,6 +296,29 @@ def run_verify(args: argparse.Namespace) -> int:
         raise CommandError(f"{exc}. Nothing was verified") from None
     sys.stdout.write(verdict.text())
     return 0 if verdict.ok else 1
+
+
+def run_facts(args: argparse.Namespace) -> int:
+    """`audit facts`: each report body of a bundle as a JSON line (they are not verified)."""
+    # Imported here: only this command reads report bodies out of a bundle.
+    import zipfile  # noqa: PLC0415
+
+    from devposture.collector.evidence.facts_view import NoSuchReport, report_facts  # noqa: PLC0415
+
+    try:
+        for item in report_facts(args.bundle, args.report):
+            sys.stdout.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
+    except NoSuchReport as exc:
+        raise CommandError(str(exc)) from None
+    except BrokenPipeError:  # the reader (`head`, a pager) has had enough: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise CommandError(
+            f"cannot read the report bodies of {args.bundle} ({exc}): give the .zip that"
+            " `audit export` wrote"
+        ) from None
+    return 0
 
 
 def _text(value: object) -> str | None:
@@ -342,6 +375,8 @@ def run_admin_command(words: Words, args: argparse.Namespace) -> int:
     """Run one command of the table, locally or remotely, and print its result."""
     if words == ("audit", "verify"):
         return run_verify(args)
+    if words == ("audit", "facts"):
+        return run_facts(args)
     result = _run(words, arguments_of(words, args), args)
     out, err = present(words, result, getattr(args, "format", "table"))
     sys.stdout.write(out)

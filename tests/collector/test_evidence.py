@@ -191,6 +191,21 @@ def test_the_bundle_holds_every_kind_of_record_and_a_bilingual_report(auditor: E
     assert "<b>" not in page.split("<body>")[1].replace("<br>", "")  # escaped, never markup
 
 
+def test_audit_facts_shows_each_report_body_as_json_without_the_database(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert collector_cli(["audit", "facts", str(auditor.bundle)]) == 0
+    shown = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(shown) == 6 and all(item["facts"]["firewall"] for item in shown)
+    one = shown[-1]["report_id"]
+    assert collector_cli(["audit", "facts", str(auditor.bundle), "--report", one]) == 0
+    [only] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert only == shown[-1] and only["facts"]["report_id"] == one
+    assert collector_cli(["audit", "facts", str(auditor.bundle), "--report", "nope"]) != 0
+    assert "holds no body for report nope: check the id" in capsys.readouterr().err
+
+
 def test_every_member_is_written_as_a_zip64_stream(auditor: Evidence) -> None:
     """A quarter's members pass the 2 GiB a plain zip member holds: each is written with its
     Zip64 sizes (whatever its size, as a stream), and read back by any unzip."""

@@ -1,0 +1,48 @@
+"""`audit facts`: a bundle's report bodies as JSON, for an auditor who wants to read what a
+device said. Format 3 bundles keep each body once, as the protobuf the agent sent (converting
+every body to JSON was most of a quarter's export time); this shows them on demand.
+
+It reads, it does not verify: `audit verify` says whether the bodies are the collector's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from devposture.collector.evidence import bundle
+
+
+class NoSuchReport(Exception):
+    """The bundle holds no body for the report asked for."""
+
+
+def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str, Any]]:
+    """Each report body of the bundle (or only `report_id`'s) as {seq, report_id, facts},
+    streamed from the member: a quarter's bodies are never held at once."""
+    found = False
+    with zipfile.ZipFile(path) as archive, archive.open(bundle.REPORTS) as member:
+        for raw in member:
+            if not raw.strip():
+                continue
+            try:
+                line = json.loads(raw)
+                seq, key = int(line["seq"]), str(line["report_id"])
+                body = base64.b64decode(line["body_base64"], validate=True)
+            except (ValueError, KeyError, TypeError, binascii.Error):
+                continue  # `audit verify` names a malformed line
+            if report_id is not None and key != report_id:
+                continue
+            found = True
+            yield {"seq": seq, "report_id": key, "facts": bundle.facts_of(body)}
+    if report_id is not None and not found:
+        raise NoSuchReport(
+            f"{path.name} holds no body for report {report_id}: check the id (the chain's"
+            " report entries name every report of the period), or its body was pruned under"
+            " the retention policy (the bundle's manifest says so)"
+        )
