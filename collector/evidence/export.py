@@ -213,8 +213,10 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
     with open(partial, "rb") as handle:  # noqa: PTH123 - fsync needs the descriptor
         os.fsync(handle.fileno())
     partial.rename(out)
-    if checkpoint is not None and opening:
-        store.checkpoints.record(checkpoint, max(e.at_us for e in opening))
+    if checkpoint is not None and anchor:
+        # Where the period begins: the next export of a later period opens from here.
+        checkpoint.forget_expired(anchor[0].at_us)
+        store.checkpoints.record(checkpoint, anchor[0].at_us)
     return Exported(out, span[0] if span else None, span[1] if span else None, counts,
                     signing.fingerprint(public))  # fmt: skip
 
