@@ -80,7 +80,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "protos"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet_report import cli_command, cli_environment, postgres_database
-from bench.process_cpu import cpu_seconds
 from devposture.agent.outbox import DEFAULT_MAX_BYTES
 from devposture.collector.config import load
 from devposture.collector.evidence import chain
@@ -651,8 +650,10 @@ def build(store: Store, shape: Shape, progress: Callable[[int], None] | None = N
                     more = True
                     break
             writer.flush(cursor)
-        if progress is not None:
+        if progress is not None and more:
             progress(writer.built.reports)
+    if progress is not None:
+        progress(writer.built.reports)
     with db.transaction() as cursor:
         writer.finish(cursor)
     if isinstance(db, PostgresDatabase):
@@ -676,16 +677,28 @@ class Measured:
     returncode: int
     timed_out: bool
     output: str
-    server_cpu: float | None = None  # PostgreSQL's processes meanwhile (all of them)
+    server_cpu: float | None = None  # the PostgreSQL server meanwhile (`postgres_cpu`)
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0 and not self.timed_out
 
 
-def _postgres_processes() -> list[int]:
-    """The PostgreSQL server's processes on this machine (for their CPU time)."""
-    return [p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+def postgres_cpu() -> float:
+    """CPU seconds used so far by the PostgreSQL server on this machine: its processes alive
+    now, and those that ended (in the postmaster's children's times), so that the backend a
+    command opens and closes counts. Every client's work, others' too."""
+    total = 0.0
+    processes = {p.pid: p for p in psutil.process_iter(["name", "ppid", "cpu_times"])}
+    for process in processes.values():
+        if process.info["name"] != "postgres" or process.info["cpu_times"] is None:
+            continue
+        times = process.info["cpu_times"]
+        total += times.user + times.system
+        parent = processes.get(process.info["ppid"])
+        if parent is None or parent.info["name"] != "postgres":  # the postmaster
+            total += times.children_user + times.children_system
+    return total
 
 
 # Runs a command and writes down its exit, CPU time, peak RSS and wall time. Linux carries a
@@ -715,8 +728,7 @@ def run_measured(
     after `timeout` s; its address space limited to `memory_mb` (0: no limit), so a runaway
     exporter fails instead of taking the machine's memory. Its peak RSS is its own (wait4's
     rusage, through LAUNCHER)."""
-    postgres = _postgres_processes() if server else []
-    server_before = cpu_seconds(postgres)
+    server_before = postgres_cpu() if server else 0.0
     with tempfile.TemporaryDirectory() as tmp:
         figures, output = Path(tmp) / "figures.json", Path(tmp) / "stdout"
         started = time.perf_counter()
@@ -739,7 +751,7 @@ def run_measured(
             label, done.get("wall", wall), done.get("cpu", 0.0),
             done.get("maxrss_kib", 0) / 1024, done.get("code", code),
             not ready, output.read_text("utf-8", "replace"),
-            cpu_seconds(postgres) - server_before if server else None,
+            postgres_cpu() - server_before if server else None,
         )  # fmt: skip
 
 
@@ -758,7 +770,7 @@ def bundle_figures(path: Path) -> BundleFigures:
 
 
 def _mb(size: float) -> str:
-    return f"{size / 1e6:,.1f} MB"
+    return f"{size / 1e6:,.1f} MB" if size >= 1e5 else f"{size / 1e3:,.1f} kB"
 
 
 def _verdict(met: bool) -> str:
@@ -807,7 +819,7 @@ def _print_figures(
     print(f"-- period {start:%Y-%m-%d %H:%M} - {shape.end:%Y-%m-%d %H:%M} UTC"
           f" ({(shape.end - start).days} days); load average {load_avg}")  # fmt: skip
     print(f"{'':14} {'wall':>9} {'CPU':>9} {'peak RSS':>10}  exit"
-          + ("  PostgreSQL CPU" if postgres else ""))  # fmt: skip
+          + ("  PostgreSQL server CPU (all clients)" if postgres else ""))  # fmt: skip
     for run in runs:
         wall = f"{run.wall:8.1f}s" if not run.timed_out else f">{timeout:.0f}s".rjust(9)
         server = f"  {run.server_cpu:13.1f}s" if run.server_cpu is not None else ""
