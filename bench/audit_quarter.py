@@ -585,7 +585,8 @@ class Writer:
 
 
 class Progress:
-    """A line on standard error: rewritten in place on a terminal, every tenth otherwise."""
+    """A line on standard error: rewritten in place on a terminal (twice a second at most),
+    a line every tenth of the way otherwise; `done` ends it."""
 
     def __init__(self, what: str, total: int) -> None:
         self.what, self.total = what, max(total, 1)
@@ -593,16 +594,21 @@ class Progress:
         self._terminal = sys.stderr.isatty()
         self._shown = -1.0
 
-    def __call__(self, done: int) -> None:
+    def __call__(self, count: int) -> None:
         now = time.perf_counter()
-        if self._terminal and now - self._shown < 0.5 and done < self.total:
+        tenth = count * 10 // self.total
+        if (now - self._shown < 0.5) if self._terminal else (tenth == self._shown):
             return
-        if not self._terminal and done * 10 // self.total == self._shown and done < self.total:
-            return
-        self._shown = now if self._terminal else done * 10 // self.total
-        end = "\n" if done >= self.total or not self._terminal else ""
-        sys.stderr.write(f"\r{self.what}: {done:,}/{self.total:,} ({100 * done // self.total}%),"
-                         f" {now - self.started:.0f} s{end}")  # fmt: skip
+        self._shown = now if self._terminal else tenth
+        self._write(count, "" if self._terminal else "\n")
+
+    def done(self, count: int) -> None:
+        self._write(count, "\n")
+
+    def _write(self, count: int, end: str) -> None:
+        took = time.perf_counter() - self.started
+        sys.stderr.write(f"\r{self.what}: {count:,} of about {self.total:,}"
+                         f" ({100 * count // self.total}%), {took:.0f} s{end}")  # fmt: skip
         sys.stderr.flush()
 
 
@@ -624,8 +630,17 @@ def add_tokens(store: Store, shape: Shape) -> list[str]:
     return tokens
 
 
-def build(store: Store, shape: Shape, progress: Callable[[int], None] | None = None) -> Built:
-    """Fill an empty store with the shape's fleet (see the module's docstring)."""
+def _moment(event: Event) -> dt.datetime:
+    return event.at if isinstance(event, IdentityEvent) else event.record.received_at
+
+
+def build(
+    store: Store, shape: Shape, progress: Progress | None = None, *, checkpoints: bool = True,
+) -> Built:  # fmt: skip
+    """Fill an empty store with the shape's fleet (see the module's docstring). One
+    transaction per simulated day (at most COMMIT reports), after which, with `checkpoints`,
+    the chain's checkpoint is advanced as `serve` does every hour (store/checkpoints.py: at
+    most one a day), so that an export finds one within a day before its period."""
     db = store._db
     if db.execute("SELECT COUNT(*) FROM evidence_chain").fetchone()[0]:
         raise SystemExit("the store's evidence chain is not empty: build into a new data folder")
@@ -637,23 +652,30 @@ def build(store: Store, shape: Shape, progress: Callable[[int], None] | None = N
     tokens = add_tokens(store, shape)
     writer = Writer(db)
     events = fleet_events(shape, tokens, default_policy())
-    more = True
-    while more:
-        # One transaction per COMMIT reports: big, but a WAL (or PostgreSQL's) of bounded size.
+    held: list[Event] = []  # the event that began the next day
+    while True:
         with db.transaction() as cursor:
             chained = Appender(cursor)
             limit = writer.built.reports + COMMIT
-            more = False
-            for event in events:
-                writer.write(cursor, chained, event)
-                if writer.built.reports >= limit:
-                    more = True
+            day: dt.date | None = None
+            for event in itertools.chain(held, events):
+                held = []
+                moment = _moment(event)
+                day = day or moment.date()
+                if moment.date() != day or writer.built.reports >= limit:
+                    held = [event]
                     break
+                writer.write(cursor, chained, event)
+                last = moment
             writer.flush(cursor)
-        if progress is not None and more:
+        if day is None:
+            if progress is not None:
+                progress.done(writer.built.reports)
+            break
+        if checkpoints:
+            store.checkpoints.advance(to_us(last))
+        if progress is not None:
             progress(writer.built.reports)
-    if progress is not None:
-        progress(writer.built.reports)
     with db.transaction() as cursor:
         writer.finish(cursor)
     if isinstance(db, PostgresDatabase):
@@ -865,7 +887,10 @@ def database_bytes(store: Store) -> int:
     return sum(p.stat().st_size for p in folder.glob("devposture.db*"))
 
 
-def build_folder(folder: Path, shape: Shape, database: str | None, env: dict[str, str]) -> None:
+def build_folder(
+    folder: Path, shape: Shape, database: str | None, env: dict[str, str], *,
+    checkpoints: bool = True,
+) -> None:  # fmt: skip
     """`init` the data folder (the CLI in `env`), build the shape into its store, and record
     the shape."""
     init = [*cli_command(), "init", "--data", str(folder)]
@@ -875,7 +900,8 @@ def build_folder(folder: Path, shape: Shape, database: str | None, env: dict[str
     store = Store.open(load(folder).database)
     try:
         print(f"building {shape.describe()} ({expected_reports(shape):,} reports) ...")
-        built = build(store, shape, Progress("build", expected_reports(shape)))
+        built = build(store, shape, Progress("build", expected_reports(shape)),
+                      checkpoints=checkpoints)  # fmt: skip
         took = time.perf_counter()
         if isinstance(store._db, PostgresDatabase):
             # What autovacuum would have done by now on a live database (as fleet_report.py).
@@ -931,6 +957,10 @@ def main() -> None:
         help="export only the last K days (default: the whole span)",
     )
     parser.add_argument("--build-only", action="store_true", help="build, measure nothing")
+    parser.add_argument(
+        "--no-checkpoints", action="store_true",
+        help="build without the chain's daily checkpoints (as a collector that never served)",
+    )  # fmt: skip
     parser.add_argument("--no-verify", action="store_true", help="export only")
     parser.add_argument(
         "--timeout",
@@ -966,7 +996,7 @@ def main() -> None:
             if built and database and new_database:
                 raise SystemExit(f"{folder} was built, but its database was just created")
             if not built:
-                build_folder(folder, shape, database, env)
+                build_folder(folder, shape, database, env, checkpoints=not args.no_checkpoints)
             if not args.build_only:
                 print(f"commit {_commit()}, {os.cpu_count()} cores, {_engine(folder)}")
                 measure(folder, shape, Path(tmp), period_days=args.period_days,
