@@ -110,7 +110,9 @@ class Tables(Protocol):
     def pruned_before(self) -> int: ...
     def chain_entries(self, first: int, last: int) -> list[chain.Entry]: ...
     def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]: ...
-    def records(self, kind: str, keys: Sequence[Key]) -> dict[Key, Record]: ...
+    def records(
+        self, kind: str, keys: Sequence[Key], bodies: dict[str, bytes] | None = None
+    ) -> dict[Key, Record]: ...
     def range_starts(self, kind: str, every: int) -> Iterator[tuple[Key, int]]: ...
     def keys_between(self, kind: str, start: Key, end: Key | None) -> Iterator[list[Key]]: ...
     def pairs(self) -> Iterator[list[Pair]]: ...
@@ -609,11 +611,13 @@ class _Judged:
 
 
 def _judged(
-    tables: Tables, kind: str, batch: list[chain.Entry], pruned_before: int
-) -> Iterator[_Judged]:
-    """Each entry of `kind` in `batch` beside the row it was written for."""
+    tables: Tables, kind: str, batch: list[chain.Entry], pruned_before: int,
+    bodies: dict[str, bytes] | None = None,
+) -> Iterator[_Judged]:  # fmt: skip
+    """Each entry of `kind` in `batch` beside the row it was written for (the report bodies
+    read handed to `bodies`, when given)."""
     keyed = [(e, parse_key(kind, e.key, e.seq)) for e in batch if e.kind == kind]
-    rows = tables.records(kind, [key for _, key in keyed if key is not None])
+    rows = tables.records(kind, [key for _, key in keyed if key is not None], bodies)
     table = _TABLES[kind]
     edited = f"{DIFFERS}（{EDITED}）"
     for entry, key in keyed:
@@ -659,14 +663,17 @@ class PeriodCheck:
         self.total = 0
         self.entries = 0
 
-    def add(self, batch: list[chain.Entry]) -> None:
+    def add(self, batch: list[chain.Entry]) -> dict[str, bytes]:
+        """Check a batch; returns the report bodies read for it, by report id, as checked."""
         self.entries += len(batch)
+        bodies: dict[str, bytes] = {}
         for kind in _TABLES:
-            for judged in _judged(self._tables, kind, batch, self._pruned_before):
+            for judged in _judged(self._tables, kind, batch, self._pruned_before, bodies):
                 if judged.finding is not None:
                     self.total += 1
                     if len(self.found) < self._limit:
                         self.found.append(judged.finding)
+        return bodies
 
     def findings(self) -> Findings:
         return Findings(self.found, self.total, self.entries)

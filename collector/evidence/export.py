@@ -236,10 +236,8 @@ def _write_period(
     with tempfile.TemporaryFile() as index_out, tempfile.TemporaryFile() as reports_out:
         with _member(archive, bundle.CHAIN, digests) as chain_out:
             for batch in _batches(store, span):
-                checked.add(batch)
-                bodies = store.reports.report_bodies(
-                    [e.key for e in batch if e.kind == chain.REPORT]
-                )
+                # The bodies as read to check them against the chain: written as checked.
+                bodies = checked.add(batch)
                 for entry in batch:
                     counts[entry.kind] = counts.get(entry.kind, 0) + 1
                     chain_out.write(bundle.jsonl(bundle.entry_line(entry)))

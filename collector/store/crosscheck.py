@@ -240,15 +240,20 @@ class Crosscheck(Part):
 
     # --- chained tables, by key ----------------------------------------------------------------
 
-    def records(self, kind: str, keys: Sequence[Key]) -> dict[Key, Record]:
+    def records(
+        self, kind: str, keys: Sequence[Key], bodies: dict[str, bytes] | None = None
+    ) -> dict[Key, Record]:
         """The rows of these keys that exist, each as its chain entry's payload would hold it
-        now: a hundred keys a statement (a report body is hashed as it is read)."""
+        now: a hundred keys a statement (a report body is hashed as it is read, and handed
+        to `bodies` when given: the exporter writes the very bytes it checked)."""
         found: dict[Key, Record] = {}
         for piece in padded(list(keys)):
             args = [value for key in piece for value in key]
             for row in self._db.execute(_lookup(self.dialect, kind, len(piece)), args):
                 key, record = TABLES[kind].record(row)
                 found[key] = record
+                if bodies is not None and kind == chain.REPORT:
+                    bodies[str(row[0])] = bytes(row[6])
         return found
 
     def range_starts(self, kind: str, every: int) -> Iterator[tuple[Key, int]]:
