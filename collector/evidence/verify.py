@@ -197,11 +197,13 @@ def _check(
             f" names {manifest.get('signing_key')})"
         )
     members: dict[str, str] = manifest.get("members", {})
-    small = {name: _small(archive, name)
-             for name in (bundle.OPENING, bundle.CONTEXT, bundle.HTML, bundle.PRUNED)}  # fmt: skip
+    small = {name: _small(archive, name) for name in (bundle.CONTEXT, bundle.HTML)}
     opening_verdict = Verdict()
-    opening = _opening(small[bundle.OPENING] or b"", opening_verdict)
-    prunes = _prunes(small[bundle.PRUNED] or b"", manifest, opening_verdict)
+    # The opening and the prunings, line by line (a fleet's opening is tens of megabytes).
+    bounded = {name: _Member(archive, name, opening_verdict)
+               for name in (bundle.OPENING, bundle.PRUNED)}  # fmt: skip
+    opening = _opening(bounded[bundle.OPENING], opening_verdict)
+    prunes = _prunes(bounded[bundle.PRUNED], manifest, opening_verdict)
     streamed = Verdict()
     readers = {name: _Member(archive, name, streamed)
                for name in (bundle.CHAIN, bundle.INDEX, bundle.REPORTS)}  # fmt: skip
@@ -210,7 +212,7 @@ def _check(
     walk = _Walk(manifest, readers, streamed, figures, prunes)
     count = walk.run()
     _pruned_bodies(manifest, walk.pruned, prunes, verdict)
-    digests = {name: reader.digest() for name, reader in readers.items()}
+    digests = {name: reader.digest() for name, reader in (readers | bounded).items()}
     for name, data in small.items():
         if data is not None:
             digests[name] = hashlib.sha256(data).hexdigest()
@@ -544,9 +546,9 @@ def _range(claims: dict[str, Any], verdict: Verdict) -> None:
         )
 
 
-def _prunes(data: bytes, manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
+def _prunes(member: _Member, manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
     """The prune entries the bundle names, each against its own hash and the manifest."""
-    entries = [e for e in _opening(data, verdict, bundle.PRUNED) if e.kind == PRUNE]
+    entries = [e for e in _opening(member, verdict) if e.kind == PRUNE]
     claimed = [p.get("seq") for p in (manifest.get("pruned") or {}).get("prunes", [])]
     if [e.seq for e in entries] != claimed:
         verdict.problems.append(
@@ -577,21 +579,17 @@ def _pruned_bodies(
         )
 
 
-def _opening(data: bytes, verdict: Verdict, member: str = bundle.OPENING) -> list[Entry]:
-    """Entries of a member bounded by the fleet (the opening, the prunings): read whole,
-    each against its own hash."""
+def _opening(member: _Member, verdict: Verdict) -> list[Entry]:
+    """Entries of a member bounded by the fleet (the opening, the prunings), each against
+    its own hash."""
     entries: list[Entry] = []
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, line in member.lines():
         try:
-            entries.append(bundle.parse_entry(json.loads(line)))
-        except ValueError:
-            verdict.problems.append(f"{member} line {number} is not JSON (edited)")
+            entries.append(bundle.parse_entry(line))
         except bundle.Malformed as exc:
-            verdict.problems.append(f"{member} line {number}: {exc} (edited)")
+            verdict.problems.append(f"{member.name} line {number}: {exc} (edited)")
     for entry in entries:
         if entry.recomputed() != entry.hash:
-            where = "opening" if member == bundle.OPENING else "pruning"
+            where = "opening" if member.name == bundle.OPENING else "pruning"
             verdict.problems.append(f"{where} {_name(entry)} does not match its hash: edited")
     return entries
