@@ -77,9 +77,11 @@ def _duration(micros: int) -> str:
 
 
 def _share(part: int, whole: int) -> str:
+    """A share rounded down: 1,999 of 2,000 is 99.9 %, never 100.0 %."""
     if not whole:
         return "—"
-    return f"{100 * part / whole:.1f}%<br><small>{part:,}/{whole:,}</small>"
+    tenths = 1000 * part // whole
+    return f"{tenths // 10}.{tenths % 10}%<br><small>{part:,}/{whole:,}</small>"
 
 
 class _Drawing:

@@ -125,6 +125,11 @@ def test_a_revoked_device_no_longer_counts() -> None:
     assert summary.weeks[0].assessed == {} and summary.device_events == {"revoked": 1}
 
 
+def test_a_share_short_of_everyone_never_reads_100_percent() -> None:
+    assert html._share(1999, 2000).startswith("99.9%") and html._share(0, 0) == "—"
+    assert html._share(2000, 2000).startswith("100.0%")
+
+
 def test_the_drawn_report_shows_the_shares_and_the_failure_in_beijing_time() -> None:
     summary = _summary()
     header = {**HEADER, "period": {**HEADER["period"], "from": "…", "to": "…"},
@@ -132,7 +137,7 @@ def test_the_drawn_report_shows_the_shares_and_the_failure_in_beijing_time() -> 
               "signing_key": "k", "counts": {"report": 34},
               "chain": {"first_seq": 1, "last_seq": 40, "last_hash": "00"}}  # fmt: skip
     page = html.draw(header, CONTEXT, summary).decode("utf-8")
-    assert "66.7%<br><small>2/3</small>" in page  # week 1, all devices
+    assert "66.6%<br><small>2/3</small>" in page  # week 1, all devices (rounded down)
     assert "50.0%<br><small>1/2</small>" in page  # week 1, 财务部
     assert "4 天 d 20 小时 h" in page  # b's firewall past grace
     assert "2026-10-07 13:00" in page  # when it passed grace, Beijing time
