@@ -28,13 +28,15 @@ up to `--end`:
   were written, made by the store's own `Appender` (canonical payloads, `entry_hash`), so
   `audit verify` passes.
 
-Rows are written in large transactions (executemany on SQLite, COPY on PostgreSQL), streamed:
-memory holds one cycle of reports at a time. Progress goes to standard error.
+Rows are written a transaction per simulated day (executemany on SQLite, COPY on PostgreSQL),
+streamed: memory holds one cycle of reports at a time. After each day the chain's checkpoint
+is advanced as `serve` does every hour (`--no-checkpoints`: as a collector that never served).
+Progress goes to standard error.
 
 Then it measures, as processes: `audit public-key`, `audit export --from --to --out
 --progress` (the whole span, or the last `--period-days`) and `audit verify BUNDLE
---public-key KEY.pem`: wall time, CPU time and peak resident memory (the child's rusage), the
-bundle's size and members and the records in it, beside the targets.
+--public-key KEY.pem`: wall time, CPU time and peak resident memory (the command's own rusage:
+see LAUNCHER), the bundle's size and members and the records in it, beside the targets.
 
     .venv/bin/python bench/audit_quarter.py --devices 10000 --days 90 --every 24
     .venv/bin/python bench/audit_quarter.py --devices 1000 --every 1 --folder /var/tmp/aq-1h
