@@ -70,7 +70,7 @@ def zone_of(context: Mapping[str, Any]) -> Zone:
     return Zone(str(value.get("name", "")), int(value.get("utc_offset_minutes", 0)))
 
 
-def week_ends(from_us: int, to_us: int, zone: Zone) -> list[tuple[int, int]]:
+def weeks_of(from_us: int, to_us: int, zone: Zone) -> list[tuple[int, int]]:
     """The period cut at each Monday 00:00 local time: (start, end) of each week in it, the
     first and last possibly partial."""
     start = zone.moment(from_us)
@@ -154,7 +154,7 @@ class Summary:
         for c in checks:
             self.clause_checks.setdefault(str(c["clause"]), []).append(str(c["check_id"]))
         self.groups: Mapping[str, str] = context.get("groups", {})
-        self.weeks = [Week(a, b) for a, b in week_ends(self.from_us, self.to_us, self.zone)]
+        self.weeks = [Week(a, b) for a, b in weeks_of(self.from_us, self.to_us, self.zone)]
         self._week = 0
         self.last_report: dict[str, int] = {}
         self.gone: dict[str, int] = {}

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Mapping
 
 from devposture.collector.evidence import chain, html
-from devposture.collector.evidence.summary import BEIJING, Summary, week_ends
+from devposture.collector.evidence.summary import BEIJING, Summary, weeks_of
 
 BJ = dt.timezone(dt.timedelta(hours=8))
 HOUR = 3_600_000_000
@@ -86,7 +86,7 @@ def _summary() -> Summary:
 def test_the_period_is_cut_into_weeks_at_monday_midnight_beijing_time() -> None:
     # From a Wednesday noon: a short first week, whole ones, a short last one.
     start = int(dt.datetime(2026, 10, 7, 12, tzinfo=BJ).timestamp() * 1_000_000)
-    weeks = week_ends(start, END + 24 * HOUR, BEIJING)
+    weeks = weeks_of(start, END + 24 * HOUR, BEIJING)
     assert [w[1] - w[0] for w in weeks] == [4.5 * 24 * HOUR, 7 * 24 * HOUR, 24 * HOUR]
     assert weeks[0][1] == MONDAY + 7 * 24 * HOUR
 
