@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from devposture.collector.evidence import chain
+from devposture.collector.evidence.opening import Opening
 
 if TYPE_CHECKING:
     from devposture.collector.store import Store
@@ -118,6 +119,8 @@ class Tables(Protocol):
     def pairs(self) -> Iterator[list[Pair]]: ...
     def history(self, device_id: str, check_id: str) -> list[Record]: ...
     def waivers(self) -> Iterator[list[WaiverRow]]: ...
+    def checkpoints(self) -> Iterator[tuple[int, int, list[int]]]: ...
+    def opening_entries(self, first: int, last: int) -> Iterator[chain.Entry]: ...
 
 
 @dataclass(frozen=True)
@@ -460,6 +463,7 @@ class TableCheck:
                 self._verdicts(last_seq),
                 self._waivers(last_seq),
                 self._resolve(last_seq),
+                checkpoint_findings(self._tables, last_seq),
             ]
             for step in steps:
                 for finding in step:
@@ -677,6 +681,38 @@ class PeriodCheck:
 
     def findings(self) -> Findings:
         return Findings(self.found, self.total, self.entries)
+
+
+def checkpoint_findings(tables: Tables, last_seq: int) -> Iterator[Finding]:
+    """Each checkpoint against the chain: folded again from the one before it (one pass over
+    the chain in all), it must name the same opening entries. A checkpoint is an index an
+    operator could edit, and an export opens its period from it: a FAIL left out of it would
+    be left out of the bundle's opening, which the verifier cannot see."""
+    opening = Opening()
+    for seq, at_us, recorded in tables.checkpoints():
+        if seq > last_seq:
+            yield Finding("evidence_checkpoints", f"seq {seq}", None,
+                          f"is past the chain's last entry (seq {last_seq})",
+                          f"{DIFFERS}（{EDITED}）")  # fmt: skip
+            return
+        opening.fold(tables.opening_entries(opening.through + 1, seq))
+        opening.through = seq
+        opening.forget_expired(at_us)
+        expected = opening.seqs()
+        if recorded != expected:
+            missing = sorted(set(expected) - set(recorded))[:5]
+            extra = sorted(set(recorded) - set(expected))[:5]
+            yield Finding(
+                "evidence_checkpoints", f"seq {seq}", seq,
+                f"does not hold the opening the chain gives (missing seq {missing},"
+                f" not the latest: seq {extra}); exports of periods starting after it open"
+                " wrongly until it is deleted (the next export records it again)",
+                f"{DIFFERS}（{EDITED}）",
+            )  # fmt: skip
+            opening = Opening()  # judge the next one by the chain alone
+            opening.fold(tables.opening_entries(1, seq))
+            opening.through = seq
+            opening.forget_expired(at_us)
 
 
 def _links(entry: chain.Entry, expected: int, prev_hash: bytes) -> Iterator[Finding]:

@@ -82,6 +82,24 @@ class Checkpoints(Part):
         self.record(opening, last.at_us)
         return opening.through
 
+    def recorded(self) -> Iterator[tuple[int, int, list[int]]]:
+        """Every checkpoint, oldest first: (seq, at_us, the opening seqs it holds)."""
+        last = 0
+        while True:
+            row = self._db.execute(
+                "SELECT seq, at_us, entries FROM evidence_checkpoints WHERE seq > ?"
+                " ORDER BY seq LIMIT 1",
+                (last,),
+            ).fetchone()
+            if row is None:
+                return
+            last = int(row[0])
+            yield last, int(row[1]), _unpack(bytes(row[2]))
+
+    def kinds_between(self, first: int, last: int) -> Iterator[Entry]:
+        """The entries an opening is folded from, in [first, last], in sequence order."""
+        return self._kinds_between(first, last)
+
     def forward(self, through: int) -> tuple[Opening, int]:
         """The opening as of entry `through`: the latest checkpoint before it, then every
         entry after it folded. Returns it and how many entries were folded."""

@@ -26,6 +26,7 @@ from devposture.collector.evidence import chain
 from devposture.collector.evidence.crosscheck import Key, Pair, Record, Verdict, WaiverRow
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import entries, head, padded
+from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.engine import Dialect, SqliteDatabase
 
 # Rows per batch of a walk in key order (a few thousand: one statement each, bounded memory).
@@ -216,6 +217,14 @@ class Crosscheck(Part):
             (first, last, kind),
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
+
+    def checkpoints(self) -> Iterator[tuple[int, int, list[int]]]:
+        """Every checkpoint of the chain, oldest first (`store/checkpoints.py`)."""
+        return Checkpoints(self._db).recorded()
+
+    def opening_entries(self, first: int, last: int) -> Iterator[chain.Entry]:
+        """The entries an opening is folded from, in [first, last]."""
+        return Checkpoints(self._db).kinds_between(first, last)
 
     def pruned_before(self) -> int:
         """Report bodies received before this were pruned under the retention policy, by the

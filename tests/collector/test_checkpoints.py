@@ -13,11 +13,13 @@ import pytest
 
 from devposture.collector.compliance import Waiver
 from devposture.collector.evidence import bundle, chain, export
+from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.evidence.opening import Opening
 from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
 from devposture.policy import default_policy
-from tests.databases import fresh_database
+from tests.databases import fresh_database, raw
 
 T0 = dt.datetime(2026, 10, 1, 9, 0, tzinfo=dt.UTC)
 DEVICES = ("d1", "d2", "d3")
@@ -43,8 +45,13 @@ def _history(store: Store, rounds: range) -> None:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = Store.open(fresh_database(tmp_path, "db.sqlite"))
+def target(tmp_path: Path) -> DatabaseTarget:
+    return fresh_database(tmp_path, "db.sqlite")
+
+
+@pytest.fixture
+def store(target: DatabaseTarget) -> Store:
+    opened = Store.open(target)
     for device in DEVICES:
         _enroll(opened, device)
     _history(opened, range(12))
@@ -154,3 +161,26 @@ def test_an_export_records_a_checkpoint_that_the_next_export_opens_from(
 def _opening_of(path: Path) -> list[dict[str, object]]:
     with zipfile.ZipFile(path) as archive:
         return [json.loads(line) for line in archive.read(bundle.OPENING).splitlines()]
+
+
+def test_audit_check_holds_each_checkpoint_to_the_chain(
+    store: Store, target: DatabaseTarget
+) -> None:
+    """A checkpoint is an index an operator could edit (an export opens its period from it):
+    `audit check` folds the chain again and names one that does not hold what it gives."""
+    head = _all(store)[-1]
+    assert store.checkpoints.advance(head.at_us, step=10) == 10
+    assert store.checkpoints.advance(head.at_us, step=30) == 40
+    assert store.checkpoints.advance(head.at_us + 86_400_000_000, step=10_000) == head.seq
+    checks = [c.check_id for c in default_policy().checks]
+    assert table_disagreements(store, checks=checks).ok
+    other = raw(target)
+    try:  # the second checkpoint made to say what the first said
+        other.execute("UPDATE evidence_checkpoints SET entries = (SELECT entries FROM"
+                      " evidence_checkpoints WHERE seq = 10) WHERE seq = 40")  # fmt: skip
+    finally:
+        other.close()
+    found = table_disagreements(store, checks=checks)
+    assert found.total == 1, found.text()
+    assert found.found[0].text().startswith("evidence_checkpoints row [seq 40] (chain seq 40):")
+    assert "does not hold the opening the chain gives" in found.found[0].text()
