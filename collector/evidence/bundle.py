@@ -59,6 +59,20 @@ def entry_line(entry: Entry) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_TEXT = json.JSONEncoder(ensure_ascii=False)
+
+
+def entry_jsonl(entry: Entry) -> bytes:
+    """`jsonl(entry_line(entry))`, byte for byte, written out directly: it is every line of
+    a quarter's chain (a million of them), where building and sorting a dict per line showed."""
+    return (
+        f'{{"at_us": {entry.at_us}, "hash": "{entry.hash.hex()}",'
+        f' "key": {_TEXT.encode(entry.key)}, "kind": {_TEXT.encode(entry.kind)},'
+        f' "payload": {_TEXT.encode(entry.payload.decode("utf-8"))},'
+        f' "prev_hash": "{entry.prev_hash.hex()}", "seq": {entry.seq}}}\n'
+    ).encode()
+
+
 def index_line(entry: Entry) -> list[object]:
     return [entry.seq, entry.kind, entry.key, entry.hash.hex()]
 

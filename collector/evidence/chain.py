@@ -19,6 +19,7 @@ database. The chain's table and its SQL are the store's (`collector/store/chain.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -80,6 +81,12 @@ class Entry:
                           payload=self.payload)
 
     def record(self) -> dict[str, object]:
+        """The payload as JSON, parsed once per entry (the exporter and the verifier read it
+        for the report's figures and again to hold it to its row): read it, never change it."""
+        return self._record
+
+    @functools.cached_property
+    def _record(self) -> dict[str, object]:
         value = json.loads(self.payload)
         assert isinstance(value, dict)
         return value

@@ -182,10 +182,10 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
             last_hash = last_hash or prev_hash
             with _member(archive, bundle.OPENING, digests) as opening_out:
                 for entry in opening:
-                    opening_out.write(bundle.jsonl(bundle.entry_line(entry)))
+                    opening_out.write(bundle.entry_jsonl(entry))
             with _member(archive, bundle.PRUNED, digests) as pruned_out:
                 for entry in prunes:
-                    pruned_out.write(bundle.jsonl(bundle.entry_line(entry)))
+                    pruned_out.write(bundle.entry_jsonl(entry))
             with _member(archive, bundle.CONTEXT, digests) as context_out:
                 context_out.write(json.dumps(context, ensure_ascii=False, sort_keys=True,
                                              indent=1).encode("utf-8"))  # fmt: skip
@@ -240,7 +240,7 @@ def _write_period(
                 bodies = checked.add(batch)
                 for entry in batch:
                     counts[entry.kind] = counts.get(entry.kind, 0) + 1
-                    chain_out.write(bundle.jsonl(bundle.entry_line(entry)))
+                    chain_out.write(bundle.entry_jsonl(entry))
                     index_out.write(bundle.jsonl(bundle.index_line(entry)))
                     body = bodies.get(entry.key) if entry.kind == chain.REPORT else None
                     if body == b"":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 
-from devposture.collector.evidence import chain, html
+from devposture.collector.evidence import bundle, chain, html
 from devposture.collector.evidence.summary import BEIJING, Summary, weeks_of
 
 BJ = dt.timezone(dt.timedelta(hours=8))
@@ -142,3 +142,13 @@ def test_the_drawn_report_shows_the_shares_and_the_failure_in_beijing_time() -> 
     assert "4 天 d 20 小时 h" in page  # b's firewall past grace
     assert "2026-10-07 13:00" in page  # when it passed grace, Beijing time
     assert "2026-10-05 00:00 – 2026-10-19 00:00" in page
+
+
+def test_a_chain_line_written_out_directly_is_the_json_of_its_entry() -> None:
+    """The exporter writes chain lines without a dict per line; they must be the bytes the
+    JSON of the entry is (the verifier parses them; a later version may compare them)."""
+    payload = chain.canonical({"reason": 'say "离线" \\ \n\t\x01 ok', "n": 1, "d": "测试"})
+    entry = chain.Entry(12, chain.STATE, 1_796_000_000_000_001, 'd1/"防火墙"/5', payload,
+                        bytes(range(32)), bytes(32))  # fmt: skip
+    assert bundle.entry_jsonl(entry) == bundle.jsonl(bundle.entry_line(entry))
+    assert entry.record() is entry.record()  # parsed once
