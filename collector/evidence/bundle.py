@@ -48,6 +48,8 @@ CONTEXT = "context.json"
 HTML = "report.html"
 PRUNED = "pruned.jsonl"
 MEMBERS = (CHAIN, INDEX, OPENING, REPORTS, CONTEXT, HTML, PRUNED)
+# JSON text of a string as `jsonl` writes it (UTF-8 kept, not escaped).
+_TEXT = json.JSONEncoder(ensure_ascii=False)
 
 
 def entry_line(entry: Entry) -> dict[str, Any]:
@@ -58,8 +60,6 @@ def entry_line(entry: Entry) -> dict[str, Any]:
         "prev_hash": entry.prev_hash.hex(), "hash": entry.hash.hex(),
     }  # fmt: skip
 
-
-_TEXT = json.JSONEncoder(ensure_ascii=False)
 
 
 def entry_jsonl(entry: Entry) -> bytes:
@@ -75,6 +75,12 @@ def entry_jsonl(entry: Entry) -> bytes:
 
 def index_line(entry: Entry) -> list[object]:
     return [entry.seq, entry.kind, entry.key, entry.hash.hex()]
+
+
+def index_jsonl(entry: Entry) -> bytes:
+    """`jsonl(index_line(entry))`, byte for byte, written out directly (as `entry_jsonl`)."""
+    return (f"[{entry.seq}, {_TEXT.encode(entry.kind)}, {_TEXT.encode(entry.key)},"
+            f' "{entry.hash.hex()}"]\n').encode()  # fmt: skip
 
 
 class Malformed(Exception):
@@ -105,6 +111,12 @@ def facts_of(body: bytes) -> dict[str, Any] | None:
 def report_line(seq: int, report_id: str, body: bytes) -> dict[str, Any]:
     return {"seq": seq, "report_id": report_id,
             "body_base64": base64.b64encode(body).decode("ascii")}  # fmt: skip
+
+
+def report_jsonl(seq: int, report_id: str, body: bytes) -> bytes:
+    """`jsonl(report_line(…))`, byte for byte, written out directly (as `entry_jsonl`)."""
+    return (f'{{"body_base64": "{base64.b64encode(body).decode("ascii")}",'
+            f' "report_id": {_TEXT.encode(report_id)}, "seq": {seq}}}\n').encode()  # fmt: skip
 
 
 def pruned_claim(prunes: list[Entry], bodies: int) -> dict[str, Any]:

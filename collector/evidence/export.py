@@ -241,14 +241,13 @@ def _write_period(
                 for entry in batch:
                     counts[entry.kind] = counts.get(entry.kind, 0) + 1
                     chain_out.write(bundle.entry_jsonl(entry))
-                    index_out.write(bundle.jsonl(bundle.index_line(entry)))
+                    index_out.write(bundle.index_jsonl(entry))
                     body = bodies.get(entry.key) if entry.kind == chain.REPORT else None
                     if body == b"":
                         pruned += 1
                         last_pruned = max(last_pruned, int(str(entry.record()["received_us"])))
                     elif body is not None:
-                        reports_out.write(bundle.jsonl(bundle.report_line(entry.seq, entry.key,
-                                                                          body)))  # fmt: skip
+                        reports_out.write(bundle.report_jsonl(entry.seq, entry.key, body))
                     figures.add(entry)
                     last_hash = entry.hash
                 if progress is not None and span is not None:

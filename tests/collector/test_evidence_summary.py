@@ -151,4 +151,9 @@ def test_a_chain_line_written_out_directly_is_the_json_of_its_entry() -> None:
     entry = chain.Entry(12, chain.STATE, 1_796_000_000_000_001, 'd1/"防火墙"/5', payload,
                         bytes(range(32)), bytes(32))  # fmt: skip
     assert bundle.entry_jsonl(entry) == bundle.jsonl(bundle.entry_line(entry))
+    assert bundle.index_jsonl(entry) == bundle.jsonl(bundle.index_line(entry))
+    body = bytes(range(256))
+    assert bundle.report_jsonl(7, 'r-"报告"', body) == bundle.jsonl(
+        bundle.report_line(7, 'r-"报告"', body)
+    )
     assert entry.record() is entry.record()  # parsed once
