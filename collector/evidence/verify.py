@@ -225,6 +225,7 @@ def _check(
                        {bundle.MANIFEST, bundle.SIGNATURE}):  # fmt: skip
         verdict.problems.append(f"member {name} was added to the bundle")
     verdict.problems += streamed.problems + opening_verdict.problems
+    figures = walk.figures  # the walk's, or why it could not go on folding
     if figures is None:
         # Signed, so unchanged; but drawn by another version's layout, which this one
         # cannot redraw to compare with the records.
@@ -262,7 +263,7 @@ def _figures(
     try:
         figures = Summary(html.header_of(manifest), html.load_context(context_bytes or b"{}"))
         figures.opening(opening)
-    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+    except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
         return exc
     return figures
 
@@ -278,7 +279,7 @@ def _redraw(
         figures.finish()
         context = html.load_context(context_bytes or b"{}")
         again = html.draw(html.header_of(manifest), context, figures)
-    except (ValueError, KeyError, TypeError, AssertionError) as exc:
+    except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
         verdict.problems.append(f"the report cannot be made again from the records ({exc})")
     else:
         if again != page:
@@ -351,7 +352,12 @@ class _Walk:
             if entry.kind == REPORT:
                 self._body_of(entry)
             if isinstance(self.figures, Summary):
-                self.figures.add(entry)
+                try:
+                    self.figures.add(entry)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    # An edited record the report cannot be drawn from (named above, as
+                    # not matching its hash): the redraw says so, the walk goes on.
+                    self.figures = exc
         if self.ranged and self.next_seq <= self.last:
             self.gaps.append([self.next_seq, self.last])
         self._missing()

@@ -310,6 +310,25 @@ def test_an_edited_report_body_is_caught_and_named(
     assert f"({edit.report}) does not match its chain entry: edited" in out  # type: ignore[attr-defined]
 
 
+def test_a_record_edited_past_recognition_is_named_and_the_verifier_goes_on(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report record whose payload lost its fields: the verifier names it and says the
+    report cannot be drawn from the records, instead of stopping on it."""
+
+    def edit(members: dict[str, bytes]) -> None:
+        lines = _chain_lines(members)
+        target = next(line for line in lines if line["kind"] == chain.REPORT)
+        target["payload"] = "{}"
+        edit.seq = target["seq"]  # type: ignore[attr-defined]
+        _put_chain(members, lines)
+
+    code, out = _verify(_tampered(auditor, "gutted", edit), auditor.public_key, capsys)
+    assert code == 1, out
+    assert f"report record seq {edit.seq} " in out and "does not match its hash" in out  # type: ignore[attr-defined]
+    assert "the report cannot be made again from the records" in out
+
+
 def test_an_edited_manifest_fails_the_signature(
     auditor: Evidence, capsys: pytest.CaptureFixture[str]
 ) -> None:
