@@ -88,7 +88,8 @@ class Entry:
     @functools.cached_property
     def _record(self) -> dict[str, object]:
         value = json.loads(self.payload)
-        assert isinstance(value, dict)
+        if not isinstance(value, dict):
+            raise ValueError(f"the payload of seq {self.seq} is not a JSON object")
         return value
 
 

@@ -313,7 +313,7 @@ class _Walk:
         self.count = 0
         # Bodies received before this were pruned under the retention policy (signed claims:
         # the prune entries in pruned.jsonl); those missing are counted, not deleted.
-        self.pruned_before = max((int(str(p.record()["before_us"])) for p in prunes), default=0)
+        self.pruned_before = max((_number(p, "before_us") for p in prunes), default=0)
         self.pruned = 0
 
     def _index_line(self, number: int, item: object) -> tuple[int, tuple[str, str, str]] | None:
@@ -418,7 +418,7 @@ class _Walk:
     def _body_of(self, entry: Entry) -> None:
         """Match a report entry with its body line (both in sequence order)."""
         found = self.bodies.get(entry.seq)
-        if found is None and int(str(entry.record()["received_us"])) < self.pruned_before:
+        if found is None and 0 <= _number(entry, "received_us") < self.pruned_before:
             self.pruned += 1
             return
         if found is None:
@@ -431,7 +431,7 @@ class _Walk:
         if entry.key != report_id:
             self.verdict.problems.append(f"{where} has no report entry in the chain: inserted")
             self.verdict.problems.append(f"the body of {_name(entry)} is missing: deleted")
-        elif hashlib.sha256(body).hexdigest() != entry.record().get("body_sha256"):
+        elif hashlib.sha256(body).hexdigest() != _field(entry, "body_sha256"):
             self.verdict.problems.append(f"{where} does not match its chain entry: edited")
         elif facts is not _NO_FACTS and facts != bundle.facts_of(body):
             self.verdict.problems.append(f"the facts shown for {where} are not its body: edited")
@@ -483,6 +483,26 @@ class _Walk:
 
 
 _NO_FACTS = object()  # a format 3 line: the body alone
+def _pruned_claim(manifest: dict[str, Any]) -> dict[str, Any]:
+    claim = manifest.get("pruned")
+    return claim if isinstance(claim, dict) else {}
+
+
+def _field(entry: Entry, name: str) -> object:
+    """A field of an entry's payload, or None when the payload (edited: its hash says so)
+    is not a JSON object."""
+    try:
+        return entry.record().get(name)
+    except (ValueError, AssertionError):
+        return None
+
+
+def _number(entry: Entry, name: str) -> int:
+    """A whole-number field of an entry's payload; -1 when it has none."""
+    value = _field(entry, name)
+    return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
+
 LISTED_MISSING = 1000  # missing entries named one by one in a run; the rest as a range
 
 
@@ -555,7 +575,9 @@ def _range(claims: dict[str, Any], verdict: Verdict) -> None:
 def _prunes(member: _Member, manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
     """The prune entries the bundle names, each against its own hash and the manifest."""
     entries = [e for e in _opening(member, verdict) if e.kind == PRUNE]
-    claimed = [p.get("seq") for p in (manifest.get("pruned") or {}).get("prunes", [])]
+    prunes = _pruned_claim(manifest).get("prunes")
+    claimed = [p.get("seq") if isinstance(p, dict) else None
+               for p in (prunes if isinstance(prunes, list) else [])]  # fmt: skip
     if [e.seq for e in entries] != claimed:
         verdict.problems.append(
             f"{bundle.PRUNED} does not hold the prunings the manifest names (seq {claimed}):"
@@ -568,18 +590,19 @@ def _pruned_bodies(
     manifest: dict[str, Any], found: int, prunes: list[Entry], verdict: Verdict
 ) -> None:
     """The count of pruned bodies is the manifest's, and the auditor is told plainly."""
-    claimed = (manifest.get("pruned") or {}).get("bodies", 0)
+    claimed = _pruned_claim(manifest).get("bodies", 0)
     if found != claimed:
         verdict.problems.append(
             f"the manifest says {claimed} report bodies of the period were pruned under the"
             f" retention policy, but {found} are missing under a pruning: edited"
         )
     if found and prunes:
-        last = prunes[-1].record()
+        last = prunes[-1]
         verdict.notes.append(
             f"{found} report bodies of this period were deleted under the retention policy"
-            f" ({last['retention_days']} days; the last pruning, at_us {last['at_us']}, of"
-            f" everything received before at_us {last['before_us']}): their chain entries,"
+            f" ({_field(last, 'retention_days')} days; the last pruning, at_us"
+            f" {_field(last, 'at_us')}, of everything received before at_us"
+            f" {_field(last, 'before_us')}): their chain entries,"
             " with each body's SHA-256, remain and verify."
             " 报告正文已按保留策略删除，其哈希仍在证据链中。"
         )

@@ -310,16 +310,18 @@ def test_an_edited_report_body_is_caught_and_named(
     assert f"({edit.report}) does not match its chain entry: edited" in out  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("payload", ["{}", "not JSON", "[1, 2]"])
 def test_a_record_edited_past_recognition_is_named_and_the_verifier_goes_on(
-    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+    auditor: Evidence, capsys: pytest.CaptureFixture[str], payload: str
 ) -> None:
-    """A report record whose payload lost its fields: the verifier names it and says the
-    report cannot be drawn from the records, instead of stopping on it."""
+    """A report record whose payload lost its fields, or is not a JSON object at all: the
+    verifier names it and says the report cannot be drawn from the records, instead of
+    stopping on it."""
 
     def edit(members: dict[str, bytes]) -> None:
         lines = _chain_lines(members)
         target = next(line for line in lines if line["kind"] == chain.REPORT)
-        target["payload"] = "{}"
+        target["payload"] = payload
         edit.seq = target["seq"]  # type: ignore[attr-defined]
         _put_chain(members, lines)
 
