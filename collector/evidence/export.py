@@ -123,7 +123,7 @@ def _opening(
     """How things stood when the period began (`evidence.opening`), from the latest
     checkpoint before it; and the opening to record as a checkpoint, when one is worth it."""
     opening, folded = store.checkpoints.forward(boundary - 1)
-    entries = list(store.checkpoints.entries_at(opening.seqs(start_us)))
+    entries = list(store.evidence.chain_at(opening.seqs(start_us)))
     return entries, (opening if folded > CHECKPOINT_AFTER else None)
 
 
@@ -215,7 +215,6 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
     partial.rename(out)
     if checkpoint is not None and anchor:
         # Where the period begins: the next export of a later period opens from here.
-        checkpoint.forget_expired(anchor[0].at_us)
         store.checkpoints.record(checkpoint, anchor[0].at_us)
     return Exported(out, span[0] if span else None, span[1] if span else None, counts,
                     signing.fingerprint(public))  # fmt: skip

@@ -21,6 +21,7 @@ from devposture.collector.evidence.chain import DEVICE, REPORT, STATE, WAIVER, E
 
 # The kinds an opening is folded from (admin entries say nothing about a standing).
 KINDS = (REPORT, STATE, WAIVER, DEVICE)
+# Identity events after which a device no longer counts (its status never returns to active).
 GONE = ("revoked", "retired")
 
 

@@ -30,13 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devposture.collector.evidence.chain import ADMIN, DEVICE, REPORT, STATE, WAIVER, Entry
+from devposture.collector.evidence.opening import GONE
 from devposture.collector.standing_rule import Facts, decide
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 COMPLIANT = ("PASS", "EXEMPT")
-# Identity events after which a device no longer counts (its status never returns to active).
-GONE = ("revoked", "retired")
 ALL_DEVICES = ""  # the key of the whole fleet's row (device groups are never empty names)
 
 

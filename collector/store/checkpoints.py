@@ -55,7 +55,10 @@ class Checkpoints(Part):
         return None if row is None else (int(row[0]), _unpack(bytes(row[1])))
 
     def record(self, opening: Opening, at_us: int) -> None:
-        """Keep `opening` as the checkpoint at its last entry (once: a second is the same)."""
+        """Keep `opening` as the checkpoint at its last entry, written at `at_us` (once: a
+        second is the same). The waivers expired by then are left out: no later period's
+        opening holds them (the rule `audit check` folds checkpoints again by)."""
+        opening.forget_expired(at_us)
         with self._write() as cur:
             cur.execute(
                 "INSERT INTO evidence_checkpoints(seq, at_us, entries) VALUES (?, ?, ?)"
@@ -78,7 +81,6 @@ class Checkpoints(Part):
             return None
         opening, _ = self.forward(min(int(head), latest + step))
         [last] = select(self._db, "seq = ?", (opening.through,))
-        opening.forget_expired(last.at_us)
         self.record(opening, last.at_us)
         return opening.through
 
@@ -96,27 +98,20 @@ class Checkpoints(Part):
             last = int(row[0])
             yield last, int(row[1]), _unpack(bytes(row[2]))
 
-    def kinds_between(self, first: int, last: int) -> Iterator[Entry]:
-        """The entries an opening is folded from, in [first, last], in sequence order."""
-        return self._kinds_between(first, last)
-
     def forward(self, through: int) -> tuple[Opening, int]:
         """The opening as of entry `through`: the latest checkpoint before it, then every
         entry after it folded. Returns it and how many entries were folded."""
         found = self.latest(through)
         opening = Opening()
         if found is not None:
-            opening.fold(self.entries_at(found[1]))
+            opening.fold(Evidence(self._db).chain_at(found[1]))
             opening.through = found[0]
-        folded = opening.fold(self._kinds_between(opening.through + 1, through))
+        folded = opening.fold(self.kinds_between(opening.through + 1, through))
         opening.through = max(opening.through, through)
         return opening, folded
 
-    def entries_at(self, seqs: Sequence[int]) -> Iterator[Entry]:
-        """The chain's entries at `seqs` (sorted), in sequence order."""
-        return Evidence(self._db).chain_at(seqs)
-
-    def _kinds_between(self, first: int, last: int) -> Iterator[Entry]:
+    def kinds_between(self, first: int, last: int) -> Iterator[Entry]:
+        """The entries an opening is folded from, in [first, last], in sequence order."""
         for low in range(first, last + 1, BATCH):
             yield from select(self._db, f"seq BETWEEN ? AND ? AND kind IN ({_KINDS})",
                               (low, min(low + BATCH - 1, last)))  # fmt: skip
