@@ -172,7 +172,8 @@ def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
 
 
 def _small(archive: zipfile.ZipFile, name: str) -> bytes | None:
-    """A member bounded by the fleet, not the period (manifest, context, opening, report)."""
+    """A member bounded by the fleet, not the period, read whole (manifest, context,
+    report)."""
     return archive.read(name) if name in archive.NameToInfo else None
 
 
@@ -219,7 +220,7 @@ def _check(
     for name, digest in sorted(members.items()):
         if name not in archive.NameToInfo:
             verdict.problems.append(f"member {name} was removed from the bundle")
-        elif digests.get(name, _digest_of(archive, name)) != digest:
+        elif (digests[name] if name in digests else _digest_of(archive, name)) != digest:
             verdict.problems.append(f"member {name} was changed after the collector signed it")
     for name in sorted(set(archive.NameToInfo) - set(members) -
                        {bundle.MANIFEST, bundle.SIGNATURE}):  # fmt: skip
@@ -248,11 +249,9 @@ def _check(
 
 
 def _digest_of(archive: zipfile.ZipFile, name: str) -> str:
-    sha = hashlib.sha256()
-    with archive.open(name) as handle:
-        while chunk := handle.read(_Member.CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
+    """The SHA-256 of a member the checks above did not read (one the manifest names beside
+    the usual ones)."""
+    return _Member(archive, name, Verdict()).digest()
 
 
 def _figures(
