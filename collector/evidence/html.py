@@ -20,7 +20,6 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
-from devposture.collector.evidence.chain import Entry
 from devposture.collector.evidence.summary import Summary
 
 # 1: the first report; 2: the verification hint names `--after`; 3: summaries that stay
@@ -252,20 +251,6 @@ def draw(header: Mapping[str, Any], context: Mapping[str, Any], summary: Summary
     out = [*drawing.head(), *drawing.weekly(), *drawing.past_grace(), *drawing.waivers(),
            *drawing.activity(), "</body></html>\n"]  # fmt: skip
     return "\n".join(out).encode("utf-8")
-
-
-def render(
-    header: Mapping[str, Any], context: Mapping[str, Any], opening: Iterable[Entry],
-    entries: Iterable[Entry],
-) -> bytes:  # fmt: skip
-    """The report of records at hand (the exporter and verifier stream theirs through a
-    `Summary` instead)."""
-    summary = Summary(header, context)
-    summary.opening(opening)
-    for entry in entries:
-        summary.add(entry)
-    summary.finish()
-    return draw(header, context, summary)
 
 
 def layout_of(manifest: Mapping[str, Any]) -> int:

@@ -37,6 +37,7 @@ from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, html, signing
+from devposture.collector.evidence.summary import Summary
 from devposture.collector.evidence.verify import verify_bundle
 from devposture.collector.store import (
     CheckResult,
@@ -847,7 +848,10 @@ def _fixed_report() -> bytes:
         "signing_key": "ed25519:00", "counts": {"report": 0},
         "chain": {"first_seq": 1, "last_seq": 0, "last_hash": "00" * 32},
     }  # fmt: skip
-    return html.render(html.header_of(manifest), {}, [], [])
+    header = html.header_of(manifest)
+    figures = Summary(header, {})
+    figures.finish()
+    return html.draw(header, {}, figures)
 
 
 def test_the_report_layout_is_named_for_what_it_draws() -> None:
