@@ -30,17 +30,10 @@ _PIECE = 500
 
 
 @dataclass(frozen=True)
-class Pruned:
-    seq: int  # the prune's chain entry
-    before_us: int
-    reports: int
-
-
-@dataclass(frozen=True)
 class PruneSpan:
     """One pruning, as `pruned_spans` keeps it beside its chain entry."""
 
-    seq: int
+    seq: int  # the prune's chain entry
     at_us: int
     before_us: int
     reports: int
@@ -49,7 +42,9 @@ class PruneSpan:
 class Retention(Part):
     """`Store.retention`."""
 
-    def prune(self, *, retention_days: int, now_us: int, limit: int = LIMIT) -> Pruned | None:
+    def prune(
+        self, *, retention_days: int, now_us: int, limit: int = LIMIT
+    ) -> PruneSpan | None:
         """Empty the bodies of reports received more than `retention_days` before `now_us`
         (and before the latest checkpoint), oldest first, at most `limit`; chain it."""
         cutoff = now_us - retention_days * DAY_US
@@ -100,7 +95,7 @@ class Retention(Part):
                 "INSERT INTO pruned_spans(seq, at_us, before_us, reports) VALUES (?, ?, ?, ?)",
                 (seq, now_us, before, len(go)),
             )
-        return Pruned(seq, before, len(go))
+        return PruneSpan(seq, now_us, before, len(go))
 
     def covering(self, received_us: int) -> PruneSpan | None:
         """The first pruning of every body received before `received_us` (inclusive): the
