@@ -98,6 +98,17 @@ def parse_entry(line: dict[str, Any]) -> Entry:
         raise Malformed(f"not a chain entry ({type(exc).__name__}: {exc})") from None
 
 
+def parse_report(line: object) -> tuple[int, str, bytes]:
+    """(seq, report id, body) of a `reports.jsonl` line; Malformed when it is not one."""
+    try:
+        if not isinstance(line, dict):
+            raise TypeError("not a JSON object")
+        body = base64.b64decode(line["body_base64"], validate=True)
+        return int(line["seq"]), str(line["report_id"]), body
+    except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+        raise Malformed(f"not a report body ({type(exc).__name__}: {exc})") from None
+
+
 def facts_of(body: bytes) -> dict[str, Any] | None:
     """A report body as JSON (proto field names), or None when it is not a PostureReport."""
     message = pb.PostureReport()

@@ -7,8 +7,6 @@ It reads, it does not verify: `audit verify` says whether the bodies are the col
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import zipfile
 from collections.abc import Iterator
@@ -31,10 +29,8 @@ def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str,
             if not raw.strip():
                 continue
             try:
-                line = json.loads(raw)
-                seq, key = int(line["seq"]), str(line["report_id"])
-                body = base64.b64decode(line["body_base64"], validate=True)
-            except (ValueError, KeyError, TypeError, binascii.Error):
+                seq, key, body = bundle.parse_report(json.loads(raw))
+            except (ValueError, bundle.Malformed):
                 continue  # `audit verify` names a malformed line
             if report_id is not None and key != report_id:
                 continue

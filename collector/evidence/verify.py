@@ -329,14 +329,13 @@ class _Walk:
     ) -> tuple[int, tuple[str, bytes, object]] | None:
         del number
         try:
-            assert isinstance(line, dict)
-            seq, report_id = int(line["seq"]), str(line["report_id"])
-            body = base64.b64decode(line["body_base64"], validate=True)
-            # Formats 1 and 2 show each body's facts as JSON too, checked against the body.
-            return seq, (report_id, body, line.get("facts", _NO_FACTS))
-        except (KeyError, TypeError, ValueError, binascii.Error, AssertionError):
+            seq, report_id, body = bundle.parse_report(line)
+        except bundle.Malformed:
             self.verdict.problems.append(f"{bundle.REPORTS} has a malformed line (edited)")
             return None
+        # Formats 1 and 2 show each body's facts as JSON too, checked against the body.
+        assert isinstance(line, dict)
+        return seq, (report_id, body, line.get("facts", _NO_FACTS))
 
     def run(self) -> int:
         for number, line in self.chain.lines():
