@@ -316,7 +316,8 @@ def run_facts(args: argparse.Namespace) -> int:
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise CommandError(
             f"cannot read the report bodies of {args.bundle} ({exc}): give the .zip that"
-            " `audit export` wrote"
+            " `audit export` wrote."
+            " 无法读取证据包中的报告正文：请给出 audit export 生成的 .zip 文件。"
         ) from None
     return 0
 

@@ -40,5 +40,6 @@ def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str,
         raise NoSuchReport(
             f"{path.name} holds no body for report {report_id}: check the id (the chain's"
             " report entries name every report of the period), or its body was pruned under"
-            " the retention policy (the bundle's manifest says so)"
+            " the retention policy (the bundle's manifest says so)."
+            " 证据包中没有该报告的正文：请核对报告编号，或其正文已按保留策略删除。"
         )
