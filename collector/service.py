@@ -30,6 +30,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.collector.agent_config import add_verdicts, agent_config, verdict_templates
 from devposture.collector.clock import utcnow
+from devposture.collector.grace_deadlines import grace_deadlines, needs_history
 from devposture.collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
 from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
 from devposture.collector.metrics import IngestMetrics
@@ -44,6 +45,7 @@ from devposture.collector.store import (
     Store,
     StoreOutcome,
     TokenRejected,
+    database_errors,
 )
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.guesses import ENROLLMENT, GuessLedger
@@ -746,6 +748,33 @@ class CollectorService(pb_grpc.CollectorServicer):
             ack.MergeFromString(self._judging.verdict_bytes(results))
         return ack
 
+    async def _add_grace_deadlines(self, ack: pb.ReportAck, record: ReportRecord) -> None:
+        """Each FAIL verdict of `ack` with the end of its grace period, from the device's
+        history as just stored: the employee is told the date IT's reports show. Read only
+        when a failing check has a grace period; a failed read leaves the dates out (the
+        report is stored and acknowledged all the same)."""
+        policy = self._judging.policy
+        failing = [v.check_id for v in ack.verdicts if v.state == "FAIL"]
+        if not needs_history(policy, failing):
+            return
+        # The history is dated by collection time, at most a day ahead of receipt.
+        device_id, until = record.device_id, record.received_at + dt.timedelta(days=1)
+        try:
+            if self._reader is not None:  # on the loop, as admission reads
+                changes = self._reader.device_pages.changes(device_id, until)
+            else:
+                changes = await self._in_db(
+                    lambda: self._store.device_pages.changes(device_id, until)
+                )
+        except database_errors() as exc:
+            log.warning("device %s: grace deadlines not read: %s", device_id, type(exc).__name__)
+            return
+        deadlines = grace_deadlines(policy, changes, failing)
+        for verdict in ack.verdicts:
+            deadline = deadlines.get(verdict.check_id)
+            if deadline is not None:
+                verdict.grace_until.CopyFrom(_timestamp(deadline))
+
     async def _counted(
         self, rpc: str, request: Request[pb.ReportRequest] | Request[pb.ReportBatchRequest],
         context: grpc.aio.ServicerContext[object, object], call: Awaitable[T],
@@ -819,6 +848,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, _conflict(record))
         log.debug("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
         ack = self._ack(record, results, outcome, with_verdicts=True)
+        await self._add_grace_deadlines(ack, record)
         if request.config_version != self._judging.agent_config.version:
             ack.config.CopyFrom(self._judging.agent_config)
         return ack
@@ -863,6 +893,8 @@ class CollectorService(pb_grpc.CollectorServicer):
             response.acks.append(
                 self._ack(record, results, outcome, with_verdicts=record is newest)
             )
+            if record is newest:
+                await self._add_grace_deadlines(response.acks[-1], record)
         log.debug(
             "batch from device %s: %d stored or known, %d refused",
             peer.device_id, len(response.acks), len(response.rejections),

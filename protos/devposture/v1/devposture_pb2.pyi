@@ -702,6 +702,7 @@ class CheckVerdict(_message.Message):
     TITLE_EN_FIELD_NUMBER: _builtins.int
     REMEDIATION_ZH_FIELD_NUMBER: _builtins.int
     REMEDIATION_EN_FIELD_NUMBER: _builtins.int
+    GRACE_UNTIL_FIELD_NUMBER: _builtins.int
     check_id: _builtins.str
     clause: _builtins.str
     state: _builtins.str
@@ -711,6 +712,14 @@ class CheckVerdict(_message.Message):
     title_en: _builtins.str
     remediation_zh: _builtins.str
     remediation_en: _builtins.str
+    @_builtins.property
+    def grace_until(self) -> _timestamp_pb2.Timestamp:
+        """For a FAIL of a check with a grace period: when that period ends, the moment the failure
+        began (the collector's history) plus the policy's grace_hours; it may be past. Until
+        then IT reads the check as GRACE, and the agent tells the employee the same deadline.
+        Absent for any other state, for a check without grace, and from older collectors.
+        """
+
     def __init__(
         self,
         *,
@@ -722,10 +731,11 @@ class CheckVerdict(_message.Message):
         title_en: _builtins.str = ...,
         remediation_zh: _builtins.str = ...,
         remediation_en: _builtins.str = ...,
+        grace_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grace_until", b"grace_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "clause", b"clause", "reason", b"reason", "remediation_en", b"remediation_en", "remediation_zh", b"remediation_zh", "state", b"state", "title_en", b"title_en", "title_zh", b"title_zh"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "clause", b"clause", "grace_until", b"grace_until", "reason", b"reason", "remediation_en", b"remediation_en", "remediation_zh", b"remediation_zh", "state", b"state", "title_en", b"title_en", "title_zh", b"title_zh"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
