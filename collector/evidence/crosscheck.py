@@ -115,8 +115,8 @@ class Tables(Protocol):
         self, kind: str, keys: Sequence[Key], bodies: dict[str, bytes] | None = None
     ) -> dict[Key, Record]: ...
     def reports_received(
-        self, first_us: int, last_us: int, bodies: dict[str, bytes] | None = None
-    ) -> dict[Key, Record]: ...
+        self, first_us: int, last_us: int, limit: int, bodies: dict[str, bytes] | None = None
+    ) -> dict[Key, Record] | None: ...
     def range_starts(self, kind: str, every: int) -> Iterator[tuple[Key, int]]: ...
     def keys_between(self, kind: str, start: Key, end: Key | None) -> Iterator[list[Key]]: ...
     def pairs(self) -> Iterator[list[Pair]]: ...
@@ -634,6 +634,13 @@ def _judged(
             yield _Judged(entry, None, None, None,
                           Finding("evidence_chain", where, entry.seq, unread, edited))  # fmt: skip
             continue
+        row = rows.get(key)
+        if row is not None and kind != chain.PRUNE and _canonical(kind, row) == entry.payload:
+            # The row is its entry, byte for byte (the common case, a million times for a
+            # quarter's export): no field-by-field walk, and the payload needs no parse.
+            entry.known_record(row)
+            yield _Judged(entry, key, row, row, None)
+            continue
         try:
             chained = entry.record()
         except ValueError:
@@ -641,17 +648,11 @@ def _judged(
                 "evidence_chain", f"entry key {entry.key!r}", entry.seq,
                 "its payload is not JSON", edited))  # fmt: skip
             continue
-        row = rows.get(key)
         if row is None:
             yield _Judged(entry, key, chained, None, Finding(
                 table, row_key(kind, key), entry.seq,
                 f"is missing: the chain records it ({_summary(kind, chained)})",
                 f"在证据链中，数据表中没有（{REMOVED}）"))  # fmt: skip
-            continue
-        if kind != chain.PRUNE and chain.canonical(row) == entry.payload:
-            # The row is its entry, byte for byte (the common case, a million times for a
-            # quarter's export): no field-by-field walk.
-            yield _Judged(entry, key, chained, row, None)
             continue
         if kind == chain.PRUNE:  # the table keeps some of its entry's fields
             chained = {name: chained.get(name) for name in row}
@@ -663,11 +664,11 @@ def _judged(
         yield _Judged(entry, key, chained, row, finding)
 
 
-# A batch's reports are read by the time they were received when they came within this span:
-# a batch's reports were written one after the other, so the rows received meanwhile are about
-# the batch's own (a clock that jumped would widen it; past the span they are read by id, as
-# are rows the walk did not find: deleted, or their time edited).
-_RECEIVED_SPAN_US = 3_600_000_000
+# A batch's reports are read by the time they were received: they were written one after the
+# other, so the rows received meanwhile are the batch's own. Where many more were received
+# then (a clock that jumped back, reports left out of the chain), and for the rows the walk
+# did not find (deleted, or their time edited), they are read by id.
+_RECEIVED_SLACK = 100
 
 
 def _rows(
@@ -678,21 +679,19 @@ def _rows(
     keys = [key for _, key in keyed if key is not None]
     if kind != chain.REPORT or not keys:
         return tables.records(kind, keys, bodies)
-    times = [t for e, _ in keyed if isinstance(t := _received(e), int)]
-    rows: dict[Key, Record] = {}
-    if times and max(times) - min(times) <= _RECEIVED_SPAN_US:
-        rows = tables.reports_received(min(times), max(times), bodies)
+    # A report's entry is written when it is received (`at_us`, never earlier than the entry
+    # before): a row received earlier than its entry's time is read by id below.
+    times = [e.at_us for e, _ in keyed]
+    limit = 2 * len(keys) + _RECEIVED_SLACK
+    rows = tables.reports_received(min(times), max(times), limit, bodies) or {}
     missing = [key for key in keys if key not in rows]
     if missing:
         rows.update(tables.records(kind, missing, bodies))
     return rows
 
 
-def _received(entry: chain.Entry) -> object:
-    try:
-        return entry.record().get("received_us")
-    except ValueError:  # not JSON: named where the entry is judged
-        return None
+def _canonical(kind: str, row: Record) -> bytes:
+    return chain.report_canonical(row) if kind == chain.REPORT else chain.canonical(row)
 
 
 class PeriodCheck:

@@ -266,17 +266,21 @@ class Crosscheck(Part):
         return found
 
     def reports_received(
-        self, first_us: int, last_us: int, bodies: dict[str, bytes] | None = None
-    ) -> dict[Key, Record]:
+        self, first_us: int, last_us: int, limit: int, bodies: dict[str, bytes] | None = None
+    ) -> dict[Key, Record] | None:
         """The reports received in [first_us, last_us], as `records` gives them: one walk of
         `reports_by_received` over rows stored in the order they came, where a hundred
-        report ids are a hundred seeks scattered over the whole table."""
+        report ids are a hundred seeks scattered over the whole table. None where more than
+        `limit` rows were received then (read them by id): nothing is held beyond it."""
         t = TABLES[chain.REPORT]
-        found: dict[Key, Record] = {}
         rows = self._db.execute(
-            f"SELECT {t.select} FROM reports t WHERE t.received_us BETWEEN ? AND ?",  # noqa: S608
-            (first_us, last_us),
-        )
+            f"SELECT {t.select} FROM reports t WHERE t.received_us BETWEEN ? AND ?"  # noqa: S608
+            " LIMIT ?",
+            (first_us, last_us, limit + 1),
+        ).fetchall()
+        if len(rows) > limit:
+            return None
+        found: dict[Key, Record] = {}
         for row in rows:
             key, record = t.record(row)
             found[key] = record
