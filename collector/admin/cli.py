@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,6 +154,8 @@ def _audit_commands(commands: Subcommands) -> None:
     verify.add_argument("bundle", type=Path, metavar="FILE", help="the bundle (`audit export`)")
     verify.add_argument("--public-key", required=True, type=Path, metavar="KEY.pem",
                         help="the collector's public key (`audit public-key`)")  # fmt: skip
+    verify.add_argument("--progress", action="store_true",
+                        help="show progress on standard error (shown anyway on a terminal)")
     verify.add_argument(
         "--after",
         type=Path,
@@ -287,15 +289,32 @@ def run_verify(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot read the public key {args.public_key}: {exc}") from None
     except signing.SigningKeyError as exc:
         raise CommandError(f"{args.public_key}: {exc}") from None
+    show = args.progress or sys.stderr.isatty()
     try:
-        verdict = (verify_bundle(args.bundle, key) if args.after is None
-                   else verify_continuation(args.bundle, args.after, key))  # fmt: skip
+        verdict = (verify_bundle(args.bundle, key, _verify_progress(args.bundle) if show else None)
+                   if args.after is None else
+                   verify_continuation(args.bundle, args.after, key,
+                                       _verify_progress if show else None))  # fmt: skip
     except NotComparable as exc:
         raise CommandError(str(exc)) from None
     except BundleUnreadable as exc:  # not a verdict: the evidence was never looked at
         raise CommandError(f"{exc}. Nothing was verified") from None
     sys.stdout.write(verdict.text())
     return 0 if verdict.ok else 1
+
+
+def _verify_progress(bundle: Path) -> Callable[[int, int], None]:
+    """What shows a bundle's verification going on, on standard error (a quarter takes
+    minutes)."""
+
+    def show(done: int, total: int) -> None:
+        share = f" ({100 * done // total}%)" if total else ""
+        sys.stderr.write(f"\raudit verify {bundle.name}: {done}/{total} records{share}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+    return show
 
 
 def run_facts(args: argparse.Namespace) -> int:

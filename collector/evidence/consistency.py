@@ -19,14 +19,14 @@ both bundles hold a hash for, and every record both hold in full (period or open
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence.chain import Entry
-from devposture.collector.evidence.verify import Checked, Verdict, check_bundle
+from devposture.collector.evidence.verify import Checked, Progress, Verdict, check_bundle
 
 PASSED = (
     "No record up to the earlier export was changed, removed or reordered since.\n"
@@ -101,12 +101,17 @@ class _Side:
         return f"{self.name}'s chain head at export"
 
 
-def verify_continuation(new: Path, old: Path, public_key: Ed25519PublicKey) -> Verdict:
-    """Verify NEW and OLD alone, then that NEW's chain extends the head OLD committed to.
+def verify_continuation(
+    new: Path, old: Path, public_key: Ed25519PublicKey,
+    progress: Callable[[Path], Progress] | None = None,
+) -> Verdict:  # fmt: skip
+    """Verify NEW and OLD alone, then that NEW's chain extends the head OLD committed to
+    (`progress(path)` gives what shows each bundle's progress).
 
     Raises NotComparable when the bundles are from different collectors or OLD is not the
     older of the two."""
-    later, earlier = check_bundle(new, public_key), check_bundle(old, public_key)
+    later = check_bundle(new, public_key, None if progress is None else progress(new))
+    earlier = check_bundle(old, public_key, None if progress is None else progress(old))
     _same_collector(new.name, old.name, later, earlier)
     verdict = Verdict(passed=PASSED, failed=ALONE)
     for path, checked in ((old, earlier), (new, later)):

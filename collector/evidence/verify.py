@@ -137,8 +137,15 @@ class _Member:
         return self.sha.hexdigest()
 
 
-def verify_bundle(path: Path, public_key: Ed25519PublicKey) -> Verdict:
-    return check_bundle(path, public_key).verdict
+# (records checked, records the manifest names): called every PROGRESS_EVERY records.
+Progress = Callable[[int, int], None]
+PROGRESS_EVERY = 20_000
+
+
+def verify_bundle(
+    path: Path, public_key: Ed25519PublicKey, progress: Progress | None = None
+) -> Verdict:
+    return check_bundle(path, public_key, progress).verdict
 
 
 def _open(path: Path) -> zipfile.ZipFile:
@@ -161,11 +168,13 @@ def _open(path: Path) -> zipfile.ZipFile:
         ) from None
 
 
-def check_bundle(path: Path, public_key: Ed25519PublicKey) -> Checked:
+def check_bundle(
+    path: Path, public_key: Ed25519PublicKey, progress: Progress | None = None
+) -> Checked:
     verdict = Verdict()
     try:
         with _open(path) as archive:
-            return _check(archive, path, public_key, verdict)
+            return _check(archive, path, public_key, verdict, progress)
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
         verdict.problems.append(f"{path} is not a readable audit bundle ({exc})")
         return Checked(verdict, {}, [])
@@ -178,8 +187,9 @@ def _small(archive: zipfile.ZipFile, name: str) -> bytes | None:
 
 
 def _check(
-    archive: zipfile.ZipFile, path: Path, public_key: Ed25519PublicKey, verdict: Verdict
-) -> Checked:
+    archive: zipfile.ZipFile, path: Path, public_key: Ed25519PublicKey, verdict: Verdict,
+    progress: Progress | None = None,
+) -> Checked:  # fmt: skip
     manifest_bytes = _small(archive, bundle.MANIFEST) or b""
     try:
         manifest = json.loads(manifest_bytes)
@@ -210,7 +220,7 @@ def _check(
                for name in (bundle.CHAIN, bundle.INDEX, bundle.REPORTS)}  # fmt: skip
     layout = html.layout_of(manifest)
     figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout == html.LAYOUT else None
-    walk = _Walk(manifest, readers, streamed, figures, prunes)
+    walk = _Walk(manifest, readers, streamed, figures, prunes, progress=progress)
     count = walk.run()
     _pruned_bodies(manifest, walk.pruned, prunes, verdict)
     digests = {name: reader.digest() for name, reader in (readers | bounded).items()}
@@ -294,9 +304,11 @@ class _Walk:
 
     def __init__(
         self, manifest: dict[str, Any], readers: dict[str, _Member], verdict: Verdict,
-        figures: Summary | Exception | None, prunes: list[Entry],
+        figures: Summary | Exception | None, prunes: list[Entry], *,
+        progress: Progress | None = None,
     ) -> None:  # fmt: skip
         self.claims: dict[str, Any] = manifest.get("chain", {})
+        self.progress = progress
         self.verdict, self.figures = verdict, figures
         first, last = self.claims.get("first_seq"), self.claims.get("last_seq")
         self.ranged = isinstance(first, int) and isinstance(last, int)
@@ -345,6 +357,8 @@ class _Walk:
                 self.verdict.problems.append(f"{bundle.CHAIN} line {number}: {exc} (edited)")
                 continue
             self.count += 1
+            if self.progress is not None and self.count % PROGRESS_EVERY == 0:
+                self.progress(self.count, self._expected())
             self._place(entry)
             self._link(entry)
             if entry.kind == REPORT:
@@ -356,6 +370,8 @@ class _Walk:
                     # An edited record the report cannot be drawn from (named above, as
                     # not matching its hash): the redraw says so, the walk goes on.
                     self.figures = exc
+        if self.progress is not None:
+            self.progress(self.count, max(self.count, self._expected()))
         if self.ranged and self.next_seq <= self.last:
             self.gaps.append([self.next_seq, self.last])
         self._missing()
@@ -363,6 +379,10 @@ class _Walk:
         self._leftover_bodies()
         _range(self.claims, self.verdict)
         return self.count
+
+    def _expected(self) -> int:
+        """How many records the signed range names (what progress counts towards)."""
+        return self.last - self.first + 1 if self.ranged else 0
 
     def _place(self, entry: Entry) -> None:
         """Where the entry falls against the signed range and the entries seen before it."""

@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import re
 import shutil
 import sqlite3
 import stat
@@ -36,7 +37,7 @@ from devposture.collector.clock import utcnow
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
-from devposture.collector.evidence import bundle, chain, html, signing
+from devposture.collector.evidence import bundle, chain, html, signing, verify
 from devposture.collector.evidence.summary import Summary
 from devposture.collector.evidence.verify import verify_bundle
 from devposture.collector.store import (
@@ -229,6 +230,23 @@ def test_export_shows_progress_and_the_key_is_private(evidence: Evidence) -> Non
     assert "records (100%)" in evidence.export_stderr
     # The key was made on first use, in the data folder, readable by its owner only.
     assert evidence.key_mode == 0o600
+
+
+def test_verify_shows_progress_as_it_goes_and_ends_at_every_record(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quarter's verification takes minutes: `--progress` (or a terminal) shows it going."""
+    monkeypatch.setattr(verify, "PROGRESS_EVERY", 2)
+    capsys.readouterr()
+    code = collector_cli(["audit", "verify", str(auditor.bundle), "--public-key",
+                          str(auditor.public_key), "--progress"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 0, captured.out
+    records = int(re.search(r"(\d+) records \(chain seq", captured.out)[1])  # type: ignore[index]
+    shown = re.findall(r"audit verify evidence\.zip: (\d+)/(\d+) records", captured.err)
+    assert [int(done) for done, _ in shown] == [*range(2, records + 1, 2), records]
+    assert {int(total) for _, total in shown} == {records}
+    assert captured.err.endswith(f"{records}/{records} records (100%)\n")
 
 
 def test_public_key_prints_the_pem_and_its_fingerprint(
