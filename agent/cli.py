@@ -35,6 +35,7 @@ from devposture.agent.install_setup import (
     append_log,
     cleanup,
 )
+from devposture.agent.pipe_output import silence_stdout, write_out
 from devposture.agent.probes import host_facts
 from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.renewal import Outcome, ensure_fresh_certificate
@@ -54,8 +55,12 @@ from devposture.agent.settings import (
 from devposture.agent.settings import load as load_settings
 from devposture.agent.state import AgentState, StateError, platform_state_dir
 from devposture.agent.status import (
-    LOCAL_HEADING,
+    EXIT_COMPLIANT,
+    EXIT_FAILING,
+    EXIT_NOT_JUDGED,
+    View,
     collector_heading,
+    exit_code,
     local_verdicts,
     render_delivery,
     render_status,
@@ -69,6 +74,13 @@ from devposture.v1 import devposture_pb2 as pb
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+STATUS_EXIT_CODES = f"""exit status (退出状态):
+  {EXIT_COMPLIANT}  every check compliant or exempt (全部合规)
+  {EXIT_FAILING}  a check is failing, also while within its grace period (有不合规项)
+  {EXIT_NOT_JUDGED}  nothing failing, but a check cannot be told, or the company's collector has
+     not judged this computer yet (无法判断,或尚未经公司服务器判定)
+  {EXIT_FAILED}  the status could not be shown (出错)
+"""
 log = logging.getLogger(__name__)
 
 
@@ -239,7 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd = commands.add_parser(
         "status",
         parents=[common],
-        help="show this computer's compliance with each clause, and what to do (中文/English)",
+        help="show this computer's compliance with each clause, and what to do (in the"
+        " computer's language, 中文 or English)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=STATUS_EXIT_CODES,
     )
     status_cmd.add_argument(
         "--local", action="store_true", help="check now on this computer instead of showing"
@@ -584,18 +599,22 @@ def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
+    view = View.here(utcnow())
     ack = state.load_verdicts() if state.is_enrolled() and not args.local else None
     if ack is not None and ack.verdicts:
-        sys.stdout.write(render_status(list(ack.verdicts), collector_heading(ack)))
+        verdicts, judged = list(ack.verdicts), True
+        text = render_status(verdicts, collector_heading(ack, view), view)
     else:
         report = build_report(live_host(state), probe_config(state, settings.backup_folders))
         verdicts = local_verdicts(report, report.collected_at.ToDatetime(dt.UTC))
-        sys.stdout.write(render_status(verdicts, LOCAL_HEADING))
+        judged = False
+        text = render_status(verdicts, view.words.local_check, view)
     if state.is_enrolled():
-        delivery = render_delivery(open_outbox(state).stats())
+        delivery = render_delivery(open_outbox(state).stats(), view)
         if delivery:
-            sys.stdout.write("\n" + delivery)
-    return EXIT_OK
+            text += "\n" + delivery
+    write_out(text)
+    return exit_code(verdicts, judged)
 
 
 def cmd_config(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
@@ -834,6 +853,19 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader of the output went away: nothing more to say
+        silence_stdout()
+        return EXIT_FAILED
+    except Exception as exc:
+        if args.command in SERVICE_COMMANDS:
+            raise  # the journal keeps the service's traceback
+        log.debug("unexpected error", exc_info=True)  # shown with -v
+        print(
+            f"devposture-agent: error: unexpected {type(exc).__name__}: {exc} (please report"
+            " it to IT; -v shows the details)",
+            file=sys.stderr,
+        )  # fmt: skip
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -5,23 +5,26 @@ folder, so `status` shows it even when the collector cannot be reached. Before t
 judgment, `status` shows a local view instead: the agent collects now and runs the same pure
 checks the collector runs (devposture.policy.checks, with the bundled policy's thresholds), and says
 plainly that this is not the collector's judgment.
+
+It is read as IT reads it: a failure within its grace period says until when (the deadline
+the collector sent), in the company's time zone, in the computer's language, with the remedy
+for this OS. The desktop notifications (`agent/notify/`) use the same lines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from devposture.agent.employee.company_time import company_zone, moment_text
+from devposture.agent.employee.language import Lang, os_language
+from devposture.agent.employee.remediation import OsName, steps_for, this_os
+from devposture.agent.employee.words import WORDS, Words
 from devposture.policy import default_policy
 from devposture.policy.checks import CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
-
-STATE_NAMES = {
-    "PASS": "合规 PASS",
-    "FAIL": "不合规 FAIL",
-    "UNKNOWN": "无法判断 UNKNOWN",
-    "EXEMPT": "已豁免 EXEMPT",
-    "STALE": "未按时上报 STALE",
-}
 
 
 def local_verdicts(report: pb.PostureReport, now: dt.datetime) -> list[pb.CheckVerdict]:
@@ -41,55 +44,110 @@ def local_verdicts(report: pb.PostureReport, now: dt.datetime) -> list[pb.CheckV
     return out
 
 
-def render_status(verdicts: list[pb.CheckVerdict], heading: str) -> str:
+@dataclass(frozen=True)
+class View:
+    """How this person reads it: language, OS (for the remedies), the company's time zone,
+    and the moment it is read (a deadline passed is said as passed)."""
+
+    lang: Lang
+    os_name: OsName
+    zone: dt.tzinfo
+    now: dt.datetime
+
+    @classmethod
+    def here(cls, now: dt.datetime, zone_name: str = "") -> View:
+        return cls(os_language(), this_os(), company_zone(zone_name), now)
+
+    @property
+    def words(self) -> Words:
+        return WORDS[self.lang]
+
+    def moment(self, ts: Timestamp) -> str:
+        return moment_text(ts.ToDatetime(dt.UTC), self.lang, self.zone, self.now)
+
+
+# Exit codes of `status` (its help lists them): a script or a management tool can tell a
+# failing computer from one not judged yet.
+EXIT_COMPLIANT = 0
+EXIT_FAILING = 3
+EXIT_NOT_JUDGED = 4
+
+
+def standing(verdict: pb.CheckVerdict, now: dt.datetime) -> str:
+    """The state as IT reads it now: a FAIL before its grace deadline is GRACE."""
+    in_grace = verdict.state == "FAIL" and verdict.HasField("grace_until")
+    if in_grace and now < verdict.grace_until.ToDatetime(dt.UTC):
+        return "GRACE"
+    return verdict.state
+
+
+def state_text(verdict: pb.CheckVerdict, view: View) -> str:
+    """ "不合规,宽限期至 12月3日 16:38" / "failing, grace until 3 Dec 16:38"."""
+    words = view.words
+    label = words.states.get(verdict.state, verdict.state)
+    if verdict.state == "FAIL" and verdict.HasField("grace_until"):
+        when = view.moment(verdict.grace_until)
+        grace = words.grace_until if standing(verdict, view.now) == "GRACE" else words.grace_ended
+        label += ("," if view.lang == "zh" else ", ") + grace(when)
+    return label
+
+
+def title(verdict: pb.CheckVerdict, lang: Lang) -> str:
+    return verdict.title_zh if lang == "zh" else verdict.title_en
+
+
+def remedies(verdict: pb.CheckVerdict, view: View) -> list[str]:
+    """The policy's remedy, then where to do it on this OS (when the agent knows)."""
+    words = view.words
+    policy = verdict.remediation_zh if view.lang == "zh" else verdict.remediation_en
+    lines = [f"{words.what_to_do}: {policy}"] if policy else []
+    steps = steps_for(verdict.check_id, view.os_name)
+    if steps is not None:
+        lines.append(f"{words.on_this_computer}: {steps.text(view.lang)}")
+    return lines
+
+
+def render_status(verdicts: list[pb.CheckVerdict], heading: str, view: View) -> str:
     lines = [heading, ""]
     for v in verdicts:
-        lines.append(f"{v.clause}  {v.title_zh} / {v.title_en}")
-        lines.append(f"       {STATE_NAMES.get(v.state, v.state)}: {v.reason}")
+        lines.append(f"{v.clause}  {title(v, view.lang)}")
+        lines.append(f"       {state_text(v, view)}: {v.reason}")
         if v.state != "PASS":
-            lines.append(f"       怎么办: {v.remediation_zh}")
-            lines.append(f"       What to do: {v.remediation_en}")
+            lines += [f"       {line}" for line in remedies(v, view)]
         lines.append("")
-    failing = sum(1 for v in verdicts if v.state not in ("PASS", "EXEMPT"))
+    failing = sum(1 for v in verdicts if v.state == "FAIL")
+    unknown = sum(1 for v in verdicts if v.state in ("UNKNOWN", "STALE"))
     if failing:
-        lines.append(f"需要处理 {failing} 项 / {failing} item(s) need your attention.")
-    else:
-        lines.append("全部合规 / Everything is in order.")
+        lines.append(view.words.failing(failing))
+    if unknown:
+        lines.append(view.words.unknown(unknown))
+    if not failing and not unknown:
+        lines.append(view.words.all_in_order)
     return "\n".join(lines) + "\n"
 
 
-def collector_heading(ack: pb.ReportAck) -> str:
-    when = ack.stored_at.ToDatetime(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"本机合规状态(公司服务器于 {when} 判定)\n"
-        f"Compliance of this computer, as the company's collector judged it at {when}"
-    )
+def exit_code(verdicts: list[pb.CheckVerdict], judged: bool) -> int:
+    """EXIT_FAILING when any check fails (within its grace too); else EXIT_NOT_JUDGED when
+    one cannot be told or the collector has not judged this computer yet; else 0."""
+    if any(v.state == "FAIL" for v in verdicts):
+        return EXIT_FAILING
+    if not judged or any(v.state in ("UNKNOWN", "STALE") for v in verdicts):
+        return EXIT_NOT_JUDGED
+    return EXIT_COMPLIANT
 
 
-LOCAL_HEADING = (
-    "本机合规状态(本地检查,尚未经公司服务器判定)\n"
-    "Compliance of this computer: a local check, not yet judged by the company's collector"
-)
+def collector_heading(ack: pb.ReportAck, view: View) -> str:
+    return view.words.judged_at(view.moment(ack.stored_at))
 
 
-def render_delivery(stats: pb.DeliveryStats) -> str:
+def render_delivery(stats: pb.DeliveryStats, view: View) -> str:
     """A line or two on what is waiting to reach the collector, and what a full outbox cost.
     Empty when everything has been delivered and nothing was ever lost."""
     lines = []
     if stats.pending_reports:
-        zh = en = ""
-        if stats.HasField("oldest_pending_at"):
-            oldest = stats.oldest_pending_at.ToDatetime(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-            zh, en = f"(最早 {oldest})", f" (the oldest from {oldest})"
-        lines.append(
-            f"{stats.pending_reports} 份报告等待发送{zh},连接公司网络后会自动发送。\n"
-            f"{stats.pending_reports} report(s) waiting to be sent{en}; they go by themselves"
-            " once the company's collector can be reached."
-        )
+        known = stats.HasField("oldest_pending_at")
+        oldest = view.moment(stats.oldest_pending_at) if known else "?"
+        lines.append(view.words.waiting(stats.pending_reports, oldest))
     if stats.dropped_total:
-        lines.append(
-            f"离线期间存储已满,{stats.dropped_total} 份报告未能保留。\n"
-            f"{stats.dropped_total} report(s) could not be kept while offline (the outbox was"
-            " full); IT can see this."
-        )
+        lines.append(view.words.dropped(stats.dropped_total))
     return "\n".join(lines) + ("\n" if lines else "")

@@ -1,8 +1,10 @@
 """Render rows of a report as an aligned text table, JSON or CSV.
 
-Every report view goes through here, so each offers the same three formats with the same
-columns: what a person reads on a terminal is what a spreadsheet gets, except the long texts
-of `FILE_ONLY_COLUMNS` (a clause's full wording), which only JSON and CSV carry.
+Every report view goes through here, so each offers the same formats with the same columns:
+what a person reads on a terminal is what a spreadsheet gets, except the long texts of
+`FILE_ONLY_COLUMNS` (a clause's full wording), which only the files (JSON, CSV, XLSX) carry.
+CSV starts with a UTF-8 byte order mark: without it, Excel on a Chinese Windows reads the file
+as GBK and shows every Chinese text garbled. JSON keeps numbers as numbers.
 """
 
 from __future__ import annotations
@@ -10,26 +12,51 @@ from __future__ import annotations
 import csv
 import io
 import json
-import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from devposture.collector.table_fit import GAP, column_widths, cut
+from devposture.collector.table_fit import display_width as _width
 
 Row = dict[str, str | int | float | None]
 FORMATS = ("table", "json", "csv")
+BOM = "\ufeff"
 # The policy's texts for a row's clause and check: a spreadsheet needs them, a terminal
 # table would wrap on them.
 FILE_ONLY_COLUMNS: tuple[str, ...] = (
     "clause_title_zh", "clause_title_en", "clause_text_zh", "clause_text_en",
     "check_title_zh", "check_title_en",
 )  # fmt: skip
+# How wide a table may be (None: as wide as its cells). The CLI sets it from the terminal
+# (`fitting`); a context variable, because `admin.commands.present`, shared by the local and
+# the remote path, renders without knowing where its text goes.
+_TABLE_WIDTH: ContextVar[int | None] = ContextVar("table_width", default=None)
 
 
-def _width(text: str) -> int:
-    """Display width: Chinese characters take two terminal columns."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+@contextmanager
+def fitting(width: int | None) -> Iterator[None]:
+    """Tables rendered within this block fit `width` display columns (None: no limit)."""
+    token = _TABLE_WIDTH.set(width)
+    try:
+        yield
+    finally:
+        _TABLE_WIDTH.reset(token)
 
 
 def _cell(value: object) -> str:
     return "" if value is None else str(value)
+
+
+def csv_text(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
+    """The rows as CSV, with the byte order mark that tells Excel it is UTF-8."""
+    out = io.StringIO()
+    out.write(BOM)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in columns])
+    return out.getvalue()
 
 
 def render(rows: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: str) -> str:
@@ -41,19 +68,22 @@ def render(rows: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: st
             + "\n"
         )
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row.get(c)) for c in columns])
-        return out.getvalue()
+        return csv_text(rows, columns)
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    columns = [c for c in columns if c not in FILE_ONLY_COLUMNS]
+    return _table(rows, [c for c in columns if c not in FILE_ONLY_COLUMNS], _TABLE_WIDTH.get())
+
+
+def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[str], room: int | None) -> str:
     cells = [[c.upper() for c in columns]] + [[_cell(row.get(c)) for c in columns] for row in rows]
+    if room is not None:  # on a terminal: one line a row
+        cells = [[" ".join(text.split("\n")) for text in line] for line in cells]
     widths = [max(_width(line[i]) for line in cells) for i in range(len(columns))]
+    if room is not None:
+        widths = column_widths(widths, room)
+        cells = [[cut(text, widths[i]) for i, text in enumerate(line)] for line in cells]
     lines = []
     for line in cells:
         padded = [text + " " * (widths[i] - _width(text)) for i, text in enumerate(line)]
-        lines.append("  ".join(padded).rstrip())
+        lines.append((" " * GAP).join(padded).rstrip())
     return "\n".join(lines) + "\n"

@@ -1,9 +1,10 @@
 """Report views for IT and auditors, computed from the state history at any moment.
 
 Every view goes through `compliance.standings`, so "now" and "as of" a past date are the same
-computation. JSON and CSV carry every column, including each row's clause and check texts in
-Chinese and English, so a spreadsheet needs no other source; the terminal table leaves the
-long texts out (`render.FILE_ONLY_COLUMNS`).
+computation. Counts, days, hours and the pass rate are numbers (not texts such as "0.0%"), so
+a spreadsheet can sum and chart them. JSON, CSV and XLSX carry every column, including each
+row's clause and check texts in Chinese and English, so a spreadsheet needs no other source;
+the terminal table leaves the long texts out (`render.FILE_ONLY_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ TEXT_COLUMNS = FILE_ONLY_COLUMNS
 
 FLEET_COLUMNS: tuple[str, ...] = (
     "clause", "check", "devices", "pass", "grace", "fail", "unknown", "exempt", "stale",
-    "pass_rate", *TEXT_COLUMNS,
+    "pass_rate_percent", *TEXT_COLUMNS,
 )  # fmt: skip
 # verdict: the latest report's judgment (PASS, FAIL, UNKNOWN); state: the standing over time
 # (adds GRACE, EXEMPT, STALE).
@@ -105,7 +106,8 @@ def fleet_rows(
         total = sum(per_state.values())
         row: Row = _texts(policy, check.check_id) | {"check": check.check_id, "devices": total}
         row |= {state.lower(): per_state[state] for state in STATES}
-        row["pass_rate"] = f"{100 * per_state['PASS'] / total:.1f}%" if total else "-"
+        # A number (a spreadsheet sums and charts it), the unit in the name; none of no devices.
+        row["pass_rate_percent"] = round(100 * per_state["PASS"] / total, 1) if total else None
         rows.append(row)
     return rows
 

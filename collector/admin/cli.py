@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devposture.collector.admin import output
 from devposture.collector.admin.commands import (
     COMMANDS,
     CommandError,
@@ -24,11 +25,9 @@ from devposture.collector.admin.commands import (
     Runner,
     Words,
     local_actor,
-    present,
 )
 from devposture.collector.config import load
 from devposture.collector.credentials import ROLES, VIEWER
-from devposture.collector.render import FORMATS
 from devposture.collector.store import Store
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
@@ -82,8 +81,7 @@ def data_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def format_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format")
+format_option = output.format_options
 
 
 def _where_options(parser: argparse.ArgumentParser, *, remote: bool) -> None:
@@ -183,7 +181,7 @@ def _device_commands(commands: Subcommands) -> None:
     format_option(device_list)
     show = _sub(device, "device", "show")
     show.add_argument("device_id", help="the device id (see `device list`)")
-    format_option(show)
+    format_option(show, listing=False)
     for action in ("revoke", "retire"):
         change = _sub(device, "device", action)
         change.add_argument("device_id", help="the device id (see `device list`)")
@@ -388,6 +386,7 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
     from devposture.collector.admin.client import read_credential, run_remote  # noqa: PLC0415
 
     credential = read_credential(args.credential_file)
+
     return run_remote(remote, args.ca_fingerprint, credential, words, arguments)
 
 
@@ -397,8 +396,6 @@ def run_admin_command(words: Words, args: argparse.Namespace) -> int:
         return run_verify(args)
     if words == ("audit", "facts"):
         return run_facts(args)
+    output.refuse_binary_on_terminal(args)
     result = _run(words, arguments_of(words, args), args)
-    out, err = present(words, result, getattr(args, "format", "table"))
-    sys.stdout.write(out)
-    sys.stderr.write(err)
-    return 1 if result.failed else 0
+    return output.emit(words, result, args)

@@ -6,25 +6,30 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from devposture.agent.employee.company_time import company_zone
 from devposture.agent.outbox import Outbox
-from devposture.agent.status import render_delivery
+from devposture.agent.status import View, render_delivery
 from tests.conftest import make_report
+
+NOW = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+ZH = View("zh", "linux", company_zone(), NOW)
+EN = View("en", "linux", company_zone(), NOW)
 
 
 def test_nothing_is_said_when_everything_was_delivered(tmp_path: Path) -> None:
-    assert render_delivery(Outbox(tmp_path / "outbox").stats()) == ""
+    assert render_delivery(Outbox(tmp_path / "outbox").stats(), ZH) == ""
 
 
-def test_waiting_reports_are_counted_with_the_oldest_date_in_both_languages(
+def test_waiting_reports_are_counted_with_the_oldest_date_in_the_companys_time(
     tmp_path: Path,
 ) -> None:
     outbox = Outbox(tmp_path / "outbox")
     oldest = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
     outbox.put(make_report("d", oldest))
     outbox.put(make_report("d", oldest + dt.timedelta(hours=1)))
-    text = render_delivery(outbox.stats())
-    assert "2 份报告等待发送(最早 2026-11-24 09:30 UTC)" in text
-    assert "2 report(s) waiting to be sent (the oldest from 2026-11-24 09:30 UTC)" in text
+    assert "2 份报告等待发送(最早 11月24日 17:30)" in render_delivery(outbox.stats(), ZH)
+    text = render_delivery(outbox.stats(), EN)
+    assert "2 report(s) waiting to be sent (the oldest from 24 Nov 17:30)" in text
     assert "could not be kept" not in text
 
 
@@ -38,5 +43,5 @@ def test_reports_lost_to_a_full_outbox_are_told(tmp_path: Path) -> None:
     outbox.put(second)
     stats = outbox.stats()
     assert stats.dropped_total == 1
-    text = render_delivery(stats)
-    assert "1 份报告未能保留" in text and "1 report(s) could not be kept" in text
+    assert "1 份报告未能保留" in render_delivery(stats, ZH)
+    assert "1 report(s) could not be kept" in render_delivery(stats, EN)

@@ -34,6 +34,8 @@ SERVE_ONLY = (
     "jinja2",
     "uvicorn",
     "prometheus_client",
+    # Only `--format xlsx` writes a workbook.
+    "openpyxl",
 )
 
 # Runs the CLI's `main` in this interpreter, then prints the modules it loaded.

@@ -112,7 +112,7 @@ def test_fleet_counts_and_failing_longest_first(store: Store) -> None:
     at = T0 + 12 * HOUR
     (firewall,) = [r for r in fleet_rows(store, POLICY, at) if r["check"] == "firewall"]
     assert (firewall["devices"], firewall["fail"], firewall["pass"]) == (2, 2, 0)
-    assert firewall["pass_rate"] == "0.0%"
+    assert firewall["pass_rate_percent"] == 0.0
     failing = [(r["device"], r["days"]) for r in failing_rows(store, POLICY, at)]
     assert failing == [("laptop", 0.5), ("desktop", 0.2)]
     # Earlier, the desktop was still within its grace period.

@@ -248,7 +248,7 @@ def test_device_list_filters_by_group_in_every_format(
         ("fin-1", FINANCE), ("fin-2", FINANCE),
     ]  # fmt: skip
     code, out, _ = _cli(collector, capsys, "device", "list", "--format", "csv")
-    rows = list(csv.DictReader(io.StringIO(out)))
+    rows = list(csv.DictReader(io.StringIO(out.removeprefix("\ufeff"))))  # Excel's BOM
     assert list(rows[0])[:3] == ["device", "hostname", "group"]
     assert {r["hostname"]: r["group"] for r in rows} == {
         "fin-1": FINANCE, "fin-2": FINANCE, "eu-1": "sales-eu", "none-1": "",

@@ -64,4 +64,6 @@ def test_render_formats_agree() -> None:
     assert table[0].split() == ["CHECK", "STATE", "REASON"]
     assert table[1].startswith("firewall  PASS   防火墙 on, ok")
     assert json.loads(render(rows, columns, "json")) == rows
-    assert render(rows, columns, "csv") == 'check,state,reason\nfirewall,PASS,"防火墙 on, ok"\n'
+    assert render(rows, columns, "csv") == (
+        '\ufeffcheck,state,reason\nfirewall,PASS,"防火墙 on, ok"\n'
+    )

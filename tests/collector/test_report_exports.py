@@ -74,7 +74,9 @@ def test_json_and_csv_rows_carry_the_clause_and_its_texts(
         assert row["clause"] == check.clause
         assert (row["clause_text_zh"], row["clause_text_en"]) == (clause.text_zh, clause.text_en)
         assert (row["clause_title_zh"], row["check_title_en"]) == (clause.title_zh, check.title_en)
-    header, *lines = list(csv.reader(io.StringIO(render(rows, columns, "csv"))))
+    text = render(rows, columns, "csv")
+    assert text.startswith("\ufeff")  # Excel's BOM
+    header, *lines = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"))))
     assert set(FILE_ONLY_COLUMNS) <= set(header) and "clause" in header
     assert all(line[header.index("clause_text_en")] for line in lines)
 

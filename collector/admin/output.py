@@ -1,0 +1,130 @@
+"""Where an admin command's result goes, and in what shape: a table that fits the terminal, or
+a file (CSV, JSON, XLSX) written to `--output FILE` or standard output.
+
+The command itself (local or remote) only returns rows; everything that depends on where the
+person is — the terminal's width, a file's name, how many rows they want to see — is decided
+here, after it ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from devposture.collector.admin.commands import CommandError, Result, Words, present
+from devposture.collector.exports import FILE_FORMATS, FORMATS, export
+from devposture.collector.render import fitting
+
+
+def format_options(parser: argparse.ArgumentParser, *, listing: bool = True) -> None:
+    """--format, --output and --wide; with `listing`, --limit too."""
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table",
+        help="output format (default: %(default)s); csv opens in Excel, xlsx needs --output",
+    )  # fmt: skip
+    parser.add_argument(
+        "--output", "-o", type=Path, default=None, metavar="FILE",
+        help="write to FILE instead of standard output (replaced if it exists)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--wide", action="store_true",
+        help="show every cell whole, however wide (default on a terminal: cut to fit it)",
+    )  # fmt: skip
+    if listing:
+        parser.add_argument(
+            "--limit", type=_limit, default=None, metavar="N",
+            help="show the first N rows only (says how many more there are)",
+        )  # fmt: skip
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"--limit takes a whole number of rows, 1 or more, not {text!r}"
+            f" (--limit 必须是不小于 1 的整数)"
+        )
+    return value
+
+
+def refuse_binary_on_terminal(args: argparse.Namespace) -> None:
+    """XLSX is binary: printed on a terminal it is noise and can upset the terminal. Refused
+    before the command runs, so nothing is done (or audited) for nothing."""
+    if getattr(args, "format", None) != "xlsx" or getattr(args, "output", None) is not None:
+        return
+    if sys.stdout.isatty():
+        raise CommandError(
+            "--format xlsx writes a binary Excel file, which a terminal cannot show: add"
+            " --output FILE.xlsx (or redirect it: > FILE.xlsx)."
+            " XLSX 是二进制 Excel 文件，无法显示在终端上：请加上 --output 文件名.xlsx"
+            "（或重定向：> 文件名.xlsx）。"
+        )
+
+
+def table_width(args: argparse.Namespace) -> int | None:
+    """How wide a table may be on a terminal: its width ($COLUMNS when set, as
+    `shutil.get_terminal_size` reads it). No limit with --wide or --output, or when standard
+    output is not a terminal: a script, a pipe or a file gets every cell whole."""
+    if getattr(args, "wide", False) or getattr(args, "output", None) is not None:
+        return None
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _limited(result: Result, limit: int | None) -> tuple[Result, str]:
+    """The first `limit` rows, and a line saying how many more there are."""
+    if limit is None or len(result.rows) <= limit:
+        return result, ""
+    more, total = len(result.rows) - limit, len(result.rows)
+    note = (
+        f"… {more:,} more row(s) not shown ({total:,} in all): give a larger --limit, or"
+        f" leave it out to see every row. 另有 {more:,} 行未显示（共 {total:,} 行）：加大"
+        " --limit，或去掉它以显示全部。\n"
+    )
+    return dataclasses.replace(result, rows=result.rows[:limit]), note
+
+
+def emit(words: Words, result: Result, args: argparse.Namespace) -> int:
+    """Print (or write) a command's result; its exit status."""
+    fmt = getattr(args, "format", "table")
+    output: Path | None = getattr(args, "output", None)
+    result, more = _limited(result, getattr(args, "limit", None))
+    if fmt in FILE_FORMATS and result.columns:
+        data = export(result.rows, result.columns, fmt, title=" ".join(words))
+        err = result.message + "\n" if result.message else ""
+    else:
+        with fitting(table_width(args)):
+            out, err = present(words, result, fmt)
+        data = out.encode("utf-8")
+    if output is not None:
+        _write(output, data)
+        err += f"wrote {output} ({len(result.rows):,} row(s), {fmt})\n"
+    else:
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
+        except BrokenPipeError:  # the reader (`head`, a pager) has had enough: not an error
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.stderr.write(err + more)
+    return 1 if result.failed else 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    """`data` into `path` whole: a half-written file is never left under its name."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise CommandError(
+            f"cannot write {path}: {exc.strerror or exc}; give --output a file in a folder you"
+            f" can write to. 无法写入 {path}：请为 --output 指定一个可写目录中的文件。"
+        ) from None
