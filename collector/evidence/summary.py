@@ -25,6 +25,7 @@ Pure: no database, no clock (the verifier runs it on an auditor's machine).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,14 @@ from devposture.collector.standing_rule import Facts, decide
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 COMPLIANT = ("PASS", "EXEMPT")
+
+
+@functools.lru_cache(maxsize=256)  # bounded: an edited chain may name any state
+def _decided(silent: bool, waived: bool, latest: str | None, in_grace: bool) -> str:
+    """The standing rule (`decide`) for these facts, decided once per distinct set: the week's
+    close asks it for every device and check (ten thousand devices, a quarter: a million
+    times), of a few dozen distinct answers."""
+    return decide(Facts(silent=silent, waived=waived, latest=latest, in_grace=in_grace))
 ALL_DEVICES = ""  # the key of the whole fleet's row (device groups are never empty names)
 
 
@@ -250,16 +259,19 @@ class Summary:
     # --- weekly standings --------------------------------------------------------------------
 
     def standing(self, device_id: str, check_id: str, at_us: int) -> str:
-        verdict = self.verdicts.get((device_id, check_id))
         heard = self.last_report.get(device_id)
-        waived = any(s.active(at_us) for s in self._waived.get((device_id, check_id), ()))
-        return decide(Facts(
-            silent=heard is None or at_us - heard > self.stale_us,
-            waived=waived,
-            latest=None if verdict is None else verdict.state,
-            in_grace=verdict is not None and verdict.state == "FAIL"
-            and at_us < verdict.since_us + self.grace_us.get(check_id, 0),
-        ))  # fmt: skip
+        return self._standing(device_id, check_id, at_us,
+                              silent=heard is None or at_us - heard > self.stale_us)  # fmt: skip
+
+    def _standing(self, device_id: str, check_id: str, at_us: int, *, silent: bool) -> str:
+        key = (device_id, check_id)
+        verdict = self.verdicts.get(key)
+        waivers = self._waived.get(key)
+        waived = waivers is not None and any(s.active(at_us) for s in waivers)
+        latest = None if verdict is None else verdict.state
+        in_grace = (verdict is not None and latest == "FAIL"
+                    and at_us < verdict.since_us + self.grace_us.get(check_id, 0))  # fmt: skip
+        return _decided(silent, waived, latest, in_grace)
 
     def _close_week(self) -> None:
         week = self.weeks[self._week]
@@ -276,7 +288,8 @@ class Summary:
                 week.assessed[group] = week.assessed.get(group, 0) + 1
                 week.stale[group] = week.stale.get(group, 0) + silent
             for clause, check_ids in self.clause_checks.items():
-                if all(self.standing(device_id, c, at) in COMPLIANT for c in check_ids):
+                if all(self._standing(device_id, c, at, silent=silent) in COMPLIANT
+                       for c in check_ids):  # fmt: skip
                     for group in dict.fromkeys(rows):
                         cell = (clause, group)
                         week.compliant[cell] = week.compliant.get(cell, 0) + 1
