@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devposture.collector.admin import output
+from devposture.collector.admin import device_ids, output
 from devposture.collector.admin.commands import (
     COMMANDS,
     CommandError,
@@ -372,6 +372,9 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
         config = load(args.data)
         store = Store.open(config.database)
         try:
+            arguments = device_ids.complete(
+                arguments, lambda: ((d.device_id, d.hostname) for d in store.identity.devices())
+            )
             return Runner(store, config).run(
                 words, arguments, local_actor(), peer="local", remote=False
             )
@@ -387,6 +390,12 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
 
     credential = read_credential(args.credential_file)
 
+    def devices() -> list[tuple[str, str]]:
+        """The collector's devices, asked for only when a device id prefix was typed."""
+        listed = run_remote(remote, args.ca_fingerprint, credential, ("device", "list"), {})
+        return [(str(r.get("device")), str(r.get("hostname") or "")) for r in listed.rows]
+
+    arguments = device_ids.complete(arguments, devices)
     return run_remote(remote, args.ca_fingerprint, credential, words, arguments)
 
 
