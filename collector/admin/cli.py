@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from devposture.collector.admin import device_ids, output
+from devposture.collector.admin import device_ids, output, profiles
 from devposture.collector.admin.commands import (
     COMMANDS,
     CommandError,
@@ -85,12 +85,25 @@ format_option = output.format_options
 
 
 def _where_options(parser: argparse.ArgumentParser, *, remote: bool) -> None:
-    data_option(parser)
     if not remote:
+        data_option(parser)
         return
+    # No default here: a --data given (or $DEVPOSTURE_DATA) runs locally even when admin.toml
+    # names a default profile; `_where` fills in DEFAULT_DATA.
+    parser.add_argument(
+        "--data", type=Path, default=None,
+        help=f"collector data folder (default: $DEVPOSTURE_DATA or {DEFAULT_DATA})",
+    )  # fmt: skip
     group = parser.add_argument_group(
         "remote collector", "run on a collector's admin port instead of the local data folder"
     )
+    group.add_argument(
+        "--profile", metavar="NAME",
+        help="the collector, CA fingerprint and credential file of profile NAME in"
+        f" {profiles.profiles_path()} (its [defaults] profile is used when neither --profile,"
+        " --collector nor --data is given); --collector, --ca-fingerprint and"
+        " --credential-file override its values",
+    )  # fmt: skip
     group.add_argument(
         "--collector",
         metavar="HOST:PORT",
@@ -361,7 +374,24 @@ def arguments_of(words: Words, args: argparse.Namespace) -> dict[str, str]:
     return values
 
 
+def _where(args: argparse.Namespace) -> None:
+    """Fill in --collector, --ca-fingerprint and --credential-file from the profile asked for
+    (or the default one), unless a data folder was named; and --data's default."""
+    if not hasattr(args, "profile"):
+        return  # a local-only command
+    local = args.data is not None or "DEVPOSTURE_DATA" in os.environ
+    if args.profile is not None or (args.collector is None and not local):
+        chosen = profiles.choose(args.profile)
+        if chosen is not None:
+            args.collector = args.collector or chosen.collector
+            args.ca_fingerprint = args.ca_fingerprint or chosen.ca_fingerprint
+            args.credential_file = args.credential_file or chosen.credential_file
+    if args.data is None:
+        args.data = DEFAULT_DATA
+
+
 def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -> Result:
+    _where(args)
     remote = getattr(args, "collector", None)
     if remote is None:
         if getattr(args, "credential_file", None) or getattr(args, "ca_fingerprint", None):
