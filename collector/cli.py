@@ -10,7 +10,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from devposture.collector import __version__, cli_migrate, cli_pki, log_format
+from devposture.collector import __version__, cli_completion, cli_migrate, cli_pki, log_format
 from devposture.collector.admin.cli import (
     DEFAULT_DATA,
     add_commands,
@@ -146,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_commands.add_parser("default", help="print the bundled policy, to start a copy from")
 
     add_commands(commands)
+    cli_completion.add_command(commands)
     return parser
 
 
@@ -321,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         ("serve", None): cmd_serve,
         ("policy", "check"): cmd_policy_check,
         ("policy", "default"): cmd_policy_default,
+        ("completion", None): cli_completion.cmd_completion,
     }
     sub = getattr(args, f"{args.command}_command", None)
     try:

@@ -34,8 +34,9 @@ SERVE_ONLY = (
     "jinja2",
     "uvicorn",
     "prometheus_client",
-    # Only `--format xlsx` writes a workbook.
+    # Only `--format xlsx` writes a workbook, only `completion` prints a script.
     "openpyxl",
+    "shtab",
 )
 
 # Runs the CLI's `main` in this interpreter, then prints the modules it loaded.
