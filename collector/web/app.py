@@ -35,7 +35,7 @@ from devposture.collector.credentials import CredentialFormatError, parse_creden
 from devposture.collector.store.admin import CredentialInfo
 from devposture.collector.store.guesses import DASHBOARD, GuessLedger
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
-from devposture.collector.web import auth, i18n
+from devposture.collector.web import auth, downloads, i18n
 from devposture.collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
 
 log = logging.getLogger(__name__)
@@ -170,6 +170,11 @@ class Dashboard:
         def page_link(number: int) -> str:
             return f"{request.url.path}?{urlencode(params | {'page': str(number)})}"
 
+        def download_link(table: str, fmt: str, **more: str) -> str:
+            """A table's download, with this page's filters (not its page or language)."""
+            kept = {k: v for k, v in params.items() if k not in ("page", "lang")}
+            return f"/download/{table}?{urlencode(kept | more | {'format': fmt})}"
+
         def title(item: object, kind: str = "title") -> str:
             return str(getattr(item, f"{kind}_{lang}"))
 
@@ -184,6 +189,7 @@ class Dashboard:
         html = self.env.get_template(name).render(
             lang=lang, t=words, session=session, path=request.url.path,
             lang_zh=switch("zh"), lang_en=switch("en"), page_link=page_link, title=title,
+            download_link=download_link,
             row_title=row_title, states=STATES, **context,
         )  # fmt: skip
         response = HTMLResponse(html, status_code=status)
@@ -400,14 +406,7 @@ class Pages:
                                  trend=trend)  # fmt: skip
 
     async def devices(self, request: Request, session: auth.Session, lang: str) -> Response:
-        q = request.query_params
-        number = _page_number(request)
-        state = q.get("state", "")
-        filters = Filters(
-            q=q.get("q", "").strip()[:200], check=q.get("check", ""),
-            state=state if state in (*STATES, NOT_PASSING) else "", os=q.get("os", ""),
-            group=q.get("group", "").strip()[:64], stale=q.get("stale") == "1", page=number,
-        )  # fmt: skip
+        filters = Filters.of_query(request.query_params, _page_number(request))
         view = await self.board.db(lambda v: v.device_list(filters))
         return self.board.render(request, "devices.html", lang, session=session, view=view,
                                  not_passing=NOT_PASSING)  # fmt: skip
@@ -425,6 +424,22 @@ class Pages:
         view = await self.board.db(lambda v: v.failing(number))
         return self.board.render(request, "failing.html", lang, session=session, view=view,
                                  at=view.at, policy=view.policy, rows=view.rows)  # fmt: skip
+
+
+    async def download(self, request: Request, session: auth.Session, lang: str) -> Response:
+        """A table as CSV, XLSX or JSON (`downloads`), made on the database thread."""
+        asked = downloads.wanted(request)
+        if asked is None:
+            return self.board.render(request, "error.html", lang, 404, session=session,
+                                     message="not_found")  # fmt: skip
+        table, fmt = asked
+        query = dict(request.query_params)
+
+        def make(v: Views) -> Response:
+            columns, rows = downloads.table_of(v, table, query) or ((), [])
+            return downloads.response(table, fmt, columns, rows)
+
+        return await self.board.db(make)
 
 
 def _page_number(request: Request) -> int:
@@ -447,6 +462,7 @@ def create_app(config: CollectorConfig, *, secure_cookies: bool = False) -> Star
         Route("/devices", pages.page(pages.devices), methods=["GET"]),
         Route("/devices/{device_id}", pages.page(pages.device), methods=["GET"]),
         Route("/failing", pages.page(pages.failing), methods=["GET"]),
+        Route("/download/{table}", pages.page(pages.download), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -73,6 +73,16 @@ class Filters:
     def wanted(self) -> DeviceFilter:
         return DeviceFilter(text=self.q, check=self.check, state=self.state,
                             os_family=self.os, group=self.group, stale=self.stale)  # fmt: skip
+
+    @classmethod
+    def of_query(cls, q: Mapping[str, str], page: int = 1) -> Filters:
+        """The filters of the device list's query string (the page, and its downloads)."""
+        state = q.get("state", "")
+        return cls(
+            q=q.get("q", "").strip()[:200], check=q.get("check", ""),
+            state=state if state in (*STATES, NOT_PASSING) else "", os=q.get("os", ""),
+            group=q.get("group", "").strip()[:64], stale=q.get("stale") == "1", page=page,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

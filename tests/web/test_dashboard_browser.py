@@ -143,6 +143,26 @@ def test_filters_and_logout_in_the_browser(page: Page, fleet: Fleet) -> None:
     expect(page).to_have_url(f"{fleet.base}/login?next=%2F")
 
 
+def test_the_failing_table_downloads_as_xlsx_in_the_browser(
+    page: Page, fleet: Fleet, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook  # noqa: PLC0415 (this test only)
+
+    _log_in(page, fleet, fleet.viewer)
+    page.click("#nav-failing")
+    with page.expect_download() as started:
+        page.click('#downloads-failing a[data-format="xlsx"]')
+    download = started.value
+    assert download.suggested_filename.startswith("devposture-failing-")
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    sheet = load_workbook(saved).worksheets[0]
+    header = [c.value for c in sheet[1]]
+    row = dict(zip(header, [c.value for c in sheet[2]], strict=True))
+    assert row["device"] == fleet.failing_device and row["check"] == "public-wifi"
+    assert row["clause"] == "6.3.2" and row["clause_text_zh"]
+
+
 def test_chromium_is_debian_s(browser: Browser) -> None:
     # The tests use the system browser, not one Playwright downloaded.
     assert shutil.which("chromium") == str(CHROMIUM)
