@@ -35,6 +35,7 @@ from devposture.agent.install_setup import (
     append_log,
     cleanup,
 )
+from devposture.agent.notify.notifier import Notifier, live_sender
 from devposture.agent.pipe_output import silence_stdout, write_out
 from devposture.agent.probes import host_facts
 from devposture.agent.probes.config import ProbeConfig
@@ -740,7 +741,7 @@ def run_service(
     work = AgentWork(
         state, enrollment, host, lambda: probe_config(state, folders),
         outbox_max_bytes=args.outbox_max_mb, interval=args.interval,
-        default_interval=DEFAULT_INTERVAL,
+        default_interval=DEFAULT_INTERVAL, notifier=Notifier(state, live_sender()),
     )  # fmt: skip
     schedule = Schedule(args.network_interval, args.backup_settle)
     log.info(

@@ -11,6 +11,7 @@ service retries sending the backlog on its backoff schedule without collecting a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ import grpc
 
 from devposture.agent.collect import build_report
 from devposture.agent.host import Host
+from devposture.agent.notify.notifier import Notifier
 from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.renewal import ensure_fresh_certificate
@@ -26,6 +28,8 @@ from devposture.agent.state import AgentState, Enrollment
 from devposture.agent.transport import DrainResult, drain
 from devposture.net.rpc_status import parse_description
 from devposture.v1 import devposture_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 
 def utcnow() -> dt.datetime:
@@ -131,8 +135,11 @@ class AgentWork:
         outbox_max_bytes: int | None = None,
         interval: float | None = None,
         default_interval: float = 3600.0,
+        notifier: Notifier | None = None,
     ) -> None:
         self.state = state
+        # Tells the employee on their desktop what the collector's verdicts say (service only).
+        self._notifier = notifier
         self.enrollment = enrollment
         self.host = host
         self._probe_config = probe_config
@@ -152,7 +159,13 @@ class AgentWork:
         )  # fmt: skip
 
     def send(self, should_stop: Callable[[], bool]) -> DrainResult:
-        return deliver(self.state, self.enrollment, self.outbox(), should_stop=should_stop)
+        result = deliver(self.state, self.enrollment, self.outbox(), should_stop=should_stop)
+        if self._notifier is not None:
+            try:
+                self._notifier.run(utcnow())
+            except Exception:  # a notice is never worth a report
+                log.exception("desktop notification failed; the next round retries")
+        return result
 
     def interval(self) -> float:
         """Seconds between periodic collections: --interval, else the policy's, else 1 h."""

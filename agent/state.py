@@ -29,7 +29,7 @@ CA_FILE = "ca.crt"
 STATE_ENTRIES = frozenset({
     "agent.json", "device.key", "device.crt", "ca.crt", "command-cache.json",
     "wifi-sessions.json", "outbox", "network-hash.key", "agent-config.pb", "last-verdicts.pb",
-    "renewal.json",
+    "renewal.json", "notified.json",
 })  # fmt: skip
 
 
@@ -153,6 +153,11 @@ class AgentState:
     @property
     def verdicts_path(self) -> Path:
         return self.directory / "last-verdicts.pb"
+
+    @property
+    def notified_path(self) -> Path:
+        """Which failures the employee was told of (agent.notify.memory)."""
+        return self.directory / "notified.json"
 
     def load_config(self) -> pb.AgentConfig | None:
         """The configuration the collector last handed out, or None before the first one."""

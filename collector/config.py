@@ -9,9 +9,11 @@ never ignored.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from devposture.collector.alerts import settings as alert_settings
+from devposture.collector.alerts.settings import AlertSettings
 from devposture.collector.store.target import (
     DatabaseTarget,
     DatabaseTargetError,
@@ -138,6 +140,8 @@ class CollectorConfig:
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    # [alerts]: IT alert digests (collector/alerts/); no channel set sends nothing.
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def ca_key(self) -> Path:
@@ -163,7 +167,7 @@ def render_default(
     text = _TEMPLATE.format(
         host=host, enroll_port=enroll_port, report_port=report_port, admin_port=admin_port,
         metrics_port=metrics_port, web_port=DEFAULT_WEB_PORT,
-    )  # fmt: skip
+    ) + alert_settings.TEMPLATE  # fmt: skip
     if database is None:
         return text
     # TOML basic strings: JSON's string syntax is a subset of them.
@@ -211,6 +215,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "device_call_burst": Setting(int, 30),
         "max_connection_age_seconds": Setting(float, 50.0),
     },
+    alert_settings.SECTION: alert_settings.KEYS,
 }
 
 
@@ -265,6 +270,7 @@ def load(data_dir: Path) -> CollectorConfig:
         web_host=f.text("web", "host"),
         web_port=f.port("web", "port"),
         drain_seconds=_drain_seconds(f),
+        alerts=alert_settings.read(f, data_dir),
     )
     f.check()
     return config

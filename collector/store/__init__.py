@@ -12,6 +12,8 @@ A `Store` is one database and the parts that own its tables:
 - `evidence`: the evidence chain, which every writer appends to in its own transaction;
 - `checkpoints`: how things stood at points of the chain, where audit exports open periods;
 - `retention`: report bodies pruned after the policy's retention, each pruning chained;
+- `alerts`: IT alerts: what is open and was told, digests, the delivery outbox, and each
+  collector's own problems (collector/alerts/);
 - `policies`, `coordination`, `sessions` and `guesses`: the policy in force, leases for work
   done once, dashboard sessions and failed guesses, which several collectors on one database
   share.
@@ -33,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from devposture.collector.store.admin import Admin
+from devposture.collector.store.alerts import AlertRecords
 from devposture.collector.store.chain import Evidence
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.coordination import Coordination
@@ -103,6 +106,7 @@ class Store:
         self.crosscheck = Crosscheck(database)  # the tables against the chain (read only)
         self.checkpoints = Checkpoints(database)
         self.retention = Retention(database)
+        self.alerts = AlertRecords(database)
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

@@ -285,7 +285,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -381,11 +381,35 @@ RETENTION_MIGRATION: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS retention_kept (report_id TEXT PRIMARY KEY,"
     " received_us INTEGER NOT NULL)",
 )
+# Schema 13: IT alerts (store/alerts.py, collector/alerts/): what is open and was told (so a
+# restart or another collector does not tell it again), each digest composed, a delivery
+# outbox with one pending message per channel (a partial unique index: a digest composed while
+# the last is still undelivered joins it), and each collector's own problems (certificates
+# expiring, its data folder's disk filling) for whichever collector composes the digest.
+ALERTS_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS alert_open (item_key TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+    " detail TEXT NOT NULL, opened_us INTEGER NOT NULL, told_us INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS alert_digests (digest_id TEXT PRIMARY KEY,"
+    " composed_us INTEGER NOT NULL, new_items INTEGER NOT NULL, reminders INTEGER NOT NULL,"
+    " resolved INTEGER NOT NULL, open_items INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS alert_digests_by_time ON alert_digests(composed_us)",
+    "CREATE TABLE IF NOT EXISTS alert_outbox (delivery_id TEXT PRIMARY KEY,"
+    " channel TEXT NOT NULL, digest_id TEXT NOT NULL, items TEXT NOT NULL,"
+    " open_items INTEGER NOT NULL, composed_us INTEGER NOT NULL, created_us INTEGER NOT NULL,"
+    " state TEXT NOT NULL, attempts INTEGER NOT NULL, next_us INTEGER NOT NULL,"
+    " attempted_us INTEGER, done_us INTEGER, outcome TEXT NOT NULL)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS alert_outbox_pending ON alert_outbox(channel)"
+    " WHERE state = 'pending'",
+    "CREATE INDEX IF NOT EXISTS alert_outbox_by_attempt ON alert_outbox(channel, attempted_us)",
+    "CREATE TABLE IF NOT EXISTS alert_collector_problems (reporter TEXT NOT NULL,"
+    " problem_key TEXT NOT NULL, detail TEXT NOT NULL, observed_us INTEGER NOT NULL,"
+    " PRIMARY KEY (reporter, problem_key))",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
-    11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION,
+    11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
 }  # fmt: skip
 
 
@@ -646,6 +670,48 @@ CREATE TABLE IF NOT EXISTS pruned_spans (
 CREATE TABLE IF NOT EXISTS retention_kept (
     report_id    {_C} PRIMARY KEY,
     received_us  BIGINT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS alert_open (
+    item_key   {_C} PRIMARY KEY,
+    kind       {_C} NOT NULL,
+    detail     {_C} NOT NULL,
+    opened_us  BIGINT NOT NULL,
+    told_us    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_digests (
+    digest_id    {_C} PRIMARY KEY,
+    composed_us  BIGINT NOT NULL,
+    new_items    BIGINT NOT NULL,
+    reminders    BIGINT NOT NULL,
+    resolved     BIGINT NOT NULL,
+    open_items   BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alert_digests_by_time ON alert_digests(composed_us);
+CREATE TABLE IF NOT EXISTS alert_outbox (
+    delivery_id   {_C} PRIMARY KEY,
+    channel       {_C} NOT NULL,
+    digest_id     {_C} NOT NULL,
+    items         {_C} NOT NULL,
+    open_items    BIGINT NOT NULL,
+    composed_us   BIGINT NOT NULL,
+    created_us    BIGINT NOT NULL,
+    state         {_C} NOT NULL,
+    attempts      BIGINT NOT NULL,
+    next_us       BIGINT NOT NULL,
+    attempted_us  BIGINT,
+    done_us       BIGINT,
+    outcome       {_C} NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alert_outbox_pending ON alert_outbox(channel)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS alert_outbox_by_attempt ON alert_outbox(channel, attempted_us);
+CREATE TABLE IF NOT EXISTS alert_collector_problems (
+    reporter     {_C} NOT NULL,
+    problem_key  {_C} NOT NULL,
+    detail       {_C} NOT NULL,
+    observed_us  BIGINT NOT NULL,
+    PRIMARY KEY (reporter, problem_key)
 );
 """
 

@@ -23,6 +23,7 @@ from devposture.agent.status import (
 )
 from devposture.policy import default_policy
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.verdicts import policy_verdict
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "windows" / "ui_language"
 SHANGHAI = company_zone()
@@ -32,16 +33,7 @@ DEADLINE = NOW + dt.timedelta(days=1)
 
 
 def _verdict(check_id: str, state: str, grace_until: dt.datetime | None = None) -> pb.CheckVerdict:
-    spec = default_policy().check(check_id)
-    assert spec is not None
-    verdict = pb.CheckVerdict(
-        check_id=check_id, clause=spec.clause, state=state, reason="firewall is off",
-        title_zh=spec.title_zh, title_en=spec.title_en,
-        remediation_zh=spec.remediation_zh, remediation_en=spec.remediation_en,
-    )  # fmt: skip
-    if grace_until is not None:
-        verdict.grace_until.FromDatetime(grace_until)
-    return verdict
+    return policy_verdict(check_id, state, grace_until)
 
 
 def _view(lang: str, os_name: OsName = "linux", now: dt.datetime = NOW) -> View:

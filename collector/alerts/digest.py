@@ -1,0 +1,62 @@
+"""Composing a digest: what is new since the last, what is still open and due a reminder, what
+was resolved; recorded once however many collectors share the database.
+
+At most one digest per interval: `compose` does nothing before `digest_minutes` have passed
+since the last one any collector recorded, and the recording itself refuses when another
+collector recorded one meanwhile (store.alerts.record_digest). What is found in the store is
+compared with the open items kept in the database, so a restart tells nothing again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from devposture.collector.alerts import detect
+from devposture.collector.alerts.settings import AlertSettings
+from devposture.collector.store import Store
+from devposture.collector.store.alerts import Composition, Detail
+from devposture.policy import Policy
+
+NEW, REMINDER, RESOLVED = "new", "reminder", "resolved"
+
+
+def compose(
+    store: Store, policy: Policy, settings: AlertSettings, now: dt.datetime
+) -> Composition | None:
+    """This interval's digest, recorded and queued on each channel; None when one is not due
+    yet (or another collector recorded it). A digest with nothing to tell is recorded too (it
+    marks the interval) but queues no message."""
+    previous = store.alerts.last_composed()
+    if previous is not None and now < previous + dt.timedelta(minutes=settings.digest_minutes):
+        return None
+    found = detect.current(store, policy, now)
+    told = store.alerts.open_items()
+    repeat = dt.timedelta(hours=settings.repeat_hours)
+    opened = {key: item for key, item in found.items() if key not in told}
+    reminded = [k for k in found if k in told and now - told[k].told >= repeat]
+    stale_devices = {d["device_id"] for kind, d in found.values() if kind == detect.STALE}
+    resolved = [k for k in told if k not in found]
+    items: list[Detail] = [{**d, "status": NEW} for _, d in opened.values()]
+    items += [{**found[k][1], "status": REMINDER} for k in reminded]
+    # A failing device that went silent is told as STALE, not as resolved.
+    items += [
+        {**told[k].detail, "status": RESOLVED}
+        for k in resolved
+        if not (told[k].kind == detect.FAILING and told[k].detail["device_id"] in stale_devices)
+    ]
+    composition = Composition(
+        composed=now, previous=previous, opened=opened, reminded=reminded, resolved=resolved,
+        items=_ordered(items), open_items=len(found), channels=settings.channels,
+    )  # fmt: skip
+    return composition if store.alerts.record_digest(composition) else None
+
+
+def _ordered(items: list[Detail]) -> list[Detail]:
+    """New first, then reminders, then resolved; within each by kind (as `detect.KINDS`
+    lists them), then the oldest first."""
+    statuses = (NEW, REMINDER, RESOLVED)
+    return sorted(items, key=lambda d: (
+        statuses.index(str(d["status"])), detect.KINDS.index(str(d["kind"])),
+        str(d.get("since", d.get("expires_at", ""))), str(d.get("hostname", "")),
+        str(d.get("check", "")),
+    ))  # fmt: skip

@@ -1,0 +1,171 @@
+"""The `[alerts]` section of collector.toml: where digests go, how often, and what counts as a
+collector problem.
+
+Secrets are never in the file or on the command line: the WeCom robot's webhook URL carries
+its `key=` (anyone holding it posts to the group), so the URL itself is read from a file, as
+are the webhook's signing secret and the SMTP password, each when a message is sent (a file
+fixed while the collector runs is used at the next attempt). With no `[alerts]` section, or
+no channel set in it, nothing is sent and nothing is composed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from devposture.config_file import ConfigFile, Setting, example
+
+SECTION = "alerts"
+SMTP_SECURITY = ("starttls", "tls", "none")
+DEFAULT_SIGNATURE_HEADER = "X-Devposture-Signature"
+
+KEYS: dict[str, Setting] = {
+    "digest_minutes": Setting(int, 15),
+    "repeat_hours": Setting(int, 24),
+    "certificate_warning_days": Setting(int, 30),
+    "disk_warning_percent": Setting(int, 90),
+    "wecom_webhook_file": Setting(str, "", sample="secrets/wecom-webhook.url"),
+    "webhook_url": Setting(str, "", sample="https://alerts.example.com/devposture"),
+    "webhook_secret_file": Setting(str, "", sample="secrets/webhook.key"),
+    "webhook_signature_header": Setting(str, DEFAULT_SIGNATURE_HEADER),
+    "smtp_host": Setting(str, "", sample="smtp.example.com"),
+    "smtp_port": Setting(int, 587),
+    "smtp_security": Setting(str, "starttls"),
+    "smtp_user": Setting(str, ""),
+    "smtp_password_file": Setting(str, "", sample="secrets/smtp.password"),
+    "smtp_from": Setting(str, "", sample="devposture@example.com"),
+    "smtp_to": Setting(list, (), sample=("it-team@example.com",)),
+}
+
+TEMPLATE = """
+[alerts]
+# IT alerts, as a digest every digest_minutes: devices failing past their grace, gone STALE or
+# suspected clones, and this collector's problems (certificates expiring within
+# certificate_warning_days, the data folder's disk disk_warning_percent full). Nothing is
+# sent until a channel below is set. Messages never carry Wi-Fi names or check reasons.
+digest_minutes = 15
+# An item still open is told again after this many hours.
+repeat_hours = 24
+certificate_warning_days = 30
+disk_warning_percent = 90
+# WeCom group robot (企业微信群机器人): a file holding its webhook URL (the URL's key= is a
+# secret), readable by the collector's account only.
+wecom_webhook_file = ""
+# A generic webhook receiving JSON (README: Alerts), signed with HMAC-SHA256 when a file
+# holding the secret is given.
+webhook_url = ""
+webhook_secret_file = ""
+webhook_signature_header = "X-Devposture-Signature"
+# Email. smtp_security: "starttls", "tls" (implicit, port 465) or "none" (a local relay).
+smtp_host = ""
+smtp_port = 587
+smtp_security = "starttls"
+smtp_user = ""
+smtp_password_file = ""
+smtp_from = ""
+smtp_to = []
+"""
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """The `[alerts]` settings, paths made absolute (relative ones are in the data folder)."""
+
+    digest_minutes: int = 15
+    repeat_hours: int = 24
+    certificate_warning_days: int = 30
+    disk_warning_percent: int = 90
+    wecom_webhook_file: Path | None = None
+    webhook_url: str = ""
+    webhook_secret_file: Path | None = None
+    webhook_signature_header: str = DEFAULT_SIGNATURE_HEADER
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str = ""
+    smtp_password_file: Path | None = None
+    smtp_from: str = ""
+    smtp_to: tuple[str, ...] = ()
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The channels set, in the order messages are sent."""
+        named = (
+            ("wecom", self.wecom_webhook_file is not None),
+            ("webhook", bool(self.webhook_url)),
+            ("email", bool(self.smtp_host)),
+        )
+        return tuple(name for name, on in named if on)
+
+
+def _file(f: ConfigFile, key: str, data_dir: Path) -> Path | None:
+    value = f.text(SECTION, key)
+    return data_dir / value if value else None
+
+
+def read(f: ConfigFile, data_dir: Path) -> AlertSettings:
+    """The section's settings; every mistake recorded in `f` with its line and its fix."""
+    minutes = f.whole(SECTION, "digest_minutes")
+    f.at_least(SECTION, "digest_minutes", minutes, 1)
+    repeat = f.whole(SECTION, "repeat_hours")
+    f.at_least(SECTION, "repeat_hours", repeat, 1)
+    days = f.whole(SECTION, "certificate_warning_days")
+    f.at_least(SECTION, "certificate_warning_days", days, 1)
+    percent = f.whole(SECTION, "disk_warning_percent")
+    if not 1 <= percent <= 100:
+        f.problem((SECTION, "disk_warning_percent"),
+                  f"[alerts] disk_warning_percent must be between 1 and 100, not {percent};"
+                  " write e.g. disk_warning_percent = 90")  # fmt: skip
+    settings = AlertSettings(
+        digest_minutes=minutes, repeat_hours=repeat, certificate_warning_days=days,
+        disk_warning_percent=percent,
+        wecom_webhook_file=_file(f, "wecom_webhook_file", data_dir),
+        webhook_url=f.text(SECTION, "webhook_url"),
+        webhook_secret_file=_file(f, "webhook_secret_file", data_dir),
+        webhook_signature_header=f.text(SECTION, "webhook_signature_header"),
+        smtp_host=f.text(SECTION, "smtp_host"), smtp_port=f.port(SECTION, "smtp_port"),
+        smtp_security=f.text(SECTION, "smtp_security"), smtp_user=f.text(SECTION, "smtp_user"),
+        smtp_password_file=_file(f, "smtp_password_file", data_dir),
+        smtp_from=f.text(SECTION, "smtp_from"), smtp_to=f.texts(SECTION, "smtp_to"),
+    )  # fmt: skip
+    _check(f, settings)
+    return settings
+
+
+def _check(f: ConfigFile, s: AlertSettings) -> None:
+    """What each channel needs besides its own key."""
+    if s.webhook_url:
+        parts = urlsplit(s.webhook_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            f.problem((SECTION, "webhook_url"),
+                      f"[alerts] webhook_url must be an http:// or https:// address, not"
+                      f" {s.webhook_url!r}")  # fmt: skip
+        if parts.password or "key=" in parts.query:
+            f.problem(
+                (SECTION, "webhook_url"),
+                "[alerts] webhook_url holds a secret: put the signing secret in"
+                " webhook_secret_file (a WeCom robot's URL goes in wecom_webhook_file)",
+            )
+    if not s.webhook_signature_header.strip() or any(
+        c in s.webhook_signature_header for c in " :\r\n"
+    ):
+        f.problem((SECTION, "webhook_signature_header"),
+                  "[alerts] webhook_signature_header must be an HTTP header name, e.g."
+                  f' webhook_signature_header = "{DEFAULT_SIGNATURE_HEADER}"')  # fmt: skip
+    if s.smtp_security not in SMTP_SECURITY:
+        f.problem((SECTION, "smtp_security"),
+                  f"[alerts] smtp_security must be {', '.join(map(repr, SMTP_SECURITY))},"
+                  f" not {s.smtp_security!r}")  # fmt: skip
+    if s.smtp_host:
+        for key, value in (("smtp_from", s.smtp_from), ("smtp_to", s.smtp_to)):
+            if not value:
+                f.problem((SECTION, key),
+                          f"[alerts] smtp_host is set, so {key} is needed too: write e.g."
+                          f" `{example(key, KEYS[key])}`")  # fmt: skip
+    if s.smtp_user and s.smtp_password_file is None:
+        f.problem(
+            (SECTION, "smtp_password_file"),
+            "[alerts] smtp_user is set, so smtp_password_file is needed too: a file"
+            " holding the password, readable by the collector's account only",
+        )
