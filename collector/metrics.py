@@ -93,6 +93,27 @@ class IngestMetrics:
             self.refused(rpc, by_number.get(number, grpc.StatusCode.UNKNOWN))
 
 
+class AlertMetrics:
+    """IT alert deliveries (collector/alerts/), counted in `registry` (the service's: served
+    with the ingest counters). Labels: the channel (wecom, webhook, email) and, for failures,
+    retried, refused (not retried: the settings need a fix) or given_up (retried for a day)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.sent = Counter(
+            "devposture_alerts_sent",
+            "Alert digests delivered, by channel.",
+            ["channel"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "devposture_alert_failures",
+            "Failed alert deliveries by channel and outcome: retried later, refused (not"
+            " retried) or given_up (after retrying for a day).",
+            ["channel", "outcome"],
+            registry=registry,
+        )
+
+
 class CommitCollector(Collector):
     """The group committer's figures, read when scraped."""
 

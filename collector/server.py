@@ -28,6 +28,7 @@ import grpc
 from devposture.collector import fleet_history, ports
 from devposture.collector.admin.service import AdminServer, start_admin_server
 from devposture.collector.agent_config import network_hash_key
+from devposture.collector.alerts.task import keep_alerting
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import DataFolderLock, lock_data_folder
 from devposture.collector.health import Health
@@ -115,6 +116,7 @@ class RunningServer:
                 await self.admin.stop(grace)
             await self.server.stop(grace)
             await self.service.aclose()
+            await asyncio.to_thread(self._seal_all)
             if self.metrics is not None:
                 await asyncio.to_thread(self.metrics.stop)
             if self.dashboard is not None:
@@ -126,6 +128,14 @@ class RunningServer:
                 self.data_lock.release()
         finally:
             self._done.set()
+
+    def _seal_all(self) -> None:
+        """Every report stored, sealed into the chain before the store closes (the next
+        export or start would seal them too; store/sealing.py)."""
+        try:
+            self.store.sealing.seal_all()
+        except Exception as exc:  # the reports are stored; their seal waits for the next writer
+            log.error("could not seal the last reports into the evidence chain: %s", exc)
 
     def cut_drain(self) -> None:
         """End a drain in progress now (a second SIGTERM or Ctrl-C): shut down without
@@ -338,6 +348,24 @@ async def log_ingest(
         seen = dataclasses.replace(figures)
 
 
+SEAL_SECONDS = 5.0
+
+
+async def keep_sealing(running: RunningServer, stop: asyncio.Event,
+                       every: float = SEAL_SECONDS) -> None:  # fmt: skip
+    """Seal the reports that waited their longest (store/sealing.py) every few seconds: a
+    quiet collector's last reports are chained within SEAL_AFTER_US plus this. A failure is
+    logged and tried again; it never stops the collector."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        try:
+            now = to_us(running.service.now())
+            await running.service.in_db(lambda: running.store.sealing.seal_due(now))  # noqa: B023
+        except Exception as exc:  # the reports are stored; their seal waits a moment
+            log.error("could not seal reports into the evidence chain: %s", exc)
+
+
 FLEET_DAY_SECONDS = 3600.0
 FLEET_DAY_LEASE = "fleet-day"
 
@@ -536,6 +564,10 @@ async def serve_forever(
     watcher = asyncio.create_task(watch_policy(config, running, stop, file=not worker))
     summary = asyncio.create_task(log_ingest(running, stop))
     days = asyncio.create_task(keep_fleet_days(running, stop, database=config.database))
+    sealing = asyncio.create_task(keep_sealing(running, stop))
+    # IT alert digests ([alerts]; nothing when no channel is set), by worker 0 (or the only
+    # process), under their own lease.
+    alerting = asyncio.create_task(keep_alerting(running, config, stop, enabled=not worker))
     await stop.wait()
     drain = f"; health answers NOT_SERVING for {running.drain_seconds:g} s first"
     notifier.notify("STOPPING=1", "STATUS=stopping" + (drain if running.drain_seconds > 0 else ""))
@@ -544,6 +576,8 @@ async def serve_forever(
     await watcher
     await summary
     await days
+    await sealing
+    await alerting
     print("devposture collector stopping", flush=True)
     try:
         await running.stop()

@@ -209,9 +209,9 @@ class AlertRecords(Part):
         return out
 
     def attempted_since(self, channel: str, since: dt.datetime) -> int:
-        """Messages tried on `channel` since `since` (a channel's rate limit)."""
+        """Messages last tried on `channel` after `since` (a channel's rate limit)."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM alert_outbox WHERE channel = ? AND attempted_us >= ?",
+            "SELECT COUNT(*) FROM alert_outbox WHERE channel = ? AND attempted_us > ?",
             (channel, to_us(since)),
         ).fetchone()
         return int(row[0])

@@ -1,0 +1,219 @@
+"""Sending one message on one channel, and telling what a failure means: worth retrying (the
+receiver is away, busy or rate-limiting) or not (it refused the message: retrying would not
+help until IT fixes the settings).
+
+Retried: a connection refused or timed out, HTTP 5xx and 429, a WeCom `errcode` other than 0
+(45009 is its rate limit), an SMTP 4xx answer, a secret file that cannot be read (IT may fix
+it). Not retried: HTTP 4xx but 429, an SMTP 5xx answer. A problem's text never holds the
+WeCom URL (its key= is a secret), a password or a signing secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import smtplib
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from devposture.collector.alerts import payloads
+from devposture.collector.alerts.settings import AlertSettings
+from devposture.collector.store.alerts import Delivery
+
+TIMEOUT_SECONDS = 10.0
+WECOM_PER_MINUTE = 20  # WeCom's limit for one group robot
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivered: bool
+    retry: bool = False
+    problem: str = ""  # what went wrong, for the log and the outbox (never a secret)
+
+
+SENT = Attempt(delivered=True)
+
+
+def retry(problem: str) -> Attempt:
+    return Attempt(delivered=False, retry=True, problem=problem)
+
+
+def refused(problem: str) -> Attempt:
+    return Attempt(delivered=False, retry=False, problem=problem)
+
+
+class Channel(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def per_minute(self) -> int | None:
+        """Most messages a minute the receiver takes; None: no limit."""
+
+    @property
+    def fix(self) -> str:
+        """What IT checks when the receiver refuses."""
+
+    def send(self, d: Delivery) -> Attempt: ...
+
+
+def _secret(path: Path, key: str) -> str | Attempt:
+    """A secret file's text, stripped; or, when it cannot be read, an attempt to retry (IT may
+    fix the file meanwhile) naming the setting, never the content."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        return retry(f"cannot read [alerts] {key} ({reason})")
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes] | Attempt:
+    """POST `body`; the status and the answer, or the attempt's outcome when none came."""
+    if not url.startswith(("http://", "https://")):  # never file: or another scheme
+        return refused("the URL is not an http:// or https:// address")
+    request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
+        "Content-Type": "application/json; charset=utf-8", **headers,
+    })  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+            return int(response.status), response.read(65536)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), b""
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return retry(f"no answer ({type(reason).__name__}: {getattr(reason, 'strerror', '')})")
+    except ValueError:  # its text would show the URL
+        return refused("the URL is not a valid http:// or https:// address")
+
+
+def _http_outcome(status: int) -> Attempt | None:
+    """None for a 2xx; else retry (5xx, 429) or refused (other 4xx)."""
+    if 200 <= status < 300:
+        return None
+    if status >= 500 or status == 429:
+        return retry(f"HTTP {status}")
+    return refused(f"HTTP {status}")
+
+
+@dataclass(frozen=True)
+class WeCom:
+    """A WeCom group robot (企业微信群机器人): its webhook URL is read from a file."""
+
+    url_file: Path
+    name: str = "wecom"
+    per_minute: int | None = WECOM_PER_MINUTE
+    fix: str = "check the robot's webhook URL in [alerts] wecom_webhook_file"
+
+    def send(self, d: Delivery) -> Attempt:
+        url = _secret(self.url_file, "wecom_webhook_file")
+        if isinstance(url, Attempt):
+            return url
+        answer = _post(url, payloads.wecom(d), {})
+        if isinstance(answer, Attempt):
+            return answer
+        status, body = answer
+        failed = _http_outcome(status)
+        if failed is not None:
+            return failed
+        try:
+            code = json.loads(body).get("errcode")
+        except (ValueError, AttributeError):
+            return retry(f"HTTP {status} with an answer that is not WeCom's JSON")
+        if code == 0:
+            return SENT
+        return retry(f"WeCom errcode {code}" + (" (rate limit)" if code == 45009 else ""))
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A generic webhook, the body signed with HMAC-SHA256 when a secret file is set."""
+
+    url: str
+    secret_file: Path | None
+    header: str
+    name: str = "webhook"
+    per_minute: int | None = None
+    fix: str = "check [alerts] webhook_url and what the receiver expects"
+
+    def send(self, d: Delivery) -> Attempt:
+        body = payloads.webhook(d)
+        headers = {}
+        if self.secret_file is not None:
+            key = _secret(self.secret_file, "webhook_secret_file")
+            if isinstance(key, Attempt):
+                return key
+            headers[self.header] = (
+                "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+            )
+        answer = _post(self.url, body, headers)
+        if isinstance(answer, Attempt):
+            return answer
+        return _http_outcome(answer[0]) or SENT
+
+
+@dataclass(frozen=True)
+class Email:
+    """SMTP: STARTTLS, implicit TLS, or none (a local relay)."""
+
+    settings: AlertSettings
+    name: str = "email"
+    per_minute: int | None = None
+    fix: str = "check the [alerts] smtp_ settings (server, account, sender, recipients)"
+
+    def send(self, d: Delivery) -> Attempt:
+        s = self.settings
+        password = ""
+        if s.smtp_user and s.smtp_password_file is not None:
+            read = _secret(s.smtp_password_file, "smtp_password_file")
+            if isinstance(read, Attempt):
+                return read
+            password = read
+        message = payloads.email(d, s.smtp_from, s.smtp_to)
+        try:
+            with self._connect() as smtp:
+                if s.smtp_user:
+                    smtp.login(s.smtp_user, password)
+                smtp.send_message(message)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            problem = f"every recipient refused (SMTP {', '.join(map(str, codes))})"
+            return retry(problem) if all(400 <= c < 500 for c in codes) else refused(problem)
+        except smtplib.SMTPResponseException as exc:
+            problem = f"SMTP {exc.smtp_code}"
+            return retry(problem) if 400 <= exc.smtp_code < 500 else refused(problem)
+        except (smtplib.SMTPException, OSError) as exc:
+            return retry(f"no answer ({type(exc).__name__})")
+        return SENT
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        if s.smtp_security == "tls":
+            context = ssl.create_default_context()
+            return smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=TIMEOUT_SECONDS,
+                                    context=context)  # fmt: skip
+        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=TIMEOUT_SECONDS)
+        if s.smtp_security == "starttls":
+            try:
+                smtp.starttls(context=ssl.create_default_context())
+            except BaseException:
+                smtp.close()
+                raise
+        return smtp
+
+
+def configured(settings: AlertSettings) -> dict[str, Channel]:
+    """The channels `settings` sets, by name."""
+    found: list[Channel] = []
+    if settings.wecom_webhook_file is not None:
+        found.append(WeCom(settings.wecom_webhook_file))
+    if settings.webhook_url:
+        found.append(Webhook(settings.webhook_url, settings.webhook_secret_file,
+                             settings.webhook_signature_header))  # fmt: skip
+    if settings.smtp_host:
+        found.append(Email(settings))
+    return {c.name: c for c in found}

@@ -1,0 +1,58 @@
+"""What each channel is sent for a message of the outbox.
+
+- WeCom's group robot: a markdown message, whose content WeCom limits to 4096 bytes of UTF-8
+  (the list is cut to fit, "… 还有 N 项 / … and N more").
+- The generic webhook: one JSON document of a versioned schema (SCHEMA, VERSION; README's
+  "Alerts / 告警" describes its fields), every item with its status.
+- Email: a plain-text message, Chinese then English, with the counts in the subject.
+"""
+
+from __future__ import annotations
+
+import json
+from email.message import EmailMessage
+
+from devposture.collector.alerts import local_time, render
+from devposture.collector.alerts.detect import iso
+from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED
+from devposture.collector.store.alerts import Delivery
+
+WECOM_MAX_BYTES = 4096
+SCHEMA = "devposture.alert-digest"
+VERSION = 1
+# Lines per language in the webhook's texts and in an email (the webhook's items are whole).
+MAX_TEXT_ITEMS = 500
+
+
+def wecom(d: Delivery) -> bytes:
+    zh, en = render.texts(d, bold=True, max_bytes=WECOM_MAX_BYTES)
+    content = {"msgtype": "markdown", "markdown": {"content": f"{zh}\n\n{en}"}}
+    return json.dumps(content, ensure_ascii=False).encode()
+
+
+def webhook(d: Delivery) -> bytes:
+    zh, en = render.texts(d, bold=False, max_items=MAX_TEXT_ITEMS)
+    n = render.counts(d)
+    document = {
+        "schema": SCHEMA, "version": VERSION, "digest_id": d.digest_id,
+        "composed_at": iso(d.composed), "time_zone": local_time.ZONE_NAME,
+        "counts": {"new": n[NEW], "reminder": n[REMINDER], "resolved": n[RESOLVED],
+                   "open": n["open"], "more": n["more"]},
+        "items": d.items, "text_zh": zh, "text_en": en,
+    }  # fmt: skip
+    return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
+
+
+def email(d: Delivery, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
+    zh, en = render.texts(d, bold=False, max_items=MAX_TEXT_ITEMS)
+    n = render.counts(d)
+    message = EmailMessage()
+    message["Subject"] = (
+        f"[devposture] 告警摘要:新增 {n[NEW]} 项,仍未解决 {n['open']} 项"
+        f" / Alert digest: {n[NEW]} new, {n['open']} open"
+    )
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Message-ID"] = f"<{d.digest_id}.{d.delivery_id}@devposture>"
+    message.set_content(f"{zh}\n\n----\n\n{en}\n")
+    return message

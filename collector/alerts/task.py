@@ -1,0 +1,83 @@
+"""The alerts' periodic work in `serve`: every collector notes its own problems; the one
+holding the alerts lease composes the digest when one is due and sends what the outbox holds.
+
+Everything touching the database runs on the store's thread (`service.in_db`), the sending on
+a thread of its own; a failure is logged and tried again at the next round: it never stops the
+collector or ingest. A collector that dies holding the lease gives it up when it expires and
+another carries on from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING
+
+from devposture.collector.alerts import channels, collector_health, digest
+from devposture.collector.alerts.delivery import Backoff, deliver_due
+from devposture.collector.config import CollectorConfig
+from devposture.collector.metrics import AlertMetrics
+from devposture.collector.policy.in_force import collector_name
+
+if TYPE_CHECKING:
+    from devposture.collector.server import RunningServer
+
+log = logging.getLogger(__name__)
+
+ROUND_SECONDS = 30.0
+LEASE = "alerts"
+# The lease outlives a few rounds, so a holder renewing it each round keeps it.
+LEASE_HOLD = dt.timedelta(minutes=3)
+BACKOFF = Backoff()
+
+
+async def alert_round(
+    running: RunningServer, config: CollectorConfig, metrics: AlertMetrics | None = None,
+    *, backoff: Backoff = BACKOFF, now: dt.datetime | None = None,
+) -> bool:  # fmt: skip
+    """One round at `now` (the service's clock by default); whether this collector held the
+    lease and did the work."""
+    settings, service, store = config.alerts, running.service, running.store
+    now = service.now() if now is None else now
+    found = await asyncio.to_thread(
+        collector_health.problems, config, now, settings.certificate_warning_days,
+        settings.disk_warning_percent,
+    )  # fmt: skip
+    me = collector_health.reporter(config)
+    await service.in_db(lambda: store.alerts.keep_problems(me, found, now))
+    holder = collector_name()
+    if not await service.in_db(
+        lambda: store.coordination.take_lease(LEASE, holder, now, LEASE_HOLD)
+    ):
+        return False
+    composed = await service.in_db(lambda: digest.compose(store, service.policy, settings, now))
+    if composed is not None:
+        await service.in_db(lambda: store.alerts.prune(now))
+    await deliver_due(
+        store, channels.configured(settings), now, backoff=backoff, metrics=metrics,
+        db=service.in_db, io=asyncio.to_thread,
+    )  # fmt: skip
+    return True
+
+
+async def keep_alerting(
+    running: RunningServer, config: CollectorConfig, stop: asyncio.Event,
+    every: float = ROUND_SECONDS, *, enabled: bool = True,
+) -> None:  # fmt: skip
+    """Alert rounds every `every` seconds until `stop`; nothing when no channel is set (or
+    not `enabled`: a worker of `serve --workers` other than the first)."""
+    if not enabled or not config.alerts.channels:
+        return
+    metrics = AlertMetrics(running.service.metrics.registry)
+    log.info("alerts: digests every %d min to %s", config.alerts.digest_minutes,
+             ", ".join(config.alerts.channels))  # fmt: skip
+    while not stop.is_set():
+        try:
+            await alert_round(running, config, metrics)
+        except Exception as exc:  # the next round tries again; ingest goes on
+            log.error("alerts: this round failed and is tried again in %d s: %s",
+                      round(every), exc)  # fmt: skip
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
