@@ -97,6 +97,7 @@ from devposture.collector.store.engine import (
     SqliteDatabase,
 )
 from devposture.collector.store.reports import _changes
+from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS
 from devposture.collector.store.target import is_postgres_url
 from devposture.collector.tokens import Token
 from devposture.policy import Policy, default_policy
@@ -425,7 +426,8 @@ TABLES: dict[str, tuple[str, ...]] = {
                             "first_used_us"),
     "device_events": ("event_id", "device_id", "action", "at_us", "detail"),
     "reports": ("report_id", "device_id", "received_us", "collected_us", "agent_version",
-                "clock_skew_ms", "body"),
+                "clock_skew_ms", "body", "n"),
+    "report_groups": ("seq", "first_n", "last_n", "reports"),
     "state_changes": chain.STATE_FIELDS,
     "evidence_chain": ("seq", "kind", "at_us", "record_key", "payload", "prev_hash", "hash"),
 }  # fmt: skip
@@ -480,6 +482,9 @@ class Writer:
         self._certificates: dict[str, tuple[str, int]] = {}  # device -> serial, not after
         self._event_id = int(db.execute("SELECT COALESCE(MAX(event_id), 0) FROM device_events")
                              .fetchone()[0])  # fmt: skip
+        # Reports stored and not yet sealed: (n, received, canonical record) (store/sealing.py).
+        self._waiting: list[tuple[int, int, bytes]] = []
+        self._number = 0
 
     def write(self, cursor: Cursor, chained: Appender, event: Event) -> None:
         """Write `event` on the cursor of a transaction (`chained`: its chain); the rows are
@@ -531,15 +536,17 @@ class Writer:
         self.built.device_events += 1
 
     def _report(self, chained: Appender, event: Reported) -> None:
-        """reports._write_group for a device's newest report: the report and its entry, then
-        a state change (and entry) for each check whose state changed."""
+        """reports._write_group for a device's newest report stored alone (a fleet reporting
+        at its cadence: one report a call): the report, numbered, then a state change (and
+        entry) for each check whose state changed, then the seal when one is due."""
         record = event.record
         received, collected = to_us(record.received_at), to_us(record.collected_at)
         metadata = (record.report_id, record.device_id, received, collected,
                     record.agent_version, record.clock_skew_ms)  # fmt: skip
-        self._rows["reports"].append((*metadata, record.body))
-        self._entry(chained, chain.REPORT, record.report_id,
-                    chain.report_payload(metadata, record.body), received)  # fmt: skip
+        self._number += 1
+        self._rows["reports"].append((*metadata, record.body, self._number))
+        canonical = chain.report_canonical(chain.report_payload(metadata, record.body))
+        self._waiting.append((self._number, received, canonical))
         latest = self._latest.setdefault(record.device_id, {})
         held, changes = _changes(latest, record.device_id, record.report_id, collected,
                                  event.results)  # fmt: skip
@@ -549,9 +556,31 @@ class Writer:
             self._entry(chained, chain.STATE, chain.state_key(values[0], values[1], values[4]),
                         chain.fields(chain.STATE_FIELDS, values), received)  # fmt: skip
         self.built.state_changes += len(changes)
+        self._seal(chained, received)
         self._last[record.device_id] = _Last(record, event.results, held)
         self.built.reports += 1
         self.built.body_bytes += len(record.body)
+
+    def _seal(self, chained: Appender, now_us: int, *, force: bool = False) -> None:
+        """sealing.seal as the report's write would call it (SEAL_AFTER_US, SEAL_REPORTS)."""
+        waiting = self._waiting
+        if not waiting or (not force and (len(waiting) < SEAL_REPORTS
+                                         and now_us - waiting[0][1] < SEAL_AFTER_US)):  # fmt: skip
+            return
+        for start in range(0, len(waiting), SEAL_REPORTS):
+            group = waiting[start : start + SEAL_REPORTS]
+            low, high = group[0][0], group[-1][0]
+            payload = chain.group_canonical(low, high, [r for _, _, r in group])
+            row = chained.canonical_row(chain.REPORT_GROUP, chain.group_key(low, high), payload,
+                                        now_us)  # fmt: skip
+            self._rows["evidence_chain"].append(row)
+            self._rows["report_groups"].append((row[0], low, high, len(group)))
+            self.built.entries += 1
+        self._waiting = []
+
+    def seal_waiting(self, chained: Appender, now_us: int) -> None:
+        """What a collector seals when it stops."""
+        self._seal(chained, now_us, force=True)
 
     def finish(self, cursor: Cursor) -> None:
         """Each device's current verdicts (check_results) and its row as its newest report
@@ -669,6 +698,8 @@ def build(
                     break
                 writer.write(cursor, chained, event)
                 last = moment
+            if day is not None and not held:  # the last day: sealed as the collector stops
+                writer.seal_waiting(chained, to_us(last))
             writer.flush(cursor)
         if day is None:
             if progress is not None:

@@ -116,6 +116,7 @@ class RunningServer:
                 await self.admin.stop(grace)
             await self.server.stop(grace)
             await self.service.aclose()
+            await asyncio.to_thread(self._seal_all)
             if self.metrics is not None:
                 await asyncio.to_thread(self.metrics.stop)
             if self.dashboard is not None:
@@ -127,6 +128,14 @@ class RunningServer:
                 self.data_lock.release()
         finally:
             self._done.set()
+
+    def _seal_all(self) -> None:
+        """Every report stored, sealed into the chain before the store closes (the next
+        export or start would seal them too; store/sealing.py)."""
+        try:
+            self.store.sealing.seal_all()
+        except Exception as exc:  # the reports are stored; their seal waits for the next writer
+            log.error("could not seal the last reports into the evidence chain: %s", exc)
 
     def cut_drain(self) -> None:
         """End a drain in progress now (a second SIGTERM or Ctrl-C): shut down without
@@ -339,6 +348,24 @@ async def log_ingest(
         seen = dataclasses.replace(figures)
 
 
+SEAL_SECONDS = 5.0
+
+
+async def keep_sealing(running: RunningServer, stop: asyncio.Event,
+                       every: float = SEAL_SECONDS) -> None:  # fmt: skip
+    """Seal the reports that waited their longest (store/sealing.py) every few seconds: a
+    quiet collector's last reports are chained within SEAL_AFTER_US plus this. A failure is
+    logged and tried again; it never stops the collector."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+        try:
+            now = to_us(running.service.now())
+            await running.service.in_db(lambda: running.store.sealing.seal_due(now))  # noqa: B023
+        except Exception as exc:  # the reports are stored; their seal waits a moment
+            log.error("could not seal reports into the evidence chain: %s", exc)
+
+
 FLEET_DAY_SECONDS = 3600.0
 FLEET_DAY_LEASE = "fleet-day"
 
@@ -537,6 +564,7 @@ async def serve_forever(
     watcher = asyncio.create_task(watch_policy(config, running, stop, file=not worker))
     summary = asyncio.create_task(log_ingest(running, stop))
     days = asyncio.create_task(keep_fleet_days(running, stop, database=config.database))
+    sealing = asyncio.create_task(keep_sealing(running, stop))
     # IT alert digests ([alerts]; nothing when no channel is set), by worker 0 (or the only
     # process), under their own lease.
     alerting = asyncio.create_task(keep_alerting(running, config, stop, enabled=not worker))
@@ -548,6 +576,7 @@ async def serve_forever(
     await watcher
     await summary
     await days
+    await sealing
     await alerting
     print("devposture collector stopping", flush=True)
     try:

@@ -9,7 +9,8 @@ A bundle is one zip file:
 * `index.jsonl`    (seq, kind, key, hash) of each of them: names a removed entry;
 * `opening.jsonl`  earlier entries that say how things stood when the period began (each
                    device's last state per check, waivers still running);
-* `reports.jsonl`  the body of each report entry (base64 protobuf), but for bodies pruned
+* `reports.jsonl`  the body of each report entry (base64 protobuf), and of each report of a
+                   report group on one line (format 4), but for bodies pruned
                    under the retention policy (`audit facts` prints a body's facts as JSON;
                    formats 1 and 2 held them on each line, which made a quarter's export
                    spend most of its time converting bodies no one reads);
@@ -36,8 +37,11 @@ from devposture.v1 import devposture_pb2 as pb
 # Format 3 adds `pruned.jsonl` and the manifest's `pruned`: the retention prunings that
 # emptied report bodies of the period, so that a pruned body is told from a deleted one. Its
 # report lines no longer carry the body's facts as JSON (`audit facts` shows them).
-FORMAT = "devposture-audit-bundle/3"
-FORMATS = ("devposture-audit-bundle/1", "devposture-audit-bundle/2", FORMAT)
+# Format 4 adds report groups (kind `reports`, store/sealing.py): one chain entry for the
+# reports stored together, their bodies on one line of `reports.jsonl` (`group_bodies_jsonl`).
+FORMAT = "devposture-audit-bundle/4"
+FORMATS = ("devposture-audit-bundle/1", "devposture-audit-bundle/2",
+           "devposture-audit-bundle/3", FORMAT)  # fmt: skip
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHAIN = "chain.jsonl"
@@ -128,6 +132,27 @@ def report_jsonl(seq: int, report_id: str, body: bytes) -> bytes:
     """`jsonl(report_line(…))`, byte for byte, written out directly (as `entry_jsonl`)."""
     return (f'{{"body_base64": "{base64.b64encode(body).decode("ascii")}",'
             f' "report_id": {_TEXT.encode(report_id)}, "seq": {seq}}}\n').encode()  # fmt: skip
+
+
+def group_bodies_jsonl(seq: int, bodies: list[tuple[str, bytes]]) -> bytes:
+    """The bodies of a report group's reports, on one line (format 4): `reports` lists
+    [report id, base64 body] in the group's order, those pruned left out."""
+    items = ",".join(f'[{_TEXT.encode(report_id)}, "{base64.b64encode(body).decode("ascii")}"]'
+                     for report_id, body in bodies)  # fmt: skip
+    return f'{{"reports": [{items}], "seq": {seq}}}\n'.encode()
+
+
+def parse_group_bodies(line: object) -> tuple[int, list[tuple[str, bytes]]]:
+    """(seq, [(report id, body)]) of a report group's line of `reports.jsonl`; Malformed when
+    it is not one."""
+    try:
+        if not isinstance(line, dict) or not isinstance(line["reports"], list):
+            raise TypeError("not a JSON object with a list of reports")
+        bodies = [(str(item[0]), base64.b64decode(item[1], validate=True))
+                  for item in line["reports"]]  # fmt: skip
+        return int(line["seq"]), bodies
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise Malformed(f"not a report group's bodies ({type(exc).__name__}: {exc})") from None
 
 
 def pruned_claim(prunes: list[Entry], bodies: int) -> dict[str, Any]:

@@ -31,12 +31,15 @@ DOMAIN = b"devposture-chain/v1"
 
 # What an entry covers. Each kind's payload fields are listed in docs/audit-evidence.md.
 REPORT = "report"
+# Reports sealed together (schema 14): one entry for every report stored since the last seal,
+# their records in the order they were stored, instead of an entry each.
+REPORT_GROUP = "reports"
 STATE = "state"
 WAIVER = "waiver"
 DEVICE = "device"
 ADMIN = "admin"
 PRUNE = "prune"  # report bodies deleted under the retention policy (schema 12)
-KINDS = (REPORT, STATE, WAIVER, DEVICE, ADMIN, PRUNE)
+KINDS = (REPORT, REPORT_GROUP, STATE, WAIVER, DEVICE, ADMIN, PRUNE)
 
 Payload = Mapping[str, object]
 
@@ -168,3 +171,49 @@ def report_canonical(record: Mapping[str, object]) -> bytes:
 
 def state_key(device_id: str, check_id: str, since_us: int) -> str:
     return f"{device_id}/{check_id}/{since_us}"
+
+
+# A report group's payload: the stored order (`n`, the reports table's own numbering) of its
+# first and last report, and each report's record (as a `report` entry's payload holds it).
+GROUP_FIELDS = ("first_n", "last_n", "reports")
+
+
+def group_key(first_n: int, last_n: int) -> str:
+    return f"{first_n}-{last_n}"
+
+
+def group_canonical(first_n: int, last_n: int, records: Sequence[bytes]) -> bytes:
+    """`canonical` of a group's payload from its reports' canonical records (each written
+    once, by `report_canonical`): a group holds hundreds."""
+    return (b'{"first_n":%d,"last_n":%d,"reports":[' % (first_n, last_n)
+            + b",".join(records) + b"]}")  # fmt: skip
+
+
+def group_records(entry: Entry) -> list[dict[str, object]]:
+    """The report records of a group entry, in stored order. ValueError when the payload is
+    not a group's (an edited entry: the caller names it)."""
+    reports = entry.record().get("reports")
+    if not isinstance(reports, list) or not all(isinstance(r, dict) for r in reports):
+        raise ValueError(f"the payload of seq {entry.seq} holds no list of reports")
+    return reports
+
+
+def as_reports(entry: Entry) -> list[Entry]:
+    """A group entry as the `report` entries it stands for (each with the group's seq, time
+    and hashes; its report id as key and its record as payload); any other entry as itself.
+    What reads reports one by one (the printable report's figures, the opening, holding rows
+    to the chain) reads a group through this; the chain's links and hashes are checked on
+    the group itself. ValueError when a group's payload cannot be read."""
+    if entry.kind != REPORT_GROUP:
+        return [entry]
+    known = entry.__dict__.get("_reports")  # made once per entry: several readers ask
+    if known is not None:
+        return list(known)
+    out = []
+    for record in group_records(entry):
+        report = Entry(entry.seq, REPORT, entry.at_us, str(record.get("report_id")),
+                       report_canonical(record), entry.prev_hash, entry.hash)  # fmt: skip
+        report.known_record(record)
+        out.append(report)
+    entry.__dict__["_reports"] = tuple(out)
+    return out

@@ -117,6 +117,9 @@ class Tables(Protocol):
     def reports_received(
         self, first_us: int, last_us: int, limit: int, bodies: dict[str, bytes] | None = None
     ) -> dict[Key, Record] | None: ...
+    def reports_numbered(
+        self, first_n: int, last_n: int, bodies: dict[str, bytes] | None = None
+    ) -> list[tuple[Key, Record]]: ...
     def range_starts(self, kind: str, every: int) -> Iterator[tuple[Key, int]]: ...
     def keys_between(self, kind: str, start: Key, end: Key | None) -> Iterator[list[Key]]: ...
     def pairs(self) -> Iterator[list[Pair]]: ...
@@ -487,6 +490,12 @@ class TableCheck:
                 yield from _links(entry, expected, prev_hash)
                 expected, prev_hash = entry.seq + 1, entry.hash
             self.entries += len(batch)
+            for entry in batch:
+                if entry.kind == chain.REPORT_GROUP:
+                    group = _group(self._tables, entry, self._pruned_before)
+                    for key in group.keys:
+                        ranges[chain.REPORT].cross_off(key)
+                    yield from group.findings
             for kind in _TABLES:
                 yield from self._compare(kind, [e for e in batch if e.kind == kind], ranges[kind])
             self._say("chain entries", min(first + CHAIN_BATCH - 1, last_seq), last_seq)
@@ -619,12 +628,13 @@ class _Judged:
 
 def _judged(
     tables: Tables, kind: str, batch: list[chain.Entry], pruned_before: int,
-    bodies: dict[str, bytes] | None = None,
+    bodies: dict[str, bytes] | None = None, *, rows: dict[Key, Record] | None = None,
 ) -> Iterator[_Judged]:  # fmt: skip
     """Each entry of `kind` in `batch` beside the row it was written for (the report bodies
-    read handed to `bodies`, when given)."""
+    read handed to `bodies`, when given; the rows read already, `rows`)."""
     keyed = [(e, parse_key(kind, e.key, e.seq)) for e in batch if e.kind == kind]
-    rows = _rows(tables, kind, keyed, bodies)
+    if rows is None:
+        rows = _rows(tables, kind, keyed, bodies)
     table = _TABLES[kind]
     edited = f"{DIFFERS}（{EDITED}）"
     for entry, key in keyed:
@@ -694,6 +704,66 @@ def _canonical(kind: str, row: Record) -> bytes:
     return chain.report_canonical(row) if kind == chain.REPORT else chain.canonical(row)
 
 
+def group_span(entry: chain.Entry) -> tuple[int, int] | None:
+    """(first_n, last_n) of a report group entry, from its key (None: it cannot be read)."""
+    try:
+        first, last = (int(part) for part in entry.key.split("-"))
+    except ValueError:
+        return None
+    return (first, last) if 0 < first <= last else None
+
+
+@dataclass
+class _Group:
+    """A report group entry beside the rows its reports were stored as."""
+
+    findings: list[Finding] = field(default_factory=list)
+    keys: list[Key] = field(default_factory=list)  # the rows found for its reports
+
+
+def _group(
+    tables: Tables, entry: chain.Entry, pruned_before: int,
+    bodies: dict[str, bytes] | None = None,
+) -> _Group:  # fmt: skip
+    """A report group held to the rows numbered in its range: written out from them, it must
+    be its payload byte for byte (the common case, once per group). Otherwise each of its
+    reports is held to its row, and a row of the range it does not hold is named as added."""
+    span = group_span(entry)
+    rows = [] if span is None else tables.reports_numbered(*span, bodies)
+    if span is not None:
+        records = [record for _, record in rows]
+        written = chain.group_canonical(*span, [chain.report_canonical(r) for r in records])
+        if written == entry.payload:
+            entry.known_record({"first_n": span[0], "last_n": span[1], "reports": records})
+            return _Group(keys=[key for key, _ in rows])
+    found = _Group()
+    try:
+        reports = chain.as_reports(entry)
+    except ValueError:
+        found.findings.append(Finding(
+            "evidence_chain", f"entry key {entry.key!r}", entry.seq,
+            "its payload is not a group of reports", f"{DIFFERS}（{EDITED}）"))  # fmt: skip
+        return found
+    by_key = dict(rows)
+    missing = [(r.key,) for r in reports if (r.key,) not in by_key]
+    if missing:  # a report the group holds but its range does not: numbered elsewhere?
+        by_key.update(tables.records(chain.REPORT, missing, bodies))
+    for judged in _judged(tables, chain.REPORT, reports, pruned_before, bodies, rows=by_key):
+        if judged.row is not None and judged.key is not None:
+            found.keys.append(judged.key)
+        if judged.finding is not None:
+            found.findings.append(judged.finding)
+    held = {(r.key,) for r in reports}
+    for key, record in rows:
+        if key not in held:
+            found.findings.append(Finding(
+                "reports", row_key(chain.REPORT, key), entry.seq,
+                "was added outside the collector: its number falls in this report group,"
+                f" which does not hold it ({_summary(chain.REPORT, record)})",
+                f"不在证据链中（{ADDED}）"))  # fmt: skip
+    return found
+
+
 class PeriodCheck:
     """What an export checks of its own period, batch by batch as it writes it: each
     entry's row is still in its table, unchanged. (Rows added outside the chain, and the
@@ -710,13 +780,20 @@ class PeriodCheck:
         """Check a batch; returns the report bodies read for it, by report id, as checked."""
         self.entries += len(batch)
         bodies: dict[str, bytes] = {}
+        for entry in batch:
+            if entry.kind == chain.REPORT_GROUP:
+                for finding in _group(self._tables, entry, self._pruned_before, bodies).findings:
+                    self._found(finding)
         for kind in _TABLES:
             for judged in _judged(self._tables, kind, batch, self._pruned_before, bodies):
                 if judged.finding is not None:
-                    self.total += 1
-                    if len(self.found) < self._limit:
-                        self.found.append(judged.finding)
+                    self._found(judged.finding)
         return bodies
+
+    def _found(self, finding: Finding) -> None:
+        self.total += 1
+        if len(self.found) < self._limit:
+            self.found.append(finding)
 
     def findings(self) -> Findings:
         return Findings(self.found, self.total, self.entries)

@@ -152,6 +152,10 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
     public = key.public_key()
     ca_cert = data_dir / "ca" / "ca.crt"
     digests: dict[str, str] = {}
+    # Every report acknowledged so far into the chain (store/sealing.py). A period holds the
+    # entries written in it: a report is in the period its seal was written in, at most
+    # SEAL_AFTER_US after it was received.
+    store.sealing.seal_all()
     with store.snapshot():
         head = store.evidence.chain_head()
         span = store.evidence.chain_period(start, end)
@@ -227,7 +231,8 @@ def _write_period(
 ) -> tuple[dict[str, int], bytes | None, tuple[int, int]]:  # fmt: skip
     """Write the period's entries, their index and the report bodies, batch by batch, and
     fold each into the report's figures: nothing of the period is kept in memory."""
-    counts = dict.fromkeys(chain.KINDS, 0)
+    # Records by kind: a report group counts as its reports.
+    counts = dict.fromkeys((k for k in chain.KINDS if k != chain.REPORT_GROUP), 0)
     last_hash: bytes | None = None
     # How many report entries' bodies the retention policy deleted, and the last received.
     pruned, last_pruned = 0, 0
@@ -238,15 +243,22 @@ def _write_period(
                 # The bodies as read to check them against the chain: written as checked.
                 bodies = checked.add(batch)
                 for entry in batch:
-                    counts[entry.kind] = counts.get(entry.kind, 0) + 1
                     chain_out.write(bundle.entry_jsonl(entry))
                     index_out.write(bundle.index_jsonl(entry))
-                    body = bodies.get(entry.key) if entry.kind == chain.REPORT else None
-                    if body == b"":
-                        pruned += 1
-                        last_pruned = max(last_pruned, int(str(entry.record()["received_us"])))
-                    elif body is not None:
-                        reports_out.write(bundle.report_jsonl(entry.seq, entry.key, body))
+                    kept: list[tuple[str, bytes]] = []
+                    for one in chain.as_reports(entry):
+                        counts[one.kind] = counts.get(one.kind, 0) + 1
+                        body = bodies.get(one.key) if one.kind == chain.REPORT else None
+                        if body == b"":
+                            pruned += 1
+                            received = int(str(one.record()["received_us"]))
+                            last_pruned = max(last_pruned, received)
+                        elif body is not None:
+                            kept.append((one.key, body))
+                    if entry.kind == chain.REPORT_GROUP:
+                        reports_out.write(bundle.group_bodies_jsonl(entry.seq, kept))
+                    elif kept:
+                        reports_out.write(bundle.report_jsonl(entry.seq, *kept[0]))
                     figures.add(entry)
                     last_hash = entry.hash
                 if progress is not None and span is not None:

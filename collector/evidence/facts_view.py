@@ -29,13 +29,14 @@ def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str,
             if not raw.strip():
                 continue
             try:
-                seq, key, body = bundle.parse_report(json.loads(raw))
+                seq, bodies = _bodies(json.loads(raw))
             except (ValueError, bundle.Malformed):
                 continue  # `audit verify` names a malformed line
-            if report_id is not None and key != report_id:
-                continue
-            found = True
-            yield {"seq": seq, "report_id": key, "facts": bundle.facts_of(body)}
+            for key, body in bodies:
+                if report_id is not None and key != report_id:
+                    continue
+                found = True
+                yield {"seq": seq, "report_id": key, "facts": bundle.facts_of(body)}
     if report_id is not None and not found:
         raise NoSuchReport(
             f"{path.name} holds no body for report {report_id}: check the id (the chain's"
@@ -43,3 +44,11 @@ def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str,
             " the retention policy (the bundle's manifest says so)."
             " 证据包中没有该报告的正文：请核对报告编号，或其正文已按保留策略删除。"
         )
+
+
+def _bodies(line: object) -> tuple[int, list[tuple[str, bytes]]]:
+    """(seq, [(report id, body)]) of a line: one report's, or a report group's (format 4)."""
+    if isinstance(line, dict) and "reports" in line:
+        return bundle.parse_group_bodies(line)
+    seq, key, body = bundle.parse_report(line)
+    return seq, [(key, body)]

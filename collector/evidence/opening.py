@@ -1,9 +1,10 @@
 """How things stood when a period began: the chain entries an audit bundle opens with.
 
 For each device and check its last state; for each device its last report (silence is judged
-from it) and its revocation or retirement, if any; and the events of every waiver not expired
-by the period's start. Folded from the chain in sequence order, keeping only the latest entry
-per key: bounded by the fleet and its waivers, however long the history.
+from it; since schema 14 the group entry that sealed it) and its revocation or retirement, if
+any; and the events of every waiver not expired by the period's start. Folded from the chain
+in sequence order, keeping only the latest entry per key: bounded by the fleet and its
+waivers, however long the history.
 
 A checkpoint (`store/checkpoints.py`) is the list of these entries' sequence numbers as of one
 entry of the chain. An export starts from the latest checkpoint before its period and folds
@@ -17,10 +18,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from devposture.collector.evidence.chain import DEVICE, REPORT, STATE, WAIVER, Entry
+from devposture.collector.evidence.chain import (
+    DEVICE,
+    REPORT,
+    REPORT_GROUP,
+    STATE,
+    WAIVER,
+    Entry,
+    group_records,
+)
 
 # The kinds an opening is folded from (admin entries say nothing about a standing).
-KINDS = (REPORT, STATE, WAIVER, DEVICE)
+KINDS = (REPORT, REPORT_GROUP, STATE, WAIVER, DEVICE)
 # Identity events after which a device no longer counts (its status never returns to active).
 GONE = ("revoked", "retired")
 
@@ -54,6 +63,9 @@ class Opening:
                 self._states[(str(record["device_id"]), str(record["check_id"]))] = entry.seq
             elif entry.kind == REPORT:
                 self._reports[str(record["device_id"])] = entry.seq
+            elif entry.kind == REPORT_GROUP:  # the group stands for each of its reports
+                for report in group_records(entry):
+                    self._reports[str(report["device_id"])] = entry.seq
             elif entry.kind == DEVICE and record.get("action") in GONE:
                 self._gone.setdefault(str(record["device_id"]), entry.seq)
             elif entry.kind == WAIVER:
@@ -71,5 +83,6 @@ class Opening:
         """The opening's entries, in sequence order; waivers expired by `start_us` left out."""
         waivers = [s for w in self._waivers.values()
                    if start_us is None or w.expires_us > start_us for s in w.seqs]  # fmt: skip
-        return sorted([*self._states.values(), *self._reports.values(), *self._gone.values(),
-                       *waivers])  # fmt: skip
+        # A report group holds the last reports of several devices: named once.
+        return sorted({*self._states.values(), *self._reports.values(), *self._gone.values(),
+                       *waivers})  # fmt: skip

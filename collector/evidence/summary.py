@@ -30,7 +30,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from devposture.collector.evidence.chain import ADMIN, DEVICE, REPORT, STATE, WAIVER, Entry
+from devposture.collector.evidence.chain import (
+    ADMIN,
+    DEVICE,
+    REPORT,
+    STATE,
+    WAIVER,
+    Entry,
+    as_reports,
+)
 from devposture.collector.evidence.opening import GONE
 from devposture.collector.standing_rule import Facts, decide
 
@@ -179,12 +187,15 @@ class Summary:
 
     def opening(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
-            self._apply(entry, record=entry.record(), in_period=False)
+            for one in as_reports(entry):
+                self._apply(one, record=one.record(), in_period=False)
 
     def add(self, entry: Entry) -> None:
+        """Fold an entry of the period (a report group as each of its reports)."""
         while self._week < len(self.weeks) and entry.at_us >= self.weeks[self._week].end_us:
             self._close_week()
-        self._apply(entry, record=entry.record(), in_period=True)
+        for one in as_reports(entry):
+            self._apply(one, record=one.record(), in_period=True)
 
     def finish(self) -> None:
         while self._week < len(self.weeks):

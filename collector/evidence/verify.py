@@ -21,7 +21,7 @@ from typing import IO, Any, Generic, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence import bundle, html, signing
-from devposture.collector.evidence.chain import PRUNE, REPORT, Entry
+from devposture.collector.evidence.chain import PRUNE, REPORT, REPORT_GROUP, Entry, as_reports
 from devposture.collector.evidence.summary import Summary
 
 V = TypeVar("V")
@@ -221,7 +221,8 @@ def _check(
     layout = html.layout_of(manifest)
     figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout == html.LAYOUT else None
     walk = _Walk(manifest, readers, streamed, figures, prunes, progress=progress)
-    count = walk.run()
+    walk.run()
+    count = walk.records
     _pruned_bodies(manifest, walk.pruned, prunes, verdict)
     digests = {name: reader.digest() for name, reader in (readers | bounded).items()}
     for name, data in small.items():
@@ -321,7 +322,8 @@ class _Walk:
         self.next_seq = self.first  # every expected seq below this was seen or is a gap
         self.previous: Entry | None = None
         self.pending: dict[int, Entry] = {}  # report entries whose body was not read yet
-        self.count = 0
+        self.count = 0  # entries
+        self.records = 0  # records: a report group counts as its reports
         # Bodies received before this were pruned under the retention policy (signed claims:
         # the prune entries in pruned.jsonl); those missing are counted, not deleted.
         self.pruned_before = max((_number(p, "before_us") for p in prunes), default=0)
@@ -336,11 +338,12 @@ class _Walk:
             self.verdict.problems.append(f"{bundle.INDEX} has a malformed line (edited)")
             return None
 
-    def _report_line(
-        self, number: int, line: object
-    ) -> tuple[int, tuple[str, bytes, object]] | None:
+    def _report_line(self, number: int, line: object) -> tuple[int, _Bodies] | None:
         del number
         try:
+            if isinstance(line, dict) and "reports" in line:  # a report group's (format 4)
+                seq, bodies = bundle.parse_group_bodies(line)
+                return seq, bodies
             seq, report_id, body = bundle.parse_report(line)
         except bundle.Malformed:
             self.verdict.problems.append(f"{bundle.REPORTS} has a malformed line (edited)")
@@ -363,6 +366,10 @@ class _Walk:
             self._link(entry)
             if entry.kind == REPORT:
                 self._body_of(entry)
+            elif entry.kind == REPORT_GROUP:
+                self._group_bodies(entry)
+            else:
+                self.records += 1
             if isinstance(self.figures, Summary):
                 try:
                     self.figures.add(entry)
@@ -433,8 +440,55 @@ class _Walk:
             )
         self.previous = entry
 
+    def _group_bodies(self, entry: Entry) -> None:
+        """Match each report of a group entry with its body on the group's line."""
+        try:
+            reports = as_reports(entry)
+        except ValueError:
+            self.verdict.problems.append(
+                f"{_name(entry)} does not hold a list of reports: edited"
+            )
+            return
+        self.records += len(reports)
+        found = self.bodies.get(entry.seq)
+        if found is None and all(self._was_pruned(r) for r in reports):
+            self.pruned += len(reports)
+            return
+        if found is None:
+            self.pending[entry.seq] = entry
+            return
+        self._compare_group(entry, found)
+
+    def _was_pruned(self, entry: Entry) -> bool:
+        return 0 <= _number(entry, "received_us") < self.pruned_before
+
+    def _compare_group(self, entry: Entry, found: _Bodies) -> None:
+        where = f"the bodies of {_name(entry)}"
+        if not isinstance(found, list):
+            self.verdict.problems.append(f"{where} are not on a group's line: edited")
+            return
+        bodies = dict(found)
+        if len(bodies) != len(found):
+            self.verdict.problems.append(f"{where} name a report twice: inserted")
+        for report in as_reports(entry):
+            body = bodies.pop(report.key, None)
+            if body is None and self._was_pruned(report):
+                self.pruned += 1
+            elif body is None:
+                self.verdict.problems.append(f"the body of {_name(report)} is missing: deleted")
+            elif hashlib.sha256(body).hexdigest() != _field(report, "body_sha256"):
+                self.verdict.problems.append(
+                    f"report body seq {entry.seq} ({report.key}) does not match its chain"
+                    " entry: edited"
+                )
+        for report_id in bodies:
+            self.verdict.problems.append(
+                f"report body seq {entry.seq} ({report_id}) has no report in its group: inserted"
+            )
+
     def _body_of(self, entry: Entry) -> None:
         """Match a report entry with its body line (both in sequence order)."""
+        self.records += 1
         found = self.bodies.get(entry.seq)
         if found is None and 0 <= _number(entry, "received_us") < self.pruned_before:
             self.pruned += 1
@@ -442,9 +496,21 @@ class _Walk:
         if found is None:
             self.pending[entry.seq] = entry
             return
-        self._compare_body(entry, *found)
+        self._compare_body(entry, found)
 
-    def _compare_body(self, entry: Entry, report_id: str, body: bytes, facts: object) -> None:
+    def _compare(self, entry: Entry, found: _Bodies) -> None:
+        if entry.kind == REPORT_GROUP:
+            self._compare_group(entry, found)
+        else:
+            self._compare_body(entry, found)
+
+    def _compare_body(self, entry: Entry, found: _Bodies) -> None:
+        if isinstance(found, list):
+            self.verdict.problems.append(
+                f"the body of {_name(entry)} is on a report group's line: edited"
+            )
+            return
+        report_id, body, facts = found
         where = f"report body seq {entry.seq} ({report_id})"
         if entry.key != report_id:
             self.verdict.problems.append(f"{where} has no report entry in the chain: inserted")
@@ -459,13 +525,16 @@ class _Walk:
         self.bodies.drain()
         for seq, entry in sorted(self.pending.items()):
             found = self.bodies.ahead.pop(seq, None)
-            if found is None:
-                self.verdict.problems.append(f"the body of {_name(entry)} is missing: deleted")
+            if found is not None:
+                self._compare(entry, found)
+            elif entry.kind == REPORT_GROUP:  # the group's line is gone: each report named
+                self._compare_group(entry, [])
             else:
-                self._compare_body(entry, *found)
-        for seq, (report_id, _, _) in sorted(self.bodies.ahead.items()):
+                self.verdict.problems.append(f"the body of {_name(entry)} is missing: deleted")
+        for seq, found in sorted(self.bodies.ahead.items()):
+            named = ", ".join(r for r, _ in found) if isinstance(found, list) else found[0]
             self.verdict.problems.append(
-                f"report body seq {seq} ({report_id}) has no report entry in the chain: inserted"
+                f"report body seq {seq} ({named}) has no report entry in the chain: inserted"
             )
         for seq in self.bodies.repeated:
             self.verdict.problems.append(
@@ -521,6 +590,9 @@ def _number(entry: Entry, name: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
+# A line of reports.jsonl: a report's (id, body, facts shown: formats 1 and 2), or a report
+# group's [(id, body)] (format 4).
+_Bodies = tuple[str, bytes, object] | list[tuple[str, bytes]]
 LISTED_MISSING = 1000  # missing entries named one by one in a run; the rest as a range
 
 

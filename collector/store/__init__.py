@@ -63,6 +63,7 @@ from devposture.collector.store.reports import (
 )
 from devposture.collector.store.retention import Retention
 from devposture.collector.store.schema import SCHEMA_VERSION, prepare
+from devposture.collector.store.sealing import Sealing
 from devposture.collector.store.sessions import DashboardSessions
 from devposture.collector.store.target import DatabaseTarget, SqliteTarget
 from devposture.collector.store.waivers import Waivers
@@ -106,6 +107,7 @@ class Store:
         self.crosscheck = Crosscheck(database)  # the tables against the chain (read only)
         self.checkpoints = Checkpoints(database)
         self.retention = Retention(database)
+        self.sealing = Sealing(database)
         self.alerts = AlertRecords(database)
 
     @classmethod

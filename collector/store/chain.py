@@ -96,11 +96,31 @@ class Appender:
         self._cur.execute(_INSERT + _VALUES, row)
         return row[0]
 
+    def append_canonical(
+        self, kind: str, key: str, payload: bytes, at_us: int | None = None
+    ) -> int:
+        """`append` of a payload already in its canonical form (a report group's, written
+        out from its reports' records)."""
+        row = self.canonical_row(kind, key, payload, at_us)
+        self._cur.execute(_INSERT + _VALUES, row)
+        return row[0]
+
+    def canonical_row(
+        self, kind: str, key: str, payload: bytes, at_us: int | None = None
+    ) -> tuple[int, str, int, str, bytes, bytes, bytes]:
+        """`entry` of a payload already in its canonical form."""
+        return self._row(kind, key, payload, at_us)
+
     def entry(
         self, kind: str, key: str, payload: Payload, at_us: int | None = None
     ) -> tuple[int, str, int, str, bytes, bytes, bytes]:
         """The next entry's row, the head moved past it: the caller writes it (`write`) in
         this transaction, entries in order, before anything else is chained."""
+        return self._row(kind, key, canonical(payload), at_us)
+
+    def _row(
+        self, kind: str, key: str, body: bytes, at_us: int | None
+    ) -> tuple[int, str, int, str, bytes, bytes, bytes]:
         head = self._head
         if head is None:
             row = self._cur.execute(
@@ -109,7 +129,6 @@ class Appender:
             head = (row[0], row[1], bytes(row[2])) if row else (0, 0, GENESIS)
         seq, prev_at, prev_hash = head[0] + 1, head[1], head[2]
         at = max(now_us() if at_us is None else at_us, prev_at)
-        body = canonical(payload)
         digest = entry_hash(prev_hash, seq, kind=kind, at_us=at, key=key, payload=body)
         self._head = (seq, at, digest)
         return (seq, kind, at, key, body, prev_hash, digest)

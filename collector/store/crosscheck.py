@@ -15,6 +15,7 @@ values compared in index order (`(a, b) > (?, ?)`), keys looked up from a VALUES
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from typing import Any
 from devposture.collector.evidence import chain
 from devposture.collector.evidence.crosscheck import Key, Pair, Record, Verdict, WaiverRow
 from devposture.collector.store.base import Part
-from devposture.collector.store.chain import entries, head, padded
+from devposture.collector.store.chain import entries, head, padded, select
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.engine import Dialect, SqliteDatabase
 
@@ -210,13 +211,21 @@ class Crosscheck(Part):
         return entries(self._db, first, last)
 
     def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]:
-        """(seq, key) of the entries of one kind in a range, without their payloads."""
+        """(seq, key) of the entries of one kind in a range, without their payloads; for
+        reports, also each report of the report groups there (read from their payloads)."""
         rows = self._db.execute(
             "SELECT seq, record_key FROM evidence_chain WHERE seq BETWEEN ? AND ? AND kind = ?"
             " ORDER BY seq",
             (first, last, kind),
         ).fetchall()
-        return [(int(r[0]), str(r[1])) for r in rows]
+        keys = [(int(r[0]), str(r[1])) for r in rows]
+        if kind == chain.REPORT:
+            for group in select(self._db, "seq BETWEEN ? AND ? AND kind = ?",
+                                (first, last, chain.REPORT_GROUP)):  # fmt: skip
+                with contextlib.suppress(ValueError):  # an unreadable group is named elsewhere
+                    keys += [(group.seq, str(r.get("report_id")))
+                             for r in chain.group_records(group)]  # fmt: skip
+        return keys
 
     def checkpoints(self) -> Iterator[tuple[int, int, list[int]]]:
         """Every checkpoint of the chain, oldest first (`store/checkpoints.py`)."""
@@ -263,6 +272,23 @@ class Crosscheck(Part):
                 found[key] = record
                 if bodies is not None and kind == chain.REPORT:
                     bodies[str(row[0])] = bytes(row[6])
+        return found
+
+    def reports_numbered(
+        self, first_n: int, last_n: int, bodies: dict[str, bytes] | None = None
+    ) -> list[tuple[Key, Record]]:
+        """The reports numbered first_n to last_n (a report group's), in that order, as
+        `records` gives them."""
+        t = TABLES[chain.REPORT]
+        found: list[tuple[Key, Record]] = []
+        rows = self._db.execute(
+            f"SELECT {t.select} FROM reports t WHERE t.n BETWEEN ? AND ? ORDER BY t.n",  # noqa: S608
+            (first_n, last_n),
+        )
+        for row in rows:
+            found.append(t.record(row))
+            if bodies is not None:
+                bodies[str(row[0])] = bytes(row[6])
         return found
 
     def reports_received(

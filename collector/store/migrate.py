@@ -36,9 +36,14 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("fleet_days", "day, check_id, state"),
     ("policy_versions", "version"),
     ("evidence_chain", "seq"),
+    ("report_groups", "seq"),
     ("evidence_checkpoints", "seq"),
     ("pruned_spans", "seq"),
     ("retention_kept", "report_id"),
+    ("alert_open", "item_key"),
+    ("alert_digests", "digest_id"),
+    ("alert_outbox", "delivery_id"),
+    ("alert_collector_problems", "reporter, problem_key"),
 )
 # The identity columns whose next value must follow the copied rows.
 IDENTITIES = (

@@ -23,6 +23,7 @@ from devposture.collector.evidence import chain
 from devposture.collector.store.base import Part, from_us, text, to_us
 from devposture.collector.store.chain import Appender, padded, pieces
 from devposture.collector.store.engine import Cursor, Dialect
+from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS, next_number, seal
 
 
 class StoreOutcome(Enum):
@@ -123,9 +124,9 @@ _INSERT_CHANGES = (
 _CHANGE_VALUES = "(?, ?, ?, ?, ?, ?)"
 _INSERT_REPORTS = (
     "INSERT INTO reports(report_id, device_id, received_us, collected_us, agent_version,"
-    " clock_skew_ms, body) VALUES "
+    " clock_skew_ms, body, n) VALUES "
 )
-_REPORT_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
+_REPORT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
 
 Change = tuple[str, str, str, str, int, str]  # a state_changes row, in STATE_FIELDS order
 
@@ -326,13 +327,12 @@ def _write_group(
     entries: list[tuple[object, ...]] = []
     changes: list[tuple[object, ...]] = []
     verdicts: list[VerdictRow] = []
+    # Numbered in the order stored; chained when sealed (store/sealing.py).
+    number = next_number(cur)
     for report, results, received, collected, is_newest in stored:
-        metadata = (report.report_id, report.device_id, received, collected,
-                    report.agent_version, report.clock_skew_ms)  # fmt: skip
-        rows.append((*metadata, report.body))
-        entries.append(chained.entry(chain.REPORT, report.report_id,
-                                     chain.report_payload(metadata, report.body),
-                                     at_us=received))  # fmt: skip
+        rows.append((report.report_id, report.device_id, received, collected,
+                     report.agent_version, report.clock_skew_ms, report.body, number))  # fmt: skip
+        number += 1
         held: dict[str, int] = {}
         if is_newest:
             # The history is dated by when the facts were collected (collector's clock).
@@ -457,6 +457,11 @@ def _text_safe(
 class Reports(Part):
     """Reports, verdicts and the state history (`Store.reports`)."""
 
+    # A stored report's longest wait for its seal, and the most reports a seal waits for
+    # (store/sealing.py); a test that reads the chain at once sets the wait to 0.
+    seal_after_us = SEAL_AFTER_US
+    seal_reports = SEAL_REPORTS
+
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
 
@@ -563,24 +568,35 @@ class Reports(Part):
         storing the reports one after the other, in the group's order.
         """
         group = [_text_safe(report, results) for report, results in group]
+        if not group:
+            return []
+        # Time as the reports give it: the newest received is "now" for sealing.
+        now = max(to_us(report.received_at) for report, _ in group)
         with self._write() as cur:
             chained = Appender(cur)  # the chain's head is read once per group
-            together = self._store_together(cur, chained, group)
-            if together is not None:
-                return list(together)
-            outcomes: list[StoreOutcome | Exception] = []
-            for report, results in group:
-                cur.execute("SAVEPOINT report")
-                mark = chained.mark()
-                try:
-                    outcomes.append(self._store_one(cur, chained, report, results))
-                except self._db.failures:
-                    raise  # the database itself is failing (disk full, I/O): nothing commits
-                except self._db.errors as exc:
-                    cur.execute("ROLLBACK TO report")
-                    chained.rewind(mark)
-                    outcomes.append(exc)
-                cur.execute("RELEASE report")
+            outcomes = self._store_group(cur, chained, group)
+            seal(cur, chained, now_us=now, after_us=self.seal_after_us, most=self.seal_reports)
+        return outcomes
+
+    def _store_group(
+        self, cur: Cursor, chained: Appender, group: list[tuple[ReportRecord, list[CheckResult]]]
+    ) -> list[StoreOutcome | Exception]:
+        together = self._store_together(cur, chained, group)
+        if together is not None:
+            return list(together)
+        outcomes: list[StoreOutcome | Exception] = []
+        for report, results in group:
+            cur.execute("SAVEPOINT report")
+            mark = chained.mark()
+            try:
+                outcomes.append(self._store_one(cur, chained, report, results))
+            except self._db.failures:
+                raise  # the database itself is failing (disk full, I/O): nothing commits
+            except self._db.errors as exc:
+                cur.execute("ROLLBACK TO report")
+                chained.rewind(mark)
+                outcomes.append(exc)
+            cur.execute("RELEASE report")
         return outcomes
 
     def _store_together(
@@ -611,17 +627,15 @@ class Reports(Part):
                     report.clock_skew_ms)  # fmt: skip
         cur.execute(
             "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
-            " agent_version, clock_skew_ms, body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " agent_version, clock_skew_ms, body, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(report_id) DO NOTHING",
-            (*metadata, report.body),
+            (*metadata, report.body, next_number(cur)),
         )
         if cur.rowcount == 0:
             owner = cur.execute(
                 "SELECT device_id FROM reports WHERE report_id = ?", (report_id,)
             ).fetchone()[0]
             return StoreOutcome.DUPLICATE if owner == device_id else StoreOutcome.CONFLICT
-        chained.append(chain.REPORT, report_id, chain.report_payload(metadata, report.body),
-                       at_us=received)  # fmt: skip
         newest = cur.execute(
             "SELECT MAX(collected_us) FROM reports WHERE device_id = ?", (device_id,)
         ).fetchone()[0]

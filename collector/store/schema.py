@@ -285,7 +285,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -405,11 +405,38 @@ ALERTS_MIGRATION: tuple[Step, ...] = (
     " problem_key TEXT NOT NULL, detail TEXT NOT NULL, observed_us INTEGER NOT NULL,"
     " PRIMARY KEY (reporter, problem_key))",
 )
+# Schema 14: reports sealed into the chain in groups (store/sealing.py). Each report is
+# numbered in the order stored (`n`; NULL for those written before, each chained on its own),
+# and each group entry's range is kept beside it. `n` joins the columns a pruning never changes.
+_SEALED_REPORT_COLUMNS = (*_REPORT_COLUMNS, "n")
+
+
+def _add_report_numbers(connection: sqlite3.Connection) -> None:
+    if "n" not in {row[1] for row in connection.execute("PRAGMA table_info(reports)")}:
+        connection.execute("ALTER TABLE reports ADD COLUMN n INTEGER")
+
+
+SEALING_MIGRATION: tuple[Step, ...] = (
+    _add_report_numbers,
+    "CREATE UNIQUE INDEX IF NOT EXISTS reports_by_number ON reports(n)",
+    "DROP TRIGGER IF EXISTS reports_are_append_only_update",
+    "CREATE TRIGGER reports_are_append_only_update BEFORE UPDATE ON reports WHEN NOT ("
+    "length(NEW.body) = 0 AND length(OLD.body) > 0 AND "
+    + " AND ".join(f"NEW.{c} IS OLD.{c}" for c in _SEALED_REPORT_COLUMNS)
+    + ") BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END",
+    "CREATE TABLE IF NOT EXISTS report_groups (seq INTEGER PRIMARY KEY,"
+    " first_n INTEGER NOT NULL, last_n INTEGER NOT NULL, reports INTEGER NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS report_groups_are_append_only_update BEFORE UPDATE"
+    " ON report_groups BEGIN SELECT RAISE(ABORT, 'report groups are append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS report_groups_are_append_only_delete BEFORE DELETE"
+    " ON report_groups BEGIN SELECT RAISE(ABORT, 'report groups are append-only'); END",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
+    14: SEALING_MIGRATION,
 }  # fmt: skip
 
 
@@ -661,6 +688,14 @@ CREATE TABLE IF NOT EXISTS evidence_chain (
 CREATE INDEX IF NOT EXISTS evidence_chain_by_time ON evidence_chain(at_us);
 
 CREATE INDEX IF NOT EXISTS reports_by_received ON reports(received_us);
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS n BIGINT;
+CREATE UNIQUE INDEX IF NOT EXISTS reports_by_number ON reports(n);
+CREATE TABLE IF NOT EXISTS report_groups (
+    seq      BIGINT PRIMARY KEY,
+    first_n  BIGINT NOT NULL,
+    last_n   BIGINT NOT NULL,
+    reports  BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pruned_spans (
     seq        BIGINT PRIMARY KEY,
     at_us      BIGINT NOT NULL,
@@ -724,6 +759,7 @@ APPEND_ONLY = {
     "audit_log": "the audit log is append-only",
     "evidence_chain": "the evidence chain is append-only",
     "policy_versions": "the policy history is append-only",
+    "report_groups": "report groups are append-only",
 }
 
 

@@ -21,6 +21,7 @@ import pytest
 from bench import audit_quarter
 from devposture.collector.datadir import initialize
 from devposture.collector.store import Store
+from devposture.collector.store.base import to_us
 from devposture.collector.store.chain import Appender
 from devposture.collector.store.engine import AnyDatabase
 from devposture.policy import default_policy
@@ -36,7 +37,8 @@ SHAPE = audit_quarter.Shape(devices=20, days=3, every_hours=6, changing=0.5)
 # a build, which the ingest path below does not imitate; device_certificates holds them).
 QUERIES = {
     "reports": "SELECT report_id, device_id, received_us, collected_us, agent_version,"
-    " clock_skew_ms, body FROM reports ORDER BY report_id",
+    " clock_skew_ms, body, n FROM reports ORDER BY report_id",
+    "report_groups": "SELECT * FROM report_groups ORDER BY seq",
     "state_changes": "SELECT * FROM state_changes ORDER BY device_id, check_id, since_us",
     "check_results": "SELECT device_id, check_id, state, reason, report_id, collected_us,"
     " evaluated_us, since_us FROM check_results ORDER BY device_id, check_id",
@@ -77,6 +79,8 @@ def _through_ingest(store: Store) -> None:
         assert results == event.results, event.record.report_id
         outcome = store.reports.store_reports([(event.record, results)])
         assert [o.value for o in outcome] == ["stored"]  # type: ignore[union-attr]
+        last = event.record.received_at
+    store.sealing.seal_all(now_us=to_us(last))  # as the collector seals when it stops
 
 
 def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(tmp_path: Path) -> None:

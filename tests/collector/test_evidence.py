@@ -148,6 +148,15 @@ def _tampered(auditor: Evidence, name: str, change: Callable[[dict[str, bytes]],
     return out
 
 
+def _bodies(members: dict[str, bytes]) -> list[tuple[int, str, bytes]]:
+    """(seq, report id, body) of every body in reports.jsonl (a report group's on one line)."""
+    found = []
+    for line in members[bundle.REPORTS].splitlines():
+        seq, bodies = bundle.parse_group_bodies(json.loads(line))
+        found += [(seq, report_id, body) for report_id, body in bodies]
+    return found
+
+
 def _chain_lines(members: dict[str, bytes]) -> list[dict[str, object]]:
     return [json.loads(line) for line in members[bundle.CHAIN].splitlines()]
 
@@ -177,8 +186,7 @@ def test_the_bundle_holds_every_kind_of_record_and_a_bilingual_report(auditor: E
     assert counts[chain.WAIVER] == 1 and counts[chain.ADMIN] == 3
     kinds = [line["kind"] for line in _chain_lines(members)]
     assert kinds.count(chain.STATE) == counts[chain.STATE] > 0
-    facts = [bundle.facts_of(base64.b64decode(json.loads(line)["body_base64"]))
-             for line in members[bundle.REPORTS].splitlines()]  # fmt: skip
+    facts = [bundle.facts_of(body) for _, _, body in _bodies(members)]
     assert len(facts) == 6 and all(f and f["firewall"] for f in facts)
     page = members[bundle.HTML].decode("utf-8")
     waivers = page.split("Waivers in force during the period")[1].split("<h2>")[0]
@@ -242,11 +250,12 @@ def test_verify_shows_progress_as_it_goes_and_ends_at_every_record(
                           str(auditor.public_key), "--progress"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.out
-    records = int(re.search(r"(\d+) records \(chain seq", captured.out)[1])  # type: ignore[index]
+    span = _manifest(auditor.bundle)["chain"]
+    entries = span["last_seq"] - span["first_seq"] + 1  # what progress counts: chain entries
     shown = re.findall(r"audit verify evidence\.zip: (\d+)/(\d+) records", captured.err)
-    assert [int(done) for done, _ in shown] == [*range(2, records + 1, 2), records]
-    assert {int(total) for _, total in shown} == {records}
-    assert captured.err.endswith(f"{records}/{records} records (100%)\n")
+    assert [int(done) for done, _ in shown] == [*range(2, entries + 1, 2), entries]
+    assert {int(total) for _, total in shown} == {entries}
+    assert captured.err.endswith(f"{entries}/{entries} records (100%)\n")
 
 
 def test_public_key_prints_the_pem_and_its_fingerprint(
@@ -318,10 +327,11 @@ def test_an_edited_report_body_is_caught_and_named(
 ) -> None:
     def edit(members: dict[str, bytes]) -> None:
         lines = [json.loads(line) for line in members[bundle.REPORTS].splitlines()]
-        report = pb.PostureReport.FromString(base64.b64decode(lines[0]["body_base64"]))
+        item = lines[0]["reports"][0]  # the first report of the first group: [id, body]
+        report = pb.PostureReport.FromString(base64.b64decode(item[1]))
         report.firewall.enabled = not report.firewall.enabled  # the firewall said on, or off
-        lines[0]["body_base64"] = base64.b64encode(report.SerializeToString()).decode()
-        edit.report = lines[0]["report_id"]  # type: ignore[attr-defined]
+        item[1] = base64.b64encode(report.SerializeToString()).decode()
+        edit.report = item[0]  # type: ignore[attr-defined]
         members[bundle.REPORTS] = b"".join(bundle.jsonl(line) for line in lines)
 
     code, out = _verify(_tampered(auditor, "facts", edit), auditor.public_key, capsys)
@@ -339,14 +349,14 @@ def test_a_record_edited_past_recognition_is_named_and_the_verifier_goes_on(
 
     def edit(members: dict[str, bytes]) -> None:
         lines = _chain_lines(members)
-        target = next(line for line in lines if line["kind"] == chain.REPORT)
+        target = next(line for line in lines if line["kind"] == chain.REPORT_GROUP)
         target["payload"] = payload
         edit.seq = target["seq"]  # type: ignore[attr-defined]
         _put_chain(members, lines)
 
     code, out = _verify(_tampered(auditor, "gutted", edit), auditor.public_key, capsys)
     assert code == 1, out
-    assert f"report record seq {edit.seq} " in out and "does not match its hash" in out  # type: ignore[attr-defined]
+    assert f"reports record seq {edit.seq} " in out and "does not match its hash" in out  # type: ignore[attr-defined]
     assert "the report cannot be made again from the records" in out
 
 
@@ -473,8 +483,9 @@ def test_a_report_rolled_back_in_its_savepoint_leaves_no_chain_entry(tmp_path: P
     ])  # fmt: skip
     assert isinstance(outcomes[1], refused), outcomes[1]
     assert "refused" in str(outcomes[1])
+    store.sealing.seal_all()
     entries = _chain_of(store)
-    keys = [(e.kind, e.key) for e in entries]
+    keys = [(r.kind, r.key) for e in entries for r in chain.as_reports(e)]
     assert (chain.REPORT, "good") in keys and (chain.REPORT, "bad") not in keys
     assert not any(e.kind == chain.STATE and "antivirus" in e.key for e in entries)
     assert _links(entries)
@@ -492,13 +503,17 @@ def test_every_writer_chains_its_record_in_its_transaction(tmp_path: Path) -> No
     store.admin.audit(T0, actor="local:it", credential_id=None, role="admin",
                       command="device revoke", arguments={"device_id": "d1"}, outcome="ok",
                       message="", peer="local")  # fmt: skip
+    # A report waits for its seal (store/sealing.py): a group entry holds it once sealed.
+    assert store.sealing.waiting() == 1
+    store.sealing.seal_all()
     entries = _chain_of(store)
     assert [(e.kind, e.key) for e in entries] == [
-        (chain.DEVICE, "d1/1"), (chain.REPORT, "r1"),
-        (chain.STATE, chain.state_key("d1", "firewall", to_us(T0))),
+        (chain.DEVICE, "d1/1"), (chain.STATE, chain.state_key("d1", "firewall", to_us(T0))),
         (chain.WAIVER, "w-1/1"), (chain.WAIVER, "w-1/2"), (chain.DEVICE, "d1/2"),
-        (chain.ADMIN, "1"),
+        (chain.ADMIN, "1"), (chain.REPORT_GROUP, chain.group_key(1, 1)),
     ]  # fmt: skip
+    assert [r.key for r in chain.as_reports(entries[-1])] == ["r1"]
+    assert store.sealing.waiting() == 0
     assert _links(entries)
     assert [e.at_us for e in entries] == sorted(e.at_us for e in entries)
     store.close()
@@ -515,26 +530,35 @@ def test_the_migration_chains_a_database_written_before_the_chain(tmp_path: Path
                             T0 + dt.timedelta(days=3)), T0)  # fmt: skip
     store.admin.audit(T0, actor="local:it", credential_id=None, role="admin", command="waiver add",
                 arguments={}, outcome="ok", message="", peer="local")  # fmt: skip
+    assert store.sealing.waiting() == 1  # r1 waits for its seal: the migration chains it
     live = {(e.kind, e.key): e.payload for e in _chain_of(store)}
     store.close()
-    # The same database as a collector of schema 3 left it: no chain.
+    # The same database as a collector of schema 3 left it: no chain, no report numbers.
     old = sqlite3.connect(path)
-    old.execute("DROP TABLE evidence_chain")
-    old.execute("UPDATE schema_version SET version = 3")
-    old.commit()
+    old.executescript(
+        "DROP TABLE evidence_chain; DROP TABLE report_groups; DROP INDEX reports_by_number;"
+        " DROP TRIGGER reports_are_append_only_update; ALTER TABLE reports DROP COLUMN n;"
+        " UPDATE schema_version SET version = 3;"
+    )
     old.close()
     upgraded = Store.open(path)
     migrated = _chain_of(upgraded)
-    assert {(e.kind, e.key): e.payload for e in migrated} == live
+    r1 = chain.report_payload(("r1", "d1", to_us(T0), to_us(T0), "1", None), b"body")
+    assert {(e.kind, e.key): e.payload for e in migrated} == live | {
+        (chain.REPORT, "r1"): chain.canonical(r1)
+    }
     assert _links(migrated)
     version = upgraded._db.execute("SELECT version FROM schema_version").fetchone()[0]
     assert version == store_module.SCHEMA_VERSION
+    assert upgraded.sealing.waiting() == 0  # chained by the migration, never sealed again
     # Chained once: a later open adds nothing, and new records link on to the migrated head.
     upgraded.close()
     again = Store.open(path)
     again.reports.store_report(_record("r2"), [])
+    again.sealing.seal_all()
     after = _chain_of(again)
     assert len(after) == len(migrated) + 1 and _links(after)
+    assert [r.key for r in chain.as_reports(after[-1])] == ["r2"]
     again.close()
 
 
@@ -547,6 +571,7 @@ def _new_collector(base: Path) -> tuple[Store, Path, Path]:
     key = base / "collector.pem"
     key.write_bytes(signing.public_pem(signing.load_or_create(config.data_dir).public_key()))
     store = Store.open(config.database)
+    store.reports.seal_after_us = 0  # each report sealed as written: periods fall between them
     _enroll(store, "d1")
     return store, config.data_dir, key
 
@@ -717,7 +742,7 @@ def test_a_format_1_bundle_still_verifies_alone_and_as_the_earlier(
 
 # The table each rewritten kind's record lives in, and the columns its payload gives.
 _TABLE_OF = {chain.STATE: ("state_changes", ("device_id", "check_id", "since_us")),
-             chain.REPORT: ("reports", ("report_id",))}  # fmt: skip
+             chain.REPORT_GROUP: ("reports", ("report_id",))}  # fmt: skip
 
 
 def _rewrite(database: DatabaseTarget, seq: int, old: bytes, new: bytes) -> None:
@@ -735,6 +760,7 @@ def _rewrite(database: DatabaseTarget, seq: int, old: bytes, new: bytes) -> None
             if number == seq:
                 table, keys = _TABLE_OF[kind]
                 record = json.loads(body)
+                record = record["reports"][0] if kind == chain.REPORT_GROUP else record
                 name, value = json.loads(b"{" + new + b"}").popitem()
                 db.execute(f"UPDATE {table} SET {name} = ? WHERE "
                            + " AND ".join(f"{k} = ?" for k in keys),
@@ -799,10 +825,12 @@ def test_a_state_rewritten_between_exports_is_caught_naming_its_seq(
     assert f"2026-10-11.zip holds state record seq {seq} (d1/" in out
     assert "with other content" in out and "rewritten after 2026-10.zip was exported" in out
     assert "NOT VERIFIED" in out and "历史被改写" in out
-    # The next period links in at that very record, and shows it among its opening entries.
+    # The next period links in just after that record (the report group sealing its report
+    # follows it), and shows it among its opening entries: named by its seq.
     code, out, _ = _verify_after(history.following, history.old, history.key, capsys)
     assert code == 1
-    assert f"the chains diverge at seq {seq}: 2026-10.zip holds state record seq {seq}" in out
+    assert (f"state record seq {seq} (d1/firewall/" in out
+            and f"in 2026-10.zip is not what 2026-11.zip holds at seq {seq}" in out)  # fmt: skip
     assert "the entry just before 2026-11.zip's period" in out
 
 
@@ -835,10 +863,11 @@ def test_an_export_refuses_a_period_whose_tables_were_edited_naming_the_rows(
 def test_a_report_rewritten_between_exports_is_caught_naming_its_seq(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    history = _rewritten(tmp_path, chain.REPORT, b'"agent_version":"1"', b'"agent_version":"0"')
+    history = _rewritten(tmp_path, chain.REPORT_GROUP, b'"agent_version":"1"',
+                         b'"agent_version":"0"')  # fmt: skip
     code, out, _ = _verify_after(history.overlapping, history.old, history.key, capsys)
     assert code == 1
-    assert f"the chains diverge at seq {history.seq}: 2026-10.zip holds report record" in out
+    assert f"the chains diverge at seq {history.seq}: 2026-10.zip holds reports record" in out
     # The next period holds none of the old period's reports: it says where, at most.
     head = _manifest(history.old)["chain"]["head_seq"]
     code, out, _ = _verify_after(history.following, history.old, history.key, capsys)

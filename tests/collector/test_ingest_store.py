@@ -14,7 +14,8 @@ from typing import Any
 
 from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.base import to_us
-from devposture.collector.store.chain import SHAPES, SMALL, Appender, padded, pieces
+from devposture.collector.store.chain import SHAPES, SMALL, padded, pieces
+from tests.collector.one_by_one import store_one_by_one
 from tests.databases import fresh_database
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
@@ -43,14 +44,6 @@ def _open(tmp_path: Path, name: str, devices: list[str]) -> Store:
 def _tables(store: Store) -> dict[str, list[tuple[object, ...]]]:
     return {name: [tuple(r) for r in store._db.execute(sql).fetchall()]
             for name, sql in TABLES.items()}  # fmt: skip
-
-
-def _one_by_one(store: Store, group: list[tuple[ReportRecord, list[CheckResult]]]) -> list[object]:
-    """The reference: each report of the group stored alone, one after the other."""
-    with store.reports._write() as cur:
-        chained = Appender(cur)
-        return [store.reports._store_one(cur, chained, report, results)
-                for report, results in group]  # fmt: skip
 
 
 def _report(report_id: str, device_id: str, minute: int) -> ReportRecord:
@@ -88,7 +81,7 @@ def test_groups_with_steady_states_leave_what_one_by_one_leaves(tmp_path: Path) 
                                  minute - 40 if late else minute)  # fmt: skip
                 group.append((report, _verdicts(rng, 0.05)))
             outcomes = together.reports.store_reports(group)
-            assert outcomes == _one_by_one(reference, group)
+            assert outcomes == store_one_by_one(reference, group)
             assert _tables(together) == _tables(reference), round_
     finally:
         together.close()
@@ -138,7 +131,7 @@ def test_a_stored_verdict_that_disagrees_with_its_history_is_upserted_whole(
             )
         group = [(_report("b", "d1", 2), second)]
         assert stores[0].reports.store_reports(group) == [StoreOutcome.STORED]
-        _one_by_one(stores[1], group)
+        store_one_by_one(stores[1], group)
         assert _tables(stores[0]) == _tables(stores[1])
         state = (
             stores[0]
@@ -163,15 +156,21 @@ def test_a_backlog_of_one_device_writes_each_verdict_once(tmp_path: Path) -> Non
         stores[0]._db.trace(statements.append)
         stores[0].reports.store_reports(group)
         stores[0]._db.trace(None)
-        _one_by_one(stores[1], group)
+        store_one_by_one(stores[1], group)
         assert _tables(stores[0]) == _tables(stores[1])
+        groups = stores[0]._db.execute("SELECT COUNT(*), SUM(reports) FROM report_groups")
+        assert tuple(groups.fetchone()) == (1, 64)  # one chain entry seals the backlog
     finally:
         for store in stores:
             store.close()
     verdict_writes = [s for s in statements if "INTO check_results" in s
                       or s.startswith("UPDATE check_results")]  # fmt: skip
     assert len(verdict_writes) <= 2, verdict_writes
-    assert len(statements) < 20, statements
+    # and the seal after it (store/sealing.py): at most five statements, here one entry for
+    # all 64 reports.
+    sealing = statements.index("RELEASE reports") + 1
+    assert len(statements[:sealing]) < 20, statements
+    assert len([s for s in statements[sealing:] if s != "COMMIT"]) <= 5, statements[sealing:]
 
 
 class _Recording:

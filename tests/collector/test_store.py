@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devposture.collector.evidence import chain
 from devposture.collector.store import (
     CheckResult,
     DeviceRecord,
@@ -155,7 +156,7 @@ def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
         (device,) = migrated.identity.devices()
         assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
         version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_schema.SCHEMA_VERSION == 13
+        assert version == store_schema.SCHEMA_VERSION == 14
     finally:
         migrated.close()
 
@@ -394,8 +395,10 @@ def test_a_nul_in_a_text_field_is_stored_alike_on_both_engines(store: Store) -> 
     ).fetchall()
     assert tuple(row[:2]) == ("r\ufffd", "1.0\ufffd") and bytes(row[2]) == body
     assert tuple(row[3:]) == ("off\ufffd", "pc\ufffd")
+    store.sealing.seal_all()
     head = store.evidence.chain_head()
     assert head is not None
-    reports = [e for e in store.evidence.chain_entries(1, head.seq) if e.kind == "report"]
+    reports = [r for e in store.evidence.chain_entries(1, head.seq) for r in chain.as_reports(e)
+               if r.kind == "report"]  # fmt: skip
     assert [e.key for e in reports] == ["r\ufffd"]
     assert reports[0].record()["agent_version"] == "1.0\ufffd"

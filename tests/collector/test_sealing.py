@@ -1,0 +1,161 @@
+"""Reports sealed into the evidence chain in groups (`store/sealing.py`, schema 14), on both
+engines: when a seal is due, what a group holds, several writers on one database, a collector
+that stopped before sealing, and a row slipped into a sealed range."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devposture.collector.evidence import chain
+from devposture.collector.evidence.crosscheck import table_disagreements
+from devposture.collector.store import CheckResult, ReportRecord, Store
+from devposture.collector.store.base import to_us
+from devposture.collector.store.sealing import SEAL_AFTER_US
+from devposture.collector.store.target import DatabaseTarget
+from tests.collector.enrolled import enroll
+from tests.databases import fresh_database, unguarded
+
+T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def _enroll(store: Store, device_id: str) -> None:
+    enroll(store, device_id, T0)
+
+
+def _record(report_id: str, device_id: str, seconds: float) -> ReportRecord:
+    at = T0 + dt.timedelta(seconds=seconds)
+    return ReportRecord(report_id, device_id, at, at, "1.0", f"body {report_id}".encode(), "pc",
+                        "linux", "Debian", "12")  # fmt: skip
+
+
+def _store(store: Store, report_id: str, seconds: float, device_id: str = "d1") -> None:
+    store.reports.store_report(_record(report_id, device_id, seconds),
+                               [CheckResult("firewall", "PASS", "on")])  # fmt: skip
+
+
+def _groups(store: Store) -> list[tuple[int, list[str]]]:
+    """(seq, report ids) of each report group in the chain, in order."""
+    head = store.evidence.chain_head()
+    entries = store.evidence.chain_entries(1, head.seq) if head else []
+    return [(e.seq, [r.key for r in chain.as_reports(e)])
+            for e in entries if e.kind == chain.REPORT_GROUP]  # fmt: skip
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> DatabaseTarget:
+    target = fresh_database(tmp_path, "db.sqlite")
+    with contextlib.closing(Store.open(target)) as opened:
+        for device_id in ("d1", "d2"):
+            _enroll(opened, device_id)
+    return target
+
+
+@pytest.fixture
+def store(target: DatabaseTarget) -> Iterator[Store]:
+    with contextlib.closing(Store.open(target)) as opened:
+        yield opened
+
+
+def test_a_report_waits_until_the_oldest_waited_its_time_then_all_are_sealed_in_order(
+    store: Store,
+) -> None:
+    wait = SEAL_AFTER_US / 1e6
+    _store(store, "r1", 0)
+    _store(store, "r2", wait / 2)
+    assert _groups(store) == [] and store.sealing.waiting() == 2
+    _store(store, "r3", wait)  # r1 has waited its time: everything waiting is sealed
+    ((seq, reports),) = _groups(store)
+    assert reports == ["r1", "r2", "r3"] and store.sealing.waiting() == 0
+    entry = store.evidence.chain_entries(seq, seq)[0]
+    assert entry.key == chain.group_key(1, 3)
+    # Each record is what a report's own entry held.
+    record = chain.group_records(entry)[0]
+    assert record == chain.report_payload(("r1", "d1", to_us(T0), to_us(T0), "1.0", None),
+                                          b"body r1")  # fmt: skip
+    assert entry.payload == chain.canonical(entry.record())
+    rows = store._db.execute("SELECT seq, first_n, last_n, reports FROM report_groups").fetchall()
+    assert [tuple(r) for r in rows] == [(seq, 1, 3, 3)]
+
+
+def test_a_group_holds_at_most_the_most_a_seal_waits_for(store: Store) -> None:
+    store.reports.seal_reports = 5
+    store.reports.store_reports([
+        (_record(f"r{n:02d}", "d1" if n % 2 else "d2", 0), [CheckResult("firewall", "PASS", "on")])
+        for n in range(12)
+    ])  # fmt: skip
+    assert [len(reports) for _, reports in _groups(store)] == [5, 5, 2]
+    assert [r for _, reports in _groups(store) for r in reports] == [f"r{n:02d}" for n in range(12)]
+
+
+def test_serve_seals_what_is_due_and_a_stopped_collector_leaves_nothing_waiting(
+    store: Store, target: DatabaseTarget
+) -> None:
+    _store(store, "r1", 0)
+    assert store.sealing.seal_due(to_us(T0) + SEAL_AFTER_US - 1) == 0  # not yet
+    assert store.sealing.seal_due(to_us(T0) + SEAL_AFTER_US) == 1
+    _store(store, "r2", 60)
+    store.close()  # stopped without sealing (killed): r2 is stored, not yet chained
+    with contextlib.closing(Store.open(target)) as reopened:
+        assert reopened.sealing.waiting() == 1
+        assert reopened.sealing.seal_all() == 1
+        assert [reports for _, reports in _groups(reopened)] == [["r1"], ["r2"]]
+        assert reopened.sealing.seal_all() == 0  # nothing twice
+
+
+def test_two_writers_on_one_database_seal_every_report_once_in_commit_order(
+    store: Store, target: DatabaseTarget
+) -> None:
+    """Two collectors share the database: numbers follow commits (the write lock), so no seal
+    misses a report the other committed, and none is sealed twice."""
+    other = Store.open(target)
+    errors: list[BaseException] = []
+
+    def write(writer: Store, prefix: str) -> None:
+        try:
+            for n in range(40):
+                # received 20 s apart: seals fall due all along, written by either writer
+                _store(writer, f"{prefix}{n:02d}", n * 20, "d1" if prefix == "a" else "d2")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(w, p))
+               for w, p in ((store, "a"), (other, "b"))]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    other.close()
+    assert not errors, errors
+    store.sealing.seal_all()
+    sealed = [r for _, reports in _groups(store) for r in reports]
+    assert sorted(sealed) == sorted([f"a{n:02d}" for n in range(40)] +
+                                    [f"b{n:02d}" for n in range(40)])  # fmt: skip
+    numbered = [str(r[0]) for r in store._db.execute("SELECT report_id FROM reports ORDER BY n")]
+    assert sealed == numbered  # one sequence, in the order stored
+    assert table_disagreements(store).ok
+
+
+def test_a_row_slipped_into_a_sealed_range_is_named_as_added(
+    store: Store, target: DatabaseTarget
+) -> None:
+    for n in range(3):
+        _store(store, f"r{n}", n * 20)
+    store.sealing.seal_all(now_us=to_us(T0) + 60_000_000)
+    assert table_disagreements(store).ok
+    with unguarded(target) as db:  # numbered 2, pushed aside: its place taken by a forgery
+        db.execute("UPDATE reports SET n = 100 WHERE report_id = 'r1'")
+        db.execute(
+            "INSERT INTO reports(report_id, device_id, received_us, collected_us, agent_version,"
+            " body, n) VALUES ('forged', 'd1', ?, ?, '1.0', ?, 2)",
+            (to_us(T0), to_us(T0), b"forged"),
+        )
+    found = table_disagreements(store)
+    texts = [f.text() for f in found.found]
+    assert any("'forged'" in t and "added outside the collector" in t for t in texts), texts
+    assert not found.ok
