@@ -119,7 +119,7 @@ class Tables(Protocol):
     ) -> dict[Key, Record] | None: ...
     def reports_numbered(
         self, first_n: int, last_n: int, bodies: dict[str, bytes] | None = None
-    ) -> list[tuple[Key, Record]]: ...
+    ) -> list[tuple[int, Key, Record]]: ...
     def range_starts(self, kind: str, every: int) -> Iterator[tuple[Key, int]]: ...
     def keys_between(self, kind: str, start: Key, end: Key | None) -> Iterator[list[Key]]: ...
     def pairs(self) -> Iterator[list[Pair]]: ...
@@ -490,12 +490,10 @@ class TableCheck:
                 yield from _links(entry, expected, prev_hash)
                 expected, prev_hash = entry.seq + 1, entry.hash
             self.entries += len(batch)
-            for entry in batch:
-                if entry.kind == chain.REPORT_GROUP:
-                    group = _group(self._tables, entry, self._pruned_before)
-                    for key in group.keys:
-                        ranges[chain.REPORT].cross_off(key)
-                    yield from group.findings
+            for group in _groups(self._tables, batch, self._pruned_before):
+                for key in group.keys:
+                    ranges[chain.REPORT].cross_off(key)
+                yield from group.findings
             for kind in _TABLES:
                 yield from self._compare(kind, [e for e in batch if e.kind == kind], ranges[kind])
             self._say("chain entries", min(first + CHAIN_BATCH - 1, last_seq), last_seq)
@@ -710,7 +708,9 @@ def group_span(entry: chain.Entry) -> tuple[int, int] | None:
         first, last = (int(part) for part in entry.key.split("-"))
     except ValueError:
         return None
-    return (first, last) if 0 < first <= last else None
+    # A seal holds at most sealing.SEAL_REPORTS; a far wider range is an edited key, whose
+    # rows are not read (its reports are held to their rows by id).
+    return (first, last) if 0 < first <= last < first + GROUP_ROWS else None
 
 
 @dataclass
@@ -721,15 +721,44 @@ class _Group:
     keys: list[Key] = field(default_factory=list)  # the rows found for its reports
 
 
+def _groups(
+    tables: Tables, batch: list[chain.Entry], pruned_before: int,
+    bodies: dict[str, bytes] | None = None,
+) -> Iterator[_Group]:  # fmt: skip
+    """Each report group of a batch held to its rows (`_group`), the rows of them all read in
+    one statement: a batch's groups are consecutive in the order stored."""
+    groups = [(e, group_span(e)) for e in batch if e.kind == chain.REPORT_GROUP]
+    spans = [span for _, span in groups if span is not None]
+    low = min((first for first, _ in spans), default=0)
+    high = max((last for _, last in spans), default=-1)
+    if not spans:
+        rows: list[tuple[int, Key, Record]] = []
+    elif high - low < GROUP_ROWS:
+        rows = tables.reports_numbered(low, high, bodies)
+    else:  # far apart (edited keys): each group alone
+        rows = [row for span in spans for row in tables.reports_numbered(*span, bodies)]
+    numbers = [n for n, _, _ in rows]
+    for entry, span in groups:
+        mine = []
+        if span is not None:
+            low, high = bisect.bisect_left(numbers, span[0]), bisect.bisect_right(numbers, span[1])
+            mine = [(key, record) for _, key, record in rows[low:high]]
+        yield _group(tables, entry, pruned_before, bodies, mine)
+
+
+# At most this span of numbers is read for a batch's groups at once (bounded memory, whatever
+# an edited key says); past it, group by group.
+GROUP_ROWS = 50_000
+
+
 def _group(
     tables: Tables, entry: chain.Entry, pruned_before: int,
-    bodies: dict[str, bytes] | None = None,
+    bodies: dict[str, bytes] | None, rows: list[tuple[Key, Record]],
 ) -> _Group:  # fmt: skip
     """A report group held to the rows numbered in its range: written out from them, it must
     be its payload byte for byte (the common case, once per group). Otherwise each of its
     reports is held to its row, and a row of the range it does not hold is named as added."""
     span = group_span(entry)
-    rows = [] if span is None else tables.reports_numbered(*span, bodies)
     if span is not None:
         records = [record for _, record in rows]
         written = chain.group_canonical(*span, [chain.report_canonical(r) for r in records])
@@ -780,10 +809,9 @@ class PeriodCheck:
         """Check a batch; returns the report bodies read for it, by report id, as checked."""
         self.entries += len(batch)
         bodies: dict[str, bytes] = {}
-        for entry in batch:
-            if entry.kind == chain.REPORT_GROUP:
-                for finding in _group(self._tables, entry, self._pruned_before, bodies).findings:
-                    self._found(finding)
+        for group in _groups(self._tables, batch, self._pruned_before, bodies):
+            for finding in group.findings:
+                self._found(finding)
         for kind in _TABLES:
             for judged in _judged(self._tables, kind, batch, self._pruned_before, bodies):
                 if judged.finding is not None:

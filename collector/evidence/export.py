@@ -245,20 +245,26 @@ def _write_period(
                 for entry in batch:
                     chain_out.write(bundle.entry_jsonl(entry))
                     index_out.write(bundle.index_jsonl(entry))
-                    kept: list[tuple[str, bytes]] = []
-                    for one in chain.as_reports(entry):
-                        counts[one.kind] = counts.get(one.kind, 0) + 1
-                        body = bodies.get(one.key) if one.kind == chain.REPORT else None
-                        if body == b"":
-                            pruned += 1
-                            received = int(str(one.record()["received_us"]))
-                            last_pruned = max(last_pruned, received)
-                        elif body is not None:
-                            kept.append((one.key, body))
-                    if entry.kind == chain.REPORT_GROUP:
-                        reports_out.write(bundle.group_bodies_jsonl(entry.seq, kept))
-                    elif kept:
-                        reports_out.write(bundle.report_jsonl(entry.seq, *kept[0]))
+                    if entry.kind in (chain.REPORT, chain.REPORT_GROUP):
+                        records = (chain.group_records(entry) if entry.kind == chain.REPORT_GROUP
+                                   else [entry.record()])  # fmt: skip
+                        kept: list[tuple[str, bytes]] = []
+                        for record in records:
+                            report_id = str(record["report_id"])
+                            body = bodies.get(report_id)
+                            if body == b"":
+                                pruned += 1
+                                received = int(str(record["received_us"]))
+                                last_pruned = max(last_pruned, received)
+                            elif body is not None:
+                                kept.append((report_id, body))
+                        counts[chain.REPORT] += len(records)
+                        if entry.kind == chain.REPORT_GROUP:
+                            reports_out.write(bundle.group_bodies_jsonl(entry.seq, kept))
+                        elif kept:
+                            reports_out.write(bundle.report_jsonl(entry.seq, *kept[0]))
+                    else:
+                        counts[entry.kind] = counts.get(entry.kind, 0) + 1
                     figures.add(entry)
                     last_hash = entry.hash
                 if progress is not None and span is not None:

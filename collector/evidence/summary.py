@@ -34,10 +34,11 @@ from devposture.collector.evidence.chain import (
     ADMIN,
     DEVICE,
     REPORT,
+    REPORT_GROUP,
     STATE,
     WAIVER,
     Entry,
-    as_reports,
+    group_records,
 )
 from devposture.collector.evidence.opening import GONE
 from devposture.collector.standing_rule import Facts, decide
@@ -187,15 +188,27 @@ class Summary:
 
     def opening(self, entries: Iterable[Entry]) -> None:
         for entry in entries:
-            for one in as_reports(entry):
-                self._apply(one, record=one.record(), in_period=False)
+            self._fold(entry, in_period=False)
 
     def add(self, entry: Entry) -> None:
         """Fold an entry of the period (a report group as each of its reports)."""
         while self._week < len(self.weeks) and entry.at_us >= self.weeks[self._week].end_us:
             self._close_week()
-        for one in as_reports(entry):
-            self._apply(one, record=one.record(), in_period=True)
+        self._fold(entry, in_period=True)
+
+    def _fold(self, entry: Entry, *, in_period: bool) -> None:
+        if entry.kind == REPORT_GROUP:
+            for record in group_records(entry):
+                self._report(record, in_period=in_period)
+        else:
+            self._apply(entry, record=entry.record(), in_period=in_period)
+
+    def _report(self, record: Mapping[str, Any], *, in_period: bool) -> None:
+        device = str(record["device_id"])
+        self.last_report[device] = int(record["received_us"])
+        if in_period and self._week < len(self.weeks):
+            self.weeks[self._week].reports += 1
+            self._heard.add(device)
 
     def finish(self) -> None:
         while self._week < len(self.weeks):
@@ -208,11 +221,7 @@ class Summary:
     def _apply(self, entry: Entry, *, record: Mapping[str, Any], in_period: bool) -> None:
         kind = entry.kind
         if kind == REPORT:
-            device = str(record["device_id"])
-            self.last_report[device] = int(record["received_us"])
-            if in_period and self._week < len(self.weeks):
-                self.weeks[self._week].reports += 1
-                self._heard.add(device)
+            self._report(record, in_period=in_period)
         elif kind == STATE:
             key = (str(record["device_id"]), str(record["check_id"]))
             since = int(record["since_us"])

@@ -21,7 +21,7 @@ from typing import IO, Any, Generic, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence import bundle, html, signing
-from devposture.collector.evidence.chain import PRUNE, REPORT, REPORT_GROUP, Entry, as_reports
+from devposture.collector.evidence.chain import PRUNE, REPORT, REPORT_GROUP, Entry, group_records
 from devposture.collector.evidence.summary import Summary
 
 V = TypeVar("V")
@@ -443,24 +443,25 @@ class _Walk:
     def _group_bodies(self, entry: Entry) -> None:
         """Match each report of a group entry with its body on the group's line."""
         try:
-            reports = as_reports(entry)
+            records = group_records(entry)
         except ValueError:
             self.verdict.problems.append(
                 f"{_name(entry)} does not hold a list of reports: edited"
             )
             return
-        self.records += len(reports)
+        self.records += len(records)
         found = self.bodies.get(entry.seq)
-        if found is None and all(self._was_pruned(r) for r in reports):
-            self.pruned += len(reports)
+        if found is None and all(self._was_pruned(r) for r in records):
+            self.pruned += len(records)
             return
         if found is None:
             self.pending[entry.seq] = entry
             return
         self._compare_group(entry, found)
 
-    def _was_pruned(self, entry: Entry) -> bool:
-        return 0 <= _number(entry, "received_us") < self.pruned_before
+    def _was_pruned(self, record: dict[str, object]) -> bool:
+        received = record.get("received_us")
+        return isinstance(received, int) and 0 <= received < self.pruned_before
 
     def _compare_group(self, entry: Entry, found: _Bodies) -> None:
         where = f"the bodies of {_name(entry)}"
@@ -470,15 +471,19 @@ class _Walk:
         bodies = dict(found)
         if len(bodies) != len(found):
             self.verdict.problems.append(f"{where} name a report twice: inserted")
-        for report in as_reports(entry):
-            body = bodies.pop(report.key, None)
-            if body is None and self._was_pruned(report):
+        for record in group_records(entry):
+            report_id = str(record.get("report_id"))
+            body = bodies.pop(report_id, None)
+            if body is None and self._was_pruned(record):
                 self.pruned += 1
             elif body is None:
-                self.verdict.problems.append(f"the body of {_name(report)} is missing: deleted")
-            elif hashlib.sha256(body).hexdigest() != _field(report, "body_sha256"):
                 self.verdict.problems.append(
-                    f"report body seq {entry.seq} ({report.key}) does not match its chain"
+                    f"the body of {REPORT} record seq {entry.seq} ({report_id}) is missing:"
+                    " deleted"
+                )
+            elif hashlib.sha256(body).hexdigest() != record.get("body_sha256"):
+                self.verdict.problems.append(
+                    f"report body seq {entry.seq} ({report_id}) does not match its chain"
                     " entry: edited"
                 )
         for report_id in bodies:

@@ -276,17 +276,18 @@ class Crosscheck(Part):
 
     def reports_numbered(
         self, first_n: int, last_n: int, bodies: dict[str, bytes] | None = None
-    ) -> list[tuple[Key, Record]]:
-        """The reports numbered first_n to last_n (a report group's), in that order, as
-        `records` gives them."""
+    ) -> list[tuple[int, Key, Record]]:
+        """(n, key, record) of the reports numbered first_n to last_n (report groups'), in
+        that order, as `records` gives them."""
         t = TABLES[chain.REPORT]
-        found: list[tuple[Key, Record]] = []
+        found: list[tuple[int, Key, Record]] = []
         rows = self._db.execute(
-            f"SELECT {t.select} FROM reports t WHERE t.n BETWEEN ? AND ? ORDER BY t.n",  # noqa: S608
+            f"SELECT {t.select}, t.n FROM reports t WHERE t.n BETWEEN ? AND ?"  # noqa: S608
+            " ORDER BY t.n",
             (first_n, last_n),
         )
         for row in rows:
-            found.append(t.record(row))
+            found.append((int(row[7]), *t.record(row)))
             if bodies is not None:
                 bodies[str(row[0])] = bytes(row[6])
         return found
