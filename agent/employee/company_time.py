@@ -1,33 +1,20 @@
 """Times as the company reads them: in its time zone (Asia/Shanghai unless the collector says
 otherwise), written the way each language writes a date ("12月3日 16:38", "3 Dec 16:38").
 
-The zone comes from the OS's time zone database through zoneinfo, or from the tzdata package
-where the OS has none (Windows). Should neither be there, Asia/Shanghai is still exact as
-UTC+8: China has kept no daylight saving time since 1991. Any other zone that cannot be found
-falls back to the company's default, never to UTC, which is the time no employee lives in.
+The zone is resolved as the policy's `time_zone` setting is (`devposture.policy.time_zone`):
+the OS's time zone database, or the tzdata package where the OS has none (Windows), with
+Asia/Shanghai exact as UTC+8 even without either, and never UTC for a name that cannot be found.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from devposture.agent.employee.language import Lang
+from devposture.policy.time_zone import company_zone
 
-DEFAULT_ZONE = "Asia/Shanghai"
-_SHANGHAI_OFFSET = dt.timezone(dt.timedelta(hours=8), "CST")
+__all__ = ["company_zone", "moment_text"]
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-
-
-def company_zone(name: str = "") -> dt.tzinfo:
-    """The zone `name` (the collector's setting; empty for none), else Asia/Shanghai."""
-    for candidate in (name, DEFAULT_ZONE):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return _SHANGHAI_OFFSET
 
 
 def moment_text(moment: dt.datetime, lang: Lang, zone: dt.tzinfo, now: dt.datetime) -> str:

@@ -16,16 +16,18 @@ without importing the server.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import socket
 from pathlib import Path
 
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import zone_of
 from devposture.collector.config import CollectorConfig
 from devposture.collector.store import Store
 from devposture.collector.store.policies import PolicyVersion, digest
-from devposture.policy import Policy, default_policy, load_policy, parse_policy
+from devposture.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
 
 log = logging.getLogger(__name__)
 IN_FORCE = "policy-in-force.toml"
@@ -58,6 +60,15 @@ def policy_in_force(config: CollectorConfig, store: Store | None = None) -> Poli
     if copy.exists():
         return load_policy(copy)
     return current_policy(config)
+
+
+def zone_in_force(config: CollectorConfig, store: Store | None = None) -> dt.tzinfo:
+    """The company's time zone, from the policy in force, for showing times; Asia/Shanghai
+    should that policy not load (a listing still shows; the reports say what is wrong)."""
+    try:
+        return zone_of(policy_in_force(config, store))
+    except PolicyError:
+        return zone_of(None)
 
 
 def _keep_copy(config: CollectorConfig, text: str) -> None:

@@ -16,12 +16,13 @@ from importlib import resources
 from pathlib import Path
 
 from devposture.policy.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
+from devposture.policy.time_zone import DEFAULT_TIME_ZONE, UnknownZone, zone_named
 from devposture.policy.toml_lines import Path_, line_of
 
 SEVERITIES = ("low", "medium", "high", "critical")
 _TOP_KEYS = {
     "stale_after_hours", "report_interval_minutes", "outbox_max_mb", "retention_days",
-    "networks", "backups", "clauses", "checks",
+    "time_zone", "networks", "backups", "clauses", "checks",
 }  # fmt: skip
 _CLAUSE_KEYS = {"id", "title_zh", "title_en", "text_zh", "text_en"}
 _CHECK_TEXTS = ("title_zh", "title_en", "remediation_zh", "remediation_en")
@@ -73,6 +74,9 @@ class Policy:
     outbox_max_mb: int = DEFAULT_OUTBOX_MAX_MB
     # Days report bodies are kept (optional key); older ones are pruned (store/retention.py).
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # The company's time zone (optional key): every time shown to a person, and every date a
+    # person types, is in it (collector/company_time.py). Storage stays UTC.
+    time_zone: str = DEFAULT_TIME_ZONE
 
     def clause(self, clause_id: str) -> Clause:
         return next(c for c in self.clauses if c.clause_id == clause_id)
@@ -256,6 +260,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     retention = DEFAULT_RETENTION_DAYS
     if "retention_days" in raw:
         retention = c.whole(raw, "retention_days", (), MIN_RETENTION_DAYS)
+    time_zone = _time_zone(c, raw)
     networks = raw.get("networks", {})
     if not isinstance(networks, dict):
         c.problem(("networks",), "must be a table")
@@ -275,8 +280,24 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
         raise PolicyError(source, c.problems)
     return Policy(
         stale, interval, trusted, public, folders, tuple(clauses), tuple(checks), outbox_mb,
-        retention,
+        retention, time_zone,
     )
+
+
+def _time_zone(c: _Checker, raw: dict[str, object]) -> str:
+    """The `time_zone` key: an IANA zone name this machine's database knows (the default when
+    the key is absent), so that a typo never silently shows every time in another zone."""
+    value = raw.get("time_zone", DEFAULT_TIME_ZONE)
+    if not isinstance(value, str):
+        c.problem(("time_zone",), f'must be a text such as "{DEFAULT_TIME_ZONE}", not {value!r}'
+                  f' (时区须为文本，如 "{DEFAULT_TIME_ZONE}")')
+        return DEFAULT_TIME_ZONE
+    try:
+        zone_named(value)
+    except UnknownZone as exc:
+        c.problem(("time_zone",), str(exc))
+        return DEFAULT_TIME_ZONE
+    return value
 
 
 def load_policy(path: Path) -> Policy:
