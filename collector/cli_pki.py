@@ -116,8 +116,12 @@ def _lifetime_days(trust: Trust) -> int:
     return trust.config.device_certificate_days
 
 
-def _day(moment: dt.datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC"
+def _day(moment: dt.datetime, trust: Trust) -> str:
+    """A moment in the company's time zone (the policy in force), as every CLI time reads."""
+    from devposture.collector.company_time import shown  # noqa: PLC0415
+    from devposture.collector.policy.in_force import zone_in_force  # noqa: PLC0415
+
+    return shown(moment, zone_in_force(trust.config))
 
 
 def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
@@ -176,7 +180,8 @@ def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> lis
             f"Stage 1 of 3 (staged): CA {new} is trusted beside CA {authorities.signing},"
             f" which still signs.",
             "Agents receive both CAs the next time they renew their certificate or enroll.",
-            f"Next: on or after {_day(ready)} (one device certificate lifetime, {days} days,"
+            f"Next: on or after {_day(ready, trust)} (one device certificate lifetime,"
+            f" {days} days,"
             f" after staging), run `{PROG} ca rollover activate`.",
         ]
     if authorities.stage == Stage.ACTIVATED:
@@ -186,7 +191,8 @@ def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> lis
             f"Stage 2 of 3 (activated): CA {authorities.signing} signs; CA {old} is still"
             " trusted for device certificates it signed.",
             f"Give new installations the new fingerprint: {signing}",
-            f"Next: on or after {_day(ready)} (when the last certificate signed by the old CA"
+            f"Next: on or after {_day(ready, trust)} (when the last certificate signed by the"
+            " old CA"
             f" has been renewed, {days} days), run `{PROG} ca rollover finish`.",
         ]
     raise AssertionError(authorities.stage)  # pragma: no cover

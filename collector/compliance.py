@@ -18,6 +18,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from devposture.collector.company_time import shown, zone_of
 from devposture.collector.standing_rule import Facts, decide
 from devposture.policy import Policy
 
@@ -89,7 +90,7 @@ def standings(
         if decide(Facts(silent=at - silent_since > window, waived=False, latest=None,
                         in_grace=False)) == "STALE":  # fmt: skip
             heard = (
-                f"last report {device.last_report_at:%Y-%m-%d %H:%M} UTC"
+                f"last report {shown(device.last_report_at, zone_of(policy))}"
                 if device.last_report_at
                 else "no report since enrollment"
             )
@@ -107,13 +108,13 @@ def standings(
                     found = (found[0], found[1], found[2], now_reason, found[4])
             waiver = waived.get((device.device_id, check.check_id))
             out.append(_standing(device.device_id, check.check_id, check.grace_hours, found,
-                                 at, waiver=waiver))  # fmt: skip
+                                 at, waiver=waiver, zone=zone_of(policy)))  # fmt: skip
     return out
 
 
 def _standing(
     device_id: str, check_id: str, grace_hours: int, change: Change | None, at: dt.datetime,
-    *, waiver: Waiver | None,
+    *, waiver: Waiver | None, zone: dt.tzinfo,
 ) -> Standing:  # fmt: skip
     """One standing of a device heard from within the window, by the standing rule."""
     grace_until = None if change is None else change[4] + dt.timedelta(hours=grace_hours)
@@ -127,14 +128,14 @@ def _standing(
                             "not judged yet: no report received", None)  # fmt: skip
     else:
         reason, since = change[3], change[4]
-        if unwaived_state == "GRACE":
-            reason = f"failing, within grace until {grace_until:%Y-%m-%d %H:%M} UTC: {reason}"
+        if unwaived_state == "GRACE" and grace_until is not None:
+            reason = f"failing, within grace until {shown(grace_until, zone)}: {reason}"
         unwaived = Standing(device_id, check_id, unwaived_state, reason, since)
     if state != "EXEMPT" or waiver is None:
         return unwaived
     return Standing(
         device_id, check_id, "EXEMPT",
-        f"waiver {waiver.waiver_id} until {waiver.expires_at:%Y-%m-%d %H:%M} UTC"
+        f"waiver {waiver.waiver_id} until {shown(waiver.expires_at, zone)}"
         f" ({waiver.owner}: {waiver.reason}); without it: {unwaived.state}",
         waiver.created_at,
     )  # fmt: skip

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from devposture.collector.company_time import shown, stamp, zone_of
 from devposture.collector.compliance import STATES, DeviceSeen, Standing, standings
 from devposture.collector.render import FILE_ONLY_COLUMNS, Row
 from devposture.collector.store import Store
@@ -58,8 +59,9 @@ def _texts(policy: Policy | None, check_id: str) -> Row:
     }  # fmt: skip
 
 
-def _when(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+def _when(moment: dt.datetime | None, policy: Policy | None) -> str | None:
+    """A row's time in the company's time zone, with its offset (`company_time.stamp`)."""
+    return stamp(moment, zone_of(policy))
 
 
 def _standings(
@@ -132,8 +134,9 @@ def device_rows(
         store.waivers.recorded(),
         current=reasons,
     )
+    zone = zone_of(policy)
     latest = {
-        (r.device_id, r.check_id): (r.state, f"report collected {_when(r.collected_at)}")
+        (r.device_id, r.check_id): (r.state, f"report collected {shown(r.collected_at, zone)}")
         for r in results
         if r.collected_at is not None
     }
@@ -147,7 +150,8 @@ def device_rows(
         rows.append(_texts(policy, check.check_id) | {
             "device": standing.device_id, "hostname": device.hostname, "os": device.os_family,
             "check": check.check_id, "verdict": verdict,
-            "state": standing.state, "since": _when(standing.since), "reason": standing.reason,
+            "state": standing.state, "since": _when(standing.since, policy),
+            "reason": standing.reason,
             "evidence": evidence,
             "remediation_zh": "" if standing.state == "PASS" else check.remediation_zh,
             "remediation_en": "" if standing.state == "PASS" else check.remediation_en,
@@ -166,7 +170,7 @@ def failing_rows(
         return [
             _texts(policy, f.check_id) | {
                 "device": f.device_id, "hostname": f.hostname, "check": f.check_id,
-                "failing_since": _when(f.since),
+                "failing_since": _when(f.since, policy),
                 "days": round((at - f.since).total_seconds() / 86400, 1), "reason": f.reason,
             }
             for f in store.fleet.failing_now(policy, at, offset=offset, limit=limit, group=group)
@@ -184,7 +188,7 @@ def failing_rows(
         rows.append(_texts(policy, check.check_id) | {
             "device": standing.device_id, "hostname": devices[standing.device_id].hostname,
             "check": check.check_id,
-            "failing_since": _when(standing.since),
+            "failing_since": _when(standing.since, policy),
             "days": round((at - standing.since).total_seconds() / 86400, 1),
             "reason": standing.reason,
         })  # fmt: skip
@@ -205,8 +209,8 @@ def history_rows(
             until = following[4] if following is not None else None
             hours = ((until or at) - current[4]).total_seconds() / 3600
             rows.append(_texts(policy, check_id) | {
-                "check": check_id, "state": current[2], "from": _when(current[4]),
-                "until": _when(until) if until else "now", "hours": round(hours, 1),
+                "check": check_id, "state": current[2], "from": _when(current[4], policy),
+                "until": _when(until, policy) if until else "now", "hours": round(hours, 1),
                 "reason": current[3],
             })  # fmt: skip
     return rows

@@ -494,10 +494,12 @@ class Trust:
         ready = (authorities.staged_at or now) + lifetime
         if now < ready and not force:
             raise TrustError(
-                f"the new CA was staged on {_day(authorities.staged_at)}; agents learn it when"
+                f"the new CA was staged on {_day(authorities.staged_at, self.config)};"
+                " agents learn it when"
                 f" they renew, within one device certificate lifetime"
                 f" ({self.config.device_certificate_days} days). Activating now would cut off"
-                f" agents that have not renewed yet: wait until {_day(ready)}, or add --force"
+                f" agents that have not renewed yet: wait until {_day(ready, self.config)},"
+                " or add --force"
                 " if you know every agent has renewed"
             )
         new = max(authorities.trusted)
@@ -529,11 +531,13 @@ class Trust:
         ready = (authorities.activated_at or now) + lifetime
         if now < ready and not force:
             raise TrustError(
-                f"the new CA was activated on {_day(authorities.activated_at)}; device"
+                f"the new CA was activated on {_day(authorities.activated_at, self.config)};"
+                " device"
                 " certificates signed by the previous CA stay valid for up to"
                 f" {self.config.device_certificate_days} days after that, and agents replace"
                 f" them when they renew. Finishing now would cut off agents that have not"
-                f" renewed yet: wait until {_day(ready)}, or add --force if you know every"
+                f" renewed yet: wait until {_day(ready, self.config)}, or add --force if you"
+                " know every"
                 " agent has renewed"
             )
         signing = self._load_cert(authorities.signing)
@@ -581,5 +585,11 @@ def _default_names(config: CollectorConfig) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
-def _day(moment: dt.datetime | None) -> str:
-    return f"{moment:%Y-%m-%d %H:%M} UTC" if moment is not None else "an unknown date"
+def _day(moment: dt.datetime | None, config: CollectorConfig) -> str:
+    """A moment in the company's time zone (the policy in force), as every CLI time reads."""
+    if moment is None:
+        return "an unknown date"
+    from devposture.collector.company_time import shown  # noqa: PLC0415
+    from devposture.collector.policy.in_force import zone_in_force  # noqa: PLC0415
+
+    return shown(moment, zone_in_force(config))

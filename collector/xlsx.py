@@ -4,8 +4,9 @@ IT and auditors open exports in Excel or WPS: a CSV there has no column widths, 
 leading zeros and reads dates as text. The sheet here has a bold, frozen header row with a
 filter, columns as wide as their contents (Chinese characters counted twice, long texts
 wrapped), numbers as numbers and times as Excel dates, so sorting by "failing since" or
-summing "days" works. Times are shown in `zone` (UTC until the policy names the company's
-time zone), which the date format names in every cell.
+summing "days" works. A time keeps the offset the rows were written with (the company's time
+zone, `company_time.stamp`): Excel's dates have no zone, so each cell's date format names its
+offset ("UTC+08:00"), which a DST zone changes with the date.
 
 Written with openpyxl's write-only workbook: it streams rows to the file instead of keeping a
 cell object for each, so a 20,000-device `report failing` is written in seconds.
@@ -26,6 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from openpyxl.worksheet.worksheet import Worksheet
 
+from devposture.collector.company_time import offset_label
 from devposture.collector.table_fit import display_width
 
 WIDEST = 60  # characters; a longer cell wraps within the column
@@ -34,30 +36,33 @@ _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:
 _SHEET_NAME_BANNED = re.compile(r"[\[\]:*?/\\]")
 
 
-def _moment(value: str, zone: dt.tzinfo) -> dt.datetime | None:
-    """An ISO time as Excel keeps it: naive, in `zone` (None: not a time)."""
-    if not _MOMENT.fullmatch(value):
-        return None
-    return dt.datetime.fromisoformat(value).astimezone(zone).replace(tzinfo=None)
+def _moment(value: str) -> dt.datetime | None:
+    """An ISO time with its offset (None: not a time)."""
+    return dt.datetime.fromisoformat(value) if _MOMENT.fullmatch(value) else None
 
 
 Cell = str | float | dt.datetime | None
 
 
-def _value(value: object, zone: dt.tzinfo) -> Cell:
-    """A cell's value: numbers stay numbers, times become dates, anything else text."""
-    if value is None or isinstance(value, bool | int | float):
+def _value(value: object) -> Cell:
+    """A cell's value: numbers stay numbers, times become dates (aware, in the offset they
+    were written in), anything else text."""
+    if value is None or isinstance(value, bool | int | float | dt.datetime):
         return value
-    if isinstance(value, dt.datetime):
-        return value.astimezone(zone).replace(tzinfo=None)
     text = str(value)
-    moment = _moment(text, zone)
+    moment = _moment(text)
     return text if moment is None else moment
+
+
+def _date_format(moment: dt.datetime) -> str:
+    """Excel's date format naming the moment's offset: "UTC+08:00"."""
+    tz = moment.tzinfo or dt.UTC
+    return f'yyyy-mm-dd hh:mm:ss "{offset_label(moment, tz)}"'
 
 
 def _width(value: object) -> int:
     if isinstance(value, dt.datetime):
-        return 24  # 2026-11-01 09:30:00 UTC
+        return 30  # 2026-11-01 09:30:00 UTC+08:00
     return max((display_width(line) for line in str(value).splitlines()), default=0)
 
 
@@ -67,11 +72,10 @@ def sheet_name(title: str) -> str:
 
 
 def workbook(
-    rows: Sequence[Mapping[str, object]], columns: Sequence[str], *, title: str,
-    zone: dt.tzinfo = dt.UTC,
-) -> bytes:  # fmt: skip
+    rows: Sequence[Mapping[str, object]], columns: Sequence[str], *, title: str
+) -> bytes:
     """The rows as one sheet named `title`, every column (the clause texts too)."""
-    values = [[_value(row.get(c), zone) for c in columns] for row in rows]
+    values = [[_value(row.get(c)) for c in columns] for row in rows]
     widths = [
         min(WIDEST, max([display_width(c), *(_width(line[i]) for line in values if
                                               line[i] is not None)]) + 2)
@@ -94,16 +98,17 @@ def workbook(
         cell.font = bold
         header.append(cell)
     sheet.append(header)
-    date_format = f'yyyy-mm-dd hh:mm:ss "{zone}"'
     wrap = Alignment(wrap_text=True, vertical="top")
     for line in values:
         cells = []
         for i, value in enumerate(line):
-            cell = WriteOnlyCell(sheet, value=value)
             if isinstance(value, dt.datetime):
-                cell.number_format = date_format
-            elif isinstance(value, str) and _width(value) > widths[i] - 2:
-                cell.alignment = wrap
+                cell = WriteOnlyCell(sheet, value=value.replace(tzinfo=None))
+                cell.number_format = _date_format(value)
+            else:
+                cell = WriteOnlyCell(sheet, value=value)
+                if isinstance(value, str) and _width(value) > widths[i] - 2:
+                    cell.alignment = wrap
             cells.append(cell)
         sheet.append(cells)
     out = io.BytesIO()

@@ -26,6 +26,7 @@ from devposture.collector.admin.commands import (
     Words,
     local_actor,
 )
+from devposture.collector.company_time import NotATime, typed
 from devposture.collector.config import load
 from devposture.collector.credentials import ROLES, VIEWER
 from devposture.collector.store import Store
@@ -62,14 +63,14 @@ def positive_int(text: str) -> int:
     return value
 
 
-def moment(text: str) -> dt.datetime:
+def moment(text: str) -> str:
+    """A date or time as typed: checked for its form here, and read in the company's time zone
+    by the command (`company_time.typed`), on the collector that knows the policy in force."""
     try:
-        parsed = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date: use 2026-11-01 or 2026-11-01T09:30"
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        typed(text, dt.UTC)
+    except NotATime as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def data_option(parser: argparse.ArgumentParser) -> None:
@@ -130,8 +131,9 @@ def _sub(commands: Subcommands, group: str, name: str, **kwargs: object) -> argp
 def _as_of(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--as-of", type=moment, default=None, metavar="DATE",
-        help="as the fleet stood then: 2026-11-01 or 2026-11-01T09:30 (UTC unless a zone"
-        " is given); default: now",
+        help="as the fleet stood then: 2026-11-01 (that day's start) or 2026-11-01T09:30, in"
+        " the company's time zone (the policy's time_zone, Asia/Shanghai by default) unless"
+        " an offset is given (+08:00, Z); default: now",
     )  # fmt: skip
 
 
@@ -147,9 +149,12 @@ def _audit_commands(commands: Subcommands) -> None:
     export = audit.add_parser("export", help=COMMANDS[("audit", "export")].summary)
     data_option(export)
     export.add_argument("--from", required=True, type=moment, metavar="DATE",
-                        help="start of the period (UTC unless a zone is given)")  # fmt: skip
+                        help="start of the period: a date is that day's start in the"
+                             " company's time zone (the policy's time_zone, Asia/Shanghai by"
+                             " default) unless an offset is given (+08:00, Z)")  # fmt: skip
     export.add_argument("--to", required=True, type=moment, metavar="DATE",
-                        help="end of the period (not included)")  # fmt: skip
+                        help="end of the period, not included: --to 2026-11-01 ends as"
+                             " 1 November begins in the company's time zone")  # fmt: skip
     export.add_argument("--out", required=True, type=Path, metavar="FILE",
                         help="the bundle to write (a new file)")  # fmt: skip
     export.add_argument("--progress", action="store_true",
@@ -232,7 +237,11 @@ def add_commands(commands: Subcommands) -> None:
     add.add_argument("--owner", required=True, help="who is accountable for the exemption")
     add.add_argument("--reason", required=True, help="why the device may not comply for now")
     add.add_argument("--expires", required=True, type=moment, metavar="DATE",
-                     help="when the exemption ends by itself (required)")  # fmt: skip
+                     help="when the exemption ends by itself (required): a date lasts to the"
+                          " end of that day in the company's time zone (the policy's"
+                          " time_zone, Asia/Shanghai by default); a time"
+                          " (2026-12-31T18:00) is that moment there, unless an offset is"
+                          " given (+08:00, Z)")  # fmt: skip
     listing = _sub(waiver, "waiver", "list")
     listing.add_argument("--all", action="store_true", help="include expired and revoked ones")
     listing.add_argument(
@@ -358,8 +367,6 @@ def _text(value: object) -> str | None:
         return None
     if value is True:
         return "true"
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
     if isinstance(value, list):
         return "\n".join(str(v) for v in value)
     return str(value)

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import NotATime, shown, stamp, typed, zone_of
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
 from devposture.collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
 from devposture.collector.policy import policy_in_force
+from devposture.collector.policy.in_force import zone_in_force
 from devposture.collector.render import Row, render
 from devposture.collector.reports import (
     DEVICE_COLUMNS,
@@ -48,7 +50,7 @@ from devposture.collector.store.identity import (
     group_name,
 )
 from devposture.collector.tokens import new_token
-from devposture.net.enrollment_value import BEIJING, EnrollmentValue, beijing_time
+from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError
 
 Words = tuple[str, str]
@@ -138,17 +140,15 @@ class Arguments:
         """A repeatable option: its values, joined with newlines on the wire."""
         return [v.strip() for v in self._values.get(name, "").splitlines() if v.strip()]
 
-    def moment(self, name: str) -> dt.datetime | None:
+    def moment(self, name: str, zone: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetime | None:
+        """A typed date or time, read in the company's time zone (`company_time.typed`)."""
         text = self.text(name)
         if text is None:
             return None
         try:
-            moment = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise CommandError(
-                f"--{_option(name)} {text!r} is not a date: use 2026-11-01 or 2026-11-01T09:30"
-            ) from None
-        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+            return typed(text, zone, end_of_day=end_of_day)
+        except NotATime as exc:
+            raise CommandError(f"--{_option(name)}: {exc}") from None
 
     def number(self, name: str, default: float, *, whole: bool = False) -> float:
         text = self.text(name)
@@ -168,8 +168,8 @@ def _option(name: str) -> str:
     return name.replace("_", "-")
 
 
-def _when(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.UTC).isoformat(timespec="seconds")
+def _zone(config: CollectorConfig, store: Store) -> dt.tzinfo:
+    return zone_in_force(config, store)
 
 
 Handler = Callable[[Store, CollectorConfig, Arguments, Actor], Result]
@@ -200,7 +200,8 @@ def _policy(config: CollectorConfig, store: Store) -> Policy:
 def _report(view: str) -> Handler:
     def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
         policy = _policy(config, store)
-        as_of = args.moment("as_of")
+        zone = zone_of(policy)
+        as_of = args.moment("as_of", zone)
         at = as_of or utcnow()
         device_id = args.text("device_id")
         group = args.group("group") if view in ("fleet", "failing") else None
@@ -220,7 +221,7 @@ def _report(view: str) -> Handler:
             rows = device_rows(store, policy, at, device_id)
             if device_id and not rows:
                 raise NotFound(
-                    f"no device {device_id} was enrolled by {at:%Y-%m-%d %H:%M} UTC;"
+                    f"no device {device_id} was enrolled by {shown(at, zone)};"
                     " see the ids in `devposture-collector report device`"
                 )
             return Result("", DEVICE_COLUMNS, rows)
@@ -255,7 +256,8 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     if policy.check(check_id) is None:
         known = ", ".join(c.check_id for c in policy.checks)
         raise CommandError(f"no check {check_id!r} in the policy (checks: {known})")
-    expires = args.moment("expires")
+    zone = zone_of(policy)
+    expires = args.moment("expires", zone, end_of_day=True)
     if expires is None:
         raise CommandError("--expires is required: a waiver always ends by itself")
     if expires <= now:
@@ -280,15 +282,16 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
         store.waivers.add_waiver(waiver, now)
         lines.append(
             f"waiver {waiver.waiver_id}: {device_id} exempt from {check_id}"
-            f" until {expires.isoformat(timespec='minutes')}"
+            f" until {shown(expires, zone)}"
         )
     return Result("\n".join(lines), note="; ".join(lines))
 
 
 def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    zone = _zone(config, store)
     if args.flag("log"):
         events: list[Row] = [
-            {"waiver": w, "action": a, "at": _when(t), "detail": d}
+            {"waiver": w, "action": a, "at": stamp(t, zone), "detail": d}
             for w, a, t, d in store.waivers.waiver_events()
         ]
         return Result("", WAIVER_LOG_COLUMNS, events)
@@ -303,8 +306,8 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
         if status == "active" or args.flag("all"):
             rows.append({
                 "waiver": w.waiver_id, "device": w.device_id, "check": w.check_id,
-                "owner": w.owner, "reason": w.reason, "created": _when(w.created_at),
-                "expires": _when(w.expires_at), "status": status,
+                "owner": w.owner, "reason": w.reason, "created": stamp(w.created_at, zone),
+                "expires": stamp(w.expires_at, zone), "status": status,
             })  # fmt: skip
     return Result("", WAIVER_COLUMNS, rows)
 
@@ -326,17 +329,18 @@ DEVICE_LIST_COLUMNS = (
 DEVICE_SHOW_COLUMNS = (*DEVICE_LIST_COLUMNS, "clone_detail", "clock", "outbox", "events")
 
 
-def _device_row(device: DeviceInfo) -> Row:
+def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
     return {
         "device": device.device_id, "hostname": device.hostname, "group": device.group,
         "os": device.os_family,
-        "enrolled": _when(device.enrolled_at), "last_report": _when(device.last_report_at),
-        "status": device.status + (f" since {_when(device.status_at)}" if device.status_at
+        "enrolled": stamp(device.enrolled_at, zone),
+        "last_report": stamp(device.last_report_at, zone),
+        "status": device.status + (f" since {stamp(device.status_at, zone)}" if device.status_at
                                    else ""),
         "status_reason": device.status_reason,
         "certificate_generation": device.generation,
-        "certificate_expires": _when(device.certificate_expires_at),
-        "clone_suspected": _when(device.clone_suspected_at) or "",
+        "certificate_expires": stamp(device.certificate_expires_at, zone),
+        "clone_suspected": stamp(device.clone_suspected_at, zone) or "",
         "clock_off": describe_skew(device.clock_skew).split(":")[0]
         if skew_is_notable(device.clock_skew) else "",
         "reports_lost": device.outbox_dropped_total,
@@ -344,8 +348,9 @@ def _device_row(device: DeviceInfo) -> Row:
 
 
 def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    zone = _zone(config, store)
     group = args.group("group")
-    rows = [_device_row(d) for d in store.identity.devices(group=group)]
+    rows = [_device_row(d, zone) for d in store.identity.devices(group=group)]
     message = ""
     if group is not None and not rows:
         groups = ", ".join(store.identity.device_groups()) or "none yet"
@@ -364,12 +369,13 @@ def _find_device(store: Store, device_id: str) -> DeviceInfo:
 
 
 def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    zone = _zone(config, store)
     device = _find_device(store, args.required("device_id"))
     events = "\n".join(
-        f"{_when(at)}  {action}: {detail}"
+        f"{shown(at, zone)}  {action}: {detail}"
         for _, action, at, detail in store.identity.device_events(device.device_id)
     )
-    row = _device_row(device) | {
+    row = _device_row(device, zone) | {
         "clone_detail": device.clone_detail,
         "clock": describe_skew(device.clock_skew),
         "outbox": describe_outbox(device),
@@ -438,6 +444,7 @@ ENROLLMENT_FILE = "/etc/devposture/enroll.token"
 def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     """A new token; with `bundle`, wrapped in the enrollment value (addresses, CA pin, token),
     whose parts are all checked before the token exists."""
+    zone = _zone(config, store)
     # Imported here: the bundle reads the trust folder, which other commands never need.
     from devposture.collector.admin.enrollment_bundle import (  # noqa: PLC0415
         BundleError,
@@ -464,9 +471,11 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
     expires = now + dt.timedelta(hours=hours)
     token = new_token()
     store.identity.add_token(token, now, expires, uses=uses, group=group)
-    row: Row = {"token": token.token_id, "group": group, "uses": uses, "expires": _when(expires)}
+    row: Row = {
+        "token": token.token_id, "group": group, "uses": uses, "expires": stamp(expires, zone)
+    }
     into = f", group {group}" if group else ""
-    note = f"token {token.token_id}: {uses} use(s){into}, expires {_when(expires)}"
+    note = f"token {token.token_id}: {uses} use(s){into}, expires {shown(expires, zone)}"
     if not bundle:
         return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=note)
     value = EnrollmentValue(addresses, pin, str(token), expires.astimezone(BEIJING), uses)
@@ -477,10 +486,11 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
 
 
 def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    zone = _zone(config, store)
     now = utcnow()
     rows: list[Row] = [
-        {"token": t.token_id, "group": t.group, "created": _when(t.created_at),
-         "expires": _when(t.expires_at), "uses_left": t.uses_left, "status": t.status(now)}
+        {"token": t.token_id, "group": t.group, "created": stamp(t.created_at, zone),
+         "expires": stamp(t.expires_at, zone), "uses_left": t.uses_left, "status": t.status(now)}
         for t in store.identity.tokens()
     ]  # fmt: skip
     return Result("", TOKEN_COLUMNS, rows)
@@ -521,10 +531,11 @@ def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
 
 
 def _admin_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    zone = _zone(config, store)
     rows: list[Row] = [
         {"credential": c.credential_id, "name": c.name, "role": c.role,
-         "created": _when(c.created_at),
-         "status": f"revoked {_when(c.revoked_at)}" if c.revoked_at else "active"}
+         "created": stamp(c.created_at, zone),
+         "status": f"revoked {stamp(c.revoked_at, zone)}" if c.revoked_at else "active"}
         for c in store.admin.credentials()
     ]  # fmt: skip
     return Result("", CREDENTIAL_COLUMNS, rows)
@@ -542,8 +553,9 @@ def _admin_revoke(store: Store, config: CollectorConfig, args: Arguments, actor:
 
 
 def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    zone = _zone(config, store)
     rows: list[Row] = [
-        {"at": _when(e.at), "actor": e.actor + (f" ({e.credential_id})" if e.credential_id
+        {"at": stamp(e.at, zone), "actor": e.actor + (f" ({e.credential_id})" if e.credential_id
                                                  else ""),
          "role": e.role, "command": e.command, "arguments": e.arguments, "outcome": e.outcome,
          "message": e.message, "peer": e.peer}
@@ -556,7 +568,9 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     # Imported here: the export imports the policy and signing modules, unused by the others.
     from devposture.collector.evidence.export import export_bundle  # noqa: PLC0415
 
-    start, end = args.moment("from"), args.moment("to")
+    policy = _policy(config, store)
+    zone = zone_of(policy)
+    start, end = args.moment("from", zone), args.moment("to", zone)
     if start is None or end is None:
         raise CommandError("--from and --to are required: the period to export")
     out = Path(args.required("out"))
@@ -569,7 +583,7 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
         sys.stderr.flush()
 
     try:
-        done = export_bundle(store, _policy(config, store), config.data_dir, start=start, end=end,
+        done = export_bundle(store, policy, config.data_dir, start=start, end=end,
                              out=out, progress=progress if show else None)  # fmt: skip
     except (ValueError, FileExistsError) as exc:
         raise CommandError(str(exc)) from None
@@ -578,7 +592,8 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     total = sum(done.counts.values())
     span = f"chain seq {done.first_seq}–{done.last_seq}" if done.first_seq else "no records"
     message = (
-        f"wrote {out}: {total} records ({span}) written {_when(start)} – {_when(end)},"
+        f"wrote {out}: {total} records ({span}) written"
+        f" {shown(start, zone)} – {shown(end, zone)},"
         f" signed by {done.signing_key}. Check it anywhere with `devposture-collector audit"
         f" verify {out.name} --public-key KEY.pem` (`audit public-key` prints the key)."
     )
@@ -826,12 +841,13 @@ def _token_info(row: Row) -> str:
     uses = row.get("uses")
     what = "one device" if uses == 1 else f"{uses} devices"
     what += f" into group {row.get('group')}" if row.get("group") else ""
-    if "collectors" not in row:
-        return f"token {row.get('token')}: enrolls {what}, expires {row.get('expires')}\n"
+    # The row's time is local with its offset (`stamp`): shown in that same zone.
     expires = dt.datetime.fromisoformat(str(row.get("expires")))
+    until = shown(expires, expires.tzinfo or dt.UTC)
+    if "collectors" not in row:
+        return f"token {row.get('token')}: enrolls {what}, expires {until}\n"
     return (
-        f"enrollment value for token {row.get('token')}: enrolls {what}; expires"
-        f" {beijing_time(expires)}\n"
+        f"enrollment value for token {row.get('token')}: enrolls {what}; expires {until}\n"
         f"collector {row.get('collectors')}, CA {row.get('ca_fingerprint')}\n"
         f"Put it on each computer as {ENROLLMENT_FILE} (owner root, mode 0600): the agent"
         " enrolls with it at its first start, then deletes it. It holds the secret: keep it"

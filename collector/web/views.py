@@ -26,6 +26,7 @@ from typing import TypeVar
 
 from devposture.collector import fleet_history
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import shown, zone_of
 from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
 from devposture.collector.config import CollectorConfig
 from devposture.collector.policy import policy_in_force
@@ -146,6 +147,8 @@ class CheckView:
     verdict: device_pages.Verdict | None
     waivers: list[Waiver]
     timeline: list[TimelineEntry]
+    # The company's time zone (the policy's), for the evidence line as `report device` has it.
+    zone: dt.tzinfo
     wifi_sessions: list[WifiSessionView] = field(default_factory=list)
 
     @property
@@ -153,8 +156,7 @@ class CheckView:
         """As `report device` words it: which report the latest verdict came from."""
         if self.verdict is None:
             return None
-        collected = self.verdict.collected_at.isoformat(timespec="seconds")
-        return f"report collected {collected}"
+        return f"report collected {shown(self.verdict.collected_at, self.zone)}"
 
     @property
     def needs_remedy(self) -> bool:
@@ -369,7 +371,7 @@ class Views:
                 spec=spec, clause=policy.clause(spec.clause), standing=judged[spec.check_id],
                 verdict=verdict, waivers=[w for w in waivers if w.check_id == spec.check_id],
                 timeline=_timeline([c for c in history if c[1] == spec.check_id], at),
-                wifi_sessions=sessions,
+                zone=zone_of(policy), wifi_sessions=sessions,
             ))  # fmt: skip
         received, total = self._reader.device_pages.reports(device_id, REPORTS_SHOWN)
         return DevicePage(

@@ -82,7 +82,8 @@ def test_a_fresh_failure_is_in_grace_then_fails_and_the_past_is_kept(store: Stor
     failed_at = T0 + 10 * HOUR
     _report(store, "laptop", failed_at, "FAIL", "r2")
     state, reason = _firewall(store, "laptop", failed_at + HOUR)
-    assert state == "GRACE" and "within grace until 2026-11-01 23:00 UTC" in reason
+    # In Beijing time, the default time zone.
+    assert state == "GRACE" and "within grace until 2026-11-02 07:00 (UTC+08:00)" in reason
     assert _firewall(store, "laptop", failed_at + 5 * HOUR)[0] == "FAIL"
     # As of a moment before the failure, the device passed.
     assert _firewall(store, "laptop", T0 + 5 * HOUR) == ("PASS", "firewall PASS")
@@ -204,8 +205,8 @@ def test_history_says_since_when_and_how_long_a_fix_took(store: Store) -> None:
         (r["state"], r["hours"], r["until"]) for r in history_rows(store, "laptop", T0 + 6 * HOUR)
     ]
     assert rows == [
-        ("PASS", 2.0, "2026-11-01T11:00:00+00:00"),
-        ("FAIL", 3.0, "2026-11-01T14:00:00+00:00"),
+        ("PASS", 2.0, "2026-11-01T19:00:00+08:00"),
+        ("FAIL", 3.0, "2026-11-01T22:00:00+08:00"),
         ("PASS", 1.0, "now"),
     ]
 
@@ -220,6 +221,6 @@ def test_a_state_that_holds_says_its_current_cause(store: Store) -> None:
                           "12")  # fmt: skip
     store.reports.store_report(record, [CheckResult("firewall", "FAIL", "firewall off on: public")])
     state, reason = _firewall(store, "laptop", later + HOUR)
-    assert state == "GRACE" and reason.endswith("UTC: firewall off on: public")
-    assert "within grace until 2026-11-01 13:00 UTC" in reason  # grace counts from T0
-    assert _firewall(store, "laptop", T0 + HOUR)[1].endswith("UTC: no firewall configured")
+    assert state == "GRACE" and reason.endswith("(UTC+08:00): firewall off on: public")
+    assert "within grace until 2026-11-01 21:00 (UTC+08:00)" in reason  # grace counts from T0
+    assert _firewall(store, "laptop", T0 + HOUR)[1].endswith("(UTC+08:00): no firewall configured")

@@ -106,13 +106,13 @@ def test_xlsx_is_a_sheet_people_can_read(cli_fleet: CliFleet, tmp_path: Path, vi
         assert sheet.cell(row=2, column=columns.index("devices") + 1).data_type == "n"
     if view == "failing":
         since = firewall[0]["failing_since"]
-        # A date Excel sorts, in UTC (the company's time zone is not a setting yet).
+        # A date Excel sorts, in the company's time zone (Beijing time by default), named.
         assert isinstance(since, dt.datetime)
-        assert abs(since - (cli_fleet.now - dt.timedelta(days=3)).replace(tzinfo=None)) < (
-            dt.timedelta(seconds=1)
-        )
+        beijing = dt.timezone(dt.timedelta(hours=8))
+        expected = (cli_fleet.now - dt.timedelta(days=3)).astimezone(beijing).replace(tzinfo=None)
+        assert abs(since - expected) < dt.timedelta(seconds=1)
         cell = sheet.cell(row=2, column=columns.index("failing_since") + 1)
-        assert isinstance(cell, Cell) and cell.is_date and "UTC" in cell.number_format
+        assert isinstance(cell, Cell) and cell.is_date and "UTC+08:00" in cell.number_format
         assert isinstance(firewall[0]["days"], int | float) and firewall[0]["days"] >= 2.9
         assert firewall[0]["reason"] == REASON
     if view == "history":

@@ -1,0 +1,153 @@
+"""The CLI in the company's time zone, end to end on a real data folder (either engine): a
+typed date is a local calendar day, and every time it prints is local with its offset.
+
+An expiry must lie in the future, so these use 2099's dates; the arithmetic of 2026-12-31 in
+Beijing time is in test_company_time.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.config import load
+from devposture.collector.evidence import bundle
+from tests.collector.cli_fleet import DEVICES, CliFleet, cli_fleet  # noqa: F401
+
+DEVICE = DEVICES[1][0]
+Run = Callable[..., tuple[int, str, str]]
+
+
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=dt.UTC)
+
+
+def _us(moment: dt.datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000
+
+
+def _in_zone(data: Path, zone: str) -> None:
+    """The data folder's policy set to `zone` (no collector ran: it is the policy in force)."""
+    policy = load(data).policy
+    text = policy.read_text(encoding="utf-8")
+    policy.write_text(text.replace('"Asia/Shanghai"', f'"{zone}"'), encoding="utf-8")
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
+    """The CLI in this process: its exit status, standard output and standard error."""
+
+    def running(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = collector_cli(list(argv))
+        except SystemExit as exit_:  # argparse refusing an option
+            code = int(exit_.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return running
+
+
+@pytest.mark.parametrize(
+    ("zone", "typed", "ends", "shown"),
+    [
+        ("Asia/Shanghai", "2099-12-31", _utc(2099, 12, 31, 16), "2100-01-01 00:00 (UTC+08:00)"),
+        # Summer time in Berlin: the end of 31 July is 22:00 UTC.
+        ("Europe/Berlin", "2099-07-31", _utc(2099, 7, 31, 22), "2099-08-01 00:00 (UTC+02:00)"),
+        ("Asia/Shanghai", "2099-12-31T18:00", _utc(2099, 12, 31, 10),
+         "2099-12-31 18:00 (UTC+08:00)"),
+        ("Europe/Berlin", "2099-12-31T18:00Z", _utc(2099, 12, 31, 18),
+         "2099-12-31 19:00 (UTC+01:00)"),
+    ],
+)  # fmt: skip
+def test_a_waiver_lasts_to_the_end_of_the_local_day_typed(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+    zone: str, typed: str, ends: dt.datetime, shown: str,
+) -> None:  # fmt: skip
+    data = str(cli_fleet.data)
+    _in_zone(cli_fleet.data, zone)
+    code, out, err = run("waiver", "add", "--data", data, "--device", DEVICE, "--check",
+                          "firewall", "--owner", "Li Wei (IT)", "--reason", "rollout",
+                          "--expires", typed)  # fmt: skip
+    assert code == 0, err
+    assert f"until {shown}" in out
+    store = cli_fleet.store()
+    try:
+        (waiver,) = store.waivers.recorded()
+        assert waiver.expires_at == ends  # stored in UTC
+    finally:
+        store.close()
+    code, out, _ = run("waiver", "list", "--data", data, "--format", "json")
+    (row,) = json.loads(out)
+    assert dt.datetime.fromisoformat(row["expires"]) == ends
+    assert row["expires"].endswith(shown[-7:-1])  # the zone's offset, e.g. +08:00
+    # The fleet report's reason names the waiver's end in the same words.
+    code, out, _ = run("report", "device", DEVICE, "--data", data, "--format", "json")
+    firewall = next(r for r in json.loads(out) if r["check"] == "firewall")
+    assert f"until {shown}" in firewall["reason"]
+
+
+def test_listings_show_local_times_with_the_offset(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+) -> None:
+    code, out, _ = run("device", "list", "--data", str(cli_fleet.data), "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    enrolled = dt.datetime.fromisoformat(rows[0]["enrolled"])
+    assert enrolled.utcoffset() == dt.timedelta(hours=8)
+    assert abs(enrolled - (cli_fleet.now - dt.timedelta(days=4))) < dt.timedelta(seconds=1)
+    _in_zone(cli_fleet.data, "Europe/Berlin")
+    code, out, _ = run("token", "list", "--data", str(cli_fleet.data), "--format", "csv")
+    assert code == 0 and ("+01:00" in out or "+02:00" in out) and "+08:00" not in out
+
+
+def test_a_bad_date_is_refused_saying_which_zone_a_bare_date_means(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+) -> None:
+    code, _, err = run("report", "fleet", "--data", str(cli_fleet.data), "--as-of", "1/11/2026")
+    assert code == 2
+    assert "2026-11-01, 2026-11-01T09:30" in err and "公司时区" in err
+
+
+def test_as_of_a_date_is_that_local_day_s_start(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+) -> None:
+    # The devices were enrolled four days ago: as of the local start of the day they were
+    # enrolled, none was yet; as of the local start of today, all were.
+    zone = dt.timezone(dt.timedelta(hours=8))
+    enrolled_day = (cli_fleet.now - dt.timedelta(days=4)).astimezone(zone).date()
+    for day, expected in ((enrolled_day, 0), (enrolled_day + dt.timedelta(days=2), 3)):
+        code, out, _ = run("report", "fleet", "--data", str(cli_fleet.data), "--as-of",
+                            day.isoformat(), "--format", "json")  # fmt: skip
+        assert code == 0
+        assert json.loads(out)[0]["devices"] == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "start", "end"),
+    [
+        ("Asia/Shanghai", _utc(2026, 9, 30, 16), _utc(2026, 10, 31, 16)),
+        # Berlin leaves summer time on 25 October: October is 31 days and an hour long.
+        ("Europe/Berlin", _utc(2026, 9, 30, 22), _utc(2026, 10, 31, 23)),
+    ],
+)
+def test_audit_export_covers_local_calendar_days(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+    tmp_path: Path, zone: str, start: dt.datetime, end: dt.datetime,
+) -> None:  # fmt: skip
+    _in_zone(cli_fleet.data, zone)
+    out = tmp_path / "october.zip"
+    code, message, err = run("audit", "export", "--data", str(cli_fleet.data), "--from",
+                              "2026-10-01", "--to", "2026-11-01", "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read(bundle.MANIFEST))
+    assert manifest["period"]["from_us"] == _us(start)
+    assert manifest["period"]["to_us"] == _us(end)
+    first = "2026-10-01 00:00 (UTC+08:00)" if zone == "Asia/Shanghai" else "2026-10-01 00:00"
+    assert first in message
