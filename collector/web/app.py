@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import shown, zone_of
 from devposture.collector.compliance import STATES
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
@@ -37,6 +38,7 @@ from devposture.collector.store.guesses import DASHBOARD, GuessLedger
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
 from devposture.collector.web import auth, downloads, i18n
 from devposture.collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
+from devposture.policy import Policy
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +79,16 @@ class SecurityHeaders:
         await self.app(scope, receive, sending)
 
 
-def _when(moment: dt.datetime | str | None) -> str:
+@jinja2.pass_context
+def _when(context: jinja2.runtime.Context, moment: dt.datetime | str | None) -> str:
+    """A time as every page shows it: in the company's time zone, with its offset (the page's
+    `zone`, from the policy its view was made with)."""
     if moment is None:
         return "—"
     if isinstance(moment, str):
         moment = dt.datetime.fromisoformat(moment)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    zone = context.get("zone")
+    return shown(moment, zone if isinstance(zone, dt.tzinfo) else zone_of(None))
 
 
 def _environment() -> jinja2.Environment:
@@ -186,7 +192,11 @@ class Dashboard:
                 text = text[len(clause) + 1 :]
             return text
 
+        # The zone of the policy the page's view was judged with (pages without one show no
+        # time): read on the database thread with the view, never here on the event loop.
+        policy = context.get("policy", getattr(context.get("view"), "policy", None))
         html = self.env.get_template(name).render(
+            zone=zone_of(policy if isinstance(policy, Policy) else None),
             lang=lang, t=words, session=session, path=request.url.path,
             lang_zh=switch("zh"), lang_en=switch("en"), page_link=page_link, title=title,
             download_link=download_link,

@@ -10,12 +10,14 @@ has a column per check.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import stamp, zone_of
 from devposture.collector.exports import FILE_FORMATS, MEDIA_TYPES, export, file_name
 from devposture.collector.render import Row
 from devposture.collector.reports import (
@@ -45,11 +47,10 @@ def _failing(views: Views, q: Mapping[str, str]) -> Table:
     return FAILING_COLUMNS, failing_rows(views.store, views.policy(), utcnow(), current=True)
 
 
-def _listed_row(device: ListedDevice, checks: tuple[str, ...]) -> Row:
-    when = device.last_report_at
+def _listed_row(device: ListedDevice, checks: tuple[str, ...], zone: dt.tzinfo) -> Row:
     row: Row = {
         "device": device.device_id, "hostname": device.hostname, "os": device.os_family,
-        "group": device.group, "last_report": when.isoformat(timespec="seconds") if when else None,
+        "group": device.group, "last_report": stamp(device.last_report_at, zone),
     }  # fmt: skip
     return row | {check: device.states.get(check, "UNKNOWN") for check in checks}
 
@@ -59,7 +60,8 @@ def _devices(views: Views, q: Mapping[str, str]) -> Table:
     reader = views.store.device_list
     matching = reader.matching(policy, at, Filters.of_query(q).wanted())
     checks = tuple(c.check_id for c in policy.checks)
-    rows = [_listed_row(d, checks) for d in reader.listed(policy, at, matching)]
+    zone = zone_of(policy)
+    rows = [_listed_row(d, checks, zone) for d in reader.listed(policy, at, matching)]
     return (*DEVICE_LIST_COLUMNS, *checks), rows
 
 

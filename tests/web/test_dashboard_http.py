@@ -3,6 +3,7 @@ page returns."""
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import logging
 import re
@@ -297,3 +298,25 @@ def test_tls_serves_with_the_collector_s_certificate_and_secure_cookies(fleet: F
 def test_a_taken_port_is_reported(fleet: Fleet) -> None:
     with pytest.raises(OSError, match="could not listen"):
         start_dashboard(fleet.collector.config, "127.0.0.1", fleet.dashboard.port)
+
+
+def test_pages_show_times_in_the_company_s_time_zone_with_its_offset(fleet: Fleet) -> None:
+    """Beijing time by default (the policy's time_zone), as the CLI writes it."""
+    cookie = login(fleet)
+    store = fleet.store()
+    try:
+        device = store.identity.device(fleet.failing_device)
+    finally:
+        store.close()
+    assert device is not None and device.last_report_at is not None
+    page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}", cookie=cookie).text
+    beijing = device.last_report_at.astimezone(dt.timezone(dt.timedelta(hours=8)))
+    assert f"<dd>{beijing:%Y-%m-%d %H:%M} (UTC+08:00)</dd>" in page  # the last report
+    for path in ("/", "/devices", f"/devices/{fleet.failing_device}", "/failing"):
+        text = fetch(fleet, "GET", path, cookie=cookie).text
+        assert "(UTC+08:00)" in text and not re.search(r"\d\d:\d\d UTC\b", _pages_own(text))
+
+
+def _pages_own(html: str) -> str:
+    """The page without the check reasons agents' reports carry (stored words, in UTC)."""
+    return re.sub(r"public Wi-Fi: [^<]* at [^<]* UTC", "", html)
