@@ -24,6 +24,7 @@ from typing import Protocol
 from devposture.collector.alerts import payloads
 from devposture.collector.alerts.settings import AlertSettings
 from devposture.collector.store.alerts import Delivery
+from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
 TIMEOUT_SECONDS = 10.0
 WECOM_PER_MINUTE = 20  # WeCom's limit for one group robot
@@ -108,12 +109,13 @@ class WeCom:
     name: str = "wecom"
     per_minute: int | None = WECOM_PER_MINUTE
     fix: str = "check the robot's webhook URL in [alerts] wecom_webhook_file"
+    time_zone: str = DEFAULT_TIME_ZONE  # the policy's: the digest's times are in it
 
     def send(self, d: Delivery) -> Attempt:
         url = _secret(self.url_file, "wecom_webhook_file")
         if isinstance(url, Attempt):
             return url
-        answer = _post(url, payloads.wecom(d), {})
+        answer = _post(url, payloads.wecom(d, self.time_zone), {})
         if isinstance(answer, Attempt):
             return answer
         status, body = answer
@@ -139,9 +141,10 @@ class Webhook:
     name: str = "webhook"
     per_minute: int | None = None
     fix: str = "check [alerts] webhook_url and what the receiver expects"
+    time_zone: str = DEFAULT_TIME_ZONE
 
     def send(self, d: Delivery) -> Attempt:
-        body = payloads.webhook(d)
+        body = payloads.webhook(d, self.time_zone)
         headers = {}
         if self.secret_file is not None:
             key = _secret(self.secret_file, "webhook_secret_file")
@@ -164,6 +167,7 @@ class Email:
     name: str = "email"
     per_minute: int | None = None
     fix: str = "check the [alerts] smtp_ settings (server, account, sender, recipients)"
+    time_zone: str = DEFAULT_TIME_ZONE
 
     def send(self, d: Delivery) -> Attempt:
         s = self.settings
@@ -173,7 +177,7 @@ class Email:
             if isinstance(read, Attempt):
                 return read
             password = read
-        message = payloads.email(d, s.smtp_from, s.smtp_to)
+        message = payloads.email(d, s.smtp_from, s.smtp_to, self.time_zone)
         try:
             with self._connect() as smtp:
                 if s.smtp_user:
@@ -206,14 +210,15 @@ class Email:
         return smtp
 
 
-def configured(settings: AlertSettings) -> dict[str, Channel]:
-    """The channels `settings` sets, by name."""
+def configured(settings: AlertSettings, time_zone: str = DEFAULT_TIME_ZONE) -> dict[str, Channel]:
+    """The channels `settings` sets, by name, writing times in `time_zone` (the policy's)."""
     found: list[Channel] = []
     if settings.wecom_webhook_file is not None:
-        found.append(WeCom(settings.wecom_webhook_file))
+        found.append(WeCom(settings.wecom_webhook_file, time_zone=time_zone))
     if settings.webhook_url:
         found.append(Webhook(settings.webhook_url, settings.webhook_secret_file,
-                             settings.webhook_signature_header))  # fmt: skip
+                             settings.webhook_signature_header,
+                             time_zone=time_zone))  # fmt: skip
     if settings.smtp_host:
-        found.append(Email(settings))
+        found.append(Email(settings, time_zone=time_zone))
     return {c.name: c for c in found}

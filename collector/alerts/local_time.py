@@ -1,36 +1,39 @@
-"""Times in alerts as IT reads them: Beijing time (Asia/Shanghai), written the way each language
-writes a date ("11月28日 10:00", "28 Nov 10:00").
+"""Times in alerts as IT reads them: in the company's time zone (the policy's `time_zone`,
+Asia/Shanghai by default), written the way each language writes a date ("11月28日 10:00",
+"28 Nov 10:00"), under a heading that names the zone ("北京时间" for Asia/Shanghai).
 
-The zone comes from the OS's time zone database; where it has none, Asia/Shanghai is still exact
-as UTC+8 (China has kept no daylight saving time since 1991). Replace `ZONE_NAME`'s use by the
-company's time zone setting once the policy has one.
+The zone is resolved as everywhere else (`devposture.policy.time_zone.company_zone`): the OS's
+database or tzdata, Asia/Shanghai exact as UTC+8 even without either.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-ZONE_NAME = "Asia/Shanghai"
+from devposture.policy.time_zone import DEFAULT_TIME_ZONE, company_zone
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def zone() -> dt.tzinfo:
-    try:
-        return ZoneInfo(ZONE_NAME)
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.timezone(dt.timedelta(hours=8), "CST")
+def zone_words(name: str) -> tuple[str, str]:
+    """The zone as a heading names it: ("北京时间", "Beijing time") for Asia/Shanghai, else
+    ("Europe/Berlin 时间", "Europe/Berlin time")."""
+    if name == DEFAULT_TIME_ZONE:
+        return "北京时间", "Beijing time"
+    return f"{name} 时间", f"{name} time"
 
 
-def in_chinese(moment: dt.datetime, now: dt.datetime) -> str:
+def in_chinese(moment: dt.datetime, now: dt.datetime, zone_name: str) -> str:
     """ "11月28日 10:00"; with the year ("2027年1月3日 10:00") when not `now`'s year."""
-    local, year = moment.astimezone(zone()), now.astimezone(zone()).year
+    zone = company_zone(zone_name)
+    local, year = moment.astimezone(zone), now.astimezone(zone).year
     head = f"{local.year}年" if local.year != year else ""
     return f"{head}{local.month}月{local.day}日 {local:%H:%M}"
 
 
-def in_english(moment: dt.datetime, now: dt.datetime) -> str:
+def in_english(moment: dt.datetime, now: dt.datetime, zone_name: str) -> str:
     """ "28 Nov 10:00"; with the year ("3 Jan 2027 10:00") when not `now`'s year."""
-    local, year = moment.astimezone(zone()), now.astimezone(zone()).year
+    zone = company_zone(zone_name)
+    local, year = moment.astimezone(zone), now.astimezone(zone).year
     tail = f" {local.year}" if local.year != year else ""
     return f"{local.day} {_MONTHS[local.month - 1]}{tail} {local:%H:%M}"

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 from email.message import EmailMessage
 
-from devposture.collector.alerts import local_time, render
+from devposture.collector.alerts import render
 from devposture.collector.alerts.detect import iso
 from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED
 from devposture.collector.store.alerts import Delivery
+from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
 WECOM_MAX_BYTES = 4096
 SCHEMA = "devposture.alert-digest"
@@ -24,18 +25,18 @@ VERSION = 1
 MAX_TEXT_ITEMS = 500
 
 
-def wecom(d: Delivery) -> bytes:
-    zh, en = render.texts(d, bold=True, max_bytes=WECOM_MAX_BYTES)
+def wecom(d: Delivery, zone: str = DEFAULT_TIME_ZONE) -> bytes:
+    zh, en = render.texts(d, bold=True, max_bytes=WECOM_MAX_BYTES, zone=zone)
     content = {"msgtype": "markdown", "markdown": {"content": f"{zh}\n\n{en}"}}
     return json.dumps(content, ensure_ascii=False).encode()
 
 
-def webhook(d: Delivery) -> bytes:
-    zh, en = render.texts(d, bold=False, max_items=MAX_TEXT_ITEMS)
+def webhook(d: Delivery, zone: str = DEFAULT_TIME_ZONE) -> bytes:
+    zh, en = render.texts(d, bold=False, max_items=MAX_TEXT_ITEMS, zone=zone)
     n = render.counts(d)
     document = {
         "schema": SCHEMA, "version": VERSION, "digest_id": d.digest_id,
-        "composed_at": iso(d.composed), "time_zone": local_time.ZONE_NAME,
+        "composed_at": iso(d.composed), "time_zone": zone,
         "counts": {"new": n[NEW], "reminder": n[REMINDER], "resolved": n[RESOLVED],
                    "open": n["open"], "more": n["more"]},
         "items": d.items, "text_zh": zh, "text_en": en,
@@ -43,8 +44,10 @@ def webhook(d: Delivery) -> bytes:
     return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()
 
 
-def email(d: Delivery, sender: str, recipients: tuple[str, ...]) -> EmailMessage:
-    zh, en = render.texts(d, bold=False, max_items=MAX_TEXT_ITEMS)
+def email(
+    d: Delivery, sender: str, recipients: tuple[str, ...], zone: str = DEFAULT_TIME_ZONE
+) -> EmailMessage:
+    zh, en = render.texts(d, bold=False, max_items=MAX_TEXT_ITEMS, zone=zone)
     n = render.counts(d)
     message = EmailMessage()
     message["Subject"] = (

@@ -1,4 +1,5 @@
-"""A digest's words, Chinese first then English, in Beijing time: a heading with the counts,
+"""A digest's words, Chinese first then English, in the company's time zone (Beijing time by
+default): a heading with the counts,
 then the items by status (new, reminders, resolved), each one line, cut to fit a channel's
 limit with "… 还有 N 项 / … and N more".
 
@@ -12,6 +13,7 @@ import datetime as dt
 from devposture.collector.alerts import detect, local_time
 from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED
 from devposture.collector.store.alerts import Delivery, Detail
+from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
 SECTIONS = {
     NEW: ("新增", "New"),
@@ -38,10 +40,10 @@ CERTIFICATES = {"server": ("服务器证书", "server"), "ca": ("CA 证书", "CA
 MOMENTS = (local_time.in_chinese, local_time.in_english)
 
 
-def line(d: Detail, lang: int, now: dt.datetime) -> str:
-    """An item's line in Chinese (`lang` 0) or English (1)."""
+def line(d: Detail, lang: int, now: dt.datetime, zone: str = DEFAULT_TIME_ZONE) -> str:
+    """An item's line in Chinese (`lang` 0) or English (1), its time in `zone`."""
     when = d.get("since", d.get("expires_at"))
-    t = MOMENTS[lang](dt.datetime.fromisoformat(str(when)), now) if when else ""
+    t = MOMENTS[lang](dt.datetime.fromisoformat(str(when)), now, zone) if when else ""
     which = CERTIFICATES.get(str(d.get("certificate", "")), ("", ""))[lang]
     return LINES[str(d["kind"])][lang].format(**d, t=t, which=which)
 
@@ -52,17 +54,20 @@ def counts(d: Delivery) -> dict[str, int]:
     return told | {"open": d.open_items, "more": d.more}
 
 
-def _one(d: Delivery, shown: int, now: dt.datetime, lang: int, bold: bool) -> list[str]:
+def _one(
+    d: Delivery, shown: int, now: dt.datetime, lang: int, *, bold: bool, zone: str
+) -> list[str]:
     """One language's lines (0 Chinese, 1 English) with the first `shown` items."""
     n = counts(d)
     b = (lambda s: f"**{s}**") if bold else (lambda s: s)
-    when = MOMENTS[lang](d.composed, d.composed)
+    when = MOMENTS[lang](d.composed, d.composed, zone)
+    words = local_time.zone_words(zone)[lang]
     if lang == 0:
-        lines = [f"{b('devposture 告警摘要')}(北京时间 {when})",
+        lines = [f"{b('devposture 告警摘要')}({words} {when})",
                  f"新增 {n[NEW]} 项 · 再次提醒 {n[REMINDER]} 项 · 已恢复 {n[RESOLVED]} 项"
                  f" · 仍未解决共 {n['open']} 项"]  # fmt: skip
     else:
-        lines = [f"{b('devposture alert digest')} ({when} Beijing time)",
+        lines = [f"{b('devposture alert digest')} ({when} {words})",
                  f"{n[NEW]} new · {n[REMINDER]} reminders · {n[RESOLVED]} resolved"
                  f" · {n['open']} open in all"]  # fmt: skip
     section = None
@@ -70,7 +75,7 @@ def _one(d: Delivery, shown: int, now: dt.datetime, lang: int, bold: bool) -> li
         if item["status"] != section:
             section = str(item["status"])
             lines.append(b(SECTIONS[section][lang]))
-        lines.append(f"- {line(item, lang, now)}")
+        lines.append(f"- {line(item, lang, now, zone)}")
     left = len(d.items) - shown + d.more
     if left:
         lines.append(f"… 还有 {left} 项" if lang == 0 else f"… and {left} more")
@@ -78,14 +83,18 @@ def _one(d: Delivery, shown: int, now: dt.datetime, lang: int, bold: bool) -> li
 
 
 def texts(
-    d: Delivery, *, bold: bool, max_bytes: int | None = None, max_items: int | None = None
-) -> tuple[str, str]:
+    d: Delivery, *, bold: bool, max_bytes: int | None = None, max_items: int | None = None,
+    zone: str = DEFAULT_TIME_ZONE,
+) -> tuple[str, str]:  # fmt: skip
     """(Chinese, English), each listing the same items: as many as `max_items` allows and as
     keep both, joined by a blank line, within `max_bytes` of UTF-8."""
     now = d.composed
 
     def both(shown: int) -> tuple[str, str]:
-        return ("\n".join(_one(d, shown, now, 0, bold)), "\n".join(_one(d, shown, now, 1, bold)))
+        return (
+            "\n".join(_one(d, shown, now, 0, bold=bold, zone=zone)),
+            "\n".join(_one(d, shown, now, 1, bold=bold, zone=zone)),
+        )
 
     def fits(shown: int) -> bool:
         zh, en = both(shown)

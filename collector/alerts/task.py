@@ -55,8 +55,10 @@ async def alert_round(
     composed = await service.in_db(lambda: digest.compose(store, service.policy, settings, now))
     if composed is not None:
         await service.in_db(lambda: store.alerts.prune(now))
+    # The policy's zone, as the collector holds it now: a digest's times are written in it.
+    found_channels = channels.configured(settings, service.policy.time_zone)
     await deliver_due(
-        store, channels.configured(settings), now, backoff=backoff, metrics=metrics,
+        store, found_channels, now, backoff=backoff, metrics=metrics,
         db=service.in_db, io=asyncio.to_thread,
     )  # fmt: skip
     return True

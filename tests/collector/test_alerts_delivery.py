@@ -341,3 +341,21 @@ def test_a_secret_file_that_cannot_be_read_is_retried_naming_the_setting(
     assert attempt.retry
     assert attempt.problem == "cannot read [alerts] wecom_webhook_file (No such file or directory)"
     assert json.dumps(store.alerts.deliveries()).count("missing.url") == 0
+
+
+def test_the_digest_is_written_in_the_policy_s_time_zone(store: Store, tmp_path: Path) -> None:
+    """A company in Berlin reads Berlin time (winter: UTC+1), named in the heading and in the
+    webhook's `time_zone`."""
+    _two_devices(store)
+    with http_receiver() as hook:
+        s = settings(tmp_path, webhook=hook.url)
+        compose(store, POLICY, s, NOW)
+        found = channels.configured(s, "Europe/Berlin")
+        asyncio.run(deliver_due(store, found, NOW, backoff=BACKOFF))
+        (request,) = hook.received
+    sent = request.json()
+    assert sent["time_zone"] == "Europe/Berlin"
+    heading_zh, heading_en = sent["text_zh"].splitlines()[0], sent["text_en"].splitlines()[0]
+    assert heading_zh == "devposture 告警摘要(Europe/Berlin 时间 11月30日 05:00)"
+    assert heading_en == "devposture alert digest (30 Nov 05:00 Europe/Berlin time)"
+    assert "since 30 Nov 00:00" in sent["text_en"] and "自 11月30日 00:00 起" in sent["text_zh"]
