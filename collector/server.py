@@ -29,6 +29,7 @@ from devposture.collector import fleet_history, ports
 from devposture.collector.admin.service import AdminServer, start_admin_server
 from devposture.collector.agent_config import network_hash_key
 from devposture.collector.alerts.task import keep_alerting
+from devposture.collector.company_time import zone_of
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import DataFolderLock, lock_data_folder
 from devposture.collector.health import Health
@@ -421,7 +422,7 @@ async def backfill_week_ends(
     on meanwhile), and keep them; how many were counted. Stops between weeks on `stop`."""
     policy, now = running.service.policy, running.service.now()
     missing = fleet_history.missing_week_ends(
-        await running.service.in_db(running.store.fleet.fleet_days), now
+        await running.service.in_db(running.store.fleet.fleet_days), now, zone_of(policy)
     )
     if not missing:
         return 0

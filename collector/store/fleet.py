@@ -21,6 +21,7 @@ from devposture.collector.compliance import STATES
 from devposture.collector.store.base import Part, from_us, to_us
 from devposture.collector.store.engine import AnyDatabase
 from devposture.policy import Policy
+from devposture.policy.time_zone import company_zone
 
 DEVICE_STATUSES = ("active", "revoked", "retired")
 
@@ -517,10 +518,12 @@ class Fleet(Part):
         return fleet_figures_as_of(self._db, policy, at, group)
 
     def record_fleet_day(self, policy: Policy, at: dt.datetime) -> None:
-        """Keep the fleet's standing now as its day's (UTC): the last record of a day is how
-        the day ended. Not evidence (it is overwritten through the day): a summary."""
+        """Keep the fleet's standing now as its day's (the local day in the policy's time
+        zone, as the trend's weeks end): the last record of a day is how the day ended. Not
+        evidence (it is overwritten through the day): a summary."""
         figures = self.fleet_figures(policy, at)
-        self.keep_fleet_days({at.astimezone(dt.UTC).date().isoformat(): figures.by_check}, at)
+        day = at.astimezone(company_zone(policy.time_zone)).date().isoformat()
+        self.keep_fleet_days({day: figures.by_check}, at)
 
     def keep_fleet_days(
         self, days: dict[str, dict[str, dict[str, int]]], recorded_at: dt.datetime
@@ -541,7 +544,7 @@ class Fleet(Part):
                 )
 
     def fleet_days(self) -> dict[str, dict[str, dict[str, int]]]:
-        """day (YYYY-MM-DD, UTC) -> check -> state -> devices, for every day recorded."""
+        """day (YYYY-MM-DD, local) -> check -> state -> devices, for every day recorded."""
         days: dict[str, dict[str, dict[str, int]]] = {}
         for day, check_id, state, count in self._db.execute(
             "SELECT day, check_id, state, devices FROM fleet_days"

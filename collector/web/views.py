@@ -289,11 +289,12 @@ class Views:
         last point is `at`), read from the days `serve` recorded. A week whose end has no
         record yet is a gap (None): `serve` counts it from the history when it starts
         (`collector.fleet_history`); no page waits for that."""
-        moments = fleet_history.week_ends(at, WEEKS)
+        zone = zone_of(policy)
+        moments = fleet_history.week_ends(at, zone, WEEKS)
         rates: dict[str, list[float | None]] = {c.check_id: [] for c in policy.checks}
         days = self._reader.fleet.fleet_days()
         for moment in moments:
-            ended = fleet_history.day_ended_by(moment)
+            ended = fleet_history.day_ended_by(moment, zone)
             if moment is moments[-1]:  # now: the overview's own counts, when it has them
                 rows = now_rows or fleet_rows(self._reader, policy, at, current=True)
             elif ended in days:

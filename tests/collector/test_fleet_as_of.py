@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -23,6 +24,7 @@ from devposture.policy import Policy
 from tests.collector.mixed_fleet import NOW, mixed_fleet
 from tests.databases import fresh_database
 
+BEIJING = ZoneInfo("Asia/Shanghai")  # the default policy's time zone
 MOMENTS = [NOW - dt.timedelta(hours=h) for h in (0, 1, 5, 29, 31, 50, 100, 24 * 6, 24 * 19)]
 
 
@@ -69,26 +71,41 @@ def test_week_ends_without_a_record_are_counted_from_the_history_and_kept(
     day are counted as of then, equal to judging the fleet then, and kept as those days'."""
     store, policy = fleet
     assert store.fleet.fleet_days() == {}
-    moments = missing_week_ends(store.fleet.fleet_days(), NOW)
-    assert moments == week_ends(NOW)[:-1] and len(moments) == WEEKS - 1
+    moments = missing_week_ends(store.fleet.fleet_days(), NOW, BEIJING)
+    assert moments == week_ends(NOW, BEIJING)[:-1] and len(moments) == WEEKS - 1
     counted = count_week_ends(store.target, policy, moments)
     store.fleet.keep_fleet_days(counted, NOW)
     try:
         kept = store.fleet.fleet_days()
         for moment in moments:
             exact = {r["check"]: r for r in fleet_rows(store, policy, moment, exact=True)}
-            for check_id, per_state in kept[day_ended_by(moment)].items():
+            for check_id, per_state in kept[day_ended_by(moment, BEIJING)].items():
                 assert per_state["PASS"] == exact[check_id]["pass"], (moment, check_id)
                 assert sum(per_state.values()) == exact[check_id]["devices"]
-        assert missing_week_ends(kept, NOW) == []
+        assert missing_week_ends(kept, NOW, BEIJING) == []
     finally:
         store._db.execute("DELETE FROM fleet_days")  # the module's other tests see none
 
 
-def test_a_week_end_is_the_monday_midnight_and_names_the_sunday_it_ended() -> None:
+def test_a_week_end_is_the_local_monday_midnight_and_names_the_sunday_it_ended() -> None:
     at = dt.datetime(2026, 12, 2, 15, 30, tzinfo=dt.UTC)  # a Wednesday
-    ends = week_ends(at, 3)
+    ends = week_ends(at, dt.UTC, 3)
     assert ends == [
         dt.datetime(2026, 11, 23, tzinfo=dt.UTC), dt.datetime(2026, 11, 30, tzinfo=dt.UTC), at
     ]  # fmt: skip
-    assert day_ended_by(ends[1]) == "2026-11-29"
+    assert day_ended_by(ends[1], dt.UTC) == "2026-11-29"
+    # Beijing time: Monday 00:00 is Sunday 16:00 UTC.
+    ends = week_ends(at, BEIJING, 3)
+    assert ends[:2] == [dt.datetime(2026, 11, 22, 16, tzinfo=dt.UTC),
+                        dt.datetime(2026, 11, 29, 16, tzinfo=dt.UTC)]  # fmt: skip
+    assert day_ended_by(ends[1], BEIJING) == "2026-11-29"
+    # Late on Sunday UTC it is already Monday in Beijing: that week has ended there.
+    assert week_ends(dt.datetime(2026, 11, 29, 17, tzinfo=dt.UTC), BEIJING, 2)[0] == ends[1]
+    # Berlin: the week across the end of summer time (25 October) is 169 hours long, and
+    # each end is a local midnight.
+    berlin = ZoneInfo("Europe/Berlin")
+    ends = week_ends(dt.datetime(2026, 10, 28, tzinfo=dt.UTC), berlin, 3)
+    assert ends[:2] == [dt.datetime(2026, 10, 18, 22, tzinfo=dt.UTC),
+                        dt.datetime(2026, 10, 25, 23, tzinfo=dt.UTC)]  # fmt: skip
+    assert ends[1] - ends[0] == dt.timedelta(hours=169)
+    assert [day_ended_by(e, berlin) for e in ends[:2]] == ["2026-10-18", "2026-10-25"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
+from zoneinfo import ZoneInfo
 
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector.fleet_history import day_ended_by, week_ends
@@ -14,6 +15,8 @@ from devposture.collector.server import keep_fleet_days
 from devposture.collector.web.views import Views
 from devposture.policy import default_policy
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
+
+BEIJING = ZoneInfo("Asia/Shanghai")  # the default policy's time zone: its days are the records'
 
 
 def _report_firewall_off(agent: EnrolledAgent) -> None:
@@ -28,7 +31,7 @@ def test_a_recorded_day_holds_the_fleet_as_counted_now_and_is_replaced_within_th
     store = live_collector.store()
     try:
         store.fleet.record_fleet_day(policy, now)
-        first = store.fleet.fleet_days()[now.date().isoformat()]
+        first = store.fleet.fleet_days()[now.astimezone(BEIJING).date().isoformat()]
         assert first["firewall"]["UNKNOWN"] == 1  # enrolled, never judged
         _report_firewall_off(agent)
         store.fleet.record_fleet_day(policy, now + dt.timedelta(minutes=1))
@@ -50,7 +53,8 @@ def test_serve_records_today_at_start_then_counts_the_unrecorded_week_ends(
         live_collector._loop,
     )
     now = dt.datetime.now(dt.UTC)
-    wanted = {now.date().isoformat()} | {day_ended_by(m) for m in week_ends(now)[:-1]}
+    today = now.astimezone(BEIJING).date().isoformat()
+    wanted = {today} | {day_ended_by(m, BEIJING) for m in week_ends(now, BEIJING)[:-1]}
     deadline = time.monotonic() + 20
     store = live_collector.store()
     try:
@@ -59,9 +63,9 @@ def test_serve_records_today_at_start_then_counts_the_unrecorded_week_ends(
         days = store.fleet.fleet_days()
         assert wanted <= set(days)
         # The device enrolled today: at every past week end the fleet had no device.
-        last_week = days[day_ended_by(week_ends(now)[-2])]
+        last_week = days[day_ended_by(week_ends(now, BEIJING)[-2], BEIJING)]
         assert sum(last_week["firewall"].values()) == 0
-        assert sum(days[now.date().isoformat()]["firewall"].values()) == 1
+        assert sum(days[today]["firewall"].values()) == 1
     finally:
         store.close()
         live_collector._loop.call_soon_threadsafe(stop.set)
@@ -75,10 +79,11 @@ def test_the_trend_reads_how_each_recorded_day_ended(
     (the page never judges the history); with a record saying the device passed, last week
     reads 100 %."""
     policy, now = default_policy(), dt.datetime.now(dt.UTC)
-    monday = (now - dt.timedelta(days=now.weekday())).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    sunday = monday - dt.timedelta(weeks=1) - dt.timedelta(hours=1)
+    # This week's start, Monday 00:00 Beijing time (the default policy's zone).
+    today = now.astimezone(BEIJING).date()
+    monday = dt.datetime.combine(today - dt.timedelta(days=today.weekday()), dt.time(),
+                                 tzinfo=BEIJING).astimezone(dt.UTC)  # fmt: skip
+    sunday = day_ended_by(monday - dt.timedelta(weeks=1), BEIJING)
 
     def last_week() -> float | None:
         views = Views(live_collector.config)
@@ -95,7 +100,7 @@ def test_the_trend_reads_how_each_recorded_day_ended(
         store._db.execute(
             "INSERT INTO fleet_days(day, check_id, state, devices, recorded_us)"
             " VALUES (?, 'firewall', 'PASS', 1, 0)",
-            (sunday.date().isoformat(),),
+            (sunday,),
         )
     finally:
         store.close()
