@@ -165,7 +165,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         anchor = store.evidence.chain_entries(boundary - 1, boundary - 1)
         prev_hash = anchor[0].hash if anchor else chain.GENESIS
         opening, checkpoint = _opening(store, boundary, to_us(start))
-        context = _context(store, policy)
+        context = _context(store, policy, start)
         period = {"from_us": to_us(start), "to_us": to_us(end)}
         figures = summary.Summary({"period": period}, context)
         figures.opening(opening)
@@ -323,10 +323,11 @@ def _ca_fingerprint(ca_cert: Path) -> str:
     return fingerprint(cert)
 
 
-def _context(store: Store, policy: Policy) -> dict[str, Any]:
+def _context(store: Store, policy: Policy, start: dt.datetime) -> dict[str, Any]:
     """What the report needs beside the records: the policy's clauses, checks, grace periods
     and silence window, device names and groups (as they stand at export), the time zone."""
     devices = store.identity.devices()
+    zone = summary.fixed_zone(policy.time_zone, start)  # the policy's, as the report draws it
     return {
         "clauses": [{"clause_id": c.clause_id, "title_zh": c.title_zh, "title_en": c.title_en}
                     for c in policy.clauses],
@@ -336,6 +337,5 @@ def _context(store: Store, policy: Policy) -> dict[str, Any]:
         "stale_after_hours": policy.stale_after_hours,
         "devices": {d.device_id: d.hostname for d in devices},
         "groups": {d.device_id: d.group for d in devices if d.group},
-        "time_zone": {"name": summary.BEIJING.name,
-                      "utc_offset_minutes": summary.BEIJING.offset_minutes},
+        "time_zone": {"name": zone.name, "utc_offset_minutes": zone.offset_minutes},
     }  # fmt: skip

@@ -42,6 +42,7 @@ from devposture.collector.evidence.chain import (
 )
 from devposture.collector.evidence.opening import GONE
 from devposture.collector.standing_rule import Facts, decide
+from devposture.policy.time_zone import company_zone
 
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
@@ -78,6 +79,15 @@ class Zone:
 
 
 BEIJING = Zone("Asia/Shanghai", 480)
+
+
+def fixed_zone(name: str, at: dt.datetime) -> Zone:
+    """The policy's zone `name` as the fixed offset it has at `at` (the period's start): what
+    the export records in the bundle's context, so that every verifier redraws the same bytes
+    whatever its own time zone database. A zone with daylight saving time keeps the period
+    start's offset for the whole report."""
+    offset = at.astimezone(company_zone(name)).utcoffset() or dt.timedelta()
+    return Zone(name, int(offset.total_seconds()) // 60)
 
 
 def zone_of(context: Mapping[str, Any]) -> Zone:

@@ -147,7 +147,21 @@ def test_audit_export_covers_local_calendar_days(
     assert code == 0, err
     with zipfile.ZipFile(out) as archive:
         manifest = json.loads(archive.read(bundle.MANIFEST))
+        context = json.loads(archive.read(bundle.CONTEXT))
+        report = archive.read(bundle.HTML).decode()
     assert manifest["period"]["from_us"] == _us(start)
     assert manifest["period"]["to_us"] == _us(end)
-    first = "2026-10-01 00:00 (UTC+08:00)" if zone == "Asia/Shanghai" else "2026-10-01 00:00"
-    assert first in message
+    offset = 480 if zone == "Asia/Shanghai" else 120  # Berlin on 1 October: summer time
+    # Berlin: October begins in summer time and ends in winter time.
+    last = offset if zone == "Asia/Shanghai" else 60
+    assert f"2026-10-01 00:00 (UTC+{offset // 60:02d}:00)" in message
+    assert f"2026-11-01 00:00 (UTC+{last // 60:02d}:00)" in message
+    # The printable report is drawn in the policy's zone, fixed as it stood at the period's
+    # start and recorded in the bundle's context, from which any verifier redraws it.
+    assert context["time_zone"] == {"name": zone, "utc_offset_minutes": offset}
+    assert f"{zone} UTC+{offset // 60:02d}:00" in report
+    key = tmp_path / "key.pem"
+    code, pem, _ = run("audit", "public-key", "--data", str(cli_fleet.data))
+    key.write_text(pem, encoding="utf-8")
+    code, _, err = run("audit", "verify", str(out), "--public-key", str(key))
+    assert code == 0, err
