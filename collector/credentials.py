@@ -17,9 +17,11 @@ PREFIX = "dpa"
 _CREDENTIAL_RE = re.compile(r"^dpa_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
 VIEWER = "viewer"
+# An auditor reads what a viewer reads, plus the audit log and the evidence, and changes nothing.
+AUDITOR = "auditor"
 ADMIN = "admin"
 # A role may do what every lower role may do.
-ROLE_RANK = {VIEWER: 1, ADMIN: 2}
+ROLE_RANK = {VIEWER: 1, AUDITOR: 2, ADMIN: 3}
 ROLES = tuple(ROLE_RANK)
 
 

@@ -89,11 +89,19 @@ def add_raw_servicer(servicer: object, service: ServiceDescriptor, server: grpc.
     `add_*Servicer_to_server` does, except that each method receives a RawRequest."""
     handlers: dict[str, grpc.RpcMethodHandler[RawRequest[Message], Message]] = {}
     for method in service.methods:
-        if method.client_streaming or method.server_streaming:
-            raise TypeError(f"{method.full_name} streams: only unary calls are served raw")
+        if method.client_streaming:
+            raise TypeError(
+                f"{method.full_name} takes a stream: only unary requests are served raw"
+            )
         request: type[Message] = message_factory.GetMessageClass(method.input_type)
         response: type[Message] = message_factory.GetMessageClass(method.output_type)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+        # A server-streaming method (the admin port's Export) takes one request like the others.
+        handler = (
+            grpc.unary_stream_rpc_method_handler
+            if method.server_streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
+        handlers[method.name] = handler(
             getattr(servicer, method.name),
             # Cannot fail: wrapping the bytes is all gRPC does before the service runs.
             request_deserializer=functools.partial(RawRequest, request),

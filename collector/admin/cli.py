@@ -147,7 +147,8 @@ def _audit_commands(commands: Subcommands) -> None:
     audit = _group(commands, "audit", "the audit log of admin commands, and audit evidence")
     format_option(_sub(audit, "audit", "log"))
     export = audit.add_parser("export", help=COMMANDS[("audit", "export")].summary)
-    data_option(export)
+    # With --collector, the bundle is made there and streamed here (an auditor's credential).
+    _where_options(export, remote=True)
     export.add_argument("--from", required=True, type=moment, metavar="DATE",
                         help="start of the period: a date is that day's start in the"
                              " company's time zone (the policy's time_zone, Asia/Shanghai by"
@@ -156,7 +157,8 @@ def _audit_commands(commands: Subcommands) -> None:
                         help="end of the period, not included: --to 2026-11-01 ends as"
                              " 1 November begins in the company's time zone")  # fmt: skip
     export.add_argument("--out", required=True, type=Path, metavar="FILE",
-                        help="the bundle to write (a new file)")  # fmt: skip
+                        help="the bundle to write (a new file; with --collector, on this"
+                             " computer)")  # fmt: skip
     export.add_argument("--progress", action="store_true",
                         help="show progress on standard error (shown anyway on a terminal)")
     check = audit.add_parser("check", help=COMMANDS[("audit", "check")].summary)
@@ -426,6 +428,8 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
     from devposture.collector.admin.client import read_credential, run_remote  # noqa: PLC0415
 
     credential = read_credential(args.credential_file)
+    if words == ("audit", "export"):
+        return _export_remote(remote, credential, arguments, args)
 
     def devices() -> list[tuple[str, str]]:
         """The collector's devices, asked for only when a device id prefix was typed."""
@@ -434,6 +438,28 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
 
     arguments = device_ids.complete(arguments, devices)
     return run_remote(remote, args.ca_fingerprint, credential, words, arguments)
+
+
+def _export_remote(
+    remote: str, credential: str, arguments: Mapping[str, str], args: argparse.Namespace
+) -> Result:
+    """`audit export --collector`: the bundle made on the collector, streamed into --out here,
+    progress on standard error."""
+    from devposture.collector.admin.client import export_remote  # noqa: PLC0415
+
+    def progress(line: str) -> None:
+        if line:
+            sys.stderr.write(f"\r{line}\033[K")
+            sys.stderr.flush()
+
+    show = args.progress or sys.stderr.isatty()
+    period = {name: arguments[name] for name in ("from", "to") if name in arguments}
+    try:
+        return export_remote(remote, args.ca_fingerprint, credential, period, Path(args.out),
+                             progress=progress if show else None)  # fmt: skip
+    finally:
+        if show:
+            sys.stderr.write("\n")
 
 
 def run_admin_command(words: Words, args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -28,6 +28,8 @@ from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 
 ADMIN_DEADLINE_SECONDS = 60.0
+# A quarter's bundle takes about a minute to write and hundreds of MB to send.
+EXPORT_DEADLINE_SECONDS = 3 * 3600.0
 
 
 class RemoteError(CommandError):
@@ -98,6 +100,21 @@ def _unreachable(address: CollectorAddress, ca_pem: bytes, detail: str) -> str:
     )
 
 
+def _pinned(collector: str, ca_fingerprint: str, timeout: float) -> tuple[CollectorAddress, bytes]:
+    """The collector's address and its CA, checked against the fingerprint before anything
+    (the credential above all) is sent."""
+    try:
+        address = CollectorAddress.parse(collector)
+        pin = normalize_fingerprint(ca_fingerprint)
+    except ValueError as exc:
+        raise RemoteError(str(exc)) from exc
+    try:
+        ca_pem = fetch_pinned_ca(address.host, address.port, pin, timeout=min(timeout, 15.0))
+    except PinningError as exc:
+        raise RemoteError(str(exc)) from exc
+    return address, ca_pem
+
+
 def run_remote(
     collector: str,
     ca_fingerprint: str,
@@ -108,15 +125,7 @@ def run_remote(
     timeout: float = ADMIN_DEADLINE_SECONDS,
 ) -> Result:
     """Run one command on the collector at `collector` (HOST:PORT of its admin port)."""
-    try:
-        address = CollectorAddress.parse(collector)
-        pin = normalize_fingerprint(ca_fingerprint)
-    except ValueError as exc:
-        raise RemoteError(str(exc)) from exc
-    try:
-        ca_pem = fetch_pinned_ca(address.host, address.port, pin, timeout=min(timeout, 15.0))
-    except PinningError as exc:
-        raise RemoteError(str(exc)) from exc
+    address, ca_pem = _pinned(collector, ca_fingerprint, timeout)
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
     request = admin_pb.AdminCommand(command=list(words), arguments=dict(arguments))
     with grpc.secure_channel(address.target(), credentials) as channel:
@@ -128,3 +137,75 @@ def run_remote(
             raise RemoteError(_explain(exc, address, ca_pem)) from exc
     rows: list[Row] = json.loads(answer.rows_json) if answer.rows_json else []
     return Result(answer.message, tuple(answer.columns), rows)
+
+
+def export_remote(
+    collector: str,
+    ca_fingerprint: str,
+    credential: str,
+    arguments: Mapping[str, str],
+    out: Path,
+    *,
+    progress: Callable[[str], None] | None = None,
+    timeout: float = EXPORT_DEADLINE_SECONDS,
+) -> Result:
+    """`audit export` on the collector at `collector`, the bundle streamed into `out` (a new
+    file: never one that exists). `arguments` are `from` and `to`; `progress` is given each
+    line of progress to show. The file appears only whole: it is written beside, as
+    `out.partial`, and linked into place once all its bytes came."""
+    if out.exists():
+        raise RemoteError(
+            f"{out} 已存在：请给出新的文件名。 / {out} exists already: give a new file name"
+        )
+    address, ca_pem = _pinned(collector, ca_fingerprint, timeout)
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
+    request = admin_pb.AdminCommand(command=["audit", "export"], arguments=dict(arguments))
+    partial = out.with_name(out.name + ".partial")
+    received, size, summary = 0, 0, ""
+    try:
+        with grpc.secure_channel(address.target(), credentials) as channel, \
+                partial.open("xb") as sink:  # fmt: skip
+            stream = admin_grpc.AdminStub(channel).Export(
+                request, timeout=timeout, metadata=(("authorization", f"Bearer {credential}"),)
+            )
+            try:
+                for chunk in stream:
+                    if chunk.data:
+                        sink.write(chunk.data)
+                        received += len(chunk.data)
+                    size = chunk.bundle_size or size
+                    if progress is not None:
+                        progress(_progress_line(chunk, received))
+                    summary = chunk.message or summary
+            except grpc.RpcError as exc:
+                raise RemoteError(_explain(exc, address, ca_pem)) from exc
+        if not summary or received != size:
+            raise RemoteError(
+                f"证据包未完整传输（收到 {received} / {size} 字节）：请重试。 / the bundle"
+                f" did not arrive whole ({received} of {size} bytes): try again"
+            )
+        os.link(partial, out)  # refuses, rather than replaces, a file made meanwhile
+    except FileExistsError as exc:
+        raise RemoteError(
+            f"{exc.filename} 已存在：请给出新的文件名。 / {exc.filename} exists already:"
+            " give a new file name"
+        ) from exc
+    finally:
+        partial.unlink(missing_ok=True)
+    return Result(f"wrote {out} ({received} bytes). {summary}")
+
+
+def _progress_line(chunk: admin_pb.ExportChunk, received: int) -> str:
+    if chunk.records_total:
+        percent = 100 * chunk.records_done // chunk.records_total
+        return (
+            f"audit export: 导出 {chunk.records_done}/{chunk.records_total} 条记录 /"
+            f" {chunk.records_done}/{chunk.records_total} records ({percent}%)"
+        )
+    if chunk.bundle_size:
+        percent = 100 * received // chunk.bundle_size
+        return (
+            f"audit export: 下载 {received}/{chunk.bundle_size} 字节 /"
+            f" downloaded {received}/{chunk.bundle_size} bytes ({percent}%)"
+        )
+    return ""

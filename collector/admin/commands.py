@@ -25,7 +25,14 @@ from devposture.collector.clock import utcnow
 from devposture.collector.company_time import NotATime, shown, stamp, typed, zone_of
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import CollectorConfig
-from devposture.collector.credentials import ADMIN, ROLE_RANK, ROLES, VIEWER, new_credential
+from devposture.collector.credentials import (
+    ADMIN,
+    AUDITOR,
+    ROLE_RANK,
+    ROLES,
+    VIEWER,
+    new_credential,
+)
 from devposture.collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
 from devposture.collector.policy import policy_in_force
 from devposture.collector.policy.in_force import zone_in_force
@@ -109,8 +116,13 @@ class Result:
 class Arguments:
     """A command's arguments by name, all texts, with conversions that explain bad values."""
 
-    def __init__(self, values: Mapping[str, str]) -> None:
+    def __init__(
+        self, values: Mapping[str, str], progress: Callable[[int, int], None] | None = None
+    ) -> None:
         self._values = dict(values)
+        # Where a long command reports (done, total) when it runs for a remote caller (the
+        # admin port's Export stream); None: on standard error, as on the collector machine.
+        self.progress = progress
 
     def text(self, name: str) -> str | None:
         value = self._values.get(name, "").strip()
@@ -185,6 +197,9 @@ class Command:
     summary: str
     # Managed only on the collector machine: a stolen credential must not mint more.
     local_only: bool = False
+    # Runs remotely too, but only through the admin port's Export stream (service.py), which
+    # chooses where the file goes (a temporary file it streams back), never the caller.
+    streamed: bool = False
 
 
 # --- reports -------------------------------------------------------------------------------
@@ -582,9 +597,10 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
+    report = args.progress or (progress if show else None)
     try:
         done = export_bundle(store, policy, config.data_dir, start=start, end=end,
-                             out=out, progress=progress if show else None)  # fmt: skip
+                             out=out, progress=report)  # fmt: skip
     except (ValueError, FileExistsError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
@@ -692,13 +708,13 @@ COMMANDS: dict[Words, Command] = {
                 " collector's address, its CA fingerprint and the token"),
         Command(("token", "revoke"), ADMIN, _token_revoke, frozenset({"token_id"}),
                 "make an enrollment token unusable now"),
-        Command(("audit", "log"), ADMIN, _audit_log, frozenset(),
+        Command(("audit", "log"), AUDITOR, _audit_log, frozenset(),
                 "every admin command: who, when, what, from where, and the outcome"),
-        Command(("audit", "export"), ADMIN, _audit_export,
+        Command(("audit", "export"), AUDITOR, _audit_export,
                 frozenset({"from", "to", "out", "progress"}),
                 "write a signed audit bundle (records, chain, HTML report) for a period",
-                local_only=True),
-        Command(("audit", "check"), ADMIN, _audit_check, frozenset({"progress"}),
+                local_only=True, streamed=True),
+        Command(("audit", "check"), AUDITOR, _audit_check, frozenset({"progress"}),
                 "compare every row of the tables with the evidence chain; exit 1 naming each"
                 " row changed, removed or added outside the collector (核对数据表与证据链)",
                 local_only=True),
@@ -713,6 +729,24 @@ COMMANDS: dict[Words, Command] = {
                 "make an admin credential unusable now", local_only=True),
     )
 }  # fmt: skip
+
+
+_ROLE_NAMES_ZH = {VIEWER: "查看者", AUDITOR: "审计员", ADMIN: "管理员"}
+
+
+def role_refusal(name: str, needed: str, actor: Actor) -> str:
+    """Why `actor` may not run `name`, in Chinese and English, naming the credential to ask
+    for: an auditor's for what only reads evidence, an admin's for what changes anything."""
+    held = actor.role or "no"
+    held_zh = _ROLE_NAMES_ZH.get(actor.role, actor.role or "无")
+    needed_zh = _ROLE_NAMES_ZH.get(needed, needed)
+    return (
+        f"`{name}` 需要{needed_zh}（{needed}）角色，{actor.label()} 的角色是{held_zh}：请向采集器的"
+        f"管理员申请一个{needed_zh}凭据（`devposture-collector admin add NAME --role {needed}`）。"
+        f" / `{name}` needs the {needed} role; {actor.label()} has the {held} role. Ask the"
+        f" collector's administrator for a credential of the {needed} role"
+        f" (`devposture-collector admin add NAME --role {needed}`)"
+    )
 
 
 class Runner:
@@ -732,7 +766,11 @@ class Runner:
         *,
         peer: str,
         remote: bool,
+        streamed: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Result:
+        """`streamed`: called through the admin port's Export stream (for a command marked
+        so), with `progress` to report to."""
         name = " ".join(words)
 
         def audit(outcome: str, message: str) -> None:
@@ -749,7 +787,7 @@ class Runner:
             )
             audit("error", str(error))
             raise error
-        if command.local_only and remote:
+        if command.local_only and remote and not (streamed and command.streamed):
             denied = Denied(
                 f"`{name}` runs only on the collector machine, with the data folder"
                 f" (`devposture-collector {name} --data ...`): admin credentials are not"
@@ -758,11 +796,7 @@ class Runner:
             audit("denied", str(denied))
             raise denied
         if ROLE_RANK.get(actor.role, 0) < ROLE_RANK[command.role]:
-            denied = Denied(
-                f"`{name}` needs the {command.role} role; {actor.label()} has the"
-                f" {actor.role or 'no'} role. Ask the collector's administrator for an admin"
-                " credential (`devposture-collector admin add NAME --role admin`)"
-            )
+            denied = Denied(role_refusal(name, command.role, actor))
             audit("denied", str(denied))
             raise denied
         unknown = sorted(set(arguments) - command.options)
@@ -774,7 +808,9 @@ class Runner:
             audit("error", str(error))
             raise error
         try:
-            result = command.handler(self._store, self._config, Arguments(arguments), actor)
+            result = command.handler(
+                self._store, self._config, Arguments(arguments, progress), actor
+            )
         except CommandError as exc:
             audit("error", str(exc))
             raise

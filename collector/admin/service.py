@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -67,10 +71,37 @@ def bearer(metadata: Iterable[tuple[str, str | bytes]] | None) -> str | None:
     return None
 
 
+# The bundle travels in chunks well under gRPC's 4 MB message limit.
+EXPORT_CHUNK_BYTES = 1 << 20
+# Progress is sent at most this often (an export reports after every batch of records).
+PROGRESS_INTERVAL_SECONDS = 0.5
+EXPORT_WORDS = ["audit", "export"]
+
+
+def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str] | None:
+    """The gRPC status for an exception a command may raise, or None for an unexpected one."""
+    if isinstance(exc, Undecodable):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(exc)
+    if isinstance(exc, Denied):
+        return grpc.StatusCode.PERMISSION_DENIED, str(exc)
+    if isinstance(exc, UnknownCommand):
+        return grpc.StatusCode.UNIMPLEMENTED, str(exc)
+    if isinstance(exc, NotFound):
+        return grpc.StatusCode.NOT_FOUND, str(exc)
+    if isinstance(exc, StorageFull):  # "the disk holding ... is full: free space, then try again"
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, exc.advice
+    if isinstance(exc, CommandError):
+        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+    return None
+
+
 class AdminService(admin_grpc.AdminServicer):
     """Authenticates each call, then hands it to the shared `Runner` on one store thread."""
 
     def __init__(self, store: Store, config: CollectorConfig) -> None:
+        self._config = config
         self._store = store
         self._runner = Runner(store, config)
         # SQLite work stays off the event loop, on one thread (the store is not thread-safe).
@@ -80,7 +111,10 @@ class AdminService(admin_grpc.AdminServicer):
         self._db.shutdown(wait=True)
 
     def _actor(self, presented: str | None, words: list[str], arguments: dict[str, str],
-               peer: str) -> Actor:  # fmt: skip
+               peer: str, store: Store | None = None) -> Actor:  # fmt: skip
+        """Who calls; `store`: the one to authenticate and audit with (the service's own by
+        default; an export has its own)."""
+        store = store or self._store
         reason, credential_id = "", None
         if presented is None:
             reason = (
@@ -94,7 +128,7 @@ class AdminService(admin_grpc.AdminServicer):
                 reason = str(exc)
             else:
                 credential_id = credential.credential_id
-                info = self._store.admin.authenticate(credential)
+                info = store.admin.authenticate(credential)
                 if info is not None:
                     return Actor(info.name, info.role, info.credential_id)
                 reason = (
@@ -102,30 +136,56 @@ class AdminService(admin_grpc.AdminServicer):
                     " revoked: ask the collector's administrator for a new one"
                     " (`devposture-collector admin add`)"
                 )
-        self._store.admin.audit(
+        store.admin.audit(
             utcnow(), actor=UNAUTHENTICATED_ACTOR, credential_id=credential_id, role="",
             command=" ".join(words), arguments=arguments, outcome="denied", message=reason,
             peer=peer,
         )  # fmt: skip
         raise Unauthenticated(reason)
 
-    def _call(
-        self, presented: str | None, request: Request[admin_pb.AdminCommand], peer: str
-    ) -> Result:
+    def _command(
+        self, presented: str | None, request: Request[admin_pb.AdminCommand], peer: str,
+        store: Store | None = None,
+    ) -> tuple[list[str], dict[str, str], Actor]:  # fmt: skip
+        """The call's words and arguments, and who asks (each refusal audited)."""
+        store = store or self._store
         try:
             command = message_of(request)
         except Undecodable as exc:
             # Who is asking comes first, as for any call (an unknown caller is audited as such).
-            actor = self._actor(presented, [], {}, peer)
+            actor = self._actor(presented, [], {}, peer, store)
             log.warning("admin call from %s refused: %s", peer, exc)
-            self._store.admin.audit(
+            store.admin.audit(
                 utcnow(), actor=actor.name, credential_id=actor.credential_id, role=actor.role,
                 command="", arguments={}, outcome="error", message=str(exc), peer=peer,
             )  # fmt: skip
             raise
         words, arguments = list(command.command), dict(command.arguments)
-        actor = self._actor(presented, words, arguments, peer)
+        return words, arguments, self._actor(presented, words, arguments, peer, store)
+
+    def _call(
+        self, presented: str | None, request: Request[admin_pb.AdminCommand], peer: str
+    ) -> Result:
+        words, arguments, actor = self._command(presented, request, peer)
         return self._runner.run(words, arguments, actor, peer=peer, remote=True)
+
+    def _export(
+        self, presented: str | None, request: Request[admin_pb.AdminCommand], peer: str,
+        out: Path, progress: Callable[[int, int], None],
+    ) -> Result:  # fmt: skip
+        """`audit export` into `out`, the service's own temporary file, on a store connection
+        of its own (opened on this thread), so a long export does not hold up the other calls.
+        Whatever the caller named as words, this call exports (audited as `audit export`)."""
+        store = Store.open(self._config.database)
+        try:
+            _, arguments, actor = self._command(presented, request, peer, store)
+            arguments = {**arguments, "out": str(out)}
+            return Runner(store, self._config).run(
+                EXPORT_WORDS, arguments, actor, peer=peer, remote=True, streamed=True,
+                progress=progress,
+            )  # fmt: skip
+        finally:
+            store.close()
 
     async def Run(
         self, request: Request[admin_pb.AdminCommand], context: grpc.aio.ServicerContext[Any, Any]
@@ -133,31 +193,72 @@ class AdminService(admin_grpc.AdminServicer):
         presented = bearer(context.invocation_metadata())
         peer = context.peer()
         loop = asyncio.get_running_loop()
-        code, message = grpc.StatusCode.INTERNAL, ""
         try:
             result = await loop.run_in_executor(self._db, self._call, presented, request, peer)
-        except Undecodable as exc:
-            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-        except Unauthenticated as exc:
-            code, message = grpc.StatusCode.UNAUTHENTICATED, str(exc)
-        except Denied as exc:
-            code, message = grpc.StatusCode.PERMISSION_DENIED, str(exc)
-        except UnknownCommand as exc:
-            code, message = grpc.StatusCode.UNIMPLEMENTED, str(exc)
-        except NotFound as exc:
-            code, message = grpc.StatusCode.NOT_FOUND, str(exc)
-        except StorageFull as exc:  # "the disk holding ... is full: free space, then try again"
-            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, exc.advice
-        except CommandError as exc:
-            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-        else:
-            return admin_pb.AdminResult(
-                message=result.message,
-                columns=list(result.columns),
-                rows_json=result_rows_json(result),
-            )
-        await context.abort(code, message)
-        raise AssertionError("abort returns only by raising")  # pragma: no cover
+        except Exception as exc:
+            status = _status_of(exc)
+            if status is None:
+                raise
+            await context.abort(*status)
+            raise AssertionError("abort returns only by raising") from exc  # pragma: no cover
+        return admin_pb.AdminResult(
+            message=result.message,
+            columns=list(result.columns),
+            rows_json=result_rows_json(result),
+        )
+
+    async def Export(
+        self, request: Request[admin_pb.AdminCommand], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[admin_pb.ExportChunk]:
+        """Write the bundle into a temporary folder in the data folder (0700, on the disk that
+        holds the data), sending progress while it is written, then stream it and delete it.
+        The export runs on a store thread of its own, so the admin port keeps answering."""
+        presented = bearer(context.invocation_metadata())
+        peer = context.peer()
+        loop = asyncio.get_running_loop()
+        updates: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+        last = [0.0]
+
+        def progress(done: int, total: int) -> None:  # on the export's thread
+            now = time.monotonic()
+            if done == total or now - last[0] >= PROGRESS_INTERVAL_SECONDS:
+                last[0] = now
+                loop.call_soon_threadsafe(updates.put_nowait, (done, total))
+
+        failure: tuple[grpc.StatusCode, str] | None = None
+        # Removed before the status goes out, so that no refusal leaves a folder behind.
+        folder = Path(tempfile.mkdtemp(prefix="export-", dir=self._config.data_dir))
+        out = folder / "bundle.zip"
+        work = loop.run_in_executor(None, self._export, presented, request, peer, out, progress)
+        try:
+            while not work.done():
+                update = asyncio.ensure_future(updates.get())
+                waits: set[asyncio.Future[Any]] = {work, update}
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if not update.done():
+                    update.cancel()
+                    continue
+                done, total = update.result()
+                yield admin_pb.ExportChunk(records_done=done, records_total=total)
+            try:
+                result = work.result()
+            except Exception as exc:
+                failure = _status_of(exc)
+                if failure is None:
+                    raise
+            else:
+                size = out.stat().st_size
+                with out.open("rb") as bundle_file:
+                    while chunk := bundle_file.read(EXPORT_CHUNK_BYTES):
+                        yield admin_pb.ExportChunk(data=chunk, bundle_size=size)
+                summary = result.message.replace(str(out), "the bundle")
+                yield admin_pb.ExportChunk(bundle_size=size, message=summary)
+        finally:
+            # A caller gone mid-export: let the export end before its folder is removed.
+            await asyncio.wait({work})
+            shutil.rmtree(folder, ignore_errors=True)
+        if failure is not None:
+            await context.abort(*failure)
 
 
 def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:

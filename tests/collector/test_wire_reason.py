@@ -198,11 +198,11 @@ def test_a_raw_request_decodes_once_and_says_what_is_wrong_without_python_names(
     assert bad.decodable() is None
 
 
-def test_only_unary_services_are_served_raw() -> None:
+def test_only_unary_requests_are_served_raw() -> None:
     streaming = reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]
 
     async def register() -> None:  # a grpc.aio server belongs to an event loop
         add_raw_servicer(object(), streaming, grpc.aio.server())
 
-    with pytest.raises(TypeError, match="only unary calls"):
+    with pytest.raises(TypeError, match="only unary requests"):
         asyncio.run(register())

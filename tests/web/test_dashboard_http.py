@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from devposture.collector.clock import utcnow
+from devposture.collector.credentials import AUDITOR
 from devposture.collector.policy import policy_in_force
 from devposture.collector.reports import device_rows
 from devposture.collector.web import auth
@@ -320,3 +321,16 @@ def test_pages_show_times_in_the_company_s_time_zone_with_its_offset(fleet: Flee
 def _pages_own(html: str) -> str:
     """The page without the check reasons agents' reports carry (stored words, in UTC)."""
     return re.sub(r"public Wi-Fi: [^<]* at [^<]* UTC", "", html)
+
+
+def test_an_auditor_logs_into_the_dashboard_read_only(fleet: Fleet) -> None:
+    """An auditor sees what a viewer sees; the dashboard changes nothing for any role."""
+    auditor = fleet.credential(AUDITOR, "Zhao Min (audit)")
+    answer = fetch(fleet, "POST", "/login?lang=en", form={"credential": auditor, "next": "/"})
+    assert answer.status == 303
+    header = next(h for h in answer.cookies() if h.startswith("devposture_session="))
+    cookie = header.split(";")[0]
+    for path in ("/", "/failing", f"/devices/{fleet.failing_device}", "/devices"):
+        page = fetch(fleet, "GET", path, cookie=cookie)
+        assert page.status == 200, path
+        assert "Zhao Min (audit)" in page.text

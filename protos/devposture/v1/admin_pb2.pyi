@@ -5,7 +5,7 @@ The collector's administration contract: what IT's tools (the CLI from another m
 dashboard) may ask of a running collector.
 
 Served on its own port, never on the agent ports. Every call carries an admin credential
-("authorization: Bearer dpa_...") whose role (viewer or admin) decides what it may do, and
+("authorization: Bearer dpa_...") whose role (viewer, auditor or admin) decides what it may do, and
 every call is written to the collector's audit log. Same rules for change as
 devposture.proto: fields are only ever added.
 """
@@ -103,3 +103,37 @@ class AdminResult(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AdminResult: _TypeAlias = AdminResult  # noqa: Y015
+
+@_typing.final
+class ExportChunk(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_DONE_FIELD_NUMBER: _builtins.int
+    RECORDS_TOTAL_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    BUNDLE_SIZE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    records_done: _builtins.int
+    """While the bundle is written: records written so far, of the period's total."""
+    records_total: _builtins.int
+    data: _builtins.bytes
+    """Then the bundle's next bytes, in order; `bundle_size` is the whole bundle's size in bytes."""
+    bundle_size: _builtins.int
+    message: _builtins.str
+    """On the last message only: the summary for the person (what was written, how to verify)."""
+    def __init__(
+        self,
+        *,
+        records_done: _builtins.int = ...,
+        records_total: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+        bundle_size: _builtins.int = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bundle_size", b"bundle_size", "data", b"data", "message", b"message", "records_done", b"records_done", "records_total", b"records_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportChunk: _TypeAlias = ExportChunk  # noqa: Y015

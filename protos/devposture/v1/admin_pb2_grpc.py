@@ -39,6 +39,11 @@ class AdminStub:
                 request_serializer=devposture_dot_v1_dot_admin__pb2.AdminCommand.SerializeToString,
                 response_deserializer=devposture_dot_v1_dot_admin__pb2.AdminResult.FromString,
                 _registered_method=True)
+        self.Export = channel.unary_stream(
+                '/devposture.v1.Admin/Export',
+                request_serializer=devposture_dot_v1_dot_admin__pb2.AdminCommand.SerializeToString,
+                response_deserializer=devposture_dot_v1_dot_admin__pb2.ExportChunk.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -52,6 +57,16 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Export(self, request, context):
+        """`audit export` from another computer: the collector writes the bundle of the period
+        (arguments "from" and "to", as for Run) into a temporary file of its own, sending progress
+        while it does, then streams the file in chunks, then a last message with the summary. The
+        caller writes the file; the collector keeps nothing. The auditor role suffices.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +74,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Run,
                     request_deserializer=devposture_dot_v1_dot_admin__pb2.AdminCommand.FromString,
                     response_serializer=devposture_dot_v1_dot_admin__pb2.AdminResult.SerializeToString,
+            ),
+            'Export': grpc.unary_stream_rpc_method_handler(
+                    servicer.Export,
+                    request_deserializer=devposture_dot_v1_dot_admin__pb2.AdminCommand.FromString,
+                    response_serializer=devposture_dot_v1_dot_admin__pb2.ExportChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -88,6 +108,33 @@ class Admin:
             '/devposture.v1.Admin/Run',
             devposture_dot_v1_dot_admin__pb2.AdminCommand.SerializeToString,
             devposture_dot_v1_dot_admin__pb2.AdminResult.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Export(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/devposture.v1.Admin/Export',
+            devposture_dot_v1_dot_admin__pb2.AdminCommand.SerializeToString,
+            devposture_dot_v1_dot_admin__pb2.ExportChunk.FromString,
             options,
             channel_credentials,
             insecure,

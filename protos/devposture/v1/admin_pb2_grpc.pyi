@@ -5,7 +5,7 @@ The collector's administration contract: what IT's tools (the CLI from another m
 dashboard) may ask of a running collector.
 
 Served on its own port, never on the agent ports. Every call carries an admin credential
-("authorization: Bearer dpa_...") whose role (viewer or admin) decides what it may do, and
+("authorization: Bearer dpa_...") whose role (viewer, auditor or admin) decides what it may do, and
 every call is written to the collector's audit log. Same rules for change as
 devposture.proto: fields are only ever added.
 """
@@ -42,6 +42,12 @@ class AdminStub:
     """Run one administrative command, e.g. "report fleet", "waiver add", "device revoke",
     "token create". The command table (collector/admin) says which role each one needs.
     """
+    Export: _grpc.UnaryStreamMultiCallable[_admin_pb2.AdminCommand, _admin_pb2.ExportChunk]
+    """`audit export` from another computer: the collector writes the bundle of the period
+    (arguments "from" and "to", as for Run) into a temporary file of its own, sending progress
+    while it does, then streams the file in chunks, then a last message with the summary. The
+    caller writes the file; the collector keeps nothing. The auditor role suffices.
+    """
 
 @_typing.type_check_only
 class AdminAsyncStub(AdminStub):
@@ -49,6 +55,12 @@ class AdminAsyncStub(AdminStub):
     Run: _aio.UnaryUnaryMultiCallable[_admin_pb2.AdminCommand, _admin_pb2.AdminResult]  # type: ignore[assignment]
     """Run one administrative command, e.g. "report fleet", "waiver add", "device revoke",
     "token create". The command table (collector/admin) says which role each one needs.
+    """
+    Export: _aio.UnaryStreamMultiCallable[_admin_pb2.AdminCommand, _admin_pb2.ExportChunk]  # type: ignore[assignment]
+    """`audit export` from another computer: the collector writes the bundle of the period
+    (arguments "from" and "to", as for Run) into a temporary file of its own, sending progress
+    while it does, then streams the file in chunks, then a last message with the summary. The
+    caller writes the file; the collector keeps nothing. The auditor role suffices.
     """
 
 class AdminServicer(metaclass=_abc_1.ABCMeta):
@@ -60,6 +72,18 @@ class AdminServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_admin_pb2.AdminResult, _abc.Awaitable[_admin_pb2.AdminResult]]:
         """Run one administrative command, e.g. "report fleet", "waiver add", "device revoke",
         "token create". The command table (collector/admin) says which role each one needs.
+        """
+
+    @_abc_1.abstractmethod
+    def Export(
+        self,
+        request: _admin_pb2.AdminCommand,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_admin_pb2.ExportChunk], _abc.AsyncIterator[_admin_pb2.ExportChunk]]:
+        """`audit export` from another computer: the collector writes the bundle of the period
+        (arguments "from" and "to", as for Run) into a temporary file of its own, sending progress
+        while it does, then streams the file in chunks, then a last message with the summary. The
+        caller writes the file; the collector keeps nothing. The auditor role suffices.
         """
 
 def add_AdminServicer_to_server(servicer: AdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
