@@ -447,9 +447,11 @@ def _export_remote(
     progress on standard error."""
     from devposture.collector.admin.client import export_remote  # noqa: PLC0415
 
+    clear = "\033[K" if sys.stderr.isatty() else ""  # the rest of a longer line before
+
     def progress(line: str) -> None:
         if line:
-            sys.stderr.write(f"\r{line}\033[K")
+            sys.stderr.write(f"\r{line}{clear}")
             sys.stderr.flush()
 
     show = args.progress or sys.stderr.isatty()

@@ -731,6 +731,28 @@ COMMANDS: dict[Words, Command] = {
 }  # fmt: skip
 
 
+def local_only_refusal(name: str, command: Command) -> str:
+    """Why `name` was refused over the admin port's Run, in Chinese and English, with the way
+    that works."""
+    if command.streamed:
+        return (
+            f"`{name}` 在其他计算机上须通过流式导出运行：`devposture-collector {name} --collector"
+            f" HOST:PORT ... --out FILE`（文件写在本机）。 / over the network `{name}` runs"
+            " only through the streamed export, which writes the file on your computer:"
+            f" `devposture-collector {name} --collector HOST:PORT ... --out FILE`"
+        )
+    why = (
+        ("管理员凭据不通过网络管理", "admin credentials are not managed over the network")
+        if command.words[0] == "admin"
+        else ("它读取采集器的全部数据表", "it reads the collector's tables whole")
+    )
+    return (
+        f"`{name}` 只能在采集器所在的计算机上用数据目录运行（`devposture-collector {name} --data"
+        f" ...`）：{why[0]}。 / `{name}` runs only on the collector machine, with the data"
+        f" folder (`devposture-collector {name} --data ...`): {why[1]}"
+    )
+
+
 _ROLE_NAMES_ZH = {VIEWER: "查看者", AUDITOR: "审计员", ADMIN: "管理员"}
 
 
@@ -788,11 +810,7 @@ class Runner:
             audit("error", str(error))
             raise error
         if command.local_only and remote and not (streamed and command.streamed):
-            denied = Denied(
-                f"`{name}` runs only on the collector machine, with the data folder"
-                f" (`devposture-collector {name} --data ...`): admin credentials are not"
-                " managed over the network"
-            )
+            denied = Denied(local_only_refusal(name, command))
             audit("denied", str(denied))
             raise denied
         if ROLE_RANK.get(actor.role, 0) < ROLE_RANK[command.role]:

@@ -220,11 +220,16 @@ def test_a_viewer_may_not_export_remotely(
     ]  # fmt: skip
 
 
-def test_the_unary_run_still_refuses_a_remote_export(collector: AdminCollector) -> None:
+def test_the_unary_run_still_refuses_a_remote_export(
+    collector: AdminCollector, tmp_path: Path
+) -> None:
     """Over Run, `out` would be a path on the collector chosen by the caller: only the
     Export stream, which picks its own temporary file, exports remotely."""
     auditor = collector.credential("Zhao Min (audit)", AUDITOR)
     with pytest.raises(grpc.RpcError) as call:
-        collector.run(auditor, "audit", "export", out="/tmp/x.zip")
+        collector.run(auditor, "audit", "export", out=str(tmp_path / "x.zip"))
     code, details = _refusal(call)
-    assert code == grpc.StatusCode.PERMISSION_DENIED and "runs only on the collector" in details
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+    assert "runs only through the streamed export" in details and "流式导出" in details
+    assert "--collector HOST:PORT" in details
+    assert not (tmp_path / "x.zip").exists()
