@@ -159,15 +159,21 @@ CREATE TRIGGER IF NOT EXISTS device_events_are_append_only_delete BEFORE DELETE 
 BEGIN SELECT RAISE(ABORT, 'the device log is append-only'); END;
 """
 
-_SQLITE_ADMIN = """
+# Its roles as of schema 15 (the auditor): older databases have the table without 'auditor' and
+# are brought up by AUDITOR_MIGRATION, which makes it again from this same statement.
+_SQLITE_ADMIN_CREDENTIALS = """
 CREATE TABLE IF NOT EXISTS admin_credentials (
     credential_id  TEXT PRIMARY KEY,
     name           TEXT NOT NULL,
-    role           TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+    role           TEXT NOT NULL CHECK (role IN ('viewer', 'auditor', 'admin')),
     secret_hash    TEXT NOT NULL,
     created_us     INTEGER NOT NULL,
     revoked_us     INTEGER
-);
+)"""
+
+_SQLITE_ADMIN = (
+    _SQLITE_ADMIN_CREDENTIALS
+    + """;
 
 -- One entry per admin command, local or remote, allowed or not. Never holds a secret.
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -187,6 +193,7 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_is_append_only_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
+)
 
 
 _SQLITE_EVIDENCE = """
@@ -431,18 +438,25 @@ SEALING_MIGRATION: tuple[Step, ...] = (
     "CREATE TRIGGER IF NOT EXISTS report_groups_are_append_only_delete BEFORE DELETE"
     " ON report_groups BEGIN SELECT RAISE(ABORT, 'report groups are append-only'); END",
 )
-# Schema 15: the auditor role (collector/credentials.py). SQLite cannot change a CHECK, so the
-# table is made again with the new one and its rows copied (nothing refers to it).
-AUDITOR_MIGRATION: tuple[Step, ...] = (
-    "CREATE TABLE admin_credentials_15 ("
-    " credential_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
-    " role TEXT NOT NULL CHECK (role IN ('viewer', 'auditor', 'admin')),"
-    " secret_hash TEXT NOT NULL, created_us INTEGER NOT NULL, revoked_us INTEGER)",
-    "INSERT INTO admin_credentials_15 SELECT credential_id, name, role, secret_hash,"
-    " created_us, revoked_us FROM admin_credentials",
-    "DROP TABLE admin_credentials",
-    "ALTER TABLE admin_credentials_15 RENAME TO admin_credentials",
-)
+# Schema 15: the auditor role (collector/credentials.py). SQLite cannot change a CHECK, so an
+# older table is made again with the new one and its rows copied (nothing refers to it). A new
+# database has it already and is left alone (a rebuild would leave its old pages free).
+def _allow_auditors(connection: sqlite3.Connection) -> None:
+    (sql,) = connection.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'admin_credentials'"
+    ).fetchone()
+    if "'auditor'" in sql:
+        return
+    connection.execute("ALTER TABLE admin_credentials RENAME TO admin_credentials_14")
+    connection.execute(_SQLITE_ADMIN_CREDENTIALS)
+    connection.execute(
+        "INSERT INTO admin_credentials SELECT credential_id, name, role, secret_hash,"
+        " created_us, revoked_us FROM admin_credentials_14"
+    )
+    connection.execute("DROP TABLE admin_credentials_14")
+
+
+AUDITOR_MIGRATION: tuple[Step, ...] = (_allow_auditors,)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)

@@ -16,12 +16,13 @@ from devposture.collector.admin.commands import COMMANDS
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
 from devposture.collector.credentials import ADMIN, AUDITOR, VIEWER, new_credential
-from devposture.collector.store import Store
+from devposture.collector.store import Store, database_errors
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 from tests.collector.test_admin import DEADLINE, AdminCollector, admin_collector
-from tests.collector.test_store import database_at_version
+from tests.collector.test_store import database_at_version, schema_of
 from tests.conftest import EnrolledAgent, enroll_agent
+from tests.databases import fresh_postgres, on_postgresql
 
 
 @pytest.fixture
@@ -123,6 +124,17 @@ def test_every_command_an_auditor_may_run_only_reads() -> None:
     assert all(c.role == ADMIN for c in COMMANDS.values() if c.words[0] == "admin")
 
 
+# admin_credentials as schemas 1 to 14 made it: no auditor.
+_CREDENTIALS_UP_TO_14 = """CREATE TABLE admin_credentials (
+    credential_id  TEXT PRIMARY KEY,
+    name           TEXT NOT NULL,
+    role           TEXT NOT NULL CHECK (role IN ('viewer', 'admin')),
+    secret_hash    TEXT NOT NULL,
+    created_us     INTEGER NOT NULL,
+    revoked_us     INTEGER
+)"""
+
+
 @pytest.mark.sqlite_only
 def test_a_schema_14_database_takes_auditor_credentials_and_keeps_the_old_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -132,6 +144,8 @@ def test_a_schema_14_database_takes_auditor_credentials_and_keeps_the_old_ones(
     raw = sqlite3.connect(path)
     try:
         with raw:
+            raw.execute("DROP TABLE admin_credentials")
+            raw.execute(_CREDENTIALS_UP_TO_14)
             raw.execute(
                 "INSERT INTO admin_credentials VALUES ('0123456789abcdef', 'Li Wei', 'admin',"
                 " 'x', 1, NULL)"
@@ -151,6 +165,20 @@ def test_a_schema_14_database_takes_auditor_credentials_and_keeps_the_old_ones(
     finally:
         store.close()
     assert roles == [("Li Wei", ADMIN), ("Zhao Min", AUDITOR)]
+    Store.open(tmp_path / "new.db").close()
+    assert schema_of(path) == schema_of(tmp_path / "new.db")
+
+
+@pytest.mark.sqlite_only
+def test_a_new_database_is_not_rebuilt_and_keeps_no_free_pages(tmp_path: Path) -> None:
+    """A full disk is found by a write needing a new page (test_group_commit.py): a new
+    database must not start with pages freed by a migration."""
+    Store.open(tmp_path / "new.db").close()
+    raw = sqlite3.connect(tmp_path / "new.db")
+    try:
+        assert raw.execute("PRAGMA freelist_count").fetchone()[0] == 0
+    finally:
+        raw.close()
 
 
 def _remote(collector: AdminCollector, credential: str, folder: Path) -> list[str]:
@@ -233,3 +261,33 @@ def test_the_unary_run_still_refuses_a_remote_export(
     assert "runs only through the streamed export" in details and "流式导出" in details
     assert "--collector HOST:PORT" in details
     assert not (tmp_path / "x.zip").exists()
+
+
+@pytest.mark.skipif(
+    not on_postgresql(),
+    reason="needs a PostgreSQL server (DEVPOSTURE_TEST_POSTGRESQL): the PostgreSQL leg of"
+    " `make test` runs it",
+)
+def test_a_schema_14_postgresql_database_takes_auditor_credentials() -> None:
+    target = fresh_postgres()
+    Store.open(target).close()
+    store = Store.open(target)
+    try:  # back to schema 14: its constraint knows no auditor
+        store._db.execute(
+            "ALTER TABLE admin_credentials DROP CONSTRAINT admin_credentials_role_check"
+        )
+        store._db.execute(
+            "ALTER TABLE admin_credentials ADD CONSTRAINT admin_credentials_role_check"
+            " CHECK (role IN ('viewer', 'admin'))"
+        )
+        store._db.execute("UPDATE schema_version SET version = 14")
+        with pytest.raises(database_errors()):
+            store.admin.add_credential(new_credential(), "Zhao", AUDITOR, utcnow())
+    finally:
+        store.close()
+    store = Store.open(target)
+    try:
+        store.admin.add_credential(new_credential(), "Zhao Min", AUDITOR, utcnow())
+        assert [c.role for c in store.admin.credentials()] == [AUDITOR]
+    finally:
+        store.close()
