@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -140,6 +141,7 @@ class AgentWork:
         self.state = state
         # Tells the employee on their desktop what the collector's verdicts say (service only).
         self._notifier = notifier
+        self._notifying: threading.Thread | None = None
         self.enrollment = enrollment
         self.host = host
         self._probe_config = probe_config
@@ -160,12 +162,26 @@ class AgentWork:
 
     def send(self, should_stop: Callable[[], bool]) -> DrainResult:
         result = deliver(self.state, self.enrollment, self.outbox(), should_stop=should_stop)
-        if self._notifier is not None:
+        self._notify()
+        return result
+
+    def _notify(self) -> None:
+        """Tell the desktop what the new verdicts say, on a thread of its own: its commands
+        may take up to their timeout each (a session bus that does not answer), and the
+        loop must go on collecting and sending meanwhile (a network change is reported
+        within seconds). One round at a time: a round still running skips this one."""
+        if self._notifier is None or (self._notifying is not None and self._notifying.is_alive()):
+            return
+        notifier = self._notifier
+
+        def notify() -> None:
             try:
-                self._notifier.run(utcnow())
+                notifier.run(utcnow())
             except Exception:  # a notice is never worth a report
                 log.exception("desktop notification failed; the next round retries")
-        return result
+
+        self._notifying = threading.Thread(target=notify, name="desktop-notice", daemon=True)
+        self._notifying.start()
 
     def interval(self) -> float:
         """Seconds between periodic collections: --interval, else the policy's, else 1 h."""
