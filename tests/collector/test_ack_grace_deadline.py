@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from devposture.agent.transport import open_channel
+from devposture.collector.company_time import shown, zone_of
 from devposture.collector.compliance import standings
 from devposture.policy import default_policy
 from devposture.v1 import devposture_pb2 as pb
@@ -63,7 +64,9 @@ def test_a_failure_carries_the_end_of_its_grace_from_when_it_began(
         store.close()
     firewall = next(s for s in it if s.device_id == device and s.check_id == "firewall")
     assert firewall.state == "GRACE"
-    assert f"{began + FIREWALL_GRACE:%Y-%m-%d %H:%M}" in firewall.reason
+    # IT reads it in the company's time zone (the policy's, Asia/Shanghai by default).
+    ends = shown(began + FIREWALL_GRACE, zone_of(default_policy()))
+    assert ends in firewall.reason, firewall.reason
     # Checks that do not fail carry no date.
     assert all(_deadline(v) is None for v in later.verdicts if v.check_id != "firewall")
 
