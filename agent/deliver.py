@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -141,7 +140,6 @@ class AgentWork:
         self.state = state
         # Tells the employee on their desktop what the collector's verdicts say (service only).
         self._notifier = notifier
-        self._notifying: threading.Thread | None = None
         self.enrollment = enrollment
         self.host = host
         self._probe_config = probe_config
@@ -162,26 +160,12 @@ class AgentWork:
 
     def send(self, should_stop: Callable[[], bool]) -> DrainResult:
         result = deliver(self.state, self.enrollment, self.outbox(), should_stop=should_stop)
-        self._notify()
-        return result
-
-    def _notify(self) -> None:
-        """Tell the desktop what the new verdicts say, on a thread of its own: its commands
-        may take up to their timeout each (a session bus that does not answer), and the
-        loop must go on collecting and sending meanwhile (a network change is reported
-        within seconds). One round at a time: a round still running skips this one."""
-        if self._notifier is None or (self._notifying is not None and self._notifying.is_alive()):
-            return
-        notifier = self._notifier
-
-        def notify() -> None:
+        if self._notifier is not None:
             try:
-                notifier.run(utcnow())
+                self._notifier.run(utcnow())
             except Exception:  # a notice is never worth a report
                 log.exception("desktop notification failed; the next round retries")
-
-        self._notifying = threading.Thread(target=notify, name="desktop-notice", daemon=True)
-        self._notifying.start()
+        return result
 
     def interval(self) -> float:
         """Seconds between periodic collections: --interval, else the policy's, else 1 h."""
