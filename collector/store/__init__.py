@@ -8,7 +8,7 @@ A `Store` is one database and the parts that own its tables:
 - `waivers`: waivers and their log;
 - `admin`: admin credentials and the audit log;
 - `fleet`: the fleet's standing now and as of any moment, and its daily records;
-- `device_list` and `device_pages`: the dashboard's reads;
+- `device_list`, `device_pages` and `dashboard`: the dashboard's reads;
 - `evidence`: the evidence chain, which every writer appends to in its own transaction;
 - `checkpoints`: how things stood at points of the chain, where audit exports open periods;
 - `retention`: report bodies pruned after the policy's retention, each pruning chained;
@@ -40,6 +40,7 @@ from devposture.collector.store.chain import Evidence
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.coordination import Coordination
 from devposture.collector.store.crosscheck import Crosscheck
+from devposture.collector.store.dashboard_reads import DashboardReads
 from devposture.collector.store.device_list import DeviceList
 from devposture.collector.store.device_pages import DevicePages
 from devposture.collector.store.disk_space import StorageFull
@@ -99,6 +100,7 @@ class Store:
         self.fleet = Fleet(database)
         self.device_list = DeviceList(database)
         self.device_pages = DevicePages(database)
+        self.dashboard = DashboardReads(database)  # the dashboard for IT's own reads
         self.evidence = Evidence(database)
         self.coordination = Coordination(database)
         self.policies = Policies(database)

@@ -36,8 +36,17 @@ from devposture.collector.credentials import CredentialFormatError, parse_creden
 from devposture.collector.store.admin import CredentialInfo
 from devposture.collector.store.guesses import DASHBOARD, GuessLedger
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
-from devposture.collector.web import auth, downloads, i18n
-from devposture.collector.web.views import NOT_PASSING, Filters, PolicyUnavailable, Views
+from devposture.collector.web import auth, charts, downloads, i18n, records
+from devposture.collector.web.reasons import reason_text
+from devposture.collector.web.views import (
+    COMPLIANT,
+    NOT_PASSING,
+    FailingFilters,
+    Filters,
+    PolicyUnavailable,
+    Trend,
+    Views,
+)
 from devposture.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -181,6 +190,11 @@ class Dashboard:
             kept = {k: v for k, v in params.items() if k not in ("page", "lang")}
             return f"/download/{table}?{urlencode(kept | more | {'format': fmt})}"
 
+        def sort_link(toggled: dict[str, str]) -> str:
+            """The same listing sorted by a column (from its first page)."""
+            kept = {k: v for k, v in params.items() if k != "page"}
+            return f"{request.url.path}?{urlencode(kept | toggled)}"
+
         def title(item: object, kind: str = "title") -> str:
             return str(getattr(item, f"{kind}_{lang}"))
 
@@ -195,11 +209,18 @@ class Dashboard:
         # The zone of the policy the page's view was judged with (pages without one show no
         # time): read on the database thread with the view, never here on the event loop.
         policy = context.get("policy", getattr(context.get("view"), "policy", None))
+        zone = zone_of(policy if isinstance(policy, Policy) else None)
+
+        def reason(stored: str | None) -> str:
+            """A stored reason in the page's language and the company's time zone."""
+            return reason_text(stored or "", lang, zone)
+
         html = self.env.get_template(name).render(
-            zone=zone_of(policy if isinstance(policy, Policy) else None),
-            lang=lang, t=words, session=session, path=request.url.path,
+            zone=zone, lang=lang, t=words, session=session, path=request.url.path,
             lang_zh=switch("zh"), lang_en=switch("en"), page_link=page_link, title=title,
-            download_link=download_link,
+            download_link=download_link, sort_link=sort_link, reason=reason,
+            may_read_audit=session is not None and auth.may_read_audit(session.role),
+            compliant_state=COMPLIANT,
             row_title=row_title, states=STATES, **context,
         )  # fmt: skip
         response = HTMLResponse(html, status_code=status)
@@ -410,10 +431,14 @@ class Pages:
     async def overview(self, request: Request, session: auth.Session, lang: str) -> Response:
         group = request.query_params.get("group", "").strip()[:64]
         view = await self.board.db(lambda v: v.overview(group))
-        # The SVG is built by charts.py, which escapes every text it places.
-        trend = Markup(view.trend)  # noqa: S704
+        series = _labelled(view.trend, view.policy, lang)
+        weeks = [m.astimezone(zone_of(view.policy)).strftime("%m-%d") for m in view.trend.moments]
+        # The SVGs are built by charts.py, which escapes every text it places.
+        trend = Markup(charts.trend_svg(weeks, series, i18n.words(lang).trend))  # noqa: S704
+        swatches = [Markup(charts.swatch(n)) for n in range(len(series))]  # noqa: S704
         return self.board.render(request, "overview.html", lang, session=session, view=view,
-                                 trend=trend)  # fmt: skip
+                                 trend=trend, series=series, weeks=weeks,
+                                 swatches=swatches)  # fmt: skip
 
     async def devices(self, request: Request, session: auth.Session, lang: str) -> Response:
         filters = Filters.of_query(request.query_params, _page_number(request))
@@ -430,10 +455,28 @@ class Pages:
         return self.board.render(request, "device.html", lang, session=session, view=view)
 
     async def failing(self, request: Request, session: auth.Session, lang: str) -> Response:
-        number = _page_number(request)
-        view = await self.board.db(lambda v: v.failing(number))
+        filters = FailingFilters.of_query(request.query_params, _page_number(request))
+        view = await self.board.db(lambda v: v.failing(filters))
         return self.board.render(request, "failing.html", lang, session=session, view=view,
                                  at=view.at, policy=view.policy, rows=view.rows)  # fmt: skip
+
+    async def waivers(self, request: Request, session: auth.Session, lang: str) -> Response:
+        view = await self.board.db(records.waivers)
+        return self.board.render(request, "waivers.html", lang, session=session, view=view)
+
+    async def tokens(self, request: Request, session: auth.Session, lang: str) -> Response:
+        view = await self.board.db(records.tokens)
+        return self.board.render(request, "tokens.html", lang, session=session, view=view)
+
+    async def audit_log(self, request: Request, session: auth.Session, lang: str) -> Response:
+        """The audit log: for the auditor and admin roles only, as the admin port's `audit
+        log` (`auth.may_read_audit`)."""
+        if not auth.may_read_audit(session.role):
+            return self.board.render(request, "error.html", lang, 403, session=session,
+                                     message="audit_forbidden")  # fmt: skip
+        number = _page_number(request)
+        view = await self.board.db(lambda v: records.audit_log(v, number))
+        return self.board.render(request, "audit.html", lang, session=session, view=view)
 
 
     async def download(self, request: Request, session: auth.Session, lang: str) -> Response:
@@ -443,6 +486,9 @@ class Pages:
             return self.board.render(request, "error.html", lang, 404, session=session,
                                      message="not_found")  # fmt: skip
         table, fmt = asked
+        if table in downloads.AUDITOR_TABLES and not auth.may_read_audit(session.role):
+            return self.board.render(request, "error.html", lang, 403, session=session,
+                                     message="audit_forbidden")  # fmt: skip
         query = dict(request.query_params)
 
         def make(v: Views) -> Response:
@@ -450,6 +496,18 @@ class Pages:
             return downloads.response(table, fmt, columns, rows)
 
         return await self.board.db(make)
+
+
+def _labelled(trend: Trend, policy: Policy, lang: str) -> list[charts.Series]:
+    """The trend's lines labelled as a person reads them: the clause and the check's title in
+    the page's language (never a bare check id)."""
+    out = []
+    for line in trend.series:
+        spec = policy.check(line.name)
+        label = (f"{spec.clause} {getattr(spec, f'title_{lang}')}" if spec is not None
+                 else line.name)  # fmt: skip
+        out.append(charts.Series(line.name, line.values, label))
+    return out
 
 
 def _page_number(request: Request) -> int:
@@ -472,6 +530,9 @@ def create_app(config: CollectorConfig, *, secure_cookies: bool = False) -> Star
         Route("/devices", pages.page(pages.devices), methods=["GET"]),
         Route("/devices/{device_id}", pages.page(pages.device), methods=["GET"]),
         Route("/failing", pages.page(pages.failing), methods=["GET"]),
+        Route("/waivers", pages.page(pages.waivers), methods=["GET"]),
+        Route("/tokens", pages.page(pages.tokens), methods=["GET"]),
+        Route("/audit", pages.page(pages.audit_log), methods=["GET"]),
         Route("/download/{table}", pages.page(pages.download), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from devposture.collector.credentials import ROLE_RANK, VIEWER
+from devposture.collector.credentials import AUDITOR, ROLE_RANK, VIEWER
 from devposture.collector.store import Store
 from devposture.collector.store.sessions import SessionRow
 
@@ -202,6 +202,14 @@ class Sessions:
 
 def may_view(role: str) -> bool:
     return ROLE_RANK.get(role, 0) >= REQUIRED_RANK
+
+
+def may_read_audit(role: str) -> bool:
+    """The audit log's page and download: the auditor and admin roles, as the admin port's
+    `audit log`. It names who holds which credential, from which address, and every
+    command's arguments; a viewer (a helpdesk screen) needs none of it, and the dashboard
+    must not be a way round the admin port's rule."""
+    return ROLE_RANK.get(role, 0) >= ROLE_RANK[AUDITOR]
 
 
 def csrf_matches(session: Session, presented: str | None) -> bool:

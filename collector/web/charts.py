@@ -1,4 +1,10 @@
-"""Server-rendered SVG charts: no script, nothing to download, readable without JavaScript.
+"""Server-rendered SVG charts: no script, nothing to download, readable without JavaScript
+(the dashboard must work offline, under a CSP that allows no script at all).
+
+Each line has its own colour (Okabe–Ito: distinct on white and for the common colour-vision
+deficiencies) and, past seven lines, its own dash pattern too. Every point carries an SVG
+`<title>`, which browsers show on hover: the line's label, the week and the value. The legend
+is the page's (`swatch` draws its key), so that long Chinese titles wrap as text does.
 
 Every text placed in the SVG is escaped here (it is inserted into the page as markup)."""
 
@@ -7,20 +13,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-# Distinct on white and for the common colour-vision deficiencies (Okabe–Ito palette).
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
-WIDTH, HEIGHT = 640, 260
-LEFT, RIGHT, TOP, BOTTOM = 44, 150, 16, 30
+DASHES = ("", "6 3", "2 3", "8 3 2 3")
+WIDTH, HEIGHT = 760, 280
+LEFT, RIGHT, TOP, BOTTOM = 44, 16, 16, 30
 
 
 @dataclass(frozen=True)
 class Series:
-    name: str
+    name: str  # an id (a check's), for the page and the tests
     values: list[float | None]  # percent, None where no device was enrolled
+    label: str = ""  # what a person reads (the check's title); the name without one
+
+
+def colour(n: int) -> str:
+    return PALETTE[n % len(PALETTE)]
+
+
+def dash(n: int) -> str:
+    return DASHES[(n // len(PALETTE)) % len(DASHES)]
+
+
+def _stroke(n: int) -> str:
+    pattern = dash(n)
+    extra = f' stroke-dasharray="{pattern}"' if pattern else ""
+    return f'stroke="{colour(n)}" stroke-width="2.5"{extra}'
+
+
+def swatch(n: int) -> str:
+    """The legend's key for line `n`: a short stroke of its colour and dash, with its dot."""
+    return (
+        '<svg xmlns="http://www.w3.org/2000/svg" class="swatch" width="30" height="12"'
+        f' viewBox="0 0 30 12" aria-hidden="true"><line x1="1" y1="6" x2="29" y2="6"'
+        f' {_stroke(n)}/><circle cx="15" cy="6" r="3.5" fill="{colour(n)}"/></svg>'
+    )
 
 
 def trend_svg(labels: list[str], series: list[Series], title: str = "") -> str:
-    """A line chart of percentages (0–100) over `labels`, one line per series, with a legend."""
+    """A line chart of percentages (0–100) over `labels`, one line per series."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(1, len(labels) - 1)
 
@@ -48,28 +78,21 @@ def trend_svg(labels: list[str], series: list[Series], title: str = "") -> str:
             f' fill="#555">{escape(label)}</text>'
         )
     for n, line in enumerate(series):
-        colour = PALETTE[n % len(PALETTE)]
-        points = [(x(i), y(v)) for i, v in enumerate(line.values) if v is not None]
+        shown = line.label or line.name
+        points = [(i, x(i), y(v), v) for i, v in enumerate(line.values) if v is not None]
         parts.append(f"<g data-series={quoteattr(line.name)}>")
         if len(points) > 1:
-            coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+            coords = " ".join(f"{px:.1f},{py:.1f}" for _, px, py, _ in points)
+            parts.append(f'<polyline points="{coords}" fill="none" {_stroke(n)}/>')
+        for i, px, py, value in points:
+            tip = escape(f"{shown} · {labels[i] if i < len(labels) else ''}: {value:.1f}%")
+            # A wide transparent target around the visible dot, so the value shows when
+            # the pointer is near it, not only exactly on three pixels.
             parts.append(
-                f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"'
-                "/>"
-            )
-        for (px, py), value in zip(points, [v for v in line.values if v is not None],
-                                   strict=True):  # fmt: skip
-            parts.append(
-                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}">'
-                f"<title>{escape(line.name)}: {value:.1f}%</title></circle>"
+                f'<g class="point"><circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour(n)}"/>'
+                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="10" fill="transparent"/>'
+                f"<title>{tip}</title></g>"
             )
         parts.append("</g>")
-        legend_y = TOP + 14 + n * 18
-        parts.append(
-            f'<rect x="{WIDTH - RIGHT + 12}" y="{legend_y - 9}" width="12" height="4"'
-            f' fill="{colour}"/>'
-            f'<text x="{WIDTH - RIGHT + 30}" y="{legend_y - 4}" font-size="12"'
-            f' fill="#222">{escape(line.name)}</text>'
-        )
     parts.append("</svg>")
     return "".join(parts)

@@ -1,9 +1,15 @@
 """The dashboard's own words in Chinese and English. Clause and check titles come from the
-policy, which has both."""
+policy, which has both.
+
+Templates read them as `t.key` and `t[key]`. They get a `Words`, never a dict: Jinja looks an
+attribute up before an item, so on a dict `t.clear` was the dict's `clear` method and the page
+showed `<built-in method clear of dict object at 0x…>` (issue 19). A `Words` has no attribute
+but its words; a missing one fails the page (StrictUndefined), it never prints a repr.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator
 
 LANGS = ("zh", "en")
 DEFAULT_LANG = "en"
@@ -19,9 +25,10 @@ _WORDS: dict[str, tuple[str, str]] = {
     "login_title": ("登录设备合规看板", "Log in to the compliance dashboard"),
     "credential": ("管理凭据", "Admin credential"),
     "credential_help": (
-        "粘贴 `devposture-collector admin add` 打印的凭据(dpa_…)。查看者角色即可。",
+        "粘贴 `devposture-collector admin add` 打印的凭据(dpa_…)。"
+        "查看者角色即可(审计日志需审计员角色)。",
         "Paste the credential printed by `devposture-collector admin add` (dpa_…)."
-        " The viewer role suffices.",
+        " The viewer role suffices (the audit log needs the auditor role).",
     ),
     "login_failed": (
         "凭据无效或已被吊销。请向采集器管理员索取新凭据。",
@@ -114,6 +121,87 @@ _WORDS: dict[str, tuple[str, str]] = {
     ),
     "forbidden": ("请求被拒绝。", "The request was refused."),
     "details": ("详情", "details"),
+    # The overview's headline figures.
+    "compliant_devices": ("完全合规的设备", "Devices fully compliant"),
+    "compliant_hint": ("各检查项均通过或已豁免", "every check passing or waived"),
+    "needing_action": ("需要处理的设备", "Devices needing action"),
+    "needing_action_hint": ("有检查项超过宽限期仍未通过", "failing a check past its grace period"),
+    "stale_devices": ("失联设备", "Stale devices"),
+    "stale_hint": ("超过 {hours} 小时没有报告", "no report for over {hours} h"),
+    "waivers_in_force": ("生效中的豁免", "Waivers in force"),
+    "waivers_hint": ("按设备和检查项计", "counted per device and check"),
+    "of_devices": ("共 {total} 台设备", "of {total} devices"),
+    "compliant": ("完全合规", "fully compliant"),
+    # The trend.
+    "trend_values": ("查看各周数值", "Show the values"),
+    "week_ending": ("截至", "Week ending"),
+    "now_value": ("当前", "Now"),
+    # Sorting and the failing-longest filters.
+    "sort_hint": (
+        "点击列标题排序,再点一次倒序。", "Click a column's title to sort by it; again to reverse."
+    ),
+    "sorted_by": ("排序", "Sorted by"),
+    "min_days": ("至少失败(天)", "Failing at least (days)"),
+    "whole_clause": ("整条条款", "whole clause"),
+    # Waivers, tokens and the audit log.
+    "waivers_title": ("豁免", "Waivers"),
+    "waiver": ("豁免编号", "Waiver"),
+    "created": ("创建时间", "Created"),
+    "in_force_title": ("生效中", "In force"),
+    "ended_title": ("已到期或已撤销", "Expired or revoked"),
+    "ended_shown": (
+        "显示最近 {shown} 条,共 {total} 条(下载可得全部)",
+        "latest {shown} of {total} (the download has all)",
+    ),
+    "no_waivers_in_force": ("当前没有生效中的豁免。", "No waiver is in force."),
+    "no_waivers_ended": ("没有已到期或已撤销的豁免。", "No waiver has expired or been revoked."),
+    "waiver_state": ("状态", "State"),
+    "waiver_active": ("生效中", "in force"),
+    "waiver_expired": ("已到期", "expired"),
+    "waiver_revoked": ("已撤销", "revoked"),
+    "waiver_pending": ("尚未生效", "not yet in force"),
+    "tokens": ("注册令牌", "Enrollment tokens"),
+    "tokens_nav": ("令牌", "Tokens"),
+    "token": ("令牌 ID", "Token"),
+    "token_group": ("设备加入的分组", "Group its devices join"),
+    "enrolled_devices": ("已注册设备", "Devices enrolled"),
+    "uses_left": ("剩余次数", "Uses left"),
+    "tokens_note": (
+        "这里不显示令牌的密钥:密钥只在创建时打印一次,采集器只保存其散列值。",
+        "No token's secret is shown: it is printed once, when the token is created, and the"
+        " collector keeps only its hash.",
+    ),
+    "no_tokens": ("还没有注册令牌。", "No enrollment token yet."),
+    "token_usable": ("可用", "usable"),
+    "token_used_up": ("已用完", "used up"),
+    "token_expired": ("已过期", "expired"),
+    "token_revoked": ("已撤销", "revoked"),
+    "audit": ("审计日志", "Audit log"),
+    "audit_note": (
+        "每条管理命令(本机或远程)和每次看板登录:谁、何时、做了什么、从哪里、结果如何。最新的在前。",
+        "Every admin command, local or remote, and every dashboard login: who did what, when,"
+        " from where, and the outcome. The newest first.",
+    ),
+    "audit_forbidden": (
+        "审计日志只有审计员和管理员角色可以查看。",
+        "The audit log is for the auditor and admin roles only.",
+    ),
+    "entries": ("条记录", "entries"),
+    "at": ("时间", "When"),
+    "actor": ("操作者", "Who"),
+    "role": ("角色", "Role"),
+    "command": ("命令", "Command"),
+    "arguments": ("参数", "Arguments"),
+    "outcome": ("结果", "Outcome"),
+    "message": ("说明", "Message"),
+    "peer": ("来源", "From"),
+    "outcome_ok": ("成功", "ok"),
+    "outcome_denied": ("被拒绝", "denied"),
+    "outcome_error": ("出错", "error"),
+    "role_viewer": ("查看者", "viewer"),
+    "role_auditor": ("审计员", "auditor"),
+    "role_admin": ("管理员", "admin"),
+    "no_entries": ("审计日志为空。", "The audit log is empty."),
 }
 
 STATE_WORDS: dict[str, tuple[str, str]] = {
@@ -137,8 +225,33 @@ def pick_lang(query: str | None, cookie: str | None, accept_language: str | None
     return DEFAULT_LANG
 
 
-def words(lang: str) -> Mapping[str, str]:
+class Words:
+    """One language's words, by attribute or by item; nothing else is reachable from it."""
+
+    __slots__ = ("_table",)
+    _table: dict[str, str]
+
+    def __init__(self, table: dict[str, str]) -> None:
+        object.__setattr__(self, "_table", table)
+
+    def __getattr__(self, key: str) -> str:
+        try:
+            return self._table[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def __getitem__(self, key: str) -> str:
+        return self._table[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._table
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+
+def words(lang: str) -> Words:
     index = 0 if lang == "zh" else 1
     table = {key: pair[index] for key, pair in _WORDS.items()}
     table |= {f"state_{key}": pair[index] for key, pair in STATE_WORDS.items()}
-    return table
+    return Words(table)

@@ -21,7 +21,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from devposture.collector import fleet_history
@@ -31,11 +31,13 @@ from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing
 from devposture.collector.config import CollectorConfig
 from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row
-from devposture.collector.reports import failing_rows, fleet_rows
+from devposture.collector.reports import fleet_rows
 from devposture.collector.store import Store, device_pages
+from devposture.collector.store.dashboard_reads import FailingWanted, Headline, SortColumns
 from devposture.collector.store.device_list import NOT_PASSING, DeviceFilter, ListedDevice
-from devposture.collector.web import auth
-from devposture.collector.web.charts import Series, trend_svg
+from devposture.collector.web import auth, sorting
+from devposture.collector.web.charts import Series
+from devposture.collector.web.failing_rows import failing_page_rows
 from devposture.policy import CheckSpec, Clause, Policy
 from devposture.v1 import devposture_pb2 as pb
 
@@ -59,9 +61,14 @@ class _Cached:
     policy: Policy
 
 
+# Every check PASS or EXEMPT (and heard from): the overview's "fully compliant" figure's
+# devices, listed as the devices matching the other filters that are not NOT_PASSING.
+COMPLIANT = "COMPLIANT"
+
+
 @dataclass(frozen=True)
 class Filters:
-    """The device list's filters as the page's form sends them, and the page wanted."""
+    """The device list's filters as the page's form sends them, the order, and the page."""
 
     q: str = ""
     check: str = ""
@@ -70,10 +77,14 @@ class Filters:
     group: str = ""
     stale: bool = False
     page: int = 1
+    sort: sorting.Sort = field(default_factory=sorting.Sort)
 
     def wanted(self) -> DeviceFilter:
-        return DeviceFilter(text=self.q, check=self.check, state=self.state,
-                            os_family=self.os, group=self.group, stale=self.stale)  # fmt: skip
+        """The store's filter (COMPLIANT is told apart by `Views`: see `_matching`)."""
+        state = NOT_PASSING if self.state == COMPLIANT else self.state
+        return DeviceFilter(text=self.q, check="" if self.state == COMPLIANT else self.check,
+                            state=state, os_family=self.os, group=self.group,
+                            stale=self.stale)  # fmt: skip
 
     @classmethod
     def of_query(cls, q: Mapping[str, str], page: int = 1) -> Filters:
@@ -81,9 +92,47 @@ class Filters:
         state = q.get("state", "")
         return cls(
             q=q.get("q", "").strip()[:200], check=q.get("check", ""),
-            state=state if state in (*STATES, NOT_PASSING) else "", os=q.get("os", ""),
-            group=q.get("group", "").strip()[:64], stale=q.get("stale") == "1", page=page,
+            state=state if state in (*STATES, NOT_PASSING, COMPLIANT) else "",
+            os=q.get("os", ""), group=q.get("group", "").strip()[:64],
+            stale=q.get("stale") == "1", page=page, sort=sorting.Sort.of_query(q),
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FailingFilters:
+    """Failing-longest's filters: a check (or `clause:ID`, each of its checks), a group, a
+    minimum number of days failing; and the page."""
+
+    check: str = ""
+    group: str = ""
+    min_days: float = 0.0
+    page: int = 1
+
+    @classmethod
+    def of_query(cls, q: Mapping[str, str], page: int = 1) -> FailingFilters:
+        try:
+            days = float(q.get("min_days", "") or 0)
+        except ValueError:
+            days = 0.0
+        days = days if math.isfinite(days) else 0.0
+        return cls(q.get("check", "")[:100], q.get("group", "").strip()[:64],
+                   min(max(days, 0.0), 36_500.0), page)  # fmt: skip
+
+    def wanted(self, policy: Policy) -> FailingWanted:
+        if self.check.startswith("clause:"):
+            clause = self.check.removeprefix("clause:")
+            checks = tuple(c.check_id for c in policy.checks if c.clause == clause) or ("",)
+        else:
+            checks = (self.check,) if self.check else ()
+        return FailingWanted(checks, self.group, self.min_days)
+
+
+@dataclass(frozen=True)
+class Trend:
+    """The pass rate of each check at each week's end (`Views.trend_points`)."""
+
+    moments: list[dt.datetime]
+    series: list[Series]  # named by check id, in the policy's order
 
 
 @dataclass(frozen=True)
@@ -92,7 +141,8 @@ class Overview:
     policy: Policy
     rows: list[Row]
     devices: int
-    trend: str  # an SVG document
+    trend: Trend
+    headline: Headline
     group: str = ""  # the counts are of this group's devices ("": the whole fleet)
     groups: list[str] = field(default_factory=list)  # the groups to choose from
 
@@ -118,6 +168,8 @@ class FailingPage:
     total: int
     page: int
     pages: int
+    filters: FailingFilters = field(default_factory=FailingFilters)
+    groups: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -249,19 +301,56 @@ class Views:
 
     # --- fleet pages ---------------------------------------------------------------------
 
-    def _matching(self, policy: Policy, wanted: DeviceFilter) -> tuple[dt.datetime, list[str]]:
-        """The ids of the devices matching a filter, cached as a fleet view is, so turning
-        the pages of one listing reads the fleet once."""
+    def _matching(self, policy: Policy, filters: Filters) -> tuple[dt.datetime, list[str]]:
+        """The ids of the devices matching the filters (in host-name order), cached as a
+        fleet view is, so turning the pages of one listing reads the fleet once. COMPLIANT:
+        the devices matching the other filters that are not NOT_PASSING on any check."""
+        wanted = filters.wanted()
 
-        def make() -> tuple[dt.datetime, list[str]]:
-            at = utcnow()
-            return at, self._reader.device_list.matching(policy, at, wanted)
+        def make(of: DeviceFilter) -> Callable[[], tuple[dt.datetime, list[str]]]:
+            def read() -> tuple[dt.datetime, list[str]]:
+                at = utcnow()
+                return at, self._reader.device_list.matching(policy, at, of)
 
-        return self._cached(f"devices {wanted!r}", policy, STALE_AFTER_SECONDS, make)
+            return read
+
+        if filters.state != COMPLIANT:
+            return self._cached(f"devices {wanted!r}", policy, STALE_AFTER_SECONDS, make(wanted))
+        at, bad = self._cached(f"devices {wanted!r}", policy, STALE_AFTER_SECONDS, make(wanted))
+        every = replace(wanted, state="")
+        _, ids = self._cached(f"devices {every!r}", policy, STALE_AFTER_SECONDS, make(every))
+        needing = set(bad)
+        return at, [d for d in ids if d not in needing]
+
+    def sort_columns(self, policy: Policy) -> dict[str, SortColumns]:
+        """Every device's host name, OS, group and last report (one pass, cached)."""
+        return self._cached("sort columns", policy, STALE_AFTER_SECONDS,
+                            self._reader.dashboard.sort_columns)  # fmt: skip
+
+    def ordered_ids(self, filters: Filters) -> tuple[Policy, dt.datetime, list[str]]:
+        """The matching devices' ids in the order asked for (`sorting`), cached."""
+        policy = self.policy()
+        at, matching = self._matching(policy, filters)
+        sort = filters.sort
+        if sort.check and policy.check(sort.check) is None:
+            sort = sorting.Sort()
+
+        def make() -> list[str]:
+            states = None
+            if sort.check:
+                states = self._cached(
+                    f"standings {sort.check}", policy, STALE_AFTER_SECONDS,
+                    lambda: self._reader.dashboard.standings_of(policy, at, sort.check),
+                )  # fmt: skip
+            return sorting.ordered(matching, sort, self.sort_columns(policy), states)
+
+        key = f"sorted {replace(filters, page=1)!r}"
+        return policy, at, self._cached(key, policy, STALE_AFTER_SECONDS, make)
 
     def overview(self, group: str = "") -> Overview:
-        """The fleet's counts per check (of one group's devices when `group` is given; the
-        trend is always the whole fleet's: the daily records are kept for the fleet)."""
+        """The fleet's counts per check and its headline figures (of one group's devices when
+        `group` is given; the trend is always the whole fleet's: the daily records are kept
+        for the fleet)."""
         policy = self.policy()
 
         def make() -> tuple[dt.datetime, list[Row], int]:
@@ -270,7 +359,8 @@ class Views:
             return at, rows, self._reader.reports.device_count()
 
         at, rows, devices = self._cached("fleet", policy, STALE_AFTER_SECONDS, make)
-        trend = self._cached("trend", policy, TREND_SECONDS, lambda: self._trend(policy, at, rows))
+        trend = self._cached("trend", policy, TREND_SECONDS,
+                             lambda: Trend(*self.trend_points(policy, at, rows)))  # fmt: skip
         if group:
 
             def of_group() -> tuple[dt.datetime, list[Row]]:
@@ -279,8 +369,13 @@ class Views:
 
             at, rows = self._cached(f"fleet {group!r}", policy, STALE_AFTER_SECONDS, of_group)
             devices = int(str(rows[0]["devices"])) if rows else 0
+        stale = int(str(rows[0]["stale"])) if rows else 0
+        headline = self._cached(
+            f"headline {group!r}", policy, STALE_AFTER_SECONDS,
+            lambda: self._reader.dashboard.headline(policy, at, stale, group),
+        )  # fmt: skip
         groups = self._reader.device_list.groups()
-        return Overview(at, policy, rows, devices, trend, group, groups)
+        return Overview(at, policy, rows, devices, trend, headline, group, groups)
 
     def trend_points(
         self, policy: Policy, at: dt.datetime, now_rows: list[Row] | None = None
@@ -308,13 +403,8 @@ class Views:
         series = [Series(c.check_id, rates[c.check_id]) for c in policy.checks]
         return moments, series
 
-    def _trend(self, policy: Policy, at: dt.datetime, now_rows: list[Row]) -> str:
-        moments, series = self.trend_points(policy, at, now_rows)
-        return trend_svg([m.strftime("%m-%d") for m in moments], series)
-
     def device_list(self, filters: Filters) -> DeviceList:
-        policy = self.policy()
-        at, matching = self._matching(policy, filters.wanted())
+        policy, at, matching = self.ordered_ids(filters)
         pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
         page = min(max(1, filters.page), pages)
         shown = matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
@@ -324,23 +414,26 @@ class Views:
             self._reader.device_list.os_families(), self._reader.device_list.groups(),
         )  # fmt: skip
 
-    def failing(self, page: int) -> FailingPage:
-        """One page of the failures past their grace, the longest first: the count and the
-        page in SQL (`fleet_counts.failing_now`), so the page costs the same with 100 or
-        100,000 failures."""
+    def failing(self, filters: FailingFilters) -> FailingPage:
+        """One page of the failures past their grace that the filters select, the longest
+        first: the count and the page in SQL (`store.dashboard`), so the page costs the same
+        with 100 or 100,000 failures."""
         policy = self.policy()
         at = utcnow()
-        total = self._cached(
-            "failing",
-            policy,
-            STALE_AFTER_SECONDS,
-            lambda: self._reader.fleet.failing_count(policy, at),
-        )
+        wanted = filters.wanted(policy)
+        if wanted == FailingWanted():  # the whole list: counted from the fleet's figures
+            count = lambda: self._reader.fleet.failing_count(policy, at)  # noqa: E731
+        else:
+            count = lambda: self._reader.dashboard.failing_count(policy, at, wanted)  # noqa: E731
+        total = self._cached(f"failing {wanted!r}", policy, STALE_AFTER_SECONDS, count)
         pages = max(1, math.ceil(total / PAGE_SIZE))
-        page = min(max(1, page), pages)
-        rows = failing_rows(self._reader, policy, at, current=True,
-                            offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)  # fmt: skip
-        return FailingPage(at, policy, rows, total, page, pages)
+        page = min(max(1, filters.page), pages)
+        found = self._reader.dashboard.failing(
+            policy, at, wanted, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
+        rows = failing_page_rows(policy, at, found)
+        groups = self._reader.device_list.groups()
+        return FailingPage(at, policy, rows, total, page, pages, filters, groups)
 
     # --- one device ----------------------------------------------------------------------
 
@@ -422,7 +515,10 @@ def _timeline(mine: list[Change], at: dt.datetime) -> list[TimelineEntry]:
     return out[::-1]
 
 
-__all__ = ["NOT_PASSING", "STATES", "DeviceList", "DevicePage", "Filters", "Overview", "Views"]
+__all__ = [
+    "COMPLIANT", "NOT_PASSING", "STATES", "DeviceList", "DevicePage", "FailingFilters",
+    "Filters", "Overview", "Trend", "Views",
+]  # fmt: skip
 
 
 def _day_rows(policy: Policy, day: dict[str, dict[str, int]]) -> list[Row]:

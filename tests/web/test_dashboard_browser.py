@@ -76,7 +76,7 @@ def test_a_viewer_reaches_the_6_3_2_evidence_in_three_clicks(page: Page, fleet: 
     expect(row).to_contain_text("6.3.2")
     failing_count = row.locator('a.count[data-state="FAIL"]')
     expect(failing_count).to_have_text("1")
-    expect(page.locator("#trend svg")).to_be_visible()
+    expect(page.locator("#trend svg.chart")).to_be_visible()
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-overview.png"
     page.screenshot(path=str(shot), full_page=True)

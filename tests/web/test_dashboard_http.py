@@ -4,6 +4,7 @@ page returns."""
 from __future__ import annotations
 
 import datetime as dt
+import html
 import http.client
 import logging
 import re
@@ -13,10 +14,12 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import zone_of
 from devposture.collector.credentials import AUDITOR
 from devposture.collector.policy import policy_in_force
 from devposture.collector.reports import device_rows
 from devposture.collector.web import auth
+from devposture.collector.web.reasons import reason_text
 from devposture.collector.web.server import start_dashboard
 from tests.web.conftest import (
     FILLER_DEVICES,
@@ -230,9 +233,12 @@ def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: 
                                fleet.failing_device)  # fmt: skip
     finally:
         store.close()
+    zone = zone_of(policy_in_force(fleet.collector.config))
     for row in expected:
         assert f"{row['clause']}</span>" in page
-        assert str(row["reason"]).split(" at ")[0] in page
+        # The stored reason as a reader of English reads it (a reason code rendered).
+        shown = html.escape(reason_text(str(row["reason"]), "en", zone), quote=False)
+        assert shown.split(" at ")[0] in page
     wifi = next(r for r in expected if r["check"] == "public-wifi")
     assert wifi["state"] == "FAIL" and str(wifi["evidence"]) in section
     assert "Reports received" in page and "latest 1 of 1" in page
