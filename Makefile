@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint typecheck unit unit-postgresql protos bench clean packages msi pkg
+.PHONY: demo test lint typecheck unit unit-postgresql protos catalogs bench clean packages msi pkg
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -57,6 +57,11 @@ unit-postgresql: $(VENV)/.installed-test
 ## protos: regenerate the Python modules and stubs from protos/devposture/v1/*.proto
 protos: $(VENV)/.installed-test
 	$(BIN)/python protos/generate.py
+
+## catalogs: bring the message catalogs (protos/devposture/policy/locale/*/LC_MESSAGES/*.po) up
+## to date with the declared messages and compile the .mo files beside them (commit both)
+catalogs: $(VENV)/.installed-test
+	$(BIN)/python scripts/catalogs.py
 
 ## packages: .deb and .rpm of the agent and the collector, each with its own Python, and the
 ## three wheels, into dist/ (installers/linux/packages.py; the build is cached outside the

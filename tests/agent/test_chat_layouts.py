@@ -26,6 +26,7 @@ from devposture.agent.probes.chat_backups import scan, watch_folders
 from devposture.agent.probes.chat_layouts import BY_FAMILY
 from devposture.agent.probes.outcome import ProbeContext
 from devposture.policy.checks import CheckParameters, State, check_chat_backup
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.test_probes_backups import DAY, NOW, dated, sqlcipher_db, tool
 
@@ -108,7 +109,7 @@ def judged(fact: pb.ChatBackupFact) -> tuple[State, str]:
     report = pb.PostureReport()
     report.chat_backups.CopyFrom(fact)
     verdict = check_chat_backup(report, WHEN, CheckParameters())
-    return verdict.state, verdict.reason
+    return verdict.state, render(verdict.reason, "en", dt.UTC)
 
 
 def windows(tmp_path: Path) -> tuple[MappedHost, Path]:

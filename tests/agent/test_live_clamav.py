@@ -18,6 +18,7 @@ from devposture.agent.collect import build_report
 from devposture.agent.host import LiveHost
 from devposture.agent.probes import ProbeConfig
 from devposture.policy.checks import State, evaluate
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 
 CLAMAV_DB = Path("/var/lib/clamav")
@@ -48,4 +49,4 @@ def test_clamav_without_signatures_is_present_but_not_healthy() -> None:
     )
     verdict = {c.check_id: v for c, v in evaluate(report, datetime.now(UTC))}["antivirus"]
     assert verdict.state is State.FAIL
-    assert "ClamAV: no signature database" in verdict.reason
+    assert "ClamAV: no signature database" in render(verdict.reason, "en", UTC)

@@ -24,6 +24,7 @@ from devposture.agent.host.bundle import BundleHost, RecordingHost
 from devposture.agent.parsers.freshclam import FAILED, LOCKED, parse_update_log
 from devposture.agent.probes import ProbeConfig
 from devposture.policy.checks import State, evaluate
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 
 
@@ -85,7 +86,7 @@ def test_a_real_failed_update_read_from_the_end_of_its_log(tmp_path: Path) -> No
     product.signature_update.detail = state.detail
     verdict = {c.check_id: v for c, v in evaluate(report, after)}["antivirus"]
     assert verdict.state is State.UNKNOWN
-    assert "last signature update failed" in verdict.reason
+    assert "last signature update failed" in render(verdict.reason, "en", UTC)
 
 
 def test_a_real_freshclam_refused_by_a_held_lock(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from devposture.agent.probes.linux.clamav_updates import LOG_TAIL_BYTES, conf_gr
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.policy.checks import CheckParameters, State, evaluate
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_bytes, fixture_text, ok
 
@@ -80,7 +81,7 @@ def _verdict(outcome: FactOutcome, now: datetime = NOW) -> tuple[State, str]:
     report.antivirus.CopyFrom(outcome.fact)
     report.errors.extend(outcome.errors)
     result = {c.check_id: v for c, v in evaluate(report, now, POLICY)}["antivirus"]
-    return result.state, result.reason
+    return result.state, render(result.reason, "en", UTC)
 
 
 def test_failed_update_in_the_log_read_in_the_machines_zone(tmp_path: Path) -> None:

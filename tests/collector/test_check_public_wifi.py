@@ -7,6 +7,7 @@ import datetime as dt
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.policy.checks import CheckParameters, State, Verdict, check_public_wifi
+from devposture.policy.reasons import parse, render
 from devposture.v1 import devposture_pb2 as pb
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -40,7 +41,10 @@ def add(
 
 
 def judge(report: pb.PostureReport) -> Verdict:
-    return check_public_wifi(report, NOW, CheckParameters())
+    """The verdict with its reason in English, times in UTC (stored: a code, see below)."""
+    verdict = check_public_wifi(report, NOW, CheckParameters())
+    assert parse(verdict.reason) is not None, verdict.reason
+    return Verdict(verdict.state, render(verdict.reason, "en", dt.UTC))
 
 
 def wifi() -> pb.PostureReport:
@@ -56,7 +60,8 @@ def test_fail_names_the_network_and_why_it_counted_as_public() -> None:
     verdict = judge(report)
     assert verdict == Verdict(
         State.FAIL,
-        "public Wi-Fi: CMCC-WEB (name matches CMCC-WEB) at 2026-11-24 11:00 UTC without VPN; "
+        "public Wi-Fi: CMCC-WEB (name matches CMCC-WEB) at 2026-11-24 11:00 (UTC+00:00)"
+        " without VPN; "
         "Tenda (Windows network category Public): VPN came up 600 s late",
     )
 
@@ -67,7 +72,7 @@ def test_a_hidden_name_without_vpn_is_unknown_with_the_remedy() -> None:
     verdict = judge(report)
     assert verdict.state is State.UNKNOWN
     assert verdict.reason.startswith("network name hidden by macOS: grant Location Services")
-    assert "Wi-Fi on en0 at 2026-11-24 11:00 UTC without VPN" in verdict.reason
+    assert "Wi-Fi on en0 at 2026-11-24 11:00 (UTC+00:00) without VPN" in verdict.reason
     late = wifi()
     add(late, pb.NETWORK_CLASS_UNKNOWN, "", ("name hidden by macOS",), vpn_after=900)
     assert judge(late).state is State.UNKNOWN
@@ -80,7 +85,8 @@ def test_a_public_failure_outweighs_a_hidden_name() -> None:
     verdict = judge(report)
     assert verdict.state is State.FAIL
     assert verdict.reason == (
-        "public Wi-Fi: ChinaNet (open network, captive portal) at 2026-11-24 11:00 UTC without VPN"
+        "public Wi-Fi: ChinaNet (open network, captive portal) at 2026-11-24 11:00 (UTC+00:00)"
+        " without VPN"
     )
 
 
@@ -119,3 +125,19 @@ def test_trusted_and_other_sessions_pass_as_before() -> None:
     add(report, pb.NETWORK_CLASS_TRUSTED, "Corp", ("company network",))
     add(report, pb.NETWORK_CLASS_OTHER, "h:0123")
     assert judge(report) == Verdict(State.PASS, "2 Wi-Fi session(s), none on a public network")
+
+
+def test_the_stored_reason_is_a_code_shown_in_chinese_in_beijing_time() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_UNKNOWN, "", ("name hidden by macOS",))
+    stored = check_public_wifi(report, NOW, CheckParameters()).reason
+    found = parse(stored)
+    assert found is not None and found.code == "wifi.hidden_macos"
+    assert found.params == {
+        "sessions": [["wifi.hidden_no_vpn", {"interface": "en0", "at": int(START.timestamp())}]]
+    }
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    assert render(stored, "zh", beijing) == (
+        "macOS 隐藏了网络名称：请在 系统设置 > 隐私与安全性 > 定位服务 中允许 devposture 客户端；"
+        "无法判断是否为公共网络：2026-11-24 19:00 (UTC+08:00) 通过 en0 连接无线网络时未使用 VPN"
+    )

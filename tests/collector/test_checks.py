@@ -9,10 +9,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.policy import checks
 from devposture.policy.checks import CHECKS, Check, CheckParameters, State, Verdict, evaluate
+from devposture.policy.reasons import parse, render
 from devposture.v1 import devposture_pb2 as pb
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 P = CheckParameters()
+
+
+def english(reason: str) -> str:
+    """A stored reason in English, times in UTC; it must be a declared code, never text."""
+    assert parse(reason) is not None, reason
+    return render(reason, "en", dt.UTC)
 
 
 def ts(moment: dt.datetime) -> Timestamp:
@@ -24,7 +31,7 @@ def ts(moment: dt.datetime) -> Timestamp:
 def verdict(check_id: str, report: pb.PostureReport) -> tuple[State, str]:
     for check, result in evaluate(report, NOW):
         if check.check_id == check_id:
-            return result.state, result.reason
+            return result.state, english(result.reason)
     raise AssertionError(check_id)
 
 
@@ -381,8 +388,9 @@ def test_antivirus_failed_update_with_fresh_signatures_passes_and_says_so() -> N
     state, reason = verdict("antivirus", report)
     assert state is State.PASS
     assert reason == (
-        "ClamAV: on, real-time protection, signatures fresh; last signature update failed on"
-        " 2026-11-24 (Database update process failed: HTTP GET failed); last success 2026-11-22"
+        "ClamAV: on, real-time protection, signatures fresh; ClamAV: last signature update"
+        " failed on 2026-11-24 (Database update process failed: HTTP GET failed); last success"
+        " 2026-11-22"
     )
 
 
@@ -491,7 +499,8 @@ def test_a_shorter_version_equal_so_far_cannot_be_compared() -> None:
     p = CheckParameters(min_version_wechat="4.1.5.30")
     shorter = _clients(pb.ChatClient(app=WECHAT, version="4.1.5"))
     result = checks.check_chat_app_updates(shorter, NOW, p)
-    assert result.state is State.UNKNOWN and "cannot compare with 4.1.5.30" in result.reason
+    assert result.state is State.UNKNOWN
+    assert "cannot compare with 4.1.5.30" in english(result.reason)
     zeros = CheckParameters(min_version_wechat="4.1.5.0")
     assert checks.check_chat_app_updates(shorter, NOW, zeros).state is State.PASS
 
@@ -555,4 +564,72 @@ def test_the_minimums_come_from_the_parameters() -> None:
     stricter = CheckParameters.from_values({"chat-app-updates": {"min_version_wechat": "4.1"}})
     assert stricter.min_version_wecom == P.min_version_wecom
     result = checks.check_chat_app_updates(report, NOW, stricter)
-    assert result.state is State.FAIL and "older than the minimum 4.1" in result.reason
+    assert result.state is State.FAIL and "older than the minimum 4.1" in english(result.reason)
+
+
+# The stored reason is a code with its parameters; the words come in both languages.
+
+
+def _stored(check_id: str, report: pb.PostureReport) -> str:
+    return next(v.reason for c, v in evaluate(report, NOW) if c.check_id == check_id)
+
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+def test_a_reason_is_stored_as_its_code_and_parameters_never_as_words() -> None:
+    none = pb.PostureReport()
+    none.antivirus.SetInParent()
+    assert _stored("antivirus", none) == "av.none"
+    assert render("av.none", "zh", SHANGHAI) == "未发现已安装或正在运行的杀毒软件"
+    assert render("av.none", "en", SHANGHAI) == "no known antivirus product installed or running"
+
+
+def test_dates_are_stored_as_utc_seconds_and_shown_in_the_company_zone() -> None:
+    # Signatures of 23:30 UTC on 3 Nov: 4 Nov in Beijing, 3 Nov in UTC.
+    late = dt.datetime(2026, 11, 3, 23, 30, tzinfo=dt.UTC)
+    report = _clam(signatures_updated_at=ts(late))
+    stored = _stored("antivirus", report)
+    found = parse(stored)
+    assert found is not None and found.code == "av.signatures_old"
+    assert found.params == {"product": "ClamAV", "date": int(late.timestamp()), "days": 7}
+    assert render(stored, "zh", SHANGHAI) == "ClamAV：病毒库日期为 2026-11-04，已超过 7 天"
+    assert render(stored, "en", SHANGHAI) == (
+        "ClamAV: signatures from 2026-11-04, older than 7 days"
+    )
+    assert "2026-11-03" in render(stored, "en", dt.UTC)
+
+
+def test_several_problems_are_a_list_of_coded_items() -> None:
+    report = _clam(enabled=False, real_time_protection=False)
+    found = parse(_stored("antivirus", report))
+    assert found is not None and found.code == "list.items"
+    assert [one[0] for one in found.params["items"]] == ["av.disabled", "av.rtp_off"]
+    assert render(_stored("antivirus", report), "zh", SHANGHAI) == (
+        "ClamAV：已停用；ClamAV：实时防护已关闭"
+    )
+
+
+def test_a_wifi_session_time_is_shown_in_the_company_zone_in_both_languages() -> None:
+    stored = _stored("public-wifi", _wifi(pb.NETWORK_CLASS_PUBLIC, vpn_up=False))
+    found = parse(stored)
+    assert found is not None and found.code == "wifi.public"
+    assert render(stored, "zh", SHANGHAI).startswith("公共无线网络：")
+    assert "2026-11-24 19:00 (UTC+08:00)" in render(stored, "zh", SHANGHAI)
+    assert "without VPN" in render(stored, "en", SHANGHAI)
+
+
+def test_the_chat_app_names_are_words_of_each_language() -> None:
+    stored = _stored("chat-app-updates", _clients(pb.ChatClient(app=WECHAT, version="3.9.5.80")))
+    assert "微信 3.9.5.80 低于最低版本" in render(stored, "zh", SHANGHAI)
+    assert "WeChat 3.9.5.80 is older than the minimum" in render(stored, "en", SHANGHAI)
+
+
+def test_a_crashed_check_names_the_error_in_a_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(checks, "CHECKS", (Check("boom", "0", "", "", broken),))
+    ((_, result),) = evaluate(pb.PostureReport(), NOW)
+    assert result.reason == 'check.crashed {"error":"ZeroDivisionError"}'
+    assert render(result.reason, "zh", SHANGHAI) == "检查程序内部出错（ZeroDivisionError）"

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from devposture.policy.reasons import Item, encode, item
 from devposture.v1 import devposture_pb2 as pb
 
 
@@ -27,6 +28,8 @@ class State(StrEnum):
 @dataclass(frozen=True)
 class Verdict:
     state: State
+    # A reason code with its parameters, encoded (devposture.policy.reasons): worded per
+    # language and time zone only when shown.
     reason: str
 
 
@@ -104,14 +107,6 @@ class Check:
     evaluate: CheckFunction
 
 
-def _date(ts: object) -> str:
-    assert isinstance(ts, dt.datetime)
-    day = ts.astimezone(dt.UTC)
-    if day.year < 1000:  # strftime's %Y does not pad: keep its text
-        return day.strftime("%Y-%m-%d")
-    return f"{day.year}-{day.month:02d}-{day.day:02d}"  # strftime's, at a third of the cost
-
-
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # The seconds a Timestamp may hold (protobuf refuses others; so does `utc`).
 _SECONDS_MIN, _SECONDS_MAX = -62_135_596_800, 253_402_300_799
@@ -127,20 +122,40 @@ def utc(ts: Timestamp) -> dt.datetime:
 
 
 def _probe_error(report: pb.PostureReport, fact: pb.Fact.ValueType) -> str | None:
-    """The reason a fact is missing, when the agent said why."""
+    """The reason a fact is missing, when the agent said why (the agent's own words)."""
     messages = [e.message for e in report.errors if e.fact == fact and not e.source]
     return "; ".join(messages) if messages else None
 
 
-def _missing(report: pb.PostureReport, fact: pb.Fact.ValueType, what: str) -> Verdict:
-    reason = _probe_error(report, fact)
-    if reason is None:
-        return Verdict(State.UNKNOWN, f"the agent did not report {what}")
-    return Verdict(State.UNKNOWN, f"{what} could not be read: {reason}")
+# Reasons without parameters, encoded once (the checks judge every report as it arrives).
+_NOT_REPORTED = {
+    term: encode("fact.missing", fact=term)
+    for term in ("antivirus", "firewall", "firewall_state", "os_updates", "wifi", "chat_backups",
+                 "chat_clients")
+}  # fmt: skip
+_AV_NONE = encode("av.none")
+_FW_ON = encode("fw.on_plain")
+_FW_NONE = encode("fw.none_configured")
+_UPD_CHECK_UNKNOWN = encode("upd.check_unknown")
+_WIFI_NO_INTERFACE = encode("wifi.no_interface")
+_APPS_NONE = encode("apps.none")
 
 
-def _source_errors(report: pb.PostureReport, fact: pb.Fact.ValueType) -> list[str]:
-    return [f"{e.source}: {e.message}" for e in report.errors if e.fact == fact and e.source]
+def _missing(report: pb.PostureReport, fact: pb.Fact.ValueType, term: str) -> Verdict:
+    """UNKNOWN: the fact is absent; `term` names it (devposture.policy.reasons.TERMS)."""
+    error = _probe_error(report, fact)
+    if error is None:
+        return Verdict(State.UNKNOWN, _NOT_REPORTED[term])
+    return Verdict(State.UNKNOWN, encode("fact.unreadable", fact=term, error=error))
+
+
+def _source_errors(report: pb.PostureReport, fact: pb.Fact.ValueType) -> list[Item]:
+    """The per-source errors of a fact, as reason items."""
+    return [
+        item("fact.source_error", source=e.source, error=e.message)
+        for e in report.errors
+        if e.fact == fact and e.source
+    ]
 
 
 def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
@@ -159,6 +174,8 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
       files are within the limit it is a note on a PASS (one failed hourly attempt is not a
       stale device). A failure with neither a known last success nor a signature date is
       UNKNOWN, never PASS.
+
+    Each problem, doubt and note is a reason item naming its product; several make a list.
     """
     if not report.HasField("antivirus"):
         return _missing(report, pb.FACT_ANTIVIRUS, "antivirus")
@@ -166,10 +183,10 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
     if not products:
         unread = _source_errors(report, pb.FACT_ANTIVIRUS)
         if unread:
-            return Verdict(State.UNKNOWN, "no antivirus found, but " + "; ".join(unread))
-        return Verdict(State.FAIL, "no known antivirus product installed or running")
-    failing: list[str] = []
-    unknown: list[str] = []
+            return Verdict(State.UNKNOWN, encode("av.none_unread", errors=unread))
+        return Verdict(State.FAIL, _AV_NONE)
+    failing: list[Item] = []
+    unknown: list[Item] = []
     # Sources that said "installed, but no signature database at all".
     no_database = {
         e.source
@@ -179,51 +196,61 @@ def check_antivirus(report: pb.PostureReport, now: dt.datetime, p: CheckParamete
     for product in products:
         problems, doubts, notes = _antivirus_product_problems(product, now, p, no_database)
         if not problems and not doubts:
-            reason = f"{product.name}: on, real-time protection, signatures fresh"
-            return Verdict(State.PASS, "; ".join([reason, *notes]))
-        failing += [f"{product.name}: {x}" for x in problems]
-        unknown += [f"{product.name}: {x}" for x in doubts if not problems]
+            return Verdict(State.PASS, _listed([item("av.ok", product=product.name), *notes]))
+        failing += problems
+        if not problems:
+            unknown += doubts
     if unknown:
-        return Verdict(State.UNKNOWN, "; ".join(unknown + failing))
-    return Verdict(State.FAIL, "; ".join(failing))
+        return Verdict(State.UNKNOWN, _listed(unknown + failing))
+    return Verdict(State.FAIL, _listed(failing))
 
 
-_UPDATE_WORDS = {
-    pb.SIGNATURE_UPDATE_OUTCOME_FAILED: "last signature update failed",
-    pb.SIGNATURE_UPDATE_OUTCOME_LOCKED: "last signature update did not run: updater locked",
+def _listed(items: list[Item]) -> str:
+    """One item as itself, several as a list (said one after the other)."""
+    if len(items) == 1:
+        one = items[0]
+        return encode(one[0], **(one[1] if len(one) > 1 else {}))
+    return encode("list.items", items=items)
+
+
+_UPDATE_TERMS = {
+    pb.SIGNATURE_UPDATE_OUTCOME_FAILED: "update_failed",
+    pb.SIGNATURE_UPDATE_OUTCOME_LOCKED: "update_locked",
 }
 
 
 def _antivirus_product_problems(
     product: pb.AntivirusProduct, now: dt.datetime, p: CheckParameters, no_database: set[str]
-) -> tuple[list[str], list[str], list[str]]:
-    """(problems: FAIL, doubts: UNKNOWN, notes: said on a PASS) for one product."""
-    problems: list[str] = []
-    doubts: list[str] = []
-    notes: list[str] = []
+) -> tuple[list[Item], list[Item], list[Item]]:
+    """(problems: FAIL, doubts: UNKNOWN, notes: said on a PASS) for one product, as items."""
+    problems: list[Item] = []
+    doubts: list[Item] = []
+    notes: list[Item] = []
+    name = product.name
     if product.HasField("enabled") and not product.enabled:
-        problems.append("disabled")
+        problems.append(item("av.disabled", product=name))
     elif not product.HasField("enabled"):
-        doubts.append("cannot tell whether it is enabled")
+        doubts.append(item("av.enabled_unknown", product=name))
     if product.HasField("real_time_protection") and not product.real_time_protection:
-        problems.append("real-time protection off")
+        problems.append(item("av.rtp_off", product=name))
     elif not product.HasField("real_time_protection"):
-        doubts.append("cannot tell whether real-time protection is on")
+        doubts.append(item("av.rtp_unknown", product=name))
     if product.health_issues:
-        problems.append("health issues: " + ", ".join(product.health_issues))
+        problems.append(item("av.health", product=name, issues=list(product.health_issues)))
     if product.source in no_database and not product.HasField("signatures_updated_at"):
-        problems.append("no signature database")
+        problems.append(item("av.no_database", product=name))
     elif product.HasField("signatures_updated_at"):
         updated = utc(product.signatures_updated_at)
         if now - updated > p.signature_max_age:
-            problems.append(
-                f"signatures from {_date(updated)}, older than {p.signature_max_age.days} days"
-            )
+            problems.append(item(
+                "av.signatures_old", product=name, date=product.signatures_updated_at.seconds,
+                days=p.signature_max_age.days,
+            ))  # fmt: skip
     elif product.HasField("signatures_up_to_date"):
         if not product.signatures_up_to_date:
-            problems.append("signatures out of date")
+            problems.append(item("av.signatures_out_of_date", product=name))
     else:
-        doubts.append("signature date unknown")
+        doubts.append(item("av.signature_date_unknown", product=name))
     if product.HasField("signature_update"):
         more_problems, more_doubts, notes = _signature_update_problems(product, now, p)
         problems += more_problems
@@ -233,44 +260,37 @@ def _antivirus_product_problems(
 
 def _signature_update_problems(
     product: pb.AntivirusProduct, now: dt.datetime, p: CheckParameters
-) -> tuple[list[str], list[str], list[str]]:
+) -> tuple[list[Item], list[Item], list[Item]]:
     """The updater's last outcome, judged as check_antivirus's docstring says:
     (problems, doubts, notes)."""
-    problems: list[str] = []
-    doubts: list[str] = []
-    notes: list[str] = []
     update = product.signature_update
-    detail = f" ({update.detail})" if update.detail else ""
+    detail = update.detail or None
     if update.outcome == pb.SIGNATURE_UPDATE_OUTCOME_ENGINE_OUTDATED:
-        problems.append(f"engine outdated{detail}: upgrade {product.name}")
-        return problems, doubts, notes
-    words = _UPDATE_WORDS.get(update.outcome)
-    if words is None:
-        return problems, doubts, notes
-    if update.HasField("attempted_at"):
-        words += f" on {_date(utc(update.attempted_at))}"
-    words += detail
+        return [item("av.engine_outdated", product=product.name, detail=detail)], [], []
+    outcome = _UPDATE_TERMS.get(update.outcome)
+    if outcome is None:
+        return [], [], []
+    words = {
+        "product": product.name, "outcome": outcome, "detail": detail,
+        "attempted": update.attempted_at.seconds if update.HasField("attempted_at") else None,
+    }  # fmt: skip
     if update.HasField("succeeded_at"):
         succeeded = utc(update.succeeded_at)
+        success = update.succeeded_at.seconds
         if now - succeeded > p.signature_max_age:
-            problems.append(
-                f"{words}; last success {_date(succeeded)},"
-                f" older than {p.signature_max_age.days} days"
-            )
-        else:
-            notes.append(f"{words}; last success {_date(succeeded)}")
-    elif product.HasField("signatures_updated_at") or (
+            days = p.signature_max_age.days
+            return [item("av.update_success_old", success=success, days=days, **words)], [], []
+        return [], [], [item("av.update_success", success=success, **words)]
+    if product.HasField("signatures_updated_at") or (
         product.HasField("signatures_up_to_date") and not product.signatures_up_to_date
     ):
-        notes.append(words)  # the signature date (or "out of date") decides above
-    else:
-        doubts.append(f"{words}, and neither the last success nor the signature date is known")
-    return problems, doubts, notes
+        return [], [], [item("av.update", **words)]  # the signature date decides above
+    return [], [item("av.update_unknown", **words)], []
 
 
 def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
     if not report.HasField("firewall"):
-        return _missing(report, pb.FACT_FIREWALL, "the firewall")
+        return _missing(report, pb.FACT_FIREWALL, "firewall")
     fact = report.firewall
     off = [
         prof.name
@@ -282,48 +302,35 @@ def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameter
     if fact.HasField("enabled") and fact.enabled:
         on = [prof.name for prof in fact.profiles if prof.enabled]
         if off and any(prof.HasField("active") for prof in fact.profiles):
-            return Verdict(State.FAIL, "firewall off on active profile(s): " + ", ".join(off))
-        return Verdict(State.PASS, "filtering inbound traffic: " + (", ".join(on) or "on"))
+            return Verdict(State.FAIL, encode("fw.off_profiles", profiles=off))
+        return Verdict(State.PASS, encode("fw.on", profiles=on) if on else _FW_ON)
     if fact.HasField("enabled"):
-        seen = ", ".join(prof.name for prof in fact.profiles) or "no firewall configured"
-        return Verdict(State.FAIL, f"no firewall filters inbound traffic ({seen})")
-    return _missing(report, pb.FACT_FIREWALL, "the firewall state")
+        seen = [prof.name for prof in fact.profiles]
+        return Verdict(State.FAIL, encode("fw.none", profiles=seen) if seen else _FW_NONE)
+    return _missing(report, pb.FACT_FIREWALL, "firewall_state")
 
 
 def check_os_updates(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
     if not report.HasField("os_updates"):
-        return _missing(report, pb.FACT_OS_UPDATES, "OS updates")
+        return _missing(report, pb.FACT_OS_UPDATES, "os_updates")
     fact = report.os_updates
     if not fact.HasField("pending_security"):
-        return Verdict(
-            State.UNKNOWN, f"{fact.source or 'update tool'} did not tell pending security updates"
-        )
+        return Verdict(State.UNKNOWN, encode("upd.pending_unknown", tool=fact.source or None))
     if fact.pending_security > 0:
-        names = ", ".join(fact.pending_security_names[:5])
-        since = ""
-        if fact.HasField("oldest_pending_since"):
-            since = f" since {_date(utc(fact.oldest_pending_since))}"
-        return Verdict(
-            State.FAIL,
-            f"{fact.pending_security} security update(s) pending{since}"
-            + (f": {names}" if names else ""),
-        )
-    if fact.HasField("last_checked"):
-        checked = utc(fact.last_checked)
-        if now - checked > p.updates_check_max_age:
-            return Verdict(
-                State.FAIL,
-                f"updates last checked {_date(checked)}, more than"
-                f" {p.updates_check_max_age.days} days ago",
-            )
-        when = f"; last checked {_date(checked)}"
-    else:
-        return Verdict(
-            State.UNKNOWN,
-            "no security updates pending, but when updates were last checked is unknown",
-        )
-    others = f" ({fact.pending_total} other update(s))" if fact.pending_total else ""
-    return Verdict(State.PASS, f"no security updates pending{others}{when}")
+        since = fact.oldest_pending_since
+        return Verdict(State.FAIL, encode(
+            "upd.pending", count=fact.pending_security,
+            since=since.seconds if fact.HasField("oldest_pending_since") else None,
+            names=list(fact.pending_security_names[:5]) or None,
+        ))  # fmt: skip
+    if not fact.HasField("last_checked"):
+        return Verdict(State.UNKNOWN, _UPD_CHECK_UNKNOWN)
+    checked = fact.last_checked.seconds
+    if now - utc(fact.last_checked) > p.updates_check_max_age:
+        days = p.updates_check_max_age.days
+        return Verdict(State.FAIL, encode("upd.check_old", checked=checked, days=days))
+    others = fact.pending_total or None
+    return Verdict(State.PASS, encode("upd.ok", others=others, checked=checked))
 
 
 def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
@@ -333,64 +340,60 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
     session whose network the OS hid (NETWORK_CLASS_UNKNOWN: macOS without Location Services)
     and that had no VPN in time cannot be judged: UNKNOWN, unless a FAIL already stands."""
     if not report.HasField("wifi"):
-        return _missing(report, pb.FACT_WIFI, "Wi-Fi")
+        return _missing(report, pb.FACT_WIFI, "wifi")
     fact = report.wifi
     if not fact.has_wifi_interface:
-        return Verdict(State.PASS, "no Wi-Fi interface: no public Wi-Fi use possible")
+        return Verdict(State.PASS, _WIFI_NO_INTERFACE)
     judged = (pb.NETWORK_CLASS_PUBLIC, pb.NETWORK_CLASS_UNKNOWN)
     sessions = [s for s in fact.sessions if s.classification in judged]
-    unprotected: list[str] = []
-    hidden: list[str] = []
+    unprotected: list[Item] = []
+    hidden: list[Item] = []
     hidden_reasons: set[str] = set()
     for session in sessions:
         public = session.classification == pb.NETWORK_CLASS_PUBLIC
-        name = session.network_id or "a network with a hidden name"
-        why = ", ".join(session.classification_reasons)
-        what = f"{name} ({why})" if public and why else name
         if not public:
-            what = f"Wi-Fi on {session.interface or 'an interface'}"
             hidden_reasons.update(session.classification_reasons)
         started = utc(session.started_at)
-        if not session.vpn_up:
-            problem = f"{what} at {started:%Y-%m-%d %H:%M} UTC without VPN"
-        else:
+        late = None
+        if session.vpn_up:
             late = utc(session.vpn_up_at) - started
             if late <= p.vpn_grace:
                 continue
-            problem = f"{what}: VPN came up {int(late.total_seconds())} s late"
-        (unprotected if public else hidden).append(problem)
-    if unprotected:
-        return Verdict(State.FAIL, "public Wi-Fi: " + "; ".join(unprotected))
-    if hidden:
-        lead = "network name not reported by the OS"
-        if any("macOS" in r for r in hidden_reasons):
-            lead = (
-                "network name hidden by macOS: grant Location Services to the devposture agent"
-                " (System Settings > Privacy & Security)"
+        if public:
+            where = {"network": session.network_id or None,
+                     "why": list(session.classification_reasons) or None}  # fmt: skip
+            problem = (
+                item("wifi.no_vpn", at=session.started_at.seconds, **where)
+                if late is None
+                else item("wifi.late", seconds=int(late.total_seconds()), **where)
             )
-        return Verdict(
-            State.UNKNOWN, f"{lead}; cannot tell whether it was public: " + "; ".join(hidden)
-        )
-    public_sessions = [s for s in sessions if s.classification == pb.NETWORK_CLASS_PUBLIC]
+            unprotected.append(problem)
+        else:
+            interface = session.interface or None
+            hidden.append(
+                item("wifi.hidden_no_vpn", interface=interface, at=session.started_at.seconds)
+                if late is None
+                else item(
+                    "wifi.hidden_late", interface=interface, seconds=int(late.total_seconds())
+                )
+            )
+    if unprotected:
+        return Verdict(State.FAIL, encode("wifi.public", sessions=unprotected))
+    if hidden:
+        code = "wifi.hidden_macos" if any("macOS" in r for r in hidden_reasons) else "wifi.hidden"
+        return Verdict(State.UNKNOWN, encode(code, sessions=hidden))
     if not sessions:
-        return Verdict(
-            State.PASS, f"{len(fact.sessions)} Wi-Fi session(s), none on a public network"
-        )
+        return Verdict(State.PASS, encode("wifi.none_public", count=len(fact.sessions)))
+    public_sessions = [s for s in sessions if s.classification == pb.NETWORK_CLASS_PUBLIC]
     named = [
-        f"{s.network_id or 'hidden name'} ({', '.join(s.classification_reasons)})"
-        if s.classification_reasons
-        else s.network_id or "hidden name"
+        item("wifi.network", network=s.network_id or None,
+             why=list(s.classification_reasons) or None)
         for s in public_sessions
-    ]
-    hidden_count = len(sessions) - len(public_sessions)
-    counted = f"{len(public_sessions)} public" + (
-        f", {hidden_count} with a hidden name" if hidden_count else ""
-    )
-    return Verdict(
-        State.PASS,
-        f"{len(fact.sessions)} Wi-Fi session(s), {counted}, all with VPN"
-        + (": " + "; ".join(named) if named else ""),
-    )
+    ]  # fmt: skip
+    return Verdict(State.PASS, encode(
+        "wifi.all_vpn", count=len(fact.sessions), public=len(public_sessions),
+        hidden=(len(sessions) - len(public_sessions)) or None, networks=named or None,
+    ))  # fmt: skip
 
 
 def check_chat_backup(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
@@ -403,15 +406,12 @@ def check_chat_backup(report: pb.PostureReport, now: dt.datetime, p: CheckParame
     (one whose volume is unknown makes the clause UNKNOWN). Otherwise the clause needs one
     safe backup within the age limit; the newest one's age decides."""
     if not report.HasField("chat_backups"):
-        return _missing(report, pb.FACT_CHAT_BACKUPS, "chat backups")
+        return _missing(report, pb.FACT_CHAT_BACKUPS, "chat_backups")
     fact = report.chat_backups
     legacy = [b for b in fact.backups if b.kind == pb.BACKUP_KIND_UNSPECIFIED]
     if legacy and len(legacy) == len(fact.backups):
-        return Verdict(
-            State.UNKNOWN,
-            f"agent {report.agent_version or '(unknown version)'} cannot tell backups from"
-            " WeChat's own data folders: update the agent",
-        )
+        version = report.agent_version or None
+        return Verdict(State.UNKNOWN, encode("backup.legacy_agent", version=version))
     sets = [
         b
         for b in fact.backups
@@ -421,82 +421,77 @@ def check_chat_backup(report: pb.PostureReport, now: dt.datetime, p: CheckParame
     exposed = [b for b in plain if b.HasField("on_encrypted_volume") and not b.on_encrypted_volume]
     if exposed:
         first = max(exposed, key=lambda b: utc(b.newest_backup_at))
-        others = f" and {len(exposed) - 1} other(s)" if len(exposed) > 1 else ""
-        return Verdict(
-            State.FAIL,
-            f"plain backup {first.location} of {_date(utc(first.newest_backup_at))}{others}"
-            f" is not encrypted ({first.encryption_evidence}; {first.volume_evidence})",
-        )
+        return Verdict(State.FAIL, encode(
+            "backup.exposed", location=first.location, date=first.newest_backup_at.seconds,
+            others=(len(exposed) - 1) or None, **_evidence(first),
+        ))  # fmt: skip
     if not sets:
         return _no_backup(report, fact)
     newest = max(sets, key=lambda b: utc(b.newest_backup_at))
     newest_at = utc(newest.newest_backup_at)
     if now - newest_at > p.backup_max_age:
-        return Verdict(
-            State.FAIL,
-            f"newest backup {newest.location} is from {_date(newest_at)},"
-            f" older than {p.backup_max_age.days} days",
-        )
+        return Verdict(State.FAIL, encode(
+            "backup.old", location=newest.location, date=newest.newest_backup_at.seconds,
+            days=p.backup_max_age.days,
+        ))  # fmt: skip
     doubtful = [b for b in plain if not b.on_encrypted_volume]
     if doubtful:
         first = doubtful[0]
-        return Verdict(
-            State.UNKNOWN,
-            f"plain backup {first.location} ({first.encryption_evidence}): whether its disk is"
-            f" encrypted is unknown ({first.volume_evidence})",
-        )
+        return Verdict(State.UNKNOWN, encode(
+            "backup.volume_unknown", location=first.location, **_evidence(first)
+        ))  # fmt: skip
     fresh = [b for b in sets if now - utc(b.newest_backup_at) <= p.backup_max_age]
     safe = [b for b in fresh if _kept_safe(b)]
     if safe:
         best = max(safe, key=lambda b: utc(b.newest_backup_at))
-        return Verdict(
-            State.PASS,
-            f"{_safe_how(best)} backup {best.location} of {_date(utc(best.newest_backup_at))}"
-            f" ({_safe_why(best)})",
-        )
-    return Verdict(
-        State.UNKNOWN,
-        f"backup {newest.location} of {_date(newest_at)} found, not known to be kept safe"
-        f" ({newest.encryption_evidence}; {newest.volume_evidence})",
-    )
+        how = "backup.encrypted" if best.encryption == pb.ENCRYPTION_STATE_ENCRYPTED else (
+            "backup.protected")  # fmt: skip
+        return Verdict(State.PASS, encode(
+            how, location=best.location, date=best.newest_backup_at.seconds, why=_safe_why(best)
+        ))  # fmt: skip
+    return Verdict(State.UNKNOWN, encode(
+        "backup.not_safe", location=newest.location, date=newest.newest_backup_at.seconds,
+        **_evidence(newest),
+    ))  # fmt: skip
+
+
+def _evidence(backup: pb.ChatBackup) -> dict[str, str]:
+    """What the agent saw of a backup's encryption and of its volume (its own words)."""
+    return {"encryption": backup.encryption_evidence, "volume": backup.volume_evidence}
 
 
 def _kept_safe(backup: pb.ChatBackup) -> bool:
     return backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED or backup.on_encrypted_volume
 
 
-def _safe_how(backup: pb.ChatBackup) -> str:
-    return "encrypted" if backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED else "protected"
-
-
-def _safe_why(backup: pb.ChatBackup) -> str:
+def _safe_why(backup: pb.ChatBackup) -> list[str]:
     parts = []
     if backup.encryption == pb.ENCRYPTION_STATE_ENCRYPTED:
         parts.append(backup.encryption_evidence)
     if backup.on_encrypted_volume:
         parts.append(backup.volume_evidence)
-    return "; ".join(p for p in parts if p)
+    return [p for p in parts if p]
 
 
 def _no_backup(report: pb.PostureReport, fact: pb.ChatBackupFact) -> Verdict:
     """No backup set at all: FAIL, unless something that could hold one was not read."""
-    in_use = ""
+    unread = [
+        f"{e.source}: {e.message}"
+        for e in report.errors
+        if e.fact == pb.FACT_CHAT_BACKUPS and e.source
+    ] + list(fact.skipped_reasons)
+    if unread:
+        return Verdict(State.UNKNOWN, encode("backup.none_unread", places=unread[:3]))
+    if fact.entries_skipped:
+        return Verdict(State.UNKNOWN, encode("backup.none_skipped", count=fact.entries_skipped))
     if fact.live_data:
-        in_use = f"; WeChat/WeCom data of {len(fact.live_data)} account(s) found, not a backup"
-    unread = _source_errors(report, pb.FACT_CHAT_BACKUPS) + list(fact.skipped_reasons)
-    if unread or fact.entries_skipped:
-        shown = "; ".join(unread[:3]) or f"{fact.entries_skipped} entries"
-        return Verdict(
-            State.UNKNOWN,
-            f"no WeChat or WeCom backup found, but some places could not be read: {shown}",
-        )
-    return Verdict(
-        State.FAIL,
-        f"no WeChat or WeCom backup found ({fact.locations_checked} location(s) checked)" + in_use,
-    )
+        return Verdict(State.FAIL, encode(
+            "backup.none_live", locations=fact.locations_checked, accounts=len(fact.live_data)
+        ))  # fmt: skip
+    return Verdict(State.FAIL, encode("backup.none", locations=fact.locations_checked))
 
 
-_CHAT_APPS = {pb.CHAT_APP_WECHAT: "WeChat", pb.CHAT_APP_WECOM: "WeCom"}
+_CHAT_APPS = {pb.CHAT_APP_WECHAT: "wechat", pb.CHAT_APP_WECOM: "wecom"}
 
 
 def _version_order(version: str, minimum: str) -> int | None:
@@ -522,39 +517,39 @@ def check_chat_app_updates(
     installed is nothing to update: PASS. A client whose version is unknown, or a source the
     agent could not read (it may hide an old client), is UNKNOWN, never PASS."""
     if not report.HasField("chat_clients"):
-        return _missing(report, pb.FACT_CHAT_CLIENTS, "the installed chat clients")
+        return _missing(report, pb.FACT_CHAT_CLIENTS, "chat_clients")
     minimums = {pb.CHAT_APP_WECHAT: p.min_version_wechat, pb.CHAT_APP_WECOM: p.min_version_wecom}
     unread = _source_errors(report, pb.FACT_CHAT_CLIENTS)
     clients = report.chat_clients.clients
     if not clients:
         if unread:
-            return Verdict(
-                State.UNKNOWN, "no WeChat or WeCom client found, but " + "; ".join(unread)
-            )
-        return Verdict(State.PASS, "no WeChat or WeCom client installed")
-    old: list[str] = []
-    doubts: list[str] = []
-    current: list[str] = []
+            return Verdict(State.UNKNOWN, encode("apps.none_unread", errors=unread))
+        return Verdict(State.PASS, _APPS_NONE)
+    old: list[Item] = []
+    doubts: list[Item] = []
+    current: list[Item] = []
     for client in clients:
-        name = _CHAT_APPS.get(client.app, "an unknown chat app")
-        where = f" at {client.location}" if client.location else ""
+        app = _CHAT_APPS.get(client.app, "unknown_app")
+        where = client.location or None
         minimum = minimums.get(client.app)
         if not client.version:
-            why = client.version_error or "not reported"
-            doubts.append(f"{name}{where}: version unknown ({why})")
+            why = client.version_error or None
+            doubts.append(item("apps.version_unknown", app=app, location=where, why=why))
             continue
         order = None if minimum is None else _version_order(client.version, minimum)
+        words = {"app": app, "version": client.version, "location": where}
         if order is None:
-            doubts.append(f"{name} {client.version}{where}: cannot compare with {minimum}")
+            doubts.append(item("apps.incomparable", minimum=minimum or "?", **words))
         elif order < 0:
-            old.append(f"{name} {client.version}{where} is older than the minimum {minimum}")
+            old.append(item("apps.old", minimum=minimum, **words))
         else:
-            current.append(f"{name} {client.version}")
+            current.append(item("apps.client", app=app, version=client.version))
     if old:
-        return Verdict(State.FAIL, "; ".join(old + doubts))
+        return Verdict(State.FAIL, _listed(old + doubts))
     if doubts or unread:
-        return Verdict(State.UNKNOWN, "; ".join(doubts + [f"unread: {u}" for u in unread]))
-    return Verdict(State.PASS, ", ".join(current) + ": at or above the minimum version")
+        unread_items = [item("apps.unread", **one[1]) for one in unread]
+        return Verdict(State.UNKNOWN, _listed(doubts + unread_items))
+    return Verdict(State.PASS, encode("apps.ok", clients=current))
 
 
 CHECKS: tuple[Check, ...] = (
@@ -603,6 +598,7 @@ def evaluate(
         try:
             verdict = check.evaluate(report, now, params)
         except Exception as exc:  # a bug in one check must not stop the others or the ingest
-            verdict = Verdict(State.UNKNOWN, f"check failed internally ({type(exc).__name__})")
+            error = type(exc).__name__
+            verdict = Verdict(State.UNKNOWN, encode("check.crashed", error=error))
         results.append((check, verdict))
     return results

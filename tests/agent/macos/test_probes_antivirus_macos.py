@@ -14,6 +14,7 @@ from devposture.agent.probes.macos import antivirus
 from devposture.agent.probes.outcome import ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.policy.checks import State, evaluate
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import MacReplayHost, out
 
@@ -37,7 +38,7 @@ def _verdict(product: pb.AntivirusProduct) -> tuple[State, str]:
     report = pb.PostureReport()
     report.antivirus.products.add().CopyFrom(product)
     verdict = {c.check_id: v for c, v in evaluate(report, datetime(2022, 7, 7, tzinfo=UTC))}
-    return verdict["antivirus"].state, verdict["antivirus"].reason
+    return verdict["antivirus"].state, render(verdict["antivirus"].reason, "en", UTC)
 
 
 def test_enabled_but_not_available_is_off_and_fails() -> None:

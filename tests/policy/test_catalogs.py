@@ -1,0 +1,85 @@
+"""The catalogs hold a word for every message in both languages, with the same placeholders as
+the English, and the committed `.mo` files are the `.po` files compiled."""
+
+from __future__ import annotations
+
+import gettext
+from pathlib import Path
+
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.pofile import read_po
+
+from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES, Lang, translate
+from devposture.policy.messages import all_messages
+from devposture.policy.reasons import CODES, placeholders
+
+
+def _po(lang: Lang) -> Catalog:
+    path = LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / f"{DOMAIN}.po"
+    with path.open("rb") as handle:
+        return read_po(handle, locale=LOCALES[lang])
+
+
+def problems(catalog: Catalog, messages: list[tuple[str, str]]) -> list[str]:
+    """What is wrong with `catalog` against the declared `messages`."""
+    found = []
+    for context, english in messages:
+        entry = catalog.get(english, context=context)
+        if entry is None or not entry.string:
+            found.append(f"{context}: {english!r} has no translation")
+        elif placeholders(str(entry.string)) != placeholders(english):
+            found.append(f"{context}: {entry.string!r} has other placeholders than {english!r}")
+    declared = set(messages)
+    found += [f"{m.context}: {m.id!r} is not declared" for m in catalog
+              if m.id and (m.context, m.id) not in declared]  # fmt: skip
+    return found
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_declared_message_is_translated_with_the_same_placeholders(lang: Lang) -> None:
+    assert problems(_po(lang), all_messages()) == []
+
+
+def test_the_check_finds_a_missing_entry_and_a_wrong_placeholder() -> None:
+    broken = Catalog(locale="zh_CN")
+    broken.add("{product}: disabled", "{产品}：已停用", context="av.disabled")
+    broken.add("obsolete", "过时", context="av.gone")
+    messages = [("av.disabled", "{product}: disabled"), ("av.none", "no antivirus")]
+    assert problems(broken, messages) == [
+        "av.disabled: '{产品}：已停用' has other placeholders than '{product}: disabled'",
+        "av.none: 'no antivirus' has no translation",
+        "av.gone: 'obsolete' is not declared",
+    ]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_the_committed_mo_is_the_po_compiled(lang: Lang) -> None:
+    """`make catalogs` was run after the last edit of the .po (compared as catalogs, so that
+    another Babel version's byte order does not matter)."""
+    po = _po(lang)
+    expected = {
+        (f"{m.context}\x04{m.id}" if m.context else str(m.id)): str(m.string)
+        for m in po
+        if m.id and m.string
+    }
+    mo = LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    with mo.open("rb") as handle:
+        compiled = gettext.GNUTranslations(handle)
+    table = {k: v for k, v in compiled._catalog.items() if k != ""}  # type: ignore[attr-defined]
+    assert table == expected
+
+
+def test_chinese_is_chinese_and_english_is_the_msgid() -> None:
+    for code, message in CODES.items():
+        assert translate("en", code, message.english) == message.english
+    zh = translate("zh", "av.none", CODES["av.none"].english)
+    assert zh == "未发现已安装或正在运行的杀毒软件"
+    assert translate("zh", "state", "compliant") == "合规"
+
+
+def test_the_catalogs_are_package_data_of_the_shared_wheel() -> None:
+    """pyproject's package data (the checkout's and the shared wheel's) carries the .mo files."""
+    root = Path(__file__).resolve().parents[2]
+    for pyproject in (root / "pyproject.toml", root / "installers/python/common/pyproject.toml"):
+        assert "locale/*/LC_MESSAGES/*.mo" in pyproject.read_text(encoding="utf-8"), pyproject

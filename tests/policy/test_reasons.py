@@ -1,0 +1,109 @@
+"""Reason codes: declared once, stored canonically, rendered per language and time zone, and a
+text stored by an older version shown as it is."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from devposture.policy.catalogs import LANGS, Lang
+from devposture.policy.reasons import (
+    CODES,
+    STATES,
+    TERMS,
+    Param,
+    encode,
+    item,
+    parse,
+    placeholders,
+    render,
+    state_word,
+)  # fmt: skip
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+# 2026-12-03 16:38 in Beijing.
+MOMENT = int(dt.datetime(2026, 12, 3, 8, 38, tzinfo=dt.UTC).timestamp())
+
+
+def _sample(param: Param) -> Any:
+    return {
+        "text": "ClamAV", "int": 3, "date": MOMENT, "time": MOMENT, "texts": ["a", "b"],
+        "items": [item("av.disabled", product="X"), item("av.none")], "reason": "av.none",
+        "term": "wechat", "state": "FAIL",
+    }[param.kind]  # fmt: skip
+
+
+def test_each_code_declares_exactly_the_placeholders_of_its_words() -> None:
+    for code, message in CODES.items():
+        assert placeholders(message.english) == set(message.params), code
+        for param in message.params.values():
+            assert param.default is None or param.default in TERMS, code
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_code_renders_whole_in_each_language(lang: Lang) -> None:
+    for code, message in CODES.items():
+        stored = encode(code, **{n: _sample(p) for n, p in message.params.items()})
+        text = render(stored, lang, BEIJING)
+        assert text and text != stored and "{" not in text, (code, text)
+        assert "object at 0x" not in text and "None" not in text, (code, text)
+
+
+def test_the_stored_form_is_canonical_and_round_trips() -> None:
+    stored = encode("av.signatures_old", product="微信杀毒", days=7, date=MOMENT)
+    assert stored == f'av.signatures_old {{"date":{MOMENT},"days":7,"product":"微信杀毒"}}'
+    found = parse(stored)
+    assert found is not None and found.code == "av.signatures_old"
+    assert found.params == {"product": "微信杀毒", "days": 7, "date": MOMENT}
+    assert encode("av.none") == "av.none" and encode("upd.pending_unknown", tool=None) == (
+        "upd.pending_unknown"
+    )
+
+
+@pytest.mark.parametrize(
+    "legacy",
+    [
+        "no known antivirus product installed or running",
+        "failing, within grace until 2026-12-03 16:38 (UTC+08:00): firewall off on: public",
+        "av.none but more words",
+        'av.none {"not":"declared"}',
+        "unknown.code {}",
+        "",
+    ],
+)
+def test_a_legacy_text_is_not_a_code_and_renders_unchanged(legacy: str) -> None:
+    assert parse(legacy) is None
+    assert render(legacy, "zh", BEIJING) == legacy
+
+
+def test_times_are_shown_in_the_zone_given() -> None:
+    stored = encode("standing.grace", until=MOMENT, reason="av.none")
+    assert render(stored, "zh", BEIJING) == (
+        "不合规，宽限期至 2026-12-03 16:38 (UTC+08:00)：未发现已安装或正在运行的杀毒软件"
+    )
+    berlin = render(stored, "en", dt.timezone(dt.timedelta(hours=1)))
+    assert berlin.startswith("failing, within grace until 2026-12-03 09:38 (UTC+01:00): no known")
+
+
+def test_a_nested_legacy_reason_stays_as_it_was() -> None:
+    stored = encode("standing.grace", until=MOMENT, reason="firewall off on: public")
+    assert render(stored, "zh", BEIJING).endswith("：firewall off on: public")
+
+
+def test_optional_parts_and_defaults_are_worded_or_left_out() -> None:
+    assert render(encode("upd.pending", count=2), "en", BEIJING) == "2 security update(s) pending"
+    full = encode("upd.pending", count=2, since=MOMENT, names=["openssl", "curl"])
+    assert render(full, "zh", BEIJING) == (
+        "有 2 个安全更新尚未安装，最早自 2026-12-03 起：openssl、curl"
+    )
+    hidden = encode("wifi.network")
+    assert render(hidden, "zh", BEIJING) == "名称被隐藏的网络"
+
+
+def test_state_words() -> None:
+    assert [state_word(s, "zh") for s in STATES] == [
+        "合规", "不合规", "不合规（宽限期内）", "无法判断", "已豁免", "未按时上报",
+    ]  # fmt: skip
+    assert state_word("PASS", "en") == "compliant" and state_word("ODD", "zh") == "ODD"
