@@ -67,7 +67,7 @@ FROM (
            CASE WHEN {waived} OR c.state = 'PASS' THEN 1 ELSE 0 END AS good
     FROM check_results c WHERE c.check_id IN ({checks})
     UNION ALL
-    SELECT w.value, 0, 1 FROM ({unjudged}) AS w(value)
+    SELECT w.*, 0, 1 FROM ({unjudged}) AS w
   ) AS u GROUP BY u.device_id
 ) AS v JOIN devices d ON d.device_id = v.device_id
 WHERE COALESCE(d.last_report_us, d.enrolled_us) >= :fresh AND d.enrolled_us <= :now
