@@ -18,9 +18,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from devposture.collector.company_time import shown, zone_of
 from devposture.collector.standing_rule import Facts, decide
 from devposture.policy import Policy
+from devposture.policy.reasons import encode
 
 STATES = ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT", "STALE")
 
@@ -39,6 +39,8 @@ class Standing:
     device_id: str
     check_id: str
     state: str
+    # A reason code (devposture.policy.reasons), wrapping the verdict's own: rendered per
+    # language and time zone where it is shown.
     reason: str
     since: dt.datetime | None
 
@@ -89,12 +91,12 @@ def standings(
         silent_since = device.last_report_at or device.enrolled_at
         if decide(Facts(silent=at - silent_since > window, waived=False, latest=None,
                         in_grace=False)) == "STALE":  # fmt: skip
-            heard = (
-                f"last report {shown(device.last_report_at, zone_of(policy))}"
+            hours = policy.stale_after_hours
+            reason = (
+                encode("standing.stale", hours=hours, last=_seconds(device.last_report_at))
                 if device.last_report_at
-                else "no report since enrollment"
+                else encode("standing.stale_never", hours=hours)
             )
-            reason = f"silent for more than {policy.stale_after_hours} h ({heard})"
             out += [
                 Standing(device.device_id, c.check_id, "STALE", reason, silent_since + window)
                 for c in policy.checks
@@ -108,13 +110,21 @@ def standings(
                     found = (found[0], found[1], found[2], now_reason, found[4])
             waiver = waived.get((device.device_id, check.check_id))
             out.append(_standing(device.device_id, check.check_id, check.grace_hours, found,
-                                 at, waiver=waiver, zone=zone_of(policy)))  # fmt: skip
+                                 at, waiver=waiver))  # fmt: skip
     return out
+
+
+_NOT_JUDGED = encode("standing.not_judged")
+
+
+def _seconds(moment: dt.datetime) -> int:
+    """A moment as a reason stores it: whole UTC epoch seconds."""
+    return int(moment.timestamp())
 
 
 def _standing(
     device_id: str, check_id: str, grace_hours: int, change: Change | None, at: dt.datetime,
-    *, waiver: Waiver | None, zone: dt.tzinfo,
+    *, waiver: Waiver | None,
 ) -> Standing:  # fmt: skip
     """One standing of a device heard from within the window, by the standing rule."""
     grace_until = None if change is None else change[4] + dt.timedelta(hours=grace_hours)
@@ -124,18 +134,17 @@ def _standing(
     state = decide(facts)
     unwaived_state = decide(dataclasses.replace(facts, waived=False))
     if change is None:
-        unwaived = Standing(device_id, check_id, unwaived_state,
-                            "not judged yet: no report received", None)  # fmt: skip
+        unwaived = Standing(device_id, check_id, unwaived_state, _NOT_JUDGED, None)
     else:
         reason, since = change[3], change[4]
         if unwaived_state == "GRACE" and grace_until is not None:
-            reason = f"failing, within grace until {shown(grace_until, zone)}: {reason}"
+            reason = encode("standing.grace", until=_seconds(grace_until), reason=reason)
         unwaived = Standing(device_id, check_id, unwaived_state, reason, since)
     if state != "EXEMPT" or waiver is None:
         return unwaived
     return Standing(
         device_id, check_id, "EXEMPT",
-        f"waiver {waiver.waiver_id} until {shown(waiver.expires_at, zone)}"
-        f" ({waiver.owner}: {waiver.reason}); without it: {unwaived.state}",
+        encode("standing.exempt", waiver=waiver.waiver_id, until=_seconds(waiver.expires_at),
+               owner=waiver.owner, why=waiver.reason, state=unwaived.state),
         waiver.created_at,
     )  # fmt: skip

@@ -28,6 +28,9 @@ FILE_ONLY_COLUMNS: tuple[str, ...] = (
     "clause_title_zh", "clause_title_en", "clause_text_zh", "clause_text_en",
     "check_title_zh", "check_title_en",
 )  # fmt: skip
+# Columns a table leaves out when the column named beside them is there: the stored reason
+# code, for programs, when its words (`reports.py`) are shown.
+SHOWN_INSTEAD: dict[str, str] = {"reason": "reason_text"}
 # How wide a table may be (None: as wide as its cells). The CLI sets it from the terminal
 # (`fitting`); a context variable, because `admin.commands.present`, shared by the local and
 # the remote path, renders without knowing where its text goes.
@@ -71,7 +74,12 @@ def render(rows: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: st
         return csv_text(rows, columns)
     if fmt != "table":
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
-    return _table(rows, [c for c in columns if c not in FILE_ONLY_COLUMNS], _TABLE_WIDTH.get())
+    shown = [
+        c
+        for c in columns
+        if c not in FILE_ONLY_COLUMNS and SHOWN_INSTEAD.get(c, "\0") not in columns
+    ]
+    return _table(rows, shown, _TABLE_WIDTH.get())
 
 
 def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[str], room: int | None) -> str:

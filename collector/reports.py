@@ -5,6 +5,10 @@ computation. Counts, days, hours and the pass rate are numbers (not texts such a
 a spreadsheet can sum and chart them. JSON, CSV and XLSX carry every column, including each
 row's clause and check texts in Chinese and English, so a spreadsheet needs no other source;
 the terminal table leaves the long texts out (`render.FILE_ONLY_COLUMNS`).
+
+A reason comes twice: `reason`, as stored (a reason code with its parameters, for programs;
+`devposture.policy.reasons`), and `reason_text`, in the language asked for (Chinese unless
+`--lang en`) with its times in the company's time zone, for people; the table shows the latter.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from devposture.collector.compliance import STATES, DeviceSeen, Standing, standi
 from devposture.collector.render import FILE_ONLY_COLUMNS, Row
 from devposture.collector.store import Store
 from devposture.policy import Policy
+from devposture.policy.catalogs import Lang
+from devposture.policy.reasons import render
 
 # The policy's own words for a row's clause and check: in JSON and CSV, not in the table.
 TEXT_COLUMNS = FILE_ONLY_COLUMNS
@@ -28,10 +34,11 @@ FLEET_COLUMNS: tuple[str, ...] = (
 # (adds GRACE, EXEMPT, STALE).
 DEVICE_COLUMNS: tuple[str, ...] = (
     "device", "hostname", "os", "clause", "check", "verdict", "state", "since", "reason",
-    "evidence", "remediation_zh", "remediation_en", *TEXT_COLUMNS,
+    "reason_text", "evidence", "remediation_zh", "remediation_en", *TEXT_COLUMNS,
 )  # fmt: skip
 HISTORY_COLUMNS: tuple[str, ...] = (
-    "clause", "check", "state", "from", "until", "hours", "reason", *TEXT_COLUMNS,
+    "clause", "check", "state", "from", "until", "hours", "reason", "reason_text",
+    *TEXT_COLUMNS,
 )  # fmt: skip
 FAILING_COLUMNS: tuple[str, ...] = (
     "device",
@@ -41,6 +48,7 @@ FAILING_COLUMNS: tuple[str, ...] = (
     "failing_since",
     "days",
     "reason",
+    "reason_text",
     *TEXT_COLUMNS,
 )
 
@@ -57,6 +65,22 @@ def _texts(policy: Policy | None, check_id: str) -> Row:
         "clause_text_zh": clause.text_zh, "clause_text_en": clause.text_en,
         "check_title_zh": check.title_zh, "check_title_en": check.title_en,
     }  # fmt: skip
+
+
+class _Reasons:
+    """Stored reasons as people read them, each distinct one rendered once per listing (a
+    fleet's reasons repeat)."""
+
+    def __init__(self, policy: Policy | None, lang: Lang) -> None:
+        self.zone, self.lang = zone_of(policy), lang
+        self.seen: dict[str, str] = {}
+
+    def columns(self, stored: str) -> Row:
+        """The `reason` (as stored) and `reason_text` columns of a row."""
+        text = self.seen.get(stored)
+        if text is None:
+            text = self.seen[stored] = render(stored, self.lang, self.zone)
+        return {"reason": stored, "reason_text": text}
 
 
 def _when(moment: dt.datetime | None, policy: Policy | None) -> str | None:
@@ -115,8 +139,9 @@ def fleet_rows(
 
 
 def device_rows(
-    store: Store, policy: Policy, at: dt.datetime, device_id: str | None = None
-) -> list[Row]:
+    store: Store, policy: Policy, at: dt.datetime, device_id: str | None = None,
+    *, lang: Lang = "zh",
+) -> list[Row]:  # fmt: skip
     """Each check of one device (or of every device): state, since when, why, what to do."""
     results = [r for r in store.reports.device_results() if r.check_id is not None]
     # The current reason of a state that still holds, where the verdict was made by `at`.
@@ -134,7 +159,7 @@ def device_rows(
         store.waivers.recorded(),
         current=reasons,
     )
-    zone = zone_of(policy)
+    zone, why = zone_of(policy), _Reasons(policy, lang)
     latest = {
         (r.device_id, r.check_id): (r.state, f"report collected {shown(r.collected_at, zone)}")
         for r in results
@@ -151,7 +176,7 @@ def device_rows(
             "device": standing.device_id, "hostname": device.hostname, "os": device.os_family,
             "check": check.check_id, "verdict": verdict,
             "state": standing.state, "since": _when(standing.since, policy),
-            "reason": standing.reason,
+            **why.columns(standing.reason),
             "evidence": evidence,
             "remediation_zh": "" if standing.state == "PASS" else check.remediation_zh,
             "remediation_en": "" if standing.state == "PASS" else check.remediation_en,
@@ -161,17 +186,19 @@ def device_rows(
 
 def failing_rows(
     store: Store, policy: Policy, at: dt.datetime, *, current: bool = False, offset: int = 0,
-    limit: int | None = None, group: str | None = None,
+    limit: int | None = None, group: str | None = None, lang: Lang = "zh",
 ) -> list[Row]:  # fmt: skip
     """Devices failing a check, the longest-failing first (grace periods have run out).
     `current` (the moment is now) reads them in SQL from the current verdicts, `limit` of
     them from `offset` (a page) or all; `group`: only that group's devices."""
+    why = _Reasons(policy, lang)
     if current:
         return [
             _texts(policy, f.check_id) | {
                 "device": f.device_id, "hostname": f.hostname, "check": f.check_id,
                 "failing_since": _when(f.since, policy),
-                "days": round((at - f.since).total_seconds() / 86400, 1), "reason": f.reason,
+                "days": round((at - f.since).total_seconds() / 86400, 1),
+                **why.columns(f.reason),
             }
             for f in store.fleet.failing_now(policy, at, offset=offset, limit=limit, group=group)
         ]  # fmt: skip
@@ -190,18 +217,20 @@ def failing_rows(
             "check": check.check_id,
             "failing_since": _when(standing.since, policy),
             "days": round((at - standing.since).total_seconds() / 86400, 1),
-            "reason": standing.reason,
+            **why.columns(standing.reason),
         })  # fmt: skip
     return rows
 
 
 def history_rows(
-    store: Store, device_id: str, at: dt.datetime, policy: Policy | None = None
-) -> list[Row]:
+    store: Store, device_id: str, at: dt.datetime, policy: Policy | None = None,
+    *, lang: Lang = "zh",
+) -> list[Row]:  # fmt: skip
     """Every state a device had on each check, from when until when: since when it has been
     failing, and how long each failure took to fix. With the policy, each row carries its
     clause and texts."""
     changes = [c for c in store.reports.state_changes(at) if c[0] == device_id]
+    why = _Reasons(policy, lang)
     rows: list[Row] = []
     for check_id in dict.fromkeys(c[1] for c in changes):
         mine = [c for c in changes if c[1] == check_id]
@@ -211,6 +240,6 @@ def history_rows(
             rows.append(_texts(policy, check_id) | {
                 "check": check_id, "state": current[2], "from": _when(current[4], policy),
                 "until": _when(until, policy) if until else "now", "hours": round(hours, 1),
-                "reason": current[3],
+                **why.columns(current[3]),
             })  # fmt: skip
     return rows

@@ -229,6 +229,11 @@ def add_commands(commands: Subcommands) -> None:
             view.add_argument("--group", default=None, metavar="NAME",
                               help="only the devices of this group (as grouped now)")  # fmt: skip
         _as_of(view)
+        if name != "fleet":
+            view.add_argument("--lang", choices=("zh", "en"), default=None,
+                              help="the language of the reasons (reason_text): zh, 中文"
+                                   " (the default), or en; the reason column holds the"
+                                   " stored code")  # fmt: skip
         format_option(view)
 
     waiver = _group(commands, "waiver", "exemptions for a device and a check, that expire")

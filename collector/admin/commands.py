@@ -59,6 +59,7 @@ from devposture.collector.store.identity import (
 from devposture.collector.tokens import new_token
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError
+from devposture.policy.catalogs import LANGS, Lang
 
 Words = tuple[str, str]
 
@@ -145,6 +146,13 @@ class Arguments:
         except GroupNameError as exc:
             raise CommandError(f"{shown or '--' + _option(name)}: {exc}") from None
 
+    def lang(self) -> Lang:
+        """--lang: the language of the reasons' words (Chinese unless told)."""
+        value = self.text("lang") or "zh"
+        if value not in LANGS:
+            raise CommandError(f"--lang {value!r}: use zh (中文) or en (English)")
+        return value
+
     def flag(self, name: str) -> bool:
         return self._values.get(name, "").strip().lower() in ("1", "true", "yes")
 
@@ -219,6 +227,7 @@ def _report(view: str) -> Handler:
         as_of = args.moment("as_of", zone)
         at = as_of or utcnow()
         device_id = args.text("device_id")
+        lang = args.lang()
         group = args.group("group") if view in ("fleet", "failing") else None
         message = ""
         if group is not None and not store.identity.devices(group=group):
@@ -233,7 +242,7 @@ def _report(view: str) -> Handler:
             rows = fleet_rows(store, policy, at, current=as_of is None, group=group)
             return Result(message, FLEET_COLUMNS, rows)
         if view == "device":
-            rows = device_rows(store, policy, at, device_id)
+            rows = device_rows(store, policy, at, device_id, lang=lang)
             if device_id and not rows:
                 raise NotFound(
                     f"no device {device_id} was enrolled by {shown(at, zone)};"
@@ -243,14 +252,14 @@ def _report(view: str) -> Handler:
         if view == "history":
             if device_id is None:
                 raise CommandError("give the device id: `report history DEVICE_ID`")
-            rows = history_rows(store, device_id, at, policy)
+            rows = history_rows(store, device_id, at, policy, lang=lang)
             if not rows:
                 raise NotFound(
                     f"no history for device {device_id}: see the ids in"
                     " `devposture-collector report device`"
                 )
             return Result("", HISTORY_COLUMNS, rows)
-        rows = failing_rows(store, policy, at, current=as_of is None, group=group)
+        rows = failing_rows(store, policy, at, current=as_of is None, group=group, lang=lang)
         return Result(message, FAILING_COLUMNS, rows)
 
     return handler
@@ -665,7 +674,7 @@ def _audit_public_key(
                   [row], note=f"public key {fingerprint}")  # fmt: skip
 
 
-_AS_OF = frozenset({"as_of"})
+_AS_OF = frozenset({"as_of", "lang"})
 
 COMMANDS: dict[Words, Command] = {
     c.words: c

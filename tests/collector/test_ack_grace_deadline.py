@@ -9,6 +9,7 @@ from devposture.agent.transport import open_channel
 from devposture.collector.company_time import shown, zone_of
 from devposture.collector.compliance import standings
 from devposture.policy import default_policy
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
@@ -66,7 +67,7 @@ def test_a_failure_carries_the_end_of_its_grace_from_when_it_began(
     assert firewall.state == "GRACE"
     # IT reads it in the company's time zone (the policy's, Asia/Shanghai by default).
     ends = shown(began + FIREWALL_GRACE, zone_of(default_policy()))
-    assert ends in firewall.reason, firewall.reason
+    assert ends in render(firewall.reason, "en", zone_of(default_policy())), firewall.reason
     # Checks that do not fail carry no date.
     assert all(_deadline(v) is None for v in later.verdicts if v.check_id != "firewall")
 

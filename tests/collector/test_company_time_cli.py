@@ -87,9 +87,14 @@ def test_a_waiver_lasts_to_the_end_of_the_local_day_typed(
     assert dt.datetime.fromisoformat(row["expires"]) == ends
     assert row["expires"].endswith(shown[-7:-1])  # the zone's offset, e.g. +08:00
     # The fleet report's reason names the waiver's end in the same words.
+    code, out, _ = run("report", "device", DEVICE, "--data", data, "--format", "json",
+                       "--lang", "en")  # fmt: skip
+    firewall = next(r for r in json.loads(out) if r["check"] == "firewall")
+    assert f"until {shown}" in firewall["reason_text"]
+    assert firewall["reason"].startswith("standing.exempt {")  # the code, for programs
     code, out, _ = run("report", "device", DEVICE, "--data", data, "--format", "json")
     firewall = next(r for r in json.loads(out) if r["check"] == "firewall")
-    assert f"until {shown}" in firewall["reason"]
+    assert f"有效至 {shown}" in firewall["reason_text"]  # Chinese unless told
 
 
 def test_listings_show_local_times_with_the_offset(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from devposture.collector.company_time import zone_of
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.reports import device_rows, failing_rows, fleet_rows, history_rows
@@ -22,6 +23,7 @@ from devposture.collector.store import (
 )
 from devposture.collector.tokens import new_token
 from devposture.policy import default_policy
+from devposture.policy.reasons import render
 from tests.databases import fresh_database, init_arguments, raw
 
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -43,8 +45,11 @@ def _report(store: Store, device_id: str, at: dt.datetime, firewall: str, name: 
 
 
 def _firewall(store: Store, device: str, at: dt.datetime) -> tuple[str, str]:
-    (row,) = [r for r in device_rows(store, POLICY, at, device) if r["check"] == "firewall"]
-    return str(row["state"]), str(row["reason"])
+    """The state and the reason in English (`reason_text`), the stored code checked too."""
+    rows = device_rows(store, POLICY, at, device, lang="en")
+    (row,) = [r for r in rows if r["check"] == "firewall"]
+    assert row["reason_text"] == render(str(row["reason"]), "en", zone_of(POLICY))
+    return str(row["state"]), str(row["reason_text"])
 
 
 @pytest.fixture
@@ -141,7 +146,7 @@ def test_a_waiver_exempts_until_it_expires_by_itself(store: Store) -> None:
     _waiver(store, T0 + 10 * HOUR, T0 + 20 * HOUR)
     assert _firewall(store, "laptop", T0 + 9 * HOUR)[0] == "FAIL"  # before the waiver
     state, reason = _firewall(store, "laptop", T0 + 11 * HOUR)
-    assert state == "EXEMPT" and "IT lead" in reason and "without it: FAIL" in reason
+    assert state == "EXEMPT" and "IT lead" in reason and "without it: failing" in reason
     assert _firewall(store, "laptop", T0 + 21 * HOUR)[0] == "FAIL"  # expired by itself
 
 

@@ -35,10 +35,11 @@ def _encrypted(path: Path) -> Path:
 
 
 def _verdict(c: CollectorProcess) -> dict[str, str]:
-    done = run(COLLECTOR, "report", "device", "--data", str(c.data), "--format", "json")
+    done = run(COLLECTOR, "report", "device", "--data", str(c.data), "--format", "json",
+               "--lang", "en")  # fmt: skip
     assert done.returncode == 0, done.stderr
     (row,) = [r for r in json.loads(done.stdout) if r["check"] == "chat-backup"]
-    return {"verdict": row["verdict"], "reason": row["reason"]}
+    return {"verdict": row["verdict"], "reason": row["reason_text"]}
 
 
 def test_live_data_old_backup_fresh_backup_plain_backup(

@@ -28,13 +28,14 @@ HOUR = dt.timedelta(hours=1)
 
 
 def _standing(c: CollectorProcess, at: dt.datetime | None = None) -> dict[str, str]:
-    argv = [COLLECTOR, "report", "device", "--data", str(c.data), "--format", "json"]
+    argv = [COLLECTOR, "report", "device", "--data", str(c.data), "--format", "json", "--lang",
+            "en"]  # fmt: skip
     if at is not None:
         argv += ["--as-of", at.isoformat()]
     done = run(*argv)
     assert done.returncode == 0, done.stderr
     (row,) = [r for r in json.loads(done.stdout) if r["check"] == "chat-backup"]
-    return {"state": row["state"], "verdict": row["verdict"], "reason": row["reason"]}
+    return {"state": row["state"], "verdict": row["verdict"], "reason": row["reason_text"]}
 
 
 def _fleet(c: CollectorProcess, at: dt.datetime) -> dict[str, int]:
