@@ -96,6 +96,7 @@ from devposture.collector.store.engine import (
     PostgresDatabase,
     SqliteDatabase,
 )
+from devposture.collector.store.fact_parts import Written, cut
 from devposture.collector.store.reports import _changes
 from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS
 from devposture.collector.store.target import is_postgres_url
@@ -426,7 +427,7 @@ TABLES: dict[str, tuple[str, ...]] = {
                             "first_used_us"),
     "device_events": ("event_id", "device_id", "action", "at_us", "detail"),
     "reports": ("report_id", "device_id", "received_us", "collected_us", "agent_version",
-                "clock_skew_ms", "body", "n"),
+                "clock_skew_ms", "body", "parts", "n"),
     "report_groups": ("seq", "first_n", "last_n", "reports"),
     "state_changes": chain.STATE_FIELDS,
     "evidence_chain": ("seq", "kind", "at_us", "record_key", "payload", "prev_hash", "hash"),
@@ -455,6 +456,7 @@ class Built:
     device_events: int = 0
     entries: int = 0
     body_bytes: int = 0
+    parts: int = 0  # distinct fact parts (store/fact_parts.py)
     seconds: float = 0.0
 
 
@@ -485,6 +487,10 @@ class Writer:
         # Reports stored and not yet sealed: (n, received, canonical record) (store/sealing.py).
         self._waiting: list[tuple[int, int, bytes]] = []
         self._number = 0
+        # The fact parts as ingest leaves them (store/fact_parts.py): written once each, their
+        # last_us raised as `Written` would raise it; inserted by `finish`.
+        self._written = Written()
+        self._parts: dict[bytes, tuple[bytes, int]] = {}
 
     def write(self, cursor: Cursor, chained: Appender, event: Event) -> None:
         """Write `event` on the cursor of a transaction (`chained`: its chain); the rows are
@@ -544,7 +550,12 @@ class Writer:
         metadata = (record.report_id, record.device_id, received, collected,
                     record.agent_version, record.clock_skew_ms)  # fmt: skip
         self._number += 1
-        self._rows["reports"].append((*metadata, record.body, self._number))
+        stored = cut(record.body)
+        due = self._written.due([(stored, received)])
+        self._written.committed(due)
+        for digest, part, last in due:
+            self._parts[digest] = (part, max(last, self._parts.get(digest, (b"", 0))[1]))
+        self._rows["reports"].append((*metadata, stored.own, stored.recipe, self._number))
         canonical = chain.report_canonical(chain.report_payload(metadata, record.body))
         self._waiting.append((self._number, received, canonical))
         latest = self._latest.setdefault(record.device_id, {})
@@ -603,6 +614,11 @@ class Writer:
                  outbox.coalesced_total, outbox.dropped_total, outbox.corrupt_total, serial,
                  not_after, device_id)
             )  # fmt: skip
+        insert_rows(cursor, "fact_parts",
+                    [(d, part, last) for d, (part, last) in self._parts.items()],
+                    ("digest", "part", "last_us"))  # fmt: skip
+        self.built.parts += len(self._parts)
+        self._parts.clear()
         insert_rows(cursor, "check_results", verdicts, (
             "device_id", "check_id", "state", "reason", "report_id", "collected_us",
             "evaluated_us", "since_us"))  # fmt: skip
@@ -947,7 +963,8 @@ def build_folder(
     per = built.body_bytes / max(built.reports, 1)
     print(f"built in {built.seconds:.1f} s: {built.reports:,} reports (bodies {per:,.0f} B on"
           f" average), {built.state_changes:,} state changes, {built.device_events:,} device"
-          f" events, {built.entries:,} chain entries; database {_mb(size)}"
+          f" events, {built.entries:,} chain entries, {built.parts:,} distinct fact parts;"
+          f" database {_mb(size)}"
           f" ({size / max(built.reports, 1):,.0f} B per report)")  # fmt: skip
 
 

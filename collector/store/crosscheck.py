@@ -29,6 +29,7 @@ from devposture.collector.store.base import Part
 from devposture.collector.store.chain import entries, head, padded, select
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.engine import Dialect, SqliteDatabase
+from devposture.collector.store.fact_parts import Bodies
 
 # Rows per batch of a walk in key order (a few thousand: one statement each, bounded memory).
 BATCH = 2000
@@ -86,7 +87,7 @@ TABLES: dict[str, _Chained] = {
     chain.REPORT: _Chained(
         "reports", ("report_id",), (False,),
         "t.report_id, t.device_id, t.received_us, t.collected_us, t.agent_version,"
-        " t.clock_skew_ms, t.body",
+        " t.clock_skew_ms, t.body, t.parts",
     ),
     chain.STATE: _Chained(
         "state_changes", ("device_id", "check_id", "since_us"), (False, False, True),
@@ -186,6 +187,12 @@ def _after_pair(alias: str) -> str:
 class Crosscheck(Part):
     """The tables and the chain, read in bounded batches for `evidence.crosscheck`."""
 
+    @functools.cached_property
+    def _bodies(self) -> Bodies:
+        # A part gone or edited away leaves its report's body short: the body then differs
+        # from its chain entry, which is what the cross-check says, naming the report.
+        return Bodies(self._db, lenient=True)
+
     @contextmanager
     def consistent(self) -> Iterator[None]:
         """Every read inside sees one committed state, so that counts taken in one pass hold
@@ -267,7 +274,10 @@ class Crosscheck(Part):
         found: dict[Key, Record] = {}
         for piece in padded(list(keys)):
             args = [value for key in piece for value in key]
-            for row in self._db.execute(_lookup(self.dialect, kind, len(piece)), args):
+            rows = self._db.execute(_lookup(self.dialect, kind, len(piece)), args).fetchall()
+            if kind == chain.REPORT:
+                rows = self._bodies.rows(rows, 6)
+            for row in rows:
                 key, record = TABLES[kind].record(row)
                 found[key] = record
                 if bodies is not None and kind == chain.REPORT:
@@ -285,9 +295,9 @@ class Crosscheck(Part):
             f"SELECT {t.select}, t.n FROM reports t WHERE t.n BETWEEN ? AND ?"  # noqa: S608
             " ORDER BY t.n",
             (first_n, last_n),
-        )
-        for row in rows:
-            found.append((int(row[7]), *t.record(row)))
+        ).fetchall()
+        for row in self._bodies.rows(rows, 6):
+            found.append((int(row[8]), *t.record(row)))
             if bodies is not None:
                 bodies[str(row[0])] = bytes(row[6])
         return found
@@ -308,7 +318,7 @@ class Crosscheck(Part):
         if len(rows) > limit:
             return None
         found: dict[Key, Record] = {}
-        for row in rows:
+        for row in self._bodies.rows(rows, 6):
             key, record = t.record(row)
             found[key] = record
             if bodies is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from devposture.collector.compliance import Change
 from devposture.collector.store.base import Part, from_us, to_us
+from devposture.collector.store.fact_parts import Bodies
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,6 @@ class DevicePages(Part):
 
     def report_body(self, report_id: str) -> bytes | None:
         row = self._db.execute(
-            "SELECT body FROM reports WHERE report_id = ?", (report_id,)
+            "SELECT body, parts FROM reports WHERE report_id = ?", (report_id,)
         ).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else Bodies(self._db).one(report_id, bytes(row[0]), row[1])

@@ -25,6 +25,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("enrollment_tokens", "token_id"),
     ("devices", "device_id"),
     ("device_certificates", "device_id, serial"),
+    ("fact_parts", "digest"),
     ("reports", "report_id"),
     ("check_results", "device_id, check_id"),
     ("state_changes", "device_id, check_id, since_us"),

@@ -22,7 +22,8 @@ from devposture.collector.compliance import DeviceSeen
 from devposture.collector.evidence import chain
 from devposture.collector.store.base import Part, from_us, text, to_us
 from devposture.collector.store.chain import Appender, padded, pieces
-from devposture.collector.store.engine import Cursor, Dialect
+from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
+from devposture.collector.store.fact_parts import Bodies, Cut, Written, cut, write
 from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS, next_number, seal
 
 
@@ -124,9 +125,9 @@ _INSERT_CHANGES = (
 _CHANGE_VALUES = "(?, ?, ?, ?, ?, ?)"
 _INSERT_REPORTS = (
     "INSERT INTO reports(report_id, device_id, received_us, collected_us, agent_version,"
-    " clock_skew_ms, body, n) VALUES "
+    " clock_skew_ms, body, parts, n) VALUES "
 )
-_REPORT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_REPORT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 Change = tuple[str, str, str, str, int, str]  # a state_changes row, in STATE_FIELDS order
 
@@ -288,14 +289,17 @@ _DEVICE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 def _write_group(
     cur: Cursor, dialect: Dialect, chained: Appender,
-    group: list[tuple[ReportRecord, list[CheckResult]]],
-) -> list[StoreOutcome]:  # fmt: skip
+    group: list[tuple[ReportRecord, list[CheckResult]]], *, cuts: list[Cut], written: Written,
+) -> tuple[list[StoreOutcome], list[tuple[bytes, bytes, int]]]:  # fmt: skip
     """Store a group with a few statements for all of it, leaving what storing its reports
-    one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain."""
+    one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain.
+    `cuts`: each report's body as stored (fact_parts.cut). Also returns the parts written
+    (for `written` once committed)."""
     owners = _owners(cur, [report.report_id for report, _ in group])
     outcomes: list[StoreOutcome] = []
     new: list[tuple[ReportRecord, list[CheckResult]]] = []
-    for report, results in group:
+    cut_of: dict[str, Cut] = {}
+    for (report, results), stored_cut in zip(group, cuts, strict=True):
         owner = owners.get(report.report_id)
         if owner is not None:
             same = owner == report.device_id
@@ -304,8 +308,9 @@ def _write_group(
         owners[report.report_id] = report.device_id
         outcomes.append(StoreOutcome.STORED)
         new.append((report, results))
+        cut_of[report.report_id] = stored_cut
     if not new:
-        return outcomes
+        return outcomes, []
     newest = _newest_collected(cur, list(dict.fromkeys(report.device_id for report, _ in new)))
     stored: list[_Stored] = []
     pairs: list[tuple[str, str]] = []
@@ -330,8 +335,10 @@ def _write_group(
     # Numbered in the order stored; chained when sealed (store/sealing.py).
     number = next_number(cur)
     for report, results, received, collected, is_newest in stored:
+        own = cut_of[report.report_id]
         rows.append((report.report_id, report.device_id, received, collected,
-                     report.agent_version, report.clock_skew_ms, report.body, number))  # fmt: skip
+                     report.agent_version, report.clock_skew_ms, own.own, own.recipe,
+                     number))  # fmt: skip
         number += 1
         held: dict[str, int] = {}
         if is_newest:
@@ -349,13 +356,15 @@ def _write_group(
              received, held.get(r.check_id))
             for r in results
         ]  # fmt: skip
+    parts = written.due((cut_of[r.report_id], received) for r, _, received, _, _ in stored)
+    write(cur, parts)
     _insert(cur, _INSERT_REPORTS, _REPORT_VALUES, rows)
     _insert(cur, _INSERT_CHANGES, _CHANGE_VALUES, changes)
     chained.write(entries)
     for chunk in _chunks([update.row(device_id) for device_id, update in devices.items()]):
         cur.execute(_update_devices(dialect, len(chunk)), _flat(chunk))
     _write_verdicts(cur, dialect, verdicts, latest_pairs)
-    return outcomes
+    return outcomes, parts
 
 
 def _write_verdicts(
@@ -462,6 +471,11 @@ class Reports(Part):
     seal_after_us = SEAL_AFTER_US
     seal_reports = SEAL_REPORTS
 
+    def __init__(self, database: AnyDatabase) -> None:
+        super().__init__(database)
+        # The fact parts this process wrote, so that repeated ones are not written again.
+        self._written = Written()
+
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
 
@@ -473,12 +487,12 @@ class Reports(Part):
         """(device id, report id, collection time on the collector's clock, body) of each
         device's most recently collected report."""
         rows = self._db.execute(
-            "SELECT r.device_id, r.report_id, r.collected_us, r.body FROM reports r"
+            "SELECT r.report_id, r.device_id, r.collected_us, r.body, r.parts FROM reports r"
             " JOIN (SELECT device_id, MAX(collected_us) AS newest"
             " FROM reports GROUP BY device_id) n"
             " ON n.device_id = r.device_id AND n.newest = r.collected_us"
         ).fetchall()
-        return [(r[0], r[1], from_us(r[2]), bytes(r[3])) for r in rows]
+        return [(r[1], r[0], from_us(r[2]), bytes(r[3])) for r in Bodies(self._db).rows(rows, 3)]
 
     def replace_results(
         self, device_id: str, report_id: str, collected_at: dt.datetime,
@@ -572,24 +586,34 @@ class Reports(Part):
             return []
         # Time as the reports give it: the newest received is "now" for sealing.
         now = max(to_us(report.received_at) for report, _ in group)
+        cuts = [cut(report.body) for report, _ in group]  # outside the write lock
+        written: list[tuple[bytes, bytes, int]] = []
         with self._write() as cur:
             chained = Appender(cur)  # the chain's head is read once per group
-            outcomes = self._store_group(cur, chained, group)
+            outcomes = self._store_group(cur, chained, group, cuts, written)
             seal(cur, chained, now_us=now, after_us=self.seal_after_us, most=self.seal_reports)
+        self._written.committed(written)
         return outcomes
 
     def _store_group(
-        self, cur: Cursor, chained: Appender, group: list[tuple[ReportRecord, list[CheckResult]]]
-    ) -> list[StoreOutcome | Exception]:
-        together = self._store_together(cur, chained, group)
+        self, cur: Cursor, chained: Appender,
+        group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
+        written: list[tuple[bytes, bytes, int]],
+    ) -> list[StoreOutcome | Exception]:  # fmt: skip
+        together = self._store_together(cur, chained, group, cuts, written)
         if together is not None:
             return list(together)
         outcomes: list[StoreOutcome | Exception] = []
-        for report, results in group:
+        for (report, results), stored_cut in zip(group, cuts, strict=True):
             cur.execute("SAVEPOINT report")
             mark = chained.mark()
             try:
-                outcomes.append(self._store_one(cur, chained, report, results))
+                parts = self._written.due([(stored_cut, to_us(report.received_at))])
+                outcome = self._store_one(cur, chained, report, results, stored=stored_cut,
+                                          parts=parts)  # fmt: skip
+                outcomes.append(outcome)
+                if outcome is StoreOutcome.STORED:
+                    written += parts
             except self._db.failures:
                 raise  # the database itself is failing (disk full, I/O): nothing commits
             except self._db.errors as exc:
@@ -601,13 +625,16 @@ class Reports(Part):
 
     def _store_together(
         self, cur: Cursor, chained: Appender,
-        group: list[tuple[ReportRecord, list[CheckResult]]],
+        group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
+        written: list[tuple[bytes, bytes, int]],
     ) -> list[StoreOutcome] | None:  # fmt: skip
         """The group in one savepoint, or None (and nothing written) if a report failed."""
         cur.execute("SAVEPOINT reports")
         mark = chained.mark()
         try:
-            outcomes = _write_group(cur, self.dialect, chained, group)
+            outcomes, parts = _write_group(cur, self.dialect, chained, group, cuts=cuts,
+                                           written=self._written)  # fmt: skip
+            written += parts
         except self._db.failures:
             raise
         except self._db.errors:
@@ -619,17 +646,18 @@ class Reports(Part):
 
     def _store_one(
         self, cur: Cursor, chained: Appender, report: ReportRecord,
-        results: list[CheckResult],
+        results: list[CheckResult], *, stored: Cut, parts: list[tuple[bytes, bytes, int]],
     ) -> StoreOutcome:  # fmt: skip
+        """One report (`stored`: its body as stored), with the fact `parts` it has to write."""
         device_id, report_id = report.device_id, report.report_id
         received, collected = to_us(report.received_at), to_us(report.collected_at)
         metadata = (report_id, device_id, received, collected, report.agent_version,
                     report.clock_skew_ms)  # fmt: skip
         cur.execute(
             "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
-            " agent_version, clock_skew_ms, body, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " agent_version, clock_skew_ms, body, parts, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(report_id) DO NOTHING",
-            (*metadata, report.body, next_number(cur)),
+            (*metadata, stored.own, stored.recipe, next_number(cur)),
         )
         if cur.rowcount == 0:
             owner = cur.execute(
@@ -659,6 +687,7 @@ class Reports(Part):
             )
         else:
             cur.execute(_update_device(self.dialect) + " WHERE device_id = ?", (*device, device_id))
+        write(cur, parts)
         # A late-arriving older report never overwrites the verdict of a newer one. One
         # statement for all of the report's verdicts.
         rows = [
@@ -677,10 +706,10 @@ class Reports(Part):
             chunk = report_ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             rows = self._db.execute(
-                f"SELECT report_id, body FROM reports WHERE report_id IN ({marks})",  # noqa: S608
+                f"SELECT report_id, body, parts FROM reports WHERE report_id IN ({marks})",  # noqa: S608
                 chunk,
             ).fetchall()
-            found.update((r[0], bytes(r[1])) for r in rows)
+            found.update((r[0], bytes(r[1])) for r in Bodies(self._db).rows(rows, 1))
         return found
 
     def report_ids(self, device_id: str | None = None) -> list[str]:
@@ -695,9 +724,9 @@ class Reports(Part):
 
     def report_body(self, report_id: str) -> bytes | None:
         row = self._db.execute(
-            "SELECT body FROM reports WHERE report_id = ?", (report_id,)
+            "SELECT body, parts FROM reports WHERE report_id = ?", (report_id,)
         ).fetchone()
-        return None if row is None else bytes(row[0])
+        return None if row is None else Bodies(self._db).one(report_id, bytes(row[0]), row[1])
 
     def device_results(self) -> list[DeviceResultRow]:
         """Every device with its latest verdict per check (a row with no check if none yet)."""

@@ -3,7 +3,8 @@ minimum necessary: the facts an agent sent, Wi-Fi sessions among them, are kept 
 an audit needs them).
 
 A pruned report keeps its row, emptied of its body and nothing else (the append-only trigger
-lets only that through, schema 12), and its chain entry, which holds the body's SHA-256 and
+lets only that through, schema 12; since schema 16 its recipe of fact parts too, and the parts
+no kept body names are deleted: `fact_parts.garbage`), and its chain entry, which holds the body's SHA-256 and
 size: the chain verifies across the pruned span. Each pruning is itself chained (kind
 `prune`: when, everything received before which time, how many) and kept in `pruned_spans`,
 so that an export of a pruned period says plainly what was deleted and when, and the verifier
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from devposture.collector.evidence import chain
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import append
+from devposture.collector.store.fact_parts import garbage
 
 DAY_US = 86_400_000_000
 # Bodies one pruning empties at most (a few seconds of the database thread; serve prunes each
@@ -77,8 +79,8 @@ class Retention(Part):
             for start in range(0, len(go), _PIECE):
                 piece = go[start : start + _PIECE]
                 marks = ", ".join("?" * len(piece))
-                cur.execute(f"UPDATE reports SET body = ? WHERE report_id IN ({marks})"  # noqa: S608
-                            " AND length(body) > 0", (b"", *piece))  # fmt: skip
+                cur.execute(f"UPDATE reports SET body = ?, parts = NULL WHERE report_id IN"  # noqa: S608
+                            f" ({marks}) AND length(body) > 0", (b"", *piece))  # fmt: skip
                 cur.execute(f"DELETE FROM retention_kept WHERE report_id IN ({marks})", piece)  # noqa: S608
             for report_id, received in keep:
                 cur.execute(
@@ -89,6 +91,8 @@ class Retention(Part):
             if not go:
                 return None
             before = max(before, after)
+            # The fact parts only pruned bodies named (none of the kept ones' parts).
+            garbage(cur, before)
             record = chain.fields(chain.PRUNE_FIELDS, (now_us, before, retention_days, len(go)))
             seq = append(cur, chain.PRUNE, f"prune/{now_us}", record, at_us=now_us)
             cur.execute(

@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -457,12 +457,32 @@ def _allow_auditors(connection: sqlite3.Connection) -> None:
 
 
 AUDITOR_MIGRATION: tuple[Step, ...] = (_allow_auditors,)
+
+
+# Schema 16: report bodies as their own bytes plus the parts a fleet repeats, each part kept
+# once by its SHA-256 (store/fact_parts.py). A pruning empties the recipe too.
+def _add_report_parts(connection: sqlite3.Connection) -> None:
+    if "parts" not in {row[1] for row in connection.execute("PRAGMA table_info(reports)")}:
+        connection.execute("ALTER TABLE reports ADD COLUMN parts BLOB")
+
+
+PARTS_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS fact_parts (digest BLOB PRIMARY KEY, part BLOB NOT NULL,"
+    " last_us INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS fact_parts_by_last ON fact_parts(last_us)",
+    _add_report_parts,
+    "DROP TRIGGER IF EXISTS reports_are_append_only_update",
+    "CREATE TRIGGER reports_are_append_only_update BEFORE UPDATE ON reports WHEN NOT ("
+    "length(NEW.body) = 0 AND length(OLD.body) > 0 AND NEW.parts IS NULL AND "
+    + " AND ".join(f"NEW.{c} IS OLD.{c}" for c in _SEALED_REPORT_COLUMNS)
+    + ") BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
-    14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION,
+    14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
 }  # fmt: skip
 
 
@@ -521,7 +541,8 @@ BEGIN RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation'; END 
 CREATE OR REPLACE FUNCTION devposture_body_pruned_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP = 'UPDATE' AND octet_length(NEW.body) = 0 AND octet_length(OLD.body) > 0
-     AND (to_jsonb(NEW) - 'body') = (to_jsonb(OLD) - 'body') THEN
+     AND NEW.parts IS NULL
+     AND (to_jsonb(NEW) - 'body' - 'parts') = (to_jsonb(OLD) - 'body' - 'parts') THEN
     RETURN NEW;
   END IF;
   RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'restrict_violation';
@@ -721,6 +742,13 @@ CREATE INDEX IF NOT EXISTS evidence_chain_by_time ON evidence_chain(at_us);
 CREATE INDEX IF NOT EXISTS reports_by_received ON reports(received_us);
 ALTER TABLE reports ADD COLUMN IF NOT EXISTS n BIGINT;
 CREATE UNIQUE INDEX IF NOT EXISTS reports_by_number ON reports(n);
+ALTER TABLE reports ADD COLUMN IF NOT EXISTS parts BYTEA;
+CREATE TABLE IF NOT EXISTS fact_parts (
+    digest   BYTEA PRIMARY KEY,
+    part     BYTEA NOT NULL,
+    last_us  BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS fact_parts_by_last ON fact_parts(last_us);
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,
     first_n  BIGINT NOT NULL,

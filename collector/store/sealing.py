@@ -26,6 +26,7 @@ from devposture.collector.evidence import chain
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import Appender
 from devposture.collector.store.engine import Cursor
+from devposture.collector.store.fact_parts import Bodies
 
 # Defaults of a report's longest wait for its seal, and of the most reports one seal holds.
 SEAL_AFTER_US = 30_000_000
@@ -33,7 +34,8 @@ SEAL_REPORTS = 1000
 # What a seal reads of its reports: a group's records are built from these columns as the
 # ingest path would have chained each report (`chain.report_payload`).
 _COLUMNS = (
-    "n, report_id, device_id, received_us, collected_us, agent_version, clock_skew_ms, body"
+    "n, report_id, device_id, received_us, collected_us, agent_version, clock_skew_ms, body,"
+    " parts"
 )
 
 
@@ -48,8 +50,8 @@ def records(cur: Cursor, after: int, through: int) -> Iterator[tuple[int, bytes]
     rows = cur.execute(
         f"SELECT {_COLUMNS} FROM reports WHERE n > ? AND n <= ? ORDER BY n",  # noqa: S608
         (after, through),
-    )
-    for row in rows:
+    ).fetchall()
+    for row in Bodies(cur).rows(rows, 7):
         record = chain.report_payload(row[1:7], bytes(row[7]))
         yield int(row[0]), chain.report_canonical(record)
 

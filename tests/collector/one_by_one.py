@@ -6,6 +6,7 @@ from __future__ import annotations
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.chain import Appender
+from devposture.collector.store.fact_parts import cut
 from devposture.collector.store.sealing import seal
 
 
@@ -17,7 +18,11 @@ def store_one_by_one(
         chained = Appender(cur)
         for report, results in group:
             cur.execute("SAVEPOINT report")
-            outcomes.append(store.reports._store_one(cur, chained, report, results))
+            stored = cut(report.body)
+            # Every part written with its report, none taken as known: the reference.
+            parts = [(d, part, to_us(report.received_at)) for d, part in stored.parts]
+            outcomes.append(store.reports._store_one(cur, chained, report, results,
+                                                     stored=stored, parts=parts))  # fmt: skip
             cur.execute("RELEASE report")
         if group:
             now = max(to_us(report.received_at) for report, _ in group)

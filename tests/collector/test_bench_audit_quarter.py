@@ -37,7 +37,8 @@ SHAPE = audit_quarter.Shape(devices=20, days=3, every_hours=6, changing=0.5)
 # a build, which the ingest path below does not imitate; device_certificates holds them).
 QUERIES = {
     "reports": "SELECT report_id, device_id, received_us, collected_us, agent_version,"
-    " clock_skew_ms, body, n FROM reports ORDER BY report_id",
+    " clock_skew_ms, body, parts, n FROM reports ORDER BY report_id",
+    "fact_parts": "SELECT digest, part, last_us FROM fact_parts ORDER BY digest",
     "report_groups": "SELECT * FROM report_groups ORDER BY seq",
     "state_changes": "SELECT * FROM state_changes ORDER BY device_id, check_id, since_us",
     "check_results": "SELECT device_id, check_id, state, reason, report_id, collected_us,"

@@ -149,7 +149,8 @@ def test_a_failed_transaction_acknowledges_nothing_and_the_agent_keeps_its_repor
     live_collector: LiveCollector, agent: EnrolledAgent
 ) -> None:
     report = make_report(agent.enrollment.device_id)
-    report.chat_backups.backups.add(location="~/x" + "y" * 4000)  # needs new pages
+    for letter in "xyz":  # more than a page (an empty table's root page holds one)
+        report.chat_backups.backups.add(location=f"~/{letter}" + "y" * 4000)
     with (
         _disk_full(live_collector._running.store._db),
         open_channel(agent.state, agent.enrollment) as channel,

@@ -1,0 +1,156 @@
+"""A report body cut into the parts a fleet repeats, and put back together byte for byte.
+
+Why: an hourly report of a healthy device repeats its facts (the antivirus, the firewall, the
+updates, the chat apps and backups), and a whole fleet repeats a day's facts. Stored and
+exported whole, a quarter of a 10,000-device fleet is hundreds of gigabytes of the same
+kilobytes. Cut at the body's top-level fields, each repeated fact is kept once, addressed by
+its SHA-256 (`store/fact_parts.py`, the bundle's `parts.jsonl`), and each report keeps only
+what is its own (its id, its times, its delivery figures) and where each part goes.
+
+The cut is made on the protobuf wire format of the bytes as the agent sent them, not on a
+parsed message, so putting the pieces back gives exactly those bytes and the report's
+SHA-256 in the evidence chain is unchanged. A run of consecutive fields with the same
+number (a repeated field) is one part. Fields shorter than `PART_MIN` stay inline: a part
+costs a 36-byte reference and a lookup. Field 1 (the report id) always stays inline, so a
+stored report's own bytes are never empty (an empty body means pruned, schema 12).
+
+Pure functions, no SQL: the store (`store/fact_parts.py`) and `audit verify` use the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Callable, Mapping, Sequence
+
+# A top-level field run at least this long is kept as a part: a reference costs 36 bytes. The
+# device id (34 bytes), the times and the delivery figures stay inline, and the report id
+# always does.
+PART_MIN = 40
+DIGEST = 32
+# A reference in a stored recipe: where the part goes in the whole body (4 bytes, big-endian)
+# and its SHA-256.
+_REF = struct.Struct(">I32s")
+
+Ref = tuple[int, bytes]  # (offset in the whole body, SHA-256 of the part)
+
+
+class NotSplittable(ValueError):
+    """The bytes are not a protobuf message this module can walk (a group, a truncated
+    field): the body is kept whole."""
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    """The varint at `i`, and the offset after it."""
+    value = shift = 0
+    while True:
+        if i >= len(data):
+            raise NotSplittable("a varint runs past the end")
+        byte = data[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, i
+        shift += 7
+        if shift > 63:
+            raise NotSplittable("a varint longer than 10 bytes")
+
+
+def field_runs(body: bytes) -> list[tuple[int, int, int]]:
+    """(field number, start, end) of each run of consecutive top-level fields with one
+    number, in the order they are in `body`."""
+    runs: list[tuple[int, int, int]] = []
+    i, end = 0, len(body)
+    while i < end:
+        start = i
+        if body[i] < 0x80:  # a one-byte tag: fields 1-15, the common case
+            tag = body[i]
+            i += 1
+        else:
+            tag, i = _varint(body, i)
+        kind, number = tag & 7, tag >> 3
+        if kind == 2:
+            if i < end and body[i] < 0x80:
+                i += 1 + body[i]
+            else:
+                length, i = _varint(body, i)
+                i += length
+        elif kind == 0:
+            _, i = _varint(body, i)
+        elif kind == 1:
+            i += 8
+        elif kind == 5:
+            i += 4
+        else:
+            raise NotSplittable(f"wire type {kind} (a group) at byte {start}")
+        if i > end or number == 0:
+            raise NotSplittable(f"a field at byte {start} runs past the end")
+        if runs and runs[-1][0] == number and runs[-1][2] == start:
+            runs[-1] = (number, runs[-1][1], i)
+        else:
+            runs.append((number, start, i))
+    return runs
+
+
+def split(body: bytes) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """The body's own bytes (inline) and its parts as (offset in the whole body, bytes), in
+    order. A body that cannot be walked, or has no part, is all inline."""
+    try:
+        runs = field_runs(body)
+    except NotSplittable:
+        return body, []
+    parts = [(s, e) for number, s, e in runs if e - s >= PART_MIN and number != 1]
+    if not parts:
+        return body, []
+    inline: list[bytes] = []
+    at = 0
+    for start, end in parts:
+        inline.append(body[at:start])
+        at = end
+    inline.append(body[at:])
+    own = b"".join(inline)
+    if not own:
+        return body, []
+    return own, [(start, body[start:end]) for start, end in parts]
+
+
+def digest(part: bytes) -> bytes:
+    return hashlib.sha256(part).digest()
+
+
+def pack(refs: Sequence[Ref]) -> bytes:
+    """A recipe as stored: each reference's offset and digest, in order."""
+    return b"".join(_REF.pack(offset, d) for offset, d in refs)
+
+
+def unpack(recipe: bytes) -> list[Ref]:
+    if len(recipe) % _REF.size:
+        raise ValueError(f"a recipe of {len(recipe)} bytes is not whole references")
+    return list(_REF.iter_unpack(recipe))
+
+
+def assemble(inline: bytes, refs: Sequence[Ref], part: Callable[[bytes], bytes]) -> bytes:
+    """The whole body: `inline` with each referenced part (`part(digest)`) put back at its
+    offset. Raises ValueError where the references do not fit the inline bytes."""
+    if not refs:
+        return inline
+    pieces: list[bytes] = []
+    taken = placed = 0  # inline bytes used; bytes of the whole body made so far
+    for offset, d in refs:
+        gap = offset - placed
+        if gap < 0 or taken + gap > len(inline):
+            raise ValueError(f"a part's offset {offset} does not fit the report's own bytes")
+        pieces.append(inline[taken : taken + gap])
+        taken += gap
+        bytes_ = part(d)
+        pieces.append(bytes_)
+        placed = offset + len(bytes_)
+    pieces.append(inline[taken:])
+    return b"".join(pieces)
+
+
+def assemble_stored(inline: bytes, recipe: bytes | None, parts: Mapping[bytes, bytes]) -> bytes:
+    """A stored report's whole body from its row (`body`, `parts`) and the parts it names."""
+    if not recipe:
+        return inline
+    return assemble(inline, unpack(recipe), parts.__getitem__)

@@ -1,0 +1,219 @@
+"""Report bodies stored as their own bytes plus the parts a fleet repeats, each part once
+(schema 16; the cut is `evidence/body_parts.py`).
+
+A report row keeps in `body` only its own bytes (its id, times, delivery figures) and in
+`parts` a recipe: where each part goes and its SHA-256. `fact_parts` holds each part once,
+with `last_us`: the receipt time of a report that named it, at most `SLACK_US` older than the
+latest such report. That bound is what retention needs to delete the parts no kept report
+names, without an index from parts to reports (`garbage`): a part named by a report received
+at or after the retention's cutoff has `last_us` no older than the cutoff less the slack.
+
+Writing: a part a report names is upserted (its `last_us` raised) unless this process wrote
+or confirmed it within the last half of the slack (`Written`), so a steady fleet writes
+nothing here for its repeated facts. The cache is filled only after the commit that wrote it.
+
+Reading: `Bodies` gives whole bodies for rows read with their recipe, fetching the parts
+they name in one statement per batch and keeping recently used ones (bounded by bytes).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from devposture.collector.evidence import body_parts
+from devposture.collector.store.chain import padded, pieces
+from devposture.collector.store.engine import AnyDatabase, Cursor
+
+DAY_US = 86_400_000_000
+# How much older than the latest report naming it a part's `last_us` may be.
+SLACK_US = DAY_US
+# Parts a process remembers having written (digest -> last_us), about 50 bytes each.
+WRITTEN_MOST = 200_000
+# Bytes of parts a reader keeps for the next rows (a fleet's day of facts fits many times).
+READ_CACHE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass
+class Cut:
+    """A report's body as stored: its own bytes, its recipe (None: whole), and its parts."""
+
+    own: bytes
+    recipe: bytes | None
+    parts: list[tuple[bytes, bytes]] = field(default_factory=list)  # (digest, bytes)
+
+
+def cut(body: bytes) -> Cut:
+    """A body cut for storing (`body_parts.split`)."""
+    own, parts = body_parts.split(body)
+    if not parts:
+        return Cut(body, None)
+    named = [(body_parts.digest(p), p) for _, p in parts]
+    offsets = [offset for offset, _ in parts]
+    recipe = body_parts.pack([(o, d) for o, (d, _) in zip(offsets, named, strict=True)])
+    return Cut(own, recipe, named)
+
+
+@functools.cache
+def _upsert(rows: int) -> str:
+    return (
+        "INSERT INTO fact_parts(digest, part, last_us) VALUES "  # noqa: S608 (placeholders only)
+        + ", ".join(["(?, ?, ?)"] * rows)
+        + " ON CONFLICT(digest) DO UPDATE SET last_us = excluded.last_us"
+        " WHERE fact_parts.last_us < excluded.last_us"
+    )
+
+
+class Written:
+    """The parts this process wrote or confirmed, and when (a report's receipt time), so
+    that a part repeated by every report is not written again for each. Least recently
+    used first; bounded."""
+
+    def __init__(self, most: int = WRITTEN_MOST) -> None:
+        self._most = most
+        self._last: OrderedDict[bytes, int] = OrderedDict()
+
+    def due(self, cuts: Iterable[tuple[Cut, int]]) -> list[tuple[bytes, bytes, int]]:
+        """(digest, bytes, last_us) of the parts of these (cut, received) to write: those not
+        known to be stored with a `last_us` within half the slack of their report's."""
+        due: dict[bytes, tuple[bytes, bytes, int]] = {}
+        for stored, received in cuts:
+            for d, part in stored.parts:
+                known = self._last.get(d)
+                if known is not None and known >= received - SLACK_US // 2:
+                    continue
+                seen = due.get(d)
+                if seen is None or seen[2] < received:
+                    due[d] = (d, part, received)
+        return list(due.values())
+
+    def committed(self, written: Iterable[tuple[bytes, bytes, int]]) -> None:
+        """Remember parts a committed transaction wrote."""
+        for d, _, last in written:
+            if self._last.get(d, -1) < last:
+                self._last[d] = last
+            self._last.move_to_end(d)
+        while len(self._last) > self._most:
+            self._last.popitem(last=False)
+
+    def forget(self) -> None:
+        """Forget everything (parts were deleted: retention)."""
+        self._last.clear()
+
+
+def write(cur: Cursor, parts: Sequence[tuple[bytes, bytes, int]]) -> None:
+    """Upsert parts (digest, bytes, last_us): a new one is inserted, a known one's `last_us`
+    raised. Sorted by digest, so two writers never wait on each other in opposite orders."""
+    ordered = sorted(parts)
+    for chunk in pieces(ordered):
+        cur.execute(_upsert(len(chunk)), [v for row in chunk for v in row])
+
+
+def fetch(db: AnyDatabase | Cursor, digests: Sequence[bytes]) -> dict[bytes, bytes]:
+    """digest -> bytes of those of `digests` stored."""
+    found: dict[bytes, bytes] = {}
+    for chunk in padded(list(dict.fromkeys(digests))):
+        marks = ", ".join("?" * len(chunk))
+        for d, part in db.execute(
+            f"SELECT digest, part FROM fact_parts WHERE digest IN ({marks})",  # noqa: S608
+            list(chunk),
+        ):
+            found[bytes(d)] = bytes(part)
+    return found
+
+
+class MissingPart(LookupError):
+    """A report's recipe names a part that is not stored (deleted, or edited away): its body
+    cannot be put together."""
+
+
+class Bodies:
+    """Whole bodies of report rows read with `body, parts` side by side."""
+
+    def __init__(
+        self, db: AnyDatabase | Cursor, keep_bytes: int = READ_CACHE_BYTES, *,
+        lenient: bool = False,
+    ) -> None:  # fmt: skip
+        """`lenient`: a body whose parts are not all stored comes out as its own bytes only
+        (short: a check against its chain entry names it) instead of raising MissingPart."""
+        self._db = db
+        self._lenient = lenient
+        self._keep = keep_bytes
+        self._kept: OrderedDict[bytes, bytes] = OrderedDict()
+        self._bytes = 0
+
+    def rows(self, rows: Iterable[Sequence[Any]], at: int) -> list[tuple[Any, ...]]:
+        """`rows` with column `at` (own bytes) made the whole body and `at + 1` (the recipe)
+        None. Raises MissingPart naming the report (column 0) whose part is gone."""
+        rows = [tuple(r) for r in rows]
+        recipes = [
+            body_parts.unpack(bytes(r[at + 1])) if r[at + 1] else [] for r in rows
+        ]
+        wanted = [d for refs in recipes for _, d in refs if d not in self._kept]
+        if wanted:
+            self._keep_all(fetch(self._db, wanted))
+        out: list[tuple[Any, ...]] = []
+        for row, refs in zip(rows, recipes, strict=True):
+            if not refs:
+                out.append((*row[:at], bytes(row[at]), None, *row[at + 2 :]))
+                continue
+            try:
+                whole = body_parts.assemble(bytes(row[at]), refs, self._part)
+            except (KeyError, ValueError) as exc:
+                if not self._lenient:
+                    raise MissingPart(f"report {row[0]}: {_problem(exc)}") from None
+                whole = bytes(row[at])  # its own bytes only: not what its entry hashed
+            out.append((*row[:at], whole, None, *row[at + 2 :]))
+        return out
+
+    def one(self, report_id: str, own: bytes, recipe: bytes | None) -> bytes:
+        """One stored body made whole."""
+        [row] = self.rows([(report_id, own, recipe)], 1)
+        return bytes(row[1])
+
+    def _part(self, d: bytes) -> bytes:
+        part = self._kept[d]
+        self._kept.move_to_end(d)
+        return part
+
+    def _keep_all(self, found: dict[bytes, bytes]) -> None:
+        for d, part in found.items():
+            if d not in self._kept:
+                self._kept[d] = part
+                self._bytes += len(part)
+        while self._bytes > self._keep and len(self._kept) > len(found):
+            _, old = self._kept.popitem(last=False)
+            self._bytes -= len(old)
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"part {bytes(exc.args[0]).hex()[:16]}… is not stored"
+    return str(exc)
+
+
+def garbage(cur: Cursor, before_us: int) -> int:
+    """Delete the parts no longer named by a report whose body is kept: those whose `last_us`
+    is older than `before_us` (every body received before it is pruned) less the slack,
+    except the parts of the reports retention keeps (a device's current verdicts name them).
+    Returns how many were deleted."""
+    keep: set[bytes] = set()
+    for (recipe,) in cur.execute(
+        "SELECT r.parts FROM retention_kept k JOIN reports r ON r.report_id = k.report_id"
+        " WHERE r.parts IS NOT NULL"
+    ).fetchall():
+        keep.update(d for _, d in body_parts.unpack(bytes(recipe)))
+    old = [
+        bytes(r[0])
+        for r in cur.execute(
+            "SELECT digest FROM fact_parts WHERE last_us < ?", (before_us - SLACK_US,)
+        ).fetchall()
+    ]
+    gone = [d for d in old if d not in keep]
+    for chunk in pieces(gone):
+        marks = ", ".join("?" * len(chunk))
+        cur.execute(f"DELETE FROM fact_parts WHERE digest IN ({marks})", list(chunk))  # noqa: S608
+    return len(gone)
