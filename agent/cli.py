@@ -600,7 +600,7 @@ def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
-    view = View.here(utcnow())
+    view = View.here(utcnow(), state.company_time_zone())
     ack = state.load_verdicts() if state.is_enrolled() and not args.local else None
     if ack is not None and ack.verdicts:
         verdicts, judged = list(ack.verdicts), True

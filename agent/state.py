@@ -168,6 +168,16 @@ class AgentState:
         except DecodeError:
             return None  # damaged: the next acknowledgement brings a fresh one
 
+    def company_time_zone(self) -> str:
+        """The company's time zone the collector handed out (the policy's `time_zone`, an
+        IANA name), in which the employee reads every time; "" before the first
+        configuration, from an older collector, or when this user cannot read it."""
+        try:
+            config = self.load_config()
+        except OSError:
+            return ""
+        return config.time_zone if config is not None else ""
+
     def config_version(self) -> int:
         config = self.load_config()
         return config.version if config is not None else 0

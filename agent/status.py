@@ -7,8 +7,11 @@ checks the collector runs (devposture.policy.checks, with the bundled policy's t
 plainly that this is not the collector's judgment.
 
 It is read as IT reads it: a failure within its grace period says until when (the deadline
-the collector sent), in the company's time zone, in the computer's language, with the remedy
-for this OS. The desktop notifications (`agent/notify/`) use the same lines.
+the collector sent), in the company's time zone (the policy's `time_zone`, which the
+collector hands out with the agent's configuration), in the computer's language, with the
+remedy for this OS. A reason is the collector's reason code worded here, in that language
+and zone (`devposture.policy.reasons`); from an older collector, its English text as it came.
+The desktop notifications (`agent/notify/`) use the same lines.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from devposture.agent.employee.remediation import OsName, steps_for, this_os
 from devposture.agent.employee.words import WORDS, Words
 from devposture.policy import default_policy
 from devposture.policy.checks import CheckParameters, evaluate
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 
 
@@ -37,7 +41,7 @@ def local_verdicts(report: pb.PostureReport, now: dt.datetime) -> list[pb.CheckV
         if spec is None:
             continue
         item = pb.CheckVerdict(check_id=check.check_id, clause=spec.clause)
-        item.state, item.reason = verdict.state.value, verdict.reason
+        item.state, item.reason_code = verdict.state.value, verdict.reason
         item.title_zh, item.title_en = spec.title_zh, spec.title_en
         item.remediation_zh, item.remediation_en = spec.remediation_zh, spec.remediation_en
         out.append(item)
@@ -92,6 +96,14 @@ def state_text(verdict: pb.CheckVerdict, view: View) -> str:
     return label
 
 
+def reason_text(verdict: pb.CheckVerdict, view: View) -> str:
+    """The verdict's reason in the reader's language, times in the company's time zone; a
+    collector older than reason codes sent English words only: those, as they came."""
+    if verdict.reason_code:
+        return render(verdict.reason_code, view.lang, view.zone)
+    return verdict.reason
+
+
 def title(verdict: pb.CheckVerdict, lang: Lang) -> str:
     return verdict.title_zh if lang == "zh" else verdict.title_en
 
@@ -111,7 +123,7 @@ def render_status(verdicts: list[pb.CheckVerdict], heading: str, view: View) -> 
     lines = [heading, ""]
     for v in verdicts:
         lines.append(f"{v.clause}  {title(v, view.lang)}")
-        lines.append(f"       {state_text(v, view)}: {v.reason}")
+        lines.append(f"       {state_text(v, view)}: {reason_text(v, view)}")
         if v.state != "PASS":
             lines += [f"       {line}" for line in remedies(v, view)]
         lines.append("")

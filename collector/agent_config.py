@@ -9,6 +9,7 @@ private network hashes alike on every device without its name ever leaving one.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 import secrets
@@ -19,6 +20,8 @@ from typing import Protocol
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from devposture.policy import Policy
+from devposture.policy.reasons import render
+from devposture.policy.time_zone import company_zone
 from devposture.v1 import devposture_pb2 as pb
 
 HASH_KEY_FILE = "network-hash.key"
@@ -47,6 +50,8 @@ def agent_config(policy: Policy, hash_key: bytes) -> pb.AgentConfig:
         backup_folders=policy.backup_folders,
         network_hash_key=hash_key,
         outbox_max_bytes=policy.outbox_max_mb * 1024 * 1024,
+        # The employee's status and notifications show times in it (agent/status.py).
+        time_zone=policy.time_zone,
     )
     digest = hashlib.sha256(config.SerializeToString(deterministic=True)).digest()
     # Never 0: an agent with no configuration yet says 0.
@@ -83,14 +88,19 @@ class Judged(Protocol):
 
 def add_verdicts(
     templates: dict[str, pb.CheckVerdict], results: Iterable[Judged],
-    into: RepeatedCompositeFieldContainer[pb.CheckVerdict],
+    into: RepeatedCompositeFieldContainer[pb.CheckVerdict], zone: dt.tzinfo | None = None,
 ) -> None:  # fmt: skip
     """Each result as the employee sees it (clause, titles and remedies from its template)
     appended to `into` (an acknowledgement's `verdicts`): copied once, straight into place.
-    A check the policy no longer has is left out."""
+    A check the policy no longer has is left out. The stored reason code goes as it is
+    (`reason_code`: the agent words it in its own language); `reason` holds it in English,
+    times in the company's time zone `zone`, for agents older than reason codes, which show
+    `reason` as it is."""
+    zone = company_zone() if zone is None else zone
     for result in results:
         template = templates.get(result.check_id)
         if template is not None:
             verdict = into.add()
             verdict.CopyFrom(template)
-            verdict.state, verdict.reason = result.state, result.reason
+            verdict.state, verdict.reason_code = result.state, result.reason
+            verdict.reason = render(result.reason, "en", zone)

@@ -67,6 +67,7 @@ from devposture.collector.tokens import TokenFormatError, parse_token
 from devposture.collector.trust import Trust
 from devposture.policy import Policy
 from devposture.policy.checks import CheckParameters, evaluate, utc
+from devposture.policy.time_zone import company_zone
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
@@ -265,6 +266,11 @@ class _Judging:
     # (check, state, reason) -> that verdict as an acknowledgement's bytes carry it.
     encoded: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
 
+    @functools.cached_property
+    def zone(self) -> dt.tzinfo:
+        """The company's time zone: an older agent's English reason shows its times in it."""
+        return company_zone(self.policy.time_zone)
+
     def verdict_bytes(self, results: list[CheckResult]) -> bytes:
         """`results` as the verdicts field of a ReportAck, in order (a check the policy no
         longer has is left out, as add_verdicts leaves it): each distinct verdict is built
@@ -277,7 +283,7 @@ class _Judging:
             part = encoded.get(key)
             if part is None:
                 one = pb.ReportAck()
-                add_verdicts(self.templates, (result,), one.verdicts)
+                add_verdicts(self.templates, (result,), one.verdicts, self.zone)
                 part = one.SerializeToString()
                 if len(encoded) >= VERDICTS_KEPT:
                     encoded.clear()

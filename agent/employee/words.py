@@ -13,6 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from devposture.agent.employee.language import Lang
+from devposture.policy.reasons import STATES, state_word
+
+
+def _states(lang: Lang) -> dict[str, str]:
+    """The states' names from the catalogs (`devposture.policy.reasons.state_word`); GRACE
+    reads as failing, its deadline said after it (`status.state_text`)."""
+    names = {state: state_word(state, lang) for state in STATES}
+    return names | {"GRACE": names["FAIL"]}
 
 
 @dataclass(frozen=True)
@@ -33,14 +41,7 @@ class Words:
 
 
 ZH = Words(
-    states={
-        "PASS": "合规",
-        "FAIL": "不合规",
-        "UNKNOWN": "无法判断",
-        "EXEMPT": "已豁免",
-        "STALE": "未按时上报",
-        "GRACE": "不合规",
-    },
+    states=_states("zh"),
     grace_until=lambda when: f"宽限期至 {when}",
     grace_ended=lambda when: f"宽限期已于 {when} 结束",
     what_to_do="怎么办",
@@ -56,14 +57,7 @@ ZH = Words(
 )
 
 EN = Words(
-    states={
-        "PASS": "compliant",
-        "FAIL": "failing",
-        "UNKNOWN": "cannot tell",
-        "EXEMPT": "exempt",
-        "STALE": "not reported in time",
-        "GRACE": "failing",
-    },
+    states=_states("en"),
     grace_until=lambda when: f"grace until {when}",
     grace_ended=lambda when: f"grace ended {when}",
     what_to_do="What to do",

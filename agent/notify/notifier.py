@@ -47,8 +47,10 @@ def live_sender(platform: str = sys.platform) -> Sender:
 class Notifier:
     def __init__(
         self, state: AgentState, sender: Sender,
-        view: Callable[[dt.datetime], View] = View.here,
+        view: Callable[[dt.datetime], View] | None = None,
     ) -> None:  # fmt: skip
+        """`view`: how the employee reads at a moment (default: this computer's language and
+        the company's time zone, as the collector last said it)."""
         self._state = state
         self._sender = sender
         self._view = view
@@ -59,7 +61,11 @@ class Notifier:
         if ack is None:
             return []
         told = memory.load(self._state.notified_path)
-        view = self._view(now)
+        view = (
+            self._view(now)
+            if self._view is not None
+            else View.here(now, self._state.company_time_zone())
+        )
         shown = []
         for notice in due(ack.verdicts, told, now):
             try:

@@ -655,6 +655,7 @@ class AgentConfig(_message.Message):
     BACKUP_FOLDERS_FIELD_NUMBER: _builtins.int
     NETWORK_HASH_KEY_FIELD_NUMBER: _builtins.int
     OUTBOX_MAX_BYTES_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     report_interval_seconds: _builtins.int
     network_hash_key: _builtins.bytes
@@ -662,6 +663,11 @@ class AgentConfig(_message.Message):
     outbox_max_bytes: _builtins.int
     """Most bytes the agent's outbox may hold while the collector is unreachable (0: the
     agent's default).
+    """
+    time_zone: _builtins.str
+    """The company's time zone, the policy's time_zone (an IANA name such as "Asia/Shanghai"):
+    the employee's status and notifications show times in it. Empty from older collectors
+    (the agent then uses Asia/Shanghai, the policy's default).
     """
     @_builtins.property
     def trusted_networks(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
@@ -681,10 +687,11 @@ class AgentConfig(_message.Message):
         backup_folders: _abc.Iterable[_builtins.str] | None = ...,
         network_hash_key: _builtins.bytes = ...,
         outbox_max_bytes: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_folders", b"backup_folders", "network_hash_key", b"network_hash_key", "outbox_max_bytes", b"outbox_max_bytes", "public_network_patterns", b"public_network_patterns", "report_interval_seconds", b"report_interval_seconds", "trusted_networks", b"trusted_networks", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backup_folders", b"backup_folders", "network_hash_key", b"network_hash_key", "outbox_max_bytes", b"outbox_max_bytes", "public_network_patterns", b"public_network_patterns", "report_interval_seconds", b"report_interval_seconds", "time_zone", b"time_zone", "trusted_networks", b"trusted_networks", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -703,6 +710,7 @@ class CheckVerdict(_message.Message):
     REMEDIATION_ZH_FIELD_NUMBER: _builtins.int
     REMEDIATION_EN_FIELD_NUMBER: _builtins.int
     GRACE_UNTIL_FIELD_NUMBER: _builtins.int
+    REASON_CODE_FIELD_NUMBER: _builtins.int
     check_id: _builtins.str
     clause: _builtins.str
     state: _builtins.str
@@ -712,6 +720,12 @@ class CheckVerdict(_message.Message):
     title_en: _builtins.str
     remediation_zh: _builtins.str
     remediation_en: _builtins.str
+    reason_code: _builtins.str
+    """The reason as the collector stores it: a reason code with its parameters
+    (devposture.policy.reasons), which the agent words in the computer's language with its
+    times in the company's time zone. `reason` then holds the same in English, for older
+    agents. Empty from older collectors: `reason` is then plain English.
+    """
     @_builtins.property
     def grace_until(self) -> _timestamp_pb2.Timestamp:
         """For a FAIL of a check with a grace period: when that period ends, the moment the failure
@@ -732,10 +746,11 @@ class CheckVerdict(_message.Message):
         remediation_zh: _builtins.str = ...,
         remediation_en: _builtins.str = ...,
         grace_until: _timestamp_pb2.Timestamp | None = ...,
+        reason_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["grace_until", b"grace_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "clause", b"clause", "grace_until", b"grace_until", "reason", b"reason", "remediation_en", b"remediation_en", "remediation_zh", b"remediation_zh", "state", b"state", "title_en", b"title_en", "title_zh", b"title_zh"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "clause", b"clause", "grace_until", b"grace_until", "reason", b"reason", "reason_code", b"reason_code", "remediation_en", b"remediation_en", "remediation_zh", b"remediation_zh", "state", b"state", "title_en", b"title_en", "title_zh", b"title_zh"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
