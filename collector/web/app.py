@@ -434,7 +434,9 @@ class Pages:
         series = _labelled(view.trend, view.policy, lang)
         weeks = [m.astimezone(zone_of(view.policy)).strftime("%m-%d") for m in view.trend.moments]
         # The SVGs are built by charts.py, which escapes every text it places.
-        trend = Markup(charts.trend_svg(weeks, series, i18n.words(lang).trend))  # noqa: S704
+        words = i18n.words(lang)
+        svg = charts.trend_svg(weeks, series, words.trend, f"{words.week_ending} {{label}}")
+        trend = Markup(svg)  # noqa: S704
         swatches = [Markup(charts.swatch(n)) for n in range(len(series))]  # noqa: S704
         return self.board.render(request, "overview.html", lang, session=session, view=view,
                                  trend=trend, series=series, weeks=weeks,

@@ -2,9 +2,11 @@
 (the dashboard must work offline, under a CSP that allows no script at all).
 
 Each line has its own colour (Okabe–Ito: distinct on white and for the common colour-vision
-deficiencies) and, past seven lines, its own dash pattern too. Every point carries an SVG
-`<title>`, which browsers show on hover: the line's label, the week and the value. The legend
-is the page's (`swatch` draws its key), so that long Chinese titles wrap as text does.
+deficiencies) and, past seven lines, its own dash pattern too. Each week is a band the height
+of the chart with an SVG `<title>`, which browsers show on hover: the week and every line's
+value then (several lines often share a point, which would hide all but one of their own
+titles). The legend is the page's (`swatch` draws its key), so that long Chinese titles wrap
+as text does.
 
 Every text placed in the SVG is escaped here (it is inserted into the page as markup)."""
 
@@ -49,8 +51,11 @@ def swatch(n: int) -> str:
     )
 
 
-def trend_svg(labels: list[str], series: list[Series], title: str = "") -> str:
-    """A line chart of percentages (0–100) over `labels`, one line per series."""
+def trend_svg(
+    labels: list[str], series: list[Series], title: str = "", week: str = "{label}"
+) -> str:
+    """A line chart of percentages (0–100) over `labels`, one line per series; `week` words
+    a label in the hover texts ("截至 {label}")."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(1, len(labels) - 1)
 
@@ -78,21 +83,26 @@ def trend_svg(labels: list[str], series: list[Series], title: str = "") -> str:
             f' fill="#555">{escape(label)}</text>'
         )
     for n, line in enumerate(series):
-        shown = line.label or line.name
-        points = [(i, x(i), y(v), v) for i, v in enumerate(line.values) if v is not None]
+        points = [(x(i), y(v)) for i, v in enumerate(line.values) if v is not None]
         parts.append(f"<g data-series={quoteattr(line.name)}>")
         if len(points) > 1:
-            coords = " ".join(f"{px:.1f},{py:.1f}" for _, px, py, _ in points)
+            coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
             parts.append(f'<polyline points="{coords}" fill="none" {_stroke(n)}/>')
-        for i, px, py, value in points:
-            tip = escape(f"{shown} · {labels[i] if i < len(labels) else ''}: {value:.1f}%")
-            # A wide transparent target around the visible dot, so the value shows when
-            # the pointer is near it, not only exactly on three pixels.
-            parts.append(
-                f'<g class="point"><circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour(n)}"/>'
-                f'<circle cx="{px:.1f}" cy="{py:.1f}" r="10" fill="transparent"/>'
-                f"<title>{tip}</title></g>"
-            )
+        for px, py in points:
+            parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="4" fill="{colour(n)}"/>')
         parts.append("</g>")
+    for i, label in enumerate(labels):
+        lines = [week.format(label=label)] + [
+            f"{line.label or line.name}: "
+            + ("—" if i >= len(line.values) or line.values[i] is None
+               else f"{line.values[i]:.1f}%")
+            for line in series
+        ]  # fmt: skip
+        parts.append(
+            f'<rect class="week" data-week="{i}" x="{max(LEFT, x(i) - step / 2):.1f}" y="{TOP}"'
+            f' width="{min(x(i) + step / 2, LEFT + plot_w) - max(LEFT, x(i) - step / 2):.1f}"'
+            f' height="{plot_h}" fill="transparent"><title>{escape(chr(10).join(lines))}'
+            "</title></rect>"
+        )
     parts.append("</svg>")
     return "".join(parts)

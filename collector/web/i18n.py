@@ -202,6 +202,16 @@ _WORDS: dict[str, tuple[str, str]] = {
     "role_auditor": ("审计员", "auditor"),
     "role_admin": ("管理员", "admin"),
     "no_entries": ("审计日志为空。", "The audit log is empty."),
+    # A device's page.
+    "device_status_active": ("在用", "active"),
+    "device_status_revoked": ("已吊销", "revoked"),
+    "device_status_retired": ("已退役", "retired"),
+    "report_collected": ("报告采集于", "report collected"),
+    "net_PUBLIC": ("公共", "PUBLIC"),
+    "net_TRUSTED": ("可信", "TRUSTED"),
+    "net_OTHER": ("其他", "OTHER"),
+    "net_UNKNOWN": ("未知", "UNKNOWN"),
+    "net_UNSPECIFIED": ("未说明", "UNSPECIFIED"),
 }
 
 STATE_WORDS: dict[str, tuple[str, str]] = {

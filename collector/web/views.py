@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from devposture.collector import fleet_history
 from devposture.collector.clock import utcnow
-from devposture.collector.company_time import shown, zone_of
+from devposture.collector.company_time import zone_of
 from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
 from devposture.collector.config import CollectorConfig
 from devposture.collector.policy import policy_in_force
@@ -199,16 +199,7 @@ class CheckView:
     verdict: device_pages.Verdict | None
     waivers: list[Waiver]
     timeline: list[TimelineEntry]
-    # The company's time zone (the policy's), for the evidence line as `report device` has it.
-    zone: dt.tzinfo
     wifi_sessions: list[WifiSessionView] = field(default_factory=list)
-
-    @property
-    def evidence(self) -> str | None:
-        """As `report device` words it: which report the latest verdict came from."""
-        if self.verdict is None:
-            return None
-        return f"report collected {shown(self.verdict.collected_at, self.zone)}"
 
     @property
     def needs_remedy(self) -> bool:
@@ -465,7 +456,7 @@ class Views:
                 spec=spec, clause=policy.clause(spec.clause), standing=judged[spec.check_id],
                 verdict=verdict, waivers=[w for w in waivers if w.check_id == spec.check_id],
                 timeline=_timeline([c for c in history if c[1] == spec.check_id], at),
-                zone=zone_of(policy), wifi_sessions=sessions,
+                wifi_sessions=sessions,
             ))  # fmt: skip
         received, total = self._reader.device_pages.reports(device_id, REPORTS_SHOWN)
         return DevicePage(

@@ -20,8 +20,11 @@ import pytest
 
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector.clock import utcnow
+from devposture.collector.compliance import Waiver
 from devposture.collector.credentials import ADMIN, VIEWER, new_credential
+from devposture.collector.policy import policy_in_force
 from devposture.collector.store import Store
+from devposture.collector.tokens import new_token
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import LiveCollector, enroll_agent, make_report, running_collector
@@ -29,6 +32,7 @@ from tests.e2e.fleet import closed_session
 
 PUBLIC_NETWORK = "Airport-Free-WiFi"
 FINANCE = "财务部"  # the group of the failing and the Windows device
+RESEARCH = "研发部"  # the group of the small fleet's unused token
 FILLER_DEVICES = 52  # with the three named ones: 55 devices, two pages of 50
 NASTY_HOSTNAME = '<img src=x onerror="alert(1)">'
 
@@ -104,6 +108,67 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         try:
             yield Fleet(collector, dashboard, str(credential), failing, passing, windows,
                         [failing, passing, windows, *others])  # fmt: skip
+        finally:
+            dashboard.stop()
+
+
+@dataclass
+class Small:
+    """A fleet of three devices whose figures are known (see `small`)."""
+
+    fleet: Fleet  # the conftest's shape, so that its HTTP helpers apply
+    pc1: str
+    pc2: str
+    pc10: str
+    unused_token: str  # the secret, which no page may show
+    checks: list[str]
+
+
+@pytest.fixture(scope="package")
+def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Small]:
+    """The dashboard for IT's fleet: `PC-10` fails 6.3.2 past its grace (a public Wi-Fi
+    network without a VPN); `PC-2` has its firewall on and a waiver in force on each other
+    check (fully compliant); `pc-1` reports its firewall only (its other checks UNKNOWN) and
+    has one expired and one revoked waiver. Tokens: one per device (used up), one unused for
+    研发部, one revoked."""
+    root = tmp_path_factory.mktemp("it-pages")
+    now = utcnow()
+    with running_collector(root / "collector") as collector:
+        cafe = closed_session("Airport-Free-WiFi", now - dt.timedelta(hours=3),
+                              now - dt.timedelta(hours=2))  # fmt: skip
+        pc10 = _send(collector, root / "pc10", "PC-10", [cafe])
+        pc2 = _send(collector, root / "pc2", "PC-2", [])
+        pc1 = _send(collector, root / "pc1", "pc-1")
+        store = collector.store()
+        try:
+            policy = policy_in_force(collector.config, store)
+            checks = [c.check_id for c in policy.checks]
+            for n, check in enumerate(c for c in checks if c != "firewall"):
+                store.waivers.add_waiver(Waiver(
+                    f"w-pc2-{n}", pc2, check, "张伟", "测试机,只在内网使用", now,
+                    now + dt.timedelta(days=30 + n),
+                ), now)  # fmt: skip
+            store.waivers.add_waiver(Waiver(
+                "w-old", pc1, "antivirus", "Li Wei", "old exception", now - dt.timedelta(days=10),
+                now - dt.timedelta(days=3),
+            ), now)  # fmt: skip
+            store.waivers.add_waiver(Waiver(
+                "w-revoked", pc1, "firewall", "Li Wei", "granted by mistake", now,
+                now + dt.timedelta(days=5),
+            ), now)  # fmt: skip
+            store.waivers.revoke_waiver("w-revoked", now, "granted by mistake")
+            unused = new_token()
+            store.identity.add_token(unused, now, now + dt.timedelta(days=7), 5, RESEARCH)
+            revoked = new_token()
+            store.identity.add_token(revoked, now, now + dt.timedelta(days=7), 5)
+            store.identity.revoke_token(revoked.token_id, now)
+        finally:
+            store.close()
+        viewer = collector.credential("Zhou (helpdesk)", VIEWER)
+        dashboard = start_dashboard(collector.config, "127.0.0.1", 0)
+        try:
+            fleet = Fleet(collector, dashboard, viewer, pc10, pc2, pc1, [pc1, pc2, pc10])
+            yield Small(fleet, pc1, pc2, pc10, str(unused), checks)
         finally:
             dashboard.stop()
 

@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium (Debian's `chromium`, driven by Playwright).
 
 The acceptance path: a viewer logs in and reaches, in three clicks from the overview, the
-evidence for why a device fails 6.3.2. Screenshots of the overview are saved as test
-artifacts (test-artifacts/dashboard-overview.png, and -zh.png in Chinese).
+evidence for why a device fails 6.3.2. Screenshots of every page in both languages are saved
+as test artifacts (test-artifacts/dashboard-PAGE-LANG.png, on a wide screen, and the overview
+and the device list on a laptop's too), for a person to look at.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import FINANCE, PUBLIC_NETWORK, Fleet
+from devposture.collector.credentials import AUDITOR
+from tests.web.conftest import FINANCE, PUBLIC_NETWORK, Fleet, Small
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -27,7 +29,7 @@ if not CHROMIUM.exists() and not ON_CI:
         allow_module_level=True,
     )
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +163,87 @@ def test_the_failing_table_downloads_as_xlsx_in_the_browser(
     row = dict(zip(header, [c.value for c in sheet[2]], strict=True))
     assert row["device"] == fleet.failing_device and row["check"] == "public-wifi"
     assert row["clause"] == "6.3.2" and row["clause_text_zh"]
+
+
+WIDE: ViewportSize = {"width": 1920, "height": 1080}
+LAPTOP: ViewportSize = {"width": 1366, "height": 768}
+
+
+def _shots(fleet: Fleet, small: Small) -> list[tuple[str, Fleet, str]]:
+    """Every page: the big fleet's (55 devices) where numbers matter, the small fleet's where
+    its waivers, tokens and audit entries are."""
+    return [
+        ("overview", fleet, "/"), ("devices", fleet, "/devices"),
+        ("devices-sorted", small.fleet, "/devices?sort=check:public-wifi"),
+        ("device", fleet, f"/devices/{fleet.failing_device}"),
+        ("failing", fleet, "/failing"),
+        ("failing-filtered", fleet, "/failing?check=clause:6.3.2&min_days=0"),
+        ("overview-small", small.fleet, "/"), ("waivers", small.fleet, "/waivers"),
+        ("tokens", small.fleet, "/tokens"), ("audit", small.fleet, "/audit"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_screenshots_of_every_page(browser: Browser, fleet: Fleet, small: Small,
+                                   lang: str) -> None:  # fmt: skip
+    ARTIFACTS.mkdir(exist_ok=True)
+    contexts = {}
+    for which in (fleet, small.fleet):
+        context = browser.new_context(locale="zh-CN" if lang == "zh" else "en-US",
+                                      viewport=WIDE)  # fmt: skip
+        context.set_default_timeout(10_000)
+        page = context.new_page()
+        _log_in(page, which, which.credential(AUDITOR, "审计员 王芳"))
+        contexts[id(which)] = (context, page)
+    try:
+        for name, which, path in _shots(fleet, small):
+            page = contexts[id(which)][1]
+            page.goto(f"{which.base}{path}{'&' if '?' in path else '?'}lang={lang}")
+            expect(page.locator("h1")).to_be_visible()
+            text = page.locator("body").inner_text()
+            assert "object at 0x" not in text and "<built-in method" not in text
+            shot = ARTIFACTS / f"dashboard-{name}-{lang}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+        page = contexts[id(fleet)][1]
+        page.set_viewport_size(LAPTOP)
+        for name, path in (("overview", "/"), ("devices", "/devices")):
+            page.goto(f"{fleet.base}{path}?lang={lang}")
+            shot = ARTIFACTS / f"dashboard-{name}-laptop-{lang}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            # Nothing wider than the laptop's screen but the device list's table itself.
+            width = page.evaluate("document.querySelector('header.top').scrollWidth")
+            assert width <= LAPTOP["width"]
+    finally:
+        for context, _ in contexts.values():
+            context.close()
+
+
+def test_the_trend_is_labelled_in_chinese_with_values_on_hover(page: Page, small: Small) -> None:
+    _log_in(page, small.fleet, small.fleet.viewer)
+    page.goto(f"{small.fleet.base}/?lang=zh")
+    legend = page.locator("#trend-legend li")
+    expect(legend).to_have_count(6)
+    expect(legend.filter(has_text="6.3.2")).to_contain_text("VPN")
+    texts = legend.all_inner_texts()
+    assert all(any("\u4e00" <= ch <= "\u9fff" for ch in text) for text in texts), texts
+    week = page.locator("#trend svg.chart rect.week").last  # this week: every check's value
+    week.hover()
+    tip = week.locator("title")
+    expect(tip).to_contain_text("截至")
+    expect(tip).to_contain_text("6.3.2")
+    for line in texts:
+        expect(tip).to_contain_text(line.split("%")[0].rsplit(" ", 1)[0].strip())
+
+
+def test_a_column_title_sorts_the_device_list(page: Page, small: Small) -> None:
+    _log_in(page, small.fleet, small.fleet.viewer)
+    page.click("#nav-devices")
+    expect(page.locator("a.device-link")).to_have_text(["pc-1", "PC-2", "PC-10"])
+    page.click('a.sort[data-sort="host"]')
+    expect(page.locator("a.device-link")).to_have_text(["PC-10", "PC-2", "pc-1"])
+    page.click('a.sort[data-sort="check:public-wifi"]')
+    expect(page.locator("a.device-link").first).to_have_text("PC-10")
 
 
 def test_chromium_is_debian_s(browser: Browser) -> None:

@@ -1,8 +1,5 @@
-"""The dashboard for IT (issue 19 item 7) over real HTTP, on a small fleet of its own whose
-figures are known: `PC-10` fails 6.3.2 past its grace (it used a public Wi-Fi network
-without a VPN), `PC-2` has its firewall on and a waiver in force on each other check (fully
-compliant), `pc-1` reports its firewall only (its other checks UNKNOWN) and has one expired
-and one revoked waiver. Tokens: one per device (used up), one unused for 研发部, one revoked.
+"""The dashboard for IT (issue 19 item 7) over real HTTP, on the small fleet whose figures
+are known (`conftest.small`).
 
 Headline figures, sorting, failing-longest filters, the waivers, tokens and audit-log pages
 and their downloads; the audit log for the auditor and admin roles only.
@@ -11,82 +8,18 @@ and their downloads; the audit log for the auditor and admin roles only.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pytest
 
 from devposture.collector.clock import utcnow
-from devposture.collector.compliance import Waiver
 from devposture.collector.credentials import ADMIN, AUDITOR, VIEWER
 from devposture.collector.policy import policy_in_force
 from devposture.collector.reports import _standings
-from devposture.collector.tokens import new_token
-from devposture.collector.web.server import start_dashboard
-from tests.conftest import running_collector
-from tests.e2e.fleet import closed_session
-from tests.web.conftest import Fleet, _send, fetch, login
-
-RESEARCH = "研发部"
-
-
-@dataclass
-class Small:
-    fleet: Fleet  # the conftest's shape, so that its HTTP helpers apply
-    pc1: str
-    pc2: str
-    pc10: str
-    unused_token: str  # the secret, which no page may show
-    checks: list[str]
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Small]:
-    root = tmp_path_factory.mktemp("it-pages")
-    now = utcnow()
-    with running_collector(root / "collector") as collector:
-        cafe = closed_session("Airport-Free-WiFi", now - dt.timedelta(hours=3),
-                              now - dt.timedelta(hours=2))  # fmt: skip
-        pc10 = _send(collector, root / "pc10", "PC-10", [cafe])
-        pc2 = _send(collector, root / "pc2", "PC-2", [])
-        pc1 = _send(collector, root / "pc1", "pc-1")
-        store = collector.store()
-        try:
-            policy = policy_in_force(collector.config, store)
-            checks = [c.check_id for c in policy.checks]
-            for n, check in enumerate(c for c in checks if c != "firewall"):
-                store.waivers.add_waiver(Waiver(
-                    f"w-pc2-{n}", pc2, check, "张伟", "测试机,只在内网使用", now,
-                    now + dt.timedelta(days=30 + n),
-                ), now)  # fmt: skip
-            store.waivers.add_waiver(Waiver(
-                "w-old", pc1, "antivirus", "Li Wei", "old exception", now - dt.timedelta(days=10),
-                now - dt.timedelta(days=3),
-            ), now)  # fmt: skip
-            store.waivers.add_waiver(Waiver(
-                "w-revoked", pc1, "firewall", "Li Wei", "granted by mistake", now,
-                now + dt.timedelta(days=5),
-            ), now)  # fmt: skip
-            store.waivers.revoke_waiver("w-revoked", now, "granted by mistake")
-            unused = new_token()
-            store.identity.add_token(unused, now, now + dt.timedelta(days=7), 5, RESEARCH)
-            revoked = new_token()
-            store.identity.add_token(revoked, now, now + dt.timedelta(days=7), 5)
-            store.identity.revoke_token(revoked.token_id, now)
-        finally:
-            store.close()
-        viewer = collector.credential("Zhou (helpdesk)", VIEWER)
-        dashboard = start_dashboard(collector.config, "127.0.0.1", 0)
-        try:
-            fleet = Fleet(collector, dashboard, viewer, pc10, pc2, pc1, [pc1, pc2, pc10])
-            yield Small(fleet, pc1, pc2, pc10, str(unused), checks)
-        finally:
-            dashboard.stop()
+from tests.web.conftest import RESEARCH, Small, fetch, login
 
 
 def _get(small: Small, path: str, role: str = VIEWER) -> str:
@@ -180,7 +113,8 @@ def test_host_names_sort_naturally_and_each_column_sorts_both_ways(small: Small)
     assert by_check[0] == "PC-10"  # FAIL first: what needs attention
     assert _hosts(_get(small, "/devices?sort=check:public-wifi&order=desc"))[-1] == "PC-10"
     ids = sorted([small.pc1, small.pc2, small.pc10])
-    by_id = re.findall(r"<td><code>([0-9a-f]{32})</code></td>", _get(small, "/devices?sort=device"))
+    by_id = re.findall(r'<code class="device-id" title="([0-9a-f]{32})">',
+                       _get(small, "/devices?sort=device"))  # fmt: skip
     assert by_id == ids
     # An unknown column is the host order, not an error.
     assert _hosts(_get(small, "/devices?sort=nonsense")) == ["pc-1", "PC-2", "PC-10"]
