@@ -4,9 +4,12 @@ text stored by an older version shown as it is."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from devposture.policy.catalogs import LANGS, Lang
 from devposture.policy.reasons import (
@@ -107,3 +110,21 @@ def test_state_words() -> None:
         "合规", "不合规", "不合规（宽限期内）", "无法判断", "已豁免", "未按时上报",
     ]  # fmt: skip
     assert state_word("PASS", "en") == "compliant" and state_word("ODD", "zh") == "ODD"
+
+
+_VALUES = st.recursive(
+    st.text() | st.integers(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.dictionaries(st.text(min_size=1), _VALUES | st.none(), max_size=5))
+def test_the_encoder_writes_what_json_would_write(params: dict[str, Any]) -> None:
+    """The hand-written encoder (encoded per report, so fast) is json.dumps's canonical form."""
+    stored = encode("av.ok", **params)
+    kept = {k: v for k, v in params.items() if v is not None}
+    expected = json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert stored == ("av.ok" if not kept else f"av.ok {expected}")
+    if kept:
+        assert json.loads(stored.partition(" ")[2]) == kept

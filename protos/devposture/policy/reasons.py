@@ -33,6 +33,7 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring as _quote
 from typing import Any, Literal
 
 from devposture.policy.catalogs import Lang, translate
@@ -333,21 +334,43 @@ _declare(
 )  # fmt: skip
 
 _CODE = re.compile(r"[a-z]+(?:\.[a-z_]+)+")
-_DUMPS = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
-def encode(code: str, **params: Any) -> str:  # noqa: ANN401 - values by the code's kinds
+def encode(code: str, /, **params: Any) -> str:  # noqa: ANN401 - values by the code's kinds
     """The stored form of `code` with `params` (see the module's docstring); a None value is
     left out (an optional part not there). For a code without parameters it is the code
     itself: keep such reasons as constants."""
-    params = {name: value for name, value in params.items() if value is not None}
-    return f"{code} {_DUMPS(params)}" if params else code
+    body = _object(params)
+    return code if body == "{}" else f"{code} {body}"
 
 
-def item(code: str, **params: Any) -> Item:  # noqa: ANN401
-    """One reason inside another's `items` parameter (None values left out, as `encode`)."""
-    params = {name: value for name, value in params.items() if value is not None}
+def item(code: str, /, **params: Any) -> Item:  # noqa: ANN401
+    """One reason inside another's `items` parameter (None values are left out when it is
+    encoded, as by `encode`)."""
     return [code, params] if params else [code]
+
+
+def _object(params: Mapping[str, Any]) -> str:
+    """`json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`, None
+    values left out, at a fraction of its cost (json's encoder is made anew for each call,
+    and a report's reasons are encoded as it arrives); `test_reasons.py` holds them equal."""
+    return "{" + ",".join(
+        f"{_quote(name)}:{_json(value)}"
+        for name, value in sorted(params.items())
+        if value is not None
+    ) + "}"  # fmt: skip
+
+
+def _json(value: Any) -> str:  # noqa: ANN401
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_json(one) for one in value) + "]"
+    if isinstance(value, dict):
+        return _object(value)
+    raise TypeError(f"a reason's parameter is text, a whole number or a list, not {value!r}")
 
 
 def parse(stored: str) -> Reason | None:
