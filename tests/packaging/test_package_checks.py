@@ -43,6 +43,9 @@ def test_the_three_wheels_never_own_the_same_file(packages: dict[str, Path]) -> 
                                 for n in ("common", "agent", "collector"))  # fmt: skip
     assert {"devposture/__init__.py", "devposture/policy/default.toml",
             "devposture/v1/devposture_pb2.py"} <= common  # fmt: skip
+    # The message catalogs, compiled: the agent's status and the collector word reasons.
+    assert {f"devposture/policy/locale/{lang}/LC_MESSAGES/devposture.mo"
+            for lang in ("zh_CN", "en")} <= common  # fmt: skip
     assert "devposture/agent/cli.py" in agent and "devposture/agent/py.typed" in agent
     assert any(n.startswith("devposture/collector/web/templates/") for n in collector)
     assert not common & agent and not common & collector and not agent & collector
