@@ -179,3 +179,19 @@ def test_nothing_is_remembered_when_no_session_could_show_it(tmp_path: Path) -> 
     assert notifier.run(NOW) == []
     assert not state.notified_path.exists()
     assert Notifier(state, LinuxSender(sessions=list)).run(NOW) == []
+
+
+def test_the_service_tells_the_deadline_in_the_zone_the_collector_handed_out(
+    desktop: Desktop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's own view: the computer's language, and the company's time zone from the
+    agent's configuration (the policy's time_zone), not Beijing time always."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    state = _state(tmp_path, _failing("firewall", DEADLINE))
+    state.save_config(pb.AgentConfig(version=1, time_zone="Europe/Berlin"))
+    sender = LinuxSender(sessions=lambda: [Session(os.geteuid(), desktop.address)])
+    assert len(Notifier(state, sender).run(NOW)) == 1
+    (told,) = desktop.received(1)
+    assert told["summary"] == "防火墙已开启: 不合规,宽限期至 12月5日 09:38"  # 08:38 UTC
