@@ -7,7 +7,7 @@ database as `fleet_report.py` does (`--devices` devices, the latest report each,
 a current verdict per check, `--changes` state changes per device and check over 8 weeks;
 `--report-every` adds earlier reports), puts a quarter of the devices in each of two groups
 and one in a hundred under a waiver on 6.3.2, then starts the real dashboard
-(`start_dashboard`, uvicorn on loopback), logs in with a viewer credential and times each
+(`start_dashboard`, uvicorn on loopback), logs in with an auditor credential and times each
 page as a browser would ask for it: the first request (cold: nothing cached), and the same
 again (warm: the dashboard's cache, reused while the database is unchanged).
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.fleet_report import populate, postgres_database
 from devposture.collector.compliance import Waiver
-from devposture.collector.credentials import VIEWER, new_credential
+from devposture.collector.credentials import AUDITOR, new_credential
 from devposture.collector.datadir import initialize
 from devposture.collector.store import Store
 from devposture.collector.store.target import is_postgres_url, postgres_target
@@ -123,8 +123,14 @@ def main() -> None:
             store.waivers.add_waiver(Waiver(f"w-{device_id}", device_id, "public-wifi", "IT",
                                     "travelling, VPN ordered", now, now + dt.timedelta(days=7)),
                              now)  # fmt: skip
+        # An audit log of some size: 10,000 commands (the audit-log page reads one page).
+        for n in range(10_000):
+            store.admin.audit(now, actor="bench admin", credential_id=None, role="admin",
+                              command="device list", arguments={"n": str(n)}, outcome="ok",
+                              message="", peer="local")  # fmt: skip
         credential = new_credential()
-        store.admin.add_credential(credential, "bench viewer", VIEWER, now)
+        # An auditor: a viewer sees every page but the audit log.
+        store.admin.add_credential(credential, "bench auditor", AUDITOR, now)
         some_device = db.execute(
             "SELECT device_id FROM devices ORDER BY device_id LIMIT 1 OFFSET 777"
         ).fetchone()[0]
@@ -148,6 +154,15 @@ def main() -> None:
             ("a device page", f"/devices/{some_device}"),
             ("failing longest", "/failing"),
             ("  its page 1000", "/failing?page=1000"),
+            # The dashboard for IT (issue 19 item 7).
+            ("fully compliant (headline)", "/devices?state=COMPLIANT"),
+            ("device list by last report", "/devices?sort=last_report&order=desc"),
+            ("device list by 6.3.2", "/devices?sort=check:public-wifi"),
+            ("failing 6.3.2, 3 days or more", "/failing?check=public-wifi&min_days=3"),
+            ("failing, one group", f"/failing?group={quote(GROUP)}"),
+            ("waivers", "/waivers"),
+            ("tokens", "/tokens"),
+            ("audit log", "/audit"),
         ]
         cold: dict[str, list[float]] = {label: [] for label, _ in pages}
         warm: dict[str, list[float]] = {label: [] for label, _ in pages}

@@ -1,5 +1,5 @@
 """The dashboard for IT's own reads (`Store.dashboard`): the overview's headline figures, the
-columns the device list sorts by, failing-longest filtered, and the audit log a page at a time.
+device list's orders, failing-longest filtered, and the audit log a page at a time.
 
 Each is one statement over an index or one pass over the devices (never a scan of the
 reports), so that every page stays within the half second of issue 17 at 100,000 devices
@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 
 from devposture.collector.store.admin import AuditEntry
-from devposture.collector.store.base import Part, from_us, maybe_from_us, to_us
+from devposture.collector.store.base import Part, from_us, to_us
 from devposture.collector.store.device_list import _Query as StandingQuery
 from devposture.collector.store.fleet import (
     _FAILING_ORDER,
@@ -36,16 +36,6 @@ class Headline:
 
 
 @dataclass(frozen=True)
-class SortColumns:
-    """What the device list sorts by, for one device."""
-
-    hostname: str
-    os_family: str
-    group: str
-    last_report_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
 class FailingWanted:
     """Failing-longest's filters: some checks only (empty: all), one group, a minimum age."""
 
@@ -54,25 +44,63 @@ class FailingWanted:
     min_days: float = 0.0
 
 
-# Per heard-from device, in one grouped pass over the current verdicts: how many of the
-# policy's checks need action (FAIL past grace, not waived) and how many are PASS or EXEMPT
-# (a waived check with no verdict yet counts as EXEMPT: the UNION's second part).
-_HEADLINE = """
-SELECT COUNT(*) FILTER (WHERE v.bad > 0), COUNT(*) FILTER (WHERE v.bad = 0 AND v.good = :n)
-FROM (
-  SELECT u.device_id, SUM(u.bad) AS bad, SUM(u.good) AS good FROM (
-    SELECT c.device_id,
-           CASE WHEN {waived} THEN 0
-                WHEN c.state = 'FAIL' AND c.since_us <= {cutoff} THEN 1 ELSE 0 END AS bad,
-           CASE WHEN {waived} OR c.state = 'PASS' THEN 1 ELSE 0 END AS good
-    FROM check_results c WHERE c.check_id IN ({checks})
-    UNION ALL
-    SELECT w.*, 0, 1 FROM ({unjudged}) AS w
-  ) AS u GROUP BY u.device_id
-) AS v JOIN devices d ON d.device_id = v.device_id
-WHERE COALESCE(d.last_report_us, d.enrolled_us) >= :fresh AND d.enrolled_us <= :now
-  {in_group}
+# Per device with verdicts, in one grouped pass over the verdicts in primary-key order (no
+# sort, no join: about 0.3 s for 600,000 verdicts on SQLite): whether a check fails past its
+# grace, and how many of the policy's checks pass. `{cutoff}` is a CASE giving each check's
+# grace cutoff (NULL for a check the policy no longer has). Silent and waived devices are
+# counted as if neither mattered, then set right from their own few rows (`headline`).
+_RAW = """
+SELECT COUNT(*) FILTER (WHERE v.bad > 0), COUNT(*) FILTER (WHERE v.good = :n) FROM (
+  SELECT MAX(CASE WHEN c.state = 'FAIL' AND c.since_us <= {cutoff} THEN 1 ELSE 0 END) AS bad,
+         SUM(CASE WHEN c.state = 'PASS' AND {cutoff} IS NOT NULL THEN 1 ELSE 0 END) AS good
+  FROM check_results c {in_group} GROUP BY c.device_id
+) AS v
 """
+# Natural host order in SQL, on both engines: host names are mostly a prefix and a number
+# (PC-2, PC-10), so by the name without its trailing digits, then the shorter name (the
+# smaller number), then the name, case folded; ties by id. (Digits inside a name compare
+# as text.)
+_HOST_ORDER = (
+    "rtrim(lower(d.hostname), '0123456789'), length(d.hostname), lower(d.hostname),"
+    " d.hostname, d.device_id"
+)
+# The device list's own columns, each a sort key `{way}` (ASC or DESC) applies to. A device
+# that never reported sorts as the oldest report.
+ORDER_COLUMNS = {
+    "host": "rtrim(lower(d.hostname), '0123456789') {way}, length(d.hostname) {way},"
+            " lower(d.hostname) {way}, d.hostname {way}",
+    "device": "d.device_id {way}",
+    "os": "lower(d.os_family) {way}",
+    "group": "d.device_group {way}",
+    "last_report": "COALESCE(d.last_report_us, -1) {way}",
+}  # fmt: skip
+# A check's states, the ones needing attention first (its column's ascending order).
+STATE_ORDER = ("FAIL", "GRACE", "UNKNOWN", "STALE", "EXEMPT", "PASS")
+
+# The silent devices (few; one pass over the devices), as `fleet` spells the silence.
+_SILENT = """
+SELECT device_id FROM devices
+WHERE (last_report_us < :fresh OR (last_report_us IS NULL AND enrolled_us < :fresh)) {in_group}
+"""
+
+
+def _figures(
+    verdicts: dict[str, tuple[str, int | None]], cutoffs: dict[str, int], waived: set[str]
+) -> tuple[bool, bool]:
+    """Whether a device needs action and whether it is fully compliant, from its verdicts
+    (check -> state and since), the policy's checks' grace cutoffs and its waived checks.
+    With no waiver, exactly as `_RAW` counts it; a device with no verdict is in neither."""
+    if not verdicts and not waived:
+        return False, False
+    needs = any(
+        state == "FAIL" and since is not None and since <= cutoffs[check]
+        for check, (state, since) in verdicts.items() if check in cutoffs and check not in waived
+    )  # fmt: skip
+    good = sum(
+        1 for check in cutoffs
+        if check in waived or verdicts.get(check, ("", None))[0] == "PASS"
+    )  # fmt: skip
+    return needs, good == len(cutoffs)
 
 
 class DashboardReads(Part):
@@ -81,77 +109,104 @@ class DashboardReads(Part):
     def headline(
         self, policy: Policy, at: dt.datetime, stale: int, group: str = ""
     ) -> Headline:
-        """The overview's figures at `at` (of one group's devices when `group` is given).
+        """The overview's figures at `at` (of one group's devices when `group` is given), by
+        the standing rule: a silent device counts in neither, a waived check as EXEMPT.
         `stale` comes from the fleet's counts (every check's STALE count is the silent
         devices'), which the overview has already read."""
         now = to_us(at)
-        checks = [c.check_id for c in policy.checks]
-        in_force = {(d, c) for d, c in waived_at(self._db, at) if c in checks}
-        if group:
-            in_force &= self._of_group(in_force, group)
-        judged = self._judged(in_force)
+        cutoffs = {c.check_id: now - c.grace_hours * 3_600_000_000 for c in policy.checks}
         params: dict[str, object] = {
-            "n": len(checks), "checks": json.dumps(checks), "now": now,
-            "fresh": now - policy.stale_after_hours * 3_600_000_000,
-            "waived": json.dumps(sorted(f"{d} {c}" for d, c in in_force)),
-            "unjudged": json.dumps(sorted(d for d, c in in_force - judged)),
+            "n": len(cutoffs), "fresh": now - policy.stale_after_hours * 3_600_000_000,
+            "group": group,
         }  # fmt: skip
         cutoff = "CASE c.check_id"
-        for k, check in enumerate(policy.checks):
+        for k, (check_id, moment) in enumerate(cutoffs.items()):
             cutoff += f" WHEN :check{k} THEN :cutoff{k}"
-            params[f"check{k}"] = check.check_id
-            params[f"cutoff{k}"] = now - check.grace_hours * 3_600_000_000
-        dialect = self._db.dialect
-        query = _HEADLINE.format(
-            waived=f"c.device_id || ' ' || c.check_id IN ({dialect.json_values(':waived')})",
-            cutoff=cutoff + " END", checks=dialect.json_values(":checks"),
-            unjudged=dialect.json_values(":unjudged"),
-            in_group="AND d.device_group = :group" if group else "",
+            params |= {f"check{k}": check_id, f"cutoff{k}": moment}
+        in_group = (
+            "WHERE c.device_id IN (SELECT device_id FROM devices WHERE device_group = :group)"
+            if group else ""
         )  # fmt: skip
-        params["group"] = group
-        needing, compliant = self._db.execute(query, params).fetchone()
-        return Headline(int(compliant), int(needing), stale, len(in_force))
+        query = _RAW.format(cutoff=cutoff + " END", in_group=in_group)
+        needing, compliant = (int(x or 0) for x in self._db.execute(query, params).fetchone())
+        in_force = {(d, c) for d, c in waived_at(self._db, at) if c in cutoffs}
+        silent = {r[0] for r in self._db.execute(
+            _SILENT.format(in_group="AND device_group = :group" if group else ""), params
+        )}  # fmt: skip
+        special = silent | {d for d, _ in in_force}
+        if group:
+            special &= self._of_group(special, group)
+            in_force = {(d, c) for d, c in in_force if d in special}
+        waived: dict[str, set[str]] = {}
+        for device_id, check_id in in_force:
+            waived.setdefault(device_id, set()).add(check_id)
+        for device_id, verdicts in self._verdicts_of(special).items():
+            raw = _figures(verdicts, cutoffs, set())
+            true = (False, False) if device_id in silent else _figures(
+                verdicts, cutoffs, waived.get(device_id, set()))  # fmt: skip
+            needing += true[0] - raw[0]
+            compliant += true[1] - raw[1]
+        return Headline(compliant, needing, stale, len(in_force))
 
-    def _of_group(self, pairs: set[tuple[str, str]], group: str) -> set[tuple[str, str]]:
-        """The pairs whose device is in `group` (primary-key lookups; waivers are few)."""
-        ids = json.dumps(sorted({d for d, _ in pairs}))
+    def _verdicts_of(self, devices: set[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
+        """Each device's verdicts (state and since) by check: primary-key lookups (few)."""
+        found: dict[str, dict[str, tuple[str, int | None]]] = {d: {} for d in devices}
+        if not devices:
+            return found
+        rows = self._db.execute(
+            "SELECT device_id, check_id, state, since_us FROM check_results"  # noqa: S608
+            f" WHERE device_id IN ({self._db.dialect.json_values(':ids')})",
+            {"ids": json.dumps(sorted(devices))},
+        )
+        for device_id, check_id, state, since in rows:
+            found[device_id][check_id] = (state, since)
+        return found
+
+    def _of_group(self, devices: set[str], group: str) -> set[str]:
+        """Those of `devices` in `group` (primary-key lookups; few)."""
+        if not devices:
+            return set()
         rows = self._db.execute(
             "SELECT device_id FROM devices"  # noqa: S608 (a placeholder)
             f" WHERE device_id IN ({self._db.dialect.json_values(':ids')})"
             " AND device_group = :group",
-            {"ids": ids, "group": group},
+            {"ids": json.dumps(sorted(devices)), "group": group},
         ).fetchall()
-        members = {r[0] for r in rows}
-        return {(d, c) for d, c in pairs if d in members}
+        return {r[0] for r in rows}
 
-    def _judged(self, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-        """Which of the (device, check) pairs have a verdict (primary-key lookups; few)."""
-        if not pairs:
-            return set()
-        ids = json.dumps(sorted({d for d, _ in pairs}))
-        rows = self._db.execute(
-            "SELECT device_id, check_id FROM check_results"  # noqa: S608 (a placeholder)
-            f" WHERE device_id IN ({self._db.dialect.json_values(':ids')})",
-            {"ids": ids},
-        ).fetchall()
-        return {(d, c) for d, c in rows} & pairs
-
-    def sort_columns(self) -> dict[str, SortColumns]:
-        """Every device's sortable columns: one pass over the devices (not their reports)."""
-        rows = self._db.execute(
-            "SELECT device_id, hostname, os_family, device_group, last_report_us FROM devices"
-        ).fetchall()
-        return {r[0]: SortColumns(r[1], r[2], r[3], maybe_from_us(r[4])) for r in rows}
-
-    def standings_of(self, policy: Policy, at: dt.datetime, check_id: str) -> dict[str, str]:
-        """Every device's standing on one check at `at` (a primary-key lookup per device),
-        for sorting the device list by that check's column."""
+    def ordered(
+        self, policy: Policy, at: dt.datetime, column: str, descending: bool = False
+    ) -> list[str]:
+        """Every device's id in the order of a device list column (`ORDER_COLUMNS`, or a
+        check's id: its standing, the ones needing attention first), ties in natural host
+        order. One pass over the devices and a sort in SQL (a check's column: a primary-key
+        lookup of its verdict per device); nothing sorted in Python."""
+        way = "DESC" if descending else "ASC"
+        if column in ORDER_COLUMNS:
+            order = ORDER_COLUMNS[column].format(way=way)
+            rows = self._db.execute(
+                f"SELECT d.device_id FROM devices d ORDER BY {order}, {_HOST_ORDER}"  # noqa: S608
+            )
+            return [r[0] for r in rows]
         query = StandingQuery(self._db, policy, at)
-        k = query.checks.index(check_id)
+        k = query.checks.index(column)
+        rank = " ".join(f"WHEN '{state}' THEN {n}" for n, state in enumerate(STATE_ORDER))
         rows = self._db.execute(
-            f"SELECT d.device_id, {query.states[k]} FROM devices d{query.joins[k]}",  # noqa: S608
+            f"SELECT d.device_id FROM devices d{query.joins[k]}"  # noqa: S608 (fixed texts)
+            f" ORDER BY CASE ({query.states[k]}) {rank} ELSE 2 END {way}, {_HOST_ORDER}",
             query.params,
-        ).fetchall()
+        )
+        return [r[0] for r in rows]
+
+    def hostnames(self, device_ids: set[str]) -> dict[str, str]:
+        """The host names of a few devices (primary-key lookups)."""
+        if not device_ids:
+            return {}
+        rows = self._db.execute(
+            "SELECT device_id, hostname FROM devices"  # noqa: S608 (a placeholder)
+            f" WHERE device_id IN ({self._db.dialect.json_values(':ids')})",
+            {"ids": json.dumps(sorted(device_ids))},
+        )
         return {r[0]: r[1] for r in rows}
 
     # --- failing longest, filtered -------------------------------------------------------

@@ -53,12 +53,9 @@ class WaiversPage:
 
 def waiver_views(views: Views, policy: Policy, at: dt.datetime) -> list[WaiverView]:
     """Every waiver with its device's host name and its state at `at`."""
-    hosts = views.sort_columns(policy)
-    return [
-        WaiverView(w, hosts[w.device_id].hostname if w.device_id in hosts else "",
-                   waiver_state(w, at))
-        for w in views.store.waivers.recorded()
-    ]  # fmt: skip
+    recorded = views.store.waivers.recorded()
+    hosts = views.store.dashboard.hostnames({w.device_id for w in recorded})
+    return [WaiverView(w, hosts.get(w.device_id, ""), waiver_state(w, at)) for w in recorded]
 
 
 def waivers(views: Views) -> WaiversPage:

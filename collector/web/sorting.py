@@ -1,53 +1,32 @@
 """The device list's order: by a column the person clicked, on the server (the list is paged,
-so a browser could only ever sort the page it has).
+so a browser could only ever sort the page it has), from `?sort=COLUMN&order=asc|desc`.
 
-Host names sort naturally (PC-2 before PC-10, case folded): IT names machines with numbers,
-and a plain string order puts PC-10 between PC-1 and PC-2. A check's column sorts by how
-much it needs attention (FAIL first when ascending). Ties keep the host-name order.
+The orders themselves are the store's (`store.dashboard.ordered`, in SQL): host names in
+natural order (PC-2 before PC-10), a check's column by how much it needs attention (FAIL
+first when ascending), ties in host order.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from devposture.collector.store.dashboard_reads import SortColumns
+from devposture.collector.store.dashboard_reads import ORDER_COLUMNS
 
-_DIGITS = re.compile(r"(\d+)")
-# A check's states, the ones needing attention first.
-STATE_ORDER = {"FAIL": 0, "GRACE": 1, "UNKNOWN": 2, "STALE": 3, "EXEMPT": 4, "PASS": 5}
-COLUMNS = ("host", "device", "os", "group", "last_report")
 CHECK_PREFIX = "check:"
-_NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
-
-NaturalKey = tuple[tuple[int, int, str], ...]
-
-
-def natural_key(text: str) -> NaturalKey:
-    """`text` split into runs of digits (compared as numbers) and the rest (case folded)."""
-    return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
-        for part in _DIGITS.split(text)
-        if part
-    )
 
 
 @dataclass(frozen=True)
 class Sort:
-    """A column (`COLUMNS`, or `check:ID`) and the direction."""
+    """A column (`ORDER_COLUMNS`, or `check:ID`) and the direction."""
 
     column: str = "host"
     descending: bool = False
 
     @classmethod
-    def of_query(cls, q: Mapping[str, str], check_ids: list[str] | None = None) -> Sort:
+    def of_query(cls, q: Mapping[str, str]) -> Sort:
         column = q.get("sort", "host")
-        known = column in COLUMNS or (
-            column.startswith(CHECK_PREFIX)
-            and (check_ids is None or column.removeprefix(CHECK_PREFIX) in check_ids)
-        )
+        known = column in ORDER_COLUMNS or column.startswith(CHECK_PREFIX)
         return cls(column if known else "host", q.get("order") == "desc")
 
     @property
@@ -63,30 +42,12 @@ class Sort:
         return {"sort": column, "order": "desc" if descending else "asc"}
 
 
-def ordered(
-    device_ids: list[str], sort: Sort, columns: Mapping[str, SortColumns],
-    states: Mapping[str, str] | None = None,
-) -> list[str]:  # fmt: skip
-    """`device_ids` in `sort`'s order (`states`: each device's standing on the sorted check).
-    A device missing from `columns` (enrolled since they were read) sorts last."""
-    absent = SortColumns("", "", "", None)
-
-    def host(device_id: str) -> tuple[NaturalKey, str]:
-        return natural_key(columns.get(device_id, absent).hostname), device_id
-
-    by_host = sorted(device_ids, key=host)
-    key: Callable[[str], object]
-    if sort.column == "host":
-        return by_host[::-1] if sort.descending else by_host
-    if sort.column == "device":
-        key = str
-    elif sort.column == "os":
-        key = lambda d: columns.get(d, absent).os_family.casefold()  # noqa: E731
-    elif sort.column == "group":
-        key = lambda d: natural_key(columns.get(d, absent).group)  # noqa: E731
-    elif sort.column == "last_report":
-        key = lambda d: columns.get(d, absent).last_report_at or _NEVER  # noqa: E731
-    else:
-        found = states or {}
-        key = lambda d: STATE_ORDER.get(found.get(d, "UNKNOWN"), 2)  # noqa: E731
-    return sorted(by_host, key=key, reverse=sort.descending)
+def in_order(matching: list[str], order: list[str]) -> list[str]:
+    """The `matching` devices in `order` (every device's); one enrolled since `order` was
+    read goes last."""
+    wanted = set(matching)
+    ordered = [d for d in order if d in wanted]
+    if len(ordered) < len(wanted):
+        seen = set(ordered)
+        ordered += [d for d in matching if d not in seen]
+    return ordered

@@ -33,7 +33,7 @@ from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row
 from devposture.collector.reports import fleet_rows
 from devposture.collector.store import Store, device_pages
-from devposture.collector.store.dashboard_reads import FailingWanted, Headline, SortColumns
+from devposture.collector.store.dashboard_reads import FailingWanted, Headline
 from devposture.collector.store.device_list import NOT_PASSING, DeviceFilter, ListedDevice
 from devposture.collector.web import auth, sorting
 from devposture.collector.web.charts import Series
@@ -313,30 +313,20 @@ class Views:
         needing = set(bad)
         return at, [d for d in ids if d not in needing]
 
-    def sort_columns(self, policy: Policy) -> dict[str, SortColumns]:
-        """Every device's host name, OS, group and last report (one pass, cached)."""
-        return self._cached("sort columns", policy, STALE_AFTER_SECONDS,
-                            self._reader.dashboard.sort_columns)  # fmt: skip
-
     def ordered_ids(self, filters: Filters) -> tuple[Policy, dt.datetime, list[str]]:
-        """The matching devices' ids in the order asked for (`sorting`), cached."""
+        """The matching devices' ids in the order asked for (`sorting`): every device's
+        order read from the store (cached as a fleet view is), the matching kept."""
         policy = self.policy()
         at, matching = self._matching(policy, filters)
         sort = filters.sort
         if sort.check and policy.check(sort.check) is None:
             sort = sorting.Sort()
-
-        def make() -> list[str]:
-            states = None
-            if sort.check:
-                states = self._cached(
-                    f"standings {sort.check}", policy, STALE_AFTER_SECONDS,
-                    lambda: self._reader.dashboard.standings_of(policy, at, sort.check),
-                )  # fmt: skip
-            return sorting.ordered(matching, sort, self.sort_columns(policy), states)
-
-        key = f"sorted {replace(filters, page=1)!r}"
-        return policy, at, self._cached(key, policy, STALE_AFTER_SECONDS, make)
+        column = sort.check or sort.column
+        order = self._cached(
+            f"order {sort!r}", policy, STALE_AFTER_SECONDS,
+            lambda: self._reader.dashboard.ordered(policy, at, column, sort.descending),
+        )  # fmt: skip
+        return policy, at, sorting.in_order(matching, order)
 
     def overview(self, group: str = "") -> Overview:
         """The fleet's counts per check and its headline figures (of one group's devices when
