@@ -1,10 +1,13 @@
 """Every word `status` and the desktop notifications show, in Chinese and in English.
 
-One frozen dataclass holds a language's words, and each language is one instance of it: a
-word missing from either is a type error (`make typecheck`) and a TypeError at import, never
-a blank or a Python object on the employee's screen. Texts that take values are functions of
-them. The policy's own texts (titles, remedies) and the collector's reasons come with the
-verdicts; these are the agent's frame around them.
+The words come from the message catalogs (`devposture.policy.catalogs`, context
+"agent.<name>"); their English, the msgids, is declared here in `ENGLISH`, and `make catalogs`
+puts it into the `.po` files. One frozen dataclass holds a language's words and each language
+is one instance of it, built from the catalogs: a word missing from either is a type error
+and a TypeError at import, never a blank or a Python object on the employee's screen, and a
+catalog lacking one fails `tests/policy/test_catalogs.py`. Texts that take values are
+functions of them. The policy's own texts (titles, remedies) come with the verdicts and the
+reasons are worded by `devposture.policy.reasons`; these are the agent's frame around them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from devposture.agent.employee.language import Lang
+from devposture.policy.catalogs import translate
 from devposture.policy.reasons import STATES, state_word
+
+ENGLISH: dict[str, str] = {
+    "grace_until": "grace until {when}",
+    "grace_ended": "grace ended {when}",
+    "what_to_do": "What to do",
+    "on_this_computer": "On this computer",
+    "judged_at": "Compliance of this computer, as the company's collector judged it at {when}",
+    "local_check": "Compliance of this computer: a local check, not yet judged by the"
+    " company's collector",
+    "all_in_order": "Everything is in order.",
+    "failing": '{count} item(s) failing: see "What to do" above.',
+    "unknown": "{count} item(s) cannot be told; IT will look into why.",
+    "waiting": "{count} report(s) waiting to be sent (the oldest from {oldest}); they go by"
+    " themselves once the company's collector can be reached.",
+    "dropped": "{count} report(s) could not be kept while offline (the outbox was full); IT"
+    " can see this.",
+    "app_name": "Device compliance",
+}
+
+
+def every_message() -> list[tuple[str, str]]:
+    """(context, English msgid) of each word, for the catalogs."""
+    return [(f"agent.{name}", english) for name, english in ENGLISH.items()]
 
 
 def _states(lang: Lang) -> dict[str, str]:
@@ -40,44 +67,26 @@ class Words:
     app_name: str
 
 
-ZH = Words(
-    states=_states("zh"),
-    grace_until=lambda when: f"宽限期至 {when}",
-    grace_ended=lambda when: f"宽限期已于 {when} 结束",
-    what_to_do="怎么办",
-    on_this_computer="在这台电脑上",
-    judged_at=lambda when: f"本机合规状态(公司服务器于 {when} 判定)",
-    local_check="本机合规状态(本地检查,尚未经公司服务器判定)",
-    all_in_order="全部合规。",
-    failing=lambda n: f"有 {n} 项不合规,请按上面的“怎么办”处理。",
-    unknown=lambda n: f"有 {n} 项无法判断,IT 会查看原因。",
-    waiting=lambda n, oldest: f"{n} 份报告等待发送(最早 {oldest}),连接公司网络后会自动发送。",
-    dropped=lambda n: f"离线期间存储已满,{n} 份报告未能保留;IT 能看到这一情况。",
-    app_name="设备合规检查",
-)
+def words_in(lang: Lang) -> Words:
+    """The words of `lang`, from its catalog."""
+    text = {name: translate(lang, f"agent.{name}", english) for name, english in ENGLISH.items()}
+    return Words(
+        states=_states(lang),
+        grace_until=lambda when: text["grace_until"].format(when=when),
+        grace_ended=lambda when: text["grace_ended"].format(when=when),
+        what_to_do=text["what_to_do"],
+        on_this_computer=text["on_this_computer"],
+        judged_at=lambda when: text["judged_at"].format(when=when),
+        local_check=text["local_check"],
+        all_in_order=text["all_in_order"],
+        failing=lambda n: text["failing"].format(count=n),
+        unknown=lambda n: text["unknown"].format(count=n),
+        waiting=lambda n, oldest: text["waiting"].format(count=n, oldest=oldest),
+        dropped=lambda n: text["dropped"].format(count=n),
+        app_name=text["app_name"],
+    )
 
-EN = Words(
-    states=_states("en"),
-    grace_until=lambda when: f"grace until {when}",
-    grace_ended=lambda when: f"grace ended {when}",
-    what_to_do="What to do",
-    on_this_computer="On this computer",
-    judged_at=lambda when: (
-        f"Compliance of this computer, as the company's collector judged it at {when}"
-    ),
-    local_check="Compliance of this computer: a local check, not yet judged by the company's"
-    " collector",
-    all_in_order="Everything is in order.",
-    failing=lambda n: f'{n} item(s) failing: see "What to do" above.',
-    unknown=lambda n: f"{n} item(s) cannot be told; IT will look into why.",
-    waiting=lambda n, oldest: (
-        f"{n} report(s) waiting to be sent (the oldest from {oldest});"
-        " they go by themselves once the company's collector can be reached."
-    ),
-    dropped=lambda n: (
-        f"{n} report(s) could not be kept while offline (the outbox was full); IT can see this."
-    ),
-    app_name="Device compliance",
-)
 
+ZH = words_in("zh")
+EN = words_in("en")
 WORDS: dict[Lang, Words] = {"zh": ZH, "en": EN}

@@ -1,6 +1,8 @@
-"""Every message the catalogs must hold, from where each is declared: the reasons (with their
-terms, optional parts and states) and the per-OS steps. `make catalogs` writes the `.po`
-files from this list and the tests hold each catalog to it."""
+"""The messages of the shared package the catalogs must hold, from where each is declared: the
+reasons (with their terms, optional parts and states) and the per-OS steps. The agent's own
+frame words (`devposture.agent.employee.words.every_message`) are added to them by
+`make catalogs` (scripts/catalogs.py), which writes the `.po` files, and by the tests that
+hold each catalog to the list; the arrows stay one way (nothing here imports the agent)."""
 
 from __future__ import annotations
 
