@@ -20,6 +20,7 @@ from devposture.collector.store.fleet import (
     _FAILING_ORDER,
     Failure,
     _failing_query,
+    _per_check,
     waived_at,
 )
 from devposture.policy import Policy
@@ -74,6 +75,16 @@ ORDER_COLUMNS = {
     "group": "d.device_group {way}",
     "last_report": "COALESCE(d.last_report_us, -1) {way}",
 }  # fmt: skip
+# One group's failures past grace, from its devices (devices_by_group, then each device's
+# verdicts by primary key; SQLite's CROSS JOIN keeps that order): the same conditions as
+# `fleet._FAILING`, which walks every failure of the fleet instead.
+_GROUP_FAILING = """
+SELECT {columns}
+FROM devices d {join} check_results c ON c.device_id = d.device_id
+WHERE d.device_group = :group AND c.state = 'FAIL' AND c.check_id IN ({checks})
+  AND c.since_us <= {cutoff} AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
+  AND c.device_id || ' ' || c.check_id NOT IN ({waived})
+"""
 # A check's states, the ones needing attention first (its column's ascending order).
 STATE_ORDER = ("FAIL", "GRACE", "UNKNOWN", "STALE", "EXEMPT", "PASS")
 
@@ -82,6 +93,11 @@ _SILENT = """
 SELECT device_id FROM devices
 WHERE (last_report_us < :fresh OR (last_report_us IS NULL AND enrolled_us < :fresh)) {in_group}
 """
+
+
+def _began_by(at: dt.datetime, days: float) -> int:
+    """The moment a failure must have begun by to be `days` old at `at`."""
+    return to_us(at) - round(days * 86_400_000_000)
 
 
 def _figures(
@@ -214,22 +230,34 @@ class DashboardReads(Part):
     def _failing(
         self, policy: Policy, at: dt.datetime, wanted: FailingWanted, columns: str
     ) -> tuple[str, dict[str, object]]:
-        query, params = _failing_query(self._db, policy, at, columns, wanted.group or None)
+        """The failures `wanted` selects: the whole fleet's by walking the partial index of
+        failing verdicts in the order they began (`fleet._FAILING`); one group's from its
+        devices (`_GROUP_FAILING`), so that a small group does not walk every failure."""
+        query, params = _failing_query(self._db, policy, at, columns, None)
+        if wanted.group:
+            dialect = self._db.dialect
+            cutoffs = {c.check_id: to_us(at) - c.grace_hours * 3_600_000_000
+                       for c in policy.checks}  # fmt: skip
+            query = _GROUP_FAILING.format(
+                columns=columns, join=dialect.ordered_join,
+                cutoff=_per_check("c.check_id", cutoffs, params),
+                checks=dialect.json_values(":checks"), waived=dialect.json_values(":waived"),
+            )  # fmt: skip
+            params["group"] = wanted.group
         if wanted.checks:
             query += f" AND c.check_id IN ({self._db.dialect.json_values(':only')})"
             params["only"] = json.dumps(list(wanted.checks))
         if wanted.min_days > 0:
             query += " AND c.since_us <= :began_by"
-            params["began_by"] = to_us(at) - round(wanted.min_days * 86_400_000_000)
+            params["began_by"] = _began_by(at, wanted.min_days)
         return query, params
 
     def failing(
         self, policy: Policy, at: dt.datetime, wanted: FailingWanted, *, offset: int = 0,
         limit: int | None = None,
     ) -> list[Failure]:  # fmt: skip
-        """The failures past grace `wanted` selects, the longest first (walking the partial
-        index of failing verdicts, as `Fleet.failing_now` does), `limit` of them from
-        `offset`."""
+        """The failures past grace `wanted` selects, the longest first, `limit` of them from
+        `offset` (the same set and order as `Fleet.failing_now`)."""
         query, params = self._failing(
             policy, at, wanted, "c.since_us, c.device_id, c.check_id, d.hostname, c.reason"
         )
@@ -243,8 +271,34 @@ class DashboardReads(Part):
         ]
 
     def failing_count(self, policy: Policy, at: dt.datetime, wanted: FailingWanted) -> int:
-        query, params = self._failing(policy, at, wanted, "COUNT(*)")
-        return int(self._db.execute(query, params).fetchone()[0])
+        """How many failures `failing` lists in all. The fleet's: counted per check from the
+        index check_results_by_standing (no row read), less those of silent devices and of
+        waived checks (few, by their own rows); one group's: by `_failing`."""
+        if wanted.group:
+            query, params = self._failing(policy, at, wanted, "COUNT(*)")
+            return int(self._db.execute(query, params).fetchone()[0])
+        now = to_us(at)
+        began_by = _began_by(at, wanted.min_days) if wanted.min_days > 0 else now
+        limits = {
+            c.check_id: min(now - c.grace_hours * 3_600_000_000, began_by)
+            for c in policy.checks if not wanted.checks or c.check_id in wanted.checks
+        }  # fmt: skip
+        total = 0
+        for check_id, limit in limits.items():
+            total += int(self._db.execute(
+                "SELECT COUNT(*) FROM check_results WHERE check_id = ? AND state = 'FAIL'"
+                " AND since_us <= ?", (check_id, limit),
+            ).fetchone()[0])  # fmt: skip
+        fresh = now - policy.stale_after_hours * 3_600_000_000
+        silent = {r[0] for r in self._db.execute(_SILENT.format(in_group=""), {"fresh": fresh})}
+        in_force = {(d, c) for d, c in waived_at(self._db, at) if c in limits}
+        for device_id, verdicts in self._verdicts_of(silent | {d for d, _ in in_force}).items():
+            for check_id, (state, since) in verdicts.items():
+                counted = (state == "FAIL" and check_id in limits and since is not None
+                           and since <= limits[check_id])  # fmt: skip
+                if counted and (device_id in silent or (device_id, check_id) in in_force):
+                    total -= 1
+        return total
 
     # --- the audit log, newest first -----------------------------------------------------
 
