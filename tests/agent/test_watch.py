@@ -14,6 +14,7 @@ from devposture.agent.probes.linux import wifi
 from devposture.agent.sessions import SessionLog
 from devposture.agent.watch import BackupWatcher, NetworkWatcher
 from devposture.policy.checks import State, evaluate
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_text, ok, recorded
 from tests.agent.windows.replay_windows import WindowsReplayHost
@@ -91,8 +92,8 @@ def test_network_change_is_reported_within_the_promised_time(tmp_path: Path) -> 
     verdict = dict((c.check_id, v) for c, v in evaluate(report, datetime.now(UTC)))["public-wifi"]
     assert (
         verdict.state is State.FAIL
-        and "HomeNet" in verdict.reason
-        and "without VPN" in verdict.reason
+        and "HomeNet" in render(verdict.reason, "en", UTC)
+        and "without VPN" in render(verdict.reason, "en", UTC)
     )
 
 
@@ -219,6 +220,6 @@ def test_open_network_without_vpn_is_reported_within_the_promised_time(tmp_path:
     verdict = {c.check_id: v for c, v in evaluate(report, datetime.now(UTC))}["public-wifi"]
     assert (
         verdict.state is State.FAIL
-        and "SSID-1" in verdict.reason
-        and "without VPN" in verdict.reason
+        and "SSID-1" in render(verdict.reason, "en", UTC)
+        and "without VPN" in render(verdict.reason, "en", UTC)
     )

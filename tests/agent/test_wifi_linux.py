@@ -21,6 +21,7 @@ from devposture.agent.probes.outcome import ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.agent.sessions import SessionLog
 from devposture.policy.checks import CheckParameters, State, check_public_wifi
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_text, ok, recorded
 
@@ -129,6 +130,6 @@ def test_portal_found_after_joining_fails_the_check_from_the_start(tmp_path: Pat
     assert not session.HasField("ended_at") and session.captive_portal
     verdict = check_public_wifi(report, later.clock, CheckParameters())
     assert verdict.state is State.FAIL
-    assert verdict.reason == (
-        "public Wi-Fi: HomeNet (captive portal) at 2026-01-15 09:30 UTC without VPN"
+    assert render(verdict.reason, "en", UTC) == (
+        "public Wi-Fi: HomeNet (captive portal) at 2026-01-15 09:30 (UTC+00:00) without VPN"
     )

@@ -7,6 +7,8 @@ interface of the same name: composites, said so in each test.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from devposture.agent.parsers import ParseError
@@ -20,6 +22,7 @@ from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.agent.probes.windows import firewall, wifi
 from devposture.policy.checks import CheckParameters, State, check_public_wifi
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
 
@@ -92,7 +95,8 @@ def test_a_wifi_connection_windows_files_as_public_is_public() -> None:
     report.wifi.CopyFrom(outcome.fact)
     verdict = check_public_wifi(report, host.clock, CheckParameters())
     assert verdict.state is State.FAIL
-    assert "Tenda_EBBAA0 (Windows network category Public)" in verdict.reason
+    shown = render(verdict.reason, "en", dt.UTC)
+    assert "Tenda_EBBAA0 (Windows network category Public)" in shown
 
 
 def test_a_private_category_on_a_chinese_machine_keeps_the_name_private() -> None:
