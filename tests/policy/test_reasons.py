@@ -81,6 +81,15 @@ def test_a_legacy_text_is_not_a_code_and_renders_unchanged(legacy: str) -> None:
     assert render(legacy, "zh", BEIJING) == legacy
 
 
+@pytest.mark.parametrize(
+    "odd", ['av.signatures_old {"date":"yesterday"}', 'list.items {"items":[[]]}',
+            'standing.grace {"until":1e400}'],
+)  # fmt: skip
+def test_a_coded_reason_with_values_of_the_wrong_kind_is_shown_as_stored(odd: str) -> None:
+    assert parse(odd) is not None
+    assert render(odd, "zh", BEIJING) == odd
+
+
 def test_times_are_shown_in_the_zone_given() -> None:
     stored = encode("standing.grace", until=MOMENT, reason="av.none")
     assert render(stored, "zh", BEIJING) == (

@@ -391,11 +391,15 @@ def parse(stored: str) -> Reason | None:
 
 
 def render(stored: str, lang: Lang, zone: dt.tzinfo) -> str:
-    """The reason in `lang`, with its times in `zone`; a legacy text unchanged."""
+    """The reason in `lang`, with its times in `zone`; a legacy text unchanged, and so is a
+    coded one whose values do not fit their kinds (a page or a listing never fails on one)."""
     parsed = parse(stored)
     if parsed is None:
         return stored
-    return _render(parsed.code, parsed.params, lang, zone)
+    try:
+        return _render(parsed.code, parsed.params, lang, zone)
+    except (TypeError, ValueError, OverflowError, OSError, IndexError, KeyError):
+        return stored
 
 
 def state_word(state: str, lang: Lang) -> str:
