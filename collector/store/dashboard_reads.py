@@ -193,15 +193,17 @@ class DashboardReads(Part):
     def ordered(
         self, policy: Policy, at: dt.datetime, column: str, descending: bool = False
     ) -> list[str]:
-        """Every device's id in the order of a device list column (`ORDER_COLUMNS`, or a
-        check's id: its standing, the ones needing attention first), ties in natural host
-        order. One pass over the devices and a sort in SQL (a check's column: a primary-key
-        lookup of its verdict per device); nothing sorted in Python."""
+        """The id of every device enrolled by `at`, in the order of a device list column
+        (`ORDER_COLUMNS`, or a check's id: its standing, the ones needing attention first),
+        ties in natural host order. One pass over the devices and a sort in SQL (a check's
+        column: a primary-key lookup of its verdict per device); nothing sorted in Python."""
         way = "DESC" if descending else "ASC"
         if column in ORDER_COLUMNS:
             order = ORDER_COLUMNS[column].format(way=way)
             rows = self._db.execute(
-                f"SELECT d.device_id FROM devices d ORDER BY {order}, {_HOST_ORDER}"  # noqa: S608
+                "SELECT d.device_id FROM devices d WHERE d.enrolled_us <= :now"  # noqa: S608
+                f" ORDER BY {order}, {_HOST_ORDER}",
+                {"now": to_us(at)},
             )
             return [r[0] for r in rows]
         query = StandingQuery(self._db, policy, at)
@@ -209,6 +211,7 @@ class DashboardReads(Part):
         rank = " ".join(f"WHEN '{state}' THEN {n}" for n, state in enumerate(STATE_ORDER))
         rows = self._db.execute(
             f"SELECT d.device_id FROM devices d{query.joins[k]}"  # noqa: S608 (fixed texts)
+            " WHERE d.enrolled_us <= :now"
             f" ORDER BY CASE ({query.states[k]}) {rank} ELSE 2 END {way}, {_HOST_ORDER}",
             query.params,
         )

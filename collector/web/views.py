@@ -317,15 +317,19 @@ class Views:
         """The matching devices' ids in the order asked for (`sorting`): every device's
         order read from the store (cached as a fleet view is), the matching kept."""
         policy = self.policy()
-        at, matching = self._matching(policy, filters)
         sort = filters.sort
         if sort.check and policy.check(sort.check) is None:
             sort = sorting.Sort()
         column = sort.check or sort.column
-        order = self._cached(
-            f"order {sort!r}", policy, STALE_AFTER_SECONDS,
-            lambda: self._reader.dashboard.ordered(policy, at, column, sort.descending),
-        )  # fmt: skip
+
+        def make() -> tuple[dt.datetime, list[str]]:
+            at = utcnow()
+            return at, self._reader.dashboard.ordered(policy, at, column, sort.descending)
+
+        at, order = self._cached(f"order {sort!r}", policy, STALE_AFTER_SECONDS, make)
+        if filters.wanted() == DeviceFilter():  # every device: the order is the listing
+            return policy, at, order
+        at, matching = self._matching(policy, filters)
         return policy, at, sorting.in_order(matching, order)
 
     def overview(self, group: str = "") -> Overview:
