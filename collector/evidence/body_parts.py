@@ -28,9 +28,9 @@ from collections.abc import Callable, Mapping, Sequence
 # always does.
 PART_MIN = 40
 DIGEST = 32
-# A reference in a stored recipe: where the part goes in the whole body (4 bytes, big-endian)
-# and its SHA-256.
-_REF = struct.Struct(">I32s")
+# A reference in a stored recipe: where the part goes in the whole body (4 bytes) and its
+# SHA-256.
+_REF_BYTES = 4 + DIGEST
 
 Ref = tuple[int, bytes]  # (offset in the whole body, SHA-256 of the part)
 
@@ -119,14 +119,29 @@ def digest(part: bytes) -> bytes:
 
 
 def pack(refs: Sequence[Ref]) -> bytes:
-    """A recipe as stored: each reference's offset and digest, in order."""
-    return b"".join(_REF.pack(offset, d) for offset, d in refs)
+    """A recipe as stored: the offsets of its parts (4 bytes each, big-endian), then their
+    digests, in order. The digests side by side are the key a reader works out a body's
+    parts by once (`Bodies`): a fleet's reports of a day share their parts, not offsets."""
+    offsets = struct.pack(f">{len(refs)}I", *(offset for offset, _ in refs))
+    return offsets + b"".join(d for _, d in refs)
+
+
+def parts_key(recipe: bytes) -> tuple[tuple[int, ...], bytes]:
+    """(the offsets, the digests side by side) of a stored recipe."""
+    count, extra = divmod(len(recipe), _REF_BYTES)
+    if extra:
+        raise ValueError(f"a recipe of {len(recipe)} bytes is not whole references")
+    return struct.unpack_from(f">{count}I", recipe), recipe[4 * count :]
 
 
 def unpack(recipe: bytes) -> list[Ref]:
-    if len(recipe) % _REF.size:
-        raise ValueError(f"a recipe of {len(recipe)} bytes is not whole references")
-    return list(_REF.iter_unpack(recipe))
+    offsets, digests = parts_key(recipe)
+    return [(o, digests[DIGEST * k : DIGEST * (k + 1)]) for k, o in enumerate(offsets)]
+
+
+def digests_of(key: bytes) -> list[bytes]:
+    """The digests of a recipe's `parts_key`, in order."""
+    return [key[k : k + DIGEST] for k in range(0, len(key), DIGEST)]
 
 
 def assemble(inline: bytes, refs: Sequence[Ref], part: Callable[[bytes], bytes]) -> bytes:
@@ -134,18 +149,25 @@ def assemble(inline: bytes, refs: Sequence[Ref], part: Callable[[bytes], bytes])
     offset. Raises ValueError where the references do not fit the inline bytes."""
     if not refs:
         return inline
+    return put_together(inline, tuple(o for o, _ in refs), tuple(part(d) for _, d in refs))
+
+
+def put_together(own: bytes, offsets: Sequence[int], parts: Sequence[bytes]) -> bytes:
+    """The whole body from the report's own bytes and its parts at their offsets. Raises
+    ValueError where they do not fit (an offset inside the part before it, or own bytes
+    shorter than the offsets say)."""
     pieces: list[bytes] = []
-    taken = placed = 0  # inline bytes used; bytes of the whole body made so far
-    for offset, d in refs:
+    taken = placed = 0  # own bytes used; bytes of the whole body made so far
+    for offset, part in zip(offsets, parts, strict=True):
         gap = offset - placed
-        if gap < 0 or taken + gap > len(inline):
+        if gap < 0:
             raise ValueError(f"a part's offset {offset} does not fit the report's own bytes")
-        pieces.append(inline[taken : taken + gap])
+        pieces += (own[taken : taken + gap], part)
         taken += gap
-        bytes_ = part(d)
-        pieces.append(bytes_)
-        placed = offset + len(bytes_)
-    pieces.append(inline[taken:])
+        placed = offset + len(part)
+    if taken > len(own):
+        raise ValueError(f"the report's own bytes ({len(own)}) are shorter than its recipe says")
+    pieces.append(own[taken:])
     return b"".join(pieces)
 
 

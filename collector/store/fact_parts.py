@@ -33,8 +33,8 @@ DAY_US = 86_400_000_000
 SLACK_US = DAY_US
 # Parts a process remembers having written (digest -> last_us), about 50 bytes each.
 WRITTEN_MOST = 200_000
-# Bytes of parts a reader keeps for the next rows (a fleet's day of facts fits many times).
-READ_CACHE_BYTES = 32 * 1024 * 1024
+# Sequences of parts a reader keeps (each with its parts): a fleet's day has a handful.
+PLANS_MOST = 20_000
 
 
 @dataclass
@@ -131,42 +131,45 @@ class MissingPart(LookupError):
 
 
 class Bodies:
-    """Whole bodies of report rows read with `body, parts` side by side."""
+    """Whole bodies of report rows read with `body, parts` side by side. The parts of each
+    sequence of digests are looked up once, fetched in one statement per batch of rows: a
+    quarter's export puts a million bodies together from a few thousand such sequences."""
 
-    def __init__(
-        self, db: AnyDatabase | Cursor, keep_bytes: int = READ_CACHE_BYTES, *,
-        lenient: bool = False,
-    ) -> None:  # fmt: skip
+    def __init__(self, db: AnyDatabase | Cursor, *, lenient: bool = False) -> None:
         """`lenient`: a body whose parts are not all stored comes out as its own bytes only
         (short: a check against its chain entry names it) instead of raising MissingPart."""
         self._db = db
         self._lenient = lenient
-        self._keep = keep_bytes
-        self._kept: OrderedDict[bytes, bytes] = OrderedDict()
-        self._bytes = 0
+        # digests side by side -> the parts, or why they cannot be had
+        self._parts: dict[bytes, tuple[bytes, ...] | str] = {}
 
     def rows(self, rows: Iterable[Sequence[Any]], at: int) -> list[tuple[Any, ...]]:
         """`rows` with column `at` (own bytes) made the whole body and `at + 1` (the recipe)
         None. Raises MissingPart naming the report (column 0) whose part is gone."""
         rows = [tuple(r) for r in rows]
-        recipes = [
-            body_parts.unpack(bytes(r[at + 1])) if r[at + 1] else [] for r in rows
-        ]
-        wanted = [d for refs in recipes for _, d in refs if d not in self._kept]
-        if wanted:
-            self._keep_all(fetch(self._db, wanted))
-        out: list[tuple[Any, ...]] = []
-        for row, refs in zip(rows, recipes, strict=True):
-            if not refs:
-                out.append((*row[:at], bytes(row[at]), None, *row[at + 2 :]))
-                continue
+        keys: list[tuple[tuple[int, ...], bytes] | str | None] = []
+        for row in rows:
             try:
-                whole = body_parts.assemble(bytes(row[at]), refs, self._part)
-            except (KeyError, ValueError) as exc:
-                if not self._lenient:
-                    raise MissingPart(f"report {row[0]}: {_problem(exc)}") from None
-                whole = bytes(row[at])  # its own bytes only: not what its entry hashed
-            out.append((*row[:at], whole, None, *row[at + 2 :]))
+                keys.append(body_parts.parts_key(bytes(row[at + 1])) if row[at + 1] else None)
+            except ValueError as exc:
+                keys.append(str(exc))
+        self._look_up([key[1] for key in keys if isinstance(key, tuple)])
+        out: list[tuple[Any, ...]] = []
+        for row, key in zip(rows, keys, strict=True):
+            own = bytes(row[at])
+            if key is not None:
+                try:
+                    if isinstance(key, str):
+                        raise ValueError(key)
+                    parts = self._parts[key[1]]
+                    if isinstance(parts, str):
+                        raise ValueError(parts)
+                    own = body_parts.put_together(own, key[0], parts)
+                except ValueError as exc:
+                    if not self._lenient:
+                        raise MissingPart(f"report {row[0]}: {exc}") from None
+                    # Its own bytes only: not what its chain entry hashed.
+            out.append((*row[:at], own, None, *row[at + 2 :]))
         return out
 
     def one(self, report_id: str, own: bytes, recipe: bytes | None) -> bytes:
@@ -174,25 +177,20 @@ class Bodies:
         [row] = self.rows([(report_id, own, recipe)], 1)
         return bytes(row[1])
 
-    def _part(self, d: bytes) -> bytes:
-        part = self._kept[d]
-        self._kept.move_to_end(d)
-        return part
-
-    def _keep_all(self, found: dict[bytes, bytes]) -> None:
-        for d, part in found.items():
-            if d not in self._kept:
-                self._kept[d] = part
-                self._bytes += len(part)
-        while self._bytes > self._keep and len(self._kept) > len(found):
-            _, old = self._kept.popitem(last=False)
-            self._bytes -= len(old)
-
-
-def _problem(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"part {bytes(exc.args[0]).hex()[:16]}… is not stored"
-    return str(exc)
+    def _look_up(self, keys: list[bytes]) -> None:
+        """The parts of the digest sequences not seen yet, in one fetch."""
+        new = {k: body_parts.digests_of(k) for k in keys if k not in self._parts}
+        if not new:
+            return
+        if len(self._parts) + len(new) > PLANS_MOST:
+            self._parts.clear()
+        found = fetch(self._db, [d for digests in new.values() for d in digests])
+        for key, digests in new.items():
+            missing = [d for d in digests if d not in found]
+            self._parts[key] = (
+                f"part {missing[0].hex()[:16]}… is not stored" if missing
+                else tuple(found[d] for d in digests)
+            )  # fmt: skip
 
 
 def garbage(cur: Cursor, before_us: int) -> int:

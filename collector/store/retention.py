@@ -4,11 +4,11 @@ an audit needs them).
 
 A pruned report keeps its row, emptied of its body and nothing else (the append-only trigger
 lets only that through, schema 12; since schema 16 its recipe of fact parts too, and the parts
-no kept body names are deleted: `fact_parts.garbage`), and its chain entry, which holds the body's SHA-256 and
-size: the chain verifies across the pruned span. Each pruning is itself chained (kind
-`prune`: when, everything received before which time, how many) and kept in `pruned_spans`,
-so that an export of a pruned period says plainly what was deleted and when, and the verifier
-tells a pruned body from a deleted one.
+no kept body names are deleted: `fact_parts.garbage`), and its chain entry, which holds the
+body's SHA-256 and size: the chain verifies across the pruned span. Each pruning is itself
+chained (kind `prune`: when, everything received before which time, how many) and kept in
+`pruned_spans`, so that an export of a pruned period says plainly what was deleted and when,
+and the verifier tells a pruned body from a deleted one.
 
 Only a span the chain has a checkpoint after is pruned (its period's opening is recorded),
 and never a body a device's current verdicts name (its page and re-judging read it): those

@@ -110,8 +110,10 @@ def test_recipes_that_do_not_fit_are_refused() -> None:
     assert body_parts.assemble_stored(b"abcdef", good, {body_parts.digest(part): part}) == (
         b"abc" + part + b"def"
     )
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ValueError, match="shorter than its recipe says"):
         body_parts.assemble(b"ab", [(3, body_parts.digest(part))], lambda d: part)
+    with pytest.raises(ValueError, match="does not fit"):  # the second part inside the first
+        body_parts.assemble(b"abcdef", [(0, b"x" * 32), (5, b"y" * 32)], lambda d: part)
     with pytest.raises(ValueError, match="not whole references"):
         body_parts.unpack(good[:-1])
 
