@@ -21,6 +21,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -38,6 +39,7 @@ from devposture.collector.store.device_list import NOT_PASSING, DeviceFilter, Li
 from devposture.collector.web import auth, sorting
 from devposture.collector.web.charts import Series
 from devposture.collector.web.failing_rows import failing_page_rows
+from devposture.collector.web.side_reads import SideReader
 from devposture.policy import CheckSpec, Clause, Policy
 from devposture.v1 import devposture_pb2 as pb
 
@@ -236,11 +238,13 @@ class Views:
         self._config = config
         self._clock = clock
         self._reader = Store.open_reader(config.database)
+        self._side = SideReader(config)
         self._writer: Store | None = None
         self._sessions: auth.Sessions | None = None
         self._cache: dict[str, _Cached] = {}
 
     def close(self) -> None:
+        self._side.close()
         self._reader.close()
         if self._writer is not None:
             self._writer.close()
@@ -278,14 +282,22 @@ class Views:
         except (PolicyError, OSError) as exc:
             raise PolicyUnavailable(str(exc)) from exc
 
-    def _cached(self, name: str, policy: Policy, longest: float, make: Callable[[], T]) -> T:
+    def _reusable(self, name: str, policy: Policy, longest: float) -> _Cached | None:
+        """The cached result by that name, if it may be reused now."""
         now, version = self._clock(), self._reader.data_version()
         found = self._cache.get(name)
         if found is not None and found.policy == policy:
             age = now - found.made
             unchanged = found.version == version
             if age < FRESH_SECONDS or (unchanged and age < longest):
-                return found.value  # type: ignore[return-value]
+                return found
+        return None
+
+    def _cached(self, name: str, policy: Policy, longest: float, make: Callable[[], T]) -> T:
+        found = self._reusable(name, policy, longest)
+        if found is not None:
+            return found.value  # type: ignore[return-value]
+        now, version = self._clock(), self._reader.data_version()
         value = make()
         self._cache[name] = _Cached(value, now, version, policy)
         return value
@@ -337,6 +349,12 @@ class Views:
         `group` is given; the trend is always the whole fleet's: the daily records are kept
         for the fleet)."""
         policy = self.policy()
+        key = f"headline {group!r}"
+        pending: Future[Headline] | None = None
+        if self._reusable(key, policy, STALE_AFTER_SECONDS) is None:
+            # Read on the second reader while this thread counts the fleet (`side_reads`).
+            now = utcnow()
+            pending = self._side.submit(lambda s: s.dashboard.headline(policy, now, 0, group))
 
         def make() -> tuple[dt.datetime, list[Row], int]:
             at = utcnow()
@@ -355,10 +373,13 @@ class Views:
             at, rows = self._cached(f"fleet {group!r}", policy, STALE_AFTER_SECONDS, of_group)
             devices = int(str(rows[0]["devices"])) if rows else 0
         stale = int(str(rows[0]["stale"])) if rows else 0
-        headline = self._cached(
-            f"headline {group!r}", policy, STALE_AFTER_SECONDS,
-            lambda: self._reader.dashboard.headline(policy, at, stale, group),
-        )  # fmt: skip
+
+        def figures() -> Headline:
+            found = (pending.result() if pending is not None
+                     else self._reader.dashboard.headline(policy, at, 0, group))  # fmt: skip
+            return replace(found, stale=stale)
+
+        headline = self._cached(key, policy, STALE_AFTER_SECONDS, figures)
         groups = self._reader.device_list.groups()
         return Overview(at, policy, rows, devices, trend, headline, group, groups)
 
