@@ -26,6 +26,10 @@ from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
 from devposture.collector.store.fact_parts import Bodies, Cut, Written, cut, write
 from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS, next_number, seal
 
+# Records kept for the seal at most (a few seals' worth; more only when another collector
+# sealed ours).
+SEALABLE_MOST = 4 * SEAL_REPORTS
+
 
 class StoreOutcome(Enum):
     STORED = "stored"
@@ -290,11 +294,12 @@ _DEVICE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 def _write_group(
     cur: Cursor, dialect: Dialect, chained: Appender,
     group: list[tuple[ReportRecord, list[CheckResult]]], *, cuts: list[Cut], written: Written,
+    sealable: dict[int, bytes],
 ) -> tuple[list[StoreOutcome], list[tuple[bytes, bytes, int]]]:  # fmt: skip
     """Store a group with a few statements for all of it, leaving what storing its reports
     one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain.
     `cuts`: each report's body as stored (fact_parts.cut). Also returns the parts written
-    (for `written` once committed)."""
+    (for `written` once committed), and puts each stored report's record in `sealable`."""
     owners = _owners(cur, [report.report_id for report, _ in group])
     outcomes: list[StoreOutcome] = []
     new: list[tuple[ReportRecord, list[CheckResult]]] = []
@@ -333,13 +338,12 @@ def _write_group(
     changes: list[tuple[object, ...]] = []
     verdicts: list[VerdictRow] = []
     # Numbered in the order stored; chained when sealed (store/sealing.py).
-    number = next_number(cur)
-    for report, results, received, collected, is_newest in stored:
-        own = cut_of[report.report_id]
-        rows.append((report.report_id, report.device_id, received, collected,
-                     report.agent_version, report.clock_skew_ms, own.own, own.recipe,
-                     number))  # fmt: skip
-        number += 1
+    numbered = enumerate(stored, start=next_number(cur))
+    for number, (report, results, received, collected, is_newest) in numbered:
+        metadata = (report.report_id, report.device_id, received, collected,
+                    report.agent_version, report.clock_skew_ms)  # fmt: skip
+        rows.append((*metadata, *cut_of[report.report_id].columns(), number))
+        sealable[number] = _sealable(metadata, report.body)
         held: dict[str, int] = {}
         if is_newest:
             # The history is dated by when the facts were collected (collector's clock).
@@ -365,6 +369,12 @@ def _write_group(
         cur.execute(_update_devices(dialect, len(chunk)), _flat(chunk))
     _write_verdicts(cur, dialect, verdicts, latest_pairs)
     return outcomes, parts
+
+
+def _sealable(metadata: tuple[str, str, int, int, str, int | None], body: bytes) -> bytes:
+    """A stored report's record as its seal will hold it (sealing.records), made from the
+    body in hand rather than read back and put together again."""
+    return chain.report_canonical(chain.report_payload(metadata, body))
 
 
 def _write_verdicts(
@@ -475,6 +485,9 @@ class Reports(Part):
         super().__init__(database)
         # The fact parts this process wrote, so that repeated ones are not written again.
         self._written = Written()
+        # The records of reports this process stored and committed, not sealed yet (n ->
+        # canonical record): the seal takes them instead of reading the rows back.
+        self._sealable: dict[int, bytes] = {}
 
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
@@ -588,19 +601,26 @@ class Reports(Part):
         now = max(to_us(report.received_at) for report, _ in group)
         cuts = [cut(report.body) for report, _ in group]  # outside the write lock
         written: list[tuple[bytes, bytes, int]] = []
+        # This group's records, for the seal: kept only once committed (a number rolled back
+        # is taken again by another report). A seal takes those it uses out of either.
+        sealable: dict[int, bytes] = {}
         with self._write() as cur:
             chained = Appender(cur)  # the chain's head is read once per group
-            outcomes = self._store_group(cur, chained, group, cuts, written)
-            seal(cur, chained, now_us=now, after_us=self.seal_after_us, most=self.seal_reports)
+            outcomes = self._store_group(cur, chained, group, cuts, written, sealable)
+            seal(cur, chained, now_us=now, after_us=self.seal_after_us, most=self.seal_reports,
+                 known=(self._sealable, sealable))  # fmt: skip
         self._written.committed(written)
+        self._sealable.update(sealable)
+        if len(self._sealable) > SEALABLE_MOST:  # sealed by another collector meanwhile
+            self._sealable = dict(sorted(self._sealable.items())[-SEALABLE_MOST // 2 :])
         return outcomes
 
-    def _store_group(
+    def _store_group(  # noqa: PLR0917 - store_reports' own steps
         self, cur: Cursor, chained: Appender,
         group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
-        written: list[tuple[bytes, bytes, int]],
+        written: list[tuple[bytes, bytes, int]], sealable: dict[int, bytes],
     ) -> list[StoreOutcome | Exception]:  # fmt: skip
-        together = self._store_together(cur, chained, group, cuts, written)
+        together = self._store_together(cur, chained, group, cuts, written, sealable)
         if together is not None:
             return list(together)
         outcomes: list[StoreOutcome | Exception] = []
@@ -610,7 +630,7 @@ class Reports(Part):
             try:
                 parts = self._written.due([(stored_cut, to_us(report.received_at))])
                 outcome = self._store_one(cur, chained, report, results, stored=stored_cut,
-                                          parts=parts)  # fmt: skip
+                                          parts=parts, sealable=sealable)  # fmt: skip
                 outcomes.append(outcome)
                 if outcome is StoreOutcome.STORED:
                     written += parts
@@ -623,18 +643,20 @@ class Reports(Part):
             cur.execute("RELEASE report")
         return outcomes
 
-    def _store_together(
+    def _store_together(  # noqa: PLR0917 - store_reports' own steps
         self, cur: Cursor, chained: Appender,
         group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
-        written: list[tuple[bytes, bytes, int]],
+        written: list[tuple[bytes, bytes, int]], sealable: dict[int, bytes],
     ) -> list[StoreOutcome] | None:  # fmt: skip
         """The group in one savepoint, or None (and nothing written) if a report failed."""
         cur.execute("SAVEPOINT reports")
         mark = chained.mark()
+        mine: dict[int, bytes] = {}
         try:
             outcomes, parts = _write_group(cur, self.dialect, chained, group, cuts=cuts,
-                                           written=self._written)  # fmt: skip
+                                           written=self._written, sealable=mine)  # fmt: skip
             written += parts
+            sealable.update(mine)
         except self._db.failures:
             raise
         except self._db.errors:
@@ -647,17 +669,20 @@ class Reports(Part):
     def _store_one(
         self, cur: Cursor, chained: Appender, report: ReportRecord,
         results: list[CheckResult], *, stored: Cut, parts: list[tuple[bytes, bytes, int]],
+        sealable: dict[int, bytes] | None = None,
     ) -> StoreOutcome:  # fmt: skip
-        """One report (`stored`: its body as stored), with the fact `parts` it has to write."""
+        """One report (`stored`: its body as stored), with the fact `parts` it has to write;
+        its record put in `sealable` once it is written."""
         device_id, report_id = report.device_id, report.report_id
         received, collected = to_us(report.received_at), to_us(report.collected_at)
         metadata = (report_id, device_id, received, collected, report.agent_version,
                     report.clock_skew_ms)  # fmt: skip
+        number = next_number(cur)
         cur.execute(
             "INSERT INTO reports(report_id, device_id, received_us, collected_us,"
             " agent_version, clock_skew_ms, body, parts, n) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT(report_id) DO NOTHING",
-            (*metadata, stored.own, stored.recipe, next_number(cur)),
+            (*metadata, stored.own, stored.recipe, number),
         )
         if cur.rowcount == 0:
             owner = cur.execute(
@@ -698,6 +723,8 @@ class Reports(Part):
         ]  # fmt: skip
         for chunk in _chunks(rows):
             cur.execute(_upsert_results(len(chunk)), _flat(chunk))
+        if sealable is not None:
+            sealable[number] = _sealable(metadata, report.body)
         return StoreOutcome.STORED
 
     def report_bodies(self, report_ids: list[str]) -> dict[str, bytes]:

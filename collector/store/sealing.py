@@ -45,25 +45,52 @@ def next_number(cur: Cursor) -> int:
     return 1 if row is None or row[0] is None else int(row[0]) + 1
 
 
-def records(cur: Cursor, after: int, through: int) -> Iterator[tuple[int, bytes]]:
-    """(n, canonical record) of the reports numbered (after, through], in order."""
+Known = tuple[dict[int, bytes], ...]  # records made as reports were stored, by number
+
+
+def _take(known: Known, n: int) -> bytes | None:
+    for records_ in known:
+        if n in records_:
+            return records_.pop(n)
+    return None
+
+
+def records(
+    cur: Cursor, after: int, through: int, known: Known = ()
+) -> Iterator[tuple[int, bytes]]:
+    """(n, canonical record) of the reports numbered (after, through], in order. `known`:
+    records the caller made when it stored the reports (taken out as used); the others are
+    read from their rows."""
+    span = range(after + 1, through + 1)
+    if all(any(n in records_ for records_ in known) for n in span):
+        for n in span:
+            made = _take(known, n)
+            assert made is not None
+            yield n, made
+        return
     rows = cur.execute(
         f"SELECT {_COLUMNS} FROM reports WHERE n > ? AND n <= ? ORDER BY n",  # noqa: S608
         (after, through),
     ).fetchall()
-    for row in Bodies(cur).rows(rows, 7):
-        record = chain.report_payload(row[1:7], bytes(row[7]))
-        yield int(row[0]), chain.report_canonical(record)
+    taken = {int(row[0]): _take(known, int(row[0])) for row in rows}
+    unknown = Bodies(cur).rows([r for r in rows if taken[int(r[0])] is None], 7)
+    for row in unknown:
+        taken[int(row[0])] = chain.report_canonical(chain.report_payload(row[1:7], bytes(row[7])))
+    for row in rows:
+        record = taken[int(row[0])]
+        assert record is not None
+        yield int(row[0]), record
 
 
 def seal(
     cur: Cursor, chained: Appender, *, now_us: int, after_us: int = SEAL_AFTER_US,
     most: int = SEAL_REPORTS, force: bool = False, top: int | None = None,
+    known: Known = (),
 ) -> int:  # fmt: skip
     """Seal the unsealed reports, on the cursor of a write transaction, when they are due:
     the oldest waited `after_us`, or `most` wait (or `force`). One group entry per `most`
-    reports. `top`: the highest number stored, when the caller knows it. Returns how many
-    reports were sealed."""
+    reports. `top`: the highest number stored, when the caller knows it. `known`: records
+    made as the reports were stored (`records`). Returns how many reports were sealed."""
     first = cur.execute(
         "SELECT n, received_us FROM reports WHERE n > COALESCE((SELECT last_n FROM"
         " report_groups ORDER BY seq DESC LIMIT 1), 0) ORDER BY n LIMIT 1"
@@ -79,7 +106,7 @@ def seal(
     sealed = 0
     while last < top:
         through = min(top, last + most)
-        numbered = list(records(cur, last, through))
+        numbered = list(records(cur, last, through, known))
         if numbered:
             low, high = numbered[0][0], numbered[-1][0]
             payload = chain.group_canonical(low, high, [r for _, r in numbered])

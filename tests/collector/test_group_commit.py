@@ -5,6 +5,7 @@ report costs only itself, and a failed transaction acknowledges nothing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import itertools
 import logging
@@ -19,12 +20,15 @@ import grpc
 import pytest
 
 from devposture.agent.transport import open_channel
+from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.server import log_ingest
 from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.base import to_us
+from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.engine import AnyDatabase, SqliteDatabase
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.collector.enrolled import enroll
 from tests.collector.one_by_one import store_one_by_one
 from tests.conftest import (
     EnrolledAgent,
@@ -390,3 +394,31 @@ def test_random_groups_written_together_leave_what_one_by_one_leaves(
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_number_rolled_back_is_sealed_with_the_report_that_takes_it_again(
+    tmp_path: Path,
+) -> None:
+    """The records a seal takes from memory (those this process made as it stored reports)
+    are only the committed ones: a group whose transaction failed leaves nothing behind, so
+    when another collector's reports take its numbers, they are sealed with their own."""
+    target = fresh_database(tmp_path, "db.sqlite")
+    store, other = Store.open(target), Store.open(target)
+    now = dt.datetime.now(dt.UTC)
+    enroll(store, "dev", now - dt.timedelta(days=1))
+    for each in (store, other):
+        each.reports.seal_after_us, each.reports.seal_reports = 10**15, 20  # by count only
+    store.reports.store_reports([(_record(f"kept-{k}", "dev", now), []) for k in range(3)])
+    big = [(dataclasses.replace(_record(f"lost-{k}", "dev", now), body=b"x" * 9000), [])
+           for k in range(8)]  # fmt: skip
+    with _disk_full(store._db), pytest.raises(StorageFull):
+        store.reports.store_reports(big)  # numbers 4-11, rolled back
+    other.reports.store_reports([(_record(f"took-{k}", "dev", now), []) for k in range(8)])
+    # 20 waiting: this process seals 1-20, its own records from memory, the others' read.
+    store.reports.store_reports([(_record(f"more-{k}", "dev", now), []) for k in range(9)])
+    assert store.sealing.waiting() == 0
+    numbers = dict(store._db.execute("SELECT report_id, n FROM reports").fetchall())
+    assert sorted(numbers.values()) == list(range(1, 21)) and "lost-0" not in numbers
+    assert numbers["took-0"] == 4
+    found = table_disagreements(store)
+    assert found.ok, found.text()
