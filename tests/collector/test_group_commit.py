@@ -409,8 +409,10 @@ def test_a_number_rolled_back_is_sealed_with_the_report_that_takes_it_again(
     for each in (store, other):
         each.reports.seal_after_us, each.reports.seal_reports = 10**15, 20  # by count only
     store.reports.store_reports([(_record(f"kept-{k}", "dev", now), []) for k in range(3)])
-    big = [(dataclasses.replace(_record(f"lost-{k}", "dev", now), body=b"x" * 9000), [])
-           for k in range(8)]  # fmt: skip
+    big: list[tuple[ReportRecord, list[CheckResult]]] = [
+        (dataclasses.replace(_record(f"lost-{k}", "dev", now), body=b"x" * 9000), [])
+        for k in range(8)
+    ]
     with _disk_full(store._db), pytest.raises(StorageFull):
         store.reports.store_reports(big)  # numbers 4-11, rolled back
     other.reports.store_reports([(_record(f"took-{k}", "dev", now), []) for k in range(8)])
