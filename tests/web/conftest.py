@@ -19,7 +19,9 @@ from urllib.parse import urlencode
 import pytest
 
 from devposture.agent.transport import open_channel, send_report
+from devposture.collector import fleet_history
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import zone_of
 from devposture.collector.compliance import Waiver
 from devposture.collector.credentials import ADMIN, VIEWER, new_credential
 from devposture.collector.policy import policy_in_force
@@ -78,6 +80,26 @@ def _send(collector: LiveCollector, directory: Path, hostname: str,
     return device_id
 
 
+def _past_weeks(store: Store, collector: LiveCollector, devices: int) -> None:
+    """Records of the fleet at the end of each of the trend's past weeks, as `serve` keeps
+    them (`Fleet.keep_fleet_days`): each check from its own start towards how it stands now,
+    a trend with a line per check for the overview (and its screenshots)."""
+    policy = policy_in_force(collector.config, store)
+    zone = zone_of(policy)
+    now = store.fleet.fleet_figures(policy, utcnow()).by_check
+    moments = fleet_history.week_ends(utcnow(), zone)[:-1]
+    days: dict[str, dict[str, dict[str, int]]] = {}
+    for week, moment in enumerate(moments):
+        day = fleet_history.day_ended_by(moment, zone)
+        days[day] = {}
+        for k, check in enumerate(policy.checks):
+            start = min(devices, round(devices * (0.2 + 0.14 * k)))
+            end = now[check.check_id]["PASS"]
+            passing = round(start + (end - start) * (week + 1) / (len(moments) + 1))
+            days[day][check.check_id] = {"PASS": passing, "FAIL": devices - passing}
+    store.fleet.keep_fleet_days(days, utcnow())
+
+
 @pytest.fixture(scope="package")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     root = tmp_path_factory.mktemp("web")
@@ -102,6 +124,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             store.admin.add_credential(new_credential(), "Admin", ADMIN, utcnow())
             for device_id in (failing, windows):
                 store.identity.set_device_group(device_id, FINANCE, utcnow())
+            _past_weeks(store, collector, len(others) + 3)
         finally:
             store.close()
         dashboard = start_dashboard(collector.config, "127.0.0.1", 0)

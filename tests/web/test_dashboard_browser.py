@@ -79,6 +79,11 @@ def test_a_viewer_reaches_the_6_3_2_evidence_in_three_clicks(page: Page, fleet: 
     failing_count = row.locator('a.count[data-state="FAIL"]')
     expect(failing_count).to_have_text("1")
     expect(page.locator("#trend svg.chart")).to_be_visible()
+    # The past weeks' records (conftest): a line per check, each its own colour.
+    lines = page.locator("#trend svg.chart polyline")
+    expect(lines).to_have_count(6)
+    colours = {lines.nth(n).get_attribute("stroke") for n in range(6)}
+    assert len(colours) == 6
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-overview.png"
     page.screenshot(path=str(shot), full_page=True)
