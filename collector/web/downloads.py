@@ -97,7 +97,7 @@ def _waivers(views: Views, q: Mapping[str, str]) -> Table:
          "check": v.waiver.check_id, "owner": v.waiver.owner, "reason": v.waiver.reason,
          "created": stamp(v.waiver.created_at, zone), "expires": stamp(v.waiver.expires_at, zone),
          "revoked": stamp(v.waiver.revoked_at, zone), "status": v.state}
-        for v in records.waiver_views(views, policy, at)
+        for v in records.waiver_views(views, at)
     ]  # fmt: skip
     return WAIVER_COLUMNS, rows
 

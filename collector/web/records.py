@@ -51,7 +51,7 @@ class WaiversPage:
     ended_total: int
 
 
-def waiver_views(views: Views, policy: Policy, at: dt.datetime) -> list[WaiverView]:
+def waiver_views(views: Views, at: dt.datetime) -> list[WaiverView]:
     """Every waiver with its device's host name and its state at `at`."""
     recorded = views.store.waivers.recorded()
     hosts = views.store.dashboard.hostnames({w.device_id for w in recorded})
@@ -60,7 +60,7 @@ def waiver_views(views: Views, policy: Policy, at: dt.datetime) -> list[WaiverVi
 
 def waivers(views: Views) -> WaiversPage:
     policy, at = views.policy(), utcnow()
-    every = waiver_views(views, policy, at)
+    every = waiver_views(views, at)
     in_force = sorted((w for w in every if w.state in ("active", "pending")),
                       key=lambda w: (w.waiver.expires_at, w.waiver.waiver_id))  # fmt: skip
     ended = sorted((w for w in every if w.state in ("expired", "revoked")),
