@@ -6,8 +6,16 @@ must not, and it must not slow anyone else down. Each device has its own bucket 
 `burst` calls, refilled at `calls_per_minute`; a call with no token left is refused with how
 long until one will be there, which the agent uses to back off.
 
-Why in memory: the limit protects this process (its event loop, its single database thread).
-A restart forgives every device, which is harmless.
+Why in memory: the limit protects this process (its event loop, its single database thread),
+and a call must not cost a database write. A restart forgives every device, which is harmless.
+
+Several collectors (or `serve --workers`) on one database: the limit is the fleet's, per
+device, not each process's. Each process counts the processes serving (`Coordination.present`,
+every half minute) and keeps its share (`share`): the rate divided among them, the burst too
+(rounded up). Agents spread their calls over the collectors (gRPC's round_robin over several
+addresses, or a load balancer per connection), so a device's calls over all of them stay
+within the limit, give or take the rounding; a device pinned to one collector gets that one's
+share only: stricter, never looser.
 
 Memory stays bounded: a bucket that has been idle long enough to be full again is exactly
 like a new one, so it is dropped. Buckets are kept in least-recently-used order, so those are
@@ -52,6 +60,8 @@ class DeviceRateLimiter:
             raise ValueError("calls_per_minute must be positive, burst and max_devices >= 1")
         self.calls_per_minute = calls_per_minute
         self.burst = burst
+        self._limit = (calls_per_minute, burst)  # the whole fleet's, per device
+        self.serving = 1  # processes that share the limit (`share`)
         self._rate = calls_per_minute / 60.0  # tokens per second
         self._refill_seconds = burst / self._rate  # from empty to full
         self._clock = clock
@@ -80,6 +90,23 @@ class DeviceRateLimiter:
                 bucket.tokens -= 1.0
                 return 0.0
             return (1.0 - bucket.tokens) / self._rate
+
+    def share(self, serving: int) -> None:
+        """Keep this process's share of the limit when `serving` processes share it: the
+        rate divided by them, the burst too (rounded up, at least one call). A bucket that
+        holds more than the new burst keeps only that."""
+        serving = max(1, serving)
+        with self._lock:
+            if serving == self.serving:
+                return
+            calls_per_minute, burst = self._limit
+            self.serving = serving
+            self.calls_per_minute = calls_per_minute / serving
+            self.burst = max(1, math.ceil(burst / serving))
+            self._rate = self.calls_per_minute / 60.0
+            self._refill_seconds = self.burst / self._rate
+            for bucket in self._buckets.values():
+                bucket.tokens = min(bucket.tokens, float(self.burst))
 
     def __len__(self) -> int:
         """How many devices have a bucket (for tests and metrics)."""

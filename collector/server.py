@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import secrets
 import signal
 import time
 from dataclasses import dataclass, field
@@ -367,6 +368,36 @@ async def keep_sealing(running: RunningServer, stop: asyncio.Event,
             log.error("could not seal reports into the evidence chain: %s", exc)
 
 
+PRESENT_SECONDS = 30.0
+
+
+async def keep_present(running: RunningServer, stop: asyncio.Event,
+                       every: float = PRESENT_SECONDS) -> None:  # fmt: skip
+    """Say this process serves, every `every` seconds (held three times as long), and keep
+    its share of the per-device rate limit among the processes serving on the database
+    (collector/ratelimit.py). Gone when it stops; a process that dies is counted out when
+    its presence lapses. A failure is logged and tried again; it never stops the collector."""
+    # This process, and this server of it (a test or an embedder may run two in one).
+    holder, coordination = f"{collector_name()}/{secrets.token_hex(4)}", running.store.coordination
+    limiter = running.service.limiter
+    hold = dt.timedelta(seconds=every * 3)
+    while not stop.is_set():
+        try:
+            serving = await running.service.in_db(
+                lambda: coordination.present(holder, running.service.now(), hold)
+            )
+            if serving != limiter.serving:
+                log.info("%d collector processes serve on this database: each keeps 1/%d of"
+                         " the per-device rate limit", serving, serving)  # fmt: skip
+            limiter.share(serving)
+        except Exception as exc:  # the limit stays as it was
+            log.error("could not count the collectors serving on the database: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+    with contextlib.suppress(Exception):
+        await running.service.in_db(lambda: coordination.absent(holder))
+
+
 FLEET_DAY_SECONDS = 3600.0
 FLEET_DAY_LEASE = "fleet-day"
 
@@ -566,6 +597,8 @@ async def serve_forever(
     summary = asyncio.create_task(log_ingest(running, stop))
     days = asyncio.create_task(keep_fleet_days(running, stop, database=config.database))
     sealing = asyncio.create_task(keep_sealing(running, stop))
+    # The per-device rate limit shared among the processes serving on the database.
+    present = asyncio.create_task(keep_present(running, stop))
     # IT alert digests ([alerts]; nothing when no channel is set), by worker 0 (or the only
     # process), under their own lease.
     alerting = asyncio.create_task(keep_alerting(running, config, stop, enabled=not worker))
@@ -578,6 +611,7 @@ async def serve_forever(
     await summary
     await days
     await sealing
+    await present
     await alerting
     print("devposture collector stopping", flush=True)
     try:

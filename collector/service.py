@@ -391,6 +391,11 @@ class CollectorService(pb_grpc.CollectorServicer):
     async def _in_db(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._db, work)
 
+    @property
+    def limiter(self) -> DeviceRateLimiter:
+        """The per-device rate limit of the report port (its share: server.keep_present)."""
+        return self._limiter
+
     def now(self) -> dt.datetime:
         """The service's clock (the metrics judge STALE by it, as ingest does)."""
         return self._clock()
@@ -641,11 +646,14 @@ class CollectorService(pb_grpc.CollectorServicer):
         wait = self._limiter.acquire(peer.device_id)
         if wait > 0:
             hint = retry_after_ms(wait)
+            limiter = self._limiter
+            shared = (f", this collector's share of {limiter.serving} serving"
+                      if limiter.serving > 1 else "")  # fmt: skip
             await context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"device {peer.device_id} is calling too often (at most"
-                f" {self._limiter.calls_per_minute} calls a minute, {self._limiter.burst} in a"
-                f" burst): retry in {hint / 1000:.1f} s",
+                f" {limiter.calls_per_minute:g} calls a minute, {limiter.burst} in a"
+                f" burst{shared}): retry in {hint / 1000:.1f} s",
                 trailing_metadata=(("retry-after-ms", str(hint)),),
             )
         cache = self.admissions

@@ -14,6 +14,9 @@ import datetime as dt
 
 from devposture.collector.store.base import Part, from_us, to_us
 
+# A serving process's presence is a lease of its own: "serving/<host>:<pid>".
+PRESENCE = "serving/"
+
 
 class Coordination(Part):
     """Leases (`Store.coordination`)."""
@@ -42,3 +45,26 @@ class Coordination(Part):
             (name, to_us(now)),
         ).fetchone()
         return None if row is None else (str(row[0]), from_us(row[1]))
+
+    def present(self, holder: str, now: dt.datetime, hold: dt.timedelta) -> int:
+        """Say `holder` (a collector process) serves until `now + hold`, and count the
+        processes serving now, itself included: what each process divides the fleet's
+        per-device rate limit by (collector/ratelimit.py)."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO leases(name, holder, until_us) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET until_us = excluded.until_us",
+                (PRESENCE + holder, holder, to_us(now + hold)),
+            )
+            cur.execute("DELETE FROM leases WHERE name LIKE ? AND until_us <= ?",
+                        (PRESENCE + "%", to_us(now)))  # fmt: skip
+            row = cur.execute(
+                "SELECT COUNT(*) FROM leases WHERE name LIKE ? AND until_us > ?",
+                (PRESENCE + "%", to_us(now)),
+            ).fetchone()
+        return max(1, int(row[0]))
+
+    def absent(self, holder: str) -> None:
+        """`holder` stops serving (the others count it out at once)."""
+        self.release_lease(PRESENCE + holder, holder)
+

@@ -118,6 +118,26 @@ def test_memory_is_capped_even_under_many_active_devices() -> None:
     assert len(limiter) == 100
 
 
+def test_a_share_divides_the_rate_and_the_burst_among_the_processes_serving() -> None:
+    clock = FakeClock()
+    limiter = DeviceRateLimiter(calls_per_minute=6, burst=5, clock=clock)
+    assert limiter.acquire("dev") == 0.0  # 4 left of the whole burst
+    limiter.share(3)  # three collectors serve on the database
+    assert (limiter.serving, limiter.calls_per_minute, limiter.burst) == (3, 2.0, 2)
+    # The bucket kept only the new burst (2 of its 4): then a call every 30 s.
+    assert [limiter.acquire("dev") == 0.0 for _ in range(3)] == [True, True, False]
+    assert limiter.acquire("fresh") == 0.0 and limiter.acquire("fresh") == 0.0
+    assert limiter.acquire("fresh") == pytest.approx(30.0)
+    clock.advance(30.0)
+    assert limiter.acquire("fresh") == 0.0
+    limiter.share(1)  # alone again: the whole limit, the buckets as they were
+    assert (limiter.calls_per_minute, limiter.burst) == (6.0, 5)
+    clock.advance(10.0)
+    assert limiter.acquire("fresh") == 0.0
+    limiter.share(0)  # nobody counted (a failed count): never more than the whole limit
+    assert limiter.serving == 1
+
+
 def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         DeviceRateLimiter(0, 1)

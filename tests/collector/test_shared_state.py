@@ -5,6 +5,7 @@ run on both engines; the two-collector one on the PostgreSQL leg."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,66 @@ def test_a_lease_is_held_by_one_until_it_expires_or_is_given_up(store: Store) ->
     assert leases.lease_holder("fleet-day", T0 + 12 * MINUTE) is None
     assert leases.take_lease("fleet-day", "a:1", T0 + 12 * MINUTE, MINUTE)
     assert leases.take_lease("other", "b:2", T0 + 12 * MINUTE, MINUTE)  # each name its own
+
+
+def test_each_serving_process_is_counted_until_it_stops_or_its_presence_lapses(
+    store: Store,
+) -> None:
+    """What each collector process divides the per-device rate limit by (time as data)."""
+    serving = store.coordination
+    hold = 3 * MINUTE
+    assert serving.present("a:1", T0, hold) == 1
+    assert serving.present("b:2", T0 + MINUTE, hold) == 2
+    assert serving.present("a:1", T0 + 2 * MINUTE, hold) == 2  # renewed, not counted twice
+    # b:2 died at T0 + 1 min: counted out once its presence lapses (T0 + 4 min).
+    assert serving.present("a:1", T0 + 3 * MINUTE, hold) == 2
+    assert serving.present("a:1", T0 + 4 * MINUTE, hold) == 1
+    assert serving.present("c:3", T0 + 5 * MINUTE, hold) == 2
+    serving.absent("c:3")  # stopped: counted out at once
+    assert serving.present("a:1", T0 + 5 * MINUTE, hold) == 1
+    # Presences are leases of their own: the work done once is not taken by them.
+    assert store.coordination.take_lease("fleet-day", "c:3", T0 + 5 * MINUTE, MINUTE)
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="two collectors share PostgreSQL")
+def test_two_collectors_on_one_database_each_keep_half_of_a_devices_rate_limit(
+    tmp_path: Path,
+) -> None:
+    first = dataclasses.replace(_folder(tmp_path), device_calls_per_minute=6,
+                                device_call_burst=4)  # fmt: skip
+    second, _ = join(tmp_path / "second", first.data_dir, "127.0.0.1",
+                     enroll_port=free_ports(1)[0], report_port=free_ports(1)[0])  # fmt: skip
+    second = dataclasses.replace(second, device_calls_per_minute=6, device_call_burst=4)
+
+    async def scenario() -> list[tuple[int, float, int]]:
+        one = await collector_server.start(first, 0, 0, "127.0.0.1")
+        two = await collector_server.start(second, 0, 0, "127.0.0.1")
+        stop, stop_two = asyncio.Event(), asyncio.Event()
+        tasks = [asyncio.create_task(collector_server.keep_present(r, s, every=0.05))
+                 for r, s in ((one, stop), (two, stop_two))]  # fmt: skip
+        seen = []
+        try:
+            both = (one.service.limiter, two.service.limiter)
+            await asyncio.to_thread(wait_until, lambda: all(x.serving == 2 for x in both),
+                                    "both collectors counting two")  # fmt: skip
+            seen += [(x.serving, x.calls_per_minute, x.burst) for x in both]
+            # A device calling both in turn gets the burst of 4 in all, not 4 from each.
+            granted = [both[k % 2].acquire("dev") == 0.0 for k in range(8)]
+            seen.append((sum(granted), 0.0, 0))
+            stop_two.set()  # the second stops: the first keeps the whole limit again
+            await tasks[1]
+            await asyncio.to_thread(wait_until, lambda: both[0].serving == 1,
+                                    "the first counting itself alone")  # fmt: skip
+            seen.append((both[0].serving, both[0].calls_per_minute, both[0].burst))
+        finally:
+            stop.set()
+            stop_two.set()
+            await asyncio.gather(*tasks)
+            await one.stop(0)
+            await two.stop(0)
+        return seen
+
+    assert asyncio.run(scenario()) == [(2, 3.0, 2), (2, 3.0, 2), (4, 0.0, 0), (1, 6.0, 4)]
 
 
 def test_a_policy_is_a_new_version_only_when_it_changed_and_the_history_is_kept(
