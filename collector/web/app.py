@@ -196,7 +196,10 @@ class Dashboard:
             return f"{request.url.path}?{urlencode(kept | toggled)}"
 
         def title(item: object, kind: str = "title") -> str:
-            return str(getattr(item, f"{kind}_{lang}"))
+            text = str(getattr(item, f"{kind}_{lang}"))
+            # A clause's English title starts with its id, which the pages show beside it.
+            clause_id = str(getattr(item, "clause_id", ""))
+            return text.removeprefix(f"{clause_id} ") if clause_id else text
 
         def row_title(row: dict[str, object], kind: str) -> str:
             text = str(row.get(f"{kind}_{lang}") or "")

@@ -291,3 +291,12 @@ def test_the_pages_have_downloads_for_every_table(small: Small) -> None:
             answer = fetch(small.fleet, "GET", link.group(1).replace("&amp;", "&"),
                            cookie=login(small.fleet, small.fleet.credential(AUDITOR)))  # fmt: skip
             assert answer.status == 200 and answer.text.startswith("\ufeff"), (path, table)
+
+
+def test_a_clause_s_id_is_not_shown_twice(small: Small) -> None:
+    """The policy's English clause titles start with the clause's id, which the pages show
+    beside the title already."""
+    for path in (f"/devices/{small.pc10}?lang=en", "/failing?lang=en"):
+        page = _get(small, path)
+        assert "6.3.2 6.3.2" not in page and '6.3.2</span> 6.3.2' not in page, path
+        assert "Security protection: networks" in page, path
