@@ -35,6 +35,7 @@ from devposture.collector.pki import fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.base import to_us
 from devposture.policy import Policy
+from devposture.policy.reasons import render
 
 Progress = Callable[[int, int], None]
 BATCH = 2000
@@ -183,6 +184,13 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
             covering = None if not pruned[0] else store.retention.covering(pruned[1])
             prunes = [] if covering is None else list(store.evidence.chain_at([covering.seq]))
             figures.finish()
+            # Each reason the report shows, worded now, in the company's zone: the report is
+            # drawn from the bundle alone (a verifier's catalogs may word it otherwise).
+            zone = figures.zone.tzinfo  # as the report draws every time
+            context["reason_words"] = {
+                r: [render(r, "zh", zone), render(r, "en", zone)]
+                for r in sorted(figures.reasons_shown())
+            }  # fmt: skip
             last_hash = last_hash or prev_hash
             with _member(archive, bundle.OPENING, digests) as opening_out:
                 for entry in opening:

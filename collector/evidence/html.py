@@ -25,8 +25,10 @@ from devposture.collector.evidence.summary import Summary
 # 1: the first report; 2: the verification hint names `--after`; 3: summaries that stay
 # readable for a fleet and a quarter (weekly compliance per clause and group, failures past
 # grace, waivers in force, counts), in the company's time zone. Bundles without the field were
-# drawn by layout 1.
-LAYOUT = 3
+# drawn by layout 1. 4: each reason in words, Chinese and English, as the exporter worded it
+# (the context's `reason_words`: a verifier redraws them from the bundle, whatever its own
+# catalogs say).
+LAYOUT = 4
 LISTED = 500  # rows a list shows before saying how many more the members hold
 
 _CSS = """
@@ -92,6 +94,7 @@ class _Drawing:
         self.hostnames: Mapping[str, str] = context.get("devices", {})
         self.checks: list[Mapping[str, Any]] = list(context.get("checks", []))
         self.clauses: list[Mapping[str, Any]] = list(context.get("clauses", []))
+        self.reason_words: Mapping[str, Any] = context.get("reason_words", {})
         self.check_of = {str(c["check_id"]): c for c in self.checks}
 
     def when(self, micros: object) -> str:
@@ -195,6 +198,13 @@ class _Drawing:
             out.append(_table(columns, rows))
         return out
 
+    def reason(self, stored: str) -> str:
+        """A reason as the exporter worded it (the stored code where it did not)."""
+        words = self.reason_words.get(stored)
+        if not isinstance(words, list) or len(words) != 2:
+            return _e(stored)
+        return _e(words[0]) if words[0] == words[1] else f"{_e(words[0])}<br>{_e(words[1])}"
+
     def past_grace(self) -> list[str]:
         rows = []
         for item in self.summary.worst_past_grace():
@@ -204,7 +214,7 @@ class _Drawing:
                 self.device(item.device_id),
                 f"{_e(check.get('clause', ''))} <code>{_e(item.check_id)}</code>",
                 _e(_duration(item.past_us)), _e(self.when(item.first_past_us)),
-                _e(item.episodes), _e(item.reason), _state(at_end),
+                _e(item.episodes), self.reason(item.reason), _state(at_end),
             ])  # fmt: skip
         return ["<h2>超过宽限期的不合规 Failures past their grace period</h2>",
                 "<p>期间内失败且超过该检查宽限期的时长（豁免期间不计）。Time each device failed a"

@@ -332,6 +332,11 @@ class Summary:
             key=lambda w: (w.created_us, w.waiver_id),
         )  # fmt: skip
 
+    def reasons_shown(self) -> set[str]:
+        """The reasons the report shows (as stored: codes with parameters since reasons
+        became codes), for the exporter to word them once, in each language."""
+        return {p.reason for p in self.past_grace.values()}
+
     def worst_past_grace(self) -> list[PastGrace]:
         return sorted(self.past_grace.values(),
                       key=lambda p: (-p.past_us, p.device_id, p.check_id))  # fmt: skip

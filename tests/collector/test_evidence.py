@@ -38,7 +38,7 @@ from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, html, signing, verify
-from devposture.collector.evidence.summary import Summary
+from devposture.collector.evidence.summary import PastGrace, Summary
 from devposture.collector.evidence.verify import verify_bundle
 from devposture.collector.store import (
     CheckResult,
@@ -50,6 +50,7 @@ from devposture.collector.store import (
 from devposture.collector.store.base import to_us
 from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
+from devposture.policy.reasons import encode
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import enroll_agent, make_report, running_collector
 from tests.databases import collector_database, fresh_database, raw, unguarded
@@ -884,7 +885,8 @@ def test_a_report_rewritten_between_exports_is_caught_naming_its_seq(
 # come with a new html.LAYOUT (and its digest here): a verifier redraws only its own layout,
 # so an unannounced change would fail every bundle the previous version signed.
 LAYOUT_DIGESTS = {2: "8e48c86d3c3bdb9d1a44acffd15f03152f03a478a8b63a5ab06613a9d77bf270",
-                  3: "51e1ae61e3df30f8003e5a580eae08461b54bdf330ce54e91bda66975b269553"}
+                  3: "51e1ae61e3df30f8003e5a580eae08461b54bdf330ce54e91bda66975b269553",
+                  4: "89cc2bcfa24baf3a2c65ab891be926805c812c66184fa22e8bc75a4959cf92c8"}
 
 
 def _fixed_report() -> bytes:
@@ -896,9 +898,16 @@ def _fixed_report() -> bytes:
         "chain": {"first_seq": 1, "last_seq": 0, "last_hash": "00" * 32},
     }  # fmt: skip
     header = html.header_of(manifest)
-    figures = Summary(header, {})
+    # Layout 4 on: a failure past grace whose reason the exporter worded in both languages.
+    reason = 'fw.off {"product":"ufw"}'
+    context = {"reason_words": {reason: ["防火墙 ufw 已关闭", "the firewall ufw is off"]}}
+    figures = Summary(header, context)
+    figures.past_grace[("d1", "firewall")] = PastGrace(
+        "d1", "firewall", past_us=3_600_000_000, first_past_us=1_793_000_000_000_000,
+        episodes=1, reason=reason,
+    )  # fmt: skip
     figures.finish()
-    return html.draw(header, {}, figures)
+    return html.draw(header, context, figures)
 
 
 def test_the_report_layout_is_named_for_what_it_draws() -> None:
@@ -937,3 +946,27 @@ def test_a_bundle_drawn_by_another_layout_verifies_by_its_signature_and_says_so(
     members[bundle.HTML] += b"<p>added later</p>"
     code, out = _verify(written("layout-1-changed.zip", members), exports.key, capsys)
     assert code == 1 and "member report.html was changed after the collector signed it" in out
+
+
+def test_the_printable_report_words_each_reason_in_chinese_and_english(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reason is stored as a code with its parameters (issue 19): the report shows it in
+    words, in both languages, as the exporter worded it, and the verifier draws it again from
+    the bundle alone."""
+    store, data, key = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    failing = encode("av.disabled", product="ClamAV")
+    collected = utcnow() - dt.timedelta(days=3)  # failing for three days: past its grace
+    record = ReportRecord("r-av", "d1", utcnow(), collected, "1", b"body", "h", "linux",
+                          "Debian", "12")  # fmt: skip
+    store.reports.store_report(record, [CheckResult("antivirus", "FAIL", failing)])
+    store.close()
+    bundle_path = _export(data, start, _moment(), tmp_path / "worded.zip")
+    members = _members(bundle_path)
+    context = json.loads(members[bundle.CONTEXT])
+    assert context["reason_words"] == {failing: ["ClamAV：已停用", "ClamAV: disabled"]}
+    page = members[bundle.HTML].decode("utf-8")
+    assert "ClamAV：已停用<br>ClamAV: disabled" in page and failing not in page
+    code, out = _verify(bundle_path, key, capsys)
+    assert code == 0, out
