@@ -4,9 +4,9 @@ Babel is a development tool here (the `test` extra), never a run-time dependency
 and the collector read the compiled `.mo` with the standard library's `gettext`.
 
 1. The messages are taken from where they are declared (`devposture.policy.messages`: the
-   reasons and the per-OS steps; the agent's frame words, `agent/employee/words.py`), not by
-   scanning source text: a reason's English lives in one declaration with its code and
-   parameters.
+   reasons and the per-OS steps; the agent's frame words, `agent/employee/words.py`; the
+   dashboard's, `collector/web/i18n.py`), not by scanning source text: a reason's English
+   lives in one declaration with its code and parameters.
 2. Each `.po` keeps its translations; a new message is added (the English catalog's msgstr is
    the English itself, as `msgen` would write it; the Chinese one's is empty, for a translator,
    and the tests fail until it is filled); a message no longer declared is dropped.
@@ -28,6 +28,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
 from devposture.agent.employee import words
+from devposture.collector.web import i18n as dashboard
 from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES
 from devposture.policy.messages import all_messages
 
@@ -55,7 +56,7 @@ def updated(locale: str) -> tuple[bytes, bytes]:
         creation_date=_DATE,
         revision_date=_DATE,
     )
-    for context, english in all_messages() + words.every_message():
+    for context, english in all_messages() + words.every_message() + dashboard.every_message():
         kept = old.get(english, context=context)
         text = kept.string if kept is not None and kept.string else ""
         if not text and locale == "en":

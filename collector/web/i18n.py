@@ -1,5 +1,7 @@
 """The dashboard's own words in Chinese and English. Clause and check titles come from the
-policy, which has both.
+policy, which has both. The English is declared here (the msgids); every language's words
+come from the message catalogs (`devposture.policy.catalogs`, msgctxt "web.<key>"), which
+`make catalogs` keeps up to date and `tests/policy/test_catalogs.py` holds to this list.
 
 Templates read them as `t.key` and `t[key]`. They get a `Words`, never a dict: Jinja looks an
 attribute up before an item, so on a dict `t.clear` was the dict's `clear` method and the page
@@ -9,218 +11,199 @@ but its words; a missing one fails the page (StrictUndefined), it never prints a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
+
+from devposture.policy.catalogs import Lang, translate
 
 LANGS = ("zh", "en")
 DEFAULT_LANG = "en"
 
-_WORDS: dict[str, tuple[str, str]] = {
-    # key: (中文, English)
-    "app": ("设备合规看板", "Device compliance dashboard"),
-    "overview": ("总览", "Overview"),
-    "devices": ("设备", "Devices"),
-    "failing": ("失败最久", "Failing longest"),
-    "logout": ("退出", "Log out"),
-    "login": ("登录", "Log in"),
-    "login_title": ("登录设备合规看板", "Log in to the compliance dashboard"),
-    "credential": ("管理凭据", "Admin credential"),
+ENGLISH: dict[str, str] = {
+    # key: English (the msgid; the Chinese is the catalog's, msgctxt "web.<key>")
+    "app": "Device compliance dashboard",
+    "overview": "Overview",
+    "devices": "Devices",
+    "failing": "Failing longest",
+    "logout": "Log out",
+    "login": "Log in",
+    "login_title": "Log in to the compliance dashboard",
+    "credential": "Admin credential",
     "credential_help": (
-        "粘贴 `devposture-collector admin add` 打印的凭据(dpa_…)。"
-        "查看者角色即可(审计日志需审计员角色)。",
-        "Paste the credential printed by `devposture-collector admin add` (dpa_…)."
-        " The viewer role suffices (the audit log needs the auditor role).",
+        "Paste the credential printed by `devposture-collector admin add` (dpa_…). The viewer "
+        "role suffices (the audit log needs the auditor role)."
     ),
     "login_failed": (
-        "凭据无效或已被吊销。请向采集器管理员索取新凭据。",
-        "That credential is not valid or was revoked. Ask the collector's administrator"
-        " for a new one.",
+        "That credential is not valid or was revoked. Ask the collector's administrator for a "
+        "new one."
     ),
     "login_busy": (
-        "来自您地址的登录尝试过多。请在 {seconds} 秒后再试,一次一个。",
-        "Too many login attempts from your address at once. Try again in {seconds} s,"
-        " one at a time.",
+        "Too many login attempts from your address at once. Try again in {seconds} s, one at a "
+        "time."
     ),
-    "signed_in_as": ("当前用户", "Signed in as"),
-    "clause": ("条款", "Clause"),
-    "check": ("检查项", "Check"),
-    "devices_n": ("设备数", "Devices"),
-    "pass_rate": ("通过率", "Pass rate"),
-    "trend": ("近 8 周通过率", "Pass rate over the last 8 weeks"),
+    "signed_in_as": "Signed in as",
+    "clause": "Clause",
+    "check": "Check",
+    "devices_n": "Devices",
+    "pass_rate": "Pass rate",
+    "trend": "Pass rate over the last 8 weeks",
     "trend_note": (
-        "每个点为该周结束时的全体设备状态(当前周为现在);每 10 分钟重新计算。"
-        "缺少的点表示该周结束时尚无记录:采集器启动时会根据历史补算。",
-        "Each point is the fleet as it stood at the end of that week (this week: now);"
-        " recomputed every 10 minutes. A missing point is a week whose end was not recorded"
-        " yet: the collector counts it from the history when it starts.",
+        "Each point is the fleet as it stood at the end of that week (this week: now); "
+        "recomputed every 10 minutes. A missing point is a week whose end was not recorded yet: "
+        "the collector counts it from the history when it starts."
     ),
-    "whole_fleet": ("全部设备", "whole fleet"),
-    "trend_whole_fleet": ("趋势图统计的是全部设备,不分组。", "The trend is the whole fleet's."),
-    "as_of": ("统计时间", "As of"),
+    "whole_fleet": "whole fleet",
+    "trend_whole_fleet": "The trend is the whole fleet's.",
+    "as_of": "As of",
     "no_devices": (
-        "尚无设备注册。用 `devposture-collector token create` 创建令牌。",
-        "No devices enrolled yet. Create a token with `devposture-collector token create`.",
+        "No devices enrolled yet. Create a token with `devposture-collector token create`."
     ),
-    "search": ("搜索", "Search"),
-    "search_hint": ("设备 ID 前缀或主机名", "device id prefix or hostname"),
-    "filter": ("筛选", "Filter"),
-    "any": ("全部", "any"),
-    "state": ("状态", "State"),
-    "os": ("操作系统", "OS"),
-    "stale_only": ("仅失联设备", "Stale devices only"),
-    "group": ("分组", "Group"),
-    "apply": ("应用", "Apply"),
-    "clear": ("清除", "Clear"),
-    "device": ("设备", "Device"),
-    "hostname": ("主机名", "Hostname"),
-    "last_report": ("最近报告", "Last report"),
-    "enrolled": ("注册时间", "Enrolled"),
-    "status": ("设备状态", "Device status"),
-    "matching": ("台设备符合条件", "matching devices"),
-    "failures": ("项检查超过宽限期仍未通过", "failures past their grace period"),
-    "page": ("页", "Page"),
-    "prev": ("上一页", "Previous"),
-    "next": ("下一页", "Next"),
-    "none_found": ("没有符合条件的设备。", "No device matches."),
-    "since": ("起始时间", "Since"),
-    "reason": ("原因", "Reason"),
-    "evidence": ("证据", "Evidence"),
-    "verdict": ("最近报告的判定", "Latest report's verdict"),
-    "remediation": ("整改办法", "Remediation"),
-    "waivers": ("豁免", "Waivers"),
-    "no_waivers": ("无豁免。", "No waivers."),
-    "owner": ("负责人", "Owner"),
-    "expires": ("到期", "Expires"),
-    "revoked": ("已撤销", "revoked"),
-    "active": ("生效中", "active"),
-    "ended": ("已结束", "ended"),
-    "timeline": ("状态时间线", "State timeline"),
-    "from": ("从", "From"),
-    "until": ("至", "Until"),
-    "hours": ("小时", "Hours"),
-    "now": ("现在", "now"),
-    "reports": ("收到的报告", "Reports received"),
-    "reports_shown": ("显示最近 {shown} 份,共 {total} 份", "latest {shown} of {total}"),
-    "received": ("接收时间", "Received"),
-    "collected": ("采集时间", "Collected"),
-    "report_id": ("报告 ID", "Report id"),
-    "agent_version": ("代理版本", "Agent version"),
-    "wifi_sessions": ("该报告中的 Wi-Fi 会话", "Wi-Fi sessions in that report"),
-    "network": ("网络", "Network"),
-    "classification": ("分类", "Class"),
-    "started": ("开始", "Started"),
-    "vpn": ("VPN", "VPN"),
-    "vpn_none": ("无", "none"),
-    "failing_since": ("失败起始", "Failing since"),
-    "days": ("天数", "Days"),
-    "no_failing": ("没有超出宽限期仍失败的设备。", "No device is failing past its grace period."),
-    "not_found": ("未找到", "Not found"),
-    "device_not_found": ("没有此设备。", "There is no such device."),
+    "search": "Search",
+    "search_hint": "device id prefix or hostname",
+    "filter": "Filter",
+    "any": "any",
+    "state": "State",
+    "os": "OS",
+    "stale_only": "Stale devices only",
+    "group": "Group",
+    "apply": "Apply",
+    "clear": "Clear",
+    "device": "Device",
+    "hostname": "Hostname",
+    "last_report": "Last report",
+    "enrolled": "Enrolled",
+    "status": "Device status",
+    "matching": "matching devices",
+    "failures": "failures past their grace period",
+    "page": "Page",
+    "prev": "Previous",
+    "next": "Next",
+    "none_found": "No device matches.",
+    "since": "Since",
+    "reason": "Reason",
+    "evidence": "Evidence",
+    "verdict": "Latest report's verdict",
+    "remediation": "Remediation",
+    "waivers": "Waivers",
+    "no_waivers": "No waivers.",
+    "owner": "Owner",
+    "expires": "Expires",
+    "revoked": "revoked",
+    "active": "active",
+    "ended": "ended",
+    "timeline": "State timeline",
+    "from": "From",
+    "until": "Until",
+    "hours": "Hours",
+    "now": "now",
+    "reports": "Reports received",
+    "reports_shown": "latest {shown} of {total}",
+    "received": "Received",
+    "collected": "Collected",
+    "report_id": "Report id",
+    "agent_version": "Agent version",
+    "wifi_sessions": "Wi-Fi sessions in that report",
+    "network": "Network",
+    "classification": "Class",
+    "started": "Started",
+    "vpn": "VPN",
+    "vpn_none": "none",
+    "failing_since": "Failing since",
+    "days": "Days",
+    "no_failing": "No device is failing past its grace period.",
+    "not_found": "Not found",
+    "device_not_found": "There is no such device.",
     "policy_error": (
-        "策略文件有错误,看板无法判定设备。请先修正策略。",
-        "The policy file has mistakes, so devices cannot be judged. Fix the policy first.",
+        "The policy file has mistakes, so devices cannot be judged. Fix the policy first."
     ),
-    "forbidden": ("请求被拒绝。", "The request was refused."),
-    "details": ("详情", "details"),
-    # The overview's headline figures.
-    "compliant_devices": ("完全合规的设备", "Devices fully compliant"),
-    "compliant_hint": ("各检查项均通过或已豁免", "every check passing or waived"),
-    "needing_action": ("需要处理的设备", "Devices needing action"),
-    "needing_action_hint": ("有检查项超过宽限期仍未通过", "failing a check past its grace period"),
-    "stale_devices": ("失联设备", "Stale devices"),
-    "stale_hint": ("超过 {hours} 小时没有报告", "no report for over {hours} h"),
-    "waivers_in_force": ("生效中的豁免", "Waivers in force"),
-    "waivers_hint": ("按设备和检查项计", "counted per device and check"),
-    "of_devices": ("共 {total} 台设备", "of {total} devices"),
-    "compliant": ("完全合规", "fully compliant"),
-    # The trend.
-    "trend_values": ("查看各周数值", "Show the values"),
-    "week_ending": ("截至", "Week ending"),
-    "now_value": ("当前", "Now"),
-    # Sorting and the failing-longest filters.
-    "sort_hint": (
-        "点击列标题排序,再点一次倒序。", "Click a column's title to sort by it; again to reverse."
-    ),
-    "sorted_by": ("排序", "Sorted by"),
-    "min_days": ("至少失败(天)", "Failing at least (days)"),
-    "whole_clause": ("整条条款", "whole clause"),
-    # Waivers, tokens and the audit log.
-    "waivers_title": ("豁免", "Waivers"),
-    "waiver": ("豁免编号", "Waiver"),
-    "created": ("创建时间", "Created"),
-    "in_force_title": ("生效中", "In force"),
-    "ended_title": ("已到期或已撤销", "Expired or revoked"),
-    "ended_shown": (
-        "显示最近 {shown} 条,共 {total} 条(下载可得全部)",
-        "latest {shown} of {total} (the download has all)",
-    ),
-    "no_waivers_in_force": ("当前没有生效中的豁免。", "No waiver is in force."),
-    "no_waivers_ended": ("没有已到期或已撤销的豁免。", "No waiver has expired or been revoked."),
-    "waiver_state": ("状态", "State"),
-    "waiver_active": ("生效中", "in force"),
-    "waiver_expired": ("已到期", "expired"),
-    "waiver_revoked": ("已撤销", "revoked"),
-    "waiver_pending": ("尚未生效", "not yet in force"),
-    "tokens": ("注册令牌", "Enrollment tokens"),
-    "tokens_nav": ("令牌", "Tokens"),
-    "token": ("令牌 ID", "Token"),
-    "token_group": ("设备加入的分组", "Group its devices join"),
-    "enrolled_devices": ("已注册设备", "Devices enrolled"),
-    "uses_left": ("剩余次数", "Uses left"),
+    "forbidden": "The request was refused.",
+    "details": "details",
+    "compliant_devices": "Devices fully compliant",
+    "compliant_hint": "every check passing or waived",
+    "needing_action": "Devices needing action",
+    "needing_action_hint": "failing a check past its grace period",
+    "stale_devices": "Stale devices",
+    "stale_hint": "no report for over {hours} h",
+    "waivers_in_force": "Waivers in force",
+    "waivers_hint": "counted per device and check",
+    "of_devices": "of {total} devices",
+    "compliant": "fully compliant",
+    "trend_values": "Show the values",
+    "week_ending": "Week ending",
+    "now_value": "Now",
+    "sort_hint": "Click a column's title to sort by it; again to reverse.",
+    "sorted_by": "Sorted by",
+    "min_days": "Failing at least (days)",
+    "whole_clause": "whole clause",
+    "waivers_title": "Waivers",
+    "waiver": "Waiver",
+    "created": "Created",
+    "in_force_title": "In force",
+    "ended_title": "Expired or revoked",
+    "ended_shown": "latest {shown} of {total} (the download has all)",
+    "no_waivers_in_force": "No waiver is in force.",
+    "no_waivers_ended": "No waiver has expired or been revoked.",
+    "waiver_state": "State",
+    "waiver_active": "in force",
+    "waiver_expired": "expired",
+    "waiver_revoked": "revoked",
+    "waiver_pending": "not yet in force",
+    "tokens": "Enrollment tokens",
+    "tokens_nav": "Tokens",
+    "token": "Token",
+    "token_group": "Group its devices join",
+    "enrolled_devices": "Devices enrolled",
+    "uses_left": "Uses left",
     "tokens_note": (
-        "这里不显示令牌的密钥:密钥只在创建时打印一次,采集器只保存其散列值。",
-        "No token's secret is shown: it is printed once, when the token is created, and the"
-        " collector keeps only its hash.",
+        "No token's secret is shown: it is printed once, when the token is created, and the "
+        "collector keeps only its hash."
     ),
-    "no_tokens": ("还没有注册令牌。", "No enrollment token yet."),
-    "token_usable": ("可用", "usable"),
-    "token_used_up": ("已用完", "used up"),
-    "token_expired": ("已过期", "expired"),
-    "token_revoked": ("已撤销", "revoked"),
-    "audit": ("审计日志", "Audit log"),
+    "no_tokens": "No enrollment token yet.",
+    "token_usable": "usable",
+    "token_used_up": "used up",
+    "token_expired": "expired",
+    "token_revoked": "revoked",
+    "audit": "Audit log",
     "audit_note": (
-        "每条管理命令(本机或远程)和每次看板登录:谁、何时、做了什么、从哪里、结果如何。最新的在前。",
-        "Every admin command, local or remote, and every dashboard login: who did what, when,"
-        " from where, and the outcome. The newest first.",
+        "Every admin command, local or remote, and every dashboard login: who did what, when, "
+        "from where, and the outcome. The newest first."
     ),
-    "audit_forbidden": (
-        "审计日志只有审计员和管理员角色可以查看。",
-        "The audit log is for the auditor and admin roles only.",
-    ),
-    "entries": ("条记录", "entries"),
-    "at": ("时间", "When"),
-    "actor": ("操作者", "Who"),
-    "role": ("角色", "Role"),
-    "command": ("命令", "Command"),
-    "arguments": ("参数", "Arguments"),
-    "outcome": ("结果", "Outcome"),
-    "message": ("说明", "Message"),
-    "peer": ("来源", "From"),
-    "outcome_ok": ("成功", "ok"),
-    "outcome_denied": ("被拒绝", "denied"),
-    "outcome_error": ("出错", "error"),
-    "role_viewer": ("查看者", "viewer"),
-    "role_auditor": ("审计员", "auditor"),
-    "role_admin": ("管理员", "admin"),
-    "no_entries": ("审计日志为空。", "The audit log is empty."),
-    # A device's page.
-    "device_status_active": ("在用", "active"),
-    "device_status_revoked": ("已吊销", "revoked"),
-    "device_status_retired": ("已退役", "retired"),
-    "report_collected": ("报告采集于", "report collected"),
-    "net_PUBLIC": ("公共", "PUBLIC"),
-    "net_TRUSTED": ("可信", "TRUSTED"),
-    "net_OTHER": ("其他", "OTHER"),
-    "net_UNKNOWN": ("未知", "UNKNOWN"),
-    "net_UNSPECIFIED": ("未说明", "UNSPECIFIED"),
+    "audit_forbidden": "The audit log is for the auditor and admin roles only.",
+    "entries": "entries",
+    "at": "When",
+    "actor": "Who",
+    "role": "Role",
+    "command": "Command",
+    "arguments": "Arguments",
+    "outcome": "Outcome",
+    "message": "Message",
+    "peer": "From",
+    "outcome_ok": "ok",
+    "outcome_denied": "denied",
+    "outcome_error": "error",
+    "role_viewer": "viewer",
+    "role_auditor": "auditor",
+    "role_admin": "admin",
+    "no_entries": "The audit log is empty.",
+    "device_status_active": "active",
+    "device_status_revoked": "revoked",
+    "device_status_retired": "retired",
+    "report_collected": "report collected",
+    "net_PUBLIC": "PUBLIC",
+    "net_TRUSTED": "TRUSTED",
+    "net_OTHER": "OTHER",
+    "net_UNKNOWN": "UNKNOWN",
+    "net_UNSPECIFIED": "UNSPECIFIED",
 }
 
-STATE_WORDS: dict[str, tuple[str, str]] = {
-    "PASS": ("通过", "PASS"),
-    "GRACE": ("宽限期", "GRACE"),
-    "FAIL": ("失败", "FAIL"),
-    "UNKNOWN": ("未知", "UNKNOWN"),
-    "EXEMPT": ("豁免", "EXEMPT"),
-    "STALE": ("失联", "STALE"),
+STATE_ENGLISH: dict[str, str] = {
+    # state: its English on the dashboard (msgctxt "web.state_<STATE>")
+    "PASS": "PASS",
+    "GRACE": "GRACE",
+    "FAIL": "FAIL",
+    "UNKNOWN": "UNKNOWN",
+    "EXEMPT": "EXEMPT",
+    "STALE": "STALE",
 }
 
 
@@ -260,8 +243,19 @@ class Words:
         return iter(self._table)
 
 
+def every_message() -> list[tuple[str, str]]:
+    """(context, English msgid) of each of the dashboard's words, for the catalogs
+    (`make catalogs`, and the tests that hold each catalog to the list)."""
+    return [(f"web.{key}", english) for key, english in ENGLISH.items()] + [
+        (f"web.state_{state}", english) for state, english in STATE_ENGLISH.items()
+    ]
+
+
+@functools.cache
 def words(lang: str) -> Words:
-    index = 0 if lang == "zh" else 1
-    table = {key: pair[index] for key, pair in _WORDS.items()}
-    table |= {f"state_{key}": pair[index] for key, pair in STATE_WORDS.items()}
+    """The dashboard's words in `lang`, from the message catalogs (gettext)."""
+    chosen: Lang = "zh" if lang == "zh" else "en"
+    table = {key: translate(chosen, f"web.{key}", english) for key, english in ENGLISH.items()}
+    table |= {f"state_{state}": translate(chosen, f"web.state_{state}", english)
+              for state, english in STATE_ENGLISH.items()}  # fmt: skip
     return Words(table)
