@@ -53,6 +53,30 @@ def test_probe_error_is_the_reason_for_unknown() -> None:
     assert "none of nft, iptables, ufw, firewall-cmd is installed" in reason
 
 
+@pytest.mark.parametrize(
+    ("code", "zh", "en"),
+    [
+        (pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND, "缺少所需的工具",
+         "a tool it needs is not installed"),
+        (pb.PROBE_ERROR_CODE_PERMISSION_DENIED, "权限不足", "permission denied"),
+        (pb.PROBE_ERROR_CODE_TIMEOUT, "读取超时", "it took too long"),
+        (pb.PROBE_ERROR_CODE_UNSPECIFIED, "出错", "an error"),
+    ],
+)
+def test_why_a_fact_could_not_be_read_is_worded_in_each_language(
+    code: pb.ProbeErrorCode.ValueType, zh: str, en: str
+) -> None:
+    """The agent's error code in words, its own message (its tools' English) beside it."""
+    report = pb.PostureReport()
+    report.errors.add(fact=pb.FACT_FIREWALL, code=code, message="ufw: exit status 1")
+    stored = _stored("firewall", report)
+    zone = dt.timezone(dt.timedelta(hours=8))
+    assert render(stored, "zh", zone) == f"无法读取防火墙：{zh}（ufw: exit status 1）"
+    assert render(stored, "en", zone) == (
+        f"the firewall could not be read: {en} (ufw: exit status 1)"
+    )
+
+
 def _antivirus(**fields: object) -> pb.PostureReport:
     report = pb.PostureReport()
     report.antivirus.products.add(**fields)
@@ -543,7 +567,8 @@ def test_an_unread_source_is_unknown_never_pass() -> None:
         message="dpkg-query is not installed",
     )
     state, reason = verdict("chat-app-updates", report)
-    assert state is State.UNKNOWN and "dpkg: dpkg-query is not installed" in reason
+    assert state is State.UNKNOWN
+    assert "dpkg: a tool it needs is not installed (dpkg-query is not installed)" in reason
     report.chat_clients.clients.add(app=WECHAT, version="4.1.5", source="flatpak")
     state, reason = verdict("chat-app-updates", report)
     assert state is State.UNKNOWN and "4.1.5" not in reason and "dpkg-query" in reason

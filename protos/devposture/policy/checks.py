@@ -121,10 +121,32 @@ def utc(ts: Timestamp) -> dt.datetime:
     return ts.ToDatetime(dt.UTC)  # raises ValueError, as it always did
 
 
-def _probe_error(report: pb.PostureReport, fact: pb.Fact.ValueType) -> str | None:
-    """The reason a fact is missing, when the agent said why (the agent's own words)."""
-    messages = [e.message for e in report.errors if e.fact == fact and not e.source]
-    return "; ".join(messages) if messages else None
+# What went wrong, by the agent's error code: a term, worded in each language (the agent's
+# own message, English as its tools gave it, shown beside it).
+_CAUSES: dict[int, str] = {
+    pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND: "probe_command_not_found",
+    pb.PROBE_ERROR_CODE_PERMISSION_DENIED: "probe_permission_denied",
+    pb.PROBE_ERROR_CODE_TIMEOUT: "probe_timeout",
+    pb.PROBE_ERROR_CODE_COMMAND_FAILED: "probe_command_failed",
+    pb.PROBE_ERROR_CODE_PARSE_ERROR: "probe_parse_error",
+    pb.PROBE_ERROR_CODE_NOT_SUPPORTED: "probe_not_supported",
+    pb.PROBE_ERROR_CODE_NO_SOURCE: "probe_no_source",
+    pb.PROBE_ERROR_CODE_INTERNAL: "probe_internal",
+}
+
+
+def _cause(error: pb.ProbeError) -> str:
+    return _CAUSES.get(error.code, "probe_unspecified")
+
+
+def _probe_errors(report: pb.PostureReport, fact: pb.Fact.ValueType) -> list[Item]:
+    """Why a fact is missing, when the agent said: its error code in words, its message
+    beside it."""
+    return [
+        item("probe.error", cause=_cause(e), detail=e.message)
+        for e in report.errors
+        if e.fact == fact and not e.source
+    ]
 
 
 # Reasons without parameters, encoded once (the checks judge every report as it arrives).
@@ -143,16 +165,16 @@ _APPS_NONE = encode("apps.none")
 
 def _missing(report: pb.PostureReport, fact: pb.Fact.ValueType, term: str) -> Verdict:
     """UNKNOWN: the fact is absent; `term` names it (devposture.policy.reasons.TERMS)."""
-    error = _probe_error(report, fact)
-    if error is None:
+    errors = _probe_errors(report, fact)
+    if not errors:
         return Verdict(State.UNKNOWN, _NOT_REPORTED[term])
-    return Verdict(State.UNKNOWN, encode("fact.unreadable", fact=term, error=error))
+    return Verdict(State.UNKNOWN, encode("fact.unread", fact=term, errors=errors))
 
 
 def _source_errors(report: pb.PostureReport, fact: pb.Fact.ValueType) -> list[Item]:
     """The per-source errors of a fact, as reason items."""
     return [
-        item("fact.source_error", source=e.source, error=e.message)
+        item("fact.source_unread", source=e.source, cause=_cause(e), detail=e.message)
         for e in report.errors
         if e.fact == fact and e.source
     ]
@@ -547,7 +569,7 @@ def check_chat_app_updates(
     if old:
         return Verdict(State.FAIL, _listed(old + doubts))
     if doubts or unread:
-        unread_items = [item("apps.unread", **one[1]) for one in unread]
+        unread_items = [item("apps.source_unread", **one[1]) for one in unread]
         return Verdict(State.UNKNOWN, _listed(doubts + unread_items))
     return Verdict(State.PASS, encode("apps.ok", clients=current))
 

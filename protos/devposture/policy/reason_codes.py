@@ -85,6 +85,16 @@ TERMS = {
     "an_interface": "an interface",
     "unknown_version": "(unknown version)",
     "not_reported": "not reported",
+    # What went wrong reading a fact, by the agent's error code (ProbeErrorCode).
+    "probe_command_not_found": "a tool it needs is not installed",
+    "probe_permission_denied": "permission denied",
+    "probe_timeout": "it took too long",
+    "probe_command_failed": "a tool failed",
+    "probe_parse_error": "a tool's output could not be understood",
+    "probe_not_supported": "not supported on this system",
+    "probe_no_source": "nothing to read it from",
+    "probe_internal": "an error in the agent",
+    "probe_unspecified": "an error",
 }
 # The compliance states (msgctxt "state").
 STATES = {
@@ -102,6 +112,12 @@ _declare("check.crashed", "check failed internally ({error})", error="text")
 _declare("fact.missing", "the agent did not report {fact}", fact="term")
 _declare("fact.unreadable", "{fact} could not be read: {error}", fact="term", error="text")
 _declare("fact.source_error", "{source}: {error}", source="text", error="text")
+# Since the agent's error codes are worded too (the two above are kept for reasons stored
+# before): what went wrong in words, the agent's own message beside it.
+_declare("fact.unread", "{fact} could not be read: {errors}", fact="term", errors="items")
+_declare("probe.error", "{cause}{detail}", cause="term", detail=Param("text", wrap="paren"))
+_declare("fact.source_unread", "{source}: {cause}{detail}", source="text", cause="term",
+         detail=Param("text", wrap="paren"))  # fmt: skip
 
 _declare("av.none", "no known antivirus product installed or running")
 _declare("av.none_unread", "no antivirus found, but {errors}", errors="items")
@@ -273,6 +289,8 @@ _declare(
     version="text", minimum="text", **_APP,
 )  # fmt: skip
 _declare("apps.unread", "unread: {source}: {error}", source="text", error="text")
+_declare("apps.source_unread", "unread: {source}: {cause}{detail}", source="text",
+         cause="term", detail=Param("text", wrap="paren"))  # fmt: skip
 _declare("apps.ok", "{clients}: at or above the minimum version", clients="items")
 _declare("apps.client", "{app} {version}", app="term", version="text")
 
