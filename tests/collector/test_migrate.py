@@ -20,7 +20,9 @@ from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, 
 from devposture.collector.store.migrate import TABLES
 from devposture.collector.store.target import PostgresTarget, SqliteTarget
 from devposture.collector.tokens import new_token
+from devposture.v1 import devposture_pb2 as pb
 from tests.databases import fresh_postgres, on_postgresql
+from tests.e2e.fleet import posture_report
 
 pytestmark = pytest.mark.skipif(
     not on_postgresql(), reason="moves a database to PostgreSQL: the PostgreSQL leg runs it"
@@ -44,7 +46,8 @@ def _site(base: Path) -> tuple[Path, Path]:
                                                           hostname=f"笔记本-{device}"))  # fmt: skip
         for minute, state in enumerate(("FAIL", "PASS", "FAIL")):
             at = T0 + dt.timedelta(minutes=minute)
-            body = bytes([minute, 0, 255])
+            # A laptop's real report: its repeated facts stored once, as parts (schema 16).
+            body = posture_report("d1", at, hostname="笔记本-d1").SerializeToString()
             record = ReportRecord(f"r{minute}", "d1", at, at, "1.0", body, "笔记本-d1", "linux",
                                   "Debian", "12", clock_skew_ms=-5)  # fmt: skip
             store.reports.store_report(record, [CheckResult("firewall", state, "防火墙")])
@@ -84,6 +87,7 @@ def test_a_site_moves_whole_and_its_chain_verifies_across_the_move(
     old = Store.open(load(data).database)
     try:
         rows = _everything(old)
+        bodies = old.reports.report_bodies(["r0", "r1", "r2"])
     finally:
         old.close()
     destination = fresh_postgres()
@@ -99,6 +103,10 @@ def test_a_site_moves_whole_and_its_chain_verifies_across_the_move(
     try:
         assert _everything(moved) == rows  # every row, as it was
         assert sum(len(r) for r in rows.values()) > 20
+        # Each body whole again from the moved parts, the bytes as the agent sent them.
+        assert rows["fact_parts"] and moved.reports.report_bodies(list(bodies)) == bodies
+        assert all(pb.PostureReport.FromString(b).host.hostname == "笔记本-d1"
+                   for b in bodies.values())  # fmt: skip
         head = moved.evidence.chain_head()
         assert head is not None and f"seq {head.seq}, hash {head.hash.hex()}" in out
         # The collector goes on writing on PostgreSQL: identity numbers follow the copied ones.
