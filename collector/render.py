@@ -16,8 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from devposture.collector.column_words import heading
 from devposture.collector.table_fit import GAP, column_widths, cut
 from devposture.collector.table_fit import display_width as _width
+from devposture.policy.catalogs import Lang
 
 Row = dict[str, str | int | float | None]
 FORMATS = ("table", "json", "csv")
@@ -35,6 +37,18 @@ SHOWN_INSTEAD: dict[str, str] = {"reason": "reason_text"}
 # (`fitting`); a context variable, because `admin.commands.present`, shared by the local and
 # the remote path, renders without knowing where its text goes.
 _TABLE_WIDTH: ContextVar[int | None] = ContextVar("table_width", default=None)
+# The language of a table's headings (`column_words`); the CLI sets it (`headed`).
+_HEADINGS: ContextVar[Lang] = ContextVar("headings", default="en")
+
+
+@contextmanager
+def headed(lang: Lang) -> Iterator[None]:
+    """Tables rendered within this block head their columns in `lang`."""
+    token = _HEADINGS.set(lang)
+    try:
+        yield
+    finally:
+        _HEADINGS.reset(token)
 
 
 @contextmanager
@@ -83,7 +97,10 @@ def render(rows: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: st
 
 
 def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[str], room: int | None) -> str:
-    cells = [[c.upper() for c in columns]] + [[_cell(row.get(c)) for c in columns] for row in rows]
+    lang = _HEADINGS.get()
+    cells = [[heading(c, lang) for c in columns]] + [
+        [_cell(row.get(c)) for c in columns] for row in rows
+    ]
     if room is not None:  # on a terminal: one line a row
         cells = [[" ".join(text.split("\n")) for text in line] for line in cells]
     widths = [max(_width(line[i]) for line in cells) for i in range(len(columns))]

@@ -5,7 +5,8 @@ and the collector read the compiled `.mo` with the standard library's `gettext`.
 
 1. The messages are taken from where they are declared (`devposture.policy.messages`: the
    reasons and the per-OS steps; the agent's frame words, `agent/employee/words.py`; the
-   dashboard's, `collector/web/i18n.py`), not by scanning source text: a reason's English
+   dashboard's, `collector/web/i18n.py`; the tables' headings, `collector/column_words.py`),
+   not by scanning source text: a reason's English
    lives in one declaration with its code and parameters.
 2. Each `.po` keeps its translations; a new message is added (the English catalog's msgstr is
    the English itself, as `msgen` would write it; the Chinese one's is empty, for a translator,
@@ -28,6 +29,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
 from devposture.agent.employee import words
+from devposture.collector import column_words
 from devposture.collector.web import i18n as dashboard
 from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES
 from devposture.policy.messages import all_messages
@@ -56,7 +58,9 @@ def updated(locale: str) -> tuple[bytes, bytes]:
         creation_date=_DATE,
         revision_date=_DATE,
     )
-    for context, english in all_messages() + words.every_message() + dashboard.every_message():
+    declared = (all_messages() + words.every_message() + dashboard.every_message()
+                + column_words.every_message())  # fmt: skip
+    for context, english in declared:
         kept = old.get(english, context=context)
         text = kept.string if kept is not None and kept.string else ""
         if not text and locale == "en":

@@ -14,38 +14,19 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import Literal
 
-Lang = Literal["zh", "en"]
+from devposture.policy.catalogs import Lang
+from devposture.policy.locale_env import language_of_environ as shared_language_of_environ
+
+__all__ = ["DEFAULT", "Lang", "language_of_environ", "language_of_langid", "os_language"]
+
 DEFAULT: Lang = "zh"
 _PRIMARY_CHINESE = 0x04  # LANG_CHINESE, the low 10 bits of a Windows LANGID
 
 
-def language_of_tag(tag: str) -> Lang | None:
-    """`zh_CN.UTF-8`, `zh-Hans`, `en_GB` ...: zh or en; C and POSIX read English (a locale
-    that asks for no translation); anything else, None."""
-    name = tag.strip().split(".")[0].split("@")[0].replace("-", "_").lower()
-    if not name:
-        return None
-    if name == "zh" or name.startswith("zh_"):
-        return "zh"
-    if name in ("c", "posix", "en") or name.startswith("en_"):
-        return "en"
-    return None
-
-
 def language_of_environ(environ: Mapping[str, str]) -> Lang:
-    """The language gettext would pick from these variables, narrowed to zh or en."""
-    locale = next((environ[k] for k in ("LC_ALL", "LC_MESSAGES", "LANG") if environ.get(k)), "")
-    untranslated = locale.split(".")[0] in ("C", "POSIX")
-    if environ.get("LANGUAGE") and not untranslated:
-        for tag in environ["LANGUAGE"].split(":"):
-            found = language_of_tag(tag)
-            if found is not None:
-                return found
-    if locale:
-        return language_of_tag(locale) or "en"
-    return DEFAULT
+    """The language gettext would pick from these variables (Chinese when none is set)."""
+    return shared_language_of_environ(environ, DEFAULT)
 
 
 def language_of_langid(langid: int) -> Lang:

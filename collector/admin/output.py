@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 from devposture.collector.admin.commands import CommandError, Result, Words, present
+from devposture.collector.column_words import table_language
 from devposture.collector.exports import FILE_FORMATS, FORMATS, export
-from devposture.collector.render import fitting
+from devposture.collector.render import fitting, headed
 
 
 def format_options(parser: argparse.ArgumentParser, *, listing: bool = True) -> None:
@@ -99,7 +100,7 @@ def emit(words: Words, result: Result, args: argparse.Namespace) -> int:
         data = export(result.rows, result.columns, fmt, title=" ".join(words))
         err = result.message + "\n" if result.message else ""
     else:
-        with fitting(table_width(args)):
+        with fitting(table_width(args)), headed(table_language(getattr(args, "lang", None))):
             out, err = present(words, result, fmt)
         data = out.encode("utf-8")
     if output is not None:

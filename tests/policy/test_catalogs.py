@@ -11,6 +11,7 @@ from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
 from devposture.agent.employee import words
+from devposture.collector import column_words
 from devposture.collector.web import i18n as dashboard
 from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES, Lang, translate
 from devposture.policy.messages import all_messages
@@ -40,7 +41,8 @@ def problems(catalog: Catalog, messages: list[tuple[str, str]]) -> list[str]:
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_declared_message_is_translated_with_the_same_placeholders(lang: Lang) -> None:
-    declared = all_messages() + words.every_message() + dashboard.every_message()
+    declared = (all_messages() + words.every_message() + dashboard.every_message()
+                + column_words.every_message())  # fmt: skip
     assert problems(_po(lang), declared) == []
 
 
