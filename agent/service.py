@@ -9,9 +9,10 @@ the backlog without collecting again; the next interval or event still collects.
 retry hint is obeyed: nothing is sent before it has passed. A collection that fails (a probe
 raises, the disk is full) is logged and the service goes on; a hung probe costs its fact only
 (agent.probes.runner). SIGTERM and SIGINT stop the service within about a second while it
-waits, backs off or sends (a call in flight is cancelled); a collection under way finishes
-first (each probe has its deadline). A report already written stays in the outbox for the
-next start.
+waits, backs off or sends (a call in flight is cancelled), and while it collects: a collection
+under way is left unfinished (its probes run one after another, each up to its deadline, for
+longer than a service manager waits) and its report is not written; the next start collects
+anew. A report already written stays in the outbox for the next start.
 
 Under systemd (`Type=notify`) the loop says READY=1 when it starts, keeps a STATUS line ("enrolled
 as …, next collection in 42 min"), and pings the watchdog from its own waits, which never last
@@ -34,7 +35,7 @@ from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes.chat_backups import watch_folders
 from devposture.agent.probes.chat_layouts import BY_FAMILY
 from devposture.agent.probes.outcome import ProbeContext
-from devposture.agent.service_manager import ServiceManager
+from devposture.agent.service_manager import Abandoned, ServiceManager
 from devposture.agent.transport import DrainResult
 from devposture.agent.watch import (
     DEFAULT_BACKUP_SETTLE,
@@ -156,7 +157,13 @@ class Loop:
         log.info("collecting: %s", trigger_name(trigger))
         self._say(f"collecting ({trigger_name(trigger)})")
         try:
-            self.manager.run_beating(lambda: self._work.collect(trigger))
+            self.manager.run_beating(lambda: self._work.collect(trigger), stop=self._stop)
+        except Abandoned:
+            # Probes one after another, each up to its deadline: a collection may take longer
+            # than a service manager waits for a stop. Its report is not written (nothing is
+            # lost: the next start collects anew); one written already stays in the outbox.
+            log.info("stopping: the collection under way (%s) is left unfinished",
+                     trigger_name(trigger))  # fmt: skip
         except Exception:  # the service outlives any one failed collection
             log.exception("collection (%s) failed; the next round will retry",
                           trigger_name(trigger))  # fmt: skip

@@ -124,12 +124,16 @@ class ServiceManager:
         self._stopping = True
         self._notifier.stopping()
 
-    def run_beating(self, work: Callable[[], T], limit: float = WORK_LIMIT_SECONDS) -> T:
+    def run_beating(
+        self, work: Callable[[], T], limit: float = WORK_LIMIT_SECONDS, *,
+        stop: threading.Event | None = None,
+    ) -> T:  # fmt: skip
         """`work()`'s result (or its exception). Under a watchdog it runs in a worker thread
         while this one pings, for at most `limit` seconds: a longer run is stuck, and the
         pings stop so that the service manager restarts the agent. Without a watchdog, it
-        simply runs here."""
-        if self.interval is None:
+        simply runs here. With `stop`, it always runs in a worker thread, and raises
+        Abandoned as soon as `stop` is set (the work is left to finish, or not, by itself)."""
+        if self.interval is None and stop is None:
             return work()
         outcome: list[T] = []
         failure: list[BaseException] = []
@@ -145,15 +149,31 @@ class ServiceManager:
 
         threading.Thread(target=run, name="agent-work", daemon=True).start()
         started = self._clock()
+        # How long one wait lasts: the watchdog's bound, and a quarter second when a stop
+        # is to be noticed.
+        step = None if stop is None else STOP_CHECK_SECONDS
         while not done.is_set():
-            if self._clock() - started < limit:
+            if stop is not None and stop.is_set():
+                raise Abandoned("stopped while the work was under way")
+            if self.interval is None:
+                done.wait(step)
+            elif self._clock() - started < limit:
                 self.beat()
-                done.wait(self.wait_bound(self.interval))
+                bound = self.wait_bound(self.interval)
+                done.wait(bound if step is None else min(bound, step))
             else:  # stuck: no more pings; the service manager will restart the agent
-                done.wait(self.interval)
+                done.wait(self.interval if step is None else min(self.interval, step))
         if failure:
             raise failure[0]
         return outcome[0]
+
+
+class Abandoned(Exception):
+    """The service stopped while `run_beating`'s work was under way."""
+
+
+# How often work under way looks whether the service is stopping.
+STOP_CHECK_SECONDS = 0.25
 
 
 def stop_on_signals(stop: threading.Event, manager: ServiceManager) -> None:

@@ -211,6 +211,36 @@ def test_stop_is_prompt(while_: str) -> None:
         assert (loop.backoff.failures == 1) == (while_ == "backing off")
 
 
+class SlowCollection(ScriptedWork):
+    """A collection that lasts until the test lets it end (a probe at its deadline, a
+    loaded machine): it writes its report only then."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.release = threading.Event(), threading.Event()
+        self.written = False
+
+    def collect(self, trigger: Trigger) -> None:
+        super().collect(trigger)
+        self.started.set()
+        self.release.wait(30)
+        self.written = True
+
+
+def test_stop_is_prompt_while_collecting_and_the_unfinished_report_is_not_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    work = SlowCollection()
+    try:
+        # serving() asserts the loop ended within 1.5 s of stop, the collection under way.
+        with caplog.at_level("INFO"), serving(work):
+            assert work.started.wait(10)
+        assert not work.written and work.sent_at == []
+        assert "the collection under way (start_up) is left unfinished" in caplog.text
+    finally:
+        work.release.set()
+
+
 # -- against a real collector -------------------------------------------------------------
 
 

@@ -124,7 +124,8 @@ def test_a_failing_service_stops_with_an_error_so_windows_restarts_it() -> None:
 
 
 def test_a_long_stop_counts_checkpoints_from_the_loops_own_waits() -> None:
-    """A collection under way finishes before the service stops (up to a minute and more):
+    """The loop's remaining work before the service stops may take long (a call in flight,
+    up to its deadline):
     every ping of the loop's waits is the next checkpoint, within the wait hint, so Windows
     never takes the stop for a hang. Time is given as data (a clock the test moves)."""
     now = [0.0]

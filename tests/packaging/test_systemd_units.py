@@ -209,7 +209,8 @@ def test_stop_timeouts_cover_what_stopping_may_take() -> None:
         MAX_DRAIN_SECONDS + admin_service.SHUTDOWN_GRACE_SECONDS + server.SHUTDOWN_GRACE_SECONDS
     )
     assert microseconds(setting(COLLECTOR_UNIT, "TimeoutStopSec")) > longest * 1_000_000
-    # The agent finishes the collection under way: one probe may run into its deadline.
+    # The agent leaves a collection under way (agent/service.py) but finishes its step: one
+    # probe may be at its deadline.
     assert microseconds(setting(AGENT_UNIT, "TimeoutStopSec")) > PROBE_DEADLINE_SECONDS * 1e6
 
 
