@@ -98,7 +98,7 @@ from devposture.collector.store.engine import (
 )
 from devposture.collector.store.fact_parts import Written, cut
 from devposture.collector.store.reports import _changes
-from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS
+from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS, sealed_record
 from devposture.collector.store.target import is_postgres_url
 from devposture.collector.tokens import Token
 from devposture.policy import Policy, default_policy
@@ -556,7 +556,7 @@ class Writer:
         for digest, part, last in due:
             self._parts[digest] = (part, max(last, self._parts.get(digest, (b"", 0))[1]))
         self._rows["reports"].append((*metadata, stored.own, stored.recipe, self._number))
-        canonical = chain.report_canonical(chain.report_payload(metadata, record.body))
+        canonical = sealed_record(metadata, record.body)
         self._waiting.append((self._number, received, canonical))
         latest = self._latest.setdefault(record.device_id, {})
         held, changes = _changes(latest, record.device_id, record.report_id, collected,

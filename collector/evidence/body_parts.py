@@ -4,8 +4,9 @@ Why: an hourly report of a healthy device repeats its facts (the antivirus, the 
 updates, the chat apps and backups), and a whole fleet repeats a day's facts. Stored and
 exported whole, a quarter of a 10,000-device fleet is hundreds of gigabytes of the same
 kilobytes. Cut at the body's top-level fields, each repeated fact is kept once, addressed by
-its SHA-256 (`store/fact_parts.py`, the bundle's `parts.jsonl`), and each report keeps only
-what is its own (its id, its times, its delivery figures) and where each part goes.
+its SHA-256 (`store/fact_parts.py`), and each report keeps only what is its own (its id, its
+times, its delivery figures) and where each part goes. (The audit bundle keeps whole bodies:
+deflate already stores a repeated fact once within its window; docs/audit-evidence.md.)
 
 The cut is made on the protobuf wire format of the bytes as the agent sent them, not on a
 parsed message, so putting the pieces back gives exactly those bytes and the report's
@@ -14,7 +15,7 @@ number (a repeated field) is one part. Fields shorter than `PART_MIN` stay inlin
 costs a 36-byte reference and a lookup. Field 1 (the report id) always stays inline, so a
 stored report's own bytes are never empty (an empty body means pruned, schema 12).
 
-Pure functions, no SQL: the store (`store/fact_parts.py`) and `audit verify` use the same.
+Pure functions, no SQL: the store (`store/fact_parts.py`) cuts and puts back with them.
 """
 
 from __future__ import annotations

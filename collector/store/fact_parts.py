@@ -13,7 +13,9 @@ or confirmed it within the last half of the slack (`Written`), so a steady fleet
 nothing here for its repeated facts. The cache is filled only after the commit that wrote it.
 
 Reading: `Bodies` gives whole bodies for rows read with their recipe, fetching the parts
-they name in one statement per batch and keeping recently used ones (bounded by bytes).
+they name in one statement per batch and keeping each sequence of parts it met (bounded in
+number: `PLANS_MOST`). Retention never deletes a part a report received within the slack
+names, so neither cache can name a part that is gone.
 """
 
 from __future__ import annotations
@@ -117,10 +119,6 @@ class Written:
             self._last.move_to_end(d)
         while len(self._last) > self._most:
             self._last.popitem(last=False)
-
-    def forget(self) -> None:
-        """Forget everything (parts were deleted: retention)."""
-        self._last.clear()
 
 
 def write(cur: Cursor, parts: Sequence[tuple[bytes, bytes, int]]) -> None:

@@ -24,7 +24,13 @@ from devposture.collector.store.base import Part, from_us, text, to_us
 from devposture.collector.store.chain import Appender, padded, pieces
 from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
 from devposture.collector.store.fact_parts import Bodies, Cut, Written, cut, write
-from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS, next_number, seal
+from devposture.collector.store.sealing import (
+    SEAL_AFTER_US,
+    SEAL_REPORTS,
+    next_number,
+    seal,
+    sealed_record,
+)
 
 # Records kept for the seal at most (a few seals' worth; more only when another collector
 # sealed ours).
@@ -343,7 +349,7 @@ def _write_group(
         metadata = (report.report_id, report.device_id, received, collected,
                     report.agent_version, report.clock_skew_ms)  # fmt: skip
         rows.append((*metadata, *cut_of[report.report_id].columns(), number))
-        sealable[number] = _sealable(metadata, report.body)
+        sealable[number] = sealed_record(metadata, report.body)
         held: dict[str, int] = {}
         if is_newest:
             # The history is dated by when the facts were collected (collector's clock).
@@ -369,12 +375,6 @@ def _write_group(
         cur.execute(_update_devices(dialect, len(chunk)), _flat(chunk))
     _write_verdicts(cur, dialect, verdicts, latest_pairs)
     return outcomes, parts
-
-
-def _sealable(metadata: tuple[str, str, int, int, str, int | None], body: bytes) -> bytes:
-    """A stored report's record as its seal will hold it (sealing.records), made from the
-    body in hand rather than read back and put together again."""
-    return chain.report_canonical(chain.report_payload(metadata, body))
 
 
 def _write_verdicts(
@@ -724,7 +724,7 @@ class Reports(Part):
         for chunk in _chunks(rows):
             cur.execute(_upsert_results(len(chunk)), _flat(chunk))
         if sealable is not None:
-            sealable[number] = _sealable(metadata, report.body)
+            sealable[number] = sealed_record(metadata, report.body)
         return StoreOutcome.STORED
 
     def report_bodies(self, report_ids: list[str]) -> dict[str, bytes]:

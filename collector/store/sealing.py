@@ -20,7 +20,7 @@ Rows written before schema 14 keep their own `report` entries (`n` is NULL).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from devposture.collector.evidence import chain
 from devposture.collector.store.base import Part
@@ -46,6 +46,13 @@ def next_number(cur: Cursor) -> int:
 
 
 Known = tuple[dict[int, bytes], ...]  # records made as reports were stored, by number
+
+
+def sealed_record(metadata: Sequence[object], body: bytes) -> bytes:
+    """A stored report's record as its seal holds it (canonical JSON, `chain.report_payload`):
+    made by the seal from a row, or by the write that stores the report from the body in hand
+    (`Known`), or by the benchmark's builder."""
+    return chain.report_canonical(chain.report_payload(metadata, body))
 
 
 def _take(known: Known, n: int) -> bytes | None:
@@ -75,7 +82,7 @@ def records(
     taken = {int(row[0]): _take(known, int(row[0])) for row in rows}
     unknown = Bodies(cur).rows([r for r in rows if taken[int(r[0])] is None], 7)
     for row in unknown:
-        taken[int(row[0])] = chain.report_canonical(chain.report_payload(row[1:7], bytes(row[7])))
+        taken[int(row[0])] = sealed_record(row[1:7], bytes(row[7]))
     for row in rows:
         record = taken[int(row[0])]
         assert record is not None
