@@ -149,20 +149,17 @@ class ServiceManager:
 
         threading.Thread(target=run, name="agent-work", daemon=True).start()
         started = self._clock()
-        # How long one wait lasts: the watchdog's bound, and a quarter second when a stop
-        # is to be noticed.
-        step = None if stop is None else STOP_CHECK_SECONDS
         while not done.is_set():
             if stop is not None and stop.is_set():
                 raise Abandoned("stopped while the work was under way")
-            if self.interval is None:
-                done.wait(step)
+            if self.interval is None:  # no watchdog: only a stop to notice
+                wait = STOP_CHECK_SECONDS
             elif self._clock() - started < limit:
                 self.beat()
-                bound = self.wait_bound(self.interval)
-                done.wait(bound if step is None else min(bound, step))
+                wait = self.wait_bound(self.interval)
             else:  # stuck: no more pings; the service manager will restart the agent
-                done.wait(self.interval if step is None else min(self.interval, step))
+                wait = self.interval
+            done.wait(wait if stop is None else min(wait, STOP_CHECK_SECONDS))
         if failure:
             raise failure[0]
         return outcome[0]

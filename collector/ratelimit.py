@@ -58,12 +58,9 @@ class DeviceRateLimiter:
     ) -> None:
         if calls_per_minute <= 0 or burst < 1 or max_devices < 1:
             raise ValueError("calls_per_minute must be positive, burst and max_devices >= 1")
-        self.calls_per_minute = calls_per_minute
-        self.burst = burst
         self._limit = (calls_per_minute, burst)  # the whole fleet's, per device
         self.serving = 1  # processes that share the limit (`share`)
-        self._rate = calls_per_minute / 60.0  # tokens per second
-        self._refill_seconds = burst / self._rate  # from empty to full
+        self._keep(calls_per_minute, burst)
         self._clock = clock
         self._max_devices = max_devices
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
@@ -91,6 +88,13 @@ class DeviceRateLimiter:
                 return 0.0
             return (1.0 - bucket.tokens) / self._rate
 
+    def _keep(self, calls_per_minute: float, burst: int) -> None:
+        """This process's limit, and what follows from it."""
+        self.calls_per_minute = calls_per_minute
+        self.burst = burst
+        self._rate = calls_per_minute / 60.0  # tokens per second
+        self._refill_seconds = burst / self._rate  # from empty to full
+
     def share(self, serving: int) -> None:
         """Keep this process's share of the limit when `serving` processes share it: the
         rate divided by them, the burst too (rounded up, at least one call). A bucket that
@@ -101,10 +105,7 @@ class DeviceRateLimiter:
                 return
             calls_per_minute, burst = self._limit
             self.serving = serving
-            self.calls_per_minute = calls_per_minute / serving
-            self.burst = max(1, math.ceil(burst / serving))
-            self._rate = self.calls_per_minute / 60.0
-            self._refill_seconds = self.burst / self._rate
+            self._keep(calls_per_minute / serving, max(1, math.ceil(burst / serving)))
             for bucket in self._buckets.values():
                 bucket.tokens = min(bucket.tokens, float(self.burst))
 
