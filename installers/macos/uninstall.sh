@@ -30,7 +30,7 @@ if [ -z "$root" ] && [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-# Stop the daemon (launchd sends SIGTERM and waits its ExitTimeOut for a collection under way).
+# Stop the daemon (launchd sends SIGTERM, waits its ExitTimeOut; the agent stops within 1 s).
 if launchctl print "system/$label" >/dev/null 2>&1; then
     launchctl bootout "system/$label" || echo "devposture: $label had stopped already"
 fi
