@@ -70,23 +70,36 @@ from devposture.agent.watch import DEFAULT_BACKUP_SETTLE, DEFAULT_NETWORK_INTERV
 from devposture.log_format import FORMATS, LEVELS, configure
 from devposture.net.address import CollectorAddress
 from devposture.net.enrollment_value import looks_like_value
+from devposture.policy.catalogs import Lang
+from devposture.policy.cli_help import localize
+from devposture.policy.cli_messages import (
+    Said,
+    Worded,
+    error_line,
+    option_error,
+    reader_language,
+    said,
+)
 from devposture.v1 import devposture_pb2 as pb
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-STATUS_EXIT_CODES = f"""exit status (退出状态):
-  {EXIT_COMPLIANT}  every check compliant or exempt (全部合规)
-  {EXIT_FAILING}  a check is failing, also while within its grace period (有不合规项)
-  {EXIT_NOT_JUDGED}  nothing failing, but a check cannot be told, or the company's collector has
-     not judged this computer yet (无法判断,或尚未经公司服务器判定)
-  {EXIT_FAILED}  the status could not be shown (出错)
+PROG = "devposture-agent"
+# `status`'s epilog; its codes are filled in when the parser is put into the reader's language.
+STATUS_EXIT_CODES = """exit status:
+  {compliant}  every check compliant or exempt
+  {failing}  a check is failing, also while within its grace period
+  {not_judged}  nothing failing, but a check cannot be told, or the company's collector has
+     not judged this computer yet
+  {failed}  the status could not be shown
 """
 log = logging.getLogger(__name__)
 
 
-class CliError(Exception):
-    """A failure to report to the person at the terminal, without a traceback."""
+class CliError(Worded):
+    """A failure to report to the person at the terminal, without a traceback, in their
+    language (`Worded`)."""
 
 
 def _state_option(parser: argparse.ArgumentParser) -> None:
@@ -95,7 +108,7 @@ def _state_option(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="agent state folder (default: $DEVPOSTURE_AGENT_STATE, else [state] folder in"
-        f" agent.toml, else {platform_state_dir()})",
+        " agent.toml, else {state})",
     )
 
 
@@ -106,7 +119,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--config", type=Path, default=argparse.SUPPRESS, metavar="FILE",
         help="the agent's configuration file (default: $DEVPOSTURE_AGENT_CONFIG, else"
-        f" {default_config_file()}; a missing default file means the defaults)",
+        " {config}; a missing default file means the defaults)",
     )  # fmt: skip
     common.add_argument(
         "--log-format", choices=FORMATS, default=argparse.SUPPRESS,
@@ -120,8 +133,7 @@ def _common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--log-file", type=Path, default=argparse.SUPPRESS, metavar="FILE",
         help="the service's log file, rotated at 10 MB, 5 kept; - for standard error ([logging]"
-        f" file; default: {default_log_file() or 'standard error, the journal'}). Other commands"
-        " log to standard error",
+        " file; default: {log_file}). Other commands log to standard error",
     )  # fmt: skip
     common.add_argument(
         "--https-proxy", default=argparse.SUPPRESS, metavar="URL",
@@ -135,9 +147,9 @@ def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+        raise option_error("{value} is not a number of seconds", value=repr(text)) from None
+    if not value > 0:
+        raise option_error("{value}: must be more than 0 seconds", value=repr(text))
     return value
 
 
@@ -156,9 +168,9 @@ def _megabytes(text: str) -> int:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of megabytes") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0 MB")
+        raise option_error("{value} is not a number of megabytes", value=repr(text)) from None
+    if not value > 0:
+        raise option_error("{value}: must be more than 0 MB", value=repr(text))
     return int(value * 1024 * 1024)
 
 
@@ -173,7 +185,27 @@ def _outbox_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def localized_parser(lang: Lang) -> argparse.ArgumentParser:
+    """The parser with its help and argparse's words in `lang` (the locale's: the help is
+    shown before any option is read), its defaults filled in."""
+    parser = build_parser()
+    log_file = default_log_file()
+    localize(parser, lang, {
+        "state": platform_state_dir(), "config": default_config_file(),
+        "config_folder": default_config_file().parent,
+        "enrollment_file": default_enrollment_file(), "interval": f"{DEFAULT_INTERVAL:g}",
+        "log_file": log_file if log_file is not None else _STANDARD_ERROR.worded(lang),
+        "compliant": EXIT_COMPLIANT, "failing": EXIT_FAILING, "not_judged": EXIT_NOT_JUDGED,
+        "failed": EXIT_FAILED,
+    })  # fmt: skip
+    return parser
+
+
+_STANDARD_ERROR = said("standard error, the journal")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The parser as written, in English (the catalogs' msgids: `localized_parser`)."""
     common = _common_options()
     parser = argparse.ArgumentParser(
         prog="devposture-agent",
@@ -195,8 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE",
         help="file holding the enrollment value (or the bare token) IT gave you; '-' reads"
-        f" standard input (default: the enrollment file, {default_enrollment_file()}, which is"
-        " deleted after success)",
+        " standard input (default: the enrollment file, {enrollment_file}, which is deleted"
+        " after success)",
     )
     enroll_cmd.add_argument(
         "--collector", action="append", default=[], metavar="HOST:PORT",
@@ -253,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         parents=[common],
         help="show this computer's compliance with each clause, and what to do (in the"
-        " computer's language, 中文 or English)",
+        " computer's language, Chinese or English)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=STATUS_EXIT_CODES,
     )
@@ -324,8 +356,8 @@ def _setup_commands(
     )  # fmt: skip
     setup_cmd.add_argument(
         "--config-folder", type=Path, default=None, metavar="DIR",
-        help=f"where agent.toml goes (default: {default_config_file().parent}); the service"
-        " reads it there only when --config names it",
+        help="where agent.toml goes (default: {config_folder}); the service reads it there only"
+        " when --config names it",
     )  # fmt: skip
     cleanup_cmd = commands.add_parser(
         "cleanup", parents=[common],
@@ -352,7 +384,7 @@ def _run_options(run_cmd: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="seconds between periodic reports (default: the policy's interval, or"
-        f" {DEFAULT_INTERVAL:g} before the collector has sent one)",
+        " {interval} before the collector has sent one)",
     )
     run_cmd.add_argument(
         "--network-interval",
@@ -372,7 +404,7 @@ def _run_options(run_cmd: argparse.ArgumentParser) -> None:
         "--enrollment-file", type=Path, default=None, metavar="FILE",
         help="where IT puts the enrollment value, used at the first start and then deleted"
         " (default: $DEVPOSTURE_AGENT_ENROLLMENT_FILE, else [enrollment] file in agent.toml,"
-        f" else {default_enrollment_file()})",
+        " else {enrollment_file})",
     )  # fmt: skip
     run_cmd.add_argument(
         "--enrollment-check", type=_seconds, default=None, metavar="SECONDS",
@@ -438,23 +470,25 @@ def _read_token(path: Path) -> str:
     typed = str(path)
     if (typed.startswith("dpt_") or looks_like_value(typed)) and not _exists(path):
         # The secret itself where its file goes: never echo it, and say what it exposed.
-        shown = f" (token {typed.split('_')[1][:16]})" if typed.startswith("dpt_") else ""
+        shown = said(" (token {token})", token=typed.split("_")[1][:16]) if typed.startswith(
+            "dpt_") else ""  # fmt: skip
         raise CliError(
-            f"--token-file takes the path of a file holding the token, not the token{shown}."
+            "--token-file takes the path of a file holding the token, not the token{shown}."
             " Typed on a command line, it can be seen by other users of this computer and"
             " stays in the shell's history: ask IT to revoke it (`devposture-collector token"
             " revoke ID`) and to give you a new one, saved in a file (or use --token-file -"
-            " and paste it)"
+            " and paste it)",
+            shown=shown,
         )
     try:
         text = sys.stdin.read() if typed == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise CliError(
-            f"cannot read the token file {path}: {exc.strerror}; check the path"
-        ) from exc
+        raise CliError("cannot read the token file {path}: {problem}; check the path",
+                       path=path, problem=exc.strerror) from exc  # fmt: skip
     token = text.strip()
     if not token:
-        raise CliError(f"the token file {path} is empty: put the token IT gave you in it")
+        raise CliError("the token file {path} is empty: put the token IT gave you in it",
+                       path=path)  # fmt: skip
     return token
 
 
@@ -464,8 +498,9 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) 
     if state.is_enrolled() and not args.force:
         current = state.load()
         raise CliError(
-            f"this computer is already enrolled as device {current.device_id} with"
-            f" {current.collector_host}; add --force to enroll again"
+            "this computer is already enrolled as device {device_id} with {collector}; add"
+            " --force to enroll again",
+            device_id=current.device_id, collector=current.collector_host,
         )
     # Enrolling needs the cryptography package (the key, the request); the service does not,
     # and keeps ~9 MB less resident for not importing it (bench/agent_service_idle.py).
@@ -484,11 +519,12 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) 
         try:
             secret = read_secret_file(where)
         except FileRefused as exc:
-            raise CliError(str(exc)) from exc
+            raise CliError.as_is(exc) from exc
         if secret is None:
             raise CliError(
-                f"there is no enrollment file at {where}: give --token-file FILE (the file"
-                " holding what IT gave you), or put the value there"
+                "there is no enrollment file at {path}: give --token-file FILE (the file"
+                " holding what IT gave you), or put the value there",
+                path=where,
             )
         text = secret.text
     else:
@@ -499,7 +535,7 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) 
             state, found.addresses, found.token, found.ca_fingerprint, host_facts(LiveHost())
         )
     except (PlanError, EnrollError) as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError.as_is(exc) from exc
     if secret is not None:
         remove_used_file(settings.enrollment_file, secret)
     address = CollectorAddress(enrollment.collector_host, enrollment.enroll_port)
@@ -518,7 +554,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState)
         try:
             bundle = BundleHost.load(args.replay)
         except BundleError as exc:
-            raise CliError(f"{exc}") from exc
+            raise CliError.as_is(exc) from exc
         host: Host = bundle
         device_id = ""
         if bundle.probe_config is not None:
@@ -541,7 +577,8 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState)
         try:
             recorder.save(args.bundle, __version__, config)
         except OSError as exc:
-            raise CliError(f"cannot write the bundle to {args.bundle}: {exc.strerror}") from exc
+            raise CliError("cannot write the bundle to {path}: {problem}", path=args.bundle,
+                           problem=exc.strerror) from exc  # fmt: skip
         print(f"Diagnostic bundle written to {args.bundle}", file=sys.stderr)
     if args.json:
         # Imported here: the service never prints JSON, and would keep protobuf's text and
@@ -568,19 +605,24 @@ def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) ->
         return EXIT_OK if result.stopped_by is None else EXIT_FAILED
     refused = done.device_refused
     if refused is not None:
-        raise CliError(
-            f"the collector refuses this device: {refused}.\nThe report was not accepted and"
-            " will not be, nor any other from this device: sending again does not help. Ask"
-            " IT; if they agree this computer should report again, enroll it again with a new"
-            " token from them: devposture-agent enroll --force --collector"
+        command = (
+            "devposture-agent enroll --force --collector"
             f" {CollectorAddress(enrollment.collector_host, enrollment.enroll_port).target()}"
             f" --ca-fingerprint {enrollment.ca_fingerprint} --token-file NEW-TOKEN-FILE"
             + (f" --state {args.state}" if args.state is not None else "")
         )
+        raise CliError(
+            "the collector refuses this device: {refused}.\nThe report was not accepted and"
+            " will not be, nor any other from this device: sending again does not help. Ask"
+            " IT; if they agree this computer should report again, enroll it again with a new"
+            " token from them: {command}",
+            refused=refused, command=command,
+        )
     if result.stopped_by is not None:
         raise CliError(
-            f"the collector did not acknowledge the report ({result.stopped_by});"
-            f" it is kept on disk and will be sent next time"
+            "the collector did not acknowledge the report ({problem}); it is kept on disk and"
+            " will be sent next time",
+            problem=result.stopped_by,
         )
     raise CliError(
         "the collector refused the report; it was set aside (see the outbox's rejected/ folder)"
@@ -592,7 +634,8 @@ def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -
     result = ensure_fresh_certificate(state, enrollment, utcnow(), force=True)
     if result.outcome is Outcome.FAILED:
         raise CliError(
-            f"the certificate was not renewed ({result.detail}); the current one stays in use"
+            "the certificate was not renewed ({problem}); the current one stays in use",
+            problem=result.detail,
         )
     until = f"{result.expires_at:%Y-%m-%d %H:%M} UTC" if result.expires_at else "?"
     print(f"Certificate {result.outcome.value} ({result.detail}); valid until {until}.")
@@ -780,30 +823,32 @@ def cmd_setup(args: argparse.Namespace) -> int:
                 https_proxy=getattr(args, "https_proxy", "") or "", state=args.state,
                 installer=args.installer,
             )  # fmt: skip
-            said = Setup(request, folder).run()
+            lines = Setup(request, folder).run()
         else:
-            said = cleanup(args.purge == "1", folder, state_default=args.state,
+            lines = cleanup(args.purge == "1", folder, state_default=args.state,
                            installer=args.installer)  # fmt: skip
             if args.purge not in ("", "0", "1"):
-                said.insert(0, f"--purge={args.purge!r} is not 1: nothing deleted")
+                lines.insert(0, f"--purge={args.purge!r} is not 1: nothing deleted")
     except Exception as exc:  # an installer keeps no output: every failure goes to setup.log
         if isinstance(exc, (SetupError, ConfigError)):
-            message = str(exc)
+            problem = Said(str(exc), as_is=True)
         elif isinstance(exc, OSError):
-            message = (f"{exc.filename}: {exc.strerror}; run it as root (an administrator on"
-                       " Windows)")  # fmt: skip
+            problem = said("{path}: {problem}; run it as root (an administrator on Windows)",
+                           path=exc.filename, problem=exc.strerror)  # fmt: skip
         else:
-            message = f"unexpected {type(exc).__name__}: {exc} (please report it)"
-        print(f"devposture-agent {args.command}: error: {message}", file=sys.stderr)
+            problem = _unexpected(exc)
+        # setup.log keeps the English: whoever reads it (IT, a vendor) reads English.
+        message = str(problem)
+        sys.stderr.write(error_line(f"{PROG} {args.command}", problem, reader_language()))
         if args.installer != "script":
             append_log(folder, [f"{args.command} ({args.installer}) failed: {message}"])
         return EXIT_FAILED
-    for line in said:
+    for line in lines:
         print(line)
     # After a purge the folder is gone: writing a log would make it again, with the system's
     # default permissions.
     if args.installer != "script" and folder.exists():
-        append_log(folder, [f"{args.command} ({args.installer}): {line}" for line in said])
+        append_log(folder, [f"{args.command} ({args.installer}): {line}" for line in lines])
     return EXIT_OK
 
 
@@ -816,16 +861,22 @@ def utf8_when_redirected(stream: TextIO, platform: str = sys.platform) -> None:
         stream.reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
+def _unexpected(exc: Exception) -> Said:
+    return said("unexpected {kind}: {problem} (please report it to IT; -v shows the details)",
+                kind=type(exc).__name__, problem=exc)  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     utf8_when_redirected(sys.stdout)
     utf8_when_redirected(sys.stderr)
-    args = build_parser().parse_args(argv)
+    lang = reader_language()
+    args = localized_parser(lang).parse_args(argv)
     if args.command in ("setup", "cleanup"):
         return cmd_setup(args)
     try:
         settings = load_settings(overrides(args))
     except ConfigError as exc:
-        print(f"devposture-agent: error: {exc}", file=sys.stderr)
+        sys.stderr.write(error_line(PROG, exc, lang))
         return EXIT_FAILED
     level = "debug" if args.verbose else settings.log_level
     level = level or ("info" if args.command in SERVICE_COMMANDS else "warning")
@@ -834,12 +885,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         configure(settings.log_format, level=LEVELS[level], file=log_file)
     except OSError as exc:
-        print(
-            f"devposture-agent: error: cannot write the log file {log_file} ({exc.strerror}):"
-            " make its folder writable by the service, or name another with [logging] file"
-            " (--log-file; - for standard error)",
-            file=sys.stderr,
-        )  # fmt: skip
+        sys.stderr.write(error_line(PROG, said(
+            "cannot write the log file {path} ({problem}): make its folder writable by the"
+            " service, or name another with [logging] file (--log-file; - for standard error)",
+            path=log_file, problem=exc.strerror,
+        ), lang))  # fmt: skip
         return EXIT_FAILED
     state = AgentState(settings.state_dir, proxy=settings.https_proxy)
     handlers = {
@@ -850,7 +900,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args, settings, state)
     except (CliError, StateError) as exc:
-        print(f"devposture-agent: error: {exc}", file=sys.stderr)
+        sys.stderr.write(error_line(PROG, exc, lang))
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -861,11 +911,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in SERVICE_COMMANDS:
             raise  # the journal keeps the service's traceback
         log.debug("unexpected error", exc_info=True)  # shown with -v
-        print(
-            f"devposture-agent: error: unexpected {type(exc).__name__}: {exc} (please report"
-            " it to IT; -v shows the details)",
-            file=sys.stderr,
-        )  # fmt: skip
+        sys.stderr.write(error_line(PROG, _unexpected(exc), lang))
         return EXIT_FAILED
 
 

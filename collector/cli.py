@@ -20,6 +20,7 @@ from devposture.collector.admin.cli import (
     run_admin_command,
 )
 from devposture.collector.admin.commands import CommandError
+from devposture.collector.admin.profiles import profiles_path
 from devposture.collector.config import (
     DEFAULT_ENROLL_PORT,
     DEFAULT_REPORT_PORT,
@@ -33,15 +34,38 @@ from devposture.collector.store.disk_space import full_disk_message, is_full, no
 from devposture.collector.store.target import DatabaseTargetError, postgres_target
 from devposture.log_format import redact
 from devposture.policy import PolicyError, default_policy_text, load_policy
+from devposture.policy.catalogs import Lang
+from devposture.policy.cli_help import localize
+from devposture.policy.cli_messages import (
+    Said,
+    Worded,
+    error_line,
+    option_error,
+    reader_language,
+    said,
+)
 
 __all__ = ["DEFAULT_DATA", "CliError", "build_parser", "main"]
 
 
-class CliError(Exception):
-    """A failure to report to the person at the terminal, without a traceback."""
+PROG = "devposture-collector"
+
+
+class CliError(Worded):
+    """A failure to report to the person at the terminal, without a traceback, in their
+    language (`Worded`)."""
+
+
+def localized_parser(lang: Lang) -> argparse.ArgumentParser:
+    """The parser with its help and argparse's words in `lang` (the locale's: the help is
+    shown before any option is read)."""
+    parser = build_parser()
+    localize(parser, lang, {"data": DEFAULT_DATA, "profiles": profiles_path()})
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser as written, in English (the catalogs' msgids: `localized_parser`)."""
     parser = argparse.ArgumentParser(
         prog="devposture-collector",
         description="Enroll devices, receive their posture reports and check them against the"
@@ -165,7 +189,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         try:
             database = postgres_target(args.database, args.database_password_file)
         except DatabaseTargetError as exc:
-            raise CliError(str(exc)) from exc
+            raise CliError.as_is(exc) from exc
     # cryptography is imported by init only, not by every command.
     from devposture.collector.datadir import InitError, initialize  # noqa: PLC0415
     from devposture.collector.pki import fingerprint  # noqa: PLC0415
@@ -173,7 +197,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     try:
         config, ca_cert = initialize(args.data, args.listen, args.san, database=database, **kwargs)
     except (InitError, ValueError) as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError.as_is(exc) from exc
     print(f"Created collector data folder {config.data_dir}")
     print(f"Database: {config.database.describe()}")
     print(f"CA fingerprint: {fingerprint(ca_cert)}")
@@ -196,7 +220,7 @@ def _join(args: argparse.Namespace, ports: dict[str, int]) -> int:
             report_port=ports.get("report_port", DEFAULT_REPORT_PORT),
         )  # fmt: skip
     except (InitError, ConfigError, OSError) as exc:
-        raise CliError(f"cannot join {args.join}: {exc}") from exc
+        raise CliError("cannot join {first}: {problem}", first=args.join, problem=exc) from exc
     print(f"Created collector data folder {config.data_dir}, beside {args.join}")
     print(f"Database: {config.database.describe()}")
     print(f"CA fingerprint (shared): {fingerprint(ca_cert)}")
@@ -210,8 +234,9 @@ def drain_seconds(text: str) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value <= MAX_DRAIN_SECONDS:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds from 0 to {MAX_DRAIN_SECONDS:g}"
+        raise option_error(
+            "{value} is not a number of seconds from 0 to {maximum}",
+            value=repr(text), maximum=f"{MAX_DRAIN_SECONDS:g}",
         )
     return value
 
@@ -243,11 +268,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             )
         )  # fmt: skip
     except (DataFolderInUse, PortUnavailable) as exc:  # each says what runs and what to do
-        raise CliError(str(exc)) from exc
+        raise CliError.as_is(exc) from exc
     except OSError as exc:
         if is_full(exc) or isinstance(exc, PermissionError):
             raise  # `main` says the disk is full, or whose folder it is
-        raise CliError(f"cannot serve: {exc}") from exc
+        raise CliError("cannot serve: {problem}", problem=exc) from exc
     return 0
 
 
@@ -260,8 +285,9 @@ def workers_count(text: str) -> int:
     except ValueError:
         count = 0
     if not 1 <= count <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(
-            f"--workers must be a whole number from 1 to {MAX_WORKERS} (one per core), not {text!r}"
+        raise option_error(
+            "--workers must be a whole number from 1 to {maximum} (one per core), not {value}",
+            maximum=MAX_WORKERS, value=repr(text),
         )
     return count
 
@@ -290,7 +316,8 @@ def _supervise(args: argparse.Namespace, config: CollectorConfig) -> int:
     try:
         return supervise(config, args.workers, base, first_only + ports, args.ready_file)
     except WorkersFailed as exc:
-        raise CliError(f"cannot serve with {args.workers} workers: {exc}") from exc
+        raise CliError("cannot serve with {count} workers: {problem}", count=args.workers,
+                       problem=exc) from exc  # fmt: skip
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
@@ -298,8 +325,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         policy = load_policy(args.file)
     except PolicyError as exc:
         print(exc, file=sys.stderr)
-        count = len(exc.problems)
-        print(f"{args.file}: {count} problem(s); the policy was not accepted", file=sys.stderr)
+        refused = said("{file}: {count} problem(s); the policy was not accepted",
+                       file=args.file, count=len(exc.problems))  # fmt: skip
+        print(refused.worded(reader_language()), file=sys.stderr)
         return 1
     checks = ", ".join(c.check_id for c in policy.checks)
     counts = f"{len(policy.clauses)} clause(s), {len(policy.checks)} check(s)"
@@ -313,7 +341,9 @@ def cmd_policy_default(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = localized_parser(reader_language()).parse_args(argv)
+    # Errors in the reader's language: `--lang` where the command has it, else the locale's.
+    lang = reader_language(getattr(args, "lang", None))
     # Text to stderr, secrets redacted; `serve --log-format json` switches to JSON lines.
     log_format.configure("text", args.verbose)
     handlers = {
@@ -332,33 +362,38 @@ def main(argv: list[str] | None = None) -> int:
             return cli_pki.HANDLERS[(args.command, sub)](args)
         return handlers[(args.command, sub)](args)
     except (CliError, ConfigError, CommandError, cli_migrate.MigrateError) as exc:
-        print(f"devposture-collector: error: {exc}", file=sys.stderr)
+        sys.stderr.write(error_line(PROG, exc, lang))
         return 1
     except Exception as exc:
         if not isinstance(exc, (OSError, *database_errors())):
             raise
-        data: Path | None = getattr(args, "data", None)
-        if is_full(exc) or (data is not None and no_space_left(data)):
-            print(f"devposture-collector: error: {full_disk_message(data)}", file=sys.stderr)
-            return 1
-        if isinstance(exc, sqlite3.Error | PermissionError):
-            print(
-                f"devposture-collector: error: cannot use the collector database ({exc}): run"
-                " as the collector's service account, which owns the data folder",
-                file=sys.stderr,
-            )
-            return 1
-        if isinstance(exc, OSError):
+        problem = _storage_problem(exc, getattr(args, "data", None))
+        if problem is None:
             raise
-        print(
-            f"devposture-collector: error: cannot use the collector's PostgreSQL database"
-            f" ({redact(str(exc)).strip()}): check [database] url in collector.toml, that the"
-            " server runs and takes connections from this host, and the password file",
-            file=sys.stderr,
-        )
+        sys.stderr.write(error_line(PROG, problem, lang))
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _storage_problem(exc: Exception, data: Path | None) -> Said | None:
+    """What to tell of a failure of the disk or the database (None: let it through)."""
+    if is_full(exc) or (data is not None and no_space_left(data)):
+        return Said(full_disk_message(data), as_is=True)
+    if isinstance(exc, sqlite3.Error | PermissionError):
+        return said(
+            "cannot use the collector database ({problem}): run as the collector's service"
+            " account, which owns the data folder",
+            problem=exc,
+        )
+    if isinstance(exc, OSError):
+        return None
+    return said(
+        "cannot use the collector's PostgreSQL database ({problem}): check [database] url in"
+        " collector.toml, that the server runs and takes connections from this host, and the"
+        " password file",
+        problem=redact(str(exc)).strip(),
+    )
 
 
 if __name__ == "__main__":

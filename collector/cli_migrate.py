@@ -19,9 +19,10 @@ from devposture.collector.store.target import (
     PostgresTarget,
     postgres_target,
 )
+from devposture.policy.cli_messages import Worded
 
 
-class MigrateError(Exception):
+class MigrateError(Worded):
     """The move was refused or failed; the text names the problem and the fix."""
 
 
@@ -59,23 +60,23 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     config = load(args.data)
     if isinstance(config.database, PostgresTarget):
         raise MigrateError(
-            f"this collector already uses PostgreSQL ({config.database.describe()}): nothing to"
-            " move"
+            "this collector already uses PostgreSQL ({database}): nothing to move",
+            database=config.database.describe(),
         )
     try:
         destination = postgres_target(args.to, args.database_password_file)
     except DatabaseTargetError as exc:
-        raise MigrateError(str(exc)) from exc
+        raise MigrateError.as_is(exc) from exc
     try:
         lock = lock_data_folder(config.data_dir)
     except DataFolderInUse as exc:
-        raise MigrateError(f"{exc}; the move needs the collector stopped") from exc
+        raise MigrateError("{problem}; the move needs the collector stopped", problem=exc) from exc
     try:
         print(f"Moving {config.database.describe()} to {destination.describe()}", file=sys.stderr)
         try:
             moved = migrate(config.database, destination, _progress)
         except MigrationError as exc:
-            raise MigrateError(str(exc)) from exc
+            raise MigrateError.as_is(exc) from exc
         use_database(config.data_dir, destination)
     finally:
         lock.release()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devposture.collector.config import ConfigError, load
+from devposture.policy.cli_messages import Said, error_line, reader_language, said
 
 if TYPE_CHECKING:
     from devposture.collector.trust import Authorities, Trust
@@ -41,12 +42,8 @@ def _data_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _force_option(parser: argparse.ArgumentParser, waits_for: str) -> None:
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help=f"do it before {waits_for} has passed (only if you know every agent has renewed)",
-    )
+def _force_option(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--force", action="store_true", help=help_text)
 
 
 def add_commands(commands: Subparsers[argparse.ArgumentParser]) -> None:
@@ -76,10 +73,12 @@ def add_commands(commands: Subparsers[argparse.ArgumentParser]) -> None:
     activate = steps.add_parser(
         "activate", help="step 2: the new CA signs device and server certificates"
     )
-    _force_option(activate, "one device certificate lifetime since `stage`")
+    _force_option(activate, "do it before one device certificate lifetime since `stage` has"
+                  " passed (only if you know every agent has renewed)")  # fmt: skip
     _data_option(activate)
     finish = steps.add_parser("finish", help="step 3: stop trusting the old CA")
-    _force_option(finish, "one device certificate lifetime since `activate`")
+    _force_option(finish, "do it before one device certificate lifetime since `activate` has"
+                  " passed (only if you know every agent has renewed)")  # fmt: skip
     _data_option(finish)
     status = steps.add_parser("status", help="where the rollover stands and the next step")
     _data_option(status)
@@ -107,8 +106,8 @@ def _trust(args: argparse.Namespace) -> Trust:
     return Trust(load(args.data))
 
 
-def _fail(message: str) -> int:
-    print(f"{PROG}: error: {message}", file=sys.stderr)
+def _fail(message: Said) -> int:
+    sys.stderr.write(error_line(PROG, message, reader_language()))
     return 1
 
 
@@ -138,7 +137,7 @@ def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
             until = f"{cert.not_valid_after_utc:%Y-%m-%d}"
             print(f"{fingerprint(cert)}  CA {generation}, {label}, valid until {until}")
     except (TrustError, OSError, ValueError) as exc:
-        return _fail(str(exc))
+        return _fail(Said(str(exc), as_is=True))
     return 0
 
 
@@ -150,7 +149,7 @@ def cmd_tls_rotate(args: argparse.Namespace) -> int:
     try:
         cert = trust.rotate_server_certificate(args.san)
     except (TrustError, OSError, ValueError) as exc:
-        return _fail(f"{exc}. Nothing was changed")
+        return _fail(said("{problem}. Nothing was changed", problem=exc))
     dns, ips = trust.server_names()
     print(f"New server certificate, serial {cert.serial_number:x}, signed by the CA with")
     print(f"fingerprint {fingerprint(trust.signing_authority().cert)}.")
@@ -229,9 +228,9 @@ def cmd_ca_rollover(args: argparse.Namespace) -> int:
             print(f"Its files were moved to {trust.ca_dir / 'retired'}; keep the key offline or")
             print("delete it. Only the new CA is trusted now.")
         else:  # pragma: no cover - argparse allows only the steps above
-            return _fail(f"unknown step {step}")
+            return _fail(said("unknown step {step}", step=step))
     except (TrustError, OSError, ValueError) as exc:
-        return _fail(str(exc))
+        return _fail(Said(str(exc), as_is=True))
     print()
     print("\n".join(_stage_text(trust, trust.authorities(), now)))
     return 0
@@ -254,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return HANDLERS[(args.command, sub)](args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return _fail(Said(str(exc), as_is=True))
 
 
 if __name__ == "__main__":

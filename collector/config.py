@@ -22,6 +22,7 @@ from devposture.collector.store.target import (
     database_target,
 )
 from devposture.config_file import ConfigError, ConfigFile, Setting
+from devposture.policy.cli_messages import Worded
 
 __all__ = ["CONFIG_NAME", "SCHEMA", "CollectorConfig", "ConfigError", "load", "render_default"]
 
@@ -219,19 +220,26 @@ SCHEMA: dict[str, dict[str, Setting]] = {
 }
 
 
+class DataFolderError(Worded, ConfigError):
+    """The data folder's configuration cannot be read at all (worded in the reader's
+    language; a file's mistakes, line by line, are `config_file`'s)."""
+
+
 def load(data_dir: Path) -> CollectorConfig:
     """The data folder's configuration; `ConfigError` naming every mistake, with its line and
     its fix, when the file has any (see `config_file`)."""
     path = data_dir / CONFIG_NAME
     if not path.is_file():
-        raise ConfigError(
-            f"{path} not found: this is not a collector data folder."
-            f" Create one with `devposture-collector init --data {data_dir}`"
+        raise DataFolderError(
+            "{path} not found: this is not a collector data folder. Create one with"
+            " `devposture-collector init --data {data}`",
+            path=path, data=data_dir,
         )
     try:
         f = ConfigFile(path, SCHEMA)
     except OSError as exc:
-        raise ConfigError(f"cannot read {path} ({exc.strerror})") from exc
+        raise DataFolderError("cannot read {path} ({problem})", path=path,
+                              problem=exc.strerror) from exc  # fmt: skip
     max_bytes = f.whole("limits", "max_report_bytes")
     f.at_least("limits", "max_report_bytes", max_bytes, 4096)
     days = f.whole("enrollment", "device_certificate_days")

@@ -7,7 +7,10 @@ and the collector read the compiled `.mo` with the standard library's `gettext`.
    reasons and the per-OS steps; the agent's frame words, `agent/employee/words.py`; the
    dashboard's, `collector/web/i18n.py`; the tables' headings, `collector/column_words.py`),
    not by scanning source text: a reason's English
-   lives in one declaration with its code and parameters.
+   lives in one declaration with its code and parameters. The command lines' errors are the
+   exception: their English is written where they are raised, and `agent/cli_words.py` and
+   `collector/cli_words.py` find it there (in the syntax tree, as xgettext would), with the
+   help texts of their parsers.
 2. Each `.po` keeps its translations; a new message is added (the English catalog's msgstr is
    the English itself, as `msgen` would write it; the Chinese one's is empty, for a translator,
    and the tests fail until it is filled); a message no longer declared is dropped.
@@ -28,7 +31,9 @@ from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
+from devposture.agent import cli_words as agent_cli
 from devposture.agent.employee import words
+from devposture.collector import cli_words as collector_cli
 from devposture.collector import column_words
 from devposture.collector.web import i18n as dashboard
 from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES
@@ -36,6 +41,14 @@ from devposture.policy.messages import all_messages
 
 # Fixed, so that the files change only when a message does.
 _DATE = dt.datetime(2026, 12, 3, tzinfo=dt.UTC)
+
+
+def declared() -> list[tuple[str, str]]:
+    """(context, English) of every message, each once, in a stable order."""
+    every = (all_messages() + words.every_message() + dashboard.every_message()
+             + column_words.every_message() + collector_cli.every_message()
+             + agent_cli.every_message())  # fmt: skip
+    return list(dict.fromkeys(every))
 
 
 def po_path(locale: str) -> Path:
@@ -58,9 +71,7 @@ def updated(locale: str) -> tuple[bytes, bytes]:
         creation_date=_DATE,
         revision_date=_DATE,
     )
-    declared = (all_messages() + words.every_message() + dashboard.every_message()
-                + column_words.every_message())  # fmt: skip
-    for context, english in declared:
+    for context, english in declared():
         kept = old.get(english, context=context)
         text = kept.string if kept is not None and kept.string else ""
         if not text and locale == "en":

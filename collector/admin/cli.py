@@ -30,6 +30,7 @@ from devposture.collector.company_time import NotATime, typed
 from devposture.collector.config import load
 from devposture.collector.credentials import ROLES, VIEWER
 from devposture.collector.store import Store
+from devposture.policy.cli_messages import option_error
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
 if TYPE_CHECKING:
@@ -40,16 +41,24 @@ REMOTE_GROUPS = ("report", "waiver", "device", "token", "audit")
 
 
 def port(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError("a port is a number from 0 to 65535 (0 picks a free one)")
+        raise option_error(
+            "{value}: a port is a number from 0 to 65535 (0 picks a free one)", value=repr(text)
+        )
     return value
 
 
 def positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be greater than zero")
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise option_error("{value}: must be a number greater than zero", value=repr(text))
     return value
 
 
@@ -57,9 +66,9 @@ def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise option_error("{value} is not a whole number", value=repr(text)) from None
     if value <= 0:
-        raise argparse.ArgumentTypeError("must be at least 1")
+        raise option_error("{value}: must be at least 1", value=repr(text))
     return value
 
 
@@ -93,7 +102,7 @@ def _where_options(parser: argparse.ArgumentParser, *, remote: bool) -> None:
     # names a default profile; `_where` fills in DEFAULT_DATA.
     parser.add_argument(
         "--data", type=Path, default=None,
-        help=f"collector data folder (default: $DEVPOSTURE_DATA or {DEFAULT_DATA})",
+        help="collector data folder (default: $DEVPOSTURE_DATA or {data})",
     )  # fmt: skip
     group = parser.add_argument_group(
         "remote collector", "run on a collector's admin port instead of the local data folder"
@@ -101,9 +110,9 @@ def _where_options(parser: argparse.ArgumentParser, *, remote: bool) -> None:
     group.add_argument(
         "--profile", metavar="NAME",
         help="the collector, CA fingerprint and credential file of profile NAME in"
-        f" {profiles.profiles_path()} (its [defaults] profile is used when neither --profile,"
-        " --collector nor --data is given); --collector, --ca-fingerprint and"
-        " --credential-file override its values",
+        " {profiles} (its [defaults] profile is used when neither --profile, --collector nor"
+        " --data is given); --collector, --ca-fingerprint and --credential-file override its"
+        " values",
     )  # fmt: skip
     group.add_argument(
         "--collector",
@@ -231,9 +240,9 @@ def add_commands(commands: Subcommands) -> None:
         _as_of(view)
         if name != "fleet":
             view.add_argument("--lang", choices=("zh", "en"), default=None,
-                              help="the language of the reasons (reason_text): zh, 中文"
-                                   " (the default), or en; the reason column holds the"
-                                   " stored code")  # fmt: skip
+                              help="the language of the reasons (reason_text) and of the"
+                                   " messages: zh, Chinese (the reasons' default), or en; the"
+                                   " reason column holds the stored code")  # fmt: skip
         format_option(view)
 
     waiver = _group(commands, "waiver", "exemptions for a device and a check, that expire")
@@ -313,9 +322,10 @@ def run_verify(args: argparse.Namespace) -> int:
     try:
         key = signing.load_public(args.public_key.read_bytes())
     except OSError as exc:
-        raise CommandError(f"cannot read the public key {args.public_key}: {exc}") from None
+        raise CommandError("cannot read the public key {path}: {problem}",
+                           path=args.public_key, problem=exc) from None  # fmt: skip
     except signing.SigningKeyError as exc:
-        raise CommandError(f"{args.public_key}: {exc}") from None
+        raise CommandError("{path}: {problem}", path=args.public_key, problem=exc) from None
     show = args.progress or sys.stderr.isatty()
     try:
         verdict = (verify_bundle(args.bundle, key, _verify_progress(args.bundle) if show else None)
@@ -323,9 +333,9 @@ def run_verify(args: argparse.Namespace) -> int:
                    verify_continuation(args.bundle, args.after, key,
                                        _verify_progress if show else None))  # fmt: skip
     except NotComparable as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError.as_is(exc) from None
     except BundleUnreadable as exc:  # not a verdict: the evidence was never looked at
-        raise CommandError(f"{exc}. Nothing was verified") from None
+        raise CommandError("{problem}. Nothing was verified", problem=exc) from None
     sys.stdout.write(verdict.text())
     return 0 if verdict.ok else 1
 
@@ -355,15 +365,15 @@ def run_facts(args: argparse.Namespace) -> int:
         for item in report_facts(args.bundle, args.report):
             sys.stdout.write(json.dumps(item, ensure_ascii=False, sort_keys=True) + "\n")
     except NoSuchReport as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError.as_is(exc) from None
     except BrokenPipeError:  # the reader (`head`, a pager) has had enough: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (OSError, KeyError, zipfile.BadZipFile) as exc:
         raise CommandError(
-            f"cannot read the report bodies of {args.bundle} ({exc}): give the .zip that"
-            " `audit export` wrote."
-            " 无法读取证据包中的报告正文：请给出 audit export 生成的 .zip 文件。"
+            "cannot read the report bodies of {bundle} ({problem}): give the .zip that"
+            " `audit export` wrote.",
+            bundle=args.bundle, problem=exc,
         ) from None
     return 0
 

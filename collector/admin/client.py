@@ -17,13 +17,14 @@ from pathlib import Path
 
 import grpc
 
-from devposture.collector.admin.commands import CommandError, Result
+from devposture.collector.admin.commands import ERROR_METADATA, CommandError, Result
 from devposture.collector.credentials import CredentialFormatError, parse_credential
 from devposture.collector.render import Row
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
 from devposture.net.rpc_status import status_of
 from devposture.net.tls_probe import probe_tls, unlisted_name
+from devposture.policy.cli_messages import Said, reader_language, said
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 
@@ -47,56 +48,79 @@ def read_credential(source: str) -> str:
             mode = stat.S_IMODE(path.stat().st_mode)
         except (OSError, UnicodeDecodeError) as exc:
             raise RemoteError(
-                f"cannot read the credential file {source} ({exc}); give the file that"
-                " `devposture-collector admin add` output was saved to, or - for standard input"
+                "cannot read the credential file {path} ({problem}); give the file that"
+                " `devposture-collector admin add` output was saved to, or - for standard"
+                " input",
+                path=source, problem=exc,
             ) from exc
         if mode & 0o077 and os.name == "posix":
-            print(
-                f"devposture-collector: warning: {source} can be read by other users;"
-                f" protect it with `chmod 600 {source}`",
-                file=sys.stderr,
+            warning = said(
+                "{path} can be read by other users; protect it with `chmod 600 {path}`",
+                path=source,
             )
+            print(f"devposture-collector: warning: {warning.worded(reader_language())}",
+                  file=sys.stderr)  # fmt: skip
     try:
         return str(parse_credential(text))
     except CredentialFormatError as exc:
-        raise RemoteError(f"{source}: {exc}") from exc
+        raise RemoteError("{path}: {problem}", path=source, problem=exc) from exc
 
 
-def _explain(error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes) -> str:
-    code, detail = status_of(error)
+def _explain(error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes) -> Said:
+    """What the person reads for a failed call. The collector's own refusal comes worded
+    (its template and parameters in the trailing metadata, `ERROR_METADATA`), so that it is
+    shown in the reader's language; a collector of an older version sends only its text."""
+    code, text = status_of(error)
+    detail = remote_error(error) or Said(text, as_is=True)
     target = address.target()
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return f"the collector refused the credential: {detail}"
+        return said("the collector refused the credential: {detail}", detail=detail)
     if code == grpc.StatusCode.PERMISSION_DENIED:
-        return f"not allowed: {detail}"
+        return said("not allowed: {detail}", detail=detail)
     if code == grpc.StatusCode.UNAVAILABLE:
         return _unreachable(address, ca_pem, detail)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"the collector at {target} did not answer within the deadline; try again"
+        return said(
+            "the collector at {target} did not answer within the deadline; try again",
+            target=target,
+        )
     if code == grpc.StatusCode.UNIMPLEMENTED:
         return _not_the_admin_port(target, detail)
-    return f"{detail} ({code.name if code else 'error'})"
+    return said("{detail} ({code})", detail=detail, code=code.name if code else "error")
 
 
-def _not_the_admin_port(target: str, detail: str) -> str:
-    return (
-        f"{target} does not serve administration ({detail}): give the admin port"
-        " ([admin] port in collector.toml, 7445 by default), not an agent port"
-    )
+def remote_error(error: grpc.RpcError) -> Said | None:
+    """The collector's refusal as it sent it worded (None from an older collector)."""
+    trailing = error.trailing_metadata() if isinstance(error, grpc.Call) else None
+    pairs: tuple[tuple[str, str | bytes], ...] = tuple(trailing or ())
+    for key, value in pairs:
+        if key == ERROR_METADATA and isinstance(value, str):
+            found = RemoteError.from_wire(value)
+            return found.said if found is not None else None
+    return None
 
 
-def _unreachable(address: CollectorAddress, ca_pem: bytes, detail: str) -> str:
+def _not_the_admin_port(target: str, detail: Said) -> Said:
+    return said(
+        "{target} does not serve administration ({detail}): give the admin port ([admin] port"
+        " in collector.toml, 7445 by default), not an agent port",
+        target=target, detail=detail,
+    )  # fmt: skip
+
+
+def _unreachable(address: CollectorAddress, ca_pem: bytes, detail: Said) -> Said:
     """Why the admin port could not be used, when one more TLS connection (trusting the
     pinned CA only) can tell: it is the report port, or the name is not on the certificate."""
     found = probe_tls(address, ca_pem)
     if found is not None and found.asks_for_certificate:
-        return _not_the_admin_port(address.target(), "it asks for a device certificate")
+        return _not_the_admin_port(address.target(), said("it asks for a device certificate"))
     if found is not None and found.names is not None and not found.name_listed:
-        return unlisted_name(address, found.names)
-    return (
-        f"cannot reach the collector's admin port at {address.target()} over TLS ({detail})."
-        " Check that `devposture-collector serve` runs there and [admin] host/port in"
-        " collector.toml (7445 by default), then try again"
+        return Said(unlisted_name(address, found.names), as_is=True)
+    return said(
+        "cannot reach the collector's admin port at {target} over TLS ({detail}). Check that"
+        " `devposture-collector serve` runs there and [admin] host/port in collector.toml"
+        " (7445 by default), then try again",
+        target=address.target(), detail=detail,
     )
 
 
@@ -107,11 +131,11 @@ def _pinned(collector: str, ca_fingerprint: str, timeout: float) -> tuple[Collec
         address = CollectorAddress.parse(collector)
         pin = normalize_fingerprint(ca_fingerprint)
     except ValueError as exc:
-        raise RemoteError(str(exc)) from exc
+        raise RemoteError.as_is(exc) from exc
     try:
         ca_pem = fetch_pinned_ca(address.host, address.port, pin, timeout=min(timeout, 15.0))
     except PinningError as exc:
-        raise RemoteError(str(exc)) from exc
+        raise RemoteError.as_is(exc) from exc
     return address, ca_pem
 
 
@@ -154,9 +178,7 @@ def export_remote(
     line of progress to show. The file appears only whole: it is written beside, as
     `out.partial`, and linked into place once all its bytes came."""
     if out.exists():
-        raise RemoteError(
-            f"{out} 已存在：请给出新的文件名。 / {out} exists already: give a new file name"
-        )
+        raise RemoteError("{path} exists already: give a new file name", path=out)
     address, ca_pem = _pinned(collector, ca_fingerprint, timeout)
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
     request = admin_pb.AdminCommand(command=["audit", "export"], arguments=dict(arguments))
@@ -181,15 +203,12 @@ def export_remote(
                 raise RemoteError(_explain(exc, address, ca_pem)) from exc
         if not summary or received != size:
             raise RemoteError(
-                f"证据包未完整传输（收到 {received} / {size} 字节）：请重试。 / the bundle"
-                f" did not arrive whole ({received} of {size} bytes): try again"
+                "the bundle did not arrive whole ({received} of {size} bytes): try again",
+                received=received, size=size,
             )
         os.link(partial, out)  # refuses, rather than replaces, a file made meanwhile
     except FileExistsError as exc:
-        raise RemoteError(
-            f"{exc.filename} 已存在：请给出新的文件名。 / {exc.filename} exists already:"
-            " give a new file name"
-        ) from exc
+        raise RemoteError("{path} exists already: give a new file name", path=exc.filename) from exc
     finally:
         partial.unlink(missing_ok=True)
     return Result(f"wrote {out} ({received} bytes). {summary}")

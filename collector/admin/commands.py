@@ -60,12 +60,18 @@ from devposture.collector.tokens import new_token
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError
 from devposture.policy.catalogs import LANGS, Lang
+from devposture.policy.cli_messages import Said, Worded, said
 
 Words = tuple[str, str]
+# The admin port's trailing metadata that carries a refusal worded (`Worded.wire`), so that a
+# remote command line words it in its reader's language; the status's text stays for older
+# command lines.
+ERROR_METADATA = "devposture-error"
 
 
-class CommandError(Exception):
-    """The command cannot be run as given; the message names the problem and the fix."""
+class CommandError(Worded):
+    """The command cannot be run as given; the message names the problem and the fix, in the
+    reader's language when shown (`Worded`), in English in the audit log."""
 
 
 class NotFound(CommandError):
@@ -132,7 +138,9 @@ class Arguments:
     def required(self, name: str) -> str:
         value = self.text(name)
         if value is None:
-            raise CommandError(f"--{_option(name)} is required and must not be empty")
+            raise CommandError(
+                "--{option} is required and must not be empty", option=_option(name)
+            )
         return value
 
     def group(self, name: str, shown: str | None = None) -> str | None:
@@ -144,13 +152,17 @@ class Arguments:
         try:
             return group_name(text)
         except GroupNameError as exc:
-            raise CommandError(f"{shown or '--' + _option(name)}: {exc}") from None
+            raise CommandError(
+                "{option}: {problem}", option=shown or "--" + _option(name), problem=exc
+            ) from None
 
     def lang(self) -> Lang:
         """--lang: the language of the reasons' words (Chinese unless told)."""
         value = self.text("lang") or "zh"
         if value not in LANGS:
-            raise CommandError(f"--lang {value!r}: use zh (中文) or en (English)")
+            raise CommandError(
+                "--lang {value}: use zh (Chinese) or en (English)", value=repr(value)
+            )
         return value
 
     def flag(self, name: str) -> bool:
@@ -168,7 +180,8 @@ class Arguments:
         try:
             return typed(text, zone, end_of_day=end_of_day)
         except NotATime as exc:
-            raise CommandError(f"--{_option(name)}: {exc}") from None
+            raise CommandError("{option}: {problem}", option="--" + _option(name),
+                               problem=exc) from None  # fmt: skip
 
     def number(self, name: str, default: float, *, whole: bool = False) -> float:
         text = self.text(name)
@@ -177,10 +190,14 @@ class Arguments:
         try:
             value = int(text) if whole else float(text)
         except ValueError:
-            kind = "a whole number" if whole else "a number"
-            raise CommandError(f"--{_option(name)} must be {kind}, not {text!r}") from None
+            if whole:
+                raise CommandError("--{option} must be a whole number, not {value}",
+                                   option=_option(name), value=repr(text)) from None  # fmt: skip
+            raise CommandError("--{option} must be a number, not {value}",
+                               option=_option(name), value=repr(text)) from None  # fmt: skip
         if value <= 0:
-            raise CommandError(f"--{_option(name)} must be greater than zero, not {text!r}")
+            raise CommandError("--{option} must be greater than zero, not {value}",
+                               option=_option(name), value=repr(text))  # fmt: skip
         return value
 
 
@@ -217,7 +234,8 @@ def _policy(config: CollectorConfig, store: Store) -> Policy:
     try:
         return policy_in_force(config, store)
     except PolicyError as exc:
-        raise CommandError(f"the policy file has mistakes; fix them first:\n{exc}") from exc
+        raise CommandError("the policy file has mistakes; fix them first:\n{problems}",
+                           problems=exc) from exc  # fmt: skip
 
 
 def _report(view: str) -> Handler:
@@ -245,9 +263,10 @@ def _report(view: str) -> Handler:
             rows = device_rows(store, policy, at, device_id, lang=lang)
             if device_id and not rows:
                 raise NotFound(
-                    f"no device {device_id} was enrolled by {shown(at, zone)};"
-                    " see the ids in `devposture-collector report device`"
-                )
+                    "no device {device_id} was enrolled by {at};"
+                    " see the ids in `devposture-collector report device`",
+                    device_id=device_id, at=shown(at, zone),
+                )  # fmt: skip
             return Result("", DEVICE_COLUMNS, rows)
         if view == "history":
             if device_id is None:
@@ -255,8 +274,9 @@ def _report(view: str) -> Handler:
             rows = history_rows(store, device_id, at, policy, lang=lang)
             if not rows:
                 raise NotFound(
-                    f"no history for device {device_id}: see the ids in"
-                    " `devposture-collector report device`"
+                    "no history for device {device_id}: see the ids in"
+                    " `devposture-collector report device`",
+                    device_id=device_id,
                 )
             return Result("", HISTORY_COLUMNS, rows)
         rows = failing_rows(store, policy, at, current=as_of is None, group=group, lang=lang)
@@ -279,7 +299,8 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     check_id = args.required("check")
     if policy.check(check_id) is None:
         known = ", ".join(c.check_id for c in policy.checks)
-        raise CommandError(f"no check {check_id!r} in the policy (checks: {known})")
+        raise CommandError("no check {check} in the policy (checks: {known})",
+                           check=repr(check_id), known=known)  # fmt: skip
     zone = zone_of(policy)
     expires = args.moment("expires", zone, end_of_day=True)
     if expires is None:
@@ -296,7 +317,8 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     unknown = [d for d in devices if d not in known_devices]
     if unknown:
         raise NotFound(
-            f"no enrolled device {', '.join(unknown)}: see `devposture-collector report device`"
+            "no enrolled device {devices}: see `devposture-collector report device`",
+            devices=", ".join(unknown),
         )
     lines = []
     for device_id in dict.fromkeys(devices):
@@ -339,7 +361,8 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
 def _waiver_revoke(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     waiver_id, reason = args.required("waiver_id"), args.required("reason")
     if not store.waivers.revoke_waiver(waiver_id, utcnow(), reason):
-        raise NotFound(f"no active waiver {waiver_id}: see `devposture-collector waiver list`")
+        raise NotFound("no active waiver {waiver_id}: see `devposture-collector waiver list`",
+                       waiver_id=waiver_id)  # fmt: skip
     return Result(f"waiver {waiver_id} revoked", note=f"waiver {waiver_id} revoked")
 
 
@@ -389,7 +412,8 @@ def _find_device(store: Store, device_id: str) -> DeviceInfo:
     device = store.identity.device(device_id)
     if device is not None:
         return device
-    raise NotFound(f"no device {device_id}: see the ids in `devposture-collector device list`")
+    raise NotFound("no device {device_id}: see the ids in `devposture-collector device list`",
+                   device_id=device_id)  # fmt: skip
 
 
 def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -414,9 +438,10 @@ def _device_status(status: str) -> Handler:
         device = _find_device(store, device_id)
         if not store.identity.set_device_status(device_id, status, utcnow(), reason):
             raise CommandError(
-                f"device {device_id} is already {device.status}: nothing to do"
-                " (see `devposture-collector device show`)"
-            )
+                "device {device_id} is already {status}: nothing to do"
+                " (see `devposture-collector device show`)",
+                device_id=device_id, status=device.status,
+            )  # fmt: skip
         seconds = round(config.max_connection_age_seconds)
         message = (
             f"device {device_id} ({device.hostname or 'no hostname'}) {status}. Its next call is"
@@ -440,7 +465,8 @@ def _device_group(store: Store, config: CollectorConfig, args: Arguments, actor:
         )
     before = store.identity.set_device_group(device_id, group or "", utcnow())
     if before is None:
-        raise NotFound(f"no device {device_id}: see the ids in `devposture-collector device list`")
+        raise NotFound("no device {device_id}: see the ids in `devposture-collector device list`",
+                       device_id=device_id)  # fmt: skip
     if before == (group or ""):
         message = (
             f"device {device_id} is already in group {group}: nothing changed" if group
@@ -479,7 +505,8 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
     uses = int(args.number("uses", 1, whole=True))
     if uses > MAX_TOKEN_USES:
         raise CommandError(
-            f"--uses must be at most {MAX_TOKEN_USES}: make several tokens for a larger rollout"
+            "--uses must be at most {maximum}: make several tokens for a larger rollout",
+            maximum=MAX_TOKEN_USES,
         )
     hours = args.number("ttl", config.token_ttl_hours)
     group = args.group("group") or ""
@@ -490,7 +517,7 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
         addresses = enroll_addresses(config, given) if bundle else ()
         pin = ca_fingerprint(config) if bundle else ""
     except BundleError as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError.as_is(exc) from None
     now = utcnow()
     expires = now + dt.timedelta(hours=hours)
     token = new_token()
@@ -524,8 +551,9 @@ def _token_revoke(store: Store, config: CollectorConfig, args: Arguments, actor:
     token_id = args.required("token_id")
     if not store.identity.revoke_token(token_id, utcnow()):
         raise NotFound(
-            f"no token {token_id} that is not revoked already:"
-            " see `devposture-collector token list`"
+            "no token {token_id} that is not revoked already:"
+            " see `devposture-collector token list`",
+            token_id=token_id,
         )
     message = f"token {token_id} revoked: it enrolls no more devices"
     return Result(message, note=message)
@@ -546,7 +574,8 @@ def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
         raise CommandError("NAME must be at most 100 printable characters, e.g. 'Li Wei (IT)'")
     role = args.text("role") or VIEWER
     if role not in ROLES:
-        raise CommandError(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+        raise CommandError("--role must be one of {roles}, not {role}",
+                           roles=", ".join(ROLES), role=repr(role))  # fmt: skip
     credential = new_credential()
     store.admin.add_credential(credential, name, role, utcnow())
     row: Row = {"credential": credential.credential_id, "name": name, "role": role}
@@ -569,8 +598,9 @@ def _admin_revoke(store: Store, config: CollectorConfig, args: Arguments, actor:
     credential_id = args.required("credential_id")
     if not store.admin.revoke_credential(credential_id, utcnow()):
         raise NotFound(
-            f"no credential {credential_id} that is not revoked already:"
-            " see `devposture-collector admin list`"
+            "no credential {credential_id} that is not revoked already:"
+            " see `devposture-collector admin list`",
+            credential_id=credential_id,
         )
     message = f"credential {credential_id} revoked: its next call is refused"
     return Result(message, note=message)
@@ -611,9 +641,9 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
         done = export_bundle(store, policy, config.data_dir, start=start, end=end,
                              out=out, progress=report)  # fmt: skip
     except (ValueError, FileExistsError) as exc:
-        raise CommandError(str(exc)) from None
+        raise CommandError.as_is(exc) from None
     except OSError as exc:
-        raise CommandError(f"cannot write {out}: {exc}") from None
+        raise CommandError("cannot write {path}: {problem}", path=out, problem=exc) from None
     total = sum(done.counts.values())
     span = f"chain seq {done.first_seq}–{done.last_seq}" if done.first_seq else "no records"
     message = (
@@ -725,7 +755,7 @@ COMMANDS: dict[Words, Command] = {
                 local_only=True, streamed=True),
         Command(("audit", "check"), AUDITOR, _audit_check, frozenset({"progress"}),
                 "compare every row of the tables with the evidence chain; exit 1 naming each"
-                " row changed, removed or added outside the collector (核对数据表与证据链)",
+                " row changed, removed or added outside the collector",
                 local_only=True),
         Command(("audit", "public-key"), VIEWER, _audit_public_key, frozenset(),
                 "print the public key that checks audit bundles, and its fingerprint"),
@@ -740,44 +770,41 @@ COMMANDS: dict[Words, Command] = {
 }  # fmt: skip
 
 
-def local_only_refusal(name: str, command: Command) -> str:
-    """Why `name` was refused over the admin port's Run, in Chinese and English, with the way
-    that works."""
+def local_only_refusal(name: str, command: Command) -> Said:
+    """Why `name` was refused over the admin port's Run, with the way that works."""
     if command.streamed:
-        return (
-            f"`{name}` 在其他计算机上须通过流式导出运行：`devposture-collector {name} --collector"
-            f" HOST:PORT ... --out FILE`（文件写在本机）。 / over the network `{name}` runs"
-            " only through the streamed export, which writes the file on your computer:"
-            f" `devposture-collector {name} --collector HOST:PORT ... --out FILE`"
+        return said(
+            "over the network `{name}` runs only through the streamed export, which writes the"
+            " file on your computer: `devposture-collector {name} --collector HOST:PORT ..."
+            " --out FILE`",
+            name=name,
         )
     why = (
-        ("管理员凭据不通过网络管理", "admin credentials are not managed over the network")
+        said("admin credentials are not managed over the network")
         if command.words[0] == "admin"
-        else ("它读取采集器的全部数据表", "it reads the collector's tables whole")
+        else said("it reads the collector's tables whole")
     )
-    return (
-        f"`{name}` 只能在采集器所在的计算机上用数据目录运行（`devposture-collector {name} --data"
-        f" ...`）：{why[0]}。 / `{name}` runs only on the collector machine, with the data"
-        f" folder (`devposture-collector {name} --data ...`): {why[1]}"
-    )
+    return said(
+        "`{name}` runs only on the collector machine, with the data folder"
+        " (`devposture-collector {name} --data ...`): {why}",
+        name=name, why=why,
+    )  # fmt: skip
 
 
-_ROLE_NAMES_ZH = {VIEWER: "查看者", AUDITOR: "审计员", ADMIN: "管理员"}
+# A role's name in a sentence (its id, `--role admin`, stays as it is).
+_ROLE_NAMES = {VIEWER: said("viewer"), AUDITOR: said("auditor"), ADMIN: said("admin")}
 
 
-def role_refusal(name: str, needed: str, actor: Actor) -> str:
-    """Why `actor` may not run `name`, in Chinese and English, naming the credential to ask
-    for: an auditor's for what only reads evidence, an admin's for what changes anything."""
-    held = actor.role or "no"
-    held_zh = _ROLE_NAMES_ZH.get(actor.role, actor.role or "无")
-    needed_zh = _ROLE_NAMES_ZH.get(needed, needed)
-    return (
-        f"`{name}` 需要{needed_zh}（{needed}）角色，{actor.label()} 的角色是{held_zh}：请向采集器的"
-        f"管理员申请一个{needed_zh}凭据（`devposture-collector admin add NAME --role {needed}`）。"
-        f" / `{name}` needs the {needed} role; {actor.label()} has the {held} role. Ask the"
-        f" collector's administrator for a credential of the {needed} role"
-        f" (`devposture-collector admin add NAME --role {needed}`)"
-    )
+def role_refusal(name: str, needed: str, actor: Actor) -> Said:
+    """Why `actor` may not run `name`, naming the credential to ask for: an auditor's for what
+    only reads evidence, an admin's for what changes anything."""
+    return said(
+        "`{name}` needs the {needed} role; {actor} has the {held} role. Ask the collector's"
+        " administrator for a credential of the {needed} role (`devposture-collector admin add"
+        " NAME --role {role}`)",
+        name=name, needed=_ROLE_NAMES.get(needed, needed), actor=actor.label(),
+        held=_ROLE_NAMES.get(actor.role, actor.role or said("no")), role=needed,
+    )  # fmt: skip
 
 
 class Runner:
@@ -813,9 +840,9 @@ class Runner:
         command = COMMANDS.get((words[0], words[1])) if len(words) == 2 else None
         if command is None:
             error: CommandError = UnknownCommand(
-                f"no admin command {name!r}; the commands are: "
-                + ", ".join(" ".join(w) for w in COMMANDS)
-            )
+                "no admin command {name}; the commands are: {commands}",
+                name=repr(name), commands=", ".join(" ".join(w) for w in COMMANDS),
+            )  # fmt: skip
             audit("error", str(error))
             raise error
         if command.local_only and remote and not (streamed and command.streamed):
@@ -828,10 +855,11 @@ class Runner:
             raise denied
         unknown = sorted(set(arguments) - command.options)
         if unknown:
-            accepted = ", ".join(sorted(command.options)) or "none"
+            accepted = ", ".join(sorted(command.options)) or said("none")
             error = CommandError(
-                f"`{name}` does not take {', '.join(unknown)} (it takes: {accepted})"
-            )
+                "`{name}` does not take {unknown} (it takes: {accepted})",
+                name=name, unknown=", ".join(unknown), accepted=accepted,
+            )  # fmt: skip
             audit("error", str(error))
             raise error
         try:

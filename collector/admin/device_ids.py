@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from devposture.collector.admin.commands import CommandError
+from devposture.policy.cli_messages import Said, said
 
 FULL_ID = re.compile(r"[0-9a-f]{32}")
 # The command arguments that name devices (`waiver add --device` may repeat: one a line).
@@ -56,9 +57,12 @@ def _one(typed: str, known: list[tuple[str, str]]) -> str:
     found = [(device, host) for device, host in known if device.startswith(prefix)]
     if len(found) <= 1 or any(device == prefix for device, _ in found):
         return found[0][0] if len(found) == 1 else typed
-    named = ", ".join(f"{device} ({host or 'no hostname'})" for device, host in found[:SHOWN])
-    more = f" and {len(found) - SHOWN} more" if len(found) > SHOWN else ""
+    listed = ", ".join(f"{device} ({host or '-'})" for device, host in found[:SHOWN])
+    named: str | Said = listed
+    if len(found) > SHOWN:
+        named = said("{named} and {more} more", named=listed, more=len(found) - SHOWN)
     raise CommandError(
-        f"{typed!r} is the start of {len(found)} device ids: {named}{more}. Type more of the"
-        f" id to tell them apart. {typed!r} 对应 {len(found)} 台设备，请多输入几位以区分。"
+        "{typed} is the start of {count} device ids: {named}. Type more of the id to tell them"
+        " apart.",
+        typed=repr(typed), count=len(found), named=named,
     )

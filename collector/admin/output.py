@@ -19,6 +19,7 @@ from devposture.collector.admin.commands import CommandError, Result, Words, pre
 from devposture.collector.column_words import table_language
 from devposture.collector.exports import FILE_FORMATS, FORMATS, export
 from devposture.collector.render import fitting, headed
+from devposture.policy.cli_messages import option_error, reader_language, said
 
 
 def format_options(parser: argparse.ArgumentParser, *, listing: bool = True) -> None:
@@ -48,9 +49,8 @@ def _limit(text: str) -> int:
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"--limit takes a whole number of rows, 1 or more, not {text!r}"
-            f" (--limit 必须是不小于 1 的整数)"
+        raise option_error(
+            "--limit takes a whole number of rows, 1 or more, not {value}", value=repr(text)
         )
     return value
 
@@ -64,8 +64,6 @@ def refuse_binary_on_terminal(args: argparse.Namespace) -> None:
         raise CommandError(
             "--format xlsx writes a binary Excel file, which a terminal cannot show: add"
             " --output FILE.xlsx (or redirect it: > FILE.xlsx)."
-            " XLSX 是二进制 Excel 文件，无法显示在终端上：请加上 --output 文件名.xlsx"
-            "（或重定向：> 文件名.xlsx）。"
         )
 
 
@@ -78,24 +76,24 @@ def table_width(args: argparse.Namespace) -> int | None:
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
-def _limited(result: Result, limit: int | None) -> tuple[Result, str]:
+def _limited(result: Result, limit: int | None, lang: str | None) -> tuple[Result, str]:
     """The first `limit` rows, and a line saying how many more there are."""
     if limit is None or len(result.rows) <= limit:
         return result, ""
     more, total = len(result.rows) - limit, len(result.rows)
-    note = (
-        f"… {more:,} more row(s) not shown ({total:,} in all): give a larger --limit, or"
-        f" leave it out to see every row. 另有 {more:,} 行未显示（共 {total:,} 行）：加大"
-        " --limit，或去掉它以显示全部。\n"
-    )
-    return dataclasses.replace(result, rows=result.rows[:limit]), note
+    note = said(
+        "… {more} more row(s) not shown ({total} in all): give a larger --limit, or leave it"
+        " out to see every row.",
+        more=f"{more:,}", total=f"{total:,}",
+    ).worded(reader_language(lang))
+    return dataclasses.replace(result, rows=result.rows[:limit]), note + "\n"
 
 
 def emit(words: Words, result: Result, args: argparse.Namespace) -> int:
     """Print (or write) a command's result; its exit status."""
     fmt = getattr(args, "format", "table")
     output: Path | None = getattr(args, "output", None)
-    result, more = _limited(result, getattr(args, "limit", None))
+    result, more = _limited(result, getattr(args, "limit", None), getattr(args, "lang", None))
     if fmt in FILE_FORMATS and result.columns:
         data = export(result.rows, result.columns, fmt, title=" ".join(words))
         err = result.message + "\n" if result.message else ""
@@ -126,6 +124,6 @@ def _write(path: Path, data: bytes) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise CommandError(
-            f"cannot write {path}: {exc.strerror or exc}; give --output a file in a folder you"
-            f" can write to. 无法写入 {path}：请为 --output 指定一个可写目录中的文件。"
+            "cannot write {path}: {problem}; give --output a file in a folder you can write to.",
+            path=path, problem=exc.strerror or exc,
         ) from None

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from devposture.collector.admin.commands import CommandError
 from devposture.config_file import ConfigFile, Setting
+from devposture.policy.cli_messages import reader_language, said
 
 DEFAULTS = "defaults"
 FILE_NAME = "admin.toml"
@@ -77,14 +78,13 @@ def _read(path: Path) -> tuple[dict[str, Profile], str]:
             continue
         for key in _SECRET_KEYS:
             if settings.given(name, key):
-                settings.problem(
-                    (name, key),
-                    f"[{name}] {key}: a profile never holds the secret itself. Save the"
+                # The file's problems are one text (config_file): worded here, as read.
+                settings.problem((name, key), said(
+                    "[{name}] {key}: a profile never holds the secret itself. Save the"
                     " credential in a file only you can read (`chmod 600 FILE`), write"
-                    f' credential_file = "FILE" instead, and delete this line.'
-                    f" 配置文件中不能写入凭据本身：请把凭据存入仅自己可读的文件，改写"
-                    f' credential_file = "文件路径"，并删除此行。',
-                )
+                    ' credential_file = "FILE" instead, and delete this line.',
+                    name=name, key=key,
+                ).worded(reader_language()))  # fmt: skip
         credential = Path(settings.text(name, "credential_file")).expanduser()
         profiles[name] = Profile(
             name, settings.text(name, "collector"), settings.text(name, "ca_fingerprint"),
@@ -92,11 +92,11 @@ def _read(path: Path) -> tuple[dict[str, Profile], str]:
         )  # fmt: skip
     default = settings.text(DEFAULTS, "profile")
     if default and default not in profiles:
-        settings.problem(
-            (DEFAULTS, "profile"),
-            f"[{DEFAULTS}] profile = {default!r} names no profile: write one of"
-            f" {', '.join(sorted(profiles)) or '(none yet: add a [NAME] section)'}",
-        )
+        names = ", ".join(sorted(profiles)) or said("(none yet: add a [NAME] section)")
+        settings.problem((DEFAULTS, "profile"), said(
+            "[{section}] profile = {default} names no profile: write one of {names}",
+            section=DEFAULTS, default=repr(default), names=names,
+        ).worded(reader_language()))  # fmt: skip
     settings.check()
     return profiles, default
 
@@ -109,18 +109,18 @@ def choose(name: str | None, path: Path | None = None) -> Profile | None:
         if name is None:
             return None
         raise CommandError(
-            f"--profile {name}: there is no profiles file {path}. Create it (mode 600) with"
-            f" a section per collector:\n{SAMPLE}"
-            f"--profile {name}：找不到配置文件 {path}。请按上例创建（权限 600），每个采集器一节。"
+            "--profile {name}: there is no profiles file {path}. Create it (mode 600) with a"
+            " section per collector:\n{sample}",
+            name=name, path=path, sample=SAMPLE,
         )
     profiles, default = _read(path)
     wanted = name or default
     if not wanted:
         return None
     if wanted not in profiles:
-        names = ", ".join(sorted(profiles)) or "none yet"
         raise CommandError(
-            f"--profile {wanted}: {path} has no [{wanted}] section (profiles: {names}); add"
-            f" it or pick one of those. 配置文件 {path} 中没有 [{wanted}] 一节（现有：{names}）。"
+            "--profile {name}: {path} has no [{name}] section (profiles: {names}); add it or"
+            " pick one of those.",
+            name=wanted, path=path, names=", ".join(sorted(profiles)) or said("none yet"),
         )
     return profiles[wanted]

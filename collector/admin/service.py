@@ -31,6 +31,7 @@ from typing import Any
 import grpc
 
 from devposture.collector.admin.commands import (
+    ERROR_METADATA,
     Actor,
     CommandError,
     Denied,
@@ -48,6 +49,7 @@ from devposture.collector.raw_rpc import Request, Undecodable, add_raw_servicer,
 from devposture.collector.store import Store
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.trust import Trust
+from devposture.policy.cli_messages import Worded
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 
@@ -57,7 +59,7 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 UNAUTHENTICATED_ACTOR = "unauthenticated"
 
 
-class Unauthenticated(Exception):
+class Unauthenticated(Worded):
     """No usable admin credential came with the call; the message says how to get one."""
 
 
@@ -78,23 +80,42 @@ PROGRESS_INTERVAL_SECONDS = 0.5
 EXPORT_WORDS = ["audit", "export"]
 
 
-def _status_of(exc: Exception) -> tuple[grpc.StatusCode, str] | None:
+# A refusal's status: its code, its text, and its trailing metadata.
+Refusal = tuple[grpc.StatusCode, str, tuple[tuple[str, str], ...]]
+# What a refusal may carry at most (gRPC refuses trailers past 8 KiB by default; the text
+# goes there too, percent-encoded).
+_WORDED_BYTES = 3000
+
+
+def _status_of(exc: Exception) -> Refusal | None:
     """The gRPC status for an exception a command may raise, or None for an unexpected one."""
-    if isinstance(exc, Undecodable):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    if isinstance(exc, Unauthenticated):
-        return grpc.StatusCode.UNAUTHENTICATED, str(exc)
-    if isinstance(exc, Denied):
-        return grpc.StatusCode.PERMISSION_DENIED, str(exc)
-    if isinstance(exc, UnknownCommand):
-        return grpc.StatusCode.UNIMPLEMENTED, str(exc)
-    if isinstance(exc, NotFound):
-        return grpc.StatusCode.NOT_FOUND, str(exc)
+    codes: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+        (Undecodable, grpc.StatusCode.INVALID_ARGUMENT),
+        (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
+        (Denied, grpc.StatusCode.PERMISSION_DENIED),
+        (UnknownCommand, grpc.StatusCode.UNIMPLEMENTED),
+        (NotFound, grpc.StatusCode.NOT_FOUND),
+        (CommandError, grpc.StatusCode.INVALID_ARGUMENT),
+    )
     if isinstance(exc, StorageFull):  # "the disk holding ... is full: free space, then try again"
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, exc.advice
-    if isinstance(exc, CommandError):
-        return grpc.StatusCode.INVALID_ARGUMENT, str(exc)
-    return None
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, exc.advice, ()
+    code = next((code for kind, code in codes if isinstance(exc, kind)), None)
+    if code is None:
+        return None
+    if not isinstance(exc, Worded):
+        return code, str(exc), ()
+    return code, *_worded(exc)
+
+
+def _worded(exc: Worded) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The text (Chinese, then English, for a command line of an older version, which shows
+    it as it is) and the metadata that carries the refusal worded, for a newer one to word in
+    its reader's language."""
+    english, chinese = exc.worded("en"), exc.worded("zh")
+    wire = exc.wire()
+    both = f"{chinese} / {english}" if chinese != english else english
+    text = both if len(both.encode()) * 3 + len(wire) < _WORDED_BYTES else english
+    return text, ((ERROR_METADATA, wire),) if len(wire) < _WORDED_BYTES else ()
 
 
 class AdminService(admin_grpc.AdminServicer):
@@ -115,9 +136,9 @@ class AdminService(admin_grpc.AdminServicer):
         """Who calls; `store`: the one to authenticate and audit with (the service's own by
         default; an export has its own)."""
         store = store or self._store
-        reason, credential_id = "", None
+        credential_id = None
         if presented is None:
-            reason = (
+            reason = Unauthenticated(
                 "no admin credential came with the call: give one with --credential-file"
                 " (made by `devposture-collector admin add` on the collector machine)"
             )
@@ -125,23 +146,24 @@ class AdminService(admin_grpc.AdminServicer):
             try:
                 credential = parse_credential(presented)
             except CredentialFormatError as exc:
-                reason = str(exc)
+                reason = Unauthenticated.as_is(exc)
             else:
                 credential_id = credential.credential_id
                 info = store.admin.authenticate(credential)
                 if info is not None:
                     return Actor(info.name, info.role, info.credential_id)
-                reason = (
-                    f"admin credential {credential_id} is unknown to this collector or was"
+                reason = Unauthenticated(
+                    "admin credential {credential_id} is unknown to this collector or was"
                     " revoked: ask the collector's administrator for a new one"
-                    " (`devposture-collector admin add`)"
+                    " (`devposture-collector admin add`)",
+                    credential_id=credential_id,
                 )
         store.admin.audit(
             utcnow(), actor=UNAUTHENTICATED_ACTOR, credential_id=credential_id, role="",
-            command=" ".join(words), arguments=arguments, outcome="denied", message=reason,
+            command=" ".join(words), arguments=arguments, outcome="denied", message=str(reason),
             peer=peer,
         )  # fmt: skip
-        raise Unauthenticated(reason)
+        raise reason
 
     def _command(
         self, presented: str | None, request: Request[admin_pb.AdminCommand], peer: str,
@@ -199,7 +221,8 @@ class AdminService(admin_grpc.AdminServicer):
             status = _status_of(exc)
             if status is None:
                 raise
-            await context.abort(*status)
+            code, text, trailing = status
+            await context.abort(code, text, trailing_metadata=trailing)
             raise AssertionError("abort returns only by raising") from exc  # pragma: no cover
         return admin_pb.AdminResult(
             message=result.message,
@@ -225,7 +248,7 @@ class AdminService(admin_grpc.AdminServicer):
                 last[0] = now
                 loop.call_soon_threadsafe(updates.put_nowait, (done, total))
 
-        failure: tuple[grpc.StatusCode, str] | None = None
+        failure: Refusal | None = None
         # Removed before the status goes out, so that no refusal leaves a folder behind.
         folder = Path(tempfile.mkdtemp(prefix="export-", dir=self._config.data_dir))
         out = folder / "bundle.zip"
@@ -258,7 +281,8 @@ class AdminService(admin_grpc.AdminServicer):
             await asyncio.wait({work})
             shutil.rmtree(folder, ignore_errors=True)
         if failure is not None:
-            await context.abort(*failure)
+            code, text, trailing = failure
+            await context.abort(code, text, trailing_metadata=trailing)
 
 
 def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:

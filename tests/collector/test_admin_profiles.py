@@ -76,14 +76,20 @@ def test_the_default_profile_and_profile_name_reach_the_collector(
 
 
 def test_a_profile_never_holds_the_secret_and_mistakes_are_named_with_their_line(
-    collector: AdminCollector, config_home: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+    collector: AdminCollector, config_home: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
     secret = collector.credential("Li Wei (IT)", VIEWER)
     _profiles(config_home, _profile(collector, "hq", "x.credential") + f'credential = "{secret}"\n')
     assert collector_cli(["report", "fleet", "--profile", "hq"]) == 1
     err = capsys.readouterr().err
     assert "admin.toml:5: [hq] credential: a profile never holds the secret itself" in err
-    assert "配置文件中不能写入凭据本身" in err and secret not in err
+    assert secret not in err
+    with monkeypatch.context() as chinese:  # in the reader's language
+        chinese.setenv("LANG", "zh_CN.UTF-8")
+        assert collector_cli(["report", "fleet", "--profile", "hq"]) == 1
+    err = capsys.readouterr().err
+    assert "[hq] credential：配置文件中不能写入凭据本身" in err and secret not in err
     assert collector.audit() == []  # refused before anything was sent
     _profiles(config_home, _profile(collector, "hq", "x").replace("collector =", "colector ="))
     assert collector_cli(["report", "fleet", "--profile", "hq"]) == 1

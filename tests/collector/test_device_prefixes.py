@@ -45,12 +45,16 @@ def test_a_unique_prefix_names_its_device_in_every_command(
 
 
 def test_a_prefix_of_several_devices_is_refused_naming_them(
-    cli_fleet: CliFleet, capsys: pytest.CaptureFixture[str]
+    cli_fleet: CliFleet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, out, err = _cli(cli_fleet, capsys, "device", "revoke", "3f2a", "--reason", "stolen")
     assert code == 1 and out == ""
     assert f"{FIRST} ({FIRST_HOST})" in err and f"{SECOND} ({SECOND_HOST})" in err
-    assert "Type more of the id" in err and "请多输入几位" in err
+    assert "Type more of the id" in err
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")  # in the reader's language
+    code, out, err = _cli(cli_fleet, capsys, "device", "revoke", "3f2a", "--reason", "stolen")
+    assert code == 1 and "是 2 台设备 ID 的开头" in err and "请多输入几位以区分" in err
+    assert f"{FIRST} ({FIRST_HOST})" in err
     code, out, err = _cli(cli_fleet, capsys, "device", "list", "--format", "json")
     assert {d["status"] for d in json.loads(out)} == {"active"}  # nothing was revoked
 

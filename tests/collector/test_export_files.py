@@ -120,14 +120,19 @@ def test_xlsx_is_a_sheet_people_can_read(cli_fleet: CliFleet, tmp_path: Path, vi
         assert all(isinstance(r["from"], dt.datetime) for r in rows)
 
 
-def test_xlsx_goes_to_a_pipe_but_never_to_a_terminal(cli_fleet: CliFleet, tmp_path: Path) -> None:
+def test_xlsx_goes_to_a_pipe_but_never_to_a_terminal(
+    cli_fleet: CliFleet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     argv = [COLLECTOR, "report", "fleet", "--data", str(cli_fleet.data), "--format", "xlsx"]
     piped = subprocess.run(argv, capture_output=True, timeout=120, check=False)
     assert piped.returncode == 0, piped.stderr
     assert load_workbook(io.BytesIO(piped.stdout)).worksheets[0].max_row == 7  # 6 checks
     shown = run_on_terminal(argv)
     assert shown.code == 1 and shown.out == ""
-    assert "--output FILE.xlsx" in shown.err and "--output 文件名.xlsx" in shown.err
+    assert "--output FILE.xlsx" in shown.err
+    with monkeypatch.context() as chinese:
+        chinese.setenv("LANG", "zh_CN.UTF-8")
+        assert "--output 文件名.xlsx" in run_on_terminal(argv).err
     written = run_on_terminal([*argv, "--output", str(tmp_path / "fleet.xlsx")])
     assert written.code == 0, written.err
     assert f"wrote {tmp_path / 'fleet.xlsx'}" in written.err

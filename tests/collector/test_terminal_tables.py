@@ -62,7 +62,10 @@ def test_limit_shows_the_first_rows_and_says_how_many_more(
     assert collector_cli(["report", "failing", "--data", data, "--limit", "1"]) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 2  # the header and one row
-    assert "2 more row(s) not shown (3 in all)" in err and "另有 2 行未显示" in err
+    assert "2 more row(s) not shown (3 in all)" in err
+    assert collector_cli(["report", "failing", "--data", data, "--limit", "1",
+                          "--lang", "zh"]) == 0  # fmt: skip
+    assert "另有 2 行未显示（共 3 行）" in capsys.readouterr().err
     assert collector_cli(["report", "device", "--data", data, "--limit", "2",
                           "--format", "json"]) == 0  # fmt: skip
     out, err = capsys.readouterr()

@@ -10,10 +10,13 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import read_po
 
+from devposture.agent import cli_words as agent_cli
 from devposture.agent.employee import words
+from devposture.collector import cli_words as collector_cli
 from devposture.collector import column_words
 from devposture.collector.web import i18n as dashboard
 from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES, Lang, translate
+from devposture.policy.cli_help import printf_placeholders
 from devposture.policy.messages import all_messages
 from devposture.policy.reasons import CODES, placeholders
 
@@ -31,7 +34,9 @@ def problems(catalog: Catalog, messages: list[tuple[str, str]]) -> list[str]:
         entry = catalog.get(english, context=context)
         if entry is None or not entry.string:
             found.append(f"{context}: {english!r} has no translation")
-        elif placeholders(str(entry.string)) != placeholders(english):
+        elif placeholders(str(entry.string)) != placeholders(english) or printf_placeholders(
+            str(entry.string)
+        ) != printf_placeholders(english):
             found.append(f"{context}: {entry.string!r} has other placeholders than {english!r}")
     declared = set(messages)
     found += [f"{m.context}: {m.id!r} is not declared" for m in catalog
@@ -42,8 +47,16 @@ def problems(catalog: Catalog, messages: list[tuple[str, str]]) -> list[str]:
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_declared_message_is_translated_with_the_same_placeholders(lang: Lang) -> None:
     declared = (all_messages() + words.every_message() + dashboard.every_message()
-                + column_words.every_message())  # fmt: skip
+                + column_words.every_message() + collector_cli.every_message()
+                + agent_cli.every_message())  # fmt: skip
     assert problems(_po(lang), declared) == []
+
+
+def test_no_command_line_message_is_put_together_at_run_time() -> None:
+    """An f-string (or `+`, `str(exc)`) raised as a worded error has no msgid a catalog can
+    hold: it must be a template with parameters, or `as_is` for another module's text."""
+    assert collector_cli.mistakes() == []
+    assert agent_cli.mistakes() == []
 
 
 def test_the_check_finds_a_missing_entry_and_a_wrong_placeholder() -> None:

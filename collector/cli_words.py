@@ -1,0 +1,33 @@
+"""Every message of the collector's command line, for the catalogs
+(`devposture.policy.cli_catalog`): its errors and sentences, found in the modules below, and
+its help texts, found in its parser. `make catalogs` adds them to the `.po` files; the catalog
+test fails on one without its Chinese, and on an English put together at run time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from devposture.collector import cli
+from devposture.collector.admin import client, service
+from devposture.policy import cli_catalog
+
+_HERE = Path(__file__).parent
+# The modules whose words a person reads from `devposture-collector`; the admin service's
+# and client's are imported too, so that their error classes are known by name.
+SOURCES: tuple[Path, ...] = tuple(
+    _HERE / name
+    for name in (
+        "cli.py", "cli_pki.py", "cli_migrate.py", "config.py", "admin/cli.py",
+        "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
+        "admin/client.py", "admin/service.py",
+    )
+)  # fmt: skip
+_LOADED = (client.RemoteError, service.Unauthenticated)
+
+
+def mistakes() -> list[str]:
+    return cli_catalog.mistakes(SOURCES)
+
+
+def every_message() -> list[tuple[str, str]]:
+    return cli_catalog.every_message(SOURCES, cli.build_parser())

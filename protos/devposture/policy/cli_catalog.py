@@ -1,0 +1,29 @@
+"""What the catalogs need from a command line: the English of its errors and sentences, found
+where they are written (`cli_messages.extract`, msgctxt "cli"), of its help texts, found by
+walking its parser (`cli_help.help_messages`, msgctxt "cli.help"), and argparse's own words.
+Each command line names its modules and its parser (`agent/cli_words.py`,
+`collector/cli_words.py`); this is the one way both are read."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from pathlib import Path
+
+from devposture.policy import cli_help
+from devposture.policy.cli_messages import CONTEXT, Worded, extract, worded_classes
+
+
+def mistakes(sources: Iterable[Path]) -> list[str]:
+    """The calls whose English is put together at run time (`file:line`): no catalog can
+    hold it."""
+    return extract(sources, worded_classes(Worded))[1]
+
+
+def every_message(
+    sources: Iterable[Path], parser: argparse.ArgumentParser
+) -> list[tuple[str, str]]:
+    """(context, English msgid) of every error, sentence and help text of a command line."""
+    errors = [(CONTEXT, english) for english in extract(sources, worded_classes(Worded))[0]]
+    helps = [(cli_help.CONTEXT, text) for text in cli_help.help_messages(parser)]
+    return errors + helps + cli_help.every_argparse_message()

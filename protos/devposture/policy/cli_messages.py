@@ -1,0 +1,201 @@
+"""What the command lines say to a person (an error, a warning, a line of outcome), kept as its
+English template and parameters and worded in the reader's language only when shown.
+
+An error is raised as `CommandError("no device {device_id}: see …", device_id=…)`: its English
+with a `{name}` per parameter is the catalogs' msgid (msgctxt "cli"), so that a translator
+edits the Chinese in the `.po` like every other word, and `str(exc)` stays the English text
+that logs, the audit log, scripts and older tests read. The command line's top-level handler
+prints `exc.worded(lang)`. A parameter may itself be worded (an error inside another's
+sentence) and is then worded in the same language; any other value is its text.
+
+An error travels from the collector's admin service to a remote command line as `wire()`
+(JSON: the template and the parameters), so that the remote reader gets it in their own
+language; `from_wire` reads it back.
+
+The messages are found where they are written, as xgettext finds them: `extract` reads the
+command lines' modules' syntax trees for calls of a worded error class, `said` or
+`option_error`, whose first argument must be a literal (an f-string cannot be translated,
+and is reported as a mistake, as is a computed text that is not passed through `as_is`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+from devposture.policy.catalogs import Lang, translate
+from devposture.policy.locale_env import language_of_environ
+
+CONTEXT = "cli"
+
+
+def reader_language(chosen: str | None = None) -> Lang:
+    """`--lang` when the command has it and it was given, else the locale's (as gettext reads
+    it), else English."""
+    if chosen in ("zh", "en"):
+        return "zh" if chosen == "zh" else "en"
+    return language_of_environ(os.environ, "en")
+
+
+def _value(value: object) -> str | Said:
+    if isinstance(value, Said):
+        return value
+    if isinstance(value, Worded):
+        return value.said
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Said:
+    """One sentence: its English template (None for a text shown as it is, in every
+    language: another module's message, a program's output) and its parameters."""
+
+    english: str
+    params: Mapping[str, str | Said] = field(default_factory=dict)
+    as_is: bool = False
+
+    def worded(self, lang: Lang) -> str:
+        if self.as_is:
+            return self.english
+        values = {k: v.worded(lang) if isinstance(v, Said) else v for k, v in self.params.items()}
+        template = self.english if lang == "en" else translate(lang, CONTEXT, self.english)
+        try:
+            return template.format_map(values) if values else template
+        except (KeyError, ValueError, IndexError):  # a broken translation: the English, whole
+            return self.english.format_map(values) if values else self.english
+
+    def __str__(self) -> str:
+        return self.worded("en")
+
+    def data(self) -> dict[str, Any]:
+        """As JSON-ready data (`wire`)."""
+        params = {k: v.data() if isinstance(v, Said) else v for k, v in self.params.items()}
+        return {"text": self.english} if self.as_is else {"en": self.english, "params": params}
+
+    @classmethod
+    def of_data(cls, data: object) -> Said | None:
+        """Read back `data()`; None for anything else (from a newer or a foreign sender)."""
+        if not isinstance(data, dict):
+            return None
+        if isinstance(data.get("text"), str):
+            return cls(data["text"], as_is=True)
+        english, raw = data.get("en"), data.get("params", {})
+        if not isinstance(english, str) or not isinstance(raw, dict):
+            return None
+        params: dict[str, str | Said] = {}
+        for name, value in raw.items():
+            part = value if isinstance(value, str) else cls.of_data(value)
+            if part is None:
+                return None
+            params[str(name)] = part
+        return cls(english, params)
+
+
+def said(english: str, /, **params: object) -> Said:
+    """A sentence that is not an error (a warning, an outcome), worded when shown."""
+    return Said(english, {k: _value(v) for k, v in params.items()})
+
+
+class Worded(Exception):
+    """An error a person reads: `str()` is its English, `worded(lang)` its words in `lang`."""
+
+    def __init__(self, english: str | Said, /, **params: object) -> None:
+        self.said = english if isinstance(english, Said) else said(english, **params)
+        super().__init__(str(self.said))
+
+    @classmethod
+    def as_is(cls, text: object) -> Self:
+        """An error whose text comes from elsewhere (another module's error, the system's),
+        shown as it is in every language."""
+        return cls(Said(str(text), as_is=True))
+
+    def worded(self, lang: Lang) -> str:
+        return self.said.worded(lang)
+
+    def wire(self) -> str:
+        """The error as it travels to a remote command line (ASCII JSON)."""
+        return json.dumps(self.said.data(), sort_keys=True)
+
+    @classmethod
+    def from_wire(cls, text: str) -> Self | None:
+        try:
+            found = Said.of_data(json.loads(text))
+        except ValueError:
+            return None
+        return None if found is None else cls(found)
+
+
+def worded(error: BaseException, lang: Lang) -> str:
+    """Any error's words in `lang`: a worded one's translation, another's text."""
+    return error.worded(lang) if isinstance(error, Worded) else str(error)
+
+
+def error_line(prog: str, error: BaseException | Said, lang: Lang) -> str:
+    """`prog: error: …` in `lang` (argparse's frame, from the same catalog entry)."""
+    from devposture.policy.cli_help import ARGPARSE_CONTEXT, ERROR_FRAME  # noqa: PLC0415
+
+    text = error.worded(lang) if isinstance(error, Said) else worded(error, lang)
+    frame = ERROR_FRAME if lang == "en" else translate(lang, ARGPARSE_CONTEXT, ERROR_FRAME)
+    return frame % {"prog": prog, "message": text}
+
+
+def option_error(english: str, /, **params: object) -> argparse.ArgumentTypeError:
+    """A bad option value, for argparse (which shows the error's text as it is): worded now,
+    in the reader's language."""
+    return argparse.ArgumentTypeError(said(english, **params).worded(reader_language()))
+
+
+# --- finding the messages in the source ------------------------------------------------------
+
+
+def _callee(node: ast.Call) -> str:
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return func.id if isinstance(func, ast.Name) else ""
+
+
+def _computed_text(node: ast.expr | None) -> bool:
+    """An English put together at run time (an f-string, a `+`, `str(…)`, `.format(…)`),
+    which no catalog can hold; a `said(…)` or a variable holding one is not."""
+    if isinstance(node, ast.JoinedStr | ast.BinOp):
+        return True
+    return isinstance(node, ast.Call) and _callee(node) in ("str", "format", "join")
+
+
+def extract(paths: Iterable[Path], names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(the English of every call of `names` in the files, in order; the calls whose English
+    is put together at run time, as `file:line`). `names`: the worded classes."""
+    wanted = set(names) | {"said", "option_error"}
+    found: list[str] = []
+    mistakes: list[str] = []
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or _callee(node) not in wanted:
+                continue
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "as_is":
+                continue
+            first = node.args[0] if node.args else None
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append(first.value)
+            elif _computed_text(first):
+                mistakes.append(f"{path.name}:{node.lineno}")
+    return list(dict.fromkeys(found)), mistakes
+
+
+def worded_classes(*roots: type[Worded]) -> set[str]:
+    """The names of `roots` and of every subclass of them."""
+    names: set[str] = set()
+    todo: list[type] = list(roots)
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names
