@@ -52,6 +52,18 @@ def test_every_declared_message_is_translated_with_the_same_placeholders(lang: L
     assert problems(_po(lang), declared) == []
 
 
+def test_the_command_lines_errors_and_help_are_collected() -> None:
+    """The catalog test above holds what these find: they must find the errors where they
+    are raised and the help where the parsers declare it, for both command lines."""
+    collector, agent = collector_cli.every_message(), agent_cli.every_message()
+    assert ("cli", "no device {device_id}: see the ids in `devposture-collector device list`"
+            ) in collector  # fmt: skip
+    assert ("cli.help", "who is accountable for the exemption") in collector
+    assert ("cli", "cannot read the token file {path}: {problem}; check the path") in agent
+    assert ("cli.help", "enroll this computer with a collector") in agent
+    assert ("argparse", "argument %(argument_name)s: %(message)s") in agent
+
+
 def test_no_command_line_message_is_put_together_at_run_time() -> None:
     """An f-string (or `+`, `str(exc)`) raised as a worded error has no msgid a catalog can
     hold: it must be a template with parameters, or `as_is` for another module's text."""

@@ -1,0 +1,139 @@
+"""Errors and sentences of the command lines worded per language, travelling between the admin
+port and a remote command line, and found in the source for the catalogs; argparse's own
+words matched and worded again."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from devposture.collector.admin.client import remote_error
+from devposture.collector.admin.commands import ERROR_METADATA, CommandError, NotFound
+from devposture.policy import cli_messages
+from devposture.policy.cli_help import ARGPARSE_WORDS, localize, reword
+from devposture.policy.cli_messages import Worded, extract, said, worded_classes
+
+NO_DEVICE = "no device {device_id}: see the ids in `devposture-collector device list`"
+
+
+def test_an_error_is_english_as_text_and_worded_per_language() -> None:
+    error = NotFound(NO_DEVICE, device_id="3f2a")
+    assert str(error) == "no device 3f2a: see the ids in `devposture-collector device list`"
+    assert error.worded("zh") == "没有设备 3f2a：设备 ID 见 `devposture-collector device list`"
+    nested = CommandError("{option}: {problem}", option="--as-of", problem=error)
+    assert nested.worded("zh").startswith("--as-of：没有设备 3f2a：")
+    assert CommandError.as_is("设备 x: 原样").worded("en") == "设备 x: 原样"
+
+
+def test_a_translation_missing_or_broken_falls_back_to_the_english(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert said("not in any catalog {x}", x=1).worded("zh") == "not in any catalog 1"
+    # A Chinese naming another placeholder (the catalog test refuses it first): the English.
+    monkeypatch.setattr(cli_messages, "translate", lambda lang, context, english: "{路径}：坏了")
+    assert said("{path}: broken", path="a").worded("zh") == "a: broken"
+
+
+def test_an_error_travels_as_its_template_and_parameters() -> None:
+    error = CommandError("{option}: {problem}", option="--to",
+                         problem=NotFound(NO_DEVICE, device_id="ab"))  # fmt: skip
+    back = CommandError.from_wire(error.wire())
+    assert back is not None and back.said == error.said
+    assert back.worded("zh") == error.worded("zh") and str(back) == str(error)
+    assert error.wire().isascii()  # it travels in gRPC metadata
+    for foreign in ("not json", "[1, 2]", '{"en": 3}', '{"en": "x", "params": {"a": [1]}}'):
+        assert CommandError.from_wire(foreign) is None
+
+
+class _OldCollectorsRefusal(grpc.RpcError, grpc.Call):
+    """A refusal as a collector of an older version sends it: a text, no worded metadata."""
+
+    def __init__(self, details: str, trailing: Sequence[tuple[str, str]] = ()) -> None:
+        self._details, self._trailing = details, tuple(trailing)
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.NOT_FOUND
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> Any:
+        return self._trailing
+
+    def initial_metadata(self) -> Any:
+        return ()
+
+    def is_active(self) -> bool:
+        return False
+
+    def time_remaining(self) -> float:
+        return 0.0
+
+    def cancel(self) -> bool:
+        return False
+
+    def add_callback(self, callback: Any) -> bool:
+        return False
+
+
+def test_a_refusal_without_its_template_is_shown_as_its_text() -> None:
+    assert remote_error(_OldCollectorsRefusal("no device ab: see …")) is None
+    worded = NotFound(NO_DEVICE, device_id="ab")
+    sent = _OldCollectorsRefusal(str(worded), [(ERROR_METADATA, worded.wire())])
+    found = remote_error(sent)
+    assert found is not None and found.worded("zh").startswith("没有设备 ab：")
+    garbled = _OldCollectorsRefusal("text", [(ERROR_METADATA, "{not json")])
+    assert remote_error(garbled) is None
+
+
+def test_the_messages_are_found_in_the_source_and_a_put_together_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "cli.py"
+    source.write_text(
+        'raise CommandError("no device {device_id}", device_id=d)\n'
+        'raise NotFound(f"no device {d}")\n'
+        "raise CommandError(str(exc))\n"
+        "raise CommandError.as_is(exc)\n"
+        'print(said("wrote {path}", path=p))\n'
+        'raise ValueError(f"not ours {x}")\n',
+        encoding="utf-8",
+    )
+    found, mistakes = extract([source], worded_classes(Worded))
+    assert found == ["no device {device_id}", "wrote {path}"]
+    assert mistakes == ["cli.py:2", "cli.py:3"]
+
+
+def test_argparse_words_are_argparses_own() -> None:
+    """Each template matched and translated is one argparse words (a newer Python that
+    rewords one shows here)."""
+    text = inspect.getsource(argparse)
+    for template in ARGPARSE_WORDS:
+        assert repr(template)[1:-1] in text or template in text, template
+
+
+def test_argparse_refusals_are_worded_again() -> None:
+    english = "argument --format: invalid choice: 'pdf' (choose from 'table', 'csv')"
+    assert reword(english, "zh") == "参数 --format：无效的选择：'pdf'（可选：'table', 'csv'）"
+    assert reword(english, "en") == english
+    assert reword("the following arguments are required: --check, --owner", "zh") == (
+        "缺少以下必需参数：--check, --owner"
+    )
+    assert reword("something argparse never said", "zh") == "something argparse never said"
+
+
+def test_a_localized_parser_refuses_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser(prog="demo")
+    parser.add_argument("--n", type=int, help="log more detail")
+    localize(parser, "zh")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--n", "x"])
+    err = capsys.readouterr().err
+    assert err.startswith("用法：demo") and "demo：错误：参数 --n：无效的 int 值：'x'" in err
+    assert "输出更详细的日志" in parser.format_help()
