@@ -16,7 +16,7 @@ import pytest
 from devposture.collector.admin.client import remote_error
 from devposture.collector.admin.commands import ERROR_METADATA, CommandError, NotFound
 from devposture.policy import cli_messages
-from devposture.policy.cli_help import ARGPARSE_WORDS, localize, reword
+from devposture.policy.cli_help import ARGPARSE_WORDS, localize, reword, wrapped
 from devposture.policy.cli_messages import Worded, extract, said, worded_classes
 
 NO_DEVICE = "no device {device_id}: see the ids in `devposture-collector device list`"
@@ -126,6 +126,20 @@ def test_argparse_refusals_are_worded_again() -> None:
         "缺少以下必需参数：--check, --owner"
     )
     assert reword("something argparse never said", "zh") == "something argparse never said"
+
+
+def test_chinese_help_is_wrapped_to_the_terminals_columns() -> None:
+    text = ("分三个阶段更换 CA：stage（在旧 CA 之外同时信任新 CA）、activate（由新 CA 签发），"
+            "每两个阶段之间等待。")  # fmt: skip
+    # A Chinese character is two columns; "CA" and "activate" stay whole; "、" ends a line.
+    assert wrapped(text, 30) == [
+        "分三个阶段更换 CA：stage（在旧",
+        "CA 之外同时信任新 CA）、",
+        "activate（由新 CA 签发），每两",
+        "个阶段之间等待。",
+    ]
+    # "、" would make 13 columns of 12: it stays on its line rather than start the next
+    assert wrapped("信任新 CA）、activate", 12) == ["信任新 CA）、", "activate"]
 
 
 def test_a_localized_parser_refuses_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:

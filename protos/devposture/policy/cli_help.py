@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import unicodedata
 from collections.abc import Iterator, Mapping
 from typing import NoReturn
 
@@ -118,13 +119,52 @@ def _filled(worded: str, english: str, values: Mapping[str, str]) -> str:
 
 def _formatter(base: type[argparse.HelpFormatter], lang: Lang) -> type[argparse.HelpFormatter]:
     prefix = translate(lang, ARGPARSE_CONTEXT, "usage: ")
+    raw = base._fill_text is not argparse.HelpFormatter._fill_text  # a Raw…HelpFormatter
 
     class Localized(base):  # type: ignore[valid-type,misc]
         def add_usage(self, usage: object, actions: object, groups: object,
                       prefix: str | None = prefix) -> None:  # fmt: skip
             super().add_usage(usage, actions, groups, prefix)
 
+        def _split_lines(self, text: str, width: int) -> list[str]:
+            return wrapped(text, width) if lang == "zh" else super()._split_lines(text, width)
+
+        def _fill_text(self, text: str, width: int, indent: str) -> str:
+            if lang != "zh" or raw:
+                return str(super()._fill_text(text, width, indent))
+            return "\n".join(indent + line for line in wrapped(text, width - len(indent)))
+
     return Localized
+
+
+# Punctuation a Chinese line does not start with: it stays at the end of the line before.
+_NO_LINE_START = frozenset("，。；：、）」』》？！")
+
+
+def _columns(text: str) -> int:
+    """How many terminal columns `text` takes: a wide (Chinese) character two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def wrapped(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` columns, broken at a space or beside a wide
+    character (Chinese has no spaces between words; argparse's textwrap counts characters
+    and breaks only at spaces, so that its Chinese lines ran twice the terminal's width)."""
+    units: list[str] = []
+    for ch in " ".join(text.split()):
+        if ch != " " and _columns(ch) == 1 and units and units[-1] != " " \
+                and _columns(units[-1][-1]) == 1:  # fmt: skip
+            units[-1] += ch  # a word of narrow characters stays whole
+        else:
+            units.append(ch)
+    lines, line = [], ""
+    for unit in units:
+        if line.strip() and _columns(line + unit) > width and unit not in _NO_LINE_START:
+            lines.append(line.rstrip())
+            line = "" if unit == " " else unit
+        else:
+            line += unit
+    return [*lines, line.rstrip()] if line.strip() else lines
 
 
 def _localized(base: type[argparse.ArgumentParser], lang: Lang) -> type[argparse.ArgumentParser]:
