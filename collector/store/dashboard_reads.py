@@ -57,24 +57,20 @@ SELECT COUNT(*) FILTER (WHERE v.bad > 0), COUNT(*) FILTER (WHERE v.good = :n) FR
   FROM check_results c {in_group} GROUP BY c.device_id
 ) AS v
 """
-# Natural host order in SQL, on both engines: host names are mostly a prefix and a number
-# (PC-2, PC-10), so by the name without its trailing digits, then the shorter name (the
-# smaller number), then the name, case folded; ties by id. (Digits inside a name compare
-# as text.)
-_HOST_ORDER = (
-    "rtrim(lower(d.hostname), '0123456789'), length(d.hostname), lower(d.hostname),"
-    " d.hostname, d.device_id"
-)
+# Natural host order, on both engines: `devices.host_key` (schema 17, `schema.host_key`) is
+# the name without its trailing digits case folded, the name's length (the smaller number
+# of PC-2 and PC-10), the name case folded and the name, as one indexed key; ties by id.
+# (Digits inside a name compare as text.)
+_HOST_ORDER = "d.host_key, d.device_id"
 # The device list's own columns, each a sort key `{way}` (ASC or DESC) applies to. A device
 # that never reported sorts as the oldest report.
 ORDER_COLUMNS = {
-    "host": "rtrim(lower(d.hostname), '0123456789') {way}, length(d.hostname) {way},"
-            " lower(d.hostname) {way}, d.hostname {way}",
+    "host": "d.host_key {way}",
     "device": "d.device_id {way}",
     "os": "lower(d.os_family) {way}",
     "group": "d.device_group {way}",
     "last_report": "COALESCE(d.last_report_us, -1) {way}",
-}  # fmt: skip
+}
 # One group's failures past grace, from its devices (devices_by_group, then each device's
 # verdicts by primary key; SQLite's CROSS JOIN keeps that order): the same conditions as
 # `fleet._FAILING`, which walks every failure of the fleet instead.

@@ -65,9 +65,11 @@ class Moved:
 
 
 def _columns(database: PostgresDatabase, table: str) -> list[str]:
+    """The columns a copy writes: the stored ones (a generated column is computed again)."""
     rows = database.execute(
         "SELECT column_name FROM information_schema.columns"
-        " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+        " WHERE table_schema = current_schema() AND table_name = ? AND is_generated = 'NEVER'"
+        " ORDER BY ordinal_position",
         (table,),
     ).fetchall()
     return [row[0] for row in rows]

@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -438,6 +438,8 @@ SEALING_MIGRATION: tuple[Step, ...] = (
     "CREATE TRIGGER IF NOT EXISTS report_groups_are_append_only_delete BEFORE DELETE"
     " ON report_groups BEGIN SELECT RAISE(ABORT, 'report groups are append-only'); END",
 )
+
+
 # Schema 15: the auditor role (collector/credentials.py). SQLite cannot change a CHECK, so an
 # older table is made again with the new one and its rows copied (nothing refers to it). A new
 # database has it already and is left alone (a rebuild would leave its old pages free).
@@ -477,12 +479,46 @@ PARTS_MIGRATION: tuple[Step, ...] = (
     + " AND ".join(f"NEW.{c} IS OLD.{c}" for c in _SEALED_REPORT_COLUMNS)
     + ") BEGIN SELECT RAISE(ABORT, 'reports are append-only'); END",
 )
+
+
+# Schema 17: each device's natural host order as one key (`host_key`), computed by the
+# database from the host name and indexed, so that a listing in host order reads an index
+# instead of sorting the fleet by four expressions of the name (0.14-0.18 s of a device list
+# page over 100,000 devices on PostgreSQL, bench/dashboard_pages.py). The order is: the
+# name without its trailing digits, case folded; then the shorter name (PC-2 before PC-10);
+# then the name case folded; then the name. Joined by chr(1), which sorts before any
+# character a host name has, so the key compares as those four would one after another.
+def host_key(dialect: str) -> str:
+    """The expression of `devices.host_key` on `dialect` ("sqlite" or "postgresql")."""
+    one, width = ("char(1)", "printf('%010d', length(hostname))") if dialect == "sqlite" else (
+        "chr(1)", "lpad(length(hostname)::text, 10, '0')")  # fmt: skip
+    return (
+        f"rtrim(lower(hostname), '0123456789') || {one} || {width} || {one}"
+        f" || lower(hostname) || {one} || hostname"
+    )
+
+
+def _add_host_key(connection: sqlite3.Connection) -> None:
+    # table_xinfo: table_info leaves generated columns out.
+    if "host_key" not in {row[1] for row in connection.execute("PRAGMA table_xinfo(devices)")}:
+        # SQLite adds a generated column only as VIRTUAL: computed on reading, kept in the index.
+        connection.execute(
+            "ALTER TABLE devices ADD COLUMN host_key TEXT"
+            f" GENERATED ALWAYS AS ({host_key('sqlite')}) VIRTUAL"
+        )
+
+
+HOST_ORDER_MIGRATION: tuple[Step, ...] = (
+    _add_host_key,
+    "CREATE INDEX IF NOT EXISTS devices_by_host ON devices(host_key, device_id)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
+    17: HOST_ORDER_MIGRATION,
 }  # fmt: skip
 
 
@@ -749,6 +785,9 @@ CREATE TABLE IF NOT EXISTS fact_parts (
     last_us  BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fact_parts_by_last ON fact_parts(last_us);
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS host_key {_C}
+    GENERATED ALWAYS AS ({host_key("postgresql")}) STORED;
+CREATE INDEX IF NOT EXISTS devices_by_host ON devices(host_key, device_id);
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,
     first_n  BIGINT NOT NULL,

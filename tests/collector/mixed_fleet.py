@@ -25,7 +25,7 @@ NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 DEVICES = 60
 
 
-def _enroll(store: Store, device_id: str) -> None:
+def enroll(store: Store, device_id: str) -> None:
     token = new_token()
     enrolled = NOW - dt.timedelta(days=20)
     store.identity.add_token(token, enrolled, enrolled + dt.timedelta(hours=1), uses=1)
@@ -34,7 +34,7 @@ def _enroll(store: Store, device_id: str) -> None:
     )
 
 
-def _report(device_id: str, n: int, at: dt.datetime, host: str, os_family: str) -> ReportRecord:
+def report(device_id: str, n: int, at: dt.datetime, host: str, os_family: str) -> ReportRecord:
     return ReportRecord(
         f"{device_id}-{n}", device_id, at, at, "1", b"body", host, os_family, "os", "1"
     )
@@ -47,7 +47,7 @@ def mixed_fleet(database: DatabaseTarget | Path) -> tuple[Store, Policy]:
     store = Store.open(database)
     for n in range(DEVICES):
         device_id = f"{n:02x}" + "ab" * 15
-        _enroll(store, device_id)
+        enroll(store, device_id)
         if n % 10 == 9:
             continue  # never reported: UNKNOWN on every check, STALE once the window passes
         host = rng.choice(["Laptop-Wang", "laptop-li", "Desk-Zhào", "pc"]) + f"-{n % 7}"
@@ -62,7 +62,7 @@ def mixed_fleet(database: DatabaseTarget | Path) -> tuple[Store, Policy]:
                 for c in policy.checks
                 if rng.random() < 0.9  # a check not judged in a report keeps its verdict
             ]
-            store.reports.store_reports([(_report(device_id, k, at, host, os_family), results)])
+            store.reports.store_reports([(report(device_id, k, at, host, os_family), results)])
         if n % 3 == 0:
             store.identity.set_device_group(device_id, "财务部" if n % 2 else "sales-eu", NOW)
         check = rng.choice(policy.checks).check_id

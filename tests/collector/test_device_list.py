@@ -26,7 +26,7 @@ from devposture.collector.store.device_list import (
     matching_devices,
 )
 from devposture.policy import Policy, default_policy
-from tests.collector.mixed_fleet import NOW, _enroll, _report, mixed_fleet
+from tests.collector.mixed_fleet import NOW, enroll, mixed_fleet, report
 from tests.databases import fresh_database
 
 
@@ -198,15 +198,15 @@ def test_any_check_filters_tell_devices_passing_everything_from_those_that_do_no
         }
         for n, (name, states) in enumerate(verdicts.items()):
             device_id = f"{n:02x}" + "cd" * 15
-            _enroll(store, device_id)
+            enroll(store, device_id)
             ago = dt.timedelta(days=5) if name == "silent" else dt.timedelta(days=2)
             results = [CheckResult(check, state, "r") for check, state in states.items()]
             store.reports.store_reports(
-                [(_report(device_id, 0, NOW - ago, name, "linux"), results)]
+                [(report(device_id, 0, NOW - ago, name, "linux"), results)]
             )
             if name == "fails-one":  # a newer report: still failing, and the failure is old
                 store.reports.store_reports([(
-                    _report(device_id, 1, NOW - dt.timedelta(minutes=5), name, "linux"), results
+                    report(device_id, 1, NOW - dt.timedelta(minutes=5), name, "linux"), results
                 )])  # fmt: skip
             if name.startswith("waived"):
                 store.waivers.add_waiver(Waiver(
@@ -214,9 +214,9 @@ def test_any_check_filters_tell_devices_passing_everything_from_those_that_do_no
                     NOW - dt.timedelta(days=1), NOW + dt.timedelta(days=3),
                 ), NOW)  # fmt: skip
         in_grace = "05" + "cd" * 15
-        _enroll(store, in_grace)
+        enroll(store, in_grace)
         store.reports.store_reports([(
-            _report(in_grace, 0, NOW - dt.timedelta(minutes=5), "in-grace", "linux"),
+            report(in_grace, 0, NOW - dt.timedelta(minutes=5), "in-grace", "linux"),
             [CheckResult(checks[2], "FAIL", "r")] + [  # os-updates: 168 h of grace
                 CheckResult(c, "PASS", "r") for c in checks if c != checks[2]
             ],

@@ -16,8 +16,8 @@ import pytest
 from devposture.collector.compliance import Standing, Waiver, standings
 from devposture.collector.store import Store
 from devposture.collector.store.dashboard_reads import STATE_ORDER, FailingWanted
-from devposture.policy import Policy
-from tests.collector.mixed_fleet import NOW, mixed_fleet
+from devposture.policy import Policy, default_policy
+from tests.collector.mixed_fleet import NOW, enroll, mixed_fleet, report
 from tests.databases import fresh_database
 
 
@@ -131,3 +131,36 @@ def test_failing_filters_select_what_python_would(
             assert store.dashboard.failing_count(policy, NOW, wanted) == len(expected)
             page = store.dashboard.failing(policy, NOW, wanted, offset=1, limit=2)
             assert page == expected[1:3]
+
+
+# Names that tell the key's parts apart: a prefix of another, the same name in two cases,
+# numbers of different widths, digits inside, no digits, Chinese, one left empty.
+AWKWARD_NAMES = [
+    "PC-10", "pc-1", "PC-2", "pc-10a", "pc-2", "pc", "pc-", "PC-010", "laptop", "Laptop-9",
+    "laptop-9x", "财务-12", "财务-3", "财务", "a", "A", "", "pc-100", "pc-99", "PC1", "pc01",
+]  # fmt: skip
+
+
+def test_host_order_key_sorts_awkward_names_as_python_does(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`devices.host_key` (schema 17), which the database computes from the host name, puts
+    devices in the natural order `_natural` spells in Python, both ways, on either engine."""
+    store = Store.open(fresh_database(tmp_path_factory.mktemp("names")))
+    try:
+        policy = default_policy()
+        names: dict[str, str] = {}
+        for n, name in enumerate(AWKWARD_NAMES):
+            device_id = f"{n:02x}" + "cd" * 15
+            enroll(store, device_id)
+            store.reports.store_reports([(report(device_id, 0, NOW, name, "linux"), [])])
+            names[device_id] = name
+        key = {d: (*_natural(name), d) for d, name in names.items()}
+        expected = sorted(names, key=key.__getitem__)
+        assert [names[d] for d in store.dashboard.ordered(policy, NOW, "host")] == [
+            names[d] for d in expected
+        ]
+        backwards = sorted(names, key=lambda d: key[d][:-1], reverse=True)
+        assert store.dashboard.ordered(policy, NOW, "host", descending=True) == backwards
+    finally:
+        store.close()
