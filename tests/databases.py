@@ -107,7 +107,8 @@ def columns(database: AnyDatabase, table: str) -> list[str]:
             (table,),
         ).fetchall()
         return [row[0] for row in rows]
-    return [row[1] for row in database.execute(f"PRAGMA table_info({table})").fetchall()]
+    # table_xinfo: table_info leaves generated columns out.
+    return [row[1] for row in database.execute(f"PRAGMA table_xinfo({table})").fetchall()]
 
 
 def raw(target: DatabaseTarget) -> AnyDatabase:

@@ -45,17 +45,46 @@ class FailingWanted:
     min_days: float = 0.0
 
 
-# Per device with verdicts, in one grouped pass over the verdicts in primary-key order (no
-# sort, no join: about 0.3 s for 600,000 verdicts on SQLite): whether a check fails past its
-# grace, and how many of the policy's checks pass. `{cutoff}` is a CASE giving each check's
-# grace cutoff (NULL for a check the policy no longer has). Silent and waived devices are
-# counted as if neither mattered, then set right from their own few rows (`headline`).
-_RAW = """
+# The raw figures, before the few silent and waived devices are set right (`headline`):
+# devices whose every verdict passes, from the count the database keeps per device (schema
+# 18: `devices.passing`), valid while every verdict is of one of the policy's checks (else
+# `_RAW_GROUPED`); and devices with a failure past its check's grace. `{cutoff}` is a CASE
+# giving each check's grace cutoff. The failing devices: on PostgreSQL from the partial
+# index of failing verdicts (0.11 s for 190,000 failures over 100,000 devices, where a pass
+# over the verdicts took 0.2-0.3 s); on SQLite, whose lookup of each failure's row from
+# that index took 0.54 s, by one pass over the verdicts in primary-key order (0.16 s).
+_RAW_COMPLIANT = "SELECT COUNT(*) FROM devices d WHERE d.passing = :n {in_group}"
+_RAW_NEEDING = {
+    "postgresql": """
+SELECT COUNT(DISTINCT c.device_id) FROM check_results c
+WHERE c.state = 'FAIL' AND c.since_us <= :latest AND c.since_us <= {cutoff} {in_group}
+""",
+    "sqlite": """
+SELECT COUNT(*) FROM (
+  SELECT 1 FROM check_results c WHERE c.state = 'FAIL' AND c.since_us <= {cutoff} {in_group}
+  GROUP BY c.device_id
+) AS v
+""",
+}
+# The same two from one grouped pass over every verdict (about 0.3 s for 600,000 verdicts
+# on SQLite and on PostgreSQL), for when some verdict is of a check the policy no longer has.
+_RAW_GROUPED = """
 SELECT COUNT(*) FILTER (WHERE v.bad > 0), COUNT(*) FILTER (WHERE v.good = :n) FROM (
   SELECT MAX(CASE WHEN c.state = 'FAIL' AND c.since_us <= {cutoff} THEN 1 ELSE 0 END) AS bad,
          SUM(CASE WHEN c.state = 'PASS' AND {cutoff} IS NOT NULL THEN 1 ELSE 0 END) AS good
   FROM check_results c {in_group} GROUP BY c.device_id
 ) AS v
+"""
+# The checks that have verdicts: one index probe per check (check_results_by_standing
+# leads with the check), not a pass over the verdicts.
+_JUDGED_CHECKS = """
+WITH RECURSIVE judged(check_id) AS (
+  SELECT MIN(check_id) FROM check_results
+  UNION ALL
+  SELECT (SELECT MIN(c.check_id) FROM check_results c WHERE c.check_id > j.check_id)
+  FROM judged j WHERE j.check_id IS NOT NULL
+)
+SELECT check_id FROM judged WHERE check_id IS NOT NULL
 """
 # Natural host order, on both engines: `devices.host_key` (schema 17, `schema.host_key`) is
 # the name without its trailing digits case folded, the name's length (the smaller number
@@ -118,9 +147,7 @@ def _figures(
 class DashboardReads(Part):
     """The dashboard for IT's reads (`Store.dashboard`)."""
 
-    def headline(
-        self, policy: Policy, at: dt.datetime, stale: int, group: str = ""
-    ) -> Headline:
+    def headline(self, policy: Policy, at: dt.datetime, stale: int, group: str = "") -> Headline:
         """The overview's figures at `at` (of one group's devices when `group` is given), by
         the standing rule: a silent device counts in neither, a waived check as EXEMPT.
         `stale` comes from the fleet's counts (every check's STALE count is the silent
@@ -139,8 +166,28 @@ class DashboardReads(Part):
             "WHERE c.device_id IN (SELECT device_id FROM devices WHERE device_group = :group)"
             if group else ""
         )  # fmt: skip
-        query = _RAW.format(cutoff=cutoff + " END", in_group=in_group)
-        needing, compliant = (int(x or 0) for x in self._db.execute(query, params).fetchone())
+        cutoff += " END"
+        judged = {r[0] for r in self._db.execute(_JUDGED_CHECKS)}
+        if cutoffs and judged <= set(cutoffs):
+            engine = "sqlite" if self._db.dialect.is_sqlite else "postgresql"
+            params["latest"] = max(cutoffs.values(), default=0)
+            needing = int(
+                self._db.execute(
+                    _RAW_NEEDING[engine].format(
+                        cutoff=cutoff, in_group=in_group.replace("WHERE", "AND", 1)
+                    ),
+                    params,
+                ).fetchone()[0]
+            )
+            compliant = int(
+                self._db.execute(
+                    _RAW_COMPLIANT.format(in_group="AND d.device_group = :group" if group else ""),
+                    params,
+                ).fetchone()[0]
+            )
+        else:
+            query = _RAW_GROUPED.format(cutoff=cutoff, in_group=in_group)
+            needing, compliant = (int(x or 0) for x in self._db.execute(query, params).fetchone())
         in_force = {(d, c) for d, c in waived_at(self._db, at) if c in cutoffs}
         silent = {r[0] for r in self._db.execute(
             _SILENT.format(in_group="AND device_group = :group" if group else ""), params

@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 17
+SCHEMA_VERSION = 18
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -512,13 +512,45 @@ HOST_ORDER_MIGRATION: tuple[Step, ...] = (
     _add_host_key,
     "CREATE INDEX IF NOT EXISTS devices_by_host ON devices(host_key, device_id)",
 )
+
+
+# Schema 18: how many of each device's verdicts are PASS (`devices.passing`), kept by the
+# database on every write to check_results (triggers, so that no writer can forget it), so
+# that the overview counts the fully compliant devices in one pass over the devices instead
+# of grouping every verdict by device (0.2-0.3 s over 600,000 verdicts on PostgreSQL,
+# bench/dashboard_pages.py). A count, not a judgment: the standing rule (silence, waivers,
+# grace) is applied where it is read (store/dashboard_reads.py).
+COUNT_PASSING = (
+    "UPDATE devices SET passing = (SELECT COUNT(*) FROM check_results c"
+    " WHERE c.device_id = devices.device_id AND c.state = 'PASS')"
+)
+_PASSING_TRIGGERS = (
+    "CREATE TRIGGER IF NOT EXISTS check_results_passing_insert AFTER INSERT ON check_results"
+    " WHEN NEW.state = 'PASS'"
+    " BEGIN UPDATE devices SET passing = passing + 1 WHERE device_id = NEW.device_id; END",
+    "CREATE TRIGGER IF NOT EXISTS check_results_passing_delete AFTER DELETE ON check_results"
+    " WHEN OLD.state = 'PASS'"
+    " BEGIN UPDATE devices SET passing = passing - 1 WHERE device_id = OLD.device_id; END",
+    "CREATE TRIGGER IF NOT EXISTS check_results_passing_update"
+    " AFTER UPDATE OF state ON check_results WHEN (OLD.state = 'PASS') <> (NEW.state = 'PASS')"
+    " BEGIN UPDATE devices SET passing = passing + CASE WHEN NEW.state = 'PASS' THEN 1 ELSE -1"
+    " END WHERE device_id = NEW.device_id; END",
+)
+
+
+def _add_passing(connection: sqlite3.Connection) -> None:
+    if "passing" not in {row[1] for row in connection.execute("PRAGMA table_xinfo(devices)")}:
+        connection.execute("ALTER TABLE devices ADD COLUMN passing INTEGER NOT NULL DEFAULT 0")
+
+
+PASSING_MIGRATION: tuple[Step, ...] = (_add_passing, COUNT_PASSING, *_PASSING_TRIGGERS)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
-    17: HOST_ORDER_MIGRATION,
+    17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION,
 }  # fmt: skip
 
 
@@ -788,6 +820,27 @@ CREATE INDEX IF NOT EXISTS fact_parts_by_last ON fact_parts(last_us);
 ALTER TABLE devices ADD COLUMN IF NOT EXISTS host_key {_C}
     GENERATED ALWAYS AS ({host_key("postgresql")}) STORED;
 CREATE INDEX IF NOT EXISTS devices_by_host ON devices(host_key, device_id);
+ALTER TABLE devices ADD COLUMN IF NOT EXISTS passing BIGINT NOT NULL DEFAULT 0;
+CREATE OR REPLACE FUNCTION devposture_count_passing() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    UPDATE devices SET passing = passing + 1 WHERE device_id = NEW.device_id;
+  ELSIF TG_OP = 'DELETE' THEN
+    UPDATE devices SET passing = passing - 1 WHERE device_id = OLD.device_id;
+  ELSE
+    UPDATE devices SET passing = passing + CASE WHEN NEW.state = 'PASS' THEN 1 ELSE -1 END
+    WHERE device_id = NEW.device_id;
+  END IF;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER check_results_passing_insert AFTER INSERT ON check_results
+    FOR EACH ROW WHEN (NEW.state = 'PASS') EXECUTE FUNCTION devposture_count_passing();
+CREATE OR REPLACE TRIGGER check_results_passing_delete AFTER DELETE ON check_results
+    FOR EACH ROW WHEN (OLD.state = 'PASS') EXECUTE FUNCTION devposture_count_passing();
+CREATE OR REPLACE TRIGGER check_results_passing_update AFTER UPDATE OF state ON check_results
+    FOR EACH ROW WHEN ((OLD.state = 'PASS') <> (NEW.state = 'PASS'))
+    EXECUTE FUNCTION devposture_count_passing();
+{COUNT_PASSING};
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,
     first_n  BIGINT NOT NULL,
@@ -846,7 +899,7 @@ CREATE TABLE IF NOT EXISTS alert_collector_problems (
     observed_us  BIGINT NOT NULL,
     PRIMARY KEY (reporter, problem_key)
 );
-"""
+"""  # noqa: S608 (fixed texts only)
 
 # table -> what its triggers say when an UPDATE, DELETE or TRUNCATE is tried (as on SQLite).
 APPEND_ONLY = {
