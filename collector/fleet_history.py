@@ -7,6 +7,10 @@ state history (`count_week_ends`) when `serve` starts, on a connection of its ow
 a past moment over 100,000 devices takes seconds (bench/fleet_report.py), which no page load
 should wait for. The dashboard shows such a week as a gap until then.
 
+`serve` also counts each past local midnight once, the newest first (`mark_days`), and keeps
+it as that moment's mark (store/fleet_marks.py): `report fleet --as-of DATE` then reads a
+count instead of judging the history.
+
 Days and weeks are the company's (the policy's time zone): a week ends at Monday 00:00 local
 time, and a day's record is the local day's, so a Beijing trend does not close its weeks at
 08:00 on Monday.
@@ -73,4 +77,51 @@ def count_week_ends(
         reader.close()
 
 
-__all__ = ["WEEKS", "count_week_ends", "day_ended_by", "missing_week_ends", "week_ends"]
+# Midnights counted per hourly run at most (about a second each over 100,000 devices), so a
+# collector upgraded with a year of history marks it over a few hours of background work.
+MARKS_PER_RUN = 48
+# A midnight is marked once it is this old: the reports collected before it and delivered
+# just after are in by then (a later one voids the mark, which the next run counts again).
+MARK_AFTER = dt.timedelta(hours=1)
+
+
+def midnights(now: dt.datetime, zone: dt.tzinfo, since: dt.datetime) -> list[dt.datetime]:
+    """The local midnights from `since` to an hour ago, the newest first."""
+    last = (now - MARK_AFTER).astimezone(zone).date()
+    first = since.astimezone(zone).date()
+    days = (last - first).days
+    found = [local_midnight(last - dt.timedelta(days=k), zone) for k in range(days + 1)]
+    return [m for m in found if since <= m <= now - MARK_AFTER]
+
+
+def mark_days(
+    database: DatabaseTarget,
+    policy: Policy,
+    now: dt.datetime,
+    should_stop: Callable[[], bool] = lambda: False,
+    most: int = MARKS_PER_RUN,
+) -> int:
+    """Count the fleet at the past local midnights that have no mark under this policy (the
+    newest first, back to the first enrollment or the policy's retention, `most` of them) on
+    a connection of its own, and keep each; how many were kept."""
+    store = Store.open(database)
+    try:
+        first = store.fleet.first_enrolled()
+        if first is None:
+            return 0
+        since = max(first, now - dt.timedelta(days=policy.retention_days))
+        wanted = store.fleet.unmarked(policy, midnights(now, zone_of(policy), since))[:most]
+        kept = 0
+        for moment in wanted:
+            if should_stop():
+                break
+            kept += store.fleet.mark(policy, moment)
+        return kept
+    finally:
+        store.close()
+
+
+__all__ = [
+    "MARKS_PER_RUN", "WEEKS", "count_week_ends", "day_ended_by", "mark_days", "midnights",
+    "missing_week_ends", "week_ends",
+]  # fmt: skip

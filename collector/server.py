@@ -439,10 +439,28 @@ async def keep_fleet_days(
             if backfill is not None and recorded:
                 await backfill_week_ends(running, backfill, stop)
                 backfill = None
+            if database is not None and recorded:
+                await mark_past_days(running, database, stop)
         except Exception as exc:  # a summary; the reports themselves are safe
             log.error("could not record the fleet's standing for the trend: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
+
+
+async def mark_past_days(
+    running: RunningServer, database: DatabaseTarget, stop: asyncio.Event
+) -> int:
+    """Count the fleet at past local midnights not counted yet and keep each count
+    (`fleet_history.mark_days`), on a connection and a thread of their own; how many."""
+    policy, now = running.service.policy, running.service.now()
+    started = time.monotonic()
+    kept = await asyncio.to_thread(fleet_history.mark_days, database, policy, now, stop.is_set)
+    if kept:
+        log.info(
+            "counted the fleet at %d past midnights for reports as of a date in %.1f s",
+            kept, time.monotonic() - started,
+        )  # fmt: skip
+    return kept
 
 
 async def backfill_week_ends(
@@ -511,9 +529,7 @@ async def _apply_edit(
 ) -> int:
     """Publish an edited policy, then judge every device again under it, once: under a lease,
     so two collectors never re-judge the fleet at the same time. Its version."""
-    policy, version = await running.service.in_db(
-        lambda: apply_edit(config, running.store, text)
-    )
+    policy, version = await running.service.in_db(lambda: apply_edit(config, running.store, text))
     holder = collector_name()
     hold = dt.timedelta(hours=1)
     while not await running.service.in_db(

@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 18
+SCHEMA_VERSION = 19
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -544,13 +544,24 @@ def _add_passing(connection: sqlite3.Connection) -> None:
 
 
 PASSING_MIGRATION: tuple[Step, ...] = (_add_passing, COUNT_PASSING, *_PASSING_TRIGGERS)
+
+# Schema 19: the fleet's standing at past moments, kept once counted (store/fleet_marks.py),
+# and the trigger that voids a mark when a change dated at or before it is stored (a report
+# delivered late). Marks are a summary, not evidence.
+MARKS_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS fleet_marks (at_us INTEGER NOT NULL, judged_by TEXT NOT NULL,"
+    " check_id TEXT NOT NULL, state TEXT NOT NULL, devices INTEGER NOT NULL,"
+    " PRIMARY KEY (at_us, judged_by, check_id, state))",
+    "CREATE TRIGGER IF NOT EXISTS state_changes_void_marks AFTER INSERT ON state_changes"
+    " BEGIN DELETE FROM fleet_marks WHERE at_us >= NEW.since_us; END",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
     8: FAILING_MIGRATION, 9: SHARING_MIGRATION, 10: GUESSES_MIGRATION,
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
-    17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION,
+    17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
 }  # fmt: skip
 
 
@@ -841,6 +852,21 @@ CREATE OR REPLACE TRIGGER check_results_passing_update AFTER UPDATE OF state ON 
     FOR EACH ROW WHEN ((OLD.state = 'PASS') <> (NEW.state = 'PASS'))
     EXECUTE FUNCTION devposture_count_passing();
 {COUNT_PASSING};
+CREATE TABLE IF NOT EXISTS fleet_marks (
+    at_us      BIGINT NOT NULL,
+    judged_by  {_C} NOT NULL,
+    check_id   {_C} NOT NULL,
+    state      {_C} NOT NULL,
+    devices    BIGINT NOT NULL,
+    PRIMARY KEY (at_us, judged_by, check_id, state)
+);
+CREATE OR REPLACE FUNCTION devposture_void_marks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM fleet_marks WHERE at_us >= NEW.since_us;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER state_changes_void_marks AFTER INSERT ON state_changes
+    FOR EACH ROW EXECUTE FUNCTION devposture_void_marks();
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,
     first_n  BIGINT NOT NULL,

@@ -1,0 +1,117 @@
+"""The fleet's standing at past moments, kept once counted (schema 19: `fleet_marks`).
+
+`report fleet --as-of 2026-11-01` asks how the fleet stood at a local midnight (a date is
+that day's start in the company's time zone). Counting a past moment from the history takes
+0.4-1.3 s over 100,000 devices (bench/fleet_report.py), and more as the history grows;
+`serve` counts each past midnight once (`collector/fleet_history.mark_days`, hourly, under
+the fleet-day lease) and the report reads the count back in milliseconds. Any other moment
+is still counted from the history.
+
+A mark must stay what counting again would give. The count depends on: the state history up
+to the moment (dated by when the facts were collected, so a report delivered late can add a
+change dated before a mark), the reports received by then (never in the past), the waivers
+in force then (granted and revoked when they are made, never back-dated), and the policy's
+judging parameters (`judging_key`: a mark counted under another policy is not read). So:
+
+- a change dated at or before a mark voids it: a trigger on `state_changes` deletes the
+  marks at or after each inserted change, whoever writes it;
+- a count that was under way while such a change was stored is not kept: `keep` reads the
+  evidence chain's state entries appended since the count began (the chain is one sequence
+  in commit order, appended under the store's write lock, in the same transaction as the
+  change itself) and refuses when one is dated at or before the moment.
+
+Marks are a summary, not evidence: the audit export never reads them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from devposture.collector.compliance import STATES
+from devposture.collector.evidence import chain
+from devposture.collector.store.base import to_us
+from devposture.collector.store.engine import AnyDatabase, Cursor
+from devposture.policy import Policy
+
+
+@dataclass(frozen=True)
+class Measured:
+    """A past moment's counts and where the evidence chain stood when counting began."""
+
+    at_us: int
+    judged_by: str
+    counts: dict[str, dict[str, int]]
+    chain_seq: int
+
+
+def judging_key(policy: Policy) -> str:
+    """What a past moment's counts depend on in the policy: the window after which a silent
+    device is STALE, and each check with its grace period (SHA-256, hex)."""
+    parameters = {
+        "stale_after_hours": policy.stale_after_hours,
+        "checks": [[c.check_id, c.grace_hours] for c in policy.checks],
+    }
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
+
+
+def marked(db: AnyDatabase, policy: Policy, at: dt.datetime) -> dict[str, dict[str, int]] | None:
+    """The counts kept for `at` under this policy's judging, or None (not counted yet, or
+    voided since)."""
+    rows = db.execute(
+        "SELECT check_id, state, devices FROM fleet_marks WHERE at_us = ? AND judged_by = ?",
+        (to_us(at), judging_key(policy)),
+    ).fetchall()
+    if not rows:
+        return None
+    counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
+    for check_id, state, devices in rows:
+        if check_id in counts and state in counts[check_id]:
+            counts[check_id][state] = int(devices)
+    return counts
+
+
+def chain_seq(db: AnyDatabase) -> int:
+    """The newest entry of the evidence chain (0 before the first)."""
+    row = db.execute("SELECT MAX(seq) FROM evidence_chain").fetchone()
+    return int(row[0] or 0)
+
+
+def keep(cur: Cursor, measured: Measured) -> bool:
+    """Keep `measured` (in the caller's write transaction) unless a state change dated at or
+    before its moment was stored since its count began; whether it was kept."""
+    rows = cur.execute(
+        "SELECT record_key FROM evidence_chain WHERE seq > ? AND kind = ?",
+        (measured.chain_seq, chain.STATE),
+    ).fetchall()
+    # A state entry's key is device/check/since (chain.state_key).
+    if any(int(str(key).rsplit("/", 1)[1]) <= measured.at_us for (key,) in rows):
+        return False
+    cur.execute(
+        "DELETE FROM fleet_marks WHERE at_us = ? AND judged_by = ?",
+        (measured.at_us, measured.judged_by),
+    )
+    cur.executemany(
+        "INSERT INTO fleet_marks(at_us, judged_by, check_id, state, devices)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            (measured.at_us, measured.judged_by, check_id, state, devices)
+            for check_id, per_state in measured.counts.items()
+            for state, devices in per_state.items()
+        ],
+    )
+    return True
+
+
+def unmarked(db: AnyDatabase, policy: Policy, moments: list[dt.datetime]) -> list[dt.datetime]:
+    """Those of `moments` with no counts kept under this policy's judging."""
+    if not moments:
+        return []
+    rows = db.execute(
+        "SELECT DISTINCT at_us FROM fleet_marks WHERE judged_by = ? AND at_us >= ?",
+        (judging_key(policy), min(to_us(m) for m in moments)),
+    ).fetchall()
+    kept = {int(r[0]) for r in rows}
+    return [m for m in moments if to_us(m) not in kept]

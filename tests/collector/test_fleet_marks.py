@@ -1,0 +1,149 @@
+"""The fleet's standing kept at past moments (`store.fleet.mark`, schema 19) is what counting
+again from the history gives: read back while true, voided by a report delivered late with a
+change dated before it, never kept when such a report was stored while it was being counted,
+and not read under a policy that judges differently. On a real database (a SQLite file, or
+PostgreSQL), on `tests.collector.mixed_fleet`."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from devposture.collector.fleet_history import mark_days, midnights
+from devposture.collector.store import CheckResult, Store
+from devposture.collector.store.fleet import fleet_figures_as_of
+from devposture.collector.store.fleet_marks import Measured, chain_seq, judging_key, keep, marked
+from devposture.collector.store.reports import ReportRecord
+from devposture.policy import Policy
+from tests.collector.mixed_fleet import NOW, enroll, mixed_fleet
+from tests.databases import fresh_database
+
+MOMENTS = [NOW - dt.timedelta(hours=h) for h in (1, 16, 40, 24 * 6, 24 * 19)]
+
+
+def _counted(store: Store, policy: Policy, at: dt.datetime) -> dict[str, dict[str, int]]:
+    """Counted from the history, never from a mark."""
+    return fleet_figures_as_of(store._db, policy, at)
+
+
+def _report(device_id: str, n: int, collected: dt.datetime, received: dt.datetime) -> ReportRecord:
+    return ReportRecord(f"{device_id}-late-{n}", device_id, received, collected, "1", b"body",
+                        "late-pc", "linux", "os", "1")  # fmt: skip
+
+
+def test_a_mark_is_read_back_equal_to_counting_again(tmp_path: Path) -> None:
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        for at in MOMENTS:
+            assert marked(store._db, policy, at) is None
+            assert store.fleet.mark(policy, at)
+            assert marked(store._db, policy, at) == _counted(store, policy, at)
+            assert store.fleet.fleet_figures_as_of(policy, at) == _counted(store, policy, at)
+        assert store.fleet.unmarked(policy, [*MOMENTS, NOW]) == [NOW]
+        # Another policy's judging (a longer grace on one check) reads none of them.
+        longer = dataclasses.replace(policy.checks[0], grace_hours=policy.checks[0].grace_hours + 1)
+        other = dataclasses.replace(policy, checks=(longer, *policy.checks[1:]))
+        assert judging_key(other) != judging_key(policy)
+        assert all(marked(store._db, other, at) is None for at in MOMENTS)
+        assert store.fleet.fleet_figures_as_of(other, MOMENTS[-1]) == _counted(
+            store, other, MOMENTS[-1]
+        )
+    finally:
+        store.close()
+
+
+def _late_fleet(tmp_path: Path) -> tuple[Store, Policy, str, dt.datetime]:
+    """The mixed fleet and one more device that passed everything an hour before `at`."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    at = NOW - dt.timedelta(hours=16)
+    device_id = "ee" * 16
+    enroll(store, device_id)
+    passing = [CheckResult(c.check_id, "PASS", "r") for c in policy.checks]
+    before = at - dt.timedelta(hours=1)
+    store.reports.store_reports([(_report(device_id, 0, before, before), passing)])
+    return store, policy, device_id, at
+
+
+def test_a_change_delivered_late_and_dated_before_a_mark_voids_it(tmp_path: Path) -> None:
+    store, policy, device_id, at = _late_fleet(tmp_path)
+    try:
+        later = NOW - dt.timedelta(hours=2)
+        assert store.fleet.mark(policy, at) and store.fleet.mark(policy, later)
+        earlier = NOW - dt.timedelta(days=6)
+        assert store.fleet.mark(policy, earlier)
+        was = _counted(store, policy, at)
+        # Collected half an hour before the moment, stuck in the outbox, delivered now.
+        failing = [CheckResult(c.check_id, "FAIL", "r") for c in policy.checks]
+        collected = at - dt.timedelta(minutes=30)
+        store.reports.store_reports([(_report(device_id, 1, collected, NOW), failing)])
+        now_counted = _counted(store, policy, at)
+        assert now_counted != was, "the late change moves the count, else this proves little"
+        assert marked(store._db, policy, at) is None
+        assert marked(store._db, policy, later) is None
+        assert marked(store._db, policy, earlier) is not None  # before the change: still true
+        assert store.fleet.fleet_figures_as_of(policy, at) == now_counted
+    finally:
+        store.close()
+
+
+def test_a_count_under_way_when_a_late_change_is_stored_is_not_kept(tmp_path: Path) -> None:
+    store, policy, device_id, at = _late_fleet(tmp_path)
+    try:
+        # Counted first (the chain's head noted), then the late report, then keeping.
+        measured = Measured(
+            int(at.timestamp() * 1_000_000), judging_key(policy),
+            _counted(store, policy, at), chain_seq(store._db),
+        )  # fmt: skip
+        failing = [CheckResult(c.check_id, "FAIL", "r") for c in policy.checks]
+        collected = at - dt.timedelta(minutes=30)
+        store.reports.store_reports([(_report(device_id, 1, collected, NOW), failing)])
+        with store._db.transaction() as cursor:
+            assert not keep(cursor, measured)
+        assert marked(store._db, policy, at) is None
+        # A change dated after the moment does not stand in the way.
+        measured = dataclasses.replace(
+            measured, counts=_counted(store, policy, at), chain_seq=chain_seq(store._db)
+        )
+        passing = [CheckResult(c.check_id, "PASS", "r") for c in policy.checks]
+        store.reports.store_reports([(_report(device_id, 2, NOW, NOW), passing)])
+        with store._db.transaction() as cursor:
+            assert keep(cursor, measured)
+        assert marked(store._db, policy, at) == _counted(store, policy, at)
+    finally:
+        store.close()
+
+
+def test_serve_marks_each_past_midnight_once_the_newest_first(tmp_path: Path) -> None:
+    """`fleet_history.mark_days`, as `serve` runs it hourly: the company's midnights from the
+    first enrollment to an hour ago, `most` a run, each equal to counting again."""
+    target = fresh_database(tmp_path)
+    store, policy = mixed_fleet(target)
+    try:
+        zone = ZoneInfo(policy.time_zone)
+        first = store.fleet.first_enrolled()
+        assert first is not None
+        every = midnights(NOW, zone, first)
+        assert len(every) == (NOW.astimezone(zone).date() - first.astimezone(zone).date()).days
+        assert all(m.astimezone(zone).time() == dt.time() for m in every)
+        assert every == sorted(every, reverse=True)
+        assert mark_days(target, policy, NOW, most=5) == 5
+        assert store.fleet.unmarked(policy, every) == every[5:]
+        assert mark_days(target, policy, NOW) == len(every) - 5
+        assert mark_days(target, policy, NOW) == 0
+        for at in every:
+            assert marked(store._db, policy, at) == _counted(store, policy, at)
+    finally:
+        store.close()
+
+
+def test_midnights_are_the_company_s_across_a_clock_change() -> None:
+    new_york = ZoneInfo("America/New_York")  # clocks go back on 2026-11-01
+    now = dt.datetime(2026, 11, 3, 12, tzinfo=dt.UTC)
+    since = dt.datetime(2026, 10, 30, 12, tzinfo=dt.UTC)
+    found = midnights(now, new_york, since)
+    assert [m.astimezone(new_york).isoformat() for m in found] == [
+        "2026-11-03T00:00:00-05:00", "2026-11-02T00:00:00-05:00",
+        "2026-11-01T00:00:00-04:00", "2026-10-31T00:00:00-04:00",
+    ]  # fmt: skip
