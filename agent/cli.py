@@ -830,7 +830,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
             if args.purge not in ("", "0", "1"):
                 lines.insert(0, f"--purge={args.purge!r} is not 1: nothing deleted")
     except Exception as exc:  # an installer keeps no output: every failure goes to setup.log
-        if isinstance(exc, (SetupError, ConfigError)):
+        if isinstance(exc, Worded):
+            problem = exc.said
+        elif isinstance(exc, SetupError):
             problem = Said(str(exc), as_is=True)
         elif isinstance(exc, OSError):
             problem = said("{path}: {problem}; run it as root (an administrator on Windows)",

@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devposture.agent import cli
+from devposture.agent import cli, enroll, first_start
 from devposture.policy import cli_catalog
 
 _HERE = Path(__file__).parent
-# The modules whose words a person reads from `devposture-agent`.
-SOURCES: tuple[Path, ...] = (_HERE / "cli.py", _HERE / "enroll_diagnosis.py")
+# The modules whose words a person reads from `devposture-agent` (besides the shared ones,
+# `cli_catalog.SHARED`); enrolling's are imported too (`cli` imports them only to enroll), so
+# that their error classes are known by name.
+SOURCES: tuple[Path, ...] = tuple(
+    _HERE / name
+    for name in ("cli.py", "enroll_diagnosis.py", "enroll.py", "first_start.py", "settings.py",
+                 "state.py")
+)  # fmt: skip
+_LOADED = (enroll.EnrollError, first_start.PlanError)
 
 
 def mistakes() -> list[str]:

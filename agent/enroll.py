@@ -29,14 +29,16 @@ from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, fingerprint
 from devposture.net.proxy import channel_options
 from devposture.net.rpc_status import retry_hint, status_of
+from devposture.policy.cli_messages import Said, Worded, lines, said
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
 ENROLL_DEADLINE_SECONDS = 30.0
 
 
-class EnrollError(Exception):
-    """Enrollment failed; the message says why and what to do."""
+class EnrollError(Worded):
+    """Enrollment failed; the message says why and what to do (worded in the reader's
+    language, `Worded`; `str()` is the English the service logs)."""
 
 
 class Unreachable(EnrollError):
@@ -48,8 +50,10 @@ class TryLater(EnrollError):
     """The collector answered and asks to come back later (pushback, a full disk, a restart);
     `retry_after` is its hint in seconds, when it gave one."""
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, english: str | Said, /, retry_after: float | None = None, **params: object
+    ) -> None:
+        super().__init__(english, **params)
         self.retry_after = retry_after
 
 
@@ -72,11 +76,11 @@ def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
 def certificate_problem(
     key: ec.EllipticCurvePrivateKey, cert: x509.Certificate, device_id: str,
     cas: list[x509.Certificate],
-) -> str | None:  # fmt: skip
+) -> Said | None:  # fmt: skip
     """Why a certificate the collector issued to this device cannot be used, or None: it must
     hold our key, name our device id, and be signed by one of `cas`."""
     if not any(_issued_by(cert, ca) for ca in cas):
-        return "the collector returned a certificate not signed by a CA it is trusted for"
+        return said("the collector returned a certificate not signed by a CA it is trusted for")
     ours = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -85,7 +89,7 @@ def certificate_problem(
     )
     common_names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if ours != theirs or not common_names or common_names[0].value != device_id:
-        return "the collector returned a certificate for another key or device"
+        return said("the collector returned a certificate for another key or device")
     return None
 
 
@@ -94,28 +98,31 @@ def _explain_rpc_error(
 ) -> EnrollError:  # fmt: skip
     code, detail = status_of(error)
     if code == grpc.StatusCode.UNAUTHENTICATED:
-        return EnrollError(f"the collector refused the token: {detail}")
+        return EnrollError("the collector refused the token: {detail}", detail=detail)
     hinted, after = retry_hint(error)
     if code == grpc.StatusCode.UNAVAILABLE and hinted:
         # The collector answered, and asks to come back later (a full disk, a restart).
-        return TryLater(
-            f"the collector at {address.target()} asks to come back later: {detail}", after
-        )
+        return TryLater("the collector at {target} asks to come back later: {detail}",
+                        retry_after=after, target=address.target(), detail=detail)  # fmt: skip
     if code == grpc.StatusCode.UNAVAILABLE:
         # The collector's CA is pinned by now: one more connection can tell what is wrong.
         found = diagnose(address, ca_pem, proxy=state.proxy)
         if found is not None:
             return Unreachable(found)
         return Unreachable(
-            f"cannot reach the collector at {address.target()} over TLS ({detail}). Check that"
+            "cannot reach the collector at {target} over TLS ({detail}). Check that"
             " `devposture-collector serve` is running and that this is its enrollment port"
-            " (7443 by default), then try again"
+            " (7443 by default), then try again",
+            target=address.target(), detail=detail,
         )
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        return TryLater(f"the collector asks this address to slow down: {detail}", after)
+        return TryLater("the collector asks this address to slow down: {detail}",
+                        retry_after=after, detail=detail)  # fmt: skip
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-        return Unreachable(f"the collector at {address.target()} did not answer in time; try again")
-    return EnrollError(f"enrollment failed ({code.name if code else 'error'}): {detail}")
+        return Unreachable("the collector at {target} did not answer in time; try again",
+                           target=address.target())  # fmt: skip
+    return EnrollError("enrollment failed ({code}): {detail}",
+                       code=code.name if code else "error", detail=detail)  # fmt: skip
 
 
 def enroll(
@@ -129,7 +136,7 @@ def enroll(
     try:
         ca_pem = fetch_pinned_ca(address.host, address.port, ca_fingerprint, proxy=state.proxy)
     except PinningError as exc:  # nothing answered, or something that is not our collector
-        raise Unreachable(str(exc)) from exc
+        raise Unreachable.as_is(exc) from exc
     ca_cert = x509.load_pem_x509_certificate(ca_pem)
     key = ec.generate_private_key(ec.SECP256R1())
     request = pb.EnrollRequest(
@@ -185,15 +192,13 @@ def enroll_first(
     office address) that answers as the collector. Raises Unreachable when none does (naming
     each), and at once any other failure: the collector answered, so another of its addresses
     would answer the same."""
-    missed: list[str] = []
+    missed: list[Unreachable] = []
     for address in addresses:
         try:
             return enroll(state, address, token, ca_fingerprint, host)
         except Unreachable as exc:
-            missed.append(str(exc))
+            missed.append(exc)
     if len(missed) == 1:
-        raise Unreachable(missed[0])
-    raise Unreachable(
-        f"none of the collector's {len(missed)} addresses answered:\n"
-        + "\n".join(f"  {text}" for text in missed)
-    )
+        raise missed[0]
+    head = said("none of the collector's {count} addresses answered:", count=len(missed))
+    raise Unreachable(lines(head, *(each.said for each in missed), indent="  "))

@@ -19,7 +19,7 @@ from __future__ import annotations
 from devposture.net.address import CollectorAddress
 from devposture.net.proxy import HttpsProxy
 from devposture.net.tls_probe import probe_tls, unlisted_name
-from devposture.policy.cli_messages import reader_language, said
+from devposture.policy.cli_messages import Said, said
 
 DEFAULT_ENROLL_PORT = 7443
 
@@ -27,10 +27,10 @@ DEFAULT_ENROLL_PORT = 7443
 def diagnose(
     address: CollectorAddress, ca_pem: bytes, timeout: float = 15.0,
     proxy: HttpsProxy | None = None,
-) -> str | None:  # fmt: skip
-    """What is wrong with enrolling at `address`, whose CA is `ca_pem`, in the reader's
-    language (it goes into the enrollment's error as a text); None when this cannot tell
-    (the caller then says what gRPC said)."""
+) -> Said | None:  # fmt: skip
+    """What is wrong with enrolling at `address`, whose CA is `ca_pem` (worded when the
+    enrollment's error is shown); None when this cannot tell (the caller then says what gRPC
+    said)."""
     found = probe_tls(address, ca_pem, timeout, proxy)
     if found is None:
         return None
@@ -42,7 +42,7 @@ def diagnose(
             " collector.toml), e.g. --collector {example}",
             target=address.target(), port=DEFAULT_ENROLL_PORT,
             example=address.target(DEFAULT_ENROLL_PORT),
-        ).worded(reader_language())  # fmt: skip
+        )  # fmt: skip
     if found.names is not None and not found.name_listed:
         return unlisted_name(address, found.names)
     return None

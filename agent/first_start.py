@@ -46,6 +46,7 @@ from devposture.net.enrollment_value import (
     looks_like_value,
     parse_enrollment_value,
 )
+from devposture.policy.cli_messages import Said, Worded, said
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -58,11 +59,12 @@ EnrollFunction = Callable[
 ]
 
 
-class FileRefused(Exception):
-    """The enrollment file exists but must not be used as it is; the message says the fix."""
+class FileRefused(Worded):
+    """The enrollment file exists but must not be used as it is; the message says the fix
+    (worded in the reader's language; the service logs the English)."""
 
 
-class PlanError(Exception):
+class PlanError(Worded):
     """What the file holds cannot be enrolled with; the message says what to put there."""
 
 
@@ -75,6 +77,8 @@ class SecretFile:
 
 
 def _owner(uid: int) -> str:
+    """`li.wei (uid 1000)`, or `uid 1000` for an account without a name: the same in every
+    language."""
     try:
         import pwd  # noqa: PLC0415 (POSIX only)
 
@@ -85,20 +89,23 @@ def _owner(uid: int) -> str:
 
 def _check_private(path: Path, st: os.stat_result) -> None:
     if not stat.S_ISREG(st.st_mode):
-        raise FileRefused(f"{path} is not a regular file: put the enrollment value in a file")
+        raise FileRefused("{path} is not a regular file: put the enrollment value in a file",
+                          path=path)  # fmt: skip
     if os.name != "posix":
         return  # Windows: the folder's ACL guards it (the Windows package sets it)
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         raise FileRefused(
-            f"{path} can be read or changed by other users (mode {mode:04o}), and it holds the"
-            f" enrollment secret: it was not used. Make it private with `chmod 600 {path}`"
-            " (if others may have copied it, revoke the token and make a new value)"
+            "{path} can be read or changed by other users (mode {mode}), and it holds the"
+            " enrollment secret: it was not used. Make it private with `chmod 600 {path}`"
+            " (if others may have copied it, revoke the token and make a new value)",
+            path=path, mode=f"{mode:04o}",
         )
     if st.st_uid not in (0, os.geteuid()):
         raise FileRefused(
-            f"{path} belongs to {_owner(st.st_uid)}, not to root or the agent's account: it"
-            f" was not used. Make root its owner: `chown root {path}`"
+            "{path} belongs to {owner}, not to root or the agent's account: it was not used."
+            " Make root its owner: `chown root {path}`",
+            path=path, owner=_owner(st.st_uid),
         )
 
 
@@ -113,15 +120,18 @@ def read_secret_file(path: Path) -> SecretFile | None:
         return None
     except PermissionError:
         raise FileRefused(
-            f"cannot read {path} (permission denied): the agent's service runs as root; make"
-            f" root its owner (`chown root {path}`)"
+            "cannot read {path} (permission denied): the agent's service runs as root; make"
+            " root its owner (`chown root {path}`)",
+            path=path,
         ) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise FileRefused(
-                f"{path} is a symbolic link: put the enrollment value in the file itself"
+                "{path} is a symbolic link: put the enrollment value in the file itself",
+                path=path,
             ) from None
-        raise FileRefused(f"cannot read {path} ({exc.strerror})") from None
+        raise FileRefused("cannot read {path} ({problem})", path=path,
+                          problem=exc.strerror) from None  # fmt: skip
     try:
         st = os.fstat(fd)
         _check_private(path, st)
@@ -134,7 +144,7 @@ def read_secret_file(path: Path) -> SecretFile | None:
     finally:
         os.close(fd)
     if len(data) > MAX_FILE_BYTES:
-        raise FileRefused(f"{path} is far too large to hold an enrollment value")
+        raise FileRefused("{path} is far too large to hold an enrollment value", path=path)
     return SecretFile(data.decode("utf-8", errors="replace"), hashlib.sha256(data).digest())
 
 
@@ -158,35 +168,42 @@ def plan(
         try:
             value = parse_enrollment_value(text)
         except EnrollmentValueError as exc:
-            raise PlanError(f"{where}: {exc}") from None
+            raise PlanError("{where}: {problem}", where=where, problem=exc) from None
         if ca_fingerprint is not None and ca_fingerprint != value.ca_fingerprint:
             raise PlanError(
-                f"{where}: the enrollment value is for the collector whose CA is"
-                f" {value.ca_fingerprint}, but this agent is configured for {ca_fingerprint}:"
-                " use a value from your collector, or correct ca_fingerprint in agent.toml"
+                "{where}: the enrollment value is for the collector whose CA is {theirs}, but"
+                " this agent is configured for {ours}: use a value from your collector, or"
+                " correct ca_fingerprint in agent.toml",
+                where=where, theirs=value.ca_fingerprint, ours=ca_fingerprint,
             )
         addresses = tuple(dict.fromkeys((*collectors, *value.collectors)))
         return Plan(addresses, value.ca_fingerprint, value.token, value)
     token = text.strip()
     if not token.startswith("dpt_") or len(token.split()) != 1:
         raise PlanError(
-            f"{where} holds neither an enrollment value (dpe1.…) nor a token (dpt_…): put in it"
-            " exactly what `devposture-collector token create --bundle` printed"
+            "{where} holds neither an enrollment value (dpe1.…) nor a token (dpt_…): put in it"
+            " exactly what `devposture-collector token create --bundle` printed",
+            where=where,
         )
     if not collectors or ca_fingerprint is None:
-        missing = " and ".join(
-            name for name, absent in (("the collector's address (--collector, [collector]"
-                                       " addresses in agent.toml)", not collectors),
-                                      ("its CA fingerprint (--ca-fingerprint, [collector]"
-                                       " ca_fingerprint)", ca_fingerprint is None))
-            if absent
-        )  # fmt: skip
         raise PlanError(
-            f"{where} holds a bare token, which does not say where to enroll: give"
-            f" {missing}, or put the enrollment value from `devposture-collector token create"
-            " --bundle` in the file instead (it names both)"
+            "{where} holds a bare token, which does not say where to enroll: give {missing},"
+            " or put the enrollment value from `devposture-collector token create --bundle` in"
+            " the file instead (it names both)",
+            where=where, missing=_missing(bool(collectors), ca_fingerprint is not None),
         )
     return Plan(tuple(collectors), ca_fingerprint, token)
+
+
+_ADDRESS = said("the collector's address (--collector, [collector] addresses in agent.toml)")
+_PIN = said("its CA fingerprint (--ca-fingerprint, [collector] ca_fingerprint)")
+
+
+def _missing(have_address: bool, have_pin: bool) -> Said:
+    """What a bare token lacks: the address, the CA fingerprint, or both."""
+    if have_address:
+        return _PIN
+    return _ADDRESS if have_pin else said("{first} and {second}", first=_ADDRESS, second=_PIN)
 
 
 def remove_used_file(path: Path, used: SecretFile) -> None:
@@ -309,5 +326,6 @@ class FirstStart:
         except EnrollError as exc:
             expires = found.value.expires if found.value is not None else None
             if type(exc) is EnrollError and expires and expires <= dt.datetime.now(dt.UTC):
-                raise EnrollError(f"{exc} (the value expired {beijing_time(expires)})") from exc
+                raise EnrollError("{problem} (the value expired {when})", problem=exc,
+                                  when=beijing_time(expires)) from exc  # fmt: skip
             raise

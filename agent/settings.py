@@ -28,6 +28,7 @@ from devposture.config_file import ConfigError, ConfigFile, Setting
 from devposture.log_format import FORMATS, LEVELS
 from devposture.net.address import CollectorAddress, normalize_fingerprint
 from devposture.net.proxy import HttpsProxy
+from devposture.policy.cli_messages import BadValue, said
 from devposture.policy.toml_lines import line_of
 
 __all__ = ["ConfigError", "Location", "Overrides", "Settings", "config_locations", "load"]
@@ -196,28 +197,30 @@ T = TypeVar("T")
 
 def _addresses(values: tuple[str, ...]) -> tuple[CollectorAddress, ...]:
     if not values:
-        raise ValueError("name at least one HOST:PORT, e.g. collector.corp.example:7443")
+        raise BadValue("name at least one HOST:PORT, e.g. collector.corp.example:7443")
     return tuple(CollectorAddress.parse(v) for v in values)
 
 
 def _format(text: str) -> str:
     if text not in FORMATS:
-        raise ValueError(f"must be {' or '.join(map(repr, FORMATS))}, not {text!r}")
+        raise BadValue("must be {choices}, not {value}",
+                       choices=" or ".join(map(repr, FORMATS)), value=repr(text))  # fmt: skip
     return text
 
 
 def _level(text: str) -> str:
     if text.lower() not in LEVELS:
-        raise ValueError(f"must be one of {', '.join(map(repr, LEVELS))}, not {text!r}")
+        raise BadValue("must be one of {choices}, not {value}",
+                       choices=", ".join(map(repr, LEVELS)), value=repr(text))  # fmt: skip
     return text.lower()
 
 
 def _absolute(text: str) -> Path:
     """A path in agent.toml: the service's working folder is not IT's, so only absolute."""
     if not text.strip():
-        raise ValueError("must not be empty")
+        raise BadValue("must not be empty")
     if not (Path(text).is_absolute() or PureWindowsPath(text).is_absolute()):
-        raise ValueError(f"{text!r} is not an absolute path: write the whole path")
+        raise BadValue("{path} is not an absolute path: write the whole path", path=repr(text))
     return Path(text)
 
 
@@ -257,18 +260,22 @@ def _read_file(path: Path, named: bool) -> tuple[ConfigFile | None, str]:
         if not named:
             return None, ""
         raise ConfigError(
-            f"the configuration file {path} does not exist: check the path given with --config"
-            f" or ${CONFIG_ENV}, or leave both out to use {CONFIG_NAME} at its usual place"
+            "the configuration file {path} does not exist: check the path given with --config"
+            " or ${variable}, or leave both out to use {name} at its usual place",
+            path=path, variable=CONFIG_ENV, name=CONFIG_NAME,
         ) from None
     except IsADirectoryError:
-        raise ConfigError(f"{path} is a folder, not the agent's {CONFIG_NAME}") from None
+        raise ConfigError("{path} is a folder, not the agent's {name}", path=path,
+                          name=CONFIG_NAME) from None  # fmt: skip
     except PermissionError:
         raise ConfigError(
-            f"cannot read {path} (permission denied): it holds no secret, so make it readable"
-            f" (`chmod 644 {path}`), or run as the agent's service account"
+            "cannot read {path} (permission denied): it holds no secret, so make it readable"
+            " (`chmod 644 {path}`), or run as the agent's service account",
+            path=path,
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read {path} ({exc.strerror})") from exc
+        raise ConfigError("cannot read {path} ({problem})", path=path,
+                          problem=exc.strerror) from exc  # fmt: skip
 
 
 class _Sources:
@@ -303,12 +310,12 @@ class _Sources:
         variable = ENV[name]
         if given not in (None, ()):
             self.origins[name] = "command line"
-            return self._checked(check, given, lambda m: f"{OPTIONS[name]}: {m}")
+            return self._checked(check, given, OPTIONS[name])
         raw = self.environ.get(variable, "").strip()
         if raw:
             self.origins[name] = variable
             value: object = _split(raw, env_separators) if env_separators else raw
-            return self._checked(check, value, lambda m: f"${variable}={raw!r}: {m}")
+            return self._checked(check, value, f"${variable}={raw!r}")
         found = self._file_value(name, kind)
         if found is None or not found[1]:  # not written, empty, or of the wrong kind (a problem)
             return None
@@ -319,23 +326,24 @@ class _Sources:
         try:
             return check(from_file)
         except ValueError as exc:
-            file.problem((section, key), f"[{section}] {key}: {exc}")
+            file.problem((section, key), said("[{section}] {key}: {problem}", section=section,
+                                              key=key, problem=exc))  # fmt: skip
             return None
 
     @staticmethod
-    def _checked(check: Callable[[Any], object], value: object, where: Callable[[str], str]) -> (
-        object
-    ):  # fmt: skip
+    def _checked(check: Callable[[Any], object], value: object, where: str) -> object:
+        """`where`: the option or the variable as the person typed it."""
         try:
             return check(value)
         except ValueError as exc:
-            raise ConfigError(where(str(exc))) from exc
+            raise ConfigError("{where}: {problem}", where=where, problem=exc) from exc
 
 
 def _not_a_property_list(path: Path, exc: Exception) -> ConfigError:
     return ConfigError(
-        f"{path} is not a property list ({exc}): check the configuration profile for the"
-        " com.devposture.agent domain in your MDM (installers/macos/mobileconfig.py makes one)"
+        "{path} is not a property list ({problem}): check the configuration profile for the"
+        " com.devposture.agent domain in your MDM (installers/macos/mobileconfig.py makes one)",
+        path=path, problem=exc,
     )
 
 
@@ -350,8 +358,9 @@ def _managed_preferences(path: Path) -> ConfigFile | None:
         return None
     except PermissionError:
         raise ConfigError(
-            f"cannot read the managed preferences {path} (permission denied): run the agent as"
-            " root, as its launchd daemon does"
+            "cannot read the managed preferences {path} (permission denied): run the agent as"
+            " root, as its launchd daemon does",
+            path=path,
         ) from None
     except OSError as exc:
         raise _not_a_property_list(path, exc) from None
@@ -363,7 +372,8 @@ def _managed_preferences(path: Path) -> ConfigFile | None:
     except (plistlib.InvalidFileException, ValueError, OSError) as exc:
         raise _not_a_property_list(path, exc) from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a dictionary of sections, not a {type(data).__name__}")
+        raise ConfigError("{path} must hold a dictionary of sections, not a {kind}", path=path,
+                          kind=type(data).__name__)  # fmt: skip
     table = {k: v for k, v in data.items() if not str(k).startswith("Payload")}
     return ConfigFile(path, SCHEMA, name="the managed preferences", table=table)
 

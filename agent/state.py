@@ -17,6 +17,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from devposture.net.proxy import HttpsProxy
+from devposture.policy.cli_messages import Worded
 from devposture.v1 import devposture_pb2 as pb
 
 AGENT_FILE = "agent.json"
@@ -33,8 +34,9 @@ STATE_ENTRIES = frozenset({
 })  # fmt: skip
 
 
-class StateError(Exception):
-    """The state folder is missing, unreadable or incomplete; the message says what to do."""
+class StateError(Worded):
+    """The state folder is missing, unreadable or incomplete; the message says what to do
+    (worded in the reader's language, `Worded`)."""
 
 
 STATE_ENV = "DEVPOSTURE_AGENT_STATE"
@@ -212,18 +214,21 @@ class AgentState:
         path = self.directory / AGENT_FILE
         if not path.is_file():
             raise StateError(
-                f"this computer is not enrolled (no {AGENT_FILE} in the state folder):"
-                " run `devposture-agent enroll` first"
+                "this computer is not enrolled (no {file} in the state folder): run"
+                " `devposture-agent enroll` first",
+                file=AGENT_FILE,
             )
         try:
             enrollment = Enrollment(**json.loads(path.read_text(encoding="utf-8")))
         except (ValueError, TypeError) as exc:
             raise StateError(
-                f"{AGENT_FILE} in the state folder is damaged ({exc}): enroll again with --force"
+                "{file} in the state folder is damaged ({problem}): enroll again with --force",
+                file=AGENT_FILE, problem=exc,
             ) from exc
         for needed in (self.key_path, self.cert_path, self.ca_path):
             if not needed.is_file():
                 raise StateError(
-                    f"{needed.name} is missing from the state folder: enroll again with --force"
+                    "{file} is missing from the state folder: enroll again with --force",
+                    file=needed.name,
                 )
         return enrollment

@@ -20,6 +20,7 @@ import datetime as dt
 import re
 
 from devposture.policy import Policy
+from devposture.policy.cli_messages import BadValue
 from devposture.policy.time_zone import company_zone
 
 _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -27,8 +28,9 @@ _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 FORMS = "2026-11-01, 2026-11-01T09:30 or 2026-11-01T09:30+08:00"
 
 
-class NotATime(ValueError):
-    """The text is not a date or time a person may type; the message says what is."""
+class NotATime(BadValue):
+    """The text is not a date or time a person may type; the message says what is (worded
+    in the reader's language: `BadValue`)."""
 
 
 def zone_of(policy: Policy | None) -> dt.tzinfo:
@@ -76,8 +78,9 @@ def typed(text: str, zone: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetim
         parsed = dt.datetime.fromisoformat(text)
     except ValueError:
         raise NotATime(
-            f"{text!r} is not a date or time: use {FORMS} (a date without a zone is a day in"
-            f" the company's time zone) (日期格式：{FORMS}，未写时区即按公司时区)"
+            "{text} is not a date or time: use {forms} (a date without a zone is a day in the"
+            " company's time zone)",
+            text=repr(text), forms=FORMS,
         ) from None
     if parsed.tzinfo is not None:
         return parsed.astimezone(dt.UTC)
@@ -87,8 +90,8 @@ def typed(text: str, zone: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetim
     moment = _existing(parsed, zone)
     if moment is None:
         raise NotATime(
-            f"{text!r} does not exist in the company's time zone (the clocks skip that hour):"
-            f" give a time outside it, or an offset such as {text}+01:00"
-            f" (该时刻在公司时区不存在（夏令时跳过），请换一个时刻或写明时差)"
+            "{text} does not exist in the company's time zone (the clocks skip that hour):"
+            " give a time outside it, or an offset such as {example}",
+            text=repr(text), example=f"{text}+01:00",
         )
     return moment

@@ -22,7 +22,7 @@ from devposture.collector.store.target import (
     database_target,
 )
 from devposture.config_file import ConfigError, ConfigFile, Setting
-from devposture.policy.cli_messages import Worded
+from devposture.policy.cli_messages import said
 
 __all__ = ["CONFIG_NAME", "SCHEMA", "CollectorConfig", "ConfigError", "load", "render_default"]
 
@@ -220,7 +220,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
 }
 
 
-class DataFolderError(Worded, ConfigError):
+class DataFolderError(ConfigError):
     """The data folder's configuration cannot be read at all (worded in the reader's
     language; a file's mistakes, line by line, are `config_file`'s)."""
 
@@ -252,9 +252,10 @@ def load(data_dir: Path) -> CollectorConfig:
     f.at_least("limits", "max_connection_age_seconds", max_age, 1)
     log_format = f.text("logging", "format")
     if log_format not in LOG_FORMATS:
-        f.problem(("logging", "format"),
-                  f"[logging] format must be {' or '.join(map(repr, LOG_FORMATS))},"
-                  f" not {log_format!r}")  # fmt: skip
+        f.problem(("logging", "format"), said(
+            "[logging] format must be {choices}, not {value}",
+            choices=" or ".join(map(repr, LOG_FORMATS)), value=repr(log_format),
+        ))  # fmt: skip
     config = CollectorConfig(
         data_dir=data_dir,
         host=f.text("listen", "host"),
@@ -292,7 +293,7 @@ def _database(f: ConfigFile, data_dir: Path) -> DatabaseTarget:
     try:
         return database_target(url, data_dir, f.text("database", "password_file"))
     except DatabaseTargetError as exc:
-        f.problem(("database", "url"), f"[database] url: {exc}")
+        f.problem(("database", "url"), said("[database] url: {problem}", problem=exc))
         return SqliteTarget(data_dir / f.text("database", "path"))
 
 
@@ -333,9 +334,10 @@ def _drain_seconds(f: ConfigFile) -> float:
     """[server] drain_seconds, within what a service manager's stop timeout allows."""
     drain = f.number("server", "drain_seconds")
     if not 0 <= drain <= MAX_DRAIN_SECONDS:
-        f.problem(
-            ("server", "drain_seconds"),
-            f"[server] drain_seconds must be between 0 and {MAX_DRAIN_SECONDS:g} seconds, not"
-            f" {drain:g}; set e.g. drain_seconds = {DEFAULT_DRAIN_SECONDS:g} (0 stops at once)",
-        )
+        f.problem(("server", "drain_seconds"), said(
+            "[server] drain_seconds must be between 0 and {maximum} seconds, not {value}; set"
+            " e.g. drain_seconds = {default} (0 stops at once)",
+            maximum=f"{MAX_DRAIN_SECONDS:g}", value=f"{drain:g}",
+            default=f"{DEFAULT_DRAIN_SECONDS:g}",
+        ))  # fmt: skip
     return drain

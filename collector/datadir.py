@@ -36,10 +36,17 @@ from devposture.collector.pki import Authority, cert_pem, new_private_key, priva
 from devposture.collector.store import Store
 from devposture.collector.store.target import PostgresTarget
 from devposture.policy import default_policy_text
+from devposture.policy.cli_messages import Worded, said
 
 
-class InitError(Exception):
-    """The folder cannot be made into a collector data folder; the message says why."""
+class InitError(Worded):
+    """The folder cannot be made into a collector data folder; the message says why (worded
+    in the reader's language, `Worded`)."""
+
+
+def not_empty(data_dir: Path) -> InitError:
+    """A new data folder must be empty (`init`, `init --join`)."""
+    return InitError("{path} exists and is not empty: give an empty or new folder", path=data_dir)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -82,11 +89,12 @@ def initialize(
     is a SQLite file in the folder, or `database` (its tables are made if it has none)."""
     if (data_dir / CONFIG_NAME).exists():
         raise InitError(
-            f"{data_dir} is already a collector data folder; refusing to replace its CA"
-            " (agents have pinned it). Use another folder, or delete this one on purpose."
+            "{path} is already a collector data folder; refusing to replace its CA (agents"
+            " have pinned it). Use another folder, or delete this one on purpose.",
+            path=data_dir,
         )
     if data_dir.exists() and any(data_dir.iterdir()):
-        raise InitError(f"{data_dir} exists and is not empty: give an empty or new folder")
+        raise not_empty(data_dir)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     for sub in ("ca", "tls"):
@@ -118,14 +126,16 @@ def initialize(
 LOCK_NAME = "collector.lock"
 
 
-class DataFolderInUse(Exception):
+class DataFolderInUse(Worded):
     """Another collector serves this data folder; the message names it and what to do."""
 
     def __init__(self, folder: Path, pid: int | None) -> None:
-        holder = f"pid {pid}" if pid is not None else "its process id is not recorded"
+        holder = said("pid {pid}", pid=pid) if pid is not None else said(
+            "its process id is not recorded")  # fmt: skip
         super().__init__(
-            f"the data folder {folder} is in use by another devposture-collector ({holder}):"
-            " stop it first, or serve another data folder"
+            "the data folder {folder} is in use by another devposture-collector ({holder}):"
+            " stop it first, or serve another data folder",
+            folder=folder, holder=holder,
         )
         self.folder = folder
         self.pid = pid

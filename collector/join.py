@@ -24,7 +24,7 @@ from cryptography import x509
 
 from devposture.collector.agent_config import HASH_KEY_FILE, network_hash_key
 from devposture.collector.config import CONFIG_NAME, CollectorConfig, load, render_default
-from devposture.collector.datadir import InitError, server_names, write_private
+from devposture.collector.datadir import InitError, not_empty, server_names, write_private
 from devposture.collector.evidence import signing
 from devposture.collector.pki import cert_pem, new_private_key, private_key_pem
 from devposture.collector.store import Store
@@ -51,12 +51,13 @@ def join(
     first = load(source)
     if not isinstance(first.database, PostgresTarget):
         raise InitError(
-            f"{source} keeps its database in a SQLite file, which only one collector can"
-            " use: move it to PostgreSQL first (`devposture-collector migrate --data"
-            f" {source} --to postgresql://…`), then join"
+            "{path} keeps its database in a SQLite file, which only one collector can use:"
+            " move it to PostgreSQL first (`devposture-collector migrate --data {path} --to"
+            " postgresql://…`), then join",
+            path=source,
         )
     if (data_dir / CONFIG_NAME).exists() or (data_dir.exists() and any(data_dir.iterdir())):
-        raise InitError(f"{data_dir} exists and is not empty: give an empty or new folder")
+        raise not_empty(data_dir)
     # The shared keys exist in the first folder before they are copied (an older folder
     # made them on first use).
     network_hash_key(source)

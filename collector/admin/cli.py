@@ -30,7 +30,7 @@ from devposture.collector.company_time import NotATime, typed
 from devposture.collector.config import load
 from devposture.collector.credentials import ROLES, VIEWER
 from devposture.collector.store import Store
-from devposture.policy.cli_messages import option_error
+from devposture.policy.cli_messages import option_error, reader_language
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def moment(text: str) -> str:
     try:
         typed(text, dt.UTC)
     except NotATime as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(exc.worded(reader_language())) from None
     return text.strip()
 
 

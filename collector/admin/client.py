@@ -115,7 +115,7 @@ def _unreachable(address: CollectorAddress, ca_pem: bytes, detail: Said) -> Said
     if found is not None and found.asks_for_certificate:
         return _not_the_admin_port(address.target(), said("it asks for a device certificate"))
     if found is not None and found.names is not None and not found.name_listed:
-        return Said(unlisted_name(address, found.names), as_is=True)
+        return unlisted_name(address, found.names)
     return said(
         "cannot reach the collector's admin port at {target} over TLS ({detail}). Check that"
         " `devposture-collector serve` runs there and [admin] host/port in collector.toml"

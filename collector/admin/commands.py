@@ -432,6 +432,10 @@ def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: 
     return Result("", DEVICE_SHOW_COLUMNS, [row])
 
 
+# A device's status inside a sentence ("already revoked"), in the reader's language.
+STATUS_WORDS = {"active": said("active"), "revoked": said("revoked"), "retired": said("retired")}
+
+
 def _device_status(status: str) -> Handler:
     def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
         device_id, reason = args.required("device_id"), args.required("reason")
@@ -440,7 +444,7 @@ def _device_status(status: str) -> Handler:
             raise CommandError(
                 "device {device_id} is already {status}: nothing to do"
                 " (see `devposture-collector device show`)",
-                device_id=device_id, status=device.status,
+                device_id=device_id, status=STATUS_WORDS.get(device.status, device.status),
             )  # fmt: skip
         seconds = round(config.max_connection_age_seconds)
         message = (

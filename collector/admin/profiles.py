@@ -25,7 +25,7 @@ from pathlib import Path
 
 from devposture.collector.admin.commands import CommandError
 from devposture.config_file import ConfigFile, Setting
-from devposture.policy.cli_messages import reader_language, said
+from devposture.policy.cli_messages import said
 
 DEFAULTS = "defaults"
 FILE_NAME = "admin.toml"
@@ -78,13 +78,12 @@ def _read(path: Path) -> tuple[dict[str, Profile], str]:
             continue
         for key in _SECRET_KEYS:
             if settings.given(name, key):
-                # The file's problems are one text (config_file): worded here, as read.
                 settings.problem((name, key), said(
                     "[{name}] {key}: a profile never holds the secret itself. Save the"
                     " credential in a file only you can read (`chmod 600 FILE`), write"
                     ' credential_file = "FILE" instead, and delete this line.',
                     name=name, key=key,
-                ).worded(reader_language()))  # fmt: skip
+                ))  # fmt: skip
         credential = Path(settings.text(name, "credential_file")).expanduser()
         profiles[name] = Profile(
             name, settings.text(name, "collector"), settings.text(name, "ca_fingerprint"),
@@ -96,7 +95,7 @@ def _read(path: Path) -> tuple[dict[str, Profile], str]:
         settings.problem((DEFAULTS, "profile"), said(
             "[{section}] profile = {default} names no profile: write one of {names}",
             section=DEFAULTS, default=repr(default), names=names,
-        ).worded(reader_language()))  # fmt: skip
+        ))  # fmt: skip
     settings.check()
     return profiles, default
 

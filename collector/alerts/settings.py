@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from devposture.config_file import ConfigFile, Setting, example
+from devposture.policy.cli_messages import said
 
 SECTION = "alerts"
 SMTP_SECURITY = ("starttls", "tls", "none")
@@ -114,9 +115,11 @@ def read(f: ConfigFile, data_dir: Path) -> AlertSettings:
     f.at_least(SECTION, "certificate_warning_days", days, 1)
     percent = f.whole(SECTION, "disk_warning_percent")
     if not 1 <= percent <= 100:
-        f.problem((SECTION, "disk_warning_percent"),
-                  f"[alerts] disk_warning_percent must be between 1 and 100, not {percent};"
-                  " write e.g. disk_warning_percent = 90")  # fmt: skip
+        f.problem((SECTION, "disk_warning_percent"), said(
+            "[alerts] disk_warning_percent must be between 1 and 100, not {value}; write e.g."
+            " disk_warning_percent = 90",
+            value=percent,
+        ))  # fmt: skip
     settings = AlertSettings(
         digest_minutes=minutes, repeat_hours=repeat, certificate_warning_days=days,
         disk_warning_percent=percent,
@@ -138,34 +141,37 @@ def _check(f: ConfigFile, s: AlertSettings) -> None:
     if s.webhook_url:
         parts = urlsplit(s.webhook_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            f.problem((SECTION, "webhook_url"),
-                      f"[alerts] webhook_url must be an http:// or https:// address, not"
-                      f" {s.webhook_url!r}")  # fmt: skip
+            f.problem((SECTION, "webhook_url"), said(
+                "[alerts] webhook_url must be an http:// or https:// address, not {value}",
+                value=repr(s.webhook_url),
+            ))  # fmt: skip
         if parts.password or "key=" in parts.query:
-            f.problem(
-                (SECTION, "webhook_url"),
+            f.problem((SECTION, "webhook_url"), said(
                 "[alerts] webhook_url holds a secret: put the signing secret in"
-                " webhook_secret_file (a WeCom robot's URL goes in wecom_webhook_file)",
-            )
+                " webhook_secret_file (a WeCom robot's URL goes in wecom_webhook_file)"
+            ))  # fmt: skip
     if not s.webhook_signature_header.strip() or any(
         c in s.webhook_signature_header for c in " :\r\n"
     ):
-        f.problem((SECTION, "webhook_signature_header"),
-                  "[alerts] webhook_signature_header must be an HTTP header name, e.g."
-                  f' webhook_signature_header = "{DEFAULT_SIGNATURE_HEADER}"')  # fmt: skip
+        f.problem((SECTION, "webhook_signature_header"), said(
+            "[alerts] webhook_signature_header must be an HTTP header name, e.g."
+            ' webhook_signature_header = "{default}"',
+            default=DEFAULT_SIGNATURE_HEADER,
+        ))  # fmt: skip
     if s.smtp_security not in SMTP_SECURITY:
-        f.problem((SECTION, "smtp_security"),
-                  f"[alerts] smtp_security must be {', '.join(map(repr, SMTP_SECURITY))},"
-                  f" not {s.smtp_security!r}")  # fmt: skip
+        f.problem((SECTION, "smtp_security"), said(
+            "[alerts] smtp_security must be {choices}, not {value}",
+            choices=", ".join(map(repr, SMTP_SECURITY)), value=repr(s.smtp_security),
+        ))  # fmt: skip
     if s.smtp_host:
         for key, value in (("smtp_from", s.smtp_from), ("smtp_to", s.smtp_to)):
             if not value:
-                f.problem((SECTION, key),
-                          f"[alerts] smtp_host is set, so {key} is needed too: write e.g."
-                          f" `{example(key, KEYS[key])}`")  # fmt: skip
+                f.problem((SECTION, key), said(
+                    "[alerts] smtp_host is set, so {key} is needed too: write e.g. `{example}`",
+                    key=key, example=example(key, KEYS[key]),
+                ))  # fmt: skip
     if s.smtp_user and s.smtp_password_file is None:
-        f.problem(
-            (SECTION, "smtp_password_file"),
+        f.problem((SECTION, "smtp_password_file"), said(
             "[alerts] smtp_user is set, so smtp_password_file is needed too: a file"
-            " holding the password, readable by the collector's account only",
-        )
+            " holding the password, readable by the collector's account only"
+        ))  # fmt: skip

@@ -10,7 +10,9 @@ refused while any is left. Keys added after the first release are optional, so a
 keeps working with their defaults.
 
 Shared by the collector and the agent (neither imports the other): the reading is the same, only
-the schema (each side's sections and keys) differs.
+the schema (each side's sections and keys) differs. Each problem is an English template with its
+parameters (`devposture.policy.cli_messages`), so that the command line words it, line by line,
+in the reader's language while `str(error)` stays English for the logs.
 """
 
 from __future__ import annotations
@@ -20,14 +22,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from devposture.policy.cli_messages import Said, Worded, lines, said
 from devposture.policy.toml_lines import Path_, line_of
 
 # `list` stands for a list of texts (`folders = ["/srv/a", "~/b"]`), held as a tuple.
 Value = str | int | float | bool | tuple[str, ...]
 
 
-class ConfigError(Exception):
-    """A configuration cannot be used; the message says how to fix it."""
+class ConfigError(Worded):
+    """A configuration cannot be used; the message says how to fix it (worded in the
+    reader's language, `Worded`)."""
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,11 @@ class Setting:
 
 
 _KIND_WORDS = {
-    str: "a text in quotes",
-    int: "a whole number",
-    float: "a number",
-    bool: "true or false",
-    list: "a list of texts in quotes, in brackets",
+    str: said("a text in quotes"),
+    int: said("a whole number"),
+    float: said("a number"),
+    bool: said("true or false"),
+    list: said("a list of texts in quotes, in brackets"),
 }
 
 
@@ -105,7 +109,7 @@ class ConfigFile:
         self.path = path
         self.schema = schema
         self.name = name or path.name
-        self.problems: list[tuple[int | None, str]] = []
+        self.problems: list[tuple[int | None, Said]] = []
         if table is not None:
             self.source, self.table = "", table
             self._unknown()
@@ -113,40 +117,45 @@ class ConfigFile:
         try:
             self.source = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path} is not UTF-8 text ({exc}): save it as UTF-8") from exc
+            raise ConfigError("{path} is not UTF-8 text ({problem}): save it as UTF-8",
+                              path=path, problem=exc) from exc  # fmt: skip
         try:
             self.table = tomllib.loads(self.source)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(
-                f"{path}: not valid TOML ({exc}): fix that line (texts in quotes, true or"
-                " false, numbers without units)"
+                "{path}: not valid TOML ({problem}): fix that line (texts in quotes, true or"
+                " false, numbers without units)",
+                path=path, problem=exc,
             ) from exc
         self._unknown()
 
-    def problem(self, where: Path_, message: str) -> None:
+    def problem(self, where: Path_, message: Said) -> None:
+        """Record a problem at `where` (its line is found in the file): a `said(...)`."""
         self.problems.append((line_of(self.source, where), message))
 
     def _unknown(self) -> None:
         """Sections and keys the program does not know, and values where a section goes."""
         sections = sorted(self.schema)
         listed = ", ".join(f"[{s}]" for s in sections)
+        remove = said("remove it")
         for name, value in self.table.items():
             if name in self.schema and isinstance(value, dict):
                 self._unknown_keys(name, value)
             elif name in self.schema:
-                self.problem((name,), f"{name} must be the section [{name}], not a value")
+                self.problem((name,), said("{name} must be the section [{name}], not a value",
+                                           name=name))  # fmt: skip
             elif isinstance(value, dict):
                 near = _close(name, sections)
-                fix = f"did you mean [{near}]?" if near else "remove it"
-                self.problem(
-                    (name,),
-                    f"[{name}] is not a section of {self.name}: {fix} (the sections are"
-                    f" {listed})",
-                )
+                fix = said("did you mean [{near}]?", near=near) if near else remove
+                self.problem((name,), said(
+                    "[{name}] is not a section of {file}: {fix} (the sections are {listed})",
+                    name=name, file=self.name, fix=fix, listed=listed,
+                ))  # fmt: skip
             else:
                 homes = [s for s in sections if name in self.schema[s]]
-                fix = f"move it under [{homes[0]}]" if len(homes) == 1 else "remove it"
-                self.problem((name,), f"{name} is outside any section: {fix}")
+                fix = said("move it under [{home}]", home=homes[0]) if len(homes) == 1 else remove
+                self.problem((name,), said("{name} is outside any section: {fix}", name=name,
+                                           fix=fix))  # fmt: skip
 
     def _unknown_keys(self, section: str, table: dict[str, object]) -> None:
         known = sorted(self.schema[section])
@@ -156,16 +165,16 @@ class ConfigFile:
             homes = [s for s in sorted(self.schema) if key in self.schema[s]]
             near = _close(key, known)
             if homes:
-                fix = f"it belongs under [{homes[0]}]; move it there"
+                fix = said("it belongs under [{home}]; move it there", home=homes[0])
             elif near:
-                fix = f"did you mean {near}?"
+                fix = said("did you mean {near}?", near=near)
             else:
-                fix = "remove it"
-            self.problem(
-                (section, key),
-                f"[{section}] {key} is not a setting of [{section}]: {fix}"
-                f" ([{section}] takes {', '.join(known)})",
-            )
+                fix = said("remove it")
+            self.problem((section, key), said(
+                "[{section}] {key} is not a setting of [{section}]: {fix} ([{section}] takes"
+                " {keys})",
+                section=section, key=key, fix=fix, keys=", ".join(known),
+            ))  # fmt: skip
 
     def given(self, section: str, key: str) -> bool:
         """Whether the file writes this key (so that it overrides a default)."""
@@ -179,19 +188,18 @@ class ConfigFile:
         table = self.table.get(section, {})
         if not isinstance(table, dict) or key not in table:
             if setting.required:
-                self.problem(
-                    (section, key),
-                    f"[{section}] {key} is missing: add `{example(key, setting)}` under"
-                    f" [{section}]",
-                )
+                self.problem((section, key), said(
+                    "[{section}] {key} is missing: add `{example}` under [{section}]",
+                    section=section, key=key, example=example(key, setting),
+                ))  # fmt: skip
             return setting.default
         value = table[key]
         if not _fits(value, kind):
-            self.problem(
-                (section, key),
-                f"[{section}] {key} must be {_KIND_WORDS[kind]}, not {_shown(value)}: write e.g."
-                f" `{example(key, setting)}`",
-            )
+            self.problem((section, key), said(
+                "[{section}] {key} must be {kind}, not {value}: write e.g. `{example}`",
+                section=section, key=key, kind=_KIND_WORDS[kind], value=_shown(value),
+                example=example(key, setting),
+            ))  # fmt: skip
             return setting.default
         if kind is list:
             return tuple(value)
@@ -225,25 +233,29 @@ class ConfigFile:
     def port(self, section: str, key: str) -> int:
         value = self.whole(section, key)
         if not 0 <= value <= 65535:
-            self.problem(
-                (section, key), f"[{section}] {key} must be between 0 and 65535, not {value}"
-            )
+            self.problem((section, key), said(
+                "[{section}] {key} must be between 0 and 65535, not {value}",
+                section=section, key=key, value=value,
+            ))  # fmt: skip
         return value
 
     def at_least(self, section: str, key: str, value: float, minimum: float) -> None:
         if value < minimum:
-            self.problem(
-                (section, key), f"[{section}] {key} must be at least {minimum:g}, not {value:g}"
-            )
+            self.problem((section, key), said(
+                "[{section}] {key} must be at least {minimum}, not {value}",
+                section=section, key=key, minimum=f"{minimum:g}", value=f"{value:g}",
+            ))  # fmt: skip
 
     def check(self) -> None:
         """Raise every problem found, each with its line; nothing when there is none."""
         if not self.problems:
             return
-        lines = [
-            f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}"
+        found = [
+            said("{path}:{line}: {problem}", path=self.path, line=line, problem=message)
+            if line else said("{path}: {problem}", path=self.path, problem=message)
             for line, message in sorted(self.problems, key=lambda p: p[0] or 0)
-        ]
-        if len(lines) > 1:
-            lines.append(f"{self.path}: {len(lines)} problems; fix each, then run again")
-        raise ConfigError("\n".join(lines))
+        ]  # fmt: skip
+        if len(found) > 1:
+            found.append(said("{path}: {count} problems; fix each, then run again",
+                              path=self.path, count=len(found)))  # fmt: skip
+        raise ConfigError(lines(*found))

@@ -116,7 +116,7 @@ def test_a_bad_date_is_refused_saying_which_zone_a_bare_date_means(
 ) -> None:
     code, _, err = run("report", "fleet", "--data", str(cli_fleet.data), "--as-of", "1/11/2026")
     assert code == 2
-    assert "2026-11-01, 2026-11-01T09:30" in err and "公司时区" in err
+    assert "2026-11-01, 2026-11-01T09:30" in err and "the company's time zone" in err
 
 
 def test_as_of_a_date_is_that_local_day_s_start(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from devposture.policy.cli_messages import BadValue
+
 
 @dataclass(frozen=True)
 class CollectorAddress:
@@ -21,7 +23,8 @@ class CollectorAddress:
         host, sep, port = text.strip().rpartition(":")
         host = host.removeprefix("[").removesuffix("]")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{text!r} is not HOST:PORT (for example collector.example.com:7443)")
+            raise BadValue("{text} is not HOST:PORT (for example collector.example.com:7443)",
+                           text=repr(text))  # fmt: skip
         return cls(host, int(port))
 
     def target(self, port: int | None = None) -> str:
@@ -33,7 +36,7 @@ def normalize_fingerprint(text: str) -> str:
     """Accept `sha256:ab..`, `AB:CD:..` or bare hex; return `sha256:` + lowercase hex."""
     cleaned = text.strip().lower().removeprefix("sha256:").replace(":", "").replace(" ", "")
     if len(cleaned) != 64 or any(c not in "0123456789abcdef" for c in cleaned):
-        raise ValueError(
+        raise BadValue(
             "a CA fingerprint is 64 hexadecimal digits, optionally prefixed with 'sha256:'"
             " (as printed by `devposture-collector init` or `devposture-collector ca fingerprint`)"
         )

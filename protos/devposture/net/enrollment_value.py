@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass
 
 from devposture.net.address import CollectorAddress, normalize_fingerprint
+from devposture.policy.cli_messages import BadValue
 
 PREFIX = "dpe1."
 _CHECK_BYTES = 8
@@ -37,7 +38,7 @@ _TOKEN_PREFIX = "dpt_"  # noqa: S105 (the form of a token, not a secret)
 MAX_FILE_BYTES = 64 * 1024
 
 
-class EnrollmentValueError(ValueError):
+class EnrollmentValueError(BadValue):
     """The text is not an enrollment value; the message says what to do (never echoes it)."""
 
 

@@ -19,14 +19,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from devposture.net.address import normalize_fingerprint
 from devposture.net.proxy import HttpsProxy, connect
+from devposture.policy.cli_messages import Worded, said
 
 __all__ = [
     "PinningError", "Unreachable", "fetch_pinned_ca", "fingerprint", "normalize_fingerprint",
 ]  # fmt: skip
 
 
-class PinningError(Exception):
-    """The collector could not be reached, or did not prove to be the expected one."""
+class PinningError(Worded):
+    """The collector could not be reached, or did not prove to be the expected one (worded
+    in the reader's language when an enrollment's error shows it)."""
 
 
 class Unreachable(PinningError):
@@ -64,8 +66,9 @@ def fetch_pinned_ca(
             chain = _unverified_chain(tls)
     except (OSError, ssl.SSLError) as exc:
         raise Unreachable(
-            f"cannot reach the collector at {host}:{port} ({exc}); check the address and"
-            " that `devposture-collector serve` is running and reachable from this computer"
+            "cannot reach the collector at {host}:{port} ({problem}); check the address and"
+            " that `devposture-collector serve` is running and reachable from this computer",
+            host=host, port=port, problem=exc,
         ) from exc
     seen = []
     for der in chain:
@@ -77,7 +80,8 @@ def fetch_pinned_ca(
                 raise PinningError("the pinned certificate is not a CA certificate")
             return cert.public_bytes(serialization.Encoding.PEM)
     raise PinningError(
-        f"the collector at {host}:{port} did not present the CA with fingerprint {pin}"
-        f" (it presented {', '.join(seen) or 'no certificates'}). Check the fingerprint IT"
-        " gave you; if it is right, this is not your company's collector"
+        "the collector at {host}:{port} did not present the CA with fingerprint {pin}"
+        " (it presented {seen}). Check the fingerprint IT gave you; if it is right, this is"
+        " not your company's collector",
+        host=host, port=port, pin=pin, seen=", ".join(seen) or said("no certificates"),
     )

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from devposture.net.address import CollectorAddress
+from devposture.policy.cli_messages import BadValue, Worded, said
 
 # The most a proxy's answer to CONNECT may hold before the tunnel starts: a status line and
 # some headers. A longer one is not a proxy speaking.
 _MAX_ANSWER = 16 * 1024
 
 
-class ProxyError(OSError):
-    """The proxy could not be reached, or would not open the tunnel; the message says which."""
+class ProxyError(Worded, OSError):
+    """The proxy could not be reached, or would not open the tunnel; the message says which
+    (an OSError to the code that connects, worded for the person)."""
 
 
 @dataclass(frozen=True)
@@ -37,30 +39,35 @@ class HttpsProxy:
     def parse(cls, text: str) -> HttpsProxy:
         """`http://host:port` (the scheme is how the agent talks to the proxy; the traffic
         inside the tunnel is TLS all the same). Raises ValueError naming the fix."""
-        example = "write it as http://HOST:PORT, e.g. http://proxy.corp.example:3128"
+        example = said("write it as http://HOST:PORT, e.g. http://proxy.corp.example:3128")
         cleaned = text.strip()
         if "://" not in cleaned:
-            raise ValueError(f"the proxy {cleaned!r} has no scheme: {example}")
+            raise BadValue("the proxy {proxy} has no scheme: {example}", proxy=repr(cleaned),
+                           example=example)  # fmt: skip
         parts = urlsplit(cleaned)
         if parts.scheme.lower() != "http":
-            raise ValueError(
-                f"the proxy's scheme must be http (the tunnel inside it is TLS), not"
-                f" {parts.scheme!r}: {example}"
+            raise BadValue(
+                "the proxy's scheme must be http (the tunnel inside it is TLS), not {scheme}:"
+                " {example}",
+                scheme=repr(parts.scheme), example=example,
             )
         if parts.username is not None or parts.password is not None:
-            raise ValueError(
+            raise BadValue(
                 "a proxy that asks for a user name and password is not supported (it would sit"
                 " in a file on every computer): let the proxy allow the collector's address"
-                f" without authentication, and {example}"
+                " without authentication, and {example}",
+                example=example,
             )
         if parts.path not in ("", "/") or parts.query or parts.fragment:
-            raise ValueError(f"the proxy {cleaned!r} has a path or query: {example}")
+            raise BadValue("the proxy {proxy} has a path or query: {example}",
+                           proxy=repr(cleaned), example=example)  # fmt: skip
         try:
             port = parts.port
         except ValueError:
             port = None
         if not parts.hostname or port is None or not 0 < port < 65536:
-            raise ValueError(f"the proxy {cleaned!r} names no host or port: {example}")
+            raise BadValue("the proxy {proxy} names no host or port: {example}",
+                           proxy=repr(cleaned), example=example)  # fmt: skip
         return cls(parts.hostname, port)
 
     @property
@@ -96,8 +103,9 @@ def _tunnel(proxy: HttpsProxy, host: str, port: int, timeout: float) -> socket.s
         sock = socket.create_connection((proxy.host, proxy.port), timeout=timeout)
     except OSError as exc:
         raise ProxyError(
-            f"cannot reach the HTTPS proxy {proxy} ({exc}); check the proxy setting"
-            " ([network] https_proxy in agent.toml)"
+            "cannot reach the HTTPS proxy {proxy} ({problem}); check the proxy setting"
+            " ([network] https_proxy in agent.toml)",
+            proxy=proxy, problem=exc,
         ) from exc
     try:
         request = f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
@@ -105,15 +113,17 @@ def _tunnel(proxy: HttpsProxy, host: str, port: int, timeout: float) -> socket.s
         answer = _read_answer(sock)
     except OSError as exc:
         sock.close()
-        raise ProxyError(f"the HTTPS proxy {proxy} broke off ({exc})") from exc
+        raise ProxyError("the HTTPS proxy {proxy} broke off ({problem})", proxy=proxy,
+                         problem=exc) from exc  # fmt: skip
     status = answer.split(b"\r\n", 1)[0].decode("latin-1").strip()
     words = status.split(" ", 2)
     if len(words) < 2 or not words[0].startswith("HTTP/") or words[1] != "200":
         sock.close()
-        shown = status or "no answer"
+        shown = status or said("no answer")
         raise ProxyError(
-            f"the HTTPS proxy {proxy} did not open a tunnel to {target} ({shown}): ask for"
-            f" CONNECT to {target} to be allowed on the proxy"
+            "the HTTPS proxy {proxy} did not open a tunnel to {target} ({answer}): ask for"
+            " CONNECT to {target} to be allowed on the proxy",
+            proxy=proxy, target=target, answer=shown,
         )
     return sock
 

@@ -14,6 +14,7 @@ from cryptography import x509
 
 from devposture.net.address import CollectorAddress
 from devposture.net.proxy import HttpsProxy, connect
+from devposture.policy.cli_messages import Said, said
 
 # The client connection preface and an empty SETTINGS frame (RFC 9113, 3.4): what a gRPC
 # client sends first, so the enrollment port answers it with its own SETTINGS.
@@ -86,15 +87,17 @@ def probe_tls(
     return TlsFindings(asks, (dns, ips), listed(host, dns, ips))
 
 
-def unlisted_name(address: CollectorAddress, names: tuple[list[str], list[str]]) -> str:
-    """The advice when the collector's certificate does not list the name connected by."""
+def unlisted_name(address: CollectorAddress, names: tuple[list[str], list[str]]) -> Said:
+    """The advice when the collector's certificate does not list the name connected by,
+    worded when shown (an enrollment's error, the admin command line's)."""
     host = address.host
     dns, ips = names
-    return (
-        f"the collector's certificate does not list {host!r}, so the connection is not"
-        f" trusted (it lists {', '.join(dns + ips) or 'no names'}). Connect with one of"
-        f" those names, or ask IT to add {host!r} on the collector with `devposture-collector"
-        f" tls rotate --san {host}` (agents already enrolled notice nothing)"
+    return said(
+        "the collector's certificate does not list {name}, so the connection is not"
+        " trusted (it lists {listed}). Connect with one of those names, or ask IT to add"
+        " {name} on the collector with `devposture-collector tls rotate --san {host}` (agents"
+        " already enrolled notice nothing)",
+        name=repr(host), listed=", ".join(dns + ips) or said("no names"), host=host,
     )
 
 

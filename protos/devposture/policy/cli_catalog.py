@@ -10,20 +10,33 @@ import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
-from devposture.policy import cli_help
+from devposture import config_file
+from devposture.net import address, enrollment_value, pinning, proxy, tls_probe
+from devposture.policy import cli_help, cli_messages
 from devposture.policy.cli_messages import CONTEXT, Worded, extract, worded_classes
+
+# The shared modules whose errors reach a person through both command lines: a configuration
+# file's problems, line by line, and reaching a collector (its address, the proxy, the CA
+# pinning, the TLS diagnosis, an enrollment value). Imported, so that their error classes are
+# known by name.
+SHARED: tuple[Path, ...] = tuple(
+    Path(module.__file__ or "")
+    for module in (config_file, address, enrollment_value, pinning, proxy, tls_probe,
+                   cli_messages)
+)  # fmt: skip
 
 
 def mistakes(sources: Iterable[Path]) -> list[str]:
     """The calls whose English is put together at run time (`file:line`): no catalog can
     hold it."""
-    return extract(sources, worded_classes(Worded))[1]
+    return extract((*SHARED, *sources), worded_classes(Worded))[1]
 
 
 def every_message(
     sources: Iterable[Path], parser: argparse.ArgumentParser
 ) -> list[tuple[str, str]]:
     """(context, English msgid) of every error, sentence and help text of a command line."""
-    errors = [(CONTEXT, english) for english in extract(sources, worded_classes(Worded))[0]]
+    found = extract((*SHARED, *sources), worded_classes(Worded))[0]
+    errors = [(CONTEXT, english) for english in found]
     helps = [(cli_help.CONTEXT, text) for text in cli_help.help_messages(parser)]
     return errors + helps + cli_help.every_argparse_message()

@@ -111,8 +111,11 @@ class Worded(Exception):
 
     @classmethod
     def as_is(cls, text: object) -> Self:
-        """An error whose text comes from elsewhere (another module's error, the system's),
-        shown as it is in every language."""
+        """An error whose text comes from elsewhere (another module's error, the system's):
+        its words, when that module worded it (`Worded`), else its text as it is in every
+        language."""
+        if isinstance(text, Worded):
+            return cls(text.said)
         return cls(Said(str(text), as_is=True))
 
     def worded(self, lang: Lang) -> str:
@@ -129,6 +132,20 @@ class Worded(Exception):
         except ValueError:
             return None
         return None if found is None else cls(found)
+
+
+class BadValue(Worded, ValueError):
+    """A value a person gave (an option, an environment variable, a line of a file) that
+    cannot be used: a `ValueError` to the code that checks it, worded for the person."""
+
+
+def lines(first: Said, *more: Said | str, indent: str = "") -> Said:
+    """Sentences one to a line (a file's problems, each address tried), as one sentence
+    worded line by line in the reader's language."""
+    whole = first
+    for line in more:
+        whole = said("{above}\n{indent}{line}", above=whole, indent=indent, line=line)
+    return whole
 
 
 def worded(error: BaseException, lang: Lang) -> str:
