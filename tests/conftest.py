@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,20 @@ from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import devposture_pb2 as pb
 from tests.databases import collector_database
+
+
+def _pin_english_locale() -> None:
+    """The suite's own locale, whatever the developer's: English (C.UTF-8). The command lines
+    word their errors, help and headings in the locale's language, and the tests assert the
+    English unless they set a locale themselves (`LANG=zh_CN.UTF-8` for the Chinese), so a
+    developer under zh_CN must get the same results as CI. Set when this file is imported,
+    before any test module (in each pytest-xdist worker too); subprocesses inherit it."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        os.environ.pop(name, None)
+    os.environ["LANG"] = "C.UTF-8"
+
+
+_pin_english_locale()
 
 
 @dataclass
