@@ -44,6 +44,9 @@ ARGPARSE_ERRORS: tuple[str, ...] = (
 )
 # The groups' titles ("options") are help texts like any other (msgctxt "cli.help").
 ARGPARSE_WORDS: tuple[str, ...] = ("usage: ", ERROR_FRAME, ARGUMENT, *ARGPARSE_ERRORS)
+# A group's heading, its title and a colon (argparse's own template from Python 3.13; 3.11
+# and 3.12 write the same without one): Chinese puts a full-width colon after a title.
+HEADING = "%(heading)s:"
 _PLACEHOLDER = re.compile(r"%\((\w+)\)[sr]|%[sr]")
 # What argparse fills in a help text: %(default)s, %(default)g, %(prog)s ...
 _PRINTF = re.compile(r"%\(\w+\)[a-z]|%[a-z%]")
@@ -119,9 +122,28 @@ def _filled(worded: str, english: str, values: Mapping[str, str]) -> str:
 
 def _formatter(base: type[argparse.HelpFormatter], lang: Lang) -> type[argparse.HelpFormatter]:
     prefix = translate(lang, ARGPARSE_CONTEXT, "usage: ")
+    heading_words = translate(lang, ARGPARSE_CONTEXT, HEADING)
     raw = base._fill_text is not argparse.HelpFormatter._fill_text  # a Raw…HelpFormatter
 
     class Localized(base):  # type: ignore[valid-type,misc]
+        headings: list[str] | None = None
+
+        def start_section(self, heading: str | None) -> None:
+            if heading:
+                self.headings = [*(self.headings or []), heading]
+            super().start_section(heading)
+
+        def format_help(self) -> str:
+            """argparse's text, each heading's colon as `lang` writes it."""
+            text = str(super().format_help())
+            if heading_words == HEADING:
+                return text
+            for heading in self.headings or []:
+                worded = heading_words % {"heading": heading}
+                pattern = re.compile(rf"^( *){re.escape(heading)}:$", re.MULTILINE)
+                text = pattern.sub(lambda found: found.group(1) + worded, text)  # noqa: B023
+            return text
+
         def add_usage(self, usage: object, actions: object, groups: object,
                       prefix: str | None = prefix) -> None:  # fmt: skip
             super().add_usage(usage, actions, groups, prefix)
@@ -230,4 +252,4 @@ def printf_placeholders(text: str) -> list[str]:
 
 def every_argparse_message() -> list[tuple[str, str]]:
     """(context, English) of argparse's words, for the catalogs."""
-    return [(ARGPARSE_CONTEXT, text) for text in ARGPARSE_WORDS]
+    return [(ARGPARSE_CONTEXT, text) for text in (*ARGPARSE_WORDS, HEADING)]
