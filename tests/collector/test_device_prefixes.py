@@ -80,3 +80,15 @@ def test_an_exact_id_wins_over_longer_ones_it_starts() -> None:
         raise AssertionError("a full id needs no lookup")
 
     assert complete({"device": f"{full}\n{full}"}, never) == {"device": f"{full}\n{full}"}
+
+
+def test_a_device_already_so_is_refused_with_its_status_in_the_readers_words(
+    cli_fleet: CliFleet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = _cli(cli_fleet, capsys, "device", "revoke", "b7e", "--reason", "stolen")
+    assert code == 0, err
+    code, _, err = _cli(cli_fleet, capsys, "device", "retire", "b7e", "--reason", "returned")
+    assert code == 1 and f"device {THIRD} is already revoked: nothing to do" in err
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    code, _, err = _cli(cli_fleet, capsys, "device", "retire", "b7e", "--reason", "returned")
+    assert code == 1 and f"设备 {THIRD} 当前已是“已吊销”状态：无需操作" in err

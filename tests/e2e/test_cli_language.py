@@ -1,14 +1,19 @@
 """The command lines speak the reader's language, as a person meets them: real processes of
 `devposture-collector` and `devposture-agent` under `LANG=zh_CN.UTF-8` and `LANG=C.UTF-8`.
 Errors (a bad option value, a missing device, an unreadable file, a refusal from a remote
-collector's admin port) and help come in Chinese for the one, in English for the other."""
+collector's admin port, another module's error: an unreachable collector, an enrollment file
+others can read, agent.toml's mistakes line by line, a folder that cannot be a data folder) and
+help come in Chinese for the one, in English for the other."""
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, run
 
@@ -23,6 +28,13 @@ def _in(lang: str, *argv: str) -> subprocess.CompletedProcess[str]:
     env["LANG"] = lang
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120,
                           check=False)  # fmt: skip
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (the kernel's, released at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 ZH, EN = "zh_CN.UTF-8", "C.UTF-8"
@@ -108,3 +120,78 @@ def test_a_remote_refusal_is_worded_in_the_remote_readers_language(
     log = _in(ZH, COLLECTOR, "audit", "log", "--data", str(collector_process.data),
               "--format", "json").stdout  # fmt: skip
     assert f"no device {NO_SUCH_DEVICE}: see the ids" in log and "没有设备" not in log
+
+
+def test_an_unreachable_collector_is_told_in_the_readers_language(tmp_path: Path) -> None:
+    """Enrolling at two addresses where nothing answers: the CA pinning's error for each,
+    under the enrollment's own sentence, every line worded."""
+    token = tmp_path / "token.txt"
+    token.write_text("dpt_0123456789abcdef\n")
+    token.chmod(0o600)
+    first, second = _closed_port(), _closed_port()
+    zh, en = _both(AGENT, "enroll", "--token-file", str(token), "--state", str(tmp_path / "s"),
+                   "--collector", f"127.0.0.1:{first}", "--collector", f"127.0.0.1:{second}",
+                   "--ca-fingerprint", "sha256:" + "ab" * 32)  # fmt: skip
+    assert zh.startswith("devposture-agent：错误：采集器的 2 个地址都没有应答：\n")
+    assert f"\n  无法连接 127.0.0.1:{first} 上的采集器（" in zh
+    assert f"\n  无法连接 127.0.0.1:{second} 上的采集器（" in zh
+    assert "请检查地址，并确认 `devposture-collector serve` 正在运行且本机能访问到它" in zh
+    assert en.startswith("devposture-agent: error: none of the collector's 2 addresses answered:")
+    assert f"\n  cannot reach the collector at 127.0.0.1:{first} (" in en
+
+
+def test_an_enrollment_file_others_can_read_is_refused_in_the_readers_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = tmp_path / "enroll.token"
+    shared.write_text("dpt_0123456789abcdef\n")
+    shared.chmod(0o644)
+    monkeypatch.setenv("DEVPOSTURE_AGENT_ENROLLMENT_FILE", str(shared))
+    zh, en = _both(AGENT, "enroll", "--state", str(tmp_path / "s"))
+    assert zh == (f"devposture-agent：错误：{shared} 其他用户也能读取或修改（权限 0644），"
+                  "而它存放着注册密钥：因此没有使用。请用 `chmod 600"
+                  f" {shared}` 设为仅本人可读（如果别人可能已复制过，"
+                  "请撤销该令牌并重新生成注册值）\n")  # fmt: skip
+    assert en.startswith(f"devposture-agent: error: {shared} can be read or changed by other")
+
+
+def test_the_agents_settings_mistakes_are_worded_line_by_line(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('[collector]\naddresses = 5\n\n[logging]\nlevel = "loud"\n')
+    zh, en = _both(AGENT, "config", "--config", str(config))
+    assert zh == (
+        f"devposture-agent：错误：{config} 第 2 行：[collector] addresses 应为方括号中的加引号文本"
+        '列表，而不是 5：例如写成 `addresses = ["collector.corp.example:7443"]`\n'
+        f"{config} 第 5 行：[logging] level：应为 'debug', 'info', 'warning', 'error' 之一，而不是"
+        " 'loud'\n"
+        f"{config}：共 2 处问题；逐一改正后再运行\n"
+    )
+    assert f"{config}:5: [logging] level: must be one of 'debug'" in en
+    assert not CHINESE.search(en)
+    # A command that needs an enrollment, on a computer without one: the state's words.
+    zh, en = _both(AGENT, "once", "--state", str(tmp_path / "s"))
+    assert zh == ("devposture-agent：错误：本机尚未注册（状态文件夹中没有 agent.json）：请先运行"
+                  " `devposture-agent enroll`\n")  # fmt: skip
+    assert en.startswith("devposture-agent: error: this computer is not enrolled")
+
+
+def test_a_folder_that_cannot_be_a_data_folder_is_told_in_the_readers_language(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a collector\n")
+    zh, en = _both(COLLECTOR, "init", "--data", str(tmp_path))
+    assert zh == (f"devposture-collector：错误：{tmp_path} 已存在且不是空的："
+                  "请指定一个空的或新的文件夹\n")  # fmt: skip
+    assert en == (f"devposture-collector: error: {tmp_path} exists and is not empty: give an"
+                  " empty or new folder\n")  # fmt: skip
+    zh, en = _both(COLLECTOR, "report", "fleet", "--data", str(tmp_path), "--as-of", "1/11/2026",
+                   code=2)  # fmt: skip
+    assert "'1/11/2026' 不是日期或时间：请写成 2026-11-01" in zh
+    assert "未写时区的日期按公司时区计" in zh
+    assert "'1/11/2026' is not a date or time: use 2026-11-01" in en and not CHINESE.search(en)
+
+
+def test_group_headings_end_with_the_readers_colon() -> None:
+    zh, en = _in(ZH, AGENT, "--help").stdout, _in(EN, AGENT, "--help").stdout
+    assert "\n位置参数：\n" in zh and "\n选项：\n" in zh and "位置参数:" not in zh
+    assert "\npositional arguments:\n" in en and "\noptions:\n" in en

@@ -62,6 +62,17 @@ def test_the_command_lines_errors_and_help_are_collected() -> None:
     assert ("cli", "cannot read the token file {path}: {problem}; check the path") in agent
     assert ("cli.help", "enroll this computer with a collector") in agent
     assert ("argparse", "argument %(argument_name)s: %(message)s") in agent
+    assert ("argparse", "%(heading)s:") in agent
+    # Other modules' errors that reach a person through them, and the shared ones in both.
+    for shared in ("{path}:{line}: {problem}", "the pinned certificate is not a CA certificate",
+                   "the HTTPS proxy {proxy} broke off ({problem})", "no names"):  # fmt: skip
+        assert ("cli", shared) in agent and ("cli", shared) in collector, shared
+    assert ("cli", "the collector refused the token: {detail}") in agent
+    assert ("cli", "{file} is missing from the state folder: enroll again with --force") in agent
+    assert ("cli", "{path} is far too large to hold an enrollment value") in agent
+    assert ("cli", "must not be empty") in agent
+    assert ("cli", "{path} exists and is not empty: give an empty or new folder") in collector
+    assert ("cli", "retired") in collector
 
 
 def test_no_command_line_message_is_put_together_at_run_time() -> None:

@@ -31,6 +31,38 @@ def test_an_error_is_english_as_text_and_worded_per_language() -> None:
     assert CommandError.as_is("设备 x: 原样").worded("en") == "设备 x: 原样"
 
 
+def test_another_modules_worded_error_keeps_its_words_when_passed_on(tmp_path: Path) -> None:
+    """`as_is` of a worded error (the agent's enrollment, a config file's problems) words it
+    in the reader's language; of any other, its text."""
+    from devposture.agent.enroll import TryLater, Unreachable  # noqa: PLC0415
+    from devposture.config_file import ConfigError, ConfigFile, Setting  # noqa: PLC0415
+
+    later = TryLater("the collector asks this address to slow down: {detail}", retry_after=3.0,
+                     detail="busy")  # fmt: skip
+    assert later.retry_after == 3.0 and str(later).endswith("slow down: busy")
+    assert CommandError.as_is(later).worded("zh") == "采集器要求本机放慢请求：busy"
+    assert CommandError.as_is(ValueError("plain")).worded("zh") == "plain"
+    path = tmp_path / "agent.toml"
+    path.write_text("[network]\nport = true\n")
+    file = ConfigFile(path, {"network": {"port": Setting(int, 7443)}})
+    file.whole("network", "port")
+    with pytest.raises(ConfigError) as refused:
+        file.check()
+    assert str(refused.value) == (f"{path}:2: [network] port must be a whole number, not true:"
+                                  " write e.g. `port = 7443`")  # fmt: skip
+    assert Unreachable.as_is(refused.value).worded("zh") == (
+        f"{path} 第 2 行：[network] port 应为整数，而不是 true：例如写成 `port = 7443`")
+
+
+def test_sentences_one_to_a_line_are_worded_line_by_line() -> None:
+    head = said("none of the collector's {count} addresses answered:", count=2)
+    both = cli_messages.lines(head, said("the collector did not say which port takes reports"),
+                              "as it is", indent="  ")  # fmt: skip
+    assert both.worded("zh") == ("采集器的 2 个地址都没有应答：\n  采集器没有告知接收报告的端口"
+                                 "\n  as it is")  # fmt: skip
+    assert Worded.from_wire(Worded(both).wire()) is not None  # it travels as any other
+
+
 def test_a_translation_missing_or_broken_falls_back_to_the_english(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
