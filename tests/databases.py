@@ -144,3 +144,10 @@ def unguarded(target: DatabaseTarget) -> Iterator[AnyDatabase]:
                     database.execute(sql)
     finally:
         database.close()
+
+
+def statements_issued(traced: list[str]) -> list[str]:
+    """The statements SQLite's trace saw issued: it repeats a statement for each trigger step
+    the statement runs (the counts the database keeps, schemas 18 and 19), so a statement is
+    one run of repeats."""
+    return [s for k, s in enumerate(traced) if k == 0 or s != traced[k - 1]]

@@ -36,7 +36,7 @@ from tests.conftest import (
     enroll_agent,
     make_report,
 )
-from tests.databases import fresh_database
+from tests.databases import fresh_database, statements_issued
 
 MANY = 300
 
@@ -316,6 +316,7 @@ def test_a_group_written_together_leaves_what_storing_its_reports_one_by_one_lea
         together._db.trace(statements.append)
         outcomes = together.reports.store_reports(group)
         together._db.trace(None)
+        statements = statements_issued(statements)
         assert outcomes == store_one_by_one(one_by_one, group)
         stored, duplicate, conflict = (StoreOutcome.STORED, StoreOutcome.DUPLICATE,
                                        StoreOutcome.CONFLICT)  # fmt: skip

@@ -16,7 +16,7 @@ from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord,
 from devposture.collector.store.base import to_us
 from devposture.collector.store.chain import SHAPES, SMALL, padded, pieces
 from tests.collector.one_by_one import store_one_by_one
-from tests.databases import fresh_database
+from tests.databases import fresh_database, statements_issued
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 CHECKS = ["antivirus", "firewall", "os-updates", "public-wifi", "chat-backup"]
@@ -156,6 +156,7 @@ def test_a_backlog_of_one_device_writes_each_verdict_once(tmp_path: Path) -> Non
         stores[0]._db.trace(statements.append)
         stores[0].reports.store_reports(group)
         stores[0]._db.trace(None)
+        statements = statements_issued(statements)
         store_one_by_one(stores[1], group)
         assert _tables(stores[0]) == _tables(stores[1])
         groups = stores[0]._db.execute("SELECT COUNT(*), SUM(reports) FROM report_groups")
