@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from devposture.agent import __version__, service
+from devposture.agent import __version__, service, transport
 from devposture.agent.collect import build_report
 from devposture.agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
 from devposture.agent.host import Host, LiveHost
@@ -79,6 +79,7 @@ from devposture.policy.cli_messages import (
     option_error,
     reader_language,
     said,
+    say,
 )
 from devposture.v1 import devposture_pb2 as pb
 
@@ -539,8 +540,8 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) 
     if secret is not None:
         remove_used_file(settings.enrollment_file, secret)
     address = CollectorAddress(enrollment.collector_host, enrollment.enroll_port)
-    print(f"Enrolled: this computer is device {enrollment.device_id}")
-    print(f"Reports go to {address.target(enrollment.report_port)} over mutual TLS.")
+    say("Enrolled: this computer is device {device_id}", device_id=enrollment.device_id)
+    say("Reports go to {target} over mutual TLS.", target=address.target(enrollment.report_port))
     return EXIT_OK
 
 
@@ -561,11 +562,8 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState)
             # The recording's own backup folders and Wi-Fi rules: the same facts anywhere.
             config = bundle.probe_config
         else:
-            print(
-                "This bundle (format 1) does not record the probe configuration: replaying"
-                " with this computer's backup folders and Wi-Fi rules",
-                file=sys.stderr,
-            )
+            say("This bundle (format 1) does not record the probe configuration: replaying"
+                " with this computer's backup folders and Wi-Fi rules", stream=sys.stderr)
     else:
         host = live_host(state)
         device_id = state.load().device_id if state.is_enrolled() else ""
@@ -579,7 +577,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState)
         except OSError as exc:
             raise CliError("cannot write the bundle to {path}: {problem}", path=args.bundle,
                            problem=exc.strerror) from exc  # fmt: skip
-        print(f"Diagnostic bundle written to {args.bundle}", file=sys.stderr)
+        say("Diagnostic bundle written to {path}", path=args.bundle, stream=sys.stderr)
     if args.json:
         # Imported here: the service never prints JSON, and would keep protobuf's text and
         # JSON formats resident for nothing (tests/agent/test_service_imports.py).
@@ -587,6 +585,16 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState)
 
         print(json_format.MessageToJson(report, indent=2, ensure_ascii=False))
     return EXIT_OK
+
+
+# Why a drain stopped without a failed call, in the reader's language (a call's failure is
+# the collector's or gRPC's text, shown as it is).
+_STOPPED_WORDS = {
+    transport.STOPPING: said("the agent is stopping"),
+    transport.NONE_ANSWERED: said("the collector answered for none of the reports sent"),
+    transport.PART_ANSWERED: said("the collector answered for only part of the batch"),
+    transport.OUTBOX_STUCK: said("the outbox could not remove delivered reports"),
+}
 
 
 def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
@@ -597,11 +605,15 @@ def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) ->
     )  # fmt: skip
     report, result = done.report, done.result
     for report_id in result.set_aside:
-        print(f"report {report_id} was refused by the collector and set aside", file=sys.stderr)
+        say("report {report_id} was refused by the collector and set aside",
+            report_id=report_id, stream=sys.stderr)
     if done.acknowledged:
         others = len(result.acknowledged) + len(result.duplicates) - 1
-        extra = f" (and {others} queued earlier)" if others else ""
-        print(f"Report {report.report_id} acknowledged by the collector{extra}.")
+        if others:
+            say("Report {report_id} acknowledged by the collector (and {others} queued"
+                " earlier).", report_id=report.report_id, others=others)
+        else:
+            say("Report {report_id} acknowledged by the collector.", report_id=report.report_id)
         return EXIT_OK if result.stopped_by is None else EXIT_FAILED
     refused = done.device_refused
     if refused is not None:
@@ -622,11 +634,18 @@ def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) ->
         raise CliError(
             "the collector did not acknowledge the report ({problem}); it is kept on disk and"
             " will be sent next time",
-            problem=result.stopped_by,
+            problem=_STOPPED_WORDS.get(result.stopped_by, result.stopped_by),
         )
     raise CliError(
         "the collector refused the report; it was set aside (see the outbox's rejected/ folder)"
     )
+
+
+# What `renew` did, inside its sentence, in the reader's language.
+_RENEWAL_WORDS = {
+    Outcome.RENEWED: said("renewed"), Outcome.REESTABLISHED: said("reestablished"),
+    Outcome.NOT_DUE: said("not due"), Outcome.BACKING_OFF: said("backing off"),
+}
 
 
 def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
@@ -638,7 +657,9 @@ def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -
             problem=result.detail,
         )
     until = f"{result.expires_at:%Y-%m-%d %H:%M} UTC" if result.expires_at else "?"
-    print(f"Certificate {result.outcome.value} ({result.detail}); valid until {until}.")
+    say("Certificate {outcome} ({detail}); valid until {until}.",
+        outcome=_RENEWAL_WORDS.get(result.outcome, result.outcome.value), detail=result.detail,
+        until=until)
     return EXIT_OK
 
 
@@ -661,26 +682,35 @@ def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) 
     return exit_code(verdicts, judged)
 
 
+# Where a setting came from, as `config` lists it: the fixed ones in the reader's language
+# (a file's path or an option's name stays as it is).
+_ORIGIN_WORDS = {"default": said("default"), "command line": said("command line")}
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
     """Every setting in force and where it came from; reaching here means agent.toml is
     good (a bad one was refused before any command ran)."""
-    shown = {
-        "collectors": ", ".join(a.target() for a in settings.collectors) or "(none)",
-        "ca_fingerprint": settings.ca_fingerprint or "(none)",
-        "state": str(settings.state_dir),
-        "enrollment_file": str(settings.enrollment_file),
+    none = said("(none)")
+    shown: dict[str, object] = {
+        "collectors": ", ".join(a.target() for a in settings.collectors) or none,
+        "ca_fingerprint": settings.ca_fingerprint or none,
+        "state": settings.state_dir,
+        "enrollment_file": settings.enrollment_file,
         "log_format": settings.log_format,
-        "log_level": settings.log_level or "(info for run, warning for the other commands)",
-        "log_file": str(settings.log_file or default_log_file() or "(standard error)"),
-        "https_proxy": str(settings.https_proxy or "(none: direct)"),
-        "backup_folders": ", ".join(settings.backup_folders) or "(none)",
+        "log_level": settings.log_level or said("(info for run, warning for the other commands)"),
+        "log_file": settings.log_file or default_log_file() or said("(standard error)"),
+        "https_proxy": settings.https_proxy or said("(none: direct)"),
+        "backup_folders": ", ".join(settings.backup_folders) or none,
     }
-    file = settings.config_file or f"{default_config_file()} (absent: defaults)"
-    print(f"configuration file: {file}")
+    if settings.config_file:
+        say("configuration file: {file}", file=settings.config_file)
+    else:
+        say("configuration file: {file} (absent: defaults)", file=default_config_file())
     for name, value in shown.items():
         section, key = KEYS[name]
         origin = settings.origins.get(name, "default")
-        print(f"[{section}] {key} = {value}    <- {origin} (env {ENV[name]})")
+        say("[{section}] {key} = {value}    <- {origin} (env {variable})", section=section,
+            key=key, value=value, origin=_ORIGIN_WORDS.get(origin, origin), variable=ENV[name])
     return EXIT_OK
 
 

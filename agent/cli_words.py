@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devposture.agent import cli, enroll, first_start
+from devposture.agent import cli, enroll, first_start, renewal_exchange
 from devposture.policy import cli_catalog
 
 _HERE = Path(__file__).parent
@@ -17,9 +17,9 @@ _HERE = Path(__file__).parent
 SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
     for name in ("cli.py", "enroll_diagnosis.py", "enroll.py", "first_start.py", "settings.py",
-                 "state.py")
+                 "state.py", "renewal.py", "renewal_exchange.py")
 )  # fmt: skip
-_LOADED = (enroll.EnrollError, first_start.PlanError)
+_LOADED = (enroll.EnrollError, first_start.PlanError, renewal_exchange.RenewalError)
 
 
 def mistakes() -> list[str]:

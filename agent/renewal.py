@@ -25,6 +25,7 @@ import grpc
 from devposture.agent.cert_dates import Validity, read_validity
 from devposture.agent.state import AgentState, Enrollment, write_atomic
 from devposture.net.rpc_status import describe
+from devposture.policy.cli_messages import Said, said
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class Outcome(Enum):
 @dataclass(frozen=True)
 class RenewalResult:
     outcome: Outcome
-    detail: str = ""
+    # What happened besides (the generation, the next attempt, the failure), worded by `renew`
+    # in the reader's language; the log has its English.
+    detail: str | Said = ""
     expires_at: dt.datetime | None = None
 
 
@@ -91,7 +94,8 @@ def ensure_fresh_certificate(
     failures, next_attempt = _load_backoff(state)
     if not force and next_attempt is not None and now < next_attempt:
         return RenewalResult(
-            Outcome.BACKING_OFF, f"next attempt after {next_attempt:%Y-%m-%d %H:%M} UTC",
+            Outcome.BACKING_OFF,
+            said("next attempt after {time} UTC", time=f"{next_attempt:%Y-%m-%d %H:%M}"),
             expires_at,
         )  # fmt: skip
     expired = now >= expires_at
@@ -101,7 +105,7 @@ def ensure_fresh_certificate(
     try:
         response, fresh_until = exchange(state, enrollment, now, expired=expired)
     except (grpc.RpcError, RenewalError) as exc:
-        detail = describe(exc) if isinstance(exc, grpc.RpcError) else str(exc)
+        detail: str | Said = describe(exc) if isinstance(exc, grpc.RpcError) else exc.said
         retry_at = now + retry_delay(failures + 1)
         _save_backoff(state, failures + 1, retry_at)
         log.warning(
@@ -113,4 +117,6 @@ def ensure_fresh_certificate(
     outcome = Outcome.REESTABLISHED if expired else Outcome.RENEWED
     log.info("certificate %s, generation %d, valid until %s", outcome.value,
              response.generation, fresh_until.isoformat())  # fmt: skip
-    return RenewalResult(outcome, f"generation {response.generation}", fresh_until)
+    return RenewalResult(
+        outcome, said("generation {generation}", generation=response.generation), fresh_until
+    )

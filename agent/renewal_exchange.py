@@ -22,6 +22,7 @@ from devposture.agent.state import AgentState, Enrollment, write_atomic
 from devposture.agent.transport import open_channel
 from devposture.net.address import CollectorAddress
 from devposture.net.proxy import channel_options
+from devposture.policy.cli_messages import Worded
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from devposture.v1.proofs import reestablish_payload
@@ -29,8 +30,9 @@ from devposture.v1.proofs import reestablish_payload
 RENEW_DEADLINE_SECONDS = 30.0
 
 
-class RenewalError(Exception):
-    """The collector's answer cannot be used; the old certificate stays."""
+class RenewalError(Worded):
+    """The collector's answer cannot be used; the old certificate stays. Worded: `renew`
+    shows it in the reader's language."""
 
 
 def _key(state: AgentState) -> ec.EllipticCurvePrivateKey:
@@ -87,7 +89,7 @@ def _accept(
         raise RenewalError("the collector's answer holds no valid certificate") from exc
     problem = certificate_problem(key, cert, enrollment.device_id, cas)
     if problem is not None:
-        raise RenewalError(problem)
+        raise RenewalError.as_is(problem)
     write_atomic(state.ca_path, response.ca_certificates_pem.encode("ascii"))
     write_atomic(state.cert_path, response.client_certificate_pem.encode("ascii"))
     return cert

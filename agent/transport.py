@@ -71,6 +71,10 @@ _PERMANENT = {
 }
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 STOPPING = "the agent is stopping"
+# Why a drain stopped when no call failed (`DrainResult.stopped_by`): worded by the CLI.
+NONE_ANSWERED = "the collector answered for none of the reports sent"
+PART_ANSWERED = "the collector answered for only part of the batch"
+OUTBOX_STUCK = "the outbox could not remove delivered reports"
 # How often a call in flight checks whether the agent is stopping.
 STOP_POLL_SECONDS = 0.25
 
@@ -316,12 +320,12 @@ def _send_batches(
         _apply_batch(drain, batch, response)
         answered = {a.report_id for a in response.acks} | {r.report_id for r in response.rejections}
         if not answered & {item.report.report_id for item in batch}:
-            drain.result.stopped_by = "the collector answered for none of the reports sent"
+            drain.result.stopped_by = NONE_ANSWERED
             return False, []
         del queue[: len(batch)]
         if len(answered) < len(batch):
             # The collector stopped part-way (it is busy): the rest waits for the next drain.
-            drain.result.stopped_by = "the collector answered for only part of the batch"
+            drain.result.stopped_by = PART_ANSWERED
             return False, []
     return True, []
 
@@ -363,6 +367,6 @@ def drain(
             first = pending[0].path.name
             pending = outbox.pending(limit=DRAIN_CHUNK)
             if pending and pending[0].path.name == first:
-                result.stopped_by = "the outbox could not remove delivered reports"
+                result.stopped_by = OUTBOX_STUCK
                 return result
     return result

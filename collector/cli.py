@@ -43,6 +43,7 @@ from devposture.policy.cli_messages import (
     option_error,
     reader_language,
     said,
+    say,
 )
 
 __all__ = ["DEFAULT_DATA", "CliError", "build_parser", "main"]
@@ -198,11 +199,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         config, ca_cert = initialize(args.data, args.listen, args.san, database=database, **kwargs)
     except (InitError, ValueError) as exc:
         raise CliError.as_is(exc) from exc
-    print(f"Created collector data folder {config.data_dir}")
-    print(f"Database: {config.database.describe()}")
-    print(f"CA fingerprint: {fingerprint(ca_cert)}")
-    print("Give agents this fingerprint (--ca-fingerprint) together with an enrollment token")
-    print(f"from `devposture-collector token create --data {config.data_dir}`.")
+    say("Created collector data folder {path}", path=config.data_dir)
+    say("Database: {database}", database=config.database.describe())
+    say("CA fingerprint: {fingerprint}", fingerprint=fingerprint(ca_cert))
+    say("Give agents this fingerprint (--ca-fingerprint) together with an enrollment token\n"
+        "from `devposture-collector token create --data {path}`.", path=config.data_dir)
     return 0
 
 
@@ -221,9 +222,10 @@ def _join(args: argparse.Namespace, ports: dict[str, int]) -> int:
         )  # fmt: skip
     except (InitError, ConfigError, OSError) as exc:
         raise CliError("cannot join {first}: {problem}", first=args.join, problem=exc) from exc
-    print(f"Created collector data folder {config.data_dir}, beside {args.join}")
-    print(f"Database: {config.database.describe()}")
-    print(f"CA fingerprint (shared): {fingerprint(ca_cert)}")
+    say("Created collector data folder {path}, beside {first}", path=config.data_dir,
+        first=args.join)
+    say("Database: {database}", database=config.database.describe())
+    say("CA fingerprint (shared): {fingerprint}", fingerprint=fingerprint(ca_cert))
     return 0
 
 
@@ -329,9 +331,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
                        file=args.file, count=len(exc.problems))  # fmt: skip
         print(refused.worded(reader_language()), file=sys.stderr)
         return 1
-    checks = ", ".join(c.check_id for c in policy.checks)
-    counts = f"{len(policy.clauses)} clause(s), {len(policy.checks)} check(s)"
-    print(f"{args.file}: OK: {counts} ({checks})")
+    say("{file}: OK: {clauses} clause(s), {count} check(s) ({checks})", file=args.file,
+        clauses=len(policy.clauses), count=len(policy.checks),
+        checks=", ".join(c.check_id for c in policy.checks))
     return 0
 
 

@@ -19,7 +19,7 @@ from devposture.collector.store.target import (
     PostgresTarget,
     postgres_target,
 )
-from devposture.policy.cli_messages import Worded
+from devposture.policy.cli_messages import Worded, say
 
 
 class MigrateError(Worded):
@@ -49,7 +49,8 @@ def add_command(commands: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def _progress(table: str, rows: int) -> None:
-    print(f"  {table}: {rows} rows", file=sys.stderr, flush=True)
+    say("  {table}: {rows} rows", table=table, rows=rows, stream=sys.stderr)
+    sys.stderr.flush()
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -72,7 +73,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     except DataFolderInUse as exc:
         raise MigrateError("{problem}; the move needs the collector stopped", problem=exc) from exc
     try:
-        print(f"Moving {config.database.describe()} to {destination.describe()}", file=sys.stderr)
+        say("Moving {source} to {destination}", source=config.database.describe(),
+            destination=destination.describe(), stream=sys.stderr)
         try:
             moved = migrate(config.database, destination, _progress)
         except MigrationError as exc:
@@ -81,13 +83,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     finally:
         lock.release()
     total = sum(moved.rows.values())
-    print(f"Moved {total} rows in {len(moved.rows)} tables; every table read back identical.")
+    say("Moved {total} rows in {tables} tables; every table read back identical.",
+        total=total, tables=len(moved.rows))
     if moved.chain_head is not None:
         seq, digest = moved.chain_head
-        print(f"Evidence chain head: seq {seq}, hash {digest} (the same before and after)")
-    print(f"{config.data_dir / CONFIG_NAME} now names the PostgreSQL database.")
-    print(
-        f"The SQLite file {config.database.describe()} is no longer used: keep it with the"
-        " site's backups. Start the collector again."
-    )
+        say("Evidence chain head: seq {seq}, hash {digest} (the same before and after)",
+            seq=seq, digest=digest)
+    say("{path} now names the PostgreSQL database.", path=config.data_dir / CONFIG_NAME)
+    say("The SQLite file {source} is no longer used: keep it with the site's backups. Start"
+        " the collector again.", source=config.database.describe())
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devposture.collector.config import ConfigError, load
-from devposture.policy.cli_messages import Said, error_line, reader_language, said
+from devposture.policy.cli_messages import Said, error_line, reader_language, said, say
 
 if TYPE_CHECKING:
     from devposture.collector.trust import Authorities, Trust
@@ -151,16 +151,22 @@ def cmd_tls_rotate(args: argparse.Namespace) -> int:
     except (TrustError, OSError, ValueError) as exc:
         return _fail(said("{problem}. Nothing was changed", problem=exc))
     dns, ips = trust.server_names()
-    print(f"New server certificate, serial {cert.serial_number:x}, signed by the CA with")
-    print(f"fingerprint {fingerprint(trust.signing_authority().cert)}.")
-    print(f"Names: {', '.join(dns + ips)}")
-    print(f"Valid until {cert.not_valid_after_utc:%Y-%m-%d}.")
-    print("A running collector uses it for new connections within a few seconds; agents")
-    print("verify it against the CA, so they need nothing. No restart is needed.")
+    say("New server certificate, serial {serial}, signed by the CA with\n"
+        "fingerprint {fingerprint}.", serial=f"{cert.serial_number:x}",
+        fingerprint=fingerprint(trust.signing_authority().cert))
+    say("Names: {names}", names=", ".join(dns + ips))
+    say("Valid until {date}.", date=f"{cert.not_valid_after_utc:%Y-%m-%d}")
+    say("A running collector uses it for new connections within a few seconds; agents\n"
+        "verify it against the CA, so they need nothing. No restart is needed.")
     return 0
 
 
-def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> list[str]:
+def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> str:
+    """Where the rollover stands and what to do next, in the reader's language."""
+    return "\n".join(line.worded(reader_language()) for line in _stage(trust, authorities, now))
+
+
+def _stage(trust: Trust, authorities: Authorities, now: dt.datetime) -> list[Said]:
     from devposture.collector.pki import fingerprint  # noqa: PLC0415
     from devposture.collector.trust import Stage  # noqa: PLC0415
 
@@ -169,30 +175,32 @@ def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> lis
     signing = fingerprint(trust.signing_authority().cert)
     if authorities.stage == Stage.STEADY:
         return [
-            f"No CA rollover in progress. CA {authorities.signing} signs: {signing}",
-            f"To replace it: `{PROG} ca rollover stage`.",
+            said("No CA rollover in progress. CA {generation} signs: {fingerprint}",
+                 generation=authorities.signing, fingerprint=signing),
+            said("To replace it: `{prog} ca rollover stage`.", prog=PROG),
         ]
     if authorities.stage == Stage.STAGED:
         ready = (authorities.staged_at or now) + lifetime
         new = max(authorities.trusted)
         return [
-            f"Stage 1 of 3 (staged): CA {new} is trusted beside CA {authorities.signing},"
-            f" which still signs.",
-            "Agents receive both CAs the next time they renew their certificate or enroll.",
-            f"Next: on or after {_day(ready, trust)} (one device certificate lifetime,"
-            f" {days} days,"
-            f" after staging), run `{PROG} ca rollover activate`.",
+            said("Stage 1 of 3 (staged): CA {new} is trusted beside CA {old}, which still signs.",
+                 new=new, old=authorities.signing),
+            said("Agents receive both CAs the next time they renew their certificate or enroll."),
+            said("Next: on or after {day} (one device certificate lifetime, {days} days, after"
+                 " staging), run `{prog} ca rollover activate`.",
+                 day=_day(ready, trust), days=days, prog=PROG),
         ]
     if authorities.stage == Stage.ACTIVATED:
         ready = (authorities.activated_at or now) + lifetime
         old = ", ".join(str(g) for g in authorities.trusted if g != authorities.signing)
         return [
-            f"Stage 2 of 3 (activated): CA {authorities.signing} signs; CA {old} is still"
-            " trusted for device certificates it signed.",
-            f"Give new installations the new fingerprint: {signing}",
-            f"Next: on or after {_day(ready, trust)} (when the last certificate signed by the"
-            " old CA"
-            f" has been renewed, {days} days), run `{PROG} ca rollover finish`.",
+            said("Stage 2 of 3 (activated): CA {new} signs; CA {old} is still trusted for device"
+                 " certificates it signed.", new=authorities.signing, old=old),
+            said("Give new installations the new fingerprint: {fingerprint}",
+                 fingerprint=signing),
+            said("Next: on or after {day} (when the last certificate signed by the old CA has"
+                 " been renewed, {days} days), run `{prog} ca rollover finish`.",
+                 day=_day(ready, trust), days=days, prog=PROG),
         ]
     raise AssertionError(authorities.stage)  # pragma: no cover
 
@@ -207,32 +215,36 @@ def cmd_ca_rollover(args: argparse.Namespace) -> int:
     now = utcnow()
     try:
         if step == "status":
-            print("\n".join(_stage_text(trust, trust.authorities(), now)))
+            print(_stage_text(trust, trust.authorities(), now))
             return 0
         if step == "stage":
             generation, cert = trust.stage_rollover(now)
-            print(f"Staged CA {generation}: {fingerprint(cert)}")
-            print("The collector now accepts device certificates from both CAs, and hands both")
-            print("to agents when they renew or enroll. The current CA still signs everything,")
-            print("and new installations still use the current fingerprint.")
+            say("Staged CA {generation}: {fingerprint}", generation=generation,
+                fingerprint=fingerprint(cert))
+            say("The collector now accepts device certificates from both CAs, and hands both\n"
+                "to agents when they renew or enroll. The current CA still signs everything,\n"
+                "and new installations still use the current fingerprint.")
         elif step == "activate":
             generation, cert = trust.activate_rollover(now, force=args.force)
-            print(f"CA {generation} now signs device certificates and the server certificate.")
-            print(f"New fingerprint, for new installations (--ca-fingerprint): {fingerprint(cert)}")
-            print("Update your installation scripts now. Agents that renewed since staging keep")
-            print("working; device certificates from the old CA stay accepted until `finish`.")
+            say("CA {generation} now signs device certificates and the server certificate.",
+                generation=generation)
+            say("New fingerprint, for new installations (--ca-fingerprint): {fingerprint}",
+                fingerprint=fingerprint(cert))
+            say("Update your installation scripts now. Agents that renewed since staging keep\n"
+                "working; device certificates from the old CA stay accepted until `finish`.")
         elif step == "finish":
             retired = trust.finish_rollover(now, force=args.force)
             for generation, cert in retired:
-                print(f"CA {generation} is no longer trusted: {fingerprint(cert)}")
-            print(f"Its files were moved to {trust.ca_dir / 'retired'}; keep the key offline or")
-            print("delete it. Only the new CA is trusted now.")
+                say("CA {generation} is no longer trusted: {fingerprint}", generation=generation,
+                    fingerprint=fingerprint(cert))
+            say("Its files were moved to {folder}; keep the key offline or\n"
+                "delete it. Only the new CA is trusted now.", folder=trust.ca_dir / "retired")
         else:  # pragma: no cover - argparse allows only the steps above
             return _fail(said("unknown step {step}", step=step))
     except (TrustError, OSError, ValueError) as exc:
         return _fail(Said(str(exc), as_is=True))
     print()
-    print("\n".join(_stage_text(trust, trust.authorities(), now)))
+    print(_stage_text(trust, trust.authorities(), now))
     return 0
 
 

@@ -17,7 +17,12 @@ from pathlib import Path
 
 import grpc
 
-from devposture.collector.admin.commands import ERROR_METADATA, CommandError, Result
+from devposture.collector.admin.commands import (
+    ERROR_METADATA,
+    MESSAGE_METADATA,
+    CommandError,
+    Result,
+)
 from devposture.collector.credentials import CredentialFormatError, parse_credential
 from devposture.collector.render import Row
 from devposture.net.address import CollectorAddress
@@ -154,13 +159,25 @@ def run_remote(
     request = admin_pb.AdminCommand(command=list(words), arguments=dict(arguments))
     with grpc.secure_channel(address.target(), credentials) as channel:
         try:
-            answer: admin_pb.AdminResult = admin_grpc.AdminStub(channel).Run(
+            answer, call = admin_grpc.AdminStub(channel).Run.with_call(
                 request, timeout=timeout, metadata=(("authorization", f"Bearer {credential}"),)
             )
         except grpc.RpcError as exc:
             raise RemoteError(_explain(exc, address, ca_pem)) from exc
     rows: list[Row] = json.loads(answer.rows_json) if answer.rows_json else []
-    return Result(answer.message, tuple(answer.columns), rows)
+    return Result(answer.message, tuple(answer.columns), rows, said=_worded_message(call))
+
+
+def _worded_message(call: grpc.Call) -> Said | None:
+    """The result's sentence as the collector sent it worded (None from an older collector,
+    whose English message is then shown as it is)."""
+    for key, value in call.trailing_metadata() or ():
+        if key == MESSAGE_METADATA and isinstance(value, str):
+            try:
+                return Said.of_data(json.loads(value))
+            except ValueError:
+                return None
+    return None
 
 
 def export_remote(

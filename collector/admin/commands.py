@@ -60,13 +60,16 @@ from devposture.collector.tokens import new_token
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError
 from devposture.policy.catalogs import LANGS, Lang
-from devposture.policy.cli_messages import Said, Worded, said
+from devposture.policy.cli_messages import Said, Worded, lines, said
 
 Words = tuple[str, str]
 # The admin port's trailing metadata that carries a refusal worded (`Worded.wire`), so that a
 # remote command line words it in its reader's language; the status's text stays for older
 # command lines.
 ERROR_METADATA = "devposture-error"
+# Likewise for a result's sentence (`Result.said`, as `Said.data` in JSON): the result's
+# message stays its English, for older command lines and scripts.
+MESSAGE_METADATA = "devposture-message"
 
 
 class CommandError(Worded):
@@ -110,7 +113,8 @@ def local_actor() -> Actor:
 
 @dataclass(frozen=True)
 class Result:
-    # A sentence (or the new secret, for `token create` and `admin add`) for the person.
+    # A sentence (or the new secret, for `token create` and `admin add`) for the person, in
+    # English (what scripts and an older command line read).
     message: str = ""
     columns: tuple[str, ...] = ()
     rows: list[Row] = field(default_factory=list)
@@ -118,6 +122,20 @@ class Result:
     note: str = ""
     # The command ran, and what it checked does not hold (`audit check`): exit 1.
     failed: bool = False
+    # The message as its template and parameters, worded in the reader's language when shown
+    # (`shown_message`); None for a text shown as it is (a secret, a key, a verdict).
+    said: Said | None = None
+
+    def shown_message(self, lang: Lang) -> str:
+        return self.said.worded(lang) if self.said is not None else self.message
+
+
+def told(sentence: Said | None, columns: tuple[str, ...] = (), rows: list[Row] | None = None,
+         note: str | None = None) -> Result:
+    """A result whose message is a sentence (None: no message): English for scripts and
+    (unless `note` says otherwise) the audit log, worded for the person."""
+    english = "" if sentence is None else str(sentence)
+    return Result(english, columns, rows or [], english if note is None else note, said=sentence)
 
 
 class Arguments:
@@ -247,18 +265,16 @@ def _report(view: str) -> Handler:
         device_id = args.text("device_id")
         lang = args.lang()
         group = args.group("group") if view in ("fleet", "failing") else None
-        message = ""
+        message: Said | None = None
         if group is not None and not store.identity.devices(group=group):
-            groups = ", ".join(store.identity.device_groups()) or "none yet"
-            message = f"no device is in group {group!r} (groups: {groups})"
+            message = said("no device is in group {group} (groups: {groups})", group=repr(group),
+                           groups=", ".join(store.identity.device_groups()) or _NONE_YET)
         if view == "fleet":
             if not store.reports.device_count():
-                message = (
-                    "No devices enrolled yet. Create a token with"
-                    " `devposture-collector token create`."
-                )
+                message = said("No devices enrolled yet. Create a token with"
+                               " `devposture-collector token create`.")
             rows = fleet_rows(store, policy, at, current=as_of is None, group=group)
-            return Result(message, FLEET_COLUMNS, rows)
+            return told(message, FLEET_COLUMNS, rows, note="")
         if view == "device":
             rows = device_rows(store, policy, at, device_id, lang=lang)
             if device_id and not rows:
@@ -280,7 +296,7 @@ def _report(view: str) -> Handler:
                 )
             return Result("", HISTORY_COLUMNS, rows)
         rows = failing_rows(store, policy, at, current=as_of is None, group=group, lang=lang)
-        return Result(message, FAILING_COLUMNS, rows)
+        return told(message, FAILING_COLUMNS, rows, note="")
 
     return handler
 
@@ -320,17 +336,18 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
             "no enrolled device {devices}: see `devposture-collector report device`",
             devices=", ".join(unknown),
         )
-    lines = []
+    added = []
     for device_id in dict.fromkeys(devices):
         waiver = Waiver(
             f"w-{secrets.token_hex(4)}", device_id, check_id, owner, reason, now, expires
         )
         store.waivers.add_waiver(waiver, now)
-        lines.append(
-            f"waiver {waiver.waiver_id}: {device_id} exempt from {check_id}"
-            f" until {shown(expires, zone)}"
-        )
-    return Result("\n".join(lines), note="; ".join(lines))
+        added.append(said(
+            "waiver {waiver_id}: {device_id} exempt from {check} until {until}",
+            waiver_id=waiver.waiver_id, device_id=device_id, check=check_id,
+            until=shown(expires, zone),
+        ))  # fmt: skip
+    return told(lines(*added), note="; ".join(str(line) for line in added))
 
 
 def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -363,7 +380,7 @@ def _waiver_revoke(store: Store, config: CollectorConfig, args: Arguments, actor
     if not store.waivers.revoke_waiver(waiver_id, utcnow(), reason):
         raise NotFound("no active waiver {waiver_id}: see `devposture-collector waiver list`",
                        waiver_id=waiver_id)  # fmt: skip
-    return Result(f"waiver {waiver_id} revoked", note=f"waiver {waiver_id} revoked")
+    return told(said("waiver {waiver_id} revoked", waiver_id=waiver_id))
 
 
 # --- devices -------------------------------------------------------------------------------
@@ -398,14 +415,14 @@ def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
     zone = _zone(config, store)
     group = args.group("group")
     rows = [_device_row(d, zone) for d in store.identity.devices(group=group)]
-    message = ""
+    message: Said | None = None
     if group is not None and not rows:
-        groups = ", ".join(store.identity.device_groups()) or "none yet"
-        message = (
-            f"no device is in group {group!r} (groups: {groups}); put one in with"
-            " `devposture-collector device group DEVICE_ID NAME`"
-        )
-    return Result(message, DEVICE_LIST_COLUMNS, rows)
+        message = said(
+            "no device is in group {group} (groups: {groups}); put one in with"
+            " `devposture-collector device group DEVICE_ID NAME`",
+            group=repr(group), groups=", ".join(store.identity.device_groups()) or _NONE_YET,
+        )  # fmt: skip
+    return told(message, DEVICE_LIST_COLUMNS, rows, note="")
 
 
 def _find_device(store: Store, device_id: str) -> DeviceInfo:
@@ -434,6 +451,8 @@ def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: 
 
 # A device's status inside a sentence ("already revoked"), in the reader's language.
 STATUS_WORDS = {"active": said("active"), "revoked": said("revoked"), "retired": said("retired")}
+# No device group exists.
+_NONE_YET = said("none yet")
 
 
 def _device_status(status: str) -> Handler:
@@ -446,14 +465,15 @@ def _device_status(status: str) -> Handler:
                 " (see `devposture-collector device show`)",
                 device_id=device_id, status=STATUS_WORDS.get(device.status, device.status),
             )  # fmt: skip
-        seconds = round(config.max_connection_age_seconds)
-        message = (
-            f"device {device_id} ({device.hostname or 'no hostname'}) {status}. Its next call is"
-            f" refused and its open connections close within {seconds} seconds; its reports"
-            " and history stay. To use the computer again, enroll it with a new key"
-            " (`devposture-agent enroll --force`)."
-        )
-        return Result(message, note=f"device {device_id} {status}: {reason}")
+        message = said(
+            "device {device_id} ({hostname}) {status}. Its next call is refused and its open"
+            " connections close within {seconds} seconds; its reports and history stay. To use"
+            " the computer again, enroll it with a new key (`devposture-agent enroll --force`).",
+            device_id=device_id, hostname=device.hostname or said("no hostname"),
+            status=STATUS_WORDS.get(status, status),
+            seconds=round(config.max_connection_age_seconds),
+        )  # fmt: skip
+        return told(message, note=f"device {device_id} {status}: {reason}")
 
     return handler
 
@@ -472,17 +492,19 @@ def _device_group(store: Store, config: CollectorConfig, args: Arguments, actor:
         raise NotFound("no device {device_id}: see the ids in `devposture-collector device list`",
                        device_id=device_id)  # fmt: skip
     if before == (group or ""):
-        message = (
-            f"device {device_id} is already in group {group}: nothing changed" if group
-            else f"device {device_id} is in no group: nothing changed"
+        return told(
+            said("device {device_id} is already in group {group}: nothing changed",
+                 device_id=device_id, group=group) if group
+            else said("device {device_id} is in no group: nothing changed", device_id=device_id)
         )  # fmt: skip
-        return Result(message, note=message)
-    was = f" (was {before})" if before else ""
-    message = (
-        f"device {device_id} is now in group {group}{was}" if group
-        else f"device {device_id} is in no group now (was {before})"
-    )  # fmt: skip
-    return Result(message, note=message)
+    if not group:
+        return told(said("device {device_id} is in no group now (was {before})",
+                         device_id=device_id, before=before))  # fmt: skip
+    if before:
+        return told(said("device {device_id} is now in group {group} (was {before})",
+                         device_id=device_id, group=group, before=before))  # fmt: skip
+    return told(said("device {device_id} is now in group {group}", device_id=device_id,
+                     group=group))  # fmt: skip
 
 
 # --- enrollment tokens ---------------------------------------------------------------------
@@ -559,8 +581,7 @@ def _token_revoke(store: Store, config: CollectorConfig, args: Arguments, actor:
             " see `devposture-collector token list`",
             token_id=token_id,
         )
-    message = f"token {token_id} revoked: it enrolls no more devices"
-    return Result(message, note=message)
+    return told(said("token {token_id} revoked: it enrolls no more devices", token_id=token_id))
 
 
 # --- admin credentials and the audit log ---------------------------------------------------
@@ -606,8 +627,8 @@ def _admin_revoke(store: Store, config: CollectorConfig, args: Arguments, actor:
             " see `devposture-collector admin list`",
             credential_id=credential_id,
         )
-    message = f"credential {credential_id} revoked: its next call is refused"
-    return Result(message, note=message)
+    return told(said("credential {credential_id} revoked: its next call is refused",
+                     credential_id=credential_id))  # fmt: skip
 
 
 def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -650,13 +671,16 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
         raise CommandError("cannot write {path}: {problem}", path=out, problem=exc) from None
     total = sum(done.counts.values())
     span = f"chain seq {done.first_seq}–{done.last_seq}" if done.first_seq else "no records"
-    message = (
-        f"wrote {out}: {total} records ({span}) written"
-        f" {shown(start, zone)} – {shown(end, zone)},"
-        f" signed by {done.signing_key}. Check it anywhere with `devposture-collector audit"
-        f" verify {out.name} --public-key KEY.pem` (`audit public-key` prints the key)."
-    )
-    return Result(message, note=f"exported {out} ({total} records, {span})")
+    shown_span = (said("chain seq {first}–{last}", first=done.first_seq, last=done.last_seq)
+                  if done.first_seq else said("no records"))  # fmt: skip
+    message = said(
+        "wrote {out}: {total} records ({span}) written {start} – {end}, signed by {key}. Check"
+        " it anywhere with `devposture-collector audit verify {name} --public-key KEY.pem`"
+        " (`audit public-key` prints the key).",
+        out=out, total=total, span=shown_span, start=shown(start, zone), end=shown(end, zone),
+        key=done.signing_key, name=out.name,
+    )  # fmt: skip
+    return told(message, note=f"exported {out} ({total} records, {span})")
 
 
 def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -884,69 +908,84 @@ class Runner:
         return result
 
 
-def present(words: Words, result: Result, fmt: str) -> tuple[str, str]:
-    """What to print for a result: (standard output, standard error). The same for a local
-    run and a remote one, so a script cannot tell them apart."""
+def present(words: Words, result: Result, fmt: str, lang: Lang = "en") -> tuple[str, str]:
+    """What to print for a result: (standard output, standard error), the sentences in
+    `lang`. The same for a local run and a remote one, so a script cannot tell them apart."""
+    message = result.shown_message(lang)
     if words == ("audit", "public-key"):
         row = result.rows[0] if result.rows else {}
-        return result.message + "\n", (
-            f"evidence signing key {row.get('fingerprint')}: give the PEM above to the auditor"
-            " and confirm this fingerprint with them by another channel\n"
-        )
+        return message + "\n", said(
+            "evidence signing key {fingerprint}: give the PEM above to the auditor and confirm"
+            " this fingerprint with them by another channel",
+            fingerprint=row.get("fingerprint"),
+        ).worded(lang) + "\n"
     if words in (("token", "create"), ("admin", "add")):
         # Standard output holds the secret alone, so `> file` captures exactly it.
         row = result.rows[0] if result.rows else {}
         if words == ("token", "create"):
-            info = _token_info(row)
+            info = _token_info(row).worded(lang)
         else:
-            info = (
-                f"admin credential {row.get('credential')} for {row.get('name')}"
-                f" (role {row.get('role')}). It is shown only this once: store it in a file"
-                " only you can read (`chmod 600 FILE`) and give it with --credential-file FILE\n"
-            )
-        return result.message + "\n", info
+            info = said(
+                "admin credential {credential} for {name} (role {role}). It is shown only this"
+                " once: store it in a file only you can read (`chmod 600 FILE`) and give it with"
+                " --credential-file FILE",
+                credential=row.get("credential"), name=row.get("name"), role=row.get("role"),
+            ).worded(lang)
+        return message + "\n", info + "\n"
     if not result.columns:
-        return (result.message + "\n" if result.message else ""), ""
-    if words == ("report", "fleet") and result.message and fmt == "table":
-        return result.message + "\n", ""
+        return (message + "\n" if message else ""), ""
+    if words == ("report", "fleet") and message and fmt == "table":
+        return message + "\n", ""
     if words == ("device", "show") and fmt == "table":
         return _vertical(result), ""
     out = render(result.rows, result.columns, fmt)
-    err = result.message + "\n" if result.message else ""
+    err = message + "\n" if message else ""
     if words == ("device", "list") and fmt == "table":
-        clones = sum(1 for r in result.rows if r.get("clone_suspected"))
-        if clones:
-            err += (
-                f"{clones} device(s) suspected of being copies: see"
-                " `devposture-collector device show ID`\n"
-            )
-        for count, what in (
-            (sum(1 for r in result.rows if r.get("clock_off")), "with a clock off by 5 minutes"
-             " or more"),
-            (sum(1 for r in result.rows if r.get("reports_lost")), "that lost reports to a full"
-             " outbox while offline"),
-        ):  # fmt: skip
-            if count:
-                err += f"{count} device(s) {what}: see `devposture-collector device show ID`\n"
+        err += "".join(line.worded(lang) + "\n" for line in _device_notes(result.rows))
     return out, err
 
 
-def _token_info(row: Row) -> str:
+def _device_notes(rows: list[Row]) -> list[Said]:
+    """What `device list` says below its table about the devices that need a look."""
+    notes = []
+    clones = sum(1 for r in rows if r.get("clone_suspected"))
+    if clones:
+        notes.append(said("{count} device(s) suspected of being copies: see"
+                          " `devposture-collector device show ID`", count=clones))
+    clocks = sum(1 for r in rows if r.get("clock_off"))
+    if clocks:
+        notes.append(said("{count} device(s) with a clock off by 5 minutes or more: see"
+                          " `devposture-collector device show ID`", count=clocks))
+    lost = sum(1 for r in rows if r.get("reports_lost"))
+    if lost:
+        notes.append(said("{count} device(s) that lost reports to a full outbox while offline:"
+                          " see `devposture-collector device show ID`", count=lost))
+    return notes
+
+
+def _token_info(row: Row) -> Said:
     """What `token create` says on standard error about the token (or the value) it printed."""
     uses = row.get("uses")
-    what = "one device" if uses == 1 else f"{uses} devices"
-    what += f" into group {row.get('group')}" if row.get("group") else ""
+    group = row.get("group")
+    if group:
+        what = (said("one device into group {group}", group=group) if uses == 1
+                else said("{uses} devices into group {group}", uses=uses, group=group))
+    else:
+        what = said("one device") if uses == 1 else said("{uses} devices", uses=uses)
     # The row's time is local with its offset (`stamp`): shown in that same zone.
     expires = dt.datetime.fromisoformat(str(row.get("expires")))
     until = shown(expires, expires.tzinfo or dt.UTC)
     if "collectors" not in row:
-        return f"token {row.get('token')}: enrolls {what}, expires {until}\n"
-    return (
-        f"enrollment value for token {row.get('token')}: enrolls {what}; expires {until}\n"
-        f"collector {row.get('collectors')}, CA {row.get('ca_fingerprint')}\n"
-        f"Put it on each computer as {ENROLLMENT_FILE} (owner root, mode 0600): the agent"
-        " enrolls with it at its first start, then deletes it. It holds the secret: keep it"
-        " out of command lines, tickets and chats.\n"
+        return said("token {token}: enrolls {what}, expires {until}", token=row.get("token"),
+                    what=what, until=until)
+    return said(
+        "enrollment value for token {token}: enrolls {what}; expires {until}\n"
+        "collector {collectors}, CA {fingerprint}\n"
+        "Put it on each computer as {file} (owner root, mode 0600): the agent enrolls with it at"
+        " its first start, then deletes it. It holds the secret: keep it out of command lines,"
+        " tickets and chats.",
+        token=row.get("token"), what=what, until=until, collectors=row.get("collectors"),
+        fingerprint=row.get("ca_fingerprint"), file=ENROLLMENT_FILE,
     )
 
 

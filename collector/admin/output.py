@@ -94,16 +94,19 @@ def emit(words: Words, result: Result, args: argparse.Namespace) -> int:
     fmt = getattr(args, "format", "table")
     output: Path | None = getattr(args, "output", None)
     result, more = _limited(result, getattr(args, "limit", None), getattr(args, "lang", None))
+    lang = reader_language(getattr(args, "lang", None))
     if fmt in FILE_FORMATS and result.columns:
         data = export(result.rows, result.columns, fmt, title=" ".join(words))
-        err = result.message + "\n" if result.message else ""
+        message = result.shown_message(lang)
+        err = message + "\n" if message else ""
     else:
         with fitting(table_width(args)), headed(table_language(getattr(args, "lang", None))):
-            out, err = present(words, result, fmt)
+            out, err = present(words, result, fmt, lang)
         data = out.encode("utf-8")
     if output is not None:
         _write(output, data)
-        err += f"wrote {output} ({len(result.rows):,} row(s), {fmt})\n"
+        err += said("wrote {path} ({count} row(s), {format})", path=output,
+                    count=f"{len(result.rows):,}", format=fmt).worded(lang) + "\n"
     else:
         try:
             sys.stdout.flush()

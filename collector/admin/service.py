@@ -18,6 +18,7 @@ checked): the request reaches the service as raw bytes and is decoded here
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import shutil
 import tempfile
@@ -32,6 +33,7 @@ import grpc
 
 from devposture.collector.admin.commands import (
     ERROR_METADATA,
+    MESSAGE_METADATA,
     Actor,
     CommandError,
     Denied,
@@ -224,6 +226,10 @@ class AdminService(admin_grpc.AdminServicer):
             code, text, trailing = status
             await context.abort(code, text, trailing_metadata=trailing)
             raise AssertionError("abort returns only by raising") from exc  # pragma: no cover
+        if result.said is not None:
+            worded = json.dumps(result.said.data(), sort_keys=True)
+            if len(worded) < _WORDED_BYTES:
+                context.set_trailing_metadata(((MESSAGE_METADATA, worded),))
         return admin_pb.AdminResult(
             message=result.message,
             columns=list(result.columns),

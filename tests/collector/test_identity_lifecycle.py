@@ -209,7 +209,8 @@ def test_a_revoked_device_cannot_reestablish(
         store.close()
     result = ensure_fresh_certificate(agent.state, agent.enrollment, utcnow())
     assert result.outcome is Outcome.FAILED
-    assert "PERMISSION_DENIED" in result.detail and "revoked" in result.detail
+    detail = str(result.detail)
+    assert "PERMISSION_DENIED" in detail and "revoked" in detail
 
 
 def _reestablish_request(

@@ -13,7 +13,7 @@ An error travels from the collector's admin service to a remote command line as 
 language; `from_wire` reads it back.
 
 The messages are found where they are written, as xgettext finds them: `extract` reads the
-command lines' modules' syntax trees for calls of a worded error class, `said` or
+command lines' modules' syntax trees for calls of a worded error class, `said`, `say` or
 `option_error`, whose first argument must be a literal (an f-string cannot be translated,
 and is reported as a mistake, as is a computed text that is not passed through `as_is`).
 """
@@ -24,10 +24,11 @@ import argparse
 import ast
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from devposture.policy.catalogs import Lang, translate
 from devposture.policy.locale_env import language_of_environ
@@ -100,6 +101,14 @@ class Said:
 def said(english: str, /, **params: object) -> Said:
     """A sentence that is not an error (a warning, an outcome), worded when shown."""
     return Said(english, {k: _value(v) for k, v in params.items()})
+
+
+def say(english: str, /, *, stream: IO[str] | None = None, lang: str | None = None,
+        **params: object) -> None:
+    """Print a line of outcome (what a command did, where it went) in the reader's language
+    (`lang`: `--lang` when the command has it). A line a script reads (a fingerprint alone,
+    JSON, CSV) is printed as it is instead, never through here."""
+    print(said(english, **params).worded(reader_language(lang)), file=stream or sys.stdout)
 
 
 class Worded(Exception):
@@ -189,7 +198,7 @@ def _computed_text(node: ast.expr | None) -> bool:
 def extract(paths: Iterable[Path], names: Iterable[str]) -> tuple[list[str], list[str]]:
     """(the English of every call of `names` in the files, in order; the calls whose English
     is put together at run time, as `file:line`). `names`: the worded classes."""
-    wanted = set(names) | {"said", "option_error"}
+    wanted = set(names) | {"said", "say", "option_error"}
     found: list[str] = []
     mistakes: list[str] = []
     for path in paths:
