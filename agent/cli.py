@@ -30,7 +30,6 @@ from devposture.agent.host.command_cache import CommandCache
 from devposture.agent.install_setup import (
     INSTALLERS,
     Setup,
-    SetupError,
     SetupRequest,
     append_log,
     cleanup,
@@ -862,8 +861,6 @@ def cmd_setup(args: argparse.Namespace) -> int:
     except Exception as exc:  # an installer keeps no output: every failure goes to setup.log
         if isinstance(exc, Worded):
             problem = exc.said
-        elif isinstance(exc, SetupError):
-            problem = Said(str(exc), as_is=True)
         elif isinstance(exc, OSError):
             problem = said("{path}: {problem}; run it as root (an administrator on Windows)",
                            path=exc.filename, problem=exc.strerror)  # fmt: skip

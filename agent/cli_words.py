@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devposture.agent import cli, enroll, first_start, renewal_exchange
+from devposture.agent import cli, enroll, first_start, install_setup, renewal_exchange
+from devposture.agent.host import bundle
 from devposture.policy import cli_catalog
 
 _HERE = Path(__file__).parent
@@ -17,9 +18,11 @@ _HERE = Path(__file__).parent
 SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
     for name in ("cli.py", "enroll_diagnosis.py", "enroll.py", "first_start.py", "settings.py",
-                 "state.py", "renewal.py", "renewal_exchange.py")
+                 "state.py", "renewal.py", "renewal_exchange.py", "install_setup.py",
+                 "host/bundle.py")
 )  # fmt: skip
-_LOADED = (enroll.EnrollError, first_start.PlanError, renewal_exchange.RenewalError)
+_LOADED = (enroll.EnrollError, first_start.PlanError, renewal_exchange.RenewalError,
+           install_setup.SetupError, bundle.BundleError)  # fmt: skip
 
 
 def mistakes() -> list[str]:

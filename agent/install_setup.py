@@ -58,6 +58,8 @@ from devposture.net.enrollment_value import (
     parse_enrollment_value,
 )
 from devposture.net.proxy import HttpsProxy
+from devposture.policy.cli_messages import Said, Worded, said
+from devposture.policy.os_errors import os_error
 
 INSTALLERS = ("msi", "pkg", "script")
 # How each installer names the values, for its user's messages.
@@ -68,8 +70,9 @@ PROPERTY_NAMES = {
 Runner = Callable[[Sequence[str]], None]
 
 
-class SetupError(Exception):
-    """A value or a file that stops the setup; the message names it and the fix."""
+class SetupError(Worded):
+    """A value or a file that stops the setup; the message names it and the fix (worded in
+    the reader's language on the terminal; setup.log keeps the English)."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,10 @@ class SetupRequest:
     installer: str = "script"
 
 
-def _named(request: SetupRequest, field: str) -> str:
+def _named(request: SetupRequest, field: str) -> str | Said:
     option = "--" + field.replace("_", "-")
     prop = PROPERTY_NAMES.get(request.installer, {}).get(field)
-    return f"the {prop} property ({option})" if prop else option
+    return said("the {prop} property ({option})", prop=prop, option=option) if prop else option
 
 
 def run_windows_tool(argv: Sequence[str]) -> None:
@@ -98,8 +101,8 @@ def run_windows_tool(argv: Sequence[str]) -> None:
     if done.returncode != 0:
         tool = PureWindowsPath(argv[0]).name
         raise SetupError(
-            f"{tool} {argv[1]} failed (exit {done.returncode}): {done.stdout.strip()}"
-            f" {done.stderr.strip()}".strip()
+            "{tool} {step} failed (exit {code}): {output}", tool=tool, step=argv[1],
+            code=done.returncode, output=f"{done.stdout.strip()} {done.stderr.strip()}".strip(),
         )
 
 
@@ -132,18 +135,21 @@ class Setup:
             try:
                 addresses = tuple(CollectorAddress.parse(p).target() for p in parts)
             except ValueError as exc:
-                raise SetupError(f"{_named(r, 'collector')}={r.collectors!r}: {exc}") from None
+                raise SetupError("{name}={value}: {problem}", name=_named(r, "collector"),
+                                 value=repr(r.collectors), problem=exc) from None
             values["collector", "addresses"] = addresses
         if r.ca_fingerprint.strip():
             try:
                 values["collector", "ca_fingerprint"] = normalize_fingerprint(r.ca_fingerprint)
             except ValueError as exc:
-                raise SetupError(f"{_named(r, 'ca_fingerprint')}: {exc}") from None
+                raise SetupError("{name}: {problem}", name=_named(r, "ca_fingerprint"),
+                                 problem=exc) from None
         if r.https_proxy.strip():
             try:
                 HttpsProxy.parse(r.https_proxy.strip())
             except ValueError as exc:
-                raise SetupError(f"{_named(r, 'https_proxy')}: {exc}") from None
+                raise SetupError("{name}: {problem}", name=_named(r, "https_proxy"),
+                                 problem=exc) from None
             values["network", "https_proxy"] = r.https_proxy.strip()
         if r.state.strip():
             state = Path(r.state.strip()).absolute()
@@ -161,38 +167,45 @@ class Setup:
             raw = path.read_bytes()[: MAX_FILE_BYTES + 1]
         except FileNotFoundError:
             raise SetupError(
-                f"{where}: {path} does not exist: give the full path of the file holding the"
-                " enrollment value (a share the computer account can read, for Group Policy)"
+                "{name}: {path} does not exist: give the full path of the file holding the"
+                " enrollment value (a share the computer account can read, for Group Policy)",
+                name=where, path=path,
             ) from None
         except OSError as exc:
-            raise SetupError(f"{where}: cannot read {path} ({exc.strerror})") from None
+            raise SetupError("{name}: cannot read {path} ({problem})", name=where, path=path,
+                             problem=os_error(exc, exc.strerror)) from None
         if len(raw) > MAX_FILE_BYTES:
-            raise SetupError(f"{where}: {path} is too big for an enrollment value")
+            raise SetupError("{name}: {path} is too big for an enrollment value", name=where,
+                             path=path)
         try:
             text = raw.decode("utf-8-sig").strip()
         except UnicodeDecodeError:
             raise SetupError(
-                f"{where}: {path} is not text: save exactly what `devposture-collector token"
-                " create --bundle` printed"
+                "{name}: {path} is not text: save exactly what `devposture-collector token"
+                " create --bundle` printed",
+                name=where, path=path,
             ) from None
         if not text:
-            raise SetupError(f"{where}: {path} is empty: put the enrollment value in it")
+            raise SetupError("{name}: {path} is empty: put the enrollment value in it",
+                             name=where, path=path)
         if looks_like_value(text):
             try:
                 value = parse_enrollment_value(text)
             except EnrollmentValueError as exc:
-                raise SetupError(f"{where}: {path}: {exc}") from None
+                raise SetupError("{name}: {path}: {problem}", name=where, path=path,
+                                 problem=exc) from None
             if value.expires <= self.now():
                 raise SetupError(
-                    f"{where}: the enrollment value in {path} expired at"
-                    f" {beijing_time(value.expires)}: ask IT for a new one (`token create"
-                    " --bundle`)"
+                    "{name}: the enrollment value in {path} expired at {time}: ask IT for a new"
+                    " one (`token create --bundle`)",
+                    name=where, path=path, time=beijing_time(value.expires),
                 )
         elif not text.startswith("dpt_"):
             raise SetupError(
-                f"{where}: {path} holds neither an enrollment value (dpe1.…) nor a token"
+                "{name}: {path} holds neither an enrollment value (dpe1.…) nor a token"
                 " (dpt_…): save exactly what `devposture-collector token create --bundle`"
-                " printed"
+                " printed",
+                name=where, path=path,
             )
         return text
 
@@ -215,11 +228,12 @@ class Setup:
         try:
             before = path.read_text(encoding="utf-8") if path.exists() else None
         except (OSError, UnicodeDecodeError) as exc:
-            raise SetupError(f"cannot read {path} ({exc}): fix or delete it") from None
+            raise SetupError("cannot read {path} ({problem}): fix or delete it", path=path,
+                             problem=exc) from None
         try:
             text = set_values(before or _NEW_FILE, values)
         except TomlEditError as exc:
-            raise SetupError(f"cannot set {path}: {exc}") from None
+            raise SetupError("cannot set {path}: {problem}", path=path, problem=exc) from None
         write_atomic(path, text.encode("utf-8"), 0o644)
         try:
             load(Overrides(config=path), environ={}, platform=self.platform)
@@ -228,7 +242,8 @@ class Setup:
                 path.unlink()
             else:
                 write_atomic(path, before.encode("utf-8"), 0o644)
-            raise SetupError(f"{path} was left as it was: {exc}") from None
+            raise SetupError("{path} was left as it was: {problem}", path=path,
+                             problem=exc) from None
         for (table, key), value in values.items():
             shown = ", ".join(value) if isinstance(value, tuple) else value
             self.done.append(f"{path}: [{table}] {key} = {shown}")
@@ -277,10 +292,11 @@ class Setup:
         if not (addresses and pin):
             r = self.request
             raise SetupError(
-                f"{_named(r, 'enrollment_file')} holds a bare token (dpt_…), which names no"
-                f" collector: give {_named(r, 'collector')} and {_named(r, 'ca_fingerprint')}"
-                " too, or use an enrollment value (`devposture-collector token create"
-                " --bundle`), which holds all three"
+                "{name} holds a bare token (dpt_…), which names no collector: give {collector}"
+                " and {pin} too, or use an enrollment value (`devposture-collector token create"
+                " --bundle`), which holds all three",
+                name=_named(r, "enrollment_file"), collector=_named(r, "collector"),
+                pin=_named(r, "ca_fingerprint"),
             )
 
     def _place_enrollment(self, text: str, target: Path) -> None:

@@ -19,7 +19,6 @@ from devposture.collector.admin.cli import (
     port,
     run_admin_command,
 )
-from devposture.collector.admin.commands import CommandError
 from devposture.collector.admin.profiles import profiles_path
 from devposture.collector.config import (
     DEFAULT_ENROLL_PORT,
@@ -30,7 +29,7 @@ from devposture.collector.config import (
     load,
 )
 from devposture.collector.store import database_errors
-from devposture.collector.store.disk_space import full_disk_message, is_full, no_space_left
+from devposture.collector.store.disk_space import full_disk_said, is_full, no_space_left
 from devposture.collector.store.target import DatabaseTargetError, postgres_target
 from devposture.log_format import redact
 from devposture.policy import PolicyError, default_policy_text, load_policy
@@ -326,10 +325,9 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     try:
         policy = load_policy(args.file)
     except PolicyError as exc:
-        print(exc, file=sys.stderr)
-        refused = said("{file}: {count} problem(s); the policy was not accepted",
-                       file=args.file, count=len(exc.problems))  # fmt: skip
-        print(refused.worded(reader_language()), file=sys.stderr)
+        print(exc.worded(reader_language()), file=sys.stderr)
+        say("{file}: {count} problem(s); the policy was not accepted", file=args.file,
+            count=len(exc.problems), stream=sys.stderr)
         return 1
     say("{file}: OK: {clauses} clause(s), {count} check(s) ({checks})", file=args.file,
         clauses=len(policy.clauses), count=len(policy.checks),
@@ -363,8 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         if (args.command, sub) in cli_pki.HANDLERS:
             return cli_pki.HANDLERS[(args.command, sub)](args)
         return handlers[(args.command, sub)](args)
-    except (CliError, ConfigError, CommandError, cli_migrate.MigrateError) as exc:
-        sys.stderr.write(error_line(PROG, exc, lang))
+    except Worded as exc:  # each says what is wrong and what to do (a command's, a port's,
+        sys.stderr.write(error_line(PROG, exc, lang))  # the policy's, a settings file's)
         return 1
     except Exception as exc:
         if not isinstance(exc, (OSError, *database_errors())):
@@ -381,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
 def _storage_problem(exc: Exception, data: Path | None) -> Said | None:
     """What to tell of a failure of the disk or the database (None: let it through)."""
     if is_full(exc) or (data is not None and no_space_left(data)):
-        return Said(full_disk_message(data), as_is=True)
+        return full_disk_said(data)
     if isinstance(exc, sqlite3.Error | PermissionError):
         return said(
             "cannot use the collector database ({problem}): run as the collector's service"

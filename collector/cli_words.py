@@ -7,25 +7,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devposture.collector import cli, company_time, datadir, join
+from devposture.collector import cli, company_time, datadir, join, ports
 from devposture.collector.admin import client, service
+from devposture.collector.store import target
 from devposture.policy import cli_catalog
 
 _HERE = Path(__file__).parent
 # The modules whose words a person reads from `devposture-collector` (besides the shared
-# ones, `cli_catalog.SHARED`); the admin service's and client's, the data folder's and the
-# company time's are imported too, so that their error classes are known by name.
+# ones, `cli_catalog.SHARED`); the admin service's and client's, the data folder's, the
+# company time's, the ports' and the database target's are imported too, so that their error
+# classes are known by name.
 SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
     for name in (
         "cli.py", "cli_pki.py", "cli_migrate.py", "config.py", "admin/cli.py",
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
-        "alerts/settings.py",
+        "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
+        "store/schema.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,
-           company_time.NotATime)  # fmt: skip
+           company_time.NotATime, ports.PortUnavailable, target.NewerSchema)  # fmt: skip
 
 
 def mistakes() -> list[str]:

@@ -22,6 +22,9 @@ from typing import NoReturn
 
 import grpc
 
+from devposture.policy.cli_messages import Said, Worded, said
+from devposture.policy.os_errors import os_error
+
 REUSE_PORT_OPTION = "grpc.so_reuseport"
 
 
@@ -32,42 +35,46 @@ def grpc_options(*, shared: bool = False) -> list[tuple[str, int]]:
 
 @dataclass(frozen=True)
 class Listener:
-    """What a port is for, and how the person starting the collector changes it."""
+    """What a port is for, and how the person starting the collector changes it (in the
+    reader's language when shown)."""
 
-    name: str  # "report port"
-    port_fix: str  # what to give instead of a taken port
-    host_fix: str  # where the listening address comes from
+    name: Said  # "report port"
+    port_fix: Said  # what to give instead of a taken port
+    host_fix: Said  # where the listening address comes from
 
 
-_AGENT_PORT_FIX = "choose other ports with --enroll-port/--report-port ([listen] in collector.toml)"
-_AGENT_HOST_FIX = "[listen] host in collector.toml, or --listen"
-ENROLL = Listener("enrollment port", _AGENT_PORT_FIX, _AGENT_HOST_FIX)
-REPORT = Listener("report port", _AGENT_PORT_FIX, _AGENT_HOST_FIX)
+_AGENT_PORT_FIX = said(
+    "choose other ports with --enroll-port/--report-port ([listen] in collector.toml)"
+)
+_AGENT_HOST_FIX = said("fix [listen] host in collector.toml, or --listen")
+ENROLL = Listener(said("enrollment port"), _AGENT_PORT_FIX, _AGENT_HOST_FIX)
+REPORT = Listener(said("report port"), _AGENT_PORT_FIX, _AGENT_HOST_FIX)
 ADMIN = Listener(
-    "administration port",
-    "choose another with --admin-port ([admin] port in collector.toml)",
-    "[admin] host in collector.toml",
+    said("administration port"),
+    said("choose another with --admin-port ([admin] port in collector.toml)"),
+    said("fix [admin] host in collector.toml"),
 )
 WEB = Listener(
-    "dashboard port",
-    "choose another with --web-port ([web] port in collector.toml)",
-    "[web] host in collector.toml",
+    said("dashboard port"),
+    said("choose another with --web-port ([web] port in collector.toml)"),
+    said("fix [web] host in collector.toml"),
 )
 METRICS = Listener(
-    "metrics port",
-    "choose another with --metrics-port ([metrics] port in collector.toml)",
-    "[metrics] host in collector.toml",
+    said("metrics port"),
+    said("choose another with --metrics-port ([metrics] port in collector.toml)"),
+    said("fix [metrics] host in collector.toml"),
 )
 
 
-class PortUnavailable(OSError):
-    """A port could not be bound; the message names the port, the reason and the fix."""
+class PortUnavailable(Worded, OSError):
+    """A port could not be bound; the message names the port, the reason and the fix (worded
+    in the reader's language by `serve`)."""
 
 
 IN_USE = "in use"
 
 
-def reason(host: str, port: int) -> str | None:
+def reason(host: str, port: int) -> str | Said | None:
     """Why binding `host`:`port` fails right now, found with plain sockets (with
     SO_REUSEADDR, as gRPC and uvicorn bind): IN_USE, another reason, or None when the bind
     would work (then whatever failed was not the address)."""
@@ -76,7 +83,8 @@ def reason(host: str, port: int) -> str | None:
             host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
     except socket.gaierror as exc:
-        return f"{host} is not a name this machine can resolve ({exc.strerror})"
+        return said("{host} is not a name this machine can resolve ({problem})", host=host,
+                    problem=exc.strerror)
     for family, kind, protocol, _, address in addresses:
         with socket.socket(family, kind, protocol) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -86,10 +94,11 @@ def reason(host: str, port: int) -> str | None:
                 if exc.errno == errno.EADDRINUSE:
                     return IN_USE
                 if exc.errno == errno.EADDRNOTAVAIL:
-                    return f"{host} is not an address of this machine"
+                    return said("{host} is not an address of this machine", host=host)
                 if exc.errno == errno.EACCES:
-                    return f"port {port} is privileged (below 1024): only root may listen there"
-                return exc.strerror or str(exc)
+                    return said("port {port} is privileged (below 1024): only root may listen"
+                                " there", port=port)
+                return os_error(exc)
     return None
 
 
@@ -102,12 +111,14 @@ def refuse(listener: Listener, host: str, port: int, error: OSError) -> NoReturn
         raise error
     if why == IN_USE:
         raise PortUnavailable(
-            f"the {listener.name} {port} is already in use (another collector, or another"
-            f" program, listens there): stop it, or {listener.port_fix}"
+            "the {listener} {port} is already in use (another collector, or another program,"
+            " listens there): stop it, or {fix}",
+            listener=listener.name, port=port, fix=listener.port_fix,
         ) from error
-    where = _address(host, port)
     raise PortUnavailable(
-        f"cannot listen on {where} ({listener.name}): {why}; fix {listener.host_fix}"
+        "cannot listen on {address} ({listener}): {problem}; {fix}",
+        address=_address(host, port), listener=listener.name, problem=why,
+        fix=listener.host_fix,
     ) from error
 
 
@@ -120,10 +131,12 @@ def bind_grpc(
     try:
         bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
-        failure = f"cannot listen on {address} ({listener.name}): {exc}"
-        refuse(listener, host, port, PortUnavailable(failure))
+        failure = PortUnavailable("cannot listen on {address} ({listener}): {problem}",
+                                  address=address, listener=listener.name, problem=exc)
+        refuse(listener, host, port, failure)
     if bound == 0:
-        refuse(listener, host, port, PortUnavailable(f"cannot listen on {address}"))
+        refuse(listener, host, port,
+               PortUnavailable("cannot listen on {address}", address=address))
     return bound
 
 

@@ -54,6 +54,8 @@ from devposture.agent.host.types import (
 )
 from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.state import write_atomic
+from devposture.policy.cli_messages import Worded, said
+from devposture.policy.os_errors import os_error
 from devposture.v1 import devposture_pb2 as pb
 
 FORMAT = "devposture-bundle"
@@ -73,8 +75,12 @@ _ERRORS: dict[str, type[HostError]] = {
 }
 
 
-class BundleError(Exception):
-    """The file is not a bundle this agent can replay; the message says why."""
+_NOT_A_BUNDLE = said("this file is not a devposture diagnostic bundle")
+
+
+class BundleError(Worded):
+    """The file is not a bundle this agent can replay; the message says why (worded in the
+    reader's language by `collect --replay`)."""
 
 
 class NotRecordedError(HostError):
@@ -115,7 +121,8 @@ def config_from_document(data: dict[str, Any]) -> ProbeConfig:
     def strings(key: str) -> tuple[str, ...]:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise BundleError(f"the bundle is damaged (probe_config.{key} is not a list of text)")
+            raise BundleError("the bundle is damaged (probe_config.{key} is not a list of text)",
+                              key=key)
         return tuple(value)
 
     try:
@@ -127,7 +134,7 @@ def config_from_document(data: dict[str, Any]) -> ProbeConfig:
             command_timeout=float(data.get("command_timeout", ProbeConfig.command_timeout)),
         )
     except (TypeError, ValueError) as exc:
-        raise BundleError(f"the bundle is damaged (probe_config: {exc})") from exc
+        raise BundleError("the bundle is damaged (probe_config: {problem})", problem=exc) from exc
 
 
 # --- how each method's result is written and read ---------------------------------------
@@ -322,18 +329,20 @@ class BundleHost:
 
     def __init__(self, document: dict[str, Any]) -> None:
         if document.get("format") != FORMAT:
-            raise BundleError("this file is not a devposture diagnostic bundle")
+            raise BundleError(_NOT_A_BUNDLE)
         if document.get("version") not in READABLE_VERSIONS:
             raise BundleError(
-                f"bundle format version {document.get('version')} is not supported"
-                f" (this agent reads versions {', '.join(map(str, sorted(READABLE_VERSIONS)))});"
-                " replay it with a matching agent"
+                "bundle format version {version} is not supported (this agent reads versions"
+                " {readable}); replay it with a matching agent",
+                version=document.get("version"),
+                readable=", ".join(map(str, sorted(READABLE_VERSIONS))),
             )
         try:
             self._family = pb.OsFamily.Value(document["os_family"])
             self._calls = {_key(c["method"], c["args"]): c for c in document["calls"]}
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"the bundle is damaged ({type(exc).__name__}: {exc})") from exc
+            raise BundleError("the bundle is damaged ({kind}: {problem})",
+                              kind=type(exc).__name__, problem=exc) from exc
         self.recorded_at: str | None = document.get("recorded_at")
         self.agent_version: str = str(document.get("agent_version", ""))
         # What the recording agent's probes were told; None in a version 1 bundle.
@@ -349,11 +358,13 @@ class BundleHost:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise BundleError(f"cannot read {path}: {exc.strerror}") from exc
+            raise BundleError("cannot read {path}: {problem}", path=path,
+                              problem=os_error(exc, exc.strerror)) from exc
         except ValueError as exc:
-            raise BundleError(f"{path} is not valid JSON: {exc}") from exc
+            raise BundleError("{path} is not valid JSON: {problem}", path=path,
+                              problem=exc) from exc
         if not isinstance(document, dict):
-            raise BundleError("this file is not a devposture diagnostic bundle")
+            raise BundleError(_NOT_A_BUNDLE)
         return cls(document)
 
     @property

@@ -100,7 +100,7 @@ def _status_of(exc: Exception) -> Refusal | None:
         (CommandError, grpc.StatusCode.INVALID_ARGUMENT),
     )
     if isinstance(exc, StorageFull):  # "the disk holding ... is full: free space, then try again"
-        return grpc.StatusCode.RESOURCE_EXHAUSTED, exc.advice, ()
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, *_worded(Worded(exc.worded_advice))
     code = next((code for kind, code in codes if isinstance(exc, kind)), None)
     if code is None:
         return None

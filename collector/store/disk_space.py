@@ -15,6 +15,8 @@ import os
 import sqlite3
 from pathlib import Path
 
+from devposture.policy.cli_messages import Said, said
+
 # SQLite's primary result code for "database or disk is full" (sqlite3.h).
 SQLITE_FULL = 13
 # PostgreSQL's SQLSTATE for "could not extend file ... No space left on device".
@@ -24,10 +26,15 @@ POSTGRES_DISK_FULL = "53100"
 LOW_SPACE_BYTES = 1024 * 1024
 
 
+def full_disk_said(folder: Path | None) -> Said:
+    """What a person is told: which disk, and what to do, worded in their language."""
+    return said("the disk holding {where} is full: free space, then try again",
+                where=folder if folder is not None else said("the collector's data folder"))
+
+
 def full_disk_message(folder: Path | None) -> str:
-    """What a person is told: which disk, and what to do."""
-    where = str(folder) if folder is not None else "the collector's data folder"
-    return f"the disk holding {where} is full: free space, then try again"
+    """`full_disk_said`'s English (logs, an older command line)."""
+    return str(full_disk_said(folder))
 
 
 class StorageFull(Exception):
@@ -44,6 +51,10 @@ class StorageFull(Exception):
     @property
     def advice(self) -> str:
         return full_disk_message(self.folder)
+
+    @property
+    def worded_advice(self) -> Said:
+        return full_disk_said(self.folder)
 
 
 def is_full(exc: BaseException) -> bool:

@@ -600,10 +600,15 @@ def _prepare_sqlite(database: SqliteDatabase) -> None:
 
 
 def _refuse_newer(version: int) -> None:
+    """A newer schema than this collector knows is refused (NewerSchema, a RuntimeError
+    worded in the reader's language)."""
+    from devposture.collector.store.target import NewerSchema  # noqa: PLC0415
+
     if version > SCHEMA_VERSION:
-        raise RuntimeError(
-            f"the database was written by a newer collector (schema {version}); "
-            "upgrade devposture before opening it"
+        raise NewerSchema(
+            "the database was written by a newer collector (schema {version}); upgrade"
+            " devposture before opening it",
+            version=version,
         )
 
 

@@ -14,11 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from devposture.policy.cli_messages import BadValue, Worded
+from devposture.policy.os_errors import os_error
+
 SCHEMES = ("postgresql", "postgres")
 
 
-class DatabaseTargetError(ValueError):
-    """A database address or password file that cannot be used; the text says how to fix it."""
+class DatabaseTargetError(BadValue):
+    """A database address or password file that cannot be used; the text says how to fix it
+    (a ValueError, worded in the reader's language by the command line)."""
+
+
+class NewerSchema(Worded, RuntimeError):
+    """The database was written by a newer collector (its schema is newer than this one
+    knows): opening it could misread or damage it. Raised by `schema._refuse_newer`; here,
+    beside the other reasons a database cannot be used, so that the command line words it."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +73,8 @@ def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarg
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES:
         raise DatabaseTargetError(
-            f"{url!r} is not a PostgreSQL address: write postgresql://user@host:5432/database"
+            "{url} is not a PostgreSQL address: write postgresql://user@host:5432/database",
+            url=repr(url),
         )
     if parts.password is not None:
         raise DatabaseTargetError(
@@ -73,8 +84,9 @@ def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarg
         )
     if not parts.path.strip("/") and not parts.hostname:
         raise DatabaseTargetError(
-            f"the PostgreSQL address {url!r} names no server or database: write"
-            " postgresql://user@host:5432/database"
+            "the PostgreSQL address {url} names no server or database: write"
+            " postgresql://user@host:5432/database",
+            url=repr(url),
         )
     if password_file is not None:
         read_password(password_file)  # fail now, not at the first connection
@@ -86,15 +98,17 @@ def read_password(path: Path) -> str:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DatabaseTargetError(
-            f"cannot read the database password file {path}: {exc.strerror or exc}; give the"
-            " collector's account read access to it"
+            "cannot read the database password file {path}: {problem}; give the collector's"
+            " account read access to it",
+            path=path, problem=os_error(exc, exc.strerror),
         ) from exc
     password = text.strip("\r\n")
     if not password:
-        raise DatabaseTargetError(f"the database password file {path} is empty")
+        raise DatabaseTargetError("the database password file {path} is empty", path=path)
     if os.name == "posix" and path.stat().st_mode & 0o077:
         raise DatabaseTargetError(
-            f"the database password file {path} can be read by other users: chmod 600 it"
+            "the database password file {path} can be read by other users: chmod 600 it",
+            path=path,
         )
     return password
 

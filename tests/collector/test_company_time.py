@@ -57,7 +57,9 @@ def test_a_time_zone_that_is_not_one_is_refused_naming_its_line_and_the_fix(
     line = _line(text, "time_zone =")
     assert refused.value.problems[0][0] == line
     assert f"policy.toml:{line}: time_zone: {message}" in str(refused.value)
-    assert "时区" in str(refused.value)  # said in Chinese too
+    # In Chinese from the catalog, each problem on its line; the English carries none of it.
+    assert f"policy.toml 第 {line} 行：time_zone：" in refused.value.worded("zh")
+    assert "时区" in refused.value.worded("zh") and "时区" not in str(refused.value)
 
 
 def test_policy_check_refuses_a_misspelt_zone_with_its_line(tmp_path: Path) -> None:

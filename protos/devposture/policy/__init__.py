@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 from devposture.policy.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
+from devposture.policy.cli_messages import Said, Worded, lines, said
+from devposture.policy.os_errors import os_error
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE, UnknownZone, zone_named
 from devposture.policy.toml_lines import Path_, line_of
 
@@ -85,16 +87,24 @@ class Policy:
         return next((c for c in self.checks if c.check_id == check_id), None)
 
 
-class PolicyError(Exception):
-    """The policy file has mistakes; `problems` lists each as (line, message)."""
+class PolicyError(Worded):
+    """The policy file has mistakes; `problems` lists each as (line, its English). Worded:
+    each problem on its line, in the reader's language where a person reads it (`policy
+    check`, a command refused for it); the English in logs."""
 
-    def __init__(self, source: str, problems: list[tuple[int | None, str]]) -> None:
+    def __init__(self, source: str, problems: list[tuple[int | None, Said]]) -> None:
         self.source = source
-        self.problems = problems
-        lines = [
-            f"{source}:{line}: {msg}" if line else f"{source}: {msg}" for line, msg in problems
-        ]
-        super().__init__("\n".join(lines))
+        self.problems = [(line, str(message)) for line, message in problems]
+        found = [
+            said("{path}:{line}: {problem}", path=source, line=line, problem=message) if line
+            else said("{path}: {problem}", path=source, problem=message)
+            for line, message in problems
+        ]  # fmt: skip
+        super().__init__(lines(*found))
+
+
+_MISSING = said("is missing")
+_TABLE = said("must be a table")
 
 
 class _Checker:
@@ -102,38 +112,39 @@ class _Checker:
 
     def __init__(self, source_text: str) -> None:
         self.source_text = source_text
-        self.problems: list[tuple[int | None, str]] = []
+        self.problems: list[tuple[int | None, Said]] = []
 
-    def problem(self, path: Path_, message: str) -> None:
+    def problem(self, path: Path_, message: Said) -> None:
         where = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path)
         where = where.replace(".[", "[")
-        self.problems.append((line_of(self.source_text, path), f"{where}: {message}"))
+        self.problems.append((line_of(self.source_text, path),
+                              said("{key}: {problem}", key=where, problem=message)))
 
     def unknown_keys(self, table: dict[str, object], allowed: set[str], path: Path_) -> None:
         for key in sorted(set(table) - allowed):
-            self.problem(
-                (*path, key), f"unknown key (expected one of: {', '.join(sorted(allowed))})"
-            )
+            self.problem((*path, key), said("unknown key (expected one of: {keys})",
+                                            keys=", ".join(sorted(allowed))))
 
     def text(self, table: dict[str, object], key: str, path: Path_) -> str:
         value = table.get(key)
         if key not in table:
-            self.problem((*path, key), "is missing")
+            self.problem((*path, key), _MISSING)
             return ""
         if not isinstance(value, str) or not value.strip():
-            self.problem((*path, key), "must be a non-empty text")
+            self.problem((*path, key), said("must be a non-empty text"))
             return ""
         return value
 
     def whole(self, table: dict[str, object], key: str, path: Path_, minimum: int) -> int:
         value = table.get(key)
         if key not in table:
-            self.problem((*path, key), "is missing")
+            self.problem((*path, key), _MISSING)
             return minimum
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.problem(
-                (*path, key), f"must be a whole number of at least {minimum}, not {value!r}"
-            )
+            self.problem((*path, key), said(
+                "must be a whole number of at least {minimum}, not {value}",
+                minimum=minimum, value=repr(value),
+            ))  # fmt: skip
             return minimum
         return value
 
@@ -141,24 +152,24 @@ class _Checker:
         """A dotted version number ("4.0.0"), for a parameter whose default is one."""
         value = table.get(key)
         if not isinstance(value, str) or version_numbers(value) is None:
-            self.problem(
-                (*path, key),
-                f'must be a dotted version number in quotes, such as "{example}", not {value!r}',
-            )
+            self.problem((*path, key), said(
+                'must be a dotted version number in quotes, such as "{example}", not {value}',
+                example=example, value=repr(value),
+            ))  # fmt: skip
             return example
         return value.strip()
 
     def names(self, table: dict[str, object], key: str, path: Path_) -> tuple[str, ...]:
         value = table.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problem((*path, key), "must be a list of texts")
+            self.problem((*path, key), said("must be a list of texts"))
             return ()
         return tuple(value)
 
 
 def _clauses(c: _Checker, raw: object) -> list[Clause]:
     if not isinstance(raw, list) or not raw:
-        c.problem(("clauses",), "at least one [[clauses]] table is needed")
+        c.problem(("clauses",), said("at least one [[clauses]] table is needed"))
         return []
     clauses = []
     for n, item in enumerate(raw):
@@ -177,7 +188,7 @@ def _clauses(c: _Checker, raw: object) -> list[Clause]:
 
 def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
     if not isinstance(raw, list) or not raw:
-        c.problem(("checks",), "at least one [[checks]] table is needed")
+        c.problem(("checks",), said("at least one [[checks]] table is needed"))
         return []
     checks: list[CheckSpec] = []
     for n, item in enumerate(raw):
@@ -185,20 +196,20 @@ def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
         c.unknown_keys(item, _CHECK_KEYS, path)
         check_id = c.text(item, "id", path)
         if check_id and check_id not in CHECK_FUNCTIONS:
-            c.problem(
-                (*path, "id"),
-                f"no check named {check_id!r} (known: {', '.join(sorted(CHECK_FUNCTIONS))})",
-            )
+            c.problem((*path, "id"), said("no check named {name} (known: {known})",
+                                          name=repr(check_id),
+                                          known=", ".join(sorted(CHECK_FUNCTIONS))))
         if check_id in {s.check_id for s in checks}:
-            c.problem((*path, "id"), f"check {check_id!r} is listed twice")
+            c.problem((*path, "id"), said("check {name} is listed twice", name=repr(check_id)))
         clause = c.text(item, "clause", path)
         if clause and clause not in clause_ids:
-            c.problem((*path, "clause"), f"no [[clauses]] entry has id {clause!r}")
+            c.problem((*path, "clause"),
+                      said("no [[clauses]] entry has id {clause}", clause=repr(clause)))
         severity = c.text(item, "severity", path)
         if severity and severity not in SEVERITIES:
-            c.problem(
-                (*path, "severity"), f"must be one of {', '.join(SEVERITIES)}, not {severity!r}"
-            )
+            c.problem((*path, "severity"), said("must be one of {choices}, not {value}",
+                                                choices=", ".join(SEVERITIES),
+                                                value=repr(severity)))
         grace = c.whole(item, "grace_hours", path, 0)
         title_zh, title_en, remediation_zh, remediation_en = (
             c.text(item, key, path) for key in _CHECK_TEXTS
@@ -225,14 +236,16 @@ def _parameters(c: _Checker, raw: object, check_id: str, path: Path_) -> dict[st
     or a text holding a dotted version number."""
     schema = PARAMETERS.get(check_id, {})
     if not isinstance(raw, dict):
-        c.problem(path, "must be a table")
+        c.problem(path, _TABLE)
         return dict(schema)
     c.unknown_keys(raw, set(schema), path)
     values = dict(schema)
     for key, default in schema.items():
         if key not in raw:
             example = f'"{default}"' if isinstance(default, str) else str(default)
-            c.problem((*path, key), f"is missing (the check needs it; for example {example})")
+            c.problem((*path, key), said(
+                "is missing (the check needs it; for example {example})", example=example
+            ))
         elif isinstance(default, str):
             values[key] = c.version(raw, key, path, default)
         else:
@@ -247,7 +260,8 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     except tomllib.TOMLDecodeError as exc:
         line = getattr(exc, "lineno", None)
         message = getattr(exc, "msg", str(exc))
-        raise PolicyError(source, [(line, f"not valid TOML: {message}")]) from exc
+        raise PolicyError(source, [(line, said("not valid TOML: {problem}", problem=message))]
+                          ) from exc
     c = _Checker(text)
     c.unknown_keys(raw, _TOP_KEYS, ())
     stale = c.whole(raw, "stale_after_hours", (), 1)
@@ -256,21 +270,22 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
     if "outbox_max_mb" in raw:
         outbox_mb = c.whole(raw, "outbox_max_mb", (), 1)
         if outbox_mb > MAX_OUTBOX_MAX_MB:
-            c.problem(("outbox_max_mb",), f"must be at most {MAX_OUTBOX_MAX_MB}, not {outbox_mb}")
+            c.problem(("outbox_max_mb",), said("must be at most {maximum}, not {value}",
+                                               maximum=MAX_OUTBOX_MAX_MB, value=outbox_mb))
     retention = DEFAULT_RETENTION_DAYS
     if "retention_days" in raw:
         retention = c.whole(raw, "retention_days", (), MIN_RETENTION_DAYS)
     time_zone = _time_zone(c, raw)
     networks = raw.get("networks", {})
     if not isinstance(networks, dict):
-        c.problem(("networks",), "must be a table")
+        c.problem(("networks",), _TABLE)
         networks = {}
     c.unknown_keys(networks, _NETWORK_KEYS, ("networks",))
     trusted = c.names(networks, "trusted", ("networks",))
     public = c.names(networks, "public_patterns", ("networks",))
     backups = raw.get("backups", {})
     if not isinstance(backups, dict):
-        c.problem(("backups",), "must be a table")
+        c.problem(("backups",), _TABLE)
         backups = {}
     c.unknown_keys(backups, {"folders"}, ("backups",))
     folders = c.names(backups, "folders", ("backups",))
@@ -289,25 +304,27 @@ def _time_zone(c: _Checker, raw: dict[str, object]) -> str:
     the key is absent), so that a typo never silently shows every time in another zone."""
     value = raw.get("time_zone", DEFAULT_TIME_ZONE)
     if not isinstance(value, str):
-        c.problem(("time_zone",), f'must be a text such as "{DEFAULT_TIME_ZONE}", not {value!r}'
-                  f' (时区须为文本，如 "{DEFAULT_TIME_ZONE}")')
+        c.problem(("time_zone",), said('must be a text such as "{zone}", not {value}',
+                                       zone=DEFAULT_TIME_ZONE, value=repr(value)))
         return DEFAULT_TIME_ZONE
     try:
         zone_named(value)
     except UnknownZone as exc:
-        c.problem(("time_zone",), str(exc))
+        c.problem(("time_zone",), exc.said)
         return DEFAULT_TIME_ZONE
     return value
 
 
 def load_policy(path: Path) -> Policy:
+    source = str(path)  # PolicyError's first argument is its file, not a sentence
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyError(str(path), [(None, f"cannot read the file: {exc.strerror}")]) from exc
+        problem = said("cannot read the file: {problem}", problem=os_error(exc, exc.strerror))
+        raise PolicyError(source, [(None, problem)]) from exc
     except UnicodeDecodeError as exc:
-        raise PolicyError(str(path), [(None, "the file is not UTF-8 text")]) from exc
-    return parse_policy(text, str(path))
+        raise PolicyError(source, [(None, said("the file is not UTF-8 text"))]) from exc
+    return parse_policy(text, source)
 
 
 def default_policy_text() -> str:

@@ -49,6 +49,10 @@ def _value(value: object) -> str | Said:
         return value
     if isinstance(value, Worded):
         return value.said
+    if isinstance(value, OSError):  # the system's words for it, in the reader's language
+        from devposture.policy.os_errors import os_error  # noqa: PLC0415
+
+        return os_error(value)
     return str(value)
 
 
@@ -60,10 +64,13 @@ class Said:
     english: str
     params: Mapping[str, str | Said] = field(default_factory=dict)
     as_is: bool = False
+    # The English as another party said it, shown to an English reader instead of the
+    # template (the system's text of an OSError, `os_errors`): str(exc) stays what it was.
+    plain: str | None = None
 
     def worded(self, lang: Lang) -> str:
-        if self.as_is:
-            return self.english
+        if self.as_is or (lang == "en" and self.plain is not None):
+            return self.plain if self.plain is not None else self.english
         values = {k: v.worded(lang) if isinstance(v, Said) else v for k, v in self.params.items()}
         template = self.english if lang == "en" else translate(lang, CONTEXT, self.english)
         try:
@@ -77,7 +84,10 @@ class Said:
     def data(self) -> dict[str, Any]:
         """As JSON-ready data (`wire`)."""
         params = {k: v.data() if isinstance(v, Said) else v for k, v in self.params.items()}
-        return {"text": self.english} if self.as_is else {"en": self.english, "params": params}
+        if self.as_is:
+            return {"text": self.english}
+        plain = {} if self.plain is None else {"plain": self.plain}
+        return {"en": self.english, "params": params} | plain
 
     @classmethod
     def of_data(cls, data: object) -> Said | None:
@@ -95,7 +105,8 @@ class Said:
             if part is None:
                 return None
             params[str(name)] = part
-        return cls(english, params)
+        plain = data.get("plain")
+        return cls(english, params, plain=plain if isinstance(plain, str) else None)
 
 
 def said(english: str, /, **params: object) -> Said:

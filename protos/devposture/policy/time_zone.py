@@ -12,14 +12,17 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from devposture.policy.cli_messages import BadValue
+
 DEFAULT_TIME_ZONE = "Asia/Shanghai"
 # Asia/Shanghai without a database is still exact as UTC+8: China has kept no daylight saving
 # time since 1991. No other zone has such a stand-in.
 _SHANGHAI = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
-class UnknownZone(ValueError):
-    """The name is not a zone of the IANA time zone database."""
+class UnknownZone(BadValue):
+    """The name is not a zone of the IANA time zone database (a ValueError, worded in the
+    reader's language where a person reads it)."""
 
 
 def zone_named(name: str) -> dt.tzinfo:
@@ -30,9 +33,9 @@ def zone_named(name: str) -> dt.tzinfo:
         if name == DEFAULT_TIME_ZONE:
             return _SHANGHAI
         raise UnknownZone(
-            f"{name!r} is not a time zone name: write an IANA name such as"
-            f' "{DEFAULT_TIME_ZONE}" or "Europe/Berlin" (时区须为 IANA 名称，如'
-            f' "{DEFAULT_TIME_ZONE}")'
+            '{name} is not a time zone name: write an IANA name such as "{zone}" or'
+            ' "Europe/Berlin"',
+            name=repr(name), zone=DEFAULT_TIME_ZONE,
         ) from None
 
 
