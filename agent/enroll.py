@@ -28,7 +28,7 @@ from devposture.agent.state import AgentState, Enrollment
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, fingerprint
 from devposture.net.proxy import channel_options
-from devposture.net.rpc_status import retry_hint, status_of
+from devposture.net.rpc_status import detail_of, retry_hint, status_of
 from devposture.policy.cli_messages import Said, Worded, lines, said
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -96,7 +96,9 @@ def certificate_problem(
 def _explain_rpc_error(
     error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes, state: AgentState
 ) -> EnrollError:  # fmt: skip
-    code, detail = status_of(error)
+    # The collector's own refusal comes worded (trailing metadata), to be shown in this
+    # reader's language; an older collector's is its text, shown as it is.
+    code, detail = status_of(error)[0], detail_of(error)
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return EnrollError("the collector refused the token: {detail}", detail=detail)
     hinted, after = retry_hint(error)

@@ -24,7 +24,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
-        "store/schema.py",
+        "store/schema.py", "tokens.py", "enroll_refusals.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,

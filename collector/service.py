@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import json
 import logging
 import math
 import random
@@ -30,6 +31,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.collector.agent_config import add_verdicts, agent_config, verdict_templates
 from devposture.collector.clock import utcnow
+from devposture.collector.enroll_refusals import worded_refusal
 from devposture.collector.grace_deadlines import grace_deadlines, needs_history
 from devposture.collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
 from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
@@ -65,8 +67,10 @@ from devposture.collector.throttle import (
 )
 from devposture.collector.tokens import TokenFormatError, parse_token
 from devposture.collector.trust import Trust
+from devposture.net.rpc_status import ERROR_METADATA
 from devposture.policy import Policy
 from devposture.policy.checks import CheckParameters, evaluate, utc
+from devposture.policy.cli_messages import Said
 from devposture.policy.time_zone import company_zone
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -440,7 +444,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         try:
             token = parse_token(request.token)
         except TokenFormatError as exc:
-            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, exc.said)
         if not request.csr_pem or len(request.csr_pem) > MAX_CSR_BYTES:
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT, "csr_pem must hold one PEM certificate request"
@@ -465,10 +469,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         try:
             await self._in_db(lambda: self._store.identity.enroll(token, self._clock(), record))
         except EnrollRefused as exc:
-            await self._refuse(context, address, grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            await self._refuse(context, address, grpc.StatusCode.PERMISSION_DENIED,
+                               worded_refusal(str(exc)))  # fmt: skip
         except TokenRejected as exc:
             log.warning("enrollment refused for token %s: %s", token.token_id, exc)
-            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED,
+                               worded_refusal(str(exc)))  # fmt: skip
         log.info("enrolled device %s with token %s", device_id, token.token_id)
         return pb.EnrollResponse(
             device_id=device_id,
@@ -507,16 +513,21 @@ class CollectorService(pb_grpc.CollectorServicer):
 
     async def _refuse(
         self, context: grpc.aio.ServicerContext[object, object], address: str,
-        code: grpc.StatusCode, message: str,
+        code: grpc.StatusCode, message: str | Said,
     ) -> NoReturn:  # fmt: skip
-        """Refuse an enrollment or reestablishment, counting it against the address."""
+        """Refuse an enrollment or reestablishment, counting it against the address. A
+        sentence (`Said`) goes as its English, and worded in the trailing metadata for the
+        agent to word in its reader's language."""
         failures = await self._throttle.record_failure(address)
         if failures >= FREE_FAILURES:
             log.warning(
                 "%d failed enrollments from %s within %d minutes: slowing it down",
                 failures, address, int(WINDOW_SECONDS // 60),
             )  # fmt: skip
-        await context.abort(code, message)
+        if isinstance(message, Said) and not message.as_is:
+            wire = json.dumps(message.data(), sort_keys=True)
+            await context.abort(code, str(message), trailing_metadata=((ERROR_METADATA, wire),))
+        await context.abort(code, str(message))
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
     async def _decoded(

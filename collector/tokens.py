@@ -13,12 +13,15 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from devposture.policy.cli_messages import BadValue
+
 PREFIX = "dpt"
 _TOKEN_RE = re.compile(r"^dpt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
 
-class TokenFormatError(ValueError):
-    """The text is not an enrollment token at all (a typo, a truncated copy, a wrong file)."""
+class TokenFormatError(BadValue):
+    """The text is not an enrollment token at all (a typo, a truncated copy, a wrong file): a
+    ValueError, worded in the reader's language (the enrollment port sends it worded)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from pathlib import Path
 import grpc
 
 from devposture.collector.admin.commands import (
-    ERROR_METADATA,
     MESSAGE_METADATA,
     CommandError,
     Result,
@@ -27,7 +26,7 @@ from devposture.collector.credentials import CredentialFormatError, parse_creden
 from devposture.collector.render import Row
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
-from devposture.net.rpc_status import status_of
+from devposture.net.rpc_status import status_of, worded_detail, worded_trailer
 from devposture.net.tls_probe import probe_tls, unlisted_name
 from devposture.policy.cli_messages import Said, reader_language, said
 from devposture.v1 import admin_pb2 as admin_pb
@@ -96,13 +95,7 @@ def _explain(error: grpc.RpcError, address: CollectorAddress, ca_pem: bytes) -> 
 
 def remote_error(error: grpc.RpcError) -> Said | None:
     """The collector's refusal as it sent it worded (None from an older collector)."""
-    trailing = error.trailing_metadata() if isinstance(error, grpc.Call) else None
-    pairs: tuple[tuple[str, str | bytes], ...] = tuple(trailing or ())
-    for key, value in pairs:
-        if key == ERROR_METADATA and isinstance(value, str):
-            found = RemoteError.from_wire(value)
-            return found.said if found is not None else None
-    return None
+    return worded_detail(error)
 
 
 def _not_the_admin_port(target: str, detail: Said) -> Said:
@@ -171,12 +164,7 @@ def run_remote(
 def _worded_message(call: grpc.Call) -> Said | None:
     """The result's sentence as the collector sent it worded (None from an older collector,
     whose English message is then shown as it is)."""
-    for key, value in call.trailing_metadata() or ():
-        if key == MESSAGE_METADATA and isinstance(value, str):
-            try:
-                return Said.of_data(json.loads(value))
-            except ValueError:
-                return None
+    return worded_trailer(call, MESSAGE_METADATA)
     return None
 
 

@@ -57,16 +57,16 @@ from devposture.collector.store.identity import (
     group_name,
 )
 from devposture.collector.tokens import new_token
+from devposture.net import rpc_status
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError
 from devposture.policy.catalogs import LANGS, Lang
 from devposture.policy.cli_messages import Said, Worded, lines, said
 
 Words = tuple[str, str]
-# The admin port's trailing metadata that carries a refusal worded (`Worded.wire`), so that a
-# remote command line words it in its reader's language; the status's text stays for older
-# command lines.
-ERROR_METADATA = "devposture-error"
+# The trailing metadata that carries a refusal worded (the admin port's and the enrollment
+# port's: `devposture.net.rpc_status`).
+ERROR_METADATA = rpc_status.ERROR_METADATA
 # Likewise for a result's sentence (`Result.said`, as `Said.data` in JSON): the result's
 # message stays its English, for older command lines and scripts.
 MESSAGE_METADATA = "devposture-message"

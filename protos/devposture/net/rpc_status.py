@@ -3,7 +3,17 @@ admin client) turns an RpcError into a status and a message the same way."""
 
 from __future__ import annotations
 
+import json
+
 import grpc
+
+from devposture.policy.cli_messages import Said
+
+# The trailing metadata that carries a refusal worded (`Worded.wire`: its English template and
+# parameters, JSON), on the admin port and the enrollment port alike, so that the command
+# line words it in its own reader's language; the status's details stay the English (or,
+# from an older collector, all there is).
+ERROR_METADATA = "devposture-error"
 
 
 def status_of(error: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:
@@ -11,6 +21,33 @@ def status_of(error: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:
     if isinstance(error, grpc.Call):
         return error.code(), error.details() or ""
     return None, str(error)
+
+
+def worded_trailer(call: object, key: str = ERROR_METADATA) -> Said | None:
+    """The sentence a call's trailing metadata `key` carries worded (`Said.data`, JSON): a
+    refusal (`ERROR_METADATA`) or a result's message; None when it carries none (an older
+    collector) or not a call's."""
+    trailing = call.trailing_metadata() if isinstance(call, grpc.Call) else None
+    pairs: tuple[tuple[str, str | bytes], ...] = tuple(trailing or ())
+    for name, value in pairs:
+        if name == key and isinstance(value, str):
+            try:
+                return Said.of_data(json.loads(value))
+            except ValueError:
+                return None
+    return None
+
+
+def worded_detail(error: grpc.RpcError) -> Said | None:
+    """The collector's refusal as it sent it worded (`ERROR_METADATA`); None from an older
+    collector, or for anything that is not such a refusal."""
+    return worded_trailer(error)
+
+
+def detail_of(error: grpc.RpcError) -> Said:
+    """The call's details for a person: worded when the collector sent them so, else its
+    text as it is."""
+    return worded_detail(error) or Said(status_of(error)[1], as_is=True)
 
 
 def describe(error: grpc.RpcError) -> str:

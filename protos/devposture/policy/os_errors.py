@@ -20,7 +20,7 @@ WORDS: dict[int, Said] = {
     errno.ENOENT: said("no such file or folder"),
     errno.EACCES: said("permission denied"),
     errno.EPERM: said("operation not permitted"),
-    errno.ECONNREFUSED: said("connection refused (nothing listens on that port)"),
+    errno.ECONNREFUSED: said("connection refused: nothing listens on that port"),
     errno.ETIMEDOUT: said("the connection timed out"),
     errno.EHOSTUNREACH: said("no route to the host"),
     errno.ENETUNREACH: said("the network is unreachable"),
