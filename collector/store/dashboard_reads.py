@@ -166,28 +166,7 @@ class DashboardReads(Part):
             "WHERE c.device_id IN (SELECT device_id FROM devices WHERE device_group = :group)"
             if group else ""
         )  # fmt: skip
-        cutoff += " END"
-        judged = {r[0] for r in self._db.execute(_JUDGED_CHECKS)}
-        if cutoffs and judged <= set(cutoffs):
-            engine = "sqlite" if self._db.dialect.is_sqlite else "postgresql"
-            params["latest"] = max(cutoffs.values(), default=0)
-            needing = int(
-                self._db.execute(
-                    _RAW_NEEDING[engine].format(
-                        cutoff=cutoff, in_group=in_group.replace("WHERE", "AND", 1)
-                    ),
-                    params,
-                ).fetchone()[0]
-            )
-            compliant = int(
-                self._db.execute(
-                    _RAW_COMPLIANT.format(in_group="AND d.device_group = :group" if group else ""),
-                    params,
-                ).fetchone()[0]
-            )
-        else:
-            query = _RAW_GROUPED.format(cutoff=cutoff, in_group=in_group)
-            needing, compliant = (int(x or 0) for x in self._db.execute(query, params).fetchone())
+        needing, compliant = self._raw(cutoffs, cutoff + " END", params, in_group)
         in_force = {(d, c) for d, c in waived_at(self._db, at) if c in cutoffs}
         silent = {r[0] for r in self._db.execute(
             _SILENT.format(in_group="AND device_group = :group" if group else ""), params
@@ -206,6 +185,25 @@ class DashboardReads(Part):
             needing += true[0] - raw[0]
             compliant += true[1] - raw[1]
         return Headline(compliant, needing, stale, len(in_force))
+
+    def _raw(
+        self, cutoffs: dict[str, int], cutoff: str, params: dict[str, object], in_group: str
+    ) -> tuple[int, int]:
+        """Devices needing action and devices fully compliant, counting silent and waived
+        devices as if neither mattered (`headline` sets those few right)."""
+        judged = {r[0] for r in self._db.execute(_JUDGED_CHECKS)}
+        if not cutoffs or not judged <= set(cutoffs):
+            query = _RAW_GROUPED.format(cutoff=cutoff, in_group=in_group)
+            needing, compliant = self._db.execute(query, params).fetchone()
+            return int(needing or 0), int(compliant or 0)
+        engine = "sqlite" if self._db.dialect.is_sqlite else "postgresql"
+        params["latest"] = max(cutoffs.values())
+        of_group = in_group.replace("WHERE", "AND", 1)
+        query = _RAW_NEEDING[engine].format(cutoff=cutoff, in_group=of_group)
+        needing = self._db.execute(query, params).fetchone()[0]
+        of_group = "AND d.device_group = :group" if in_group else ""
+        compliant = self._db.execute(_RAW_COMPLIANT.format(in_group=of_group), params).fetchone()[0]
+        return int(needing), int(compliant)
 
     def _verdicts_of(self, devices: set[str]) -> dict[str, dict[str, tuple[str, int | None]]]:
         """Each device's verdicts (state and since) by check: primary-key lookups (few)."""
