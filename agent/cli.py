@@ -80,6 +80,7 @@ from devposture.policy.cli_messages import (
     said,
     say,
 )
+from devposture.policy.os_errors import os_error
 from devposture.v1 import devposture_pb2 as pb
 
 EXIT_OK = 0
@@ -484,7 +485,7 @@ def _read_token(path: Path) -> str:
         text = sys.stdin.read() if typed == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CliError("cannot read the token file {path}: {problem}; check the path",
-                       path=path, problem=exc.strerror) from exc  # fmt: skip
+                       path=path, problem=os_error(exc, exc.strerror)) from exc  # fmt: skip
     token = text.strip()
     if not token:
         raise CliError("the token file {path} is empty: put the token IT gave you in it",
@@ -575,7 +576,7 @@ def cmd_collect(args: argparse.Namespace, settings: Settings, state: AgentState)
             recorder.save(args.bundle, __version__, config)
         except OSError as exc:
             raise CliError("cannot write the bundle to {path}: {problem}", path=args.bundle,
-                           problem=exc.strerror) from exc  # fmt: skip
+                           problem=os_error(exc, exc.strerror)) from exc  # fmt: skip
         say("Diagnostic bundle written to {path}", path=args.bundle, stream=sys.stderr)
     if args.json:
         # Imported here: the service never prints JSON, and would keep protobuf's text and
@@ -863,7 +864,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
             problem = exc.said
         elif isinstance(exc, OSError):
             problem = said("{path}: {problem}; run it as root (an administrator on Windows)",
-                           path=exc.filename, problem=exc.strerror)  # fmt: skip
+                           path=exc.filename, problem=os_error(exc, exc.strerror))  # fmt: skip
         else:
             problem = _unexpected(exc)
         # setup.log keeps the English: whoever reads it (IT, a vendor) reads English.
@@ -917,7 +918,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(error_line(PROG, said(
             "cannot write the log file {path} ({problem}): make its folder writable by the"
             " service, or name another with [logging] file (--log-file; - for standard error)",
-            path=log_file, problem=exc.strerror,
+            path=log_file, problem=os_error(exc, exc.strerror),
         ), lang))  # fmt: skip
         return EXIT_FAILED
     state = AgentState(settings.state_dir, proxy=settings.https_proxy)

@@ -29,5 +29,9 @@ def mistakes() -> list[str]:
     return cli_catalog.mistakes(SOURCES)
 
 
+def raw_lines() -> list[str]:
+    return cli_catalog.raw_lines(SOURCES)
+
+
 def every_message() -> list[tuple[str, str]]:
     return cli_catalog.every_message(SOURCES, cli.build_parser())

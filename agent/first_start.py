@@ -47,6 +47,7 @@ from devposture.net.enrollment_value import (
     parse_enrollment_value,
 )
 from devposture.policy.cli_messages import Said, Worded, said
+from devposture.policy.os_errors import os_error
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def read_secret_file(path: Path) -> SecretFile | None:
                 path=path,
             ) from None
         raise FileRefused("cannot read {path} ({problem})", path=path,
-                          problem=exc.strerror) from None  # fmt: skip
+                          problem=os_error(exc, exc.strerror)) from None  # fmt: skip
     try:
         st = os.fstat(fd)
         _check_private(path, st)

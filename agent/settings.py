@@ -29,6 +29,7 @@ from devposture.log_format import FORMATS, LEVELS
 from devposture.net.address import CollectorAddress, normalize_fingerprint
 from devposture.net.proxy import HttpsProxy
 from devposture.policy.cli_messages import BadValue, said
+from devposture.policy.os_errors import os_error
 from devposture.policy.toml_lines import line_of
 
 __all__ = ["ConfigError", "Location", "Overrides", "Settings", "config_locations", "load"]
@@ -275,7 +276,7 @@ def _read_file(path: Path, named: bool) -> tuple[ConfigFile | None, str]:
         ) from None
     except OSError as exc:
         raise ConfigError("cannot read {path} ({problem})", path=path,
-                          problem=exc.strerror) from exc  # fmt: skip
+                          problem=os_error(exc, exc.strerror)) from exc  # fmt: skip
 
 
 class _Sources:

@@ -134,8 +134,10 @@ def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
             print(fingerprint(trust.signing_authority().cert))
             return 0
         for label, generation, cert in trust.labelled_cas():
-            until = f"{cert.not_valid_after_utc:%Y-%m-%d}"
-            print(f"{fingerprint(cert)}  CA {generation}, {label}, valid until {until}")
+            # The fingerprint first, as `ca fingerprint` prints it alone: a script cuts it.
+            say("{fingerprint}  CA {generation}, {label}, valid until {until}",
+                fingerprint=fingerprint(cert), generation=generation, label=label,
+                until=f"{cert.not_valid_after_utc:%Y-%m-%d}")
     except (TrustError, OSError, ValueError) as exc:
         return _fail(Said(str(exc), as_is=True))
     return 0

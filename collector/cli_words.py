@@ -24,7 +24,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
-        "store/schema.py", "tokens.py", "enroll_refusals.py",
+        "store/schema.py", "tokens.py", "enroll_refusals.py", "trust.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,
@@ -33,6 +33,10 @@ _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.
 
 def mistakes() -> list[str]:
     return cli_catalog.mistakes(SOURCES)
+
+
+def raw_lines() -> list[str]:
+    return cli_catalog.raw_lines(SOURCES)
 
 
 def every_message() -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from devposture.collector.store.target import (
 )
 from devposture.config_file import ConfigError, ConfigFile, Setting
 from devposture.policy.cli_messages import said
+from devposture.policy.os_errors import os_error
 
 __all__ = ["CONFIG_NAME", "SCHEMA", "CollectorConfig", "ConfigError", "load", "render_default"]
 
@@ -239,7 +240,7 @@ def load(data_dir: Path) -> CollectorConfig:
         f = ConfigFile(path, SCHEMA)
     except OSError as exc:
         raise DataFolderError("cannot read {path} ({problem})", path=path,
-                              problem=exc.strerror) from exc  # fmt: skip
+                              problem=os_error(exc, exc.strerror)) from exc  # fmt: skip
     max_bytes = f.whole("limits", "max_report_bytes")
     f.at_least("limits", "max_report_bytes", max_bytes, 4096)
     days = f.whole("enrollment", "device_certificate_days")

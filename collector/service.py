@@ -67,10 +67,9 @@ from devposture.collector.throttle import (
 )
 from devposture.collector.tokens import TokenFormatError, parse_token
 from devposture.collector.trust import Trust
-from devposture.net.rpc_status import ERROR_METADATA
 from devposture.policy import Policy
 from devposture.policy.checks import CheckParameters, evaluate, utc
-from devposture.policy.cli_messages import Said
+from devposture.policy.cli_messages import ERROR_METADATA, Said
 from devposture.policy.time_zone import company_zone
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc

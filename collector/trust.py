@@ -45,6 +45,7 @@ from devposture.collector.pki import (
     new_private_key,
     private_key_pem,
 )
+from devposture.policy.cli_messages import Said, said
 
 log = logging.getLogger(__name__)
 
@@ -331,17 +332,18 @@ class Trust:
         """The trusted CAs as one PEM bundle, what agents keep as their trust anchors."""
         return b"".join(cert_pem(c) for c in self.trusted_cas())
 
-    def labelled_cas(self) -> list[tuple[str, int, x509.Certificate]]:
-        """Each trusted CA with what it is for, for IT (`ca fingerprint --all`)."""
+    def labelled_cas(self) -> list[tuple[Said, int, x509.Certificate]]:
+        """Each trusted CA with what it is for, for IT (`ca fingerprint --all`), worded in
+        the reader's language when shown."""
         authorities = self.authorities()
         labelled = []
         for generation in sorted(authorities.trusted):
             if generation == authorities.signing:
-                label = "signing"
+                label = said("signing")
             elif generation > authorities.signing:
-                label = "staged (trusted, not signing yet)"
+                label = said("staged (trusted, not signing yet)")
             else:
-                label = "previous (still trusted until `ca rollover finish`)"
+                label = said("previous (still trusted until `ca rollover finish`)")
             labelled.append((label, generation, self._load_cert(generation)))
         return labelled
 

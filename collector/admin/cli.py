@@ -30,7 +30,7 @@ from devposture.collector.company_time import NotATime, typed
 from devposture.collector.config import load
 from devposture.collector.credentials import ROLES, VIEWER
 from devposture.collector.store import Store
-from devposture.policy.cli_messages import option_error, reader_language
+from devposture.policy.cli_messages import option_error, reader_language, said
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
 if TYPE_CHECKING:
@@ -346,7 +346,9 @@ def _verify_progress(bundle: Path) -> Callable[[int, int], None]:
 
     def show(done: int, total: int) -> None:
         share = f" ({100 * done // total}%)" if total else ""
-        sys.stderr.write(f"\raudit verify {bundle.name}: {done}/{total} records{share}")
+        sys.stderr.write("\r" + said("audit verify {name}: {done}/{total} records{share}",
+                                      name=bundle.name, done=done, total=total,
+                                      share=share).worded(reader_language()))
         if done >= total:
             sys.stderr.write("\n")
         sys.stderr.flush()

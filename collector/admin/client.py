@@ -28,7 +28,7 @@ from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
 from devposture.net.rpc_status import status_of, worded_detail, worded_trailer
 from devposture.net.tls_probe import probe_tls, unlisted_name
-from devposture.policy.cli_messages import Said, reader_language, said
+from devposture.policy.cli_messages import Said, said, say
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 
@@ -62,8 +62,8 @@ def read_credential(source: str) -> str:
                 "{path} can be read by other users; protect it with `chmod 600 {path}`",
                 path=source,
             )
-            print(f"devposture-collector: warning: {warning.worded(reader_language())}",
-                  file=sys.stderr)  # fmt: skip
+            say("devposture-collector: warning: {warning}", warning=warning,
+                stream=sys.stderr)
     try:
         return str(parse_credential(text))
     except CredentialFormatError as exc:

@@ -57,16 +57,21 @@ from devposture.collector.store.identity import (
     group_name,
 )
 from devposture.collector.tokens import new_token
-from devposture.net import rpc_status
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
-from devposture.policy import Policy, PolicyError
+from devposture.policy import Policy, PolicyError, cli_messages
 from devposture.policy.catalogs import LANGS, Lang
-from devposture.policy.cli_messages import Said, Worded, lines, said
+from devposture.policy.cli_messages import (
+    Said,
+    Worded,
+    lines,
+    reader_language,
+    said,
+)
 
 Words = tuple[str, str]
-# The trailing metadata that carries a refusal worded (the admin port's and the enrollment
-# port's: `devposture.net.rpc_status`).
-ERROR_METADATA = rpc_status.ERROR_METADATA
+# The trailing metadata that carries a refusal worded (`cli_messages.ERROR_METADATA`, the
+# enrollment port's too), named here for the admin service and its client.
+ERROR_METADATA = cli_messages.ERROR_METADATA
 # Likewise for a result's sentence (`Result.said`, as `Said.data` in JSON): the result's
 # message stays its English, for older command lines and scripts.
 MESSAGE_METADATA = "devposture-message"
@@ -182,6 +187,11 @@ class Arguments:
                 "--lang {value}: use zh (Chinese) or en (English)", value=repr(value)
             )
         return value
+
+    def lang_of_reader(self) -> Lang:
+        """The language of the sentences for the person running the command (`--lang`
+        when given, else the locale's)."""
+        return reader_language(self.text("lang"))
 
     def flag(self, name: str) -> bool:
         return self._values.get(name, "").strip().lower() in ("1", "true", "yes")
@@ -656,7 +666,9 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     show = args.flag("progress") or sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
-        sys.stderr.write(f"\raudit export: {done}/{total} records ({100 * done // total}%)")
+        sys.stderr.write("\r" + said("audit export: {done}/{total} records ({percent}%)",
+                                      done=done, total=total,
+                                      percent=100 * done // total).worded(args.lang_of_reader()))
         if done == total:
             sys.stderr.write("\n")
         sys.stderr.flush()
@@ -698,7 +710,8 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
         if not steps or steps[-1] != step:
             sys.stderr.write("\n" if steps else "")  # each step on its own line
             steps.append(step)
-        sys.stderr.write(f"\raudit check: {step} {done}{share}")
+        sys.stderr.write("\r" + said("audit check: {step} {done}{share}", step=step, done=done,
+                                      share=share).worded(args.lang_of_reader()))
         sys.stderr.flush()
 
     policy = _policy(config, store)
@@ -710,7 +723,8 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     total = 0
     for finding in check.run():
         total += 1
-        sys.stdout.write(f"problem: {finding.text()}\n")
+        sys.stdout.write(said("problem: {finding}", finding=finding.text())
+                         .worded(args.lang_of_reader()) + "\n")
         sys.stdout.flush()
     if steps:
         sys.stderr.write("\n")

@@ -20,6 +20,7 @@ from devposture.collector.column_words import table_language
 from devposture.collector.exports import FILE_FORMATS, FORMATS, export
 from devposture.collector.render import fitting, headed
 from devposture.policy.cli_messages import option_error, reader_language, said
+from devposture.policy.os_errors import os_error
 
 
 def format_options(parser: argparse.ArgumentParser, *, listing: bool = True) -> None:
@@ -128,5 +129,5 @@ def _write(path: Path, data: bytes) -> None:
         partial.unlink(missing_ok=True)
         raise CommandError(
             "cannot write {path}: {problem}; give --output a file in a folder you can write to.",
-            path=path, problem=exc.strerror or exc,
+            path=path, problem=os_error(exc, exc.strerror),
         ) from None

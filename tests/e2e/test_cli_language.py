@@ -2,8 +2,10 @@
 `devposture-collector` and `devposture-agent` under `LANG=zh_CN.UTF-8` and `LANG=C.UTF-8`.
 Errors (a bad option value, a missing device, an unreadable file, a refusal from a remote
 collector's admin port, another module's error: an unreachable collector, an enrollment file
-others can read, agent.toml's mistakes line by line, a folder that cannot be a data folder) and
-help come in Chinese for the one, in English for the other."""
+others can read, agent.toml's mistakes line by line, a folder that cannot be a data folder, a
+policy's mistakes, a port in use, a token used up), what a command did (init, policy check,
+enroll, once, a remote admin command) and help come in Chinese for the one, in English for the
+other."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import init_arguments
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, run
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
@@ -63,8 +66,8 @@ def test_a_bad_option_value_is_refused_in_the_readers_language(tmp_path: Path) -
 def test_an_unreadable_file_is_named_in_the_readers_language(tmp_path: Path) -> None:
     missing = tmp_path / "token.txt"
     zh, en = _both(AGENT, "enroll", "--token-file", str(missing), "--state", str(tmp_path / "s"))
-    assert zh == (f"devposture-agent：错误：无法读取令牌文件 {missing}：No such file or"
-                  " directory；请检查路径\n")  # fmt: skip
+    assert zh == (f"devposture-agent：错误：无法读取令牌文件 {missing}：文件或目录不存在；"
+                  "请检查路径\n")  # fmt: skip
     assert en == (f"devposture-agent: error: cannot read the token file {missing}: No such file"
                   " or directory; check the path\n")  # fmt: skip
     argv = (COLLECTOR, "audit", "verify", str(missing), "--public-key", str(missing))
@@ -85,19 +88,23 @@ def test_help_is_in_the_locales_language() -> None:
     assert "exit status:\n  0  every check compliant or exempt" in status
 
 
+def _remote(collector: CollectorProcess, tmp_path: Path, name: str, role: str) -> tuple[str, ...]:
+    """The options that reach `collector`'s admin port with a new credential of `role`."""
+    done = run(COLLECTOR, "admin", "add", name, "--role", role, "--data", str(collector.data))
+    assert done.returncode == 0, done.stderr
+    credential = tmp_path / f"{role}.credential"
+    credential.write_text(done.stdout)
+    credential.chmod(0o600)
+    return ("--collector", f"127.0.0.1:{collector.admin_port}", "--ca-fingerprint",
+            collector.fingerprint, "--credential-file", str(credential))  # fmt: skip
+
+
 def test_a_remote_refusal_is_worded_in_the_remote_readers_language(
     collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
     """The collector runs in English (its own locale); the person at the remote command line
     reads its refusals in theirs."""
-    done = run(COLLECTOR, "admin", "add", "Wang Fang", "--role", "viewer", "--data",
-               str(collector_process.data))  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    credential = tmp_path / "viewer.credential"
-    credential.write_text(done.stdout)
-    credential.chmod(0o600)
-    remote = ("--collector", f"127.0.0.1:{collector_process.admin_port}", "--ca-fingerprint",
-              collector_process.fingerprint, "--credential-file", str(credential))  # fmt: skip
+    remote = _remote(collector_process, tmp_path, "Wang Fang", "viewer")
 
     zh, en = _both(COLLECTOR, "device", "show", NO_SUCH_DEVICE, *remote)
     assert zh == (f"devposture-collector：错误：没有设备 {NO_SUCH_DEVICE}：设备 ID 见"
@@ -138,6 +145,10 @@ def test_an_unreachable_collector_is_told_in_the_readers_language(tmp_path: Path
     assert "请检查地址，并确认 `devposture-collector serve` 正在运行且本机能访问到它" in zh
     assert en.startswith("devposture-agent: error: none of the collector's 2 addresses answered:")
     assert f"\n  cannot reach the collector at 127.0.0.1:{first} (" in en
+    # The system's words for the refused connection, in the reader's language (issue 19 item 3);
+    # English keeps the system's own text.
+    assert "（连接被拒绝，该端口上没有程序在监听）" in zh and "Errno" not in zh
+    assert "([Errno 111] Connection refused)" in en
 
 
 def test_an_enrollment_file_others_can_read_is_refused_in_the_readers_language(
@@ -195,3 +206,110 @@ def test_group_headings_end_with_the_readers_colon() -> None:
     zh, en = _in(ZH, AGENT, "--help").stdout, _in(EN, AGENT, "--help").stdout
     assert "\n位置参数：\n" in zh and "\n选项：\n" in zh and "位置参数:" not in zh
     assert "\npositional arguments:\n" in en and "\noptions:\n" in en
+
+
+def _out(lang: str, *argv: str) -> str:
+    """`argv`'s standard output in `lang`; it succeeds."""
+    done = _in(lang, *argv)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_init_says_what_it_did_in_the_readers_language(tmp_path: Path) -> None:
+    zh_data, en_data = tmp_path / "zh", tmp_path / "en"
+    zh = _out(ZH, COLLECTOR, "init", "--data", str(zh_data), "--listen", "127.0.0.1",
+              *init_arguments())  # fmt: skip
+    en = _out(EN, COLLECTOR, "init", "--data", str(en_data), "--listen", "127.0.0.1",
+              *init_arguments())  # fmt: skip
+    pin = _out(ZH, COLLECTOR, "ca", "fingerprint", "--data", str(zh_data)).strip()
+    assert zh.startswith(f"已创建采集器数据目录 {zh_data}\n")
+    assert f"\nCA 指纹：{pin}\n" in zh
+    assert f"令牌用 `devposture-collector token create --data {zh_data}` 生成。" in zh
+    assert en.startswith(f"Created collector data folder {en_data}\nDatabase: ")
+    assert "\nCA fingerprint: sha256:" in en and not CHINESE.search(en)
+    # What a script reads stays as it is: the fingerprint alone.
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", pin)
+    # The CA rollover's state, for the person who finishes it weeks later.
+    assert _out(ZH, COLLECTOR, "ca", "rollover", "status", "--data", str(zh_data)).startswith(
+        f"当前没有进行中的 CA 轮换。由 CA 1 签发：{pin}\n")
+
+
+def test_policy_check_in_the_readers_language(tmp_path: Path) -> None:
+    good = tmp_path / "policy.toml"
+    good.write_text(_out(EN, COLLECTOR, "policy", "default"))
+    zh, en = _out(ZH, COLLECTOR, "policy", "check", str(good)), _out(
+        EN, COLLECTOR, "policy", "check", str(good))
+    assert zh.startswith(f"{good}：没有问题：3 个条款，6 项检查（antivirus, ")
+    assert en.startswith(f"{good}: OK: 3 clause(s), 6 check(s) (antivirus, ")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('stale_after_hours = 0\nreport_interval_minutes = 60\ntime_zone = "Mars/Base"\n'
+                   "colour = 1\n")
+    zh, en = _both(COLLECTOR, "policy", "check", str(bad))
+    assert f"{bad} 第 1 行：stale_after_hours：必须是不小于 1 的整数，而不是 0\n" in zh
+    assert f"{bad} 第 3 行：time_zone：'Mars/Base' 不是时区名称：请写 IANA 名称" in zh
+    assert f"{bad} 第 4 行：colour：未知的键（应为以下之一：" in zh
+    assert f"{bad}：checks：至少需要一个 [[checks]] 表\n" in zh
+    assert f"{bad}:1: stale_after_hours: must be a whole number of at least 1, not 0\n" in en
+    assert f"{bad}: checks: at least one [[checks]] table is needed\n" in en
+    assert not CHINESE.search(en)
+
+
+def test_serve_on_a_port_in_use_says_which_and_what_to_do(tmp_path: Path) -> None:
+    data = tmp_path / "collector"
+    assert run(COLLECTOR, "init", "--data", str(data), "--listen", "127.0.0.1",
+               *init_arguments()).returncode == 0  # fmt: skip
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = (COLLECTOR, "serve", "--data", str(data), "--enroll-port", str(port),
+                "--report-port", str(_closed_port()), "--admin-port", "0", "--web-port", "0",
+                "--metrics-port", "0")  # fmt: skip
+        zh, en = _both(*argv)
+    assert (f"devposture-collector：错误：注册端口 {port} 已被占用"
+            "（另一个采集器或其他程序正在监听）：请停掉它，或者用 --enroll-port/--report-port"
+            " 换别的端口") in zh
+    assert (f"devposture-collector: error: the enrollment port {port} is already in use"
+            " (another collector, or another program, listens there): stop it, or choose other"
+            " ports with --enroll-port/--report-port") in en
+
+
+def test_enrolling_reporting_and_a_used_up_token_in_the_readers_language(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    """The enrollment port's refusal comes worded from a real collector (running in English):
+    the agent words it in its reader's language; the outcome lines likewise."""
+    token = tmp_path / "token.txt"
+    token.write_text(collector_process.token())
+    token.chmod(0o600)
+    target = ("--collector", f"127.0.0.1:{collector_process.enroll_port}", "--ca-fingerprint",
+              collector_process.fingerprint, "--token-file", str(token))  # fmt: skip
+    first = _out(ZH, AGENT, "enroll", *target, "--state", str(tmp_path / "first"))
+    assert re.fullmatch(r"注册成功：这台电脑的设备编号是 [0-9a-f]{32}\n报告将通过双向 TLS 发送到"
+                        rf" 127\.0\.0\.1:{collector_process.report_port}。\n", first)
+    once = _out(ZH, AGENT, "once", "--state", str(tmp_path / "first"))
+    assert re.fullmatch(r"采集器已确认收到报告 [0-9a-f-]{36}。\n", once)
+    zh, en = _in(ZH, AGENT, "enroll", *target, "--state", str(tmp_path / "zh")), _in(
+        EN, AGENT, "enroll", *target, "--state", str(tmp_path / "en"))
+    assert zh.returncode == en.returncode == 1, (zh.stderr, en.stderr)
+    assert zh.stderr == ("devposture-agent：错误：采集器拒绝了令牌：该注册令牌的使用次数已用完："
+                         "请向 IT 要一个新的（`devposture-collector token create`）\n")
+    assert en.stderr == ("devposture-agent: error: the collector refused the token: the"
+                         " enrollment token was already used up: ask IT for a new one"
+                         " (`devposture-collector token create`)\n")
+
+
+def test_a_remote_commands_outcome_is_worded_in_the_remote_readers_language(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    """A result's sentence travels worded (trailing metadata) beside its English: the remote
+    reader gets it in their language, the audit log keeps the English."""
+    remote = _remote(collector_process, tmp_path, "Li Wei", "admin")
+    first, second = (collector_process.token().split("_")[1] for _ in range(2))
+    zh = _out(ZH, COLLECTOR, "token", "revoke", first, *remote)
+    en = _out(EN, COLLECTOR, "token", "revoke", second, *remote)
+    assert zh == f"令牌 {first} 已吊销：不能再用它注册设备\n"
+    assert en == f"token {second} revoked: it enrolls no more devices\n"
+    log = _out(ZH, COLLECTOR, "audit", "log", "--data", str(collector_process.data),
+               "--format", "json")  # fmt: skip
+    assert f"token {first} revoked: it enrolls no more devices" in log and "已吊销" not in log

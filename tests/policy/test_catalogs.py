@@ -15,6 +15,7 @@ from devposture.agent.employee import words
 from devposture.collector import cli_words as collector_cli
 from devposture.collector import column_words
 from devposture.collector.web import i18n as dashboard
+from devposture.policy import cli_messages
 from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES, Lang, translate
 from devposture.policy.cli_help import printf_placeholders
 from devposture.policy.messages import all_messages
@@ -73,6 +74,44 @@ def test_the_command_lines_errors_and_help_are_collected() -> None:
     assert ("cli", "must not be empty") in agent
     assert ("cli", "{path} exists and is not empty: give an empty or new folder") in collector
     assert ("cli", "retired") in collector
+    # The outcome lines (issue 19), the errors of the ports, the policy file, the database,
+    # setup and a replayed bundle, the enrollment port's refusals, the system's errno words.
+    for outcome in ("Created collector data folder {path}", "CA fingerprint: {fingerprint}",
+                    "{file}: OK: {clauses} clause(s), {count} check(s) ({checks})",
+                    "Staged CA {generation}: {fingerprint}", "waiver {waiver_id} revoked",
+                    "Moved {total} rows in {tables} tables; every table read back identical.",
+                    "the enrollment token was already used up: ask IT for a new one"
+                    " (`devposture-collector token create`)"):  # fmt: skip
+        assert ("cli", outcome) in collector, outcome
+    for outcome in ("Enrolled: this computer is device {device_id}",
+                    "Report {report_id} acknowledged by the collector.",
+                    "Certificate {outcome} ({detail}); valid until {until}.",
+                    "Diagnostic bundle written to {path}",
+                    "this file is not a devposture diagnostic bundle",
+                    "{name}: {path} is empty: put the enrollment value in it"):  # fmt: skip
+        assert ("cli", outcome) in agent, outcome
+    for shared in ("connection refused: nothing listens on that port", "no such file or folder",
+                   "must be a table", "unknown key (expected one of: {keys})"):  # fmt: skip
+        assert ("cli", shared) in agent and ("cli", shared) in collector, shared
+    assert ("cli", "the {listener} {port} is already in use (another collector, or another"
+            " program, listens there): stop it, or {fix}") in collector
+    assert ("cli", "the database was written by a newer collector (schema {version}); upgrade"
+            " devposture before opening it") in collector
+
+
+def test_no_line_is_printed_with_its_english_written_in_place() -> None:
+    """A line a person reads goes through `say` (or `said(…).worded(…)`), so that the catalog
+    holds it and the test above fails until its Chinese is written; a `print(f"Created …")`
+    would reach a Chinese reader in English."""
+    assert collector_cli.raw_lines() == []
+    assert agent_cli.raw_lines() == []
+
+
+def test_the_scan_finds_a_line_printed_in_english(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text('print(f"Moved {n} rows")\nprint(fingerprint)\nsys.stderr.write("\\n")\n'
+                      'sys.stdout.write(f"{a}{b}")\nsys.stderr.write("problem: " + text)\n')
+    assert cli_messages.raw_lines([source]) == ["module.py:1", "module.py:5"]
 
 
 def test_no_command_line_message_is_put_together_at_run_time() -> None:

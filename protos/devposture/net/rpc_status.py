@@ -7,13 +7,7 @@ import json
 
 import grpc
 
-from devposture.policy.cli_messages import Said
-
-# The trailing metadata that carries a refusal worded (`Worded.wire`: its English template and
-# parameters, JSON), on the admin port and the enrollment port alike, so that the command
-# line words it in its own reader's language; the status's details stay the English (or,
-# from an older collector, all there is).
-ERROR_METADATA = "devposture-error"
+from devposture.policy.cli_messages import ERROR_METADATA, Said
 
 
 def status_of(error: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:

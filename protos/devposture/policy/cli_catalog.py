@@ -32,6 +32,12 @@ def mistakes(sources: Iterable[Path]) -> list[str]:
     return extract((*SHARED, *sources), worded_classes(Worded))[1]
 
 
+def raw_lines(sources: Iterable[Path]) -> list[str]:
+    """The lines printed with their English written in place (`file:line`): no catalog can
+    word them."""
+    return cli_messages.raw_lines((*SHARED, *sources))
+
+
 def every_message(
     sources: Iterable[Path], parser: argparse.ArgumentParser
 ) -> list[tuple[str, str]]:

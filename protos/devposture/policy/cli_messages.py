@@ -34,6 +34,10 @@ from devposture.policy.catalogs import Lang, translate
 from devposture.policy.locale_env import language_of_environ
 
 CONTEXT = "cli"
+# The gRPC trailing metadata that carries a refusal worded (`Worded.wire`), on the admin port
+# and the enrollment port alike; the status's details stay the English (or, from an older
+# collector, all there is). Here, not beside the gRPC code, for commands that load no gRPC.
+ERROR_METADATA = "devposture-error"
 
 
 def reader_language(chosen: str | None = None) -> Lang:
@@ -225,6 +229,31 @@ def extract(paths: Iterable[Path], names: Iterable[str]) -> tuple[list[str], lis
             elif _computed_text(first):
                 mistakes.append(f"{path.name}:{node.lineno}")
     return list(dict.fromkeys(found)), mistakes
+
+
+def _has_words(node: ast.expr) -> bool:
+    """A literal text (or an f-string's literal parts) holding words, not only punctuation."""
+    if isinstance(node, ast.JoinedStr):
+        return any(_has_words(part) for part in node.values if isinstance(part, ast.Constant))
+    if isinstance(node, ast.BinOp):  # "problem: " + text
+        return _has_words(node.left) or _has_words(node.right)
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and any(
+        ch.isalpha() for ch in node.value
+    )
+
+
+def raw_lines(paths: Iterable[Path]) -> list[str]:
+    """The lines printed with their English written in place (`print("…")`, `.write(f"…")`)
+    as `file:line`: the reader would get them in English whatever their language. A line of
+    outcome goes through `say` (or `said(…).worded(…)`); one a script reads holds no words."""
+    found = []
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Call) and _callee(node) in ("print", "write") and node.args
+                    and _has_words(node.args[0])):  # fmt: skip
+                found.append(f"{path.name}:{node.lineno}")
+    return found
 
 
 def worded_classes(*roots: type[Worded]) -> set[str]:
