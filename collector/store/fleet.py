@@ -533,6 +533,10 @@ class Fleet(Part):
         with self._write() as cur:
             return fleet_marks.keep(cur, measured)
 
+    def marked(self, policy: Policy, at: dt.datetime) -> dict[str, dict[str, int]] | None:
+        """The whole fleet's standing at `at` as its mark keeps it, or None (no mark)."""
+        return fleet_marks.marked(self._db, policy, at)
+
     def first_enrolled(self) -> dt.datetime | None:
         """When the first device was enrolled (None before any): no mark before it."""
         row = self._db.execute("SELECT MIN(enrolled_us) FROM devices").fetchone()

@@ -387,17 +387,21 @@ class Views:
         self, policy: Policy, at: dt.datetime, now_rows: list[Row] | None = None
     ) -> tuple[list[dt.datetime], list[Series]]:
         """The pass rate of each check at the end of each of the last `WEEKS` weeks (the
-        last point is `at`), read from the days `serve` recorded. A week whose end has no
-        record yet is a gap (None): `serve` counts it from the history when it starts
-        (`collector.fleet_history`); no page waits for that."""
+        last point is `at`): the week end's mark where `serve` has counted it (a local
+        midnight, exactly: store/fleet_marks), else how its last day was recorded. A week
+        whose end has neither yet is a gap (None): `serve` counts it from the history when
+        it starts (`collector.fleet_history`); no page waits for that."""
         zone = zone_of(policy)
         moments = fleet_history.week_ends(at, zone, WEEKS)
         rates: dict[str, list[float | None]] = {c.check_id: [] for c in policy.checks}
         days = self._reader.fleet.fleet_days()
         for moment in moments:
             ended = fleet_history.day_ended_by(moment, zone)
+            mark = None if moment is moments[-1] else self._reader.fleet.marked(policy, moment)
             if moment is moments[-1]:  # now: the overview's own counts, when it has them
                 rows = now_rows or fleet_rows(self._reader, policy, at, current=True)
+            elif mark is not None:  # the week end itself, as `serve` counted it once
+                rows = _day_rows(policy, mark)
             elif ended in days:
                 rows = _day_rows(policy, days[ended])
             else:

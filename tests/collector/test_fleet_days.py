@@ -12,6 +12,8 @@ from devposture.agent.transport import open_channel, send_report
 from devposture.collector.fleet_history import day_ended_by, week_ends
 from devposture.collector.reports import fleet_rows
 from devposture.collector.server import keep_fleet_days
+from devposture.collector.store.base import to_us
+from devposture.collector.store.fleet_marks import judging_key
 from devposture.collector.web.views import Views
 from devposture.policy import default_policy
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
@@ -105,3 +107,14 @@ def test_the_trend_reads_how_each_recorded_day_ended(
     finally:
         store.close()
     assert last_week() == 100.0
+    # The week end's mark, counted at that very midnight, is read before the day's record.
+    store = live_collector.store()
+    try:
+        store._db.execute(
+            "INSERT INTO fleet_marks(at_us, judged_by, check_id, state, devices)"
+            " VALUES (?, ?, 'firewall', 'FAIL', 1)",
+            (to_us(monday - dt.timedelta(weeks=1)), judging_key(policy)),
+        )
+    finally:
+        store.close()
+    assert last_week() == 0.0
