@@ -109,3 +109,14 @@ def test_a_week_end_is_the_local_monday_midnight_and_names_the_sunday_it_ended()
                         dt.datetime(2026, 10, 25, 23, tzinfo=dt.UTC)]  # fmt: skip
     assert ends[1] - ends[0] == dt.timedelta(hours=169)
     assert [day_ended_by(e, berlin) for e in ends[:2]] == ["2026-10-18", "2026-10-25"]
+
+
+def test_the_fleet_counted_now_from_the_verdicts_equals_the_fleet_judged_now(
+    fleet: tuple[Store, Policy],
+) -> None:
+    """The count of now (`fleet_figures`: the verdicts' index less the silent devices'
+    verdicts, looked up device by device) on a fleet with silent devices and waivers."""
+    store, policy = fleet
+    rows = fleet_rows(store, policy, NOW, current=True)
+    assert rows == fleet_rows(store, policy, NOW, exact=True)
+    assert all(row["stale"] for row in rows) and any(row["exempt"] for row in rows)
