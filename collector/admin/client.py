@@ -21,6 +21,7 @@ from devposture.collector.admin.commands import (
     MESSAGE_METADATA,
     CommandError,
     Result,
+    told,
 )
 from devposture.collector.credentials import CredentialFormatError, parse_credential
 from devposture.collector.render import Row
@@ -216,7 +217,8 @@ def export_remote(
         raise RemoteError("{path} exists already: give a new file name", path=exc.filename) from exc
     finally:
         partial.unlink(missing_ok=True)
-    return Result(f"wrote {out} ({received} bytes). {summary}")
+    return told(said("wrote {out} ({received} bytes). {summary}", out=out, received=received,
+                     summary=worded_trailer(stream, MESSAGE_METADATA) or summary))
 
 
 def _progress_line(chunk: admin_pb.ExportChunk, received: int) -> str:

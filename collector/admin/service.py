@@ -51,7 +51,7 @@ from devposture.collector.raw_rpc import Request, Undecodable, add_raw_servicer,
 from devposture.collector.store import Store
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.trust import Trust
-from devposture.policy.cli_messages import Worded
+from devposture.policy.cli_messages import Said, Worded, said
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 
@@ -281,6 +281,11 @@ class AdminService(admin_grpc.AdminServicer):
                     while chunk := bundle_file.read(EXPORT_CHUNK_BYTES):
                         yield admin_pb.ExportChunk(data=chunk, bundle_size=size)
                 summary = result.message.replace(str(out), "the bundle")
+                if result.said is not None:  # worded for the remote reader, the file unnamed
+                    params = {**result.said.params, "out": said("the bundle")}
+                    worded = json.dumps(Said(result.said.english, params).data(), sort_keys=True)
+                    if len(worded) < _WORDED_BYTES:
+                        context.set_trailing_metadata(((MESSAGE_METADATA, worded),))
                 yield admin_pb.ExportChunk(bundle_size=size, message=summary)
         finally:
             # A caller gone mid-export: let the export end before its folder is removed.
