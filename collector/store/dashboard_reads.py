@@ -21,6 +21,7 @@ from devposture.collector.store.fleet import (
     Failure,
     _failing_query,
     _per_check,
+    passing_counts_hold,
     waived_at,
 )
 from devposture.policy import Policy
@@ -74,17 +75,6 @@ SELECT COUNT(*) FILTER (WHERE v.bad > 0), COUNT(*) FILTER (WHERE v.good = :n) FR
          SUM(CASE WHEN c.state = 'PASS' AND {cutoff} IS NOT NULL THEN 1 ELSE 0 END) AS good
   FROM check_results c {in_group} GROUP BY c.device_id
 ) AS v
-"""
-# The checks that have verdicts: one index probe per check (check_results_by_standing
-# leads with the check), not a pass over the verdicts.
-_JUDGED_CHECKS = """
-WITH RECURSIVE judged(check_id) AS (
-  SELECT MIN(check_id) FROM check_results
-  UNION ALL
-  SELECT (SELECT MIN(c.check_id) FROM check_results c WHERE c.check_id > j.check_id)
-  FROM judged j WHERE j.check_id IS NOT NULL
-)
-SELECT check_id FROM judged WHERE check_id IS NOT NULL
 """
 # Natural host order, on both engines: `devices.host_key` (schema 17, `schema.host_key`) is
 # the name without its trailing digits case folded, the name's length (the smaller number
@@ -166,7 +156,7 @@ class DashboardReads(Part):
             "WHERE c.device_id IN (SELECT device_id FROM devices WHERE device_group = :group)"
             if group else ""
         )  # fmt: skip
-        needing, compliant = self._raw(cutoffs, cutoff + " END", params, in_group)
+        needing, compliant = self._raw(policy, cutoffs, cutoff + " END", params, in_group)
         in_force = {(d, c) for d, c in waived_at(self._db, at) if c in cutoffs}
         silent = {r[0] for r in self._db.execute(
             _SILENT.format(in_group="AND device_group = :group" if group else ""), params
@@ -187,12 +177,12 @@ class DashboardReads(Part):
         return Headline(compliant, needing, stale, len(in_force))
 
     def _raw(
-        self, cutoffs: dict[str, int], cutoff: str, params: dict[str, object], in_group: str
-    ) -> tuple[int, int]:
+        self, policy: Policy, cutoffs: dict[str, int], cutoff: str, params: dict[str, object],
+        in_group: str,
+    ) -> tuple[int, int]:  # fmt: skip
         """Devices needing action and devices fully compliant, counting silent and waived
         devices as if neither mattered (`headline` sets those few right)."""
-        judged = {r[0] for r in self._db.execute(_JUDGED_CHECKS)}
-        if not cutoffs or not judged <= set(cutoffs):
+        if not passing_counts_hold(self._db, policy):
             query = _RAW_GROUPED.format(cutoff=cutoff, in_group=in_group)
             needing, compliant = self._db.execute(query, params).fetchone()
             return int(needing or 0), int(compliant or 0)

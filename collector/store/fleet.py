@@ -61,6 +61,28 @@ WHERE d.last_report_us < :silent OR (d.last_report_us IS NULL AND d.enrolled_us 
 GROUP BY c.check_id, c.state
 """
 
+# The checks that have verdicts: one index probe per check (check_results_by_standing
+# leads with the check), not a pass over the verdicts. While they are all the policy's,
+# each device's count of passing verdicts (schema 18: `devices.passing`) is its count of
+# the policy's checks it passes.
+_JUDGED_CHECKS = """
+WITH RECURSIVE judged(check_id) AS (
+  SELECT MIN(check_id) FROM check_results
+  UNION ALL
+  SELECT (SELECT MIN(c.check_id) FROM check_results c WHERE c.check_id > j.check_id)
+  FROM judged j WHERE j.check_id IS NOT NULL
+)
+SELECT check_id FROM judged WHERE check_id IS NOT NULL
+"""
+
+
+def passing_counts_hold(db: AnyDatabase, policy: Policy) -> bool:
+    """Whether `devices.passing` counts the checks of `policy` each device passes: every
+    verdict is of one of its checks (a policy that dropped a check leaves its verdicts)."""
+    checks = {c.check_id for c in policy.checks}
+    return bool(checks) and {r[0] for r in db.execute(_JUDGED_CHECKS)} <= checks
+
+
 # The waivers in force at a moment (few rows).
 _IN_FORCE = """
 SELECT DISTINCT device_id, check_id FROM waivers
