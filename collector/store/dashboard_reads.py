@@ -49,24 +49,17 @@ class FailingWanted:
 # The raw figures, before the few silent and waived devices are set right (`headline`):
 # devices whose every verdict passes, from the count the database keeps per device (schema
 # 18: `devices.passing`), valid while every verdict is of one of the policy's checks (else
-# `_RAW_GROUPED`); and devices with a failure past its check's grace. `{cutoff}` is a CASE
-# giving each check's grace cutoff. The failing devices: on PostgreSQL from the partial
-# index of failing verdicts (0.11 s for 190,000 failures over 100,000 devices, where a pass
-# over the verdicts took 0.2-0.3 s); on SQLite, whose lookup of each failure's row from
-# that index took 0.54 s, by one pass over the verdicts in primary-key order (0.16 s).
+# `_RAW_GROUPED`); and devices with a failure past its check's grace, from the failing
+# verdicts' own index in device order (schema 20: check_results_failing_by_device), where
+# a pass over every verdict took 0.2-0.3 s. `{cutoff}` is a CASE giving each check's grace
+# cutoff.
 _RAW_COMPLIANT = "SELECT COUNT(*) FROM devices d WHERE d.passing = :n {in_group}"
-_RAW_NEEDING = {
-    "postgresql": """
-SELECT COUNT(DISTINCT c.device_id) FROM check_results c
-WHERE c.state = 'FAIL' AND c.since_us <= :latest AND c.since_us <= {cutoff} {in_group}
-""",
-    "sqlite": """
+_RAW_NEEDING = """
 SELECT COUNT(*) FROM (
   SELECT 1 FROM check_results c WHERE c.state = 'FAIL' AND c.since_us <= {cutoff} {in_group}
   GROUP BY c.device_id
 ) AS v
-""",
-}
+"""
 # The same two from one grouped pass over every verdict (about 0.3 s for 600,000 verdicts
 # on SQLite and on PostgreSQL), for when some verdict is of a check the policy no longer has.
 _RAW_GROUPED = """
@@ -156,7 +149,7 @@ class DashboardReads(Part):
             "WHERE c.device_id IN (SELECT device_id FROM devices WHERE device_group = :group)"
             if group else ""
         )  # fmt: skip
-        needing, compliant = self._raw(policy, cutoffs, cutoff + " END", params, in_group)
+        needing, compliant = self._raw(policy, cutoff + " END", params, in_group)
         in_force = {(d, c) for d, c in waived_at(self._db, at) if c in cutoffs}
         silent = {r[0] for r in self._db.execute(
             _SILENT.format(in_group="AND device_group = :group" if group else ""), params
@@ -177,19 +170,16 @@ class DashboardReads(Part):
         return Headline(compliant, needing, stale, len(in_force))
 
     def _raw(
-        self, policy: Policy, cutoffs: dict[str, int], cutoff: str, params: dict[str, object],
-        in_group: str,
-    ) -> tuple[int, int]:  # fmt: skip
+        self, policy: Policy, cutoff: str, params: dict[str, object], in_group: str
+    ) -> tuple[int, int]:
         """Devices needing action and devices fully compliant, counting silent and waived
         devices as if neither mattered (`headline` sets those few right)."""
         if not passing_counts_hold(self._db, policy):
             query = _RAW_GROUPED.format(cutoff=cutoff, in_group=in_group)
             needing, compliant = self._db.execute(query, params).fetchone()
             return int(needing or 0), int(compliant or 0)
-        engine = "sqlite" if self._db.dialect.is_sqlite else "postgresql"
-        params["latest"] = max(cutoffs.values())
         of_group = in_group.replace("WHERE", "AND", 1)
-        query = _RAW_NEEDING[engine].format(cutoff=cutoff, in_group=of_group)
+        query = _RAW_NEEDING.format(cutoff=cutoff, in_group=of_group)
         needing = self._db.execute(query, params).fetchone()[0]
         of_group = "AND d.device_group = :group" if in_group else ""
         compliant = self._db.execute(_RAW_COMPLIANT.format(in_group=of_group), params).fetchone()[0]

