@@ -110,8 +110,9 @@ def fleet_rows(
 ) -> list[Row]:  # fmt: skip
     """Per check: how many devices stand in each state at `at`, and the share that pass; of
     one group's devices (as grouped now) when `group` is given. Counted in SQL: `current`
-    (the moment is now) for the whole fleet from one index (`fleet_counts.fleet_figures`),
-    else device by device (`fleet_figures_as_of`). `exact` judges every device through
+    (the moment is now) for the whole fleet from one index (`fleet.fleet_figures`), for a
+    group from its devices' verdicts (`fleet.group_figures`), else device by device as of
+    the moment (`fleet_figures_as_of`). `exact` judges every device through
     `compliance.standings` instead: the reference the SQL counts are tested against, and
     slow over a large fleet."""
     if exact:
@@ -124,6 +125,8 @@ def fleet_rows(
                 counts[standing.check_id][standing.state] += 1
     elif current and group is None:
         counts = store.fleet.fleet_figures(policy, at).by_check
+    elif current and group is not None:
+        counts = store.fleet.group_figures(policy, at, group)
     else:
         counts = store.fleet.fleet_figures_as_of(policy, at, group)
     rows: list[Row] = []

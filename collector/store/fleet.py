@@ -95,6 +95,7 @@ _WAIVED_NOW = """
 SELECT w.check_id, COALESCE(d.last_report_us, d.enrolled_us) >= :fresh, c.state, c.since_us
 FROM ({in_force}) w JOIN devices d ON d.device_id = w.device_id
 LEFT JOIN check_results c ON c.device_id = w.device_id AND c.check_id = w.check_id
+{of_group}
 """
 
 # The devices' figures in one pass over the table (a pass reads every device's row: in a new
@@ -160,12 +161,6 @@ def fleet_figures(db: AnyDatabase, policy: Policy, at: dt.datetime) -> FleetFigu
     fresh = total - stale
     grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
     counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
-
-    def state_of(check_id: str, state: str, since: int | None) -> str:
-        if state == "FAIL" and since is not None and since > now - grace_of[check_id]:
-            return "GRACE"
-        return state if state in ("PASS", "FAIL") else "UNKNOWN"
-
     if counts:
         # Every device's verdicts, minus the silent devices' (those read STALE).
         verdicts: dict[tuple[str, str], list[int]] = {}
@@ -192,8 +187,30 @@ def fleet_figures(db: AnyDatabase, policy: Policy, at: dt.datetime) -> FleetFigu
                 verdicts[(check_id, state)][1] -= in_grace or 0
         for (check_id, state), (count, in_grace) in verdicts.items():
             _add_verdicts(counts, check_id, state, count, in_grace)
+    _exempt_and_rest(
+        db, counts, grace_of=grace_of, now=now, fresh_since=fresh_since, fresh=fresh, stale=stale
+    )
+    figures.by_check = counts
+    return figures
+
+
+def _exempt_and_rest(
+    db: AnyDatabase, counts: dict[str, dict[str, int]], *, grace_of: dict[str, int], now: int,
+    fresh_since: int, fresh: int, stale: int, group: str | None = None,
+) -> None:  # fmt: skip
+    """Finish the counts of now from the verdicts of the fresh devices: each waiver in force
+    on a fresh device moves its check from the verdict's standing to EXEMPT, a fresh device
+    with no verdict on a check is UNKNOWN on it, and every silent device STALE on all."""
+
+    def state_of(check_id: str, state: str, since: int | None) -> str:
+        if state == "FAIL" and since is not None and since > now - grace_of[check_id]:
+            return "GRACE"
+        return state if state in ("PASS", "FAIL") else "UNKNOWN"
+
+    of_group = "" if group is None else "WHERE d.device_group = :group"
     waived = db.execute(
-        _WAIVED_NOW.format(in_force=_IN_FORCE), {"t": now, "fresh": fresh_since}
+        _WAIVED_NOW.format(in_force=_IN_FORCE, of_group=of_group),
+        {"t": now, "fresh": fresh_since, "group": group},
     ).fetchall()
     for check_id, heard, state, since in waived:
         if check_id not in counts or not heard:  # a silent device reads STALE, waived or not
@@ -207,8 +224,48 @@ def fleet_figures(db: AnyDatabase, policy: Policy, at: dt.datetime) -> FleetFigu
         counted = sum(per_state[s] for s in ("PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT"))
         per_state["UNKNOWN"] += fresh - counted
         per_state["STALE"] = stale
-    figures.by_check = counts
-    return figures
+
+
+# One group's devices now: how many, how many silent; then the fresh ones' verdicts, looked
+# up device by device from the group's index (`{lookup}`), not the fleet's history as of a
+# moment (`fleet_figures_as_of`, which reads each device's reports for its freshness then).
+_GROUP_DEVICES = """
+SELECT COUNT(*), COUNT(*) FILTER (WHERE COALESCE(last_report_us, enrolled_us) < :fresh)
+FROM devices WHERE device_group = :group AND enrolled_us <= :now
+"""
+_GROUP_VERDICTS = """
+SELECT c.check_id, c.state, COUNT(*),
+       COUNT(*) FILTER (WHERE c.state = 'FAIL' AND c.since_us > {grace_start})
+FROM {lookup}
+WHERE d.device_group = :group AND d.enrolled_us <= :now
+  AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
+GROUP BY c.check_id, c.state
+"""
+
+
+def group_figures(
+    db: AnyDatabase, policy: Policy, at: dt.datetime, group: str
+) -> dict[str, dict[str, int]]:
+    """One group's devices per check and state now (by the same rule as `fleet_figures`):
+    its fresh devices' verdicts read device by device, its silent ones STALE."""
+    now = to_us(at)
+    fresh_since = now - policy.stale_after_hours * 3_600_000_000
+    params: dict[str, object] = {"fresh": fresh_since, "group": group, "now": now}
+    enrolled, stale = db.execute(_GROUP_DEVICES, params).fetchone()
+    grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
+    counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
+    starts = {check_id: now - grace for check_id, grace in grace_of.items()}
+    lookup = db.dialect.lookup_join("devices d", "check_results", "c", "c.device_id = d.device_id")
+    query = _GROUP_VERDICTS.format(
+        grace_start=_per_check("c.check_id", starts, params), lookup=lookup
+    )
+    for check_id, state, count, in_grace in db.execute(query, params):
+        _add_verdicts(counts, check_id, state, int(count), int(in_grace or 0))
+    stale = int(stale or 0)
+    fresh = int(enrolled or 0) - stale
+    _exempt_and_rest(db, counts, grace_of=grace_of, now=now, fresh_since=fresh_since,
+                     fresh=fresh, stale=stale, group=group)  # fmt: skip
+    return counts
 
 
 # Failures past their check's grace period, on devices heard from within the window and not
@@ -537,6 +594,12 @@ class Fleet(Part):
     def fleet_figures(self, policy: Policy, at: dt.datetime) -> FleetFigures:
         """The fleet's standing now, counted in SQL (this module)."""
         return fleet_figures(self._db, policy, at)
+
+    def group_figures(
+        self, policy: Policy, at: dt.datetime, group: str
+    ) -> dict[str, dict[str, int]]:
+        """One group's devices per check and state now, counted in SQL."""
+        return group_figures(self._db, policy, at, group)
 
     def fleet_figures_as_of(
         self, policy: Policy, at: dt.datetime, group: str | None = None

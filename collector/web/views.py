@@ -356,21 +356,33 @@ class Views:
             now = utcnow()
             pending = self._side.submit(lambda s: s.dashboard.headline(policy, now, 0, group))
 
-        def make() -> tuple[dt.datetime, list[Row], int]:
+        def count(store: Store) -> tuple[dt.datetime, list[Row], int]:
             at = utcnow()
-            rows = fleet_rows(self._reader, policy, at, current=True)
-            return at, rows, self._reader.reports.device_count()
+            rows = fleet_rows(store, policy, at, current=True)
+            return at, rows, store.reports.device_count()
 
-        at, rows, devices = self._cached("fleet", policy, STALE_AFTER_SECONDS, make)
-        trend = self._cached("trend", policy, TREND_SECONDS,
-                             lambda: Trend(*self.trend_points(policy, at, rows)))  # fmt: skip
+        whole: Future[tuple[dt.datetime, list[Row], int]] | None = None
         if group:
+            if self._reusable("fleet", policy, STALE_AFTER_SECONDS) is None:
+                # The whole fleet's count (for the trend) on the second reader too, while
+                # this thread counts the group's devices.
+                whole = self._side.submit(count)
 
             def of_group() -> tuple[dt.datetime, list[Row]]:
                 now = utcnow()
                 return now, fleet_rows(self._reader, policy, now, current=True, group=group)
 
-            at, rows = self._cached(f"fleet {group!r}", policy, STALE_AFTER_SECONDS, of_group)
+            group_at, group_rows = self._cached(
+                f"fleet {group!r}", policy, STALE_AFTER_SECONDS, of_group
+            )
+        at, rows, devices = self._cached(
+            "fleet", policy, STALE_AFTER_SECONDS,
+            lambda: whole.result() if whole is not None else count(self._reader),
+        )  # fmt: skip
+        trend = self._cached("trend", policy, TREND_SECONDS,
+                             lambda: Trend(*self.trend_points(policy, at, rows)))  # fmt: skip
+        if group:
+            at, rows = group_at, group_rows
             devices = int(str(rows[0]["devices"])) if rows else 0
         stale = int(str(rows[0]["stale"])) if rows else 0
 
