@@ -9,14 +9,15 @@ from pathlib import Path
 
 from devposture.collector import cli, company_time, datadir, join, ports
 from devposture.collector.admin import client, service
-from devposture.collector.store import target
+from devposture.collector.store import migrate, target
 from devposture.policy import cli_catalog
 
 _HERE = Path(__file__).parent
 # The modules whose words a person reads from `devposture-collector` (besides the shared
 # ones, `cli_catalog.SHARED`); the admin service's and client's, the data folder's, the
-# company time's, the ports' and the database target's are imported too, so that their error
-# classes are known by name.
+# company time's, the ports', the database target's and the move's are imported too, so that
+# their error classes are known by name. The evidence modules' findings (`told`) are the
+# auditor's: `audit verify`, `check` and `export` print them.
 SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
     for name in (
@@ -24,11 +25,14 @@ SOURCES: tuple[Path, ...] = tuple(
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
-        "store/schema.py", "tokens.py", "enroll_refusals.py", "trust.py",
+        "store/schema.py", "store/migrate.py", "tokens.py", "enroll_refusals.py", "trust.py",
+        "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
+        "evidence/export.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,
-           company_time.NotATime, ports.PortUnavailable, target.NewerSchema)  # fmt: skip
+           company_time.NotATime, ports.PortUnavailable, target.NewerSchema,
+           migrate.MigrationError)  # fmt: skip
 
 
 def mistakes() -> list[str]:

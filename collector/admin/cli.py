@@ -335,8 +335,9 @@ def run_verify(args: argparse.Namespace) -> int:
     except NotComparable as exc:
         raise CommandError.as_is(exc) from None
     except BundleUnreadable as exc:  # not a verdict: the evidence was never looked at
-        raise CommandError("{problem}. Nothing was verified", problem=exc) from None
-    sys.stdout.write(verdict.text())
+        raise CommandError("{problem}. Nothing was verified",
+                           problem=exc.args[0] if exc.args else exc) from None
+    sys.stdout.write(verdict.worded(reader_language()))
     return 0 if verdict.ok else 1
 
 

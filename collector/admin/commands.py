@@ -731,7 +731,8 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     findings = Findings([], total + check.unnamed, check.entries)
     note = (f"the tables agree with the chain ({check.entries} entries)" if findings.ok
             else f"{total} row(s) disagree with the chain")  # fmt: skip
-    return Result(findings.verdict(), note=note, failed=not findings.ok)
+    verdict = findings.verdict()
+    return Result(verdict, note=note, failed=not findings.ok, said=verdict.said)
 
 
 def _audit_public_key(

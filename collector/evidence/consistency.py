@@ -27,20 +27,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence.chain import Entry
 from devposture.collector.evidence.verify import Checked, Progress, Verdict, check_bundle
+from devposture.policy.cli_messages import told
 
-PASSED = (
+# Each in both languages, as the English has always been (`text()`); a Chinese reader's copy
+# has the catalog's Chinese alone.
+PASSED = told(
     "No record up to the earlier export was changed, removed or reordered since.\n"
     "验证通过：新证据包延续了旧证据包的哈希链，旧包导出前的记录此后未被改写。"
 )
-REWRITTEN = (
+REWRITTEN = told(
     "the later bundle does not continue the earlier one: history the earlier bundle committed"
     " to was rewritten. 验证失败：两个证据包的哈希链不一致，旧包导出前的历史被改写。"
 )
-UNPROVEN = (
+UNPROVEN = told(
     "these two bundles cannot show that the later continues the earlier (nothing was found"
     " changed). 验证失败：无法证明新证据包延续旧证据包。"
 )
-ALONE = (
+ALONE = told(
     "each bundle must verify alone before one can be shown to continue the other."
     " 验证失败：证据被修改，或签名密钥不符。"
 )
@@ -93,12 +96,12 @@ class _Side:
 
     def role(self, seq: int) -> str:
         if seq == self.start:
-            return f"the entry just before {self.name}'s period"
+            return told("the entry just before {bundle}'s period", bundle=self.name)
         if self.links(seq) and seq == self.head[0]:
-            return f"{self.name}'s last entry, its chain head at export"
+            return told("{bundle}'s last entry, its chain head at export", bundle=self.name)
         if self.links(seq):
-            return f"an entry of {self.name}'s period"
-        return f"{self.name}'s chain head at export"
+            return told("an entry of {bundle}'s period", bundle=self.name)
+        return told("{bundle}'s chain head at export", bundle=self.name)
 
 
 def verify_continuation(
@@ -115,7 +118,8 @@ def verify_continuation(
     _same_collector(new.name, old.name, later, earlier)
     verdict = Verdict(passed=PASSED, failed=ALONE)
     for path, checked in ((old, earlier), (new, later)):
-        verdict.problems += [f"{path.name}: {p}" for p in checked.verdict.problems]
+        verdict.problems += [told("{bundle}: {problem}", bundle=path.name, problem=p)
+                             for p in checked.verdict.problems]
     if verdict.problems:
         return verdict
     o, n = _side(old.name, earlier), _side(new.name, later)
@@ -128,12 +132,14 @@ def verify_continuation(
         verdict.failed = UNPROVEN
     head_seq, head_hash = o.head
     both = compared.common
-    span = "none" if not both else f"seq {both[0]}" + (f"–{both[1]}" if both[1] > both[0] else "")
+    span = (told("none") if not both else told("seq {first}", first=both[0])
+            if both[1] <= both[0] else told("seq {first}–{last}", first=both[0], last=both[1]))
     verdict.summary = (
-        f"{n.name} continues {o.name}: {o.name}'s chain head at export (seq {head_seq}, hash"
-        f" {head_hash.hex()[:16]}…) is {n.role(head_seq)}, with the same hash, and the two"
-        f" agree on every sequence number both hold ({span}). {n.name} alone:"
-        f" {later.verdict.summary}"
+        told("{newer} continues {older}: {older}'s chain head at export (seq {head}, hash "
+             "{hash}…) is {role}, with the same hash, and the two agree on every sequence "
+             "number both hold ({span}). {newer} alone: {alone}",
+             newer=n.name, older=o.name, head=head_seq, hash=head_hash.hex()[:16],
+             role=n.role(head_seq), span=span, alone=later.verdict.summary)
     )
     return verdict
 
@@ -142,8 +148,9 @@ def _same_collector(new: str, old: str, later: Checked, earlier: Checked) -> Non
     keys = (earlier.manifest.get("signing_key"), later.manifest.get("signing_key"))
     if all(keys) and keys[0] != keys[1]:
         raise NotComparable(
-            f"the bundles are from different collectors: {old} was signed by {keys[0]}, {new}"
-            f" by {keys[1]}. Compare bundles of one collector, with its public key"
+            told("the bundles are from different collectors: {old} was signed by {key_old}, "
+                 "{new} by {key_new}. Compare bundles of one collector, with its public key",
+                 old=old, key_old=keys[0], new=new, key_new=keys[1])
         )
 
 
@@ -157,7 +164,8 @@ def _side(name: str, checked: Checked) -> _Side:
         prev_hash = bytes.fromhex(str(claims["prev_hash"])) if isinstance(start, int) else b""
         head = (int(claims["head_seq"]), bytes.fromhex(str(claims["head_hash"])))
     except (KeyError, TypeError, ValueError) as exc:
-        raise NotComparable(f"{name}: the manifest's chain cannot be read ({exc})") from None
+        raise NotComparable(told("{bundle}: the manifest's chain cannot be read ({problem})",
+                                 bundle=name, problem=str(exc))) from None
     try:
         generated: dt.datetime | None = dt.datetime.fromisoformat(
             str(checked.manifest.get("generated_at"))
@@ -172,7 +180,7 @@ def _side(name: str, checked: Checked) -> _Side:
 
 
 def _name(entry: Entry) -> str:
-    return f"{entry.kind} record seq {entry.seq} ({entry.key})"
+    return told("{kind} record seq {seq} ({key})", kind=entry.kind, seq=entry.seq, key=entry.key)
 
 
 def _same(a: Entry, b: Entry) -> bool:
@@ -242,57 +250,74 @@ def _divergence(o: _Side, n: _Side, found: _Compared) -> list[str]:
     d = found.differ
     if d is not None:
         before = found.agreed_before
-        hashes = (f"{o.role(d)} has hash {found.hashes[0].hex()[:16]}…, {n.role(d)}"
-                  f" {found.hashes[1].hex()[:16]}…")  # fmt: skip
+        hashes = (told("{older_role} has hash {older_hash}…, {newer_role} {newer_hash}…",
+                       older_role=o.role(d), older_hash=found.hashes[0].hex()[:16],
+                       newer_role=n.role(d), newer_hash=found.hashes[1].hex()[:16]))  # fmt: skip
         if changed and changed[0][0].seq == d:
             problems.append(
-                f"the chains diverge at seq {d}: {o.name} holds {_name(changed[0][0])}, {n.name}"
-                f" holds {_name(changed[0][1])} with other content ({hashes}): rewritten after"
-                f" {o.name} was exported"
+                told("the chains diverge at seq {seq}: {older} holds {theirs}, {newer} holds "
+                     "{ours} with other content ({hashes}): rewritten after {older} was "
+                     "exported",
+                     seq=d, older=o.name, theirs=_name(changed[0][0]), newer=n.name,
+                     ours=_name(changed[0][1]), hashes=hashes)
             )
             changed, total = changed[1:], total - 1
         elif before == d - 1:
             entry = found.held.get(1) or found.held.get(0)
-            what = _name(entry) if entry else f"the entry at seq {d}"
+            what = _name(entry) if entry else told('the entry at seq {seq}', seq=d)
             problems.append(
-                f"the chains diverge at seq {d}: {what} differs although both bundles agree on"
-                f" seq {before} before it ({hashes}): rewritten after {o.name} was exported"
+                told('the chains diverge at seq {seq}: {what} differs although both '
+                     'bundles agree on seq {before} before it ({hashes}): rewritten after '
+                     '{older} was exported',
+                     seq=d, what=what, before=before, hashes=hashes, older=o.name)
             )
         else:
-            where = f"at or before seq {d}" if before is None else f"in seq {before + 1}–{d}"
+            where = (told("at or before seq {seq}", seq=d) if before is None
+                     else told("in seq {from_seq}–{seq}", from_seq=before + 1, seq=d))
             problems.append(
-                f"the chains diverge {where}: {hashes}, so a record {where} was changed,"
-                f" removed or inserted after {o.name} was exported"
+                told("the chains diverge {where}: {hashes}, so a record {where} was changed, "
+                     "removed or inserted after {older} was exported",
+                     where=where, hashes=hashes, older=o.name)
                 + ("" if changed else " (neither bundle holds both versions of it in full)")
             )
     for theirs, ours in changed[:LISTED]:
         problems.append(
-            f"{_name(theirs)} in {o.name} is not what {n.name} holds at seq {theirs.seq}"
-            f" ({_name(ours)}, other content): rewritten after {o.name} was exported"
+            told("{theirs} in {older} is not what {newer} holds at seq {theirs_seq} ({ours}, "
+                 "other content): rewritten after {older} was exported",
+                 theirs=_name(theirs), older=o.name, newer=n.name, theirs_seq=theirs.seq,
+                 ours=_name(ours))
         )
     if total > LISTED:
-        problems.append(f"… and {total - LISTED} more records that differ between them")
+        problems.append(told('… and {count} more records that differ between them',
+                             count=total - LISTED))
     return problems
 
 
 def _order(o: _Side, n: _Side) -> list[str]:
     """OLD must be the older export: raise when the arguments are the wrong way round; a
     problem when NEW, exported later, holds a shorter chain than OLD committed to."""
-    swap = f"give the earlier bundle after --after: `audit verify {o.name} --after {n.name}`"
-    exported = f"{o.name} was exported {o.generated}, {n.name} {n.generated}"
+    swap = told("give the earlier bundle after --after: `audit verify {older} --after {newer}`",
+                older=o.name, newer=n.name)
+    exported = told("{older} was exported {older_at}, {newer} {newer_at}",
+                    older=o.name, older_at=o.generated, newer=n.name, newer_at=n.generated)
     if o.head[0] > n.head[0]:
         if o.generated is not None and n.generated is not None and o.generated < n.generated:
             return [
-                f"{n.name}'s chain ends at seq {n.head[0]}, but {o.name}, exported before it,"
-                f" committed to seq {o.head[0]}: seq {n.head[0] + 1}–{o.head[0]} were removed"
-                f" ({exported})"
+                told("{newer}'s chain ends at seq {newer_head}, but {older}, exported before "
+                     "it, committed to seq {older_head}: seq {first_gone}–{older_head} were "
+                     "removed ({exported})",
+                     newer=n.name, newer_head=n.head[0], older=o.name, older_head=o.head[0],
+                     first_gone=n.head[0] + 1, exported=exported)
             ]
         raise NotComparable(
-            f"{o.name} is not older than {n.name}: its chain head at export is seq {o.head[0]},"
-            f" {n.name}'s seq {n.head[0]} ({exported}); {swap}"
+            told("{older} is not older than {newer}: its chain head at export is seq "
+                 "{older_head}, {newer}'s seq {newer_head} ({exported}); {swap}",
+                 older=o.name, newer=n.name, older_head=o.head[0], newer_head=n.head[0],
+                 exported=exported, swap=swap)
         )
     if o.generated is not None and n.generated is not None and o.generated > n.generated:
-        raise NotComparable(f"{o.name} is not older than {n.name}: {exported}; {swap}")
+        raise NotComparable(told("{older} is not older than {newer}: {exported}; {swap}",
+                                 older=o.name, newer=n.name, exported=exported, swap=swap))
     return []
 
 
@@ -303,18 +328,21 @@ def _unproven(o: _Side, n: _Side) -> list[str]:
         return []
     if n.start is None:
         return [
-            f"{n.name} holds no records and, as a format-1 bundle, does not say where it links"
-            " into the chain: export its period again"
+            told("{newer} holds no records and, as a format-1 bundle, does not say where it "
+                 "links into the chain: export its period again",
+                 newer=n.name)
         ]
     if head < n.start:
         return [
-            f"{n.name}'s period links into the chain at seq {n.start}, after {o.name}'s head"
-            f" (seq {head}): seq {head + 1}–{n.start} are in neither bundle, so nothing links"
-            f" the two. Check {n.name} after the bundle(s) in between, or export a period that"
-            f" starts before seq {head + 1}"
+            told("{newer}'s period links into the chain at seq {start}, after {older}'s head "
+                 "(seq {head}): seq {after_head}–{start} are in neither bundle, so nothing "
+                 "links the two. Check {newer} after the bundle(s) in between, or export a "
+                 "period that starts before seq {after_head}",
+                 newer=n.name, start=n.start, older=o.name, head=head, after_head=head + 1)
         ]
     return [
-        f"{o.name}'s chain head at export (seq {head}) is past the end of {n.name}'s period"
-        f" (seq {n.end}), so {n.name} cannot show that it leads there. Check {o.name} again"
-        f" with a bundle whose period reaches seq {head}"
+        told("{older}'s chain head at export (seq {head}) is past the end of {newer}'s period "
+             "(seq {end}), so {newer} cannot show that it leads there. Check {older} again "
+             "with a bundle whose period reaches seq {head}",
+             older=o.name, head=head, newer=n.name, end=n.end)
     ]

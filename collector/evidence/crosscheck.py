@@ -42,6 +42,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from devposture.collector.evidence import chain
 from devposture.collector.evidence.opening import Opening
+from devposture.policy.catalogs import Lang
+from devposture.policy.cli_messages import Told, told
 
 if TYPE_CHECKING:
     from devposture.collector.store import Store
@@ -140,17 +142,23 @@ class Finding:
     problem: str
     gloss: str
 
-    def text(self) -> str:
-        entry = "no chain entry" if self.seq is None else f"chain seq {self.seq}"
-        chinese = _IN_CHINESE.get(self.table, self.table)
-        return f"{self.table} row [{self.key}] ({entry}): {self.problem}. {chinese}{self.gloss}。"
+    def text(self) -> Told:
+        """In English with the Chinese gloss after it, as scripts read it (`str`); worded
+        whole in the reader's language when printed (`Told.worded`)."""
+        entry = told("no chain entry") if self.seq is None else told("chain seq {seq}",
+                                                                     seq=self.seq)
+        return told("{table} row [{key}] ({entry}): {problem}. {chinese}{gloss}。",
+                    table=self.table, key=self.key, entry=entry, problem=self.problem,
+                    chinese=_IN_CHINESE.get(self.table, self.table), gloss=self.gloss)
 
 
-AGREE = (
+# Each in both languages, as the English has always been; a Chinese reader's copy has the
+# catalog's Chinese alone.
+AGREE = told(
     "the tables agree with the evidence chain."
     " 核对通过：数据表与证据链一致，未发现在采集端之外的修改。"
 )
-DISAGREE = (
+DISAGREE = told(
     "the tables do not agree with the evidence chain: rows were changed, removed or added"
     " outside the collector, and what the dashboard and reports show from them is not the"
     " evidence. 核对失败：数据表与证据链不一致，有记录在采集端之外被修改、删除或添加。"
@@ -169,15 +177,25 @@ class Findings:
     def ok(self) -> bool:
         return self.total == 0
 
-    def verdict(self) -> str:
-        """One line, English then Chinese, for the end of the output."""
+    def verdict(self) -> Told:
+        """One line, English then Chinese, for the end of the output (worded whole for a
+        reader of either language)."""
         if self.ok:
-            return f"AGREE: {self.entries} chain entries checked; {AGREE}"
-        shown = f", the first {len(self.found)} shown" if 0 < len(self.found) < self.total else ""
-        return f"DISAGREE: {self.total} finding(s){shown}: {DISAGREE}"
+            return told("AGREE: {count} chain entries checked; {agree}", count=self.entries,
+                        agree=AGREE)
+        if 0 < len(self.found) < self.total:
+            return told("DISAGREE: {total} finding(s), the first {count} shown: {disagree}",
+                        total=self.total, count=len(self.found), disagree=DISAGREE)
+        return told("DISAGREE: {total} finding(s): {disagree}", total=self.total,
+                    disagree=DISAGREE)
 
     def text(self) -> str:
-        return "".join(f"problem: {f.text()}\n" for f in self.found) + self.verdict() + "\n"
+        return self.worded("en")
+
+    def worded(self, lang: Lang) -> str:
+        found = "".join(told("problem: {finding}", finding=f.text()).worded(lang) + "\n"
+                        for f in self.found)
+        return found + self.verdict().worded(lang) + "\n"
 
 
 def table_disagreements(
@@ -214,9 +232,18 @@ def _when(micros: object) -> str:
     return f"{micros} ({moment:%Y-%m-%d %H:%M:%S} UTC)"
 
 
+def _joined(parts: list[str]) -> str:
+    """`parts` one after the other, "; " between them in English (as they always were), each
+    worded in the reader's language."""
+    whole = parts[0]
+    for part in parts[1:]:
+        whole = told("{before}; {after}", before=whole, after=part)
+    return whole
+
+
 def _shown(value: object) -> str:
     if value is None:
-        return "empty"
+        return told("empty")
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "…"
 
@@ -271,16 +298,19 @@ def differences(chained: Record, row: Record, *, pruned: bool = False) -> list[s
         row.get("body_sha256"), row.get("body_bytes")
     ):  # fmt: skip
         out.append(
-            f"the report body was changed (SHA-256 {str(row.get('body_sha256'))[:16]}…,"
-            f" {row.get('body_bytes')} bytes; the chain has"
-            f" {str(chained.get('body_sha256'))[:16]}…, {chained.get('body_bytes')} bytes)"
+            told("the report body was changed (SHA-256 {sha}…, {size} bytes; the chain has "
+                 "{chain_sha}…, {chain_size} bytes)",
+                 sha=str(row.get('body_sha256'))[:16], size=row.get('body_bytes'),
+                 chain_sha=str(chained.get('body_sha256'))[:16],
+                 chain_size=chained.get('body_bytes'))
         )
     for name in sorted(chained.keys() | row.keys()):
         if name in ("body_sha256", "body_bytes") or chained.get(name) == row.get(name):
             continue
         out.append(
-            f"{name} is {_value(name, row.get(name))} here, {_value(name, chained.get(name))}"
-            " in the chain"
+            told("{field} is {here} here, {chained} in the chain",
+                 field=name, here=_value(name, row.get(name)),
+                 chained=_value(name, chained.get(name)))
         )
     return out
 
@@ -303,41 +333,46 @@ def verdict_problem(
         if last is None or checks is None or pair.check_id not in checks:
             return None  # a check the policy dropped: its verdicts go, its history stays
         return (
-            f"is missing: the chain's last state change says {last.get('state')} since"
-            f" {_when(last.get('since_us'))}, and the policy judges {pair.check_id}",
+            told("is missing: the chain's last state change says {state} since {since}, and "
+                 "the policy judges {check}",
+                 state=last.get('state'), since=_when(last.get('since_us')), check=pair.check_id),
             f"缺失（{REMOVED}）",
         )
     wrong: list[str] = []
     if verdict.report_device != verdict.device_id:
         wrong.append(
-            f"it names report {verdict.report_id!r}, which is not stored"
+            told('it names report {report}, which is not stored', report=repr(verdict.report_id))
             if verdict.report_device is None
-            else f"it names report {verdict.report_id!r} of device {verdict.report_device!r}"
+            else told("it names report {report} of device {device}",
+                      report=repr(verdict.report_id), device=repr(verdict.report_device))
         )
     if last is None:
         if verdict.since_us is not None:
             wrong.append(
-                f"it says {verdict.state} since {_when(verdict.since_us)}, and the chain holds"
-                " no state change of this device on this check"
+                told('it says {state} since {here_since}, and the chain holds no state '
+                     'change of this device on this check',
+                     state=verdict.state, here_since=_when(verdict.since_us))
             )
     else:
         if verdict.state != last.get("state"):
             wrong.append(
-                f"state is {_shown(verdict.state)} here, {_shown(last.get('state'))} in the chain"
+                told('state is {here} here, {chained} in the chain',
+                     here=_shown(verdict.state), chained=_shown(last.get('state')))
             )
         if verdict.since_us is not None and verdict.since_us != last.get("since_us"):
             wrong.append(
-                f"since is {_when(verdict.since_us)} here, {_when(last.get('since_us'))} in"
-                " the chain"
+                told('since is {here_since} here, {since} in the chain',
+                     here_since=_when(verdict.since_us), since=_when(last.get('since_us')))
             )
         if verdict.report_id == last.get("report_id") and verdict.reason != last.get("reason"):
             wrong.append(
-                f"reason is {_shown(verdict.reason)} here, {_shown(last.get('reason'))} in the"
-                " chain"
+                told('reason is {here} here, {chained} in the chain',
+                     here=_shown(verdict.reason), chained=_shown(last.get('reason')))
             )
     if not wrong:
         return None
-    return "does not match the last state change in the chain: " + "; ".join(wrong), (
+    return told("does not match the last state change in the chain: {differences}",
+                differences=_joined(wrong)), (
         f"与证据链中最后一次状态变更{DIFFERS}（{EDITED}）"
     )
 
@@ -352,16 +387,18 @@ def waiver_problem(waiver: WaiverRow) -> tuple[str, str, int | None] | None:
             f"不在证据链中（{ADDED}）"
         ), None  # fmt: skip
     if revoked and waiver.revoked_us != revoked[0][2]:
-        here = ("not revoked" if waiver.revoked_us is None
-                else f"revoked at {_when(waiver.revoked_us)}")  # fmt: skip
+        here = (told("not revoked") if waiver.revoked_us is None
+                else told('revoked at {revoked}', revoked=_when(waiver.revoked_us)))  # fmt: skip
         return (
-            f"is {here} here, revoked at {_when(revoked[0][2])} in the chain",
+            told("is {here} here, revoked at {chained} in the chain",
+                 here=here, chained=_when(revoked[0][2])),
             f"撤销状态与证据链{DIFFERS}（{EDITED}）",
             revoked[0][0],
         )
     if not revoked and waiver.revoked_us is not None:
         return (
-            f"is revoked at {_when(waiver.revoked_us)} here, and the chain holds no revoke event",
+            told("is revoked at {revoked} here, and the chain holds no revoke event",
+                 revoked=_when(waiver.revoked_us)),
             f"撤销状态与证据链{DIFFERS}（{EDITED}）",
             added[0][0],
         )
@@ -496,7 +533,7 @@ class TableCheck:
                 yield from group.findings
             for kind in _TABLES:
                 yield from self._compare(kind, [e for e in batch if e.kind == kind], ranges[kind])
-            self._say("chain entries", min(first + CHAIN_BATCH - 1, last_seq), last_seq)
+            self._say(told("chain entries"), min(first + CHAIN_BATCH - 1, last_seq), last_seq)
 
     def _compare(self, kind: str, batch: list[chain.Entry], ranges: _Ranges) -> Iterator[Finding]:
         for judged in _judged(self._tables, kind, batch, self._pruned_before):
@@ -521,7 +558,8 @@ class TableCheck:
                 self.unnamed += sum(ranges.left[at] for at in group)
                 self._corrections.full = self._corrections.full or kind == chain.STATE
                 continue
-            self._say(f"{_TABLES[kind]} rows without an entry", start, len(suspects))
+            self._say(told("{table} rows without an entry",
+                           table=_TABLES[kind]), start, len(suspects))
             chained = self._chained_keys(kind, ranges, set(group), last_seq)
             for at in group:
                 first, end = ranges.bounds(at)
@@ -532,8 +570,9 @@ class TableCheck:
                     if kind == chain.STATE:
                         self._corrections.add(key)
                     yield Finding(_TABLES[kind], row_key(kind, key), None,
-                                  "was added outside the collector: no chain entry records it"
-                                  f" ({_summary(kind, rows.get(key, {}))})",
+                                  told("was added outside the collector: no chain entry "
+                                       "records it ({summary})",
+                                       summary=_summary(kind, rows.get(key, {}))),
                                   f"不在证据链中（{ADDED}）")  # fmt: skip
 
     def _chained_keys(self, kind: str, ranges: _Ranges, group: set[int], last_seq: int) -> set[Key]:
@@ -571,7 +610,7 @@ class TableCheck:
                 else:
                     yield finding
             done += len(batch)
-            self._say("verdicts", done, 0)
+            self._say(told("verdicts"), done, 0)
 
     # step 5 -----------------------------------------------------------------------------------
 
@@ -637,7 +676,7 @@ def _judged(
     edited = f"{DIFFERS}（{EDITED}）"
     for entry, key in keyed:
         if key is None:
-            unread = f"names no {table} row (its key cannot be read)"
+            unread = told('names no {table} row (its key cannot be read)', table=table)
             where = f"entry key {entry.key!r}"
             yield _Judged(entry, None, None, None,
                           Finding("evidence_chain", where, entry.seq, unread, edited))  # fmt: skip
@@ -659,7 +698,8 @@ def _judged(
         if row is None:
             yield _Judged(entry, key, chained, None, Finding(
                 table, row_key(kind, key), entry.seq,
-                f"is missing: the chain records it ({_summary(kind, chained)})",
+                told("is missing: the chain records it ({summary})",
+                     summary=_summary(kind, chained)),
                 f"在证据链中，数据表中没有（{REMOVED}）"))  # fmt: skip
             continue
         if kind == chain.PRUNE:  # the table keeps some of its entry's fields
@@ -668,7 +708,8 @@ def _judged(
         wrong = differences(chained, row, pruned=pruned)
         finding = None if not wrong else Finding(
             table, row_key(kind, key), entry.seq,
-            "differs from its chain entry: " + "; ".join(wrong), f"与证据链{edited}")  # fmt: skip
+            told("differs from its chain entry: {differences}", differences=_joined(wrong)),
+            f"与证据链{edited}")  # fmt: skip
         yield _Judged(entry, key, chained, row, finding)
 
 
@@ -771,7 +812,7 @@ def _group(
     except ValueError:
         found.findings.append(Finding(
             "evidence_chain", f"entry key {entry.key!r}", entry.seq,
-            "its payload is not a group of reports", f"{DIFFERS}（{EDITED}）"))  # fmt: skip
+            told("its payload is not a group of reports"), f"{DIFFERS}（{EDITED}）"))  # fmt: skip
         return found
     by_key = dict(rows)
     missing = [(r.key,) for r in reports if (r.key,) not in by_key]
@@ -787,8 +828,9 @@ def _group(
         if key not in held:
             found.findings.append(Finding(
                 "reports", row_key(chain.REPORT, key), entry.seq,
-                "was added outside the collector: its number falls in this report group,"
-                f" which does not hold it ({_summary(chain.REPORT, record)})",
+                told("was added outside the collector: its number falls in this report group, "
+                     "which does not hold it ({summary})",
+                     summary=_summary(chain.REPORT, record)),
                 f"不在证据链中（{ADDED}）"))  # fmt: skip
     return found
 
@@ -836,7 +878,7 @@ def checkpoint_findings(tables: Tables, last_seq: int) -> Iterator[Finding]:
     for seq, at_us, recorded in tables.checkpoints():
         if seq > last_seq:
             yield Finding("evidence_checkpoints", f"seq {seq}", None,
-                          f"is past the chain's last entry (seq {last_seq})",
+                          told("is past the chain's last entry (seq {last})", last=last_seq),
                           f"{DIFFERS}（{EDITED}）")  # fmt: skip
             return
         opening.fold(tables.opening_entries(opening.through + 1, seq))
@@ -848,9 +890,10 @@ def checkpoint_findings(tables: Tables, last_seq: int) -> Iterator[Finding]:
             extra = sorted(set(recorded) - set(expected))[:5]
             yield Finding(
                 "evidence_checkpoints", f"seq {seq}", seq,
-                f"does not hold the opening the chain gives (missing seq {missing},"
-                f" not the latest: seq {extra}); exports of periods starting after it open"
-                " wrongly until it is deleted (the next export records it again)",
+                told("does not hold the opening the chain gives (missing seq {missing}, not "
+                     "the latest: seq {extra}); exports of periods starting after it open "
+                     "wrongly until it is deleted (the next export records it again)",
+                     missing=missing, extra=extra),
                 f"{DIFFERS}（{EDITED}）",
             )  # fmt: skip
             opening = Opening()  # judge the next one by the chain alone
@@ -864,14 +907,15 @@ def _links(entry: chain.Entry, expected: int, prev_hash: bytes) -> Iterator[Find
     own hash (the tables are held to it, so it must hold first)."""
     if entry.seq != expected:
         yield Finding("evidence_chain", f"seq {expected}–{entry.seq - 1}", entry.seq,
-                      "is missing: the chain skips these entries",
+                      told("is missing: the chain skips these entries"),
                       f"缺失（{REMOVED}）")  # fmt: skip
     elif entry.prev_hash != prev_hash:
         yield Finding("evidence_chain", f"seq {entry.seq}", entry.seq,
-                      "does not link to the entry before it", f"{DIFFERS}（{EDITED}）")  # fmt: skip
+                      told("does not link to the entry before it"),
+                      f"{DIFFERS}（{EDITED}）")  # fmt: skip
     if entry.recomputed() != entry.hash:
         yield Finding("evidence_chain", f"seq {entry.seq}", entry.seq,
-                      "does not match its own hash: its content was changed",
+                      told("does not match its own hash: its content was changed"),
                       f"{DIFFERS}（{EDITED}）")  # fmt: skip
 
 

@@ -35,6 +35,7 @@ from devposture.collector.pki import fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.base import to_us
 from devposture.policy import Policy
+from devposture.policy.cli_messages import Told, said
 from devposture.policy.reasons import render
 
 Progress = Callable[[int, int], None]
@@ -49,13 +50,15 @@ class TablesDisagree(ValueError):
     refused, naming them (the dashboard and reports show what the evidence does not)."""
 
     def __init__(self, findings: Findings) -> None:
-        super().__init__(
-            f"audit export refused: {findings.total} record(s) of the period no longer match"
-            " the tables they were written to (导出被拒绝：本期记录与数据表不一致):\n"
-            + "".join(f"  {f.text()}\n" for f in findings.found)
-            + "Run `devposture-collector audit check` for every difference, and restore the"
-            " rows from a backup or find out who changed them before exporting again."
-        )
+        whole = said("audit export refused: {total} record(s) of the period no longer match"
+                     " the tables they were written to (导出被拒绝：本期记录与数据表不一致):",
+                     total=findings.total)
+        for finding in findings.found:  # each worded too, for the reader's command line
+            whole = said("{above}\n{indent}{line}", above=whole, indent="  ", line=finding.text())
+        whole = said("{above}\n{indent}{line}", above=whole, indent="", line=said(
+            "Run `devposture-collector audit check` for every difference, and restore the"
+            " rows from a backup or find out who changed them before exporting again."))
+        super().__init__(Told(whole))
         self.findings = findings
 
 

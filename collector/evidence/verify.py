@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from devposture.collector.evidence import bundle, html, signing
 from devposture.collector.evidence.chain import PRUNE, REPORT, REPORT_GROUP, Entry, group_records
 from devposture.collector.evidence.summary import Summary
+from devposture.policy.catalogs import Lang
+from devposture.policy.cli_messages import told
 
 V = TypeVar("V")
 
@@ -40,10 +42,12 @@ class Verdict:
     summary: str = ""
     # What the verdict line says after the summary, or after the count of problems (the
     # check that bundles continue each other says its own).
-    passed: str = (
+    # Both languages in the English (`text()`, as it always was); a Chinese reader's copy
+    # has the Chinese alone (the catalog's entry).
+    passed: str = told(
         "Nothing was changed, removed or reordered.\n验证通过：证据完整，未被修改、删除或重排。"
     )
-    failed: str = (
+    failed: str = told(
         "this bundle is not the evidence the collector signed with this key."
         " 验证失败：证据被修改，或签名密钥不符。"
     )
@@ -53,11 +57,20 @@ class Verdict:
         return not self.problems
 
     def text(self) -> str:
-        notes = "".join(f"note: {n}\n" for n in self.notes)
+        """In English, as scripts and older tests read it."""
+        return self.worded("en")
+
+    def worded(self, lang: Lang) -> str:
+        """The notes, the problems and the verdict line, in `lang` (each finding worded where
+        it carries its template; the English is `text()`, byte for byte)."""
+        lines = [told("note: {note}", note=n).worded(lang) for n in self.notes]
         if self.ok:
-            return f"{notes}VERIFIED: {self.summary}. {self.passed}\n"
-        lines = [f"note: {n}" for n in self.notes] + [f"problem: {p}" for p in self.problems]
-        lines.append(f"NOT VERIFIED: {len(self.problems)} problem(s): {self.failed}")
+            return "".join(line + "\n" for line in lines) + told(
+                "VERIFIED: {summary}. {passed}", summary=self.summary, passed=self.passed
+            ).worded(lang) + "\n"
+        lines += [told("problem: {problem}", problem=p).worded(lang) for p in self.problems]
+        lines.append(told("NOT VERIFIED: {count} problem(s): {failed}",
+                          count=len(self.problems), failed=self.failed).worded(lang))
         return "\n".join(lines) + "\n"
 
 
@@ -84,7 +97,7 @@ class Checked:
 
 
 def _name(entry: Entry) -> str:
-    return f"{entry.kind} record seq {entry.seq} ({entry.key})"
+    return told("{kind} record seq {seq} ({key})", kind=entry.kind, seq=entry.seq, key=entry.key)
 
 
 class _Member:
@@ -124,7 +137,9 @@ class _Member:
         try:
             return (json.loads(raw),)
         except ValueError:
-            self._verdict.problems.append(f"{self.name} line {number} is not JSON (edited)")
+            self._verdict.problems.append(told('{member} line {number} is not JSON '
+                                               '(edited)',
+                                               member=self.name, number=number))
             return None
 
     def digest(self) -> str:
@@ -153,19 +168,20 @@ def _open(path: Path) -> zipfile.ZipFile:
         return zipfile.ZipFile(path)
     except FileNotFoundError:
         # Not a verdict on the evidence: the auditor must not read "changed" into a typo.
-        raise BundleUnreadable(
-            f"{path} does not exist: check the file name and folder (the bundle is the file"
-            " `audit export --out` wrote)"
-        ) from None
+        raise BundleUnreadable(told(
+            "{path} does not exist: check the file name and folder (the bundle is the file"
+            " `audit export --out` wrote)", path=path
+        )) from None
     except IsADirectoryError:
-        raise BundleUnreadable(
-            f"{path} is a folder: give the bundle file itself (the .zip `audit export` wrote)"
-        ) from None
+        raise BundleUnreadable(told(
+            "{path} is a folder: give the bundle file itself (the .zip `audit export` wrote)",
+            path=path,
+        )) from None
     except PermissionError:
-        raise BundleUnreadable(
-            f"{path} cannot be read (permission denied): copy it somewhere you may read, or"
-            " run as a user who may"
-        ) from None
+        raise BundleUnreadable(told(
+            "{path} cannot be read (permission denied): copy it somewhere you may read, or"
+            " run as a user who may", path=path
+        )) from None
 
 
 def check_bundle(
@@ -176,7 +192,8 @@ def check_bundle(
         with _open(path) as archive:
             return _check(archive, path, public_key, verdict, progress)
     except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
-        verdict.problems.append(f"{path} is not a readable audit bundle ({exc})")
+        verdict.problems.append(told('{path} is not a readable audit bundle ({problem})',
+                                     path=path, problem=str(exc)))
         return Checked(verdict, {}, [])
 
 
@@ -195,7 +212,8 @@ def _check(
         manifest = json.loads(manifest_bytes)
         assert isinstance(manifest, dict) and manifest.get("format") in bundle.FORMATS
     except (ValueError, AssertionError):
-        verdict.problems.append(f"{bundle.MANIFEST} is missing or not a {bundle.FORMAT} manifest")
+        verdict.problems.append(told('{member} is missing or not a {format} manifest',
+                                     member=bundle.MANIFEST, format=bundle.FORMAT))
         return Checked(verdict, {}, [])
     try:
         signature = base64.b64decode(_small(archive, bundle.SIGNATURE) or b"", validate=False)
@@ -203,9 +221,10 @@ def _check(
         signature = b""
     if not signing.signature_holds(public_key, manifest_bytes, signature):
         verdict.problems.append(
-            "the signature does not match: the manifest was changed, or the bundle was signed"
-            f" by another key (this key is {signing.fingerprint(public_key)}, the manifest"
-            f" names {manifest.get('signing_key')})"
+            told('the signature does not match: the manifest was changed, or the bundle '
+                 'was signed by another key (this key is {key}, the manifest names '
+                 '{named})',
+                 key=signing.fingerprint(public_key), named=manifest.get('signing_key'))
         )
     members: dict[str, str] = manifest.get("members", {})
     small = {name: _small(archive, name) for name in (bundle.CONTEXT, bundle.HTML)}
@@ -230,31 +249,37 @@ def _check(
             digests[name] = hashlib.sha256(data).hexdigest()
     for name, digest in sorted(members.items()):
         if name not in archive.NameToInfo:
-            verdict.problems.append(f"member {name} was removed from the bundle")
+            verdict.problems.append(told('member {member} was removed from the bundle',
+                                         member=name))
         elif (digests[name] if name in digests else _digest_of(archive, name)) != digest:
-            verdict.problems.append(f"member {name} was changed after the collector signed it")
+            verdict.problems.append(told('member {member} was changed after the collector '
+                                         'signed it',
+                                         member=name))
     for name in sorted(set(archive.NameToInfo) - set(members) -
                        {bundle.MANIFEST, bundle.SIGNATURE}):  # fmt: skip
-        verdict.problems.append(f"member {name} was added to the bundle")
+        verdict.problems.append(told('member {member} was added to the bundle', member=name))
     verdict.problems += streamed.problems + opening_verdict.problems
     figures = walk.figures  # the walk's, or why it could not go on folding
     if figures is None:
         # Signed, so unchanged; but drawn by another version's layout, which this one
         # cannot redraw to compare with the records.
         verdict.notes.append(
-            f"{bundle.HTML} was drawn by report layout {layout}, this devposture draws"
-            f" layout {html.LAYOUT}: its bytes are checked against the signature, but it"
-            " was not redrawn from the records (verify with the devposture version named in"
-            " the manifest to check that too)"
+            told('{member} was drawn by report layout {layout}, this devposture draws '
+                 'layout {html_layout}: its bytes are checked against the signature, but '
+                 'it was not redrawn from the records (verify with the devposture version '
+                 'named in the manifest to check that too)',
+                 member=bundle.HTML, layout=layout, html_layout=html.LAYOUT)
         )
     else:
         _redraw(small[bundle.HTML], manifest, small[bundle.CONTEXT], figures, verdict)
     chain = manifest.get("chain", {})
     period = manifest.get("period", {})
-    verdict.summary = (
-        f"{count} records (chain seq {chain.get('first_seq')}–{chain.get('last_seq')},"
-        f" last hash {str(chain.get('last_hash'))[:16]}…) written {period.get('from')} –"
-        f" {period.get('to')}, signed by {signing.fingerprint(public_key)}"
+    verdict.summary = told(
+        "{count} records (chain seq {first}–{last}, last hash {hash}…) written {start} –"
+        " {end}, signed by {key}",
+        count=count, first=chain.get("first_seq"), last=chain.get("last_seq"),
+        hash=str(chain.get("last_hash"))[:16], start=period.get("from"), end=period.get("to"),
+        key=signing.fingerprint(public_key),
     )
     return Checked(verdict, manifest, opening, path)
 
@@ -290,11 +315,14 @@ def _redraw(
         context = html.load_context(context_bytes or b"{}")
         again = html.draw(html.header_of(manifest), context, figures)
     except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
-        verdict.problems.append(f"the report cannot be made again from the records ({exc})")
+        verdict.problems.append(told('the report cannot be made again from the records '
+                                     '({problem})',
+                                     problem=str(exc)))
     else:
         if again != page:
             verdict.problems.append(
-                f"{bundle.HTML} does not show what the records say (edited or replaced)"
+                told('{member} does not show what the records say (edited or replaced)',
+                     member=bundle.HTML)
             )
 
 
@@ -335,7 +363,8 @@ class _Walk:
             assert isinstance(item, list)
             return int(item[0]), (str(item[1]), str(item[2]), str(item[3]))
         except (IndexError, TypeError, ValueError, KeyError, AssertionError):
-            self.verdict.problems.append(f"{bundle.INDEX} has a malformed line (edited)")
+            self.verdict.problems.append(told('{member} has a malformed line (edited)',
+                                              member=bundle.INDEX))
             return None
 
     def _report_line(self, number: int, line: object) -> tuple[int, _Bodies] | None:
@@ -346,7 +375,8 @@ class _Walk:
                 return seq, bodies
             seq, report_id, body = bundle.parse_report(line)
         except bundle.Malformed:
-            self.verdict.problems.append(f"{bundle.REPORTS} has a malformed line (edited)")
+            self.verdict.problems.append(told('{member} has a malformed line (edited)',
+                                              member=bundle.REPORTS))
             return None
         # Formats 1 and 2 show each body's facts as JSON too, checked against the body.
         assert isinstance(line, dict)
@@ -357,7 +387,9 @@ class _Walk:
             try:
                 entry = bundle.parse_entry(line)
             except bundle.Malformed as exc:
-                self.verdict.problems.append(f"{bundle.CHAIN} line {number}: {exc} (edited)")
+                self.verdict.problems.append(told("{member} line {number}: {problem} (edited)",
+                                                  member=bundle.CHAIN, number=number,
+                                                  problem=str(exc)))
                 continue
             self.count += 1
             if self.progress is not None and self.count % PROGRESS_EVERY == 0:
@@ -395,20 +427,24 @@ class _Walk:
         """Where the entry falls against the signed range and the entries seen before it."""
         seq = entry.seq
         if not self.ranged or not self.first <= seq <= self.last:
-            self.verdict.problems.append(f"{_name(entry)} is outside the signed range: inserted")
+            self.verdict.problems.append(told('{entry} is outside the signed range: '
+                                              'inserted',
+                                              entry=_name(entry)))
             return
         if seq >= self.next_seq:
             if seq > self.next_seq:
                 self.gaps.append([self.next_seq, seq - 1])
             self.next_seq = seq + 1
         elif not self._fill(seq):
-            self.verdict.problems.append(f"record seq {seq} appears more than once: inserted")
+            self.verdict.problems.append(told('record seq {seq} appears more than once: '
+                                              'inserted',
+                                              seq=seq))
         indexed = self.index.get(seq)
         if indexed is not None and indexed[2] != entry.hash.hex() and (
             entry.recomputed() == entry.hash
         ):  # fmt: skip
             self.verdict.problems.append(
-                f"{_name(entry)} is not the entry the index names: replaced"
+                told('{entry} is not the entry the index names: replaced', entry=_name(entry))
             )
 
     def _fill(self, seq: int) -> bool:
@@ -422,21 +458,25 @@ class _Walk:
 
     def _link(self, entry: Entry) -> None:
         if entry.recomputed() != entry.hash:
-            self.verdict.problems.append(f"{_name(entry)} does not match its hash: edited")
+            self.verdict.problems.append(told('{entry} does not match its hash: edited',
+                                              entry=_name(entry)))
         previous = self.previous
         if previous is not None and entry.seq < previous.seq:
             self.verdict.problems.append(
-                f"{_name(entry)} comes after {_name(previous)}: reordered"
+                told('{entry} comes after {previous}: reordered',
+                     entry=_name(entry), previous=_name(previous))
             )
         elif previous is not None and entry.seq == previous.seq + 1 and (
             entry.prev_hash != previous.hash
         ):
             self.verdict.problems.append(
-                f"{_name(entry)} does not link to {_name(previous)}: edited or replaced"
+                told('{entry} does not link to {previous}: edited or replaced',
+                     entry=_name(entry), previous=_name(previous))
             )
         if entry.seq == self.first and entry.prev_hash.hex() != self.claims.get("prev_hash"):
             self.verdict.problems.append(
-                f"{_name(entry)} does not link to the signed hash before the period: edited"
+                told('{entry} does not link to the signed hash before the period: edited',
+                     entry=_name(entry))
             )
         self.previous = entry
 
@@ -446,7 +486,7 @@ class _Walk:
             records = group_records(entry)
         except ValueError:
             self.verdict.problems.append(
-                f"{_name(entry)} does not hold a list of reports: edited"
+                told('{entry} does not hold a list of reports: edited', entry=_name(entry))
             )
             return
         self.records += len(records)
@@ -464,13 +504,14 @@ class _Walk:
         return isinstance(received, int) and 0 <= received < self.pruned_before
 
     def _compare_group(self, entry: Entry, found: _Bodies) -> None:
-        where = f"the bodies of {_name(entry)}"
+        where = told("the bodies of {entry}", entry=_name(entry))
         if not isinstance(found, list):
-            self.verdict.problems.append(f"{where} are not on a group's line: edited")
+            self.verdict.problems.append(told("{where} are not on a group's line: edited",
+                                              where=where))
             return
         bodies = dict(found)
         if len(bodies) != len(found):
-            self.verdict.problems.append(f"{where} name a report twice: inserted")
+            self.verdict.problems.append(told('{where} name a report twice: inserted', where=where))
         for record in group_records(entry):
             report_id = str(record.get("report_id"))
             body = bodies.pop(report_id, None)
@@ -478,17 +519,21 @@ class _Walk:
                 self.pruned += 1
             elif body is None:
                 self.verdict.problems.append(
-                    f"the body of {REPORT} record seq {entry.seq} ({report_id}) is missing:"
-                    " deleted"
+                    told('the body of {kind} record seq {seq} ({report_id}) is '
+                         'missing: deleted',
+                         kind=REPORT, seq=entry.seq, report_id=report_id)
                 )
             elif hashlib.sha256(body).hexdigest() != record.get("body_sha256"):
                 self.verdict.problems.append(
-                    f"report body seq {entry.seq} ({report_id}) does not match its chain"
-                    " entry: edited"
+                    told('report body seq {seq} ({report_id}) does not match its '
+                         'chain entry: edited',
+                         seq=entry.seq, report_id=report_id)
                 )
         for report_id in bodies:
             self.verdict.problems.append(
-                f"report body seq {entry.seq} ({report_id}) has no report in its group: inserted"
+                told('report body seq {seq} ({report_id}) has no report in its '
+                     'group: inserted',
+                     seq=entry.seq, report_id=report_id)
             )
 
     def _body_of(self, entry: Entry) -> None:
@@ -512,18 +557,25 @@ class _Walk:
     def _compare_body(self, entry: Entry, found: _Bodies) -> None:
         if isinstance(found, list):
             self.verdict.problems.append(
-                f"the body of {_name(entry)} is on a report group's line: edited"
+                told("the body of {entry} is on a report group's line: edited", entry=_name(entry))
             )
             return
         report_id, body, facts = found
-        where = f"report body seq {entry.seq} ({report_id})"
+        where = told("report body seq {seq} ({report_id})", seq=entry.seq, report_id=report_id)
         if entry.key != report_id:
-            self.verdict.problems.append(f"{where} has no report entry in the chain: inserted")
-            self.verdict.problems.append(f"the body of {_name(entry)} is missing: deleted")
+            self.verdict.problems.append(told('{where} has no report entry in the chain: '
+                                              'inserted',
+                                              where=where))
+            self.verdict.problems.append(told('the body of {entry} is missing: deleted',
+                                              entry=_name(entry)))
         elif hashlib.sha256(body).hexdigest() != _field(entry, "body_sha256"):
-            self.verdict.problems.append(f"{where} does not match its chain entry: edited")
+            self.verdict.problems.append(told('{where} does not match its chain entry: '
+                                              'edited',
+                                              where=where))
         elif facts is not _NO_FACTS and facts != bundle.facts_of(body):
-            self.verdict.problems.append(f"the facts shown for {where} are not its body: edited")
+            self.verdict.problems.append(told('the facts shown for {where} are not its '
+                                              'body: edited',
+                                              where=where))
 
     def _leftover_bodies(self) -> None:
         """Bodies read past with no entry yet, and report entries whose body never came."""
@@ -535,19 +587,23 @@ class _Walk:
             elif entry.kind == REPORT_GROUP:  # the group's line is gone: each report named
                 self._compare_group(entry, [])
             else:
-                self.verdict.problems.append(f"the body of {_name(entry)} is missing: deleted")
+                self.verdict.problems.append(told('the body of {entry} is missing: deleted',
+                                                  entry=_name(entry)))
         for seq, found in sorted(self.bodies.ahead.items()):
             named = ", ".join(r for r, _ in found) if isinstance(found, list) else found[0]
             self.verdict.problems.append(
-                f"report body seq {seq} ({named}) has no report entry in the chain: inserted"
+                told('report body seq {seq} ({named}) has no report entry in the chain: '
+                     'inserted',
+                     seq=seq, named=named)
             )
         for seq in self.bodies.repeated:
             self.verdict.problems.append(
-                f"report body seq {seq} has no report entry in the chain: inserted"
+                told('report body seq {seq} has no report entry in the chain: inserted', seq=seq)
             )
         for seq, previous in self.bodies.backwards:
             self.verdict.problems.append(
-                f"report body seq {seq} comes after seq {previous}: reordered"
+                told('report body seq {seq} comes after seq {previous}: reordered',
+                     seq=seq, previous=previous)
             )
 
     def _missing(self) -> None:
@@ -558,10 +614,13 @@ class _Walk:
         for low, high in self.gaps:
             for seq in range(low, min(high, low + LISTED_MISSING - 1) + 1):
                 kind, key, _ = self.index.ahead.get(seq, ("?", "?", ""))
-                self.verdict.problems.append(f"{kind} record seq {seq} ({key}) is missing: deleted")
+                self.verdict.problems.append(told('{kind} record seq {seq} ({key}) is '
+                                                  'missing: deleted',
+                                                  kind=kind, seq=seq, key=key))
             if high - low + 1 > LISTED_MISSING:
                 self.verdict.problems.append(
-                    f"… and seq {low + LISTED_MISSING}–{high} are missing too: deleted"
+                    told('… and seq {from_seq}–{high} are missing too: deleted',
+                         from_seq=low + LISTED_MISSING, high=high)
                 )
 
     def _ends(self) -> None:
@@ -570,7 +629,8 @@ class _Walk:
             previous.hash.hex() != self.claims.get("last_hash")
         ):  # fmt: skip
             self.verdict.problems.append(
-                f"{_name(previous)} is not the signed last entry of the period: edited"
+                told('{previous} is not the signed last entry of the period: edited',
+                     previous=_name(previous))
             )
 
 
@@ -654,16 +714,18 @@ def _range(claims: dict[str, Any], verdict: Verdict) -> None:
     head_seq = claims.get("head_seq")
     if "prev_seq" in claims and isinstance(first, int) and prev_seq != first - 1:
         verdict.problems.append(
-            f"the manifest links the period in at seq {prev_seq}, not just before its first"
-            f" entry (seq {first}): edited"
+            told('the manifest links the period in at seq {prev_seq}, not just before its '
+                 'first entry (seq {first}): edited',
+                 prev_seq=prev_seq, first=first)
         )
     end = last if isinstance(last, int) else prev_seq
     behind = isinstance(end, int) and isinstance(head_seq, int) and head_seq < end
     other = head_seq == end and claims.get("head_hash") != claims.get("last_hash")
     if isinstance(end, int) and (behind or other):
         verdict.problems.append(
-            f"the manifest's chain head (seq {head_seq}) is not at or after the period's last"
-            f" entry (seq {end}): edited"
+            told("the manifest's chain head (seq {head_seq}) is not at or after the "
+                 "period's last entry (seq {end}): edited",
+                 head_seq=head_seq, end=end)
         )
 
 
@@ -675,8 +737,9 @@ def _prunes(member: _Member, manifest: dict[str, Any], verdict: Verdict) -> list
                for p in (prunes if isinstance(prunes, list) else [])]  # fmt: skip
     if [e.seq for e in entries] != claimed:
         verdict.problems.append(
-            f"{bundle.PRUNED} does not hold the prunings the manifest names (seq {claimed}):"
-            " edited"
+            told('{member} does not hold the prunings the manifest names (seq '
+                 '{claimed}): edited',
+                 member=bundle.PRUNED, claimed=claimed)
         )
     return entries
 
@@ -688,18 +751,22 @@ def _pruned_bodies(
     claimed = _pruned_claim(manifest).get("bodies", 0)
     if found != claimed:
         verdict.problems.append(
-            f"the manifest says {claimed} report bodies of the period were pruned under the"
-            f" retention policy, but {found} are missing under a pruning: edited"
+            told('the manifest says {claimed} report bodies of the period were pruned '
+                 'under the retention policy, but {found} are missing under a pruning: '
+                 'edited',
+                 claimed=claimed, found=found)
         )
     if found and prunes:
         last = prunes[-1]
         verdict.notes.append(
-            f"{found} report bodies of this period were deleted under the retention policy"
-            f" ({_field(last, 'retention_days')} days; the last pruning, at_us"
-            f" {_field(last, 'at_us')}, of everything received before at_us"
-            f" {_field(last, 'before_us')}): their chain entries,"
-            " with each body's SHA-256, remain and verify."
-            " 报告正文已按保留策略删除，其哈希仍在证据链中。"
+            told("{found} report bodies of this period were deleted under the retention policy "
+                 "({days} days; the last pruning, at_us "
+                 "{at_us}, of everything received before at_us "
+                 "{before_us}): their chain entries, with each body's SHA-256, "
+                 "remain and verify. 报告正文已按保留策略删除，其哈希仍在证据链中。",
+                 found=found, days=_field(last, 'retention_days'),
+                 at_us=_field(last, 'at_us'),
+                 before_us=_field(last, 'before_us'))
         )
 
 
@@ -711,9 +778,11 @@ def _opening(member: _Member, verdict: Verdict) -> list[Entry]:
         try:
             entries.append(bundle.parse_entry(line))
         except bundle.Malformed as exc:
-            verdict.problems.append(f"{member.name} line {number}: {exc} (edited)")
+            verdict.problems.append(told('{member} line {number}: {problem} (edited)',
+                                         member=member.name, number=number, problem=str(exc)))
     for entry in entries:
         if entry.recomputed() != entry.hash:
-            where = "opening" if member.name == bundle.OPENING else "pruning"
-            verdict.problems.append(f"{where} {_name(entry)} does not match its hash: edited")
+            where = told("opening") if member.name == bundle.OPENING else told("pruning")
+            verdict.problems.append(told('{where} {entry} does not match its hash: edited',
+                                         where=where, entry=_name(entry)))
     return entries

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from devposture.collector.store.engine import PostgresDatabase, Row, SqliteDatabase, connect
 from devposture.collector.store.schema import SCHEMA_VERSION, prepare
 from devposture.collector.store.target import PostgresTarget, SqliteTarget
+from devposture.policy.cli_messages import Worded
 
 # Each table and its key (the order rows are compared in), parents before children.
 TABLES: tuple[tuple[str, str], ...] = (
@@ -54,9 +55,9 @@ IDENTITIES = (
 BATCH = 5000
 
 
-class MigrationError(Exception):
+class MigrationError(Worded):
     """The move cannot be made, or did not arrive intact; nothing was kept. The text says why
-    and what to do."""
+    and what to do, in the reader's language (`str()` stays the English)."""
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,15 @@ def _copy(
         for table, _ in TABLES:
             if cursor.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:  # noqa: S608
                 raise MigrationError(
-                    f"the PostgreSQL database already holds collector data (table {table} is"
-                    " not empty): give an empty database, made for this site"
+                    "the PostgreSQL database already holds collector data (table {table} is"
+                    " not empty): give an empty database, made for this site", table=table
                 )
         version = cursor.execute("SELECT version FROM schema_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             raise MigrationError(
-                f"the PostgreSQL database is at schema {version}, not {SCHEMA_VERSION}: upgrade"
-                " every collector to the same devposture first"
+                "the PostgreSQL database is at schema {version}, not {expected}: upgrade"
+                " every collector to the same devposture first",
+                version=version, expected=SCHEMA_VERSION,
             )
         counts: dict[str, int] = {}
         with reader.snapshot():
@@ -154,9 +156,10 @@ def _copy(
                 after = _digest(_rows(target.stream, table, columns, key))
                 if before != after:
                     raise MigrationError(
-                        f"table {table} did not arrive intact ({before[0]} rows in SQLite,"
-                        f" {after[0]} read back from PostgreSQL): nothing was kept; report this"
-                        " as a bug with the collector's log"
+                        "table {table} did not arrive intact ({before} rows in SQLite,"
+                        " {after} read back from PostgreSQL): nothing was kept; report this"
+                        " as a bug with the collector's log",
+                        table=table, before=before[0], after=after[0],
                     )
         head = cursor.execute(
             "SELECT seq, hash FROM evidence_chain ORDER BY seq DESC LIMIT 1"

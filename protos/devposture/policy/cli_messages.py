@@ -49,6 +49,8 @@ def reader_language(chosen: str | None = None) -> Lang:
 
 
 def _value(value: object) -> str | Said:
+    if isinstance(value, Told):
+        return value.said
     if isinstance(value, Said):
         return value
     if isinstance(value, Worded):
@@ -118,6 +120,33 @@ def said(english: str, /, **params: object) -> Said:
     return Said(english, {k: _value(v) for k, v in params.items()})
 
 
+class Told(str):
+    """A text that other code compares, counts and logs as its English (a verifier's finding,
+    a summary line: `str` itself, byte for byte what it was), carrying its template and
+    parameters so that a person's copy is worded in their language when printed."""
+
+    said: Said
+
+    def __new__(cls, english: str | Said, /, **params: object) -> Told:
+        sentence = english if isinstance(english, Said) else said(english, **params)
+        self = super().__new__(cls, str(sentence))
+        self.said = sentence
+        return self
+
+    def worded(self, lang: Lang) -> str:
+        return self.said.worded(lang)
+
+
+def told(english: str, /, **params: object) -> Told:
+    """A `Told`: found by the catalogs like `said`."""
+    return Told(english, **params)
+
+
+def told_in(text: str, lang: Lang) -> str:
+    """Any text in `lang`: a `Told`'s words, another's text as it is."""
+    return text.worded(lang) if isinstance(text, Told) else text
+
+
 def say(english: str, /, *, stream: IO[str] | None = None, lang: str | None = None,
         **params: object) -> None:
     """Print a line of outcome (what a command did, where it went) in the reader's language
@@ -136,9 +165,13 @@ class Worded(Exception):
     @classmethod
     def as_is(cls, text: object) -> Self:
         """An error whose text comes from elsewhere (another module's error, the system's):
-        its words, when that module worded it (`Worded`), else its text as it is in every
-        language."""
+        its words, when that module worded it (`Worded`, or raised it with a `Told`), else its
+        text as it is in every language."""
         if isinstance(text, Worded):
+            return cls(text.said)
+        if isinstance(text, BaseException) and len(text.args) == 1:
+            text = text.args[0]  # an exception raised with a `Told` (the verifier's)
+        if isinstance(text, Told):
             return cls(text.said)
         return cls(Said(str(text), as_is=True))
 
@@ -213,7 +246,7 @@ def _computed_text(node: ast.expr | None) -> bool:
 def extract(paths: Iterable[Path], names: Iterable[str]) -> tuple[list[str], list[str]]:
     """(the English of every call of `names` in the files, in order; the calls whose English
     is put together at run time, as `file:line`). `names`: the worded classes."""
-    wanted = set(names) | {"said", "say", "option_error"}
+    wanted = set(names) | {"said", "say", "option_error", "told"}
     found: list[str] = []
     mistakes: list[str] = []
     for path in paths:
