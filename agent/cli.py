@@ -79,6 +79,8 @@ from devposture.policy.cli_messages import (
     reader_language,
     said,
     say,
+    told,
+    told_in,
 )
 from devposture.policy.os_errors import os_error
 from devposture.v1 import devposture_pb2 as pb
@@ -858,7 +860,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
             lines = cleanup(args.purge == "1", folder, state_default=args.state,
                            installer=args.installer)  # fmt: skip
             if args.purge not in ("", "0", "1"):
-                lines.insert(0, f"--purge={args.purge!r} is not 1: nothing deleted")
+                lines.insert(0, told("--purge={value} is not 1: nothing deleted",
+                                     value=repr(args.purge)))
     except Exception as exc:  # an installer keeps no output: every failure goes to setup.log
         if isinstance(exc, Worded):
             problem = exc.said
@@ -873,8 +876,9 @@ def cmd_setup(args: argparse.Namespace) -> int:
         if args.installer != "script":
             append_log(folder, [f"{args.command} ({args.installer}) failed: {message}"])
         return EXIT_FAILED
-    for line in lines:
-        print(line)
+    lang = reader_language()
+    for line in lines:  # in the reader's language; setup.log keeps the English (`str`)
+        print(told_in(line, lang))
     # After a purge the folder is gone: writing a log would make it again, with the system's
     # default permissions.
     if args.installer != "script" and folder.exists():

@@ -58,7 +58,7 @@ from devposture.net.enrollment_value import (
     parse_enrollment_value,
 )
 from devposture.net.proxy import HttpsProxy
-from devposture.policy.cli_messages import Said, Worded, said
+from devposture.policy.cli_messages import Said, Worded, said, told
 from devposture.policy.os_errors import os_error
 
 INSTALLERS = ("msi", "pkg", "script")
@@ -216,7 +216,7 @@ class Setup:
             self.folder.mkdir(parents=True, exist_ok=True)
             for argv in install_commands.secure_folder(PureWindowsPath(self.folder)):
                 self.runner(argv)
-            self.done.append(f"{self.folder}: SYSTEM and Administrators only")
+            self.done.append(told("{folder}: SYSTEM and Administrators only", folder=self.folder))
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         self.folder.chmod(0o755)
@@ -246,7 +246,8 @@ class Setup:
                              problem=exc) from None
         for (table, key), value in values.items():
             shown = ", ".join(value) if isinstance(value, tuple) else value
-            self.done.append(f"{path}: [{table}] {key} = {shown}")
+            self.done.append(told("{path}: [{table}] {key} = {value}", path=path, table=table,
+                                  key=key, value=shown))
 
     def _written(self) -> Settings | None:
         """What the folder's own agent.toml says (None: there is none). Never the system's
@@ -303,7 +304,8 @@ class Setup:
         """Only for a computer not enrolled yet (`run` skips the file on an enrolled one)."""
         target.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(target, (text + "\n").encode("utf-8"), 0o600)
-        self.done.append(f"{target}: the enrollment value, for the service's first start")
+        self.done.append(told("{path}: the enrollment value, for the service's first start",
+                              path=target))
 
     def run(self) -> list[str]:
         """Do it all; the lines saying what was done. SetupError before any change when a
@@ -315,10 +317,10 @@ class Setup:
             # the value expired, and neither matters any more.
             enrollment = None
             if self.request.enrollment_file.strip():
-                self.done.append(
-                    f"already enrolled (state {enrolled}): the enrollment file was not needed,"
-                    " not read and not copied"
-                )
+                self.done.append(told(
+                    "already enrolled (state {state}): the enrollment file was not needed,"
+                    " not read and not copied", state=enrolled
+                ))
         else:
             enrollment = self._enrollment_text()
             if enrollment is not None and not looks_like_value(enrollment):
@@ -332,11 +334,10 @@ class Setup:
         if self.platform == "win32":
             for argv in install_commands.service_recovery():
                 self.runner(argv)
-            self.done.append(
-                f"service {install_commands.SERVICE_NAME}: restarts 60 s after any failure"
-            )
+            self.done.append(told("service {name}: restarts 60 s after any failure",
+                                  name=install_commands.SERVICE_NAME))
         if not self.done:
-            self.done.append("nothing to change")
+            self.done.append(told("nothing to change"))
         return self.done
 
 
@@ -350,9 +351,9 @@ _NEW_FILE = (
 
 
 KEEP_HINTS = {
-    "msi": "uninstall with PURGE=1 to delete it",
-    "pkg": "run uninstall.sh --purge to delete it",
-    "script": "run `devposture-agent cleanup --purge=1` to delete it",
+    "msi": told("uninstall with PURGE=1 to delete it"),
+    "pkg": told("run uninstall.sh --purge to delete it"),
+    "script": told("run `devposture-agent cleanup --purge=1` to delete it"),
 }
 
 
@@ -367,8 +368,8 @@ def cleanup(
     other files."""
     folder = folder or config_folder(platform)
     if not purge:
-        return [f"kept {folder} (the device's identity and unsent reports): "
-                + KEEP_HINTS.get(installer, KEEP_HINTS["script"])]  # fmt: skip
+        return [told("kept {folder} (the device's identity and unsent reports): {hint}",
+                     folder=folder, hint=KEEP_HINTS.get(installer, KEEP_HINTS["script"]))]
     said: list[str] = []
     config = folder / CONFIG_NAME
     state_dir: Path | None = state_default or platform_state_dir(platform)
@@ -384,8 +385,8 @@ def cleanup(
         said.append(_purge_state(state_dir))
     if folder.exists():
         shutil.rmtree(folder)
-        said.append(f"deleted {folder}")
-    return said or [f"nothing to delete: {folder} is not there"]
+        said.append(told("deleted {folder}", folder=folder))
+    return said or [told("nothing to delete: {folder} is not there", folder=folder)]
 
 
 def _purge_state(state_dir: Path) -> str:
@@ -403,10 +404,10 @@ def _purge_state(state_dir: Path) -> str:
         else:
             entry.unlink()
     if others:
-        return (f"deleted the agent's files from {state_dir}, and left the folder: it also"
-                f" holds {len(others)} other entries")  # fmt: skip
+        return told("deleted the agent's files from {folder}, and left the folder: it also"
+                    " holds {count} other entries", folder=state_dir, count=len(others))
     state_dir.rmdir()
-    return f"deleted {state_dir}"
+    return told("deleted {folder}", folder=state_dir)
 
 
 def append_log(folder: Path, lines: list[str]) -> None:
