@@ -145,6 +145,14 @@ class Dashboard:
         )  # fmt: skip
         self._views: Views | None = None
 
+    def prepare(self) -> None:
+        """Compile the templates and open the database connections now, at start, so that
+        the first page asked for after a start waits for its counts alone (connecting and
+        compiling took 0.1-0.2 s of the first page over PostgreSQL)."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+        self._db.submit(lambda: self.views_now().prepare()).result()
+
     def close(self) -> None:
         def closing() -> None:
             if self._views is not None:

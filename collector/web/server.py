@@ -156,6 +156,10 @@ def start_dashboard(
             ) from exc
         settings.load()  # what serving would do first; then our context in place of its own
         settings.ssl = certificate.listening
+    try:
+        dashboard_of(app).prepare()
+    except Exception as exc:  # each page says what is wrong; serving starts anyway
+        log.warning("dashboard: could not prepare its database connections: %s", exc)
     server = uvicorn.Server(settings)
     failed: list[BaseException] = []
 

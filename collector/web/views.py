@@ -243,6 +243,10 @@ class Views:
         self._sessions: auth.Sessions | None = None
         self._cache: dict[str, _Cached] = {}
 
+    def prepare(self) -> None:
+        """Open the second reader's connection too (the first is open already)."""
+        self._side.submit(lambda store: None).result()
+
     def close(self) -> None:
         self._side.close()
         self._reader.close()
