@@ -3,6 +3,7 @@ the English, and the committed `.mo` files are the `.po` files compiled."""
 
 from __future__ import annotations
 
+import ast
 import gettext
 from pathlib import Path
 
@@ -97,6 +98,51 @@ def test_the_command_lines_errors_and_help_are_collected() -> None:
             " program, listens there): stop it, or {fix}") in collector
     assert ("cli", "the database was written by a newer collector (schema {version}); upgrade"
             " devposture before opening it") in collector
+
+
+def test_the_auditors_findings_and_setups_lines_are_collected() -> None:
+    """The verifier's, the cross-check's and the continuation's findings, an export refused,
+    a move refused (collector) and setup's and cleanup's lines (agent) are in the catalogs:
+    the test above fails until each has its Chinese."""
+    collector, agent = collector_cli.every_message(), agent_cli.every_message()
+    for finding in ("{entry} does not match its hash: edited",
+                    "member {member} was added to the bundle",
+                    "NOT VERIFIED: {count} problem(s): {failed}",
+                    "{table} row [{key}] ({entry}): {problem}. {chinese}{gloss}。",
+                    "differs from its chain entry: {differences}",
+                    "{older} is not older than {newer}: {exported}; {swap}",
+                    "audit export refused: {total} record(s) of the period no longer match the"
+                    " tables they were written to (导出被拒绝：本期记录与数据表不一致):",
+                    "the PostgreSQL database already holds collector data (table {table} is not"
+                    " empty): give an empty database, made for this site"):  # fmt: skip
+        assert ("cli", finding) in collector, finding
+    for line in ("{path}: [{table}] {key} = {value}", "nothing to change", "deleted {folder}",
+                 "kept {folder} (the device's identity and unsent reports): {hint}"):
+        assert ("cli", line) in agent, line
+
+
+def _tells(path: Path) -> bool:
+    """Whether `path` words a text with `told("…")` (a finding, a line of outcome)."""
+    return any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+               and node.func.id == "told" and node.args and isinstance(node.args[0], ast.Constant)
+               for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))))  # fmt: skip
+
+
+def test_every_module_that_words_a_finding_is_read_for_the_catalogs() -> None:
+    """A new module with findings (`told`) that neither command line names would print them in
+    English to everyone, with no catalog test failing: it must be among the sources read."""
+    root = Path(__file__).resolve().parents[2]
+    read = {p.resolve() for p in (*collector_cli.SOURCES, *agent_cli.SOURCES)}
+    telling = [p for folder in ("collector", "agent") for p in (root / folder).rglob("*.py")
+               if _tells(p)]  # fmt: skip
+    assert telling and [p for p in telling if p.resolve() not in read] == []
+
+
+def test_a_finding_is_found_where_it_is_written(tmp_path: Path) -> None:
+    source = tmp_path / "module.py"
+    source.write_text('problems.append(told("{entry} was inserted", entry=name))\n'
+                      'problems.append(told(f"{name} was inserted"))\n')
+    assert cli_messages.extract([source], set()) == (["{entry} was inserted"], ["module.py:2"])
 
 
 def test_no_line_is_printed_with_its_english_written_in_place() -> None:
