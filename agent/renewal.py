@@ -24,7 +24,7 @@ import grpc
 
 from devposture.agent.cert_dates import Validity, read_validity
 from devposture.agent.state import AgentState, Enrollment, write_atomic
-from devposture.net.rpc_status import describe
+from devposture.net.rpc_status import described
 from devposture.policy.cli_messages import Said, said
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def ensure_fresh_certificate(
     try:
         response, fresh_until = exchange(state, enrollment, now, expired=expired)
     except (grpc.RpcError, RenewalError) as exc:
-        detail: str | Said = describe(exc) if isinstance(exc, grpc.RpcError) else exc.said
+        detail: str | Said = described(exc) if isinstance(exc, grpc.RpcError) else exc.said
         retry_at = now + retry_delay(failures + 1)
         _save_backoff(state, failures + 1, retry_at)
         log.warning(

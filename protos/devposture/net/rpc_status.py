@@ -4,10 +4,11 @@ admin client) turns an RpcError into a status and a message the same way."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import grpc
 
-from devposture.policy.cli_messages import ERROR_METADATA, Said
+from devposture.policy.cli_messages import ERROR_METADATA, Said, said
 
 
 def status_of(error: grpc.RpcError) -> tuple[grpc.StatusCode | None, str]:
@@ -48,6 +49,31 @@ def describe(error: grpc.RpcError) -> str:
     """"CODE: details", for logs and for the reason a report stays in the outbox."""
     code, detail = status_of(error)
     return f"{code.name if code else 'error'}: {detail}"
+
+
+# What the common codes mean to a person who is not reading English. gRPC's own status text
+# (its details: "failed to connect to all addresses; …", a server's message) has no catalog
+# entry and stays beside, as the code's name does: IT searches for them.
+_MEANINGS = {
+    grpc.StatusCode.UNAVAILABLE: said("the collector cannot be reached"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: said("the collector did not answer in time"),
+    grpc.StatusCode.UNAUTHENTICATED: said("the collector did not accept this computer's"
+                                          " certificate"),
+    grpc.StatusCode.PERMISSION_DENIED: said("the collector refused this computer"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: said("the collector is busy: it asks to try later"),
+}
+
+
+def described(error: grpc.RpcError) -> Said:
+    """`describe` for a person: to an English reader exactly its "CODE: details" (the text
+    logs and scripts have always had), to another the common code's meaning in their words
+    first, the code and the details as gRPC gave them beside it."""
+    text = describe(error)
+    code = status_of(error)[0]
+    meaning = None if code is None else _MEANINGS.get(code)
+    if meaning is None:
+        return Said(text, as_is=True)
+    return replace(said("{meaning} ({status})", meaning=meaning, status=text), plain=text)
 
 
 def parse_description(text: str) -> tuple[grpc.StatusCode | None, str]:

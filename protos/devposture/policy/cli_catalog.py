@@ -11,18 +11,19 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from devposture import config_file, policy
-from devposture.net import address, enrollment_value, pinning, proxy, tls_probe
+from devposture.net import address, enrollment_value, pinning, proxy, rpc_status, tls_probe
 from devposture.policy import cli_help, cli_messages, os_errors, time_zone
 from devposture.policy.cli_messages import CONTEXT, Worded, extract, worded_classes
 
 # The shared modules whose errors reach a person through both command lines: a configuration
 # file's problems, line by line, reaching a collector (its address, the proxy, the CA
-# pinning, the TLS diagnosis, an enrollment value), the policy file's problems, and the
-# system's words for an OSError. Imported, so that their error classes are known by name.
+# pinning, the TLS diagnosis, an enrollment value, a call's status), the policy file's
+# problems, and the system's words for an OSError. Imported, so that their error classes are
+# known by name.
 SHARED: tuple[Path, ...] = tuple(
     Path(module.__file__ or "")
     for module in (config_file, address, enrollment_value, pinning, proxy, tls_probe,
-                   cli_messages, os_errors, policy, time_zone)
+                   rpc_status, cli_messages, os_errors, policy, time_zone)
 )  # fmt: skip
 
 
