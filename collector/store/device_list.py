@@ -15,6 +15,7 @@ column of every matching device before sorting.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from dataclasses import dataclass
 
@@ -81,8 +82,7 @@ class _Query:
                     f" WHEN :check{k} THEN c.device_id IN ({db.dialect.json_values(f':waived{k}')})"
                 )
         self.grace_of = f"{grace_of} END"
-        # Whether each device's count of passing verdicts is its count of these checks.
-        self.counted = passing_counts_hold(db, policy)
+        self._db, self._policy = db, policy
         self.params["waived_devices"] = json.dumps(
             sorted({d for ds in waived.values() for d in ds})
         )
@@ -115,6 +115,12 @@ class _Query:
                 waived=waived_here if waived[check.check_id] else None,
                 latest=f"c{k}.state", in_grace=f"c{k}.since_us > :grace{k}",
             )))  # fmt: skip
+
+    @functools.cached_property
+    def counted(self) -> bool:
+        """Whether each device's count of passing verdicts is its count of these checks (a
+        read of the database, asked only by a filter that uses the count)."""
+        return passing_counts_hold(self._db, self._policy)
 
     def where(self, wanted: DeviceFilter) -> tuple[str, str]:
         """The joins the filter needs and its WHERE clause."""
