@@ -28,12 +28,23 @@ def grace_deadlines(
     began: dict[str, tuple[str, dt.datetime]] = {}
     for _, check_id, state, _, since in changes:
         began[check_id] = (state, since)
+    return deadlines_of_failures(
+        policy, {check_id: since for check_id, (state, since) in began.items() if state == "FAIL"},
+        failing,
+    )  # fmt: skip
+
+
+def deadlines_of_failures(
+    policy: Policy, failing_since: dict[str, dt.datetime], failing: Iterable[str]
+) -> dict[str, dt.datetime]:
+    """Per check of `failing` with a grace period and a known start of its failure
+    (`failing_since`, as the store recorded it): when its grace period ends."""
     deadlines: dict[str, dt.datetime] = {}
     for check_id in failing:
         hours = _grace_hours(policy, check_id)
-        last = began.get(check_id)
-        if hours > 0 and last is not None and last[0] == "FAIL":
-            deadlines[check_id] = last[1] + dt.timedelta(hours=hours)
+        began = failing_since.get(check_id)
+        if hours > 0 and began is not None:
+            deadlines[check_id] = began + dt.timedelta(hours=hours)
     return deadlines
 
 

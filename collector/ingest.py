@@ -55,12 +55,23 @@ class IngestClosed(RuntimeError):
     """The collector is shutting down and takes no more reports."""
 
 
+@dataclass(frozen=True)
+class Committed:
+    """What a caller's reports came to once their group committed: one outcome per report,
+    and for the stored ones that were their device's newest, since when each check's state
+    holds (report id -> check -> since_us; `Reports.store_reports`' `held`, shared by the
+    group): when a failure began, without reading the history back."""
+
+    outcomes: list[StoreOutcome]
+    held: dict[str, dict[str, int]]
+
+
 @dataclass
 class _Waiting:
     """One caller's reports, stored in one group, and its outcomes once that is committed."""
 
     items: list[Item]
-    done: asyncio.Future[list[StoreOutcome]]
+    done: asyncio.Future[Committed]
 
 
 @dataclass
@@ -175,7 +186,7 @@ class GroupCommitter:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
 
-    async def store(self, items: list[Item]) -> list[StoreOutcome]:
+    async def store(self, items: list[Item]) -> Committed:
         """Store `items`; each outcome is known only once its group is committed.
 
         Raises IngestClosed during shutdown, and the store's exception when the group's
@@ -231,8 +242,9 @@ class GroupCommitter:
     async def _commit(self, group: list[_Waiting], size: int) -> None:
         items = [item for entry in group for item in entry.items]
         began = self._clock()
+        held: dict[str, dict[str, int]] = {}
         try:
-            outcomes = await self._run_in_db(lambda: self._store.reports.store_reports(items))
+            outcomes = await self._run_in_db(lambda: self._store.reports.store_reports(items, held))
         except Exception as exc:  # the transaction failed: no report in it may be acknowledged
             self.figures.failures += 1
             if isinstance(exc, StorageFull):  # rolled back whole; the next group tries again
@@ -266,5 +278,7 @@ class GroupCommitter:
             if failed is not None:
                 entry.done.set_exception(failed)
             else:
-                entry.done.set_result([o for o in mine if not isinstance(o, Exception)])
+                entry.done.set_result(
+                    Committed([o for o in mine if not isinstance(o, Exception)], held)
+                )
         assert start == len(outcomes), "the store returns one outcome per report"

@@ -32,8 +32,17 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from devposture.collector.agent_config import add_verdicts, agent_config, verdict_templates
 from devposture.collector.clock import utcnow
 from devposture.collector.enroll_refusals import worded_refusal
-from devposture.collector.grace_deadlines import grace_deadlines, needs_history
-from devposture.collector.ingest import FULL_DISK_REASON, GroupCommitter, IngestClosed
+from devposture.collector.grace_deadlines import (
+    deadlines_of_failures,
+    grace_deadlines,
+    needs_history,
+)
+from devposture.collector.ingest import (
+    FULL_DISK_REASON,
+    Committed,
+    GroupCommitter,
+    IngestClosed,
+)
 from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
 from devposture.collector.metrics import IngestMetrics
 from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certificate
@@ -49,6 +58,7 @@ from devposture.collector.store import (
     TokenRejected,
     database_errors,
 )
+from devposture.collector.store.base import from_us
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.guesses import ENROLLMENT, GuessLedger
 from devposture.collector.store.identity import (
@@ -728,7 +738,7 @@ class CollectorService(pb_grpc.CollectorServicer):
     async def _commit(
         self, context: grpc.aio.ServicerContext[object, object],
         items: list[tuple[ReportRecord, list[CheckResult]]],
-    ) -> list[StoreOutcome]:  # fmt: skip
+    ) -> Committed:  # fmt: skip
         """Store through the group committer; an outcome exists only once it is committed."""
         try:
             return await self._committer.store(items)
@@ -772,14 +782,22 @@ class CollectorService(pb_grpc.CollectorServicer):
             ack.MergeFromString(self._judging.verdict_bytes(results))
         return ack
 
-    async def _add_grace_deadlines(self, ack: pb.ReportAck, record: ReportRecord) -> None:
+    async def _add_grace_deadlines(
+        self, ack: pb.ReportAck, record: ReportRecord, held: dict[str, int] | None
+    ) -> None:
         """Each FAIL verdict of `ack` with the end of its grace period, from the device's
-        history as just stored: the employee is told the date IT's reports show. Read only
-        when a failing check has a grace period; a failed read leaves the dates out (the
-        report is stored and acknowledged all the same)."""
+        history as just stored: the employee is told the date IT's reports show. `held`: what
+        the store said as it wrote the report (check -> since when its state holds), for a
+        report that was its device's newest; else (a duplicate, an older report) the history
+        is read, only when a failing check has a grace period. A failed read leaves the dates
+        out (the report is stored and acknowledged all the same)."""
         policy = self._judging.policy
         failing = [v.check_id for v in ack.verdicts if v.state == "FAIL"]
         if not needs_history(policy, failing):
+            return
+        if held is not None:  # the report's FAIL verdicts are its device's last states
+            began = {c: from_us(held[c]) for c in failing if c in held}
+            self._set_grace_deadlines(ack, deadlines_of_failures(policy, began, failing))
             return
         # The history is dated by collection time, at most a day ahead of receipt.
         device_id, until = record.device_id, record.received_at + dt.timedelta(days=1)
@@ -793,7 +811,10 @@ class CollectorService(pb_grpc.CollectorServicer):
         except database_errors() as exc:
             log.warning("device %s: grace deadlines not read: %s", device_id, type(exc).__name__)
             return
-        deadlines = grace_deadlines(policy, changes, failing)
+        self._set_grace_deadlines(ack, grace_deadlines(policy, changes, failing))
+
+    @staticmethod
+    def _set_grace_deadlines(ack: pb.ReportAck, deadlines: dict[str, dt.datetime]) -> None:
         for verdict in ack.verdicts:
             deadline = deadlines.get(verdict.check_id)
             if deadline is not None:
@@ -867,12 +888,13 @@ class CollectorService(pb_grpc.CollectorServicer):
         if isinstance(intake, Refusal):
             await context.abort(intake.code, intake.message)
         record, results = intake
-        (outcome,) = await self._commit(context, [intake])
+        committed = await self._commit(context, [intake])
+        (outcome,) = committed.outcomes
         if outcome is StoreOutcome.CONFLICT:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, _conflict(record))
         log.debug("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
         ack = self._ack(record, results, outcome, with_verdicts=True)
-        await self._add_grace_deadlines(ack, record)
+        await self._add_grace_deadlines(ack, record, committed.held.get(record.report_id))
         if request.config_version != self._judging.agent_config.version:
             ack.config.CopyFrom(self._judging.agent_config)
         return ack
@@ -901,7 +923,8 @@ class CollectorService(pb_grpc.CollectorServicer):
                 )  # fmt: skip
             else:
                 accepted.append(intake)
-        outcomes = await self._commit(context, accepted) if accepted else []
+        committed = await self._commit(context, accepted) if accepted else Committed([], {})
+        outcomes = committed.outcomes
         stored: list[tuple[ReportRecord, list[CheckResult], StoreOutcome]] = []
         for (record, results), outcome in zip(accepted, outcomes, strict=True):
             if outcome is StoreOutcome.CONFLICT:
@@ -918,7 +941,9 @@ class CollectorService(pb_grpc.CollectorServicer):
                 self._ack(record, results, outcome, with_verdicts=record is newest)
             )
             if record is newest:
-                await self._add_grace_deadlines(response.acks[-1], record)
+                await self._add_grace_deadlines(
+                    response.acks[-1], record, committed.held.get(record.report_id)
+                )
         log.debug(
             "batch from device %s: %d stored or known, %d refused",
             peer.device_id, len(response.acks), len(response.rejections),

@@ -297,15 +297,11 @@ def _update_devices(dialect: Dialect, rows: int) -> str:
 _DEVICE_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-def _write_group(
-    cur: Cursor, dialect: Dialect, chained: Appender,
-    group: list[tuple[ReportRecord, list[CheckResult]]], *, cuts: list[Cut], written: Written,
-    sealable: dict[int, bytes],
-) -> tuple[list[StoreOutcome], list[tuple[bytes, bytes, int]]]:  # fmt: skip
-    """Store a group with a few statements for all of it, leaving what storing its reports
-    one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain.
-    `cuts`: each report's body as stored (fact_parts.cut). Also returns the parts written
-    (for `written` once committed), and puts each stored report's record in `sealable`."""
+def _not_yet_stored(
+    cur: Cursor, group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut]
+) -> tuple[list[StoreOutcome], list[tuple[ReportRecord, list[CheckResult]]], dict[str, Cut]]:
+    """Each report's outcome by its id (stored now, a duplicate of its device's, or a
+    conflict with another device's), the reports to write, and each one's body as stored."""
     owners = _owners(cur, [report.report_id for report, _ in group])
     outcomes: list[StoreOutcome] = []
     new: list[tuple[ReportRecord, list[CheckResult]]] = []
@@ -320,6 +316,21 @@ def _write_group(
         outcomes.append(StoreOutcome.STORED)
         new.append((report, results))
         cut_of[report.report_id] = stored_cut
+    return outcomes, new, cut_of
+
+
+def _write_group(
+    cur: Cursor, dialect: Dialect, chained: Appender,
+    group: list[tuple[ReportRecord, list[CheckResult]]], *, cuts: list[Cut], written: Written,
+    sealable: dict[int, bytes], held_by_report: dict[str, dict[str, int]],
+) -> tuple[list[StoreOutcome], list[tuple[bytes, bytes, int]]]:  # fmt: skip
+    """Store a group with a few statements for all of it, leaving what storing its reports
+    one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain.
+    `cuts`: each report's body as stored (fact_parts.cut). Also returns the parts written
+    (for `written` once committed), puts each stored report's record in `sealable` and, for
+    each that was its device's newest, since when each of its checks' states holds in
+    `held_by_report`."""
+    outcomes, new, cut_of = _not_yet_stored(cur, group, cuts)
     if not new:
         return outcomes, []
     newest = _newest_collected(cur, list(dict.fromkeys(report.device_id for report, _ in new)))
@@ -355,6 +366,7 @@ def _write_group(
             # The history is dated by when the facts were collected (collector's clock).
             held, made = _changes(latest.setdefault(report.device_id, {}), report.device_id,
                                   report.report_id, collected, results)  # fmt: skip
+            held_by_report[report.report_id] = held
             for values in made:
                 changes.append(values)
                 entries.append(chained.entry(
@@ -581,9 +593,15 @@ class Reports(Part):
         return outcome
 
     def store_reports(
-        self, group: list[tuple[ReportRecord, list[CheckResult]]]
-    ) -> list[StoreOutcome | Exception]:
+        self, group: list[tuple[ReportRecord, list[CheckResult]]],
+        held: dict[str, dict[str, int]] | None = None,
+    ) -> list[StoreOutcome | Exception]:  # fmt: skip
         """Store a group of reports in one transaction: committed (one disk sync) on return.
+
+        `held`, when given, receives for each stored report that was its device's newest
+        (report id -> check -> since_us) since when each of its checks' states holds, as the
+        history now says: when a failure began, for the grace deadline its acknowledgement
+        carries, without reading the history back.
 
         The group is written with a few statements for all its reports, inside a savepoint.
         Should any report fail there (a constraint, a bug), that savepoint is rolled back and
@@ -604,13 +622,16 @@ class Reports(Part):
         # This group's records, for the seal: kept only once committed (a number rolled back
         # is taken again by another report). A seal takes those it uses out of either.
         sealable: dict[int, bytes] = {}
+        held_now: dict[str, dict[str, int]] = {}
         with self._write() as cur:
             chained = Appender(cur)  # the chain's head is read once per group
-            outcomes = self._store_group(cur, chained, group, cuts, written, sealable)
+            outcomes = self._store_group(cur, chained, group, cuts, written, sealable, held_now)
             seal(cur, chained, now_us=now, after_us=self.seal_after_us, most=self.seal_reports,
                  known=(self._sealable, sealable))  # fmt: skip
         self._written.committed(written)
         self._sealable.update(sealable)
+        if held is not None:
+            held.update(held_now)
         if len(self._sealable) > SEALABLE_MOST:  # sealed by another collector meanwhile
             self._sealable = dict(sorted(self._sealable.items())[-SEALABLE_MOST // 2 :])
         return outcomes
@@ -619,8 +640,9 @@ class Reports(Part):
         self, cur: Cursor, chained: Appender,
         group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
         written: list[tuple[bytes, bytes, int]], sealable: dict[int, bytes],
+        held: dict[str, dict[str, int]],
     ) -> list[StoreOutcome | Exception]:  # fmt: skip
-        together = self._store_together(cur, chained, group, cuts, written, sealable)
+        together = self._store_together(cur, chained, group, cuts, written, sealable, held)
         if together is not None:
             return list(together)
         outcomes: list[StoreOutcome | Exception] = []
@@ -630,7 +652,7 @@ class Reports(Part):
             try:
                 parts = self._written.due([(stored_cut, to_us(report.received_at))])
                 outcome = self._store_one(cur, chained, report, results, stored=stored_cut,
-                                          parts=parts, sealable=sealable)  # fmt: skip
+                                          parts=parts, sealable=sealable, held=held)  # fmt: skip
                 outcomes.append(outcome)
                 if outcome is StoreOutcome.STORED:
                     written += parts
@@ -647,16 +669,20 @@ class Reports(Part):
         self, cur: Cursor, chained: Appender,
         group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
         written: list[tuple[bytes, bytes, int]], sealable: dict[int, bytes],
+        held: dict[str, dict[str, int]],
     ) -> list[StoreOutcome] | None:  # fmt: skip
         """The group in one savepoint, or None (and nothing written) if a report failed."""
         cur.execute("SAVEPOINT reports")
         mark = chained.mark()
         mine: dict[int, bytes] = {}
+        held_here: dict[str, dict[str, int]] = {}
         try:
             outcomes, parts = _write_group(cur, self.dialect, chained, group, cuts=cuts,
-                                           written=self._written, sealable=mine)  # fmt: skip
+                                           written=self._written, sealable=mine,
+                                           held_by_report=held_here)  # fmt: skip
             written += parts
             sealable.update(mine)
+            held.update(held_here)
         except self._db.failures:
             raise
         except self._db.errors:
@@ -669,10 +695,11 @@ class Reports(Part):
     def _store_one(
         self, cur: Cursor, chained: Appender, report: ReportRecord,
         results: list[CheckResult], *, stored: Cut, parts: list[tuple[bytes, bytes, int]],
-        sealable: dict[int, bytes] | None = None,
+        sealable: dict[int, bytes] | None = None, held: dict[str, dict[str, int]] | None = None,
     ) -> StoreOutcome:  # fmt: skip
         """One report (`stored`: its body as stored), with the fact `parts` it has to write;
-        its record put in `sealable` once it is written."""
+        its record put in `sealable` once it is written and, when it is its device's newest,
+        since when each check's state holds in `held`."""
         device_id, report_id = report.device_id, report.report_id
         received, collected = to_us(report.received_at), to_us(report.collected_at)
         metadata = (report_id, device_id, received, collected, report.agent_version,
@@ -695,7 +722,7 @@ class Reports(Part):
         is_newest = newest == collected
         device = (received, report.hostname, report.os_family, report.os_name,
                   report.os_version, report.agent_version, report.clock_skew_ms)  # fmt: skip
-        held: dict[str, int] = {}
+        since: dict[str, int] = {}
         if is_newest:
             figures = report.outbox
             # The outbox figures only from the newest report: an older one says less.
@@ -707,7 +734,7 @@ class Reports(Part):
             )  # fmt: skip
             # The history is dated by when the facts were collected (collector's clock): a
             # backlog delivered after a week offline keeps its week.
-            held = self._record_changes(
+            since = self._record_changes(
                 cur, device_id, report_id, report.collected_at, results, chained=chained
             )
         else:
@@ -718,13 +745,15 @@ class Reports(Part):
         rows = [
             # Since when this state holds (None for an older report: not the newest).
             (device_id, r.check_id, r.state, r.reason, report_id, collected, received,
-             held.get(r.check_id))
+             since.get(r.check_id))
             for r in results
         ]  # fmt: skip
         for chunk in _chunks(rows):
             cur.execute(_upsert_results(len(chunk)), _flat(chunk))
         if sealable is not None:
             sealable[number] = sealed_record(metadata, report.body)
+        if is_newest and held is not None:
+            held[report_id] = since
         return StoreOutcome.STORED
 
     def report_bodies(self, report_ids: list[str]) -> dict[str, bytes]:

@@ -11,8 +11,9 @@ from devposture.collector.store.sealing import seal
 
 
 def store_one_by_one(
-    store: Store, group: list[tuple[ReportRecord, list[CheckResult]]]
-) -> list[object]:
+    store: Store, group: list[tuple[ReportRecord, list[CheckResult]]],
+    held: dict[str, dict[str, int]] | None = None,
+) -> list[object]:  # fmt: skip
     outcomes: list[object] = []
     with store.reports._write() as cur:
         chained = Appender(cur)
@@ -22,7 +23,8 @@ def store_one_by_one(
             # Every part written with its report, none taken as known: the reference.
             parts = [(d, part, to_us(report.received_at)) for d, part in stored.parts]
             outcomes.append(store.reports._store_one(cur, chained, report, results,
-                                                     stored=stored, parts=parts))  # fmt: skip
+                                                     stored=stored, parts=parts,
+                                                     held=held))  # fmt: skip
             cur.execute("RELEASE report")
         if group:
             now = max(to_us(report.received_at) for report, _ in group)

@@ -387,14 +387,41 @@ def test_random_groups_written_together_leave_what_one_by_one_leaves(
                     for c in rng.sample(checks, rng.randint(0, len(checks)))
                 ]
                 group.append((report, results))
-            outcomes = together.reports.store_reports(group)
-            assert outcomes == store_one_by_one(one_by_one, group)
+            held: dict[str, dict[str, int]] = {}
+            held_alone: dict[str, dict[str, int]] = {}
+            outcomes = together.reports.store_reports(group, held)
+            assert outcomes == store_one_by_one(one_by_one, group, held_alone)
             written, reference = _tables(together), _tables(one_by_one)
             for table in reference:
                 assert written[table] == reference[table], (table, seed)
+            # Since when each state holds, as told for the grace deadlines: what storing
+            # alone says, and for each device's last newest report what the history says.
+            assert held == held_alone, seed
+            _held_is_the_history(together, group, outcomes, held)
     finally:
         for store in stores:
             store.close()
+
+
+def _held_is_the_history(
+    store: Store, group: list[tuple[ReportRecord, list[CheckResult]]],
+    outcomes: list[StoreOutcome | Exception], held: dict[str, dict[str, int]],
+) -> None:  # fmt: skip
+    """Each device's last report stored from `group` that the store said was its newest:
+    for each of its checks, the since of the check's last state change in the history."""
+    last: dict[str, tuple[ReportRecord, list[CheckResult]]] = {}
+    for (report, results), outcome in zip(group, outcomes, strict=True):
+        if outcome is StoreOutcome.STORED and report.report_id in held:
+            last[report.device_id] = (report, results)
+    for device_id, (report, results) in last.items():
+        history = {
+            check_id: to_us(since)
+            for _, check_id, _, _, since in store.device_pages.changes(
+                device_id, report.received_at + dt.timedelta(days=1)
+            )
+        }
+        told = held[report.report_id]
+        assert told == {r.check_id: history[r.check_id] for r in results}
 
 
 def test_a_number_rolled_back_is_sealed_with_the_report_that_takes_it_again(
