@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
 
 
 import tests.databases
-from bench.process_cpu import cpu_seconds, database_backends
+from bench.process_cpu import cpu_seconds, database_backends, with_children
 from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from devposture.agent.state import AgentState
 from devposture.agent.transport import drain
@@ -287,7 +287,8 @@ def main() -> None:
                 assert server.process is not None
                 pid = server.process.pid
             backends = {b: cpu_seconds([b]) for b in database_backends(pid, server.database)}
-            cpu_before = cpu_seconds([pid])
+            collector_pids = with_children(pid)  # with its report writer
+            cpu_before = cpu_seconds(collector_pids)
             started = time.monotonic()
             go.set()
             results: list[dict[str, float]] = []
@@ -298,7 +299,7 @@ def main() -> None:
                 errors.extend(failed)
                 worker.join()
             seconds = time.monotonic() - started
-            collector_cpu = cpu_seconds([pid]) - cpu_before
+            collector_cpu = cpu_seconds(collector_pids) - cpu_before
             database_cpu = sum(cpu_seconds([b]) - backends.get(b, 0.0)
                                for b in database_backends(pid, server.database))  # fmt: skip
             figures = in_process.figures() if in_process is not None else None

@@ -63,7 +63,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.e2e.fleet
 
 import tests.databases
-from bench.process_cpu import cpu_seconds, database_backends
+from bench.process_cpu import cpu_seconds, database_backends, with_children
 from devposture.agent.state import AgentState
 from devposture.collector.intake import record_of
 from devposture.collector.store import CheckResult, Store
@@ -268,10 +268,11 @@ def measure(
         processes.append(process)
     clients = [p.pid for p in processes if p.pid is not None]
     _sleep_until(start_at)
-    server_before, clients_before = cpu_seconds([server_pid]), cpu_seconds(clients)
+    server_pids = with_children(server_pid)  # the collector's report writer is its child
+    server_before, clients_before = cpu_seconds(server_pids), cpu_seconds(clients)
     database_before = cpu_seconds(database_pids)
     _sleep_until(start_at + args.seconds)
-    server_cpu = cpu_seconds([server_pid]) - server_before
+    server_cpu = cpu_seconds(server_pids) - server_before
     client_cpu = cpu_seconds(clients) - clients_before
     database_cpu = cpu_seconds(database_pids) - database_before
     totals: dict[str, float] = {"server_cpu": server_cpu, "client_cpu": client_cpu,

@@ -22,16 +22,26 @@ def cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def with_children(pid: int) -> list[int]:
+    """`pid` and every process it started (the collector's report writer): the collector's
+    CPU is theirs together."""
+    try:
+        return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    except psutil.Error:
+        return [pid]
+
+
 def database_backends(collector_pid: int, target: DatabaseTarget) -> list[int]:
-    """The PostgreSQL backends serving a collector process's connections (by their client
-    ports), for their CPU time; none on SQLite."""
+    """The PostgreSQL backends serving the connections of a collector process and its
+    children (by their client ports), for their CPU time; none on SQLite."""
     if not isinstance(target, PostgresTarget):
         return []
     import psycopg  # noqa: PLC0415 (the PostgreSQL runs only)
 
     server_port = urlsplit(target.url).port or 5432
     ports = [
-        c.laddr.port for c in psutil.Process(collector_pid).net_connections(kind="tcp")
+        c.laddr.port for pid in with_children(collector_pid)
+        for c in psutil.Process(pid).net_connections(kind="tcp")
         if c.raddr and c.raddr.port == server_port
     ]  # fmt: skip
     with psycopg.connect(target.url, autocommit=True) as connection:

@@ -6,6 +6,7 @@ Every error names the problem and the fix, and exits non-zero; nothing is half-w
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import sqlite3
 import sys
 from pathlib import Path
@@ -341,6 +342,9 @@ def cmd_policy_default(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # In the frozen program (installers/python/freeze), a child started by multiprocessing
+    # (serve's report writer) runs this executable again: this runs the child, not the CLI.
+    multiprocessing.freeze_support()
     args = localized_parser(reader_language()).parse_args(argv)
     # Errors in the reader's language: `--lang` where the command has it, else the locale's.
     lang = reader_language(getattr(args, "lang", None))

@@ -35,6 +35,7 @@ DEFAULT_ADMIN_PORT = 7445
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_WEB_PORT = 7446
 LOG_FORMATS = ("text", "json")
+REPORT_WRITERS = ("process", "thread")
 DEFAULT_DRAIN_SECONDS = 5.0
 # The drain and the shutdown after it must end before the service manager kills the process.
 MAX_DRAIN_SECONDS = 60.0
@@ -56,6 +57,9 @@ report_port = {report_port}
 # rotation first. 0 stops at once; at most 60. Keep it and 5 s more within the service
 # manager's stop timeout (Kubernetes: terminationGracePeriodSeconds, 30 s by default).
 drain_seconds = 5
+# Who writes reports to the database: "process", a process of its own beside the one
+# serving agents (faster: they do not take turns on one Python interpreter), or "thread".
+report_writer = "process"
 
 [database]
 # A SQLite file in this folder: a site's one collector.
@@ -142,6 +146,8 @@ class CollectorConfig:
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    # "process" or "thread": see collector/report_writer.py.
+    report_writer: str = "process"
     # [alerts]: IT alert digests (collector/alerts/); no channel set sends nothing.
     alerts: AlertSettings = field(default_factory=AlertSettings)
 
@@ -188,7 +194,10 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "enroll_port": Setting(int, DEFAULT_ENROLL_PORT, required=True),
         "report_port": Setting(int, DEFAULT_REPORT_PORT, required=True),
     },
-    "server": {"drain_seconds": Setting(float, DEFAULT_DRAIN_SECONDS)},
+    "server": {
+        "drain_seconds": Setting(float, DEFAULT_DRAIN_SECONDS),
+        "report_writer": Setting(str, "process"),
+    },
     "database": {
         "path": Setting(str, "devposture.db"),
         "url": Setting(str, ""),
@@ -234,7 +243,8 @@ def load(data_dir: Path) -> CollectorConfig:
         raise DataFolderError(
             "{path} not found: this is not a collector data folder. Create one with"
             " `devposture-collector init --data {data}`",
-            path=path, data=data_dir,
+            path=path,
+            data=data_dir,
         )
     try:
         f = ConfigFile(path, SCHEMA)
@@ -251,12 +261,7 @@ def load(data_dir: Path) -> CollectorConfig:
     f.at_least("limits", "device_calls_per_minute", per_minute, 1)
     f.at_least("limits", "device_call_burst", burst, 1)
     f.at_least("limits", "max_connection_age_seconds", max_age, 1)
-    log_format = f.text("logging", "format")
-    if log_format not in LOG_FORMATS:
-        f.problem(("logging", "format"), said(
-            "[logging] format must be {choices}, not {value}",
-            choices=" or ".join(map(repr, LOG_FORMATS)), value=repr(log_format),
-        ))  # fmt: skip
+    log_format = _choice(f, "logging", "format", LOG_FORMATS)
     config = CollectorConfig(
         data_dir=data_dir,
         host=f.text("listen", "host"),
@@ -280,6 +285,7 @@ def load(data_dir: Path) -> CollectorConfig:
         web_host=f.text("web", "host"),
         web_port=f.port("web", "port"),
         drain_seconds=_drain_seconds(f),
+        report_writer=_choice(f, "server", "report_writer", REPORT_WRITERS),
         alerts=alert_settings.read(f, data_dir),
     )
     f.check()
@@ -329,6 +335,17 @@ def use_database(data_dir: Path, database: PostgresTarget) -> None:
     staged.chmod(path.stat().st_mode & 0o777)
     staged.replace(path)
     load(data_dir)  # what was written must load
+
+
+def _choice(f: ConfigFile, section: str, key: str, choices: tuple[str, ...]) -> str:
+    """A setting that is one of `choices` ([logging] format, [server] report_writer)."""
+    value = f.text(section, key)
+    if value not in choices:
+        f.problem((section, key), said(
+            "[{section}] {key} must be {choices}, not {value}", section=section, key=key,
+            choices=" or ".join(map(repr, choices)), value=repr(value),
+        ))  # fmt: skip
+    return value
 
 
 def _drain_seconds(f: ConfigFile) -> float:

@@ -49,6 +49,7 @@ MAX_WAIT_SECONDS = 10.0
 
 Item = tuple[ReportRecord, list[CheckResult]]
 RunInDb = Callable[[Callable[[], T]], Awaitable[T]]
+WriteGroup = Callable[[list[Item], dict[str, dict[str, int]]], list[StoreOutcome | Exception]]
 
 
 class IngestClosed(RuntimeError):
@@ -143,8 +144,12 @@ class GroupCommitter:
         max_waiting: int = MAX_WAITING,
         max_wait: float = MAX_WAIT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        write: WriteGroup | None = None,
     ) -> None:
         self._store = store
+        # What stores a group (on the store's thread): the store's own store_reports, or a
+        # writer process's (collector/report_writer.py).
+        self._write = write
         self._run_in_db = run_in_db
         self._max_group = max_group
         self.max_waiting = max_waiting
@@ -244,7 +249,8 @@ class GroupCommitter:
         began = self._clock()
         held: dict[str, dict[str, int]] = {}
         try:
-            outcomes = await self._run_in_db(lambda: self._store.reports.store_reports(items, held))
+            write = self._write or self._store.reports.store_reports
+            outcomes = await self._run_in_db(lambda: write(items, held))
         except Exception as exc:  # the transaction failed: no report in it may be acknowledged
             self.figures.failures += 1
             if isinstance(exc, StorageFull):  # rolled back whole; the next group tries again

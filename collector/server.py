@@ -44,6 +44,7 @@ from devposture.collector.policy.in_force import (
     keep_in_force,
 )
 from devposture.collector.raw_rpc import add_raw_servicer
+from devposture.collector.report_writer import ReportWriter
 from devposture.collector.service import CollectorService
 from devposture.collector.store import DatabaseTarget, Store
 from devposture.collector.store.base import to_us
@@ -168,6 +169,7 @@ async def start(
     web_port: int | None = None,
     share_agent_ports: bool = False,
     lock_data: bool = True,
+    writer_process: bool = False,
 ) -> RunningServer:
     """Lock the data folder, open the store, bind both ports and start serving. Ports of 0
     pick free ones.
@@ -181,12 +183,17 @@ async def start(
     between them. `share_agent_ports` is the one place that lets several processes listen
     on the agent ports on purpose: the workers of ONE collector (`serve --workers`), whose
     parent then holds the data folder's lock and starts them with `lock_data=False`. Without
-    it, a data folder another collector serves is refused (DataFolderInUse)."""
+    it, a data folder another collector serves is refused (DataFolderInUse).
+
+    `writer_process`: reports are written by a process of their own
+    (collector/report_writer.py), as `serve` does unless [server] report_writer = "thread";
+    else by the store's thread of this process."""
     data_lock = lock_data_folder(config.data_dir) if lock_data else None
     try:
         running = await _serve(
             config, enroll_port, report_port, host, admin_port=admin_port,
             metrics_port=metrics_port, web_port=web_port, share_agent_ports=share_agent_ports,
+            writer_process=writer_process,
         )  # fmt: skip
     except BaseException:
         if data_lock is not None:
@@ -206,6 +213,7 @@ async def _serve(
     metrics_port: int | None,
     web_port: int | None,
     share_agent_ports: bool,
+    writer_process: bool,
 ) -> RunningServer:
     """`start`, once the data folder is this process's."""
     trust = Trust(config)
@@ -222,6 +230,7 @@ async def _serve(
     reader = Store.open_reader(config.database)
     lifetime = dt.timedelta(days=config.device_certificate_days)
     hash_key = network_hash_key(config.data_dir)
+    writer = ReportWriter.started(config.database) if writer_process else None
     service = CollectorService(
         store,
         trust,
@@ -231,6 +240,7 @@ async def _serve(
         device_calls_per_minute=config.device_calls_per_minute,
         device_call_burst=config.device_call_burst,
         reader=reader,
+        writer=writer,
     )
     limit = config.max_report_bytes
     server = grpc.aio.server(
@@ -577,7 +587,7 @@ async def serve_forever(
     running = await start(
         config, enroll_port, report_port, host, admin_port=admin_port,
         metrics_port=metrics_port, web_port=web_port, share_agent_ports=worker is not None,
-        lock_data=worker is None,
+        lock_data=worker is None, writer_process=config.report_writer == "process",
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

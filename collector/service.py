@@ -49,6 +49,7 @@ from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certif
 from devposture.collector.ratelimit import DeviceRateLimiter, retry_after_ms
 from devposture.collector.raw_rpc import RawRequest, Request, Undecodable, message_of
 from devposture.collector.renewal import ProofRejected, verify_reestablish
+from devposture.collector.report_writer import ReportWriter
 from devposture.collector.store import (
     CheckResult,
     DeviceRecord,
@@ -324,8 +325,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         device_call_burst: int = 30,
         reader: Store | None = None,
         metrics: IngestMetrics | None = None,
+        writer: ReportWriter | None = None,
     ) -> None:
         self._store = store
+        # Report groups written by a process of their own (collector/report_writer.py), or
+        # by the store's thread when None.
+        self._writer = writer
         # Ingest counters and latencies (the metrics endpoint serves them, when there is one).
         self.metrics = metrics if metrics is not None else IngestMetrics()
         # Called once when shutdown begins (the health service turns NOT_SERVING).
@@ -349,7 +354,9 @@ class CollectorService(pb_grpc.CollectorServicer):
             clock=time.time, run=self._in_db,
             ledger=GuessLedger(store.guesses, ENROLLMENT, WINDOW_SECONDS),
         )  # fmt: skip
-        self._committer = GroupCommitter(store, self._in_db)
+        self._committer = GroupCommitter(
+            store, self._in_db, write=writer.store_reports if writer is not None else None
+        )
         self._shutting_down = False
         # Set once the report port is bound (it may be ephemeral).
         self.report_port = 0
@@ -431,10 +438,14 @@ class CollectorService(pb_grpc.CollectorServicer):
         self.begin_shutdown()
         await self._committer.close()
         self._db.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.close()
 
     def close(self) -> None:
         """Stop the store's thread (for a service whose event loop is gone; see `aclose`)."""
         self._db.shutdown(wait=True)
+        if self._writer is not None:
+            self._writer.close()
 
     async def Enroll(
         self, request: Request[pb.EnrollRequest], context: grpc.aio.ServicerContext[object, object]

@@ -47,7 +47,7 @@ def test_a_misspelt_key_is_refused_with_its_line_and_the_right_name(tmp_path: Pa
     line = _line(text, "drain_second = 5")
     assert message == (
         f"{data / CONFIG_NAME}:{line}: [server] drain_second is not a setting of [server]:"
-        " did you mean drain_seconds? ([server] takes drain_seconds)"
+        " did you mean drain_seconds? ([server] takes drain_seconds, report_writer)"
     )
 
 
@@ -126,6 +126,19 @@ def test_a_value_out_of_range_and_a_toml_mistake_name_their_line(tmp_path: Path)
     data, text = _data(tmp_path / "b", old="drain_seconds = 5\n", new="drain_seconds = 5s\n")
     line = _line(text, "drain_seconds = 5s")
     assert re.search(rf"not valid TOML \(.*line {line}\b.*\): fix that line", _refused(data))
+
+
+def test_the_report_writer_is_a_process_unless_told_thread(tmp_path: Path) -> None:
+    data, _ = _data(tmp_path / "a")
+    assert load(data).report_writer == "process"
+    data, _ = _data(tmp_path / "b", old='report_writer = "process"\n',
+                    new='report_writer = "thread"\n')  # fmt: skip
+    assert load(data).report_writer == "thread"
+    data, text = _data(tmp_path / "c", old='report_writer = "process"\n',
+                       new='report_writer = "fork"\n')  # fmt: skip
+    line = _line(text, 'report_writer = "fork"')
+    assert f":{line}: [server] report_writer must be 'process' or 'thread', not 'fork'" \
+        in _refused(data)  # fmt: skip
 
 
 def test_the_file_init_writes_holds_exactly_the_schema_with_its_defaults() -> None:

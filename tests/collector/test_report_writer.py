@@ -1,0 +1,181 @@
+"""The report writer process (collector/report_writer.py): a real child process with its own
+connection to the test's database (SQLite file, or PostgreSQL on that leg) writes groups
+exactly as the store's thread would, survives nothing it should not, and is replaced when it
+dies."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from devposture.collector.report_writer import ReportWriter, WriterFailed
+from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
+from devposture.collector.store.base import to_us
+from tests.collector.one_by_one import store_one_by_one
+from tests.databases import fresh_database
+
+T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+TABLES = {
+    "reports": "SELECT * FROM reports ORDER BY report_id",
+    "check_results": "SELECT * FROM check_results ORDER BY device_id, check_id",
+    "state_changes": "SELECT * FROM state_changes ORDER BY device_id, check_id, since_us",
+    "chain": "SELECT seq, kind, record_key, payload FROM evidence_chain ORDER BY seq",
+}
+
+
+def _open(tmp_path: Path, name: str) -> Store:
+    store = Store.open(fresh_database(tmp_path, f"{name}.sqlite"))
+    for device_id in ("d1", "d2"):
+        store._db.execute(
+            "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
+            " cert_not_after_us) VALUES (?, ?, 't', '1', ?)",
+            (device_id, to_us(T0), to_us(T0)),
+        )
+    return store
+
+
+def _group(first: int, size: int) -> list[tuple[ReportRecord, list[CheckResult]]]:
+    group = []
+    for n in range(first, first + size):
+        at = T0 + dt.timedelta(minutes=n)
+        state = "FAIL" if n % 3 == 0 else "PASS"
+        record = ReportRecord(
+            f"r{n}", f"d{1 + n % 2}", at + dt.timedelta(seconds=5), at, "1.0",
+            f"body {n}".encode(), "host", "linux", "Debian", "12", None,
+            OutboxFigures(0, 0, 0, 0),
+        )  # fmt: skip
+        group.append((record, [CheckResult("firewall", state, f"firewall {n}")]))
+    return group
+
+
+def _tables(store: Store) -> dict[str, list[tuple[object, ...]]]:
+    return {name: [tuple(r) for r in store._db.execute(sql).fetchall()]
+            for name, sql in TABLES.items()}  # fmt: skip
+
+
+def test_groups_written_by_the_process_leave_what_the_store_thread_leaves(
+    tmp_path: Path,
+) -> None:
+    """Outcomes, `held`, rows and chain: those of storing in this process; a report sent
+    again is a duplicate; another connection sees every report once the call returns."""
+    here, reference = _open(tmp_path, "writer"), _open(tmp_path, "reference")
+    writer = ReportWriter.started(here.target)
+    try:
+        for first, size in ((0, 5), (5, 12), (3, 4)):  # the last group repeats r3-r6
+            group = _group(first, size)
+            held: dict[str, dict[str, int]] = {}
+            held_here: dict[str, dict[str, int]] = {}
+            outcomes = writer.store_reports(group, held)
+            assert outcomes == store_one_by_one(reference, group, held_here)
+            assert held == held_here
+            assert _tables(here) == _tables(reference)
+        assert outcomes == [StoreOutcome.DUPLICATE] * 4
+        assert writer.starts == 1
+    finally:
+        writer.close()
+        here.close()
+        reference.close()
+
+
+def _gone(pid: int, within: float = 60.0) -> bool:
+    """Whether process `pid` has ended (reaped or a zombie), waiting for it up to `within`."""
+    try:
+        process = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return True
+    try:
+        process.wait(within)
+    except psutil.TimeoutExpired:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        pass
+    return True
+
+
+def test_a_writer_that_died_fails_its_group_and_the_next_group_gets_a_new_one(
+    tmp_path: Path,
+) -> None:
+    """Killed (out of memory, an operator): the group in flight raises WriterFailed, nothing
+    of it stored; the next group starts a new child and is stored."""
+    store = _open(tmp_path, "killed")
+    writer = ReportWriter.started(store.target)
+    try:
+        writer.store_reports(_group(0, 2), {})
+        process = writer._process
+        assert process is not None and process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        assert _gone(process.pid)
+        with pytest.raises(WriterFailed):
+            writer.store_reports(_group(2, 2), {})
+        assert writer.store_reports(_group(2, 2), {}) == [StoreOutcome.STORED] * 2
+        assert writer.starts == 2
+        ids = [r[0] for r in store._db.execute("SELECT report_id FROM reports ORDER BY 1")]
+        assert ids == ["r0", "r1", "r2", "r3"]
+    finally:
+        writer.close()
+        store.close()
+
+
+def test_the_writer_outlives_sigterm_to_its_group_and_ends_with_its_collector(
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C or a service manager's stop reaches the whole process group: the
+    writer stays to write what the collector drains, and ends once the collector is gone,
+    even one killed outright (it reads end of file)."""
+    store = _open(tmp_path, "parent")
+    target = tmp_path / "target.pickle"
+    target.write_bytes(pickle.dumps(store.target))
+    steps = {name: tmp_path / name for name in ("started", "go", "stored")}
+    collector = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import pickle, time
+            from pathlib import Path
+            from devposture.collector.report_writer import ReportWriter
+            from tests.collector.test_report_writer import _group
+            writer = ReportWriter.started(pickle.loads(Path({str(target)!r}).read_bytes()))
+            writer.store_reports(_group(0, 1), {{}})
+            Path({str(steps["started"])!r}).write_text(str(writer._process.pid))
+            while not Path({str(steps["go"])!r}).exists():
+                time.sleep(0.05)
+            writer.store_reports(_group(1, 1), {{}})
+            Path({str(steps["stored"])!r}).write_text("stored")
+            time.sleep(600)
+        """)],
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        _wait_for(steps["started"], collector)
+        child = int(steps["started"].read_text())
+        os.kill(child, signal.SIGTERM)
+        os.kill(child, signal.SIGINT)
+        steps["go"].write_text("go")
+        _wait_for(steps["stored"], collector)  # written by the writer that got both signals
+        ids = [r[0] for r in store._db.execute("SELECT report_id FROM reports ORDER BY 1")]
+        assert ids == ["r0", "r1"]
+        collector.kill()
+        collector.wait()
+        assert _gone(child)
+    finally:
+        if collector.poll() is None:
+            collector.kill()
+            collector.wait()
+        store.close()
+
+
+def _wait_for(step: Path, collector: subprocess.Popen[bytes]) -> None:
+    """Until the collector's process has written `step` (it fails if it ends first)."""
+    deadline = time.monotonic() + 120
+    while not step.exists() or not step.read_text():
+        assert collector.poll() is None, f"the collector process ended before {step.name}"
+        assert time.monotonic() < deadline, f"no {step.name} within 120 s"
+        time.sleep(0.05)
