@@ -5,13 +5,17 @@ Why: in one process the store's thread and the event loop share one GIL. Measure
 24 ms to commit, of which the store thread's CPU was 7 ms; the rest it waited to take the GIL
 back from the event loop after each SQLite step (sqlite3 lets the GIL go for every step and
 every row). The committer was busy all the time, and every acknowledgement waited for it.
-Written by another process, a group costs its CPU and its sync; the event loop only sends the
-reports (pickled, about 10 us a report) and receives the outcomes.
+Written by another process, a group costs its CPU and its sync; the event loop itself sends
+the reports (pickled, about 10 us a report) and reads the outcomes as they arrive, so no
+thread of this process waits for the GIL on the group's way (a first version that sent and
+received from the store's thread still took 11 ms for a group of 12: each time that thread
+woke it waited for the loop to let the GIL go).
 
 The writer is a child process with its own connection to the same database (`Store.open`),
 used only for `Reports.store_reports`: everything else the service writes (enrollment,
-first use, admission) stays on the store thread. It answers one group at a time, in order,
-from the store thread's executor (one caller at a time, as the committer calls it).
+first use, admission) stays on the store thread. It answers one group at a time, in order
+(the committer has one group in flight). Each message on the socket pair is a pickle behind
+its length (8 bytes, big-endian); both ends are this module's.
 Its outcomes, `held` and errors are those of `store_reports` in this process: a full disk
 comes back as StorageFull, a failing database as WriterFailed naming the error's class (its
 text may hold a path or data, and stays in the child). Should the child die (killed, out of
@@ -26,10 +30,15 @@ servers of the tests use the thread (their faults are injected into that connect
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import pickle
 import signal
+import socket
+import struct
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -45,6 +54,7 @@ Outcomes = list[StoreOutcome | Exception]
 
 # What the child answers: ("stored", outcomes, held), ("full", folder), ("failed", class name).
 _STORED, _FULL, _FAILED = "stored", "full", "failed"
+_LENGTH = struct.Struct("!Q")
 
 
 class WriterFailed(RuntimeError):
@@ -71,37 +81,60 @@ def _answer(store: Store, items: list[Item]) -> tuple[Any, ...]:
     return (_STORED, [_portable(o) for o in outcomes], held)
 
 
+def _framed(message: object) -> bytes:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def _read(sock: socket.socket, size: int) -> bytes | None:
+    """Exactly `size` bytes, or None at end of file or a reset (the collector is gone; one
+    killed with an answer unread resets the connection)."""
+    data = bytearray()
+    while len(data) < size:
+        try:
+            chunk = sock.recv(min(size - len(data), 1 << 20))
+        except OSError:
+            return None
+        if not chunk:
+            return None
+        data += chunk
+    return bytes(data)
+
+
 def write_groups(connection: Connection, target: DatabaseTarget) -> None:
-    """The child's whole life: open the store, then answer each group until told to stop
-    (None) or until the collector is gone (end of file)."""
+    """The child's whole life: open the store, then answer each group until the collector
+    closes its end (or dies: end of file either way)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sock = socket.socket(fileno=os.dup(connection.fileno()))
+    connection.close()
     store = Store.open(target)
     try:
         while True:
-            try:
-                items = connection.recv()
-            except (EOFError, OSError):
+            header = _read(sock, _LENGTH.size)
+            payload = None if header is None else _read(sock, _LENGTH.unpack(header)[0])
+            if payload is None:
                 return
-            if items is None:
-                return
-            answer = _answer(store, items)
+            answer = _answer(store, pickle.loads(payload))  # noqa: S301 - from its collector
             try:
-                connection.send(answer)
+                sock.sendall(_framed(answer))
             except OSError:  # the collector died meanwhile: nothing of it was acknowledged
                 return
     finally:
         store.close()
+        sock.close()
 
 
 class ReportWriter:
-    """`store_reports` of a child process's store (see the module's docstring)."""
+    """`store_reports` of a child process's store (see the module's docstring), awaited on
+    the event loop."""
 
     def __init__(self, target: DatabaseTarget) -> None:
         self._target = target
         self._context = multiprocessing.get_context("spawn")
         self._process: BaseProcess | None = None
-        self._connection: Connection | None = None
+        self._socket: socket.socket | None = None
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.starts = 0
 
     @classmethod
@@ -113,9 +146,7 @@ class ReportWriter:
         return writer
 
     def start(self) -> None:
-        """Start the child (it opens the store while the collector goes on starting)."""
-        if self._process is not None and self._process.is_alive():
-            return
+        """Start the child (after one that ended, another)."""
         self._drop()
         mine, its = self._context.Pipe()
         process = self._context.Process(
@@ -123,23 +154,34 @@ class ReportWriter:
         )
         process.start()
         its.close()
-        self._process, self._connection = process, mine
+        self._socket = socket.socket(fileno=os.dup(mine.fileno()))
+        mine.close()
+        self._process = process
         self.starts += 1
 
-    def store_reports(self, items: list[Item], held: dict[str, dict[str, int]]) -> Outcomes:
-        """As `Reports.store_reports`: committed on return, or raises with nothing stored."""
-        if self._connection is None:
+    async def store_reports(self, items: list[Item], held: dict[str, dict[str, int]]) -> Outcomes:
+        """As `Reports.store_reports`: committed on return, or raises with nothing stored.
+        One call at a time."""
+        if self._socket is None:
             self.start()
-        connection = self._connection
-        assert connection is not None
         try:
-            connection.send(items)
-            answer = connection.recv()
-        except (EOFError, OSError) as exc:
+            if self._streams is None:
+                assert self._socket is not None
+                self._streams = await asyncio.open_connection(sock=self._socket)
+            reader, writer = self._streams
+            writer.write(_framed(items))
+            await writer.drain()
+            header = await reader.readexactly(_LENGTH.size)
+            payload = await reader.readexactly(_LENGTH.unpack(header)[0])
+        except (OSError, asyncio.IncompleteReadError) as exc:
             code = self._process.exitcode if self._process is not None else None
             self._drop()
             log.error("the report writer ended (exit code %s); starting another", code)
             raise WriterFailed("the report writer ended") from exc
+        except BaseException:  # cancelled mid-message: the stream cannot be trusted after
+            self._drop()
+            raise
+        answer = pickle.loads(payload)  # noqa: S301 - from the child this process started
         kind = answer[0]
         if kind == _FULL:
             raise StorageFull(answer[1])
@@ -150,18 +192,25 @@ class ReportWriter:
         return outcomes
 
     def close(self, timeout: float = 10.0) -> None:
-        """Tell the child to stop once it has answered, and wait for it."""
-        if self._connection is not None:
+        """End the child: it reads end of file once it has answered, and exits."""
+        if self._socket is not None:
             with contextlib.suppress(OSError):
-                self._connection.send(None)
+                self._socket.shutdown(socket.SHUT_RDWR)
         if self._process is not None:
             self._process.join(timeout)
         self._drop()
 
     def _drop(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
+        """Forget the child and its socket (killing a child still alive: its stream is
+        mid-message or it is stuck)."""
+        if self._streams is not None:
+            with contextlib.suppress(Exception):  # its event loop may be closed already
+                self._streams[1].close()
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+            self._socket.close()
         if self._process is not None and self._process.is_alive():
             self._process.kill()
             self._process.join(5)
-        self._process = self._connection = None
+        self._process, self._socket, self._streams = None, None, None

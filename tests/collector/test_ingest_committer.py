@@ -9,7 +9,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from devposture.collector.ingest import GroupCommitter
+from devposture.collector.ingest import LINGER_SECONDS, Committed, GroupCommitter
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 
 T = TypeVar("T")
@@ -101,3 +101,49 @@ def test_the_queue_is_bounded_by_what_the_store_commits_in_max_wait_seconds() ->
         return seen
 
     assert asyncio.run(scenario()) == [False, False, True]
+
+
+def test_under_load_the_next_group_lingers_for_more_and_a_lone_report_never_waits() -> None:
+    """After a group of several callers, the committer pauses (LINGER_SECONDS) so that the
+    callers arriving meanwhile share the next commit; after a group of one it commits what
+    comes next at once. The pause is the test's: callers arrive while it lasts."""
+
+    async def scenario() -> tuple[list[list[str]], list[float]]:
+        store = _Store()
+        paused: list[float] = []
+        gate = asyncio.Event()
+        arrivals: list[asyncio.Task[Committed]] = []
+
+        async def run_in_db(work: Callable[[], T]) -> T:
+            await gate.wait()
+            return work()
+
+        async def pause(seconds: float) -> None:
+            paused.append(seconds)
+            if len(paused) > 1:
+                return
+            # Three callers come while the committer lingers: one group, not three.
+            arrivals.extend(asyncio.create_task(committer.store([_item(f"late{i}")]))
+                            for i in range(3))  # fmt: skip
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+        committer = GroupCommitter(cast(Store, store), cast(Any, run_in_db), pause=pause)
+        alone = asyncio.create_task(committer.store([_item("alone")]))
+        gate.set()
+        await alone  # a group of one: no pause after it
+        gate.clear()
+        pair = [asyncio.create_task(committer.store([_item(n)])) for n in ("a", "b")]
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(*pair)
+        while len(store.reports.groups) < 3:
+            await asyncio.sleep(0)
+        await asyncio.gather(*arrivals)
+        await committer.close()
+        return store.reports.groups, paused
+
+    groups, paused = asyncio.run(scenario())
+    assert groups == [["alone"], ["a", "b"], ["late0", "late1", "late2"]]
+    # After the pair and after the late three: several callers each time.
+    assert paused == [LINGER_SECONDS, LINGER_SECONDS]

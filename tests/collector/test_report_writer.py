@@ -5,6 +5,7 @@ dies."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import pickle
@@ -70,16 +71,21 @@ def test_groups_written_by_the_process_leave_what_the_store_thread_leaves(
     again is a duplicate; another connection sees every report once the call returns."""
     here, reference = _open(tmp_path, "writer"), _open(tmp_path, "reference")
     writer = ReportWriter.started(here.target)
-    try:
+
+    async def scenario() -> list[StoreOutcome | Exception]:
+        outcomes: list[StoreOutcome | Exception] = []
         for first, size in ((0, 5), (5, 12), (3, 4)):  # the last group repeats r3-r6
             group = _group(first, size)
             held: dict[str, dict[str, int]] = {}
             held_here: dict[str, dict[str, int]] = {}
-            outcomes = writer.store_reports(group, held)
+            outcomes = await writer.store_reports(group, held)
             assert outcomes == store_one_by_one(reference, group, held_here)
             assert held == held_here
             assert _tables(here) == _tables(reference)
-        assert outcomes == [StoreOutcome.DUPLICATE] * 4
+        return outcomes
+
+    try:
+        assert asyncio.run(scenario()) == [StoreOutcome.DUPLICATE] * 4
         assert writer.starts == 1
     finally:
         writer.close()
@@ -109,15 +115,19 @@ def test_a_writer_that_died_fails_its_group_and_the_next_group_gets_a_new_one(
     of it stored; the next group starts a new child and is stored."""
     store = _open(tmp_path, "killed")
     writer = ReportWriter.started(store.target)
-    try:
-        writer.store_reports(_group(0, 2), {})
+
+    async def scenario() -> None:
+        await writer.store_reports(_group(0, 2), {})
         process = writer._process
         assert process is not None and process.pid is not None
         os.kill(process.pid, signal.SIGKILL)
         assert _gone(process.pid)
         with pytest.raises(WriterFailed):
-            writer.store_reports(_group(2, 2), {})
-        assert writer.store_reports(_group(2, 2), {}) == [StoreOutcome.STORED] * 2
+            await writer.store_reports(_group(2, 2), {})
+        assert await writer.store_reports(_group(2, 2), {}) == [StoreOutcome.STORED] * 2
+
+    try:
+        asyncio.run(scenario())
         assert writer.starts == 2
         ids = [r[0] for r in store._db.execute("SELECT report_id FROM reports ORDER BY 1")]
         assert ids == ["r0", "r1", "r2", "r3"]
@@ -138,18 +148,23 @@ def test_the_writer_outlives_sigterm_to_its_group_and_ends_with_its_collector(
     steps = {name: tmp_path / name for name in ("started", "go", "stored")}
     collector = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
-            import pickle, time
+            import asyncio, pickle, time
             from pathlib import Path
             from devposture.collector.report_writer import ReportWriter
             from tests.collector.test_report_writer import _group
-            writer = ReportWriter.started(pickle.loads(Path({str(target)!r}).read_bytes()))
-            writer.store_reports(_group(0, 1), {{}})
-            Path({str(steps["started"])!r}).write_text(str(writer._process.pid))
-            while not Path({str(steps["go"])!r}).exists():
-                time.sleep(0.05)
-            writer.store_reports(_group(1, 1), {{}})
-            Path({str(steps["stored"])!r}).write_text("stored")
-            time.sleep(600)
+
+            async def collector():
+                target = pickle.loads(Path({str(target)!r}).read_bytes())
+                writer = ReportWriter.started(target)
+                await writer.store_reports(_group(0, 1), {{}})
+                Path({str(steps["started"])!r}).write_text(str(writer._process.pid))
+                while not Path({str(steps["go"])!r}).exists():
+                    await asyncio.sleep(0.05)
+                await writer.store_reports(_group(1, 1), {{}})
+                Path({str(steps["stored"])!r}).write_text("stored")
+                await asyncio.sleep(600)
+
+            asyncio.run(collector())
         """)],
         cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
