@@ -8,8 +8,9 @@ of enrolled devices), and get the same requests from the same clients:
 * (a) echo: `Report` answers a ReportAck with the report id; `ReportBatch` one per report.
   Nothing is validated, judged or stored.
 * (b) the real `devposture-collector serve`: validation, identity (admission per call),
-  policy evaluation, group commit with synchronous=FULL, then the acknowledgement. Rate
-  limits are raised so that they never speak (collector.toml [limits]).
+  policy evaluation, group commit with synchronous=FULL (by its report writer, a child
+  process whose CPU counts as the collector's), then the acknowledgement. Rate limits are
+  raised so that they never speak (collector.toml [limits]).
 
 The load: `--clients` client processes, each with `--inflight` calls in flight at all times
 over one channel per device (`--devices` enrolled devices shared among the clients, each
