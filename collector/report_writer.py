@@ -39,6 +39,8 @@ import pickle
 import signal
 import socket
 import struct
+import sys
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -125,6 +127,28 @@ def write_groups(connection: Connection, target: DatabaseTarget) -> None:
         sock.close()
 
 
+@contextlib.contextmanager
+def _bundled_libraries_found() -> Iterator[None]:
+    """While the child starts: the frozen collector (installers/python/freeze) on Linux takes
+    its own libraries' folder out of what its children inherit (child_env.py: the tools a
+    program runs must load the system's libraries), and the child is this program again,
+    whose Python needs them (libexpat, ...). Put back for the start only; a command another
+    thread would start in that instant inherits it too."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if not getattr(sys, "frozen", False) or bundle is None or sys.platform in {"win32", "darwin"}:
+        yield
+        return
+    before = os.environ.get("LD_LIBRARY_PATH")
+    os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (bundle, before) if p)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("LD_LIBRARY_PATH", None)
+        else:
+            os.environ["LD_LIBRARY_PATH"] = before
+
+
 class ReportWriter:
     """`store_reports` of a child process's store (see the module's docstring), awaited on
     the event loop."""
@@ -152,7 +176,8 @@ class ReportWriter:
         process = self._context.Process(
             target=write_groups, args=(its, self._target), name="devposture-writer", daemon=True
         )
-        process.start()
+        with _bundled_libraries_found():
+            process.start()
         its.close()
         self._socket = socket.socket(fileno=os.dup(mine.fileno()))
         mine.close()
