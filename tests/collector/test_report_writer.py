@@ -19,7 +19,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from devposture.collector.report_writer import ReportWriter, WriterFailed
+from devposture.collector.report_writer import (
+    ReportWriter,
+    WriterFailed,
+    _bundled_libraries_found,
+)
 from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.base import to_us
 from tests.collector.one_by_one import store_one_by_one
@@ -194,3 +198,23 @@ def _wait_for(step: Path, collector: subprocess.Popen[bytes]) -> None:
         assert collector.poll() is None, f"the collector process ended before {step.name}"
         assert time.monotonic() < deadline, f"no {step.name} within 120 s"
         time.sleep(0.05)
+
+
+def test_the_frozen_collector_s_writer_gets_its_libraries_folder_for_its_start_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The packaged collector takes its libraries' folder out of what children inherit; its
+    writer is the same program and needs it (the package test, tests/packaging, starts the
+    real one). Here: the environment while the child starts, and after."""
+    bundle = str(tmp_path / "_internal")
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", bundle, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/lib")
+    with _bundled_libraries_found():
+        assert os.environ["LD_LIBRARY_PATH"] == f"{bundle}:/usr/local/lib"
+    assert os.environ["LD_LIBRARY_PATH"] == "/usr/local/lib"
+    monkeypatch.delenv("LD_LIBRARY_PATH")
+    with _bundled_libraries_found():
+        assert os.environ["LD_LIBRARY_PATH"] == bundle
+    assert "LD_LIBRARY_PATH" not in os.environ
