@@ -24,7 +24,7 @@ reports) and the next group starts a new child. The child ignores SIGINT and SIG
 a terminal or a service manager sends to the whole process group: it writes the groups the
 collector drains at shutdown, and ends when the collector closes it or dies (end of file).
 
-`serve` uses it unless collector.toml says `[ingest] writer = "thread"`; the in-process
+`serve` uses it unless collector.toml says `[server] report_writer = "thread"`; the in-process
 servers of the tests use the thread (their faults are injected into that connection).
 """
 
