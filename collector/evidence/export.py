@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from devposture.collector import __version__
-from devposture.collector.evidence import bundle, chain, html, signing, summary
+from devposture.collector.evidence import bundle, chain, deflate, html, signing, summary
 from devposture.collector.evidence.crosscheck import Findings, PeriodCheck
 from devposture.collector.evidence.opening import Opening
 from devposture.collector.pki import fingerprint
@@ -40,8 +40,8 @@ from devposture.policy.reasons import render
 
 Progress = Callable[[int, int], None]
 BATCH = 2000
-# Deflate's fastest level: a quarter's members are gigabytes of base64 and hex, which the
-# default level (6) packs only a little tighter, at three times the time.
+# zlib's fastest level, where zipfile deflates a member itself: the members are deflated by
+# ISA-L (evidence/deflate.py), zlib only if a later zipfile would not take its compressor.
 COMPRESSION = 1
 
 
@@ -105,7 +105,7 @@ def _member(archive: zipfile.ZipFile, name: str, digests: dict[str, str]) -> Ite
     # What ZipFile.open reads for a ZipInfo (named compress_level from Python 3.13).
     setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel",
             COMPRESSION)  # fmt: skip
-    with archive.open(info, "w", force_zip64=True) as handle:
+    with deflate.compressing(archive.open(info, "w", force_zip64=True), info) as handle:
         writer = _Digesting(handle)
         yield writer
         writer.flush()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from devposture.collector.evidence import bundle
+from devposture.collector.evidence import bundle, deflate
 
 
 class NoSuchReport(Exception):
@@ -24,7 +24,8 @@ def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str,
     """Each report body of the bundle (or only `report_id`'s) as {seq, report_id, facts},
     streamed from the member: a quarter's bodies are never held at once."""
     found = False
-    with zipfile.ZipFile(path) as archive, archive.open(bundle.REPORTS) as member:
+    with (zipfile.ZipFile(path) as archive,
+          deflate.inflating(archive.open(bundle.REPORTS)) as member):  # fmt: skip
         for raw in member:
             if not raw.strip():
                 continue

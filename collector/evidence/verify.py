@@ -12,7 +12,6 @@ import contextlib
 import hashlib
 import json
 import zipfile
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import IO, Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from devposture.collector.evidence import bundle, html, signing
+from devposture.collector.evidence import bundle, deflate, html, signing
 from devposture.collector.evidence.chain import PRUNE, REPORT, REPORT_GROUP, Entry, group_records
 from devposture.collector.evidence.summary import Summary
 from devposture.policy.catalogs import Lang
@@ -110,7 +109,7 @@ class _Member:
         self.name, self._verdict = name, verdict
         self.sha = hashlib.sha256()
         self._handle: IO[bytes] | None = (
-            archive.open(name) if name in archive.NameToInfo else None
+            deflate.inflating(archive.open(name)) if name in archive.NameToInfo else None
         )
 
     def lines(self) -> Iterator[tuple[int, Any]]:
@@ -184,6 +183,10 @@ def _open(path: Path) -> zipfile.ZipFile:
         )) from None
 
 
+# What reading a damaged or truncated bundle raises: the bundle is named unreadable.
+_UNREADABLE: tuple[type[Exception], ...] = (OSError, zipfile.BadZipFile, EOFError, *deflate.ERRORS)
+
+
 def check_bundle(
     path: Path, public_key: Ed25519PublicKey, progress: Progress | None = None
 ) -> Checked:
@@ -191,7 +194,7 @@ def check_bundle(
     try:
         with _open(path) as archive:
             return _check(archive, path, public_key, verdict, progress)
-    except (OSError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except _UNREADABLE as exc:
         verdict.problems.append(told('{path} is not a readable audit bundle ({problem})',
                                      path=path, problem=str(exc)))
         return Checked(verdict, {}, [])

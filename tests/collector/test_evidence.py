@@ -292,6 +292,27 @@ def test_an_edited_record_is_caught_and_named(
     assert "NOT VERIFIED" in out and "验证失败" in out
 
 
+@pytest.mark.parametrize("where", [0.2, 0.5, 0.8])
+def test_a_damaged_deflate_stream_is_named_not_a_crash(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str], where: float
+) -> None:
+    """Bytes flipped inside a member's compressed data (a bad disk, a truncated copy): ISA-L's
+    inflate or the member's CRC-32 fails, and verify says the bundle cannot be read."""
+    data = bytearray(auditor.bundle.read_bytes())
+    with zipfile.ZipFile(auditor.bundle) as archive:
+        info = archive.getinfo(bundle.CHAIN)
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    at = start + int(info.compress_size * where)
+    data[at : at + 8] = bytes(b ^ 0xA5 for b in data[at : at + 8])
+    damaged = auditor.folder / f"damaged-{where}.zip"
+    damaged.write_bytes(bytes(data))
+    code, out = _verify(damaged, auditor.public_key, capsys)
+    assert code == 1
+    assert "NOT VERIFIED" in out
+    assert "is not a readable audit bundle" in out or bundle.CHAIN in out, out
+
+
 def test_a_deleted_record_is_caught_and_named(
     auditor: Evidence, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -207,6 +207,19 @@ def test_packages_install_enroll_report_upgrade_and_purge(
 
     # The collector likewise: remove keeps its data (CA, database), purge deletes it.
     assert root.stop(collector) == 0, root.log("collector")
+    # The installed program's audit evidence, deflated and inflated by ISA-L (whose compiled
+    # modules import each other where the freeze cannot see): exported, verified, and the
+    # agent's reports read back from it.
+    bundle, key = "/tmp/evidence.zip", "/tmp/evidence-key.pem"
+    root.run(COLLECTOR, "audit", "export", "--data", DATA, "--from", "2026-01-01",
+             "--to", "2100-01-01", "--out", bundle, user="devposture-collector")  # fmt: skip
+    public = root.run(COLLECTOR, "audit", "public-key", "--data", DATA, user="devposture-collector")
+    root.file(key).write_text(public.stdout)  # the PEM alone (its fingerprint goes to stderr)
+    verified = root.run(COLLECTOR, "audit", "verify", bundle, "--public-key", key)
+    assert "VERIFIED" in verified.stdout, verified.stdout + verified.stderr
+    facts = [json.loads(line) for line in root.run(COLLECTOR, "audit", "facts", bundle)
+             .stdout.splitlines() if line.strip()]  # fmt: skip
+    assert facts and {f["facts"].get("device_id") for f in facts} == {enrolled}, facts[:1]
     dpkg(root, "-r", "devposture-collector")
     assert root.file(f"{DATA}/collector.toml").exists()
     dpkg(root, "-P", "devposture-collector")

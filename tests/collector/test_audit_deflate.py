@@ -1,0 +1,61 @@
+"""The audit bundle's members are deflated and inflated by ISA-L (collector/evidence/deflate.py):
+plain deflate streams that any zip reader opens, and zip members written by zlib that ISA-L
+reads alike. The swap of zipfile's own compressor is held here, so that a Python whose
+zipfile keeps it elsewhere fails this test instead of quietly exporting at zlib's speed."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+from devposture.collector.evidence import deflate
+
+# Lines like a bundle's: repeated JSON with what varies between devices (a day of a fleet).
+LINES = b"".join(
+    b'{"seq": %d, "device_id": "%032x", "body_sha256": "%s", "state": "PASS"}\n'
+    % (n, n * 7919, hashlib.sha256(b"%d" % n).hexdigest().encode())
+    for n in range(40_000)
+)
+
+
+def _write(path: Path, name: str, data: bytes) -> bool:
+    """`data` as a streamed member, as the export writes one; whether ISA-L deflated it."""
+    with zipfile.ZipFile(path, "w") as archive:
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with deflate.compressing(archive.open(info, "w", force_zip64=True), info) as handle:
+            swapped = deflate.by_isal(handle)
+            for at in range(0, len(data), 1 << 16):
+                handle.write(data[at : at + (1 << 16)])
+    return swapped
+
+
+def test_isal_deflates_what_zlib_reads_back_byte_for_byte(tmp_path: Path) -> None:
+    out = tmp_path / "members.zip"
+    assert _write(out, "chain.jsonl", LINES)
+    with zipfile.ZipFile(out) as archive:
+        info = archive.getinfo("chain.jsonl")
+        assert info.compress_type == zipfile.ZIP_DEFLATED
+        assert info.compress_size < len(LINES) // 3  # deflated, not stored
+        assert archive.testzip() is None  # zlib inflates it and its CRC-32 holds
+        assert archive.read("chain.jsonl") == LINES
+
+
+def test_isal_inflates_what_zlib_deflated(tmp_path: Path) -> None:
+    out = tmp_path / "zlib.zip"
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        archive.writestr("reports.jsonl", LINES)
+    with zipfile.ZipFile(out) as archive, deflate.inflating(archive.open("reports.jsonl")) as mem:
+        assert deflate.by_isal(mem)
+        read = b"".join(iter(lambda: mem.read(1 << 15), b""))
+    assert read == LINES
+
+
+def test_a_member_not_deflated_is_read_as_it_is(tmp_path: Path) -> None:
+    out = tmp_path / "stored.zip"
+    with zipfile.ZipFile(out, "w") as archive:  # ZIP_STORED: a manifest, a signature
+        archive.writestr("manifest.json", b"{}")
+    with zipfile.ZipFile(out) as archive, deflate.inflating(archive.open("manifest.json")) as mem:
+        assert not deflate.by_isal(mem)
+        assert mem.read() == b"{}"
