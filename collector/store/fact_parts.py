@@ -13,8 +13,8 @@ or confirmed it within the last half of the slack (`Written`), so a steady fleet
 nothing here for its repeated facts. The cache is filled only after the commit that wrote it.
 
 Reading: `Bodies` gives whole bodies for rows read with their recipe, fetching the parts
-they name in one statement per batch and keeping each sequence of parts it met (bounded in
-number: `PLANS_MOST`). Retention never deletes a part a report received within the slack
+they name in one statement per batch and keeping each part it met by its digest (bounded in
+bytes: `PARTS_BYTES_MOST`). Retention never deletes a part a report received within the slack
 names, so neither cache can name a part that is gone.
 """
 
@@ -35,8 +35,8 @@ DAY_US = 86_400_000_000
 SLACK_US = DAY_US
 # Parts a process remembers having written (digest -> last_us), about 50 bytes each.
 WRITTEN_MOST = 200_000
-# Sequences of parts a reader keeps (each with its parts): a fleet's day has a handful.
-PLANS_MOST = 20_000
+# The parts a reader keeps, in bytes: a fleet's quarter has some ten thousand, a few MB.
+PARTS_BYTES_MOST = 64 << 20
 
 
 @dataclass
@@ -148,29 +148,38 @@ class MissingPart(LookupError):
 
 
 class Bodies:
-    """Whole bodies of report rows read with `body, parts` side by side. The parts of each
-    sequence of digests are looked up once, fetched in one statement per batch of rows: a
-    quarter's export puts a million bodies together from a few thousand such sequences."""
+    """Whole bodies of report rows read with `body, parts` side by side. Each part is fetched
+    once and kept by its digest (bounded in bytes: `PARTS_BYTES_MOST`, or one batch's parts
+    where they are more), the parts not yet
+    met fetched in one statement per batch of rows: a quarter's export puts a million bodies
+    together from some ten thousand parts. (Kept by the sequence of a report's parts instead,
+    nothing was ever met twice: a device's host name and the day's signature dates make each
+    report's sequence its own.)"""
 
     def __init__(self, db: AnyDatabase | Cursor, *, lenient: bool = False) -> None:
         """`lenient`: a body whose parts are not all stored comes out as its own bytes only
         (short: a check against its chain entry names it) instead of raising MissingPart."""
         self._db = db
         self._lenient = lenient
-        # digests side by side -> the parts, or why they cannot be had
-        self._parts: dict[bytes, tuple[bytes, ...] | str] = {}
+        self._parts: dict[bytes, bytes] = {}  # digest -> the part
+        self._bytes = 0
 
     def rows(self, rows: Iterable[Sequence[Any]], at: int) -> list[tuple[Any, ...]]:
         """`rows` with column `at` (own bytes) made the whole body and `at + 1` (the recipe)
         None. Raises MissingPart naming the report (column 0) whose part is gone."""
         rows = [tuple(r) for r in rows]
-        keys: list[tuple[tuple[int, ...], bytes] | str | None] = []
+        keys: list[tuple[tuple[int, ...], list[bytes]] | str | None] = []
         for row in rows:
             try:
-                keys.append(body_parts.parts_key(bytes(row[at + 1])) if row[at + 1] else None)
+                if row[at + 1]:
+                    offsets, side_by_side = body_parts.parts_key(bytes(row[at + 1]))
+                    keys.append((offsets, body_parts.digests_of(side_by_side)))
+                else:
+                    keys.append(None)
             except ValueError as exc:
                 keys.append(str(exc))
-        self._look_up([key[1] for key in keys if isinstance(key, tuple)])
+        self._look_up([d for key in keys if isinstance(key, tuple) for d in key[1]])
+        parts = self._parts
         out: list[tuple[Any, ...]] = []
         for row, key in zip(rows, keys, strict=True):
             own = bytes(row[at])
@@ -178,10 +187,14 @@ class Bodies:
                 try:
                     if isinstance(key, str):
                         raise ValueError(key)
-                    parts = self._parts[key[1]]
-                    if isinstance(parts, str):
-                        raise ValueError(parts)
-                    own = body_parts.put_together(own, key[0], parts)
+                    offsets, named = key
+                    try:
+                        found = [parts[d] for d in named]
+                    except KeyError as missing:
+                        raise ValueError(
+                            f"part {bytes(missing.args[0]).hex()[:16]}… is not stored"
+                        ) from None
+                    own = body_parts.put_together(own, offsets, found)
                 except ValueError as exc:
                     if not self._lenient:
                         raise MissingPart(f"report {row[0]}: {exc}") from None
@@ -194,20 +207,20 @@ class Bodies:
         [row] = self.rows([(report_id, own, recipe)], 1)
         return bytes(row[1])
 
-    def _look_up(self, keys: list[bytes]) -> None:
-        """The parts of the digest sequences not seen yet, in one fetch."""
-        new = {k: body_parts.digests_of(k) for k in keys if k not in self._parts}
+    def _look_up(self, digests: list[bytes]) -> None:
+        """The parts of `digests` not met yet, in one fetch (a part not stored stays
+        unknown: its report is named by `rows`). Past the bound, only this batch's are kept."""
+        wanted = dict.fromkeys(digests)
+        new = [d for d in wanted if d not in self._parts]
         if not new:
             return
-        if len(self._parts) + len(new) > PLANS_MOST:
-            self._parts.clear()
-        found = fetch(self._db, [d for digests in new.values() for d in digests])
-        for key, digests in new.items():
-            missing = [d for d in digests if d not in found]
-            self._parts[key] = (
-                f"part {missing[0].hex()[:16]}… is not stored" if missing
-                else tuple(found[d] for d in digests)
-            )  # fmt: skip
+        found = fetch(self._db, new)
+        added = sum(map(len, found.values()))
+        if self._bytes + added > PARTS_BYTES_MOST:
+            self._parts = {d: self._parts[d] for d in wanted if d in self._parts}
+            self._bytes = sum(map(len, self._parts.values()))
+        self._parts.update(found)
+        self._bytes += added
 
 
 def garbage(cur: Cursor, before_us: int) -> int:

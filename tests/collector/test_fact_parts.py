@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from devposture.collector.evidence import body_parts
 from devposture.collector.evidence.crosscheck import table_disagreements
-from devposture.collector.store import CheckResult, ReportRecord, Store, database_errors
+from devposture.collector.store import CheckResult, ReportRecord, Store, database_errors, fact_parts
 from devposture.collector.store.base import to_us
 from devposture.collector.store.fact_parts import SLACK_US, Bodies, MissingPart
 from devposture.collector.store.target import DatabaseTarget
@@ -181,6 +181,46 @@ def test_a_fleets_repeated_facts_are_stored_once_and_every_body_reads_back_whole
     store.sealing.seal_all(to_us(T0 + 2 * DAY))
     findings = table_disagreements(store)
     assert findings.ok, findings
+
+
+def test_a_reader_fetches_each_part_once_and_keeps_no_more_than_its_bound(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every report's sequence of parts is its own (its host name, the day's dates), so a
+    reader keeps parts by digest: a quarter's export fetches each part once. Past the bound
+    it starts again, and every body still reads back whole."""
+    sent: dict[str, bytes] = {}
+    for day in range(3):
+        for n in range(3):
+            report_id, body = _store(store, f"dev-{n}", T0 + day * DAY, host=f"PC-{n}")
+            sent[report_id] = body
+    rows = store._db.execute("SELECT report_id, body, parts FROM reports ORDER BY n").fetchall()
+    assert len({bytes(r[2]) for r in rows}) == len(rows)  # no two reports share a sequence
+    parts_named = {d for r in rows for d in body_parts.digests_of(body_parts.parts_key(
+        bytes(r[2]))[1])}  # fmt: skip
+    fetched: list[int] = []
+    real_fetch = fact_parts.fetch
+
+    def counted(db: object, digests: list[bytes]) -> dict[bytes, bytes]:
+        fetched.append(len(digests))
+        return real_fetch(db, digests)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fact_parts, "fetch", counted)
+    bodies = Bodies(store._db)
+    for row in rows:  # one row a batch, as a reader of one report at a time would
+        assert bodies.rows([row], 1)[0][1] == sent[row[0]]
+    assert sum(fetched) == len(parts_named)
+    # A bound of one report's parts (a batch's are kept while its bodies are made): the
+    # reader forgets and fetches again, never wrong.
+    bound = max(sum(len(p) for _, p in body_parts.split(b)[1]) for b in sent.values())
+    assert bound < _count(store, "SELECT SUM(length(part)) FROM fact_parts")
+    monkeypatch.setattr(fact_parts, "PARTS_BYTES_MOST", bound)
+    fetched.clear()
+    small = Bodies(store._db)
+    for row in rows:
+        assert small.rows([row], 1)[0][1] == sent[row[0]]
+        assert sum(len(p) for p in small._parts.values()) <= bound
+    assert sum(fetched) > len(parts_named)
 
 
 def test_a_repeated_part_is_written_again_only_once_half_its_slack_has_passed(
