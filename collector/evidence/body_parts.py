@@ -20,6 +20,7 @@ Pure functions, no SQL: the store (`store/fact_parts.py`) cuts and puts back wit
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from collections.abc import Callable, Mapping, Sequence
@@ -153,9 +154,18 @@ def unpack(recipe: bytes) -> list[Ref]:
     return [(o, digests[DIGEST * k : DIGEST * (k + 1)]) for k, o in enumerate(offsets)]
 
 
-def digests_of(key: bytes) -> list[bytes]:
-    """The digests of a recipe's `parts_key`, in order."""
-    return [key[k : k + DIGEST] for k in range(0, len(key), DIGEST)]
+def digests_of(key: bytes) -> tuple[bytes, ...]:
+    """The digests of a recipe's `parts_key`, in order (cut by one struct call: a quarter's
+    export cuts ten million of them)."""
+    count, extra = divmod(len(key), DIGEST)
+    if extra:
+        raise ValueError(f"{len(key)} bytes of digests are not whole digests")
+    return _digests(count).unpack(key)
+
+
+@functools.cache
+def _digests(count: int) -> struct.Struct:
+    return struct.Struct(f"{DIGEST}s" * count)
 
 
 def assemble(inline: bytes, refs: Sequence[Ref], part: Callable[[bytes], bytes]) -> bytes:

@@ -168,7 +168,7 @@ class Bodies:
         """`rows` with column `at` (own bytes) made the whole body and `at + 1` (the recipe)
         None. Raises MissingPart naming the report (column 0) whose part is gone."""
         rows = [tuple(r) for r in rows]
-        keys: list[tuple[tuple[int, ...], list[bytes]] | str | None] = []
+        keys: list[tuple[tuple[int, ...], tuple[bytes, ...]] | str | None] = []
         for row in rows:
             try:
                 if row[at + 1]:
