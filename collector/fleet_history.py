@@ -9,7 +9,8 @@ should wait for. The dashboard shows such a week as a gap until then.
 
 `serve` also counts each past local midnight once, the newest first (`mark_days`), and keeps
 it as that moment's mark (store/fleet_marks.py): `report fleet --as-of DATE` then reads a
-count instead of judging the history.
+count instead of judging the history. Each device group's midnights likewise, for `report
+fleet --group G --as-of DATE`.
 
 Days and weeks are the company's (the policy's time zone): a week ends at Monday 00:00 local
 time, and a day's record is the local day's, so a Beijing trend does not close its weeks at
@@ -103,22 +104,45 @@ def mark_days(
 ) -> int:
     """Count the fleet at the past local midnights that have no mark under this policy (the
     newest first, back to the first enrollment or the policy's retention, `most` of them) on
-    a connection of its own, and keep each; how many were kept."""
+    a connection of its own, and keep each; then each device group's, as much again (a
+    group's count weighs its share of the fleet). How many were kept."""
     store = Store.open(database)
     try:
         first = store.fleet.first_enrolled()
         if first is None:
             return 0
         since = max(first, now - dt.timedelta(days=policy.retention_days))
-        wanted = store.fleet.unmarked(policy, midnights(now, zone_of(policy), since))[:most]
+        every = midnights(now, zone_of(policy), since)
         kept = 0
-        for moment in wanted:
+        for moment in store.fleet.unmarked(policy, every)[:most]:
             if should_stop():
-                break
+                return kept
             kept += store.fleet.mark(policy, moment)
-        return kept
+        return kept + _mark_groups(store, policy, every, should_stop, most)
     finally:
         store.close()
+
+
+def _mark_groups(
+    store: Store, policy: Policy, every: list[dt.datetime], should_stop: Callable[[], bool],
+    most: int,
+) -> int:  # fmt: skip
+    """Each group's unmarked midnights, the newest first across the groups, until `most`
+    whole fleets' worth of devices were counted."""
+    sizes = store.identity.device_groups()
+    fleet = max(1, store.reports.device_count())
+    unmarked = store.fleet.unmarked
+    wanted = sorted(
+        ((moment, group) for group in sizes for moment in unmarked(policy, every, group)),
+        key=lambda pair: (-pair[0].timestamp(), pair[1]),
+    )  # fmt: skip
+    kept, spent = 0, 0.0
+    for moment, group in wanted:
+        if should_stop() or spent >= most:
+            break
+        kept += store.fleet.mark(policy, moment, group)
+        spent += sizes[group] / fleet
+    return kept
 
 
 __all__ = [

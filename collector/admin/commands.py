@@ -276,9 +276,12 @@ def _report(view: str) -> Handler:
         lang = args.lang()
         group = args.group("group") if view in ("fleet", "failing") else None
         message: Said | None = None
-        if group is not None and not store.identity.devices(group=group):
+        # The groups in use and their sizes, in one statement (not the group's devices read
+        # whole: 25,000 of them took 0.2 s of the report's half second).
+        groups = store.identity.device_groups() if group is not None else {}
+        if group is not None and group not in groups:
             message = said("no device is in group {group} (groups: {groups})", group=repr(group),
-                           groups=", ".join(store.identity.device_groups()) or _NONE_YET)
+                           groups=", ".join(groups) or _NONE_YET)
         if view == "fleet":
             if not store.reports.device_count():
                 message = said("No devices enrolled yet. Create a token with"

@@ -604,36 +604,42 @@ class Fleet(Part):
     def fleet_figures_as_of(
         self, policy: Policy, at: dt.datetime, group: str | None = None
     ) -> dict[str, dict[str, int]]:
-        """Devices per check and state at any moment (of one group), counted in SQL; the
-        whole fleet's read from its mark where that moment has one (store/fleet_marks)."""
-        if group is None:
-            kept = fleet_marks.marked(self._db, policy, at)
-            if kept is not None:
-                return kept
+        """Devices per check and state at any moment (of one group), counted in SQL; read
+        from the moment's mark where it has one (store/fleet_marks)."""
+        kept = fleet_marks.marked(self._db, policy, at, group)
+        if kept is not None:
+            return kept
         return fleet_figures_as_of(self._db, policy, at, group)
 
-    def mark(self, policy: Policy, at: dt.datetime) -> bool:
-        """Count the whole fleet as of `at` from the history and keep it as that moment's
-        mark (store/fleet_marks): the count outside the write lock, ingest going on; kept
-        unless a change dated by then was stored meanwhile. Whether it was kept."""
+    def mark(self, policy: Policy, at: dt.datetime, group: str | None = None) -> bool:
+        """Count the whole fleet (or one group's devices, as grouped now) as of `at` from the
+        history and keep it as that moment's mark (store/fleet_marks): the count outside the
+        write lock, ingest going on; kept unless a change dated by then (for a group, any
+        device event) was stored meanwhile. Whether it was kept."""
         seq = fleet_marks.chain_seq(self._db)
-        counts = fleet_figures_as_of(self._db, policy, at)
-        measured = fleet_marks.Measured(to_us(at), fleet_marks.judging_key(policy), counts, seq)
+        counts = fleet_figures_as_of(self._db, policy, at, group)
+        measured = fleet_marks.Measured(
+            to_us(at), fleet_marks.judging_key(policy), counts, seq, group
+        )
         with self._write() as cur:
             return fleet_marks.keep(cur, measured)
 
-    def marked(self, policy: Policy, at: dt.datetime) -> dict[str, dict[str, int]] | None:
-        """The whole fleet's standing at `at` as its mark keeps it, or None (no mark)."""
-        return fleet_marks.marked(self._db, policy, at)
+    def marked(
+        self, policy: Policy, at: dt.datetime, group: str | None = None
+    ) -> dict[str, dict[str, int]] | None:
+        """The fleet's (or a group's) standing at `at` as its mark keeps it, or None."""
+        return fleet_marks.marked(self._db, policy, at, group)
 
     def first_enrolled(self) -> dt.datetime | None:
         """When the first device was enrolled (None before any): no mark before it."""
         row = self._db.execute("SELECT MIN(enrolled_us) FROM devices").fetchone()
         return None if row is None or row[0] is None else from_us(row[0])
 
-    def unmarked(self, policy: Policy, moments: list[dt.datetime]) -> list[dt.datetime]:
-        """Those of `moments` whose fleet standing has no mark under this policy."""
-        return fleet_marks.unmarked(self._db, policy, moments)
+    def unmarked(
+        self, policy: Policy, moments: list[dt.datetime], group: str | None = None
+    ) -> list[dt.datetime]:
+        """Those of `moments` whose fleet (or group) standing has no mark under this policy."""
+        return fleet_marks.unmarked(self._db, policy, moments, group)
 
     def record_fleet_day(self, policy: Policy, at: dt.datetime) -> None:
         """Keep the fleet's standing now as its day's (the local day in the policy's time

@@ -20,6 +20,11 @@ judging parameters (`judging_key`: a mark counted under another policy is not re
   in commit order, appended under the store's write lock, in the same transaction as the
   change itself) and refuses when one is dated at or before the moment.
 
+A device group's marks (schema 21: `group_marks`, `report fleet --group G --as-of DATE`)
+are kept the same way, of the group's devices as grouped now: a device moved in or out of a
+group voids that group's marks (a trigger on `devices`), and a count of a group is not kept
+when any device event was chained while it was under way (a regrouping, an enrollment).
+
 Marks are a summary, not evidence: the audit export never reads them.
 """
 
@@ -45,6 +50,7 @@ class Measured:
     judged_by: str
     counts: dict[str, dict[str, int]]
     chain_seq: int
+    group: str | None = None  # a device group's counts (None: the whole fleet's)
 
 
 def judging_key(policy: Policy) -> str:
@@ -57,12 +63,23 @@ def judging_key(policy: Policy) -> str:
     return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
 
 
-def marked(db: AnyDatabase, policy: Policy, at: dt.datetime) -> dict[str, dict[str, int]] | None:
-    """The counts kept for `at` under this policy's judging, or None (not counted yet, or
-    voided since)."""
+def _where(group: str | None) -> tuple[str, str, tuple[str, ...]]:
+    """The table of a group's marks or the fleet's, its condition and its parameters."""
+    if group is None:
+        return "fleet_marks", "", ()
+    return "group_marks", " AND device_group = ?", (group,)
+
+
+def marked(
+    db: AnyDatabase, policy: Policy, at: dt.datetime, group: str | None = None
+) -> dict[str, dict[str, int]] | None:
+    """The counts kept for `at` under this policy's judging (of `group`'s devices), or None
+    (not counted yet, or voided since)."""
+    table, of_group, grouped = _where(group)
     rows = db.execute(
-        "SELECT check_id, state, devices FROM fleet_marks WHERE at_us = ? AND judged_by = ?",
-        (to_us(at), judging_key(policy)),
+        f"SELECT check_id, state, devices FROM {table}"  # noqa: S608 (a table named above)
+        f" WHERE at_us = ? AND judged_by = ?{of_group}",
+        (to_us(at), judging_key(policy), *grouped),
     ).fetchall()
     if not rows:
         return None
@@ -81,23 +98,31 @@ def chain_seq(db: AnyDatabase) -> int:
 
 def keep(cur: Cursor, measured: Measured) -> bool:
     """Keep `measured` (in the caller's write transaction) unless a state change dated at or
-    before its moment was stored since its count began; whether it was kept."""
+    before its moment was stored since its count began (for a group's, unless any device
+    event was: its devices may have changed meanwhile); whether it was kept."""
     rows = cur.execute(
-        "SELECT record_key FROM evidence_chain WHERE seq > ? AND kind = ?",
-        (measured.chain_seq, chain.STATE),
+        "SELECT kind, record_key FROM evidence_chain WHERE seq > ? AND kind IN (?, ?)",
+        (measured.chain_seq, chain.STATE, chain.DEVICE),
     ).fetchall()
-    # A state entry's key is device/check/since (chain.state_key).
-    if any(int(str(key).rsplit("/", 1)[1]) <= measured.at_us for (key,) in rows):
-        return False
+    for kind, key in rows:
+        if kind == chain.DEVICE:
+            if measured.group is not None:
+                return False
+        # A state entry's key is device/check/since (chain.state_key).
+        elif int(str(key).rsplit("/", 1)[1]) <= measured.at_us:
+            return False
+    table, of_group, grouped = _where(measured.group)
     cur.execute(
-        "DELETE FROM fleet_marks WHERE at_us = ? AND judged_by = ?",
-        (measured.at_us, measured.judged_by),
+        f"DELETE FROM {table} WHERE at_us = ? AND judged_by = ?{of_group}",  # noqa: S608
+        (measured.at_us, measured.judged_by, *grouped),
     )
+    columns = "at_us, judged_by, check_id, state, devices"
+    if measured.group is not None:
+        columns = "at_us, judged_by, device_group, check_id, state, devices"
     cur.executemany(
-        "INSERT INTO fleet_marks(at_us, judged_by, check_id, state, devices)"
-        " VALUES (?, ?, ?, ?, ?)",
+        f"INSERT INTO {table}({columns}) VALUES ({', '.join('?' * len(columns.split(',')))})",  # noqa: S608
         [
-            (measured.at_us, measured.judged_by, check_id, state, devices)
+            (measured.at_us, measured.judged_by, *grouped, check_id, state, devices)
             for check_id, per_state in measured.counts.items()
             for state, devices in per_state.items()
         ],
@@ -105,13 +130,17 @@ def keep(cur: Cursor, measured: Measured) -> bool:
     return True
 
 
-def unmarked(db: AnyDatabase, policy: Policy, moments: list[dt.datetime]) -> list[dt.datetime]:
-    """Those of `moments` with no counts kept under this policy's judging."""
+def unmarked(
+    db: AnyDatabase, policy: Policy, moments: list[dt.datetime], group: str | None = None
+) -> list[dt.datetime]:
+    """Those of `moments` with no counts kept under this policy's judging (of `group`)."""
     if not moments:
         return []
+    table, of_group, grouped = _where(group)
     rows = db.execute(
-        "SELECT DISTINCT at_us FROM fleet_marks WHERE judged_by = ? AND at_us >= ?",
-        (judging_key(policy), min(to_us(m) for m in moments)),
+        f"SELECT DISTINCT at_us FROM {table}"  # noqa: S608 (a table named above)
+        f" WHERE judged_by = ? AND at_us >= ?{of_group}",
+        (judging_key(policy), min(to_us(m) for m in moments), *grouped),
     ).fetchall()
     kept = {int(r[0]) for r in rows}
     return [m for m in moments if to_us(m) not in kept]

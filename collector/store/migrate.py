@@ -37,6 +37,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("audit_log", "entry_id"),
     ("fleet_days", "day, check_id, state"),
     ("fleet_marks", "at_us, judged_by, check_id, state"),
+    ("group_marks", "at_us, judged_by, device_group, check_id, state"),
     ("policy_versions", "version"),
     ("evidence_chain", "seq"),
     ("report_groups", "seq"),

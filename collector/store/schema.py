@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 20
+SCHEMA_VERSION = 21
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -564,6 +564,21 @@ FAILING_BY_DEVICE = (
     "CREATE INDEX IF NOT EXISTS check_results_failing_by_device"
     " ON check_results(device_id, check_id, since_us) WHERE state = 'FAIL'"
 )
+# Schema 21: each device group's standing at past moments, kept once counted like the
+# fleet's (store/fleet_marks.py): `report fleet --group G --as-of DATE` took 0.7-1.1 s over a
+# group of 25,000 of 100,000 devices. A group's counts are of its devices as grouped now, so
+# a device moving in or out of a group voids that group's marks, beside the late changes.
+GROUP_MARKS_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS group_marks (at_us INTEGER NOT NULL, judged_by TEXT NOT NULL,"
+    " device_group TEXT NOT NULL, check_id TEXT NOT NULL, state TEXT NOT NULL,"
+    " devices INTEGER NOT NULL, PRIMARY KEY (at_us, judged_by, device_group, check_id, state))",
+    "CREATE TRIGGER IF NOT EXISTS state_changes_void_group_marks AFTER INSERT ON state_changes"
+    " BEGIN DELETE FROM group_marks WHERE at_us >= NEW.since_us; END",
+    "CREATE TRIGGER IF NOT EXISTS devices_regrouped_void_group_marks"
+    " AFTER UPDATE OF device_group ON devices WHEN OLD.device_group IS NOT NEW.device_group"
+    " BEGIN DELETE FROM group_marks"
+    " WHERE device_group IN (OLD.device_group, NEW.device_group); END",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -571,7 +586,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
     17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
-    20: (FAILING_BY_DEVICE,),
+    20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION,
 }  # fmt: skip
 
 
@@ -875,13 +890,32 @@ CREATE TABLE IF NOT EXISTS fleet_marks (
     devices    BIGINT NOT NULL,
     PRIMARY KEY (at_us, judged_by, check_id, state)
 );
+CREATE TABLE IF NOT EXISTS group_marks (
+    at_us        BIGINT NOT NULL,
+    judged_by    {_C} NOT NULL,
+    device_group {_C} NOT NULL,
+    check_id     {_C} NOT NULL,
+    state        {_C} NOT NULL,
+    devices      BIGINT NOT NULL,
+    PRIMARY KEY (at_us, judged_by, device_group, check_id, state)
+);
 CREATE OR REPLACE FUNCTION devposture_void_marks() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   DELETE FROM fleet_marks WHERE at_us >= NEW.since_us;
+  DELETE FROM group_marks WHERE at_us >= NEW.since_us;
   RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER state_changes_void_marks AFTER INSERT ON state_changes
     FOR EACH ROW EXECUTE FUNCTION devposture_void_marks();
+CREATE OR REPLACE FUNCTION devposture_void_group_marks() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM group_marks WHERE device_group IN (OLD.device_group, NEW.device_group);
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER devices_regrouped_void_group_marks
+    AFTER UPDATE OF device_group ON devices FOR EACH ROW
+    WHEN (OLD.device_group IS DISTINCT FROM NEW.device_group)
+    EXECUTE FUNCTION devposture_void_group_marks();
 {FAILING_BY_DEVICE};
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,

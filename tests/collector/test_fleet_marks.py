@@ -128,12 +128,25 @@ def test_serve_marks_each_past_midnight_once_the_newest_first(tmp_path: Path) ->
         assert len(every) == (NOW.astimezone(zone).date() - first.astimezone(zone).date()).days
         assert all(m.astimezone(zone).time() == dt.time() for m in every)
         assert every == sorted(every, reverse=True)
-        assert mark_days(target, policy, NOW, most=5) == 5
+        groups = store.identity.device_groups()
+        assert len(groups) == 2
+        first_run = mark_days(target, policy, NOW, most=5)
         assert store.fleet.unmarked(policy, every) == every[5:]
-        assert mark_days(target, policy, NOW) == len(every) - 5
+        # Then each group's, the newest midnights first, five fleets' worth of devices.
+        grouped = {g: len(every) - len(store.fleet.unmarked(policy, every, g)) for g in groups}
+        assert first_run == 5 + sum(grouped.values())
+        share = sum(groups.values()) / store.reports.device_count()
+        assert 5 * 2 / share - 2 <= sum(grouped.values()) <= 5 * 2 / share + 2
+        for group in groups:
+            assert store.fleet.unmarked(policy, every, group) == every[grouped[group]:]
+        while mark_days(target, policy, NOW, most=50):
+            pass
         assert mark_days(target, policy, NOW) == 0
         for at in every:
             assert marked(store._db, policy, at) == _counted(store, policy, at)
+            for group in groups:
+                assert marked(store._db, policy, at, group) == fleet_figures_as_of(
+                    store._db, policy, at, group)  # fmt: skip
     finally:
         store.close()
 
@@ -147,3 +160,108 @@ def test_midnights_are_the_company_s_across_a_clock_change() -> None:
         "2026-11-03T00:00:00-05:00", "2026-11-02T00:00:00-05:00",
         "2026-11-01T00:00:00-04:00", "2026-10-31T00:00:00-04:00",
     ]  # fmt: skip
+
+
+# --- a device group's marks (schema 21) ----------------------------------------------------
+
+
+def _grouped(
+    store: Store, policy: Policy, group: str, at: dt.datetime
+) -> dict[str, dict[str, int]]:
+    """A group's devices (as grouped now) counted from the history, never from a mark."""
+    return fleet_figures_as_of(store._db, policy, at, group)
+
+
+def test_a_groups_mark_is_read_back_equal_to_counting_its_devices_again(tmp_path: Path) -> None:
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        for group in groups:
+            for at in MOMENTS:
+                assert marked(store._db, policy, at, group) is None
+                assert store.fleet.mark(policy, at, group)
+                assert marked(store._db, policy, at, group) == _grouped(store, policy, group, at)
+                assert store.fleet.fleet_figures_as_of(policy, at, group) == _grouped(
+                    store, policy, group, at)  # fmt: skip
+            assert store.fleet.unmarked(policy, [*MOMENTS, NOW], group) == [NOW]
+        # Neither the fleet's marks nor another group's stand in for a group's.
+        assert store.fleet.unmarked(policy, MOMENTS) == MOMENTS
+        assert store.fleet.unmarked(policy, MOMENTS, "no-such-group") == MOMENTS
+        assert _grouped(store, policy, groups[0], MOMENTS[0]) != _grouped(
+            store, policy, groups[1], MOMENTS[0])  # fmt: skip
+    finally:
+        store.close()
+
+
+def test_a_device_moved_between_groups_voids_both_groups_marks(tmp_path: Path) -> None:
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        at = MOMENTS[2]
+        for group in groups:
+            assert store.fleet.mark(policy, at, group)
+        assert store.fleet.mark(policy, at)
+        mover = next(d for d in store.identity.devices(group=groups[0]))
+        was = _grouped(store, policy, groups[0], at)
+        # Into the other group, then out of every group: each move voids what it changes.
+        assert store.identity.set_device_group(mover.device_id, groups[1], NOW) == groups[0]
+        assert marked(store._db, policy, at, groups[0]) is None
+        assert marked(store._db, policy, at, groups[1]) is None
+        assert marked(store._db, policy, at) is not None  # the fleet's devices are the same
+        assert _grouped(store, policy, groups[0], at) != was
+        assert store.fleet.fleet_figures_as_of(policy, at, groups[0]) == _grouped(
+            store, policy, groups[0], at)  # fmt: skip
+        assert store.fleet.mark(policy, at, groups[0]) and store.fleet.mark(policy, at, groups[1])
+        store.identity.set_device_group(mover.device_id, "", NOW)
+        assert marked(store._db, policy, at, groups[0]) is not None  # not its group any more
+        assert marked(store._db, policy, at, groups[1]) is None
+        # Setting the group a device has already changes nothing and voids nothing.
+        assert store.fleet.mark(policy, at, groups[1])
+        other = next(d for d in store.identity.devices(group=groups[1]))
+        store.identity.set_device_group(other.device_id, groups[1], NOW)
+        assert marked(store._db, policy, at, groups[1]) is not None
+    finally:
+        store.close()
+
+
+def test_a_late_change_voids_the_groups_marks_from_its_date(tmp_path: Path) -> None:
+    store, policy, device_id, at = _late_fleet(tmp_path)
+    try:
+        group = sorted(store.identity.device_groups())[0]
+        store.identity.set_device_group(device_id, group, NOW)
+        earlier = NOW - dt.timedelta(days=6)
+        assert store.fleet.mark(policy, at, group) and store.fleet.mark(policy, earlier, group)
+        failing = [CheckResult(c.check_id, "FAIL", "r") for c in policy.checks]
+        collected = at - dt.timedelta(minutes=30)
+        store.reports.store_reports([(_report(device_id, 1, collected, NOW), failing)])
+        assert marked(store._db, policy, at, group) is None
+        assert marked(store._db, policy, earlier, group) is not None
+        assert store.fleet.fleet_figures_as_of(policy, at, group) == _grouped(
+            store, policy, group, at)  # fmt: skip
+    finally:
+        store.close()
+
+
+def test_a_groups_count_under_way_when_a_device_is_regrouped_is_not_kept(
+    tmp_path: Path,
+) -> None:
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        at = MOMENTS[1]
+        measured = Measured(
+            int(at.timestamp() * 1_000_000), judging_key(policy),
+            _grouped(store, policy, groups[0], at), chain_seq(store._db), groups[0],
+        )  # fmt: skip
+        mover = next(d for d in store.identity.devices(group=groups[0]))
+        store.identity.set_device_group(mover.device_id, groups[1], NOW)  # a device event
+        with store._db.transaction() as cursor:
+            assert not keep(cursor, measured)
+        assert marked(store._db, policy, at, groups[0]) is None
+        # The whole fleet's count is not held up by a device event.
+        whole = dataclasses.replace(measured, counts=_counted(store, policy, at), group=None)
+        with store._db.transaction() as cursor:
+            assert keep(cursor, whole)
+        assert marked(store._db, policy, at) == _counted(store, policy, at)
+    finally:
+        store.close()

@@ -156,7 +156,7 @@ def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
         (device,) = migrated.identity.devices()
         assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
         version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_schema.SCHEMA_VERSION == 20
+        assert version == store_schema.SCHEMA_VERSION == 21
     finally:
         migrated.close()
 
@@ -322,8 +322,9 @@ def _indexes(database: AnyDatabase) -> dict[str, tuple[str, list[str], bool]]:
 
 
 def _guarded(database: AnyDatabase) -> set[str]:
-    """The tables that have triggers: the append-only ones, and check_results, whose triggers
-    keep each device's count of passing verdicts (schema 18)."""
+    """The tables that have triggers: the append-only ones, check_results, whose triggers
+    keep each device's count of passing verdicts (schema 18), and devices, whose trigger
+    voids a group's marks when a device changes group (schema 21)."""
     if isinstance(database, SqliteDatabase):
         sql = "SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'"
     else:
@@ -352,7 +353,7 @@ def test_postgresql_and_sqlite_define_the_same_tables_columns_and_indexes(
         for table in tables:
             assert columns(postgresql._db, table) == columns(sqlite._db, table), table
         assert _indexes(postgresql._db) == _indexes(sqlite._db)
-        guarded = {*store_schema.APPEND_ONLY, "check_results"}
+        guarded = {*store_schema.APPEND_ONLY, "check_results", "devices"}
         assert _guarded(postgresql._db) == _guarded(sqlite._db) == guarded
     finally:
         sqlite.close()
