@@ -60,9 +60,11 @@ from devposture.policy import Policy, default_policy
 
 TARGET_SECONDS = 0.5
 STATES = ("PASS", "FAIL", "UNKNOWN")
+# Four departments of a quarter of the fleet each: `report fleet --group` is timed on one.
+GROUPS = ("研发部", "财务部", "销售部", "行政部")
 TABLES = {
     "devices": ("device_id", "enrolled_us", "token_id", "cert_serial", "cert_not_after_us",
-                "hostname", "os_family", "last_report_us"),
+                "hostname", "os_family", "last_report_us", "device_group"),
     "reports": ("report_id", "device_id", "received_us", "collected_us", "agent_version", "body"),
     "state_changes": ("device_id", "check_id", "state", "reason", "since_us", "report_id"),
     "check_results": ("device_id", "check_id", "state", "reason", "report_id", "collected_us",
@@ -89,7 +91,7 @@ def fleet(
         last = now - (dt.timedelta(days=5) if silent else dt.timedelta(minutes=rng.randint(1, 60)))
         rows["devices"].append(
             (device, to_us(enrolled), "t", f"{n:x}", to_us(now + dt.timedelta(days=14)),
-             f"pc-{n}", rng.choice(("linux", "windows", "macos")), to_us(last))
+             f"pc-{n}", rng.choice(("linux", "windows", "macos")), to_us(last), GROUPS[n % 4])
         )  # fmt: skip
         rows["reports"].append((f"last-{n}", device, to_us(last), to_us(last), "1", b""))
         if report_every > 0:
@@ -359,11 +361,12 @@ def _in_process(store: Store, policy: Policy, now: dt.datetime, reference: bool)
 
 
 def _mark(database: DatabaseTarget, policy: Policy, now: dt.datetime) -> None:
-    """Count the fleet at each past midnight, as `serve` does in the background (hourly,
-    `MARKS_PER_RUN` at a time), and say how long it took."""
+    """Count the fleet, and each device group, at each past midnight, as `serve` does in the
+    background (hourly, `MARKS_PER_RUN` fleets' worth at a time), and say how long it took."""
     started, cpu = time.perf_counter(), time.process_time()
     kept = mark_days(database, policy, now, most=10_000)
-    print(f"marked {kept} past midnights in {time.perf_counter() - started:.1f} s"
+    print(f"marked {kept} past midnights (the fleet's, each group's) in"
+          f" {time.perf_counter() - started:.1f} s"
           f" (CPU {time.process_time() - cpu:.1f} s here), as serve does in the background,"
           f" {MARKS_PER_RUN} an hour")  # fmt: skip
 
@@ -395,6 +398,16 @@ def _through_cli(
                 slowest = max(slowest, seconds)
             devices = {row["devices"] for row in json.loads(out)}
             assert len(devices) == 1, f"checks counted over different fleets: {devices}"
+    # One group's devices (a quarter of the fleet): now, and as of the same dates (its marks).
+    group = ["--group", GROUPS[0]]
+    seconds, _ = cli_seconds(f"report fleet --group {GROUPS[0]}",
+                             ["report", "fleet", *data, *group], env, runs)  # fmt: skip
+    slowest = max(slowest, seconds)
+    for label, weeks in (("a week ago", 1), ("7 weeks ago", 7)):
+        date = (now - dt.timedelta(weeks=weeks)).astimezone(zone).date().isoformat()
+        seconds, _ = cli_seconds(f"report fleet --group --as-of (date {label})",
+                                 ["report", "fleet", *data, *group, "--as-of", date], env, runs)
+        slowest = max(slowest, seconds)
     return slowest
 
 

@@ -116,11 +116,10 @@ def keep(cur: Cursor, measured: Measured) -> bool:
         f"DELETE FROM {table} WHERE at_us = ? AND judged_by = ?{of_group}",  # noqa: S608
         (measured.at_us, measured.judged_by, *grouped),
     )
-    columns = "at_us, judged_by, check_id, state, devices"
-    if measured.group is not None:
-        columns = "at_us, judged_by, device_group, check_id, state, devices"
+    of = "" if measured.group is None else "device_group, "
     cur.executemany(
-        f"INSERT INTO {table}({columns}) VALUES ({', '.join('?' * len(columns.split(',')))})",  # noqa: S608
+        f"INSERT INTO {table}(at_us, judged_by, {of}check_id, state, devices)"  # noqa: S608
+        f" VALUES ({', '.join('?' * (5 + len(grouped)))})",
         [
             (measured.at_us, measured.judged_by, *grouped, check_id, state, devices)
             for check_id, per_state in measured.counts.items()
