@@ -22,7 +22,9 @@ text may hold a path or data, and stays in the child). Should the child die (kil
 memory), the group in flight fails (nothing of it is acknowledged: the agents keep those
 reports) and the next group starts a new child. The child ignores SIGINT and SIGTERM, which
 a terminal or a service manager sends to the whole process group: it writes the groups the
-collector drains at shutdown, and ends when the collector closes it or dies (end of file).
+collector drains at shutdown, and ends when the collector closes it (end of file). A collector
+that dies (SIGKILL, out of memory) takes its writer with it (Linux's parent-death signal): a
+group being written is rolled back, never committed after the collector is gone.
 
 `serve` uses it unless collector.toml says `[server] report_writer = "thread"`; the in-process
 servers of the tests use the thread (their faults are injected into that connection).
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -57,6 +60,7 @@ Outcomes = list[StoreOutcome | Exception]
 # What the child answers: ("stored", outcomes, held), ("full", folder), ("failed", class name).
 _STORED, _FULL, _FAILED = "stored", "full", "failed"
 _LENGTH = struct.Struct("!Q")
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WriterFailed(RuntimeError):
@@ -103,9 +107,27 @@ def _read(sock: socket.socket, size: int) -> bytes | None:
     return bytes(data)
 
 
+def _die_with_the_collector() -> None:
+    """On Linux, have the kernel SIGKILL this child when the collector that started it dies
+    (PR_SET_PDEATHSIG; it fires when the starting thread ends, the event loop's, whose end is
+    the collector's). Else a collector SIGKILLed mid-group left its writer to commit that group
+    afterwards, for nobody: a collector that is killed must be killed whole, as a service
+    manager stopping its unit does, so that what it stored is what it had stored then."""
+    if not sys.platform.startswith("linux"):
+        return  # elsewhere the child ends at its next read (end of file)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("the report writer cannot be tied to its collector (errno %d)",
+                    ctypes.get_errno())  # fmt: skip
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before the request
+        os._exit(0)
+
+
 def write_groups(connection: Connection, target: DatabaseTarget) -> None:
     """The child's whole life: open the store, then answer each group until the collector
-    closes its end (or dies: end of file either way)."""
+    closes its end (end of file) or dies (the kernel kills the child with it)."""
+    _die_with_the_collector()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=os.dup(connection.fileno()))

@@ -191,6 +191,66 @@ def test_the_writer_outlives_sigterm_to_its_group_and_ends_with_its_collector(
         store.close()
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's parent-death signal")
+def test_a_group_sent_to_the_writer_of_a_killed_collector_is_never_committed(
+    tmp_path: Path,
+) -> None:
+    """A collector SIGKILLed with a group handed to its writer: the writer dies with it, and
+    the group is not committed afterwards for nobody (the fault tests sample the database
+    right after the kill). The writer is stopped (SIGSTOP) before the group reaches it, so
+    that the group waits in its socket: without the parent-death signal it would wake up,
+    read it and commit it."""
+    store = _open(tmp_path, "orphan")
+    target = tmp_path / "target.pickle"
+    target.write_bytes(pickle.dumps(store.target))
+    steps = {name: tmp_path / name for name in ("started", "go", "sent")}
+    collector = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import asyncio, pickle
+            from pathlib import Path
+            from devposture.collector.report_writer import ReportWriter
+            from tests.collector.test_report_writer import _group
+
+            async def collector():
+                target = pickle.loads(Path({str(target)!r}).read_bytes())
+                writer = ReportWriter.started(target)
+                await writer.store_reports(_group(0, 1), {{}})
+                Path({str(steps["started"])!r}).write_text(str(writer._process.pid))
+                while not Path({str(steps["go"])!r}).exists():
+                    await asyncio.sleep(0.05)
+                sending = asyncio.create_task(writer.store_reports(_group(1, 1), {{}}))
+                # Handed to the kernel: in the stopped writer's socket, all of it.
+                w = writer
+                while w._streams is None or w._streams[1].transport.get_write_buffer_size():
+                    await asyncio.sleep(0.01)
+                Path({str(steps["sent"])!r}).write_text("sent")
+                await sending
+
+            asyncio.run(collector())
+        """)],
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    child = 0
+    try:
+        _wait_for(steps["started"], collector)
+        child = int(steps["started"].read_text())
+        os.kill(child, signal.SIGSTOP)
+        steps["go"].write_text("go")
+        _wait_for(steps["sent"], collector)
+        collector.kill()
+        collector.wait()
+        assert _gone(child), "the writer outlived its killed collector"
+        ids = [r[0] for r in store._db.execute("SELECT report_id FROM reports ORDER BY 1")]
+        assert ids == ["r0"]
+    finally:
+        if collector.poll() is None:
+            collector.kill()
+            collector.wait()
+        if child and not _gone(child, within=0):
+            os.kill(child, signal.SIGKILL)
+        store.close()
+
+
 def _wait_for(step: Path, collector: subprocess.Popen[bytes]) -> None:
     """Until the collector's process has written `step` (it fails if it ends first)."""
     deadline = time.monotonic() + 120
