@@ -140,6 +140,39 @@ def test_a_writer_that_died_fails_its_group_and_the_next_group_gets_a_new_one(
         store.close()
 
 
+def _collector(
+    store: Store, tmp_path: Path, then: str, last: str
+) -> tuple[subprocess.Popen[bytes], dict[str, Path]]:
+    """A collector of its own (a process the test can kill): it starts a writer on the test's
+    database, stores group 0, writes the writer's pid to the step `started`, waits for the
+    step `go`, then runs `then` (the rest of its coroutine; `step(name)` writes a step, the
+    last one `last`). Returns the process and the steps' files."""
+    target = tmp_path / "target.pickle"
+    target.write_bytes(pickle.dumps(store.target))
+    steps = {name: tmp_path / name for name in ("started", "go", last)}
+    script = textwrap.dedent(f"""
+        import asyncio, pickle
+        from pathlib import Path
+        from devposture.collector.report_writer import ReportWriter
+        from tests.collector.test_report_writer import _group
+
+        STEPS = {({n: str(p) for n, p in steps.items()})!r}
+
+        def step(name, text="done"):
+            Path(STEPS[name]).write_text(text)
+
+        async def collector():
+            writer = ReportWriter.started(pickle.loads(Path({str(target)!r}).read_bytes()))
+            await writer.store_reports(_group(0, 1), {{}})
+            step("started", str(writer._process.pid))
+            while not Path(STEPS["go"]).exists():
+                await asyncio.sleep(0.05)
+    """) + textwrap.indent(textwrap.dedent(then), "    ") + "\nasyncio.run(collector())\n"
+    process = subprocess.Popen([sys.executable, "-c", script],
+                               cwd=Path(__file__).resolve().parents[2])  # fmt: skip
+    return process, steps
+
+
 def test_the_writer_outlives_sigterm_to_its_group_and_ends_with_its_collector(
     tmp_path: Path,
 ) -> None:
@@ -147,31 +180,11 @@ def test_the_writer_outlives_sigterm_to_its_group_and_ends_with_its_collector(
     writer stays to write what the collector drains, and ends once the collector is gone,
     even one killed outright (it reads end of file)."""
     store = _open(tmp_path, "parent")
-    target = tmp_path / "target.pickle"
-    target.write_bytes(pickle.dumps(store.target))
-    steps = {name: tmp_path / name for name in ("started", "go", "stored")}
-    collector = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import asyncio, pickle, time
-            from pathlib import Path
-            from devposture.collector.report_writer import ReportWriter
-            from tests.collector.test_report_writer import _group
-
-            async def collector():
-                target = pickle.loads(Path({str(target)!r}).read_bytes())
-                writer = ReportWriter.started(target)
-                await writer.store_reports(_group(0, 1), {{}})
-                Path({str(steps["started"])!r}).write_text(str(writer._process.pid))
-                while not Path({str(steps["go"])!r}).exists():
-                    await asyncio.sleep(0.05)
-                await writer.store_reports(_group(1, 1), {{}})
-                Path({str(steps["stored"])!r}).write_text("stored")
-                await asyncio.sleep(600)
-
-            asyncio.run(collector())
-        """)],
-        cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    collector, steps = _collector(store, tmp_path, """
+        await writer.store_reports(_group(1, 1), {})
+        step("stored")
+        await asyncio.sleep(600)
+    """, last="stored")  # fmt: skip
     try:
         _wait_for(steps["started"], collector)
         child = int(steps["started"].read_text())
@@ -201,35 +214,15 @@ def test_a_group_sent_to_the_writer_of_a_killed_collector_is_never_committed(
     that the group waits in its socket: without the parent-death signal it would wake up,
     read it and commit it."""
     store = _open(tmp_path, "orphan")
-    target = tmp_path / "target.pickle"
-    target.write_bytes(pickle.dumps(store.target))
-    steps = {name: tmp_path / name for name in ("started", "go", "sent")}
-    collector = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
-            import asyncio, pickle
-            from pathlib import Path
-            from devposture.collector.report_writer import ReportWriter
-            from tests.collector.test_report_writer import _group
-
-            async def collector():
-                target = pickle.loads(Path({str(target)!r}).read_bytes())
-                writer = ReportWriter.started(target)
-                await writer.store_reports(_group(0, 1), {{}})
-                Path({str(steps["started"])!r}).write_text(str(writer._process.pid))
-                while not Path({str(steps["go"])!r}).exists():
-                    await asyncio.sleep(0.05)
-                sending = asyncio.create_task(writer.store_reports(_group(1, 1), {{}}))
-                # Handed to the kernel: in the stopped writer's socket, all of it.
-                w = writer
-                while w._streams is None or w._streams[1].transport.get_write_buffer_size():
-                    await asyncio.sleep(0.01)
-                Path({str(steps["sent"])!r}).write_text("sent")
-                await sending
-
-            asyncio.run(collector())
-        """)],
-        cwd=Path(__file__).resolve().parents[2],
-    )  # fmt: skip
+    collector, steps = _collector(store, tmp_path, """
+        sending = asyncio.create_task(writer.store_reports(_group(1, 1), {}))
+        # Handed to the kernel: in the stopped writer's socket, all of it.
+        w = writer
+        while w._streams is None or w._streams[1].transport.get_write_buffer_size():
+            await asyncio.sleep(0.01)
+        step("sent")
+        await sending
+    """, last="sent")  # fmt: skip
     child = 0
     try:
         _wait_for(steps["started"], collector)
