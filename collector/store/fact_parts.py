@@ -150,11 +150,10 @@ class MissingPart(LookupError):
 class Bodies:
     """Whole bodies of report rows read with `body, parts` side by side. Each part is fetched
     once and kept by its digest (bounded in bytes: `PARTS_BYTES_MOST`, or one batch's parts
-    where they are more), the parts not yet
-    met fetched in one statement per batch of rows: a quarter's export puts a million bodies
-    together from some ten thousand parts. (Kept by the sequence of a report's parts instead,
-    nothing was ever met twice: a device's host name and the day's signature dates make each
-    report's sequence its own.)"""
+    where they are more), the parts not met yet fetched in one statement per batch of rows: a
+    quarter's export puts a million bodies together from some ten thousand parts. (Kept by
+    the sequence of a report's parts instead, nothing was ever met twice: a device's host
+    name and the day's signature dates make each report's sequence its own.)"""
 
     def __init__(self, db: AnyDatabase | Cursor, *, lenient: bool = False) -> None:
         """`lenient`: a body whose parts are not all stored comes out as its own bytes only
@@ -192,7 +191,7 @@ class Bodies:
                         found = [parts[d] for d in named]
                     except KeyError as missing:
                         raise ValueError(
-                            f"part {bytes(missing.args[0]).hex()[:16]}… is not stored"
+                            f"part {missing.args[0].hex()[:16]}… is not stored"
                         ) from None
                     own = body_parts.put_together(own, offsets, found)
                 except ValueError as exc:
