@@ -19,7 +19,8 @@ describes the services from the same descriptors.
 from __future__ import annotations
 
 import functools
-from typing import Generic, TypeAlias, TypeVar, Union, cast
+from collections.abc import Callable
+from typing import Any, Generic, TypeAlias, TypeVar, Union, cast
 
 import grpc
 from google.protobuf import message_factory
@@ -84,9 +85,17 @@ def message_of(request: Request[M]) -> M:
     return request.decode() if isinstance(request, RawRequest) else request
 
 
-def add_raw_servicer(servicer: object, service: ServiceDescriptor, server: grpc.aio.Server) -> None:
+Guard = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+
+
+def add_raw_servicer(
+    servicer: object, service: ServiceDescriptor, server: grpc.aio.Server, *,
+    guard: Guard | None = None,
+) -> None:  # fmt: skip
     """Serve `service` with `servicer`'s methods of the same names, as the generated
-    `add_*Servicer_to_server` does, except that each method receives a RawRequest."""
+    `add_*Servicer_to_server` does, except that each method receives a RawRequest.
+    `guard(full method name, method)`, when given, wraps each method (collector/outage.py:
+    a database failure answered UNAVAILABLE)."""
     handlers: dict[str, grpc.RpcMethodHandler[RawRequest[Message], Message]] = {}
     for method in service.methods:
         if method.client_streaming:
@@ -101,8 +110,11 @@ def add_raw_servicer(servicer: object, service: ServiceDescriptor, server: grpc.
             if method.server_streaming
             else grpc.unary_unary_rpc_method_handler
         )
+        serve = getattr(servicer, method.name)
+        if guard is not None:
+            serve = guard(f"/{service.full_name}/{method.name}", serve)
         handlers[method.name] = handler(
-            getattr(servicer, method.name),
+            serve,
             # Cannot fail: wrapping the bytes is all gRPC does before the service runs.
             request_deserializer=functools.partial(RawRequest, request),
             response_serializer=response.SerializeToString,

@@ -48,6 +48,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from devposture.collector import log_format
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.target import DatabaseTarget
@@ -124,9 +125,22 @@ def _die_with_the_collector() -> None:
         os._exit(0)
 
 
-def write_groups(connection: Connection, target: DatabaseTarget) -> None:
+def logging_now() -> tuple[str, int]:
+    """The collector's log format and level, for its child to log alike (a spawned process
+    starts with logging unset, and Python's last resort printed bare messages)."""
+    root = logging.getLogger()
+    json_lines = any(isinstance(h.formatter, log_format.JsonFormatter) for h in root.handlers)
+    return ("json" if json_lines else "text"), root.getEffectiveLevel()
+
+
+def write_groups(
+    connection: Connection,
+    target: DatabaseTarget,
+    logging_as: tuple[str, int] = ("text", logging.INFO),
+) -> None:
     """The child's whole life: open the store, then answer each group until the collector
     closes its end (end of file) or dies (the kernel kills the child with it)."""
+    log_format.configure(logging_as[0], level=logging_as[1])
     _die_with_the_collector()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -196,7 +210,10 @@ class ReportWriter:
         self._drop()
         mine, its = self._context.Pipe()
         process = self._context.Process(
-            target=write_groups, args=(its, self._target), name="devposture-writer", daemon=True
+            target=write_groups,
+            args=(its, self._target, logging_now()),
+            name="devposture-writer",
+            daemon=True,
         )
         with _bundled_libraries_found():
             process.start()

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import grpc
 
-from devposture.collector import fleet_history, ports
+from devposture.collector import fleet_history, outage, ports
 from devposture.collector.admin.service import AdminServer, start_admin_server
 from devposture.collector.agent_config import network_hash_key
 from devposture.collector.alerts.task import keep_alerting
@@ -262,7 +262,9 @@ async def _serve(
         ]
     )
     # Raw bytes in: the service decodes each request after admission (collector/raw_rpc.py).
-    add_raw_servicer(service, pb.DESCRIPTOR.services_by_name["Collector"], server)
+    add_raw_servicer(
+        service, pb.DESCRIPTOR.services_by_name["Collector"], server, guard=outage.guarded
+    )
     health = Health()
     health.add_to(server)
     service.on_shutdown.append(health.drain)

@@ -31,6 +31,7 @@ from typing import Any
 
 import grpc
 
+from devposture.collector import outage
 from devposture.collector.admin.commands import (
     ERROR_METADATA,
     MESSAGE_METADATA,
@@ -335,7 +336,9 @@ async def start_admin_server(
     service = AdminService(store, config)
     server = grpc.aio.server(options=grpc_options())  # its port is this collector's alone
     # Raw bytes in: Run decodes them itself, so an undecodable call is audited too.
-    add_raw_servicer(service, admin_pb.DESCRIPTOR.services_by_name["Admin"], server)
+    add_raw_servicer(
+        service, admin_pb.DESCRIPTOR.services_by_name["Admin"], server, guard=outage.guarded
+    )
     try:
         try:
             bound = server.add_secure_port(address, credentials)

@@ -312,6 +312,24 @@ class _Rows:
 SESSION_OPTIONS = "-c jit=off"
 
 
+# How long a statement waits for a connection of the pool (all in use, or the server not
+# answering) before it fails. Seconds, not the pool's default half minute: a reader serves
+# the event loop (admission) and the dashboard, which must not stand still through an outage,
+# and agents waiting on a group's write are better told "unavailable" and come back later.
+POOL_WAIT_SECONDS = 5.0
+# How long the pool keeps trying to replace a connection, its waits doubling, before it gives
+# up; the next statement that finds no connection then tries again at once. psycopg_pool's
+# five minutes let its waits grow to a minute and more, so a collector came back that long
+# after its server did; this keeps the gap between tries under a few seconds.
+RECONNECT_SECONDS = 5.0
+
+
+def reads_only(sql: str) -> bool:
+    """A statement that cannot have changed anything if it failed midway: a plain SELECT
+    (the store's writes are INSERT, UPDATE, DELETE, COPY or WITH ... INSERT)."""
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
 class PostgresDatabase:
     """A pool of connections to one PostgreSQL database."""
 
@@ -339,6 +357,7 @@ class PostgresDatabase:
         )
         self._read_only = read_only
         self._trace: Callable[[str], object] | None = None
+        self._broken_seen = False  # a connection the server closed, since the last purge
         self._held = threading.local()
         arguments = target.connect_arguments()
         given = conninfo_to_dict(target.conninfo()).get("options")
@@ -346,9 +365,12 @@ class PostgresDatabase:
         self._pool = ConnectionPool(
             target.conninfo(), kwargs=arguments, min_size=1,
             max_size=max_connections, configure=self._configure, open=False,
-            name="devposture", timeout=30.0,
+            name="devposture", timeout=POOL_WAIT_SECONDS, reconnect_timeout=RECONNECT_SECONDS,
         )  # fmt: skip
-        self._pool.open(wait=True, timeout=30.0)
+        # A store opened on demand (the dashboard's) fails as fast as a statement would; a
+        # collector starting without its server exits saying so, and its service manager
+        # starts it again.
+        self._pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
 
     def _configure(self, connection: psycopg.Connection[Row]) -> None:
         connection.autocommit = True
@@ -387,11 +409,35 @@ class PostgresDatabase:
             return PostgresCursor(held.cursor(), self._trace).execute(sql, parameters)
         if self._trace is not None:
             self._trace(sql)
+        try:
+            return self._execute_once(sql, parameters)
+        except self.failures:
+            # The server closed the connection (a restart, a failover): a read is asked again
+            # once, on a new one. A write is not: it may have been done before the end.
+            if not self._purge_broken() or not reads_only(sql):
+                raise
+        return self._execute_once(sql, parameters)
+
+    def _execute_once(self, sql: str, parameters: Params | None) -> _Rows:
         with self._pool.connection() as connection:
-            cursor = connection.cursor()
-            cursor.execute(*_statement(sql, parameters))
-            rows = cursor.fetchall() if cursor.description is not None else []
-            return _Rows(list(rows), cursor.rowcount)
+            try:
+                cursor = connection.cursor()
+                cursor.execute(*_statement(sql, parameters))
+                rows = cursor.fetchall() if cursor.description is not None else []
+                return _Rows(list(rows), cursor.rowcount)
+            except self.failures:
+                self._broken_seen |= connection.broken
+                raise
+
+    def _purge_broken(self) -> bool:
+        """After a connection was found closed by the server: test the pool's idle ones and
+        replace the dead (one failed call, not one per pooled connection, after a restart).
+        True when a broken connection was seen since the last purge."""
+        seen, self._broken_seen = self._broken_seen, False
+        if seen:
+            with suppress(*self.errors):
+                self._pool.check()
+        return seen
 
     def stream(self, sql: str, parameters: Params | None = None) -> Iterator[Row]:
         """The rows of a query read a batch at a time through a server-side cursor, in the
@@ -408,29 +454,47 @@ class PostgresDatabase:
     def transaction(self) -> Iterator[PostgresCursor]:
         """A write transaction behind the store's one write lock (an advisory lock held until
         it ends): collectors sharing the database write one after another, as on SQLite."""
-        with self._holding() as connection:
-            cursor = PostgresCursor(connection.cursor(), self._trace)
-            cursor.execute("BEGIN")
-            try:
-                cursor.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
-                yield cursor
-                cursor.execute("COMMIT")
-            except BaseException:
-                if not connection.closed:
-                    # A broken connection cannot roll back; the pool replaces it.
-                    with suppress(*self.errors):
-                        connection.execute("ROLLBACK")
-                raise
+        nested = self._current() is not None
+        for attempt in (1, 2):
+            with self._holding() as connection:
+                cursor = PostgresCursor(connection.cursor(), self._trace)
+                try:
+                    cursor.execute("BEGIN")
+                    cursor.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                except self.failures:
+                    # Nothing was written yet: a connection the server closed (a restart, a
+                    # failover) is replaced and the transaction begun again, once.
+                    self._broken_seen |= connection.broken
+                    if nested or attempt == 2 or not self._purge_broken():
+                        raise
+                    continue
+                try:
+                    yield cursor
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    if not connection.closed:
+                        # A broken connection cannot roll back; the pool replaces it.
+                        with suppress(*self.errors):
+                            connection.execute("ROLLBACK")
+                    self._broken_seen |= connection.broken
+                    self._purge_broken()
+                    raise
+                return
 
     @contextmanager
     def snapshot(self) -> Iterator[None]:
         """Reads inside see one committed state (REPEATABLE READ, read only)."""
         with self._holding() as connection:
-            connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             try:
-                yield
-            finally:
-                connection.execute("COMMIT")
+                connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    yield
+                finally:
+                    connection.execute("COMMIT")
+            except self.failures:
+                self._broken_seen |= connection.broken
+                self._purge_broken()
+                raise
 
     def data_version(self) -> int:
         """Grows whenever anything is written to the server (its write-ahead log position):

@@ -33,6 +33,7 @@ from devposture.collector.company_time import shown, zone_of
 from devposture.collector.compliance import STATES
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
+from devposture.collector.store import database_errors
 from devposture.collector.store.admin import CredentialInfo
 from devposture.collector.store.guesses import DASHBOARD, GuessLedger
 from devposture.collector.throttle import FREE_FAILURES, WINDOW_SECONDS, Busy, FailureThrottle
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 MAX_FORM_BYTES = 8192
 LANG_COOKIE_SECONDS = 365 * 86400
+# A page that met the database failing asks the browser to come back after this long.
+RETRY_AFTER_SECONDS = 5
 SECURITY_HEADERS = [
     (b"content-security-policy",
      b"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
@@ -260,6 +263,17 @@ class Dashboard:
 
     # --- sessions ------------------------------------------------------------------------
 
+    async def database_failed(self, request: Request, exc: Exception) -> Response:
+        """Any page or download whose database read failed (a PostgreSQL restart or
+        failover, a disk error): 503 with a page that says so and a hint to come back, one
+        log line, no traceback (collector/outage.py answers the gRPC ports alike)."""
+        log.error("dashboard: %s: the database failed (%s): answered 503", request.url.path,
+                  type(exc).__name__)  # fmt: skip
+        response = self.render(request, "error.html", self.lang(request), 503,
+                               message="database_error")  # fmt: skip
+        response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
     async def session(self, request: Request) -> auth.Session | None:
         """The request's live session, if its credential is still valid."""
         cookie = request.cookies.get(auth.COOKIE)
@@ -307,9 +321,7 @@ def _same_origin(request: Request) -> bool:
 
 async def _form(request: Request) -> dict[str, str] | None:
     """A small urlencoded form (None when it is too large or not a form)."""
-    if not request.headers.get("content-type", "").startswith(
-        "application/x-www-form-urlencoded"
-    ):
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return None
     body = b""
     async for chunk in request.stream():
@@ -341,8 +353,10 @@ class Pages:
             return None, None, "not an admin credential"
         info = await self.board.db(lambda v: v.store.admin.authenticate(credential))
         if info is None:
-            return None, credential.credential_id, (
-                f"admin credential {credential.credential_id} is unknown or revoked"
+            return (
+                None,
+                credential.credential_id,
+                (f"admin credential {credential.credential_id} is unknown or revoked"),
             )
         if not auth.may_view(info.role):
             return None, info.credential_id, f"role {info.role!r} may not view the dashboard"
@@ -491,7 +505,6 @@ class Pages:
         view = await self.board.db(lambda v: records.audit_log(v, number))
         return self.board.render(request, "audit.html", lang, session=session, view=view)
 
-
     async def download(self, request: Request, session: auth.Session, lang: str) -> Response:
         """A table as CSV, XLSX or JSON (`downloads`), made on the database thread."""
         asked = downloads.wanted(request)
@@ -549,7 +562,9 @@ def create_app(config: CollectorConfig, *, secure_cookies: bool = False) -> Star
         Route("/download/{table}", pages.page(pages.download), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(
+        routes=routes, exception_handlers=dict.fromkeys(database_errors(), board.database_failed)
+    )
     app.add_middleware(SecurityHeaders)
     app.state.dashboard = board
     return app

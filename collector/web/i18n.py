@@ -116,6 +116,10 @@ ENGLISH: dict[str, str] = {
     "policy_error": (
         "The policy file has mistakes, so devices cannot be judged. Fix the policy first."
     ),
+    "database_error": (
+        "The collector's database cannot be reached right now. Nothing was changed: try"
+        " again in a moment."
+    ),
     "forbidden": "The request was refused.",
     "details": "details",
     "compliant_devices": "Devices fully compliant",

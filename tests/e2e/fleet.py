@@ -87,6 +87,7 @@ class CollectorServer:
     fingerprint: str
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    web_port: int = 0  # the dashboard's, while it is served (`start(web=True)`)
     _log: IO[bytes] | None = None
 
     @classmethod
@@ -132,8 +133,9 @@ class CollectorServer:
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()
 
-    def start(self, timeout: float = 30.0) -> None:
-        """Start serving on this folder's ports; returns once the ports are bound."""
+    def start(self, timeout: float = 30.0, *, web: bool = False) -> None:
+        """Start serving on this folder's ports; returns once the ports are bound. `web`:
+        serve the dashboard too (on a free port: `web_port`)."""
         assert self.process is None, "the collector is already running"
         ready = self.data.parent / "collector-ready.json"
         ready.unlink(missing_ok=True)
@@ -146,7 +148,7 @@ class CollectorServer:
             [COLLECTOR, "serve", "--data", str(self.data),
              "--enroll-port", str(self.enroll_port), "--report-port", str(self.report_port),
              "--admin-port", str(self.admin_port), "--metrics-port", "0",
-             "--web-port", "0", "--ready-file", str(ready)],
+             "--web-port", str(free_ports(1)[0] if web else 0), "--ready-file", str(ready)],
             stdout=self._log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -159,6 +161,7 @@ class CollectorServer:
         assert (ports["enroll_port"], ports["report_port"]) == (
             self.enroll_port, self.report_port,
         ), ports  # fmt: skip
+        self.web_port = ports.get("web_port") or 0
 
     def stop(self, timeout: float = 30.0) -> int:
         """SIGTERM, and the exit status once it has shut down."""

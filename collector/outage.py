@@ -1,0 +1,72 @@
+"""A call that meets the database failing is answered UNAVAILABLE, with a retry hint.
+
+Why: a shared PostgreSQL goes away in ordinary ways (a failover, a restart for an upgrade, an
+operator or a pooler closing connections), and a SQLite file can fail to be read (an I/O
+error). The paths that expect it (storing reports, enrollment on a full disk) answer for
+themselves; anything else that reached the database (admission, renewal, an admin command)
+used to let the error escape, and gRPC answered UNKNOWN with the exception's class, after
+logging a traceback per call. A client cannot tell UNKNOWN from a bug, so it may give up; the
+outage is transient, and UNAVAILABLE is what gRPC's clients (ours and any other) retry.
+
+One log line per call names the method and the error's class, never its text (it may quote
+the server's address or the statement's values).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any, NoReturn
+
+import grpc
+
+from devposture.collector.store import database_errors
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# The retry hint: spread over one to two seconds, so that callers refused together do not
+# all come back at once.
+RETRY_MS = 1000
+REASON = (
+    "the collector cannot use its database right now: nothing was changed by this call;"
+    " retry later (采集端数据库暂时不可用，请稍后重试)"
+)
+
+
+async def refuse(context: Context, method: str, exc: BaseException) -> NoReturn:
+    """Log the failure once and end the call UNAVAILABLE with a retry hint."""
+    log.error("%s: the database failed (%s): answered UNAVAILABLE", method, type(exc).__name__)
+    hint = int(RETRY_MS * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
+    await context.abort(grpc.StatusCode.UNAVAILABLE, REASON,
+                        trailing_metadata=(("retry-after-ms", str(hint)),))  # fmt: skip
+    raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+
+def guarded(method: str, handler: Callable[..., Any]) -> Callable[..., Any]:
+    """`handler` (a servicer's unary or server-streaming method) answering UNAVAILABLE when
+    a database error escapes it. `method` names it in the log."""
+    if inspect.isasyncgenfunction(handler):
+
+        @functools.wraps(handler)
+        async def streaming(request: object, context: Context) -> AsyncIterator[Any]:
+            try:
+                async for item in handler(request, context):
+                    yield item
+            except database_errors() as exc:
+                await refuse(context, method, exc)
+
+        return streaming
+
+    @functools.wraps(handler)
+    async def unary(request: object, context: Context) -> object:
+        try:
+            return await handler(request, context)
+        except database_errors() as exc:
+            await refuse(context, method, exc)
+
+    return unary

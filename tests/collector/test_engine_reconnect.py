@@ -1,0 +1,88 @@
+"""The PostgreSQL engine after the server closed its connections (a restart, a failover, an
+operator's pg_terminate_backend): collector/store/engine.py.
+
+A read and the start of a write transaction are done again, once, on a new connection; a
+write outside a transaction is not (it may have been done before the connection died), and
+the pool's other dead connections are replaced at the first failure, not one call each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from devposture.collector.store.engine import PostgresDatabase, reads_only
+from tests.databases import SERVER, fresh_postgres, on_postgresql
+
+needs_postgresql = pytest.mark.skipif(not on_postgresql(), reason="PostgreSQL's connections")
+
+
+@pytest.fixture
+def database() -> Iterator[PostgresDatabase]:
+    db = PostgresDatabase(fresh_postgres())
+    try:
+        db.execute("CREATE TABLE notes (n integer)")
+        yield db
+    finally:
+        db.close()
+
+
+def _terminate(pids: set[int]) -> None:
+    with psycopg.connect(SERVER, autocommit=True) as admin:
+        done = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)",
+            (sorted(pids),),
+        ).fetchall()
+    assert done and all(row[0] for row in done)
+
+
+def _pooled_backends(db: PostgresDatabase, count: int) -> set[int]:
+    """Make the pool hold `count` connections, and their server processes."""
+    connections = [db.pool.getconn() for _ in range(count)]
+    pids = {c.info.backend_pid for c in connections}
+    for connection in connections:
+        db.pool.putconn(connection)
+    return pids
+
+
+def test_plain_selects_are_the_only_statements_asked_again() -> None:
+    assert reads_only("SELECT 1") and reads_only("  select n FROM notes")
+    for write in ("INSERT INTO notes VALUES (1)", "UPDATE notes SET n = 2", "DELETE FROM notes",
+                  "WITH x AS (SELECT 1) INSERT INTO notes SELECT * FROM x"):  # fmt: skip
+        assert not reads_only(write)
+
+
+@needs_postgresql
+def test_a_read_after_the_server_closed_every_connection_is_answered(
+    database: PostgresDatabase,
+) -> None:
+    pids = _pooled_backends(database, 3)
+    _terminate(pids)
+    assert database.execute("SELECT 41 + 1").fetchone()[0] == 42
+    # The pool was checked at that first failure: the next reads find live connections.
+    for _ in range(3):
+        assert database.execute("SELECT pg_backend_pid()").fetchone()[0] not in pids
+
+
+@needs_postgresql
+def test_a_transaction_begun_on_a_dead_connection_begins_again_on_a_new_one(
+    database: PostgresDatabase,
+) -> None:
+    pids = _pooled_backends(database, 2)
+    _terminate(pids)
+    with database.transaction() as cursor:
+        cursor.execute("INSERT INTO notes VALUES (7)")
+    assert [tuple(r) for r in database.execute("SELECT n FROM notes").fetchall()] == [(7,)]
+
+
+@needs_postgresql
+def test_a_write_outside_a_transaction_is_not_sent_twice(database: PostgresDatabase) -> None:
+    pids = _pooled_backends(database, 1)
+    _terminate(pids)
+    with pytest.raises(psycopg.OperationalError):
+        database.execute("INSERT INTO notes VALUES (1)")
+    # The failure is the caller's to answer; the engine itself is usable again.
+    database.execute("INSERT INTO notes VALUES (2)")
+    assert [tuple(r) for r in database.execute("SELECT n FROM notes").fetchall()] == [(2,)]

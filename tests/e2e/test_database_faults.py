@@ -1,0 +1,172 @@
+"""PostgreSQL failing under a collector (issue 17: several collectors on one PostgreSQL).
+
+A shared database goes away in real ways: a failover, a restart for an upgrade, an operator
+or a pooler killing connections. The collector's connections are then dead in its pool, and
+every statement on one fails. What must hold: the agents are told "unavailable" while it
+lasts (they keep their reports), the collector takes new connections once the server answers
+again, without a restart, and every report is stored once.
+
+Two faults, each leaving the test run's other tests (sharing the server) alone:
+
+* the server terminating the collector's own backends (`pg_terminate_backend`, what a restart
+  or a failover does to them);
+* the network to the server cut for seconds (tests/tcp_cut.py: every connection ended, new
+  ones refused), then back: a server down and up again, as the collector sees it. The agents
+  and the dashboard are told "unavailable" meanwhile, and the collector goes on by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import psutil
+import pytest
+
+from devposture.collector.store.target import PostgresTarget
+from tests.databases import SERVER, on_postgresql
+from tests.e2e.fleet import CollectorServer, FleetRun, enroll_fleet
+from tests.tcp_cut import CuttableRelay
+
+pytestmark = pytest.mark.skipif(not on_postgresql(), reason="PostgreSQL's own faults")
+
+
+def _backend_ports(pid: int) -> set[int]:
+    """The local ports of the TCP connections to PostgreSQL of a process and its children."""
+    parent = psutil.Process(pid)
+    ports: set[int] = set()
+    for process in (parent, *parent.children(recursive=True)):
+        for connection in process.net_connections(kind="tcp"):
+            if connection.raddr and connection.raddr.port == 5432:
+                ports.add(connection.laddr.port)
+    return ports
+
+
+def _terminate_backends(pid: int) -> int:
+    """Kill, on the server's side, every backend serving the process `pid` (and its writer)."""
+    import psycopg  # noqa: PLC0415  (only on the PostgreSQL leg)
+
+    ports = _backend_ports(pid)
+    assert ports, "the collector holds no connection to PostgreSQL: the fault would be nothing"
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE client_port = ANY(%s)", (sorted(ports),)
+        ).fetchall()  # fmt: skip
+    return sum(1 for (done,) in rows if done)
+
+
+def _fleet(collector: CollectorServer, root: Path, count: int, backlog: int) -> FleetRun:
+    """`count` agents with `backlog` reports each waiting, producing more as they drain."""
+    agents = enroll_fleet(collector, root, count)
+    for agent in agents:
+        agent.put_backlog(backlog)
+    return FleetRun(agents, produce_every=0.05).start()
+
+
+def _nothing_lost_and_told_unavailable(collector: CollectorServer, fleet: FleetRun) -> None:
+    """After the fault and the drain: every report made is stored once, none set aside, the
+    agents were told only "unavailable" (never UNKNOWN: a database error escaping a method,
+    which a client cannot tell from a bug), and the collector logged no traceback."""
+    assert not fleet.errors, fleet.errors
+    made = [i for a in fleet.agents for i in a.made]
+    stored = Counter(collector.stored_ids())
+    assert set(stored) == set(made), "a report was lost"
+    assert max(stored.values()) == 1, "a report was stored twice"
+    for agent in fleet.agents:
+        assert agent.set_aside() == [], f"{agent.name} set reports aside"
+    told = {failure.split(":")[0] for failure in fleet.failures}
+    assert told <= {"UNAVAILABLE"}, fleet.failures
+    assert collector.stop() == 0
+    log = collector.output()
+    assert "Traceback" not in log and "Unexpected" not in log, log[-4000:]
+
+
+def test_backends_killed_under_load_the_collector_reconnects_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    collector = CollectorServer.create(tmp_path)
+    collector.start()
+    try:
+        fleet = _fleet(collector, tmp_path / "agents", 10, 20)
+        try:
+            fleet.wait_delivered(50, timeout=60)
+            assert collector.process is not None
+            assert _terminate_backends(collector.process.pid) > 0
+            # The same process goes on storing, on new connections: no restart.
+            fleet.wait_delivered(fleet.delivered() + 100, timeout=60)
+            fleet.stop_producing()
+            assert fleet.wait(60), "the agents did not drain their outboxes"
+        finally:
+            fleet.close()
+        _nothing_lost_and_told_unavailable(collector, fleet)
+    finally:
+        collector.close()
+
+
+def _through(collector: CollectorServer, relay: CuttableRelay) -> None:
+    """Point the collector's collector.toml at its database through `relay`."""
+    config = collector.data / "collector.toml"
+    database = collector.database
+    assert isinstance(database, PostgresTarget)
+    url = database.url
+    text = config.read_text(encoding="utf-8")
+    assert text.count(json.dumps(url)) == 1
+    config.write_text(text.replace(json.dumps(url), json.dumps(relay.url_through(url))),
+                      encoding="utf-8")  # fmt: skip
+
+
+def _dashboard_status(port: int) -> tuple[int, str]:
+    """GET / of the dashboard: its status and page (no session needed to reach the database:
+    the session is looked up there)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={
+        "Cookie": "devposture_session=nonesuch", "Accept-Language": "zh-CN"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as failed:
+        return failed.code, failed.read().decode()
+
+
+def test_the_database_unreachable_for_seconds_then_back_loses_nothing(tmp_path: Path) -> None:
+    relay = CuttableRelay(("127.0.0.1", 5432))
+    collector = CollectorServer.create(tmp_path)
+    _through(collector, relay)
+    collector.start(web=True)
+    try:
+        fleet = _fleet(collector, tmp_path / "agents", 8, 10)
+        try:
+            fleet.wait_delivered(40, timeout=60)
+            relay.cut()
+            cut_at = fleet.delivered()
+            # Agents keep calling and are refused while it lasts.
+            deadline = time.monotonic() + 30
+            while not fleet.failures and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert fleet.failures, "no call met the outage: the test proves nothing"
+            status, page = _dashboard_status(collector.web_port)
+            assert status == 503, page[-2000:]
+            assert "采集端数据库暂时无法访问" in page
+            relay.restore()
+            back = time.monotonic()
+            fleet.wait_delivered(cut_at + 100, timeout=90)
+            recovered = time.monotonic() - back
+            fleet.stop_producing()
+            assert fleet.wait(90), "the agents did not drain their outboxes"
+            # The dashboard's own connections come back as well (each page tries again).
+            deadline = time.monotonic() + 30
+            while (status := _dashboard_status(collector.web_port)[0]) == 503:
+                assert time.monotonic() < deadline, "the dashboard did not come back"
+                time.sleep(0.2)
+            assert status == 200  # the login page, the stale cookie's session being unknown
+        finally:
+            fleet.close()
+        _nothing_lost_and_told_unavailable(collector, fleet)
+        print(f"a hundred reports stored {recovered:.1f} s after the database came back")
+    finally:
+        collector.close()
+        relay.close()
