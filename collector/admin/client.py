@@ -17,6 +17,7 @@ from pathlib import Path
 
 import grpc
 
+from devposture.collector import new_file
 from devposture.collector.admin.commands import (
     MESSAGE_METADATA,
     CommandError,
@@ -182,13 +183,13 @@ def export_remote(
     """`audit export` on the collector at `collector`, the bundle streamed into `out` (a new
     file: never one that exists). `arguments` are `from` and `to`; `progress` is given each
     line of progress to show. The file appears only whole: it is written beside, as
-    `out.partial`, and linked into place once all its bytes came."""
+    `out.<random>.partial`, and put in place once all its bytes came (collector/new_file.py)."""
     if out.exists():
         raise RemoteError("{path} exists already: give a new file name", path=out)
     address, ca_pem = _pinned(collector, ca_fingerprint, timeout)
     credentials = grpc.ssl_channel_credentials(root_certificates=ca_pem)
     request = admin_pb.AdminCommand(command=["audit", "export"], arguments=dict(arguments))
-    partial = out.with_name(out.name + ".partial")
+    partial = new_file.partial_beside(out)
     received, size, summary = 0, 0, ""
     try:
         with grpc.secure_channel(address.target(), credentials) as channel, \
@@ -212,7 +213,7 @@ def export_remote(
                 "the bundle did not arrive whole ({received} of {size} bytes): try again",
                 received=received, size=size,
             )
-        os.link(partial, out)  # refuses, rather than replaces, a file made meanwhile
+        new_file.put_in_place(partial, out)  # never replacing a file made meanwhile
     except FileExistsError as exc:
         raise RemoteError("{path} exists already: give a new file name", path=exc.filename) from exc
     finally:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from devposture.collector import __version__
+from devposture.collector import __version__, new_file
 from devposture.collector.evidence import bundle, chain, deflate, html, signing, summary
 from devposture.collector.evidence.crosscheck import Findings, PeriodCheck
 from devposture.collector.evidence.opening import Opening
@@ -142,9 +142,14 @@ def export_bundle(
     if out.exists():
         raise FileExistsError(f"{out} exists already: give a new file name")
     key = signing.load_or_create(data_dir)
-    partial = out.with_name(out.name + ".partial")
+    partial = new_file.partial_beside(out)
     try:
         return _export(store, policy, data_dir, key, start, end, out, partial, progress)
+    except FileExistsError as exc:
+        if exc.filename != str(out):
+            raise
+        # Made by someone else while this export ran: theirs is kept, this one is dropped.
+        raise FileExistsError(f"{out} exists already: give a new file name") from None
     finally:
         partial.unlink(missing_ok=True)
 
@@ -227,7 +232,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                              _b64(signing.sign(key, manifest_bytes)))  # fmt: skip
     with open(partial, "rb") as handle:  # noqa: PTH123 - fsync needs the descriptor
         os.fsync(handle.fileno())
-    partial.rename(out)
+    new_file.put_in_place(partial, out)
     if checkpoint is not None and anchor:
         # Where the period begins: the next export of a later period opens from here.
         store.checkpoints.record(checkpoint, anchor[0].at_us)

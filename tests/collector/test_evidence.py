@@ -38,6 +38,7 @@ from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, html, signing, verify
+from devposture.collector.evidence.export import export_bundle
 from devposture.collector.evidence.summary import PastGrace, Summary
 from devposture.collector.evidence.verify import verify_bundle
 from devposture.collector.store import (
@@ -50,6 +51,7 @@ from devposture.collector.store import (
 from devposture.collector.store.base import to_us
 from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
+from devposture.policy import default_policy
 from devposture.policy.reasons import encode
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import enroll_agent, make_report, running_collector
@@ -991,3 +993,45 @@ def test_the_printable_report_words_each_reason_in_chinese_and_english(
     assert "ClamAV：已停用<br>ClamAV: disabled" in page and failing not in page
     code, out = _verify(bundle_path, key, capsys)
     assert code == 0, out
+
+
+# --- the bundle's file: whole, under a name that was free ----------------------------------
+
+
+def test_a_partial_left_by_a_killed_export_neither_stops_the_next_nor_is_taken(
+    tmp_path: Path,
+) -> None:
+    """An export SIGKILLed (or the machine cut off) leaves its partial file behind. The next
+    export to the same name once failed on it ("File exists"), then deleted it."""
+    store, data, key = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS")
+    store.close()
+    out = tmp_path / "2026-q4.zip"
+    left = [tmp_path / "2026-q4.zip.partial", tmp_path / "2026-q4.zip.0badc0de.partial"]
+    for path in left:
+        path.write_bytes(b"PK half a bundle")
+    _export(data, start, _moment(), out)
+    assert collector_cli(["audit", "verify", str(out), "--public-key", str(key)]) == 0
+    assert sorted(tmp_path.glob("*.partial")) == sorted(left), "another writing's file taken"
+    assert all(path.read_bytes() == b"PK half a bundle" for path in left)
+
+
+def test_a_file_made_under_the_bundles_name_meanwhile_is_kept_and_the_export_says_so(
+    tmp_path: Path,
+) -> None:
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    out = tmp_path / "bundle.zip"
+
+    def someone_else(done: int, total: int) -> None:  # while the bundle is being written
+        if not out.exists():
+            out.write_bytes(b"someone else's file")
+
+    with pytest.raises(FileExistsError, match=r"bundle\.zip exists already: give a new file name"):
+        export_bundle(store, default_policy(), data, start=start, end=_moment(), out=out,
+                      progress=someone_else)  # fmt: skip
+    store.close()
+    assert out.read_bytes() == b"someone else's file"
+    assert not list(tmp_path.glob("*.partial"))
