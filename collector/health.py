@@ -3,11 +3,13 @@
 Both are grpc's own implementations (grpcio-health-checking, grpcio-reflection), so any
 standard client works: a load balancer's gRPC health probe, `grpc_health_probe`, `grpcurl`.
 The server-wide status ("") and the Collector service's are SERVING while the collector
-runs, and NOT_SERVING from the moment it is told to stop: the collector then goes on serving
-for its drain period ([server] drain_seconds, see RunningServer.stop) before it pushes reports
-back and closes its ports, so a load balancer polling health takes it out of rotation before
-any connection is refused. The enrollment port (TLS without a client certificate) is the
-one to probe; the report port asks for a client certificate like every call there.
+runs and reaches its database (NOT_SERVING while it cannot: collector/server.py's
+keep_health), and NOT_SERVING for good from the moment it is told to stop: the collector
+then goes on serving for its drain period ([server] drain_seconds, see RunningServer.stop)
+before it pushes reports back and closes its ports, so a load balancer polling health takes
+it out of rotation before any connection is refused. The enrollment port (TLS without a
+client certificate) is the one to probe; the report port asks for a client certificate like
+every call there.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Health:
         self._servicer = _HealthServicer()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._told: asyncio.Task[None] | None = None
+        self._reachable = True  # the database, as last told (`database`)
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve health checks and reflection on every port of `server`."""
@@ -65,6 +68,18 @@ class Health:
         self._loop = asyncio.get_running_loop()
         for service in CHECKED:
             await self._servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+
+    async def database(self, reachable: bool) -> None:
+        """SERVING while the database answers, NOT_SERVING while it does not: a load balancer
+        probing health then sends agents to a collector that can store their reports (one
+        cut off from a shared PostgreSQL while the others are not). Nothing once draining."""
+        if self._servicer.draining.is_set() or reachable == self._reachable:
+            return
+        self._reachable = reachable
+        status = (health_pb2.HealthCheckResponse.SERVING if reachable
+                  else health_pb2.HealthCheckResponse.NOT_SERVING)  # fmt: skip
+        for service in CHECKED:
+            await self._servicer.set(service, status)
 
     def drain(self) -> None:
         """The drain before shutdown begins: every service NOT_SERVING from now on, for good,

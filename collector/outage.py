@@ -8,8 +8,9 @@ used to let the error escape, and gRPC answered UNKNOWN with the exception's cla
 logging a traceback per call. A client cannot tell UNKNOWN from a bug, so it may give up; the
 outage is transient, and UNAVAILABLE is what gRPC's clients (ours and any other) retry.
 
-One log line per call names the method and the error's class, never its text (it may quote
-the server's address or the statement's values).
+A log line names the method and the error's class, never its text (it may quote the server's
+address or the statement's values): the first refusal, then one line every ten seconds with
+the count since, however many calls an outage refuses.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
@@ -38,9 +41,33 @@ REASON = (
 )
 
 
-async def refuse(context: Context, method: str, exc: BaseException) -> NoReturn:
-    """Log the failure once and end the call UNAVAILABLE with a retry hint."""
-    log.error("%s: the database failed (%s): answered UNAVAILABLE", method, type(exc).__name__)
+# Through an outage every call is refused: one line per method this often says so, with the
+# count of calls refused since the line before.
+LOG_EVERY_SECONDS = 10.0
+
+
+class _Refusals:
+    """One method's refusals, logged at most once every LOG_EVERY_SECONDS."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.logged = -math.inf
+        self.unlogged = 0
+
+    def count(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.logged < LOG_EVERY_SECONDS:
+            self.unlogged += 1
+            return
+        since = f" ({self.unlogged} more since the last line)" if self.unlogged else ""
+        log.error("%s: the database failed (%s): answered UNAVAILABLE%s", self.method,
+                  type(exc).__name__, since)  # fmt: skip
+        self.logged, self.unlogged = now, 0
+
+
+async def refuse(context: Context, refusals: _Refusals, exc: BaseException) -> NoReturn:
+    """Count (and now and then log) the failure and end the call UNAVAILABLE with a hint."""
+    refusals.count(exc)
     hint = int(RETRY_MS * (1 + random.random()))  # noqa: S311 (jitter, not a secret)
     await context.abort(grpc.StatusCode.UNAVAILABLE, REASON,
                         trailing_metadata=(("retry-after-ms", str(hint)),))  # fmt: skip
@@ -50,6 +77,7 @@ async def refuse(context: Context, method: str, exc: BaseException) -> NoReturn:
 def guarded(method: str, handler: Callable[..., Any]) -> Callable[..., Any]:
     """`handler` (a servicer's unary or server-streaming method) answering UNAVAILABLE when
     a database error escapes it. `method` names it in the log."""
+    refusals = _Refusals(method)
     if inspect.isasyncgenfunction(handler):
 
         @functools.wraps(handler)
@@ -58,7 +86,7 @@ def guarded(method: str, handler: Callable[..., Any]) -> Callable[..., Any]:
                 async for item in handler(request, context):
                     yield item
             except database_errors() as exc:
-                await refuse(context, method, exc)
+                await refuse(context, refusals, exc)
 
         return streaming
 
@@ -67,6 +95,6 @@ def guarded(method: str, handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await handler(request, context)
         except database_errors() as exc:
-            await refuse(context, method, exc)
+            await refuse(context, refusals, exc)
 
     return unary

@@ -410,6 +410,24 @@ async def keep_present(running: RunningServer, stop: asyncio.Event,
         await running.service.in_db(lambda: coordination.absent(holder))
 
 
+HEALTH_SECONDS = 1.0
+
+
+async def keep_health(running: RunningServer, stop: asyncio.Event,
+                      every: float = HEALTH_SECONDS) -> None:  # fmt: skip
+    """Health checks follow the database: NOT_SERVING while this process's connections find
+    its server unreachable (store/engine.py tries it meanwhile), SERVING once it answers.
+    Reads a flag each time, never the database."""
+    health = running.health
+    if health is None:
+        return
+    while not stop.is_set():
+        reader = running.reader
+        await health.database(running.store.reachable and (reader is None or reader.reachable))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
 FLEET_DAY_SECONDS = 3600.0
 FLEET_DAY_LEASE = "fleet-day"
 
@@ -627,6 +645,7 @@ async def serve_forever(
     sealing = asyncio.create_task(keep_sealing(running, stop))
     # The per-device rate limit shared among the processes serving on the database.
     present = asyncio.create_task(keep_present(running, stop))
+    healthy = asyncio.create_task(keep_health(running, stop))
     # IT alert digests ([alerts]; nothing when no channel is set), by worker 0 (or the only
     # process), under their own lease.
     alerting = asyncio.create_task(keep_alerting(running, config, stop, enabled=not worker))
@@ -640,6 +659,7 @@ async def serve_forever(
     await days
     await sealing
     await present
+    await healthy
     await alerting
     print("devposture collector stopping", flush=True)
     try:

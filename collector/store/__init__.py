@@ -147,6 +147,13 @@ class Store:
         with self._db.snapshot():
             yield
 
+    @property
+    def reachable(self) -> bool:
+        """False while the database's server is known not to answer (PostgreSQL: from a
+        statement that found no connection until it answers again); statements then fail
+        at once. What health checks say (collector/health.py)."""
+        return self._db.reachable
+
     def data_version(self) -> int:
         """A number that changes whenever the database may have changed (for caches)."""
         return self._db.data_version()

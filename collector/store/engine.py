@@ -23,6 +23,7 @@ import functools
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
@@ -195,6 +196,11 @@ class SqliteDatabase:
         """Call `callback` with every statement run (None stops): for tests and profiling."""
         self._db.set_trace_callback(callback)
 
+    @property
+    def reachable(self) -> bool:
+        """A file of this machine: always (its failures are each statement's own)."""
+        return True
+
     def data_version(self) -> int:
         """Changes whenever another connection commits (SQLite's own counter)."""
         return int(self._db.execute("PRAGMA data_version").fetchone()[0])
@@ -322,6 +328,8 @@ POOL_WAIT_SECONDS = 5.0
 # five minutes let its waits grow to a minute and more, so a collector came back that long
 # after its server did; this keeps the gap between tries under a few seconds.
 RECONNECT_SECONDS = 5.0
+# While the server is down, how often a thread tries it (statements meanwhile fail at once).
+PROBE_SECONDS = 1.0
 
 
 def reads_only(sql: str) -> bool:
@@ -343,7 +351,7 @@ class PostgresDatabase:
         try:
             import psycopg  # noqa: PLC0415
             from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415
-            from psycopg_pool import ConnectionPool  # noqa: PLC0415
+            from psycopg_pool import ConnectionPool, PoolTimeout  # noqa: PLC0415
         except ImportError as exc:
             raise RuntimeError(
                 "PostgreSQL needs psycopg 3 and psycopg-pool: pip install 'devposture[postgresql]'"
@@ -358,6 +366,11 @@ class PostgresDatabase:
         self._read_only = read_only
         self._trace: Callable[[str], object] | None = None
         self._broken_seen = False  # a connection the server closed, since the last purge
+        # Set while the server cannot be reached (a statement found no connection): every
+        # statement fails at once, and a thread of its own tries the server until it answers.
+        self._down = threading.Event()
+        self._closed = False
+        self._pool_timeout: type[Exception] = PoolTimeout
         self._held = threading.local()
         arguments = target.connect_arguments()
         given = conninfo_to_dict(target.conninfo()).get("options")
@@ -385,6 +398,49 @@ class PostgresDatabase:
         held: psycopg.Connection[Row] | None = getattr(self._held, "connection", None)
         return held
 
+    @property
+    def reachable(self) -> bool:
+        """False from a statement that found the server unreachable until it answers again."""
+        return not self._down.is_set()
+
+    @contextmanager
+    def _borrow(self) -> Iterator[psycopg.Connection[Row]]:
+        """A connection of the pool; at once an error while the server is known to be down,
+        instead of each statement waiting POOL_WAIT_SECONDS (the event loop's among them)."""
+        if self._down.is_set():
+            raise self._pool_timeout(
+                "the database could not be reached a moment ago; trying again in the background"
+            )
+        lent = False
+        try:
+            with self._pool.connection() as connection:
+                lent = True
+                yield connection
+        except self._pool_timeout:
+            if not lent:  # no connection in POOL_WAIT_SECONDS: the server is not answering
+                self._went_down()
+            raise
+
+    def _went_down(self) -> None:
+        """The server did not answer: fail fast from now on, and try it until it does."""
+        if self._closed or self._down.is_set():
+            return
+        self._down.set()
+        threading.Thread(target=self._probe, name="devposture-database-probe", daemon=True).start()
+
+    def _probe(self) -> None:
+        while not self._closed:
+            try:
+                with self._pool.connection(timeout=PROBE_SECONDS) as connection:
+                    connection.execute("SELECT 1")
+            except self.errors:
+                if self._closed:
+                    return
+                time.sleep(PROBE_SECONDS)  # a refusal comes back at once: not a busy loop
+                continue
+            self._down.clear()
+            return
+
     @contextmanager
     def _holding(self) -> Iterator[psycopg.Connection[Row]]:
         """This thread's connection for a transaction (nested: the one already held)."""
@@ -392,7 +448,7 @@ class PostgresDatabase:
         if held is not None:
             yield held
             return
-        with self._pool.connection() as connection:
+        with self._borrow() as connection:
             self._held.connection = connection
             try:
                 yield connection
@@ -419,7 +475,7 @@ class PostgresDatabase:
         return self._execute_once(sql, parameters)
 
     def _execute_once(self, sql: str, parameters: Params | None) -> _Rows:
-        with self._pool.connection() as connection:
+        with self._borrow() as connection:
             try:
                 cursor = connection.cursor()
                 cursor.execute(*_statement(sql, parameters))
@@ -506,6 +562,7 @@ class PostgresDatabase:
         return None
 
     def close(self) -> None:
+        self._closed = True
         self._pool.close()
 
 

@@ -4,17 +4,21 @@ operator's pg_terminate_backend): collector/store/engine.py.
 A read and the start of a write transaction are done again, once, on a new connection; a
 write outside a transaction is not (it may have been done before the connection died), and
 the pool's other dead connections are replaced at the first failure, not one call each.
+While the server cannot be reached at all, statements fail at once until it answers again.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from devposture.collector.store.engine import PostgresDatabase, reads_only
+from devposture.collector.store.target import PostgresTarget
 from tests.databases import SERVER, fresh_postgres, on_postgresql
+from tests.tcp_cut import CuttableRelay
 
 needs_postgresql = pytest.mark.skipif(not on_postgresql(), reason="PostgreSQL's connections")
 
@@ -86,3 +90,36 @@ def test_a_write_outside_a_transaction_is_not_sent_twice(database: PostgresDatab
     # The failure is the caller's to answer; the engine itself is usable again.
     database.execute("INSERT INTO notes VALUES (2)")
     assert [tuple(r) for r in database.execute("SELECT n FROM notes").fetchall()] == [(2,)]
+
+
+@needs_postgresql
+def test_while_the_server_cannot_be_reached_statements_fail_at_once_until_it_answers() -> None:
+    """The network to the server cut (tests/tcp_cut.py), then back: the first statement waits
+    for a connection and fails; the engine is then known unreachable, and the next ones fail
+    without waiting (on the event loop, admission must not stand still through an outage),
+    until its own tries find the server again."""
+    relay = CuttableRelay(("127.0.0.1", 5432))
+    target = fresh_postgres()
+    db = PostgresDatabase(PostgresTarget(relay.url_through(target.url)))
+    try:
+        assert db.reachable and db.execute("SELECT 1").fetchone()[0] == 1
+        relay.cut()
+        with pytest.raises(psycopg.OperationalError) as first:
+            db.execute("SELECT 1")
+        assert "could not be reached a moment ago" not in str(first.value)  # it waited
+        assert not db.reachable
+        fast = "could not be reached a moment ago"
+        for _ in range(3):
+            with pytest.raises(psycopg.OperationalError, match=fast):
+                db.execute("SELECT 1")
+            with pytest.raises(psycopg.OperationalError, match=fast), db.transaction():
+                pass
+        relay.restore()
+        deadline = time.monotonic() + 30
+        while not db.reachable:
+            assert time.monotonic() < deadline, "the engine never found the server again"
+            time.sleep(0.05)
+        assert db.execute("SELECT 41 + 1").fetchone()[0] == 42
+    finally:
+        db.close()
+        relay.close()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import psycopg
@@ -38,8 +39,11 @@ class FailingAdmin:
         raise self.error
 
 
-async def _calls(error: BaseException) -> list[tuple[grpc.StatusCode, str, dict[str, str], int]]:
-    """(code, details, trailing metadata, chunks received) of Run and of Export."""
+async def _calls(
+    error: BaseException, runs: int = 1, before_last: Callable[[], None] = lambda: None,
+) -> list[tuple[grpc.StatusCode, str, dict[str, str], int]]:  # fmt: skip
+    """(code, details, trailing metadata, chunks received) of Run (`runs` times, calling
+    `before_last` before the last) and of Export."""
     server = grpc.aio.server()
     add_raw_servicer(FailingAdmin(error), admin_pb.DESCRIPTOR.services_by_name["Admin"], server,
                      guard=outage.guarded)  # fmt: skip
@@ -52,11 +56,13 @@ async def _calls(error: BaseException) -> list[tuple[grpc.StatusCode, str, dict[
             run: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
                 "/devposture.v1.Admin/Run"
             )
-            call = run(request)
-            with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await call
-            found.append((failed.value.code(), failed.value.details() or "",
-                          dict(failed.value.trailing_metadata() or ()), 0))  # fmt: skip
+            for number in range(runs):
+                if number == runs - 1:
+                    before_last()
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await run(request)
+                found.append((failed.value.code(), failed.value.details() or "",
+                              dict(failed.value.trailing_metadata() or ()), 0))  # fmt: skip
             export: grpc.aio.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
                 "/devposture.v1.Admin/Export"
             )
@@ -108,3 +114,24 @@ def test_any_other_error_is_not_taken_for_an_outage(caplog: pytest.LogCaptureFix
         found = asyncio.run(_calls(KeyError("a bug")))
     assert [code for code, *_ in found] == [grpc.StatusCode.UNKNOWN] * 2
     assert not [r for r in caplog.records if r.name == outage.__name__]
+
+
+def test_an_outage_is_logged_once_a_while_with_the_count_of_calls_refused_since(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outage, "LOG_EVERY_SECONDS", math.inf)  # every call within the while
+
+    def a_while_later() -> None:
+        monkeypatch.setattr(outage, "LOG_EVERY_SECONDS", 0.0)
+
+    with caplog.at_level(logging.DEBUG):
+        found = asyncio.run(_calls(sqlite3.OperationalError("disk I/O error"), runs=4,
+                                   before_last=a_while_later))  # fmt: skip
+    assert [code for code, *_ in found] == [grpc.StatusCode.UNAVAILABLE] * 5
+    assert [r.getMessage() for r in caplog.records if r.name == outage.__name__] == [
+        "/devposture.v1.Admin/Run: the database failed (OperationalError): answered UNAVAILABLE",
+        "/devposture.v1.Admin/Run: the database failed (OperationalError): answered UNAVAILABLE"
+        " (2 more since the last line)",
+        "/devposture.v1.Admin/Export: the database failed (OperationalError): answered"
+        " UNAVAILABLE",
+    ]

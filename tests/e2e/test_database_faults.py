@@ -22,10 +22,13 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import grpc
 import psutil
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from devposture.collector.store.target import PostgresTarget
 from tests.databases import SERVER, on_postgresql
@@ -132,6 +135,28 @@ def _dashboard_status(port: int) -> tuple[int, str]:
         return failed.code, failed.read().decode()
 
 
+def _health(collector: CollectorServer, fleet: FleetRun) -> Callable[[], str]:
+    """The server-wide health status, as a load balancer's probe asks it on the enrollment
+    port (TLS, the collector's CA, no client certificate)."""
+    credentials = grpc.ssl_channel_credentials(fleet.agents[0].state.ca_path.read_bytes())
+
+    def status() -> str:
+        with grpc.secure_channel(f"127.0.0.1:{collector.enroll_port}", credentials) as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=10
+            )
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status))
+
+    return status
+
+
+def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"waited {seconds:g} s for {what}"
+        time.sleep(0.1)
+
+
 def test_the_database_unreachable_for_seconds_then_back_loses_nothing(tmp_path: Path) -> None:
     relay = CuttableRelay(("127.0.0.1", 5432))
     collector = CollectorServer.create(tmp_path)
@@ -148,21 +173,24 @@ def test_the_database_unreachable_for_seconds_then_back_loses_nothing(tmp_path: 
             while not fleet.failures and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert fleet.failures, "no call met the outage: the test proves nothing"
+            # A load balancer probing health is told to send agents elsewhere meanwhile.
+            health = _health(collector, fleet)
+            _wait_for(lambda: health() == "NOT_SERVING", "health to say NOT_SERVING")
             status, page = _dashboard_status(collector.web_port)
             assert status == 503, page[-2000:]
             assert "采集端数据库暂时无法访问" in page
             relay.restore()
             back = time.monotonic()
+            _wait_for(lambda: health() == "SERVING", "health to say SERVING again")
             fleet.wait_delivered(cut_at + 100, timeout=90)
             recovered = time.monotonic() - back
             fleet.stop_producing()
             assert fleet.wait(90), "the agents did not drain their outboxes"
-            # The dashboard's own connections come back as well (each page tries again).
-            deadline = time.monotonic() + 30
-            while (status := _dashboard_status(collector.web_port)[0]) == 503:
-                assert time.monotonic() < deadline, "the dashboard did not come back"
-                time.sleep(0.2)
-            assert status == 200  # the login page, the stale cookie's session being unknown
+            # The dashboard's own connections come back as well.
+            _wait_for(lambda: _dashboard_status(collector.web_port)[0] != 503,
+                      "the dashboard to come back")  # fmt: skip
+            # The login page, the stale cookie's session being unknown.
+            assert _dashboard_status(collector.web_port)[0] == 200
         finally:
             fleet.close()
         _nothing_lost_and_told_unavailable(collector, fleet)
