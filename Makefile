@@ -49,7 +49,8 @@ unit: $(VENV)/.installed-test
 # the other end-to-end tests are about the agent and gain nothing from a second engine.
 E2E_ON_POSTGRESQL = tests/e2e/test_faults.py tests/e2e/test_admin.py tests/e2e/test_identity.py \
 	tests/e2e/test_enrollment_value.py tests/e2e/test_compliance_scenario.py \
-	tests/e2e/test_token_bundle.py tests/e2e/test_tls_rotation.py tests/e2e/test_hints.py
+	tests/e2e/test_token_bundle.py tests/e2e/test_tls_rotation.py tests/e2e/test_hints.py \
+	tests/e2e/test_database_faults.py tests/e2e/test_audit_language.py
 unit-postgresql: $(VENV)/.installed-test
 	DEVPOSTURE_TEST_POSTGRESQL=$${DEVPOSTURE_TEST_POSTGRESQL:-$$(scripts/postgresql-for-tests)} \
 	  $(PYTEST) -m "not sqlite_only" tests/collector tests/web $(E2E_ON_POSTGRESQL)
