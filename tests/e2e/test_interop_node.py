@@ -5,7 +5,8 @@ collector: a fault in how the collector speaks HTTP/2, TLS (ALPN, the client cer
 the contract could hide between two ends of the same library. grpc-js has its own HTTP/2 and
 TLS, and it reads the contract from protos/ with @grpc/proto-loader, as a team writing its
 own tool would. It sends a whole realistic report (every fact an agent collects), and the
-stored body must be that report, field for field; refusals must come with the right status.
+stored body must be that report, field for field; refusals must come with the right status;
+the administration port answers it by its credential and role.
 
 Node.js and the two packages (tests/interop/package.json, pinned by its lock file) are
 installed by .ci/run (the packages into its cache, named by DEVPOSTURE_NODE_MODULES). The test
@@ -30,7 +31,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.collector.store import Store
 from devposture.v1 import devposture_pb2 as pb
-from tests.e2e.fleet import CollectorServer, SimAgent, enroll_fleet
+from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_fleet, run
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "tests" / "interop" / "client.js"
@@ -91,7 +92,8 @@ def _value(field: Any, value: Any) -> Any:
 
 
 def _call(node: str, collector: CollectorServer, agent: SimAgent | None, call: str,
-          argument: dict[str, Any], *, port: int | None = None) -> dict[str, Any]:  # fmt: skip
+          argument: dict[str, Any], *, port: int | None = None,
+          credential: str = "") -> dict[str, Any]:  # fmt: skip
     """One call by the Node.js client: its answer, or its status (code, name, details)."""
     state = agent.state if agent is not None else None
     ca = (state.ca_path if state is not None else collector.data / "ca" / "ca.crt")
@@ -101,7 +103,8 @@ def _call(node: str, collector: CollectorServer, agent: SimAgent | None, call: s
         [node, str(CLIENT), str(ROOT / "protos"), f"localhost:{port or collector.report_port}",
          str(ca), cert, key, call, json.dumps(argument)],
         check=False, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "NODE_PATH": str(NODE_MODULES)},
+        env={**os.environ, "NODE_PATH": str(NODE_MODULES),
+             "DEVPOSTURE_ADMIN_CREDENTIAL": credential},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -173,3 +176,26 @@ def test_health_answers_grpc_js_on_the_enrollment_port(
     collector, _ = served
     answer = _call(node, collector, None, "Health", {"service": ""}, port=collector.enroll_port)
     assert answer == {"ok": True, "status": "SERVING"}
+
+
+def test_the_administration_port_answers_grpc_js_by_its_credential_and_role(
+    node: str, served: tuple[CollectorServer, SimAgent]
+) -> None:
+    collector, agent = served
+    added = run(COLLECTOR, "admin", "add", "interop-viewer", "--role", "viewer",
+                "--data", str(collector.data))  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    viewer = added.stdout.strip()
+
+    def admin(command: list[str], credential: str, **arguments: str) -> dict[str, Any]:
+        return _call(node, collector, None, "Admin",
+                     {"command": command, "arguments": arguments},
+                     port=collector.admin_port, credential=credential)  # fmt: skip
+
+    listed = admin(["device", "list"], viewer)
+    assert listed.get("ok"), listed
+    assert agent.device_id in {row["device"] for row in json.loads(listed["rows_json"])}
+    refused = admin(["device", "list"], "dpa_not-a-credential")
+    assert refused["name"] == "UNAUTHENTICATED", refused
+    refused = admin(["device", "revoke"], viewer, device_id=agent.device_id, reason="interop")
+    assert refused["name"] == "PERMISSION_DENIED", refused

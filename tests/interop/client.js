@@ -5,8 +5,9 @@
 //
 //   node client.js PROTOS ADDRESS CA [CERT KEY] CALL ARGUMENT_JSON
 //
-// CALL is Report, ReportBatch or Health (grpc.health.v1 Check on the enrollment port, without
-// a client certificate: give "" for CERT and KEY).
+// CALL is Report, ReportBatch, Health (grpc.health.v1 Check on the enrollment port, without
+// a client certificate: give "" for CERT and KEY) or Admin (Admin/Run on the administration
+// port, its credential taken from DEVPOSTURE_ADMIN_CREDENTIAL, never from the command line).
 'use strict';
 const fs = require('fs');
 const grpc = require('@grpc/grpc-js');
@@ -40,6 +41,12 @@ if (call === 'Health') {
   const pkg = grpc.loadPackageDefinition(loader.loadSync(file, options)).grpc.health.v1;
   fs.unlinkSync(file);
   new pkg.Health(address, credentials).Check(JSON.parse(argument), deadline, done);
+} else if (call === 'Admin') {
+  const pkg = grpc.loadPackageDefinition(
+    loader.loadSync('devposture/v1/admin.proto', options)).devposture.v1;
+  const metadata = new grpc.Metadata();
+  metadata.set('authorization', `Bearer ${process.env.DEVPOSTURE_ADMIN_CREDENTIAL || ''}`);
+  new pkg.Admin(address, credentials).Run(JSON.parse(argument), metadata, deadline, done);
 } else {
   const definition = loader.loadSync('devposture/v1/devposture.proto', options);
   const pkg = grpc.loadPackageDefinition(definition).devposture.v1;
