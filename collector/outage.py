@@ -35,9 +35,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # The retry hint: spread over one to two seconds, so that callers refused together do not
 # all come back at once.
 RETRY_MS = 1000
+# Not "nothing was changed": a write whose connection died at its COMMIT may have been done,
+# and a caller asking again finds out (a report sent again is told "already stored").
 REASON = (
-    "the collector cannot use its database right now: nothing was changed by this call;"
-    " retry later (采集端数据库暂时不可用，请稍后重试)"
+    "the collector cannot use its database right now: retry later"
+    " (采集端数据库暂时不可用，请稍后重试)"
 )
 
 
