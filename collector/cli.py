@@ -6,6 +6,7 @@ Every error names the problem and the fix, and exits non-zero; nothing is half-w
 from __future__ import annotations
 
 import argparse
+import logging
 import multiprocessing
 import sqlite3
 import sys
@@ -350,6 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     lang = reader_language(getattr(args, "lang", None))
     # Text to stderr, secrets redacted; `serve --log-format json` switches to JSON lines.
     log_format.configure("text", args.verbose)
+    if args.command != "serve" and not args.verbose:
+        # A one-off command whose PostgreSQL cannot be reached ends with one line saying what
+        # to check; the pool's own warnings of each try (several lines each, before it) are
+        # for a service's log, or for --verbose.
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     handlers = {
         ("init", None): cmd_init,
         ("migrate", None): cli_migrate.cmd_migrate,

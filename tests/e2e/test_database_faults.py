@@ -32,7 +32,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-un
 
 from devposture.collector.store.target import PostgresTarget
 from tests.databases import SERVER, on_postgresql
-from tests.e2e.fleet import CollectorServer, FleetRun, enroll_fleet
+from tests.e2e.fleet import COLLECTOR, CollectorServer, FleetRun, enroll_fleet, run
 from tests.tcp_cut import CuttableRelay
 
 pytestmark = pytest.mark.skipif(not on_postgresql(), reason="PostgreSQL's own faults")
@@ -197,4 +197,31 @@ def test_the_database_unreachable_for_seconds_then_back_loses_nothing(tmp_path: 
         print(f"a hundred reports stored {recovered:.1f} s after the database came back")
     finally:
         collector.close()
+        relay.close()
+
+
+def test_a_command_or_serve_without_its_server_ends_with_one_line_saying_what_to_check(
+    tmp_path: Path,
+) -> None:
+    """The server down before a command starts: within the pool's wait, exit 1 and one line
+    naming the setting and the checks; the pool's warnings of each try stay out of a one-off
+    command's output (a service's log keeps them)."""
+    relay = CuttableRelay(("127.0.0.1", 5432))
+    try:
+        collector = CollectorServer.create(tmp_path)
+        _through(collector, relay)
+        relay.cut()
+        for argv in (["report", "fleet"], ["device", "list"]):
+            done = run(COLLECTOR, *argv, "--data", str(collector.data))
+            assert done.returncode == 1, done
+            assert done.stderr.count("\n") == 1, done.stderr
+            assert "cannot use the collector's PostgreSQL database" in done.stderr
+            assert "check [database] url in collector.toml" in done.stderr
+        served = run(COLLECTOR, "serve", "--data", str(collector.data), "--enroll-port", "0",
+                     "--report-port", "0", "--admin-port", "0", "--web-port", "0",
+                     "--metrics-port", "0")  # fmt: skip
+        assert served.returncode == 1
+        assert "check [database] url in collector.toml" in served.stderr
+        assert "psycopg.pool" in served.stderr  # the service's log says what it tried
+    finally:
         relay.close()
