@@ -321,7 +321,9 @@ def _same_origin(request: Request) -> bool:
 
 async def _form(request: Request) -> dict[str, str] | None:
     """A small urlencoded form (None when it is too large or not a form)."""
-    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+    if not request.headers.get("content-type", "").startswith(
+        "application/x-www-form-urlencoded"
+    ):
         return None
     body = b""
     async for chunk in request.stream():
@@ -353,10 +355,8 @@ class Pages:
             return None, None, "not an admin credential"
         info = await self.board.db(lambda v: v.store.admin.authenticate(credential))
         if info is None:
-            return (
-                None,
-                credential.credential_id,
-                (f"admin credential {credential.credential_id} is unknown or revoked"),
+            return None, credential.credential_id, (
+                f"admin credential {credential.credential_id} is unknown or revoked"
             )
         if not auth.may_view(info.role):
             return None, info.credential_id, f"role {info.role!r} may not view the dashboard"
@@ -504,6 +504,7 @@ class Pages:
         number = _page_number(request)
         view = await self.board.db(lambda v: records.audit_log(v, number))
         return self.board.render(request, "audit.html", lang, session=session, view=view)
+
 
     async def download(self, request: Request, session: auth.Session, lang: str) -> Response:
         """A table as CSV, XLSX or JSON (`downloads`), made on the database thread."""
