@@ -13,6 +13,7 @@ import atexit
 import os
 import uuid
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -67,6 +68,21 @@ def _database_of_this_run() -> str:
         _run_database = name
         atexit.register(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     return _run_database
+
+
+def terminate_backends(
+    *, pids: AbstractSet[int] = frozenset(), client_ports: AbstractSet[int] = frozenset()
+) -> int:
+    """Have the server end the backends with these process ids or serving these client ports
+    (what a restart or a failover does to a collector's connections); how many it ended."""
+    import psycopg  # noqa: PLC0415  (only on the PostgreSQL leg)
+
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE pid = ANY(%s) OR client_port = ANY(%s)", (sorted(pids), sorted(client_ports))
+        ).fetchall()  # fmt: skip
+    return sum(1 for (done,) in rows if done)
 
 
 def fresh_postgres() -> PostgresTarget:

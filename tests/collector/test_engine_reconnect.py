@@ -9,7 +9,6 @@ While the server cannot be reached at all, statements fail at once until it answ
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import psycopg
@@ -17,8 +16,9 @@ import pytest
 
 from devposture.collector.store.engine import PostgresDatabase, reads_only
 from devposture.collector.store.target import PostgresTarget
-from tests.databases import SERVER, fresh_postgres, on_postgresql
+from tests.databases import fresh_postgres, on_postgresql, terminate_backends
 from tests.tcp_cut import CuttableRelay
+from tests.waiting import wait_until
 
 needs_postgresql = pytest.mark.skipif(not on_postgresql(), reason="PostgreSQL's connections")
 
@@ -34,12 +34,7 @@ def database() -> Iterator[PostgresDatabase]:
 
 
 def _terminate(pids: set[int]) -> None:
-    with psycopg.connect(SERVER, autocommit=True) as admin:
-        done = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(%s)",
-            (sorted(pids),),
-        ).fetchall()
-    assert done and all(row[0] for row in done)
+    assert pids and terminate_backends(pids=pids) == len(pids)
 
 
 def _pooled_backends(db: PostgresDatabase, count: int) -> set[int]:
@@ -115,10 +110,7 @@ def test_while_the_server_cannot_be_reached_statements_fail_at_once_until_it_ans
             with pytest.raises(psycopg.OperationalError, match=fast), db.transaction():
                 pass
         relay.restore()
-        deadline = time.monotonic() + 30
-        while not db.reachable:
-            assert time.monotonic() < deadline, "the engine never found the server again"
-            time.sleep(0.05)
+        wait_until(lambda: db.reachable, "the engine finding the server again")
         assert db.execute("SELECT 41 + 1").fetchone()[0] == 42
     finally:
         db.close()

@@ -31,9 +31,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 
 from devposture.collector.store.target import PostgresTarget
-from tests.databases import SERVER, on_postgresql
+from tests.databases import on_postgresql, terminate_backends
 from tests.e2e.fleet import COLLECTOR, CollectorServer, FleetRun, enroll_fleet, run
 from tests.tcp_cut import CuttableRelay
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(not on_postgresql(), reason="PostgreSQL's own faults")
 
@@ -51,16 +52,9 @@ def _backend_ports(pid: int) -> set[int]:
 
 def _terminate_backends(pid: int) -> int:
     """Kill, on the server's side, every backend serving the process `pid` (and its writer)."""
-    import psycopg  # noqa: PLC0415  (only on the PostgreSQL leg)
-
     ports = _backend_ports(pid)
     assert ports, "the collector holds no connection to PostgreSQL: the fault would be nothing"
-    with psycopg.connect(SERVER, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE client_port = ANY(%s)", (sorted(ports),)
-        ).fetchall()  # fmt: skip
-    return sum(1 for (done,) in rows if done)
+    return terminate_backends(client_ports=ports)
 
 
 def _fleet(collector: CollectorServer, root: Path, count: int, backlog: int) -> FleetRun:
@@ -150,13 +144,6 @@ def _health(collector: CollectorServer, fleet: FleetRun) -> Callable[[], str]:
     return status
 
 
-def _wait_for(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"waited {seconds:g} s for {what}"
-        time.sleep(0.1)
-
-
 def test_the_database_unreachable_for_seconds_then_back_loses_nothing(tmp_path: Path) -> None:
     relay = CuttableRelay(("127.0.0.1", 5432))
     collector = CollectorServer.create(tmp_path)
@@ -169,26 +156,23 @@ def test_the_database_unreachable_for_seconds_then_back_loses_nothing(tmp_path: 
             relay.cut()
             cut_at = fleet.delivered()
             # Agents keep calling and are refused while it lasts.
-            deadline = time.monotonic() + 30
-            while not fleet.failures and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert fleet.failures, "no call met the outage: the test proves nothing"
+            wait_until(lambda: bool(fleet.failures), "a call refused in the outage")
             # A load balancer probing health is told to send agents elsewhere meanwhile.
             health = _health(collector, fleet)
-            _wait_for(lambda: health() == "NOT_SERVING", "health to say NOT_SERVING")
+            wait_until(lambda: health() == "NOT_SERVING", "health saying NOT_SERVING")
             status, page = _dashboard_status(collector.web_port)
             assert status == 503, page[-2000:]
             assert "采集端数据库暂时无法访问" in page
             relay.restore()
             back = time.monotonic()
-            _wait_for(lambda: health() == "SERVING", "health to say SERVING again")
+            wait_until(lambda: health() == "SERVING", "health saying SERVING again")
             fleet.wait_delivered(cut_at + 100, timeout=90)
             recovered = time.monotonic() - back
             fleet.stop_producing()
             assert fleet.wait(90), "the agents did not drain their outboxes"
             # The dashboard's own connections come back as well.
-            _wait_for(lambda: _dashboard_status(collector.web_port)[0] != 503,
-                      "the dashboard to come back")  # fmt: skip
+            wait_until(lambda: _dashboard_status(collector.web_port)[0] != 503,
+                       "the dashboard back")  # fmt: skip
             # The login page, the stale cookie's session being unknown.
             assert _dashboard_status(collector.web_port)[0] == 200
         finally:
