@@ -485,11 +485,12 @@ class PostgresDatabase:
                 self._broken_seen |= connection.broken
                 raise
 
-    def _purge_broken(self) -> bool:
-        """After a connection was found closed by the server: test the pool's idle ones and
-        replace the dead (one failed call, not one per pooled connection, after a restart).
-        True when a broken connection was seen since the last purge."""
-        seen, self._broken_seen = self._broken_seen, False
+    def _purge_broken(self, failed: psycopg.Connection[Row] | None = None) -> bool:
+        """After a connection was found closed by the server (`failed`'s, or one noted since
+        the last purge): test the pool's idle ones and replace the dead (one failed call, not
+        one per pooled connection, after a restart). True when a broken one was seen."""
+        broken = failed is not None and failed.broken
+        seen, self._broken_seen = self._broken_seen or broken, False
         if seen:
             with suppress(*self.errors):
                 self._pool.check()
@@ -520,8 +521,7 @@ class PostgresDatabase:
                 except self.failures:
                     # Nothing was written yet: a connection the server closed (a restart, a
                     # failover) is replaced and the transaction begun again, once.
-                    self._broken_seen |= connection.broken
-                    if nested or attempt == 2 or not self._purge_broken():
+                    if nested or attempt == 2 or not self._purge_broken(connection):
                         raise
                     continue
                 try:
@@ -532,8 +532,7 @@ class PostgresDatabase:
                         # A broken connection cannot roll back; the pool replaces it.
                         with suppress(*self.errors):
                             connection.execute("ROLLBACK")
-                    self._broken_seen |= connection.broken
-                    self._purge_broken()
+                    self._purge_broken(connection)
                     raise
                 return
 
@@ -548,8 +547,7 @@ class PostgresDatabase:
                 finally:
                     connection.execute("COMMIT")
             except self.failures:
-                self._broken_seen |= connection.broken
-                self._purge_broken()
+                self._purge_broken(connection)
                 raise
 
     def data_version(self) -> int:
