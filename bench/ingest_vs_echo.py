@@ -270,14 +270,18 @@ def measure(
     clients = [p.pid for p in processes if p.pid is not None]
     _sleep_until(start_at)
     server_pids = with_children(server_pid)  # the collector's report writer is its child
+    children = [p for p in server_pids if p != server_pid]
     server_before, clients_before = cpu_seconds(server_pids), cpu_seconds(clients)
-    database_before = cpu_seconds(database_pids)
+    database_before, children_before = cpu_seconds(database_pids), cpu_seconds(children)
     _sleep_until(start_at + args.seconds)
     server_cpu = cpu_seconds(server_pids) - server_before
+    children_cpu = cpu_seconds(children) - children_before
     client_cpu = cpu_seconds(clients) - clients_before
     database_cpu = cpu_seconds(database_pids) - database_before
-    totals: dict[str, float] = {"server_cpu": server_cpu, "client_cpu": client_cpu,
-                                "database_cpu": database_cpu}  # fmt: skip
+    totals: dict[str, float] = {
+        "server_cpu": server_cpu, "client_cpu": client_cpu, "database_cpu": database_cpu,
+        "children_cpu": children_cpu,  # the report writer's share of server_cpu
+    }  # fmt: skip
     for receive, process in zip(pipes, processes, strict=True):
         for key, value in receive.recv().items():
             totals[key] = totals.get(key, 0.0) + value
@@ -295,8 +299,11 @@ def _show(label: str, totals: dict[str, float], seconds: float, unit: str) -> fl
         per = unit[:-1]
         database = (f" (+ database {totals['database_cpu'] / done * 1e6:.0f} us)"
                     if totals.get("database_cpu") else "")  # fmt: skip
+        children = (f" (its report writer {totals['children_cpu'] / done * 1e6:.0f} us)"
+                    if totals.get("children_cpu") else "")  # fmt: skip
         print(f"{'':28} CPU per {per}: server {totals['server_cpu'] / done * 1e6:6.0f} us"
-              f"{database}, clients {totals['client_cpu'] / done * 1e6:6.0f} us")  # fmt: skip
+              f"{children}{database},"
+              f" clients {totals['client_cpu'] / done * 1e6:6.0f} us")  # fmt: skip
     return rate
 
 
