@@ -99,6 +99,11 @@ def _name(entry: Entry) -> str:
     return told("{kind} record seq {seq} ({key})", kind=entry.kind, seq=entry.seq, key=entry.key)
 
 
+def _bodies_of(entry: Entry) -> str:
+    """Worded only for a problem: a quarter has hundreds of thousands of groups."""
+    return told("the bodies of {entry}", entry=_name(entry))
+
+
 class _Member:
     """One member of the bundle read once, line by line, and hashed as it is read: a
     quarter's members are gigabytes, never held whole."""
@@ -507,14 +512,14 @@ class _Walk:
         return isinstance(received, int) and 0 <= received < self.pruned_before
 
     def _compare_group(self, entry: Entry, found: _Bodies) -> None:
-        where = told("the bodies of {entry}", entry=_name(entry))
         if not isinstance(found, list):
             self.verdict.problems.append(told("{where} are not on a group's line: edited",
-                                              where=where))
+                                              where=_bodies_of(entry)))
             return
         bodies = dict(found)
         if len(bodies) != len(found):
-            self.verdict.problems.append(told('{where} name a report twice: inserted', where=where))
+            self.verdict.problems.append(told('{where} name a report twice: inserted',
+                                              where=_bodies_of(entry)))
         for record in group_records(entry):
             report_id = str(record.get("report_id"))
             body = bodies.pop(report_id, None)

@@ -363,6 +363,25 @@ def test_an_edited_report_body_is_caught_and_named(
     assert f"({edit.report}) does not match its chain entry: edited" in out  # type: ignore[attr-defined]
 
 
+
+
+def test_a_body_named_twice_on_a_groups_line_is_caught_and_named(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The group's line is worded only when something is wrong with it (a quarter has
+    hundreds of thousands): this is such a case."""
+
+    def repeat(members: dict[str, bytes]) -> None:
+        lines = [json.loads(line) for line in members[bundle.REPORTS].splitlines()]
+        lines[0]["reports"].append(lines[0]["reports"][0])  # the same report and body again
+        repeat.seq = lines[0]["seq"]  # type: ignore[attr-defined]
+        members[bundle.REPORTS] = b"".join(bundle.jsonl(line) for line in lines)
+
+    code, out = _verify(_tampered(auditor, "twice", repeat), auditor.public_key, capsys)
+    assert code == 1
+    named = f"the bodies of {chain.REPORT_GROUP} record seq {repeat.seq} ("  # type: ignore[attr-defined]
+    assert named in out
+    assert "name a report twice: inserted" in out
 @pytest.mark.parametrize("payload", ["{}", "not JSON", "[1, 2]"])
 def test_a_record_edited_past_recognition_is_named_and_the_verifier_goes_on(
     auditor: Evidence, capsys: pytest.CaptureFixture[str], payload: str
