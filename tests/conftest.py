@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,6 +32,18 @@ from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import devposture_pb2 as pb
 from tests.databases import collector_database
+
+
+def installed_tool(name: str) -> str:
+    """The path of a real tool a test runs (7z, zip, sqlcipher, ...): where it is missing the
+    test is skipped on a developer's machine and fails in CI, whose .ci/run installs it."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed on this machine (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def _pin_english_locale() -> None:

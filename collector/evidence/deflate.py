@@ -19,6 +19,7 @@ before, and `tests/collector/test_audit_deflate.py` fails, rather than any bundl
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
 import zlib
 from typing import IO, cast
@@ -56,3 +57,53 @@ def by_isal(handle: IO[bytes]) -> bool:
     """Whether a member's handle deflates or inflates by ISA-L (what the tests hold)."""
     engine = getattr(handle, "_compressor", None) or getattr(handle, "_decompressor", None)
     return type(engine).__module__.startswith("isal")
+
+
+class Deflated:
+    """A member's bytes deflated into `spool` (a temporary file) as they come, with what its
+    zip entry and the manifest need of the bytes themselves: SHA-256, CRC-32 and size."""
+
+    def __init__(self, spool: IO[bytes]) -> None:
+        self.spool = spool
+        self.sha = hashlib.sha256()
+        self.crc = 0
+        self.size = 0
+        self._compressor = isal_zlib.compressobj(LEVEL, zlib.DEFLATED, RAW)
+
+    def write(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.crc = zlib.crc32(data, self.crc)
+        self.size += len(data)
+        self.spool.write(self._compressor.compress(data))
+
+    def finish(self) -> None:
+        """End the deflate stream (nothing may be written after)."""
+        self.spool.write(self._compressor.flush())
+
+
+class _AsItIs:
+    """In place of a member's compressor: what comes is deflated already."""
+
+    @staticmethod
+    def compress(data: bytes) -> bytes:
+        return data
+
+    @staticmethod
+    def flush() -> bytes:
+        return b""
+
+
+def put_deflated(handle: IO[bytes], info: zipfile.ZipInfo, deflated: Deflated) -> None:
+    """Copy the finished `deflated` into `handle` (ZipFile.open(info, "w"), a deflated member,
+    nothing written yet) as its stream, and give the entry the size and CRC-32 of the bytes
+    themselves (zipfile counted what it was handed). Raises TypeError, before writing, where
+    zipfile keeps these elsewhere (`test_audit_deflate.py` holds them)."""
+    names = ("_compressor", "_crc", "_file_size")
+    if info.compress_type != zipfile.ZIP_DEFLATED or not all(hasattr(handle, n) for n in names):
+        raise TypeError("this Python's zipfile cannot take a deflated member as it is")
+    handle._compressor = _AsItIs()  # type: ignore[attr-defined]
+    deflated.spool.seek(0)
+    while chunk := deflated.spool.read(1 << 20):
+        handle.write(chunk)
+    handle._crc = deflated.crc  # type: ignore[attr-defined]
+    handle._file_size = deflated.size  # type: ignore[attr-defined]

@@ -71,15 +71,15 @@ class Exported:
     signing_key: str
 
 
-class _Digesting:
-    """A zip member being written, hashed as it goes: lines gathered into runs of about a
-    megabyte, so that the compressor and the hash each run once per run, not per line."""
+class _Runs:
+    """Lines gathered into runs of about a megabyte for `sink` (a member being written and
+    hashed, or a deflated spool): the compressor and the hash each run once per run, not per
+    line."""
 
     RUN = 1 << 20
 
-    def __init__(self, handle: IO[bytes]) -> None:
-        self._handle = handle
-        self.sha = hashlib.sha256()
+    def __init__(self, sink: Callable[[bytes], None]) -> None:
+        self._sink = sink
         self._pending: list[bytes] = []
         self._size = 0
 
@@ -90,21 +90,38 @@ class _Digesting:
             self.flush()
 
     def flush(self) -> None:
-        run = b"".join(self._pending)
+        if self._pending:
+            self._sink(b"".join(self._pending))
         self._pending, self._size = [], 0
+
+
+class _Digesting(_Runs):
+    """A zip member being written, hashed as it goes."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        super().__init__(self._take)
+        self._handle = handle
+        self.sha = hashlib.sha256()
+
+    def _take(self, run: bytes) -> None:
         self._handle.write(run)
         self.sha.update(run)
+
+
+def _member_info(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    # What ZipFile.open reads for a ZipInfo (named compress_level from Python 3.13).
+    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel",
+            COMPRESSION)  # fmt: skip
+    return info
 
 
 @contextlib.contextmanager
 def _member(archive: zipfile.ZipFile, name: str, digests: dict[str, str]) -> Iterator[_Digesting]:
     # Zip64 whatever the size: a quarter's members pass the 2 GiB a plain zip member can hold,
     # and a streamed member's size is not known when its header is written.
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    # What ZipFile.open reads for a ZipInfo (named compress_level from Python 3.13).
-    setattr(info, "compress_level" if hasattr(info, "compress_level") else "_compresslevel",
-            COMPRESSION)  # fmt: skip
+    info = _member_info(name)
     with deflate.compressing(archive.open(info, "w", force_zip64=True), info) as handle:
         writer = _Digesting(handle)
         yield writer
@@ -252,8 +269,12 @@ def _write_period(
     last_hash: bytes | None = None
     # How many report entries' bodies the retention policy deleted, and the last received.
     pruned, last_pruned = 0, 0
-    # A zip takes one member at a time: the index and the bodies wait in temporary files.
-    with tempfile.TemporaryFile() as index_out, tempfile.TemporaryFile() as reports_out:
+    # A zip takes one member at a time: the index and the bodies wait in temporary files,
+    # deflated as they are made (a tenth of their size), and go in after the chain as they are.
+    with tempfile.TemporaryFile() as index_spool, tempfile.TemporaryFile() as reports_spool:
+        index_deflated = deflate.Deflated(index_spool)
+        reports_deflated = deflate.Deflated(reports_spool)
+        index_out, reports_out = _Runs(index_deflated.write), _Runs(reports_deflated.write)
         with _member(archive, bundle.CHAIN, digests) as chain_out:
             for batch in _batches(store, span):
                 # The bodies as read to check them against the chain: written as checked.
@@ -285,11 +306,14 @@ def _write_period(
                     last_hash = entry.hash
                 if progress is not None and span is not None:
                     progress(batch[-1].seq - span[0] + 1, span[1] - span[0] + 1)
-        for name, spooled in ((bundle.INDEX, index_out), (bundle.REPORTS, reports_out)):
-            spooled.seek(0)
-            with _member(archive, name, digests) as member:
-                while chunk := spooled.read(1 << 20):
-                    member.write(chunk)
+        for name, runs, deflated in ((bundle.INDEX, index_out, index_deflated),
+                                     (bundle.REPORTS, reports_out, reports_deflated)):  # fmt: skip
+            runs.flush()
+            deflated.finish()
+            info = _member_info(name)
+            with archive.open(info, "w", force_zip64=True) as handle:
+                deflate.put_deflated(handle, info, deflated)
+            digests[name] = deflated.sha.hexdigest()
     return counts, last_hash, (pruned, last_pruned)
 
 

@@ -5,13 +5,10 @@ from __future__ import annotations
 import base64
 import gzip
 import os
-import shutil
 import sqlite3
 import subprocess
 import zipfile
 from pathlib import Path
-
-import pytest
 
 from devposture.agent.parsers.file_headers import (
     SAMPLE_SIZE,
@@ -22,6 +19,7 @@ from devposture.agent.parsers.file_headers import (
     sniff_7z_end_header,
 )
 from devposture.v1 import devposture_pb2 as pb
+from tests.conftest import installed_tool
 
 ENC = pb.ENCRYPTION_STATE_ENCRYPTED
 PLAIN = pb.ENCRYPTION_STATE_NOT_ENCRYPTED
@@ -52,18 +50,8 @@ def test_gzip_is_compressed_not_encrypted(tmp_path: Path) -> None:
     assert sniff(head(target)).state == PLAIN
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed on this machine (.ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
-
-
 def test_zip_with_password_is_encrypted(tmp_path: Path) -> None:
-    zip_tool = _tool("zip")
+    zip_tool = installed_tool("zip")
     (tmp_path / "a.txt").write_text("x" * 100)
     subprocess.run([zip_tool, "-q", "-P", "pw", "enc.zip", "a.txt"], cwd=tmp_path, check=True)
     verdict = sniff(head(tmp_path / "enc.zip"))
@@ -71,7 +59,7 @@ def test_zip_with_password_is_encrypted(tmp_path: Path) -> None:
 
 
 def test_gpg_symmetric_is_encrypted(tmp_path: Path) -> None:
-    gpg = _tool("gpg")
+    gpg = installed_tool("gpg")
     (tmp_path / "a.txt").write_text("x" * 100)
     subprocess.run(
         [gpg, "--homedir", str(tmp_path), "--batch", "--pinentry-mode", "loopback",
@@ -94,7 +82,7 @@ def test_random_looking_sample_is_weak_evidence_of_encryption() -> None:
 
 
 def test_sqlcipher_database_is_weak_evidence_of_encryption(tmp_path: Path) -> None:
-    sqlcipher = _tool("sqlcipher")
+    sqlcipher = installed_tool("sqlcipher")
     db = tmp_path / "msg.db"
     sql = "PRAGMA key = 'correct horse'; create table t (x); insert into t values ('hi');"
     subprocess.run([sqlcipher, str(db), sql], check=True, capture_output=True)
@@ -103,7 +91,7 @@ def test_sqlcipher_database_is_weak_evidence_of_encryption(tmp_path: Path) -> No
 
 
 def _seven_zip(tmp_path: Path, name: str, *options: str) -> Path:
-    seven = _tool("7z")
+    seven = installed_tool("7z")
     (tmp_path / "合同_张经理.txt").write_text("报价 38 万" * 50, encoding="utf-8")
     subprocess.run([seven, "a", *options, name, "合同_张经理.txt"], cwd=tmp_path,
                    check=True, capture_output=True)  # fmt: skip
@@ -143,7 +131,7 @@ def test_7z_without_password(tmp_path: Path) -> None:
     # Many files make 7-Zip compress the end header: its coders are no longer visible.
     for i in range(60):
         (tmp_path / f"f{i}.txt").write_text(f"file {i}")
-    seven = _tool("7z")
+    seven = installed_tool("7z")
     subprocess.run([seven, "a", "many.7z", *(f"f{i}.txt" for i in range(60))], cwd=tmp_path,
                    check=True, capture_output=True)  # fmt: skip
     verdict = _end_header_verdict(tmp_path / "many.7z")
@@ -151,7 +139,7 @@ def test_7z_without_password(tmp_path: Path) -> None:
 
 
 def test_7z_cannot_be_judged_from_its_start(tmp_path: Path) -> None:
-    seven = _tool("7z")
+    seven = installed_tool("7z")
     (tmp_path / "a.txt").write_text("x" * 100)
     subprocess.run([seven, "a", "-ppw", "-mhe=on", "a.7z", "a.txt"], cwd=tmp_path,
                    check=True, capture_output=True)  # fmt: skip
@@ -184,7 +172,7 @@ def test_exports_in_text_are_plain() -> None:
 
 
 def test_openssl_enc_output_is_encrypted(tmp_path: Path) -> None:
-    openssl = _tool("openssl")
+    openssl = installed_tool("openssl")
     (tmp_path / "chats.txt").write_text("工作聊天记录" * 20, encoding="utf-8")
     for armor, name in (([], "binary"), (["-a"], "base64")):
         out = tmp_path / f"chats.{name}"

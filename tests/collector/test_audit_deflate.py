@@ -6,10 +6,16 @@ zipfile keeps it elsewhere fails this test instead of quietly exporting at zlib'
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
+import pytest
+
 from devposture.collector.evidence import deflate
+from tests.conftest import installed_tool
 
 # Lines like a bundle's: repeated JSON with what varies between devices (a day of a fleet).
 LINES = b"".join(
@@ -59,3 +65,45 @@ def test_a_member_not_deflated_is_read_as_it_is(tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as archive, deflate.inflating(archive.open("manifest.json")) as mem:
         assert not deflate.by_isal(mem)
         assert mem.read() == b"{}"
+
+
+def test_a_member_deflated_beforehand_is_put_in_as_it_is_and_reads_back_whole(
+    tmp_path: Path,
+) -> None:
+    """The export's index and report bodies wait deflated in a temporary file and go into the
+    zip as they are: the entry must carry the size and CRC-32 of the bytes themselves, which
+    zipfile (it checks the CRC-32 as it reads) and 7-Zip both hold it to."""
+    out = tmp_path / "spooled.zip"
+    with tempfile.TemporaryFile() as spool:
+        deflated = deflate.Deflated(spool)
+        for at in range(0, len(LINES), 1 << 20):
+            deflated.write(LINES[at : at + (1 << 20)])
+        deflated.finish()
+        assert spool.tell() < len(LINES) // 3  # it waited deflated, not whole
+        with zipfile.ZipFile(out, "w") as archive:
+            info = zipfile.ZipInfo("reports.jsonl", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as handle:
+                deflate.put_deflated(handle, info, deflated)
+            archive.writestr("manifest.json", b"{}")  # a member after it lands where it should
+    assert deflated.sha.hexdigest() == hashlib.sha256(LINES).hexdigest()
+    with zipfile.ZipFile(out) as archive:
+        entry = archive.getinfo("reports.jsonl")
+        assert (entry.file_size, entry.CRC) == (len(LINES), zlib.crc32(LINES))
+        assert archive.testzip() is None
+        assert archive.read("reports.jsonl") == LINES
+        assert archive.read("manifest.json") == b"{}"
+    seven = installed_tool("7z")
+    tested = subprocess.run([seven, "t", str(out)], capture_output=True, text=True, check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "Everything is Ok" in tested.stdout
+
+
+def test_a_member_not_deflated_is_never_put_in_as_deflated(tmp_path: Path) -> None:
+    with tempfile.TemporaryFile() as spool, zipfile.ZipFile(tmp_path / "s.zip", "w") as archive:
+        deflated = deflate.Deflated(spool)
+        deflated.write(b"{}")
+        deflated.finish()
+        info = zipfile.ZipInfo("manifest.json")  # ZIP_STORED
+        with archive.open(info, "w") as handle, pytest.raises(TypeError, match="deflated"):
+            deflate.put_deflated(handle, info, deflated)
