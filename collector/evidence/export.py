@@ -28,7 +28,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from devposture.collector import __version__, new_file
-from devposture.collector.evidence import bundle, chain, deflate, html, signing, summary
+from devposture.collector.evidence import (
+    bundle,
+    chain,
+    deflate,
+    html,
+    member_runs,
+    signing,
+    summary,
+)
 from devposture.collector.evidence.crosscheck import Findings, PeriodCheck
 from devposture.collector.evidence.opening import Opening
 from devposture.collector.pki import fingerprint
@@ -71,35 +79,11 @@ class Exported:
     signing_key: str
 
 
-class _Runs:
-    """Lines gathered into runs of about a megabyte for `sink` (a member being written and
-    hashed, or a deflated spool): the compressor and the hash each run once per run, not per
-    line."""
+class _Digesting(member_runs.Runs):
+    """A zip member being written, hashed as it goes (beside the pass, given `beside`)."""
 
-    RUN = 1 << 20
-
-    def __init__(self, sink: Callable[[bytes], None]) -> None:
-        self._sink = sink
-        self._pending: list[bytes] = []
-        self._size = 0
-
-    def write(self, data: bytes) -> None:
-        self._pending.append(data)
-        self._size += len(data)
-        if self._size >= self.RUN:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            self._sink(b"".join(self._pending))
-        self._pending, self._size = [], 0
-
-
-class _Digesting(_Runs):
-    """A zip member being written, hashed as it goes."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        super().__init__(self._take)
+    def __init__(self, handle: IO[bytes], beside: member_runs.Beside | None = None) -> None:
+        super().__init__(self._take, beside)
         self._handle = handle
         self.sha = hashlib.sha256()
 
@@ -118,14 +102,24 @@ def _member_info(name: str) -> zipfile.ZipInfo:
 
 
 @contextlib.contextmanager
-def _member(archive: zipfile.ZipFile, name: str, digests: dict[str, str]) -> Iterator[_Digesting]:
+def _member(
+    archive: zipfile.ZipFile, name: str, digests: dict[str, str],
+    beside: member_runs.Beside | None = None,
+) -> Iterator[_Digesting]:  # fmt: skip
     # Zip64 whatever the size: a quarter's members pass the 2 GiB a plain zip member can hold,
     # and a streamed member's size is not known when its header is written.
     info = _member_info(name)
     with deflate.compressing(archive.open(info, "w", force_zip64=True), info) as handle:
-        writer = _Digesting(handle)
-        yield writer
-        writer.flush()
+        writer = _Digesting(handle, beside)
+        try:
+            yield writer
+            writer.flush()
+        except BaseException:
+            if beside is not None:
+                beside.abandon()  # the thread is done with the handle before it is closed
+            raise
+        if beside is not None:
+            beside.drain()  # every run in the member before it is closed
     digests[name] = writer.sha.hexdigest()
 
 
@@ -271,11 +265,16 @@ def _write_period(
     pruned, last_pruned = 0, 0
     # A zip takes one member at a time: the index and the bodies wait in temporary files,
     # deflated as they are made (a tenth of their size), and go in after the chain as they are.
-    with tempfile.TemporaryFile() as index_spool, tempfile.TemporaryFile() as reports_spool:
+    # Their lines are hashed, deflated and written by a thread beside the pass (member_runs).
+    with (
+        tempfile.TemporaryFile() as index_spool, tempfile.TemporaryFile() as reports_spool,
+        member_runs.Beside() as beside,
+    ):  # fmt: skip
         index_deflated = deflate.Deflated(index_spool)
         reports_deflated = deflate.Deflated(reports_spool)
-        index_out, reports_out = _Runs(index_deflated.write), _Runs(reports_deflated.write)
-        with _member(archive, bundle.CHAIN, digests) as chain_out:
+        index_out = member_runs.Runs(index_deflated.write, beside)
+        reports_out = member_runs.Runs(reports_deflated.write, beside)
+        with _member(archive, bundle.CHAIN, digests, beside) as chain_out:
             for batch in _batches(store, span):
                 # The bodies as read to check them against the chain: written as checked.
                 bodies = checked.add(batch)
@@ -309,6 +308,7 @@ def _write_period(
         for name, runs, deflated in ((bundle.INDEX, index_out, index_deflated),
                                      (bundle.REPORTS, reports_out, reports_deflated)):  # fmt: skip
             runs.flush()
+            beside.drain()
             deflated.finish()
             info = _member_info(name)
             with archive.open(info, "w", force_zip64=True) as handle:
