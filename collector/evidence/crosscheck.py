@@ -40,7 +40,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devposture.collector.evidence import chain
+from devposture.collector.evidence import batches, chain
 from devposture.collector.evidence.opening import Opening
 from devposture.policy.catalogs import Lang
 from devposture.policy.cli_messages import Told, told
@@ -52,7 +52,6 @@ Key = tuple[Any, ...]  # a row's primary key, its columns in index order
 Record = dict[str, object]  # a row as its chain entry's payload holds it
 
 RANGE = 4096  # rows of a table per range (step 1): one count each
-CHAIN_BATCH = 2000  # chain entries read at once (step 2)
 KEYS_BATCH = 20000  # chain keys read at once (step 3, sequence numbers)
 SUSPECT_ROWS = 65536  # rows of ranges with rows left over, searched per read of the chain
 CORRECTIONS = 10000  # changed history rows remembered for step 4
@@ -521,8 +520,7 @@ class TableCheck:
 
     def _chain(self, ranges: dict[str, _Ranges], last_seq: int) -> Iterator[Finding]:
         expected, prev_hash = 1, chain.GENESIS
-        for first in range(1, last_seq + 1, CHAIN_BATCH):
-            batch = self._tables.chain_entries(first, min(first + CHAIN_BATCH - 1, last_seq))
+        for batch in batches.bounded(self._tables.chain_entries, 1, last_seq):
             for entry in batch:
                 yield from _links(entry, expected, prev_hash)
                 expected, prev_hash = entry.seq + 1, entry.hash
@@ -533,7 +531,7 @@ class TableCheck:
                 yield from group.findings
             for kind in _TABLES:
                 yield from self._compare(kind, [e for e in batch if e.kind == kind], ranges[kind])
-            self._say(told("chain entries"), min(first + CHAIN_BATCH - 1, last_seq), last_seq)
+            self._say(told("chain entries"), batch[-1].seq, last_seq)
 
     def _compare(self, kind: str, batch: list[chain.Entry], ranges: _Ranges) -> Iterator[Finding]:
         for judged in _judged(self._tables, kind, batch, self._pruned_before):

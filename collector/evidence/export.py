@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from devposture.collector import __version__, new_file
 from devposture.collector.evidence import (
+    batches,
     bundle,
     chain,
     deflate,
@@ -47,7 +48,6 @@ from devposture.policy.cli_messages import Told, said
 from devposture.policy.reasons import render
 
 Progress = Callable[[int, int], None]
-BATCH = 2000
 # zlib's fastest level, where zipfile deflates a member itself: the members are deflated by
 # ISA-L (evidence/deflate.py), zlib only if a later zipfile would not take its compressor.
 COMPRESSION = 1
@@ -320,8 +320,7 @@ def _write_period(
 def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:
     if span is None:
         return
-    for first in range(span[0], span[1] + 1, BATCH):
-        yield store.evidence.chain_entries(first, min(first + BATCH - 1, span[1]))
+    yield from batches.bounded(store.evidence.chain_entries, *span)
 
 
 def _manifest(

@@ -25,7 +25,7 @@ from devposture.collector.cli import main as collector_cli
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
-from devposture.collector.evidence import chain
+from devposture.collector.evidence import batches, chain
 from devposture.collector.evidence import crosscheck as module
 from devposture.collector.evidence.crosscheck import Findings, table_disagreements
 from devposture.collector.store import CheckResult, ReportRecord, Store
@@ -49,7 +49,9 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of a few rows, so that a store of a few hundred rows is read in many: every
     boundary between batches and ranges is crossed, as over millions of rows."""
     monkeypatch.setattr(module, "RANGE", 7)
-    monkeypatch.setattr(module, "CHAIN_BATCH", 23)
+    monkeypatch.setattr(batches, "FIRST_READ", 23)
+    monkeypatch.setattr(batches, "MOST_READ", 23)
+    monkeypatch.setattr(batches, "BATCH_REPORTS", 9)
     monkeypatch.setattr(module, "KEYS_BATCH", 31)
     monkeypatch.setattr(module, "SUSPECT_ROWS", 14)
     monkeypatch.setattr(module, "UNRESOLVED", 2)
