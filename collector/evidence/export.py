@@ -134,12 +134,36 @@ CHECKPOINT_AFTER = 10_000
 
 def _opening(
     store: Store, boundary: int, start_us: int
-) -> tuple[list[chain.Entry], Opening | None]:
+) -> tuple[Iterator[chain.Entry], Opening | None]:
     """How things stood when the period began (`evidence.opening`), from the latest
-    checkpoint before it; and the opening to record as a checkpoint, when one is worth it."""
+    checkpoint before it, read as it is used; and the opening to record as a checkpoint,
+    when one is worth it."""
     opening, folded = store.checkpoints.forward(boundary - 1)
-    entries = list(store.evidence.chain_at(opening.seqs(start_us)))
+    entries = store.evidence.chain_at(opening.seqs(start_us))
     return entries, (opening if folded > CHECKPOINT_AFTER else None)
+
+
+def _fold_opening(
+    stack: contextlib.ExitStack[bool | None], entries: Iterator[chain.Entry],
+    figures: summary.Summary,
+) -> deflate.Deflated:  # fmt: skip
+    """Fold the opening into the report's figures, writing each entry as it passes to a
+    temporary file (deflated: the member goes in after the period, a zip taking one member at
+    a time), never holding them: each device's latest report is an entry of a group that
+    seals a few dozen to a thousand, and an hourly fleet's opening held 100 MB."""
+    spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by `stack`
+    deflated = deflate.Deflated(spool)
+    out = member_runs.Runs(deflated.write)
+
+    def written() -> Iterator[chain.Entry]:
+        for entry in entries:
+            out.write(bundle.entry_jsonl(entry))
+            yield entry
+
+    figures.opening(written())
+    out.flush()
+    deflated.finish()
+    return deflated
 
 
 def export_bundle(
@@ -176,7 +200,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
     # entries written in it: a report is in the period its seal was written in, at most
     # SEAL_AFTER_US after it was received.
     store.sealing.seal_all()
-    with store.snapshot():
+    with store.snapshot(), contextlib.ExitStack() as stack:
         head = store.evidence.chain_head()
         span = store.evidence.chain_period(start, end)
         boundary = span[0] if span else store.evidence.chain_first_written_from(start)
@@ -188,7 +212,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         context = _context(store, policy, start)
         period = {"from_us": to_us(start), "to_us": to_us(end)}
         figures = summary.Summary({"period": period}, context)
-        figures.opening(opening)
+        opening_deflated = _fold_opening(stack, opening, figures)
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED, allowZip64=True,
                              compresslevel=COMPRESSION) as archive:  # fmt: skip
             checked = PeriodCheck(store.crosscheck)
@@ -211,9 +235,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                 for r in sorted(figures.reasons_shown())
             }  # fmt: skip
             last_hash = last_hash or prev_hash
-            with _member(archive, bundle.OPENING, digests) as opening_out:
-                for entry in opening:
-                    opening_out.write(bundle.entry_jsonl(entry))
+            _put_spooled(archive, bundle.OPENING, opening_deflated, digests)
             with _member(archive, bundle.PRUNED, digests) as pruned_out:
                 for entry in prunes:
                     pruned_out.write(bundle.entry_jsonl(entry))
@@ -310,11 +332,18 @@ def _write_period(
             runs.flush()
             beside.drain()
             deflated.finish()
-            info = _member_info(name)
-            with archive.open(info, "w", force_zip64=True) as handle:
-                deflate.put_deflated(handle, info, deflated)
-            digests[name] = deflated.sha.hexdigest()
+            _put_spooled(archive, name, deflated, digests)
     return counts, last_hash, (pruned, last_pruned)
+
+
+def _put_spooled(
+    archive: zipfile.ZipFile, name: str, deflated: deflate.Deflated, digests: dict[str, str]
+) -> None:
+    """A member that waited deflated (finished), put in as it is."""
+    info = _member_info(name)
+    with archive.open(info, "w", force_zip64=True) as handle:
+        deflate.put_deflated(handle, info, deflated)
+    digests[name] = deflated.sha.hexdigest()
 
 
 def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:

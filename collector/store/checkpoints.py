@@ -15,12 +15,12 @@ import struct
 import zlib
 from collections.abc import Iterator, Sequence
 
+from devposture.collector.evidence import batches
 from devposture.collector.evidence.chain import Entry
 from devposture.collector.evidence.opening import KINDS, Opening
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import Evidence, select
 
-BATCH = 5000
 DAY_US = 86_400_000_000
 # Entries one scheduled checkpoint folds at most (a second or two of the database thread): a
 # chain with no checkpoint yet (one written before schema 11) is caught up over a few hours.
@@ -111,7 +111,12 @@ class Checkpoints(Part):
         return opening, folded
 
     def kinds_between(self, first: int, last: int) -> Iterator[Entry]:
-        """The entries an opening is folded from, in [first, last], in sequence order."""
-        for low in range(first, last + 1, BATCH):
-            yield from select(self._db, f"seq BETWEEN ? AND ? AND kind IN ({_KINDS})",
-                              (low, min(low + BATCH - 1, last)))  # fmt: skip
+        """The entries an opening is folded from, in [first, last], in sequence order, read
+        a few megabytes at a time (evidence/batches.py): a day of an hourly fleet's report
+        groups, 5,000 entries at once, took 230 MB."""
+
+        def read(low: int, high: int) -> list[Entry]:
+            return select(self._db, f"seq BETWEEN ? AND ? AND kind IN ({_KINDS})", (low, high))
+
+        for batch in batches.bounded(read, first, last):
+            yield from batch

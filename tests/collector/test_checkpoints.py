@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devposture.collector.compliance import Waiver
-from devposture.collector.evidence import bundle, chain, export
+from devposture.collector.evidence import batches, bundle, chain, export
 from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.evidence.opening import Opening
 from devposture.collector.store import CheckResult, ReportRecord, Store
@@ -95,9 +95,13 @@ def test_the_opening_is_the_latest_entry_per_key_and_the_running_waivers(store: 
     assert [e.record()["waiver_id"] for e in held if e.kind == chain.WAIVER] == ["w-long"]
 
 
+@pytest.mark.parametrize("read", ["at once", "a few entries at a time"])
 def test_forward_from_a_checkpoint_gives_what_a_walk_of_the_whole_chain_gives(
-    store: Store,
+    store: Store, monkeypatch: pytest.MonkeyPatch, read: str
 ) -> None:
+    if read != "at once":  # as a day of a large fleet's groups is read: a few MB at a time
+        monkeypatch.setattr(batches, "FIRST_READ", 3)
+        monkeypatch.setattr(batches, "READ_BYTES", 1)
     entries = _all(store)
     middle = entries[len(entries) // 2].seq
     walked, folded = store.checkpoints.forward(middle)
