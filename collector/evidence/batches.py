@@ -34,11 +34,8 @@ def reports_in(entry: chain.Entry) -> int:
         return 1
     if entry.kind != chain.REPORT_GROUP:
         return 0
-    first, _, last = entry.key.partition("-")
-    try:
-        return max(1, int(last) - int(first) + 1)
-    except ValueError:
-        return 1
+    found = chain.group_range(entry.key)
+    return 1 if found is None else max(1, found[1] - found[0] + 1)
 
 
 def bounded(read: Read, first: int, last: int) -> Iterator[list[chain.Entry]]:

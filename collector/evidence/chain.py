@@ -182,6 +182,15 @@ def group_key(first_n: int, last_n: int) -> str:
     return f"{first_n}-{last_n}"
 
 
+def group_range(key: str) -> tuple[int, int] | None:
+    """(first_n, last_n) that `group_key` wrote, or None when `key` is not two numbers."""
+    try:
+        first, last = (int(part) for part in key.split("-"))
+    except ValueError:
+        return None
+    return first, last
+
+
 def group_canonical(first_n: int, last_n: int, records: Sequence[bytes]) -> bytes:
     """`canonical` of a group's payload from its reports' canonical records (each written
     once, by `report_canonical`): a group holds hundreds."""

@@ -743,10 +743,10 @@ def _canonical(kind: str, row: Record) -> bytes:
 
 def group_span(entry: chain.Entry) -> tuple[int, int] | None:
     """(first_n, last_n) of a report group entry, from its key (None: it cannot be read)."""
-    try:
-        first, last = (int(part) for part in entry.key.split("-"))
-    except ValueError:
+    found = chain.group_range(entry.key)
+    if found is None:
         return None
+    first, last = found
     # A seal holds at most sealing.SEAL_REPORTS; a far wider range is an edited key, whose
     # rows are not read (its reports are held to their rows by id).
     return (first, last) if 0 < first <= last < first + GROUP_ROWS else None
