@@ -505,7 +505,6 @@ class Pages:
         view = await self.board.db(lambda v: records.audit_log(v, number))
         return self.board.render(request, "audit.html", lang, session=session, view=view)
 
-
     async def download(self, request: Request, session: auth.Session, lang: str) -> Response:
         """A table as CSV, XLSX or JSON (`downloads`), made on the database thread."""
         asked = downloads.wanted(request)
