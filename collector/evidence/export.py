@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from devposture.collector.evidence import (
     html,
     member_runs,
     signing,
+    spooled,
     summary,
 )
 from devposture.collector.evidence.crosscheck import Findings, PeriodCheck
@@ -146,14 +146,12 @@ def _opening(
 def _fold_opening(
     stack: contextlib.ExitStack[bool | None], entries: Iterator[chain.Entry],
     figures: summary.Summary,
-) -> deflate.Deflated:  # fmt: skip
+) -> spooled.Spooled:  # fmt: skip
     """Fold the opening into the report's figures, writing each entry as it passes to a
-    temporary file (deflated: the member goes in after the period, a zip taking one member at
-    a time), never holding them: each device's latest report is an entry of a group that
-    seals a few dozen to a thousand, and an hourly fleet's opening held 100 MB."""
-    spool = stack.enter_context(tempfile.TemporaryFile())  # noqa: SIM115 - closed by `stack`
-    deflated = deflate.Deflated(spool)
-    out = member_runs.Runs(deflated.write)
+    temporary file (the member goes in after the period, a zip taking one member at a time),
+    never holding them: each device's latest report is an entry of a group that seals a few
+    dozen to a thousand, and an hourly fleet's opening held 100 MB."""
+    out = stack.enter_context(spooled.Spooled())
 
     def written() -> Iterator[chain.Entry]:
         for entry in entries:
@@ -161,9 +159,7 @@ def _fold_opening(
             yield entry
 
     figures.opening(written())
-    out.flush()
-    deflated.finish()
-    return deflated
+    return out
 
 
 def export_bundle(
@@ -212,7 +208,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         context = _context(store, policy, start)
         period = {"from_us": to_us(start), "to_us": to_us(end)}
         figures = summary.Summary({"period": period}, context)
-        opening_deflated = _fold_opening(stack, opening, figures)
+        opening_spool = _fold_opening(stack, opening, figures)
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED, allowZip64=True,
                              compresslevel=COMPRESSION) as archive:  # fmt: skip
             checked = PeriodCheck(store.crosscheck)
@@ -235,7 +231,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                 for r in sorted(figures.reasons_shown())
             }  # fmt: skip
             last_hash = last_hash or prev_hash
-            _put_spooled(archive, bundle.OPENING, opening_deflated, digests)
+            digests[bundle.OPENING] = opening_spool.put(archive, _member_info(bundle.OPENING))
             with _member(archive, bundle.PRUNED, digests) as pruned_out:
                 for entry in prunes:
                     pruned_out.write(bundle.entry_jsonl(entry))
@@ -286,16 +282,12 @@ def _write_period(
     # How many report entries' bodies the retention policy deleted, and the last received.
     pruned, last_pruned = 0, 0
     # A zip takes one member at a time: the index and the bodies wait in temporary files,
-    # deflated as they are made (a tenth of their size), and go in after the chain as they are.
-    # Their lines are hashed, deflated and written by a thread beside the pass (member_runs).
+    # deflated as they are made, and go in after the chain as they are (spooled). Their lines
+    # are hashed, deflated and written by a thread beside the pass (member_runs).
     with (
-        tempfile.TemporaryFile() as index_spool, tempfile.TemporaryFile() as reports_spool,
-        member_runs.Beside() as beside,
+        member_runs.Beside() as beside, spooled.Spooled(beside) as index_out,
+        spooled.Spooled(beside) as reports_out,
     ):  # fmt: skip
-        index_deflated = deflate.Deflated(index_spool)
-        reports_deflated = deflate.Deflated(reports_spool)
-        index_out = member_runs.Runs(index_deflated.write, beside)
-        reports_out = member_runs.Runs(reports_deflated.write, beside)
         with _member(archive, bundle.CHAIN, digests, beside) as chain_out:
             for batch in _batches(store, span):
                 # The bodies as read to check them against the chain: written as checked.
@@ -327,23 +319,9 @@ def _write_period(
                     last_hash = entry.hash
                 if progress is not None and span is not None:
                     progress(batch[-1].seq - span[0] + 1, span[1] - span[0] + 1)
-        for name, runs, deflated in ((bundle.INDEX, index_out, index_deflated),
-                                     (bundle.REPORTS, reports_out, reports_deflated)):  # fmt: skip
-            runs.flush()
-            beside.drain()
-            deflated.finish()
-            _put_spooled(archive, name, deflated, digests)
+        for name, spool in ((bundle.INDEX, index_out), (bundle.REPORTS, reports_out)):
+            digests[name] = spool.put(archive, _member_info(name))
     return counts, last_hash, (pruned, last_pruned)
-
-
-def _put_spooled(
-    archive: zipfile.ZipFile, name: str, deflated: deflate.Deflated, digests: dict[str, str]
-) -> None:
-    """A member that waited deflated (finished), put in as it is."""
-    info = _member_info(name)
-    with archive.open(info, "w", force_zip64=True) as handle:
-        deflate.put_deflated(handle, info, deflated)
-    digests[name] = deflated.sha.hexdigest()
 
 
 def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:

@@ -1076,6 +1076,9 @@ class _SizedSpool:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._file.flush()
         _SizedSpool.sizes.append(os.fstat(self._file.fileno()).st_size)
         self._file.close()

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from devposture.collector.evidence import deflate, member_runs
+from devposture.collector.evidence import deflate, member_runs, spooled
 from devposture.collector.evidence.export import export_bundle
 from devposture.policy import default_policy
 from tests.collector.test_evidence import _moment, _new_collector, _reports
@@ -52,6 +54,33 @@ def test_a_sinks_failure_is_raised_to_the_pass_and_the_thread_ends() -> None:
         runs.flush()
         beside.drain()
     assert not [t for t in threading.enumerate() if t.name == "devposture-bundle"]
+
+
+def test_a_spooled_member_goes_into_the_zip_whole_beside_others(tmp_path: Path) -> None:
+    """Two members made in one pass, their runs taken by the thread: each is put in after a
+    member written meanwhile, whole, with the SHA-256 the manifest gets."""
+    lines = [LINE % n for n in range(20_000)]
+    out = tmp_path / "two.zip"
+    info = zipfile.ZipInfo("reports.jsonl", date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with (
+        zipfile.ZipFile(out, "w") as archive, member_runs.Beside() as beside,
+        spooled.Spooled(beside) as first, spooled.Spooled(beside) as second,
+    ):  # fmt: skip
+        for line in lines:
+            first.write(line)
+            second.write(line[::-1])
+        archive.writestr("chain.jsonl", b"written meanwhile\n")
+        digest = first.put(archive, info)
+        other = zipfile.ZipInfo("index.jsonl", date_time=(1980, 1, 1, 0, 0, 0))
+        other.compress_type = zipfile.ZIP_DEFLATED
+        second.put(archive, other)
+    assert digest == hashlib.sha256(b"".join(lines)).hexdigest()
+    with zipfile.ZipFile(out) as archive:
+        assert archive.testzip() is None
+        assert archive.read("reports.jsonl") == b"".join(lines)
+        assert archive.read("index.jsonl") == b"".join(line[::-1] for line in lines)
+        assert archive.getinfo("reports.jsonl").compress_size < len(b"".join(lines)) // 10
 
 
 def test_an_export_whose_spool_fails_fails_whole_and_leaves_no_file(
