@@ -1,13 +1,18 @@
-"""The chain read in batches whose memory is bounded by what they hold, not by how many.
+"""The chain read in batches whose memory is bounded by the reports they hold, not by how
+many entries they are.
 
 Why: the export and `audit check` read the chain a batch at a time and, for each batch, the
 rows of every report its group entries seal (with their bodies). A group seals up to
 `sealing.SEAL_REPORTS` (1,000) reports: what a fleet stores in half a minute. Batches of 2,000
 entries held 6,000 reports for 10,000 devices reporting daily, but 106,000 for the same fleet
 reporting hourly (the export grew to 683 MB) and would hold two million for a fleet of
-100,000. Here the entries are read in runs of about `READ_BYTES` of payload (their count
-follows the sizes just read), and handed on in batches of at most `BATCH_REPORTS` reports (a
-single larger group goes alone).
+100,000. Reads sized by the payload bytes just read were no better where the entries change
+size: after a run of small ones (a fleet's certificate renewals) the next read took 2,000
+groups at once, 52 MB of payload sealing 177,000 reports, and the export's memory stayed
+that high. So each read is sized before it is made: the keys of the entries ahead (`Index`:
+seq, kind and key, no payload) say how many reports each stands for, and a read takes
+entries until it holds `BATCH_REPORTS` reports or `MOST_READ` entries (a single larger group
+goes alone). The other kinds' payloads are small (a state change, a device or admin event).
 """
 
 from __future__ import annotations
@@ -19,46 +24,56 @@ from devposture.collector.evidence import chain
 # Reports a batch holds at most (their rows, bodies and records: a few kilobytes each in
 # memory while the batch is checked and written).
 BATCH_REPORTS = 10_000
-# Payload bytes read at once, about (a group's payload holds each of its reports' records).
-READ_BYTES = 8 << 20
-# Entries read at once: at first, and at most.
-FIRST_READ, MOST_READ = 256, 2000
+# Entries a batch holds at most, and entries whose keys are looked at ahead at once.
+MOST_READ = 2000
+LOOK_AHEAD = 2000
 
+# The entries of a range (`read`), and their (seq, kind, key) alone (`index`): the same
+# entries, in sequence order.
 Read = Callable[[int, int], list[chain.Entry]]
+Index = Callable[[int, int], list[tuple[int, str, str]]]
 
 
-def reports_in(entry: chain.Entry) -> int:
-    """How many reports an entry stands for, from its key (a group's is "first_n-last_n";
-    one that cannot be read counts as one: it is held to its rows by id)."""
-    if entry.kind == chain.REPORT:
+def reports_of(kind: str, key: str) -> int:
+    """How many reports an entry stands for, from its kind and key (a group's key is
+    "first_n-last_n"; one that cannot be read counts as one: it is held to its rows by id)."""
+    if kind == chain.REPORT:
         return 1
-    if entry.kind != chain.REPORT_GROUP:
+    if kind != chain.REPORT_GROUP:
         return 0
-    found = chain.group_range(entry.key)
+    found = chain.group_range(key)
     return 1 if found is None else max(1, found[1] - found[0] + 1)
 
 
-def bounded(read: Read, first: int, last: int) -> Iterator[list[chain.Entry]]:
-    """The entries `first`..`last` in order, in batches of at most BATCH_REPORTS reports."""
-    count = FIRST_READ
+def reports_in(entry: chain.Entry) -> int:
+    return reports_of(entry.kind, entry.key)
+
+
+def bounded(read: Read, index: Index, first: int, last: int) -> Iterator[list[chain.Entry]]:
+    """The entries `first`..`last` in order, in batches of at most BATCH_REPORTS reports and
+    MOST_READ entries."""
+    ahead: list[tuple[int, str, str]] = []  # the keys of entries from `first` on, not read
+    looked = first - 1  # the last seq `index` was asked about
     while first <= last:
-        upto = min(first + count - 1, last)
+        held = taken = 0
+        while True:
+            if taken == len(ahead):
+                if looked >= last:
+                    break
+                low, looked = looked + 1, min(looked + LOOK_AHEAD, last)
+                ahead += index(low, looked)
+                continue  # none there (a gap in an edited chain): look further
+            _, kind, key = ahead[taken]
+            reports = reports_of(kind, key)
+            if taken and (held + reports > BATCH_REPORTS or taken >= MOST_READ):
+                break
+            held += reports
+            taken += 1
+        if not taken:
+            return
+        upto = ahead[taken - 1][0]
+        del ahead[:taken]
         entries = read(first, upto)
-        yield from _by_reports(entries)
-        size = sum(len(entry.payload) for entry in entries)
-        count = max(1, min(MOST_READ, count * READ_BYTES // max(size, 1)))
+        if entries:
+            yield entries
         first = upto + 1
-
-
-def _by_reports(entries: list[chain.Entry]) -> Iterator[list[chain.Entry]]:
-    batch: list[chain.Entry] = []
-    held = 0
-    for entry in entries:
-        reports = reports_in(entry)
-        if batch and held + reports > BATCH_REPORTS:
-            yield batch
-            batch, held = [], 0
-        batch.append(entry)
-        held += reports
-    if batch:
-        yield batch

@@ -111,6 +111,7 @@ class Tables(Protocol):
     def chain_last_seq(self) -> int: ...
     def pruned_before(self) -> int: ...
     def chain_entries(self, first: int, last: int) -> list[chain.Entry]: ...
+    def chain_index(self, first: int, last: int) -> list[tuple[int, str, str]]: ...
     def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]: ...
     def records(
         self, kind: str, keys: Sequence[Key], bodies: dict[str, bytes] | None = None
@@ -520,7 +521,9 @@ class TableCheck:
 
     def _chain(self, ranges: dict[str, _Ranges], last_seq: int) -> Iterator[Finding]:
         expected, prev_hash = 1, chain.GENESIS
-        for batch in batches.bounded(self._tables.chain_entries, 1, last_seq):
+        for batch in batches.bounded(
+            self._tables.chain_entries, self._tables.chain_index, 1, last_seq
+        ):
             for entry in batch:
                 yield from _links(entry, expected, prev_hash)
                 expected, prev_hash = entry.seq + 1, entry.hash

@@ -327,7 +327,7 @@ def _write_period(
 def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:
     if span is None:
         return
-    yield from batches.bounded(store.evidence.chain_entries, *span)
+    yield from batches.bounded(store.evidence.chain_entries, store.evidence.chain_index, *span)
 
 
 def _manifest(

@@ -174,6 +174,16 @@ def select(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[En
     return [_entry(r) for r in rows]
 
 
+def index(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[tuple[int, str, str]]:
+    """(seq, kind, key) of the entries a fixed condition picks, in sequence order, without
+    their payloads: what a reader of the chain sizes its reads by (evidence/batches.py)."""
+    rows = db.execute(
+        f"SELECT seq, kind, record_key FROM evidence_chain WHERE {condition} ORDER BY seq",  # noqa: S608
+        tuple(params),
+    ).fetchall()
+    return [(int(seq), str(kind), str(key)) for seq, kind, key in rows]
+
+
 def entry(db: AnyDatabase, seq: int) -> Entry | None:
     found = entries(db, seq, seq)
     return found[0] if found else None
@@ -204,6 +214,10 @@ class Evidence(Part):
 
     def chain_entries(self, first: int, last: int) -> list[Entry]:
         return entries(self._db, first, last)
+
+    def chain_index(self, first: int, last: int) -> list[tuple[int, str, str]]:
+        """(seq, kind, key) of the entries `first`..`last`, without their payloads."""
+        return index(self._db, "seq BETWEEN ? AND ?", (first, last))
 
     def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
         return period(self._db, to_us(start), to_us(end))

@@ -49,7 +49,7 @@ def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of a few rows, so that a store of a few hundred rows is read in many: every
     boundary between batches and ranges is crossed, as over millions of rows."""
     monkeypatch.setattr(module, "RANGE", 7)
-    monkeypatch.setattr(batches, "FIRST_READ", 23)
+    monkeypatch.setattr(batches, "LOOK_AHEAD", 17)
     monkeypatch.setattr(batches, "MOST_READ", 23)
     monkeypatch.setattr(batches, "BATCH_REPORTS", 9)
     monkeypatch.setattr(module, "KEYS_BATCH", 31)

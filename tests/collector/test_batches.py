@@ -36,35 +36,83 @@ def _chain() -> list[chain.Entry]:
     return entries
 
 
+class _Chain:
+    """A chain's `read` and `index`, noting what each was asked."""
+
+    def __init__(self, entries: list[chain.Entry]) -> None:
+        self.entries = {e.seq: e for e in entries}
+        self.reads: list[tuple[int, int]] = []
+        self.looked: list[tuple[int, int]] = []
+
+    def _between(self, first: int, last: int) -> list[chain.Entry]:
+        return [self.entries[s] for s in range(first, last + 1) if s in self.entries]
+
+    def read(self, first: int, last: int) -> list[chain.Entry]:
+        self.reads.append((first, last))
+        return self._between(first, last)
+
+    def index(self, first: int, last: int) -> list[tuple[int, str, str]]:
+        self.looked.append((first, last))
+        return [(e.seq, e.kind, e.key) for e in self._between(first, last)]
+
+
 def test_every_entry_once_in_order_and_no_batch_past_its_reports(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(batches, "BATCH_REPORTS", 50)
-    monkeypatch.setattr(batches, "READ_BYTES", 20_000)
+    monkeypatch.setattr(batches, "LOOK_AHEAD", 37)
     entries = _chain()
-    reads: list[tuple[int, int]] = []
-
-    def read(first: int, last: int) -> list[chain.Entry]:
-        reads.append((first, last))
-        return entries[first - 1 : last]
-
-    got = list(batches.bounded(read, 1, 300))
+    stored = _Chain(entries)
+    got = list(batches.bounded(stored.read, stored.index, 1, 300))
     assert [e.seq for batch in got for e in batch] == list(range(1, 301))
     for batch in got:
         held = sum(batches.reports_in(e) for e in batch)
         assert held <= 50 or len(batch) == 1
-    # The reads follow the payload: about READ_BYTES each after the first, never past the end.
-    assert reads[0] == (1, batches.FIRST_READ) or reads[0] == (1, 300)
-    assert all(first <= last <= 300 for first, last in reads)
-    assert max(last - first + 1 for first, last in reads[1:]) < 100
+    # One read a batch, never past the end; each key looked at once, a window at a time.
+    assert len(stored.reads) == len(got)
+    assert all(first <= last <= 300 for first, last in stored.reads)
+    assert stored.looked == [(low, min(low + 36, 300)) for low in range(1, 301, 37)]
+
+
+def test_a_run_of_small_entries_does_not_size_the_read_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fleet's certificate renewals (device entries, no reports) and then its report
+    groups: sized by the payload just read, the read after them took MOST_READ groups at
+    once (177,000 reports of an hourly quarter, 52 MB of payload)."""
+    monkeypatch.setattr(batches, "BATCH_REPORTS", 100)
+    monkeypatch.setattr(batches, "MOST_READ", 50)
+    devices = [_entry(seq, chain.DEVICE, f"d{seq}/e{seq}", 300) for seq in range(1, 201)]
+    groups = [_entry(200 + k, chain.REPORT_GROUP, f"{40 * k + 1}-{40 * k + 40}", 12_000)
+              for k in range(1, 201)]  # fmt: skip
+    stored = _Chain(devices + groups)
+    got = list(batches.bounded(stored.read, stored.index, 1, 400))
+    assert [e.seq for batch in got for e in batch] == list(range(1, 401))
+    # What each read brought into memory at once, not only each batch handed on.
+    held = [stored._between(*span) for span in stored.reads]
+    assert max(sum(batches.reports_in(e) for e in read) for read in held) <= 100
+    assert max(len(read) for read in held) <= 50
 
 
 def test_a_group_larger_than_the_bound_goes_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batches, "BATCH_REPORTS", 10)
     entries = [_entry(1, chain.REPORT_GROUP, "1-5"), _entry(2, chain.REPORT_GROUP, "6-40"),
                _entry(3, chain.REPORT, "r41"), _entry(4, chain.REPORT_GROUP, "edited")]  # fmt: skip
-    got = list(batches.bounded(lambda f, last: entries[f - 1 : last], 1, 4))
+    stored = _Chain(entries)
+    got = list(batches.bounded(stored.read, stored.index, 1, 4))
     assert [[e.seq for e in batch] for batch in got] == [[1], [2], [3, 4]]
+
+
+def test_entries_after_a_gap_wider_than_a_look_ahead_still_come(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rows deleted from the chain in the database (what `audit check` and the verifier name)
+    leave a gap in the sequence: the entries after it are read all the same."""
+    monkeypatch.setattr(batches, "LOOK_AHEAD", 10)
+    entries = [e for e in _chain() if not 20 <= e.seq < 75]
+    stored = _Chain(entries)
+    got = list(batches.bounded(stored.read, stored.index, 1, 300))
+    assert [e.seq for batch in got for e in batch] == [e.seq for e in entries]
 
 
 def test_an_export_in_small_batches_verifies_whole(
@@ -82,7 +130,7 @@ def test_an_export_in_small_batches_verifies_whole(
                                   "linux", "Debian", "12")  # fmt: skip
             items.append((record, [CheckResult("firewall", "PASS" if n % 2 else "FAIL", "x")]))
         store.reports.store_reports(items)
-    monkeypatch.setattr(batches, "FIRST_READ", 3)
+    monkeypatch.setattr(batches, "LOOK_AHEAD", 2)
     monkeypatch.setattr(batches, "MOST_READ", 3)
     monkeypatch.setattr(batches, "BATCH_REPORTS", 4)
     out = tmp_path / "small.zip"

@@ -99,9 +99,9 @@ def test_the_opening_is_the_latest_entry_per_key_and_the_running_waivers(store: 
 def test_forward_from_a_checkpoint_gives_what_a_walk_of_the_whole_chain_gives(
     store: Store, monkeypatch: pytest.MonkeyPatch, read: str
 ) -> None:
-    if read != "at once":  # as a day of a large fleet's groups is read: a few MB at a time
-        monkeypatch.setattr(batches, "FIRST_READ", 3)
-        monkeypatch.setattr(batches, "READ_BYTES", 1)
+    if read != "at once":  # as a day of a large fleet's groups is read: a few at a time
+        monkeypatch.setattr(batches, "MOST_READ", 1)
+        monkeypatch.setattr(batches, "LOOK_AHEAD", 3)
     entries = _all(store)
     middle = entries[len(entries) // 2].seq
     walked, folded = store.checkpoints.forward(middle)
