@@ -347,7 +347,7 @@ def _verify_progress(bundle: Path) -> Callable[[int, int], None]:
 
     def show(done: int, total: int) -> None:
         share = f" ({100 * done // total}%)" if total else ""
-        sys.stderr.write("\r" + said("audit verify {name}: {done}/{total} records{share}",
+        sys.stderr.write("\r" + said("audit verify {name}: {done}/{total} chain entries{share}",
                                       name=bundle.name, done=done, total=total,
                                       share=share).worded(reader_language()))
         if done >= total:

@@ -226,8 +226,8 @@ def _progress_line(chunk: admin_pb.ExportChunk, received: int) -> str:
     if chunk.records_total:
         percent = 100 * chunk.records_done // chunk.records_total
         return (
-            f"audit export: 导出 {chunk.records_done}/{chunk.records_total} 条记录 /"
-            f" {chunk.records_done}/{chunk.records_total} records ({percent}%)"
+            f"audit export: 导出 {chunk.records_done}/{chunk.records_total} 个证据链条目 /"
+            f" {chunk.records_done}/{chunk.records_total} chain entries ({percent}%)"
         )
     if chunk.bundle_size:
         percent = 100 * received // chunk.bundle_size

@@ -669,7 +669,7 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     show = args.flag("progress") or sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
-        sys.stderr.write("\r" + said("audit export: {done}/{total} records ({percent}%)",
+        sys.stderr.write("\r" + said("audit export: {done}/{total} chain entries ({percent}%)",
                                       done=done, total=total,
                                       percent=100 * done // total).worded(args.lang_of_reader()))
         if done == total:
