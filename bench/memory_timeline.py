@@ -4,10 +4,10 @@
         --from 2026-09-02 --to 2026-12-01 --out /var/tmp/q.zip
 
 Runs the collector's command line (`devposture.collector.cli.main`) in this process, with a
-thread that prints, every `--every` seconds: the resident memory, the memory blocks Python's
-allocator holds (`sys.getallocatedblocks`, objects alive), and on glibc what `malloc` took
-from the system and how much of it is in use (`mallinfo2`). At the end: the sample at the
-peak and the process's peak RSS (`ru_maxrss`).
+thread that prints, every `--every` seconds and once at the end: the resident memory, the
+memory blocks Python's allocator holds (`sys.getallocatedblocks`, objects alive), and on
+glibc what `malloc` took from the system and how much of it is in use (`mallinfo2`). Then:
+the sample at the peak and the process's peak RSS (`ru_maxrss`).
 
 Why: a peak alone does not say what holds it. The hourly quarter's export peaked at 317 MB;
 its timeline showed RSS rising in steps, each when the count of Python objects jumped and
@@ -83,11 +83,14 @@ def main() -> int:
     peak: list[tuple[float, str]] = [(0.0, "")]
     done = threading.Event()
 
+    def note() -> None:
+        rss, line = sample(started)
+        peak[0] = max(peak[0], (rss, line))
+        print(line, file=sys.stderr, flush=True)
+
     def watch() -> None:
         while not done.wait(args.every):
-            rss, line = sample(started)
-            peak[0] = max(peak[0], (rss, line))
-            print(line, file=sys.stderr, flush=True)
+            note()
 
     watcher = threading.Thread(target=watch, name="memory-timeline", daemon=True)
     watcher.start()
@@ -96,6 +99,7 @@ def main() -> int:
     finally:
         done.set()
         watcher.join()
+        note()  # the end, however short the command was
         print(f"peak sample: {peak[0][1]}", file=sys.stderr)
         maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak RSS of the process (ru_maxrss): {maxrss:.1f} MB", file=sys.stderr)
