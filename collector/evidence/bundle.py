@@ -22,9 +22,12 @@ A bundle is one zip file:
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 
@@ -54,6 +57,21 @@ PRUNED = "pruned.jsonl"
 MEMBERS = (CHAIN, INDEX, OPENING, REPORTS, CONTEXT, HTML, PRUNED)
 # JSON text of a string as `jsonl` writes it (UTF-8 kept, not escaped).
 _TEXT = json.JSONEncoder(ensure_ascii=False)
+
+
+def line_parser(member: str) -> Callable[[bytes], Any]:
+    """What parses a line of `member` (ValueError when it is not JSON): orjson, three times the
+    standard library's speed on chain and index lines, but for the report bodies' lines, long
+    base64 strings that the standard library's scanner reads faster (25 against 28 us for a
+    group's line, measured on a quarter's bundle)."""
+    return json.loads if member == REPORTS else orjson.loads
+
+
+def body_of(text: str) -> bytes:
+    """A base64 body of `reports.jsonl`; binascii.Error (a ValueError) when it is not strict
+    base64 (base64.b64decode(validate=True) checks with a regular expression first: a
+    quarter holds a million bodies)."""
+    return binascii.a2b_base64(text, strict_mode=True)
 
 
 def entry_line(entry: Entry) -> dict[str, Any]:
@@ -107,7 +125,7 @@ def parse_report(line: object) -> tuple[int, str, bytes]:
     try:
         if not isinstance(line, dict):
             raise TypeError("not a JSON object")
-        body = base64.b64decode(line["body_base64"], validate=True)
+        body = body_of(line["body_base64"])
         return int(line["seq"]), str(line["report_id"]), body
     except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
         raise Malformed(f"not a report body ({type(exc).__name__}: {exc})") from None
@@ -148,8 +166,7 @@ def parse_group_bodies(line: object) -> tuple[int, list[tuple[str, bytes]]]:
     try:
         if not isinstance(line, dict) or not isinstance(line["reports"], list):
             raise TypeError("not a JSON object with a list of reports")
-        bodies = [(str(item[0]), base64.b64decode(item[1], validate=True))
-                  for item in line["reports"]]  # fmt: skip
+        bodies = [(str(item[0]), body_of(item[1])) for item in line["reports"]]
         return int(line["seq"]), bodies
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise Malformed(f"not a report group's bodies ({type(exc).__name__}: {exc})") from None

@@ -13,8 +13,10 @@ hash after it, so a head hash handed to an auditor pins the whole history before
 before (so a period of entries is one run of sequence numbers). The record's own times are in
 its payload.
 
-Pure standard library: the verifier imports this module on a machine without the collector's
-database. The chain's table and its SQL are the store's (`collector/store/chain.py`).
+The standard library and orjson only (payloads are parsed by orjson, at three times the
+standard library's speed: every entry of a quarter is parsed by the exporter and the
+verifier): the verifier imports this module on a machine without the collector's database.
+The chain's table and its SQL are the store's (`collector/store/chain.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import orjson
 
 GENESIS = bytes(32)
 DOMAIN = b"devposture-chain/v1"
@@ -96,7 +100,7 @@ class Entry:
 
     @functools.cached_property
     def _record(self) -> dict[str, object]:
-        value = json.loads(self.payload)
+        value = orjson.loads(self.payload)  # orjson.JSONDecodeError is a ValueError
         if not isinstance(value, dict):
             raise ValueError(f"the payload of seq {self.seq} is not a JSON object")
         return value

@@ -112,6 +112,7 @@ class _Member:
 
     def __init__(self, archive: zipfile.ZipFile, name: str, verdict: Verdict) -> None:
         self.name, self._verdict = name, verdict
+        self._loads = bundle.line_parser(name)
         self.sha = hashlib.sha256()
         self._handle: IO[bytes] | None = (
             deflate.inflating(archive.open(name)) if name in archive.NameToInfo else None
@@ -139,7 +140,7 @@ class _Member:
         if not raw.strip():
             return None
         try:
-            return (json.loads(raw),)
+            return (self._loads(raw),)
         except ValueError:
             self._verdict.problems.append(told('{member} line {number} is not JSON '
                                                '(edited)',

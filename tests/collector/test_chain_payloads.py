@@ -1,15 +1,19 @@
 """The report payload written out directly (`chain.report_canonical`) is `chain.canonical`
 byte for byte: the exporter holds every report row to its chain entry by comparing these
-bytes, so a difference would refuse a sound export (or, worse, pass a changed one)."""
+bytes, so a difference would refuse a sound export (or, worse, pass a changed one). And what reads
+payloads and bundle lines fast (orjson, binascii's strict base64) reads and refuses what the
+standard library did."""
 
 from __future__ import annotations
 
+import base64
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from devposture.collector.evidence import chain
+from devposture.collector.evidence import bundle, chain
 
 _TEXT = st.text(
     alphabet=st.characters(exclude_categories=["Cs"]), max_size=40
@@ -48,3 +52,43 @@ def test_an_odd_record_goes_through_the_general_encoder(change: tuple[str, objec
     record = chain.report_payload(("r", "d", 5, 4, "1.0", None), b"body")
     record[change[0]] = change[1]
     assert chain.report_canonical(record) == chain.canonical(record)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | _INT | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(value=st.dictionaries(_TEXT, _JSON, max_size=6))
+def test_a_payload_is_read_as_the_standard_library_reads_it(value: dict[str, object]) -> None:
+    """Payloads and chain lines are parsed by orjson (`Entry.record`, `bundle.line_parser`) for
+    speed; what they read must be what the standard library reads, for every canonical text."""
+    text = chain.canonical(value)
+    entry = chain.Entry(1, chain.STATE, 0, "k", text, chain.GENESIS, chain.GENESIS)
+    assert entry.record() == json.loads(text) == value
+    assert bundle.line_parser(bundle.CHAIN)(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("text", [b"not JSON", b"{\"a\": 1", b"{\"a\": 1}}", b"\xff{}"])
+def test_a_line_that_is_not_json_is_a_value_error_for_either_parser(text: bytes) -> None:
+    """The verifier names a line that does not parse (`verify._Member`: a ValueError)."""
+    for member in (bundle.CHAIN, bundle.REPORTS):
+        with pytest.raises(ValueError):
+            bundle.line_parser(member)(text)
+
+
+@given(st.text(alphabet="ABCabc0189+/=\n -_!", max_size=24) | st.binary(max_size=18).map(
+    lambda b: base64.b64encode(b).decode()))  # fmt: skip
+def test_a_body_is_decoded_as_strictly_as_b64decode_validate(text: str) -> None:
+    """`bundle.body_of` (binascii's strict mode) refuses what b64decode(validate=True) did."""
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+    except ValueError:
+        expected = None
+    try:
+        got: bytes | None = bundle.body_of(text)
+    except ValueError:
+        got = None
+    assert got == expected
