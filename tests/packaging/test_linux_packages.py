@@ -208,8 +208,9 @@ def test_packages_install_enroll_report_upgrade_and_purge(
     # The collector likewise: remove keeps its data (CA, database), purge deletes it.
     assert root.stop(collector) == 0, root.log("collector")
     # The installed program's audit evidence, deflated and inflated by ISA-L (whose compiled
-    # modules import each other where the freeze cannot see): exported, verified, and the
-    # agent's reports read back from it.
+    # modules import each other where the freeze cannot see), its lines parsed by orjson and
+    # its bodies decoded by pybase64 (compiled too): exported, verified, and the agent's
+    # reports read back from it.
     bundle, key = "/tmp/evidence.zip", "/tmp/evidence-key.pem"
     root.run(COLLECTOR, "audit", "export", "--data", DATA, "--from", "2026-01-01",
              "--to", "2100-01-01", "--out", bundle, user="devposture-collector")  # fmt: skip
