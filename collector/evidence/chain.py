@@ -100,7 +100,11 @@ class Entry:
 
     @functools.cached_property
     def _record(self) -> dict[str, object]:
-        value = orjson.loads(self.payload)  # orjson.JSONDecodeError is a ValueError
+        # orjson.JSONDecodeError is a ValueError. orjson reads an integer past 64 bits as a
+        # float, where json.loads keeps it: no payload holds one (times in microseconds,
+        # counts, ids; an agent's times are refused far outside the collector's), and the hash
+        # is of the bytes, never of what they parse to.
+        value = orjson.loads(self.payload)
         if not isinstance(value, dict):
             raise ValueError(f"the payload of seq {self.seq} is not a JSON object")
         return value
