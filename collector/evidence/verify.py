@@ -125,7 +125,8 @@ class _Member:
         rest, number = b"", 0
         while chunk := self._handle.read(self.CHUNK):
             self.sha.update(chunk)
-            pieces = (rest + chunk).split(b"\n")
+            pieces = chunk.split(b"\n")  # `rest + chunk` copied every megabyte once more
+            pieces[0] = rest + pieces[0]
             rest = pieces.pop()
             for raw in pieces:
                 number += 1

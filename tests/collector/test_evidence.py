@@ -182,6 +182,26 @@ def test_a_bundle_verifies_elsewhere_with_only_the_public_key(
     assert out.startswith("VERIFIED:") and "验证通过" in out
 
 
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_lines_are_read_whole_across_the_reads_of_a_member(
+    auditor: Evidence, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """The verifier reads each member a chunk at a time (a megabyte) and cuts lines across
+    chunks: with chunks of a byte, a few bytes or a page, every line and every digest is the
+    same, and so is the verdict."""
+    public = signing.load_public(auditor.public_key.read_bytes())
+    whole = verify.check_bundle(auditor.bundle, public).verdict
+    monkeypatch.setattr(verify._Member, "CHUNK", chunk)
+    cut = verify.check_bundle(auditor.bundle, public).verdict
+    assert whole.problems == [] and cut.problems == [] and cut.summary == whole.summary
+    with zipfile.ZipFile(auditor.bundle) as archive:
+        raw = archive.read(bundle.CHAIN)
+        member = verify._Member(archive, bundle.CHAIN, verify.Verdict())
+        lines = [line for _, line in member.lines()]
+        assert member.digest() == hashlib.sha256(raw).hexdigest()
+    assert lines == [json.loads(line) for line in raw.splitlines()] and lines
+
+
 def test_the_bundle_holds_every_kind_of_record_and_a_bilingual_report(auditor: Evidence) -> None:
     members = _members(auditor.bundle)
     manifest = json.loads(members[bundle.MANIFEST])
