@@ -45,10 +45,6 @@ def reports_of(kind: str, key: str) -> int:
     return 1 if found is None else max(1, found[1] - found[0] + 1)
 
 
-def reports_in(entry: chain.Entry) -> int:
-    return reports_of(entry.kind, entry.key)
-
-
 def bounded(read: Read, index: Index, first: int, last: int) -> Iterator[list[chain.Entry]]:
     """The entries `first`..`last` in order, in batches of at most BATCH_REPORTS reports and
     MOST_READ entries."""

@@ -164,6 +164,11 @@ def entries(db: AnyDatabase, first: int, last: int) -> list[Entry]:
     return select(db, "seq BETWEEN ? AND ?", (first, last))
 
 
+def keys(db: AnyDatabase, first: int, last: int) -> list[tuple[int, str, str]]:
+    """(seq, kind, key) of the entries `first`..`last`, without their payloads."""
+    return index(db, "seq BETWEEN ? AND ?", (first, last))
+
+
 def select(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[Entry]:
     """The entries a fixed condition (written in the store, never from input) picks, in
     sequence order."""
@@ -217,7 +222,7 @@ class Evidence(Part):
 
     def chain_index(self, first: int, last: int) -> list[tuple[int, str, str]]:
         """(seq, kind, key) of the entries `first`..`last`, without their payloads."""
-        return index(self._db, "seq BETWEEN ? AND ?", (first, last))
+        return keys(self._db, first, last)
 
     def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
         return period(self._db, to_us(start), to_us(end))

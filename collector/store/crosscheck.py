@@ -26,7 +26,7 @@ from typing import Any
 from devposture.collector.evidence import chain
 from devposture.collector.evidence.crosscheck import Key, Pair, Record, Verdict, WaiverRow
 from devposture.collector.store.base import Part
-from devposture.collector.store.chain import entries, head, index, padded, select
+from devposture.collector.store.chain import entries, head, keys, padded, select
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.engine import Dialect, SqliteDatabase
 from devposture.collector.store.fact_parts import Bodies
@@ -218,7 +218,7 @@ class Crosscheck(Part):
         return entries(self._db, first, last)
 
     def chain_index(self, first: int, last: int) -> list[tuple[int, str, str]]:
-        return index(self._db, "seq BETWEEN ? AND ?", (first, last))
+        return keys(self._db, first, last)
 
     def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]:
         """(seq, key) of the entries of one kind in a range, without their payloads; for

@@ -66,7 +66,7 @@ def test_every_entry_once_in_order_and_no_batch_past_its_reports(
     got = list(batches.bounded(stored.read, stored.index, 1, 300))
     assert [e.seq for batch in got for e in batch] == list(range(1, 301))
     for batch in got:
-        held = sum(batches.reports_in(e) for e in batch)
+        held = sum(batches.reports_of(e.kind, e.key) for e in batch)
         assert held <= 50 or len(batch) == 1
     # One read a batch, never past the end; each key looked at once, a window at a time.
     assert len(stored.reads) == len(got)
@@ -90,7 +90,7 @@ def test_a_run_of_small_entries_does_not_size_the_read_after_it(
     assert [e.seq for batch in got for e in batch] == list(range(1, 401))
     # What each read brought into memory at once, not only each batch handed on.
     held = [stored._between(*span) for span in stored.reads]
-    assert max(sum(batches.reports_in(e) for e in read) for read in held) <= 100
+    assert max(sum(batches.reports_of(e.kind, e.key) for e in read) for read in held) <= 100
     assert max(len(read) for read in held) <= 50
 
 
@@ -139,7 +139,7 @@ def test_an_export_in_small_batches_verifies_whole(
     assert exported.counts[chain.REPORT] == 30
     with zipfile.ZipFile(out) as archive:
         lines = [json.loads(line) for line in archive.read(bundle.CHAIN).splitlines()]
-    spans = [batches.reports_in(bundle.parse_entry(line)) for line in lines
+    spans = [batches.reports_of(line["kind"], line["key"]) for line in lines
              if line["kind"] == chain.REPORT_GROUP]  # fmt: skip
     assert spans == [6] * 5  # each group more than a batch holds
     assert collector_cli(["audit", "verify", str(out), "--public-key", str(key)]) == 0
