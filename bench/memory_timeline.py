@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import functools
 import re
 import resource
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from devposture.collector.cli import main as collector_cli
@@ -41,15 +43,23 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
-def _mallinfo() -> _MallInfo2 | None:
-    """glibc's totals over every arena, or None where malloc is not glibc's."""
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    """glibc's mallinfo2, found once (find_library runs ldconfig in a child process), or None
+    where malloc is not glibc's."""
     name = ctypes.util.find_library("c")
     try:
         function = ctypes.CDLL(name).mallinfo2
     except (OSError, AttributeError, TypeError):
         return None
     function.restype = _MallInfo2
-    return function()  # type: ignore[no-any-return]
+    return function
+
+
+def _mallinfo() -> _MallInfo2 | None:
+    """glibc's totals over every arena, or None where malloc is not glibc's."""
+    function = _mallinfo2()
+    return None if function is None else function()
 
 
 def _rss_mb() -> float:
