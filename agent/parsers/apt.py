@@ -5,8 +5,11 @@ A simulated upgrade prints one line per package it would install, e.g. (wrapped 
          Debian-Security:12/oldstable-security [amd64])
 The part in brackets is the installed version (absent for a newly pulled-in package); the
 parenthesis names the candidate version, then the origins it comes from as "Origin:Version/
-archive", comma-separated. An update is a security update when one of its archives ends in
-"-security" (Debian "bookworm-security", Ubuntu "jammy-security"). The summary line
+archive", comma-separated ("Origin" is the Release file's label). An update is a security
+update when one of its archives ends in "-security" (Debian 11 and later "bookworm-security",
+Ubuntu "jammy-security", Ubuntu Pro "jammy-apps-security") or its label does: Debian 9 and 10
+named the security archive after the release ("Debian-Security:10/stable", "Debian-Security:9/
+oldstable"), so only the label tells. The summary line
     116 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.
 counts packages held back ("not upgraded"), which still wait to be installed.
 """
@@ -34,10 +37,13 @@ class AptUpgrade:
     new_version: str
     archives: tuple[str, ...]  # e.g. ("oldstable", "oldstable-security")
     is_upgrade: bool  # False for a package newly installed as a dependency
+    labels: tuple[str, ...] = ()  # each archive's label, e.g. ("Debian", "Debian-Security")
 
     @property
     def security(self) -> bool:
-        return any(a.endswith("-security") or "-security-" in a for a in self.archives)
+        return any(a.endswith("-security") or "-security-" in a for a in self.archives) or any(
+            label.lower().endswith("-security") for label in self.labels
+        )
 
 
 @dataclass(frozen=True)
@@ -56,14 +62,17 @@ class AptPlan:
         return tuple(u for u in self.upgrades if u.security and u.is_upgrade)
 
 
-def _archives(origins: str) -> tuple[str, ...]:
-    archives = []
+def _origins(origins: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The archives and their labels of "Label:Version/archive, ..."."""
+    archives, labels = [], []
     for raw in origins.split(","):
         origin = raw.strip()
         if "/" not in origin:
             raise ParseError("apt: an origin without '/archive'")
-        archives.append(origin.rsplit("/", 1)[1])
-    return tuple(archives)
+        where, archive = origin.rsplit("/", 1)
+        archives.append(archive)
+        labels.append(where.split(":", 1)[0])
+    return tuple(archives), tuple(labels)
 
 
 def parse_apt_simulate(text: str) -> AptPlan:
@@ -74,12 +83,14 @@ def parse_apt_simulate(text: str) -> AptPlan:
             match = _INST.match(line)
             if not match:
                 raise ParseError("apt: an 'Inst' line in an unknown format")
+            archives, labels = _origins(match["origins"])
             upgrades.append(
                 AptUpgrade(
                     name=match["name"],
                     new_version=match["new"],
-                    archives=_archives(match["origins"]),
+                    archives=archives,
                     is_upgrade=match["old"] is not None,
+                    labels=labels,
                 )
             )
             continue

@@ -33,6 +33,16 @@ def test_apt_simulated_upgrade_counts_security_by_archive() -> None:
     assert len(plan.security) == 69
 
 
+def test_apt_security_label_without_security_archive() -> None:
+    # Debian 9 and 10 named the security archive after the release ("stable"): the label
+    # Debian-Security is what makes it a security update (a false "no update pending" else).
+    plan = parse_apt_simulate(fixture_text("apt/apt-get-s-upgrade-debian10-security.out"))
+    (update,) = plan.upgrades
+    assert update.name == "liblz4-1" and update.archives == ("stable",)
+    assert update.labels == ("Debian-Security",)
+    assert plan.security == (update,)
+
+
 def test_apt_output_without_summary_is_rejected() -> None:
     with pytest.raises(ParseError):
         parse_apt_simulate("Reading package lists...\nE: Could not open lock file\n")
