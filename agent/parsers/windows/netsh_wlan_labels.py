@@ -4,7 +4,7 @@ netsh translates every label and many values. Each table maps the printed text t
 canonical meaning; only texts seen in a recording (tests/fixtures/windows/netsh_wlan, see its
 README) or quoted from a real machine are listed, so an unknown translation is a ParseError
 and never a guess. Note the traps: in Chinese 密码 ("password") is the *cipher*, and French
-prints "Ouvrir" ("to open") for an open network.
+prints "Ouvrir" ("to open") for an open network, Spanish "Abierta".
 """
 
 from __future__ import annotations
@@ -37,9 +37,21 @@ LABELS: dict[str, str] = {
     "Status": "state",
     "Authentifizierung": "authentication",
     "Verschlüsselungsverfahren": "cipher",
+    # Spanish
+    "Nombre": "name",
+    "Descripción": "description",
+    "Estado": "state",
+    "Autenticación": "authentication",
+    "Cifrado": "cipher",
+    # Italian ("Stato" is also the start of "Stato rete ospitata", a different label)
+    "Nome": "name",
+    "Descrizione": "description",
+    "Stato": "state",
+    "Autenticazione": "authentication",
+    "Crittografia": "cipher",
 }
 
-CONNECTED = frozenset({"connected", "已连接", "connecté", "Verbunden"})
+CONNECTED = frozenset({"connected", "已连接", "connecté", "Verbunden", "conectado", "connessa"})
 DISCONNECTED = frozenset({"disconnected", "已断开连接", "未连接", "déconnecté"})
 
 # Whole-output messages. "There is no wireless interface" is a fact about the computer;
@@ -60,6 +72,7 @@ AUTHENTICATION: dict[str, pb.WifiSecurity.ValueType] = {
     "开放": pb.WIFI_SECURITY_OPEN,
     "开放式": pb.WIFI_SECURITY_OPEN,
     "ouvrir": pb.WIFI_SECURITY_OPEN,
+    "abierta": pb.WIFI_SECURITY_OPEN,
     "shared": pb.WIFI_SECURITY_WEP,
     "owe": pb.WIFI_SECURITY_OWE,
     "wpapersonal": pb.WIFI_SECURITY_WPA_PERSONAL,

@@ -1,4 +1,4 @@
-"""netsh wlan show interfaces, parsed from real outputs in four languages."""
+"""netsh wlan show interfaces, parsed from real outputs in six languages."""
 
 from __future__ import annotations
 
@@ -56,6 +56,21 @@ def test_french_ouvrir_is_an_open_network() -> None:
     (wifi,) = parse("interfaces-fr-win11-ax201-open.txt").interfaces
     assert wifi.connected and wifi.authentication == "Ouvrir" and wifi.cipher == "Aucun"
     assert wifi.security == pb.WIFI_SECURITY_OPEN
+
+
+def test_spanish_abierta_is_an_open_network() -> None:
+    # Before Spanish was in the tables, every Spanish machine's Wi-Fi was UNKNOWN: one on an
+    # open network could never be flagged.
+    (wifi,) = parse("interfaces-es-win11-ax201-open.txt").interfaces
+    assert (wifi.name, wifi.connected, wifi.ssid) == ("Wi-Fi", True, "SSID-1")
+    assert wifi.authentication == "Abierta" and wifi.cipher == "Ninguna"
+    assert wifi.security == pb.WIFI_SECURITY_OPEN
+
+
+def test_italian_wpa2_and_the_hosted_network_line() -> None:
+    (wifi,) = parse("interfaces-it-wpa2.txt").interfaces
+    assert (wifi.name, wifi.connected, wifi.ssid) == ("Wi-Fi", True, "SSID-1")
+    assert wifi.security == pb.WIFI_SECURITY_WPA2_PERSONAL and wifi.cipher == "CCMP"
 
 
 def test_german_enterprise() -> None:
