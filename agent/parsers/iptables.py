@@ -2,7 +2,15 @@
 
 Lines are "-P CHAIN POLICY", "-N CHAIN" and "-A CHAIN <match...> -j TARGET". Inbound traffic
 goes through INPUT and every user chain it jumps to (ufw's ufw-before-input and friends). The
-profile filters inbound when INPUT's policy is DROP, or when a reachable rule drops or rejects.
+profile filters inbound when INPUT's policy is DROP, or when a reachable rule drops or rejects
+traffic by what it is (a port, a protocol, a destination, or everything).
+
+A rule that drops only by where a packet comes from does not make a firewall: a blocklist
+(fail2ban's f2b-* chains, an ipset of bad sources) or a VPN client's anti-spoofing rule
+(Tailscale adds `-s 100.64.0.0/10 ! -i tailscale0 -j DROP` to every Linux machine it runs on)
+leaves every port open to everyone else. Such rules, and the hygiene rule that drops packets
+conntrack finds INVALID, are listed in `rule_count` but do not make the profile enabled.
+
 The same parser reads iptables-legacy, iptables-nft and ip6tables output.
 """
 
@@ -14,15 +22,62 @@ from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
 
 _BLOCKING = {"DROP": "drop", "REJECT": "reject"}
+_TARGET_FLAGS = ("-j", "-g", "--jump", "--goto")
+# Match modules a source-only rule may use, and their options (with how many values each).
+_SOURCE_MODULES = {"comment", "conntrack", "state", "set"}
+_SOURCE_ADDRESS = {"-s": 1, "--source": 1}
+_ALSO_ALLOWED = {"-i": 1, "--in-interface": 1, "--comment": 1}
 
 
 def _target(args: list[str]) -> str:
-    for flag in ("-j", "-g", "--jump", "--goto"):
+    for flag in _TARGET_FLAGS:
         if flag in args:
             i = args.index(flag)
             if i + 1 < len(args):
                 return args[i + 1]
     return ""
+
+
+def _matches(args: list[str]) -> list[str]:
+    """A rule's words before its target: its matches."""
+    ends = [args.index(flag) for flag in _TARGET_FLAGS if flag in args]
+    return args[: min(ends)] if ends else args
+
+
+def _by_source_only(args: list[str]) -> bool:
+    """Whether the rule matches packets only by their source (address, ipset of sources; with
+    the interface they came in on), or only as conntrack's INVALID: see the module's
+    docstring. An unconditional rule is not source-only."""
+    words = _matches(args)
+    by_source = invalid_only = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        value = words[i + 1] if i + 1 < len(words) else ""
+        if word == "!":
+            i += 1
+        elif word in ("-m", "--match"):
+            if value not in _SOURCE_MODULES:
+                return False
+            i += 2
+        elif word in _SOURCE_ADDRESS:
+            by_source = True
+            i += 2
+        elif word == "--match-set":  # --match-set NAME src|dst[,...]
+            if i + 2 >= len(words) or words[i + 2] != "src":
+                return False
+            by_source = True
+            i += 3
+        elif word in ("--ctstate", "--state"):
+            if value != "INVALID":
+                return False
+            invalid_only = True
+            i += 2
+        elif word in _ALSO_ALLOWED:
+            i += 2
+        else:
+            return False
+    return by_source or invalid_only
 
 
 def parse_iptables_s(
@@ -63,7 +118,9 @@ def parse_iptables_s(
                 todo.append(target)
 
     reachable = [args for chain in seen for args in rules.get(chain, [])]
-    blocking_rule = any(_target(args) in _BLOCKING for args in reachable)
+    blocking_rule = any(
+        _target(args) in _BLOCKING and not _by_source_only(args) for args in reachable
+    )
     policy = policies["INPUT"]
     default = _BLOCKING.get(policy, "")
     if not default and policy == "ACCEPT":

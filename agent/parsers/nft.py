@@ -3,7 +3,13 @@
 Inbound traffic meets every base chain hooked on "input" in the ip, ip6 and inet families;
 a packet is dropped if any of them drops it. The profile filters inbound when such a chain has
 policy drop, or when a rule in it (or in a chain it jumps to, or in a verdict map) drops or
-rejects. With no input base chain at all, netfilter accepts everything.
+rejects traffic by what it is (a port, a protocol, a destination, or everything). With no input
+base chain at all, netfilter accepts everything.
+
+As for iptables (parsers/iptables.py), a rule that drops only by where a packet comes from (its
+source address or set of addresses, with the interface it came in on: blocklists, a VPN
+client's anti-spoofing rule) or only packets conntrack finds invalid does not make a firewall:
+it is counted in `rule_count` and does not make the profile enabled.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ _BLOCKING = ("drop", "reject")
 _NEUTRAL = {"counter", "log"}
 
 ChainKey = tuple[str, str, str]
+
+# What a source-only rule may match on (see the module's docstring).
+_SOURCE_FIELDS = {"saddr"}
+_INTERFACE_KEYS = {"iif", "iifname"}
 
 
 def _find(node: object, keys: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
@@ -45,6 +55,37 @@ def _unconditional_verdict(expr: list[Any]) -> str:
     if verdict and all(isinstance(s, dict) and set(s) <= _NEUTRAL for s in head):
         return verdict
     return ""
+
+
+def _by_source_only(expr: list[Any]) -> bool:
+    """Whether a rule ending in drop or reject matches only by source (and the interface the
+    packet came in on), or only conntrack's invalid state. An unconditional rule is not."""
+    if not expr or not isinstance(expr[-1], dict) or not any(k in expr[-1] for k in _BLOCKING):
+        return False  # a verdict map, or a verdict not at the end: judged as blocking
+    by_source = invalid_only = False
+    for statement in expr[:-1]:
+        if not isinstance(statement, dict):
+            return False
+        if set(statement) <= _NEUTRAL:
+            continue
+        match = statement.get("match")
+        if not isinstance(match, dict) or len(statement) != 1:
+            return False
+        left = match.get("left")
+        if not isinstance(left, dict):
+            return False
+        payload, meta, ct = left.get("payload"), left.get("meta"), left.get("ct")
+        if isinstance(payload, dict) and payload.get("field") in _SOURCE_FIELDS:
+            by_source = True
+        elif isinstance(meta, dict) and meta.get("key") in _INTERFACE_KEYS:
+            continue
+        elif isinstance(ct, dict) and ct.get("key") == "state" and match.get("right") in (
+            "invalid", ["invalid"]
+        ):
+            invalid_only = True
+        else:
+            return False
+    return by_source or invalid_only
 
 
 def parse_nft_json(text: str) -> pb.FirewallProfile:
@@ -92,7 +133,9 @@ def parse_nft_json(text: str) -> pb.FirewallProfile:
 
     rule_count = sum(len(rules.get(key, [])) for key in seen)
     blocking_rule = any(
-        any(True for _ in _find(expr, _BLOCKING)) for key in seen for expr in rules.get(key, [])
+        any(True for _ in _find(expr, _BLOCKING)) and not _by_source_only(expr)
+        for key in seen
+        for expr in rules.get(key, [])
     )
     policies = {chains[k].get("policy", "accept") for k in bases}
     default = ""

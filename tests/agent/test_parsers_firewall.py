@@ -51,6 +51,15 @@ def test_nft_sees_ufw_through_iptables_nft() -> None:
     assert profile.enabled and profile.default_inbound_action == "drop"
 
 
+def test_nft_drops_by_source_or_invalid_state_only_do_not_filter() -> None:
+    # Tailscale's anti-spoofing rule (its own range dropped on other interfaces) and conntrack's
+    # invalid packets, over policy accept: every port is open to everyone else.
+    profile = parse_nft_json(fixture_text("nft/nft-j-tailscale-accept-netns.out"))
+    assert not profile.enabled and profile.active
+    assert profile.default_inbound_action == "allow"
+    assert profile.rule_count == 7
+
+
 @pytest.mark.parametrize("text", ["", "Error: Could not process rule", '{"nftables": [{}]}'])
 def test_nft_rejects_what_is_not_a_ruleset(text: str) -> None:
     with pytest.raises(ParseError):
@@ -68,6 +77,43 @@ def test_iptables_accept_policy_with_drop_and_reject_rules() -> None:
     assert profile.enabled
     assert profile.default_inbound_action == "allow"
     assert profile.rule_count == 2
+
+
+def test_iptables_tailscale_anti_spoofing_is_not_a_firewall() -> None:
+    # A real Ubuntu 24.04 host with ufw inactive and sshd on 0.0.0.0:22: Tailscale's
+    # `-s 100.64.0.0/10 ! -i tailscale0 -j DROP` is the only drop reachable from INPUT.
+    profile = parse_iptables_s(fixture_text("iptables/iptables-S-tailscale-docker-ubuntu2404.out"))
+    assert not profile.enabled and profile.active
+    assert profile.default_inbound_action == "allow"
+    assert profile.rule_count == 6  # INPUT's jump and ts-input's five (Docker's are FORWARD's)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "-A INPUT -s 203.0.113.7/32 -j REJECT --reject-with icmp-port-unreachable",  # fail2ban
+        "-A INPUT -m set --match-set blocklist src -j DROP",
+        "-A INPUT -m conntrack --ctstate INVALID -j DROP",
+        "-A INPUT -m comment --comment spoofed ! -i lo -s 127.0.0.0/8 -j DROP",
+    ],
+)
+def test_iptables_source_only_drops_do_not_make_a_firewall(rule: str) -> None:
+    profile = parse_iptables_s(f"-P INPUT ACCEPT\n{rule}\n")
+    assert not profile.enabled and profile.active and profile.rule_count == 1
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        "-A INPUT -j DROP",
+        "-A INPUT -p tcp -m tcp --dport 23 -j REJECT --reject-with tcp-reset",
+        "-A INPUT -s 192.0.2.0/24 -p tcp --dport 22 -j DROP",
+        "-A INPUT -m conntrack --ctstate NEW -j DROP",
+        "-A INPUT -i eth0 -j DROP",
+    ],
+)
+def test_iptables_drops_by_what_traffic_is_filter(rule: str) -> None:
+    assert parse_iptables_s(f"-P INPUT ACCEPT\n{rule}\n").enabled
 
 
 def test_iptables_empty_accepts_everything() -> None:

@@ -151,6 +151,20 @@ def test_firewall_off_on_the_active_windows_profile_fails() -> None:
     assert state is State.FAIL and "public" in reason
 
 
+def test_firewall_on_linux_one_filtering_backend_is_enough() -> None:
+    # firewalld rejects what its zone does not allow; iptables -S shows only a VPN client's
+    # rules (active, not filtering by itself): the same packets meet both.
+    report = pb.PostureReport()
+    report.host.os_family = pb.OS_FAMILY_LINUX
+    report.firewall.enabled = True
+    report.firewall.profiles.add(name="firewalld", enabled=True, active=True)
+    report.firewall.profiles.add(name="iptables", enabled=False, active=True)
+    assert verdict("firewall", report)[0] is State.PASS
+    report.firewall.enabled = False
+    report.firewall.profiles[0].enabled = False
+    assert verdict("firewall", report)[0] is State.FAIL
+
+
 def test_os_updates_states() -> None:
     report = pb.PostureReport()
     report.os_updates.source = "apt"

@@ -323,7 +323,11 @@ def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameter
     ]
     if fact.HasField("enabled") and fact.enabled:
         on = [prof.name for prof in fact.profiles if prof.enabled]
-        if off and any(prof.HasField("active") for prof in fact.profiles):
+        # Windows' profiles are alternatives, and the one in force decides. Linux's backends
+        # (nftables, iptables, ufw, firewalld) all act on the same packets: one that filters
+        # protects the host, whatever rules another holds (Docker's, a VPN client's).
+        layered = report.host.os_family == pb.OS_FAMILY_LINUX
+        if off and not layered and any(prof.HasField("active") for prof in fact.profiles):
             return Verdict(State.FAIL, encode("fw.off_profiles", profiles=off))
         return Verdict(State.PASS, encode("fw.on", profiles=on) if on else _FW_ON)
     if fact.HasField("enabled"):
