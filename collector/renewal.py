@@ -83,7 +83,12 @@ def verify_reestablish(
         raise ProofRejected("the new request is not signed by the certificate's own key")
     if not request.HasField("signed_at"):
         raise ProofRejected("signed_at is missing")
-    signed_at = request.signed_at.ToDatetime(dt.UTC)
+    try:
+        signed_at = request.signed_at.ToDatetime(dt.UTC)
+    except (ValueError, OverflowError) as exc:  # nanos out of range, a year past 9999, ...
+        raise ProofRejected(
+            "signed_at is not a valid time: set this computer's clock and try again"
+        ) from exc
     if abs(now - signed_at) > SIGNATURE_WINDOW:
         raise ProofRejected(
             "the proof was signed more than a day away from the collector's clock:"
@@ -91,11 +96,31 @@ def verify_reestablish(
         )
     device_id = device_id_for_certificate(cert)
     serial = format(cert.serial_number, "x")
-    payload = reestablish_payload(device_id, serial, request.signed_at.seconds, request.csr_pem)
     public_key = cert.public_key()
     assert isinstance(public_key, ec.EllipticCurvePublicKey)  # checked by _spki above
-    try:
-        public_key.verify(request.signature, payload, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as exc:
-        raise ProofRejected("the proof of the device key does not verify") from exc
-    return ProvenDevice(device_id, serial, signed_at)
+    for spelled in serial_spellings(cert.serial_number):
+        payload = reestablish_payload(
+            device_id, spelled, request.signed_at.seconds, request.csr_pem
+        )
+        try:
+            public_key.verify(request.signature, payload, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            continue
+        return ProvenDevice(device_id, serial, signed_at)
+    raise ProofRejected(
+        "the proof of the device key does not verify: sign the bytes devposture.proto gives"
+        " for ReestablishRequest.signature (the serial in lowercase hex) with the key of"
+        " certificate_pem"
+    )
+
+
+def serial_spellings(serial: int) -> list[str]:
+    """The serial in lowercase hex as a client may have signed it: without leading zeros
+    (the contract's form), or as its bytes (even length, as OpenSSL and Node.js print it; with
+    DER's leading zero byte when the top bit is set)."""
+    spellings = [format(serial, "x")]
+    for size in ((serial.bit_length() + 7) // 8, serial.bit_length() // 8 + 1):
+        spelled = serial.to_bytes(size, "big").hex()
+        if spelled not in spellings:
+            spellings.append(spelled)
+    return spellings

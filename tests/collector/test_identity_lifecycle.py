@@ -260,6 +260,23 @@ def test_reestablishment_needs_the_key_and_refuses_a_replay(
     assert "replay" in _details(replayed.value)
 
 
+def test_reestablishment_with_an_impossible_signing_time_is_refused_not_crashed(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    # A client in another language may send any Timestamp: each is a refusal of the proof
+    # (counted by the enrollment port's throttle), never an UNKNOWN from a ValueError.
+    own = serialization.load_pem_private_key(agent.state.key_path.read_bytes(), password=None)
+    assert isinstance(own, ec.EllipticCurvePrivateKey)
+    request = _reestablish_request(agent.state, agent.enrollment.device_id, own, int(time.time()))
+    for signed_at in (Timestamp(seconds=1, nanos=-1), Timestamp(seconds=253_402_300_800),
+                      Timestamp(seconds=2**63 - 1)):  # fmt: skip
+        request.signed_at.CopyFrom(signed_at)
+        with pytest.raises(grpc.RpcError) as refused:
+            _reestablish(live_collector, request)
+        assert _code(refused.value) == grpc.StatusCode.UNAUTHENTICATED
+        assert "signed_at is not a valid time" in _details(refused.value)
+
+
 # --- revocation ----------------------------------------------------------------------------
 
 

@@ -444,6 +444,8 @@ class ReestablishRequest(_message.Message):
     """ECDSA-SHA256 signature by the device key over the bytes of
     "devposture-reestablish/v1\\n" + device id + "\\n" + certificate serial (lowercase hex) +
     "\\n" + signed_at in whole seconds since the epoch + "\\n" + SHA-256 hex of csr_pem.
+    The serial is the number without leading zeros ("55a8c0..."); the collector also takes
+    it as its bytes in hex, as OpenSSL and Node.js print it ("055a8c0...", "00d3...").
     """
     agent_version: _builtins.str
     @_builtins.property
