@@ -24,6 +24,9 @@ from devposture.policy.cli_messages import BadValue
 from devposture.policy.time_zone import company_zone
 
 _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# The years a typed date may name: any report, waiver or period lies within them, and a date
+# beyond them (0001-01-01, 9999-12-31) only overflowed where it was used.
+FIRST_YEAR, LAST_YEAR = 1970, 2199
 # What a person types, in both languages: the help texts and the errors say the same.
 FORMS = "2026-11-01, 2026-11-01T09:30 or 2026-11-01T09:30+08:00"
 
@@ -82,6 +85,11 @@ def typed(text: str, zone: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetim
             " company's time zone)",
             text=repr(text), forms=FORMS,
         ) from None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise NotATime(
+            "{text} is outside the dates devposture keeps: give one from {first} to {last}",
+            text=repr(text), first=f"{FIRST_YEAR}-01-01", last=f"{LAST_YEAR}-12-31",
+        )
     if parsed.tzinfo is not None:
         return parsed.astimezone(dt.UTC)
     if _BARE_DATE.fullmatch(text):

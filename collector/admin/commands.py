@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import json
+import math
 import os
 import secrets
 import sys
@@ -154,8 +155,18 @@ class Arguments:
         # admin port's Export stream); None: on standard error, as on the collector machine.
         self.progress = progress
 
+    def _given(self, name: str) -> str | None:
+        """The value as given. A NUL character is no part of any name, date or number, and
+        PostgreSQL refuses it in text: refused here, for every option alike."""
+        value = self._values.get(name)
+        if value is not None and "\x00" in value:
+            raise CommandError(
+                "--{option} must not hold a NUL character (U+0000)", option=_option(name)
+            )
+        return value
+
     def text(self, name: str) -> str | None:
-        value = self._values.get(name, "").strip()
+        value = (self._given(name) or "").strip()
         return value or None
 
     def required(self, name: str) -> str:
@@ -169,7 +180,7 @@ class Arguments:
     def group(self, name: str, shown: str | None = None) -> str | None:
         """A device group name (`store.identity.group_name`), or None when not given.
         `shown` is what the command line calls it, when not `--NAME` (a positional NAME)."""
-        text = self._values.get(name)
+        text = self._given(name)
         if text is None:
             return None
         try:
@@ -194,11 +205,11 @@ class Arguments:
         return reader_language(self.text("lang"))
 
     def flag(self, name: str) -> bool:
-        return self._values.get(name, "").strip().lower() in ("1", "true", "yes")
+        return (self._given(name) or "").strip().lower() in ("1", "true", "yes")
 
     def items(self, name: str) -> list[str]:
         """A repeatable option: its values, joined with newlines on the wire."""
-        return [v.strip() for v in self._values.get(name, "").splitlines() if v.strip()]
+        return [v.strip() for v in (self._given(name) or "").splitlines() if v.strip()]
 
     def moment(self, name: str, zone: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetime | None:
         """A typed date or time, read in the company's time zone (`company_time.typed`)."""
@@ -211,12 +222,19 @@ class Arguments:
             raise CommandError("{option}: {problem}", option="--" + _option(name),
                                problem=exc) from None  # fmt: skip
 
-    def number(self, name: str, default: float, *, whole: bool = False) -> float:
+    def number(
+        self, name: str, default: float, *, whole: bool = False, most: float | None = None
+    ) -> float:
+        """A positive number (`whole`: an integer), at most `most`: "inf" and "nan" are not
+        numbers a person means, and a count or a duration past any use would only overflow
+        where it is used."""
         text = self.text(name)
         if text is None:
             return default
         try:
             value = int(text) if whole else float(text)
+            if not math.isfinite(value):
+                raise ValueError(text)
         except ValueError:
             if whole:
                 raise CommandError("--{option} must be a whole number, not {value}",
@@ -226,6 +244,10 @@ class Arguments:
         if value <= 0:
             raise CommandError("--{option} must be greater than zero, not {value}",
                                option=_option(name), value=repr(text))  # fmt: skip
+        if most is not None and value > most:
+            raise CommandError("--{option} must be at most {maximum}, not {value}",
+                               option=_option(name), maximum=f"{most:g}",
+                               value=repr(text))  # fmt: skip
         return value
 
 
@@ -526,6 +548,8 @@ TOKEN_COLUMNS = ("token", "group", "created", "expires", "uses_left", "status")
 TOKEN_CREATED_COLUMNS = ("token", "group", "uses", "expires")
 TOKEN_BUNDLE_COLUMNS = (*TOKEN_CREATED_COLUMNS, "collectors", "ca_fingerprint")
 MAX_TOKEN_USES = 10_000
+# A token is for a rollout, not for ever: a year at most (a longer one only waits to leak).
+MAX_TOKEN_TTL_HOURS = 366 * 24
 # Where the agent's package looks for the value (devposture.agent.settings).
 ENROLLMENT_FILE = "/etc/devposture/enroll.token"
 
@@ -547,7 +571,7 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
             "--uses must be at most {maximum}: make several tokens for a larger rollout",
             maximum=MAX_TOKEN_USES,
         )
-    hours = args.number("ttl", config.token_ttl_hours)
+    hours = args.number("ttl", config.token_ttl_hours, most=MAX_TOKEN_TTL_HOURS)
     group = args.group("group") or ""
     bundle, given = args.flag("bundle"), args.items("enroll_address")
     if given and not bundle:

@@ -272,6 +272,34 @@ def test_bad_arguments_and_unknown_commands_are_refused_and_audited(
     assert [e.outcome for e in collector.audit()] == ["error"] * 4
 
 
+@pytest.mark.parametrize(
+    ("command", "arguments", "words"),
+    [
+        (("token", "create"), {"ttl": "inf"}, "--ttl must be a number"),
+        (("token", "create"), {"ttl": "nan"}, "--ttl must be a number"),
+        (("token", "create"), {"ttl": "1e12"}, "--ttl must be at most 8784"),
+        (("report", "fleet"), {"as_of": "0001-01-01"}, "outside the dates devposture keeps"),
+        (("waiver", "add"), {"device": "x", "check": "firewall", "owner": "a", "reason": "b",
+                             "expires": "9999-12-31"}, "outside the dates devposture keeps"),
+        (("device", "show"), {"device_id": "ab\x00"}, "must not hold a NUL character"),
+        (("token", "revoke"), {"token_id": "a\x00"}, "must not hold a NUL character"),
+    ],
+)  # fmt: skip
+def test_values_past_any_use_are_invalid_arguments_on_either_engine(
+    collector: AdminCollector, command: tuple[str, ...], arguments: dict[str, str], words: str
+) -> None:
+    # What a client in another language sent: each was an UNKNOWN (an overflow) or, for a
+    # NUL on PostgreSQL, UNAVAILABLE ("the database failed", retried for ever).
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    with pytest.raises(grpc.RpcError) as refused, collector.channel() as channel:
+        admin_grpc.AdminStub(channel).Run(
+            admin_pb.AdminCommand(command=list(command), arguments=arguments),
+            timeout=DEADLINE, metadata=(("authorization", f"Bearer {admin}"),),
+        )  # fmt: skip
+    assert _code(refused) == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in str(refused.value)
+
+
 def test_credentials_are_managed_only_on_the_collector_machine(
     collector: AdminCollector,
 ) -> None:
