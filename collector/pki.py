@@ -77,6 +77,11 @@ def device_id_for_public_key(public_key: object) -> str:
     return hashlib.sha256(spki).hexdigest()[:32]
 
 
+def pem_blocks(pem: bytes) -> int:
+    """How many PEM objects `pem` holds (its BEGIN lines)."""
+    return pem.count(b"-----BEGIN ")
+
+
 def device_id_for_certificate(cert: x509.Certificate) -> str:
     return device_id_for_public_key(cert.public_key())
 
@@ -183,6 +188,12 @@ class Authority:
         The subject the agent asked for is ignored: the certificate names the device id that the
         public key determines, so a device cannot claim another's identity.
         """
+        blocks = pem_blocks(csr_pem)
+        if blocks > 1:  # the loader reads the first and would quietly drop the rest
+            raise CsrRejected(
+                f"csr_pem must hold one PEM certificate request, not {blocks}: send the"
+                " request of this computer's own key alone"
+            )
         try:
             csr = x509.load_pem_x509_csr(csr_pem)
         except ValueError as exc:

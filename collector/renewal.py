@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from devposture.collector.pki import device_id_for_certificate
+from devposture.collector.pki import device_id_for_certificate, pem_blocks
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1.proofs import reestablish_payload
 
@@ -62,7 +62,12 @@ def verify_reestablish(
     request: pb.ReestablishRequest, trusted: list[x509.Certificate], now: dt.datetime
 ) -> ProvenDevice:
     """The device the request proves to be, or ProofRejected."""
-    if len(request.certificate_pem) > MAX_PEM_BYTES or len(request.csr_pem) > MAX_PEM_BYTES:
+    if (
+        len(request.certificate_pem) > MAX_PEM_BYTES
+        or len(request.csr_pem) > MAX_PEM_BYTES
+        or pem_blocks(request.certificate_pem.encode("ascii", "replace")) != 1
+        or pem_blocks(request.csr_pem.encode("ascii", "replace")) != 1
+    ):
         raise ProofRejected("certificate_pem and csr_pem must each hold one PEM object")
     try:
         cert = x509.load_pem_x509_certificate(request.certificate_pem.encode("ascii", "replace"))

@@ -86,6 +86,26 @@ def test_a_csr_over_16_kib_is_refused_before_the_token_is_spent(
     assert answer.device_id
 
 
+def test_two_csrs_in_one_request_are_refused_before_the_token_is_spent(
+    live_collector: LiveCollector,
+) -> None:
+    # The PEM loader reads the first request and dropped the second without a word: a client
+    # that sent two (another language's library, a script) got a certificate for one of them.
+    token = live_collector.token()
+    with _enroll_port(live_collector) as channel, pytest.raises(grpc.RpcError) as refused:
+        pb_grpc.CollectorStub(channel).Enroll(
+            pb.EnrollRequest(token=token, csr_pem=_csr() + _csr(), host=host_info()), timeout=30
+        )
+    assert isinstance(refused.value, grpc.Call)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "one PEM certificate request, not 2" in (refused.value.details() or "")
+    with _enroll_port(live_collector) as channel:
+        answer = pb_grpc.CollectorStub(channel).Enroll(
+            pb.EnrollRequest(token=token, csr_pem=_csr(), host=host_info()), timeout=30
+        )
+    assert answer.device_id
+
+
 def test_a_renewal_csr_over_16_kib_is_refused(
     live_collector: LiveCollector, agent: EnrolledAgent
 ) -> None:
