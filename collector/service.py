@@ -780,6 +780,30 @@ class CollectorService(pb_grpc.CollectorServicer):
         results = self._judge(report, utc(report.collected_at))
         return record_of(report, device_id, received_at, skew), results
 
+    async def _as_stored(
+        self, record: ReportRecord, results: list[CheckResult]
+    ) -> list[CheckResult]:
+        """The verdicts of a duplicate's report as it was stored. An agent that retries sends
+        the same bytes, and its verdicts are `results`; a report id sent again with other
+        facts (a client's bug, or a try to show an employee a pass) is acknowledged with what
+        the collector kept, which is what IT's reports show. When the stored report cannot be
+        read, `results` (the report is stored and acknowledged all the same)."""
+        report_id = record.report_id
+        try:
+            if self._reader is not None:  # on the loop, as admission reads
+                body = self._reader.reports.report_body(report_id)
+            else:
+                body = await self._in_db(lambda: self._store.reports.report_body(report_id))
+        except database_errors() as exc:
+            log.warning("report %s: the stored report not read: %s", report_id, type(exc).__name__)
+            return results
+        if body is None or body == record.body:
+            return results
+        log.warning("device %s sent report %s again with other facts: the stored report stands",
+                    record.device_id, report_id)  # fmt: skip
+        kept = pb.PostureReport.FromString(body)
+        return self._judge(kept, utc(kept.collected_at))
+
     def _ack(
         self, record: ReportRecord, results: list[CheckResult], outcome: StoreOutcome,
         with_verdicts: bool,
@@ -904,6 +928,8 @@ class CollectorService(pb_grpc.CollectorServicer):
         if outcome is StoreOutcome.CONFLICT:
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, _conflict(record))
         log.debug("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
+        if outcome is StoreOutcome.DUPLICATE:
+            results = await self._as_stored(record, results)
         ack = self._ack(record, results, outcome, with_verdicts=True)
         await self._add_grace_deadlines(ack, record, committed.held.get(record.report_id))
         if request.config_version != self._judging.agent_config.version:
@@ -948,6 +974,8 @@ class CollectorService(pb_grpc.CollectorServicer):
         # Only the newest report's acknowledgement carries the verdicts the employee sees.
         newest = max((s[0] for s in stored), key=lambda r: r.collected_at, default=None)
         for record, results, outcome in stored:
+            if record is newest and outcome is StoreOutcome.DUPLICATE:
+                results = await self._as_stored(record, results)  # noqa: PLW2901
             response.acks.append(
                 self._ack(record, results, outcome, with_verdicts=record is newest)
             )

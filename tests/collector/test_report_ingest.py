@@ -57,6 +57,36 @@ def test_same_report_twice_is_stored_once_and_acknowledged_twice(
     assert _stored(live_collector) == [report.report_id]
 
 
+def test_a_report_id_sent_again_with_other_facts_is_acknowledged_as_stored(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    # The firewall on, stored; then the same report id with the firewall off. The duplicate's
+    # acknowledgement told the employee FAIL while IT's reports said PASS: now both say what
+    # was stored, for a unary call and for a batch.
+    device_id = agent.enrollment.device_id
+    kept = make_report(device_id)
+    other = make_report(device_id, firewall_enabled=False)
+    other.report_id = kept.report_id
+
+    def firewall(ack: pb.ReportAck) -> str:
+        return next(v.state for v in ack.verdicts if v.check_id == "firewall")
+
+    with open_channel(agent.state, agent.enrollment) as channel:
+        first = send_report(channel, kept)
+        again = send_report(channel, other)
+        batch = pb_grpc.CollectorStub(channel).ReportBatch(
+            pb.ReportBatchRequest(reports=[other]), timeout=30
+        )
+    assert firewall(first) == "PASS" and not first.duplicate
+    assert again.duplicate and firewall(again) == "PASS"
+    (acked,) = batch.acks
+    assert acked.duplicate and firewall(acked) == "PASS"
+    # The same facts sent again are judged as sent (no read needed): still PASS.
+    with open_channel(agent.state, agent.enrollment) as channel:
+        assert firewall(send_report(channel, kept)) == "PASS"
+    assert _stored(live_collector) == [kept.report_id]
+
+
 def test_report_naming_another_device_is_refused_and_not_stored(
     live_collector: LiveCollector, agent: EnrolledAgent, tmp_path: Path
 ) -> None:
