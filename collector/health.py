@@ -10,17 +10,29 @@ before it pushes reports back and closes its ports, so a load balancer polling h
 it out of rotation before any connection is refused. The enrollment port (TLS without a
 client certificate) is the one to probe; the report port asks for a client certificate like
 every call there.
+
+Both take their requests as raw bytes (collector/raw_rpc.py), as every other service does:
+bytes that are not a valid request are refused with INVALID_ARGUMENT saying what is wrong.
+Registered grpc's way, gRPC answered them UNKNOWN and logged a traceback for each call, on a
+port anyone may reach without a certificate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
-from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
+    reflection,
+    reflection_pb2,
+)
 
+from devposture.collector.raw_rpc import RawRequest, Request, Undecodable, add_raw_servicer
 from devposture.v1 import devposture_pb2 as pb
 
 COLLECTOR_SERVICE: str = pb.DESCRIPTOR.services_by_name["Collector"].full_name
@@ -47,6 +59,62 @@ class _HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
         return answer
 
 
+async def _decoded(
+    request: Request[Message], context: grpc.aio.ServicerContext[object, object]
+) -> Message:
+    """The request's message, or the call refused with INVALID_ARGUMENT naming the problem."""
+    try:
+        return request.decode() if isinstance(request, RawRequest) else request
+    except Undecodable as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise AssertionError("abort raises") from exc  # pragma: no cover
+
+
+class _RawHealth:
+    """grpc's health servicer, given each request decoded (see the module's docstring): every
+    method of the Health service (Check, Watch, and List where grpc has it) by its name."""
+
+    def __init__(self, servicer: _HealthServicer) -> None:
+        self._servicer = servicer
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[object]]:
+        method = getattr(self._servicer, name)
+
+        async def decoded_first(
+            request: Request[Message], context: grpc.aio.ServicerContext[object, object]
+        ) -> object:
+            return await method(await _decoded(request, context), context)
+
+        return decoded_first
+
+
+def _add_reflection(server: grpc.aio.Server, names: tuple[str, ...]) -> None:
+    """grpc's reflection servicer, its stream of requests decoded one by one."""
+    servicer = reflection.aio.ReflectionServicer(names)
+
+    async def info(
+        requests: AsyncIterator[RawRequest[Message]],
+        context: grpc.aio.ServicerContext[object, object],
+    ) -> AsyncIterator[object]:
+        async def decoded() -> AsyncIterator[Message]:
+            async for request in requests:
+                yield await _decoded(request, context)
+
+        async for answer in servicer.ServerReflectionInfo(decoded(), context):
+            yield answer
+
+    handler = grpc.stream_stream_rpc_method_handler(
+        info,
+        request_deserializer=functools.partial(RawRequest, reflection_pb2.ServerReflectionRequest),
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    handlers = {"ServerReflectionInfo": handler}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_SERVICE, handlers),)
+    )
+    server.add_registered_method_handlers(REFLECTION_SERVICE, handlers)
+
+
 class Health:
     """The health service of one collector."""
 
@@ -58,10 +126,10 @@ class Health:
 
     def add_to(self, server: grpc.aio.Server) -> None:
         """Serve health checks and reflection on every port of `server`."""
-        health_pb2_grpc.add_HealthServicer_to_server(self._servicer, server)
-        reflection.enable_server_reflection(
-            (COLLECTOR_SERVICE, HEALTH_SERVICE, REFLECTION_SERVICE), server
+        add_raw_servicer(
+            _RawHealth(self._servicer), health_pb2.DESCRIPTOR.services_by_name["Health"], server
         )
+        _add_reflection(server, (COLLECTOR_SERVICE, HEALTH_SERVICE, REFLECTION_SERVICE))
 
     async def serving(self) -> None:
         """Everything is up: SERVING (on the event loop that serves the server)."""

@@ -12,8 +12,8 @@ logged once and audited like any other, and refused with INVALID_ARGUMENT saying
 wrong (collector/wire_reason.py).
 
 It costs what gRPC's decoding cost: one FromString per call, on the same event loop.
-Health checking and reflection are registered by their own packages, untouched; reflection
-describes the services from the same descriptors.
+Health checking and reflection are grpc's own servicers, given their requests decoded the
+same way (collector/health.py); reflection describes the services from the same descriptors.
 """
 
 from __future__ import annotations

@@ -219,6 +219,37 @@ def test_reflection_lists_and_describes_the_services(
         assert any(b"ReportBatch" in f for f in files)
 
 
+def test_health_and_reflection_refuse_bytes_that_are_not_requests(
+    live_collector: LiveCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Anyone reaches the enrollment port without a certificate: gRPC's own decoding answered
+    # such bytes UNKNOWN and logged a traceback for every call.
+    with _tls_channel(live_collector, live_collector.enroll_port, None) as channel:
+        check: grpc.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(
+            "/grpc.health.v1.Health/Check"
+        )
+        watch: grpc.UnaryStreamMultiCallable[bytes, bytes] = channel.unary_stream(
+            "/grpc.health.v1.Health/Watch"
+        )
+        info: grpc.StreamStreamMultiCallable[bytes, bytes] = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        )
+        calls: dict[str, Callable[[], object]] = {
+            "grpc.health.v1.HealthCheckRequest": lambda: check(b"\xff", timeout=10),
+            "grpc.health.v1.HealthCheckRequest ": lambda: list(watch(b"\xff", timeout=10)),
+            "grpc.reflection.v1alpha.ServerReflectionRequest": lambda: list(
+                info(iter([b"\xff"]), timeout=10)
+            ),
+        }
+        for kind, call in calls.items():
+            with pytest.raises(grpc.RpcError) as refused:
+                call()
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert f"is not a valid {kind.strip()}" in (refused.value.details() or "")
+        assert _status(channel) == "SERVING"  # and well-formed calls are answered as ever
+    assert "Traceback" not in caplog.text
+
+
 # --- metrics --------------------------------------------------------------------------------
 
 
