@@ -941,6 +941,15 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader of the output went away: nothing more to say
         silence_stdout()
         return EXIT_FAILED
+    except PermissionError as exc:
+        if args.command in SERVICE_COMMANDS:
+            raise
+        # The state folder is the service's own (0700): `status` or `once` by another account.
+        sys.stderr.write(error_line(PROG, said(
+            "{path}: {problem}; run it as root (an administrator on Windows)",
+            path=exc.filename, problem=os_error(exc, exc.strerror),
+        ), lang))  # fmt: skip
+        return EXIT_FAILED
     except Exception as exc:
         if args.command in SERVICE_COMMANDS:
             raise  # the journal keeps the service's traceback

@@ -194,6 +194,7 @@ def enroll_first(
     office address) that answers as the collector. Raises Unreachable when none does (naming
     each), and at once any other failure: the collector answered, so another of its addresses
     would answer the same."""
+    state.check_writable()
     missed: list[Unreachable] = []
     for address in addresses:
         try:

@@ -201,6 +201,24 @@ class AgentState:
     def is_enrolled(self) -> bool:
         return (self.directory / AGENT_FILE).is_file()
 
+    def check_writable(self) -> None:
+        """Before anything is spent (an enrollment token is used once, and the collector
+        records the device it enrolls): the state folder can be made and written to, or
+        StateError naming it and the fix. Else the token was used up for an identity no
+        computer could keep."""
+        probe = self.directory / ".write-check"
+        try:
+            ensure_private_dir(self.directory)
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise StateError(
+                "the state folder {path} cannot be written ({problem}): run the command as"
+                " root (an administrator on Windows), as the agent's service runs, or give"
+                " --state a folder you can write; the token was not used",
+                path=self.directory, problem=exc.strerror or exc,
+            ) from exc
+
     def save(self, enrollment: Enrollment, key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> None:
         """Persist a completed enrollment. agent.json is written last: it marks completeness."""
         ensure_private_dir(self.directory)

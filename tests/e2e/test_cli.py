@@ -86,6 +86,12 @@ def test_cli_errors_name_the_problem_and_the_fix(
         not_enrolled.returncode == 1
         and "run `devposture-agent enroll` first" in not_enrolled.stderr
     )
+    # A state folder that cannot be made (here: under a file; in the field, an account that
+    # may not write /var/lib) is found before the token is spent, which it was before.
+    (tmp_path / "a-file").write_text("")
+    unwritable = enroll(collector_process, tmp_path / "a-file" / "state", token_file)
+    assert unwritable.returncode == 1 and "cannot be written" in unwritable.stderr
+    assert "the token was not used" in unwritable.stderr
     no_data = run(COLLECTOR, "report", "fleet", "--data", str(tmp_path / "nodata"))
     assert no_data.returncode == 1 and "devposture-collector init --data" in no_data.stderr
     stdin_token = run(
