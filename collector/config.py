@@ -235,9 +235,13 @@ class DataFolderError(ConfigError):
     language; a file's mistakes, line by line, are `config_file`'s)."""
 
 
-def load(data_dir: Path) -> CollectorConfig:
+def load(data_dir: Path, *, new_database: bool = False) -> CollectorConfig:
     """The data folder's configuration; `ConfigError` naming every mistake, with its line and
-    its fix, when the file has any (see `config_file`)."""
+    its fix, when the file has any (see `config_file`).
+
+    A data folder's SQLite file must exist (`new_database`: the folder is being made, by
+    `init`): opened, a missing one would be made anew and empty, and the collector would go
+    on with no history and a second evidence chain signed by the same key."""
     path = data_dir / CONFIG_NAME
     if not path.is_file():
         raise DataFolderError(
@@ -289,6 +293,14 @@ def load(data_dir: Path) -> CollectorConfig:
         alerts=alert_settings.read(f, data_dir),
     )
     f.check()
+    database = config.database
+    if not new_database and isinstance(database, SqliteTarget) and not database.path.exists():
+        raise DataFolderError(
+            "the database {path} is missing, though this data folder holds its configuration"
+            " and keys: restore it from your backup, or make a new data folder with"
+            " `devposture-collector init --data NEW_FOLDER`. Nothing was created in its place",
+            path=database.path,
+        )
     return config
 
 
@@ -334,7 +346,7 @@ def use_database(data_dir: Path, database: PostgresTarget) -> None:
     staged.write_text("".join(lines), encoding="utf-8")
     staged.chmod(path.stat().st_mode & 0o777)
     staged.replace(path)
-    load(data_dir)  # what was written must load
+    load(data_dir, new_database=True)  # what was written must load
 
 
 def _choice(f: ConfigFile, section: str, key: str, choices: tuple[str, ...]) -> str:

@@ -109,7 +109,7 @@ def initialize(
     (data_dir / CONFIG_NAME).write_text(
         render_default(host, enroll_port, report_port, database=database), encoding="utf-8"
     )
-    config = load(data_dir)
+    config = load(data_dir, new_database=True)
     write_private(config.ca_key, private_key_pem(authority.key))
     config.ca_cert.write_bytes(cert_pem(authority.cert))
     write_private(config.server_key, private_key_pem(server_key))

@@ -78,7 +78,7 @@ def join(
     (data_dir / CONFIG_NAME).write_text(
         render_default(host, enroll_port, report_port, database=database), encoding="utf-8"
     )
-    config = load(data_dir)
+    config = load(data_dir, new_database=True)
     shutil.copy2(first.policy, config.policy)
     authority = Trust(config).signing_authority()
     names = ["localhost", socket.gethostname(), socket.getfqdn(), "127.0.0.1", "::1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 from devposture.policy import default_policy
@@ -94,6 +95,13 @@ def test_cli_errors_name_the_problem_and_the_fix(
     assert "the token was not used" in unwritable.stderr
     no_data = run(COLLECTOR, "report", "fleet", "--data", str(tmp_path / "nodata"))
     assert no_data.returncode == 1 and "devposture-collector init --data" in no_data.stderr
+    # A data folder whose database file is gone: refused, never made anew and empty (which
+    # would go on with no history and a second evidence chain under the same key).
+    copy = tmp_path / "copy"
+    shutil.copytree(collector_process.data, copy, ignore=shutil.ignore_patterns("devposture.db*"))
+    lost = run(COLLECTOR, "report", "fleet", "--data", str(copy))
+    assert lost.returncode == 1 and "restore it from your backup" in lost.stderr
+    assert not (copy / "devposture.db").exists()
     stdin_token = run(
         AGENT,
         "enroll",
