@@ -16,6 +16,7 @@ import errno
 import fcntl
 import ipaddress
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,51 @@ def _split_names(names: list[str]) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
+# A DNS name a certificate may carry: dot-separated labels of letters, digits and hyphens
+# (RFC 1123), a leading "*." for a wildcard, the last label not all digits ("999.1.1.1" is a
+# mistyped address, not a name).
+_DNS_NAME = re.compile(
+    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+    r"(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+)
+
+
+def check_request(
+    data_dir: Path, host: str, names: list[str], enroll_port: int, report_port: int
+) -> None:
+    """What `init` (and `init --join`) is asked for, checked before anything is made: what
+    would only fail at `serve` (the same port twice, a name no certificate may carry) or in
+    the middle of making the folder (a file where the folder should be) is refused now."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise InitError("{path} is a file, not a folder: give a new or empty folder", path=data_dir)
+    if enroll_port == report_port != 0:  # 0: a free port each, picked at `serve`
+        raise InitError(
+            "the enrollment and report ports must differ: {port} was given for both",
+            port=enroll_port,
+        )
+    if host not in ("", "0.0.0.0", "::") and not _is_address_or_name(host):  # noqa: S104
+        raise InitError(
+            "--listen {host} is neither an IP address nor a host name: give the address to"
+            " listen on (0.0.0.0 for every IPv4 address)",
+            host=repr(host),
+        )
+    for name in names:
+        if not _is_address_or_name(name):
+            raise InitError(
+                "--san {name} is neither an IP address nor a DNS name (letters, digits and"
+                " hyphens, separated by dots): correct it",
+                name=repr(name),
+            )
+
+
+def _is_address_or_name(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return len(text) <= 253 and _DNS_NAME.fullmatch(text) is not None
+    return True
+
+
 def server_names(host: str, names: list[str]) -> tuple[list[str], list[str]]:
     """The server certificate's DNS names and IP addresses: `names` and the listen `host`."""
     if host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
@@ -87,6 +133,7 @@ def initialize(
 ) -> tuple[CollectorConfig, x509.Certificate]:
     """Make the data folder; return its configuration and the CA certificate. The database
     is a SQLite file in the folder, or `database` (its tables are made if it has none)."""
+    check_request(data_dir, host, list(extra_names or []), enroll_port, report_port)
     if (data_dir / CONFIG_NAME).exists():
         raise InitError(
             "{path} is already a collector data folder; refusing to replace its CA (agents"

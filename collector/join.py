@@ -24,7 +24,13 @@ from cryptography import x509
 
 from devposture.collector.agent_config import HASH_KEY_FILE, network_hash_key
 from devposture.collector.config import CONFIG_NAME, CollectorConfig, load, render_default
-from devposture.collector.datadir import InitError, not_empty, server_names, write_private
+from devposture.collector.datadir import (
+    InitError,
+    check_request,
+    not_empty,
+    server_names,
+    write_private,
+)
 from devposture.collector.evidence import signing
 from devposture.collector.pki import cert_pem, new_private_key, private_key_pem
 from devposture.collector.store import Store
@@ -48,6 +54,7 @@ def join(
 ) -> tuple[CollectorConfig, x509.Certificate]:  # fmt: skip
     """Make `data_dir` a further collector of the installation whose first data folder is
     `source`; return its configuration and the (shared) signing CA's certificate."""
+    check_request(data_dir, host, list(extra_names or []), enroll_port, report_port)
     first = load(source)
     if not isinstance(first.database, PostgresTarget):
         raise InitError(

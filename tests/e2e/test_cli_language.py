@@ -203,6 +203,26 @@ def test_a_folder_that_cannot_be_a_data_folder_is_told_in_the_readers_language(
     assert "'1/11/2026' is not a date or time: use 2026-11-01" in en and not CHINESE.search(en)
 
 
+def test_init_refuses_what_would_only_fail_at_serve(tmp_path: Path) -> None:
+    # Each was accepted (a traceback for the file), the folder made, and `serve` failed later
+    # with a misleading "port in use", or the certificate carried the bad name.
+    (tmp_path / "token.txt").write_text("x")
+    zh, en = _both(COLLECTOR, "init", "--data", str(tmp_path / "token.txt"))
+    assert "是一个文件，不是文件夹" in zh and "is a file, not a folder" in en
+    assert "Traceback" not in zh + en
+    folder = str(tmp_path / "new")
+    zh, en = _both(COLLECTOR, "init", "--data", folder, "--enroll-port", "7443",
+                   "--report-port", "7443")  # fmt: skip
+    assert "注册端口和报告端口必须不同：两者都给了 7443" in zh
+    assert "the enrollment and report ports must differ: 7443 was given for both" in en
+    zh, en = _both(COLLECTOR, "init", "--data", folder, "--san", "bad name!")
+    assert "--san 'bad name!' 既不是 IP 地址也不是 DNS 名称" in zh
+    assert "--san 'bad name!' is neither an IP address nor a DNS name" in en
+    zh, en = _both(COLLECTOR, "init", "--data", folder, "--listen", "999.1.1.1")
+    assert "--listen '999.1.1.1' is neither an IP address nor a host name" in en
+    assert not (tmp_path / "new").exists()  # nothing was made
+
+
 def test_group_headings_end_with_the_readers_colon() -> None:
     zh, en = _in(ZH, AGENT, "--help").stdout, _in(EN, AGENT, "--help").stdout
     assert "\n位置参数：\n" in zh and "\n选项：\n" in zh and "位置参数:" not in zh
