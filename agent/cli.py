@@ -24,6 +24,7 @@ from typing import TextIO
 from devposture.agent import __version__, service, transport
 from devposture.agent.collect import build_report
 from devposture.agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
+from devposture.agent.employee.company_time import company_zone, stamp
 from devposture.agent.host import Host, LiveHost
 from devposture.agent.host.bundle import BundleError, BundleHost, RecordingHost
 from devposture.agent.host.command_cache import CommandCache
@@ -658,7 +659,8 @@ def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -
             "the certificate was not renewed ({problem}); the current one stays in use",
             problem=result.detail,
         )
-    until = f"{result.expires_at:%Y-%m-%d %H:%M} UTC" if result.expires_at else "?"
+    zone = company_zone(state.company_time_zone())
+    until = stamp(result.expires_at, zone) if result.expires_at else "?"
     say("Certificate {outcome} ({detail}); valid until {until}.",
         outcome=_RENEWAL_WORDS.get(result.outcome, result.outcome.value), detail=result.detail,
         until=until)

@@ -23,6 +23,7 @@ from enum import Enum
 import grpc
 
 from devposture.agent.cert_dates import Validity, read_validity
+from devposture.agent.employee.company_time import company_zone, stamp
 from devposture.agent.state import AgentState, Enrollment, write_atomic
 from devposture.net.rpc_status import described
 from devposture.policy.cli_messages import Said, said
@@ -95,7 +96,8 @@ def ensure_fresh_certificate(
     if not force and next_attempt is not None and now < next_attempt:
         return RenewalResult(
             Outcome.BACKING_OFF,
-            said("next attempt after {time} UTC", time=f"{next_attempt:%Y-%m-%d %H:%M}"),
+            said("next attempt after {time}",
+                 time=stamp(next_attempt, company_zone(state.company_time_zone()))),
             expires_at,
         )  # fmt: skip
     expired = now >= expires_at

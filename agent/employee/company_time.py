@@ -13,7 +13,7 @@ import datetime as dt
 from devposture.agent.employee.language import Lang
 from devposture.policy.time_zone import company_zone
 
-__all__ = ["company_zone", "moment_text"]
+__all__ = ["company_zone", "moment_text", "stamp"]
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -25,3 +25,11 @@ def moment_text(moment: dt.datetime, lang: Lang, zone: dt.tzinfo, now: dt.dateti
         return f"{f'{local.year}年' if year else ''}{local.month}月{local.day}日 {local:%H:%M}"
     when = f"{local.day} {_MONTHS_EN[local.month - 1]}{f' {local.year}' if year else ''}"
     return f"{when} {local:%H:%M}"
+
+
+def stamp(moment: dt.datetime, zone: dt.tzinfo) -> str:
+    """ "2026-12-19 10:14 (UTC+08:00)": a moment in a sentence (a certificate's end, the next
+    attempt), in `zone` with its offset, as the collector's command line writes one."""
+    local = moment.astimezone(zone)
+    offset = local.isoformat()[-6:] if local.utcoffset() else "+00:00"
+    return f"{local:%Y-%m-%d %H:%M} (UTC{offset})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import datetime as dt
 import hashlib
 import json
 import zipfile
@@ -21,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence import bundle, deflate, html, signing
 from devposture.collector.evidence.chain import PRUNE, REPORT, REPORT_GROUP, Entry, group_records
-from devposture.collector.evidence.summary import Summary
+from devposture.collector.evidence.summary import Summary, zone_of
 from devposture.policy.catalogs import Lang
 from devposture.policy.cli_messages import told
 
@@ -284,14 +285,27 @@ def _check(
         _redraw(small[bundle.HTML], manifest, small[bundle.CONTEXT], figures, verdict)
     chain = manifest.get("chain", {})
     period = manifest.get("period", {})
+    context = small[bundle.CONTEXT]
     verdict.summary = told(
         "{count} records (chain seq {first}–{last}, last hash {hash}…) written {start} –"
         " {end}, signed by {key}",
         count=count, first=chain.get("first_seq"), last=chain.get("last_seq"),
-        hash=str(chain.get("last_hash"))[:16], start=period.get("from"), end=period.get("to"),
-        key=signing.fingerprint(public_key),
+        hash=str(chain.get("last_hash"))[:16], start=_local(period.get("from"), context),
+        end=_local(period.get("to"), context), key=signing.fingerprint(public_key),
     )
     return Checked(verdict, manifest, opening, path)
+
+
+def _local(moment: object, context: bytes | None) -> str:
+    """A manifest's time (UTC) as the company reads it, "2026-09-02 08:00 (UTC+08:00)", in
+    the zone the bundle's context records (Beijing when it records none); as written when it
+    is not a time."""
+    try:
+        zone = zone_of(json.loads(context or b"{}"))
+        at = dt.datetime.fromisoformat(str(moment)).astimezone(zone.tzinfo)
+    except (ValueError, TypeError, AttributeError):
+        return str(moment)
+    return f"{at:%Y-%m-%d %H:%M} ({zone.label()})"
 
 
 def _digest_of(archive: zipfile.ZipFile, name: str) -> str:

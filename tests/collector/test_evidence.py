@@ -180,6 +180,9 @@ def test_a_bundle_verifies_elsewhere_with_only_the_public_key(
     code, out = _verify(auditor.bundle, auditor.public_key, capsys)
     assert code == 0, out
     assert out.startswith("VERIFIED:") and "验证通过" in out
+    # The period in the company's time zone, as the bundle's context records it.
+    assert re.search(r"written \d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+08:00\) – ", out), out
+    assert "+00:00" not in out
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 4096])

@@ -5,10 +5,21 @@ text beside it (IT searches for those); under `LANG=C.UTF-8` the line is what it
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.e2e.conftest import AGENT, enrolled_state, serving_collector
 from tests.e2e.test_cli_language import EN, ZH, _in
+
+
+def test_a_renewed_certificate_ends_in_the_company_time_zone(tmp_path: Path) -> None:
+    # It said "2026-12-19 02:18 UTC": the company reads Beijing time, with its offset.
+    with serving_collector(tmp_path) as collector:
+        state = enrolled_state(collector, tmp_path)
+        zh = _in(ZH, AGENT, "renew", "--state", str(state))
+    assert zh.returncode == 0, zh.stderr
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+08:00\)", zh.stdout), zh.stdout
+    assert " UTC。" not in zh.stdout
 
 
 def test_renew_against_a_stopped_collector_says_why_in_the_readers_language(
