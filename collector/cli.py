@@ -386,10 +386,24 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+# What SQLite says of a file that is not (or no longer) a database it can read.
+_DAMAGED = ("malformed", "file is not a database", "database corruption")
+
+
+def _damaged(exc: sqlite3.DatabaseError) -> bool:
+    return any(words in str(exc) for words in _DAMAGED)
+
+
 def _storage_problem(exc: Exception, data: Path | None) -> Said | None:
     """What to tell of a failure of the disk or the database (None: let it through)."""
     if is_full(exc) or (data is not None and no_space_left(data)):
         return full_disk_said(data)
+    if isinstance(exc, sqlite3.DatabaseError) and _damaged(exc):
+        return said(
+            "the collector database is damaged ({problem}): stop the collector, keep the"
+            " damaged file aside, and put back devposture.db from your last backup",
+            problem=exc,
+        )
     if isinstance(exc, sqlite3.Error | PermissionError):
         return said(
             "cannot use the collector database ({problem}): run as the collector's service"

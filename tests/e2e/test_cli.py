@@ -102,6 +102,15 @@ def test_cli_errors_name_the_problem_and_the_fix(
     lost = run(COLLECTOR, "report", "fleet", "--data", str(copy))
     assert lost.returncode == 1 and "restore it from your backup" in lost.stderr
     assert not (copy / "devposture.db").exists()
+    # A damaged one: said so, and what to do (it said "run as the service account").
+    damaged = tmp_path / "damaged"
+    shutil.copytree(collector_process.data, damaged, ignore=shutil.ignore_patterns("*.db-*"))
+    with (damaged / "devposture.db").open("r+b") as database:
+        database.seek(100)
+        database.write(b"\xff" * 32_000)
+    broken = run(COLLECTOR, "report", "fleet", "--data", str(damaged))
+    assert broken.returncode == 1 and "the collector database is damaged" in broken.stderr
+    assert "from your last backup" in broken.stderr
     stdin_token = run(
         AGENT,
         "enroll",
