@@ -214,10 +214,47 @@ def _small(archive: zipfile.ZipFile, name: str) -> bytes | None:
     return archive.read(name) if name in archive.NameToInfo else None
 
 
+def _container(archive: zipfile.ZipFile, path: Path, verdict: Verdict) -> None:
+    """The zip around the members holds them and nothing else. A name twice is a forgery no
+    key is needed for: this reader (Python's) reads the last copy, which the signature
+    covers, while `unzip -n` or 7-Zip keeping the first would show the auditor the other.
+    Bytes before the first member or after the zip's end record are no member, and no
+    signature covers them."""
+    seen: set[str] = set()
+    for info in archive.infolist():
+        if info.filename in seen:
+            verdict.problems.append(told(
+                "member {member} appears more than once in the bundle: another unzip tool may"
+                " show a copy the signature does not cover", member=info.filename,
+            ))  # fmt: skip
+        seen.add(info.filename)
+    first = min((info.header_offset for info in archive.infolist()), default=0)
+    size = path.stat().st_size
+    with path.open("rb") as raw:
+        raw.seek(max(0, size - _TAIL))
+        tail = raw.read()
+    end = tail.rfind(_END_RECORD)
+    if first != 0 or end < 0 or end + _END_SIZE + _comment_size(tail, end) != len(tail):
+        verdict.problems.append(told(
+            "the bundle holds bytes outside its members (before the first or after the zip's"
+            " end): no signature covers them"
+        ))
+
+
+# The zip's end of central directory record: its signature, its size without the comment,
+# and how far from the end it may be (its comment is at most 64 KiB).
+_END_RECORD, _END_SIZE, _TAIL = b"PK\x05\x06", 22, 22 + 65_535
+
+
+def _comment_size(tail: bytes, end: int) -> int:
+    return int.from_bytes(tail[end + 20 : end + 22], "little")
+
+
 def _check(
     archive: zipfile.ZipFile, path: Path, public_key: Ed25519PublicKey, verdict: Verdict,
     progress: Progress | None = None,
 ) -> Checked:  # fmt: skip
+    _container(archive, path, verdict)
     manifest_bytes = _small(archive, bundle.MANIFEST) or b""
     try:
         manifest = json.loads(manifest_bytes)
@@ -226,8 +263,9 @@ def _check(
         verdict.problems.append(told('{member} is missing or not a {format} manifest',
                                      member=bundle.MANIFEST, format=bundle.FORMAT))
         return Checked(verdict, {}, [])
-    try:
-        signature = base64.b64decode(_small(archive, bundle.SIGNATURE) or b"", validate=False)
+    try:  # as the exporter writes it: base64, one newline; nothing else may ride along
+        text = _small(archive, bundle.SIGNATURE) or b""
+        signature = base64.b64decode(text.removesuffix(b"\n"), validate=True)
     except binascii.Error:
         signature = b""
     if not signing.signature_holds(public_key, manifest_bytes, signature):

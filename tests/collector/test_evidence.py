@@ -22,6 +22,7 @@ import stat
 import struct
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -319,6 +320,43 @@ def test_an_edited_record_is_caught_and_named(
     assert code == 1
     assert f"state record seq {edit.seq} " in out and "edited" in out  # type: ignore[attr-defined]
     assert "NOT VERIFIED" in out and "验证失败" in out
+
+
+def test_a_second_copy_of_a_member_is_refused_without_a_key(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A forged report.html placed before the genuine members: Python reads the last copy (the
+    # signed one), while `unzip -n` or 7-Zip keeping the first shows the auditor the forgery.
+    forged = auditor.folder / "second-copy.zip"
+    with zipfile.ZipFile(forged, "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate name: the point
+        archive.writestr(bundle.HTML, b"<html>every device compliant</html>")
+        for member, data in _members(auditor.bundle).items():
+            archive.writestr(member, data)
+    code, out = _verify(forged, auditor.public_key, capsys)
+    assert code == 1 and "NOT VERIFIED" in out
+    assert f"member {bundle.HTML} appears more than once in the bundle" in out
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_bytes_outside_the_members_are_refused(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    data, junk = auditor.bundle.read_bytes(), b"not covered by any signature\n" * 4
+    padded = auditor.folder / f"padded-{where}.zip"
+    padded.write_bytes(junk + data if where == "before" else data + junk)
+    code, out = _verify(padded, auditor.public_key, capsys)
+    assert code == 1 and "the bundle holds bytes outside its members" in out
+
+
+def test_a_signature_file_with_more_than_the_signature_is_refused(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def pad(members: dict[str, bytes]) -> None:
+        members[bundle.SIGNATURE] += b"!!!\n"  # not base64: it was skipped over
+
+    code, out = _verify(_tampered(auditor, "signature-junk", pad), auditor.public_key, capsys)
+    assert code == 1 and "the signature does not match" in out
 
 
 @pytest.mark.parametrize("where", [0.2, 0.5, 0.8])
