@@ -418,6 +418,9 @@ class _Walk:
         # the prune entries in pruned.jsonl); those missing are counted, not deleted.
         self.pruned_before = max((_number(p, "before_us") for p in prunes), default=0)
         self.pruned = 0
+        # A pruning written within the period is the chain's own entry at its seq, not a
+        # record only pruned.jsonl holds (one made up to excuse deleted bodies).
+        self.prune_claims = {p.seq: p for p in prunes if self.first <= p.seq <= self.last}
 
     def _index_line(self, number: int, item: object) -> tuple[int, tuple[str, str, str]] | None:
         del number
@@ -458,6 +461,9 @@ class _Walk:
                 self.progress(self.count, self._expected())
             self._place(entry)
             self._link(entry)
+            claim = self.prune_claims.pop(entry.seq, None)
+            if claim is not None and (claim.hash, claim.kind) != (entry.hash, entry.kind):
+                self._made_up(claim)
             if entry.kind == REPORT:
                 self._body_of(entry)
             elif entry.kind == REPORT_GROUP:
@@ -475,11 +481,19 @@ class _Walk:
             self.progress(self.count, max(self.count, self._expected()))
         if self.ranged and self.next_seq <= self.last:
             self.gaps.append([self.next_seq, self.last])
+        for claim in self.prune_claims.values():  # its seq is in the period, not in the chain
+            self._made_up(claim)
         self._missing()
         self._ends()
         self._leftover_bodies()
         _range(self.claims, self.verdict)
         return self.count
+
+    def _made_up(self, claim: Entry) -> None:
+        self.verdict.problems.append(told(
+            "the pruning seq {seq} in {member} is not the chain's entry at seq {seq}:"
+            " fabricated, to excuse deleted report bodies", seq=claim.seq, member=bundle.PRUNED,
+        ))  # fmt: skip
 
     def _expected(self) -> int:
         """How many records the signed range names (what progress counts towards)."""
@@ -803,6 +817,13 @@ def _prunes(member: _Member, manifest: dict[str, Any], verdict: Verdict) -> list
                  '{claimed}): edited',
                  member=bundle.PRUNED, claimed=claimed)
         )
+    for entry in entries:  # a pruning deletes what was received before it ran, never after
+        at_us, before_us = _number(entry, "at_us"), _number(entry, "before_us")
+        if min(at_us, before_us) < 0 or before_us > at_us:
+            verdict.problems.append(told(
+                "the pruning seq {seq} deletes bodies received up to {before_us}, after it ran"
+                " ({at_us}): fabricated", seq=entry.seq, before_us=before_us, at_us=at_us,
+            ))  # fmt: skip
     return entries
 
 

@@ -5,7 +5,11 @@ both engines; times given as data."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 import zipfile
 from pathlib import Path
 
@@ -143,6 +147,47 @@ def test_only_emptying_a_body_gets_past_the_append_only_guard(
         assert other.execute("SELECT COUNT(*) FROM reports").fetchone()[0] == 21
     finally:
         other.close()
+
+
+def test_a_pruning_made_up_to_excuse_deleted_bodies_is_refused(
+    store: Store, tmp_path: Path
+) -> None:
+    # Who holds the signing key rewrites pruned.jsonl: a pruning claimed at a seq of the
+    # period (where the chain holds another entry), its own hash recomputed, the manifest
+    # signed again. It verified: the record was checked against its own hash only. Now
+    # against the chain's entry at its seq; and one deleting bodies received after it ran is
+    # named as such, wherever its seq.
+    first = store.evidence.chain_entries(1, 1)[0]
+    start = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=first.at_us)
+    _prune_at(store, T0 + 409 * DAY)
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    out = export.export_bundle(store, default_policy(), tmp_path, start=start, end=end,
+                               out=tmp_path / "pruned.zip")  # fmt: skip
+    with zipfile.ZipFile(out.path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members[bundle.MANIFEST])
+    (line,) = members[bundle.PRUNED].splitlines()
+    genuine = bundle.parse_entry(json.loads(line))
+    record = json.loads(genuine.payload)
+    record["before_us"] = record["at_us"] + DAY_US
+    seq = manifest["chain"]["last_seq"] - 2  # within the period: the chain holds another there
+    payload = json.dumps(record, sort_keys=True, separators=(",", ":")).encode()
+    made = dataclasses.replace(genuine, seq=seq, payload=payload)
+    made = dataclasses.replace(made, hash=made.recomputed())
+    members[bundle.PRUNED] = bundle.entry_jsonl(made)
+    manifest["pruned"]["prunes"][0]["seq"] = seq
+    manifest["members"][bundle.PRUNED] = hashlib.sha256(members[bundle.PRUNED]).hexdigest()
+    members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    private = signing.load_or_create(tmp_path)
+    members[bundle.SIGNATURE] = base64.b64encode(signing.sign(private, members[bundle.MANIFEST]))
+    forged = tmp_path / "forged.zip"
+    with zipfile.ZipFile(forged, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    text = verify.verify_bundle(forged, private.public_key()).text()
+    assert f"the pruning seq {seq} in {bundle.PRUNED} is not the chain's entry" in text
+    assert f"the pruning seq {seq} deletes bodies received up to" in text
+    assert "NOT VERIFIED" in text
 
 
 def test_an_export_of_a_pruned_period_says_so_and_still_verifies(
