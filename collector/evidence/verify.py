@@ -327,11 +327,16 @@ def _check(
     verdict.summary = told(
         "{count} records (chain seq {first}–{last}, last hash {hash}…) written {start} –"
         " {end}, signed by {key}",
-        count=count, first=chain.get("first_seq"), last=chain.get("last_seq"),
+        count=count, first=_seq(chain.get("first_seq")), last=_seq(chain.get("last_seq")),
         hash=str(chain.get("last_hash"))[:16], start=_local(period.get("from"), context),
         end=_local(period.get("to"), context), key=signing.fingerprint(public_key),
     )
     return Checked(verdict, manifest, opening, path)
+
+
+def _seq(value: object) -> object:
+    """A signed range's end, "—" for a period in which nothing was written (null)."""
+    return "—" if value is None else value
 
 
 def _local(moment: object, context: bytes | None) -> str:
