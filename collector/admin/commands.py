@@ -293,11 +293,18 @@ def _report(view: str) -> Handler:
         policy = _policy(config, store)
         zone = zone_of(policy)
         as_of = args.moment("as_of", zone)
-        at = as_of or utcnow()
+        now = utcnow()
+        at = as_of or now
+        # A moment still to come is a projection, and says so: what the records say then if
+        # nothing more arrives (silent devices turn STALE, graces run out, waivers end).
+        ahead = None if at <= now else said(
+            "as of {as_of}, still to come: what the records will say then if nothing more"
+            " arrives (devices that stay silent turn STALE)", as_of=shown(at, zone),
+        )  # fmt: skip
         device_id = args.text("device_id")
         lang = args.lang()
         group = args.group("group") if view in ("fleet", "failing") else None
-        message: Said | None = None
+        message: Said | None = ahead
         # The groups in use and their sizes, in one statement (not the group's devices read
         # whole: 25,000 of them took 0.2 s of the report's half second).
         groups = store.identity.device_groups() if group is not None else {}
@@ -318,7 +325,7 @@ def _report(view: str) -> Handler:
                     " see the ids in `devposture-collector report device`",
                     device_id=device_id, at=shown(at, zone),
                 )  # fmt: skip
-            return Result("", DEVICE_COLUMNS, rows)
+            return told(ahead, DEVICE_COLUMNS, rows, note="")
         if view == "history":
             if device_id is None:
                 raise CommandError("give the device id: `report history DEVICE_ID`")
@@ -329,7 +336,7 @@ def _report(view: str) -> Handler:
                     " `devposture-collector report device`",
                     device_id=device_id,
                 )
-            return Result("", HISTORY_COLUMNS, rows)
+            return told(ahead, HISTORY_COLUMNS, rows, note="")
         rows = failing_rows(store, policy, at, current=as_of is None, group=group, lang=lang)
         return told(message, FAILING_COLUMNS, rows, note="")
 
@@ -358,6 +365,12 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
         raise CommandError("--expires is required: a waiver always ends by itself")
     if expires <= now:
         raise CommandError("--expires must be in the future: a waiver always ends by itself")
+    if expires > now + MAX_WAIVER:
+        raise CommandError(
+            "--expires must be within {days} days ({latest} at the latest): a waiver is"
+            " reviewed and granted again, not kept for ever",
+            days=MAX_WAIVER.days, latest=shown(now + MAX_WAIVER, zone),
+        )
     owner, reason = args.text("owner"), args.text("reason")
     if owner is None or reason is None:
         raise CommandError("--owner and --reason must not be empty: the audit trail needs both")
@@ -548,6 +561,8 @@ TOKEN_COLUMNS = ("token", "group", "created", "expires", "uses_left", "status")
 TOKEN_CREATED_COLUMNS = ("token", "group", "uses", "expires")
 TOKEN_BUNDLE_COLUMNS = (*TOKEN_CREATED_COLUMNS, "collectors", "ca_fingerprint")
 MAX_TOKEN_USES = 10_000
+# The longest a waiver may run: a year, then it is reviewed and granted again.
+MAX_WAIVER = dt.timedelta(days=366)
 # A token is for a rollout, not for ever: a year at most (a longer one only waits to leak).
 MAX_TOKEN_TTL_HOURS = 366 * 24
 # Where the agent's package looks for the value (devposture.agent.settings).
@@ -689,6 +704,16 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     start, end = args.moment("from", zone), args.moment("to", zone)
     if start is None or end is None:
         raise CommandError("--from and --to are required: the period to export")
+    if end <= start:
+        raise CommandError("--to ({end}) must be after --from ({start})",
+                           end=shown(end, zone), start=shown(start, zone))  # fmt: skip
+    now, asked = utcnow(), end
+    # A bundle covers what has been written: a period typed past now ("everything": --to
+    # 2100-01-01) ends now, and says so, rather than sign a claim for time not yet passed.
+    end = min(end, now)
+    if end <= start:
+        raise CommandError("--from ({start}) is in the future: nothing has been written since",
+                           start=shown(start, zone))  # fmt: skip
     out = Path(args.required("out"))
     show = args.flag("progress") or sys.stderr.isatty()
 
@@ -719,6 +744,11 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
         out=out, total=total, span=shown_span, start=shown(start, zone), end=shown(end, zone),
         key=done.signing_key, name=out.name,
     )  # fmt: skip
+    if asked > end:
+        message = said("{above}\n{indent}{line}", above=message, indent="", line=said(
+            "(--to {asked} is still to come: the period ends now, at {end}; export the rest"
+            " once it has passed)", asked=shown(asked, zone), end=shown(end, zone),
+        ))  # fmt: skip
     return told(message, note=f"exported {out} ({total} records, {span})")
 
 

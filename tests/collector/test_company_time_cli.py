@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -53,18 +54,32 @@ def run(capsys: pytest.CaptureFixture[str]) -> Run:
     return running
 
 
-@pytest.mark.parametrize(
-    ("zone", "typed", "ends", "shown"),
-    [
-        ("Asia/Shanghai", "2099-12-31", _utc(2099, 12, 31, 16), "2100-01-01 00:00 (UTC+08:00)"),
+def _ahead(month: int, day: int) -> dt.date:
+    """The next `month`/`day` at least two days from today: a waiver lasts at most a year
+    (collector/admin/commands.py MAX_WAIVER), so the dates typed here are the coming ones."""
+    today = dt.date.today()
+    date = dt.date(today.year, month, day)
+    return date if (date - today).days >= 2 else date.replace(year=today.year + 1)
+
+
+def _cases() -> list[tuple[str, str, dt.datetime, str]]:
+    summer, winter = _ahead(7, 31), _ahead(1, 31) if dt.date.today().month == 12 else _ahead(12, 31)
+    after = winter + dt.timedelta(days=1)
+    w = winter.isoformat()
+    return [
+        ("Asia/Shanghai", w, _utc(winter.year, winter.month, winter.day, 16),
+         f"{after.isoformat()} 00:00 (UTC+08:00)"),
         # Summer time in Berlin: the end of 31 July is 22:00 UTC.
-        ("Europe/Berlin", "2099-07-31", _utc(2099, 7, 31, 22), "2099-08-01 00:00 (UTC+02:00)"),
-        ("Asia/Shanghai", "2099-12-31T18:00", _utc(2099, 12, 31, 10),
-         "2099-12-31 18:00 (UTC+08:00)"),
-        ("Europe/Berlin", "2099-12-31T18:00Z", _utc(2099, 12, 31, 18),
-         "2099-12-31 19:00 (UTC+01:00)"),
-    ],
-)  # fmt: skip
+        ("Europe/Berlin", summer.isoformat(), _utc(summer.year, 7, 31, 22),
+         f"{summer.year}-08-01 00:00 (UTC+02:00)"),
+        ("Asia/Shanghai", f"{w}T18:00", _utc(winter.year, winter.month, winter.day, 10),
+         f"{w} 18:00 (UTC+08:00)"),
+        ("Europe/Berlin", f"{w}T18:00Z", _utc(winter.year, winter.month, winter.day, 18),
+         f"{w} 19:00 (UTC+01:00)"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("zone", "typed", "ends", "shown"), _cases())
 def test_a_waiver_lasts_to_the_end_of_the_local_day_typed(
     cli_fleet: CliFleet, run: Run,  # noqa: F811
     zone: str, typed: str, ends: dt.datetime, shown: str,
@@ -131,6 +146,29 @@ def test_as_of_a_date_is_that_local_day_s_start(
                             day.isoformat(), "--format", "json")  # fmt: skip
         assert code == 0
         assert json.loads(out)[0]["devices"] == expected
+
+
+def test_a_moment_still_to_come_is_a_projection_and_says_so(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    # As of next year every device that stays silent is STALE: shown, and told as what the
+    # records will say, not as what is. An export to 2100 ends now and says so: a bundle
+    # signs only what has been written.
+    code, shown, err = run("report", "fleet", "--data", str(cli_fleet.data), "--as-of",
+                           (dt.date.today() + dt.timedelta(days=365)).isoformat())
+    assert code == 0 and "still to come: what the records will say then" in shown + err
+    out = tmp_path / "everything.zip"
+    code, message, err = run("audit", "export", "--data", str(cli_fleet.data), "--from",
+                             "2020-01-01", "--to", "2100-01-01", "--out", str(out))
+    assert code == 0, err
+    assert "(--to 2100-01-01 00:00 (UTC+08:00) is still to come: the period ends now" in message
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read(bundle.MANIFEST))
+    assert manifest["period"]["to_us"] <= time.time_ns() // 1000  # not 2100
+    code, _, err = run("audit", "export", "--data", str(cli_fleet.data), "--from",
+                       "2026-11-02", "--to", "2026-11-01", "--out", str(tmp_path / "x.zip"))
+    assert code == 1 and "--to (2026-11-01 00:00 (UTC+08:00)) must be after --from" in err
 
 
 @pytest.mark.parametrize(

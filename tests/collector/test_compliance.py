@@ -26,6 +26,9 @@ from devposture.policy import default_policy
 from devposture.policy.reasons import render
 from tests.databases import fresh_database, init_arguments, raw
 
+# A waiver lasts at most a year (collector/admin/commands.py MAX_WAIVER): one ending in 90 days.
+SOON = (dt.date.today() + dt.timedelta(days=90)).isoformat()
+
 T0 = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
 POLICY = default_policy()  # firewall: 4 grace hours; stale after 48 h
@@ -187,12 +190,14 @@ def test_cli_waiver_refusals_and_listing(tmp_path: Path) -> None:
     base = ["add", "--device", "laptop", "--owner", "IT", "--reason", "rollout"]
     past = waiver(*base, "--check", "firewall", "--expires", "2020-01-01")
     assert past.returncode == 1 and "must be in the future" in past.stderr
-    unknown = waiver(*base, "--check", "firewal", "--expires", "2099-01-01")
+    unknown = waiver(*base, "--check", "firewal", "--expires", SOON)
     assert unknown.returncode == 1 and "no check 'firewal'" in unknown.stderr
     stranger = waiver("add", "--device", "nobody", "--owner", "IT", "--reason", "x",
-                      "--check", "firewall", "--expires", "2099-01-01")  # fmt: skip
+                      "--check", "firewall", "--expires", SOON)  # fmt: skip
     assert stranger.returncode == 1 and "no enrolled device nobody" in stranger.stderr
-    added = waiver(*base, "--check", "firewall", "--expires", "2099-01-01")
+    forever = waiver(*base, "--check", "firewall", "--expires", "2199-12-30")
+    assert forever.returncode == 1 and "--expires must be within 366 days" in forever.stderr
+    added = waiver(*base, "--check", "firewall", "--expires", SOON)
     assert added.returncode == 0, added.stderr
     waiver_id = added.stdout.split()[1].rstrip(":")
     listed = waiver("list", "--format", "csv")

@@ -3,6 +3,7 @@ devices refused naming them; one of none left to the command, which says so (aud
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -11,6 +12,9 @@ from devposture.collector.admin.commands import CommandError
 from devposture.collector.admin.device_ids import complete
 from devposture.collector.cli import main as collector_cli
 from tests.collector.cli_fleet import DEVICES, CliFleet, cli_fleet
+
+# A waiver lasts at most a year (collector/admin/commands.py MAX_WAIVER): one ending in 90 days.
+SOON = (dt.date.today() + dt.timedelta(days=90)).isoformat()
 
 __all__ = ["cli_fleet"]  # the fixture
 (FIRST, FIRST_HOST), (SECOND, SECOND_HOST), (THIRD, _) = DEVICES  # 3f2a0…, 3f2a9c…, b7e1…
@@ -34,7 +38,7 @@ def test_a_unique_prefix_names_its_device_in_every_command(
     assert code == 0 and {r["device"] for r in json.loads(out)} == {FIRST}
     code, out, err = _cli(cli_fleet, capsys, "waiver", "add", "--device", "3f2a0", "--device",
                           "b7e1", "--check", "firewall", "--owner", "Li Wei (IT)", "--reason",
-                          "new laptops on the way", "--expires", "2099-01-01")  # fmt: skip
+                          "new laptops on the way", "--expires", SOON)  # fmt: skip
     assert code == 0, err
     code, out, _ = _cli(cli_fleet, capsys, "waiver", "list", "--format", "json")
     assert sorted(w["device"] for w in json.loads(out)) == sorted([FIRST, THIRD])
