@@ -260,6 +260,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, drain_seconds=args.drain_seconds)
     if (args.log_format or config.log_format) != "text":
         log_format.configure(args.log_format or config.log_format, args.verbose, replace=True)
+    if args.worker is not None:  # a worker of `serve --workers`: it dies with its parent
+        from devposture.collector.parent_death import (  # noqa: PLC0415 (workers only)
+            die_with_parent,
+            parent_from_environment,
+        )
+
+        die_with_parent(parent_from_environment(), f"worker {args.worker}")
     try:
         if args.workers > 1:
             return _supervise(args, config)

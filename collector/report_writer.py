@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -49,6 +48,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from devposture.collector import log_format
+from devposture.collector.parent_death import die_with_parent
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.target import DatabaseTarget
@@ -61,7 +61,6 @@ Outcomes = list[StoreOutcome | Exception]
 # What the child answers: ("stored", outcomes, held), ("full", folder), ("failed", class name).
 _STORED, _FULL, _FAILED = "stored", "full", "failed"
 _LENGTH = struct.Struct("!Q")
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class WriterFailed(RuntimeError):
@@ -108,23 +107,6 @@ def _read(sock: socket.socket, size: int) -> bytes | None:
     return bytes(data)
 
 
-def _die_with_the_collector() -> None:
-    """On Linux, have the kernel SIGKILL this child when the collector that started it dies
-    (PR_SET_PDEATHSIG; it fires when the starting thread ends, the event loop's, whose end is
-    the collector's). Else a collector SIGKILLed mid-group left its writer to commit that group
-    afterwards, for nobody: a collector that is killed must be killed whole, as a service
-    manager stopping its unit does, so that what it stored is what it had stored then."""
-    if not sys.platform.startswith("linux"):
-        return  # elsewhere the child ends at its next read (end of file)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
-        log.warning("the report writer cannot be tied to its collector (errno %d)",
-                    ctypes.get_errno())  # fmt: skip
-    parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before the request
-        os._exit(0)
-
-
 def logging_now() -> tuple[str, int]:
     """The collector's log format and level, for its child to log alike (a spawned process
     starts with logging unset, and Python's last resort printed bare messages)."""
@@ -141,7 +123,8 @@ def write_groups(
     """The child's whole life: open the store, then answer each group until the collector
     closes its end (end of file) or dies (the kernel kills the child with it)."""
     log_format.configure(logging_as[0], level=logging_as[1])
-    _die_with_the_collector()
+    parent = multiprocessing.parent_process()
+    die_with_parent(None if parent is None else parent.pid, "report writer")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=os.dup(connection.fileno()))

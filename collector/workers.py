@@ -29,6 +29,7 @@ from types import FrameType
 
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import lock_data_folder
+from devposture.collector.parent_death import PARENT_ENV
 from devposture.sd_notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Worker:
         # Its output is the service's: the journal or the service log takes both. The
         # service manager hears from the parent only (readiness, watchdog).
         env = {k: v for k, v in os.environ.items() if k not in SERVICE_MANAGER_VARIABLES}
+        env[PARENT_ENV] = str(os.getpid())  # the worker dies with this process (parent_death)
         self.process = subprocess.Popen(self.command, env=env)
 
     def wait_ready(self, stopping: list[bool]) -> dict[str, int]:

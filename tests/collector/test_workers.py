@@ -179,6 +179,21 @@ def test_a_worker_that_dies_is_started_again(
     wait_until(lambda: _listening(replacement, ports.report_port), "the new worker listening")
 
 
+def test_workers_die_with_a_parent_that_is_killed(
+    workers: tuple[subprocess.Popen[str], Ready]
+) -> None:
+    # SIGKILL of the parent (an OOM kill, `kill -9` of the MainPID): its workers went on
+    # serving on the agent ports though the data folder's lock was gone with the parent, and
+    # a second collector could start on the folder beside them.
+    parent, ports = workers
+    alive = [psutil.Process(pid) for pid in ports.workers]
+    parent.kill()
+    parent.wait(30)
+    gone, still = psutil.wait_procs(alive, timeout=30)
+    assert not still, [p.pid for p in still]
+    assert len(gone) == len(ports.workers)
+
+
 def _listening(pid: int, port: int) -> bool:
     return any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
                for c in psutil.Process(pid).net_connections("tcp"))  # fmt: skip
