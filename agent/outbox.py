@@ -105,6 +105,7 @@ class Outbox:
         entries = self._scan()
         if stamp_delivery:
             report.delivery.CopyFrom(self._stats_of(entries))
+            _not_after_its_own_time(report)
         path = self.directory / _name_for(report, entries)
         data = encode(report)
         if len(data) > self.max_bytes:
@@ -351,3 +352,19 @@ def _non_negative(value: object) -> int:
 
 def _collection_order(item: Pending) -> tuple[int, str]:
     return collected_micros(item.report), item.path.name
+
+
+def _not_after_its_own_time(report: pb.PostureReport) -> None:
+    """A report waiting since after this one was collected was dated by a clock that ran
+    fast (a laptop's clock a day ahead at boot, set right since): the oldest pending time
+    says at most this report's own. Copied as it was, it lay more than a day past the
+    collector's clock, which refuses such a time, and the collector refused this report,
+    a good one, for good."""
+    delivery = report.delivery
+    if not (delivery.HasField("oldest_pending_at") and report.HasField("collected_at")):
+        return
+    own = report.collected_at
+    if (delivery.oldest_pending_at.seconds, delivery.oldest_pending_at.nanos) > (
+        own.seconds, own.nanos
+    ):
+        delivery.oldest_pending_at.CopyFrom(own)

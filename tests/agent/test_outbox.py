@@ -320,6 +320,23 @@ def test_stats_describe_what_is_waiting(tmp_path: Path) -> None:
     assert (stats.coalesced_total, stats.dropped_total, stats.corrupt_total) == (0, 0, 0)
 
 
+def test_a_report_stamped_after_one_dated_by_a_fast_clock_is_not_dated_after_itself(
+    tmp_path: Path,
+) -> None:
+    # Collected with the clock 30 h fast and not sent; the clock set right, the next report
+    # carried that future time as its oldest pending one, and the collector refused it (a
+    # time more than a day ahead of its clock) for good. It says its own time at most.
+    outbox = Outbox(tmp_path)
+    outbox.put(report_at(BASE + 30 * HOUR, "fast"), stamp_delivery=True)
+    later = report_at(BASE, "right")
+    outbox.put(later, stamp_delivery=True)
+    assert later.delivery.pending_reports == 1
+    assert later.delivery.oldest_pending_at == later.collected_at
+    earlier = report_at(BASE + 31 * HOUR, "after")
+    outbox.put(earlier, stamp_delivery=True)  # a genuinely older one pending: kept as it is
+    assert earlier.delivery.oldest_pending_at.seconds == BASE
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
