@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from devposture.collector.config import ConfigError, load
 from devposture.policy.cli_messages import Said, error_line, reader_language, said, say
+from devposture.policy.os_errors import os_error
 
 if TYPE_CHECKING:
     from devposture.collector.trust import Authorities, Trust
@@ -130,15 +131,20 @@ def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
 
     trust = _trust(args)
     try:
-        if not args.all:
-            print(fingerprint(trust.signing_authority().cert))
+        if not args.all:  # the CA's certificate is all it takes (not its key)
+            print(fingerprint(trust.trusted_cas()[0]))
             return 0
         for label, generation, cert in trust.labelled_cas():
             # The fingerprint first, as `ca fingerprint` prints it alone: a script cuts it.
             say("{fingerprint}  CA {generation}, {label}, valid until {until}",
                 fingerprint=fingerprint(cert), generation=generation, label=label,
                 until=f"{cert.not_valid_after_utc:%Y-%m-%d}")
-    except (TrustError, OSError, ValueError) as exc:
+    except OSError as exc:
+        return _fail(said(
+            "{path}: {problem}: the data folder's CA is incomplete; put back its ca/ folder"
+            " from your backup", path=exc.filename, problem=os_error(exc, exc.strerror),
+        ))  # fmt: skip
+    except (TrustError, ValueError) as exc:
         return _fail(Said(str(exc), as_is=True))
     return 0
 

@@ -25,9 +25,10 @@ SOURCES: tuple[Path, ...] = tuple(
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
-        "store/schema.py", "store/migrate.py", "tokens.py", "enroll_refusals.py", "trust.py",
+        "store/schema.py", "store/migrate.py", "store/identity.py", "tokens.py",
+        "enroll_refusals.py", "trust.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
-        "evidence/export.py",
+        "evidence/export.py", "evidence/signing.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,

@@ -179,11 +179,11 @@ class DataFolderInUse(Worded):
     def __init__(self, folder: Path, pid: int | None) -> None:
         holder = said("pid {pid}", pid=pid) if pid is not None else said(
             "its process id is not recorded")  # fmt: skip
-        super().__init__(
+        super().__init__(said(
             "the data folder {folder} is in use by another devposture-collector ({holder}):"
             " stop it first, or serve another data folder",
             folder=folder, holder=holder,
-        )
+        ))  # fmt: skip
         self.folder = folder
         self.pid = pid
 

@@ -14,13 +14,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from devposture.policy.cli_messages import Worded
+
 KEY_NAME = "evidence-signing.key"
 # Domain separation: this key's signatures cannot be replayed as anything else.
 SIGNED_PREFIX = b"devposture-audit-bundle/v1\n"
 
 
-class SigningKeyError(Exception):
-    """The key file cannot be used; the message says why and what to do."""
+class SigningKeyError(Worded):
+    """The key file cannot be used; the message says why and what to do (worded in the
+    reader's language, `Worded`)."""
 
 
 def key_path(data_dir: Path) -> Path:
@@ -48,7 +51,7 @@ def load_or_create(data_dir: Path) -> Ed25519PrivateKey:
     loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise SigningKeyError(
-            f"{path} is not an Ed25519 key: move it away and run the command again"
+            "{path} is not an Ed25519 key: move it away and run the command again", path=path
         )
     return loaded
 
@@ -70,8 +73,11 @@ def fingerprint(key: Ed25519PublicKey) -> str:
 def load_public(pem: bytes) -> Ed25519PublicKey:
     try:
         key = serialization.load_pem_public_key(pem)
-    except ValueError as exc:
-        raise SigningKeyError(f"not a PEM public key ({exc})") from None
+    except ValueError:
+        raise SigningKeyError(
+            "not a PEM public key: give the file `devposture-collector audit public-key`"
+            " printed, which begins with -----BEGIN PUBLIC KEY-----"
+        ) from None
     if not isinstance(key, Ed25519PublicKey):
         raise SigningKeyError("not an Ed25519 public key: use the one `audit public-key` prints")
     return key

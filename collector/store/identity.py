@@ -28,6 +28,7 @@ from devposture.collector.store.base import Part, from_us, maybe_from_us, text, 
 from devposture.collector.store.chain import append
 from devposture.collector.store.engine import Cursor
 from devposture.collector.tokens import Token, secret_matches
+from devposture.policy.cli_messages import BadValue, said
 
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -37,8 +38,9 @@ MAX_GROUP_LENGTH = 64
 _GROUP_PUNCTUATION = frozenset("-_. ")
 
 
-class GroupNameError(ValueError):
-    """A device group name that is refused; the message says what is allowed."""
+class GroupNameError(BadValue):
+    """A device group name that is refused; the message says what is allowed (worded in the
+    reader's language, `BadValue`)."""
 
 
 def group_name(text: str) -> str:
@@ -48,21 +50,24 @@ def group_name(text: str) -> str:
     terminal or a log line. Combining marks are part of letters in many scripts (Thai,
     Hindi), so they are allowed after a letter or digit."""
     name = unicodedata.normalize("NFC", text).strip()
-    allowed = "1 to 64 characters: letters or digits (any script: 财务部), '-', '_', '.', spaces"
+    allowed = said("1 to {most} characters: letters or digits (any script: 财务部), '-', '_',"
+                   " '.', spaces", most=MAX_GROUP_LENGTH)  # fmt: skip
     if not name:
-        raise GroupNameError(f"a group name must not be empty; it is {allowed}")
+        raise GroupNameError("a group name must not be empty; it is {allowed}", allowed=allowed)
     if len(name) > MAX_GROUP_LENGTH:
         raise GroupNameError(
-            f"the group name is {len(name)} characters long; a group name is {allowed}"
+            "the group name is {length} characters long; a group name is {allowed}",
+            length=len(name), allowed=allowed,
         )
     for index, ch in enumerate(name):
         category = unicodedata.category(ch)
         if ch.isalnum() or ch in _GROUP_PUNCTUATION or (category[0] == "M" and index > 0):
             continue
-        shown = repr(ch) if ch.isprintable() else "a control or invisible character"
+        shown = repr(ch) if ch.isprintable() else said("a control or invisible character")
         raise GroupNameError(
-            f"the group name {name!r} has {shown} (U+{ord(ch):04X}), which is not allowed;"
-            f" a group name is {allowed}"
+            "the group name {name} has {character} (U+{code}), which is not allowed; a group"
+            " name is {allowed}",
+            name=repr(name), character=shown, code=f"{ord(ch):04X}", allowed=allowed,
         )
     return name
 
