@@ -12,7 +12,14 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from devposture.collector import __version__, cli_completion, cli_migrate, cli_pki, log_format
+from devposture.collector import (
+    __version__,
+    cli_backup,
+    cli_completion,
+    cli_migrate,
+    cli_pki,
+    log_format,
+)
 from devposture.collector.admin.cli import (
     DEFAULT_DATA,
     add_commands,
@@ -118,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     # `ca fingerprint`, `ca rollover ...` and `tls rotate` live with the trust code.
     cli_pki.add_commands(commands)
     cli_migrate.add_command(commands)
+    cli_backup.add_command(commands)
 
     serve = commands.add_parser("serve", help="serve agents until stopped (SIGTERM or Ctrl-C)")
     data_option(serve)
@@ -366,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {
         ("init", None): cmd_init,
         ("migrate", None): cli_migrate.cmd_migrate,
+        ("backup", None): cli_backup.cmd_backup,
         ("serve", None): cmd_serve,
         ("policy", "check"): cmd_policy_check,
         ("policy", "default"): cmd_policy_default,

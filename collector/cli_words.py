@@ -21,7 +21,7 @@ _HERE = Path(__file__).parent
 SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
     for name in (
-        "cli.py", "cli_pki.py", "cli_migrate.py", "config.py", "admin/cli.py",
+        "cli.py", "cli_pki.py", "cli_migrate.py", "cli_backup.py", "config.py", "admin/cli.py",
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
