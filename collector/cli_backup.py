@@ -22,7 +22,6 @@ from pathlib import Path
 
 from devposture.collector.cli_pki import Subparsers, _data_option
 from devposture.collector.config import load
-from devposture.collector.datadir import LOCK_NAME
 from devposture.collector.store.target import PostgresTarget, SqliteTarget
 from devposture.policy.cli_messages import Worded, say
 
@@ -88,6 +87,10 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def _copy_folder(data: Path, out: Path, database: object) -> None:
     """Every file of the data folder (its modes kept: the keys stay private), but the
     database's own files, which `_copy_database` copies, and the serving collector's lock."""
+    # Here, not at the top: the data folder's module brings cryptography, which no other
+    # command but this one needs (tests/collector/test_cli_imports.py).
+    from devposture.collector.datadir import LOCK_NAME  # noqa: PLC0415
+
     skipped: set[Path] = set()
     if isinstance(database, SqliteTarget):
         base = database.path.resolve()
