@@ -512,16 +512,23 @@ class _Walk:
                                               'inserted',
                                               entry=_name(entry)))
             return
+        first_time = True
         if seq >= self.next_seq:
             if seq > self.next_seq:
                 self.gaps.append([self.next_seq, seq - 1])
             self.next_seq = seq + 1
         elif not self._fill(seq):
+            first_time = False
             self.verdict.problems.append(told('record seq {seq} appears more than once: '
                                               'inserted',
                                               seq=seq))
         indexed = self.index.get(seq)
-        if indexed is not None and indexed[2] != entry.hash.hex() and (
+        if indexed is None and first_time:  # the index names every entry of the period
+            self.verdict.problems.append(told(
+                "{entry} has no line in {member}: the index was edited",
+                entry=_name(entry), member=bundle.INDEX,
+            ))  # fmt: skip
+        elif indexed != (entry.kind, entry.key, entry.hash.hex()) and (
             entry.recomputed() == entry.hash
         ):  # fmt: skip
             self.verdict.problems.append(

@@ -752,6 +752,42 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Exports:
     )  # fmt: skip
 
 
+def _resigned(exports: Exports, members: dict[str, bytes], out: Path) -> Path:
+    """`members` as one who holds the signing key would ship them: digests and signature
+    made again, so that only the records' own checks can tell."""
+    manifest = json.loads(members[bundle.MANIFEST])
+    for name in manifest["members"]:
+        manifest["members"][name] = hashlib.sha256(members[name]).hexdigest()
+    members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    private = signing.load_or_create(exports.key.parent / "collector")
+    members[bundle.SIGNATURE] = base64.b64encode(signing.sign(private, members[bundle.MANIFEST]))
+    with zipfile.ZipFile(out, "w") as archive:
+        for member, content in members.items():
+            archive.writestr(member, content)
+    return out
+
+
+@pytest.mark.parametrize("change", ["dropped", "renamed"])
+def test_the_index_names_every_entry_of_the_period_as_it_is(
+    exports: Exports, tmp_path: Path, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    # Re-signed, an index with a line dropped, or naming another kind and key beside the right
+    # hash, verified: only the index's hash was compared, and only where it had a line.
+    members = _members(exports.old)
+    lines = members[bundle.INDEX].splitlines(keepends=True)
+    seq, kind, _key, digest = json.loads(lines[1])
+    if change == "dropped":
+        del lines[1]
+    else:
+        lines[1] = (json.dumps([seq, "admin", "1", digest]) + "\n").encode()
+    members[bundle.INDEX] = b"".join(lines)
+    code, out = _verify(_resigned(exports, members, tmp_path / f"{change}.zip"), exports.key,
+                        capsys)  # fmt: skip
+    assert code == 1
+    expected = "has no line in index.jsonl" if change == "dropped" else "is not the entry the index"
+    assert f"{kind} record seq {seq}" in out and expected in out, out
+
+
 def test_the_bundle_of_the_next_period_continues_the_last(
     exports: Exports, capsys: pytest.CaptureFixture[str]
 ) -> None:
