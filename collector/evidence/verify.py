@@ -461,6 +461,12 @@ class _Walk:
                                                   member=bundle.CHAIN, number=number,
                                                   problem=str(exc)))
                 continue
+            if len(line) != len(_CHAIN_FIELDS):  # what the hash does not cover rides along
+                self.verdict.problems.append(told(
+                    "{member} line {number}: fields other than a chain entry's {fields}"
+                    " (edited)", member=bundle.CHAIN, number=number,
+                    fields=", ".join(_CHAIN_FIELDS),
+                ))  # fmt: skip
             self.count += 1
             if self.progress is not None and self.count % PROGRESS_EVERY == 0:
                 self.progress(self.count, self._expected())
@@ -742,6 +748,9 @@ def _number(entry: Entry, name: str) -> int:
     value = _field(entry, name)
     return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
+
+# The fields of a line of chain.jsonl (bundle.entry_jsonl), each covered by the entry's hash.
+_CHAIN_FIELDS = ("at_us", "hash", "key", "kind", "payload", "prev_hash", "seq")
 
 # A line of reports.jsonl: a report's (id, body, facts shown: formats 1 and 2), or a report
 # group's [(id, body)] (format 4).

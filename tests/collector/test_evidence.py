@@ -788,6 +788,17 @@ def test_the_index_names_every_entry_of_the_period_as_it_is(
     assert f"{kind} record seq {seq}" in out and expected in out, out
 
 
+def test_a_chain_line_carries_only_what_its_hash_covers(
+    exports: Exports, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    members = _members(exports.old)
+    lines = _chain_lines(members)
+    lines[0]["note"] = "approved by the auditor"  # beside the hashed fields: verified before
+    _put_chain(members, lines)
+    code, out = _verify(_resigned(exports, members, tmp_path / "extra.zip"), exports.key, capsys)
+    assert code == 1 and "chain.jsonl line 1: fields other than a chain entry's" in out, out
+
+
 def test_the_bundle_of_the_next_period_continues_the_last(
     exports: Exports, capsys: pytest.CaptureFixture[str]
 ) -> None:
