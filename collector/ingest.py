@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from devposture.collector.log_every import LogEvery
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.disk_space import StorageFull
 
@@ -184,6 +185,7 @@ class GroupCommitter:
         self._closed = False
         self.figures = CommitFigures()
         self.full_disk = FullDiskAlarm()
+        self._failing = LogEvery()
 
     @property
     def waiting(self) -> int:
@@ -279,7 +281,9 @@ class GroupCommitter:
             if isinstance(exc, StorageFull):  # rolled back whole; the next group tries again
                 self.full_disk.failed()
             else:
-                log.error("could not commit %d report(s): %s", size, exc)
+                since = self._failing.due()  # one line every few seconds through an outage
+                if since is not None:
+                    log.error("could not commit %d report(s): %s%s", size, exc, since)
             for entry in group:
                 if not entry.done.done():
                     entry.done.set_exception(exc)

@@ -18,14 +18,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import math
 import random
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 import grpc
 
+from devposture.collector import log_every
 from devposture.collector.store import database_errors
 
 log = logging.getLogger(__name__)
@@ -43,28 +42,23 @@ REASON = (
 )
 
 
-# Through an outage every call is refused: one line per method this often says so, with the
-# count of calls refused since the line before.
-LOG_EVERY_SECONDS = 10.0
+# At most one line this often per method, through an outage.
+LOG_EVERY_SECONDS = log_every.LOG_EVERY_SECONDS
 
 
 class _Refusals:
-    """One method's refusals, logged at most once every LOG_EVERY_SECONDS."""
+    """One method's refusals through an outage: one line at most every LOG_EVERY_SECONDS,
+    with the count of calls refused since the line before (collector/log_every.py)."""
 
     def __init__(self, method: str) -> None:
         self.method = method
-        self.logged = -math.inf
-        self.unlogged = 0
+        self._every = log_every.LogEvery(lambda: LOG_EVERY_SECONDS)
 
     def count(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self.logged < LOG_EVERY_SECONDS:
-            self.unlogged += 1
-            return
-        since = f" ({self.unlogged} more since the last line)" if self.unlogged else ""
-        log.error("%s: the database failed (%s): answered UNAVAILABLE%s", self.method,
-                  type(exc).__name__, since)  # fmt: skip
-        self.logged, self.unlogged = now, 0
+        since = self._every.due()
+        if since is not None:
+            log.error("%s: the database failed (%s): answered UNAVAILABLE%s", self.method,
+                      type(exc).__name__, since)  # fmt: skip
 
 
 async def refuse(context: Context, refusals: _Refusals, exc: BaseException) -> NoReturn:

@@ -44,6 +44,7 @@ from devposture.collector.ingest import (
     IngestClosed,
 )
 from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
+from devposture.collector.log_every import LogEvery
 from devposture.collector.metrics import IngestMetrics
 from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certificate
 from devposture.collector.ratelimit import DeviceRateLimiter, retry_after_ms
@@ -358,6 +359,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             store, self._in_db, write=writer.store_reports if writer is not None else None
         )
         self._shutting_down = False
+        self._storing_failed = LogEvery()
         # Set once the report port is bound (it may be ephemeral).
         self.report_port = 0
 
@@ -758,7 +760,10 @@ class CollectorService(pb_grpc.CollectorServicer):
         except StorageFull:  # rolled back whole, logged once by the committer
             await self._push_back(context, FULL_DISK_REASON)
         except Exception as exc:  # nothing of the failed group may be acknowledged
-            log.error("storing %d report(s) failed: %s", len(items), type(exc).__name__)
+            since = self._storing_failed.due()  # through an outage, a line every few seconds
+            if since is not None:
+                log.error("storing %d report(s) failed: %s%s", len(items), type(exc).__name__,
+                          since)  # fmt: skip
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE,
                 "the collector could not store the report: it is kept on your computer;"
