@@ -42,6 +42,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -147,6 +148,22 @@ def write_groups(
 
 
 @contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """While the child starts: SIGINT ignored, which it inherits and keeps from its first
+    instruction (Python leaves an ignored SIGINT ignored). A Ctrl-C at the terminal reaches
+    the whole process group: a child still importing printed a KeyboardInterrupt traceback
+    (it ignores SIGINT itself only once running, `write_groups`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def _bundled_libraries_found() -> Iterator[None]:
     """While the child starts: the frozen collector (installers/python/freeze) on Linux takes
     its own libraries' folder out of what its children inherit (child_env.py: the tools a
@@ -198,7 +215,7 @@ class ReportWriter:
             name="devposture-writer",
             daemon=True,
         )
-        with _bundled_libraries_found():
+        with _bundled_libraries_found(), _interrupts_ignored():
             process.start()
         its.close()
         self._socket = socket.socket(fileno=os.dup(mine.fileno()))

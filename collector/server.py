@@ -291,15 +291,35 @@ async def _serve(
         reader.close()
         raise
     service.report_port = bound_report
-    await server.start()
-    await health.serving()
-    log.info("collector listening: enroll port %d, report port %d", bound_enroll, bound_report)
-    running = RunningServer(
-        server, service, store, bound_enroll, bound_report, reader=reader, health=health,
-        drain_seconds=config.drain_seconds,
-    )  # fmt: skip
+    running: RunningServer | None = None
+    try:  # Ctrl-C (the runner cancels this task) or a failure while starting: what started stops
+        await server.start()
+        await health.serving()
+        log.info("collector listening: enroll port %d, report port %d", bound_enroll, bound_report)
+        running = RunningServer(
+            server, service, store, bound_enroll, bound_report, reader=reader, health=health,
+            drain_seconds=config.drain_seconds,
+        )  # fmt: skip
+        await _start_beside(running, config, metrics_port, web_port, admin_port)
+    except BaseException:
+        if running is None:
+            await server.stop(None)
+            service.close()
+            store.close()
+            reader.close()
+        elif not running.stopped:
+            await running.stop(0, drain=0)
+        raise
+    return running
+
+
+async def _start_beside(
+    running: RunningServer, config: CollectorConfig, metrics_port: int | None,
+    web_port: int | None, admin_port: int | None,
+) -> None:  # fmt: skip
+    """The metrics endpoint, the dashboard and the admin port, those asked for."""
     if metrics_port is not None:
-        running.metrics = _start_metrics(config, service, metrics_port)
+        running.metrics = _start_metrics(config, running.service, metrics_port)
     if web_port is not None:
         try:
             running.dashboard = await asyncio.to_thread(
@@ -315,7 +335,6 @@ async def _serve(
         except OSError as exc:
             await running.stop(0, drain=0)
             ports.refuse(ports.ADMIN, config.admin_host, admin_port, exc)
-    return running
 
 
 def _start_metrics(
