@@ -65,6 +65,20 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
+# What Excel and WPS read as the start of a formula in a CSV cell (OWASP's list).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: object) -> str:
+    """A text that would start a formula, kept as text with a leading apostrophe: a device
+    names itself (its hostname, its products), and "=HYPERLINK(…)" or "+cmd|…" must not run
+    in the spreadsheet IT or an auditor opens. Numbers are written as they are."""
+    text = _cell(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
 def csv_text(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
     """The rows as CSV, with the byte order mark that tells Excel it is UTF-8."""
     out = io.StringIO()
@@ -72,7 +86,7 @@ def csv_text(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> st
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in columns])
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
     return out.getvalue()
 
 

@@ -107,8 +107,12 @@ def workbook(
                 cell.number_format = _date_format(value)
             else:
                 cell = WriteOnlyCell(sheet, value=value)
-                if isinstance(value, str) and _width(value) > widths[i] - 2:
-                    cell.alignment = wrap
+                if isinstance(value, str):
+                    # Text stays text: openpyxl makes "=…" a formula, and a device names
+                    # itself (hostname, product names): "=HYPERLINK(…)" must not run in Excel.
+                    cell.data_type = "s"
+                    if _width(value) > widths[i] - 2:
+                        cell.alignment = wrap
             cells.append(cell)
         sheet.append(cells)
     out = io.BytesIO()

