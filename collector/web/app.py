@@ -49,6 +49,7 @@ from devposture.collector.web.views import (
     Views,
 )
 from devposture.policy import Policy
+from devposture.policy.reasons import visible_controls
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,18 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.filters["when"] = _when
     return env
+
+
+def _shown(value: object) -> object:
+    """Every value a page prints: a text's direction controls written out (a hostname or a
+    Wi-Fi name with U+202E turned what follows it around); the page's own markup as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return visible_controls(value)
+    return value
 
 
 class _FailedLogins:
@@ -319,6 +329,10 @@ def _same_origin(request: Request) -> bool:
     return origin == f"{request.url.scheme}://{request.headers.get('host', '')}"
 
 
+# The dashboard's forms have a few fields each; a body with more is no form of its.
+MAX_FORM_FIELDS = 20
+
+
 async def _form(request: Request) -> dict[str, str] | None:
     """A small urlencoded form (None when it is too large or not a form)."""
     if not request.headers.get("content-type", "").startswith(
@@ -330,7 +344,10 @@ async def _form(request: Request) -> dict[str, str] | None:
         body += chunk
         if len(body) > MAX_FORM_BYTES:
             return None
-    fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=20)
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:  # more fields than any form of the dashboard has: not one of its forms
+        return None
     return {key: values[0] for key, values in fields.items() if values}
 
 
@@ -519,7 +536,7 @@ class Pages:
 
         def make(v: Views) -> Response:
             columns, rows = downloads.table_of(v, table, query) or ((), [])
-            return downloads.response(table, fmt, columns, rows)
+            return downloads.response(table, fmt, columns, rows, zone_of(v.policy()))
 
         return await self.board.db(make)
 

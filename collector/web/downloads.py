@@ -172,9 +172,13 @@ def table_of(views: Views, table: str, q: Mapping[str, str]) -> Table | None:
     return None if make is None else make(views, q)
 
 
-def response(table: str, fmt: str, columns: tuple[str, ...], rows: list[Row]) -> Response:
-    """The file, named for the table and the day, as an attachment."""
-    stem = f"devposture-{table}-{utcnow():%Y-%m-%d}"
+def response(
+    table: str, fmt: str, columns: tuple[str, ...], rows: list[Row], zone: dt.tzinfo
+) -> Response:
+    """The file, named for the table and the day in the company's time zone (`zone`: a
+    download at 01:30 in Beijing is of that day, not of the day before in UTC), as an
+    attachment."""
+    stem = f"devposture-{table}-{utcnow().astimezone(zone):%Y-%m-%d}"
     data = export(rows, columns, fmt, title=f"{table}")
     return Response(data, media_type=MEDIA_TYPES[fmt], headers={
         "content-disposition": f'attachment; filename="{file_name(stem, fmt)}"',

@@ -107,9 +107,16 @@ class AuditPage:
 
 def audit_log(views: Views, page: int) -> AuditPage:
     policy, at = views.policy(), utcnow()
-    entries, total = views.store.dashboard.audit_page((max(1, page) - 1) * PAGE_SIZE, PAGE_SIZE)
+    # A page past any log's end (page=9223372036854775807 overflowed the database's integer)
+    # is the last page, read again once the total is known.
+    page = min(max(1, page), MAX_PAGE)
+    entries, total = views.store.dashboard.audit_page((page - 1) * PAGE_SIZE, PAGE_SIZE)
     pages = max(1, math.ceil(total / PAGE_SIZE))
     if page > pages:  # past the end: the last page
         page = pages
         entries, total = views.store.dashboard.audit_page((page - 1) * PAGE_SIZE, PAGE_SIZE)
-    return AuditPage(at, policy, entries, total, max(1, page), pages)
+    return AuditPage(at, policy, entries, total, page, pages)
+
+
+# More pages than any audit log has (a billion entries at PAGE_SIZE each).
+MAX_PAGE = 10**9

@@ -532,7 +532,10 @@ class Views:
 
 
 def _timeline(mine: list[Change], at: dt.datetime) -> list[TimelineEntry]:
-    """Each state of one check from when until when, newest first (as `report history`)."""
+    """Each state of one check from when until when, newest first (as `report history`);
+    none for a check without history (a device enrolled that has not reported yet)."""
+    if not mine:
+        return []
     out: list[TimelineEntry] = []
     for current, following in zip(mine, [*mine[1:], None], strict=True):
         until = following[4] if following is not None else None

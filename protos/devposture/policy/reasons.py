@@ -51,6 +51,7 @@ from devposture.policy.reason_codes import (
 __all__ = [
     "CODES", "STATES", "TERMS", "WRAPS", "Item", "Kind", "Message", "Param", "Reason",
     "encode", "every_message", "item", "parse", "placeholders", "render", "state_word",
+    "visible_controls",
 ]  # fmt: skip
 
 # One reason inside another's `items`: [code] or [code, {params}] (`item`).
@@ -152,6 +153,19 @@ def _render(code: str, params: Mapping[str, Any], lang: Lang, zone: dt.tzinfo) -
     return translate(lang, code, message.english).format_map(values)
 
 
+# Unicode's explicit direction controls (embeddings, overrides, isolates). In a name a device
+# or a hotspot's owner chose ("星巴克免费WiFi" + U+202E) they turned the reason's own words
+# after it around ("…NPV tuohtiw"): shown as what they are, they change nothing around them.
+_DIRECTION_CONTROLS = {
+    code: f"[U+{code:04X}]" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
+}
+
+
+def visible_controls(text: str) -> str:
+    """`text` with every explicit direction control written out as "[U+202E]"."""
+    return text.translate(_DIRECTION_CONTROLS)
+
+
 def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noqa: ANN401
     if param.default is not None and value in (None, ""):
         return translate(lang, "term", TERMS[param.default])
@@ -163,14 +177,14 @@ def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noq
         )
     kind = param.kind
     if kind in ("text", "int"):
-        return "" if value is None else str(value)
+        return "" if value is None else visible_controls(str(value))
     if kind == "date":
         day = dt.datetime.fromtimestamp(value, zone)
         return f"{day.year:04d}-{day.month:02d}-{day.day:02d}"
     if kind == "time":
         return _time(value, zone)
     if kind == "texts":
-        return translate(lang, "join", ", ").join(str(v) for v in value or ())
+        return translate(lang, "join", ", ").join(visible_controls(str(v)) for v in value or ())
     if kind == "items":
         return translate(lang, "join", "; ").join(
             _render(one[0], one[1] if len(one) > 1 else {}, lang, zone) for one in value or ()
