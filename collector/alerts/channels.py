@@ -4,7 +4,8 @@ help until IT fixes the settings).
 
 Retried: a connection refused or timed out, HTTP 5xx and 429, a WeCom `errcode` other than 0
 (45009 is its rate limit), an SMTP 4xx answer, a secret file that cannot be read (IT may fix
-it). Not retried: HTTP 4xx but 429, an SMTP 5xx answer. A problem's text never holds the
+it). Not retried: HTTP 4xx but 429, a redirect (3xx: not followed, the URL is to be fixed),
+an SMTP 5xx answer. A problem's text never holds the
 WeCom URL (its key= is a secret), a password or a signing secret.
 """
 
@@ -73,6 +74,18 @@ def _secret(path: Path, key: str) -> str | Attempt:
         return retry(f"cannot read [alerts] {key} ({reason})")
 
 
+class _Unfollowed(urllib.request.HTTPRedirectHandler):
+    """A redirect answered is not followed: urllib turned the POST into a GET without its
+    body (the digest lost, yet counted sent) and carried the signature header to wherever
+    the Location pointed. The 3xx is the answer: refused, the log naming the setting."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_NO_REDIRECTS = urllib.request.build_opener(_Unfollowed)
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes] | Attempt:
     """POST `body`; the status and the answer, or the attempt's outcome when none came."""
     if not url.startswith(("http://", "https://")):  # never file: or another scheme
@@ -81,7 +94,7 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes] |
         "Content-Type": "application/json; charset=utf-8", **headers,
     })  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _NO_REDIRECTS.open(request, timeout=TIMEOUT_SECONDS) as response:
             return int(response.status), response.read(65536)
     except urllib.error.HTTPError as exc:
         return int(exc.code), b""

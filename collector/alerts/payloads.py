@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 from email.message import EmailMessage
+from email.utils import format_datetime
 
 from devposture.collector.alerts import render
 from devposture.collector.alerts.detect import iso
 from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED
 from devposture.collector.store.alerts import Delivery
-from devposture.policy.time_zone import DEFAULT_TIME_ZONE
+from devposture.policy.time_zone import DEFAULT_TIME_ZONE, company_zone
 
 WECOM_MAX_BYTES = 4096
 SCHEMA = "devposture.alert-digest"
@@ -57,5 +58,10 @@ def email(
     message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Message-ID"] = f"<{d.digest_id}.{d.delivery_id}@devposture>"
-    message.set_content(f"{zh}\n\n----\n\n{en}\n")
+    # When the digest was composed, in the company's time zone (RFC 5322 requires a Date;
+    # relays and filters mark mail without one).
+    message["Date"] = format_datetime(d.composed.astimezone(company_zone(zone)))
+    # Base64, not 8bit: a relay without 8BITMIME (RFC 6152; smtplib does not ask for it)
+    # may mangle the Chinese.
+    message.set_content(f"{zh}\n\n----\n\n{en}\n", cte="base64")
     return message

@@ -54,11 +54,20 @@ def http_receiver(answers: list[tuple[int, object]] | None = None) -> Iterator[H
                 )
             data = json.dumps(answer).encode()
             self.send_response(status)
+            if 300 <= status < 400 and isinstance(answer, dict) and "location" in answer:
+                self.send_header("Location", str(answer["location"]))  # a redirect
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
             receiver.arrived.set()
+
+        def do_GET(self) -> None:  # what a followed redirect would ask for
+            with lock:
+                receiver.received.append(Received(self.path, dict(self.headers), b""))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def log_message(self, format: str, *args: object) -> None:
             pass

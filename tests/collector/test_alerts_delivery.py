@@ -312,6 +312,37 @@ def test_email_carries_both_languages_and_no_wi_fi_name_on_any_channel(
         assert WIFI_NAME not in text and "CMCC" not in text
 
 
+@pytest.mark.parametrize("status", [301, 302, 303])
+def test_a_redirect_is_refused_not_followed_with_the_digest_lost(
+    store: Store, tmp_path: Path, status: int
+) -> None:
+    # urllib followed it as a GET without the body and counted the digest sent; and carried
+    # the signature header to wherever Location pointed.
+    _two_devices(store)
+    with http_receiver([(status, {"location": "/elsewhere"})]) as hook:
+        s = settings(tmp_path, webhook=hook.url, secret="s3cret")
+        compose(store, POLICY, s, NOW)
+        ((channel, attempt),) = _deliver(store, s, NOW)
+        assert [r.path for r in hook.received] == ["/hooks/devposture"]  # nothing followed
+    assert channel == "webhook" and not attempt.delivered and not attempt.retry
+    assert attempt.problem == f"HTTP {status}"
+
+
+def test_an_email_says_when_it_was_composed_and_keeps_its_chinese_7_bit(
+    store: Store, tmp_path: Path
+) -> None:
+    _two_devices(store)
+    with smtp_receiver() as smtp:
+        s = settings(tmp_path, smtp_port=smtp.port)
+        compose(store, POLICY, s, NOW)
+        _deliver(store, s, NOW)
+        (message,) = smtp.messages
+    # RFC 5322's Date, in Beijing time; base64, which a relay without 8BITMIME passes intact.
+    assert message["Date"] == "Mon, 30 Nov 2026 12:00:00 +0800"
+    assert message["Content-Transfer-Encoding"] == "base64"
+    assert "仍未解决" in message.get_content()
+
+
 def test_smtp_4xx_is_retried_and_5xx_refused(store: Store, tmp_path: Path) -> None:
     _two_devices(store)
     with smtp_receiver(["451 4.3.0 try again later", "250 OK"]) as smtp:
