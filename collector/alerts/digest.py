@@ -31,6 +31,13 @@ def compose(
         return None
     found = detect.current(store, policy, now)
     told = store.alerts.open_items()
+    # A device IT revoked or retired is no longer one to fix: its failures are not told, and
+    # those told before close without a word (told as resolved, a stolen laptop's failures
+    # read as fixed once it fell silent).
+    named = [d.get("device_id") for _, d in found.values()]
+    named += [i.detail.get("device_id") for i in told.values()]
+    gone = store.alerts.inactive({str(d) for d in named if d})
+    found = {k: v for k, v in found.items() if v[1].get("device_id") not in gone}
     repeat = dt.timedelta(hours=settings.repeat_hours)
     opened = {key: item for key, item in found.items() if key not in told}
     reminded = [k for k in found if k in told and now - told[k].told >= repeat]
@@ -43,6 +50,7 @@ def compose(
         {**told[k].detail, "status": RESOLVED}
         for k in resolved
         if not (told[k].kind == detect.FAILING and told[k].detail["device_id"] in stale_devices)
+        and told[k].detail.get("device_id") not in gone
     ]
     composition = Composition(
         composed=now, previous=previous, opened=opened, reminded=reminded, resolved=resolved,

@@ -96,6 +96,19 @@ class AlertRecords(Part):
         rows = self._db.execute(_STALE, {"fresh": fresh}).fetchall()
         return [(str(d), str(h), from_us(t)) for d, h, t in rows]
 
+    def inactive(self, device_ids: set[str]) -> set[str]:
+        """Those of `device_ids` IT revoked or retired."""
+        found: set[str] = set()
+        ids = sorted(device_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            found.update(str(row[0]) for row in self._db.execute(
+                f"SELECT device_id FROM devices WHERE status <> 'active'"  # noqa: S608
+                f" AND device_id IN ({marks})", chunk,
+            ))  # fmt: skip
+        return found
+
     def clones(self) -> list[tuple[str, str, dt.datetime]]:
         """Active devices flagged as suspected clones: (device, hostname, when flagged)."""
         return [(str(d), str(h), from_us(t)) for d, h, t in self._db.execute(_CLONES)]

@@ -190,6 +190,24 @@ def test_a_failing_device_gone_silent_is_told_stale_not_resolved(
     assert [(i["status"], i["kind"]) for i in later.items] == [("new", "stale")]
 
 
+def test_a_revoked_device_is_not_told_and_its_failures_close_without_a_word(
+    store: Store, tmp_path: Path
+) -> None:
+    # A stolen laptop, revoked: it was told as failing, then as "resolved" once it fell
+    # silent (a revoked device is never STALE), as if someone had fixed it.
+    s = _channels(tmp_path)
+    enroll(store, device(1))
+    report(store, device(1), "laptop-wang", NOW - 5 * 60 * MINUTE, {"firewall": "FAIL"})
+    first = compose(store, POLICY, s, NOW)
+    assert first is not None and [(i["status"], i["kind"]) for i in first.items] == [
+        ("new", "failing")
+    ]
+    assert store.identity.set_device_status(device(1), "revoked", NOW + MINUTE, "stolen")
+    later = compose(store, POLICY, s, NOW + dt.timedelta(hours=49))
+    assert later is not None and later.items == []
+    assert store.alerts.open_items() == {}
+
+
 def test_with_no_channel_set_nothing_is_queued(store: Store) -> None:
     enroll(store, device(1))
     report(store, device(1), "laptop-wang", NOW - dt.timedelta(days=3), {"firewall": "PASS"})
