@@ -5,7 +5,10 @@ help until IT fixes the settings).
 Retried: a connection refused or timed out, HTTP 5xx and 429, a WeCom `errcode` other than 0
 (45009 is its rate limit), an SMTP 4xx answer, a secret file that cannot be read (IT may fix
 it). Not retried: HTTP 4xx but 429, a redirect (3xx: not followed, the URL is to be fixed),
-an SMTP 5xx answer. A problem's text never holds the
+an SMTP 5xx answer, a receiver's TLS certificate that does not verify, a mail server without
+the STARTTLS or AUTH the settings ask for (each a setting to fix, not an outage). A mail
+server that refuses some recipients and takes the others has the digest: the log names the
+refusals. A problem's text never holds the
 WeCom URL (its key= is a secret), a password or a signing secret.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import smtplib
 import ssl
 import urllib.error
@@ -27,6 +31,7 @@ from devposture.collector.alerts.settings import AlertSettings
 from devposture.collector.store.alerts import Delivery
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
+log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10.0
 WECOM_PER_MINUTE = 20  # WeCom's limit for one group robot
 
@@ -100,6 +105,10 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes] |
         return int(exc.code), b""
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):  # a setting, not an outage
+            return refused(
+                f"the receiver's TLS certificate does not verify ({reason.verify_message})"
+            )
         return retry(f"no answer ({type(reason).__name__}: {getattr(reason, 'strerror', '')})")
     except ValueError:  # its text would show the URL
         return refused("the URL is not a valid http:// or https:// address")
@@ -195,7 +204,13 @@ class Email:
             with self._connect() as smtp:
                 if s.smtp_user:
                     smtp.login(s.smtp_user, password)
-                smtp.send_message(message)
+                refusals = smtp.send_message(message)
+        except ssl.SSLCertVerificationError as exc:  # a setting (the server's name, its CA)
+            return refused(f"the mail server's TLS certificate does not verify"
+                           f" ({exc.verify_message})")  # fmt: skip
+        except smtplib.SMTPNotSupportedError:  # AUTH or STARTTLS the server does not offer
+            return refused("the mail server does not offer what [alerts] smtp_security or"
+                           " smtp_user asks for (STARTTLS, AUTH)")  # fmt: skip
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             problem = f"every recipient refused (SMTP {', '.join(map(str, codes))})"
@@ -205,6 +220,10 @@ class Email:
             return retry(problem) if 400 <= exc.smtp_code < 500 else refused(problem)
         except (smtplib.SMTPException, OSError) as exc:
             return retry(f"no answer ({type(exc).__name__})")
+        if refusals:  # some recipients took it: sent, and the refused ones are named in the log
+            log.warning("alerts: the mail server refused %d recipient(s) of the digest (SMTP"
+                        " %s): check [alerts] smtp_to", len(refusals),
+                        ", ".join(str(code) for code, _ in refusals.values()))  # fmt: skip
         return SENT
 
     def _connect(self) -> smtplib.SMTP:

@@ -10,13 +10,20 @@ import dataclasses
 import datetime as dt
 import hashlib
 import hmac
+import http.server
 import itertools
 import json
 import logging
+import ssl
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from google.protobuf.timestamp_pb2 import Timestamp
 from prometheus_client import CollectorRegistry
 
@@ -341,6 +348,41 @@ def test_an_email_says_when_it_was_composed_and_keeps_its_chinese_7_bit(
     assert message["Date"] == "Mon, 30 Nov 2026 12:00:00 +0800"
     assert message["Content-Transfer-Encoding"] == "base64"
     assert "仍未解决" in message.get_content()
+
+
+def test_a_receiver_whose_certificate_does_not_verify_is_refused_not_retried(
+    store: Store, tmp_path: Path
+) -> None:
+    # A setting to fix (the URL's name, the receiver's CA), not an outage: retried for a day
+    # as "no answer", it misled IT.
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "receiver.example")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(NOW - dt.timedelta(days=1))
+            .not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))  # fmt: skip
+    (tmp_path / "r.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "r.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "r.crt", tmp_path / "r.key")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        _two_devices(store)
+        s = settings(tmp_path, webhook=f"https://127.0.0.1:{server.server_address[1]}")
+        compose(store, POLICY, s, NOW)
+        ((_, attempt),) = _deliver(store, s, NOW)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert not attempt.delivered and not attempt.retry
+    assert attempt.problem.startswith("the receiver's TLS certificate does not verify")
 
 
 def test_smtp_4xx_is_retried_and_5xx_refused(store: Store, tmp_path: Path) -> None:
