@@ -69,6 +69,8 @@ SECURITY_HEADERS = [
     (b"cache-control", b"no-store"),
 ]  # fmt: skip
 
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+
 T = TypeVar("T")
 Handler = Callable[[Request, "auth.Session", str], Awaitable[Response]]
 
@@ -84,9 +86,13 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        # Over TLS, browsers are told to come back only over TLS (a year; set only then: a
+        # dashboard served on plain HTTP must not lock itself out).
+        extra = [HSTS] if scope.get("scheme") == "https" else []
+
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS, *extra]
             await send(message)
 
         await self.app(scope, receive, sending)

@@ -51,6 +51,7 @@ def test_login_page_is_served_with_strict_security_headers(fleet: Fleet) -> None
     assert "default-src 'none'" in answer.headers["content-security-policy"]
     assert answer.headers["x-frame-options"] == "DENY"
     assert answer.headers["cache-control"] == "no-store"
+    assert "strict-transport-security" not in answer.headers  # plain HTTP: never pinned to TLS
 
 
 def test_wrong_credentials_are_refused_and_audited(fleet: Fleet) -> None:
@@ -288,6 +289,7 @@ def test_tls_serves_with_the_collector_s_certificate_and_secure_cookies(fleet: F
         cookie = next(h for h in response.headers.get_all("set-cookie") or []
                       if h.startswith("devposture_session="))  # fmt: skip
         assert "Secure" in cookie
+        assert response.headers["strict-transport-security"] == "max-age=31536000"
         # Plain HTTP on the TLS port gets nothing.
         plain = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         try:
