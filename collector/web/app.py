@@ -428,6 +428,15 @@ class Pages:
         session = await board.db(
             lambda v: v.sessions.create(info.credential_id, info.name, info.role, lang)
         )
+        presented = request.cookies.get(auth.COOKIE)
+        if presented:  # a login in a browser already signed in replaces that session
+
+            def end_replaced(v: Views) -> None:
+                replaced = v.sessions.get(presented)
+                if replaced is not None:
+                    v.sessions.end(replaced.session_id)
+
+            await board.db(end_replaced)
         log.info("dashboard login: %s (credential %s, %s)", info.name, info.credential_id,
                  info.role)  # fmt: skip
         await board.audit(request, "dashboard login", "ok", "signed in", name=info.name,

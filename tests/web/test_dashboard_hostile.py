@@ -95,3 +95,12 @@ def test_a_download_is_named_for_the_company_s_day(hostile: Fleet) -> None:
         for zone in (dt.timezone(dt.timedelta(hours=14)), dt.timezone(dt.timedelta(hours=-12)))
     }
     assert len(names) == 2
+
+
+def test_a_login_in_a_browser_already_signed_in_ends_that_session(hostile: Fleet) -> None:
+    first = login(hostile)
+    admin = hostile.credential(ADMIN, "Admin Two")
+    again = fetch(hostile, "POST", "/login", form={"credential": admin}, cookie=first)
+    assert again.status == 303
+    left = fetch(hostile, "GET", "/", cookie=first)  # the viewer's session: ended, not idle
+    assert left.status == 303 and left.location.startswith("/login")
