@@ -150,12 +150,16 @@ def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
 
 
 def cmd_tls_rotate(args: argparse.Namespace) -> int:
+    from devposture.collector.datadir import InitError, check_names  # noqa: PLC0415
     from devposture.collector.pki import fingerprint  # noqa: PLC0415
     from devposture.collector.trust import TrustError  # noqa: PLC0415
 
     trust = _trust(args)
     try:
+        check_names(list(args.san or []))  # as `init` does: a certificate carries them
         cert = trust.rotate_server_certificate(args.san)
+    except InitError as exc:
+        return _fail(said("{problem}. Nothing was changed", problem=exc.said))
     except (TrustError, OSError, ValueError) as exc:
         return _fail(said("{problem}. Nothing was changed", problem=exc))
     dns, ips = trust.server_names()

@@ -71,11 +71,11 @@ def _split_names(names: list[str]) -> tuple[list[str], list[str]]:
 
 
 # A DNS name a certificate may carry: dot-separated labels of letters, digits and hyphens
-# (RFC 1123), a leading "*." for a wildcard, the last label not all digits ("999.1.1.1" is a
-# mistyped address, not a name).
+# (RFC 1123; underscores too, which Windows domains' host names hold), a leading "*." for a
+# wildcard, the last label not all digits ("999.1.1.1" is a mistyped address, not a name).
 _DNS_NAME = re.compile(
-    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-    r"(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?"
+    r"(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
+    r"(?=[A-Za-z0-9_-]*[A-Za-z_-])[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?"
 )
 
 
@@ -98,6 +98,11 @@ def check_request(
             " listen on (0.0.0.0 for every IPv4 address)",
             host=repr(host),
         )
+    check_names(names)
+
+
+def check_names(names: list[str]) -> None:
+    """Each `--san` an IP address or a DNS name a certificate may carry, or InitError."""
     for name in names:
         if not _is_address_or_name(name):
             raise InitError(

@@ -221,6 +221,11 @@ def test_init_refuses_what_would_only_fail_at_serve(tmp_path: Path) -> None:
     zh, en = _both(COLLECTOR, "init", "--data", folder, "--listen", "999.1.1.1")
     assert "--listen '999.1.1.1' is neither an IP address nor a host name" in en
     assert not (tmp_path / "new").exists()  # nothing was made
+    # A Windows domain's host name may hold an underscore: it is a name.
+    done = _in(EN, COLLECTOR, "init", "--data", folder, "--san", "file_srv.corp.example")
+    assert done.returncode == 0, done.stderr
+    zh, en = _both(COLLECTOR, "tls", "rotate", "--data", folder, "--san", "bad name!")
+    assert "--san 'bad name!' is neither an IP address nor a DNS name" in en  # as init says
 
 
 def test_group_headings_end_with_the_readers_colon() -> None:
