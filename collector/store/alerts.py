@@ -4,9 +4,11 @@ outbox, and each collector's own problems; and the reads that find what to alert
 Several collectors may share the database, so nothing about alerts lives in one process: a
 digest is recorded only if no other was composed since the one its composer saw
 (`record_digest`, under the store's write lock), so two collectors composing at once send one.
-The outbox holds at most one pending message per channel (a partial unique index): a digest
-composed while the channel's last message is still undelivered joins that message instead of
-queueing a second one, so a channel gets at most one message per attempt, whatever the backlog.
+The outbox holds at most one message per channel that was never tried (a partial unique
+index, schema 22): a digest composed while the channel's last message is still unsent joins
+it instead of queueing another, so a channel's backlog is one message. A message tried and
+failed keeps its digest id and items for its retry (its receiver may have taken it); a digest
+composed after it waits as a message of its own.
 """
 
 from __future__ import annotations
@@ -181,10 +183,13 @@ class AlertRecords(Part):
         return True
 
     def _queue(self, cur: Cursor, channel: str, c: Composition, at: int) -> None:
-        """The digest's items on `channel`: joined to the message still pending there, or a
-        new message due at once."""
+        """The digest's items on `channel`: joined to the message pending there that was
+        never tried, or a new message due at once. One tried already keeps its digest id and
+        items (schema 22): its receiver may have taken it (and answered 500, or timed out),
+        and tells the retry by its digest_id; joined, those items came again under a new id."""
         row = cur.execute(
-            "SELECT delivery_id, items FROM alert_outbox WHERE channel = ? AND state = ?",
+            "SELECT delivery_id, items FROM alert_outbox WHERE channel = ? AND state = ?"
+            " AND attempts = 0",
             (channel, PENDING),
         ).fetchone()
         if row is None:
@@ -207,7 +212,8 @@ class AlertRecords(Part):
     # --- the outbox ---------------------------------------------------------------------------
 
     def due(self, now: dt.datetime) -> list[Delivery]:
-        """Messages whose next attempt is due, oldest first (one per channel at most)."""
+        """Messages whose next attempt is due, oldest first (a retried one before the one
+        composed after it)."""
         rows = self._db.execute(
             "SELECT delivery_id, channel, digest_id, items, open_items, composed_us, created_us,"
             " attempts FROM alert_outbox WHERE state = ? AND next_us <= ? ORDER BY created_us",

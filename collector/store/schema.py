@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 21
+SCHEMA_VERSION = 22
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -579,6 +579,15 @@ GROUP_MARKS_MIGRATION: tuple[Step, ...] = (
     " BEGIN DELETE FROM group_marks"
     " WHERE device_group IN (OLD.device_group, NEW.device_group); END",
 )
+# Schema 22: one message never tried per alert channel, where there was one pending message:
+# a digest composed after a failed attempt joined that message under a new digest_id, and a
+# receiver that had taken the first (answered 500, or timed out) got its items again under an
+# id it could not tell. A tried message now keeps its id and items; the new digest waits apart.
+ALERT_RETRIES_MIGRATION: tuple[Step, ...] = (
+    "DROP INDEX IF EXISTS alert_outbox_pending",
+    "CREATE UNIQUE INDEX IF NOT EXISTS alert_outbox_untried ON alert_outbox(channel)"
+    " WHERE state = 'pending' AND attempts = 0",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -586,7 +595,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     11: CHECKPOINTS_MIGRATION, 12: RETENTION_MIGRATION, 13: ALERTS_MIGRATION,
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
     17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
-    20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION,
+    20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
 }  # fmt: skip
 
 
@@ -965,8 +974,9 @@ CREATE TABLE IF NOT EXISTS alert_outbox (
     done_us       BIGINT,
     outcome       {_C} NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS alert_outbox_pending ON alert_outbox(channel)
-    WHERE state = 'pending';
+DROP INDEX IF EXISTS alert_outbox_pending;
+CREATE UNIQUE INDEX IF NOT EXISTS alert_outbox_untried ON alert_outbox(channel)
+    WHERE state = 'pending' AND attempts = 0;
 CREATE INDEX IF NOT EXISTS alert_outbox_by_attempt ON alert_outbox(channel, attempted_us);
 CREATE TABLE IF NOT EXISTS alert_collector_problems (
     reporter     {_C} NOT NULL,

@@ -121,6 +121,30 @@ def test_a_digest_composed_while_the_last_is_undelivered_joins_it(
     assert pending.open_items == 2 and pending.composed == NOW + 15 * MINUTE
 
 
+def test_a_digest_composed_after_a_failed_attempt_of_the_last_waits_apart(
+    store: Store, tmp_path: Path
+) -> None:
+    # The receiver may have taken the first (answered 500, or timed out): its retry comes with
+    # the same digest_id and items, not those items again under a new id.
+    s = _channels(tmp_path)
+    enroll(store, device(1))
+    report(store, device(1), "laptop-wang", NOW - dt.timedelta(days=3), {"firewall": "PASS"})
+    assert compose(store, POLICY, s, NOW) is not None
+    (tried,) = store.alerts.due(NOW)
+    store.alerts.record_attempt(tried.delivery_id, NOW, "pending", "HTTP 500", NOW + MINUTE)
+    enroll(store, device(2))
+    report(store, device(2), "laptop-li", NOW - dt.timedelta(days=3), {"firewall": "PASS"})
+    compose(store, POLICY, s, NOW + 15 * MINUTE)
+    enroll(store, device(3))
+    report(store, device(3), "laptop-zhao", NOW - dt.timedelta(days=3), {"firewall": "PASS"})
+    compose(store, POLICY, s, NOW + 30 * MINUTE)  # joins the one never tried
+    retried, later = store.alerts.due(NOW + dt.timedelta(days=1))
+    assert (retried.delivery_id, retried.digest_id) == (tried.delivery_id, tried.digest_id)
+    assert [i["hostname"] for i in retried.items] == ["laptop-wang"]
+    assert [i["hostname"] for i in later.items] == ["laptop-li", "laptop-zhao"]
+    assert later.digest_id != tried.digest_id
+
+
 def test_a_restart_tells_nothing_again(database: DatabaseTarget, tmp_path: Path) -> None:
     s = _channels(tmp_path)
     first = Store.open(database)
