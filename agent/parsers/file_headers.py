@@ -15,7 +15,9 @@ Used for chat backups (DESIGN principle 8). Each recogniser is a published forma
     file names") or headers are not compressed; a compressed plain header hides it: UNKNOWN.
   * SQLite "SQLite format 3\\0": a plain database (SQLCipher databases start with random salt).
   * LUKS "LUKS\\xba\\xbe": an encrypted container file.
-  * gzip 1f 8b: compressed, not encrypted.
+  * gzip 1f 8b, xz, zstd, LZ4 frames, lzip and bzip2: compressed, not encrypted (none of these
+    formats encrypts; their bytes after the header look random). RAR: its encryption is not
+    read (UNKNOWN).
   * OpenSSL `enc` output "Salted__" (or its base64, "U2FsdGVkX1"): encrypted.
   * Readable text (valid UTF-8, no control bytes but tab and line ends): a plain export, such as
     the TXT, HTML or CSV files chat-export tools write; unless it is only base64 or hex
@@ -122,7 +124,18 @@ _MAGIC: tuple[tuple[bytes, HeaderVerdict], ...] = (
             _UNKNOWN, "7z archive: encryption not visible in its first bytes", "7z archive"
         ),
     ),
-)
+    # Compressed streams with no encryption of their own: their first bytes look random, and
+    # were taken for ciphertext (a plain chat.tar.xz read as ENCRYPTED, a false PASS).
+    (b"\xfd7zXZ\x00", HeaderVerdict(_PLAIN, "xz stream: compressed, not encrypted", "xz file")),
+    (b"\x28\xb5\x2f\xfd",
+     HeaderVerdict(_PLAIN, "zstd frame: compressed, not encrypted", "zstd file")),
+    (b"\x04\x22\x4d\x18",
+     HeaderVerdict(_PLAIN, "LZ4 frame: compressed, not encrypted", "lz4 file")),
+    (b"LZIP", HeaderVerdict(_PLAIN, "lzip stream: compressed, not encrypted", "lzip file")),
+    (b"BZh", HeaderVerdict(_PLAIN, "bzip2 stream: compressed, not encrypted", "bzip2 file")),
+    (b"Rar!\x1a\x07",
+     HeaderVerdict(_UNKNOWN, "RAR archive: its encryption is not read", "RAR archive")),
+)  # fmt: skip
 
 
 def sniff(data: bytes) -> HeaderVerdict:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
+import lzma
 import os
+import shutil
 import sqlite3
 import subprocess
 import zipfile
@@ -181,3 +184,19 @@ def test_openssl_enc_output_is_encrypted(tmp_path: Path) -> None:
                        check=True, capture_output=True)  # fmt: skip
         verdict = sniff(head(out))
         assert verdict.state == ENC and verdict.format == "OpenSSL encrypted file", name
+
+
+def test_compressed_streams_are_plain_not_taken_for_ciphertext(tmp_path: Path) -> None:
+    # A plain chat.tar.xz read as ENCRYPTED ("the first bytes look random"): a false PASS of
+    # 6.2.1 for a copy of work chats anyone can unpack. Made by the real libraries and tools.
+    text = ("这是一段工作聊天记录 " * 50).encode()
+    made = {"chat.txt.xz": lzma.compress(text), "chat.txt.bz2": bz2.compress(text)}
+    for tool, suffix in (("zstd", "zst"), ("lz4", "lz4"), ("lzip", "lz")):
+        if shutil.which(tool) is not None:
+            made[f"chat.txt.{suffix}"] = subprocess.run(
+                [tool, "-c"], input=text, capture_output=True, check=True
+            ).stdout
+    for name, data in made.items():
+        verdict = sniff(data[:SAMPLE_SIZE])
+        assert verdict.state == PLAIN, (name, verdict)
+        assert "compressed, not encrypted" in verdict.evidence, name
