@@ -1,6 +1,6 @@
 """Remember the output of expensive commands while the files they read are unchanged.
 
-`apt-get -s upgrade` spends well over a second of CPU resolving dependencies, yet its answer
+`apt-get -s dist-upgrade` spends well over a second of CPU resolving dependencies, yet its answer
 can only change when the package database, the package lists or apt's configuration change.
 A command registered with the files it depends on is answered from here while the size and
 modification time of every one of those files (or folders) are as they were, and for at most

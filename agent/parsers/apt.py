@@ -1,4 +1,5 @@
-"""apt: a simulated upgrade (`apt-get -s upgrade`) and the merged configuration (`apt-config dump`).
+"""apt: a simulated upgrade (`apt-get -s dist-upgrade`, holds and phasing ignored: every pending
+update with its archives) and the merged configuration (`apt-config dump`).
 
 A simulated upgrade prints one line per package it would install, e.g. (wrapped here)
     Inst libgcrypt20 [1.10.1-3] (1.10.1-3+deb12u1 Debian:12.15/oldstable,

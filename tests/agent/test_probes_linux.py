@@ -154,8 +154,8 @@ def test_defender_health_and_process_merge() -> None:
 
 def _apt_host(config_dump: str) -> ReplayHost:
     host = ReplayHost().with_tool("apt-get").with_tool("apt-config")
-    host.commands[("apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade")] = recorded(
-        "apt/apt-get-s-upgrade-debian12-pending"
+    host.commands[tuple(updates.APT_SIMULATE)] = recorded(
+        "apt/apt-get-s-dist-upgrade-debian12-pending"
     )
     host.commands[("apt-config", "dump")] = recorded(config_dump)
     host.dirs["/var/lib/apt/lists"] = ["deb.debian.org_debian_dists_bookworm_InRelease", "lock"]
@@ -168,7 +168,7 @@ def test_apt_pending_security_and_dates() -> None:
     outcome = run(updates.probe, pb.FACT_OS_UPDATES, _apt_host("apt/apt-config-dump-debian12"))
     fact = outcome.fact
     assert isinstance(fact, pb.OsUpdatesFact)
-    assert fact.source == "apt" and fact.pending_total == 116 and fact.pending_security == 69
+    assert fact.source == "apt" and fact.pending_total == 124 and fact.pending_security == 81
     assert "libgcrypt20" in fact.pending_security_names and len(fact.pending_security_names) == 50
     assert fact.last_checked.seconds == 1_700_000_000
     assert fact.last_installed.seconds == 1_600_000_000

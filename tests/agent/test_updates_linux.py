@@ -185,13 +185,28 @@ def test_apt_dates_and_policy_stay_when_the_simulation_fails() -> None:
     assert sources(outcome) == [("apt-get", pb.PROBE_ERROR_CODE_COMMAND_FAILED)]
 
 
+def test_security_updates_apt_keeps_back_are_counted() -> None:
+    # The same machine with its 81 security updates on hold: `apt-get upgrade` kept them back
+    # and named them only, so none was counted and os-updates passed. The simulated
+    # dist-upgrade, holds ignored, lists each with its archive.
+    host = apt_host()
+    held = recorded("apt/apt-get-s-dist-upgrade-debian12-held")
+    host.commands[tuple(updates.APT_SIMULATE)] = held
+    fact = run(host).fact
+    assert isinstance(fact, pb.OsUpdatesFact)
+    assert (fact.pending_total, fact.pending_security) == (124, 81)
+    assert "dist-upgrade" in updates.APT_SIMULATE
+    assert "APT::Ignore-Hold=true" in updates.APT_SIMULATE
+
+
 def test_apt_counts_stay_when_apt_config_is_missing() -> None:
     host = apt_host()
     del host.tools["apt-config"]
-    host.commands[tuple(updates.APT_SIMULATE)] = recorded("apt/apt-get-s-upgrade-debian12-pending")
+    pending = recorded("apt/apt-get-s-dist-upgrade-debian12-pending")
+    host.commands[tuple(updates.APT_SIMULATE)] = pending
     outcome = run(host)
     fact = outcome.fact
     assert isinstance(fact, pb.OsUpdatesFact)
-    assert (fact.pending_total, fact.pending_security) == (116, 69)
+    assert (fact.pending_total, fact.pending_security) == (124, 81)
     assert not fact.HasField("automatic_updates")
     assert sources(outcome) == [("apt-config", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]

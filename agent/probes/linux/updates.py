@@ -63,7 +63,14 @@ _REBOOT_FLAG_WRITERS = (
     "/usr/share/update-notifier/notify-reboot-required",
 )
 
-APT_SIMULATE = ["apt-get", "-s", "-o", "Debug::NoLocking=1", "upgrade"]
+# Every pending update, with the archives it comes from: `dist-upgrade`, since `upgrade`
+# keeps back an update that needs a new package (a kernel's security update), and held and
+# phased ones included, since apt lists a kept-back package by name only and its security
+# updates went uncounted (a false "no security update pending"). Simulated: nothing changes.
+APT_SIMULATE = [
+    "apt-get", "-s", "-o", "Debug::NoLocking=1", "-o", "APT::Ignore-Hold=true",
+    "-o", "APT::Get::Always-Include-Phased-Updates=true", "dist-upgrade",
+]  # fmt: skip
 APT_CONFIG = ["apt-config", "dump"]
 DNF_UPDATEINFO = ["dnf", "-q", "-C", "updateinfo", "list", "--security"]
 DNF_CHECK_UPDATE = ["dnf", "-q", "-C", "check-update"]
