@@ -7,7 +7,9 @@ Used for chat backups (DESIGN principle 8). Each recogniser is a published forma
     compressed (8) packet first means a plain OpenPGP wrapper. The packet's version byte is
     checked too, so a random byte with its high bit set is not taken for a packet.
   * ZIP local file header "PK\\x03\\x04": general-purpose flag bit 0 = encrypted entry;
-    compression method 99 = WinZip AES.
+    compression method 99 = WinZip AES. That is the first entry's; the probe then reads the
+    central directory at the end of the file (`sniff_zip_directory`): one plain file entry
+    makes the archive plain.
   * 7z "7z\\xbc\\xaf\\x27\\x1c": whether it is AES-encrypted is in the header at the end of the
     file, so the start alone cannot tell; its start header says where that end header is, and
     `sniff_7z_end_header` looks there for the AES-256 coder id (06 F1 07 01, 7-Zip's
@@ -228,6 +230,59 @@ def seven_zip_end_header(start: bytes) -> tuple[int, int] | None:
     if size == 0 or size > MAX_7Z_END_HEADER:
         return None
     return _SEVEN_ZIP_START_HEADER + offset, size
+
+
+# A ZIP's end of central directory record (its comment is at most 64 KiB), and its central
+# directory's headers; read at most this much of the central directory.
+ZIP_END_TAIL = 22 + 65_535
+ZIP_DIRECTORY_MOST = 1 << 20
+_ZIP_END, _ZIP_CENTRAL = b"PK\x05\x06", b"PK\x01\x02"
+
+
+def zip_central_directory(tail: bytes, tail_offset: int) -> tuple[int, int] | None:
+    """Where a ZIP's central directory is, (offset, size), from the file's last bytes (read
+    at `tail_offset`); None when no end record is there or it is a Zip64 one."""
+    end = tail.rfind(_ZIP_END)
+    if end < 0 or len(tail) < end + 22:
+        return None
+    size = int.from_bytes(tail[end + 12 : end + 16], "little")
+    offset = int.from_bytes(tail[end + 16 : end + 20], "little")
+    if 0xFFFFFFFF in (size, offset) or offset + size > tail_offset + end:
+        return None
+    return offset, size
+
+
+def sniff_zip_directory(directory: bytes, complete: bool) -> HeaderVerdict:
+    """What a ZIP's central directory says of every entry: one plain file entry makes the
+    archive plain (its first entry alone said it, so an encrypted first entry hid plain chat
+    files after it); encrypted when every file entry is; UNKNOWN when the directory was not
+    read whole (`complete`) and every entry read was encrypted."""
+    at, files, encrypted = 0, 0, 0
+    while directory.startswith(_ZIP_CENTRAL, at) and len(directory) >= at + 46:
+        flags = int.from_bytes(directory[at + 8 : at + 10], "little")
+        method = int.from_bytes(directory[at + 10 : at + 12], "little")
+        size = int.from_bytes(directory[at + 24 : at + 28], "little")
+        name_length = int.from_bytes(directory[at + 28 : at + 30], "little")
+        extra = int.from_bytes(directory[at + 30 : at + 32], "little")
+        comment = int.from_bytes(directory[at + 32 : at + 34], "little")
+        name = directory[at + 46 : at + 46 + name_length]
+        at += 46 + name_length + extra + comment
+        if name.endswith(b"/") or size == 0:  # a folder, or an empty file: nothing to hide
+            continue
+        files += 1
+        if flags & 0x1 or method == 99:
+            encrypted += 1
+        else:
+            return HeaderVerdict(
+                _PLAIN, f"ZIP archive with an entry not encrypted ({files} read)", _ZIP
+            )
+    if files and encrypted == files and complete:
+        return HeaderVerdict(_ENCRYPTED, f"ZIP archive, all {files} entries encrypted", _ZIP)
+    if files:
+        return HeaderVerdict(
+            _UNKNOWN, f"ZIP archive: its first {files} entries encrypted, the rest not read", _ZIP
+        )
+    return HeaderVerdict(_UNKNOWN, "ZIP archive: no file entry in its central directory", _ZIP)
 
 
 def sniff_7z_end_header(end: bytes) -> HeaderVerdict:

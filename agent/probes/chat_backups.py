@@ -36,11 +36,15 @@ from devposture.agent.host import HostError, HostPermissionError, display_path
 from devposture.agent.host.types import FileEntry
 from devposture.agent.parsers.file_headers import (
     SAMPLE_SIZE,
+    ZIP_DIRECTORY_MOST,
+    ZIP_END_TAIL,
     HeaderVerdict,
     combine,
     seven_zip_end_header,
     sniff,
     sniff_7z_end_header,
+    sniff_zip_directory,
+    zip_central_directory,
 )
 from devposture.agent.parsers.wechat_config import DataFolderRef, parse_data_folder
 from devposture.agent.probes.chat_layouts import BY_FAMILY, AppLayout, BackupLayout
@@ -315,9 +319,12 @@ class _Scan:
         self.fact.backups.append(backup)
 
     def sample(self, path: str) -> HeaderVerdict | None:
-        """The verdict of one file's first bytes, or of its 7z end header when it is a 7z."""
+        """The verdict of one file's first bytes, of its 7z end header when it is a 7z, or of
+        its central directory (every entry) when it is a ZIP."""
         try:
             head = self.ctx.host.read_sample(path, SAMPLE_SIZE)
+            if head.startswith(b"PK\x03\x04"):
+                return self._zip(path) or sniff(head)
             end = seven_zip_end_header(head)
             if end is None:
                 return sniff(head)
@@ -326,6 +333,20 @@ class _Scan:
         except HostError as exc:
             self.skip(path, exc.message)
             return None
+
+    def _zip(self, path: str) -> HeaderVerdict | None:
+        """A ZIP's verdict from its central directory, or None when that cannot be found (the
+        first entry's header then says what it can)."""
+        size = self.ctx.host.stat(path).size
+        tail_offset = max(0, size - ZIP_END_TAIL)
+        tail = self.ctx.host.read_sample(path, size - tail_offset, tail_offset)
+        found = zip_central_directory(tail, tail_offset)
+        if found is None:
+            return None
+        offset, length = found
+        read = min(length, ZIP_DIRECTORY_MOST)
+        directory = self.ctx.host.read_sample(path, read, offset)
+        return sniff_zip_directory(directory, complete=read == length)
 
 
 def _newest(entries: list[FileEntry]) -> list[FileEntry]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import bz2
+import functools
 import gzip
 import lzma
 import os
@@ -15,11 +16,14 @@ from pathlib import Path
 
 from devposture.agent.parsers.file_headers import (
     SAMPLE_SIZE,
+    ZIP_END_TAIL,
     HeaderVerdict,
     combine,
     seven_zip_end_header,
     sniff,
     sniff_7z_end_header,
+    sniff_zip_directory,
+    zip_central_directory,
 )
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import installed_tool
@@ -200,3 +204,31 @@ def test_compressed_streams_are_plain_not_taken_for_ciphertext(tmp_path: Path) -
         verdict = sniff(data[:SAMPLE_SIZE])
         assert verdict.state == PLAIN, (name, verdict)
         assert "compressed, not encrypted" in verdict.evidence, name
+
+
+def _zip_verdict(archive: Path) -> HeaderVerdict:
+    """As the backup probe reads a ZIP: its end record, then its whole central directory."""
+    data = archive.read_bytes()
+    tail_offset = max(0, len(data) - ZIP_END_TAIL)
+    found = zip_central_directory(data[tail_offset:], tail_offset)
+    assert found is not None
+    offset, size = found
+    return sniff_zip_directory(data[offset : offset + size], complete=True)
+
+
+def test_a_zip_is_judged_by_every_entry_not_its_first(tmp_path: Path) -> None:
+    # An encrypted first entry and a plain chat file after it read ENCRYPTED (the first local
+    # header alone): a false PASS; unzip -p printed the chats without a password.
+    zip_tool = installed_tool("zip")
+    (tmp_path / "folder").mkdir()
+    for name in ("secret.txt", "chat.txt", "folder/more.txt"):
+        (tmp_path / name).write_text("工作聊天 " * 40, encoding="utf-8")
+    run = functools.partial(subprocess.run, cwd=tmp_path, check=True)
+    run([zip_tool, "-q", "-P", "pw", "mixed.zip", "secret.txt"])
+    run([zip_tool, "-q", "mixed.zip", "chat.txt"])  # appended without a password
+    assert sniff(head(tmp_path / "mixed.zip")).state == ENC  # what the first entry says
+    mixed = _zip_verdict(tmp_path / "mixed.zip")
+    assert mixed.state == PLAIN and "not encrypted" in mixed.evidence
+    run([zip_tool, "-q", "-r", "-P", "pw", "all.zip", "secret.txt", "folder"])  # a folder entry
+    every = _zip_verdict(tmp_path / "all.zip")
+    assert every.state == ENC and "all 2 entries encrypted" in every.evidence

@@ -141,6 +141,28 @@ def test_plain_zip_and_plain_database_copy_are_not_encrypted(tmp_path: Path) -> 
     }
 
 
+def test_a_zip_with_an_encrypted_first_entry_and_plain_chats_after_it_is_plain(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "chat-archive"
+    folder.mkdir()
+    for name in ("key.txt", "chat.txt"):
+        (folder / name).write_text("2026-09-20 客户: 报价", encoding="utf-8")
+    zip_tool = tool("zip")
+    subprocess.run([zip_tool, "-q", "-P", "pw", "mixed.zip", "key.txt"], cwd=folder, check=True)
+    subprocess.run([zip_tool, "-q", "mixed.zip", "chat.txt"], cwd=folder, check=True)
+    subprocess.run([zip_tool, "-q", "-P", "pw", "sealed.zip", "key.txt", "chat.txt"], cwd=folder,
+                   check=True)  # fmt: skip
+    for name in ("key.txt", "chat.txt"):
+        (folder / name).unlink()
+    fact = _collect(tmp_path, ProbeConfig(backup_folders=("~/chat-archive",)))
+    states = {b.location.rsplit("/", 1)[-1]: b.encryption for b in fact.backups}
+    assert states == {
+        "mixed.zip": pb.ENCRYPTION_STATE_NOT_ENCRYPTED,  # read ENCRYPTED by its first entry
+        "sealed.zip": pb.ENCRYPTION_STATE_ENCRYPTED,
+    }
+
+
 def test_gpg_and_openssl_archives_are_encrypted(tmp_path: Path) -> None:
     folder = tmp_path / "chat-archive"
     folder.mkdir()
