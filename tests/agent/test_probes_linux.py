@@ -293,6 +293,31 @@ def test_vpn_interfaces_by_name_and_sysfs() -> None:
     }
 
 
+def test_a_virtual_machine_s_tap_device_is_no_vpn() -> None:
+    # libvirt's vnet0 (a tap device in a bridge) was an active VPN: any running VM made public
+    # Wi-Fi pass. The kernel's sysfs as it is for each: a tap device's link type is Ethernet
+    # (1) and it has tun_flags; a bridge's port has a brport folder.
+    host = ReplayHost(interfaces=[
+        NetInterface("vnet0", True, 1500, ("up", "running")),  # libvirt, in virbr0
+        NetInterface("tap0", True, 1500, ("up", "running")),  # QEMU's, in br0
+        NetInterface("tap1", True, 1500, ("up", "running")),  # OpenVPN in TAP mode: a VPN
+        NetInterface("tun0", True, 1500, ("up", "pointopoint", "running")),
+    ])  # fmt: skip
+    for name in ("vnet0", "tap0", "tap1"):
+        host.files[f"/sys/class/net/{name}/type"] = b"1\n"
+        host.files[f"/sys/class/net/{name}/tun_flags"] = b"0x1002\n"
+    host.files["/sys/class/net/tun0/type"] = b"65534\n"
+    host.files["/sys/class/net/tun0/tun_flags"] = b"0x1001\n"
+    for name in ("vnet0", "tap0"):
+        host.dirs[f"/sys/class/net/{name}/brport"] = ["state"]
+    fact = run(vpn.probe, pb.FACT_VPN, host).fact
+    assert isinstance(fact, pb.VpnFact)
+    assert {i.name: i.kind for i in fact.interfaces} == {"tap1": "tap", "tun0": "tun"}
+    host.interfaces = host.interfaces[:2]  # the VMs alone: no VPN
+    alone = run(vpn.probe, pb.FACT_VPN, host).fact
+    assert isinstance(alone, pb.VpnFact) and not alone.active and len(alone.interfaces) == 0
+
+
 def test_no_vpn_interface_is_inactive() -> None:
     host = ReplayHost(interfaces=[NetInterface("eth0", True, 1500, ("up", "running"))])
     fact = run(vpn.probe, pb.FACT_VPN, host).fact

@@ -2,7 +2,9 @@
 
 An interface is a VPN when its name says so (tun*, wg*, ...), when the kernel marks it a
 WireGuard device (uevent DEVTYPE=wireguard) or a tun/tap device (tun_flags exists), or when its
-link type is one only tunnels use (ARPHRD_NONE 65534, ARPHRD_PPP 512). It is up when it is
+link type is one only tunnels use (ARPHRD_NONE 65534, ARPHRD_PPP 512); never when it is a port
+of a bridge or an Ethernet-level tap device without a VPN's name (a virtual machine's). It is
+up when it is
 administratively up and, where psutil reports flags, RUNNING: a tun device nobody has opened is
 UP but not RUNNING, and carries no traffic. No VPN interface at all is a fact, not an error.
 """
@@ -29,16 +31,32 @@ _PREFIXES = (
 _ARPHRD_KINDS = {65534: "tun", 512: "ppp"}
 
 
-def vpn_kind(name: str, arphrd: int | None, devtype: str, is_tun: bool) -> str:
-    """The kind of VPN an interface is, or "" when it is not one. Pure, for tests."""
+def vpn_kind(
+    name: str, arphrd: int | None, devtype: str, is_tun: bool, *, bridged: bool = False
+) -> str:
+    """The kind of VPN an interface is, or "" when it is not one. Pure, for tests.
+
+    A virtual machine's tap device is no VPN: it is enslaved to a bridge (`bridged`:
+    libvirt's vnet0, QEMU's tap0, LXD's, multipass's), or an Ethernet-level tap device with
+    no VPN's name. Counted as one, any running VM made public Wi-Fi pass as if on a VPN."""
     if devtype == "wireguard":
         return "wireguard"
+    if bridged:
+        return ""
     for prefix, kind in _PREFIXES:
         if name.startswith(prefix):
             return kind
     if is_tun:
-        return "tun"
+        return "tun" if arphrd != _ARPHRD_ETHER else ""
     return _ARPHRD_KINDS.get(arphrd, "") if arphrd is not None else ""
+
+
+_ARPHRD_ETHER = 1  # a tap device's link type (a tun device's is ARPHRD_NONE)
+
+
+def _bridged(host: Host, name: str) -> bool:
+    """Whether the interface is a port of a bridge (the kernel gives it a brport folder)."""
+    return host.exists(f"{_SYS}/{name}/brport")
 
 
 def _sys_attrs(host: Host, name: str) -> tuple[int | None, str, bool]:
@@ -70,7 +88,8 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     for iface in ctx.host.net_interfaces():
         if iface.name == "lo":
             continue
-        kind = vpn_kind(iface.name, *_sys_attrs(ctx.host, iface.name))
+        kind = vpn_kind(iface.name, *_sys_attrs(ctx.host, iface.name),
+                        bridged=_bridged(ctx.host, iface.name))  # fmt: skip
         if kind:
             fact.interfaces.add(name=iface.name, kind=kind, up=_is_up(iface))
     fact.active = any(i.up for i in fact.interfaces)
