@@ -31,18 +31,15 @@ _PREFIXES = (
 _ARPHRD_KINDS = {65534: "tun", 512: "ppp"}
 
 
-def vpn_kind(
-    name: str, arphrd: int | None, devtype: str, is_tun: bool, *, bridged: bool = False
-) -> str:
+def vpn_kind(name: str, arphrd: int | None, devtype: str, is_tun: bool) -> str:
     """The kind of VPN an interface is, or "" when it is not one. Pure, for tests.
 
-    A virtual machine's tap device is no VPN: it is enslaved to a bridge (`bridged`:
-    libvirt's vnet0, QEMU's tap0, LXD's, multipass's), or an Ethernet-level tap device with
-    no VPN's name. Counted as one, any running VM made public Wi-Fi pass as if on a VPN."""
+    A virtual machine's tap device is no VPN: an Ethernet-level tap device with no VPN's name
+    (libvirt's vnet0, LXD's, multipass's), or one named so that is a bridge's port (QEMU's
+    tap0 in br0: the probe asks). Counted as one, any running VM made public Wi-Fi pass as
+    if on a VPN."""
     if devtype == "wireguard":
         return "wireguard"
-    if bridged:
-        return ""
     for prefix, kind in _PREFIXES:
         if name.startswith(prefix):
             return kind
@@ -88,8 +85,13 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     for iface in ctx.host.net_interfaces():
         if iface.name == "lo":
             continue
-        kind = vpn_kind(iface.name, *_sys_attrs(ctx.host, iface.name),
-                        bridged=_bridged(ctx.host, iface.name))  # fmt: skip
+        arphrd, devtype, is_tun = _sys_attrs(ctx.host, iface.name)
+        kind = vpn_kind(iface.name, arphrd, devtype, is_tun)
+        # Only an Ethernet-level device named like a VPN's (tap0) can be a bridge's port.
+        if kind and kind != "wireguard" and arphrd == _ARPHRD_ETHER and (
+            _bridged(ctx.host, iface.name)
+        ):  # fmt: skip
+            kind = ""
         if kind:
             fact.interfaces.add(name=iface.name, kind=kind, up=_is_up(iface))
     fact.active = any(i.up for i in fact.interfaces)
