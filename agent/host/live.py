@@ -79,6 +79,12 @@ def _console_encoding() -> str:
     return f"cp{ctypes.windll.kernel32.GetOEMCP()}"  # type: ignore[attr-defined,unused-ignore]
 
 
+# How long the pipes are drained once a tool that overran is killed: a helper it started in a
+# group of its own (setsid) is not killed with it and may hold them open; the tool's deadline,
+# not the helper's, bounds the agent.
+_AFTER_KILL_SECONDS = 1.0
+
+
 class LiveHost:
     """The computer the agent runs on."""
 
@@ -147,7 +153,13 @@ class LiveHost:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired as exc:
             self._kill(proc)
-            proc.communicate()
+            try:  # the tool is gone; a helper that left its group may still hold the pipes
+                proc.communicate(timeout=_AFTER_KILL_SECONDS)
+            except subprocess.TimeoutExpired:
+                for pipe in (proc.stdout, proc.stderr):
+                    if pipe is not None:
+                        pipe.close()
+                proc.wait()
             raise CommandTimeoutError(f"{tool} did not finish within {timeout:g} s") from exc
         return require_exit(CommandResult(tuple(argv), proc.returncode, stdout, stderr), ok_codes)
 

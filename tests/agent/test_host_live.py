@@ -52,6 +52,19 @@ def test_child_holding_the_pipe_is_killed_too() -> None:
 
 
 @posix_only
+def test_a_helper_that_leaves_the_group_does_not_hold_the_agent() -> None:
+    # A helper started in a session of its own (setsid) is not killed with the tool's group
+    # and keeps the pipes open: the agent waited for it (60 s) instead of the tool's deadline.
+    start = time.monotonic()
+    try:
+        with pytest.raises(CommandTimeoutError):
+            LiveHost().run(["sh", "-c", "setsid sleep 29.25 & sleep 30"], timeout=0.5)
+        assert time.monotonic() - start < 20  # the helper's 29 s are not waited for
+    finally:
+        subprocess.run(["pkill", "-f", "sleep 29.25"], check=False)
+
+
+@posix_only
 def test_non_zero_exit_is_failed_and_keeps_stderr() -> None:
     with pytest.raises(CommandFailedError) as info:
         LiveHost().run(["sh", "-c", "echo boom >&2; exit 3"], timeout=5)
