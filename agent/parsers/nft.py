@@ -4,7 +4,7 @@ Inbound traffic meets every base chain hooked on "input" in the ip, ip6 and inet
 a packet is dropped if any of them drops it. The profile filters inbound when such a chain has
 policy drop, or when a rule in it (or in a chain it jumps to, or in a verdict map) drops or
 rejects traffic by what it is (a port, a protocol, a destination, or everything). With no input
-base chain at all, netfilter accepts everything.
+base chain at all, netfilter accepts everything; a dormant table's chains see no packet.
 
 As for iptables (parsers/iptables.py), a rule that drops only by where a packet comes from (its
 source address or set of addresses, with the interface it came in on: blocklists, a VPN
@@ -88,6 +88,16 @@ def _by_source_only(expr: list[Any]) -> bool:
     return by_source or invalid_only
 
 
+def _is_dormant(table: dict[str, Any]) -> bool:
+    """Whether a table is dormant (`flags dormant`): its chains see no packet. nft 1.0.6
+    (Debian 12) prints a table's flags as the table's own name ("flags": "dormantfw"); later
+    versions print "dormant". Read as active, a dormant table with policy drop was a firewall
+    on while everything came in."""
+    flags = table.get("flags")
+    names = flags if isinstance(flags, list) else [flags] if isinstance(flags, str) else []
+    return "dormant" in names or (bool(names) and names == [table.get("name")])
+
+
 def parse_nft_json(text: str) -> pb.FirewallProfile:
     try:
         doc = json.loads(text)
@@ -100,9 +110,12 @@ def parse_nft_json(text: str) -> pb.FirewallProfile:
         raise ParseError("nft: no nftables list with metainfo")
     chains: dict[ChainKey, dict[str, Any]] = {}
     rules: dict[ChainKey, list[list[Any]]] = defaultdict(list)
+    dormant: set[tuple[str, str]] = set()
     for item in items:
         if not isinstance(item, dict):
             raise ParseError("nft: ruleset item is not an object")
+        if "table" in item and isinstance(item["table"], dict) and _is_dormant(item["table"]):
+            dormant.add((str(item["table"].get("family")), str(item["table"].get("name"))))
         if "chain" in item:
             c = item["chain"]
             chains[(c["family"], c["table"], c["name"])] = c
@@ -117,7 +130,8 @@ def parse_nft_json(text: str) -> pb.FirewallProfile:
         key
         for key, c in chains.items()
         if c.get("hook") == "input" and key[0] in _INBOUND_FAMILIES and c.get("type") == "filter"
-    ]
+        and (key[0], key[1]) not in dormant
+    ]  # fmt: skip
     # Chains reachable from the input hooks through jump/goto (verdict maps included).
     seen: set[ChainKey] = set()
     todo = list(bases)

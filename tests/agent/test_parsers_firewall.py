@@ -60,6 +60,14 @@ def test_nft_drops_by_source_or_invalid_state_only_do_not_filter() -> None:
     assert profile.rule_count == 7
 
 
+def test_a_dormant_table_filters_nothing() -> None:
+    # `flags dormant`: its chains see no packet, whatever their policy. nft 1.0.6 prints the
+    # flag as the table's name; read as active, policy drop was a firewall on.
+    profile = parse_nft_json(fixture_text("nft/nft-j-dormant-drop-netns.out"))
+    assert not profile.enabled and not profile.active
+    assert profile.default_inbound_action == "allow"
+
+
 @pytest.mark.parametrize("text", ["", "Error: Could not process rule", '{"nftables": [{}]}'])
 def test_nft_rejects_what_is_not_a_ruleset(text: str) -> None:
     with pytest.raises(ParseError):
