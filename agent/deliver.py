@@ -11,6 +11,7 @@ service retries sending the backlog on its backoff schedule without collecting a
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.renewal import ensure_fresh_certificate
 from devposture.agent.sessions import SessionLog
-from devposture.agent.state import AgentState, Enrollment
+from devposture.agent.state import AgentState, Enrollment, StateError
 from devposture.agent.transport import DrainResult, drain
 from devposture.net.rpc_status import parse_description
 from devposture.v1 import devposture_pb2 as pb
@@ -118,7 +119,21 @@ def collect_and_deliver(
     outbox_max_bytes: int | None = None,
 ) -> Round:
     outbox = open_outbox(state, outbox_max_bytes)
-    report = collect(state, enrollment, host, config, trigger, outbox=outbox)
+    try:
+        report = collect(state, enrollment, host, config, trigger, outbox=outbox)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        # This round's report cannot be kept; what waits is still sent, and each report the
+        # collector acknowledges frees its space (the round stopped before, and the disk
+        # stayed full for good).
+        deliver(state, enrollment, outbox)
+        raise StateError(
+            "the disk holding the state folder {path} is full: this round's report was not"
+            " kept (those waiting were sent). Free space on that disk; the agent tries again"
+            " at its next round",
+            path=state.directory,
+        ) from exc
     return Round(report, deliver(state, enrollment, outbox))
 
 

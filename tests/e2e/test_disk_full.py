@@ -273,3 +273,33 @@ def test_a_full_disk_pushes_agents_back_and_storing_resumes_when_space_is_back(
             assert server.stop() == 0
         finally:
             server.close()
+
+
+# --- the agent's state folder ---------------------------------------------------------------
+
+
+def test_a_full_state_disk_sends_what_waits_and_says_so(tmp_path: Path) -> None:
+    # The round stopped at the first write it could not make (the Wi-Fi session log) with a
+    # traceback, before sending: the waiting reports, whose acknowledgement frees their space,
+    # stayed, and the disk stayed full. Now what waits is sent and the folder is named.
+    from devposture.agent.deliver import collect_and_deliver  # noqa: PLC0415
+    from devposture.agent.host.live import LiveHost  # noqa: PLC0415
+    from devposture.agent.probes.config import ProbeConfig  # noqa: PLC0415
+    from devposture.agent.state import StateError  # noqa: PLC0415
+
+    server = CollectorServer.create(tmp_path / "c")
+    server.start()
+    try:
+        with tmpfs(tmp_path / "state", "2m") as disk:
+            agent = enroll_agent(server, disk / "agent", "laptop", server.token(1))
+            agent.put_backlog(2)
+            waiting = len(agent.outbox.pending())
+            filler = fill(disk)
+            with pytest.raises(StateError) as full:
+                collect_and_deliver(agent.state, agent.enrollment, LiveHost(), ProbeConfig())
+            assert "the disk holding the state folder" in str(full.value)
+            assert str(agent.state.directory) in str(full.value)
+            assert waiting == 2 and agent.outbox.pending() == []  # sent, and space freed
+            filler.unlink()
+    finally:
+        server.stop()
