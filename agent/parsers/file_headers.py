@@ -272,10 +272,12 @@ def sniff_zip_directory(directory: bytes, complete: bool) -> HeaderVerdict:
         files += 1
         if flags & 0x1 or method == 99:
             encrypted += 1
-        else:
+        elif encrypted:  # an encrypted entry before it: a plain one hidden behind it
             return HeaderVerdict(
                 _PLAIN, f"ZIP archive with an entry not encrypted ({files} read)", _ZIP
             )
+        else:
+            return HeaderVerdict(_PLAIN, "ZIP archive without encryption", _ZIP)
     if files and encrypted == files and complete:
         return HeaderVerdict(_ENCRYPTED, f"ZIP archive, all {files} entries encrypted", _ZIP)
     if files:
