@@ -149,6 +149,18 @@ def test_only_emptying_a_body_gets_past_the_append_only_guard(
         other.close()
 
 
+def _pruned_export(store: Store, tmp_path: Path) -> Path:
+    """Prunes at T0 + 409 days, then exports from the chain's first entry to now: the
+    period both pruning tests read, so each starts from the same genuine bundle."""
+    first = store.evidence.chain_entries(1, 1)[0]
+    start = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=first.at_us)
+    _prune_at(store, T0 + 409 * DAY)
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    out = export.export_bundle(store, default_policy(), tmp_path, start=start, end=end,
+                               out=tmp_path / "pruned.zip")  # fmt: skip
+    return out.path
+
+
 def test_a_pruning_made_up_to_excuse_deleted_bodies_is_refused(
     store: Store, tmp_path: Path
 ) -> None:
@@ -157,13 +169,7 @@ def test_a_pruning_made_up_to_excuse_deleted_bodies_is_refused(
     # signed again. It verified: the record was checked against its own hash only. Now
     # against the chain's entry at its seq; and one deleting bodies received after it ran is
     # named as such, wherever its seq.
-    first = store.evidence.chain_entries(1, 1)[0]
-    start = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=first.at_us)
-    _prune_at(store, T0 + 409 * DAY)
-    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-    out = export.export_bundle(store, default_policy(), tmp_path, start=start, end=end,
-                               out=tmp_path / "pruned.zip")  # fmt: skip
-    with zipfile.ZipFile(out.path) as archive:
+    with zipfile.ZipFile(_pruned_export(store, tmp_path)) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
     manifest = json.loads(members[bundle.MANIFEST])
     (line,) = members[bundle.PRUNED].splitlines()
@@ -193,19 +199,14 @@ def test_a_pruning_made_up_to_excuse_deleted_bodies_is_refused(
 def test_an_export_of_a_pruned_period_says_so_and_still_verifies(
     store: Store, tmp_path: Path
 ) -> None:
-    first = store.evidence.chain_entries(1, 1)[0]
-    start = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=first.at_us)
-    _prune_at(store, T0 + 409 * DAY)
-    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-    out = export.export_bundle(store, default_policy(), tmp_path, start=start, end=end,
-                               out=tmp_path / "pruned.zip")  # fmt: skip
+    path = _pruned_export(store, tmp_path)
     key = signing.load_or_create(tmp_path).public_key()
-    verdict = verify.verify_bundle(out.path, key)
+    verdict = verify.verify_bundle(path, key)
     assert verdict.ok, verdict.text()
     assert "18 report bodies of this period were deleted under the retention policy" in (
         verdict.text()
     )
-    with zipfile.ZipFile(out.path) as archive:
+    with zipfile.ZipFile(path) as archive:
         page = archive.read(bundle.HTML).decode("utf-8")
         members = {name: archive.read(name) for name in archive.namelist()}
     assert "保留期删除" in page and "400" in page
