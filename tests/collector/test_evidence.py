@@ -57,6 +57,7 @@ from devposture.collector.tokens import new_token
 from devposture.policy import default_policy
 from devposture.policy.reasons import encode
 from devposture.v1 import devposture_pb2 as pb
+from tests.collector.bundle_members import members_of, resigned, written
 from tests.conftest import enroll_agent, make_report, running_collector
 from tests.databases import collector_database, fresh_database, raw, unguarded
 
@@ -139,19 +140,13 @@ def _verify(path: Path, key: Path, capsys: pytest.CaptureFixture[str]) -> tuple[
     return code, capsys.readouterr().out
 
 
-def _members(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as archive:
-        return {name: archive.read(name) for name in archive.namelist()}
+_members = members_of
 
 
 def _tampered(auditor: Evidence, name: str, change: Callable[[dict[str, bytes]], None]) -> Path:
     members = _members(auditor.bundle)
     change(members)
-    out = auditor.folder / f"{name}.zip"
-    with zipfile.ZipFile(out, "w") as archive:
-        for member, data in members.items():
-            archive.writestr(member, data)
-    return out
+    return written(members, auditor.folder / f"{name}.zip")
 
 
 def _bodies(members: dict[str, bytes]) -> list[tuple[int, str, bytes]]:
@@ -501,10 +496,7 @@ def test_a_consistently_rehashed_chain_is_still_caught(auditor: Evidence) -> Non
         edited.append(chain.Entry(e.seq, e.kind, e.at_us, e.key, payload, prev, digest))
         prev = digest
     _put_chain(members, [bundle.entry_line(e) for e in edited])
-    out = auditor.folder / "rehashed.zip"
-    with zipfile.ZipFile(out, "w") as archive:
-        for member, data in members.items():
-            archive.writestr(member, data)
+    out = written(members, auditor.folder / "rehashed.zip")
     verdict = verify_bundle(out, signing.load_public(auditor.public_key.read_bytes()))
     assert not verdict.ok
     assert any("replaced" in p or "not the signed last entry" in p for p in verdict.problems)
@@ -753,18 +745,9 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> Exports:
 
 
 def _resigned(exports: Exports, members: dict[str, bytes], out: Path) -> Path:
-    """`members` as one who holds the signing key would ship them: digests and signature
-    made again, so that only the records' own checks can tell."""
-    manifest = json.loads(members[bundle.MANIFEST])
-    for name in manifest["members"]:
-        manifest["members"][name] = hashlib.sha256(members[name]).hexdigest()
-    members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
-    private = signing.load_or_create(exports.key.parent / "collector")
-    members[bundle.SIGNATURE] = base64.b64encode(signing.sign(private, members[bundle.MANIFEST]))
-    with zipfile.ZipFile(out, "w") as archive:
-        for member, content in members.items():
-            archive.writestr(member, content)
-    return out
+    """`members` as one who holds the signing key would ship them (`bundle_members.resigned`):
+    only the records' own checks can tell."""
+    return resigned(members, exports.key.parent / "collector", out)
 
 
 @pytest.mark.parametrize("change", ["dropped", "renamed"])
@@ -850,10 +833,7 @@ def test_a_changed_bundle_is_named_before_any_comparison(
     lines = _chain_lines(members)
     lines[0]["payload"] = str(lines[0]["payload"]) + " "  # any change to a hashed record
     _put_chain(members, lines)
-    changed = tmp_path / "2026-11.zip"
-    with zipfile.ZipFile(changed, "w") as archive:
-        for member, content in members.items():
-            archive.writestr(member, content)
+    changed = written(members, tmp_path / "2026-11.zip")
     code, out, _ = _verify_after(changed, exports.old, exports.key, capsys)
     assert code == 1
     assert f"problem: 2026-11.zip: {lines[0]['kind']} record seq {lines[0]['seq']} " in out
@@ -883,13 +863,7 @@ def test_a_format_1_bundle_still_verifies_alone_and_as_the_earlier(
     manifest["format"] = "devposture-audit-bundle/1"
     del manifest["chain"]["prev_seq"]
     members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
-    data = exports.key.parent / "collector"
-    members[bundle.SIGNATURE] = base64.b64encode(
-        signing.sign(signing.load_or_create(data), members[bundle.MANIFEST]))  # fmt: skip
-    old = tmp_path / "2026-10.zip"
-    with zipfile.ZipFile(old, "w") as archive:
-        for member, content in members.items():
-            archive.writestr(member, content)
+    old = _resigned(exports, members, tmp_path / "2026-10.zip")
     assert _verify(old, exports.key, capsys)[0] == 0
     code, out, _ = _verify_after(exports.next, old, exports.key, capsys)
     assert code == 0, out
@@ -1080,25 +1054,14 @@ def test_a_bundle_drawn_by_another_layout_verifies_by_its_signature_and_says_so(
     manifest = json.loads(members[bundle.MANIFEST])
     manifest["report_layout"] = 1
     members[bundle.HTML] = members[bundle.HTML].replace(b"--after", b"")
-    manifest["members"][bundle.HTML] = hashlib.sha256(members[bundle.HTML]).hexdigest()
     members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
-    data = exports.key.parent / "collector"
-    members[bundle.SIGNATURE] = base64.b64encode(
-        signing.sign(signing.load_or_create(data), members[bundle.MANIFEST]))  # fmt: skip
-
-    def written(name: str, content: dict[str, bytes]) -> Path:
-        path = tmp_path / name
-        with zipfile.ZipFile(path, "w") as archive:
-            for member, value in content.items():
-                archive.writestr(member, value)
-        return path
-
-    code, out = _verify(written("layout-1.zip", members), exports.key, capsys)
+    code, out = _verify(_resigned(exports, members, tmp_path / "layout-1.zip"), exports.key,
+                        capsys)  # fmt: skip
     assert code == 0, out
     assert ("note: report.html was drawn by report layout 1, this devposture draws layout"
             f" {html.LAYOUT}") in out
     members[bundle.HTML] += b"<p>added later</p>"
-    code, out = _verify(written("layout-1-changed.zip", members), exports.key, capsys)
+    code, out = _verify(written(members, tmp_path / "layout-1-changed.zip"), exports.key, capsys)
     assert code == 1 and "member report.html was changed after the collector signed it" in out
 
 

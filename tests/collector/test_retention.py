@@ -5,12 +5,9 @@ both engines; times given as data."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import datetime as dt
-import hashlib
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +25,7 @@ from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
 from devposture.policy import DEFAULT_RETENTION_DAYS, PolicyError, default_policy, parse_policy
 from devposture.policy import default_policy_text as policy_text
+from tests.collector.bundle_members import members_of, resigned, written
 from tests.databases import fresh_database, raw
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
@@ -169,8 +167,7 @@ def test_a_pruning_made_up_to_excuse_deleted_bodies_is_refused(
     # signed again. It verified: the record was checked against its own hash only. Now
     # against the chain's entry at its seq; and one deleting bodies received after it ran is
     # named as such, wherever its seq.
-    with zipfile.ZipFile(_pruned_export(store, tmp_path)) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = members_of(_pruned_export(store, tmp_path))
     manifest = json.loads(members[bundle.MANIFEST])
     (line,) = members[bundle.PRUNED].splitlines()
     genuine = bundle.parse_entry(json.loads(line))
@@ -182,15 +179,10 @@ def test_a_pruning_made_up_to_excuse_deleted_bodies_is_refused(
     made = dataclasses.replace(made, hash=made.recomputed())
     members[bundle.PRUNED] = bundle.entry_jsonl(made)
     manifest["pruned"]["prunes"][0]["seq"] = seq
-    manifest["members"][bundle.PRUNED] = hashlib.sha256(members[bundle.PRUNED]).hexdigest()
     members[bundle.MANIFEST] = json.dumps(manifest, sort_keys=True, indent=1).encode()
-    private = signing.load_or_create(tmp_path)
-    members[bundle.SIGNATURE] = base64.b64encode(signing.sign(private, members[bundle.MANIFEST]))
-    forged = tmp_path / "forged.zip"
-    with zipfile.ZipFile(forged, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    text = verify.verify_bundle(forged, private.public_key()).text()
+    forged = resigned(members, tmp_path, tmp_path / "forged.zip")
+    public = signing.load_or_create(tmp_path).public_key()
+    text = verify.verify_bundle(forged, public).text()
     assert f"the pruning seq {seq} in {bundle.PRUNED} is not the chain's entry" in text
     assert f"the pruning seq {seq} deletes bodies received up to" in text
     assert "NOT VERIFIED" in text
@@ -206,17 +198,13 @@ def test_an_export_of_a_pruned_period_says_so_and_still_verifies(
     assert "18 report bodies of this period were deleted under the retention policy" in (
         verdict.text()
     )
-    with zipfile.ZipFile(path) as archive:
-        page = archive.read(bundle.HTML).decode("utf-8")
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = members_of(path)
+    page = members[bundle.HTML].decode("utf-8")
     assert "保留期删除" in page and "400" in page
     # A body deleted otherwise (one not covered by any pruning) is still caught.
     kept_line = next(line for line in members[bundle.REPORTS].splitlines()
                      if b"d1-" + str(to_us(T0 + 9 * DAY)).encode() in line)  # fmt: skip
     members[bundle.REPORTS] = members[bundle.REPORTS].replace(kept_line + b"\n", b"")
-    tampered = tmp_path / "tampered.zip"
-    with zipfile.ZipFile(tampered, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    tampered = written(members, tmp_path / "tampered.zip")
     text = verify.verify_bundle(tampered, key).text()
     assert f"(d1-{to_us(T0 + 9 * DAY)}) is missing: deleted" in text
