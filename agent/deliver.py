@@ -104,8 +104,8 @@ def deliver(
     result = drain(state, enrollment, outbox, should_stop=should_stop)
     if result.newest_delivered is not None:
         SessionLog(state.wifi_sessions_path).acknowledged(result.newest_delivered)
-    if result.last_ack is not None and result.last_ack.verdicts:
-        state.save_verdicts(result.last_ack)
+    if result.verdicts is not None:
+        state.save_verdicts(result.verdicts)
     return result
 
 

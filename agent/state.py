@@ -189,7 +189,9 @@ class AgentState:
         write_atomic(self.config_path, config.SerializeToString(deterministic=True), 0o600)
 
     def save_verdicts(self, ack: pb.ReportAck) -> None:
-        kept = pb.ReportAck(report_id=ack.report_id, stored_at=ack.stored_at, verdicts=ack.verdicts)
+        # With their digest: the next report tells the collector which verdicts are held.
+        kept = pb.ReportAck(report_id=ack.report_id, stored_at=ack.stored_at,
+                            verdicts=ack.verdicts, verdicts_digest=ack.verdicts_digest)  # fmt: skip
         write_atomic(self.verdicts_path, kept.SerializeToString(deterministic=True), 0o600)
 
     def load_verdicts(self) -> pb.ReportAck | None:

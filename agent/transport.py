@@ -98,6 +98,9 @@ class DrainResult:
     stopped_by: str | None = None
     # The acknowledgement of the newest report sent (its verdicts, maybe a new configuration).
     last_ack: pb.ReportAck | None = None
+    # The verdicts to keep for `status`, with the newest report they were judged with, when
+    # this drain brought new ones or was told they stand (None: keep what is kept).
+    verdicts: pb.ReportAck | None = None
     # Seconds the collector asked this device to wait before sending again (pushback).
     retry_after: float | None = None
     # A new configuration the collector handed out during this drain (already saved).
@@ -149,10 +152,12 @@ def _await(call: grpc.Future[T], should_stop: Callable[[], bool] | None) -> T:
 
 def send_report(
     channel: grpc.Channel, report: pb.PostureReport, config_version: int = 0,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None, verdicts_held: bytes = b"",
 ) -> pb.ReportAck:  # fmt: skip
     stub = pb_grpc.CollectorStub(channel)
-    request = pb.ReportRequest(report=report, config_version=config_version, sent_at=_now())
+    request = pb.ReportRequest(
+        report=report, config_version=config_version, sent_at=_now(), verdicts_held=verdicts_held
+    )
     call = stub.Report.future(request, timeout=REPORT_DEADLINE_SECONDS, wait_for_ready=False)
     ack = _await(call, should_stop)
     if ack.report_id != report.report_id:
@@ -162,12 +167,13 @@ def send_report(
 
 def send_batch(
     channel: grpc.Channel, reports: Sequence[pb.PostureReport], config_version: int = 0,
-    should_stop: Callable[[], bool] | None = None,
+    should_stop: Callable[[], bool] | None = None, verdicts_held: bytes = b"",
 ) -> pb.ReportBatchResponse:  # fmt: skip
     stub = pb_grpc.CollectorStub(channel)
     request = pb.ReportBatchRequest(
-        reports=list(reports), config_version=config_version, sent_at=_now()
-    )
+        reports=list(reports), config_version=config_version, sent_at=_now(),
+        verdicts_held=verdicts_held,
+    )  # fmt: skip
     call = stub.ReportBatch.future(request, timeout=BATCH_DEADLINE_SECONDS, wait_for_ready=False)
     response = _await(call, should_stop)
     return response
@@ -204,6 +210,14 @@ class _Drain:
         self.outbox = outbox
         self.result = result
         self.config_version = config_version
+        # The verdicts the agent holds (kept from an earlier drain, or this one's newest).
+        self.held = state.load_verdicts()
+
+    @property
+    def verdicts_held(self) -> bytes:
+        """What the collector is told the agent holds: it then sends verdicts only when they
+        changed (an older collector sends them every time)."""
+        return self.held.verdicts_digest if self.held is not None and self.held.verdicts else b""
 
     def delivered(self, item: Pending, ack: pb.ReportAck) -> None:
         self.outbox.remove(item)
@@ -212,6 +226,23 @@ class _Drain:
         )
         self.result.last_ack = ack
         self.result.newest_delivered = item.report
+        self._judged(ack)
+
+    def _judged(self, ack: pb.ReportAck) -> None:
+        """Keep the verdicts an acknowledgement brings, or those it says still stand (then
+        dated by its report)."""
+        if ack.verdicts:
+            verdicts = ack.verdicts
+        elif (ack.verdicts_unchanged and self.held is not None
+              and ack.verdicts_digest == self.held.verdicts_digest):  # fmt: skip
+            verdicts = self.held.verdicts
+        else:  # an older report's acknowledgement in a batch: no verdicts
+            return
+        self.held = pb.ReportAck(
+            report_id=ack.report_id, stored_at=ack.stored_at, verdicts=verdicts,
+            verdicts_digest=ack.verdicts_digest,
+        )  # fmt: skip
+        self.result.verdicts = self.held
 
     def new_config(self, config: pb.AgentConfig) -> None:
         self.state.save_config(config)
@@ -241,7 +272,9 @@ def _send_unary(
             return
         drain.result.calls += 1
         try:
-            ack = send_report(channel, item.report, drain.config_version, should_stop)
+            ack = send_report(
+                channel, item.report, drain.config_version, should_stop, drain.verdicts_held
+            )
         except Stopped:
             drain.result.stopped_by = STOPPING
             return
@@ -295,8 +328,9 @@ def _send_batches(
         drain.result.calls += 1
         try:
             response = send_batch(
-                channel, [item.report for item in batch], drain.config_version, should_stop
-            )
+                channel, [item.report for item in batch], drain.config_version, should_stop,
+                drain.verdicts_held,
+            )  # fmt: skip
         except Stopped:
             drain.result.stopped_by = STOPPING
             return False, []

@@ -619,7 +619,7 @@ class Share:
 
 class _Agent:
     __slots__ = ("channel", "config_version", "credentials", "device", "failures", "pending",
-                 "sending")  # fmt: skip
+                 "sending", "verdicts_held")  # fmt: skip
 
     def __init__(self, device: Device) -> None:
         state = AgentState(Path(device.state))
@@ -634,6 +634,8 @@ class _Agent:
         self.sending = False
         self.failures = 0
         self.channel: grpc.aio.Channel | None = None
+        # The digest of the verdicts this agent holds, sent as the agent sends it.
+        self.verdicts_held = b""
 
 
 class _Fleet:
@@ -707,7 +709,8 @@ class _Fleet:
     async def _call(self, agent: _Agent, batch: list[pb.PostureReport]) -> pb.ReportBatchResponse:
         channel, close = self._channel(agent)
         try:
-            request = pb.ReportBatchRequest(reports=batch, config_version=agent.config_version)
+            request = pb.ReportBatchRequest(reports=batch, config_version=agent.config_version,
+                                            verdicts_held=agent.verdicts_held)  # fmt: skip
             request.sent_at.GetCurrentTime()
             stub = pb_grpc.CollectorStub(channel)
             return await stub.ReportBatch(request, timeout=BATCH_DEADLINE_SECONDS)
@@ -768,6 +771,8 @@ class _Fleet:
                 answered.add(rejection.report_id)
                 stats["rejected"] += 1
         agent.pending = [(r, at) for r, at in agent.pending if r.report_id not in answered]
+        if response.acks and response.acks[-1].verdicts_digest:
+            agent.verdicts_held = response.acks[-1].verdicts_digest
         if response.HasField("config") and response.config.version != agent.config_version:
             # Saved, as the agent does: a later run on the same (cached) fleet starts with it.
             AgentState(Path(agent.device.state)).save_config(response.config)

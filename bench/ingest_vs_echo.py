@@ -10,7 +10,9 @@ of enrolled devices), and get the same requests from the same clients:
 * (b) the real `devposture-collector serve`: validation, identity (admission per call),
   policy evaluation, group commit with synchronous=FULL (by its report writer, a child
   process whose CPU counts as the collector's), then the acknowledgement. Rate limits are
-  raised so that they never speak (collector.toml [limits]).
+  raised so that they never speak (collector.toml [limits]). Each device's client sends back
+  the digest of the verdicts it was given (`verdicts_held`), as the agent does, so the
+  verdicts ride again only when they change.
 
 The load: `--clients` client processes, each with `--inflight` calls in flight at all times
 over one channel per device (`--devices` enrolled devices shared among the clients, each
@@ -177,6 +179,9 @@ async def _load(load: Load) -> dict[str, float]:
     channels = [_channel(s, load.port) for s in states]
     stubs = [pb_grpc.CollectorStub(c) for c in channels]
     templates = [posture_report(s.load().device_id, utcnow()) for s in states]
+    # Each device's digest of the verdicts it holds, sent back as an agent does (the echo
+    # sends none, so it is never told anything).
+    held = [b""] * len(stubs)
     end_at = load.start_at + load.seconds
     counts = {"calls": 0.0, "reports": 0.0, "errors": 0.0}
     codes: dict[str, float] = {}
@@ -186,18 +191,25 @@ async def _load(load: Load) -> dict[str, float]:
         # share sends, in turn (a fleet, not the same few devices over and over).
         which = index % len(stubs)
         while time.time() < end_at:
-            stub, template = stubs[which], templates[which]
+            device = which
+            stub, template = stubs[device], templates[device]
             which = (which + load.inflight) % len(stubs)
             try:
                 if load.batch:
                     batch = [_fresh(template) for _ in range(load.batch)]
                     response = await stub.ReportBatch(
-                        pb.ReportBatchRequest(reports=batch), timeout=60
+                        pb.ReportBatchRequest(reports=batch, verdicts_held=held[device]),
+                        timeout=60,
                     )
                     done = len(response.acks)
+                    if response.acks and response.acks[-1].verdicts_digest:
+                        held[device] = response.acks[-1].verdicts_digest
                 else:
-                    await stub.Report(pb.ReportRequest(report=_fresh(template)), timeout=30)
+                    request = pb.ReportRequest(report=_fresh(template), verdicts_held=held[device])
+                    ack = await stub.Report(request, timeout=30)
                     done = 1
+                    if ack.verdicts_digest:
+                        held[device] = ack.verdicts_digest
             except grpc.RpcError as exc:
                 if load.start_at <= time.time() <= end_at:
                     counts["errors"] += 1

@@ -104,3 +104,19 @@ def add_verdicts(
             verdict.CopyFrom(template)
             verdict.state, verdict.reason_code = result.state, result.reason
             verdict.reason = render(result.reason, "en", zone)
+
+
+def verdicts_digest(encoded: bytes, deadlines: dict[str, dt.datetime]) -> bytes:
+    """Names an acknowledgement's verdicts: `encoded` (the verdicts field as sent, titles and
+    remedies included, so a policy's new wording is a new digest) and each FAIL's grace
+    deadline, to the microsecond. The agent sends it back as `verdicts_held`, and is sent the
+    verdicts again only when this changes: exactly when `status` would show something else."""
+    digest = hashlib.sha256(encoded)
+    for check_id in sorted(deadlines):
+        moment = deadlines[check_id]
+        micros = (moment - _EPOCH) // dt.timedelta(microseconds=1)
+        digest.update(b"\0%s=%d" % (check_id.encode("utf-8"), micros))
+    return digest.digest()
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

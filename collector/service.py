@@ -29,7 +29,12 @@ from cryptography import x509
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from devposture.collector.agent_config import add_verdicts, agent_config, verdict_templates
+from devposture.collector.agent_config import (
+    add_verdicts,
+    agent_config,
+    verdict_templates,
+    verdicts_digest,
+)
 from devposture.collector.clock import utcnow
 from devposture.collector.enroll_refusals import worded_refusal
 from devposture.collector.grace_deadlines import (
@@ -809,36 +814,49 @@ class CollectorService(pb_grpc.CollectorServicer):
         kept = pb.PostureReport.FromString(body)
         return self._judge(kept, utc(kept.collected_at))
 
-    def _ack(
-        self, record: ReportRecord, results: list[CheckResult], outcome: StoreOutcome,
-        with_verdicts: bool,
-    ) -> pb.ReportAck:  # fmt: skip
-        ack = pb.ReportAck(
+    def _ack(self, record: ReportRecord, outcome: StoreOutcome) -> pb.ReportAck:
+        return pb.ReportAck(
             report_id=record.report_id,
             duplicate=outcome is StoreOutcome.DUPLICATE,
             stored_at=_timestamp(record.received_at),
         )
-        if with_verdicts:
-            ack.MergeFromString(self._judging.verdict_bytes(results))
-        return ack
 
-    async def _add_grace_deadlines(
-        self, ack: pb.ReportAck, record: ReportRecord, held: dict[str, int] | None
-    ) -> None:
-        """Each FAIL verdict of `ack` with the end of its grace period, from the device's
-        history as just stored: the employee is told the date IT's reports show. `held`: what
-        the store said as it wrote the report (check -> since when its state holds), for a
-        report that was its device's newest; else (a duplicate, an older report) the history
-        is read, only when a failing check has a grace period. A failed read leaves the dates
-        out (the report is stored and acknowledged all the same)."""
-        policy = self._judging.policy
-        failing = [v.check_id for v in ack.verdicts if v.state == "FAIL"]
-        if not needs_history(policy, failing):
+    async def _add_verdicts(
+        self, ack: pb.ReportAck, record: ReportRecord, results: list[CheckResult],
+        held: dict[str, int] | None, verdicts_held: bytes,
+    ) -> None:  # fmt: skip
+        """The verdicts the employee sees, with their grace deadlines, on the acknowledgement
+        of a device's newest report; only their digest when the agent holds these already
+        (`verdicts_held`): a steady device's verdicts repeat, and with their titles and
+        remedies in two languages they were most of every acknowledgement's bytes."""
+        encoded = self._judging.verdict_bytes(results)
+        failing = [r.check_id for r in results if r.state == "FAIL"]
+        deadlines = await self._grace_deadlines(record, failing, held)
+        ack.verdicts_digest = verdicts_digest(encoded, deadlines)
+        if verdicts_held and verdicts_held == ack.verdicts_digest:
+            ack.verdicts_unchanged = True
             return
+        ack.MergeFromString(encoded)
+        for verdict in ack.verdicts:
+            deadline = deadlines.get(verdict.check_id)
+            if deadline is not None:
+                verdict.grace_until.CopyFrom(_timestamp(deadline))
+
+    async def _grace_deadlines(
+        self, record: ReportRecord, failing: list[str], held: dict[str, int] | None
+    ) -> dict[str, dt.datetime]:
+        """When the grace period of each `failing` check ends, from the device's history as
+        just stored: the employee is told the date IT's reports show. `held`: what the store
+        said as it wrote the report (check -> since when its state holds), for a report that
+        was its device's newest; else (a duplicate, an older report) the history is read,
+        only when a failing check has a grace period. A failed read leaves the dates out (the
+        report is stored and acknowledged all the same)."""
+        policy = self._judging.policy
+        if not needs_history(policy, failing):
+            return {}
         if held is not None:  # the report's FAIL verdicts are its device's last states
             began = {c: from_us(held[c]) for c in failing if c in held}
-            self._set_grace_deadlines(ack, deadlines_of_failures(policy, began, failing))
-            return
+            return deadlines_of_failures(policy, began, failing)
         # The history is dated by collection time, at most a day ahead of receipt.
         device_id, until = record.device_id, record.received_at + dt.timedelta(days=1)
         try:
@@ -850,15 +868,8 @@ class CollectorService(pb_grpc.CollectorServicer):
                 )
         except database_errors() as exc:
             log.warning("device %s: grace deadlines not read: %s", device_id, type(exc).__name__)
-            return
-        self._set_grace_deadlines(ack, grace_deadlines(policy, changes, failing))
-
-    @staticmethod
-    def _set_grace_deadlines(ack: pb.ReportAck, deadlines: dict[str, dt.datetime]) -> None:
-        for verdict in ack.verdicts:
-            deadline = deadlines.get(verdict.check_id)
-            if deadline is not None:
-                verdict.grace_until.CopyFrom(_timestamp(deadline))
+            return {}
+        return grace_deadlines(policy, changes, failing)
 
     async def _counted(
         self, rpc: str, request: Request[pb.ReportRequest] | Request[pb.ReportBatchRequest],
@@ -935,8 +946,10 @@ class CollectorService(pb_grpc.CollectorServicer):
         log.debug("report %s from device %s: %s", record.report_id, peer.device_id, outcome.value)
         if outcome is StoreOutcome.DUPLICATE:
             results = await self._as_stored(record, results)
-        ack = self._ack(record, results, outcome, with_verdicts=True)
-        await self._add_grace_deadlines(ack, record, committed.held.get(record.report_id))
+        ack = self._ack(record, outcome)
+        await self._add_verdicts(
+            ack, record, results, committed.held.get(record.report_id), request.verdicts_held
+        )
         if request.config_version != self._judging.agent_config.version:
             ack.config.CopyFrom(self._judging.agent_config)
         return ack
@@ -979,15 +992,14 @@ class CollectorService(pb_grpc.CollectorServicer):
         # Only the newest report's acknowledgement carries the verdicts the employee sees.
         newest = max((s[0] for s in stored), key=lambda r: r.collected_at, default=None)
         for record, results, outcome in stored:
-            if record is newest and outcome is StoreOutcome.DUPLICATE:
-                results = await self._as_stored(record, results)  # noqa: PLW2901
-            response.acks.append(
-                self._ack(record, results, outcome, with_verdicts=record is newest)
-            )
+            response.acks.append(self._ack(record, outcome))
             if record is newest:
-                await self._add_grace_deadlines(
-                    response.acks[-1], record, committed.held.get(record.report_id)
-                )
+                if outcome is StoreOutcome.DUPLICATE:
+                    results = await self._as_stored(record, results)  # noqa: PLW2901
+                await self._add_verdicts(
+                    response.acks[-1], record, results, committed.held.get(record.report_id),
+                    request.verdicts_held,
+                )  # fmt: skip
         log.debug(
             "batch from device %s: %d stored or known, %d refused",
             peer.device_id, len(response.acks), len(response.rejections),

@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from devposture.agent.deliver import deliver
 from devposture.agent.outbox import Outbox, Pending
 from devposture.agent.transport import (
     CHANNEL_OPTIONS,
@@ -78,6 +79,34 @@ def test_batches_respect_count_and_size() -> None:
     assert [len(b) for b in batches([Pending(Path("h"), huge), *small[:3]])] == [1, 3]
 
 
+def test_verdicts_that_stand_are_kept_dated_by_the_newest_report(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    # The agent says which verdicts it holds; the collector answers that they stand instead of
+    # sending them again, and `status` still has them, judged with the newest report.
+    outbox = Outbox(agent.state.outbox_dir)
+    device = agent.enrollment.device_id
+    now = dt.datetime.now(dt.UTC)
+    first = [make_report(device, now - dt.timedelta(minutes=m)) for m in (50, 40)]
+    for report in first:
+        outbox.put(report)
+    deliver(agent.state, agent.enrollment, outbox)
+    kept = agent.state.load_verdicts()
+    assert kept is not None and kept.report_id == first[-1].report_id
+    assert kept.verdicts and kept.verdicts_digest
+    later = [make_report(device, now - dt.timedelta(minutes=m)) for m in (20, 10)]
+    for report in later:
+        outbox.put(report)
+    result = deliver(agent.state, agent.enrollment, outbox)
+    assert result.last_ack is not None and result.last_ack.verdicts_unchanged
+    assert not result.last_ack.verdicts
+    again = agent.state.load_verdicts()
+    assert again is not None and again.report_id == later[-1].report_id
+    assert list(again.verdicts) == list(kept.verdicts)
+    assert again.verdicts_digest == kept.verdicts_digest
+    assert again.stored_at.ToDatetime() >= kept.stored_at.ToDatetime()
+
+
 def test_a_backlog_drains_in_batches_each_report_stored_once(
     live_collector: LiveCollector, agent: EnrolledAgent
 ) -> None:
@@ -91,9 +120,14 @@ def test_a_backlog_drains_in_batches_each_report_stored_once(
     stored = _stored(live_collector)
     assert sorted(stored) == sorted(r.report_id for r in reports)
     assert len(stored) == len(set(stored)) == 150
-    # Only the newest report's acknowledgement carries verdicts; it is the one kept.
+    # Only the newest report's acknowledgement in a batch carries verdicts, and after the
+    # first batch only when they changed: these reports change nothing, so the last batch's
+    # says they stand. Those of the first are kept, dated by the newest report.
     assert result.last_ack is not None and result.last_ack.report_id == reports[-1].report_id
-    assert result.last_ack.verdicts
+    assert result.last_ack.verdicts_unchanged and not result.last_ack.verdicts
+    assert result.verdicts is not None and result.verdicts.report_id == reports[-1].report_id
+    assert result.verdicts.verdicts and result.verdicts.verdicts_digest
+    assert result.verdicts.verdicts_digest == result.last_ack.verdicts_digest
     assert result.newest_delivered is not None
     assert result.newest_delivered.report_id == reports[-1].report_id
     # A fresh agent had no configuration: the batch brought one, and it was saved.

@@ -481,9 +481,16 @@ class ReportRequest(_message.Message):
     REPORT_FIELD_NUMBER: _builtins.int
     CONFIG_VERSION_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
+    VERDICTS_HELD_FIELD_NUMBER: _builtins.int
     config_version: _builtins.int
     """Version of the AgentConfig the agent is using (0: none yet). The collector sends a new
     configuration in the acknowledgement when its own version differs.
+    """
+    verdicts_held: _builtins.bytes
+    """The `verdicts_digest` of the verdicts the agent holds from an earlier acknowledgement
+    (empty: none). When the collector's verdicts for this report are the same, it leaves them
+    out of the acknowledgement and says so (`verdicts_unchanged`): most reports change nothing,
+    and the verdicts, with their titles and remedies in two languages, are most of its bytes.
     """
     @_builtins.property
     def report(self) -> Global___PostureReport: ...
@@ -499,10 +506,11 @@ class ReportRequest(_message.Message):
         report: Global___PostureReport | None = ...,
         config_version: _builtins.int = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
+        verdicts_held: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "report", b"report", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "report", b"report", "sent_at", b"sent_at", "verdicts_held", b"verdicts_held"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -515,7 +523,10 @@ class ReportBatchRequest(_message.Message):
     REPORTS_FIELD_NUMBER: _builtins.int
     CONFIG_VERSION_FIELD_NUMBER: _builtins.int
     SENT_AT_FIELD_NUMBER: _builtins.int
+    VERDICTS_HELD_FIELD_NUMBER: _builtins.int
     config_version: _builtins.int
+    verdicts_held: _builtins.bytes
+    """As in ReportRequest, for the newest report's acknowledgement."""
     @_builtins.property
     def reports(self) -> _containers.RepeatedCompositeFieldContainer[Global___PostureReport]:
         """Oldest first; at most 64, and the whole request within the collector's message limit."""
@@ -528,10 +539,11 @@ class ReportBatchRequest(_message.Message):
         reports: _abc.Iterable[Global___PostureReport] | None = ...,
         config_version: _builtins.int = ...,
         sent_at: _timestamp_pb2.Timestamp | None = ...,
+        verdicts_held: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sent_at", b"sent_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "reports", b"reports", "sent_at", b"sent_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_version", b"config_version", "reports", b"reports", "sent_at", b"sent_at", "verdicts_held", b"verdicts_held"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -610,9 +622,20 @@ class ReportAck(_message.Message):
     STORED_AT_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
     VERDICTS_FIELD_NUMBER: _builtins.int
+    VERDICTS_DIGEST_FIELD_NUMBER: _builtins.int
+    VERDICTS_UNCHANGED_FIELD_NUMBER: _builtins.int
     report_id: _builtins.str
     duplicate: _builtins.bool
     """True when the collector already had this report: it was not stored a second time."""
+    verdicts_digest: _builtins.bytes
+    """Names these verdicts (with their grace deadlines) as the collector judged them; the agent
+    keeps it with them and sends it back as `verdicts_held`. Opaque to the agent. Empty from
+    collectors that predate it, and in acknowledgements that carry no verdicts at all.
+    """
+    verdicts_unchanged: _builtins.bool
+    """True when `verdicts` were left out because they equal what the agent holds
+    (`verdicts_held`): the agent's verdicts stand, judged again with this report.
+    """
     @_builtins.property
     def stored_at(self) -> _timestamp_pb2.Timestamp:
         """When the collector durably stored the report (its own clock)."""
@@ -623,7 +646,9 @@ class ReportAck(_message.Message):
 
     @_builtins.property
     def verdicts(self) -> _containers.RepeatedCompositeFieldContainer[Global___CheckVerdict]:
-        """How the collector judged this report, per check: what the employee sees in `status`."""
+        """How the collector judged this report, per check: what the employee sees in `status`.
+        Left out when they are the verdicts the agent holds (`verdicts_unchanged`).
+        """
 
     def __init__(
         self,
@@ -633,10 +658,12 @@ class ReportAck(_message.Message):
         stored_at: _timestamp_pb2.Timestamp | None = ...,
         config: Global___AgentConfig | None = ...,
         verdicts: _abc.Iterable[Global___CheckVerdict] | None = ...,
+        verdicts_digest: _builtins.bytes = ...,
+        verdicts_unchanged: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "stored_at", b"stored_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "duplicate", b"duplicate", "report_id", b"report_id", "stored_at", b"stored_at", "verdicts", b"verdicts"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "duplicate", b"duplicate", "report_id", b"report_id", "stored_at", b"stored_at", "verdicts", b"verdicts", "verdicts_digest", b"verdicts_digest", "verdicts_unchanged", b"verdicts_unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
