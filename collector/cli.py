@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import re
 import sqlite3
 import sys
 from pathlib import Path
@@ -406,6 +407,11 @@ def main(argv: list[str] | None = None) -> int:
 _DAMAGED = ("malformed", "file is not a database", "database corruption")
 
 
+# What SQLite says of a text column holding bytes that are not UTF-8 (a hand edit: the
+# collector writes text as text); the rest of its message is those bytes, never shown.
+_NOT_TEXT = re.compile(r"Could not decode to UTF-8 column '([^']{1,64})'")
+
+
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
     return any(words in str(exc) for words in _DAMAGED)
 
@@ -419,6 +425,14 @@ def _storage_problem(exc: Exception, data: Path | None) -> Said | None:
             "the collector database is damaged ({problem}): stop the collector, keep the"
             " damaged file aside, and put back devposture.db from your last backup",
             problem=exc,
+        )
+    undecodable = _NOT_TEXT.match(str(exc)) if isinstance(exc, sqlite3.OperationalError) else None
+    if undecodable is not None:
+        return said(
+            "the collector database holds bytes that are not text in column {column}: a row"
+            " was edited outside the collector; find out who changed it and restore"
+            " devposture.db from your last backup",
+            column=undecodable.group(1),
         )
     if isinstance(exc, sqlite3.Error | PermissionError):
         return said(

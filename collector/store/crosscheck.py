@@ -46,9 +46,22 @@ class _Chained:
     integer: tuple[bool, ...]  # which of them are numbers (cast in a VALUES list)
     select: str  # the columns of a record, of `t` (and its joins)
     joins: str = ""
+    blobs: tuple[str, ...] = ()  # columns of `select` that hold bytes
 
     def record(self, row: Sequence[Any]) -> tuple[Key, Record]:
         return _RECORDS[self.table](row)
+
+    def columns(self, dialect: Dialect) -> str:
+        """`select`, its byte columns read as bytes whatever was typed into them by hand."""
+        return _columns(self, dialect)
+
+
+@functools.cache
+def _columns(t: _Chained, dialect: Dialect) -> str:
+    select = t.select
+    for column in t.blobs:
+        select = select.replace(column, dialect.blob(column))
+    return select
 
 
 def _report(row: Sequence[Any]) -> tuple[Key, Record]:
@@ -87,7 +100,7 @@ TABLES: dict[str, _Chained] = {
     chain.REPORT: _Chained(
         "reports", ("report_id",), (False,),
         "t.report_id, t.device_id, t.received_us, t.collected_us, t.agent_version,"
-        " t.clock_skew_ms, t.body, t.parts",
+        " t.clock_skew_ms, t.body, t.parts", blobs=("t.body", "t.parts"),
     ),
     chain.STATE: _Chained(
         "state_changes", ("device_id", "check_id", "since_us"), (False, False, True),
@@ -130,15 +143,16 @@ def _marks(count: int) -> str:
 def _lookup(dialect: Dialect, kind: str, rows: int) -> str:
     """The records of `rows` keys: an index seek each."""
     t = TABLES[kind]
+    columns = t.columns(dialect)
     if len(t.key) == 1:
         marks = ", ".join("?" * rows)
-        return f"SELECT {t.select} FROM {t.table} t{t.joins} WHERE t.{t.key[0]} IN ({marks})"  # noqa: S608
+        return f"SELECT {columns} FROM {t.table} t{t.joins} WHERE t.{t.key[0]} IN ({marks})"  # noqa: S608
     values = "(VALUES " + ", ".join([_marks(len(t.key))] * rows) + ") AS v"
     on = " AND ".join(
         f"t.{column} = " + (f"CAST(v.column{n} AS BIGINT)" if number else f"v.column{n}")
         for n, (column, number) in enumerate(zip(t.key, t.integer, strict=True), start=1)
     )
-    return f"SELECT {t.select} FROM {dialect.lookup_join(values, t.table, 't', on)}{t.joins}"  # noqa: S608
+    return f"SELECT {columns} FROM {dialect.lookup_join(values, t.table, 't', on)}{t.joins}"  # noqa: S608
 
 
 @functools.cache
@@ -295,7 +309,7 @@ class Crosscheck(Part):
         t = TABLES[chain.REPORT]
         found: list[tuple[int, Key, Record]] = []
         rows = self._db.execute(
-            f"SELECT {t.select}, t.n FROM reports t WHERE t.n BETWEEN ? AND ?"  # noqa: S608
+            f"SELECT {t.columns(self.dialect)}, t.n FROM reports t WHERE t.n BETWEEN ? AND ?"  # noqa: S608
             " ORDER BY t.n",
             (first_n, last_n),
         ).fetchall()
@@ -314,7 +328,7 @@ class Crosscheck(Part):
         `limit` rows were received then (read them by id): nothing is held beyond it."""
         t = TABLES[chain.REPORT]
         rows = self._db.execute(
-            f"SELECT {t.select} FROM reports t WHERE t.received_us BETWEEN ? AND ?"  # noqa: S608
+            f"SELECT {t.columns(self.dialect)} FROM reports t WHERE t.received_us BETWEEN ? AND ?"  # noqa: S608
             " LIMIT ?",
             (first_us, last_us, limit + 1),
         ).fetchall()

@@ -82,6 +82,13 @@ class Dialect:
             return f"SELECT value FROM json_each({parameter})"  # noqa: S608 (a placeholder)
         return f"SELECT jsonb_array_elements_text(CAST({parameter} AS jsonb))"
 
+    def blob(self, column: str) -> str:
+        """`column` read as bytes whatever a hand edit stored in it: SQLite keeps any type in
+        any column, and a body or part typed as text (`UPDATE ... SET body = 'x'`, or `||`,
+        which always makes text) came back a str, or failed to decode at all, instead of
+        bytes that the evidence checks name as changed. PostgreSQL's bytea holds only bytes."""
+        return f"CAST({column} AS BLOB)" if self.is_sqlite else column
+
     def indexed_by(self, index: str) -> str:
         """SQLite's planner hint (PostgreSQL's planner chooses on its statistics)."""
         return f" INDEXED BY {index}" if self.is_sqlite else ""

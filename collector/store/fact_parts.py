@@ -21,6 +21,7 @@ names, so neither cache can name a part that is gone.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Any
 
 from devposture.collector.evidence import body_parts
 from devposture.collector.store.chain import padded, pieces
-from devposture.collector.store.engine import AnyDatabase, Cursor
+from devposture.collector.store.engine import SQLITE, AnyDatabase, Cursor
 
 DAY_US = 86_400_000_000
 # How much older than the latest report naming it a part's `last_us` may be.
@@ -130,12 +131,15 @@ def write(cur: Cursor, parts: Sequence[tuple[bytes, bytes, int]]) -> None:
 
 
 def fetch(db: AnyDatabase | Cursor, digests: Sequence[bytes]) -> dict[bytes, bytes]:
-    """digest -> bytes of those of `digests` stored."""
+    """digest -> bytes of those of `digests` stored (a part typed into SQLite as text read
+    as its bytes: it then no longer matches its digest, and its reports are named)."""
     found: dict[bytes, bytes] = {}
+    sqlite = isinstance(db, sqlite3.Cursor) or getattr(db, "dialect", None) == SQLITE
+    part_column = SQLITE.blob("part") if sqlite else "part"
     for chunk in padded(list(dict.fromkeys(digests))):
         marks = ", ".join("?" * len(chunk))
         for d, part in db.execute(
-            f"SELECT digest, part FROM fact_parts WHERE digest IN ({marks})",  # noqa: S608
+            f"SELECT digest, {part_column} FROM fact_parts WHERE digest IN ({marks})",  # noqa: S608
             list(chunk),
         ):
             found[bytes(d)] = bytes(part)

@@ -482,6 +482,22 @@ def test_audit_check_exits_0_when_the_tables_agree_and_1_naming_each_row_when_no
         store.close()
 
 
+@pytest.mark.sqlite_only  # only SQLite keeps bytes that are not UTF-8 in a text column
+def test_text_that_is_not_utf8_typed_in_by_hand_is_told_as_an_edit(
+    data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SQLite cannot read it back as text; this was told as a permissions problem ("run as the
+    # collector's service account"), with the raw bytes printed to the terminal.
+    with unguarded(load(data).database) as db:
+        db.execute("UPDATE state_changes SET reason = CAST(x'ff8081' AS TEXT)"
+                   " WHERE device_id = 'dev-01'")  # fmt: skip
+    code, out, err = _check(data, capsys)
+    assert code == 1 and out == ""
+    assert "holds bytes that are not text in column reason" in err, err
+    assert "restore devposture.db from your last backup" in err
+    assert "service account" not in err and "\udcff" not in err and "\xff" not in err
+
+
 def test_audit_check_on_a_folder_that_is_not_a_collector_says_what_to_do(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

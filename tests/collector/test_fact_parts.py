@@ -337,6 +337,37 @@ def test_a_fact_part_changed_behind_the_collectors_back_is_named(
     assert bodies.rows([row], 1)[0][1] is not None
 
 
+@pytest.mark.sqlite_only  # SQLite keeps any type in any column; PostgreSQL's bytea only bytes
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE fact_parts SET part = 'x' WHERE digest = :digest",  # text, not bytes
+        "UPDATE fact_parts SET part = part || x'ff' WHERE digest = :digest",  # `||` makes text
+        "UPDATE reports SET body = 'firewall on' WHERE report_id = :report",
+        "UPDATE reports SET body = body || x'ff' WHERE report_id = :report",  # not even UTF-8
+    ],
+)
+def test_a_part_or_body_typed_as_text_by_hand_is_named_not_a_crash(
+    store: Store, target: DatabaseTarget, edit: str
+) -> None:
+    # An operator's sqlite3 session stores text where the collector stores bytes: audit check
+    # and the export crashed (TypeError), or blamed the file's permissions (text that is not
+    # UTF-8 could not even be read), where they name the reports whose bodies changed.
+    ids = [_store(store, f"dev-{n}", T0 + n * HOUR, host=f"PC-{n}")[0] for n in range(3)]
+    store.sealing.seal_all(to_us(T0 + DAY))
+    body = _report("dev-0", T0)
+    [part] = [body[s:e] for n, s, e in body_parts.field_runs(body) if n == 10]  # antivirus
+    with unguarded(target) as db:
+        db.execute(edit.replace(":digest", "?").replace(":report", "?"),
+                   (body_parts.digest(part),) if ":digest" in edit else (ids[0],))  # fmt: skip
+    found = table_disagreements(Store.open(target))
+    assert not found.ok
+    named = found.text()
+    assert f"[report_id '{ids[0]}']" in named and "the report body was changed" in named
+    if ":digest" in edit:  # every report holding the antivirus part
+        assert all(f"[report_id '{r}']" in named for r in ids)
+
+
 def test_a_report_stored_before_schema_16_keeps_its_whole_body(
     store: Store, target: DatabaseTarget
 ) -> None:
