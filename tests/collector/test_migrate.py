@@ -50,7 +50,11 @@ def _site(base: Path) -> tuple[Path, Path]:
             body = posture_report("d1", at, hostname="笔记本-d1").SerializeToString()
             record = ReportRecord(f"r{minute}", "d1", at, at, "1.0", body, "笔记本-d1", "linux",
                                   "Debian", "12", clock_skew_ms=-5)  # fmt: skip
-            store.reports.store_report(record, [CheckResult("firewall", state, "防火墙")])
+            # A check that passes too: the database counts each device's passing verdicts
+            # (schema 18), a count the copy must bring as it was, not count again.
+            judged = [CheckResult("firewall", state, "防火墙"),
+                      CheckResult("antivirus", "PASS", "正常")]  # fmt: skip
+            store.reports.store_report(record, judged)
         store.waivers.add_waiver(Waiver("w-1", "d2", "firewall", "李伟", "rollout", T0,
                                         T0 + dt.timedelta(days=3)), T0)  # fmt: skip
         store.waivers.revoke_waiver("w-1", T0 + dt.timedelta(hours=1), "done")
@@ -115,6 +119,10 @@ def test_a_site_moves_whole_and_its_chain_verifies_across_the_move(
             ReportRecord("r9", "d1", at, at, "1.0", b"x", "笔记本-d1", "linux", "Debian", "12"),
             [CheckResult("firewall", "PASS", "on")],
         )
+        # The count of passing verdicts goes on from the copied one: antivirus, and now the
+        # firewall.
+        passing = moved._db.execute("SELECT passing FROM devices WHERE device_id = 'd1'")
+        assert passing.fetchone()[0] == 2
         moved.admin.audit(at, actor="local:it", credential_id=None, role="admin",
                           command="report fleet", arguments={}, outcome="ok", message="",
                           peer="local")  # fmt: skip
