@@ -13,7 +13,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -199,12 +199,14 @@ class Authority:
         except ValueError as exc:
             raise CsrRejected("the certificate signing request is not valid PEM PKCS#10") from exc
         try:
+            public_key = csr.public_key()
             signature_ok = csr.is_signature_valid
+        except UnsupportedAlgorithm as exc:  # SM2 and other keys the library cannot read
+            raise CsrRejected("device keys must be ECDSA (P-256 or P-384)") from exc
         except (InvalidSignature, ValueError):
             signature_ok = False
         if not signature_ok:
             raise CsrRejected("the certificate signing request's signature does not verify")
-        public_key = csr.public_key()
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise CsrRejected("device keys must be ECDSA (P-256 or P-384)")
         if public_key.curve.name not in ("secp256r1", "secp384r1"):

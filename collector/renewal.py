@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -52,7 +52,7 @@ def _issued_by_trusted(cert: x509.Certificate, trusted: list[x509.Certificate]) 
     for ca in trusted:
         try:
             cert.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
             continue
         return True
     return False
@@ -72,6 +72,13 @@ def verify_reestablish(
     try:
         cert = x509.load_pem_x509_certificate(request.certificate_pem.encode("ascii", "replace"))
         csr = x509.load_pem_x509_csr(request.csr_pem.encode("ascii", "replace"))
+        # Read here, once: a key the library cannot read (SM2, ...) raises, and is refused.
+        keys = (csr.public_key(), cert.public_key())
+        csr_signed = csr.is_signature_valid
+    except UnsupportedAlgorithm as exc:
+        raise ProofRejected(
+            "device keys are ECDSA: this request holds another kind of key"
+        ) from exc
     except ValueError as exc:
         raise ProofRejected("certificate_pem or csr_pem is not valid PEM") from exc
     if not _issued_by_trusted(cert, trusted):
@@ -84,7 +91,7 @@ def verify_reestablish(
             f"the certificate expired more than {MAX_EXPIRED.days} days ago:"
             " enroll this computer again with a new token"
         )
-    if not csr.is_signature_valid or _spki(csr.public_key()) != _spki(cert.public_key()):
+    if not csr_signed or _spki(keys[0]) != _spki(keys[1]):
         raise ProofRejected("the new request is not signed by the certificate's own key")
     if not request.HasField("signed_at"):
         raise ProofRejected("signed_at is missing")
@@ -101,7 +108,7 @@ def verify_reestablish(
         )
     device_id = device_id_for_certificate(cert)
     serial = format(cert.serial_number, "x")
-    public_key = cert.public_key()
+    public_key = keys[1]
     assert isinstance(public_key, ec.EllipticCurvePublicKey)  # checked by _spki above
     for spelled in serial_spellings(cert.serial_number):
         payload = reestablish_payload(

@@ -480,8 +480,8 @@ class CollectorService(pb_grpc.CollectorServicer):
             device_id, cert = self._trust.signing_authority().sign_device_csr(
                 request.csr_pem.encode("ascii", "replace"), self._lifetime
             )
-        except CsrRejected as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except CsrRejected as exc:  # counted: anyone may call this port, as often as it likes
+            await self._refuse(context, address, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         host = request.host
         record = DeviceRecord(
             device_id=device_id,

@@ -5,6 +5,8 @@ expired more than 365 days ago, and a token for more than 10,000 devices."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import subprocess
 
 import grpc
 import pytest
@@ -82,6 +84,61 @@ def test_a_csr_over_16_kib_is_refused_before_the_token_is_spent(
         answer = pb_grpc.CollectorStub(channel).Enroll(
             pb.EnrollRequest(token=token, csr_pem=_csr(padding=64), host=host_info()),
             timeout=30,
+        )
+    assert answer.device_id
+
+
+@pytest.fixture(scope="module")
+def sm2_csr(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A request over an SM2 key (China's national curve, GB/T 32918), made by OpenSSL: a key
+    the cryptography library cannot even read (UnsupportedAlgorithm)."""
+    folder = tmp_path_factory.mktemp("sm2")
+    key, csr = folder / "sm2.key", folder / "sm2.csr"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "SM2", "-out", str(key)], check=True)
+    subprocess.run(["openssl", "req", "-new", "-key", str(key), "-subj", "/CN=x", "-sm3",
+                    "-out", str(csr)], check=True)  # fmt: skip
+    return csr.read_text()
+
+
+def test_a_request_over_a_key_the_collector_cannot_read_is_refused_as_bad_input(
+    live_collector: LiveCollector, agent: EnrolledAgent, sm2_csr: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    # It was answered UNKNOWN with a traceback in the log for each call, on a port anyone may
+    # reach, and was not counted against the caller's address.
+    token = live_collector.token()
+    with _enroll_port(live_collector) as channel, pytest.raises(grpc.RpcError) as enroll:
+        pb_grpc.CollectorStub(channel).Enroll(
+            pb.EnrollRequest(token=token, csr_pem=sm2_csr, host=host_info()), timeout=30
+        )
+    with open_channel(agent.state, agent.enrollment) as channel, pytest.raises(
+        grpc.RpcError
+    ) as renew:
+        pb_grpc.CollectorStub(channel).Renew(pb.RenewRequest(csr_pem=sm2_csr), timeout=30)
+    reestablish = pb.ReestablishRequest(
+        certificate_pem=agent.state.cert_path.read_text(), csr_pem=sm2_csr,
+        signed_at=Timestamp(seconds=int(utcnow().timestamp())), signature=b"x",
+    )  # fmt: skip
+    with _enroll_port(live_collector) as channel, pytest.raises(grpc.RpcError) as proof:
+        pb_grpc.CollectorStub(channel).Reestablish(reestablish, timeout=30)
+    for refused, code in ((enroll.value, grpc.StatusCode.INVALID_ARGUMENT),
+                          (renew.value, grpc.StatusCode.INVALID_ARGUMENT),
+                          (proof.value, grpc.StatusCode.UNAUTHENTICATED)):  # fmt: skip
+        assert isinstance(refused, grpc.Call)
+        assert refused.code() == code, refused
+        assert "ECDSA" in (refused.details() or ""), refused.details()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    # The enrollment and the reestablishment count against the address, as every refusal
+    # on that port does; the token was not spent.
+    store = live_collector.store()
+    try:
+        (failed,) = store._db.execute("SELECT COUNT(*) FROM failed_guesses").fetchone()
+        assert failed == 2
+    finally:
+        store.close()
+    with _enroll_port(live_collector) as channel:
+        answer = pb_grpc.CollectorStub(channel).Enroll(
+            pb.EnrollRequest(token=token, csr_pem=_csr(), host=host_info()), timeout=30
         )
     assert answer.device_id
 
