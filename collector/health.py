@@ -58,6 +58,22 @@ class _HealthServicer(health.aio.HealthServicer):  # type: ignore[misc]
         answer: object = await super().Check(request, context)
         return answer
 
+    async def List(
+        self, request: object, context: grpc.aio.ServicerContext[object, object]
+    ) -> object:
+        """Every service health answers for, as Check answers for each (grpc's servicer
+        leaves the method out: it raised NotImplementedError, logged with a traceback for
+        each call, on a port anyone may reach)."""
+        draining = self.draining.is_set()
+        statuses = {
+            service: health_pb2.HealthCheckResponse(
+                status=health_pb2.HealthCheckResponse.NOT_SERVING
+                if draining and service in CHECKED else status
+            )
+            for service, status in self._server_status.items()
+        }  # fmt: skip
+        return health_pb2.HealthListResponse(statuses=statuses)
+
 
 async def _decoded(
     request: Request[Message], context: grpc.aio.ServicerContext[object, object]

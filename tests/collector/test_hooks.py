@@ -124,6 +124,24 @@ def test_health_is_serving_on_both_ports_then_not_serving_once_shutdown_begins(
             assert _status(channel, "devposture.v1.Collector") == "NOT_SERVING"
 
 
+def test_health_lists_every_service_it_answers_for_then_not_serving_once_shutdown_begins(
+    live_collector: LiveCollector, caplog: pytest.LogCaptureFixture
+) -> None:
+    # List was answered UNIMPLEMENTED by a NotImplementedError, logged with a traceback for
+    # each call, on a port anyone may reach.
+    def listed(channel: grpc.Channel) -> dict[str, str]:
+        answer = health_pb2_grpc.HealthStub(channel).List(health_pb2.HealthListRequest(),
+                                                          timeout=10)  # fmt: skip
+        return {service: health_pb2.HealthCheckResponse.ServingStatus.Name(status.status)
+                for service, status in answer.statuses.items()}  # fmt: skip
+
+    with _tls_channel(live_collector, live_collector.enroll_port, None) as channel:
+        assert listed(channel) == {"": "SERVING", "devposture.v1.Collector": "SERVING"}
+        live_collector.service.begin_shutdown()
+        assert listed(channel) == {"": "NOT_SERVING", "devposture.v1.Collector": "NOT_SERVING"}
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
 def test_a_health_watch_is_told_when_shutdown_begins(live_collector: LiveCollector) -> None:
     with _tls_channel(live_collector, live_collector.enroll_port, None) as channel:
         stream = health_pb2_grpc.HealthStub(channel).Watch(
