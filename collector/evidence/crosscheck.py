@@ -521,11 +521,13 @@ class TableCheck:
 
     def _chain(self, ranges: dict[str, _Ranges], last_seq: int) -> Iterator[Finding]:
         expected, prev_hash = 1, chain.GENESIS
+        sealed = SealedOnce()
         for batch in batches.bounded(
             self._tables.chain_entries, self._tables.chain_index, 1, last_seq
         ):
             for entry in batch:
                 yield from _links(entry, expected, prev_hash)
+                yield from sealed.check(entry)
                 expected, prev_hash = entry.seq + 1, entry.hash
             self.entries += len(batch)
             for group in _groups(self._tables, batch, self._pruned_before):
@@ -844,6 +846,7 @@ class PeriodCheck:
     def __init__(self, tables: Tables, *, limit: int = 50) -> None:
         self._tables, self._limit = tables, limit
         self._pruned_before = tables.pruned_before()
+        self._sealed = SealedOnce()
         self.found: list[Finding] = []
         self.total = 0
         self.entries = 0
@@ -851,6 +854,9 @@ class PeriodCheck:
     def add(self, batch: list[chain.Entry]) -> dict[str, bytes]:
         """Check a batch; returns the report bodies read for it, by report id, as checked."""
         self.entries += len(batch)
+        for entry in batch:
+            for finding in self._sealed.check(entry):
+                self._found(finding)
         bodies: dict[str, bytes] = {}
         for group in _groups(self._tables, batch, self._pruned_before, bodies):
             for finding in group.findings:
@@ -901,6 +907,31 @@ def checkpoint_findings(tables: Tables, last_seq: int) -> Iterator[Finding]:
             opening.fold(tables.opening_entries(1, seq))
             opening.through = seq
             opening.forget_expired(at_us)
+
+
+class SealedOnce:
+    """Report groups seal numbers in increasing order, each once (read in sequence order): a
+    group sealing a number an earlier group sealed counts its reports twice in every bundle
+    and figure (a seal made again after its report_groups row was deleted by hand)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None  # (seq, highest number sealed)
+
+    def check(self, entry: chain.Entry) -> Iterator[Finding]:
+        span = group_span(entry) if entry.kind == chain.REPORT_GROUP else None
+        if span is None:
+            return
+        if self._last is not None and span[0] <= self._last[1]:
+            yield Finding(
+                "evidence_chain", f"seq {entry.seq}", entry.seq,
+                told("seals reports {first}–{last}, but seq {earlier} sealed them up to"
+                     " {through} already: reports counted twice (was a report_groups row"
+                     " deleted?)", first=span[0], last=span[1], earlier=self._last[0],
+                     through=self._last[1]),
+                f"重复封存（{EDITED}）",
+            )  # fmt: skip
+        if self._last is None or span[1] > self._last[1]:
+            self._last = (entry.seq, span[1])
 
 
 def _links(entry: chain.Entry, expected: int, prev_hash: bytes) -> Iterator[Finding]:

@@ -21,7 +21,14 @@ from typing import IO, Any, Generic, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from devposture.collector.evidence import bundle, deflate, html, signing
-from devposture.collector.evidence.chain import PRUNE, REPORT, REPORT_GROUP, Entry, group_records
+from devposture.collector.evidence.chain import (
+    PRUNE,
+    REPORT,
+    REPORT_GROUP,
+    Entry,
+    group_range,
+    group_records,
+)
 from devposture.collector.evidence.summary import Summary, zone_of
 from devposture.policy.catalogs import Lang
 from devposture.policy.cli_messages import told
@@ -419,6 +426,8 @@ class _Walk:
         self.pending: dict[int, Entry] = {}  # report entries whose body was not read yet
         self.count = 0  # entries
         self.records = 0  # records: a report group counts as its reports
+        # (seq, last number) of the latest report group: each seals numbers after it.
+        self.sealed: tuple[int, int] | None = None
         # Bodies received before this were pruned under the retention policy (signed claims:
         # the prune entries in pruned.jsonl); those missing are counted, not deleted.
         self.pruned_before = max((_number(p, "before_us") for p in prunes), default=0)
@@ -584,6 +593,7 @@ class _Walk:
             )
             return
         self.records += len(records)
+        self._sealed_once(entry)
         found = self.bodies.get(entry.seq)
         if found is None and all(self._was_pruned(r) for r in records):
             self.pruned += len(records)
@@ -592,6 +602,23 @@ class _Walk:
             self.pending[entry.seq] = entry
             return
         self._compare_group(entry, found)
+
+    def _sealed_once(self, entry: Entry) -> None:
+        """Report groups seal numbers in increasing order, each once: a group that seals a
+        number an earlier one did counts its reports twice (a seal repeated after its row in
+        report_groups was deleted, or an entry inserted)."""
+        span = group_range(entry.key)
+        if span is None:
+            return
+        if self.sealed is not None and span[0] <= self.sealed[1]:
+            self.verdict.problems.append(told(
+                "{entry} seals reports {first}–{last}, but seq {earlier} sealed them up to"
+                " {through} already: reports counted twice",
+                entry=_name(entry), first=span[0], last=span[1], earlier=self.sealed[0],
+                through=self.sealed[1],
+            ))  # fmt: skip
+        if self.sealed is None or span[1] > self.sealed[1]:
+            self.sealed = (entry.seq, span[1])
 
     def _was_pruned(self, record: dict[str, object]) -> bool:
         received = record.get("received_us")

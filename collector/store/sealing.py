@@ -104,6 +104,13 @@ def seal(
     ).fetchone()
     if first is None:
         return 0
+    through = _chained_through(cur)
+    if through >= int(first[0]):  # a report_groups row deleted by hand: never seal again
+        first = cur.execute(
+            "SELECT n, received_us FROM reports WHERE n > ? ORDER BY n LIMIT 1", (through,)
+        ).fetchone()
+        if first is None:
+            return 0
     if top is None:
         top = int(cur.execute("SELECT MAX(n) FROM reports").fetchone()[0])
     last = int(first[0]) - 1
@@ -126,6 +133,20 @@ def seal(
             sealed += len(numbered)
         last = through
     return sealed
+
+
+def _chained_through(cur: Cursor) -> int:
+    """The highest report number the chain's group entries seal past the latest report_groups
+    row (0 when none): that row, deleted by hand, had the reports of its group sealed a second
+    time, each counted twice in every bundle and figure. Only entries after the latest row are
+    read: those written since the last seal."""
+    row = cur.execute(
+        "SELECT record_key FROM evidence_chain WHERE kind = ? AND seq > COALESCE("
+        "(SELECT MAX(seq) FROM report_groups), 0) ORDER BY seq DESC LIMIT 1",
+        (chain.REPORT_GROUP,),
+    ).fetchone()
+    span = None if row is None else chain.group_range(str(row[0]))
+    return 0 if span is None else span[1]
 
 
 class Sealing(Part):

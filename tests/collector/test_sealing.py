@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from devposture.collector.evidence import chain
+from devposture.collector.evidence import chain, export, signing, verify
 from devposture.collector.evidence.crosscheck import table_disagreements
-from devposture.collector.store import CheckResult, ReportRecord, Store
+from devposture.collector.store import CheckResult, ReportRecord, Store, sealing
 from devposture.collector.store.base import to_us
 from devposture.collector.store.sealing import SEAL_AFTER_US
 from devposture.collector.store.target import DatabaseTarget
+from devposture.policy import default_policy
 from tests.collector.enrolled import enroll
 from tests.databases import fresh_database, unguarded
 
@@ -159,3 +160,55 @@ def test_a_row_slipped_into_a_sealed_range_is_named_as_added(
     texts = [f.text() for f in found.found]
     assert any("'forged'" in t and "added outside the collector" in t for t in texts), texts
     assert not found.ok
+
+
+def test_a_deleted_report_groups_row_does_not_get_its_reports_sealed_again(
+    store: Store, target: DatabaseTarget
+) -> None:
+    # The seal took "sealed up to" from report_groups alone: its latest row deleted by hand,
+    # the next seal sealed those reports again, each counted twice in every bundle and figure,
+    # and audit check, the export and verify all agreed.
+    for n in range(3):
+        _store(store, f"r{n}", n * 20)
+    store.sealing.seal_all(now_us=to_us(T0) + 60_000_000)
+    with unguarded(target) as db:
+        db.execute("DELETE FROM report_groups WHERE seq = (SELECT MAX(seq) FROM report_groups)")
+    _store(store, "r3", 80)
+    store.sealing.seal_all(now_us=to_us(T0) + 120_000_000)
+    assert [ids for _, ids in _groups(store)] == [["r0", "r1", "r2"], ["r3"]]
+    assert table_disagreements(store).ok
+
+
+def test_reports_sealed_twice_are_named_by_audit_check_the_export_and_verify(
+    store: Store, target: DatabaseTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A chain where it happened (by a collector before this fix, or an entry inserted): the
+    # seal is made to believe nothing was sealed, as it did once its report_groups row was gone.
+    for n in range(3):
+        _store(store, f"r{n}", n * 20)
+    store.sealing.seal_all(now_us=to_us(T0) + 60_000_000)
+    with unguarded(target) as db:
+        db.execute("DELETE FROM report_groups")
+    monkeypatch.setattr(sealing, "_chained_through", lambda cur: 0)
+    store.sealing.seal_all(now_us=to_us(T0) + 120_000_000)
+    (first, _), (second, _) = _groups(store)
+    said = f"seq {second}"
+    found = table_disagreements(store)
+    assert not found.ok
+    assert any(said in f.text() and "counted twice" in f.text() for f in found.found), found.text()
+    with pytest.raises(export.TablesDisagree, match="counted twice"):
+        export.export_bundle(store, default_policy(), tmp_path, start=T0 - dt.timedelta(days=1),
+                             end=dt.datetime.now(dt.UTC), out=tmp_path / "refused.zip")  # fmt: skip
+    # What an older collector exported: the verifier names the second seal itself.
+    monkeypatch.setattr(export.PeriodCheck, "add", lambda self, batch: _bodies_of(store))
+    out = export.export_bundle(store, default_policy(), tmp_path, start=T0 - dt.timedelta(days=1),
+                               end=dt.datetime.now(dt.UTC), out=tmp_path / "twice.zip")  # fmt: skip
+    public = signing.load_or_create(tmp_path).public_key()
+    text = verify.verify_bundle(out.path, public).text()
+    assert "NOT VERIFIED" in text
+    assert f"record seq {second} (1-3) seals reports 1–3, but seq {first} sealed" in text, text
+
+
+def _bodies_of(store: Store) -> dict[str, bytes]:
+    return {report_id: body for report_id, body in store.reports.report_bodies(
+        [f"r{n}" for n in range(3)]).items()}  # fmt: skip
