@@ -246,6 +246,62 @@ def _container(archive: zipfile.ZipFile, path: Path, verdict: Verdict) -> None:
             "the bundle holds bytes outside its members (before the first or after the zip's"
             " end): no signature covers them"
         ))
+    elif _comment_size(tail, end):
+        verdict.problems.append(told(
+            "the bundle carries a zip comment ({size} bytes), which no signature covers and"
+            " the collector never writes", size=_comment_size(tail, end),
+        ))  # fmt: skip
+    with path.open("rb") as raw:
+        hidden = _between_members(archive, raw)
+    if hidden is not None:
+        verdict.problems.append(told(
+            "the bundle holds {size} bytes between its members, at offset {offset}: an entry"
+            " hidden there (which a tool reading the zip from its start would show) is covered"
+            " by no signature", size=hidden[1], offset=hidden[0],
+        ))  # fmt: skip
+
+
+def _between_members(archive: zipfile.ZipFile, raw: IO[bytes]) -> tuple[int, int] | None:
+    """(offset, size) of the first bytes between one member's data and the next member's
+    header, or between the last member and the central directory; None when the members
+    follow each other with nothing between. Each member's end is read from its local header
+    (its name and extra fields may differ from the central directory's) and its data
+    descriptor, when it has one."""
+    at = 0
+    for info in sorted(archive.infolist(), key=lambda i: i.header_offset):
+        if info.header_offset != at:
+            return (at, info.header_offset - at) if info.header_offset > at else None
+        raw.seek(info.header_offset)
+        header = raw.read(_LOCAL_SIZE)
+        if len(header) < _LOCAL_SIZE or header[:4] != _LOCAL_RECORD:
+            return None  # not a member's header: zipfile itself refuses to read it
+        flags = int.from_bytes(header[6:8], "little")
+        name_size, extra_size = (int.from_bytes(header[n : n + 2], "little") for n in (26, 28))
+        raw.seek(info.header_offset + _LOCAL_SIZE + name_size)
+        extra = raw.read(extra_size)
+        at = info.header_offset + _LOCAL_SIZE + name_size + extra_size + info.compress_size
+        if flags & _HAS_DESCRIPTOR:
+            raw.seek(at)
+            signed = raw.read(4) == _DESCRIPTOR_RECORD
+            at += (4 if signed else 0) + 4 + (16 if _has_zip64(extra) else 8)
+    directory = archive.start_dir
+    return (at, directory - at) if directory > at else None
+
+
+def _has_zip64(extra: bytes) -> bool:
+    """Whether a local header's extra fields hold Zip64 sizes (its data descriptor then holds
+    8-byte sizes)."""
+    at = 0
+    while at + 4 <= len(extra):
+        kind, size = (int.from_bytes(extra[at + n : at + n + 2], "little") for n in (0, 2))
+        if kind == _ZIP64_EXTRA:
+            return True
+        at += 4 + size
+    return False
+
+
+_LOCAL_RECORD, _LOCAL_SIZE, _DESCRIPTOR_RECORD = b"PK\x03\x04", 30, b"PK\x07\x08"
+_HAS_DESCRIPTOR, _ZIP64_EXTRA = 0x08, 0x0001
 
 
 # The zip's end of central directory record: its signature, its size without the comment,

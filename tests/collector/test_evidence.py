@@ -24,6 +24,7 @@ import tempfile
 import time
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,6 +332,39 @@ def test_a_second_copy_of_a_member_is_refused_without_a_key(
     code, out = _verify(forged, auditor.public_key, capsys)
     assert code == 1 and "NOT VERIFIED" in out
     assert f"member {bundle.HTML} appears more than once in the bundle" in out
+
+
+def test_an_entry_hidden_between_members_is_refused_without_a_key(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A forged report.html slipped in as a local entry just before the genuine one, named by
+    # no central directory entry: a valid zip that unzip and 7-Zip test clean, whose signed
+    # members all verified, while a tool reading entries from the zip's start (a streaming
+    # unzip) shows the forgery first.
+    fake = b"<html>ALL COMPLIANT</html>"
+    name = bundle.HTML.encode()
+    hidden = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0x21, zlib.crc32(fake),
+                         len(fake), len(fake), len(name), 0) + name + fake  # fmt: skip
+    forged = auditor.folder / "hidden-entry.zip"
+    with zipfile.ZipFile(forged, "w") as archive:
+        for member, data in _members(auditor.bundle).items():
+            if member == bundle.HTML:
+                assert archive.fp is not None
+                archive.fp.write(hidden)
+                archive.start_dir = archive.fp.tell()  # the next member after it
+            archive.writestr(member, data)
+    with zipfile.ZipFile(forged) as archive:  # a zip every tool reads, its members intact
+        assert archive.testzip() is None and archive.read(bundle.HTML) != fake
+    code, out = _verify(forged, auditor.public_key, capsys)
+    assert code == 1 and "NOT VERIFIED" in out
+    assert f"the bundle holds {len(hidden)} bytes between its members" in out, out
+    # The genuine bundle, zipped again by another tool's order and with a comment.
+    with zipfile.ZipFile(forged, "w") as archive:
+        for member, data in _members(auditor.bundle).items():
+            archive.writestr(member, data)
+        archive.comment = b"all devices compliant"
+    code, out = _verify(forged, auditor.public_key, capsys)
+    assert code == 1 and "the bundle carries a zip comment (21 bytes)" in out, out
 
 
 @pytest.mark.parametrize("where", ["before", "after"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from devposture.collector.evidence import chain, export, signing, verify
-from devposture.collector.evidence.crosscheck import table_disagreements
+from devposture.collector.evidence.crosscheck import PeriodCheck, table_disagreements
 from devposture.collector.store import CheckResult, ReportRecord, Store, sealing
 from devposture.collector.store.base import to_us
 from devposture.collector.store.sealing import SEAL_AFTER_US
@@ -200,7 +200,7 @@ def test_reports_sealed_twice_are_named_by_audit_check_the_export_and_verify(
         export.export_bundle(store, default_policy(), tmp_path, start=T0 - dt.timedelta(days=1),
                              end=dt.datetime.now(dt.UTC), out=tmp_path / "refused.zip")  # fmt: skip
     # What an older collector exported: the verifier names the second seal itself.
-    monkeypatch.setattr(export.PeriodCheck, "add", lambda self, batch: _bodies_of(store))
+    monkeypatch.setattr(PeriodCheck, "add", lambda self, batch: _bodies_of(store))
     out = export.export_bundle(store, default_policy(), tmp_path, start=T0 - dt.timedelta(days=1),
                                end=dt.datetime.now(dt.UTC), out=tmp_path / "twice.zip")  # fmt: skip
     public = signing.load_or_create(tmp_path).public_key()
