@@ -128,6 +128,7 @@ class Tables(Protocol):
     def history(self, device_id: str, check_id: str) -> list[Record]: ...
     def waivers(self) -> Iterator[list[WaiverRow]]: ...
     def checkpoints(self) -> Iterator[tuple[int, int, list[int]]]: ...
+    def chain_at(self, seqs: Sequence[int]) -> Iterator[chain.Entry]: ...
     def opening_entries(self, first: int, last: int) -> Iterator[chain.Entry]: ...
 
 
@@ -867,6 +868,11 @@ class PeriodCheck:
                     self._found(judged.finding)
         return bodies
 
+    def opened_from(self, through: int) -> None:
+        """Check the checkpoint the period's opening comes from (`checkpoint_used`)."""
+        for finding in checkpoint_used(self._tables, through):
+            self._found(finding)
+
     def _found(self, finding: Finding) -> None:
         self.total += 1
         if len(self.found) < self._limit:
@@ -893,16 +899,7 @@ def checkpoint_findings(tables: Tables, last_seq: int) -> Iterator[Finding]:
         opening.forget_expired(at_us)
         expected = opening.seqs()
         if recorded != expected:
-            missing = sorted(set(expected) - set(recorded))[:5]
-            extra = sorted(set(recorded) - set(expected))[:5]
-            yield Finding(
-                "evidence_checkpoints", f"seq {seq}", seq,
-                told("does not hold the opening the chain gives (missing seq {missing}, not "
-                     "the latest: seq {extra}); exports of periods starting after it open "
-                     "wrongly until it is deleted (the next export records it again)",
-                     missing=missing, extra=extra),
-                f"{DIFFERS}（{EDITED}）",
-            )  # fmt: skip
+            yield _checkpoint_differs(seq, expected, recorded)
             opening = Opening()  # judge the next one by the chain alone
             opening.fold(tables.opening_entries(1, seq))
             opening.through = seq
@@ -932,6 +929,45 @@ class SealedOnce:
             )  # fmt: skip
         if self._last is None or span[1] > self._last[1]:
             self._last = (entry.seq, span[1])
+
+
+def _checkpoint_differs(seq: int, expected: list[int], recorded: list[int]) -> Finding:
+    missing = sorted(set(expected) - set(recorded))[:5]
+    extra = sorted(set(recorded) - set(expected))[:5]
+    return Finding(
+        "evidence_checkpoints", f"seq {seq}", seq,
+        told("does not hold the opening the chain gives (missing seq {missing}, not "
+             "the latest: seq {extra}); exports of periods starting after it open "
+             "wrongly until it is deleted (the next export records it again)",
+             missing=missing, extra=extra),
+        f"{DIFFERS}（{EDITED}）",
+    )  # fmt: skip
+
+
+def checkpoint_used(tables: Tables, through: int) -> Iterator[Finding]:
+    """The checkpoint an export opens its period from (the latest at or before entry
+    `through`), folded again from the checkpoint before it (or the chain's start): it must name
+    the same opening entries. An edited one (a FAIL left out) made the export sign a report
+    that leaves out a failure, which the verifier cannot see. One interval of the chain, not
+    all of it: `audit check` holds every checkpoint to the chain from its start."""
+    before: tuple[int, int, list[int]] | None = None
+    used: tuple[int, int, list[int]] | None = None
+    for recorded in tables.checkpoints():
+        if recorded[0] > through:
+            break
+        before, used = used, recorded
+    if used is None:
+        return
+    opening = Opening()
+    if before is not None:
+        opening.fold(tables.chain_at(before[2]))
+        opening.through = before[0]
+    opening.fold(tables.opening_entries(opening.through + 1, used[0]))
+    opening.through = used[0]
+    opening.forget_expired(used[1])
+    expected = opening.seqs()
+    if used[2] != expected:
+        yield _checkpoint_differs(used[0], expected, used[2])
 
 
 def _links(entry: chain.Entry, expected: int, prev_hash: bytes) -> Iterator[Finding]:

@@ -212,6 +212,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED, allowZip64=True,
                              compresslevel=COMPRESSION) as archive:  # fmt: skip
             checked = PeriodCheck(store.crosscheck)
+            checked.opened_from(boundary - 1)
             counts, last_hash, pruned = _write_period(
                 archive, store, span, digests, figures=figures, progress=progress,
                 checked=checked,

@@ -26,7 +26,7 @@ from typing import Any
 from devposture.collector.evidence import chain
 from devposture.collector.evidence.crosscheck import Key, Pair, Record, Verdict, WaiverRow
 from devposture.collector.store.base import Part
-from devposture.collector.store.chain import entries, head, keys, padded, select
+from devposture.collector.store.chain import Evidence, entries, head, keys, padded, select
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.engine import Dialect, SqliteDatabase
 from devposture.collector.store.fact_parts import Bodies
@@ -254,6 +254,10 @@ class Crosscheck(Part):
     def checkpoints(self) -> Iterator[tuple[int, int, list[int]]]:
         """Every checkpoint of the chain, oldest first (`store/checkpoints.py`)."""
         return Checkpoints(self._db).recorded()
+
+    def chain_at(self, seqs: Sequence[int]) -> Iterator[chain.Entry]:
+        """The chain's entries at `seqs` (sorted), in sequence order."""
+        return Evidence(self._db).chain_at(seqs)
 
     def opening_entries(self, first: int, last: int) -> Iterator[chain.Entry]:
         """The entries an opening is folded from, in [first, last]."""

@@ -17,6 +17,7 @@ from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.evidence.opening import Opening
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
+from devposture.collector.store.checkpoints import _pack
 from devposture.collector.store.target import DatabaseTarget
 from devposture.policy import default_policy
 from tests.collector.enrolled import enroll
@@ -191,3 +192,36 @@ def test_audit_check_holds_each_checkpoint_to_the_chain(
     assert found.total == 1, found.text()
     assert found.found[0].text().startswith("evidence_checkpoints row [seq 40] (chain seq 40):")
     assert "does not hold the opening the chain gives" in found.found[0].text()
+
+
+def test_an_export_refuses_to_open_from_an_edited_checkpoint(
+    store: Store, target: DatabaseTarget, tmp_path: Path
+) -> None:
+    # The checkpoint an export opens its period from, with an entry taken out (a device's
+    # FAIL, say): the export signed a report that left the failure out, and verified.
+    head = _all(store)[-1]
+    assert store.checkpoints.advance(head.at_us, step=10) == 10
+    assert store.checkpoints.advance(head.at_us, step=30) == 40
+    _history(store, range(24, 30))
+    later = _all(store)[41]  # the period starts after the checkpoint at seq 40
+    start = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=later.at_us)
+    end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    genuine = export.export_bundle(store, default_policy(), tmp_path, start=start, end=end,
+                                   out=tmp_path / "genuine.zip")  # fmt: skip
+    assert genuine.first_seq == later.seq
+    recorded = store.checkpoints.latest(40)
+    assert recorded is not None and recorded[0] == 40 and len(recorded[1]) > 1
+    dropped = recorded[1][0]
+    other = raw(target)
+    try:
+        other.execute("UPDATE evidence_checkpoints SET entries = ? WHERE seq = 40",
+                      (_pack(recorded[1][1:]),))  # fmt: skip
+    finally:
+        other.close()
+    with pytest.raises(export.TablesDisagree) as refused:
+        export.export_bundle(store, default_policy(), tmp_path, start=start, end=end,
+                             out=tmp_path / "refused.zip")  # fmt: skip
+    text = str(refused.value)
+    assert "evidence_checkpoints row [seq 40]" in text, text
+    assert f"missing seq [{dropped}]" in text, text
+    assert not (tmp_path / "refused.zip").exists()
