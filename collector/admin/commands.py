@@ -17,6 +17,7 @@ import math
 import os
 import secrets
 import sys
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from devposture.collector.reports import (
     history_rows,
 )
 from devposture.collector.store import Store
-from devposture.collector.store.disk_space import StorageFull
+from devposture.collector.store.disk_space import StorageFull, is_full, no_space_left
 from devposture.collector.store.identity import (
     RETIRED,
     REVOKED,
@@ -714,25 +715,32 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     if end <= start:
         raise CommandError("--from ({start}) is in the future: nothing has been written since",
                            start=shown(start, zone))  # fmt: skip
-    out = Path(args.required("out"))
+    out = _bundle_path(args.required("out"))
     show = args.flag("progress") or sys.stderr.isatty()
+    line_open = False  # a progress line without its end: an error goes on a line of its own
 
     def progress(done: int, total: int) -> None:
+        nonlocal line_open
         sys.stderr.write("\r" + said("audit export: {done}/{total} chain entries ({percent}%)",
                                       done=done, total=total,
                                       percent=100 * done // total).worded(args.lang_of_reader()))
-        if done == total:
+        line_open = done != total
+        if not line_open:
             sys.stderr.write("\n")
         sys.stderr.flush()
 
     report = args.progress or (progress if show else None)
     try:
-        done = export_bundle(store, policy, config.data_dir, start=start, end=end,
-                             out=out, progress=report)  # fmt: skip
+        try:
+            done = export_bundle(store, policy, config.data_dir, start=start, end=end,
+                                 out=out, progress=report)  # fmt: skip
+        finally:
+            if line_open:
+                sys.stderr.write("\n")
     except (ValueError, FileExistsError) as exc:
         raise CommandError.as_is(exc) from None
     except OSError as exc:
-        raise CommandError("cannot write {path}: {problem}", path=out, problem=exc) from None
+        raise _not_written(out, exc) from None
     total = sum(done.counts.values())
     span = f"chain seq {done.first_seq}–{done.last_seq}" if done.first_seq else "no records"
     shown_span = (said("chain seq {first}–{last}", first=done.first_seq, last=done.last_seq)
@@ -750,6 +758,44 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
             " once it has passed)", asked=shown(asked, zone), end=shown(end, zone),
         ))  # fmt: skip
     return told(message, note=f"exported {out} ({total} records, {span})")
+
+
+def _bundle_path(typed_out: str) -> Path:
+    """Where `--out` says to write the bundle, refused before any work when it cannot be: no
+    name, standard output (a zip is not for a terminal), or a folder that is missing or not
+    writable (the export wrote for minutes, then named a temporary file the user never
+    typed)."""
+    out = Path(typed_out)
+    if str(typed_out).strip() in ("", "-") or out.is_dir():
+        raise CommandError("--out needs a file name for the bundle (a zip), such as"
+                           " 2026-Q4.zip")  # fmt: skip
+    folder = out.parent
+    if not folder.is_dir():
+        raise CommandError("the folder {folder} does not exist: create it, or give --out a file"
+                           " in a folder that exists", folder=folder)  # fmt: skip
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CommandError("cannot write in {folder} (permission denied): give --out a file in"
+                           " a folder you can write to", folder=folder)  # fmt: skip
+    return out
+
+
+def _not_written(out: Path, exc: OSError) -> CommandError:
+    """Why the bundle could not be written, naming the disk that filled: the bundle's own, or
+    the temporary folder where its members wait (about the bundle's size)."""
+    if is_full(exc):
+        spool = Path(tempfile.gettempdir())
+        folder = out.parent if not no_space_left(spool) else spool
+        if folder == spool:
+            return CommandError(
+                "the temporary folder {folder} is full (the export keeps about the bundle's"
+                " size there while it writes): free space there, or point TMPDIR at a folder"
+                " on a larger disk, and export again", folder=folder,
+            )  # fmt: skip
+        return CommandError("the disk holding {folder} is full: free space there, or give"
+                            " --out a file on another disk, and export again",
+                            folder=folder.resolve())  # fmt: skip
+    return CommandError("cannot write {path}: {problem}", path=out,
+                        problem=exc.strerror or exc)  # fmt: skip
 
 
 def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:

@@ -212,6 +212,11 @@ def check_bundle(
     except _UNREADABLE as exc:
         verdict.problems.append(told('{path} is not a readable audit bundle ({problem})',
                                      path=path, problem=str(exc)))
+        if _cut_short(path):
+            verdict.problems.append(told(
+                "{path} ends before the zip's end record: the file is incomplete (a copy or"
+                " download cut short); copy it again from where it was exported", path=path,
+            ))  # fmt: skip
         return Checked(verdict, {}, [])
 
 
@@ -304,6 +309,19 @@ _LOCAL_RECORD, _LOCAL_SIZE, _DESCRIPTOR_RECORD = b"PK\x03\x04", 30, b"PK\x07\x08
 _HAS_DESCRIPTOR, _ZIP64_EXTRA = 0x08, 0x0001
 
 
+def _cut_short(path: Path) -> bool:
+    """Whether the file begins as a zip (a member's header) but has no end record: the rest
+    of a bundle that was cut off."""
+    try:
+        with path.open("rb") as raw:
+            start = raw.read(4)
+            raw.seek(max(0, path.stat().st_size - _TAIL))
+            tail = raw.read()
+    except OSError:
+        return False
+    return start == _LOCAL_RECORD and _END_RECORD not in tail
+
+
 # The zip's end of central directory record: its signature, its size without the comment,
 # and how far from the end it may be (its comment is at most 64 KiB).
 _END_RECORD, _END_SIZE, _TAIL = b"PK\x05\x06", 22, 22 + 65_535
@@ -331,7 +349,12 @@ def _check(
         signature = base64.b64decode(text.removesuffix(b"\n"), validate=True)
     except binascii.Error:
         signature = b""
-    if not signing.signature_holds(public_key, manifest_bytes, signature):
+    if bundle.SIGNATURE not in archive.NameToInfo:
+        verdict.problems.append(told(
+            "member {member} is missing: the bundle carries no signature, so nothing in it can"
+            " be trusted", member=bundle.SIGNATURE,
+        ))  # fmt: skip
+    elif not signing.signature_holds(public_key, manifest_bytes, signature):
         verdict.problems.append(
             told('the signature does not match: the manifest was changed, or the bundle '
                  'was signed by another key (this key is {key}, the manifest names '

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import errno
 import hashlib
 import io
 import json
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector import store as store_module
+from devposture.collector.admin import commands as commands_module
 from devposture.collector.admin.commands import Runner, local_actor
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
@@ -42,6 +44,7 @@ from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, html, signing, verify
+from devposture.collector.evidence import export as export_module
 from devposture.collector.evidence.export import export_bundle
 from devposture.collector.evidence.summary import PastGrace, Summary
 from devposture.collector.evidence.verify import verify_bundle
@@ -1221,3 +1224,79 @@ def test_the_index_and_the_bodies_wait_deflated_not_whole(
     index, bodies = members
     assert index.compress_size < index.file_size * 0.6
     assert bodies.compress_size < bodies.file_size / 3
+
+
+@pytest.mark.parametrize(
+    ("out", "words"),
+    [
+        ("", "--out needs a file name for the bundle (a zip)"),
+        ("-", "--out needs a file name for the bundle (a zip)"),
+        ("missing/q4.zip", "does not exist: create it, or give --out a file in a folder"),
+    ],
+)
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str, words: str
+) -> None:
+    # It was refused only when the bundle was done, naming a temporary file nobody typed
+    # ("[Errno 2] No such file or directory: '…/q4.zip.48241e9d.partial'"), or wrote "-".
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS")
+    store.close()
+    target = str(tmp_path / out) if out.startswith("missing") else out
+    capsys.readouterr()
+    code = collector_cli(["audit", "export", "--data", str(data), "--from", start.isoformat(),
+                          "--to", _moment().isoformat(), "--out", target])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and words in err, err
+    assert ".partial" not in err and "Errno" not in err
+    assert not (tmp_path / "-").exists() and not Path("-").exists()
+
+
+def test_a_full_temporary_folder_is_named_as_such_on_a_line_of_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The members wait in TMPDIR; when it filled, the error blamed the bundle's own file (on a
+    # disk with 77 GB free) and followed the progress line on the same line.
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    store.close()
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+
+    def full(path: Path) -> bool:  # what statvfs says of a full tmpfs, for the spool alone
+        return Path(path) == spool
+
+    monkeypatch.setattr(commands_module, "no_space_left", full)
+
+    def write(self: object, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export_module.spooled.Spooled, "write", write)
+    capsys.readouterr()
+    code = collector_cli(["audit", "export", "--data", str(data), "--from", start.isoformat(),
+                          "--to", _moment().isoformat(), "--out", str(tmp_path / "q.zip"),
+                          "--progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"the temporary folder {spool} is full" in err and "TMPDIR" in err, err
+    assert "\ndevposture-collector: error:" in err or err.startswith("devposture-collector:")
+
+
+def test_a_bundle_without_its_signature_or_cut_short_is_told_so(
+    auditor: Evidence, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A missing manifest.sig read as "the signature does not match ... (this key is sha256:X,
+    # the manifest names sha256:X)"; a truncated copy as "changed, or signed by another key".
+    members = _members(auditor.bundle)
+    del members[bundle.SIGNATURE]
+    code, out = _verify(written(members, auditor.folder / "unsigned.zip"), auditor.public_key,
+                        capsys)  # fmt: skip
+    assert code == 1 and f"member {bundle.SIGNATURE} is missing" in out, out
+    assert "the signature does not match" not in out
+    cut = auditor.folder / "cut.zip"
+    cut.write_bytes(auditor.bundle.read_bytes()[: auditor.bundle.stat().st_size // 2])
+    code, out = _verify(cut, auditor.public_key, capsys)
+    assert code == 1 and "the file is incomplete (a copy or download cut short)" in out, out
