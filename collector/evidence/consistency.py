@@ -70,6 +70,10 @@ class _Side:
     last: int | None
     generated: dt.datetime | None
 
+    def exported_at(self) -> str:
+        """When it was exported, as the company reads it (its context's time zone)."""
+        return self.checked.local(self.checked.manifest.get("generated_at"))
+
     @property
     def end(self) -> int | None:
         """The last entry its linked chain reaches."""
@@ -111,8 +115,13 @@ def verify_continuation(
     """Verify NEW and OLD alone, then that NEW's chain extends the head OLD committed to
     (`progress(path)` gives what shows each bundle's progress).
 
-    Raises NotComparable when the bundles are from different collectors or OLD is not the
-    older of the two."""
+    Raises NotComparable when the bundles are from different collectors, are one and the same
+    file, or OLD is not the older of the two."""
+    if _one_file(new, old):
+        raise NotComparable(told(
+            "{new} and {old} are the same file: give the bundle exported before it after"
+            " --after (`audit verify {new} --after EARLIER.zip`)", new=new.name, old=old.name,
+        ))  # fmt: skip
     later = check_bundle(new, public_key, None if progress is None else progress(new))
     earlier = check_bundle(old, public_key, None if progress is None else progress(old))
     _same_collector(new.name, old.name, later, earlier)
@@ -152,6 +161,13 @@ def _same_collector(new: str, old: str, later: Checked, earlier: Checked) -> Non
                  "{new} by {key_new}. Compare bundles of one collector, with its public key",
                  old=old, key_old=keys[0], new=new, key_new=keys[1])
         )
+
+
+def _one_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:  # one cannot be read: verifying it says so
+        return False
 
 
 def _side(name: str, checked: Checked) -> _Side:
@@ -299,7 +315,8 @@ def _order(o: _Side, n: _Side) -> list[str]:
     swap = told("give the earlier bundle after --after: `audit verify {older} --after {newer}`",
                 older=o.name, newer=n.name)
     exported = told("{older} was exported {older_at}, {newer} {newer_at}",
-                    older=o.name, older_at=o.generated, newer=n.name, newer_at=n.generated)
+                    older=o.name, older_at=o.exported_at(), newer=n.name,
+                    newer_at=n.exported_at())  # fmt: skip
     if o.head[0] > n.head[0]:
         if o.generated is not None and n.generated is not None and o.generated < n.generated:
             return [

@@ -90,6 +90,11 @@ class Checked:
     manifest: dict[str, Any]
     opening: list[Entry]
     path: Path | None = None
+    context: bytes | None = None  # context.json as the bundle holds it
+
+    def local(self, moment: object) -> str:
+        """A manifest's time as the company reads it, in the bundle's own time zone."""
+        return _local(moment, self.context)
 
     def entries(self) -> Iterator[Entry]:
         """The period's entries as the bundle holds them, in its order (one pass over the
@@ -417,7 +422,7 @@ def _check(
         hash=str(chain.get("last_hash"))[:16], start=_local(period.get("from"), context),
         end=_local(period.get("to"), context), key=signing.fingerprint(public_key),
     )
-    return Checked(verdict, manifest, opening, path)
+    return Checked(verdict, manifest, opening, path, context)
 
 
 def _seq(value: object) -> object:

@@ -43,8 +43,7 @@ from devposture.collector.clock import utcnow
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
-from devposture.collector.evidence import bundle, chain, html, signing, verify
-from devposture.collector.evidence import export as export_module
+from devposture.collector.evidence import bundle, chain, html, signing, spooled, verify
 from devposture.collector.evidence.export import export_bundle
 from devposture.collector.evidence.summary import PastGrace, Summary
 from devposture.collector.evidence.verify import verify_bundle
@@ -850,6 +849,17 @@ def test_the_arguments_the_wrong_way_round_are_refused_clearly(
     assert code == 1 and out == ""
     assert "error: 2026-11.zip is not older than 2026-10.zip" in err
     assert "`audit verify 2026-11.zip --after 2026-10.zip`" in err
+    # When each was exported, in the company's time zone as the bundles record it, not UTC.
+    assert "(UTC+08:00)" in err and "+00:00" not in err, err
+
+
+def test_a_bundle_after_itself_is_refused_as_the_same_file(
+    exports: Exports, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It said "2026-11.zip continues 2026-11.zip".
+    code, out, err = _verify_after(exports.next, exports.next, exports.key, capsys)
+    assert code == 1 and out == ""
+    assert "2026-11.zip and 2026-11.zip are the same file" in err, err
 
 
 def test_a_bundle_that_nothing_links_to_the_earlier_is_not_taken_as_continuing(
@@ -1274,7 +1284,7 @@ def test_a_full_temporary_folder_is_named_as_such_on_a_line_of_its_own(
     def write(self: object, data: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(export_module.spooled.Spooled, "write", write)
+    monkeypatch.setattr(spooled.Spooled, "write", write)
     capsys.readouterr()
     code = collector_cli(["audit", "export", "--data", str(data), "--from", start.isoformat(),
                           "--to", _moment().isoformat(), "--out", str(tmp_path / "q.zip"),
