@@ -81,6 +81,12 @@ def refusal(
     skew: dt.timedelta | None,
 ) -> Refusal | None:  # fmt: skip
     """Why this report from `device_id` cannot be stored, or None when it can."""
+    if not report.device_id:  # an empty report, or one that names no device: bad input
+        return Refusal(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "device_id is empty: a report names the device it is from (the client"
+            " certificate's device id)",
+        )
     if report.device_id != device_id:
         return Refusal(
             grpc.StatusCode.PERMISSION_DENIED,

@@ -87,6 +87,22 @@ def test_a_report_id_sent_again_with_other_facts_is_acknowledged_as_stored(
     assert _stored(live_collector) == [kept.report_id]
 
 
+def test_an_empty_report_is_bad_input_not_another_device(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    # It was refused PERMISSION_DENIED ("the report names device ''"): a client's mistake,
+    # not an impersonation.
+    with (
+        open_channel(agent.state, agent.enrollment) as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        pb_grpc.CollectorStub(channel).Report(pb.ReportRequest(report=pb.PostureReport()),
+                                              timeout=30)  # fmt: skip
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "device_id is empty" in str(caught.value.details())
+    assert _stored(live_collector) == []
+
+
 def test_report_naming_another_device_is_refused_and_not_stored(
     live_collector: LiveCollector, agent: EnrolledAgent, tmp_path: Path
 ) -> None:
