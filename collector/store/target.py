@@ -10,9 +10,10 @@ addresses.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from devposture.policy.cli_messages import BadValue, Worded
 from devposture.policy.os_errors import os_error
@@ -68,15 +69,30 @@ def is_postgres_url(text: str) -> bool:
     return text.split("://", 1)[0].lower() in SCHEMES and "://" in text
 
 
+# A password wherever an address may hold one, for an address shown back in a message: after
+# `user:` in a URL, or as a `password` keyword (a URL's query, a libpq keyword string).
+_PASSWORD_SHOWN = re.compile(
+    r"(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'?|[^&\s]*)|(://[^/?#@:]*:)[^/?#@]*(@)"
+)
+
+
+def shown(url: str) -> str:
+    """`url` as a message may show it: any password in it hidden."""
+    return _PASSWORD_SHOWN.sub(
+        lambda m: f"{m[1]}***" if m[1] is not None else f"{m[3]}***{m[4]}", url
+    )
+
+
 def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarget:
     """A checked PostgreSQL address (postgresql://user@host:port/database?options)."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES:
         raise DatabaseTargetError(
             "{url} is not a PostgreSQL address: write postgresql://user@host:5432/database",
-            url=repr(url),
+            url=repr(shown(url)),
         )
-    if parts.password is not None:
+    in_query = any(key.strip().lower() == "password" for key, _ in parse_qsl(parts.query))
+    if parts.password is not None or in_query:
         raise DatabaseTargetError(
             "the PostgreSQL address holds a password, which would show in collector.toml and"
             " in process lists: remove it from the address and put it in a file readable only"
@@ -86,7 +102,7 @@ def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarg
         raise DatabaseTargetError(
             "the PostgreSQL address {url} names no server or database: write"
             " postgresql://user@host:5432/database",
-            url=repr(url),
+            url=repr(shown(url)),
         )
     if password_file is not None:
         read_password(password_file)  # fail now, not at the first connection

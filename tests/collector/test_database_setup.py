@@ -1,0 +1,62 @@
+"""`init --database`, `init --join` and `migrate --to` as a person types them: relative paths,
+an address with a password or a typo in it, a password file saved in the wrong encoding, a
+database that cannot be reached or belongs to another installation. Each is refused before
+anything is made, in words that name the problem and the fix (never a traceback, never the
+password), and a run that fails midway leaves nothing for the next `init` to trip over."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.datadir import initialize
+from tests.databases import on_postgresql
+
+T0 = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.UTC)
+SECRET = "S3cret-in-the-address"
+
+needs_postgresql = pytest.mark.skipif(
+    not on_postgresql(), reason="needs a PostgreSQL server: the PostgreSQL leg runs it"
+)
+
+
+def _password_file(path: Path, content: bytes = b"unused-with-trust-auth\n") -> Path:
+    path.write_bytes(content)
+    path.chmod(0o600)
+    return path
+
+
+def _sqlite_site(folder: Path) -> Path:
+    config, _ = initialize(folder, "127.0.0.1")  # SQLite: a site to move
+    return config.data_dir
+
+
+# --- 4: a password in the address, shown nowhere ----------------------------------------------
+
+
+@pytest.mark.parametrize("lang", ["C.UTF-8", "zh_CN.UTF-8"])
+def test_a_password_in_the_address_query_is_refused_and_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    lang: str,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("LANG", lang)
+    site = _sqlite_site(tmp_path / "site")
+    text = (site / "collector.toml").read_text()
+    capsys.readouterr()
+    query = f"postgresql://postgres@127.0.0.1:5432/db?sslmode=disable&password={SECRET}"
+    keywords = f"host=127.0.0.1 dbname=db password={SECRET}"
+    for argv in (["init", "--data", str(tmp_path / "new"), "--database", query],
+                 ["init", "--data", str(tmp_path / "new"), "--database", keywords],
+                 ["migrate", "--data", str(site), "--to", query],
+                 ["migrate", "--data", str(site), "--to", keywords]):  # fmt: skip
+        assert collector_cli(argv) == 1
+        out, err = capsys.readouterr()
+        assert SECRET not in out + err and "Traceback" not in err
+        assert "PostgreSQL" in err
+    assert not (tmp_path / "new").exists()
+    assert (site / "collector.toml").read_text() == text
+
+
