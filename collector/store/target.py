@@ -13,7 +13,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from devposture.policy.cli_messages import BadValue, Worded
 from devposture.policy.os_errors import os_error
@@ -83,9 +83,25 @@ def shown(url: str) -> str:
     )
 
 
+def _split(url: str) -> SplitResult:
+    """`url`'s parts, or DatabaseTargetError for an address urllib cannot read (an IPv6
+    address missing its closing bracket, a port that is not a number)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read to check it)
+    except ValueError as exc:
+        raise DatabaseTargetError(
+            "the PostgreSQL address {url} is malformed ({problem}): write"
+            " postgresql://user@host:5432/database (an IPv6 address in brackets:"
+            " postgresql://user@[::1]:5432/database)",
+            url=repr(shown(url)), problem=exc,
+        ) from exc
+    return parts
+
+
 def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarget:
     """A checked PostgreSQL address (postgresql://user@host:port/database?options)."""
-    parts = urlsplit(url)
+    parts = _split(url)
     if parts.scheme.lower() not in SCHEMES:
         raise DatabaseTargetError(
             "{url} is not a PostgreSQL address: write postgresql://user@host:5432/database",
@@ -112,6 +128,13 @@ def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarg
 def read_password(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatabaseTargetError(
+            "the database password file {path} is not UTF-8 text (saved as UTF-16, or in"
+            " another encoding): save the password in it again as UTF-8 (in Notepad: Save As,"
+            " Encoding UTF-8)",
+            path=path,
+        ) from exc
     except OSError as exc:
         raise DatabaseTargetError(
             "cannot read the database password file {path}: {problem}; give the collector's"

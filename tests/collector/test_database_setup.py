@@ -60,3 +60,45 @@ def test_a_password_in_the_address_query_is_refused_and_never_shown(
     assert (site / "collector.toml").read_text() == text
 
 
+# --- 5: what is worded instead of a traceback -------------------------------------------------
+
+
+def test_a_password_file_that_is_not_utf8_is_worded_at_init_and_at_serve(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    utf16 = _password_file(tmp_path / "pwb", b"\xff\xfe")  # as Notepad saves UTF-16
+    assert collector_cli(["init", "--data", str(tmp_path / "new"), "--database",
+                          "postgresql://postgres@127.0.0.1:5432/db",
+                          "--database-password-file", str(utf16)]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"the database password file {utf16} is not UTF-8 text" in err
+    assert not (tmp_path / "new").exists()
+    site = _sqlite_site(tmp_path / "site")
+    toml = site / "collector.toml"
+    toml.write_text(toml.read_text().replace(
+        '\nurl = ""', '\nurl = "postgresql://postgres@127.0.0.1:5432/db"'
+    ).replace('\npassword_file = ""', f'\npassword_file = "{utf16}"'))  # fmt: skip
+    capsys.readouterr()
+    assert collector_cli(["serve", "--data", str(site)]) == 1
+    err = capsys.readouterr().err
+    assert "is not UTF-8 text" in err and "Traceback" not in err
+
+
+def test_a_malformed_address_is_worded_wherever_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = "postgresql://postgres@[::1/db"
+    site = _sqlite_site(tmp_path / "site")
+    capsys.readouterr()
+    for argv in (["init", "--data", str(tmp_path / "new"), "--database", broken],
+                 ["migrate", "--data", str(site), "--to", broken]):  # fmt: skip
+        assert collector_cli(argv) == 1
+        err = capsys.readouterr().err
+        assert f"the PostgreSQL address {broken!r} is malformed (Invalid IPv6 URL)" in err
+        assert "[::1]:5432" in err  # how to write it
+    toml = site / "collector.toml"
+    toml.write_text(toml.read_text().replace('\nurl = ""', f'\nurl = "{broken}"'))
+    assert collector_cli(["token", "list", "--data", str(site)]) == 1
+    assert "is malformed (Invalid IPv6 URL)" in capsys.readouterr().err
+
+
