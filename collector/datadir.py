@@ -120,6 +120,28 @@ def _is_address_or_name(text: str) -> bool:
     return True
 
 
+def refuse_used(database: PostgresTarget) -> None:
+    """Refuse a PostgreSQL database that already holds collector data: another installation's
+    (its CA and evidence key are in its own data folders), which a new CA beside it would
+    split in two."""
+    from devposture.collector.store.engine import PostgresDatabase  # noqa: PLC0415
+    from devposture.collector.store.migrate import used_table  # noqa: PLC0415
+
+    connection = PostgresDatabase(database, max_connections=1)
+    try:
+        table = used_table(connection)
+    finally:
+        connection.close()
+    if table is not None:
+        raise InitError(
+            "the PostgreSQL database {database} already holds collector data (table {table} is"
+            " not empty): it belongs to another installation. For a further collector of that"
+            " installation, use `init --join FOLDER` with a copy of its first collector's data"
+            " folder; for a new installation, give an empty database",
+            database=database.describe(), table=table,
+        )
+
+
 def server_names(host: str, names: list[str]) -> tuple[list[str], list[str]]:
     """The server certificate's DNS names and IP addresses: `names` and the listen `host`."""
     if host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
@@ -137,7 +159,8 @@ def initialize(
     database: PostgresTarget | None = None,
 ) -> tuple[CollectorConfig, x509.Certificate]:
     """Make the data folder; return its configuration and the CA certificate. The database
-    is a SQLite file in the folder, or `database` (its tables are made if it has none)."""
+    is a SQLite file in the folder, or `database` (its tables are made if it has none; one
+    holding collector data is refused)."""
     check_request(data_dir, host, list(extra_names or []), enroll_port, report_port)
     if (data_dir / CONFIG_NAME).exists():
         raise InitError(
@@ -147,6 +170,8 @@ def initialize(
         )
     if data_dir.exists() and any(data_dir.iterdir()):
         raise not_empty(data_dir)
+    if database is not None:
+        refuse_used(database)
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     for sub in ("ca", "tls"):

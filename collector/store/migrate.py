@@ -94,6 +94,17 @@ def _digest(rows: Iterable[tuple[object, ...]]) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
+def used_table(database: PostgresDatabase) -> str | None:
+    """The first of the tables a site's data is in that holds a row (None: none does, or the
+    database has no collector tables yet): a database another installation uses."""
+    for table, _ in TABLES:
+        if database.execute("SELECT to_regclass(?)", (table,)).fetchone()[0] is None:
+            continue  # not made yet
+        if database.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:  # noqa: S608
+            return table
+    return None
+
+
 def migrate(
     source: SqliteTarget, destination: PostgresTarget, progress: Callable[[str, int], None]
 ) -> Moved:

@@ -13,7 +13,9 @@ import pytest
 
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.datadir import initialize
-from tests.databases import on_postgresql
+from devposture.collector.store import Store
+from devposture.collector.tokens import new_token
+from tests.databases import fresh_postgres, on_postgresql
 
 T0 = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.UTC)
 SECRET = "S3cret-in-the-address"
@@ -100,5 +102,30 @@ def test_a_malformed_address_is_worded_wherever_it_is_given(
     toml.write_text(toml.read_text().replace('\nurl = ""', f'\nurl = "{broken}"'))
     assert collector_cli(["token", "list", "--data", str(site)]) == 1
     assert "is malformed (Invalid IPv6 URL)" in capsys.readouterr().err
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+@needs_postgresql
+def test_init_refuses_a_database_holding_another_installations_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    used = fresh_postgres()
+    assert collector_cli(["init", "--data", str(tmp_path / "first"), "--database", used.url]) == 0
+    store = Store.open(used)
+    try:
+        store.identity.add_token(new_token(), T0, T0 + dt.timedelta(hours=1), uses=1)
+    finally:
+        store.close()
+    capsys.readouterr()
+    assert collector_cli(["init", "--data", str(tmp_path / "second"), "--database", used.url]) == 1
+    err = capsys.readouterr().err
+    assert "already holds collector data (table enrollment_tokens is not empty)" in err
+    assert "init --join FOLDER" in err and "give an empty database" in err
+    assert not (tmp_path / "second").exists()
+    # An empty database (its tables made by an `init` that served nothing) is no one's yet.
+    assert collector_cli(["init", "--data", str(tmp_path / "third"),
+                          "--database", fresh_postgres().url]) == 0  # fmt: skip
 
 
