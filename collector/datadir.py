@@ -17,7 +17,9 @@ import fcntl
 import ipaddress
 import os
 import re
+import shutil
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,6 +144,25 @@ def refuse_used(database: PostgresTarget) -> None:
         )
 
 
+@contextlib.contextmanager
+def undone_on_failure(data_dir: Path) -> Iterator[None]:
+    """Remove what a failed `init` made in `data_dir` (checked empty or missing before), so
+    that the next `init` starts afresh instead of finding a half-made data folder."""
+    existed = data_dir.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        elif data_dir.is_dir():
+            for item in data_dir.iterdir():
+                if item.is_dir() and not item.is_symlink():
+                    shutil.rmtree(item, ignore_errors=True)
+                else:
+                    item.unlink(missing_ok=True)
+        raise
+
+
 def server_names(host: str, names: list[str]) -> tuple[list[str], list[str]]:
     """The server certificate's DNS names and IP addresses: `names` and the listen `host`."""
     if host not in ("0.0.0.0", "::", ""):  # noqa: S104 - comparing, not binding
@@ -160,7 +181,7 @@ def initialize(
 ) -> tuple[CollectorConfig, x509.Certificate]:
     """Make the data folder; return its configuration and the CA certificate. The database
     is a SQLite file in the folder, or `database` (its tables are made if it has none; one
-    holding collector data is refused)."""
+    holding collector data is refused). Nothing is left of a run that fails."""
     check_request(data_dir, host, list(extra_names or []), enroll_port, report_port)
     if (data_dir / CONFIG_NAME).exists():
         raise InitError(
@@ -172,6 +193,15 @@ def initialize(
         raise not_empty(data_dir)
     if database is not None:
         refuse_used(database)
+    with undone_on_failure(data_dir):
+        return _make(data_dir, host, list(extra_names or []), enroll_port=enroll_port,
+                     report_port=report_port, database=database)  # fmt: skip
+
+
+def _make(
+    data_dir: Path, host: str, extra_names: list[str], *, enroll_port: int, report_port: int,
+    database: PostgresTarget | None,
+) -> tuple[CollectorConfig, x509.Certificate]:  # fmt: skip
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     for sub in ("ca", "tls"):
@@ -179,7 +209,7 @@ def initialize(
 
     authority = Authority.create()
     names = ["localhost", socket.gethostname(), socket.getfqdn(), "127.0.0.1", "::1"]
-    dns, ips = server_names(host, names + list(extra_names or []))
+    dns, ips = server_names(host, names + extra_names)
     server_key = new_private_key()
     server_cert = authority.issue_server_certificate(server_key, dns, ips)
 

@@ -16,6 +16,8 @@ others again (docs/scaling.md).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -29,6 +31,7 @@ from devposture.collector.datadir import (
     check_request,
     not_empty,
     server_names,
+    undone_on_failure,
     write_private,
 )
 from devposture.collector.evidence import signing
@@ -46,6 +49,17 @@ def _copy_tree(source: Path, destination: Path) -> None:
             _copy_tree(item, destination / item.name)
         elif item.is_file():
             shutil.copy2(item, destination / item.name)
+
+
+def _inside(file: Path | None, folder: Path) -> Path | None:
+    """`file`'s path within `folder` (None: elsewhere), however either was written
+    (relative to the current folder or absolute, through a link or not)."""
+    if file is None:
+        return None
+    for path, base in ((file.absolute(), folder.absolute()), (file.resolve(), folder.resolve())):
+        with contextlib.suppress(ValueError):
+            return Path(os.path.normpath(path)).relative_to(os.path.normpath(base))
+    return None
 
 
 def join(
@@ -69,6 +83,15 @@ def join(
     # made them on first use).
     network_hash_key(source)
     signing.load_or_create(source)
+    with undone_on_failure(data_dir):
+        return _make(data_dir, source, first, host, list(extra_names or []),
+                     enroll_port=enroll_port, report_port=report_port)  # fmt: skip
+
+
+def _make(
+    data_dir: Path, source: Path, first: CollectorConfig, host: str, extra_names: list[str],
+    *, enroll_port: int, report_port: int,
+) -> tuple[CollectorConfig, x509.Certificate]:  # fmt: skip
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data_dir.chmod(0o700)
     _copy_tree(first.ca_cert.parent, data_dir / "ca")
@@ -76,12 +99,18 @@ def join(
         write_private(data_dir / name, (source / name).read_bytes())
     (data_dir / "tls").mkdir(mode=0o700)
     database = first.database
-    if database.password_file is not None and database.password_file.is_relative_to(source):
-        # A password file kept in the first folder comes along; one elsewhere stays where
-        # IT put it (the same path on every collector host).
-        copied = data_dir / database.password_file.relative_to(source)
+    assert isinstance(database, PostgresTarget)
+    inside = _inside(database.password_file, source)
+    if database.password_file is not None and inside is not None:
+        # A password file kept in the first folder comes along, named in collector.toml
+        # relative to the new folder as it was to the first; one elsewhere stays where IT
+        # put it (the same path on every collector host).
+        copied = data_dir / inside
+        copied.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_private(copied, database.password_file.read_bytes())
-        database = PostgresTarget(database.url, copied)
+        database = PostgresTarget(database.url, inside)
+    elif database.password_file is not None:
+        database = PostgresTarget(database.url, database.password_file.absolute())
     (data_dir / CONFIG_NAME).write_text(
         render_default(host, enroll_port, report_port, database=database), encoding="utf-8"
     )
@@ -89,7 +118,7 @@ def join(
     shutil.copy2(first.policy, config.policy)
     authority = Trust(config).signing_authority()
     names = ["localhost", socket.gethostname(), socket.getfqdn(), "127.0.0.1", "::1"]
-    dns, ips = server_names(host, names + list(extra_names or []))
+    dns, ips = server_names(host, names + extra_names)
     key = new_private_key()
     write_private(config.server_key, private_key_pem(key))
     config.server_cert.write_bytes(cert_pem(authority.issue_server_certificate(key, dns, ips)))

@@ -7,13 +7,16 @@ password), and a run that fails midway leaves nothing for the next `init` to tri
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.store import Store
+from devposture.collector.store.target import PostgresTarget
 from devposture.collector.tokens import new_token
 from tests.databases import fresh_postgres, on_postgresql
 
@@ -104,6 +107,30 @@ def test_a_malformed_address_is_worded_wherever_it_is_given(
     assert "is malformed (Invalid IPv6 URL)" in capsys.readouterr().err
 
 
+# --- 3: a failed init leaves nothing behind ---------------------------------------------------
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_an_init_that_fails_midway_leaves_nothing_and_the_next_one_works(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    existed: bool,
+) -> None:  # fmt: skip
+    folder = tmp_path / "collector"
+    if existed:
+        folder.mkdir()  # an empty folder made for it beforehand: kept, and empty again
+
+    def down(*_: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as failing:
+        failing.setattr(Store, "open", down)  # after the CA and keys are written
+        assert collector_cli(["init", "--data", str(folder)]) == 1
+    assert "Traceback" not in capsys.readouterr().err
+    assert folder.exists() == existed
+    assert not existed or list(folder.iterdir()) == []
+    assert collector_cli(["init", "--data", str(folder)]) == 0
+
+
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 
@@ -127,5 +154,29 @@ def test_init_refuses_a_database_holding_another_installations_data(
     # An empty database (its tables made by an `init` that served nothing) is no one's yet.
     assert collector_cli(["init", "--data", str(tmp_path / "third"),
                           "--database", fresh_postgres().url]) == 0  # fmt: skip
+
+
+@needs_postgresql
+def test_a_join_with_relative_folders_brings_the_password_file_along(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    database = fresh_postgres()
+    assert collector_cli(["init", "--data", "c1", "--database", database.url]) == 0
+    _password_file(tmp_path / "c1" / "db-password")
+    toml = tmp_path / "c1" / "collector.toml"
+    toml.write_text(toml.read_text().replace('\npassword_file = ""',
+                                             '\npassword_file = "db-password"'))  # fmt: skip
+    assert collector_cli(["init", "--data", "c4", "--join", "c1"]) == 0
+    assert 'password_file = "db-password"' in (tmp_path / "c4" / "collector.toml").read_text()
+    assert load(Path("c4")).database == PostgresTarget(database.url, Path("c4/db-password"))
+    assert collector_cli(["token", "create", "--data", "c4"]) == 0
+
+    # A join that fails midway (the first folder's policy is missing) leaves nothing behind.
+    (tmp_path / "c1" / "policy.toml").unlink()
+    capsys.readouterr()
+    assert collector_cli(["init", "--data", "c5", "--join", "c1"]) == 1
+    assert "cannot join c1" in capsys.readouterr().err
+    assert not (tmp_path / "c5").exists()
 
 
