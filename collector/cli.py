@@ -30,6 +30,7 @@ from devposture.collector.admin.cli import (
     run_admin_command,
 )
 from devposture.collector.admin.profiles import profiles_path
+from devposture.collector.cli_migrate import postgresql_error, unusable_database
 from devposture.collector.config import (
     DEFAULT_ENROLL_PORT,
     DEFAULT_REPORT_PORT,
@@ -209,6 +210,10 @@ def cmd_init(args: argparse.Namespace) -> int:
         config, ca_cert = initialize(args.data, args.listen, args.san, database=database, **kwargs)
     except (InitError, ValueError) as exc:
         raise CliError.as_is(exc) from exc
+    except database_errors() as exc:
+        if database is None or not postgresql_error(exc):
+            raise  # the data folder's SQLite file, a full disk: `main` says what to do
+        raise CliError(unusable_database(database, exc, "--database")) from exc
     say("Created collector data folder {path}", path=config.data_dir)
     say("Database: {database}", database=config.database.describe())
     say("CA fingerprint: {fingerprint}", fingerprint=fingerprint(ca_cert))

@@ -14,12 +14,14 @@ from pathlib import Path
 
 from devposture.collector.cli_pki import Subparsers, _data_option
 from devposture.collector.config import CONFIG_NAME, load, use_database
+from devposture.collector.store import database_errors
 from devposture.collector.store.target import (
     DatabaseTargetError,
     PostgresTarget,
     postgres_target,
 )
-from devposture.policy.cli_messages import Worded, say
+from devposture.log_format import redact
+from devposture.policy.cli_messages import Said, Worded, said, say
 
 
 class MigrateError(Worded):
@@ -46,6 +48,25 @@ def add_command(commands: Subparsers[argparse.ArgumentParser]) -> None:
         help="file holding the PostgreSQL password, readable only by the collector's account"
         " (or set PGPASSWORD, or use ~/.pgpass)",
     )
+
+
+def unusable_database(database: PostgresTarget, exc: Exception, option: str) -> Said:
+    """Why the PostgreSQL database given with `option` cannot be used, and what to check."""
+    return said(
+        "cannot use the PostgreSQL database {database} ({problem}): check the {option}"
+        " address, that the server runs and takes connections from this host, and the"
+        " password file",
+        database=database.describe(), problem=redact(str(exc)).strip(), option=option,
+    )
+
+
+def postgresql_error(exc: Exception) -> bool:
+    """`exc` is psycopg's: the PostgreSQL server's refusal or failure."""
+    try:
+        import psycopg  # noqa: PLC0415 (installed where PostgreSQL is used)
+    except ImportError:
+        return False
+    return isinstance(exc, psycopg.Error)
 
 
 def _progress(table: str, rows: int) -> None:
@@ -79,6 +100,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             moved = migrate(config.database, destination, _progress)
         except MigrationError as exc:
             raise MigrateError.as_is(exc) from exc
+        except database_errors() as exc:
+            if not postgresql_error(exc):
+                raise  # the site's SQLite file: `main` says what to do
+            raise MigrateError(unusable_database(destination, exc, "--to")) from exc
         use_database(config.data_dir, destination)
     finally:
         lock.release()

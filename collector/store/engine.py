@@ -345,6 +345,20 @@ def reads_only(sql: str) -> bool:
     return sql.lstrip()[:6].upper() == "SELECT"
 
 
+def _refusal(conninfo: str, arguments: dict[str, object]) -> str | None:
+    """Why the server refuses a connection, as libpq says it (`database "x" does not exist`,
+    `Connection refused`), on one line: the pool only tells that it got none in time. None
+    when a connection made now succeeds (the server was only slow)."""
+    import psycopg  # noqa: PLC0415 (PostgreSQL only)
+
+    try:
+        connection = psycopg.connect(conninfo, **{**arguments, "connect_timeout": 3})  # type: ignore[arg-type]
+    except psycopg.Error as exc:
+        return " ".join(str(exc).split())
+    connection.close()
+    return None
+
+
 class PostgresDatabase:
     """A pool of connections to one PostgreSQL database."""
 
@@ -390,7 +404,16 @@ class PostgresDatabase:
         # A store opened on demand (the dashboard's) fails as fast as a statement would; a
         # collector starting without its server exits saying so, and its service manager
         # starts it again.
-        self._pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
+        try:
+            self._pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
+        except PoolTimeout as exc:
+            self._closed = True
+            self._pool.close()
+            refusal = _refusal(target.conninfo(), arguments)
+            if refusal is None:
+                raise
+            raise psycopg.OperationalError(refusal) from exc
+
 
     def _configure(self, connection: psycopg.Connection[Row]) -> None:
         connection.autocommit = True

@@ -7,6 +7,7 @@ password), and a run that fails midway leaves nothing for the next `init` to tri
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from devposture.collector.datadir import initialize
 from devposture.collector.store import Store
 from devposture.collector.store.target import PostgresTarget
 from devposture.collector.tokens import new_token
-from tests.databases import fresh_postgres, on_postgresql
+from tests.databases import SERVER, fresh_postgres, on_postgresql
 
 T0 = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.UTC)
 SECRET = "S3cret-in-the-address"
@@ -180,3 +181,34 @@ def test_a_join_with_relative_folders_brings_the_password_file_along(
     assert not (tmp_path / "c5").exists()
 
 
+@needs_postgresql
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [("/devposture_no_such_database", 'database "devposture_no_such_database" does not exist'),
+     ("/x?sslmode=bogus", 'invalid sslmode value: "bogus"')],
+)  # fmt: skip
+def test_a_database_that_cannot_be_used_is_told_with_the_servers_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], address: str, reason: str
+) -> None:
+    server = SERVER.rstrip("/").rsplit("/", 1)[0] if SERVER.count("/") > 2 else SERVER
+    url = server.rstrip("/") + address
+    assert collector_cli(["init", "--data", str(tmp_path / "new"), "--database", url]) == 1
+    err = capsys.readouterr().err
+    assert reason in err and "check the --database address" in err
+    assert "pool initialization" not in err
+    assert not (tmp_path / "new").exists()
+    site = _sqlite_site(tmp_path / "site")
+    capsys.readouterr()
+    assert collector_cli(["migrate", "--data", str(site), "--to", url]) == 1
+    err = capsys.readouterr().err
+    assert reason in err and "check the --to address" in err and "collector.toml" not in err
+
+
+@needs_postgresql
+def test_a_refused_port_is_told_as_such(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = "postgresql://postgres@127.0.0.1:1/db"
+    assert collector_cli(["init", "--data", str(tmp_path / "new"), "--database", url]) == 1
+    assert "Connection refused" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
