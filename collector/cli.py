@@ -30,7 +30,7 @@ from devposture.collector.admin.cli import (
     run_admin_command,
 )
 from devposture.collector.admin.profiles import profiles_path
-from devposture.collector.cli_migrate import postgresql_error, unusable_database
+from devposture.collector.cli_migrate import absolute, postgresql_error, unusable_database
 from devposture.collector.config import (
     DEFAULT_ENROLL_PORT,
     DEFAULT_REPORT_PORT,
@@ -199,7 +199,9 @@ def cmd_init(args: argparse.Namespace) -> int:
         raise CliError("--database-password-file goes with --database postgresql://…")
     if args.database is not None:
         try:
-            database = postgres_target(args.database, args.database_password_file)
+            # Named in collector.toml as given here: absolute, not relative to the data folder.
+            password_file = absolute(args.database_password_file)
+            database = postgres_target(args.database, password_file)
         except DatabaseTargetError as exc:
             raise CliError.as_is(exc) from exc
     # cryptography is imported by init only, not by every command.

@@ -50,6 +50,12 @@ def add_command(commands: Subparsers[argparse.ArgumentParser]) -> None:
     )
 
 
+def absolute(path: Path | None) -> Path | None:
+    """A file named on the command line, as collector.toml must name it: from the current
+    folder, not from the data folder that the file's own paths are read from."""
+    return None if path is None else path.absolute()
+
+
 def unusable_database(database: PostgresTarget, exc: Exception, option: str) -> Said:
     """Why the PostgreSQL database given with `option` cannot be used, and what to check."""
     return said(
@@ -86,7 +92,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             database=config.database.describe(),
         )
     try:
-        destination = postgres_target(args.to, args.database_password_file)
+        # Named in collector.toml as given here: absolute, not relative to the data folder.
+        destination = postgres_target(args.to, absolute(args.database_password_file))
     except DatabaseTargetError as exc:
         raise MigrateError.as_is(exc) from exc
     try:

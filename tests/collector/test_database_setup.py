@@ -158,6 +158,34 @@ def test_init_refuses_a_database_holding_another_installations_data(
 
 
 @needs_postgresql
+def test_a_relative_password_file_is_kept_absolute_by_init_and_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    password = _password_file(tmp_path / "pw")
+    database = fresh_postgres()
+    assert collector_cli(["init", "--data", "d2", "--database", database.url,
+                          "--database-password-file", "pw"]) == 0  # fmt: skip
+    assert load(Path("d2")).database == PostgresTarget(database.url, password)
+    assert collector_cli(["token", "create", "--data", "d2"]) == 0  # reads the password file
+
+    site = _sqlite_site(tmp_path / "site")
+    text = (site / "collector.toml").read_text()
+    destination = fresh_postgres()
+    capsys.readouterr()
+    # A file that cannot be read is refused before anything is moved or written.
+    assert collector_cli(["migrate", "--data", "site", "--to", destination.url,
+                          "--database-password-file", "missing"]) == 1  # fmt: skip
+    assert f"cannot read the database password file {tmp_path / 'missing'}" in (
+        capsys.readouterr().err)  # fmt: skip
+    assert (site / "collector.toml").read_text() == text
+    assert collector_cli(["migrate", "--data", "site", "--to", destination.url,
+                          "--database-password-file", "pw"]) == 0  # fmt: skip
+    assert load(site).database == PostgresTarget(destination.url, password)
+    assert collector_cli(["token", "create", "--data", "site"]) == 0
+
+
+@needs_postgresql
 def test_a_join_with_relative_folders_brings_the_password_file_along(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
