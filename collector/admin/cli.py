@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import sys
@@ -26,6 +27,7 @@ from devposture.collector.admin.commands import (
     Words,
     local_actor,
 )
+from devposture.collector.admin.progress_line import ProgressLine
 from devposture.collector.company_time import NotATime, typed
 from devposture.collector.config import load
 from devposture.collector.credentials import ROLES, VIEWER
@@ -327,11 +329,17 @@ def run_verify(args: argparse.Namespace) -> int:
     except signing.SigningKeyError as exc:
         raise CommandError("{path}: {problem}", path=args.public_key, problem=exc) from None
     show = args.progress or sys.stderr.isatty()
+    line = ProgressLine()
     try:
-        verdict = (verify_bundle(args.bundle, key, _verify_progress(args.bundle) if show else None)
-                   if args.after is None else
-                   verify_continuation(args.bundle, args.after, key,
-                                       _verify_progress if show else None))  # fmt: skip
+        try:
+            verdict = (verify_bundle(args.bundle, key,
+                                     _verify_progress(line, args.bundle) if show else None)
+                       if args.after is None else
+                       verify_continuation(args.bundle, args.after, key,
+                                           functools.partial(_verify_progress, line)
+                                           if show else None))  # fmt: skip
+        finally:  # an error, or Ctrl-C, on a line of its own
+            line.close()
     except NotComparable as exc:
         raise CommandError.as_is(exc) from None
     except BundleUnreadable as exc:  # not a verdict: the evidence was never looked at
@@ -341,18 +349,15 @@ def run_verify(args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
-def _verify_progress(bundle: Path) -> Callable[[int, int], None]:
+def _verify_progress(line: ProgressLine, bundle: Path) -> Callable[[int, int], None]:
     """What shows a bundle's verification going on, on standard error (a quarter takes
     minutes)."""
 
     def show(done: int, total: int) -> None:
         share = f" ({100 * done // total}%)" if total else ""
-        sys.stderr.write("\r" + said("audit verify {name}: {done}/{total} chain entries{share}",
-                                      name=bundle.name, done=done, total=total,
-                                      share=share).worded(reader_language()))
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        line.show(said("audit verify {name}: {done}/{total} chain entries{share}",
+                       name=bundle.name, done=done, total=total,
+                       share=share).worded(reader_language()), last=done >= total)  # fmt: skip
 
     return show
 

@@ -23,6 +23,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devposture.collector.admin.progress_line import ProgressLine
 from devposture.collector.clock import utcnow
 from devposture.collector.company_time import NotATime, shown, stamp, typed, zone_of
 from devposture.collector.compliance import Waiver
@@ -717,26 +718,20 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
                            start=shown(start, zone))  # fmt: skip
     out = _bundle_path(args.required("out"))
     show = args.flag("progress") or sys.stderr.isatty()
-    line_open = False  # a progress line without its end: an error goes on a line of its own
+    line = ProgressLine()
 
     def progress(done: int, total: int) -> None:
-        nonlocal line_open
-        sys.stderr.write("\r" + said("audit export: {done}/{total} chain entries ({percent}%)",
-                                      done=done, total=total,
-                                      percent=100 * done // total).worded(args.lang_of_reader()))
-        line_open = done != total
-        if not line_open:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        line.show(said("audit export: {done}/{total} chain entries ({percent}%)", done=done,
+                       total=total, percent=100 * done // total).worded(args.lang_of_reader()),
+                  last=done == total)  # fmt: skip
 
     report = args.progress or (progress if show else None)
     try:
         try:
             done = export_bundle(store, policy, config.data_dir, start=start, end=end,
                                  out=out, progress=report)  # fmt: skip
-        finally:
-            if line_open:
-                sys.stderr.write("\n")
+        finally:  # an error, or Ctrl-C, on a line of its own
+            line.close()
     except (ValueError, FileExistsError) as exc:
         raise CommandError.as_is(exc) from None
     except OSError as exc:
@@ -805,17 +800,17 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     from devposture.collector.evidence.crosscheck import Findings, TableCheck  # noqa: PLC0415
 
     show = args.flag("progress") or sys.stderr.isatty()
-
+    line = ProgressLine()
     steps: list[str] = []
 
     def progress(step: str, done: int, total: int) -> None:
         share = f"/{total} ({100 * done // total}%)" if total else ""
+        if steps and steps[-1] != step:
+            line.close()  # each step on its own line
         if not steps or steps[-1] != step:
-            sys.stderr.write("\n" if steps else "")  # each step on its own line
             steps.append(step)
-        sys.stderr.write("\r" + said("audit check: {step} {done}{share}", step=step, done=done,
-                                      share=share).worded(args.lang_of_reader()))
-        sys.stderr.flush()
+        line.show(said("audit check: {step} {done}{share}", step=step, done=done,
+                       share=share).worded(args.lang_of_reader()))  # fmt: skip
 
     policy = _policy(config, store)
     # Reports still waiting for their seal (store/sealing.py) are chained first: a row the
@@ -824,13 +819,14 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     check = TableCheck(store.crosscheck, checks=[c.check_id for c in policy.checks],
                        progress=progress if show else None)  # fmt: skip
     total = 0
-    for finding in check.run():
-        total += 1
-        sys.stdout.write(said("problem: {finding}", finding=finding.text())
-                         .worded(args.lang_of_reader()) + "\n")
-        sys.stdout.flush()
-    if steps:
-        sys.stderr.write("\n")
+    try:
+        for finding in check.run():
+            total += 1
+            sys.stdout.write(said("problem: {finding}", finding=finding.text())
+                             .worded(args.lang_of_reader()) + "\n")
+            sys.stdout.flush()
+    finally:
+        line.close()
     findings = Findings([], total + check.unnamed, check.entries)
     note = (f"the tables agree with the chain ({check.entries} entries)" if findings.ok
             else f"{total} row(s) disagree with the chain")  # fmt: skip
