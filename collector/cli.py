@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing
+import os
 import re
 import sqlite3
 import sys
@@ -267,6 +268,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415
     import dataclasses  # noqa: PLC0415
 
+    # gRPC's own log, which writes past Python's logging straight to stderr: errors only (a
+    # line for every failed TLS handshake, which anyone can cause, broke the JSON log and
+    # filled the journal). Read when grpc loads, below; GRPC_VERBOSITY set by IT wins.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     from devposture.collector.datadir import DataFolderInUse  # noqa: PLC0415
     from devposture.collector.ports import PortUnavailable  # noqa: PLC0415
     from devposture.collector.server import serve_forever  # noqa: PLC0415

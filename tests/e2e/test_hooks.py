@@ -76,6 +76,18 @@ def test_a_real_collector_is_scraped_probed_and_logs_json(tmp_path: Path) -> Non
                     health_pb2.HealthCheckRequest(service=""), timeout=10
                 )
             assert answer.status == health_pb2.HealthCheckResponse.SERVING
+            # A caller without a client certificate at the report port (anyone may try, as
+            # often as they like): gRPC's own line for each failed handshake went to stderr
+            # as plain text, between the JSON lines.
+            with grpc.secure_channel(f"127.0.0.1:{ports['report_port']}", credentials) as bare:
+                for _ in range(3):
+                    try:
+                        health_pb2_grpc.HealthStub(bare).Check(health_pb2.HealthCheckRequest(),
+                                                               timeout=5)  # fmt: skip
+                    except grpc.RpcError as refused:
+                        assert refused.code() == grpc.StatusCode.UNAVAILABLE, refused
+                    else:
+                        raise AssertionError("the report port answered without a certificate")
         finally:
             server.send_signal(signal.SIGTERM)
             assert server.wait(20) == 0
