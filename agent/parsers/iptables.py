@@ -8,14 +8,17 @@ traffic by what it is (a port, a protocol, a destination, or everything).
 A rule that drops only by where a packet comes from does not make a firewall: a blocklist
 (fail2ban's f2b-* chains, an ipset of bad sources) or a VPN client's anti-spoofing rule
 (Tailscale adds `-s 100.64.0.0/10 ! -i tailscale0 -j DROP` to every Linux machine it runs on)
-leaves every port open to everyone else. Such rules, and the hygiene rule that drops packets
-conntrack finds INVALID, are listed in `rule_count` but do not make the profile enabled.
+leaves every port open to everyone else. Such rules, and the hygiene rules that drop packets
+conntrack finds INVALID or packets for 127.0.0.0/8 that did not come from it (kube-proxy's
+KUBE-FIREWALL on every Kubernetes node: "block incoming localnet connections"), are listed in
+`rule_count` but do not make the profile enabled.
 
 The same parser reads iptables-legacy, iptables-nft and ip6tables output.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 
 from devposture.agent.parsers.errors import ParseError
@@ -80,6 +83,49 @@ def _by_source_only(args: list[str]) -> bool:
     return by_source or invalid_only
 
 
+_DESTINATION = ("-d", "--destination")
+_LOOPBACK_MODULES = {"comment", "conntrack", "state"}
+
+
+def _loopback(network: str) -> bool:
+    """Whether an address or network given to -d lies within the loopback range."""
+    try:
+        found = ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        return False
+    return found.is_loopback
+
+
+def _to_loopback_only(args: list[str]) -> bool:
+    """Whether the rule matches only packets for a loopback address (by source, interface and
+    connection state besides): martian hygiene, which no outside caller's service traffic
+    can ever meet, not a firewall."""
+    words = _matches(args)
+    to_loopback = False
+    i = 0
+    while i < len(words):
+        word = words[i]
+        value = words[i + 1] if i + 1 < len(words) else ""
+        if word == "!" and value in _DESTINATION:
+            return False  # everything but loopback: that filters
+        if word == "!":
+            i += 1
+        elif word in ("-m", "--match"):
+            if value not in _LOOPBACK_MODULES:
+                return False
+            i += 2
+        elif word in _DESTINATION:
+            if not _loopback(value):
+                return False
+            to_loopback = True
+            i += 2
+        elif word in _SOURCE_ADDRESS or word in _ALSO_ALLOWED or word in ("--ctstate", "--state"):
+            i += 2
+        else:
+            return False
+    return to_loopback
+
+
 def parse_iptables_s(
     text: str, name: str = "iptables", source: str = "iptables"
 ) -> pb.FirewallProfile:
@@ -119,7 +165,8 @@ def parse_iptables_s(
 
     reachable = [args for chain in seen for args in rules.get(chain, [])]
     blocking_rule = any(
-        _target(args) in _BLOCKING and not _by_source_only(args) for args in reachable
+        _target(args) in _BLOCKING and not _by_source_only(args) and not _to_loopback_only(args)
+        for args in reachable
     )
     policy = policies["INPUT"]
     default = _BLOCKING.get(policy, "")

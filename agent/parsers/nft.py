@@ -9,11 +9,15 @@ base chain at all, netfilter accepts everything; a dormant table's chains see no
 As for iptables (parsers/iptables.py), a rule that drops only by where a packet comes from (its
 source address or set of addresses, with the interface it came in on: blocklists, a VPN
 client's anti-spoofing rule) or only packets conntrack finds invalid does not make a firewall:
-it is counted in `rule_count` and does not make the profile enabled.
+it is counted in `rule_count` and does not make the profile enabled. Nor does a rule that drops
+only packets for a loopback address (kube-proxy's KUBE-FIREWALL, through iptables-nft on every
+Kubernetes node). iptables-nft writes its comment and conntrack matches as opaque `xt`
+statements: a comment matches everything, and a conntrack match only narrows such a rule.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections import defaultdict
 from collections.abc import Iterator
@@ -32,6 +36,67 @@ ChainKey = tuple[str, str, str]
 # What a source-only rule may match on (see the module's docstring).
 _SOURCE_FIELDS = {"saddr"}
 _INTERFACE_KEYS = {"iif", "iifname"}
+# iptables-nft's matches that nft shows only by name (`"xt": {"type": "match", ...}`): a
+# comment matches every packet; a conntrack or state match only narrows the rule it is in.
+_XT_NARROWING = {"comment", "conntrack", "state"}
+
+
+def _xt_narrowing(statement: dict[str, Any]) -> bool:
+    xt = statement.get("xt")
+    return (isinstance(xt, dict) and xt.get("type") == "match"
+            and xt.get("name") in _XT_NARROWING)  # fmt: skip
+
+
+def _loopback_prefix(right: object) -> bool:
+    """Whether a match's right side is a loopback address or network (`127.0.0.0/8`, ::1)."""
+    if isinstance(right, dict) and isinstance(right.get("prefix"), dict):
+        prefix = right["prefix"]
+        network = f"{prefix.get('addr')}/{prefix.get('len')}"
+    elif isinstance(right, str):
+        network = right
+    else:
+        return False
+    try:
+        return ipaddress.ip_network(network, strict=False).is_loopback
+    except ValueError:
+        return False
+
+
+def _to_loopback_only(expr: list[Any]) -> bool:
+    """Whether a rule ending in drop or reject matches only packets for a loopback address
+    (with conditions on their source, interface and connection state besides): martian
+    hygiene that no outside caller's traffic meets."""
+    if not expr or not isinstance(expr[-1], dict) or not any(k in expr[-1] for k in _BLOCKING):
+        return False
+    to_loopback = False
+    for statement in expr[:-1]:
+        if not isinstance(statement, dict):
+            return False
+        if set(statement) <= _NEUTRAL or _xt_narrowing(statement):
+            continue
+        match = statement.get("match")
+        if not isinstance(match, dict) or len(statement) != 1:
+            return False
+        left = match.get("left")
+        if not isinstance(left, dict):
+            return False
+        payload, meta, ct = left.get("payload"), left.get("meta"), left.get("ct")
+        if isinstance(payload, dict) and payload.get("field") == "daddr":
+            if match.get("op", "==") != "==" or not _loopback_prefix(match.get("right")):
+                return False
+            to_loopback = True
+        elif not _narrows_by_origin(payload, meta, ct):
+            return False
+    return to_loopback
+
+
+def _narrows_by_origin(payload: object, meta: object, ct: object) -> bool:
+    """A match on where a packet comes from (source, interface) or its connection's state."""
+    return (
+        (isinstance(payload, dict) and payload.get("field") in _SOURCE_FIELDS)
+        or (isinstance(meta, dict) and meta.get("key") in _INTERFACE_KEYS)
+        or (isinstance(ct, dict) and ct.get("key") in ("state", "status"))
+    )
 
 
 def _find(node: object, keys: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
@@ -66,7 +131,7 @@ def _by_source_only(expr: list[Any]) -> bool:
     for statement in expr[:-1]:
         if not isinstance(statement, dict):
             return False
-        if set(statement) <= _NEUTRAL:
+        if set(statement) <= _NEUTRAL or _xt_narrowing(statement):
             continue
         match = statement.get("match")
         if not isinstance(match, dict) or len(statement) != 1:
@@ -148,6 +213,7 @@ def parse_nft_json(text: str) -> pb.FirewallProfile:
     rule_count = sum(len(rules.get(key, [])) for key in seen)
     blocking_rule = any(
         any(True for _ in _find(expr, _BLOCKING)) and not _by_source_only(expr)
+        and not _to_loopback_only(expr)
         for key in seen
         for expr in rules.get(key, [])
     )

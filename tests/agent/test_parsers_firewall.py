@@ -96,6 +96,37 @@ def test_iptables_tailscale_anti_spoofing_is_not_a_firewall() -> None:
     assert profile.rule_count == 6  # INPUT's jump and ts-input's five (Docker's are FORWARD's)
 
 
+def test_iptables_kubernetes_loopback_hygiene_is_not_a_firewall() -> None:
+    # A real kubeadm node (flannel, kube-proxy): INPUT ACCEPT, and the only drop is
+    # KUBE-FIREWALL's "block incoming localnet connections" (! -s 127.0.0.0/8 -d 127.0.0.0/8).
+    # Every Kubernetes node read as firewalled, every port open.
+    profile = parse_iptables_s(fixture_text("iptables/iptables-S-kubernetes-flannel.out"))
+    assert not profile.enabled and profile.active
+    assert profile.default_inbound_action == "allow" and profile.rule_count == 5
+
+
+def test_nft_kubernetes_loopback_hygiene_through_iptables_nft_is_not_a_firewall() -> None:
+    # The same KUBE-FIREWALL rule loaded with iptables-nft: nft shows its comment and conntrack
+    # matches as opaque `xt` statements, and the rule as drops to 127.0.0.0/8.
+    profile = parse_nft_json(fixture_text("nft/nft-j-kube-firewall-iptables-nft-netns.out"))
+    assert not profile.enabled and profile.active
+    assert profile.default_inbound_action == "allow" and profile.rule_count == 2
+
+
+@pytest.mark.parametrize(
+    ("rule", "filters"),
+    [
+        ("-A INPUT -d 127.0.0.1/32 -p tcp --dport 9000 -j DROP", True),  # a port: filters
+        ("-A INPUT ! -d 127.0.0.0/8 -j DROP", True),  # everything but loopback
+        ("-A INPUT -d 192.0.2.10/32 -j DROP", True),
+        ("-A INPUT ! -i lo -d ::1/128 -j REJECT", False),
+        ("-A INPUT -d 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED -j DROP", False),
+    ],
+)
+def test_iptables_a_drop_only_for_loopback_is_hygiene(rule: str, filters: bool) -> None:
+    assert parse_iptables_s(f"-P INPUT ACCEPT\n{rule}\n").enabled is filters
+
+
 @pytest.mark.parametrize(
     "rule",
     [
