@@ -1,8 +1,13 @@
 """firewalld through `firewall-cmd --state` and `firewall-cmd --get-default-zone`.
 
-`--state` prints "running" (exit 0) or "not running" (exit 252); without a system D-Bus it
-fails with "DBUS_ERROR: Failed to connect", and firewalld cannot run without D-Bus, so that is
-also "not running". Zone targets follow firewalld.zone(5): "drop" drops, "block" rejects,
+`--state` prints "running" (exit 0) or "not running" (exit 252); firewall-cmd writes every
+answer with an exit code above 1 to stderr (`print_and_exit`), so "not running" is the last
+line of stderr, after "Waiting on dbus connection..." when D-Bus was slow to answer (firewalld's
+own regression test RHEL-186856). Without a system D-Bus it fails with "DBUS_ERROR: Failed to
+connect", and firewalld cannot run without D-Bus, so that is also "not running". "failed"
+(exit 251, firewalld in its failsafe configuration) is neither: unknown.
+
+Zone targets follow firewalld.zone(5): "drop" drops, "block" rejects,
 "trusted" accepts, every other predefined zone ("default" target) rejects unmatched inbound.
 """
 
@@ -19,7 +24,8 @@ def parse_firewalld_state(stdout: str, stderr: str = "") -> bool:
     out = stdout.strip().lower()
     if out == "running":
         return True
-    if out == "not running":
+    lines = [line.strip().lower() for line in stderr.splitlines() if line.strip()]
+    if out == "not running" or (not out and lines[-1:] == ["not running"]):
         return False
     if "DBUS_ERROR" in stderr and "Failed to connect" in stderr:
         return False

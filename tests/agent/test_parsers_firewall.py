@@ -205,6 +205,16 @@ def test_firewalld_without_dbus_is_not_running() -> None:
     assert not profile.enabled and not profile.active
 
 
+def test_a_stopped_firewalld_is_off_not_unknown() -> None:
+    # firewall-cmd says "not running" on stderr (exit 252): read only on stdout, a stopped
+    # firewalld was never "off", always unknown.
+    out = fixture_text("firewalld/firewall-cmd-state-stopped-rhel.out")
+    err = fixture_text("firewalld/firewall-cmd-state-stopped-rhel.err")
+    assert parse_firewalld_state(out, err) is False
+    with pytest.raises(ParseError):  # failsafe mode: neither running as configured nor off
+        parse_firewalld_state("", "failed\n")
+
+
 def test_firewalld_running_zones() -> None:
     # firewall-cmd prints exactly these words (firewall-cmd(1), --state).
     assert parse_firewalld_state("running\n") is True
