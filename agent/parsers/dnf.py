@@ -11,7 +11,9 @@ Its columns are cut to the terminal's width ("secu Importan", dnf5#1501); a type
 security when it is "security" or a cut-off start of it, and other types are not counted.
 
 check-update prints "name.arch  version  repo" and exits 100 when updates are pending, 0 when
-none. dnf 5 heads the list with "Upgrades". Both then list "Obsoleting Packages" (dnf 5:
+none. A name too long for its column goes alone on its line, the version and repository on the
+next (the layout dnf 4 keeps from yum; calestyo/check_yum#22).
+dnf 5 heads the list with "Upgrades". Both then list "Obsoleting Packages" (dnf 5:
 "Obsoleting packages"), which repeats packages already listed and is not counted.
 """
 
@@ -35,6 +37,7 @@ _NOISE = (
 _PACKAGE_LINE = re.compile(
     r"^(?P<name>\S+)\.(?P<arch>[A-Za-z0-9_]+)\s+(?P<version>\S+)\s+(?P<repo>\S+)$"
 )
+_NAME_ALONE = re.compile(r"^\S+\.[A-Za-z0-9_]+$")  # a long name, wrapped before its version
 _DNF5_HEADER = re.compile(r"^Name\s+Type\s+Severity\s+Package\s+Issued$")
 _ISSUED = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _SECURITY = "security"
@@ -100,13 +103,22 @@ def parse_check_update(text: str) -> list[str]:
     """The packages with an update pending, as "name.arch" (a package updated for two
     architectures is two updates, as dnf lists and counts it)."""
     names: list[str] = []
-    for line in _relevant(text):
+    lines = _relevant(text)
+    wrapped = ""
+    for line in lines:
         if line.lower().startswith("obsoleting packages"):
             break
         if line == "Upgrades":  # dnf 5's heading
             continue
+        if not wrapped and _NAME_ALONE.match(line):
+            wrapped = line
+            continue
+        line = f"{wrapped} {line}" if wrapped else line  # noqa: PLW2901
+        wrapped = ""
         match = _PACKAGE_LINE.match(line)
         if not match:
             raise ParseError("dnf check-update: a line is not 'name.arch version repo'")
         names.append(f"{match['name']}.{match['arch']}")
+    if wrapped:
+        raise ParseError("dnf check-update: a package name without its version and repository")
     return names
