@@ -8,7 +8,11 @@
 
 ufw prints these labels in English whatever the locale only under LC_ALL=C, which the host
 layer sets. "enabled" means ufw filters inbound: active, and denying or rejecting by default
-or by at least one rule. An inactive ufw leaves the kernel's rules to the other backends.
+or by at least one rule that blocks traffic by what it is (to a port, a protocol, an address of
+this machine, or everything). As for iptables and nft (parsers/iptables.py), a rule that denies
+only where traffic comes from ("Anywhere  DENY IN  203.0.113.7": a blocklist) leaves every port
+open to everyone else, and a routed rule (FWD) does not guard this machine: neither makes ufw
+enabled. An inactive ufw leaves the kernel's rules to the other backends.
 """
 
 from __future__ import annotations
@@ -20,6 +24,22 @@ from devposture.v1 import devposture_pb2 as pb
 
 _DEFAULT = re.compile(r"^Default:\s*(\w+)\s*\(incoming\)")
 _ACTIONS = {"deny": "drop", "reject": "reject", "allow": "allow", "limit": "allow"}
+
+
+_ANYWHERE = re.compile(r"^Anywhere( \(v6\))?( on \S+)?$")
+_COLUMNS = re.compile(r"\s{2,}")
+
+
+def _filters_inbound(rule: str) -> bool:
+    """Whether a rule line ("To  Action  From") denies or rejects inbound traffic by what it is:
+    see the module's docstring."""
+    columns = _COLUMNS.split(rule.strip())
+    if len(columns) < 3:  # not the three columns: judged by its words, as a deny or not
+        return bool(re.search(r"\b(DENY|REJECT)\b(?! (OUT|FWD))", rule))
+    to, action, source = columns[0], columns[1].split(), columns[2].split(" #")[0].strip()
+    if not action or action[0] not in ("DENY", "REJECT") or action[1:2] in (["OUT"], ["FWD"]):
+        return False
+    return not _ANYWHERE.match(to) or bool(_ANYWHERE.match(source))
 
 
 def parse_ufw_status(text: str) -> pb.FirewallProfile:
@@ -45,7 +65,7 @@ def parse_ufw_status(text: str) -> pb.FirewallProfile:
     if "--" in (line.split()[0] if line.split() else "" for line in lines):
         start = next(i for i, line in enumerate(lines) if line.split()[:1] == ["--"])
         rules = [line for line in lines[start + 1 :] if line.strip()]
-    blocking_rule = any(re.search(r"\b(DENY|REJECT)\b(?! OUT)", rule) for rule in rules)
+    blocking_rule = any(_filters_inbound(rule) for rule in rules)
     profile.active = True
     profile.enabled = default in ("drop", "reject") or blocking_rule
     profile.default_inbound_action = default

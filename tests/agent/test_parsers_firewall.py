@@ -180,11 +180,32 @@ def test_ufw_active_deny_incoming() -> None:
     assert profile.rule_count == 5
 
 
-def test_ufw_allow_incoming_still_filters_through_its_deny_rule() -> None:
+def test_ufw_allow_incoming_with_a_blocklist_rule_is_not_a_firewall() -> None:
+    # "Anywhere DENY IN 203.0.113.7" denies one source and leaves every port open to everyone
+    # else: a blocklist, as iptables and nft read the same rule (it made ufw "enabled").
     text = fixture_text("ufw/ufw-status-verbose-active-allow-incoming-netns.out")
     profile = parse_ufw_status(text)
-    assert profile.default_inbound_action == "allow"
-    assert profile.enabled  # "Anywhere DENY IN 203.0.113.7"
+    assert profile.default_inbound_action == "allow" and profile.active
+    assert not profile.enabled and profile.rule_count == 5
+
+
+@pytest.mark.parametrize(
+    ("rule", "filters"),
+    [
+        ("23/tcp                     DENY IN     Anywhere", True),
+        ("Anywhere                   DENY IN     Anywhere", True),
+        ("192.0.2.10 80/tcp          REJECT IN   Anywhere", True),
+        ("Anywhere on eth0           DENY IN     198.51.100.0/24", False),
+        ("Anywhere (v6)              DENY IN     2001:db8::/32", False),
+        ("Anywhere                   DENY FWD    Anywhere", False),
+        ("Anywhere                   DENY OUT    Anywhere", False),
+    ],
+)
+def test_ufw_rules_filter_by_what_traffic_is(rule: str, filters: bool) -> None:
+    text = ("Status: active\nDefault: allow (incoming), allow (outgoing), disabled (routed)\n\n"
+            "To                         Action      From\n"
+            "--                         ------      ----\n" + rule + "\n")  # fmt: skip
+    assert parse_ufw_status(text).enabled is filters
 
 
 def test_ufw_inactive() -> None:
