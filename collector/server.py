@@ -634,7 +634,9 @@ async def serve_forever(
         loop.add_signal_handler(signum, stop.set)
     print(
         f"devposture collector serving: enrollment on port {running.enroll_port},"
-        f" reports on port {running.report_port}, administration on port {running.admin_port}"
+        f" reports on port {running.report_port}"
+        # A worker of `serve --workers` other than the first serves the agent ports alone.
+        + (f", administration on port {running.admin_port}" if running.admin_port else "")
         + (f", dashboard at {running.dashboard.url}" if running.dashboard else ""),
         flush=True,
     )

@@ -114,11 +114,7 @@ class Supervisor:
                 if worker.process is not None:
                     worker.process.wait()
             raise
-        summary = {**ports, "workers": [w.process.pid for w in self.workers if w.process]}
-        if ready_file is not None:
-            temporary = ready_file.with_suffix(".tmp")
-            temporary.write_text(json.dumps(summary), encoding="utf-8")
-            temporary.replace(ready_file)
+        self._tell_ready(ready_file, ports)
         print(
             f"devposture collector serving with {self.count} workers: enrollment on port"
             f" {ports['enroll_port']}, reports on port {ports['report_port']}", flush=True,
@@ -126,9 +122,19 @@ class Supervisor:
         notifier = Notifier()
         notifier.ready(f"serving with {self.count} workers: reports on port"
                        f" {ports['report_port']}")  # fmt: skip
-        code = self._watch(ports, notifier)
+        code = self._watch(ports, notifier, ready_file)
         notifier.notify("STOPPING=1")
         return code
+
+    def _tell_ready(self, ready_file: Path | None, ports: dict[str, int]) -> None:
+        """The ports and the workers' process ids, in `--ready-file` (written again when a
+        worker is started anew: a supervisor or a test reading it finds the live ones)."""
+        if ready_file is None:
+            return
+        summary = {**ports, "workers": [w.process.pid for w in self.workers if w.process]}
+        temporary = ready_file.with_suffix(".tmp")
+        temporary.write_text(json.dumps(summary), encoding="utf-8")
+        temporary.replace(ready_file)
 
     def _start_all(self) -> dict[str, int]:
         first = self._worker(0, None)
@@ -143,7 +149,9 @@ class Supervisor:
             worker.wait_ready(self.stopping)
         return ports
 
-    def _watch(self, ports: dict[str, int], notifier: Notifier) -> int:
+    def _watch(
+        self, ports: dict[str, int], notifier: Notifier, ready_file: Path | None = None
+    ) -> int:
         """Until stopped: start again any worker that died. Then wait for them all."""
         interval = notifier.ping_interval()
         pinged = 0.0
@@ -162,6 +170,7 @@ class Supervisor:
                 again.restarts = worker.restarts + 1
                 self.workers[index] = again
                 again.start()
+                self._tell_ready(ready_file, ports)
             time.sleep(POLL_SECONDS)
         codes = []
         for worker in self.workers:

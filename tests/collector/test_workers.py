@@ -152,6 +152,11 @@ def test_workers_share_the_agent_ports_and_store_every_report_once(
     assert parent.wait(60) == 0
     assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
                    for pid in pids)  # fmt: skip
+    # Each worker said what it serves; the second has no administration port ("port None").
+    assert parent.stdout is not None
+    said = parent.stdout.read()
+    assert said.count("devposture collector serving: enrollment on port") == 2, said
+    assert "port None" not in said
 
 
 def _device_id(config: CollectorConfig) -> str:
@@ -164,7 +169,7 @@ def _device_id(config: CollectorConfig) -> str:
 
 
 def test_a_worker_that_dies_is_started_again(
-    workers: tuple[subprocess.Popen[str], Ready]
+    workers: tuple[subprocess.Popen[str], Ready], tmp_path: Path
 ) -> None:
     parent, ports = workers
     victim = ports.workers[1]
@@ -177,6 +182,9 @@ def test_a_worker_that_dies_is_started_again(
     replacement = ({p.pid for p in psutil.Process(parent.pid).children()}
                    - set(ports.workers)).pop()  # fmt: skip
     wait_until(lambda: _listening(replacement, ports.report_port), "the new worker listening")
+    # The ready file names the live workers (it kept the dead one's process id).
+    named = json.loads((tmp_path / "ready.json").read_text())["workers"]
+    assert replacement in named and victim not in named, named
 
 
 def test_workers_die_with_a_parent_that_is_killed(
