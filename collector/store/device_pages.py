@@ -44,7 +44,7 @@ class DevicePages(Part):
     def changes(self, device_id: str, until: dt.datetime) -> list[Change]:
         rows = self._db.execute(
             "SELECT device_id, check_id, state, reason, since_us FROM state_changes"
-            " WHERE device_id = ? AND since_us <= ? ORDER BY since_us",
+            " WHERE device_id = ? AND since_us <= ? ORDER BY since_us, check_id",
             (device_id, to_us(until)),
         ).fetchall()
         return [(r[0], r[1], r[2], r[3], from_us(r[4])) for r in rows]

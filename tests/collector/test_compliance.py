@@ -221,6 +221,22 @@ def test_history_says_since_when_and_how_long_a_fix_took(store: Store) -> None:
     ]
 
 
+def test_history_lists_checks_that_changed_together_in_one_order_on_both_engines(
+    store: Store,
+) -> None:
+    # Checks whose states began at the same moment came in the database's own order, which
+    # differed between SQLite and PostgreSQL (a site's history read otherwise after migrate).
+    record = ReportRecord("r1", "laptop", T0, T0, "1", b"", "laptop", "linux", "Debian", "12")
+    checks = ("public-wifi", "antivirus", "firewall", "chat-backup")
+    judged = [CheckResult(check, "PASS", "ok") for check in checks]
+    store.reports.store_report(record, judged)
+    other = ReportRecord("r0", "other", T0, T0, "1", b"", "other", "linux", "Debian", "12")
+    _enroll(store, "other", T0)
+    store.reports.store_report(other, [CheckResult("firewall", "FAIL", "off")])
+    rows = history_rows(store, "laptop", T0 + HOUR)
+    assert [r["check"] for r in rows] == ["antivirus", "chat-backup", "firewall", "public-wifi"]
+
+
 def test_a_state_that_holds_says_its_current_cause(store: Store) -> None:
     """FAIL for one reason, then FAIL for another: the device's row says the new cause (the
     state and since when stay those of the change); as of before it, the old one."""
