@@ -77,6 +77,7 @@ from devposture.collector.store.identity import (
 )
 from devposture.collector.throttle import (
     FREE_FAILURES,
+    MAX_LINE_SECONDS,
     WINDOW_SECONDS,
     Busy,
     FailureThrottle,
@@ -359,6 +360,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         self._throttle = FailureThrottle(
             clock=time.time, run=self._in_db,
             ledger=GuessLedger(store.guesses, ENROLLMENT, WINDOW_SECONDS),
+            max_line_seconds=MAX_LINE_SECONDS,
         )  # fmt: skip
         self._committer = GroupCommitter(
             store, self._in_db, write=writer.store_reports if writer is not None else None

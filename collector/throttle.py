@@ -14,6 +14,10 @@ letting one address lock out another. Per address:
   sooner than that.
 * **A bounded queue.** At most `MAX_QUEUED` attempts of one address are in progress or waiting
   their turn; more are turned away at once (`Busy`, with a retry hint), which costs nothing.
+  With `max_line_seconds` (the enrollment port: `MAX_LINE_SECONDS`), an attempt whose wait in
+  line would pass it is turned away too: the gRPC server closes every connection after 50 s
+  (and 10 s of grace), and an attempt still waiting then ended UNAVAILABLE ("max connection
+  age") with no hint of when to come back.
 
 Another address has its own turn, failures and queue: it is served at once, whatever the first
 one does. The wait is an asyncio sleep, so a waiting caller holds no thread.
@@ -48,6 +52,9 @@ MAX_DELAY_SECONDS = 30.0
 MAX_ADDRESSES = 10_000
 # Attempts of one address in progress or waiting at once; a NAT's honest rollout stays under it.
 MAX_QUEUED = 16
+# The longest an enrollment attempt may be kept waiting for its turn and delay: under the
+# 50 s after which the collector's gRPC server ends a connection (server.py).
+MAX_LINE_SECONDS = 40.0
 RECORDED_TURNS = 1000
 
 
@@ -134,6 +141,8 @@ class FailureThrottle:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     max_queued: int = MAX_QUEUED
+    # When set, an attempt that would wait longer than this in line is turned away (`Busy`).
+    max_line_seconds: float | None = None
     ledger: FailureLedger | None = None
     # How the ledger is called from the event loop (the owner's database thread).
     run: Callable[[Callable[[], list[float]]], Awaitable[list[float]]] = _call
@@ -193,6 +202,12 @@ class FailureThrottle:
         self._remember(source(address), recent)
         return len(recent)
 
+    def _line_wait(self, address: str, queued: int) -> float:
+        """About how long an attempt joining `queued` others of `address` would wait for its
+        turn: the current delay, then each attempt ahead failing in turn (as a guesser's do)."""
+        failures = len(self._recent(address))
+        return self.delay(address) + sum(backoff(failures + k) for k in range(1, queued + 1))
+
     @asynccontextmanager
     async def attempt(self, address: str) -> AsyncIterator[Turn]:
         """Hold `address`'s turn for one attempt: wait for the attempts before it, then out
@@ -201,10 +216,15 @@ class FailureThrottle:
         line = self._lines.get(address)
         if line is None:
             line = self._lines[address] = _Line()
-        if line.queued >= self.max_queued:
+        ahead = self._line_wait(address, line.queued)
+        if line.queued >= self.max_queued or (
+            self.max_line_seconds is not None and ahead > self.max_line_seconds
+        ):
             self.turned_away += 1
             line.turned_away += 1
             wait = max(1.0, self.delay(address), backoff(len(self._recent(address))))
+            if line.queued < self.max_queued:  # turned away for the line's length
+                wait = ahead
             raise Busy(address, wait, first=line.turned_away == 1)
         line.queued += 1
         try:

@@ -23,6 +23,7 @@ from devposture.collector.store.guesses import DASHBOARD, ENROLLMENT, GuessLedge
 from devposture.collector.throttle import (
     FREE_FAILURES,
     MAX_DELAY_SECONDS,
+    MAX_LINE_SECONDS,
     MAX_QUEUED,
     WINDOW_SECONDS,
     FailureThrottle,
@@ -136,6 +137,7 @@ def test_parallel_guesses_are_taken_one_at_a_time_and_another_address_enrolls_at
     """Forty-odd guesses sent at once from one address: each waits its turn and out the delay
     its predecessors' failures earned; past the queue's bound they are turned away at once.
     Meanwhile another address enrolls without waiting."""
+    live_collector.service.throttle.max_line_seconds = None  # the queue's bound alone here
     channel = _channel(live_collector)
     stub = pb_grpc.CollectorStub(channel)
     for _ in range(FREE_FAILURES):  # the free failures: answered at once, one by one
@@ -183,6 +185,39 @@ def test_parallel_guesses_are_taken_one_at_a_time_and_another_address_enrolls_at
     assert [t.waited for t in guesses] == [backoff(t.failures) for t in guesses]
     assert [t.waited for t in guesses][:6] == [1.0, 2.0, 4.0, 8.0, 16.0, MAX_DELAY_SECONDS]
     assert held.waits == [t.waited for t in guesses]
+
+
+def test_a_guess_that_would_outwait_its_connection_is_turned_away_with_a_hint(
+    live_collector: LiveCollector, held: HeldTime
+) -> None:
+    """Queued attempts wait 1, 2, 4, 8, 16, 30 s... one after another: past MAX_LINE_SECONDS
+    in line, the gRPC server's connection age (50 s) would end the call UNAVAILABLE with no
+    hint. Such an attempt is told at once when to come back; those within it are served."""
+    assert live_collector.service.throttle.max_line_seconds == MAX_LINE_SECONDS
+    channel = _channel(live_collector)
+    stub = pb_grpc.CollectorStub(channel)
+    for _ in range(FREE_FAILURES):
+        with pytest.raises(grpc.RpcError):
+            stub.Enroll(_bad_request(), timeout=60)
+    held.hold()
+    calls = [stub.Enroll.future(_bad_request(), timeout=120) for _ in range(10)]
+    # In line: waits of 1, then 1+2, 1+2+4, 1+2+4+8, 1+2+4+8+16 = 31 s; the sixth's 61 s.
+    within = 5
+    wait_until(lambda: sum(c.done() for c in calls) == len(calls) - within, "the turned away")
+    turned_away = [c for c in calls if c.done()]
+    for call in turned_away:
+        error = call.exception()
+        assert isinstance(error, grpc.Call)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        hint = int(dict(error.trailing_metadata() or ())["retry-after-ms"])
+        assert hint > MAX_LINE_SECONDS * 1000, hint
+    held.release()
+    for call in calls:
+        if call not in turned_away:
+            assert call.code() == grpc.StatusCode.UNAUTHENTICATED
+    channel.close()
+    waited = [t.waited for t in _turns(live_collector, GUESSER)[FREE_FAILURES:]]
+    assert waited == [1.0, 2.0, 4.0, 8.0, 16.0] and sum(waited) <= MAX_LINE_SECONDS
 
 
 def test_failures_counted_by_one_collector_slow_the_source_down_at_another(
