@@ -86,20 +86,22 @@ def test_airport_rejects_what_it_does_not_know(raw: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "state", "enabled"),
+    ("name", "state", "enabled", "block_all"),
     [
-        ("getglobalstate-state1-m-cli-160.out", 1, True),
-        ("getglobalstate-state0-m-cli-161.out", 0, False),
-        ("getglobalstate-state2-m-cli-161.out", 2, True),
-        ("getglobalstate-blocking-state2-mac-health-check-8.out", 2, True),
-        ("four-flags-stealth-error-pareto-139.out", 1, True),
-        ("six-flags-kolide-data.txt", 2, True),
+        ("getglobalstate-state1-m-cli-160.out", 1, True, False),
+        ("getglobalstate-state0-m-cli-161.out", 0, False, False),
+        # State 2 in the older wording alone: after block-all was set in m-cli's recording,
+        # beside "block all state set to disabled" in kolide's. The number does not say.
+        ("getglobalstate-state2-m-cli-161.out", 2, True, None),
+        ("getglobalstate-blocking-state2-mac-health-check-8.out", 2, True, True),
+        ("four-flags-stealth-error-pareto-139.out", 1, True, False),
+        ("six-flags-kolide-data.txt", 2, True, False),
     ],
 )
-def test_global_state(name: str, state: int, enabled: bool) -> None:
+def test_global_state(name: str, state: int, enabled: bool, block_all: bool | None) -> None:
     parsed = parse_global_state(text(f"socketfilterfw/{name}"))
     assert parsed.state == state and parsed.enabled is enabled
-    assert parsed.block_all is (state == 2)
+    assert parsed.block_all is block_all
 
 
 def test_global_state_needs_a_state_line() -> None:
