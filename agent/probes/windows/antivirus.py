@@ -56,6 +56,10 @@ def _security_center(ctx: ProbeContext) -> list[pb.AntivirusProduct]:
     return products
 
 
+# Running modes in which Defender does not protect in real time (AMRunningMode).
+_STANDING_BY = ("passive", "edr block")
+
+
 def _defender_product(status: DefenderStatus, errors: list[pb.ProbeError]) -> pb.AntivirusProduct:
     product = pb.AntivirusProduct(
         name=DEFENDER_NAME,
@@ -65,6 +69,14 @@ def _defender_product(status: DefenderStatus, errors: list[pb.ProbeError]) -> pb
     )
     if status.real_time_protection is not None:
         product.real_time_protection = status.real_time_protection
+    mode = status.running_mode.strip()
+    if any(word in mode.lower() for word in _STANDING_BY):
+        # Defender beside another antivirus ("Passive Mode", "SxS Passive Mode", "EDR Block
+        # Mode": Microsoft's "Defender Antivirus compatibility" page) still reports itself
+        # enabled, real-time protection on: it scans nothing until asked. What stands in its
+        # way is said, as mdatp's passive mode is; the other product, when Security Center
+        # lists it, is judged on its own.
+        product.health_issues.append(f"AMRunningMode: {mode}")
     if status.signatures_out_of_date is not None and status.signature_version:
         product.signatures_up_to_date = not status.signatures_out_of_date
     try:

@@ -3,13 +3,18 @@ antivirus products, fallbacks) on replayed real outputs."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import replace
+
 import pytest
 
 from devposture.agent.host import NetInterface
+from devposture.agent.parsers.windows.defender import DefenderStatus
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.agent.probes.windows import PROBES, antivirus, disk, firewall, updates, vpn, wifi
+from devposture.policy.checks import evaluate
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.machines import ACCESS_DENIED_EXIT, REG_MISSING
 from tests.agent.windows.replay_windows import (
@@ -332,3 +337,26 @@ def test_an_inactive_profile_that_is_off_does_not_decide() -> None:
     assert firewall.firewall_enabled(profiles, None) is False
     assert firewall.firewall_enabled(profiles, frozenset()) is False
     assert firewall.firewall_enabled(profiles[1:2], frozenset({"public"})) is None
+
+
+@pytest.mark.parametrize("mode", ["Passive Mode", "SxS Passive Mode", "EDR Block Mode"])
+def test_defender_standing_by_beside_another_antivirus_is_not_protecting(mode: str) -> None:
+    # The AMRunningMode values of Microsoft's "Microsoft Defender Antivirus compatibility with
+    # other security products": in them Defender still says AMServiceEnabled,
+    # AntivirusEnabled and RealTimeProtectionEnabled True, and scans nothing until asked.
+    # Read as on, such a machine passed with no antivirus protecting it.
+    standing_by = DefenderStatus(
+        service_enabled=True, antivirus_enabled=True, real_time_protection=True,
+        signature_version="1.381.2871.0", signatures_out_of_date=False, signatures_updated="",
+        running_mode=mode,
+    )  # fmt: skip
+    errors: list[pb.ProbeError] = []
+    product = antivirus._defender_product(standing_by, errors)
+    assert product.enabled and list(product.health_issues) == [f"AMRunningMode: {mode}"]
+    report = pb.PostureReport()
+    report.antivirus.products.append(product)
+    verdict = evaluate(report, dt.datetime.now(dt.UTC))
+    (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
+    assert judged.state.value == "FAIL", judged
+    normal = antivirus._defender_product(replace(standing_by, running_mode="Normal"), errors)
+    assert not normal.health_issues and not errors
