@@ -7,8 +7,10 @@ fsync the folder), so a crash leaves either the old state or the new one, never 
 
 from __future__ import annotations
 
+import binascii
 import json
 import os
+import re
 import secrets
 import sys
 from dataclasses import asdict, dataclass
@@ -32,6 +34,21 @@ STATE_ENTRIES = frozenset({
     "wifi-sessions.json", "outbox", "network-hash.key", "agent-config.pb", "last-verdicts.pb",
     "renewal.json", "notified.json",
 })  # fmt: skip
+
+
+_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+
+
+def _holds_pem(data: bytes, kind: str) -> bool:
+    """Whether `data` holds a PEM block whose label ends with `kind` ("PRIVATE KEY" also
+    matches "EC PRIVATE KEY") and whose body is base64 of something."""
+    for match in _PEM.finditer(data):
+        if match[1].decode("ascii").endswith(kind):
+            try:
+                return bool(binascii.a2b_base64(match[2]))
+            except binascii.Error:
+                return False
+    return False
 
 
 class StateError(Worded):
@@ -250,5 +267,15 @@ class AgentState:
                 raise StateError(
                     "{file} is missing from the state folder: enroll again with --force",
                     file=needed.name,
+                )
+        # Read before gRPC is given them: an empty key made it abort the process (SIGABRT,
+        # "Check failed: private_key != nullptr"), garbage failed every call as a network
+        # problem ("Failed to create security handshaker") that would never clear.
+        for path, kind in ((self.key_path, "PRIVATE KEY"), (self.cert_path, "CERTIFICATE"),
+                           (self.ca_path, "CERTIFICATE")):  # fmt: skip
+            if not _holds_pem(path.read_bytes(), kind):
+                raise StateError(
+                    "{file} in the state folder is damaged ({problem}): enroll again with --force",
+                    file=path.name, problem=f"no PEM {kind.lower()} in it",
                 )
         return enrollment

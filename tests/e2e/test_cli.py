@@ -71,6 +71,33 @@ def test_once_keeps_the_report_when_the_collector_is_gone(
     assert len(list((state / "outbox").glob("*.report"))) == 1
 
 
+def test_a_damaged_key_or_certificate_is_named_and_the_report_kept(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    # An empty device.key made gRPC abort the agent (SIGABRT, "Check failed: private_key !=
+    # nullptr"); garbage in a key or certificate failed every call as a passing network
+    # problem ("Failed to create security handshaker ... will be sent next time").
+    token_file = tmp_path / "token"
+    token_file.write_text(collector_process.token())
+    enrolled = tmp_path / "enrolled"
+    assert enroll(collector_process, enrolled, token_file).returncode == 0
+    genuine = (enrolled / "agent.json").read_text()  # one report queued while unreachable
+    (enrolled / "agent.json").write_text(json.dumps(json.loads(genuine) | {"report_port": 1}))
+    assert run(AGENT, "once", "--state", str(enrolled)).returncode == 1
+    (enrolled / "agent.json").write_text(genuine)
+    for name, damage in (("device.key", b""), ("device.key", b"not a key\n"),
+                         ("device.crt", b"-----BEGIN CERTIFICATE-----\n@@@\n"),
+                         ("ca.crt", b"\x00" * 64)):  # fmt: skip
+        state = tmp_path / f"{name}-{len(damage)}"
+        shutil.copytree(enrolled, state)
+        (state / name).write_bytes(damage)
+        once = run(AGENT, "once", "--state", str(state))
+        assert once.returncode == 1, (name, once.returncode, once.stderr)
+        assert f"{name} in the state folder is damaged" in once.stderr, once.stderr
+        assert "enroll again with --force" in once.stderr and "Traceback" not in once.stderr
+        assert len(list((state / "outbox").glob("*.report"))) == 1  # the queued one kept
+
+
 def test_cli_errors_name_the_problem_and_the_fix(
     collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
