@@ -634,6 +634,13 @@ def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) ->
             refused=refused, command=command,
         )
     if result.stopped_by is not None:
+        advice = _tls_advice(result.stopped_by)
+        if advice is not None:  # sending again does not help until it is dealt with
+            raise CliError(
+                "the collector did not acknowledge the report ({problem}); it is kept on disk."
+                " {advice}",
+                problem=result.stopped_by, advice=advice,
+            )
         raise CliError(
             "the collector did not acknowledge the report ({problem}); it is kept on disk and"
             " will be sent next time",
@@ -642,6 +649,28 @@ def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) ->
     raise CliError(
         "the collector refused the report; it was set aside (see the outbox's rejected/ folder)"
     )
+
+
+def _tls_advice(stopped_by: str) -> Said | None:
+    """What to do when the collector's certificate did not verify (gRPC's words for it in
+    the status it gave): a clock behind makes a new certificate "not yet valid"; a collector
+    set up again (a new CA) or another server is not signed by the CA pinned at enrollment.
+    None for anything else: a network problem that clears by itself."""
+    if "CERTIFICATE_VERIFY_FAILED" not in stopped_by and "certificate verify failed" not in (
+        stopped_by.lower()
+    ):
+        return None
+    if "not yet valid" in stopped_by:
+        return said("This computer's clock is behind: the collector's certificate is not"
+                    " valid yet by it. Set the date and time; the report goes with the next"
+                    " round.")  # fmt: skip
+    if "expired" in stopped_by:
+        return said("The collector's certificate has expired, or this computer's clock is"
+                    " far ahead: check the date and time, and tell IT.")  # fmt: skip
+    return said("The collector at this address does not show a certificate of the CA this"
+                " computer pinned at enrollment (it was set up again, or this is another"
+                " server): ask IT; it may need enrolling again (`devposture-agent enroll"
+                " --force`).")  # fmt: skip
 
 
 # What `renew` did, inside its sentence, in the reader's language.

@@ -8,8 +8,17 @@ import json
 import shutil
 from pathlib import Path
 
+from devposture.agent import cli as agent_cli
 from devposture.policy import default_policy
-from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run
+from tests.e2e.conftest import (
+    AGENT,
+    COLLECTOR,
+    CollectorProcess,
+    enroll,
+    enrolled_state,
+    run,
+    serving_collector,
+)
 
 CHECK_COUNT = len(default_policy().checks)  # every check of the bundled policy is reported
 
@@ -96,6 +105,37 @@ def test_a_damaged_key_or_certificate_is_named_and_the_report_kept(
         assert f"{name} in the state folder is damaged" in once.stderr, once.stderr
         assert "enroll again with --force" in once.stderr and "Traceback" not in once.stderr
         assert len(list((state / "outbox").glob("*.report"))) == 1  # the queued one kept
+
+
+def test_a_collector_set_up_again_is_told_as_such_not_as_a_passing_outage(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    # The agent's collector address now answers with another CA's certificate (the collector
+    # made again with `init`): it said "kept on disk and will be sent next time", which it
+    # never would be, between gRPC's own log lines ("I1205 ... Handshake failed").
+    state = enrolled_state(collector_process, tmp_path)
+    with serving_collector(tmp_path / "another") as other:
+        enrollment = json.loads((state / "agent.json").read_text())
+        enrollment["report_port"] = other.report_port
+        (state / "agent.json").write_text(json.dumps(enrollment))
+        once = run(AGENT, "once", "--state", str(state))
+    assert once.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in once.stderr, once.stderr
+    assert "does not show a certificate of the CA this computer pinned" in once.stderr
+    assert "will be sent next time" not in once.stderr
+    assert "Handshake failed" not in once.stderr and "ssl_transport_security" not in once.stderr
+    assert len(list((state / "outbox").glob("*.report"))) == 1
+
+
+def test_the_advice_for_a_clock_behind_or_ahead_of_the_collectors_certificate() -> None:
+    # The statuses gRPC gave a real agent (the tester's runs under faketime, 2026-12-05).
+    behind = ("UNAVAILABLE: failed to connect to all addresses; last error: UNKNOWN:"
+              " ipv4:127.0.0.1:31444: Ssl handshake failed (TSI_PROTOCOL_FAILURE):"
+              " SSL_ERROR_SSL: error:1000007d:SSL routines:OPENSSL_internal:"
+              "CERTIFICATE_VERIFY_FAILED: certificate is not yet valid")  # fmt: skip
+    advice = agent_cli._tls_advice(behind)
+    assert advice is not None and "clock is behind" in str(advice)
+    assert agent_cli._tls_advice("UNAVAILABLE: failed to connect to all addresses") is None
 
 
 def test_cli_errors_name_the_problem_and_the_fix(
