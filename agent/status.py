@@ -149,7 +149,18 @@ def exit_code(verdicts: list[pb.CheckVerdict], judged: bool) -> int:
 
 
 def collector_heading(ack: pb.ReportAck, view: View) -> str:
-    return view.words.judged_at(view.moment(ack.stored_at))
+    """The heading, with the zone every time below is in (the company's, which need not be
+    this computer's: an employee abroad reads Beijing time, and is told so)."""
+    return f"{view.words.judged_at(view.moment(ack.stored_at))} ({zone_label(view)})"
+
+
+def zone_label(view: View) -> str:
+    """ "UTC+08:00": the company's offset at the moment the status is read."""
+    offset = view.zone.utcoffset(view.now.astimezone(view.zone)) or dt.timedelta()
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}:{rest:02d}"
 
 
 def render_delivery(stats: pb.DeliveryStats, view: View) -> str:

@@ -54,3 +54,8 @@ def test_status_words_reasons_and_deadlines_in_the_companys_zone(tmp_path: Path)
         assert moment_text(deadline, "en", zone, now) in en.stdout
         beijing = moment_text(deadline, "zh", ZoneInfo("Asia/Shanghai"), now)
         assert beijing not in zh.stdout
+    # The zone of those times said once, in the heading (it showed no zone at all).
+    offset = zone.utcoffset(now.replace(tzinfo=None)) or dt.timedelta()
+    hours, minutes = divmod(abs(int(offset.total_seconds())) // 60, 60)
+    label = f"(UTC{'+' if offset >= dt.timedelta() else '-'}{hours:02d}:{minutes:02d})"
+    assert label in zh.stdout.splitlines()[0] and label in en.stdout.splitlines()[0]
