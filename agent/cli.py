@@ -975,11 +975,7 @@ def main(argv: list[str] | None = None) -> int:
     except PermissionError as exc:
         if args.command in SERVICE_COMMANDS:
             raise
-        # The state folder is the service's own (0700): `status` or `once` by another account.
-        sys.stderr.write(error_line(PROG, said(
-            "{path}: {problem}; run it as root (an administrator on Windows)",
-            path=exc.filename, problem=os_error(exc, exc.strerror),
-        ), lang))  # fmt: skip
+        sys.stderr.write(error_line(PROG, _permission_said(exc), lang))
         return EXIT_FAILED
     except Exception as exc:
         if args.command in SERVICE_COMMANDS:
@@ -987,6 +983,35 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("unexpected error", exc_info=True)  # shown with -v
         sys.stderr.write(error_line(PROG, _unexpected(exc), lang))
         return EXIT_FAILED
+
+
+def _permission_said(exc: PermissionError) -> Said:
+    """What to do about a file the agent may not touch. Usually the state folder is the
+    service's own (0700) and `status` or `once` ran as another account: run it as root. But
+    root, or the folder's owner, is refused only by the folder's own mode or attributes
+    (chattr +i): "run it as root" was no help to them."""
+    path = Path(str(exc.filename)) if exc.filename else None
+    problem = os_error(exc, exc.strerror)
+    privileged = hasattr(os, "geteuid") and os.geteuid() == 0
+    owner = _owned_by_me(path)
+    if privileged or owner:
+        return said("{path}: {problem}; the folder's permissions or attributes forbid it"
+                    " (check them with `ls -ld` and `lsattr -d`), or give --state a folder"
+                    " you can write", path=exc.filename, problem=problem)  # fmt: skip
+    return said("{path}: {problem}; run it as root (an administrator on Windows)",
+                path=exc.filename, problem=problem)  # fmt: skip
+
+
+def _owned_by_me(path: Path | None) -> bool:
+    """Whether the nearest existing folder of `path` belongs to this process's user."""
+    if path is None or not hasattr(os, "geteuid"):
+        return False
+    for folder in (path, *path.parents):
+        try:
+            return folder.stat().st_uid == os.geteuid()
+        except OSError:
+            continue
+    return False
 
 
 if __name__ == "__main__":

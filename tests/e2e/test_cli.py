@@ -5,8 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from devposture.agent import cli as agent_cli
 from devposture.policy import default_policy
@@ -136,6 +140,27 @@ def test_the_advice_for_a_clock_behind_or_ahead_of_the_collectors_certificate() 
     advice = agent_cli._tls_advice(behind)
     assert advice is not None and "clock is behind" in str(advice)
     assert agent_cli._tls_advice("UNAVAILABLE: failed to connect to all addresses") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("chattr") is None,
+                    reason="an immutable folder, made by root with chattr")  # fmt: skip
+def test_root_refused_by_the_folders_attributes_is_not_told_to_run_as_root(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    # Root is refused a folder only by its mode or attributes (here: `chattr +i` on the
+    # outbox): "run it as root" was the advice, to root.
+    state = enrolled_state(collector_process, tmp_path)
+    outbox = state / "outbox"
+    outbox.mkdir(exist_ok=True)
+    if subprocess.run(["chattr", "+i", str(outbox)], check=False).returncode != 0:
+        pytest.skip("this file system keeps no immutable attribute")
+    try:
+        once = run(AGENT, "once", "--state", str(state))
+    finally:
+        subprocess.run(["chattr", "-i", str(outbox)], check=True)
+    assert once.returncode == 1, once.stderr
+    assert "Operation not permitted" in once.stderr and "run it as root" not in once.stderr
+    assert "forbid it (check them with `ls -ld` and `lsattr -d`)" in once.stderr, once.stderr
 
 
 def test_cli_errors_name_the_problem_and_the_fix(
