@@ -21,6 +21,8 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from devposture.agent import __version__, service, transport
 from devposture.agent.collect import build_report
 from devposture.agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
@@ -707,6 +709,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) 
         verdicts = local_verdicts(report, report.collected_at.ToDatetime(dt.UTC))
         judged = False
         text = render_status(verdicts, view.words.local_check, view)
+    refusal = state.load_refusal() if state.is_enrolled() and not args.local else None
+    if refusal is not None:  # the verdicts above are the last the collector gave
+        reason, at_us = refusal
+        when = view.moment(Timestamp(seconds=at_us // 1_000_000))
+        text = view.words.refused(when, reason) + "\n\n" + text
+        judged = False  # the collector judges this computer no more
     if state.is_enrolled():
         delivery = render_delivery(open_outbox(state).stats(), view)
         if delivery:

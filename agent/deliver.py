@@ -51,10 +51,7 @@ class Round:
         """The collector's reason when it refuses this device itself (revoked or retired by
         IT, not enrolled there, a copied identity): PERMISSION_DENIED on the call. Sending
         again changes nothing until the device is enrolled again; None otherwise."""
-        if self.result.stopped_by is None:
-            return None
-        code, detail = parse_description(self.result.stopped_by)
-        return detail if code is grpc.StatusCode.PERMISSION_DENIED else None
+        return _refused(self.result)
 
 
 def outbox_bound(state: AgentState, override: int | None = None) -> int:
@@ -106,7 +103,20 @@ def deliver(
         SessionLog(state.wifi_sessions_path).acknowledged(result.newest_delivered)
     if result.verdicts is not None:
         state.save_verdicts(result.verdicts)
+    refused = _refused(result)
+    if refused is not None:
+        state.save_refusal(refused, int(utcnow().timestamp() * 1_000_000))
+    elif result.acknowledged or result.duplicates:
+        state.clear_refusal()
     return result
+
+
+def _refused(result: DrainResult) -> str | None:
+    """The collector's words when it refuses this device itself (PERMISSION_DENIED)."""
+    if result.stopped_by is None:
+        return None
+    code, detail = parse_description(result.stopped_by)
+    return detail if code is grpc.StatusCode.PERMISSION_DENIED else None
 
 
 def collect_and_deliver(

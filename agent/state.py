@@ -32,7 +32,7 @@ CA_FILE = "ca.crt"
 STATE_ENTRIES = frozenset({
     "agent.json", "device.key", "device.crt", "ca.crt", "command-cache.json",
     "wifi-sessions.json", "outbox", "network-hash.key", "agent-config.pb", "last-verdicts.pb",
-    "renewal.json", "notified.json",
+    "renewal.json", "notified.json", "refused.json",
 })  # fmt: skip
 
 
@@ -210,6 +210,26 @@ class AgentState:
         kept = pb.ReportAck(report_id=ack.report_id, stored_at=ack.stored_at,
                             verdicts=ack.verdicts, verdicts_digest=ack.verdicts_digest)  # fmt: skip
         write_atomic(self.verdicts_path, kept.SerializeToString(deterministic=True), 0o600)
+
+    @property
+    def refusal_path(self) -> Path:
+        return self.directory / "refused.json"
+
+    def save_refusal(self, reason: str, at_us: int) -> None:
+        """The collector refuses this device itself (revoked or retired by IT, a copied
+        identity): its words and when, for `status`, until a report is acknowledged again."""
+        payload = json.dumps({"reason": reason, "at_us": at_us}, ensure_ascii=False)
+        write_atomic(self.refusal_path, payload.encode("utf-8"), 0o600)
+
+    def load_refusal(self) -> tuple[str, int] | None:
+        try:
+            kept = json.loads(self.refusal_path.read_text(encoding="utf-8"))
+            return str(kept["reason"]), int(kept["at_us"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none, or damaged: `status` shows the verdicts as they are
+
+    def clear_refusal(self) -> None:
+        self.refusal_path.unlink(missing_ok=True)
 
     def load_verdicts(self) -> pb.ReportAck | None:
         try:

@@ -325,3 +325,17 @@ def test_stopping_cancels_a_call_the_collector_does_not_answer(
     assert took < 2.0, f"took {took:.1f} s to stop"
     pending = Outbox(agent.state.outbox_dir).pending()
     assert [p.report.report_id for p in pending] == [r.report_id for r in reports]
+
+
+def test_a_refusal_kept_for_status_is_forgotten_once_a_report_is_acknowledged(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    # A device refused once (revoked, then enrolled again by IT with the same state folder
+    # restored, say) must not keep telling the employee it is refused.
+    agent.state.save_refusal("device d was revoked by IT", 1_764_900_000_000_000)
+    assert agent.state.load_refusal() == ("device d was revoked by IT", 1_764_900_000_000_000)
+    outbox = Outbox(agent.state.outbox_dir)
+    outbox.put(make_report(agent.enrollment.device_id))
+    result = deliver(agent.state, agent.enrollment, outbox)
+    assert result.acknowledged
+    assert agent.state.load_refusal() is None

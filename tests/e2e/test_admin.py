@@ -76,6 +76,12 @@ def test_an_admin_revokes_a_device_remotely(
     assert "revoked" in local.stdout
     refused = run(AGENT, "once", "--state", str(tmp_path / "agent"))
     assert refused.returncode != 0
+    # The employee's status says so at its top, above the last verdicts the collector gave
+    # (they were shown as if still in force); not judged any more: exit 4 unless failing.
+    status = run(AGENT, "status", "--state", str(tmp_path / "agent"))
+    first = status.stdout.splitlines()[0]
+    assert "refuses this computer" in first and "was revoked by IT" in first, status.stdout
+    assert status.returncode in (3, 4), status.returncode
     code, out, err = _remote(collector_process, admin, "audit", "log", "--format", "json")
     assert code == 0, err
     log = json.loads(out)
