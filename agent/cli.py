@@ -25,7 +25,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.agent import __version__, service, transport
 from devposture.agent.collect import build_report
-from devposture.agent.deliver import AgentWork, collect_and_deliver, open_outbox, utcnow
+from devposture.agent.deliver import (
+    AgentWork,
+    collect_and_deliver,
+    open_outbox,
+    readdress_queue,
+    utcnow,
+)
 from devposture.agent.employee.company_time import company_zone, stamp
 from devposture.agent.host import Host, LiveHost
 from devposture.agent.host.bundle import BundleError, BundleHost, RecordingHost
@@ -547,6 +553,10 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) 
     address = CollectorAddress(enrollment.collector_host, enrollment.enroll_port)
     say("Enrolled: this computer is device {device_id}", device_id=enrollment.device_id)
     say("Reports go to {target} over mutual TLS.", target=address.target(enrollment.report_port))
+    moved = readdress_queue(state, enrollment.device_id)
+    if moved:
+        say("{count} report(s) collected before and not yet sent go with this enrollment.",
+            count=moved)  # fmt: skip
     return EXIT_OK
 
 

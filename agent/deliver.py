@@ -200,3 +200,25 @@ class AgentWork:
         if config is not None and config.report_interval_seconds:
             return float(config.report_interval_seconds)
         return self._default_interval
+
+
+def readdress_queue(state: AgentState, device_id: str) -> int:
+    """Reports this computer collected under its previous enrollment and never delivered,
+    made this enrollment's: they name the old device, which the collector refuses on the new
+    certificate (PERMISSION_DENIED), and were set aside for good when the agent re-enrolled
+    (a damaged agent.json's advice: "enroll again with --force"). They are this computer's
+    facts, collected on it; each keeps its report id, so one already stored is acknowledged as
+    a duplicate. Each is written again before its old copy goes: a crash between leaves both,
+    and the old one is refused alone."""
+    outbox = open_outbox(state)
+    moved = 0
+    for item in outbox.pending():
+        if item.report.device_id == device_id:
+            continue
+        report = pb.PostureReport()
+        report.CopyFrom(item.report)
+        report.device_id = device_id
+        if outbox.put(report) != item.path:
+            outbox.remove(item)
+        moved += 1
+    return moved

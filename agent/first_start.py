@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devposture.agent.backoff import Backoff
+from devposture.agent.deliver import readdress_queue
 from devposture.agent.enroll import EnrollError, TryLater, Unreachable, enroll_first
 from devposture.agent.service_manager import ServiceManager
 from devposture.agent.state import AgentState, Enrollment
@@ -311,6 +312,10 @@ class FirstStart:
         remove_used_file(self.path, secret)
         log.info("enrolled as device %s; the enrollment file was used and removed",
                  enrollment.device_id)  # fmt: skip
+        moved = readdress_queue(self.state, enrollment.device_id)
+        if moved:
+            log.info("%d report(s) collected under the previous enrollment go with this one",
+                     moved)  # fmt: skip
         return enrollment
 
     def _attempt(self, secret: SecretFile) -> Enrollment:

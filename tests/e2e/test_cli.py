@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from devposture.agent import cli as agent_cli
+from devposture.agent.outbox import Outbox
+from devposture.collector.config import load
+from devposture.collector.store import Store
 from devposture.policy import default_policy
+from devposture.v1 import devposture_pb2 as pb
 from tests.e2e.conftest import (
     AGENT,
     COLLECTOR,
@@ -109,6 +113,46 @@ def test_a_damaged_key_or_certificate_is_named_and_the_report_kept(
         assert f"{name} in the state folder is damaged" in once.stderr, once.stderr
         assert "enroll again with --force" in once.stderr and "Traceback" not in once.stderr
         assert len(list((state / "outbox").glob("*.report"))) == 1  # the queued one kept
+
+
+def test_reports_queued_before_enrolling_again_go_with_the_new_enrollment(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    # agent.json damaged, the agent's advice followed ("enroll again with --force"): the
+    # reports queued under the old device were refused on the new certificate and set aside
+    # for good, and `once` said all was well.
+    state = enrolled_state(collector_process, tmp_path)
+    genuine = (state / "agent.json").read_text()
+    old_device = json.loads(genuine)["device_id"]
+    (state / "agent.json").write_text(json.dumps(json.loads(genuine) | {"report_port": 1}))
+    assert run(AGENT, "once", "--state", str(state)).returncode == 1  # queued, unreachable
+    (queued,) = [item.report.report_id for item in Outbox(state / "outbox").pending()]
+    (state / "agent.json").write_text("")  # damaged
+    damaged = run(AGENT, "once", "--state", str(state))
+    assert damaged.returncode == 1 and "enroll again with --force" in damaged.stderr
+    token = tmp_path / "again.token"
+    token.write_text(collector_process.token())
+    again = run(AGENT, "enroll", "--force", "--collector",
+                f"127.0.0.1:{collector_process.enroll_port}", "--token-file", str(token),
+                "--ca-fingerprint", collector_process.fingerprint,
+                "--state", str(state))  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "1 report(s) collected before and not yet sent go with this enrollment" in again.stdout
+    new_device = json.loads((state / "agent.json").read_text())["device_id"]
+    assert new_device != old_device
+    once = run(AGENT, "once", "--state", str(state))
+    assert once.returncode == 0, once.stderr
+    assert "and 1 queued earlier" in once.stdout, once.stdout
+    assert not list((state / "outbox").glob("**/*.report"))
+    assert not (state / "outbox" / "rejected").exists() or not any(
+        (state / "outbox" / "rejected").iterdir()
+    )
+    store = Store.open(load(collector_process.data).database)
+    try:  # stored, under the device that enrolled again
+        body = store.reports.report_body(queued)
+    finally:
+        store.close()
+    assert body is not None and pb.PostureReport.FromString(body).device_id == new_device
 
 
 def test_a_collector_set_up_again_is_told_as_such_not_as_a_passing_outage(
