@@ -104,19 +104,19 @@ def seal(
     ).fetchone()
     if first is None:
         return 0
-    through = _chained_through(cur)
-    if through >= int(first[0]):  # a report_groups row deleted by hand: never seal again
-        first = cur.execute(
-            "SELECT n, received_us FROM reports WHERE n > ? ORDER BY n LIMIT 1", (through,)
-        ).fetchone()
-        if first is None:
-            return 0
     if top is None:
         top = int(cur.execute("SELECT MAX(n) FROM reports").fetchone()[0])
     last = int(first[0]) - 1
     waiting = top - last  # at most: numbers of reports rolled back are never stored
     if not force and waiting < most and now_us - int(first[1]) < after_us:
         return 0
+    # Only once a seal is due (not on every write that stores a report: the chain is read
+    # back from its head to the latest seal, all the entries written since).
+    through = _chained_through(cur)
+    if through > last:  # a report_groups row deleted by hand: never seal again
+        last = through
+        if last >= top:
+            return 0
     sealed = 0
     while last < top:
         through = min(top, last + most)
