@@ -199,6 +199,25 @@ def group_range(key: str) -> tuple[int, int] | None:
     return first, last
 
 
+class SealOrder:
+    """Report groups seal numbers in increasing order, each once: fed each group's range in
+    sequence order, it tells when a group seals a number an earlier group sealed (its reports
+    counted twice in every bundle and figure: a seal made again after its report_groups row
+    was deleted by hand, or an entry inserted). `audit check`, the export and verify each
+    word it their own way."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, int] | None = None  # (seq, highest number sealed)
+
+    def resealed(self, seq: int, span: tuple[int, int]) -> tuple[int, int] | None:
+        """(seq, highest number) of the earlier group when the group at `seq` seals a number
+        it sealed already; None otherwise."""
+        earlier = self._last if self._last is not None and span[0] <= self._last[1] else None
+        if self._last is None or span[1] > self._last[1]:
+            self._last = (seq, span[1])
+        return earlier
+
+
 def group_canonical(first_n: int, last_n: int, records: Sequence[bytes]) -> bytes:
     """`canonical` of a group's payload from its reports' canonical records (each written
     once, by `report_canonical`): a group holds hundreds."""

@@ -912,23 +912,20 @@ class SealedOnce:
     and figure (a seal made again after its report_groups row was deleted by hand)."""
 
     def __init__(self) -> None:
-        self._last: tuple[int, int] | None = None  # (seq, highest number sealed)
+        self._order = chain.SealOrder()
 
     def check(self, entry: chain.Entry) -> Iterator[Finding]:
         span = group_span(entry) if entry.kind == chain.REPORT_GROUP else None
-        if span is None:
-            return
-        if self._last is not None and span[0] <= self._last[1]:
+        earlier = None if span is None else self._order.resealed(entry.seq, span)
+        if span is not None and earlier is not None:
             yield Finding(
                 "evidence_chain", f"seq {entry.seq}", entry.seq,
                 told("seals reports {first}–{last}, but seq {earlier} sealed them up to"
                      " {through} already: reports counted twice (was a report_groups row"
-                     " deleted?)", first=span[0], last=span[1], earlier=self._last[0],
-                     through=self._last[1]),
+                     " deleted?)", first=span[0], last=span[1], earlier=earlier[0],
+                     through=earlier[1]),
                 f"重复封存（{EDITED}）",
             )  # fmt: skip
-        if self._last is None or span[1] > self._last[1]:
-            self._last = (entry.seq, span[1])
 
 
 def _checkpoint_differs(seq: int, expected: list[int], recorded: list[int]) -> Finding:

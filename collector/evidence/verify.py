@@ -26,6 +26,7 @@ from devposture.collector.evidence.chain import (
     REPORT,
     REPORT_GROUP,
     Entry,
+    SealOrder,
     group_range,
     group_records,
 )
@@ -510,8 +511,7 @@ class _Walk:
         self.pending: dict[int, Entry] = {}  # report entries whose body was not read yet
         self.count = 0  # entries
         self.records = 0  # records: a report group counts as its reports
-        # (seq, last number) of the latest report group: each seals numbers after it.
-        self.sealed: tuple[int, int] | None = None
+        self.sealed = SealOrder()  # each report group seals numbers after the one before
         # Bodies received before this were pruned under the retention policy (signed claims:
         # the prune entries in pruned.jsonl); those missing are counted, not deleted.
         self.pruned_before = max((_number(p, "before_us") for p in prunes), default=0)
@@ -688,21 +688,16 @@ class _Walk:
         self._compare_group(entry, found)
 
     def _sealed_once(self, entry: Entry) -> None:
-        """Report groups seal numbers in increasing order, each once: a group that seals a
-        number an earlier one did counts its reports twice (a seal repeated after its row in
-        report_groups was deleted, or an entry inserted)."""
+        """Report groups seal numbers in increasing order, each once (`SealOrder`)."""
         span = group_range(entry.key)
-        if span is None:
-            return
-        if self.sealed is not None and span[0] <= self.sealed[1]:
+        earlier = None if span is None else self.sealed.resealed(entry.seq, span)
+        if span is not None and earlier is not None:
             self.verdict.problems.append(told(
                 "{entry} seals reports {first}–{last}, but seq {earlier} sealed them up to"
                 " {through} already: reports counted twice",
-                entry=_name(entry), first=span[0], last=span[1], earlier=self.sealed[0],
-                through=self.sealed[1],
+                entry=_name(entry), first=span[0], last=span[1], earlier=earlier[0],
+                through=earlier[1],
             ))  # fmt: skip
-        if self.sealed is None or span[1] > self.sealed[1]:
-            self.sealed = (entry.seq, span[1])
 
     def _was_pruned(self, record: dict[str, object]) -> bool:
         received = record.get("received_us")
