@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
+from collections.abc import Iterator
 
 from devposture.agent.parsers.errors import ParseError
 from devposture.v1 import devposture_pb2 as pb
@@ -47,38 +48,43 @@ def _matches(args: list[str]) -> list[str]:
     return args[: min(ends)] if ends else args
 
 
+def _options(args: list[str]) -> Iterator[tuple[bool, str, list[str]]]:
+    """A rule's matches as (negated, option, its values): `! -s 10.0.0.0/8` is
+    (True, "-s", ["10.0.0.0/8"]). `--match-set` takes two values (the set, then src or dst),
+    every other option one (fewer where the rule ends early)."""
+    words = _matches(args)
+    negated, i = False, 0
+    while i < len(words):
+        word = words[i]
+        if word == "!":
+            negated, i = True, i + 1
+            continue
+        count = 2 if word == "--match-set" else 1
+        yield negated, word, words[i + 1 : i + 1 + count]
+        negated, i = False, i + 1 + count
+
+
 def _by_source_only(args: list[str]) -> bool:
     """Whether the rule matches packets only by their source (address, ipset of sources; with
     the interface they came in on), or only as conntrack's INVALID: see the module's
     docstring. An unconditional rule is not source-only."""
-    words = _matches(args)
     by_source = invalid_only = False
-    i = 0
-    while i < len(words):
-        word = words[i]
-        value = words[i + 1] if i + 1 < len(words) else ""
-        if word == "!":
-            i += 1
-        elif word in ("-m", "--match"):
+    for _, option, values in _options(args):
+        value = values[0] if values else ""
+        if option in ("-m", "--match"):
             if value not in _SOURCE_MODULES:
                 return False
-            i += 2
-        elif word in _SOURCE_ADDRESS:
+        elif option in _SOURCE_ADDRESS:
             by_source = True
-            i += 2
-        elif word == "--match-set":  # --match-set NAME src|dst[,...]
-            if i + 2 >= len(words) or words[i + 2] != "src":
+        elif option == "--match-set":  # --match-set NAME src|dst[,...]
+            if len(values) < 2 or values[1] != "src":
                 return False
             by_source = True
-            i += 3
-        elif word in ("--ctstate", "--state"):
+        elif option in ("--ctstate", "--state"):
             if value != "INVALID":
                 return False
             invalid_only = True
-            i += 2
-        elif word in _ALSO_ALLOWED:
-            i += 2
-        else:
+        elif option not in _ALSO_ALLOWED:
             return False
     return by_source or invalid_only
 
@@ -87,8 +93,9 @@ _DESTINATION = ("-d", "--destination")
 _LOOPBACK_MODULES = {"comment", "conntrack", "state"}
 
 
-def _loopback(network: str) -> bool:
-    """Whether an address or network given to -d lies within the loopback range."""
+def loopback_network(network: str) -> bool:
+    """Whether an address or network (`127.0.0.0/8`, `::1/128`, given to -d or as nft's
+    prefix) lies within the loopback range."""
     try:
         found = ipaddress.ip_network(network, strict=False)
     except ValueError:
@@ -100,28 +107,18 @@ def _to_loopback_only(args: list[str]) -> bool:
     """Whether the rule matches only packets for a loopback address (by source, interface and
     connection state besides): martian hygiene, which no outside caller's service traffic
     can ever meet, not a firewall."""
-    words = _matches(args)
     to_loopback = False
-    i = 0
-    while i < len(words):
-        word = words[i]
-        value = words[i + 1] if i + 1 < len(words) else ""
-        if word == "!" and value in _DESTINATION:
-            return False  # everything but loopback: that filters
-        if word == "!":
-            i += 1
-        elif word in ("-m", "--match"):
+    for negated, option, values in _options(args):
+        value = values[0] if values else ""
+        if option in _DESTINATION:
+            if negated or not loopback_network(value):
+                return False  # everything but loopback, or another address: that filters
+            to_loopback = True
+        elif option in ("-m", "--match"):
             if value not in _LOOPBACK_MODULES:
                 return False
-            i += 2
-        elif word in _DESTINATION:
-            if not _loopback(value):
-                return False
-            to_loopback = True
-            i += 2
-        elif word in _SOURCE_ADDRESS or word in _ALSO_ALLOWED or word in ("--ctstate", "--state"):
-            i += 2
-        else:
+        elif not (option in _SOURCE_ADDRESS or option in _ALSO_ALLOWED
+                  or option in ("--ctstate", "--state")):  # fmt: skip
             return False
     return to_loopback
 

@@ -17,13 +17,13 @@ statements: a comment matches everything, and a conntrack match only narrows suc
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.iptables import loopback_network
 from devposture.v1 import devposture_pb2 as pb
 
 _INBOUND_FAMILIES = {"ip", "ip6", "inet"}
@@ -56,31 +56,18 @@ def _loopback_prefix(right: object) -> bool:
         network = right
     else:
         return False
-    try:
-        return ipaddress.ip_network(network, strict=False).is_loopback
-    except ValueError:
-        return False
+    return loopback_network(network)
 
 
 def _to_loopback_only(expr: list[Any]) -> bool:
     """Whether a rule ending in drop or reject matches only packets for a loopback address
     (with conditions on their source, interface and connection state besides): martian
     hygiene that no outside caller's traffic meets."""
-    if not expr or not isinstance(expr[-1], dict) or not any(k in expr[-1] for k in _BLOCKING):
+    conditions = _conditions(expr)
+    if conditions is None:
         return False
     to_loopback = False
-    for statement in expr[:-1]:
-        if not isinstance(statement, dict):
-            return False
-        if set(statement) <= _NEUTRAL or _xt_narrowing(statement):
-            continue
-        match = statement.get("match")
-        if not isinstance(match, dict) or len(statement) != 1:
-            return False
-        left = match.get("left")
-        if not isinstance(left, dict):
-            return False
-        payload, meta, ct = left.get("payload"), left.get("meta"), left.get("ct")
+    for match, payload, meta, ct in conditions:
         if isinstance(payload, dict) and payload.get("field") == "daddr":
             if match.get("op", "==") != "==" or not _loopback_prefix(match.get("right")):
                 return False
@@ -88,6 +75,31 @@ def _to_loopback_only(expr: list[Any]) -> bool:
         elif not _narrows_by_origin(payload, meta, ct):
             return False
     return to_loopback
+
+
+Condition = tuple[dict[str, Any], object, object, object]  # match, its payload, meta, ct
+
+
+def _conditions(expr: list[Any]) -> list[Condition] | None:
+    """The matches of a rule that ends in drop or reject, each with what its left side reads
+    (counters, logs and iptables-nft's narrowing `xt` matches left out); None for any other
+    rule: a verdict map, a verdict not at the end, a statement that is not a plain match."""
+    if not expr or not isinstance(expr[-1], dict) or not any(k in expr[-1] for k in _BLOCKING):
+        return None
+    found: list[Condition] = []
+    for statement in expr[:-1]:
+        if not isinstance(statement, dict):
+            return None
+        if set(statement) <= _NEUTRAL or _xt_narrowing(statement):
+            continue
+        match = statement.get("match")
+        if not isinstance(match, dict) or len(statement) != 1:
+            return None
+        left = match.get("left")
+        if not isinstance(left, dict):
+            return None
+        found.append((match, left.get("payload"), left.get("meta"), left.get("ct")))
+    return found
 
 
 def _narrows_by_origin(payload: object, meta: object, ct: object) -> bool:
@@ -125,21 +137,11 @@ def _unconditional_verdict(expr: list[Any]) -> str:
 def _by_source_only(expr: list[Any]) -> bool:
     """Whether a rule ending in drop or reject matches only by source (and the interface the
     packet came in on), or only conntrack's invalid state. An unconditional rule is not."""
-    if not expr or not isinstance(expr[-1], dict) or not any(k in expr[-1] for k in _BLOCKING):
+    conditions = _conditions(expr)
+    if conditions is None:
         return False  # a verdict map, or a verdict not at the end: judged as blocking
     by_source = invalid_only = False
-    for statement in expr[:-1]:
-        if not isinstance(statement, dict):
-            return False
-        if set(statement) <= _NEUTRAL or _xt_narrowing(statement):
-            continue
-        match = statement.get("match")
-        if not isinstance(match, dict) or len(statement) != 1:
-            return False
-        left = match.get("left")
-        if not isinstance(left, dict):
-            return False
-        payload, meta, ct = left.get("payload"), left.get("meta"), left.get("ct")
+    for match, payload, meta, ct in conditions:
         if isinstance(payload, dict) and payload.get("field") in _SOURCE_FIELDS:
             by_source = True
         elif isinstance(meta, dict) and meta.get("key") in _INTERFACE_KEYS:
