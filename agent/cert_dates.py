@@ -50,10 +50,21 @@ def read_validity(pem: bytes) -> Validity:
 
 
 def _first_der(pem: bytes) -> bytes:
-    begin, end = b"-----BEGIN CERTIFICATE-----", b"-----END CERTIFICATE-----"
-    start = pem.find(begin)
+    return pem_der(pem)
+
+
+def pem_der(pem: bytes, labels: tuple[bytes, ...] = (b"CERTIFICATE",)) -> bytes:
+    """The DER of the first PEM block labelled one of `labels` (a certificate by default; the
+    agent's key is "PRIVATE KEY"). CertificateUnreadable when there is none, or its body is
+    not base64."""
+    blocks = [(pem.find(b"-----BEGIN %s-----" % label), label) for label in labels]
+    found = [(start, label) for start, label in blocks if start >= 0]
+    if not found:
+        raise CertificateUnreadable("no PEM certificate block")
+    start, label = min(found)
+    begin, end = b"-----BEGIN %s-----" % label, b"-----END %s-----" % label
     stop = pem.find(end, start + len(begin))
-    if start < 0 or stop < 0:
+    if stop < 0:
         raise CertificateUnreadable("no PEM certificate block")
     try:
         return base64.b64decode(b"".join(pem[start + len(begin) : stop].split()), validate=True)

@@ -7,10 +7,8 @@ fsync the folder), so a crash leaves either the old state or the new one, never 
 
 from __future__ import annotations
 
-import binascii
 import json
 import os
-import re
 import secrets
 import sys
 from dataclasses import asdict, dataclass
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
+from devposture.agent.cert_dates import CertificateUnreadable, pem_der
 from devposture.net.proxy import HttpsProxy
 from devposture.policy.cli_messages import Worded
 from devposture.v1 import devposture_pb2 as pb
@@ -36,19 +35,18 @@ STATE_ENTRIES = frozenset({
 })  # fmt: skip
 
 
-_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----\r?\n([A-Za-z0-9+/=\r\n]+?)-----END \1-----")
+# The PEM labels of what the agent writes: its key (PKCS#8, or the EC form an older agent or
+# a tool may have left), its certificate and the CA's.
+_KEY_LABELS, _CERT_LABELS = (b"PRIVATE KEY", b"EC PRIVATE KEY"), (b"CERTIFICATE",)
 
 
-def _holds_pem(data: bytes, kind: str) -> bool:
-    """Whether `data` holds a PEM block whose label ends with `kind` ("PRIVATE KEY" also
-    matches "EC PRIVATE KEY") and whose body is base64 of something."""
-    for match in _PEM.finditer(data):
-        if match[1].decode("ascii").endswith(kind):
-            try:
-                return bool(binascii.a2b_base64(match[2]))
-            except binascii.Error:
-                return False
-    return False
+def _holds_pem(data: bytes, labels: tuple[bytes, ...]) -> bool:
+    """Whether `data` holds a PEM block labelled one of `labels` whose body is base64 of
+    something (`cert_dates.pem_der`, which renewal reads the certificate's dates with)."""
+    try:
+        return bool(pem_der(data, labels))
+    except CertificateUnreadable:
+        return False
 
 
 class StateError(Worded):
@@ -291,11 +289,12 @@ class AgentState:
         # Read before gRPC is given them: an empty key made it abort the process (SIGABRT,
         # "Check failed: private_key != nullptr"), garbage failed every call as a network
         # problem ("Failed to create security handshaker") that would never clear.
-        for path, kind in ((self.key_path, "PRIVATE KEY"), (self.cert_path, "CERTIFICATE"),
-                           (self.ca_path, "CERTIFICATE")):  # fmt: skip
-            if not _holds_pem(path.read_bytes(), kind):
+        for path, labels in ((self.key_path, _KEY_LABELS), (self.cert_path, _CERT_LABELS),
+                             (self.ca_path, _CERT_LABELS)):  # fmt: skip
+            if not _holds_pem(path.read_bytes(), labels):
+                kind = labels[0].decode("ascii").lower()
                 raise StateError(
                     "{file} in the state folder is damaged ({problem}): enroll again with --force",
-                    file=path.name, problem=f"no PEM {kind.lower()} in it",
+                    file=path.name, problem=f"no PEM {kind} in it",
                 )
         return enrollment
