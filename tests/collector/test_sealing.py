@@ -142,12 +142,17 @@ def test_two_writers_on_one_database_seal_every_report_once_in_commit_order(
     assert table_disagreements(store).ok
 
 
-def test_a_row_slipped_into_a_sealed_range_is_named_as_added(
-    store: Store, target: DatabaseTarget
-) -> None:
+def _three_sealed(store: Store) -> None:
+    """Reports r0, r1 and r2 of d1, 20 s apart, sealed in one group."""
     for n in range(3):
         _store(store, f"r{n}", n * 20)
     store.sealing.seal_all(now_us=to_us(T0) + 60_000_000)
+
+
+def test_a_row_slipped_into_a_sealed_range_is_named_as_added(
+    store: Store, target: DatabaseTarget
+) -> None:
+    _three_sealed(store)
     assert table_disagreements(store).ok
     with unguarded(target) as db:  # numbered 2, pushed aside: its place taken by a forgery
         db.execute("UPDATE reports SET n = 100 WHERE report_id = 'r1'")
@@ -168,9 +173,7 @@ def test_a_deleted_report_groups_row_does_not_get_its_reports_sealed_again(
     # The seal took "sealed up to" from report_groups alone: its latest row deleted by hand,
     # the next seal sealed those reports again, each counted twice in every bundle and figure,
     # and audit check, the export and verify all agreed.
-    for n in range(3):
-        _store(store, f"r{n}", n * 20)
-    store.sealing.seal_all(now_us=to_us(T0) + 60_000_000)
+    _three_sealed(store)
     with unguarded(target) as db:
         db.execute("DELETE FROM report_groups WHERE seq = (SELECT MAX(seq) FROM report_groups)")
     _store(store, "r3", 80)
@@ -184,9 +187,7 @@ def test_reports_sealed_twice_are_named_by_audit_check_the_export_and_verify(
 ) -> None:
     # A chain where it happened (by a collector before this fix, or an entry inserted): the
     # seal is made to believe nothing was sealed, as it did once its report_groups row was gone.
-    for n in range(3):
-        _store(store, f"r{n}", n * 20)
-    store.sealing.seal_all(now_us=to_us(T0) + 60_000_000)
+    _three_sealed(store)
     with unguarded(target) as db:
         db.execute("DELETE FROM report_groups")
     monkeypatch.setattr(sealing, "_chained_through", lambda cur: 0)

@@ -88,20 +88,23 @@ def test_once_keeps_the_report_when_the_collector_is_gone(
     assert len(list((state / "outbox").glob("*.report"))) == 1
 
 
+def _queue_one_while_unreachable(state: Path) -> None:
+    """One report left in `state`'s outbox: `once` while the agent points at a port nothing
+    listens on, then its enrollment as it was."""
+    genuine = (state / "agent.json").read_text()
+    (state / "agent.json").write_text(json.dumps(json.loads(genuine) | {"report_port": 1}))
+    assert run(AGENT, "once", "--state", str(state)).returncode == 1
+    (state / "agent.json").write_text(genuine)
+
+
 def test_a_damaged_key_or_certificate_is_named_and_the_report_kept(
     collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
     # An empty device.key made gRPC abort the agent (SIGABRT, "Check failed: private_key !=
     # nullptr"); garbage in a key or certificate failed every call as a passing network
     # problem ("Failed to create security handshaker ... will be sent next time").
-    token_file = tmp_path / "token"
-    token_file.write_text(collector_process.token())
-    enrolled = tmp_path / "enrolled"
-    assert enroll(collector_process, enrolled, token_file).returncode == 0
-    genuine = (enrolled / "agent.json").read_text()  # one report queued while unreachable
-    (enrolled / "agent.json").write_text(json.dumps(json.loads(genuine) | {"report_port": 1}))
-    assert run(AGENT, "once", "--state", str(enrolled)).returncode == 1
-    (enrolled / "agent.json").write_text(genuine)
+    enrolled = enrolled_state(collector_process, tmp_path, "enrolled")
+    _queue_one_while_unreachable(enrolled)
     for name, damage in (("device.key", b""), ("device.key", b"not a key\n"),
                          ("device.crt", b"-----BEGIN CERTIFICATE-----\n@@@\n"),
                          ("ca.crt", b"\x00" * 64)):  # fmt: skip
@@ -122,10 +125,8 @@ def test_reports_queued_before_enrolling_again_go_with_the_new_enrollment(
     # reports queued under the old device were refused on the new certificate and set aside
     # for good, and `once` said all was well.
     state = enrolled_state(collector_process, tmp_path)
-    genuine = (state / "agent.json").read_text()
-    old_device = json.loads(genuine)["device_id"]
-    (state / "agent.json").write_text(json.dumps(json.loads(genuine) | {"report_port": 1}))
-    assert run(AGENT, "once", "--state", str(state)).returncode == 1  # queued, unreachable
+    old_device = json.loads((state / "agent.json").read_text())["device_id"]
+    _queue_one_while_unreachable(state)
     (queued,) = [item.report.report_id for item in Outbox(state / "outbox").pending()]
     (state / "agent.json").write_text("")  # damaged
     damaged = run(AGENT, "once", "--state", str(state))
