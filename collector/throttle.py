@@ -216,14 +216,15 @@ class FailureThrottle:
         line = self._lines.get(address)
         if line is None:
             line = self._lines[address] = _Line()
-        ahead = self._line_wait(address, line.queued)
-        if line.queued >= self.max_queued or (
-            self.max_line_seconds is not None and ahead > self.max_line_seconds
-        ):
+        # The line's wait only where it is bounded (the enrollment port's, not the dashboard's).
+        bound = self.max_line_seconds
+        ahead = None if bound is None else self._line_wait(address, line.queued)
+        if line.queued >= self.max_queued or (ahead is not None and bound is not None
+                                               and ahead > bound):  # fmt: skip
             self.turned_away += 1
             line.turned_away += 1
             wait = max(1.0, self.delay(address), backoff(len(self._recent(address))))
-            if line.queued < self.max_queued:  # turned away for the line's length
+            if line.queued < self.max_queued and ahead is not None:  # the line's length
                 wait = ahead
             raise Busy(address, wait, first=line.turned_away == 1)
         line.queued += 1
