@@ -1,11 +1,12 @@
 """`manage-bde -status`: BitLocker's view of every volume, in the machine's language.
 
 Each volume starts with a header ("Volume C: [OS]", German 'Volume "C:" []', Russian
-"Том C: [Windows ]", or "Volume \\\\?\\Volume{...}\\ [Recovery]" for one without a letter) and
-has "Label:   value" lines. A volume counts as encrypted only when its conversion is complete
-AND protection is on: "Fully Decrypted" is not encrypted, an encryption still in progress is
-not yet, and a fully encrypted volume with protection off (suspended) keeps its key in the
-clear, so it is not either. A locked volume is encrypted (BitLocker will not open it). Any
+"Том C: [Windows ]", Chinese "卷 C: [OS]", or "Volume \\\\?\\Volume{...}\\ [Recovery]" for one
+without a letter) and has "Label:   value" lines (Chinese Windows: "转换状态:", "保护状态:").
+A volume counts as encrypted only when its conversion is complete AND protection is on:
+"Fully Decrypted" is not encrypted, an encryption still in progress is not yet, and a fully
+encrypted volume with protection off (suspended) keeps its key in the clear, so it is not
+either. A locked volume is encrypted (BitLocker will not open it). Any
 other combination is unknown (None). Wordings come from recorded outputs (see the fixture
 README); an unknown one is a ParseError. Error lines ("ERROR: ...") are a ParseError too: the
 probe looks for access denial before parsing.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from devposture.agent.parsers.errors import ParseError
 
 _HEADER = re.compile(
-    r'^\s*(?:Volume|Том)\s+"?(?P<volume>[A-Za-z]:|\\\\\?\\Volume\{[^}]+\}\\)"?\s*\[(?P<label>.*)\]\s*$'
+    r'^\s*(?:Volume|Том|卷)\s+"?(?P<volume>[A-Za-z]:|\\\\\?\\Volume\{[^}]+\}\\)"?\s*\[(?P<label>.*)\]\s*$'
 )
 _FIELD = re.compile(r"^\s*(?P<label>[^:]+?)\s*:\s*(?P<value>.*)$")
 
@@ -36,6 +37,10 @@ _LABELS: dict[str, str] = {
     "Состояние защиты": "protection",
     "Метод шифрования": "method",
     "Состояние блокировки": "lock",
+    "转换状态": "conversion",
+    "保护状态": "protection",
+    "加密方法": "method",
+    "锁定状态": "lock",
 }
 _CONVERSION: dict[str, str] = {
     "Fully Encrypted": "encrypted",
@@ -50,6 +55,8 @@ _CONVERSION: dict[str, str] = {
     "Vollständig entschlüsselt": "decrypted",
     "Зашифровано только занятое место": "encrypted",
     "Выполняется шифрование": "in progress",
+    "完全解密": "decrypted",
+    "仅加密了已用空间": "encrypted",
 }
 _PROTECTION: dict[str, bool | None] = {
     "Protection On": True,
@@ -58,8 +65,10 @@ _PROTECTION: dict[str, bool | None] = {
     "Der Schutz ist aktiviert.": True,
     "Der Schutz ist deaktiviert.": False,
     "Защита отключена": False,
+    "保护已启用": True,
+    "保护关闭": False,
 }
-_NO_METHOD = frozenset({"None", "Kein", ""})
+_NO_METHOD = frozenset({"None", "Kein", "无", ""})
 
 
 @dataclass(frozen=True)

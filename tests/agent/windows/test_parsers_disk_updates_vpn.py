@@ -56,6 +56,28 @@ def test_bitlocker_german_and_russian() -> None:
     assert (ru_d.mount_point, ru_d.encrypted) == ("D:", False)
 
 
+@pytest.mark.parametrize("copy", ["utf8", "cp936-crlf"])
+def test_bitlocker_chinese_windows(copy: str) -> None:
+    # Chinese Windows prints every label and state in Chinese ("卷 M: [WD]", 转换状态, 保护状态);
+    # none of it was read, so every Chinese machine's disk encryption was a parse error.
+    (m,) = parse_manage_bde_status(
+        text(f"manage_bde/status-zh-18362-data-volume-used-space-encrypted.{copy}.txt", "cp936")
+    )
+    assert (m.mount_point, m.conversion, m.protection_on) == ("M:", "encrypted", True)
+    assert (m.encrypted, m.algorithm) == (True, "XTS-AES 128")
+    (c,) = parse_manage_bde_status(
+        text(f"manage_bde/status-zh-26100-24h2-vm-decrypted.{copy}.txt", "cp936")
+    )
+    assert (c.mount_point, c.conversion, c.encrypted, c.algorithm) == ("C:", "decrypted", False, "")
+    volumes = parse_manage_bde_status(
+        text(f"manage_bde/status-zh-26100-two-volumes-decrypted.{copy}.txt", "cp936")
+    )
+    assert [(v.mount_point, v.protection_on, v.encrypted) for v in volumes] == [
+        ("D:", False, False),
+        ("C:", False, False),
+    ]
+
+
 def test_bitlocker_error_output_is_not_a_volume_list() -> None:
     with pytest.raises(ParseError):
         parse_manage_bde_status(text("manage_bde/status-en-26100-access-denied.txt"))

@@ -253,6 +253,18 @@ def test_chinese_access_denied_text_is_recognised() -> None:
     ]
 
 
+def test_chinese_bitlocker_status_is_read_from_the_gbk_console() -> None:
+    host = WindowsReplayHost(console_encoding="cp936")
+    host.record(
+        disk.MANAGE_BDE,
+        output("manage_bde/status-zh-18362-data-volume-used-space-encrypted.cp936-crlf.txt"),
+    )
+    outcome = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host)
+    assert outcome.errors == [] and isinstance(outcome.fact, pb.DiskEncryptionFact)
+    (m,) = outcome.fact.volumes
+    assert (m.mount_point, m.encrypted, m.method) == ("M:", True, "BitLocker XTS-AES 128")
+
+
 def test_manage_bde_missing_and_timeout() -> None:
     assert [
         e.code for e in run(disk.probe, pb.FACT_DISK_ENCRYPTION, WindowsReplayHost()).errors
