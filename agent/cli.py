@@ -723,7 +723,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) 
     if refusal is not None:  # the verdicts above are the last the collector gave
         reason, at_us = refusal
         when = view.moment(Timestamp(seconds=at_us // 1_000_000))
-        text = view.words.refused(when, reason) + "\n\n" + text
+        text = view.words.refused(when, reason.worded(view.lang)) + "\n\n" + text
         judged = False  # the collector judges this computer no more
     if state.is_enrolled():
         delivery = render_delivery(open_outbox(state).stats(), view)

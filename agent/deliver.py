@@ -28,6 +28,7 @@ from devposture.agent.sessions import SessionLog
 from devposture.agent.state import AgentState, Enrollment, StateError
 from devposture.agent.transport import DrainResult, drain
 from devposture.net.rpc_status import parse_description
+from devposture.policy.cli_messages import Said
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class Round:
         return self.report.report_id in self.result.acknowledged + self.result.duplicates
 
     @property
-    def device_refused(self) -> str | None:
+    def device_refused(self) -> Said | None:
         """The collector's reason when it refuses this device itself (revoked or retired by
         IT, not enrolled there, a copied identity): PERMISSION_DENIED on the call. Sending
         again changes nothing until the device is enrolled again; None otherwise."""
@@ -111,12 +112,15 @@ def deliver(
     return result
 
 
-def _refused(result: DrainResult) -> str | None:
-    """The collector's words when it refuses this device itself (PERMISSION_DENIED)."""
+def _refused(result: DrainResult) -> Said | None:
+    """The collector's words when it refuses this device itself (PERMISSION_DENIED): worded
+    for the reader when the collector sent them so, else its text as it is."""
     if result.stopped_by is None:
         return None
     code, detail = parse_description(result.stopped_by)
-    return detail if code is grpc.StatusCode.PERMISSION_DENIED else None
+    if code is not grpc.StatusCode.PERMISSION_DENIED:
+        return None
+    return result.stopped_worded or Said(detail, as_is=True)
 
 
 def collect_and_deliver(

@@ -18,7 +18,7 @@ from google.protobuf.message import DecodeError
 
 from devposture.agent.cert_dates import CertificateUnreadable, pem_der
 from devposture.net.proxy import HttpsProxy
-from devposture.policy.cli_messages import Worded
+from devposture.policy.cli_messages import Said, Worded
 from devposture.v1 import devposture_pb2 as pb
 
 AGENT_FILE = "agent.json"
@@ -213,17 +213,21 @@ class AgentState:
     def refusal_path(self) -> Path:
         return self.directory / "refused.json"
 
-    def save_refusal(self, reason: str, at_us: int) -> None:
+    def save_refusal(self, reason: Said, at_us: int) -> None:
         """The collector refuses this device itself (revoked or retired by IT, a copied
-        identity): its words and when, for `status`, until a report is acknowledged again."""
-        payload = json.dumps({"reason": reason, "at_us": at_us}, ensure_ascii=False)
+        identity): its words and when, for `status`, until a report is acknowledged again.
+        The sentence is kept worded, to be shown in the language of whoever reads it."""
+        payload = json.dumps({"reason": str(reason), "worded": reason.data(), "at_us": at_us},
+                             ensure_ascii=False)  # fmt: skip
         write_atomic(self.refusal_path, payload.encode("utf-8"), 0o600)
 
-    def load_refusal(self) -> tuple[str, int] | None:
+    def load_refusal(self) -> tuple[Said, int] | None:
+        """The refusal kept, worded when it was sent so (else its English text as it is)."""
         try:
             kept = json.loads(self.refusal_path.read_text(encoding="utf-8"))
-            return str(kept["reason"]), int(kept["at_us"])
-        except (OSError, ValueError, KeyError, TypeError):
+            reason = Said.of_data(kept.get("worded")) or Said(str(kept["reason"]), as_is=True)
+            return reason, int(kept["at_us"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # none, or damaged: `status` shows the verdicts as they are
 
     def clear_refusal(self) -> None:

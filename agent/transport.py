@@ -31,7 +31,8 @@ from devposture.agent.outbox import Outbox, Pending
 from devposture.agent.state import AgentState, Enrollment
 from devposture.net.address import CollectorAddress
 from devposture.net.proxy import channel_options
-from devposture.net.rpc_status import describe, retry_hint, status_of
+from devposture.net.rpc_status import describe, retry_hint, status_of, worded_detail
+from devposture.policy.cli_messages import Said
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
@@ -96,6 +97,9 @@ class DrainResult:
     set_aside: list[str] = field(default_factory=list)
     # Why sending stopped early, when it did; the remaining reports stay in the outbox.
     stopped_by: str | None = None
+    # The collector's words for it when it sent them worded (a refusal of the device itself,
+    # shown in the reader's language); None otherwise, or from an older collector.
+    stopped_worded: Said | None = None
     # The acknowledgement of the newest report sent (its verdicts, maybe a new configuration).
     last_ack: pb.ReportAck | None = None
     # The verdicts to keep for `status`, with the newest report they were judged with, when
@@ -259,6 +263,7 @@ class _Drain:
         if back_off:
             self.result.retry_after = hint
         self.result.stopped_by = describe(exc)
+        self.result.stopped_worded = worded_detail(exc)
 
 
 def _send_unary(

@@ -36,6 +36,7 @@ from devposture.collector.agent_config import (
     verdicts_digest,
 )
 from devposture.collector.clock import utcnow
+from devposture.collector.device_refusals import device_refusal
 from devposture.collector.enroll_refusals import worded_refusal
 from devposture.collector.grace_deadlines import (
     deadlines_of_failures,
@@ -152,30 +153,6 @@ def _code_of(context: grpc.aio.ServicerContext[object, object]) -> grpc.StatusCo
         return code
     found = next((c for c in grpc.StatusCode if c.value[0] == code), None)
     return grpc.StatusCode.UNKNOWN if found is None or code is None else found
-
-
-def _refusal(device_id: str, admission: Admission) -> str | None:
-    """What a refused device is told, or None when the call may go on."""
-    if admission.verdict is Verdict.ALLOWED:
-        return None
-    if admission.verdict is Verdict.UNKNOWN_DEVICE:
-        return f"device {device_id} is not enrolled with this collector: enroll it again"
-    if admission.verdict is Verdict.REVOKED:
-        when = f" on {admission.status_at:%Y-%m-%d}" if admission.status_at else ""
-        return (
-            f"device {device_id} was {admission.status} by IT{when}: it can no longer report."
-            " Ask IT; a new enrollment needs a new token and a new key (enroll --force)"
-        )
-    if admission.verdict is Verdict.CLONE:
-        return (
-            f"device {device_id}'s identity is in use on another computer (a certificate of"
-            f" generation {admission.generation} after generation {admission.newest_generation}):"
-            " IT has been alerted. Re-enroll this computer with its own state folder"
-        )
-    return (
-        f"this certificate of device {device_id} is not in the collector's records:"
-        " enroll this computer again (enroll --force)"
-    )
 
 
 # How often the database's identity version is read (the bound on how long a device revoked
@@ -618,7 +595,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         admission = await self._in_db(
             lambda: self._store.identity.admit(proven.device_id, proven.serial, now)
         )
-        refusal = _refusal(proven.device_id, admission)
+        refusal = device_refusal(proven.device_id, admission, self._judging.zone)
         if refusal is not None:
             log.warning("refused to reestablish device %s: %s", proven.device_id,
                         admission.verdict.value)  # fmt: skip
@@ -715,10 +692,12 @@ class CollectorService(pb_grpc.CollectorServicer):
                 )
             except StorageFull:  # nothing was written; the call is pushed back
                 await self._push_back(context, self._committer.disk_full())
-        refusal = _refusal(peer.device_id, admission)
-        if refusal is not None:
+        refusal = device_refusal(peer.device_id, admission, self._judging.zone)
+        if refusal is not None:  # worded for the agent's reader, as enrollment's refusals
             log.warning("refused device %s: %s", peer.device_id, admission.verdict.value)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, refusal)
+            wire = json.dumps(refusal.data(), sort_keys=True)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(refusal),
+                                trailing_metadata=((ERROR_METADATA, wire),))  # fmt: skip
         return peer
 
     def _accepting(self) -> str | None:

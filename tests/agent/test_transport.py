@@ -28,6 +28,7 @@ from devposture.agent.transport import (
 )
 from devposture.collector.server import KEEPALIVE_MIN_PING_MS
 from devposture.collector.service import CollectorService
+from devposture.policy.cli_messages import said
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import (
     EnrolledAgent,
@@ -332,8 +333,18 @@ def test_a_refusal_kept_for_status_is_forgotten_once_a_report_is_acknowledged(
 ) -> None:
     # A device refused once (revoked, then enrolled again by IT with the same state folder
     # restored, say) must not keep telling the employee it is refused.
-    agent.state.save_refusal("device d was revoked by IT", 1_764_900_000_000_000)
-    assert agent.state.load_refusal() == ("device d was revoked by IT", 1_764_900_000_000_000)
+    revoked = said("device {device} was {status} by IT: it can no longer report. Ask IT; a new"
+                   " enrollment needs a new token and a new key (enroll --force)", device="d",
+                   status=said("revoked"))  # fmt: skip
+    agent.state.save_refusal(revoked, 1_764_900_000_000_000)
+    kept = agent.state.load_refusal()
+    assert kept is not None and kept[1] == 1_764_900_000_000_000
+    assert kept[0].worded("en") == str(revoked) and kept[0].worded("zh").startswith(
+        "设备 d 的状态为“已吊销”（由 IT 设置）")
+    # As an agent before worded refusals kept it: its text, shown as it is.
+    agent.state.refusal_path.write_text('{"reason": "device d was revoked by IT", "at_us": 5}')
+    kept = agent.state.load_refusal()
+    assert kept is not None and (kept[0].worded("zh"), kept[1]) == ("device d was revoked by IT", 5)
     outbox = Outbox(agent.state.outbox_dir)
     outbox.put(make_report(agent.enrollment.device_id))
     result = deliver(agent.state, agent.enrollment, outbox)

@@ -10,16 +10,18 @@ other."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import socket
 import subprocess
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.databases import init_arguments
-from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, run
+from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enrolled_state, run
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 NO_SUCH_DEVICE = "0123456789abcdef0123456789abcdef"
@@ -347,3 +349,38 @@ def test_a_remote_commands_outcome_is_worded_in_the_remote_readers_language(
                     "--out", str(out))  # fmt: skip
     assert exported.startswith(f"已写入 {out}（") and "字节）。已写入 证据包：" in exported
     assert "由 " in exported and "`devposture-collector audit verify bundle.zip" in exported
+
+
+def test_a_revoked_devices_refusal_is_worded_in_the_employees_language(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    """The report port's refusal of the device itself comes worded from a real collector
+    (running in English): `once` and `status` say it whole in the employee's language, with
+    no English clause inside the Chinese sentence; in English, the collector's own words."""
+    c = collector_process
+    state = enrolled_state(c, tmp_path)
+    device_id = json.loads((state / "agent.json").read_text())["device_id"]
+    before = _beijing_day()
+    revoked = run(COLLECTOR, "device", "revoke", device_id, "--reason", "laptop stolen",
+                  "--data", str(c.data))  # fmt: skip
+    assert revoked.returncode == 0, revoked.stderr
+    zh, en = _in(ZH, AGENT, "once", "--state", str(state)), _in(EN, AGENT, "once", "--state",
+                                                               str(state))  # fmt: skip
+    assert zh.returncode == en.returncode == 1, (zh.stderr, en.stderr)
+    found = re.search(r"IT 于 (\d{4}-\d{2}-\d{2}) 设置", zh.stderr)
+    assert found is not None and found[1] in (before, _beijing_day()), zh.stderr
+    day = found[1]  # the day of the revocation in the company's zone (Beijing)
+    said_zh = (f"设备 {device_id} 的状态为“已吊销”（IT 于 {day} 设置）：它不能再报告。请联系 IT；"
+               "重新注册需要新的令牌和新的密钥（enroll --force）")  # fmt: skip
+    assert said_zh in zh.stderr, zh.stderr
+    assert f"device {device_id} was revoked by IT on {day}: it can no longer report" in en.stderr
+    status_zh, status_en = (_in(lang, AGENT, "status", "--state", str(state)) for lang in (ZH, EN))
+    first_zh, first_en = status_zh.stdout.splitlines()[0], status_en.stdout.splitlines()[0]
+    assert said_zh in first_zh, status_zh.stdout
+    words = first_zh.replace(device_id, "").replace("enroll --force", "").replace("IT", "")
+    assert not re.search(r"[A-Za-z]{2,}", words), first_zh
+    assert f"device {device_id} was revoked by IT on {day}" in first_en, status_en.stdout
+
+
+def _beijing_day() -> str:
+    return dt.datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d")
