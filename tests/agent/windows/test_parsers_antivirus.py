@@ -85,6 +85,20 @@ def test_utf16_copy_gives_the_same_products() -> None:
     ]
 
 
+@pytest.mark.parametrize("copy", ["utf8", "cp936-crlf"])
+def test_huorong_on_a_chinese_machine(copy: str) -> None:
+    # 火绒 (Huorong) took over from Defender: a Chinese product name, read from the GBK console.
+    name = f"security_center/cim-antivirusproduct-zh-huorong-and-defender.{copy}.txt"
+    defender, huorong = parse_antivirus_products(decode_output(fixture(name), "cp936"))
+    assert (huorong.name, huorong.state.raw, huorong.state.scanner) == (
+        "火绒安全软件",
+        266240,
+        "on",
+    )
+    assert not huorong.state.microsoft and huorong.state.signatures_up_to_date
+    assert (defender.name, defender.state.scanner) == ("Windows Defender", "off")
+
+
 def test_no_product_registered_and_broken_objects() -> None:
     assert parse_antivirus_products("\n\n") == []
     with pytest.raises(ParseError):

@@ -138,6 +138,30 @@ def test_two_products_and_defender() -> None:
     assert updated.isoformat() == "2024-05-06T09:09:46"
 
 
+def test_huorong_alone_on_chinese_windows_is_not_judged_a_pass() -> None:
+    # Security Center's "on" for 火绒 says it is enabled, not that its real-time protection is:
+    # with Defender switched off (its status not read), nothing proves protection, so the
+    # clause is UNKNOWN naming Huorong, never PASS (and not FAIL for the Defender it replaced).
+    host = WindowsReplayHost(console_encoding="cp936")
+    host.record(
+        antivirus.SECURITY_CENTER,
+        output("security_center/cim-antivirusproduct-zh-huorong-and-defender.cp936-crlf.txt"),
+    )
+    host.record(antivirus.DEFENDER, (1, b"", b""))  # Get-MpComputerStatus's error not recorded
+    outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
+    assert isinstance(outcome.fact, pb.AntivirusFact)
+    assert [(p.name, p.enabled) for p in outcome.fact.products] == [
+        ("Windows Defender", False),
+        ("火绒安全软件", True),
+    ]
+    report = pb.PostureReport()
+    report.antivirus.CopyFrom(outcome.fact)
+    (judged,) = [
+        v for c, v in evaluate(report, dt.datetime.now(dt.UTC)) if c.check_id == "antivirus"
+    ]
+    assert judged.state.value == "UNKNOWN" and "火绒安全软件" in judged.reason
+
+
 def test_a_date_that_does_not_fit_the_machines_pattern_is_a_parse_error_not_a_guess() -> None:
     # The en-IN status (day first) printed after an en-US culture cannot be read: the product
     # is still reported, its date is unknown and the defender source says why.
