@@ -22,6 +22,16 @@ a third-party product took over), 266240 = 0x041000 a third-party product on and
     https://stackoverflow.com/questions/4700897/wmi-security-center-productstate-clarification
 A value whose nibbles fall outside those meanings is a ParseError: the agent never compares
 against one magic number.
+
+The scanner nibble carries the product state Security Center documents for its COM API
+(IWscProduct::get_ProductState, WSC_SECURITY_PRODUCT_STATE, numbered there ON 0, OFF 1,
+SNOOZED 2, EXPIRED 3, not as the nibble is): ON is "turned on and protecting
+the user", OFF "turned off and protection is disabled", SNOOZED "temporarily off, and not
+actively protecting", EXPIRED "no longer actively protecting"
+(https://learn.microsoft.com/windows/win32/api/iwscapi/ne-iwscapi-wsc_security_product_state;
+osquery's `windows_security_products.state` reads the same API). The probe
+(agent.probes.windows.antivirus) takes a third-party product's "on" as real-time protection on,
+and says why there.
 """
 
 from __future__ import annotations

@@ -7,6 +7,27 @@ bit field (agent.parsers.windows.security_center). An expired product is reporte
 `enabled` unset: its licence ran out, and whether its engine still scans is not stated. Windows
 Server has no Security Center; the error is reported and Defender is still read.
 
+A third-party product that Security Center reports "on" is reported with real-time protection
+on. Security Center has no separate real-time flag; its "on" is the protection state itself:
+  * Microsoft defines WSC_SECURITY_PRODUCT_STATE_ON as "turned on and protecting the user",
+    OFF as "protection is disabled", SNOOZED as "temporarily off, and not actively protecting"
+    and EXPIRED as "no longer actively protecting" (iwscapi.h, IWscProduct::get_ProductState:
+    https://learn.microsoft.com/windows/win32/api/iwscapi/ne-iwscapi-wsc_security_product_state).
+  * osquery reports exactly that state as `windows_security_products.state`
+    (osquery/osquery, osquery/tables/system/windows/windows_security_products.cpp), and the
+    aggregate antivirus health as `windows_security_center.antivirus` ("Good", "Poor", ...).
+  * Fleet's built-in policy "Antivirus healthy (Windows)" passes a machine on that health
+    being Good and the product's signatures up to date, with no further real-time test
+    (fleetdm/fleet, frontend/pages/policies/constants.ts, DEFAULT_POLICIES key 3): "on" is
+    what protecting means there too.
+Only "on" says so. A snoozed or expired product, and a product that is off, leave real-time
+protection unset: "off" already fails as disabled, and the snoozed and expired values of the
+bit field come from community decodings (the field itself is undocumented), not from a
+statement that scanning stopped or goes on. Microsoft's own product is left to Defender's
+status, which reports RealTimeProtectionEnabled directly and names passive mode; its Security
+Center entry says nothing about real-time protection. So 火绒 (Huorong), 360, Tencent 电脑管家
+or Kingsoft registered "on" with up-to-date signatures pass with Defender off.
+
 Defender (`Get-MpComputerStatus`) adds what Security Center does not say: real-time
 protection, the signature version and when signatures were last updated. It is reported as a
 second product with source "defender" (the collector sees both views). Windows prints that date
@@ -27,7 +48,10 @@ from devposture.agent.parsers.windows.defender import (
     parse_mp_computer_status,
     signatures_updated_at,
 )
-from devposture.agent.parsers.windows.security_center import parse_antivirus_products
+from devposture.agent.parsers.windows.security_center import (
+    SecurityCenterProduct,
+    parse_antivirus_products,
+)
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from devposture.agent.probes.windows.commands import powershell, run_text
 from devposture.v1 import devposture_pb2 as pb
@@ -43,17 +67,25 @@ DEFENDER_NAME = "Microsoft Defender Antivirus"
 
 
 def _security_center(ctx: ProbeContext) -> list[pb.AntivirusProduct]:
-    products = []
-    for found in parse_antivirus_products(run_text(ctx, SECURITY_CENTER)):
-        product = pb.AntivirusProduct(
-            name=found.name,
-            source="security-center",
-            signatures_up_to_date=found.state.signatures_up_to_date,
-        )
-        if found.state.scanner != "expired":
-            product.enabled = found.state.scanner == "on"
-        products.append(product)
-    return products
+    return [
+        security_center_product(found)
+        for found in parse_antivirus_products(run_text(ctx, SECURITY_CENTER))
+    ]
+
+
+def security_center_product(found: SecurityCenterProduct) -> pb.AntivirusProduct:
+    """One registered product as the collector reads it (see the module docstring)."""
+    product = pb.AntivirusProduct(
+        name=found.name,
+        source="security-center",
+        signatures_up_to_date=found.state.signatures_up_to_date,
+    )
+    if found.state.scanner != "expired":
+        product.enabled = found.state.scanner == "on"
+    if found.state.scanner == "on" and not found.state.microsoft:
+        # Security Center's "on" is "turned on and protecting the user": real time.
+        product.real_time_protection = True
+    return product
 
 
 # Running modes in which Defender does not protect in real time (AMRunningMode).

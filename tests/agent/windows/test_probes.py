@@ -10,6 +10,10 @@ import pytest
 
 from devposture.agent.host import NetInterface
 from devposture.agent.parsers.windows.defender import DefenderStatus
+from devposture.agent.parsers.windows.security_center import (
+    SecurityCenterProduct,
+    decode_product_state,
+)
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from devposture.agent.probes.runner import run_probe
@@ -138,10 +142,22 @@ def test_two_products_and_defender() -> None:
     assert updated.isoformat() == "2024-05-06T09:09:46"
 
 
-def test_huorong_alone_on_chinese_windows_is_not_judged_a_pass() -> None:
-    # Security Center's "on" for 火绒 says it is enabled, not that its real-time protection is:
-    # with Defender switched off (its status not read), nothing proves protection, so the
-    # clause is UNKNOWN naming Huorong, never PASS (and not FAIL for the Defender it replaced).
+def judge_antivirus(fact: pb.AntivirusFact) -> tuple[str, str]:
+    """The antivirus clause's state and stored reason for a report holding only this fact."""
+    report = pb.PostureReport()
+    report.antivirus.CopyFrom(fact)
+    (judged,) = [
+        v for c, v in evaluate(report, dt.datetime.now(dt.UTC)) if c.check_id == "antivirus"
+    ]
+    return judged.state.value, judged.reason
+
+
+def test_huorong_on_in_security_center_passes_with_defender_off() -> None:
+    # 火绒 (Huorong) took over from Defender on a real Chinese Windows 11 machine. Security
+    # Center's "on" is Microsoft's WSC_SECURITY_PRODUCT_STATE_ON, "turned on and protecting the
+    # user": real-time protection, as osquery and Fleet read it. With Defender switched off
+    # (its status not read), Huorong on with fresh signatures passes the clause; it used to read
+    # UNKNOWN forever ("cannot tell whether real-time protection is on").
     host = WindowsReplayHost(console_encoding="cp936")
     host.record(
         antivirus.SECURITY_CENTER,
@@ -150,16 +166,44 @@ def test_huorong_alone_on_chinese_windows_is_not_judged_a_pass() -> None:
     host.record(antivirus.DEFENDER, (1, b"", b""))  # Get-MpComputerStatus's error not recorded
     outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
     assert isinstance(outcome.fact, pb.AntivirusFact)
-    assert [(p.name, p.enabled) for p in outcome.fact.products] == [
-        ("Windows Defender", False),
-        ("火绒安全软件", True),
-    ]
-    report = pb.PostureReport()
-    report.antivirus.CopyFrom(outcome.fact)
-    (judged,) = [
-        v for c, v in evaluate(report, dt.datetime.now(dt.UTC)) if c.check_id == "antivirus"
-    ]
-    assert judged.state.value == "UNKNOWN" and "火绒安全软件" in judged.reason
+    defender, huorong = outcome.fact.products
+    assert (huorong.name, huorong.enabled, huorong.real_time_protection) == (
+        "火绒安全软件",
+        True,
+        True,
+    )
+    # Defender's Security Center entry is off, and says nothing of its real-time protection.
+    assert (defender.name, defender.enabled) == ("Windows Defender", False)
+    assert not defender.HasField("real_time_protection")
+    state, reason = judge_antivirus(outcome.fact)
+    assert state == "PASS" and "火绒安全软件" in reason
+
+
+@pytest.mark.parametrize(
+    ("value", "enabled", "state"),
+    [
+        (262144, False, "FAIL"),  # 0x040000 third party, off: disabled, whatever else
+        (270336, False, "FAIL"),  # 0x042000 snoozed: not enabled now
+        (274432, None, "UNKNOWN"),  # 0x043000 expired: neither enabled nor scanning is stated
+        (397568, True, "UNKNOWN"),  # 0x061100 Defender on: its own status tells real time
+    ],
+)
+def test_only_a_third_party_product_on_claims_real_time_protection(
+    value: int, enabled: bool | None, state: str
+) -> None:
+    found = SecurityCenterProduct("Product", decode_product_state(value))
+    product = antivirus.security_center_product(found)
+    assert (product.enabled if product.HasField("enabled") else None) == enabled
+    assert not product.HasField("real_time_protection")
+    assert judge_antivirus(pb.AntivirusFact(products=[product]))[0] == state
+
+
+def test_a_third_party_product_on_with_old_signatures_still_fails() -> None:
+    # 0x041010: on, signatures out of date. Real time does not excuse stale signatures.
+    found = SecurityCenterProduct("Product", decode_product_state(266256))
+    product = antivirus.security_center_product(found)
+    assert product.real_time_protection and not product.signatures_up_to_date
+    assert judge_antivirus(pb.AntivirusFact(products=[product]))[0] == "FAIL"
 
 
 def test_a_date_that_does_not_fit_the_machines_pattern_is_a_parse_error_not_a_guess() -> None:
