@@ -72,6 +72,10 @@ COUNTERS_FILE: Final = "counters.json"
 # (`devposture-agent once` while the service runs); older ones are leftovers of a crash.
 TEMP_GRACE_SECONDS: Final = 60.0
 _COUNTERS: Final = ("coalesced_total", "dropped_total", "corrupt_total")
+# 1990-01-01T00:00:00Z in µs. A report dated before it was collected by a clock that was never
+# set (1970 on a computer without a battery-backed clock, before it synchronised): the
+# collector refuses any time that early, so such a report's time is no oldest pending time.
+PLAUSIBLE_SINCE_MICROS: Final = 631_152_000 * 1_000_000
 
 Outcome = Literal["coalesced_total", "dropped_total"]
 
@@ -176,7 +180,10 @@ class Outbox:
             corrupt_total=counters["corrupt_total"],
             max_bytes=self.max_bytes,
         )
-        dated = [e.micros for e in entries if e.micros > 0]
+        # A report dated by an unset clock waits too (the collector says why it refuses it),
+        # but its time, copied into every report collected behind it, had the collector
+        # refuse each of those, good reports, for good: they say the oldest believable time.
+        dated = [e.micros for e in entries if e.micros >= PLAUSIBLE_SINCE_MICROS]
         if dated:
             oldest = min(dated)
             stats.oldest_pending_at.seconds = oldest // 1_000_000

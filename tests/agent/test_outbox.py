@@ -337,6 +337,26 @@ def test_a_report_stamped_after_one_dated_by_a_fast_clock_is_not_dated_after_its
     assert earlier.delivery.oldest_pending_at.seconds == BASE
 
 
+def test_a_report_dated_by_an_unset_clock_is_not_the_oldest_pending_of_those_behind_it(
+    tmp_path: Path,
+) -> None:
+    # A computer without a battery-backed clock starts at 1970 and collects before it
+    # synchronises. That report waited, and every report collected behind it carried 1970 as
+    # its oldest pending time: the collector refuses a time before 1990, and refused each of
+    # them, good reports, for good. They say the oldest believable time pending.
+    outbox = Outbox(tmp_path)
+    outbox.put(report_at(42, "unset"), stamp_delivery=True)  # 1970-01-01T00:00:42Z
+    first = report_at(BASE, "set")
+    outbox.put(first, stamp_delivery=True)
+    assert first.delivery.pending_reports == 1
+    assert not first.delivery.HasField("oldest_pending_at")
+    second = report_at(BASE + HOUR, "set")
+    outbox.put(second, stamp_delivery=True)
+    assert second.delivery.pending_reports == 2
+    assert second.delivery.oldest_pending_at.seconds == BASE
+    assert outbox.stats().oldest_pending_at.seconds == BASE
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     st.lists(
