@@ -12,7 +12,11 @@
     catalog. A catalog that could not be read is COMMAND_FAILED with the tool's own line and
     leaves the pending counts unset, never "0 pending": softwareupdate may exit 0 without
     reaching its catalog (field notes). Which pending updates are security updates is the rule
-    in agent.parsers.macos.softwareupdate.
+    in agent.parsers.macos.softwareupdate: a point update of the installed major version
+    counts, an upgrade to a later major version does not. The installed version is the
+    product version HostInfo reports (the host layer reads SystemVersion.plist), so no
+    command is added; a version that cannot be read leaves the counts unset with a
+    PARSE_ERROR of this source when the list holds a macOS entry.
   * last_installed: the newest macOS or security install in `softwareupdate --history`
     (agent.parsers.macos.softwareupdate_history: which rows count, local dates taken as UTC).
 
@@ -84,7 +88,14 @@ def _read_pending(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.Pro
         message = f"softwareupdate could not read Apple's update catalog: {listing.catalog_error}"
         errors.append(error(FACT, pb.PROBE_ERROR_CODE_COMMAND_FAILED, message, LIST_SOURCE))
         return False
-    security = sorted({u.label for u in security_updates(listing.updates)})
+    try:
+        # The installed version is the one HostInfo reports: the host layer's product version
+        # (SystemVersion.plist), recorded and replayed with the bundle; no command of its own.
+        product_version = ctx.host.host_info().release
+        security = sorted({u.label for u in security_updates(listing.updates, product_version)})
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, LIST_SOURCE, exc))
+        return False
     fact.pending_total = len(listing.updates)
     fact.pending_security = len(security)
     fact.pending_security_names.extend(security[:MAX_NAMES])

@@ -29,6 +29,9 @@ class MacReplayHost(ReplayHost):
     os_family: pb.OsFamily.ValueType = pb.OS_FAMILY_MACOS
     # Commands that hang until the host kills them (what LiveHost reports as a timeout).
     hangs: set[tuple[str, ...]] = field(default_factory=set)
+    # What LiveHost reports as the release on a Mac: the product version from
+    # SystemVersion.plist (platform.mac_ver), not the Darwin kernel's (24.5.0 is macOS 15.5).
+    product_version: str = "15.5"
 
     def run(
         self, argv: Sequence[str], timeout: float, ok_codes: Collection[int] = OK_ONLY
@@ -39,4 +42,6 @@ class MacReplayHost(ReplayHost):
         return super().run(argv, timeout, ok_codes)
 
     def host_info(self) -> PlatformInfo:
-        return PlatformInfo("replayed-mac", "Darwin", "24.5.0", "Darwin Kernel", "arm64")
+        return PlatformInfo(
+            "replayed-mac", "Darwin", self.product_version, "Darwin Kernel", "arm64"
+        )

@@ -9,7 +9,11 @@ from devposture.agent.parsers.macos.airport import parse_airport_json, wifi_secu
 from devposture.agent.parsers.macos.fdesetup import parse_fdesetup_status
 from devposture.agent.parsers.macos.scutil import parse_nc_list
 from devposture.agent.parsers.macos.socketfilterfw import parse_global_state
-from devposture.agent.parsers.macos.softwareupdate import parse_update_list, security_updates
+from devposture.agent.parsers.macos.softwareupdate import (
+    installed_version,
+    parse_update_list,
+    security_updates,
+)
 from devposture.agent.parsers.mdatp import parse_mdatp_health
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import fixture
@@ -141,8 +145,58 @@ def test_pending_point_update_safari_and_major_upgrade() -> None:
     ventura = listing.updates[1]
     assert ventura.title == "macOS Ventura 13.6" and ventura.recommended and ventura.restart
     assert not listing.updates[0].restart
-    # The Ventura point update is the security one; Sonoma 14.0 is an upgrade, Safari unknown.
-    assert [u.label for u in security_updates(listing.updates)] == ["macOS Ventura 13.6-22G120"]
+    # On a Ventura Mac (13.5.2, a test input: the log does not name the Mac's version) the
+    # Ventura point update is the security one; Sonoma 14.0 is an upgrade, Safari unknown.
+    found = security_updates(listing.updates, "13.5.2")
+    assert [u.label for u in found] == ["macOS Ventura 13.6-22G120"]
+
+
+def test_an_upgrade_to_a_later_major_is_not_a_missing_security_update() -> None:
+    # Macjutsu/super#290: a Ventura Mac is offered Ventura 13.7.4 and Sequoia 15.3.1, a major
+    # upgrade that is not a .0. Once 13.7.4 is installed, the Sequoia upgrade is all that is
+    # left of the list (Apple lists the upgrade whatever the installed line's state:
+    # Macjutsu/super#317). It used to count as a pending security update, since the lowest
+    # major listed was taken for the installed one: a fully patched Mac read FAIL.
+    listing = parse_update_list(text("softwareupdate/list-ventura-point-and-sequoia-super-290.out"))
+    assert [u.label for u in listing.updates] == [
+        "Safari18.3.1VenturaAuto-18.3.1",
+        "macOS Ventura 13.7.4-22H420",
+        "macOS Sequoia 15.3.1-24D70",
+    ]
+    found = security_updates(listing.updates, "13.7.3")  # a test input below 13.7.4
+    assert [u.label for u in found] == ["macOS Ventura 13.7.4-22H420"]
+    upgrade_only = [u for u in listing.updates if u.label.startswith("macOS Sequoia")]
+    assert security_updates(upgrade_only, "13.7.4") == []
+    # On Sequoia itself, 15.3.1 would be the installed line's point update.
+    assert security_updates(upgrade_only, "15.3") == upgrade_only
+
+
+def test_a_major_named_without_a_codename_is_an_upgrade_too() -> None:
+    # Captured on a Tahoe 26.6 (25G72) Mac: the 26.7 point update and "macOS 27", whose title
+    # has no codename and whose version no minor.
+    listing = parse_update_list(text("softwareupdate/list-tahoe-26.6-point-and-macos-27.out"))
+    assert [u.title for u in listing.updates] == ["Safari", "macOS Tahoe 26.7", "macOS 27"]
+    found = security_updates(listing.updates, "26.6")
+    assert [u.label for u in found] == ["macOS Tahoe 26.7-25G229"]
+    # After 26.7 is installed, macOS 27 alone is still no missing security update.
+    assert security_updates(listing.updates[2:], "26.7") == []
+
+
+@pytest.mark.parametrize("version", ["", "Darwin 24.5.0 x", "10.16", "10.16.1", "24.5.0"])
+def test_macos_entries_with_no_readable_installed_version_are_not_guessed(version: str) -> None:
+    # 10.16 is what macOS 11 and later say in compatibility mode, never a version a Mac runs;
+    # 24.5.0 is a Darwin kernel release (macOS 15.5), the host's fallback without mac_ver.
+    listing = parse_update_list(text("softwareupdate/list-tahoe-26.6-point-and-macos-27.out"))
+    with pytest.raises(ParseError):
+        security_updates(listing.updates, version)
+    # Without a macOS entry the version is not needed.
+    assert security_updates(listing.updates[:1], version) == []
+
+
+def test_installed_versions() -> None:
+    assert installed_version("14.7.4\n") == (14, 7, 4)
+    assert installed_version("26") == (26, 0, 0)
+    assert installed_version("10.15.7") == (10, 15, 7)
 
 
 def test_legacy_format_on_yosemite() -> None:
@@ -151,7 +205,7 @@ def test_legacy_format_on_yosemite() -> None:
         ("Command Line Tools (OS X 10.10)-6.0", "Command Line Tools (OS X 10.10) (6.0)", True),
         ("iTunesX-12.0", "iTunes (12.0)", True),
     ]
-    assert security_updates(listing.updates) == []
+    assert security_updates(listing.updates, "10.10") == []
 
 
 def test_catalog_error_is_not_zero_updates() -> None:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from devposture.agent.host import NetInterface, ProcessInfo
 from devposture.agent.probes import ProbeConfig, collect_facts
 from devposture.agent.probes.chat_layouts import MACOS
+from devposture.policy.checks import evaluate
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.macos.replay_macos import SOCKETFILTERFW, MacReplayHost, fixture, out
 
@@ -118,6 +119,7 @@ def test_failing_mac_open_wifi_no_vpn_firewall_and_filevault_off() -> None:
         prefs=out("defaults/softwareupdate-critical-off-yes-string-catalina-ansible-101.out"),
         history=out("softwareupdate_history/history-ventura-13.5.2-month-first-ambiguous.out"),
     )
+    host.product_version = "13.5.2"  # the Ventura its history last installed
     report = _collect(host)
 
     assert report.errors == []
@@ -189,6 +191,60 @@ def test_odd_mac_block_all_redacted_ssid_catalog_error_second_av() -> None:
         ("FACT_OS_UPDATES", "softwareupdate", "PROBE_ERROR_CODE_COMMAND_FAILED"),
         ("FACT_WIFI", "ssid", "PROBE_ERROR_CODE_PERMISSION_DENIED"),
     }
+
+
+def _judged_updates(report: pb.PostureReport) -> tuple[str, str]:
+    (judged,) = [v for c, v in evaluate(report, datetime.now(UTC)) if c.check_id == "os-updates"]
+    return judged.state.value, judged.reason
+
+
+def test_a_major_upgrade_is_not_a_missing_security_update() -> None:
+    # A Tahoe 26.6 Mac offered the 26.7 point update and macOS 27 (a real capture): one
+    # security update. The same Mac once on 26.7 would be offered macOS 27 alone; that is an
+    # upgrade. The installed version comes from HostInfo's product version, no new command.
+    host = _mac(
+        swu=out("softwareupdate/list-tahoe-26.6-point-and-macos-27.out"),
+        prefs=out("defaults/softwareupdate-all-on-sequoia-trimmed.out"),
+        history=out("softwareupdate_history/history-tahoe-26.5-year-first-zh.out"),
+    )
+    host.product_version = "26.6"
+    report = _collect(host)
+    assert report.host.os_version == "26.6"
+    updates = report.os_updates
+    assert (updates.pending_total, updates.pending_security) == (3, 1)
+    assert list(updates.pending_security_names) == ["macOS Tahoe 26.7-25G229"]
+    assert [c for c in host.calls if c[0] == "sw_vers"] == []
+
+
+def test_a_ventura_mac_with_only_sequoia_left_is_not_failed() -> None:
+    # Macjutsu/super#290's list on a Ventura Mac at 13.7.3: the 13.7.4 point update fails the
+    # clause; Sequoia 15.3.1 beside it is an upgrade, counted in the total only.
+    host = _mac(
+        swu=out("softwareupdate/list-ventura-point-and-sequoia-super-290.out"),
+        prefs=out("defaults/softwareupdate-all-on-sequoia-trimmed.out"),
+        history=out("softwareupdate_history/history-ventura-13.5.2-month-first-ambiguous.out"),
+    )
+    host.product_version = "13.7.3"  # a test input: the log does not name the Mac's version
+    report = _collect(host)
+    assert (report.os_updates.pending_total, report.os_updates.pending_security) == (3, 1)
+    state, reason = _judged_updates(report)
+    assert state == "FAIL" and "macOS Ventura 13.7.4-22H420" in reason
+    assert "Sequoia" not in reason
+
+
+def test_a_compatibility_version_leaves_security_updates_unknown() -> None:
+    # 10.16 is what macOS 11+ tells a program in compatibility mode: the list's macOS entries
+    # cannot be told from upgrades, so the clause is UNKNOWN, not PASS and not FAIL.
+    host = _mac(
+        swu=out("softwareupdate/list-tahoe-26.6-point-and-macos-27.out"),
+        prefs=out("defaults/softwareupdate-all-on-sequoia-trimmed.out"),
+        history=out("softwareupdate_history/history-tahoe-26.5-year-first-zh.out"),
+    )
+    host.product_version = "10.16"
+    report = _collect(host)
+    assert ("FACT_OS_UPDATES", "softwareupdate", "PROBE_ERROR_CODE_PARSE_ERROR") in _errors(report)
+    assert not report.os_updates.HasField("pending_security")
+    assert _judged_updates(report)[0] == "UNKNOWN"
 
 
 def test_wifi_switched_off_has_interface_no_session() -> None:
