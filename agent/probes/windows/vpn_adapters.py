@@ -8,6 +8,23 @@ the driver names the vendors install: "TAP-Windows Adapter V9" (OpenVPN), "WireG
 ... Virtual Miniport Adapter", "Fortinet Virtual Ethernet Adapter", "PANGP Virtual Ethernet
 Adapter" (Palo Alto GlobalProtect), "ZeroTier Virtual Port", "NordLynx Tunnel". IPv6 transition
 tunnels (ISATAP, Teredo, 6to4) are "Tunnel adapter"s too but not VPNs.
+
+VPN clients common in Chinese companies install an Ethernet-kind virtual NIC, so only the
+description tells them; each entry below names where that description was seen on a real
+machine (tests/fixtures/windows/README.md, "route_print"):
+  * Sangfor EasyConnect (深信服): "Sangfor SSL VPN CS Support System VNIC". `route print -4`
+    interface lists (index ids 1374790372 and 12559002808, recorded as fixtures), a Chinese
+    `systeminfo` NIC list (index id 26027439934, "[02]: Sangfor SSL VPN CS Support System
+    VNIC ... 状态: 媒体连接已中断"), and tangruize/NJU-EasyConnect-Script's Windows script, which
+    finds EasyConnect's interface by `route.exe print if | grep Sangfor`.
+  * Sangfor aTrust (深信服零信任): "Sangfor aTrust VNIC" (driver service SdpVnic,
+    ROOT\\NET\\0000), as Windows named it on real machines in public network-diagnosis notes
+    (index ids 69701376971 and 63510055367: the adapter "Disconnected" while aTrust was not
+    connected; 69773565544: Get-PnpDevice's device and service). No whole output was found.
+  * OpenVPN's older TAP driver: "TAP-Win32 Adapter V9" (the same `route print -4` list), the
+    name before "TAP-Windows".
+H3C iNode, Huawei SecoClient, Hillstone Secure Connect, Topsec and Qi-Anxin VPN are not listed:
+no public output naming their Windows adapters was found, and a guessed name is not a source.
 """
 
 from __future__ import annotations
@@ -27,6 +44,9 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("fortinet", "FortiClient"),
     ("pangp", "GlobalProtect"),
     ("globalprotect", "GlobalProtect"),
+    ("tap-win32", "tap"),
+    ("sangfor ssl vpn", "Sangfor EasyConnect"),
+    ("sangfor atrust", "Sangfor aTrust"),
 )
 _NOT_VPN_TUNNELS = ("isatap", "teredo", "6to4", "ip-https")
 # psutil reports Windows interfaces by connection name ("OpenVPN Wintun", "WireGuard").
