@@ -72,9 +72,18 @@ def zone_in_force(config: CollectorConfig, store: Store | None = None) -> dt.tzi
 
 
 def _keep_copy(config: CollectorConfig, text: str) -> None:
+    """This collector's copy of the policy it judges by, written only when it changed: every
+    start adopts the version in force, and a start on a full disk failed writing the same
+    text again, so a collector restarted while its disk was full never came back."""
+    copy = config.data_dir / IN_FORCE
+    try:
+        if copy.read_text(encoding="utf-8") == text:
+            return
+    except (OSError, UnicodeDecodeError):
+        pass  # missing or unreadable: written anew
     temporary = config.data_dir / f".{IN_FORCE}.tmp"
     temporary.write_text(text, encoding="utf-8")
-    temporary.replace(config.data_dir / IN_FORCE)
+    temporary.replace(copy)
 
 
 def _seen(config: CollectorConfig) -> str | None:

@@ -303,3 +303,34 @@ def test_a_full_state_disk_sends_what_waits_and_says_so(tmp_path: Path) -> None:
             filler.unlink()
     finally:
         server.stop()
+
+
+def test_a_collector_started_again_on_a_full_disk_serves_and_pushes_agents_back(
+    tmp_path: Path,
+) -> None:
+    # Killed (an OOM kill, a crash, a reboot) while its data disk was full, the collector
+    # refused to start: every start wrote its copy of the policy in force again, the same
+    # text, and the full disk refused it. Under systemd it failed five times and stayed
+    # failed, even once space was freed; the agents met a closed port, with no retry hint.
+    with tmpfs(tmp_path / "collector", "6m") as data:
+        server = CollectorServer.create(tmp_path)
+        server.start()
+        try:
+            agent = enroll_agent(server, tmp_path / "agent", "laptop", server.token())
+            agent.put_backlog(2)
+            assert agent.drain().stopped_by is None
+            filler = fill(data)
+            server.kill()
+            server.start()  # comes back on the full disk
+            assert 5.0 <= _pushed_back(agent) <= 10.0
+            assert agent.pending_count() == 1
+            filler.unlink()
+            result = agent.drain()
+            assert result.stopped_by is None, result.stopped_by
+            assert result.acknowledged == agent.made[-1:]
+            assert Counter(server.stored_ids()) == Counter(agent.made)
+            assert server.stop() == 0
+            checked = run(COLLECTOR, "audit", "check", "--data", str(server.data))
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+        finally:
+            server.close()
