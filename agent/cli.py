@@ -46,6 +46,7 @@ from devposture.agent.install_setup import (
 from devposture.agent.notify.notifier import Notifier, live_sender
 from devposture.agent.pipe_output import silence_stdout, write_out
 from devposture.agent.probes import host_facts
+from devposture.agent.probes.commands import is_declared
 from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.renewal import Outcome, ensure_fresh_certificate
 from devposture.agent.service import DEFAULT_INTERVAL, Schedule
@@ -462,10 +463,10 @@ def probe_config(state: AgentState, folders: tuple[str, ...] = ()) -> ProbeConfi
 
 
 def live_host(state: AgentState) -> LiveHost:
-    """The real computer, with costly command outputs cached in the state folder if enrolled."""
-    if state.is_enrolled():
-        return LiveHost(CommandCache(state.command_cache_path))
-    return LiveHost()
+    """The real computer, running only the probes' declared commands (agent/probes/commands.py),
+    with costly command outputs cached in the state folder if enrolled."""
+    cache = CommandCache(state.command_cache_path) if state.is_enrolled() else None
+    return LiveHost(cache, declared=is_declared)
 
 
 def _exists(path: Path) -> bool:
@@ -544,7 +545,8 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) 
     try:
         found = plan(text, str(where), settings.collectors, settings.ca_fingerprint)
         enrollment = enroll_first(
-            state, found.addresses, found.token, found.ca_fingerprint, host_facts(LiveHost())
+            state, found.addresses, found.token, found.ca_fingerprint,
+            host_facts(LiveHost(declared=is_declared)),
         )
     except (PlanError, EnrollError) as exc:
         raise CliError.as_is(exc) from exc
@@ -784,7 +786,7 @@ def _first_start(
 
     first = FirstStart(
         state, settings.enrollment_file, settings.collectors, settings.ca_fingerprint,
-        manager, stop, lambda: host_facts(LiveHost()),
+        manager, stop, lambda: host_facts(LiveHost(declared=is_declared)),
         check_seconds=args.enrollment_check or CHECK_SECONDS,
     )  # fmt: skip
     return first.run() is not None

@@ -11,6 +11,7 @@ from devposture.agent.host.errors import (
     HostError,
     HostPermissionError,
     SourceMissingError,
+    UndeclaredCommandError,
 )
 from devposture.agent.host.live import LiveHost
 from devposture.agent.host.paths import display_path, printable
@@ -41,6 +42,7 @@ __all__ = [
     "PlatformInfo",
     "ProcessInfo",
     "SourceMissingError",
+    "UndeclaredCommandError",
     "WalkResult",
     "display_path",
     "printable",

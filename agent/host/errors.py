@@ -54,6 +54,11 @@ class CommandFailedError(HostError):
         self.stderr = stderr
 
 
+class UndeclaredCommandError(HostError):
+    """A command outside the list the agent's host was given to run: refused before any process
+    starts (a bug of the probe that asked; its fact says so, as INTERNAL)."""
+
+
 class SourceMissingError(HostError):
     """A file or folder the probe wanted to read does not exist."""
 

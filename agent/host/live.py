@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from devposture.agent.host.errors import (
     HostError,
     HostPermissionError,
     SourceMissingError,
+    UndeclaredCommandError,
     require_exit,
 )
 from devposture.agent.host.paths import display_path
@@ -88,10 +89,17 @@ _AFTER_KILL_SECONDS = 1.0
 class LiveHost:
     """The computer the agent runs on."""
 
-    def __init__(self, cache: CommandCache | None = None) -> None:
+    def __init__(
+        self, cache: CommandCache | None = None,
+        declared: Callable[[Sequence[str]], bool] | None = None,
+    ) -> None:  # fmt: skip
+        """`declared`: which commands this host may run (the agent gives the probes' list,
+        `agent/probes/commands.py`); anything else is refused before a process starts. None
+        runs any command (a test of the host itself)."""
         self._family = _os_family()
         self._homes: list[str] | None = None
         self._cache = cache if cache is not None else CommandCache(None)
+        self._declared = declared
 
     @property
     def os_family(self) -> pb.OsFamily.ValueType:
@@ -133,6 +141,10 @@ class LiveHost:
         if not argv:
             raise ValueError("empty argv")
         tool = argv[0]
+        if self._declared is not None and not self._declared(argv):
+            raise UndeclaredCommandError(
+                f"{tool}: this command is not in the agent's declared list; it was not run"
+            )
         resolved = self.which(tool)
         if resolved is None:
             raise CommandNotFoundError(f"{tool} is not installed (not found on the search path)")

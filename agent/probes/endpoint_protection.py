@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.mdatp import parse_mdatp_health
+from devposture.agent.probes.commands import MDATP_HEALTH
 from devposture.agent.probes.outcome import ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
@@ -41,7 +42,7 @@ def mdatp_product(ctx: ProbeContext, errors: list[pb.ProbeError]) -> pb.Antiviru
     if not ctx.host.which("mdatp"):
         return None
     try:
-        result = ctx.host.run(["mdatp", "health"], ctx.config.command_timeout)
+        result = ctx.host.run(MDATP_HEALTH, ctx.config.command_timeout)
         health = parse_mdatp_health(result.stdout_text())
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "mdatp", exc))

@@ -23,6 +23,7 @@ from devposture.agent.host import (
     SourceMissingError,
     WalkResult,
 )
+from devposture.agent.probes.commands import is_declared
 from devposture.v1 import devposture_pb2 as pb
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "linux"
@@ -73,6 +74,9 @@ class ReplayHost:
         self, argv: Sequence[str], timeout: float, ok_codes: Collection[int] = OK_ONLY
     ) -> CommandResult:
         key = tuple(argv)
+        # As the agent's live host: a probe runs only what agent/probes/commands.py declares.
+        if not is_declared(argv):
+            raise AssertionError(f"{key} is not declared in agent/probes/commands.py")
         self.calls.append(key)
         if argv[0] not in self.tools:
             raise CommandNotFoundError(f"{argv[0]} is not installed")

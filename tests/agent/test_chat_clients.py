@@ -26,6 +26,7 @@ from devposture.agent.parsers.app_versions import (
 from devposture.agent.parsers.dpkg_query import FORMAT, parse_dpkg_query
 from devposture.agent.parsers.flatpak import flatpak_versions
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.linux import PROBES
 from devposture.agent.probes.linux import chat_clients as linux
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
@@ -151,7 +152,7 @@ def _probe(host: Host) -> FactOutcome:
 
 def _query(root: Path) -> str:
     done = subprocess.run(
-        ["dpkg-query", f"--root={root}", *linux.DPKG_QUERY[1:]],
+        ["dpkg-query", f"--root={root}", *cmd.DPKG_QUERY[1:]],
         capture_output=True,
         text=True,
         check=False,
@@ -172,8 +173,8 @@ def test_dpkg_query_output_parses(tmp_path: Path, dpkg_root: Path) -> None:
 
 
 def test_dpkg_query_format_is_the_probes() -> None:
-    assert linux.DPKG_QUERY[:3] == ["dpkg-query", "-W", f"-f={FORMAT}"]
-    assert set(linux.DPKG_QUERY[3:]) == set(linux.PACKAGES)
+    assert cmd.DPKG_QUERY[:3] == ("dpkg-query", "-W", f"-f={FORMAT}")
+    assert set(cmd.DPKG_QUERY[3:]) == set(linux.PACKAGES)
 
 
 def test_unexpected_dpkg_query_lines_are_parse_errors() -> None:
@@ -202,7 +203,7 @@ def test_installed_packages_are_listed_with_their_versions(tmp_path: Path, dpkg_
         (WECHAT, "3.9.0.28", "dpkg com.qq.weixin.deepin", ""),
         (WECOM, "4.1.32.6005", "dpkg com.qq.weixin.work.deepin", ""),
     ]  # the removed wechat (config-files only) is not a client
-    assert host.calls == [tuple(linux.DPKG_QUERY)]
+    assert host.calls == [tuple(cmd.DPKG_QUERY)]
 
 
 def test_a_package_version_without_a_number_is_listed_as_unknown(
@@ -226,7 +227,7 @@ def test_without_dpkg_the_fact_says_so() -> None:
 
 def test_a_failing_dpkg_query_is_an_error_of_its_source() -> None:
     host = ReplayHost().with_tool("dpkg-query")
-    host.commands[tuple(linux.DPKG_QUERY)] = (2, b"", b"dpkg-query: error: parsing file\n")
+    host.commands[tuple(cmd.DPKG_QUERY)] = (2, b"", b"dpkg-query: error: parsing file\n")
     outcome = _probe(host)
     (error,) = outcome.errors
     assert (error.source, error.code) == ("dpkg", pb.PROBE_ERROR_CODE_COMMAND_FAILED)
@@ -249,7 +250,7 @@ def test_flatpak_list_as_published() -> None:
 
 def _flatpak_host(listing: str, homes: Sequence[str] = ()) -> ReplayHost:
     host = ReplayHost(homes=list(homes)).with_tool("flatpak")
-    host.commands[tuple(linux.FLATPAK_LIST)] = (0, listing.encode(), b"")
+    host.commands[tuple(cmd.FLATPAK_LIST)] = (0, listing.encode(), b"")
     return host
 
 

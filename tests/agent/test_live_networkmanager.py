@@ -19,6 +19,7 @@ import pytest
 
 from devposture.agent.parsers.nmcli import parse_connectivity
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.linux import wifi
 from devposture.agent.probes.outcome import ProbeContext
 from devposture.agent.probes.runner import run_probe
@@ -62,7 +63,7 @@ def test_real_networkmanager_reports_the_portal_and_nothing_else(live: Path) -> 
 
 def test_the_probe_makes_the_live_portal_a_public_network(live: Path) -> None:
     host = wifi_host()
-    host.commands[wifi.CONNECTIVITY] = ok(output(live, "portal"))
+    host.commands[cmd.NMCLI_CONNECTIVITY] = ok(output(live, "portal"))
     ctx = ProbeContext(host, ProbeConfig(network_hash_key=b"k"), pb.PostureReport())
     fact = run_probe(pb.FACT_WIFI, wifi.probe, ctx).fact
     assert isinstance(fact, pb.WifiFact)

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from devposture.agent.host import ProcessInfo
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes.commands import freshclam_conf_grep as conf_grep
 from devposture.agent.probes.linux import antivirus
-from devposture.agent.probes.linux.clamav_updates import LOG_TAIL_BYTES, conf_grep
+from devposture.agent.probes.linux.clamav_updates import LOG_TAIL_BYTES
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.policy.checks import CheckParameters, State, evaluate

@@ -7,6 +7,7 @@ import hmac
 
 from devposture.agent.host import Host, NetInterface, ProcessInfo
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.linux import antivirus, disk, firewall, updates, vpn, wifi
 from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from devposture.agent.probes.runner import run_probe
@@ -154,7 +155,7 @@ def test_defender_health_and_process_merge() -> None:
 
 def _apt_host(config_dump: str) -> ReplayHost:
     host = ReplayHost().with_tool("apt-get").with_tool("apt-config")
-    host.commands[tuple(updates.APT_SIMULATE)] = recorded(
+    host.commands[tuple(cmd.APT_SIMULATE)] = recorded(
         "apt/apt-get-s-dist-upgrade-debian12-pending"
     )
     host.commands[("apt-config", "dump")] = recorded(config_dump)
@@ -217,7 +218,9 @@ def wifi_host() -> ReplayHost:
          "device", "wifi", "list", "--rescan", "no")
     ] = ok(fixture_text("nmcli/nmcli-wifi-list-in-use-mesh.out"))  # fmt: skip
     # NetworkManager without a connectivity URI (Debian's default): it cannot tell a portal.
-    host.commands[wifi.CONNECTIVITY] = recorded("nmcli/nmcli-device-connectivity-checks-off-netns")
+    host.commands[cmd.NMCLI_CONNECTIVITY] = recorded(
+        "nmcli/nmcli-device-connectivity-checks-off-netns"
+    )
     return host
 
 

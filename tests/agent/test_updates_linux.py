@@ -12,6 +12,7 @@ from devposture.agent.host import OK_ONLY, CommandResult, CommandTimeoutError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.dnf import parse_check_update, parse_updateinfo_security
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.linux import updates
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.runner import run_probe
@@ -45,9 +46,9 @@ def dnf_host(
 ) -> ReplayHost:
     host = ReplayHost().with_tool("dnf")
     if updateinfo is not None:
-        host.commands[tuple(updates.DNF_UPDATEINFO)] = updateinfo
+        host.commands[tuple(cmd.DNF_UPDATEINFO)] = updateinfo
     if check_update is not None:
-        host.commands[tuple(updates.DNF_CHECK_UPDATE)] = check_update
+        host.commands[tuple(cmd.DNF_CHECK_UPDATE)] = check_update
     return host
 
 
@@ -135,8 +136,8 @@ class TimingOutHost(ReplayHost):
 
 
 def test_security_count_stays_when_check_update_times_out() -> None:
-    host = TimingOutHost(timeouts={tuple(updates.DNF_CHECK_UPDATE)}).with_tool("dnf")
-    host.commands[tuple(updates.DNF_UPDATEINFO)] = ok(fixture_text(FEDORA34_SECURITY))
+    host = TimingOutHost(timeouts={tuple(cmd.DNF_CHECK_UPDATE)}).with_tool("dnf")
+    host.commands[tuple(cmd.DNF_UPDATEINFO)] = ok(fixture_text(FEDORA34_SECURITY))
     outcome = run(host)
     assert isinstance(outcome.fact, pb.OsUpdatesFact) and outcome.fact.pending_security == 16
     assert sources(outcome) == [("dnf check-update", pb.PROBE_ERROR_CODE_TIMEOUT)]
@@ -172,7 +173,7 @@ def test_both_dnf_sources_failing_is_no_fact_and_two_errors() -> None:
 
 def apt_host() -> ReplayHost:
     host = ReplayHost().with_tool("apt-get").with_tool("apt-config")
-    host.commands[tuple(updates.APT_CONFIG)] = recorded("apt/apt-config-dump-debian12")
+    host.commands[tuple(cmd.APT_CONFIG)] = recorded("apt/apt-config-dump-debian12")
     host.dirs["/var/lib/apt/lists"] = ["deb.debian.org_debian_dists_bookworm_InRelease", "lock"]
     host.mtimes["/var/lib/apt/lists/deb.debian.org_debian_dists_bookworm_InRelease"] = 1.7e9
     host.mtimes["/var/log/apt/history.log"] = 1.6e9
@@ -183,7 +184,7 @@ def test_apt_dates_and_policy_stay_when_the_simulation_fails() -> None:
     host = apt_host()
     # apt-get refusing to simulate (its exit status 100, the one apt-get uses for errors);
     # no recorded stderr is needed to show that the other sources stay.
-    host.commands[tuple(updates.APT_SIMULATE)] = (100, b"", b"")
+    host.commands[tuple(cmd.APT_SIMULATE)] = (100, b"", b"")
     outcome = run(host)
     fact = outcome.fact
     assert isinstance(fact, pb.OsUpdatesFact) and fact.source == "apt"
@@ -199,19 +200,19 @@ def test_security_updates_apt_keeps_back_are_counted() -> None:
     # dist-upgrade, holds ignored, lists each with its archive.
     host = apt_host()
     held = recorded("apt/apt-get-s-dist-upgrade-debian12-held")
-    host.commands[tuple(updates.APT_SIMULATE)] = held
+    host.commands[tuple(cmd.APT_SIMULATE)] = held
     fact = run(host).fact
     assert isinstance(fact, pb.OsUpdatesFact)
     assert (fact.pending_total, fact.pending_security) == (124, 81)
-    assert "dist-upgrade" in updates.APT_SIMULATE
-    assert "APT::Ignore-Hold=true" in updates.APT_SIMULATE
+    assert "dist-upgrade" in cmd.APT_SIMULATE
+    assert "APT::Ignore-Hold=true" in cmd.APT_SIMULATE
 
 
 def test_apt_counts_stay_when_apt_config_is_missing() -> None:
     host = apt_host()
     del host.tools["apt-config"]
     pending = recorded("apt/apt-get-s-dist-upgrade-debian12-pending")
-    host.commands[tuple(updates.APT_SIMULATE)] = pending
+    host.commands[tuple(cmd.APT_SIMULATE)] = pending
     outcome = run(host)
     fact = outcome.fact
     assert isinstance(fact, pb.OsUpdatesFact)

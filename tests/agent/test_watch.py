@@ -10,7 +10,7 @@ from pathlib import Path
 from devposture.agent.collect import build_report
 from devposture.agent.host import NetInterface
 from devposture.agent.probes import ProbeConfig
-from devposture.agent.probes.linux import wifi
+from devposture.agent.probes import commands as cmd
 from devposture.agent.sessions import SessionLog
 from devposture.agent.watch import BackupWatcher, NetworkWatcher
 from devposture.policy.checks import State, evaluate
@@ -53,7 +53,7 @@ def _join_recorded_network(host: ChangingHost) -> None:
          "device", "wifi", "list", "--rescan", "no")
     ] = ok(fixture_text("nmcli/nmcli-wifi-list-in-use-mesh.out"))  # fmt: skip
     # NetworkManager's connectivity check reached the Internet: no captive portal.
-    host.commands[wifi.CONNECTIVITY] = recorded("nmcli/nmcli-device-connectivity-full-netns")
+    host.commands[cmd.NMCLI_CONNECTIVITY] = recorded("nmcli/nmcli-device-connectivity-full-netns")
     host.interfaces = [ETHERNET, WIFI_UP]
 
 

@@ -16,6 +16,7 @@ import pytest
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.nmcli import parse_connectivity
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.linux import wifi
 from devposture.agent.probes.outcome import ProbeContext
 from devposture.agent.probes.runner import run_probe
@@ -59,7 +60,7 @@ def _laptop(connectivity_recording: str) -> ReplayHost:
     host.dirs["/sys/class/net/wlo1/wireless"] = []
     host.commands[DEVICES] = ok(fixture_text("nmcli/nmcli-device-wifi-connected.out"))
     host.commands[WIFI_LIST] = ok(fixture_text("nmcli/nmcli-wifi-list-in-use-mesh.out"))
-    host.commands[wifi.CONNECTIVITY] = recorded(f"nmcli/{connectivity_recording}")
+    host.commands[cmd.NMCLI_CONNECTIVITY] = recorded(f"nmcli/{connectivity_recording}")
     return host
 
 

@@ -25,25 +25,25 @@ from __future__ import annotations
 
 from devposture.agent.host import CommandNotFoundError
 from devposture.agent.parsers.app_versions import package_version
-from devposture.agent.parsers.dpkg_query import FORMAT, parse_dpkg_query
+from devposture.agent.parsers.dpkg_query import parse_dpkg_query
 from devposture.agent.parsers.errors import ParseError
 from devposture.agent.parsers.flatpak import flatpak_versions
 from devposture.agent.probes.chat_clients import found, scan, unreadable
+from devposture.agent.probes.commands import (
+    DPKG_QUERY,
+    FLATPAK_LIST,
+    WECHAT_PACKAGES,
+    WECOM_PACKAGES,
+)
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 PACKAGES: dict[str, pb.ChatApp.ValueType] = {
-    "wechat": pb.CHAT_APP_WECHAT,
-    "wechat-beta": pb.CHAT_APP_WECHAT,
-    "com.tencent.wechat": pb.CHAT_APP_WECHAT,
-    "com.qq.weixin.deepin": pb.CHAT_APP_WECHAT,
-    "com.qq.weixin.work.deepin": pb.CHAT_APP_WECOM,
-    "deepin.com.weixin.work": pb.CHAT_APP_WECOM,
+    **dict.fromkeys(WECHAT_PACKAGES, pb.CHAT_APP_WECHAT),
+    **dict.fromkeys(WECOM_PACKAGES, pb.CHAT_APP_WECOM),
 }
-DPKG_QUERY = ["dpkg-query", "-W", f"-f={FORMAT}", *PACKAGES]
 _DPKG_SOME_UNKNOWN = 1  # dpkg-query's status when a named package has no record
 
-FLATPAK_LIST = ["flatpak", "list"]
 FLATPAK_APPS: dict[str, pb.ChatApp.ValueType] = {"com.tencent.WeChat": pb.CHAT_APP_WECHAT}
 _USER_FLATPAK = ".local/share/flatpak/app"
 

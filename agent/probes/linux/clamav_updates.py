@@ -29,30 +29,18 @@ from devposture.agent.parsers.freshclam import (
     parse_update_log,
 )
 from devposture.agent.parsers.localtime import parse_tzif
+from devposture.agent.probes.commands import FRESHCLAM_CONFS, freshclam_conf_grep
 from devposture.agent.probes.outcome import ProbeContext, error, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS
-FRESHCLAM_CONFS = (
-    "/etc/clamav/freshclam.conf",
-    "/etc/freshclam.conf",
-    "/usr/local/etc/freshclam.conf",
-)
 DEFAULT_DATABASE = "/var/lib/clamav"
 LOCALTIME = "/etc/localtime"
-CONF_OPTIONS = ("UpdateLogFile", "DatabaseDirectory", "Example")
 LOG_TAIL_BYTES = 64 * 1024
 TZIF_BYTES = 64 * 1024
 CLOCK_SLACK = timedelta(hours=1)
 SOURCE_CONF = "freshclam-conf"
 SOURCE_LOG = "freshclam-log"
-
-
-def conf_grep(path: str) -> list[str]:
-    """The command that reads freshclam.conf: only the options the agent needs. The file
-    may also hold `HTTPProxyPassword`; reading it whole would put that credential into
-    every diagnostic bundle."""
-    return ["grep", "-E", f"^[[:space:]]*({'|'.join(CONF_OPTIONS)})([[:space:]]|$)", path]
 
 
 def freshclam_config(ctx: ProbeContext, errors: list[pb.ProbeError]) -> FreshclamConfig | None:
@@ -62,7 +50,7 @@ def freshclam_config(ctx: ProbeContext, errors: list[pb.ProbeError]) -> Freshcla
             continue
         try:
             # grep exits 1 when no line matches: a config that sets none of the options.
-            result = ctx.host.run(conf_grep(path), ctx.config.command_timeout, {0, 1})
+            result = ctx.host.run(freshclam_conf_grep(path), ctx.config.command_timeout, {0, 1})
             return parse_freshclam_conf(result.stdout_text())
         except (HostError, ParseError) as exc:
             errors.append(source_error(FACT, SOURCE_CONF, exc))

@@ -12,11 +12,10 @@ from devposture.agent.host import CommandFailedError, HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.lsblk import parse_lsblk_json
 from devposture.agent.parsers.mounts import parse_mounts
+from devposture.agent.probes.commands import LSBLK, LSBLK_OLD
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
-_COLUMNS = "NAME,TYPE,FSTYPE,FSVER,MOUNTPOINTS,PKNAME"
-_OLD_COLUMNS = "NAME,TYPE,FSTYPE,MOUNTPOINT,PKNAME"
 _MOUNTS = "/proc/self/mounts"
 _MOUNTS_LIMIT = 1024 * 1024
 
@@ -24,11 +23,11 @@ _MOUNTS_LIMIT = 1024 * 1024
 def _lsblk(ctx: ProbeContext) -> str:
     timeout = ctx.config.command_timeout
     try:
-        return ctx.host.run(["lsblk", "-J", "-o", _COLUMNS], timeout).stdout_text()
+        return ctx.host.run(LSBLK, timeout).stdout_text()
     except CommandFailedError as exc:
         if b"unknown column" not in exc.stderr:
             raise
-    return ctx.host.run(["lsblk", "-J", "-o", _OLD_COLUMNS], timeout).stdout_text()
+    return ctx.host.run(LSBLK_OLD, timeout).stdout_text()
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:

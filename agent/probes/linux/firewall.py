@@ -25,6 +25,15 @@ from devposture.agent.parsers.firewalld import (
 from devposture.agent.parsers.iptables import parse_iptables_s
 from devposture.agent.parsers.nft import parse_nft_json
 from devposture.agent.parsers.ufw import parse_ufw_status
+from devposture.agent.probes.commands import (
+    FIREWALLD_DEFAULT_ZONE,
+    FIREWALLD_STATE,
+    IPTABLES_LEGACY_RULES,
+    IPTABLES_RULES,
+    IPTABLES_VERSION,
+    NFT_RULESET,
+    UFW_STATUS,
+)
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, source_error
 from devposture.v1 import devposture_pb2 as pb
 
@@ -38,37 +47,37 @@ Reader = Callable[[ProbeContext], list[pb.FirewallProfile]]
 
 
 def _nft(ctx: ProbeContext) -> list[pb.FirewallProfile]:
-    result = ctx.host.run(["nft", "-j", "list", "ruleset"], ctx.config.command_timeout)
+    result = ctx.host.run(NFT_RULESET, ctx.config.command_timeout)
     return [parse_nft_json(result.stdout_text())]
 
 
 def _iptables(ctx: ProbeContext) -> list[pb.FirewallProfile]:
     timeout = ctx.config.command_timeout
-    profiles = [parse_iptables_s(ctx.host.run(["iptables", "-S"], timeout).stdout_text())]
-    version = ctx.host.run(["iptables", "-V"], timeout).stdout_text()
+    profiles = [parse_iptables_s(ctx.host.run(IPTABLES_RULES, timeout).stdout_text())]
+    version = ctx.host.run(IPTABLES_VERSION, timeout).stdout_text()
     if (
         "nf_tables" in version
         and ctx.host.which("iptables-legacy")
         and ctx.host.exists(_LEGACY_TABLES)
     ):
-        legacy = ctx.host.run(["iptables-legacy", "-S"], timeout).stdout_text()
+        legacy = ctx.host.run(IPTABLES_LEGACY_RULES, timeout).stdout_text()
         profiles.append(parse_iptables_s(legacy, "iptables-legacy", "iptables-legacy"))
     return profiles
 
 
 def _ufw(ctx: ProbeContext) -> list[pb.FirewallProfile]:
-    result = ctx.host.run(["ufw", "status", "verbose"], ctx.config.command_timeout)
+    result = ctx.host.run(UFW_STATUS, ctx.config.command_timeout)
     return [parse_ufw_status(result.stdout_text())]
 
 
 def _firewalld(ctx: ProbeContext) -> list[pb.FirewallProfile]:
     timeout = ctx.config.command_timeout
-    state = ctx.host.run(["firewall-cmd", "--state"], timeout, ok_codes=ANY_EXIT)
+    state = ctx.host.run(FIREWALLD_STATE, timeout, ok_codes=ANY_EXIT)
     running = parse_firewalld_state(state.stdout_text(), state.stderr_text())
     zone = ""
     if running:
         zone = parse_default_zone(
-            ctx.host.run(["firewall-cmd", "--get-default-zone"], timeout).stdout_text()
+            ctx.host.run(FIREWALLD_DEFAULT_ZONE, timeout).stdout_text()
         )
     return [firewalld_profile(running, zone)]
 

@@ -31,6 +31,12 @@ from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.apt import parse_apt_config, parse_apt_simulate, periodic_enabled
 from devposture.agent.parsers.dnf import parse_check_update, parse_updateinfo_security
+from devposture.agent.probes.commands import (
+    APT_CONFIG,
+    APT_SIMULATE,
+    DNF_CHECK_UPDATE,
+    DNF_UPDATEINFO,
+)
 from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
@@ -63,17 +69,6 @@ _REBOOT_FLAG_WRITERS = (
     "/usr/share/update-notifier/notify-reboot-required",
 )
 
-# Every pending update, with the archives it comes from: `dist-upgrade`, since `upgrade`
-# keeps back an update that needs a new package (a kernel's security update), and held and
-# phased ones included, since apt lists a kept-back package by name only and its security
-# updates went uncounted (a false "no security update pending"). Simulated: nothing changes.
-APT_SIMULATE = [
-    "apt-get", "-s", "-o", "Debug::NoLocking=1", "-o", "APT::Ignore-Hold=true",
-    "-o", "APT::Get::Always-Include-Phased-Updates=true", "dist-upgrade",
-]  # fmt: skip
-APT_CONFIG = ["apt-config", "dump"]
-DNF_UPDATEINFO = ["dnf", "-q", "-C", "updateinfo", "list", "--security"]
-DNF_CHECK_UPDATE = ["dnf", "-q", "-C", "check-update"]
 _DNF_UPDATES_PENDING = 100  # check-update's exit status when updates are pending
 
 

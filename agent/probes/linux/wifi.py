@@ -18,14 +18,12 @@ from __future__ import annotations
 from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.nmcli import (
-    CONNECTIVITY_FIELDS,
-    DEVICE_FIELDS,
-    WIFI_FIELDS,
     parse_connectivity,
     parse_devices,
     parse_wifi_list,
     wifi_security,
 )
+from devposture.agent.probes.commands import NMCLI_CONNECTIVITY, NMCLI_DEVICES, NMCLI_WIFI
 from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
@@ -40,7 +38,6 @@ from devposture.v1 import devposture_pb2 as pb
 FACT = pb.FACT_WIFI
 _SYS = "/sys/class/net"
 CONNECTIVITY_SOURCE = "nmcli connectivity"
-CONNECTIVITY = ("nmcli", "-t", "-f", ",".join(CONNECTIVITY_FIELDS), "device")
 
 
 def wireless_interfaces(ctx: ProbeContext) -> list[str]:
@@ -52,9 +49,9 @@ def wireless_interfaces(ctx: ProbeContext) -> list[str]:
     ]
 
 
-def _nmcli(ctx: ProbeContext, *args: str) -> str:
+def _nmcli(ctx: ProbeContext, argv: tuple[str, ...]) -> str:
     try:
-        return ctx.host.run(["nmcli", "-t", *args], ctx.config.command_timeout).stdout_text()
+        return ctx.host.run(argv, ctx.config.command_timeout).stdout_text()
     except HostError as exc:
         raise ProbeFailure(code_of(exc), describe(exc, with_stderr=False), "nmcli") from exc
 
@@ -62,7 +59,7 @@ def _nmcli(ctx: ProbeContext, *args: str) -> str:
 def captive_portals(ctx: ProbeContext, errors: list[pb.ProbeError]) -> dict[str, bool | None]:
     """Per device, whether NetworkManager saw a captive portal ({} when it cannot be read)."""
     try:
-        result = ctx.host.run(CONNECTIVITY, ctx.config.command_timeout)
+        result = ctx.host.run(NMCLI_CONNECTIVITY, ctx.config.command_timeout)
         return parse_connectivity(result.stdout_text())
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, CONNECTIVITY_SOURCE, exc, with_stderr=False))
@@ -84,12 +81,11 @@ def probe(ctx: ProbeContext) -> FactOutcome:
             "nmcli",
         )
     try:
-        devices = parse_devices(_nmcli(ctx, "-f", ",".join(DEVICE_FIELDS), "device"))
+        devices = parse_devices(_nmcli(ctx, NMCLI_DEVICES))
         connected = [d for d in devices if d.type == "wifi" and d.state.startswith("connected")]
         if not connected:
             return FactOutcome(fact)
-        fields = ",".join(WIFI_FIELDS)
-        listing = _nmcli(ctx, "-f", fields, "device", "wifi", "list", "--rescan", "no")
+        listing = _nmcli(ctx, NMCLI_WIFI)
         in_use = [ap for ap in parse_wifi_list(listing) if ap.in_use]
     except ParseError as exc:
         raise ProbeFailure(pb.PROBE_ERROR_CODE_PARSE_ERROR, str(exc), "nmcli") from exc

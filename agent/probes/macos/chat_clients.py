@@ -19,6 +19,7 @@ from devposture.agent.host import CommandFailedError, HostError, display_path
 from devposture.agent.parsers.errors import ParseError
 from devposture.agent.parsers.macos.bundle_version import key_missing, parse_short_version
 from devposture.agent.probes.chat_clients import found, scan, unreadable
+from devposture.agent.probes.commands import BUNDLE_VERSION_KEY, bundle_version
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, describe
 from devposture.v1 import devposture_pb2 as pb
 
@@ -26,27 +27,22 @@ BUNDLES: tuple[tuple[str, pb.ChatApp.ValueType], ...] = (
     ("WeChat.app", pb.CHAT_APP_WECHAT),
     ("企业微信.app", pb.CHAT_APP_WECOM),
 )
-KEY = "CFBundleShortVersionString"
 SOURCE = "Info.plist"
-
-
-def defaults_read(bundle: str) -> list[str]:
-    return ["defaults", "read", f"{bundle}/Contents/Info.plist", KEY]
 
 
 def _version(ctx: ProbeContext, app: pb.ChatApp.ValueType, bundle: str) -> pb.ChatClient:
     location = display_path(bundle, ctx.host.home_dirs())
     try:
-        result = ctx.host.run(defaults_read(bundle), ctx.config.command_timeout)
+        result = ctx.host.run(bundle_version(bundle), ctx.config.command_timeout)
         return found(app, parse_short_version(result.stdout_text()), SOURCE, location)
     except CommandFailedError as exc:
         stderr = exc.stderr.decode("utf-8", errors="replace")
-        why = f"Info.plist has no {KEY}" if key_missing(stderr) else describe(exc)
+        why = f"Info.plist has no {BUNDLE_VERSION_KEY}" if key_missing(stderr) else describe(exc)
         return unreadable(app, SOURCE, location, why)
     except HostError as exc:
         return unreadable(app, SOURCE, location, describe(exc))
     except ParseError as exc:
-        return unreadable(app, SOURCE, location, f"{KEY} not understood: {exc}")
+        return unreadable(app, SOURCE, location, f"{BUNDLE_VERSION_KEY} not understood: {exc}")
 
 
 def _bundles(ctx: ProbeContext) -> list[pb.ChatClient]:

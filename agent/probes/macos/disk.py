@@ -8,12 +8,13 @@ longer) fully protected until the conversion finishes.
 from __future__ import annotations
 
 from devposture.agent.parsers.macos.fdesetup import parse_fdesetup_status
+from devposture.agent.probes.commands import FDESETUP_STATUS
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
-    result = ctx.host.run(["fdesetup", "status"], ctx.config.command_timeout)
+    result = ctx.host.run(FDESETUP_STATUS, ctx.config.command_timeout)
     status = parse_fdesetup_status(result.stdout_text())
     volume = pb.EncryptedVolume(mount_point="/", encrypted=status.encrypted, method="FileVault")
     return FactOutcome(pb.DiskEncryptionFact(volumes=[volume]))

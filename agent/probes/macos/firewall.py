@@ -12,14 +12,13 @@ Stealth mode has no field in the contract yet and is not read either.
 from __future__ import annotations
 
 from devposture.agent.parsers.macos.socketfilterfw import parse_global_state
+from devposture.agent.probes.commands import SOCKETFILTERFW_STATE
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 
-SOCKETFILTERFW = "/usr/libexec/ApplicationFirewall/socketfilterfw"
-
 
 def probe(ctx: ProbeContext) -> FactOutcome:
-    result = ctx.host.run([SOCKETFILTERFW, "--getglobalstate"], ctx.config.command_timeout)
+    result = ctx.host.run(SOCKETFILTERFW_STATE, ctx.config.command_timeout)
     state = parse_global_state(result.stdout_text())
     profile = pb.FirewallProfile(
         name="application",

@@ -32,6 +32,12 @@ from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.macos.softwareupdate import parse_update_list, security_updates
 from devposture.agent.parsers.macos.softwareupdate_history import newest_os_install, parse_history
 from devposture.agent.parsers.macos.softwareupdate_prefs import domain_missing, parse_prefs
+from devposture.agent.probes.commands import (
+    SOFTWAREUPDATE_HISTORY,
+    SOFTWAREUPDATE_LIST,
+    SOFTWAREUPDATE_PREFS,
+    SOFTWAREUPDATE_PREFS_DOMAIN,
+)
 from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
@@ -44,10 +50,6 @@ from devposture.v1 import devposture_pb2 as pb
 FACT = pb.FACT_OS_UPDATES
 MAX_NAMES = 50
 LIST_TIMEOUT = 120.0
-PREFS_DOMAIN = "/Library/Preferences/com.apple.SoftwareUpdate"
-PREFS = ["defaults", "read", PREFS_DOMAIN]
-LIST = ["softwareupdate", "-l"]
-HISTORY = ["softwareupdate", "--history"]
 PREFS_SOURCE = "com.apple.SoftwareUpdate"
 LIST_SOURCE = "softwareupdate"
 HISTORY_SOURCE = "softwareupdate --history"
@@ -55,13 +57,13 @@ HISTORY_SOURCE = "softwareupdate --history"
 
 def _read_prefs(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
-        result = ctx.host.run(PREFS, ctx.config.command_timeout)
+        result = ctx.host.run(SOFTWAREUPDATE_PREFS, ctx.config.command_timeout)
         prefs = parse_prefs(result.stdout_text())
     except CommandFailedError as exc:
         if domain_missing(exc.stderr.decode("utf-8", errors="replace")):
             message = (
-                f"{PREFS_DOMAIN} does not exist: Software Update has written no settings, so"
-                " whether it installs security updates by itself is unknown"
+                f"{SOFTWAREUPDATE_PREFS_DOMAIN} does not exist: Software Update has written no"
+                " settings, so whether it installs security updates by itself is unknown"
             )
             errors.append(error(FACT, pb.PROBE_ERROR_CODE_NO_SOURCE, message, PREFS_SOURCE))
         else:
@@ -79,7 +81,7 @@ def _read_prefs(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.Probe
 def _read_pending(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     timeout = max(ctx.config.command_timeout, LIST_TIMEOUT)
     try:
-        result = ctx.host.run(LIST, timeout)
+        result = ctx.host.run(SOFTWAREUPDATE_LIST, timeout)
         listing = parse_update_list(result.stdout_text(), result.stderr_text())
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, LIST_SOURCE, exc))
@@ -104,7 +106,7 @@ def _read_pending(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.Pro
 
 def _read_history(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
-        result = ctx.host.run(HISTORY, ctx.config.command_timeout)
+        result = ctx.host.run(SOFTWAREUPDATE_HISTORY, ctx.config.command_timeout)
         installed = newest_os_install(parse_history(result.stdout_text()))
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, HISTORY_SOURCE, exc))

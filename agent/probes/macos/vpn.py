@@ -15,6 +15,7 @@ import ipaddress
 from devposture.agent.host import HostError, NetInterface
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.macos.scutil import parse_nc_list
+from devposture.agent.probes.commands import SCUTIL_VPNS
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
 
@@ -41,7 +42,7 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     fact = pb.VpnFact()
     errors: list[pb.ProbeError] = []
     try:
-        result = ctx.host.run(["scutil", "--nc", "list"], ctx.config.command_timeout)
+        result = ctx.host.run(SCUTIL_VPNS, ctx.config.command_timeout)
         for service in parse_nc_list(result.stdout_text()):
             fact.interfaces.add(name=service.name, kind=service.kind, up=service.connected)
     except (HostError, ParseError) as exc:

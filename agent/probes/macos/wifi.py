@@ -18,6 +18,7 @@ so captive_portal stays unset.
 from __future__ import annotations
 
 from devposture.agent.parsers.macos.airport import parse_airport_json
+from devposture.agent.probes.commands import SYSTEM_PROFILER_WIFI
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error
 from devposture.agent.probes.wifi_classify import HIDDEN_BY_MACOS, NetworkSignals, current_session
 from devposture.v1 import devposture_pb2 as pb
@@ -33,7 +34,7 @@ _REDACTED = (
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     timeout = max(ctx.config.command_timeout, PROFILER_TIMEOUT)
-    result = ctx.host.run(["system_profiler", "SPAirPortDataType", "-json"], timeout)
+    result = ctx.host.run(SYSTEM_PROFILER_WIFI, timeout)
     cards = parse_airport_json(result.stdout_text())
     fact = pb.WifiFact(has_wifi_interface=bool(cards))
     errors: list[pb.ProbeError] = []

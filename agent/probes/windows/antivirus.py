@@ -52,17 +52,12 @@ from devposture.agent.parsers.windows.security_center import (
     SecurityCenterProduct,
     parse_antivirus_products,
 )
+from devposture.agent.probes.commands import DEFENDER, SECURITY_CENTER
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
-from devposture.agent.probes.windows.commands import powershell, run_text
+from devposture.agent.probes.windows.commands import run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS
-SECURITY_CENTER = powershell(
-    "Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntiVirusProduct"
-)
-# The culture's date patterns and the time zone first, in the same run, so that the dates of
-# Get-MpComputerStatus can be read as this machine prints them (see the module docstring).
-DEFENDER = powershell("(Get-Culture).DateTimeFormat; Get-TimeZone; Get-MpComputerStatus")
 DEFENDER_NAME = "Microsoft Defender Antivirus"
 
 

@@ -40,23 +40,24 @@ from devposture.agent.parsers.windows.reg_query import key_missing, parse_reg_qu
 from devposture.agent.parsers.windows.text import decode_output
 from devposture.agent.parsers.windows.uninstall_key import uninstall_entry
 from devposture.agent.probes.chat_clients import found, scan, unreadable
+from devposture.agent.probes.commands import (
+    UNINSTALL_VIEWS,
+    WECHAT_PRODUCT_CODES,
+    WECOM_PRODUCT_CODES,
+    uninstall_query,
+)
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, describe
 from devposture.agent.probes.windows.commands import console_encoding, denial_reason
 from devposture.v1 import devposture_pb2 as pb
 
-_UNINSTALL_VIEWS = (
-    r"HKLM\SOFTWARE\WOW6432Node\Microsoft\Windows\CurrentVersion\Uninstall",
-    r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall",
-)
 PRODUCT_CODES: tuple[tuple[str, pb.ChatApp.ValueType], ...] = (
-    ("WeChat", pb.CHAT_APP_WECHAT),
-    ("Weixin", pb.CHAT_APP_WECHAT),
-    ("企业微信", pb.CHAT_APP_WECOM),
+    *((code, pb.CHAT_APP_WECHAT) for code in WECHAT_PRODUCT_CODES),
+    *((code, pb.CHAT_APP_WECOM) for code in WECOM_PRODUCT_CODES),
 )
-UNINSTALL_QUERIES: tuple[tuple[pb.ChatApp.ValueType, list[str]], ...] = tuple(
-    (app, ["reg", "query", f"{view}\\{code}"])
+UNINSTALL_QUERIES: tuple[tuple[pb.ChatApp.ValueType, tuple[str, ...]], ...] = tuple(
+    (app, uninstall_query(view, code))
     for code, app in PRODUCT_CODES
-    for view in _UNINSTALL_VIEWS
+    for view in UNINSTALL_VIEWS
 )
 _REG_MISSING_EXIT = 1
 
@@ -83,7 +84,7 @@ class _Root:
     from_registry: bool = False
 
 
-def _query(ctx: ProbeContext, argv: list[str]) -> str | None:
+def _query(ctx: ProbeContext, argv: tuple[str, ...]) -> str | None:
     """The key's listing, or None when the key does not exist."""
     result = ctx.host.run(argv, ctx.config.command_timeout, {0, _REG_MISSING_EXIT})
     encoding = console_encoding(ctx)

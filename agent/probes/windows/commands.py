@@ -1,4 +1,5 @@
-"""Running Windows tools for the probes: argv lists through `ctx.host.run`, output decoded.
+"""Running Windows tools for the probes (declared in `agent/probes/commands.py`) through
+`ctx.host.run`, their output decoded.
 
 Every tool's bytes go through `decode_output` with the machine's console code page (cp936 on
 Chinese Windows), because cmd.exe tools print in that code page and PowerShell may print
@@ -15,10 +16,6 @@ from collections.abc import Collection, Iterator, Sequence
 from devposture.agent.host import OK_ONLY, CommandFailedError, HostError, HostPermissionError
 from devposture.agent.parsers.windows.text import decode_output
 from devposture.agent.probes.outcome import ProbeContext
-
-# Windows PowerShell 5.1 ships with every supported Windows; -NoProfile keeps a user's
-# profile script out of the agent's runs, -NonInteractive makes a prompt fail instead of hang.
-POWERSHELL: tuple[str, ...] = ("powershell", "-NoProfile", "-NonInteractive", "-Command")
 
 _DENIALS = (
     "An attempt to access a required resource was denied",
@@ -42,10 +39,6 @@ class _AnyExit(Collection[int]):
 
 
 ANY_EXIT: Collection[int] = _AnyExit()
-
-
-def powershell(command: str) -> list[str]:
-    return [*POWERSHELL, command]
 
 
 def console_encoding(ctx: ProbeContext) -> str:

@@ -11,11 +11,10 @@ encrypted. What counts as encrypted is decided in agent.parsers.windows.manage_b
 from __future__ import annotations
 
 from devposture.agent.parsers.windows.manage_bde import parse_manage_bde_status
+from devposture.agent.probes.commands import MANAGE_BDE
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.windows.commands import run_text
 from devposture.v1 import devposture_pb2 as pb
-
-MANAGE_BDE = ["manage-bde", "-status"]
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:

@@ -24,14 +24,16 @@ from devposture.agent.parsers.windows.firewall_profiles import (
     parse_firewall_profiles,
 )
 from devposture.agent.parsers.windows.netsh_firewall import NetshProfile, parse_allprofiles
+from devposture.agent.probes.commands import (
+    CONNECTION_PROFILES,
+    FIREWALL_PROFILES,
+    NETSH_FIREWALL,
+)
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
-from devposture.agent.probes.windows.commands import powershell, run_text
+from devposture.agent.probes.windows.commands import run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_FIREWALL
-PROFILES = powershell("Get-NetFirewallProfile -PolicyStore ActiveStore")
-NETSH = ["netsh", "advfirewall", "show", "allprofiles"]
-CONNECTIONS = powershell("Get-NetConnectionProfile")
 _PS_SOURCE = "Get-NetFirewallProfile"
 _NETSH_SOURCE = "netsh advfirewall"
 
@@ -53,11 +55,11 @@ def _as_pb(
 def _profiles(ctx: ProbeContext, errors: list[pb.ProbeError]) -> list[pb.FirewallProfile]:
     """The cmdlet's profiles, else netsh's; [] when neither could be read."""
     try:
-        return _as_pb(parse_firewall_profiles(run_text(ctx, PROFILES)), _PS_SOURCE)
+        return _as_pb(parse_firewall_profiles(run_text(ctx, FIREWALL_PROFILES)), _PS_SOURCE)
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, _PS_SOURCE, exc))
     try:
-        return _as_pb(parse_allprofiles(run_text(ctx, NETSH)), _NETSH_SOURCE)
+        return _as_pb(parse_allprofiles(run_text(ctx, NETSH_FIREWALL)), _NETSH_SOURCE)
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, _NETSH_SOURCE, exc))
     return []
@@ -81,7 +83,7 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         return FactOutcome(None, errors)
     active: frozenset[str] | None = None
     try:
-        active = parse_active_categories(run_text(ctx, CONNECTIONS))
+        active = parse_active_categories(run_text(ctx, CONNECTION_PROFILES))
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "Get-NetConnectionProfile", exc))
     if active is not None:

@@ -1,9 +1,9 @@
 """OS updates on Windows from three sources, each read and reported on its own:
 
   * pending updates: the Windows Update Agent's own search (COM Microsoft.Update.Session,
-    `IsInstalled=0 and Type='Software'`), run as SEARCH_SCRIPT through
-    `powershell.exe -EncodedCommand`. The script and its command line are taken unchanged from
-    mondoohq/cnquery, whose recorded outputs of exactly this command are the fixtures
+    `IsInstalled=0 and Type='Software'`), run as UPDATE_SEARCH_SCRIPT (agent/probes/commands.py)
+    through `powershell.exe -EncodedCommand`. The script and its command line are taken
+    unchanged from mondoohq/cnquery, whose recorded outputs of exactly this command are the fixtures
     (tests/fixtures/windows/README.md). agent.parsers.windows.update_search reads its JSON and
     holds the security rule (an MSRC rating, or the "Security Updates" classification). A
     search that failed is COMMAND_FAILED with the HRESULT, and leaves the pending counts unset:
@@ -28,8 +28,6 @@ imabdk/Toast-Notification-Script#43).
 
 from __future__ import annotations
 
-import base64
-
 from devposture.agent.host import CommandFailedError, HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.windows.hotfix import parse_hotfixes
@@ -37,6 +35,7 @@ from devposture.agent.parsers.windows.reg_query import key_missing, parse_reg_qu
 from devposture.agent.parsers.windows.text import decode_output
 from devposture.agent.parsers.windows.update_policy import automatic_updates
 from devposture.agent.parsers.windows.update_search import parse_update_search, security_updates
+from devposture.agent.probes.commands import HOTFIX, REG_AU, UPDATE_SEARCH
 from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
@@ -44,48 +43,11 @@ from devposture.agent.probes.outcome import (
     from_sources,
     source_error,
 )
-from devposture.agent.probes.windows.commands import console_encoding, powershell, run_text
+from devposture.agent.probes.windows.commands import console_encoding, run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_OS_UPDATES
-HOTFIX = powershell(
-    "Get-HotFix | Select-Object -Property Status, Description, HotFixId, Caption, InstalledOn, "
-    "InstalledBy | ConvertTo-Json"
-)
-AU_KEY = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\AU"
-REG_AU = ["reg", "query", AU_KEY]
 _REG_MISSING_EXIT = 1
-
-# Verbatim (tabs and line ends included) so that the encoded command is byte for byte the one
-# whose outputs were recorded.
-SEARCH_SCRIPT = (
-    "\n"
-    "$ProgressPreference='SilentlyContinue';\n"
-    '$updateSession = new-object -com "Microsoft.Update.Session"\n'
-    "$searcher=$updateSession.CreateupdateSearcher()"
-    ".Search((\"IsInstalled=0 and Type='Software'\"))\n"
-    "$updates = $searcher.Updates | ForEach-Object {\n"
-    "\t$update = $_\n"
-    "\t$value = New-Object psobject -Property @{\n"
-    '\t\t"UpdateID" =  $update.Identity.UpdateID;\n'
-    '\t\t"Title" = $update.Title\n'
-    '\t\t"MsrcSeverity" = $update.MsrcSeverity\n'
-    '\t\t"RevisionNumber" =  $update.Identity.RevisionNumber;\n'
-    '\t\t"CategoryIDs" = @($update.Categories | % { $_.CategoryID })\n'
-    '\t\t"SecurityBulletinIDs" = $update.SecurityBulletinIDs\n'
-    '\t\t"RebootRequired" = $update.RebootRequired\n'
-    '\t\t"KBArticleIDs" = $update.KBArticleIDs\n'
-    '\t\t"CveIDs" = @($update.CveIDs)\n'
-    "\t}\n"
-    "\t$value\n"
-    "}\n"
-    "@($updates) | ConvertTo-Json"
-)
-SEARCH = [
-    "powershell.exe",
-    "-EncodedCommand",
-    base64.b64encode(SEARCH_SCRIPT.encode("utf-16-le")).decode("ascii"),
-]
 SEARCH_SOURCE = "windows-update-agent"
 SEARCH_TIMEOUT = 300.0
 MAX_NAMES = 50
@@ -106,14 +68,14 @@ def _read_pending(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.Pro
     encoding = console_encoding(ctx)
     timeout = max(ctx.config.command_timeout, SEARCH_TIMEOUT)
     try:
-        result = ctx.host.run(SEARCH, timeout)
+        result = ctx.host.run(UPDATE_SEARCH, timeout)
         search = parse_update_search(
             decode_output(result.stdout, encoding), decode_output(result.stderr, encoding)
         )
     except CommandFailedError as exc:
         # powershell.exe itself failed (it exits 0 when only the search did).
         search = parse_update_search("", decode_output(exc.stderr, encoding))
-        reason = search.failure or f"{SEARCH[0]} exited with status {exc.returncode}"
+        reason = search.failure or f"{UPDATE_SEARCH[0]} exited with status {exc.returncode}"
         errors.append(error(FACT, pb.PROBE_ERROR_CODE_COMMAND_FAILED, reason, SEARCH_SOURCE))
         return False
     except (HostError, ParseError) as exc:

@@ -12,13 +12,13 @@ from __future__ import annotations
 from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.windows.ipconfig import parse_ipconfig
+from devposture.agent.probes.commands import IPCONFIG
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.agent.probes.windows.commands import run_text
 from devposture.agent.probes.windows.vpn_adapters import adapter_kind, name_kind
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_VPN
-IPCONFIG = ["ipconfig", "/all"]
 _APIPA = "169.254."
 
 

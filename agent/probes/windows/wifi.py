@@ -31,6 +31,7 @@ from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.windows.connection_profiles import categories_by_interface
 from devposture.agent.parsers.windows.netsh_wlan import parse_wlan_interfaces
+from devposture.agent.probes.commands import CONNECTION_PROFILES, NETSH_WLAN
 from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
@@ -39,12 +40,10 @@ from devposture.agent.probes.outcome import (
     source_error,
 )
 from devposture.agent.probes.wifi_classify import NetworkSignals, current_session
-from devposture.agent.probes.windows.commands import ANY_EXIT, powershell, run_text
+from devposture.agent.probes.windows.commands import ANY_EXIT, run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_WIFI
-NETSH = ["netsh", "wlan", "show", "interfaces"]
-CONNECTION_PROFILES = powershell("Get-NetConnectionProfile")
 _SOURCE = "netsh wlan"
 _PROFILE_SOURCE = "Get-NetConnectionProfile"
 
@@ -60,7 +59,7 @@ def network_categories(ctx: ProbeContext, errors: list[pb.ProbeError]) -> dict[s
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     try:
-        report = parse_wlan_interfaces(run_text(ctx, NETSH, ANY_EXIT))
+        report = parse_wlan_interfaces(run_text(ctx, NETSH_WLAN, ANY_EXIT))
     except (HostError, ParseError) as exc:
         raise ProbeFailure(code_of(exc), f"netsh wlan show interfaces: {exc}", _SOURCE) from exc
     if report.no_interface:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.macos.bundle_version import key_missing, parse_short_version
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.macos import PROBES
 from devposture.agent.probes.macos import chat_clients as mac
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
@@ -59,7 +60,7 @@ def test_wechat_version_from_info_plist() -> None:
     host = MacReplayHost()
     host.with_tool("defaults")
     host.dirs[WECHAT_APP] = ["Contents"]
-    host.commands[tuple(mac.defaults_read(WECHAT_APP))] = out(SHORT_VERSION)
+    host.commands[cmd.bundle_version(WECHAT_APP)] = out(SHORT_VERSION)
     outcome = _run(host)
     assert outcome.errors == []
     assert _clients(outcome) == [(WECHAT, "4.1.5", WECHAT_APP, "")]
@@ -72,7 +73,7 @@ def test_a_missing_key_lists_the_app_with_the_reason() -> None:
     host = MacReplayHost()
     host.with_tool("defaults")
     host.dirs[WECHAT_APP] = ["Contents"]
-    host.commands[tuple(mac.defaults_read(WECHAT_APP))] = (1, b"", fixture(KEY_MISSING))
+    host.commands[cmd.bundle_version(WECHAT_APP)] = (1, b"", fixture(KEY_MISSING))
     ((app, version, _, why),) = _clients(_run(host))
     assert (app, version) == (WECHAT, "")
     assert why == "Info.plist has no CFBundleShortVersionString"

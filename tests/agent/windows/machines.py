@@ -6,14 +6,9 @@ end, so each machine is a composite of outputs from real machines of its kind.
 from __future__ import annotations
 
 from devposture.agent.host import NetInterface
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.windows import (
-    antivirus,
     chat_clients,
-    disk,
-    firewall,
-    updates,
-    vpn,
-    wifi,
 )
 from tests.agent.windows.replay_windows import (
     CHINA,
@@ -36,25 +31,26 @@ def healthy_english() -> WindowsReplayHost:
     a WPA3 network, nothing pending from Windows Update: what a compliant laptop looks like."""
     host = WindowsReplayHost(homes=["C:/Users/alex"])
     host.record(
-        antivirus.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
+        cmd.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
     )
     # The Defender run: Microsoft's docs for each part (en-US culture, Pacific time zone, status).
     host.record(
-        antivirus.DEFENDER,
+        cmd.DEFENDER,
         one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-msdocs-healthy.txt"),
     )
-    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-all-enabled.txt"))
+    host.record(cmd.FIREWALL_PROFILES, output("firewall/netfirewallprofile-all-enabled.txt"))
     host.record(
-        firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-ethernet-public.txt")
+        cmd.CONNECTION_PROFILES,
+        output("connection_profile/netconnectionprofile-ethernet-public.txt"),
     )
     # Nothing pending: PowerShell 5.1 prints nothing when the search finds nothing. No public
     # recording of this command's empty answer exists, so the replay states it here.
-    host.record(updates.SEARCH, (0, b"", b""))
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
-    host.record(updates.REG_AU, output("reg_query/au-policy-scheduled-install.txt"))
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-wpa3-h2e-two-adapters.txt"))
-    host.record(vpn.IPCONFIG, output("ipconfig/all-en-wireguard-unknown-adapter.txt"))
-    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    host.record(cmd.UPDATE_SEARCH, (0, b"", b""))
+    host.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
+    host.record(cmd.REG_AU, output("reg_query/au-policy-scheduled-install.txt"))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-win11-wpa3-h2e-two-adapters.txt"))
+    host.record(cmd.IPCONFIG, output("ipconfig/all-en-wireguard-unknown-adapter.txt"))
+    host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
     no_chat_client_keys(host, "reg_query/not-found-en.txt")
     return host
 
@@ -66,7 +62,7 @@ def chinese() -> WindowsReplayHost:
     cannot reach its server, and manage-bde timing out."""
     host = WindowsReplayHost(console_encoding="cp936", homes=["C:/Users/li"])
     host.record(
-        antivirus.SECURITY_CENTER,
+        cmd.SECURITY_CENTER,
         output(
             "security_center/cim-antivirusproduct-bitdefender-and-defender.utf16le-bom-crlf.txt"
         ),
@@ -75,30 +71,33 @@ def chinese() -> WindowsReplayHost:
     # China time zone (a real Get-TimeZone) and the zh-CN status, and no date pattern: the date
     # is then not read (a PARSE_ERROR), while the rest of Defender's status is.
     host.record(
-        antivirus.DEFENDER, one_run(CHINA, "defender/mpcomputerstatus-zh-cn-realtime-off.txt")
+        cmd.DEFENDER, one_run(CHINA, "defender/mpcomputerstatus-zh-cn-realtime-off.txt")
     )
     # Windows 7 has no Get-NetFirewallProfile/Get-NetConnectionProfile (NetSecurity arrived
     # with Windows 8). The real error text was not recorded, so the replay only makes the
     # calls fail, with no output.
-    host.record(firewall.PROFILES, (1, b"", b""))
-    host.record(firewall.CONNECTIONS, (1, b"", b""))
-    host.record(firewall.NETSH, output("netsh_firewall/allprofiles-zh-win7-all-on.cp936-crlf.txt"))
+    host.record(cmd.FIREWALL_PROFILES, (1, b"", b""))
+    host.record(cmd.CONNECTION_PROFILES, (1, b"", b""))
+    host.record(
+        cmd.NETSH_FIREWALL,
+        output("netsh_firewall/allprofiles-zh-win7-all-on.cp936-crlf.txt"),
+    )
     # A failed search, exit 0: the script's all-null update on stdout and the COM error on
     # stderr, two recordings of failed searches (see the fixture README).
     host.record(
-        updates.SEARCH,
+        cmd.UPDATE_SEARCH,
         (
             0,
             fixture("windows_update/search-json-failed-search-phantom.txt"),
             fixture("windows_update/search-stderr-8024401c.txt"),
         ),
     )
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
-    host.record(updates.REG_AU, output("reg_query/not-found-zh.cp936-crlf.txt", REG_MISSING))
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
-    host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
-    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
-    host.timeouts.add(tuple(disk.MANAGE_BDE))
+    host.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
+    host.record(cmd.REG_AU, output("reg_query/not-found-zh.cp936-crlf.txt", REG_MISSING))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
+    host.record(cmd.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    host.timeouts.add(tuple(cmd.MANAGE_BDE))
     no_chat_client_keys(host, "reg_query/not-found-zh.cp936-crlf.txt")
     return host
 
@@ -109,24 +108,24 @@ def failing_english() -> WindowsReplayHost:
     pending, no disk encryption, an open café network without VPN."""
     host = WindowsReplayHost(homes=["C:/Users/sam"])
     host.record(
-        antivirus.SECURITY_CENTER,
+        cmd.SECURITY_CENTER,
         output("security_center/cim-antivirusproduct-sentinelone-and-defender.txt"),
     )
     host.record(
-        antivirus.DEFENDER,
+        cmd.DEFENDER,
         one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-not-running.txt"),
     )
-    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-all-disabled.txt"))
+    host.record(cmd.FIREWALL_PROFILES, output("firewall/netfirewallprofile-all-disabled.txt"))
     host.record(
-        firewall.CONNECTIONS,
+        cmd.CONNECTION_PROFILES,
         output("connection_profile/netconnectionprofile-ja-three-networks.txt"),
     )
-    host.record(updates.SEARCH, output("windows_update/search-json-ws2019-six-pending.crlf.txt"))
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
-    host.record(updates.REG_AU, output("reg_query/au-policy-notify-install.txt"))
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))
-    host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
-    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-25267-three-volumes-decrypted.txt"))
+    host.record(cmd.UPDATE_SEARCH, output("windows_update/search-json-ws2019-six-pending.crlf.txt"))
+    host.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
+    host.record(cmd.REG_AU, output("reg_query/au-policy-notify-install.txt"))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))
+    host.record(cmd.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-25267-three-volumes-decrypted.txt"))
     host.interfaces = [NetInterface("Ethernet", True)]
     no_chat_client_keys(host, "reg_query/not-found-en.txt")
     return host

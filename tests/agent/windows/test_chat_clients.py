@@ -53,7 +53,7 @@ def _clients(outcome: FactOutcome) -> list[tuple[int, str, str, str]]:
 
 def test_the_commands_are_the_six_uninstall_keys() -> None:
     argvs = [argv for _, argv in windows.UNINSTALL_QUERIES]
-    assert len(argvs) == 6 and all(argv[:2] == ["reg", "query"] for argv in argvs)
+    assert len(argvs) == 6 and all(argv[:2] == ("reg", "query") for argv in argvs)
     keys = {argv[2].rsplit("\\", 1)[1] for argv in argvs}
     assert keys == {"WeChat", "Weixin", "企业微信"}
     assert PROBES[pb.FACT_CHAT_CLIENTS] is windows.probe

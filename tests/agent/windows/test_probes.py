@@ -15,6 +15,7 @@ from devposture.agent.parsers.windows.security_center import (
     decode_product_state,
 )
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.agent.probes.windows import PROBES, antivirus, disk, firewall, updates, vpn, wifi
@@ -53,7 +54,7 @@ def test_every_fact_has_a_windows_probe() -> None:
 def test_no_wireless_interface_is_a_fact(returncode: int) -> None:
     host = WindowsReplayHost()
     host.record(
-        wifi.NETSH, output("netsh_wlan/interfaces-en-no-wireless-interface.txt", returncode)
+        cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-no-wireless-interface.txt", returncode)
     )
     outcome = run(wifi.probe, pb.FACT_WIFI, host)
     assert outcome.fact == pb.WifiFact(has_wifi_interface=False) and outcome.errors == []
@@ -61,7 +62,7 @@ def test_no_wireless_interface_is_a_fact(returncode: int) -> None:
 
 def test_stopped_wlan_service_is_an_error_not_no_wifi() -> None:
     host = WindowsReplayHost()
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-wlansvc-not-running.txt", 1))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-wlansvc-not-running.txt", 1))
     outcome = run(wifi.probe, pb.FACT_WIFI, host)
     assert outcome.fact is None
     assert codes(outcome) == [("netsh wlan", pb.PROBE_ERROR_CODE_COMMAND_FAILED)]
@@ -70,7 +71,7 @@ def test_stopped_wlan_service_is_an_error_not_no_wifi() -> None:
 
 def test_location_permission_refused_is_permission_denied() -> None:
     host = WindowsReplayHost()
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-24h2-location-denied.txt"))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-24h2-location-denied.txt"))
     outcome = run(wifi.probe, pb.FACT_WIFI, host)
     assert outcome.fact is None
     assert codes(outcome) == [("netsh wlan", pb.PROBE_ERROR_CODE_PERMISSION_DENIED)]
@@ -80,8 +81,8 @@ def test_netsh_missing_or_timing_out() -> None:
     missing = run(wifi.probe, pb.FACT_WIFI, WindowsReplayHost())
     assert codes(missing) == [("netsh wlan", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
     host = WindowsReplayHost()
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-ax201-wpa2.txt"))
-    host.timeouts.add(tuple(wifi.NETSH))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-win11-ax201-wpa2.txt"))
+    host.timeouts.add(tuple(cmd.NETSH_WLAN))
     assert codes(run(wifi.probe, pb.FACT_WIFI, host)) == [
         ("netsh wlan", pb.PROBE_ERROR_CODE_TIMEOUT)
     ]
@@ -90,7 +91,7 @@ def test_netsh_missing_or_timing_out() -> None:
 def test_gbk_output_on_a_chinese_console_and_vpn_from_the_report() -> None:
     host = WindowsReplayHost(console_encoding="cp936")
     host.record(
-        wifi.NETSH, output("netsh_wlan/interfaces-zh-win10-3165-wpa2-enterprise.cp936-crlf.txt")
+        cmd.NETSH_WLAN, output("netsh_wlan/interfaces-zh-win10-3165-wpa2-enterprise.cp936-crlf.txt")
     )
     report = pb.PostureReport()
     report.vpn.active = True
@@ -110,7 +111,7 @@ def test_same_gbk_bytes_on_an_english_console_are_still_decoded_as_gbk_or_reject
     # cp437 cannot turn GBK into Chinese labels: the output is not understood, so the fact is
     # a parse error rather than a silent "no Wi-Fi".
     host = WindowsReplayHost(console_encoding="cp437")
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
     outcome = run(wifi.probe, pb.FACT_WIFI, host)
     assert outcome.fact is None
     assert codes(outcome) == [("netsh wlan", pb.PROBE_ERROR_CODE_PARSE_ERROR)]
@@ -122,11 +123,11 @@ def test_same_gbk_bytes_on_an_english_console_are_still_decoded_as_gbk_or_reject
 def test_two_products_and_defender() -> None:
     host = WindowsReplayHost()
     host.record(
-        antivirus.SECURITY_CENTER,
+        cmd.SECURITY_CENTER,
         output("security_center/cim-antivirusproduct-sentinelone-and-defender.txt"),
     )
     host.record(
-        antivirus.DEFENDER,
+        cmd.DEFENDER,
         one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-signatures-278-days.txt"),
     )
     fact = run(antivirus.probe, pb.FACT_ANTIVIRUS, host).fact
@@ -160,10 +161,10 @@ def test_huorong_on_in_security_center_passes_with_defender_off() -> None:
     # UNKNOWN forever ("cannot tell whether real-time protection is on").
     host = WindowsReplayHost(console_encoding="cp936")
     host.record(
-        antivirus.SECURITY_CENTER,
+        cmd.SECURITY_CENTER,
         output("security_center/cim-antivirusproduct-zh-huorong-and-defender.cp936-crlf.txt"),
     )
-    host.record(antivirus.DEFENDER, (1, b"", b""))  # Get-MpComputerStatus's error not recorded
+    host.record(cmd.DEFENDER, (1, b"", b""))  # Get-MpComputerStatus's error not recorded
     outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
     assert isinstance(outcome.fact, pb.AntivirusFact)
     defender, huorong = outcome.fact.products
@@ -210,9 +211,9 @@ def test_a_date_that_does_not_fit_the_machines_pattern_is_a_parse_error_not_a_gu
     # The en-IN status (day first) printed after an en-US culture cannot be read: the product
     # is still reported, its date is unknown and the defender source says why.
     host = WindowsReplayHost()
-    host.record(antivirus.SECURITY_CENTER, (1, b"", b""))
+    host.record(cmd.SECURITY_CENTER, (1, b"", b""))
     host.record(
-        antivirus.DEFENDER,
+        cmd.DEFENDER,
         one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-en-in-win11-22h2-2022.txt"),
     )
     outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
@@ -235,9 +236,9 @@ def test_powershell_missing_gives_no_fact_and_both_errors() -> None:
 def test_server_without_security_center_still_reports_defender() -> None:
     host = WindowsReplayHost()
     # Windows Server has no root/SecurityCenter2; its error text is not recorded here.
-    host.record(antivirus.SECURITY_CENTER, (1, b"", b""))
+    host.record(cmd.SECURITY_CENTER, (1, b"", b""))
     host.record(
-        antivirus.DEFENDER,
+        cmd.DEFENDER,
         one_run(EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-msdocs-healthy.txt"),
     )
     outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
@@ -248,10 +249,10 @@ def test_server_without_security_center_still_reports_defender() -> None:
 def test_defender_timeout() -> None:
     host = WindowsReplayHost()
     host.record(
-        antivirus.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
+        cmd.SECURITY_CENTER, output("security_center/cim-antivirusproduct-defender-only.txt")
     )
-    host.record(antivirus.DEFENDER, output("defender/mpcomputerstatus-msdocs-healthy.txt"))
-    host.timeouts.add(tuple(antivirus.DEFENDER))
+    host.record(cmd.DEFENDER, output("defender/mpcomputerstatus-msdocs-healthy.txt"))
+    host.timeouts.add(tuple(cmd.DEFENDER))
     outcome = run(antivirus.probe, pb.FACT_ANTIVIRUS, host)
     assert isinstance(outcome.fact, pb.AntivirusFact) and len(outcome.fact.products) == 1
     assert codes(outcome) == [("defender", pb.PROBE_ERROR_CODE_TIMEOUT)]
@@ -262,7 +263,7 @@ def test_defender_timeout() -> None:
 
 def test_firewall_falls_back_to_netsh_when_powershell_is_missing() -> None:
     host = WindowsReplayHost()
-    host.record(firewall.NETSH, output("netsh_firewall/allprofiles-en-all-off.txt"))
+    host.record(cmd.NETSH_FIREWALL, output("netsh_firewall/allprofiles-en-all-off.txt"))
     outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
     assert isinstance(outcome.fact, pb.FirewallFact)
     assert outcome.fact.HasField("enabled") and not outcome.fact.enabled
@@ -279,9 +280,13 @@ def test_firewall_unreadable_everywhere_is_no_fact() -> None:
 
 def test_active_profile_without_printed_state_leaves_enabled_unknown() -> None:
     host = WindowsReplayHost()
-    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-private-only-wrapped.txt"))
     host.record(
-        firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-ethernet-public.txt")
+        cmd.FIREWALL_PROFILES,
+        output("firewall/netfirewallprofile-private-only-wrapped.txt"),
+    )
+    host.record(
+        cmd.CONNECTION_PROFILES,
+        output("connection_profile/netconnectionprofile-ethernet-public.txt"),
     )
     fact = run(firewall.probe, pb.FACT_FIREWALL, host).fact
     assert isinstance(fact, pb.FirewallFact) and not fact.HasField("enabled")
@@ -289,9 +294,13 @@ def test_active_profile_without_printed_state_leaves_enabled_unknown() -> None:
 
 def test_only_active_profiles_decide() -> None:
     host = WindowsReplayHost()
-    host.record(firewall.PROFILES, output("firewall/netfirewallprofile-private-only-wrapped.txt"))
     host.record(
-        firewall.CONNECTIONS, output("connection_profile/netconnectionprofile-hyperv-private.txt")
+        cmd.FIREWALL_PROFILES,
+        output("firewall/netfirewallprofile-private-only-wrapped.txt"),
+    )
+    host.record(
+        cmd.CONNECTION_PROFILES,
+        output("connection_profile/netconnectionprofile-hyperv-private.txt"),
     )
     fact = run(firewall.probe, pb.FACT_FIREWALL, host).fact
     assert isinstance(fact, pb.FirewallFact) and fact.enabled and fact.profiles[0].active
@@ -303,7 +312,7 @@ def test_only_active_profiles_decide() -> None:
 def test_manage_bde_access_denied_is_permission_denied_with_the_reason() -> None:
     host = WindowsReplayHost()
     host.record(
-        disk.MANAGE_BDE, output("manage_bde/status-en-26100-access-denied.txt", ACCESS_DENIED_EXIT)
+        cmd.MANAGE_BDE, output("manage_bde/status-en-26100-access-denied.txt", ACCESS_DENIED_EXIT)
     )
     outcome = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host)
     assert outcome.fact is None
@@ -315,7 +324,7 @@ def test_manage_bde_access_denied_is_permission_denied_with_the_reason() -> None
 def test_chinese_access_denied_text_is_recognised() -> None:
     host = WindowsReplayHost(console_encoding="cp936")
     # ERROR_ACCESS_DENIED's Chinese message, "拒绝访问。", as the console prints it.
-    host.record(disk.MANAGE_BDE, (5, "拒绝访问。\r\n".encode("gbk"), b""))
+    host.record(cmd.MANAGE_BDE, (5, "拒绝访问。\r\n".encode("gbk"), b""))
     assert [e.code for e in run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).errors] == [
         pb.PROBE_ERROR_CODE_PERMISSION_DENIED
     ]
@@ -324,7 +333,7 @@ def test_chinese_access_denied_text_is_recognised() -> None:
 def test_chinese_bitlocker_status_is_read_from_the_gbk_console() -> None:
     host = WindowsReplayHost(console_encoding="cp936")
     host.record(
-        disk.MANAGE_BDE,
+        cmd.MANAGE_BDE,
         output("manage_bde/status-zh-18362-data-volume-used-space-encrypted.cp936-crlf.txt"),
     )
     outcome = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host)
@@ -338,8 +347,8 @@ def test_manage_bde_missing_and_timeout() -> None:
         e.code for e in run(disk.probe, pb.FACT_DISK_ENCRYPTION, WindowsReplayHost()).errors
     ] == [pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND]
     host = WindowsReplayHost()
-    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
-    host.timeouts.add(tuple(disk.MANAGE_BDE))
+    host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    host.timeouts.add(tuple(cmd.MANAGE_BDE))
     assert [e.code for e in run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).errors] == [
         pb.PROBE_ERROR_CODE_TIMEOUT
     ]
@@ -347,7 +356,7 @@ def test_manage_bde_missing_and_timeout() -> None:
 
 def test_encryption_in_progress_is_reported_with_its_method() -> None:
     host = WindowsReplayHost()
-    host.record(disk.MANAGE_BDE, output("manage_bde/status-en-26100-encryption-in-progress.txt"))
+    host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-26100-encryption-in-progress.txt"))
     fact = run(disk.probe, pb.FACT_DISK_ENCRYPTION, host).fact
     assert isinstance(fact, pb.DiskEncryptionFact)
     (c,) = fact.volumes
@@ -362,8 +371,8 @@ def test_missing_policy_key_is_the_automatic_default_and_pending_is_unknown() ->
     host = WindowsReplayHost()
     # A single update comes as one JSON object; 7 September 2019 00:00 in Spain is 22:00 UTC
     # the day before (a remoting session's Get-HotFix, its InstalledOn a bare \/Date(ms)\/).
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-es-remoting-one-object.txt"))
-    host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
+    host.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-es-remoting-one-object.txt"))
+    host.record(cmd.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     outcome = run(updates.probe, pb.FACT_OS_UPDATES, host)
     assert isinstance(outcome.fact, pb.OsUpdatesFact)
     assert outcome.fact.automatic_updates and not outcome.fact.HasField("pending_security")
@@ -373,8 +382,8 @@ def test_missing_policy_key_is_the_automatic_default_and_pending_is_unknown() ->
 
 def test_reg_exit_1_without_the_not_found_message_is_not_read_as_missing() -> None:
     host = WindowsReplayHost()
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
-    host.record(updates.REG_AU, (REG_MISSING, b"", b""))
+    host.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
+    host.record(cmd.REG_AU, (REG_MISSING, b"", b""))
     outcome = run(updates.probe, pb.FACT_OS_UPDATES, host)
     assert isinstance(outcome.fact, pb.OsUpdatesFact)
     assert not outcome.fact.HasField("automatic_updates")
@@ -392,7 +401,7 @@ def test_nothing_readable_is_no_fact() -> None:
 
 def test_psutil_supplements_ipconfig() -> None:
     host = WindowsReplayHost()
-    host.record(vpn.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    host.record(cmd.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
     host.interfaces = [NetInterface("OpenVPN Wintun", True), NetInterface("Ethernet", True)]
     fact = run(vpn.probe, pb.FACT_VPN, host).fact
     assert isinstance(fact, pb.VpnFact) and fact.active

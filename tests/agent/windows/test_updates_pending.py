@@ -20,6 +20,7 @@ from devposture.agent.parsers.windows.update_search import (
     security_updates,
 )
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.agent.probes.windows import updates
@@ -77,7 +78,7 @@ def search(stdout: str, stderr: str = "") -> list[tuple[str, bool]]:
 
 
 def test_the_probe_runs_exactly_the_recorded_command() -> None:
-    assert updates.SEARCH == ["powershell.exe", "-EncodedCommand", RECORDED]
+    assert cmd.UPDATE_SEARCH == ("powershell.exe", "-EncodedCommand", RECORDED)
     script = base64.b64decode(RECORDED).decode("utf-16-le")
     assert "CreateupdateSearcher().Search((\"IsInstalled=0 and Type='Software'\"))" in script
     assert script.endswith("@($updates) | ConvertTo-Json")
@@ -187,9 +188,9 @@ def test_output_that_is_neither_updates_nor_a_failure_is_rejected(stdout: str) -
 
 def host_with(search: tuple[int, bytes, bytes], console: str = "cp437") -> WindowsReplayHost:
     host = WindowsReplayHost(console_encoding=console)
-    host.record(updates.SEARCH, search)
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
-    host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
+    host.record(cmd.UPDATE_SEARCH, search)
+    host.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-ws2019-cnquery.txt"))
+    host.record(cmd.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     return host
 
 
@@ -229,12 +230,12 @@ class BudgetHost(WindowsReplayHost):
 
 def test_the_online_search_gets_a_longer_time_budget_than_other_commands() -> None:
     host = BudgetHost()
-    host.record(updates.SEARCH, output(SIX))
-    host.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
-    host.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
+    host.record(cmd.UPDATE_SEARCH, output(SIX))
+    host.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
+    host.record(cmd.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     run(host)
-    assert host.budgets[tuple(updates.SEARCH)] == 300.0
-    assert host.budgets[tuple(updates.HOTFIX)] == ProbeConfig().command_timeout
+    assert host.budgets[tuple(cmd.UPDATE_SEARCH)] == 300.0
+    assert host.budgets[tuple(cmd.HOTFIX)] == ProbeConfig().command_timeout
 
 
 def test_failed_search_is_command_failed_with_the_hresult_never_zero_pending() -> None:
@@ -278,12 +279,12 @@ def test_powershell_failing_itself_is_command_failed() -> None:
 
 def test_search_timing_out_or_powershell_missing() -> None:
     host = host_with(output(SIX))
-    host.timeouts.add(tuple(updates.SEARCH))
+    host.timeouts.add(tuple(cmd.UPDATE_SEARCH))
     assert codes(run(host)[1]) == [("windows-update-agent", pb.PROBE_ERROR_CODE_TIMEOUT)]
 
     missing = WindowsReplayHost()
-    missing.record(updates.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
-    missing.record(updates.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
+    missing.record(cmd.HOTFIX, output("hotfix/get-hotfix-json-ws2022-cnquery-reserialized.txt"))
+    missing.record(cmd.REG_AU, output("reg_query/not-found-en.txt", REG_MISSING))
     fact, outcome = run(missing)
     assert codes(outcome) == [("windows-update-agent", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
     assert fact.automatic_updates and not fact.HasField("pending_security")

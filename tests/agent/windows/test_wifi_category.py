@@ -18,9 +18,10 @@ from devposture.agent.parsers.windows.connection_profiles import (
 )
 from devposture.agent.parsers.windows.text import decode_output
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.runner import run_probe
-from devposture.agent.probes.windows import firewall, wifi
+from devposture.agent.probes.windows import wifi
 from devposture.policy.checks import CheckParameters, State, check_public_wifi
 from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
@@ -66,7 +67,7 @@ def test_a_category_windows_does_not_have_is_an_error() -> None:
 
 
 def test_the_probe_asks_what_the_firewall_probe_asks() -> None:
-    assert wifi.CONNECTION_PROFILES == firewall.CONNECTIONS
+    assert cmd.CONNECTION_PROFILES == cmd.CONNECTION_PROFILES
 
 
 def _probe(host: WindowsReplayHost) -> FactOutcome:
@@ -77,8 +78,8 @@ def test_a_wifi_connection_windows_files_as_public_is_public() -> None:
     # Composite: an AX201 laptop on WPA2 "Tenda_EBBAA0" (interface "Wi-Fi") and a coffee
     # bar's guest Wi-Fi listed by Get-NetConnectionProfile on another laptop's "Wi-Fi".
     host = WindowsReplayHost()
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-ax201-wpa2.txt"))
-    host.record(wifi.CONNECTION_PROFILES, output(COFFEEBAR))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-win11-ax201-wpa2.txt"))
+    host.record(cmd.CONNECTION_PROFILES, output(COFFEEBAR))
     outcome = _probe(host)
     assert outcome.errors == []
     assert isinstance(outcome.fact, pb.WifiFact)
@@ -103,8 +104,8 @@ def test_a_private_category_on_a_chinese_machine_keeps_the_name_private() -> Non
     # Composite: Chinese Windows 11 netsh (GBK) on "TP-LINK_5G_D3DA" via "WLAN", and the
     # Chinese Windows 11 listing whose "WLAN" network its user filed as Private.
     host = WindowsReplayHost(console_encoding="cp936")
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
-    host.record(wifi.CONNECTION_PROFILES, output(ZH_GBK))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
+    host.record(cmd.CONNECTION_PROFILES, output(ZH_GBK))
     outcome = _probe(host)
     assert outcome.errors == []
     assert isinstance(outcome.fact, pb.WifiFact)
@@ -117,9 +118,9 @@ def test_a_private_category_on_a_chinese_machine_keeps_the_name_private() -> Non
 def test_an_interface_windows_does_not_list_has_no_category() -> None:
     # The listing has only an Ethernet network (Windows still identifying the Wi-Fi one).
     host = WindowsReplayHost()
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))
     host.record(
-        wifi.CONNECTION_PROFILES,
+        cmd.CONNECTION_PROFILES,
         output("connection_profile/netconnectionprofile-ethernet-public.txt"),
     )
     outcome = _probe(host)
@@ -132,8 +133,8 @@ def test_an_interface_windows_does_not_list_has_no_category() -> None:
 
 def test_the_cmdlet_failing_costs_the_category_not_the_session() -> None:
     host = WindowsReplayHost()
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-win11-ax201-wpa2.txt"))
-    host.record(wifi.CONNECTION_PROFILES, (1, b"", b""))  # as on Windows 7 (machines.py)
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-win11-ax201-wpa2.txt"))
+    host.record(cmd.CONNECTION_PROFILES, (1, b"", b""))  # as on Windows 7 (machines.py)
     outcome = _probe(host)
     assert isinstance(outcome.fact, pb.WifiFact)
     (session,) = outcome.fact.sessions
@@ -145,6 +146,6 @@ def test_the_cmdlet_failing_costs_the_category_not_the_session() -> None:
 
 def test_no_connected_interface_asks_nothing_more() -> None:
     host = WindowsReplayHost()
-    host.record(wifi.NETSH, output("netsh_wlan/interfaces-en-no-wireless-interface.txt"))
+    host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-no-wireless-interface.txt"))
     assert _probe(host).errors == []
     assert all(call[0] != "powershell" for call in host.calls)
