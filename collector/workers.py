@@ -51,6 +51,7 @@ class Worker:
     ready: Path
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    told_to_stop: bool = False  # sent SIGTERM by the supervisor's stop
 
     def start(self) -> None:
         self.ready.unlink(missing_ok=True)
@@ -100,8 +101,14 @@ class Supervisor:
     def _stop(self, signum: int, _frame: FrameType | None) -> None:
         self.stopping[0] = True
         for worker in self.workers:
-            if worker.process is not None and worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGTERM)
+            self._tell_to_stop(worker)
+
+    def _tell_to_stop(self, worker: Worker) -> None:
+        """SIGTERM, once: a worker drains on the first and a second could cut that short."""
+        process = worker.process
+        if process is not None and process.poll() is None and not worker.told_to_stop:
+            worker.told_to_stop = True
+            process.send_signal(signal.SIGTERM)
 
     def run(self, ready_file: Path | None) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -165,17 +172,37 @@ class Supervisor:
                 if code is None or self.stopping[0]:
                     continue
                 log.error("worker %d exited with code %s: starting it again", index, code)
-                time.sleep(RESTART_PAUSE_SECONDS)
-                again = self._worker(index, ports)
-                again.restarts = worker.restarts + 1
-                self.workers[index] = again
-                again.start()
-                self._tell_ready(ready_file, ports)
+                self._restart(index, worker, ports, ready_file)
             time.sleep(POLL_SECONDS)
+        return self._stopped()
+
+    def _restart(
+        self, index: int, dead: Worker, ports: dict[str, int], ready_file: Path | None
+    ) -> None:
+        """Start worker `index` again after a pause, unless a stop came meanwhile. A stop
+        that came in the pause, or while the new one was being started, found no new process
+        to tell: the supervisor waited for it forever and a service stop ended in SIGKILL."""
+        time.sleep(RESTART_PAUSE_SECONDS)
+        if self.stopping[0]:
+            return  # the dead one stays in the list: _stopped knows it was not stopped
+        again = self._worker(index, ports)
+        again.restarts = dead.restarts + 1
+        self.workers[index] = again
+        again.start()
+        if self.stopping[0]:  # the stop came while it started: it stops with the others
+            self._tell_to_stop(again)
+        self._tell_ready(ready_file, ports)
+
+    def _stopped(self) -> int:
+        """Wait for every worker; 0 when each one told to stop has stopped. One that died
+        before the stop was logged when it did; one that SIGTERM reached before it could
+        handle it (while starting) ended as it was told to."""
         codes = []
         for worker in self.workers:
             assert worker.process is not None
-            codes.append(worker.process.wait())
+            code = worker.process.wait()
+            if worker.told_to_stop:
+                codes.append(0 if code == -signal.SIGTERM else code)
         return 0 if all(code == 0 for code in codes) else 1
 
 

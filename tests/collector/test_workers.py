@@ -202,6 +202,41 @@ def test_workers_die_with_a_parent_that_is_killed(
     assert len(gone) == len(ports.workers)
 
 
+def test_a_stop_while_a_dead_worker_is_started_again_stops_everything(
+    folder: CollectorConfig, tmp_path: Path
+) -> None:
+    # SIGTERM in the pause before a dead worker is started again (or while it starts): the
+    # stop told the workers it knew, the new one was started after and told nothing, and the
+    # parent waited for it forever (a service stop ended in SIGKILL, the new worker serving
+    # on the agent ports until then).
+    ready, log = tmp_path / "ready.json", tmp_path / "serve.log"
+    with log.open("wb") as output:
+        parent = subprocess.Popen(
+            [COLLECTOR, "serve", "--data", str(folder.data_dir), "--workers", "2",
+             "--enroll-port", "0", "--report-port", "0", "--admin-port", "0",
+             "--metrics-port", "0", "--ready-file", str(ready)],
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_until(lambda: ready.exists() or parent.poll() is not None, "the workers serving")
+        workers = json.loads(ready.read_text())["workers"]
+        psutil.Process(workers[1]).kill()
+        # The supervisor has seen it die: it pauses RESTART_PAUSE_SECONDS, then starts one.
+        wait_until(lambda: b"worker 1 exited with code -9: starting it again" in log.read_bytes(),
+                   "the supervisor seeing the worker die")  # fmt: skip
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(60) == 0, log.read_text(errors="replace")[-3000:]
+        left = [p for p in psutil.Process().children(recursive=True)
+                if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+        assert not left, [p.cmdline() for p in left]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(30)
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+
+
 def _listening(pid: int, port: int) -> bool:
     return any(c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN
                for c in psutil.Process(pid).net_connections("tcp"))  # fmt: skip
