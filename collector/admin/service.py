@@ -106,7 +106,7 @@ def _status_of(exc: Exception) -> Refusal | None:
     if code is None:
         return None
     if not isinstance(exc, Worded):
-        return code, str(exc), ()
+        return code, _carried(str(exc)), ()
     return code, *_worded(exc)
 
 
@@ -117,8 +117,29 @@ def _worded(exc: Worded) -> tuple[str, tuple[tuple[str, str], ...]]:
     english, chinese = exc.worded("en"), exc.worded("zh")
     wire = exc.wire()
     both = f"{chinese} / {english}" if chinese != english else english
-    text = both if len(both.encode()) * 3 + len(wire) < _WORDED_BYTES else english
+    text = both if len(both.encode()) * 3 + len(wire) < _WORDED_BYTES else _carried(english)
     return text, ((ERROR_METADATA, wire),) if len(wire) < _WORDED_BYTES else ()
+
+
+# The most UTF-8 bytes of a refusal's text, and of its end kept when it is cut. Percent-encoded
+# (up to three times as long) beside the worded metadata, it stays within the trailers' 8 KiB.
+_TEXT_BYTES = 1500
+_TEXT_END_BYTES = 400
+
+
+def _carried(text: str) -> str:
+    """`text`, cut in the middle to `_TEXT_BYTES` when longer. A refusal quotes what the caller
+    sent ("no device …", "`device list` does not take …"), and a status past the trailers'
+    limit never reaches the caller: grpcio answered RESOURCE_EXHAUSTED ("received metadata
+    size exceeds hard limit") instead, and grpc-js waited out its deadline while the whole
+    connection stalled. The end, which says what to do, is kept."""
+    data = text.encode()
+    if len(data) <= _TEXT_BYTES:
+        return text
+    cut = "…"
+    head = data[: _TEXT_BYTES - _TEXT_END_BYTES - len(cut.encode())].decode(errors="ignore")
+    tail = data[-_TEXT_END_BYTES:].decode(errors="ignore")
+    return f"{head}{cut}{tail}"
 
 
 class AdminService(admin_grpc.AdminServicer):

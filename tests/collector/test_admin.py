@@ -74,6 +74,17 @@ class AdminCollector:
             )
         return result
 
+    def run_with(
+        self, credential: str, command: tuple[str, ...], arguments: dict[str, str]
+    ) -> admin_pb.AdminResult:
+        """`run` with the arguments as a mapping (any names, `port` among them)."""
+        with self.channel() as channel:
+            result: admin_pb.AdminResult = admin_grpc.AdminStub(channel).Run(
+                admin_pb.AdminCommand(command=list(command), arguments=arguments),
+                timeout=DEADLINE, metadata=(("authorization", f"Bearer {credential}"),),
+            )  # fmt: skip
+        return result
+
 
 @contextlib.contextmanager
 def admin_collector(directory: Path) -> Iterator[AdminCollector]:
@@ -291,13 +302,39 @@ def test_values_past_any_use_are_invalid_arguments_on_either_engine(
     # What a client in another language sent: each was an UNKNOWN (an overflow) or, for a
     # NUL on PostgreSQL, UNAVAILABLE ("the database failed", retried for ever).
     admin = collector.credential("Li Wei (IT)", ADMIN)
-    with pytest.raises(grpc.RpcError) as refused, collector.channel() as channel:
-        admin_grpc.AdminStub(channel).Run(
-            admin_pb.AdminCommand(command=list(command), arguments=arguments),
-            timeout=DEADLINE, metadata=(("authorization", f"Bearer {admin}"),),
-        )  # fmt: skip
+    with pytest.raises(grpc.RpcError) as refused:
+        collector.run_with(admin, command, arguments)
     assert _code(refused) == grpc.StatusCode.INVALID_ARGUMENT
     assert words in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("command", "arguments", "code", "words"),
+    [
+        (("device", "show"), {"device_id": "x" * 100_000}, grpc.StatusCode.NOT_FOUND,
+         "see the ids in `devposture-collector device list`"),
+        (("device", "list"), {"设备" * 30_000: "1"}, grpc.StatusCode.INVALID_ARGUMENT,
+         "(it takes: group)"),
+        (("token", "create"), {"uses": "9" * 50_000}, grpc.StatusCode.INVALID_ARGUMENT,
+         "--uses must be"),
+    ],
+)  # fmt: skip
+def test_a_refusal_quoting_a_long_argument_reaches_the_caller_cut_short(
+    collector: AdminCollector, command: tuple[str, ...], arguments: dict[str, str],
+    code: grpc.StatusCode, words: str,
+) -> None:  # fmt: skip
+    # Found by a grpc-js client: the refusal quoted the whole argument, and a status past the
+    # trailers' 8 KiB never arrived (grpcio: RESOURCE_EXHAUSTED "received metadata size
+    # exceeds hard limit"; grpc-js waited for its deadline, the connection stalled meanwhile).
+    admin = collector.credential("Li Wei (IT)", ADMIN)
+    with pytest.raises(grpc.RpcError) as refused:
+        collector.run_with(admin, command, arguments)
+    assert _code(refused) == code
+    error = refused.value
+    assert isinstance(error, grpc.Call)
+    details = error.details() or ""
+    assert words in details and "…" in details and len(details.encode()) <= 1500
+    assert collector.run(admin, "device", "list").columns  # the port goes on serving
 
 
 def test_credentials_are_managed_only_on_the_collector_machine(
