@@ -142,13 +142,19 @@ def collect_and_deliver(
         # collector acknowledges frees its space (the round stopped before, and the disk
         # stayed full for good).
         deliver(state, enrollment, outbox)
-        raise StateError(
-            "the disk holding the state folder {path} is full: this round's report was not"
-            " kept (those waiting were sent). Free space on that disk; the agent tries again"
-            " at its next round",
-            path=state.directory,
-        ) from exc
+        raise state_disk_full(state) from exc
     return Round(report, deliver(state, enrollment, outbox))
+
+
+def state_disk_full(state: AgentState) -> StateError:
+    """What a round that could not keep its report on a full state disk says: the folder,
+    and that what waits is sent (by `once` at once, by the service's send after it)."""
+    return StateError(
+        "the disk holding the state folder {path} is full: this round's report was not"
+        " kept (those waiting were sent). Free space on that disk; the agent tries again"
+        " at its next round",
+        path=state.directory,
+    )
 
 
 class AgentWork:
@@ -182,10 +188,17 @@ class AgentWork:
 
     def collect(self, trigger: pb.CollectionTrigger.ValueType) -> pb.PostureReport:
         # The configuration may have changed with the last acknowledgement.
-        return collect(
-            self.state, self.enrollment, self.host, self._probe_config(), trigger,
-            outbox=self.outbox(),
-        )  # fmt: skip
+        try:
+            return collect(
+                self.state, self.enrollment, self.host, self._probe_config(), trigger,
+                outbox=self.outbox(),
+            )  # fmt: skip
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            # The service's log said "No space left on device" in a traceback, naming
+            # neither the folder nor what to do; the send that follows still goes out.
+            raise state_disk_full(self.state) from exc
 
     def send(self, should_stop: Callable[[], bool]) -> DrainResult:
         result = deliver(self.state, self.enrollment, self.outbox(), should_stop=should_stop)

@@ -43,6 +43,7 @@ from devposture.agent.watch import (
     BackupWatcher,
     NetworkWatcher,
 )
+from devposture.policy.cli_messages import Worded
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,8 @@ class Loop:
             # lost: the next start collects anew); one written already stays in the outbox.
             log.info("stopping: the collection under way (%s) is left unfinished",
                      trigger_name(trigger))  # fmt: skip
+        except Worded as exc:  # says what is wrong and what to do: no traceback needed
+            log.error("collection (%s) failed: %s", trigger_name(trigger), exc)
         except Exception:  # the service outlives any one failed collection
             log.exception("collection (%s) failed; the next round will retry",
                           trigger_name(trigger))  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections import deque
@@ -27,6 +28,7 @@ from devposture.agent.service import (
     Loop,
     Trigger,
 )
+from devposture.agent.state import StateError
 from devposture.agent.transport import DrainResult, forget_unary_collectors
 from devposture.collector import server as collector_server
 from devposture.collector.config import CollectorConfig
@@ -198,6 +200,27 @@ def test_a_failed_collection_does_not_stop_the_service() -> None:
     with serving(work):
         wait_for(lambda: len(work.collected) >= 3)
     assert len(work.sent_at) >= 2  # the backlog is still sent
+
+
+def test_a_collection_that_says_what_is_wrong_is_logged_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A full state disk, worded with the folder and the fix (agent.deliver.state_disk_full),
+    # was logged as a traceback, the words buried under it.
+    work = ScriptedWork(interval=0.2)
+    full = StateError("the disk holding the state folder {path} is full", path="/var/lib/x")
+
+    def collect(trigger: Trigger) -> None:
+        work.collected.append((time.monotonic(), trigger))
+        raise full
+
+    work.collect = collect  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="devposture.agent.service"), serving(work):
+        wait_for(lambda: len(work.collected) >= 2)
+    lines = [r for r in caplog.records if r.name == "devposture.agent.service"]
+    assert lines and all(r.exc_info is None for r in lines)
+    assert (lines[0].getMessage() ==
+            "collection (start_up) failed: the disk holding the state folder /var/lib/x is full")
 
 
 @pytest.mark.parametrize("while_", ["waiting", "backing off"])

@@ -334,3 +334,32 @@ def test_a_collector_started_again_on_a_full_disk_serves_and_pushes_agents_back(
             assert checked.returncode == 0, checked.stdout + checked.stderr
         finally:
             server.close()
+
+
+def test_the_service_s_round_on_a_full_state_disk_names_the_folder(tmp_path: Path) -> None:
+    # The service's round met the same full disk as `once` and logged a traceback ending in
+    # "No space left on device": neither the folder nor what to do.
+    from devposture.agent.deliver import AgentWork  # noqa: PLC0415
+    from devposture.agent.host.live import LiveHost  # noqa: PLC0415
+    from devposture.agent.probes.config import ProbeConfig  # noqa: PLC0415
+    from devposture.agent.state import StateError  # noqa: PLC0415
+    from devposture.v1 import devposture_pb2 as pb  # noqa: PLC0415
+
+    server = CollectorServer.create(tmp_path / "c")
+    server.start()
+    try:
+        with tmpfs(tmp_path / "state", "2m") as disk:
+            agent = enroll_agent(server, disk / "agent", "laptop", server.token(1))
+            agent.put_backlog(2)
+            work = AgentWork(agent.state, agent.enrollment, LiveHost(), ProbeConfig)
+            filler = fill(disk)
+            with pytest.raises(StateError) as full:
+                work.collect(pb.COLLECTION_TRIGGER_INTERVAL)
+            assert "the disk holding the state folder" in str(full.value)
+            assert str(agent.state.directory) in str(full.value)
+            assert work.send(lambda: False).stopped_by is None  # what waits still goes
+            assert agent.outbox.pending() == []
+            filler.unlink()
+    finally:
+        server.stop()
+
