@@ -15,9 +15,12 @@ letting one address lock out another. Per address:
 * **A bounded queue.** At most `MAX_QUEUED` attempts of one address are in progress or waiting
   their turn; more are turned away at once (`Busy`, with a retry hint), which costs nothing.
   With `max_line_seconds` (the enrollment port: `MAX_LINE_SECONDS`), an attempt whose wait in
-  line would pass it is turned away too: the gRPC server closes every connection after 50 s
-  (and 10 s of grace), and an attempt still waiting then ended UNAVAILABLE ("max connection
-  age") with no hint of when to come back.
+  line would pass it is turned away too: the gRPC server closes every connection at its age
+  (50 s), leaving a call in flight 10 s of grace, and an attempt still waiting then ended
+  UNAVAILABLE ("max connection age") with no hint of when to come back. The age counts from
+  the connection's start, not the attempt's: a client that keeps its channel (grpc-js shares
+  one connection between its clients) may send an attempt a moment before it, so the line is
+  bounded by the grace, not by the age.
 
 Another address has its own turn, failures and queue: it is served at once, whatever the first
 one does. The wait is an asyncio sleep, so a waiting caller holds no thread.
@@ -53,8 +56,9 @@ MAX_ADDRESSES = 10_000
 # Attempts of one address in progress or waiting at once; a NAT's honest rollout stays under it.
 MAX_QUEUED = 16
 # The longest an enrollment attempt may be kept waiting for its turn and delay: under the
-# 50 s after which the collector's gRPC server ends a connection (server.py).
-MAX_LINE_SECONDS = 40.0
+# 10 s the collector's gRPC server leaves a call in flight on a connection that reached its
+# age (server.py, CONNECTION_AGE_GRACE_MS), whenever in the connection's life it came.
+MAX_LINE_SECONDS = 8.0
 RECORDED_TURNS = 1000
 
 
@@ -232,6 +236,12 @@ class FailureThrottle:
             async with line.lock:
                 await self._refresh(address)
                 wait = self.delay(address)
+                if bound is not None and wait > bound:
+                    # Failures counted by another collector or worker (the ledger), unseen
+                    # when the line was measured: the wait they earned is past the bound too.
+                    self.turned_away += 1
+                    line.turned_away += 1
+                    raise Busy(address, wait, first=line.turned_away == 1)
                 turn = Turn(address, len(self._recent(address)), wait)
                 self.turns.append(turn)
                 if wait > 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from devposture.agent.enroll import enroll, make_csr
 from devposture.agent.state import AgentState
+from devposture.collector.server import CONNECTION_AGE_GRACE_MS
 from devposture.collector.store import Store
 from devposture.collector.store.guesses import DASHBOARD, ENROLLMENT, GuessLedger
 from devposture.collector.throttle import (
@@ -35,7 +37,7 @@ from devposture.collector.throttle import (
 from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
-from tests.conftest import LiveCollector, host_info
+from tests.conftest import LiveCollector, host_info, running_collector
 from tests.databases import fresh_database
 from tests.throttling import SECOND_SOURCE, Forwarder, HeldTime
 from tests.waiting import wait_until
@@ -191,8 +193,9 @@ def test_a_guess_that_would_outwait_its_connection_is_turned_away_with_a_hint(
     live_collector: LiveCollector, held: HeldTime
 ) -> None:
     """Queued attempts wait 1, 2, 4, 8, 16, 30 s... one after another: past MAX_LINE_SECONDS
-    in line, the gRPC server's connection age (50 s) would end the call UNAVAILABLE with no
-    hint. Such an attempt is told at once when to come back; those within it are served."""
+    in line, the end of the connection at its age (10 s of grace for a call in flight) would
+    end the call UNAVAILABLE with no hint. Such an attempt is told at once when to come back;
+    those within it are served."""
     assert live_collector.service.throttle.max_line_seconds == MAX_LINE_SECONDS
     channel = _channel(live_collector)
     stub = pb_grpc.CollectorStub(channel)
@@ -201,8 +204,8 @@ def test_a_guess_that_would_outwait_its_connection_is_turned_away_with_a_hint(
             stub.Enroll(_bad_request(), timeout=60)
     held.hold()
     calls = [stub.Enroll.future(_bad_request(), timeout=120) for _ in range(10)]
-    # In line: waits of 1, then 1+2, 1+2+4, 1+2+4+8, 1+2+4+8+16 = 31 s; the sixth's 61 s.
-    within = 5
+    # In line: waits of 1, then 1+2, 1+2+4 = 7 s; the fourth's 15 s is past the bound.
+    within = 3
     wait_until(lambda: sum(c.done() for c in calls) == len(calls) - within, "the turned away")
     turned_away = [c for c in calls if c.done()]
     for call in turned_away:
@@ -217,7 +220,39 @@ def test_a_guess_that_would_outwait_its_connection_is_turned_away_with_a_hint(
             assert call.code() == grpc.StatusCode.UNAUTHENTICATED
     channel.close()
     waited = [t.waited for t in _turns(live_collector, GUESSER)[FREE_FAILURES:]]
-    assert waited == [1.0, 2.0, 4.0, 8.0, 16.0] and sum(waited) <= MAX_LINE_SECONDS
+    assert waited == [1.0, 2.0, 4.0] and sum(waited) <= MAX_LINE_SECONDS
+
+
+@pytest.mark.parametrize("counted_here", [True, False], ids=["here", "by-another-collector"])
+def test_a_guess_on_a_connection_at_its_age_is_told_when_to_come_back_not_cut(
+    tmp_path: Path, counted_here: bool
+) -> None:
+    """Found by a grpc-js client, whose clients share one connection: an attempt that came
+    late in its connection's life and waited 16 s in line was cut by the connection's age
+    (10 s of grace), UNAVAILABLE "max connection age" with no hint, as the 40 s bound on the
+    line assumed a new connection; and failures counted by another collector on the database
+    were not weighed against the bound at all. Here the connection reaches its age after
+    1 s: the attempt is told at once when to come back."""
+    assert MAX_LINE_SECONDS < CONNECTION_AGE_GRACE_MS / 1000
+    with running_collector(tmp_path / "c", max_connection_age_seconds=1.0) as collector:
+        store = collector.store()
+        try:  # nine failures from this address a moment ago: its next attempt waits 16 s
+            ledger = GuessLedger(store.guesses, ENROLLMENT, WINDOW_SECONDS)
+            for _ in range(FREE_FAILURES + 4):
+                ledger.add(GUESSER, time.time())
+        finally:
+            store.close()
+        if counted_here:  # this collector saw them too: its memory measures the line
+            for _ in range(FREE_FAILURES + 4):  # (no call is in flight to race with)
+                collector.service.throttle.failed(GUESSER)
+        assert backoff(FREE_FAILURES + 4) > CONNECTION_AGE_GRACE_MS / 1000
+        with _channel(collector) as channel, pytest.raises(grpc.RpcError) as refused:
+            pb_grpc.CollectorStub(channel).Enroll(_bad_request(), timeout=60)
+        error = refused.value
+        assert isinstance(error, grpc.Call)
+        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error.details()
+        hint = int(dict(error.trailing_metadata() or ())["retry-after-ms"])
+        assert MAX_LINE_SECONDS * 1000 < hint <= backoff(FREE_FAILURES + 4) * 1000
 
 
 def test_failures_counted_by_one_collector_slow_the_source_down_at_another(
