@@ -183,6 +183,28 @@ def test_os_updates_states() -> None:
     assert verdict("os-updates", report)[0] is State.UNKNOWN
 
 
+def test_os_updates_untold_security_count_is_unknown_with_the_agents_reason() -> None:
+    """apt on Deepin, UOS or Kylin (no security archive): updates pending, the security count
+    left unset with the agent's reason, which the verdict gives in each language."""
+    report = pb.PostureReport()
+    report.os_updates.source = "apt"
+    report.os_updates.pending_total = 94
+    report.os_updates.last_checked.CopyFrom(ts(NOW - dt.timedelta(days=1)))
+    why = 'no security archive configured (no "-security" suite among: a.example/deepin apricot)'
+    report.errors.add(fact=pb.FACT_OS_UPDATES, code=pb.PROBE_ERROR_CODE_NO_SOURCE,
+                      message=why, source="apt archives")  # fmt: skip
+    assert verdict("os-updates", report)[0] is State.UNKNOWN
+    stored = _stored("os-updates", report)
+    zone = dt.timezone(dt.timedelta(hours=8))
+    assert render(stored, "en", zone) == (
+        f"the update tool (apt) did not tell pending security updates: apt archives: "
+        f"nothing to read it from ({why})"
+    )
+    assert render(stored, "zh", zone) == (
+        f"更新工具（apt）未给出待装的安全更新：apt archives：没有可读取的来源（{why}）"
+    )
+
+
 def _wifi(classification: int, vpn_up: bool, vpn_delay: int = 0) -> pb.PostureReport:
     report = pb.PostureReport()
     report.wifi.has_wifi_interface = True

@@ -337,11 +337,18 @@ def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameter
 
 
 def check_os_updates(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    """6.3.1 for the system: no security update pending, and updates checked recently. A count
+    the agent could not tell (apt on a distribution without a security archive, a failing
+    `dnf updateinfo`) is UNKNOWN with the agent's reasons, never PASS."""
     if not report.HasField("os_updates"):
         return _missing(report, pb.FACT_OS_UPDATES, "os_updates")
     fact = report.os_updates
     if not fact.HasField("pending_security"):
-        return Verdict(State.UNKNOWN, encode("upd.pending_unknown", tool=fact.source or None))
+        tool = fact.source or None
+        why = _source_errors(report, pb.FACT_OS_UPDATES)
+        if why:
+            return Verdict(State.UNKNOWN, encode("upd.pending_untold", tool=tool, errors=why))
+        return Verdict(State.UNKNOWN, encode("upd.pending_unknown", tool=tool))
     if fact.pending_security > 0:
         since = fact.oldest_pending_since
         return Verdict(State.FAIL, encode(

@@ -172,6 +172,10 @@ _declare(
     tool=Param("text", "paren"),
 )  # fmt: skip
 _declare(
+    "upd.pending_untold", "the update tool{tool} did not tell pending security updates: {errors}",
+    tool=Param("text", "paren"), errors="items",
+)  # fmt: skip
+_declare(
     "upd.pending", "{count} security update(s) pending{since}{names}",
     count="int", since=Param("date", "since"), names=Param("texts", "colon"),
 )  # fmt: skip
