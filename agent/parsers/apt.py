@@ -13,12 +13,22 @@ named the security archive after the release ("Debian-Security:10/stable", "Debi
 oldstable"), so only the label tells. The summary line
     116 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.
 counts packages held back ("not upgraded"), which still wait to be installed.
+
+Which archives apt has: the names of the Release files `apt update` leaves in
+/var/lib/apt/lists, e.g. deb.debian.org_debian-security_dists_bookworm-security_InRelease for
+"deb http://deb.debian.org/debian-security bookworm-security". apt names each file after its URI
+with every "/" turned into "_" (a "_" of the URI itself is escaped, as %5f), so the name gives
+back the site and the suite. A machine whose archives hold no security archive (Deepin's
+apricot and beige, UOS's eagle, Kylin V10's 10.1 and its -updates: see docs/linux-updates.md)
+cannot tell a security update from another.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from devposture.agent.parsers.errors import ParseError
 
@@ -42,9 +52,13 @@ class AptUpgrade:
 
     @property
     def security(self) -> bool:
-        return any(a.endswith("-security") or "-security-" in a for a in self.archives) or any(
+        return any(_security_suite(a) for a in self.archives) or any(
             label.lower().endswith("-security") for label in self.labels
         )
+
+
+def _security_suite(suite: str) -> bool:
+    return suite.endswith("-security") or "-security-" in suite
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,49 @@ def _origins(origins: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         archives.append(archive)
         labels.append(where.split(":", 1)[0])
     return tuple(archives), tuple(labels)
+
+
+@dataclass(frozen=True)
+class AptArchive:
+    """One archive apt fetched: "deb.debian.org/debian-security" and "bookworm-security"."""
+
+    site: str
+    suite: str
+
+    @property
+    def security(self) -> bool:
+        """A suite named "-security" (Debian 11 and later, Ubuntu, openKylin's yangtze-security
+        and nile-security), or Debian's security archive before Debian 11, whose suite was
+        "<codename>/updates" under the debian-security path (or on security.debian.org)."""
+        if _security_suite(self.suite):
+            return True
+        debian = self.site.endswith("/debian-security") or self.site == "security.debian.org"
+        return debian and self.suite.endswith("/updates")
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.suite}"
+
+
+_RELEASE_FILES = ("_InRelease", "_Release")
+
+
+def _unescaped(part: str) -> str:
+    return unquote(part.replace("_", "/"))
+
+
+def parse_list_names(names: Iterable[str]) -> tuple[AptArchive, ...]:
+    """The archives named by the Release files among /var/lib/apt/lists' names, in order, each
+    once. Other files (Packages, Contents, "lock", "partial") are not archives; a flat
+    repository ("deb URI ./") has no suite, so it is not one either."""
+    archives: dict[AptArchive, None] = {}
+    for name in names:
+        ending = next((e for e in _RELEASE_FILES if name.endswith(e)), None)
+        if ending is None:
+            continue
+        site, dists, suite = name[: -len(ending)].rpartition("_dists_")
+        if dists and site and suite:
+            archives[AptArchive(_unescaped(site), _unescaped(suite))] = None
+    return tuple(archives)
 
 
 def parse_apt_simulate(text: str) -> AptPlan:

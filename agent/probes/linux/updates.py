@@ -1,13 +1,19 @@
 """OS updates on Linux: apt (Debian, Ubuntu) or dnf (Fedora, RHEL).
 
 apt: pending updates from a simulated upgrade (no lock taken, nothing changed); security
-updates are those from a "-security" archive. last_checked is the update-success stamp that
-apt's daily job writes, else the newest Release file in /var/lib/apt/lists (written by every
-`apt update`). last_installed is the modification time of /var/log/apt/history.log (apt
-appends to it on every install, upgrade or removal). automatic_updates is apt's merged
-configuration APT::Periodic::Unattended-Upgrade, and only counts when unattended-upgrade is
-installed to act on it. reboot_required is read from /var/run/reboot-required where something
-on the system writes that flag, and left unset where nothing does.
+updates are those from a "-security" archive. Only a machine that has such an archive can tell
+(apt keeps each archive's Release file in /var/lib/apt/lists, named after it). Deepin and Kylin
+V10 ship their fixes in their ordinary suites, and UOS's security archive is a suite like
+"eagle/1060" that only UOS's own updater tells apart: there, while updates are pending, the
+security count is left unknown with an error naming the machine's archives, never 0
+(docs/linux-updates.md). With nothing pending at all, 0 is known everywhere. last_checked is
+the update-success stamp that apt's daily job writes, else the newest Release file in
+/var/lib/apt/lists (written by every `apt update`). last_installed is the modification time of
+/var/log/apt/history.log (apt appends to it on every install, upgrade or removal).
+automatic_updates is apt's merged configuration APT::Periodic::Unattended-Upgrade, and only
+counts when unattended-upgrade is installed to act on it. reboot_required is read from
+/var/run/reboot-required where something on the system writes that flag, and left unset where
+nothing does.
 
 dnf: `dnf -q -C updateinfo list --security` and `dnf -q -C check-update` from dnf's cache
 (-C: the agent never downloads metadata; dnf's own makecache timer keeps it fresh).
@@ -16,8 +22,9 @@ Each source is read on its own (agent.probes.outcome.from_sources): one that is 
 or prints something unknown is a ProbeError naming that source, and what the other sources read
 stays in the fact. For dnf the security count (pending_security, from updateinfo) and the total
 (pending_total, from check-update) are separate sources; for apt the simulated upgrade (both
-counts), apt's state files (last_checked, last_installed), its configuration
-(automatic_updates) and the reboot flag. A count that was not read stays unset, never 0: the
+counts; "apt archives" names the lists' archives when they leave the security count unknown),
+apt's state files (last_checked, last_installed), its configuration (automatic_updates) and
+the reboot flag. A count that was not read stays unset, never 0: the
 collector then reads "did not tell", not "nothing pending".
 """
 
@@ -29,7 +36,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
-from devposture.agent.parsers.apt import parse_apt_config, parse_apt_simulate, periodic_enabled
+from devposture.agent.parsers.apt import (
+    AptPlan,
+    parse_apt_config,
+    parse_apt_simulate,
+    parse_list_names,
+    periodic_enabled,
+)
 from devposture.agent.parsers.dnf import parse_check_update, parse_updateinfo_security
 from devposture.agent.probes.commands import (
     APT_CONFIG,
@@ -53,6 +66,8 @@ _SUCCESS_STAMP = "/var/lib/apt/periodic/update-success-stamp"
 _LISTS = "/var/lib/apt/lists"
 _HISTORY = ("/var/log/apt/history.log", "/var/log/dpkg.log")
 _REBOOT_FLAG = "/var/run/reboot-required"
+_ARCHIVES = "apt archives"  # the source named when the security count cannot be told
+_MAX_ARCHIVES_NAMED = 6
 # What a simulated upgrade reads: installed packages, package lists, sources, pins, config.
 # While none of these changes, its answer cannot change (see agent.host.command_cache).
 _APT_INPUTS = (
@@ -93,6 +108,29 @@ def _last_installed(ctx: ProbeContext) -> float | None:
     return None
 
 
+def _without_security_archive(ctx: ProbeContext, plan: AptPlan) -> pb.ProbeError | None:
+    """Why the security count cannot be told, or None when it can: something is pending, none
+    of it comes from a security archive, and apt has no security archive at all (so "none of
+    it" says nothing). The archives are read from the Release files' names in apt's lists,
+    which are what the simulation planned from."""
+    if not plan.pending_total or any(u.security for u in plan.upgrades):
+        return None
+    try:
+        archives = parse_list_names(ctx.host.list_dir(_LISTS))
+    except HostError as exc:
+        return source_error(FACT, _ARCHIVES, exc)
+    if any(a.security for a in archives):
+        return None
+    named = ", ".join(str(a) for a in archives[:_MAX_ARCHIVES_NAMED]) or "none"
+    if len(archives) > _MAX_ARCHIVES_NAMED:
+        named += f" and {len(archives) - _MAX_ARCHIVES_NAMED} more"
+    reason = (
+        f'no security archive configured (no "-security" suite among: {named}):'
+        " apt cannot tell security updates apart"
+    )
+    return error(FACT, pb.PROBE_ERROR_CODE_NO_SOURCE, reason, _ARCHIVES)
+
+
 def _apt_plan(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
         result = ctx.host.run_cached(APT_SIMULATE, ctx.config.command_timeout, _APT_INPUTS)
@@ -100,8 +138,12 @@ def _apt_plan(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeEr
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "apt-get", exc))
         return False
-    security = sorted({u.name for u in plan.security})
     fact.pending_total = plan.pending_total
+    untold = _without_security_archive(ctx, plan)
+    if untold is not None:
+        errors.append(untold)  # the total stays; the security count is unknown, never 0
+        return True
+    security = sorted({u.name for u in plan.security})
     fact.pending_security = len(security)
     fact.pending_security_names.extend(security[:MAX_NAMES])
     return True
