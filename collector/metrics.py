@@ -63,6 +63,15 @@ class IngestMetrics:
             ["rpc", "reason"],
             registry=self.registry,
         )
+        self.abandoned = Counter(
+            "devposture_reports_abandoned",
+            "Reports in calls that ended before their answer, by call and why: the caller's"
+            " deadline passed (DEADLINE_EXCEEDED) or the call was cancelled (CANCELLED). Not"
+            " acknowledged, so the agent sends them again; stored meanwhile, they are then"
+            " counted as duplicates.",
+            ["rpc", "reason"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "devposture_ingest_latency_seconds",
             "Seconds from receiving a report call to acknowledging it (stored and committed).",
@@ -85,6 +94,11 @@ class IngestMetrics:
     def refused(self, rpc: str, code: grpc.StatusCode, reports: int = 1) -> None:
         if reports > 0:
             self.rejected.labels(rpc, code.name).inc(reports)
+
+    def gave_up(self, rpc: str, code: grpc.StatusCode, reports: int = 1) -> None:
+        """A call that ended unanswered (`code`: DEADLINE_EXCEEDED or CANCELLED)."""
+        if reports > 0:
+            self.abandoned.labels(rpc, code.name).inc(reports)
 
     def refusals(self, rpc: str, codes: Iterable[int]) -> None:
         """Per-report refusals inside a batch response, by numeric gRPC code."""

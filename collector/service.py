@@ -862,7 +862,8 @@ class CollectorService(pb_grpc.CollectorServicer):
         started = time.perf_counter()
         try:
             answer = await call
-        except asyncio.CancelledError:  # the agent went away: not a refusal
+        except asyncio.CancelledError:  # the agent went away: not a refusal, but counted
+            self.metrics.gave_up(rpc, _ended_unanswered(context), _reports_in(request))
             raise
         except BaseException:
             code = _code_of(context)
@@ -988,6 +989,16 @@ class CollectorService(pb_grpc.CollectorServicer):
         if request.config_version != self._judging.agent_config.version:
             response.config.CopyFrom(self._judging.agent_config)
         return response
+
+
+def _ended_unanswered(context: grpc.aio.ServicerContext[object, object]) -> grpc.StatusCode:
+    """Why a call was cancelled before its answer: its deadline passed, or the caller (or
+    the server stopping) cancelled it. Such calls were in no count at all: a collector too
+    slow for its agents' deadlines showed nothing in its metrics, not even in the latency."""
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+    return grpc.StatusCode.CANCELLED
 
 
 def _reports_in(request: Request[pb.ReportRequest] | Request[pb.ReportBatchRequest]) -> int:

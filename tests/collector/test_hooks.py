@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import re
+import threading
 import time
 import urllib.request
 import uuid
@@ -50,6 +51,7 @@ from tests.conftest import (
     running_collector,
 )
 from tests.databases import collector_database
+from tests.waiting import wait_until
 
 HOSTNAMES = ("alice-thinkpad", "bob-macbook")
 
@@ -398,6 +400,44 @@ def test_metrics_count_reports_received_and_refused_by_reason(
         for _, labels in samples:
             for _, label in labels:
                 assert not any(s in label or label in s for s in secrets if label), label
+
+
+def test_calls_that_end_unanswered_are_counted_by_why(hooked: Hooked, tmp_path: Path) -> None:
+    """Found by a grpc-js client whose deadline passed mid-call: such a call (and one its
+    caller cancelled) was in no count at all, neither acknowledged nor refused, nor in the
+    latency; a collector too slow for its agents showed nothing in its metrics. The store's
+    thread is held here, so each call is in the collector's hands when it ends."""
+    live = hooked.live
+    agent = enroll_agent(live, tmp_path / "agent", HOSTNAMES[0])
+    device = agent.enrollment.device_id
+    assert _report(agent, make_report(device)) == grpc.StatusCode.OK  # its first use recorded
+    gate = threading.Event()
+    holding = asyncio.run_coroutine_threadsafe(live.service.in_db(gate.wait), live._loop)
+    try:
+        with open_channel(agent.state, agent.enrollment) as channel:
+            stub = pb_grpc.CollectorStub(channel)
+            late = stub.ReportBatch.future(
+                pb.ReportBatchRequest(reports=[make_report(device) for _ in range(3)]), timeout=1
+            )
+            assert late.exception(30) is not None  # it waits on the store's thread
+            assert late.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            dropped = make_report(device)
+            cancelled = stub.Report.future(pb.ReportRequest(report=dropped), timeout=60)
+            wait_until(lambda: live.service.committer.waiting == 1, "the report to be queued")
+            cancelled.cancel()
+            abandoned = "devposture_reports_abandoned_total"
+            samples = scrape_until(
+                hooked.metrics_url,
+                lambda s: value(s, abandoned, rpc="Report", reason="CANCELLED") == 1,
+            )
+    finally:
+        gate.set()
+        holding.result(30)
+    assert value(samples, abandoned, rpc="ReportBatch", reason="DEADLINE_EXCEEDED") == 3
+    assert value(samples, abandoned, rpc="Report", reason="CANCELLED") == 1
+    assert value(samples, "devposture_reports_rejected_total", rpc="Report",
+                 reason="CANCELLED") == 0  # fmt: skip
+    assert _report(agent, dropped) == grpc.StatusCode.OK  # the port goes on serving
 
 
 def _device_states(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float],
