@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +145,35 @@ def refuse_used(database: PostgresTarget) -> None:
         )
 
 
+class OtherInstallation(Worded):
+    """The database belongs to another installation than the data folder; the message names
+    both and what to do."""
+
+
+def evidence_key_of(data_dir: Path) -> str:
+    """The fingerprint of the data folder's evidence-signing key: what names its installation."""
+    return signing.fingerprint(signing.load_or_create(data_dir).public_key())
+
+
+def claim_installation(config: CollectorConfig, store: Store) -> None:
+    """Hold the database to the data folder's installation: the database is claimed for it if
+    no installation has claimed it yet (a new database, or one made before schema 23), and
+    OtherInstallation is raised if another one has."""
+    ours = evidence_key_of(config.data_dir)
+    held = store.installation.claim(ours, int(time.time() * 1_000_000))
+    if held != ours:
+        raise OtherInstallation(
+            "the database {database} belongs to another installation (its evidence-signing key"
+            " is {held}; this data folder's is {ours}): this folder was made by `init` for"
+            " another database, or the database was given to another `init`. Point [database]"
+            " url in {config} at this installation's own database; for a further collector of"
+            " the installation that owns it, make a folder with `init --join` and a copy of that"
+            " installation's first data folder",
+            database=config.database.describe(), held=held, ours=ours,
+            config=config.data_dir / CONFIG_NAME,
+        )
+
+
 @contextlib.contextmanager
 def undone_on_failure(data_dir: Path) -> Iterator[None]:
     """Remove what a failed `init` made in `data_dir` (checked empty or missing before), so
@@ -225,7 +255,11 @@ def _make(
     # Made now, not on first use, so that a further collector (`init --join`) copies them.
     network_hash_key(data_dir)
     signing.load_or_create(data_dir)
-    Store.open(config.database).close()
+    store = Store.open(config.database)
+    try:
+        claim_installation(config, store)  # a second `init` on this database is refused
+    finally:
+        store.close()
     return config, authority.cert
 
 

@@ -29,6 +29,7 @@ from devposture.collector.config import CONFIG_NAME, CollectorConfig, load, rend
 from devposture.collector.datadir import (
     InitError,
     check_request,
+    claim_installation,
     not_empty,
     server_names,
     undone_on_failure,
@@ -122,5 +123,9 @@ def _make(
     key = new_private_key()
     write_private(config.server_key, private_key_pem(key))
     config.server_cert.write_bytes(cert_pem(authority.issue_server_certificate(key, dns, ips)))
-    Store.open(config.database).close()  # the database answers, and has its tables
+    store = Store.open(config.database)  # the database answers, and has its tables
+    try:
+        claim_installation(config, store)  # and is the first folder's installation's
+    finally:
+        store.close()
     return config, authority.cert

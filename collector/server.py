@@ -32,7 +32,7 @@ from devposture.collector.agent_config import network_hash_key
 from devposture.collector.alerts.task import keep_alerting
 from devposture.collector.company_time import zone_of
 from devposture.collector.config import CollectorConfig
-from devposture.collector.datadir import DataFolderLock, lock_data_folder
+from devposture.collector.datadir import DataFolderLock, claim_installation, lock_data_folder
 from devposture.collector.health import Health
 from devposture.collector.metrics import FleetCollector, MetricsServer, start_metrics_server
 from devposture.collector.policy import policy_stamp
@@ -223,6 +223,7 @@ async def _serve(
     report_credentials = trust.server_credentials(require_client_auth=True)
     store = Store.open(config.database)
     try:
+        claim_installation(config, store)  # never another installation's database
         policy = keep_in_force(config, store)
     except BaseException:
         store.close()

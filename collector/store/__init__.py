@@ -17,6 +17,7 @@ A `Store` is one database and the parts that own its tables:
 - `policies`, `coordination`, `sessions` and `guesses`: the policy in force, leases for work
   done once, dashboard sessions and failed guesses, which several collectors on one database
   share.
+- `installation`: which installation (evidence-signing key) the database belongs to.
 
 Nothing outside this package writes SQL. The dashboard, the admin service and the metrics
 endpoint open a reader (`Store.open_reader`), which the engine refuses to write through.
@@ -53,6 +54,7 @@ from devposture.collector.store.identity import (
     TokenInfo,
     TokenRejected,
 )
+from devposture.collector.store.installation import Installation
 from devposture.collector.store.policies import Policies
 from devposture.collector.store.reports import (
     CheckResult,
@@ -111,6 +113,7 @@ class Store:
         self.retention = Retention(database)
         self.sealing = Sealing(database)
         self.alerts = AlertRecords(database)
+        self.installation = Installation(database)
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 22
+SCHEMA_VERSION = 23
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -588,6 +588,12 @@ ALERT_RETRIES_MIGRATION: tuple[Step, ...] = (
     "CREATE UNIQUE INDEX IF NOT EXISTS alert_outbox_untried ON alert_outbox(channel)"
     " WHERE state = 'pending' AND attempts = 0",
 )
+# Schema 23: which installation the database belongs to (store/installation.py): the
+# fingerprint of the evidence-signing key that claimed it; one row at most.
+INSTALLATION_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS installation (only_row INTEGER PRIMARY KEY CHECK (only_row = 1),"
+    " evidence_key TEXT NOT NULL, claimed_us INTEGER NOT NULL)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -596,6 +602,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
     17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
     20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
+    23: INSTALLATION_MIGRATION,
 }  # fmt: skip
 
 
@@ -984,6 +991,11 @@ CREATE TABLE IF NOT EXISTS alert_collector_problems (
     detail       {_C} NOT NULL,
     observed_us  BIGINT NOT NULL,
     PRIMARY KEY (reporter, problem_key)
+);
+CREATE TABLE IF NOT EXISTS installation (
+    only_row      INTEGER PRIMARY KEY CHECK (only_row = 1),
+    evidence_key  {_C} NOT NULL,
+    claimed_us    BIGINT NOT NULL
 );
 """  # noqa: S608 (fixed texts only)
 

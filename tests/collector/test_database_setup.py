@@ -141,6 +141,13 @@ def test_init_refuses_a_database_holding_another_installations_data(
 ) -> None:
     used = fresh_postgres()
     assert collector_cli(["init", "--data", str(tmp_path / "first"), "--database", used.url]) == 0
+    # Claimed by the first `init` even before its collector served or stored anything.
+    capsys.readouterr()
+    assert collector_cli(["init", "--data", str(tmp_path / "early"), "--database", used.url]) == 1
+    assert "already holds collector data (table installation is not empty)" in (
+        capsys.readouterr().err
+    )
+    assert not (tmp_path / "early").exists()
     store = Store.open(used)
     try:
         store.identity.add_token(new_token(), T0, T0 + dt.timedelta(hours=1), uses=1)
@@ -149,10 +156,10 @@ def test_init_refuses_a_database_holding_another_installations_data(
     capsys.readouterr()
     assert collector_cli(["init", "--data", str(tmp_path / "second"), "--database", used.url]) == 1
     err = capsys.readouterr().err
-    assert "already holds collector data (table enrollment_tokens is not empty)" in err
+    assert "already holds collector data (table installation is not empty)" in err
     assert "init --join FOLDER" in err and "give an empty database" in err
     assert not (tmp_path / "second").exists()
-    # An empty database (its tables made by an `init` that served nothing) is no one's yet.
+    # A database no `init` claimed is no one's yet.
     assert collector_cli(["init", "--data", str(tmp_path / "third"),
                           "--database", fresh_postgres().url]) == 0  # fmt: skip
 
