@@ -40,6 +40,7 @@ from devposture.collector.config import (
     ConfigError,
     load,
 )
+from devposture.collector.log_every import EveryFew
 from devposture.collector.store import database_errors
 from devposture.collector.store.disk_space import full_disk_said, is_full, no_space_left
 from devposture.collector.store.target import DatabaseTargetError, postgres_target
@@ -384,6 +385,10 @@ def main(argv: list[str] | None = None) -> int:
         # to check; the pool's own warnings of each try (several lines each, before it) are
         # for a service's log, or for --verbose.
         logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    else:
+        # A service's log through a PostgreSQL outage: the pool warns of every connection it
+        # fails to make (a few a second); one line per kind every few seconds says the same.
+        logging.getLogger("psycopg.pool").addFilter(EveryFew())
     handlers = {
         ("init", None): cmd_init,
         ("migrate", None): cli_migrate.cmd_migrate,

@@ -7,6 +7,7 @@ where one line every ten seconds, with a count, says the same and leaves the res
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -37,3 +38,26 @@ class LogEvery:
         since = f" ({self.unlogged} more since the last line)" if self.unlogged else ""
         self._logged, self.unlogged = now, 0
         return since
+
+
+class EveryFew(logging.Filter):
+    """A logger's recurring lines (psycopg's pool: a warning for each connection it fails to
+    make, a few a second while PostgreSQL is away), one per message every few seconds, the
+    next one saying how many were left out."""
+
+    def __init__(self, seconds: Callable[[], float] = lambda: LOG_EVERY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        super().__init__()
+        self._seconds, self._clock = seconds, clock
+        self._each: dict[str, LogEvery] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        every = self._each.get(str(record.msg))
+        if every is None:
+            every = self._each[str(record.msg)] = LogEvery(self._seconds, self._clock)
+        since = every.due()
+        if since is None:
+            return False
+        if since:
+            record.msg, record.args = f"{record.getMessage()}{since}", None
+        return True

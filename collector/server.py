@@ -34,6 +34,7 @@ from devposture.collector.company_time import zone_of
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import DataFolderLock, claim_installation, lock_data_folder
 from devposture.collector.health import Health
+from devposture.collector.log_every import LogEvery
 from devposture.collector.metrics import FleetCollector, MetricsServer, start_metrics_server
 from devposture.collector.policy import policy_stamp
 from devposture.collector.policy.in_force import (
@@ -385,11 +386,15 @@ async def log_ingest(
 SEAL_SECONDS = 5.0
 
 
-async def keep_sealing(running: RunningServer, stop: asyncio.Event,
-                       every: float = SEAL_SECONDS) -> None:  # fmt: skip
+async def keep_sealing(
+    running: RunningServer, stop: asyncio.Event, every: float = SEAL_SECONDS,
+    failing: LogEvery | None = None,
+) -> None:
     """Seal the reports that waited their longest (store/sealing.py) every few seconds: a
     quiet collector's last reports are chained within SEAL_AFTER_US plus this. A failure is
-    logged and tried again; it never stops the collector."""
+    logged (once every few seconds through an outage) and tried again; it never stops the
+    collector."""
+    failing = failing or LogEvery()
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
@@ -397,7 +402,9 @@ async def keep_sealing(running: RunningServer, stop: asyncio.Event,
             now = to_us(running.service.now())
             await running.service.in_db(lambda: running.store.sealing.seal_due(now))  # noqa: B023
         except Exception as exc:  # the reports are stored; their seal waits a moment
-            log.error("could not seal reports into the evidence chain: %s", exc)
+            since = failing.due()
+            if since is not None:
+                log.error("could not seal reports into the evidence chain: %s%s", exc, since)
 
 
 PRESENT_SECONDS = 30.0
@@ -539,13 +546,15 @@ async def backfill_week_ends(
 
 
 async def watch_policy(
-    config: CollectorConfig, running: RunningServer, stop: asyncio.Event, *, file: bool = True
+    config: CollectorConfig, running: RunningServer, stop: asyncio.Event, *, file: bool = True,
+    failing: LogEvery | None = None,
 ) -> None:
     """Apply an edited policy file without a restart, and follow the policy other collectors
     on the same database apply. A file with mistakes is refused, with every mistake logged,
     and the policy in force stays as it was."""
     seen: tuple[int, int] | None = None  # the first poll compares the file's text itself
     in_force = await running.service.in_db(running.store.policies.version)
+    failing = failing or LogEvery()  # through an outage: a line every few seconds
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
@@ -568,7 +577,9 @@ async def watch_policy(
         except (PolicyError, OSError, UnicodeDecodeError) as exc:
             log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
         except Exception as exc:  # the database may be away a moment; the next poll retries
-            log.error("could not follow the policy in force: %s", exc)
+            since = failing.due()
+            if since is not None:
+                log.error("could not follow the policy in force: %s%s", exc, since)
 
 
 REJUDGE_LEASE = "policy-rejudge"
