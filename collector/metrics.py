@@ -72,6 +72,16 @@ class IngestMetrics:
             ["rpc", "reason"],
             registry=self.registry,
         )
+        self.identity_calls = Counter(
+            "devposture_identity_calls",
+            "Enroll, Renew and Reestablish calls by the gRPC status they ended with: OK, or"
+            " the refusal's code (UNAUTHENTICATED for a token or proof refused,"
+            " INVALID_ARGUMENT, PERMISSION_DENIED, RESOURCE_EXHAUSTED for the enrollment"
+            " throttle, UNAVAILABLE), DEADLINE_EXCEEDED or CANCELLED for a call that ended"
+            " unanswered.",
+            ["rpc", "code"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "devposture_ingest_latency_seconds",
             "Seconds from receiving a report call to acknowledging it (stored and committed).",
@@ -99,6 +109,10 @@ class IngestMetrics:
         """A call that ended unanswered (`code`: DEADLINE_EXCEEDED or CANCELLED)."""
         if reports > 0:
             self.abandoned.labels(rpc, code.name).inc(reports)
+
+    def identity_call(self, rpc: str, code: grpc.StatusCode) -> None:
+        """One Enroll, Renew or Reestablish call, by how it ended."""
+        self.identity_calls.labels(rpc, code.name).inc()
 
     def refusals(self, rpc: str, codes: Iterable[int]) -> None:
         """Per-report refusals inside a batch response, by numeric gRPC code."""

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
     reflection_pb2,
@@ -28,7 +30,7 @@ from grpc_reflection.v1alpha import (  # type: ignore[import-untyped]
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from devposture.agent.enroll import EnrollError, enroll
+from devposture.agent.enroll import EnrollError, enroll, make_csr
 from devposture.agent.state import AgentState
 from devposture.agent.transport import open_channel
 from devposture.collector import server as collector_server
@@ -438,6 +440,44 @@ def test_calls_that_end_unanswered_are_counted_by_why(hooked: Hooked, tmp_path: 
     assert value(samples, "devposture_reports_rejected_total", rpc="Report",
                  reason="CANCELLED") == 0  # fmt: skip
     assert _report(agent, dropped) == grpc.StatusCode.OK  # the port goes on serving
+
+
+def test_enrollments_renewals_and_reestablishments_are_counted_by_status(
+    hooked: Hooked, tmp_path: Path
+) -> None:
+    """Found by a grpc-js client going through every call: these three were in no count, so
+    a guessing source, a stale rollout token or a fleet failing to renew showed only in the
+    log. Each is counted by the status it ended with, OK included."""
+    live = hooked.live
+    agent = enroll_agent(live, tmp_path / "agent", HOSTNAMES[0])  # Enroll: OK
+    key = serialization.load_pem_private_key(agent.state.key_path.read_bytes(), password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    guess = pb.EnrollRequest(token="dpt_0123456789abcdef_" + "A" * 43, csr_pem=make_csr(
+        ec.generate_private_key(ec.SECP256R1()), "guesser").decode())  # fmt: skip
+    with _tls_channel(live, live.enroll_port, None) as channel:
+        stub = pb_grpc.CollectorStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Enroll(guess, timeout=20)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Reestablish(pb.ReestablishRequest(), timeout=20)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with open_channel(agent.state, agent.enrollment) as channel:
+        stub = pb_grpc.CollectorStub(channel)
+        stub.Renew(pb.RenewRequest(csr_pem=make_csr(key, "renewal").decode()), timeout=20)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.Renew(pb.RenewRequest(csr_pem="not a request"), timeout=20)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    calls = "devposture_identity_calls_total"
+    samples = scrape_until(
+        hooked.metrics_url, lambda s: value(s, calls, rpc="Renew", code="INVALID_ARGUMENT") == 1
+    )
+    assert {(dict(labels)["rpc"], dict(labels)["code"]): count
+            for (name, labels), count in samples.items() if name == calls} == {
+        ("Enroll", "OK"): 1, ("Enroll", "UNAUTHENTICATED"): 1,
+        ("Reestablish", "UNAUTHENTICATED"): 1,
+        ("Renew", "OK"): 1, ("Renew", "INVALID_ARGUMENT"): 1,
+    }  # fmt: skip
 
 
 def _device_states(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float],
