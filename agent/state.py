@@ -159,8 +159,16 @@ class AgentState:
             key = b""
         if len(key) < 32:
             key = secrets.token_bytes(32)
-            ensure_private_dir(self.directory)
-            write_atomic(path, key, 0o600)
+            try:
+                ensure_private_dir(self.directory)
+                write_atomic(path, key, 0o600)
+            except OSError as exc:  # a first start on a full disk said "unexpected OSError"
+                raise StateError(
+                    "the state folder {path} cannot keep this computer's key for hashing"
+                    " Wi-Fi names ({problem}): free space on its disk, or let the agent's"
+                    " account write there, then try again",
+                    path=self.directory, problem=exc,
+                ) from exc
         return key
 
     @property

@@ -39,6 +39,7 @@ from devposture.collector.store.engine import SqliteDatabase
 from devposture.collector.store.identity import DeviceRecord
 from devposture.collector.tokens import new_token
 from devposture.net.rpc_status import retry_hint
+from tests.e2e.conftest import AGENT
 from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_agent, run, utcnow
 from tests.waiting import wait_until
 
@@ -363,3 +364,25 @@ def test_the_service_s_round_on_a_full_state_disk_names_the_folder(tmp_path: Pat
     finally:
         server.stop()
 
+
+
+def test_a_first_start_on_a_full_state_disk_names_the_folder(tmp_path: Path) -> None:
+    # Before its Wi-Fi hashing key was made (an agent's first collection), a full disk gave
+    # `status` and `once` "unexpected OSError ... please report it to IT", and `run` a
+    # traceback: now the folder, the problem and what to do.
+    server = CollectorServer.create(tmp_path / "c")
+    server.start()
+    try:
+        with tmpfs(tmp_path / "state", "2m") as disk:
+            agent = enroll_agent(server, disk / "agent", "laptop", server.token(1))
+            (agent.state.directory / "network-hash.key").unlink(missing_ok=True)
+            filler = fill(disk)
+            done = run(AGENT, "status", "--state", str(agent.state.directory))
+            filler.unlink()
+    finally:
+        server.stop()
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert (f"the state folder {disk / 'agent'} cannot keep this computer's key for hashing"
+            " Wi-Fi names") in done.stderr  # fmt: skip
+    assert "free space on its disk" in done.stderr
+    assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
