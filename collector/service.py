@@ -102,6 +102,9 @@ MAX_CSR_BYTES = 16 * 1024
 MAX_BATCH = 64
 # The shortest wait a pushed-back agent is told; the hint is spread up to twice this.
 PUSH_BACK_MS = 5_000
+# A group of reports the database failed to store (an outage, an I/O error): in both languages,
+# as the other outage answers (collector/outage.py).
+STORING_FAILED = "the collector could not store the report (采集端暂时无法保存报告)"
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -790,11 +793,9 @@ class CollectorService(pb_grpc.CollectorServicer):
             if since is not None:
                 log.error("storing %d report(s) failed: %s%s", len(items), type(exc).__name__,
                           since)  # fmt: skip
-            await context.abort(
-                grpc.StatusCode.UNAVAILABLE,
-                "the collector could not store the report: it is kept on your computer;"
-                " retry later",
-            )
+            # With a retry hint, as every other pushback: an agent (or any gRPC client) told
+            # only "retry later" came back at its own pace through an outage.
+            await self._push_back(context, STORING_FAILED, "it is kept on your computer")
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
     def _intake(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from pathlib import Path
 
 import grpc
@@ -14,7 +15,9 @@ from cryptography.x509.oid import NameOID
 from devposture.agent.outbox import Outbox
 from devposture.agent.state import Enrollment
 from devposture.agent.transport import drain, open_channel, send_report
+from devposture.collector.ingest import GroupCommitter
 from devposture.collector.pki import Authority, cert_pem, new_private_key, private_key_pem
+from devposture.net.rpc_status import retry_hint
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
@@ -233,3 +236,31 @@ def test_outbox_keeps_reports_while_the_collector_is_down(
     result = drain(agent.state, closed, outbox)
     assert result.stopped_by is not None and result.stopped_by.startswith("UNAVAILABLE")
     assert [p.report.report_id for p in outbox.pending()] == [report.report_id]
+
+
+def test_a_report_the_database_fails_to_store_is_pushed_back_with_a_retry_hint(
+    live_collector: LiveCollector, agent: EnrolledAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An outage the store met (PostgreSQL restarting, an I/O error): UNAVAILABLE "retry
+    # later" without a hint, in English only; the agent came back at its own pace.
+    async def failing(self: GroupCommitter, items: object) -> object:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(GroupCommitter, "store", failing)
+    outbox = Outbox(agent.state.outbox_dir)
+    report = make_report(agent.enrollment.device_id)
+    outbox.put(report)
+    with open_channel(agent.state, agent.enrollment) as channel, pytest.raises(
+        grpc.RpcError
+    ) as caught:
+        send_report(channel, report)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    details = str(caught.value.details())
+    assert details.startswith("the collector could not store the report (采集端暂时无法保存报告):"
+                              " it is kept on your computer; retry in ")  # fmt: skip
+    pushed, after = retry_hint(caught.value)
+    assert pushed and after is not None and 5.0 <= after <= 10.0
+    result = drain(agent.state, agent.enrollment, outbox)
+    assert result.retry_after is not None and 5.0 <= result.retry_after <= 10.0
+    assert [p.report.report_id for p in outbox.pending()] == [report.report_id]
+    assert _stored(live_collector) == []
