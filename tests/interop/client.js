@@ -8,6 +8,7 @@
 // CALL is Report, ReportBatch, Health (grpc.health.v1 Check on the enrollment port, without
 // a client certificate: give "" for CERT and KEY) or Admin (Admin/Run on the administration
 // port, its credential taken from DEVPOSTURE_ADMIN_CREDENTIAL, never from the command line).
+// DEVPOSTURE_GRPC_COMPRESSION=gzip sends the request gzip-compressed.
 'use strict';
 const fs = require('fs');
 const grpc = require('@grpc/grpc-js');
@@ -20,6 +21,9 @@ const credentials = cert
   ? grpc.credentials.createSsl(fs.readFileSync(ca), fs.readFileSync(key), fs.readFileSync(cert))
   : grpc.credentials.createSsl(fs.readFileSync(ca));
 const deadline = {deadline: Date.now() + 20000};
+// DEVPOSTURE_GRPC_COMPRESSION=gzip: every request compressed, as a client may choose to.
+const channelOptions = process.env.DEVPOSTURE_GRPC_COMPRESSION === 'gzip'
+  ? {'grpc.default_compression_algorithm': 2} : {};
 
 function done(err, answer) {
   if (err) {
@@ -40,15 +44,17 @@ if (call === 'Health') {
   fs.writeFileSync(file, health);
   const pkg = grpc.loadPackageDefinition(loader.loadSync(file, options)).grpc.health.v1;
   fs.unlinkSync(file);
-  new pkg.Health(address, credentials).Check(JSON.parse(argument), deadline, done);
+  new pkg.Health(address, credentials, channelOptions).Check(JSON.parse(argument), deadline, done);
 } else if (call === 'Admin') {
   const pkg = grpc.loadPackageDefinition(
     loader.loadSync('devposture/v1/admin.proto', options)).devposture.v1;
   const metadata = new grpc.Metadata();
   metadata.set('authorization', `Bearer ${process.env.DEVPOSTURE_ADMIN_CREDENTIAL || ''}`);
-  new pkg.Admin(address, credentials).Run(JSON.parse(argument), metadata, deadline, done);
+  new pkg.Admin(address, credentials, channelOptions).Run(JSON.parse(argument), metadata, deadline,
+                                                         done);
 } else {
   const definition = loader.loadSync('devposture/v1/devposture.proto', options);
   const pkg = grpc.loadPackageDefinition(definition).devposture.v1;
-  new pkg.Collector(address, credentials)[call](JSON.parse(argument), deadline, done);
+  new pkg.Collector(address, credentials, channelOptions)[call](JSON.parse(argument), deadline,
+                                                                 done);
 }
