@@ -108,7 +108,10 @@ def seal(
         top = int(cur.execute("SELECT MAX(n) FROM reports").fetchone()[0])
     last = int(first[0]) - 1
     waiting = top - last  # at most: numbers of reports rolled back are never stored
-    if not force and waiting < most and now_us - int(first[1]) < after_us:
+    waited = now_us - int(first[1])
+    # A clock set back (received "in the future") is due at once: the reports would have
+    # waited until the clock caught up, hours perhaps, outside the chain.
+    if not force and waiting < most and 0 <= waited < after_us:
         return 0
     # Only once a seal is due (not on every write that stores a report: the chain is read
     # back from its head to the latest seal, all the entries written since).

@@ -213,3 +213,19 @@ def test_reports_sealed_twice_are_named_by_audit_check_the_export_and_verify(
 def _bodies_of(store: Store) -> dict[str, bytes]:
     return {report_id: body for report_id, body in store.reports.report_bodies(
         [f"r{n}" for n in range(3)]).items()}  # fmt: skip
+
+
+def test_reports_received_before_the_clock_was_set_back_are_sealed_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    # The collector's clock set back an hour (an NTP correction after running ahead): the
+    # reports it received before waited, unsealed, until the clock passed their time again.
+    _store(store, "r1", 3600)
+    assert store.sealing.seal_due(to_us(T0)) == 1
+    assert [reports for _, reports in _groups(store)] == [["r1"]]
+    assert store.sealing.waiting() == 0
+    # The seal dated before the report it seals is evidence like any other.
+    out = export.export_bundle(store, default_policy(), tmp_path, start=T0 - dt.timedelta(days=1),
+                               end=dt.datetime.now(dt.UTC), out=tmp_path / "back.zip")  # fmt: skip
+    public = signing.load_or_create(tmp_path).public_key()
+    assert "NOT VERIFIED" not in verify.verify_bundle(out.path, public).text()
