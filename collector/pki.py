@@ -23,8 +23,12 @@ from devposture.collector.clock import utcnow
 DEVICE_URI_PREFIX = "urn:devposture:device:"
 CA_LIFETIME = dt.timedelta(days=3650)
 SERVER_CERT_LIFETIME = dt.timedelta(days=825)
-# Backdating absorbs small clock differences between collector and agents.
-BACKDATE = dt.timedelta(minutes=5)
+# Backdating absorbs clock differences: an agent whose clock is behind still accepts a server
+# certificate just made (`tls rotate`, `init`), and a device certificate stays valid to the
+# collector that issued it when its clock, running ahead, is set back (an NTP correction, a VM
+# resumed). An hour, as public CAs backdate; five minutes left a collector corrected by more
+# refusing every certificate it had issued since, until its clock caught up.
+BACKDATE = dt.timedelta(hours=1)
 
 CertificateIssuerKey = ec.EllipticCurvePrivateKey
 

@@ -28,7 +28,7 @@ from devposture.agent.renewal import (
 from devposture.agent.state import AgentState, Enrollment, write_atomic
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector.clock import utcnow
-from devposture.collector.pki import Authority, cert_pem
+from devposture.collector.pki import BACKDATE, Authority, cert_pem
 from devposture.collector.server import CONNECTION_AGE_GRACE_MS
 from devposture.collector.store.identity import DeviceRecord, EnrollRefused, TokenRejected
 from devposture.collector.tokens import new_token
@@ -107,7 +107,10 @@ def test_short_lived_certificates_follow_the_configured_lifetime(tmp_path: Path)
     with running_collector(tmp_path / "c", device_certificate_days=3) as collector:
         cert = _cert(enroll_agent(collector, tmp_path / "a").state)
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
-    assert dt.timedelta(days=3) <= lifetime <= dt.timedelta(days=3, minutes=10)
+    assert dt.timedelta(days=3) <= lifetime <= dt.timedelta(days=3) + BACKDATE
+    # Valid from an hour before it was issued: a collector whose clock ran ahead and is set
+    # back still accepts it (and the agents' clocks behind still accept the server's).
+    assert dt.datetime.now(dt.UTC) - cert.not_valid_before_utc >= BACKDATE
 
 
 def test_a_failed_renewal_keeps_the_old_certificate_and_backs_off(
