@@ -15,7 +15,8 @@ What is checked, and why:
 * **`report_id`** must be a canonical lowercase UUID (the store's key for idempotence);
 * **every `google.protobuf.Timestamp`** must be well-formed (nanos in 0..999,999,999), not
   before `EARLIEST` (1990-01-01: an unset clock or a zero from a parser, not a fact) and not
-  more than `FUTURE_TOLERANCE` (24 h) after the collector's clock. Agents' clocks may be hours
+  more than `FUTURE_TOLERANCE` (24 h) after the report arrived (on the agent's clock where
+  its skew is known, `intake.agent_now`). Agents' clocks may be hours
   off and their reports must still be delivered, so the tolerance is generous; a day is not a
   skew, it is a broken clock;
 * **`collected_at`** is required and must be at most `MAX_REPORT_AGE` (400 days) old: a report
@@ -91,8 +92,10 @@ class ReportInvalid(ValueError):
 
 
 def validate_report(report: pb.PostureReport, now: dt.datetime) -> None:
-    """Raise ReportInvalid unless `report` is within every limit, judged at `now` (the
-    collector's clock, timezone-aware)."""
+    """Raise ReportInvalid unless `report` is within every limit, judged at `now`: when the
+    report arrived, on the agent's clock where its skew is known (`intake.agent_now`), else on
+    the collector's (timezone-aware). The messages call it the arrival: it is the collector's
+    clock only when the agent's skew is not known."""
     if not report.HasField("collected_at"):
         raise ReportInvalid("collected_at is missing: every report must say when it was taken")
     if not _is_canonical_uuid(report.report_id):
@@ -109,7 +112,7 @@ def validate_report(report: pb.PostureReport, now: dt.datetime) -> None:
     if collected < bounds.oldest_report:
         raise ReportInvalid(
             f"collected_at: {_show(collected)} is more than {MAX_REPORT_AGE.days} days before"
-            f" the collector's clock ({_show(bounds.now)})"
+            f" the report arrived ({_show(bounds.now)})"
         )
 
 
@@ -325,7 +328,7 @@ def _check_timestamp(message: Timestamp, path: Path, bounds: _Bounds) -> None:
     if seconds > bounds.latest:
         hours = int(FUTURE_TOLERANCE.total_seconds() // 3600)
         raise ReportInvalid(
-            f"{where}: {_show(seconds)} is more than {hours} h after the collector's clock"
+            f"{where}: {_show(seconds)} is more than {hours} h after the report arrived"
             f" ({_show(bounds.now)}): check the device's clock"
         )
 

@@ -5,6 +5,7 @@ report's own clock so the skew cannot make a fresh backup look old (or an old on
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import grpc
 import pytest
@@ -151,3 +152,22 @@ def test_it_sees_the_skew_and_the_lost_reports_in_device_list_and_show(
     shown = capsys.readouterr().out
     assert "3 h 5 min behind the collector" in shown
     assert "2 waiting; since install 12 merged" in shown and "3 dropped" in shown
+
+
+def test_a_time_refused_on_a_skewed_agents_clock_is_told_against_that_clock(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    # Limits on times are read on the agent's own clock when it says when it sent: the
+    # refusal called that moment "the collector's clock" and showed the agent's time.
+    agent_clock = dt.datetime.now(dt.UTC) + dt.timedelta(hours=30)
+    report = make_report(agent.enrollment.device_id, agent_clock + dt.timedelta(hours=25))
+    with pytest.raises(grpc.RpcError) as refused:
+        _send(agent, report, sent_at=agent_clock)
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    details = str(refused.value.details())
+    found = re.search(r"is more than 24 h after the report arrived \((\S+)\): check the"
+                      r" device's clock", details)  # fmt: skip
+    assert found is not None, details
+    arrived = dt.datetime.fromisoformat(found[1].replace("Z", "+00:00"))
+    assert abs(arrived - agent_clock) < dt.timedelta(minutes=1)  # the agent's clock, as said
+    assert "collector's clock" not in details
