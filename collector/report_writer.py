@@ -238,9 +238,12 @@ class ReportWriter:
             header = await reader.readexactly(_LENGTH.size)
             payload = await reader.readexactly(_LENGTH.unpack(header)[0])
         except (OSError, asyncio.IncompleteReadError) as exc:
-            code = self._process.exitcode if self._process is not None else None
+            process = self._process
+            if process is not None:  # its socket closed as it died: reaped, it tells how
+                await asyncio.to_thread(process.join, REAP_SECONDS)
+            ending = _ending(process)
             self._drop()
-            log.error("the report writer ended (exit code %s); starting another", code)
+            log.error("the report writer ended (%s); starting another", ending)
             raise WriterFailed("the report writer ended") from exc
         except BaseException:  # cancelled mid-message: the stream cannot be trusted after
             self._drop()
@@ -278,3 +281,20 @@ class ReportWriter:
             self._process.kill()
             self._process.join(5)
         self._process, self._socket, self._streams = None, None, None
+
+
+# How long a writer whose socket closed is waited for, to be reaped and tell how it ended.
+REAP_SECONDS = 2.0
+
+
+def _ending(process: BaseProcess | None) -> str:
+    """How a writer ended, for the log: "exit code 1", "killed by SIGKILL" (the kernel's OOM
+    killer, an operator); "exit code None" said nothing."""
+    code = None if process is None else process.exitcode
+    if code is None:
+        return "its connection broke; it had not exited yet"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+        return f"killed by signal {-code}"
+    return f"exit code {code}"
