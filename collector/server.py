@@ -20,6 +20,7 @@ import json
 import logging
 import secrets
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -410,14 +411,20 @@ async def keep_sealing(
 PRESENT_SECONDS = 30.0
 
 
-async def keep_present(running: RunningServer, stop: asyncio.Event,
-                       every: float = PRESENT_SECONDS) -> None:  # fmt: skip
+async def keep_present(
+    running: RunningServer, stop: asyncio.Event, every: float = PRESENT_SECONDS,
+    worker: str | None = None,
+) -> None:
     """Say this process serves, every `every` seconds (held three times as long), and keep
     its share of the per-device rate limit among the processes serving on the database
     (collector/ratelimit.py). Gone when it stops; a process that dies is counted out when
-    its presence lapses. A failure is logged and tried again; it never stops the collector."""
+    its presence lapses. A failure is logged and tried again; it never stops the collector.
+    `worker`: this process is that worker of `serve --workers` (`worker_presence`), and a
+    worker started again in place of one that died takes up its presence: the dead one was
+    counted for its presence's three periods, and every process kept a smaller share."""
     # This process, and this server of it (a test or an embedder may run two in one).
-    holder, coordination = f"{collector_name()}/{secrets.token_hex(4)}", running.store.coordination
+    holder = worker or f"{collector_name()}/{secrets.token_hex(4)}"
+    coordination = running.store.coordination
     limiter = running.service.limiter
     hold = dt.timedelta(seconds=every * 3)
     while not stop.is_set():
@@ -435,6 +442,12 @@ async def keep_present(running: RunningServer, stop: asyncio.Event,
             await asyncio.wait_for(stop.wait(), every)
     with contextlib.suppress(Exception):
         await running.service.in_db(lambda: coordination.absent(holder))
+
+
+def worker_presence(config: CollectorConfig, worker: int) -> str:
+    """The presence of worker `worker` of the `serve --workers` of this data folder on this
+    host: the same for the worker started again in its place."""
+    return f"{socket.gethostname()}:{config.data_dir}:worker-{worker}"
 
 
 HEALTH_SECONDS = 1.0
@@ -677,7 +690,9 @@ async def serve_forever(
     days = asyncio.create_task(keep_fleet_days(running, stop, database=config.database))
     sealing = asyncio.create_task(keep_sealing(running, stop))
     # The per-device rate limit shared among the processes serving on the database.
-    present = asyncio.create_task(keep_present(running, stop))
+    present = asyncio.create_task(keep_present(
+        running, stop, worker=None if worker is None else worker_presence(config, worker)
+    ))  # fmt: skip
     healthy = asyncio.create_task(keep_health(running, stop))
     # IT alert digests ([alerts]; nothing when no channel is set), by worker 0 (or the only
     # process), under their own lease.

@@ -187,6 +187,40 @@ def test_a_worker_that_dies_is_started_again(
     assert replacement in named and victim not in named, named
 
 
+def _presences(config: CollectorConfig) -> dict[str, int]:
+    """The serving processes' presences on the database: name -> until (microseconds)."""
+    store = Store.open_reader(config.database)
+    try:
+        rows = store._db.execute(
+            "SELECT name, until_us FROM leases WHERE name LIKE 'serving/%'"
+        ).fetchall()
+    finally:
+        store.close()
+    return {str(name): int(until) for name, until in rows}
+
+
+def test_a_worker_started_again_takes_up_the_dead_ones_presence(
+    workers: tuple[subprocess.Popen[str], Ready], folder: CollectorConfig
+) -> None:
+    # The dead worker's presence was counted for its three periods (90 s) beside its
+    # replacement's: "3 collector processes serve on this database", each keeping a third of
+    # a device's rate limit instead of half.
+    parent, ports = workers
+    wait_until(lambda: len(_presences(folder)) == 2, "both workers present")
+    before = _presences(folder)
+    victim = ports.workers[1]
+    psutil.Process(victim).kill()
+    wait_until(lambda: victim not in {p.pid for p in psutil.Process(parent.pid).children()}
+               and len(psutil.Process(parent.pid).children()) == 2, "the worker started again")
+    # Its replacement's first presence: a new name beside the dead one's, or the dead one's
+    # renewed under its name.
+    wait_until(lambda: set(_presences(folder)) != set(before)
+               or any(_presences(folder)[n] > before[n] for n in before
+                      if n.endswith(":worker-1")), "the new worker's presence")  # fmt: skip
+    after = _presences(folder)
+    assert set(after) == set(before) and len(after) == 2, (before, after)
+
+
 def test_workers_die_with_a_parent_that_is_killed(
     workers: tuple[subprocess.Popen[str], Ready]
 ) -> None:
