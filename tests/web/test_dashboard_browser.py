@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from devposture.collector.credentials import AUDITOR
+from devposture.collector.clock import utcnow
+from devposture.collector.credentials import ADMIN, AUDITOR
 from tests.web.conftest import FINANCE, PUBLIC_NETWORK, Fleet, Small
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -249,6 +250,39 @@ def test_a_column_title_sorts_the_device_list(page: Page, small: Small) -> None:
     expect(page.locator("a.device-link")).to_have_text(["PC-10", "PC-2", "pc-1"])
     page.click('a.sort[data-sort="check:public-wifi"]')
     expect(page.locator("a.device-link").first).to_have_text("PC-10")
+
+
+def test_the_audit_log_fits_a_laptop_screen_with_long_arguments(
+    browser: Browser, small: Small
+) -> None:
+    """A waiver's arguments are one long JSON line (a Chinese reason, a device id): they wrap
+    within their column. They did not (`td code` kept them on one line), so on a laptop the
+    table ran two screens wide and squeezed the role and outcome to a character a line."""
+    arguments = {
+        "device": small.pc10,
+        "check": "public-wifi",
+        "expires": "2026-12-31",
+        "owner": "李伟（IT）",
+        "reason": "出差期间使用4G热点，VPN客户端正在升级" * 3,
+    }
+    store = small.fleet.store()
+    try:
+        store.admin.audit(utcnow(), actor="local:root", credential_id=None, role=ADMIN,
+                          command="waiver add", arguments=arguments, outcome="ok",
+                          message="", peer="local")  # fmt: skip
+    finally:
+        store.close()
+    context = browser.new_context(locale="zh-CN", viewport=LAPTOP)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        _log_in(page, small.fleet, small.fleet.credential(AUDITOR, "审计员 王芳"))
+        page.goto(f"{small.fleet.base}/audit?lang=zh")
+        expect(page.locator("#audit")).to_contain_text("VPN客户端正在升级")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= LAPTOP["width"], f"the audit log is {width} px wide on a laptop"
+    finally:
+        context.close()
 
 
 def test_chromium_is_debian_s(browser: Browser) -> None:
