@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives import serialization
 
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
+from devposture.collector.new_file import fsync_dir, write_atomic, write_temporary
 from devposture.collector.pki import (
     Authority,
     cert_pem,
@@ -116,31 +117,6 @@ class Authorities:
             raise TrustError(
                 f"{where} is damaged ({exc}); restore it from a backup of the data folder"
             ) from exc
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temporary(path: Path, data: bytes, mode: int) -> Path:
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.chmod(mode)
-    return temporary
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` so that a reader (the running server) sees the old or the new file whole."""
-    _write_temporary(path, data, mode).replace(path)
-    _fsync_dir(path.parent)
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -441,11 +417,11 @@ class Trust:
         cert = authority.issue_server_certificate(key, dns, ips)
         # Both files are complete before either is replaced; the running server checks that
         # key and certificate match, so the instant between the two renames is harmless.
-        key_tmp = _write_temporary(self.config.server_key, private_key_pem(key), 0o600)
-        cert_tmp = _write_temporary(self.config.server_cert, cert_pem(cert), 0o644)
+        key_tmp = write_temporary(self.config.server_key, private_key_pem(key), 0o600)
+        cert_tmp = write_temporary(self.config.server_cert, cert_pem(cert), 0o644)
         key_tmp.replace(self.config.server_key)
         cert_tmp.replace(self.config.server_cert)
-        _fsync_dir(self.config.server_cert.parent)
+        fsync_dir(self.config.server_cert.parent)
         return cert
 
     # -- CA rollover ----------------------------------------------------------------------
@@ -474,7 +450,7 @@ class Trust:
         authority = Authority.create(f"devposture collector CA {generation}")
         _write_new(self.key_path(generation), private_key_pem(authority.key), 0o600)
         _write_new(self.cert_path(generation), cert_pem(authority.cert), 0o644)
-        _fsync_dir(self.ca_dir)
+        fsync_dir(self.ca_dir)
         self._write_authorities(
             Authorities(
                 signing=authorities.signing,
@@ -560,7 +536,7 @@ class Trust:
             for path in (self.key_path(generation), self.cert_path(generation)):
                 if path.exists():
                     path.replace(archive / f"ca-{generation}{path.suffix}")
-        _fsync_dir(self.ca_dir)
+        fsync_dir(self.ca_dir)
         return retired
 
     def _not_in_stage(self, authorities: Authorities, action: str, needed: str) -> str:

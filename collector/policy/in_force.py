@@ -25,6 +25,7 @@ from pathlib import Path
 from devposture.collector.clock import utcnow
 from devposture.collector.company_time import zone_of
 from devposture.collector.config import CollectorConfig
+from devposture.collector.new_file import write_atomic
 from devposture.collector.store import Store
 from devposture.collector.store.policies import PolicyVersion, digest
 from devposture.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
@@ -81,9 +82,7 @@ def _keep_copy(config: CollectorConfig, text: str) -> None:
             return
     except (OSError, UnicodeDecodeError):
         pass  # missing or unreadable: written anew
-    temporary = config.data_dir / f".{IN_FORCE}.tmp"
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(copy)
+    write_atomic(copy, text.encode("utf-8"))
 
 
 def _seen(config: CollectorConfig) -> str | None:
@@ -97,9 +96,7 @@ def _seen(config: CollectorConfig) -> str | None:
 
 
 def _mark_seen(config: CollectorConfig, text: str) -> None:
-    temporary = config.data_dir / f".{SEEN}.tmp"
-    temporary.write_text(digest(text) + "\n", encoding="ascii")
-    temporary.replace(config.data_dir / SEEN)
+    write_atomic(config.data_dir / SEEN, (digest(text) + "\n").encode("ascii"))
 
 
 def edited(config: CollectorConfig) -> str | None:
