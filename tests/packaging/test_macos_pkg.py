@@ -610,7 +610,7 @@ def test_postinstall_never_touches_an_existing_configuration(shell: str, volume:
     config = volume / "Library" / "Application Support" / "devposture"
     (config / "state").mkdir(parents=True)
     config.chmod(0o750)
-    (config / "state").chmod(0o711)
+    (config / "state").chmod(0o700)
     (config / "agent.toml").write_text('[collector]\naddresses = ["c.corp.example:7443"]\n')
     (config / "state" / "identity.json").write_text("{}")
     before = {p: (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
@@ -620,6 +620,35 @@ def test_postinstall_never_touches_an_existing_configuration(shell: str, volume:
     assert {p: (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
             for p in config.rglob("*")} == before  # fmt: skip
     assert stat.S_IMODE(config.stat().st_mode) == 0o750
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving folders to another user needs root")
+@pytest.mark.parametrize("shell", SHELLS)
+def test_postinstall_takes_back_existing_folders_left_open(shell: str, volume: Path,
+                                                          fakes: Path) -> None:  # fmt: skip
+    """Folders an old install, a restored backup or a hand left another user's, or writable by
+    all: the daemon runs as root and trusts agent.toml, the enrollment file and the pinned CA
+    in them. They become root's and writable by root only, the state private; what is in
+    them stays as it was."""
+    config = volume / agent_settings.config_folder("darwin").relative_to("/")
+    state = volume / platform_state_dir("darwin").relative_to("/")
+    log = agent_settings.default_log_file("darwin")
+    assert log is not None
+    logs = volume / log.parent.relative_to("/")
+    files = {config / "agent.toml": b'[collector]\naddresses = ["c.corp.example:7443"]\n',
+             state / "identity.json": b"{}", logs / "agent.log": b"a line\n"}  # fmt: skip
+    for path, data in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    for folder in (config, state, logs):
+        folder.chmod(0o777)
+        os.chown(folder, 501, 20)  # the Mac's first user, group staff
+    done, _calls = script(shell, "postinstall", str(volume), fakes)
+    assert done.returncode == 0, done.stderr
+    for folder, mode in ((config, 0o755), (state, 0o700), (logs, 0o755)):
+        st = folder.stat()
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, mode), folder
+    assert {path: path.read_bytes() for path in files} == files
 
 
 @pytest.mark.parametrize("shell", SHELLS)
