@@ -21,6 +21,7 @@ from devposture.collector.render import FILE_ONLY_COLUMNS, Row
 from devposture.collector.store import Store
 from devposture.policy import Policy
 from devposture.policy.catalogs import Lang
+from devposture.policy.cli_messages import said
 from devposture.policy.reasons import render
 
 # The policy's own words for a row's clause and check: in JSON and CSV, not in the table.
@@ -81,6 +82,11 @@ class _Reasons:
         if text is None:
             text = self.seen[stored] = render(stored, self.lang, self.zone)
         return {"reason": stored, "reason_text": text}
+
+
+def _evidence(collected: dt.datetime, zone: dt.tzinfo, lang: Lang) -> str:
+    """The `evidence` column: which report the verdict came from, in the reader's language."""
+    return said("report collected {when}", when=shown(collected, zone)).worded(lang)
 
 
 def _when(moment: dt.datetime | None, policy: Policy | None) -> str | None:
@@ -163,10 +169,12 @@ def device_rows(
         current=reasons,
     )
     zone, why = zone_of(policy), _Reasons(policy, lang)
+    # The latest report's verdict and when it was collected, where it was judged by `at`: as
+    # of a past moment, a verdict made later is not that moment's (the columns stay empty).
     latest = {
-        (r.device_id, r.check_id): (r.state, f"report collected {shown(r.collected_at, zone)}")
+        (r.device_id, r.check_id): (r.state, _evidence(r.collected_at, zone, lang))
         for r in results
-        if r.collected_at is not None
+        if r.collected_at is not None and r.evaluated_at is not None and r.evaluated_at <= at
     }
     rows: list[Row] = []
     for standing in judged:

@@ -129,6 +129,31 @@ def test_fleet_counts_and_failing_longest_first(store: Store) -> None:
     assert (then["fail"], then["grace"]) == (1, 1)
 
 
+def test_a_device_as_of_a_past_moment_shows_no_verdict_made_after_it(store: Store) -> None:
+    """`report device --as-of`: the state is that moment's, and so must be the verdict and
+    the evidence beside it. They were the current report's, a later one that failed (its
+    collection time after the moment asked for), beside a state that passed."""
+    _report(store, "laptop", T0, "PASS", "r1")
+    _report(store, "laptop", T0 + 10 * HOUR, "FAIL", "r2")
+    rows = {r["check"]: r for r in device_rows(store, POLICY, T0 + 5 * HOUR, "laptop")}
+    assert rows["firewall"]["state"] == "PASS"
+    assert (rows["firewall"]["verdict"], rows["firewall"]["evidence"]) == (None, None)
+    now = {r["check"]: r for r in device_rows(store, POLICY, T0 + 11 * HOUR, "laptop")}
+    assert now["firewall"]["verdict"] == "FAIL"
+
+
+def test_the_evidence_is_worded_in_the_reader_s_language(store: Store) -> None:
+    """`report device` in Chinese said "report collected …". Collected at 19:00 UTC: the
+    next day in Beijing."""
+    _report(store, "laptop", T0 + 10 * HOUR, "PASS", "r1")
+    at = T0 + 11 * HOUR
+    (zh,) = [r for r in device_rows(store, POLICY, at, "laptop") if r["check"] == "firewall"]
+    assert zh["evidence"] == "报告采集于 2026-11-02 03:00 (UTC+08:00)"
+    rows = device_rows(store, POLICY, at, "laptop", lang="en")
+    (en,) = [r for r in rows if r["check"] == "firewall"]
+    assert en["evidence"] == "report collected 2026-11-02 03:00 (UTC+08:00)"
+
+
 def test_remediation_shown_only_when_not_passing(store: Store) -> None:
     _report(store, "laptop", T0, "PASS", "r1")
     rows = {r["check"]: r for r in device_rows(store, POLICY, T0 + HOUR, "laptop")}

@@ -80,3 +80,13 @@ def test_the_command_line_heads_its_tables_by_the_locale(
     monkeypatch.setenv("LANG", "C.UTF-8")
     assert collector_cli(["token", "list", *data]) == 0
     assert capsys.readouterr().out.splitlines()[0].split()[:3] == ["TOKEN", "GROUP", "CREATED"]
+
+
+def test_a_waiver_s_reason_is_headed_as_a_reason_not_a_code() -> None:
+    """`waiver list` is the one table showing `reason` itself (the reports show `reason_text`
+    instead): a person's words ("出差期间使用4G热点"), which the Chinese heading called 原因代码
+    (reason code)."""
+    rows = [{"waiver": "w-1", "owner": "李伟", "reason": "出差期间使用4G热点"}]
+    with headed("zh"):
+        table = render(rows, commands.WAIVER_COLUMNS, "table").splitlines()
+    assert "理由" in table[0].split() and "原因代码" not in table[0]

@@ -231,7 +231,7 @@ def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: 
     store = fleet.store()
     try:
         expected = device_rows(store, policy_in_force(fleet.collector.config), utcnow(),
-                               fleet.failing_device)  # fmt: skip
+                               fleet.failing_device, lang="en")  # fmt: skip
     finally:
         store.close()
     zone = zone_of(policy_in_force(fleet.collector.config))
