@@ -49,6 +49,7 @@ from devposture.collector.web.views import (
     Views,
 )
 from devposture.policy import Policy
+from devposture.policy.catalogs import Lang
 from devposture.policy.reasons import visible_controls
 
 log = logging.getLogger(__name__)
@@ -550,7 +551,8 @@ class Pages:
         query = dict(request.query_params)
 
         def make(v: Views) -> Response:
-            columns, rows = downloads.table_of(v, table, query) or ((), [])
+            words: Lang = "en" if lang == "en" else "zh"
+            columns, rows = downloads.table_of(v, table, query, words) or ((), [])
             return downloads.response(table, fmt, columns, rows, zone_of(v.policy()))
 
         return await self.board.db(make)

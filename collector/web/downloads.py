@@ -35,22 +35,23 @@ from devposture.collector.store.device_list import ListedDevice
 from devposture.collector.web import records
 from devposture.collector.web.failing_rows import failing_page_rows
 from devposture.collector.web.views import REPORTS_SHOWN, FailingFilters, Filters, Views
+from devposture.policy.catalogs import Lang
 
 Table = tuple[tuple[str, ...], list[Row]]
 DEVICE_LIST_COLUMNS = ("device", "hostname", "os", "group", "last_report")
 
 
-def _fleet(views: Views, q: Mapping[str, str]) -> Table:
+def _fleet(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     group = q.get("group", "").strip()[:64] or None
     rows = fleet_rows(views.store, views.policy(), utcnow(), current=True, group=group)
     return FLEET_COLUMNS, rows
 
 
-def _failing(views: Views, q: Mapping[str, str]) -> Table:
+def _failing(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     policy, at = views.policy(), utcnow()
     wanted = FailingFilters.of_query(q).wanted(policy)
     return FAILING_COLUMNS, failing_page_rows(
-        policy, at, views.store.dashboard.failing(policy, at, wanted)
+        policy, at, views.store.dashboard.failing(policy, at, wanted), lang
     )
 
 
@@ -62,7 +63,7 @@ def _listed_row(device: ListedDevice, checks: tuple[str, ...], zone: dt.tzinfo) 
     return row | {check: device.states.get(check, "UNKNOWN") for check in checks}
 
 
-def _devices(views: Views, q: Mapping[str, str]) -> Table:
+def _devices(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     policy, at, matching = views.ordered_ids(Filters.of_query(q))
     reader = views.store.device_list
     checks = tuple(c.check_id for c in policy.checks)
@@ -71,13 +72,13 @@ def _devices(views: Views, q: Mapping[str, str]) -> Table:
     return (*DEVICE_LIST_COLUMNS, *checks), rows
 
 
-def _device(views: Views, q: Mapping[str, str]) -> Table:
-    rows = device_rows(views.store, views.policy(), utcnow(), q.get("device", ""))
+def _device(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
+    rows = device_rows(views.store, views.policy(), utcnow(), q.get("device", ""), lang=lang)
     return DEVICE_COLUMNS, rows
 
 
-def _history(views: Views, q: Mapping[str, str]) -> Table:
-    rows = history_rows(views.store, q.get("device", ""), utcnow(), views.policy())
+def _history(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
+    rows = history_rows(views.store, q.get("device", ""), utcnow(), views.policy(), lang=lang)
     return HISTORY_COLUMNS, rows
 
 
@@ -89,7 +90,7 @@ AUDIT_COLUMNS = ("at", "actor", "credential", "role", "command", "arguments", "o
 REPORT_COLUMNS = ("report", "received", "collected", "agent_version")
 
 
-def _waivers(views: Views, q: Mapping[str, str]) -> Table:
+def _waivers(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     policy, at = views.policy(), utcnow()
     zone = zone_of(policy)
     rows: list[Row] = [
@@ -102,7 +103,7 @@ def _waivers(views: Views, q: Mapping[str, str]) -> Table:
     return WAIVER_COLUMNS, rows
 
 
-def _tokens(views: Views, q: Mapping[str, str]) -> Table:
+def _tokens(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     policy, at = views.policy(), utcnow()
     zone = zone_of(policy)
     rows: list[Row] = [
@@ -114,7 +115,7 @@ def _tokens(views: Views, q: Mapping[str, str]) -> Table:
     return TOKEN_COLUMNS, rows
 
 
-def _audit(views: Views, q: Mapping[str, str]) -> Table:
+def _audit(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     """Every entry, the oldest first (as `audit log` prints them)."""
     zone = zone_of(views.policy())
     rows: list[Row] = [
@@ -126,7 +127,7 @@ def _audit(views: Views, q: Mapping[str, str]) -> Table:
     return AUDIT_COLUMNS, rows
 
 
-def _reports(views: Views, q: Mapping[str, str]) -> Table:
+def _reports(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     """A device's latest reports, as its page lists them."""
     zone = zone_of(views.policy())
     received, _ = views.store.device_pages.reports(q.get("device", ""), REPORTS_SHOWN)
@@ -138,7 +139,7 @@ def _reports(views: Views, q: Mapping[str, str]) -> Table:
     return REPORT_COLUMNS, rows
 
 
-def _trend(views: Views, q: Mapping[str, str]) -> Table:
+def _trend(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
     """The trend's values: a row per check, a column per week's end (local date), in %."""
     policy, at = views.policy(), utcnow()
     zone = zone_of(policy)
@@ -157,7 +158,8 @@ def _trend(views: Views, q: Mapping[str, str]) -> Table:
     return ("clause", "check", "check_title_zh", "check_title_en", *weeks), rows
 
 
-TABLES: dict[str, Callable[[Views, Mapping[str, str]], Table]] = {
+# Each takes the page's language: the reasons' words (`reason_text`) and the evidence are in it.
+TABLES: dict[str, Callable[[Views, Mapping[str, str], Lang], Table]] = {
     "fleet": _fleet, "failing": _failing, "devices": _devices, "device": _device,
     "history": _history, "waivers": _waivers, "tokens": _tokens, "audit": _audit,
     "reports": _reports, "trend": _trend,
@@ -166,10 +168,10 @@ TABLES: dict[str, Callable[[Views, Mapping[str, str]], Table]] = {
 AUDITOR_TABLES = frozenset({"audit"})
 
 
-def table_of(views: Views, table: str, q: Mapping[str, str]) -> Table | None:
-    """The columns and every row of one table (None: no such table)."""
+def table_of(views: Views, table: str, q: Mapping[str, str], lang: Lang = "zh") -> Table | None:
+    """The columns and every row of one table (None: no such table), its words in `lang`."""
     make = TABLES.get(table)
-    return None if make is None else make(views, q)
+    return None if make is None else make(views, q, lang)
 
 
 def response(

@@ -105,3 +105,25 @@ def test_downloads_need_a_session_and_a_known_table(fleet: Fleet) -> None:
     cookie = login(fleet)
     assert _download(fleet, cookie, "/download/credentials?format=csv")[0] == 404
     assert _download(fleet, cookie, "/download/fleet?format=exe")[0] == 404
+
+
+@pytest.mark.parametrize(("lang", "words"), [("zh", "公共无线网络"), ("en", "public Wi-Fi")])
+def test_downloads_word_the_reasons_in_the_page_s_language(
+    fleet: Fleet, lang: str, words: str
+) -> None:
+    """Failing longest's file carries the reason in words as `report failing` writes it: its
+    `reason_text` column was empty. And every file's words follow the dashboard's language:
+    a reader of the English page got the device's reasons and evidence in Chinese."""
+    cookie = login(fleet)
+    _download(fleet, cookie, f"/?lang={lang}")  # the switch, remembered by the session
+    _, _, body = _download(fleet, cookie, "/download/failing?format=json")
+    (longest,) = json.loads(body)
+    assert longest["reason"] and words in longest["reason_text"]
+    query = urlencode({"device": fleet.failing_device, "format": "json"})
+    for table in ("device", "history"):
+        rows = json.loads(_download(fleet, cookie, f"/download/{table}?{query}")[2])
+        failing = [r for r in rows if r["check"] == "public-wifi" and r["state"] != "PASS"]
+        assert failing and all(words in r["reason_text"] for r in failing), table
+    rows = json.loads(_download(fleet, cookie, f"/download/device?{query}")[2])
+    evidence = {"zh": "报告采集于 ", "en": "report collected "}[lang]
+    assert all(str(r["evidence"]).startswith(evidence) for r in rows if r["evidence"])
