@@ -514,7 +514,8 @@ class Identity(Part):
             " d.device_group"
             " FROM devices d LEFT JOIN device_certificates c"
             " ON c.device_id = d.device_id AND c.serial = d.cert_serial"
-            f" WHERE {condition} ORDER BY d.hostname, d.device_id",
+            # Natural host order (PC-2 before PC-10, any case), as the dashboard lists them.
+            f" WHERE {condition} ORDER BY d.host_key, d.device_id",
             [value for _, value in given],
         ).fetchall()
         return [

@@ -234,3 +234,21 @@ def test_any_check_filters_tell_devices_passing_everything_from_those_that_do_no
         assert sorted(hosts[d] for d in not_passing) == ["fails-one", "in-grace", "silent"]
     finally:
         store.close()
+
+
+def test_the_command_line_lists_devices_in_the_dashboard_s_natural_host_order(
+    tmp_path: Path,
+) -> None:
+    """`device list` (`identity.devices`) and the dashboard's device list read the same order:
+    PC-2 before PC-10, whatever the case. The command line sorted the names as bytes (PC-10,
+    PC-2, then every lower-case name, pc-1 last of the three), so IT saw two orders."""
+    store = Store.open(fresh_database(tmp_path, "hosts.sqlite"))
+    try:
+        names = {"d1": "PC-10", "d2": "pc-1", "d3": "笔记本-10", "d4": "PC-2", "d5": "笔记本-2"}
+        for n, (device_id, host) in enumerate(names.items()):
+            enroll(store, device_id)
+            store.reports.store_report(report(device_id, n, NOW, host, "linux"), [])
+        listed_names = [d.hostname for d in store.identity.devices()]
+        assert listed_names == ["pc-1", "PC-2", "PC-10", "笔记本-2", "笔记本-10"]
+    finally:
+        store.close()
