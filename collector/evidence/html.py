@@ -15,6 +15,7 @@ fixed report to it).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Mapping
 from html import escape
@@ -27,8 +28,21 @@ from devposture.collector.evidence.summary import Summary
 # grace, waivers in force, counts), in the company's time zone. Bundles without the field were
 # drawn by layout 1. 4: each reason in words, Chinese and English, as the exporter worded it
 # (the context's `reason_words`: a verifier redraws them from the bundle, whatever its own
-# catalogs say).
-LAYOUT = 4
+# catalogs say). 5: the time of the export in the company's time zone (it was UTC alone), and
+# the device events and admin outcomes named in Chinese and English (they were the records'
+# English words).
+LAYOUT = 5
+# The layouts this version draws, so that it redraws (and so verifies) an older bundle's too.
+DRAWS = (4, 5)
+# What a device event and an admin command's outcome are called (layout 5 on); another shows
+# as the record has it.
+EVENT_WORDS = {
+    "enrolled": "注册 enrolled", "renewed": "证书续期 renewed",
+    "reestablished": "身份重建 reestablished", "group": "分组变更 group",
+    "clone suspected": "疑似克隆 clone suspected", "revoked": "吊销 revoked",
+    "retired": "停用 retired",
+}  # fmt: skip
+OUTCOME_WORDS = {"ok": "成功 ok", "denied": "拒绝 denied", "error": "出错 error"}
 LISTED = 500  # rows a list shows before saying how many more the members hold
 
 _CSS = """
@@ -89,8 +103,9 @@ class _Drawing:
     """The report's sections, drawn from a finished summary and the bundle's context."""
 
     def __init__(self, header: Mapping[str, Any], context: Mapping[str, Any],
-                 summary: Summary) -> None:  # fmt: skip
+                 summary: Summary, layout: int = LAYOUT) -> None:  # fmt: skip
         self.header, self.summary, self.zone = header, summary, summary.zone
+        self.layout = layout
         self.hostnames: Mapping[str, str] = context.get("devices", {})
         self.checks: list[Mapping[str, Any]] = list(context.get("checks", []))
         self.clauses: list[Mapping[str, Any]] = list(context.get("clauses", []))
@@ -101,6 +116,19 @@ class _Drawing:
         if not isinstance(micros, int):
             return ""
         return f"{self.zone.moment(micros):%Y-%m-%d %H:%M}"
+
+    def generated(self) -> str:
+        """When the bundle was made: in the company's time zone, the manifest's UTC beside it
+        (as the period is shown); layout 4 showed the UTC alone."""
+        raw = str(self.header["generated_at"])
+        if self.layout < 5:
+            return raw
+        at = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return f"{at.astimezone(self.zone.tzinfo):%Y-%m-%d %H:%M} ({raw})"
+
+    def word(self, words: Mapping[str, str], value: str) -> str:
+        """An event's or outcome's name in both languages (layout 5 on)."""
+        return words.get(value, value) if self.layout >= 5 else value
 
     def day(self, micros: int) -> str:
         return f"{self.zone.moment(micros):%m-%d}"
@@ -124,7 +152,7 @@ class _Drawing:
         ]  # fmt: skip
         meta = [
             ("期间 Period", f"{start} – {end} ({tz}; {period['from']} – {period['to']})"),
-            ("生成时间 Generated", self.header["generated_at"]),
+            ("生成时间 Generated", self.generated()),
             ("采集服务器 Collector", f"{self.header['collector']['hostname']}"
                                     f" (CA {self.header['collector']['ca_fingerprint']})"),
             ("签名公钥 Signing key", self.header["signing_key"]),
@@ -247,17 +275,23 @@ class _Drawing:
             _table(["周 Week", "报告数 Reports", "报告设备数 Devices reporting",
                     "周末静默设备 Silent at week's end"], rows),
             "<h2>设备身份变更 Device identity events</h2>",
-            _table(["操作 Action", "次数 Count"], [[_e(a), f"{n:,}"] for a, n in events]),
+            _table(["操作 Action", "次数 Count"],
+                   [[_e(self.word(EVENT_WORDS, a)), f"{n:,}"] for a, n in events]),
             "<h2>管理操作 Admin actions</h2>",
             _table(["命令 Command", "结果 Outcome", "次数 Count"],
-                   [[_e(c), _e(o), f"{n:,}"] for (c, o), n in actions]),
+                   [[_e(c), _e(self.word(OUTCOME_WORDS, o)), f"{n:,}"]
+                    for (c, o), n in actions]),
         ]  # fmt: skip
 
 
-def draw(header: Mapping[str, Any], context: Mapping[str, Any], summary: Summary) -> bytes:
-    """The report of a finished summary (`Summary.finish`)."""
-    assert summary.finished
-    drawing = _Drawing(header, context, summary)
+def draw(
+    header: Mapping[str, Any], context: Mapping[str, Any], summary: Summary,
+    layout: int = LAYOUT,
+) -> bytes:  # fmt: skip
+    """The report of a finished summary (`Summary.finish`), in `layout` (one of `DRAWS`: a
+    verifier redraws an older bundle's report in the layout its manifest names)."""
+    assert summary.finished and layout in DRAWS
+    drawing = _Drawing(header, context, summary, layout)
     out = [*drawing.head(), *drawing.weekly(), *drawing.past_grace(), *drawing.waivers(),
            *drawing.activity(), "</body></html>\n"]  # fmt: skip
     return "\n".join(out).encode("utf-8")

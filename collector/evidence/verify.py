@@ -379,7 +379,7 @@ def _check(
     readers = {name: _Member(archive, name, streamed)
                for name in (bundle.CHAIN, bundle.INDEX, bundle.REPORTS)}  # fmt: skip
     layout = html.layout_of(manifest)
-    figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout == html.LAYOUT else None
+    figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout in html.DRAWS else None
     walk = _Walk(manifest, readers, streamed, figures, prunes, progress=progress)
     walk.run()
     count = walk.records
@@ -472,7 +472,7 @@ def _redraw(
             raise figures
         figures.finish()
         context = html.load_context(context_bytes or b"{}")
-        again = html.draw(html.header_of(manifest), context, figures)
+        again = html.draw(html.header_of(manifest), context, figures, html.layout_of(manifest))
     except (ValueError, KeyError, TypeError, AssertionError, AttributeError) as exc:
         verdict.problems.append(told('the report cannot be made again from the records '
                                      '({problem})',

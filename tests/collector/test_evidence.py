@@ -1061,18 +1061,21 @@ def test_a_report_rewritten_between_exports_is_caught_naming_its_seq(
 # so an unannounced change would fail every bundle the previous version signed.
 LAYOUT_DIGESTS = {2: "8e48c86d3c3bdb9d1a44acffd15f03152f03a478a8b63a5ab06613a9d77bf270",
                   3: "51e1ae61e3df30f8003e5a580eae08461b54bdf330ce54e91bda66975b269553",
-                  4: "89cc2bcfa24baf3a2c65ab891be926805c812c66184fa22e8bc75a4959cf92c8"}
+                  4: "89cc2bcfa24baf3a2c65ab891be926805c812c66184fa22e8bc75a4959cf92c8",
+                  5: "f4a915244438e4622eb5b32b06a3ed2d78ed49c196419b62229760f0f3777740"}
 
 
-def _fixed_report() -> bytes:
-    manifest = {
-        "period": {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
-        "generated_at": "2026-12-01T00:00:01Z",
-        "collector": {"hostname": "collector-1", "ca_fingerprint": "sha256:00"},
-        "signing_key": "ed25519:00", "counts": {"report": 0},
-        "chain": {"first_seq": 1, "last_seq": 0, "last_hash": "00" * 32},
-    }  # fmt: skip
-    header = html.header_of(manifest)
+_FIXED_MANIFEST = {
+    "period": {"from": "2026-11-01T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
+    "generated_at": "2026-12-01T00:00:01Z",
+    "collector": {"hostname": "collector-1", "ca_fingerprint": "sha256:00"},
+    "signing_key": "ed25519:00", "counts": {"report": 0},
+    "chain": {"first_seq": 1, "last_seq": 0, "last_hash": "00" * 32},
+}  # fmt: skip
+
+
+def _fixed_report(layout: int = html.LAYOUT) -> bytes:
+    header = html.header_of(_FIXED_MANIFEST)
     # Layout 4 on: a failure past grace whose reason the exporter worded in both languages.
     reason = 'fw.off {"product":"ufw"}'
     context = {"reason_words": {reason: ["防火墙 ufw 已关闭", "the firewall ufw is off"]}}
@@ -1082,13 +1085,33 @@ def _fixed_report() -> bytes:
         episodes=1, reason=reason,
     )  # fmt: skip
     figures.finish()
-    return html.draw(header, context, figures)
+    return html.draw(header, context, figures, layout)
 
 
 def test_the_report_layout_is_named_for_what_it_draws() -> None:
     assert hashlib.sha256(_fixed_report()).hexdigest() == LAYOUT_DIGESTS[html.LAYOUT], (
         "the audit report's output changed: give it a new html.LAYOUT and record its digest"
     )
+
+
+@pytest.mark.parametrize("layout", html.DRAWS)
+def test_an_older_layout_is_still_drawn_as_it_was(layout: int) -> None:
+    """A bundle exported by the previous version is redrawn (so verified) in its own layout."""
+    assert hashlib.sha256(_fixed_report(layout)).hexdigest() == LAYOUT_DIGESTS[layout]
+
+
+def test_the_report_shows_the_export_s_time_and_its_events_for_a_reader_in_beijing() -> None:
+    """An auditor in Beijing read "Generated 2026-11-30T16:30:00+00:00" (UTC, the day before
+    theirs) and the records' English words (enrolled, renewed; ok, denied)."""
+    header = html.header_of(_FIXED_MANIFEST | {"generated_at": "2026-11-30T16:30:00+00:00"})
+    figures = Summary(header, {})
+    figures.device_events.update({"enrolled": 3, "renewed": 2, "relabelled": 1})
+    figures.admin_actions.update({("waiver add", "ok"): 2, ("token create", "denied"): 1})
+    figures.finish()
+    page = html.draw(header, {}, figures).decode()
+    assert "2026-12-01 00:30 (2026-11-30T16:30:00+00:00)" in page
+    for words in ("注册 enrolled", "证书续期 renewed", "成功 ok", "拒绝 denied", ">relabelled<"):
+        assert words in page, words
 
 
 def test_a_bundle_drawn_by_another_layout_verifies_by_its_signature_and_says_so(
