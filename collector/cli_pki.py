@@ -138,7 +138,7 @@ def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
             # The fingerprint first, as `ca fingerprint` prints it alone: a script cuts it.
             say("{fingerprint}  CA {generation}, {label}, valid until {until}",
                 fingerprint=fingerprint(cert), generation=generation, label=label,
-                until=f"{cert.not_valid_after_utc:%Y-%m-%d}")
+                until=_day(cert.not_valid_after_utc, trust))
     except OSError as exc:
         return _fail(said(
             "{path}: {problem}: the data folder's CA is incomplete; put back its ca/ folder"
@@ -167,7 +167,7 @@ def cmd_tls_rotate(args: argparse.Namespace) -> int:
         "fingerprint {fingerprint}.", serial=f"{cert.serial_number:x}",
         fingerprint=fingerprint(trust.signing_authority().cert))
     say("Names: {names}", names=", ".join(dns + ips))
-    say("Valid until {date}.", date=f"{cert.not_valid_after_utc:%Y-%m-%d}")
+    say("Valid until {date}.", date=_day(cert.not_valid_after_utc, trust))
     say("A running collector uses it for new connections within a few seconds; agents\n"
         "verify it against the CA, so they need nothing. No restart is needed.")
     return 0

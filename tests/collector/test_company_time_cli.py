@@ -208,3 +208,25 @@ def test_audit_export_covers_local_calendar_days(
     key.write_text(pem, encoding="utf-8")
     code, _, err = run("audit", "verify", str(out), "--public-key", str(key))
     assert code == 0, err
+
+
+def test_certificate_ends_are_told_in_the_company_s_time_zone(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+) -> None:
+    """`ca fingerprint --all` and `tls rotate` said "valid until" a UTC date: a certificate
+    ending at 20:00 UTC ends the next day in Beijing. They tell the moment, local, with its
+    offset, as every other time the command line prints."""
+    from cryptography import x509  # noqa: PLC0415
+
+    from devposture.collector.company_time import shown, zone_of  # noqa: PLC0415
+
+    data = cli_fleet.data
+    beijing = zone_of(None)  # the default policy's: Asia/Shanghai
+    code, out, err = run("ca", "fingerprint", "--all", "--data", str(data))
+    assert code == 0, err
+    ca = x509.load_pem_x509_certificate((data / "ca" / "ca.crt").read_bytes())
+    assert f"valid until {shown(ca.not_valid_after_utc, beijing)}" in out
+    code, out, err = run("tls", "rotate", "--data", str(data))
+    assert code == 0, err
+    server = x509.load_pem_x509_certificate((data / "tls" / "server.crt").read_bytes())
+    assert f"Valid until {shown(server.not_valid_after_utc, beijing)}." in out
