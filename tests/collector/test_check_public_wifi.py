@@ -7,7 +7,7 @@ import datetime as dt
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.policy.checks import CheckParameters, State, Verdict, check_public_wifi
-from devposture.policy.reasons import parse, render
+from devposture.policy.reasons import encode, parse, render
 from devposture.v1 import devposture_pb2 as pb
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
@@ -98,7 +98,7 @@ def test_a_hidden_name_with_a_vpn_in_time_passes() -> None:
     verdict = judge(report)
     assert verdict == Verdict(
         State.PASS,
-        "3 Wi-Fi session(s), 1 public, 1 with a hidden name, all with VPN: "
+        "3 Wi-Fi sessions, 1 public, 1 with a hidden name, all with VPN: "
         "i-Shanghai (name matches i-Shanghai)",
     )
 
@@ -124,7 +124,7 @@ def test_trusted_and_other_sessions_pass_as_before() -> None:
     report = wifi()
     add(report, pb.NETWORK_CLASS_TRUSTED, "Corp", ("company network",))
     add(report, pb.NETWORK_CLASS_OTHER, "h:0123")
-    assert judge(report) == Verdict(State.PASS, "2 Wi-Fi session(s), none on a public network")
+    assert judge(report) == Verdict(State.PASS, "2 Wi-Fi sessions, none on a public network")
 
 
 def test_the_stored_reason_is_a_code_shown_in_chinese_in_beijing_time() -> None:
@@ -141,3 +141,25 @@ def test_the_stored_reason_is_a_code_shown_in_chinese_in_beijing_time() -> None:
         "macOS 隐藏了网络名称：请在 系统设置 > 隐私与安全性 > 定位服务 中允许 devposture 客户端；"
         "无法判断是否为公共网络：2026-11-24 19:00 (UTC+08:00) 通过 en0 连接无线网络时未使用 VPN"
     )
+
+
+def test_english_reasons_count_in_the_singular_and_the_plural() -> None:
+    """The dashboard and `reason_text` in English said "1 Wi-Fi session(s)", "12 other
+    update(s)": each count now takes its noun's number, and a device's own words are never
+    touched (a network named "2 guest(s)" stays as it is named)."""
+    one = wifi()
+    add(one, pb.NETWORK_CLASS_TRUSTED, "Office-5G", ())
+    assert judge(one).reason == "1 Wi-Fi session, none on a public network"
+    named = wifi()
+    add(named, pb.NETWORK_CLASS_PUBLIC, "2 guest(s)", ("open network",), vpn_after=0)
+    assert judge(named).reason.startswith("1 Wi-Fi session, 1 public, all with VPN: 2 guest(s)")
+    cases = {
+        encode("upd.ok", others=1, checked=0): "(1 other update)",
+        encode("upd.ok", others=12, checked=0): "(12 other updates)",
+        encode("fw.off_profiles", profiles=["Public"]): "active profile: Public",
+        encode("fw.off_profiles", profiles=["Public", "Private"]): "active profiles: Public",
+        encode("backup.none", locations=1): "(1 location checked)",
+    }
+    for stored, words in cases.items():
+        assert words in render(stored, "en", dt.UTC), stored
+        assert "(s)" not in render(stored, "en", dt.UTC)

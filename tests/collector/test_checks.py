@@ -278,7 +278,7 @@ def test_chat_backup_states() -> None:
     none = pb.PostureReport()
     none.chat_backups.locations_checked = 5
     state, reason = verdict("chat-backup", none)
-    assert state is State.FAIL and "5 location(s)" in reason
+    assert state is State.FAIL and "5 locations" in reason
 
 
 def test_an_old_backup_is_judged_by_its_own_age() -> None:
@@ -299,7 +299,7 @@ def test_the_apps_live_data_is_in_use_but_no_backup() -> None:
     state, reason = verdict("chat-backup", report)
     assert state is State.FAIL
     assert (
-        "no WeChat or WeCom backup found" in reason and "1 account(s) found, not a backup" in reason
+        "no WeChat or WeCom backup found" in reason and "1 account found, not a backup" in reason
     )
 
 

@@ -68,7 +68,7 @@ def test_live_data_old_backup_fresh_backup_plain_backup(
     now = once()
     assert now["verdict"] == "FAIL", now
     assert "no WeChat or WeCom backup found" in now["reason"]
-    assert "2 account(s) found, not a backup" in now["reason"]
+    assert "2 accounts found, not a backup" in now["reason"]
 
     # A 40-day-old app backup beside the live databases: judged by its own age.
     backup_set = wine_account / "BackupFiles" / "android_5e1f"

@@ -105,7 +105,7 @@ def test_a_nested_legacy_reason_stays_as_it_was() -> None:
 
 
 def test_optional_parts_and_defaults_are_worded_or_left_out() -> None:
-    assert render(encode("upd.pending", count=2), "en", BEIJING) == "2 security update(s) pending"
+    assert render(encode("upd.pending", count=2), "en", BEIJING) == "2 security updates pending"
     full = encode("upd.pending", count=2, since=MOMENT, names=["openssl", "curl"])
     assert render(full, "zh", BEIJING) == (
         "有 2 个安全更新尚未安装，最早自 2026-12-03 起：openssl、curl"
