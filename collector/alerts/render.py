@@ -54,6 +54,11 @@ def counts(d: Delivery) -> dict[str, int]:
     return told | {"open": d.open_items, "more": d.more}
 
 
+def _reminders(count: int) -> str:
+    """ "1 reminder", "2 reminders" (Chinese counts with 项, singular and plural alike)."""
+    return "reminder" if count == 1 else "reminders"
+
+
 def _one(
     d: Delivery, shown: int, now: dt.datetime, lang: int, *, bold: bool, zone: str
 ) -> list[str]:
@@ -68,7 +73,7 @@ def _one(
                  f" · 仍未解决共 {n['open']} 项"]  # fmt: skip
     else:
         lines = [f"{b('devposture alert digest')} ({when} {words})",
-                 f"{n[NEW]} new · {n[REMINDER]} reminders · {n[RESOLVED]} resolved"
+                 f"{n[NEW]} new · {n[REMINDER]} {_reminders(n[REMINDER])} · {n[RESOLVED]} resolved"
                  f" · {n['open']} open in all"]  # fmt: skip
     section = None
     for item in d.items[:shown]:

@@ -432,3 +432,16 @@ def test_the_digest_is_written_in_the_policy_s_time_zone(store: Store, tmp_path:
     assert heading_zh == "devposture 告警摘要(Europe/Berlin 时间 11月30日 05:00)"
     assert heading_en == "devposture alert digest (30 Nov 05:00 Europe/Berlin time)"
     assert "since 30 Nov 00:00" in sent["text_en"] and "自 11月30日 00:00 起" in sent["text_zh"]
+
+
+def test_one_reminder_is_counted_in_the_singular() -> None:
+    """The English heading said "1 reminders"."""
+    from devposture.collector.alerts.render import texts  # noqa: PLC0415
+    from devposture.collector.store.alerts import Delivery, Detail  # noqa: PLC0415
+
+    item: Detail = {"kind": "stale", "status": "reminder", "hostname": "desk-zhao",
+            "since": (NOW - dt.timedelta(days=3)).isoformat()}  # fmt: skip
+    delivery = Delivery("d1", "wecom", "g1", [item], 0, 1, NOW, NOW, 0)
+    zh, en = texts(delivery, bold=False)
+    assert "1 new" not in en and "0 new · 1 reminder · 0 resolved · 1 open in all" in en
+    assert "再次提醒 1 项" in zh
