@@ -74,7 +74,9 @@ ENGLISH: dict[str, str] = {
     "enrolled": "Enrolled",
     "status": "Device status",
     "matching": "matching devices",
+    "matching_one": "matching device",  # a count of one (English has a singular)
     "failures": "failures past their grace period",
+    "failures_one": "failure past its grace period",  # a count of one (English has a singular)
     "page": "Page",
     "prev": "Previous",
     "next": "Next",
@@ -131,6 +133,7 @@ ENGLISH: dict[str, str] = {
     "waivers_in_force": "Waivers in force",
     "waivers_hint": "counted per device and check",
     "of_devices": "of {total} devices",
+    "of_devices_one": "of {total} device",  # a count of one (English has a singular)
     "compliant": "fully compliant",
     "trend_values": "Show the values",
     "week_ending": "Week ending",
@@ -174,6 +177,7 @@ ENGLISH: dict[str, str] = {
     ),
     "audit_forbidden": "The audit log is for the auditor and admin roles only.",
     "entries": "entries",
+    "entries_one": "entry",  # a count of one (English has a singular)
     "at": "When",
     "actor": "Who",
     "role": "Role",

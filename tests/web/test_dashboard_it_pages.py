@@ -300,3 +300,16 @@ def test_a_clause_s_id_is_not_shown_twice(small: Small) -> None:
         page = _get(small, path)
         assert "6.3.2 6.3.2" not in page and '6.3.2</span> 6.3.2' not in page, path
         assert "Security protection: networks" in page, path
+
+
+def test_a_count_of_one_reads_in_the_singular_in_english(small: Small) -> None:
+    """The English pages said "1 matching devices" and "1 failures past their grace period";
+    the Chinese, which has no plural, reads the same for one and for many."""
+    failing = _get(small, "/failing?lang=en")
+    assert _total(failing) == 1 and "1</span> failure past its grace period" in failing
+    devices = _get(small, f"/devices?{urlencode({'q': 'PC-10', 'lang': 'en'})}")
+    assert _total(devices) == 1 and "1</span> matching device ·" in devices
+    several = _get(small, "/devices?lang=en")
+    assert _total(several) == 3 and "3</span> matching devices ·" in several
+    chinese = _get(small, "/failing?lang=zh")
+    assert "1</span> 项检查超过宽限期仍未通过" in chinese
