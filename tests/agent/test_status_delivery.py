@@ -27,7 +27,7 @@ def test_waiting_reports_are_counted_with_the_oldest_date_in_the_companys_time(
     oldest = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
     outbox.put(make_report("d", oldest))
     outbox.put(make_report("d", oldest + dt.timedelta(hours=1)))
-    assert "2 份报告等待发送(最早 11月24日 17:30)" in render_delivery(outbox.stats(), ZH)
+    assert "2 份报告等待发送（最早 11月24日 17:30）" in render_delivery(outbox.stats(), ZH)
     text = render_delivery(outbox.stats(), EN)
     assert "2 report(s) waiting to be sent (the oldest from 24 Nov 17:30)" in text
     assert "could not be kept" not in text
