@@ -207,7 +207,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         opening, checkpoint = _opening(store, boundary, to_us(start))
         context = _context(store, policy, start)
         period = {"from_us": to_us(start), "to_us": to_us(end)}
-        figures = summary.Summary({"period": period}, context)
+        figures = summary.Summary({"period": period, "report_layout": html.LAYOUT}, context)
         opening_spool = _fold_opening(stack, opening, figures)
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED, allowZip64=True,
                              compresslevel=COMPRESSION) as archive:  # fmt: skip

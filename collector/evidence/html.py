@@ -121,9 +121,12 @@ class _Drawing:
         """When the bundle was made: in the company's time zone, the manifest's UTC beside it
         (as the period is shown); layout 4 showed the UTC alone."""
         raw = str(self.header["generated_at"])
-        if self.layout < 5:
+        try:
+            at = dt.datetime.fromisoformat(raw)
+        except ValueError:  # not a time: shown as the manifest has it
             return raw
-        at = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        if self.layout < 5 or at.tzinfo is None:
+            return raw
         return f"{at.astimezone(self.zone.tzinfo):%Y-%m-%d %H:%M} ({raw})"
 
     def word(self, words: Mapping[str, str], value: str) -> str:

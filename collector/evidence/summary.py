@@ -24,6 +24,7 @@ Pure: no database, no clock (the verifier runs it on an auditor's machine).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 from collections.abc import Iterable, Mapping
@@ -47,6 +48,8 @@ from devposture.policy.time_zone import company_zone
 HOUR_US = 3_600_000_000
 DAY_US = 24 * HOUR_US
 COMPLIANT = ("PASS", "EXEMPT")
+# The report layout (`html.LAYOUT`) from which reports count in the week they were received.
+RECEIPT_LAYOUT = 5
 
 
 @functools.lru_cache(maxsize=256)  # bounded: an edited chain may name any state
@@ -183,6 +186,12 @@ class Summary:
         self.groups: Mapping[str, str] = context.get("groups", {})
         self.weeks = [Week(a, b) for a, b in weeks_of(self.from_us, self.to_us, self.zone)]
         self._week = 0
+        # Layout 5 on: a report counts in the week it was received, not in the week its group
+        # was sealed (up to half a minute later, hours after a clock set back): one received
+        # at 23:59:50 on a Sunday was the next week's. Layout 4 counted by the seal.
+        self.by_receipt = int(header.get("report_layout", RECEIPT_LAYOUT)) >= RECEIPT_LAYOUT
+        self._ends = [w.end_us for w in self.weeks]
+        self._heard_before: set[str] = set()  # the week before the current one's (layout 5)
         self.last_report: dict[str, int] = {}
         self.gone: dict[str, int] = {}
         self.verdicts: dict[tuple[str, str], Verdict] = {}
@@ -215,14 +224,23 @@ class Summary:
 
     def _report(self, record: Mapping[str, Any], *, in_period: bool) -> None:
         device = str(record["device_id"])
-        self.last_report[device] = int(record["received_us"])
-        if in_period and self._week < len(self.weeks):
-            self.weeks[self._week].reports += 1
+        received = int(record["received_us"])
+        self.last_report[device] = received
+        if not in_period or self._week >= len(self.weeks):
+            return
+        week = self._week
+        if self.by_receipt:
+            week = min(max(bisect.bisect_right(self._ends, received), 0), self._week)
+        self.weeks[week].reports += 1
+        if week == self._week:
             self._heard.add(device)
+        elif week == self._week - 1:
+            self._heard_before.add(device)
 
     def finish(self) -> None:
         while self._week < len(self.weeks):
             self._close_week()
+        self._count_heard_before()
         for key, verdict in self.verdicts.items():
             if verdict.state == "FAIL":
                 self._failed(key, verdict, self.to_us)
@@ -286,6 +304,12 @@ class Summary:
         found.episodes += 1
         found.reason = verdict.reason
 
+    def _count_heard_before(self) -> None:
+        """The devices heard in the week before the current one, counted into it (layout 5)."""
+        if self.by_receipt and 0 < self._week <= len(self.weeks):
+            self.weeks[self._week - 1].devices_heard = len(self._heard_before)
+        self._heard_before = set()
+
     # --- weekly standings --------------------------------------------------------------------
 
     def standing(self, device_id: str, check_id: str, at_us: int) -> str:
@@ -306,7 +330,13 @@ class Summary:
     def _close_week(self) -> None:
         week = self.weeks[self._week]
         at = week.end_us
-        week.devices_heard = len(self._heard)
+        if self.by_receipt:
+            # A report of this week may still come in a group sealed after its end: the
+            # week's devices are counted when the next one closes (or at the finish).
+            self._count_heard_before()
+            self._heard_before = self._heard
+        else:
+            week.devices_heard = len(self._heard)
         self._heard = set()
         for device_id, heard in self.last_report.items():
             gone = self.gone.get(device_id)

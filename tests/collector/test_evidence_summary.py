@@ -157,3 +157,31 @@ def test_a_chain_line_written_out_directly_is_the_json_of_its_entry() -> None:
         bundle.report_line(7, 'r-"报告"', body)
     )
     assert entry.record() is entry.record()  # parsed once
+
+
+def _group(records: Records, sealed_us: int, received: list[tuple[str, int]]) -> chain.Entry:
+    """A report group as sealing writes it: sealed at `sealed_us`, its reports received before."""
+    reports = [{"device_id": d, "received_us": at} for d, at in received]
+    return records.entry(chain.REPORT_GROUP, sealed_us, {"reports": reports})
+
+
+def test_a_report_counts_in_the_week_it_was_received_not_the_week_it_was_sealed() -> None:
+    """A report received at 23:59:50 on a Sunday, Beijing time, whose group was sealed at
+    00:00:10 on the Monday, counted in the next week: the report's weekly counts disagreed
+    with the database's reports received in each week by one at each week's end."""
+    week_end = MONDAY + 7 * 24 * HOUR
+    records = Records()
+    summary = Summary(HEADER | {"report_layout": html.LAYOUT}, CONTEXT)
+    summary.add(_group(records, MONDAY + HOUR, [("a", MONDAY + HOUR // 2)]))
+    summary.add(_group(records, week_end + 10_000_000, [("b", week_end - 10_000_000)]))
+    summary.add(_group(records, week_end + 2 * HOUR, [("c", week_end + HOUR)]))
+    summary.finish()
+    first, second = summary.weeks
+    assert (first.reports, first.devices_heard) == (2, 2)
+    assert (second.reports, second.devices_heard) == (1, 1)
+    older = Summary(HEADER | {"report_layout": 4}, CONTEXT)  # as layout 4 drew it: unchanged
+    for entry in (_group(Records(), MONDAY + HOUR, [("a", MONDAY)]),
+                  _group(Records(), week_end + 10_000_000, [("b", week_end - 10_000_000)])):
+        older.add(entry)  # fmt: skip
+    older.finish()
+    assert [w.reports for w in older.weeks] == [1, 1]
