@@ -1048,7 +1048,10 @@ def present(words: Words, result: Result, fmt: str, lang: Lang = "en") -> tuple[
         return message + "\n", info + "\n"
     if not result.columns:
         return (message + "\n" if message else ""), ""
-    if words == ("report", "fleet") and message and fmt == "table":
+    if (words == ("report", "fleet") and message and fmt == "table"
+            and not any(row.get("devices") for row in result.rows)):  # fmt: skip
+        # Nothing to count (no device enrolled, no device in the group): the sentence alone.
+        # A projection's note (`--as-of` still to come) goes with its table, below it.
         return message + "\n", ""
     if words == ("device", "show") and fmt == "table":
         return _vertical(result), ""

@@ -230,3 +230,18 @@ def test_certificate_ends_are_told_in_the_company_s_time_zone(
     assert code == 0, err
     server = x509.load_pem_x509_certificate((data / "tls" / "server.crt").read_bytes())
     assert f"Valid until {shown(server.not_valid_after_utc, beijing)}." in out
+
+
+def test_the_fleet_as_of_tomorrow_in_beijing_is_shown_with_its_note(
+    cli_fleet: CliFleet, run: Run,  # noqa: F811
+) -> None:
+    """`report fleet --as-of` a day still to come (tomorrow in Beijing, already today in UTC
+    for eight hours) printed the projection's note alone, without the table it is about."""
+    tomorrow = (dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
+                + dt.timedelta(days=1)).isoformat()  # fmt: skip
+    code, out, err = run("report", "fleet", "--data", str(cli_fleet.data), "--as-of", tomorrow)
+    assert code == 0, err
+    assert out.splitlines()[0].split()[:3] == ["CLAUSE", "CHECK", "DEVICES"], out
+    assert "firewall" in out and "still to come: what the records will say then" in err
+    code, out, err = run("report", "fleet", "--data", str(cli_fleet.data), "--group", "无此组")
+    assert code == 0 and "CLAUSE" not in out and "no device is in group" in out + err
