@@ -51,6 +51,11 @@ def headed(lang: Lang) -> Iterator[None]:
         _HEADINGS.reset(token)
 
 
+def current_heading(name: str) -> str:
+    """Column `name`'s heading in the language of the tables rendered now (`headed`)."""
+    return heading(name, _HEADINGS.get())
+
+
 @contextmanager
 def fitting(width: int | None) -> Iterator[None]:
     """Tables rendered within this block fit `width` display columns (None: no limit)."""

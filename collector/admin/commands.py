@@ -39,7 +39,7 @@ from devposture.collector.credentials import (
 from devposture.collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
 from devposture.collector.policy import policy_in_force
 from devposture.collector.policy.in_force import zone_in_force
-from devposture.collector.render import Row, render
+from devposture.collector.render import Row, current_heading, render
 from devposture.collector.reports import (
     DEVICE_COLUMNS,
     FAILING_COLUMNS,
@@ -59,6 +59,7 @@ from devposture.collector.store.identity import (
     GroupNameError,
     group_name,
 )
+from devposture.collector.table_fit import display_width
 from devposture.collector.tokens import new_token
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError, cli_messages
@@ -1107,18 +1108,24 @@ def _token_info(row: Row) -> Said:
 
 
 def _vertical(result: Result) -> str:
-    """One record as `name: value` lines: a device's many fields do not fit a table row."""
+    """One record as `name: value` lines: a device's many fields do not fit a table row.
+    Each name is its column's heading in the reader's language (`render.headed`), as a
+    table's would be: `device show` in Chinese was headed in English column names."""
     lines = []
+    # English keeps the names as they were (lower case), not a table's capitals.
+    names = {c: c if current_heading(c) == c.upper() else current_heading(c)
+             for c in result.columns}  # fmt: skip
+    width = max((display_width(n) for n in names.values()), default=0)
     for row in result.rows:
-        width = max(len(c) for c in result.columns)
         for column in result.columns:
             value = row.get(column)
             text = "" if value is None else str(value)
+            name = names[column]
             if "\n" in text or column == "events":
-                lines.append(f"{column}:")
+                lines.append(f"{name}:")
                 lines.extend(f"  {line}" for line in text.splitlines())
             else:
-                lines.append(f"{column.ljust(width)}  {text}")
+                lines.append(f"{name}{' ' * (width - display_width(name))}  {text}")
     return "\n".join(lines) + "\n"
 
 

@@ -14,6 +14,7 @@ from devposture.collector.admin import commands
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.datadir import initialize
 from devposture.collector.render import headed, render
+from tests.collector.cli_fleet import DEVICES, CliFleet, cli_fleet  # noqa: F401
 from tests.databases import collector_database
 
 
@@ -90,3 +91,24 @@ def test_a_waiver_s_reason_is_headed_as_a_reason_not_a_code() -> None:
     with headed("zh"):
         table = render(rows, commands.WAIVER_COLUMNS, "table").splitlines()
     assert "理由" in table[0].split() and "原因代码" not in table[0]
+
+
+def test_device_show_names_its_fields_in_the_reader_s_language(
+    cli_fleet: CliFleet,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`device show` in Chinese named every field by its English column name (hostname,
+    last_report, certificate_expires …) while `device list` above it was headed in Chinese."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    data = ["--data", str(cli_fleet.data)]
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    capsys.readouterr()
+    assert collector_cli(["device", "show", DEVICES[0][0], *data]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[:3]]
+    assert names == ["设备", "主机名", "分组"]
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    assert collector_cli(["device", "show", DEVICES[0][0], *data]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[:3]]
+    assert names == ["device", "hostname", "group"]  # as before, for English readers
