@@ -58,11 +58,24 @@ class TryLater(EnrollError):
 
 
 def make_csr(key: ec.EllipticCurvePrivateKey, hostname: str) -> bytes:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "device")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name(hostname))])
     request = (
         x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
     )
     return request.public_bytes(serialization.Encoding.PEM)
+
+
+# A certificate name's longest: 64 bytes of UTF-8 (RFC 5280's ub-common-name, as cryptography
+# counts it), not 64 characters: a Chinese host name's character takes three.
+MAX_COMMON_NAME_BYTES = 64
+
+
+def common_name(hostname: str) -> str:
+    """The host name as a request's common name: cut to MAX_COMMON_NAME_BYTES between two
+    characters ("device" for none). A computer named in Chinese past 21 characters ended its
+    enrollment in a traceback."""
+    cut = hostname.encode("utf-8")[:MAX_COMMON_NAME_BYTES].decode("utf-8", errors="ignore")
+    return cut or "device"
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from devposture.agent.enroll import EnrollError, enroll
+from devposture.agent.enroll import EnrollError, common_name, enroll
 from devposture.agent.state import AgentState
 from devposture.collector.pki import device_id_for_certificate
 from devposture.net.address import CollectorAddress
@@ -151,3 +151,21 @@ def test_unreachable_collector_is_explained(live_collector: LiveCollector, tmp_p
             live_collector.ca_fingerprint,
             host_info(),
         )
+
+
+def test_a_computer_with_a_long_chinese_name_enrolls(
+    live_collector: LiveCollector, tmp_path: Path
+) -> None:
+    # A certificate name holds 64 bytes of UTF-8, not 64 characters: the name was cut at 64
+    # characters, and a Chinese name past 21 of them ended enrollment in a traceback.
+    name = "研发部-王小明的笔记本电脑-ThinkPad-X1-Carbon-第十一代-工作用机"
+    agent = enroll_agent(live_collector, tmp_path / "agent", name)
+    assert agent.state.is_enrolled()
+    store = live_collector.store()
+    try:
+        device = store.identity.device(agent.enrollment.device_id)
+    finally:
+        store.close()
+    assert device is not None
+    cut = common_name(name)
+    assert len(cut.encode("utf-8")) <= 64 and name.startswith(cut) and len(cut) > 10
