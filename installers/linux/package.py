@@ -219,6 +219,11 @@ def nfpm_config(program: Program, frozen: Path, *, version: str, release: str, f
     if program.config_dir:
         contents.append({"dst": program.config_dir, "type": "dir",
                          "file_info": {**owned, "mode": 0o755}})  # fmt: skip
+    # The .rpm owns only the folders it lists (the .deb every parent of its files): without
+    # these, `rpm -e` left /opt/devposture-*/bin and the doc and licence folders behind, empty.
+    for folder in (f"/opt/{name}", f"/opt/{name}/bin", doc, f"/usr/share/licenses/{name}"):
+        contents.append({"dst": folder, "type": "dir", "packager": "rpm",
+                         "file_info": {**owned, "mode": 0o755}})  # fmt: skip
     common_deb = [f"libc6 (>= {floor})", "libgcc-s1", "libstdc++6"]
     # RPM names libraries by soname; libc.so.6(GLIBC_x.y) is how it says "this glibc or newer".
     common_rpm = [f"libc.so.6(GLIBC_{floor})(64bit)", "libgcc_s.so.1()(64bit)",
