@@ -136,7 +136,7 @@ def test_a_new_failure_is_shown_once_then_a_day_before_its_grace_ends(
     (first,) = desktop.received(1)
     assert first["appname"] == "设备合规检查"
     assert first["summary"] == "防火墙已开启: 不合规,宽限期至 12月5日 16:38"
-    assert "在这台电脑上: 打开防火墙:sudo ufw enable" in first["body"]
+    assert "在这台电脑上: 打开防火墙：sudo ufw enable" in first["body"]
     assert "CMCC" not in json.dumps(first) and "~/" not in json.dumps(first)
 
     # The next collections: the same failure is not told again.
