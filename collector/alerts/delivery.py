@@ -117,14 +117,14 @@ def _tell(
         metrics.failures.labels(channel.name, outcome).inc()
     if a.retry:
         log.error(
-            "告警:摘要 %d 次未能发送到 %s(%s),已放弃:请检查接收方及网络。"
+            "告警：摘要 %d 次未能发送到 %s（%s），已放弃：请检查接收方及网络。"
             " alerts: gave up sending the digest to %s after %d attempts (%s): check that the"
             " receiver is up and reachable from the collector",
             d.attempts + 1, channel.name, a.problem, channel.name, d.attempts + 1, a.problem,
         )  # fmt: skip
     else:
         log.error(
-            "告警:%s 拒收了摘要(%s),不再重试:请检查设置。alerts: %s refused the digest (%s),"
+            "告警：%s 拒收了摘要（%s），不再重试：请检查设置。alerts: %s refused the digest (%s),"
             " not retried: %s",
             channel.name, a.problem, channel.name, a.problem, channel.fix,
         )  # fmt: skip

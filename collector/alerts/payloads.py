@@ -52,7 +52,7 @@ def email(
     n = render.counts(d)
     message = EmailMessage()
     message["Subject"] = (
-        f"[devposture] 告警摘要:新增 {n[NEW]} 项,仍未解决 {n['open']} 项"
+        f"[devposture] 告警摘要：新增 {n[NEW]} 项，仍未解决 {n['open']} 项"
         f" / Alert digest: {n[NEW]} new, {n['open']} open"
     )
     message["From"] = sender

@@ -17,22 +17,23 @@ from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
 SECTIONS = {
     NEW: ("新增", "New"),
-    REMINDER: ("仍未解决(再次提醒)", "Still open (reminder)"),
+    REMINDER: ("仍未解决（再次提醒）", "Still open (reminder)"),
     RESOLVED: ("已恢复", "Resolved"),
 }
 
 
 # Each kind's line (Chinese, English); `{t}` is its time, `{which}` the certificate's role.
 LINES = {
-    detect.FAILING: ("{hostname} · {check_title_zh}:超过宽限期仍不合规,自 {t} 起",
+    detect.FAILING: ("{hostname} · {check_title_zh}：超过宽限期仍不合规，自 {t} 起",
                      "{hostname} · {check_title_en}: failing past grace since {t}"),
-    detect.STALE: ("{hostname}:失联(STALE),最后报告于 {t}", "{hostname}: STALE, last heard {t}"),
-    detect.CLONE: ("{hostname}:疑似克隆(其状态目录在另一台电脑上运行),{t} 发现",
+    detect.STALE: ("{hostname}：失联（STALE），最后报告于 {t}",
+                   "{hostname}: STALE, last heard {t}"),
+    detect.CLONE: ("{hostname}：疑似克隆（其状态目录在另一台电脑上运行），{t} 发现",
                    "{hostname}: suspected clone (its state folder runs on a second computer),"
                    " flagged {t}"),
-    detect.CERTIFICATE: ("采集端 {collector}:{which}将于 {t} 到期",
+    detect.CERTIFICATE: ("采集端 {collector}：{which}将于 {t} 到期",
                          "collector {collector}: the {which} certificate expires {t}"),
-    detect.DISK: ("采集端 {collector}:数据目录所在磁盘已用 {used_percent}%",
+    detect.DISK: ("采集端 {collector}：数据目录所在磁盘已用 {used_percent}%",
                   "collector {collector}: the disk holding the data folder is"
                   " {used_percent}% full"),
 }  # fmt: skip
@@ -68,7 +69,7 @@ def _one(
     when = MOMENTS[lang](d.composed, d.composed, zone)
     words = local_time.zone_words(zone)[lang]
     if lang == 0:
-        lines = [f"{b('devposture 告警摘要')}({words} {when})",
+        lines = [f"{b('devposture 告警摘要')}（{words} {when}）",
                  f"新增 {n[NEW]} 项 · 再次提醒 {n[REMINDER]} 项 · 已恢复 {n[RESOLVED]} 项"
                  f" · 仍未解决共 {n['open']} 项"]  # fmt: skip
     else:

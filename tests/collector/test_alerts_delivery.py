@@ -83,11 +83,11 @@ def _counted(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
 
-ZH = """**devposture 告警摘要**(北京时间 11月30日 12:00)
+ZH = """**devposture 告警摘要**（北京时间 11月30日 12:00）
 新增 2 项 · 再次提醒 0 项 · 已恢复 0 项 · 仍未解决共 2 项
 **新增**
-- laptop-wang · 防火墙已开启:超过宽限期仍不合规,自 11月30日 07:00 起
-- desk-zhao:失联(STALE),最后报告于 11月27日 12:00"""
+- laptop-wang · 防火墙已开启：超过宽限期仍不合规，自 11月30日 07:00 起
+- desk-zhao：失联（STALE），最后报告于 11月27日 12:00"""
 EN = """**devposture alert digest** (30 Nov 12:00 Beijing time)
 2 new · 0 reminders · 0 resolved · 2 open in all
 **New**
@@ -305,14 +305,14 @@ def test_email_carries_both_languages_and_no_wi_fi_name_on_any_channel(
         assert smtp.envelopes == [("devposture@example.com", ["it-team@example.com"])]
         sent = [robot.received[0].body.decode(), hook.received[0].body.decode()]
     assert message["Subject"] == (
-        "[devposture] 告警摘要:新增 2 项,仍未解决 2 项 / Alert digest: 2 new, 2 open"
+        "[devposture] 告警摘要：新增 2 项，仍未解决 2 项 / Alert digest: 2 new, 2 open"
     )
     assert message["From"] == "devposture@example.com"
     assert message["To"] == "it-team@example.com"
     body = message.get_content()
     zh, en = body.split("\n\n----\n\n")
-    assert "laptop-wang · 在公共无线网络上使用VPN:超过宽限期仍不合规,自 11月30日 11:55 起" in zh
-    assert "pc-4:疑似克隆(其状态目录在另一台电脑上运行),11月30日 11:30 发现" in zh
+    assert "laptop-wang · 在公共无线网络上使用VPN：超过宽限期仍不合规，自 11月30日 11:55 起" in zh
+    assert "pc-4：疑似克隆（其状态目录在另一台电脑上运行），11月30日 11:30 发现" in zh
     assert "laptop-wang · VPN on public Wi-Fi: failing past grace since 30 Nov 11:55" in en
     assert "pc-4: suspected clone" in en
     for text in (body, message["Subject"], *sent):
@@ -429,7 +429,7 @@ def test_the_digest_is_written_in_the_policy_s_time_zone(store: Store, tmp_path:
     sent = request.json()
     assert sent["time_zone"] == "Europe/Berlin"
     heading_zh, heading_en = sent["text_zh"].splitlines()[0], sent["text_en"].splitlines()[0]
-    assert heading_zh == "devposture 告警摘要(Europe/Berlin 时间 11月30日 05:00)"
+    assert heading_zh == "devposture 告警摘要（Europe/Berlin 时间 11月30日 05:00）"
     assert heading_en == "devposture alert digest (30 Nov 05:00 Europe/Berlin time)"
     assert "since 30 Nov 00:00" in sent["text_en"] and "自 11月30日 00:00 起" in sent["text_zh"]
 
