@@ -28,7 +28,14 @@ from devposture.collector.config import CollectorConfig
 from devposture.collector.new_file import write_atomic
 from devposture.collector.store import Store
 from devposture.collector.store.policies import PolicyVersion, digest
-from devposture.policy import Policy, PolicyError, default_policy, load_policy, parse_policy
+from devposture.policy import (
+    Policy,
+    PolicyError,
+    default_policy,
+    load_policy,
+    parse_policy,
+    policy_text,
+)
 
 log = logging.getLogger(__name__)
 IN_FORCE = "policy-in-force.toml"
@@ -105,7 +112,7 @@ def edited(config: CollectorConfig) -> str | None:
     another one applied keeps its own file as it was: that is not an edit."""
     if not config.policy.exists():
         return None
-    text = config.policy.read_text(encoding="utf-8")
+    text = policy_text(config.policy)  # PolicyError for a file saved as GBK, with its line
     return None if digest(text) == _seen(config) else text
 
 
@@ -134,7 +141,7 @@ def keep_in_force(config: CollectorConfig, store: Store) -> Policy:
     if text is None and latest is None:  # the first start on this database: the file as it is
         if not config.policy.exists():
             return current_policy(config)
-        text = config.policy.read_text(encoding="utf-8")
+        text = policy_text(config.policy)
     if text is not None:
         policy, version = apply_edit(config, store, text)
         log.info("policy version %d in force (applied by this collector)", version.version)
@@ -142,7 +149,7 @@ def keep_in_force(config: CollectorConfig, store: Store) -> Policy:
     assert latest is not None
     log.info("policy version %d in force (applied by %s)", latest.version, latest.applied_by)
     if config.policy.exists() and _seen(config) is None:
-        _mark_seen(config, config.policy.read_text(encoding="utf-8"))
+        _mark_seen(config, policy_text(config.policy))
     return adopt(config, latest)
 
 

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from devposture.collector.agent_config import agent_config
-from devposture.policy import PolicyError, default_policy, default_policy_text, parse_policy
+from devposture.policy import (
+    PolicyError,
+    default_policy,
+    default_policy_text,
+    load_policy,
+    parse_policy,
+)
 from devposture.policy.checks import CHECKS, CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
@@ -157,3 +163,65 @@ def test_a_whole_number_parameter_still_refuses_text_and_a_missing_minimum_is_na
     assert any("min_version_wecom: is missing" in m and '"4.1.30"' in m for _, m in problems)
     text = default_policy_text().replace("vpn_grace_seconds = 120", 'vpn_grace_seconds = "120"')
     assert any("whole number" in m for _, m in _problems(text))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("grace_hours = 72", "grace_hours = 9223372036854775807"),
+        ("stale_after_hours = 48", "stale_after_hours = 87601"),
+        ("report_interval_minutes = 60", "report_interval_minutes = 99999999999"),
+        ("backup_max_age_days = 30", "backup_max_age_days = 3651"),
+        ("vpn_grace_seconds = 120", "vpn_grace_seconds = 315360001"),
+    ],
+)
+def test_a_number_past_ten_years_is_refused_naming_its_line(old: str, new: str) -> None:
+    """A huge number was accepted, published as the policy in force, and then overflowed
+    what the collector builds from it (a date, the agents' configuration) at every poll."""
+    text = default_policy_text().replace(old, new, 1)
+    assert text != default_policy_text()
+    problems = _problems(text)
+    assert [line for line, m in problems if "must be at most" in m] == [_line(text, new)]
+
+
+def test_ten_years_is_still_accepted() -> None:
+    text = default_policy_text().replace("grace_hours = 72", "grace_hours = 87600", 1)
+    assert parse_policy(text).check("chat-backup").grace_hours == 87600  # type: ignore[union-attr]
+
+
+def test_a_list_too_long_for_the_agents_acknowledgements_is_refused() -> None:
+    """300,000 public names made every acknowledgement bigger than gRPC's 4 MB."""
+    names = ", ".join(f'"Hotspot-{i}"' for i in range(1001))
+    text = default_policy_text().replace("public_patterns = [", f"public_patterns = [{names}, ", 1)
+    problems = _problems(text)
+    assert [m for _, m in problems] == [
+        "networks.public_patterns: must list at most 1000 names of at most 256 characters each"
+    ]
+    long_name = default_policy_text().replace('"CMCC"', '"' + "C" * 257 + '"', 1)
+    assert "must list at most" in _problems(long_name)[0][1]
+
+
+def test_an_entry_that_is_not_a_table_is_named_not_a_crash() -> None:
+    text = "clauses = [1]\n" + default_policy_text().replace("[[clauses]]", "[[unused]]")
+    problems = _problems(text)
+    assert "clauses[0]: must be a table" in [m for _, m in problems]
+
+
+def test_a_byte_order_mark_and_crlf_are_accepted(tmp_path: Path) -> None:
+    """Notepad saves "UTF-8 with BOM" and CRLF: TOML refused the mark at line 1, column 1."""
+    file = tmp_path / "policy.toml"
+    file.write_bytes(b"\xef\xbb\xbf" + default_policy_text().replace("\n", "\r\n").encode())
+    assert load_policy(file) == default_policy()
+
+
+def test_a_file_saved_as_gbk_is_named_with_its_line(tmp_path: Path) -> None:
+    text = default_policy_text()
+    file = tmp_path / "policy.toml"
+    file.write_bytes(text.encode("gbk"))
+    first = next(n for n, line in enumerate(text.splitlines(), 1) if not line.isascii())
+    with pytest.raises(PolicyError) as caught:
+        load_policy(file)
+    assert caught.value.problems == [
+        (first, "the file is not UTF-8 text (saved as GBK?): save it as UTF-8")
+    ]
+    assert f"{file}:{first}: " in str(caught.value)

@@ -61,6 +61,14 @@ MAX_OUTBOX_MAX_MB = 1024
 # least 7 days: a body is what a device's page and a re-judging read while it is current.
 DEFAULT_RETENTION_DAYS = 400
 MIN_RETENTION_DAYS = 7
+# The most a whole number may be, per unit: ten years. A bigger one is a typo, and the
+# collector cannot use it: a grace of 10**18 hours overflows a date, a report interval past
+# 71 million minutes overflows the agents' configuration, and the policy was still published.
+TEN_YEARS = {"days": 3650, "hours": 87_600, "minutes": 5_256_000, "seconds": 315_360_000}
+# A Wi-Fi or folder list goes to every agent in each acknowledgement, which gRPC caps at
+# 4 MB: 300,000 public names made every acknowledgement too big, so no report was accepted.
+MAX_NAMES = 1000
+MAX_NAME_CHARACTERS = 256
 
 
 @dataclass(frozen=True)
@@ -135,7 +143,8 @@ class _Checker:
             return ""
         return value
 
-    def whole(self, table: dict[str, object], key: str, path: Path_, minimum: int) -> int:
+    def whole(self, table: dict[str, object], key: str, path: Path_, minimum: int,
+              maximum: int | None = None) -> int:
         value = table.get(key)
         if key not in table:
             self.problem((*path, key), _MISSING)
@@ -146,6 +155,10 @@ class _Checker:
                 minimum=minimum, value=repr(value),
             ))  # fmt: skip
             return minimum
+        if maximum is not None and value > maximum:
+            self.problem((*path, key), said("must be at most {maximum}, not {value}",
+                                            maximum=maximum, value=value))
+            return maximum
         return value
 
     def version(self, table: dict[str, object], key: str, path: Path_, example: str) -> str:
@@ -164,7 +177,21 @@ class _Checker:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             self.problem((*path, key), said("must be a list of texts"))
             return ()
+        if len(value) > MAX_NAMES or any(len(v) > MAX_NAME_CHARACTERS for v in value):
+            self.problem((*path, key), said(
+                "must list at most {maximum} names of at most {length} characters each",
+                maximum=MAX_NAMES, length=MAX_NAME_CHARACTERS,
+            ))  # fmt: skip
+            return ()
         return tuple(value)
+
+    def table(self, item: object, path: Path_) -> dict[str, object] | None:
+        """An entry of [[clauses]] or [[checks]]: a table, or a problem (`clauses = [1]`
+        stopped the checker with a TypeError, and the running collector logged only that)."""
+        if isinstance(item, dict):
+            return item
+        self.problem(path, _TABLE)
+        return None
 
 
 def _clauses(c: _Checker, raw: object) -> list[Clause]:
@@ -172,8 +199,11 @@ def _clauses(c: _Checker, raw: object) -> list[Clause]:
         c.problem(("clauses",), said("at least one [[clauses]] table is needed"))
         return []
     clauses = []
-    for n, item in enumerate(raw):
+    for n, entry in enumerate(raw):
         path: Path_ = ("clauses", n)
+        item = c.table(entry, path)
+        if item is None:
+            continue
         c.unknown_keys(item, _CLAUSE_KEYS, path)
         clauses.append(
             Clause(
@@ -191,8 +221,11 @@ def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
         c.problem(("checks",), said("at least one [[checks]] table is needed"))
         return []
     checks: list[CheckSpec] = []
-    for n, item in enumerate(raw):
+    for n, entry in enumerate(raw):
         path: Path_ = ("checks", n)
+        item = c.table(entry, path)
+        if item is None:
+            continue
         c.unknown_keys(item, _CHECK_KEYS, path)
         check_id = c.text(item, "id", path)
         if check_id and check_id not in CHECK_FUNCTIONS:
@@ -210,7 +243,7 @@ def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
             c.problem((*path, "severity"), said("must be one of {choices}, not {value}",
                                                 choices=", ".join(SEVERITIES),
                                                 value=repr(severity)))
-        grace = c.whole(item, "grace_hours", path, 0)
+        grace = c.whole(item, "grace_hours", path, 0, TEN_YEARS["hours"])
         title_zh, title_en, remediation_zh, remediation_en = (
             c.text(item, key, path) for key in _CHECK_TEXTS
         )
@@ -249,12 +282,14 @@ def _parameters(c: _Checker, raw: object, check_id: str, path: Path_) -> dict[st
         elif isinstance(default, str):
             values[key] = c.version(raw, key, path, default)
         else:
-            values[key] = c.whole(raw, key, path, 0)
+            values[key] = c.whole(raw, key, path, 0, TEN_YEARS[key.rsplit("_", 1)[-1]])
     return values
 
 
 def parse_policy(text: str, source: str = "policy") -> Policy:
-    """The policy in `text`, or PolicyError listing every mistake with its line."""
+    """The policy in `text`, or PolicyError listing every mistake with its line. A byte
+    order mark (Notepad's "UTF-8 with BOM") is no mistake: TOML read it as one at line 1."""
+    text = text.removeprefix("\ufeff")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -264,8 +299,8 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
                           ) from exc
     c = _Checker(text)
     c.unknown_keys(raw, _TOP_KEYS, ())
-    stale = c.whole(raw, "stale_after_hours", (), 1)
-    interval = c.whole(raw, "report_interval_minutes", (), 1)
+    stale = c.whole(raw, "stale_after_hours", (), 1, TEN_YEARS["hours"])
+    interval = c.whole(raw, "report_interval_minutes", (), 1, TEN_YEARS["minutes"])
     outbox_mb = DEFAULT_OUTBOX_MAX_MB
     if "outbox_max_mb" in raw:
         outbox_mb = c.whole(raw, "outbox_max_mb", (), 1)
@@ -274,7 +309,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
                                                maximum=MAX_OUTBOX_MAX_MB, value=outbox_mb))
     retention = DEFAULT_RETENTION_DAYS
     if "retention_days" in raw:
-        retention = c.whole(raw, "retention_days", (), MIN_RETENTION_DAYS)
+        retention = c.whole(raw, "retention_days", (), MIN_RETENTION_DAYS, TEN_YEARS["days"])
     time_zone = _time_zone(c, raw)
     networks = raw.get("networks", {})
     if not isinstance(networks, dict):
@@ -315,16 +350,27 @@ def _time_zone(c: _Checker, raw: dict[str, object]) -> str:
     return value
 
 
-def load_policy(path: Path) -> Policy:
+def policy_text(path: Path) -> str:
+    """A policy file's text, read as `policy check` and the running collector both read it;
+    PolicyError when it cannot be: a file saved as GBK is named with the line of its first
+    byte that is not UTF-8 (the collector logged only Python's codec error, without file or
+    line)."""
     source = str(path)  # PolicyError's first argument is its file, not a sentence
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         problem = said("cannot read the file: {problem}", problem=os_error(exc, exc.strerror))
         raise PolicyError(source, [(None, problem)]) from exc
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
-        raise PolicyError(source, [(None, said("the file is not UTF-8 text"))]) from exc
-    return parse_policy(text, source)
+        line = data[: exc.start].count(b"\n") + 1
+        problem = said("the file is not UTF-8 text (saved as GBK?): save it as UTF-8")
+        raise PolicyError(source, [(line, problem)]) from exc
+
+
+def load_policy(path: Path) -> Policy:
+    return parse_policy(policy_text(path), str(path))
 
 
 def default_policy_text() -> str:
