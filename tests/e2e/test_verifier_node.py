@@ -1,0 +1,116 @@
+"""An auditor's own verifier: tests/interop/verify_bundle.js, written in Node.js from
+docs/audit-evidence.md alone with Node's built-ins (crypto, zlib), on bundles the collector
+really exports. If the document stops saying enough to verify a bundle, or the bundle stops
+being what it says, this fails.
+
+Node.js is installed by .ci/run; the test is skipped without it on a developer machine and
+fails in CI (CI set) instead, so that it cannot silently stop running."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from tests.e2e.fleet import COLLECTOR, run
+
+ROOT = Path(__file__).resolve().parents[2]
+VERIFIER = ROOT / "tests" / "interop" / "verify_bundle.js"
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("needs node")
+        pytest.skip("needs node")
+    return found
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(bundle, public key, signing key) of a small fleet's store, built by the benchmark's
+    builder through the collector's own store code."""
+    root = tmp_path_factory.mktemp("auditor")
+    data = root / "store"
+    built = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "audit_quarter.py"), "--devices", "6",
+         "--days", "3", "--build-only", "--folder", str(data)],
+        check=False, capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    key = root / "key.pem"
+    shown = run(COLLECTOR, "audit", "public-key", "--data", str(data))
+    assert shown.returncode == 0, shown.stderr
+    key.write_text(shown.stdout)
+    out = root / "all.zip"
+    exported = run(COLLECTOR, "audit", "export", "--data", str(data), "--from", "2000-01-01",
+                   "--to", "2100-01-01", "--out", str(out))  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    return out, key, data / "evidence-signing.key"
+
+
+def _verify(node: str, bundle: Path, key: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([node, str(VERIFIER), str(bundle), str(key)], check=False,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def _tampered(source: Path, out: Path, member: str, signer: Ed25519PrivateKey | None) -> Path:
+    """A copy with `member`'s first report group's first body changed; with `signer`, its
+    digest updated and the manifest signed again (a forger holding the key)."""
+    with zipfile.ZipFile(source) as z:
+        members = {i.filename: z.read(i.filename) for i in z.infolist()}
+    lines = members[member].decode().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        row = json.loads(line)
+        if row.get("reports"):
+            body = bytearray(base64.b64decode(row["reports"][0][1]))
+            body[-1] ^= 1
+            row["reports"][0][1] = base64.b64encode(bytes(body)).decode()
+            lines[i] = json.dumps(row) + "\n"
+            break
+    members[member] = "".join(lines).encode()
+    if signer is not None:
+        manifest = json.loads(members["manifest.json"])
+        manifest["members"][member] = hashlib.sha256(members[member]).hexdigest()
+        members["manifest.json"] = json.dumps(manifest).encode()
+        signed = b"devposture-audit-bundle/v1\n" + members["manifest.json"]
+        members["manifest.sig"] = base64.b64encode(signer.sign(signed)) + b"\n"
+    with zipfile.ZipFile(out, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data, zipfile.ZIP_DEFLATED)
+    return out
+
+
+def test_an_auditors_verifier_from_the_document_verifies_a_real_bundle(
+    node: str, bundle: tuple[Path, Path, Path]
+) -> None:
+    out, key, _ = bundle
+    done = _verify(node, out, key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("VERIFIED")
+
+
+def test_an_auditors_verifier_refuses_an_edited_report_body(
+    node: str, bundle: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    out, key, signing = bundle
+    edited = _verify(node, _tampered(out, tmp_path / "edited.zip", "reports.jsonl", None), key)
+    assert edited.returncode == 1
+    assert "member reports.jsonl was changed" in edited.stdout, edited.stdout
+    signer = load_pem_private_key(signing.read_bytes(), None)
+    assert isinstance(signer, Ed25519PrivateKey)
+    forged = _verify(node, _tampered(out, tmp_path / "forged.zip", "reports.jsonl", signer), key)
+    assert forged.returncode == 1
+    assert "does not match its record: edited" in forged.stdout, forged.stdout
