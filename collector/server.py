@@ -566,6 +566,10 @@ async def watch_policy(
     on the same database apply. A file with mistakes is refused, with every mistake logged,
     and the policy in force stays as it was."""
     seen: tuple[int, int] | None = None  # the first poll compares the file's text itself
+    # A file seen changed is applied once the next poll finds it the same: an editor that
+    # saves in two steps (cut, then written) left a first step that, valid on its own (a
+    # `[[checks]]` table cut off whole), switched a check off and judged the fleet by it.
+    settling: tuple[int, int] | None = None
     in_force = await running.service.in_db(running.store.policies.version)
     failing = failing or LogEvery()  # through an outage: a line every few seconds
     while not stop.is_set():
@@ -573,7 +577,9 @@ async def watch_policy(
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
         try:
             stamp = policy_stamp(config.policy) if file else None
-            if stamp != seen and stamp is not None:
+            if stamp != seen and stamp is not None and stamp != settling:
+                settling = stamp  # changed since the last poll: perhaps still being written
+            elif stamp != seen and stamp is not None:
                 seen = stamp
                 text = await asyncio.to_thread(edited, config)
                 if text is not None:
