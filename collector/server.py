@@ -609,7 +609,9 @@ async def _apply_edit(
 ) -> int:
     """Publish an edited policy, then judge every device again under it, once: under a lease,
     so two collectors never re-judge the fleet at the same time. Its version."""
-    policy, version = await running.service.in_db(lambda: apply_edit(config, running.store, text))
+    policy, version = await running.service.in_db(
+        lambda: apply_edit(config, running.store, text, usable=running.service.judging_by)
+    )
     holder = collector_name()
     hold = dt.timedelta(hours=1)
     while not await running.service.in_db(

@@ -389,7 +389,12 @@ class CollectorService(pb_grpc.CollectorServicer):
 
     def _set_policy(self, policy: Policy) -> None:
         # One assignment: a report being judged sees the old policy or the new, never a mix.
-        self._judging = _Judging(
+        self._judging = self.judging_by(policy)
+
+    def judging_by(self, policy: Policy) -> _Judging:
+        """What this service judges and answers agents with under `policy` (raises what
+        building it raises: an edit is tried with it before it is published)."""
+        return _Judging(
             policy,
             CheckParameters.from_values({c.check_id: c.parameters for c in policy.checks}),
             frozenset(c.check_id for c in policy.checks),

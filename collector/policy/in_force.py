@@ -20,6 +20,7 @@ import datetime as dt
 import logging
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 from devposture.collector.clock import utcnow
@@ -36,6 +37,7 @@ from devposture.policy import (
     parse_policy,
     policy_text,
 )
+from devposture.policy.cli_messages import said
 
 log = logging.getLogger(__name__)
 IN_FORCE = "policy-in-force.toml"
@@ -116,10 +118,21 @@ def edited(config: CollectorConfig) -> str | None:
     return None if digest(text) == _seen(config) else text
 
 
-def apply_edit(config: CollectorConfig, store: Store, text: str) -> tuple[Policy, PolicyVersion]:
+def apply_edit(
+    config: CollectorConfig, store: Store, text: str,
+    usable: Callable[[Policy], object] = lambda policy: None,
+) -> tuple[Policy, PolicyVersion]:  # fmt: skip
     """Check an edited policy (PolicyError naming every mistake) and make it the policy in
-    force for every collector on the database."""
+    force for every collector on the database. `usable` builds what the collector judges and
+    answers agents with from it (the running service's), before anything is published: a
+    version in the append-only history that the collectors then cannot use stays there."""
     policy = parse_policy(text, str(config.policy))
+    try:
+        usable(policy)
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise PolicyError(str(config.policy), [(None, said(
+            "the collector cannot use this policy ({problem}): correct the value it names",
+            problem=str(exc)))]) from exc  # fmt: skip
     version = store.policies.publish(text, utcnow(), collector_name())
     _keep_copy(config, text)
     _mark_seen(config, text)

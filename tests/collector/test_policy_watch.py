@@ -4,11 +4,17 @@ an editor that saves in two steps leaves a first step the collector must not jud
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from devposture.collector import server
+from devposture.collector.config import load
+from devposture.collector.datadir import initialize
+from devposture.collector.policy import in_force
+from devposture.collector.store import Store
+from devposture.policy import PolicyError
 
 
 def test_an_edit_saved_in_two_steps_is_applied_once_whole(
@@ -45,3 +51,30 @@ def test_an_edit_saved_in_two_steps_is_applied_once_whole(
     config = SimpleNamespace(policy="policy.toml")
     asyncio.run(server.watch_policy(config, running, stop))  # type: ignore[arg-type]
     assert applied == ["whole file"]
+
+
+def test_a_policy_the_collector_cannot_use_is_never_published(tmp_path: Path) -> None:
+    # A valid file whose values the service could not build its answers from (a number past
+    # the acknowledgement's field) was published first: an append-only version every
+    # collector then failed to follow, logging "could not follow the policy in force".
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1")
+    config = load(config.data_dir)
+    store = Store.open(config.database)
+    try:
+        in_force.keep_in_force(config, store)
+        before = store.policies.version()
+        text = config.policy.read_text(encoding="utf-8").replace(
+            "report_interval_minutes = 60", "report_interval_minutes = 61"
+        )
+        assert "report_interval_minutes = 61" in text
+
+        def unusable(policy: object) -> None:
+            raise ValueError("Value out of range: 5999999999940")
+
+        with pytest.raises(PolicyError, match=r"cannot use this policy \(Value out of range"):
+            in_force.apply_edit(config, store, text, usable=unusable)
+        assert store.policies.version() == before
+        _, version = in_force.apply_edit(config, store, text)  # usable: published
+        assert version.version == before + 1
+    finally:
+        store.close()
