@@ -24,7 +24,7 @@ import re
 import subprocess
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -279,6 +279,28 @@ def test_a_full_disk_pushes_agents_back_and_storing_resumes_when_space_is_back(
 # --- the agent's state folder ---------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def full_state_disk(
+    tmp_path: Path, backlog: int = 2, before: Callable[[SimAgent], object] = lambda agent: None
+) -> Iterator[SimAgent]:
+    """An agent enrolled with a real collector, `backlog` reports waiting, its state folder
+    on a tmpfs then filled to the last byte (`before` runs just before); freed again after."""
+    server = CollectorServer.create(tmp_path / "c")
+    server.start()
+    try:
+        with tmpfs(tmp_path / "state", "2m") as disk:
+            agent = enroll_agent(server, disk / "agent", "laptop", server.token(1))
+            agent.put_backlog(backlog)
+            before(agent)
+            filler = fill(disk)
+            try:
+                yield agent
+            finally:
+                filler.unlink()
+    finally:
+        server.stop()
+
+
 def test_a_full_state_disk_sends_what_waits_and_says_so(tmp_path: Path) -> None:
     # The round stopped at the first write it could not make (the Wi-Fi session log) with a
     # traceback, before sending: the waiting reports, whose acknowledgement frees their space,
@@ -288,22 +310,13 @@ def test_a_full_state_disk_sends_what_waits_and_says_so(tmp_path: Path) -> None:
     from devposture.agent.probes.config import ProbeConfig  # noqa: PLC0415
     from devposture.agent.state import StateError  # noqa: PLC0415
 
-    server = CollectorServer.create(tmp_path / "c")
-    server.start()
-    try:
-        with tmpfs(tmp_path / "state", "2m") as disk:
-            agent = enroll_agent(server, disk / "agent", "laptop", server.token(1))
-            agent.put_backlog(2)
-            waiting = len(agent.outbox.pending())
-            filler = fill(disk)
-            with pytest.raises(StateError) as full:
-                collect_and_deliver(agent.state, agent.enrollment, LiveHost(), ProbeConfig())
-            assert "the disk holding the state folder" in str(full.value)
-            assert str(agent.state.directory) in str(full.value)
-            assert waiting == 2 and agent.outbox.pending() == []  # sent, and space freed
-            filler.unlink()
-    finally:
-        server.stop()
+    with full_state_disk(tmp_path) as agent:
+        assert len(agent.outbox.pending()) == 2
+        with pytest.raises(StateError) as full:
+            collect_and_deliver(agent.state, agent.enrollment, LiveHost(), ProbeConfig())
+        assert "the disk holding the state folder" in str(full.value)
+        assert str(agent.state.directory) in str(full.value)
+        assert agent.outbox.pending() == []  # sent, and space freed
 
 
 def test_a_collector_started_again_on_a_full_disk_serves_and_pushes_agents_back(
@@ -346,43 +359,27 @@ def test_the_service_s_round_on_a_full_state_disk_names_the_folder(tmp_path: Pat
     from devposture.agent.state import StateError  # noqa: PLC0415
     from devposture.v1 import devposture_pb2 as pb  # noqa: PLC0415
 
-    server = CollectorServer.create(tmp_path / "c")
-    server.start()
-    try:
-        with tmpfs(tmp_path / "state", "2m") as disk:
-            agent = enroll_agent(server, disk / "agent", "laptop", server.token(1))
-            agent.put_backlog(2)
-            work = AgentWork(agent.state, agent.enrollment, LiveHost(), ProbeConfig)
-            filler = fill(disk)
-            with pytest.raises(StateError) as full:
-                work.collect(pb.COLLECTION_TRIGGER_INTERVAL)
-            assert "the disk holding the state folder" in str(full.value)
-            assert str(agent.state.directory) in str(full.value)
-            assert work.send(lambda: False).stopped_by is None  # what waits still goes
-            assert agent.outbox.pending() == []
-            filler.unlink()
-    finally:
-        server.stop()
-
+    with full_state_disk(tmp_path) as agent:
+        work = AgentWork(agent.state, agent.enrollment, LiveHost(), ProbeConfig)
+        with pytest.raises(StateError) as full:
+            work.collect(pb.COLLECTION_TRIGGER_INTERVAL)
+        assert "the disk holding the state folder" in str(full.value)
+        assert str(agent.state.directory) in str(full.value)
+        assert work.send(lambda: False).stopped_by is None  # what waits still goes
+        assert agent.outbox.pending() == []
 
 
 def test_a_first_start_on_a_full_state_disk_names_the_folder(tmp_path: Path) -> None:
     # Before its Wi-Fi hashing key was made (an agent's first collection), a full disk gave
     # `status` and `once` "unexpected OSError ... please report it to IT", and `run` a
     # traceback: now the folder, the problem and what to do.
-    server = CollectorServer.create(tmp_path / "c")
-    server.start()
-    try:
-        with tmpfs(tmp_path / "state", "2m") as disk:
-            agent = enroll_agent(server, disk / "agent", "laptop", server.token(1))
-            (agent.state.directory / "network-hash.key").unlink(missing_ok=True)
-            filler = fill(disk)
-            done = run(AGENT, "status", "--state", str(agent.state.directory))
-            filler.unlink()
-    finally:
-        server.stop()
+    def no_key_yet(agent: SimAgent) -> None:
+        (agent.state.directory / "network-hash.key").unlink(missing_ok=True)
+
+    with full_state_disk(tmp_path, backlog=0, before=no_key_yet) as agent:
+        done = run(AGENT, "status", "--state", str(agent.state.directory))
     assert done.returncode == 1, (done.stdout, done.stderr)
-    assert (f"the state folder {disk / 'agent'} cannot keep this computer's key for hashing"
-            " Wi-Fi names") in done.stderr  # fmt: skip
+    assert (f"the state folder {agent.state.directory} cannot keep this computer's key for"
+            " hashing Wi-Fi names") in done.stderr  # fmt: skip
     assert "free space on its disk" in done.stderr
     assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
