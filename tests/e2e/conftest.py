@@ -17,6 +17,7 @@ import pytest
 from devposture.collector.config import load
 from devposture.collector.store import Store
 from tests.databases import init_arguments
+from tests.e2e.fleet import CollectorServer
 
 BIN = Path(sys.executable).parent
 COLLECTOR = str(BIN / "devposture-collector")
@@ -105,6 +106,17 @@ def serving_collector(
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
         log_file.close()
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[CollectorServer]:
+    """A real collector (tests/e2e/fleet.py), serving until the test ends."""
+    server = CollectorServer.create(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

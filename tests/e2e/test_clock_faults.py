@@ -8,22 +8,9 @@ The clocks are given as data: each report says when it was collected, as the age
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.fleet import CollectorServer, SimAgent, enroll_agent, utcnow
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorServer]:
-    server = CollectorServer.create(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _collect(agent: SimAgent, at: dt.datetime) -> str:

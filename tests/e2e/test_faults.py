@@ -22,10 +22,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from devposture.agent.outbox import Outbox
 from devposture.agent.outbox_file import SUFFIX
@@ -41,16 +38,6 @@ from tests.e2e.fleet import (
     run,
     utcnow,
 )
-
-
-@pytest.fixture
-def collector(tmp_path: Path) -> Iterator[CollectorServer]:
-    server = CollectorServer.create(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _assert_stored_once(server: CollectorServer, agents: list[SimAgent]) -> None:
