@@ -198,16 +198,23 @@ def _judged_updates(report: pb.PostureReport) -> tuple[str, str]:
     return judged.state.value, judged.reason
 
 
-def test_a_major_upgrade_is_not_a_missing_security_update() -> None:
-    # A Tahoe 26.6 Mac offered the 26.7 point update and macOS 27 (a real capture): one
-    # security update. The same Mac once on 26.7 would be offered macOS 27 alone; that is an
-    # upgrade. The installed version comes from HostInfo's product version, no new command.
+def _offered_tahoe_26_7_and_macos_27(product_version: str) -> MacReplayHost:
+    """A Mac whose Software Update offers 26.7 and macOS 27 (a real Tahoe 26.6 capture),
+    telling `product_version` as its own."""
     host = _mac(
         swu=out("softwareupdate/list-tahoe-26.6-point-and-macos-27.out"),
         prefs=out("defaults/softwareupdate-all-on-sequoia-trimmed.out"),
         history=out("softwareupdate_history/history-tahoe-26.5-year-first-zh.out"),
     )
-    host.product_version = "26.6"
+    host.product_version = product_version
+    return host
+
+
+def test_a_major_upgrade_is_not_a_missing_security_update() -> None:
+    # A Tahoe 26.6 Mac offered the 26.7 point update and macOS 27 (a real capture): one
+    # security update. The same Mac once on 26.7 would be offered macOS 27 alone; that is an
+    # upgrade. The installed version comes from HostInfo's product version, no new command.
+    host = _offered_tahoe_26_7_and_macos_27("26.6")
     report = _collect(host)
     assert report.host.os_version == "26.6"
     updates = report.os_updates
@@ -235,13 +242,7 @@ def test_a_ventura_mac_with_only_sequoia_left_is_not_failed() -> None:
 def test_a_compatibility_version_leaves_security_updates_unknown() -> None:
     # 10.16 is what macOS 11+ tells a program in compatibility mode: the list's macOS entries
     # cannot be told from upgrades, so the clause is UNKNOWN, not PASS and not FAIL.
-    host = _mac(
-        swu=out("softwareupdate/list-tahoe-26.6-point-and-macos-27.out"),
-        prefs=out("defaults/softwareupdate-all-on-sequoia-trimmed.out"),
-        history=out("softwareupdate_history/history-tahoe-26.5-year-first-zh.out"),
-    )
-    host.product_version = "10.16"
-    report = _collect(host)
+    report = _collect(_offered_tahoe_26_7_and_macos_27("10.16"))
     assert ("FACT_OS_UPDATES", "softwareupdate", "PROBE_ERROR_CODE_PARSE_ERROR") in _errors(report)
     assert not report.os_updates.HasField("pending_security")
     assert _judged_updates(report)[0] == "UNKNOWN"
