@@ -86,13 +86,13 @@ def standing(verdict: pb.CheckVerdict, now: dt.datetime) -> str:
 
 
 def state_text(verdict: pb.CheckVerdict, view: View) -> str:
-    """ "不合规,宽限期至 12月3日 16:38" / "failing, grace until 3 Dec 16:38"."""
+    """ "不合规，宽限期至 12月3日 16:38" / "failing, grace until 3 Dec 16:38"."""
     words = view.words
     label = words.states.get(verdict.state, verdict.state)
     if verdict.state == "FAIL" and verdict.HasField("grace_until"):
         when = view.moment(verdict.grace_until)
         grace = words.grace_until if standing(verdict, view.now) == "GRACE" else words.grace_ended
-        label += ("," if view.lang == "zh" else ", ") + grace(when)
+        label += ("，" if view.lang == "zh" else ", ") + grace(when)
     return label
 
 
@@ -112,10 +112,10 @@ def remedies(verdict: pb.CheckVerdict, view: View) -> list[str]:
     """The policy's remedy, then where to do it on this OS (when the agent knows)."""
     words = view.words
     policy = verdict.remediation_zh if view.lang == "zh" else verdict.remediation_en
-    lines = [f"{words.what_to_do}: {policy}"] if policy else []
+    lines = [words.labelled(words.what_to_do, policy)] if policy else []
     steps = steps_for(verdict.check_id, view.os_name)
     if steps is not None:
-        lines.append(f"{words.on_this_computer}: {steps.text(view.lang)}")
+        lines.append(words.labelled(words.on_this_computer, steps.text(view.lang)))
     return lines
 
 
@@ -123,7 +123,7 @@ def render_status(verdicts: list[pb.CheckVerdict], heading: str, view: View) -> 
     lines = [heading, ""]
     for v in verdicts:
         lines.append(f"{v.clause}  {title(v, view.lang)}")
-        lines.append(f"       {state_text(v, view)}: {reason_text(v, view)}")
+        lines.append("       " + view.words.labelled(state_text(v, view), reason_text(v, view)))
         if v.state != "PASS":
             lines += [f"       {line}" for line in remedies(v, view)]
         lines.append("")

@@ -35,6 +35,7 @@ ENGLISH: dict[str, str] = {
     "dropped": "{count} report(s) could not be kept while offline (the outbox was full); IT"
     " can see this.",
     "app_name": "Device compliance",
+    "labelled": "{label}: {text}",
     "refused": "The company's collector refuses this computer since {when} ({reason}): the"
     " results below are the last it gave, and nothing this computer sends is accepted. Ask"
     " IT.",
@@ -68,6 +69,7 @@ class Words:
     waiting: Callable[[int, str], str]
     dropped: Callable[[int], str]
     app_name: str
+    labelled: Callable[[str, str], str]  # "label: text", with the language's own colon
     refused: Callable[[str, str], str]
 
 
@@ -88,6 +90,7 @@ def words_in(lang: Lang) -> Words:
         waiting=lambda n, oldest: text["waiting"].format(count=n, oldest=oldest),
         dropped=lambda n: text["dropped"].format(count=n),
         app_name=text["app_name"],
+        labelled=lambda label, said: text["labelled"].format(label=label, text=said),
         refused=lambda when, reason: text["refused"].format(when=when, reason=reason),
     )
 

@@ -20,5 +20,5 @@ class Message:
 
 def message_of(notice: Notice, view: View) -> Message:
     verdict = notice.verdict
-    summary = f"{title(verdict, view.lang)}: {state_text(verdict, view)}"
+    summary = view.words.labelled(title(verdict, view.lang), state_text(verdict, view))
     return Message(view.words.app_name, summary, "\n".join(remedies(verdict, view)))

@@ -135,8 +135,8 @@ def test_a_new_failure_is_shown_once_then_a_day_before_its_grace_ends(
     assert [n.kind for n in notifier.run(NOW)] == ["failing"]
     (first,) = desktop.received(1)
     assert first["appname"] == "设备合规检查"
-    assert first["summary"] == "防火墙已开启: 不合规,宽限期至 12月5日 16:38"
-    assert "在这台电脑上: 打开防火墙：sudo ufw enable" in first["body"]
+    assert first["summary"] == "防火墙已开启：不合规，宽限期至 12月5日 16:38"
+    assert "在这台电脑上：打开防火墙：sudo ufw enable" in first["body"]
     assert "CMCC" not in json.dumps(first) and "~/" not in json.dumps(first)
 
     # The next collections: the same failure is not told again.
@@ -194,4 +194,4 @@ def test_the_service_tells_the_deadline_in_the_zone_the_collector_handed_out(
     sender = LinuxSender(sessions=lambda: [Session(os.geteuid(), desktop.address)])
     assert len(Notifier(state, sender).run(NOW)) == 1
     (told,) = desktop.received(1)
-    assert told["summary"] == "防火墙已开启: 不合规,宽限期至 12月5日 09:38"  # 08:38 UTC
+    assert told["summary"] == "防火墙已开启：不合规，宽限期至 12月5日 09:38"  # 08:38 UTC

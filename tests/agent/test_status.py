@@ -88,7 +88,7 @@ def test_an_unknown_zone_falls_back_to_the_companys_not_utc() -> None:
 @pytest.mark.parametrize(
     ("lang", "grace", "ended"),
     [
-        ("zh", "不合规,宽限期至 12月3日 16:38", "不合规,宽限期已于 12月3日 16:38 结束"),
+        ("zh", "不合规，宽限期至 12月3日 16:38", "不合规，宽限期已于 12月3日 16:38 结束"),
         ("en", "failing, grace until 3 Dec 16:38", "failing, grace ended 3 Dec 16:38"),
     ],
 )
@@ -109,6 +109,9 @@ def test_status_is_in_one_language() -> None:
     en = render_status(verdicts, "heading", _view("en"))
     assert "防火墙已开启" in zh and "Firewall on" not in zh and "What to do" not in zh
     assert "Firewall on" in en and "防火墙" not in en and "怎么办" not in en
+    # Chinese punctuation in Chinese: the labels take a full-width colon, never ASCII ": "
+    assert "怎么办：" in zh and "在这台电脑上：" in zh and ": " not in zh
+    assert "What to do: " in en and "On this computer: " in en
 
 
 @pytest.mark.parametrize("os_name", ["linux", "windows", "macos"])

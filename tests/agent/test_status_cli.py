@@ -48,7 +48,7 @@ def test_status_tells_the_grace_deadline_in_the_locales_language_and_exits_faili
     deadline = _failing_firewall(agent).astimezone(BEIJING)
     zh = _status(agent.state, "zh_CN.UTF-8", capture_output=True)
     assert zh.returncode == EXIT_FAILING, zh.stderr
-    assert f"不合规,宽限期至 {deadline.month}月{deadline.day}日 {deadline:%H:%M}" in zh.stdout
+    assert f"不合规，宽限期至 {deadline.month}月{deadline.day}日 {deadline:%H:%M}" in zh.stdout
     assert "公司服务器于" in zh.stdout and "What to do" not in zh.stdout
     en = _status(agent.state, "en_US.UTF-8", capture_output=True)
     assert en.returncode == EXIT_FAILING, en.stderr

@@ -165,7 +165,7 @@ def test_an_enrollment_file_others_can_read_is_refused_in_the_readers_language(
     assert zh == (f"devposture-agent：错误：{shared} 其他用户也能读取或修改（权限 0644），"
                   "而它存放着注册密钥：因此没有使用。请用 `chmod 600"
                   f" {shared}` 设为仅本人可读（如果别人可能已复制过，"
-                  "请撤销该令牌并重新生成注册值）\n")  # fmt: skip
+                  "请吊销该令牌并重新生成注册值）\n")  # fmt: skip
     assert en.startswith(f"devposture-agent: error: {shared} can be read or changed by other")
 
 

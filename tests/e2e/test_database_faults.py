@@ -162,7 +162,7 @@ def test_the_database_unreachable_for_seconds_then_back_loses_nothing(tmp_path: 
             wait_until(lambda: health() == "NOT_SERVING", "health saying NOT_SERVING")
             status, page = _dashboard_status(collector.web_port)
             assert status == 503, page[-2000:]
-            assert "采集端数据库暂时无法访问" in page
+            assert "采集器数据库暂时无法访问" in page
             relay.restore()
             back = time.monotonic()
             wait_until(lambda: health() == "SERVING", "health saying SERVING again")

@@ -269,7 +269,7 @@ def test_no_page_renders_a_python_object(small: Small, lang: str) -> None:
 def test_the_trend_legend_reads_the_checks_titles_not_their_ids(small: Small) -> None:
     page = _get(small, "/?lang=zh")
     legend = page[page.index('id="trend-legend"'):page.index("</ul>", page.index("trend-legend"))]
-    assert "在公共无线网络上使用VPN" in legend or "6.3.2" in legend
+    assert "在公共无线网络上使用 VPN" in legend or "6.3.2" in legend
     for check in small.checks:
         assert f"> {check}<" not in legend and f" {check} " not in legend
     tips = re.findall(r"<title>([^<]+)</title>", page[page.index("<svg"):])

@@ -594,7 +594,7 @@ CHECKS: tuple[Check, ...] = (
         "os-updates", "6.3.1", "定期更新系统和软件", "System and software updated", check_os_updates
     ),
     Check(
-        "public-wifi", "6.3.2", "公共无线网络须使用VPN", "VPN on public Wi-Fi", check_public_wifi
+        "public-wifi", "6.3.2", "公共无线网络须使用 VPN", "VPN on public Wi-Fi", check_public_wifi
     ),
     Check(
         "chat-backup",
