@@ -38,7 +38,7 @@ RETRY_MS = 1000
 # and a caller asking again finds out (a report sent again is told "already stored").
 REASON = (
     "the collector cannot use its database right now: retry later"
-    " (采集端数据库暂时不可用，请稍后重试)"
+    " (采集器数据库暂时不可用，请稍后重试)"
 )
 
 

@@ -104,7 +104,7 @@ MAX_BATCH = 64
 PUSH_BACK_MS = 5_000
 # A group of reports the database failed to store (an outage, an I/O error): in both languages,
 # as the other outage answers (collector/outage.py).
-STORING_FAILED = "the collector could not store the report (采集端暂时无法保存报告)"
+STORING_FAILED = "the collector could not store the report (采集器暂时无法保存报告)"
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

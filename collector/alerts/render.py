@@ -28,12 +28,12 @@ LINES = {
                      "{hostname} · {check_title_en}: failing past grace since {t}"),
     detect.STALE: ("{hostname}：失联（STALE），最后报告于 {t}",
                    "{hostname}: STALE, last heard {t}"),
-    detect.CLONE: ("{hostname}：疑似克隆（其状态目录在另一台电脑上运行），{t} 发现",
+    detect.CLONE: ("{hostname}：疑似克隆（其状态文件夹在另一台电脑上运行），{t} 发现",
                    "{hostname}: suspected clone (its state folder runs on a second computer),"
                    " flagged {t}"),
-    detect.CERTIFICATE: ("采集端 {collector}：{which}将于 {t} 到期",
+    detect.CERTIFICATE: ("采集器 {collector}：{which}将于 {t} 到期",
                          "collector {collector}: the {which} certificate expires {t}"),
-    detect.DISK: ("采集端 {collector}：数据目录所在磁盘已用 {used_percent}%",
+    detect.DISK: ("采集器 {collector}：数据目录所在磁盘已用 {used_percent}%",
                   "collector {collector}: the disk holding the data folder is"
                   " {used_percent}% full"),
 }  # fmt: skip

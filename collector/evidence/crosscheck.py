@@ -157,12 +157,12 @@ class Finding:
 # catalog's Chinese alone.
 AGREE = told(
     "the tables agree with the evidence chain."
-    " 核对通过：数据表与证据链一致，未发现在采集端之外的修改。"
+    " 核对通过：数据表与证据链一致，未发现在采集器之外的修改。"
 )
 DISAGREE = told(
     "the tables do not agree with the evidence chain: rows were changed, removed or added"
     " outside the collector, and what the dashboard and reports show from them is not the"
-    " evidence. 核对失败：数据表与证据链不一致，有记录在采集端之外被修改、删除或添加。"
+    " evidence. 核对失败：数据表与证据链不一致，有记录在采集器之外被修改、删除或添加。"
 )
 
 

@@ -312,7 +312,7 @@ def test_email_carries_both_languages_and_no_wi_fi_name_on_any_channel(
     body = message.get_content()
     zh, en = body.split("\n\n----\n\n")
     assert "laptop-wang · 在公共无线网络上使用 VPN：超过宽限期仍不合规，自 11月30日 11:55 起" in zh
-    assert "pc-4：疑似克隆（其状态目录在另一台电脑上运行），11月30日 11:30 发现" in zh
+    assert "pc-4：疑似克隆（其状态文件夹在另一台电脑上运行），11月30日 11:30 发现" in zh
     assert "laptop-wang · VPN on public Wi-Fi: failing past grace since 30 Nov 11:55" in en
     assert "pc-4: suspected clone" in en
     for text in (body, message["Subject"], *sent):

@@ -237,3 +237,20 @@ def test_with_no_channel_set_nothing_is_queued(store: Store) -> None:
     report(store, device(1), "laptop-wang", NOW - dt.timedelta(days=3), {"firewall": "PASS"})
     assert compose(store, POLICY, AlertSettings(), NOW) is not None
     assert store.alerts.due(NOW) == []
+
+
+def test_a_collectors_own_problems_name_it_as_the_product_does() -> None:
+    """IT reads 采集器 everywhere else (CLI, dashboard): an alert saying 采集端 read as a
+    second, unknown component."""
+    from devposture.collector.alerts import detect  # noqa: PLC0415
+    from devposture.collector.alerts.render import line  # noqa: PLC0415
+
+    expires = (NOW + dt.timedelta(days=3)).isoformat()
+    certificate: dict[str, str | int] = {
+        "kind": detect.CERTIFICATE, "collector": "c1", "certificate": "server",
+        "expires_at": expires,
+    }
+    disk: dict[str, str | int] = {"kind": detect.DISK, "collector": "c1", "used_percent": 93}
+    for detail in (certificate, disk):
+        text = line(detail, 0, NOW)
+        assert text.startswith("采集器 c1：") and "采集端" not in text

@@ -256,7 +256,7 @@ def test_a_report_the_database_fails_to_store_is_pushed_back_with_a_retry_hint(
         send_report(channel, report)
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     details = str(caught.value.details())
-    assert details.startswith("the collector could not store the report (采集端暂时无法保存报告):"
+    assert details.startswith("the collector could not store the report (采集器暂时无法保存报告):"
                               " it is kept on your computer; retry in ")  # fmt: skip
     pushed, after = retry_hint(caught.value)
     assert pushed and after is not None and 5.0 <= after <= 10.0
