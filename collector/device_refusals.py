@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from devposture.collector.enroll_refusals import DEVICE_STATUS
 from devposture.collector.store.identity import Admission, Verdict
 from devposture.policy.cli_messages import Said, said
-
-# A device's status inside the sentences below, in the reader's language.
-_STATUS = {"revoked": said("revoked"), "retired": said("retired")}
 
 
 def device_refusal(device_id: str, admission: Admission, zone: dt.tzinfo) -> Said | None:
@@ -29,7 +27,7 @@ def device_refusal(device_id: str, admission: Admission, zone: dt.tzinfo) -> Sai
         return said("device {device} is not enrolled with this collector: enroll it again",
                     device=device_id)  # fmt: skip
     if admission.verdict is Verdict.REVOKED:
-        status = _STATUS.get(admission.status) or Said(admission.status, as_is=True)
+        status = DEVICE_STATUS.get(admission.status) or Said(admission.status, as_is=True)
         if admission.status_at is None:
             return said("device {device} was {status} by IT: it can no longer report. Ask IT;"
                         " a new enrollment needs a new token and a new key (enroll --force)",

@@ -27,8 +27,9 @@ _TEMPLATES = (
     said("this device's key belongs to a device IT {status}: enroll with a new key"
          " (`devposture-agent enroll --force`)"),
 )  # fmt: skip
-# A device's status inside the sentence above, in the reader's language.
-_STATUS = {"revoked": said("revoked"), "retired": said("retired")}
+# A device's status inside the sentence above (and the report port's, device_refusals.py), in
+# the reader's language.
+DEVICE_STATUS = {"revoked": said("revoked"), "retired": said("retired")}
 
 
 @cache
@@ -47,6 +48,6 @@ def worded_refusal(text: str) -> Said:
         if found is not None:
             params: dict[str, str | Said] = dict(found.groupdict())
             if "status" in params:
-                params["status"] = _STATUS.get(str(params["status"]), params["status"])
+                params["status"] = DEVICE_STATUS.get(str(params["status"]), params["status"])
             return Said(template.english, params)
     return Said(text, as_is=True)

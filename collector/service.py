@@ -195,6 +195,18 @@ def _identity_call(rpc: str) -> Callable[[IdentityMethod[Q, R]], IdentityMethod[
     return counting
 
 
+async def _abort_worded(
+    context: grpc.aio.ServicerContext[object, object], code: grpc.StatusCode, message: str | Said
+) -> NoReturn:
+    """End the call with `code`: a sentence (`Said`) goes as its English, and worded in the
+    trailing metadata for the agent to word in its reader's language; a text as it is."""
+    if isinstance(message, Said) and not message.as_is:
+        wire = json.dumps(message.data(), sort_keys=True)
+        await context.abort(code, str(message), trailing_metadata=((ERROR_METADATA, wire),))
+    await context.abort(code, str(message))
+    raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+
 # How often the database's identity version is read (the bound on how long a device revoked
 # by another process or collector may still report, besides a call already admitted).
 ADMISSION_RECHECK_SECONDS = 0.1
@@ -576,11 +588,7 @@ class CollectorService(pb_grpc.CollectorServicer):
                 "%d failed enrollments from %s within %d minutes: slowing it down",
                 failures, address, int(WINDOW_SECONDS // 60),
             )  # fmt: skip
-        if isinstance(message, Said) and not message.as_is:
-            wire = json.dumps(message.data(), sort_keys=True)
-            await context.abort(code, str(message), trailing_metadata=((ERROR_METADATA, wire),))
-        await context.abort(code, str(message))
-        raise AssertionError("abort returns only by raising")  # pragma: no cover
+        await _abort_worded(context, code, message)
 
     async def _decoded(
         self, context: grpc.aio.ServicerContext[object, object], request: Request[M],
@@ -743,9 +751,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         refusal = device_refusal(peer.device_id, admission, self._judging.zone)
         if refusal is not None:  # worded for the agent's reader, as enrollment's refusals
             log.warning("refused device %s: %s", peer.device_id, admission.verdict.value)
-            wire = json.dumps(refusal.data(), sort_keys=True)
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(refusal),
-                                trailing_metadata=((ERROR_METADATA, wire),))  # fmt: skip
+            await _abort_worded(context, grpc.StatusCode.PERMISSION_DENIED, refusal)
         return peer
 
     def _accepting(self) -> str | None:
