@@ -413,17 +413,17 @@ PRESENT_SECONDS = 30.0
 
 async def keep_present(
     running: RunningServer, stop: asyncio.Event, every: float = PRESENT_SECONDS,
-    worker: str | None = None,
+    presence: str | None = None,
 ) -> None:
     """Say this process serves, every `every` seconds (held three times as long), and keep
     its share of the per-device rate limit among the processes serving on the database
     (collector/ratelimit.py). Gone when it stops; a process that dies is counted out when
     its presence lapses. A failure is logged and tried again; it never stops the collector.
-    `worker`: this process is that worker of `serve --workers` (`worker_presence`), and a
-    worker started again in place of one that died takes up its presence: the dead one was
-    counted for its presence's three periods, and every process kept a smaller share."""
+    `presence`: a worker of `serve --workers` says its own (`worker_presence`), so that a
+    worker started again in place of one that died takes up the dead one's presence: it was
+    counted for its three periods, and every process kept a smaller share."""
     # This process, and this server of it (a test or an embedder may run two in one).
-    holder = worker or f"{collector_name()}/{secrets.token_hex(4)}"
+    holder = presence or f"{collector_name()}/{secrets.token_hex(4)}"
     coordination = running.store.coordination
     limiter = running.service.limiter
     hold = dt.timedelta(seconds=every * 3)
@@ -577,14 +577,15 @@ async def watch_policy(
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
         try:
             stamp = policy_stamp(config.policy) if file else None
-            if stamp != seen and stamp is not None and stamp != settling:
-                settling = stamp  # changed since the last poll: perhaps still being written
-            elif stamp != seen and stamp is not None:
-                seen = stamp
-                text = await asyncio.to_thread(edited, config)
-                if text is not None:
-                    in_force = await _apply_edit(config, running, text, stop)
-                    continue
+            if stamp is not None and stamp != seen:
+                if stamp != settling:  # changed since the last poll: perhaps still being written
+                    settling = stamp
+                else:
+                    seen = stamp
+                    text = await asyncio.to_thread(edited, config)
+                    if text is not None:
+                        in_force = await _apply_edit(config, running, text, stop)
+                        continue
             newest = await running.service.in_db(running.store.policies.version)
             if newest > in_force:
                 latest = await running.service.in_db(running.store.policies.latest)
@@ -699,7 +700,7 @@ async def serve_forever(
     sealing = asyncio.create_task(keep_sealing(running, stop))
     # The per-device rate limit shared among the processes serving on the database.
     present = asyncio.create_task(keep_present(
-        running, stop, worker=None if worker is None else worker_presence(config, worker)
+        running, stop, presence=None if worker is None else worker_presence(config, worker)
     ))  # fmt: skip
     healthy = asyncio.create_task(keep_health(running, stop))
     # IT alert digests ([alerts]; nothing when no channel is set), by worker 0 (or the only
