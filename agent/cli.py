@@ -557,7 +557,7 @@ def cmd_enroll(args: argparse.Namespace, settings: Settings, state: AgentState) 
     say("Reports go to {target} over mutual TLS.", target=address.target(enrollment.report_port))
     moved = readdress_queue(state, enrollment.device_id)
     if moved:
-        say("{count} report(s) collected before and not yet sent go with this enrollment.",
+        say("{count} report(s) collected before and not yet sent will go with this enrollment.",
             count=moved)  # fmt: skip
     return EXIT_OK
 

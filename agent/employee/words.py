@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from devposture.agent.employee.language import Lang
 from devposture.policy.catalogs import translate
+from devposture.policy.plurals import settled
 from devposture.policy.reasons import STATES, state_word
 
 ENGLISH: dict[str, str] = {
@@ -30,8 +31,8 @@ ENGLISH: dict[str, str] = {
     "all_in_order": "Everything is in order.",
     "failing": '{count} item(s) failing: see "What to do" above.',
     "unknown": "{count} item(s) cannot be told; IT will look into why.",
-    "waiting": "{count} report(s) waiting to be sent (the oldest from {oldest}); they go by"
-    " themselves once the company's collector can be reached.",
+    "waiting": "{count} report(s) waiting to be sent since {oldest}; sending resumes by itself"
+    " once the company's collector can be reached.",
     "dropped": "{count} report(s) could not be kept while offline (the outbox was full); IT"
     " can see this.",
     "app_name": "Device compliance",
@@ -76,6 +77,11 @@ class Words:
 def words_in(lang: Lang) -> Words:
     """The words of `lang`, from its catalog."""
     text = {name: translate(lang, f"agent.{name}", english) for name, english in ENGLISH.items()}
+
+    def counted(name: str, **params: object) -> str:
+        """A text with a count: "1 item", "2 items" in English (`plurals`)."""
+        return (settled(text[name], params) if lang == "en" else text[name]).format(**params)
+
     return Words(
         states=_states(lang),
         grace_until=lambda when: text["grace_until"].format(when=when),
@@ -85,10 +91,10 @@ def words_in(lang: Lang) -> Words:
         judged_at=lambda when: text["judged_at"].format(when=when),
         local_check=text["local_check"],
         all_in_order=text["all_in_order"],
-        failing=lambda n: text["failing"].format(count=n),
-        unknown=lambda n: text["unknown"].format(count=n),
-        waiting=lambda n, oldest: text["waiting"].format(count=n, oldest=oldest),
-        dropped=lambda n: text["dropped"].format(count=n),
+        failing=lambda n: counted("failing", count=n),
+        unknown=lambda n: counted("unknown", count=n),
+        waiting=lambda n, oldest: counted("waiting", count=n, oldest=oldest),
+        dropped=lambda n: counted("dropped", count=n),
         app_name=text["app_name"],
         labelled=lambda label, said: text["labelled"].format(label=label, text=said),
         refused=lambda when, reason: text["refused"].format(when=when, reason=reason),

@@ -71,6 +71,7 @@ from devposture.policy.cli_messages import (
     reader_language,
     said,
 )
+from devposture.policy.plurals import in_english
 
 Words = tuple[str, str]
 # The trailing metadata that carries a refusal worded (`cli_messages.ERROR_METADATA`, the
@@ -607,7 +608,8 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
         "token": token.token_id, "group": group, "uses": uses, "expires": stamp(expires, zone)
     }
     into = f", group {group}" if group else ""
-    note = f"token {token.token_id}: {uses} use(s){into}, expires {shown(expires, zone)}"
+    note = in_english("token {token}: {uses} use(s){into}, expires {until}", token=token.token_id,
+                      uses=uses, into=into, until=shown(expires, zone))  # fmt: skip
     if not bundle:
         return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=note)
     value = EnrollmentValue(addresses, pin, str(token), expires.astimezone(BEIJING), uses)
@@ -829,8 +831,10 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     finally:
         line.close()
     findings = Findings([], total + check.unnamed, check.entries)
-    note = (f"the tables agree with the chain ({check.entries} entries)" if findings.ok
-            else f"{total} row(s) disagree with the chain")  # fmt: skip
+    note = (
+        f"the tables agree with the chain ({check.entries} entries)" if findings.ok
+        else in_english("the tables disagree with the chain on {total} row(s)", total=total)
+    )  # fmt: skip
     verdict = findings.verdict()
     return Result(verdict, note=note, failed=not findings.ok, said=verdict.said)
 
@@ -1068,7 +1072,7 @@ def _device_notes(rows: list[Row]) -> list[Said]:
     notes = []
     clones = sum(1 for r in rows if r.get("clone_suspected"))
     if clones:
-        notes.append(said("{count} device(s) suspected of being copies: see"
+        notes.append(said("{count} device(s) suspected of being cloned: see"
                           " `devposture-collector device show ID`", count=clones))
     clocks = sum(1 for r in rows if r.get("clock_off"))
     if clocks:

@@ -29,7 +29,7 @@ def test_waiting_reports_are_counted_with_the_oldest_date_in_the_companys_time(
     outbox.put(make_report("d", oldest + dt.timedelta(hours=1)))
     assert "2 份报告等待发送（最早 11月24日 17:30）" in render_delivery(outbox.stats(), ZH)
     text = render_delivery(outbox.stats(), EN)
-    assert "2 report(s) waiting to be sent (the oldest from 24 Nov 17:30)" in text
+    assert "2 reports waiting to be sent since 24 Nov 17:30" in text
     assert "could not be kept" not in text
 
 
@@ -44,4 +44,4 @@ def test_reports_lost_to_a_full_outbox_are_told(tmp_path: Path) -> None:
     stats = outbox.stats()
     assert stats.dropped_total == 1
     assert "1 份报告未能保留" in render_delivery(stats, ZH)
-    assert "1 report(s) could not be kept" in render_delivery(stats, EN)
+    assert "1 report could not be kept" in render_delivery(stats, EN)

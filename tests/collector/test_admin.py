@@ -447,7 +447,7 @@ def test_device_list_flags_suspected_copies(
     data = str(collector.live.config.data_dir)
     assert collector_cli(["device", "list", "--data", data]) == 0
     table = capsys.readouterr()
-    assert "1 device(s) suspected of being copies" in table.err
+    assert "1 device suspected of being cloned" in table.err
     assert "CLONE_SUSPECTED" in table.out
     assert collector_cli(["device", "show", device_id, "--data", data]) == 0
     shown = capsys.readouterr().out

@@ -63,3 +63,19 @@ def test_every_history_table_refuses_update_and_delete(
             assert after == rows
     finally:
         connection.close()
+
+
+def test_the_audit_log_counts_a_tokens_uses_in_english(
+    live_collector: LiveCollector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit log's note said "1 use(s)": it reads "1 use" and "3 uses" now."""
+    data = str(live_collector.config.data_dir)
+    for uses in ("1", "3"):
+        assert collector_cli(["token", "create", "--uses", uses, "--data", data]) == 0
+    store = live_collector.store()
+    try:
+        one, three = (e.message for e in store.admin.audit_entries())
+    finally:
+        store.close()
+    assert one.startswith("token ") and ": 1 use, expires " in one
+    assert ": 3 uses, expires " in three

@@ -146,8 +146,8 @@ def test_it_sees_the_skew_and_the_lost_reports_in_device_list_and_show(
     data = str(live_collector.config.data_dir)
     assert collector_cli(["device", "list", "--data", data]) == 0
     listed = capsys.readouterr()
-    assert "1 device(s) with a clock off by 5 minutes or more" in listed.err
-    assert "1 device(s) that lost reports to a full outbox" in listed.err
+    assert "1 device with a clock off by 5 minutes or more" in listed.err
+    assert "1 device that lost reports to a full outbox" in listed.err
     assert collector_cli(["device", "show", agent.enrollment.device_id, "--data", data]) == 0
     shown = capsys.readouterr().out
     assert "3 h 5 min behind the collector" in shown

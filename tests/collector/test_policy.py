@@ -102,7 +102,7 @@ def test_cli_policy_check(tmp_path: Path) -> None:
     ok = subprocess.run(
         [collector, "policy", "check", str(good)], capture_output=True, text=True, check=False
     )
-    assert ok.returncode == 0 and "OK: 3 clause(s), 6 check(s)" in ok.stdout
+    assert ok.returncode == 0 and "OK: 3 clauses, 6 checks" in ok.stdout
     bad = tmp_path / "bad.toml"
     bad_text = good.read_text().replace("vpn_grace_seconds = 120", "vpn_grace_seconds = 2.5")
     bad.write_text(bad_text)
@@ -112,7 +112,7 @@ def test_cli_policy_check(tmp_path: Path) -> None:
     assert refused.returncode == 1
     line = _line(bad_text, "vpn_grace_seconds")
     assert f"{bad}:{line}: checks[3].parameters.vpn_grace_seconds" in refused.stderr
-    assert "the policy was not accepted" in refused.stderr
+    assert f"{bad}: 1 problem; the policy was not accepted" in refused.stderr
 
 
 def test_the_outbox_bound_is_optional_and_reaches_the_agents() -> None:

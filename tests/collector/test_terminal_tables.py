@@ -62,14 +62,20 @@ def test_limit_shows_the_first_rows_and_says_how_many_more(
     assert collector_cli(["report", "failing", "--data", data, "--limit", "1"]) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 2  # the header and one row
-    assert "2 more row(s) not shown (3 in all)" in err
+    assert "2 more rows not shown (3 in all)" in err
     assert collector_cli(["report", "failing", "--data", data, "--limit", "1",
                           "--lang", "zh"]) == 0  # fmt: skip
     assert "另有 2 行未显示（共 3 行）" in capsys.readouterr().err
     assert collector_cli(["report", "device", "--data", data, "--limit", "2",
                           "--format", "json"]) == 0  # fmt: skip
     out, err = capsys.readouterr()
-    assert len(json.loads(out)) == 2 and "more row(s) not shown" in err
+    assert len(json.loads(out)) == 2 and "16 more rows not shown (18 in all)" in err
+    # One row left out is one row, in English; Chinese counts it the same way.
+    assert collector_cli(["report", "failing", "--data", data, "--limit", "2"]) == 0
+    assert "… 1 more row not shown (3 in all)" in capsys.readouterr().err
+    assert collector_cli(["report", "failing", "--data", data, "--limit", "2",
+                          "--lang", "zh"]) == 0  # fmt: skip
+    assert "另有 1 行未显示（共 3 行）" in capsys.readouterr().err
     assert collector_cli(["device", "list", "--data", data, "--limit", "3"]) == 0
     out, err = capsys.readouterr()
     assert len(out.splitlines()) == 4 and "not shown" not in err  # all there: nothing to say

@@ -80,7 +80,7 @@ def test_a_tampered_bundles_findings_in_the_readers_language(tmp_path: Path) -> 
     assert en.startswith("problem: member chain.jsonl was changed after the collector signed it\n"
                          "problem: member notes.txt was added to the bundle\n"
                          "problem: admin record seq 1 (1) does not match its hash: edited\n")
-    assert re.search(r"\nNOT VERIFIED: \d+ problem\(s\): this bundle is not the evidence the"
+    assert re.search(r"\nNOT VERIFIED: \d+ problems: this bundle is not the evidence the"
                      r" collector signed with this key\. 验证失败：", en)  # fmt: skip
     assert not CHINESE.search(en.split("NOT VERIFIED")[0])
 
@@ -99,7 +99,7 @@ def test_a_table_edited_outside_the_collector_in_the_readers_language(tmp_path: 
     assert ("problem: audit_log row [entry_id 1] (chain seq 1): differs from its chain entry:"
             " outcome is 'denied' here, 'ok' in the chain. 审计日志与证据链不符（被修改）。\n"
             ) in en  # fmt: skip
-    assert "DISAGREE: 1 finding(s): the tables do not agree with the evidence chain" in en
+    assert "DISAGREE: 1 finding: the tables do not agree with the evidence chain" in en
     # The export refuses the period, naming the row in the reader's language too.
     refused = [_in(lang, COLLECTOR, "audit", "export", "--data", str(data), "--from",
                    "2020-01-01", "--to", "2100-01-01", "--out", str(tmp_path / f"{lang}.zip"))
@@ -109,7 +109,7 @@ def test_a_table_edited_outside_the_collector_in_the_readers_language(tmp_path: 
     assert ("错误：导出被拒绝：本期有 1 条记录与写入时的数据表不再一致：\n"
             "  审计日志（表 audit_log）") in zh  # fmt: skip
     assert "请运行 `devposture-collector audit check` 查看全部差异" in zh
-    assert ("error: audit export refused: 1 record(s) of the period no longer match the tables"
+    assert ("error: audit export refused: 1 record of the period no longer match the tables"
             " they were written to (导出被拒绝：本期记录与数据表不一致):\n  audit_log row"
             " [entry_id 1]") in en  # fmt: skip
 

@@ -138,7 +138,8 @@ def test_reports_queued_before_enrolling_again_go_with_the_new_enrollment(
                 "--ca-fingerprint", collector_process.fingerprint,
                 "--state", str(state))  # fmt: skip
     assert again.returncode == 0, again.stderr
-    assert "1 report(s) collected before and not yet sent go with this enrollment" in again.stdout
+    assert ("1 report collected before and not yet sent will go with this enrollment"
+            in again.stdout)
     new_device = json.loads((state / "agent.json").read_text())["device_id"]
     assert new_device != old_device
     once = run(AGENT, "once", "--state", str(state))

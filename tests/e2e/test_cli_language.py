@@ -268,7 +268,7 @@ def test_policy_check_in_the_readers_language(tmp_path: Path) -> None:
     zh, en = _out(ZH, COLLECTOR, "policy", "check", str(good)), _out(
         EN, COLLECTOR, "policy", "check", str(good))
     assert zh.startswith(f"{good}：没有问题：3 个条款，6 项检查（antivirus, ")
-    assert en.startswith(f"{good}: OK: 3 clause(s), 6 check(s) (antivirus, ")
+    assert en.startswith(f"{good}: OK: 3 clauses, 6 checks (antivirus, ")
     bad = tmp_path / "bad.toml"
     bad.write_text('stale_after_hours = 0\nreport_interval_minutes = 60\ntime_zone = "Mars/Base"\n'
                    "colour = 1\n")

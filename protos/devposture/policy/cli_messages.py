@@ -6,7 +6,9 @@ with a `{name}` per parameter is the catalogs' msgid (msgctxt "cli"), so that a 
 edits the Chinese in the `.po` like every other word, and `str(exc)` stays the English text
 that logs, the audit log, scripts and older tests read. The command line's top-level handler
 prints `exc.worded(lang)`. A parameter may itself be worded (an error inside another's
-sentence) and is then worded in the same language; any other value is its text.
+sentence) and is then worded in the same language; any other value is its text. The
+English keeps "(s)" after a count for the translator ("{count} device(s)") and reads "1
+device", "3 devices" (`devposture.policy.plurals`); the Chinese has no plural to settle.
 
 An error travels from the collector's admin service to a remote command line as `wire()`
 (JSON: the template and the parameters), so that the remote reader gets it in their own
@@ -32,6 +34,7 @@ from typing import IO, Any, Self
 
 from devposture.policy.catalogs import Lang, translate
 from devposture.policy.locale_env import language_of_environ
+from devposture.policy.plurals import settled
 
 CONTEXT = "cli"
 # The gRPC trailing metadata that carries a refusal worded (`Worded.wire`), on the admin port
@@ -78,11 +81,14 @@ class Said:
         if self.as_is or (lang == "en" and self.plain is not None):
             return self.plain if self.plain is not None else self.english
         values = {k: v.worded(lang) if isinstance(v, Said) else v for k, v in self.params.items()}
-        template = self.english if lang == "en" else translate(lang, CONTEXT, self.english)
+        # English settles "(s)" by its count ("1 device", "3 devices"); the msgid keeps it.
+        english = settled(self.english, self.params) if lang == "en" else self.english
+        template = english if lang == "en" else translate(lang, CONTEXT, self.english)
         try:
             return template.format_map(values) if values else template
         except (KeyError, ValueError, IndexError):  # a broken translation: the English, whole
-            return self.english.format_map(values) if values else self.english
+            english = settled(self.english, self.params)
+            return english.format_map(values) if values else english
 
     def __str__(self) -> str:
         return self.worded("en")

@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote
 from typing import Any
 
 from devposture.policy.catalogs import Lang, translate
+from devposture.policy.plurals import settled
 from devposture.policy.reason_codes import (
     CODES,
     STATES,
@@ -152,36 +152,7 @@ def _render(code: str, params: Mapping[str, Any], lang: Lang, zone: dt.tzinfo) -
         name: _value(param, params.get(name), lang, zone) for name, param in message.params.items()
     }
     template = translate(lang, code, message.english)
-    return (_counted(template, params) if lang == "en" else template).format_map(values)
-
-
-# English: a count and its noun, "{count} Wi-Fi session(s)" (up to two words between), and a
-# noun before its list, "profile(s): {profiles}".
-_COUNTED = re.compile(r"\{(\w*)\} ((?:[A-Za-z-]+ ){0,2})([A-Za-z-]+)\(s\)")
-_LISTED = re.compile(r"([A-Za-z-]+)\(s\)(: \{(\w+)\})")
-
-
-def _counted(template: str, params: Mapping[str, Any]) -> str:
-    """An English template with each "(s)" settled by its count (its list's length), from the
-    parameters themselves, before any value is put in (a device's own words are never
-    touched): "1 Wi-Fi session", "2 Wi-Fi sessions", "on active profile: ufw". Chinese has no
-    plural; a catalog's English is the msgid, which keeps "(s)" for the translator."""
-
-    def count(match: re.Match[str]) -> str:
-        value = params.get(match.group(1))
-        if not isinstance(value, int) or isinstance(value, bool):
-            return match.group(0)
-        noun = match.group(3) if value == 1 else f"{match.group(3)}s"
-        return f"{{{match.group(1)}}} {match.group(2)}{noun}"
-
-    def listed(match: re.Match[str]) -> str:
-        value = params.get(match.group(3))
-        if not isinstance(value, list):
-            return match.group(0)
-        noun = match.group(1) if len(value) == 1 else f"{match.group(1)}s"
-        return f"{noun}{match.group(2)}"
-
-    return _LISTED.sub(listed, _COUNTED.sub(count, template))
+    return (settled(template, params) if lang == "en" else template).format_map(values)
 
 
 # Unicode's explicit direction controls (embeddings, overrides, isolates). In a name a device
@@ -204,7 +175,7 @@ def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noq
         if value in (None, "", 0, []):
             return ""
         wrap = translate(lang, "wrap", WRAPS[param.wrap])
-        return (_counted(wrap, {"": value}) if lang == "en" else wrap).format(
+        return (settled(wrap, {"": value}) if lang == "en" else wrap).format(
             _value(Param(param.kind), value, lang, zone)
         )
     kind = param.kind
