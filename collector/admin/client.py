@@ -24,6 +24,7 @@ from devposture.collector.admin.commands import (
     Result,
     told,
 )
+from devposture.collector.admin.worded_cells import with_cells
 from devposture.collector.credentials import CredentialFormatError, parse_credential
 from devposture.collector.render import Row
 from devposture.net.address import CollectorAddress
@@ -160,6 +161,7 @@ def run_remote(
         except grpc.RpcError as exc:
             raise RemoteError(_explain(exc, address, ca_pem)) from exc
     rows: list[Row] = json.loads(answer.rows_json) if answer.rows_json else []
+    rows = with_cells(rows, answer.worded_cells_json)
     return Result(answer.message, tuple(answer.columns), rows, said=_worded_message(call))
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devposture.collector.admin.progress_line import ProgressLine
+from devposture.collector.admin.worded_cells import in_language
 from devposture.collector.clock import utcnow
 from devposture.collector.company_time import NotATime, shown, stamp, typed, zone_of
 from devposture.collector.compliance import Waiver
@@ -36,7 +37,12 @@ from devposture.collector.credentials import (
     VIEWER,
     new_credential,
 )
-from devposture.collector.delivery_health import describe_outbox, describe_skew, skew_is_notable
+from devposture.collector.delivery_health import (
+    clock_off,
+    describe_outbox,
+    describe_skew,
+    skew_is_notable,
+)
 from devposture.collector.policy import policy_in_force
 from devposture.collector.policy.in_force import zone_in_force
 from devposture.collector.render import Row, current_heading, render
@@ -446,6 +452,7 @@ DEVICE_SHOW_COLUMNS = (*DEVICE_LIST_COLUMNS, "clone_detail", "clock", "outbox", 
 
 
 def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
+    skew = device.clock_skew
     return {
         "device": device.device_id, "hostname": device.hostname, "group": device.group,
         "os": device.os_family,
@@ -457,8 +464,7 @@ def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
         "certificate_generation": device.generation,
         "certificate_expires": stamp(device.certificate_expires_at, zone),
         "clone_suspected": stamp(device.clone_suspected_at, zone) or "",
-        "clock_off": describe_skew(device.clock_skew).split(":")[0]
-        if skew_is_notable(device.clock_skew) else "",
+        "clock_off": clock_off(skew) if skew is not None and skew_is_notable(skew) else "",
         "reports_lost": device.outbox_dropped_total,
     }  # fmt: skip
 
@@ -1059,8 +1065,11 @@ def present(words: Words, result: Result, fmt: str, lang: Lang = "en") -> tuple[
         # A projection's note (`--as-of` still to come) goes with its table, below it.
         return message + "\n", ""
     if words == ("device", "show") and fmt == "table":
-        return _vertical(result), ""
-    out = render(result.rows, result.columns, fmt)
+        return _vertical(result, lang), ""
+    # A table is a person's: its worded cells (a device's clock) in their language. JSON and
+    # CSV are for scripts: their English, whoever runs the command.
+    rows = in_language(result.rows, lang) if fmt == "table" else result.rows
+    out = render(rows, result.columns, fmt)
     err = message + "\n" if message else ""
     if words == ("device", "list") and fmt == "table":
         err += "".join(line.worded(lang) + "\n" for line in _device_notes(result.rows))
@@ -1111,22 +1120,24 @@ def _token_info(row: Row) -> Said:
     )
 
 
-def _vertical(result: Result) -> str:
+def _vertical(result: Result, lang: Lang) -> str:
     """One record as `name: value` lines: a device's many fields do not fit a table row.
     Each name is its column's heading in the reader's language (`render.headed`), as a
-    table's would be: `device show` in Chinese was headed in English column names."""
+    table's would be: `device show` in Chinese was headed in English column names; each
+    worded value (the clock, the outbox) is in `lang`, as a table's cells are."""
     lines = []
     # English keeps the names as they were (lower case), not a table's capitals.
     names = {c: c if current_heading(c) == c.upper() else current_heading(c)
              for c in result.columns}  # fmt: skip
     width = max((display_width(n) for n in names.values()), default=0)
-    for row in result.rows:
+    colon = "：" if lang == "zh" else ":"  # before a field's lines (`events`)
+    for row in in_language(result.rows, lang):
         for column in result.columns:
             value = row.get(column)
             text = "" if value is None else str(value)
             name = names[column]
             if "\n" in text or column == "events":
-                lines.append(f"{name}:")
+                lines.append(f"{name}{colon}")
                 lines.extend(f"  {line}" for line in text.splitlines())
             else:
                 lines.append(f"{name}{' ' * (width - display_width(name))}  {text}")

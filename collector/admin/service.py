@@ -44,6 +44,7 @@ from devposture.collector.admin.commands import (
     UnknownCommand,
     result_rows_json,
 )
+from devposture.collector.admin.worded_cells import cells_json
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
@@ -256,6 +257,7 @@ class AdminService(admin_grpc.AdminServicer):
             message=result.message,
             columns=list(result.columns),
             rows_json=result_rows_json(result),
+            worded_cells_json=cells_json(result.rows),
         )
 
     async def Export(

@@ -134,15 +134,21 @@ def test_skew_is_measured_only_from_a_believable_sent_at() -> None:
     assert measure_skew(Timestamp(seconds=1, nanos=-5), received) is None
 
 
-def test_it_sees_the_skew_and_the_lost_reports_in_device_list_and_show(
-    live_collector: LiveCollector, agent: EnrolledAgent, capsys: pytest.CaptureFixture[str]
-) -> None:
+def send_from_a_clock_behind(agent: EnrolledAgent) -> None:
+    """A report from an agent whose clock is 3 h 5 min behind, whose outbox holds 2 reports,
+    merged 12 and dropped 3 while it was offline."""
     agent_clock = dt.datetime.now(dt.UTC) - dt.timedelta(hours=3, minutes=5)
     report = make_report(agent.enrollment.device_id, agent_clock)
     report.delivery.pending_reports = 2
     report.delivery.coalesced_total = 12
     report.delivery.dropped_total = 3
     _send(agent, report, sent_at=agent_clock)
+
+
+def test_it_sees_the_skew_and_the_lost_reports_in_device_list_and_show(
+    live_collector: LiveCollector, agent: EnrolledAgent, capsys: pytest.CaptureFixture[str]
+) -> None:
+    send_from_a_clock_behind(agent)
     data = str(live_collector.config.data_dir)
     assert collector_cli(["device", "list", "--data", data]) == 0
     listed = capsys.readouterr()

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65vposture/v1/admin.proto\x12\rdevposture.v1\"\x90\x01\n\x0c\x41\x64minCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12=\n\targuments\x18\x02 \x03(\x0b\x32*.devposture.v1.AdminCommand.ArgumentsEntry\x1a\x30\n\x0e\x41rgumentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"B\n\x0b\x41\x64minResult\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t\x12\x11\n\trows_json\x18\x03 \x01(\t\"n\n\x0b\x45xportChunk\x12\x14\n\x0crecords_done\x18\x01 \x01(\x04\x12\x15\n\rrecords_total\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x62undle_size\x18\x04 \x01(\x04\x12\x0f\n\x07message\x18\x05 \x01(\t2\x8c\x01\n\x05\x41\x64min\x12>\n\x03Run\x12\x1b.devposture.v1.AdminCommand\x1a\x1a.devposture.v1.AdminResult\x12\x43\n\x06\x45xport\x12\x1b.devposture.v1.AdminCommand\x1a\x1a.devposture.v1.ExportChunk0\x01\x42M\n\x11\x63om.devposture.v1B\nAdminProtoP\x01Z\x1a\x64\x65vposture/v1;devposturev1\xaa\x02\rDevposture.V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65vposture/v1/admin.proto\x12\rdevposture.v1\"\x90\x01\n\x0c\x41\x64minCommand\x12\x0f\n\x07\x63ommand\x18\x01 \x03(\t\x12=\n\targuments\x18\x02 \x03(\x0b\x32*.devposture.v1.AdminCommand.ArgumentsEntry\x1a\x30\n\x0e\x41rgumentsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"]\n\x0b\x41\x64minResult\x12\x0f\n\x07message\x18\x01 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x02 \x03(\t\x12\x11\n\trows_json\x18\x03 \x01(\t\x12\x19\n\x11worded_cells_json\x18\x04 \x01(\t\"n\n\x0b\x45xportChunk\x12\x14\n\x0crecords_done\x18\x01 \x01(\x04\x12\x15\n\rrecords_total\x18\x02 \x01(\x04\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0b\x62undle_size\x18\x04 \x01(\x04\x12\x0f\n\x07message\x18\x05 \x01(\t2\x8c\x01\n\x05\x41\x64min\x12>\n\x03Run\x12\x1b.devposture.v1.AdminCommand\x1a\x1a.devposture.v1.AdminResult\x12\x43\n\x06\x45xport\x12\x1b.devposture.v1.AdminCommand\x1a\x1a.devposture.v1.ExportChunk0\x01\x42M\n\x11\x63om.devposture.v1B\nAdminProtoP\x01Z\x1a\x64\x65vposture/v1;devposturev1\xaa\x02\rDevposture.V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,9 +39,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ADMINCOMMAND_ARGUMENTSENTRY']._serialized_start=141
   _globals['_ADMINCOMMAND_ARGUMENTSENTRY']._serialized_end=189
   _globals['_ADMINRESULT']._serialized_start=191
-  _globals['_ADMINRESULT']._serialized_end=257
-  _globals['_EXPORTCHUNK']._serialized_start=259
-  _globals['_EXPORTCHUNK']._serialized_end=369
-  _globals['_ADMIN']._serialized_start=372
-  _globals['_ADMIN']._serialized_end=512
+  _globals['_ADMINRESULT']._serialized_end=284
+  _globals['_EXPORTCHUNK']._serialized_start=286
+  _globals['_EXPORTCHUNK']._serialized_end=396
+  _globals['_ADMIN']._serialized_start=399
+  _globals['_ADMIN']._serialized_end=539
 # @@protoc_insertion_point(module_scope)

@@ -82,9 +82,15 @@ class AdminResult(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     COLUMNS_FIELD_NUMBER: _builtins.int
     ROWS_JSON_FIELD_NUMBER: _builtins.int
+    WORDED_CELLS_JSON_FIELD_NUMBER: _builtins.int
     message: _builtins.str
     """A sentence for the person, e.g. "device 1a2b... revoked"."""
     rows_json: _builtins.str
+    worded_cells_json: _builtins.str
+    """The cells of rows_json that are sentences (a device's clock, its outbox), which rows_json
+    holds in English, as their template and parameters: a JSON array with one object a row,
+    keyed by column. A command line words them in its reader's language; empty when none is.
+    """
     @_builtins.property
     def columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """For a listing: its columns, and its rows as a JSON array of objects keyed by column."""
@@ -95,10 +101,11 @@ class AdminResult(_message.Message):
         message: _builtins.str = ...,
         columns: _abc.Iterable[_builtins.str] | None = ...,
         rows_json: _builtins.str = ...,
+        worded_cells_json: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "message", b"message", "rows_json", b"rows_json"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "message", b"message", "rows_json", b"rows_json", "worded_cells_json", b"worded_cells_json"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
