@@ -41,14 +41,17 @@ import pickle
 import signal
 import socket
 import struct
-import sys
-import threading
-from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from devposture.collector import log_format
+from devposture.collector.child_start import (
+    bundled_libraries_found,
+    interrupts_ignored,
+    logging_now,
+)
+from devposture.collector.child_start import ending as ended
 from devposture.collector.parent_death import die_with_parent
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.disk_space import StorageFull
@@ -108,14 +111,6 @@ def _read(sock: socket.socket, size: int) -> bytes | None:
     return bytes(data)
 
 
-def logging_now() -> tuple[str, int]:
-    """The collector's log format and level, for its child to log alike (a spawned process
-    starts with logging unset, and Python's last resort printed bare messages)."""
-    root = logging.getLogger()
-    json_lines = any(isinstance(h.formatter, log_format.JsonFormatter) for h in root.handlers)
-    return ("json" if json_lines else "text"), root.getEffectiveLevel()
-
-
 def write_groups(
     connection: Connection,
     target: DatabaseTarget,
@@ -145,44 +140,6 @@ def write_groups(
     finally:
         store.close()
         sock.close()
-
-
-@contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """While the child starts: SIGINT ignored, which it inherits and keeps from its first
-    instruction (Python leaves an ignored SIGINT ignored). A Ctrl-C at the terminal reaches
-    the whole process group: a child still importing printed a KeyboardInterrupt traceback
-    (it ignores SIGINT itself only once running, `write_groups`)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-@contextlib.contextmanager
-def _bundled_libraries_found() -> Iterator[None]:
-    """While the child starts: the frozen collector (installers/python/freeze) on Linux takes
-    its own libraries' folder out of what its children inherit (child_env.py: the tools a
-    program runs must load the system's libraries), and the child is this program again,
-    whose Python needs them (libexpat, ...). Put back for the start only; a command another
-    thread would start in that instant inherits it too."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    if not getattr(sys, "frozen", False) or bundle is None or sys.platform in {"win32", "darwin"}:
-        yield
-        return
-    before = os.environ.get("LD_LIBRARY_PATH")
-    os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (bundle, before) if p)
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("LD_LIBRARY_PATH", None)
-        else:
-            os.environ["LD_LIBRARY_PATH"] = before
 
 
 class ReportWriter:
@@ -215,7 +172,7 @@ class ReportWriter:
             name="devposture-writer",
             daemon=True,
         )
-        with _bundled_libraries_found(), _interrupts_ignored():
+        with bundled_libraries_found(), interrupts_ignored():
             process.start()
         its.close()
         self._socket = socket.socket(fileno=os.dup(mine.fileno()))
@@ -241,7 +198,7 @@ class ReportWriter:
             process = self._process
             if process is not None:  # its socket closed as it died: reaped, it tells how
                 await asyncio.to_thread(process.join, REAP_SECONDS)
-            ending = _ending(process)
+            ending = ended(process)
             self._drop()
             log.error("the report writer ended (%s); starting another", ending)
             raise WriterFailed("the report writer ended") from exc
@@ -285,16 +242,3 @@ class ReportWriter:
 
 # How long a writer whose socket closed is waited for, to be reaped and tell how it ended.
 REAP_SECONDS = 2.0
-
-
-def _ending(process: BaseProcess | None) -> str:
-    """How a writer ended, for the log: "exit code 1", "killed by SIGKILL" (the kernel's OOM
-    killer, an operator); "exit code None" said nothing."""
-    code = None if process is None else process.exitcode
-    if code is None:
-        return "its connection broke; it had not exited yet"
-    if code < 0:
-        with contextlib.suppress(ValueError):
-            return f"killed by {signal.Signals(-code).name}"
-        return f"killed by signal {-code}"
-    return f"exit code {code}"

@@ -48,6 +48,17 @@ def reports_of(kind: str, key: str) -> int:
 def bounded(read: Read, index: Index, first: int, last: int) -> Iterator[list[chain.Entry]]:
     """The entries `first`..`last` in order, in batches of at most BATCH_REPORTS reports and
     MOST_READ entries."""
+    for low, high in runs(index, first, last):
+        entries = read(low, high)
+        if entries:
+            yield entries
+
+
+def runs(
+    index: Index, first: int, last: int, reports: int = BATCH_REPORTS
+) -> Iterator[tuple[int, int]]:  # fmt: skip
+    """The runs of sequence numbers `bounded` reads, (first, last) each, in order, of at most
+    `reports` reports: what a reader elsewhere (`evidence/check_pool`) is given to read."""
     ahead: list[tuple[int, str, str]] = []  # the keys of entries from `first` on, not read
     looked = first - 1  # the last seq `index` was asked about
     while first <= last:
@@ -60,16 +71,14 @@ def bounded(read: Read, index: Index, first: int, last: int) -> Iterator[list[ch
                 ahead += index(low, looked)
                 continue  # none there (a gap in an edited chain): look further
             _, kind, key = ahead[taken]
-            reports = reports_of(kind, key)
-            if taken and (held + reports > BATCH_REPORTS or taken >= MOST_READ):
+            counted = reports_of(kind, key)
+            if taken and (held + counted > reports or taken >= MOST_READ):
                 break
-            held += reports
+            held += counted
             taken += 1
         if not taken:
             return
         upto = ahead[taken - 1][0]
         del ahead[:taken]
-        entries = read(first, upto)
-        if entries:
-            yield entries
+        yield first, upto
         first = upto + 1

@@ -852,21 +852,33 @@ class PeriodCheck:
         self.total = 0
         self.entries = 0
 
-    def add(self, batch: list[chain.Entry]) -> dict[str, bytes]:
-        """Check a batch; returns the report bodies read for it, by report id, as checked."""
-        self.entries += len(batch)
-        for entry in batch:
-            for finding in self._sealed.check(entry):
+    @property
+    def limit(self) -> int:
+        """Findings kept at most (the rest are counted)."""
+        return self._limit
+
+    @property
+    def pruned_before(self) -> int:
+        """What the batches' rows are held to (`batch_rows`): bodies received before this were
+        pruned under the retention policy."""
+        return self._pruned_before
+
+    def sealed(self, seals: list[tuple[int, tuple[int, int]]], entries: int) -> None:
+        """The part of a run's check that needs the runs before it, in order: the numbers
+        its `entries` entries' groups seal, (seq, (first, last)) each (`SealedOnce`). The
+        rest is `batch_rows`, perhaps in a process beside the export (`evidence/check_pool`),
+        its findings handed to `take`."""
+        self.entries += entries
+        for seq, span in seals:
+            for finding in self._sealed.check_span(seq, span):
                 self._found(finding)
-        bodies: dict[str, bytes] = {}
-        for group in _groups(self._tables, batch, self._pruned_before, bodies):
-            for finding in group.findings:
-                self._found(finding)
-        for kind in _TABLES:
-            for judged in _judged(self._tables, kind, batch, self._pruned_before, bodies):
-                if judged.finding is not None:
-                    self._found(judged.finding)
-        return bodies
+
+    def take(self, findings: list[Finding], total: int) -> None:
+        """Count a batch's findings of `batch_rows`: `total` in all, of which `findings` were
+        kept (the first ones, at most this check's limit)."""
+        for finding in findings:
+            self._found(finding)
+        self.total += total - len(findings)
 
     def opened_from(self, through: int) -> None:
         """Check the checkpoint the period's opening comes from (`checkpoint_used`)."""
@@ -880,6 +892,23 @@ class PeriodCheck:
 
     def findings(self) -> Findings:
         return Findings(self.found, self.total, self.entries)
+
+
+def batch_rows(
+    tables: Tables, batch: list[chain.Entry], pruned_before: int
+) -> tuple[list[Finding], dict[str, bytes]]:
+    """Each entry of a batch held to the row its key names, and the report bodies read for
+    it by report id, as checked (the exporter writes the very bytes it checked). Needs
+    nothing of the batches before it: a process beside the export can do it."""
+    found: list[Finding] = []
+    bodies: dict[str, bytes] = {}
+    for group in _groups(tables, batch, pruned_before, bodies):
+        found += group.findings
+    for kind in _TABLES:
+        for judged in _judged(tables, kind, batch, pruned_before, bodies):
+            if judged.finding is not None:
+                found.append(judged.finding)
+    return found, bodies
 
 
 def checkpoint_findings(tables: Tables, last_seq: int) -> Iterator[Finding]:
@@ -916,10 +945,15 @@ class SealedOnce:
 
     def check(self, entry: chain.Entry) -> Iterator[Finding]:
         span = group_span(entry) if entry.kind == chain.REPORT_GROUP else None
-        earlier = None if span is None else self._order.resealed(entry.seq, span)
-        if span is not None and earlier is not None:
+        if span is not None:
+            yield from self.check_span(entry.seq, span)
+
+    def check_span(self, seq: int, span: tuple[int, int]) -> Iterator[Finding]:
+        """A group at `seq` sealing the numbers `span`."""
+        earlier = self._order.resealed(seq, span)
+        if earlier is not None:
             yield Finding(
-                "evidence_chain", f"seq {entry.seq}", entry.seq,
+                "evidence_chain", f"seq {seq}", seq,
                 told("seals reports {first}–{last}, but seq {earlier} sealed them up to"
                      " {through} already: reports counted twice (was a report_groups row"
                      " deleted?)", first=span[0], last=span[1], earlier=earlier[0],

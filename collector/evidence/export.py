@@ -28,9 +28,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from devposture.collector import __version__, new_file
 from devposture.collector.evidence import (
+    batch_work,
     batches,
     bundle,
     chain,
+    check_pool,
     deflate,
     html,
     member_runs,
@@ -202,6 +204,11 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         boundary = span[0] if span else store.evidence.chain_first_written_from(start)
         if boundary is None:
             boundary = (head.seq + 1) if head else 1
+        # A large period's rows are checked by processes beside this one (check_pool),
+        # started now to be ready when the period's pass begins.
+        count = check_pool.workers_for(0 if span is None else span[1] - span[0] + 1)
+        workers = (stack.enter_context(check_pool.Workers(store.target, store.shared_snapshot(),
+                                                          count)) if count else None)  # fmt: skip
         anchor = store.evidence.chain_entries(boundary - 1, boundary - 1)
         prev_hash = anchor[0].hash if anchor else chain.GENESIS
         opening, checkpoint = _opening(store, boundary, to_us(start))
@@ -215,7 +222,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
             checked.opened_from(boundary - 1)
             counts, last_hash, pruned = _write_period(
                 archive, store, span, digests, figures=figures, progress=progress,
-                checked=checked,
+                checked=checked, workers=workers,
             )
             if not checked.findings().ok:
                 raise TablesDisagree(checked.findings())
@@ -273,7 +280,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
 def _write_period(
     archive: zipfile.ZipFile, store: Store, span: tuple[int, int] | None,
     digests: dict[str, str], *, figures: summary.Summary, progress: Progress | None,
-    checked: PeriodCheck,
+    checked: PeriodCheck, workers: check_pool.Workers | None,
 ) -> tuple[dict[str, int], bytes | None, tuple[int, int]]:  # fmt: skip
     """Write the period's entries, their index and the report bodies, batch by batch, and
     fold each into the report's figures: nothing of the period is kept in memory."""
@@ -290,45 +297,58 @@ def _write_period(
         spooled.Spooled(beside) as reports_out,
     ):  # fmt: skip
         with _member(archive, bundle.CHAIN, digests, beside) as chain_out:
-            for batch in _batches(store, span):
+            checker = _checker(store, checked, workers)
+
+            def take(done: batch_work.RunDone) -> None:
+                nonlocal pruned, last_pruned, last_hash
+                checked.sealed(done.seals, done.entries)
+                checked.take(done.findings, done.found)
+                chain_out.write(done.chain_lines)
+                index_out.write(done.index_lines)
                 # The bodies as read to check them against the chain: written as checked.
-                bodies = checked.add(batch)
-                for entry in batch:
-                    chain_out.write(bundle.entry_jsonl(entry))
-                    index_out.write(bundle.index_jsonl(entry))
-                    if entry.kind in (chain.REPORT, chain.REPORT_GROUP):
-                        records = (chain.group_records(entry) if entry.kind == chain.REPORT_GROUP
-                                   else [entry.record()])  # fmt: skip
-                        kept: list[tuple[str, bytes]] = []
-                        for record in records:
-                            report_id = str(record["report_id"])
-                            body = bodies.get(report_id)
-                            if body == b"":
-                                pruned += 1
-                                received = int(str(record["received_us"]))
-                                last_pruned = max(last_pruned, received)
-                            elif body is not None:
-                                kept.append((report_id, body))
-                        counts[chain.REPORT] += len(records)
-                        if entry.kind == chain.REPORT_GROUP:
-                            reports_out.write(bundle.group_bodies_jsonl(entry.seq, kept))
-                        elif kept:
-                            reports_out.write(bundle.report_jsonl(entry.seq, *kept[0]))
+                reports_out.write(done.report_lines)
+                for kind, count in done.counts.items():
+                    counts[kind] = counts.get(kind, 0) + count
+                pruned += done.pruned
+                last_pruned = max(last_pruned, done.last_pruned)
+                for figure in done.figures:
+                    if isinstance(figure, chain.Entry):
+                        figures.add(figure)
                     else:
-                        counts[entry.kind] = counts.get(entry.kind, 0) + 1
-                    figures.add(entry)
-                    last_hash = entry.hash
+                        figures.add_reports(*figure)
+                last_hash = done.last_hash or last_hash
                 if progress is not None and span is not None:
-                    progress(batch[-1].seq - span[0] + 1, span[1] - span[0] + 1)
+                    progress(done.last_seq - span[0] + 1, span[1] - span[0] + 1)
+
+            for first, last in _runs(store, span, check_pool.RUN_REPORTS if workers else None):
+                checker.submit(first, last)
+                for done in checker.ready():
+                    take(done)
+            for done in checker.rest():
+                take(done)
         for name, spool in ((bundle.INDEX, index_out), (bundle.REPORTS, reports_out)):
             digests[name] = spool.put(archive, _member_info(name))
     return counts, last_hash, (pruned, last_pruned)
 
 
-def _batches(store: Store, span: tuple[int, int] | None) -> Iterator[list[chain.Entry]]:
+def _checker(
+    store: Store, checked: PeriodCheck, workers: check_pool.Workers | None
+) -> check_pool.Checker:  # fmt: skip
+    """Who holds the batches to their rows: the workers started for a large period, opened
+    on this export's state, or this process."""
+    if workers is None:
+        return check_pool.InProcess(store.crosscheck, checked.pruned_before, checked.limit)
+    workers.opened(checked.pruned_before, checked.limit)
+    return workers
+
+
+def _runs(
+    store: Store, span: tuple[int, int] | None, reports: int | None
+) -> Iterator[tuple[int, int]]:  # fmt: skip
     if span is None:
         return
-    yield from batches.bounded(store.evidence.chain_entries, store.evidence.chain_index, *span)
+    yield from batches.runs(store.evidence.chain_index, *span,
+                            reports=reports or batches.BATCH_REPORTS)  # fmt: skip
 
 
 def _manifest(

@@ -211,9 +211,20 @@ class Summary:
 
     def add(self, entry: Entry) -> None:
         """Fold an entry of the period (a report group as each of its reports)."""
-        while self._week < len(self.weeks) and entry.at_us >= self.weeks[self._week].end_us:
-            self._close_week()
+        self._reach(entry.at_us)
         self._fold(entry, in_period=True)
+
+    def add_reports(self, at_us: int, reports: Iterable[tuple[str, int]]) -> None:
+        """Fold a report group of the period written at `at_us`, given as its reports'
+        (device, received): all the figures read of a report, taken from its record where
+        the group was read (`batch_work`, perhaps in another process)."""
+        self._reach(at_us)
+        for device, received in reports:
+            self._report_of(device, received, in_period=True)
+
+    def _reach(self, at_us: int) -> None:
+        while self._week < len(self.weeks) and at_us >= self.weeks[self._week].end_us:
+            self._close_week()
 
     def _fold(self, entry: Entry, *, in_period: bool) -> None:
         if entry.kind == REPORT_GROUP:
@@ -223,8 +234,10 @@ class Summary:
             self._apply(entry, record=entry.record(), in_period=in_period)
 
     def _report(self, record: Mapping[str, Any], *, in_period: bool) -> None:
-        device = str(record["device_id"])
-        received = int(record["received_us"])
+        self._report_of(str(record["device_id"]), int(record["received_us"]),
+                        in_period=in_period)  # fmt: skip
+
+    def _report_of(self, device: str, received: int, *, in_period: bool) -> None:
         self.last_report[device] = received
         if not in_period or self._week >= len(self.weeks):
             return

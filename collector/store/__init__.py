@@ -145,10 +145,16 @@ class Store:
         self._db.close()
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Reads inside see one committed state of the database (a read transaction)."""
-        with self._db.snapshot():
+    def snapshot(self, joining: str | None = None) -> Iterator[None]:
+        """Reads inside see one committed state of the database (a read transaction); given
+        `joining`, the state another process shares by `shared_snapshot` (PostgreSQL)."""
+        with self._db.snapshot(joining):
             yield
+
+    def shared_snapshot(self) -> str | None:
+        """Inside `snapshot`: an id by which other processes read the same state, or None
+        where the engine cannot share one (SQLite)."""
+        return self._db.shared_snapshot()
 
     @property
     def reachable(self) -> bool:

@@ -191,13 +191,20 @@ class SqliteDatabase:
             raise
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Reads inside see one committed state (a read transaction)."""
+    def snapshot(self, joining: str | None = None) -> Iterator[None]:
+        """Reads inside see one committed state (a read transaction). SQLite cannot join
+        another connection's (`shared_snapshot` gives None): `joining` must be None."""
+        if joining is not None:
+            raise ValueError("a SQLite read transaction cannot be shared between processes")
         self._db.execute("BEGIN")
         try:
             yield
         finally:
             self._db.execute("COMMIT")
+
+    def shared_snapshot(self) -> str | None:
+        """None: a SQLite read transaction is its connection's alone."""
+        return None
 
     def trace(self, callback: Callable[[str], object] | None) -> None:
         """Call `callback` with every statement run (None stops): for tests and profiling."""
@@ -222,6 +229,8 @@ class SqliteDatabase:
 # --- PostgreSQL -------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"'(?:[^']|'')*'|\?|(?<!:):([A-Za-z_]\w*)|%")
+# What pg_export_snapshot() returns: hexadecimal parts joined by "-" (e.g. 00000003-0000001B-1).
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+(?:-[0-9A-F]+)+")
 
 
 @functools.lru_cache(maxsize=2048)
@@ -567,11 +576,16 @@ class PostgresDatabase:
                 return
 
     @contextmanager
-    def snapshot(self) -> Iterator[None]:
-        """Reads inside see one committed state (REPEATABLE READ, read only)."""
+    def snapshot(self, joining: str | None = None) -> Iterator[None]:
+        """Reads inside see one committed state (REPEATABLE READ, read only); given
+        `joining` (another connection's `shared_snapshot`, still open), that one's state."""
+        if joining is not None and not _SNAPSHOT_ID.fullmatch(joining):
+            raise ValueError(f"not a PostgreSQL snapshot id: {joining!r}")
         with self._holding() as connection:
             try:
                 connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                if joining is not None:  # checked above: no bind parameter is taken here
+                    connection.execute(f"SET TRANSACTION SNAPSHOT '{joining}'")
                 try:
                     yield
                 finally:
@@ -579,6 +593,12 @@ class PostgresDatabase:
             except self.failures:
                 self._purge_broken(connection)
                 raise
+
+    def shared_snapshot(self) -> str | None:
+        """The id other connections join this thread's snapshot by (`snapshot(joining=…)`),
+        as long as it is held: what parallel readers of one state use (pg_dump -j does)."""
+        row = self.execute("SELECT pg_export_snapshot()").fetchone()
+        return str(row[0])
 
     def data_version(self) -> int:
         """Grows whenever anything is written to the server (its write-ahead log position):

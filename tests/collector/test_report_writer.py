@@ -20,10 +20,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from devposture.collector.child_start import bundled_libraries_found
 from devposture.collector.report_writer import (
     ReportWriter,
     WriterFailed,
-    _bundled_libraries_found,
 )
 from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.base import to_us
@@ -271,10 +271,10 @@ def test_the_frozen_collector_s_writer_gets_its_libraries_folder_for_its_start_o
     monkeypatch.setattr(sys, "_MEIPASS", bundle, raising=False)
     monkeypatch.setattr(sys, "platform", "linux")
     monkeypatch.setenv("LD_LIBRARY_PATH", "/usr/local/lib")
-    with _bundled_libraries_found():
+    with bundled_libraries_found():
         assert os.environ["LD_LIBRARY_PATH"] == f"{bundle}:/usr/local/lib"
     assert os.environ["LD_LIBRARY_PATH"] == "/usr/local/lib"
     monkeypatch.delenv("LD_LIBRARY_PATH")
-    with _bundled_libraries_found():
+    with bundled_libraries_found():
         assert os.environ["LD_LIBRARY_PATH"] == bundle
     assert "LD_LIBRARY_PATH" not in os.environ

@@ -1,0 +1,90 @@
+"""What an export makes of one run of its period's chain: the run read from the store, each
+entry held to its row (`crosscheck.batch_rows`), and its share of the bundle: the lines of
+`chain.jsonl`, `index.jsonl` and `reports.jsonl`, the counts, and what the printable
+report's figures need of it.
+
+None of it needs the runs before, so a large period's runs are made by processes beside the
+export (`check_pool`), which then only puts the pieces together in order: this was nearly all
+of a quarter's export, one report at a time in Python, on one core of however many.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from devposture.collector.evidence import bundle, chain
+from devposture.collector.evidence.crosscheck import Finding, Tables, batch_rows, group_span
+
+# What the report's figures take of an entry: a report group as its reports' (device,
+# received), any other entry as it is (`Summary.add_reports`, `Summary.add`).
+Figure = chain.Entry | tuple[int, list[tuple[str, int]]]
+
+
+@dataclass
+class RunDone:
+    """A run's share of the bundle and of the check, in the chain's order."""
+
+    first_seq: int
+    last_seq: int
+    entries: int = 0
+    last_hash: bytes | None = None
+    findings: list[Finding] = field(default_factory=list)  # the first `limit` of them
+    found: int = 0  # findings in all
+    chain_lines: bytes = b""
+    index_lines: bytes = b""
+    report_lines: bytes = b""
+    counts: dict[str, int] = field(default_factory=dict)  # by kind; a group as its reports
+    pruned: int = 0  # reports whose bodies the retention policy deleted
+    last_pruned: int = 0  # the last of those received (0: none)
+    seals: list[tuple[int, tuple[int, int]]] = field(default_factory=list)  # (seq, numbers)
+    figures: list[Figure] = field(default_factory=list)
+
+
+def write_run(
+    tables: Tables, first: int, last: int, pruned_before: int, limit: int
+) -> RunDone:  # fmt: skip
+    """The entries `first`..`last` (read here, in one statement), checked and written."""
+    entries = tables.chain_entries(first, last)
+    done = RunDone(first, last, entries=len(entries))
+    found, bodies = batch_rows(tables, entries, pruned_before)
+    done.findings, done.found = found[:limit], len(found)
+    chain_lines: list[bytes] = []
+    index_lines: list[bytes] = []
+    report_lines: list[bytes] = []
+    counts = done.counts
+    for entry in entries:
+        chain_lines.append(bundle.entry_jsonl(entry))
+        index_lines.append(bundle.index_jsonl(entry))
+        if entry.kind not in (chain.REPORT, chain.REPORT_GROUP):
+            counts[entry.kind] = counts.get(entry.kind, 0) + 1
+            done.figures.append(entry)
+            continue
+        records = (chain.group_records(entry) if entry.kind == chain.REPORT_GROUP
+                   else [entry.record()])  # fmt: skip
+        kept: list[tuple[str, bytes]] = []
+        for record in records:
+            report_id = str(record["report_id"])
+            body = bodies.get(report_id)
+            if body == b"":
+                done.pruned += 1
+                done.last_pruned = max(done.last_pruned, int(str(record["received_us"])))
+            elif body is not None:
+                kept.append((report_id, body))
+        counts[chain.REPORT] = counts.get(chain.REPORT, 0) + len(records)
+        if entry.kind == chain.REPORT_GROUP:
+            report_lines.append(bundle.group_bodies_jsonl(entry.seq, kept))
+            span = group_span(entry)
+            if span is not None:
+                done.seals.append((entry.seq, span))
+            done.figures.append((entry.at_us, [(str(r["device_id"]), int(str(r["received_us"])))
+                                               for r in records]))  # fmt: skip
+        else:
+            if kept:
+                report_lines.append(bundle.report_jsonl(entry.seq, *kept[0]))
+            done.figures.append(entry)
+    if entries:
+        done.last_hash = entries[-1].hash
+    done.chain_lines = b"".join(chain_lines)
+    done.index_lines = b"".join(index_lines)
+    done.report_lines = b"".join(report_lines)
+    return done

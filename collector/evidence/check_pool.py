@@ -1,0 +1,238 @@
+"""Batches of an export held to their rows beside the export, in processes of their own.
+
+Half of a quarter's export was holding each report to its row (reading the rows, putting the
+bodies together from their parts, hashing and comparing them) and writing the bodies' lines:
+one report at a time in Python, so on one core whatever the machine has. That work needs
+nothing of the batches before it (`batch_work`), so a period of many entries hands its
+batches to worker processes, one after another, and takes their results back in the same
+order, while the export's own pass writes the chain, the index and the report's figures.
+
+Every worker reads the state the export reads: on PostgreSQL it joins the export's snapshot
+(`SET TRANSACTION SNAPSHOT`, as pg_dump -j does); SQLite cannot share a read transaction, so a
+worker opens its own just after the export's, and what could differ between the two is held
+equal. The chain's entries come from the export (sent with each batch), and the rows they are
+held to never change once written, but a retention pruning between the two reads empties
+bodies: the workers' prunings must be the export's, or the export stops and says to run it
+again.
+
+A small period is done in the export's own process (`InProcess`): starting a Python costs
+about a third of a second, which only a large period wins back.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import traceback
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Protocol, cast
+
+from devposture.collector.child_start import (
+    bundled_libraries_found,
+    ending,
+    interrupts_ignored,
+    logging_now,
+)
+from devposture.collector.evidence.batch_work import RunDone, write_run
+from devposture.collector.evidence.crosscheck import Tables
+from devposture.collector.store.target import DatabaseTarget
+from devposture.policy.cli_messages import Worded, said
+
+log = logging.getLogger(__name__)
+
+# A period of at least this many entries is checked by workers (fewer: in the export).
+WORKERS_FROM = 20_000
+# Workers at most (one per core: on two cores, two beside the export measured best, 15.8 s
+# against 20.8 s with one and 16.6 s with three, for the daily quarter of bench/README.md).
+MOST_WORKERS = 4
+# Reports a worker's run holds at most (`batches.BATCH_REPORTS` in the export's own process):
+# each worker and the export hold a run's rows, bodies and lines at once, and together they
+# must stay within the export's memory bound (300 MB for a quarter, issue 18).
+RUN_REPORTS = 2500
+# Batches handed to each worker ahead of the one the export waits for (each batch's result
+# is up to ten thousand reports' bodies, about 13 MB): enough that none waits for work.
+AHEAD = 2
+
+
+class CheckFailed(Worded, RuntimeError):
+    """A worker could not check its batch, or ended: the export stops, written nowhere."""
+
+
+class Checker(Protocol):
+    """Runs of the chain in, what each makes of the bundle out, in the same order."""
+
+    def submit(self, first: int, last: int) -> None: ...
+    def ready(self) -> Iterator[RunDone]: ...
+    def rest(self) -> Iterator[RunDone]: ...
+
+
+def workers_for(entries: int) -> int:
+    """How many workers a period of `entries` is checked by (0: in the export's process)."""
+    if entries < WORKERS_FROM:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 0 if (cores or 1) < 2 else min(MOST_WORKERS, cores or 1)
+
+
+class InProcess:
+    """Each run made at once, in the export's process."""
+
+    def __init__(self, tables: Tables, pruned_before: int, limit: int) -> None:
+        self._tables, self._pruned_before, self._limit = tables, pruned_before, limit
+        self._done: collections.deque[RunDone] = collections.deque()
+
+    def submit(self, first: int, last: int) -> None:
+        self._done.append(write_run(self._tables, first, last, self._pruned_before, self._limit))
+
+    def ready(self) -> Iterator[RunDone]:
+        while self._done:
+            yield self._done.popleft()
+
+    def rest(self) -> Iterator[RunDone]:
+        return self.ready()
+
+
+_OPEN, _BATCH, _READY, _DONE, _ERROR, _ENDED = "open", "batch", "ready", "done", "error", "ended"
+
+
+class Workers:
+    """Batches handed to worker processes in turn, their results taken back in order. Use as
+    a context manager: leaving it ends the workers."""
+
+    def __init__(self, target: DatabaseTarget, snapshot: str | None, count: int) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[tuple[BaseProcess, Connection]] = []
+        self._order: collections.deque[int] = collections.deque()
+        self._next = 0
+        self._opened = False
+        self._open = (target, snapshot, logging_now())
+        for number in range(count):
+            mine, its = self._context.Pipe()
+            process = self._context.Process(
+                target=check_batches, args=(its,), name=f"devposture-export-check-{number}",
+                daemon=True,
+            )  # fmt: skip
+            with bundled_libraries_found(), interrupts_ignored():
+                process.start()
+            its.close()
+            self._workers.append((process, mine))
+
+    def opened(self, pruned_before: int, limit: int) -> None:
+        """Open each worker's store on the export's state; stop unless each sees the
+        prunings the export sees (`pruned_before`)."""
+        for number in range(len(self._workers)):
+            self._send(number, (_OPEN, (*self._open, limit)))
+        for number in range(len(self._workers)):
+            seen = self._answer(number, _READY)
+            if seen != pruned_before:
+                raise CheckFailed(said(
+                    "audit export stopped: the retention policy pruned reports while the export"
+                    " began (导出已停止：导出开始时保留期清理删除了上报内容). Run the same"
+                    " `audit export` again."))  # fmt: skip
+        self._opened = True
+
+    def submit(self, first: int, last: int) -> None:
+        """Hand a run of the chain to the next worker, which reads it from its store: a few
+        bytes, so that the export never waits to send while a worker waits to answer."""
+        number = self._next
+        self._next = (self._next + 1) % len(self._workers)
+        self._send(number, (_BATCH, (first, last)))
+        self._order.append(number)
+
+    def _send(self, number: int, message: tuple[str, object]) -> None:
+        try:
+            self._workers[number][1].send(message)
+        except OSError:  # its end closed: it ended
+            raise self._ended(number) from None
+
+    def ready(self) -> Iterator[RunDone]:
+        """The results the export takes now: it waits only once every worker has `AHEAD`
+        runs besides the one it is on."""
+        while len(self._order) > len(self._workers) * AHEAD:
+            yield cast("RunDone", self._answer(self._order.popleft(), _DONE))
+
+    def rest(self) -> Iterator[RunDone]:
+        while self._order:
+            yield cast("RunDone", self._answer(self._order.popleft(), _DONE))
+
+    def _answer(self, number: int, kind: str) -> object:
+        # Read by the export's own thread (the read lets the GIL go): a thread reading
+        # beside the pass took turns with it for the GIL and passed 13 MB/s.
+        try:
+            got, value = self._workers[number][1].recv()
+        except (EOFError, OSError):
+            got, value = _ENDED, None
+        if got == kind:
+            return value
+        if got == _ERROR and isinstance(value, Exception):
+            raise value  # as the export's own process would have raised it
+        if got == _ERROR:
+            raise CheckFailed(said(
+                "audit export stopped: checking the period's rows failed in a process beside the"
+                " export (导出已停止：核对本期记录的进程出错): {error}", error=value))  # fmt: skip
+        raise self._ended(number)
+
+    def _ended(self, number: int) -> CheckFailed:
+        process = self._workers[number][0]
+        process.join(5)
+        return CheckFailed(said(
+            "audit export stopped: a process checking the period's rows beside it ended ({how})"
+            " (导出已停止：核对进程意外结束); nothing was written. Run it again; if it ends again,"
+            " see the system log (out of memory?)", how=ending(process)))  # fmt: skip
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for _, connection in self._workers:
+            connection.close()  # end of file: each worker returns
+        for process, _ in self._workers:
+            process.join(5)
+            if process.is_alive():  # still on a batch of a failed export
+                process.kill()
+                process.join()
+
+
+def check_batches(connection: Connection) -> None:
+    """A worker's whole life: open the store on the export's state, then check each batch
+    it is given until the export closes its end (or dies: the kernel ends the worker)."""
+    # Imported here: a worker needs the store, which the module's importers already have.
+    from devposture.collector import log_format  # noqa: PLC0415
+    from devposture.collector.parent_death import die_with_parent  # noqa: PLC0415
+    from devposture.collector.store import Store  # noqa: PLC0415
+
+    parent = multiprocessing.parent_process()
+    die_with_parent(None if parent is None else parent.pid, "export's checking process")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _, (target, snapshot, logging_as, limit) = connection.recv()
+    except (EOFError, OSError):
+        return
+    log_format.configure(logging_as[0], level=logging_as[1])
+    try:
+        store = Store.open_reader(target)
+        with store.snapshot(joining=snapshot):
+            tables = store.crosscheck
+            # The first read pins a SQLite read transaction: from here the state is fixed.
+            pruned_before = tables.pruned_before()
+            connection.send((_READY, pruned_before))
+            while True:
+                try:
+                    _, (first, last) = connection.recv()
+                except (EOFError, OSError):
+                    return
+                connection.send((_DONE, write_run(tables, first, last, pruned_before, limit)))
+    except Exception as exc:  # told to the export, which stops with it
+        log.debug("the export's checking process failed: %s", traceback.format_exc())
+        try:
+            connection.send((_ERROR, exc))  # raised again by the export, as its own would be
+        except (OSError, pickle.PicklingError, TypeError, AttributeError):
+            with contextlib.suppress(OSError):
+                connection.send((_ERROR, f"{type(exc).__name__}: {exc}"))
