@@ -10,14 +10,17 @@ of a quarter's export, one report at a time in Python, on one core of however ma
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from devposture.collector.evidence import bundle, chain
 from devposture.collector.evidence.crosscheck import Finding, Tables, batch_rows, group_span
+from devposture.collector.evidence.summary import Heard
 
-# What the report's figures take of an entry: a report group as its reports' (device,
-# received), any other entry as it is (`Summary.add_reports`, `Summary.add`).
-Figure = chain.Entry | tuple[int, list[tuple[str, int]]]
+# What the report's figures take of an entry: any entry as it is (`Summary.add`), but the
+# reports of a run's groups folded here, by the week their groups were written in
+# (`Summary.add_heard`).
+Figure = chain.Entry | Heard
 
 
 @dataclass
@@ -40,14 +43,25 @@ class RunDone:
     figures: list[Figure] = field(default_factory=list)
 
 
-def write_run(
-    tables: Tables, first: int, last: int, pruned_before: int, limit: int
-) -> RunDone:  # fmt: skip
+@dataclass(frozen=True)
+class Terms:
+    """What every run of one export is made with."""
+
+    pruned_before: int  # bodies received before this were pruned (`PeriodCheck.pruned_before`)
+    limit: int  # findings kept at most (`PeriodCheck.limit`)
+    week_ends: list[int]  # when the period's weeks end (`Summary.week_ends`)
+
+
+def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:
     """The entries `first`..`last` (read here, in one statement), checked and written."""
+    ends = terms.week_ends
     entries = tables.chain_entries(first, last)
+    # The run's groups' reports, folded by the week their group was written in: the figures
+    # take a week's reports together, they commute with the other entries of that week.
+    heard: dict[int, Heard] = {}
     done = RunDone(first, last, entries=len(entries))
-    found, bodies = batch_rows(tables, entries, pruned_before)
-    done.findings, done.found = found[:limit], len(found)
+    found, bodies = batch_rows(tables, entries, terms.pruned_before)
+    done.findings, done.found = found[:terms.limit], len(found)
     chain_lines: list[bytes] = []
     index_lines: list[bytes] = []
     report_lines: list[bytes] = []
@@ -76,8 +90,14 @@ def write_run(
             span = group_span(entry)
             if span is not None:
                 done.seals.append((entry.seq, span))
-            done.figures.append((entry.at_us, [(str(r["device_id"]), int(str(r["received_us"])))
-                                               for r in records]))  # fmt: skip
+            written = bisect.bisect_right(ends, entry.at_us)
+            folded = heard.get(written)
+            if folded is None:
+                folded = heard[written] = Heard(entry.at_us)
+                done.figures.append(folded)
+            for record in records:
+                folded.add(ends, written, str(record["device_id"]),
+                           int(str(record["received_us"])))  # fmt: skip
         else:
             if kept:
                 report_lines.append(bundle.report_jsonl(entry.seq, *kept[0]))

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -40,7 +41,7 @@ from devposture.collector.child_start import (
     interrupts_ignored,
     logging_now,
 )
-from devposture.collector.evidence.batch_work import RunDone, write_run
+from devposture.collector.evidence.batch_work import RunDone, Terms, write_run
 from devposture.collector.evidence.crosscheck import Tables
 from devposture.collector.store.target import DatabaseTarget
 from devposture.policy.cli_messages import Worded, said
@@ -84,12 +85,12 @@ def workers_for(entries: int) -> int:
 class InProcess:
     """Each run made at once, in the export's process."""
 
-    def __init__(self, tables: Tables, pruned_before: int, limit: int) -> None:
-        self._tables, self._pruned_before, self._limit = tables, pruned_before, limit
+    def __init__(self, tables: Tables, terms: Terms) -> None:
+        self._tables, self._terms = tables, terms
         self._done: collections.deque[RunDone] = collections.deque()
 
     def submit(self, first: int, last: int) -> None:
-        self._done.append(write_run(self._tables, first, last, self._pruned_before, self._limit))
+        self._done.append(write_run(self._tables, first, last, self._terms))
 
     def ready(self) -> Iterator[RunDone]:
         while self._done:
@@ -124,14 +125,14 @@ class Workers:
             its.close()
             self._workers.append((process, mine))
 
-    def opened(self, pruned_before: int, limit: int) -> None:
+    def opened(self, terms: Terms) -> None:
         """Open each worker's store on the export's state; stop unless each sees the
-        prunings the export sees (`pruned_before`)."""
+        prunings the export sees (`terms.pruned_before`)."""
         for number in range(len(self._workers)):
-            self._send(number, (_OPEN, (*self._open, limit)))
+            self._send(number, (_OPEN, (*self._open, terms)))
         for number in range(len(self._workers)):
             seen = self._answer(number, _READY)
-            if seen != pruned_before:
+            if seen != terms.pruned_before:
                 raise CheckFailed(said(
                     "audit export stopped: the retention policy pruned reports while the export"
                     " began (导出已停止：导出开始时保留期清理删除了上报内容). Run the same"
@@ -212,7 +213,7 @@ def check_batches(connection: Connection) -> None:
     die_with_parent(None if parent is None else parent.pid, "export's checking process")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _, (target, snapshot, logging_as, limit) = connection.recv()
+        _, (target, snapshot, logging_as, terms) = connection.recv()
     except (EOFError, OSError):
         return
     log_format.configure(logging_as[0], level=logging_as[1])
@@ -223,12 +224,16 @@ def check_batches(connection: Connection) -> None:
             # The first read pins a SQLite read transaction: from here the state is fixed.
             pruned_before = tables.pruned_before()
             connection.send((_READY, pruned_before))
+            # What the export holds the rows to; what this reader sees, where it differs,
+            # stops the export (`opened`).
+            terms = dataclasses.replace(terms, pruned_before=pruned_before)
             while True:
                 try:
                     _, (first, last) = connection.recv()
                 except (EOFError, OSError):
                     return
-                connection.send((_DONE, write_run(tables, first, last, pruned_before, limit)))
+                done = write_run(tables, first, last, terms)
+                connection.send((_DONE, done))
     except Exception as exc:  # told to the export, which stops with it
         log.debug("the export's checking process failed: %s", traceback.format_exc())
         try:

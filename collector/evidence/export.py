@@ -297,7 +297,7 @@ def _write_period(
         spooled.Spooled(beside) as reports_out,
     ):  # fmt: skip
         with _member(archive, bundle.CHAIN, digests, beside) as chain_out:
-            checker = _checker(store, checked, workers)
+            checker = _checker(store, checked, workers, figures.week_ends())
 
             def take(done: batch_work.RunDone) -> None:
                 nonlocal pruned, last_pruned, last_hash
@@ -315,7 +315,7 @@ def _write_period(
                     if isinstance(figure, chain.Entry):
                         figures.add(figure)
                     else:
-                        figures.add_reports(*figure)
+                        figures.add_heard(figure)
                 last_hash = done.last_hash or last_hash
                 if progress is not None and span is not None:
                     progress(done.last_seq - span[0] + 1, span[1] - span[0] + 1)
@@ -332,13 +332,14 @@ def _write_period(
 
 
 def _checker(
-    store: Store, checked: PeriodCheck, workers: check_pool.Workers | None
+    store: Store, checked: PeriodCheck, workers: check_pool.Workers | None, ends: list[int]
 ) -> check_pool.Checker:  # fmt: skip
     """Who holds the batches to their rows: the workers started for a large period, opened
     on this export's state, or this process."""
+    terms = batch_work.Terms(checked.pruned_before, checked.limit, ends)
     if workers is None:
-        return check_pool.InProcess(store.crosscheck, checked.pruned_before, checked.limit)
-    workers.opened(checked.pruned_before, checked.limit)
+        return check_pool.InProcess(store.crosscheck, terms)
+    workers.opened(terms)
     return workers
 
 

@@ -167,6 +167,27 @@ class Week:
     compliant: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
+@dataclass
+class Heard:
+    """A run's reports folded for the figures (`Summary.add_heard`) where the run was read,
+    the week of each report's receipt by the period's week ends (`Summary.week_ends`): what
+    a million reports' `(device, received)` pairs were, each pickled between processes."""
+
+    at_us: int  # when the first of their groups was written
+    counts: dict[int, int] = field(default_factory=dict)  # week received -> reports
+    # week received -> devices, for the weeks a report still counts its device in (the
+    # week its group was written in and the week before, layout 5; all, layout 4)
+    devices: dict[int, set[str]] = field(default_factory=dict)
+    last: dict[str, int] = field(default_factory=dict)  # device -> its last report received
+
+    def add(self, ends: list[int], written_week: int, device: str, received: int) -> None:
+        week = bisect.bisect_right(ends, received)
+        self.counts[week] = self.counts.get(week, 0) + 1
+        if week >= written_week - 1:
+            self.devices.setdefault(min(week, written_week), set()).add(device)
+        self.last[device] = received
+
+
 class Summary:
     """Fold the opening records, then the period's records in sequence order; `finish` at
     the end. The same records give the same figures, byte for byte once drawn."""
@@ -214,13 +235,28 @@ class Summary:
         self._reach(entry.at_us)
         self._fold(entry, in_period=True)
 
-    def add_reports(self, at_us: int, reports: Iterable[tuple[str, int]]) -> None:
-        """Fold a report group of the period written at `at_us`, given as its reports'
-        (device, received): all the figures read of a report, taken from its record where
-        the group was read (`batch_work`, perhaps in another process)."""
-        self._reach(at_us)
-        for device, received in reports:
-            self._report_of(device, received, in_period=True)
+    def week_ends(self) -> list[int]:
+        """When each week of the period ends: what `Heard.add` needs to fold reports."""
+        return list(self._ends)
+
+    def add_heard(self, heard: Heard) -> None:
+        """Fold reports of the period as a run's reports folded elsewhere (`Heard`, perhaps
+        in a worker process): the same figures as each report's `_report_of` in turn, their
+        groups being the first entries of the week `heard.at_us` falls in."""
+        if not self.by_receipt:
+            raise ValueError("reports folded elsewhere count in the week received (layout 5)")
+        self._reach(heard.at_us)
+        self.last_report.update(heard.last)
+        if self._week >= len(self.weeks):
+            return
+        current = self._week
+        for week, count in heard.counts.items():
+            self.weeks[min(week, current)].reports += count
+        for week, devices in heard.devices.items():
+            if min(week, current) == current:
+                self._heard |= devices
+            elif week == current - 1:
+                self._heard_before |= devices
 
     def _reach(self, at_us: int) -> None:
         while self._week < len(self.weeks) and at_us >= self.weeks[self._week].end_us:

@@ -4,11 +4,12 @@ time, who counts (silent, revoked), in Beijing time. Pure: no database, no clock
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Mapping
 
 from devposture.collector.evidence import bundle, chain, html
-from devposture.collector.evidence.summary import BEIJING, Summary, weeks_of
+from devposture.collector.evidence.summary import BEIJING, Heard, Summary, weeks_of
 
 BJ = dt.timezone(dt.timedelta(hours=8))
 HOUR = 3_600_000_000
@@ -185,3 +186,55 @@ def test_a_report_counts_in_the_week_it_was_received_not_the_week_it_was_sealed(
         older.add(entry)  # fmt: skip
     older.finish()
     assert [w.reports for w in older.weeks] == [1, 1]
+
+
+def _figures(summary: Summary) -> list[tuple[int, int, dict[str, int]]]:
+    return [(w.reports, w.devices_heard, dict(w.compliant)) for w in summary.weeks]
+
+
+def test_reports_folded_where_their_run_was_read_give_the_figures_of_each_report_in_turn() -> None:
+    """An export's workers fold a run's reports (`Heard`, by the week each group was written
+    in) instead of handing each report over: the same figures as `Summary.add` of every
+    group, with groups sealed after the week their reports were received in (one by two
+    weeks), state changes between them, and a device whose last report is in a later group."""
+    week_end = MONDAY + 7 * 24 * HOUR
+    records = Records()
+    entries = [
+        _group(records, MONDAY + HOUR, [("a", MONDAY + HOUR // 2), ("b", MONDAY + HOUR // 3)]),
+        records.state("b", "firewall", "FAIL", MONDAY + 2 * HOUR),
+        _group(records, week_end - HOUR, [("c", week_end - 2 * HOUR)]),
+        _group(records, week_end + 10_000_000, [("d", week_end - 10_000_000),
+                                                ("a", week_end + 5_000_000)]),
+        records.state("b", "firewall", "PASS", week_end + HOUR),
+        _group(records, week_end + 2 * HOUR, [("c", MONDAY + HOUR), ("a", week_end + HOUR)]),
+    ]  # fmt: skip
+    each = Summary(HEADER | {"report_layout": html.LAYOUT}, CONTEXT)
+    for entry in entries:
+        each.add(entry)
+    each.finish()
+    folded = Summary(HEADER | {"report_layout": html.LAYOUT}, CONTEXT)
+    ends = folded.week_ends()
+    # The run read whole first (batch_work.write_run), then folded in order (export's take).
+    heard: dict[int, Heard] = {}
+    run: list[chain.Entry | Heard] = []
+    for entry in entries:
+        if entry.kind != chain.REPORT_GROUP:
+            run.append(entry)
+            continue
+        written = bisect.bisect_right(ends, entry.at_us)
+        if written not in heard:  # placed where the week's first group is
+            heard[written] = Heard(entry.at_us)
+            run.append(heard[written])
+        for record in chain.group_records(entry):
+            heard[written].add(ends, written, str(record["device_id"]),
+                               int(str(record["received_us"])))  # fmt: skip
+    for figure in run:
+        if isinstance(figure, Heard):
+            folded.add_heard(figure)
+        else:
+            folded.add(figure)
+    folded.finish()
+    assert _figures(folded) == _figures(each)
+    # d is heard only in a group written the next week: still week 1's.
+    assert [(w.reports, w.devices_heard) for w in each.weeks] == [(5, 4), (2, 1)]
+    assert folded.last_report == each.last_report and folded.last_report["c"] == MONDAY + HOUR

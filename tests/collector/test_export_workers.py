@@ -17,7 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
-from devposture.collector.evidence import batches, check_pool, export, signing, verify
+from devposture.collector.evidence import batch_work, batches, check_pool, export, signing, verify
 from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget
@@ -177,11 +177,11 @@ def test_each_worker_reads_the_state_the_export_reads(
     opened = check_pool.Workers.opened
     pruned: list[object] = []
 
-    def prune_first(self: check_pool.Workers, pruned_before: int, limit: int) -> None:
+    def prune_first(self: check_pool.Workers, terms: batch_work.Terms) -> None:
         with contextlib.closing(Store.open(target)) as other:
             pruned.append(other.retention.prune(retention_days=400,
                                                 now_us=to_us(T0 + 409 * DAY)))  # fmt: skip
-        opened(self, pruned_before, limit)
+        opened(self, terms)
 
     monkeypatch.setattr(_Counted, "opened", prune_first)
     if isinstance(target, PostgresTarget):
