@@ -28,7 +28,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "store/schema.py", "store/migrate.py", "store/identity.py", "tokens.py",
         "enroll_refusals.py", "device_refusals.py", "trust.py", "reports.py", "delivery_health.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
-        "evidence/export.py", "evidence/signing.py",
+        "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,

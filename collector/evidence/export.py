@@ -60,8 +60,8 @@ class TablesDisagree(ValueError):
     refused, naming them (the dashboard and reports show what the evidence does not)."""
 
     def __init__(self, findings: Findings) -> None:
-        whole = said("audit export refused: {total} record(s) of the period no longer match"
-                     " the tables they were written to (导出被拒绝：本期记录与数据表不一致):",
+        whole = said("audit export refused: the tables no longer hold {total} record(s) of the"
+                     " period as they were written (导出被拒绝：本期记录与数据表不一致):",
                      total=findings.total)
         for finding in findings.found:  # each worded too, for the reader's command line
             whole = said("{above}\n{indent}{line}", above=whole, indent="  ", line=finding.text())

@@ -1029,7 +1029,7 @@ def test_an_export_refuses_a_period_whose_tables_were_edited_naming_the_rows(
                           "--to", _moment().isoformat(), "--out", str(out)])  # fmt: skip
     err = capsys.readouterr().err
     assert code != 0 and not out.exists() and not list(tmp_path.glob("*.partial"))
-    assert "audit export refused: 2 records of the period" in err, err
+    assert "audit export refused: the tables no longer hold 2 records of the period" in err, err
     assert "state_changes row [device 'd1', check 'firewall'" in err
     assert "state is 'PASS' here, 'FAIL' in the chain" in err
     assert f"reports row [report_id '{report_id}']" in err and "report body was changed" in err

@@ -109,8 +109,8 @@ def test_a_table_edited_outside_the_collector_in_the_readers_language(tmp_path: 
     assert ("错误：导出被拒绝：本期有 1 条记录与写入时的数据表不再一致：\n"
             "  审计日志（表 audit_log）") in zh  # fmt: skip
     assert "请运行 `devposture-collector audit check` 查看全部差异" in zh
-    assert ("error: audit export refused: 1 record of the period no longer match the tables"
-            " they were written to (导出被拒绝：本期记录与数据表不一致):\n  audit_log row"
+    assert ("error: audit export refused: the tables no longer hold 1 record of the period as"
+            " they were written (导出被拒绝：本期记录与数据表不一致):\n  audit_log row"
             " [entry_id 1]") in en  # fmt: skip
 
 

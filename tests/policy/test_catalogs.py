@@ -111,8 +111,11 @@ def test_the_auditors_findings_and_setups_lines_are_collected() -> None:
                     "{table} row [{key}] ({entry}): {problem}. {chinese}{gloss}。",
                     "differs from its chain entry: {differences}",
                     "{older} is not older than {newer}: {exported}; {swap}",
-                    "audit export refused: {total} record(s) of the period no longer match the"
-                    " tables they were written to (导出被拒绝：本期记录与数据表不一致):",
+                    "audit export refused: the tables no longer hold {total} record(s) of the"
+                    " period as they were written (导出被拒绝：本期记录与数据表不一致):",
+                    "audit export stopped: the retention policy pruned reports while the export"
+                    " began (导出已停止：导出开始时保留期清理删除了上报内容). Run the same"
+                    " `audit export` again.",
                     "the PostgreSQL database already holds collector data (table {table} is not"
                     " empty): give an empty database, made for this site"):  # fmt: skip
         assert ("cli", finding) in collector, finding
