@@ -188,7 +188,7 @@ def test_a_report_counts_in_the_week_it_was_received_not_the_week_it_was_sealed(
     assert [w.reports for w in older.weeks] == [1, 1]
 
 
-def _figures(summary: Summary) -> list[tuple[int, int, dict[str, int]]]:
+def _figures(summary: Summary) -> list[tuple[int, int, dict[tuple[str, str], int]]]:
     return [(w.reports, w.devices_heard, dict(w.compliant)) for w in summary.weeks]
 
 
