@@ -14,7 +14,13 @@ import bisect
 from dataclasses import dataclass, field
 
 from devposture.collector.evidence import bundle, chain
-from devposture.collector.evidence.crosscheck import Finding, Tables, batch_rows, group_span
+from devposture.collector.evidence.crosscheck import (
+    Finding,
+    Tables,
+    batch_rows,
+    group_span,
+    groups_as_written,
+)
 from devposture.collector.evidence.summary import Heard
 
 # What the report's figures take of an entry: any entry as it is (`Summary.add`), but the
@@ -54,25 +60,49 @@ class Terms:
 
 def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:
     """The entries `first`..`last` (read here, in one statement), checked and written."""
-    ends = terms.week_ends
     entries = tables.chain_entries(first, last)
-    # The run's groups' reports, folded by the week their group was written in: the figures
-    # take a week's reports together, they commute with the other entries of that week.
-    heard: dict[int, Heard] = {}
-    done = RunDone(first, last, entries=len(entries))
-    found, bodies = batch_rows(tables, entries, terms.pruned_before)
+    out = _Out(RunDone(first, last, entries=len(entries)), terms.week_ends)
+    done = out.done
+    # The common case first: every group exactly what its rows write. Otherwise each
+    # report of the run is held to its row one by one, and what differs is named.
+    held = groups_as_written(tables, entries)
+    found, bodies = batch_rows(tables, entries, terms.pruned_before, groups=held is None)
     done.findings, done.found = found[:terms.limit], len(found)
     chain_lines: list[bytes] = []
     index_lines: list[bytes] = []
-    report_lines: list[bytes] = []
-    counts = done.counts
     for entry in entries:
         chain_lines.append(bundle.entry_jsonl(entry))
         index_lines.append(bundle.index_jsonl(entry))
         if entry.kind not in (chain.REPORT, chain.REPORT_GROUP):
-            counts[entry.kind] = counts.get(entry.kind, 0) + 1
+            done.counts[entry.kind] = done.counts.get(entry.kind, 0) + 1
             done.figures.append(entry)
-            continue
+        elif held is not None and entry.kind == chain.REPORT_GROUP:
+            reports = held[entry.seq]
+            out.group(entry, [(r[0], r[3]) for r in reports], [(r[1], r[2]) for r in reports])
+        else:
+            out.reports(entry, bodies)
+    if entries:
+        done.last_hash = entries[-1].hash
+    done.chain_lines = b"".join(chain_lines)
+    done.index_lines = b"".join(index_lines)
+    done.report_lines = b"".join(out.lines)
+    return done
+
+
+class _Out:
+    """A run's report lines, counts, seals and figures as its entries are written."""
+
+    def __init__(self, done: RunDone, ends: list[int]) -> None:
+        self.done, self._ends = done, ends
+        self.lines: list[bytes] = []
+        # The run's groups' reports, folded by the week their group was written in: the
+        # figures take a week's reports together; they commute with its other entries.
+        self._heard: dict[int, Heard] = {}
+
+    def reports(self, entry: chain.Entry, bodies: dict[str, bytes]) -> None:
+        """A report or report group held to its rows one by one (`batch_rows`): the bodies
+        read for it, those pruned counted, those missing left out (named as findings)."""
+        done = self.done
         records = (chain.group_records(entry) if entry.kind == chain.REPORT_GROUP
                    else [entry.record()])  # fmt: skip
         kept: list[tuple[str, bytes]] = []
@@ -84,27 +114,30 @@ def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:
                 done.last_pruned = max(done.last_pruned, int(str(record["received_us"])))
             elif body is not None:
                 kept.append((report_id, body))
-        counts[chain.REPORT] = counts.get(chain.REPORT, 0) + len(records)
         if entry.kind == chain.REPORT_GROUP:
-            report_lines.append(bundle.group_bodies_jsonl(entry.seq, kept))
-            span = group_span(entry)
-            if span is not None:
-                done.seals.append((entry.seq, span))
-            written = bisect.bisect_right(ends, entry.at_us)
-            folded = heard.get(written)
-            if folded is None:
-                folded = heard[written] = Heard(entry.at_us)
-                done.figures.append(folded)
-            for record in records:
-                folded.add(ends, written, str(record["device_id"]),
-                           int(str(record["received_us"])))  # fmt: skip
-        else:
-            if kept:
-                report_lines.append(bundle.report_jsonl(entry.seq, *kept[0]))
-            done.figures.append(entry)
-    if entries:
-        done.last_hash = entries[-1].hash
-    done.chain_lines = b"".join(chain_lines)
-    done.index_lines = b"".join(index_lines)
-    done.report_lines = b"".join(report_lines)
-    return done
+            self.group(entry, kept, [(str(r["device_id"]), int(str(r["received_us"])))
+                                     for r in records])  # fmt: skip
+            return
+        done.counts[chain.REPORT] = done.counts.get(chain.REPORT, 0) + 1
+        if kept:
+            self.lines.append(bundle.report_jsonl(entry.seq, *kept[0]))
+        done.figures.append(entry)
+
+    def group(
+        self, entry: chain.Entry, kept: list[tuple[str, bytes]], reports: list[tuple[str, int]]
+    ) -> None:  # fmt: skip
+        """A report group's line of the bodies `kept` (report id, body), its count, its seal,
+        and its `reports`' (device, received) folded for the figures."""
+        done = self.done
+        self.lines.append(bundle.group_bodies_jsonl(entry.seq, kept))
+        done.counts[chain.REPORT] = done.counts.get(chain.REPORT, 0) + len(reports)
+        span = group_span(entry)
+        if span is not None:
+            done.seals.append((entry.seq, span))
+        written = bisect.bisect_right(self._ends, entry.at_us)
+        folded = self._heard.get(written)
+        if folded is None:
+            folded = self._heard[written] = Heard(entry.at_us)
+            done.figures.append(folded)
+        for device, received in reports:
+            folded.add(self._ends, written, device, received)

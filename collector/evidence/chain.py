@@ -167,21 +167,32 @@ def report_canonical(record: Mapping[str, object]) -> bytes:
     """`canonical(record)` of a report payload, written out directly: the exporter compares
     a million rows with their entries, and the general encoder is most of that time. Any
     record not of the usual shape and types goes through `canonical` itself."""
-    agent, size, digest = record.get("agent_version"), record.get("body_bytes"), record.get(
-        "body_sha256")
-    skew, collected, device = record.get("clock_skew_ms"), record.get("collected_us"), record.get(
-        "device_id")
-    received, report = record.get("received_us"), record.get("report_id")
-    if (len(record) == 8 and type(agent) is str and type(size) is int and type(digest) is str
-            and (skew is None or type(skew) is int) and type(collected) is int
-            and type(device) is str and type(received) is int and type(report) is str
-            and digest.isalnum()):  # fmt: skip
+    size, digest = record.get("body_bytes"), record.get("body_sha256")
+    if len(record) == 8 and type(size) is int and type(digest) is str and digest.isalnum():
+        written = report_canonical_of(
+            (record.get("report_id"), record.get("device_id"), record.get("received_us"),
+             record.get("collected_us"), record.get("agent_version"),
+             record.get("clock_skew_ms")), digest, size,
+        )  # fmt: skip
+        if written is not None:
+            return written
+    return canonical(record)
+
+
+def report_canonical_of(values: Sequence[object], digest: str, size: int) -> bytes | None:
+    """`canonical(report_payload(values, body))` for a body of `size` bytes whose SHA-256 is
+    `digest` (hex), without the record: an export's run holds each row to its group this way.
+    None where a value is not of its usual type (a row typed in by hand): `canonical` of the
+    record then says what it is."""
+    report, device, received, collected, agent, skew = values
+    if (type(agent) is str and (skew is None or type(skew) is int) and type(collected) is int
+            and type(device) is str and type(received) is int and type(report) is str):  # fmt: skip
         text = _REPORT_FORM % (
             _STRING(agent), size, digest, "null" if skew is None else skew, collected,
             _STRING(device), received, _STRING(report),
         )  # fmt: skip
         return text.encode("utf-8")
-    return canonical(record)
+    return None
 
 
 def state_key(device_id: str, check_id: str, since_us: int) -> str:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime as dt
+import hashlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ class Tables(Protocol):
     def records(
         self, kind: str, keys: Sequence[Key], bodies: dict[str, bytes] | None = None
     ) -> dict[Key, Record]: ...
+    def reports_whole(self, first_n: int, last_n: int) -> list[tuple[Any, ...]]: ...
     def reports_received(
         self, first_us: int, last_us: int, limit: int, bodies: dict[str, bytes] | None = None
     ) -> dict[Key, Record] | None: ...
@@ -791,6 +793,47 @@ def _groups(
         yield _group(tables, entry, pruned_before, bodies, mine)
 
 
+# A report of a group as written: (report_id, device_id, received_us, its whole body).
+Written = tuple[str, str, int, bytes]
+
+
+def groups_as_written(
+    tables: Tables, batch: list[chain.Entry]
+) -> dict[int, list[Written]] | None:  # fmt: skip
+    """The common case of `_group` for every report group of a batch at once: each group's
+    payload is, byte for byte, what the rows numbered in its range write (their canonical
+    records, `chain.report_canonical_of`), without a record made of each row. Each group's
+    reports by its seq; None where any group is not (an edited row or key, a pruned body, a
+    value typed in by hand): `_groups` then says what differs."""
+    groups = [(entry, group_span(entry)) for entry in batch if entry.kind == chain.REPORT_GROUP]
+    spans = [span for _, span in groups if span is not None]
+    if len(spans) < len(groups):
+        return None
+    if not spans:
+        return {}
+    low, high = min(first for first, _ in spans), max(last for _, last in spans)
+    if high - low >= GROUP_ROWS:
+        return None
+    rows = tables.reports_whole(low, high)
+    numbers = [row[8] for row in rows]
+    held: dict[int, list[Written]] = {}
+    for (entry, _), (first, last) in zip(groups, spans, strict=True):
+        canonical: list[bytes] = []
+        reports: list[Written] = []
+        for row in rows[bisect.bisect_left(numbers, first) : bisect.bisect_right(numbers, last)]:
+            body = row[6]
+            written = chain.report_canonical_of(row[:6], hashlib.sha256(body).hexdigest(),
+                                                len(body))  # fmt: skip
+            if written is None:
+                return None
+            canonical.append(written)
+            reports.append((row[0], row[1], row[2], body))
+        if chain.group_canonical(first, last, canonical) != entry.payload:
+            return None
+        held[entry.seq] = reports
+    return held
+
+
 # At most this span of numbers is read for a batch's groups at once (bounded memory, whatever
 # an edited key says); past it, group by group.
 GROUP_ROWS = 50_000
@@ -895,14 +938,15 @@ class PeriodCheck:
 
 
 def batch_rows(
-    tables: Tables, batch: list[chain.Entry], pruned_before: int
+    tables: Tables, batch: list[chain.Entry], pruned_before: int, *, groups: bool = True
 ) -> tuple[list[Finding], dict[str, bytes]]:
     """Each entry of a batch held to the row its key names, and the report bodies read for
-    it by report id, as checked (the exporter writes the very bytes it checked). Needs
-    nothing of the batches before it: a process beside the export can do it."""
+    it by report id, as checked (the exporter writes the very bytes it checked); its report
+    groups left out when not `groups` (held already: `groups_as_written`). Needs nothing of
+    the batches before it: a process beside the export can do it."""
     found: list[Finding] = []
     bodies: dict[str, bytes] = {}
-    for group in _groups(tables, batch, pruned_before, bodies):
+    for group in _groups(tables, batch, pruned_before, bodies) if groups else ():
         found += group.findings
     for kind in _TABLES:
         for judged in _judged(tables, kind, batch, pruned_before, bodies):

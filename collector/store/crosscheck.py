@@ -323,6 +323,20 @@ class Crosscheck(Part):
                 bodies[str(row[0])] = bytes(row[6])
         return found
 
+    def reports_whole(self, first_n: int, last_n: int) -> list[tuple[Any, ...]]:
+        """The reports numbered first_n to last_n, in that order, as their rows: (report_id,
+        device_id, received_us, collected_us, agent_version, clock_skew_ms, body, None, n),
+        each body whole (a part not stored leaves the report's own bytes, which then differ
+        from its chain entry). What an export's run holds its groups to, without a record
+        made of each row (`evidence/batch_work`)."""
+        t = TABLES[chain.REPORT]
+        rows = self._db.execute(
+            f"SELECT {t.columns(self.dialect)}, t.n FROM reports t WHERE t.n BETWEEN ? AND ?"  # noqa: S608
+            " ORDER BY t.n",
+            (first_n, last_n),
+        ).fetchall()
+        return self._bodies.rows(rows, 6)
+
     def reports_received(
         self, first_us: int, last_us: int, limit: int, bodies: dict[str, bytes] | None = None
     ) -> dict[Key, Record] | None:
