@@ -17,7 +17,15 @@ from typing import Any
 import psutil
 import pytest
 
-from devposture.collector.evidence import batch_work, batches, check_pool, export, signing, verify
+from devposture.collector.evidence import (
+    batch_work,
+    batches,
+    check_pool,
+    crosscheck,
+    export,
+    signing,
+    verify,
+)
 from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget
@@ -216,7 +224,7 @@ def test_groups_held_as_written_give_what_each_report_held_to_its_row_gives(
     """A run whose groups are each exactly what their rows write is written from the rows
     at once (`groups_as_written`); one by one (`batch_rows`' groups, the path of any run
     with an edited or pruned row) gives the same bundle."""
-    assert batch_work.groups_as_written(store.crosscheck, store.evidence.chain_entries(1, 40))
+    assert crosscheck.groups_as_written(store.crosscheck, store.evidence.chain_entries(1, 40))
     fast = _export(store, tmp_path, "fast.zip")
     monkeypatch.setattr(batch_work, "groups_as_written", lambda tables, batch: None)
     each = _export(store, tmp_path, "each.zip")
