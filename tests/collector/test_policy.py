@@ -11,13 +11,14 @@ import pytest
 
 from devposture.collector.agent_config import agent_config
 from devposture.policy import (
+    TEN_YEARS,
     PolicyError,
     default_policy,
     default_policy_text,
     load_policy,
     parse_policy,
 )
-from devposture.policy.checks import CHECKS, CheckParameters, evaluate
+from devposture.policy.checks import CHECKS, PARAMETERS, CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
 BIN = Path(sys.executable).parent
@@ -225,3 +226,14 @@ def test_a_file_saved_as_gbk_is_named_with_its_line(tmp_path: Path) -> None:
         (first, "the file is not UTF-8 text (saved as GBK?): save it as UTF-8")
     ]
     assert f"{file}:{first}: " in str(caught.value)
+
+
+def test_every_whole_number_parameter_names_a_unit_the_ten_year_bound_knows() -> None:
+    """A check's number is bounded by ten years in the unit its name ends with (`_days`,
+    `_hours`, `_minutes`, `_seconds`): a new parameter named otherwise (a count) would fail
+    every policy with a KeyError instead of a bound. Name its unit, or give it a bound."""
+    numbers = [(check, key) for check, schema in PARAMETERS.items()
+               for key, value in schema.items() if isinstance(value, int)]  # fmt: skip
+    assert numbers, "the checks have whole-number parameters"
+    for check, key in numbers:
+        assert key.rsplit("_", 1)[-1] in TEN_YEARS, f"{check}.{key}"
