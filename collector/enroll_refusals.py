@@ -10,9 +10,7 @@ with its parameters; any other is sent as its text.
 
 from __future__ import annotations
 
-import re
-from functools import cache
-
+from devposture.collector.read_back import read_back
 from devposture.policy.cli_messages import Said, said
 
 # The store's refusals, word for word, with a `{name}` where they vary.
@@ -32,22 +30,12 @@ _TEMPLATES = (
 DEVICE_STATUS = {"revoked": said("revoked"), "retired": said("retired")}
 
 
-@cache
-def _pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"\{(\w+)\}", template)
-    regex = "".join(
-        re.escape(part) if n % 2 == 0 else f"(?P<{part}>.+?)" for n, part in enumerate(parts)
-    )
-    return re.compile(regex)
-
-
 def worded_refusal(text: str) -> Said:
     """The store's refusal `text` as its template and parameters; as it is when none fits."""
-    for template in _TEMPLATES:
-        found = _pattern(template.english).fullmatch(text)
-        if found is not None:
-            params: dict[str, str | Said] = dict(found.groupdict())
-            if "status" in params:
-                params["status"] = DEVICE_STATUS.get(str(params["status"]), params["status"])
-            return Said(template.english, params)
-    return Said(text, as_is=True)
+    found = read_back(text, _TEMPLATES)
+    if found is None:
+        return Said(text, as_is=True)
+    status = found.params.get("status")
+    if isinstance(status, str):
+        return Said(found.english, {**found.params, "status": DEVICE_STATUS.get(status, status)})
+    return found
