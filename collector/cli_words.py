@@ -27,6 +27,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
         "store/schema.py", "store/migrate.py", "store/identity.py", "tokens.py",
         "enroll_refusals.py", "device_refusals.py", "trust.py", "reports.py", "delivery_health.py",
+        "device_history.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
     )

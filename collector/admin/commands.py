@@ -43,6 +43,12 @@ from devposture.collector.delivery_health import (
     describe_skew,
     skew_is_notable,
 )
+from devposture.collector.device_history import (
+    STATUS_WORDS,
+    clone_detail,
+    device_status,
+    history,
+)
 from devposture.collector.policy import policy_in_force
 from devposture.collector.policy.in_force import zone_in_force
 from devposture.collector.render import Row, current_heading, render
@@ -458,8 +464,7 @@ def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
         "os": device.os_family,
         "enrolled": stamp(device.enrolled_at, zone),
         "last_report": stamp(device.last_report_at, zone),
-        "status": device.status + (f" since {stamp(device.status_at, zone)}" if device.status_at
-                                   else ""),
+        "status": device_status(device.status, stamp(device.status_at, zone)),
         "status_reason": device.status_reason,
         "certificate_generation": device.generation,
         "certificate_expires": stamp(device.certificate_expires_at, zone),
@@ -494,21 +499,15 @@ def _find_device(store: Store, device_id: str) -> DeviceInfo:
 def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     zone = _zone(config, store)
     device = _find_device(store, args.required("device_id"))
-    events = "\n".join(
-        f"{shown(at, zone)}  {action}: {detail}"
-        for _, action, at, detail in store.identity.device_events(device.device_id)
-    )
     row = _device_row(device, zone) | {
-        "clone_detail": device.clone_detail,
+        "clone_detail": clone_detail(device.clone_detail),
         "clock": describe_skew(device.clock_skew),
         "outbox": describe_outbox(device),
-        "events": events,
+        "events": history(store.identity.device_events(device.device_id), zone),
     }
     return Result("", DEVICE_SHOW_COLUMNS, [row])
 
 
-# A device's status inside a sentence ("already revoked"), in the reader's language.
-STATUS_WORDS = {"active": said("active"), "revoked": said("revoked"), "retired": said("retired")}
 # No device group exists.
 _NONE_YET = said("none yet")
 

@@ -553,6 +553,9 @@ class Identity(Part):
 
     @staticmethod
     def _event(cur: Cursor, device_id: str, action: str, now: dt.datetime, detail: str) -> None:
+        """Log an identity change. `device show` words "{action}: {detail}" for a person by
+        reading it back into a template (`collector/device_history.py`, `_EVENTS`; the clone's
+        detail, `_CLONE`): a new action or wording is declared there too, or it shows in English."""
         event_id = int(cur.execute(
             "INSERT INTO device_events(device_id, action, at_us, detail) VALUES (?, ?, ?, ?)"
             " RETURNING event_id",
