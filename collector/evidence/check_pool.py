@@ -53,6 +53,8 @@ WORKERS_FROM = 20_000
 # Workers at most (one per core: on two cores, two beside the export measured best, 15.8 s
 # against 20.8 s with one and 16.6 s with three, for the daily quarter of bench/README.md).
 MOST_WORKERS = 4
+# How much lower a worker's scheduling priority is than the export's (os.nice).
+NICENESS = 10
 # Reports a worker's run holds at most (`batches.BATCH_REPORTS` in the export's own process):
 # each worker and the export hold a run's rows, bodies and lines at once, and together they
 # must stay within the export's memory bound (300 MB for a quarter, issue 18).
@@ -212,6 +214,11 @@ def check_batches(connection: Connection) -> None:
     parent = multiprocessing.parent_process()
     die_with_parent(None if parent is None else parent.pid, "export's checking process")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(os, "nice"):
+        # An export usually runs on the collector's own machine, beside `serve`: its workers
+        # take whatever the machine has, but give way to the agents' reports.
+        with contextlib.suppress(OSError):
+            os.nice(NICENESS)
     try:
         _, (target, snapshot, logging_as, terms) = connection.recv()
     except (EOFError, OSError):
