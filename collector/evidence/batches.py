@@ -55,10 +55,12 @@ def bounded(read: Read, index: Index, first: int, last: int) -> Iterator[list[ch
 
 
 def runs(
-    index: Index, first: int, last: int, reports: int = BATCH_REPORTS
+    index: Index, first: int, last: int, reports: int | None = None
 ) -> Iterator[tuple[int, int]]:  # fmt: skip
     """The runs of sequence numbers `bounded` reads, (first, last) each, in order, of at most
-    `reports` reports: what a reader elsewhere (`evidence/check_pool`) is given to read."""
+    `reports` reports (BATCH_REPORTS): what a reader elsewhere (`evidence/check_pool`) is
+    given to read."""
+    most = BATCH_REPORTS if reports is None else reports
     ahead: list[tuple[int, str, str]] = []  # the keys of entries from `first` on, not read
     looked = first - 1  # the last seq `index` was asked about
     while first <= last:
@@ -72,7 +74,7 @@ def runs(
                 continue  # none there (a gap in an edited chain): look further
             _, kind, key = ahead[taken]
             counted = reports_of(kind, key)
-            if taken and (held + counted > reports or taken >= MOST_READ):
+            if taken and (held + counted > most or taken >= MOST_READ):
                 break
             held += counted
             taken += 1

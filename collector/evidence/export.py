@@ -348,8 +348,7 @@ def _runs(
 ) -> Iterator[tuple[int, int]]:  # fmt: skip
     if span is None:
         return
-    yield from batches.runs(store.evidence.chain_index, *span,
-                            reports=reports or batches.BATCH_REPORTS)  # fmt: skip
+    yield from batches.runs(store.evidence.chain_index, *span, reports=reports)
 
 
 def _manifest(
