@@ -8,6 +8,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -16,6 +17,7 @@ from devposture.collector.admin.commands import COMMANDS
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
 from devposture.collector.credentials import ADMIN, AUDITOR, VIEWER, new_credential
+from devposture.collector.evidence import batches, check_pool
 from devposture.collector.store import Store, database_errors
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
@@ -292,3 +294,35 @@ def test_a_schema_14_postgresql_database_takes_auditor_credentials() -> None:
         assert [c.role for c in store.admin.credentials()] == [AUDITOR]
     finally:
         store.close()
+
+
+def test_a_large_period_exported_remotely_is_checked_by_workers_beside_the_collector(
+    collector: AdminCollector, device: EnrolledAgent, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The bundle of a remote export is made inside `serve` (its admin port's thread): a
+    large period's workers are started from there, and the bundle verifies. (Every period
+    counts as large here, in runs of one entry.)"""
+    started: list[check_pool.Workers] = []
+
+    class Counted(check_pool.Workers):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(check_pool, "workers_for", lambda entries: 2)
+    monkeypatch.setattr(check_pool, "Workers", Counted)
+    monkeypatch.setattr(batches, "MOST_READ", 1)
+    auditor = collector.credential("Zhao Min (audit)", AUDITOR)
+    where = _remote(collector, auditor, tmp_path)
+    start, end = utcnow() - dt.timedelta(hours=1), utcnow() + dt.timedelta(seconds=1)
+    out = tmp_path / "evidence.zip"
+    assert collector_cli(["audit", "export", *where, "--from", start.isoformat(), "--to",
+                          end.isoformat(), "--out", str(out)]) == 0  # fmt: skip
+    assert len(started) == 1
+    key = tmp_path / "key.pem"
+    capsys.readouterr()
+    assert collector_cli(["audit", "public-key", *where]) == 0
+    key.write_text(capsys.readouterr().out)
+    assert collector_cli(["audit", "verify", str(out), "--public-key", str(key)]) == 0
+    assert "VERIFIED" in capsys.readouterr().out
