@@ -23,7 +23,7 @@ from devposture.collector.evidence.chain import (
     now_us,
 )
 from devposture.collector.store.base import Part, to_us
-from devposture.collector.store.engine import AnyDatabase, Cursor
+from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
 
 T = TypeVar("T")
 
@@ -157,7 +157,14 @@ def _entry(row: tuple[object, ...]) -> Entry:
                  bytes(prev_hash), bytes(digest))  # type: ignore[call-overload]  # fmt: skip
 
 
-_COLUMNS = "seq, kind, at_us, record_key, payload, prev_hash, hash"
+@functools.cache
+def _columns(dialect: Dialect) -> str:
+    """An entry's columns, its payload and hashes read as bytes whatever a hand edit stored in
+    them (`Dialect.blob`): `UPDATE evidence_chain SET payload = '…'` in SQLite stores text,
+    which failed to read ("string argument without an encoding") where the export and
+    `audit check` are to name the entry as edited."""
+    blobs = ", ".join(dialect.blob(column) for column in ("payload", "prev_hash", "hash"))
+    return f"seq, kind, at_us, record_key, {blobs}"
 
 
 def entries(db: AnyDatabase, first: int, last: int) -> list[Entry]:
@@ -173,7 +180,7 @@ def select(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[En
     """The entries a fixed condition (written in the store, never from input) picks, in
     sequence order."""
     rows = db.execute(
-        f"SELECT {_COLUMNS} FROM evidence_chain WHERE {condition} ORDER BY seq",  # noqa: S608
+        f"SELECT {_columns(db.dialect)} FROM evidence_chain WHERE {condition} ORDER BY seq",  # noqa: S608
         tuple(params),
     ).fetchall()
     return [_entry(r) for r in rows]
@@ -196,7 +203,7 @@ def entry(db: AnyDatabase, seq: int) -> Entry | None:
 
 def head(db: AnyDatabase) -> Entry | None:
     row = db.execute(
-        f"SELECT {_COLUMNS} FROM evidence_chain ORDER BY seq DESC LIMIT 1"  # noqa: S608
+        f"SELECT {_columns(db.dialect)} FROM evidence_chain ORDER BY seq DESC LIMIT 1"  # noqa: S608
     ).fetchone()
     return None if row is None else _entry(row)
 

@@ -1,0 +1,428 @@
+"""A large period's export, checked by worker processes (`evidence/check_pool`), faced with
+what an auditor or an attacker with the database does: an edited chain, pruned and tampered
+bodies, more findings than are named, a worker whose reads fail or whose PostgreSQL
+connection is ended, a Ctrl-C. Each export either refuses, naming what differs, or writes the
+bundle the export makes in its own process (`workers_for` 0), byte for byte; it never crashes
+with a traceback, hangs, writes a bundle after a failure or leaves a process behind. Real
+worker processes, real SQLite files and the real PostgreSQL; runs of three entries, so that
+each worker has several."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.config import load
+from devposture.collector.datadir import initialize
+from devposture.collector.evidence import batch_work, batches, check_pool, export, signing, verify
+from devposture.collector.store import Store
+from devposture.collector.store.base import to_us
+from devposture.collector.store.target import DatabaseTarget
+from devposture.policy import default_policy
+from tests.collector.bundle_members import members_of
+from tests.collector.test_export_workers import (
+    DAY,
+    PERIOD_MEMBERS,
+    T0,
+    _Counted,
+    _enroll,
+    _export,
+    _report,
+    store,
+    target,
+)
+from tests.databases import (
+    collector_database,
+    unguarded,
+)
+
+__all__ = ["store", "target"]  # fixtures of test_export_workers, used here too
+
+# An export's outcome: the members that hold the period and the counts, or the error it
+# stopped with (its type and its words).
+Outcome = tuple[str, Any, Any]
+
+
+def _outcome(store: Store, folder: Path, name: str) -> Outcome:
+    try:
+        done = _export(store, folder, name)
+    except (export.TablesDisagree, check_pool.CheckFailed) as exc:
+        assert not list(folder.glob(f"{name}*")), "an export that stopped wrote nothing"
+        return ("refused", type(exc).__name__, str(exc))
+    members = members_of(done.path)
+    return ("written", {n: members[n] for n in PERIOD_MEMBERS}, done.counts)
+
+
+def _both(
+    store: Store, folder: Path, monkeypatch: pytest.MonkeyPatch, most_read: int = 3
+) -> tuple[Outcome, Outcome]:  # fmt: skip
+    """The export made in its own process, then by two workers in runs of `most_read`."""
+    folder.mkdir(exist_ok=True)
+    with monkeypatch.context() as alone:
+        alone.setattr(check_pool, "workers_for", lambda entries: 0)
+        ours = _outcome(store, folder, "alone.zip")
+    _Counted.started = []
+    with monkeypatch.context() as beside:
+        beside.setattr(check_pool, "workers_for", lambda entries: 2)
+        beside.setattr(check_pool, "Workers", _Counted)
+        beside.setattr(batches, "MOST_READ", most_read)
+        theirs = _outcome(store, folder, "beside.zip")
+    assert _Counted.started, "the workers checked it"
+    return ours, theirs
+
+
+def _same(ours: Outcome, theirs: Outcome) -> None:
+    """Both wrote the same bundle, or both refused naming the same rows (in the order of the
+    runs they were found in, which differ in size) and counting as many."""
+    assert ours[:2] == theirs[:2], (ours[2], theirs[2])
+    if ours[0] == "written":
+        assert ours[2] == theirs[2]
+    else:
+        assert sorted(ours[2].splitlines()) == sorted(theirs[2].splitlines())
+
+
+def _seq_of(target: DatabaseTarget, kind: str, which: str = "MIN") -> int:
+    with unguarded(target) as db:
+        row = db.execute(f"SELECT {which}(seq) FROM evidence_chain WHERE kind = ?", (kind,))
+        return int(row.fetchone()[0])
+
+
+# --- an edited chain -----------------------------------------------------------------------
+
+
+def _renumbered_from(db: Any, seq: int) -> None:
+    """Every entry from `seq` on moved one place later (an entry can then be inserted)."""
+    db.execute("UPDATE evidence_chain SET seq = -seq - 1 WHERE seq >= ?", (seq,))
+    db.execute("UPDATE evidence_chain SET seq = -seq WHERE seq < 0")
+
+
+EDITS = {
+    # A gap in the sequence numbers: an entry deleted inside the period, or its last one.
+    "gap": ["DELETE FROM evidence_chain WHERE seq = (SELECT MIN(seq) + 20 FROM evidence_chain)"],
+    "last deleted": ["DELETE FROM evidence_chain WHERE seq = (SELECT MAX(seq) FROM"
+                     " evidence_chain)"],
+    # A report group's key edited to a range no seal holds: its reports read by id.
+    "huge group key": ["UPDATE evidence_chain SET record_key = '1-999999999999' WHERE seq ="
+                       " (SELECT MIN(seq) FROM evidence_chain WHERE kind = 'reports')"],
+    "reversed group key": ["UPDATE evidence_chain SET record_key = '9-1' WHERE seq ="
+                           " (SELECT MAX(seq) FROM evidence_chain WHERE kind = 'reports')"],
+}
+
+
+@pytest.mark.parametrize("edit", [*EDITS, "inserted"])
+def test_an_edited_chain_is_exported_by_the_workers_as_the_export_alone_does(
+    target: DatabaseTarget, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    edit: str,
+) -> None:  # fmt: skip
+    seq = _seq_of(target, "state", "MAX")
+    with unguarded(target) as db:
+        if edit == "inserted":  # a copy of a state change put in after it, the rest moved on
+            _renumbered_from(db, seq + 1)
+            db.execute("INSERT INTO evidence_chain SELECT seq + 1, kind, at_us, record_key,"
+                       " payload, prev_hash, hash FROM evidence_chain WHERE seq = ?",
+                       (seq,))  # fmt: skip
+        for sql in EDITS.get(edit, []):
+            db.execute(sql)
+    ours, theirs = _both(store, tmp_path, monkeypatch)
+    _same(ours, theirs)
+
+
+def test_runs_of_one_entry_write_the_bundle_the_export_writes_alone(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ours, theirs = _both(store, tmp_path, monkeypatch, most_read=1)
+    assert ours[0] == "written"
+    _same(ours, theirs)
+
+
+# What an attacker writes into a chain entry's payload: each is named as an edit, by the
+# workers and by the export alone, where it crashed the export (a KeyError's traceback, or
+# "error: unexpected character: line 1 column 1 (char 0)" naming nothing).
+PAYLOADS = {
+    "group not JSON": ("reports", b"not json"),
+    "group of no list": ("reports", b'{"first_n":1,"last_n":3,"reports":5}'),
+    "group of a report without its id": ("reports", b'{"first_n":1,"last_n":3,"reports":[{}]}'),
+    "state not JSON": ("state", b"\xff not json"),
+    "state of another shape": ("state", b'{"check_id":"firewall","device_id":"d1",'
+                                        b'"reason":"r","report_id":"x","since_us":"x",'
+                                        b'"state":"FAIL"}'),
+    "device not an object": ("device", b"[1, 2]"),
+}
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_a_payload_that_is_not_a_record_is_named_by_the_workers_and_by_the_export_alone(
+    target: DatabaseTarget, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    payload: str,
+) -> None:  # fmt: skip
+    kind, value = PAYLOADS[payload]
+    seq = _seq_of(target, kind)
+    with unguarded(target) as db:
+        db.execute("UPDATE evidence_chain SET payload = ? WHERE seq = ?", (value, seq))
+    ours, theirs = _both(store, tmp_path, monkeypatch)
+    _same(ours, theirs)
+    assert ours[:2] == ("refused", "TablesDisagree")
+    assert f"(chain seq {seq})" in ours[2], ours[2]
+
+
+@pytest.mark.sqlite_only  # PostgreSQL's bytea holds only bytes
+def test_a_payload_typed_in_by_hand_as_text_is_named_as_an_edit(
+    target: DatabaseTarget, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sqlite3 devposture.db "UPDATE evidence_chain SET payload = '…'"` stores text: reading
+    it as bytes failed ("string argument without an encoding"), a traceback in the worker,
+    raised again by the export."""
+    seq = _seq_of(target, "state")
+    with unguarded(target) as db:
+        db.execute("UPDATE evidence_chain SET payload = 'PASS' WHERE seq = ?", (seq,))
+        db.execute("UPDATE evidence_chain SET hash = 'typed' WHERE seq = ?", (seq + 1,))
+    ours, theirs = _both(store, tmp_path, monkeypatch)
+    _same(ours, theirs)
+    assert ours[:2] == ("refused", "TablesDisagree")
+    assert "entry key" in ours[2] and f"(chain seq {seq}): its payload is not JSON" in ours[2]
+
+
+# --- pruned and tampered bodies, findings past the limit ----------------------------------
+
+
+def _prune(target: DatabaseTarget, days: int, now: dt.datetime) -> object:
+    with contextlib.closing(Store.open(target)) as other:
+        return other.retention.prune(retention_days=days, now_us=to_us(now))
+
+
+def test_pruned_bodies_and_a_tampered_one_are_told_by_the_workers_as_by_the_export_alone(
+    target: DatabaseTarget, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 400 days after the fifth day: the bodies of the first five days are gone.
+    assert _prune(target, 400, T0 + 405 * DAY) is not None
+    ours, theirs = _both(store, tmp_path, monkeypatch)
+    assert ours[0] == "written" and ours[1]["pruned.jsonl"] != b""
+    _same(ours, theirs)
+    key = signing.load_or_create(tmp_path).public_key()
+    checked = verify.verify_bundle(tmp_path / "beside.zip", key)
+    assert checked.ok and "30 report bodies of this period were deleted" in checked.text()
+    for name in ("alone.zip", "beside.zip"):
+        (tmp_path / name).unlink()
+    kept, emptied = f"d1-{to_us(T0 + 8 * DAY)}", f"d2-{to_us(T0 + 9 * DAY)}"
+    pruned = f"d3-{to_us(T0 + DAY)}"
+    with unguarded(target) as db:
+        db.execute("UPDATE reports SET body = ? WHERE report_id = ?", (b"edited", kept))
+        db.execute("UPDATE reports SET body = ? WHERE report_id = ?", (b"", emptied))
+        db.execute("UPDATE reports SET agent_version = '0' WHERE report_id = ?", (pruned,))
+    ours, theirs = _both(store, tmp_path, monkeypatch)
+    _same(ours, theirs)
+    assert ours[0] == "refused" and "hold 3 records" in ours[2]
+    for report_id in (kept, emptied, pruned):
+        assert f"reports row [report_id '{report_id}']" in ours[2]
+    assert "agent_version is '0' here, '1' in the chain" in ours[2]
+
+
+def test_findings_past_the_limit_are_counted_by_the_workers_as_by_the_export_alone(
+    target: DatabaseTarget, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with unguarded(target) as db:
+        db.execute("UPDATE reports SET body = ?", (b"edited",))
+        db.execute("UPDATE state_changes SET reason = 'edited'")
+    ours, theirs = _both(store, tmp_path, monkeypatch)
+    assert ours[0] == theirs[0] == "refused"
+    for _, _, text in (ours, theirs):
+        # 60 reports and 9 state changes; the first 50 named.
+        assert "the tables no longer hold 69 records of the period" in text
+        assert text.count("\n  ") == 50
+
+
+# --- empty and boundary periods ----------------------------------------------------------------
+
+
+def test_an_empty_period_checked_by_workers_is_the_empty_bundle(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(check_pool, "workers_for", lambda entries: 2)
+    done = export.export_bundle(store, default_policy(), tmp_path, start=T0 - 2 * DAY,
+                                end=T0 - DAY, out=tmp_path / "empty.zip")  # fmt: skip
+    assert (done.first_seq, done.last_seq) == (None, None) and sum(done.counts.values()) == 0
+    members = members_of(done.path)
+    assert members["chain.jsonl"] == members["reports.jsonl"] == b""
+    assert verify.verify_bundle(done.path, signing.load_or_create(tmp_path).public_key()).ok
+
+
+def test_a_period_of_exactly_workers_from_entries_is_checked_by_workers(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    head = store.evidence.chain_head()
+    assert head is not None
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(check_pool, "Workers", _Counted)
+    monkeypatch.setattr(check_pool, "WORKERS_FROM", head.seq + 1)  # one more than there are
+    _Counted.started = []
+    _export(store, tmp_path, "alone.zip")
+    assert _Counted.started == []
+    monkeypatch.setattr(check_pool, "WORKERS_FROM", head.seq)  # every entry of the chain
+    beside = _export(store, tmp_path, "beside.zip")
+    assert len(_Counted.started) == 1
+    ours, theirs = members_of(tmp_path / "alone.zip"), members_of(beside.path)
+    assert all(ours[name] == theirs[name] for name in PERIOD_MEMBERS)
+
+
+# --- a worker that fails, a Ctrl-C ---------------------------------------------------------------
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """A collector's data folder holding the same three devices' ten days."""
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1", database=collector_database())
+    with contextlib.closing(Store.open(config.database)) as opened:
+        for device in ("d1", "d2", "d3"):
+            _enroll(opened, device)
+        for half_day in range(20):
+            for device in ("d1", "d2", "d3"):
+                off = device == "d2" and (half_day // 2) % 3 == 2
+                _report(opened, device, T0 + half_day * DAY / 2, "FAIL" if off else "PASS")
+        opened.sealing.seal_all()
+    return config.data_dir
+
+
+def _export_argv(data: Path, out: Path) -> list[str]:
+    return ["audit", "export", "--data", str(data), "--from", (T0 - DAY).isoformat(),
+            "--to", (dt.datetime.now(dt.UTC) + DAY).isoformat(), "--out", str(out)]  # fmt: skip
+
+
+def _children_left() -> list[int]:
+    """This process's children still running, but multiprocessing's resource tracker (one
+    per process that ever starts a child with "spawn", which ends with it)."""
+    left = []
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if (child.status() != psutil.STATUS_ZOMBIE
+                    and "resource_tracker" not in " ".join(child.cmdline())):  # fmt: skip
+                left.append(child.pid)
+    return left
+
+
+@pytest.fixture
+def forced(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Counted]]:
+    """The command line's exports checked by two workers, in runs of three entries."""
+    _Counted.started = []
+    monkeypatch.setattr(check_pool, "workers_for", lambda entries: 2)
+    monkeypatch.setattr(check_pool, "Workers", _Counted)
+    monkeypatch.setattr(batches, "MOST_READ", 3)
+    yield _Counted
+    assert _children_left() == [], "no process of the export is left behind"
+
+
+def test_workers_that_end_before_they_open_stop_the_export_in_words(
+    data: Path, tmp_path: Path, forced: type[_Counted], monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Killed as they start (the out-of-memory killer, a library the frozen program lacks):
+    the export is waiting for them to open on its state."""
+    opened_as = _Counted.opened
+
+    def killed_first(self: _Counted, terms: batch_work.Terms) -> None:
+        for process in self.processes():
+            os.kill(process.pid, signal.SIGKILL)
+            process.join()
+        opened_as(self, terms)
+
+    monkeypatch.setattr(_Counted, "opened", killed_first)
+    out = tmp_path / "ended.zip"
+    assert collector_cli(_export_argv(data, out)) == 1
+    err = capfd.readouterr().err
+    stopped = ("devposture-collector: error: audit export stopped: a process checking the"
+               " period's rows beside it ended (killed by SIGKILL)")  # fmt: skip
+    assert err.startswith(stopped), err
+    assert len(err.splitlines()) == 1 and list(tmp_path.glob("ended*")) == []
+
+
+@pytest.mark.sqlite_only  # only SQLite keeps bytes that are not UTF-8 in a text column
+def test_a_worker_whose_read_fails_stops_the_export_in_words_with_nothing_written(
+    data: Path, tmp_path: Path, forced: type[_Counted], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A state change's reason made bytes SQLite cannot read as text: only the workers read
+    the period's rows, so the read fails in one of them, inside `write_run`."""
+    with unguarded(load(data).database) as db:
+        db.execute("UPDATE state_changes SET reason = CAST(x'ff8081' AS TEXT)"
+                   " WHERE device_id = 'd2' AND state = 'FAIL'")  # fmt: skip
+    out = tmp_path / "failed.zip"
+    assert collector_cli(_export_argv(data, out)) == 1
+    err = capfd.readouterr().err
+    assert forced.started, "the workers read it"
+    assert "holds bytes that are not text in column reason" in err, err
+    assert "Traceback" not in err and "\udcff" not in err
+    assert list(tmp_path.glob("failed*")) == []
+
+
+# The command line with the workers forced, stopping where the test sends its Ctrl-C: once
+# the workers are started (before they are opened), or once a run came back from them
+# (others being made). It prints the workers' process ids, then, when the command returns,
+# its children still running.
+_DRIVER = """
+import json, signal, sys
+import psutil
+from devposture.collector.cli import main
+from devposture.collector.evidence import batches, check_pool
+
+check_pool.workers_for = lambda entries: 2
+batches.MOST_READ = 3
+where = sys.argv[1]
+opened, answer = check_pool.Workers.opened, check_pool.Workers._answer
+
+def stop(workers):
+    print(json.dumps([p.pid for p, _ in workers._workers]), flush=True)
+    signal.pause()
+
+def opened_here(self, terms):
+    if where == "opening":
+        stop(self)
+    opened(self, terms)
+
+def answer_here(self, number, kind):
+    value = answer(self, number, kind)
+    if where == "running" and kind == "done":
+        stop(self)
+    return value
+
+check_pool.Workers.opened = opened_here
+check_pool.Workers._answer = answer_here
+code = main(sys.argv[2:])
+left = [c.pid for c in psutil.Process().children(recursive=True)
+        if c.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(c.cmdline())]
+print(json.dumps(left), flush=True)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("where", ["opening", "running"])
+def test_ctrl_c_during_a_worker_export_writes_nothing_and_leaves_no_process(
+    data: Path, tmp_path: Path, where: str
+) -> None:
+    out = tmp_path / "interrupted.zip"
+    driver = subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, where, *_export_argv(data, out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert driver.stdout is not None
+        started = json.loads(driver.stdout.readline())
+        assert len(started) == 2
+        os.killpg(driver.pid, signal.SIGINT)  # what the terminal sends the whole group
+        rest, err = driver.communicate(timeout=120)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == 130, err
+    assert json.loads(rest.splitlines()[-1]) == [], "a worker was left running"
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert list(tmp_path.glob("interrupted*")) == []
