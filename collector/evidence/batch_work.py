@@ -56,6 +56,9 @@ class Terms:
     pruned_before: int  # bodies received before this were pruned (`PeriodCheck.pruned_before`)
     limit: int  # findings kept at most (`PeriodCheck.limit`)
     week_ends: list[int]  # when the period's weeks end (`Summary.week_ends`)
+    # The newest pruning the export sees (`Tables.last_pruning`): a reader of the rows beside
+    # it must see the same one, or the bodies it reads are not the export's.
+    last_pruning: int = 0
 
 
 def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:

@@ -10,10 +10,9 @@ order, while the export's own pass writes the chain, the index and the report's 
 Every worker reads the state the export reads: on PostgreSQL it joins the export's snapshot
 (`SET TRANSACTION SNAPSHOT`, as pg_dump -j does); SQLite cannot share a read transaction, so a
 worker opens its own just after the export's, and what could differ between the two is held
-equal. The chain's entries come from the export (sent with each batch), and the rows they are
-held to never change once written, but a retention pruning between the two reads empties
-bodies: the workers' prunings must be the export's, or the export stops and says to run it
-again.
+equal. The chain's entries and the rows they are held to never change once written, but a
+retention pruning between the two reads empties bodies: the workers must see the export's
+newest pruning, or the export stops and says to run it again.
 
 A small period is done in the export's own process (`InProcess`): starting a Python costs
 about a third of a second, which only a large period wins back.
@@ -129,12 +128,12 @@ class Workers:
 
     def opened(self, terms: Terms) -> None:
         """Open each worker's store on the export's state; stop unless each sees the
-        prunings the export sees (`terms.pruned_before`)."""
+        prunings the export sees (`terms.pruned_before`, `terms.last_pruning`)."""
         for number in range(len(self._workers)):
             self._send(number, (_OPEN, (*self._open, terms)))
         for number in range(len(self._workers)):
             seen = self._answer(number, _READY)
-            if seen != terms.pruned_before:
+            if seen != (terms.pruned_before, terms.last_pruning):
                 raise CheckFailed(said(
                     "audit export stopped: the retention policy pruned reports while the export"
                     " began (导出已停止：导出开始时保留期清理删除了上报内容). Run the same"
@@ -230,7 +229,7 @@ def check_batches(connection: Connection) -> None:
             tables = store.crosscheck
             # The first read pins a SQLite read transaction: from here the state is fixed.
             pruned_before = tables.pruned_before()
-            connection.send((_READY, pruned_before))
+            connection.send((_READY, (pruned_before, tables.last_pruning())))
             # What the export holds the rows to; what this reader sees, where it differs,
             # stops the export (`opened`).
             terms = dataclasses.replace(terms, pruned_before=pruned_before)

@@ -336,7 +336,8 @@ def _checker(
 ) -> check_pool.Checker:  # fmt: skip
     """Who holds the batches to their rows: the workers started for a large period, opened
     on this export's state, or this process."""
-    terms = batch_work.Terms(checked.pruned_before, checked.limit, ends)
+    terms = batch_work.Terms(checked.pruned_before, checked.limit, ends,
+                             store.crosscheck.last_pruning())  # fmt: skip
     if workers is None:
         return check_pool.InProcess(store.crosscheck, terms)
     workers.opened(terms)

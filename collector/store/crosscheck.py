@@ -284,6 +284,14 @@ class Crosscheck(Part):
             return 0
         return value if isinstance(value, int) else 0
 
+    def last_pruning(self) -> int:
+        """The seq of the newest pruning recorded (0: none). Every pruning that empties bodies
+        records one in its transaction, so two reads that agree on it see the same bodies;
+        `pruned_before` alone may agree where they do not (a pruning that frees bodies it had
+        kept, with nothing newer due, records the before_us of the one before)."""
+        row = self._db.execute("SELECT MAX(seq) FROM pruned_spans").fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
     # --- chained tables, by key ----------------------------------------------------------------
 
     def records(

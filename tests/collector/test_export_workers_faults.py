@@ -29,7 +29,8 @@ from devposture.collector.datadir import initialize
 from devposture.collector.evidence import batch_work, batches, check_pool, export, signing, verify
 from devposture.collector.store import Store
 from devposture.collector.store.base import to_us
-from devposture.collector.store.target import DatabaseTarget
+from devposture.collector.store.retention import PruneSpan
+from devposture.collector.store.target import DatabaseTarget, PostgresTarget
 from devposture.policy import default_policy
 from tests.collector.bundle_members import members_of
 from tests.collector.test_export_workers import (
@@ -45,6 +46,7 @@ from tests.collector.test_export_workers import (
 )
 from tests.databases import (
     collector_database,
+    fresh_database,
     unguarded,
 )
 
@@ -197,7 +199,7 @@ def test_a_payload_typed_in_by_hand_as_text_is_named_as_an_edit(
 # --- pruned and tampered bodies, findings past the limit ----------------------------------
 
 
-def _prune(target: DatabaseTarget, days: int, now: dt.datetime) -> object:
+def _prune(target: DatabaseTarget, days: int, now: dt.datetime) -> PruneSpan | None:
     with contextlib.closing(Store.open(target)) as other:
         return other.retention.prune(retention_days=days, now_us=to_us(now))
 
@@ -241,6 +243,49 @@ def test_findings_past_the_limit_are_counted_by_the_workers_as_by_the_export_alo
         # 60 reports and 9 state changes; the first 50 named.
         assert "the tables no longer hold 69 records of the period" in text
         assert text.count("\n  ") == 50
+
+
+def test_a_pruning_between_the_export_and_its_workers_is_seen_whatever_its_before_us(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """d3's first body was kept by the pruning (its verdicts named it) until d3 reported
+    again; IT then raised retention_days (400 to 409), and the next pruning freed it with the
+    before_us of the one before (nothing newer was due). On SQLite the workers read after the
+    export: such a pruning came between them unseen, and the bundle left out a body the
+    export's state holds, counting it pruned. On PostgreSQL they share one snapshot and see
+    none."""
+    target = fresh_database(tmp_path, "db.sqlite")
+    with contextlib.closing(Store.open(target)) as opened:
+        for device in ("d1", "d2", "d3"):
+            _enroll(opened, device)
+        for day in range(10):
+            for device in ("d1", "d2"):
+                _report(opened, device, T0 + day * DAY, "PASS")
+        _report(opened, "d3", T0, "PASS")
+        opened.sealing.seal_all()
+        head = opened.evidence.chain_head()
+        assert head is not None
+        opened.checkpoints.advance(head.at_us)
+    first = _prune(target, 400, T0 + 409 * DAY)
+    with contextlib.closing(Store.open(target)) as opened:
+        _report(opened, "d3", T0 + 10 * DAY, "PASS")
+    pruned: list[PruneSpan | None] = []
+    opened_as = check_pool.Workers.opened
+
+    def pruning_first(self: check_pool.Workers, terms: batch_work.Terms) -> None:
+        pruned.append(_prune(target, 409, T0 + 410 * DAY))
+        opened_as(self, terms)
+
+    with contextlib.closing(Store.open(target)) as exporting:
+        ours = _both(exporting, tmp_path / "before", monkeypatch)[0]
+        monkeypatch.setattr(_Counted, "opened", pruning_first)
+        theirs = _both(exporting, tmp_path / "between", monkeypatch)[1]
+    assert first is not None and pruned[0] is not None
+    assert pruned[0].before_us == first.before_us
+    if isinstance(target, PostgresTarget):
+        _same(ours, theirs)
+    else:
+        assert theirs[0] == "refused" and "pruned reports while the export" in theirs[2]
 
 
 # --- empty and boundary periods ----------------------------------------------------------------
