@@ -114,7 +114,10 @@ class Workers:
         self._order: collections.deque[int] = collections.deque()
         self._next = 0
         self._opened = False
-        self._open = (target, snapshot, logging_now())
+        # The pool's warnings as the export's own (a command line keeps them for --verbose:
+        # one line says what failed, see cli.py).
+        pool = logging.getLogger("psycopg.pool").level
+        self._open = (target, snapshot, logging_now(), pool)
         for number in range(count):
             mine, its = self._context.Pipe()
             process = self._context.Process(
@@ -219,10 +222,11 @@ def check_batches(connection: Connection) -> None:
         with contextlib.suppress(OSError):
             os.nice(NICENESS)
     try:
-        _, (target, snapshot, logging_as, terms) = connection.recv()
+        _, (target, snapshot, logging_as, pool, terms) = connection.recv()
     except (EOFError, OSError):
         return
     log_format.configure(logging_as[0], level=logging_as[1])
+    logging.getLogger("psycopg.pool").setLevel(pool)
     try:
         store = Store.open_reader(target)
         with store.snapshot(joining=snapshot):

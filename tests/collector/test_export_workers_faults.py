@@ -47,6 +47,8 @@ from tests.collector.test_export_workers import (
 from tests.databases import (
     collector_database,
     fresh_database,
+    on_postgresql,
+    terminate_backends,
     unguarded,
 )
 
@@ -406,6 +408,36 @@ def test_a_worker_whose_read_fails_stops_the_export_in_words_with_nothing_writte
     assert forced.started, "the workers read it"
     assert "holds bytes that are not text in column reason" in err, err
     assert "Traceback" not in err and "\udcff" not in err
+    assert list(tmp_path.glob("failed*")) == []
+
+
+@pytest.mark.skipif(not on_postgresql(), reason="PostgreSQL's own: pg_terminate_backend")
+def test_a_worker_whose_connection_the_server_ends_stops_the_export_in_words(
+    data: Path, tmp_path: Path, forced: type[_Counted], monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """pg_terminate_backend on the workers' connections once they joined the export's
+    snapshot, before their first run."""
+    opened_as = _Counted.opened
+    ended: list[int] = []
+
+    def opened_then_ended(self: _Counted, terms: batch_work.Terms) -> None:
+        opened_as(self, terms)
+        ports = {c.laddr.port for p in self.processes() for c in
+                 psutil.Process(p.pid).net_connections(kind="tcp")
+                 if c.raddr and c.raddr.port == 5432}  # fmt: skip
+        ended.append(terminate_backends(client_ports=ports))
+
+    monkeypatch.setattr(_Counted, "opened", opened_then_ended)
+    out = tmp_path / "failed.zip"
+    assert collector_cli(_export_argv(data, out)) == 1
+    err = capfd.readouterr().err
+    assert ended and ended[0] >= 2, "each worker's connection was ended"
+    # One line saying what to check, as the command says it of its own connection: the
+    # workers' pool warned of each connection it found closed, on the auditor's terminal.
+    assert err.startswith("devposture-collector: error: cannot use the collector's PostgreSQL"
+                          " database"), err  # fmt: skip
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert list(tmp_path.glob("failed*")) == []
 
 
