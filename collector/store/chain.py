@@ -171,9 +171,12 @@ def entries(db: AnyDatabase, first: int, last: int) -> list[Entry]:
     return select(db, "seq BETWEEN ? AND ?", (first, last))
 
 
-def keys(db: AnyDatabase, first: int, last: int) -> list[tuple[int, str, str]]:
-    """(seq, kind, key) of the entries `first`..`last`, without their payloads."""
-    return index(db, "seq BETWEEN ? AND ?", (first, last))
+def keys(
+    db: AnyDatabase, first: int, last: int, most: int | None = None
+) -> list[tuple[int, str, str]]:  # fmt: skip
+    """(seq, kind, key) of the entries `first`..`last` (the first `most`), without their
+    payloads."""
+    return index(db, "seq BETWEEN ? AND ?", (first, last), most)
 
 
 def select(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[Entry]:
@@ -186,12 +189,16 @@ def select(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[En
     return [_entry(r) for r in rows]
 
 
-def index(db: AnyDatabase, condition: str, params: Sequence[object]) -> list[tuple[int, str, str]]:
-    """(seq, kind, key) of the entries a fixed condition picks, in sequence order, without
-    their payloads: what a reader of the chain sizes its reads by (evidence/batches.py)."""
+def index(
+    db: AnyDatabase, condition: str, params: Sequence[object], most: int | None = None
+) -> list[tuple[int, str, str]]:  # fmt: skip
+    """(seq, kind, key) of the entries a fixed condition picks (the first `most`), in sequence
+    order, without their payloads: what a reader of the chain sizes its reads by
+    (evidence/batches.py)."""
+    limit = "" if most is None else " LIMIT ?"
     rows = db.execute(
-        f"SELECT seq, kind, record_key FROM evidence_chain WHERE {condition} ORDER BY seq",  # noqa: S608
-        tuple(params),
+        f"SELECT seq, kind, record_key FROM evidence_chain WHERE {condition} ORDER BY seq{limit}",  # noqa: S608
+        (*params, *(() if most is None else (most,))),
     ).fetchall()
     return [(int(seq), str(kind), str(key)) for seq, kind, key in rows]
 
@@ -227,9 +234,12 @@ class Evidence(Part):
     def chain_entries(self, first: int, last: int) -> list[Entry]:
         return entries(self._db, first, last)
 
-    def chain_index(self, first: int, last: int) -> list[tuple[int, str, str]]:
-        """(seq, kind, key) of the entries `first`..`last`, without their payloads."""
-        return keys(self._db, first, last)
+    def chain_index(
+        self, first: int, last: int, most: int | None = None
+    ) -> list[tuple[int, str, str]]:  # fmt: skip
+        """(seq, kind, key) of the entries `first`..`last` (the first `most`), without their
+        payloads."""
+        return keys(self._db, first, last, most)
 
     def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
         return period(self._db, to_us(start), to_us(end))

@@ -119,8 +119,8 @@ class Checkpoints(Part):
         def read(low: int, high: int) -> list[Entry]:
             return select(self._db, condition, (low, high))
 
-        def keys(low: int, high: int) -> list[tuple[int, str, str]]:
-            return index(self._db, condition, (low, high))
+        def keys(low: int, high: int, most: int | None = None) -> list[tuple[int, str, str]]:
+            return index(self._db, condition, (low, high), most)
 
         for batch in batches.bounded(read, keys, first, last):
             yield from batch

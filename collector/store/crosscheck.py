@@ -231,8 +231,10 @@ class Crosscheck(Part):
     def chain_entries(self, first: int, last: int) -> list[chain.Entry]:
         return entries(self._db, first, last)
 
-    def chain_index(self, first: int, last: int) -> list[tuple[int, str, str]]:
-        return keys(self._db, first, last)
+    def chain_index(
+        self, first: int, last: int, most: int | None = None
+    ) -> list[tuple[int, str, str]]:  # fmt: skip
+        return keys(self._db, first, last, most)
 
     def chain_keys(self, kind: str, first: int, last: int) -> list[tuple[int, str]]:
         """(seq, key) of the entries of one kind in a range, without their payloads; for

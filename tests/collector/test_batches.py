@@ -51,9 +51,9 @@ class _Chain:
         self.reads.append((first, last))
         return self._between(first, last)
 
-    def index(self, first: int, last: int) -> list[tuple[int, str, str]]:
+    def index(self, first: int, last: int, most: int | None = None) -> list[tuple[int, str, str]]:
         self.looked.append((first, last))
-        return [(e.seq, e.kind, e.key) for e in self._between(first, last)]
+        return [(e.seq, e.kind, e.key) for e in self._between(first, last)][:most]
 
 
 def test_every_entry_once_in_order_and_no_batch_past_its_reports(

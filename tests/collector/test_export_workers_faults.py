@@ -29,6 +29,7 @@ from devposture.collector.datadir import initialize
 from devposture.collector.evidence import batch_work, batches, check_pool, export, signing, verify
 from devposture.collector.store import Store
 from devposture.collector.store.base import to_us
+from devposture.collector.store.chain import Evidence
 from devposture.collector.store.retention import PruneSpan
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget
 from devposture.policy import default_policy
@@ -141,6 +142,31 @@ def test_an_edited_chain_is_exported_by_the_workers_as_the_export_alone_does(
             db.execute(sql)
     ours, theirs = _both(store, tmp_path, monkeypatch)
     _same(ours, theirs)
+
+
+def test_an_entry_inserted_far_past_the_head_is_reached_in_a_few_reads(
+    target: DatabaseTarget, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A copy of the last entry inserted 10^8 numbers on makes the period's span that wide:
+    the export looked for the entries after a gap 2,000 numbers at a time, 50,000 reads of
+    the chain's keys here, 5 * 10^14 for a row inserted at 10^18 (no end). Both ways it
+    refuses: the copy seals its reports again."""
+    seq = _seq_of(target, "reports", "MAX")
+    with unguarded(target) as db:
+        db.execute("INSERT INTO evidence_chain SELECT seq + ?, kind, at_us, record_key, payload,"
+                   " prev_hash, hash FROM evidence_chain WHERE seq = ?", (10**8, seq))  # fmt: skip
+    reads: list[tuple[int, int]] = []
+    index = Evidence.chain_index
+
+    def counted(self: Evidence, first: int, last: int, most: int | None = None) -> Any:
+        reads.append((first, last))
+        return index(self, first, last, most)
+
+    monkeypatch.setattr(Evidence, "chain_index", counted)
+    ours, theirs = _both(store, tmp_path, monkeypatch)
+    _same(ours, theirs)
+    assert ours[0] == "refused" and f"(chain seq {seq + 10**8}): seals reports" in ours[2]
+    assert len(reads) < 100, len(reads)
 
 
 def test_runs_of_one_entry_write_the_bundle_the_export_writes_alone(
