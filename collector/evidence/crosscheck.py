@@ -587,12 +587,27 @@ class TableCheck:
     def _chained_keys(self, kind: str, ranges: _Ranges, group: set[int], last_seq: int) -> set[Key]:
         """The keys of the chain's entries of `kind` that fall in the ranges of `group`."""
         found: set[Key] = set()
-        for first in range(1, last_seq + 1, KEYS_BATCH):
-            for seq, text in self._tables.chain_keys(kind, first, first + KEYS_BATCH - 1):
-                key = parse_key(kind, text, seq)
-                if key is not None and ranges.index(key) in group:
-                    found.add(key)
+        for seq, text in self._keys_of(kind, last_seq):
+            key = parse_key(kind, text, seq)
+            if key is not None and ranges.index(key) in group:
+                found.add(key)
         return found
+
+    def _keys_of(self, kind: str, last_seq: int) -> Iterator[tuple[int, str]]:
+        """(seq, key) of the chain's entries of `kind` up to `last_seq`, KEYS_BATCH sequence
+        numbers at a time. Past a window with no entry the next entry is looked up at once:
+        a copy inserted at seq 10**18 made the windows up to it too many to ever read."""
+        first = 1
+        while first <= last_seq:
+            keys = self._tables.chain_keys(kind, first, first + KEYS_BATCH - 1)
+            yield from keys
+            following = first + KEYS_BATCH
+            if not keys and following <= last_seq:
+                ahead = self._tables.chain_index(following, last_seq, 1)
+                if not ahead:
+                    return
+                following = ahead[0][0]
+            first = following
 
     # step 4 -----------------------------------------------------------------------------------
 
@@ -653,10 +668,9 @@ class TableCheck:
         seqs: dict[tuple[str, str], int] = {}
         wanted = {(kind, key) for _, kind, key in waiting}
         for kind in {kind for kind, _ in wanted}:
-            for first in range(1, last_seq + 1, KEYS_BATCH):
-                for seq, key in self._tables.chain_keys(kind, first, first + KEYS_BATCH - 1):
-                    if (kind, key) in wanted:
-                        seqs.setdefault((kind, key), seq)
+            for seq, key in self._keys_of(kind, last_seq):
+                if (kind, key) in wanted:
+                    seqs.setdefault((kind, key), seq)
         for finding, kind, key in waiting:
             yield dataclasses.replace(finding, seq=seqs.get((kind, key)))
 

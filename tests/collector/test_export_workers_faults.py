@@ -27,9 +27,11 @@ from devposture.collector.cli import main as collector_cli
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import batch_work, batches, check_pool, export, signing, verify
+from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.store import Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.chain import Evidence
+from devposture.collector.store.crosscheck import Crosscheck
 from devposture.collector.store.retention import PruneSpan
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget
 from devposture.policy import default_policy
@@ -166,6 +168,36 @@ def test_an_entry_inserted_far_past_the_head_is_reached_in_a_few_reads(
     ours, theirs = _both(store, tmp_path, monkeypatch)
     _same(ours, theirs)
     assert ours[0] == "refused" and f"(chain seq {seq + 10**8}): seals reports" in ours[2]
+    assert len(reads) < 100, len(reads)
+
+
+def test_audit_check_reaches_an_entry_inserted_far_past_the_head_in_a_few_reads(
+    target: DatabaseTarget, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`audit check` read the chain's keys 20,000 numbers at a time from 1 to the last seq
+    (the rows no entry names, the findings' seqs): 5 * 10^13 reads for a row inserted at
+    10^18. It names the copy, in a few reads."""
+    seq = _seq_of(target, "reports", "MAX")
+    with unguarded(target) as db:
+        # A row no entry names: the keys of the chain are read to find what names its range.
+        db.execute("INSERT INTO state_changes(device_id, check_id, state, reason, since_us,"
+                   " report_id) SELECT device_id, check_id, 'PASS', 'added', since_us + 1,"
+                   " report_id FROM state_changes WHERE since_us = (SELECT MAX(since_us)"
+                   " FROM state_changes)")  # fmt: skip
+        db.execute("INSERT INTO evidence_chain SELECT seq + ?, kind, at_us, record_key, payload,"
+                   " prev_hash, hash FROM evidence_chain WHERE seq = ?", (10**8, seq))  # fmt: skip
+    reads: list[tuple[str, int, int]] = []
+    keys = Crosscheck.chain_keys
+
+    def counted(self: Crosscheck, kind: str, first: int, last: int) -> list[tuple[int, str]]:
+        reads.append((kind, first, last))
+        return keys(self, kind, first, last)
+
+    monkeypatch.setattr(Crosscheck, "chain_keys", counted)
+    found = table_disagreements(store)
+    assert not found.ok
+    assert any(f"seq {seq + 10**8}" in f.text() for f in found.found), found.text()
+    assert any("was added outside the collector" in f.text() for f in found.found), found.text()
     assert len(reads) < 100, len(reads)
 
 
