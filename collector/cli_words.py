@@ -25,7 +25,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
-        "store/schema.py", "store/migrate.py", "store/identity.py", "tokens.py",
+        "store/schema.py", "store/migrate.py", "store/identity.py", "store/chain.py", "tokens.py",
         "enroll_refusals.py", "device_refusals.py", "trust.py", "reports.py", "delivery_health.py",
         "device_history.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",

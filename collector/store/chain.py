@@ -24,6 +24,7 @@ from devposture.collector.evidence.chain import (
 )
 from devposture.collector.store.base import Part, to_us
 from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
+from devposture.policy.cli_messages import Worded, said
 
 T = TypeVar("T")
 
@@ -150,9 +151,20 @@ def _insert(rows: int) -> str:
     return _INSERT + ", ".join([_VALUES] * rows)
 
 
+class EntryUnreadable(Worded, ValueError):
+    """A chain entry whose number or time is not a whole number: typed into the database by
+    hand (SQLite keeps text in an INTEGER column). Said in words where the export and `audit
+    check` read it, instead of an AssertionError's traceback."""
+
+
 def _entry(row: tuple[object, ...]) -> Entry:
     seq, kind, at_us, key, payload, prev_hash, digest = row
-    assert isinstance(seq, int) and isinstance(at_us, int)
+    if not isinstance(seq, int) or not isinstance(at_us, int):
+        raise EntryUnreadable(said(
+            "the evidence chain's entry at seq {seq} has a time that is not a whole number"
+            " ({at}): it was edited outside the collector (证据链条目在采集器之外被修改). Restore"
+            " the database from a backup, or find out who changed it.",
+            seq=str(seq), at=repr(at_us)))  # fmt: skip
     return Entry(seq, str(kind), at_us, str(key), bytes(payload),  # type: ignore[call-overload]
                  bytes(prev_hash), bytes(digest))  # type: ignore[call-overload]  # fmt: skip
 

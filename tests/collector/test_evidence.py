@@ -1333,3 +1333,30 @@ def test_a_bundle_without_its_signature_or_cut_short_is_told_so(
     cut.write_bytes(auditor.bundle.read_bytes()[: auditor.bundle.stat().st_size // 2])
     code, out = _verify(cut, auditor.public_key, capsys)
     assert code == 1 and "the file is incomplete (a copy or download cut short)" in out, out
+
+
+@pytest.mark.sqlite_only  # PostgreSQL's BIGINT column refuses text
+def test_a_chain_time_typed_in_as_text_is_named_by_export_and_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps text typed into an INTEGER column: the export and `audit check` ended in
+    an AssertionError's traceback where they read the entry. Both name it in one line."""
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    store.close()
+    with unguarded(load(data).database) as db:
+        seq = db.execute("SELECT MIN(seq) FROM evidence_chain WHERE kind = 'state'").fetchone()[0]
+        db.execute("UPDATE evidence_chain SET at_us = 'yesterday' WHERE seq = ?", (seq,))
+    out = tmp_path / "refused.zip"
+    capsys.readouterr()
+    code = collector_cli(["audit", "export", "--data", str(data), "--from", start.isoformat(),
+                          "--to", _moment().isoformat(), "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists(), err
+    assert f"entry at seq {seq} has a time that is not a whole number ('yesterday')" in err, err
+    assert "Traceback" not in err
+    monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")  # a Chinese reader
+    assert collector_cli(["audit", "check", "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert f"证据链中 seq {seq} 的条目时间不是整数（'yesterday'）" in err, err
