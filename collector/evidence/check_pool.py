@@ -49,9 +49,12 @@ log = logging.getLogger(__name__)
 
 # A period of at least this many entries is checked by workers (fewer: in the export).
 WORKERS_FROM = 20_000
-# Workers at most (one per core: on two cores, two beside the export measured best, 15.8 s
-# against 20.8 s with one and 16.6 s with three, for the daily quarter of bench/README.md).
-MOST_WORKERS = 4
+# Workers at most, one per core. On two cores two beside the export measured best (15.8 s
+# against 20.8 s with one and 16.6 s with three, the daily quarter of bench/README.md). Two
+# at most on any machine: the export and its workers hold at most 300 MB together (issue 18),
+# 272 MB measured with two, each worker about 60 MB more; and with two, the export's own pass
+# (about 7 s of the daily quarter's 22 s of CPU) is about as long as a worker's share.
+MOST_WORKERS = 2
 # How much lower a worker's scheduling priority is than the export's (os.nice).
 NICENESS = 10
 # Reports a worker's run holds at most (`batches.BATCH_REPORTS` in the export's own process):
