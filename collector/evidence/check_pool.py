@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import logging
 import multiprocessing
 import os
@@ -61,8 +60,8 @@ NICENESS = 10
 # each worker and the export hold a run's rows, bodies and lines at once, and together they
 # must stay within the export's memory bound (300 MB for a quarter, issue 18).
 RUN_REPORTS = 2500
-# Batches handed to each worker ahead of the one the export waits for (each batch's result
-# is up to ten thousand reports' bodies, about 13 MB): enough that none waits for work.
+# Runs handed to each worker ahead of the one the export waits for (each run's result holds
+# up to RUN_REPORTS reports' bodies, about 3 MB): enough that none waits for work.
 AHEAD = 2
 
 
@@ -116,7 +115,6 @@ class Workers:
         self._workers: list[tuple[BaseProcess, Connection]] = []
         self._order: collections.deque[int] = collections.deque()
         self._next = 0
-        self._opened = False
         # The pool's warnings as the export's own (a command line keeps them for --verbose:
         # one line says what failed, see cli.py).
         pool = logging.getLogger("psycopg.pool").level
@@ -144,7 +142,6 @@ class Workers:
                     "audit export stopped: the retention policy pruned reports while the export"
                     " began (导出已停止：导出开始时保留期清理删除了上报内容). Run the same"
                     " `audit export` again."))  # fmt: skip
-        self._opened = True
 
     def submit(self, first: int, last: int) -> None:
         """Hand a run of the chain to the next worker, which reads it from its store: a few
@@ -236,10 +233,9 @@ def check_batches(connection: Connection) -> None:
             tables = store.crosscheck
             # The first read pins a SQLite read transaction: from here the state is fixed.
             pruned_before = tables.pruned_before()
+            # What this reader sees of the prunings: where it differs from the export's
+            # `terms`, the export stops (`opened`) before handing over any run.
             connection.send((_READY, (pruned_before, tables.last_pruning())))
-            # What the export holds the rows to; what this reader sees, where it differs,
-            # stops the export (`opened`).
-            terms = dataclasses.replace(terms, pruned_before=pruned_before)
             while True:
                 try:
                     _, (first, last) = connection.recv()

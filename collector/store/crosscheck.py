@@ -322,12 +322,7 @@ class Crosscheck(Part):
         that order, as `records` gives them."""
         t = TABLES[chain.REPORT]
         found: list[tuple[int, Key, Record]] = []
-        rows = self._db.execute(
-            f"SELECT {t.columns(self.dialect)}, t.n FROM reports t WHERE t.n BETWEEN ? AND ?"  # noqa: S608
-            " ORDER BY t.n",
-            (first_n, last_n),
-        ).fetchall()
-        for row in self._bodies.rows(rows, 6):
+        for row in self.reports_whole(first_n, last_n):
             found.append((int(row[8]), *t.record(row)))
             if bodies is not None:
                 bodies[str(row[0])] = bytes(row[6])
