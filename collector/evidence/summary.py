@@ -176,7 +176,7 @@ class Heard:
     at_us: int  # when the first of their groups was written
     counts: dict[int, int] = field(default_factory=dict)  # week received -> reports
     # week received -> devices, for the weeks a report still counts its device in (the
-    # week its group was written in and the week before, layout 5; all, layout 4)
+    # week its group was written in and the week before: layout 5, the only one it serves)
     devices: dict[int, set[str]] = field(default_factory=dict)
     last: dict[str, int] = field(default_factory=dict)  # device -> its last report received
 
@@ -241,7 +241,7 @@ class Summary:
 
     def add_heard(self, heard: Heard) -> None:
         """Fold reports of the period as a run's reports folded elsewhere (`Heard`, perhaps
-        in a worker process): the same figures as each report's `_report_of` in turn, their
+        in a worker process): the same figures as each report's `_report` in turn, their
         groups being the first entries of the week `heard.at_us` falls in."""
         if not self.by_receipt:
             raise ValueError("reports folded elsewhere count in the week received (layout 5)")
@@ -270,10 +270,8 @@ class Summary:
             self._apply(entry, record=entry.record(), in_period=in_period)
 
     def _report(self, record: Mapping[str, Any], *, in_period: bool) -> None:
-        self._report_of(str(record["device_id"]), int(record["received_us"]),
-                        in_period=in_period)  # fmt: skip
-
-    def _report_of(self, device: str, received: int, *, in_period: bool) -> None:
+        device = str(record["device_id"])
+        received = int(record["received_us"])
         self.last_report[device] = received
         if not in_period or self._week >= len(self.weeks):
             return
