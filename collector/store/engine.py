@@ -164,6 +164,11 @@ class SqliteDatabase:
             # FULL: a committed transaction survives power loss, which is what an ack promises.
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
+            # Deleted means gone from the file (retention's pruned bodies and fact parts, and
+            # the copies a page split leaves in free space): SQLite keeps such bytes unless
+            # built with SQLITE_SECURE_DELETE, as Debian's is and python.org's and Windows'
+            # are not; a copy of the file or a backup then still held them.
+            self._db.execute("PRAGMA secure_delete=ON")
         self._db.create_function("fold", 1, _fold, deterministic=True)
 
     @property
@@ -422,7 +427,6 @@ class PostgresDatabase:
             if refusal is None:
                 raise
             raise psycopg.OperationalError(refusal) from exc
-
 
     def _configure(self, connection: psycopg.Connection[Row]) -> None:
         connection.autocommit = True
