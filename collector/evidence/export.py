@@ -226,10 +226,10 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
             )
             if not checked.findings().ok:
                 raise TablesDisagree(checked.findings())
-            # The pruning that took the period's bodies that are gone (every one received
-            # before its time): the verifier tells them from bodies deleted otherwise.
-            covering = None if not pruned[0] else store.retention.covering(pruned[1])
-            prunes = [] if covering is None else list(store.evidence.chain_at([covering.seq]))
+            # The prunings that took the period's bodies that are gone (every one received
+            # before their time): the verifier tells them from bodies deleted otherwise.
+            covering = [] if not pruned[0] else store.retention.covering(pruned[1])
+            prunes = list(store.evidence.chain_at([c.seq for c in covering]))
             figures.finish()
             # Each reason the report shows, worded now, in the company's zone: the report is
             # drawn from the bundle alone (a verifier's catalogs may word it otherwise).

@@ -44,9 +44,7 @@ class PruneSpan:
 class Retention(Part):
     """`Store.retention`."""
 
-    def prune(
-        self, *, retention_days: int, now_us: int, limit: int = LIMIT
-    ) -> PruneSpan | None:
+    def prune(self, *, retention_days: int, now_us: int, limit: int = LIMIT) -> PruneSpan | None:
         """Empty the bodies of reports received more than `retention_days` before `now_us`
         (and before the latest checkpoint), oldest first, at most `limit`; chain it."""
         cutoff = now_us - retention_days * DAY_US
@@ -101,13 +99,17 @@ class Retention(Part):
             )
         return PruneSpan(seq, now_us, before, len(go))
 
-    def covering(self, received_us: int) -> PruneSpan | None:
-        """The first pruning of every body received before `received_us` (inclusive): the
-        one that an export names for the bodies of its period that are gone."""
-        row = self._db.execute(
-            "SELECT seq, at_us, before_us, reports FROM pruned_spans WHERE before_us > ?"
-            " ORDER BY seq LIMIT 1",
-            (received_us,),
-        ).fetchone()
-        return None if row is None else PruneSpan(int(row[0]), int(row[1]), int(row[2]),
-                                                  int(row[3]))  # fmt: skip
+    def covering(self, received_us: int) -> list[PruneSpan]:
+        """The prunings an export names for the bodies of its period that are gone, every
+        one received before `received_us` (inclusive): the first that covers them all, and
+        the newest since. A body a device's current verdicts named was kept by the first
+        and deleted by a later one, once a newer report replaced it (which, is not kept):
+        naming the first alone said it was deleted when a bundle made after it still held
+        it. Between the two, every body the period lost was deleted. Empty: none covers."""
+        rows = self._db.execute(
+            "SELECT seq, at_us, before_us, reports FROM pruned_spans WHERE seq IN ("
+            "(SELECT MIN(seq) FROM pruned_spans WHERE before_us > ?),"
+            " (SELECT MAX(seq) FROM pruned_spans WHERE before_us > ?)) ORDER BY seq",
+            (received_us, received_us),
+        ).fetchall()
+        return [PruneSpan(int(r[0]), int(r[1]), int(r[2]), int(r[3])) for r in rows]

@@ -9,6 +9,7 @@ that their fact parts are cut and shared as a fleet's are."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import uuid
 from pathlib import Path
@@ -16,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from devposture.collector.evidence import export, signing, verify
+from devposture.collector.evidence import bundle, export, signing, verify
 from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.target import DatabaseTarget
 from devposture.policy import default_policy
+from tests.collector.bundle_members import members_of
 from tests.collector.enrolled import enroll
 from tests.databases import fresh_database
 from tests.e2e.fleet import closed_session, posture_report
@@ -171,3 +173,27 @@ def test_pruned_bodies_and_parts_are_gone_from_the_sqlite_file_itself(
     assert b"Cafe-19-Free" in data
     left = [day for day in range(14) if f"Cafe-{day:02d}-Free".encode() in data]
     assert left == [], f"the file still holds the Wi-Fi sessions of pruned days {left}"
+
+
+def test_a_body_kept_while_current_is_named_with_the_pruning_that_deleted_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """d2's only report is current at the first pruning, which keeps it; d2 reports again and
+    the next pruning, an hour on, deletes it (and nothing else). An export made between the
+    two holds that body, so the one made after may not say that the first deleted every
+    body it lacks: it named the first pruning alone (its time, 400 days' "last pruning")."""
+    first = store.retention.prune(retention_days=400, now_us=to_us(T0 + 409 * DAY + 12 * HOUR))
+    assert first is not None
+    between = _export_all(store, tmp_path, "between.zip")
+    assert between.ok and "10 report bodies of this period were deleted" in between.text()
+    _store(store, "d2", T0 + 409 * DAY + 12 * HOUR)  # d2 reports again: its first is freed
+    second = store.retention.prune(retention_days=400, now_us=to_us(T0 + 409 * DAY + 13 * HOUR))
+    assert second is not None and second.reports == 1
+    verdict = _export_all(store, tmp_path, "after.zip")
+    assert verdict.ok, verdict.text()
+    manifest = json.loads(members_of(tmp_path / "after.zip")[bundle.MANIFEST])
+    assert manifest["pruned"]["bodies"] == 11
+    assert [p["seq"] for p in manifest["pruned"]["prunes"]] == [first.seq, second.seq]
+    assert f"the last pruning, at_us {second.at_us}" in verdict.text()
+    page = members_of(tmp_path / "after.zip")[bundle.HTML].decode("utf-8")
+    assert "共删除 2 次" in page and "(2 prunings, the last on 2027-02-18 13:00" in page
