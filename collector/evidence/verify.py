@@ -383,7 +383,7 @@ def _check(
     walk = _Walk(manifest, readers, streamed, figures, prunes, progress=progress)
     walk.run()
     count = walk.records
-    _pruned_bodies(manifest, walk.pruned, prunes, verdict)
+    _pruned_bodies(manifest, walk.pruned, prunes, verdict, small[bundle.CONTEXT])
     digests = {name: reader.digest() for name, reader in (readers | bounded).items()}
     for name, data in small.items():
         if data is not None:
@@ -424,6 +424,18 @@ def _check(
         end=_local(period.get("to"), context), key=signing.fingerprint(public_key),
     )
     return Checked(verdict, manifest, opening, path, context)
+
+
+def _local_us(value: object, context: bytes | None) -> str:
+    """A record's time (microseconds since 1970, UTC) as the company reads it (`_local`); as
+    written when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return str(value)
+    try:
+        moment = dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=value)
+    except OverflowError:
+        return str(value)
+    return _local(moment.isoformat(), context)
 
 
 def _seq(value: object) -> object:
@@ -955,9 +967,11 @@ def _prunes(member: _Member, manifest: dict[str, Any], verdict: Verdict) -> list
 
 
 def _pruned_bodies(
-    manifest: dict[str, Any], found: int, prunes: list[Entry], verdict: Verdict
-) -> None:
-    """The count of pruned bodies is the manifest's, and the auditor is told plainly."""
+    manifest: dict[str, Any], found: int, prunes: list[Entry], verdict: Verdict,
+    context: bytes | None,
+) -> None:  # fmt: skip
+    """The count of pruned bodies is the manifest's, and the auditor is told plainly, with
+    the pruning's times in the company's time zone (they were microseconds since 1970)."""
     claimed = _pruned_claim(manifest).get("bodies", 0)
     if found != claimed:
         verdict.problems.append(
@@ -970,13 +984,11 @@ def _pruned_bodies(
         last = prunes[-1]
         verdict.notes.append(
             told("{found} report bodies of this period were deleted under the retention policy "
-                 "({days} days; the last pruning, at_us "
-                 "{at_us}, of everything received before at_us "
-                 "{before_us}): their chain entries, with each body's SHA-256, "
-                 "remain and verify. 报告正文已按保留策略删除，其哈希仍在证据链中。",
+                 "({days} days; the last pruning, at {at}, of everything received before "
+                 "{before}): their chain entries, with each body's SHA-256, remain and verify.",
                  found=found, days=_field(last, 'retention_days'),
-                 at_us=_field(last, 'at_us'),
-                 before_us=_field(last, 'before_us'))
+                 at=_local_us(_field(last, 'at_us'), context),
+                 before=_local_us(_field(last, 'before_us'), context))
         )
 
 

@@ -194,6 +194,26 @@ def test_a_body_kept_while_current_is_named_with_the_pruning_that_deleted_it(
     manifest = json.loads(members_of(tmp_path / "after.zip")[bundle.MANIFEST])
     assert manifest["pruned"]["bodies"] == 11
     assert [p["seq"] for p in manifest["pruned"]["prunes"]] == [first.seq, second.seq]
-    assert f"the last pruning, at_us {second.at_us}" in verdict.text()
+    assert "the last pruning, at 2027-02-18 13:00 (UTC+08:00)" in verdict.text()
     page = members_of(tmp_path / "after.zip")[bundle.HTML].decode("utf-8")
     assert "共删除 2 次" in page and "(2 prunings, the last on 2027-02-18 13:00" in page
+
+
+def test_audit_verify_tells_the_prunings_times_in_the_company_zone(
+    store: Store, tmp_path: Path
+) -> None:
+    """The auditor read "the last pruning, at_us 1802923200000000, of everything received
+    before at_us 1768363200000000", in English and in Chinese alike."""
+    pruned = store.retention.prune(retention_days=400, now_us=to_us(T0 + 409 * DAY + 12 * HOUR))
+    assert pruned is not None
+    verdict = _export_all(store, tmp_path, "pruned.zip")
+    assert verdict.ok, verdict.text()
+    english = verdict.text()
+    assert "at_us" not in english
+    # Run at noon in Beijing (04:00 UTC), of everything received before noon 400 days back.
+    assert (
+        "(400 days; the last pruning, at 2027-02-18 12:00 (UTC+08:00), of everything received"
+        " before 2026-01-14 12:00 (UTC+08:00))"
+    ) in english
+    chinese = verdict.worded("zh")
+    assert "at_us" not in chinese and "2027-02-18 12:00" in chinese
