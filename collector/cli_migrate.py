@@ -9,6 +9,8 @@ names the new database, and the SQLite file stays where it was, unused, as a bac
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 from pathlib import Path
 
@@ -58,12 +60,48 @@ def absolute(path: Path | None) -> Path | None:
 
 def unusable_database(database: PostgresTarget, exc: Exception, option: str) -> Said:
     """Why the PostgreSQL database given with `option` cannot be used, and what to check."""
+    if _refused_privilege(exc):
+        # The server answered: the address, the server and the password are right; the
+        # account lacks rights (PostgreSQL 15 lets only a database's owner create tables in
+        # its public schema). The statement's LINE and caret are left out.
+        account, name = _account_of(database)
+        return said(
+            "the PostgreSQL account {account} may not create or change the collector's tables"
+            " in {database} ({problem}): have the database's owner run ALTER DATABASE {name}"
+            " OWNER TO {account} (or GRANT CREATE ON SCHEMA public TO {account}, and let it own"
+            " the collector's tables), then run this command again",
+            account=account,
+            database=database.describe(),
+            name=name,
+            problem=redact(str(exc)).strip().splitlines()[0],
+        )
     return said(
         "cannot use the PostgreSQL database {database} ({problem}): check the {option}"
         " address, that the server runs and takes connections from this host, and the"
         " password file",
-        database=database.describe(), problem=redact(str(exc)).strip(), option=option,
+        database=database.describe(),
+        problem=redact(str(exc)).strip(),
+        option=option,
     )
+
+
+def _refused_privilege(exc: Exception) -> bool:
+    """`exc` is the server's "permission denied" (or "must be owner of table")."""
+    try:
+        import psycopg  # noqa: PLC0415 (installed where PostgreSQL is used)
+    except ImportError:
+        return False
+    return isinstance(exc, psycopg.errors.InsufficientPrivilege)
+
+
+def _account_of(database: PostgresTarget) -> tuple[str, str]:
+    """The account and the database name the address connects as and to (libpq's defaults
+    where it names none: the system's user name, and a database of that name)."""
+    from psycopg.conninfo import conninfo_to_dict  # noqa: PLC0415 (PostgreSQL is used)
+
+    given = conninfo_to_dict(database.conninfo())
+    account = str(given.get("user") or os.environ.get("PGUSER") or getpass.getuser())
+    return account, str(given.get("dbname") or os.environ.get("PGDATABASE") or account)
 
 
 def postgresql_error(exc: Exception) -> bool:
@@ -100,28 +138,75 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         lock = lock_data_folder(config.data_dir)
     except DataFolderInUse as exc:
         raise MigrateError("{problem}; the move needs the collector stopped", problem=exc) from exc
-    try:
-        say("Moving {source} to {destination}", source=config.database.describe(),
-            destination=destination.describe(), stream=sys.stderr)
+    switched = False
+
+    def switch() -> None:
+        """Make collector.toml name the copy: called once it is committed, with the site's
+        file still held, so that no write to the site falls in between."""
+        nonlocal switched
         try:
-            moved = migrate(config.database, destination, _progress)
+            use_database(config.data_dir, destination)
+        except OSError as exc:
+            raise MigrateError(
+                "the site was copied to {destination} and read back identical, but {path} could"
+                " not be rewritten to name it ({problem}): the site still uses its SQLite file."
+                " Correct that, then run the same migrate command again: it finds the copy"
+                " complete and finishes the move",
+                destination=destination.describe(),
+                path=config.data_dir / CONFIG_NAME,
+                problem=exc,
+            ) from exc
+        switched = True
+
+    try:
+        say(
+            "Moving {source} to {destination}",
+            source=config.database.describe(),
+            destination=destination.describe(),
+            stream=sys.stderr,
+        )
+        try:
+            moved = migrate(config.database, destination, _progress, switch)
         except MigrationError as exc:
             raise MigrateError.as_is(exc) from exc
         except database_errors() as exc:
             if not postgresql_error(exc):
                 raise  # the site's SQLite file: `main` says what to do
             raise MigrateError(unusable_database(destination, exc, "--to")) from exc
-        use_database(config.data_dir, destination)
+        except KeyboardInterrupt:
+            if not switched:  # Ctrl-C: `main` ends with 130, after this line
+                say(
+                    "Interrupted before the move ended: the site still uses its SQLite file;"
+                    " run the same migrate command again to move it",
+                    stream=sys.stderr,
+                )
+            raise
     finally:
         lock.release()
-    total = sum(moved.rows.values())
-    say("Moved {total} rows in {tables} tables; every table read back identical.",
-        total=total, tables=len(moved.rows))
+    if moved.already:
+        say(
+            "The PostgreSQL database already held this site, every table identical: an"
+            " earlier run copied it and stopped before rewriting collector.toml. Nothing was"
+            " copied again."
+        )
+    else:
+        total = sum(moved.rows.values())
+        say(
+            "Moved {total} rows in {tables} tables; every table read back identical.",
+            total=total,
+            tables=len(moved.rows),
+        )
     if moved.chain_head is not None:
         seq, digest = moved.chain_head
-        say("Evidence chain head: seq {seq}, hash {digest} (the same before and after)",
-            seq=seq, digest=digest)
+        say(
+            "Evidence chain head: seq {seq}, hash {digest} (the same before and after)",
+            seq=seq,
+            digest=digest,
+        )
     say("{path} now names the PostgreSQL database.", path=config.data_dir / CONFIG_NAME)
-    say("The SQLite file {source} is no longer used: keep it with the site's backups. Start"
-        " the collector again.", source=config.database.describe())
+    say(
+        "The SQLite file {source} is no longer used: keep it with the site's backups. Start"
+        " the collector again.",
+        source=config.database.describe(),
+    )
     return 0

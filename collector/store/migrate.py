@@ -8,6 +8,16 @@ destination as empty as it was. Before committing, each table is read back on bo
 key order and compared by SHA-256, so "moved" means every row arrived unchanged; the chain's
 head hash, which an auditor may hold, is then the same on both sides (`audit verify --after`
 across the move proves it to them).
+
+The SQLite file is held for writing (its write lock, BEGIN IMMEDIATE) from before the copy is
+read until collector.toml names the new database: a local command that writes without the data
+folder's lock (`token create --data`) waits for the move instead of writing a row after the
+copy was read, which the site would lose once it runs on PostgreSQL.
+
+A move whose copy committed but whose last step, rewriting collector.toml, did not happen (a
+full disk, a kill at that moment) is finished by running it again: a destination holding this
+site, every table identical, is taken as its copy. One that holds an earlier copy (the
+collector ran on SQLite since) or anything else is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from dataclasses import dataclass
 from devposture.collector.store.engine import PostgresDatabase, Row, SqliteDatabase, connect
 from devposture.collector.store.schema import SCHEMA_VERSION, prepare
 from devposture.collector.store.target import PostgresTarget, SqliteTarget
+from devposture.log_format import redact
 from devposture.policy.cli_messages import Worded
 
 # Each table and its key (the order rows are compared in), parents before children.
@@ -66,6 +77,9 @@ class MigrationError(Worded):
 class Moved:
     rows: dict[str, int]  # table -> rows copied
     chain_head: tuple[int, str] | None  # (seq, hex hash) of the newest chain entry
+    # The destination already held this site, every table identical: an earlier run copied
+    # it and stopped before rewriting collector.toml; nothing was copied this time.
+    already: bool = False
 
 
 def _columns(database: PostgresDatabase, table: str) -> list[str]:
@@ -107,9 +121,14 @@ def used_table(database: PostgresDatabase) -> str | None:
 
 
 def migrate(
-    source: SqliteTarget, destination: PostgresTarget, progress: Callable[[str, int], None]
+    source: SqliteTarget,
+    destination: PostgresTarget,
+    progress: Callable[[str, int], None],
+    switch: Callable[[], None],
 ) -> Moved:
-    """Copy the SQLite database `source` into the empty PostgreSQL database `destination`."""
+    """Copy the SQLite database `source` into the empty PostgreSQL database `destination`,
+    then call `switch` (which makes collector.toml name it) while the source is still held
+    for writing: no write to the site can fall between the copy and the switch."""
     reader = SqliteDatabase(source)
     try:
         prepare(reader)  # an older site's file is brought to this schema first
@@ -120,28 +139,113 @@ def migrate(
     assert isinstance(target, PostgresDatabase)
     try:
         prepare(target)
-        return _copy(reader, target, progress)
+        # The write lock, held through the switch: a reader of the site goes on reading.
+        with reader.transaction():
+            moved = _copy(reader, target, progress)
+            switch()
+        return moved
     finally:
         target.close()
         reader.close()
 
 
+def _differing(
+    reader: SqliteDatabase, target: PostgresDatabase
+) -> tuple[str, tuple[int, str], tuple[int, str]] | None:
+    """The first table whose rows differ between the two databases (its count and digest on
+    each side), or None: every table identical."""
+    raw = reader.connection
+    for table, key in TABLES:
+        columns = _columns(target, table)
+        before = _digest(_rows(raw.execute, table, columns, key))
+        after = _digest(_rows(target.stream, table, columns, key))
+        if before != after:
+            return table, before, after
+    return None
+
+
+def _same_site(reader: SqliteDatabase, target: PostgresDatabase, used: str) -> Moved:
+    """The destination holds collector data (table `used` is not empty): this site's whole
+    copy, from a move that stopped before its switch (taken as moved), or MigrationError."""
+    ours, theirs = (
+        None if row is None else str(row[0])
+        for row in (reader.execute("SELECT evidence_key FROM installation").fetchone(),
+                    target.execute("SELECT evidence_key FROM installation").fetchone())
+    )  # fmt: skip
+    if ours != theirs:  # another installation's (or one's that claimed none, and this one did)
+        raise _not_empty(used)
+    counts: dict[str, int] = {}
+    differs: str | None = None
+    for table, _ in TABLES:
+        (mine,) = reader.execute(f"SELECT COUNT(*) FROM {table}").fetchone()  # noqa: S608
+        (copied,) = target.execute(f"SELECT COUNT(*) FROM {table}").fetchone()  # noqa: S608
+        counts[table] = int(mine)
+        if differs is None and mine != copied:
+            differs = table
+    if differs is None:
+        found = _differing(reader, target)
+        differs = None if found is None else found[0]
+    if differs is None:
+        return Moved(counts, _head(target), already=True)
+    if ours is None:  # no installation named on either side: nothing says whose it is
+        raise _not_empty(used)
+    raise MigrationError(
+        "the PostgreSQL database holds an earlier copy of this site, from a move that did not"
+        " finish, and the site has changed since (table {table} differs). Make sure no"
+        " collector uses that database, empty it (drop the database and create it again),"
+        " then run migrate again",
+        table=differs,
+    )
+
+
+def _not_empty(table: str) -> MigrationError:
+    return MigrationError(
+        "the PostgreSQL database already holds collector data (table {table} is"
+        " not empty): give an empty database, made for this site",
+        table=table,
+    )
+
+
+def _head(database: PostgresDatabase) -> tuple[int, str] | None:
+    head = database.execute(
+        "SELECT seq, hash FROM evidence_chain ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+    return None if head is None else (int(head[0]), bytes(head[1]).hex())
+
+
+def _refused_row(table: str, exc: Exception) -> MigrationError:
+    """A row of `table` in the SQLite file that PostgreSQL refuses to store (text typed into
+    an INTEGER column, a NUL in a text): the site's data, not the server, is at fault."""
+    problem = " ".join(redact(str(exc)).split())
+    return MigrationError(
+        "table {table} of the SQLite file holds a row PostgreSQL cannot store ({problem}): it"
+        " was edited outside the collector, and nothing was moved. Keep a copy of the file,"
+        " correct or restore that row (the site's backup), then run migrate again",
+        table=table,
+        problem=problem,
+    )
+
+
 def _copy(
     reader: SqliteDatabase, target: PostgresDatabase, progress: Callable[[str, int], None]
 ) -> Moved:
+    """The copy, in one PostgreSQL transaction; the caller holds the SQLite file's write
+    transaction, so what is read is one state, and stays the site's until the switch."""
+    import psycopg  # noqa: PLC0415 (installed where PostgreSQL is used: target is one)
+
+    refused = (psycopg.DataError, psycopg.IntegrityError)
+    raw = reader.connection
     with target.transaction() as cursor:
         for table, _ in TABLES:
             if cursor.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None:  # noqa: S608
-                raise MigrationError(
-                    "the PostgreSQL database already holds collector data (table {table} is"
-                    " not empty): give an empty database, made for this site", table=table
-                )
+                return _same_site(reader, target, table)
         version = cursor.execute("SELECT version FROM schema_version").fetchone()[0]
         if version != SCHEMA_VERSION:
             raise MigrationError(
                 "the PostgreSQL database is at schema {version}, not {expected}: upgrade"
                 " every collector to the same devposture first",
-                version=version, expected=SCHEMA_VERSION,
+                version=version,
+                expected=SCHEMA_VERSION,
             )
         counts: dict[str, int] = {}
         # The rows are copied as they are, derived ones included (each device's count of
@@ -149,39 +253,38 @@ def _copy(
         # copied verdict again. Off for this transaction only (DDL is transactional here).
         for table, _ in TABLES:
             cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
-        with reader.snapshot():
-            raw = reader.connection
-            for table, key in TABLES:
-                columns = _columns(target, table)
-                names = ", ".join(columns)
-                copied = 0
+        for table, key in TABLES:
+            columns = _columns(target, table)
+            names = ", ".join(columns)
+            copied = 0
+            try:
                 with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                     for row in _rows(raw.execute, table, columns, key):
                         copy.write_row(row)
                         copied += 1
                         if copied % BATCH == 0:
                             progress(table, copied)
-                counts[table] = copied
-                progress(table, copied)
-            for table, _ in TABLES:
-                cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
-            for table, column in IDENTITIES:
-                cursor.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"  # noqa: S608
-                    f" COALESCE(MAX({column}), 1), MAX({column}) IS NOT NULL) FROM {table}"
-                )
-            for table, key in TABLES:
-                columns = _columns(target, table)
-                before = _digest(_rows(raw.execute, table, columns, key))
-                after = _digest(_rows(target.stream, table, columns, key))
-                if before != after:
-                    raise MigrationError(
-                        "table {table} did not arrive intact ({before} rows in SQLite,"
-                        " {after} read back from PostgreSQL): nothing was kept; report this"
-                        " as a bug with the collector's log",
-                        table=table, before=before[0], after=after[0],
-                    )
-        head = cursor.execute(
-            "SELECT seq, hash FROM evidence_chain ORDER BY seq DESC LIMIT 1"
-        ).fetchone()
-    return Moved(counts, None if head is None else (int(head[0]), bytes(head[1]).hex()))
+            except refused as exc:
+                raise _refused_row(table, exc) from exc
+            counts[table] = copied
+            progress(table, copied)
+        for table, _ in TABLES:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+        for table, column in IDENTITIES:
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"  # noqa: S608
+                f" COALESCE(MAX({column}), 1), MAX({column}) IS NOT NULL) FROM {table}"
+            )
+        differs = _differing(reader, target)
+        if differs is not None:
+            table, before, after = differs
+            raise MigrationError(
+                "table {table} did not arrive intact ({before} rows in SQLite,"
+                " {after} read back from PostgreSQL): nothing was kept; report this"
+                " as a bug with the collector's log",
+                table=table,
+                before=before[0],
+                after=after[0],
+            )
+        head = _head(target)
+    return Moved(counts, head)

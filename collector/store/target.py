@@ -94,7 +94,8 @@ def _split(url: str) -> SplitResult:
             "the PostgreSQL address {url} is malformed ({problem}): write"
             " postgresql://user@host:5432/database (an IPv6 address in brackets:"
             " postgresql://user@[::1]:5432/database)",
-            url=repr(shown(url)), problem=exc,
+            url=repr(shown(url)),
+            problem=exc,
         ) from exc
     return parts
 
@@ -126,8 +127,14 @@ def postgres_target(url: str, password_file: Path | None = None) -> PostgresTarg
 
 
 def read_password(path: Path) -> str:
+    """The password in `path`: its text less the line end an editor adds, and less the byte
+    order mark Notepad's "UTF-8 with BOM" writes first (sent, it is the password's first
+    character, and the server answers only "password authentication failed")."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: UTF-8, its mark (if any) left out.
+        text = path.read_text(encoding="utf-8-sig")
+        if "\0" in text:  # UTF-16 without its mark reads as UTF-8 with a NUL in every other
+            raise UnicodeDecodeError("utf-8", b"\0", 0, 1, "NUL")  # place; no password has one
     except UnicodeDecodeError as exc:
         raise DatabaseTargetError(
             "the database password file {path} is not UTF-8 text (saved as UTF-16, or in"
@@ -139,7 +146,8 @@ def read_password(path: Path) -> str:
         raise DatabaseTargetError(
             "cannot read the database password file {path}: {problem}; give the collector's"
             " account read access to it",
-            path=path, problem=os_error(exc, exc.strerror),
+            path=path,
+            problem=os_error(exc, exc.strerror),
         ) from exc
     password = text.strip("\r\n")
     if not password:
