@@ -22,9 +22,11 @@ from pathlib import Path
 import pytest
 
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.store import Store
-from devposture.collector.store.migrate import migrate
+from devposture.collector.store.engine import PostgresDatabase
+from devposture.collector.store.migrate import LEFT_BEHIND, TABLES, migrate
 from devposture.collector.store.target import (
     DatabaseTargetError,
     PostgresTarget,
@@ -33,7 +35,7 @@ from devposture.collector.store.target import (
 )
 from devposture.collector.tokens import new_token
 from tests.collector.test_migrate import T0, _everything, _export, _site
-from tests.databases import fresh_postgres, on_postgresql
+from tests.databases import fresh_database, fresh_postgres, on_postgresql, raw
 
 needs_postgresql = pytest.mark.skipif(
     not on_postgresql(), reason="moves a database to PostgreSQL: the PostgreSQL leg runs it"
@@ -366,3 +368,72 @@ def test_a_database_already_holding_another_site_is_still_refused(
     err = capsys.readouterr().err
     assert "already holds collector data (table enrollment_tokens" in err
     assert "earlier copy of this site" not in err
+
+
+def _waive(target: PostgresTarget | SqliteTarget, waiver_id: str) -> None:
+    """A waiver: a record the evidence chain holds at once."""
+    store = Store.open(target)
+    try:
+        store.waivers.add_waiver(
+            Waiver(waiver_id, "d1", "firewall", "李伟", "rollout", T0, T0 + dt.timedelta(days=3)),
+            T0,
+        )
+    finally:
+        store.close()
+
+
+@needs_postgresql
+def test_a_copy_the_site_went_on_from_is_never_called_an_earlier_one_to_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The site moved and ran on PostgreSQL; then IT put the old collector.toml back (from a
+    backup, to roll back) and ran migrate again. The database holds the site's newer evidence:
+    telling IT to empty it, as an earlier copy is emptied, would throw that away."""
+    data, _ = _site(tmp_path)
+    source = load(data).database
+    text = (data / "collector.toml").read_text()
+    destination = fresh_postgres()
+    argv = ["migrate", "--data", str(data), "--to", destination.url]
+    assert collector_cli(argv) == 0
+    _waive(destination, "w-on-postgresql")
+    (data / "collector.toml").write_text(text)  # put back
+    moved = _rows_of(destination)
+    capsys.readouterr()
+    assert collector_cli(argv) == 1
+    err = capsys.readouterr().err
+    assert "holds this site with evidence its SQLite file does not have" in err
+    assert "Do not empty that database: set [database] url in collector.toml to it again" in err
+    assert "earlier copy" not in err and "drop the database" not in err
+    assert (data / "collector.toml").read_text() == text
+    assert _rows_of(destination) == moved
+
+    _waive(source, "w-on-sqlite")  # and the site ran on its file too: both went on
+    assert collector_cli(argv) == 1
+    err = capsys.readouterr().err
+    assert "each hold evidence of this site the other does not" in err
+    assert "Empty neither" in err and "drop the database" not in err
+    assert _rows_of(destination) == moved
+
+
+def test_every_table_is_moved_or_left_behind_on_purpose(tmp_path: Path) -> None:
+    """A table added to the schema but not to migrate.TABLES was left behind by every move,
+    under "every table read back identical" (only TABLES are read back)."""
+    target = fresh_database(tmp_path)
+    Store.open(target).close()
+    database = raw(target)
+    try:
+        if isinstance(database, PostgresDatabase):
+            listed = database.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+            ).fetchall()
+        else:
+            listed = database.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+    finally:
+        database.close()
+    found = {str(row[0]) for row in listed}
+    assert found == {table for table, _ in TABLES} | set(LEFT_BEHIND), (
+        "add the table to migrate.TABLES (parents before children), or to LEFT_BEHIND with why"
+    )
