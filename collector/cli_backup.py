@@ -86,21 +86,29 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 def _copy_folder(data: Path, out: Path, database: object) -> None:
     """Every file of the data folder (its modes kept: the keys stay private), but the
-    database's own files, which `_copy_database` copies, and the serving collector's lock."""
+    database's own files, which `_copy_database` copies, the serving collector's lock and
+    remote exports' bundles."""
     # Here, not at the top: the data folder's module brings cryptography, which no other
     # command but this one needs (tests/collector/test_cli_imports.py).
-    from devposture.collector.datadir import LOCK_NAME  # noqa: PLC0415
+    from devposture.collector.datadir import EXPORT_FOLDER_PREFIX, LOCK_NAME  # noqa: PLC0415
 
     skipped: set[Path] = set()
     if isinstance(database, SqliteTarget):
         base = database.path.resolve()
         skipped = {base, *(base.with_name(base.name + s) for s in ("-wal", "-shm", "-journal"))}
 
+    top = data.resolve()
+
     def ignore(folder: str, names: list[str]) -> set[str]:
+        # A remote export's folder in the data folder is a bundle being streamed (or one a
+        # killed collector left): report bodies, not the site's state.
+        exports = Path(folder).resolve() == top
         return {
             name for name in names
             if (Path(folder) / name).resolve() in skipped or name == LOCK_NAME
             or name.endswith(_SKIPPED_SUFFIXES)
+            or (exports and name.startswith(EXPORT_FOLDER_PREFIX)
+                and (Path(folder) / name).is_dir())
         }  # fmt: skip
 
     shutil.copytree(data, out, ignore=ignore, dirs_exist_ok=True)

@@ -265,6 +265,11 @@ def _make(
 
 # In the data folder; holds the serving collector's process id while it is locked.
 LOCK_NAME = "collector.lock"
+# In the data folder: a remote `audit export`'s bundle while it is written and streamed
+# (admin/service.py). Only the collector serving administration makes them, and removes each
+# once streamed; one left behind by a collector that was killed holds report bodies, so it is
+# removed when administration starts again, and never backed up.
+EXPORT_FOLDER_PREFIX = "export-"
 
 
 class DataFolderInUse(Worded):

@@ -48,6 +48,7 @@ from devposture.collector.admin.worded_cells import cells_json
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
+from devposture.collector.datadir import EXPORT_FOLDER_PREFIX
 from devposture.collector.ports import grpc_options
 from devposture.collector.raw_rpc import Request, Undecodable, add_raw_servicer, message_of
 from devposture.collector.store import Store
@@ -280,7 +281,7 @@ class AdminService(admin_grpc.AdminServicer):
 
         failure: Refusal | None = None
         # Removed before the status goes out, so that no refusal leaves a folder behind.
-        folder = Path(tempfile.mkdtemp(prefix="export-", dir=self._config.data_dir))
+        folder = Path(tempfile.mkdtemp(prefix=EXPORT_FOLDER_PREFIX, dir=self._config.data_dir))
         out = folder / "bundle.zip"
         work = loop.run_in_executor(None, self._export, presented, request, peer, out, progress)
         try:
@@ -347,6 +348,23 @@ class AdminServer:
         self.store.close()
 
 
+def remove_unfinished_exports(data_dir: Path) -> int:
+    """Remove the remote exports' folders a collector left when it was killed mid-export
+    (`Export` removes its own as it ends): each holds a partial bundle, report bodies among
+    it, which retention would never reach. Called as administration starts, before any export
+    of this collector can begin: only the one collector process serving administration on a
+    data folder makes them (`serve --workers`: worker 0), so none is in use then. Returns how
+    many were removed."""
+    removed = 0
+    for folder in data_dir.glob(EXPORT_FOLDER_PREFIX + "*"):
+        if folder.is_dir() and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += not folder.exists()
+    if removed:
+        log.info("removed %d unfinished remote export folder(s) a stopped collector left", removed)
+    return removed
+
+
 async def start_admin_server(
     config: CollectorConfig, port: int | None = None, host: str | None = None
 ) -> AdminServer:
@@ -355,6 +373,7 @@ async def start_admin_server(
     wanted = config.admin_port if port is None else port
     address = f"[{address_host}]:{wanted}" if ":" in address_host else f"{address_host}:{wanted}"
     credentials = _server_credentials(config)
+    remove_unfinished_exports(config.data_dir)
     store = Store.open(config.database)
     service = AdminService(store, config)
     server = grpc.aio.server(options=grpc_options())  # its port is this collector's alone

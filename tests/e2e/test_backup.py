@@ -30,6 +30,11 @@ def test_a_backup_taken_while_reports_arrive_is_a_data_folder_to_restore(
         agent.start()
     try:
         copy = tmp_path / "backup"
+        # A remote export's bundle being streamed (or left by a killed collector) is report
+        # bodies, not the site's state: not copied.
+        streaming = collector_process.data / "export-4kq1z8"
+        streaming.mkdir(mode=0o700)
+        (streaming / "bundle.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 1024)
         taken = run(COLLECTOR, "backup", "--data", str(collector_process.data), "--out",
                     str(copy))  # fmt: skip
     finally:
@@ -39,6 +44,7 @@ def test_a_backup_taken_while_reports_arrive_is_a_data_folder_to_restore(
     assert taken.returncode == 0, taken.stderr
     assert "one consistent copy taken while the collector served" in taken.stdout
     assert (copy / "devposture.db").is_file() and not (copy / "collector.lock").exists()
+    assert not list(copy.glob("export-*"))
     for key in ("ca/ca.key", "evidence-signing.key", "network-hash.key"):
         assert stat.S_IMODE((copy / key).stat().st_mode) & 0o077 == 0, key  # still private
     again = run(COLLECTOR, "backup", "--data", str(collector_process.data), "--out", str(copy))
