@@ -429,6 +429,10 @@ _DAMAGED = ("malformed", "file is not a database", "database corruption")
 _NOT_TEXT = re.compile(r"Could not decode to UTF-8 column '([^']{1,64})'")
 
 
+# What SQLite says when another connection held the write lock past the busy timeout.
+_BUSY = "database is locked"
+
+
 def _damaged(exc: sqlite3.DatabaseError) -> bool:
     return any(words in str(exc) for words in _DAMAGED)
 
@@ -450,6 +454,13 @@ def _storage_problem(exc: Exception, data: Path | None) -> Said | None:
             " was edited outside the collector; find out who changed it and restore"
             " devposture.db from your last backup",
             column=undecodable.group(1),
+        )
+    if isinstance(exc, sqlite3.OperationalError) and _BUSY in str(exc):
+        # SQLite waited its whole busy timeout for another writer: not a matter of rights.
+        return said(
+            "the collector database stayed busy: another command held it for writing the whole"
+            " time (a migrate moving the site, a backup, or a command that hangs). Wait until it"
+            " has ended, then run this command again"
         )
     if isinstance(exc, sqlite3.Error | PermissionError):
         return said(
