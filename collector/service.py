@@ -431,19 +431,25 @@ class CollectorService(pb_grpc.CollectorServicer):
         self._set_policy(policy)
 
     async def apply_policy(self, policy: Policy) -> int:
-        """Use `policy` from now on and judge every device's latest report again under it.
-        Returns how many devices were re-evaluated."""
+        """Use `policy` from now on and judge every device's latest report again under it (not
+        one the retention policy deleted). Returns how many devices were re-evaluated."""
         self._set_policy(policy)
 
         def reevaluate() -> int:
             latest = self._store.reports.latest_reports()
             now = self._clock()
+            judged_again = 0
             for device_id, report_id, collected, body in latest:
+                if not body:
+                    # Deleted under the retention policy (a retired device's last report):
+                    # its facts are gone, and its verdicts stand as they were judged.
+                    continue
                 report = pb.PostureReport.FromString(body)
                 # Judged at its own collection time, as on arrival (see _intake).
                 judged = self._judge(report, utc(report.collected_at))
                 self._store.reports.replace_results(device_id, report_id, collected, now, judged)
-            return len(latest)
+                judged_again += 1
+            return judged_again
 
         return await self._in_db(reevaluate)
 
@@ -840,7 +846,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         except database_errors() as exc:
             log.warning("report %s: the stored report not read: %s", report_id, type(exc).__name__)
             return results
-        if body is None or body == record.body:
+        if not body or body == record.body:  # not stored, pruned, or the same facts
             return results
         log.warning("device %s sent report %s again with other facts: the stored report stands",
                     record.device_id, report_id)  # fmt: skip

@@ -12,7 +12,9 @@ and the verifier tells a pruned body from a deleted one.
 
 Only a span the chain has a checkpoint after is pruned (its period's opening is recorded),
 and never a body a device's current verdicts name (its page and re-judging read it): those
-wait in `retention_kept` until a newer report replaces them.
+wait in `retention_kept` until a newer report replaces them, or until the device is retired
+(`device retire`: out of service, its facts never read again), which lets them go at the
+next pruning. A revoked device's (stolen, compromised) stays while its verdicts name it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from devposture.collector.evidence import chain
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import append
 from devposture.collector.store.fact_parts import garbage
+from devposture.collector.store.identity import RETIRED
 
 DAY_US = 86_400_000_000
 # Bodies one pruning empties at most (a few seconds of the database thread; serve prunes each
@@ -55,9 +58,15 @@ class Retention(Part):
         with self._write() as cur:
             done = cur.execute("SELECT MAX(before_us) FROM pruned_spans").fetchone()[0]
             after = 0 if done is None else int(done)
+            # A retired device's (replaced, returned: IT took it out of service) is not:
+            # nothing reads its facts again, and it would be kept for ever.
             current = {
-                str(r[0]) for r in cur.execute("SELECT DISTINCT report_id FROM check_results")
-            }
+                str(r[0]) for r in cur.execute(
+                    "SELECT DISTINCT c.report_id FROM check_results c"
+                    " JOIN devices d ON d.device_id = c.device_id WHERE d.status <> ?",
+                    (RETIRED,),
+                )
+            }  # fmt: skip
             # Kept earlier because they were current: those replaced since go now.
             kept = cur.execute(
                 "SELECT report_id, received_us FROM retention_kept WHERE received_us < ?",

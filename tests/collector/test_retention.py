@@ -5,6 +5,7 @@ both engines; times given as data."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -12,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, export, signing, verify
+from devposture.collector.evidence.crosscheck import table_disagreements
+from devposture.collector.intake import record_of
+from devposture.collector.service import CollectorService
 from devposture.collector.store import (
     CheckResult,
     DeviceRecord,
@@ -23,13 +28,17 @@ from devposture.collector.store import (
 from devposture.collector.store.base import to_us
 from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
+from devposture.collector.trust import Trust
 from devposture.policy import DEFAULT_RETENTION_DAYS, PolicyError, default_policy, parse_policy
 from devposture.policy import default_policy_text as policy_text
+from devposture.policy.checks import evaluate
 from tests.collector.bundle_members import members_of, resigned, written
-from tests.databases import fresh_database, raw
+from tests.databases import collector_database, fresh_database, raw
+from tests.e2e.fleet import posture_report
 
 T0 = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
 DAY_US = 86_400_000_000
 
 
@@ -208,3 +217,61 @@ def test_an_export_of_a_pruned_period_says_so_and_still_verifies(
     tampered = written(members, tmp_path / "tampered.zip")
     text = verify.verify_bundle(tampered, key).text()
     assert f"(d1-{to_us(T0 + 9 * DAY)}) is missing: deleted" in text
+
+
+def test_a_retired_devices_last_body_goes_at_the_next_pruning(store: Store) -> None:
+    """d3 reported once, long ago: its only report is what its current verdicts name, so
+    retention keeps it while the device is in service (its page and re-judging read it).
+    Retired (replaced, returned), nothing reads its facts again: the next pruning deletes it,
+    and the tables still answer to the chain. A revoked device's stays (an investigation)."""
+    moment = T0 + 9 * DAY + 400 * DAY
+    assert _prune_at(store, moment) is not None
+    assert _bodies(store)[f"d3-{to_us(T0)}"] != b""  # kept: current, d3 in service
+    assert store.identity.set_device_status("d2", "revoked", moment, "stolen")
+    assert store.identity.set_device_status("d3", "retired", moment, "laptop returned")
+    later = store.retention.prune(retention_days=400, now_us=to_us(moment + HOUR))
+    assert later is not None and later.reports == 1
+    bodies = _bodies(store)
+    assert bodies[f"d3-{to_us(T0)}"] == b""
+    assert bodies[f"d2-{to_us(T0 + 9 * DAY)}"] != b""  # d2's current: not yet past retention
+    findings = table_disagreements(store)
+    assert findings.ok, findings.text()
+
+
+def test_re_judging_leaves_the_verdicts_of_a_pruned_last_report_as_they_were(
+    tmp_path: Path,
+) -> None:
+    """A policy edit judges each device's latest report again. One whose body the retention
+    policy deleted (a retired device's) has no facts left to judge: its verdicts stand as
+    they were, instead of every check turning UNKNOWN "not reported" from an empty body."""
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1", database=collector_database())
+    opened = Store.open(config.database)
+    try:
+        for device in ("kept", "gone"):
+            _enroll(opened, device)
+            report = posture_report(device, T0)
+            record = record_of(report, device, T0, dt.timedelta(0))
+            results = [CheckResult(c.check_id, v.state.value, v.reason)
+                       for c, v in evaluate(report, T0)]  # fmt: skip
+            opened.reports.store_reports([(record, results)])
+        head = opened.evidence.chain_head()
+        assert head is not None and opened.checkpoints.advance(head.at_us) == head.seq
+        before = {(r.device_id, r.check_id): (r.state, r.reason)
+                  for r in opened.reports.device_results() if r.device_id == "gone"}  # fmt: skip
+        assert sum(state != "UNKNOWN" for state, _ in before.values()) >= 3  # a change shows
+        assert opened.identity.set_device_status("gone", "retired", T0, "replaced")
+        pruned = opened.retention.prune(retention_days=400, now_us=to_us(T0 + 401 * DAY))
+        assert pruned is not None and pruned.reports == 1
+        service = CollectorService(
+            opened, Trust(config), dt.timedelta(days=14), default_policy(),
+            network_hash_key=b"k" * 32, clock=lambda: T0 + 401 * DAY,
+        )  # fmt: skip
+        try:
+            assert asyncio.run(service.apply_policy(default_policy())) == 1  # "kept" only
+        finally:
+            service.close()
+        after = {(r.device_id, r.check_id): (r.state, r.reason)
+                 for r in opened.reports.device_results() if r.device_id == "gone"}  # fmt: skip
+        assert after == before
+    finally:
+        opened.close()
