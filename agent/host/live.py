@@ -1,8 +1,8 @@
 """`LiveHost`: the real computer, through subprocess, the file system and psutil.
 
-Commands run with a list argv (never a shell), no stdin, LC_ALL=C so that tools print the
-untranslated output the parsers were written against, and a hard timeout after which the whole
-process group is killed (a tool that forks a helper cannot hold the agent hostage).
+Commands run with a list argv (never a shell), no stdin, LC_ALL=C and no LANGUAGE so that tools
+print the untranslated output the parsers were written against, and a hard timeout after which
+the whole process group is killed (a tool that forks a helper cannot hold the agent hostage).
 """
 
 from __future__ import annotations
@@ -122,6 +122,9 @@ class LiveHost:
         if os.name == "posix":
             env["LC_ALL"] = "C"
             env["LANG"] = "C"
+            # Python tools (ufw, firewall-cmd) translate by LANGUAGE before LC_ALL (Python's
+            # gettext.find), and Ubuntu's Chinese installs give every service LANGUAGE=zh_CN:zh.
+            env.pop("LANGUAGE", None)
         return env
 
     def run_cached(

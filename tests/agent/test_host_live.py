@@ -80,6 +80,21 @@ def test_accepted_exit_codes_and_c_locale() -> None:
     assert result.stdout_text().strip() == "C"
 
 
+@posix_only
+def test_python_tools_are_not_translated_by_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ufw and firewall-cmd are Python: gettext.find reads LANGUAGE before LC_ALL, and a
+    # Chinese Ubuntu gives services LANGUAGE=zh_CN:zh (ufw then printed "状态：不活动").
+    (tmp_path / "zh_CN" / "LC_MESSAGES").mkdir(parents=True)
+    (tmp_path / "zh_CN" / "LC_MESSAGES" / "ufw.mo").write_bytes(b"")
+    monkeypatch.setenv("LANGUAGE", "zh_CN:zh")
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    code = f"import gettext; print(gettext.find('ufw', {str(tmp_path)!r}))"
+    result = LiveHost().run([sys.executable, "-c", code], timeout=30)
+    assert result.stdout_text().strip() == "None"
+
+
 def test_read_bytes_honours_the_limit(tmp_path: Path) -> None:
     target = tmp_path / "big.bin"
     target.write_bytes(b"x" * 100_000)

@@ -218,6 +218,28 @@ def test_ufw_non_root_output_is_not_understood() -> None:
         parse_ufw_status(fixture_text("ufw/ufw-status-verbose-nonroot-debian12.out"))
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        # Ubuntu with LANGUAGE=zh_TW (0.36.2-9build1): labels translated, "Default:" not.
+        "ufw/ufw-status-verbose-zh-TW-active-ubuntu-dengkai.out",
+        # Ubuntu with LANGUAGE=zh_CN: "状态：不活动" (inactive).
+        "ufw/ufw-status-zh-CN-inactive-ubuntu-jack.out",
+    ],
+)
+def test_ufw_translated_output_is_refused_as_translated(name: str) -> None:
+    # ufw translates by LANGUAGE whatever LC_ALL says; its words are not guessed at.
+    with pytest.raises(ParseError, match="translated"):
+        parse_ufw_status(fixture_text(name))
+
+
+def test_ufw_active_without_its_default_policy_is_not_read_as_open() -> None:
+    # The same machine's `ufw status verbose` says "Default: deny (incoming)"; without that
+    # line only ALLOW rules are left, and the machine read as having no firewall.
+    with pytest.raises(ParseError, match="Default"):
+        parse_ufw_status(fixture_text("ufw/ufw-status-plain-active-lctt-networkworld.out"))
+
+
 def test_firewalld_without_dbus_is_not_running() -> None:
     out = fixture_text("firewalld/firewall-cmd-state-not-running-debian12.out")
     err = fixture_text("firewalld/firewall-cmd-state-not-running-debian12.err")
