@@ -1,10 +1,18 @@
 """`ipconfig /all`: the network adapters Windows knows, by type, with their description.
 
-Sections start with "<type> adapter <name>:" ("Unknown adapter jimber:", "PPP adapter VPN:",
-Chinese "未知适配器 ...:", "以太网适配器 本地连接:"); fields are "Label . . . . : value" with
-dot padding. A field continuation (a second DNS server) has no " :" separator. The adapter
-name is the connection name the user chose and may be mojibake in a badly captured copy; it
-is kept as printed. Only the type, description, media state and IPv4 addresses are read.
+Sections start with "<type> adapter <name>:" in the machine's language ("Unknown adapter
+jimber:", "PPP adapter VPN:", "以太网适配器 本地连接:", "乙太網路卡 乙太網路:",
+"イーサネット アダプター LAN:"); fields are "Label . . . . : value" with dot padding.
+A field continuation (a second DNS server) has no " :" separator. The adapter name is the
+connection name the user chose and may be mojibake in a badly captured copy; it is kept as
+printed. Only the type, description, media state and IPv4 addresses are read.
+
+Every section title is looked up in `HEADERS`, which lists only the wordings seen in recorded
+outputs (tests/fixtures/windows/README.md, "ipconfig"). A title in another language is a
+ParseError: the output says "Windows IP ..." in many languages, and skipping titles it did not
+know read a Traditional Chinese machine as one without adapters, so a VPN on it read as none.
+A title is told from a field by its colon: a field's label is padded with dots or spaces up to
+its colon ("描述. . . :"), a title's name is not ("以太网适配器 以太网:").
 """
 
 from __future__ import annotations
@@ -14,33 +22,51 @@ from dataclasses import dataclass
 
 from devposture.agent.parsers.errors import ParseError
 
-_TYPES: dict[str, str] = {
-    "Ethernet": "ethernet",
-    "Wireless LAN": "wireless",
-    "Unknown": "unknown",
-    "PPP": "ppp",
-    "Tunnel": "tunnel",
-    "Mobile Broadband": "mobile",
-    "以太网": "ethernet",
-    "无线局域网": "wireless",
-    "未知": "unknown",
-    "PPP ": "ppp",
-    "隧道": "tunnel",
-    "移动宽带": "mobile",
-}
-_HEADER_EN = re.compile(r"^\s*(?P<type>[A-Za-z ]+?) adapter (?P<name>.*):\s*$")
-_HEADER_ZH = re.compile(r"^\s*(?P<type>\S+ ?)适配器 (?P<name>.*):\s*$")
+# (title prefix, adapter kind). Japanese Windows prints "Wireless LAN adapter" in English.
+HEADERS: tuple[tuple[str, str], ...] = (
+    ("Ethernet adapter", "ethernet"),
+    ("Wireless LAN adapter", "wireless"),
+    ("Unknown adapter", "unknown"),
+    ("PPP adapter", "ppp"),
+    ("Tunnel adapter", "tunnel"),
+    ("Mobile Broadband adapter", "mobile"),
+    # Simplified Chinese
+    ("以太网适配器", "ethernet"),
+    ("无线局域网适配器", "wireless"),
+    ("未知适配器", "unknown"),
+    ("PPP 适配器", "ppp"),
+    ("隧道适配器", "tunnel"),
+    ("移动宽带适配器", "mobile"),
+    # Traditional Chinese (a Windows Server ipconfig /all)
+    ("乙太網路卡", "ethernet"),
+    ("無線區域網路介面卡", "wireless"),
+    ("通道介面卡", "tunnel"),
+    # Japanese. 不明なアダプター (unknown adapter) is quoted from a real machine's header,
+    # "不明なアダプター VPN - VPN Client:", in public notes (index id 5665369365).
+    ("イーサネット アダプター", "ethernet"),
+    ("不明なアダプター", "unknown"),
+)
+# A title: no padding before its colon; not an address continuing a field ("fe80::1%12").
+_TITLE = re.compile(r"^\s*(?P<title>\S(?:.*\S)?)(?<![ .]):\s*$")
+_ADDRESS_LINE = re.compile(r"^[0-9A-Fa-f:.%]+$")
 _FIELD = re.compile(r"^\s*(?P<label>\S[^:]*?)[ .]+:(?: (?P<value>.*))?$")
 _LABELS: dict[str, str] = {
     "Description": "description",
     "描述": "description",
+    "説明": "description",
     "Media State": "media",
     "媒体状态": "media",
+    "媒體狀態": "media",
+    "メディアの状態": "media",
     "IPv4 Address": "ipv4",
     "IP Address": "ipv4",
     "IPv4 地址": "ipv4",
+    "IPv4 位址": "ipv4",
+    "IPv4 アドレス": "ipv4",
 }
-_DISCONNECTED = frozenset({"Media disconnected", "媒体已断开连接"})
+_DISCONNECTED = frozenset(
+    {"Media disconnected", "媒体已断开连接", "媒體已中斷連線", "メディアは接続されていません"}
+)
 _ADDRESS = re.compile(r"^(?P<address>\d{1,3}(?:\.\d{1,3}){3})")
 
 
@@ -54,25 +80,28 @@ class Adapter:
 
 
 def _header(line: str) -> tuple[str, str] | None:
-    for pattern in (_HEADER_EN, _HEADER_ZH):
-        match = pattern.match(line)
-        if match:
-            kind = _TYPES.get(match.group("type"))
-            if kind is None:
-                raise ParseError("ipconfig: adapter type not in the language tables")
-            return kind, match.group("name")
-    return None
+    """(kind, name) when `line` is a section title; None when it is not one. Raises
+    ParseError for a title in no table."""
+    match = _TITLE.match(line)
+    if match is None or _ADDRESS_LINE.match(match["title"]):
+        return None
+    title = match["title"]
+    for prefix, kind in HEADERS:
+        if title.startswith(prefix + " "):
+            return kind, title[len(prefix) + 1 :]
+    raise ParseError("ipconfig: adapter type not in the language tables")
 
 
 def parse_ipconfig(text: str) -> list[Adapter]:
     sections: list[tuple[str, str, dict[str, list[str]]]] = []
     for line in text.split("\n"):
-        header = _header(line)
-        if header is not None:
-            sections.append((header[0], header[1], {}))
-            continue
         field = _FIELD.match(line)
-        if field is None or not sections:
+        if field is None:
+            header = _header(line)
+            if header is not None:
+                sections.append((header[0], header[1], {}))
+            continue
+        if not sections:
             continue
         key = _LABELS.get(field.group("label"))
         if key is not None:

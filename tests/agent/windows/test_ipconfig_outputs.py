@@ -1,0 +1,104 @@
+"""`ipconfig` (/all and plain) as real machines printed it in Chinese (Simplified and
+Traditional), Japanese and Korean, and the VPN adapters among them
+(agent.parsers.windows.ipconfig, agent.probes.windows.vpn_adapters). Sources: the "ipconfig"
+table of tests/fixtures/windows/README.md."""
+
+from __future__ import annotations
+
+import pytest
+
+from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.windows.ipconfig import Adapter, parse_ipconfig
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.probes.windows.vpn_adapters import adapter_kind
+from tests.agent.windows.replay_windows import fixture
+
+
+def adapters(name: str, console: str) -> list[Adapter]:
+    return parse_ipconfig(decode_output(fixture(f"ipconfig/{name}"), console))
+
+
+def summary(found: list[Adapter]) -> list[tuple[str, str, bool, tuple[str, ...], str]]:
+    return [(a.kind, a.name, a.media_disconnected, a.ipv4, adapter_kind(a)) for a in found]
+
+
+@pytest.mark.parametrize(
+    ("copy", "console"),
+    [("utf8", "cp936"), ("cp936-crlf", "cp936")],
+)
+def test_chinese_ipconfig_all_with_openvpn_and_uu_tap_adapters_disconnected(
+    copy: str, console: str
+) -> None:
+    # A Chinese laptop's whole `ipconfig /all`: Wi-Fi connected, OpenVPN's TAP adapter and
+    # NetEase UU's TAP-Win32 adapter both installed and disconnected (no VPN up).
+    found = adapters(f"all-zh-ax201-tap-and-uu-disconnected.{copy}.txt", console)
+    assert summary(found) == [
+        ("ethernet", "以太网", True, (), ""),
+        ("wireless", "本地连接* 8", True, (), ""),
+        ("wireless", "本地连接* 10", True, (), ""),
+        ("ethernet", "以太网 3", True, (), "tap"),
+        ("ethernet", "以太网 4", True, (), "tap"),
+        ("wireless", "WLAN", False, ("192.168.110.2",), ""),
+    ]
+    assert found[3].description == "TAP-Windows Adapter V9"
+    assert found[4].description == "Netease UU TAP-Win32 Adapter V9.21"
+
+
+def test_chinese_openvpn_tap_adapter_connected_with_a_preferred_address() -> None:
+    # "IPv4 地址 . . . : 10.255.1.6(首选)": the address is read without the 首选 (preferred) note.
+    (tap,) = adapters("all-zh-openvpn-tap-connected-fragment.utf8.txt", "cp936")
+    assert (tap.kind, tap.description, tap.media_disconnected, tap.ipv4) == (
+        "ethernet",
+        "TAP-Windows Adapter V9",
+        False,
+        ("10.255.1.6",),
+    )
+    assert adapter_kind(tap) == "tap"
+
+
+@pytest.mark.parametrize(
+    ("copy", "console"),
+    [("utf8", "cp950"), ("cp950-crlf", "cp950")],
+)
+def test_traditional_chinese_ipconfig_all_is_read_not_taken_for_no_adapters(
+    copy: str, console: str
+) -> None:
+    # Before, 乙太網路卡 / 通道介面卡 headers were skipped as unknown lines and the output, which
+    # says "Windows IP 設定", was read as a machine without adapters: a Traditional Chinese
+    # (Taiwan, Hong Kong) machine connected through a VPN read "no VPN".
+    found = adapters(f"all-zh-tw-server-isatap-6to4.{copy}.txt", console)
+    assert summary(found) == [
+        ("ethernet", "乙太網路 2", True, (), ""),
+        ("ethernet", "乙太網路", False, ("73.2.137.31",), ""),
+        ("tunnel", "isatap.{9957270D-05C6-4511-994A-94B9C04F5C52}", True, (), ""),
+        ("tunnel", "6TO4 Adapter", False, (), ""),
+    ]
+    assert found[0].description == "HP Ethernet 1Gb 2-port 330i Adapter #2"
+    assert found[3].description == "Microsoft 6to4 Adapter"
+
+
+@pytest.mark.parametrize(
+    ("copy", "console"),
+    [("utf8", "cp932"), ("cp932-crlf", "cp932")],
+)
+def test_japanese_ipconfig_mixes_japanese_and_english_headers(copy: str, console: str) -> None:
+    # Japanese Windows prints "イーサネット アダプター" for Ethernet but "Wireless LAN adapter" in
+    # English. The Ethernet sections were dropped, and "メディアは接続されていません" (media
+    # disconnected) was not read, so two disconnected Wi-Fi Direct adapters read as connected.
+    found = adapters(f"plain-ja-wsl-wlan.{copy}.txt", console)
+    assert summary(found) == [
+        ("ethernet", "LAN", True, (), ""),
+        ("ethernet", "vEthernet (WSL)", False, ("192.168.64.1",), ""),
+        ("ethernet", "Npcap Loopback Adapter", False, (), ""),
+        ("wireless", "ローカル エリア接続* 3", True, (), ""),
+        ("wireless", "ローカル エリア接続* 12", True, (), ""),
+        ("wireless", "WLAN", False, ("172.16.2.14",), ""),
+    ]
+
+
+def test_a_language_not_in_the_tables_is_refused_not_read_as_no_adapters() -> None:
+    # Korean Windows 11: "Windows IP 구성", "이더넷 어댑터 이더넷:". No Korean table exists, so the
+    # output is a ParseError (the VPN fact then says ipconfig could not be read), never an
+    # empty list that reads as "no VPN adapter".
+    with pytest.raises(ParseError, match="adapter type"):
+        adapters("plain-ko-win11-22000-two-ethernet.txt", "cp949")
