@@ -1,0 +1,44 @@
+"""Defender's status as real machines printed it in states the other fixtures do not show
+(agent.parsers.windows.defender, agent.probes.windows.antivirus). Sources: the "defender"
+table of tests/fixtures/windows/README.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from devposture.agent.parsers.windows.defender import parse_mp_computer_status
+from devposture.agent.parsers.windows.text import decode_output
+from devposture.agent.probes.windows import antivirus
+from devposture.policy.checks import evaluate
+from devposture.v1 import devposture_pb2 as pb
+from tests.agent.windows.replay_windows import fixture
+
+
+def test_a_recorded_edr_block_mode_defender_is_not_read_as_protecting() -> None:
+    # A real machine with Defender in EDR block mode (passive beside another antivirus) says
+    # AMServiceEnabled, AntivirusEnabled and RealTimeProtectionEnabled True; read alone, that
+    # is a protecting Defender. The probe names the mode as what stands in its way, and the
+    # clause fails on it rather than passing.
+    status = parse_mp_computer_status(
+        decode_output(fixture("defender/mpcomputerstatus-edr-block-mode-de-dates.txt"), "cp850")
+    )
+    assert (status.service_enabled, status.antivirus_enabled, status.real_time_protection) == (
+        True,
+        True,
+        True,
+    )
+    assert status.running_mode == "EDR Block Mode"
+    assert status.signature_version == "1.331.1839.0"
+    # A German date ("25.02.2021 22:37:08") without the culture's patterns is kept as printed
+    # and not read: the probe reports that as the defender source's PARSE_ERROR.
+    assert status.signatures_updated == "25.02.2021 22:37:08"
+    errors: list[pb.ProbeError] = []
+    product = antivirus._defender_product(status, errors)
+    assert list(product.health_issues) == ["AMRunningMode: EDR Block Mode"]
+    assert not product.HasField("signatures_updated_at")
+    assert [(e.source, e.code) for e in errors] == [("defender", pb.PROBE_ERROR_CODE_PARSE_ERROR)]
+    report = pb.PostureReport()
+    report.antivirus.products.append(product)
+    verdict = evaluate(report, dt.datetime(2021, 2, 26, tzinfo=dt.UTC))
+    (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
+    assert judged.state.value == "FAIL", judged
