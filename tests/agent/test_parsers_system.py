@@ -192,6 +192,40 @@ def test_nmcli_security_tokens(tokens: str, expected: int) -> None:
     assert wifi_security(tokens) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("os-release-uos-desktop-20-pro-1060", ("uos", "uos", "20", "UOS Desktop 20 Pro")),
+        (
+            "os-release-kylin-desktop-v10-sp1-edu-2403",
+            ("Kylin", "kylin", "v10", "Kylin V10 SP1"),
+        ),
+        ("os-release-openkylin-2.0", ("openKylin", "openkylin", "2.0", "openKylin 2.0")),
+        (
+            "os-release-kylin-server-v10-sp3-lance",
+            (
+                "Kylin Linux Advanced Server",
+                "kylin",
+                "V10",
+                "Kylin Linux Advanced Server V10 (Lance)",
+            ),
+        ),
+        ("os-release-anolis-8.8", ("Anolis OS", "anolis", "8.8", "Anolis OS 8.8")),
+        (
+            "os-release-openeuler-22.03-lts",
+            ("openEuler", "openEuler", "22.03", "openEuler 22.03 LTS"),
+        ),
+    ],
+)
+def test_os_release_of_chinese_distributions(name: str, expected: tuple[str, ...]) -> None:
+    # Unquoted and quoted IDs, Kylin's Chinese VERSION with full-width parentheses, its
+    # VERSION_US and KYLIN_RELEASE_ID, openKylin's FULL_NAME: all read as written.
+    values = parse_os_release(fixture_text(f"os_release/{name}"))
+    assert (values["NAME"], values["ID"], values["VERSION_ID"], values["PRETTY_NAME"]) == expected
+    if name.startswith("os-release-kylin-desktop"):
+        assert values["VERSION"] == "银河麒麟桌面操作系统（教育版）V10"
+
+
 def test_os_release_debian12() -> None:
     values = parse_os_release(fixture_text("os_release/os-release-debian12"))
     assert values["NAME"] == "Debian GNU/Linux"

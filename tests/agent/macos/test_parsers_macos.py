@@ -171,6 +171,20 @@ def test_an_upgrade_to_a_later_major_is_not_a_missing_security_update() -> None:
     assert security_updates(upgrade_only, "15.3") == upgrade_only
 
 
+def test_a_monterey_mac_with_old_command_line_tools_and_an_upgrade_offered() -> None:
+    # An Apple silicon Mac mini on macOS 12.1 (its sw_vers is in the same note): three Command
+    # Line Tools, the Monterey 12.6.7 point update and Ventura 13.4.1, sizes in "K" as well as
+    # "KiB", details indented with spaces. Only 12.6.7 counts; the tools are not guessed at.
+    listing = parse_update_list(
+        text("softwareupdate/list-monterey-12.1-clt-and-ventura-hetzner-m1.out")
+    )
+    assert not listing.catalog_error and len(listing.updates) == 5
+    assert [u.title for u in listing.updates][:3] == ["Command Line Tools for Xcode"] * 3
+    assert [u.restart for u in listing.updates] == [False, False, False, True, True]
+    found = security_updates(listing.updates, "12.1")
+    assert [u.label for u in found] == ["macOS Monterey 12.6.7-21G651"]
+
+
 def test_a_major_named_without_a_codename_is_an_upgrade_too() -> None:
     # Captured on a Tahoe 26.6 (25G72) Mac: the 26.7 point update and "macOS 27", whose title
     # has no codename and whose version no minor.
