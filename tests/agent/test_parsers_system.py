@@ -128,6 +128,19 @@ def test_lsblk_old_single_mountpoint_column() -> None:
     assert {v.mount_point for v in volumes} == {"/mnt/dpplain", "/"}
 
 
+def test_lsblk_luks_on_lvm_with_encrypted_swap_and_an_unmounted_usb_disk() -> None:
+    # A NixOS laptop (`lsblk -J -b`, single MOUNTPOINT column): LVM on the NVMe partition,
+    # LUKS inside the root logical volume (crypto_LUKS on an "lvm" device, "crypt" above it),
+    # swap encrypted too, an exFAT USB disk unmounted, the ESP plain. The crypt mapping's one
+    # mount point is the one lsblk chose to print.
+    volumes = parse_lsblk_json(fixture_text("lsblk/lsblk-J-b-luks-on-lvm-nixos-quickshell.out"))
+    seen = [(v.mount_point, v.device, v.encrypted, v.method) for v in volumes]
+    assert seen == [
+        ("/boot", "nvme0n1p1", False, ""),
+        ("/etc/NetworkManager/system-connections", "cryptroot", True, "LUKS"),
+    ]
+
+
 def test_lsblk_error_output_is_not_json() -> None:
     with pytest.raises(ParseError):
         parse_lsblk_json(fixture_text("lsblk/lsblk-bad-column.err"))
