@@ -50,7 +50,8 @@ def wifi_security(authentication: str, cipher: str) -> pb.WifiSecurity.ValueType
     if key not in labels.AUTHENTICATION:
         raise ParseError("netsh wlan: authentication value not in the language tables")
     security = labels.AUTHENTICATION[key]
-    if security == pb.WIFI_SECURITY_OPEN and cipher.lower().replace("-", "") in labels.WEP_CIPHERS:
+    cipher_key = cipher.strip().lower().replace(" ", "").replace("-", "")
+    if security == pb.WIFI_SECURITY_OPEN and cipher_key in labels.WEP_CIPHERS:
         return pb.WIFI_SECURITY_WEP
     return security
 

@@ -84,10 +84,18 @@ AUTHENTICATION: dict[str, pb.WifiSecurity.ValueType] = {
     "wpa3personal": pb.WIFI_SECURITY_WPA3_PERSONAL,
     "wpa3sae": pb.WIFI_SECURITY_WPA3_PERSONAL,
     "wpaenterprise": pb.WIFI_SECURITY_WPA_ENTERPRISE,
+    # Chinese WPA and WPA3 wordings ("WPA - 个人", "WPA3 - 企业"), as a real Chinese Windows 10
+    # netsh lists them in `netsh wlan show drivers` (the same words `show interfaces` prints
+    # for the network in use: both print "WPA2 - 个人"; fixture drivers-zh-win10-19043-*).
+    "wpa个人": pb.WIFI_SECURITY_WPA_PERSONAL,
+    "wpa企业": pb.WIFI_SECURITY_WPA_ENTERPRISE,
+    "wpa3个人": pb.WIFI_SECURITY_WPA3_PERSONAL,
+    "wpa3企业": pb.WIFI_SECURITY_WPA3_ENTERPRISE,
     "wpa2enterprise": pb.WIFI_SECURITY_WPA2_ENTERPRISE,
     "wpa2企业": pb.WIFI_SECURITY_WPA2_ENTERPRISE,
     "wpa3enterprise": pb.WIFI_SECURITY_WPA3_ENTERPRISE,
 }
 
-# An "Open" authentication with a WEP cipher is a WEP network (open-system WEP).
-WEP_CIPHERS = frozenset({"wep", "wep40", "wep104"})
+# An "Open" authentication with a WEP cipher is a WEP network (open-system WEP). Compared
+# lower case with spaces and hyphens removed: Chinese netsh prints "WEP-40bit" and "WEP-104 位".
+WEP_CIPHERS = frozenset({"wep", "wep40", "wep104", "wep40bit", "wep104位"})
