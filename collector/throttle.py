@@ -46,6 +46,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
+from urllib.parse import unquote
 
 T = TypeVar("T")
 
@@ -63,9 +64,14 @@ RECORDED_TURNS = 1000
 
 
 def peer_address(peer: str) -> str:
-    """The address part of gRPC's peer string ("ipv4:10.0.0.5:51234" -> "10.0.0.5")."""
+    """The address part of gRPC's peer string ("ipv4:10.0.0.5:51234" -> "10.0.0.5").
+
+    gRPC gives an IPv6 peer as a URI, its brackets percent-encoded ("ipv6:%5B::1%5D:47148"
+    from grpcio 1.85); read as it was, every address of a /64 was a source of its own, so a
+    host taking a new address for each guess was never slowed down."""
     kind, _, rest = peer.partition(":")
     if kind == "ipv6":
+        rest = unquote(rest)
         return rest.rpartition(":")[0].strip("[]") or rest
     if kind == "ipv4":
         return rest.rpartition(":")[0] or rest
