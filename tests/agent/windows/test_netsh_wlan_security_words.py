@@ -10,7 +10,7 @@ import re
 import pytest
 
 from devposture.agent.parsers import ParseError
-from devposture.agent.parsers.windows.netsh_wlan import wifi_security
+from devposture.agent.parsers.windows.netsh_wlan import parse_wlan_interfaces, wifi_security
 from devposture.agent.parsers.windows.text import decode_output
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.windows.replay_windows import fixture
@@ -65,3 +65,23 @@ def test_a_vendor_defined_authentication_is_refused_not_guessed() -> None:
     assert (VENDOR_DEFINED, VENDOR_DEFINED) in pairs("utf8")
     with pytest.raises(ParseError):
         wifi_security(VENDOR_DEFINED, VENDOR_DEFINED)
+
+
+@pytest.mark.parametrize("copy", ["utf8", "cp936-crlf"])
+def test_a_chinese_campus_network_with_open_authentication_is_open(copy: str) -> None:
+    # 身份验证 开放式 on a university's network, Windows 11's uneven padding, and a
+    # "已配置     QoS MSCS： 0" line with a full-width colon that belongs to no field read.
+    report = parse_wlan_interfaces(
+        decode_output(
+            fixture(f"netsh_wlan/interfaces-zh-win11-ax201-open-campus-trimmed.{copy}.txt"),
+            "cp936",
+        )
+    )
+    (wifi,) = report.interfaces
+    assert (wifi.name, wifi.connected, wifi.ssid, wifi.authentication) == (
+        "WLAN",
+        True,
+        "JOU",
+        "开放式",
+    )
+    assert wifi.security == pb.WIFI_SECURITY_OPEN
