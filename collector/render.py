@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from devposture.collector.column_words import heading
-from devposture.collector.table_fit import GAP, column_widths, cut
+from devposture.collector.table_fit import GAP, column_widths, cut, escaped_controls
 from devposture.collector.table_fit import display_width as _width
 from devposture.policy.catalogs import Lang
 
@@ -118,7 +118,7 @@ def render(rows: Sequence[Mapping[str, object]], columns: Sequence[str], fmt: st
 def _table(rows: Sequence[Mapping[str, object]], columns: Sequence[str], room: int | None) -> str:
     lang = _HEADINGS.get()
     cells = [[heading(c, lang) for c in columns]] + [
-        [_cell(row.get(c)) for c in columns] for row in rows
+        [escaped_controls(_cell(row.get(c))) for c in columns] for row in rows
     ]
     if room is not None:  # on a terminal: one line a row
         cells = [[" ".join(text.split("\n")) for text in line] for line in cells]

@@ -19,6 +19,29 @@ GAP = 2  # spaces between columns
 NARROWEST = 8
 
 
+# What a terminal acts on instead of showing, besides C0 and C1 controls: the bidirectional
+# embeddings, overrides and isolates, which reorder the text after them.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def escaped_controls(text: str) -> str:
+    """`text` as a terminal shows it and does not obey: each control character but a line's
+    end written as its escape (ESC as "\\x1b", U+202E as "\\u202e").
+
+    A device names itself (its host name, its products, the networks it saw) and IT reads
+    those names on a terminal: printed raw, ESC sequences in a host name moved the cursor up
+    and erased the line above (a failing device's row gone from `report failing`), set the
+    window's title or wrote the clipboard (OSC 52)."""
+    if text.isprintable():  # nearly always: no control, no space but U+0020
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if ch != "\n" and (unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS)
+        else ch
+        for ch in text
+    )
+
+
 def display_width(text: str) -> int:
     """Display width: Chinese characters (wide and full-width) take two terminal columns."""
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)

@@ -71,7 +71,7 @@ from devposture.collector.store.identity import (
     GroupNameError,
     group_name,
 )
-from devposture.collector.table_fit import display_width
+from devposture.collector.table_fit import display_width, escaped_controls
 from devposture.collector.tokens import new_token
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError, cli_messages
@@ -1133,7 +1133,7 @@ def _vertical(result: Result, lang: Lang) -> str:
     for row in in_language(result.rows, lang):
         for column in result.columns:
             value = row.get(column)
-            text = "" if value is None else str(value)
+            text = "" if value is None else escaped_controls(str(value))
             name = names[column]
             if "\n" in text or column == "events":
                 lines.append(f"{name}{colon}")

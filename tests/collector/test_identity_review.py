@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import json
 import threading
+import unicodedata
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +30,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devposture.agent.enroll import make_csr
 from devposture.collector import server as collector_server
+from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
 from devposture.collector.datadir import initialize
 from devposture.collector.pki import device_id_for_public_key
@@ -256,3 +259,37 @@ def test_a_one_use_token_raced_through_several_collectors_on_one_database_enroll
     finally:
         for store in stores:
             store.close()
+
+
+# --- what a device names itself, on IT's terminal ------------------------------------------
+
+# A host name that, printed raw, moves the cursor up and erases the line above it (a failing
+# device's row hidden from IT), sets the terminal's title, and turns the text right to left.
+HOSTILE_HOSTNAME = "pc-7\x1b[1A\x1b[2K\x1b]0;owned\x07\u202eevil\r\t"
+
+
+def _controls(text: str) -> list[str]:
+    """The characters a terminal acts on rather than shows (a line's end aside)."""
+    return [ch for ch in text if ch != "\n" and (unicodedata.category(ch) == "Cc"
+                                                   or ch in "\u202a\u202b\u202c\u202d\u202e"
+                                                   "\u2066\u2067\u2068\u2069")]  # fmt: skip
+
+
+def test_a_hostname_with_control_characters_is_shown_escaped_not_obeyed(
+    live_collector: LiveCollector, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csr = make_csr(ec.generate_private_key(ec.SECP256R1()), "pc-7").decode()
+    with _enroll_port(live_collector) as channel:
+        answer = pb_grpc.CollectorStub(channel).Enroll(
+            pb.EnrollRequest(token=live_collector.token(), csr_pem=csr,
+                             host=host_info(HOSTILE_HOSTNAME)), timeout=30,
+        )  # fmt: skip
+    data = str(live_collector.config.data_dir)
+    for command in (["device", "list"], ["device", "show", answer.device_id]):
+        assert collector_cli([*command, "--data", data]) == 0
+        out = capsys.readouterr().out
+        assert _controls(out) == [], command
+        assert "pc-7\\x1b[1A\\x1b[2K\\x1b]0;owned\\x07\\u202eevil\\r\\t" in out, command
+    # Files for programs keep the name as the device sent it (JSON escapes it itself).
+    assert collector_cli(["device", "list", "--format", "json", "--data", data]) == 0
+    assert HOSTILE_HOSTNAME in json.loads(capsys.readouterr().out)[0].values()
