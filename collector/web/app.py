@@ -22,11 +22,12 @@ from urllib.parse import parse_qs, urlencode
 import jinja2
 from markupsafe import Markup
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from devposture.collector.clock import utcnow
 from devposture.collector.company_time import shown, zone_of
@@ -342,9 +343,7 @@ MAX_FORM_FIELDS = 20
 
 async def _form(request: Request) -> dict[str, str] | None:
     """A small urlencoded form (None when it is too large or not a form)."""
-    if not request.headers.get("content-type", "").startswith(
-        "application/x-www-form-urlencoded"
-    ):
+    if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return None
     body = b""
     async for chunk in request.stream():
@@ -379,8 +378,10 @@ class Pages:
             return None, None, "not an admin credential"
         info = await self.board.db(lambda v: v.store.admin.authenticate(credential))
         if info is None:
-            return None, credential.credential_id, (
-                f"admin credential {credential.credential_id} is unknown or revoked"
+            return (
+                None,
+                credential.credential_id,
+                (f"admin credential {credential.credential_id} is unknown or revoked"),
             )
         if not auth.may_view(info.role):
             return None, info.credential_id, f"role {info.role!r} may not view the dashboard"
@@ -466,6 +467,25 @@ class Pages:
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="strict",
                                secure=board.secure_cookies)  # fmt: skip
+        return response
+
+    async def no_such_page(self, request: Request, exc: Exception) -> Response:
+        """A path the dashboard has no page for (404: a mistyped or stale link, a missing
+        static file) or a method it does not take there (405: /logout opened as a link): the
+        dashboard's own page in the reader's language, with the menu when signed in, where
+        Starlette answered "Not Found" or "Method Not Allowed" in plain English text."""
+        board = self.board
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        try:
+            session = await board.session(request)
+        except database_errors():  # the page says only what is missing: no session then
+            session = None
+        response = board.render(
+            request, "error.html", board.lang(request, session), status, session=session,
+            message="not_found" if status == 404 else "forbidden",
+        )  # fmt: skip
+        if isinstance(exc, HTTPException) and exc.headers:
+            response.headers.update(exc.headers)  # 405's Allow
         return response
 
     def page(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -596,9 +616,11 @@ def create_app(config: CollectorConfig, *, secure_cookies: bool = False) -> Star
         Route("/download/{table}", pages.page(pages.download), methods=["GET"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    app = Starlette(
-        routes=routes, exception_handlers=dict.fromkeys(database_errors(), board.database_failed)
-    )
+    handlers: dict[int | type[Exception], ExceptionHandler] = {
+        404: pages.no_such_page, 405: pages.no_such_page,
+        **dict.fromkeys(database_errors(), board.database_failed),
+    }  # fmt: skip
+    app = Starlette(routes=routes, exception_handlers=handlers)
     app.add_middleware(SecurityHeaders)
     app.state.dashboard = board
     return app

@@ -1,0 +1,89 @@
+"""An adversarial review of the dashboard (2026-12-05): what an attacker on the network, a
+Chinese IT administrator and an auditor found, each against the real server (a collector
+with real agents over mutual TLS, the dashboard on a loopback port)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+
+from devposture.agent.transport import open_channel, send_report
+from devposture.collector.clock import utcnow
+from devposture.collector.credentials import VIEWER
+from devposture.collector.store import Store
+from devposture.collector.web.server import start_dashboard
+from tests.conftest import enroll_agent, make_report, running_collector
+from tests.e2e.fleet import closed_session
+from tests.web.conftest import Fleet, fetch, session_cookie
+
+ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
+
+
+@pytest.fixture(scope="module")
+def review(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """One device, 张伟的笔记本💻, in the group "财务部 上海 分部", that used a public Wi-Fi
+    network without a VPN."""
+    root = tmp_path_factory.mktemp("review")
+    now = utcnow()
+    with running_collector(root / "collector") as collector:
+        laptop = enroll_agent(collector, root / "laptop", "张伟的笔记本💻")
+        report = make_report(laptop.enrollment.device_id)
+        report.host.hostname = "张伟的笔记本💻"
+        report.wifi.has_wifi_interface = True
+        report.wifi.sessions.append(
+            closed_session(
+                "星巴克-免费WiFi 🍵", now - dt.timedelta(hours=3), now - dt.timedelta(hours=2)
+            )
+        )
+        with open_channel(laptop.state, laptop.enrollment) as channel:
+            send_report(channel, report)
+        store: Store = collector.store()
+        try:
+            store.identity.set_device_group(laptop.enrollment.device_id, "财务部 上海 分部", now)
+        finally:
+            store.close()
+        viewer = collector.credential("李伟 (IT)", VIEWER)
+        dashboard = start_dashboard(collector.config, "127.0.0.1", 0)
+        try:
+            device = laptop.enrollment.device_id
+            yield Fleet(collector, dashboard, viewer, device, device, "", [device])
+        finally:
+            dashboard.stop()
+
+
+def login_zh(fleet: Fleet) -> str:
+    """Log in from a browser whose first language is Chinese; the session cookie."""
+    answer = fetch(fleet, "POST", "/login", form={"credential": fleet.viewer}, headers=ZH)
+    assert answer.status == 303, answer.text
+    return session_cookie(answer)
+
+
+# --- pages that do not exist ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signed_in", [False, True])
+def test_a_path_with_no_page_is_answered_with_the_dashboard_s_page_in_chinese(
+    review: Fleet, signed_in: bool
+) -> None:
+    """A mistyped or stale link (/device/ID for /devices/ID, a removed page) was answered
+    "Not Found" in plain English text, with no menu back: the reader of Chinese got a page
+    with neither."""
+    cookie = login_zh(review) if signed_in else None
+    for path in ("/device/" + review.failing_device, "/nope", "/static/missing.css"):
+        answer = fetch(review, "GET", path, cookie=cookie, headers=ZH)
+        assert answer.status == 404, path
+        assert answer.headers["content-type"].startswith("text/html"), path
+        assert 'lang="zh-CN"' in answer.text and "未找到" in answer.text, path
+        assert answer.headers["cache-control"] == "no-store"
+        assert ('id="nav-devices"' in answer.text) is signed_in, path
+
+
+def test_logout_opened_as_a_link_is_answered_with_a_page_not_plain_text(review: Fleet) -> None:
+    """GET /logout (typed, or a bookmark) was "Method Not Allowed" in English text."""
+    cookie = login_zh(review)
+    answer = fetch(review, "GET", "/logout", cookie=cookie, headers=ZH)
+    assert answer.status == 405 and "POST" in answer.headers["allow"]
+    assert "请求被拒绝" in answer.text and 'id="logout"' in answer.text
+    assert fetch(review, "GET", "/", cookie=cookie).status == 200  # still signed in
