@@ -25,6 +25,12 @@ machine (tests/fixtures/windows/README.md, "route_print"):
     name before "TAP-Windows".
 H3C iNode, Huawei SecoClient, Hillstone Secure Connect, Topsec and Qi-Anxin VPN are not listed:
 no public output naming their Windows adapters was found, and a guessed name is not a source.
+
+Game accelerators install the same TAP driver under their own name, but route only the games'
+traffic: WeChat's goes out on the public network as before, so they are not the VPN clause
+6.3.2 asks for. Each is named where it was seen on a real machine:
+  * NetEase UU (网易UU加速器): "Netease UU TAP-Win32 Adapter V9.21", a Chinese laptop's whole
+    `ipconfig /all` (tests/fixtures/windows/ipconfig, index id 4123466407).
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("sangfor atrust", "Sangfor aTrust"),
 )
 _NOT_VPN_TUNNELS = ("isatap", "teredo", "6to4", "ip-https")
+# Virtual NICs that carry only some applications' traffic, checked first (see above).
+_NOT_VPN_DESCRIPTIONS = ("netease uu",)
 # psutil reports Windows interfaces by connection name ("OpenVPN Wintun", "WireGuard").
 NAME_HINTS: tuple[tuple[str, str], ...] = (
     ("wireguard", "wireguard"),
@@ -62,6 +70,8 @@ NAME_HINTS: tuple[tuple[str, str], ...] = (
 def adapter_kind(adapter: Adapter) -> str:
     """The VPN kind of an adapter, or "" when it is not a VPN."""
     description = adapter.description.lower()
+    if any(needle in description for needle in _NOT_VPN_DESCRIPTIONS):
+        return ""
     for needle, kind in DESCRIPTIONS:
         if needle in description:
             return kind
