@@ -48,6 +48,7 @@ from devposture.collector.web.views import (
     PolicyUnavailable,
     Trend,
     Views,
+    trend_days,
 )
 from devposture.policy import Policy
 from devposture.policy.catalogs import Lang
@@ -510,7 +511,7 @@ class Pages:
         group = request.query_params.get("group", "").strip()[:64]
         view = await self.board.db(lambda v: v.overview(group))
         series = _labelled(view.trend, view.policy, lang)
-        weeks = [m.astimezone(zone_of(view.policy)).strftime("%m-%d") for m in view.trend.moments]
+        weeks = [f"{day:%m-%d}" for day in trend_days(view.trend.moments, zone_of(view.policy))]
         # The SVGs are built by charts.py, which escapes every text it places.
         words = i18n.words(lang)
         svg = charts.trend_svg(weeks, series, words.trend, f"{words.week_ending} {{label}}")

@@ -34,7 +34,13 @@ from devposture.collector.reports import (
 from devposture.collector.store.device_list import ListedDevice
 from devposture.collector.web import records
 from devposture.collector.web.failing_rows import failing_page_rows
-from devposture.collector.web.views import REPORTS_SHOWN, FailingFilters, Filters, Views
+from devposture.collector.web.views import (
+    REPORTS_SHOWN,
+    FailingFilters,
+    Filters,
+    Views,
+    trend_days,
+)
 from devposture.policy.catalogs import Lang
 
 Table = tuple[tuple[str, ...], list[Row]]
@@ -140,11 +146,11 @@ def _reports(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
 
 
 def _trend(views: Views, q: Mapping[str, str], lang: Lang) -> Table:
-    """The trend's values: a row per check, a column per week's end (local date), in %."""
+    """The trend's values: a row per check, a column per week's end, in %: headed by the
+    week's last day (local date; the last column today's, now), as the page labels them."""
     policy, at = views.policy(), utcnow()
-    zone = zone_of(policy)
     moments, series = views.trend_points(policy, at)
-    weeks = tuple(m.astimezone(zone).strftime("%Y-%m-%d") for m in moments)
+    weeks = tuple(day.isoformat() for day in trend_days(moments, zone_of(policy)))
     rows: list[Row] = []
     for line in series:
         spec = policy.check(line.name)

@@ -531,6 +531,16 @@ class Views:
         ]
 
 
+def trend_days(moments: list[dt.datetime], zone: dt.tzinfo) -> list[dt.date]:
+    """The local day each of the trend's points closes, which labels it: a week's end (Monday
+    00:00) is labelled with the Sunday that ended then, the week's last day ("week ending
+    11-29", "截至 11-29"), as the daily records that hold it are keyed
+    (`fleet_history.day_ended_by`); the last point, now, with today. The Monday's own date
+    read as a week ending a day later in English, and in Chinese as up to and including a
+    day that the point holds nothing of."""
+    return [dt.date.fromisoformat(fleet_history.day_ended_by(m, zone)) for m in moments]
+
+
 def _timeline(mine: list[Change], at: dt.datetime) -> list[TimelineEntry]:
     """Each state of one check from when until when, newest first (as `report history`);
     none for a check without history (a device enrolled that has not reported yet)."""
@@ -546,7 +556,7 @@ def _timeline(mine: list[Change], at: dt.datetime) -> list[TimelineEntry]:
 
 __all__ = [
     "COMPLIANT", "NOT_PASSING", "STATES", "DeviceList", "DevicePage", "FailingFilters",
-    "Filters", "Overview", "Trend", "Views",
+    "Filters", "Overview", "Trend", "Views", "trend_days",
 ]  # fmt: skip
 
 

@@ -5,6 +5,7 @@ with real agents over mutual TLS, the dashboard on a loopback port)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +20,7 @@ from tests.e2e.fleet import closed_session
 from tests.web.conftest import Fleet, fetch, session_cookie
 
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
+BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +89,35 @@ def test_logout_opened_as_a_link_is_answered_with_a_page_not_plain_text(review: 
     assert answer.status == 405 and "POST" in answer.headers["allow"]
     assert "请求被拒绝" in answer.text and 'id="logout"' in answer.text
     assert fetch(review, "GET", "/", cookie=cookie).status == 200  # still signed in
+
+
+# --- the trend's weeks ---------------------------------------------------------------------
+
+
+def _sundays(at: dt.datetime) -> list[dt.date]:
+    """The last days of the trend's past weeks at `at`, in Beijing: the Sundays before."""
+    today = at.astimezone(BEIJING).date()
+    last_sunday = today - dt.timedelta(days=today.weekday() + 1)
+    return [last_sunday - dt.timedelta(weeks=k) for k in range(6, -1, -1)]
+
+
+def test_each_week_of_the_trend_is_labelled_with_its_last_day(review: Fleet) -> None:
+    """A week's point is the fleet at its end, Monday 00:00 in Beijing; it was labelled with
+    that Monday ("Week ending 11-30", "截至 11-30" for the week of 11-23 to 11-29), on the
+    chart, in its values' table and as the download's column."""
+    cookie = login_zh(review)
+    before = _sundays(utcnow())
+    page = fetch(review, "GET", "/", cookie=cookie).text
+    download = fetch(review, "GET", "/download/trend?format=csv", cookie=cookie).text
+    after = _sundays(utcnow())
+    table = page[page.index('id="trend-values"') :]
+    heads = re.findall(r'<th class="n">([^<]*)</th>', table[: table.index("</thead>")])
+    columns = download.lstrip("\ufeff").splitlines()[0].split(",")[4:]
+    chart = re.findall(r"<title>截至 (\d\d-\d\d)", page)
+    for sundays in {tuple(before), tuple(after)}:  # a Monday's midnight may fall in between
+        if heads[:-1] == [f"{d:%m-%d}" for d in sundays]:
+            assert heads[-1] == "当前" and chart[:-1] == heads[:-1]
+            assert columns[:-1] == [d.isoformat() for d in sundays]
+            assert all(d.weekday() == 6 for d in sundays)
+            return
+    raise AssertionError((heads, columns, before))
