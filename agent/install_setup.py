@@ -45,6 +45,7 @@ from devposture.agent.state import (
     AgentState,
     ensure_private_dir,
     platform_state_dir,
+    temporary_of,
     write_atomic,
 )
 from devposture.agent.toml_edit import TomlEditError, Value, set_values
@@ -394,9 +395,7 @@ def _purge_state(state_dir: Path) -> str:
     others = []
     for entry in state_dir.iterdir():
         name = entry.name
-        ours = name in STATE_ENTRIES or (
-            name.startswith(".") and name.endswith(".tmp") and name[1:-4] in STATE_ENTRIES
-        )  # fmt: skip
+        ours = name in STATE_ENTRIES or temporary_of(name) in STATE_ENTRIES
         if not ours:
             others.append(name)
         elif entry.is_dir() and not entry.is_symlink():

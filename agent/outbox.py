@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +58,12 @@ from devposture.agent.outbox_file import (
     file_name,
     kind_of,
 )
-from devposture.agent.state import ensure_private_dir, fsync_dir, write_atomic
+from devposture.agent.state import (
+    ensure_private_dir,
+    fsync_dir,
+    is_stale_temporary,
+    write_atomic,
+)
 from devposture.v1 import devposture_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -68,9 +72,6 @@ DEFAULT_MAX_BYTES: Final = 32 * 1024 * 1024
 ASIDE_MAX_FILES: Final = 100
 ASIDE_MAX_BYTES: Final = 4 * 1024 * 1024
 COUNTERS_FILE: Final = "counters.json"
-# A temporary file younger than this may belong to a write in progress in another process
-# (`devposture-agent once` while the service runs); older ones are leftovers of a crash.
-TEMP_GRACE_SECONDS: Final = 60.0
 _COUNTERS: Final = ("coalesced_total", "dropped_total", "corrupt_total")
 # 1990-01-01T00:00:00Z in µs. A report dated before it was collected by a clock that was never
 # set (1970 on a computer without a battery-backed clock, before it synchronised): the
@@ -224,7 +225,7 @@ class Outbox:
             return entries
         with listing:
             for item in listing:
-                if _is_stale_temporary(item):
+                if is_stale_temporary(item):
                     Path(item.path).unlink(missing_ok=True)
                 elif item.name.endswith(SUFFIX) and item.is_file(follow_symlinks=False):
                     try:
@@ -342,15 +343,6 @@ def _set_aside_reports(folder: Path) -> Iterator[tuple[float, str, int]]:
             yield status.st_mtime, item.name, status.st_size
 
 
-def _is_stale_temporary(item: os.DirEntry[str]) -> bool:
-    if not (item.name.startswith(".") and item.name.endswith(".tmp")):
-        return False
-    try:
-        return time.time() - item.stat(follow_symlinks=False).st_mtime > TEMP_GRACE_SECONDS
-    except FileNotFoundError:
-        return False
-
-
 def _non_negative(value: object) -> int:
     if not isinstance(value, int) or value < 0:
         raise ValueError(f"not a count: {value!r}")
@@ -372,6 +364,7 @@ def _not_after_its_own_time(report: pb.PostureReport) -> None:
         return
     own = report.collected_at
     if (delivery.oldest_pending_at.seconds, delivery.oldest_pending_at.nanos) > (
-        own.seconds, own.nanos
+        own.seconds,
+        own.nanos,
     ):
         delivery.oldest_pending_at.CopyFrom(own)

@@ -93,6 +93,13 @@ def ensure_fresh_certificate(
     if not force and not renewal_due(validity, now):
         return RenewalResult(Outcome.NOT_DUE, expires_at=expires_at)
     failures, next_attempt = _load_backoff(state)
+    if next_attempt is not None and next_attempt - now > LONGEST_RETRY:
+        # No retry is set further ahead than the longest step: this one was set by a clock
+        # that ran ahead (a wrong RTC at boot) and has been set back since. Obeyed, it held
+        # renewal back by as much, then the reestablishment of an expired certificate, and
+        # every report waited in the outbox.
+        log.info("the next renewal attempt was set by a clock that ran ahead; trying now")
+        next_attempt = None
     if not force and next_attempt is not None and now < next_attempt:
         return RenewalResult(
             Outcome.BACKING_OFF,

@@ -7,10 +7,13 @@ fsync the folder), so a crash leaves either the old state or the new one, never 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import secrets
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,9 +28,9 @@ AGENT_FILE = "agent.json"
 KEY_FILE = "device.key"
 CERT_FILE = "device.crt"
 CA_FILE = "ca.crt"
-# Every name the agent writes in its state folder (and `.NAME.tmp` while writing one), so that
-# uninstalling with purge deletes these and nothing else from a folder IT chose
-# (agent.install_setup.cleanup). A new file in the state folder is added here.
+# Every name the agent writes in its state folder (and `.NAME.<16 hex>.tmp` while writing one,
+# `temporary_of`), so that uninstalling with purge deletes these and nothing else from a folder
+# IT chose (agent.install_setup.cleanup). A new file in the state folder is added here.
 STATE_ENTRIES = frozenset({
     "agent.json", "device.key", "device.crt", "ca.crt", "command-cache.json",
     "wifi-sessions.json", "outbox", "network-hash.key", "agent-config.pb", "last-verdicts.pb",
@@ -79,10 +82,57 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+# A temporary older than this is a crash's leftover; a younger one may be another process's
+# write in progress (`devposture-agent once` while the service runs).
+TEMP_GRACE_SECONDS = 60.0
+_TEMPORARY = re.compile(r"^\.(.+?)(?:\.[0-9a-f]{16})?\.tmp$")
+
+
+def temporary_of(name: str) -> str | None:
+    """The file a temporary of `write_atomic` named `name` was to become (`.NAME.<16 hex>.tmp`,
+    or `.NAME.tmp` from an earlier agent), or None when `name` is no such temporary."""
+    found = _TEMPORARY.match(name)
+    return found[1] if found else None
+
+
+def is_stale_temporary(item: os.DirEntry[str]) -> bool:
+    """Whether `item` is a temporary of `write_atomic` left by a crash: one whose time is more
+    than the grace away from now, either way (written while the clock was days ahead, then set
+    back, it was in the future and never looked old)."""
+    if not (item.name.startswith(".") and item.name.endswith(".tmp")):
+        return False
+    try:
+        age = time.time() - item.stat(follow_symlinks=False).st_mtime
+    except FileNotFoundError:
+        return False
+    return abs(age) > TEMP_GRACE_SECONDS
+
+
+def remove_stale_temporaries(directory: Path) -> None:
+    """Delete the temporaries crashes left in the state folder `directory` (see
+    `is_stale_temporary`): only of the agent's own files, as IT may have chosen a folder
+    that holds others."""
+    try:
+        listing = os.scandir(directory)
+    except OSError:
+        return
+    with listing:
+        for item in listing:
+            if temporary_of(item.name) in STATE_ENTRIES and is_stale_temporary(item):
+                with contextlib.suppress(OSError):
+                    Path(item.path).unlink()
+
+
 def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replace `path` with `data` so that a crash at any point leaves one whole version."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    """Replace `path` with `data` so that a crash at any point leaves one whole version.
+
+    The temporary is this write's own: two processes writing the same file (the service and
+    `once` saving the configuration a collector handed out) shared `.NAME.tmp`, and the
+    second truncated and renamed the first's bytes, whose own rename then failed. Now the last
+    rename wins, whole. A crash leaves the temporary, removed once stale
+    (`remove_stale_temporaries`: the outbox's scans, the state's `load`)."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -167,7 +217,8 @@ class AgentState:
                     "the state folder {path} cannot keep this computer's key for hashing"
                     " Wi-Fi names ({problem}): free space on its disk, or let the agent's"
                     " account write there, then try again",
-                    path=self.directory, problem=exc,
+                    path=self.directory,
+                    problem=exc,
                 ) from exc
         return key
 
@@ -265,7 +316,8 @@ class AgentState:
                 "the state folder {path} cannot be written ({problem}): run the command as"
                 " root (an administrator on Windows), as the agent's service runs, or give"
                 " --state a folder you can write; the token was not used",
-                path=self.directory, problem=exc.strerror or exc,
+                path=self.directory,
+                problem=exc.strerror or exc,
             ) from exc
 
     def save(self, enrollment: Enrollment, key_pem: bytes, cert_pem: bytes, ca_pem: bytes) -> None:
@@ -278,6 +330,7 @@ class AgentState:
         write_atomic(self.directory / AGENT_FILE, payload)
 
     def load(self) -> Enrollment:
+        remove_stale_temporaries(self.directory)
         path = self.directory / AGENT_FILE
         if not path.is_file():
             raise StateError(
@@ -290,7 +343,8 @@ class AgentState:
         except (ValueError, TypeError) as exc:
             raise StateError(
                 "{file} in the state folder is damaged ({problem}): enroll again with --force",
-                file=AGENT_FILE, problem=exc,
+                file=AGENT_FILE,
+                problem=exc,
             ) from exc
         for needed in (self.key_path, self.cert_path, self.ca_path):
             if not needed.is_file():
@@ -307,6 +361,7 @@ class AgentState:
                 kind = labels[0].decode("ascii").lower()
                 raise StateError(
                     "{file} in the state folder is damaged ({problem}): enroll again with --force",
-                    file=path.name, problem=f"no PEM {kind} in it",
+                    file=path.name,
+                    problem=f"no PEM {kind} in it",
                 )
         return enrollment

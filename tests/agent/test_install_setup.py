@@ -207,7 +207,8 @@ def test_purge_deletes_only_the_agents_files_from_a_state_folder_it_shares(
     elsewhere = tmp_path / "srv"
     (elsewhere / "outbox").mkdir(parents=True)
     (elsewhere / "outbox" / "1.report").write_bytes(b"report")
-    for name in (AGENT_FILE, "device.key", "device.crt", ".renewal.json.tmp"):
+    for name in (AGENT_FILE, "device.key", "device.crt", ".renewal.json.tmp",
+                 ".agent-config.pb.0123456789abcdef.tmp"):  # fmt: skip
         (elsewhere / name).write_text("ours")
     (elsewhere / "payroll.xlsx").write_text("not ours")
     (tmp_path / "etc").mkdir()

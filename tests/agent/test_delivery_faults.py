@@ -1,0 +1,138 @@
+"""Faults in the agent's durable delivery, as a laptop meets them: two agent processes on one
+state folder (the service and a manual `devposture-agent once`), a clock that ran days ahead
+and was set right, a state folder the kernel made read-only, a power cut (SIGKILL) at each
+step of keeping, sending and forgetting a report. Real files, real processes and signals, a
+real collector over mutual TLS; time is given as data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from devposture.agent.cert_dates import read_validity
+from devposture.agent.outbox import Outbox
+from devposture.agent.renewal import Outcome, ensure_fresh_certificate
+from devposture.agent.state import TEMP_GRACE_SECONDS, AgentState, Enrollment, write_atomic
+from tests.conftest import EnrolledAgent, LiveCollector, make_report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# --- two processes writing one state file ----------------------------------------------------
+
+# A second agent process writing `path` with write_atomic, paused once its bytes are written
+# (at the fsync), until told to go on: what the service does while `once` writes the same file.
+_PAUSED_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from devposture.agent.state import write_atomic
+
+    real_fsync = os.fsync
+    paused = []
+
+    def fsync(fd):
+        if not paused:
+            paused.append(True)
+            print("written", flush=True)
+            sys.stdin.readline()
+        real_fsync(fd)
+
+    os.fsync = fsync
+    write_atomic(Path(sys.argv[1]), sys.argv[2].encode(), 0o600)
+    print("done", flush=True)
+    """
+)
+
+
+def test_two_processes_writing_the_same_state_file_both_succeed(tmp_path: Path) -> None:
+    # The service and `once` both drain: each saves the configuration (agent-config.pb) and
+    # the verdicts (last-verdicts.pb) the collector handed out. Both wrote through the same
+    # temporary (.agent-config.pb.tmp): the second truncated the first's bytes and renamed
+    # them, and the first's rename then failed ("No such file or directory:
+    # .agent-config.pb.tmp"), a traceback in the service's log or "unexpected
+    # FileNotFoundError" from `once`, its round lost.
+    path = tmp_path / "agent-config.pb"
+    other = subprocess.Popen(
+        [sys.executable, "-c", _PAUSED_WRITER, str(path), "the service's version"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert other.stdout is not None and other.stdin is not None
+        assert other.stdout.readline() == "written\n", other.communicate()
+        write_atomic(path, b"once's version", 0o600)
+        assert path.read_bytes() == b"once's version"
+        other.stdin.write("go on\n")
+        other.stdin.flush()
+        out, err = other.communicate(timeout=60)
+    finally:
+        if other.poll() is None:
+            other.kill()
+    assert other.returncode == 0, err
+    assert out == "done\n"
+    assert path.read_bytes() == b"the service's version"  # the last rename wins, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["agent-config.pb"]  # no temporary left
+
+
+def test_a_state_temporary_left_by_a_crash_is_removed_when_the_state_is_loaded(
+    agent: EnrolledAgent,
+) -> None:
+    # With a temporary of its own per write, a crash mid-write leaves one behind: the next
+    # start removes those older than the grace, never one a running process may be writing.
+    directory = agent.state.directory
+    old = directory / ".agent-config.pb.0123456789abcdef.tmp"
+    fresh = directory / ".last-verdicts.pb.fedcba9876543210.tmp"
+    someone_elses = directory / ".payroll.xlsx.tmp"  # IT may have chosen a shared folder
+    for leftover in (old, fresh, someone_elses):
+        leftover.write_bytes(b"half")
+    long_ago = time.time() - TEMP_GRACE_SECONDS - 5
+    for leftover in (old, someone_elses):
+        os.utime(leftover, (long_ago, long_ago))
+    AgentState(directory).load()
+    assert not old.exists()
+    assert fresh.exists() and someone_elses.exists()
+
+
+# --- the clock -------------------------------------------------------------------------------
+
+
+def test_a_renewal_retry_time_set_by_a_clock_days_ahead_does_not_hold_renewal_back(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    # The laptop booted with its clock 30 days ahead (a wrong RTC): by it the certificate had
+    # expired, the agent tried to reestablish, the collector was out of reach, and renewal.json
+    # said "next attempt after" 30 days on. Once the clock was set right the agent waited for
+    # that date: no renewal, then no reestablishment once the certificate really expired, and
+    # its reports stayed in the outbox for a month.
+    validity = read_validity(agent.state.cert_path.read_bytes())
+    unreachable = Enrollment(**{**agent.enrollment.__dict__, "report_port": 1,
+                                "enroll_port": 1})  # fmt: skip
+    ahead = validity.not_after + dt.timedelta(days=30)
+    assert ensure_fresh_certificate(agent.state, unreachable, ahead).outcome is Outcome.FAILED
+    due = validity.not_after - dt.timedelta(hours=1)  # the clock set right, and renewal due
+    result = ensure_fresh_certificate(agent.state, agent.enrollment, due)
+    assert result.outcome is Outcome.RENEWED, result.detail
+    assert not (agent.state.directory / "renewal.json").exists()
+    # A retry time within the longest step is still obeyed.
+    assert ensure_fresh_certificate(agent.state, unreachable, due, force=True).outcome is (
+        Outcome.FAILED
+    )
+    backing = ensure_fresh_certificate(agent.state, unreachable, due + dt.timedelta(minutes=1))
+    assert backing.outcome is Outcome.BACKING_OFF
+
+
+def test_a_crashed_write_dated_ahead_by_the_clock_is_still_removed(tmp_path: Path) -> None:
+    # Written (and left by a crash) while the clock was days ahead, then the clock set back:
+    # its time lay in the future, it never looked older than the grace, and it stayed.
+    outbox = Outbox(tmp_path)
+    ahead = time.time() + 3 * 86400
+    leftover = tmp_path / ".00000000001733040000000000-c-0123456789ab-x.report.tmp"
+    leftover.write_bytes(b"half a report")
+    os.utime(leftover, (ahead, ahead))
+    outbox.put(make_report("device-1"))
+    assert not leftover.exists()
