@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devposture.collector.clock import utcnow
+from devposture.policy.cli_messages import BadValue
 
 DEVICE_URI_PREFIX = "urn:devposture:device:"
 CA_LIFETIME = dt.timedelta(days=3650)
@@ -33,8 +34,10 @@ BACKDATE = dt.timedelta(hours=1)
 CertificateIssuerKey = ec.EllipticCurvePrivateKey
 
 
-class CsrRejected(ValueError):
-    """A certificate signing request that the collector will not sign; the message says why."""
+class CsrRejected(BadValue):
+    """A certificate signing request that the collector will not sign; the message says why
+    and what to do, worded in the reader's language (the ports send it worded, as their other
+    refusals: an employee reading Chinese read these in English)."""
 
 
 def new_private_key() -> ec.EllipticCurvePrivateKey:
@@ -195,13 +198,17 @@ class Authority:
         blocks = pem_blocks(csr_pem)
         if blocks > 1:  # the loader reads the first and would quietly drop the rest
             raise CsrRejected(
-                f"csr_pem must hold one PEM certificate request, not {blocks}: send the"
-                " request of this computer's own key alone"
+                "csr_pem must hold one PEM certificate request, not {blocks}: send the"
+                " request of this computer's own key alone",
+                blocks=blocks,
             )
         try:
             csr = x509.load_pem_x509_csr(csr_pem)
         except ValueError as exc:
-            raise CsrRejected("the certificate signing request is not valid PEM PKCS#10") from exc
+            raise CsrRejected(
+                "the certificate signing request is not valid PEM PKCS#10: update the agent,"
+                " or enroll again (`devposture-agent enroll --force`)"
+            ) from exc
         try:
             public_key = csr.public_key()
             signature_ok = csr.is_signature_valid
@@ -210,11 +217,17 @@ class Authority:
         except (InvalidSignature, ValueError):
             signature_ok = False
         if not signature_ok:
-            raise CsrRejected("the certificate signing request's signature does not verify")
+            raise CsrRejected(
+                "the certificate signing request's signature does not verify: enroll again"
+                " (`devposture-agent enroll --force`)"
+            )
         if not isinstance(public_key, ec.EllipticCurvePublicKey):
             raise CsrRejected("device keys must be ECDSA (P-256 or P-384)")
         if public_key.curve.name not in ("secp256r1", "secp384r1"):
-            raise CsrRejected(f"unsupported curve {public_key.curve.name}: use P-256 or P-384")
+            raise CsrRejected(
+                "unsupported curve {curve}: device keys must be ECDSA (P-256 or P-384)",
+                curve=public_key.curve.name,
+            )
         device_id = device_id_for_public_key(public_key)
         subject = x509.Name(
             [

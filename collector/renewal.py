@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from devposture.collector.pki import device_id_for_certificate, pem_blocks
+from devposture.policy.cli_messages import BadValue
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1.proofs import reestablish_payload
 
@@ -29,8 +30,9 @@ SIGNATURE_WINDOW = dt.timedelta(hours=24)
 MAX_PEM_BYTES = 16 * 1024
 
 
-class ProofRejected(ValueError):
-    """The reestablishment does not prove the device's identity; the message says why."""
+class ProofRejected(BadValue):
+    """The reestablishment does not prove the device's identity; the message says why and
+    what to do, worded in the reader's language (the enrollment port sends it worded)."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,9 @@ def verify_reestablish(
         )
     if cert.not_valid_after_utc < now - MAX_EXPIRED:
         raise ProofRejected(
-            f"the certificate expired more than {MAX_EXPIRED.days} days ago:"
-            " enroll this computer again with a new token"
+            "the certificate expired more than {days} days ago:"
+            " enroll this computer again with a new token",
+            days=MAX_EXPIRED.days,
         )
     if not csr_signed or _spki(keys[0]) != _spki(keys[1]):
         raise ProofRejected("the new request is not signed by the certificate's own key")

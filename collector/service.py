@@ -88,7 +88,7 @@ from devposture.collector.tokens import TokenFormatError, parse_token
 from devposture.collector.trust import Trust
 from devposture.policy import Policy
 from devposture.policy.checks import CheckParameters, evaluate, utc
-from devposture.policy.cli_messages import ERROR_METADATA, Said
+from devposture.policy.cli_messages import ERROR_METADATA, Said, said
 from devposture.policy.time_zone import company_zone
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -105,6 +105,11 @@ PUSH_BACK_MS = 5_000
 # A group of reports the database failed to store (an outage, an I/O error): in both languages,
 # as the other outage answers (collector/outage.py).
 STORING_FAILED = "the collector could not store the report (采集器暂时无法保存报告)"
+# A request's csr_pem missing or over MAX_CSR_BYTES.
+ONE_REQUEST = said(
+    "csr_pem must hold one PEM certificate request of at most {size} KiB",
+    size=MAX_CSR_BYTES // 1024,
+)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -196,14 +201,16 @@ def _identity_call(rpc: str) -> Callable[[IdentityMethod[Q, R]], IdentityMethod[
 
 
 async def _abort_worded(
-    context: grpc.aio.ServicerContext[object, object], code: grpc.StatusCode, message: str | Said
-) -> NoReturn:
+    context: grpc.aio.ServicerContext[object, object], code: grpc.StatusCode, message: str | Said,
+    trailing: tuple[tuple[str, str], ...] = (),
+) -> NoReturn:  # fmt: skip
     """End the call with `code`: a sentence (`Said`) goes as its English, and worded in the
-    trailing metadata for the agent to word in its reader's language; a text as it is."""
+    trailing metadata for the agent to word in its reader's language; a text as it is.
+    `trailing` goes beside (a retry hint)."""
     if isinstance(message, Said) and not message.as_is:
         wire = json.dumps(message.data(), sort_keys=True)
-        await context.abort(code, str(message), trailing_metadata=((ERROR_METADATA, wire),))
-    await context.abort(code, str(message))
+        trailing = ((ERROR_METADATA, wire), *trailing)
+    await context.abort(code, str(message), trailing_metadata=trailing)
     raise AssertionError("abort returns only by raising")  # pragma: no cover
 
 
@@ -516,15 +523,13 @@ class CollectorService(pb_grpc.CollectorServicer):
         except TokenFormatError as exc:
             await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, exc.said)
         if not request.csr_pem or len(request.csr_pem) > MAX_CSR_BYTES:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "csr_pem must hold one PEM certificate request"
-            )
+            await _abort_worded(context, grpc.StatusCode.INVALID_ARGUMENT, ONE_REQUEST)
         try:
             device_id, cert = self._trust.signing_authority().sign_device_csr(
                 request.csr_pem.encode("ascii", "replace"), self._lifetime
             )
         except CsrRejected as exc:  # counted: anyone may call this port, as often as it likes
-            await self._refuse(context, address, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await self._refuse(context, address, grpc.StatusCode.INVALID_ARGUMENT, exc.said)
         host = request.host
         record = DeviceRecord(
             device_id=device_id,
@@ -574,12 +579,12 @@ class CollectorService(pb_grpc.CollectorServicer):
             if busy.first:
                 log.warning("too many enrollment attempts at once from %s: turning some away",
                             address)  # fmt: skip
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many enrollment attempts from {address} at once: retry in"
-                f" {hint / 1000:.0f} s, one at a time",
-                trailing_metadata=(("retry-after-ms", str(hint)),),
-            )
+            await _abort_worded(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                said("too many enrollment attempts from {address} at once: retry in {seconds} s,"
+                     " one at a time", address=address, seconds=f"{hint / 1000:.0f}"),
+                (("retry-after-ms", str(hint)),),
+            )  # fmt: skip
 
     async def _refuse(
         self, context: grpc.aio.ServicerContext[object, object], address: str,
@@ -653,7 +658,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         try:
             proven = verify_reestablish(request, self._trust.trusted_cas(), now)
         except ProofRejected as exc:
-            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, exc.said)
         admission = await self._in_db(
             lambda: self._store.identity.admit(proven.device_id, proven.serial, now)
         )
@@ -670,7 +675,8 @@ class CollectorService(pb_grpc.CollectorServicer):
         if not fresh:
             await self._refuse(
                 context, address, grpc.StatusCode.UNAUTHENTICATED,
-                "this proof is not newer than the last one accepted (a replay?): sign a new one",
+                said("this proof is not newer than the last one accepted (a replay?): sign a"
+                     " new one"),
             )  # fmt: skip
         cert = await self._sign(context, request.csr_pem, proven.device_id)
         generation = await self._in_db(
@@ -687,21 +693,19 @@ class CollectorService(pb_grpc.CollectorServicer):
     ) -> x509.Certificate:
         """A new certificate for `device_id` from a request over that device's own key."""
         if not csr_pem or len(csr_pem) > MAX_CSR_BYTES:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT, "csr_pem must hold one PEM certificate request"
-            )
+            await _abort_worded(context, grpc.StatusCode.INVALID_ARGUMENT, ONE_REQUEST)
         try:
             signed_id, cert = self._trust.signing_authority().sign_device_csr(
                 csr_pem.encode("ascii", "replace"), self._lifetime
             )
         except CsrRejected as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            await _abort_worded(context, grpc.StatusCode.INVALID_ARGUMENT, exc.said)
         if signed_id != device_id:
-            await context.abort(
-                grpc.StatusCode.PERMISSION_DENIED,
-                "the renewal request is over another key than the device's: a renewal keeps the"
-                " key; to change keys, enroll again",
-            )
+            await _abort_worded(
+                context, grpc.StatusCode.PERMISSION_DENIED,
+                said("the renewal request is over another key than the device's: a renewal"
+                     " keeps the key; to change keys, enroll again"),
+            )  # fmt: skip
         return cert
 
     def _renewed(self, cert: x509.Certificate, generation: int) -> pb.RenewResponse:
@@ -716,25 +720,28 @@ class CollectorService(pb_grpc.CollectorServicer):
         or retired, and not presenting a certificate older than one already in use (a clone)."""
         peer = peer_of(context)
         if peer is None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "this call needs the device's client certificate: send it to the report port"
-                " over mutual TLS",
-            )
+            await _abort_worded(
+                context, grpc.StatusCode.UNAUTHENTICATED,
+                said("this call needs the device's client certificate: send it to the report"
+                     " port over mutual TLS"),
+            )  # fmt: skip
         # Before any database work: a flooding device costs the others nothing.
         wait = self._limiter.acquire(peer.device_id)
         if wait > 0:
             hint = retry_after_ms(wait)
             limiter = self._limiter
-            shared = (f", this collector's share of {limiter.serving} serving"
-                      if limiter.serving > 1 else "")  # fmt: skip
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"device {peer.device_id} is calling too often (at most"
-                f" {limiter.calls_per_minute:g} calls a minute, {limiter.burst} in a"
-                f" burst{shared}): retry in {hint / 1000:.1f} s",
-                trailing_metadata=(("retry-after-ms", str(hint)),),
-            )
+            rate = dict(device=peer.device_id, calls=f"{limiter.calls_per_minute:g}",
+                        burst=limiter.burst, seconds=f"{hint / 1000:.1f}")  # fmt: skip
+            too_often = (
+                said("device {device} is calling too often (at most {calls} calls a minute,"
+                     " {burst} in a burst, this collector's share of {serving} serving): retry"
+                     " in {seconds} s", serving=limiter.serving, **rate)
+                if limiter.serving > 1
+                else said("device {device} is calling too often (at most {calls} calls a"
+                          " minute, {burst} in a burst): retry in {seconds} s", **rate)
+            )  # fmt: skip
+            await _abort_worded(context, grpc.StatusCode.RESOURCE_EXHAUSTED, too_often,
+                                (("retry-after-ms", str(hint)),))  # fmt: skip
         cache = self.admissions
         admission = None if cache is None else cache.get(peer.device_id, peer.serial)
         if admission is not None:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPri
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from devposture.agent.enroll import make_csr
+from devposture.agent.transport import open_channel
 from devposture.collector import server as collector_server
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
@@ -39,9 +40,11 @@ from devposture.collector.store.guesses import ENROLLMENT
 from devposture.collector.throttle import peer_address, source
 from devposture.collector.tokens import new_token
 from devposture.net.pinning import fingerprint
+from devposture.net.rpc_status import worded_trailer
+from devposture.policy.cli_messages import Said
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
-from tests.conftest import LiveCollector, host_info
+from tests.conftest import EnrolledAgent, LiveCollector, host_info
 from tests.databases import collector_database, fresh_database
 
 BAD_TOKEN = "dpt_0123456789abcdef_" + "A" * 43
@@ -293,3 +296,53 @@ def test_a_hostname_with_control_characters_is_shown_escaped_not_obeyed(
     # Files for programs keep the name as the device sent it (JSON escapes it itself).
     assert collector_cli(["device", "list", "--format", "json", "--data", data]) == 0
     assert HOSTILE_HOSTNAME in json.loads(capsys.readouterr().out)[0].values()
+
+
+# --- every refusal in the reader's words ----------------------------------------------------
+
+
+def _worded(call: grpc.Call) -> Said:
+    """The refusal as the collector sent it for the agent to word: its English is the status's
+    details (what an older agent shows) and it is a sentence, not a text as it is."""
+    sentence = worded_trailer(call)
+    assert sentence is not None, call.details()
+    assert not sentence.as_is
+    assert str(sentence) == call.details()
+    return sentence
+
+
+def test_a_refused_key_renewal_and_proof_are_sent_worded(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    """They reached a Chinese reader in English (`enrollment failed (INVALID_ARGUMENT): device
+    keys must be ECDSA …`), where the token's refusals beside them were worded."""
+    weak = _refused(live_collector, live_collector.token(),
+                    _csr_pem(rsa.generate_private_key(65537, 1024)))  # fmt: skip
+    assert weak.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert _worded(weak).english == "device keys must be ECDSA (P-256 or P-384)"
+    curve = _refused(live_collector, live_collector.token(),
+                     _csr_pem(ec.generate_private_key(ec.SECP192R1())))  # fmt: skip
+    assert _worded(curve).params == {"curve": "secp192r1"}
+    empty = _refused(live_collector, live_collector.token(), "")
+    assert empty.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "csr_pem" in str(_worded(empty))
+
+    other = make_csr(ec.generate_private_key(ec.SECP256R1()), "x").decode()
+    with (
+        open_channel(agent.state, agent.enrollment) as channel,
+        pytest.raises(grpc.RpcError) as renewal,
+    ):
+        pb_grpc.CollectorStub(channel).Renew(pb.RenewRequest(csr_pem=other), timeout=30)
+    assert isinstance(renewal.value, grpc.Call)
+    assert renewal.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "another key" in str(_worded(renewal.value))
+
+    proof = pb.ReestablishRequest(
+        certificate_pem=agent.state.cert_path.read_text(encoding="ascii"),
+        csr_pem=make_csr(ec.generate_private_key(ec.SECP256R1()), "x").decode(),
+    )
+    with _enroll_port(live_collector) as channel, pytest.raises(grpc.RpcError) as reestablish:
+        pb_grpc.CollectorStub(channel).Reestablish(proof, timeout=30)
+    assert isinstance(reestablish.value, grpc.Call)
+    assert reestablish.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert "own key" in str(_worded(reestablish.value))
