@@ -10,6 +10,10 @@ with its parameters; any other is sent as its text.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+
+from devposture.collector.company_time import shown
 from devposture.collector.read_back import read_back
 from devposture.policy.cli_messages import Said, said
 
@@ -30,12 +34,20 @@ _TEMPLATES = (
 DEVICE_STATUS = {"revoked": said("revoked"), "retired": said("retired")}
 
 
-def worded_refusal(text: str) -> Said:
-    """The store's refusal `text` as its template and parameters; as it is when none fits."""
+def worded_refusal(text: str, zone: dt.tzinfo | None = None) -> Said:
+    """The store's refusal `text` as its template and parameters; as it is when none fits.
+    With `zone` (the company's), a time the store gives (in UTC, ISO 8601) is shown in it, as
+    every other time the employee and IT read: "2026-12-03 16:00 (UTC+08:00)", not
+    "2026-12-03T08:00:00+00:00"."""
     found = read_back(text, _TEMPLATES)
     if found is None:
         return Said(text, as_is=True)
-    status = found.params.get("status")
+    params = dict(found.params)
+    status = params.get("status")
     if isinstance(status, str):
-        return Said(found.english, {**found.params, "status": DEVICE_STATUS.get(status, status)})
-    return found
+        params["status"] = DEVICE_STATUS.get(status, status)
+    moment = params.get("time")
+    if zone is not None and isinstance(moment, str):
+        with contextlib.suppress(ValueError):  # not a time the store wrote: as it is
+            params["time"] = shown(dt.datetime.fromisoformat(moment), zone)
+    return Said(found.english, params)

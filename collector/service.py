@@ -549,7 +549,7 @@ class CollectorService(pb_grpc.CollectorServicer):
         except TokenRejected as exc:
             log.warning("enrollment refused for token %s: %s", token.token_id, exc)
             await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED,
-                               worded_refusal(str(exc)))  # fmt: skip
+                               worded_refusal(str(exc), self._judging.zone))  # fmt: skip
         log.info("enrolled device %s with token %s", device_id, token.token_id)
         return pb.EnrollResponse(
             device_id=device_id,

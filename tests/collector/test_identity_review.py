@@ -346,3 +346,22 @@ def test_a_refused_key_renewal_and_proof_are_sent_worded(
     assert isinstance(reestablish.value, grpc.Call)
     assert reestablish.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "own key" in str(_worded(reestablish.value))
+
+
+def test_an_expired_token_is_refused_with_its_time_in_the_company_zone(
+    live_collector: LiveCollector,
+) -> None:
+    """It said "expired at 2026-12-03T08:00:00+00:00", UTC in ISO form, where every other
+    time the employee and IT read is the company's (Beijing by default)."""
+    token, expired = new_token(), dt.datetime(2026, 12, 3, 8, 0, tzinfo=dt.UTC)
+    store = live_collector.store()
+    try:
+        store.identity.add_token(token, expired - dt.timedelta(hours=2), expired, uses=1)
+    finally:
+        store.close()
+    csr = make_csr(ec.generate_private_key(ec.SECP256R1()), "pc").decode()
+    refused = _refused(live_collector, str(token), csr)
+    assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
+    sentence = _worded(refused)
+    assert "expired at 2026-12-03 16:00 (UTC+08:00)" in str(sentence)
+    assert "2026-12-03 16:00 (UTC+08:00)" in sentence.worded("zh")
