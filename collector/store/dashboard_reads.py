@@ -341,3 +341,18 @@ class DashboardReads(Part):
         """How many devices each enrollment token enrolled (one pass over the devices)."""
         rows = self._db.execute("SELECT token_id, COUNT(*) FROM devices GROUP BY token_id")
         return {r[0]: int(r[1]) for r in rows}
+
+    # --- dashboard sessions, per credential ----------------------------------------------
+
+    def keep_latest_sessions(self, credential_id: str, keep: int) -> None:
+        """End a credential's sessions but its `keep` most recently seen (`auth.Sessions`
+        calls it before adding one), so that one credential's logins cannot fill the table
+        and push every other person's session out (`DashboardSessions.add`'s bound). Here, not
+        in `sessions`, by the dashboard review's rule for new queries."""
+        with self._write() as cur:
+            cur.execute(
+                "DELETE FROM dashboard_sessions WHERE credential_id = ? AND session_hash NOT IN"
+                " (SELECT session_hash FROM dashboard_sessions WHERE credential_id = ?"
+                " ORDER BY last_seen_us DESC, session_hash LIMIT ?)",
+                (credential_id, credential_id, keep),
+            )

@@ -34,6 +34,10 @@ LANG_COOKIE = "devposture_lang"
 IDLE_SECONDS = 30 * 60
 ABSOLUTE_SECONDS = 8 * 3600
 MAX_SESSIONS = 10_000
+# The sessions one credential keeps (its least recently seen end first): a person's browsers,
+# with room to spare. Without it one credential logging in again and again reached
+# MAX_SESSIONS and ended everyone else's sessions (the least recently seen go first).
+SESSIONS_PER_CREDENTIAL = 20
 # The role a credential needs to see the dashboard (every role ranks at least as viewer).
 REQUIRED_RANK = ROLE_RANK[VIEWER]
 
@@ -83,6 +87,12 @@ class MemorySessions:
     def count(self) -> int:
         return len(self._by_id)
 
+    def keep_latest(self, credential_id: str, keep: int) -> None:
+        mine = sorted((s for s in self._by_id.values() if s.credential_id == credential_id),
+                      key=lambda s: s.last_seen, reverse=True)  # fmt: skip
+        for session in mine[keep:]:
+            del self._by_id[session.session_id]
+
 
 def _us(seconds: float) -> int:
     return round(seconds * 1_000_000)
@@ -95,6 +105,7 @@ class StoredSessions:
 
     def __init__(self, store: Store) -> None:
         self._sessions = store.sessions
+        self._store = store
 
     def add(self, session: Session, keep: int) -> None:
         self._sessions.add(session.session_id, SessionRow(
@@ -124,6 +135,9 @@ class StoredSessions:
     def count(self) -> int:
         return self._sessions.count()
 
+    def keep_latest(self, credential_id: str, keep: int) -> None:
+        self._store.dashboard.keep_latest_sessions(credential_id, keep)
+
 
 class SessionBackend(Protocol):
     def add(self, session: Session, keep: int) -> None: ...
@@ -133,6 +147,7 @@ class SessionBackend(Protocol):
     def end_credential(self, credential_id: str) -> None: ...
     def expire(self, idle_before: float, created_before: float) -> None: ...
     def count(self) -> int: ...
+    def keep_latest(self, credential_id: str, keep: int) -> None: ...
 
 
 @dataclass
@@ -154,6 +169,9 @@ class Sessions:
         )  # fmt: skip
         with self._lock:
             self._expire(now)
+            # Room for this one among the credential's own first: the bound on all sessions
+            # then never ends another person's for this credential's sake.
+            self.backend.keep_latest(credential_id, max(0, SESSIONS_PER_CREDENTIAL - 1))
             self.backend.add(session, MAX_SESSIONS)
         return session
 

@@ -5,6 +5,7 @@ with real agents over mutual TLS, the dashboard on a loopback port)."""
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import re
 from collections.abc import Iterator
 
@@ -12,12 +13,13 @@ import pytest
 
 from devposture.agent.transport import open_channel, send_report
 from devposture.collector.clock import utcnow
-from devposture.collector.credentials import VIEWER
+from devposture.collector.credentials import ADMIN, VIEWER
 from devposture.collector.store import Store
+from devposture.collector.web import auth, downloads
 from devposture.collector.web.server import start_dashboard
 from tests.conftest import enroll_agent, make_report, running_collector
 from tests.e2e.fleet import closed_session
-from tests.web.conftest import Fleet, fetch, session_cookie
+from tests.web.conftest import Fleet, fetch, login, session_cookie
 
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -60,6 +62,17 @@ def login_zh(fleet: Fleet) -> str:
     answer = fetch(fleet, "POST", "/login", form={"credential": fleet.viewer}, headers=ZH)
     assert answer.status == 303, answer.text
     return session_cookie(answer)
+
+
+def fetch_bytes(fleet: Fleet, path: str, cookie: str) -> tuple[int, bytes]:
+    """GET a download: its status and its bytes (an XLSX is no text)."""
+    connection = http.client.HTTPConnection("127.0.0.1", fleet.dashboard.port, timeout=30)
+    try:
+        connection.request("GET", path, headers={"Cookie": cookie})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 # --- pages that do not exist ---------------------------------------------------------------
@@ -121,3 +134,66 @@ def test_each_week_of_the_trend_is_labelled_with_its_last_day(review: Fleet) -> 
             assert all(d.weekday() == 6 for d in sundays)
             return
     raise AssertionError((heads, columns, before))
+
+
+# --- a fleet of none -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def empty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """A collector no device has enrolled with yet (the first day of a rollout)."""
+    with running_collector(tmp_path_factory.mktemp("empty") / "collector") as collector:
+        viewer = collector.credential("李伟 (IT)", ADMIN)
+        dashboard = start_dashboard(collector.config, "127.0.0.1", 0)
+        try:
+            yield Fleet(collector, dashboard, viewer, "", "", "", [])
+        finally:
+            dashboard.stop()
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_every_page_and_download_of_an_empty_fleet(empty: Fleet, lang: str) -> None:
+    cookie = login(empty)
+    for path in ("/", "/devices", "/devices?state=COMPLIANT", "/failing", "/waivers", "/tokens",
+                 "/audit", "/devices?sort=check:firewall&order=desc"):  # fmt: skip
+        answer = fetch(empty, "GET", f"{path}{'&' if '?' in path else '?'}lang={lang}",
+                       cookie=cookie)  # fmt: skip
+        assert answer.status == 200, (path, answer.text[-500:])
+    overview = fetch(empty, "GET", f"/?lang={lang}", cookie=cookie).text
+    assert 'id="device-count">0<' in overview
+    for table in downloads.TABLES:
+        for fmt in ("csv", "xlsx", "json"):
+            status, body = fetch_bytes(empty, f"/download/{table}?format={fmt}&device=x", cookie)
+            assert status == 200 and body, (table, fmt)
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def test_one_credential_s_logins_do_not_end_everyone_else_s_sessions(
+    review: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond MAX_SESSIONS the least recently seen session ends, whoever's it is: one viewer
+    credential logging in over and over (no throttle slows a valid login) signed every
+    administrator out, again and again. A credential now keeps its latest
+    SESSIONS_PER_CREDENTIAL sessions, so one holder cannot fill the table."""
+    monkeypatch.setattr(auth, "MAX_SESSIONS", 6)
+    monkeypatch.setattr(auth, "SESSIONS_PER_CREDENTIAL", 3, raising=False)
+    admin = login(review, review.credential(ADMIN, "Admin"))
+    mine = [login(review) for _ in range(8)]
+    assert fetch(review, "GET", "/", cookie=admin).status == 200  # was 303: signed out
+    assert fetch(review, "GET", "/", cookie=mine[-1]).status == 200
+    assert fetch(review, "GET", "/", cookie=mine[0]).status == 303  # its own oldest ended
+
+
+def test_a_credential_keeps_its_latest_sessions_in_memory_too() -> None:
+    now = [1000.0]
+    sessions = auth.Sessions(clock=lambda: now[0])
+    other = sessions.create("other", "Admin", ADMIN)
+    made = []
+    for _ in range(auth.SESSIONS_PER_CREDENTIAL + 5):
+        now[0] += 1
+        made.append(sessions.create("mine", "Viewer", VIEWER))
+    assert len(sessions) == auth.SESSIONS_PER_CREDENTIAL + 1
+    assert sessions.get(other.session_id) is not None
+    assert sessions.get(made[4].session_id) is None and sessions.get(made[5].session_id)
