@@ -100,6 +100,19 @@ def deliver(
     sessions an acknowledged report carried."""
     ensure_fresh_certificate(state, enrollment, utcnow())
     result = drain(state, enrollment, outbox, should_stop=should_stop)
+    try:
+        _remember(state, result)
+    except OSError as exc:
+        # A full or read-only state folder: the reports were delivered all the same. What is
+        # lost is for `status` (the newest verdicts) or comes again (a closed Wi-Fi session
+        # goes with the next report too, and the collector keeps it once).
+        log.warning("what the collector answered cannot be kept in the state folder (%s)",
+                    exc.strerror or exc)  # fmt: skip
+    return result
+
+
+def _remember(state: AgentState, result: DrainResult) -> None:
+    """Keep what a drain learned: the Wi-Fi sessions delivered, the verdicts, a refusal."""
     if result.newest_delivered is not None:
         SessionLog(state.wifi_sessions_path).acknowledged(result.newest_delivered)
     if result.verdicts is not None:
@@ -109,7 +122,6 @@ def deliver(
         state.save_refusal(refused, int(utcnow().timestamp() * 1_000_000))
     elif result.acknowledged or result.duplicates:
         state.clear_refusal()
-    return result
 
 
 def _refused(result: DrainResult) -> Said | None:
@@ -136,25 +148,39 @@ def collect_and_deliver(
     try:
         report = collect(state, enrollment, host, config, trigger, outbox=outbox)
     except OSError as exc:
-        if exc.errno != errno.ENOSPC:
+        unwritable = state_unwritable(state, exc)
+        if unwritable is None:
             raise
         # This round's report cannot be kept; what waits is still sent, and each report the
         # collector acknowledges frees its space (the round stopped before, and the disk
-        # stayed full for good).
+        # stayed full for good). On a read-only folder they reach the collector all the
+        # same, and leave the outbox once it is writable again.
         deliver(state, enrollment, outbox)
-        raise state_disk_full(state) from exc
+        raise unwritable from exc
     return Round(report, deliver(state, enrollment, outbox))
 
 
-def state_disk_full(state: AgentState) -> StateError:
-    """What a round that could not keep its report on a full state disk says: the folder,
-    and that what waits is sent (by `once` at once, by the service's send after it)."""
-    return StateError(
-        "the disk holding the state folder {path} is full: this round's report was not"
-        " kept (those waiting were sent). Free space on that disk; the agent tries again"
-        " at its next round",
-        path=state.directory,
-    )
+def state_unwritable(state: AgentState, exc: OSError) -> StateError | None:
+    """What a round that could not keep its report says when the state folder's disk is full
+    (or its quota used) or read-only: the folder, and that what waits is sent (by `once` at
+    once, by the service's send after it). None for another error."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StateError(
+            "the disk holding the state folder {path} is full: this round's report was not"
+            " kept (those waiting were sent). Free space on that disk; the agent tries again"
+            " at its next round",
+            path=state.directory,
+        )
+    if exc.errno == errno.EROFS:
+        # Linux remounts a file system read-only after a disk error (ext4's errors=remount-ro).
+        return StateError(
+            "the state folder {path} is on a read-only file system: this round's report was"
+            " not kept (those waiting were sent). The system makes a disk read-only after an"
+            " error on it: have it checked and made writable again (a restart often does);"
+            " the agent tries again at its next round",
+            path=state.directory,
+        )
+    return None
 
 
 class AgentWork:
@@ -194,11 +220,13 @@ class AgentWork:
                 outbox=self.outbox(),
             )  # fmt: skip
         except OSError as exc:
-            if exc.errno != errno.ENOSPC:
+            unwritable = state_unwritable(self.state, exc)
+            if unwritable is None:
                 raise
-            # The service's log said "No space left on device" in a traceback, naming
-            # neither the folder nor what to do; the send that follows still goes out.
-            raise state_disk_full(self.state) from exc
+            # The service's log said "No space left on device" (or "Read-only file system")
+            # in a traceback, naming neither the folder nor what to do; the send that follows
+            # still goes out.
+            raise unwritable from exc
 
     def send(self, should_stop: Callable[[], bool]) -> DrainResult:
         result = deliver(self.state, self.enrollment, self.outbox(), should_stop=should_stop)

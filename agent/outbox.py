@@ -236,17 +236,21 @@ class Outbox:
         return sorted(entries, key=lambda e: e.order)
 
     def _move_aside(self, path: Path, folder: Path, reason: str) -> int:
-        """Move `path` into `folder` with its reason; 1 if moved, 0 if it could not be."""
-        ensure_private_dir(folder)
+        """Move `path` into `folder` with its reason; 1 if moved, 0 if it could not be (a
+        full or read-only state folder: it stays, and is met again)."""
         target = folder / path.name
         try:
+            ensure_private_dir(folder)
             path.replace(target)
         except OSError as exc:
             log.warning("outbox file %s could not be set aside: %s", path.name, exc.strerror)
             return 0
-        os.utime(target)  # the folder is pruned in the order files were set aside
-        write_atomic(target.with_suffix(".reason"), reason[:2000].encode("utf-8"), 0o600)
-        fsync_dir(self.directory)
+        try:
+            os.utime(target)  # the folder is pruned in the order files were set aside
+            write_atomic(target.with_suffix(".reason"), reason[:2000].encode("utf-8"), 0o600)
+            fsync_dir(self.directory)
+        except OSError as exc:
+            log.warning("why %s was set aside was not kept: %s", path.name, exc.strerror)
         log.warning("report %s set aside in %s/: %s", path.name, folder.name, reason)
         _prune(folder, keep=target.name)
         return 1
@@ -266,9 +270,12 @@ class Outbox:
         counters = self._load_counters()
         for name, value in added.items():
             counters[name] += value
-        ensure_private_dir(self.directory)
         data = json.dumps(counters, indent=1).encode("utf-8")
-        write_atomic(self.directory / COUNTERS_FILE, data, 0o600)
+        try:
+            ensure_private_dir(self.directory)
+            write_atomic(self.directory / COUNTERS_FILE, data, 0o600)
+        except OSError as exc:  # a full or read-only state folder: never worth a report
+            log.warning("outbox %s not saved (%s): %s", COUNTERS_FILE, exc.strerror, added)
 
 
 def _name_for(report: pb.PostureReport, entries: list[Entry]) -> str:

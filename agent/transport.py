@@ -216,6 +216,10 @@ class _Drain:
         self.config_version = config_version
         # The verdicts the agent holds (kept from an earlier drain, or this one's newest).
         self.held = state.load_verdicts()
+        # Why an acknowledged report could not be removed (a state folder made read-only):
+        # the drain stops after the call that found it (OUTBOX_STUCK), since every report
+        # sent from then on would stay, to be sent again.
+        self.stuck: OSError | None = None
 
     @property
     def verdicts_held(self) -> bytes:
@@ -224,7 +228,16 @@ class _Drain:
         return self.held.verdicts_digest if self.held is not None and self.held.verdicts else b""
 
     def delivered(self, item: Pending, ack: pb.ReportAck) -> None:
-        self.outbox.remove(item)
+        try:
+            self.outbox.remove(item)
+        except OSError as exc:
+            # Stored by the collector all the same: it counts as delivered, and its copy is
+            # acknowledged as a duplicate once it can be removed. The exception escaped the
+            # drain, and every retry sent the batch again, a traceback each time.
+            if self.stuck is None:
+                log.warning("acknowledged reports cannot be removed from the outbox (%s)",
+                            exc.strerror or exc)  # fmt: skip
+            self.stuck = exc
         (self.result.duplicates if ack.duplicate else self.result.acknowledged).append(
             ack.report_id
         )
@@ -249,7 +262,11 @@ class _Drain:
         self.result.verdicts = self.held
 
     def new_config(self, config: pb.AgentConfig) -> None:
-        self.state.save_config(config)
+        try:
+            self.state.save_config(config)
+        except OSError as exc:  # a full or read-only state folder: the next answer brings it
+            log.warning("the collector's new configuration cannot be saved (%s)",
+                        exc.strerror or exc)  # fmt: skip
         self.config_version = config.version
         self.result.config = config
 
@@ -294,6 +311,9 @@ def _send_unary(
         drain.delivered(item, ack)
         if ack.HasField("config"):
             drain.new_config(ack.config)
+        if drain.stuck is not None:
+            drain.result.stopped_by = OUTBOX_STUCK
+            return
 
 
 def _apply_batch(drain: _Drain, items: Sequence[Pending], response: pb.ReportBatchResponse) -> None:
@@ -357,6 +377,9 @@ def _send_batches(
             drain.failed(exc)
             return False, []
         _apply_batch(drain, batch, response)
+        if drain.stuck is not None:
+            drain.result.stopped_by = OUTBOX_STUCK
+            return False, []
         answered = {a.report_id for a in response.acks} | {r.report_id for r in response.rejections}
         if not answered & {item.report.report_id for item in batch}:
             drain.result.stopped_by = NONE_ANSWERED

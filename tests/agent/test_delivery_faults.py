@@ -6,19 +6,37 @@ real collector over mutual TLS; time is given as data."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from devposture.agent.cert_dates import read_validity
+from devposture.agent.deliver import AgentWork
+from devposture.agent.host.live import LiveHost
 from devposture.agent.outbox import Outbox
+from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.renewal import Outcome, ensure_fresh_certificate
-from devposture.agent.state import TEMP_GRACE_SECONDS, AgentState, Enrollment, write_atomic
-from tests.conftest import EnrolledAgent, LiveCollector, make_report
+from devposture.agent.state import (
+    TEMP_GRACE_SECONDS,
+    AgentState,
+    Enrollment,
+    StateError,
+    write_atomic,
+)
+from devposture.agent.transport import OUTBOX_STUCK, drain
+from devposture.v1 import devposture_pb2 as pb
+from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
+from tests.e2e.conftest import AGENT
+from tests.e2e.fleet import run
+from tests.e2e.test_disk_full import tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -136,3 +154,79 @@ def test_a_crashed_write_dated_ahead_by_the_clock_is_still_removed(tmp_path: Pat
     os.utime(leftover, (ahead, ahead))
     outbox.put(make_report("device-1"))
     assert not leftover.exists()
+
+
+# --- a read-only state folder ----------------------------------------------------------------
+
+
+def _stored(collector: LiveCollector) -> list[str]:
+    store = collector.store()
+    try:
+        return list(store.reports.report_ids())
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def read_only_state(collector: LiveCollector, tmp_path: Path) -> Iterator[EnrolledAgent]:
+    """An agent that has run before (its Wi-Fi hashing key made) with two reports waiting,
+    its state folder on a tmpfs the kernel then remounted read-only, as ext4 does after a
+    disk error (errors=remount-ro); writable again after."""
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        agent = enroll_agent(collector, disk / "agent")
+        agent.state.network_hash_key()
+        outbox = Outbox(agent.state.outbox_dir)
+        for _ in range(2):
+            outbox.put(make_report(agent.enrollment.device_id))
+        # And a file a bad block damaged, which the outbox would set aside.
+        (outbox.directory / "00000001733040000000-c-0123456789ab-x.report").write_bytes(b"?")
+        _remount(disk, "ro")
+        try:
+            yield agent
+        finally:
+            _remount(disk, "rw")
+
+
+def _remount(disk: Path, how: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,{how}", str(disk)], check=True, timeout=60)
+
+
+def test_once_on_a_read_only_state_folder_sends_what_waits_and_says_so(
+    live_collector: LiveCollector, tmp_path: Path
+) -> None:
+    # It said "unexpected OSError: [Errno 30] Read-only file system: '…/.wifi-sessions.json.tmp'
+    # (please report it to IT …)" and sent nothing: the reports waiting stayed unsent.
+    with read_only_state(live_collector, tmp_path) as agent:
+        waiting = [p.report.report_id for p in Outbox(agent.state.outbox_dir).pending()]
+        done = run(AGENT, "once", "--state", str(agent.state.directory))
+        assert done.returncode == 1, (done.stdout, done.stderr)
+        assert f"the state folder {agent.state.directory} is on a read-only" in done.stderr
+        assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+        assert sorted(_stored(live_collector)) == sorted(waiting)  # sent all the same
+        # Writable again: they leave the outbox, stored once.
+        _remount(agent.state.directory.parent, "rw")
+        outbox = Outbox(agent.state.outbox_dir)
+        result = drain(agent.state, agent.enrollment, outbox)
+        assert result.stopped_by is None and sorted(result.duplicates) == sorted(waiting)
+        assert outbox.pending() == []
+        assert sorted(_stored(live_collector)) == sorted(waiting)
+
+
+def test_the_service_on_a_read_only_state_folder_says_so_and_resends_nothing_in_a_loop(
+    live_collector: LiveCollector, tmp_path: Path
+) -> None:
+    # The service logged a traceback for the collection, and one for the send: the collector
+    # acknowledged the batch, removing its first report failed (EROFS) and the exception
+    # escaped the drain, which the loop took for a failed delivery; every retry sent the batch
+    # again, a traceback each time, without saying what was wrong.
+    with read_only_state(live_collector, tmp_path) as agent:
+        work = AgentWork(agent.state, agent.enrollment, LiveHost(), ProbeConfig)
+        with pytest.raises(StateError) as read_only:
+            work.collect(pb.COLLECTION_TRIGGER_INTERVAL)
+        assert f"the state folder {agent.state.directory} is on a read-only" in str(read_only.value)
+        waiting = [p.report.report_id for p in Outbox(agent.state.outbox_dir).pending()]
+        sent = work.send(lambda: False)
+        assert sent.stopped_by == OUTBOX_STUCK  # a failed delivery: the loop backs off
+        assert sorted(sent.acknowledged) == sorted(waiting)
+        assert sorted(_stored(live_collector)) == sorted(waiting)
+        assert len(Outbox(agent.state.outbox_dir).pending()) == 2  # kept: not lost
