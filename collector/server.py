@@ -388,7 +388,9 @@ SEAL_SECONDS = 5.0
 
 
 async def keep_sealing(
-    running: RunningServer, stop: asyncio.Event, every: float = SEAL_SECONDS,
+    running: RunningServer,
+    stop: asyncio.Event,
+    every: float = SEAL_SECONDS,
     failing: LogEvery | None = None,
 ) -> None:
     """Seal the reports that waited their longest (store/sealing.py) every few seconds: a
@@ -412,7 +414,9 @@ PRESENT_SECONDS = 30.0
 
 
 async def keep_present(
-    running: RunningServer, stop: asyncio.Event, every: float = PRESENT_SECONDS,
+    running: RunningServer,
+    stop: asyncio.Event,
+    every: float = PRESENT_SECONDS,
     presence: str | None = None,
 ) -> None:
     """Say this process serves, every `every` seconds (held three times as long), and keep
@@ -559,18 +563,26 @@ async def backfill_week_ends(
 
 
 async def watch_policy(
-    config: CollectorConfig, running: RunningServer, stop: asyncio.Event, *, file: bool = True,
+    config: CollectorConfig,
+    running: RunningServer,
+    stop: asyncio.Event,
+    *,
+    file: bool = True,
     failing: LogEvery | None = None,
 ) -> None:
-    """Apply an edited policy file without a restart, and follow the policy other collectors
-    on the same database apply. A file with mistakes is refused, with every mistake logged,
-    and the policy in force stays as it was."""
+    """Apply an edited policy file without a restart, follow the policy other collectors
+    on the same database apply, and judge the fleet again under the newest version once,
+    whichever collector does it (`_rejudge_owed`). A file with mistakes is refused, with every
+    mistake logged, and the policy in force stays as it was."""
     seen: tuple[int, int] | None = None  # the first poll compares the file's text itself
     # A file seen changed is applied once the next poll finds it the same: an editor that
     # saves in two steps (cut, then written) left a first step that, valid on its own (a
     # `[[checks]]` table cut off whole), switched a check off and judged the fleet by it.
     settling: tuple[int, int] | None = None
     in_force = await running.service.in_db(running.store.policies.version)
+    # This server's name as the re-judging lease's holder (a test or an embedder may run two
+    # in one process).
+    holder = f"{collector_name()}/{secrets.token_hex(4)}"
     failing = failing or LogEvery()  # through an outage: a line every few seconds
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -584,8 +596,7 @@ async def watch_policy(
                     seen = stamp
                     text = await asyncio.to_thread(edited, config)
                     if text is not None:
-                        in_force = await _apply_edit(config, running, text, stop)
-                        continue
+                        in_force = await _apply_edit(config, running, text)
             newest = await running.service.in_db(running.store.policies.version)
             if newest > in_force:
                 latest = await running.service.in_db(running.store.policies.latest)
@@ -594,6 +605,7 @@ async def watch_policy(
                     in_force = latest.version
                     log.info("policy version %d in force (applied by %s)", latest.version,
                              latest.applied_by)  # fmt: skip
+            await _rejudge_owed(running, in_force, holder)
         except (PolicyError, OSError, UnicodeDecodeError) as exc:
             log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
         except Exception as exc:  # the database may be away a moment; the next poll retries
@@ -603,35 +615,47 @@ async def watch_policy(
 
 
 REJUDGE_LEASE = "policy-rejudge"
+REJUDGE_HOLD = dt.timedelta(hours=1)
 
 
-async def _apply_edit(
-    config: CollectorConfig, running: RunningServer, text: str, stop: asyncio.Event
-) -> int:
-    """Publish an edited policy, then judge every device again under it, once: under a lease,
-    so two collectors never re-judge the fleet at the same time. Its version."""
+async def _apply_edit(config: CollectorConfig, running: RunningServer, text: str) -> int:
+    """Publish an edited policy and judge by it from now on; its version. The fleet is judged
+    again under it by `_rejudge_owed`, once, by whichever collector takes the lease: this one
+    judges by its edit at once even while another collector's re-judging holds the lease (it
+    waited for the lease first, an hour when its holder had died, judging by the old policy
+    while every other collector judged by the new one)."""
     policy, version = await running.service.in_db(
         lambda: apply_edit(config, running.store, text, usable=running.service.judging_by)
     )
-    holder = collector_name()
-    hold = dt.timedelta(hours=1)
-    while not await running.service.in_db(
-        lambda: running.store.coordination.take_lease(
-            REJUDGE_LEASE, holder, running.service.now(), hold
-        )
-    ):
-        with contextlib.suppress(TimeoutError):  # another collector re-judges: wait for it
-            await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
-        if stop.is_set():
-            return version.version
-    try:
-        devices = await running.service.apply_policy(policy)
-    finally:
-        await running.service.in_db(
-            lambda: running.store.coordination.release_lease(REJUDGE_LEASE, holder)
-        )
-    log.info("policy version %d applied; %d device(s) re-evaluated", version.version, devices)
+    running.service.use_policy(policy)
+    log.info("policy version %d in force (applied by this collector)", version.version)
     return version.version
+
+
+async def _rejudge_owed(running: RunningServer, version: int, holder: str) -> None:
+    """Judge every device again under `version` (the policy this collector judges by) unless
+    the fleet was judged under it or a newer one already (`done_through`): once, under a lease,
+    by whichever collector takes it first; the others find it held, or the work done, and look
+    again at their next poll. The work stays owed until it is marked done, so an edit whose
+    collector died before or while it re-judged (or one applied at a collector's start) is
+    re-judged by the next that can, and never twice."""
+    leases = running.store.coordination
+    if await running.service.in_db(lambda: leases.done_through(REJUDGE_LEASE)) >= version:
+        return
+    taken = await running.service.in_db(
+        lambda: leases.take_lease(REJUDGE_LEASE, holder, running.service.now(), REJUDGE_HOLD)
+    )
+    if not taken:
+        return
+    try:
+        # Looked at again under the lease: a collector that held it may just have done it.
+        if await running.service.in_db(lambda: leases.done_through(REJUDGE_LEASE)) >= version:
+            return
+        devices = await running.service.apply_policy(running.service.policy)
+        await running.service.in_db(lambda: leases.mark_done(REJUDGE_LEASE, version, holder))
+    finally:
+        await running.service.in_db(lambda: leases.release_lease(REJUDGE_LEASE, holder))
+    log.info("policy version %d applied; %d device(s) re-evaluated", version, devices)
 
 
 async def serve_forever(

@@ -6,6 +6,11 @@ A lease is a row: a name, its holder and until when it holds. Taking it succeeds
 free, expired, or already the taker's (renewal); a collector that dies holding one gives it up
 when it expires, and another takes the work over. Times are the collectors' wall clocks (they
 are kept in sync by NTP; a lease is minutes long, far beyond their skew).
+
+Work owed for a version (judging the fleet again under policy version N) is marked done in the
+same table: a row "done/<work>" whose `until_us` holds the version done through, a number that
+only rises, not a time. A collector that dies before it marks the work leaves it owed, and
+another does it once it holds the lease; one that finds it marked does nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from devposture.collector.store.base import Part, from_us, to_us
 
 # A serving process's presence is a lease of its own: "serving/<host>:<pid>".
 PRESENCE = "serving/"
+# A mark of work done through a version (`mark_done`): "done/<work>".
+DONE = "done/"
 
 
 class Coordination(Part):
@@ -46,6 +53,24 @@ class Coordination(Part):
         ).fetchone()
         return None if row is None else (str(row[0]), from_us(row[1]))
 
+    def done_through(self, work: str) -> int:
+        """The version `work` was last done through (`mark_done`); 0 when never."""
+        row = self._db.execute(
+            "SELECT until_us FROM leases WHERE name = ?", (DONE + work,)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def mark_done(self, work: str, through: int, holder: str) -> None:
+        """Mark `work` done through version `through` by `holder`; a mark never goes back (a
+        collector that finished an older version's work after a newer one's leaves it)."""
+        with self._write() as cur:
+            cur.execute(
+                "INSERT INTO leases(name, holder, until_us) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+                " until_us = excluded.until_us WHERE leases.until_us < excluded.until_us",
+                (DONE + work, holder, through),
+            )
+
     def present(self, holder: str, now: dt.datetime, hold: dt.timedelta) -> int:
         """Say `holder` (a collector process) serves until `now + hold`, and count the
         processes serving now, itself included: what each process divides the fleet's
@@ -67,4 +92,3 @@ class Coordination(Part):
     def absent(self, holder: str) -> None:
         """`holder` stops serving (the others count it out at once)."""
         self.release_lease(PRESENCE + holder, holder)
-

@@ -35,7 +35,7 @@ def test_an_edit_saved_in_two_steps_is_applied_once_whole(
             stop.set()
         return now["stamp"]
 
-    async def apply(config: object, running: object, text: str, stopping: object) -> int:
+    async def apply(config: object, running: object, text: str) -> int:
         applied.append(text)
         return len(applied)
 

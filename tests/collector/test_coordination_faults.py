@@ -1,0 +1,247 @@
+"""Several collectors on one database, probed as an operator and a reviewer looking for split
+brain would: real `serve` processes (`serve --workers` too), real signals, the real database.
+
+Each test names what went wrong before it was fixed. The ones with two collectors run on the
+PostgreSQL leg (make unit-postgresql); the ones with one run on both engines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import psutil
+import pytest
+from cryptography import x509
+
+from devposture.agent.enroll import enroll
+from devposture.agent.state import AgentState
+from devposture.collector.clock import utcnow
+from devposture.collector.config import CollectorConfig, load
+from devposture.collector.datadir import initialize
+from devposture.collector.join import join
+from devposture.collector.store import Store
+from devposture.collector.tokens import new_token
+from devposture.net.address import CollectorAddress
+from devposture.net.pinning import fingerprint as pin_of
+from devposture.v1 import devposture_pb2 as pb
+from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.conftest import host_info, make_report
+from tests.databases import collector_database, on_postgresql
+from tests.e2e.fleet import free_ports
+from tests.waiting import wait_until
+
+COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
+REJUDGE_LEASE = "policy-rejudge"
+several = pytest.mark.skipif(
+    not on_postgresql(), reason="several collectors share PostgreSQL: the PostgreSQL leg runs it"
+)
+
+
+def _configure(config: CollectorConfig) -> CollectorConfig:
+    """Its own free admin and metrics ports, no dashboard, no drain."""
+    admin, metrics = free_ports(2)
+    path = config.data_dir / "collector.toml"
+    text = path.read_text(encoding="utf-8")
+    for section, key, value in (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
+                                ("web", "enabled", "false"),
+                                ("server", "drain_seconds", "0")):  # fmt: skip
+        text, found = re.subn(rf"(?ms)^(\[{section}\].*?^{key} = )\S+$", rf"\g<1>{value}", text,
+                              count=1)  # fmt: skip
+        assert found == 1, (section, key)
+    path.write_text(text, encoding="utf-8")
+    return load(config.data_dir)
+
+
+def _first(base: Path) -> CollectorConfig:
+    enroll_port, report_port = free_ports(2)
+    config, _ = initialize(base / "a", "127.0.0.1", database=collector_database(),
+                           enroll_port=enroll_port, report_port=report_port)  # fmt: skip
+    return _configure(config)
+
+
+def _joined(first: CollectorConfig, base: Path, name: str) -> CollectorConfig:
+    enroll_port, report_port = free_ports(2)
+    config, _ = join(base / name, first.data_dir, "127.0.0.1",
+                     enroll_port=enroll_port, report_port=report_port)  # fmt: skip
+    return _configure(config)
+
+
+class Serving:
+    """One `serve` process of a data folder, its output in a file beside the folder."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.log = config.data_dir.parent / f"{config.data_dir.name}.log"
+        ready = config.data_dir.parent / f"{config.data_dir.name}.ready"
+        ready.unlink(missing_ok=True)
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(
+                [COLLECTOR, "serve", "--data", str(config.data_dir), "--ready-file", str(ready)],
+                stdout=output, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        wait_until(lambda: ready.exists() or self.process.poll() is not None, f"{ready} written")
+        assert self.process.poll() is None, self.said()
+
+    def said(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(60) == 0, self.said()[-3000:]
+
+
+@pytest.fixture
+def serving() -> Iterator[list[Serving]]:
+    """The collectors a test starts; each one still running is killed after it."""
+    started: list[Serving] = []
+    try:
+        yield started
+    finally:
+        for each in started:
+            if each.process.poll() is None:
+                each.process.kill()
+                each.process.wait(30)
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
+
+
+def _agent(config: CollectorConfig, directory: Path) -> tuple[AgentState, str]:
+    """A device enrolled through `config`'s collector."""
+    store = Store.open(config.database)
+    try:
+        token, now = new_token(), utcnow()
+        store.identity.add_token(token, now, now + dt.timedelta(hours=1), uses=1)
+    finally:
+        store.close()
+    state = AgentState(directory)
+    ca = x509.load_pem_x509_certificate(config.ca_cert.read_bytes())
+    enrolled = enroll(state, CollectorAddress("127.0.0.1", config.enroll_port), str(token),
+                      pin_of(ca), host_info("pc-1"))  # fmt: skip
+    return state, enrolled.device_id
+
+
+def _report(state: AgentState, device_id: str, config: CollectorConfig) -> set[str]:
+    """Send a report with the firewall off to `config`'s collector; the checks it judged."""
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=state.ca_path.read_bytes(), private_key=state.key_path.read_bytes(),
+        certificate_chain=state.cert_path.read_bytes(),
+    )  # fmt: skip
+    options = [("grpc.default_authority", "localhost")]
+    with grpc.secure_channel(f"127.0.0.1:{config.report_port}", credentials, options) as channel:
+        report = make_report(device_id, firewall_enabled=False)
+        ack = pb_grpc.CollectorStub(channel).Report(pb.ReportRequest(report=report), timeout=30)
+    assert ack.report_id == report.report_id
+    return {verdict.check_id for verdict in ack.verdicts}
+
+
+def _without_firewall(text: str) -> str:
+    """The policy with its firewall check cut out whole (a valid edit IT might make)."""
+    start = text.index('[[checks]]\nid = "firewall"')
+    end = text.index("[[checks]]", start + 1)
+    return text[:start] + text[end:]
+
+
+def _judged(config: CollectorConfig, device_id: str) -> set[str]:
+    """The checks the device's current verdicts name (what the fleet view shows)."""
+    store = Store.open_reader(config.database)
+    try:
+        rows = store._db.execute(
+            "SELECT check_id FROM check_results WHERE device_id = ?", (device_id,)
+        ).fetchall()
+    finally:
+        store.close()
+    return {str(row[0]) for row in rows}
+
+
+def _rejudged(version: int, *collectors: Serving) -> int:
+    """How many times the fleet was judged again under `version`, by these collectors."""
+    line = rf"policy version {version} applied; \d+ device\(s\) re-evaluated"
+    return sum(len(re.findall(line, c.said())) for c in collectors)
+
+
+def test_a_policy_edited_while_the_collector_was_stopped_is_rejudged_once_it_starts(
+    tmp_path: Path, serving: list[Serving]
+) -> None:
+    # IT edits policy.toml and restarts the service: the edit was published at start, and the
+    # fleet never judged again under it. A device that did not report again (a laptop in a
+    # drawer) kept the old policy's verdicts, a check IT removed among them, for good.
+    config = _first(tmp_path)
+    serving.append(Serving(config))
+    state, device_id = _agent(config, tmp_path / "agent")
+    assert "firewall" in _report(state, device_id, config)
+    serving[0].stop()
+    config.policy.write_text(_without_firewall(config.policy.read_text(encoding="utf-8")),
+                             encoding="utf-8")  # fmt: skip
+    serving.append(Serving(config))
+    wait_until(lambda: "firewall" not in _judged(config, device_id),
+               "the device judged again under the edited policy")  # fmt: skip
+    serving[1].stop()
+    assert _rejudged(2, serving[1]) == 1
+
+
+@several
+def test_an_edit_is_judged_by_at_once_though_a_dead_collector_holds_the_rejudging(
+    tmp_path: Path, serving: list[Serving]
+) -> None:
+    # A collector killed while it re-judged the fleet left the lease held for an hour. An edit
+    # on another collector was published, and every other collector judged by it within
+    # seconds, but the one that published it waited for the lease and judged by the old policy
+    # meanwhile, following no newer version either: an hour of split brain.
+    first = _first(tmp_path)
+    second = _joined(first, tmp_path, "b")
+    serving += [Serving(first), Serving(second)]
+    state, device_id = _agent(first, tmp_path / "agent")
+    store = Store.open(first.database)
+    try:
+        # Taken once free (a first start re-judges under version 1, briefly, under it).
+        wait_until(lambda: store.coordination.take_lease(
+            REJUDGE_LEASE, "gone-host:4242", utcnow(), dt.timedelta(hours=1)
+        ), "the lease taken")  # fmt: skip
+    finally:
+        store.close()
+    second.policy.write_text(_without_firewall(second.policy.read_text(encoding="utf-8")),
+                             encoding="utf-8")  # fmt: skip
+    for each in serving:
+        wait_until(lambda: "policy version 2 in force" in each.said(),  # noqa: B023
+                   f"{each.config.data_dir.name} judging by version 2")  # fmt: skip
+    assert "firewall" not in _report(state, device_id, second)
+    assert "firewall" not in _report(state, device_id, first)
+    for each in serving:
+        each.stop()
+
+
+@several
+def test_an_edit_whose_publisher_died_before_rejudging_is_rejudged_once_by_another(
+    tmp_path: Path, serving: list[Serving]
+) -> None:
+    # The collector that published an edit died before it re-judged the fleet (its lease has
+    # since expired). The others followed the new version, and nobody ever re-judged: a
+    # device that did not report again kept its verdicts under the old policy.
+    first = _first(tmp_path)
+    second = _joined(first, tmp_path, "b")
+    serving += [Serving(first), Serving(second)]
+    state, device_id = _agent(first, tmp_path / "agent")
+    assert "firewall" in _report(state, device_id, second)
+    store = Store.open(first.database)
+    try:
+        now = utcnow()
+        text = _without_firewall(first.policy.read_text(encoding="utf-8"))
+        store.policies.publish(text, now, "gone-host:4242")
+        expired = now - dt.timedelta(hours=2)  # held an hour from two hours ago
+        assert store.coordination.take_lease(REJUDGE_LEASE, "gone-host:4242", expired,
+                                             dt.timedelta(hours=1))  # fmt: skip
+        wait_until(lambda: "firewall" not in _judged(first, device_id),
+                   "the device judged again under the edited policy")  # fmt: skip
+        wait_until(lambda: _rejudged(2, *serving) > 0, "the re-judging said")
+    finally:
+        store.close()
+    for each in serving:
+        each.stop()
+    assert _rejudged(2, *serving) == 1
