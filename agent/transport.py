@@ -316,25 +316,40 @@ def _send_unary(
             return
 
 
-def _apply_batch(drain: _Drain, items: Sequence[Pending], response: pb.ReportBatchResponse) -> None:
-    by_id = {item.report.report_id: item for item in items}
+# A rejection names its report by the first this many characters of its id: the id is not
+# bounded before it is refused (collector/service.py).
+_REJECTED_ID_CHARS = 64
+
+
+def _apply_batch(drain: _Drain, items: Sequence[Pending], response: pb.ReportBatchResponse) -> int:
+    """Act on the collector's answer to `items`; how many of them it answered for."""
     acks = {ack.report_id: ack for ack in response.acks}
     rejections = {r.report_id: r for r in response.rejections}
+    named: set[str] = set()  # the ids of the answers that named one of `items`
+    answered = 0
     for item in items:  # oldest first, so last_ack ends up the newest report's
         report_id = item.report.report_id
+        rejected = report_id if report_id in rejections else report_id[:_REJECTED_ID_CHARS]
         if report_id in acks:
             drain.delivered(item, acks[report_id])
-        elif report_id in rejections:
+            named.add(report_id)
+            answered += 1
+        elif rejected in rejections:
             # A rejection is final for this report as it is: keeping it would block the rest.
-            rejection = rejections[report_id]
+            # (One with an id longer than the collector repeats was left, the batch taken
+            # for answered, and the outbox for one that cannot delete, at every round.)
+            rejection = rejections[rejected]
             name = _CODE_NAMES.get(rejection.code, f"code {rejection.code}")
             drain.set_aside(item, f"{name}: {rejection.message}")
+            named.add(rejected)
+            answered += 1
         # Neither: the collector did not get to it; it stays for the next drain.
-    unknown = (set(acks) | set(rejections)) - set(by_id)
+    unknown = (set(acks) | set(rejections)) - named
     if unknown:
         log.warning("the collector answered for reports it was not sent: %s", sorted(unknown))
     if response.HasField("config"):
         drain.new_config(response.config)
+    return answered
 
 
 def _send_batches(
@@ -376,16 +391,15 @@ def _send_batches(
                 continue
             drain.failed(exc)
             return False, []
-        _apply_batch(drain, batch, response)
+        answered = _apply_batch(drain, batch, response)
         if drain.stuck is not None:
             drain.result.stopped_by = OUTBOX_STUCK
             return False, []
-        answered = {a.report_id for a in response.acks} | {r.report_id for r in response.rejections}
-        if not answered & {item.report.report_id for item in batch}:
+        if not answered:
             drain.result.stopped_by = NONE_ANSWERED
             return False, []
         del queue[: len(batch)]
-        if len(answered) < len(batch):
+        if answered < len(batch):
             # The collector stopped part-way (it is busy): the rest waits for the next drain.
             drain.result.stopped_by = PART_ANSWERED
             return False, []
