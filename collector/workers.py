@@ -30,6 +30,7 @@ from types import FrameType
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import lock_data_folder
 from devposture.collector.parent_death import PARENT_ENV
+from devposture.policy.cli_messages import Worded
 from devposture.sd_notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,12 @@ READY_SECONDS = 120.0
 RESTART_PAUSE_SECONDS = 1.0
 
 
-class WorkersFailed(Exception):
+class WorkersFailed(Worded):
     """A worker could not start; the text says which and why."""
+
+
+class _StoppedWhileStarting(Exception):
+    """SIGTERM or SIGINT came before every worker was serving: a stop, not a failure."""
 
 
 @dataclass
@@ -65,11 +70,15 @@ class Worker:
         deadline = time.monotonic() + READY_SECONDS
         assert self.process is not None
         while not self.ready.exists():
+            if stopping[0]:
+                raise _StoppedWhileStarting
             code = self.process.poll()
             if code is not None:
-                raise WorkersFailed(f"worker {self.index} exited with code {code} while starting")
-            if stopping[0] or time.monotonic() > deadline:
-                raise WorkersFailed(f"worker {self.index} did not start within {READY_SECONDS:g} s")
+                raise WorkersFailed("worker {index} exited with code {code} while starting",
+                                    index=self.index, code=code)  # fmt: skip
+            if time.monotonic() > deadline:
+                raise WorkersFailed("worker {index} did not start within {seconds} s",
+                                    index=self.index, seconds=f"{READY_SECONDS:g}")  # fmt: skip
             time.sleep(POLL_SECONDS)
         ports: dict[str, int] = json.loads(self.ready.read_text(encoding="utf-8"))
         return ports
@@ -115,6 +124,12 @@ class Supervisor:
             signal.signal(signum, self._stop)
         try:
             ports = self._start_all()
+        except _StoppedWhileStarting:
+            # A service stop (or restart) right after the start: the workers started so far
+            # stop as they would have serving, and so does the parent, without an error (it
+            # said "worker 1 did not start within 120 s" at once, and exit code 1).
+            log.info("stopping before every worker was serving")
+            return self._stopped()
         except BaseException:
             self._stop(signal.SIGTERM, None)
             for worker in self.workers:

@@ -6,6 +6,7 @@ PostgreSQL leg (make unit-postgresql); the ones with one run on both engines."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 import signal
@@ -245,3 +246,51 @@ def test_an_edit_whose_publisher_died_before_rejudging_is_rejudged_once_by_anoth
     for each in serving:
         each.stop()
     assert _rejudged(2, *serving) == 1
+
+
+def _workers_folder(tmp_path: Path) -> CollectorConfig:
+    config, _ = initialize(tmp_path / "collector", "127.0.0.1", database=collector_database())
+    return _configure(config)
+
+
+def test_a_service_stop_while_the_workers_start_is_a_stop_not_a_failure(
+    tmp_path: Path, serving: list[Serving]
+) -> None:
+    # SIGTERM to `serve --workers` before every worker was serving (a service stopped or
+    # restarted right after it started): the parent stopped them, then ended with "error:
+    # cannot serve with 2 workers: worker 1 did not start within 120 s" and exit code 1, at
+    # once: a failure that never happened, in words that sent IT looking for a slow start.
+    config = _workers_folder(tmp_path)
+    output = tmp_path / "serve.log"
+    with output.open("wb") as log:
+        parent = subprocess.Popen(
+            [COLLECTOR, "serve", "--data", str(config.data_dir), "--workers", "2",
+             "--enroll-port", "0", "--report-port", "0", "--admin-port", "0",
+             "--metrics-port", "0", "--ready-file", str(tmp_path / "ready.json")],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        # Worker 0 serves and worker 1 has been started: hold worker 1 still (it cannot
+        # become ready), and stop the service.
+        wait_until(lambda: (config.data_dir / "workers" / "worker-0.json").exists()
+                   and len(psutil.Process(parent.pid).children()) == 2,
+                   "worker 1 started")  # fmt: skip
+        first, second = sorted(psutil.Process(parent.pid).children(), key=lambda p: p.pid)
+        second.suspend()
+        parent.send_signal(signal.SIGTERM)
+        # The parent told its workers to stop: worker 0 ends; then worker 1 goes on.
+        psutil.wait_procs([first], timeout=60)
+        with contextlib.suppress(psutil.NoSuchProcess):  # SIGTERM ended it before its handler
+            second.resume()
+        code = parent.wait(60)
+        said = output.read_text(encoding="utf-8", errors="replace")
+        assert code == 0, said[-3000:]
+        assert "did not start" not in said and "error" not in said, said[-3000:]
+        assert not (tmp_path / "ready.json").exists()
+        left = [p for p in psutil.Process().children(recursive=True)
+                if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+        assert not left, [p.cmdline() for p in left]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(30)
