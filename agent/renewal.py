@@ -19,6 +19,7 @@ import logging
 import random
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 
 import grpc
 
@@ -27,6 +28,7 @@ from devposture.agent.employee.company_time import company_zone, stamp
 from devposture.agent.state import AgentState, Enrollment, write_atomic
 from devposture.net.rpc_status import described
 from devposture.policy.cli_messages import Said, said
+from devposture.policy.os_errors import os_error
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +68,35 @@ def retry_delay(failures: int, rng: random.Random | None = None) -> dt.timedelta
     return step * jitter
 
 
+# The backoff of a state folder that could not keep it (a full or read-only disk), kept in
+# this process meanwhile: without it every round asked the collector for a new certificate
+# again, one more generation each time.
+_UNSAVED: dict[Path, tuple[int, dt.datetime]] = {}
+
+
 def _load_backoff(state: AgentState) -> tuple[int, dt.datetime | None]:
     try:
         data = json.loads((state.directory / RENEWAL_FILE).read_text(encoding="utf-8"))
         return int(data["failures"]), dt.datetime.fromisoformat(data["next_attempt"])
     except (OSError, ValueError, KeyError, TypeError):
-        return 0, None
+        return _UNSAVED.get(state.directory, (0, None))
 
 
 def _save_backoff(state: AgentState, failures: int, next_attempt: dt.datetime | None) -> None:
     path = state.directory / RENEWAL_FILE
-    if next_attempt is None:
-        path.unlink(missing_ok=True)
-        return
-    payload = {"failures": failures, "next_attempt": next_attempt.isoformat()}
-    write_atomic(path, json.dumps(payload).encode("utf-8"), 0o600)
+    try:
+        if next_attempt is None:
+            _UNSAVED.pop(state.directory, None)
+            path.unlink(missing_ok=True)
+            return
+        payload = {"failures": failures, "next_attempt": next_attempt.isoformat()}
+        write_atomic(path, json.dumps(payload).encode("utf-8"), 0o600)
+        _UNSAVED.pop(state.directory, None)
+    except OSError as exc:
+        log.warning("the renewal's next attempt cannot be kept in the state folder (%s)",
+                    exc.strerror or exc)  # fmt: skip
+        if next_attempt is not None:
+            _UNSAVED[state.directory] = (failures, next_attempt)
 
 
 def ensure_fresh_certificate(
@@ -113,8 +129,18 @@ def ensure_fresh_certificate(
 
     try:
         response, fresh_until = exchange(state, enrollment, now, expired=expired)
-    except (grpc.RpcError, RenewalError) as exc:
-        detail: str | Said = described(exc) if isinstance(exc, grpc.RpcError) else exc.said
+    except (grpc.RpcError, RenewalError, OSError) as exc:
+        # An OSError: the new certificate could not be written (a full or read-only state
+        # folder). It escaped, and the round stopped before sending: nothing was sent for as
+        # long as the renewal stayed due, and the reports whose acknowledgement would have
+        # freed a full disk stayed on it. The current certificate is whole (written
+        # atomically) and still valid, or reestablishment follows.
+        detail: str | Said = (
+            described(exc) if isinstance(exc, grpc.RpcError)
+            else exc.said if isinstance(exc, RenewalError)
+            else said("the new certificate cannot be kept in the state folder ({problem})",
+                      problem=os_error(exc, exc.strerror))
+        )  # fmt: skip
         retry_at = now + retry_delay(failures + 1)
         _save_backoff(state, failures + 1, retry_at)
         log.warning(

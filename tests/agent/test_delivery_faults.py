@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from devposture.agent.cert_dates import read_validity
 from devposture.agent.deliver import AgentWork
@@ -34,11 +36,12 @@ from devposture.agent.state import (
     write_atomic,
 )
 from devposture.agent.transport import OUTBOX_STUCK, drain
+from devposture.collector.pki import Authority, cert_pem
 from devposture.v1 import devposture_pb2 as pb
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
 from tests.e2e.conftest import AGENT
 from tests.e2e.fleet import run
-from tests.e2e.test_disk_full import tmpfs
+from tests.e2e.test_disk_full import fill, tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -336,3 +339,80 @@ def test_a_report_whose_id_the_collector_cut_short_in_its_refusal_is_set_aside(
     assert result.stopped_by is None, result.stopped_by
     assert result.set_aside == [odd.report_id] and result.acknowledged == [good.report_id]
     assert outbox.pending() == [] and outbox.rejected_count() == 1
+
+
+# --- a renewal due on a full state disk ------------------------------------------------------
+
+
+def _give_a_certificate_due_for_renewal(collector: LiveCollector, agent: EnrolledAgent) -> None:
+    """A certificate the collector issued 13 days ago, valid one day more: its last third."""
+    config = collector.config
+    authority = Authority.load(config.ca_key.read_bytes(), config.ca_cert.read_bytes())
+    current = x509.load_pem_x509_certificate(agent.state.cert_path.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    due = (
+        x509.CertificateBuilder()
+        .subject_name(current.subject)
+        .issuer_name(authority.cert.subject)
+        .public_key(current.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=13))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(authority.key, hashes.SHA256())
+    )
+    store = collector.store()
+    try:
+        store.identity.record_renewal(
+            agent.enrollment.device_id, format(due.serial_number, "x"), due.not_valid_after_utc,
+            now - dt.timedelta(days=13), action="renewed",
+        )  # fmt: skip
+    finally:
+        store.close()
+    write_atomic(agent.state.cert_path, cert_pem(due))
+
+
+def test_a_renewal_due_on_a_full_state_disk_does_not_stop_the_backlog(
+    live_collector: LiveCollector, tmp_path: Path
+) -> None:
+    # The renewal went through, then keeping the new certificate met the full disk: the
+    # OSError escaped the renewal, the round stopped before sending, and `once` said
+    # "unexpected OSError: [Errno 28] No space left on device (please report it to IT …)".
+    # For the days the renewal stayed due nothing was sent, and the reports whose
+    # acknowledgement would have freed the disk stayed on it.
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        agent = enroll_agent(live_collector, disk / "agent")
+        agent.state.network_hash_key()
+        _give_a_certificate_due_for_renewal(live_collector, agent)
+        outbox = Outbox(agent.state.outbox_dir)
+        waiting = []
+        for _ in range(2):
+            report = make_report(agent.enrollment.device_id)
+            outbox.put(report)
+            waiting.append(report.report_id)
+        filler = fill(disk)
+        try:
+            done = run(AGENT, "once", "--state", str(agent.state.directory))
+        finally:
+            filler.unlink()
+        assert done.returncode == 1, (done.stdout, done.stderr)
+        assert "the disk holding the state folder" in done.stderr, done.stderr
+        assert "unexpected" not in done.stderr and "Traceback" not in done.stderr
+        assert sorted(_stored(live_collector)) == sorted(waiting)
+        assert outbox.pending() == []
+        # The service, in one process: a failed keeping is backed off in memory (each round
+        # asked for a new certificate again, one more generation each time).
+        now = dt.datetime.now(dt.UTC)
+        filler = fill(disk)
+        try:
+            failed = ensure_fresh_certificate(agent.state, agent.enrollment, now)
+            assert failed.outcome is Outcome.FAILED
+            assert "cannot be kept in the state folder" in str(failed.detail)
+            again = ensure_fresh_certificate(agent.state, agent.enrollment, now)
+            assert again.outcome is Outcome.BACKING_OFF
+        finally:
+            filler.unlink()
+        # The old certificate is kept whole, and renewal goes through once there is room.
+        later = now + dt.timedelta(hours=7)
+        result = ensure_fresh_certificate(agent.state, agent.enrollment, later)
+        assert result.outcome is Outcome.RENEWED, result.detail
