@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -42,6 +43,7 @@ from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_repo
 from tests.e2e.conftest import AGENT
 from tests.e2e.fleet import run
 from tests.e2e.test_disk_full import fill, tmpfs
+from tests.tcp_cut import CuttableRelay
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -416,3 +418,43 @@ def test_a_renewal_due_on_a_full_state_disk_does_not_stop_the_backlog(
         later = now + dt.timedelta(hours=7)
         result = ensure_fresh_certificate(agent.state, agent.enrollment, later)
         assert result.outcome is Outcome.RENEWED, result.detail
+
+
+def test_an_answer_lost_after_the_collector_committed_is_stored_once(
+    live_collector: LiveCollector, agent: EnrolledAgent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The connection cut (Wi-Fi gone, a NAT timing out) after the collector stored the batch
+    # and before its answer reached the agent: the reports stay, are sent again, and the
+    # collector acknowledges them as duplicates, each stored once.
+    relay = CuttableRelay(("127.0.0.1", live_collector.report_port))
+    through = Enrollment(**{**agent.enrollment.__dict__, "report_port": relay.port})
+    service = live_collector.service
+    store = service._commit
+    cuts: list[int] = []
+
+    async def commit_then_cut(*args: Any, **kwargs: Any) -> Any:
+        committed = await store(*args, **kwargs)
+        if not cuts:
+            cuts.append(1)
+            relay.cut()  # committed: the answer is never read
+        return committed
+
+    monkeypatch.setattr(service, "_commit", commit_then_cut)
+    outbox = Outbox(agent.state.outbox_dir)
+    reports = [make_report(agent.enrollment.device_id) for _ in range(3)]
+    for report in reports:
+        outbox.put(report)
+    try:
+        lost = drain(agent.state, through, outbox)
+        assert lost.stopped_by is not None and "UNAVAILABLE" in lost.stopped_by, lost
+        assert lost.delivered == 0 and len(outbox.pending()) == 3
+        assert sorted(_stored(live_collector)) == sorted(r.report_id for r in reports)
+        relay.restore()
+        again = drain(agent.state, through, outbox)
+    finally:
+        relay.close()
+    assert again.stopped_by is None and again.acknowledged == []
+    assert sorted(again.duplicates) == sorted(r.report_id for r in reports)
+    assert outbox.pending() == []
+    stored = _stored(live_collector)
+    assert sorted(stored) == sorted(r.report_id for r in reports)  # once each
