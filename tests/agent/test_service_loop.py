@@ -205,7 +205,7 @@ def test_a_failed_collection_does_not_stop_the_service() -> None:
 def test_a_collection_that_says_what_is_wrong_is_logged_without_a_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # A full state disk, worded with the folder and the fix (agent.deliver.state_disk_full),
+    # A full state disk, worded with the folder and the fix (agent.deliver.state_unwritable),
     # was logged as a traceback, the words buried under it.
     work = ScriptedWork(interval=0.2)
     full = StateError("the disk holding the state folder {path} is full", path="/var/lib/x")
