@@ -579,7 +579,11 @@ async def watch_policy(
     # saves in two steps (cut, then written) left a first step that, valid on its own (a
     # `[[checks]]` table cut off whole), switched a check off and judged the fleet by it.
     settling: tuple[int, int] | None = None
-    in_force = await running.service.in_db(running.store.policies.version)
+    # The version the service judges by is not known here: the newest is looked at on the
+    # first poll. (Read at this point, it took a version published since the start took the
+    # policy in force for one already followed: the collector judged by the older policy
+    # until the next edit.)
+    in_force = 0
     # This server's name as the re-judging lease's holder (a test or an embedder may run two
     # in one process).
     holder = f"{collector_name()}/{secrets.token_hex(4)}"
@@ -601,10 +605,12 @@ async def watch_policy(
             if newest > in_force:
                 latest = await running.service.in_db(running.store.policies.latest)
                 if latest is not None:
-                    running.service.use_policy(adopt(config, latest))
+                    policy = adopt(config, latest)
+                    if policy != running.service.policy:
+                        running.service.use_policy(policy)
+                        log.info("policy version %d in force (applied by %s)", latest.version,
+                                 latest.applied_by)  # fmt: skip
                     in_force = latest.version
-                    log.info("policy version %d in force (applied by %s)", latest.version,
-                             latest.applied_by)  # fmt: skip
             await _rejudge_owed(running, in_force, holder)
         except (PolicyError, OSError, UnicodeDecodeError) as exc:
             log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
@@ -639,22 +645,22 @@ async def _rejudge_owed(running: RunningServer, version: int, holder: str) -> No
     again at their next poll. The work stays owed until it is marked done, so an edit whose
     collector died before or while it re-judged (or one applied at a collector's start) is
     re-judged by the next that can, and never twice."""
-    leases = running.store.coordination
-    if await running.service.in_db(lambda: leases.done_through(REJUDGE_LEASE)) >= version:
+    store, service = running.store, running.service
+    if await service.in_db(lambda: store.coordination.done_through(REJUDGE_LEASE)) >= version:
         return
-    taken = await running.service.in_db(
-        lambda: leases.take_lease(REJUDGE_LEASE, holder, running.service.now(), REJUDGE_HOLD)
-    )
+    taken = await service.in_db(lambda: store.coordination.take_lease(
+        REJUDGE_LEASE, holder, service.now(), REJUDGE_HOLD
+    ))  # fmt: skip
     if not taken:
         return
     try:
         # Looked at again under the lease: a collector that held it may just have done it.
-        if await running.service.in_db(lambda: leases.done_through(REJUDGE_LEASE)) >= version:
+        if await service.in_db(lambda: store.coordination.done_through(REJUDGE_LEASE)) >= version:
             return
-        devices = await running.service.apply_policy(running.service.policy)
-        await running.service.in_db(lambda: leases.mark_done(REJUDGE_LEASE, version, holder))
+        devices = await service.apply_policy(service.policy)
+        await service.in_db(lambda: store.coordination.mark_done(REJUDGE_LEASE, version, holder))
     finally:
-        await running.service.in_db(lambda: leases.release_lease(REJUDGE_LEASE, holder))
+        await service.in_db(lambda: store.coordination.release_lease(REJUDGE_LEASE, holder))
     log.info("policy version %d applied; %d device(s) re-evaluated", version, devices)
 
 

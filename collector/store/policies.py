@@ -32,22 +32,23 @@ class Policies(Part):
 
     def publish(self, text: str, now: dt.datetime, by: str) -> PolicyVersion:
         """Make `text` the policy in force (a new version, unless it is already the newest);
-        the version in force afterwards."""
+        that version, as written or found in the same transaction (read after it, another
+        collector's edit committed meanwhile was returned as this text's version)."""
         sha = digest(text)
         with self._write() as cur:
             row = cur.execute(
-                "SELECT version, sha256 FROM policy_versions ORDER BY version DESC LIMIT 1"
+                "SELECT version, text, sha256, applied_us, applied_by FROM policy_versions"
+                " ORDER BY version DESC LIMIT 1"
             ).fetchone()
-            if row is None or row[1] != sha:
-                version = 1 if row is None else int(row[0]) + 1
-                cur.execute(
-                    "INSERT INTO policy_versions(version, text, sha256, applied_us, applied_by)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (version, text, sha, to_us(now), by),
-                )
-        latest = self.latest()
-        assert latest is not None
-        return latest
+            if row is not None and row[2] == sha:
+                return PolicyVersion(int(row[0]), row[1], row[2], from_us(row[3]), row[4])
+            version = 1 if row is None else int(row[0]) + 1
+            cur.execute(
+                "INSERT INTO policy_versions(version, text, sha256, applied_us, applied_by)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (version, text, sha, to_us(now), by),
+            )
+        return PolicyVersion(version, text, sha, from_us(to_us(now)), by)
 
     def latest(self) -> PolicyVersion | None:
         row = self._db.execute(

@@ -6,6 +6,7 @@ PostgreSQL leg (make unit-postgresql); the ones with one run on both engines."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import re
@@ -22,6 +23,7 @@ from cryptography import x509
 
 from devposture.agent.enroll import enroll
 from devposture.agent.state import AgentState
+from devposture.collector import server as collector_server
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig, load
 from devposture.collector.datadir import initialize
@@ -30,6 +32,7 @@ from devposture.collector.store import Store
 from devposture.collector.tokens import new_token
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
+from devposture.policy import Policy
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import host_info, make_report
@@ -294,3 +297,37 @@ def test_a_service_stop_while_the_workers_start_is_a_stop_not_a_failure(
         if parent.poll() is None:
             parent.kill()
             parent.wait(30)
+
+
+def test_a_version_published_while_a_collector_starts_is_followed(tmp_path: Path) -> None:
+    # A collector takes the version in force early in its start, and its policy watch read
+    # the newest version later, as what it judged by: another collector's edit published in
+    # between (seconds: the writer process, the ports, the admin server start meanwhile) was
+    # taken as already followed, and this collector judged by the older policy until the
+    # next edit, however long that was.
+    config = _first(tmp_path)
+
+    async def scenario() -> tuple[Policy, Policy]:
+        running = await collector_server.start(config, 0, 0, "127.0.0.1")
+        stop = asyncio.Event()
+        watcher: asyncio.Task[None] | None = None
+        try:
+            before = running.service.policy
+            # Another collector's edit, published while this one was starting.
+            text = _without_firewall(config.policy.read_text(encoding="utf-8"))
+            await running.service.in_db(
+                lambda: running.store.policies.publish(text, utcnow(), "other-host:1")
+            )
+            watcher = asyncio.create_task(collector_server.watch_policy(config, running, stop))
+            await asyncio.to_thread(wait_until, lambda: running.service.policy != before,
+                                    "the newer version followed", 30)  # fmt: skip
+            return before, running.service.policy
+        finally:
+            stop.set()
+            if watcher is not None:
+                await watcher
+            await running.stop(0)
+
+    before, after = asyncio.run(scenario())
+    assert "firewall" in {c.check_id for c in before.checks}
+    assert "firewall" not in {c.check_id for c in after.checks}
