@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devposture.collector import cli, company_time, datadir, join, ports
+from devposture.collector import cli, company_time, datadir, join, pki, ports, renewal
 from devposture.collector.admin import client, service
 from devposture.collector.store import migrate, target
 from devposture.policy import cli_catalog
@@ -15,8 +15,9 @@ from devposture.policy import cli_catalog
 _HERE = Path(__file__).parent
 # The modules whose words a person reads from `devposture-collector` (besides the shared
 # ones, `cli_catalog.SHARED`); the admin service's and client's, the data folder's, the
-# company time's, the ports', the database target's and the move's are imported too, so that
-# their error classes are known by name. The evidence modules' findings (`told`) are the
+# company time's, the ports', the database target's, the move's and the device keys' refusals
+# (enrollment, renewal: the agent shows them) are imported too, so that their error classes
+# are known by name. The evidence modules' findings (`told`) are the
 # auditor's: `audit verify`, `check` and `export` print them.
 SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
@@ -27,14 +28,14 @@ SOURCES: tuple[Path, ...] = tuple(
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
         "store/schema.py", "store/migrate.py", "store/identity.py", "store/chain.py", "tokens.py",
         "enroll_refusals.py", "device_refusals.py", "trust.py", "reports.py", "delivery_health.py",
-        "device_history.py",
+        "device_history.py", "pki.py", "renewal.py", "service.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,
            company_time.NotATime, ports.PortUnavailable, target.NewerSchema,
-           migrate.MigrationError)  # fmt: skip
+           migrate.MigrationError, pki.CsrRejected, renewal.ProofRejected)  # fmt: skip
 
 
 def mistakes() -> list[str]:

@@ -38,6 +38,7 @@ from devposture.collector.pki import device_id_for_public_key
 from devposture.collector.store import DeviceRecord, Store, TokenRejected
 from devposture.collector.store.guesses import ENROLLMENT
 from devposture.collector.throttle import peer_address, source
+from devposture.net.rpc_status import describe, described
 from devposture.collector.tokens import new_token
 from devposture.net.pinning import fingerprint
 from devposture.net.rpc_status import worded_trailer
@@ -336,6 +337,11 @@ def test_a_refused_key_renewal_and_proof_are_sent_worded(
     assert isinstance(renewal.value, grpc.Call)
     assert renewal.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "another key" in str(_worded(renewal.value))
+    # What the agent tells the employee of a failed renewal (agent/renewal.py): the collector's
+    # worded refusal in Chinese, the code and gRPC's English text as they were for English.
+    told = described(renewal.value)
+    assert told.worded("en") == describe(renewal.value)
+    assert told.worded("zh") == "PERMISSION_DENIED：续期请求使用的不是本设备的密钥：续期不更换密钥；如需更换密钥，请重新注册"
 
     proof = pb.ReestablishRequest(
         certificate_pem=agent.state.cert_path.read_text(encoding="ascii"),

@@ -137,3 +137,19 @@ def test_the_encoder_writes_what_json_would_write(params: dict[str, Any]) -> Non
     assert stored == ("av.ok" if not kept else f"av.ok {expected}")
     if kept:
         assert json.loads(stored.partition(" ")[2]) == kept
+
+
+@pytest.mark.parametrize("code", ["backup.exposed", "backup.volume_unknown", "backup.not_safe"])
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_backup_s_evidence_the_agent_had_no_words_for_leaves_no_empty_brackets(
+    code: str, lang: Lang
+) -> None:
+    """The agent words what it saw of a backup's encryption and of its disk; where it saw
+    nothing the words are empty, and the reason read "…是否加密（）" / "… unknown ()"."""
+    params = {"location": "D:/WeChatBackup/1", "date": MOMENT, "others": None, "encryption": "",
+              "volume": ""}
+    shown = render(encode(code, **{p: params[p] for p in CODES[code].params}), lang, BEIJING)
+    assert "()" not in shown and "（）" not in shown and "; " not in shown and "；" not in shown
+    told = render(encode(code, **{p: params[p] for p in CODES[code].params} | {
+        "encryption": "no SQLite header", "volume": "BitLocker off"}), lang, BEIJING)  # fmt: skip
+    assert "no SQLite header" in told and "BitLocker off" in told

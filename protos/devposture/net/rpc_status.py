@@ -66,10 +66,14 @@ _MEANINGS = {
 
 def described(error: grpc.RpcError) -> Said:
     """`describe` for a person: to an English reader exactly its "CODE: details" (the text
-    logs and scripts have always had), to another the common code's meaning in their words
-    first, the code and the details as gRPC gave them beside it."""
+    logs and scripts have always had); to another, the collector's refusal in their words when
+    it sent it worded (`ERROR_METADATA`: what to do, in Chinese), else the common code's
+    meaning in their words first, the code and the details as gRPC gave them beside it."""
     text = describe(error)
     code = status_of(error)[0]
+    worded = worded_detail(error)
+    if worded is not None and code is not None:
+        return replace(said("{status}: {detail}", status=code.name, detail=worded), plain=text)
     meaning = None if code is None else _MEANINGS.get(code)
     if meaning is None:
         return Said(text, as_is=True)

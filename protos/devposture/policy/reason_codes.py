@@ -227,10 +227,14 @@ _declare(
     "agent {version} cannot tell backups from WeChat's own data folders: update the agent",
     version=Param("text", default="unknown_version"),
 )  # fmt: skip
-_EVIDENCE: dict[str, Kind | Param] = {"encryption": "text", "volume": "text"}
+# What the agent saw of a backup's encryption and of its volume, each in brackets, and nothing
+# where it saw nothing ("()" was shown when the agent had no words for the volume).
+_EVIDENCE: dict[str, Kind | Param] = {
+    "encryption": Param("text", "paren"), "volume": Param("text", "paren"),
+}  # fmt: skip
 _declare(
     "backup.exposed",
-    "plain backup {location} of {date}{others} is not encrypted ({encryption}; {volume})",
+    "plain backup {location} of {date}{others} is not encrypted{encryption}{volume}",
     location="text", date="date", others=Param("int", "others"), **_EVIDENCE,
 )  # fmt: skip
 _declare(
@@ -239,8 +243,7 @@ _declare(
 )  # fmt: skip
 _declare(
     "backup.volume_unknown",
-    "plain backup {location} ({encryption}): whether its disk is encrypted is unknown"
-    " ({volume})",
+    "plain backup {location}{encryption}: whether its disk is encrypted is unknown{volume}",
     location="text", **_EVIDENCE,
 )  # fmt: skip
 _declare(
@@ -253,7 +256,7 @@ _declare(
 )  # fmt: skip
 _declare(
     "backup.not_safe",
-    "backup {location} of {date} found, not known to be kept safe ({encryption}; {volume})",
+    "backup {location} of {date} found, not known to be kept safe{encryption}{volume}",
     location="text", date="date", **_EVIDENCE,
 )  # fmt: skip
 _declare(
