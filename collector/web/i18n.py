@@ -42,15 +42,20 @@ ENGLISH: dict[str, str] = {
         "time."
     ),
     "signed_in_as": "Signed in as",
+    # Punctuation between a label and its value, and around a figure: Chinese takes its own
+    # full-width marks ("设备数：4", "（查看者）"), not ASCII ones after Chinese words.
+    "colon": ": ",
+    "paren_open": " (",
+    "paren_close": ")",
     "clause": "Clause",
     "check": "Check",
     "devices_n": "Devices",
     "pass_rate": "Pass rate",
     "trend": "Pass rate over the last 8 weeks",
     "trend_note": (
-        "Each point is the fleet as it stood at the end of that week (this week: now); "
-        "recomputed every 10 minutes. A missing point is a week whose end was not recorded yet: "
-        "the collector counts it from the history when it starts."
+        "Each point is the fleet as it stood at the end of that week (this week: now, within "
+        "seconds of the latest report). A missing point is a week whose end was not recorded "
+        "yet: the collector counts it from the history when it starts."
     ),
     "whole_fleet": "whole fleet",
     "trend_whole_fleet": "The trend is the whole fleet's.",

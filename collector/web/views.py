@@ -6,8 +6,8 @@ through `collector.reports` (`fleet_counts`), the device list through `collector
 (the matching devices' ids in one pass, then the standings of one page's devices). Each result
 is cached: reused while the database is unchanged (SQLite's `data_version`), and at most
 `FRESH_SECONDS` old when reports keep arriving, so turning the pages of a listing reads the
-fleet once. The trend (the fleet at each of the last 8 week ends) is recomputed at most every
-10 minutes.
+fleet once. The trend (the fleet at each of the last 8 week ends, and now) is cached alike: up
+to 10 minutes while nothing changes, `FRESH_SECONDS` while reports arrive.
 
 A device page reads only that device, by index (`collector.store.device_pages`), and judges it from
 its history with `compliance.standings`.

@@ -161,6 +161,10 @@ def test_every_page_and_download_of_an_empty_fleet(empty: Fleet, lang: str) -> N
         assert answer.status == 200, (path, answer.text[-500:])
     overview = fetch(empty, "GET", f"/?lang={lang}", cookie=cookie).text
     assert 'id="device-count">0<' in overview
+    # Chinese takes its full-width marks after its words: "设备数：0", "（查看者）".
+    colon, opening = ("：", "（") if lang == "zh" else (": ", " (")
+    assert f'{colon}<span id="device-count">' in overview
+    assert f"李伟 (IT){opening}{'管理员' if lang == 'zh' else 'admin'}" in overview
     for table in downloads.TABLES:
         for fmt in ("csv", "xlsx", "json"):
             status, body = fetch_bytes(empty, f"/download/{table}?format={fmt}&device=x", cookie)
