@@ -32,9 +32,26 @@ DEFAULT_NETWORK_INTERVAL = 2.0
 DEFAULT_BACKUP_SETTLE = 5.0
 
 
+# Interfaces of networks inside this computer, which containers and virtual machines make and
+# remove as they start and stop: Docker's bridge, its user networks and each container's end
+# (docker0, br-<id>, veth…), libvirt's, LXC's and LXD's bridges, VirtualBox's and VMware's
+# host-only networks, Kubernetes' CNI interfaces, Hyper-V's and WSL's switches ("vEthernet
+# (WSL)"). None changes the network this computer is on; each counted as a change, so a
+# laptop starting containers collected back to back. A VPN's (tun, wg, utun, ppp) still counts.
+_LOCAL_NETWORKS = (
+    "docker", "br-", "veth", "virbr", "vnet", "lxcbr", "lxdbr", "vboxnet", "vmnet", "cni",
+    "flannel", "cali", "vethernet",
+)  # fmt: skip
+
+
 def network_signature(host: Host) -> Signature:
-    """What a network change changes: each interface's name, state and addresses."""
-    return frozenset((i.name, i.is_up, tuple(sorted(i.addresses))) for i in host.net_interfaces())
+    """What a network change changes: each interface's name, state and addresses (not those
+    of the networks containers and virtual machines make inside this computer)."""
+    return frozenset(
+        (i.name, i.is_up, tuple(sorted(i.addresses)))
+        for i in host.net_interfaces()
+        if not i.name.lower().startswith(_LOCAL_NETWORKS)
+    )
 
 
 class NetworkWatcher:

@@ -12,7 +12,7 @@ from devposture.agent.host import NetInterface
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes import commands as cmd
 from devposture.agent.sessions import SessionLog
-from devposture.agent.watch import BackupWatcher, NetworkWatcher
+from devposture.agent.watch import BackupWatcher, NetworkWatcher, network_signature
 from devposture.policy.checks import State, evaluate
 from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
@@ -223,3 +223,25 @@ def test_open_network_without_vpn_is_reported_within_the_promised_time(tmp_path:
         and "SSID-1" in render(verdict.reason, "en", UTC)
         and "without VPN" in render(verdict.reason, "en", UTC)
     )
+
+
+def test_containers_starting_and_stopping_are_not_network_changes() -> None:
+    """Docker makes a bridge and one veth end per container (and a br-<id> per user network);
+    a laptop starting containers collected back to back, each report kept longest. A VPN's
+    interface and the Wi-Fi's address still count."""
+    host = _laptop()
+    host.interfaces = [ETHERNET, WIFI_UP]
+    before = network_signature(host)
+    host.interfaces = [
+        ETHERNET, WIFI_UP,
+        NetInterface("docker0", True, 1500, ("up",), ("172.17.0.1",)),
+        NetInterface("br-3f2a9c1d7e6b", True, 1500, ("up",), ("172.18.0.1",)),
+        NetInterface("veth5d1c2e0", True, 1500, ("up",), ()),
+        NetInterface("virbr0", False, 1500, (), ("192.168.122.1",)),
+        NetInterface("vEthernet (WSL)", True, 1500, ("up",), ("172.29.64.1",)),
+    ]  # fmt: skip
+    assert network_signature(host) == before
+    host.interfaces = [ETHERNET, WIFI_UP, NetInterface("tun0", True, 1500, ("up",), ("10.8.0.6",))]
+    assert network_signature(host) != before
+    host.interfaces = [ETHERNET, NetInterface("wlo1", True, 1500, ("up",), ("10.20.30.41",))]
+    assert network_signature(host) != before
