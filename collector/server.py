@@ -22,6 +22,7 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from devposture.collector.report_writer import ReportWriter
 from devposture.collector.service import CollectorService
 from devposture.collector.store import DatabaseTarget, Store
 from devposture.collector.store.base import to_us
+from devposture.collector.store.coordination import Coordination
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.policy import PolicyError
@@ -431,11 +433,15 @@ async def keep_present(
     coordination = running.store.coordination
     limiter = running.service.limiter
     hold = dt.timedelta(seconds=every * 3)
+    skewed = False
     while not stop.is_set():
         try:
-            serving = await running.service.in_db(
-                lambda: coordination.present(holder, running.service.now(), hold)
+            serving, skew = await running.service.in_db(
+                lambda: _present(coordination, holder, running.service.now, hold)
             )
+            if skew is not None and (abs(skew) > CLOCK_SKEW) != skewed:
+                skewed = not skewed
+                _say_skew(skew, skewed)
             if serving != limiter.serving:
                 log.info("%d collector processes serve on this database: each keeps 1/%d of"
                          " the per-device rate limit", serving, serving)  # fmt: skip
@@ -446,6 +452,36 @@ async def keep_present(
             await asyncio.wait_for(stop.wait(), every)
     with contextlib.suppress(Exception):
         await running.service.in_db(lambda: coordination.absent(holder))
+
+
+# A collector clock further than this from the database server's is named in the log.
+CLOCK_SKEW = dt.timedelta(seconds=10)
+
+
+def _present(
+    coordination: Coordination, holder: str, now: Callable[[], dt.datetime], hold: dt.timedelta
+) -> tuple[int, dt.timedelta | None]:
+    """Say `holder` serves, by the database server's clock where there is one (PostgreSQL),
+    so that collectors whose clocks differ count one another alike (by its own clock, one
+    ahead by more than the hold counted every other one out at each beat, deleting their
+    presence, and kept the whole per-device limit for itself). The processes serving, and
+    how far this collector's clock is behind the database's (None on SQLite)."""
+    local = now()
+    database = coordination.database_clock()
+    serving = coordination.present(holder, local if database is None else database, hold)
+    return serving, None if database is None else database - local
+
+
+def _say_skew(skew: dt.timedelta, skewed: bool) -> None:
+    """Log that this collector's clock is off the database server's, or back in step."""
+    if skewed:
+        log.error(
+            "this collector's clock is %+.0f s off the database server's: the times of the"
+            " reports it takes, and the work it does once for all collectors, follow its"
+            " clock; keep every collector's clock in step (NTP)", -skew.total_seconds(),
+        )  # fmt: skip
+    else:
+        log.info("this collector's clock is in step with the database server's again")
 
 
 def worker_presence(config: CollectorConfig, worker: int) -> str:

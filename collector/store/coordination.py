@@ -71,6 +71,16 @@ class Coordination(Part):
                 (DONE + work, holder, through),
             )
 
+    def database_clock(self) -> dt.datetime | None:
+        """The database server's clock, what every collector on it shares (PostgreSQL); None
+        on SQLite, whose file is on this machine, read by this machine's clock alone."""
+        if self.dialect.is_sqlite:
+            return None
+        row = self._db.execute(
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+        ).fetchone()
+        return from_us(int(row[0]))
+
     def present(self, holder: str, now: dt.datetime, hold: dt.timedelta) -> int:
         """Say `holder` (a collector process) serves until `now + hold`, and count the
         processes serving now, itself included: what each process divides the fleet's

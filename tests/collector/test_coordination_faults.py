@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
 import psutil
@@ -28,6 +30,7 @@ from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig, load
 from devposture.collector.datadir import initialize
 from devposture.collector.join import join
+from devposture.collector.ratelimit import DeviceRateLimiter
 from devposture.collector.store import Store
 from devposture.collector.tokens import new_token
 from devposture.net.address import CollectorAddress
@@ -42,6 +45,7 @@ from tests.waiting import wait_until
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
 REJUDGE_LEASE = "policy-rejudge"
+T = TypeVar("T")
 several = pytest.mark.skipif(
     not on_postgresql(), reason="several collectors share PostgreSQL: the PostgreSQL leg runs it"
 )
@@ -331,3 +335,55 @@ def test_a_version_published_while_a_collector_starts_is_followed(tmp_path: Path
     before, after = asyncio.run(scenario())
     assert "firewall" in {c.check_id for c in before.checks}
     assert "firewall" not in {c.check_id for c in after.checks}
+
+
+class _Process:
+    """A collector process's parts keep_present uses, on the real database, with its own
+    clock (what cannot be set on this machine: a collector host whose clock is off)."""
+
+    def __init__(self, store: Store, clock: Callable[[], dt.datetime]) -> None:
+        self.store, self.service = store, self
+        self.now = clock
+        self.limiter = DeviceRateLimiter(60, 10)
+
+    async def in_db(self, work: Callable[[], T]) -> T:
+        return await asyncio.to_thread(work)
+
+
+@several
+def test_collectors_whose_clocks_differ_count_one_another_and_the_skew_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Presences were held and counted by each collector's own clock. One whose clock ran three
+    # minutes ahead found every other collector's presence (held 90 s) expired at each beat,
+    # deleted it and counted itself alone: it kept the whole per-device rate limit while the
+    # others kept their share, and nothing said its clock was off.
+    store = Store.open(_first(tmp_path).database)
+    in_step = _Process(store, utcnow)
+    ahead = _Process(store, lambda: utcnow() + dt.timedelta(minutes=3))
+
+    def present() -> set[str]:
+        rows = store._db.execute("SELECT holder FROM leases WHERE name LIKE 'serving/%'")
+        return {str(row[0]) for row in rows.fetchall()}
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        tasks = []
+        for name, process in (("in-step", in_step), ("ahead", ahead)):
+            tasks.append(asyncio.create_task(collector_server.keep_present(
+                process, stop, presence=name  # type: ignore[arg-type]
+            )))  # fmt: skip
+            await asyncio.to_thread(wait_until, lambda: name in present(), f"{name} present")  # noqa: B023
+        stop.set()
+        await asyncio.gather(*tasks)
+
+    try:
+        with caplog.at_level(logging.INFO, logger=collector_server.__name__):
+            asyncio.run(scenario())
+    finally:
+        store.close()
+    assert (in_step.limiter.serving, ahead.limiter.serving) == (1, 2)
+    skewed = [r.getMessage() for r in caplog.records if "clock is" in r.getMessage()]
+    assert len(skewed) == 1 and re.search(r"clock is \+1[78]\d s off the database", skewed[0]), (
+        skewed
+    )
