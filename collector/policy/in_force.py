@@ -6,9 +6,12 @@ Each collector's data folder keeps its policy file (what IT edits), a copy of th
 judges by (`IN_FORCE`) and the SHA-256 of its file as last applied (`SEEN`). An edit is a
 policy file that differs from that: at start, or while serving (`watch_policy` polls it), the
 collector checks it, refuses it with every mistake logged, or applies it: publishes it as the
-new version in force and judges the fleet again under it (once, under a lease). The other
-collectors see the new version within seconds and judge by it from then on. A collector
-started with an unedited file takes the version in force, which may be newer than its file.
+new version in force and judges by it at once. The other collectors see the new version within
+seconds and judge by it from then on. The fleet is judged again under the newest version once,
+by whichever collector takes the lease first (server._rejudge_owed: the version re-judged is
+marked in the database, so an edit whose collector died first is still re-judged). A
+collector started with an unedited file takes the version in force, which may be newer than
+its file.
 
 It lives here, not in the server, so that the admin commands and the dashboard can read it
 without importing the server.
