@@ -523,8 +523,17 @@ class Reports(Part):
         self, device_id: str, report_id: str, collected_at: dt.datetime,
         evaluated_at: dt.datetime, results: list[CheckResult],
     ) -> None:  # fmt: skip
-        """Put new verdicts for a device's latest report (after the policy changed)."""
+        """Put new verdicts for a device's latest report (after the policy changed), unless
+        a newer report's verdicts are there: re-judging reads every latest report first, and
+        writes device by device while reports go on arriving; it replaced a newer report's
+        verdicts with the older one's (the state went back, chained as a change)."""
         with self._write() as cur:
+            newer = cur.execute(
+                "SELECT 1 FROM check_results WHERE device_id = ? AND collected_us > ? LIMIT 1",
+                (device_id, to_us(collected_at)),
+            ).fetchone()
+            if newer is not None:
+                return
             since = self._record_changes(cur, device_id, report_id, evaluated_at, results)
             cur.execute("DELETE FROM check_results WHERE device_id = ?", (device_id,))
             cur.executemany(

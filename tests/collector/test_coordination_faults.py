@@ -31,7 +31,7 @@ from devposture.collector.config import CollectorConfig, load
 from devposture.collector.datadir import initialize
 from devposture.collector.join import join
 from devposture.collector.ratelimit import DeviceRateLimiter
-from devposture.collector.store import Store
+from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
 from devposture.collector.tokens import new_token
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
@@ -39,7 +39,7 @@ from devposture.policy import Policy
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import host_info, make_report
-from tests.databases import collector_database, on_postgresql
+from tests.databases import collector_database, fresh_database, on_postgresql
 from tests.e2e.fleet import free_ports
 from tests.waiting import wait_until
 
@@ -387,3 +387,39 @@ def test_collectors_whose_clocks_differ_count_one_another_and_the_skew_is_named(
     assert len(skewed) == 1 and re.search(r"clock is \+1[78]\d s off the database", skewed[0]), (
         skewed
     )
+
+
+def test_rejudging_leaves_the_verdicts_of_a_report_that_came_meanwhile(tmp_path: Path) -> None:
+    # Re-judging reads every device's latest report, then writes each device's verdicts again,
+    # device by device, for minutes over a large fleet while the collectors go on storing
+    # reports. A device whose newer report was stored meanwhile had its verdicts replaced by
+    # those of the older one read before: its state went back (a FAIL it had fixed, chained as
+    # a state change into the evidence) until its next report.
+    now = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+    store = Store.open(fresh_database(tmp_path))
+    try:
+        token = new_token()
+        store.identity.add_token(token, now, now + dt.timedelta(hours=1), uses=1)
+        store.identity.enroll(token, now, DeviceRecord("d1", "01", now + dt.timedelta(days=90)))
+
+        def report(report_id: str, collected: dt.datetime) -> ReportRecord:
+            return ReportRecord(report_id, "d1", collected, collected, "1", b"body", "h",
+                                "linux", "Debian", "12")  # fmt: skip
+
+        store.reports.store_report(report("old", now), [CheckResult("firewall", "FAIL", "off")])
+        read_by_the_rejudging = store.reports.latest_reports()
+        later = now + dt.timedelta(minutes=10)
+        store.reports.store_report(report("new", later), [CheckResult("firewall", "PASS", "on")])
+        for device_id, report_id, collected, _ in read_by_the_rejudging:
+            store.reports.replace_results(device_id, report_id, collected, later,
+                                          [CheckResult("firewall", "FAIL", "off")])  # fmt: skip
+        rows = store._db.execute(
+            "SELECT check_id, state, report_id FROM check_results WHERE device_id = 'd1'"
+        ).fetchall()
+        assert [tuple(row) for row in rows] == [("firewall", "PASS", "new")]
+        changes = store._db.execute(
+            "SELECT state FROM state_changes WHERE device_id = 'd1' ORDER BY since_us"
+        ).fetchall()
+        assert [row[0] for row in changes] == ["FAIL", "PASS"]  # no FAIL again
+    finally:
+        store.close()
