@@ -4,8 +4,9 @@ a service.
 Every command reads the agent's settings first (`agent.settings`: the command line, then
 `DEVPOSTURE_AGENT_*` variables, then agent.toml, then the defaults), and refuses a bad one
 before doing anything. Errors name the problem and the fix, and exit non-zero. `once` exits 0
-only when the collector has acknowledged the report, so an installer or a scheduler can trust
-its exit code.
+only when the collector has acknowledged the report and answered every one queued before it,
+and otherwise 1, saying why on standard error (the report kept on disk, or acknowledged with the
+rest left for the next round), so an installer or a scheduler can trust its exit code.
 """
 
 from __future__ import annotations
@@ -106,6 +107,12 @@ STATUS_EXIT_CODES = """exit status:
   {not_judged}  nothing failing, but a check cannot be told, or the company's collector has
      not judged this computer yet
   {failed}  the status could not be shown
+"""
+# `once`'s epilog, its codes filled in likewise.
+ONCE_EXIT_CODES = """exit status:
+  {ok}  the collector acknowledged this report and answered every one queued before it
+  {failed}  anything else, said on standard error: the report was not acknowledged (it is kept
+     on disk), or it was but sending stopped before the rest (kept on disk, sent next time)
 """
 log = logging.getLogger(__name__)
 
@@ -209,7 +216,7 @@ def localized_parser(lang: Lang) -> argparse.ArgumentParser:
         "enrollment_file": default_enrollment_file(), "interval": f"{DEFAULT_INTERVAL:g}",
         "log_file": log_file if log_file is not None else _STANDARD_ERROR.worded(lang),
         "compliant": EXIT_COMPLIANT, "failing": EXIT_FAILING, "not_judged": EXIT_NOT_JUDGED,
-        "failed": EXIT_FAILED,
+        "failed": EXIT_FAILED, "ok": EXIT_OK,
     })  # fmt: skip
     return parser
 
@@ -280,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     _state_option(collect_cmd)
 
     once_cmd = commands.add_parser(
-        "once", parents=[common], help="collect one report and send it (and any still queued)"
-    )
+        "once", parents=[common], help="collect one report and send it (and any still queued)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ONCE_EXIT_CODES,
+    )  # fmt: skip
     _outbox_option(once_cmd)
     _state_option(once_cmd)
     _backup_option(once_cmd)
@@ -631,7 +639,25 @@ def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) ->
                 " earlier).", report_id=report.report_id, others=others)
         else:
             say("Report {report_id} acknowledged by the collector.", report_id=report.report_id)
-        return EXIT_OK if result.stopped_by is None else EXIT_FAILED
+        if result.stopped_by is None:
+            return EXIT_OK
+        # This report got through, but not everything that waits did: an installer or a
+        # scheduler proving the agent works reads a failure, and must read why (it read none).
+        problem = _STOPPED_WORDS.get(result.stopped_by, result.stopped_by)
+        left = _waiting(state)
+        if left is None:
+            raise CliError(
+                "sending stopped after report {report_id} was acknowledged: {problem}. The"
+                " reports left in the outbox stay on disk, to be sent next time (the collector"
+                " stores each only once)",
+                report_id=report.report_id, problem=problem,
+            )  # fmt: skip
+        raise CliError(
+            "sending stopped after report {report_id} was acknowledged: {problem}. The outbox"
+            " keeps {count} report(s) on disk, to be sent next time (the collector stores each"
+            " only once)",
+            report_id=report.report_id, problem=problem, count=left,
+        )  # fmt: skip
     refused = done.device_refused
     if refused is not None:
         command = (
@@ -663,6 +689,16 @@ def cmd_once(args: argparse.Namespace, settings: Settings, state: AgentState) ->
     raise CliError(
         "the collector refused the report; it was set aside (see the outbox's rejected/ folder)"
     )
+
+
+def _waiting(state: AgentState) -> int | None:
+    """How many reports the outbox holds after a drain that stopped (those not sent, and those
+    delivered that it could not remove); None when the outbox cannot be read (the sentence
+    then names no number rather than a wrong one)."""
+    try:
+        return int(open_outbox(state).stats().pending_reports)
+    except OSError:
+        return None
 
 
 def _tls_advice(stopped_by: str) -> Said | None:

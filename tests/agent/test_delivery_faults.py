@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -237,6 +238,80 @@ def test_the_service_on_a_read_only_state_folder_says_so_and_resends_nothing_in_
         assert sorted(sent.acknowledged) == sorted(waiting)
         assert sorted(_stored(live_collector)) == sorted(waiting)
         assert len(Outbox(agent.state.outbox_dir).pending()) == 2  # kept: not lost
+
+
+def _once(state: Path, lang: str) -> subprocess.CompletedProcess[str]:
+    """`devposture-agent once` as a process, its reader's language set by the locale."""
+    env = {**os.environ, "LANG": lang, "LC_ALL": lang, "LANGUAGE": ""}
+    return subprocess.run([AGENT, "once", "--state", str(state)], capture_output=True,
+                          text=True, timeout=120, check=False, env=env)  # fmt: skip
+
+
+def test_once_says_why_it_failed_when_sending_stopped_after_its_report_was_acknowledged(
+    live_collector: LiveCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The disk holding the state folder went read-only (a disk error: errors=remount-ro)
+    # while the collector's answer was on its way: the collector stored the batch, this round's
+    # report among them, and the outbox could not remove any of them. `once` printed "Report …
+    # acknowledged by the collector." and exited 1, saying nothing more: an installer or a
+    # scheduler proving the agent works read a failure with no reason.
+    with tmpfs(tmp_path / "disk", "4m") as disk:
+        agent = enroll_agent(live_collector, disk / "agent")
+        agent.state.network_hash_key()
+        outbox = Outbox(agent.state.outbox_dir)
+        for _ in range(2):
+            outbox.put(make_report(agent.enrollment.device_id))
+        service = live_collector.service
+        commit = service._commit
+        fail_next: list[bool] = []
+
+        async def commit_then_fail_the_disk(*args: Any, **kwargs: Any) -> Any:
+            committed = await commit(*args, **kwargs)
+            if fail_next:
+                fail_next.clear()
+                _remount(disk, "ro")  # stored: the answer is on its way
+            return committed
+
+        monkeypatch.setattr(service, "_commit", commit_then_fail_the_disk)
+        try:
+            fail_next.append(True)
+            done = _once(agent.state.directory, "C.UTF-8")
+            stuck = [p.report.report_id for p in Outbox(agent.state.outbox_dir).pending()]
+            _remount(disk, "rw")
+            assert done.returncode == 1, (done.stdout, done.stderr)
+            assert len(stuck) == 3 and sorted(_stored(live_collector)) == sorted(stuck)
+            newest = max(Outbox(agent.state.outbox_dir).pending(),
+                         key=lambda p: p.report.collected_at.ToNanoseconds())  # fmt: skip
+            report_id = newest.report.report_id
+            assert f"Report {report_id} acknowledged by the collector" in done.stdout
+            assert (
+                f"sending stopped after report {report_id} was acknowledged: the outbox could"
+                " not remove delivered reports. The outbox keeps 3 reports on disk, to be sent"
+                " next time (the collector stores each only once)"
+            ) in done.stderr, done.stderr
+            assert "Traceback" not in done.stderr
+            # The same in Chinese: the reader's language, the cause in its words.
+            fail_next.append(True)
+            zh = _once(agent.state.directory, "zh_CN.UTF-8")
+            _remount(disk, "rw")
+            assert zh.returncode == 1, (zh.stdout, zh.stderr)
+            assert "待发队列无法删除已送达的报告" in zh.stderr, zh.stderr
+            ids = [p.report.report_id for p in Outbox(agent.state.outbox_dir).pending()]
+            assert len(ids) == 4 and any(i in zh.stdout and i in zh.stderr for i in ids)
+            words = zh.stderr
+            for i in ids:
+                words = words.replace(i, "")
+            assert re.search(r"(?<!\d)4(?!\d)", words), zh.stderr  # the reports kept
+        finally:
+            _remount(disk, "rw")
+        # The disk writable again: what stayed goes with the next round, stored once each.
+        again = run(AGENT, "once", "--state", str(agent.state.directory))
+        assert again.returncode == 0, again.stderr
+        assert "and 4 queued earlier" in again.stdout, again.stdout
+        assert again.stderr == ""
+        assert Outbox(agent.state.outbox_dir).pending() == []
+        stored = _stored(live_collector)
+        assert len(stored) == len(set(stored)) == 5
 
 
 # --- a power cut at every step ---------------------------------------------------------------
