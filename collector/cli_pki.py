@@ -63,8 +63,9 @@ def add_commands(commands: Subparsers[argparse.ArgumentParser]) -> None:
         "rollover",
         help="replace the CA in stages, without cutting off any agent",
         description="Replace the CA in three stages: stage (trust a new CA beside the old),"
-        " activate (the new CA signs), finish (stop trusting the old CA). Wait one device"
-        " certificate lifetime between the stages, so every agent renews in between.",
+        " activate (the new CA signs), finish (stop trusting the old CA). Between the stages,"
+        " wait until every agent has renewed its certificate (agents do by themselves, within"
+        " one certificate lifetime): `status` says how many have not, and until when.",
     )
     steps = rollover.add_subparsers(dest="rollover_command", required=True, metavar="STEP")
     stage = steps.add_parser(
@@ -74,14 +75,20 @@ def add_commands(commands: Subparsers[argparse.ArgumentParser]) -> None:
     activate = steps.add_parser(
         "activate", help="step 2: the new CA signs device and server certificates"
     )
-    _force_option(activate, "do it before one device certificate lifetime since `stage` has"
-                  " passed (only if you know every agent has renewed)")  # fmt: skip
+    _force_option(activate, "activate even though some agents have not renewed since `stage`:"
+                  " each of them is cut off and needs a new enrollment token")  # fmt: skip
     _data_option(activate)
     finish = steps.add_parser("finish", help="step 3: stop trusting the old CA")
-    _force_option(finish, "do it before one device certificate lifetime since `activate` has"
-                  " passed (only if you know every agent has renewed)")  # fmt: skip
+    _force_option(finish, "finish even though some agents may still use a certificate from"
+                  " the old CA: each of them is cut off and needs a new enrollment"
+                  " token")  # fmt: skip
     _data_option(finish)
     status = steps.add_parser("status", help="where the rollover stands and the next step")
+    status.add_argument(
+        "--devices",
+        action="store_true",
+        help="also list the devices the next step waits for (those that have not renewed)",
+    )
     _data_option(status)
 
     tls = commands.add_parser("tls", help="the server certificate agents see")
@@ -107,13 +114,9 @@ def _trust(args: argparse.Namespace) -> Trust:
     return Trust(load(args.data))
 
 
-def _fail(message: Said) -> int:
+def _fail(message: Said | BaseException) -> int:
     sys.stderr.write(error_line(PROG, message, reader_language()))
     return 1
-
-
-def _lifetime_days(trust: Trust) -> int:
-    return trust.config.device_certificate_days
 
 
 def _day(moment: dt.datetime, trust: Trust) -> str:
@@ -136,16 +139,20 @@ def cmd_ca_fingerprint(args: argparse.Namespace) -> int:
             return 0
         for label, generation, cert in trust.labelled_cas():
             # The fingerprint first, as `ca fingerprint` prints it alone: a script cuts it.
-            say("{fingerprint}  CA {generation}, {label}, valid until {until}",
-                fingerprint=fingerprint(cert), generation=generation, label=label,
-                until=_day(cert.not_valid_after_utc, trust))
+            say(
+                "{fingerprint}  CA {generation}, {label}, valid until {until}",
+                fingerprint=fingerprint(cert),
+                generation=generation,
+                label=label,
+                until=_day(cert.not_valid_after_utc, trust),
+            )
     except OSError as exc:
         return _fail(said(
             "{path}: {problem}: the data folder's CA is incomplete; put back its ca/ folder"
             " from your backup", path=exc.filename, problem=os_error(exc, exc.strerror),
         ))  # fmt: skip
     except (TrustError, ValueError) as exc:
-        return _fail(Said(str(exc), as_is=True))
+        return _fail(exc)
     return 0
 
 
@@ -163,56 +170,100 @@ def cmd_tls_rotate(args: argparse.Namespace) -> int:
     except (TrustError, OSError, ValueError) as exc:
         return _fail(said("{problem}. Nothing was changed", problem=exc))
     dns, ips = trust.server_names()
-    say("New server certificate, serial {serial}, signed by the CA with\n"
-        "fingerprint {fingerprint}.", serial=f"{cert.serial_number:x}",
-        fingerprint=fingerprint(trust.signing_authority().cert))
+    say(
+        "New server certificate, serial {serial}, signed by the CA with\n"
+        "fingerprint {fingerprint}.",
+        serial=f"{cert.serial_number:x}",
+        fingerprint=fingerprint(trust.signing_authority().cert),
+    )
     say("Names: {names}", names=", ".join(dns + ips))
     say("Valid until {date}.", date=_day(cert.not_valid_after_utc, trust))
-    say("A running collector uses it for new connections within a few seconds; agents\n"
-        "verify it against the CA, so they need nothing. No restart is needed.")
+    say(
+        "A running collector uses it for new connections within a few seconds; agents\n"
+        "verify it against the CA, so they need nothing. No restart is needed."
+    )
     return 0
 
 
-def _stage_text(trust: Trust, authorities: Authorities, now: dt.datetime) -> str:
+def _stage_text(
+    trust: Trust, authorities: Authorities, now: dt.datetime, devices: bool = False
+) -> str:
     """Where the rollover stands and what to do next, in the reader's language."""
-    return "\n".join(line.worded(reader_language()) for line in _stage(trust, authorities, now))
+    lines = _stage(trust, authorities, now, devices)
+    return "\n".join(line.worded(reader_language()) for line in lines)
 
 
-def _stage(trust: Trust, authorities: Authorities, now: dt.datetime) -> list[Said]:
+def _waiting(trust: Trust, moment: dt.datetime | None, now: dt.datetime, step: str,
+             devices: bool) -> list[Said]:  # fmt: skip
+    """What the next step waits for: the devices that have not renewed since `moment`, from
+    the database (not from today's certificate lifetime, which IT may have changed)."""
+    waiting = trust.not_renewed_since(moment, now)
+    since = _day(moment or now, trust)
+    if not waiting:
+        return [
+            said(
+                "Every active device has renewed since {since} (or its older certificate"
+                " has expired). Next: run `{prog} ca rollover {step}`.",
+                since=since,
+                prog=PROG,
+                step=step,
+            )
+        ]
+    lines = [
+        said("{count} active device(s) did not renew since {since}; the last of their older"
+             " certificates is valid until {until}.",
+             count=len(waiting), since=since, until=_day(waiting[0].valid_until, trust)),
+        said("Next: when they have renewed (agents do by themselves), at the latest on {until},"
+             " run `{prog} ca rollover {step}`. Before then it would cut them off.",
+             until=_day(waiting[0].valid_until, trust), prog=PROG, step=step),
+    ]  # fmt: skip
+    if not devices:
+        lines.append(said("To see which: `{prog} ca rollover status --devices`.", prog=PROG))
+        return lines
+    for held in waiting:
+        lines.append(said("  {device_id}  {hostname}  older certificate valid until {until}",
+                          device_id=held.device_id, hostname=held.hostname or "-",
+                          until=_day(held.valid_until, trust)))  # fmt: skip
+    return lines
+
+
+def _stage(trust: Trust, authorities: Authorities, now: dt.datetime,
+           devices: bool = False) -> list[Said]:  # fmt: skip
     from devposture.collector.pki import fingerprint  # noqa: PLC0415
     from devposture.collector.trust import Stage  # noqa: PLC0415
 
-    days = _lifetime_days(trust)
-    lifetime = dt.timedelta(days=days)
     signing = fingerprint(trust.signing_authority().cert)
     if authorities.stage == Stage.STEADY:
         return [
-            said("No CA rollover in progress. CA {generation} signs: {fingerprint}",
-                 generation=authorities.signing, fingerprint=signing),
+            said(
+                "No CA rollover in progress. CA {generation} signs: {fingerprint}",
+                generation=authorities.signing,
+                fingerprint=signing,
+            ),
             said("To replace it: `{prog} ca rollover stage`.", prog=PROG),
         ]
     if authorities.stage == Stage.STAGED:
-        ready = (authorities.staged_at or now) + lifetime
         new = max(authorities.trusted)
         return [
-            said("Stage 1 of 3 (staged): CA {new} is trusted beside CA {old}, which still signs.",
-                 new=new, old=authorities.signing),
+            said(
+                "Stage 1 of 3 (staged): CA {new} is trusted beside CA {old}, which still signs.",
+                new=new,
+                old=authorities.signing,
+            ),
             said("Agents receive both CAs the next time they renew their certificate or enroll."),
-            said("Next: on or after {day} (one device certificate lifetime, {days} days, after"
-                 " staging), run `{prog} ca rollover activate`.",
-                 day=_day(ready, trust), days=days, prog=PROG),
+            *_waiting(trust, authorities.staged_at, now, "activate", devices),
         ]
     if authorities.stage == Stage.ACTIVATED:
-        ready = (authorities.activated_at or now) + lifetime
         old = ", ".join(str(g) for g in authorities.trusted if g != authorities.signing)
         return [
-            said("Stage 2 of 3 (activated): CA {new} signs; CA {old} is still trusted for device"
-                 " certificates it signed.", new=authorities.signing, old=old),
-            said("Give new installations the new fingerprint: {fingerprint}",
-                 fingerprint=signing),
-            said("Next: on or after {day} (when the last certificate signed by the old CA has"
-                 " been renewed, {days} days), run `{prog} ca rollover finish`.",
-                 day=_day(ready, trust), days=days, prog=PROG),
+            said(
+                "Stage 2 of 3 (activated): CA {new} signs; CA {old} is still trusted for device"
+                " certificates it signed.",
+                new=authorities.signing,
+                old=old,
+            ),
+            said("Give new installations the new fingerprint: {fingerprint}", fingerprint=signing),
+            *_waiting(trust, authorities.activated_at, now, "finish", devices),
         ]
     raise AssertionError(authorities.stage)  # pragma: no cover
 
@@ -227,34 +278,51 @@ def cmd_ca_rollover(args: argparse.Namespace) -> int:
     now = utcnow()
     try:
         if step == "status":
-            print(_stage_text(trust, trust.authorities(), now))
+            print(_stage_text(trust, trust.authorities(), now, args.devices))
             return 0
         if step == "stage":
             generation, cert = trust.stage_rollover(now)
-            say("Staged CA {generation}: {fingerprint}", generation=generation,
-                fingerprint=fingerprint(cert))
-            say("The collector now accepts device certificates from both CAs, and hands both\n"
+            say(
+                "Staged CA {generation}: {fingerprint}",
+                generation=generation,
+                fingerprint=fingerprint(cert),
+            )
+            say(
+                "The collector now accepts device certificates from both CAs, and hands both\n"
                 "to agents when they renew or enroll. The current CA still signs everything,\n"
-                "and new installations still use the current fingerprint.")
+                "and new installations still use the current fingerprint."
+            )
         elif step == "activate":
             generation, cert = trust.activate_rollover(now, force=args.force)
-            say("CA {generation} now signs device certificates and the server certificate.",
-                generation=generation)
-            say("New fingerprint, for new installations (--ca-fingerprint): {fingerprint}",
-                fingerprint=fingerprint(cert))
-            say("Update your installation scripts now. Agents that renewed since staging keep\n"
-                "working; device certificates from the old CA stay accepted until `finish`.")
+            say(
+                "CA {generation} now signs device certificates and the server certificate.",
+                generation=generation,
+            )
+            say(
+                "New fingerprint, for new installations (--ca-fingerprint): {fingerprint}",
+                fingerprint=fingerprint(cert),
+            )
+            say(
+                "Update your installation scripts now. Agents that renewed since staging keep\n"
+                "working; device certificates from the old CA stay accepted until `finish`."
+            )
         elif step == "finish":
             retired = trust.finish_rollover(now, force=args.force)
             for generation, cert in retired:
-                say("CA {generation} is no longer trusted: {fingerprint}", generation=generation,
-                    fingerprint=fingerprint(cert))
-            say("Its files were moved to {folder}; keep the key offline or\n"
-                "delete it. Only the new CA is trusted now.", folder=trust.ca_dir / "retired")
+                say(
+                    "CA {generation} is no longer trusted: {fingerprint}",
+                    generation=generation,
+                    fingerprint=fingerprint(cert),
+                )
+            say(
+                "Its files were moved to {folder}; keep the key offline or\n"
+                "delete it. Only the new CA is trusted now.",
+                folder=trust.ca_dir / "retired",
+            )
         else:  # pragma: no cover - argparse allows only the steps above
             return _fail(said("unknown step {step}", step=step))
     except (TrustError, OSError, ValueError) as exc:
-        return _fail(Said(str(exc), as_is=True))
+        return _fail(exc)
     print()
     print(_stage_text(trust, trust.authorities(), now))
     return 0

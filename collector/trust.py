@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import grpc
 from cryptography import x509
@@ -46,7 +46,10 @@ from devposture.collector.pki import (
     new_private_key,
     private_key_pem,
 )
-from devposture.policy.cli_messages import Said, said
+from devposture.policy.cli_messages import Said, Worded, said
+
+if TYPE_CHECKING:
+    from devposture.collector.store.identity import NotRenewed
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +61,10 @@ RETIRED_DIR = "retired"
 RELOAD_CHECK_SECONDS = 1.0
 
 
-class TrustError(Exception):
-    """A certificate operation that cannot be done; the message names the problem and the fix."""
+class TrustError(Worded):
+    """A certificate operation that cannot be done; the message names the problem and the fix,
+    in the reader's language (`ca rollover` is refused with it, for the IT person who finishes
+    a rollover weeks after someone else started it)."""
 
 
 class Stage:
@@ -89,10 +94,12 @@ class Authorities:
 
     def to_json(self) -> bytes:
         payload: dict[str, object] = {"signing": self.signing, "trusted": list(self.trusted)}
+        # To the microsecond, as the database records when each certificate was issued: the
+        # rollover's steps compare the two (`Trust.not_renewed_since`).
         if self.staged_at is not None:
-            payload["staged_at"] = self.staged_at.isoformat(timespec="seconds")
+            payload["staged_at"] = self.staged_at.isoformat(timespec="microseconds")
         if self.activated_at is not None:
-            payload["activated_at"] = self.activated_at.isoformat(timespec="seconds")
+            payload["activated_at"] = self.activated_at.isoformat(timespec="microseconds")
         return (json.dumps(payload, indent=2) + "\n").encode("utf-8")
 
     @classmethod
@@ -115,8 +122,9 @@ class Authorities:
             )
         except (ValueError, TypeError, KeyError) as exc:
             raise TrustError(
-                f"{where} is damaged ({exc}); restore it from a backup of the data folder"
-            ) from exc
+                "{path} is damaged ({problem}); restore it from a backup of the data folder",
+                path=where, problem=exc,
+            ) from exc  # fmt: skip
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
@@ -285,9 +293,10 @@ class Trust:
             return x509.load_pem_x509_certificate(path.read_bytes())
         except FileNotFoundError as exc:
             raise TrustError(
-                f"CA certificate {path} is missing but {self.authorities_path.name} trusts it;"
-                " restore the ca folder from a backup of the data folder"
-            ) from exc
+                "CA certificate {path} is missing but {file} trusts it; restore the ca folder"
+                " from a backup of the data folder",
+                path=path, file=self.authorities_path.name,
+            ) from exc  # fmt: skip
 
     # -- the three questions the rest of the collector asks ---------------------------------
 
@@ -337,9 +346,10 @@ class Trust:
         cert = x509.load_pem_x509_certificate(cert_bytes)
         if not _same_public_key(key_pem, cert):
             raise TrustError(
-                f"{self.config.server_key} does not match {self.config.server_cert};"
-                " run `devposture-collector tls rotate` to issue a matching pair"
-            )
+                "{key} does not match {cert}; run `devposture-collector tls rotate` to issue a"
+                " matching pair",
+                key=self.config.server_key, cert=self.config.server_cert,
+            )  # fmt: skip
         cas = self.trusted_cas()
         issuers = [ca for ca in cas if _issued_by(cert, ca)]
         if issuers:
@@ -443,8 +453,9 @@ class Trust:
         authorities = self.authorities()
         if authorities.stage != Stage.STEADY:
             raise TrustError(
-                f"a CA rollover is already in progress (stage: {authorities.stage}); see"
-                " `devposture-collector ca rollover status` for the next step"
+                "a CA rollover is already in progress (stage: {stage}); see"
+                " `devposture-collector ca rollover status` for the next step",
+                stage=authorities.stage,
             )
         generation = self._next_generation(authorities)
         authority = Authority.create(f"devposture collector CA {generation}")
@@ -468,18 +479,21 @@ class Trust:
         authorities = self.authorities()
         if authorities.stage != Stage.STAGED:
             raise TrustError(self._not_in_stage(authorities, "activate", Stage.STAGED))
-        lifetime = dt.timedelta(days=self.config.device_certificate_days)
-        ready = (authorities.staged_at or now) + lifetime
-        if now < ready and not force:
-            raise TrustError(
-                f"the new CA was staged on {_day(authorities.staged_at, self.config)};"
-                " agents learn it when"
-                f" they renew, within one device certificate lifetime"
-                f" ({self.config.device_certificate_days} days). Activating now would cut off"
-                f" agents that have not renewed yet: wait until {_day(ready, self.config)},"
-                " or add --force"
-                " if you know every agent has renewed"
-            )
+        if not force:
+            waiting = self.not_renewed_since(authorities.staged_at, now)
+            if waiting:
+                raise TrustError(
+                    "{count} active device(s) did not renew their certificate since the new CA"
+                    " was staged on {staged}, so they do not have it yet (the last of their"
+                    " certificates is valid until {until}). Activating now would cut them off:"
+                    " they could not verify the collector's new server certificate, and each"
+                    " would need a new enrollment token. Wait until they have renewed (agents"
+                    " renew by themselves), at the latest until {until};"
+                    " `devposture-collector ca rollover status --devices` lists them. --force"
+                    " activates anyway, at that cost",
+                    count=len(waiting), staged=_day(authorities.staged_at, self.config),
+                    until=_day(waiting[0].valid_until, self.config),
+                )  # fmt: skip
         new = max(authorities.trusted)
         staged = self._load_cert(new)
         updated = Authorities(
@@ -505,19 +519,18 @@ class Trust:
         authorities = self.authorities()
         if authorities.stage != Stage.ACTIVATED:
             raise TrustError(self._not_in_stage(authorities, "finish", Stage.ACTIVATED))
-        lifetime = dt.timedelta(days=self.config.device_certificate_days)
-        ready = (authorities.activated_at or now) + lifetime
-        if now < ready and not force:
-            raise TrustError(
-                f"the new CA was activated on {_day(authorities.activated_at, self.config)};"
-                " device"
-                " certificates signed by the previous CA stay valid for up to"
-                f" {self.config.device_certificate_days} days after that, and agents replace"
-                f" them when they renew. Finishing now would cut off agents that have not"
-                f" renewed yet: wait until {_day(ready, self.config)}, or add --force if you"
-                " know every"
-                " agent has renewed"
-            )
+        if not force:
+            waiting = self.not_renewed_since(authorities.activated_at, now)
+            if waiting:
+                raise TrustError(
+                    "{count} active device(s) may still be using a certificate signed by the"
+                    " previous CA (the last of them is valid until {until}). Finishing now would"
+                    " cut them off: each would need a new enrollment token. Wait until they"
+                    " have renewed from the new CA (agents renew by themselves), at the latest"
+                    " until {until}; `devposture-collector ca rollover status --devices` lists"
+                    " them. --force finishes anyway, at that cost",
+                    count=len(waiting), until=_day(waiting[0].valid_until, self.config),
+                )  # fmt: skip
         signing = self._load_cert(authorities.signing)
         server = x509.load_pem_x509_certificate(self.config.server_cert.read_bytes())
         if not _issued_by(server, signing):
@@ -539,13 +552,53 @@ class Trust:
         fsync_dir(self.ca_dir)
         return retired
 
-    def _not_in_stage(self, authorities: Authorities, action: str, needed: str) -> str:
+    def not_renewed_since(self, moment: dt.datetime | None, now: dt.datetime) -> list[NotRenewed]:
+        """The active devices that may still be using a certificate issued before `moment`
+        (a stage's or an activation's time), from the certificates the database recorded,
+        latest expiry first.
+
+        Not from `device_certificate_days`: IT may have shortened it since those certificates
+        were signed, and they stay valid for the lifetime they were given. A moment that
+        authorities.json does not record (a hand-edited file) is taken as now: every valid
+        certificate may then predate it, and only --force goes on. The database is the one
+        every collector of the site writes (on PostgreSQL), so renewals another collector
+        answered count too."""
+        from devposture.collector.store import Store, database_errors  # noqa: PLC0415
+
+        # A moment in whole seconds was written by an older collector, which cut it: a
+        # certificate issued in that second, but before the step, must not pass for one
+        # issued after it.
+        cutoff = moment or now
+        if moment is not None and moment.microsecond == 0:
+            cutoff += dt.timedelta(seconds=1)
+        try:
+            store = Store.open_reader(self.config.database)
+            try:
+                return store.identity.not_renewed_since(cutoff, now)
+            finally:
+                store.close()
+        except database_errors() as exc:
+            raise TrustError(
+                "cannot read the devices' certificates from the database ({problem}): they"
+                " tell which agents would be cut off. Check [database] in collector.toml and"
+                " that the database answers, then run the command again",
+                problem=exc,
+            ) from exc
+
+    def _not_in_stage(self, authorities: Authorities, action: str, needed: str) -> Said:
         steps = {
-            Stage.STEADY: "no rollover is in progress: start one with `ca rollover stage`",
-            Stage.STAGED: "the new CA is staged but not active: run `ca rollover activate` first",
-            Stage.ACTIVATED: "the new CA is already active: the next step is `ca rollover finish`",
+            Stage.STEADY: said("no rollover is in progress: start one with `ca rollover stage`"),
+            Stage.STAGED: said(
+                "the new CA is staged but not active: run `ca rollover activate` first"
+            ),
+            Stage.ACTIVATED: said(
+                "the new CA is already active: the next step is `ca rollover finish`"
+            ),
         }
-        return f"cannot {action} (it needs stage {needed!r}): {steps[authorities.stage]}"
+        return said(
+            "cannot {action} (it needs stage {needed}): {step}",
+            action=action, needed=repr(needed), step=steps[authorities.stage],
+        )  # fmt: skip
 
 
 def _default_names(config: CollectorConfig) -> tuple[list[str], list[str]]:
@@ -563,10 +616,10 @@ def _default_names(config: CollectorConfig) -> tuple[list[str], list[str]]:
     return dns, ips
 
 
-def _day(moment: dt.datetime | None, config: CollectorConfig) -> str:
+def _day(moment: dt.datetime | None, config: CollectorConfig) -> str | Said:
     """A moment in the company's time zone (the policy in force), as every CLI time reads."""
     if moment is None:
-        return "an unknown date"
+        return said("an unknown date")
     from devposture.collector.company_time import shown  # noqa: PLC0415
     from devposture.collector.policy.in_force import zone_in_force  # noqa: PLC0415
 

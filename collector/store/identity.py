@@ -57,7 +57,8 @@ def group_name(text: str) -> str:
     if len(name) > MAX_GROUP_LENGTH:
         raise GroupNameError(
             "the group name is {length} characters long; a group name is {allowed}",
-            length=len(name), allowed=allowed,
+            length=len(name),
+            allowed=allowed,
         )
     for index, ch in enumerate(name):
         category = unicodedata.category(ch)
@@ -67,7 +68,10 @@ def group_name(text: str) -> str:
         raise GroupNameError(
             "the group name {name} has {character} (U+{code}), which is not allowed; a group"
             " name is {allowed}",
-            name=repr(name), character=shown, code=f"{ord(ch):04X}", allowed=allowed,
+            name=repr(name),
+            character=shown,
+            code=f"{ord(ch):04X}",
+            allowed=allowed,
         )
     return name
 
@@ -108,6 +112,18 @@ class TokenInfo:
         if self.expires_at <= now:
             return "expired"
         return "used up" if self.uses_left <= 0 else "usable"
+
+
+@dataclass(frozen=True)
+class NotRenewed:
+    """An active device that may still be using a certificate issued before a moment (a CA
+    rollover's stage or activation): it has one that has not expired, and has used none
+    issued since."""
+
+    device_id: str
+    hostname: str
+    # When the last of its certificates issued before the moment expires.
+    valid_until: dt.datetime
 
 
 class Verdict(Enum):
@@ -370,6 +386,30 @@ class Identity(Part):
             generation = self._add_certificate(cur, device_id, serial, not_after, now)
             self._event(cur, device_id, action, now, f"certificate generation {generation}")
             return generation
+
+    def not_renewed_since(self, moment: dt.datetime, now: dt.datetime) -> list[NotRenewed]:
+        """The active devices that may still present a certificate issued before `moment`
+        (one that has not expired at `now`), latest expiry first.
+
+        A CA rollover asks this before it stops trusting the previous CA (or starts signing
+        with the new one): the answer comes from the certificates every collector of the
+        site recorded, not from today's `device_certificate_days`, which IT may have
+        shortened since those certificates were signed. A device counts as renewed only once
+        it has *used* a certificate issued since (`first_used_us`): an agent whose renewal
+        answer was lost keeps presenting its older certificate. Revoked and retired devices
+        are refused whatever they present, so they hold nothing back."""
+        rows = self._db.execute(
+            "SELECT d.device_id, d.hostname, MAX(c.not_after_us) FROM devices d"
+            " JOIN device_certificates c ON c.device_id = d.device_id"
+            " WHERE d.status = ? AND c.issued_us < ? AND c.not_after_us > ?"
+            " AND NOT EXISTS (SELECT 1 FROM device_certificates n"
+            "  WHERE n.device_id = d.device_id AND n.issued_us >= ?"
+            "  AND n.first_used_us IS NOT NULL)"
+            " GROUP BY d.device_id, d.hostname"
+            " ORDER BY MAX(c.not_after_us) DESC, d.device_id",
+            (ACTIVE, to_us(moment), to_us(now), to_us(moment)),
+        ).fetchall()
+        return [NotRenewed(str(r[0]), str(r[1]), from_us(r[2])) for r in rows]
 
     @overload
     def admit(self, device_id: str, serial: str, now: dt.datetime) -> Admission: ...

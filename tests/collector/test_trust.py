@@ -11,8 +11,9 @@ import ssl
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
@@ -25,9 +26,12 @@ from devposture.agent.enroll import EnrollError, enroll
 from devposture.agent.renewal import Outcome, ensure_fresh_certificate
 from devposture.agent.state import AgentState
 from devposture.agent.transport import open_channel, send_report
+from devposture.collector import cli_pki
 from devposture.collector.clock import utcnow
+from devposture.collector.company_time import shown
 from devposture.collector.datadir import initialize
 from devposture.collector.pki import Authority, fingerprint, new_private_key, private_key_pem
+from devposture.collector.store.identity import RETIRED, REVOKED
 from devposture.collector.trust import Stage, Trust, TrustError
 from devposture.net.pinning import _unverified_chain
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, host_info, make_report
@@ -219,8 +223,9 @@ def test_ca_rollover_stage_activate_finish_cuts_off_no_agent_that_renewed(
     )
     assert len(x509.load_pem_x509_certificates(bundled.state.ca_path.read_bytes())) == 2
 
-    # Activate: the new CA signs; the server certificate chains to it.
-    with pytest.raises(TrustError, match="wait until"):
+    # Activate: the new CA signs; the server certificate chains to it. old_only has not
+    # renewed since staging, so activating without --force is refused.
+    with pytest.raises(TrustError, match=r"active devices? did not renew their certificate since"):
         trust.activate_rollover()
     trust.activate_rollover(force=True)
     assert trust.authorities().stage == Stage.ACTIVATED
@@ -268,7 +273,8 @@ def test_ca_rollover_stage_activate_finish_cuts_off_no_agent_that_renewed(
     )
 
     # Finish: only the new CA is trusted; an old-CA client certificate fails the handshake.
-    with pytest.raises(TrustError, match="wait until"):
+    # old_only still holds its old-CA certificate, so finishing without --force is refused.
+    with pytest.raises(TrustError, match=r"active devices? may still be using"):
         trust.finish_rollover()
     trust.finish_rollover(force=True)
     assert trust.authorities().stage == Stage.STEADY
@@ -302,3 +308,122 @@ def test_rollover_steps_refuse_out_of_order_with_the_next_step(tmp_path: Path) -
     generation, _ = trust.stage_rollover()
     assert generation == 3
     assert stat.S_IMODE(os.stat(trust.key_path(3)).st_mode) == 0o600
+
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
+def renew_and_use(agent: EnrolledAgent) -> x509.Certificate:
+    """Renew the agent's certificate as it does by itself, then report with the new one (the
+    collector then knows the agent has it); the new certificate."""
+    renewed = ensure_fresh_certificate(agent.state, agent.enrollment, utcnow(), force=True)
+    assert renewed.outcome is Outcome.RENEWED
+    assert report_ok(agent)
+    return x509.load_pem_x509_certificate(agent.state.cert_path.read_bytes())
+
+
+def set_status(live_collector: LiveCollector, agent: EnrolledAgent, status: str) -> None:
+    store = live_collector.store()
+    try:
+        assert store.identity.set_device_status(
+            agent.enrollment.device_id, status, utcnow(), "test"
+        )
+    finally:
+        store.close()
+
+
+def test_finish_waits_for_the_old_cas_certificates_in_the_database_not_for_todays_lifetime(
+    live_collector: LiveCollector, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """IT shortens device_certificate_days between activate and finish: the certificates the
+    old CA signed keep the lifetime they were given, so finish waits for them (their renewal,
+    or their expiry), whatever the setting says now. Retired and revoked devices are refused
+    anyway and hold nothing back."""
+    config = live_collector.config
+    trust = Trust(config)
+    agents = {
+        name: enroll_agent(live_collector, tmp_path / name, name)
+        for name in ("renews", "retired", "revoked", "offline")
+    }
+    generation, _ = trust.stage_rollover()
+    staged = Authority.load(
+        trust.key_path(generation).read_bytes(), trust.cert_path(generation).read_bytes()
+    )
+    # The collector accepts the new CA's device certificates once it has read the new files.
+    wait_for(lambda: connect(live_collector.report_port, device_cert(staged), tmp_path).accepted)
+    for agent in agents.values():  # each receives both CAs, its certificate still the old CA's
+        renew_and_use(agent)
+    activated = utcnow()
+    _, new_ca = trust.activate_rollover(now=activated)
+    old_certificates = {
+        name: x509.load_pem_x509_certificate(a.state.cert_path.read_bytes())
+        for name, a in agents.items()
+    }
+    assert config.device_certificate_days == 14
+
+    # IT shortens the lifetime to one day; two days after activation the old rule (activation
+    # plus the lifetime set now) would let finish cut off all four agents.
+    shortened = Trust(replace(config, device_certificate_days=1))
+    later = activated + dt.timedelta(days=2)
+    last = max(c.not_valid_after_utc for c in old_certificates.values())
+    with pytest.raises(TrustError) as refused:
+        shortened.finish_rollover(now=later)
+    assert str(refused.value).startswith(
+        "4 active devices may still be using a certificate signed by the previous CA (the last"
+        f" of them is valid until {shown(last, BEIJING)}). Finishing now would cut them off"
+    )
+    assert shown(last, BEIJING).endswith("(UTC+08:00)")
+    assert "ca rollover status --devices" in str(refused.value)
+    assert shortened.authorities().stage == Stage.ACTIVATED
+
+    # One renews from the new CA; one is retired, one revoked: the fourth still holds it back.
+    renew_and_use(agents["renews"]).verify_directly_issued_by(new_ca)
+    set_status(live_collector, agents["retired"], RETIRED)
+    set_status(live_collector, agents["revoked"], REVOKED)
+    offline_until = old_certificates["offline"].not_valid_after_utc
+    with pytest.raises(TrustError, match=r"^1 active device may still be using") as refused:
+        shortened.finish_rollover(now=later)
+    assert f"valid until {shown(offline_until, BEIJING)}" in str(refused.value)
+    # What IT reads: where the rollover stands, and which device it waits for.
+    assert (
+        cli_pki.main(["ca", "rollover", "status", "--devices", "--data", str(config.data_dir)]) == 0
+    )
+    status = capsys.readouterr().out
+    assert "1 active device did not renew since" in status
+    device = agents["offline"].enrollment.device_id
+    (line,) = [line for line in status.splitlines() if device in line]
+    # The device, the host it last reported as, and when its old certificate expires.
+    until = shown(offline_until, BEIJING)
+    assert line == f"  {device}  test-host  older certificate valid until {until}"
+    assert agents["renews"].enrollment.device_id not in status
+    assert agents["retired"].enrollment.device_id not in status
+    assert cli_pki.main(["ca", "rollover", "finish", "--data", str(config.data_dir)]) == 1
+    assert "1 active device may still be using" in capsys.readouterr().err
+    assert shortened.authorities().stage == Stage.ACTIVATED
+
+    # Once its old certificate has expired, nothing holds finish back (time given as data).
+    shortened.finish_rollover(now=offline_until + dt.timedelta(seconds=1))
+    assert shortened.authorities().stage == Stage.STEADY
+    assert report_ok(agents["renews"])
+
+
+def test_activate_waits_for_every_agent_to_renew_since_staging_not_for_todays_lifetime(
+    live_collector: LiveCollector, tmp_path: Path
+) -> None:
+    """The same for activate: an agent that has not renewed since the stage lacks the new CA
+    and could not verify the new server certificate, whatever the lifetime is set to now."""
+    trust = Trust(replace(live_collector.config, device_certificate_days=1))
+    late = enroll_agent(live_collector, tmp_path / "late", "late")
+    staged_at = utcnow()
+    generation, _ = trust.stage_rollover(now=staged_at)
+    staged = Authority.load(
+        trust.key_path(generation).read_bytes(), trust.cert_path(generation).read_bytes()
+    )
+    wait_for(lambda: connect(live_collector.report_port, device_cert(staged), tmp_path).accepted)
+    with pytest.raises(TrustError, match=r"^1 active device did not renew their certificate"):
+        trust.activate_rollover(now=staged_at + dt.timedelta(days=2))
+    assert trust.authorities().stage == Stage.STAGED
+    renew_and_use(late)
+    trust.activate_rollover(now=staged_at + dt.timedelta(days=2))
+    assert trust.authorities().stage == Stage.ACTIVATED
+    assert report_ok(late)  # its bundle holds the new CA, which signs the server certificate
