@@ -174,6 +174,7 @@ async def start(
     share_agent_ports: bool = False,
     lock_data: bool = True,
     writer_process: bool = False,
+    policy_file: bool = True,
 ) -> RunningServer:
     """Lock the data folder, open the store, bind both ports and start serving. Ports of 0
     pick free ones.
@@ -191,13 +192,14 @@ async def start(
 
     `writer_process`: reports are written by a process of their own
     (collector/report_writer.py), as `serve` does unless [server] report_writer = "thread";
-    else by the store's thread of this process."""
+    else by the store's thread of this process. Without `policy_file` (the workers of `serve
+    --workers` but worker 0) the policy in force is taken without reading the policy file."""
     data_lock = lock_data_folder(config.data_dir) if lock_data else None
     try:
         running = await _serve(
             config, enroll_port, report_port, host, admin_port=admin_port,
             metrics_port=metrics_port, web_port=web_port, share_agent_ports=share_agent_ports,
-            writer_process=writer_process,
+            writer_process=writer_process, policy_file=policy_file,
         )  # fmt: skip
     except BaseException:
         if data_lock is not None:
@@ -218,6 +220,7 @@ async def _serve(
     web_port: int | None,
     share_agent_ports: bool,
     writer_process: bool,
+    policy_file: bool = True,
 ) -> RunningServer:
     """`start`, once the data folder is this process's."""
     trust = Trust(config)
@@ -228,7 +231,7 @@ async def _serve(
     store = Store.open(config.database)
     try:
         claim_installation(config, store)  # never another installation's database
-        policy = keep_in_force(config, store)
+        policy = keep_in_force(config, store, file=policy_file)
     except BaseException:
         store.close()
         raise
@@ -727,6 +730,7 @@ async def serve_forever(
         config, enroll_port, report_port, host, admin_port=admin_port,
         metrics_port=metrics_port, web_port=web_port, share_agent_ports=worker is not None,
         lock_data=worker is None, writer_process=config.report_writer == "process",
+        policy_file=not worker,
     )  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

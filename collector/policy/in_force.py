@@ -149,10 +149,16 @@ def adopt(config: CollectorConfig, version: PolicyVersion) -> Policy:
     return policy
 
 
-def keep_in_force(config: CollectorConfig, store: Store) -> Policy:
+def keep_in_force(config: CollectorConfig, store: Store, *, file: bool = True) -> Policy:
     """The policy a collector starts with: an edited policy file is applied (a mistake in it
-    stops the start, as before); an unedited one yields to the version in force."""
+    stops the start, as before); an unedited one yields to the version in force. Without
+    `file` (a worker of `serve --workers` other than worker 0, which alone follows the file)
+    the version in force, the file unread: a worker started again in place of one that died
+    read an edit with a mistake, which worker 0 had refused, and exited, again and again."""
     latest = store.policies.latest()
+    if not file and latest is not None:
+        log.info("policy version %d in force (applied by %s)", latest.version, latest.applied_by)
+        return adopt(config, latest)
     text = edited(config)
     if text is None and latest is None:  # the first start on this database: the file as it is
         if not config.policy.exists():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import logging
 import re
 import signal
@@ -423,3 +424,42 @@ def test_rejudging_leaves_the_verdicts_of_a_report_that_came_meanwhile(tmp_path:
         assert [row[0] for row in changes] == ["FAIL", "PASS"]  # no FAIL again
     finally:
         store.close()
+
+
+def test_a_worker_started_again_serves_though_the_policy_file_has_a_mistake(
+    tmp_path: Path, serving: list[Serving]
+) -> None:
+    # IT saved policy.toml with a mistake; worker 0, which follows the file, refused it and
+    # kept the policy in force. Then worker 1 died (an OOM kill): each worker started in its
+    # place read the file at start, refused it and exited, every two seconds until IT
+    # corrected the file, and the collector served with one worker fewer meanwhile.
+    config = _workers_folder(tmp_path)
+    output, ready = tmp_path / "serve.log", tmp_path / "ready.json"
+    with output.open("wb") as log:
+        parent = subprocess.Popen(
+            [COLLECTOR, "serve", "--data", str(config.data_dir), "--workers", "2",
+             "--enroll-port", "0", "--report-port", "0", "--admin-port", "0",
+             "--metrics-port", "0", "--ready-file", str(ready)],
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def said() -> str:
+        return output.read_text(encoding="utf-8", errors="replace")
+
+    try:
+        wait_until(lambda: ready.exists() or parent.poll() is not None, "the workers serving")
+        workers = json.loads(ready.read_text())["workers"]
+        text = config.policy.read_text(encoding="utf-8")
+        config.policy.write_text(text.replace("grace_hours = 4\n", "grace_hours = -4\n", 1),
+                                 encoding="utf-8")  # fmt: skip
+        wait_until(lambda: "policy file changed but was refused" in said(), "the file refused")
+        psutil.Process(workers[1]).kill()
+        wait_until(lambda: said().count("devposture collector serving: enrollment") == 3
+                   or said().count("starting it again") > 1, "worker 1 started again")  # fmt: skip
+        assert said().count("starting it again") == 1, said()[-3000:]
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(60) == 0, said()[-3000:]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(30)
