@@ -324,7 +324,10 @@ def cmd_ca_rollover(args: argparse.Namespace) -> int:
     except (TrustError, OSError, ValueError) as exc:
         return _fail(exc)
     print()
-    print(_stage_text(trust, trust.authorities(), now))
+    try:  # the step is done; where the rollover stands next needs the database too
+        print(_stage_text(trust, trust.authorities(), now))
+    except (TrustError, OSError, ValueError) as exc:
+        return _fail(exc)
     return 0
 
 
