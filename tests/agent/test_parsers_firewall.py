@@ -68,6 +68,24 @@ def test_a_dormant_table_filters_nothing() -> None:
     assert profile.default_inbound_action == "allow"
 
 
+def test_nft_firewalld_public_zone_filters_inbound_beside_lxc_accepting_chain() -> None:
+    # A real firewalld host (nft 1.0.9; public zone on eth0: ssh, dhcpv6-client, cockpit)
+    # with LXC's own `inet lxc` table, published pretty-printed (the agent reads nft's one-line
+    # output; any JSON layout parses the same). Two input base chains, both policy accept:
+    # LXC's (priority 0) accepts DNS and DHCP from lxcbr0 and lets the rest go on to
+    # firewalld's filter_INPUT (priority 10), whose zone chain accepts ssh, cockpit, DHCPv6
+    # and ICMP and rejects everything else, as does filter_INPUT's last rule.
+    text = fixture_text("nft/nft-j-firewalld-public-zone-lxc.json")
+    assert "\n    " in text  # as published: indented, not nft's own single line
+    profile = parse_nft_json(text)
+    assert profile.enabled and profile.active
+    assert profile.default_inbound_action == "reject"
+    # LXC's input 2, filter_INPUT 6, the zones' dispatch 2, filter_IN_public 9 and its allow 3,
+    # the allow-host-ipv6 policy's jump 1, its chain 5 and its allow 4; forward, output,
+    # prerouting, nat and mangle chains are not on the input path.
+    assert profile.rule_count == 32
+
+
 @pytest.mark.parametrize("text", ["", "Error: Could not process rule", '{"nftables": [{}]}'])
 def test_nft_rejects_what_is_not_a_ruleset(text: str) -> None:
     with pytest.raises(ParseError):
