@@ -831,7 +831,7 @@ def _first_start(
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
-def restart_without_enrollment_code() -> None:
+def restart_without_enrollment_code(stop: threading.Event) -> None:
     """Start this service again in the same process (same PID, so systemd sees no restart),
     once a first-start enrollment is done. Enrolling loaded the cryptography package and its
     Rust library (about 14 MB resident) that the service never needs again; the program
@@ -846,9 +846,15 @@ def restart_without_enrollment_code() -> None:
         argv = [sys.executable, *sys.orig_argv[1:]]
         env = dict(os.environ)
     log.info("enrolled: starting the service afresh, without the enrollment code")
-    # A stop asked for meanwhile waits, blocked, until the new program handles it (the mask
-    # is kept across exec; cmd_run unblocks once its handlers are in place).
+    # A stop asked for from here waits, blocked, until the new program handles it (the mask
+    # is kept across exec; cmd_run unblocks once its handlers are in place). One asked for
+    # before (the signal taken by another thread, or by this one before the mask) has set
+    # `stop`, which exec would forget: the service stopped only at its next round, an hour
+    # on (a clean-clone CI run's SIGTERM, sent as the enrollment file went, landed here).
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if stop.is_set():
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return
     os.execve(sys.executable, argv, env)  # noqa: S606 (this same program, by its own path)
 
 
@@ -896,7 +902,9 @@ def run_service(
         log.info("devposture agent stopped")
         return EXIT_OK
     if not enrolled_before and os.name == "posix":  # Windows has no exec in place
-        restart_without_enrollment_code()
+        restart_without_enrollment_code(stop)
+        log.info("devposture agent stopped")  # a stop came first: no restart
+        return EXIT_OK
     enrollment = state.load()
     host = live_host(state)
     folders = settings.backup_folders

@@ -105,6 +105,7 @@ def agent_run(tmp_path: Path, config: Path, *extra: str) -> Iterator[Agent]:
             yield agent
         finally:
             process.send_signal(signal.SIGTERM)
+            code: int | None
             try:
                 code = process.wait(60)
             except subprocess.TimeoutExpired:
