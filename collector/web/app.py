@@ -123,7 +123,17 @@ def _environment() -> jinja2.Environment:
         finalize=_shown,
     )
     env.filters["when"] = _when
+    env.filters["os_name"] = _os_name
     return env
+
+
+# The OS families as their makers write them (the same in Chinese); the store keeps the
+# lower-case names the files and filters use ("linux", "macos").
+_OS_NAMES = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
+
+
+def _os_name(family: object) -> object:
+    return _OS_NAMES.get(str(family), family)
 
 
 def _shown(value: object) -> object:

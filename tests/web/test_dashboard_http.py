@@ -221,6 +221,7 @@ def test_hostnames_and_reasons_are_escaped(fleet: Fleet) -> None:
 def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: Fleet) -> None:
     page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}", cookie=login(fleet)).text
     assert f'<a href="/devices?group={quote(FINANCE)}">{FINANCE}</a>' in page  # its group
+    assert "<dd>Linux</dd>" in page  # its OS as its maker writes it, not the store's "linux"
     section = page[page.index('id="check-public-wifi"'):]
     section = section[: section.index("</section>")]
     assert "6.3.2" in section
