@@ -24,6 +24,11 @@ from devposture.collector.store.alerts import FAILED, PENDING, SENT, Delivery
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# How long a message taken to be sent is not sent by another collector: far longer than an
+# attempt takes (each step of it has a 10 s timeout), so that a collector whose lease lapsed
+# while a slow receiver held it up is not doubled by the next holder; after a crash mid-send,
+# the message is due again this long after.
+CLAIM_HOLD = dt.timedelta(minutes=15)
 
 
 class Run(Protocol):
@@ -67,6 +72,8 @@ async def deliver_due(
             tried = await db(partial(store.alerts.attempted_since, d.channel, since))
             if tried >= channel.per_minute:
                 continue
+        if not await db(partial(store.alerts.claim, d, now, CLAIM_HOLD)):
+            continue  # another collector is sending it, or has
         attempt = await io(partial(_send, channel, d))
         await db(partial(_record, store, d, attempt, now, backoff))
         _tell(channel, d, attempt, now, backoff=backoff, metrics=metrics)
@@ -85,12 +92,12 @@ def _send(channel: Channel, d: Delivery) -> Attempt:
 
 def _record(store: Store, d: Delivery, a: Attempt, now: dt.datetime, backoff: Backoff) -> None:
     if a.delivered:
-        store.alerts.record_attempt(d.delivery_id, now, SENT, "sent")
+        store.alerts.record_attempt(d.delivery_id, now, SENT, "sent", claimed=True)
     elif a.retry and now - d.created < backoff.give_up:
         later = backoff.next_attempt(d.attempts + 1, now)
-        store.alerts.record_attempt(d.delivery_id, now, PENDING, a.problem, later)
+        store.alerts.record_attempt(d.delivery_id, now, PENDING, a.problem, later, claimed=True)
     else:
-        store.alerts.record_attempt(d.delivery_id, now, FAILED, a.problem)
+        store.alerts.record_attempt(d.delivery_id, now, FAILED, a.problem, claimed=True)
 
 
 def _tell(

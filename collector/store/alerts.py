@@ -8,7 +8,9 @@ The outbox holds at most one message per channel that was never tried (a partial
 index, schema 22): a digest composed while the channel's last message is still unsent joins
 it instead of queueing another, so a channel's backlog is one message. A message tried and
 failed keeps its digest id and items for its retry (its receiver may have taken it); a digest
-composed after it waits as a message of its own.
+composed after it waits as a message of its own. A message is claimed before it is sent
+(`claim`): a collector whose lease lapsed while a slow receiver held its sending up is not
+doubled by the next holder of the lease.
 """
 
 from __future__ import annotations
@@ -235,15 +237,32 @@ class AlertRecords(Part):
         ).fetchone()
         return int(row[0])
 
-    def record_attempt(
-        self, delivery_id: str, at: dt.datetime, state: str, outcome: str,
-        next_at: dt.datetime | None = None,
-    ) -> None:  # fmt: skip
-        """An attempt's outcome: SENT, FAILED for good, or PENDING again at `next_at`."""
-        done = None if state == PENDING else to_us(at)
+    def claim(self, d: Delivery, at: dt.datetime, hold: dt.timedelta) -> bool:
+        """Take message `d` to send it now: counted as tried (a digest composed meanwhile
+        waits apart instead of joining items that may already be on their way) and not due
+        again for `hold`, so that another collector holding the alerts lease after this one's
+        lapsed (its sending held up by a slow receiver) does not send it too. False when
+        another collector claimed or finished it since `d` was read. A collector that dies
+        holding a claim leaves the message due again once `hold` has passed."""
         with self._write() as cur:
             cur.execute(
-                "UPDATE alert_outbox SET state = ?, attempts = attempts + 1, attempted_us = ?,"
+                "UPDATE alert_outbox SET attempts = attempts + 1, attempted_us = ?, next_us = ?"
+                " WHERE delivery_id = ? AND state = ? AND attempts = ? AND next_us <= ?",
+                (to_us(at), to_us(at + hold), d.delivery_id, PENDING, d.attempts, to_us(at)),
+            )  # fmt: skip
+            return cur.rowcount == 1
+
+    def record_attempt(
+        self, delivery_id: str, at: dt.datetime, state: str, outcome: str,
+        next_at: dt.datetime | None = None, *, claimed: bool = False,
+    ) -> None:  # fmt: skip
+        """An attempt's outcome: SENT, FAILED for good, or PENDING again at `next_at`;
+        `claimed`: the attempt was counted when `claim` took the message."""
+        done = None if state == PENDING else to_us(at)
+        counted = "attempts" if claimed else "attempts + 1"
+        with self._write() as cur:
+            cur.execute(
+                f"UPDATE alert_outbox SET state = ?, attempts = {counted}, attempted_us = ?,"  # noqa: S608
                 " next_us = ?, done_us = ?, outcome = ? WHERE delivery_id = ? AND state = ?",
                 (state, to_us(at), to_us(next_at or at), done, outcome, delivery_id, PENDING),
             )

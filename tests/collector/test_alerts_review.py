@@ -1,0 +1,120 @@
+"""The adversarial review of IT alerts (2026-12-05): what an IT administrator relying on the
+digests, and a device whose text an attacker controls, found against real receivers (a local
+HTTP server, aiosmtpd) and real databases (a SQLite file, or PostgreSQL on its leg)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from devposture.collector.alerts import channels
+from devposture.collector.alerts.delivery import Backoff, deliver_due
+from devposture.collector.alerts.digest import compose
+from devposture.collector.store import DatabaseTarget, Store
+from devposture.policy import default_policy
+from tests.collector.alert_fleet import NOW, device, enroll, report, settings
+from tests.databases import fresh_database
+
+POLICY = default_policy()
+SECOND = dt.timedelta(seconds=1)
+MINUTE = dt.timedelta(minutes=1)
+BACKOFF = Backoff()
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> DatabaseTarget:
+    return fresh_database(tmp_path)
+
+
+@pytest.fixture
+def store(database: DatabaseTarget) -> Iterator[Store]:
+    store = Store.open(database)
+    yield store
+    store.close()
+
+
+def _stale_device(store: Store, n: int = 1, host: str = "desk-zhao") -> None:
+    enroll(store, device(n))
+    report(store, device(n), host, NOW - dt.timedelta(days=3), {"firewall": "PASS"})
+
+
+class _HeldReceiver:
+    """A webhook receiver that holds its first request (the sender waits for its answer, as
+    on a receiver answering byte by byte) until `release` is set; it answers 200 to all."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.holding = threading.Event()
+        self.release = threading.Event()
+        lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with lock:
+                    receiver.requests += 1
+                    first = receiver.requests == 1
+                if first:
+                    receiver.holding.set()
+                    receiver.release.wait(60)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def test_a_message_being_sent_by_one_collector_is_not_sent_again_by_another(
+    database: DatabaseTarget, tmp_path: Path
+) -> None:
+    """Collector A's send is held by a slow receiver past the alerts lease (3 min); collector
+    B, holding the lease now, finds the same message due and sent it too: the group got the
+    digest twice. A message is claimed in the database before it is sent."""
+    setup = Store.open(database)
+    try:
+        _stale_device(setup)
+    finally:
+        setup.close()
+    receiver = _HeldReceiver()
+    a, b = Store.open(database), Store.open(database)
+    try:
+        s = settings(tmp_path, webhook=receiver.url)
+        assert compose(a, POLICY, s, NOW) is not None
+        found = channels.configured(s)
+        outcome: list[list[tuple[str, channels.Attempt]]] = []
+        sending = threading.Thread(target=lambda: outcome.append(
+            asyncio.run(deliver_due(a, found, NOW, backoff=BACKOFF))))  # fmt: skip
+        sending.start()
+        assert receiver.holding.wait(30)
+        later = NOW + 4 * MINUTE  # A's lease has run out: B holds it and sends what is due
+        assert asyncio.run(deliver_due(b, found, later, backoff=BACKOFF)) == []
+        receiver.release.set()
+        sending.join(60)
+        ((channel, attempt),) = outcome[0]
+        assert channel == "webhook" and attempt.delivered
+        assert receiver.requests == 1
+        assert b.alerts.deliveries() == [("webhook", "sent", 1, "sent")]
+        assert asyncio.run(deliver_due(b, found, later + MINUTE, backoff=BACKOFF)) == []
+    finally:
+        receiver.close()
+        a.close()
+        b.close()
