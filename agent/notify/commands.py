@@ -111,13 +111,13 @@ def _encoded(script: str) -> str:
     return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
 
 
-def toast_script(summary: str, body: str) -> str:
-    """What the task runs in the user's session: show one toast."""
-    toast = (
-        '<toast><visual><binding template="ToastGeneric">'
-        f"<text>{_xml(summary)}</text><text>{_xml(body)}</text>"
-        "</binding></visual></toast>"
-    )
+def toast_script(summary: str, body: str, app: str = "") -> str:
+    """What the task runs in the user's session: show one toast. `app`, when given, is its
+    title (the first text, in bold), as the title of the Linux and macOS notices: joined to
+    the summary by a colon it read "设备合规检查: 防火墙已开启：不合规", an English colon
+    inside a Chinese line."""
+    texts = "".join(f"<text>{_xml(text)}</text>" for text in (app, summary, body) if text)
+    toast = f'<toast><visual><binding template="ToastGeneric">{texts}</binding></visual></toast>'
     return "\n".join([
         "$ErrorActionPreference = 'Stop'",
         "[Windows.UI.Notifications.ToastNotificationManager, Windows.UI.Notifications,"
@@ -132,15 +132,17 @@ def toast_script(summary: str, body: str) -> str:
     ])  # fmt: skip
 
 
-def windows_notify(summary: str, body: str, environ: dict[str, str] | None = None) -> list[str]:
+def windows_notify(
+    summary: str, body: str, environ: dict[str, str] | None = None, app: str = ""
+) -> list[str]:
     """The service's command: a one-time task for the Users group that shows the toast in
-    each logged-on user's session, started, then deleted."""
+    each logged-on user's session, started, then deleted (`app`: the toast's title)."""
     env = os.environ if environ is None else environ
     powershell = str(
         PureWindowsPath(env.get("SystemRoot", r"C:\Windows"))
         / "System32" / "WindowsPowerShell" / "v1.0" / "powershell.exe"
     )  # fmt: skip
-    toast = _encoded(toast_script(summary, body))
+    toast = _encoded(toast_script(summary, body, app))
     inner = f"-NoProfile -NonInteractive -WindowStyle Hidden -EncodedCommand {toast}"
     task = _powershell_quoted(TASK_NAME)
     outer = "\n".join([

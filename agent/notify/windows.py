@@ -14,5 +14,5 @@ class WindowsSender:
         self._run = run
 
     def send(self, message: Message) -> int:
-        checked(self._run(windows_notify(f"{message.app}: {message.summary}", message.body), None))
+        checked(self._run(windows_notify(message.summary, message.body, app=message.app), None))
         return 1
