@@ -10,8 +10,12 @@ SQLite they take turns at its one write lock, on PostgreSQL at the advisory lock
 evidence chain stays one sequence either way.
 
 A worker that dies is started again on the same ports (its agents reconnect to the others
-meanwhile). SIGTERM or SIGINT stops every worker gracefully (each drains as `serve` does) and
-then the parent.
+meanwhile). A worker that hangs is killed and started again: each pings the parent from its
+event loop (the service manager's notify protocol, on a socket of the parent's, held to the
+service's own watchdog, WATCHDOG_USEC, or WORKER_WATCHDOG_SECONDS), since a hung worker keeps
+its share of the agent ports and the kernel hands it new connections that nothing accepts.
+SIGTERM or SIGINT stops every worker gracefully (each drains as `serve` does) and then the
+parent.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,6 +45,9 @@ SERVICE_MANAGER_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "
 POLL_SECONDS = 0.2
 READY_SECONDS = 120.0
 RESTART_PAUSE_SECONDS = 1.0
+# How long a serving worker may stay silent, without a watchdog set for the service (the
+# collector's systemd unit sets WatchdogSec=60s).
+WORKER_WATCHDOG_SECONDS = 60.0
 
 
 class WorkersFailed(Worded):
@@ -57,14 +66,46 @@ class Worker:
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     told_to_stop: bool = False  # sent SIGTERM by the supervisor's stop
+    pings: socket.socket | None = None  # where its notify messages (WATCHDOG=1) arrive
+    heard: float = 0.0  # when it last said anything (monotonic), or was started
+    spoke: bool = False  # it said something: it serves, and is held to the watchdog
 
-    def start(self) -> None:
+    def start(self, watchdog_seconds: float) -> None:
         self.ready.unlink(missing_ok=True)
         # Its output is the service's: the journal or the service log takes both. The
-        # service manager hears from the parent only (readiness, watchdog).
+        # service manager hears from the parent only (readiness, watchdog); the worker's
+        # own notify messages come to this process.
         env = {k: v for k, v in os.environ.items() if k not in SERVICE_MANAGER_VARIABLES}
         env[PARENT_ENV] = str(os.getpid())  # the worker dies with this process (parent_death)
+        name = f"devposture-worker-{os.getpid()}-{self.index}-{secrets.token_hex(4)}"
+        self.pings = socket.socket(
+            socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+        )
+        self.pings.bind("\0" + name)  # the abstract namespace: no file, no path length
+        env["NOTIFY_SOCKET"] = "@" + name
+        env["WATCHDOG_USEC"] = str(int(watchdog_seconds * 1_000_000))
+        self.heard, self.spoke = time.monotonic(), False
         self.process = subprocess.Popen(self.command, env=env)
+
+    def listen(self) -> None:
+        """Take what the worker said since the last look (each message is a sign of life)."""
+        while self.pings is not None:
+            try:
+                self.pings.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                return
+            self.heard, self.spoke = time.monotonic(), True
+
+    def silent(self, watchdog_seconds: float) -> float | None:
+        """How long it has been silent, when that is past its bound (the watchdog once it
+        serves, READY_SECONDS while it starts); else None."""
+        quiet = time.monotonic() - self.heard
+        return quiet if quiet > (watchdog_seconds if self.spoke else READY_SECONDS) else None
+
+    def close(self) -> None:
+        if self.pings is not None:
+            self.pings.close()
+            self.pings = None
 
     def wait_ready(self, stopping: list[bool]) -> dict[str, int]:
         deadline = time.monotonic() + READY_SECONDS
@@ -95,6 +136,10 @@ class Supervisor:
     folder: Path
     workers: list[Worker] = field(default_factory=list)
     stopping: list[bool] = field(default_factory=lambda: [False])
+    # The service's own watchdog (what systemd holds the parent to), for the workers too.
+    watchdog_seconds: float = field(
+        default_factory=lambda: Notifier().watchdog_seconds or WORKER_WATCHDOG_SECONDS
+    )
 
     def _worker(self, index: int, ports: dict[str, int] | None) -> Worker:
         ready = self.folder / f"worker-{index}.json"
@@ -161,12 +206,12 @@ class Supervisor:
     def _start_all(self) -> dict[str, int]:
         first = self._worker(0, None)
         self.workers.append(first)
-        first.start()
+        first.start(self.watchdog_seconds)
         ports = first.wait_ready(self.stopping)
         for index in range(1, self.count):
             worker = self._worker(index, ports)
             self.workers.append(worker)
-            worker.start()
+            worker.start(self.watchdog_seconds)
         for worker in self.workers[1:]:
             worker.wait_ready(self.stopping)
         return ports
@@ -184,12 +229,27 @@ class Supervisor:
             for index, worker in enumerate(self.workers):
                 assert worker.process is not None
                 code = worker.process.poll()
+                if code is None:
+                    self._hold_to_watchdog(index, worker)
                 if code is None or self.stopping[0]:
                     continue
                 log.error("worker %d exited with code %s: starting it again", index, code)
                 self._restart(index, worker, ports, ready_file)
             time.sleep(POLL_SECONDS)
         return self._stopped()
+
+    def _hold_to_watchdog(self, index: int, worker: Worker) -> None:
+        """Kill a worker silent past its bound (hung): the next look starts it again."""
+        worker.listen()
+        quiet = worker.silent(self.watchdog_seconds)
+        if quiet is None or self.stopping[0]:
+            return
+        log.error("worker %d stopped answering for %.0f s (its watchdog is %g s):"
+                  " killing it to start it again", index, quiet,
+                  self.watchdog_seconds if worker.spoke else READY_SECONDS)  # fmt: skip
+        assert worker.process is not None
+        worker.process.kill()
+        worker.process.wait()
 
     def _restart(
         self, index: int, dead: Worker, ports: dict[str, int], ready_file: Path | None
@@ -200,10 +260,11 @@ class Supervisor:
         time.sleep(RESTART_PAUSE_SECONDS)
         if self.stopping[0]:
             return  # the dead one stays in the list: _stopped knows it was not stopped
+        dead.close()
         again = self._worker(index, ports)
         again.restarts = dead.restarts + 1
         self.workers[index] = again
-        again.start()
+        again.start(self.watchdog_seconds)
         if self.stopping[0]:  # the stop came while it started: it stops with the others
             self._tell_to_stop(again)
         self._tell_ready(ready_file, ports)
@@ -216,6 +277,7 @@ class Supervisor:
         for worker in self.workers:
             assert worker.process is not None
             code = worker.process.wait()
+            worker.close()
             if worker.told_to_stop:
                 codes.append(0 if code == -signal.SIGTERM else code)
         return 0 if all(code == 0 for code in codes) else 1

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -463,3 +464,47 @@ def test_a_worker_started_again_serves_though_the_policy_file_has_a_mistake(
         if parent.poll() is None:
             parent.kill()
             parent.wait(30)
+
+
+def test_a_hung_worker_is_killed_and_started_again(tmp_path: Path) -> None:
+    # A worker that stops answering (its event loop stuck, SIGSTOP, a frozen process) kept its
+    # share of the agent ports: the kernel went on handing it new connections, which nothing
+    # accepted, and about one agent call in N ended in DEADLINE_EXCEEDED, for good. The
+    # parent fed the service manager's watchdog itself, so neither it nor systemd noticed.
+    # The workers are held to the service's watchdog (WATCHDOG_USEC, given here as data).
+    config = _workers_folder(tmp_path)
+    output, ready = tmp_path / "serve.log", tmp_path / "ready.json"
+    environment = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET",)}
+    environment["WATCHDOG_USEC"] = "6000000"
+    with output.open("wb") as log:
+        parent = subprocess.Popen(
+            [COLLECTOR, "serve", "--data", str(config.data_dir), "--workers", "2",
+             "--enroll-port", "0", "--report-port", "0", "--admin-port", "0",
+             "--metrics-port", "0", "--ready-file", str(ready)],
+            stdout=log, stderr=subprocess.STDOUT, env=environment,
+        )  # fmt: skip
+
+    def said() -> str:
+        return output.read_text(encoding="utf-8", errors="replace")
+
+    try:
+        wait_until(lambda: ready.exists() or parent.poll() is not None, "the workers serving")
+        hung = psutil.Process(json.loads(ready.read_text())["workers"][1])
+        hung.suspend()
+        wait_until(lambda: not hung.is_running() or hung.status() == psutil.STATUS_ZOMBIE,
+                   "the hung worker killed", timeout=120)  # fmt: skip
+        assert "worker 1 stopped answering for" in said(), said()[-3000:]
+        wait_until(lambda: len(json.loads(ready.read_text())["workers"]) == 2
+                   and hung.pid not in json.loads(ready.read_text())["workers"],
+                   "worker 1 started again")  # fmt: skip
+        parent.send_signal(signal.SIGTERM)
+        assert parent.wait(60) == 0, said()[-3000:]
+        left = [p for p in psutil.Process().children(recursive=True)
+                if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+        assert not left, [p.cmdline() for p in left]
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait(30)
+        for child in psutil.Process().children(recursive=True):
+            child.kill()
