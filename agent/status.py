@@ -150,8 +150,9 @@ def exit_code(verdicts: list[pb.CheckVerdict], judged: bool) -> int:
 
 def collector_heading(ack: pb.ReportAck, view: View) -> str:
     """The heading, with the zone every time below is in (the company's, which need not be
-    this computer's: an employee abroad reads Beijing time, and is told so)."""
-    return f"{view.words.judged_at(view.moment(ack.stored_at))} ({zone_label(view)})"
+    this computer's: an employee abroad reads Beijing time, and is told so), in the brackets
+    of the reader's language: "…判定）（UTC+08:00）", not "…判定） (UTC+08:00)"."""
+    return view.words.judged_at(view.moment(ack.stored_at)) + view.words.bracketed(zone_label(view))
 
 
 def zone_label(view: View) -> str:
@@ -167,10 +168,11 @@ def render_delivery(stats: pb.DeliveryStats, view: View) -> str:
     """A line or two on what is waiting to reach the collector, and what a full outbox cost.
     Empty when everything has been delivered and nothing was ever lost."""
     lines = []
-    if stats.pending_reports:
-        known = stats.HasField("oldest_pending_at")
-        oldest = view.moment(stats.oldest_pending_at) if known else "?"
+    if stats.pending_reports and stats.HasField("oldest_pending_at"):
+        oldest = view.moment(stats.oldest_pending_at)
         lines.append(view.words.waiting(stats.pending_reports, oldest))
+    elif stats.pending_reports:  # none has a believable time (a clock reset at boot): no "?"
+        lines.append(view.words.waiting_undated(stats.pending_reports))
     if stats.dropped_total:
         lines.append(view.words.dropped(stats.dropped_total))
     return "\n".join(lines) + ("\n" if lines else "")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from devposture.agent.employee.language import Lang
 from devposture.policy.catalogs import translate
 from devposture.policy.plurals import settled
-from devposture.policy.reasons import STATES, state_word
+from devposture.policy.reasons import STATES, WRAPS, state_word
 
 ENGLISH: dict[str, str] = {
     "grace_until": "grace until {when}",
@@ -33,6 +33,8 @@ ENGLISH: dict[str, str] = {
     "unknown": "{count} item(s) cannot be told; IT will look into why.",
     "waiting": "{count} report(s) waiting to be sent since {oldest}; sending resumes by itself"
     " once the company's collector can be reached.",
+    "waiting_undated": "{count} report(s) waiting to be sent; sending resumes by itself once"
+    " the company's collector can be reached.",
     "dropped": "{count} report(s) could not be kept while offline (the outbox was full); IT"
     " can see this.",
     "app_name": "Device compliance",
@@ -68,10 +70,14 @@ class Words:
     failing: Callable[[int], str]
     unknown: Callable[[int], str]
     waiting: Callable[[int, str], str]
+    waiting_undated: Callable[[int], str]
     dropped: Callable[[int], str]
     app_name: str
     labelled: Callable[[str, str], str]  # "label: text", with the language's own colon
     refused: Callable[[str, str], str]
+    # "（UTC+08:00）" / " (UTC+08:00)": the reasons' brackets (msgctxt "wrap"), one catalog
+    # entry for every bracket a person reads
+    bracketed: Callable[[str], str]
 
 
 def words_in(lang: Lang) -> Words:
@@ -94,10 +100,12 @@ def words_in(lang: Lang) -> Words:
         failing=lambda n: counted("failing", count=n),
         unknown=lambda n: counted("unknown", count=n),
         waiting=lambda n, oldest: counted("waiting", count=n, oldest=oldest),
+        waiting_undated=lambda n: counted("waiting_undated", count=n),
         dropped=lambda n: counted("dropped", count=n),
         app_name=text["app_name"],
         labelled=lambda label, said: text["labelled"].format(label=label, text=said),
         refused=lambda when, reason: text["refused"].format(when=when, reason=reason),
+        bracketed=translate(lang, "wrap", WRAPS["paren"]).format,
     )
 
 

@@ -15,7 +15,8 @@ from devposture.agent.employee.company_time import company_zone
 from devposture.agent.notify.decide import Notice
 from devposture.agent.notify.message import message_of
 from devposture.agent.notify.windows import WindowsSender
-from devposture.agent.status import View
+from devposture.agent.status import View, collector_heading, render_delivery
+from devposture.v1 import devposture_pb2 as pb
 from tests.agent.verdicts import policy_verdict
 
 SHANGHAI = company_zone()
@@ -59,3 +60,37 @@ def test_a_chinese_windows_toast_names_the_app_as_its_title_not_before_an_englis
         assert texts[1] == message.summary
         assert texts[2:] == [message.body]
     assert _toast_texts(ran[0])[1] == "防火墙已开启：不合规，宽限期至 12月3日 16:38"
+
+
+def _ack(stored_at: dt.datetime) -> pb.ReportAck:
+    ack = pb.ReportAck(report_id="r")
+    ack.stored_at.FromDatetime(stored_at)
+    return ack
+
+
+def test_the_heading_s_time_zone_is_in_the_reader_s_brackets() -> None:
+    """The heading read "本机合规状态（公司服务器于 12月2日 16:33 判定） (UTC+08:00)": a space
+    and English brackets after a Chinese full-width one. The zone is in the brackets of the
+    reader's language, the reasons' own (msgctxt "wrap")."""
+    ack = _ack(NOW - dt.timedelta(minutes=5))
+    zh = collector_heading(ack, _view("zh"))
+    assert zh == "本机合规状态（公司服务器于 12月2日 16:33 判定）（UTC+08:00）"
+    en = collector_heading(ack, _view("en"))
+    assert en == (
+        "Compliance of this computer, as the company's collector judged it at 2 Dec 16:33"
+        " (UTC+08:00)"
+    )
+
+
+def test_reports_waiting_with_no_believable_time_say_no_question_mark() -> None:
+    """Reports whose times were all before the outbox's plausible floor (a clock reset at
+    boot) have no oldest time: the line said "（最早 ?）", a raw placeholder. It says how many
+    wait, without a time."""
+    stats = pb.DeliveryStats(pending_reports=2)
+    for lang in ("zh", "en"):
+        text = render_delivery(stats, _view(lang))
+        assert "?" not in text and "2" in text, text
+    assert "2 reports waiting to be sent;" in render_delivery(stats, _view("en"))
+    dated = pb.DeliveryStats(pending_reports=1)
+    dated.oldest_pending_at.FromDatetime(NOW)
+    assert "（最早 12月2日 16:38）" in render_delivery(dated, _view("zh"))
