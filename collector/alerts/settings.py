@@ -11,6 +11,7 @@ no channel set in it, nothing is sent and nothing is composed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -136,6 +137,21 @@ def read(f: ConfigFile, data_dir: Path) -> AlertSettings:
     return settings
 
 
+def one_address(value: str) -> bool:
+    """Whether `value` is one email address ("it@example.com", "IT <it@example.com>"): no
+    line break or other control character (the email's From or To would carry it into a
+    header of its own; Python refuses such a header, and every email failed), and one
+    mailbox with a local part and a domain (not two run together with a comma, not a name
+    without "@", which the mail server refuses and the digest is lost)."""
+    if any(not c.isprintable() for c in value):
+        return False
+    found = getaddresses([value])
+    if len(found) != 1:
+        return False
+    local, at, domain = found[0][1].rpartition("@")
+    return bool(at and local and domain) and not any(c.isspace() or c in ",;<>" for c in domain)
+
+
 def _check(f: ConfigFile, s: AlertSettings) -> None:
     """What each channel needs besides its own key."""
     if s.webhook_url:
@@ -169,6 +185,14 @@ def _check(f: ConfigFile, s: AlertSettings) -> None:
                 f.problem((SECTION, key), said(
                     "[alerts] smtp_host is set, so {key} is needed too: write e.g. `{example}`",
                     key=key, example=example(key, KEYS[key]),
+                ))  # fmt: skip
+    for key, values in (("smtp_from", (s.smtp_from,)), ("smtp_to", s.smtp_to)):
+        for value in values:
+            if value and not one_address(value):
+                f.problem((SECTION, key), said(
+                    "[alerts] {key} has {value}, which is not one email address: write one"
+                    " address in each text, e.g. `{example}`",
+                    key=key, value=repr(value), example=example(key, KEYS[key]),
                 ))  # fmt: skip
     if s.smtp_user and s.smtp_password_file is None:
         f.problem((SECTION, "smtp_password_file"), said(

@@ -118,3 +118,45 @@ def test_a_message_being_sent_by_one_collector_is_not_sent_again_by_another(
         receiver.close()
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "shown"),
+    [
+        ("smtp_to", r'["it@example.com\r\nBcc: someone@example.net"]',
+         r"'it@example.com\r\nBcc: someone@example.net'"),
+        ("smtp_to", '["it-team example.com"]', "'it-team example.com'"),
+        ("smtp_to", '["it@example.com", "boss@example,com"]', "'boss@example,com'"),
+        ("smtp_to", '["it@example.com,boss@example.com"]', "'it@example.com,boss@example.com'"),
+        ("smtp_from", r'"devposture@example.com\nX-Priority: 1"',
+         r"'devposture@example.com\nX-Priority: 1'"),
+        ("smtp_from", '"devposture"', "'devposture'"),
+    ],
+)  # fmt: skip
+def test_an_email_address_that_is_not_one_is_refused_with_its_line_and_fix(
+    tmp_path: Path, key: str, value: str, shown: str
+) -> None:
+    """An address with a line break (a header of its own, were it written) or not one
+    address was accepted: each email then failed as 'unexpected ValueError', retried for a
+    day and given up, or the server refused the recipient and the digest was lost."""
+    from devposture.collector.config import CONFIG_NAME, ConfigError, load  # noqa: PLC0415
+    from tests.collector.test_alerts_serve import _folder  # noqa: PLC0415
+
+    data = _folder(tmp_path, {"smtp_host": '"127.0.0.1"', "smtp_port": "2525",
+                              "smtp_security": '"none"', "smtp_from": '"a@example.com"',
+                              "smtp_to": '["it-team@example.com"]'})  # fmt: skip
+    path = data / CONFIG_NAME
+    text = path.read_text(encoding="utf-8")
+    old = {
+        "smtp_to": 'smtp_to = ["it-team@example.com"]',
+        "smtp_from": 'smtp_from = "a@example.com"',
+    }
+    path.write_text(text.replace(old[key], f"{key} = {value}"), encoding="utf-8")
+    with pytest.raises(ConfigError) as refused:
+        load(data)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    line = next(n for n, t in enumerate(lines, 1) if t.startswith(f"{key} ="))
+    assert f":{line}: [alerts] {key} has {shown}, which is not one email address" in str(
+        refused.value
+    )
+    assert "write one address in each text, e.g. `" in str(refused.value)
