@@ -12,6 +12,7 @@ import subprocess
 from collections.abc import Mapping
 
 from devposture.agent.employee.company_time import company_zone
+from devposture.agent.employee.remediation import STEPS
 from devposture.agent.notify.decide import Notice
 from devposture.agent.notify.message import message_of
 from devposture.agent.notify.windows import WindowsSender
@@ -94,3 +95,36 @@ def test_reports_waiting_with_no_believable_time_say_no_question_mark() -> None:
     dated = pb.DeliveryStats(pending_reports=1)
     dated.oldest_pending_at.FromDatetime(NOW)
     assert "（最早 12月2日 16:38）" in render_delivery(dated, _view("zh"))
+
+
+def test_a_mac_on_macos_11_or_12_is_told_where_its_settings_are_too() -> None:
+    """The package installs on macOS 11 and later (docs/rollout-macos.md), but the steps named
+    only macOS 13's System Settings: a Mac on Big Sur or Monterey has System Preferences,
+    with the firewall and FileVault under Security & Privacy, and found none of the paths."""
+    firewall = STEPS[("firewall", "macos")].en
+    assert "System Settings > Network > Firewall" in firewall
+    assert "System Preferences > Security & Privacy > Firewall" in firewall
+    updates = STEPS[("os-updates", "macos")].en
+    assert "System Settings > General > Software Update" in updates
+    assert "System Preferences > Software Update" in updates
+    backup = STEPS[("chat-backup", "macos")].en
+    assert "System Preferences > Security & Privacy > FileVault" in backup
+
+
+def test_a_windows_10_pc_is_told_where_its_settings_are_too() -> None:
+    """Windows Update and Device encryption are under Update & Security on Windows 10; the
+    steps named Windows 11's Settings pages only."""
+    assert "Settings > Update & Security > Windows Update" in STEPS[("os-updates", "windows")].en
+    backup = STEPS[("chat-backup", "windows")].en
+    assert "Settings > Update & Security > Device encryption" in backup
+
+
+def test_a_uos_or_deepin_desktop_is_told_its_own_updater_and_app_store() -> None:
+    """On a Chinese UOS or Deepin desktop the updates are in Control Center (sudo is off
+    until developer mode is turned on) and WeChat comes from the app store: the steps named
+    only apt, dnf and linux.weixin.qq.com."""
+    updates = STEPS[("os-updates", "linux")].en
+    assert "UOS, Deepin: Control Center > Updates" in updates
+    assert "Ubuntu: Software Updater" in updates
+    assert "sudo apt update && sudo apt upgrade" in updates
+    assert "app store (UOS, Deepin)" in STEPS[("chat-app-updates", "linux")].en

@@ -35,18 +35,22 @@ STEPS: dict[tuple[str, OsName], str] = {
         "Open Windows Security > Firewall & network protection and turn the firewall on for "
         "every network (domain, private, public)."
     ),
-    ("firewall", "macos"): ("Open System Settings > Network > Firewall and turn it on."),
+    ("firewall", "macos"): (
+        "Open System Settings > Network > Firewall and turn it on (macOS 12 and earlier: System"
+        " Preferences > Security & Privacy > Firewall)."
+    ),
     ("os-updates", "linux"): (
-        "sudo apt update && sudo apt upgrade (Ubuntu, Debian), or sudo dnf upgrade --refresh "
-        "(Fedora, RHEL); restart when asked."
+        "Open the system's updater (Ubuntu: Software Updater; UOS, Deepin: Control Center > "
+        "Updates), or run sudo apt update && sudo apt upgrade (Ubuntu, Debian) or sudo dnf "
+        "upgrade --refresh (Fedora, RHEL); restart when asked."
     ),
     ("os-updates", "windows"): (
-        "Open Settings > Windows Update, choose Check for updates, install them all and restart"
-        " when asked."
+        "Open Settings > Windows Update (Windows 10: Settings > Update & Security > Windows "
+        "Update), choose Check for updates, install them all and restart when asked."
     ),
     ("os-updates", "macos"): (
-        "Open System Settings > General > Software Update, install every update and restart "
-        "when asked."
+        "Open System Settings > General > Software Update (macOS 12 and earlier: System "
+        "Preferences > Software Update), install every update and restart when asked."
     ),
     ("public-wifi", "macos"): (
         "If the network name shows as hidden, allow devposture in System Settings > Privacy & "
@@ -58,16 +62,17 @@ STEPS: dict[tuple[str, OsName], str] = {
     ),
     ("chat-backup", "windows"): (
         "Back up with desktop WeChat's Backup and Restore (Migrate and Backup in newer "
-        "versions); encrypt the disk in Settings > Privacy & security > Device encryption (or "
-        "BitLocker)."
+        "versions); encrypt the disk in Settings > Privacy & security > Device encryption "
+        "(Windows 10: Settings > Update & Security > Device encryption), or with BitLocker."
     ),
     ("chat-backup", "macos"): (
         "Back up with WeChat for Mac's Backup and Restore; encrypt the disk in System Settings "
-        "> Privacy & Security > FileVault."
+        "> Privacy & Security > FileVault (macOS 12 and earlier: System Preferences > Security "
+        "& Privacy > FileVault)."
     ),
     ("chat-app-updates", "linux"): (
-        "Install the latest WeChat from linux.weixin.qq.com or your package manager; for WeCom,"
-        " ask IT."
+        "Install the latest WeChat from the app store (UOS, Deepin), linux.weixin.qq.com or "
+        "your package manager; for WeCom, ask IT."
     ),
     ("chat-app-updates", "windows"): (
         "Use Check for updates in the app, or download it from pc.weixin.qq.com (WeChat) or "
