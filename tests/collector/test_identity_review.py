@@ -38,10 +38,9 @@ from devposture.collector.pki import device_id_for_public_key
 from devposture.collector.store import DeviceRecord, Store, TokenRejected
 from devposture.collector.store.guesses import ENROLLMENT
 from devposture.collector.throttle import peer_address, source
-from devposture.net.rpc_status import describe, described
 from devposture.collector.tokens import new_token
 from devposture.net.pinning import fingerprint
-from devposture.net.rpc_status import worded_trailer
+from devposture.net.rpc_status import describe, described, worded_trailer
 from devposture.policy.cli_messages import Said
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
@@ -341,7 +340,9 @@ def test_a_refused_key_renewal_and_proof_are_sent_worded(
     # worded refusal in Chinese, the code and gRPC's English text as they were for English.
     told = described(renewal.value)
     assert told.worded("en") == describe(renewal.value)
-    assert told.worded("zh") == "PERMISSION_DENIED：续期请求使用的不是本设备的密钥：续期不更换密钥；如需更换密钥，请重新注册"
+    assert told.worded("zh") == (
+        "PERMISSION_DENIED：续期请求使用的不是本设备的密钥：续期不更换密钥；如需更换密钥，请重新注册"
+    )
 
     proof = pb.ReestablishRequest(
         certificate_pem=agent.state.cert_path.read_text(encoding="ascii"),
