@@ -12,6 +12,7 @@ rest left for the next round), so an installer or a scheduler can trust its exit
 from __future__ import annotations
 
 import argparse
+import codecs
 import datetime as dt
 import io
 import logging
@@ -990,6 +991,18 @@ def utf8_when_redirected(stream: TextIO, platform: str = sys.platform) -> None:
         stream.reconfigure(encoding="utf-8", errors="backslashreplace")
 
 
+def escaped_when_unencodable(stream: TextIO) -> None:
+    """A stream whose encoding cannot write every character (ASCII under the C locale without
+    Python's UTF-8 coercion, as a frozen program or PYTHONUTF8=0 may run; a Latin-1 locale)
+    writes those it cannot as escapes ("\\u516c"): a reason naming the firewall profile
+    "公用" or a hotspot "星巴克免费WiFi" made `status` fail with UnicodeEncodeError and show
+    nothing. A UTF-8 stream is left as it is."""
+    if not isinstance(stream, io.TextIOWrapper) or not stream.encoding:
+        return
+    if not codecs.lookup(stream.encoding).name.startswith("utf"):
+        stream.reconfigure(errors="backslashreplace")
+
+
 def _unexpected(exc: Exception) -> Said:
     return said("unexpected {kind}: {problem} (please report it to IT; -v shows the details)",
                 kind=type(exc).__name__, problem=exc)  # fmt: skip
@@ -998,6 +1011,7 @@ def _unexpected(exc: Exception) -> Said:
 def main(argv: list[str] | None = None) -> int:
     utf8_when_redirected(sys.stdout)
     utf8_when_redirected(sys.stderr)
+    escaped_when_unencodable(sys.stdout)
     lang = reader_language()
     args = localized_parser(lang).parse_args(argv)
     if args.command in ("setup", "cleanup"):

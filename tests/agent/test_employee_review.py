@@ -8,15 +8,21 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+import json
+import os
 import subprocess
+import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 from devposture.agent.employee.company_time import company_zone
 from devposture.agent.employee.remediation import STEPS
 from devposture.agent.notify.decide import Notice
 from devposture.agent.notify.message import message_of
 from devposture.agent.notify.windows import WindowsSender
-from devposture.agent.status import View, collector_heading, render_delivery
+from devposture.agent.state import AGENT_FILE, AgentState, ensure_private_dir
+from devposture.agent.status import EXIT_FAILING, View, collector_heading, render_delivery
+from devposture.policy.reasons import encode, item
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.verdicts import policy_verdict
 
@@ -128,3 +134,46 @@ def test_a_uos_or_deepin_desktop_is_told_its_own_updater_and_app_store() -> None
     assert "Ubuntu: Software Updater" in updates
     assert "sudo apt update && sudo apt upgrade" in updates
     assert "app store (UOS, Deepin)" in STEPS[("chat-app-updates", "linux")].en
+
+
+def _kept_verdicts(directory: Path) -> AgentState:
+    """A state folder as the service leaves it after an acknowledgement (verdicts with a
+    Chinese profile name and network name in their reasons), and marked enrolled."""
+    state = AgentState(directory)
+    ensure_private_dir(directory)
+    ack = _ack(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    firewall = policy_verdict("firewall", "FAIL", dt.datetime.now(dt.UTC) + dt.timedelta(hours=3))
+    firewall.reason_code = encode("fw.off_profiles", profiles=["公用", "专用"])
+    wifi = policy_verdict("public-wifi", "FAIL")
+    wifi.reason_code = encode("wifi.public", sessions=[item(
+        "wifi.no_vpn", network="星巴克免费WiFi", why=["open network"], at=int(NOW.timestamp())
+    )])  # fmt: skip
+    ack.verdicts.extend([firewall, wifi])
+    state.save_verdicts(ack)
+    (directory / AGENT_FILE).write_text(json.dumps({
+        "device_id": "d", "collector_host": "127.0.0.1", "enroll_port": 1, "report_port": 2,
+        "ca_fingerprint": "00",
+    }))  # fmt: skip
+    return state
+
+
+def test_status_on_a_terminal_that_cannot_show_chinese_is_shown_not_a_unicode_error(
+    tmp_path: Path,
+) -> None:
+    """Under the C locale without Python's UTF-8 coercion (as a frozen program, or a shell
+    with PYTHONUTF8=0, may run), standard output is ASCII: a reason naming the firewall
+    profile "公用" or the hotspot "星巴克免费WiFi" made `status` print only "unexpected
+    UnicodeEncodeError" and exit 1. It is shown, in English (the C locale's language), the
+    characters the terminal cannot show written as escapes, with its exit status."""
+    state = _kept_verdicts(tmp_path / "state")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHON"))}
+    env |= {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    done = subprocess.run(
+        [sys.executable, "-m", "devposture.agent", "status", "--state", str(state.directory)],
+        env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    out = done.stdout.decode("ascii")
+    assert done.returncode == EXIT_FAILING, done.stderr
+    assert "firewall off on active profiles: \\u516c\\u7528, \\u4e13\\u7528" in out
+    assert "What to do: Turn the firewall on" in out
