@@ -1,9 +1,9 @@
 """What needs IT's attention now, found in the store: each item by a stable key (so a digest
 can tell what is new, still open, or resolved) with what it says about itself.
 
-Only what is safe to send outside is kept: device ids and hostnames, check ids and titles, and
-times. Never a check's reason: the public Wi-Fi check's names the network, the backup check's
-may name folders.
+Only what is safe to send outside is kept: device ids and hostnames, check ids, titles and the
+clause each checks, and times. Never a check's reason: the public Wi-Fi check's names the
+network, the backup check's may name folders.
 """
 
 from __future__ import annotations
@@ -42,13 +42,13 @@ def current(store: Store, policy: Policy, now: dt.datetime) -> Items:
     """Every item open now: failures past grace, STALE devices, suspected clones, and the
     collectors' own problems."""
     items: Items = {}
-    titles = {c.check_id: (c.title_zh, c.title_en) for c in policy.checks}
+    titles = {c.check_id: (c.title_zh, c.title_en, c.clause) for c in policy.checks}
     for f in store.alerts.failing(policy, now):
-        zh, en = titles.get(f.check_id, (f.check_id, f.check_id))
+        zh, en, clause = titles.get(f.check_id, (f.check_id, f.check_id, ""))
         name = hostname(f.hostname, f.device_id)
         items[f"{FAILING}:{f.device_id}:{f.check_id}"] = (FAILING, {
             "kind": FAILING, "device_id": f.device_id, "hostname": name, "check": f.check_id,
-            "check_title_zh": zh, "check_title_en": en, "since": iso(f.since),
+            "check_title_zh": zh, "check_title_en": en, "clause": clause, "since": iso(f.since),
         })  # fmt: skip
     for kind, rows in ((STALE, store.alerts.stale(policy, now)), (CLONE, store.alerts.clones())):
         for device_id, name, since in rows:

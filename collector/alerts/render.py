@@ -1,7 +1,8 @@
 """A digest's words, Chinese first then English, in the company's time zone (Beijing time by
 default): a heading with the counts,
-then the items by status (new, reminders, resolved), each one line, cut to fit a channel's
-limit with "… 还有 N 项 / … and N more".
+then the items by status (new, reminders, resolved), each one line (a device by hostname and
+its id's start, a failure with its clause), cut to fit a channel's limit with "… 还有 N 项 /
+… and N more", then what IT does about each kind still open.
 
 Lines name devices by hostname and checks by title; nothing else an agent reported.
 """
@@ -22,14 +23,16 @@ SECTIONS = {
 }
 
 
-# Each kind's line (Chinese, English); `{t}` is its time, `{which}` the certificate's role.
+# Each kind's line (Chinese, English); `{t}` is its time, `{which}` the certificate's role,
+# `{who}` the device (its hostname, then its id's start: a hostname is the device's own text,
+# which two devices may share or one may copy), `{clause}` the measures' clause and a space.
 LINES = {
-    detect.FAILING: ("{hostname} · {check_title_zh}：超过宽限期仍不合规，自 {t} 起",
-                     "{hostname} · {check_title_en}: failing past grace since {t}"),
-    detect.STALE: ("{hostname}：失联（STALE），最后报告于 {t}",
-                   "{hostname}: STALE, last heard {t}"),
-    detect.CLONE: ("{hostname}：疑似克隆（其状态文件夹在另一台电脑上运行），{t} 发现",
-                   "{hostname}: suspected clone (its state folder runs on a second computer),"
+    detect.FAILING: ("{who} · {clause}{check_title_zh}：超过宽限期仍不合规，自 {t} 起",
+                     "{who} · {clause}{check_title_en}: failing past grace since {t}"),
+    detect.STALE: ("{who}：失联（STALE），最后报告于 {t}",
+                   "{who}: STALE, last heard {t}"),
+    detect.CLONE: ("{who}：疑似克隆（其状态文件夹在另一台电脑上运行），{t} 发现",
+                   "{who}: suspected clone (its state folder runs on a second computer),"
                    " flagged {t}"),
     detect.CERTIFICATE: ("采集器 {collector}：{which}将于 {t} 到期",
                          "collector {collector}: the {which} certificate expires {t}"),
@@ -37,6 +40,30 @@ LINES = {
                   "collector {collector}: the disk holding the data folder is"
                   " {used_percent}% full"),
 }  # fmt: skip
+# What IT does about each kind still open (new or a reminder), once per digest, after the list.
+TO_DO = {
+    detect.FAILING: ("不合规：请设备使用人整改（在该电脑上运行 devposture-agent status 可见步骤）；"
+                     "详情：devposture-collector device show 设备号",
+                     "failing: ask the device's user to fix it (devposture-agent status on that"
+                     " computer shows how); details: devposture-collector device show ID"),
+    detect.STALE: ("失联：确认该电脑已开机联网、devposture-agent 服务在运行；不再使用的电脑："
+                   "devposture-collector device retire 设备号",
+                   "STALE: check that the computer is on, online and running the"
+                   " devposture-agent service; one no longer used: devposture-collector device"
+                   " retire ID"),
+    detect.CLONE: ("疑似克隆：用 devposture-collector device show 设备号 核对两台电脑，吊销"
+                   "（device revoke 设备号）后为本人的电脑重新登记",
+                   "suspected clone: compare the two computers with devposture-collector device"
+                   " show ID, revoke it (device revoke ID) and enroll the owner's computer again"),
+    detect.CERTIFICATE: ("证书到期：服务器证书用 devposture-collector tls rotate 更换，CA 用"
+                         " devposture-collector ca rollover（见 docs/certificates.md）",
+                         "certificate expiring: replace the server's with devposture-collector"
+                         " tls rotate, a CA with devposture-collector ca rollover"
+                         " (docs/certificates.md)"),
+    detect.DISK: ("磁盘将满：清理或扩容数据目录所在的磁盘",
+                  "disk filling up: free space on the data folder's disk, or grow it"),
+}  # fmt: skip
+TO_DO_HEADING = ("处理建议", "What to do")
 CERTIFICATES = {"server": ("服务器证书", "server"), "ca": ("CA 证书", "CA")}
 MOMENTS = (local_time.in_chinese, local_time.in_english)
 
@@ -46,7 +73,12 @@ def line(d: Detail, lang: int, now: dt.datetime, zone: str = DEFAULT_TIME_ZONE) 
     when = d.get("since", d.get("expires_at"))
     t = MOMENTS[lang](dt.datetime.fromisoformat(str(when)), now, zone) if when else ""
     which = CERTIFICATES.get(str(d.get("certificate", "")), ("", ""))[lang]
-    return LINES[str(d["kind"])][lang].format(**d, t=t, which=which)
+    name, device_id = str(d.get("hostname", "")), str(d.get("device_id", ""))[:8]
+    who = name if not device_id or name.startswith(device_id) else (
+        f"{name}（{device_id}）" if lang == 0 else f"{name} ({device_id})"
+    )  # fmt: skip
+    clause = f"{d['clause']} " if d.get("clause") else ""  # an item told before it was kept
+    return LINES[str(d["kind"])][lang].format(**d | {"clause": clause}, t=t, which=which, who=who)
 
 
 def counts(d: Delivery) -> dict[str, int]:
@@ -85,6 +117,10 @@ def _one(
     left = len(d.items) - shown + d.more
     if left:
         lines.append(f"… 还有 {left} 项" if lang == 0 else f"… and {left} more")
+    still_open = {str(i["kind"]) for i in d.items if i["status"] != RESOLVED}
+    if still_open:
+        lines.append(b(TO_DO_HEADING[lang]))
+        lines += [f"- {TO_DO[kind][lang]}" for kind in detect.KINDS if kind in still_open]
     return lines
 
 

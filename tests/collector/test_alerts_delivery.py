@@ -83,16 +83,30 @@ def _counted(registry: CollectorRegistry, name: str, **labels: str) -> float:
     return registry.get_sample_value(name, labels) or 0.0
 
 
-ZH = """**devposture 告警摘要**（北京时间 11月30日 12:00）
-新增 2 项 · 再次提醒 0 项 · 已恢复 0 项 · 仍未解决共 2 项
-**新增**
-- laptop-wang · 防火墙已开启：超过宽限期仍不合规，自 11月30日 07:00 起
-- desk-zhao：失联（STALE），最后报告于 11月27日 12:00"""
-EN = """**devposture alert digest** (30 Nov 12:00 Beijing time)
-2 new · 0 reminders · 0 resolved · 2 open in all
-**New**
-- laptop-wang · Firewall on: failing past grace since 30 Nov 07:00
-- desk-zhao: STALE, last heard 27 Nov 12:00"""
+ZH = "\n".join([
+    "**devposture 告警摘要**（北京时间 11月30日 12:00）",
+    "新增 2 项 · 再次提醒 0 项 · 已恢复 0 项 · 仍未解决共 2 项",
+    "**新增**",
+    "- laptop-wang（01cdcdcd） · 6.3.1 防火墙已开启：超过宽限期仍不合规，自 11月30日 07:00 起",
+    "- desk-zhao（03cdcdcd）：失联（STALE），最后报告于 11月27日 12:00",
+    "**处理建议**",
+    "- 不合规：请设备使用人整改（在该电脑上运行 devposture-agent status 可见步骤）；"
+    "详情：devposture-collector device show 设备号",
+    "- 失联：确认该电脑已开机联网、devposture-agent 服务在运行；不再使用的电脑："
+    "devposture-collector device retire 设备号",
+])  # fmt: skip
+EN = "\n".join([
+    "**devposture alert digest** (30 Nov 12:00 Beijing time)",
+    "2 new · 0 reminders · 0 resolved · 2 open in all",
+    "**New**",
+    "- laptop-wang (01cdcdcd) · 6.3.1 Firewall on: failing past grace since 30 Nov 07:00",
+    "- desk-zhao (03cdcdcd): STALE, last heard 27 Nov 12:00",
+    "**What to do**",
+    "- failing: ask the device's user to fix it (devposture-agent status on that computer"
+    " shows how); details: devposture-collector device show ID",
+    "- STALE: check that the computer is on, online and running the devposture-agent service;"
+    " one no longer used: devposture-collector device retire ID",
+])  # fmt: skip
 
 
 def test_the_wecom_robot_receives_one_markdown_digest_chinese_first(
@@ -126,9 +140,10 @@ def test_a_long_digest_is_cut_to_wecom_s_4096_bytes_with_how_many_more(
     content = request.json()["markdown"]["content"]
     assert WECOM_MAX_BYTES - 120 < len(content.encode()) <= WECOM_MAX_BYTES
     zh, en = content.split("\n\n")
-    shown = zh.count("\n- ")
-    assert shown == en.count("\n- ") and 10 < shown < 200
-    assert zh.endswith(f"… 还有 {200 - shown} 项") and en.endswith(f"… and {200 - shown} more")
+    shown = zh.split("**处理建议**")[0].count("\n- ")
+    assert shown == en.split("**What to do**")[0].count("\n- ") and 10 < shown < 200
+    assert f"\n… 还有 {200 - shown} 项\n**处理建议**\n" in zh
+    assert f"\n… and {200 - shown} more\n**What to do**\n" in en
 
 
 def test_the_webhook_receives_the_versioned_json_signed_with_hmac_sha256(
@@ -150,7 +165,8 @@ def test_the_webhook_receives_the_versioned_json_signed_with_hmac_sha256(
         "items": [
             {"status": "new", "kind": "failing", "device_id": device(1),
              "hostname": "laptop-wang", "check": "firewall", "check_title_zh": "防火墙已开启",
-             "check_title_en": "Firewall on", "since": "2026-11-29T23:00:00Z"},
+             "check_title_en": "Firewall on", "clause": "6.3.1",
+             "since": "2026-11-29T23:00:00Z"},
             {"status": "new", "kind": "stale", "device_id": device(3), "hostname": "desk-zhao",
              "since": "2026-11-27T04:00:00Z"},
         ],
@@ -311,10 +327,14 @@ def test_email_carries_both_languages_and_no_wi_fi_name_on_any_channel(
     assert message["To"] == "it-team@example.com"
     body = message.get_content()
     zh, en = body.split("\n\n----\n\n")
-    assert "laptop-wang · 在公共无线网络上使用 VPN：超过宽限期仍不合规，自 11月30日 11:55 起" in zh
-    assert "pc-4：疑似克隆（其状态文件夹在另一台电脑上运行），11月30日 11:30 发现" in zh
-    assert "laptop-wang · VPN on public Wi-Fi: failing past grace since 30 Nov 11:55" in en
-    assert "pc-4: suspected clone" in en
+    wifi_zh = "laptop-wang（01cdcdcd） · 6.3.2 在公共无线网络上使用 VPN：超过宽限期仍不合规"
+    assert f"{wifi_zh}，自 11月30日 11:55 起" in zh
+    assert "pc-4（04cdcdcd）：疑似克隆（其状态文件夹在另一台电脑上运行），11月30日 11:30 发现" in zh
+    assert (
+        "laptop-wang (01cdcdcd) · 6.3.2 VPN on public Wi-Fi: failing past grace since 30 Nov 11:55"
+        in en
+    )
+    assert "pc-4 (04cdcdcd): suspected clone" in en
     for text in (body, message["Subject"], *sent):
         assert WIFI_NAME not in text and "CMCC" not in text
 

@@ -68,7 +68,7 @@ def test_a_failure_past_its_grace_a_stale_device_and_a_clone_are_told_as_new(
     assert item == {
         "status": "new", "kind": "failing", "device_id": device(1), "hostname": "laptop-wang",
         "check": "firewall", "check_title_zh": "防火墙已开启", "check_title_en": "Firewall on",
-        "since": "2026-11-29T23:00:00Z",
+        "clause": "6.3.1", "since": "2026-11-29T23:00:00Z",
     }  # fmt: skip
 
 
@@ -247,7 +247,9 @@ def test_a_collectors_own_problems_name_it_as_the_product_does() -> None:
 
     expires = (NOW + dt.timedelta(days=3)).isoformat()
     certificate: dict[str, str | int] = {
-        "kind": detect.CERTIFICATE, "collector": "c1", "certificate": "server",
+        "kind": detect.CERTIFICATE,
+        "collector": "c1",
+        "certificate": "server",
         "expires_at": expires,
     }
     disk: dict[str, str | int] = {"kind": detect.DISK, "collector": "c1", "used_percent": 93}

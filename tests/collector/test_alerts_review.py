@@ -160,3 +160,35 @@ def test_an_email_address_that_is_not_one_is_refused_with_its_line_and_fix(
         refused.value
     )
     assert "write one address in each text, e.g. `" in str(refused.value)
+
+
+def test_a_digest_names_the_clause_the_device_s_id_and_what_to_do(
+    store: Store, tmp_path: Path
+) -> None:
+    """IT read "laptop-wang · 防火墙已开启：超过宽限期仍不合规" without the clause of the
+    measures it breaks, without which device it is (a hostname is the device's own text: two
+    may share one, or one may take another's), and without what to do."""
+    enroll(store, device(1))
+    report(store, device(1), "laptop-wang", NOW - dt.timedelta(hours=5), {"firewall": "FAIL"})
+    report(store, device(1), "laptop-wang", NOW - SECOND, {"firewall": "FAIL"})
+    _stale_device(store, 3)
+    composed = compose(store, POLICY, settings(tmp_path, webhook="http://127.0.0.1:9"), NOW)
+    assert composed is not None
+    from devposture.collector.alerts.render import texts  # noqa: PLC0415
+
+    (pending,) = store.alerts.due(NOW)
+    zh, en = texts(pending, bold=False)
+    first = device(1)[:8]
+    assert (
+        f"- laptop-wang（{first}） · 6.3.1 防火墙已开启：超过宽限期仍不合规，自 11月30日 07:00 起"
+        in zh
+    )
+    assert (
+        f"- laptop-wang ({first}) · 6.3.1 Firewall on: failing past grace since 30 Nov 07:00" in en
+    )
+    assert f"- desk-zhao（{device(3)[:8]}）：失联（STALE），最后报告于 11月27日 12:00" in zh
+    assert zh.index("处理建议") > zh.index("desk-zhao") and "devposture-agent status" in zh
+    assert "devposture-collector device show" in zh and "device retire" in zh
+    assert en.index("What to do") > en.index("desk-zhao") and "devposture-agent status" in en
+    (item,) = [i for i in pending.items if i["kind"] == "failing"]
+    assert item["clause"] == "6.3.1"  # the webhook's item says it too
