@@ -34,6 +34,14 @@ from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 10.0
 WECOM_PER_MINUTE = 20  # WeCom's limit for one group robot
+# What a WeCom errcode means for IT, in the log. 93000 answers (with HTTP 200) a robot's URL
+# whose key is wrong, or a robot removed from its group: still retried, since the URL file is
+# read at each attempt and one fixed meanwhile gets the digest through.
+WECOM_ERRCODES = {
+    45009: " (rate limit)",
+    93000: " (the robot's webhook URL is not valid: check the URL in [alerts]"
+    " wecom_webhook_file, or whether the robot was removed from the group)",
+}
 
 
 @dataclass(frozen=True)
@@ -150,7 +158,7 @@ class WeCom:
             return retry(f"HTTP {status} with an answer that is not WeCom's JSON")
         if code == 0:
             return SENT
-        return retry(f"WeCom errcode {code}" + (" (rate limit)" if code == 45009 else ""))
+        return retry(f"WeCom errcode {code}" + WECOM_ERRCODES.get(code, ""))
 
 
 @dataclass(frozen=True)

@@ -192,3 +192,46 @@ def test_a_digest_names_the_clause_the_device_s_id_and_what_to_do(
     assert en.index("What to do") > en.index("desk-zhao") and "devposture-agent status" in en
     (item,) = [i for i in pending.items if i["kind"] == "failing"]
     assert item["clause"] == "6.3.1"  # the webhook's item says it too
+
+
+def test_five_hundred_devices_with_hostile_names_arrive_cut_within_wecom_s_limit(
+    store: Store, tmp_path: Path
+) -> None:
+    """Found right: 500 failing devices named 4,000 characters of markdown, HTML, control
+    characters and direction overrides arrive as one WeCom message within its 4,096 bytes,
+    cut with how many more, each name one line without a mark WeCom's markdown obeys; the
+    webhook's JSON parses, every item there; a 200 answer with WeCom's errcode 93000 (a
+    wrong key) is a failure, tried again (IT may fix the file meanwhile). Found wrong: the
+    log said only "WeCom errcode 93000", not that the URL's key is what to check."""
+    from tests.collector.alert_receivers import http_receiver  # noqa: PLC0415
+
+    hostile = ("**bold** <font color=\"warning\">红</font> [link](http://x.example) `code`"
+               " # h\r\n> quote\x00\x1b[31m\u202egnp.exe\u2028| a | b |\\_x_ ")  # fmt: skip
+    for n in range(500):
+        enroll(store, device(n))
+        name = f"{n:03d}-" + (hostile * 60)[:4000]
+        report(store, device(n), name, NOW - dt.timedelta(minutes=30), {"public-wifi": "FAIL"})
+    bad_key = {"errcode": 93000, "errmsg": "invalid webhook url"}
+    with http_receiver([(200, bad_key)]) as robot, http_receiver() as hook:
+        s = settings(tmp_path, wecom=robot.url, webhook=hook.url)
+        assert compose(store, POLICY, s, NOW) is not None
+        first = dict(asyncio.run(deliver_due(store, channels.configured(s), NOW, backoff=BACKOFF)))
+        assert first["webhook"].delivered
+        assert not first["wecom"].delivered and first["wecom"].retry
+        assert first["wecom"].problem == (
+            "WeCom errcode 93000 (the robot's webhook URL is not valid: check the URL in"
+            " [alerts] wecom_webhook_file, or whether the robot was removed from the group)"
+        )
+        again = asyncio.run(deliver_due(store, channels.configured(s), NOW + MINUTE,
+                                        backoff=BACKOFF))  # fmt: skip
+        assert [(c, a.delivered) for c, a in again] == [("wecom", True)]
+        content = robot.received[1].json()["markdown"]["content"]
+        document = hook.received[0].json()
+    assert len(content.encode()) <= 4096
+    zh, en = content.split("\n\n")
+    shown = zh.split("**处理建议**")[0].count("\n- ")
+    assert shown > 0 and f"… 还有 {500 - shown} 项" in zh and f"… and {500 - shown} more" in en
+    for line in content.splitlines():
+        assert not any(mark in line for mark in ("<font", "](", "`", "\u202e", "\x1b", "\r"))
+    assert len(document["items"]) == 500 and document["counts"]["new"] == 500
+    assert all(len(str(i["hostname"])) <= 64 for i in document["items"])
