@@ -15,9 +15,22 @@ from devposture.collector.alerts import detect
 from devposture.collector.alerts.settings import AlertSettings
 from devposture.collector.store import Store
 from devposture.collector.store.alerts import Composition, Detail
+from devposture.collector.store.base import from_us, to_us
 from devposture.policy import Policy
 
 NEW, REMINDER, RESOLVED = "new", "reminder", "resolved"
+# How long an item must stay away to read resolved: one that comes and goes (a laptop moving
+# between public Wi-Fi without VPN and the office each hour, a disk around its threshold)
+# stays open, told once and reminded every repeat_hours, instead of told new and resolved by
+# turns at every digest. A failure back after it was told resolved is told new at once.
+RESOLVED_AFTER = dt.timedelta(hours=2)
+# Kept in an open item's detail while it is away: when it went (UTC microseconds); never told.
+ABSENT = "absent_since_us"
+
+
+def _told(detail: Detail) -> Detail:
+    """An item's detail as told: without what the store keeps for itself."""
+    return {k: v for k, v in detail.items() if k != ABSENT}
 
 
 def compose(
@@ -42,19 +55,36 @@ def compose(
     opened = {key: item for key, item in found.items() if key not in told}
     reminded = [k for k in found if k in told and now - told[k].told >= repeat]
     stale_devices = {d["device_id"] for kind, d in found.values() if kind == detect.STALE}
-    resolved = [k for k in told if k not in found]
+    # An item away reads resolved once it has stayed away RESOLVED_AFTER: until then it is
+    # kept open, marked with when it went (`kept`), and one back meanwhile is unmarked
+    # without a word. An item of a revoked or retired device closes at once.
+    kept: dict[str, Detail] = {
+        k: {**found[k][1]} for k in found if k in told and ABSENT in told[k].detail
+    }
+    resolved = []
+    for k, item in told.items():
+        if k in found:
+            continue
+        went = item.detail.get(ABSENT)
+        if item.detail.get("device_id") in gone or (
+            went is not None and now - from_us(int(went)) >= RESOLVED_AFTER
+        ):
+            resolved.append(k)
+        elif went is None:
+            kept[k] = {**item.detail, ABSENT: to_us(now)}
     items: list[Detail] = [{**d, "status": NEW} for _, d in opened.values()]
     items += [{**found[k][1], "status": REMINDER} for k in reminded]
     # A failing device that went silent is told as STALE, not as resolved.
     items += [
-        {**told[k].detail, "status": RESOLVED}
+        {**_told(told[k].detail), "status": RESOLVED}
         for k in resolved
         if not (told[k].kind == detect.FAILING and told[k].detail["device_id"] in stale_devices)
         and told[k].detail.get("device_id") not in gone
     ]
     composition = Composition(
         composed=now, previous=previous, opened=opened, reminded=reminded, resolved=resolved,
-        items=_ordered(items), open_items=len(found), channels=settings.channels,
+        items=_ordered(items), open_items=len(told) + len(opened) - len(resolved),
+        channels=settings.channels, kept=kept,
     )  # fmt: skip
     return composition if store.alerts.record_digest(composition) else None
 

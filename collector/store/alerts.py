@@ -56,6 +56,8 @@ class Composition:
     open_items: int
     channels: tuple[str, ...]
     digest_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # Open items whose detail changes without being told (marked away, or back): key -> detail
+    kept: dict[str, Detail] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,10 @@ class AlertRecords(Part):
                 [(at, key) for key in c.reminded],
             )
             cur.executemany("DELETE FROM alert_open WHERE item_key = ?", [(k,) for k in c.resolved])
+            cur.executemany(
+                "UPDATE alert_open SET detail = ? WHERE item_key = ?",
+                [(json.dumps(d, sort_keys=True), key) for key, d in c.kept.items()],
+            )
             cur.execute(
                 "INSERT INTO alert_digests(digest_id, composed_us, new_items, reminders,"
                 " resolved, open_items) VALUES (?, ?, ?, ?, ?, ?)",

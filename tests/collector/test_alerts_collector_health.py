@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 from devposture.collector.alerts import collector_health
-from devposture.collector.alerts.digest import compose
+from devposture.collector.alerts.digest import RESOLVED_AFTER, compose
 from devposture.collector.datadir import initialize
 from devposture.collector.store import Store
 from devposture.collector.store.alerts import Detail
@@ -50,8 +50,13 @@ def test_every_collector_s_problems_are_told_and_one_gone_a_day_reads_resolved(
         store.alerts.keep_problems("collector-1/aa", {"disk:collector-1/aa": disk}, later)
         gone = compose(store, default_policy(), s, later)
         assert gone is not None
-        assert [(i["status"], i["collector"]) for i in gone.items] == [
-            ("reminder", "collector-1"), ("resolved", "collector-2"),
+        assert [(i["status"], i["collector"]) for i in gone.items] == [("reminder", "collector-1")]
+        later += RESOLVED_AFTER  # collector-2's problem away long enough to read resolved
+        store.alerts.keep_problems("collector-1/aa", {"disk:collector-1/aa": disk}, later)
+        resolved = compose(store, default_policy(), s, later)
+        assert resolved is not None
+        assert [(i["status"], i["collector"]) for i in resolved.items] == [
+            ("resolved", "collector-2"),
         ]  # fmt: skip
     finally:
         store.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devposture.collector.alerts.digest import compose
+from devposture.collector.alerts.digest import RESOLVED_AFTER, compose
 from devposture.collector.alerts.settings import AlertSettings
 from devposture.collector.store import DatabaseTarget, Store
 from devposture.policy import default_policy
@@ -94,10 +94,12 @@ def test_a_resolved_item_is_told_once_and_a_reminder_after_repeat_hours(
     report(store, device(1), "laptop-wang", NOW + MINUTE, {"firewall": "PASS"})  # back
     (pending,) = store.alerts.due(NOW)
     store.alerts.record_attempt(pending.delivery_id, NOW, "sent", "sent")
-    back = compose(store, POLICY, s, NOW + 15 * MINUTE)
+    away = compose(store, POLICY, s, NOW + 15 * MINUTE)  # away, not yet for RESOLVED_AFTER
+    assert away is not None and away.items == [] and away.open_items == 2
+    back = compose(store, POLICY, s, NOW + 15 * MINUTE + RESOLVED_AFTER)
     assert back is not None
     assert [(i["status"], i["hostname"]) for i in back.items] == [("resolved", "laptop-wang")]
-    later = compose(store, POLICY, s, NOW + 30 * MINUTE)
+    later = compose(store, POLICY, s, NOW + 30 * MINUTE + RESOLVED_AFTER)
     assert later is not None and later.items == []
     next_day = compose(store, POLICY, s, NOW + dt.timedelta(hours=24))
     assert next_day is not None

@@ -235,3 +235,39 @@ def test_five_hundred_devices_with_hostile_names_arrive_cut_within_wecom_s_limit
         assert not any(mark in line for mark in ("<font", "](", "`", "\u202e", "\x1b", "\r"))
     assert len(document["items"]) == 500 and document["counts"]["new"] == 500
     assert all(len(str(i["hostname"])) <= 64 for i in document["items"])
+
+
+def test_a_device_flapping_every_hour_is_told_once_not_each_hour(
+    store: Store, tmp_path: Path
+) -> None:
+    """A laptop between public Wi-Fi without VPN (grace 0) and the office, failing one hour
+    and passing the next, was told 'new' and 'resolved' by turns: a message every hour, 24 a
+    day for one device. An item now reads resolved once it has stayed away for
+    RESOLVED_AFTER: the flapping one stays open, is told once and reminded after
+    repeat_hours; when it stops failing for good, it is told resolved once."""
+    from devposture.collector.alerts.digest import RESOLVED_AFTER  # noqa: PLC0415
+
+    s = settings(tmp_path, webhook="http://127.0.0.1:9")
+    enroll(store, device(1))
+    told: list[tuple[dt.datetime, list[tuple[str, str]]]] = []
+    for quarter in range(4 * 29):  # a digest every 15 min for 29 hours
+        at = NOW + 15 * quarter * MINUTE
+        if quarter % 4 == 0:  # on the hour: FAIL, PASS, FAIL, ...
+            state = "FAIL" if quarter // 4 % 2 == 0 else "PASS"
+            report(store, device(1), "laptop-flap", at - SECOND, {"public-wifi": state})
+        composed = compose(store, POLICY, s, at)
+        if composed is not None and composed.items:
+            told.append((at, [(str(i["status"]), str(i["kind"])) for i in composed.items]))
+    assert told == [
+        (NOW, [("new", "failing")]),
+        (NOW + dt.timedelta(hours=24), [("reminder", "failing")]),
+    ]
+    fixed = NOW + dt.timedelta(hours=29)  # failing since hour 28: fixed for good now
+    report(store, device(1), "laptop-flap", fixed, {"public-wifi": "PASS"})
+    quiet = [compose(store, POLICY, s, fixed + 15 * n * MINUTE) for n in range(1, 8)]
+    assert all(c is not None and c.items == [] for c in quiet)  # not yet away for long
+    later = compose(store, POLICY, s, fixed + RESOLVED_AFTER + 15 * MINUTE)
+    assert later is not None
+    assert [(i["status"], i["kind"]) for i in later.items] == [("resolved", "failing")]
+    assert "absent_since_us" not in later.items[0]
+    assert store.alerts.open_items() == {}
