@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devposture.collector import cli, company_time, datadir, join, pki, ports, renewal
+from devposture.collector import cli, company_time, datadir, join, pki, ports, renewal, workers
 from devposture.collector.admin import client, service
 from devposture.collector.store import migrate, target
 from devposture.policy import cli_catalog
@@ -28,14 +28,15 @@ SOURCES: tuple[Path, ...] = tuple(
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
         "store/schema.py", "store/migrate.py", "store/identity.py", "store/chain.py", "tokens.py",
         "enroll_refusals.py", "device_refusals.py", "trust.py", "reports.py", "delivery_health.py",
-        "device_history.py", "pki.py", "renewal.py", "service.py",
+        "device_history.py", "pki.py", "renewal.py", "service.py", "workers.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,
            company_time.NotATime, ports.PortUnavailable, target.NewerSchema,
-           migrate.MigrationError, pki.CsrRejected, renewal.ProofRejected)  # fmt: skip
+           migrate.MigrationError, pki.CsrRejected, renewal.ProofRejected,
+           workers.WorkersFailed)  # fmt: skip
 
 
 def mistakes() -> list[str]:

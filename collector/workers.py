@@ -36,7 +36,7 @@ from types import FrameType
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import lock_data_folder
 from devposture.collector.parent_death import PARENT_ENV
-from devposture.policy.cli_messages import Worded
+from devposture.policy.cli_messages import Worded, say
 from devposture.sd_notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -182,10 +182,10 @@ class Supervisor:
                     worker.process.wait()
             raise
         self._tell_ready(ready_file, ports)
-        print(
-            f"devposture collector serving with {self.count} workers: enrollment on port"
-            f" {ports['enroll_port']}, reports on port {ports['report_port']}", flush=True,
-        )  # fmt: skip
+        say("devposture collector serving with {count} workers: enrollment on port {enroll},"
+            " reports on port {reports}", count=self.count, enroll=ports["enroll_port"],
+            reports=ports["report_port"])  # fmt: skip
+        sys.stdout.flush()
         notifier = Notifier()
         notifier.ready(f"serving with {self.count} workers: reports on port"
                        f" {ports['report_port']}")  # fmt: skip
