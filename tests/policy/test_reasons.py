@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devposture.agent.probes import ProbeConfig, wifi_classify
 from devposture.policy.catalogs import LANGS, Lang
 from devposture.policy.reasons import (
     CODES,
@@ -24,6 +25,7 @@ from devposture.policy.reasons import (
     render,
     state_word,
 )  # fmt: skip
+from devposture.v1 import devposture_pb2 as pb
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 # 2026-12-03 16:38 in Beijing.
@@ -34,7 +36,7 @@ def _sample(param: Param) -> Any:
     return {
         "text": "ClamAV", "int": 3, "date": MOMENT, "time": MOMENT, "texts": ["a", "b"],
         "items": [item("av.disabled", product="X"), item("av.none")], "reason": "av.none",
-        "term": "wechat", "state": "FAIL",
+        "term": "wechat", "state": "FAIL", "signals": ["open network", "name matches CMCC*"],
     }[param.kind]  # fmt: skip
 
 
@@ -153,3 +155,35 @@ def test_a_backup_s_evidence_the_agent_had_no_words_for_leaves_no_empty_brackets
     told = render(encode(code, **{p: params[p] for p in CODES[code].params} | {
         "encryption": "no SQLite header", "volume": "BitLocker off"}), lang, BEIJING)  # fmt: skip
     assert "no SQLite header" in told and "BitLocker off" in told
+
+
+def test_why_a_network_counts_as_public_is_said_in_the_reader_s_language() -> None:
+    """The agent words why a network is public in English, in the report itself; a Chinese
+    employee read "连接 星巴克免费WiFi（open network、name matches CMCC-WEB） 时未使用 VPN"."""
+    why = ["open network", "name matches CMCC-WEB", "a newer agent's words"]
+    stored = encode("wifi.no_vpn", network="星巴克免费WiFi", at=MOMENT, why=why)
+    chinese = render(stored, "zh", BEIJING)
+    assert "开放网络" in chinese and "名称符合 CMCC-WEB" in chinese
+    assert "open network" not in chinese and "name matches" not in chinese
+    assert "a newer agent's words" in chinese  # one it does not know: as it came
+    english = render(stored, "en", BEIJING)
+    assert "(open network, name matches CMCC-WEB, a newer agent's words)" in english
+
+
+def test_every_word_the_agent_gives_for_a_public_network_is_translated() -> None:
+    """Each reason wifi_classify can give is one the renderer knows (SIGNALS): a new one
+    added there without its words here would reach Chinese readers in English."""
+    config = ProbeConfig(network_hash_key=b"k" * 32, trusted_networks=("Corp",),
+                         public_network_patterns=("CMCC*",))  # fmt: skip
+    given: set[str] = set()
+    for security in (pb.WIFI_SECURITY_OPEN, pb.WIFI_SECURITY_WEP, pb.WIFI_SECURITY_OWE,
+                     pb.WIFI_SECURITY_WPA2_PERSONAL):  # fmt: skip
+        for ssid, hidden in (("CMCC-WEB", ""), ("Corp", ""), ("", wifi_classify.HIDDEN_BY_MACOS),
+                             ("", "")):  # fmt: skip
+            signals = wifi_classify.NetworkSignals(ssid, security, hidden,
+                                                   wifi_classify.PUBLIC_CATEGORY, True)  # fmt: skip
+            given.update(wifi_classify.classify(signals, config).reasons)
+    for reason in given:
+        said = render(encode("wifi.network", network="x", why=[reason]), "zh", BEIJING)
+        assert said != f"x（{reason}）", reason  # its Chinese, not the English as it came
+    assert len(given) >= 6, given

@@ -18,6 +18,7 @@ Kind = Literal[
     "date",  # epoch seconds: the day in the company's time zone
     "time",  # epoch seconds: day, minute and offset in the company's time zone
     "texts",  # a list of texts, joined
+    "signals",  # the agent's words for why a network is public: each translated (SIGNALS)
     "items",  # a list of nested reasons [code, {params}], joined
     "reason",  # one nested stored reason (a legacy text too)
     "term",  # a key of TERMS: a fixed word, translated
@@ -96,6 +97,14 @@ TERMS = {
     "probe_internal": "an error in the agent",
     "probe_unspecified": "an error",
 }
+# The agent's words for why a network counts as public (agent/probes/wifi_classify.py sends
+# them in English, in the report itself): each is said in the reader's language where it is
+# one of these (msgctxt "signal"), a matched pattern with its pattern; any other as it came.
+SIGNALS = (
+    "open network", "WEP", "Enhanced Open (OWE): no password", "Windows network category Public",
+    "captive portal", "name hidden by macOS", "the OS gave no network name", "company network",
+)  # fmt: skip
+SIGNAL_MATCHED = "name matches {pattern}"
 # The compliance states (msgctxt "state").
 STATES = {
     "PASS": "compliant",
@@ -194,7 +203,7 @@ _declare(
 
 _declare("wifi.no_interface", "no Wi-Fi interface: no public Wi-Fi use possible")
 _NETWORK = Param("text", default="hidden_network")
-_WHERE: dict[str, Kind | Param] = {"network": _NETWORK, "why": Param("texts", "paren")}
+_WHERE: dict[str, Kind | Param] = {"network": _NETWORK, "why": Param("signals", "paren")}
 _INTERFACE = Param("text", default="an_interface")
 _declare("wifi.no_vpn", "{network}{why} at {at} without VPN", at="time", **_WHERE)
 _declare("wifi.late", "{network}{why}: VPN came up {seconds} s late", seconds="int", **_WHERE)
@@ -328,6 +337,7 @@ def every_message() -> list[tuple[str, str]]:
     out = [(m.code, m.english) for m in CODES.values()]
     out += [("wrap", w) for w in WRAPS.values()] + [("term", t) for t in TERMS.values()]
     out += [("state", s) for s in STATES.values()]
+    out += [("signal", s) for s in (*SIGNALS, SIGNAL_MATCHED)]
     return [*out, ("join", ", "), ("join", "; ")]
 
 

@@ -39,6 +39,8 @@ from devposture.policy.catalogs import Lang, translate
 from devposture.policy.plurals import settled
 from devposture.policy.reason_codes import (
     CODES,
+    SIGNAL_MATCHED,
+    SIGNALS,
     STATES,
     TERMS,
     WRAPS,
@@ -168,6 +170,20 @@ def visible_controls(text: str) -> str:
     return text.translate(_DIRECTION_CONTROLS)
 
 
+_MATCHED_PREFIX = SIGNAL_MATCHED.partition("{")[0]
+
+
+def _signal(text: str, lang: Lang) -> str:
+    """One of the agent's words for why a network is public, in `lang` where it is known
+    ("open network" -> 开放网络（无密码）, "name matches CMCC*" -> 名称符合 CMCC*)."""
+    if text in SIGNALS:
+        return translate(lang, "signal", text)
+    if text.startswith(_MATCHED_PREFIX) and len(text) > len(_MATCHED_PREFIX):
+        pattern = visible_controls(text[len(_MATCHED_PREFIX) :])
+        return translate(lang, "signal", SIGNAL_MATCHED).format(pattern=pattern)
+    return visible_controls(text)
+
+
 def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noqa: ANN401
     if param.default is not None and value in (None, ""):
         return translate(lang, "term", TERMS[param.default])
@@ -188,6 +204,8 @@ def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noq
         return _time(value, zone)
     if kind == "texts":
         return translate(lang, "join", ", ").join(visible_controls(str(v)) for v in value or ())
+    if kind == "signals":
+        return translate(lang, "join", ", ").join(_signal(str(v), lang) for v in value or ())
     if kind == "items":
         return translate(lang, "join", "; ").join(
             _render(one[0], one[1] if len(one) > 1 else {}, lang, zone) for one in value or ()
