@@ -30,12 +30,17 @@ def iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def one_line(text: str, limit: int = HOSTNAME_CHARS) -> str:
+    """Text someone else wrote (an agent's hostname, a waiver's owner) as told: one line,
+    without markdown's marks, at most `limit` characters."""
+    kept = "".join(" " if not c.isprintable() or c in "`*_[]<>#|\\" else c for c in text)
+    return " ".join(kept.split())[:limit]
+
+
 def hostname(name: str, device_id: str) -> str:
     """A device's hostname as told: one line, without markdown's marks, at most
     HOSTNAME_CHARS; the device id's start when it reported none."""
-    kept = "".join(" " if not c.isprintable() or c in "`*_[]<>#|\\" else c for c in name)
-    kept = " ".join(kept.split())[:HOSTNAME_CHARS]
-    return kept or device_id[:12]
+    return one_line(name) or device_id[:12]
 
 
 def current(store: Store, policy: Policy, now: dt.datetime) -> Items:

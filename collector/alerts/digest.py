@@ -1,5 +1,6 @@
 """Composing a digest: what is new since the last, what is still open and due a reminder, what
-was resolved; recorded once however many collectors share the database.
+a waiver now covers, what was resolved; recorded once however many collectors share the
+database.
 
 At most one digest per interval: `compose` does nothing before `digest_minutes` have passed
 since the last one any collector recorded, and the recording itself refuses when another
@@ -19,6 +20,9 @@ from devposture.collector.store.base import from_us, to_us
 from devposture.policy import Policy
 
 NEW, REMINDER, RESOLVED = "new", "reminder", "resolved"
+# A failure told before that a waiver now covers while the device still does not pass it.
+WAIVED = "waived"
+STATUSES = (NEW, REMINDER, WAIVED, RESOLVED)
 # How long an item must stay away to read resolved: one that comes and goes (a laptop moving
 # between public Wi-Fi without VPN and the office each hour, a disk around its threshold)
 # stays open, told once and reminded every repeat_hours, instead of told new and resolved by
@@ -61,9 +65,20 @@ def compose(
     kept: dict[str, Detail] = {
         k: {**found[k][1]} for k in found if k in told and ABSENT in told[k].detail
     }
+    # A failure told before that left the failing set because a waiver now covers it (the
+    # device still failing, or unknown) is told waived at once, with the waiver's end and
+    # owner: told resolved, IT and auditors read the device as fixed. Closed, it is not told
+    # again while the waiver stands; once the waiver ends, a device still failing is new.
+    away = {
+        (str(i.detail["device_id"]), str(i.detail["check"])): k
+        for k, i in told.items()
+        if k not in found and i.kind == detect.FAILING and i.detail.get("device_id") not in gone
+    }
+    covered = store.alerts.waived_failures(set(away), now) if away else {}
+    waived = {away[pair]: cover for pair, cover in covered.items()}
     resolved = []
     for k, item in told.items():
-        if k in found:
+        if k in found or k in waived:
             continue
         went = item.detail.get(ABSENT)
         if item.detail.get("device_id") in gone or (
@@ -74,6 +89,11 @@ def compose(
             kept[k] = {**item.detail, ABSENT: to_us(now)}
     items: list[Detail] = [{**d, "status": NEW} for _, d in opened.values()]
     items += [{**found[k][1], "status": REMINDER} for k in reminded]
+    items += [
+        {**_told(told[k].detail), "status": WAIVED, "waived_until": detect.iso(until),
+         "waiver_owner": detect.one_line(owner)}
+        for k, (until, owner) in waived.items()
+    ]  # fmt: skip
     # A failing device that went silent is told as STALE, not as resolved.
     items += [
         {**_told(told[k].detail), "status": RESOLVED}
@@ -83,18 +103,17 @@ def compose(
     ]
     composition = Composition(
         composed=now, previous=previous, opened=opened, reminded=reminded, resolved=resolved,
-        items=_ordered(items), open_items=len(told) + len(opened) - len(resolved),
-        channels=settings.channels, kept=kept,
+        items=_ordered(items), open_items=len(told) + len(opened) - len(resolved) - len(waived),
+        channels=settings.channels, kept=kept, waived=list(waived),
     )  # fmt: skip
     return composition if store.alerts.record_digest(composition) else None
 
 
 def _ordered(items: list[Detail]) -> list[Detail]:
-    """New first, then reminders, then resolved; within each by kind (as `detect.KINDS`
-    lists them), then the oldest first."""
-    statuses = (NEW, REMINDER, RESOLVED)
+    """New first, then reminders, then waived, then resolved; within each by kind (as
+    `detect.KINDS` lists them), then the oldest first."""
     return sorted(items, key=lambda d: (
-        statuses.index(str(d["status"])), detect.KINDS.index(str(d["kind"])),
+        STATUSES.index(str(d["status"])), detect.KINDS.index(str(d["kind"])),
         str(d.get("since", d.get("expires_at", ""))), str(d.get("hostname", "")),
         str(d.get("check", "")),
     ))  # fmt: skip

@@ -37,3 +37,21 @@ def in_english(moment: dt.datetime, now: dt.datetime, zone_name: str) -> str:
     local, year = moment.astimezone(zone), now.astimezone(zone).year
     tail = f" {local.year}" if local.year != year else ""
     return f"{local.day} {_MONTHS[local.month - 1]}{tail} {local:%H:%M}"
+
+
+def last_day(moment: dt.datetime, now: dt.datetime, zone_name: str, lang: int) -> str:
+    """When something that runs until `moment` (a waiver) ends, as its last day in Chinese
+    (`lang` 0, "12月31日") or English (1, "31 Dec"), with the year when not `now`'s year.
+    A waiver given to a date (`--expires 2026-12-31`) ends at the next day's local midnight:
+    read as the day it covers last, as IT typed it, not the day after. One ending at another
+    time of day is told with that time ("12月31日 18:00")."""
+    zone = company_zone(zone_name)
+    local, year = moment.astimezone(zone), now.astimezone(zone).year
+    midnight = local.time() == dt.time(0)
+    day = local.date() - dt.timedelta(days=1) if midnight else local.date()
+    at = "" if midnight else f" {local:%H:%M}"
+    if lang == 0:
+        head = f"{day.year}年" if day.year != year else ""
+        return f"{head}{day.month}月{day.day}日{at}"
+    tail = f" {day.year}" if day.year != year else ""
+    return f"{day.day} {_MONTHS[day.month - 1]}{tail}{at}"

@@ -3,7 +3,8 @@
 - WeCom's group robot: a markdown message, whose content WeCom limits to 4096 bytes of UTF-8
   (the list is cut to fit, "… 还有 N 项 / … and N more").
 - The generic webhook: one JSON document of a versioned schema (SCHEMA, VERSION; README's
-  "Alerts / 告警" describes its fields), every item with its status.
+  "Alerts / 告警" describes its fields), every item with its status (`waived`, with the
+  waiver's end and owner, added in version 1: a failure a waiver now covers, not fixed).
 - Email: a plain-text message, Chinese then English, with the counts in the subject.
 """
 
@@ -15,7 +16,7 @@ from email.utils import format_datetime
 
 from devposture.collector.alerts import render
 from devposture.collector.alerts.detect import iso
-from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED
+from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED, WAIVED
 from devposture.collector.store.alerts import Delivery
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE, company_zone
 
@@ -38,8 +39,8 @@ def webhook(d: Delivery, zone: str = DEFAULT_TIME_ZONE) -> bytes:
     document = {
         "schema": SCHEMA, "version": VERSION, "digest_id": d.digest_id,
         "composed_at": iso(d.composed), "time_zone": zone,
-        "counts": {"new": n[NEW], "reminder": n[REMINDER], "resolved": n[RESOLVED],
-                   "open": n["open"], "more": n["more"]},
+        "counts": {"new": n[NEW], "reminder": n[REMINDER], "waived": n[WAIVED],
+                   "resolved": n[RESOLVED], "open": n["open"], "more": n["more"]},
         "items": d.items, "text_zh": zh, "text_en": en,
     }  # fmt: skip
     return json.dumps(document, ensure_ascii=False, sort_keys=True).encode()

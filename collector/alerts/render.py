@@ -1,8 +1,8 @@
 """A digest's words, Chinese first then English, in the company's time zone (Beijing time by
-default): a heading with the counts,
-then the items by status (new, reminders, resolved), each one line (a device by hostname and
-its id's start, a failure with its clause), cut to fit a channel's limit with "… 还有 N 项 /
-… and N more", then what IT does about each kind still open.
+default): a heading with the counts, then the items by status (new, reminders, waived,
+resolved), each one line (a device by hostname and its id's start, a failure with its clause;
+a waived one with the waiver's last day and owner), cut to fit a channel's limit with "… 还有
+N 项 / … and N more", then what IT does about each kind still open.
 
 Lines name devices by hostname and checks by title; nothing else an agent reported.
 """
@@ -12,15 +12,22 @@ from __future__ import annotations
 import datetime as dt
 
 from devposture.collector.alerts import detect, local_time
-from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED
+from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED, STATUSES, WAIVED
 from devposture.collector.store.alerts import Delivery, Detail
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
 SECTIONS = {
     NEW: ("新增", "New"),
     REMINDER: ("仍未解决（再次提醒）", "Still open (reminder)"),
+    WAIVED: ("已豁免", "Waived"),
     RESOLVED: ("已恢复", "Resolved"),
 }
+# A waived failure's line: still failing, not fixed; `{until}` the waiver's last day, `{owner}`
+# who owns it (as `waiver add --owner` gave).
+WAIVED_LINE = (
+    "{who} · {clause}{check_title_zh}：仍不合规，已豁免至 {until}（{owner}）",
+    "{who} · {clause}{check_title_en}: still failing, waived until {until} ({owner})",
+)
 
 
 # Each kind's line (Chinese, English); `{t}` is its time, `{which}` the certificate's role,
@@ -78,12 +85,18 @@ def line(d: Detail, lang: int, now: dt.datetime, zone: str = DEFAULT_TIME_ZONE) 
         f"{name}（{device_id}）" if lang == 0 else f"{name} ({device_id})"
     )  # fmt: skip
     clause = f"{d['clause']} " if d.get("clause") else ""  # an item told before it was kept
+    if d.get("status") == WAIVED:
+        until = dt.datetime.fromisoformat(str(d["waived_until"]))
+        return WAIVED_LINE[lang].format(
+            **d | {"clause": clause}, who=who, until=local_time.last_day(until, now, zone, lang),
+            owner=d["waiver_owner"],
+        )  # fmt: skip
     return LINES[str(d["kind"])][lang].format(**d | {"clause": clause}, t=t, which=which, who=who)
 
 
 def counts(d: Delivery) -> dict[str, int]:
     """Items told per status, and open in all (the newest digest's count)."""
-    told = {s: sum(1 for i in d.items if i["status"] == s) for s in (NEW, REMINDER, RESOLVED)}
+    told = {s: sum(1 for i in d.items if i["status"] == s) for s in STATUSES}
     return told | {"open": d.open_items, "more": d.more}
 
 
@@ -100,14 +113,17 @@ def _one(
     b = (lambda s: f"**{s}**") if bold else (lambda s: s)
     when = MOMENTS[lang](d.composed, d.composed, zone)
     words = local_time.zone_words(zone)[lang]
+    # Waived counted only in a digest that tells some (waivers are few; most digests none).
     if lang == 0:
+        waived = f" · 已豁免 {n[WAIVED]} 项" if n[WAIVED] else ""
         lines = [f"{b('devposture 告警摘要')}（{words} {when}）",
-                 f"新增 {n[NEW]} 项 · 再次提醒 {n[REMINDER]} 项 · 已恢复 {n[RESOLVED]} 项"
+                 f"新增 {n[NEW]} 项 · 再次提醒 {n[REMINDER]} 项{waived} · 已恢复 {n[RESOLVED]} 项"
                  f" · 仍未解决共 {n['open']} 项"]  # fmt: skip
     else:
+        waived = f" · {n[WAIVED]} waived" if n[WAIVED] else ""
         lines = [f"{b('devposture alert digest')} ({when} {words})",
-                 f"{n[NEW]} new · {n[REMINDER]} {_reminders(n[REMINDER])} · {n[RESOLVED]} resolved"
-                 f" · {n['open']} open in all"]  # fmt: skip
+                 f"{n[NEW]} new · {n[REMINDER]} {_reminders(n[REMINDER])}{waived}"
+                 f" · {n[RESOLVED]} resolved · {n['open']} open in all"]  # fmt: skip
     section = None
     for item in d.items[:shown]:
         if item["status"] != section:
@@ -117,7 +133,7 @@ def _one(
     left = len(d.items) - shown + d.more
     if left:
         lines.append(f"… 还有 {left} 项" if lang == 0 else f"… and {left} more")
-    still_open = {str(i["kind"]) for i in d.items if i["status"] != RESOLVED}
+    still_open = {str(i["kind"]) for i in d.items if i["status"] in (NEW, REMINDER)}
     if still_open:
         lines.append(b(TO_DO_HEADING[lang]))
         lines += [f"- {TO_DO[kind][lang]}" for kind in detect.KINDS if kind in still_open]

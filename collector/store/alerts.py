@@ -58,6 +58,8 @@ class Composition:
     digest_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # Open items whose detail changes without being told (marked away, or back): key -> detail
     kept: dict[str, Detail] = field(default_factory=dict)
+    # Open items closed because a waiver now covers them (told waived, not resolved): keys
+    waived: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,33 @@ class AlertRecords(Part):
                 f"SELECT device_id FROM devices WHERE status <> 'active'"  # noqa: S608
                 f" AND device_id IN ({marks})", chunk,
             ))  # fmt: skip
+        return found
+
+    def waived_failures(
+        self, pairs: set[tuple[str, str]], at: dt.datetime
+    ) -> dict[tuple[str, str], tuple[dt.datetime, str]]:
+        """Those of `pairs` (device, check) a waiver in force at `at` covers while the device
+        does not pass the check (its verdict FAIL or UNKNOWN: unknown is not pass), each with
+        the waiver's end and owner (of the waiver ending last, when several cover it). A
+        failure told to IT that leaves the failing set for this is waived, not fixed."""
+        found: dict[tuple[str, str], tuple[dt.datetime, str]] = {}
+        devices = sorted({d for d, _ in pairs})
+        t = to_us(at)
+        for start in range(0, len(devices), 500):
+            chunk = devices[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT w.device_id, w.check_id, w.expires_us, w.owner FROM waivers w"  # noqa: S608
+                f" WHERE w.device_id IN ({marks}) AND w.created_us <= ? AND ? < w.expires_us"
+                " AND (w.revoked_us IS NULL OR w.revoked_us > ?) AND NOT EXISTS ("
+                "SELECT 1 FROM check_results c WHERE c.device_id = w.device_id"
+                " AND c.check_id = w.check_id AND c.state = 'PASS')"
+                " ORDER BY w.expires_us, w.waiver_id",
+                [*chunk, t, t, t],
+            ).fetchall()
+            for device_id, check_id, expires, owner in rows:  # the one ending last wins
+                if (str(device_id), str(check_id)) in pairs:
+                    found[str(device_id), str(check_id)] = (from_us(expires), str(owner))
         return found
 
     def clones(self) -> list[tuple[str, str, dt.datetime]]:
@@ -175,7 +204,9 @@ class AlertRecords(Part):
                 "UPDATE alert_open SET told_us = ? WHERE item_key = ?",
                 [(at, key) for key in c.reminded],
             )
-            cur.executemany("DELETE FROM alert_open WHERE item_key = ?", [(k,) for k in c.resolved])
+            cur.executemany(
+                "DELETE FROM alert_open WHERE item_key = ?", [(k,) for k in c.resolved + c.waived]
+            )
             cur.executemany(
                 "UPDATE alert_open SET detail = ? WHERE item_key = ?",
                 [(json.dumps(d, sort_keys=True), key) for key, d in c.kept.items()],

@@ -161,7 +161,7 @@ def test_the_webhook_receives_the_versioned_json_signed_with_hmac_sha256(
     assert request.json() == {
         "schema": "devposture.alert-digest", "version": 1, "digest_id": composed.digest_id,
         "composed_at": "2026-11-30T04:00:00Z", "time_zone": "Asia/Shanghai",
-        "counts": {"new": 2, "reminder": 0, "resolved": 0, "open": 2, "more": 0},
+        "counts": {"new": 2, "reminder": 0, "waived": 0, "resolved": 0, "open": 2, "more": 0},
         "items": [
             {"status": "new", "kind": "failing", "device_id": device(1),
              "hostname": "laptop-wang", "check": "firewall", "check_title_zh": "防火墙已开启",

@@ -271,3 +271,81 @@ def test_a_device_flapping_every_hour_is_told_once_not_each_hour(
     assert [(i["status"], i["kind"]) for i in later.items] == [("resolved", "failing")]
     assert "absent_since_us" not in later.items[0]
     assert store.alerts.open_items() == {}
+
+
+def test_a_failure_waived_after_it_was_told_reads_waived_until_its_end_not_resolved(
+    store: Store, tmp_path: Path
+) -> None:
+    """A waiver granted (`waiver add`) for a failure already told made the next digest tell
+    it "已恢复 / Resolved", the device still failing: IT and auditors read it as fixed. It is
+    now told waived, with the waiver's last day in Beijing time and its owner, not told again
+    while the waiver stands, and told new once the waiver ends with the device still failing.
+    A waived failure the device then fixes is resolved as any other, after the hold."""
+    from devposture.collector.alerts.digest import RESOLVED_AFTER  # noqa: PLC0415
+    from devposture.collector.compliance import Waiver  # noqa: PLC0415
+    from tests.collector.alert_receivers import http_receiver  # noqa: PLC0415
+
+    enroll(store, device(1))
+    enroll(store, device(2))
+    for n, host in ((1, "laptop-wang"), (2, "laptop-li")):
+        report(store, device(n), host, NOW - dt.timedelta(hours=5), {"firewall": "FAIL"})
+        report(store, device(n), host, NOW - SECOND, {"firewall": "FAIL"})
+    # `waiver add --expires 2026-12-31`: until that day ends in Beijing (16:00 UTC).
+    until = dt.datetime(2026, 12, 31, 16, 0, tzinfo=dt.UTC)
+    granted = NOW + 5 * MINUTE
+
+    def waive(n: int, owner: str) -> None:
+        waiver = Waiver(f"w-{n}", device(n), "firewall", owner, "rollout", granted, until)
+        store.waivers.add_waiver(waiver, granted)
+
+    def digest(at: dt.datetime) -> list[tuple[str, str]]:
+        composed = compose(store, POLICY, s, at)
+        assert composed is not None
+        asyncio.run(deliver_due(store, channels.configured(s), at, backoff=BACKOFF))
+        return [(str(i["status"]), str(i["hostname"])) for i in composed.items]
+
+    with http_receiver() as hook:
+        s = settings(tmp_path, webhook=hook.url)
+        assert digest(NOW) == [("new", "laptop-li"), ("new", "laptop-wang")]
+        waive(1, "张伟")
+        waive(2, "Li Na")
+        report(store, device(2), "laptop-li", granted, {"firewall": "PASS"})  # fixed, too
+        assert digest(NOW + 15 * MINUTE) == [("waived", "laptop-wang")]
+        document = hook.received[-1].json()
+        assert document["version"] == 1
+        assert document["counts"] == {
+            "new": 0, "reminder": 0, "waived": 1, "resolved": 0, "open": 1, "more": 0
+        }  # fmt: skip
+        (item,) = document["items"]
+        assert item == {
+            "status": "waived", "kind": "failing", "device_id": device(1),
+            "hostname": "laptop-wang", "check": "firewall", "check_title_zh": "防火墙已开启",
+            "check_title_en": "Firewall on", "clause": "6.3.1",
+            "since": "2026-11-29T23:00:00Z", "waived_until": "2026-12-31T16:00:00Z",
+            "waiver_owner": "张伟",
+        }  # fmt: skip
+        zh, en, first = document["text_zh"], document["text_en"], device(1)[:8]
+        assert "新增 0 项 · 再次提醒 0 项 · 已豁免 1 项 · 已恢复 0 项 · 仍未解决共 1 项" in zh
+        assert "0 new · 0 reminders · 1 waived · 0 resolved · 1 open in all" in en
+        assert (
+            f"已豁免\n- laptop-wang（{first}） · 6.3.1 防火墙已开启：仍不合规，"
+            "已豁免至 12月31日（张伟）" in zh
+        )
+        assert (
+            f"Waived\n- laptop-wang ({first}) · 6.3.1 Firewall on: still failing,"
+            " waived until 31 Dec (张伟)" in en
+        )
+        assert "已恢复\n" not in zh and "Resolved\n" not in en and "处理建议" not in zh
+        # Told once: the device keeps failing, reporting each day, and nothing is said of it
+        # while the waiver stands (laptop-li, fixed, is resolved after the hold).
+        assert digest(NOW + 15 * MINUTE + RESOLVED_AFTER) == [("resolved", "laptop-li")]
+        for day in range(1, 32):
+            at = NOW + dt.timedelta(days=day)
+            report(store, device(1), "laptop-wang", at - MINUTE, {"firewall": "FAIL"})
+            report(store, device(2), "laptop-li", at - MINUTE, {"firewall": "PASS"})
+            if at < until:
+                assert digest(at) == [], at
+        # The waiver ended on 31 Dec (Beijing): the device still failing is told new.
+        assert digest(until + 15 * MINUTE) == [("new", "laptop-wang")]
+        assert hook.received[-1].json()["items"][0]["since"] == "2026-11-29T23:00:00Z"
+    assert set(store.alerts.open_items()) == {f"failing:{device(1)}:firewall"}
