@@ -52,6 +52,7 @@ from devposture.collector.service import CollectorService
 from devposture.collector.store import DatabaseTarget, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.coordination import Coordination
+from devposture.collector.store.disk_space import is_full
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.policy import PolicyError
@@ -654,6 +655,11 @@ async def watch_policy(
         except (PolicyError, OSError, UnicodeDecodeError) as exc:
             log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
         except Exception as exc:  # the database may be away a moment; the next poll retries
+            if is_full(exc):
+                # A write of the re-judging's (its lease, its mark) on a full disk: the disk is
+                # said once, by ingest, with when it has room again; the next poll retries.
+                log.debug("policy in force not followed yet: the disk is full")
+                continue
             since = failing.due()
             if since is not None:
                 log.error("could not follow the policy in force: %s%s", exc, since)

@@ -57,5 +57,6 @@ def test_status_words_reasons_and_deadlines_in_the_companys_zone(tmp_path: Path)
     # The zone of those times said once, in the heading (it showed no zone at all).
     offset = zone.utcoffset(now.replace(tzinfo=None)) or dt.timedelta()
     hours, minutes = divmod(abs(int(offset.total_seconds())) // 60, 60)
-    label = f"(UTC{'+' if offset >= dt.timedelta() else '-'}{hours:02d}:{minutes:02d})"
-    assert label in zh.stdout.splitlines()[0] and label in en.stdout.splitlines()[0]
+    label = f"UTC{'+' if offset >= dt.timedelta() else '-'}{hours:02d}:{minutes:02d}"
+    # In each language's own brackets (Chinese: full-width, after its own words).
+    assert f"（{label}）" in zh.stdout.splitlines()[0] and f"({label})" in en.stdout.splitlines()[0]
