@@ -78,6 +78,7 @@ from devposture.policy import Policy, PolicyError, cli_messages
 from devposture.policy.catalogs import LANGS, Lang
 from devposture.policy.cli_messages import (
     Said,
+    Told,
     Worded,
     lines,
     reader_language,
@@ -152,8 +153,12 @@ class Result:
         return self.said.worded(lang) if self.said is not None else self.message
 
 
-def told(sentence: Said | None, columns: tuple[str, ...] = (), rows: list[Row] | None = None,
-         note: str | None = None) -> Result:
+def told(
+    sentence: Said | None,
+    columns: tuple[str, ...] = (),
+    rows: list[Row] | None = None,
+    note: str | None = None,
+) -> Result:
     """A result whose message is a sentence (None: no message): English for scripts and
     (unless `note` says otherwise) the audit log, worded for the person."""
     english = "" if sentence is None else str(sentence)
@@ -188,9 +193,7 @@ class Arguments:
     def required(self, name: str) -> str:
         value = self.text(name)
         if value is None:
-            raise CommandError(
-                "--{option} is required and must not be empty", option=_option(name)
-            )
+            raise CommandError("--{option} is required and must not be empty", option=_option(name))
         return value
 
     def group(self, name: str, shown: str | None = None) -> str | None:
@@ -325,12 +328,17 @@ def _report(view: str) -> Handler:
         # whole: 25,000 of them took 0.2 s of the report's half second).
         groups = store.identity.device_groups() if group is not None else {}
         if group is not None and group not in groups:
-            message = said("no device is in group {group} (groups: {groups})", group=repr(group),
-                           groups=", ".join(groups) or _NONE_YET)
+            message = said(
+                "no device is in group {group} (groups: {groups})",
+                group=repr(group),
+                groups=", ".join(groups) or _NONE_YET,
+            )
         if view == "fleet":
             if not store.reports.device_count():
-                message = said("No devices enrolled yet. Create a token with"
-                               " `devposture-collector token create`.")
+                message = said(
+                    "No devices enrolled yet. Create a token with"
+                    " `devposture-collector token create`."
+                )
             rows = fleet_rows(store, policy, at, current=as_of is None, group=group)
             return told(message, FLEET_COLUMNS, rows, note="")
         if view == "device":
@@ -366,6 +374,26 @@ WAIVER_COLUMNS = (
 )  # fmt: skip
 WAIVER_LOG_COLUMNS = ("waiver", "action", "at", "detail")
 
+# A status a listing gives as a code ("active", "expired", an audit entry's "ok"): scripts
+# compare it in JSON and CSV, so those keep it, in every language; a person's table words it
+# in their language (`worded_cells`), as `device list` words a device's. Each code's words,
+# by listing (a waiver in force reads otherwise than a device in use).
+_WAIVER_STATUS = {"active": said("in force"), "revoked": said("revoked"),
+                  "expired": said("expired")}  # fmt: skip
+_TOKEN_STATUS = {"usable": said("usable"), "used up": said("used up"),
+                 "expired": said("expired"), "revoked": said("revoked")}  # fmt: skip
+_CREDENTIAL_STATUS = {"active": said("active")}
+_OUTCOMES = {"ok": said("ok"), "denied": said("denied"), "error": said("error")}
+
+
+def status_cell(code: str, words: Mapping[str, Said]) -> str:
+    """`code` as a cell: the code itself for JSON, CSV and an English table (its `str`), its
+    words in another language's table; as it is when it has no words (a later version's)."""
+    word = words.get(code)
+    if word is None:
+        return code
+    return Told(Said(word.english, word.params, plain=code))
+
 
 def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     policy = _policy(config, store)
@@ -385,7 +413,8 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
         raise CommandError(
             "--expires must be within {days} days ({latest} at the latest): a waiver is"
             " reviewed and granted again, not kept for ever",
-            days=MAX_WAIVER.days, latest=shown(now + MAX_WAIVER, zone),
+            days=MAX_WAIVER.days,
+            latest=shown(now + MAX_WAIVER, zone),
         )
     owner, reason = args.text("owner"), args.text("reason")
     if owner is None or reason is None:
@@ -434,7 +463,8 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
             rows.append({
                 "waiver": w.waiver_id, "device": w.device_id, "check": w.check_id,
                 "owner": w.owner, "reason": w.reason, "created": stamp(w.created_at, zone),
-                "expires": stamp(w.expires_at, zone), "status": status,
+                "expires": stamp(w.expires_at, zone),
+                "status": status_cell(status, _WAIVER_STATUS),
             })  # fmt: skip
     return Result("", WAIVER_COLUMNS, rows)
 
@@ -610,7 +640,10 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
     token = new_token()
     store.identity.add_token(token, now, expires, uses=uses, group=group)
     row: Row = {
-        "token": token.token_id, "group": group, "uses": uses, "expires": stamp(expires, zone)
+        "token": token.token_id,
+        "group": group,
+        "uses": uses,
+        "expires": stamp(expires, zone),
     }
     into = f", group {group}" if group else ""
     note = in_english("token {token}: {uses} use(s){into}, expires {until}", token=token.token_id,
@@ -629,7 +662,8 @@ def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: A
     now = utcnow()
     rows: list[Row] = [
         {"token": t.token_id, "group": t.group, "created": stamp(t.created_at, zone),
-         "expires": stamp(t.expires_at, zone), "uses_left": t.uses_left, "status": t.status(now)}
+         "expires": stamp(t.expires_at, zone), "uses_left": t.uses_left,
+         "status": status_cell(t.status(now), _TOKEN_STATUS)}
         for t in store.identity.tokens()
     ]  # fmt: skip
     return Result("", TOKEN_COLUMNS, rows)
@@ -675,7 +709,8 @@ def _admin_list(store: Store, config: CollectorConfig, args: Arguments, actor: A
     rows: list[Row] = [
         {"credential": c.credential_id, "name": c.name, "role": c.role,
          "created": stamp(c.created_at, zone),
-         "status": f"revoked {stamp(c.revoked_at, zone)}" if c.revoked_at else "active"}
+         "status": Told(said("revoked {at}", at=stamp(c.revoked_at, zone))) if c.revoked_at
+                   else status_cell("active", _CREDENTIAL_STATUS)}
         for c in store.admin.credentials()
     ]  # fmt: skip
     return Result("", CREDENTIAL_COLUMNS, rows)
@@ -698,7 +733,8 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
     rows: list[Row] = [
         {"at": stamp(e.at, zone), "actor": e.actor + (f" ({e.credential_id})" if e.credential_id
                                                  else ""),
-         "role": e.role, "command": e.command, "arguments": e.arguments, "outcome": e.outcome,
+         "role": e.role, "command": e.command, "arguments": e.arguments,
+         "outcome": status_cell(e.outcome, _OUTCOMES),
          "message": e.message, "peer": e.peer}
         for e in store.admin.audit_entries()
     ]  # fmt: skip
@@ -830,8 +866,10 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     try:
         for finding in check.run():
             total += 1
-            sys.stdout.write(said("problem: {finding}", finding=finding.text())
-                             .worded(args.lang_of_reader()) + "\n")
+            sys.stdout.write(
+                said("problem: {finding}", finding=finding.text()).worded(args.lang_of_reader())
+                + "\n"
+            )
             sys.stdout.flush()
     finally:
         line.close()
@@ -1053,7 +1091,9 @@ def present(words: Words, result: Result, fmt: str, lang: Lang = "en") -> tuple[
                 "admin credential {credential} for {name} (role {role}). It is shown only this"
                 " once: store it in a file only you can read (`chmod 600 FILE`) and give it with"
                 " --credential-file FILE",
-                credential=row.get("credential"), name=row.get("name"), role=row.get("role"),
+                credential=row.get("credential"),
+                name=row.get("name"),
+                role=row.get("role"),
             ).worded(lang)
         return message + "\n", info + "\n"
     if not result.columns:
@@ -1080,16 +1120,31 @@ def _device_notes(rows: list[Row]) -> list[Said]:
     notes = []
     clones = sum(1 for r in rows if r.get("clone_suspected"))
     if clones:
-        notes.append(said("{count} device(s) suspected of being cloned: see"
-                          " `devposture-collector device show ID`", count=clones))
+        notes.append(
+            said(
+                "{count} device(s) suspected of being cloned: see"
+                " `devposture-collector device show ID`",
+                count=clones,
+            )
+        )
     clocks = sum(1 for r in rows if r.get("clock_off"))
     if clocks:
-        notes.append(said("{count} device(s) with a clock off by 5 minutes or more: see"
-                          " `devposture-collector device show ID`", count=clocks))
+        notes.append(
+            said(
+                "{count} device(s) with a clock off by 5 minutes or more: see"
+                " `devposture-collector device show ID`",
+                count=clocks,
+            )
+        )
     lost = sum(1 for r in rows if r.get("reports_lost"))
     if lost:
-        notes.append(said("{count} device(s) that lost reports to a full outbox while offline:"
-                          " see `devposture-collector device show ID`", count=lost))
+        notes.append(
+            said(
+                "{count} device(s) that lost reports to a full outbox while offline:"
+                " see `devposture-collector device show ID`",
+                count=lost,
+            )
+        )
     return notes
 
 
@@ -1098,24 +1153,35 @@ def _token_info(row: Row) -> Said:
     uses = row.get("uses")
     group = row.get("group")
     if group:
-        what = (said("one device into group {group}", group=group) if uses == 1
-                else said("{uses} devices into group {group}", uses=uses, group=group))
+        what = (
+            said("one device into group {group}", group=group)
+            if uses == 1
+            else said("{uses} devices into group {group}", uses=uses, group=group)
+        )
     else:
         what = said("one device") if uses == 1 else said("{uses} devices", uses=uses)
     # The row's time is local with its offset (`stamp`): shown in that same zone.
     expires = dt.datetime.fromisoformat(str(row.get("expires")))
     until = shown(expires, expires.tzinfo or dt.UTC)
     if "collectors" not in row:
-        return said("token {token}: enrolls {what}, expires {until}", token=row.get("token"),
-                    what=what, until=until)
+        return said(
+            "token {token}: enrolls {what}, expires {until}",
+            token=row.get("token"),
+            what=what,
+            until=until,
+        )
     return said(
         "enrollment value for token {token}: enrolls {what}; expires {until}\n"
         "collector {collectors}, CA {fingerprint}\n"
         "Put it on each computer as {file} (owner root, mode 0600): the agent enrolls with it at"
         " its first start, then deletes it. It holds the secret: keep it out of command lines,"
         " tickets and chats.",
-        token=row.get("token"), what=what, until=until, collectors=row.get("collectors"),
-        fingerprint=row.get("ca_fingerprint"), file=ENROLLMENT_FILE,
+        token=row.get("token"),
+        what=what,
+        until=until,
+        collectors=row.get("collectors"),
+        fingerprint=row.get("ca_fingerprint"),
+        file=ENROLLMENT_FILE,
     )
 
 

@@ -1,0 +1,135 @@
+"""The admin command line as IT and an auditor use it, in Chinese and in English, on a real
+collector (its data folder, and its admin port over real TLS): what a person's table words,
+what the files scripts read keep, and a remote command printing what the local one prints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devposture.collector.admin.commands import Actor, Denied, Runner
+from devposture.collector.cli import main as collector_cli
+from devposture.collector.clock import utcnow
+from devposture.collector.credentials import ADMIN, VIEWER
+from devposture.policy import catalogs, cli_messages
+from tests.collector.test_admin import AdminCollector, admin_collector
+from tests.conftest import enroll_agent
+
+MARK = "〔{}〕"
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[AdminCollector]:
+    with admin_collector(tmp_path / "collector") as running:
+        yield running
+
+
+def _in(monkeypatch: pytest.MonkeyPatch, lang: str) -> None:
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", lang)
+
+
+@pytest.fixture
+def marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line's Chinese sentences as their English in brackets: a cell worded for
+    the reader shows so, whether or not the catalogs have its Chinese yet; a code left as it
+    is shows bare."""
+    real = catalogs.translate
+
+    def translate(lang: catalogs.Lang, context: str, english: str) -> str:
+        if lang == "zh" and context == cli_messages.CONTEXT:
+            return MARK.format(english)
+        return real(lang, context, english)
+
+    monkeypatch.setattr(cli_messages, "translate", translate)
+
+
+def _listings(collector: AdminCollector, tmp_path: Path) -> None:
+    """A waiver in force and one revoked, a token usable and one revoked, a credential revoked,
+    and an audit log with an entry denied and one in error."""
+    device = enroll_agent(collector.live, tmp_path / "agent", hostname="laptop-1")
+    store = collector.store()
+    try:
+        runner = Runner(store, collector.live.config)
+        admin = Actor("Zhang Wei (IT)", ADMIN, "0123456789abcdef")
+        expires = (utcnow() + dt.timedelta(days=30)).date().isoformat()
+        for check in ("firewall", "antivirus"):
+            runner.run(["waiver", "add"], {"device": device.enrollment.device_id, "check": check,
+                                           "owner": "张伟", "reason": "等待新电脑",
+                                           "expires": expires}, admin, peer="local",
+                       remote=False)  # fmt: skip
+        waiver = store.waivers.recorded()[-1].waiver_id
+        runner.run(["waiver", "revoke"], {"waiver_id": waiver, "reason": "已修好"}, admin,
+                   peer="local", remote=False)  # fmt: skip
+        token = runner.run(["token", "create"], {}, admin, peer="local", remote=False)
+        runner.run(["token", "create"], {}, admin, peer="local", remote=False)
+        runner.run(["token", "revoke"], {"token_id": str(token.rows[0]["token"])}, admin,
+                   peer="local", remote=False)  # fmt: skip
+        gone = runner.run(["admin", "add"], {"name": "Former"}, admin, peer="local",
+                          remote=False)  # fmt: skip
+        runner.run(["admin", "revoke"], {"credential_id": str(gone.rows[0]["credential"])},
+                   admin, peer="local", remote=False)  # fmt: skip
+        with pytest.raises(Denied):
+            runner.run(["token", "create"], {}, Actor("Li Wei", VIEWER, "fedcba9876543210"),
+                       peer="local", remote=False)  # fmt: skip
+    finally:
+        store.close()
+
+
+# (command, the codes its JSON and CSV keep, the words its Chinese table shows)
+STATUSES = [
+    (["waiver", "list", "--all"], {"active", "revoked"}, {"in force", "revoked"}),
+    (["token", "list"], {"usable", "revoked"}, {"usable", "revoked"}),
+    (["audit", "log"], {"ok", "denied"}, {"ok", "denied"}),
+]
+
+
+@pytest.mark.usefixtures("marked")
+def test_a_listings_status_is_worded_in_a_chinese_table_and_kept_as_its_code_in_files(
+    collector: AdminCollector,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`waiver list`, `token list`, `admin list` and `audit log` showed their status codes
+    ("active", "expired", "ok") in English in a Chinese table, where `device list` words a
+    device's; scripts read the codes in JSON and CSV, which keep them in every language."""
+    _listings(collector, tmp_path)
+    credential = tmp_path / "credential"
+    credential.write_text(collector.credential("审计 王", "auditor") + "\n")
+    credential.chmod(0o600)
+    local = ["--data", str(collector.live.config.data_dir)]
+    remote = ["--collector", f"127.0.0.1:{collector.admin_port}", "--ca-fingerprint",
+              collector.live.ca_fingerprint, "--credential-file", str(credential)]  # fmt: skip
+    for command, codes, words in STATUSES:
+        column = "outcome" if command[0] == "audit" else "status"
+        for where in (local, remote):
+            files = {}
+            for lang in ("zh_CN.UTF-8", "C.UTF-8"):
+                _in(monkeypatch, lang)
+                assert collector_cli([*command, *where, "--format", "json"]) == 0
+                rows = json.loads(capsys.readouterr().out)
+                assert {row[column] for row in rows} >= codes
+                files[lang] = {row[column] for row in rows}
+            assert files["zh_CN.UTF-8"] == files["C.UTF-8"]
+            _in(monkeypatch, "zh_CN.UTF-8")
+            assert collector_cli([*command, *where]) == 0
+            table = capsys.readouterr().out
+            for word in words:
+                assert MARK.format(word) in table, (command, where is remote, table)
+            _in(monkeypatch, "C.UTF-8")
+            assert collector_cli([*command, *where, "--format", "csv"]) == 0
+            csv = capsys.readouterr().out
+            assert all(f",{code}" in csv for code in codes), csv
+    _in(monkeypatch, "zh_CN.UTF-8")
+    assert collector_cli(["admin", "list", *local]) == 0
+    table = capsys.readouterr().out
+    assert MARK.format("active") in table and "〔revoked " in table
+    assert collector_cli(["admin", "list", *local, "--format", "csv"]) == 0
+    csv = capsys.readouterr().out
+    assert ",active\n" in csv and ",revoked 20" in csv
