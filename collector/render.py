@@ -20,6 +20,7 @@ from devposture.collector.column_words import heading
 from devposture.collector.table_fit import GAP, column_widths, cut, escaped_controls
 from devposture.collector.table_fit import display_width as _width
 from devposture.policy.catalogs import Lang
+from devposture.policy.cli_messages import Said, Told
 
 Row = dict[str, str | int | float | None]
 FORMATS = ("table", "json", "csv")
@@ -64,6 +65,18 @@ def fitting(width: int | None) -> Iterator[None]:
         yield
     finally:
         _TABLE_WIDTH.reset(token)
+
+
+def code_cell(code: str, words: Mapping[str, Said]) -> str:
+    """A cell holding a code ("active", "expired", an audit entry's "ok", a state's end "now"):
+    its `str` is the code, which JSON, CSV and an English table keep byte for byte in every
+    language (scripts compare it); a person's table words it in their language
+    (`admin.worded_cells`), on the collector machine and over the admin port alike. As it is
+    when `words` has none for it (a later version's code)."""
+    word = words.get(code)
+    if word is None:
+        return code
+    return Told(Said(word.english, word.params, plain=code))
 
 
 def _cell(value: object) -> str:

@@ -17,7 +17,7 @@ import datetime as dt
 
 from devposture.collector.company_time import shown, stamp, zone_of
 from devposture.collector.compliance import STATES, DeviceSeen, Standing, standings
-from devposture.collector.render import FILE_ONLY_COLUMNS, Row
+from devposture.collector.render import FILE_ONLY_COLUMNS, Row, code_cell
 from devposture.collector.store import Store
 from devposture.policy import Policy
 from devposture.policy.catalogs import Lang
@@ -233,6 +233,11 @@ def failing_rows(
     return rows
 
 
+# A state still going on (at the moment asked for: now, or `--as-of`) ends 'now' in the files,
+# as scripts read it; a person's table words it.
+_GOING_ON = {"now": said("ongoing")}
+
+
 def history_rows(
     store: Store, device_id: str, at: dt.datetime, policy: Policy | None = None,
     *, lang: Lang = "zh",
@@ -252,7 +257,8 @@ def history_rows(
             hours = ((until or at) - current[4]).total_seconds() / 3600
             rows.append(_texts(policy, check_id) | {
                 "check": check_id, "state": current[2], "from": _when(current[4], policy),
-                "until": _when(until, policy) if until else "now", "hours": round(hours, 1),
+                "until": _when(until, policy) if until else code_cell("now", _GOING_ON),
+                "hours": round(hours, 1),
                 **why.columns(current[3]),
             })  # fmt: skip
     return rows

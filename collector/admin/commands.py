@@ -51,7 +51,7 @@ from devposture.collector.device_history import (
 )
 from devposture.collector.policy import policy_in_force
 from devposture.collector.policy.in_force import zone_in_force
-from devposture.collector.render import Row, current_heading, render
+from devposture.collector.render import Row, code_cell, current_heading, render
 from devposture.collector.reports import (
     DEVICE_COLUMNS,
     FAILING_COLUMNS,
@@ -386,15 +386,6 @@ _CREDENTIAL_STATUS = {"active": said("active")}
 _OUTCOMES = {"ok": said("ok"), "denied": said("denied"), "error": said("error")}
 
 
-def status_cell(code: str, words: Mapping[str, Said]) -> str:
-    """`code` as a cell: the code itself for JSON, CSV and an English table (its `str`), its
-    words in another language's table; as it is when it has no words (a later version's)."""
-    word = words.get(code)
-    if word is None:
-        return code
-    return Told(Said(word.english, word.params, plain=code))
-
-
 def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     policy = _policy(config, store)
     now = utcnow()
@@ -464,7 +455,7 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
                 "waiver": w.waiver_id, "device": w.device_id, "check": w.check_id,
                 "owner": w.owner, "reason": w.reason, "created": stamp(w.created_at, zone),
                 "expires": stamp(w.expires_at, zone),
-                "status": status_cell(status, _WAIVER_STATUS),
+                "status": code_cell(status, _WAIVER_STATUS),
             })  # fmt: skip
     return Result("", WAIVER_COLUMNS, rows)
 
@@ -663,7 +654,7 @@ def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: A
     rows: list[Row] = [
         {"token": t.token_id, "group": t.group, "created": stamp(t.created_at, zone),
          "expires": stamp(t.expires_at, zone), "uses_left": t.uses_left,
-         "status": status_cell(t.status(now), _TOKEN_STATUS)}
+         "status": code_cell(t.status(now), _TOKEN_STATUS)}
         for t in store.identity.tokens()
     ]  # fmt: skip
     return Result("", TOKEN_COLUMNS, rows)
@@ -710,7 +701,7 @@ def _admin_list(store: Store, config: CollectorConfig, args: Arguments, actor: A
         {"credential": c.credential_id, "name": c.name, "role": c.role,
          "created": stamp(c.created_at, zone),
          "status": Told(said("revoked {at}", at=stamp(c.revoked_at, zone))) if c.revoked_at
-                   else status_cell("active", _CREDENTIAL_STATUS)}
+                   else code_cell("active", _CREDENTIAL_STATUS)}
         for c in store.admin.credentials()
     ]  # fmt: skip
     return Result("", CREDENTIAL_COLUMNS, rows)
@@ -734,7 +725,7 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
         {"at": stamp(e.at, zone), "actor": e.actor + (f" ({e.credential_id})" if e.credential_id
                                                  else ""),
          "role": e.role, "command": e.command, "arguments": e.arguments,
-         "outcome": status_cell(e.outcome, _OUTCOMES),
+         "outcome": code_cell(e.outcome, _OUTCOMES),
          "message": e.message, "peer": e.peer}
         for e in store.admin.audit_entries()
     ]  # fmt: skip

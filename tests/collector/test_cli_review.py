@@ -16,6 +16,7 @@ from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
 from devposture.collector.credentials import ADMIN, VIEWER
 from devposture.policy import catalogs, cli_messages
+from tests.collector.cli_fleet import DEVICES, CliFleet, cli_fleet  # noqa: F401
 from tests.collector.test_admin import AdminCollector, admin_collector
 from tests.conftest import enroll_agent
 
@@ -133,3 +134,25 @@ def test_a_listings_status_is_worded_in_a_chinese_table_and_kept_as_its_code_in_
     assert collector_cli(["admin", "list", *local, "--format", "csv"]) == 0
     csv = capsys.readouterr().out
     assert ",active\n" in csv and ",revoked 20" in csv
+
+
+@pytest.mark.usefixtures("marked")
+def test_a_state_still_going_on_reads_in_the_readers_language_in_report_history(
+    cli_fleet: CliFleet,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`report history` ended a state still going on with 'now', in English in a Chinese
+    table (and 'now' under `--as-of` last week, when it meant then). JSON keeps 'now'."""
+    device_id = DEVICES[0][0]
+    data = ["--data", str(cli_fleet.data)]
+    _in(monkeypatch, "zh_CN.UTF-8")
+    assert collector_cli(["report", "history", device_id, *data]) == 0
+    table = capsys.readouterr().out
+    assert MARK.format("ongoing") in table and "now" not in table.split()
+    for lang in ("zh", "en"):
+        assert collector_cli(["report", "history", device_id, *data, "--format", "json",
+                              "--lang", lang]) == 0  # fmt: skip
+        assert [row["until"] for row in json.loads(capsys.readouterr().out)] == ["now"]
+    assert collector_cli(["report", "history", device_id, *data, "--lang", "en"]) == 0
+    assert " now " in capsys.readouterr().out
