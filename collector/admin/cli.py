@@ -170,12 +170,18 @@ def _audit_commands(commands: Subcommands) -> None:
     export.add_argument("--out", required=True, type=Path, metavar="FILE",
                         help="the bundle to write (a new file; with --collector, on this"
                              " computer)")  # fmt: skip
-    export.add_argument("--progress", action="store_true",
-                        help="show progress on standard error (shown anyway on a terminal)")
+    export.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on standard error (shown anyway on a terminal)",
+    )
     check = audit.add_parser("check", help=COMMANDS[("audit", "check")].summary)
     data_option(check)
-    check.add_argument("--progress", action="store_true",
-                       help="show progress on standard error (shown anyway on a terminal)")
+    check.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on standard error (shown anyway on a terminal)",
+    )
     _sub(audit, "audit", "public-key")
     verify = audit.add_parser(
         "verify", help="check an audit bundle with the collector's public key (no database)"
@@ -183,8 +189,11 @@ def _audit_commands(commands: Subcommands) -> None:
     verify.add_argument("bundle", type=Path, metavar="FILE", help="the bundle (`audit export`)")
     verify.add_argument("--public-key", required=True, type=Path, metavar="KEY.pem",
                         help="the collector's public key (`audit public-key`)")  # fmt: skip
-    verify.add_argument("--progress", action="store_true",
-                        help="show progress on standard error (shown anyway on a terminal)")
+    verify.add_argument(
+        "--progress",
+        action="store_true",
+        help="show progress on standard error (shown anyway on a terminal)",
+    )
     verify.add_argument(
         "--after",
         type=Path,
@@ -193,7 +202,6 @@ def _audit_commands(commands: Subcommands) -> None:
         help="an earlier bundle of the same collector: also prove that FILE's chain extends"
         " the one OLD committed to (history was not rewritten)",
     )
-
 
     facts = audit.add_parser(
         "facts", help="print an audit bundle's report bodies as JSON, one a line (no database)"
@@ -240,7 +248,12 @@ def add_commands(commands: Subcommands) -> None:
             view.add_argument("--group", default=None, metavar="NAME",
                               help="only the devices of this group (as grouped now)")  # fmt: skip
         _as_of(view)
-        if name != "fleet":
+        if name == "fleet":  # no reasons: its headings and messages only
+            view.add_argument("--lang", choices=("zh", "en"), default=None,
+                              help="the language of the table's headings and of the messages:"
+                                   " zh, Chinese, or en (default: the locale's); files do not"
+                                   " change")  # fmt: skip
+        else:
             view.add_argument("--lang", choices=("zh", "en"), default=None,
                               help="the language of the reasons (reason_text) and of the"
                                    " messages: zh, Chinese (the reasons' default), or en; the"
@@ -343,8 +356,9 @@ def run_verify(args: argparse.Namespace) -> int:
     except NotComparable as exc:
         raise CommandError.as_is(exc) from None
     except BundleUnreadable as exc:  # not a verdict: the evidence was never looked at
-        raise CommandError("{problem}. Nothing was verified",
-                           problem=exc.args[0] if exc.args else exc) from None
+        raise CommandError(
+            "{problem}. Nothing was verified", problem=exc.args[0] if exc.args else exc
+        ) from None
     sys.stdout.write(verdict.worded(reader_language()))
     return 0 if verdict.ok else 1
 
@@ -381,7 +395,8 @@ def run_facts(args: argparse.Namespace) -> int:
         raise CommandError(
             "cannot read the report bodies of {bundle} ({problem}): give the .zip that"
             " `audit export` wrote.",
-            bundle=args.bundle, problem=exc,
+            bundle=args.bundle,
+            problem=exc,
         ) from None
     return 0
 
