@@ -20,15 +20,13 @@ import datetime as dt
 import re
 
 from devposture.policy import Policy
-from devposture.policy.cli_messages import BadValue
+from devposture.policy.cli_messages import BadValue, said
 from devposture.policy.time_zone import company_zone
 
 _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # The years a typed date may name: any report, waiver or period lies within them, and a date
 # beyond them (0001-01-01, 9999-12-31) only overflowed where it was used.
 FIRST_YEAR, LAST_YEAR = 1970, 2199
-# What a person types, in both languages: the help texts and the errors say the same.
-FORMS = "2026-11-01, 2026-11-01T09:30 or 2026-11-01T09:30+08:00"
 
 
 class NotATime(BadValue):
@@ -83,7 +81,9 @@ def typed(text: str, zone: dt.tzinfo, *, end_of_day: bool = False) -> dt.datetim
         raise NotATime(
             "{text} is not a date or time: use {forms} (a date without a zone is a day in the"
             " company's time zone)",
-            text=repr(text), forms=FORMS,
+            text=repr(text),
+            # The forms worded too: a Chinese line read "… 2026-11-01T09:30 or …".
+            forms=said("2026-11-01, 2026-11-01T09:30 or 2026-11-01T09:30+08:00"),
         ) from None
     if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
         raise NotATime(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from devposture.collector import company_time
 from devposture.collector.admin.commands import Actor, Denied, Runner
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
@@ -179,3 +180,13 @@ def test_report_fleet_takes_lang_as_the_other_reports_do(
         assert collector_cli(["report", "fleet", *data, "--format", "csv", "--lang", lang]) == 0
         files.append(capsys.readouterr().out)
     assert files[0] == files[1]
+
+
+def test_a_date_that_is_not_one_lists_the_forms_in_the_readers_words() -> None:
+    """The forms a date may take were an English list inside the Chinese sentence
+    ("请写成 2026-11-01, 2026-11-01T09:30 or 2026-11-01T09:30+08:00")."""
+    with pytest.raises(company_time.NotATime) as refused:
+        company_time.typed("2026/11/01", dt.timezone(dt.timedelta(hours=8)))
+    chinese = refused.value.worded("zh")
+    assert "2026-11-01T09:30 或 2026-11-01T09:30+08:00" in chinese and " or " not in chinese
+    assert "2026-11-01T09:30 or 2026-11-01T09:30+08:00" in refused.value.worded("en")
