@@ -26,17 +26,15 @@ def zone_words(name: str) -> tuple[str, str]:
 def in_chinese(moment: dt.datetime, now: dt.datetime, zone_name: str) -> str:
     """ "11月28日 10:00"; with the year ("2027年1月3日 10:00") when not `now`'s year."""
     zone = company_zone(zone_name)
-    local, year = moment.astimezone(zone), now.astimezone(zone).year
-    head = f"{local.year}年" if local.year != year else ""
-    return f"{head}{local.month}月{local.day}日 {local:%H:%M}"
+    local = moment.astimezone(zone)
+    return f"{_day(local.date(), now.astimezone(zone).year, 0)} {local:%H:%M}"
 
 
 def in_english(moment: dt.datetime, now: dt.datetime, zone_name: str) -> str:
     """ "28 Nov 10:00"; with the year ("3 Jan 2027 10:00") when not `now`'s year."""
     zone = company_zone(zone_name)
-    local, year = moment.astimezone(zone), now.astimezone(zone).year
-    tail = f" {local.year}" if local.year != year else ""
-    return f"{local.day} {_MONTHS[local.month - 1]}{tail} {local:%H:%M}"
+    local = moment.astimezone(zone)
+    return f"{_day(local.date(), now.astimezone(zone).year, 1)} {local:%H:%M}"
 
 
 def last_day(moment: dt.datetime, now: dt.datetime, zone_name: str, lang: int) -> str:
@@ -50,8 +48,14 @@ def last_day(moment: dt.datetime, now: dt.datetime, zone_name: str, lang: int) -
     midnight = local.time() == dt.time(0)
     day = local.date() - dt.timedelta(days=1) if midnight else local.date()
     at = "" if midnight else f" {local:%H:%M}"
+    return _day(day, year, lang) + at
+
+
+def _day(day: dt.date, year: int, lang: int) -> str:
+    """A day in Chinese (`lang` 0, "11月28日") or English (1, "28 Nov"), with its year when it
+    is not `year`."""
     if lang == 0:
         head = f"{day.year}年" if day.year != year else ""
-        return f"{head}{day.month}月{day.day}日{at}"
+        return f"{head}{day.month}月{day.day}日"
     tail = f" {day.year}" if day.year != year else ""
-    return f"{day.day} {_MONTHS[day.month - 1]}{tail}{at}"
+    return f"{day.day} {_MONTHS[day.month - 1]}{tail}"
