@@ -12,6 +12,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
+from devposture.policy.reasons import DIRECTION_CONTROLS
+
 ELLIPSIS = "…"
 GAP = 2  # spaces between columns
 # No column is cut narrower than this: below it a cell says nothing (a device id prefix of 7
@@ -19,14 +21,10 @@ GAP = 2  # spaces between columns
 NARROWEST = 8
 
 
-# What a terminal acts on instead of showing, besides C0 and C1 controls: the bidirectional
-# embeddings, overrides and isolates, which reorder the text after them.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
 def escaped_controls(text: str) -> str:
     """`text` as a terminal shows it and does not obey: each control character but a line's
-    end written as its escape (ESC as "\\x1b", U+202E as "\\u202e").
+    end, and each bidirectional embedding, override and isolate (which reorder the text after
+    them), written as its escape (ESC as "\\x1b", U+202E as "\\u202e").
 
     A device names itself (its host name, its products, the networks it saw) and IT reads
     those names on a terminal: printed raw, ESC sequences in a host name moved the cursor up
@@ -36,7 +34,7 @@ def escaped_controls(text: str) -> str:
         return text
     return "".join(
         ch.encode("unicode_escape").decode("ascii")
-        if ch != "\n" and (unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS)
+        if ch != "\n" and (unicodedata.category(ch) == "Cc" or ch in DIRECTION_CONTROLS)
         else ch
         for ch in text
     )

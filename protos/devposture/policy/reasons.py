@@ -52,7 +52,8 @@ from devposture.policy.reason_codes import (
 )
 
 __all__ = [
-    "CODES", "STATES", "TERMS", "WRAPS", "Item", "Kind", "Message", "Param", "Reason",
+    "CODES", "DIRECTION_CONTROLS", "STATES", "TERMS", "WRAPS", "Item", "Kind", "Message",
+    "Param", "Reason",
     "encode", "every_message", "item", "parse", "placeholders", "render", "state_word",
     "visible_controls",
 ]  # fmt: skip
@@ -163,6 +164,8 @@ def _render(code: str, params: Mapping[str, Any], lang: Lang, zone: dt.tzinfo) -
 _DIRECTION_CONTROLS = {
     code: f"[U+{code:04X}]" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))
 }
+# The same characters, for what shows them another way (a terminal's table: collector.table_fit).
+DIRECTION_CONTROLS = frozenset(map(chr, _DIRECTION_CONTROLS))
 
 
 def visible_controls(text: str) -> str:
