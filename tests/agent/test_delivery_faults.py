@@ -40,6 +40,7 @@ from devposture.agent.state import (
 from devposture.agent.transport import OUTBOX_STUCK, drain
 from devposture.collector.pki import Authority, cert_pem
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.test_transport import _stored
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
 from tests.e2e.conftest import AGENT
 from tests.e2e.fleet import run
@@ -167,12 +168,18 @@ def test_a_crashed_write_dated_ahead_by_the_clock_is_still_removed(tmp_path: Pat
 # --- a read-only state folder ----------------------------------------------------------------
 
 
-def _stored(collector: LiveCollector) -> list[str]:
-    store = collector.store()
-    try:
-        return list(store.reports.report_ids())
-    finally:
-        store.close()
+def _two_waiting(collector: LiveCollector, folder: Path) -> tuple[EnrolledAgent, Outbox, list[str]]:
+    """An agent in `folder` that has run before (its Wi-Fi hashing key made), with two
+    reports waiting in its outbox (their ids)."""
+    agent = enroll_agent(collector, folder)
+    agent.state.network_hash_key()
+    outbox = Outbox(agent.state.outbox_dir)
+    waiting = []
+    for _ in range(2):
+        report = make_report(agent.enrollment.device_id)
+        outbox.put(report)
+        waiting.append(report.report_id)
+    return agent, outbox, waiting
 
 
 @contextlib.contextmanager
@@ -181,11 +188,7 @@ def read_only_state(collector: LiveCollector, tmp_path: Path) -> Iterator[Enroll
     its state folder on a tmpfs the kernel then remounted read-only, as ext4 does after a
     disk error (errors=remount-ro); writable again after."""
     with tmpfs(tmp_path / "disk", "4m") as disk:
-        agent = enroll_agent(collector, disk / "agent")
-        agent.state.network_hash_key()
-        outbox = Outbox(agent.state.outbox_dir)
-        for _ in range(2):
-            outbox.put(make_report(agent.enrollment.device_id))
+        agent, outbox, _ = _two_waiting(collector, disk / "agent")
         # And a file a bad block damaged, which the outbox would set aside.
         (outbox.directory / "00000001733040000000-c-0123456789ab-x.report").write_bytes(b"?")
         _remount(disk, "ro")
@@ -256,11 +259,7 @@ def test_once_says_why_it_failed_when_sending_stopped_after_its_report_was_ackno
     # acknowledged by the collector." and exited 1, saying nothing more: an installer or a
     # scheduler proving the agent works read a failure with no reason.
     with tmpfs(tmp_path / "disk", "4m") as disk:
-        agent = enroll_agent(live_collector, disk / "agent")
-        agent.state.network_hash_key()
-        outbox = Outbox(agent.state.outbox_dir)
-        for _ in range(2):
-            outbox.put(make_report(agent.enrollment.device_id))
+        agent, _, _ = _two_waiting(live_collector, disk / "agent")
         service = live_collector.service
         commit = service._commit
         fail_next: list[bool] = []
@@ -458,15 +457,8 @@ def test_a_renewal_due_on_a_full_state_disk_does_not_stop_the_backlog(
     # For the days the renewal stayed due nothing was sent, and the reports whose
     # acknowledgement would have freed the disk stayed on it.
     with tmpfs(tmp_path / "disk", "2m") as disk:
-        agent = enroll_agent(live_collector, disk / "agent")
-        agent.state.network_hash_key()
+        agent, outbox, waiting = _two_waiting(live_collector, disk / "agent")
         _give_a_certificate_due_for_renewal(live_collector, agent)
-        outbox = Outbox(agent.state.outbox_dir)
-        waiting = []
-        for _ in range(2):
-            report = make_report(agent.enrollment.device_id)
-            outbox.put(report)
-            waiting.append(report.report_id)
         filler = fill(disk)
         try:
             done = run(AGENT, "once", "--state", str(agent.state.directory))
