@@ -40,6 +40,7 @@ from devposture.net.pinning import fingerprint as pin_of
 from devposture.policy import Policy
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.collector.test_workers import processes_left
 from tests.conftest import host_info, make_report
 from tests.databases import collector_database, fresh_database, on_postgresql
 from tests.e2e.fleet import free_ports
@@ -296,9 +297,7 @@ def test_a_service_stop_while_the_workers_start_is_a_stop_not_a_failure(
         assert code == 0, said[-3000:]
         assert "did not start" not in said and "error" not in said, said[-3000:]
         assert not (tmp_path / "ready.json").exists()
-        left = [p for p in psutil.Process().children(recursive=True)
-                if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
-        assert not left, [p.cmdline() for p in left]
+        assert not (left := processes_left()), [p.cmdline() for p in left]
     finally:
         if parent.poll() is None:
             parent.kill()
@@ -499,9 +498,7 @@ def test_a_hung_worker_is_killed_and_started_again(tmp_path: Path) -> None:
                    "worker 1 started again")  # fmt: skip
         parent.send_signal(signal.SIGTERM)
         assert parent.wait(60) == 0, said()[-3000:]
-        left = [p for p in psutil.Process().children(recursive=True)
-                if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
-        assert not left, [p.cmdline() for p in left]
+        assert not (left := processes_left()), [p.cmdline() for p in left]
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -260,15 +260,20 @@ def test_a_stop_while_a_dead_worker_is_started_again_stops_everything(
                    "the supervisor seeing the worker die")  # fmt: skip
         parent.send_signal(signal.SIGTERM)
         assert parent.wait(60) == 0, log.read_text(errors="replace")[-3000:]
-        left = [p for p in psutil.Process().children(recursive=True)
-                if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
-        assert not left, [p.cmdline() for p in left]
+        assert not (left := processes_left()), [p.cmdline() for p in left]
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait(30)
         for child in psutil.Process().children(recursive=True):
             child.kill()
+
+
+def processes_left() -> list[psutil.Process]:
+    """This test's child processes still running (not zombies): a stop of `serve --workers`
+    must leave none."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
 
 
 def _listening(pid: int, port: int) -> bool:
