@@ -22,6 +22,7 @@ from devposture.collector.store.target import (
     database_target,
 )
 from devposture.config_file import ConfigError, ConfigFile, Setting
+from devposture.policy.catalogs import LANGS, Lang
 from devposture.policy.cli_messages import said
 from devposture.policy.os_errors import os_error
 
@@ -103,6 +104,9 @@ port = {metrics_port}
 enabled = true
 host = "127.0.0.1"
 port = {web_port}
+# The dashboard's language, "zh" (Chinese) or "en" (English), when the reader has not chosen
+# one (the 中文 / English switch) and the browser's languages do not decide.
+language = "zh"
 
 [logging]
 # "text" for people, "json" for one JSON object per line (log pipelines). Secrets are
@@ -145,6 +149,8 @@ class CollectorConfig:
     web_enabled: bool = True
     web_host: str = "127.0.0.1"
     web_port: int = DEFAULT_WEB_PORT
+    # [web] language: the dashboard's when neither the reader nor the browser decides.
+    web_language: Lang = "zh"
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
     # "process" or "thread": see collector/report_writer.py.
     report_writer: str = "process"
@@ -218,6 +224,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "enabled": Setting(bool, True),
         "host": Setting(str, "127.0.0.1"),
         "port": Setting(int, DEFAULT_WEB_PORT),
+        "language": Setting(str, "zh"),
     },
     "logging": {"format": Setting(str, "text")},
     "limits": {
@@ -288,6 +295,7 @@ def load(data_dir: Path, *, new_database: bool = False) -> CollectorConfig:
         web_enabled=f.flag("web", "enabled"),
         web_host=f.text("web", "host"),
         web_port=f.port("web", "port"),
+        web_language="en" if _choice(f, "web", "language", LANGS) == "en" else "zh",
         drain_seconds=_drain_seconds(f),
         report_writer=_choice(f, "server", "report_writer", REPORT_WRITERS),
         alerts=alert_settings.read(f, data_dir),
@@ -350,7 +358,8 @@ def use_database(data_dir: Path, database: PostgresTarget) -> None:
 
 
 def _choice(f: ConfigFile, section: str, key: str, choices: tuple[str, ...]) -> str:
-    """A setting that is one of `choices` ([logging] format, [server] report_writer)."""
+    """A setting that is one of `choices` ([logging] format, [server] report_writer,
+    [web] language)."""
     value = f.text(section, key)
     if value not in choices:
         f.problem((section, key), said(

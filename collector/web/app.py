@@ -279,6 +279,7 @@ class Dashboard:
             request.query_params.get("lang"),
             request.cookies.get(auth.LANG_COOKIE) or (session.lang if session else None),
             request.headers.get("accept-language"),
+            self.config.web_language,
         )
         if session is not None and session.lang != chosen:
             session.lang = chosen

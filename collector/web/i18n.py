@@ -14,10 +14,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 
+from devposture.collector.web.accept_language import preferred
 from devposture.policy.catalogs import Lang, translate
 
 LANGS = ("zh", "en")
-DEFAULT_LANG = "en"
+# The site's language when neither the reader nor the browser decides (`[web] language`).
+DEFAULT_LANG = "zh"
 
 ENGLISH: dict[str, str] = {
     # key: English (the msgid; the Chinese is the catalog's, msgctxt "web.<key>")
@@ -220,15 +222,16 @@ STATE_ENGLISH: dict[str, str] = {
 }
 
 
-def pick_lang(query: str | None, cookie: str | None, accept_language: str | None) -> str:
-    """The page's language: the `?lang=` switch, else the remembered choice, else the
-    browser's first preference, else English."""
+def pick_lang(
+    query: str | None, cookie: str | None, accept_language: str | None, default: str = DEFAULT_LANG
+) -> str:
+    """The page's language: the `?lang=` switch, else the remembered choice, else the one the
+    browser's Accept-Language weighs most (RFC 9110: q-values, `*`, `q=0` refuses), else
+    `default`, the site's own (`[web] language`; Chinese, as the company reads)."""
     for candidate in (query, cookie):
         if candidate in LANGS:
             return candidate
-    if accept_language and accept_language.strip().lower().startswith("zh"):
-        return "zh"
-    return DEFAULT_LANG
+    return preferred(accept_language, LANGS, default if default in LANGS else DEFAULT_LANG)
 
 
 class Words:

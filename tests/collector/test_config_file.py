@@ -141,6 +141,19 @@ def test_the_report_writer_is_a_process_unless_told_thread(tmp_path: Path) -> No
         in _refused(data)  # fmt: skip
 
 
+def test_the_dashboard_reads_chinese_unless_told_english_and_refuses_a_third(
+    tmp_path: Path,
+) -> None:
+    """[web] language: the site's own, when neither its reader nor their browser decides."""
+    data, _ = _data(tmp_path / "a")
+    assert load(data).web_language == "zh"
+    data, _ = _data(tmp_path / "b", old='language = "zh"\n', new='language = "en"\n')
+    assert load(data).web_language == "en"
+    data, text = _data(tmp_path / "c", old='language = "zh"\n', new='language = "zh-TW"\n')
+    line = _line(text, 'language = "zh-TW"')
+    assert f":{line}: [web] language must be 'zh' or 'en', not 'zh-TW'" in _refused(data)
+
+
 def test_the_file_init_writes_holds_exactly_the_schema_with_its_defaults() -> None:
     """The examples a refusal shows are what `init` writes, and every key init writes is
     checked: the template and the schema cannot drift apart."""
@@ -169,6 +182,7 @@ def test_an_older_file_without_the_later_sections_still_loads(tmp_path: Path) ->
     path.write_text(text)
     config = load(data)
     assert (config.drain_seconds, config.web_port, config.admin_port) == (5.0, 7446, 7445)
+    assert config.web_language == "zh"
 
 
 def test_a_line_is_found_in_its_own_table_only() -> None:

@@ -239,9 +239,11 @@ def session_cookie(answer: Answer) -> str:
     raise AssertionError(f"no session cookie in {answer.cookies()}")
 
 
-def login(fleet: Fleet, credential: str | None = None) -> str:
-    """Log in over HTTP; the session cookie to send back."""
-    answer = fetch(fleet, "POST", "/login", form={"credential": credential or fleet.viewer})
+def login(fleet: Fleet, credential: str | None = None, *, lang: str | None = None) -> str:
+    """Log in over HTTP; the session cookie to send back. The session reads the site's
+    language (Chinese) unless `lang` chooses, as the login page's switch does."""
+    path = "/login" if lang is None else f"/login?lang={lang}"
+    answer = fetch(fleet, "POST", path, form={"credential": credential or fleet.viewer})
     assert answer.status == 303, answer.text
     return session_cookie(answer)
 

@@ -152,7 +152,7 @@ def test_overview_counts_each_check_and_links_each_count(fleet: Fleet) -> None:
 def test_the_overview_of_one_group_counts_its_devices_and_keeps_the_group_in_its_links(
     fleet: Fleet,
 ) -> None:
-    cookie = login(fleet)
+    cookie = login(fleet, lang="en")
     page = fetch(fleet, "GET", f"/?group={quote(FINANCE)}", cookie=cookie).text
     assert 'id="device-count">2<' in page  # cafe-laptop and win-laptop
     assert f'<option value="{FINANCE}" selected>{FINANCE}</option>' in page
@@ -219,7 +219,8 @@ def test_hostnames_and_reasons_are_escaped(fleet: Fleet) -> None:
 
 
 def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: Fleet) -> None:
-    page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}", cookie=login(fleet)).text
+    page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}",
+                 cookie=login(fleet, lang="en")).text  # fmt: skip
     assert f'<a href="/devices?group={quote(FINANCE)}">{FINANCE}</a>' in page  # its group
     assert "<dd>Linux</dd>" in page  # its OS as its maker writes it, not the store's "linux"
     section = page[page.index('id="check-public-wifi"'):]
@@ -247,12 +248,13 @@ def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: 
 
 
 def test_an_unknown_device_is_not_found(fleet: Fleet) -> None:
-    answer = fetch(fleet, "GET", "/devices/ffffffffffffffffffffffffffffffff", cookie=login(fleet))
+    cookie = login(fleet, lang="en")
+    answer = fetch(fleet, "GET", "/devices/ffffffffffffffffffffffffffffffff", cookie=cookie)
     assert answer.status == 404 and "no such device" in answer.text
 
 
 def test_failing_longest_lists_the_public_wifi_failure(fleet: Fleet) -> None:
-    page = fetch(fleet, "GET", "/failing", cookie=login(fleet)).text
+    page = fetch(fleet, "GET", "/failing", cookie=login(fleet, lang="en")).text
     assert device_links(page) == [fleet.failing_device]
     assert "without VPN" in page
 

@@ -22,8 +22,8 @@ from devposture.collector.reports import _standings
 from tests.web.conftest import RESEARCH, Small, fetch, login
 
 
-def _get(small: Small, path: str, role: str = VIEWER) -> str:
-    cookie = login(small.fleet, small.fleet.credential(role))
+def _get(small: Small, path: str, role: str = VIEWER, lang: str | None = None) -> str:
+    cookie = login(small.fleet, small.fleet.credential(role), lang=lang)
     answer = fetch(small.fleet, "GET", path, cookie=cookie)
     assert answer.status == 200, (path, answer.status)
     return answer.text
@@ -185,7 +185,7 @@ def test_the_waivers_page_shows_those_in_force_and_those_ended(small: Small) -> 
 
 
 def test_the_tokens_page_shows_no_secret(small: Small) -> None:
-    page = _get(small, "/tokens")
+    page = _get(small, "/tokens", lang="en")
     secret = small.unused_token.split("_", 2)[2]  # dpt_ID_SECRET
     assert len(secret) > 16 and secret not in page and secret[:12] not in page
     assert RESEARCH in page and "usable" in page and "revoked" in page and "used up" in page
@@ -208,7 +208,7 @@ def test_the_audit_log_is_for_auditors_and_admins(small: Small, role: str) -> No
 
 
 def test_a_viewer_neither_sees_nor_downloads_the_audit_log(small: Small) -> None:
-    cookie = login(small.fleet)
+    cookie = login(small.fleet, lang="en")
     overview = fetch(small.fleet, "GET", "/", cookie=cookie).text
     assert 'id="nav-audit"' not in overview and 'id="nav-waivers"' in overview
     for path in ("/audit", "/download/audit?format=csv", "/download/audit?format=json"):

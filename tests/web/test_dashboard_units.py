@@ -69,11 +69,12 @@ def test_the_chart_is_valid_svg_with_its_texts_escaped() -> None:
     assert "<W2>" not in svg and "&lt;W2&gt;" in svg
 
 
-def test_the_language_is_the_switch_then_the_cookie_then_the_browser() -> None:
+def test_the_language_is_the_switch_then_the_cookie_then_the_browser_then_the_site() -> None:
     assert i18n.pick_lang("zh", "en", "en-US") == "zh"
     assert i18n.pick_lang(None, "zh", "en-US") == "zh"
     assert i18n.pick_lang("fr", None, "zh-CN,zh;q=0.9") == "zh"
-    assert i18n.pick_lang(None, None, None) == "en"
+    assert i18n.pick_lang(None, None, None) == "zh"  # the company reads Chinese first
+    assert i18n.pick_lang(None, None, None, "en") == "en"  # [web] language = "en"
     zh, en = i18n.words("zh"), i18n.words("en")
     assert list(zh) == list(en)
     assert zh["overview"] == "总览" and en["overview"] == "Overview"
