@@ -3,8 +3,8 @@
 An interface is a VPN when its name says so (tun*, wg*, ...), when the kernel marks it a
 WireGuard device (uevent DEVTYPE=wireguard) or a tun/tap device (tun_flags exists), or when its
 link type is one only tunnels use (ARPHRD_NONE 65534, ARPHRD_PPP 512); never when it is a port
-of a bridge or an Ethernet-level tap device without a VPN's name (a virtual machine's). It is
-up when it is
+of a bridge or an Ethernet-level tap device without a VPN's name (a virtual machine's), and
+never the kernel's IP-in-IP device tunl0, whose name starts like OpenVPN's. It is up when it is
 administratively up and, where psutil reports flags, RUNNING: a tun device nobody has opened is
 UP but not RUNNING, and carries no traffic. No VPN interface at all is a fact, not an error.
 """
@@ -29,6 +29,11 @@ _PREFIXES = (
     ("zt", "zerotier"),
 )
 _ARPHRD_KINDS = {65534: "tun", 512: "ppp"}
+# IP-in-IP devices: tunl0 is the fallback device the kernel gives every network namespace once
+# the ipip module is loaded (Calico and other container networks load it; a real EasyConnect
+# container's `ip addr` shows one, tests/fixtures/linux/interfaces). It encapsulates without
+# encrypting, so it is no VPN, though its name starts with OpenVPN's "tun".
+_IPIP_PREFIX = "tunl"
 
 
 def vpn_kind(name: str, arphrd: int | None, devtype: str, is_tun: bool) -> str:
@@ -37,12 +42,14 @@ def vpn_kind(name: str, arphrd: int | None, devtype: str, is_tun: bool) -> str:
     A virtual machine's tap device is no VPN: an Ethernet-level tap device with no VPN's name
     (libvirt's vnet0, LXD's, multipass's), or one named so that is a bridge's port (QEMU's
     tap0 in br0: the probe asks). Counted as one, any running VM made public Wi-Fi pass as
-    if on a VPN."""
+    if on a VPN. Nor is an IP-in-IP device named tunl*: its link type (ARPHRD_TUNNEL) is in
+    no table below, so it falls through to ""."""
     if devtype == "wireguard":
         return "wireguard"
-    for prefix, kind in _PREFIXES:
-        if name.startswith(prefix):
-            return kind
+    if not name.startswith(_IPIP_PREFIX):
+        for prefix, kind in _PREFIXES:
+            if name.startswith(prefix):
+                return kind
     if is_tun:
         return "tun" if arphrd != _ARPHRD_ETHER else ""
     return _ARPHRD_KINDS.get(arphrd, "") if arphrd is not None else ""
