@@ -1,11 +1,16 @@
-"""VPN on macOS: services configured in System Settings (`scutil --nc list`) and utun tunnels.
+"""VPN on macOS: services configured in System Settings (`scutil --nc list`) and tunnels.
 
-Rule for utun interfaces: macOS always creates utun0..utun3 (and more) for iCloud Private
+Rule for tunnel interfaces: macOS always creates utun0..utun3 (and more) for iCloud Private
 Relay, Continuity and Back to My Mac, with IPv6 link-local addresses only, so a utun by its
 name proves nothing. A utun counts as a VPN tunnel only when it carries a routable IPv4
-address (not 169.254/16): that is what OpenVPN, WireGuard and Tailscale clients assign.
+address (not 169.254/16): that is what OpenVPN, WireGuard and Tailscale clients assign. The
+same rule holds for tun interfaces, which only a third-party tun driver creates (Tunnelblick's,
+and VPN clients that ship their own): a real Tunnelblick connection is a tun0 with the address
+its server pushed (tests/fixtures/macos/ifconfig), and only utun counted. A tap interface is
+not counted: the same driver's Ethernet-level device is also what a virtual machine (QEMU) is
+plugged into, and no real VPN's tap on a Mac was found.
 Services from scutil count when they are "(Connected)". No VPN at all is a fact, not an
-error; scutil missing or failing is an error for its source while the utun rule still runs.
+error; scutil missing or failing is an error for its source while the tunnel rule still runs.
 """
 
 from __future__ import annotations
@@ -33,9 +38,15 @@ def _routable_ipv4(addresses: tuple[str, ...]) -> bool:
     return False
 
 
-def is_vpn_utun(iface: NetInterface) -> bool:
-    """Whether a utun is a VPN tunnel by the rule in the module docstring. Pure, for tests."""
-    return iface.name.startswith("utun") and _routable_ipv4(iface.addresses)
+# Interface name prefixes of tunnels, each the kind it is reported as ("utun" before "tun").
+_TUNNELS = ("utun", "tun")
+
+
+def tunnel_kind(iface: NetInterface) -> str:
+    """The kind of VPN tunnel an interface is by the rule in the module docstring ("utun" or
+    "tun"), or "" when it is none. Pure, for tests."""
+    kind = next((prefix for prefix in _TUNNELS if iface.name.startswith(prefix)), "")
+    return kind if kind and _routable_ipv4(iface.addresses) else ""
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
@@ -49,8 +60,8 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         errors.append(source_error(FACT, "scutil", exc))
     try:
         for iface in ctx.host.net_interfaces():
-            if is_vpn_utun(iface):
-                fact.interfaces.add(name=iface.name, kind="utun", up=iface.is_up)
+            if kind := tunnel_kind(iface):
+                fact.interfaces.add(name=iface.name, kind=kind, up=iface.is_up)
     except HostError as exc:
         errors.append(source_error(FACT, "interfaces", exc))
     fact.active = any(i.up for i in fact.interfaces)
