@@ -15,11 +15,10 @@ from devposture.agent.parsers.windows.ipconfig import parse_ipconfig
 from devposture.agent.probes.commands import IPCONFIG
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.agent.probes.windows.commands import run_text
-from devposture.agent.probes.windows.vpn_adapters import adapter_kind, name_kind
+from devposture.agent.probes.windows.vpn_adapters import adapter_kind, adapter_up, name_kind
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_VPN
-_APIPA = "169.254."
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
@@ -32,10 +31,8 @@ def probe(ctx: ProbeContext) -> FactOutcome:
             kind = adapter_kind(adapter)
             if not kind:
                 continue
-            addresses = [a for a in adapter.ipv4 if not a.startswith(_APIPA)]
-            up = not adapter.media_disconnected and bool(addresses)
             name = adapter.description or adapter.name
-            fact.interfaces.add(name=name, kind=kind, up=up)
+            fact.interfaces.add(name=name, kind=kind, up=adapter_up(adapter))
             seen.update({adapter.name.lower(), adapter.description.lower()})
         read_any = True
     except (HostError, ParseError) as exc:

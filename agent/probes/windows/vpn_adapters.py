@@ -21,10 +21,17 @@ machine (tests/fixtures/windows/README.md, "route_print"):
     ROOT\\NET\\0000), as Windows named it on real machines in public network-diagnosis notes
     (index ids 69701376971 and 63510055367: the adapter "Disconnected" while aTrust was not
     connected; 69773565544: Get-PnpDevice's device and service). No whole output was found.
+  * Huawei SecoClient (华为): "SVN Adapter V1.0", with no lease (169.254/16) on a real laptop
+    in scapy's adapter list (tests/fixtures/windows/adapter_lists, index id 31313296332).
+    Huawei's SSL VPN gateways are its SVN series and SecoClient their client; no output that
+    names SecoClient beside the adapter was found, so the match is on Huawei's "SVN Adapter".
   * OpenVPN's older TAP driver: "TAP-Win32 Adapter V9" (the same `route print -4` list), the
     name before "TAP-Windows".
-H3C iNode, Huawei SecoClient, Hillstone Secure Connect, Topsec and Qi-Anxin VPN are not listed:
-no public output naming their Windows adapters was found, and a guessed name is not a source.
+H3C iNode, Huawei UniVPN, Hillstone Secure Connect, Topsec and Qi-Anxin VPN are not listed:
+no public output naming their Windows adapters was found, and a guessed name is not a source
+(docs/vpn-clients.md). Neither is Cisco Secure Client 5's, if it is no longer AnyConnect's.
+Virtual machines' adapters (Hyper-V, VirtualBox, VMware) and Npcap's loopback match none of
+these: real lists of them are tested as no VPN.
 
 Game accelerators install the same TAP driver under their own name, but route only the games'
 traffic: WeChat's goes out on the public network as before, so they are not the VPN clause
@@ -53,7 +60,9 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("tap-win32", "tap"),
     ("sangfor ssl vpn", "Sangfor EasyConnect"),
     ("sangfor atrust", "Sangfor aTrust"),
+    ("svn adapter", "Huawei SecoClient"),
 )
+_APIPA = "169.254."
 _NOT_VPN_TUNNELS = ("isatap", "teredo", "6to4", "ip-https")
 # Virtual NICs that carry only some applications' traffic, checked first (see above).
 _NOT_VPN_DESCRIPTIONS = ("netease uu",)
@@ -82,6 +91,13 @@ def adapter_kind(adapter: Adapter) -> str:
     if adapter.kind == "tunnel" and not any(t in description for t in _NOT_VPN_TUNNELS):
         return "tun"
     return ""
+
+
+def adapter_up(adapter: Adapter) -> bool:
+    """Whether a VPN adapter carries traffic: media connected and an IPv4 address that is not
+    an automatic one (169.254/16, what Windows gives an adapter no server answered)."""
+    addresses = [a for a in adapter.ipv4 if not a.startswith(_APIPA)]
+    return not adapter.media_disconnected and bool(addresses)
 
 
 def name_kind(name: str) -> str:
