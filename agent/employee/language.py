@@ -7,6 +7,11 @@ On Windows it is the user's display language (GetUserDefaultUILanguage, behind
 otherwise: the company's people read Chinese first (DESIGN.md), and a service started without a
 locale must not fall back to English for them. Any other language reads English, the second
 one every message has.
+
+This is the language of whoever runs the agent (`status` in the person's terminal). The
+service's own environment is not the person's: desktop notifications read each person's
+language from their session's settings (`agent/notify/session_language.py`, `macos.py`,
+`windows.py`).
 """
 
 from __future__ import annotations

@@ -10,13 +10,17 @@ users (its unit keeps no CAP_SETUID), so it asks systemd to start `gdbus` as the
 
 macOS: the console's owner (`stat /dev/console`), then `launchctl asuser` puts `osascript`
 in that user's bootstrap namespace, where Notification Center is; `sudo -u` makes it run as
-the user, not as root in their namespace.
+the user, not as root in their namespace. The user's languages (`defaults read -g
+AppleLanguages`) are read the same way, as the user: root's `defaults` reads root's
+preferences. Where the user has none, the system's (`/Library/Preferences`), as Homebrew does.
 
 Windows: the service (LocalSystem, session 0) has no desktop. It registers a one-time
 scheduled task for the Users group (S-1-5-32-545, interactive token: it runs in each
 logged-on user's own session, as that user), starts it and deletes it; the task shows a
-toast through Windows' ToastNotificationManager. Programs are named by full path under
-%SystemRoot%, texts travel base64-encoded (-EncodedCommand), so no quoting can break them.
+toast through Windows' ToastNotificationManager, in the Chinese or the English words as that
+user's display language is (the service's own is SYSTEM's, not theirs). Programs are named by
+full path under %SystemRoot%, texts travel base64-encoded (-EncodedCommand), so no quoting can
+break them.
 """
 
 from __future__ import annotations
@@ -84,6 +88,20 @@ def console_owner() -> list[str]:
     return ["/usr/bin/stat", "-f", "%u %Su", "/dev/console"]
 
 
+def macos_user_languages(uid: int, user: str) -> list[str]:
+    """The console user's preferred languages, as that user: "(\n    "zh-Hans-CN",\n ...)"."""
+    return [
+        "/bin/launchctl", "asuser", str(uid), "/usr/bin/sudo", "-u", user,
+        "/usr/bin/defaults", "read", "-g", "AppleLanguages",
+    ]  # fmt: skip
+
+
+# The languages chosen for the whole Mac (the login window's), where a user has none.
+MACOS_SYSTEM_LANGUAGES = (
+    "/usr/bin/defaults", "read", "/Library/Preferences/.GlobalPreferences", "AppleLanguages",
+)  # fmt: skip
+
+
 def _applescript_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -111,21 +129,32 @@ def _encoded(script: str) -> str:
     return base64.b64encode(script.encode("utf-16-le")).decode("ascii")
 
 
-def toast_script(summary: str, body: str, app: str = "") -> str:
-    """What the task runs in the user's session: show one toast. `app`, when given, is its
-    title (the first text, in bold), as the title of the Linux and macOS notices: joined to
-    the summary by a colon it read "设备合规检查: 防火墙已开启：不合规", an English colon
-    inside a Chinese line."""
-    texts = "".join(f"<text>{_xml(text)}</text>" for text in (app, summary, body) if text)
-    toast = f'<toast><visual><binding template="ToastGeneric">{texts}</binding></visual></toast>'
+# A toast's texts: its title (the app's name), the summary line, the body.
+ToastTexts = tuple[str, str, str]
+
+
+def _toast_xml(texts: ToastTexts) -> str:
+    lines = "".join(f"<text>{_xml(text)}</text>" for text in texts if text)
+    return f'<toast><visual><binding template="ToastGeneric">{lines}</binding></visual></toast>'
+
+
+def toast_script(chinese: ToastTexts, english: ToastTexts) -> str:
+    """What the task runs in each user's session: show one toast, in Chinese when that
+    user's display language is Chinese (CurrentUICulture: the user's, since the task runs as
+    them), else in English. The app's name is its title (the first text, in bold), as the
+    title of the Linux and macOS notices: joined to the summary by a colon it read
+    "设备合规检查: 防火墙已开启：不合规", an English colon inside a Chinese line."""
     return "\n".join([
         "$ErrorActionPreference = 'Stop'",
         "[Windows.UI.Notifications.ToastNotificationManager, Windows.UI.Notifications,"
         " ContentType = WindowsRuntime] | Out-Null",
         "[Windows.Data.Xml.Dom.XmlDocument, Windows.Data.Xml.Dom.XmlDocument,"
         " ContentType = WindowsRuntime] | Out-Null",
+        f"$chinese = {_powershell_quoted(_toast_xml(chinese))}",
+        f"$english = {_powershell_quoted(_toast_xml(english))}",
+        "$zh = [Globalization.CultureInfo]::CurrentUICulture.TwoLetterISOLanguageName -eq 'zh'",
         "$xml = New-Object Windows.Data.Xml.Dom.XmlDocument",
-        f"$xml.LoadXml({_powershell_quoted(toast)})",
+        "$xml.LoadXml($(if ($zh) { $chinese } else { $english }))",
         "$toast = [Windows.UI.Notifications.ToastNotification]::new($xml)",
         "[Windows.UI.Notifications.ToastNotificationManager]::CreateToastNotifier("
         f"{_powershell_quoted(POWERSHELL_APP_ID)}).Show($toast)",
@@ -133,16 +162,16 @@ def toast_script(summary: str, body: str, app: str = "") -> str:
 
 
 def windows_notify(
-    summary: str, body: str, environ: dict[str, str] | None = None, app: str = ""
+    chinese: ToastTexts, english: ToastTexts, environ: dict[str, str] | None = None
 ) -> list[str]:
     """The service's command: a one-time task for the Users group that shows the toast in
-    each logged-on user's session, started, then deleted (`app`: the toast's title)."""
+    each logged-on user's session, in that user's language, started, then deleted."""
     env = os.environ if environ is None else environ
     powershell = str(
         PureWindowsPath(env.get("SystemRoot", r"C:\Windows"))
         / "System32" / "WindowsPowerShell" / "v1.0" / "powershell.exe"
     )  # fmt: skip
-    toast = _encoded(toast_script(summary, body, app))
+    toast = _encoded(toast_script(chinese, english))
     inner = f"-NoProfile -NonInteractive -WindowStyle Hidden -EncodedCommand {toast}"
     task = _powershell_quoted(TASK_NAME)
     outer = "\n".join([

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from devposture.agent.notify import memory
 from devposture.agent.notify.decide import Notice, due, remember
-from devposture.agent.notify.message import Message, message_of
+from devposture.agent.notify.message import Worded, worded
 from devposture.agent.notify.run import NotifyError
 from devposture.agent.state import AgentState
 from devposture.agent.status import View
@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class Sender(Protocol):
-    def send(self, message: Message) -> int:
-        """Show `message`; how many sessions showed it (0: nobody to show it to)."""
+    def send(self, worded: Worded) -> int:
+        """Show the notice, to each person in their language; how many sessions showed it
+        (0: nobody to show it to)."""
         ...
 
 
@@ -49,8 +50,8 @@ class Notifier:
         self, state: AgentState, sender: Sender,
         view: Callable[[dt.datetime], View] | None = None,
     ) -> None:  # fmt: skip
-        """`view`: how the employee reads at a moment (default: this computer's language and
-        the company's time zone, as the collector last said it)."""
+        """`view`: how the employee reads at a moment (default: the company's time zone, as
+        the collector last said it); the sender picks each person's language."""
         self._state = state
         self._sender = sender
         self._view = view
@@ -69,7 +70,7 @@ class Notifier:
         shown = []
         for notice in due(ack.verdicts, told, now):
             try:
-                if self._sender.send(message_of(notice, view)):
+                if self._sender.send(worded(notice, view)):
                     shown.append(notice)
             except NotifyError as exc:  # the next would fail alike: the next round retries
                 log.info("notice about %s not shown: %s", notice.verdict.check_id, exc)

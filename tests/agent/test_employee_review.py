@@ -16,14 +16,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from devposture.agent.employee.company_time import company_zone
+from devposture.agent.employee.language import Lang
 from devposture.agent.employee.remediation import STEPS
 from devposture.agent.notify.decide import Notice
-from devposture.agent.notify.message import message_of
+from devposture.agent.notify.message import worded
 from devposture.agent.notify.windows import WindowsSender
 from devposture.agent.state import AGENT_FILE, AgentState, ensure_private_dir
 from devposture.agent.status import EXIT_FAILING, View, collector_heading, render_delivery
 from devposture.policy.reasons import encode, item
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.test_notify_language import toast_variants
 from tests.agent.verdicts import policy_verdict
 
 SHANGHAI = company_zone()
@@ -39,12 +41,14 @@ def _decoded(argv: list[str]) -> str:
     return base64.b64decode(argv[argv.index("-EncodedCommand") + 1]).decode("utf-16-le")
 
 
-def _toast_texts(argv: list[str]) -> list[str]:
-    """The <text> elements of the toast the Windows command would show."""
-    outer = _decoded(argv)
-    inner = outer.split("-Argument '", 1)[1].split("'\n", 1)[0]
-    toast = _decoded(inner.split())
+def _toast_texts(argv: list[str], lang: str) -> list[str]:
+    """The <text> elements of the toast the Windows command would show a user whose display
+    language is `lang` (the script holds both: $chinese, $english)."""
+    toast = toast_variants(argv)["chinese" if lang == "zh" else "english"]
     return [html.unescape(part.split("</text>", 1)[0]) for part in toast.split("<text>")[1:]]
+
+
+LANG_APPS: tuple[tuple[Lang, str], ...] = (("zh", "设备合规检查"), ("en", "Device compliance"))
 
 
 def test_a_chinese_windows_toast_names_the_app_as_its_title_not_before_an_english_colon() -> None:
@@ -59,14 +63,14 @@ def test_a_chinese_windows_toast_names_the_app_as_its_title_not_before_an_englis
         return subprocess.CompletedProcess(argv, 0, "", "")
 
     notice = Notice("failing", policy_verdict("firewall", "FAIL", DEADLINE))
-    for lang, app in (("zh", "设备合规检查"), ("en", "Device compliance")):
-        message = message_of(notice, _view(lang, "windows"))
-        assert WindowsSender(run).send(message) == 1
-        texts = _toast_texts(ran[-1])
+    messages = worded(notice, _view("zh", "windows"))
+    assert WindowsSender(run).send(messages) == 1
+    for lang, app in LANG_APPS:
+        texts = _toast_texts(ran[-1], lang)
         assert texts[0] == app
-        assert texts[1] == message.summary
-        assert texts[2:] == [message.body]
-    assert _toast_texts(ran[0])[1] == "防火墙已开启：不合规，宽限期至 12月3日 16:38"
+        assert texts[1] == messages[lang].summary
+        assert texts[2:] == [messages[lang].body]
+    assert _toast_texts(ran[0], "zh")[1] == "防火墙已开启：不合规，宽限期至 12月3日 16:38"
 
 
 def _ack(stored_at: dt.datetime) -> pb.ReportAck:

@@ -131,7 +131,10 @@ def _decoded(argv: list[str]) -> str:
 
 
 def test_the_windows_commands() -> None:
-    argv = commands.windows_notify("防火墙: 不合规", "Tom's <PC> & co", {"SystemRoot": r"D:\Win"})
+    argv = commands.windows_notify(
+        ("", "防火墙: 不合规", "Tom's <PC> & co"), ("", "Firewall", "off"),
+        {"SystemRoot": r"D:\Win"},
+    )
     powershell = r"D:\Win\System32\WindowsPowerShell\v1.0\powershell.exe"
     assert argv[:6] == [
         powershell, "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass",

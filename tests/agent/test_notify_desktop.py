@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from devposture.agent.employee.company_time import company_zone
+from devposture.agent.employee.language import DEFAULT, Lang
 from devposture.agent.notify.linux import LinuxSender, Session
 from devposture.agent.notify.notifier import Notifier
+from devposture.agent.notify.session_language import user_language
 from devposture.agent.state import AgentState
 from devposture.agent.status import View
 from devposture.v1 import devposture_pb2 as pb
@@ -118,12 +120,10 @@ def _state(tmp_path: Path, verdict: pb.CheckVerdict) -> AgentState:
     return state
 
 
-def _notifier(state: AgentState, desktop: Desktop, lang: str) -> Notifier:
-    sender = LinuxSender(sessions=lambda: [Session(os.geteuid(), desktop.address)])
-    return Notifier(
-        state, sender,
-        view=lambda now: View("zh" if lang == "zh" else "en", "linux", company_zone(), now),
-    )  # fmt: skip
+def _notifier(state: AgentState, desktop: Desktop, lang: Lang) -> Notifier:
+    """A notifier for a user whose desktop is in `lang`."""
+    sender = LinuxSender(sessions=lambda: [Session(os.geteuid(), desktop.address, lang)])
+    return Notifier(state, sender, view=lambda now: View("zh", "linux", company_zone(), now))
 
 
 def test_a_new_failure_is_shown_once_then_a_day_before_its_grace_ends(
@@ -174,7 +174,9 @@ def test_nothing_is_remembered_when_no_session_could_show_it(tmp_path: Path) -> 
     """No notification server on the bus (nobody logged in at a desktop): the notice is not
     counted as told, so the next round tries again."""
     state = _state(tmp_path, _failing("firewall", DEADLINE))
-    nowhere = LinuxSender(sessions=lambda: [Session(os.geteuid(), f"unix:path={tmp_path}/none")])
+    nowhere = LinuxSender(
+        sessions=lambda: [Session(os.geteuid(), f"unix:path={tmp_path}/none", "zh")]
+    )
     notifier = Notifier(state, nowhere)
     assert notifier.run(NOW) == []
     assert not state.notified_path.exists()
@@ -184,14 +186,45 @@ def test_nothing_is_remembered_when_no_session_could_show_it(tmp_path: Path) -> 
 def test_the_service_tells_the_deadline_in_the_zone_the_collector_handed_out(
     desktop: Desktop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The service's own view: the computer's language, and the company's time zone from the
-    agent's configuration (the policy's time_zone), not Beijing time always."""
+    """The service's own view: the company's time zone from the agent's configuration (the
+    policy's time_zone), not Beijing time always."""
     for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     state = _state(tmp_path, _failing("firewall", DEADLINE))
     state.save_config(pb.AgentConfig(version=1, time_zone="Europe/Berlin"))
-    sender = LinuxSender(sessions=lambda: [Session(os.geteuid(), desktop.address)])
+    sender = LinuxSender(sessions=lambda: [Session(os.geteuid(), desktop.address, "zh")])
     assert len(Notifier(state, sender).run(NOW)) == 1
     (told,) = desktop.received(1)
     assert told["summary"] == "防火墙已开启：不合规，宽限期至 12月5日 09:38"  # 08:38 UTC
+
+
+def test_a_user_whose_desktop_is_in_english_is_told_in_english_by_a_chinese_service(
+    desktop: Desktop, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's locale is Chinese; the user chose English in GNOME's settings
+    (AccountsService's file as accounts-daemon wrote it, tests/fixtures/linux/locale): the
+    notification on their desktop is in English, and one for a user who chose nothing, on a
+    system without a locale, in Chinese."""
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    locale = Path(__file__).parent.parent / "fixtures" / "linux" / "locale"
+    accounts = tmp_path / "accounts"
+    accounts.mkdir()
+    (accounts / "li").write_bytes((locale / "accountsservice-user-en-debian12").read_bytes())
+    (accounts / "wang").write_bytes((locale / "accountsservice-user-unset-debian12").read_bytes())
+    system = tmp_path / "default-locale"
+    system.write_bytes((locale / "default-locale-unset-debian12").read_bytes())
+
+    for n, name in enumerate(("li", "wang"), start=1):
+        lang = user_language(name, None, accounts=accounts, system=(system,)) or DEFAULT
+        sender = LinuxSender(sessions=[Session(os.geteuid(), desktop.address, lang)].copy)
+        (tmp_path / name).mkdir()
+        state = _state(tmp_path / name, _failing("firewall", DEADLINE))
+        assert len(Notifier(state, sender).run(NOW)) == 1
+        desktop.received(n)
+    english, chinese = desktop.received(2)
+    assert english["appname"] == "Device compliance"
+    assert english["summary"] == "Firewall on: failing, grace until 5 Dec 16:38"
+    assert chinese["summary"] == "防火墙已开启：不合规，宽限期至 12月5日 16:38"
