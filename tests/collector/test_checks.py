@@ -165,6 +165,79 @@ def test_firewall_on_linux_one_filtering_backend_is_enough() -> None:
     assert verdict("firewall", report)[0] is State.FAIL
 
 
+Zone = tuple[str, str, str, list[str], bool]  # name, target, action, interfaces, default
+
+
+def _linux_firewalld(*zones: Zone, nft: bool = True) -> pb.PostureReport:
+    """A Linux report as the agent makes it: nftables' reading (firewalld's own table, which
+    rejects at its end) beside firewalld's zones in force."""
+    report = pb.PostureReport()
+    report.host.os_family = pb.OS_FAMILY_LINUX
+    if nft:
+        report.firewall.profiles.add(name="nftables", enabled=True, active=True,
+                                     default_inbound_action="reject")  # fmt: skip
+    open_path = any(action == "allow" for _, _, action, _, _ in zones)
+    firewalld = report.firewall.profiles.add(name="firewalld", enabled=not open_path, active=True)
+    for name, target, action, interfaces, default in zones:
+        firewalld.zones.add(name=name, target=target, default_inbound_action=action,
+                            interfaces=interfaces, is_default=default)  # fmt: skip
+    report.firewall.enabled = not open_path
+    return report
+
+
+PUBLIC: Zone = ("public", "default", "reject", ["enp0s31f6"], True)
+
+
+def test_a_firewalld_zone_accepting_everything_fails_naming_it_whatever_nftables_shows() -> None:
+    report = _linux_firewalld(("trusted", "ACCEPT", "allow", ["wlp2s0"], False), PUBLIC)
+    assert verdict("firewall", report) == (
+        State.FAIL, "firewalld zone trusted accepts all inbound traffic on wlp2s0"
+    )  # fmt: skip
+    # Even where the summary said "filters" (nftables reads firewalld's table as rejecting).
+    report.firewall.enabled = True
+    assert verdict("firewall", report)[0] is State.FAIL
+    # A known open path is a FAIL though another source could not be read.
+    report.firewall.ClearField("enabled")
+    report.errors.add(fact=pb.FACT_FIREWALL, code=pb.PROBE_ERROR_CODE_PERMISSION_DENIED,
+                      source="iptables", message="iptables -S: permission denied")  # fmt: skip
+    assert verdict("firewall", report)[0] is State.FAIL
+
+
+def test_an_accepting_default_zone_fails_for_every_interface_bound_to_no_zone() -> None:
+    default: Zone = ("trusted", "ACCEPT", "allow", [], True)
+    assert verdict("firewall", _linux_firewalld(default, nft=False)) == (
+        State.FAIL,
+        "firewalld's default zone trusted accepts all inbound traffic on every interface bound"
+        " to no other zone",
+    )
+    default = ("trusted", "ACCEPT", "allow", ["enp0s3"], True)
+    work: Zone = ("work", "ACCEPT", "allow", ["tun0", "wlp2s0"], False)
+    assert verdict("firewall", _linux_firewalld(default, work)) == (
+        State.FAIL,
+        "firewalld's default zone trusted accepts all inbound traffic on every interface bound"
+        " to no other zone (enp0s3); firewalld zone work accepts all inbound traffic on tun0,"
+        " wlp2s0",
+    )
+
+
+def test_firewalld_zones_that_refuse_what_they_do_not_allow_pass() -> None:
+    # NetworkManager's hotspot zone: target ACCEPT, then a rich rule that rejects the rest.
+    hotspot: Zone = ("nm-shared", "ACCEPT", "reject", ["wlp2s0"], False)
+    assert verdict("firewall", _linux_firewalld(hotspot, PUBLIC))[0] is State.PASS
+
+
+def test_an_older_agents_firewalld_report_is_judged_as_before() -> None:
+    """Agents before FirewallProfile.zones judged firewalld by its default zone's name: a
+    `trusted` default zone gave a profile off, and nftables' reading still passed the host."""
+    report = pb.PostureReport()
+    report.host.os_family = pb.OS_FAMILY_LINUX
+    report.firewall.enabled = True
+    report.firewall.profiles.add(name="nftables", enabled=True, active=True)
+    report.firewall.profiles.add(name="firewalld", enabled=False, active=True,
+                                 default_inbound_action="allow")  # fmt: skip
+    assert verdict("firewall", report) == (State.PASS, "filtering inbound traffic: nftables")
+
+
 def test_os_updates_states() -> None:
     report = pb.PostureReport()
     report.os_updates.source = "apt"

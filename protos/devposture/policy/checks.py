@@ -310,10 +310,40 @@ def _signature_update_problems(
     return [], [item("av.update_unknown", **words)], []
 
 
+def _open_firewalld_zones(fact: pb.FirewallFact) -> list[Item]:
+    """firewalld's zones in force that accept everything, each named with its interfaces.
+    Agents before FirewallProfile.zones send none: their reports are judged as before."""
+    found: list[Item] = []
+    for prof in fact.profiles:
+        if prof.name != "firewalld" or not prof.active:
+            continue
+        for zone in prof.zones:
+            if zone.default_inbound_action != "allow":
+                continue
+            interfaces = list(zone.interfaces)
+            if zone.is_default:
+                found.append(item("fw.default_zone_accepts", zone=zone.name,
+                                  interfaces=interfaces or None))  # fmt: skip
+            else:
+                found.append(item("fw.zone_accepts", zone=zone.name, interfaces=interfaces))
+    return found
+
+
 def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:
+    """PASS when a firewall filters inbound traffic on every path in force, FAIL when none
+    does or one path is open, UNKNOWN when the agent could not tell.
+
+    firewalld's zones decide before the other Linux backends: a zone in force that accepts
+    everything (a Wi-Fi in `trusted`, `public` set to ACCEPT) is a FAIL naming the zone,
+    whatever nftables or iptables show, since what they show on such a host is firewalld's own
+    rules, which accept that traffic (a known open path is a FAIL even where another source
+    could not be read)."""
     if not report.HasField("firewall"):
         return _missing(report, pb.FACT_FIREWALL, "firewall")
     fact = report.firewall
+    open_zones = _open_firewalld_zones(fact)
+    if open_zones:
+        return Verdict(State.FAIL, _listed(open_zones))
     off = [
         prof.name
         for prof in fact.profiles

@@ -19,6 +19,8 @@ Kind = Literal[
     "time",  # epoch seconds: day, minute and offset in the company's time zone
     "texts",  # a list of texts, joined
     "signals",  # the agent's words for why a network is public: each translated (SIGNALS)
+    "phrase",  # the agent's own words: translated where declared (devposture.policy.phrases)
+    "phrases",  # a list of them, joined
     "items",  # a list of nested reasons [code, {params}], joined
     "reason",  # one nested stored reason (a legacy text too)
     "term",  # a key of TERMS: a fixed word, translated
@@ -119,14 +121,14 @@ STATES = {
 _declare("list.items", "{items}", items="items")
 _declare("check.crashed", "check failed internally ({error})", error="text")
 _declare("fact.missing", "the agent did not report {fact}", fact="term")
-_declare("fact.unreadable", "{fact} could not be read: {error}", fact="term", error="text")
-_declare("fact.source_error", "{source}: {error}", source="text", error="text")
+_declare("fact.unreadable", "{fact} could not be read: {error}", fact="term", error="phrase")
+_declare("fact.source_error", "{source}: {error}", source="text", error="phrase")
 # Since the agent's error codes are worded too (the two above are kept for reasons stored
 # before): what went wrong in words, the agent's own message beside it.
 _declare("fact.unread", "{fact} could not be read: {errors}", fact="term", errors="items")
-_declare("probe.error", "{cause}{detail}", cause="term", detail=Param("text", wrap="paren"))
+_declare("probe.error", "{cause}{detail}", cause="term", detail=Param("phrase", wrap="paren"))
 _declare("fact.source_unread", "{source}: {cause}{detail}", source="text", cause="term",
-         detail=Param("text", wrap="paren"))  # fmt: skip
+         detail=Param("phrase", wrap="paren"))  # fmt: skip
 
 _declare("av.none", "no known antivirus product installed or running")
 _declare("av.none_unread", "no antivirus found, but {errors}", errors="items")
@@ -137,7 +139,7 @@ _declare("av.rtp_off", "{product}: real-time protection off", product="text")
 _declare(
     "av.rtp_unknown", "{product}: cannot tell whether real-time protection is on", product="text"
 )
-_declare("av.health", "{product}: health issues: {issues}", product="text", issues="texts")
+_declare("av.health", "{product}: health issues: {issues}", product="text", issues="phrases")
 _declare("av.no_database", "{product}: no signature database", product="text")
 _declare(
     "av.signatures_old", "{product}: signatures from {date}, older than {days} days",
@@ -170,11 +172,22 @@ _declare(
     **_UPDATE,
 )  # fmt: skip
 
-_declare("fw.off_profiles", "firewall off on active profile(s): {profiles}", profiles="texts")
-_declare("fw.on", "filtering inbound traffic: {profiles}", profiles="texts")
+_declare("fw.off_profiles", "firewall off on active profile(s): {profiles}", profiles="phrases")
+_declare("fw.on", "filtering inbound traffic: {profiles}", profiles="phrases")
 _declare("fw.on_plain", "filtering inbound traffic: on")
-_declare("fw.none", "no firewall filters inbound traffic ({profiles})", profiles="texts")
+_declare("fw.none", "no firewall filters inbound traffic ({profiles})", profiles="phrases")
 _declare("fw.none_configured", "no firewall filters inbound traffic (no firewall configured)")
+# firewalld's zones in force that accept everything (FirewallProfile.zones): that path is open.
+_declare(
+    "fw.zone_accepts", "firewalld zone {zone} accepts all inbound traffic on {interfaces}",
+    zone="text", interfaces="texts",
+)  # fmt: skip
+_declare(
+    "fw.default_zone_accepts",
+    "firewalld's default zone {zone} accepts all inbound traffic on every interface bound to no"
+    " other zone{interfaces}",
+    zone="text", interfaces=Param("texts", "paren"),
+)  # fmt: skip
 
 _declare(
     "upd.pending_unknown", "the update tool{tool} did not tell pending security updates",
@@ -239,7 +252,7 @@ _declare(
 # What the agent saw of a backup's encryption and of its volume, each in brackets, and nothing
 # where it saw nothing ("()" was shown when the agent had no words for the volume).
 _EVIDENCE: dict[str, Kind | Param] = {
-    "encryption": Param("text", "paren"), "volume": Param("text", "paren"),
+    "encryption": Param("phrase", "paren"), "volume": Param("phrase", "paren"),
 }  # fmt: skip
 _declare(
     "backup.exposed",
@@ -257,11 +270,11 @@ _declare(
 )  # fmt: skip
 _declare(
     "backup.encrypted", "encrypted backup {location} of {date} ({why})",
-    location="text", date="date", why="texts",
+    location="text", date="date", why="phrases",
 )  # fmt: skip
 _declare(
     "backup.protected", "protected backup {location} of {date} ({why})",
-    location="text", date="date", why="texts",
+    location="text", date="date", why="phrases",
 )  # fmt: skip
 _declare(
     "backup.not_safe",
@@ -271,7 +284,7 @@ _declare(
 _declare(
     "backup.none_unread",
     "no WeChat or WeCom backup found, but some places could not be read: {places}",
-    places="texts",
+    places="phrases",
 )  # fmt: skip
 _declare(
     "backup.none_skipped",
@@ -294,7 +307,7 @@ _declare("apps.none_unread", "no WeChat or WeCom client found, but {errors}", er
 _APP: dict[str, Kind | Param] = {"app": "term", "location": Param("text", "at")}
 _declare(
     "apps.version_unknown", "{app}{location}: version unknown ({why})",
-    why=Param("text", default="not_reported"), **_APP,
+    why=Param("phrase", default="not_reported"), **_APP,
 )  # fmt: skip
 _declare(
     "apps.incomparable", "{app} {version}{location}: cannot compare with {minimum}",
@@ -304,9 +317,9 @@ _declare(
     "apps.old", "{app} {version}{location} is older than the minimum {minimum}",
     version="text", minimum="text", **_APP,
 )  # fmt: skip
-_declare("apps.unread", "unread: {source}: {error}", source="text", error="text")
+_declare("apps.unread", "unread: {source}: {error}", source="text", error="phrase")
 _declare("apps.source_unread", "unread: {source}: {cause}{detail}", source="text",
-         cause="term", detail=Param("text", wrap="paren"))  # fmt: skip
+         cause="term", detail=Param("phrase", wrap="paren"))  # fmt: skip
 _declare("apps.ok", "{clients}: at or above the minimum version", clients="items")
 _declare("apps.client", "{app} {version}", app="term", version="text")
 

@@ -1132,7 +1132,9 @@ class FirewallFact(_message.Message):
     PROFILES_FIELD_NUMBER: _builtins.int
     enabled: _builtins.bool
     """True when at least one firewall filters inbound traffic on every active profile.
-    Unset when the probe could not tell.
+    Unset when the probe could not tell. On Linux, false also when firewalld says that a
+    network reaches the machine through a zone that accepts everything (FirewallZone):
+    nftables and iptables then show firewalld's own rules, which accept that traffic.
     """
     @_builtins.property
     def profiles(self) -> _containers.RepeatedCompositeFieldContainer[Global___FirewallProfile]: ...
@@ -1162,6 +1164,7 @@ class FirewallProfile(_message.Message):
     DEFAULT_INBOUND_ACTION_FIELD_NUMBER: _builtins.int
     RULE_COUNT_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
+    ZONES_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Windows: "domain", "private", "public"; macOS: "application"; Linux: the backend,
     e.g. "nftables", "iptables", "ufw", "firewalld".
@@ -1174,6 +1177,14 @@ class FirewallProfile(_message.Message):
     rule_count: _builtins.int
     source: _builtins.str
     """Tool or product the profile was read from."""
+    @_builtins.property
+    def zones(self) -> _containers.RepeatedCompositeFieldContainer[Global___FirewallZone]:
+        """firewalld: the zones in force that networks reach the machine through (runtime
+        `firewall-cmd --list-all-zones`): the default zone, which also takes every interface
+        bound to no zone, and each zone with interfaces bound to it, but for Docker's zone
+        "docker" (the bridges Docker makes for its own containers). Empty from older agents.
+        """
+
     def __init__(
         self,
         *,
@@ -1183,10 +1194,11 @@ class FirewallProfile(_message.Message):
         default_inbound_action: _builtins.str = ...,
         rule_count: _builtins.int = ...,
         source: _builtins.str = ...,
+        zones: _abc.Iterable[Global___FirewallZone] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_enabled", b"_enabled", "active", b"active", "enabled", b"enabled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_enabled", b"_enabled", "active", b"active", "default_inbound_action", b"default_inbound_action", "enabled", b"enabled", "name", b"name", "rule_count", b"rule_count", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_active", b"_active", "_enabled", b"_enabled", "active", b"active", "default_inbound_action", b"default_inbound_action", "enabled", b"enabled", "name", b"name", "rule_count", b"rule_count", "source", b"source", "zones", b"zones"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__active: _TypeAlias = _typing.Literal["active"]  # noqa: Y015
     _WhichOneofArgType__active: _TypeAlias = _typing.Literal["_active", b"_active"]  # noqa: Y015
@@ -1198,6 +1210,51 @@ class FirewallProfile(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__enabled) -> _WhichOneofReturnType__enabled | None: ...
 
 Global___FirewallProfile: _TypeAlias = FirewallProfile  # noqa: Y015
+
+@_typing.final
+class FirewallZone(_message.Message):
+    """One firewalld zone in force."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    DEFAULT_INBOUND_ACTION_FIELD_NUMBER: _builtins.int
+    INTERFACES_FIELD_NUMBER: _builtins.int
+    IS_DEFAULT_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    target: _builtins.str
+    """The zone's target as firewall-cmd prints it: "default", "ACCEPT", "%%REJECT%%" (or
+    "REJECT"), "DROP".
+    """
+    default_inbound_action: _builtins.str
+    """What happens to inbound traffic the zone's rules did not allow: "reject", "drop" or
+    "allow". The target's, unless a rich rule rejects or drops everything first
+    (NetworkManager's nm-shared and libvirt's zones: target ACCEPT, then
+    `rule priority="32767" reject`).
+    """
+    is_default: _builtins.bool
+    """firewalld's default zone: it also takes every interface bound to no zone."""
+    @_builtins.property
+    def interfaces(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The interfaces bound to the zone."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        target: _builtins.str = ...,
+        default_inbound_action: _builtins.str = ...,
+        interfaces: _abc.Iterable[_builtins.str] | None = ...,
+        is_default: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_inbound_action", b"default_inbound_action", "interfaces", b"interfaces", "is_default", b"is_default", "name", b"name", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FirewallZone: _TypeAlias = FirewallZone  # noqa: Y015
 
 @_typing.final
 class OsUpdatesFact(_message.Message):
