@@ -238,6 +238,18 @@ def test_an_older_agents_firewalld_report_is_judged_as_before() -> None:
     assert verdict("firewall", report) == (State.PASS, "filtering inbound traffic: nftables")
 
 
+def test_a_fact_no_tool_could_give_is_unknown_with_each_tools_reason() -> None:
+    report = pb.PostureReport()
+    stopped = "firewall-cmd exited with status 252: FirewallD is not running"
+    report.errors.add(fact=pb.FACT_FIREWALL, code=pb.PROBE_ERROR_CODE_COMMAND_FAILED,
+                      source="firewall-cmd", message=stopped)  # fmt: skip
+    assert verdict("firewall", report) == (
+        State.UNKNOWN,
+        "the firewall could not be read: firewall-cmd: a tool failed (firewall-cmd exited with"
+        " status 252: FirewallD is not running)",
+    )
+
+
 def test_os_updates_states() -> None:
     report = pb.PostureReport()
     report.os_updates.source = "apt"

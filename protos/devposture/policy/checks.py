@@ -164,8 +164,10 @@ _APPS_NONE = encode("apps.none")
 
 
 def _missing(report: pb.PostureReport, fact: pb.Fact.ValueType, term: str) -> Verdict:
-    """UNKNOWN: the fact is absent; `term` names it (devposture.policy.reasons.TERMS)."""
-    errors = _probe_errors(report, fact)
+    """UNKNOWN: the fact is absent; `term` names it (devposture.policy.reasons.TERMS). The
+    reason is the agent's error for the fact, or else each of its sources' (every firewall
+    tool installed failed: "firewall-cmd: a tool failed (FirewallD is not running)")."""
+    errors = _probe_errors(report, fact) or _source_errors(report, fact)
     if not errors:
         return Verdict(State.UNKNOWN, _NOT_REPORTED[term])
     return Verdict(State.UNKNOWN, encode("fact.unread", fact=term, errors=errors))
