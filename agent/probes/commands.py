@@ -38,6 +38,8 @@ IPTABLES_LEGACY_RULES = ("iptables-legacy", "-S")
 UFW_STATUS = ("ufw", "status", "verbose")
 FIREWALLD_STATE = ("firewall-cmd", "--state")
 FIREWALLD_DEFAULT_ZONE = ("firewall-cmd", "--get-default-zone")
+# Runtime settings of every zone (the ones in force): each one's target and interfaces.
+FIREWALLD_ZONES = ("firewall-cmd", "--list-all-zones")
 LSBLK = ("lsblk", "-J", "-o", "NAME,TYPE,FSTYPE,FSVER,MOUNTPOINTS,PKNAME")
 # util-linux before 2.37 knows neither FSVER nor MOUNTPOINTS.
 LSBLK_OLD = ("lsblk", "-J", "-o", "NAME,TYPE,FSTYPE,MOUNTPOINT,PKNAME")
@@ -216,6 +218,8 @@ DECLARED: tuple[Declared, ...] = (
     Declared((LINUX,), "firewall: ufw's state and defaults", UFW_STATUS),
     Declared((LINUX,), "firewall: whether firewalld runs", FIREWALLD_STATE),
     Declared((LINUX,), "firewall: firewalld's default zone", FIREWALLD_DEFAULT_ZONE),
+    Declared((LINUX,), "firewall: firewalld's zones in force, their targets and interfaces",
+             FIREWALLD_ZONES),
     Declared((LINUX,), "disk encryption: block devices and their file systems", LSBLK),
     Declared((LINUX,), "disk encryption: the same, on util-linux before 2.37", LSBLK_OLD),
     Declared((LINUX,), "Wi-Fi: network devices and their state", NMCLI_DEVICES),

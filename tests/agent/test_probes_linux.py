@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 
@@ -11,6 +12,8 @@ from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.linux import antivirus, disk, firewall, updates, vpn, wifi
 from devposture.agent.probes.outcome import FactOutcome, Probe, ProbeContext
 from devposture.agent.probes.runner import run_probe
+from devposture.policy.checks import State, evaluate
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost, fixture_bytes, fixture_text, ok, recorded
 
@@ -88,6 +91,70 @@ def test_everything_read_and_nothing_filters_is_disabled() -> None:
     assert isinstance(outcome.fact, pb.FirewallFact)
     assert outcome.fact.HasField("enabled") and not outcome.fact.enabled
     assert len(outcome.fact.profiles) == 3
+
+
+_FIREWALLD = "firewalld/firewall-cmd-"
+
+
+def _firewalld_host(nft: str, default_zone: str, zones: str) -> ReplayHost:
+    """nftables and firewalld as recorded on one firewalld 1.3.3 machine (fixtures README)."""
+    host = ReplayHost().with_tool("nft").with_tool("firewall-cmd")
+    host.commands[NFT] = recorded(f"nft/nft-j-firewalld-{nft}-netns")
+    host.commands[cmd.FIREWALLD_STATE] = recorded(f"{_FIREWALLD}state-running-debian12")
+    host.commands[cmd.FIREWALLD_DEFAULT_ZONE] = recorded(
+        f"{_FIREWALLD}get-default-zone-{default_zone}-debian12"
+    )
+    host.commands[cmd.FIREWALLD_ZONES] = recorded(f"{_FIREWALLD}list-all-zones-{zones}")
+    return host
+
+
+def _judged(fact: pb.FirewallFact) -> tuple[State, str]:
+    report = pb.PostureReport()
+    report.host.os_family = pb.OS_FAMILY_LINUX
+    report.firewall.CopyFrom(fact)
+    (result,) = [v for c, v in evaluate(report, dt.datetime(2026, 12, 5, tzinfo=dt.UTC))
+                 if c.check_id == "firewall"]  # fmt: skip
+    return result.state, render(result.reason, "en", dt.UTC)
+
+
+def test_a_wifi_in_firewallds_trusted_zone_fails_though_nft_reads_a_filter() -> None:
+    """nft reads firewalld's table as filtering (its last rule rejects), and the default zone
+    is public: before, the fact said enabled and the check PASS. Packets on the Wi-Fi go
+    through the trusted zone's chain, which accepts them."""
+    outcome = run(firewall.probe, pb.FACT_FIREWALL,
+                  _firewalld_host("wifi-trusted", "public", "wifi-trusted-debian12"))  # fmt: skip
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    nft, firewalld = fact.profiles
+    assert (nft.name, nft.enabled, nft.default_inbound_action) == ("nftables", True, "reject")
+    assert firewalld.active and not firewalld.enabled
+    assert [(z.name, z.default_inbound_action, list(z.interfaces)) for z in firewalld.zones] == [
+        ("trusted", "allow", ["wlp2s0"]), ("public", "reject", ["enp0s31f6"])
+    ]  # fmt: skip
+    assert fact.HasField("enabled") and not fact.enabled
+    assert _judged(fact) == (
+        State.FAIL, "firewalld zone trusted accepts all inbound traffic on wlp2s0"
+    )  # fmt: skip
+
+
+def test_a_laptop_whose_networks_sit_in_rejecting_zones_passes() -> None:
+    outcome = run(firewall.probe, pb.FACT_FIREWALL,
+                  _firewalld_host("laptop", "public", "laptop-debian12"))  # fmt: skip
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    assert fact.enabled and all(p.enabled for p in fact.profiles)
+    assert _judged(fact)[0] is State.PASS
+
+
+def test_firewalld_stopped_before_its_zones_were_read_is_unknown() -> None:
+    host = _firewalld_host("laptop", "public", "stopped-debian12")
+    del host.tools["nft"]
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert outcome.fact is None
+    assert [(e.source, e.code) for e in outcome.errors] == [
+        ("firewall-cmd", pb.PROBE_ERROR_CODE_COMMAND_FAILED)
+    ]
+    assert host.calls[-1] == cmd.FIREWALLD_ZONES
 
 
 # --- antivirus -------------------------------------------------------------------------

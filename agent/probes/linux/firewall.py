@@ -2,13 +2,18 @@
 
 Backends: nftables (`nft -j list ruleset`), iptables (`iptables -S`; when iptables is the
 nf_tables variant, the legacy tables too if the kernel has them loaded), ufw (`ufw status
-verbose`) and firewalld (`firewall-cmd --state`, then its default zone). Each one read becomes
-a FirewallProfile; one that could not be read becomes a ProbeError for its source.
+verbose`) and firewalld (`firewall-cmd --state`, then its default zone and its zones in force).
+Each one read becomes a FirewallProfile; one that could not be read becomes a ProbeError for its
+source.
 
 The fact's `enabled` is true when any backend filters inbound traffic, false only when every
 installed backend was read and none does, and unset when some could not be read (reading
-nftables and iptables needs root). None of the tools installed is COMMAND_NOT_FOUND: without
-them the agent cannot tell, and that is not "disabled".
+nftables and iptables needs root). One exception: when firewalld runs and a zone in force
+accepts everything (parsers/firewalld.py), the fact is false whatever nftables or iptables
+show, for what they show of firewalld is its own rules, and those accept that traffic (nft
+reads a Wi-Fi in `trusted` as filtering: firewalld's table rejects what reaches its end). None
+of the tools installed is COMMAND_NOT_FOUND: without them the agent cannot tell, and that is
+not "disabled".
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from devposture.agent.parsers.firewalld import (
     firewalld_profile,
     parse_default_zone,
     parse_firewalld_state,
+    parse_zones,
 )
 from devposture.agent.parsers.iptables import parse_iptables_s
 from devposture.agent.parsers.nft import parse_nft_json
@@ -28,6 +34,7 @@ from devposture.agent.parsers.ufw import parse_ufw_status
 from devposture.agent.probes.commands import (
     FIREWALLD_DEFAULT_ZONE,
     FIREWALLD_STATE,
+    FIREWALLD_ZONES,
     IPTABLES_LEGACY_RULES,
     IPTABLES_RULES,
     IPTABLES_VERSION,
@@ -73,13 +80,19 @@ def _ufw(ctx: ProbeContext) -> list[pb.FirewallProfile]:
 def _firewalld(ctx: ProbeContext) -> list[pb.FirewallProfile]:
     timeout = ctx.config.command_timeout
     state = ctx.host.run(FIREWALLD_STATE, timeout, ok_codes=ANY_EXIT)
-    running = parse_firewalld_state(state.stdout_text(), state.stderr_text())
-    zone = ""
-    if running:
-        zone = parse_default_zone(
-            ctx.host.run(FIREWALLD_DEFAULT_ZONE, timeout).stdout_text()
-        )
-    return [firewalld_profile(running, zone)]
+    if not parse_firewalld_state(state.stdout_text(), state.stderr_text()):
+        return [firewalld_profile(False)]
+    default_zone = parse_default_zone(ctx.host.run(FIREWALLD_DEFAULT_ZONE, timeout).stdout_text())
+    zones = parse_zones(ctx.host.run(FIREWALLD_ZONES, timeout).stdout_text())
+    return [firewalld_profile(True, default_zone, zones)]
+
+
+def _firewalld_lets_a_network_in(profile: pb.FirewallProfile) -> bool:
+    """firewalld runs and one of its zones in force accepts everything."""
+    return (
+        profile.name == "firewalld" and profile.active
+        and any(zone.default_inbound_action == "allow" for zone in profile.zones)
+    )  # fmt: skip
 
 
 BACKENDS: tuple[tuple[str, Reader], ...] = (
@@ -107,7 +120,9 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     if not profiles:
         return FactOutcome(None, errors)
     fact = pb.FirewallFact(profiles=profiles)
-    if any(p.enabled for p in profiles):
+    if any(_firewalld_lets_a_network_in(p) for p in profiles):
+        fact.enabled = False
+    elif any(p.enabled for p in profiles):
         fact.enabled = True
     elif not errors:
         fact.enabled = False
