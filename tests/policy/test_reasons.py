@@ -37,6 +37,7 @@ def _sample(param: Param) -> Any:
         "text": "ClamAV", "int": 3, "date": MOMENT, "time": MOMENT, "texts": ["a", "b"],
         "items": [item("av.disabled", product="X"), item("av.none")], "reason": "av.none",
         "term": "wechat", "state": "FAIL", "signals": ["open network", "name matches CMCC*"],
+        "phrase": "nft did not finish within 10 s", "phrases": ["public", "Passive Mode"],
     }[param.kind]  # fmt: skip
 
 

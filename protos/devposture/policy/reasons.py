@@ -36,6 +36,7 @@ from json.encoder import encode_basestring as _quote
 from typing import Any
 
 from devposture.policy.catalogs import Lang, translate
+from devposture.policy.phrases import worded
 from devposture.policy.plurals import settled
 from devposture.policy.reason_codes import (
     CODES,
@@ -209,6 +210,12 @@ def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noq
         return translate(lang, "join", ", ").join(visible_controls(str(v)) for v in value or ())
     if kind == "signals":
         return translate(lang, "join", ", ").join(_signal(str(v), lang) for v in value or ())
+    if kind == "phrase":
+        return "" if value is None else visible_controls(worded(str(value), lang))
+    if kind == "phrases":
+        return translate(lang, "join", ", ").join(
+            visible_controls(worded(str(v), lang)) for v in value or ()
+        )
     if kind == "items":
         return translate(lang, "join", "; ").join(
             _render(one[0], one[1] if len(one) > 1 else {}, lang, zone) for one in value or ()

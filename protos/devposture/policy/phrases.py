@@ -1,0 +1,170 @@
+"""The agent's own words inside a reason, said in the reader's language.
+
+A report carries some English the agent wrote itself: why a fact could not be read ("nft is not
+installed (not found on the search path)"), what a backup's first bytes showed ("ZIP archive
+without encryption"), which Windows firewall profile is meant ("public"). The checks put these
+into reason parameters of kind `phrase` or `phrases` (`reason_codes.py`), and `render` says each
+one through `worded`: a phrase declared here is translated (msgctxt "phrase"), its parts in
+braces kept as they came (a tool's name, a path, a number) or, when they are phrases too,
+translated in turn; any other text (a tool's own message, a product's) is shown as it came.
+Reports and stored reasons are unchanged, so reports from agents already installed read in
+Chinese too.
+
+The agent writes these in its own modules; `tests/policy/test_phrases.py` holds each place to
+this list, so that a phrase the agent changes without changing it here is caught.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import string
+from dataclasses import dataclass
+
+from devposture.policy.catalogs import Lang, translate
+
+__all__ = ["CONTEXT", "PHRASES", "every_message", "is_phrase", "worded"]
+
+CONTEXT = "phrase"
+PHRASES: tuple[str, ...] = (
+    # Windows' firewall profiles and macOS's application firewall (FirewallProfile.name).
+    "domain", "private", "public", "application",
+    # The host layer (agent/host/live.py, agent/probes/windows/commands.py).
+    "{tool} is not installed (not found on the search path)",
+    "{tool} could not be started: not found",
+    "{tool} could not be started: permission denied",
+    "{tool} did not finish within {seconds} s",
+    "{tool} exited with status {status}",
+    "{tool} exited with status {status}: {output}",
+    "{tool} was refused by Windows: {reason}",
+    "{path} does not exist",
+    "{path} is a folder, not a file",
+    "{path} is not a folder",
+    "permission denied reading {path}",
+    "permission denied listing {path}",
+    "permission denied inspecting {path}",
+    # Probes giving up on a fact or a source.
+    "no firewall tool is installed ({tools})",
+    "no supported package manager is installed (apt-get, dnf)",
+    "dpkg-query is not installed: only dpkg's package database is read on Linux",
+    "a wireless interface exists but nmcli (NetworkManager) is not installed",
+    "Wi-Fi is connected but nmcli listed no access point in use",
+    "cannot list network interfaces: {error}",
+    "netsh wlan show interfaces: {error}",
+    "the WLAN AutoConfig service (wlansvc) is not running, so Windows cannot report Wi-Fi;"
+    " start the service to read it",
+    "netsh needs location permission to read WLAN information (Windows 11 24H2); turn on"
+    " location access for desktop apps",
+    "ClamAV is installed but has no signature database",
+    "freshclam.conf sets no UpdateLogFile: freshclam's update state is not read",
+    "freshclam's log holds no finished update attempt",
+    "XProtect.bundle was not found",
+    "no antivirus source ran",
+    "softwareupdate could not read Apple's update catalog: {detail}",
+    "the Windows Update Agent search failed with {code} ({meaning})",
+    "the Windows Update Agent search failed with {code}",
+    "the Windows Update Agent search failed: it returned an update without UpdateID",
+    "the Windows Update Agent search failed: {detail}",
+    "WU_E_PT_HTTP_STATUS_REQUEST_TIMEOUT: the update server timed out",
+    "WU_E_PT_WINHTTP_NAME_NOT_RESOLVED: the proxy or update server name cannot be resolved",
+    "ERROR_WINHTTP_TIMEOUT: the connection to the update server timed out",
+    "ERROR_WINHTTP_NAME_NOT_RESOLVED: the update server name cannot be resolved",
+    "the Windows Update service is disabled",
+    # Defender for Endpoint, in the agent's words (agent/parsers/mdatp.py, `problems`).
+    "real-time protection enabled but not available",
+    "real-time protection subsystem unavailable",
+    "passive mode: detects but does not block or remediate",
+    "not licensed (not onboarded to a tenant)",
+    "mdatp reports the product unhealthy",
+    # A backup's files and volume (agent/parsers/file_headers.py, agent/probes/chat_backups.py).
+    "empty file", "no files to sample", "unrecognised file header",
+    "age encrypted file", "age encrypted file (armored)",
+    "armored OpenPGP message (encrypted or only signed)",
+    "OpenPGP message starting with {packet}",
+    "public-key encrypted session key", "passphrase (symmetric-key) encrypted session key",
+    "integrity-protected encrypted data", "AEAD encrypted data",
+    "compressed data (not encrypted)",
+    "SQLite format 3 header: plain database", "LUKS encrypted container",
+    "OpenSSL enc encrypted file", "OpenSSL enc encrypted file (base64)",
+    "xz stream: compressed, not encrypted", "zstd frame: compressed, not encrypted",
+    "LZ4 frame: compressed, not encrypted", "lzip stream: compressed, not encrypted",
+    "bzip2 stream: compressed, not encrypted", "gzip stream: compressed, not encrypted",
+    "RAR archive: its encryption is not read",
+    "7z archive: encryption not visible in its first bytes",
+    "7z archive with AES-256 encryption", "7z archive without encryption",
+    "7z archive with a compressed header: encryption of its contents not visible",
+    "ZIP archive with WinZip AES encryption", "ZIP archive with encrypted entries",
+    "ZIP archive without encryption", "ZIP archive with an entry not encrypted ({count} read)",
+    "ZIP archive, all {count} entries encrypted",
+    "ZIP archive: its first {count} entries encrypted, the rest not read",
+    "ZIP archive: no file entry in its central directory",
+    "weak evidence: the first bytes look random (high entropy, no known header), as in"
+    " SQLCipher or other encrypted files",
+    "base64 or hex text: encoded data, encrypted or not", "readable text: a plain export",
+    "{evidence}; only the first {count} files were counted",
+    "disk encryption could not be read", "no volume in the disk-encryption fact holds it",
+    "on volume {device} mounted at {mount}, whose encryption is unknown",
+    "on volume {device} mounted at {mount}, not encrypted",
+    "on encrypted volume {device} mounted at {mount}",
+    "on {method} volume {device} mounted at {mount}",
+    "{path}: this home folder cannot be read ({error}), so its chat backups are unknown: run"
+    " the agent as its service (root)",
+    "{path}: the moved data folder it names is unknown: {reason}",
+    "{count} older backup set(s) not reported",
+)  # fmt: skip
+
+
+def every_message() -> list[tuple[str, str]]:
+    """(context, English msgid) of every phrase, for the catalogs."""
+    return [(CONTEXT, phrase) for phrase in PHRASES]
+
+
+@dataclass(frozen=True)
+class _Template:
+    english: str
+    pattern: re.Pattern[str]
+
+
+def _template(english: str) -> _Template:
+    """A phrase with parts in braces as a pattern: each part any text (as short as the rest
+    allows), the words around it as they are."""
+    pattern = "".join(
+        re.escape(words) + ("" if name is None else f"(?P<{name}>.+?)")
+        for words, name, _, _ in string.Formatter().parse(english)
+    )
+    return _Template(english, re.compile(pattern, re.DOTALL))
+
+
+_FIXED = frozenset(p for p in PHRASES if "{" not in p)
+# The most words first: "…failed with {code} ({meaning})" before "…failed with {code}".
+_TEMPLATES = sorted(
+    (_template(p) for p in PHRASES if "{" in p),
+    key=lambda t: -len(re.sub(r"\{[^}]*\}", "", t.english)),
+)
+_DEPTH = 3  # a phrase inside a phrase inside a phrase, at most
+
+
+def worded(text: str, lang: Lang) -> str:
+    """`text` in `lang` when it is one of the agent's phrases; as it came otherwise (English
+    always: the agent writes English)."""
+    return text if lang == "en" else _worded(text, lang, _DEPTH)
+
+
+@functools.lru_cache(maxsize=4096)
+def _worded(text: str, lang: Lang, depth: int) -> str:
+    if text in _FIXED:
+        return translate(lang, CONTEXT, text)
+    if depth == 0:
+        return text
+    for template in _TEMPLATES:
+        found = template.pattern.fullmatch(text)
+        if found is not None:
+            parts = found.groupdict().items()
+            said = {name: _worded(part, lang, depth - 1) for name, part in parts}
+            return translate(lang, CONTEXT, template.english).format(**said)
+    return text
+
+
+def is_phrase(text: str) -> bool:
+    """Whether `text` is one of the declared phrases (worded, not shown as it came)."""
+    return text in _FIXED or any(t.pattern.fullmatch(text) for t in _TEMPLATES)
