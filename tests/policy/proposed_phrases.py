@@ -75,6 +75,15 @@ PROPOSED = {
     "ERROR_WINHTTP_NAME_NOT_RESOLVED: the update server name cannot be resolved":
         "ERROR_WINHTTP_NAME_NOT_RESOLVED：无法解析更新服务器的名称",
     "the Windows Update service is disabled": "Windows 更新服务已被禁用",
+    "installed for one user only: the agent reads system-wide flatpak apps":
+        "只为一个用户安装：客户端只读取系统级的 flatpak 应用",
+    "Info.plist has no {key}": "Info.plist 中没有 {key}",
+    "the Uninstall key names no folder and no version": "卸载信息中既没有文件夹也没有版本号",
+    "{location} holds the launcher but no version folder":
+        "{location} 中有启动程序，但没有版本文件夹",
+    "no version folder in {location}": "{location} 中没有版本文件夹",
+    "{reason}; the Uninstall key's DisplayVersion is not a version number":
+        "{reason}；卸载信息中的 DisplayVersion 不是版本号",
     "real-time protection enabled but not available": "实时防护已开启但不可用",
     "real-time protection subsystem unavailable": "实时防护子系统不可用",
     "passive mode: detects but does not block or remediate": "被动模式：只检测，不拦截也不处理",

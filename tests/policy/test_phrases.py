@@ -26,6 +26,7 @@ __all__ = ["phrases_in_chinese"]  # a fixture these tests use
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
+AGENT = ROOT / "agent"
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -74,28 +75,53 @@ def test_every_phrase_has_a_proposed_chinese_with_the_same_placeholders() -> Non
         assert placeholders(chinese) == placeholders(english), english
 
 
-def _written(module: Path, calls: set[str], position: int) -> list[str]:
-    """The texts passed as argument `position` to the calls named `calls` in `module`, each
-    part in braces of an f-string written as "X1"."""
+def _string(node: ast.expr) -> list[str]:
+    """The texts an expression can be: a string, an f-string (each part in braces written as
+    "X1"), either side of `a or b` and `a if c else b`."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, ast.JoinedStr):
+        return ["".join(
+            str(part.value) if isinstance(part, ast.Constant) else "X1" for part in node.values
+        )]  # fmt: skip
+    if isinstance(node, ast.BoolOp):
+        return [text for value in node.values for text in _string(value)]
+    if isinstance(node, ast.IfExp):
+        return _string(node.body) + _string(node.orelse)
+    return []
+
+
+def _assigned(module: Path, name: str) -> list[str]:
+    """The texts assigned to the variable `name` in `module` (`+=` after a text: "X1...")."""
     found = []
     for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.Call) or len(node.args) <= position:
-            continue
-        func = node.func
-        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
-        if name not in calls:
-            continue
-        text = node.args[position]
-        if isinstance(text, ast.Constant) and isinstance(text.value, str):
-            found.append(text.value)
-        elif isinstance(text, ast.JoinedStr):
-            found.append("".join(
-                str(part.value) if isinstance(part, ast.Constant) else "X1" for part in text.values
-            ))  # fmt: skip
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            found += _string(node.value)
+        elif isinstance(node, ast.AugAssign) and getattr(node.target, "id", "") == name:
+            found += ["X1" + text for text in _string(node.value)]
     return found
 
 
-AGENT = ROOT / "agent"
+def _written(module: Path, calls: set[str], position: int) -> list[str]:
+    """The texts passed as argument `position` to the calls named `calls` in `module`."""
+    found = []
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and len(node.args) > position:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in calls:
+                found += _string(node.args[position])
+    return found
+
+
+@pytest.mark.parametrize("os_name", ["linux", "macos", "windows"])
+def test_why_a_chat_clients_version_is_unknown_is_declared(os_name: str) -> None:
+    written = _assigned(AGENT / "probes" / os_name / "chat_clients.py", "why")
+    assert written and [t for t in written if not is_phrase(t)] == []
+
+
 ERRORS = {"HostError", "CommandNotFoundError", "HostPermissionError", "CommandTimeoutError",
           "SourceMissingError", "CommandFailedError", "ProbeFailure", "error"}  # fmt: skip
 # Written by the agent, read by people, and not (yet) declared: each says why.

@@ -70,6 +70,13 @@ PHRASES: tuple[str, ...] = (
     "ERROR_WINHTTP_TIMEOUT: the connection to the update server timed out",
     "ERROR_WINHTTP_NAME_NOT_RESOLVED: the update server name cannot be resolved",
     "the Windows Update service is disabled",
+    # Why a chat client's version is unknown (agent/probes/*/chat_clients.py).
+    "installed for one user only: the agent reads system-wide flatpak apps",
+    "Info.plist has no {key}",
+    "the Uninstall key names no folder and no version",
+    "{location} holds the launcher but no version folder",
+    "no version folder in {location}",
+    "{reason}; the Uninstall key's DisplayVersion is not a version number",
     # Defender for Endpoint, in the agent's words (agent/parsers/mdatp.py, `problems`).
     "real-time protection enabled but not available",
     "real-time protection subsystem unavailable",
