@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devposture.collector import cli, company_time, datadir, join, pki, ports, renewal, workers
-from devposture.collector.admin import client, service
+from devposture.collector.admin import client, enrollment_bundle, service
 from devposture.collector.store import migrate, target
 from devposture.policy import cli_catalog
 
@@ -24,6 +24,7 @@ SOURCES: tuple[Path, ...] = tuple(
     for name in (
         "cli.py", "cli_pki.py", "cli_migrate.py", "cli_backup.py", "config.py", "admin/cli.py",
         "admin/commands.py", "admin/output.py", "admin/device_ids.py", "admin/profiles.py",
+        "admin/audit_words.py", "admin/enrollment_bundle.py",
         "admin/client.py", "admin/service.py", "datadir.py", "join.py", "company_time.py",
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
         "store/schema.py", "store/migrate.py", "store/identity.py", "store/chain.py", "tokens.py",
@@ -36,7 +37,7 @@ SOURCES: tuple[Path, ...] = tuple(
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,
            company_time.NotATime, ports.PortUnavailable, target.NewerSchema,
            migrate.MigrationError, pki.CsrRejected, renewal.ProofRejected,
-           workers.WorkersFailed)  # fmt: skip
+           workers.WorkersFailed, enrollment_bundle.BundleError)  # fmt: skip
 
 
 def mistakes() -> list[str]:

@@ -11,6 +11,7 @@ by both paths so that local and remote output are identical.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import getpass
 import json
 import math
@@ -23,6 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devposture.collector.admin.audit_words import message_cell
 from devposture.collector.admin.progress_line import ProgressLine
 from devposture.collector.admin.worded_cells import in_language
 from devposture.collector.clock import utcnow
@@ -84,7 +86,6 @@ from devposture.policy.cli_messages import (
     reader_language,
     said,
 )
-from devposture.policy.plurals import in_english
 
 Words = tuple[str, str]
 # The trailing metadata that carries a refusal worded (`cli_messages.ERROR_METADATA`, the
@@ -431,7 +432,9 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
             waiver_id=waiver.waiver_id, device_id=device_id, check=check_id,
             until=shown(expires, zone),
         ))  # fmt: skip
-    return told(lines(*added), note="; ".join(str(line) for line in added))
+    joined = functools.reduce(lambda before, after: said("{before}; {after}", before=before,
+                                                          after=after), added)  # fmt: skip
+    return told(lines(*added), note=str(joined))
 
 
 def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -533,6 +536,15 @@ def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: 
 _NONE_YET = said("none yet")
 
 
+# What the audit log keeps of a device's revocation or retirement (in words when shown).
+_STATUS_NOTES: dict[str, Callable[[str, str], Said]] = {
+    REVOKED: lambda device_id, reason: said("device {device_id} revoked: {reason}",
+                                            device_id=device_id, reason=reason),
+    RETIRED: lambda device_id, reason: said("device {device_id} retired: {reason}",
+                                            device_id=device_id, reason=reason),
+}  # fmt: skip
+
+
 def _device_status(status: str) -> Handler:
     def handler(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
         device_id, reason = args.required("device_id"), args.required("reason")
@@ -551,7 +563,7 @@ def _device_status(status: str) -> Handler:
             status=STATUS_WORDS.get(status, status),
             seconds=round(config.max_connection_age_seconds),
         )  # fmt: skip
-        return told(message, note=f"device {device_id} {status}: {reason}")
+        return told(message, note=str(_STATUS_NOTES[status](device_id, reason)))
 
     return handler
 
@@ -636,16 +648,18 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
         "uses": uses,
         "expires": stamp(expires, zone),
     }
-    into = f", group {group}" if group else ""
-    note = in_english("token {token}: {uses} use(s){into}, expires {until}", token=token.token_id,
-                      uses=uses, into=into, until=shown(expires, zone))  # fmt: skip
+    until = shown(expires, zone)
+    note = (said("token {token}: {uses} use(s), group {group}, expires {until}",
+                 token=token.token_id, uses=uses, group=group, until=until) if group
+            else said("token {token}: {uses} use(s), expires {until}", token=token.token_id,
+                      uses=uses, until=until))  # fmt: skip
     if not bundle:
-        return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=note)
+        return Result(str(token), TOKEN_CREATED_COLUMNS, [row], note=str(note))
     value = EnrollmentValue(addresses, pin, str(token), expires.astimezone(BEIJING), uses)
     targets = ", ".join(a.target() for a in addresses)
     row |= {"collectors": targets, "ca_fingerprint": pin}
-    note += f"; as an enrollment value for {targets}"
-    return Result(value.encode(), TOKEN_BUNDLE_COLUMNS, [row], note=note)
+    bundled = said("{note}; as an enrollment value for {targets}", note=note, targets=targets)
+    return Result(value.encode(), TOKEN_BUNDLE_COLUMNS, [row], note=str(bundled))
 
 
 def _token_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -691,8 +705,9 @@ def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
     credential = new_credential()
     store.admin.add_credential(credential, name, role, utcnow())
     row: Row = {"credential": credential.credential_id, "name": name, "role": role}
-    note = f"credential {credential.credential_id} for {name}, role {role}"
-    return Result(str(credential), CREDENTIAL_CREATED_COLUMNS, [row], note=note)
+    note = said("credential {credential_id} for {name}, role {role}",
+                credential_id=credential.credential_id, name=name, role=role)
+    return Result(str(credential), CREDENTIAL_CREATED_COLUMNS, [row], note=str(note))
 
 
 def _admin_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
@@ -726,7 +741,7 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
                                                  else ""),
          "role": e.role, "command": e.command, "arguments": e.arguments,
          "outcome": code_cell(e.outcome, _OUTCOMES),
-         "message": e.message, "peer": e.peer}
+         "message": message_cell(e.message), "peer": e.peer}
         for e in store.admin.audit_entries()
     ]  # fmt: skip
     return Result("", AUDIT_COLUMNS, rows)
@@ -772,7 +787,6 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     except OSError as exc:
         raise _not_written(out, exc) from None
     total = sum(done.counts.values())
-    span = f"chain seq {done.first_seq}–{done.last_seq}" if done.first_seq else "no records"
     shown_span = (said("chain seq {first}–{last}", first=done.first_seq, last=done.last_seq)
                   if done.first_seq else said("no records"))  # fmt: skip
     message = said(
@@ -787,7 +801,8 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
             "(--to {asked} is still to come: the period ends now, at {end}; export the rest"
             " once it has passed)", asked=shown(asked, zone), end=shown(end, zone),
         ))  # fmt: skip
-    return told(message, note=f"exported {out} ({total} records, {span})")
+    return told(message, note=str(said("exported {out} ({total} records, {span})", out=out,
+                                       total=total, span=shown_span)))  # fmt: skip
 
 
 def _bundle_path(typed_out: str) -> Path:
@@ -866,11 +881,12 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
         line.close()
     findings = Findings([], total + check.unnamed, check.entries)
     note = (
-        f"the tables agree with the chain ({check.entries} entries)" if findings.ok
-        else in_english("the tables disagree with the chain on {total} row(s)", total=total)
+        said("the tables agree with the chain ({entries} entries)", entries=check.entries)
+        if findings.ok
+        else said("the tables disagree with the chain on {total} row(s)", total=total)
     )  # fmt: skip
     verdict = findings.verdict()
-    return Result(verdict, note=note, failed=not findings.ok, said=verdict.said)
+    return Result(verdict, note=str(note), failed=not findings.ok, said=verdict.said)
 
 
 def _audit_public_key(
@@ -882,7 +898,8 @@ def _audit_public_key(
     fingerprint = signing.fingerprint(public)
     row: Row = {"fingerprint": fingerprint}
     return Result(signing.public_pem(public).decode("ascii").rstrip("\n"), ("fingerprint",),
-                  [row], note=f"public key {fingerprint}")  # fmt: skip
+                  [row], note=str(said("public key {fingerprint}",
+                                       fingerprint=fingerprint)))  # fmt: skip
 
 
 _AS_OF = frozenset({"as_of", "lang"})
@@ -1055,7 +1072,7 @@ class Runner:
                 audit("error", str(exc))
             raise
         except Exception as exc:
-            audit("error", f"internal error: {type(exc).__name__}")
+            audit("error", str(said("internal error: {kind}", kind=type(exc).__name__)))
             raise
         audit("ok", result.note)
         return result

@@ -17,10 +17,12 @@ from devposture.collector.pki import fingerprint
 from devposture.collector.trust import Trust, TrustError
 from devposture.net.address import CollectorAddress
 from devposture.net.tls_probe import listed
+from devposture.policy.cli_messages import BadValue, said
 
 
-class BundleError(ValueError):
-    """The value cannot be made as asked; the message names the fix."""
+class BundleError(BadValue):
+    """The value cannot be made as asked; the message names the fix, in the reader's
+    language when shown (the audit log keeps its English)."""
 
 
 def _not_for_agents(host: str) -> bool:
@@ -40,27 +42,30 @@ def enroll_addresses(config: CollectorConfig, given: list[str]) -> tuple[Collect
         try:
             addresses = tuple(dict.fromkeys(CollectorAddress.parse(text) for text in given))
         except ValueError as exc:
-            raise BundleError(f"--enroll-address: {exc}") from None
+            raise BundleError("--enroll-address: {problem}", problem=exc) from None
     elif _not_for_agents(config.host):
         default = CollectorAddress(config.host, config.enroll_port).target()
         raise BundleError(
-            f"collector.toml's [listen] host is {config.host!r}, which agents on other computers"
-            " cannot use to reach this collector: give the address they reach it by, with"
+            "collector.toml's [listen] host is {host}, which agents on other computers cannot"
+            " use to reach this collector: give the address they reach it by, with"
             " --enroll-address HOST:PORT (repeatable, e.g. --enroll-address"
-            f" collector.corp.example:{config.enroll_port}); --enroll-address {default} says"
-            " that the agents run on this machine"
-        )
+            " collector.corp.example:{port}); --enroll-address {default} says that the agents"
+            " run on this machine",
+            host=repr(config.host), port=config.enroll_port, default=default,
+        )  # fmt: skip
     else:
         addresses = (CollectorAddress(config.host, config.enroll_port),)
     dns, ips = Trust(config).server_names()
     for address in addresses:
         if not listed(address.host, dns, ips):
             raise BundleError(
-                f"agents could not trust the collector at {address.host!r}: its certificate"
-                f" lists only {', '.join(dns + ips) or 'no names'}. Add the name with"
-                f" `devposture-collector tls rotate --san {address.host}` (enrolled agents"
-                " notice nothing), or give --enroll-address with a name it lists"
-            )
+                "agents could not trust the collector at {host}: its certificate lists only"
+                " {names}. Add the name with `devposture-collector tls rotate --san {name}`"
+                " (enrolled agents notice nothing), or give --enroll-address with a name it"
+                " lists",
+                host=repr(address.host), names=", ".join(dns + ips) or said("no names"),
+                name=address.host,
+            )  # fmt: skip
     return addresses
 
 
@@ -69,4 +74,4 @@ def ca_fingerprint(config: CollectorConfig) -> str:
     try:
         return fingerprint(Trust(config).signing_authority().cert)
     except (TrustError, OSError, ValueError) as exc:
-        raise BundleError(f"cannot read the collector's CA: {exc}") from exc
+        raise BundleError("cannot read the collector's CA: {problem}", problem=exc) from exc

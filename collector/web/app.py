@@ -29,6 +29,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
+from devposture.collector.admin import audit_words
 from devposture.collector.clock import utcnow
 from devposture.collector.company_time import shown, zone_of
 from devposture.collector.compliance import STATES
@@ -387,16 +388,14 @@ class Pages:
         try:
             credential = parse_credential(presented)
         except CredentialFormatError:
-            return None, None, "not an admin credential"
+            return None, None, audit_words.not_a_credential()
         info = await self.board.db(lambda v: v.store.admin.authenticate(credential))
         if info is None:
-            return (
-                None,
-                credential.credential_id,
-                (f"admin credential {credential.credential_id} is unknown or revoked"),
+            return None, credential.credential_id, audit_words.unknown_credential(
+                credential.credential_id
             )
         if not auth.may_view(info.role):
-            return None, info.credential_id, f"role {info.role!r} may not view the dashboard"
+            return None, info.credential_id, audit_words.may_not_view(info.role)
         return info, info.credential_id, ""
 
     async def login(self, request: Request) -> Response:
@@ -453,8 +452,9 @@ class Pages:
             await board.db(end_replaced)
         log.info("dashboard login: %s (credential %s, %s)", info.name, info.credential_id,
                  info.role)  # fmt: skip
-        await board.audit(request, "dashboard login", "ok", "signed in", name=info.name,
-                          credential_id=info.credential_id, role=info.role)  # fmt: skip
+        await board.audit(request, "dashboard login", "ok", audit_words.SIGNED_IN,
+                          name=info.name, credential_id=info.credential_id,
+                          role=info.role)  # fmt: skip
         response = RedirectResponse(target, status_code=303)
         response.set_cookie(
             auth.COOKIE, session.session_id, httponly=True, samesite="strict",
@@ -474,7 +474,8 @@ class Pages:
                                 session=session, message="forbidden")  # fmt: skip
         ended = session.session_id
         await board.db(lambda v: v.sessions.end(ended))
-        await board.audit(request, "dashboard logout", "ok", "signed out", name=session.name,
+        await board.audit(request, "dashboard logout", "ok", audit_words.SIGNED_OUT,
+                          name=session.name,
                           credential_id=session.credential_id, role=session.role)  # fmt: skip
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(auth.COOKIE, path="/", httponly=True, samesite="strict",
@@ -568,7 +569,14 @@ class Pages:
                                      message="audit_forbidden")  # fmt: skip
         number = _page_number(request)
         view = await self.board.db(lambda v: records.audit_log(v, number))
-        return self.board.render(request, "audit.html", lang, session=session, view=view)
+        reader: Lang = "en" if lang == "en" else "zh"
+
+        def message(stored: str) -> str:
+            """An entry's explanation in the page's language (the download keeps it)."""
+            return audit_words.message_in(stored, reader)
+
+        return self.board.render(request, "audit.html", lang, session=session, view=view,
+                                 message=message)  # fmt: skip
 
     async def download(self, request: Request, session: auth.Session, lang: str) -> Response:
         """A table as CSV, XLSX or JSON (`downloads`), made on the database thread."""
