@@ -46,6 +46,9 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
          "更新服务器响应超时"),
         ("ZIP archive without encryption; only the first 500 files were counted",
          "未加密的 ZIP 压缩包；只统计了前 500 个文件"),
+        # A path, a tool's name or its output is never worded, even when it reads like one.
+        ("public does not exist", "public 不存在"),
+        ("apt-get exited with status 1: public", "apt-get 运行失败，退出状态 1：public"),
         # Anything else is shown as it came: a product's own words, a name that looks like one.
         ("full disk access has not been granted", "full disk access has not been granted"),
         ("public Wi-Fi", "public Wi-Fi"),

@@ -5,8 +5,9 @@ installed (not found on the search path)"), what a backup's first bytes showed (
 without encryption"), which Windows firewall profile is meant ("public"). The checks put these
 into reason parameters of kind `phrase` or `phrases` (`reason_codes.py`), and `render` says each
 one through `worded`: a phrase declared here is translated (msgctxt "phrase"), its parts in
-braces kept as they came (a tool's name, a path, a number) or, when they are phrases too,
-translated in turn; any other text (a tool's own message, a product's) is shown as it came.
+braces kept as they came (a tool's name, a path, a number) or, for the parts that carry the
+agent's words (`_NESTED`), worded in turn; any other text (a tool's own message, a product's)
+is shown as it came.
 Reports and stored reasons are unchanged, so reports from agents already installed read in
 Chinese too.
 
@@ -149,6 +150,9 @@ _TEMPLATES = sorted(
     key=lambda t: -len(re.sub(r"\{[^}]*\}", "", t.english)),
 )
 _DEPTH = 3  # a phrase inside a phrase inside a phrase, at most
+# The parts that may hold a phrase in turn; any other (a tool, a path, a number, a tool's own
+# output) is shown as it came, even when it happens to read like one ("public").
+_NESTED = frozenset({"meaning", "evidence", "error", "reason", "detail", "packet"})
 
 
 def worded(text: str, lang: Lang) -> str:
@@ -167,7 +171,10 @@ def _worded(text: str, lang: Lang, depth: int) -> str:
         found = template.pattern.fullmatch(text)
         if found is not None:
             parts = found.groupdict().items()
-            said = {name: _worded(part, lang, depth - 1) for name, part in parts}
+            said = {
+                name: _worded(part, lang, depth - 1) if name in _NESTED else part
+                for name, part in parts
+            }
             return translate(lang, CONTEXT, template.english).format(**said)
     return text
 
