@@ -2,9 +2,8 @@
 profiles, macOS's application firewall, why a fact could not be read (a tool missing, a failed
 Windows Update search, Apple's catalog out of reach), a backup's evidence. Whole machines
 replayed from real recordings (tests/agent/windows/machines.py, the macOS probe tests' Macs),
-this machine's own tools searched for on an empty PATH, a ZIP written by Python's zipfile. A
-phrase the catalogs do not hold yet reads in the proposed Chinese
-(tests/policy/proposed_phrases.py); a tool's own words stay as the tool wrote them."""
+this machine's own tools searched for on an empty PATH, a ZIP written by Python's zipfile. The
+phrases read in the catalogs' Chinese; a tool's own words stay as the tool wrote them."""
 
 from __future__ import annotations
 
@@ -32,10 +31,7 @@ from tests.agent.macos.replay_macos import fixture, out
 from tests.agent.macos.test_probes_macos import _mac
 from tests.agent.windows import machines
 from tests.agent.windows.test_machines import CONFIG
-from tests.policy.proposed_phrases import phrases_in_chinese
 
-__all__ = ["phrases_in_chinese"]
-pytestmark = pytest.mark.usefixtures("phrases_in_chinese")
 NOW = dt.datetime(2026, 12, 2, 8, 38, tzinfo=dt.UTC)
 ZONE = company_zone()
 
@@ -132,6 +128,6 @@ def test_a_backups_evidence_reads_in_chinese() -> None:
     _volume(backup, "/home/li/备份/wechat.zip", report)
     verdict = check_chat_backup(report, NOW, CheckParameters())
     assert render(verdict.reason, "zh", ZONE) == (
-        "2026-12-01 的备份 ~/备份/wechat.zip未加密（未加密的 ZIP 压缩包）"
+        "2026-12-01 的备份 ~/备份/wechat.zip 未加密（未加密的 ZIP 压缩包）"
         "（位于挂载在 /home 的卷 /dev/sda2 上，该卷未加密）"
     )
