@@ -23,8 +23,10 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 
+from devposture.collector.clock import utcnow
 from devposture.collector.company_time import local_midnight, zone_of
 from devposture.collector.store import DatabaseTarget, Store
+from devposture.collector.store.coordination import Lease
 from devposture.policy import Policy
 
 log = logging.getLogger(__name__)
@@ -101,26 +103,41 @@ def mark_days(
     now: dt.datetime,
     should_stop: Callable[[], bool] = lambda: False,
     most: int = MARKS_PER_RUN,
+    *,
+    lease: Lease | None = None,
+    clock: Callable[[], dt.datetime] = utcnow,
 ) -> int:
     """Count the fleet at the past local midnights that have no mark under this policy (the
     newest first, back to the first enrollment or the policy's retention, `most` of them) on
     a connection of its own, and keep each; then each device group's, as much again (a
-    group's count weighs its share of the fleet). How many were kept."""
+    group's count weighs its share of the fleet). How many were kept. Under `lease` (`serve`'s
+    fleet-day lease, by `clock`), each mark is kept only while the lease is still this
+    collector's (LeaseLost otherwise)."""
     store = Store.open(database)
     try:
-        first = store.fleet.first_enrolled()
-        if first is None:
-            return 0
-        since = max(first, now - dt.timedelta(days=policy.retention_days))
-        every = midnights(now, zone_of(policy), since)
-        kept = 0
-        for moment in store.fleet.unmarked(policy, every)[:most]:
-            if should_stop():
-                return kept
-            kept += store.fleet.mark(policy, moment)
-        return kept + _mark_groups(store, policy, every, should_stop, most)
+        if lease is not None:
+            with store.coordination.under(lease, clock):
+                return _mark(store, policy, now, should_stop, most)
+        return _mark(store, policy, now, should_stop, most)
     finally:
         store.close()
+
+
+def _mark(
+    store: Store, policy: Policy, now: dt.datetime, should_stop: Callable[[], bool], most: int
+) -> int:
+    """`mark_days` on an open store."""
+    first = store.fleet.first_enrolled()
+    if first is None:
+        return 0
+    since = max(first, now - dt.timedelta(days=policy.retention_days))
+    every = midnights(now, zone_of(policy), since)
+    kept = 0
+    for moment in store.fleet.unmarked(policy, every)[:most]:
+        if should_stop():
+            return kept
+        kept += store.fleet.mark(policy, moment)
+    return kept + _mark_groups(store, policy, every, should_stop, most)
 
 
 def _mark_groups(

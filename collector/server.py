@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import json
 import logging
 import secrets
@@ -51,7 +52,7 @@ from devposture.collector.report_writer import ReportWriter
 from devposture.collector.service import CollectorService
 from devposture.collector.store import DatabaseTarget, Store
 from devposture.collector.store.base import to_us
-from devposture.collector.store.coordination import Coordination
+from devposture.collector.store.coordination import Coordination, Lease, LeaseLost
 from devposture.collector.store.disk_space import is_full
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
@@ -526,35 +527,41 @@ async def keep_fleet_days(
     reads how each day ended instead of judging the fleet as of each past day. With the
     `database`, the trend's past week ends that were never recorded are then counted from
     the history, once (`backfill_week_ends`). A failure is logged and tried again next
-    hour; it never stops the collector."""
+    hour; it never stops the collector. Every write of the hour's work is done under the
+    lease (`Coordination.under`): one paused past it writes nothing over the next holder's."""
 
-    holder, leases = collector_name(), running.store.coordination
+    # This task's name as the lease's holder (two servers may run in one process).
+    holder, leases = f"{collector_name()}/{secrets.token_hex(4)}", running.store.coordination
 
-    def record() -> bool:
+    def record() -> Lease | None:
         """The day's record, by one collector of those sharing the database: whichever takes
         the hour's lease (the others find it held and skip)."""
         now = running.service.now()
         hold = dt.timedelta(seconds=every * 0.9)
-        if not leases.take_lease(FLEET_DAY_LEASE, holder, now, hold):
-            return False
-        running.store.fleet.record_fleet_day(running.service.policy, now)
-        # Where the next audit export opens its period (at most one a day; store/checkpoints).
-        running.store.checkpoints.advance(to_us(now))
-        # Report bodies past the policy's retention (store/retention).
-        running.store.retention.prune(
-            retention_days=running.service.policy.retention_days, now_us=to_us(now)
-        )
-        return True
+        lease = leases.take_lease(FLEET_DAY_LEASE, holder, now, hold)
+        if lease is None:
+            return None
+        with leases.under(lease, running.service.now):
+            running.store.fleet.record_fleet_day(running.service.policy, now)
+            # Where the next audit export opens its period (at most one a day).
+            running.store.checkpoints.advance(to_us(now))
+            # Report bodies past the policy's retention (store/retention).
+            running.store.retention.prune(
+                retention_days=running.service.policy.retention_days, now_us=to_us(now)
+            )
+        return lease
 
     backfill = database
     while not stop.is_set():
         try:
-            recorded = await running.service.in_db(record)
-            if backfill is not None and recorded:
-                await backfill_week_ends(running, backfill, stop)
+            lease = await running.service.in_db(record)
+            if backfill is not None and lease is not None:
+                await backfill_week_ends(running, backfill, stop, lease)
                 backfill = None
-            if database is not None and recorded:
-                await mark_past_days(running, database, stop)
+            if database is not None and lease is not None:
+                await mark_past_days(running, database, stop, lease)
+        except LeaseLost as lost:  # paused past it: the next holder's record stands
+            log.warning("the fleet's standing for the trend was not recorded: %s", lost)
         except Exception as exc:  # a summary; the reports themselves are safe
             log.error("could not record the fleet's standing for the trend: %s", exc)
         with contextlib.suppress(TimeoutError):
@@ -562,13 +569,17 @@ async def keep_fleet_days(
 
 
 async def mark_past_days(
-    running: RunningServer, database: DatabaseTarget, stop: asyncio.Event
+    running: RunningServer, database: DatabaseTarget, stop: asyncio.Event, lease: Lease
 ) -> int:
     """Count the fleet at past local midnights not counted yet and keep each count
-    (`fleet_history.mark_days`), on a connection and a thread of their own; how many."""
+    (`fleet_history.mark_days`) under `lease`, on a connection and a thread of their own;
+    how many."""
     policy, now = running.service.policy, running.service.now()
     started = time.monotonic()
-    kept = await asyncio.to_thread(fleet_history.mark_days, database, policy, now, stop.is_set)
+    kept = await asyncio.to_thread(functools.partial(
+        fleet_history.mark_days, database, policy, now, stop.is_set, lease=lease,
+        clock=running.service.now,
+    ))  # fmt: skip
     if kept:
         log.info(
             "counted the fleet at %d past midnights for reports as of a date in %.1f s",
@@ -578,11 +589,12 @@ async def mark_past_days(
 
 
 async def backfill_week_ends(
-    running: RunningServer, database: DatabaseTarget, stop: asyncio.Event
+    running: RunningServer, database: DatabaseTarget, stop: asyncio.Event, lease: Lease
 ) -> int:
     """Count the trend's past week ends that have no record from the history, on a
     connection and a thread of their own (seconds each over 100,000 devices: ingest goes
-    on meanwhile), and keep them; how many were counted. Stops between weeks on `stop`."""
+    on meanwhile), and keep them under `lease`; how many were counted. Stops between weeks
+    on `stop`."""
     policy, now = running.service.policy, running.service.now()
     missing = fleet_history.missing_week_ends(
         await running.service.in_db(running.store.fleet.fleet_days), now, zone_of(policy)
@@ -594,7 +606,12 @@ async def backfill_week_ends(
         fleet_history.count_week_ends, database, policy, missing, stop.is_set
     )
     if counted:
-        await running.service.in_db(lambda: running.store.fleet.keep_fleet_days(counted, now))
+
+        def keep() -> None:
+            with running.store.coordination.under(lease, running.service.now):
+                running.store.fleet.keep_fleet_days(counted, now)
+
+        await running.service.in_db(keep)
         log.info(
             "counted the fleet at %d past week ends from the history for the trend in %.1f s",
             len(counted), time.monotonic() - started,
@@ -690,22 +707,33 @@ async def _rejudge_owed(running: RunningServer, version: int, holder: str) -> No
     again at their next poll. The work stays owed until it is marked done, so an edit whose
     collector died before or while it re-judged (or one applied at a collector's start) is
     re-judged by the next that can, and never twice."""
-    store, service = running.store, running.service
-    if await service.in_db(lambda: store.coordination.done_through(REJUDGE_LEASE)) >= version:
+    service, leases = running.service, running.store.coordination
+    if await service.in_db(lambda: leases.done_through(REJUDGE_LEASE)) >= version:
         return
-    taken = await service.in_db(lambda: store.coordination.take_lease(
-        REJUDGE_LEASE, holder, service.now(), REJUDGE_HOLD
-    ))  # fmt: skip
-    if not taken:
+    lease = await service.in_db(
+        lambda: leases.take_lease(REJUDGE_LEASE, holder, service.now(), REJUDGE_HOLD)
+    )
+    if lease is None:
         return
+
+    def mark() -> None:
+        with leases.under(lease, service.now):  # only while the lease is still this one's
+            leases.mark_done(REJUDGE_LEASE, version, holder)
+
     try:
         # Looked at again under the lease: a collector that held it may just have done it.
-        if await service.in_db(lambda: store.coordination.done_through(REJUDGE_LEASE)) >= version:
+        if await service.in_db(lambda: leases.done_through(REJUDGE_LEASE)) >= version:
             return
-        devices = await service.apply_policy(service.policy)
-        await service.in_db(lambda: store.coordination.mark_done(REJUDGE_LEASE, version, holder))
+        # Each device's verdicts are written under the lease, and the writes renew it: a
+        # collector paused past it (or slower than its hour between two devices) stops at
+        # its next write, and the one that took it over re-judges.
+        devices = await service.apply_policy(service.policy, lease)
+        await service.in_db(mark)
+    except LeaseLost as lost:
+        log.warning("re-judging the fleet under policy version %d stopped: %s", version, lost)
+        return
     finally:
-        await service.in_db(lambda: store.coordination.release_lease(REJUDGE_LEASE, holder))
+        await service.in_db(lambda: leases.release(lease))
     log.info("policy version %d applied; %d device(s) re-evaluated", version, devices)
 
 

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import NoReturn, TypeVar
 
@@ -67,6 +67,7 @@ from devposture.collector.store import (
     database_errors,
 )
 from devposture.collector.store.base import from_us
+from devposture.collector.store.coordination import Lease
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.guesses import ENROLLMENT, GuessLedger
 from devposture.collector.store.identity import (
@@ -437,25 +438,32 @@ class CollectorService(pb_grpc.CollectorServicer):
         on the same database applied it and re-judges (collector/policy/in_force.py)."""
         self._set_policy(policy)
 
-    async def apply_policy(self, policy: Policy) -> int:
+    async def apply_policy(self, policy: Policy, lease: Lease | None = None) -> int:
         """Use `policy` from now on and judge every device's latest report again under it (not
-        one the retention policy deleted). Returns how many devices were re-evaluated."""
+        one the retention policy deleted). Returns how many devices were re-evaluated. Under
+        `lease` (the re-judging's, server._rejudge_owed), each device's write checks the
+        lease first and renews it as the work goes on: LeaseLost stops the work."""
         self._set_policy(policy)
 
         def reevaluate() -> int:
             latest = self._store.reports.latest_reports()
             now = self._clock()
             judged_again = 0
-            for device_id, report_id, collected, body in latest:
-                if not body:
-                    # Deleted under the retention policy (a retired device's last report):
-                    # its facts are gone, and its verdicts stand as they were judged.
-                    continue
-                report = pb.PostureReport.FromString(body)
-                # Judged at its own collection time, as on arrival (see _intake).
-                judged = self._judge(report, utc(report.collected_at))
-                self._store.reports.replace_results(device_id, report_id, collected, now, judged)
-                judged_again += 1
+            fence = nullcontext() if lease is None else self._store.coordination.under(
+                lease, self._clock
+            )  # fmt: skip
+            with fence:
+                for device_id, report_id, collected, body in latest:
+                    if not body:
+                        # Deleted under the retention policy (a retired device's last report):
+                        # its facts are gone, and its verdicts stand as they were judged.
+                        continue
+                    report = pb.PostureReport.FromString(body)
+                    # Judged at its own collection time, as on arrival (see _intake).
+                    judged = self._judge(report, utc(report.collected_at))
+                    self._store.reports.replace_results(device_id, report_id, collected, now,
+                                                        judged)  # fmt: skip
+                    judged_again += 1
             return judged_again
 
         return await self._in_db(reevaluate)

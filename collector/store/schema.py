@@ -292,7 +292,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 23
+SCHEMA_VERSION = 24
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -594,6 +594,18 @@ INSTALLATION_MIGRATION: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS installation (only_row INTEGER PRIMARY KEY CHECK (only_row = 1),"
     " evidence_key TEXT NOT NULL, claimed_us INTEGER NOT NULL)",
 )
+
+
+# Schema 24: each grant of a lease carries a fencing token, a number that rises with every new
+# holder (store/coordination.py): a write done under a lease checks it in its own transaction,
+# so a collector paused past its lease cannot write over the work of the one that took it.
+def _add_lease_tokens(connection: sqlite3.Connection) -> None:
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(leases)")}
+    if "token" not in columns:
+        connection.execute("ALTER TABLE leases ADD COLUMN token INTEGER NOT NULL DEFAULT 0")
+
+
+LEASE_TOKENS_MIGRATION: tuple[Step, ...] = (_add_lease_tokens,)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -602,7 +614,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
     17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
     20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
-    23: INSTALLATION_MIGRATION,
+    23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION,
 }  # fmt: skip
 
 
@@ -822,6 +834,7 @@ CREATE TABLE IF NOT EXISTS leases (
     holder    {_C} NOT NULL,
     until_us  BIGINT NOT NULL
 );
+ALTER TABLE leases ADD COLUMN IF NOT EXISTS token BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS policy_versions (
     version     BIGINT PRIMARY KEY,
     text        {_C} NOT NULL,

@@ -214,7 +214,7 @@ def test_an_edit_is_judged_by_at_once_though_a_dead_collector_holds_the_rejudgin
         # Taken once free (a first start re-judges under version 1, briefly, under it).
         wait_until(lambda: store.coordination.take_lease(
             REJUDGE_LEASE, "gone-host:4242", utcnow(), dt.timedelta(hours=1)
-        ), "the lease taken")  # fmt: skip
+        ) is not None, "the lease taken")  # fmt: skip
     finally:
         store.close()
     second.policy.write_text(_without_firewall(second.policy.read_text(encoding="utf-8")),

@@ -39,16 +39,18 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def test_a_lease_is_held_by_one_until_it_expires_or_is_given_up(store: Store) -> None:
     leases = store.coordination
-    assert leases.take_lease("fleet-day", "a:1", T0, 10 * MINUTE)
+    first = leases.take_lease("fleet-day", "a:1", T0, 10 * MINUTE)
+    assert first is not None
     assert not leases.take_lease("fleet-day", "b:2", T0 + MINUTE, 10 * MINUTE)
     assert leases.take_lease("fleet-day", "a:1", T0 + MINUTE, 10 * MINUTE)  # renewed
     assert leases.lease_holder("fleet-day", T0 + 5 * MINUTE) == ("a:1", T0 + 11 * MINUTE)
     # Its holder died: at expiry another takes the work over.
     assert not leases.take_lease("fleet-day", "b:2", T0 + 10 * MINUTE, 10 * MINUTE)
-    assert leases.take_lease("fleet-day", "b:2", T0 + 11 * MINUTE, 10 * MINUTE)
-    leases.release_lease("fleet-day", "a:1")  # not a's any more: nothing happens
+    second = leases.take_lease("fleet-day", "b:2", T0 + 11 * MINUTE, 10 * MINUTE)
+    assert second is not None
+    leases.release(first)  # not a's any more: nothing happens
     assert leases.lease_holder("fleet-day", T0 + 12 * MINUTE) == ("b:2", T0 + 21 * MINUTE)
-    leases.release_lease("fleet-day", "b:2")
+    leases.release(second)
     assert leases.lease_holder("fleet-day", T0 + 12 * MINUTE) is None
     assert leases.take_lease("fleet-day", "a:1", T0 + 12 * MINUTE, MINUTE)
     assert leases.take_lease("other", "b:2", T0 + 12 * MINUTE, MINUTE)  # each name its own
