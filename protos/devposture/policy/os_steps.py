@@ -29,7 +29,9 @@ STEPS: dict[tuple[str, OsName], str] = {
     ),
     ("firewall", "linux"): (
         "Turn the firewall on: sudo ufw enable (Ubuntu, Debian), or sudo systemctl enable --now"
-        " firewalld (Fedora, RHEL)."
+        " firewalld (Fedora, RHEL). If firewalld runs and the reason names a zone that accepts"
+        " all traffic, put that network in a filtering zone: sudo nmcli connection modify"
+        " \"NETWORK\" connection.zone public, then connect to it again."
     ),
     ("firewall", "windows"): (
         "Open Windows Security > Firewall & network protection and turn the firewall on for "
