@@ -4,7 +4,8 @@ Every report view goes through here, so each offers the same formats with the sa
 what a person reads on a terminal is what a spreadsheet gets, except the long texts of
 `FILE_ONLY_COLUMNS` (a clause's full wording), which only the files (JSON, CSV, XLSX) carry.
 CSV starts with a UTF-8 byte order mark: without it, Excel on a Chinese Windows reads the file
-as GBK and shows every Chinese text garbled. JSON keeps numbers as numbers.
+as GBK and shows every Chinese text garbled; each text cell is written so that Excel reads it
+back as that text (`_csv_cell`). JSON keeps numbers as numbers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -83,25 +85,41 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-# What Excel and WPS read as the start of a formula in a CSV cell (OWASP's list).
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# What Excel and WPS read as the start of a formula in a CSV cell: OWASP's list (=, +, -, @,
+# tab, carriage return), NUL (ASVS 5.0, 1.2.10) and a line feed, also after spaces.
+_FORMULA = re.compile(r" *[=+\-@\t\r\n\x00]")
+# What Excel reads as a number whatever the quotes around it (then keeps 15 significant
+# digits and drops leading zeros): digits, grouped or not, a decimal part, an exponent, a
+# percent sign. "1.2.3", a date or an id with other letters stays text in Excel.
+_NUMBER = re.compile(r" *(?:\d[\d,]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%? *")
+# The longest text Excel takes inside a formula.
+_FORMULA_TEXT = 255
 
 
 def _csv_cell(value: object) -> str:
-    """A text that would start a formula, kept as text with a leading apostrophe: a device
-    names itself (its hostname, its products), and "=HYPERLINK(…)" or "+cmd|…" must not run
-    in the spreadsheet IT or an auditor opens. Numbers are written as they are."""
+    """A cell that Excel and WPS read back as the text it holds. A CSV has no types, so
+    Excel guesses each cell's: a text that would start a formula gets a leading apostrophe
+    (OWASP): a device names itself (its hostname, its products), and "=HYPERLINK(…)" or
+    "+cmd|…" must not run in the spreadsheet IT or an auditor opens. A text that Excel would
+    take for a number (a hostname or group of digits, a version "2.10", an id "12e45") is
+    written `="…"`, which Excel shows as that text. Numbers are written as they are."""
     text = _cell(value)
-    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+    if not isinstance(value, str):
+        return text
+    if _FORMULA.match(text):
         return "'" + text
+    if _NUMBER.fullmatch(text):
+        return f'="{text}"' if len(text) <= _FORMULA_TEXT else "'" + text
     return text
 
 
 def csv_text(rows: Sequence[Mapping[str, object]], columns: Sequence[str]) -> str:
-    """The rows as CSV, with the byte order mark that tells Excel it is UTF-8."""
+    """The rows as CSV, with the byte order mark that tells Excel it is UTF-8. Lines end
+    in CRLF (RFC 4180, what Excel writes): with "\n" alone, a cell holding a carriage return
+    was left unquoted, and Excel began a new row there, whose first cell could be a formula."""
     out = io.StringIO()
     out.write(BOM)
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_csv_cell(row.get(c)) for c in columns])

@@ -134,7 +134,7 @@ def test_a_listings_status_is_worded_in_a_chinese_table_and_kept_as_its_code_in_
     assert MARK.format("active") in table and "〔revoked " in table
     assert collector_cli(["admin", "list", *local, "--format", "csv"]) == 0
     csv = capsys.readouterr().out
-    assert ",active\n" in csv and ",revoked 20" in csv
+    assert ",active\r\n" in csv and ",revoked 20" in csv
 
 
 @pytest.mark.usefixtures("marked")

@@ -65,5 +65,5 @@ def test_render_formats_agree() -> None:
     assert table[1].startswith("firewall  PASS   防火墙 on, ok")
     assert json.loads(render(rows, columns, "json")) == rows
     assert render(rows, columns, "csv") == (
-        '\ufeffcheck,state,reason\nfirewall,PASS,"防火墙 on, ok"\n'
+        '\ufeffcheck,state,reason\r\nfirewall,PASS,"防火墙 on, ok"\r\n'  # RFC 4180's line ends
     )
