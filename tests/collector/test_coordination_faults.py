@@ -34,10 +34,11 @@ from devposture.collector.datadir import initialize
 from devposture.collector.join import join
 from devposture.collector.ratelimit import DeviceRateLimiter
 from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
+from devposture.collector.store.target import PostgresTarget
 from devposture.collector.tokens import new_token
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
-from devposture.policy import Policy
+from devposture.policy import Policy, parse_policy
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.collector.test_workers import processes_left
@@ -505,3 +506,63 @@ def test_a_hung_worker_is_killed_and_started_again(tmp_path: Path) -> None:
             parent.wait(30)
         for child in psutil.Process().children(recursive=True):
             child.kill()
+
+
+@several
+def test_a_collector_stopped_by_sigstop_before_its_day_record_writes_nothing_over_the_next(
+    tmp_path: Path, serving: list[Serving]
+) -> None:
+    # A collector took the fleet-day lease and began counting the fleet, then was stopped
+    # (SIGSTOP, as a frozen virtual machine is) before it wrote the day's record. An hour
+    # later by another collector's clock the lease had lapsed; that one took it and recorded
+    # the day. Sent SIGCONT, the first wrote its older count over the other's.
+    import psycopg  # noqa: PLC0415  (the PostgreSQL leg only)
+
+    config = _first(tmp_path)
+    assert isinstance(config.database, PostgresTarget)
+    url = config.database.conninfo()
+    # The stop lands at one place: the count's first read waits on a lock the test holds.
+    with psycopg.connect(url) as held, psycopg.connect(url, autocommit=True) as watch:
+        held.execute("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
+        serving.append(Serving(config))
+
+        def backend(state: str) -> int | None:
+            """The collector's connection counting the fleet, once in `state`."""
+            row = watch.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND query LIKE %s AND"
+                " (CASE WHEN %s = 'waiting' THEN wait_event_type = 'Lock' ELSE state = %s END)",
+                ("%FROM devices%", state, state),
+            ).fetchone()
+            return None if row is None else int(row[0])
+
+        wait_until(lambda: backend("waiting") is not None, "the collector counting the fleet")
+        counting = backend("waiting")
+        serving[0].process.send_signal(signal.SIGSTOP)
+        held.rollback()  # the read is answered; the stopped collector has not taken it yet
+        wait_until(lambda: backend("idle") == counting, "the count's first read answered")
+    store = Store.open(config.database)
+    try:
+        later = utcnow() + dt.timedelta(hours=1)
+        lease = store.coordination.take_lease("fleet-day", "other-host:1", later,
+                                              dt.timedelta(minutes=54))  # fmt: skip
+        assert lease is not None
+        policy = parse_policy(config.policy.read_text(encoding="utf-8"), "policy")
+        with store.coordination.under(lease, lambda: later):
+            store.fleet.record_fleet_day(policy, later)
+
+        def recorded() -> set[tuple[object, ...]]:
+            rows = store._db.execute("SELECT day, check_id, state, recorded_us FROM fleet_days")
+            return {tuple(row) for row in rows.fetchall()}
+
+        theirs = recorded()
+        serving[0].process.send_signal(signal.SIGCONT)
+        gave_up = "the fleet's standing for the trend was not recorded"
+        wait_until(lambda: gave_up in serving[0].said() or recorded() != theirs,
+                   "the woken collector writing or giving up")  # fmt: skip
+        assert recorded() == theirs
+        assert gave_up in serving[0].said()
+        assert "another collector took it over (other-host:1" in serving[0].said()
+    finally:
+        store.close()
+    serving[0].stop()
