@@ -25,7 +25,7 @@ from typing import TextIO
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from devposture.agent import __version__, service, transport
+from devposture.agent import __version__, public_status, service, transport
 from devposture.agent.collect import build_report
 from devposture.agent.deliver import (
     AgentWork,
@@ -65,7 +65,12 @@ from devposture.agent.settings import (
     default_log_file,
 )
 from devposture.agent.settings import load as load_settings
-from devposture.agent.state import AgentState, StateError, platform_state_dir
+from devposture.agent.state import (
+    AgentState,
+    StateError,
+    platform_public_dir,
+    platform_state_dir,
+)
 from devposture.agent.status import (
     EXIT_COMPLIANT,
     EXIT_FAILING,
@@ -131,6 +136,12 @@ def _state_option(parser: argparse.ArgumentParser) -> None:
         help="agent state folder (default: $DEVPOSTURE_AGENT_STATE, else [state] folder in"
         " agent.toml, else {state})",
     )
+    parser.add_argument(
+        "--public-folder", type=Path, default=None, metavar="DIR",
+        help="where the service publishes what `status` shows for every user of this computer"
+        " (default: $DEVPOSTURE_AGENT_PUBLIC_FOLDER, else [state] public_folder in agent.toml,"
+        " else {public})",
+    )  # fmt: skip
 
 
 def _common_options() -> argparse.ArgumentParser:
@@ -212,7 +223,8 @@ def localized_parser(lang: Lang) -> argparse.ArgumentParser:
     parser = build_parser()
     log_file = default_log_file()
     localize(parser, lang, {
-        "state": platform_state_dir(), "config": default_config_file(),
+        "state": platform_state_dir(), "public": platform_public_dir(),
+        "config": default_config_file(),
         "config_folder": default_config_file().parent,
         "enrollment_file": default_enrollment_file(), "interval": f"{DEFAULT_INTERVAL:g}",
         "log_file": log_file if log_file is not None else _STANDARD_ERROR.worded(lang),
@@ -442,6 +454,7 @@ def overrides(args: argparse.Namespace) -> Overrides:
     return Overrides(
         config=getattr(args, "config", None),
         state=getattr(args, "state", None),
+        public_folder=getattr(args, "public_folder", None),
         collectors=tuple(getattr(args, "collector", None) or ()),
         ca_fingerprint=getattr(args, "ca_fingerprint", None),
         enrollment_file=getattr(args, "enrollment_file", None),
@@ -748,28 +761,69 @@ def cmd_renew(args: argparse.Namespace, settings: Settings, state: AgentState) -
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
-    view = View.here(utcnow(), state.company_time_zone())
-    ack = state.load_verdicts() if state.is_enrolled() and not args.local else None
+    """The collector's last judgment (or a local check), from the private state when this
+    user may read it (root, an administrator), else from the copy the service publishes for
+    every user (agent.public_status): the same lines either way, and not a word about root."""
+    try:
+        shown: public_status.Shown | None = public_status.of_state(state)
+        private = True
+    except PermissionError:
+        shown, private = _published(state, local=args.local), False
+    view = View.here(utcnow(), shown.time_zone if shown is not None else "")
+    ack = shown.judged if shown is not None and not args.local else None
     if ack is not None and ack.verdicts:
         verdicts, judged = list(ack.verdicts), True
         text = render_status(verdicts, collector_heading(ack, view), view)
     else:
-        report = build_report(live_host(state), probe_config(state, settings.backup_folders))
+        report = _local_report(state, settings, private)
         verdicts = local_verdicts(report, report.collected_at.ToDatetime(dt.UTC))
         judged = False
-        text = render_status(verdicts, view.words.local_check, view)
-    refusal = state.load_refusal() if state.is_enrolled() and not args.local else None
+        heading = view.words.local_check
+        if not private:
+            heading += "\n" + _UNPRIVILEGED_CHECK.worded(view.lang)
+        text = render_status(verdicts, heading, view)
+    refusal = shown.refusal if shown is not None and not args.local else None
     if refusal is not None:  # the verdicts above are the last the collector gave
         reason, at_us = refusal
         when = view.moment(Timestamp(seconds=at_us // 1_000_000))
         text = view.words.refused(when, reason.worded(view.lang)) + "\n\n" + text
         judged = False  # the collector judges this computer no more
-    if state.is_enrolled():
-        delivery = render_delivery(open_outbox(state).stats(), view)
+    if shown is not None and shown.delivery is not None:
+        delivery = render_delivery(shown.delivery, view)
         if delivery:
             text += "\n" + delivery
     write_out(text)
     return exit_code(verdicts, judged)
+
+
+# Under a local check's heading when it ran without the rights the service has.
+_UNPRIVILEGED_CHECK = said(
+    "Checked without administrator rights: what only the agent's service can read reads"
+    " \"cannot tell\" here, and the company's Wi-Fi rules were not used. Without --local, status"
+    " shows the company server's judgment."
+)
+
+
+def _published(state: AgentState, *, local: bool) -> public_status.Shown | None:
+    """The service's public copy, for a user who may not read the private state. A local
+    check goes on without it (None: no time zone, no delivery counts); else its absence is
+    the error, saying what to do."""
+    try:
+        return public_status.read_published(state.public_dir or platform_public_dir())
+    except public_status.PublicStatusError:
+        if local:
+            return None
+        raise
+
+
+def _local_report(state: AgentState, settings: Settings, private: bool) -> pb.PostureReport:
+    """A report collected now for a local check. A user who may not read the private state
+    collects as an agent not yet enrolled does: no command cache (it lives there), agent.toml's
+    backup folders only, no Wi-Fi rules (the collector's configuration is private: it holds
+    the key for hashing network names), each probe reading what this user may."""
+    if private:
+        return build_report(live_host(state), probe_config(state, settings.backup_folders))
+    return build_report(LiveHost(declared=is_declared), ProbeConfig(settings.backup_folders))
 
 
 # Where a setting came from, as `config` lists it: the fixed ones in the reader's language
@@ -785,6 +839,7 @@ def cmd_config(args: argparse.Namespace, settings: Settings, state: AgentState) 
         "collectors": ", ".join(a.target() for a in settings.collectors) or none,
         "ca_fingerprint": settings.ca_fingerprint or none,
         "state": settings.state_dir,
+        "public_folder": settings.public_dir,
         "enrollment_file": settings.enrollment_file,
         "log_format": settings.log_format,
         "log_level": settings.log_level or said("(info for run, warning for the other commands)"),
@@ -897,7 +952,10 @@ def run_service(
     args: argparse.Namespace, settings: Settings, state: AgentState,
     manager: ServiceManager, stop: threading.Event,
 ) -> int:  # fmt: skip
-    """The service's work, under whichever service manager started it."""
+    """The service's work, under whichever service manager started it. What `status` shows
+    is published for every user first: after a reboot the runtime folder is empty, after an
+    upgrade its format may be new, and a computer not enrolled yet says so."""
+    public_status.publish(state)
     enrolled_before = state.is_enrolled()
     if not _first_start(args, settings, state, manager, stop):
         log.info("devposture agent stopped")
@@ -1034,7 +1092,8 @@ def main(argv: list[str] | None = None) -> int:
             path=log_file, problem=os_error(exc, exc.strerror),
         ), lang))  # fmt: skip
         return EXIT_FAILED
-    state = AgentState(settings.state_dir, proxy=settings.https_proxy)
+    state = AgentState(settings.state_dir, proxy=settings.https_proxy,
+                       public_dir=settings.public_dir)  # fmt: skip
     handlers = {
         "enroll": cmd_enroll, "collect": cmd_collect, "once": cmd_once, "run": cmd_run,
         "status": cmd_status, "renew": cmd_renew, "config": cmd_config,
@@ -1042,7 +1101,7 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     try:
         return handlers[args.command](args, settings, state)
-    except (CliError, StateError) as exc:
+    except (CliError, StateError, public_status.PublicStatusError) as exc:
         sys.stderr.write(error_line(PROG, exc, lang))
         return EXIT_FAILED
     except KeyboardInterrupt:

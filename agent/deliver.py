@@ -23,6 +23,7 @@ from devposture.agent.host import Host
 from devposture.agent.notify.notifier import Notifier
 from devposture.agent.outbox import DEFAULT_MAX_BYTES, Outbox
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.public_status import publish
 from devposture.agent.renewal import ensure_fresh_certificate
 from devposture.agent.sessions import SessionLog
 from devposture.agent.state import AgentState, Enrollment, StateError
@@ -85,6 +86,7 @@ def collect(
     report.trigger = trigger
     SessionLog(state.wifi_sessions_path, config.network_hash_key).apply(report)
     outbox.put(report, stamp_delivery=True)
+    publish(state)  # one more report waits: the copy every user reads says so
     return report
 
 
@@ -97,7 +99,8 @@ def deliver(
 ) -> DrainResult:
     """Send the backlog. Renews the certificate first when it is due, so a renewed one is the
     one the reports travel with; keeps the newest verdicts for `status`; forgets the Wi-Fi
-    sessions an acknowledged report carried."""
+    sessions an acknowledged report carried; publishes what `status` now shows for every
+    user (agent.public_status)."""
     ensure_fresh_certificate(state, enrollment, utcnow())
     result = drain(state, enrollment, outbox, should_stop=should_stop)
     try:
@@ -108,6 +111,7 @@ def deliver(
         # goes with the next report too, and the collector keeps it once).
         log.warning("what the collector answered cannot be kept in the state folder (%s)",
                     exc.strerror or exc)  # fmt: skip
+    publish(state)
     return result
 
 

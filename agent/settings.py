@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any, TypeVar
 
-from devposture.agent.state import STATE_ENV, platform_state_dir
+from devposture.agent.state import STATE_ENV, platform_public_dir, platform_state_dir
 from devposture.config_file import ConfigError, ConfigFile, Setting
 from devposture.log_format import FORMATS, LEVELS
 from devposture.net.address import CollectorAddress, normalize_fingerprint
@@ -42,6 +42,7 @@ ENV = {
     "collectors": "DEVPOSTURE_AGENT_COLLECTORS",
     "ca_fingerprint": "DEVPOSTURE_AGENT_CA_FINGERPRINT",
     "state": STATE_ENV,
+    "public_folder": "DEVPOSTURE_AGENT_PUBLIC_FOLDER",
     "enrollment_file": "DEVPOSTURE_AGENT_ENROLLMENT_FILE",
     "log_format": "DEVPOSTURE_AGENT_LOG_FORMAT",
     "log_level": "DEVPOSTURE_AGENT_LOG_LEVEL",
@@ -54,6 +55,7 @@ OPTIONS = {
     "collectors": "--collector",
     "ca_fingerprint": "--ca-fingerprint",
     "state": "--state",
+    "public_folder": "--public-folder",
     "enrollment_file": "--enrollment-file",
     "log_format": "--log-format",
     "log_level": "--log-level",
@@ -66,6 +68,7 @@ KEYS = {
     "collectors": ("collector", "addresses"),
     "ca_fingerprint": ("collector", "ca_fingerprint"),
     "state": ("state", "folder"),
+    "public_folder": ("state", "public_folder"),
     "enrollment_file": ("enrollment", "file"),
     "log_format": ("logging", "format"),
     "log_level": ("logging", "level"),
@@ -82,7 +85,10 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "ca_fingerprint": Setting(str, "", sample="sha256:<64 hex digits>"),
     },
     "enrollment": {"file": Setting(str, "", sample="/etc/devposture/enroll.token")},
-    "state": {"folder": Setting(str, "", sample="/var/lib/devposture-agent")},
+    "state": {
+        "folder": Setting(str, "", sample="/var/lib/devposture-agent"),
+        "public_folder": Setting(str, "", sample="/run/devposture-agent"),
+    },
     "logging": {
         "format": Setting(str, "text"),
         "level": Setting(str, "", sample="warning"),
@@ -162,6 +168,7 @@ class Overrides:
 
     config: Path | None = None
     state: Path | None = None
+    public_folder: Path | None = None
     collectors: tuple[str, ...] = ()
     ca_fingerprint: str | None = None
     enrollment_file: Path | None = None
@@ -176,6 +183,8 @@ class Overrides:
 class Settings:
     config_file: Path | None  # the agent.toml read, or None
     state_dir: Path
+    # Where the service publishes what `status` shows for every user (agent.public_status).
+    public_dir: Path
     collectors: tuple[CollectorAddress, ...]  # where to enroll when the token names none
     ca_fingerprint: str | None
     enrollment_file: Path
@@ -401,6 +410,8 @@ def load(
     collectors = s.take("collectors", o.collectors, _addresses, list, ", \t\n")
     pin = s.take("ca_fingerprint", o.ca_fingerprint, normalize_fingerprint)
     state = s.take("state", o.state, lambda v: Path(v) if isinstance(v, Path) else _absolute(v))
+    public = s.take("public_folder", o.public_folder,
+                    lambda v: Path(v) if isinstance(v, Path) else _absolute(v))  # fmt: skip
     enrollment_file = s.take(
         "enrollment_file", o.enrollment_file,
         lambda v: Path(v) if isinstance(v, Path) else _absolute(v),
@@ -420,6 +431,7 @@ def load(
     return Settings(
         config_file=path if file is not None else None,
         state_dir=_typed(state, Path) or platform_state_dir(platform),
+        public_dir=_typed(public, Path) or platform_public_dir(platform),
         collectors=_typed(collectors, tuple) or (),
         ca_fingerprint=_typed(pin, str),
         enrollment_file=_typed(enrollment_file, Path) or default_enrollment_file(platform),

@@ -72,6 +72,19 @@ def platform_state_dir(platform: str = sys.platform) -> Path:
     return Path("/var/lib/devposture-agent")
 
 
+def platform_public_dir(platform: str = sys.platform) -> Path:
+    """Where the service publishes what `status` shows, for every user of this computer
+    (agent.public_status), when nothing says otherwise: a folder any local user can read,
+    beside the private state. Linux: systemd's runtime folder for the unit (RuntimeDirectory=,
+    0755; rewritten at every start, so a reboot's empty /run is filled again). macOS: made by
+    the package, 0755. Windows: `devposture-agent setup` lets the Users group read it."""
+    if platform == "win32":
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "devposture" / "status"
+    if platform == "darwin":
+        return Path("/Library/Application Support/devposture/status")
+    return Path("/run/devposture-agent")
+
+
 def fsync_dir(path: Path) -> None:
     if sys.platform == "win32":
         return
@@ -153,6 +166,23 @@ def ensure_private_dir(path: Path) -> None:
         path.chmod(0o700)
 
 
+def refusal_data(reason: Said, at_us: int) -> dict[str, object]:
+    """A refusal as JSON-ready data: refused.json's, and the public copy's (agent.public_status)."""
+    return {"reason": str(reason), "worded": reason.data(), "at_us": at_us}
+
+
+def refusal_of(kept: object) -> tuple[Said, int] | None:
+    """Read back `refusal_data`: the sentence worded when it was kept so (else its English
+    text as it is) and when, in microseconds; None for anything else (damaged)."""
+    if not isinstance(kept, dict):
+        return None
+    try:
+        reason = Said.of_data(kept.get("worded")) or Said(str(kept["reason"]), as_is=True)
+        return reason, int(kept["at_us"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 @dataclass(frozen=True)
 class Enrollment:
     """What enrollment established, kept in agent.json."""
@@ -172,6 +202,9 @@ class AgentState:
     directory: Path
     # The HTTPS proxy every connection to the collector goes through (None: direct).
     proxy: HttpsProxy | None = None
+    # Where the service publishes what `status` shows, for the users of this computer who
+    # cannot read this folder (agent.public_status); None: nowhere (a tool's or a test's).
+    public_dir: Path | None = None
 
     @property
     def key_path(self) -> Path:
@@ -276,17 +309,14 @@ class AgentState:
         """The collector refuses this device itself (revoked or retired by IT, a copied
         identity): its words and when, for `status`, until a report is acknowledged again.
         The sentence is kept worded, to be shown in the language of whoever reads it."""
-        payload = json.dumps({"reason": str(reason), "worded": reason.data(), "at_us": at_us},
-                             ensure_ascii=False)  # fmt: skip
+        payload = json.dumps(refusal_data(reason, at_us), ensure_ascii=False)
         write_atomic(self.refusal_path, payload.encode("utf-8"), 0o600)
 
     def load_refusal(self) -> tuple[Said, int] | None:
         """The refusal kept, worded when it was sent so (else its English text as it is)."""
         try:
-            kept = json.loads(self.refusal_path.read_text(encoding="utf-8"))
-            reason = Said.of_data(kept.get("worded")) or Said(str(kept["reason"]), as_is=True)
-            return reason, int(kept["at_us"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return refusal_of(json.loads(self.refusal_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
             return None  # none, or damaged: `status` shows the verdicts as they are
 
     def clear_refusal(self) -> None:

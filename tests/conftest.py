@@ -4,11 +4,13 @@ ports, and real agents enrolled against it."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import datetime as dt
 import os
 import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -58,6 +60,20 @@ def _pin_english_locale() -> None:
 
 
 _pin_english_locale()
+
+
+def _publish_status_in_a_folder_of_the_run() -> None:
+    """Where every agent the suite runs (`once`, `run`, in a process or not) publishes what
+    `status` shows (agent.public_status): a temporary folder of this process's, inherited by
+    its subprocesses, never the machine's own (/run/devposture-agent), which a developer may
+    not write and which parallel workers would share. A test that reads the copy names a
+    folder of its own."""
+    folder = Path(tempfile.mkdtemp(prefix="devposture-public-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    os.environ["DEVPOSTURE_AGENT_PUBLIC_FOLDER"] = str(folder)
+
+
+_publish_status_in_a_folder_of_the_run()
 
 
 @dataclass

@@ -42,6 +42,7 @@ file = "/etc/devposture/enroll.token"
 
 [state]
 folder = "/srv/file-state"
+public_folder = "/srv/file-public"
 
 [logging]
 format = "json"
@@ -86,6 +87,7 @@ def test_with_nothing_given_the_defaults_hold() -> None:
     settings = load(Overrides(), {}, "linux")
     assert settings.config_file is None  # a missing default file is fine
     assert settings.state_dir == Path("/var/lib/devposture-agent")
+    assert settings.public_dir == Path("/run/devposture-agent")
     assert settings.enrollment_file == Path("/etc/devposture/enroll.token")
     assert settings.log_format == "text" and settings.log_level is None
     assert settings.collectors == () and settings.ca_fingerprint is None
@@ -102,6 +104,7 @@ def test_the_file_overrides_the_defaults(tmp_path: Path) -> None:
     )  # fmt: skip
     assert settings.ca_fingerprint == PIN
     assert settings.state_dir == Path("/srv/file-state")
+    assert settings.public_dir == Path("/srv/file-public")
     assert settings.log_format == "json" and settings.log_level == "error"
     assert settings.log_file == Path("/var/log/devposture/agent.log")
     assert settings.https_proxy == HttpsProxy("proxy.corp.example", 3128)
@@ -114,6 +117,7 @@ def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
         "DEVPOSTURE_AGENT_COLLECTORS": "a.example:1, b.example:2",
         "DEVPOSTURE_AGENT_CA_FINGERPRINT": OTHER_PIN,
         "DEVPOSTURE_AGENT_STATE": "/srv/env-state",
+        "DEVPOSTURE_AGENT_PUBLIC_FOLDER": "/srv/env-public",
         "DEVPOSTURE_AGENT_ENROLLMENT_FILE": "/run/enroll.token",
         "DEVPOSTURE_AGENT_LOG_FORMAT": "text",
         "DEVPOSTURE_AGENT_LOG_LEVEL": "DEBUG",
@@ -128,6 +132,7 @@ def test_the_environment_overrides_the_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert settings.ca_fingerprint == OTHER_PIN
     assert settings.state_dir == Path("/srv/env-state")
+    assert settings.public_dir == Path("/srv/env-public")
     assert settings.enrollment_file == Path("/run/enroll.token")
     assert settings.log_format == "text" and settings.log_level == "debug"
     assert settings.log_file == Path("-")  # standard error
@@ -141,13 +146,15 @@ def test_the_command_line_overrides_the_environment_and_the_file(tmp_path: Path)
            "DEVPOSTURE_AGENT_HTTPS_PROXY": "http://env-proxy:8080",
            "DEVPOSTURE_AGENT_BACKUP_FOLDERS": "/env/a"}  # fmt: skip
     settings = _load(
-        _file(tmp_path, FULL), env, state=Path("cli-state"), log_format="json",
+        _file(tmp_path, FULL), env, state=Path("cli-state"), public_folder=Path("cli-public"),
+        log_format="json",
         https_proxy="http://cli-proxy:1", backup_folders=("/cli/a",),
         collectors=("cli.example:9",), ca_fingerprint="C0" * 32,
         enrollment_file=Path("/cli/enroll.token"), log_level="warning",
         log_file=Path("cli.log"),
     )  # fmt: skip
     assert settings.state_dir == Path("cli-state")  # relative on the command line: as typed
+    assert settings.public_dir == Path("cli-public")
     assert settings.log_format == "json" and settings.log_level == "warning"
     assert settings.log_file == Path("cli.log")
     assert settings.https_proxy == HttpsProxy("cli-proxy", 1)

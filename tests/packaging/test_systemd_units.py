@@ -28,6 +28,7 @@ installers/README.md.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import re
 import shlex
@@ -46,8 +47,9 @@ import pytest
 
 from devposture.agent import cli as agent_cli
 from devposture.agent.probes.runner import PROBE_DEADLINE_SECONDS
+from devposture.agent.public_status import PUBLIC_FILE
 from devposture.agent.settings import config_folder, default_enrollment_file
-from devposture.agent.state import platform_state_dir
+from devposture.agent.state import platform_public_dir, platform_state_dir
 from devposture.collector import cli as collector_cli
 from devposture.collector import server
 from devposture.collector.admin import service as admin_service
@@ -171,6 +173,13 @@ def test_agent_unit_runs_the_agent_service_with_its_folders() -> None:
     # The unit gives no --state or --config: the agent's defaults must be the folders
     # systemd makes (and ProtectSystem=strict leaves writable) for it.
     assert Path("/var/lib") / setting(AGENT_UNIT, "StateDirectory") == platform_state_dir("linux")
+    # What `status` shows, for every user: a folder everyone may read, that systemd makes at
+    # each start (0755 whatever UMask=) and ProtectSystem=strict leaves writable; kept across
+    # restarts, gone when the service stops.
+    public = Path("/run") / setting(AGENT_UNIT, "RuntimeDirectory")
+    assert public == platform_public_dir("linux")
+    assert setting(AGENT_UNIT, "RuntimeDirectoryMode") == "0755"
+    assert setting(AGENT_UNIT, "RuntimeDirectoryPreserve") == "restart"
     configuration = Path("/etc") / setting(AGENT_UNIT, "ConfigurationDirectory")
     assert configuration == config_folder("linux")
     assert default_enrollment_file("linux").parent == configuration
@@ -305,7 +314,11 @@ def test_agent_unit_command_line_starts_and_stops(tmp_path: Path, notify: Notify
     env = _service_env(
         notify,
         DEVPOSTURE_AGENT_STATE=str(tmp_path / "state"),
+        DEVPOSTURE_AGENT_PUBLIC_FOLDER=str(tmp_path / "public"),
         DEVPOSTURE_AGENT_CONFIG=str(config),
         DEVPOSTURE_AGENT_ENROLLMENT_FILE=str(tmp_path / "enroll.token"),
     )
     _run_until_sigterm(argv, env, notify, tmp_path / "agent.log")
+    # Before its READY=1, the copy every user reads says it is not enrolled yet.
+    published = json.loads((tmp_path / "public" / PUBLIC_FILE).read_text())
+    assert (published["enrolled"], published["judged"]) == (False, None)
