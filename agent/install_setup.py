@@ -6,7 +6,10 @@ script after the macOS package, an administrator on Linux. It
 
 1. checks every value first, and changes nothing when one is wrong;
 2. makes the configuration folder private to the system (Windows: SYSTEM and Administrators
-   only, `install_commands.secure_folder`; POSIX: root's, 0755, agent.toml 0644);
+   only, `install_commands.secure_folder`; POSIX: root's, 0755, agent.toml 0644); on Windows
+   the folder where the service publishes what `status` shows gets an ACL of its own that
+   lets every user read it (`install_commands.public_folder`; the Linux unit and the macOS
+   package make theirs 0755);
 3. sets the given keys of agent.toml, keeping what else IT wrote (`toml_edit`), and checks the
    result as strictly as the service will read it (a bad result is undone);
 4. copies the enrollment value from the file IT named into the enrollment file the service
@@ -44,6 +47,7 @@ from devposture.agent.state import (
     STATE_ENTRIES,
     AgentState,
     ensure_private_dir,
+    platform_public_dir,
     platform_state_dir,
     temporary_of,
     write_atomic,
@@ -115,13 +119,15 @@ class Setup:
         self, request: SetupRequest, folder: Path | None = None, *,
         platform: str = sys.platform, runner: Runner = run_windows_tool,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-        state_default: Path | None = None,
+        state_default: Path | None = None, public_default: Path | None = None,
     ) -> None:  # fmt: skip
         self.request = request
         self.platform = platform
         self.folder = folder or config_folder(platform)
         # The state folder when agent.toml names none (the service's own default).
         self.state_default = state_default or platform_state_dir(platform)
+        # Where the service publishes what `status` shows, when agent.toml names no other.
+        self.public_default = public_default or platform_public_dir(platform)
         self.runner = runner
         self.now = now
         self.done: list[str] = []
@@ -301,6 +307,18 @@ class Setup:
                 pin=_named(r, "ca_fingerprint"),
             )
 
+    def _public_folder(self) -> None:
+        """Windows: the folder of what `status` shows, readable by the Users group, inside
+        the private configuration folder (secured before, so its own ACL is set last)."""
+        settings = self._written()
+        given = settings is not None and settings.origins["public_folder"] != "default"
+        folder = settings.public_dir if settings is not None and given else self.public_default
+        folder.mkdir(parents=True, exist_ok=True)
+        for argv in install_commands.public_folder(PureWindowsPath(folder)):
+            self.runner(argv)
+        self.done.append(told("{folder}: every user may read it (what `devposture-agent status`"
+                              " shows, without keys)", folder=folder))
+
     def _place_enrollment(self, text: str, target: Path) -> None:
         """Only for a computer not enrolled yet (`run` skips the file on an enrolled one)."""
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -333,6 +351,7 @@ class Setup:
         if enrollment is not None:
             self._place_enrollment(enrollment, enrollment_file)
         if self.platform == "win32":
+            self._public_folder()
             for argv in install_commands.service_recovery():
                 self.runner(argv)
             self.done.append(told("service {name}: restarts 60 s after any failure",

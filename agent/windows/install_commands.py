@@ -6,7 +6,11 @@ action (as LocalSystem) runs `devposture-agent setup`, which does both with Wind
 
 * `icacls`: %ProgramData%\\devposture (agent.toml, the enrollment file, the state with the
   device key, the logs) for SYSTEM and the Administrators group only, inherited by all that is
-  in it; the folder's default ACL would let every user read it, and create files in it.
+  in it; the folder's default ACL would let every user read it, and create files in it. Its
+  `status` folder alone, where the service publishes what `devposture-agent status` shows
+  (agent.public_status), has an ACL of its own that lets the Users group read it too: a
+  standard user reaches it through the private folder by the traverse right every account
+  has (Bypass traverse checking), without seeing anything else in it.
 * `sc.exe failure` / `failureflag`: restart the service 60 s after it fails, every time (the
   third action repeats), the failure count reset after a day; the flag makes a stop with an
   error exit count as a failure too, not only a crash. The same policy as the Linux unit's
@@ -25,6 +29,7 @@ from pathlib import PureWindowsPath
 SERVICE_NAME = "devposture-agent"
 LOCAL_SYSTEM = "*S-1-5-18"
 ADMINISTRATORS = "*S-1-5-32-544"
+USERS = "*S-1-5-32-545"
 # Restart after 60 s; a day without failure resets the count.
 RESTART_DELAY_MS = 60_000
 RESET_SECONDS = 86_400
@@ -45,6 +50,21 @@ def secure_folder(folder: PureWindowsPath, environ: dict[str, str] | None = None
         [icacls, str(folder), "/setowner", ADMINISTRATORS],
         [icacls, str(folder), "/inheritance:r",
          "/grant:r", f"{LOCAL_SYSTEM}:(OI)(CI)F", f"{ADMINISTRATORS}:(OI)(CI)F"],
+    ]  # fmt: skip
+
+
+def public_folder(folder: PureWindowsPath, environ: dict[str, str] | None = None) -> (
+    list[list[str]]
+):  # fmt: skip
+    """Make `folder` readable by every user of this computer and writable by SYSTEM and the
+    Administrators only: owner Administrators, the entries inherited from the private folder
+    it sits in removed, full control for both, read for the Users group, inherited by the
+    files the service writes in it."""
+    icacls = str(system32(environ) / "icacls.exe")
+    return [
+        [icacls, str(folder), "/setowner", ADMINISTRATORS],
+        [icacls, str(folder), "/inheritance:r", "/grant:r", f"{LOCAL_SYSTEM}:(OI)(CI)F",
+         f"{ADMINISTRATORS}:(OI)(CI)F", f"{USERS}:(OI)(CI)RX"],
     ]  # fmt: skip
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from devposture.agent.cli import utf8_when_redirected
 from devposture.agent.install_setup import Setup, SetupError, SetupRequest, cleanup
-from devposture.agent.state import AGENT_FILE
+from devposture.agent.settings import config_folder
+from devposture.agent.state import AGENT_FILE, platform_public_dir
 from devposture.net.address import CollectorAddress
 from devposture.net.enrollment_value import EnrollmentValue
 
@@ -262,14 +263,20 @@ def test_on_windows_the_folder_is_made_private_and_the_service_restarts_on_failu
         SetupRequest(collectors="c.example:7443", enrollment_file=str(value_file),
                      installer="msi"),
         folder, platform="win32", runner=lambda argv: ran.append(list(argv)),
-        state_default=folder / "state",
+        state_default=folder / "state", public_default=folder / "status",
     ).run()  # fmt: skip
     icacls, sc = r"C:\Windows\System32\icacls.exe", r"C:\Windows\System32\sc.exe"
     shown = str(PureWindowsPath(folder))  # as Windows would print this folder
+    public = str(PureWindowsPath(folder / "status"))
     assert ran == [
         [icacls, shown, "/setowner", "*S-1-5-32-544"],
         [icacls, shown, "/inheritance:r", "/grant:r", "*S-1-5-18:(OI)(CI)F",
          "*S-1-5-32-544:(OI)(CI)F"],
+        # What `status` shows, inside the private folder: its own ACL, after the folder's
+        # (whose inherited entries it drops), readable (RX) by the Users group.
+        [icacls, public, "/setowner", "*S-1-5-32-544"],
+        [icacls, public, "/inheritance:r", "/grant:r", "*S-1-5-18:(OI)(CI)F",
+         "*S-1-5-32-544:(OI)(CI)F", "*S-1-5-32-545:(OI)(CI)RX"],
         [sc, "failure", "devposture-agent", "reset=", "86400", "actions=",
          "restart/60000/restart/60000/restart/60000"],
         [sc, "failureflag", "devposture-agent", "1"],
@@ -277,6 +284,10 @@ def test_on_windows_the_folder_is_made_private_and_the_service_restarts_on_failu
     # The folder is secured before anything secret is written into it.
     assert (folder / "enroll.token").exists() and (folder / "state").is_dir()
     assert any("SYSTEM and Administrators only" in line for line in said)
+    assert any("every user may read it" in line for line in said)
+    # The service publishes there by default: the folder setup opens to the Users group.
+    assert platform_public_dir("win32").parent == config_folder("win32")
+    assert platform_public_dir("win32").name == "status"
 
 
 def test_on_windows_a_failing_tool_fails_the_install(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ import pytest
 from devposture.agent import cli as agent_cli
 from devposture.agent import settings as agent_settings
 from devposture.agent.probes.runner import PROBE_DEADLINE_SECONDS
-from devposture.agent.state import platform_state_dir
+from devposture.agent.state import platform_public_dir, platform_state_dir
 from devposture.config_file import ConfigError
 from tests.packaging import bom_reader
 from tests.packaging.conftest import REPO, unavailable
@@ -591,10 +591,11 @@ def test_postinstall_on_another_volume_makes_the_folders_and_starts_nothing(
     assert launchctl(calls) == []
     config = volume / agent_settings.config_folder("darwin").relative_to("/")
     state = volume / platform_state_dir("darwin").relative_to("/")
+    public = volume / platform_public_dir("darwin").relative_to("/")
     log = agent_settings.default_log_file("darwin")
     assert log is not None
     logs = volume / log.parent.relative_to("/")
-    for folder, mode in ((config, 0o755), (state, 0o700), (logs, 0o755)):
+    for folder, mode in ((config, 0o755), (state, 0o700), (public, 0o755), (logs, 0o755)):
         assert folder.is_dir(), folder
         assert stat.S_IMODE(folder.stat().st_mode) == mode, folder
         if os.geteuid() == 0:
@@ -617,8 +618,11 @@ def test_postinstall_never_touches_an_existing_configuration(shell: str, volume:
               for p in config.rglob("*")}  # fmt: skip
     done, _calls = script(shell, "postinstall", str(volume), fakes)
     assert done.returncode == 0, done.stderr
+    # Only the folder of what `status` shows is new (an install from before it had none).
+    public = volume / platform_public_dir("darwin").relative_to("/")
+    assert stat.S_IMODE(public.stat().st_mode) == 0o755
     assert {p: (p.stat().st_mode, p.read_bytes() if p.is_file() else b"")
-            for p in config.rglob("*")} == before  # fmt: skip
+            for p in config.rglob("*") if p != public} == before  # fmt: skip
     assert stat.S_IMODE(config.stat().st_mode) == 0o750
 
 
@@ -632,20 +636,22 @@ def test_postinstall_takes_back_existing_folders_left_open(shell: str, volume: P
     them stays as it was."""
     config = volume / agent_settings.config_folder("darwin").relative_to("/")
     state = volume / platform_state_dir("darwin").relative_to("/")
+    public = volume / platform_public_dir("darwin").relative_to("/")
     log = agent_settings.default_log_file("darwin")
     assert log is not None
     logs = volume / log.parent.relative_to("/")
     files = {config / "agent.toml": b'[collector]\naddresses = ["c.corp.example:7443"]\n',
-             state / "identity.json": b"{}", logs / "agent.log": b"a line\n"}  # fmt: skip
+             state / "identity.json": b"{}", public / "status.json": b"{}",
+             logs / "agent.log": b"a line\n"}  # fmt: skip
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    for folder in (config, state, logs):
+    for folder in (config, state, public, logs):
         folder.chmod(0o777)
         os.chown(folder, 501, 20)  # the Mac's first user, group staff
     done, _calls = script(shell, "postinstall", str(volume), fakes)
     assert done.returncode == 0, done.stderr
-    for folder, mode in ((config, 0o755), (state, 0o700), (logs, 0o755)):
+    for folder, mode in ((config, 0o755), (state, 0o700), (public, 0o755), (logs, 0o755)):
         st = folder.stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, mode), folder
     assert {path: path.read_bytes() for path in files} == files
