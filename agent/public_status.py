@@ -26,6 +26,7 @@ change here (a kind of field this module cannot write fails its test).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,7 +40,13 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.agent.outbox import Outbox
-from devposture.agent.state import AgentState, refusal_data, refusal_of, write_atomic
+from devposture.agent.state import (
+    AGENT_FILE,
+    AgentState,
+    refusal_data,
+    refusal_of,
+    write_atomic,
+)
 from devposture.policy.cli_messages import Said, Worded, said
 from devposture.v1 import devposture_pb2 as pb
 
@@ -76,7 +83,10 @@ class Shown:
 
 def of_state(state: AgentState) -> Shown:
     """What `status` shows, from the private state. PermissionError when this user may not
-    read it (the service's own folder, and `status` run by someone else)."""
+    read it (the service's own folder, and `status` run by someone else): asked of agent.json
+    itself, since `Path.is_file` may answer False for a file it may not see (Python 3.14)."""
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):  # not enrolled: below
+        (state.directory / AGENT_FILE).stat()
     if not state.is_enrolled():
         return Shown(False, state.company_time_zone())
     ack = state.load_verdicts()

@@ -38,10 +38,11 @@ from devposture.agent.public_status import (
     Shown,
     decode,
     encode,
+    of_state,
     publish,
     read_published,
 )
-from devposture.agent.state import AgentState, Enrollment
+from devposture.agent.state import AGENT_FILE, AgentState, Enrollment
 from devposture.agent.status import EXIT_FAILING, EXIT_NOT_JUDGED
 from devposture.policy.cli_messages import said
 from devposture.v1 import devposture_pb2 as pb
@@ -309,6 +310,25 @@ def test_a_public_folder_of_another_user_is_not_written(tmp_path: Path,
     publish(AgentState(tmp_path / "state", public_dir=folder))
     assert not (folder / PUBLIC_FILE).exists()
     assert "cannot publish what `status` shows" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="taking another user's rights needs root")
+def test_a_state_this_user_may_not_see_is_not_taken_for_no_enrollment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Python 3.14's `Path.is_file` answers False for a file its user may not see, as
+    `os.path.isfile` does: `status` must still know the state is there, and read the copy,
+    rather than check locally as if the computer were not enrolled."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / AGENT_FILE).write_text("{}")
+    monkeypatch.setattr(Path, "is_file", os.path.isfile)
+    os.seteuid(NOBODY)
+    try:
+        with pytest.raises(PermissionError):
+            of_state(AgentState(state))
+    finally:
+        os.seteuid(0)
 
 
 def test_a_computer_not_enrolled_publishes_so() -> None:
