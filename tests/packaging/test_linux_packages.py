@@ -187,6 +187,17 @@ def test_packages_install_enroll_report_upgrade_and_purge(
     log = root.log("agent")
     assert "dpe1." not in log and "dpt_" not in log, "the secret reached the log"
 
+    # An employee's account, without sudo, reads what root reads: the copy of what `status`
+    # shows that the service published for every user, beside the state it cannot read.
+    root.run("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", "employee")
+    published = root.file("/run/devposture-agent/status.json")
+    assert published.stat().st_mode & 0o777 == 0o644 and state.stat().st_mode & 0o777 == 0o700
+    as_root = root.run(AGENT, "status", check=False)
+    as_employee = root.run(AGENT, "status", user="employee", check=False)
+    assert as_root.returncode in (3, 4), as_root.stdout + as_root.stderr
+    assert (as_employee.stdout, as_employee.returncode) == (as_root.stdout, as_root.returncode), (
+        as_employee.stderr)  # fmt: skip
+
     # A newer build upgrades in place: same device, and it still reports as that device.
     out = dpkg(root, "-i", package=upgrade_packages["agent.deb"])
     assert "0.1.0-2" in root.run("dpkg-query", "-W", "devposture-agent").stdout, out
