@@ -28,7 +28,7 @@ from devposture.config_file import ConfigError, ConfigFile, Setting
 from devposture.log_format import FORMATS, LEVELS
 from devposture.net.address import CollectorAddress, normalize_fingerprint
 from devposture.net.proxy import HttpsProxy
-from devposture.policy.cli_messages import BadValue, said
+from devposture.policy.cli_messages import BadValue, enumeration, said
 from devposture.policy.os_errors import os_error
 from devposture.policy.toml_lines import line_of
 
@@ -221,7 +221,7 @@ def _format(text: str) -> str:
 def _level(text: str) -> str:
     if text.lower() not in LEVELS:
         raise BadValue("must be one of {choices}, not {value}",
-                       choices=", ".join(map(repr, LEVELS)), value=repr(text))  # fmt: skip
+                       choices=enumeration(map(repr, LEVELS)), value=repr(text))  # fmt: skip
     return text.lower()
 
 

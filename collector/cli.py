@@ -51,6 +51,7 @@ from devposture.policy.cli_help import localize
 from devposture.policy.cli_messages import (
     Said,
     Worded,
+    enumeration,
     error_line,
     option_error,
     reader_language,
@@ -362,7 +363,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
         return 1
     say("{file}: OK: {clauses} clause(s), {count} check(s) ({checks})", file=args.file,
         clauses=len(policy.clauses), count=len(policy.checks),
-        checks=", ".join(c.check_id for c in policy.checks))
+        checks=enumeration(c.check_id for c in policy.checks))
     return 0
 
 

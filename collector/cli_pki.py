@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devposture.collector.config import ConfigError, load
-from devposture.policy.cli_messages import Said, error_line, reader_language, said, say
+from devposture.policy.cli_messages import (
+    Said,
+    enumeration,
+    error_line,
+    reader_language,
+    said,
+    say,
+)
 from devposture.policy.os_errors import os_error
 
 if TYPE_CHECKING:
@@ -176,7 +183,7 @@ def cmd_tls_rotate(args: argparse.Namespace) -> int:
         serial=f"{cert.serial_number:x}",
         fingerprint=fingerprint(trust.signing_authority().cert),
     )
-    say("Names: {names}", names=", ".join(dns + ips))
+    say("Names: {names}", names=enumeration(dns + ips))
     say("Valid until {date}.", date=_day(cert.not_valid_after_utc, trust))
     say(
         "A running collector uses it for new connections within a few seconds; agents\n"
@@ -254,7 +261,7 @@ def _stage(trust: Trust, authorities: Authorities, now: dt.datetime,
             *_waiting(trust, authorities.staged_at, now, "activate", devices),
         ]
     if authorities.stage == Stage.ACTIVATED:
-        old = ", ".join(str(g) for g in authorities.trusted if g != authorities.signing)
+        old = enumeration(str(g) for g in authorities.trusted if g != authorities.signing)
         return [
             said(
                 "Stage 2 of 3 (activated): CA {new} signs; CA {old} is still trusted for device"

@@ -54,7 +54,7 @@ from devposture.agent.host.types import (
 )
 from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.state import write_atomic
-from devposture.policy.cli_messages import Worded, said
+from devposture.policy.cli_messages import Worded, enumeration, said
 from devposture.policy.os_errors import os_error
 from devposture.v1 import devposture_pb2 as pb
 
@@ -335,7 +335,7 @@ class BundleHost:
                 "bundle format version {version} is not supported (this agent reads versions"
                 " {readable}); replay it with a matching agent",
                 version=document.get("version"),
-                readable=", ".join(map(str, sorted(READABLE_VERSIONS))),
+                readable=enumeration(map(str, sorted(READABLE_VERSIONS))),
             )
         try:
             self._family = pb.OsFamily.Value(document["os_family"])

@@ -82,6 +82,7 @@ from devposture.policy.cli_messages import (
     Said,
     Told,
     Worded,
+    enumeration,
     lines,
     reader_language,
     said,
@@ -332,7 +333,7 @@ def _report(view: str) -> Handler:
             message = said(
                 "no device is in group {group} (groups: {groups})",
                 group=repr(group),
-                groups=", ".join(groups) or _NONE_YET,
+                groups=enumeration(groups) or _NONE_YET,
             )
         if view == "fleet":
             if not store.reports.device_count():
@@ -392,7 +393,7 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     now = utcnow()
     check_id = args.required("check")
     if policy.check(check_id) is None:
-        known = ", ".join(c.check_id for c in policy.checks)
+        known = enumeration(c.check_id for c in policy.checks)
         raise CommandError("no check {check} in the policy (checks: {known})",
                            check=repr(check_id), known=known)  # fmt: skip
     zone = zone_of(policy)
@@ -419,7 +420,7 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     if unknown:
         raise NotFound(
             "no enrolled device {devices}: see `devposture-collector report device`",
-            devices=", ".join(unknown),
+            devices=enumeration(unknown),
         )
     added = []
     for device_id in dict.fromkeys(devices):
@@ -507,7 +508,7 @@ def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
         message = said(
             "no device is in group {group} (groups: {groups}); put one in with"
             " `devposture-collector device group DEVICE_ID NAME`",
-            group=repr(group), groups=", ".join(store.identity.device_groups()) or _NONE_YET,
+            group=repr(group), groups=enumeration(store.identity.device_groups()) or _NONE_YET,
         )  # fmt: skip
     return told(message, DEVICE_LIST_COLUMNS, rows, note="")
 
@@ -658,7 +659,8 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
     value = EnrollmentValue(addresses, pin, str(token), expires.astimezone(BEIJING), uses)
     targets = ", ".join(a.target() for a in addresses)
     row |= {"collectors": targets, "ca_fingerprint": pin}
-    bundled = said("{note}; as an enrollment value for {targets}", note=note, targets=targets)
+    bundled = said("{note}; as an enrollment value for {targets}", note=note,
+                   targets=enumeration(a.target() for a in addresses))
     return Result(value.encode(), TOKEN_BUNDLE_COLUMNS, [row], note=str(bundled))
 
 
@@ -701,7 +703,7 @@ def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
     role = args.text("role") or VIEWER
     if role not in ROLES:
         raise CommandError("--role must be one of {roles}, not {role}",
-                           roles=", ".join(ROLES), role=repr(role))  # fmt: skip
+                           roles=enumeration(ROLES), role=repr(role))  # fmt: skip
     credential = new_credential()
     store.admin.add_credential(credential, name, role, utcnow())
     row: Row = {"credential": credential.credential_id, "name": name, "role": role}
@@ -1039,7 +1041,7 @@ class Runner:
         if command is None:
             error: CommandError = UnknownCommand(
                 "no admin command {name}; the commands are: {commands}",
-                name=repr(name), commands=", ".join(" ".join(w) for w in COMMANDS),
+                name=repr(name), commands=enumeration(" ".join(w) for w in COMMANDS),
             )  # fmt: skip
             audit("error", str(error))
             raise error
@@ -1053,10 +1055,10 @@ class Runner:
             raise denied
         unknown = sorted(set(arguments) - command.options)
         if unknown:
-            accepted = ", ".join(sorted(command.options)) or said("none")
+            accepted = enumeration(sorted(command.options)) or said("none")
             error = CommandError(
                 "`{name}` does not take {unknown} (it takes: {accepted})",
-                name=name, unknown=", ".join(unknown), accepted=accepted,
+                name=name, unknown=enumeration(unknown), accepted=accepted,
             )  # fmt: skip
             audit("error", str(error))
             raise error

@@ -17,7 +17,7 @@ from devposture.collector.pki import fingerprint
 from devposture.collector.trust import Trust, TrustError
 from devposture.net.address import CollectorAddress
 from devposture.net.tls_probe import listed
-from devposture.policy.cli_messages import BadValue, said
+from devposture.policy.cli_messages import BadValue, enumeration, said
 
 
 class BundleError(BadValue):
@@ -63,7 +63,7 @@ def enroll_addresses(config: CollectorConfig, given: list[str]) -> tuple[Collect
                 " {names}. Add the name with `devposture-collector tls rotate --san {name}`"
                 " (enrolled agents notice nothing), or give --enroll-address with a name it"
                 " lists",
-                host=repr(address.host), names=", ".join(dns + ips) or said("no names"),
+                host=repr(address.host), names=enumeration(dns + ips) or said("no names"),
                 name=address.host,
             )  # fmt: skip
     return addresses

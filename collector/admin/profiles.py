@@ -25,7 +25,7 @@ from pathlib import Path
 
 from devposture.collector.admin.commands import CommandError
 from devposture.config_file import ConfigFile, Setting
-from devposture.policy.cli_messages import said
+from devposture.policy.cli_messages import enumeration, said
 
 DEFAULTS = "defaults"
 FILE_NAME = "admin.toml"
@@ -91,7 +91,7 @@ def _read(path: Path) -> tuple[dict[str, Profile], str]:
         )  # fmt: skip
     default = settings.text(DEFAULTS, "profile")
     if default and default not in profiles:
-        names = ", ".join(sorted(profiles)) or said("(none yet: add a [NAME] section)")
+        names = enumeration(sorted(profiles)) or said("(none yet: add a [NAME] section)")
         settings.problem((DEFAULTS, "profile"), said(
             "[{section}] profile = {default} names no profile: write one of {names}",
             section=DEFAULTS, default=repr(default), names=names,
@@ -120,6 +120,6 @@ def choose(name: str | None, path: Path | None = None) -> Profile | None:
         raise CommandError(
             "--profile {name}: {path} has no [{name}] section (profiles: {names}); add it or"
             " pick one of those.",
-            name=wanted, path=path, names=", ".join(sorted(profiles)) or said("none yet"),
+            name=wanted, path=path, names=enumeration(sorted(profiles)) or said("none yet"),
         )
     return profiles[wanted]

@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from devposture.config_file import ConfigFile, Setting, example
-from devposture.policy.cli_messages import said
+from devposture.policy.cli_messages import enumeration, said
 
 SECTION = "alerts"
 SMTP_SECURITY = ("starttls", "tls", "none")
@@ -177,7 +177,7 @@ def _check(f: ConfigFile, s: AlertSettings) -> None:
     if s.smtp_security not in SMTP_SECURITY:
         f.problem((SECTION, "smtp_security"), said(
             "[alerts] smtp_security must be {choices}, not {value}",
-            choices=", ".join(map(repr, SMTP_SECURITY)), value=repr(s.smtp_security),
+            choices=enumeration(map(repr, SMTP_SECURITY)), value=repr(s.smtp_security),
         ))  # fmt: skip
     if s.smtp_host:
         for key, value in (("smtp_from", s.smtp_from), ("smtp_to", s.smtp_to)):

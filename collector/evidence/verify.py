@@ -32,7 +32,7 @@ from devposture.collector.evidence.chain import (
 )
 from devposture.collector.evidence.summary import Summary, zone_of
 from devposture.policy.catalogs import Lang
-from devposture.policy.cli_messages import told
+from devposture.policy.cli_messages import enumeration, told
 
 V = TypeVar("V")
 
@@ -570,7 +570,7 @@ class _Walk:
                 self.verdict.problems.append(told(
                     "{member} line {number}: fields other than a chain entry's {fields}"
                     " (edited)", member=bundle.CHAIN, number=number,
-                    fields=", ".join(_CHAIN_FIELDS),
+                    fields=enumeration(_CHAIN_FIELDS),
                 ))  # fmt: skip
             self.count += 1
             if self.progress is not None and self.count % PROGRESS_EVERY == 0:
@@ -802,7 +802,7 @@ class _Walk:
                 self.verdict.problems.append(told('the body of {entry} is missing: deleted',
                                                   entry=_name(entry)))
         for seq, found in sorted(self.bodies.ahead.items()):
-            named = ", ".join(r for r, _ in found) if isinstance(found, list) else found[0]
+            named = enumeration(r for r, _ in found) if isinstance(found, list) else found[0]
             self.verdict.problems.append(
                 told('report body seq {seq} ({named}) has no report entry in the chain: '
                      'inserted',

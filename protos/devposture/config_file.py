@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from devposture.policy.cli_messages import Said, Worded, lines, said
+from devposture.policy.cli_messages import Said, Worded, enumeration, lines, said
 from devposture.policy.toml_lines import Path_, line_of
 
 # `list` stands for a list of texts (`folders = ["/srv/a", "~/b"]`), held as a tuple.
@@ -136,7 +136,7 @@ class ConfigFile:
     def _unknown(self) -> None:
         """Sections and keys the program does not know, and values where a section goes."""
         sections = sorted(self.schema)
-        listed = ", ".join(f"[{s}]" for s in sections)
+        listed = enumeration(f"[{s}]" for s in sections)
         remove = said("remove it")
         for name, value in self.table.items():
             if name in self.schema and isinstance(value, dict):
@@ -173,7 +173,7 @@ class ConfigFile:
             self.problem((section, key), said(
                 "[{section}] {key} is not a setting of [{section}]: {fix} ([{section}] takes"
                 " {keys})",
-                section=section, key=key, fix=fix, keys=", ".join(known),
+                section=section, key=key, fix=fix, keys=enumeration(known),
             ))  # fmt: skip
 
     def given(self, section: str, key: str) -> bool:

@@ -99,8 +99,8 @@ def test_a_linux_computer_without_firewall_tools_says_so_in_chinese(
     report.errors.add(fact=pb.FACT_FIREWALL, code=failure.value.code,
                       message=failure.value.message)  # fmt: skip
     assert _said(report)["firewall"] == (
-        "无法读取防火墙：缺少所需的工具（未安装任何防火墙工具，已查找：nft, iptables, ufw,"
-        " firewall-cmd）"
+        "无法读取防火墙：缺少所需的工具（未安装任何防火墙工具，已查找：nft、iptables、ufw、"
+        "firewall-cmd）"
     )
     with pytest.raises(HostError) as missing:
         ctx.host.run(NFT_RULESET, 10)

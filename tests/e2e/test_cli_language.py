@@ -176,7 +176,7 @@ def test_the_agents_settings_mistakes_are_worded_line_by_line(tmp_path: Path) ->
     assert zh == (
         f"devposture-agent：错误：{config} 第 2 行：[collector] addresses 应为方括号中的加引号文本"
         '列表，而不是 5：例如写成 `addresses = ["collector.corp.example:7443"]`\n'
-        f"{config} 第 5 行：[logging] level：应为 'debug', 'info', 'warning', 'error' 之一，而不是"
+        f"{config} 第 5 行：[logging] level：应为 'debug'、'info'、'warning'、'error' 之一，而不是"
         " 'loud'\n"
         f"{config}：共 2 处问题；逐一改正后再运行\n"
     )
@@ -267,7 +267,8 @@ def test_policy_check_in_the_readers_language(tmp_path: Path) -> None:
     good.write_text(_out(EN, COLLECTOR, "policy", "default"))
     zh, en = _out(ZH, COLLECTOR, "policy", "check", str(good)), _out(
         EN, COLLECTOR, "policy", "check", str(good))
-    assert zh.startswith(f"{good}：没有问题：3 个条款，6 项检查（antivirus, ")
+    # The checks' names listed as Chinese enumerates them, not with ASCII commas.
+    assert zh.startswith(f"{good}：没有问题：3 个条款，6 项检查（antivirus、firewall、os-updates、")
     assert en.startswith(f"{good}: OK: 3 clauses, 6 checks (antivirus, ")
     bad = tmp_path / "bad.toml"
     bad.write_text('stale_after_hours = 0\nreport_interval_minutes = 60\ntime_zone = "Mars/Base"\n'

@@ -63,6 +63,30 @@ def test_sentences_one_to_a_line_are_worded_line_by_line() -> None:
     assert Worded.from_wire(Worded(both).wire()) is not None  # it travels as any other
 
 
+NO_CHECK = "no check {check} in the policy (checks: {known})"
+
+
+def test_names_in_a_sentence_are_listed_as_the_readers_language_enumerates() -> None:
+    """A list of names inside a Chinese sentence takes the enumeration comma the catalog's
+    lists take (the reasons' "apt、jq"), not ASCII commas: `policy check` read "6 项检查
+    （antivirus, firewall, …）". The English, which logs and scripts read, is unchanged."""
+    checks = cli_messages.enumeration(["antivirus", "firewall", "os-updates"])
+    error = CommandError(NO_CHECK, check="'nope'", known=checks)
+    assert str(error) == ("no check 'nope' in the policy (checks: antivirus, firewall,"
+                          " os-updates)")  # fmt: skip
+    assert error.worded("zh") == ("策略中没有检查项 'nope'（现有检查项：antivirus、firewall、"
+                                  "os-updates）")  # fmt: skip
+    back = CommandError.from_wire(error.wire())  # a remote reader words it too
+    assert back is not None and back.worded("zh") == error.worded("zh")
+    assert str(back) == str(error)
+    # A list of sentences words each; none is '' (so that `or said("none")` reads), one is
+    # the item itself.
+    both = cli_messages.enumeration([said("none yet"), "b"])
+    assert isinstance(both, cli_messages.Said) and both.worded("zh") == "还没有、b"
+    assert cli_messages.enumeration([]) == "" and cli_messages.enumeration(["a"]) == "a"
+
+
+
 def test_a_translation_missing_or_broken_falls_back_to_the_english(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -40,6 +40,9 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
          "TIMEOUT: the update server timed out)",
          "Windows 更新代理搜索更新失败，错误 0x8024401C，WU_E_PT_HTTP_STATUS_REQUEST_TIMEOUT："
          "更新服务器响应超时"),
+        # The names the agent looked for, enumerated as Chinese lists them.
+        ("no firewall tool is installed (nft, iptables, ufw, firewall-cmd)",
+         "未安装任何防火墙工具，已查找：nft、iptables、ufw、firewall-cmd"),
         ("ZIP archive without encryption; only the first 500 files were counted",
          "未加密的 ZIP 压缩包；只统计了前 500 个文件"),
         # A path, a tool's name or its output is never worded, even when it reads like one.
@@ -140,6 +143,7 @@ NOT_DECLARED = {
         ("probes/macos/antivirus.py", ERRORS, 2),
         ("probes/windows/antivirus.py", ERRORS, 2),
         ("probes/linux/chat_clients.py", ERRORS, 0),
+        ("probes/linux/chat_packages.py", ERRORS, 0),
         ("parsers/file_headers.py", {"HeaderVerdict"}, 1),
         ("parsers/mdatp.py", {"append"}, 0),
     ],
@@ -189,4 +193,5 @@ def test_a_phrase_parameter_renders_in_every_language_without_failing(lang: Lang
         item("probe.error", cause="probe_command_not_found",
              detail="no firewall tool is installed (nft, iptables, ufw, firewall-cmd)"),
     ])  # fmt: skip
-    assert "nft, iptables, ufw, firewall-cmd" in render(stored, lang, BEIJING)
+    comma = "、" if lang == "zh" else ", "  # the names, enumerated as the language does
+    assert comma.join(["nft", "iptables", "ufw", "firewall-cmd"]) in render(stored, lang, BEIJING)

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from devposture.net.address import normalize_fingerprint
 from devposture.net.proxy import HttpsProxy, connect
-from devposture.policy.cli_messages import Worded, said
+from devposture.policy.cli_messages import Worded, enumeration, said
 
 __all__ = [
     "PinningError", "Unreachable", "fetch_pinned_ca", "fingerprint", "normalize_fingerprint",
@@ -83,5 +83,5 @@ def fetch_pinned_ca(
         "the collector at {host}:{port} did not present the CA with fingerprint {pin}"
         " (it presented {seen}). Check the fingerprint IT gave you; if it is right, this is"
         " not your company's collector",
-        host=host, port=port, pin=pin, seen=", ".join(seen) or said("no certificates"),
+        host=host, port=port, pin=pin, seen=enumeration(seen) or said("no certificates"),
     )

@@ -14,7 +14,7 @@ from cryptography import x509
 
 from devposture.net.address import CollectorAddress
 from devposture.net.proxy import HttpsProxy, connect
-from devposture.policy.cli_messages import Said, said
+from devposture.policy.cli_messages import Said, enumeration, said
 
 # The client connection preface and an empty SETTINGS frame (RFC 9113, 3.4): what a gRPC
 # client sends first, so the enrollment port answers it with its own SETTINGS.
@@ -97,7 +97,7 @@ def unlisted_name(address: CollectorAddress, names: tuple[list[str], list[str]])
         " trusted (it lists {listed}). Connect with one of those names, or ask IT to add"
         " {name} on the collector with `devposture-collector tls rotate --san {host}` (agents"
         " already enrolled notice nothing)",
-        name=repr(host), listed=", ".join(dns + ips) or said("no names"), host=host,
+        name=repr(host), listed=enumeration(dns + ips) or said("no names"), host=host,
     )
 
 

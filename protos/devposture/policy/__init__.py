@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from devposture.policy.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
-from devposture.policy.cli_messages import Said, Worded, lines, said
+from devposture.policy.cli_messages import Said, Worded, enumeration, lines, said
 from devposture.policy.os_errors import os_error
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE, UnknownZone, zone_named
 from devposture.policy.toml_lines import Path_, line_of
@@ -131,7 +131,7 @@ class _Checker:
     def unknown_keys(self, table: dict[str, object], allowed: set[str], path: Path_) -> None:
         for key in sorted(set(table) - allowed):
             self.problem((*path, key), said("unknown key (expected one of: {keys})",
-                                            keys=", ".join(sorted(allowed))))
+                                            keys=enumeration(sorted(allowed))))
 
     def text(self, table: dict[str, object], key: str, path: Path_) -> str:
         value = table.get(key)
@@ -231,7 +231,7 @@ def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
         if check_id and check_id not in CHECK_FUNCTIONS:
             c.problem((*path, "id"), said("no check named {name} (known: {known})",
                                           name=repr(check_id),
-                                          known=", ".join(sorted(CHECK_FUNCTIONS))))
+                                          known=enumeration(sorted(CHECK_FUNCTIONS))))
         if check_id in {s.check_id for s in checks}:
             c.problem((*path, "id"), said("check {name} is listed twice", name=repr(check_id)))
         clause = c.text(item, "clause", path)
@@ -241,7 +241,7 @@ def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
         severity = c.text(item, "severity", path)
         if severity and severity not in SEVERITIES:
             c.problem((*path, "severity"), said("must be one of {choices}, not {value}",
-                                                choices=", ".join(SEVERITIES),
+                                                choices=enumeration(SEVERITIES),
                                                 value=repr(severity)))
         grace = c.whole(item, "grace_hours", path, 0, TEN_YEARS["hours"])
         title_zh, title_en, remediation_zh, remediation_en = (

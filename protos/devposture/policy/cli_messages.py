@@ -108,6 +108,11 @@ class Said:
             return None
         if isinstance(data.get("text"), str):
             return cls(data["text"], as_is=True)
+        if isinstance(data.get("list"), list):
+            items = [v if isinstance(v, str) else cls.of_data(v) for v in data["list"]]
+            if any(item is None for item in items):
+                return None
+            return Listed.of(item for item in items if item is not None)
         english, raw = data.get("en"), data.get("params", {})
         if not isinstance(english, str) or not isinstance(raw, dict):
             return None
@@ -119,6 +124,37 @@ class Said:
             params[str(name)] = part
         plain = data.get("plain")
         return cls(english, params, plain=plain if isinstance(plain, str) else None)
+
+
+@dataclass(frozen=True)
+class Listed(Said):
+    """Names one after another inside a sentence (checks, groups, sections, a certificate's
+    names): "antivirus, firewall" in English, "antivirus、firewall" in Chinese, with the
+    enumeration comma the catalog's lists use (msgctxt "join", as a reason's lists). Its
+    `str` is the English as it always was: logs, scripts and the audit log keep it."""
+
+    items: tuple[str | Said, ...] = ()
+
+    @classmethod
+    def of(cls, items: Iterable[str | Said]) -> Listed:
+        kept = tuple(items)
+        return cls(", ".join(str(item) for item in kept), items=kept)
+
+    def worded(self, lang: Lang) -> str:
+        comma = ", " if lang == "en" else translate(lang, "join", ", ")
+        return comma.join(i.worded(lang) if isinstance(i, Said) else i for i in self.items)
+
+    def data(self) -> dict[str, Any]:
+        return {"list": [i.data() if isinstance(i, Said) else i for i in self.items]}
+
+
+def enumeration(items: Iterable[object]) -> str | Said:
+    """`items` as a list inside a sentence (`Listed`): '' for none, so that
+    `enumeration(found) or said("none")` still reads, and the one item itself for one."""
+    values = [_value(item) for item in items]
+    if not values:
+        return ""
+    return values[0] if len(values) == 1 else Listed.of(values)
 
 
 def said(english: str, /, **params: object) -> Said:

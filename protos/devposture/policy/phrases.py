@@ -47,7 +47,12 @@ PHRASES: tuple[str, ...] = (
     # Probes giving up on a fact or a source.
     "no firewall tool is installed ({tools})",
     "no supported package manager is installed (apt-get, dnf)",
-    "dpkg-query is not installed: only dpkg's package database is read on Linux",
+    "neither dpkg-query nor rpm is installed: no package database can be read",
+    "neither dpkg's nor rpm's database lists its own package manager: this system's package"
+    " database was not read",
+    "rpm could not read its package database",
+    "rpm could not read its package database: {output}",
+    "dpkg-query is not installed: only dpkg's package database is read on Linux",  # older agents
     "a wireless interface exists but nmcli (NetworkManager) is not installed",
     "Wi-Fi is connected but nmcli listed no access point in use",
     "cannot list network interfaces: {error}",
@@ -93,6 +98,7 @@ PHRASES: tuple[str, ...] = (
     "integrity-protected encrypted data", "AEAD encrypted data",
     "compressed data (not encrypted)",
     "SQLite format 3 header: plain database", "LUKS encrypted container",
+    "RMFH header: a WeChat 4.x backup file, encrypted by WeChat (AES-GCM)",
     "OpenSSL enc encrypted file", "OpenSSL enc encrypted file (base64)",
     "xz stream: compressed, not encrypted", "zstd frame: compressed, not encrypted",
     "LZ4 frame: compressed, not encrypted", "lzip stream: compressed, not encrypted",
@@ -118,6 +124,8 @@ PHRASES: tuple[str, ...] = (
     "{path}: this home folder cannot be read ({error}), so its chat backups are unknown: run"
     " the agent as its service (root)",
     "{path}: the moved data folder it names is unknown: {reason}",
+    "{path}: holds files but no WeChat 4.x backup set (files/<n> with pkg_info.dat or"
+    " pkg.attr), so what it holds is unknown",
     "{count} older backup set(s) not reported",
 )  # fmt: skip
 
@@ -153,6 +161,18 @@ _DEPTH = 3  # a phrase inside a phrase inside a phrase, at most
 # The parts that may hold a phrase in turn; any other (a tool, a path, a number, a tool's own
 # output) is shown as it came, even when it happens to read like one ("public").
 _NESTED = frozenset({"meaning", "evidence", "error", "reason", "detail", "packet"})
+# The parts that are a list of names the agent joined with ", " ("nft, iptables, ufw"): the
+# names as they came, joined as the reader's language enumerates ("nft、iptables、ufw").
+_LISTS = frozenset({"tools"})
+
+
+def _part(name: str, part: str, lang: Lang, depth: int) -> str:
+    """One part in braces of a phrase, in `lang` (see `_NESTED` and `_LISTS`)."""
+    if name in _NESTED:
+        return _worded(part, lang, depth - 1)
+    if name in _LISTS:
+        return translate(lang, "join", ", ").join(part.split(", "))
+    return part
 
 
 def worded(text: str, lang: Lang) -> str:
@@ -171,10 +191,7 @@ def _worded(text: str, lang: Lang, depth: int) -> str:
         found = template.pattern.fullmatch(text)
         if found is not None:
             parts = found.groupdict().items()
-            said = {
-                name: _worded(part, lang, depth - 1) if name in _NESTED else part
-                for name, part in parts
-            }
+            said = {name: _part(name, part, lang, depth) for name, part in parts}
             return translate(lang, CONTEXT, template.english).format(**said)
     return text
 
