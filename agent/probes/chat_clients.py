@@ -3,8 +3,9 @@
 version with the policy's minimum).
 
 Each OS module names its sources (Windows: Uninstall keys and install folders; macOS: the
-app bundles' Info.plist; Linux: dpkg and flatpak) as functions that return the clients they
-found; `scan` runs them in order and files the fact, the same way everywhere:
+app bundles' Info.plist; Linux: the system's dpkg or rpm database, and flatpak) as functions
+that return the clients they found; `scan` runs them in order and files the fact, the same way
+everywhere:
 
   * No client installed is a fact (an empty list), not an error.
   * A client that is there but whose version cannot be read is listed with version "" and

@@ -8,9 +8,11 @@ listed before it starts a process (`agent/host/live.py`, given `is_declared`), a
 tests' replaying host does the same, so this list cannot fall behind the code.
 
 Nothing here changes the machine: every command reads (apt and dnf simulate or read their
-caches, `-C`; nmcli lists without rescanning). Three have a part that varies, declared with the
-shape it must have: the freshclam.conf found (one of three paths), an app bundle's Info.plist and
-a chat app's uninstall key.
+caches, `-C`; nmcli lists without rescanning). `rpm -q` creates an empty database where it finds
+none (Debian's rpm, in `~/.rpmdb`), so it runs only where dpkg does not own rpm
+(agent/probes/linux/chat_packages.py). Three have a part that varies, declared with the shape it
+must have: the freshclam.conf found (one of three paths), an app bundle's Info.plist and a chat
+app's uninstall key.
 
 Commands run elsewhere are declared in their own modules: at install time,
 `agent/windows/install_commands.py` and the macOS package's scripts; the desktop notifications,
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 
 from devposture.agent.parsers.dpkg_query import FORMAT as DPKG_FORMAT
 from devposture.agent.parsers.nmcli import CONNECTIVITY_FIELDS, DEVICE_FIELDS, WIFI_FIELDS
+from devposture.agent.parsers.rpm_query import FORMAT as RPM_FORMAT
 
 LINUX, MACOS, WINDOWS = "linux", "macos", "windows"
 
@@ -50,7 +53,16 @@ NMCLI_CONNECTIVITY = ("nmcli", "-t", "-f", ",".join(CONNECTIVITY_FIELDS), "devic
 # Chat apps' Debian packages: WeChat's, and Deepin's and UOS's builds of WeChat and WeCom.
 WECHAT_PACKAGES = ("wechat", "wechat-beta", "com.tencent.wechat", "com.qq.weixin.deepin")
 WECOM_PACKAGES = ("com.qq.weixin.work.deepin", "deepin.com.weixin.work")
-DPKG_QUERY = ("dpkg-query", "-W", f"-f={DPKG_FORMAT}", *WECHAT_PACKAGES, *WECOM_PACKAGES)
+# Chat apps' rpm packages: Tencent's own rpm of WeChat (`wechat`), OpenCloudOS's 2024 beta, and
+# a Fedora build service project's WeChat and WeCom under deepin-wine (docs/chat-clients.md).
+WECHAT_RPMS = ("wechat", "wechat-beta", "fedora-deepin-wechat", "fedora-deepin-wechat-wine6")
+WECOM_RPMS = ("fedora-deepin-wework", "fedora-deepin-wework-wine6")
+# Each database is also asked for the two package managers: the one that lists its own is this
+# system's database, and dpkg listing rpm means rpm is Debian's (agent/probes/linux/chat_packages).
+PACKAGE_MANAGERS = ("dpkg", "rpm")
+DPKG_QUERY = ("dpkg-query", "-W", f"-f={DPKG_FORMAT}", *PACKAGE_MANAGERS, *WECHAT_PACKAGES,
+              *WECOM_PACKAGES)  # fmt: skip
+RPM_QUERY = ("rpm", "-q", "--queryformat", RPM_FORMAT, "rpm", *WECHAT_RPMS, *WECOM_RPMS)
 FLATPAK_LIST = ("flatpak", "list")
 # Every pending update, with the archives it comes from: `dist-upgrade`, since `upgrade`
 # keeps back an update that needs a new package (a kernel's security update), and held and
@@ -226,7 +238,10 @@ DECLARED: tuple[Declared, ...] = (
     Declared((LINUX,), "Wi-Fi: the access point in use (no new scan)", NMCLI_WIFI),
     Declared((LINUX,), "Wi-Fi: each device's connectivity (a captive portal)",
              NMCLI_CONNECTIVITY),
-    Declared((LINUX,), "chat apps: installed Debian packages' versions", DPKG_QUERY),
+    Declared((LINUX,), "chat apps: installed Debian packages' versions, and whether dpkg is "
+             "this system's package manager", DPKG_QUERY),
+    Declared((LINUX,), "chat apps: installed rpm packages' versions, and whether rpm is this "
+             "system's package manager", RPM_QUERY),
     Declared((LINUX,), "chat apps: installed Flatpak apps' versions", FLATPAK_LIST),
     Declared((LINUX,), "OS updates: apt's pending updates (simulated)", APT_SIMULATE),
     Declared((LINUX,), "OS updates: apt's automatic update settings", APT_CONFIG),

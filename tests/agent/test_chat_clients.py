@@ -1,20 +1,21 @@
 """Installed WeChat and WeCom clients on Linux, and the version parsers every OS shares.
 
 dpkg is run for real: each test builds small packages with dpkg-deb and installs them with
-dpkg into a database of its own (`--root`), then the probe's own dpkg-query command runs
-against that database. flatpak is not on this machine and no WeChat flatpak can be installed
-here, so its two cases replay `flatpak list` as published (tests/fixtures/linux/chat_clients).
+dpkg into a database of its own (`--root`, tests/agent/package_roots.py), then the probe's own
+dpkg-query command runs against that database (rpm: tests/agent/test_chat_packages.py).
+flatpak is not on this machine and no WeChat flatpak can be installed here, so its two cases
+replay `flatpak list` as published (tests/fixtures/linux/chat_clients).
 """
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from devposture.agent.host import OK_ONLY, CommandResult, Host, LiveHost
+from devposture.agent.host import Host, LiveHost
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.app_versions import (
     dotted_version,
@@ -27,11 +28,13 @@ from devposture.agent.parsers.dpkg_query import FORMAT, parse_dpkg_query
 from devposture.agent.parsers.flatpak import flatpak_versions
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes import commands as cmd
-from devposture.agent.probes.linux import PROBES
+from devposture.agent.probes.linux import PROBES, chat_packages
 from devposture.agent.probes.linux import chat_clients as linux
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.runner import run_probe
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent import package_roots
+from tests.agent.package_roots import PackageRootsHost, build_deb, dpkg
 from tests.agent.replay import FIXTURES, ReplayHost
 
 WECHAT, WECOM = pb.CHAT_APP_WECHAT, pb.CHAT_APP_WECOM
@@ -87,62 +90,13 @@ def test_newest_orders_by_number_not_text() -> None:
 # --- dpkg, for real ----------------------------------------------------------------------
 
 
-def _deb(tmp: Path, name: str, version: str, conffile: bool = False) -> Path:
-    pkg = tmp / f"build-{name}"
-    (pkg / "DEBIAN").mkdir(parents=True)
-    (pkg / "DEBIAN" / "control").write_text(
-        f"Package: {name}\nVersion: {version}\nArchitecture: all\n"
-        "Maintainer: devposture tests <tests@example.invalid>\nDescription: test package\n"
-    )
-    if conffile:
-        (pkg / "etc").mkdir()
-        (pkg / "etc" / f"{name}.conf").write_text("x\n")
-        (pkg / "DEBIAN" / "conffiles").write_text(f"/etc/{name}.conf\n")
-    deb = tmp / f"{name}.deb"
-    subprocess.run(["dpkg-deb", "--build", str(pkg), str(deb)], check=True, capture_output=True)
-    return deb
-
-
-def _dpkg(root: Path, *args: str) -> None:
-    subprocess.run(
-        ["dpkg", f"--root={root}", "--force-not-root", "--force-script-chrootless", *args],
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.fixture
 def dpkg_root(tmp_path: Path) -> Path:
-    root = tmp_path / "root"
-    for sub in ("updates", "info"):
-        (root / "var/lib/dpkg" / sub).mkdir(parents=True)
-    (root / "var/lib/dpkg/status").write_text("")
-    return root
+    return package_roots.dpkg_root(tmp_path)  # holding dpkg itself, as on Debian
 
 
-class DpkgRootHost(LiveHost):
-    """This machine, except that dpkg-query reads the database under `root`, flatpak is
-    absent, and the people's homes are `homes`: the probe's own command, run for real."""
-
-    def __init__(self, root: Path, homes: Sequence[str] = ()) -> None:
-        super().__init__()
-        self.root = root
-        self.homes = list(homes)
-        self.calls: list[tuple[str, ...]] = []
-
-    def run(
-        self, argv: Sequence[str], timeout: float, ok_codes: Collection[int] = OK_ONLY
-    ) -> CommandResult:
-        self.calls.append(tuple(argv))
-        if argv[0] == "dpkg-query":
-            argv = [argv[0], f"--root={self.root}", *argv[1:]]
-        return super().run(argv, timeout, ok_codes)
-
-    def which(self, name: str) -> str | None:
-        return None if name == "flatpak" else super().which(name)
-
-    def home_dirs(self) -> list[str]:
-        return list(self.homes)
+def _install(root: Path, tmp: Path, name: str, version: str, conffile: bool = False) -> None:
+    dpkg(root, "-i", str(build_deb(tmp, name, version, conffile)))
 
 
 def _probe(host: Host) -> FactOutcome:
@@ -162,11 +116,12 @@ def _query(root: Path) -> str:
 
 
 def test_dpkg_query_output_parses(tmp_path: Path, dpkg_root: Path) -> None:
-    _dpkg(dpkg_root, "-i", str(_deb(tmp_path, "com.qq.weixin.work.deepin", "4.1.32.6005deepin2")))
-    _dpkg(dpkg_root, "-i", str(_deb(tmp_path, "wechat", "4.0.1.11", conffile=True)))
-    _dpkg(dpkg_root, "-r", "wechat")  # removed, not purged: its conffile keeps a record
+    _install(dpkg_root, tmp_path, "com.qq.weixin.work.deepin", "4.1.32.6005deepin2")
+    _install(dpkg_root, tmp_path, "wechat", "4.0.1.11", conffile=True)
+    dpkg(dpkg_root, "-r", "wechat")  # removed, not purged: its conffile keeps a record
     packages = {p.name: p for p in parse_dpkg_query(_query(dpkg_root))}
-    assert set(packages) == {"com.qq.weixin.work.deepin", "wechat"}
+    assert set(packages) == {"dpkg", "com.qq.weixin.work.deepin", "wechat"}
+    assert packages["dpkg"].on_disk  # this machine's own entry, copied into the root
     wecom, wechat = packages["com.qq.weixin.work.deepin"], packages["wechat"]
     assert (wecom.status, wecom.version, wecom.on_disk) == ("installed", "4.1.32.6005deepin2", True)
     assert (wechat.status, wechat.on_disk) == ("config-files", False)
@@ -174,7 +129,7 @@ def test_dpkg_query_output_parses(tmp_path: Path, dpkg_root: Path) -> None:
 
 def test_dpkg_query_format_is_the_probes() -> None:
     assert cmd.DPKG_QUERY[:3] == ("dpkg-query", "-W", f"-f={FORMAT}")
-    assert set(cmd.DPKG_QUERY[3:]) == set(linux.PACKAGES)
+    assert cmd.DPKG_QUERY[3:] == (*cmd.PACKAGE_MANAGERS, *chat_packages.DEB_PACKAGES)
 
 
 def test_unexpected_dpkg_query_lines_are_parse_errors() -> None:
@@ -190,11 +145,11 @@ def test_nothing_installed_on_this_machine_is_an_empty_fact() -> None:
 
 
 def test_installed_packages_are_listed_with_their_versions(tmp_path: Path, dpkg_root: Path) -> None:
-    _dpkg(dpkg_root, "-i", str(_deb(tmp_path, "com.qq.weixin.deepin", "3.9.0.28deepin7")))
-    _dpkg(dpkg_root, "-i", str(_deb(tmp_path, "com.qq.weixin.work.deepin", "4.1.32.6005deepin2")))
-    _dpkg(dpkg_root, "-i", str(_deb(tmp_path, "wechat", "4.0.1.11", conffile=True)))
-    _dpkg(dpkg_root, "-r", "wechat")
-    host = DpkgRootHost(dpkg_root)
+    _install(dpkg_root, tmp_path, "com.qq.weixin.deepin", "3.9.0.28deepin7")
+    _install(dpkg_root, tmp_path, "com.qq.weixin.work.deepin", "4.1.32.6005deepin2")
+    _install(dpkg_root, tmp_path, "wechat", "4.0.1.11", conffile=True)
+    dpkg(dpkg_root, "-r", "wechat")
+    host = PackageRootsHost(dpkg_root)
     outcome = _probe(host)
     assert outcome.errors == []
     assert isinstance(outcome.fact, pb.ChatClientsFact)
@@ -209,20 +164,12 @@ def test_installed_packages_are_listed_with_their_versions(tmp_path: Path, dpkg_
 def test_a_package_version_without_a_number_is_listed_as_unknown(
     tmp_path: Path, dpkg_root: Path
 ) -> None:
-    _dpkg(dpkg_root, "-i", str(_deb(tmp_path, "wechat-beta", "20240315~beta")))
-    outcome = _probe(DpkgRootHost(dpkg_root))
+    _install(dpkg_root, tmp_path, "wechat-beta", "20240315~beta")
+    outcome = _probe(PackageRootsHost(dpkg_root))
     assert isinstance(outcome.fact, pb.ChatClientsFact)
     (client,) = outcome.fact.clients
     assert (client.app, client.version) == (WECHAT, "")
     assert "package version not understood" in client.version_error
-
-
-def test_without_dpkg_the_fact_says_so() -> None:
-    outcome = _probe(ReplayHost())  # no dpkg-query, no flatpak: an rpm-only system, say
-    assert isinstance(outcome.fact, pb.ChatClientsFact) and not outcome.fact.clients
-    (error,) = outcome.errors
-    assert (error.source, error.code) == ("dpkg", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)
-    assert "only dpkg's package database is read" in error.message
 
 
 def test_a_failing_dpkg_query_is_an_error_of_its_source() -> None:
@@ -261,7 +208,7 @@ def test_the_wechat_flatpak_is_a_client() -> None:
     assert (client.app, client.version, client.source) == (
         WECHAT, "4.0.1.11", "flatpak com.tencent.WeChat",
     )  # fmt: skip
-    assert [e.source for e in outcome.errors] == ["dpkg"]  # no dpkg-query on this replay
+    assert [e.source for e in outcome.errors] == ["dpkg/rpm"]  # neither tool on this replay
 
 
 def test_another_users_own_flatpak_is_listed_with_its_version_unknown() -> None:
