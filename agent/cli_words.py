@@ -19,7 +19,7 @@ SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
     for name in ("cli.py", "enroll_diagnosis.py", "enroll.py", "first_start.py", "settings.py",
                  "state.py", "renewal.py", "renewal_exchange.py", "install_setup.py",
-                 "host/bundle.py", "deliver.py", "public_status.py")
+                 "host/bundle.py", "deliver.py", "public_status.py", "toml_edit.py")
 )  # fmt: skip
 _LOADED = (enroll.EnrollError, first_start.PlanError, renewal_exchange.RenewalError,
            install_setup.SetupError, bundle.BundleError)  # fmt: skip

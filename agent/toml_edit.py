@@ -16,12 +16,15 @@ import re
 import tomllib
 from collections.abc import Mapping
 
+from devposture.policy.cli_messages import Worded, enumeration
+
 Value = str | tuple[str, ...]
 Key = tuple[str, str]  # (table, key)
 
 
-class TomlEditError(Exception):
-    """The file cannot be edited safely; the message says what to do instead."""
+class TomlEditError(Worded):
+    """The file cannot be edited safely; the message says what to do instead, in the reader's
+    language (`setup` shows it inside its own sentence)."""
 
 
 def render(value: Value) -> str:
@@ -75,7 +78,8 @@ def set_values(text: str, values: Mapping[Key, Value]) -> str:
     try:
         before = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise TomlEditError(f"it is not valid TOML ({exc}): fix it or delete it") from exc
+        raise TomlEditError("it is not valid TOML ({problem}): fix it or delete it",
+                            problem=str(exc)) from exc
     lines = text.splitlines(keepends=True)
     for (table, key), value in values.items():
         lines = _set_one(lines, table, key, value)
@@ -85,16 +89,17 @@ def set_values(text: str, values: Mapping[Key, Value]) -> str:
     for (table, key), value in values.items():
         section = expected.setdefault(table, {})
         if not isinstance(section, dict):
-            raise TomlEditError(f"{table} is a value, not a table: make it the table [{table}]")
+            raise TomlEditError("{table} is a value, not a table: make it the table [{table}]",
+                                table=table)
         section[key] = list(value) if isinstance(value, tuple) else value
     try:
         after = tomllib.loads(result)
     except tomllib.TOMLDecodeError:
         after = None
     if after != expected:
-        names = ", ".join(f"[{table}] {key}" for table, key in values)
         raise TomlEditError(
-            f"its layout (an inline table or a dotted key?) cannot be edited safely to set"
-            f" {names}: write each table as a [table] header with `key = value` lines"
+            "its layout (an inline table or a dotted key?) cannot be edited safely to set"
+            " {names}: write each table as a [table] header with `key = value` lines",
+            names=enumeration(f"[{table}] {key}" for table, key in values),
         )
     return result

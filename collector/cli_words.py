@@ -9,6 +9,7 @@ from pathlib import Path
 
 from devposture.collector import cli, company_time, datadir, join, pki, ports, renewal, workers
 from devposture.collector.admin import client, enrollment_bundle, service
+from devposture.collector.evidence import facts_view
 from devposture.collector.store import migrate, target
 from devposture.policy import cli_catalog
 
@@ -32,12 +33,14 @@ SOURCES: tuple[Path, ...] = tuple(
         "device_history.py", "pki.py", "renewal.py", "service.py", "workers.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
+        "evidence/facts_view.py", "credentials.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,
            company_time.NotATime, ports.PortUnavailable, target.NewerSchema,
            migrate.MigrationError, pki.CsrRejected, renewal.ProofRejected,
-           workers.WorkersFailed, enrollment_bundle.BundleError)  # fmt: skip
+           workers.WorkersFailed, enrollment_bundle.BundleError,
+           facts_view.NoSuchReport)  # fmt: skip
 
 
 def mistakes() -> list[str]:

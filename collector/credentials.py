@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from devposture.collector.tokens import Token, new_token, secret_matches
+from devposture.policy.cli_messages import BadValue
 
 PREFIX = "dpa"
 _CREDENTIAL_RE = re.compile(r"^dpa_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
@@ -25,8 +26,10 @@ ROLE_RANK = {VIEWER: 1, AUDITOR: 2, ADMIN: 3}
 ROLES = tuple(ROLE_RANK)
 
 
-class CredentialFormatError(ValueError):
-    """The text is not an admin credential (a typo, a truncated copy, a token by mistake)."""
+class CredentialFormatError(BadValue):
+    """The text is not an admin credential (a typo, a truncated copy, a token by mistake);
+    worded in the reader's language where a person reads it (the command line, the admin
+    port's refusal), its English where a log or the audit log keeps it."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,15 @@ def new_credential() -> Credential:
 def parse_credential(text: str) -> Credential:
     match = _CREDENTIAL_RE.match(text.strip())
     if match is None:
-        hint = " (that is an enrollment token)" if text.strip().startswith("dpt_") else ""
+        if text.strip().startswith("dpt_"):
+            raise CredentialFormatError(
+                "this is not a devposture admin credential (that is an enrollment token):"
+                " expected dpa_<16 hex>_<43 characters>, as printed by `devposture-collector"
+                " admin add`"
+            )
         raise CredentialFormatError(
-            f"this is not a devposture admin credential{hint}: expected dpa_<16 hex>_<43"
-            " characters>, as printed by `devposture-collector admin add`"
+            "this is not a devposture admin credential: expected dpa_<16 hex>_<43 characters>,"
+            " as printed by `devposture-collector admin add`"
         )
     return Credential(token_id=match.group(1), secret=match.group(2))
 

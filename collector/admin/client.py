@@ -31,7 +31,7 @@ from devposture.net.address import CollectorAddress
 from devposture.net.pinning import PinningError, fetch_pinned_ca, normalize_fingerprint
 from devposture.net.rpc_status import status_of, worded_detail, worded_trailer
 from devposture.net.tls_probe import probe_tls, unlisted_name
-from devposture.policy.cli_messages import Said, said, say
+from devposture.policy.cli_messages import Said, reader_language, said, say
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 
@@ -225,16 +225,16 @@ def export_remote(
 
 
 def _progress_line(chunk: admin_pb.ExportChunk, received: int) -> str:
+    """How far a remote export is, in the reader's language (the words of the local
+    export's line): it read in Chinese and English at once, whatever the reader's."""
     if chunk.records_total:
-        percent = 100 * chunk.records_done // chunk.records_total
-        return (
-            f"audit export: 导出 {chunk.records_done}/{chunk.records_total} 个证据链条目 /"
-            f" {chunk.records_done}/{chunk.records_total} chain entries ({percent}%)"
-        )
-    if chunk.bundle_size:
-        percent = 100 * received // chunk.bundle_size
-        return (
-            f"audit export: 下载 {received}/{chunk.bundle_size} 字节 /"
-            f" downloaded {received}/{chunk.bundle_size} bytes ({percent}%)"
-        )
-    return ""
+        line = said("audit export: {done}/{total} chain entries ({percent}%)",
+                    done=chunk.records_done, total=chunk.records_total,
+                    percent=100 * chunk.records_done // chunk.records_total)  # fmt: skip
+    elif chunk.bundle_size:
+        line = said("audit export: downloaded {received}/{size} bytes ({percent}%)",
+                    received=received, size=chunk.bundle_size,
+                    percent=100 * received // chunk.bundle_size)  # fmt: skip
+    else:
+        return ""
+    return line.worded(reader_language())

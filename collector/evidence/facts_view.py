@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from devposture.collector.evidence import bundle, deflate
+from devposture.policy.cli_messages import Worded
 
 
-class NoSuchReport(Exception):
-    """The bundle holds no body for the report asked for."""
+class NoSuchReport(Worded):
+    """The bundle holds no body for the report asked for: said in the auditor's language
+    (it said it in both, English then Chinese, whatever the reader's)."""
 
 
 def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str, Any]]:
@@ -40,10 +42,10 @@ def report_facts(path: Path, report_id: str | None = None) -> Iterator[dict[str,
                 yield {"seq": seq, "report_id": key, "facts": bundle.facts_of(body)}
     if report_id is not None and not found:
         raise NoSuchReport(
-            f"{path.name} holds no body for report {report_id}: check the id (the chain's"
-            " report entries name every report of the period), or its body was pruned under"
-            " the retention policy (the bundle's manifest says so)."
-            " 证据包中没有该报告的正文：请核对报告编号，或其正文已按保留策略删除。"
+            "{bundle} holds no body for report {report_id}: check the id (the chain's report"
+            " entries name every report of the period), or its body was pruned under the"
+            " retention policy (the bundle's manifest says so).",
+            bundle=path.name, report_id=report_id,
         )
 
 
