@@ -17,6 +17,9 @@ Used for chat backups (DESIGN principle 8). Each recogniser is a published forma
     file names") or headers are not compressed; a compressed plain header hides it: UNKNOWN.
   * SQLite "SQLite format 3\\0": a plain database (SQLCipher databases start with random salt).
   * LUKS "LUKS\\xba\\xbe": an encrypted container file.
+  * WeChat 4.x backup files "RMFH": a 128-byte header, AES-GCM ciphertext made on the phone
+    with a key found only on the phone, and an "RMFT" trailer (52pojie thread 2068774, which
+    found the encryption call that writes each of these files; docs/chat-backups.md 2.2).
   * gzip 1f 8b, xz, zstd, LZ4 frames, lzip and bzip2: compressed, not encrypted (none of these
     formats encrypts; their bytes after the header look random). RAR: its encryption is not
     read (UNKNOWN).
@@ -117,6 +120,14 @@ _MAGIC: tuple[tuple[bytes, HeaderVerdict], ...] = (
         HeaderVerdict(_PLAIN, "SQLite format 3 header: plain database", "SQLite database"),
     ),
     (b"LUKS\xba\xbe", HeaderVerdict(_ENCRYPTED, "LUKS encrypted container", "LUKS container")),
+    (
+        b"RMFH",
+        HeaderVerdict(
+            _ENCRYPTED,
+            "RMFH header: a WeChat 4.x backup file, encrypted by WeChat (AES-GCM)",
+            "WeChat 4.x backup file",
+        ),
+    ),
     (b"Salted__", HeaderVerdict(_ENCRYPTED, "OpenSSL enc encrypted file", _OPENSSL)),
     # The same, base64-armored (`openssl enc -a`): "Salted__" in base64.
     (b"U2FsdGVkX1", HeaderVerdict(_ENCRYPTED, "OpenSSL enc encrypted file (base64)", _OPENSSL)),

@@ -175,28 +175,44 @@ class _Scan:
         for pattern in backups.containers:
             for container in expand(self.ctx, f"{root.path}/{pattern}"):
                 self.fact.locations_checked += 1
-                if self.is_dir(container):
-                    for folder in self._set_folders(backups, container, 0):
-                        segments = folder[len(root.path) :].strip("/").split("/")
-                        account = segments[backups.account_segment]
-                        self.app_set(root.layout.app, backups, folder, account)
+                if not self.is_dir(container):
+                    continue
+                found = list(self._set_folders(backups, container, 0))
+                for folder in found:
+                    segments = folder[len(root.path) :].strip("/").split("/")
+                    account = segments[backups.account_segment]
+                    self.app_set(root.layout.app, backups, folder, account)
+                if backups.unrecognised:
+                    self._unrecognised(backups, container, found)
 
     def _set_folders(self, backups: BackupLayout, folder: str, depth: int) -> Iterator[str]:
         """Each backup set at or below `folder` (a container at depth 0)."""
         names = self.names(folder) or []
-        if backups.markers is None:
-            if depth == backups.depth:
-                yield folder
-                return
-        elif depth > 0 and any(backups.markers.match(name) for name in names):
+        if depth > 0 and any(backups.markers.match(name) for name in names):
             yield folder
             return
-        if depth >= MAX_SET_DEPTH:
+        if depth >= max(MAX_SET_DEPTH, backups.depth):
             return
         for name in names:
             path = f"{folder}/{name}"
             if self.is_dir(path):
                 yield from self._set_folders(backups, path, depth + 1)
+
+    def _unrecognised(self, backups: BackupLayout, container: str, found: list[str]) -> None:
+        """Each folder just below `container` that holds files but none of the sets `found`
+        is skipped with the layout's reason: it is not a backup set of the app's, and what it
+        is cannot be told (an export kept there, a layout the app has changed since)."""
+        for name in self.names(container) or []:
+            path = f"{container}/{name}"
+            if any(f.startswith(path + "/") for f in found) or not self.is_dir(path):
+                continue
+            try:
+                holds = self.ctx.host.walk_files(path, 1).files
+            except HostError as exc:
+                self.skip(path, exc.message)
+                continue
+            if holds:
+                self.skip(path, backups.unrecognised)
 
     def app_set(
         self, app: pb.ChatApp.ValueType, backups: BackupLayout, folder: str, account: str
@@ -205,13 +221,10 @@ class _Scan:
         if files is None:
             return
         entries, truncated = files
-        markers = backups.markers
         index = [f for f in entries if f.path == backups.index_file]
         # The set's index decides when the layout has one (the other files' headers are not
-        # published); otherwise the newest files the layout names.
-        sampled = index or _newest(
-            [f for f in entries if markers is None or markers.match(_name(f.path))]
-        )
+        # published); otherwise the newest of the files the layout samples.
+        sampled = index or _newest([f for f in entries if _sampled(backups, f.path)])
         self.add_set(
             pb.BACKUP_KIND_APP_BACKUP,
             app,
@@ -222,6 +235,7 @@ class _Scan:
             account=account,
             sample=[f"{folder}/{f.path}" for f in sampled[:SAMPLE_FILES]],
             evidence_prefix=f"{backups.index_file}: " if index else "",
+            undated=backups.undated,
         )
 
     def walk(self, folder: str) -> tuple[list[FileEntry], bool] | None:
@@ -262,8 +276,7 @@ class _Scan:
         for layouts in BY_FAMILY.values():
             for layout in layouts:
                 backups = layout.backups
-                markers = backups.markers if backups else None
-                if backups and markers and any(markers.match(n) for n in names):
+                if backups and any(backups.markers.match(n) for n in names):
                     self.app_set(layout.app, backups, path, "")
                     return
         files = self.walk(path)
@@ -291,9 +304,12 @@ class _Scan:
         account: str = "",
         single_file: bool = False,
         evidence_prefix: str = "",
+        undated: frozenset[str] = frozenset(),
     ) -> None:
+        """One set, dated by its newest file (but the `undated` ones)."""
         key = path.rstrip("/").lower() if ":" in path[:3] else path.rstrip("/")
-        if key in self.seen or not entries:
+        dated = [f.mtime for f in entries if _name(f.path) not in undated]
+        if key in self.seen or not dated:
             return
         self.seen.add(key)
         verdicts = [v for v in (self.sample(p) for p in sample) if v is not None]
@@ -308,9 +324,7 @@ class _Scan:
             encryption=verdict.state,
             format=format_ or (verdicts[0].format if single_file and verdicts else ""),
         )
-        backup.newest_backup_at.FromDatetime(
-            datetime.fromtimestamp(max(f.mtime for f in entries), UTC)
-        )
+        backup.newest_backup_at.FromDatetime(datetime.fromtimestamp(max(dated), UTC))
         evidence = evidence_prefix + verdict.evidence
         if truncated:
             evidence += f"; only the first {MAX_FILES} files were counted"
@@ -355,6 +369,13 @@ def _newest(entries: list[FileEntry]) -> list[FileEntry]:
 
 def _name(path: str) -> str:
     return path.rsplit("/", 1)[-1]
+
+
+def _sampled(backups: BackupLayout, path: str) -> bool:
+    """Whether the file at `path` in a set is one the layout samples for encryption."""
+    if backups.samples is not None:
+        return backups.samples.match(path) is not None
+    return backups.markers.match(_name(path)) is not None
 
 
 def _volume_for(path: str, report: pb.PostureReport) -> pb.EncryptedVolume | None:

@@ -40,9 +40,10 @@ class BackupLayout:
 
     # Folders below a data root whose sub-folders hold backup sets.
     containers: tuple[str, ...]
-    # A folder holding a file whose name matches is one set. None: every folder `depth`
-    # levels below a container is one set (a layout whose files are not documented).
-    markers: re.Pattern[str] | None
+    # A folder holding a file whose name matches is one set.
+    markers: re.Pattern[str]
+    # How many levels below a container the sets lie (the search goes at least
+    # chat_backups.MAX_SET_DEPTH deep).
     depth: int
     # Which segment of the set's path, relative to the data root, names the account.
     account_segment: int
@@ -50,6 +51,14 @@ class BackupLayout:
     format: str
     # Sampled first for encryption (the set's index), before the newest marker files.
     index_file: str = ""
+    # The files sampled for encryption, by their path in the set (newest first). None: the
+    # marker files.
+    samples: re.Pattern[str] | None = None
+    # Files the app writes when a set is used, not made: they do not date the set.
+    undated: frozenset[str] = frozenset()
+    # Said of a folder just below a container that holds files but no set: what it holds is
+    # then unknown (counted as skipped). Empty: such folders are passed over.
+    unrecognised: str = ""
 
 
 @dataclass(frozen=True)
@@ -74,15 +83,23 @@ class AppLayout:
 _WECHAT3_MARKERS = re.compile(r"^(Backup\.db|BAK_\d+_(TEXT|MEDIA))$")
 WECHAT3_FORMAT = "WeChat 3.x PC backup"
 
-# WeChat 4.x's "迁移与备份 > 备份" makes `xwechat_files/Backup/<account>/` (docs 2.2:
-# jackwener/wx-cli#74, ycccccccy/echotrace#148, LifeArchiveProject/WeChatDataAnalysis). What
-# files a set holds is not published, so each account's folder is one set, judged by headers.
+# WeChat 4.x's "备份与迁移 > 备份与恢复 > 新建备份" writes, below xwechat_files/Backup/<account>
+# (the wxid without the live folder's _<4 hex>), one folder per phone and in it
+# files/<n>/, one per backup: pkg.attr, pkg_info.dat and the other set files, and per chat
+# <id>/ChatPackage/<from ms>-<to ms> (the messages), Index/ and Media/ (docs 2.2: 52pojie
+# thread 2068774, confirmed by real paths in public code). The same format on every desktop.
+# The messages are "RMFH" files, AES-GCM encrypted on the phone: those are sampled.
+# Restoring a set opens files/<n>/pkg.lock, which so does not date it.
 _WECHAT4_BACKUP = BackupLayout(
     containers=("Backup",),
-    markers=None,
-    depth=1,
+    markers=re.compile(r"^(pkg\.attr|pkg_info\.dat)$"),
+    depth=4,
     account_segment=1,
-    format="WeChat 4.x PC backup (file layout not published)",
+    format="WeChat 4.x PC backup",
+    samples=re.compile(r"^[^/]+/ChatPackage/[^/]+$"),
+    undated=frozenset({"pkg.lock"}),
+    unrecognised="holds files but no WeChat 4.x backup set (files/<n> with pkg_info.dat or"
+    " pkg.attr), so what it holds is unknown",
 )
 _WECHAT4_LIVE = (
     "db_storage/message",
@@ -157,8 +174,9 @@ MACOS: tuple[AppLayout, ...] = (
         ),
     ),
     # 4.x: Data/Documents/xwechat_files; sjzar/chatlog names the container com.tencent.xWeChat,
-    # every real path seen says com.tencent.xinWeChat: both are looked at. The Backup folder is
-    # taken from the Windows 4.x layout (the same client); not confirmed on a Mac.
+    # every real path seen says com.tencent.xinWeChat: both are looked at. Backups in
+    # xwechat_files/Backup/<account> as on Windows (public scripts' paths; the same format on
+    # every desktop, docs 3.2).
     AppLayout(
         app=WECHAT,
         layout="WeChat 4.x",

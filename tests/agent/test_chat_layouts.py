@@ -26,8 +26,10 @@ from devposture.agent.probes.chat_backups import scan, watch_folders
 from devposture.agent.probes.chat_layouts import BY_FAMILY
 from devposture.agent.probes.outcome import ProbeContext
 from devposture.policy.checks import CheckParameters, State, check_chat_backup
+from devposture.policy.phrases import is_phrase
 from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.rmfh import rmfh_file
 from tests.agent.test_probes_backups import DAY, NOW, dated, sqlcipher_db, tool
 
 LAYOUTS = Path(__file__).resolve().parents[1] / "fixtures" / "chat_layouts"
@@ -216,7 +218,7 @@ def _wechat4_windows(root: Path) -> None:
     dated(sqlcipher_db(other / "contact" / "contact.db"), 0)
 
 
-def test_windows_wechat4_live_accounts_and_backup_folder(tmp_path: Path) -> None:
+def test_windows_wechat4_live_accounts_and_an_empty_backup_folder(tmp_path: Path) -> None:
     host, home = windows(tmp_path)
     root = home / "Documents" / "xwechat_files"
     _wechat4_windows(root)
@@ -228,14 +230,162 @@ def test_windows_wechat4_live_accounts_and_backup_folder(tmp_path: Path) -> None
     assert {d.layout for d in fact.live_data} == {"WeChat 4.x"}
     assert len(fact.backups) == 0  # the Backup folder is empty: nothing was backed up
     assert judged(fact)[0] is State.FAIL
-    # A backup made with 迁移与备份: Backup/<account without its suffix>/...
-    made = dated(encrypted_file(root / "Backup" / "wxid_3vmmyby98la022" / "backup_0.dat"), 2)
+
+
+TREE = "windows-wechat4-backup-tree.txt"
+# What the tree of 52pojie thread 2068774 shows for one account and phone: the phone's
+# folder holds alt_name.dat and backup.attr, its files/<n> one backup each (39 the first,
+# 44 a second with two chats and their media), and the account folder roam_device_info.dat.
+# Files marked ＊ there are RMFH files (wechat4-backup-rmfh-files.txt); the contents of the
+# others are not published and never sampled: a few zero bytes stand in for them.
+ACCOUNT, PHONE = "wxid_0xt662v10ru629", "73cfbe036d741ddf3"
+SET_39 = {
+    "backup_time.dat": True, "detail.dat": False, "phoneid.dat": True,
+    "phone_history.dat": True, "pkg.attr": True, "pkg_info.dat": False,
+    "98dffe08c400f2b/ChatPackage/1760266855000-1760266855000": True,
+    "98dffe08c400f2b/Index/1760266855000-1760266855000": True,
+    "98dffe08c400f2b/Index/time.dat": True, "98dffe08c400f2b/Index/wholetime.dat": True,
+}  # fmt: skip
+SET_44 = {
+    "pkg.attr": True, "pkg_info.dat": False, "tar_index.dat": False,
+    "43d8dd89afdcd/ChatPackage/1760284755000-1761564350000": True,
+    "43d8dd89afdcd/Index/1760284755000-1761564350000": True,
+    "43d8dd89afdcd/Index/time.dat": True, "43d8dd89afdcd/Index/wholetime.dat": True,
+    "e48f8a5ea7c263/ChatPackage/1761747730794-1761747730794": True,
+}  # fmt: skip
+# Media files: their header is not published ("解密后即普通的 tar 归档文件"); never sampled.
+MEDIA_44 = (
+    "43d8dd89afdcd/Media/1760284755000-1761564350000.tar.enc",
+    "e48f8a5ea7c263/Media/1761747730794-1761747730794.tar.enc",
+    "e48f8a5ea7c263/Media/2319603979416722223_m",
+)
+
+
+def _wechat4_backup_set(folder: Path, files: dict[str, bool], days_before: float) -> None:
+    assert_listed(TREE, *(name.rsplit("/", 1)[-1] for name in files))
+    assert_listed("wechat4-backup-rmfh-files.txt", "RMFH", "RMFT")
+    for seed, (name, rmfh) in enumerate(sorted(files.items())):
+        path = folder / name
+        if rmfh:
+            rmfh_file(path, seed=seed)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(bytes(5))
+        dated(path, days_before)
+
+
+def _wechat4_backups(backup: Path) -> Path:
+    """The account's backups as the tree shows them, files/39 made 10 days ago and files/44
+    2 days ago; the folders above the sets written "now" (a restore reads backup.attr)."""
+    assert_listed(TREE, ACCOUNT, PHONE, "roam_device_info.dat", "alt_name.dat", "backup.attr",
+                  "files", "─39 ", "─44 ", *(m.rsplit("/", 1)[-1] for m in MEDIA_44))  # fmt: skip
+    phone = backup / ACCOUNT / PHONE
+    _wechat4_backup_set(phone / "files" / "39", SET_39, 10)
+    _wechat4_backup_set(phone / "files" / "44", SET_44, 2)
+    for name in MEDIA_44:
+        dated(encrypted_file(phone / "files" / "44" / name), 2)
+    for above in (backup / ACCOUNT / "roam_device_info.dat", phone / "alt_name.dat"):
+        above.write_bytes(bytes(5))
+    rmfh_file(phone / "backup.attr", seed=99)
+    return phone
+
+
+def test_windows_wechat4_backup_sets_each_with_their_own_age(tmp_path: Path) -> None:
+    """Each files/<n> of Backup/<account>/<phone> is one backup ("序号不同的多份备份会并存"),
+    dated by its own files: not the live store, nor the phone's and account's files above it."""
+    host, home = windows(tmp_path)
+    root = home / "Documents" / "xwechat_files"
+    _wechat4_windows(root)
+    _wechat4_backups(root / "Backup")
+    fact = collect(host)
+    assert len(fact.live_data) == 2 and fact.entries_skipped == 0
+    sets = {b.location.rsplit("/", 1)[-1]: b for b in fact.backups}
+    assert sorted(sets) == ["39", "44"]
+    for number, days, count in (("39", 10, len(SET_39)), ("44", 2, len(SET_44) + 3)):
+        found = sets[number]
+        assert found.location == (
+            f"~/Documents/xwechat_files/Backup/{ACCOUNT}/{PHONE}/files/{number}"
+        )
+        assert found.kind == pb.BACKUP_KIND_APP_BACKUP and found.app == pb.CHAT_APP_WECHAT
+        assert found.account == ACCOUNT and found.format == "WeChat 4.x PC backup"
+        assert found.newest_backup_at.seconds == NOW - days * DAY
+        assert found.file_count == count
+        assert found.encryption == pb.ENCRYPTION_STATE_ENCRYPTED
+        assert found.encryption_evidence.startswith("RMFH header: a WeChat 4.x backup file")
+    state, reason = judged(fact)
+    assert state is State.PASS and f"{PHONE}/files/44" in reason
+
+
+def test_a_restore_does_not_make_an_old_wechat4_backup_look_new(tmp_path: Path) -> None:
+    """Restoring files/39 to a phone opens files/39/pkg.lock (the source's FileActivityWatch
+    list): a file WeChat writes when a set is used, not when it is made."""
+    assert_listed(TREE, "\\files\\39\\pkg.lock")
+    host, home = windows(tmp_path)
+    phone = home / "Documents" / "xwechat_files" / "Backup" / ACCOUNT / PHONE
+    _wechat4_backup_set(phone / "files" / "39", SET_39, 40)
+    lock = phone / "files" / "39" / "pkg.lock"
+    lock.write_bytes(b"")
+    dated(lock, 0)
     (found,) = collect(host).backups
-    assert found.account == "wxid_3vmmyby98la022"
-    assert found.location == "~/Documents/xwechat_files/Backup/wxid_3vmmyby98la022"
-    assert found.newest_backup_at.seconds == int(made.stat().st_mtime)
-    assert found.format.startswith("WeChat 4.x PC backup")
-    assert judged(collect(host))[0] is State.PASS
+    assert found.newest_backup_at.seconds == NOW - 40 * DAY
+    state, reason = judged(collect(host))
+    assert state is State.FAIL and "older than 30 days" in reason
+
+
+def test_a_wechat4_set_whose_chats_are_not_rmfh_is_judged_by_their_headers(
+    tmp_path: Path,
+) -> None:
+    """The chats (ChatPackage files) are what is sampled: a plain SQLite file there is a plain
+    backup, whatever the set's other files are."""
+    host, home = windows(tmp_path)
+    folder = home / "Documents" / "xwechat_files" / "Backup" / ACCOUNT / PHONE / "files" / "44"
+    _wechat4_backup_set(folder, SET_44, 1)
+    chats = folder / "e48f8a5ea7c263" / "ChatPackage" / "1761747730794-1761747730794"
+    chats.unlink()
+    with sqlite3.connect(chats) as conn:
+        conn.execute("create table t (x)")
+    dated(chats, 1)
+    (found,) = collect(host).backups
+    assert found.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
+    assert "SQLite format 3" in found.encryption_evidence
+
+
+def test_a_folder_in_backup_that_holds_no_wechat4_set_is_unknown_not_a_backup(
+    tmp_path: Path,
+) -> None:
+    """An HTML chat export kept in xwechat_files/Backup (public code reads
+    Backup/data/聊天记录/<name>(wxid)/<name>.html) is not a WeChat backup set: before, each
+    Backup/<name> folder counted as one, and this plain file made a fresh backup of it."""
+    assert_listed("wechat4-backup-paths-public-code.txt", "xwechat_files/Backup/data/聊天记录",
+                  "耀子大人(wxid_ho8pac35ipa322)/耀子大人.html")  # fmt: skip
+    host, home = windows(tmp_path)
+    root = home / "Documents" / "xwechat_files"
+    _wechat4_windows(root)
+    export = root / "Backup/data/聊天记录/耀子大人(wxid_ho8pac35ipa322)/耀子大人.html"
+    export.parent.mkdir(parents=True)
+    export.write_text("<html><body>聊天记录</body></html>", encoding="utf-8")
+    dated(export, 1)
+    fact = collect(host)
+    assert len(fact.backups) == 0 and fact.entries_skipped == 1
+    (reason,) = fact.skipped_reasons
+    assert reason.startswith("~/Documents/xwechat_files/Backup/data: holds files but no WeChat")
+    assert is_phrase(reason)
+    state, shown = judged(fact)
+    assert state is State.UNKNOWN and "Backup/data" in shown
+    # Beside a real set it is still named, and the set decides.
+    _wechat4_backups(root / "Backup")
+    fact = collect(host)
+    assert len(fact.backups) == 2 and fact.entries_skipped == 1
+    assert judged(fact)[0] is State.PASS
+
+
+def test_a_copied_wechat4_set_in_a_policy_folder_is_an_app_backup(tmp_path: Path) -> None:
+    host, home = windows(tmp_path)
+    _wechat4_backup_set(home / "微信备份" / "44", SET_44, 3)
+    config = ProbeConfig(backup_folders=("~/微信备份",))
+    (found,) = collect(host, config).backups
+    assert found.kind == pb.BACKUP_KIND_APP_BACKUP and found.format == "WeChat 4.x PC backup"
+    assert found.encryption == pb.ENCRYPTION_STATE_ENCRYPTED
 
 
 def test_windows_wechat4_moved_root_is_followed(tmp_path: Path) -> None:
@@ -328,6 +478,31 @@ def test_macos_wechat4_live_store_is_not_a_backup(tmp_path: Path) -> None:
     fact = collect(host)
     assert [(d.account, d.layout) for d in fact.live_data] == [("wxid_m4c0s_1a2b", "WeChat 4.x")]
     assert len(fact.backups) == 0
+
+
+def test_macos_wechat4_backup_set_in_the_containers_backup_folder(tmp_path: Path) -> None:
+    """A Mac's 4.x backups are in xwechat_files/Backup/<account> (a public backup script's
+    path); the format is the same on every desktop (52pojie thread 2068774)."""
+    assert_listed("wechat4-backup-paths-public-code.txt", "com.tencent.xinWeChat/Data/Documents/"
+                  "xwechat_files/Backup/wxid_8855798557612")  # fmt: skip
+    host, home = mac(tmp_path)
+    root = home / "Library/Containers/com.tencent.xinWeChat/Data/Documents/xwechat_files"
+    dated(sqlcipher_db(root / "wxid_8855798557612_1a2b/db_storage/session/session.db"), 0)
+    folder = root / "Backup" / "wxid_8855798557612" / PHONE / "files" / "39"
+    _wechat4_backup_set(folder, SET_39, 5)
+    (found,) = collect(host).backups
+    assert found.account == "wxid_8855798557612"
+    assert found.newest_backup_at.seconds == NOW - 5 * DAY
+    assert found.encryption == pb.ENCRYPTION_STATE_ENCRYPTED
+    # A user moved a 30 GB Backup to an external disk behind a symbolic link: still read.
+    assert_listed("wechat4-backup-paths-public-code.txt", "xwechat_files/Backup` trỏ tới "
+                  "`/Volumes/BINGNET/Kevin_Data/xwechat_files/Backup`")  # fmt: skip
+    external = tmp_path / "Volumes" / "BINGNET" / "Kevin_Data" / "xwechat_files" / "Backup"
+    external.parent.mkdir(parents=True)
+    (root / "Backup").rename(external)
+    (root / "Backup").symlink_to(external, target_is_directory=True)
+    (moved,) = collect(host).backups
+    assert moved.location == found.location and moved.newest_backup_at == found.newest_backup_at
 
 
 # --- Linux, WeChat 4.x ----------------------------------------------------------------------

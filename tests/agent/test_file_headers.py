@@ -26,6 +26,7 @@ from devposture.agent.parsers.file_headers import (
     zip_central_directory,
 )
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.rmfh import rmfh_bytes
 from tests.conftest import installed_tool
 
 ENC = pb.ENCRYPTION_STATE_ENCRYPTED
@@ -95,6 +96,21 @@ def test_sqlcipher_database_is_weak_evidence_of_encryption(tmp_path: Path) -> No
     subprocess.run([sqlcipher, str(db), sql], check=True, capture_output=True)
     verdict = sniff(head(db))
     assert verdict.state == ENC and "SQLCipher" in verdict.evidence
+
+
+def test_wechat4_backup_file_is_encrypted_by_its_rmfh_header() -> None:
+    """WeChat 4.x's backup files start with "RMFH" and hold AES-GCM ciphertext (52pojie thread
+    2068774): made here in that shape by a real AES-GCM. Before, their zero-filled header read
+    "unrecognised file header" (UNKNOWN) and a current backup could never pass."""
+    for seed, plaintext in ((1, b"\x0a\xc9\x03" * 200), (2, bytes(16))):
+        verdict = sniff(rmfh_bytes(plaintext, seed)[:SAMPLE_SIZE])
+        assert verdict == HeaderVerdict(
+            ENC, "RMFH header: a WeChat 4.x backup file, encrypted by WeChat (AES-GCM)",
+            "WeChat 4.x backup file",
+        )  # fmt: skip
+    # Only at the start: the same letters elsewhere are not the header.
+    assert sniff(b"\x00RMFH" + bytes(59)).state == UNKNOWN
+    assert sniff(b"rmfh" + bytes(60)).state == UNKNOWN
 
 
 def _seven_zip(tmp_path: Path, name: str, *options: str) -> Path:
