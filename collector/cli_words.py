@@ -33,7 +33,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "device_history.py", "pki.py", "renewal.py", "service.py", "workers.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
-        "evidence/facts_view.py", "credentials.py",
+        "evidence/facts_view.py", "credentials.py", "waiver_log.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,

@@ -75,6 +75,7 @@ from devposture.collector.store.identity import (
 )
 from devposture.collector.table_fit import display_width, escaped_controls
 from devposture.collector.tokens import new_token
+from devposture.collector.waiver_log import action_cell, detail_cell, status_cell
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError, cli_messages
 from devposture.policy.catalogs import LANGS, Lang
@@ -380,8 +381,6 @@ WAIVER_LOG_COLUMNS = ("waiver", "action", "at", "detail")
 # compare it in JSON and CSV, so those keep it, in every language; a person's table words it
 # in their language (`worded_cells`), as `device list` words a device's. Each code's words,
 # by listing (a waiver in force reads otherwise than a device in use).
-_WAIVER_STATUS = {"active": said("in force"), "revoked": said("revoked"),
-                  "expired": said("expired")}  # fmt: skip
 _TOKEN_STATUS = {"usable": said("usable"), "used up": said("used up"),
                  "expired": said("expired"), "revoked": said("revoked")}  # fmt: skip
 _CREDENTIAL_STATUS = {"active": said("active")}
@@ -442,9 +441,10 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
     zone = _zone(config, store)
     if args.flag("log"):
         events: list[Row] = [
-            {"waiver": w, "action": a, "at": stamp(t, zone), "detail": d}
+            {"waiver": w, "action": action_cell(a), "at": stamp(t, zone),
+             "detail": detail_cell(a, d, zone)}
             for w, a, t, d in store.waivers.waiver_events()
-        ]
+        ]  # fmt: skip
         return Result("", WAIVER_LOG_COLUMNS, events)
     now = utcnow()
     rows: list[Row] = []
@@ -459,7 +459,7 @@ def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: 
                 "waiver": w.waiver_id, "device": w.device_id, "check": w.check_id,
                 "owner": w.owner, "reason": w.reason, "created": stamp(w.created_at, zone),
                 "expires": stamp(w.expires_at, zone),
-                "status": code_cell(status, _WAIVER_STATUS),
+                "status": status_cell(status),
             })  # fmt: skip
     return Result("", WAIVER_COLUMNS, rows)
 

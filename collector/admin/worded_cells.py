@@ -39,7 +39,9 @@ def with_cells(rows: list[Row], text: str) -> list[Row]:
         for column, data in worded.items() if isinstance(worded, dict) else ():
             sentence = Said.of_data(data)
             if sentence is not None and column in row:
-                row[column] = Told(sentence)
+                # Its `str` stays what the rows carried (JSON and CSV read it here as on the
+                # collector machine), though the sentence may word it otherwise (a time).
+                row[column] = Told.keeping(str(row[column]), sentence)
         found.append(row)
     return found
 

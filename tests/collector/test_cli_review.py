@@ -85,7 +85,8 @@ def _listings(collector: AdminCollector, tmp_path: Path) -> None:
 
 # (command, the codes its JSON and CSV keep, the words its Chinese table shows)
 STATUSES = [
-    (["waiver", "list", "--all"], {"active", "revoked"}, {"in force", "revoked"}),
+    # A waiver's own words: a revoked waiver is not a revoked token (已撤销, not 已吊销).
+    (["waiver", "list", "--all"], {"active", "revoked"}, {"in force", "revoked early"}),
     (["token", "list"], {"usable", "revoked"}, {"usable", "revoked"}),
     (["audit", "log"], {"ok", "denied"}, {"ok", "denied"}),
 ]

@@ -1,20 +1,65 @@
 """Words a sweep of every command found still in the wrong language or clock: real processes of
 `devposture-collector` and `devposture-agent` under `LANG=zh_CN.UTF-8` and `LANG=C.UTF-8`.
 
-`audit facts` answered in English and Chinese at once, a remote `audit export` showed its
-progress in both, and `setup` named the keys it could not set with ASCII commas inside a
-Chinese sentence."""
+A waiver's log gave its expiry in UTC ("expires 2026-12-31T16:00:00+00:00" for a waiver that
+lasts all of the 31st in Beijing) and its actions as codes, and a revoked waiver read as a
+revoked token ("已吊销"); `audit facts` answered in English and Chinese at once, a remote
+`audit export` showed its progress in both, and `setup` named the keys it could not set with
+ASCII commas inside a Chinese sentence. Files (JSON) keep what they always held."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, run
+from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enrolled_state, run
 from tests.e2e.test_cli_language import EN, ZH, _in, _remote
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
+UTC_TIME = re.compile(r"\d{2}:\d{2}(:\d{2})?\+00:00")
+
+
+def _table(lang: str, *argv: str) -> str:
+    done = _in(lang, COLLECTOR, *argv)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_a_waivers_log_reads_in_the_company_zone_and_files_keep_the_stored_text(
+    collector_process: CollectorProcess, tmp_path: Path
+) -> None:
+    c = collector_process
+    device = json.loads((enrolled_state(c, tmp_path) / "agent.json").read_text())["device_id"]
+    local = ("--data", str(c.data))
+    day = (dt.datetime.now(ZoneInfo("Asia/Shanghai")) + dt.timedelta(days=10)).date()
+    added = run(COLLECTOR, "waiver", "add", *local, "--device", device, "--check", "firewall",
+                "--owner", "王芳", "--reason", "换新电脑",
+                "--expires", day.isoformat())  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    waiver = re.search(r"w-[0-9a-f]{8}", added.stdout)
+    assert waiver is not None, added.stdout
+    revoked = run(COLLECTOR, "waiver", "revoke", waiver[0], "--reason", "不再需要", *local)
+    assert revoked.returncode == 0, revoked.stderr
+    # The waiver lasts all of `day` in Beijing: it ends at the next local midnight.
+    ends = f"{day + dt.timedelta(days=1)} 00:00 (UTC+08:00)"
+    remote = _remote(c, tmp_path, "Li Wei", "auditor")
+    for where in (local, remote):  # on the collector machine and over the admin port alike
+        for lang in (ZH, EN):
+            log = _table(lang, "waiver", "list", "--log", *where)
+            assert ends in log and not UTC_TIME.search(log), log
+            assert "换新电脑" in log and "不再需要" in log
+        files = json.loads(_table(ZH, "waiver", "list", "--log", "--format", "json", *where))
+        assert [e["action"] for e in files] == ["add", "revoke"]
+        assert files[0]["detail"].endswith("+00:00: 换新电脑"), files[0]  # as stored
+        assert files[1]["detail"] == "不再需要"
+    # A revoked waiver is not worded as a revoked token or credential is (吊销).
+    listing = _table(ZH, "waiver", "list", "--all", *local)
+    assert waiver[0] in listing and "已吊销" not in listing, listing
+    files = json.loads(_table(ZH, "waiver", "list", "--all", "--format", "json", *local))
+    assert [w["status"] for w in files] == ["revoked"]
 
 
 def test_audit_facts_answers_in_the_readers_language_only(

@@ -100,13 +100,15 @@ def test_the_command_lines_errors_and_help_are_collected() -> None:
             " devposture before opening it") in collector
     # What a sweep of every command found in English inside Chinese (or in both languages at
     # once): a file that is no admin credential, a report a bundle has no body for, a remote
-    # export's download, agent.toml that setup cannot edit.
+    # export's download, a waiver's log, agent.toml that setup cannot edit.
     for found in ("this is not a devposture admin credential: expected dpa_<16 hex>_<43"
                   " characters>, as printed by `devposture-collector admin add`",
                   "{bundle} holds no body for report {report_id}: check the id (the chain's"
                   " report entries name every report of the period), or its body was pruned"
                   " under the retention policy (the bundle's manifest says so).",
-                  "audit export: downloaded {received}/{size} bytes ({percent}%)"):  # fmt: skip
+                  "audit export: downloaded {received}/{size} bytes ({percent}%)",
+                  "device {device_id}, check {check}, owner {owner}, expires {expires}:"
+                  " {reason}", "revoked early", "added", "ran to its end date"):  # fmt: skip
         assert ("cli", found) in collector, found
     assert ("cli", "{table} is a value, not a table: make it the table [{table}]") in agent
 

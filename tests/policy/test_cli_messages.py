@@ -86,6 +86,15 @@ def test_names_in_a_sentence_are_listed_as_the_readers_language_enumerates() -> 
     assert cli_messages.enumeration([]) == "" and cli_messages.enumeration(["a"]) == "a"
 
 
+def test_a_kept_text_stays_for_programs_and_is_worded_for_people() -> None:
+    """`Told.keeping`: JSON and CSV keep the stored text byte for byte, a person reads the
+    sentence (a waiver's expiry, stored in UTC, in the company's time zone)."""
+    sentence = said("{status} since {at}", status=said("revoked"), at="2026-12-03 16:38")
+    cell = cli_messages.Told.keeping("revoked since 2026-12-03T08:38:00+00:00", sentence)
+    assert str(cell) == "revoked since 2026-12-03T08:38:00+00:00"
+    assert cell.worded("en") == "revoked since 2026-12-03 16:38"
+    assert cell.worded("zh") == sentence.worded("zh")
+
 
 def test_a_translation_missing_or_broken_falls_back_to_the_english(
     monkeypatch: pytest.MonkeyPatch,

@@ -178,6 +178,15 @@ class Told(str):
     def worded(self, lang: Lang) -> str:
         return self.said.worded(lang)
 
+    @classmethod
+    def keeping(cls, text: str, sentence: Said) -> Told:
+        """`text` as programs keep it (`str`: what JSON and CSV carry, byte for byte), worded
+        for a person as `sentence` in either language: a stored English whose words for
+        people changed since (a time it names, now shown in the company's time zone)."""
+        self = str.__new__(cls, text)
+        self.said = sentence
+        return self
+
 
 def told(english: str, /, **params: object) -> Told:
     """A `Told`: found by the catalogs like `said`."""
