@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,18 @@ def test_bundled_policy_covers_the_three_clauses_in_both_languages() -> None:
         assert check.remediation_zh and check.remediation_en and check.severity
     assert policy.check("antivirus") is not None
     assert policy.check("antivirus").parameters == {"signature_max_age_days": 7}  # type: ignore[union-attr]
+
+
+def test_the_bundled_policys_chinese_takes_full_width_punctuation() -> None:
+    """IT and auditors read the clauses' Chinese on the dashboard, in `report` files and in
+    the audit report: "六(三)2 安全防护:网络" and "…设备的安全,安装杀毒软件…" had ASCII marks
+    after Chinese words where every other Chinese text takes its full-width ones."""
+    policy = default_policy()
+    texts = [t for c in policy.clauses for t in (c.title_zh, c.text_zh)]
+    texts += [t for c in policy.checks for t in (c.title_zh, c.remediation_zh)]
+    ascii_mark = re.compile(r"[\u4e00-\u9fff][,:;!?()]|[,:;!?()][\u4e00-\u9fff]")
+    assert [t for t in texts if ascii_mark.search(t)] == []
+    assert policy.clause("6.3.2").title_zh == "六（三）2 安全防护：网络"
 
 
 def _problems(text: str) -> list[tuple[int | None, str]]:

@@ -120,7 +120,7 @@ def test_switching_to_chinese_shows_the_policy_s_chinese_titles(page: Page, flee
     _log_in(page, fleet, fleet.viewer)
     page.click("#lang-zh")
     expect(page.locator("h1")).to_have_text("总览")
-    expect(page.locator("#fleet-public-wifi")).to_contain_text("六(三)2 安全防护:网络")
+    expect(page.locator("#fleet-public-wifi")).to_contain_text("六（三）2 安全防护：网络")
     expect(page.locator("#fleet-public-wifi")).to_contain_text("在公共无线网络上使用 VPN")
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "dashboard-overview-zh.png"  # what compliance officers read

@@ -263,7 +263,7 @@ def test_the_language_switch_shows_chinese_and_is_remembered(fleet: Fleet) -> No
     cookie = login(fleet)
     answer = fetch(fleet, "GET", "/?lang=zh", cookie=cookie)
     assert answer.status == 200 and "总览" in answer.text and 'lang="zh-CN"' in answer.text
-    assert "六(三)2 安全防护:网络" in answer.text  # the policy's own 6.3.2 title
+    assert "六（三）2 安全防护：网络" in answer.text  # the policy's own 6.3.2 title
     assert "在公共无线网络上使用 VPN" in answer.text  # and its check's
     lang = next(h for h in answer.cookies() if h.startswith(auth.LANG_COOKIE))
     remembered = fetch(fleet, "GET", "/failing", cookie=f"{cookie}; {lang.split(';')[0]}")
