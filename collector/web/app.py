@@ -526,7 +526,8 @@ class Pages:
         weeks = [f"{day:%m-%d}" for day in trend_days(view.trend.moments, zone_of(view.policy))]
         # The SVGs are built by charts.py, which escapes every text it places.
         words = i18n.words(lang)
-        svg = charts.trend_svg(weeks, series, words.trend, f"{words.week_ending} {{label}}")
+        svg = charts.trend_svg(weeks, series, words.trend, f"{words.week_ending} {{label}}",
+                               colon=words.colon)
         trend = Markup(svg)  # noqa: S704
         swatches = [Markup(charts.swatch(n)) for n in range(len(series))]  # noqa: S704
         return self.board.render(request, "overview.html", lang, session=session, view=view,

@@ -52,10 +52,12 @@ def swatch(n: int) -> str:
 
 
 def trend_svg(
-    labels: list[str], series: list[Series], title: str = "", week: str = "{label}"
+    labels: list[str], series: list[Series], title: str = "", week: str = "{label}",
+    colon: str = ": ",
 ) -> str:
     """A line chart of percentages (0–100) over `labels`, one line per series; `week` words
-    a label in the hover texts ("截至 {label}")."""
+    a label in the hover texts ("截至 {label}"), `colon` comes between a line's title and its
+    value there (Chinese takes its full-width "：" after a Chinese title)."""
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     step = plot_w / max(1, len(labels) - 1)
 
@@ -93,7 +95,7 @@ def trend_svg(
         parts.append("</g>")
     for i, label in enumerate(labels):
         lines = [week.format(label=label)] + [
-            f"{line.label or line.name}: "
+            f"{line.label or line.name}{colon}"
             + ("—" if i >= len(line.values) or line.values[i] is None
                else f"{line.values[i]:.1f}%")
             for line in series

@@ -149,6 +149,20 @@ def test_overview_counts_each_check_and_links_each_count(fleet: Fleet) -> None:
     assert "<svg" in page and "data-series=\"public-wifi\"" in page
 
 
+def test_the_trends_hover_texts_take_the_readers_colon(fleet: Fleet) -> None:
+    """Each week's hover text names every line by its check's title, then its value: after a
+    Chinese title the full-width colon, as every other label of the page ("设备数："), not
+    "在公共无线网络上使用 VPN: 100.0%"."""
+    for lang, colon in (("zh", "："), ("en", ": ")):
+        page = fetch(fleet, "GET", "/", cookie=login(fleet, lang=lang)).text
+        hovers = re.findall(r'<rect class="week"[^>]*><title>([^<]*)</title>', page)
+        assert hovers, page
+        lines = [line for hover in hovers for line in hover.split("\n")[1:]]
+        assert lines and all(re.search(rf"{colon}(—|\d+\.\d%)$", line) for line in lines), lines
+        if lang == "zh":
+            assert not any(re.search(r"[\u4e00-\u9fff]: ", line) for line in lines), lines
+
+
 def test_the_overview_of_one_group_counts_its_devices_and_keeps_the_group_in_its_links(
     fleet: Fleet,
 ) -> None:
