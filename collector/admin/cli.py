@@ -485,20 +485,25 @@ def _export_remote(
     progress on standard error."""
     from devposture.collector.admin.client import export_remote  # noqa: PLC0415
 
-    clear = "\033[K" if sys.stderr.isatty() else ""  # the rest of a longer line before
+    in_place = sys.stderr.isatty()
+    last = [""]
 
     def progress(line: str) -> None:
-        if line:
-            sys.stderr.write(f"\r{line}{clear}")
+        # On a terminal the line is rewritten in place (the rest of a longer one cleared);
+        # into a file or a pipe each new update is a line of its own, as `ProgressLine` does:
+        # carriage returns made one line of a log hold every update.
+        if line and line != last[0]:
+            last[0] = line
+            sys.stderr.write(f"\r{line}\033[K" if in_place else f"{line}\n")
             sys.stderr.flush()
 
-    show = args.progress or sys.stderr.isatty()
+    show = args.progress or in_place
     period = {name: arguments[name] for name in ("from", "to") if name in arguments}
     try:
         return export_remote(remote, args.ca_fingerprint, credential, period, Path(args.out),
                              progress=progress if show else None)  # fmt: skip
     finally:
-        if show:
+        if show and in_place:
             sys.stderr.write("\n")
 
 

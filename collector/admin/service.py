@@ -144,6 +144,22 @@ def _carried(text: str) -> str:
     return f"{head}{cut}{tail}"
 
 
+def _unnamed(sentence: Said, path: str) -> Said:
+    """`sentence` with the collector's own file for the bundle (`path`, a temporary folder the
+    remote reader cannot see) said as "the bundle", at any depth: an export's summary is
+    several lines when its period ends in the future, and only its first line's file was
+    replaced, so the remote reader read the collector's temporary path."""
+    if sentence.as_is or type(sentence) is not Said:  # a text as it is, a list of names
+        return sentence
+    params = {
+        name: said("the bundle") if value == path
+        else _unnamed(value, path) if isinstance(value, Said)
+        else value
+        for name, value in sentence.params.items()
+    }  # fmt: skip
+    return Said(sentence.english, params, plain=sentence.plain)
+
+
 class AdminService(admin_grpc.AdminServicer):
     """Authenticates each call, then hands it to the shared `Runner` on one store thread."""
 
@@ -307,8 +323,8 @@ class AdminService(admin_grpc.AdminServicer):
                         yield admin_pb.ExportChunk(data=chunk, bundle_size=size)
                 summary = result.message.replace(str(out), "the bundle")
                 if result.said is not None:  # worded for the remote reader, the file unnamed
-                    params = {**result.said.params, "out": said("the bundle")}
-                    worded = json.dumps(Said(result.said.english, params).data(), sort_keys=True)
+                    unnamed = _unnamed(result.said, str(out))
+                    worded = json.dumps(unnamed.data(), sort_keys=True)
                     if len(worded) < _WORDED_BYTES:
                         context.set_trailing_metadata(((MESSAGE_METADATA, worded),))
                 yield admin_pb.ExportChunk(bundle_size=size, message=summary)

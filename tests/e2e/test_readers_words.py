@@ -4,8 +4,9 @@
 A waiver's log gave its expiry in UTC ("expires 2026-12-31T16:00:00+00:00" for a waiver that
 lasts all of the 31st in Beijing) and its actions as codes, and a revoked waiver read as a
 revoked token ("已吊销"); `audit facts` answered in English and Chinese at once, a remote
-`audit export` showed its progress in both, and `setup` named the keys it could not set with
-ASCII commas inside a Chinese sentence. Files (JSON) keep what they always held."""
+`audit export` showed its progress in both and named the collector's temporary file, and
+`setup` named the keys it could not set with ASCII commas inside a Chinese sentence. Files
+(JSON) keep what they always held."""
 
 from __future__ import annotations
 
@@ -80,23 +81,29 @@ def test_audit_facts_answers_in_the_readers_language_only(
     assert zh.stderr.startswith("devposture-collector：错误：") and zh.stderr.count("\n") == 1
 
 
-def test_a_remote_exports_progress_is_in_the_readers_language_only(
+def test_a_remote_exports_progress_and_summary_are_the_readers_own(
     collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
+    """Its progress in the reader's language only (it said each update in both), one update a
+    line into a pipe (carriage returns made one line of a log hold them all), and a summary
+    that never names the collector's own temporary file: a period that ends in the future
+    (a second line says so) showed ".../export-…/bundle.zip" to the remote reader."""
     remote = _remote(collector_process, tmp_path, "Li Wei", "auditor")
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
-    end = dt.datetime.now(dt.UTC).isoformat()
+    end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
     for lang, name in ((EN, "en.zip"), (ZH, "zh.zip")):
         done = _in(lang, COLLECTOR, "audit", "export", *remote, "--from", start, "--to", end,
                    "--out", str(tmp_path / name), "--progress")  # fmt: skip
         assert done.returncode == 0, done.stderr
-        progress = [line for line in done.stderr.split("\r") if line.strip()]
-        assert progress, done.stderr
+        assert str(tmp_path / name) in done.stdout, done.stdout
+        assert str(collector_process.data) not in done.stdout, done.stdout
+        lines = done.stderr.split("\n")[:-1]  # (a carriage return reads as a line end here)
+        assert lines and all(lines) and len(lines) == len(set(lines)), lines
         if lang == EN:
-            assert "audit export: downloaded " in progress[-1], progress
+            assert lines[-1].startswith("audit export: downloaded "), lines
             assert not CHINESE.search(done.stderr), done.stderr
         else:
-            assert "downloaded" not in done.stderr or "下载" not in done.stderr, done.stderr
+            assert not any("downloaded" in line and "下载" in line for line in lines), lines
 
 
 def test_setup_lists_the_keys_it_cannot_set_as_the_readers_language_enumerates(
