@@ -314,7 +314,7 @@ def test_enrolling_reporting_and_a_used_up_token_in_the_readers_language(
     target = ("--collector", f"127.0.0.1:{collector_process.enroll_port}", "--ca-fingerprint",
               collector_process.fingerprint, "--token-file", str(token))  # fmt: skip
     first = _out(ZH, AGENT, "enroll", *target, "--state", str(tmp_path / "first"))
-    assert re.fullmatch(r"注册成功：这台电脑的设备编号是 [0-9a-f]{32}\n报告将通过双向 TLS 发送到"
+    assert re.fullmatch(r"注册成功：这台电脑的设备 ID 是 [0-9a-f]{32}\n报告将通过双向 TLS 发送到"
                         rf" 127\.0\.0\.1:{collector_process.report_port}。\n", first)
     once = _out(ZH, AGENT, "once", "--state", str(tmp_path / "first"))
     assert re.fullmatch(r"采集器已确认收到报告 [0-9a-f-]{36}。\n", once)
