@@ -191,3 +191,31 @@ def test_a_date_that_is_not_one_lists_the_forms_in_the_readers_words() -> None:
     chinese = refused.value.worded("zh")
     assert "2026-11-01T09:30 或 2026-11-01T09:30+08:00" in chinese and " or " not in chinese
     assert "2026-11-01T09:30 or 2026-11-01T09:30+08:00" in refused.value.worded("en")
+
+
+@pytest.mark.usefixtures("marked")
+def test_verdicts_and_states_are_worded_in_a_chinese_table_and_kept_as_codes_in_files(
+    cli_fleet: CliFleet,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`report device` and `report history` showed PASS, FAIL, UNKNOWN as codes in a Chinese
+    table, where the dashboard says 通过, 失败, 未知. A person's table words them; JSON, CSV and
+    an English table keep the codes scripts compare."""
+    device_id = DEVICES[0][0]
+    data = ["--data", str(cli_fleet.data)]
+    codes = {"PASS", "GRACE", "FAIL", "UNKNOWN", "EXEMPT", "STALE"}
+    _in(monkeypatch, "zh_CN.UTF-8")
+    for command in (["report", "device", device_id], ["report", "history", device_id]):
+        assert collector_cli([*command, *data]) == 0
+        cells = set(capsys.readouterr().out.split())
+        assert not cells & codes, command
+        assert cells & {MARK.format(code) for code in codes}, command
+        assert collector_cli([*command, *data, "--format", "json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert {row["state"] for row in rows} <= codes and rows, command
+        assert collector_cli([*command, *data, "--format", "csv"]) == 0
+        csv = capsys.readouterr().out
+        assert any(f",{code}," in csv for code in codes), command
+        assert collector_cli([*command, *data, "--lang", "en"]) == 0
+        assert set(capsys.readouterr().out.split()) & codes, command
