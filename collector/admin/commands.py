@@ -706,7 +706,8 @@ def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
                            roles=enumeration(ROLES), role=repr(role))  # fmt: skip
     credential = new_credential()
     store.admin.add_credential(credential, name, role, utcnow())
-    row: Row = {"credential": credential.credential_id, "name": name, "role": role}
+    row: Row = {"credential": credential.credential_id, "name": name,
+                "role": code_cell(role, _ROLE_NAMES)}
     note = said("credential {credential_id} for {name}, role {role}",
                 credential_id=credential.credential_id, name=name, role=role)
     return Result(str(credential), CREDENTIAL_CREATED_COLUMNS, [row], note=str(note))
@@ -715,7 +716,7 @@ def _admin_add(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
 def _admin_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     zone = _zone(config, store)
     rows: list[Row] = [
-        {"credential": c.credential_id, "name": c.name, "role": c.role,
+        {"credential": c.credential_id, "name": c.name, "role": code_cell(c.role, _ROLE_NAMES),
          "created": stamp(c.created_at, zone),
          "status": Told(said("revoked {at}", at=stamp(c.revoked_at, zone))) if c.revoked_at
                    else code_cell("active", _CREDENTIAL_STATUS)}
@@ -741,7 +742,8 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
     rows: list[Row] = [
         {"at": stamp(e.at, zone), "actor": e.actor + (f" ({e.credential_id})" if e.credential_id
                                                  else ""),
-         "role": e.role, "command": e.command, "arguments": e.arguments,
+         "role": code_cell(e.role, _ROLE_NAMES) if e.role else e.role,
+         "command": e.command, "arguments": e.arguments,
          "outcome": code_cell(e.outcome, _OUTCOMES),
          "message": message_cell(e.message), "peer": e.peer}
         for e in store.admin.audit_entries()

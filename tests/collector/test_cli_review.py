@@ -136,6 +136,18 @@ def test_a_listings_status_is_worded_in_a_chinese_table_and_kept_as_its_code_in_
     assert collector_cli(["admin", "list", *local, "--format", "csv"]) == 0
     csv = capsys.readouterr().out
     assert ",active\r\n" in csv and ",revoked 20" in csv
+    # A role reads as the dashboard says it (管理员, 审计员) in a person's table, local or
+    # remote; its code (`--role auditor`) in the files.
+    for command, where in ((["admin", "list"], local), (["audit", "log"], local),
+                           (["audit", "log"], remote)):  # fmt: skip
+        _in(monkeypatch, "zh_CN.UTF-8")
+        assert collector_cli([*command, *where]) == 0
+        cells = capsys.readouterr().out.split()
+        assert MARK.format("auditor") in cells and "auditor" not in cells, (command, where)
+        _in(monkeypatch, "C.UTF-8")
+        assert collector_cli([*command, *where, "--format", "json"]) == 0
+        roles = {row["role"] for row in json.loads(capsys.readouterr().out)}
+        assert "auditor" in roles and roles <= {"viewer", "auditor", "admin", "", None}
 
 
 @pytest.mark.usefixtures("marked")
@@ -154,7 +166,7 @@ def test_a_state_still_going_on_reads_in_the_readers_language_in_report_history(
     assert MARK.format("ongoing") in table and "now" not in table.split()
     for lang in ("zh", "en"):
         assert collector_cli(["report", "history", device_id, *data, "--format", "json",
-                              "--lang", lang]) == 0  # fmt: skip
+                          "--lang", lang]) == 0  # fmt: skip
         assert [row["until"] for row in json.loads(capsys.readouterr().out)] == ["now"]
     assert collector_cli(["report", "history", device_id, *data, "--lang", "en"]) == 0
     assert " now " in capsys.readouterr().out
