@@ -42,29 +42,39 @@ DEFAULT_DRAIN_SECONDS = 5.0
 MAX_DRAIN_SECONDS = 60.0
 
 _TEMPLATE = """\
+# devposture 采集器配置。路径相对于本文件夹。
 # devposture collector configuration. Paths are relative to this folder.
 
 [listen]
+# 客户端端口监听的地址；用 0.0.0.0 对整个网络提供服务。
 # Address the agent ports listen on. Use 0.0.0.0 to serve the whole network.
 host = "{host}"
+# 注册端口（TLS，采集器证明自己的身份；客户端出示一次性令牌）。
 # Enrollment (TLS, the collector proves itself; agents present a one-time token).
 enroll_port = {enroll_port}
+# 上报端口（双向 TLS：每个客户端用注册时得到的证书证明身份）。
 # Reports (mutual TLS: each agent proves itself with the certificate it enrolled for).
 report_port = {report_port}
 
 [server]
+# 收到 SIGTERM 后，健康检查先回答 NOT_SERVING 这么多秒，再停止接收上报、关闭端口，
+# 以便负载均衡先把本采集器摘除。0 表示立即停止；最多 60。它加 5 秒须小于服务管理器的停止超时。
 # On SIGTERM, health checks answer NOT_SERVING this many seconds before the collector stops
 # taking reports and closes its ports, so a load balancer polling them takes it out of
 # rotation first. 0 stops at once; at most 60. Keep it and 5 s more within the service
 # manager's stop timeout (Kubernetes: terminationGracePeriodSeconds, 30 s by default).
 drain_seconds = 5
+# 谁把上报写入数据库："process"（独立进程，更快）或 "thread"（线程）。
 # Who writes reports to the database: "process", a process of its own beside the one
 # serving agents (faster: they do not take turns on one Python interpreter), or "thread".
 report_writer = "process"
 
 [database]
+# 本文件夹中的 SQLite 文件：一个站点只有一个采集器时使用。
 # A SQLite file in this folder: a site's one collector.
 path = "devposture.db"
+# 或者多个采集器共用的 PostgreSQL（此时不使用 path），密码不要写在 url 里：写在 password_file
+# （只有采集器账户可读），或 PGPASSWORD、~/.pgpass 中。
 # Or the PostgreSQL that several collectors share (then `path` is not used), e.g.
 #   url = "postgresql://devposture@db.example.internal:5432/devposture"
 # with no password in it: the password is in `password_file` (readable by the collector's
@@ -73,23 +83,30 @@ url = ""
 password_file = ""
 
 [policy]
+# 条款、检查项和阈值；修改后正在运行的采集器会自动加载。
 # The clauses, checks and thresholds; edit it and the running collector picks it up.
 path = "policy.toml"
 
 [enrollment]
+# 新注册令牌的有效时长（小时），除非 `token create --ttl` 另有指定。
 # How long a new enrollment token stays valid unless `token create --ttl` says otherwise.
 token_ttl_hours = 24
+# 为设备签发的客户端证书的有效天数；剩余约三分之一时客户端自动续期。
 # Lifetime of the client certificates signed for devices. Agents renew them by themselves
 # when about a third of it is left; short lifetimes limit what a stolen key is worth.
 device_certificate_days = 14
 
 [admin]
+# 管理端口（IT 在其他电脑上用命令行、看板）；需要管理凭据（`devposture-collector admin add`）。
+# 请只在本机回环地址或管理网络上开放。
 # The administration port (IT's CLI from another machine, the dashboard). It needs an admin
 # credential (`devposture-collector admin add`); keep it on loopback or an admin network.
 host = "127.0.0.1"
 port = {admin_port}
 
 [metrics]
+# 通过 HTTP 在 /metrics 提供 Prometheus 指标（不含密钥和个人数据）；请只在本机或监控网络上开放。
+# enabled = false 关闭。
 # Prometheus metrics over plain HTTP at /metrics (reports received and refused, ingest
 # latency, devices by state). No secrets or personal data, but keep it on loopback or a
 # monitoring network. enabled = false turns it off.
@@ -98,28 +115,36 @@ host = "127.0.0.1"
 port = {metrics_port}
 
 [web]
+# IT 看板（全部设备、单台设备、失败最久），中文和英文，需要管理凭据（查看者角色即可）。
+# 在回环地址以外使用采集器的服务器证书以 TLS 提供服务。enabled = false 关闭。
 # The dashboard for IT (fleet, devices, failing longest), in Chinese and English, behind an
 # admin credential (the viewer role suffices). Served over TLS with the collector's server
 # certificate on any address but loopback. enabled = false turns it off.
 enabled = true
 host = "127.0.0.1"
 port = {web_port}
+# 读者没有选择（中文 / English 切换）且浏览器语言也无法决定时看板使用的语言："zh" 或 "en"。
 # The dashboard's language, "zh" (Chinese) or "en" (English), when the reader has not chosen
 # one (the 中文 / English switch) and the browser's languages do not decide.
 language = "zh"
 
 [logging]
+# "text" 供人阅读，"json" 每行一个 JSON 对象（供日志管道使用）。密钥总会被遮盖。
 # "text" for people, "json" for one JSON object per line (log pipelines). Secrets are
 # always redacted.
 format = "text"
 
 [limits]
+# 可接受的最大上报字节数；更大的上报以 RESOURCE_EXHAUSTED 拒绝。
 # Largest report accepted, in bytes; larger ones are refused with RESOURCE_EXHAUSTED.
 max_report_bytes = 1048576
+# 每台设备每分钟可调用的次数及突发上限；超出的以 RESOURCE_EXHAUSTED 回答并给出重试提示，
+# 不影响其他设备。
 # Calls one device may make per minute, and in a burst; more are answered RESOURCE_EXHAUSTED
 # with a retry hint, without slowing other devices.
 device_calls_per_minute = 60
 device_call_burst = 30
+# 每个客户端连接在这么多秒后（平稳地）关闭，使被吊销设备的连接在一分钟内结束；客户端自动重连。
 # Every agent connection is closed (gracefully) after this many seconds, so a revoked
 # device's open connections end within a minute; agents reconnect without noticing.
 max_connection_age_seconds = 50

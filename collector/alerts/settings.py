@@ -42,23 +42,31 @@ KEYS: dict[str, Setting] = {
 
 TEMPLATE = """
 [alerts]
+# IT 告警，每 digest_minutes 分钟汇总一次：超过宽限期仍失败、失联或疑似克隆的设备，
+# 以及本采集器的问题（证书在 certificate_warning_days 天内到期、
+# 数据文件夹所在磁盘使用率达到 disk_warning_percent）。
+# 下面的通道都未设置时不发送任何消息。消息从不包含无线网络名称或检查原因。
 # IT alerts, as a digest every digest_minutes: devices failing past their grace, gone STALE or
 # suspected clones, and this collector's problems (certificates expiring within
 # certificate_warning_days, the data folder's disk disk_warning_percent full). Nothing is
 # sent until a channel below is set. Messages never carry Wi-Fi names or check reasons.
 digest_minutes = 15
+# 仍未解决的事项在这么多小时后再次提醒。
 # An item still open is told again after this many hours.
 repeat_hours = 24
 certificate_warning_days = 30
 disk_warning_percent = 90
+# 企业微信群机器人：保存其 webhook 地址的文件（地址中的 key= 是密钥），只有采集器账户可读。
 # WeCom group robot (企业微信群机器人): a file holding its webhook URL (the URL's key= is a
 # secret), readable by the collector's account only.
 wecom_webhook_file = ""
+# 接收 JSON 的通用 webhook；给出保存密钥的文件时用 HMAC-SHA256 签名。
 # A generic webhook receiving JSON (README: Alerts), signed with HMAC-SHA256 when a file
 # holding the secret is given.
 webhook_url = ""
 webhook_secret_file = ""
 webhook_signature_header = "X-Devposture-Signature"
+# 电子邮件。smtp_security："starttls"、"tls"（隐式 TLS，端口 465）或 "none"（本地中继）。
 # Email. smtp_security: "starttls", "tls" (implicit, port 465) or "none" (a local relay).
 smtp_host = ""
 smtp_port = 587

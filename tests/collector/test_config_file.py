@@ -110,9 +110,8 @@ def test_a_value_of_the_wrong_kind_is_refused_with_its_line_and_an_example(
 
 
 def test_a_missing_key_names_its_section_s_line_and_what_to_add(tmp_path: Path) -> None:
-    data, text = _data(tmp_path, old='[listen]\n# Address the agent ports listen on. Use 0.0.0.0'
-                                     ' to serve the whole network.\nhost = "127.0.0.1"\n',
-                       new="[listen]\n")  # fmt: skip
+    data, text = _data(tmp_path, old=' to serve the whole network.\nhost = "127.0.0.1"\n',
+                       new=" to serve the whole network.\n")  # fmt: skip
     assert _refused(data) == (
         f"{data / CONFIG_NAME}:{_line(text, '[listen]')}: [listen] host is missing: add"
         ' `host = "127.0.0.1"` under [listen]'
