@@ -145,7 +145,8 @@ def ensure_fresh_certificate(
         _save_backoff(state, failures + 1, retry_at)
         log.warning(
             "certificate renewal failed (%s); keeping the current certificate,"
-            " next attempt after %s", detail, retry_at.isoformat(timespec="minutes"),
+            " next attempt after %s", detail,
+            stamp(retry_at, company_zone(state.company_time_zone())),
         )  # fmt: skip
         return RenewalResult(Outcome.FAILED, detail, expires_at)
     _save_backoff(state, 0, None)

@@ -5,6 +5,7 @@ it proves; each fails when that protection is taken out."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -114,13 +115,18 @@ def test_short_lived_certificates_follow_the_configured_lifetime(tmp_path: Path)
 
 
 def test_a_failed_renewal_keeps_the_old_certificate_and_backs_off(
-    live_collector: LiveCollector, agent: EnrolledAgent
+    live_collector: LiveCollector, agent: EnrolledAgent, caplog: pytest.LogCaptureFixture
 ) -> None:
     before = agent.state.cert_path.read_bytes()
     unreachable = Enrollment(**{**agent.enrollment.__dict__, "report_port": 1})
     now = utcnow()
-    first = ensure_fresh_certificate(agent.state, unreachable, now, force=True)
+    with caplog.at_level(logging.WARNING, logger="devposture.agent.renewal"):
+        first = ensure_fresh_certificate(agent.state, unreachable, now, force=True)
     assert first.outcome is Outcome.FAILED
+    # Its warning, which `renew` shows the person beside the error, gives the next attempt in
+    # the company's time zone (Beijing by default), not in UTC.
+    (warning,) = [r.getMessage() for r in caplog.records if "renewal failed" in r.getMessage()]
+    assert "next attempt after 20" in warning and warning.endswith("(UTC+08:00)"), warning
     assert agent.state.cert_path.read_bytes() == before
     # Due but backing off: no second attempt until the retry time.
     due = _cert(agent.state).not_valid_after_utc - dt.timedelta(hours=1)
