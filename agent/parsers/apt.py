@@ -6,13 +6,17 @@ A simulated upgrade prints one line per package it would install, e.g. (wrapped 
          Debian-Security:12/oldstable-security [amd64])
 The part in brackets is the installed version (absent for a newly pulled-in package); the
 parenthesis names the candidate version, then the origins it comes from as "Origin:Version/
-archive", comma-separated ("Origin" is the Release file's label). An update is a security
+archive", comma-separated ("Origin" is the Release file's label; a Release file without a
+Version gives "Origin:archive", one without a label no "Origin:"). An update is a security
 update when one of its archives ends in "-security" (Debian 11 and later "bookworm-security",
 Ubuntu "jammy-security", Ubuntu Pro "jammy-apps-security") or its label does: Debian 9 and 10
 named the security archive after the release ("Debian-Security:10/stable", "Debian-Security:9/
 oldstable"), so only the label tells. The summary line
     116 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.
-counts packages held back ("not upgraded"), which still wait to be installed.
+counts packages held back ("not upgraded"), which still wait to be installed. apt 3.0 rewrote
+`apt`'s own output ("Summary:", "Upgrading: 5, Installing: 0, ..."), not apt-get's: that form
+follows APT::Output-Version, which apt 3.x sets only for the `apt` binary or a configured
+APT::Version (apt-private/private-cmndline.cc), and the simulation's Inst lines did not change.
 
 Which archives apt has: the names of the Release files `apt update` leaves in
 /var/lib/apt/lists, e.g. deb.debian.org_debian-security_dists_bookworm-security_InRelease for
@@ -78,15 +82,22 @@ class AptPlan:
 
 
 def _origins(origins: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The archives and their labels of "Label:Version/archive, ..."."""
+    """The archives and their labels ("" for none) of "Label:Version/archive, ...".
+
+    apt builds each origin from its Release file (VerIterator::RelStr, apt-pkg/pkgcache.cc):
+    "Label:" when it has a label, then "Version/Archive", or the archive alone when it has no
+    Version field (Debian testing and unstable, "Debian:unstable"; Docker's archive, "Docker
+    CE:jammy"), or, with no Release file, the site or "localhost". A label never holds "/"."""
     archives, labels = [], []
     for raw in origins.split(","):
         origin = raw.strip()
-        if "/" not in origin:
-            raise ParseError("apt: an origin without '/archive'")
-        where, archive = origin.rsplit("/", 1)
-        archives.append(archive)
-        labels.append(where.split(":", 1)[0])
+        if not origin:
+            raise ParseError("apt: an empty origin")
+        label, colon, rest = origin.partition(":")
+        if not colon or "/" in label:
+            label, rest = "", origin
+        archives.append(rest.rsplit("/", 1)[-1])
+        labels.append(label)
     return tuple(archives), tuple(labels)
 
 

@@ -43,6 +43,19 @@ def test_apt_security_label_without_security_archive() -> None:
     assert plan.security == (update,)
 
 
+def test_apt_archive_without_a_version_is_read() -> None:
+    # A Release file without a Version field (Debian testing and unstable, Docker's archive)
+    # makes apt print "Label:archive" without "version/": one such line lost the whole count.
+    plan = parse_apt_simulate(fixture_text("apt/apt-get-s-upgrade-V-debian-unstable-iqrf.out"))
+    assert plan.upgraded == 5 and plan.pending_total == 5
+    assert {u.archives for u in plan.upgrades} == {("unstable",)}
+    assert {u.labels for u in plan.upgrades} == {("Debian",)}
+    assert plan.security == ()
+    docker = parse_apt_simulate(fixture_text("apt/apt-get-s-only-upgrade-debian11-docker-ce.out"))
+    assert docker.pending_total == 9 and docker.security == ()
+    assert {(u.labels, u.archives) for u in docker.upgrades} == {(("Docker CE",), ("bullseye",))}
+
+
 def test_apt_output_without_summary_is_rejected() -> None:
     with pytest.raises(ParseError):
         parse_apt_simulate("Reading package lists...\nE: Could not open lock file\n")
