@@ -4,7 +4,9 @@ The output is a header ("There is 1 interface on the system:" in the machine's l
 one block of "label : value" lines per interface, each starting with the name label. Labels are
 padded to no fixed column and differ by language and Windows version, so a line is split at its
 first colon (ASCII or full-width) and the label looked up in `netsh_wlan_labels`. Lines with
-unknown labels (rates, BSSIDs, QoS counters) are skipped: they carry nothing the agent reports.
+unknown labels (rates, BSSIDs, QoS counters) are skipped: they carry nothing the agent reports;
+but a connected interface must have an authentication line, or its security is unknown (a
+ParseError, never a session of unknown security that would count as an ordinary network).
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ def _interface(fields: dict[str, str]) -> WlanInterface:
     if not connected:
         return WlanInterface(fields["name"], False, "", "", "", pb.WIFI_SECURITY_UNSPECIFIED)
     authentication = fields.get("authentication", "")
+    if not authentication.strip():
+        # netsh prints the authentication of every connected interface. Without it (a label in
+        # a language or version the tables lack, a copy cut short) the network's openness is
+        # unknown, and a session of unknown security would count as an ordinary network.
+        raise ParseError("netsh wlan: a connected interface without an authentication line")
     cipher = fields.get("cipher", "")
     return WlanInterface(
         name=fields["name"],
@@ -85,7 +92,7 @@ def parse_wlan_interfaces(text: str) -> WlanReport:
         return WlanReport(no_interface=True)
     if labels.SERVICE_STOPPED_MARKER in stripped:
         return WlanReport(service_stopped=True)
-    if labels.LOCATION_DENIED_MARKER in stripped:
+    if labels.LOCATION_DENIED_URI in stripped or labels.LOCATION_DENIED_CALL.search(stripped):
         return WlanReport(location_denied=True)
     blocks: list[dict[str, str]] = []
     for line in text.split("\n"):

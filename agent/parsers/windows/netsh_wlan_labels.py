@@ -9,6 +9,8 @@ prints "Ouvrir" ("to open") for an open network, Spanish "Abierta".
 
 from __future__ import annotations
 
+import re
+
 from devposture.v1 import devposture_pb2 as pb
 
 # Field labels, compared after stripping the padding around them.
@@ -62,8 +64,14 @@ NO_INTERFACE = (
 )
 # The service's name is not translated, so it identifies the message in any language.
 SERVICE_STOPPED_MARKER = "(wlansvc)"
-# Windows 11 24H2 refuses WLAN queries to programs without location permission.
-LOCATION_DENIED_MARKER = "WlanQueryInterface returns error 5"
+# Windows 11 24H2 refuses WLAN queries to programs without location permission. The message
+# is translated ("Network shell commands need location permission…", Chinese "网络 shell 命令
+# 需要位置权限…"), but two parts of it are not: the Settings page's URI, and the name of the
+# refused call with its error code 5 (ERROR_ACCESS_DENIED), "Function WlanQueryInterface returns
+# error 5" in English, "功能 WlanQueryInterface 返回错误 5" in Chinese (recordings:
+# tests/fixtures/windows/netsh_wlan, README).
+LOCATION_DENIED_URI = "ms-settings:privacy-location"
+LOCATION_DENIED_CALL = re.compile(r"WlanQueryInterface[^\n\d]*\b5\b")
 
 # Authentication values, normalised: lower case, spaces and hyphens removed, a trailing
 # "(H2E)"-style note dropped.
