@@ -2,8 +2,9 @@
 
 Output is the key's full name on its own line, then "    Name    REG_TYPE    Data" lines. A
 missing key prints one error line ("ERROR: The system was unable to find the specified
-registry key or value." in English, "错误: 系统找不到指定的注册表项或值。" on Chinese Windows)
-and exits 1; that is an answer (no such policy), not a failure.
+registry key or value." in English, "错误: 系统找不到指定的注册表项或值。" on Chinese Windows, its
+Traditional Chinese and Japanese wordings below) and exits 1; that is an answer (no such
+policy), not a failure. A wording no table has is not taken for a missing key.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from devposture.agent.parsers.errors import ParseError
 _NOT_FOUND = (
     "unable to find the specified registry key or value",
     "找不到指定的注册表项或值",
+    # Traditional Chinese, "錯誤: 系統找不到指定的登錄機碼或值。", and Japanese, "エラー: 指定された
+    # レジストリ キーまたは値が見つかりませんでした" (tests/fixtures/windows/README.md, reg_query).
+    "找不到指定的登錄機碼或值",
+    "指定されたレジストリ キーまたは値が見つかりませんでした",
 )
 _VALUE = re.compile(r"^\s+(?P<name>.+?)\s{2,}(?P<type>REG_[A-Z_]+)(?:\s{2,}(?P<data>.*))?$")
 
