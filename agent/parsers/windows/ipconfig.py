@@ -12,7 +12,10 @@ outputs (tests/fixtures/windows/README.md, "ipconfig"). A title in another langu
 ParseError: the output says "Windows IP ..." in many languages, and skipping titles it did not
 know read a Traditional Chinese machine as one without adapters, so a VPN on it read as none.
 A title is told from a field by its colon: a field's label is padded with dots or spaces up to
-its colon ("描述. . . :"), a title's name is not ("以太网适配器 以太网:").
+its colon ("描述. . . :"), a title's name is not ("以太网适配器 以太网:"). A few fields have no
+padding either (German "Verbindungsspezifisches DNS-Suffix:", empty): those are told by their
+indentation, deeper than the titles' (ipconfig indents fields by three spaces; a copy indented
+as a whole keeps the difference).
 """
 
 from __future__ import annotations
@@ -45,11 +48,19 @@ HEADERS: tuple[tuple[str, str], ...] = (
     # "不明なアダプター VPN - VPN Client:", in public notes (index id 5665369365).
     ("イーサネット アダプター", "ethernet"),
     ("不明なアダプター", "unknown"),
+    # German (Windows 7 and Windows 11 recordings)
+    ("Ethernet-Adapter", "ethernet"),
+    ("Drahtlos-LAN-Adapter", "wireless"),
+    ("Unbekannter Adapter", "unknown"),
+    ("Tunneladapter", "tunnel"),
 )
 # A title: no padding before its colon; not an address continuing a field ("fe80::1%12").
 _TITLE = re.compile(r"^\s*(?P<title>\S(?:.*\S)?)(?<![ .]):\s*$")
 _ADDRESS_LINE = re.compile(r"^[0-9A-Fa-f:.%]+$")
 _FIELD = re.compile(r"^\s*(?P<label>\S[^:]*?)[ .]+:(?: (?P<value>.*))?$")
+# A field whose label runs into its colon ("Verbindungsspezifisches DNS-Suffix:" in German):
+# read as one only when indented deeper than the section titles.
+_BARE_FIELD = re.compile(r"^\s*(?P<label>\S[^:]*?)\s*:(?: (?P<value>.*))?$")
 _LABELS: dict[str, str] = {
     "Description": "description",
     "描述": "description",
@@ -63,9 +74,18 @@ _LABELS: dict[str, str] = {
     "IPv4 地址": "ipv4",
     "IPv4 位址": "ipv4",
     "IPv4 アドレス": "ipv4",
+    "Beschreibung": "description",
+    "Medienstatus": "media",
+    "IPv4-Adresse": "ipv4",
 }
 _DISCONNECTED = frozenset(
-    {"Media disconnected", "媒体已断开连接", "媒體已中斷連線", "メディアは接続されていません"}
+    {
+        "Media disconnected",
+        "媒体已断开连接",
+        "媒體已中斷連線",
+        "メディアは接続されていません",
+        "Medium getrennt",
+    }
 )
 _ADDRESS = re.compile(r"^(?P<address>\d{1,3}(?:\.\d{1,3}){3})")
 
@@ -92,14 +112,22 @@ def _header(line: str) -> tuple[str, str] | None:
     raise ParseError("ipconfig: adapter type not in the language tables")
 
 
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
 def parse_ipconfig(text: str) -> list[Adapter]:
     sections: list[tuple[str, str, dict[str, list[str]]]] = []
+    title_indent = 0
     for line in text.split("\n"):
         field = _FIELD.match(line)
+        if field is None and sections and _indent(line) > title_indent:
+            field = _BARE_FIELD.match(line)
         if field is None:
             header = _header(line)
             if header is not None:
                 sections.append((header[0], header[1], {}))
+                title_indent = _indent(line)
             continue
         if not sections:
             continue

@@ -63,7 +63,8 @@ DESCRIPTIONS: tuple[tuple[str, str], ...] = (
     ("svn adapter", "Huawei SecoClient"),
 )
 _APIPA = "169.254."
-_NOT_VPN_TUNNELS = ("isatap", "teredo", "6to4", "ip-https")
+# "6zu4": German Windows names the 6to4 adapter "Microsoft-6zu4-Adapter" (a recorded ipconfig).
+_NOT_VPN_TUNNELS = ("isatap", "teredo", "6to4", "6zu4", "ip-https")
 # Virtual NICs that carry only some applications' traffic, checked first (see above).
 _NOT_VPN_DESCRIPTIONS = ("netease uu",)
 # psutil reports Windows interfaces by connection name ("OpenVPN Wintun", "WireGuard").

@@ -1,5 +1,5 @@
 """`ipconfig` (/all and plain) as real machines printed it in Chinese (Simplified and
-Traditional), Japanese and Korean, and the VPN adapters among them
+Traditional), Japanese, Korean and German, and the VPN adapters among them
 (agent.parsers.windows.ipconfig, agent.probes.windows.vpn_adapters). Sources: the "ipconfig"
 table of tests/fixtures/windows/README.md."""
 
@@ -103,3 +103,47 @@ def test_a_language_not_in_the_tables_is_refused_not_read_as_no_adapters() -> No
     # empty list that reads as "no VPN adapter".
     with pytest.raises(ParseError, match="adapter type"):
         adapters("plain-ko-win11-22000-two-ethernet.txt", "cp949")
+
+
+@pytest.mark.parametrize(
+    ("name", "console"),
+    [
+        ("all-de-ax201-tap-unknown-vmware.txt", "cp850"),
+        ("all-de-ax201-tap-unknown-vmware.cp850-crlf.txt", "cp850"),
+    ],
+)
+def test_german_ipconfig_all_with_an_unknown_adapter(name: str, console: str) -> None:
+    # German Windows (leases of 2025): "Ethernet-Adapter", "Drahtlos-LAN-Adapter", "Unbekannter
+    # Adapter" (OpenVPN's TAP, disconnected), and fields without padding before their colon
+    # ("Verbindungsspezifisches DNS-Suffix:", empty) that look like a title. The output was a
+    # ParseError, so a German machine's VPN fact came from psutil's names alone.
+    found = adapters(name, console)
+    assert summary(found) == [
+        ("ethernet", "Ethernet", False, (), ""),  # "IPv4-Adresse (Auto. Konfiguration)": APIPA
+        ("unknown", "LAN-Verbindung", True, (), "tap"),
+        ("wireless", "LAN-Verbindung* 3", True, (), ""),
+        ("wireless", "LAN-Verbindung* 12", True, (), ""),
+        ("ethernet", "VMware Network Adapter VMnet1", False, ("192.168.23.1",), ""),
+        ("ethernet", "VMware Network Adapter VMnet8", False, ("192.168.174.1",), ""),
+        ("wireless", "WLAN", False, ("10.40.170.76",), ""),
+    ]
+    assert found[1].description == "TAP-Windows Adapter V9"
+    assert found[6].description == "Intel(R) Wi-Fi 6 AX201 160MHz"
+
+
+def test_german_windows_7_tunnels_are_not_vpns() -> None:
+    # German Windows 7: "Tunneladapter" for 6to4 ("Microsoft-6zu4-Adapter", the German name
+    # of the 6to4 adapter), ISATAP and Teredo; a console-wrapped description and address.
+    found = adapters("all-de-win7-6zu4-isatap-teredo.txt", "cp850")
+    assert summary(found) == [
+        ("ethernet", "Bluetooth-Netzwerkverbindung", True, (), ""),
+        ("ethernet", "LAN-Verbindung", False, ("118.137.235.19",), ""),
+        ("wireless", "Drahtlosnetzwerkverbindung", True, (), ""),
+        ("tunnel", "6TO4 Adapter", False, (), ""),
+        ("tunnel", "isatap.{DC021824-3036-4DDB-B5CB-923602A21399}", True, (), ""),
+        ("tunnel", "isatap.{8CF04EAD-1470-4821-AE15-92CE7A09974F}", True, (), ""),
+        ("tunnel", "Teredo Tunneling Pseudo-Interface", False, (), ""),
+        ("tunnel", "isatap.{6FEBD14F-F779-4CBD-8B5B-19159489AB38}", True, (), ""),
+    ]
+    # The console cut the description at 80 columns: kept as printed.
+    assert found[1].description == "Atheros AR8131 PCI-E Gigabit Ethernet Con"
