@@ -7,8 +7,16 @@ backslash (BSSIDs print as 02\\:1A\\:...). Commands the probe runs:
     nmcli -t -f IN-USE,SSID,BSSID,CHAN,SIGNAL,SECURITY device wifi list --rescan no
     nmcli -t -f DEVICE,IP4-CONNECTIVITY,IP6-CONNECTIVITY device
 SECURITY is built by nmcli (src/nmcli/devices.c) from the access point's flags as
-space-separated tokens: WEP, WPA1, WPA2, WPA3, OWE (also for OWE transition), 802.1X; an
-open network prints an empty value.
+space-separated tokens: WEP, WPA1, WPA2, WPA3, OWE, OWE-TM (since 1.40: the open half of an
+OWE transition network, which "itself is unencrypted"; before, it printed OWE), 802.1X and,
+since 1.44, WPA-EAP-SUITE-B-192 (WPA3-Enterprise 192-bit); an open network prints an empty
+value.
+
+nmcli prints through GLib's g_print, which converts what it writes to the locale's character
+set: under the agent's LC_ALL=C that is ASCII, and every other character of a network's name
+becomes "?" ("公司网络" prints "????", recorded in tests/fixtures/linux/nmcli). A name with "?"
+is read again from its bytes, the SSID-HEX field:
+    nmcli -t -f IN-USE,BSSID,SSID-HEX device wifi list --rescan no
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ from devposture.v1 import devposture_pb2 as pb
 DEVICE_FIELDS = ("DEVICE", "TYPE", "STATE", "CONNECTION")
 WIFI_FIELDS = ("IN-USE", "SSID", "BSSID", "CHAN", "SIGNAL", "SECURITY")
 CONNECTIVITY_FIELDS = ("DEVICE", "IP4-CONNECTIVITY", "IP6-CONNECTIVITY")
+SSID_HEX_FIELDS = ("IN-USE", "BSSID", "SSID-HEX")
+# What g_print writes for a character the C locale cannot show.
+UNPRINTABLE = "?"
 
 
 def split_terse(line: str) -> list[str]:
@@ -78,13 +89,41 @@ def parse_devices(text: str) -> list[NmDevice]:
 def parse_wifi_list(text: str) -> list[NmAccessPoint]:
     aps = []
     for r in _rows(text, WIFI_FIELDS):
-        if r["IN-USE"] not in ("*", " ", ""):
-            raise ParseError("nmcli: IN-USE is neither '*' nor blank")
-        aps.append(NmAccessPoint(r["IN-USE"] == "*", r["SSID"], r["BSSID"], r["SECURITY"]))
+        aps.append(NmAccessPoint(_in_use(r["IN-USE"]), r["SSID"], r["BSSID"], r["SECURITY"]))
     return aps
 
 
-_KNOWN_TOKENS = {"WEP", "WPA1", "WPA2", "WPA3", "OWE", "802.1X"}
+def _in_use(value: str) -> bool:
+    if value not in ("*", " ", ""):
+        raise ParseError("nmcli: IN-USE is neither '*' nor blank")
+    return value == "*"
+
+
+def ssid_from_bytes(raw: bytes) -> str:
+    """A network's name as nmcli shows it to a Chinese user: UTF-8 when the bytes are UTF-8,
+    else GB18030 (what nmcli tries under zh_CN: EUC-CN, GB2312, GB18030, each within GB18030;
+    older Chinese routers store their names in GBK), else the printable ASCII bytes with "?"
+    for the others (nmcli's own last resort, nm_utils_ssid_to_utf8)."""
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return "".join(chr(b) if 0x20 <= b < 0x7F else UNPRINTABLE for b in raw)
+
+
+def ssid_in_use(text: str, bssid: str) -> str:
+    """The name of the access point `bssid`, in use, from the SSID-HEX listing."""
+    for row in _rows(text, SSID_HEX_FIELDS):
+        if _in_use(row["IN-USE"]) and row["BSSID"] == bssid:
+            try:
+                return ssid_from_bytes(bytes.fromhex(row["SSID-HEX"]))
+            except ValueError as exc:
+                raise ParseError("nmcli: SSID-HEX is not hexadecimal") from exc
+    raise ParseError("nmcli: the access point in use is missing from the SSID-HEX listing")
+
+
+_KNOWN_TOKENS = {"WEP", "WPA1", "WPA2", "WPA3", "OWE", "OWE-TM", "802.1X", "WPA-EAP-SUITE-B-192"}
 
 
 def wifi_security(tokens: str) -> pb.WifiSecurity.ValueType:
@@ -98,9 +137,13 @@ def wifi_security(tokens: str) -> pb.WifiSecurity.ValueType:
         return pb.WIFI_SECURITY_UNKNOWN
     if "OWE" in parts and not {"WPA1", "WPA2", "WPA3"} & set(parts):
         return pb.WIFI_SECURITY_OWE
+    if parts == ["OWE-TM"]:  # the open half of a transition network: no encryption
+        return pb.WIFI_SECURITY_OPEN
     if "WEP" in parts:
         return pb.WIFI_SECURITY_WEP
-    enterprise = "802.1X" in parts
+    if parts == ["WPA-EAP-SUITE-B-192"]:
+        return pb.WIFI_SECURITY_WPA3_ENTERPRISE
+    enterprise = "802.1X" in parts or "WPA-EAP-SUITE-B-192" in parts
     for token, personal, corporate in (
         ("WPA1", pb.WIFI_SECURITY_WPA_PERSONAL, pb.WIFI_SECURITY_WPA_ENTERPRISE),
         ("WPA2", pb.WIFI_SECURITY_WPA2_PERSONAL, pb.WIFI_SECURITY_WPA2_ENTERPRISE),

@@ -16,6 +16,8 @@ from devposture.agent.parsers.nmcli import (
     parse_devices,
     parse_wifi_list,
     split_terse,
+    ssid_from_bytes,
+    ssid_in_use,
     wifi_security,
 )
 from devposture.agent.parsers.os_release import parse_os_release
@@ -211,11 +213,31 @@ def test_nmcli_devices() -> None:
         ("WPA3", pb.WIFI_SECURITY_WPA3_PERSONAL),
         ("WPA1 WPA2 802.1X", pb.WIFI_SECURITY_WPA_ENTERPRISE),
         ("WPA2 802.1X", pb.WIFI_SECURITY_WPA2_ENTERPRISE),
+        # NetworkManager 1.40's OWE-TM (the open half of an OWE transition network) and
+        # 1.44's WPA-EAP-SUITE-B-192 (src/nmcli/devices.c, commits 02e35f5b and 2f8694c4).
+        ("OWE-TM", pb.WIFI_SECURITY_OPEN),
+        ("WPA-EAP-SUITE-B-192", pb.WIFI_SECURITY_WPA3_ENTERPRISE),
+        ("WPA2 802.1X WPA-EAP-SUITE-B-192", pb.WIFI_SECURITY_WPA2_ENTERPRISE),
         ("SOMETHING-NEW", pb.WIFI_SECURITY_UNKNOWN),
     ],
 )
 def test_nmcli_security_tokens(tokens: str, expected: int) -> None:
     assert wifi_security(tokens) == expected
+
+
+def test_nmcli_names_the_c_locale_cannot_print_are_read_from_their_bytes() -> None:
+    # Real nmcli 1.42.4 under LC_ALL=C (tests/fixtures/linux/nmcli/record-wifi-names.sh).
+    printed = parse_wifi_list(fixture_text("nmcli/nmcli-wifi-list-gbk-mock.out"))
+    assert [ap.ssid for ap in printed] == ["??????", "Corp-192", "Office:5G\\Guest", "????", "Cafe"]
+    (gbk,) = [ap for ap in printed if ap.in_use]
+    names = fixture_text("nmcli/nmcli-wifi-ssid-hex-gbk-mock.out")
+    assert ssid_in_use(names, gbk.bssid) == "星巴克"
+    company = fixture_text("nmcli/nmcli-wifi-ssid-hex-company-utf8-mock.out")
+    assert ssid_in_use(company, "02:1A:11:00:00:01") == "公司网络"
+    with pytest.raises(ParseError):  # listed, but not in use there
+        ssid_in_use(company, gbk.bssid)
+    assert ssid_from_bytes(bytes.fromhex("4F66666963653A35475C4775657374")) == "Office:5G\\Guest"
+    assert ssid_from_bytes(b"\x80ab\xff") == "?ab?"  # neither UTF-8 nor GB18030
 
 
 @pytest.mark.parametrize(

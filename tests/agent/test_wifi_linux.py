@@ -134,3 +134,75 @@ def test_portal_found_after_joining_fails_the_check_from_the_start(tmp_path: Pat
     assert render(verdict.reason, "en", UTC) == (
         "public Wi-Fi: HomeNet (captive portal) at 2026-01-15 09:30 (UTC+00:00) without VPN"
     )
+
+
+# --- names nmcli cannot print in the C locale (tests/fixtures/linux/nmcli/record-wifi-names.sh)
+#
+# Real nmcli 1.42.4 under the agent's LC_ALL=C, reading access points from NetworkManager's own
+# test service: "公司网络" (UTF-8) prints "????" and "星巴克" (GBK bytes) "??????", so every
+# Chinese name read as question marks. The bytes come from the SSID-HEX field.
+
+NAMES_HEX = (
+    "nmcli", "-t", "-f", "IN-USE,BSSID,SSID-HEX", "device", "wifi", "list", "--rescan", "no",
+)  # fmt: skip
+
+
+def _named(in_use: str, with_hex: bool = True) -> ReplayHost:
+    host = ReplayHost().with_tool("nmcli")
+    host.dirs["/sys/class/net"] = ["lo", "wlp2s0"]
+    host.dirs["/sys/class/net/wlp2s0/wireless"] = []
+    host.commands[DEVICES] = recorded("nmcli/nmcli-device-wifi-names-mock")
+    host.commands[WIFI_LIST] = recorded(f"nmcli/nmcli-wifi-list-{in_use}-mock")
+    host.commands[cmd.NMCLI_CONNECTIVITY] = recorded(
+        "nmcli/nmcli-device-connectivity-wifi-names-mock"
+    )
+    if with_hex:
+        host.commands[NAMES_HEX] = recorded(f"nmcli/nmcli-wifi-ssid-hex-{in_use}-mock")
+    return host
+
+
+def _session(host: ReplayHost, config: ProbeConfig) -> pb.WifiSession:
+    outcome = run_probe(pb.FACT_WIFI, wifi.probe, ProbeContext(host, config, pb.PostureReport()))
+    assert isinstance(outcome.fact, pb.WifiFact) and outcome.errors == []
+    (session,) = outcome.fact.sessions
+    return session
+
+
+def test_a_chinese_company_network_is_trusted_by_its_name() -> None:
+    config = ProbeConfig(network_hash_key=b"k", trusted_networks=("公司网络",))
+    session = _session(_named("company-utf8"), config)
+    assert session.classification == pb.NETWORK_CLASS_TRUSTED
+    assert session.network_id == "公司网络"
+
+
+def test_a_gbk_name_is_read_as_a_chinese_machine_shows_it() -> None:
+    # A router that stores its name in GBK, as older Chinese routers do: nmcli itself decodes
+    # such bytes as GB18030 under a zh_CN locale; in C it printed "??????".
+    config = ProbeConfig(network_hash_key=b"k", public_network_patterns=("星巴克*",))
+    session = _session(_named("gbk"), config)
+    assert session.classification == pb.NETWORK_CLASS_PUBLIC
+    assert (session.network_id, list(session.classification_reasons)) == (
+        "星巴克",
+        ["name matches 星巴克*"],
+    )
+
+
+def test_the_open_half_of_an_owe_transition_network_is_open() -> None:
+    # The open half of an OWE transition network ("Cafe"): nmcli 1.40 and later print OWE-TM
+    # for it, a network without encryption (NetworkManager's commit 02e35f5b: "which itself is
+    # unencrypted"). It was an unknown token: security UNKNOWN, and the café not public.
+    session = _session(_named("owe-transition", with_hex=False), CONFIG)
+    assert session.security == pb.WIFI_SECURITY_OPEN
+    assert session.classification == pb.NETWORK_CLASS_PUBLIC
+    assert (session.network_id, list(session.classification_reasons)) == ("Cafe", ["open network"])
+
+
+def test_names_that_cannot_be_read_are_never_kept_as_question_marks() -> None:
+    host = _named("gbk", with_hex=False)
+    host.commands[NAMES_HEX] = recorded("nmcli/nmcli-wifi-ssid-hex-company-utf8-mock")
+    outcome = run_probe(pb.FACT_WIFI, wifi.probe, ProbeContext(host, CONFIG, pb.PostureReport()))
+    # The listings disagree on which access point is in use: no name, no session.
+    assert outcome.fact is None
+    assert [(e.source, e.code) for e in outcome.errors] == [
+        ("nmcli", pb.PROBE_ERROR_CODE_PARSE_ERROR)
+    ]

@@ -2,9 +2,11 @@
 
 A wireless interface has a `wireless` (or `phy80211`) entry in /sys/class/net/<if>; none at all
 is the fact has_wifi_interface=false. With one, nmcli tells whether it is connected and the
-security of the access point in use. The current association becomes one WifiSession started
-now (the agent's session log carries sessions across reports). The network's name is
-classified on the device: only TRUSTED and PUBLIC names leave it (see wifi_classify).
+security of the access point in use (a name nmcli printed with "?", as it prints any character
+the C locale cannot show, is read again from its bytes: parsers/nmcli.py). The current
+association becomes one WifiSession started now (the agent's session log carries sessions
+across reports). The network's name is classified on the device: only TRUSTED and PUBLIC
+names leave it (see wifi_classify).
 
 NetworkManager also says whether the device sits behind a captive portal (its connectivity
 check: IP4-/IP6-CONNECTIVITY "portal"), a sign of a public hotspot whatever its name. That
@@ -15,15 +17,24 @@ nmcli's error text is not copied into reports, because it can name a network.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.nmcli import (
+    UNPRINTABLE,
     parse_connectivity,
     parse_devices,
     parse_wifi_list,
+    ssid_in_use,
     wifi_security,
 )
-from devposture.agent.probes.commands import NMCLI_CONNECTIVITY, NMCLI_DEVICES, NMCLI_WIFI
+from devposture.agent.probes.commands import (
+    NMCLI_CONNECTIVITY,
+    NMCLI_DEVICES,
+    NMCLI_SSID_HEX,
+    NMCLI_WIFI,
+)
 from devposture.agent.probes.outcome import (
     FactOutcome,
     ProbeContext,
@@ -87,6 +98,14 @@ def probe(ctx: ProbeContext) -> FactOutcome:
             return FactOutcome(fact)
         listing = _nmcli(ctx, NMCLI_WIFI)
         in_use = [ap for ap in parse_wifi_list(listing) if ap.in_use]
+        if any(UNPRINTABLE in ap.ssid for ap in in_use):
+            # nmcli printed "?" for what the C locale cannot show: the name is read from its
+            # bytes, never kept as question marks (every Chinese name would read the same).
+            names = _nmcli(ctx, NMCLI_SSID_HEX)
+            in_use = [
+                replace(ap, ssid=ssid_in_use(names, ap.bssid)) if UNPRINTABLE in ap.ssid else ap
+                for ap in in_use
+            ]
     except ParseError as exc:
         raise ProbeFailure(pb.PROBE_ERROR_CODE_PARSE_ERROR, str(exc), "nmcli") from exc
     if not in_use:
