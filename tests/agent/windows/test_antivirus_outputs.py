@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 from devposture.agent.parsers.windows.defender import parse_mp_computer_status
+from devposture.agent.parsers.windows.security_center import parse_antivirus_products
 from devposture.agent.parsers.windows.text import decode_output
 from devposture.agent.probes.windows import antivirus
 from devposture.policy.checks import evaluate
@@ -40,5 +41,28 @@ def test_a_recorded_edr_block_mode_defender_is_not_read_as_protecting() -> None:
     report = pb.PostureReport()
     report.antivirus.products.append(product)
     verdict = evaluate(report, dt.datetime(2021, 2, 26, tzinfo=dt.UTC))
+    (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
+    assert judged.state.value == "FAIL", judged
+
+
+def test_security_center_with_defender_off_and_nothing_else_fails() -> None:
+    # A 2024 machine (host ROG) whose Security Center lists Windows Defender alone, 393472 =
+    # 0x060100: Microsoft's product, scanner off. No other product protects it.
+    (found,) = parse_antivirus_products(
+        decode_output(
+            fixture("security_center/cim-antivirusproduct-defender-only-off-2024.txt"), "cp437"
+        )
+    )
+    assert (found.name, found.state.scanner, found.state.microsoft) == (
+        "Windows Defender",
+        "off",
+        True,
+    )
+    product = antivirus.security_center_product(found)
+    assert product.HasField("enabled") and not product.enabled
+    assert not product.HasField("real_time_protection")
+    report = pb.PostureReport()
+    report.antivirus.products.append(product)
+    verdict = evaluate(report, dt.datetime(2024, 3, 22, tzinfo=dt.UTC))
     (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
     assert judged.state.value == "FAIL", judged

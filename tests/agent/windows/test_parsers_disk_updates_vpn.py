@@ -39,6 +39,18 @@ def test_bitlocker_fully_decrypted_volumes_are_not_encrypted() -> None:
     ]
 
 
+def test_bitlocker_windows_11_22h2_aes_256_with_decimal_commas() -> None:
+    # 10.0.22621 (22H2) with a comma-decimal locale ("69,13 GB", "100,0%") and the older
+    # AES-CBC method "AES 256" (not XTS), protected by a password: encrypted.
+    (volume,) = parse_manage_bde_status(text("manage_bde/status-en-22621-aes256-decimal-comma.txt"))
+    assert (volume.mount_point, volume.conversion, volume.protection_on) == (
+        "C:",
+        "encrypted",
+        True,
+    )
+    assert volume.algorithm == "AES 256" and volume.encrypted is True
+
+
 def test_bitlocker_encryption_in_progress_is_not_yet_encrypted() -> None:
     (c,) = parse_manage_bde_status(text("manage_bde/status-en-26100-encryption-in-progress.txt"))
     assert (c.conversion, c.protection_on, c.encrypted) == ("in progress", False, False)
