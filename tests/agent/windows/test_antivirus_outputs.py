@@ -12,7 +12,7 @@ from devposture.agent.parsers.windows.text import decode_output
 from devposture.agent.probes.windows import antivirus
 from devposture.policy.checks import evaluate
 from devposture.v1 import devposture_pb2 as pb
-from tests.agent.windows.replay_windows import fixture
+from tests.agent.windows.replay_windows import EN_US_CULTURE, PACIFIC, fixture, one_run
 
 
 def test_a_recorded_edr_block_mode_defender_is_not_read_as_protecting() -> None:
@@ -64,5 +64,36 @@ def test_security_center_with_defender_off_and_nothing_else_fails() -> None:
     report = pb.PostureReport()
     report.antivirus.products.append(product)
     verdict = evaluate(report, dt.datetime(2024, 3, 22, tzinfo=dt.UTC))
+    (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
+    assert judged.state.value == "FAIL", judged
+
+
+def test_windows_server_2016_defender_without_the_newer_properties() -> None:
+    # Defender platform 4.10.14393.2248 (Windows Server 2016, host WINLPE-SRV01): no
+    # AMRunningMode, no DefenderSignaturesOutOfDate, RealTimeProtectionEnabled False. Read with
+    # en-US patterns and a Pacific zone (composite, see one_run): on but not scanning on access.
+    status = parse_mp_computer_status(
+        decode_output(
+            one_run(
+                EN_US_CULTURE, PACIFIC, "defender/mpcomputerstatus-ws2016-14393-realtime-off.txt"
+            )[1],
+            "cp437",
+        )
+    )
+    assert (status.service_enabled, status.antivirus_enabled, status.real_time_protection) == (
+        True,
+        True,
+        False,
+    )
+    assert status.running_mode == "" and status.signatures_out_of_date is None
+    errors: list[pb.ProbeError] = []
+    product = antivirus._defender_product(status, errors)
+    assert errors == [] and list(product.health_issues) == []
+    assert product.enabled and not product.real_time_protection
+    assert not product.HasField("signatures_up_to_date")  # the property is not printed
+    assert product.signatures_updated_at.ToDatetime() == dt.datetime(2021, 3, 28, 10, 59, 12)
+    report = pb.PostureReport()
+    report.antivirus.products.append(product)
+    verdict = evaluate(report, dt.datetime(2021, 3, 29, tzinfo=dt.UTC))
     (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
     assert judged.state.value == "FAIL", judged
