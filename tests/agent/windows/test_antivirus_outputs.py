@@ -97,3 +97,26 @@ def test_windows_server_2016_defender_without_the_newer_properties() -> None:
     verdict = evaluate(report, dt.datetime(2021, 3, 29, tzinfo=dt.UTC))
     (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
     assert judged.state.value == "FAIL", judged
+
+
+def test_three_products_at_once_trend_micro_and_sophos_on_defender_off() -> None:
+    # Trend Micro Antivirus+ 266240 (0x041000) and Sophos Home 331776 (0x051000: other
+    # provider flags, scanner on, up to date), Windows Defender 393472 (off). The copy carries an
+    # `enabled` line its author's function added; the parser reads displayName and productState.
+    found = parse_antivirus_products(
+        decode_output(
+            fixture("security_center/cim-antivirusproduct-trend-sophos-defender-annotated.txt"),
+            "cp437",
+        )
+    )
+    assert [(p.name, p.state.scanner, p.state.microsoft) for p in found] == [
+        ("Trend Micro Antivirus+", "on", False),
+        ("Sophos Home", "on", False),
+        ("Windows Defender", "off", True),
+    ]
+    report = pb.PostureReport()
+    report.antivirus.products.extend(antivirus.security_center_product(p) for p in found)
+    assert [p.real_time_protection for p in report.antivirus.products[:2]] == [True, True]
+    verdict = evaluate(report, dt.datetime(2020, 4, 13, tzinfo=dt.UTC))
+    (judged,) = [v for c, v in verdict if c.check_id == "antivirus"]
+    assert judged.state.value == "PASS", judged
