@@ -91,6 +91,7 @@ class _Failing:
         self.sealing = self.policies = SimpleNamespace(
             seal_due=None, version=None, latest=None
         )
+        self.coordination = SimpleNamespace()  # the re-judging's leases, read inside in_db
 
     def now(self) -> object:
         import datetime as dt  # noqa: PLC0415
