@@ -44,7 +44,7 @@ from tests.agent.test_transport import _stored
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
 from tests.e2e.conftest import AGENT
 from tests.e2e.fleet import run
-from tests.e2e.test_disk_full import fill, tmpfs
+from tests.full_disk import fill, tmpfs
 from tests.tcp_cut import CuttableRelay
 
 ROOT = Path(__file__).resolve().parents[2]
