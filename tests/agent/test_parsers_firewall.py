@@ -175,6 +175,16 @@ def test_iptables_empty_accepts_everything() -> None:
     assert profile.default_inbound_action == "allow"
 
 
+def test_iptables_nft_warns_of_legacy_tables_in_a_comment() -> None:
+    # openSUSE Tumbleweed with firewalld on nftables and Docker on iptables-legacy: iptables-nft
+    # heads its rules with a "# Warning" line (the legacy tables are read on their own).
+    profile = parse_iptables_s(
+        fixture_text("iptables/iptables-nft-S-legacy-warning-opensuse-tumbleweed.out")
+    )
+    assert not profile.enabled and not profile.active
+    assert profile.default_inbound_action == "allow"
+
+
 def test_iptables_ufw_chains_are_followed() -> None:
     profile = parse_iptables_s(fixture_text("iptables/iptables-S-ufw-active-netns.out"))
     assert profile.enabled and profile.default_inbound_action == "drop"
