@@ -58,6 +58,25 @@ def test_not_associated_on_macos12() -> None:
     assert card.status == "disassociated" and card.current is None
 
 
+def test_catalina_card_named_en1_on_an_open_network() -> None:
+    # macOS 10.15.7 with the Wi-Fi card named en1, not en0: found by what it is, not its name.
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-open-en1-macos10.15.7-heatmapper.json")
+    )
+    assert (card.name, card.status) == ("en1", "connected")
+    assert card.current is not None and card.current.ssid == "SSID-6"
+    assert card.current.security == pb.WIFI_SECURITY_OPEN
+
+
+def test_wpa2_network_on_macos12() -> None:
+    (card,) = parse_airport_json(
+        text("system_profiler/SPAirPortDataType-wpa2-wifi6-macos12.7.2-heatmapper.json")
+    )
+    assert (card.name, card.status) == ("en0", "connected")
+    assert card.current is not None and card.current.ssid == "SSID-4"
+    assert card.current.security == pb.WIFI_SECURITY_WPA2_PERSONAL
+
+
 def test_redacted_ssid_is_unknown_not_the_placeholder() -> None:
     (card,) = parse_airport_json(
         text("system_profiler/SPAirPortDataType-redacted-wpa3-macos26-trimmed.json")
