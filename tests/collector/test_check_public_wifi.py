@@ -163,3 +163,41 @@ def test_english_reasons_count_in_the_singular_and_the_plural() -> None:
     for stored, words in cases.items():
         assert words in render(stored, "en", dt.UTC), stored
         assert "(s)" not in render(stored, "en", dt.UTC)
+
+
+def test_no_vpn_seen_while_the_vpn_could_not_be_read_is_unknown_naming_why() -> None:
+    """A Windows whose `ipconfig` the agent cannot read (its language) reports the VPN from
+    the connection names alone, with the failure beside it: no VPN seen is then no proof of
+    none, and a public session without one cannot be judged. It read FAIL."""
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_PUBLIC, "CMCC-WEB", ("name matches CMCC-WEB",))
+    report.vpn.active = False
+    report.errors.add(fact=pb.FACT_VPN, source="ipconfig",
+                      code=pb.PROBE_ERROR_CODE_PARSE_ERROR,
+                      message="ipconfig /all: unknown adapter heading")  # fmt: skip
+    verdict = judge(report)
+    assert verdict.state is State.UNKNOWN
+    assert verdict.reason.startswith("whether a VPN was up could not be read (ipconfig: ")
+    assert "CMCC-WEB" in verdict.reason and "ipconfig /all: unknown adapter heading" in (
+        verdict.reason
+    )
+    chinese = render(check_public_wifi(report, NOW, CheckParameters()).reason, "zh", dt.UTC)
+    assert "VPN" in chinese and "CMCC-WEB" in chinese and "could not" not in chinese
+    # The whole VPN fact failed: the same.
+    report.ClearField("vpn")
+    del report.errors[:]
+    report.errors.add(fact=pb.FACT_VPN, code=pb.PROBE_ERROR_CODE_COMMAND_FAILED, message="boom")
+    assert judge(report).state is State.UNKNOWN
+
+
+def test_a_vpn_seen_late_is_a_fail_even_when_a_vpn_source_failed() -> None:
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_PUBLIC, "CMCC-WEB", ("name matches CMCC-WEB",), vpn_after=600)
+    report.errors.add(fact=pb.FACT_VPN, source="ipconfig",
+                      code=pb.PROBE_ERROR_CODE_PARSE_ERROR, message="x")  # fmt: skip
+    assert judge(report).state is State.FAIL
+    # And with the VPN read, no VPN on a public network is a FAIL, as before.
+    report = wifi()
+    add(report, pb.NETWORK_CLASS_PUBLIC, "CMCC-WEB", ("name matches CMCC-WEB",))
+    report.vpn.active = False
+    assert judge(report).state is State.FAIL

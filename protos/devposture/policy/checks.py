@@ -403,7 +403,12 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
     made from every signal the OS gave) needs a VPN up within the grace after it started, else
     FAIL, saying why the network counted as public (the session's classification reasons). A
     session whose network the OS hid (NETWORK_CLASS_UNKNOWN: macOS without Location Services)
-    and that had no VPN in time cannot be judged: UNKNOWN, unless a FAIL already stands."""
+    and that had no VPN in time cannot be judged: UNKNOWN, unless a FAIL already stands.
+
+    Nor can a public session with no VPN seen at all when the agent could not read the VPN
+    (the VPN fact, or one of its sources, failed: a Windows whose `ipconfig` is in a language
+    the agent cannot read leaves only the connection names, which prove no absence): UNKNOWN,
+    naming what failed. A VPN seen, but late, is a FAIL whatever else failed."""
     if not report.HasField("wifi"):
         return _missing(report, pb.FACT_WIFI, "wifi")
     fact = report.wifi
@@ -411,7 +416,9 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
         return Verdict(State.PASS, _WIFI_NO_INTERFACE)
     judged = (pb.NETWORK_CLASS_PUBLIC, pb.NETWORK_CLASS_UNKNOWN)
     sessions = [s for s in fact.sessions if s.classification in judged]
+    vpn_errors = _probe_errors(report, pb.FACT_VPN) or _source_errors(report, pb.FACT_VPN)
     unprotected: list[Item] = []
+    unread: list[Item] = []
     hidden: list[Item] = []
     hidden_reasons: set[str] = set()
     for session in sessions:
@@ -427,12 +434,13 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
         if public:
             where = {"network": session.network_id or None,
                      "why": list(session.classification_reasons) or None}  # fmt: skip
-            problem = (
-                item("wifi.no_vpn", at=session.started_at.seconds, **where)
-                if late is None
-                else item("wifi.late", seconds=int(late.total_seconds()), **where)
-            )
-            unprotected.append(problem)
+            if late is None:
+                seen = item("wifi.no_vpn", at=session.started_at.seconds, **where)
+                (unread if vpn_errors else unprotected).append(seen)
+            else:
+                unprotected.append(
+                    item("wifi.late", seconds=int(late.total_seconds()), **where)
+                )
         else:
             interface = session.interface or None
             hidden.append(
@@ -444,6 +452,10 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
             )
     if unprotected:
         return Verdict(State.FAIL, encode("wifi.public", sessions=unprotected))
+    if unread:
+        return Verdict(
+            State.UNKNOWN, encode("wifi.vpn_unread", errors=vpn_errors, sessions=unread)
+        )
     if hidden:
         code = "wifi.hidden_macos" if any("macOS" in r for r in hidden_reasons) else "wifi.hidden"
         return Verdict(State.UNKNOWN, encode(code, sessions=hidden))

@@ -236,6 +236,12 @@ _declare(
     " Settings > Privacy & Security); cannot tell whether it was public: {sessions}",
     sessions="items",
 )  # fmt: skip
+_declare(
+    "wifi.vpn_unread",
+    "whether a VPN was up could not be read ({errors}); cannot tell whether this Wi-Fi was"
+    " protected: {sessions}",
+    errors="items", sessions="items",
+)  # fmt: skip
 _declare("wifi.none_public", "{count} Wi-Fi session(s), none on a public network", count="int")
 _declare("wifi.network", "{network}{why}", **_WHERE)
 _declare(
