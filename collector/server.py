@@ -48,12 +48,12 @@ from devposture.collector.policy.in_force import (
     keep_in_force,
 )
 from devposture.collector.raw_rpc import add_raw_servicer
+from devposture.collector.refused_writes import RefusedWrites
 from devposture.collector.report_writer import ReportWriter
 from devposture.collector.service import CollectorService
 from devposture.collector.store import DatabaseTarget, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.coordination import Coordination, Lease, LeaseLost
-from devposture.collector.store.disk_space import is_full
 from devposture.collector.trust import Trust
 from devposture.collector.web.server import DashboardServer, start_dashboard
 from devposture.policy import PolicyError
@@ -399,19 +399,24 @@ async def keep_sealing(
     stop: asyncio.Event,
     every: float = SEAL_SECONDS,
     failing: LogEvery | None = None,
+    refused: RefusedWrites | None = None,
 ) -> None:
     """Seal the reports that waited their longest (store/sealing.py) every few seconds: a
     quiet collector's last reports are chained within SEAL_AFTER_US plus this. A failure is
-    logged (once every few seconds through an outage) and tried again; it never stops the
-    collector."""
+    logged (once every few seconds through an outage; a write the database refuses once,
+    `refused`) and tried again; it never stops the collector."""
     failing = failing or LogEvery()
+    refused = refused or RefusedWrites("sealing stored reports into the evidence chain")
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
         try:
             now = to_us(running.service.now())
             await running.service.in_db(lambda: running.store.sealing.seal_due(now))  # noqa: B023
+            refused.wrote()
         except Exception as exc:  # the reports are stored; their seal waits a moment
+            if refused.failed(exc):
+                continue
             since = failing.due()
             if since is not None:
                 log.error("could not seal reports into the evidence chain: %s%s", exc, since)
@@ -425,6 +430,7 @@ async def keep_present(
     stop: asyncio.Event,
     every: float = PRESENT_SECONDS,
     presence: str | None = None,
+    refused: RefusedWrites | None = None,
 ) -> None:
     """Say this process serves, every `every` seconds (held three times as long), and keep
     its share of the per-device rate limit among the processes serving on the database
@@ -432,18 +438,24 @@ async def keep_present(
     its presence lapses. A failure is logged and tried again; it never stops the collector.
     `presence`: a worker of `serve --workers` says its own (`worker_presence`), so that a
     worker started again in place of one that died takes up the dead one's presence: it was
-    counted for its three periods, and every process kept a smaller share."""
+    counted for its three periods, and every process kept a smaller share. A write the
+    database refuses is said once (`refused`); the share stays as it was meanwhile."""
     # This process, and this server of it (a test or an embedder may run two in one).
     holder = presence or f"{collector_name()}/{secrets.token_hex(4)}"
     coordination = running.store.coordination
     limiter = running.service.limiter
     hold = dt.timedelta(seconds=every * 3)
     skewed = False
+    refused = refused or RefusedWrites(
+        "counting the collectors serving on the database (each one's share of the per-device"
+        " rate limit)"
+    )
     while not stop.is_set():
         try:
             serving, skew = await running.service.in_db(
                 lambda: _present(coordination, holder, running.service.now, hold)
             )
+            refused.wrote()
             if skew is not None and (abs(skew) > CLOCK_SKEW) != skewed:
                 skewed = not skewed
                 _say_skew(skew, skewed)
@@ -452,7 +464,8 @@ async def keep_present(
                          " the per-device rate limit", serving, serving)  # fmt: skip
             limiter.share(serving)
         except Exception as exc:  # the limit stays as it was
-            log.error("could not count the collectors serving on the database: %s", exc)
+            if not refused.failed(exc):
+                log.error("could not count the collectors serving on the database: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
     with contextlib.suppress(Exception):
@@ -515,6 +528,10 @@ async def keep_health(running: RunningServer, stop: asyncio.Event,
 
 FLEET_DAY_SECONDS = 3600.0
 FLEET_DAY_LEASE = "fleet-day"
+# After a write the database refused (a full disk, a read-only server), the hour's work is
+# tried again this soon: the day's record is written within a minute of space coming back,
+# not up to an hour later, when the day it was owed for may have ended.
+FLEET_DAY_RETRY_SECONDS = 60.0
 
 
 async def keep_fleet_days(
@@ -522,13 +539,18 @@ async def keep_fleet_days(
     stop: asyncio.Event,
     every: float = FLEET_DAY_SECONDS,
     database: DatabaseTarget | None = None,
+    *,
+    retry: float = FLEET_DAY_RETRY_SECONDS,
+    refused: RefusedWrites | None = None,
 ) -> None:
     """Record the fleet's standing for today at start and every hour: the dashboard's trend
     reads how each day ended instead of judging the fleet as of each past day. With the
     `database`, the trend's past week ends that were never recorded are then counted from
     the history, once (`backfill_week_ends`). A failure is logged and tried again next
-    hour; it never stops the collector. Every write of the hour's work is done under the
-    lease (`Coordination.under`): one paused past it writes nothing over the next holder's."""
+    hour; it never stops the collector. A write the database refuses is said once
+    (`refused`) and the work tried again every `retry` seconds until it goes through. Every
+    write of the hour's work is done under the lease (`Coordination.under`): one paused past
+    it writes nothing over the next holder's."""
 
     # This task's name as the lease's holder (two servers may run in one process).
     holder, leases = f"{collector_name()}/{secrets.token_hex(4)}", running.store.coordination
@@ -551,6 +573,9 @@ async def keep_fleet_days(
             )
         return lease
 
+    refused = refused or RefusedWrites(
+        "recording the fleet's day for the trend (with the audit checkpoint and retention pruning)"
+    )
     backfill = database
     while not stop.is_set():
         try:
@@ -560,12 +585,16 @@ async def keep_fleet_days(
                 backfill = None
             if database is not None and lease is not None:
                 await mark_past_days(running, database, stop, lease)
+            refused.wrote()
         except LeaseLost as lost:  # paused past it: the next holder's record stands
             log.warning("the fleet's standing for the trend was not recorded: %s", lost)
         except Exception as exc:  # a summary; the reports themselves are safe
-            log.error("could not record the fleet's standing for the trend: %s", exc)
+            if not refused.failed(exc):
+                log.error("could not record the fleet's standing for the trend: %s", exc)
+        # Still owed while writes are refused (or the database fails in between): soon.
+        wait = every if refused.said is None else retry
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), every)
+            await asyncio.wait_for(stop.wait(), wait)
 
 
 async def mark_past_days(
@@ -626,11 +655,14 @@ async def watch_policy(
     *,
     file: bool = True,
     failing: LogEvery | None = None,
+    refused: RefusedWrites | None = None,
 ) -> None:
     """Apply an edited policy file without a restart, follow the policy other collectors
     on the same database apply, and judge the fleet again under the newest version once,
     whichever collector does it (`_rejudge_owed`). A file with mistakes is refused, with every
-    mistake logged, and the policy in force stays as it was."""
+    mistake logged, and the policy in force stays as it was. An edit or a re-judging whose
+    writes the database refuses (a full disk, a read-only server) is said once (`refused`)
+    and stays owed: applied at a later poll, once the database takes writes again."""
     seen: tuple[int, int] | None = None  # the first poll compares the file's text itself
     # A file seen changed is applied once the next poll finds it the same: an editor that
     # saves in two steps (cut, then written) left a first step that, valid on its own (a
@@ -645,19 +677,26 @@ async def watch_policy(
     # in one process).
     holder = f"{collector_name()}/{secrets.token_hex(4)}"
     failing = failing or LogEvery()  # through an outage: a line every few seconds
+    refused = refused or RefusedWrites(
+        "following the policy in force (applying an edit, judging the fleet again under it)"
+    )
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), POLICY_POLL_SECONDS)
+        reading: tuple[int, int] | None = None  # the file's stamp, while its edit is applied
         try:
             stamp = policy_stamp(config.policy) if file else None
             if stamp is not None and stamp != seen:
                 if stamp != settling:  # changed since the last poll: perhaps still being written
                     settling = stamp
                 else:
-                    seen = stamp
+                    reading = stamp
                     text = await asyncio.to_thread(edited, config)
                     if text is not None:
                         in_force = await _apply_edit(config, running, text)
+                    # Seen once applied (or refused, below): an edit the database could not
+                    # take was dropped, never applied, until the file was edited again.
+                    seen = stamp
             newest = await running.service.in_db(running.store.policies.version)
             if newest > in_force:
                 latest = await running.service.in_db(running.store.policies.latest)
@@ -669,13 +708,15 @@ async def watch_policy(
                                  latest.applied_by)  # fmt: skip
                     in_force = latest.version
             await _rejudge_owed(running, in_force, holder)
-        except (PolicyError, OSError, UnicodeDecodeError) as exc:
-            log.error("policy file changed but was refused; keeping the previous policy:\n%s", exc)
+            refused.wrote()
         except Exception as exc:  # the database may be away a moment; the next poll retries
-            if is_full(exc):
-                # A write of the re-judging's (its lease, its mark) on a full disk: the disk is
-                # said once, by ingest, with when it has room again; the next poll retries.
-                log.debug("policy in force not followed yet: the disk is full")
+            if refused.failed(exc):  # the edit, or the re-judging, stays owed
+                continue
+            if isinstance(exc, PolicyError | OSError | UnicodeDecodeError):
+                seen = reading or seen  # said once; the file's next change is read again
+                log.error(
+                    "policy file changed but was refused; keeping the previous policy:\n%s", exc
+                )
                 continue
             since = failing.due()
             if since is not None:

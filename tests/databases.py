@@ -12,7 +12,7 @@ from __future__ import annotations
 import atexit
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,10 +52,17 @@ def _drop_orphans() -> None:
         names = [row[0] for row in connection.execute(
             "SELECT datname FROM pg_database WHERE datname LIKE 'devposture_test_%'"
         )]  # fmt: skip
+        roles = [row[0] for row in connection.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE 'devposture_test_%'"
+        )]  # fmt: skip
     for name in names:
         pid = name.split("_")[2]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
             _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for name in roles:  # a role_database's, its schema gone with its run's database
+        pid = name.split("_")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            _admin(f'DROP ROLE IF EXISTS "{name}"')
 
 
 def _database_of_this_run() -> str:
@@ -94,6 +101,47 @@ def fresh_postgres() -> PostgresTarget:
     with psycopg.connect(_url(database), autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     return PostgresTarget(_url(database, schema))
+
+
+def _end_sessions(role: str) -> None:
+    import psycopg  # noqa: PLC0415
+
+    with psycopg.connect(SERVER, autocommit=True) as connection:
+        connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+
+
+@contextmanager
+def role_database() -> Iterator[tuple[PostgresTarget, Callable[[bool], None]]]:
+    """A new, empty database (a schema in this run's database) of a role made for it, and
+    `read_only(on)`: the role's sessions from then on refuse writes (`default_transaction_
+    read_only`, as an operator may set it; a standby answers writes alike) or take them
+    again. Its sessions are ended at each change, as a failover ends them, so the next take
+    the setting. The role and its schema are dropped on leaving; the server's own settings
+    are never touched."""
+    import psycopg  # noqa: PLC0415
+
+    database = _database_of_this_run()
+    role = f"devposture_test_{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        with psycopg.connect(_url(database), autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA "{role}" AUTHORIZATION "{role}"')
+
+        def read_only(on: bool) -> None:
+            value = "on" if on else "off"
+            _admin(f'ALTER ROLE "{role}" SET default_transaction_read_only = {value}')
+            _end_sessions(role)
+
+        parts = urlsplit(_url(database, role))
+        netloc = f"{role}@{parts.netloc.rpartition('@')[2]}"
+        yield PostgresTarget(urlunsplit(parts._replace(netloc=netloc))), read_only
+    finally:
+        _end_sessions(role)
+        with psycopg.connect(_url(database), autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA IF EXISTS "{role}" CASCADE')
+        _admin(f'DROP ROLE IF EXISTS "{role}"')
 
 
 def fresh_database(folder: Path, name: str = "devposture.db") -> DatabaseTarget:

@@ -20,6 +20,7 @@ from devposture.collector.alerts.delivery import Backoff, deliver_due
 from devposture.collector.config import CollectorConfig
 from devposture.collector.metrics import AlertMetrics
 from devposture.collector.policy.in_force import collector_name
+from devposture.collector.refused_writes import RefusedWrites
 
 if TYPE_CHECKING:
     from devposture.collector.server import RunningServer
@@ -66,20 +67,27 @@ async def alert_round(
 
 async def keep_alerting(
     running: RunningServer, config: CollectorConfig, stop: asyncio.Event,
-    every: float = ROUND_SECONDS, *, enabled: bool = True,
+    every: float = ROUND_SECONDS, *, enabled: bool = True, refused: RefusedWrites | None = None,
 ) -> None:  # fmt: skip
     """Alert rounds every `every` seconds until `stop`; nothing when no channel is set (or
-    not `enabled`: a worker of `serve --workers` other than the first)."""
+    not `enabled`: a worker of `serve --workers` other than the first). A round whose writes
+    the database refuses (a full disk, a read-only server) is said once (`refused`), not at
+    every round; what it owes (problems, digests, deliveries) is done at a later round."""
     if not enabled or not config.alerts.channels:
         return
     metrics = AlertMetrics(running.service.metrics.registry)
     log.info("alerts: digests every %d min to %s", config.alerts.digest_minutes,
              ", ".join(config.alerts.channels))  # fmt: skip
+    refused = refused or RefusedWrites(
+        "alerting (noting this collector's problems, composing and sending digests)"
+    )
     while not stop.is_set():
         try:
             await alert_round(running, config, metrics)
+            refused.wrote()
         except Exception as exc:  # the next round tries again; ingest goes on
-            log.error("alerts: this round failed and is tried again in %d s: %s",
-                      round(every), exc)  # fmt: skip
+            if not refused.failed(exc):
+                log.error("alerts: this round failed and is tried again in %d s: %s",
+                          round(every), exc)  # fmt: skip
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)

@@ -51,6 +51,16 @@ pytestmark = pytest.mark.sqlite_only
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 FULL_LINE = "the disk holding the data folder is full"
 BACK_LINE = "the disk has room again"
+PRESENCE = (
+    "counting the collectors serving on the database (each one's share of the per-device rate"
+    " limit)"
+)
+PRESENCE_WAITS = (
+    f"WARNING devposture.collector.refused_writes: {PRESENCE} waits: the disk holding the"
+    " collector's SQLite database is full; free space on that disk, and it resumes by itself"
+    " (no restart)"
+)
+PRESENCE_RESUMED = f"INFO devposture.collector.refused_writes: {PRESENCE} resumed: "
 
 
 # --- the store ------------------------------------------------------------------------------
@@ -283,6 +293,8 @@ def test_a_collector_started_again_on_a_full_disk_serves_and_pushes_agents_back(
     # refused to start: every start wrote its copy of the policy in force again, the same
     # text, and the full disk refused it. Under systemd it failed five times and stayed
     # failed, even once space was freed; the agents met a closed port, with no retry hint.
+    # Its background tasks logged an ERROR each round (the presence every 30 s); now each
+    # says once what waits and what to do (tests/collector/test_refused_writes.py: each task).
     with tmpfs(tmp_path / "collector", "6m") as data:
         server = CollectorServer.create(tmp_path)
         server.start()
@@ -292,13 +304,24 @@ def test_a_collector_started_again_on_a_full_disk_serves_and_pushes_agents_back(
             assert agent.drain().stopped_by is None
             filler = fill(data)
             server.kill()
+            started = len(server.output())
             server.start()  # comes back on the full disk
             assert 5.0 <= _pushed_back(agent) <= 10.0
             assert agent.pending_count() == 1
+            wait_until(lambda: PRESENCE_WAITS in server.output(), "the presence said to wait")
             filler.unlink()
             result = agent.drain()
             assert result.stopped_by is None, result.stopped_by
             assert result.acknowledged == agent.made[-1:]
+            # Its next round (every 30 s) writes, and says so once.
+            wait_until(lambda: PRESENCE_RESUMED in server.output(), "the presence resumed")
+            lines = server.output()[started:].splitlines()
+            waits = [line.split(" waits: ")[0] for line in lines if " waits: " in line]
+            assert len(waits) == len(set(waits)), lines  # each task's once
+            assert [line for line in lines if " ERROR " in line] == [
+                line for line in lines if FULL_LINE in line
+            ], lines  # ingest's one line alone
+            assert not [line for line in lines if "Traceback" in line], lines
             assert Counter(server.stored_ids()) == Counter(agent.made)
             assert server.stop() == 0
             checked = run(COLLECTOR, "audit", "check", "--data", str(server.data))
