@@ -10,13 +10,16 @@ SECURITY is built by nmcli (src/nmcli/devices.c) from the access point's flags a
 space-separated tokens: WEP, WPA1, WPA2, WPA3, OWE, OWE-TM (since 1.40: the open half of an
 OWE transition network, which "itself is unencrypted"; before, it printed OWE), 802.1X and,
 since 1.44, WPA-EAP-SUITE-B-192 (WPA3-Enterprise 192-bit); an open network prints an empty
-value.
+value, and so does a network whose key management this nmcli has no word for (recorded:
+nmcli 1.42 prints nothing for a Suite B 192 network). So an empty SECURITY is read again from
+the access point's flags, which say "(none)" only when there is no WPA or RSN at all.
 
 nmcli prints through GLib's g_print, which converts what it writes to the locale's character
 set: under the agent's LC_ALL=C that is ASCII, and every other character of a network's name
 becomes "?" ("公司网络" prints "????", recorded in tests/fixtures/linux/nmcli). A name with "?"
-is read again from its bytes, the SSID-HEX field:
-    nmcli -t -f IN-USE,BSSID,SSID-HEX device wifi list --rescan no
+is read again from its bytes, the SSID-HEX field. Both come from one more listing, asked only
+for an access point in use that needs it:
+    nmcli -t -f IN-USE,BSSID,SSID-HEX,WPA-FLAGS,RSN-FLAGS device wifi list --rescan no
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from devposture.v1 import devposture_pb2 as pb
 DEVICE_FIELDS = ("DEVICE", "TYPE", "STATE", "CONNECTION")
 WIFI_FIELDS = ("IN-USE", "SSID", "BSSID", "CHAN", "SIGNAL", "SECURITY")
 CONNECTIVITY_FIELDS = ("DEVICE", "IP4-CONNECTIVITY", "IP6-CONNECTIVITY")
-SSID_HEX_FIELDS = ("IN-USE", "BSSID", "SSID-HEX")
+DETAIL_FIELDS = ("IN-USE", "BSSID", "SSID-HEX", "WPA-FLAGS", "RSN-FLAGS")
 # What g_print writes for a character the C locale cannot show.
 UNPRINTABLE = "?"
 
@@ -112,15 +115,41 @@ def ssid_from_bytes(raw: bytes) -> str:
     return "".join(chr(b) if 0x20 <= b < 0x7F else UNPRINTABLE for b in raw)
 
 
-def ssid_in_use(text: str, bssid: str) -> str:
-    """The name of the access point `bssid`, in use, from the SSID-HEX listing."""
-    for row in _rows(text, SSID_HEX_FIELDS):
+@dataclass(frozen=True)
+class NmApDetails:
+    ssid: str  # decoded from SSID-HEX
+    wpa_flags: frozenset[str]  # nmcli's words ("pair_ccmp", "psk", ...); empty for "(none)"
+    rsn_flags: frozenset[str]
+
+
+def _flags(value: str) -> frozenset[str]:
+    words = frozenset(value.split())
+    return frozenset() if words == {"(none)"} else words
+
+
+def details_in_use(text: str, bssid: str) -> NmApDetails:
+    """The access point `bssid`, in use, from the DETAIL_FIELDS listing."""
+    for row in _rows(text, DETAIL_FIELDS):
         if _in_use(row["IN-USE"]) and row["BSSID"] == bssid:
             try:
-                return ssid_from_bytes(bytes.fromhex(row["SSID-HEX"]))
+                ssid = ssid_from_bytes(bytes.fromhex(row["SSID-HEX"]))
             except ValueError as exc:
                 raise ParseError("nmcli: SSID-HEX is not hexadecimal") from exc
-    raise ParseError("nmcli: the access point in use is missing from the SSID-HEX listing")
+            return NmApDetails(ssid, _flags(row["WPA-FLAGS"]), _flags(row["RSN-FLAGS"]))
+    raise ParseError("nmcli: the access point in use is missing from the detailed listing")
+
+
+def security_from_flags(details: NmApDetails) -> pb.WifiSecurity.ValueType:
+    """The security of an access point whose SECURITY nmcli printed empty: open only when it
+    has neither WPA nor RSN flags (WEP, with the privacy flag alone, prints "WEP"), WPA3-
+    Enterprise for Suite B 192, and UNKNOWN for encryption by a key management nmcli has no
+    word for: a network that takes a key is not open, nor known to be anything else."""
+    flags = details.wpa_flags | details.rsn_flags
+    if not flags:
+        return pb.WIFI_SECURITY_OPEN
+    if "wpa-eap-suite-b-192" in flags:
+        return pb.WIFI_SECURITY_WPA3_ENTERPRISE
+    return pb.WIFI_SECURITY_UNKNOWN
 
 
 _KNOWN_TOKENS = {"WEP", "WPA1", "WPA2", "WPA3", "OWE", "OWE-TM", "802.1X", "WPA-EAP-SUITE-B-192"}

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from devposture.agent.parsers.dpkg_query import FORMAT as DPKG_FORMAT
 from devposture.agent.parsers.nmcli import (
     CONNECTIVITY_FIELDS,
+    DETAIL_FIELDS,
     DEVICE_FIELDS,
-    SSID_HEX_FIELDS,
     WIFI_FIELDS,
 )
 from devposture.agent.parsers.rpm_query import FORMAT as RPM_FORMAT
@@ -55,10 +55,11 @@ NMCLI_DEVICES = ("nmcli", "-t", "-f", ",".join(DEVICE_FIELDS), "device")
 NMCLI_WIFI = ("nmcli", "-t", "-f", ",".join(WIFI_FIELDS), "device", "wifi", "list", "--rescan",
               "no")  # fmt: skip
 NMCLI_CONNECTIVITY = ("nmcli", "-t", "-f", ",".join(CONNECTIVITY_FIELDS), "device")
-# The names' bytes, asked only when nmcli printed a name with "?" (it cannot print other
-# characters in the C locale the agent runs it in).
-NMCLI_SSID_HEX = ("nmcli", "-t", "-f", ",".join(SSID_HEX_FIELDS), "device", "wifi", "list",
-                  "--rescan", "no")  # fmt: skip
+# The names' bytes and the security flags, asked only when nmcli printed the name in use with
+# "?" (it cannot print other characters in the C locale the agent runs it in) or its security
+# empty (open, or a key management that nmcli has no word for).
+NMCLI_AP_DETAILS = ("nmcli", "-t", "-f", ",".join(DETAIL_FIELDS), "device", "wifi", "list",
+                    "--rescan", "no")  # fmt: skip
 # Chat apps' Debian packages: WeChat's, and Deepin's and UOS's builds of WeChat and WeCom.
 WECHAT_PACKAGES = ("wechat", "wechat-beta", "com.tencent.wechat", "com.qq.weixin.deepin")
 WECOM_PACKAGES = ("com.qq.weixin.work.deepin", "deepin.com.weixin.work")
@@ -247,8 +248,8 @@ DECLARED: tuple[Declared, ...] = (
     Declared((LINUX,), "Wi-Fi: the access point in use (no new scan)", NMCLI_WIFI),
     Declared((LINUX,), "Wi-Fi: each device's connectivity (a captive portal)",
              NMCLI_CONNECTIVITY),
-    Declared((LINUX,), "Wi-Fi: the bytes of a network's name nmcli could not print",
-             NMCLI_SSID_HEX),
+    Declared((LINUX,), "Wi-Fi: the bytes of a network's name nmcli could not print, and the "
+             "security flags of one it printed no security for", NMCLI_AP_DETAILS),
     Declared((LINUX,), "chat apps: installed Debian packages' versions, and whether dpkg is "
              "this system's package manager", DPKG_QUERY),
     Declared((LINUX,), "chat apps: installed rpm packages' versions, and whether rpm is this "

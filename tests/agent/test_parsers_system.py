@@ -13,11 +13,12 @@ from devposture.agent.parsers.dnf import parse_check_update, parse_updateinfo_se
 from devposture.agent.parsers.lsblk import parse_lsblk_json
 from devposture.agent.parsers.mdatp import parse_mdatp_health
 from devposture.agent.parsers.nmcli import (
+    details_in_use,
     parse_devices,
     parse_wifi_list,
+    security_from_flags,
     split_terse,
     ssid_from_bytes,
-    ssid_in_use,
     wifi_security,
 )
 from devposture.agent.parsers.os_release import parse_os_release
@@ -225,17 +226,29 @@ def test_nmcli_security_tokens(tokens: str, expected: int) -> None:
     assert wifi_security(tokens) == expected
 
 
-def test_nmcli_names_the_c_locale_cannot_print_are_read_from_their_bytes() -> None:
+def test_nmcli_what_the_c_locale_cannot_print_is_read_from_bytes_and_flags() -> None:
     # Real nmcli 1.42.4 under LC_ALL=C (tests/fixtures/linux/nmcli/record-wifi-names.sh).
     printed = parse_wifi_list(fixture_text("nmcli/nmcli-wifi-list-gbk-mock.out"))
-    assert [ap.ssid for ap in printed] == ["??????", "Corp-192", "Office:5G\\Guest", "????", "Cafe"]
+    assert [(ap.ssid, ap.security) for ap in printed] == [
+        ("??????", "WPA2"), ("Corp-192", ""), ("Office:5G\\Guest", "WPA2"), ("????", "WPA2"),
+        ("Airport-Free", ""), ("Cafe", "OWE-TM"),
+    ]  # fmt: skip
     (gbk,) = [ap for ap in printed if ap.in_use]
-    names = fixture_text("nmcli/nmcli-wifi-ssid-hex-gbk-mock.out")
-    assert ssid_in_use(names, gbk.bssid) == "星巴克"
-    company = fixture_text("nmcli/nmcli-wifi-ssid-hex-company-utf8-mock.out")
-    assert ssid_in_use(company, "02:1A:11:00:00:01") == "公司网络"
+    details = fixture_text("nmcli/nmcli-wifi-details-gbk-mock.out")
+    assert details_in_use(details, gbk.bssid).ssid == "星巴克"
+    company = fixture_text("nmcli/nmcli-wifi-details-company-utf8-mock.out")
+    assert details_in_use(company, "02:1A:11:00:00:01").ssid == "公司网络"
     with pytest.raises(ParseError):  # listed, but not in use there
-        ssid_in_use(company, gbk.bssid)
+        details_in_use(company, gbk.bssid)
+    suite_b = details_in_use(
+        fixture_text("nmcli/nmcli-wifi-details-suite-b-192-mock.out"), "02:1A:11:00:00:05"
+    )
+    assert suite_b.wpa_flags == frozenset()
+    assert security_from_flags(suite_b) == pb.WIFI_SECURITY_WPA3_ENTERPRISE
+    open_ap = details_in_use(
+        fixture_text("nmcli/nmcli-wifi-details-open-mock.out"), "02:1A:11:00:00:06"
+    )
+    assert security_from_flags(open_ap) == pb.WIFI_SECURITY_OPEN
     assert ssid_from_bytes(bytes.fromhex("4F66666963653A35475C4775657374")) == "Office:5G\\Guest"
     assert ssid_from_bytes(b"\x80ab\xff") == "?ab?"  # neither UTF-8 nor GB18030
 

@@ -136,18 +136,20 @@ def test_portal_found_after_joining_fails_the_check_from_the_start(tmp_path: Pat
     )
 
 
-# --- names nmcli cannot print in the C locale (tests/fixtures/linux/nmcli/record-wifi-names.sh)
+# --- what nmcli cannot print in the C locale (tests/fixtures/linux/nmcli/record-wifi-names.sh)
 #
 # Real nmcli 1.42.4 under the agent's LC_ALL=C, reading access points from NetworkManager's own
 # test service: "公司网络" (UTF-8) prints "????" and "星巴克" (GBK bytes) "??????", so every
-# Chinese name read as question marks. The bytes come from the SSID-HEX field.
+# Chinese name read as question marks; a WPA3-Enterprise 192-bit network prints no security, as
+# an open one does. The bytes and the flags come from a second listing.
 
-NAMES_HEX = (
-    "nmcli", "-t", "-f", "IN-USE,BSSID,SSID-HEX", "device", "wifi", "list", "--rescan", "no",
+DETAILS = (
+    "nmcli", "-t", "-f", "IN-USE,BSSID,SSID-HEX,WPA-FLAGS,RSN-FLAGS",
+    "device", "wifi", "list", "--rescan", "no",
 )  # fmt: skip
 
 
-def _named(in_use: str, with_hex: bool = True) -> ReplayHost:
+def _named(in_use: str, with_details: bool = True) -> ReplayHost:
     host = ReplayHost().with_tool("nmcli")
     host.dirs["/sys/class/net"] = ["lo", "wlp2s0"]
     host.dirs["/sys/class/net/wlp2s0/wireless"] = []
@@ -156,8 +158,8 @@ def _named(in_use: str, with_hex: bool = True) -> ReplayHost:
     host.commands[cmd.NMCLI_CONNECTIVITY] = recorded(
         "nmcli/nmcli-device-connectivity-wifi-names-mock"
     )
-    if with_hex:
-        host.commands[NAMES_HEX] = recorded(f"nmcli/nmcli-wifi-ssid-hex-{in_use}-mock")
+    if with_details:
+        host.commands[DETAILS] = recorded(f"nmcli/nmcli-wifi-details-{in_use}-mock")
     return host
 
 
@@ -191,18 +193,35 @@ def test_the_open_half_of_an_owe_transition_network_is_open() -> None:
     # The open half of an OWE transition network ("Cafe"): nmcli 1.40 and later print OWE-TM
     # for it, a network without encryption (NetworkManager's commit 02e35f5b: "which itself is
     # unencrypted"). It was an unknown token: security UNKNOWN, and the café not public.
-    session = _session(_named("owe-transition", with_hex=False), CONFIG)
+    session = _session(_named("owe-transition", with_details=False), CONFIG)
     assert session.security == pb.WIFI_SECURITY_OPEN
     assert session.classification == pb.NETWORK_CLASS_PUBLIC
     assert (session.network_id, list(session.classification_reasons)) == ("Cafe", ["open network"])
 
 
 def test_names_that_cannot_be_read_are_never_kept_as_question_marks() -> None:
-    host = _named("gbk", with_hex=False)
-    host.commands[NAMES_HEX] = recorded("nmcli/nmcli-wifi-ssid-hex-company-utf8-mock")
+    host = _named("gbk", with_details=False)
+    host.commands[DETAILS] = recorded("nmcli/nmcli-wifi-details-company-utf8-mock")
     outcome = run_probe(pb.FACT_WIFI, wifi.probe, ProbeContext(host, CONFIG, pb.PostureReport()))
     # The listings disagree on which access point is in use: no name, no session.
     assert outcome.fact is None
     assert [(e.source, e.code) for e in outcome.errors] == [
         ("nmcli", pb.PROBE_ERROR_CODE_PARSE_ERROR)
     ]
+
+
+def test_a_network_nmcli_prints_no_security_for_is_read_from_its_flags() -> None:
+    # WPA3-Enterprise 192-bit: nmcli 1.42 has no word for it and printed an empty SECURITY,
+    # read as an open network, so a company's most protected network was public.
+    session = _session(_named("suite-b-192"), CONFIG)
+    assert session.security == pb.WIFI_SECURITY_WPA3_ENTERPRISE
+    assert session.classification == pb.NETWORK_CLASS_OTHER
+
+
+def test_an_open_network_is_open_by_its_flags_too() -> None:
+    session = _session(_named("open"), CONFIG)
+    assert session.security == pb.WIFI_SECURITY_OPEN
+    assert (session.network_id, list(session.classification_reasons)) == (
+        "Airport-Free",
+        ["open network"],
+    )

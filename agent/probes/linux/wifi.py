@@ -3,7 +3,8 @@
 A wireless interface has a `wireless` (or `phy80211`) entry in /sys/class/net/<if>; none at all
 is the fact has_wifi_interface=false. With one, nmcli tells whether it is connected and the
 security of the access point in use (a name nmcli printed with "?", as it prints any character
-the C locale cannot show, is read again from its bytes: parsers/nmcli.py). The current
+the C locale cannot show, is read again from its bytes, and an empty security from the access
+point's flags: parsers/nmcli.py). The current
 association becomes one WifiSession started now (the agent's session log carries sessions
 across reports). The network's name is classified on the device: only TRUSTED and PUBLIC
 names leave it (see wifi_classify).
@@ -23,16 +24,18 @@ from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.nmcli import (
     UNPRINTABLE,
+    NmAccessPoint,
+    details_in_use,
     parse_connectivity,
     parse_devices,
     parse_wifi_list,
-    ssid_in_use,
+    security_from_flags,
     wifi_security,
 )
 from devposture.agent.probes.commands import (
+    NMCLI_AP_DETAILS,
     NMCLI_CONNECTIVITY,
     NMCLI_DEVICES,
-    NMCLI_SSID_HEX,
     NMCLI_WIFI,
 )
 from devposture.agent.probes.outcome import (
@@ -77,6 +80,25 @@ def captive_portals(ctx: ProbeContext, errors: list[pb.ProbeError]) -> dict[str,
         return {}
 
 
+def _needs_details(ap: NmAccessPoint) -> bool:
+    """nmcli printed "?" for what the C locale cannot show (every Chinese name would read the
+    same), or no security, which an open network and one nmcli has no word for share."""
+    return UNPRINTABLE in ap.ssid or not ap.security.strip()
+
+
+def _with_details(
+    ap: NmAccessPoint, security: pb.WifiSecurity.ValueType, listing: str
+) -> tuple[NmAccessPoint, pb.WifiSecurity.ValueType]:
+    if not _needs_details(ap):
+        return ap, security
+    details = details_in_use(listing, ap.bssid)
+    if UNPRINTABLE in ap.ssid:
+        ap = replace(ap, ssid=details.ssid)
+    if not ap.security.strip():
+        security = security_from_flags(details)
+    return ap, security
+
+
 def probe(ctx: ProbeContext) -> FactOutcome:
     try:
         interfaces = wireless_interfaces(ctx)
@@ -97,15 +119,10 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         if not connected:
             return FactOutcome(fact)
         listing = _nmcli(ctx, NMCLI_WIFI)
-        in_use = [ap for ap in parse_wifi_list(listing) if ap.in_use]
-        if any(UNPRINTABLE in ap.ssid for ap in in_use):
-            # nmcli printed "?" for what the C locale cannot show: the name is read from its
-            # bytes, never kept as question marks (every Chinese name would read the same).
-            names = _nmcli(ctx, NMCLI_SSID_HEX)
-            in_use = [
-                replace(ap, ssid=ssid_in_use(names, ap.bssid)) if UNPRINTABLE in ap.ssid else ap
-                for ap in in_use
-            ]
+        in_use = [(ap, wifi_security(ap.security)) for ap in parse_wifi_list(listing) if ap.in_use]
+        if any(_needs_details(ap) for ap, _ in in_use):
+            details = _nmcli(ctx, NMCLI_AP_DETAILS)
+            in_use = [_with_details(ap, security, details) for ap, security in in_use]
     except ParseError as exc:
         raise ProbeFailure(pb.PROBE_ERROR_CODE_PARSE_ERROR, str(exc), "nmcli") from exc
     if not in_use:
@@ -118,10 +135,10 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     device = connected[0].device
     portal = captive_portals(ctx, errors).get(device)
     seen: set[str] = set()
-    for ap in in_use:
+    for ap, security in in_use:
         if ap.ssid in seen:
             continue
         seen.add(ap.ssid)
-        signals = NetworkSignals(ap.ssid, wifi_security(ap.security), captive_portal=portal)
+        signals = NetworkSignals(ap.ssid, security, captive_portal=portal)
         fact.sessions.append(current_session(ctx, signals, device))
     return FactOutcome(fact, errors)
