@@ -170,6 +170,7 @@ _CODECS: dict[str, Codec] = {
     # Redacted by RecordingHost.read_sample before encoding (it knows the offset).
     "read_sample": (_b64, _unb64),
     "exists": (_same, bool),
+    "real_path": (_same, str),
     "list_dir": (list, list),
     "stat": (
         lambda s: [s.size, s.mtime, s.is_dir],
@@ -278,6 +279,9 @@ class RecordingHost:
     def exists(self, path: str) -> bool:
         return self._record("exists", {"path": path}, lambda: self._inner.exists(path))
 
+    def real_path(self, path: str) -> str:
+        return self._record("real_path", {"path": path}, lambda: self._inner.real_path(path))
+
     def list_dir(self, path: str) -> list[str]:
         return self._record("list_dir", {"path": path}, lambda: self._inner.list_dir(path))
 
@@ -343,6 +347,9 @@ class BundleHost:
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError("the bundle is damaged ({kind}: {problem})",
                               kind=type(exc).__name__, problem=exc) from exc
+        # An agent older than real_path asked for none: it judged every volume by the path as
+        # spelled, and so does the replay (see real_path).
+        self._resolves = any(c["method"] == "real_path" for c in self._calls.values())
         self.recorded_at: str | None = document.get("recorded_at")
         self.agent_version: str = str(document.get("agent_version", ""))
         # What the recording agent's probes were told; None in a version 1 bundle.
@@ -407,6 +414,15 @@ class BundleHost:
 
     def exists(self, path: str) -> bool:
         return cast("bool", self._answer("exists", {"path": path}))
+
+    def real_path(self, path: str) -> str:
+        """The recorded real location. A bundle that holds none was recorded by an agent that
+        did not ask (before links were followed to their volume): the path is answered as it
+        is, so that the replay judges the volume as that agent did. One the bundle lacks when
+        it holds others is NotRecordedError, as for every call."""
+        if not self._resolves:
+            return path
+        return cast("str", self._answer("real_path", {"path": path}))
 
     def list_dir(self, path: str) -> list[str]:
         return cast("list[str]", self._answer("list_dir", {"path": path}))

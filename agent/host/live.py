@@ -8,6 +8,7 @@ the whole process group is killed (a tool that forks a helper cannot hold the ag
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import platform
@@ -79,6 +80,9 @@ def _console_encoding() -> str:
 
     return f"cp{ctypes.windll.kernel32.GetOEMCP()}"  # type: ignore[attr-defined,unused-ignore]
 
+
+# What Windows says of a loop of links (or of too many on the way): ERROR_CANT_RESOLVE_FILENAME.
+_CANT_RESOLVE_FILENAME = 1921
 
 # How long the pipes are drained once a tool that overran is killed: a helper it started in a
 # group of its own (setsid) is not killed with it and may hold them open; the tool's deadline,
@@ -199,6 +203,8 @@ class LiveHost:
             return SourceMissingError(f"{shown} does not exist")
         if isinstance(exc, PermissionError):
             return HostPermissionError(f"permission denied {what} {shown}")
+        if exc.errno == errno.ELOOP or getattr(exc, "winerror", None) == _CANT_RESOLVE_FILENAME:
+            return HostError(f"{shown} is a loop of symbolic links")
         return HostError(f"{what} {shown} failed: {exc.strerror or type(exc).__name__}")
 
     def read_bytes(self, path: str, limit: int) -> bytes:
@@ -236,6 +242,14 @@ class LiveHost:
             return Path(path).exists()
         except OSError:
             return False
+
+    def real_path(self, path: str) -> str:
+        # strict: a link whose target is gone, or a loop, raises instead of coming back as a
+        # path that merely looks resolved. On Windows, Python 3.8+ resolves junctions too.
+        try:
+            return os.path.realpath(path, strict=True)
+        except OSError as exc:
+            raise self._file_error(exc, path, "resolving") from exc
 
     def list_dir(self, path: str) -> list[str]:
         try:

@@ -70,6 +70,13 @@ class Host(Protocol):
 
     def exists(self, path: str) -> bool: ...
 
+    def real_path(self, path: str) -> str:
+        """Where `path` really is: absolute, with every symbolic link, Windows junction and
+        ".." on the way resolved (os.path.realpath), in the OS's own spelling. A volume is
+        judged by this, not by how a path is spelled. Raises SourceMissingError for a link
+        whose target is gone, HostPermissionError, or HostError (a loop of links)."""
+        ...
+
     def list_dir(self, path: str) -> list[str]:
         """Names (not paths) in a folder, sorted."""
         ...

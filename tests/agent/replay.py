@@ -55,6 +55,7 @@ class ReplayHost:
     files: dict[str, bytes] = field(default_factory=dict)
     dirs: dict[str, list[str]] = field(default_factory=dict)
     mtimes: dict[str, float] = field(default_factory=dict)
+    real_paths: dict[str, str] = field(default_factory=dict)  # where a link leads, as recorded
     procs: list[ProcessInfo] | None = field(default_factory=list)
     interfaces: list[NetInterface] = field(default_factory=list)
     homes: list[str] = field(default_factory=list)
@@ -107,6 +108,13 @@ class ReplayHost:
 
     def exists(self, path: str) -> bool:
         return path in self.files or path in self.dirs or path in self.mtimes
+
+    def real_path(self, path: str) -> str:
+        if path in self.real_paths:
+            return self.real_paths[path]
+        if not self.exists(path):
+            raise SourceMissingError(f"{path} does not exist")
+        return path
 
     def list_dir(self, path: str) -> list[str]:
         if path not in self.dirs:

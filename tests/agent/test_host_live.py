@@ -15,6 +15,7 @@ from devposture.agent.host import (
     CommandFailedError,
     CommandNotFoundError,
     CommandTimeoutError,
+    HostError,
     HostPermissionError,
     LiveHost,
     SourceMissingError,
@@ -172,6 +173,68 @@ def test_stat_and_list_dir(tmp_path: Path) -> None:
     st = host.stat(str(tmp_path / "b"))
     assert st.size == 5 and not st.is_dir and st.mtime > 0
     assert host.stat(str(tmp_path / "a")).is_dir
+
+
+@posix_only
+def test_real_path_follows_every_link_on_the_way(tmp_path: Path) -> None:
+    """A link above the folder and a link to the folder both lead to where the files are."""
+    (tmp_path / "usb" / "backups" / "2026-11").mkdir(parents=True)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "Documents").symlink_to(tmp_path / "usb")
+    (tmp_path / "usb" / "latest").symlink_to("backups/2026-11")
+    host = LiveHost()
+    real = str(tmp_path.resolve() / "usb" / "backups" / "2026-11")
+    assert host.real_path(str(tmp_path / "home" / "Documents" / "latest")) == real
+    assert host.real_path(str(tmp_path / "home" / "Documents" / "backups" / "..")) == str(
+        tmp_path.resolve() / "usb"
+    )
+    assert host.real_path(str(tmp_path / "usb")) == str(tmp_path.resolve() / "usb")
+
+
+@posix_only
+def test_a_link_that_cannot_be_resolved_says_why(tmp_path: Path) -> None:
+    """Never a path that only looks resolved: a target that is gone (a USB disk unplugged) is
+    missing, a loop is a loop."""
+    (tmp_path / "gone").symlink_to(tmp_path / "unplugged" / "backups")
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    host = LiveHost()
+    with pytest.raises(SourceMissingError, match="does not exist"):
+        host.real_path(str(tmp_path / "gone"))
+    with pytest.raises(HostError, match=r"/a/backups is a loop of symbolic links$"):
+        host.real_path(str(tmp_path / "a" / "backups"))
+
+
+_RESOLVE_DENIED = """
+import sys
+from devposture.agent.host import HostPermissionError, LiveHost
+try:
+    print("resolved:", LiveHost().real_path(sys.argv[1]))
+except HostPermissionError as exc:
+    print("permission-denied:", exc)
+"""
+
+
+@posix_only
+def test_a_link_through_a_folder_the_agent_may_not_read_is_permission_denied(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "locked" / "inner").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "locked" / "inner")
+    (tmp_path / "locked").chmod(0)
+    try:
+        argv = [sys.executable, "-c", _RESOLVE_DENIED, str(tmp_path / "link")]
+        if os.geteuid() == 0:  # root ignores file modes unless these capabilities are dropped
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("setpriv (util-linux) is needed to drop root's file-access rights")
+            argv = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *argv]
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=str(ROOT))
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert done.stdout == f"permission-denied: permission denied resolving {tmp_path}/link\n", (
+        done.stdout + done.stderr
+    )
 
 
 def test_processes_interfaces_identity_and_clock() -> None:

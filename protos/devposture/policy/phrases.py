@@ -44,6 +44,8 @@ PHRASES: tuple[str, ...] = (
     "permission denied reading {path}",
     "permission denied listing {path}",
     "permission denied inspecting {path}",
+    "permission denied resolving {path}",
+    "{path} is a loop of symbolic links",
     # Probes giving up on a fact or a source.
     "no firewall tool is installed ({tools})",
     "no supported package manager is installed (apt-get, dnf)",
