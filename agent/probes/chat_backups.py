@@ -15,8 +15,9 @@ agent.probes.chat_layouts (each from a public source, docs/chat-backups.md):
 A data root may be moved by the user; the file that records the move is read (RootPointer).
 For each set: newest file time, file count and bytes (a bounded walk), whether its own files
 are encrypted (at most SAMPLE_FILES files, 64 bytes each, plus a 7z end header: messages are
-never opened, DESIGN principle 8), and separately whether it lies on an encrypted volume (the
-disk-encryption fact): the "kept safe" half of the clause.
+never opened, DESIGN principle 8), and separately whether the volume that really holds it (a
+link followed: agent.probes.backup_volume) is encrypted, from the disk-encryption fact: the
+"kept safe" half of the clause.
 
 One entry that cannot be read costs that entry only: it is counted in `entries_skipped` with
 its reason, and the rest of the fact stands. Names that are not valid text are shown escaped
@@ -47,6 +48,7 @@ from devposture.agent.parsers.file_headers import (
     zip_central_directory,
 )
 from devposture.agent.parsers.wechat_config import DataFolderRef, parse_data_folder
+from devposture.agent.probes import backup_volume
 from devposture.agent.probes.chat_layouts import BY_FAMILY, AppLayout, BackupLayout
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.v1 import devposture_pb2 as pb
@@ -102,12 +104,20 @@ class _Scan:
     fact: pb.ChatBackupFact = field(default_factory=pb.ChatBackupFact)
     errors: list[pb.ProbeError] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    real_homes: list[str] | None = None
 
     def __post_init__(self) -> None:
         self.homes = self.ctx.host.home_dirs()
 
     def shown(self, path: str) -> str:
         return display_path(path, self.homes)
+
+    def shown_real(self, path: str) -> str:
+        """A real location (agent.probes.backup_volume) as shown: a home is "~" under any of
+        its names, asked of the host only when a set is judged."""
+        if self.real_homes is None:
+            self.real_homes = backup_volume.home_aliases(self.ctx.host, self.homes)
+        return display_path(path, self.real_homes)
 
     def skip(self, path: str, reason: str) -> None:
         self.fact.entries_skipped += 1
@@ -329,7 +339,7 @@ class _Scan:
         if truncated:
             evidence += f"; only the first {MAX_FILES} files were counted"
         backup.encryption_evidence = evidence
-        _volume(backup, path, self.ctx.report)
+        backup_volume.judge(backup, path, self.ctx.host, self.ctx.report, self.shown_real)
         self.fact.backups.append(backup)
 
     def sample(self, path: str) -> HeaderVerdict | None:
@@ -376,45 +386,6 @@ def _sampled(backups: BackupLayout, path: str) -> bool:
     if backups.samples is not None:
         return backups.samples.match(path) is not None
     return backups.markers.match(_name(path)) is not None
-
-
-def _volume_for(path: str, report: pb.PostureReport) -> pb.EncryptedVolume | None:
-    """The volume holding `path`: the longest mount point that contains it (any case for a
-    Windows drive letter)."""
-    if not report.HasField("disk_encryption"):
-        return None
-    windows = ":" in path[:3]
-    folded = path.lower() if windows else path
-    best: pb.EncryptedVolume | None = None
-    for vol in report.disk_encryption.volumes:
-        mp = vol.mount_point.replace("\\", "/").rstrip("/")
-        mp = mp.lower() if windows else mp
-        inside = bool(vol.mount_point) and (
-            folded == mp or folded.startswith(mp + "/") or (mp == "" and path.startswith("/"))
-        )
-        if inside and (best is None or len(vol.mount_point) > len(best.mount_point)):
-            best = vol
-    return best
-
-
-def _volume(backup: pb.ChatBackup, path: str, report: pb.PostureReport) -> None:
-    """Whether the set lies on an encrypted volume, from the disk-encryption fact."""
-    if not report.HasField("disk_encryption"):
-        backup.volume_evidence = "disk encryption could not be read"
-        return
-    volume = _volume_for(path, report)
-    if volume is None:
-        backup.volume_evidence = "no volume in the disk-encryption fact holds it"
-        return
-    where = f"volume {volume.device} mounted at {volume.mount_point}"
-    if not volume.HasField("encrypted"):
-        backup.volume_evidence = f"on {where}, whose encryption is unknown"
-        return
-    backup.on_encrypted_volume = volume.encrypted
-    if volume.encrypted:
-        backup.volume_evidence = f"on {volume.method or 'encrypted'} {where}"
-    else:
-        backup.volume_evidence = f"on {where}, not encrypted"
 
 
 def _resolve(ref: DataFolderRef, home: str, subfolder: str) -> str:

@@ -16,12 +16,14 @@ from pathlib import Path
 import pytest
 
 from devposture.agent.collect import build_report
-from devposture.agent.host import LiveHost
-from devposture.agent.host.bundle import BundleError, BundleHost, RecordingHost
+from devposture.agent.host import Host, LiveHost
+from devposture.agent.host.bundle import BundleError, BundleHost, RecordingHost, dumps
 from devposture.agent.host.redact import redact_sample
 from devposture.agent.parsers.file_headers import sniff
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes.facts import FIELDS
+from devposture.agent.probes.linux import backups
+from devposture.agent.probes.outcome import ProbeContext
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.test_probes_backups import TempHomeHost
 
@@ -284,3 +286,61 @@ def test_a_name_that_is_not_valid_text_is_recorded_and_replayed(tmp_path: Path) 
     raw = (tmp_path / "bundle.json").read_bytes()
     raw.decode("utf-8")  # valid UTF-8 throughout
     assert _replay(tmp_path / "bundle.json").chat_backups == live.chat_backups
+
+
+def _linked_home(tmp_path: Path) -> tuple[Path, pb.PostureReport]:
+    """A home whose backup folder is a symbolic link to a second disk, and the fact of that
+    computer's disks: "/" encrypted, the second disk not (lsblk's mount points)."""
+    home, usb = tmp_path / "home", tmp_path / "usb"
+    (usb / "微信备份").mkdir(parents=True)
+    (usb / "微信备份" / "chats.txt").write_text(CHAT_LINE, encoding="utf-8")
+    home.mkdir()
+    (home / "微信备份").symlink_to(usb / "微信备份")
+    report = pb.PostureReport()
+    report.disk_encryption.volumes.add(mount_point="/", device="nvme0n1p3_crypt",
+                                       encrypted=True, method="LUKS2")  # fmt: skip
+    report.disk_encryption.volumes.add(mount_point=str(usb), device="sdb1", encrypted=False)
+    return home, report
+
+
+def _backups(host: Host, report: pb.PostureReport) -> pb.ChatBackupFact:
+    outcome = backups.probe(ProbeContext(host, BACKUPS, report))
+    assert isinstance(outcome.fact, pb.ChatBackupFact), outcome.errors
+    return outcome.fact
+
+
+def test_where_a_link_leads_is_recorded_and_replayed(tmp_path: Path) -> None:
+    home, report = _linked_home(tmp_path)
+    recorder = RecordingHost(TempHomeHost(home))
+    live = _backups(recorder, report)
+    (backup,) = live.backups
+    assert not backup.on_encrypted_volume and "the files are really in" in backup.volume_evidence
+    document = recorder.bundle("test", BACKUPS)
+    resolved = [c for c in document["calls"] if c["method"] == "real_path"]
+    assert {c["args"]["path"] for c in resolved} == {str(home / "微信备份/chats.txt"), str(home)}
+    shutil.rmtree(tmp_path / "usb")  # the replay reads the bundle, never this disk
+    assert _backups(BundleHost(json.loads(dumps(document))), report) == live
+
+
+def test_a_bundle_recorded_before_links_were_followed_replays_as_it_did(tmp_path: Path) -> None:
+    """An older agent asked for no real location and judged the volume by the path as spelled:
+    its bundle replays to that judgement, not to an error."""
+    home, report = _linked_home(tmp_path)
+    recorder = RecordingHost(TempHomeHost(home))
+    _backups(recorder, report)
+    document = recorder.bundle("0.1.0", BACKUPS)
+    document["calls"] = [c for c in document["calls"] if c["method"] != "real_path"]
+    (backup,) = _backups(BundleHost(document), report).backups
+    assert backup.on_encrypted_volume
+    assert backup.volume_evidence == "on LUKS2 volume nvme0n1p3_crypt mounted at /"
+    # A newer bundle that lacks one place it resolved others: that one is an error, no guess.
+    document = recorder.bundle("test", BACKUPS)
+    document["calls"] = [
+        c for c in document["calls"]
+        if c["method"] != "real_path" or c["args"]["path"] == str(home)
+    ]  # fmt: skip
+    (backup,) = _backups(BundleHost(document), report).backups
+    assert not backup.HasField("on_encrypted_volume")
+    assert backup.volume_evidence.startswith(
+        "where the files really are is unknown: the bundle does not hold real_path"
+    )

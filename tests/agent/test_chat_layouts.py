@@ -22,15 +22,21 @@ from devposture.agent.host import LiveHost
 from devposture.agent.host.types import FileStat, WalkResult
 from devposture.agent.parsers.wechat_config import DataFolderRef, parse_data_folder
 from devposture.agent.probes import ProbeConfig
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.chat_backups import scan, watch_folders
 from devposture.agent.probes.chat_layouts import BY_FAMILY
+from devposture.agent.probes.macos import disk as mac_disk
 from devposture.agent.probes.outcome import ProbeContext
+from devposture.agent.probes.windows import disk as windows_disk
 from devposture.policy.checks import CheckParameters, State, check_chat_backup
 from devposture.policy.phrases import is_phrase
 from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.macos.replay_macos import MacReplayHost
+from tests.agent.macos.replay_macos import out as mac_out
 from tests.agent.rmfh import rmfh_file
 from tests.agent.test_probes_backups import DAY, NOW, dated, sqlcipher_db, tool
+from tests.agent.windows.replay_windows import WindowsReplayHost, output
 
 LAYOUTS = Path(__file__).resolve().parents[1] / "fixtures" / "chat_layouts"
 WHEN = dt.datetime.fromtimestamp(NOW, dt.UTC)
@@ -69,6 +75,18 @@ class MappedHost(LiveHost):
                 return str(folder) + path[len(prefix) :]
         return str(self._mounts["/"]) + "/" + path.lstrip("/") if "/" in self._mounts else path
 
+    def real_path(self, path: str) -> str:
+        """Where a link really leads, named back as this OS would (a Windows drive with
+        backslashes, as os.path.realpath gives it there)."""
+        real = super().real_path(self.real(path))
+        for prefix, folder in sorted(self._mounts.items(), key=lambda m: -len(str(m[1]))):
+            base = str(folder.resolve())
+            if real == base or real.startswith(base + "/"):
+                named = prefix.rstrip("/") + real[len(base) :]
+                windows = self._family == pb.OS_FAMILY_WINDOWS
+                return named.replace("/", "\\") if windows else named or "/"
+        return real
+
     def exists(self, path: str) -> bool:
         return super().exists(self.real(path))
 
@@ -100,8 +118,10 @@ def encrypted_file(path: Path, size: int = 4096) -> Path:
     return path
 
 
-def collect(host: LiveHost, config: ProbeConfig | None = None) -> pb.ChatBackupFact:
-    ctx = ProbeContext(host, config or ProbeConfig(), pb.PostureReport())
+def collect(
+    host: LiveHost, config: ProbeConfig | None = None, report: pb.PostureReport | None = None
+) -> pb.ChatBackupFact:
+    ctx = ProbeContext(host, config or ProbeConfig(), report or pb.PostureReport())
     outcome = scan(ctx, BY_FAMILY[host.os_family])
     assert isinstance(outcome.fact, pb.ChatBackupFact), outcome.errors
     return outcome.fact
@@ -180,6 +200,47 @@ def test_windows_wechat3_plain_backup_index_is_not_encrypted(tmp_path: Path) -> 
     (found,) = collect(host).backups
     assert found.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
     assert "SQLite format 3" in found.encryption_evidence
+
+
+def test_a_wechat_files_folder_moved_by_a_junction_is_judged_on_its_disk(tmp_path: Path) -> None:
+    """Users move "WeChat Files" off C: with a junction (mklink /J) to another disk. A plain
+    set there is on that disk: BitLocker on C: (a real manage-bde output) does not keep it
+    safe when D: is not encrypted."""
+    host, home = windows(tmp_path)
+    moved = tmp_path / "D" / "WeChat Files"
+    backup = moved / "wxid_a1" / "BackupFiles" / "android_1"
+    backup.mkdir(parents=True)
+    with sqlite3.connect(backup / "Backup.db") as conn:
+        conn.execute("create table Backup (x)")
+    dated(encrypted_file(backup / "BAK_0_TEXT"), 1)
+    dated(backup / "Backup.db", 1)
+    (home / "Documents").mkdir()
+    (home / "Documents" / "WeChat Files").symlink_to(moved, target_is_directory=True)
+    report = bitlocker_on_c()
+    report.disk_encryption.volumes.add(mount_point="D:", device="D:", encrypted=False)
+    fact = collect(host, report=report)
+    (found,) = fact.backups
+    assert found.location == "~/Documents/WeChat Files/wxid_a1/BackupFiles/android_1"
+    assert found.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
+    assert found.HasField("on_encrypted_volume") and not found.on_encrypted_volume
+    assert found.volume_evidence == (
+        "on volume D: mounted at D:, not encrypted"
+        " (the files are really in D:/WeChat Files/wxid_a1/BackupFiles/android_1)"
+    )
+    state, reason = judged(fact)
+    assert state is State.FAIL and "is not encrypted" in reason
+
+
+def bitlocker_on_c() -> pb.PostureReport:
+    """The disk-encryption fact of a real Windows 11 (manage-bde: C: fully encrypted,
+    BitLocker XTS-AES 128), through the Windows disk probe."""
+    replay = WindowsReplayHost()
+    replay.record(cmd.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
+    report = pb.PostureReport()
+    fact = windows_disk.probe(ProbeContext(replay, ProbeConfig(), report)).fact
+    assert isinstance(fact, pb.DiskEncryptionFact)
+    report.disk_encryption.CopyFrom(fact)
+    return report
 
 
 def test_wechat3_config_default_keeps_the_documents_root(tmp_path: Path) -> None:
@@ -503,6 +564,25 @@ def test_macos_wechat4_backup_set_in_the_containers_backup_folder(tmp_path: Path
     (root / "Backup").symlink_to(external, target_is_directory=True)
     (moved,) = collect(host).backups
     assert moved.location == found.location and moved.newest_backup_at == found.newest_backup_at
+    # FileVault (a real `fdesetup status`) keeps the startup disk; the external disk under
+    # /Volumes is another volume, whose encryption the fact does not give: unknown, where it
+    # read "on FileVault" by the link's place.
+    host = MappedHost(pb.OS_FAMILY_MACOS, "/Users/zhang",
+                      {"/Users": tmp_path / "Users", "/Volumes": tmp_path / "Volumes"})  # fmt: skip
+    replay = MacReplayHost().with_tool("fdesetup")
+    replay.commands[tuple(cmd.FDESETUP_STATUS)] = mac_out(
+        "fdesetup/status-on-master-keychain-munkireport-158.out"
+    )
+    report = pb.PostureReport()
+    fact = mac_disk.probe(ProbeContext(replay, ProbeConfig(), report)).fact
+    assert isinstance(fact, pb.DiskEncryptionFact)
+    report.disk_encryption.CopyFrom(fact)
+    (moved,) = collect(host, report=report).backups
+    assert not moved.HasField("on_encrypted_volume")
+    assert moved.volume_evidence == (
+        "no volume in the disk-encryption fact holds it (the files are really in"
+        f" /Volumes/BINGNET/Kevin_Data/xwechat_files/Backup/wxid_8855798557612/{PHONE}/files/39)"
+    )
 
 
 # --- Linux, WeChat 4.x ----------------------------------------------------------------------

@@ -8,12 +8,14 @@ test_chat_layouts.py.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,8 @@ from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes.chat_layouts import LINUX
 from devposture.agent.probes.linux import backups
 from devposture.agent.probes.outcome import ProbeContext
+from devposture.policy.checks import CheckParameters, State, check_chat_backup
+from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,6 +212,131 @@ def test_volume_encryption_is_reported_apart_from_the_files(tmp_path: Path) -> N
     assert backup.volume_evidence == "on volume /dev/sda1 mounted at /, not encrypted"
     (backup,) = _collect(tmp_path, config).backups  # no disk-encryption fact: unknown
     assert not backup.HasField("on_encrypted_volume")
+
+
+def _plain_zip(path: Path) -> Path:
+    """A chat export zipped without a password (Python's zipfile), dated a day ago."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("chat.txt", "聊天记录导出")
+    return dated(path, 1)
+
+
+def _disks(tmp_path: Path, *, system: bool, other: bool) -> tuple[pb.PostureReport, Path]:
+    """The disk-encryption fact of a computer with a second disk: "/" and a disk mounted at
+    the test's "usb" folder, each encrypted or not as the test says (lsblk's mount points)."""
+    usb = tmp_path / "usb"
+    usb.mkdir()
+    report = pb.PostureReport()
+    report.disk_encryption.volumes.add(mount_point="/", device="nvme0n1p3_crypt" if system
+                                       else "nvme0n1p3", encrypted=system,
+                                       method="LUKS2" if system else "")  # fmt: skip
+    report.disk_encryption.volumes.add(mount_point=str(usb), device="sdb1" if not other
+                                       else "luks-sdb1", encrypted=other,
+                                       method="LUKS2" if other else "")  # fmt: skip
+    return report, usb
+
+
+def _judged(fact: pb.ChatBackupFact) -> tuple[State, str]:
+    report = pb.PostureReport()
+    report.chat_backups.CopyFrom(fact)
+    verdict = check_chat_backup(report, dt.datetime.fromtimestamp(NOW, dt.UTC), CheckParameters())
+    return verdict.state, render(verdict.reason, "en", dt.UTC)
+
+
+# Where a user points a folder at another disk: the policy folder itself, one set in it, one
+# archive in it, or the whole Documents folder above it.
+LINKED = {
+    "policy folder": ("微信备份", "微信备份", "~/微信备份"),
+    "set folder": ("微信备份/2026-11", "2026-11", "~/微信备份"),
+    "archive": ("微信备份/chats.zip", "chats.zip", "~/微信备份"),
+    "Documents": ("Documents", "Documents", "~/Documents/微信备份"),
+}
+
+
+@pytest.mark.parametrize("linked", sorted(LINKED))
+def test_a_set_behind_a_link_is_judged_on_the_volume_that_holds_its_files(
+    tmp_path: Path, linked: str
+) -> None:
+    """A plain backup the user keeps on an unencrypted USB disk through a symbolic link from
+    the (encrypted) home: it is exposed, not "on LUKS2 /" where the link sits."""
+    link, target, folder = LINKED[linked]
+    report, usb = _disks(tmp_path, system=True, other=False)
+    home = tmp_path / "home"
+    spelled = home / folder[2:]
+    _plain_zip(spelled / "chats.zip")
+    _plain_zip(spelled / "2026-11" / "chats.zip")
+    (usb / target).parent.mkdir(parents=True, exist_ok=True)
+    (home / link).rename(usb / target)
+    (home / link).symlink_to(usb / target)
+    fact = _collect(home, ProbeConfig(backup_folders=(folder,)), report)
+    assert sorted(b.location for b in fact.backups) == [f"{folder}/2026-11", f"{folder}/chats.zip"]
+    for backup in fact.backups:
+        assert backup.encryption == pb.ENCRYPTION_STATE_NOT_ENCRYPTED
+        behind = linked not in ("set folder", "archive") or backup.location.endswith(target)
+        if not behind:  # the other set is where its path says: on the encrypted system disk
+            assert backup.on_encrypted_volume, backup
+            assert backup.volume_evidence == "on LUKS2 volume nvme0n1p3_crypt mounted at /"
+            continue
+        assert backup.HasField("on_encrypted_volume") and not backup.on_encrypted_volume
+        really = str(usb / target) + backup.location[len(f"~/{link}") :]
+        assert backup.volume_evidence == (
+            f"on volume sdb1 mounted at {usb}, not encrypted (the files are really in {really})"
+        )
+    state, reason = _judged(fact)
+    assert state is State.FAIL and "is not encrypted" in reason, reason
+    assert f"the files are really in {usb}" in reason
+
+
+def test_a_set_linked_into_an_encrypted_volume_is_kept_safe(tmp_path: Path) -> None:
+    """The reverse: an unencrypted system disk, the backups on an encrypted disk reached
+    through a link from the home."""
+    report, vault = _disks(tmp_path, system=False, other=True)
+    home = tmp_path / "home"
+    _plain_zip(vault / "微信备份" / "chats.zip")
+    home.mkdir()
+    (home / "微信备份").symlink_to(vault / "微信备份")
+    (backup,) = _collect(home, ProbeConfig(backup_folders=("~/微信备份",)), report).backups
+    assert backup.on_encrypted_volume
+    assert backup.volume_evidence == (
+        f"on LUKS2 volume luks-sdb1 mounted at {vault} (the files are really in"
+        f" {vault}/微信备份/chats.zip)"
+    )
+    state, _ = _judged(pb.ChatBackupFact(backups=[backup]))
+    assert state is State.PASS
+
+
+class UnpluggedHost(TempHomeHost):
+    """The USB disk is pulled out after its sets were read, before their place is resolved:
+    the link on the home now leads nowhere."""
+
+    def __init__(self, home: Path, usb: Path) -> None:
+        super().__init__(home)
+        self._usb = usb
+
+    def real_path(self, path: str) -> str:
+        if self._usb.exists():
+            self._usb.rename(self._usb.with_name("usb-unplugged"))
+        return super().real_path(path)
+
+
+def test_a_link_that_leads_nowhere_leaves_the_volume_unknown(tmp_path: Path) -> None:
+    report, usb = _disks(tmp_path, system=True, other=False)
+    home = tmp_path / "home"
+    _plain_zip(usb / "微信备份" / "chats.zip")
+    home.mkdir()
+    (home / "微信备份").symlink_to(usb / "微信备份")
+    config = ProbeConfig(backup_folders=("~/微信备份",))
+    ctx = ProbeContext(UnpluggedHost(home, usb), config, report)
+    outcome = backups.probe(ctx)
+    assert isinstance(outcome.fact, pb.ChatBackupFact)
+    (backup,) = outcome.fact.backups
+    assert not backup.HasField("on_encrypted_volume")  # never "encrypted"
+    assert backup.volume_evidence == (
+        "where the files really are is unknown: ~/微信备份/chats.zip does not exist"
+    )
+    state, reason = _judged(outcome.fact)
+    assert state is State.UNKNOWN and "whether its disk is encrypted is unknown" in reason
 
 
 def test_a_name_that_is_not_valid_text_costs_nothing(tmp_path: Path) -> None:

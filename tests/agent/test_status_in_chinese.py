@@ -19,7 +19,7 @@ from devposture.agent.host import HostError
 from devposture.agent.host.live import LiveHost
 from devposture.agent.parsers.file_headers import sniff
 from devposture.agent.probes import ProbeConfig, collect_facts
-from devposture.agent.probes.chat_backups import _volume
+from devposture.agent.probes.backup_volume import on_volume
 from devposture.agent.probes.commands import NFT_RULESET
 from devposture.agent.probes.linux import firewall
 from devposture.agent.probes.outcome import ProbeContext, ProbeFailure, source_error
@@ -125,7 +125,7 @@ def test_a_backups_evidence_reads_in_chinese() -> None:
         encryption_evidence=sniff(buffer.getvalue()).evidence,
     )  # fmt: skip
     backup.newest_backup_at.FromDatetime(NOW - dt.timedelta(days=1))
-    _volume(backup, "/home/li/备份/wechat.zip", report)
+    on_volume(backup, "/home/li/备份/wechat.zip", report, pb.OS_FAMILY_LINUX)
     verdict = check_chat_backup(report, NOW, CheckParameters())
     assert render(verdict.reason, "zh", ZONE) == (
         "2026-12-01 的备份 ~/备份/wechat.zip 未加密（未加密的 ZIP 压缩包）"

@@ -15,11 +15,12 @@ import pytest
 from devposture.agent.parsers import file_headers
 from devposture.agent.parsers.mdatp import parse_mdatp_health
 from devposture.agent.parsers.windows.update_search import search_failure
-from devposture.agent.probes.chat_backups import _volume
+from devposture.agent.probes.backup_volume import judge, on_volume
 from devposture.policy.catalogs import LANGS, Lang
 from devposture.policy.phrases import is_phrase, worded
 from devposture.policy.reasons import encode, item, render
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.replay import ReplayHost
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -122,7 +123,7 @@ ERRORS = {"HostError", "CommandNotFoundError", "HostPermissionError", "CommandTi
 # Written by the agent, read by people, and not (yet) declared: each says why.
 NOT_DECLARED = {
     "X1 X1 failed: X1",  # an uncommon OS error, with the OS's own words (strerror)
-    "permission denied X1 X1",  # declared as its three forms (reading, listing, inspecting)
+    "permission denied X1 X1",  # declared as its forms (reading, listing, inspecting, resolving)
     "X1 is not listed in agent/probes/commands.py",  # a bug in the agent, for its developers
     "empty argv",
 }
@@ -179,11 +180,17 @@ def test_the_agents_other_phrases_are_declared() -> None:
         if encrypted is not None:
             volume.encrypted = encrypted
         backup = pb.ChatBackup()
-        _volume(backup, "/home/li/backup", report)
+        on_volume(backup, "/home/li/backup", report, pb.OS_FAMILY_LINUX)
         assert is_phrase(backup.volume_evidence), backup.volume_evidence
+        # Behind a link to elsewhere, and a link that leads nowhere.
+        host = ReplayHost(real_paths={"/home/li/backup": "/home/shared/backup"})
+        for path in ("/home/li/backup", "/home/li/gone"):
+            backup = pb.ChatBackup()
+            judge(backup, path, host, report, str)
+            assert is_phrase(backup.volume_evidence), backup.volume_evidence
     for empty in (pb.PostureReport(disk_encryption=pb.DiskEncryptionFact()), pb.PostureReport()):
         backup = pb.ChatBackup()
-        _volume(backup, "/home/li/backup", empty)
+        on_volume(backup, "/home/li/backup", empty, pb.OS_FAMILY_LINUX)
         assert is_phrase(backup.volume_evidence), backup.volume_evidence
 
 

@@ -91,7 +91,8 @@ PHRASES: tuple[str, ...] = (
     "passive mode: detects but does not block or remediate",
     "not licensed (not onboarded to a tenant)",
     "mdatp reports the product unhealthy",
-    # A backup's files and volume (agent/parsers/file_headers.py, agent/probes/chat_backups.py).
+    # A backup's files and volume (agent/parsers/file_headers.py, agent/probes/chat_backups.py,
+    # agent/probes/backup_volume.py).
     "empty file", "no files to sample", "unrecognised file header",
     "age encrypted file", "age encrypted file (armored)",
     "armored OpenPGP message (encrypted or only signed)",
@@ -123,6 +124,8 @@ PHRASES: tuple[str, ...] = (
     "on volume {device} mounted at {mount}, not encrypted",
     "on encrypted volume {device} mounted at {mount}",
     "on {method} volume {device} mounted at {mount}",
+    "{evidence} (the files are really in {path})",
+    "where the files really are is unknown: {error}",
     "{path}: this home folder cannot be read ({error}), so its chat backups are unknown: run"
     " the agent as its service (root)",
     "{path}: the moved data folder it names is unknown: {reason}",
