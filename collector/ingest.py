@@ -124,15 +124,19 @@ class FullDiskAlarm:
         # Writes refused since the disk filled (groups and admissions), for the recovery line.
         self.refused = 0
 
-    def failed(self) -> None:
+    def failed(self, full: StorageFull | None = None) -> None:
+        """A write refused for a full disk. The line names which disk: this machine's (the
+        data folder, SQLite's file) or, on PostgreSQL (`full.folder` is None), the database
+        server's, which IT frees elsewhere."""
         self.refused += 1
         if self.full:
             return
         self.full = True
+        server = full is not None and full.folder is None
         log.error(
-            "the disk holding the data folder is full: reports are not stored, agents are told"
-            " to retry later and keep them; free space on that disk and storing resumes by"
-            " itself (no restart)"
+            "%s is full: reports are not stored, agents are told to retry later and keep them;"
+            " free space on that disk and storing resumes by itself (no restart)",
+            "the PostgreSQL server's disk" if server else "the disk holding the data folder",
         )
 
     def succeeded(self) -> None:
@@ -200,10 +204,10 @@ class GroupCommitter:
             limit = min(limit, max(self._max_group, int(self.commit_rate * self._max_wait)))
         return self._waiting >= limit
 
-    def disk_full(self) -> str:
+    def disk_full(self, full: StorageFull | None = None) -> str:
         """Note a write refused for a full disk outside a group (an admission), logged once
         with the groups' failures; what the pushed-back agent is told."""
-        self.full_disk.failed()
+        self.full_disk.failed(full)
         return FULL_DISK_REASON
 
     def _wake(self) -> None:
@@ -279,7 +283,7 @@ class GroupCommitter:
         except Exception as exc:  # the transaction failed: no report in it may be acknowledged
             self.figures.failures += 1
             if isinstance(exc, StorageFull):  # rolled back whole; the next group tries again
-                self.full_disk.failed()
+                self.full_disk.failed(exc)
             else:
                 since = self._failing.due()  # one line every few seconds through an outage
                 if since is not None:

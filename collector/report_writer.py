@@ -69,7 +69,13 @@ _LENGTH = struct.Struct("!Q")
 
 class WriterFailed(RuntimeError):
     """The writing process could not store a group (its transaction failed, or the process
-    ended): nothing of the group is stored, nothing may be acknowledged."""
+    ended): nothing of the group is stored, nothing may be acknowledged. `sqlstate`: the
+    engine's code for the failure, where it gave one (PostgreSQL's 25006, a read-only
+    database), so that the collector's line can say what it is and what to do."""
+
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
 
 
 def _portable(outcome: StoreOutcome | Exception) -> StoreOutcome | Exception:
@@ -87,7 +93,8 @@ def _answer(store: Store, items: list[Item]) -> tuple[Any, ...]:
     except StorageFull as full:
         return (_FULL, full.folder)
     except Exception as exc:  # told to the collector, which logs it
-        return (_FAILED, type(exc).__name__)
+        sqlstate = getattr(exc, "sqlstate", None) or getattr(exc.__cause__, "sqlstate", None)
+        return (_FAILED, type(exc).__name__, sqlstate if isinstance(sqlstate, str) else None)
     return (_STORED, [_portable(o) for o in outcomes], held)
 
 
@@ -210,7 +217,7 @@ class ReportWriter:
         if kind == _FULL:
             raise StorageFull(answer[1])
         if kind == _FAILED:
-            raise WriterFailed(f"the group could not be stored ({answer[1]})")
+            raise WriterFailed(f"the group could not be stored ({answer[1]})", answer[2])
         outcomes: Outcomes = answer[1]
         held.update(answer[2])
         return outcomes

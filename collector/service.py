@@ -55,6 +55,7 @@ from devposture.collector.metrics import IngestMetrics
 from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certificate
 from devposture.collector.ratelimit import DeviceRateLimiter, retry_after_ms
 from devposture.collector.raw_rpc import RawRequest, Request, Undecodable, message_of
+from devposture.collector.refused_writes import refusal_of
 from devposture.collector.renewal import ProofRejected, verify_reestablish
 from devposture.collector.report_writer import ReportWriter
 from devposture.collector.store import (
@@ -519,8 +520,8 @@ class CollectorService(pb_grpc.CollectorServicer):
             decoded = await self._decoded(context, request, f"enrollment from {address}", address)
             try:
                 return await self._enroll(decoded, context, address)
-            except StorageFull:  # rolled back whole: the token is not used up
-                await self._full_disk(context, "enroll")
+            except StorageFull as full:  # rolled back whole: the token is not used up
+                await self._full_disk(context, "enroll", full)
 
     async def _enroll(
         self, request: pb.EnrollRequest, context: grpc.aio.ServicerContext[object, object],
@@ -639,8 +640,8 @@ class CollectorService(pb_grpc.CollectorServicer):
                     self._clock(), action="renewed",
                 )
             )  # fmt: skip
-        except StorageFull:  # not recorded, so not handed out: the old certificate still holds
-            await self._full_disk(context, "renew its certificate")
+        except StorageFull as full:  # not recorded, so not handed out: the old one still holds
+            await self._full_disk(context, "renew its certificate", full)
         log.info("renewed the certificate of device %s (generation %d)", peer.device_id, generation)
         return self._renewed(cert, generation)
 
@@ -655,8 +656,8 @@ class CollectorService(pb_grpc.CollectorServicer):
             )
             try:
                 return await self._reestablish(decoded, context, address)
-            except StorageFull:  # rolled back whole; the agent signs a new proof when it retries
-                await self._full_disk(context, "reestablish its identity")
+            except StorageFull as full:  # rolled back whole; the agent signs a new proof
+                await self._full_disk(context, "reestablish its identity", full)
 
     async def _reestablish(
         self, request: pb.ReestablishRequest, context: grpc.aio.ServicerContext[object, object],
@@ -767,8 +768,8 @@ class CollectorService(pb_grpc.CollectorServicer):
                 admission = await self._in_db(
                     lambda: self._store.identity.admit(peer.device_id, peer.serial, now)
                 )
-            except StorageFull:  # nothing was written; the call is pushed back
-                await self._push_back(context, self._committer.disk_full())
+            except StorageFull as full:  # nothing was written; the call is pushed back
+                await self._push_back(context, self._committer.disk_full(full))
         refusal = device_refusal(peer.device_id, admission, self._judging.zone)
         if refusal is not None:  # worded for the agent's reader, as enrollment's refusals
             log.warning("refused device %s: %s", peer.device_id, admission.verdict.value)
@@ -799,12 +800,12 @@ class CollectorService(pb_grpc.CollectorServicer):
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
     async def _full_disk(
-        self, context: grpc.aio.ServicerContext[object, object], what: str
+        self, context: grpc.aio.ServicerContext[object, object], what: str, full: StorageFull
     ) -> NoReturn:
         """An enrollment or certificate call whose write the full disk refused: pushed back as
         reports are, and counted in the same one log line (the admin side is told where the
         disk is; the caller only that it is full)."""
-        self._committer.disk_full()
+        self._committer.disk_full(full)
         await self._push_back(
             context, f"the collector cannot {what} now (its disk is full)", "nothing was used up"
         )
@@ -822,7 +823,11 @@ class CollectorService(pb_grpc.CollectorServicer):
             await self._push_back(context, FULL_DISK_REASON)
         except Exception as exc:  # nothing of the failed group may be acknowledged
             since = self._storing_failed.due()  # through an outage, a line every few seconds
-            if since is not None:
+            refused = refusal_of(exc)  # a read-only database: what it is and what to do
+            if since is not None and refused is not None:
+                log.error("storing %d report(s) failed: %s; %s%s", len(items),
+                          refused.problem, refused.fix, since)  # fmt: skip
+            elif since is not None:
                 log.error("storing %d report(s) failed: %s%s", len(items), type(exc).__name__,
                           since)  # fmt: skip
             # With a retry hint, as every other pushback: an agent (or any gRPC client) told

@@ -29,6 +29,7 @@ from devposture.collector import refused_writes, server
 from devposture.collector.alerts.task import keep_alerting
 from devposture.collector.clock import utcnow
 from devposture.collector.fleet_history import day_ended_by, week_ends
+from devposture.collector.ingest import FullDiskAlarm
 from devposture.collector.refused_writes import (
     DISK_FULL,
     READ_ONLY,
@@ -259,8 +260,9 @@ def test_a_policy_edit_met_by_refused_writes_is_applied_and_judged_once_they_go_
 
 
 def test_ingest_pushes_agents_back_they_keep_their_reports_and_deliver_them_after(
-    refusing: Refusing, tmp_path: Path
+    refusing: Refusing, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR)
     collector = refusing.collector
     agent = enroll_agent(collector, tmp_path / "agent")
     agent.state.network_hash_key()
@@ -275,6 +277,14 @@ def test_ingest_pushes_agents_back_they_keep_their_reports_and_deliver_them_afte
     assert refused.retry_after is not None  # the hint the agent waits by
     assert refused.acknowledged == []
     assert [p.report.report_id for p in outbox.pending()] == [report.report_id]
+    # Ingest's own line says what refused and what to do: it said "the disk holding the data
+    # folder is full" of the PostgreSQL server's disk, and only the class name
+    # (ReadOnlySqlTransaction) of a database that takes no writes.
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    expected = ("the disk holding the data folder is full" if refusing.refusal is DISK_FULL
+                else refusing.refusal.problem)  # fmt: skip
+    assert any(expected in line for line in said), said
+    assert not any("ReadOnlySqlTransaction" in line for line in said), said
     refusing.allow()
     delivered = drain(agent.state, agent.enrollment, outbox)
     assert delivered.stopped_by is None
@@ -328,3 +338,19 @@ def test_what_a_refusal_names_by_what_refused(tmp_path: Path) -> None:
     assert refusal_of(RuntimeError("the database is gone")) is None
     for refusal in (DISK_FULL, SERVER_DISK_FULL, READ_ONLY, refused_writes.FOLDER_FULL):
         assert str(tmp_path) not in refusal.problem + refusal.fix
+
+
+def test_ingests_full_disk_line_names_the_disk_that_is_full(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On PostgreSQL the disk that filled is the database server's (SQLSTATE 53100, no folder
+    here): ingest's one line said "the disk holding the data folder is full", a disk IT then
+    looked for on the collector's machine."""
+    caplog.set_level(logging.ERROR)
+    for full, expected in ((StorageFull(None), "the PostgreSQL server's disk is full"),
+                           (StorageFull(tmp_path), "the disk holding the data folder is full")):
+        caplog.clear()
+        alarm = FullDiskAlarm()
+        alarm.failed(full)
+        alarm.failed(full)  # once while it lasts
+        assert [r.getMessage().split(":")[0] for r in caplog.records] == [expected]
