@@ -3,6 +3,10 @@
 Starts a collector on loopback (embedded SQLite), enrolls this machine's agent with a one-time
 token and the pinned CA fingerprint, sends one report, prints the fleet compliance table, and
 shuts the collector down cleanly. Leaves no process and no file behind.
+
+The demo's agent is a stranger to any agent installed here: its settings file, state folder
+and public status folder are the demo's own. Left to the defaults it published its status into
+/run/devposture-agent, over what an installed agent shows its employee, and left it there.
 """
 
 from __future__ import annotations
@@ -70,6 +74,10 @@ def main() -> None:
         work = Path(tmp)
         data, state = work / "collector", work / "agent"
         token_file, ready, log = work / "token", work / "ready.json", work / "collector.log"
+        settings = work / "agent.toml"  # the defaults, never /etc/devposture/agent.toml's
+        settings.write_text("")
+        own = ["--config", str(settings), "--state", str(state),
+               "--public-folder", str(work / "public")]  # fmt: skip
 
         step("Set up a collector: certificate authority, server certificate, SQLite database")
         run(COLLECTOR, "init", "--data", str(data), "--listen", "127.0.0.1")
@@ -133,12 +141,11 @@ def main() -> None:
                 str(token_file),
                 "--ca-fingerprint",
                 fingerprint,
-                "--state",
-                str(state),
+                *own,
             )
 
             step("Collect this machine's posture and send one report (mutual TLS)")
-            run(AGENT, "once", "--state", str(state))
+            run(AGENT, "once", *own)
 
             step("This machine, check by check")
             run(COLLECTOR, "report", "device", "--data", str(data))

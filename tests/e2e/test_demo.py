@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_prints_one_verdict_per_check_and_cleans_up(tmp_path: Path) -> None:
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    # An agent installed on the developer's machine publishes its status (for every user)
+    # where its settings say: the demo's agent must never write there. (It published into
+    # /run/devposture-agent, over a real agent's copy, and left it behind.)
+    installed = tmp_path / "installed-agent-status"
+    installed.mkdir(mode=0o755)
+    work = tmp_path / "tmp"
+    work.mkdir()
+    env = {**os.environ, "TMPDIR": str(work), "DEVPOSTURE_AGENT_PUBLIC_FOLDER": str(installed)}
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "demo.py")],
         capture_output=True,
@@ -55,7 +62,8 @@ def test_demo_prints_one_verdict_per_check_and_cleans_up(tmp_path: Path) -> None
     leftovers = [
         p.info["pid"]
         for p in psutil.process_iter(["pid", "cmdline"])
-        if str(tmp_path) in " ".join(p.info["cmdline"] or [])
+        if str(work) in " ".join(p.info["cmdline"] or [])
     ]
     assert leftovers == []
-    assert list(tmp_path.iterdir()) == []
+    assert list(work.iterdir()) == []
+    assert list(installed.iterdir()) == []
