@@ -19,6 +19,7 @@ import grpc
 
 from devposture.collector import new_file
 from devposture.collector.admin.commands import (
+    EXPORT_FILE,
     MESSAGE_METADATA,
     CommandError,
     Result,
@@ -220,8 +221,33 @@ def export_remote(
         raise RemoteError("{path} exists already: give a new file name", path=exc.filename) from exc
     finally:
         partial.unlink(missing_ok=True)
+    worded = worded_trailer(stream, MESSAGE_METADATA)
+    if worded is not None:  # the local export's summary, of the file written here
+        return told(_written_here(worded, out))
     return told(said("wrote {out} ({received} bytes). {summary}", out=out, received=received,
-                     summary=worded_trailer(stream, MESSAGE_METADATA) or summary))
+                     summary=summary))  # an older collector's English summary
+
+
+# What the collector says in place of its own file's path (admin.service._unnamed).
+_THE_BUNDLE = said("the bundle")
+
+
+def _written_here(summary: Said, out: Path) -> Said:
+    """The collector's summary of its export, at any depth, naming the file written here
+    (`out`) where it names its own: its path, which it says as "the bundle", and its name in
+    the command that checks it (`audit verify bundle.zip`), which sent the reader to verify a
+    file they do not have. The same lines as an export on the collector machine."""
+    if summary.as_is or type(summary) is not Said:
+        return summary
+    params: dict[str, str | Said] = {}
+    for name, value in summary.params.items():
+        if value == _THE_BUNDLE:
+            params[name] = str(out)
+        elif value == EXPORT_FILE:
+            params[name] = out.name
+        else:
+            params[name] = _written_here(value, out) if isinstance(value, Said) else value
+    return Said(summary.english, params, plain=summary.plain)
 
 
 def _progress_line(chunk: admin_pb.ExportChunk, received: int) -> str:

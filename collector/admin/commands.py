@@ -96,6 +96,9 @@ ERROR_METADATA = cli_messages.ERROR_METADATA
 # Likewise for a result's sentence (`Result.said`, as `Said.data` in JSON): the result's
 # message stays its English, for older command lines and scripts.
 MESSAGE_METADATA = "devposture-message"
+# The file a remote `audit export` writes on the collector, in a temporary folder of its own,
+# before it streams it: the reader's summary names their --out instead (admin.client).
+EXPORT_FILE = "bundle.zip"
 
 
 class CommandError(Worded):

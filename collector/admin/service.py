@@ -34,6 +34,7 @@ import grpc
 from devposture.collector import outage
 from devposture.collector.admin.commands import (
     ERROR_METADATA,
+    EXPORT_FILE,
     MESSAGE_METADATA,
     Actor,
     CommandError,
@@ -298,7 +299,7 @@ class AdminService(admin_grpc.AdminServicer):
         failure: Refusal | None = None
         # Removed before the status goes out, so that no refusal leaves a folder behind.
         folder = Path(tempfile.mkdtemp(prefix=EXPORT_FOLDER_PREFIX, dir=self._config.data_dir))
-        out = folder / "bundle.zip"
+        out = folder / EXPORT_FILE
         work = loop.run_in_executor(None, self._export, presented, request, peer, out, progress)
         try:
             while not work.done():

@@ -342,14 +342,15 @@ def test_a_remote_commands_outcome_is_worded_in_the_remote_readers_language(
     log = _out(ZH, COLLECTOR, "audit", "log", "--data", str(collector_process.data),
                "--format", "json")  # fmt: skip
     assert f"token {first} revoked: it enrolls no more devices" in log and "已吊销" not in log
-    # A remote export's summary too (its trailing metadata, the collector's file unnamed).
+    # A remote export's summary too (its trailing metadata), the local export's, naming the
+    # file written here, never the collector's.
     out = tmp_path / "evidence.zip"
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
     end = dt.datetime.now(dt.UTC).isoformat()
     exported = _out(ZH, COLLECTOR, "audit", "export", *remote, "--from", start, "--to", end,
                     "--out", str(out))  # fmt: skip
-    assert exported.startswith(f"已写入 {out}（") and "字节）。已写入 证据包：" in exported
-    assert "由 " in exported and "`devposture-collector audit verify bundle.zip" in exported
+    assert exported.startswith(f"已写入 {out}：") and "证据包" not in exported
+    assert "由 " in exported and "`devposture-collector audit verify evidence.zip" in exported
 
 
 def test_a_revoked_devices_refusal_is_worded_in_the_employees_language(

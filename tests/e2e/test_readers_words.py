@@ -87,7 +87,8 @@ def test_a_remote_exports_progress_and_summary_are_the_readers_own(
     """Its progress in the reader's language only (it said each update in both), one update a
     line into a pipe (carriage returns made one line of a log hold them all), and a summary
     that never names the collector's own temporary file: a period that ends in the future
-    (a second line says so) showed ".../export-…/bundle.zip" to the remote reader."""
+    (a second line says so) showed ".../export-…/bundle.zip" to the remote reader, and the
+    summary's command to check the bundle named "bundle.zip", not the reader's file."""
     remote = _remote(collector_process, tmp_path, "Li Wei", "auditor")
     start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).isoformat()
     end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
@@ -97,6 +98,11 @@ def test_a_remote_exports_progress_and_summary_are_the_readers_own(
         assert done.returncode == 0, done.stderr
         assert str(tmp_path / name) in done.stdout, done.stdout
         assert str(collector_process.data) not in done.stdout, done.stdout
+        # The summary is the local export's, naming the file written here: it told the
+        # reader to verify "bundle.zip", the collector's temporary name.
+        assert f"audit verify {name} --public-key" in done.stdout, done.stdout
+        assert "bundle.zip" not in done.stdout, done.stdout
+        assert done.stdout.count(str(tmp_path / name)) == 1, done.stdout
         lines = done.stderr.split("\n")[:-1]  # (a carriage return reads as a line end here)
         assert lines and all(lines) and len(lines) == len(set(lines)), lines
         if lang == EN:
