@@ -1,6 +1,7 @@
 """/proc/self/mounts (fstab(5) format): device, mount point, type, options, dump, pass.
 
-Spaces and other special characters in paths are written as octal escapes ("\\040")."""
+Spaces and other special characters in paths are written as octal escapes ("\\040"). The lines
+are in the order the mounts were made: of two at one mount point, the later hides the earlier."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class Mount:
     device: str
     mount_point: str
     fs_type: str
+    options: tuple[str, ...] = ()
 
 
 def _unescape(field: str) -> str:
@@ -31,7 +33,8 @@ def parse_mounts(text: str) -> list[Mount]:
             continue
         if len(fields) < 3:
             raise ParseError("mounts: a line has fewer than three fields")
-        mounts.append(Mount(_unescape(fields[0]), _unescape(fields[1]), fields[2]))
+        options = tuple(fields[3].split(",")) if len(fields) > 3 else ()
+        mounts.append(Mount(_unescape(fields[0]), _unescape(fields[1]), fields[2], options))
     if not mounts:
         raise ParseError("mounts: empty")
     return mounts
