@@ -7,10 +7,11 @@ users), and `status` is how they learn what to fix: as the service's copy, it to
 run it as root. So the service publishes, beside its private state, a copy of exactly what
 `status` shows, and nothing more: the collector's last verdicts (titles, states, reasons,
 remedies, grace deadlines), its refusal of this device if any, the company's time zone and
-the outbox's counts. No key, certificate, network hash key, Wi-Fi rule or device id;
-docs/threat-model.md says what a shared computer's other users learn from it. Mature agents
-do the same: Fleet's orbit, running as root, writes what Fleet Desktop reads as the person
-at the computer (its token, Nudge's settings) 0644 in a 0755 folder.
+the outbox's counts. No key, certificate, network hash key, Wi-Fi rule or device id (a
+refusal names the computer by its hostname); docs/threat-model.md says what a shared
+computer's other users learn from it. Mature agents do the same: Fleet's orbit, running as
+root, writes what Fleet Desktop reads as the person at the computer (its token, Nudge's
+settings) 0644 in a 0755 folder.
 
 The service writes it at every start (after a reboot, /run is empty; after an upgrade the
 format may be new) and whenever what it holds may have changed: a report put in the outbox, a
@@ -30,6 +31,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import stat
 import sys
 from dataclasses import dataclass
@@ -94,7 +96,30 @@ def of_state(state: AgentState) -> Shown:
     if ack is not None:
         judged = pb.ReportAck(stored_at=ack.stored_at, verdicts=ack.verdicts)
     stats = Outbox(state.outbox_dir).stats()
-    return Shown(True, state.company_time_zone(), judged, state.load_refusal(), stats)
+    refusal = state.load_refusal()
+    if refusal is not None:
+        reason, at_us = refusal
+        refusal = _by_name(reason, state.load().device_id, socket.gethostname()), at_us
+    return Shown(True, state.company_time_zone(), judged, refusal, stats)
+
+
+def _by_name(reason: Said, device_id: str, hostname: str) -> Said:
+    """The collector's refusal (`device {device} was revoked by IT …`) naming this computer by
+    its name, as IT's lists show it, instead of its device id, which the copy every user reads
+    never holds (docs/threat-model.md, row 41): it carried the id in. Root's `status` reads the
+    same words, so that the two stay line for line alike."""
+    if reason.as_is:
+        return Said(reason.english.replace(device_id, hostname), as_is=True)
+    if type(reason) is not Said:  # a list of names: no sentence of the collector's
+        return reason
+    params: dict[str, str | Said] = {
+        name: hostname if value == device_id
+        else _by_name(value, device_id, hostname) if isinstance(value, Said)
+        else value
+        for name, value in reason.params.items()
+    }  # fmt: skip
+    plain = None if reason.plain is None else reason.plain.replace(device_id, hostname)
+    return Said(reason.english, params, plain=plain)
 
 
 # -- the file -----------------------------------------------------------------------------------

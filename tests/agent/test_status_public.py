@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -192,6 +193,10 @@ def test_the_copy_follows_the_private_state(computer: Computer, live_collector: 
     as_root, as_nobody = computer.run("status"), computer.run("status", user=NOBODY)
     assert as_nobody.stdout == as_root.stdout and "吊销" in as_nobody.stdout
     assert as_nobody.returncode == as_root.returncode == EXIT_NOT_JUDGED
+    # The refusal names this computer by its name, as IT's lists show it, not by the device
+    # id the copy never holds: the collector's sentence carried it into the copy.
+    assert device not in path.read_text(encoding="utf-8")
+    assert device not in as_root.stdout and f"设备 {socket.gethostname()} " in as_root.stdout
 
 
 def _wait_for_status(notify: NotifySocket, start: str) -> None:
