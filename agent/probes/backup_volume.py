@@ -26,21 +26,31 @@ What a real location looks like, by OS:
   mounted under "/Volumes" (eclecticlight.co, "macOS Catalina Boot Volume Layout", 2019), and
   fdesetup says nothing of those: "/" never holds them.
 * Linux: the mount points lsblk lists, a bind mount among them (lsblk 2.37 and later list
-  every mount of a device; seen with util-linux 2.38.1).
+  every mount of a device; seen with util-linux 2.38.1), and after them every other mount that
+  can hold files (a network share, tmpfs, FUSE, ecryptfs: agent/parsers/mount_volumes.py).
+  The fact shows a mount under a home as "~/…", which does not say whose home; and it may be
+  full (the collector takes 256 volumes). Then the mounts are read again (`OtherMounts`, once
+  per scan) and matched where they really are. Of two volumes at one mount point the one listed
+  later is taken: the fact lists the other mounts after lsblk's devices, and a mount made over
+  another (an NFS share over /home) hides it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from devposture.agent.host import Host, HostError
+from devposture.agent.parsers import ParseError
+from devposture.agent.probes.linux import mounted
 from devposture.v1 import devposture_pb2 as pb
 
 # The collector's limit for a text without one of its own (collector/validation.py,
 # DEFAULT_MAX_CHARS): a longer evidence would have the whole report refused.
 MAX_EVIDENCE = 1024
+# The collector's limit for the disk-encryption fact's volumes (collector/validation.py).
+MAX_VOLUMES = 256
 MACOS_DATA_VOLUME = "/System/Volumes/Data"
 _MAC_OTHERS = "/Volumes"  # where macOS mounts every volume but the startup disk's
 _UNPREFIXED_VOLUME = re.compile(r"volume\{[0-9a-f-]+\}(/|$)", re.IGNORECASE)
@@ -85,37 +95,49 @@ def _within(path: str, root: str) -> bool:
 
 
 def holding_volume(
-    path: str, report: pb.PostureReport, family: pb.OsFamily.ValueType
+    path: str,
+    report: pb.PostureReport,
+    family: pb.OsFamily.ValueType,
+    others: Sequence[pb.EncryptedVolume] = (),
 ) -> pb.EncryptedVolume | None:
-    """The volume of the disk-encryption fact holding the real location `path`: the one whose
-    mount point is the longest that contains it."""
+    """The volume of the disk-encryption fact, or of `others` after it, holding the real
+    location `path`: the one whose mount point is the longest that contains it, the later
+    listed of two at one mount point."""
     where = _compared(path, family)
     best: pb.EncryptedVolume | None = None
     best_length = -1
-    for volume in report.disk_encryption.volumes:
+    for volume in (*report.disk_encryption.volumes, *others):
         for root in _roots(volume, family):
             if not _within(where, root):
                 continue
             if family == pb.OS_FAMILY_MACOS and root == "/" and _within(where, _MAC_OTHERS):
                 continue  # another volume than the startup disk's: FileVault says nothing of it
-            if len(root) > best_length:
+            if len(root) >= best_length:
                 best, best_length = volume, len(root)
     return best
 
 
 def on_volume(
-    backup: pb.ChatBackup, path: str, report: pb.PostureReport, family: pb.OsFamily.ValueType
+    backup: pb.ChatBackup,
+    path: str,
+    report: pb.PostureReport,
+    family: pb.OsFamily.ValueType,
+    *,
+    others: Sequence[pb.EncryptedVolume] = (),
+    shown: Callable[[str], str] = str,
 ) -> None:
     """Whether the real location `path` lies on an encrypted volume, from the disk-encryption
-    fact: `on_encrypted_volume` (unset when unknown) and the evidence."""
+    fact and `others` (mounts read again, their mount points as they are, shown by `shown`):
+    `on_encrypted_volume` (unset when unknown) and the evidence."""
     if not report.HasField("disk_encryption"):
         backup.volume_evidence = "disk encryption could not be read"
         return
-    volume = holding_volume(path, report, family)
+    volume = holding_volume(path, report, family, others)
     if volume is None:
         backup.volume_evidence = "no volume in the disk-encryption fact holds it"
         return
-    where = f"volume {volume.device} mounted at {volume.mount_point}"
+    mount = shown(volume.mount_point) if any(v is volume for v in others) else volume.mount_point
+    where = f"volume {volume.device} mounted at {mount}"
     if not volume.HasField("encrypted"):
         backup.volume_evidence = f"on {where}, whose encryption is unknown"
         return
@@ -126,15 +148,50 @@ def on_volume(
         backup.volume_evidence = f"on {where}, not encrypted"
 
 
+class OtherMounts:
+    """The mounts lsblk does not list, where they really are (no home shown as "~"), read once
+    for a scan and only when the disk-encryption fact cannot be matched as it is (Linux)."""
+
+    def __init__(self, host: Host, shown: Callable[[str], str]) -> None:
+        self._host = host
+        self._shown = shown
+        self._volumes: list[pb.EncryptedVolume] | HostError | ParseError | None = None
+
+    @staticmethod
+    def needed(report: pb.PostureReport, family: pb.OsFamily.ValueType) -> bool:
+        """Whether the fact lists a mount under a home (whose home?) or is full (some left
+        out)."""
+        volumes = report.disk_encryption.volumes
+        if family != pb.OS_FAMILY_LINUX:
+            return False
+        return len(volumes) >= MAX_VOLUMES or any(v.mount_point.startswith("~") for v in volumes)
+
+    def volumes(self) -> list[pb.EncryptedVolume]:
+        """Each as a volume, its mount point as it is (HostError, ParseError: the same for
+        every set of the scan)."""
+        if self._volumes is None:
+            try:
+                found = mounted.unlisted_mounts(self._host)
+                self._volumes = [u.volume(self._shown, mount_shown=False) for u in found]
+            except (HostError, ParseError) as exc:
+                self._volumes = exc
+        if isinstance(self._volumes, Exception):
+            raise self._volumes
+        return self._volumes
+
+
 def judge(
     backup: pb.ChatBackup,
     path: str,
     host: Host,
     report: pb.PostureReport,
     shown: Callable[[str], str],
+    *,
+    others: OtherMounts | None = None,
 ) -> None:
     """Judge the set at `path` on the volume that really holds it, and say where that is when
-    it is not where the path is spelled (`shown` makes a location fit to leave the device)."""
+    it is not where the path is spelled (`shown` makes a location fit to leave the device).
+    `others` keeps the mounts read again for one scan."""
     if not report.HasField("disk_encryption"):
         on_volume(backup, path, report, host.os_family)
         return
@@ -145,7 +202,15 @@ def judge(
         reason = _shortened(exc.message, MAX_EVIDENCE // 2)
         backup.volume_evidence = f"where the files really are is unknown: {reason}"
         return
-    on_volume(backup, real, report, family)
+    read_again: list[pb.EncryptedVolume] = []
+    if OtherMounts.needed(report, family):
+        try:
+            read_again = (others or OtherMounts(host, shown)).volumes()
+        except (HostError, ParseError) as exc:
+            reason = _shortened(str(exc), MAX_EVIDENCE // 2)
+            backup.volume_evidence = f"which mount holds it is unknown: {reason}"
+            return
+    on_volume(backup, real, report, family, others=read_again, shown=shown)
     evidence = backup.volume_evidence
     really = shown(real)
     if _compared(real, family) != _compared(path, family) and really != shown(path):

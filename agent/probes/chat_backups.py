@@ -108,6 +108,8 @@ class _Scan:
 
     def __post_init__(self) -> None:
         self.homes = self.ctx.host.home_dirs()
+        # The mounts read again, at most once a scan, when the volumes need them.
+        self.other_mounts = backup_volume.OtherMounts(self.ctx.host, self.shown_real)
 
     def shown(self, path: str) -> str:
         return display_path(path, self.homes)
@@ -339,7 +341,9 @@ class _Scan:
         if truncated:
             evidence += f"; only the first {MAX_FILES} files were counted"
         backup.encryption_evidence = evidence
-        backup_volume.judge(backup, path, self.ctx.host, self.ctx.report, self.shown_real)
+        backup_volume.judge(
+            backup, path, self.ctx.host, self.ctx.report, self.shown_real, others=self.other_mounts
+        )
         self.fact.backups.append(backup)
 
     def sample(self, path: str) -> HeaderVerdict | None:

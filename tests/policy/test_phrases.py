@@ -192,6 +192,14 @@ def test_the_agents_other_phrases_are_declared() -> None:
         backup = pb.ChatBackup()
         on_volume(backup, "/home/li/backup", empty, pb.OS_FAMILY_LINUX)
         assert is_phrase(backup.volume_evidence), backup.volume_evidence
+    # A share under a home ("~/NAS") whose mounts cannot be read again to know whose home.
+    shared = pb.PostureReport()
+    shared.disk_encryption.volumes.add(device="//nas/backup", mount_point="~/NAS")
+    backup = pb.ChatBackup()
+    judge(backup, "/home/li/backup", ReplayHost(real_paths={"/home/li/backup": "/home/li/backup"}),
+          shared, str)  # fmt: skip
+    assert backup.volume_evidence.startswith("which mount holds it is unknown: ")
+    assert is_phrase(backup.volume_evidence), backup.volume_evidence
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -126,6 +126,7 @@ PHRASES: tuple[str, ...] = (
     "on {method} volume {device} mounted at {mount}",
     "{evidence} (the files are really in {path})",
     "where the files really are is unknown: {error}",
+    "which mount holds it is unknown: {error}",
     "{path}: this home folder cannot be read ({error}), so its chat backups are unknown: run"
     " the agent as its service (root)",
     "{path}: the moved data folder it names is unknown: {reason}",
