@@ -19,7 +19,8 @@ _HERE = Path(__file__).parent
 # company time's, the ports', the database target's, the move's and the device keys' refusals
 # (enrollment, renewal: the agent shows them) are imported too, so that their error classes
 # are known by name. The evidence modules' findings (`told`) are the
-# auditor's: `audit verify`, `check` and `export` print them.
+# auditor's: `audit verify`, `check` and `export` print them. The urgent alert's words
+# (`alerts/urgent.py`, with the refusals it names) are IT's, sent by `serve`.
 SOURCES: tuple[Path, ...] = tuple(
     _HERE / name
     for name in (
@@ -34,6 +35,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
         "evidence/facts_view.py", "credentials.py", "waiver_log.py",
+        "refused_writes.py", "alerts/urgent.py",
     )
 )  # fmt: skip
 _LOADED = (client.RemoteError, service.Unauthenticated, datadir.InitError, join.join,

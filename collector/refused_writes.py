@@ -13,7 +13,9 @@ again. Nothing owed is lost: each task keeps its work owed and tries again (inge
 collector/ingest.py, speaks for the reports).
 
 The lines name no path (the database's folder, a server's address): they go to logs that
-are collected elsewhere. Any other failure is left to the task's own handling.
+are collected elsewhere. Any other failure is left to the task's own handling. The alert
+task also tells IT, on its channels, without a record (collector/alerts/unrecorded.py): a
+log on the disk that is full is not where IT looks first.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 
 from devposture.collector.log_every import LogEvery
 from devposture.collector.store.disk_space import POSTGRES_DISK_FULL, StorageFull, is_full
+from devposture.policy.cli_messages import told
 
 log = logging.getLogger(__name__)
 
@@ -37,27 +40,35 @@ SAY_AGAIN_SECONDS = 3600.0
 
 @dataclass(frozen=True)
 class Refusal:
-    """Why the database refused a write, and what the operator does about it."""
+    """Why the database refused a write, and what the operator does about it. `code` names it
+    for programs (the urgent alert's webhook document); `problem` and `fix` are `told`: the
+    English that logs keep, worded in Chinese for the urgent alert
+    (collector/alerts/urgent.py)."""
 
+    code: str
     problem: str
     fix: str
 
 
 DISK_FULL = Refusal(
-    "the disk holding the collector's SQLite database is full", "free space on that disk"
-)
+    "disk_full", told("the disk holding the collector's SQLite database is full"),
+    told("free space on that disk"),
+)  # fmt: skip
 # A file of the data folder's own (a copy of the policy in force) refused: on PostgreSQL too.
 FOLDER_FULL = Refusal(
-    "the disk holding the collector's data folder is full", "free space on that disk"
-)
+    "folder_full", told("the disk holding the collector's data folder is full"),
+    told("free space on that disk"),
+)  # fmt: skip
 SERVER_DISK_FULL = Refusal(
-    "the PostgreSQL server's disk is full", "free space on the database server's disk"
-)
+    "server_disk_full", told("the PostgreSQL server's disk is full"),
+    told("free space on the database server's disk"),
+)  # fmt: skip
 READ_ONLY = Refusal(
-    "the database refuses writes (a read-only transaction: a standby server, or"
-    " default_transaction_read_only for the collector's role or database)",
-    "point [database] url at the primary server, or make the database writable",
-)
+    "read_only",
+    told("the database refuses writes (a read-only transaction: a standby server, or"
+         " default_transaction_read_only for the collector's role or database)"),
+    told("point [database] url at the primary server, or make the database writable"),
+)  # fmt: skip
 
 
 def refusal_of(exc: BaseException) -> Refusal | None:

@@ -23,11 +23,13 @@ import ssl
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
 from devposture.collector.alerts import payloads
 from devposture.collector.alerts.settings import AlertSettings
+from devposture.collector.alerts.urgent import Urgent
 from devposture.collector.store.alerts import Delivery
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
@@ -75,6 +77,9 @@ class Channel(Protocol):
         """What IT checks when the receiver refuses."""
 
     def send(self, d: Delivery) -> Attempt: ...
+
+    def send_urgent(self, n: Urgent) -> Attempt:
+        """An urgent alert, sent as it is made (`unrecorded`): no outbox holds it."""
 
 
 def _secret(path: Path, key: str) -> str | Attempt:
@@ -142,10 +147,16 @@ class WeCom:
     time_zone: str = DEFAULT_TIME_ZONE  # the policy's: the digest's times are in it
 
     def send(self, d: Delivery) -> Attempt:
+        return self._post(payloads.wecom(d, self.time_zone))
+
+    def send_urgent(self, n: Urgent) -> Attempt:
+        return self._post(payloads.urgent_wecom(n, self.time_zone))
+
+    def _post(self, body: bytes) -> Attempt:
         url = _secret(self.url_file, "wecom_webhook_file")
         if isinstance(url, Attempt):
             return url
-        answer = _post(url, payloads.wecom(d, self.time_zone), {})
+        answer = _post(url, body, {})
         if isinstance(answer, Attempt):
             return answer
         status, body = answer
@@ -174,7 +185,12 @@ class Webhook:
     time_zone: str = DEFAULT_TIME_ZONE
 
     def send(self, d: Delivery) -> Attempt:
-        body = payloads.webhook(d, self.time_zone)
+        return self._post(payloads.webhook(d, self.time_zone))
+
+    def send_urgent(self, n: Urgent) -> Attempt:
+        return self._post(payloads.urgent_webhook(n, self.time_zone))
+
+    def _post(self, body: bytes) -> Attempt:
         headers = {}
         if self.secret_file is not None:
             key = _secret(self.secret_file, "webhook_secret_file")
@@ -201,13 +217,20 @@ class Email:
 
     def send(self, d: Delivery) -> Attempt:
         s = self.settings
+        return self._mail(payloads.email(d, s.smtp_from, s.smtp_to, self.time_zone))
+
+    def send_urgent(self, n: Urgent) -> Attempt:
+        s = self.settings
+        return self._mail(payloads.urgent_email(n, s.smtp_from, s.smtp_to, self.time_zone))
+
+    def _mail(self, message: EmailMessage) -> Attempt:
+        s = self.settings
         password = ""
         if s.smtp_user and s.smtp_password_file is not None:
             read = _secret(s.smtp_password_file, "smtp_password_file")
             if isinstance(read, Attempt):
                 return read
             password = read
-        message = payloads.email(d, s.smtp_from, s.smtp_to, self.time_zone)
         try:
             with self._connect() as smtp:
                 if s.smtp_user:
@@ -229,7 +252,7 @@ class Email:
         except (smtplib.SMTPException, OSError) as exc:
             return retry(f"no answer ({type(exc).__name__})")
         if refusals:  # some recipients took it: sent, and the refused ones are named in the log
-            log.warning("alerts: the mail server refused %d recipient(s) of the digest (SMTP"
+            log.warning("alerts: the mail server refused %d recipient(s) of an alert (SMTP"
                         " %s): check [alerts] smtp_to", len(refusals),
                         ", ".join(str(code) for code, _ in refusals.values()))  # fmt: skip
         return SENT

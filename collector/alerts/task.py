@@ -5,6 +5,10 @@ Everything touching the database runs on the store's thread (`service.in_db`), t
 a thread of its own; a failure is logged and tried again at the next round: it never stops the
 collector or ingest. A collector that dies holding the lease gives it up when it expires and
 another carries on from the database.
+
+A round whose writes the database refuses records nothing, so no alert about it could be sent
+the usual way: each collector tells it itself, without a record (`unrecorded`), and tells it
+resolved in the first round whose writes go through, before that round's digest.
 """
 
 from __future__ import annotations
@@ -13,14 +17,16 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 from devposture.collector.alerts import channels, collector_health, digest
 from devposture.collector.alerts.delivery import Backoff, deliver_due
+from devposture.collector.alerts.unrecorded import Unrecorded
 from devposture.collector.config import CollectorConfig
 from devposture.collector.metrics import AlertMetrics
 from devposture.collector.policy.in_force import collector_name
-from devposture.collector.refused_writes import RefusedWrites
+from devposture.collector.refused_writes import RefusedWrites, refusal_of
 
 if TYPE_CHECKING:
     from devposture.collector.server import RunningServer
@@ -37,9 +43,11 @@ BACKOFF = Backoff()
 async def alert_round(
     running: RunningServer, config: CollectorConfig, metrics: AlertMetrics | None = None,
     *, backoff: Backoff = BACKOFF, now: dt.datetime | None = None,
+    urgent: Unrecorded | None = None,
 ) -> bool:  # fmt: skip
     """One round at `now` (the service's clock by default); whether this collector held the
-    lease and did the work."""
+    lease and did the work. Once this collector's problems are written, `urgent` hears that
+    writes go through."""
     settings, service, store = config.alerts, running.service, running.store
     now = service.now() if now is None else now
     found = await asyncio.to_thread(
@@ -48,6 +56,10 @@ async def alert_round(
     )  # fmt: skip
     me = collector_health.reporter(config)
     await service.in_db(lambda: store.alerts.keep_problems(me, found, now))
+    # The policy's zone, as the collector holds it now: an alert's times are written in it.
+    found_channels = channels.configured(settings, service.policy.time_zone)
+    if urgent is not None:
+        await urgent.wrote(now, found_channels)
     holder = collector_name()
     if not await service.in_db(
         lambda: store.coordination.take_lease(LEASE, holder, now, LEASE_HOLD)
@@ -56,8 +68,6 @@ async def alert_round(
     composed = await service.in_db(lambda: digest.compose(store, service.policy, settings, now))
     if composed is not None:
         await service.in_db(lambda: store.alerts.prune(now))
-    # The policy's zone, as the collector holds it now: a digest's times are written in it.
-    found_channels = channels.configured(settings, service.policy.time_zone)
     await deliver_due(
         store, found_channels, now, backoff=backoff, metrics=metrics,
         db=service.in_db, io=asyncio.to_thread,
@@ -68,11 +78,13 @@ async def alert_round(
 async def keep_alerting(
     running: RunningServer, config: CollectorConfig, stop: asyncio.Event,
     every: float = ROUND_SECONDS, *, enabled: bool = True, refused: RefusedWrites | None = None,
+    urgent: Unrecorded | None = None,
 ) -> None:  # fmt: skip
     """Alert rounds every `every` seconds until `stop`; nothing when no channel is set (or
     not `enabled`: a worker of `serve --workers` other than the first). A round whose writes
-    the database refuses (a full disk, a read-only server) is said once (`refused`), not at
-    every round; what it owes (problems, digests, deliveries) is done at a later round."""
+    the database refuses (a full disk, a read-only server) is said once in the log
+    (`refused`), not at every round, and told IT without a record (`urgent`); what it owes
+    (problems, digests, deliveries) is done at a later round."""
     if not enabled or not config.alerts.channels:
         return
     metrics = AlertMetrics(running.service.metrics.registry)
@@ -81,13 +93,19 @@ async def keep_alerting(
     refused = refused or RefusedWrites(
         "alerting (noting this collector's problems, composing and sending digests)"
     )
+    hours = config.alerts.repeat_hours
+    urgent = urgent or Unrecorded(socket.gethostname(), repeat_seconds=lambda: hours * 3600.0)
     while not stop.is_set():
         try:
-            await alert_round(running, config, metrics)
+            await alert_round(running, config, metrics, urgent=urgent)
             refused.wrote()
         except Exception as exc:  # the next round tries again; ingest goes on
             if not refused.failed(exc):
                 log.error("alerts: this round failed and is tried again in %d s: %s",
                           round(every), exc)  # fmt: skip
+            why = refusal_of(exc)
+            if why is not None:  # nothing can be recorded: told without a record
+                found = channels.configured(config.alerts, running.service.policy.time_zone)
+                await urgent.refused(why, running.service.now(), found)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)

@@ -63,23 +63,34 @@ class Refusing:
     reader: Store
 
 
+def refusing_collector(
+    stack: contextlib.ExitStack, tmp_path: Path, *, folder_on_tmpfs: bool = False
+) -> Refusing:
+    """A collector serving until `stack` closes: on SQLite its data folder on a small tmpfs
+    (refused: filled to its last byte), on PostgreSQL a role's database (refused: read-only),
+    its data folder on a tmpfs too when `folder_on_tmpfs`."""
+    disk = tmp_path
+    if folder_on_tmpfs or not on_postgresql():
+        disk = stack.enter_context(tmpfs(tmp_path / "disk", "8m"))
+    if on_postgresql():
+        target, read_only = stack.enter_context(role_database())
+        collector = stack.enter_context(running_collector(disk / "c", database=target))
+        refuse, allow = (lambda: read_only(True)), (lambda: read_only(False))
+        refusal = READ_ONLY
+    else:
+        collector = stack.enter_context(running_collector(disk / "c"))
+        fillers: list[Path] = []
+        refuse, allow = (lambda: fillers.append(fill(disk))), (lambda: fillers.pop().unlink())
+        refusal = DISK_FULL
+    reader = Store.open_reader(collector.config.database)
+    stack.callback(reader.close)
+    return Refusing(collector, refuse, allow, refusal, reader)
+
+
 @pytest.fixture
 def refusing(tmp_path: Path) -> Iterator[Refusing]:
     with contextlib.ExitStack() as stack:
-        if on_postgresql():
-            target, read_only = stack.enter_context(role_database())
-            collector = stack.enter_context(running_collector(tmp_path / "c", database=target))
-            refuse, allow = (lambda: read_only(True)), (lambda: read_only(False))
-            refusal = READ_ONLY
-        else:
-            disk = stack.enter_context(tmpfs(tmp_path / "disk", "8m"))
-            collector = stack.enter_context(running_collector(disk / "c"))
-            fillers: list[Path] = []
-            refuse, allow = (lambda: fillers.append(fill(disk))), (lambda: fillers.pop().unlink())
-            refusal = DISK_FULL
-        reader = Store.open_reader(collector.config.database)
-        stack.callback(reader.close)
-        yield Refusing(collector, refuse, allow, refusal, reader)
+        yield refusing_collector(stack, tmp_path)
 
 
 @pytest.fixture
