@@ -783,10 +783,11 @@ def cmd_status(args: argparse.Namespace, settings: Settings, state: AgentState) 
             heading += "\n" + _UNPRIVILEGED_CHECK.worded(view.lang)
         text = render_status(verdicts, heading, view)
     refusal = shown.refusal if shown is not None and not args.local else None
-    if refusal is not None:  # the verdicts above are the last the collector gave
+    if refusal is not None:  # the verdicts below are the last the collector gave, if any
         reason, at_us = refusal
         when = view.moment(Timestamp(seconds=at_us // 1_000_000))
-        text = view.words.refused(when, reason.worded(view.lang)) + "\n\n" + text
+        refused = view.words.refused if judged else view.words.refused_unjudged
+        text = refused(when, reason.worded(view.lang)) + "\n\n" + text
         judged = False  # the collector judges this computer no more
     if shown is not None and shown.delivery is not None:
         delivery = render_delivery(shown.delivery, view)

@@ -42,6 +42,10 @@ ENGLISH: dict[str, str] = {
     "refused": "The company's collector refuses this computer since {when} ({reason}): the"
     " results below are the last it gave, and nothing this computer sends is accepted. Ask"
     " IT.",
+    # Refused before the collector judged this computer once: what follows is a local check.
+    "refused_unjudged": "The company's collector refuses this computer since {when} ({reason})"
+    " and never judged it: the results below are this computer's own check, and nothing it"
+    " sends is accepted. Ask IT.",
 }
 
 
@@ -75,6 +79,7 @@ class Words:
     app_name: str
     labelled: Callable[[str, str], str]  # "label: text", with the language's own colon
     refused: Callable[[str, str], str]
+    refused_unjudged: Callable[[str, str], str]
     # "（UTC+08:00）" / " (UTC+08:00)": the reasons' brackets (msgctxt "wrap"), one catalog
     # entry for every bracket a person reads
     bracketed: Callable[[str], str]
@@ -105,6 +110,9 @@ def words_in(lang: Lang) -> Words:
         app_name=text["app_name"],
         labelled=lambda label, said: text["labelled"].format(label=label, text=said),
         refused=lambda when, reason: text["refused"].format(when=when, reason=reason),
+        refused_unjudged=lambda when, reason: text["refused_unjudged"].format(
+            when=when, reason=reason
+        ),
         bracketed=translate(lang, "wrap", WRAPS["paren"]).format,
     )
 

@@ -14,6 +14,7 @@ from devposture.agent.state import AgentState
 from devposture.agent.status import EXIT_FAILING
 from devposture.agent.transport import open_channel
 from devposture.policy import default_policy
+from devposture.policy.cli_messages import said
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import EnrolledAgent, LiveCollector, make_report
@@ -79,3 +80,25 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("devposture-agent: error: unexpected IsADirectoryError")
+
+
+def test_a_device_refused_before_it_was_ever_judged_is_not_told_of_verdicts_it_never_had(
+    live_collector: LiveCollector, agent: EnrolledAgent
+) -> None:
+    """IT revoked the device before its first report: `status` said "the results below are
+    the last it gave" above what was this computer's own check. It says that the collector
+    never judged it, and the last verdicts' words only where there were verdicts."""
+    revoked = said("device {device} was {status} by IT: it can no longer report. Ask IT; a new"
+                   " enrollment needs a new token and a new key (enroll --force)",
+                   device=agent.enrollment.device_id, status=said("revoked"))  # fmt: skip
+    agent.state.save_refusal(revoked, 1_764_900_000_000_000)
+    en = _status(agent.state, "en_US.UTF-8", capture_output=True)
+    assert "and never judged it: the results below are this computer's own check" in en.stdout
+    assert "the last it gave" not in en.stdout
+    zh = _status(agent.state, "zh_CN.UTF-8", capture_output=True)
+    assert "从未判定过本机" in zh.stdout and "最后一次给出" not in zh.stdout, zh.stdout
+    _failing_firewall(agent)  # verdicts kept, then refused: the last it gave
+    en = _status(agent.state, "en_US.UTF-8", capture_output=True)
+    assert "the results below are the last it gave" in en.stdout and "never judged" not in (
+        en.stdout
+    )
