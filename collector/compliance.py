@@ -9,6 +9,8 @@ one was. The rules, in order:
 * the check's last state before that moment, where FAIL newer than the check's grace period
   reads GRACE ("failing, within grace until ...") and does not yet count as a failure;
 * UNKNOWN when the device was never judged on that check.
+
+A device IT revoked or retired by that moment has no standing at all (`standing_rule.in_fleet`).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import overload
 
-from devposture.collector.standing_rule import Facts, decide
+from devposture.collector.standing_rule import Facts, decide, in_fleet
 from devposture.policy import Policy
 from devposture.policy.reasons import encode
 
@@ -32,6 +35,7 @@ class DeviceSeen:
     os_family: str
     enrolled_at: dt.datetime
     last_report_at: dt.datetime | None
+    left_at: dt.datetime | None = None  # when IT revoked or retired it (None: active)
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ def standings(
 ) -> list[Standing]:
     """Every device's standing on every policy check at `at`. `changes` must be those up to
     `at`, oldest first; `devices` those enrolled by `at`, with their last report by `at`.
-    A waiver active at `at` makes a check EXEMPT, but never a silent device: STALE wins.
+    A waiver active at `at` makes a check EXEMPT, but never a silent device: STALE wins. A
+    device revoked or retired by `at` has left the fleet: it has no standing then.
 
     A state's reason is the one it began with, unless `current` gives the (state, reason) of
     the latest verdict by `at` per (device, check): while the state holds, that verdict's
@@ -88,6 +93,8 @@ def standings(
     window = dt.timedelta(hours=policy.stale_after_hours)
     out: list[Standing] = []
     for device in devices:
+        if not in_fleet(_micros(device.left_at), _micros(at)):
+            continue
         silent_since = device.last_report_at or device.enrolled_at
         if decide(Facts(silent=at - silent_since > window, waived=False, latest=None,
                         in_grace=False)) == "STALE":  # fmt: skip
@@ -115,6 +122,18 @@ def standings(
 
 
 _NOT_JUDGED = encode("standing.not_judged")
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+@overload
+def _micros(moment: dt.datetime) -> int: ...
+@overload
+def _micros(moment: None) -> None: ...
+def _micros(moment: dt.datetime | None) -> int | None:
+    """A moment as the store keeps it (UTC epoch microseconds), for the rule's comparisons."""
+    return None if moment is None else (moment - _EPOCH) // dt.timedelta(microseconds=1)
 
 
 def _seconds(moment: dt.datetime) -> int:

@@ -15,6 +15,13 @@ that judge in the database (`store/device_list.py`). Both walk `STEPS`, so they 
 apart; a test evaluates the CASE on both engines for every combination and compares.
 The fleet's counts (`store/fleet.py`) aggregate instead of judging each device, and are tested
 equal to `compliance.standings`.
+
+Before any step: which devices the fleet holds at a moment (`in_fleet`, `sql_in_fleet`). A
+device IT revoked (stolen) or retired (replaced) leaves the fleet's standings, counts and
+lists from that moment on, as Fleet, Intune and Jamf leave them out of compliance, while its
+record and history stay; as of an earlier moment it counts as it did then, so a past figure
+never changes. A status never goes back to active (enrolling again makes a new key, a new
+device), so the moment it was set tells the whole story.
 """
 
 from __future__ import annotations
@@ -64,6 +71,29 @@ STEPS: tuple[Step, ...] = (
     ),
 )
 OTHERWISE = "UNKNOWN"
+
+ACTIVE = "active"  # the status of a device in the fleet (`store.identity`: revoked, retired)
+
+
+def in_fleet(left_at_us: int | None, at_us: int) -> bool:
+    """Whether a device counts in the fleet at `at_us`: it had not left it by then
+    (`left_at_us`: when IT revoked or retired it, None while it is active)."""
+    return left_at_us is None or left_at_us > at_us
+
+
+def sql_in_fleet(device: str, at: str) -> str:
+    """`in_fleet` in SQL, of the `devices` row `device` (an alias) at `at` (a placeholder or
+    an expression): active, or revoked or retired after the moment. A status without its
+    moment (an operator's edit) counts as left since ever: never counted by a guess."""
+    return f"({device}.status = '{ACTIVE}' OR {device}.status_us > {at})"
+
+
+def sql_left_fleet(device: str, at: str) -> str:
+    """The negation of `sql_in_fleet` (NULL-safe): revoked or retired by the moment."""
+    return (
+        f"({device}.status <> '{ACTIVE}'"
+        f" AND ({device}.status_us IS NULL OR {device}.status_us <= {at}))"
+    )
 
 
 def decide(facts: Facts) -> str:

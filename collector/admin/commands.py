@@ -349,6 +349,17 @@ def _report(view: str) -> Handler:
             return told(message, FLEET_COLUMNS, rows, note="")
         if view == "device":
             rows = device_rows(store, policy, at, device_id, lang=lang)
+            gone = store.identity.device(device_id) if device_id and not rows else None
+            if gone is not None and gone.status_at is not None and gone.status_at <= at:
+                # Revoked or retired: out of the fleet since, its record and history kept.
+                raise NotFound(
+                    "device {device_id} was {status} at {when} and has counted in the fleet no"
+                    " more since; its standing before: `devposture-collector report device"
+                    " {device_id} --as-of DATE`, its history: `devposture-collector report"
+                    " history {device_id}`",
+                    device_id=device_id, status=STATUS_WORDS.get(gone.status, gone.status),
+                    when=shown(gone.status_at, zone),
+                )  # fmt: skip
             if device_id and not rows:
                 raise NotFound(
                     "no device {device_id} was enrolled by {at};"

@@ -4,7 +4,8 @@ device list's orders, failing-longest filtered, and the audit log a page at a ti
 Each is one statement over an index or one pass over the devices (never a scan of the
 reports), so that every page stays within the half second of issue 17 at 100,000 devices
 (bench/dashboard_pages.py). The standing rule is the one `fleet` and `device_list` apply: a
-silent device is STALE on every check, a waived check EXEMPT, a failure past its grace FAIL.
+silent device is STALE on every check, a waived check EXEMPT, a failure past its grace FAIL,
+and a device IT revoked or retired counts in none of the figures (`standing_rule.in_fleet`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 
+from devposture.collector.standing_rule import sql_in_fleet, sql_left_fleet
 from devposture.collector.store.admin import AuditEntry
 from devposture.collector.store.base import Part, from_us, to_us
 from devposture.collector.store.device_list import _Query as StandingQuery
@@ -91,16 +93,21 @@ SELECT {columns}
 FROM devices d {join} check_results c ON c.device_id = d.device_id
 WHERE d.device_group = :group AND c.state = 'FAIL' AND c.check_id IN ({checks})
   AND c.since_us <= {cutoff} AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
+  AND {in_fleet}
   AND c.device_id || ' ' || c.check_id NOT IN ({waived})
 """
 # A check's states, the ones needing attention first (its column's ascending order).
 STATE_ORDER = ("FAIL", "GRACE", "UNKNOWN", "STALE", "EXEMPT", "PASS")
 
-# The silent devices (few; one pass over the devices), as `fleet` spells the silence.
+# The silent devices and those IT revoked or retired (few; one pass over the devices), as
+# `fleet` spells the silence: each counts in none of the headline's figures.
 _SILENT = """
-SELECT device_id FROM devices
-WHERE (last_report_us < :fresh OR (last_report_us IS NULL AND enrolled_us < :fresh)) {in_group}
+SELECT device_id, {left} FROM devices d
+WHERE (last_report_us < :fresh OR (last_report_us IS NULL AND enrolled_us < :fresh)
+       OR {left}) {in_group}
 """
+_LEFT = sql_left_fleet("d", ":now")
+_IN_FLEET = sql_in_fleet("d", ":now")
 
 
 def _began_by(at: dt.datetime, days: float) -> int:
@@ -139,7 +146,7 @@ class DashboardReads(Part):
         cutoffs = {c.check_id: now - c.grace_hours * 3_600_000_000 for c in policy.checks}
         params: dict[str, object] = {
             "n": len(cutoffs), "fresh": now - policy.stale_after_hours * 3_600_000_000,
-            "group": group,
+            "group": group, "now": now,
         }  # fmt: skip
         cutoff = "CASE c.check_id"
         for k, (check_id, moment) in enumerate(cutoffs.items()):
@@ -151,9 +158,13 @@ class DashboardReads(Part):
         )  # fmt: skip
         needing, compliant = self._raw(policy, cutoff + " END", params, in_group)
         in_force = {(d, c) for d, c in waived_at(self._db, at) if c in cutoffs}
-        silent = {r[0] for r in self._db.execute(
-            _SILENT.format(in_group="AND device_group = :group" if group else ""), params
-        )}  # fmt: skip
+        rows = self._db.execute(
+            _SILENT.format(in_group="AND device_group = :group" if group else "", left=_LEFT),
+            params,
+        ).fetchall()
+        silent = {r[0] for r in rows}
+        # A waiver on a device that left the fleet is in force no more for the overview.
+        in_force -= {(d, c) for d, c in in_force if d in {r[0] for r in rows if r[1]}}
         special = silent | {d for d, _ in in_force}
         if group:
             special &= self._of_group(special, group)
@@ -214,7 +225,7 @@ class DashboardReads(Part):
     def ordered(
         self, policy: Policy, at: dt.datetime, column: str, descending: bool = False
     ) -> list[str]:
-        """The id of every device enrolled by `at`, in the order of a device list column
+        """The id of every device of the fleet at `at`, in the order of a device list column
         (`ORDER_COLUMNS`, or a check's id: its standing, the ones needing attention first),
         ties in natural host order. One pass over the devices and a sort in SQL (a check's
         column: a primary-key lookup of its verdict per device); nothing sorted in Python."""
@@ -223,7 +234,7 @@ class DashboardReads(Part):
             order = ORDER_COLUMNS[column].format(way=way)
             rows = self._db.execute(
                 "SELECT d.device_id FROM devices d WHERE d.enrolled_us <= :now"  # noqa: S608
-                f" ORDER BY {order}, {_HOST_ORDER}",
+                f" AND {_IN_FLEET} ORDER BY {order}, {_HOST_ORDER}",
                 {"now": to_us(at)},
             )
             return [r[0] for r in rows]
@@ -232,7 +243,7 @@ class DashboardReads(Part):
         rank = " ".join(f"WHEN '{state}' THEN {n}" for n, state in enumerate(STATE_ORDER))
         rows = self._db.execute(
             f"SELECT d.device_id FROM devices d{query.joins[k]}"  # noqa: S608 (fixed texts)
-            " WHERE d.enrolled_us <= :now"
+            f" WHERE d.enrolled_us <= :now AND {_IN_FLEET}"
             f" ORDER BY CASE ({query.states[k]}) {rank} ELSE 2 END {way}, {_HOST_ORDER}",
             query.params,
         )
@@ -266,6 +277,7 @@ class DashboardReads(Part):
                 columns=columns, join=dialect.ordered_join,
                 cutoff=_per_check("c.check_id", cutoffs, params),
                 checks=dialect.json_values(":checks"), waived=dialect.json_values(":waived"),
+                in_fleet=sql_in_fleet("d", ":now"),
             )  # fmt: skip
             params["group"] = wanted.group
         if wanted.checks:
@@ -314,7 +326,9 @@ class DashboardReads(Part):
                 " AND since_us <= ?", (check_id, limit),
             ).fetchone()[0])  # fmt: skip
         fresh = now - policy.stale_after_hours * 3_600_000_000
-        silent = {r[0] for r in self._db.execute(_SILENT.format(in_group=""), {"fresh": fresh})}
+        silent = {r[0] for r in self._db.execute(
+            _SILENT.format(in_group="", left=_LEFT), {"fresh": fresh, "now": now}
+        )}  # fmt: skip
         in_force = {(d, c) for d, c in waived_at(self._db, at) if c in limits}
         for device_id, verdicts in self._verdicts_of(silent | {d for d, _ in in_force}).items():
             for check_id, (state, since) in verdicts.items():

@@ -6,6 +6,9 @@ but from the current verdicts (`check_results`, one primary-key lookup per devic
 instead of the whole history, so a page costs one pass over the devices with 100,000 of them,
 not a judgment of every device in Python (bench/dashboard_pages.py).
 
+A device IT revoked or retired has left the fleet: it is in no listing here from then (`device
+list` and `device show` still name it, with its status).
+
 A page is read in two steps: the matching devices' ids (ordered by host name, then id: the
 total and every page come from it, so the dashboard caches it while the pages are turned),
 then the standings of the page's few devices only; SQLite would otherwise compute every
@@ -20,7 +23,7 @@ import json
 from dataclasses import dataclass
 
 from devposture.collector.compliance import STATES
-from devposture.collector.standing_rule import Conditions, sql_case
+from devposture.collector.standing_rule import Conditions, sql_case, sql_in_fleet
 from devposture.collector.store.base import Part, maybe_from_us, to_us
 from devposture.collector.store.engine import AnyDatabase, Dialect
 from devposture.collector.store.fleet import passing_counts_hold, waived_at
@@ -124,7 +127,8 @@ class _Query:
 
     def where(self, wanted: DeviceFilter) -> tuple[str, str]:
         """The joins the filter needs and its WHERE clause."""
-        terms = ["d.enrolled_us <= :now"]
+        # The fleet's devices: one IT revoked or retired is listed by `device list`, not here.
+        terms = ["d.enrolled_us <= :now", sql_in_fleet("d", ":now")]
         if wanted.text:
             self.params["prefix"] = wanted.text.lower().replace("\\", "\\\\").replace(
                 "%", "\\%").replace("_", "\\_") + "%"  # fmt: skip

@@ -9,6 +9,9 @@ fleet`, the dashboard's overview, the metrics endpoint) is counted from one inde
 reading a device; a past moment or one group (`fleet_figures_as_of`) device by device,
 looking up the history only where a verdict changed after the moment.
 `compliance.standings` stays the reference (`reports`' `exact`).
+
+Every count holds the devices in the fleet at its moment only (`standing_rule.sql_in_fleet`):
+one IT revoked or retired by then is in none, neither as STALE nor as UNKNOWN.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 from dataclasses import dataclass, field
 
 from devposture.collector.compliance import STATES
+from devposture.collector.standing_rule import sql_in_fleet, sql_left_fleet
 from devposture.collector.store import fleet_marks
 from devposture.collector.store.base import Part, from_us, to_us
 from devposture.collector.store.engine import AnyDatabase
@@ -46,7 +50,8 @@ _IN_GRACE = (
     "SELECT COUNT(*) FROM check_results WHERE check_id = ? AND state = 'FAIL' AND since_us > ?"
 )
 
-# The same, for the devices silent past the window only (few): they count as STALE instead.
+# The same, for the devices silent past the window only (few): they count as STALE instead;
+# and for those IT revoked or retired (few): they count in nothing.
 # Their verdicts are looked up device by device (`{lookup}`, `Dialect.lookup_join`): SQLite's
 # CROSS JOIN keeps it from starting at check_results (a lookup per verdict of the fleet), and
 # PostgreSQL, even estimating the silent devices well (the silence is spelled without
@@ -58,6 +63,7 @@ SELECT c.check_id, c.state, COUNT(*),
        COUNT(*) FILTER (WHERE c.state = 'FAIL' AND c.since_us > {grace_start})
 FROM {lookup}
 WHERE d.last_report_us < :silent OR (d.last_report_us IS NULL AND d.enrolled_us < :silent)
+   OR {left}
 GROUP BY c.check_id, c.state
 """
 
@@ -89,27 +95,30 @@ SELECT DISTINCT device_id, check_id FROM waivers
 WHERE created_us <= :t AND :t < expires_us AND (revoked_us IS NULL OR revoked_us > :t)
 """
 
-# Each waiver in force now: its device's freshness and verdict on the waived check (if
-# judged), in one statement (a lookup per waiver, not a round trip per waiver).
+# Each waiver in force now on a device of the fleet: its device's freshness and verdict on
+# the waived check (if judged), in one statement (a lookup per waiver, not a round trip per
+# waiver).
 _WAIVED_NOW = """
 SELECT w.check_id, COALESCE(d.last_report_us, d.enrolled_us) >= :fresh, c.state, c.since_us
 FROM ({in_force}) w JOIN devices d ON d.device_id = w.device_id
 LEFT JOIN check_results c ON c.device_id = w.device_id AND c.check_id = w.check_id
-{of_group}
+WHERE {in_fleet} {of_group}
 """
 
 # The devices' figures in one pass over the table (a pass reads every device's row: in a new
 # process, with 100,000 devices, about 0.1 s each on SQLite). (PostgreSQL sums BIGINTs as
 # NUMERIC: cast back.)
 _DEVICES = """
-SELECT COUNT(*), COUNT(*) FILTER (WHERE COALESCE(last_report_us, enrolled_us) < :fresh),
+SELECT COUNT(*) FILTER (WHERE {in_fleet}),
+       COUNT(*) FILTER (WHERE {in_fleet} AND COALESCE(last_report_us, enrolled_us) < :fresh),
+       COUNT(*) FILTER (WHERE {left}),
        CAST(COALESCE(SUM(outbox_dropped_total), 0) AS BIGINT),
        CAST(COALESCE(SUM(outbox_coalesced_total), 0) AS BIGINT),
        CAST(COALESCE(SUM(outbox_corrupt_total), 0) AS BIGINT),
        CAST(COALESCE(SUM(outbox_pending), 0) AS BIGINT),
        COUNT(*) FILTER (WHERE status = :active), COUNT(*) FILTER (WHERE status = :revoked),
        COUNT(*) FILTER (WHERE status = :retired)
-FROM devices
+FROM devices d
 """
 
 
@@ -146,13 +155,15 @@ def _add_verdicts(
 def fleet_figures(db: AnyDatabase, policy: Policy, at: dt.datetime) -> FleetFigures:
     """Devices per check and compliance state, as `report fleet` counts them (STALE, then
     EXEMPT, then the latest verdict with GRACE for a fresh failure, UNKNOWN when never
-    judged), plus devices per status and the agents' outbox figures summed."""
+    judged), of the devices in the fleet now, plus devices per status (every device's) and
+    the agents' outbox figures summed."""
     now = to_us(at)
     fresh_since = now - policy.stale_after_hours * 3_600_000_000
-    bound: dict[str, object] = {"fresh": fresh_since}
+    bound: dict[str, object] = {"fresh": fresh_since, "now": now}
     bound |= {status: status for status in DEVICE_STATUSES}
-    total, stale, dropped, coalesced, corrupt, pending, *by_status = db.execute(
-        _DEVICES, bound
+    devices = _DEVICES.format(in_fleet=sql_in_fleet("d", ":now"), left=sql_left_fleet("d", ":now"))
+    total, stale, left, dropped, coalesced, corrupt, pending, *by_status = db.execute(
+        devices, bound
     ).fetchone()
     figures = FleetFigures(
         outbox={"dropped": dropped, "coalesced": coalesced, "corrupt": corrupt}, pending=pending
@@ -162,7 +173,8 @@ def fleet_figures(db: AnyDatabase, policy: Policy, at: dt.datetime) -> FleetFigu
     grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
     counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
     if counts:
-        # Every device's verdicts, minus the silent devices' (those read STALE).
+        # Every device's verdicts, minus the silent devices' (those read STALE) and those of
+        # the devices that left the fleet.
         verdicts: dict[tuple[str, str], list[int]] = {}
         for check_id, state, count in db.execute(_ALL):
             verdicts[(check_id, state)] = [count, 0]
@@ -171,15 +183,17 @@ def fleet_figures(db: AnyDatabase, policy: Policy, at: dt.datetime) -> FleetFigu
                 row = db.execute(_IN_GRACE, (check_id, now - grace)).fetchone()
                 verdicts[(check_id, "FAIL")][1] = row[0]
         # Only placeholders go into the text; the values are bound.
-        params: dict[str, object] = {"silent": fresh_since}
+        params: dict[str, object] = {"silent": fresh_since, "now": now}
         starts = {check_id: now - grace for check_id, grace in grace_of.items()}
         grace_start = _per_check("c.check_id", starts, params)
         silent: list[tuple[str, str, int, int | None]] = []
-        if stale:  # else no device is silent: nothing to take off
+        if stale or left:  # else no device is silent or gone: nothing to take off
             lookup = db.dialect.lookup_join(
                 "devices d", "check_results", "c", "c.device_id = d.device_id"
             )
-            query = _OF_SILENT.format(grace_start=grace_start, lookup=lookup)
+            query = _OF_SILENT.format(
+                grace_start=grace_start, lookup=lookup, left=sql_left_fleet("d", ":now")
+            )
             silent = db.execute(query, params).fetchall()
         for check_id, state, count, in_grace in silent:
             if (check_id, state) in verdicts:
@@ -207,9 +221,9 @@ def _exempt_and_rest(
             return "GRACE"
         return state if state in ("PASS", "FAIL") else "UNKNOWN"
 
-    of_group = "" if group is None else "WHERE d.device_group = :group"
+    of_group = "" if group is None else "AND d.device_group = :group"
     waived = db.execute(
-        _WAIVED_NOW.format(in_force=_IN_FORCE, of_group=of_group),
+        _WAIVED_NOW.format(in_force=_IN_FORCE, of_group=of_group, in_fleet=sql_in_fleet("d", ":t")),
         {"t": now, "fresh": fresh_since, "group": group},
     ).fetchall()
     for check_id, heard, state, since in waived:
@@ -231,13 +245,13 @@ def _exempt_and_rest(
 # moment (`fleet_figures_as_of`, which reads each device's reports for its freshness then).
 _GROUP_DEVICES = """
 SELECT COUNT(*), COUNT(*) FILTER (WHERE COALESCE(last_report_us, enrolled_us) < :fresh)
-FROM devices WHERE device_group = :group AND enrolled_us <= :now
+FROM devices d WHERE device_group = :group AND enrolled_us <= :now AND {in_fleet}
 """
 _GROUP_VERDICTS = """
 SELECT c.check_id, c.state, COUNT(*),
        COUNT(*) FILTER (WHERE c.state = 'FAIL' AND c.since_us > {grace_start})
 FROM {lookup}
-WHERE d.device_group = :group AND d.enrolled_us <= :now
+WHERE d.device_group = :group AND d.enrolled_us <= :now AND {in_fleet}
   AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
 GROUP BY c.check_id, c.state
 """
@@ -251,13 +265,14 @@ def group_figures(
     now = to_us(at)
     fresh_since = now - policy.stale_after_hours * 3_600_000_000
     params: dict[str, object] = {"fresh": fresh_since, "group": group, "now": now}
-    enrolled, stale = db.execute(_GROUP_DEVICES, params).fetchone()
+    in_fleet = sql_in_fleet("d", ":now")
+    enrolled, stale = db.execute(_GROUP_DEVICES.format(in_fleet=in_fleet), params).fetchone()
     grace_of = {c.check_id: c.grace_hours * 3_600_000_000 for c in policy.checks}
     counts = {c.check_id: dict.fromkeys(STATES, 0) for c in policy.checks}
     starts = {check_id: now - grace for check_id, grace in grace_of.items()}
     lookup = db.dialect.lookup_join("devices d", "check_results", "c", "c.device_id = d.device_id")
     query = _GROUP_VERDICTS.format(
-        grace_start=_per_check("c.check_id", starts, params), lookup=lookup
+        grace_start=_per_check("c.check_id", starts, params), lookup=lookup, in_fleet=in_fleet
     )
     for check_id, state, count, in_grace in db.execute(query, params):
         _add_verdicts(counts, check_id, state, int(count), int(in_grace or 0))
@@ -268,15 +283,17 @@ def group_figures(
     return counts
 
 
-# Failures past their check's grace period, on devices heard from within the window and not
-# waived, the longest-failing first: a walk of the partial index check_results_failing (every
-# FAIL verdict by since_us, schema 8), a device lookup per failure, stopping at the page's end
+# Failures past their check's grace period, on devices of the fleet heard from within the
+# window and not waived, the longest-failing first: a walk of the partial index
+# check_results_failing (every FAIL verdict by since_us, schema 8), a device lookup per
+# failure, stopping at the page's end
 # (`{cutoff}` is a CASE giving each check's grace cutoff).
 _FAILING = """
 SELECT {columns}
 FROM check_results c{indexed} JOIN devices d ON d.device_id = c.device_id
 WHERE c.state = 'FAIL' AND c.check_id IN ({checks})
   AND c.since_us <= {cutoff} AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
+  AND {in_fleet}
   AND c.device_id || ' ' || c.check_id NOT IN ({waived})
   {in_group}
 """
@@ -300,7 +317,7 @@ def _failing_query(
     waived = [f"{d} {c}" for d, c in waived_at(db, at)]
     params: dict[str, object] = {
         "checks": json.dumps([c.check_id for c in policy.checks]), "fresh": fresh_since,
-        "waived": json.dumps(waived),
+        "waived": json.dumps(waived), "now": now,
     }  # fmt: skip
     cutoffs = {c.check_id: now - c.grace_hours * 3_600_000_000 for c in policy.checks}
     cutoff = _per_check("c.check_id", cutoffs, params)
@@ -309,7 +326,7 @@ def _failing_query(
         in_group, params["group"] = "AND d.device_group = :group", group
     dialect = db.dialect
     query = _FAILING.format(
-        columns=columns, cutoff=cutoff, in_group=in_group,
+        columns=columns, cutoff=cutoff, in_group=in_group, in_fleet=sql_in_fleet("d", ":now"),
         indexed=dialect.indexed_by("check_results_failing"),
         checks=dialect.json_values(":checks"), waived=dialect.json_values(":waived"),
     )  # fmt: skip
@@ -344,7 +361,8 @@ def failing_count(db: AnyDatabase, policy: Policy, at: dt.datetime) -> int:
 
 # --- the fleet at a moment, now or past -------------------------------------------------------
 
-# The devices enrolled by the moment that are STALE then: nothing heard from them within the
+# The devices of the fleet at the moment (enrolled by then, not revoked or retired by then)
+# that are STALE then: nothing heard from them within the
 # window before it (their last report by then, or their enrollment when none). A device whose
 # last report (`last_report_us`) falls in the window is fresh without more; any other is
 # looked up in its reports (an index seek, reports_by_device): a report within the window,
@@ -352,7 +370,7 @@ def failing_count(db: AnyDatabase, policy: Policy, at: dt.datetime) -> int:
 # as an anti-join rather than a subquery per device (twice as fast there).
 _STALE_AS_OF = """
 SELECT d.device_id FROM devices d
-WHERE d.enrolled_us <= :t {in_group}
+WHERE d.enrolled_us <= :t {in_group} AND {in_fleet}
   AND COALESCE(d.last_report_us, -1) NOT BETWEEN :fresh AND :t
   AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.device_id = d.device_id
                   AND r.received_us BETWEEN :fresh AND :t)
@@ -379,7 +397,7 @@ WHERE d.enrolled_us <= :t {in_group}
 # a pass costs about 0.1 s on SQLite): the devices enrolled by then are counted from what
 # was read already, or from an index.
 _FLEET_SCOPE = """
-late AS MATERIALIZED (SELECT d.device_id FROM devices d WHERE d.enrolled_us > :t),
+late AS MATERIALIZED (SELECT d.device_id FROM devices d WHERE d.enrolled_us > :t OR {left}),
 stale AS MATERIALIZED ({stale}),
 excluded AS MATERIALIZED (
     SELECT l.device_id FROM late l UNION ALL SELECT s.device_id FROM stale s
@@ -389,7 +407,7 @@ _GROUP_SCOPE = """
 stale AS MATERIALIZED ({stale}),
 counted AS MATERIALIZED (
     SELECT d.device_id FROM devices d
-    WHERE d.device_group = :group AND d.enrolled_us <= :t
+    WHERE d.device_group = :group AND d.enrolled_us <= :t AND {in_fleet}
       AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.device_id = d.device_id)
 )"""
 _GROUP_ENROLLED = "(SELECT COUNT(*) FROM counted) + (SELECT COUNT(*) FROM stale)"
@@ -493,8 +511,10 @@ def fleet_figures_as_of(
     def in_grace(v: str) -> str:
         return _IN_GRACE_AS_OF.format(v=v, grace=_per_check(f"{v}.check_id", starts, params))
 
+    in_fleet, left = sql_in_fleet("d", ":t"), sql_left_fleet("d", ":t")
     scope = (_FLEET_SCOPE if group is None else _GROUP_SCOPE).format(
-        stale=_STALE_AS_OF.format(in_group=in_group)
+        stale=_STALE_AS_OF.format(in_group=in_group, in_fleet=in_fleet), left=left,
+        in_fleet=in_fleet,
     )
     head = _HEAD.format(enrolled=_FLEET_ENROLLED if group is None else _GROUP_ENROLLED)
     changed: int | None = None
@@ -569,7 +589,7 @@ LEFT JOIN state_changes x ON x.device_id = w.device_id AND x.check_id = w.check_
      AND x.since_us = (SELECT MAX(y.since_us) FROM state_changes y
                        WHERE y.device_id = w.device_id AND y.check_id = w.check_id
                          AND y.since_us <= :t)
-WHERE d.enrolled_us <= :t {in_group}
+WHERE d.enrolled_us <= :t {in_group} AND {in_fleet}
   AND NOT EXISTS (SELECT 1 FROM stale s WHERE s.device_id = w.device_id)
 """
 
@@ -582,8 +602,11 @@ def _waived_as_of(
 ) -> list[tuple[str, str | None, int | None]]:
     """(check, state, since) as of the moment of each waiver in force then on a device
     counted then (state None: not judged by then)."""
-    stale = _STALE_AS_OF.format(in_group=" ".join((in_group, _ONLY_WAIVED)))
-    query = _WAIVED_AS_OF.format(in_force=_IN_FORCE, stale=stale, in_group=in_group)
+    in_fleet = sql_in_fleet("d", ":t")
+    stale = _STALE_AS_OF.format(in_group=" ".join((in_group, _ONLY_WAIVED)), in_fleet=in_fleet)
+    query = _WAIVED_AS_OF.format(
+        in_force=_IN_FORCE, stale=stale, in_group=in_group, in_fleet=in_fleet
+    )
     return list(db.execute(query, params).fetchall())
 
 

@@ -11,14 +11,18 @@ A mark must stay what counting again would give. The count depends on: the state
 to the moment (dated by when the facts were collected, so a report delivered late can add a
 change dated before a mark), the reports received by then (never in the past), the waivers
 in force then (granted and revoked when they are made, never back-dated), and the policy's
-judging parameters (`judging_key`: a mark counted under another policy is not read). So:
+judging parameters (`judging_key`: a mark counted under another policy, or under the rule
+before revoked and retired devices left the counts, is not read), and which devices had left
+the fleet by then (revoked or retired: set when it happens, never back-dated). So:
 
 - a change dated at or before a mark voids it: a trigger on `state_changes` deletes the
   marks at or after each inserted change, whoever writes it;
 - a count that was under way while such a change was stored is not kept: `keep` reads the
   evidence chain's state entries appended since the count began (the chain is one sequence
   in commit order, appended under the store's write lock, in the same transaction as the
-  change itself) and refuses when one is dated at or before the moment.
+  change itself) and refuses when one is dated at or before the moment; and when a device
+  was revoked or retired meanwhile (stored by a collector whose clock runs behind, it may be
+  dated at or before the moment; the next hourly run counts the moment again).
 
 A device group's marks (schema 21: `group_marks`, `report fleet --group G --as-of DATE`)
 are kept the same way, of the group's devices as grouped now: a device moved in or out of a
@@ -56,7 +60,10 @@ class Measured:
 def judging_key(policy: Policy) -> str:
     """What a past moment's counts depend on in the policy: the window after which a silent
     device is STALE, and each check with its grace period (SHA-256, hex)."""
-    parameters = {
+    parameters: dict[str, object] = {
+        # Revoked and retired devices leave the counts from that moment (`standing_rule
+        # .in_fleet`): a mark counted before that rule held them is not read.
+        "fleet": "without revoked or retired",
         "stale_after_hours": policy.stale_after_hours,
         "checks": [[c.check_id, c.grace_hours] for c in policy.checks],
     }
@@ -98,21 +105,30 @@ def chain_seq(db: AnyDatabase) -> int:
 
 def keep(cur: Cursor, measured: Measured) -> bool:
     """Keep `measured` (in the caller's write transaction) unless a state change dated at or
-    before its moment was stored since its count began (for a group's, unless any device
-    event was: its devices may have changed meanwhile); whether it was kept."""
-    # The fleet's count minds state changes only; a group's, device events too.
-    kinds = (chain.STATE,) if measured.group is None else (chain.STATE, chain.DEVICE)
+    before its moment, or a revocation or retirement (for a group's, any device event: a
+    regrouping too), was stored since its count began; whether it was kept."""
+    kinds = (chain.STATE, chain.DEVICE)
     rows = cur.execute(
         "SELECT kind, record_key FROM evidence_chain"  # noqa: S608 (placeholders only)
         f" WHERE seq > ? AND kind IN ({', '.join('?' * len(kinds))})",
         (measured.chain_seq, *kinds),
     ).fetchall()
+    left: list[int] = []
     for kind, key in rows:
-        if kind == chain.DEVICE:
+        if kind == chain.DEVICE and measured.group is not None:
             return False
+        if kind == chain.DEVICE:  # a device event's key is device/event
+            left.append(int(str(key).rsplit("/", 1)[1]))
+            continue
         # A state entry's key is device/check/since (chain.state_key).
         if int(str(key).rsplit("/", 1)[1]) <= measured.at_us:
             return False
+    if left and cur.execute(
+        "SELECT COUNT(*) FROM device_events"  # noqa: S608 (placeholders only)
+        f" WHERE action IN (?, ?) AND event_id IN ({', '.join('?' * len(left))})",
+        ("revoked", "retired", *left),
+    ).fetchone()[0]:
+        return False
     table, of_group, grouped = _where(measured.group)
     cur.execute(
         f"DELETE FROM {table} WHERE at_us = ? AND judged_by = ?{of_group}",  # noqa: S608

@@ -24,13 +24,13 @@ from enum import Enum
 from typing import overload
 
 from devposture.collector.evidence import chain
+from devposture.collector.standing_rule import ACTIVE
 from devposture.collector.store.base import Part, from_us, maybe_from_us, text, to_us
 from devposture.collector.store.chain import append
 from devposture.collector.store.engine import Cursor
 from devposture.collector.tokens import Token, secret_matches
 from devposture.policy.cli_messages import BadValue, said
 
-ACTIVE = "active"
 REVOKED = "revoked"
 RETIRED = "retired"
 

@@ -20,7 +20,8 @@ from typing import TypeVar
 
 from devposture.collector.compliance import DeviceSeen
 from devposture.collector.evidence import chain
-from devposture.collector.store.base import Part, from_us, text, to_us
+from devposture.collector.standing_rule import ACTIVE
+from devposture.collector.store.base import Part, from_us, maybe_from_us, text, to_us
 from devposture.collector.store.chain import Appender, padded, pieces
 from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
 from devposture.collector.store.fact_parts import Bodies, Cut, Written, cut, write
@@ -568,17 +569,20 @@ class Reports(Part):
         return held
 
     def devices_seen(self, until: dt.datetime | None = None) -> list[DeviceSeen]:
-        """Devices enrolled by `until`, each with its last report received by then."""
+        """Devices enrolled by `until`, each with its last report received by then and when
+        IT revoked or retired it (if it did: `compliance.standings` leaves it out from then;
+        a status without its moment reads as left since enrollment, never counted by a guess)."""
         limit = to_us(until) if until is not None else 2**62
         rows = self._db.execute(
             "SELECT d.device_id, d.hostname, d.os_family, d.enrolled_us,"
             " (SELECT MAX(r.received_us) FROM reports r"
-            "  WHERE r.device_id = d.device_id AND r.received_us <= ?)"
+            "  WHERE r.device_id = d.device_id AND r.received_us <= ?),"
+            " CASE WHEN d.status = ? THEN NULL ELSE COALESCE(d.status_us, d.enrolled_us) END"
             " FROM devices d WHERE d.enrolled_us <= ? ORDER BY d.hostname, d.device_id",
-            (limit, limit),
+            (limit, ACTIVE, limit),
         ).fetchall()
         return [
-            DeviceSeen(r[0], r[1], r[2], from_us(r[3]), None if r[4] is None else from_us(r[4]))
+            DeviceSeen(r[0], r[1], r[2], from_us(r[3]), maybe_from_us(r[4]), maybe_from_us(r[5]))
             for r in rows
         ]
 

@@ -1,8 +1,10 @@
 """A small fleet with every standing in it, written through the store's own methods into a
 real database (a SQLite file, or PostgreSQL): devices that report passing, failing (past and
 within their grace) and unknown, some silent past the window, some never heard from, waivers
-in force, expired and revoked, two OS families and two groups. The SQL views are tested equal
-to judging this fleet from its history (`compliance.standings`)."""
+in force, expired and revoked, two OS families and two groups, and devices IT revoked or
+retired at LEFT (out of the fleet from then: a silent one, a never heard from, a waived one,
+one of a group). The SQL views are tested equal to judging this fleet from its history
+(`compliance.standings`)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,13 @@ from devposture.policy import Policy, default_policy
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
 DEVICES = 60
+# When IT revoked devices 0 and 9 and retired 3 and 7 (the moments tested fall on both sides).
+LEFT = NOW - dt.timedelta(hours=3)
+LEAVERS = {0: "revoked", 9: "revoked", 3: "retired", 7: "retired"}
+
+
+def device_id_of(n: int) -> str:
+    return f"{n:02x}" + "ab" * 15
 
 
 def enroll(store: Store, device_id: str) -> None:
@@ -46,7 +55,7 @@ def mixed_fleet(database: DatabaseTarget | Path) -> tuple[Store, Policy]:
     policy = default_policy()
     store = Store.open(database)
     for n in range(DEVICES):
-        device_id = f"{n:02x}" + "ab" * 15
+        device_id = device_id_of(n)
         enroll(store, device_id)
         if n % 10 == 9:
             continue  # never reported: UNKNOWN on every check, STALE once the window passes
@@ -79,4 +88,6 @@ def mixed_fleet(database: DatabaseTarget | Path) -> tuple[Store, Policy]:
                                     NOW - dt.timedelta(days=2), NOW + dt.timedelta(days=2)),
                              NOW)  # fmt: skip
             store.waivers.revoke_waiver(f"w{n}", NOW - dt.timedelta(hours=1), "fixed")
+    for n, status in LEAVERS.items():
+        assert store.identity.set_device_status(device_id_of(n), status, LEFT, "replaced")
     return store, policy

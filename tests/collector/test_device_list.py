@@ -38,7 +38,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, Pol
 
 
 def _judged(store: Store, policy: Policy) -> tuple[list[DeviceSeen], dict[str, dict[str, str]]]:
-    devices = store.reports.devices_seen(NOW)
+    """The fleet's devices (a revoked or retired one has left it) and their standings."""
+    devices = [d for d in store.reports.devices_seen(NOW) if d.left_at is None or d.left_at > NOW]
     judged: dict[str, dict[str, str]] = {d.device_id: {} for d in devices}
     found: list[Standing] = standings(
         devices, store.reports.state_changes(NOW), policy, NOW, store.waivers.recorded()
@@ -164,7 +165,7 @@ def test_a_groups_fleet_and_failures_counted_in_sql_equal_them_judged_from_the_h
     fast = fleet_rows(store, policy, NOW, current=True, group=group)
     exact = fleet_rows(store, policy, NOW, exact=True, group=group)
     assert fast == exact
-    members = {d.device_id for d in store.identity.devices(group=group)}
+    members = {d.device_id for d in store.identity.devices(group=group) if d.status == "active"}
     assert sum(int(str(r["devices"])) for r in exact) == len(members) * len(policy.checks)
 
     def keys(rows: list[Row]) -> list[tuple[object, object, object]]:
