@@ -536,11 +536,23 @@ def test_a_collector_stopped_by_sigstop_before_its_day_record_writes_nothing_ove
             ).fetchone()
             return None if row is None else int(row[0])
 
+        def answered(pid: int) -> bool:
+            """Whether that connection's statement was answered: it waits on no lock and
+            runs nothing (idle, in a transaction or not: the stopped collector cannot go on).
+            Asked of that one connection: several of the collector's may have read devices."""
+            row = watch.execute(
+                "SELECT state, wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+            ).fetchone()
+            return row is not None and row[0] in ("idle", "idle in transaction") and (
+                row[1] != "Lock"
+            )
+
         wait_until(lambda: backend("waiting") is not None, "the collector counting the fleet")
         counting = backend("waiting")
+        assert counting is not None
         serving[0].process.send_signal(signal.SIGSTOP)
         held.rollback()  # the read is answered; the stopped collector has not taken it yet
-        wait_until(lambda: backend("idle") == counting, "the count's first read answered")
+        wait_until(lambda: answered(counting), "the count's first read answered")
     store = Store.open(config.database)
     try:
         later = utcnow() + dt.timedelta(hours=1)
