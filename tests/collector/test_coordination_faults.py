@@ -41,7 +41,7 @@ from devposture.net.pinning import fingerprint as pin_of
 from devposture.policy import Policy, parse_policy
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
-from tests.collector.test_workers import processes_left
+from tests.collector.test_workers import killed_after, processes_left
 from tests.conftest import host_info, make_report
 from tests.databases import collector_database, fresh_database, on_postgresql
 from tests.e2e.fleet import free_ports
@@ -501,11 +501,7 @@ def test_a_hung_worker_is_killed_and_started_again(tmp_path: Path) -> None:
         assert parent.wait(60) == 0, said()[-3000:]
         assert not (left := processes_left()), [p.cmdline() for p in left]
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait(30)
-        for child in psutil.Process().children(recursive=True):
-            child.kill()
+        killed_after(parent)
 
 
 @several

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
@@ -262,11 +263,17 @@ def test_a_stop_while_a_dead_worker_is_started_again_stops_everything(
         assert parent.wait(60) == 0, log.read_text(errors="replace")[-3000:]
         assert not (left := processes_left()), [p.cmdline() for p in left]
     finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait(30)
-        for child in psutil.Process().children(recursive=True):
-            child.kill()
+        killed_after(parent)
+
+
+def killed_after(parent: subprocess.Popen[Any]) -> None:
+    """What a test of `serve --workers` leaves running, whatever happened: the supervisor,
+    then every process of the test's tree (a worker it had not yet reaped)."""
+    if parent.poll() is None:
+        parent.kill()
+        parent.wait(30)
+    for child in psutil.Process().children(recursive=True):
+        child.kill()
 
 
 def processes_left() -> list[psutil.Process]:
