@@ -25,16 +25,14 @@ from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.chat_backups import scan, watch_folders
 from devposture.agent.probes.chat_layouts import BY_FAMILY
-from devposture.agent.probes.macos import disk as mac_disk
 from devposture.agent.probes.outcome import ProbeContext
 from devposture.agent.probes.windows import disk as windows_disk
 from devposture.policy.checks import CheckParameters, State, check_chat_backup
 from devposture.policy.phrases import is_phrase
 from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
-from tests.agent.macos.replay_macos import MacReplayHost
-from tests.agent.macos.replay_macos import out as mac_out
 from tests.agent.rmfh import rmfh_file
+from tests.agent.test_backup_volume import mac_report
 from tests.agent.test_probes_backups import DAY, NOW, dated, sqlcipher_db, tool
 from tests.agent.windows.replay_windows import WindowsReplayHost, output
 
@@ -569,15 +567,7 @@ def test_macos_wechat4_backup_set_in_the_containers_backup_folder(tmp_path: Path
     # read "on FileVault" by the link's place.
     host = MappedHost(pb.OS_FAMILY_MACOS, "/Users/zhang",
                       {"/Users": tmp_path / "Users", "/Volumes": tmp_path / "Volumes"})  # fmt: skip
-    replay = MacReplayHost().with_tool("fdesetup")
-    replay.commands[tuple(cmd.FDESETUP_STATUS)] = mac_out(
-        "fdesetup/status-on-master-keychain-munkireport-158.out"
-    )
-    report = pb.PostureReport()
-    fact = mac_disk.probe(ProbeContext(replay, ProbeConfig(), report)).fact
-    assert isinstance(fact, pb.DiskEncryptionFact)
-    report.disk_encryption.CopyFrom(fact)
-    (moved,) = collect(host, report=report).backups
+    (moved,) = collect(host, report=mac_report()).backups
     assert not moved.HasField("on_encrypted_volume")
     assert moved.volume_evidence == (
         "no volume in the disk-encryption fact holds it (the files are really in"
