@@ -28,6 +28,7 @@ change here (a kind of field this module cannot write fails its test).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -110,16 +111,10 @@ def _by_name(reason: Said, device_id: str, hostname: str) -> Said:
     same words, so that the two stay line for line alike."""
     if reason.as_is:
         return Said(reason.english.replace(device_id, hostname), as_is=True)
-    if type(reason) is not Said:  # a list of names: no sentence of the collector's
-        return reason
-    params: dict[str, str | Said] = {
-        name: hostname if value == device_id
-        else _by_name(value, device_id, hostname) if isinstance(value, Said)
-        else value
-        for name, value in reason.params.items()
-    }  # fmt: skip
-    plain = None if reason.plain is None else reason.plain.replace(device_id, hostname)
-    return Said(reason.english, params, plain=plain)
+    named = reason.swapping(lambda value: hostname if value == device_id else None)
+    if named.plain is None or named is reason:  # a list of names: no sentence of the collector's
+        return named
+    return dataclasses.replace(named, plain=named.plain.replace(device_id, hostname))
 
 
 # -- the file -----------------------------------------------------------------------------------

@@ -237,17 +237,10 @@ def _written_here(summary: Said, out: Path) -> Said:
     (`out`) where it names its own: its path, which it says as "the bundle", and its name in
     the command that checks it (`audit verify bundle.zip`), which sent the reader to verify a
     file they do not have. The same lines as an export on the collector machine."""
-    if summary.as_is or type(summary) is not Said:
-        return summary
-    params: dict[str, str | Said] = {}
-    for name, value in summary.params.items():
-        if value == _THE_BUNDLE:
-            params[name] = str(out)
-        elif value == EXPORT_FILE:
-            params[name] = out.name
-        else:
-            params[name] = _written_here(value, out) if isinstance(value, Said) else value
-    return Said(summary.english, params, plain=summary.plain)
+    def here(value: str | Said) -> str | None:
+        return str(out) if value == _THE_BUNDLE else out.name if value == EXPORT_FILE else None
+
+    return summary.swapping(here)
 
 
 def _progress_line(chunk: admin_pb.ExportChunk, received: int) -> str:

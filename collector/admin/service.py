@@ -150,15 +150,7 @@ def _unnamed(sentence: Said, path: str) -> Said:
     remote reader cannot see) said as "the bundle", at any depth: an export's summary is
     several lines when its period ends in the future, and only its first line's file was
     replaced, so the remote reader read the collector's temporary path."""
-    if sentence.as_is or type(sentence) is not Said:  # a text as it is, a list of names
-        return sentence
-    params = {
-        name: said("the bundle") if value == path
-        else _unnamed(value, path) if isinstance(value, Said)
-        else value
-        for name, value in sentence.params.items()
-    }  # fmt: skip
-    return Said(sentence.english, params, plain=sentence.plain)
+    return sentence.swapping(lambda value: said("the bundle") if value == path else None)
 
 
 class AdminService(admin_grpc.AdminServicer):

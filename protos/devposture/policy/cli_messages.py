@@ -27,7 +27,7 @@ import ast
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
@@ -92,6 +92,23 @@ class Said:
 
     def __str__(self) -> str:
         return self.worded("en")
+
+    def swapping(self, swap: Callable[[str | Said], str | Said | None]) -> Said:
+        """This sentence with its values, at any depth, given by `swap` where it gives one
+        (None: the value stays, a sentence walked in turn). A text as it is and a list of
+        names (a subclass) have no values of a sentence: returned as they are. For a value
+        one reader must not see as another does (the collector's own file, a device id)."""
+        if self.as_is or type(self) is not Said:
+            return self
+        params: dict[str, str | Said] = {}
+        for name, value in self.params.items():
+            swapped = swap(value)
+            params[name] = (
+                swapped if swapped is not None
+                else value.swapping(swap) if isinstance(value, Said)
+                else value
+            )  # fmt: skip
+        return Said(self.english, params, plain=self.plain)
 
     def data(self) -> dict[str, Any]:
         """As JSON-ready data (`wire`)."""
