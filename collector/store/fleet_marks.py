@@ -13,10 +13,15 @@ change dated before a mark), the reports received by then (never in the past), t
 in force then (granted and revoked when they are made, never back-dated), and the policy's
 judging parameters (`judging_key`: a mark counted under another policy, or under the rule
 before revoked and retired devices left the counts, is not read), and which devices had left
-the fleet by then (revoked or retired: set when it happens, never back-dated). So:
+the fleet by then (revoked or retired: dated by the clock of the collector that stores it,
+which may run behind the one that counted a mark, so a leaving stored after a mark may be
+dated before it; an operator may edit the date too). So:
 
 - a change dated at or before a mark voids it: a trigger on `state_changes` deletes the
   marks at or after each inserted change, whoever writes it;
+- so does a device's leaving (schema 25): a trigger on `devices` deletes the fleet's marks
+  and the device's group's from the moment it left (the earlier moment, when an edit moves
+  it), whoever writes the status;
 - a count that was under way while such a change was stored is not kept: `keep` reads the
   evidence chain's state entries appended since the count began (the chain is one sequence
   in commit order, appended under the store's write lock, in the same transaction as the

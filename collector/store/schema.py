@@ -30,6 +30,7 @@ from devposture.collector.evidence.chain import (
     report_payload,
     state_key,
 )
+from devposture.collector.standing_rule import ACTIVE
 from devposture.collector.store.chain import append
 from devposture.collector.store.engine import AnyDatabase, PostgresDatabase, SqliteDatabase
 
@@ -292,7 +293,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 24
+SCHEMA_VERSION = 25
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -606,6 +607,33 @@ def _add_lease_tokens(connection: sqlite3.Connection) -> None:
 
 
 LEASE_TOKENS_MIGRATION: tuple[Step, ...] = (_add_lease_tokens,)
+
+# Schema 25: a device's leaving (revoked or retired: `standing_rule.in_fleet`) changes every
+# mark from its date on, and a leaving may be dated before marks already counted (a collector
+# whose clock runs behind, an operator's edit of the date): a trigger on `devices` voids the
+# fleet's marks and the device's group's from the earlier of its old and new leaving moments
+# (an active device's: never; a status without its moment: since ever, as `sql_in_fleet`
+# reads it). Like schemas 19 and 21, whoever writes the row.
+_NEVER, _EVER = 1 << 62, -(1 << 62)
+
+
+def _left_since(row: str) -> str:
+    """When the `devices` row `row` (OLD or NEW) left the fleet, for the triggers."""
+    return (
+        f"CASE WHEN {row}.status = '{ACTIVE}' THEN {_NEVER}"
+        f" ELSE COALESCE({row}.status_us, {_EVER}) END"
+    )
+
+
+_LEFT_SINCE = f"MIN({_left_since('OLD')}, {_left_since('NEW')})"
+LEAVING_MIGRATION: tuple[Step, ...] = (
+    "CREATE TRIGGER IF NOT EXISTS devices_left_void_marks"  # noqa: S608 (fixed texts only)
+    " AFTER UPDATE OF status, status_us ON devices"
+    " WHEN OLD.status IS NOT NEW.status OR OLD.status_us IS NOT NEW.status_us"
+    f" BEGIN DELETE FROM fleet_marks WHERE at_us >= {_LEFT_SINCE};"
+    " DELETE FROM group_marks WHERE device_group IN (OLD.device_group, NEW.device_group)"
+    f" AND at_us >= {_LEFT_SINCE}; END",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -614,7 +642,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     14: SEALING_MIGRATION, 15: AUDITOR_MIGRATION, 16: PARTS_MIGRATION,
     17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
     20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
-    23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION,
+    23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION, 25: LEAVING_MIGRATION,
 }  # fmt: skip
 
 
@@ -945,6 +973,20 @@ CREATE OR REPLACE TRIGGER devices_regrouped_void_group_marks
     AFTER UPDATE OF device_group ON devices FOR EACH ROW
     WHEN (OLD.device_group IS DISTINCT FROM NEW.device_group)
     EXECUTE FUNCTION devposture_void_group_marks();
+CREATE OR REPLACE FUNCTION devposture_void_marks_of_leaving() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  since BIGINT := LEAST({_left_since("OLD")}, {_left_since("NEW")});
+BEGIN
+  DELETE FROM fleet_marks WHERE at_us >= since;
+  DELETE FROM group_marks
+  WHERE device_group IN (OLD.device_group, NEW.device_group) AND at_us >= since;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER devices_left_void_marks
+    AFTER UPDATE OF status, status_us ON devices FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.status_us IS DISTINCT FROM NEW.status_us)
+    EXECUTE FUNCTION devposture_void_marks_of_leaving();
 {FAILING_BY_DEVICE};
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,

@@ -11,6 +11,8 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from devposture.collector.fleet_history import mark_days, midnights
 from devposture.collector.store import CheckResult, Store
 from devposture.collector.store.fleet import fleet_figures_as_of
@@ -263,5 +265,92 @@ def test_a_groups_count_under_way_when_a_device_is_regrouped_is_not_kept(
         with store._db.transaction() as cursor:
             assert keep(cursor, whole)
         assert marked(store._db, policy, at) == _counted(store, policy, at)
+    finally:
+        store.close()
+
+
+# --- a revocation or retirement dated before a mark (schema 25) ------------------------------
+
+
+def _all_marked(
+    store: Store, policy: Policy, moments: list[dt.datetime], groups: list[str]
+) -> None:
+    for at in moments:
+        assert store.fleet.mark(policy, at)
+        for group in groups:
+            assert store.fleet.mark(policy, at, group)
+
+
+@pytest.mark.parametrize("status", ["revoked", "retired"])
+def test_a_device_leaving_dated_before_a_mark_voids_the_marks_it_changes(
+    tmp_path: Path, status: str
+) -> None:
+    """IT revokes (or retires) a device after the midnight marks were counted, on a collector
+    whose clock runs behind (or the news came late): the leaving is dated before a mark. The
+    marks from that date on counted the device, which counting again leaves out: each is
+    voided, the fleet's and its group's; those before stay, and so do other groups'."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        at, later, earlier = MOMENTS[1], MOMENTS[0], MOMENTS[3]
+        _all_marked(store, policy, [at, later, earlier], groups)
+        leaver = next(d for d in store.identity.devices(group=groups[0]) if d.status == "active")
+        was = _counted(store, policy, at)
+        assert store.identity.set_device_status(
+            leaver.device_id, status, at - dt.timedelta(hours=2), "stolen on a trip"
+        )
+        assert _counted(store, policy, at) != was, "the leaving moves the count"
+        for moment in (at, later):
+            assert marked(store._db, policy, moment) is None
+            assert marked(store._db, policy, moment, groups[0]) is None
+            assert marked(store._db, policy, moment, groups[1]) is not None
+            assert store.fleet.fleet_figures_as_of(policy, moment) == _counted(
+                store, policy, moment)  # fmt: skip
+            assert store.fleet.fleet_figures_as_of(policy, moment, groups[0]) == _grouped(
+                store, policy, groups[0], moment)  # fmt: skip
+        # Before the leaving's date the device counted, as the marks say.
+        assert marked(store._db, policy, earlier) == _counted(store, policy, earlier)
+        assert marked(store._db, policy, earlier, groups[0]) == _grouped(
+            store, policy, groups[0], earlier)  # fmt: skip
+    finally:
+        store.close()
+
+
+def test_an_operators_edit_of_when_a_device_left_voids_the_marks_between(
+    tmp_path: Path,
+) -> None:
+    """Marks are kept by triggers, not by the writers: an edit that moves a retirement's date
+    back (or leaves a status without its date: left since ever) voids the marks it changes."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        retired = next(d for d in store.identity.devices() if d.status == "retired")
+        assert retired.status_at is not None
+        at, earlier = MOMENTS[1], MOMENTS[3]  # both before it left: it counted in both
+        _all_marked(store, policy, [at, earlier], groups)
+        with store._db.transaction() as cursor:
+            cursor.execute(
+                "UPDATE devices SET status_us = ? WHERE device_id = ?",
+                (int((at - dt.timedelta(hours=1)).timestamp() * 1_000_000), retired.device_id),
+            )
+        assert marked(store._db, policy, at) is None
+        assert marked(store._db, policy, earlier) == _counted(store, policy, earlier)
+        assert store.fleet.fleet_figures_as_of(policy, at) == _counted(store, policy, at)
+        _all_marked(store, policy, [at], groups)
+        with store._db.transaction() as cursor:
+            cursor.execute(
+                "UPDATE devices SET status_us = NULL WHERE device_id = ?", (retired.device_id,)
+            )
+        assert marked(store._db, policy, earlier) is None
+        assert store.fleet.fleet_figures_as_of(policy, earlier) == _counted(
+            store, policy, earlier)  # fmt: skip
+        # An edit that changes neither the status nor its date voids nothing.
+        _all_marked(store, policy, [at, earlier], groups)
+        with store._db.transaction() as cursor:
+            cursor.execute(
+                "UPDATE devices SET status_reason = 'replaced' WHERE device_id = ?",
+                (retired.device_id,),
+            )
+        assert marked(store._db, policy, earlier) is not None
     finally:
         store.close()
