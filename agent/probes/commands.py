@@ -125,6 +125,10 @@ NETSH_FIREWALL = ("netsh", "advfirewall", "show", "allprofiles")
 CONNECTION_PROFILES = powershell("Get-NetConnectionProfile")
 NETSH_WLAN = ("netsh", "wlan", "show", "interfaces")
 IPCONFIG = ("ipconfig", "/all")
+# The adapters again, in the NetAdapter module's list view: property names and state words that
+# no display language translates (agent/parsers/windows/netadapter.py). Hidden adapters too: a
+# virtual NIC may be hidden from the Network Connections folder and still carry the traffic.
+NET_ADAPTERS = powershell("Get-NetAdapter -IncludeHidden | Format-List")
 MANAGE_BDE = ("manage-bde", "-status")
 SECURITY_CENTER = powershell(
     "Get-CimInstance -Namespace root/SecurityCenter2 -ClassName AntiVirusProduct"
@@ -280,6 +284,8 @@ DECLARED: tuple[Declared, ...] = (
              CONNECTION_PROFILES),
     Declared((WINDOWS,), "Wi-Fi: the network in use and its security", NETSH_WLAN),
     Declared((WINDOWS,), "VPN: network adapters", IPCONFIG),
+    Declared((WINDOWS,), "VPN: network adapters, their driver and state, in no display language",
+             NET_ADAPTERS),
     Declared((WINDOWS,), "disk encryption: BitLocker's volumes", MANAGE_BDE),
     Declared((WINDOWS,), "antivirus: products registered with Security Center",
              SECURITY_CENTER),

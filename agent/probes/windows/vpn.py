@@ -1,10 +1,23 @@
-"""VPN on Windows: tunnel adapters from `ipconfig /all`, psutil's interfaces as a supplement.
+"""VPN on Windows: tunnel adapters from `Get-NetAdapter` and `ipconfig /all`, psutil's interfaces
+as a supplement.
 
-An adapter is up when its media is connected and it has an IPv4 address (a VPN adapter
-without one carries no traffic yet). psutil (`ctx.host.net_interfaces()`) adds interfaces whose
-connection name says VPN but that ipconfig did not list (it can miss adapters being set up).
-No VPN adapter at all is a fact (active=false), not an error; ipconfig failing is an error,
-unless psutil still answered.
+Get-NetAdapter's list view is read first: its property names and state words are the same in
+every display language, so a Korean, Polish or Thai Windows reads its VPN adapters there. An
+adapter is up when its interface is operational and its medium connected.
+
+`ipconfig /all` is read next, for what only it shows: the built-in VPN client's "PPP adapter"s,
+"Unknown adapter"s whose driver no table names, and each adapter's IPv4 address. An adapter both
+list (the same description) is up only when both say so: Windows calls a VPN adapter that no
+server answered connected, with an automatic address (169.254/16) that carries no traffic.
+ipconfig's titles are in the display language; in a language without a table it is a ParseError,
+reported, since a PPP connection may then go unseen: "no VPN" is not proven there, while a VPN
+Get-NetAdapter saw up is still seen. Where ipconfig was read, a failed Get-NetAdapter (Windows 7
+has no NetAdapter module) costs nothing, as ipconfig listed every adapter it would have, so it is
+not reported.
+
+psutil (`ctx.host.net_interfaces()`) adds interfaces whose connection name says VPN but that
+neither listed (ipconfig can miss adapters being set up). No VPN adapter at all is a fact
+(active=false), not an error; the fact is an error only when no source answered.
 """
 
 from __future__ import annotations
@@ -12,31 +25,59 @@ from __future__ import annotations
 from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.windows.ipconfig import parse_ipconfig
-from devposture.agent.probes.commands import IPCONFIG
+from devposture.agent.parsers.windows.netadapter import parse_net_adapters
+from devposture.agent.probes.commands import IPCONFIG, NET_ADAPTERS
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
 from devposture.agent.probes.windows.commands import run_text
-from devposture.agent.probes.windows.vpn_adapters import adapter_kind, adapter_up, name_kind
+from devposture.agent.probes.windows.vpn_adapters import (
+    adapter_kind,
+    adapter_up,
+    name_kind,
+    net_adapter_kind,
+)
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_VPN
+NET_ADAPTERS_SOURCE = "Get-NetAdapter"
+IPCONFIG_SOURCE = "ipconfig"
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     fact = pb.VpnFact()
-    errors: list[pb.ProbeError] = []
-    read_any = False
+    # The VPN interfaces by lower-cased description, and the names already seen (for psutil).
+    found: dict[str, pb.VpnInterface] = {}
     seen: set[str] = set()
+    listing_error: pb.ProbeError | None = None
+    read_any = False
     try:
-        for adapter in parse_ipconfig(run_text(ctx, IPCONFIG)):
-            kind = adapter_kind(adapter)
-            if not kind:
-                continue
-            name = adapter.description or adapter.name
-            fact.interfaces.add(name=name, kind=kind, up=adapter_up(adapter))
-            seen.update({adapter.name.lower(), adapter.description.lower()})
+        for adapter in parse_net_adapters(run_text(ctx, NET_ADAPTERS)):
+            kind = net_adapter_kind(adapter)
+            if kind:
+                found[adapter.description.lower()] = fact.interfaces.add(
+                    name=adapter.description or adapter.name, kind=kind, up=adapter.up
+                )
+                seen.update({adapter.name.lower(), adapter.description.lower()})
         read_any = True
     except (HostError, ParseError) as exc:
-        errors.append(source_error(FACT, "ipconfig", exc))
+        listing_error = source_error(FACT, NET_ADAPTERS_SOURCE, exc)
+    errors: list[pb.ProbeError] = []
+    try:
+        for entry in parse_ipconfig(run_text(ctx, IPCONFIG)):
+            kind = adapter_kind(entry)
+            if not kind:
+                continue
+            listed = found.get(entry.description.lower()) if entry.description else None
+            if listed is not None:
+                listed.up = listed.up and adapter_up(entry)
+            else:
+                name = entry.description or entry.name
+                fact.interfaces.add(name=name, kind=kind, up=adapter_up(entry))
+            seen.update({entry.name.lower(), entry.description.lower()})
+        read_any = True
+    except (HostError, ParseError) as exc:
+        errors.append(source_error(FACT, IPCONFIG_SOURCE, exc))
+        if listing_error is not None:
+            errors.insert(0, listing_error)
     try:
         for interface in ctx.host.net_interfaces():
             kind = name_kind(interface.name)

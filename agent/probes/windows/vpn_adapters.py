@@ -1,5 +1,10 @@
 """Which Windows network adapters are VPN tunnels, by what Windows calls them.
 
+Both adapter sources are judged here: `ipconfig /all` (a type and a description) and
+`Get-NetAdapter` (a description only). A description is the driver's own name, the same in both
+sources; a driver may word it in the display language (Realtek's "Контроллер семейства Realtek
+PCIe GbE" on a Russian machine), the VPN drivers below are English in every recording.
+
 `ipconfig /all` shows a VPN as an "Unknown adapter" (WireGuard and Wintun-based clients), a
 "PPP adapter" (the built-in VPN client: PPTP, L2TP, SSTP, IKEv2) or an Ethernet adapter whose
 description names a virtual NIC driver. Descriptions are matched case-insensitively against
@@ -43,6 +48,7 @@ traffic: WeChat's goes out on the public network as before, so they are not the 
 from __future__ import annotations
 
 from devposture.agent.parsers.windows.ipconfig import Adapter
+from devposture.agent.parsers.windows.netadapter import NetAdapter
 
 # (substring of the lower-cased description, kind)
 DESCRIPTIONS: tuple[tuple[str, str], ...] = (
@@ -77,14 +83,21 @@ NAME_HINTS: tuple[tuple[str, str], ...] = (
 )
 
 
-def adapter_kind(adapter: Adapter) -> str:
-    """The VPN kind of an adapter, or "" when it is not a VPN."""
-    description = adapter.description.lower()
-    if any(needle in description for needle in _NOT_VPN_DESCRIPTIONS):
+def description_kind(description: str) -> str | None:
+    """The VPN kind a driver's description names; "" for a virtual NIC known to be no VPN (a
+    game accelerator's); None when the description alone does not tell."""
+    lowered = description.lower()
+    if any(needle in lowered for needle in _NOT_VPN_DESCRIPTIONS):
         return ""
-    for needle, kind in DESCRIPTIONS:
-        if needle in description:
-            return kind
+    return next((kind for needle, kind in DESCRIPTIONS if needle in lowered), None)
+
+
+def adapter_kind(adapter: Adapter) -> str:
+    """The VPN kind of an adapter ipconfig listed, or "" when it is not a VPN."""
+    kind = description_kind(adapter.description)
+    if kind is not None:
+        return kind
+    description = adapter.description.lower()
     if adapter.kind == "ppp":
         return "ppp"
     if adapter.kind == "unknown":
@@ -99,6 +112,13 @@ def adapter_up(adapter: Adapter) -> bool:
     an automatic one (169.254/16, what Windows gives an adapter no server answered)."""
     addresses = [a for a in adapter.ipv4 if not a.startswith(_APIPA)]
     return not adapter.media_disconnected and bool(addresses)
+
+
+def net_adapter_kind(adapter: NetAdapter) -> str:
+    """The VPN kind of an adapter Get-NetAdapter listed, or "". Only the description tells: the
+    list view has no type such as ipconfig's "Unknown adapter" or "PPP adapter", and no
+    recording shows it listing the built-in VPN client's PPP connections, which ipconfig does."""
+    return description_kind(adapter.description) or ""
 
 
 def name_kind(name: str) -> str:

@@ -50,6 +50,9 @@ def healthy_english() -> WindowsReplayHost:
     host.record(cmd.REG_AU, output("reg_query/au-policy-scheduled-install.txt"))
     host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-en-win11-wpa3-h2e-two-adapters.txt"))
     host.record(cmd.IPCONFIG, output("ipconfig/all-en-wireguard-unknown-adapter.txt"))
+    # Get-NetAdapter of another English machine (one Ethernet adapter up, no VPN listed): the
+    # WireGuard tunnel is seen through ipconfig alone.
+    host.record(cmd.NET_ADAPTERS, output("netadapter/list-en-c2-agent-vmware-one-up.txt"))
     host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
     no_chat_client_keys(host, "reg_query/not-found-en.txt")
     return host
@@ -96,6 +99,9 @@ def chinese() -> WindowsReplayHost:
     host.record(cmd.REG_AU, output("reg_query/not-found-zh.cp936-crlf.txt", REG_MISSING))
     host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-zh-win11-ax211-wpa2.cp936-crlf.txt"))
     host.record(cmd.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    # Windows 7 has no NetAdapter module either: the call fails (no output recorded), and
+    # ipconfig, which was read, lists every adapter.
+    host.record(cmd.NET_ADAPTERS, (1, b"", b""))
     host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-26100-encrypted.txt"))
     host.timeouts.add(tuple(cmd.MANAGE_BDE))
     no_chat_client_keys(host, "reg_query/not-found-zh.cp936-crlf.txt")
@@ -125,6 +131,8 @@ def failing_english() -> WindowsReplayHost:
     host.record(cmd.REG_AU, output("reg_query/au-policy-notify-install.txt"))
     host.record(cmd.NETSH_WLAN, output("netsh_wlan/interfaces-fr-win11-ax201-open.txt"))
     host.record(cmd.IPCONFIG, output("ipconfig/all-en-win7-tap-disconnected-mojibake.txt"))
+    # A Spanish Windows 10's adapters: OpenVPN's TAP adapter installed, down and disconnected.
+    host.record(cmd.NET_ADAPTERS, output("netadapter/list-es-17763-tap-down-npcap.txt"))
     host.record(cmd.MANAGE_BDE, output("manage_bde/status-en-25267-three-volumes-decrypted.txt"))
     host.interfaces = [NetInterface("Ethernet", True)]
     no_chat_client_keys(host, "reg_query/not-found-en.txt")

@@ -411,7 +411,11 @@ def test_psutil_supplements_ipconfig() -> None:
 def test_ipconfig_missing_but_psutil_answers() -> None:
     outcome = run(vpn.probe, pb.FACT_VPN, WindowsReplayHost())
     assert isinstance(outcome.fact, pb.VpnFact) and not outcome.fact.active
-    assert codes(outcome) == [("ipconfig", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)]
+    # Neither adapter listing could run (powershell is not installed either): both are named.
+    assert codes(outcome) == [
+        ("Get-NetAdapter", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND),
+        ("ipconfig", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND),
+    ]
 
 
 def test_an_inactive_profile_that_is_off_does_not_decide() -> None:
