@@ -64,6 +64,7 @@ from devposture.collector.reports import (
     fleet_rows,
     history_rows,
 )
+from devposture.collector.standing_rule import ACTIVE
 from devposture.collector.store import Store
 from devposture.collector.store.disk_space import StorageFull, is_full, no_space_left
 from devposture.collector.store.identity import (
@@ -108,6 +109,11 @@ class CommandError(Worded):
 
 class NotFound(CommandError):
     """The command names something (a device, a waiver, a token) that does not exist."""
+
+
+class Precondition(CommandError):
+    """The command names something that exists but is in no state for it (a device that has
+    left the fleet): FAILED_PRECONDITION on the admin port, not NOT_FOUND."""
 
 
 class Denied(CommandError):
@@ -428,13 +434,15 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     devices = args.items("device")
     if not devices:
         raise CommandError("--device is required (repeat it for a group of devices)")
-    known_devices = {d.device_id for d in store.reports.devices_seen()}
-    unknown = [d for d in devices if d not in known_devices]
+    seen = {d.device_id: d for d in store.reports.devices_seen()}
+    unknown = [d for d in devices if d not in seen]
     if unknown:
         raise NotFound(
             "no enrolled device {devices}: see `devposture-collector report device`",
             devices=enumeration(unknown),
         )
+    _refuse_leavers(store, [d for d in dict.fromkeys(devices) if seen[d].left_at is not None],
+                    zone)  # fmt: skip
     added = []
     for device_id in dict.fromkeys(devices):
         waiver = Waiver(
@@ -449,6 +457,29 @@ def _waiver_add(store: Store, config: CollectorConfig, args: Arguments, actor: A
     joined = functools.reduce(lambda before, after: said("{before}; {after}", before=before,
                                                           after=after), added)  # fmt: skip
     return told(lines(*added), note=str(joined))
+
+
+def _refuse_leavers(store: Store, device_ids: list[str], zone: dt.tzinfo) -> None:
+    """Refuse a waiver on devices IT revoked or retired: each is judged no more (out of the
+    fleet's figures, `standing_rule.in_fleet`), so the waiver would exempt nothing, and IT
+    most likely meant the computer in use, which enrolled again under a new id."""
+    refusals: list[Said] = []
+    for device_id in device_ids:
+        device = store.identity.device(device_id)
+        if device is None or device.status == ACTIVE:
+            continue
+        refusals.append(said(
+            "device {device_id} was {status} at {when} and has left the fleet: it is judged no"
+            " more, so a waiver on it would exempt nothing. Waive the device in use instead (a"
+            " computer enrolled again has a new id: see `devposture-collector device list`)",
+            device_id=device_id, status=STATUS_WORDS.get(device.status, device.status),
+            when=shown(device.status_at, zone) if device.status_at else said("an unknown date"),
+        ))  # fmt: skip
+    if refusals:
+        joined = functools.reduce(lambda before, after: said("{before}; {after}",
+                                                              before=before, after=after),
+                                  refusals)  # fmt: skip
+        raise Precondition(joined)
 
 
 def _waiver_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:

@@ -40,6 +40,7 @@ from devposture.collector.admin.commands import (
     CommandError,
     Denied,
     NotFound,
+    Precondition,
     Result,
     Runner,
     UnknownCommand,
@@ -101,6 +102,7 @@ def _status_of(exc: Exception) -> Refusal | None:
         (Denied, grpc.StatusCode.PERMISSION_DENIED),
         (UnknownCommand, grpc.StatusCode.UNIMPLEMENTED),
         (NotFound, grpc.StatusCode.NOT_FOUND),
+        (Precondition, grpc.StatusCode.FAILED_PRECONDITION),
         (CommandError, grpc.StatusCode.INVALID_ARGUMENT),
     )
     if isinstance(exc, StorageFull):  # "the disk holding ... is full: free space, then try again"

@@ -13,10 +13,13 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from devposture.collector.alerts.detect import current
 from devposture.collector.cli import main as collector_cli
+from devposture.collector.clock import utcnow
+from devposture.collector.credentials import ADMIN
 from devposture.collector.render import Row
 from devposture.collector.reports import failing_rows, fleet_rows, history_rows
 from devposture.collector.standing_rule import ACTIVE, in_fleet, sql_in_fleet, sql_left_fleet
@@ -28,6 +31,8 @@ from devposture.collector.store.fleet_marks import Measured, chain_seq, judging_
 from devposture.collector.tokens import new_token
 from devposture.policy import Policy, default_policy
 from tests.collector.cli_fleet import DEVICES, CliFleet, cli_fleet  # noqa: F401
+from tests.collector.test_admin import admin_collector
+from tests.conftest import enroll_agent
 from tests.databases import fresh_database
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.UTC)
@@ -244,3 +249,72 @@ def test_the_sql_of_who_is_in_the_fleet_is_the_python_rule(tmp_path: Path) -> No
             assert (bool(row[0]), bool(row[1])) == (expected, not expected), (status, status_us)
     finally:
         store.close()
+
+
+# --- a waiver for a device that left --------------------------------------------------------
+
+
+def test_waiver_add_refuses_a_device_that_left_the_fleet_with_the_fix(
+    cli_fleet: CliFleet,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A waiver on a retired or revoked device exempts nothing (it is judged no more), and
+    IT meant the computer in use: refused, saying when it left and where the ids in use are,
+    as an unknown device is; nothing is recorded, and a device in use still takes one."""
+    data = ["--data", str(cli_fleet.data)]
+    retired, revoked, in_use = (d for d, _ in DEVICES)
+    assert collector_cli(["device", "retire", retired, "--reason", "replaced", *data]) == 0
+    assert collector_cli(["device", "revoke", revoked, "--reason", "stolen", *data]) == 0
+    capsys.readouterr()
+    expires = (cli_fleet.now + dt.timedelta(days=7)).strftime("%Y-%m-%d")
+    waiver = ["waiver", "add", "--check", "firewall", "--owner", "IT", "--reason", "rollout",
+              "--expires", expires, *data]  # fmt: skip
+    for device_id, status in ((retired, "retired"), (revoked, "revoked")):
+        assert collector_cli([*waiver, "--device", device_id]) == 1
+        said = capsys.readouterr().err
+        assert f"device {device_id} was {status} at" in said, said
+        assert "left the fleet" in said and "device list" in said, said
+    # One that left among devices in use: none of them is waived.
+    assert collector_cli([*waiver, "--device", in_use, "--device", retired]) == 1
+    assert f"device {retired} was retired at" in capsys.readouterr().err
+    store = cli_fleet.store()
+    try:
+        assert store.waivers.recorded() == []
+    finally:
+        store.close()
+    assert collector_cli([*waiver, "--device", "nobody"]) == 1  # unknown: as before
+    assert "no enrolled device nobody" in capsys.readouterr().err
+    assert collector_cli([*waiver, "--device", in_use]) == 0
+
+
+def test_waiver_add_of_a_device_that_left_is_failed_precondition_on_the_admin_port(
+    tmp_path: Path,
+) -> None:
+    """Over the admin port (real TLS, a credential), the refusal is FAILED_PRECONDITION: the
+    device exists (an unknown one is NOT_FOUND) but is in no state to be waived. Audited as
+    an error."""
+    with admin_collector(tmp_path / "collector") as collector:
+        agent = enroll_agent(collector.live, tmp_path / "agent", hostname="old-laptop")
+        device_id = agent.enrollment.device_id
+        admin = collector.credential("Li Wei (IT)", ADMIN)
+        collector.run(admin, "device", "retire", device_id=device_id, reason="replaced")
+        expires = (utcnow() + dt.timedelta(days=7)).isoformat()
+        arguments = {"check": "firewall", "owner": "Li Wei", "reason": "rollout",
+                     "expires": expires}  # fmt: skip
+        with pytest.raises(grpc.RpcError) as refused:
+            collector.run_with(admin, ("waiver", "add"), {"device": device_id, **arguments})
+        error = refused.value
+        assert isinstance(error, grpc.Call)
+        assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert f"device {device_id} was retired at" in str(error.details())
+        with pytest.raises(grpc.RpcError) as unknown:
+            collector.run_with(admin, ("waiver", "add"), {"device": "nobody", **arguments})
+        assert isinstance(unknown.value, grpc.Call)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        assert [(e.command, e.outcome) for e in collector.audit()][-2:] == [
+            ("waiver add", "error"), ("waiver add", "error")]  # fmt: skip
+        store = collector.store()
+        try:
+            assert store.waivers.recorded() == []
+        finally:
+            store.close()
