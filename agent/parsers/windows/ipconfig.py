@@ -2,14 +2,16 @@
 
 Sections start with "<type> adapter <name>:" in the machine's language ("Unknown adapter
 jimber:", "PPP adapter VPN:", "以太网适配器 本地连接:", "乙太網路卡 乙太網路:",
-"イーサネット アダプター LAN:"); fields are "Label . . . . : value" with dot padding.
+"イーサネット アダプター LAN:", "이더넷 어댑터 이더넷:", "Неизвестный адаптер OpenVPN Wintun:");
+fields are "Label . . . . : value" with dot padding.
 A field continuation (a second DNS server) has no " :" separator. The adapter name is the
 connection name the user chose and may be mojibake in a badly captured copy; it is kept as
 printed. Only the type, description, media state and IPv4 addresses are read.
 
 Every section title is looked up in `HEADERS`, which lists only the wordings seen in recorded
-outputs (tests/fixtures/windows/README.md, "ipconfig"). A title in another language is a
-ParseError: the output says "Windows IP ..." in many languages, and skipping titles it did not
+outputs (tests/fixtures/windows/README.md, "ipconfig"); the VPN probe reads a machine in another
+language from Get-NetAdapter (agent/parsers/windows/netadapter.py). A title in another language
+is a ParseError: the output says "Windows IP ..." in many languages, and skipping titles it did not
 know read a Traditional Chinese machine as one without adapters, so a VPN on it read as none.
 A title is told from a field by its colon: a field's label is padded with dots or spaces up to
 its colon ("描述. . . :"), a title's name is not ("以太网适配器 以太网:"). A few fields have no
@@ -53,6 +55,13 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("Drahtlos-LAN-Adapter", "wireless"),
     ("Unbekannter Adapter", "unknown"),
     ("Tunneladapter", "tunnel"),
+    # Korean (Windows 11 22000 and a Wi-Fi Direct adapter's /all section)
+    ("이더넷 어댑터", "ethernet"),
+    ("무선 LAN 어댑터", "wireless"),
+    # Russian ("Неизвестный адаптер OpenVPN Wintun:" from a real machine's plain ipconfig)
+    ("Адаптер Ethernet", "ethernet"),
+    ("Адаптер беспроводной локальной сети", "wireless"),
+    ("Неизвестный адаптер", "unknown"),
 )
 # A title: no padding before its colon; not an address continuing a field ("fe80::1%12").
 _TITLE = re.compile(r"^\s*(?P<title>\S(?:.*\S)?)(?<![ .]):\s*$")
@@ -77,6 +86,12 @@ _LABELS: dict[str, str] = {
     "Beschreibung": "description",
     "Medienstatus": "media",
     "IPv4-Adresse": "ipv4",
+    "설명": "description",
+    "미디어 상태": "media",
+    "IPv4 주소": "ipv4",
+    "Описание": "description",
+    "Состояние среды": "media",
+    "IPv4-адрес": "ipv4",
 }
 _DISCONNECTED = frozenset(
     {
@@ -85,6 +100,8 @@ _DISCONNECTED = frozenset(
         "媒體已中斷連線",
         "メディアは接続されていません",
         "Medium getrennt",
+        "미디어 연결 끊김",
+        "Среда передачи недоступна.",
     }
 )
 _ADDRESS = re.compile(r"^(?P<address>\d{1,3}(?:\.\d{1,3}){3})")

@@ -1,7 +1,7 @@
 """`ipconfig` (/all and plain) as real machines printed it in Chinese (Simplified and
-Traditional), Japanese, Korean and German, and the VPN adapters among them
-(agent.parsers.windows.ipconfig, agent.probes.windows.vpn_adapters). Sources: the "ipconfig"
-table of tests/fixtures/windows/README.md."""
+Traditional), Japanese, Korean, Russian, German and (refused: no table) Italian, and the VPN
+adapters among them (agent.parsers.windows.ipconfig, agent.probes.windows.vpn_adapters).
+Sources: the "ipconfig" table of tests/fixtures/windows/README.md."""
 
 from __future__ import annotations
 
@@ -98,11 +98,56 @@ def test_japanese_ipconfig_mixes_japanese_and_english_headers(copy: str, console
 
 
 def test_a_language_not_in_the_tables_is_refused_not_read_as_no_adapters() -> None:
-    # Korean Windows 11: "Windows IP 구성", "이더넷 어댑터 이더넷:". No Korean table exists, so the
-    # output is a ParseError (the VPN fact then says ipconfig could not be read), never an
-    # empty list that reads as "no VPN adapter".
+    # Italian: "Configurazione IP di Windows", "Scheda Ethernet Ethernet:". No Italian table
+    # exists, so the output is a ParseError (the VPN probe then reads the adapters from
+    # Get-NetAdapter and names ipconfig as unread), never an empty list that reads as "no VPN
+    # adapter".
     with pytest.raises(ParseError, match="adapter type"):
-        adapters("plain-ko-win11-22000-two-ethernet.txt", "cp949")
+        adapters("plain-it-school-wlan.txt", "cp850")
+
+
+def test_korean_ipconfig_is_read() -> None:
+    # Korean Windows 11 (22000): "이더넷 어댑터" titles and "IPv4 주소"; refused before, so a
+    # Korean machine's VPN fact came from connection names alone.
+    found = adapters("plain-ko-win11-22000-two-ethernet.txt", "cp949")
+    assert summary(found) == [
+        ("ethernet", "이더넷", False, ("192.168.100.104",), ""),
+        ("ethernet", "VirtualBox Host-Only Network", False, ("192.168.56.1",), ""),
+    ]
+
+
+@pytest.mark.parametrize("copy", ["utf8", "cp949-crlf"])
+def test_korean_wireless_title_description_and_media_disconnected(copy: str) -> None:
+    # "무선 LAN 어댑터", "설명" (description), "미디어 상태 : 미디어 연결 끊김" (media
+    # disconnected).
+    (direct,) = adapters(f"all-ko-wifi-direct-disconnected.{copy}.txt", "cp949")
+    assert (direct.kind, direct.name, direct.description, direct.media_disconnected) == (
+        "wireless", "로컬 영역 연결* 2", "Microsoft Wi-Fi Direct Virtual Adapter", True,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("copy", ["utf8", "cp866-crlf"])
+def test_russian_ipconfig_all_is_read(copy: str) -> None:
+    # Russian Windows 10: "Адаптер Ethernet", "Адаптер беспроводной локальной сети", "Описание",
+    # "Состояние среды : Среда передачи недоступна." (media disconnected), "IPv4-адрес"; the
+    # VirtualBox adapter has only an automatic address ("Автонастройка IPv4-адреса"), not read.
+    found = adapters(f"all-ru-virtualbox-apipa-hyperv.{copy}.txt", "cp866")
+    assert summary(found) == [
+        ("ethernet", "Ethernet", True, (), ""),
+        ("ethernet", "Ethernet 2", False, (), ""),
+        ("wireless", "Беспроводная сеть", False, ("192.168.0.102",), ""),
+        ("ethernet", "vEthernet (Default Switch)", False, ("172.17.47.81",), ""),  # Hyper-V
+    ]
+    assert found[2].description == "TP-LINK 150Mbps Wireless Lite N Adapter"
+
+
+def test_russian_unknown_adapter_is_a_tunnel_and_disconnected() -> None:
+    # "Неизвестный адаптер OpenVPN Wintun:" (OpenVPN's Wintun adapter), media unavailable.
+    found = adapters("plain-ru-wintun-unknown-disconnected.utf8.txt", "cp866")
+    assert summary(found) == [
+        ("unknown", "OpenVPN Wintun", True, (), "tun"),
+        ("ethernet", "Ethernet", False, ("10.12.26.31",), ""),
+    ]
 
 
 @pytest.mark.parametrize(
