@@ -203,6 +203,15 @@ ENGLISH: dict[str, str] = {
     "device_status_active": "active",
     "device_status_revoked": "revoked",
     "device_status_retired": "retired",
+    # A device IT revoked or retired: its page (`left_fleet`).
+    "left_fleet": "Left the fleet",
+    "left_reason": "Why it left",
+    "left_notice": (
+        "This device was {status} on {when} and has left the fleet: it counts in no figure"
+        " from then on, and nothing more is asked of it. Below are its last verdicts before"
+        " it left, kept as history."
+    ),
+    "last_verdict": "Last verdict",
     "report_collected": "report collected",
     "net_PUBLIC": "PUBLIC",
     "net_TRUSTED": "TRUSTED",

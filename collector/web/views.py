@@ -10,7 +10,8 @@ fleet once. The trend (the fleet at each of the last 8 week ends, and now) is ca
 to 10 minutes while nothing changes, `FRESH_SECONDS` while reports arrive.
 
 A device page reads only that device, by index (`collector.store.device_pages`), and judges it from
-its history with `compliance.standings`.
+its history with `compliance.standings`; a device that left the fleet is not judged, its page
+shows its last verdicts as history (`left_fleet`).
 
 Every method runs on the dashboard's one database thread (`app.py`).
 """
@@ -39,6 +40,7 @@ from devposture.collector.store.device_list import NOT_PASSING, DeviceFilter, Li
 from devposture.collector.web import auth, sorting
 from devposture.collector.web.charts import Series
 from devposture.collector.web.failing_rows import failing_page_rows
+from devposture.collector.web.left_fleet import LeftFleet, last_verdicts, left_fleet
 from devposture.collector.web.side_reads import SideReader
 from devposture.policy import CheckSpec, Clause, Policy
 from devposture.v1 import devposture_pb2 as pb
@@ -202,10 +204,12 @@ class CheckView:
     waivers: list[Waiver]
     timeline: list[TimelineEntry]
     wifi_sessions: list[WifiSessionView] = field(default_factory=list)
+    # The device has left the fleet: `standing` is its last verdict, kept as history.
+    history_only: bool = False
 
     @property
     def needs_remedy(self) -> bool:
-        return self.standing.state != "PASS"
+        return self.standing.state != "PASS" and not self.history_only
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ class DevicePage:
     reports: list[device_pages.ReceivedReport]
     reports_total: int
     waivers: list[Waiver]
+    left: LeftFleet | None = None  # how it left the fleet, if IT revoked or retired it
 
 
 class PolicyUnavailable(Exception):
@@ -472,13 +477,18 @@ class Views:
         seen = DeviceSeen(
             info.device_id, info.hostname, info.os_family, info.enrolled_at, info.last_report_at
         )
-        history = self._reader.device_pages.changes(device_id, at)
+        # A device that left the fleet: its history up to then, its last verdicts.
+        left = left_fleet(info, at)
+        ended = None if left is None else left.at
+        history = self._reader.device_pages.changes(device_id, ended or at)
         waivers = [w for w in self._reader.waivers.recorded() if w.device_id == device_id]
         verdicts = self._reader.device_pages.verdicts(device_id)
         current = {(device_id, c): (v.state, v.reason) for c, v in verdicts.items()}
-        judged = {
-            s.check_id: s for s in standings([seen], history, policy, at, waivers, current=current)
-        }
+        judged = (
+            {s.check_id: s
+             for s in standings([seen], history, policy, at, waivers, current=current)}
+            if left is None else last_verdicts(device_id, history, policy, verdicts, left)
+        )  # fmt: skip
         checks: list[CheckView] = []
         for spec in policy.checks:
             verdict = verdicts.get(spec.check_id)
@@ -490,15 +500,15 @@ class Views:
             checks.append(CheckView(
                 spec=spec, clause=policy.clause(spec.clause), standing=judged[spec.check_id],
                 verdict=verdict, waivers=[w for w in waivers if w.check_id == spec.check_id],
-                timeline=_timeline([c for c in history if c[1] == spec.check_id], at),
-                wifi_sessions=sessions,
+                timeline=_timeline([c for c in history if c[1] == spec.check_id], at, ended),
+                wifi_sessions=sessions, history_only=left is not None,
             ))  # fmt: skip
         received, total = self._reader.device_pages.reports(device_id, REPORTS_SHOWN)
         return DevicePage(
             at=at, policy=policy, device_id=info.device_id, hostname=info.hostname,
             os_family=info.os_family, group=info.group, enrolled_at=info.enrolled_at,
             last_report_at=info.last_report_at, status=info.status, checks=checks,
-            reports=received, reports_total=total, waivers=waivers,
+            reports=received, reports_total=total, waivers=waivers, left=left,
         )  # fmt: skip
 
     def _wifi_sessions(self, report_id: str) -> list[WifiSessionView]:
@@ -541,14 +551,17 @@ def trend_days(moments: list[dt.datetime], zone: dt.tzinfo) -> list[dt.date]:
     return [dt.date.fromisoformat(fleet_history.day_ended_by(m, zone)) for m in moments]
 
 
-def _timeline(mine: list[Change], at: dt.datetime) -> list[TimelineEntry]:
+def _timeline(
+    mine: list[Change], at: dt.datetime, ended: dt.datetime | None = None
+) -> list[TimelineEntry]:
     """Each state of one check from when until when, newest first (as `report history`);
-    none for a check without history (a device enrolled that has not reported yet)."""
+    none for a check without history (a device enrolled that has not reported yet). The last
+    state holds until now, or until `ended`, when the device left the fleet."""
     if not mine:
         return []
     out: list[TimelineEntry] = []
     for current, following in zip(mine, [*mine[1:], None], strict=True):
-        until = following[4] if following is not None else None
+        until = following[4] if following is not None else ended
         hours = round(((until or at) - current[4]).total_seconds() / 3600, 1)
         out.append(TimelineEntry(current[2], current[4], until, hours, current[3]))
     return out[::-1]
