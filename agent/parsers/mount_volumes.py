@@ -92,6 +92,8 @@ class Unlisted:
         source = _USER_INFO.sub(r"\1", self.source)
         if self.fs_type in _MEMORY or source in ("", "none"):
             return self.fs_type
+        if source.startswith("/dev/"):  # a block device's node names no one
+            return source
         if source.startswith("/") and not source.startswith("//"):  # a folder, not //server
             displayed = shown(source)
             return displayed if displayed.startswith("~") else self.fs_type
@@ -113,23 +115,39 @@ def unlisted(mounts: Sequence[Mount]) -> list[Unlisted]:
     return found
 
 
-def preferred(found: Sequence[Unlisted], homes: Iterable[str], most: int) -> list[Unlisted]:
-    """At most `most` of `found`, in mount order: those where people keep files (a home,
-    /media, /mnt, /run/media, /run/user) before the rest; none whose mount point is longer
-    than the collector takes."""
+def left_out(mounts: Sequence[Mount], listed: set[str]) -> list[Unlisted]:
+    """The block devices' mounts that can hold files and are not at a mount point in
+    `listed` (a full disk-encryption fact left them out), their encryption unknown: lsblk's
+    word on them was not kept."""
+    visible: dict[str, Mount] = {}
+    for mount in mounts:
+        visible.pop(mount.mount_point, None)
+        visible[mount.mount_point] = mount
+    return [
+        Unlisted(m.mount_point, m.device, m.fs_type, None, "")
+        for m in visible.values()
+        if m.device.startswith("/dev/") and _can_hold_files(m) and m.mount_point not in listed
+    ]
+
+
+def peoples(path: str, homes: Iterable[str]) -> bool:
+    """Whether `path` is where people and desktops keep files and mount disks and shares: a
+    home, /media, /mnt, /run/media, /run/user (agent/probes/volume_room.py keeps these first
+    when the report has no room for every volume)."""
     places = tuple(h.rstrip("/") for h in homes if h.strip("/")) + _PEOPLES
-    fitting = [u for u in found if len(u.mount_point) <= MAX_CHARS]
-    first = [i for i, u in enumerate(fitting) if _under(u.mount_point, places)]
-    rest = [i for i, u in enumerate(fitting) if not _under(u.mount_point, places)]
-    return [fitting[i] for i in sorted((first + rest)[: max(most, 0)])]
+    return _under(path, places)
+
+
+def systems(path: str) -> bool:
+    """Whether `path` is a kernel view or a place container engines, snapd and schroot mount
+    for their own use (/var/lib/docker, /snap, /run/containerd ...): no user's files."""
+    return _under(path, _NOT_USERS) or _ROOTLESS_CONTAINERS in path + "/"
 
 
 def _can_hold_files(mount: Mount) -> bool:
     if mount.mount_point == "/" or mount.fs_type in _PSEUDO:
         return False
-    if _under(mount.mount_point, _NOT_USERS):
-        return False
-    return _ROOTLESS_CONTAINERS not in mount.mount_point + "/"
+    return not systems(mount.mount_point)
 
 
 def _encryption(mount: Mount) -> tuple[bool | None, str]:

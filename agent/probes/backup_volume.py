@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 
 from devposture.agent.host import Host, HostError
 from devposture.agent.parsers import ParseError
+from devposture.agent.parsers.mount_volumes import left_out, unlisted
 from devposture.agent.probes.linux import mounted
 from devposture.v1 import devposture_pb2 as pb
 
@@ -75,7 +76,7 @@ def location(path: str, family: pb.OsFamily.ValueType) -> str:
     return slashed
 
 
-def _compared(path: str, family: pb.OsFamily.ValueType) -> str:
+def compared(path: str, family: pb.OsFamily.ValueType) -> str:
     """The form two locations are compared in: no trailing "/", any case on Windows."""
     shaped = location(path, family)
     shaped = shaped.rstrip("/") if shaped.strip("/") else shaped
@@ -85,12 +86,12 @@ def _compared(path: str, family: pb.OsFamily.ValueType) -> str:
 def _roots(volume: pb.EncryptedVolume, family: pb.OsFamily.ValueType) -> list[str]:
     """Where `volume` is reached: its mount point, and on Windows its volume GUID path."""
     roots = [volume.mount_point] if volume.mount_point else []
-    if family == pb.OS_FAMILY_WINDOWS and _compared(volume.device, family).startswith("//?/"):
+    if family == pb.OS_FAMILY_WINDOWS and compared(volume.device, family).startswith("//?/"):
         roots.append(volume.device)
-    return [_compared(root, family) for root in roots]
+    return [compared(root, family) for root in roots]
 
 
-def _within(path: str, root: str) -> bool:
+def within(path: str, root: str) -> bool:
     return path == root or path.startswith(root if root.endswith("/") else root + "/")
 
 
@@ -103,14 +104,14 @@ def holding_volume(
     """The volume of the disk-encryption fact, or of `others` after it, holding the real
     location `path`: the one whose mount point is the longest that contains it, the later
     listed of two at one mount point."""
-    where = _compared(path, family)
+    where = compared(path, family)
     best: pb.EncryptedVolume | None = None
     best_length = -1
     for volume in (*report.disk_encryption.volumes, *others):
         for root in _roots(volume, family):
-            if not _within(where, root):
+            if not within(where, root):
                 continue
-            if family == pb.OS_FAMILY_MACOS and root == "/" and _within(where, _MAC_OTHERS):
+            if family == pb.OS_FAMILY_MACOS and root == "/" and within(where, _MAC_OTHERS):
                 continue  # another volume than the startup disk's: FileVault says nothing of it
             if len(root) >= best_length:
                 best, best_length = volume, len(root)
@@ -166,12 +167,18 @@ class OtherMounts:
             return False
         return len(volumes) >= MAX_VOLUMES or any(v.mount_point.startswith("~") for v in volumes)
 
-    def volumes(self) -> list[pb.EncryptedVolume]:
+    def volumes(self, report: pb.PostureReport | None = None) -> list[pb.EncryptedVolume]:
         """Each as a volume, its mount point as it is (HostError, ParseError: the same for
-        every set of the scan)."""
+        every set of the scan). When `report`'s fact is full, the block devices' mounts it
+        left out come too, their encryption unknown: a set there is never judged by a volume
+        mounted above it (agent/probes/volume_room.py)."""
         if self._volumes is None:
             try:
-                found = mounted.unlisted_mounts(self._host)
+                mounts = mounted.read(self._host)
+                found = unlisted(mounts)
+                volumes = report.disk_encryption.volumes if report is not None else ()
+                if len(volumes) >= MAX_VOLUMES:
+                    found += left_out(mounts, {v.mount_point for v in volumes})
                 self._volumes = [u.volume(self._shown, mount_shown=False) for u in found]
             except (HostError, ParseError) as exc:
                 self._volumes = exc
@@ -205,7 +212,7 @@ def judge(
     read_again: list[pb.EncryptedVolume] = []
     if OtherMounts.needed(report, family):
         try:
-            read_again = (others or OtherMounts(host, shown)).volumes()
+            read_again = (others or OtherMounts(host, shown)).volumes(report)
         except (HostError, ParseError) as exc:
             reason = _shortened(str(exc), MAX_EVIDENCE // 2)
             backup.volume_evidence = f"which mount holds it is unknown: {reason}"
@@ -213,7 +220,7 @@ def judge(
     on_volume(backup, real, report, family, others=read_again, shown=shown)
     evidence = backup.volume_evidence
     really = shown(real)
-    if _compared(real, family) != _compared(path, family) and really != shown(path):
+    if compared(real, family) != compared(path, family) and really != shown(path):
         frame = len(evidence) + len(" (the files are really in )")
         really = _shortened(really, max(64, MAX_EVIDENCE - frame))
         evidence = f"{evidence} (the files are really in {really})"

@@ -51,6 +51,9 @@ FIREWALLD_ZONES = ("firewall-cmd", "--list-all-zones")
 LSBLK = ("lsblk", "-J", "-o", "NAME,TYPE,FSTYPE,FSVER,MOUNTPOINTS,PKNAME")
 # util-linux before 2.37 knows neither FSVER nor MOUNTPOINTS.
 LSBLK_OLD = ("lsblk", "-J", "-o", "NAME,TYPE,FSTYPE,MOUNTPOINT,PKNAME")
+# ZFS' own encryption of every file system dataset (not snapshots), run only when a mount is of
+# type zfs: a dataset is no block device, lsblk cannot tell (agent/parsers/zfs_get.py).
+ZFS_ENCRYPTION = ("zfs", "get", "-t", "filesystem", "encryption,keystatus")
 NMCLI_DEVICES = ("nmcli", "-t", "-f", ",".join(DEVICE_FIELDS), "device")
 NMCLI_WIFI = ("nmcli", "-t", "-f", ",".join(WIFI_FIELDS), "device", "wifi", "list", "--rescan",
               "no")  # fmt: skip
@@ -248,6 +251,8 @@ DECLARED: tuple[Declared, ...] = (
              FIREWALLD_ZONES),
     Declared((LINUX,), "disk encryption: block devices and their file systems", LSBLK),
     Declared((LINUX,), "disk encryption: the same, on util-linux before 2.37", LSBLK_OLD),
+    Declared((LINUX,), "disk encryption: ZFS datasets' own encryption and key status",
+             ZFS_ENCRYPTION),
     Declared((LINUX,), "Wi-Fi: network devices and their state", NMCLI_DEVICES),
     Declared((LINUX,), "Wi-Fi: the access point in use (no new scan)", NMCLI_WIFI),
     Declared((LINUX,), "Wi-Fi: each device's connectivity (a captive portal)",

@@ -177,15 +177,17 @@ def test_another_users_home_is_not_taken_for_the_encrypted_one(tmp_path: Path) -
 def test_mounts_left_out_of_a_full_fact_are_still_matched(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A fact at the collector's limit lists the home and the first share only (the limit made
-    6 here: Fedora's four volumes and two); the set on another share is judged by it."""
+    """A fact at the collector's limit (made 6 here) keeps the volumes holding the root and the
+    home, then the first shares mounted in the home; /boot and the other shares are left out,
+    and the set on one of those is judged by its own share all the same."""
     monkeypatch.setattr(backup_volume, "MAX_VOLUMES", 6)
     host = _janarene(tmp_path)
     plain_zip(tmp_path / "janarene" / "mnt" / "IS.BACKUP" / "微信备份" / "chats.zip")
     report = disks(host)
-    assert [v.mount_point for v in report.disk_encryption.volumes[4:]] == [
-        "~", "~/mnt/FS.Audio_Books",
+    assert [v.mount_point for v in report.disk_encryption.volumes] == [
+        "/home", "/", "~", "~/mnt/FS.Audio_Books", "~/mnt/FS.FULL_DVD", "~/mnt/FS.WWW",
     ]  # fmt: skip
+    assert [e.source for e in report.errors] == ["volumes"]
     (backup,) = chat_backups(host, report, "~/mnt/IS.BACKUP/微信备份").values()
     assert backup.volume_evidence == (
         "on volume //TINKERBELL/IS.BACKUP/ mounted at ~/mnt/IS.BACKUP, whose encryption is unknown"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 from devposture.agent.host import display_path
-from devposture.agent.parsers.mount_volumes import Unlisted, preferred, unlisted
+from devposture.agent.parsers.mount_volumes import Unlisted, left_out, peoples, systems, unlisted
 from devposture.agent.parsers.mounts import parse_mounts
 from tests.agent.replay import fixture_text
 
@@ -108,11 +108,24 @@ def test_shown_with_the_home_as_a_tilde_and_no_user_name() -> None:
     assert fuse["/tmp/dp-rec/cf-plain"].device == "fuse.cryfs"  # cryfs@/tmp/dp-rec/cf-base
 
 
-def test_the_report_keeps_where_people_keep_files_first() -> None:
-    every = found("proc-mounts-ecryptfs-home-ubuntu")
-    assert [u.mount_point for u in preferred(every, ["/home/fme"], 2)] == [
-        "/run/user/1001", "/home/fme",
+def test_where_people_keep_files_and_where_the_system_does() -> None:
+    """What the report keeps first when it has no room (agent/probes/volume_room.py)."""
+    every = [u.mount_point for u in found("proc-mounts-ecryptfs-home-ubuntu")]
+    assert [m for m in every if peoples(m, ["/home/fme"])] == [
+        "/run/user/1001", "/home/fme", "/run/user/1001/gvfs",
     ]  # fmt: skip
-    assert preferred(every, ["/home/fme"], 6) == every  # mount order, all of them
-    assert preferred(every, ["/home/fme"], 0) == []
-    assert preferred(every, ["/home/fme"], -3) == []  # lsblk alone filled the fact
+    assert not any(systems(m) for m in every)
+    assert systems("/var/lib/docker/btrfs/subvolumes/x") and systems("/snap/core22/1122")
+    assert systems("/home/li/.local/share/containers/storage/overlay")
+    assert not peoples("/homework", ["/home/fme"]) and peoples("/media/li/USB", [])
+
+
+def test_block_devices_left_out_of_a_full_fact_come_back_unknown() -> None:
+    """Recorded on one machine: vda at "/", /run/netns and two folders of /tmp/dp-rec2. With
+    only "/" in the fact, the one that can hold files is read again, its encryption unknown;
+    the one hidden by a later tmpfs is that tmpfs' (unlisted lists it), /run/netns is ip's."""
+    mounts = parse_mounts(fixture_text("mounts/proc-self-mounts-over-mounted-debian12"))
+    again = left_out(mounts, {"/"})
+    assert rows(again) == [("/tmp/dp-rec2/over-tmpfs", "ext4", None, "")]
+    assert again[0].volume(str).device == "/dev/vda"
+    assert left_out(mounts, {"/", "/tmp/dp-rec2/over-tmpfs"}) == []

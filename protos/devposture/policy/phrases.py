@@ -133,6 +133,10 @@ PHRASES: tuple[str, ...] = (
     "{path}: holds files but no WeChat 4.x backup set (files/<n> with pkg_info.dat or"
     " pkg.attr), so what it holds is unknown",
     "{count} older backup set(s) not reported",
+    # The disk-encryption fact (agent/probes/volume_room.py, agent/probes/linux/disk.py).
+    "{count} of {total} volumes left out of the report (the collector takes {most}): those"
+    " holding the system, the homes and the chat backups are kept first",
+    "zfs get does not list {count} mounted ZFS dataset(s): their encryption is unknown",
 )  # fmt: skip
 
 
