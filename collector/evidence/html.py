@@ -30,10 +30,12 @@ from devposture.collector.evidence.summary import Summary
 # (the context's `reason_words`: a verifier redraws them from the bundle, whatever its own
 # catalogs say). 5: the time of the export in the company's time zone (it was UTC alone), and
 # the device events and admin outcomes named in Chinese and English (they were the records'
-# English words).
-LAYOUT = 5
+# English words). 6: a device that left the fleet (revoked or retired) at a week's very end
+# counts in that week's figures no more, as `standing_rule.in_fleet` decides, and neither does
+# one that left by then whose chain entry came after the week's end (`summary.LEAVING_LAYOUT`).
+LAYOUT = 6
 # The layouts this version draws, so that it redraws (and so verifies) an older bundle's too.
-DRAWS = (4, 5)
+DRAWS = (4, 5, 6)
 # What a device event and an admin command's outcome are called (layout 5 on); another shows
 # as the record has it.
 EVENT_WORDS = {

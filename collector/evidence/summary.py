@@ -42,7 +42,7 @@ from devposture.collector.evidence.chain import (
     group_records,
 )
 from devposture.collector.evidence.opening import GONE
-from devposture.collector.standing_rule import Facts, decide
+from devposture.collector.standing_rule import Facts, decide, in_fleet
 from devposture.policy.time_zone import company_zone
 
 HOUR_US = 3_600_000_000
@@ -50,6 +50,9 @@ DAY_US = 24 * HOUR_US
 COMPLIANT = ("PASS", "EXEMPT")
 # The report layout (`html.LAYOUT`) from which reports count in the week they were received.
 RECEIPT_LAYOUT = 5
+# The layout from which a device that left the fleet at a week's very end counts in it no more
+# (`standing_rule.in_fleet`), however late its chain entry came.
+LEAVING_LAYOUT = 6
 
 
 @functools.lru_cache(maxsize=256)  # bounded: an edited chain may name any state
@@ -210,7 +213,15 @@ class Summary:
         # Layout 5 on: a report counts in the week it was received, not in the week its group
         # was sealed (up to half a minute later, hours after a clock set back): one received
         # at 23:59:50 on a Sunday was the next week's. Layout 4 counted by the seal.
-        self.by_receipt = int(header.get("report_layout", RECEIPT_LAYOUT)) >= RECEIPT_LAYOUT
+        layout = int(header.get("report_layout", RECEIPT_LAYOUT))
+        self.by_receipt = layout >= RECEIPT_LAYOUT
+        # Layout 6 on: who counts at a week's end is decided by `in_fleet` (a device that left
+        # at that very moment is out), and a leaving chained after the week was closed, dated
+        # by then, is taken back out of it (`_closed`). Layout 5 counted both.
+        self.by_rule = layout >= LEAVING_LAYOUT
+        # What each device added to the week closed last (layout 6): its rows, its silence and
+        # the clauses it complied with, to take back a device whose leaving comes late.
+        self._closed: dict[str, tuple[tuple[str, ...], bool, list[str]]] = {}
         self._ends = [w.end_us for w in self.weeks]
         self._heard_before: set[str] = set()  # the week before the current one's (layout 5)
         self.last_report: dict[str, int] = {}
@@ -309,7 +320,9 @@ class Summary:
         elif kind == DEVICE:
             action = str(record["action"])
             if action in GONE:
-                self.gone.setdefault(str(record["device_id"]), int(record["at_us"]))
+                device_id = str(record["device_id"])
+                self.gone.setdefault(device_id, int(record["at_us"]))
+                self._take_back(device_id, self.gone[device_id])
             if in_period:
                 self.device_events[action] = self.device_events.get(action, 0) + 1
         elif kind == ADMIN and in_period:
@@ -385,22 +398,52 @@ class Summary:
         else:
             week.devices_heard = len(self._heard)
         self._heard = set()
+        self._closed = {}
         for device_id, heard in self.last_report.items():
             gone = self.gone.get(device_id)
-            if gone is not None and gone < at:
+            if gone is not None and (not in_fleet(gone, at) if self.by_rule else gone < at):
                 continue
-            rows = (ALL_DEVICES, str(self.groups.get(device_id, "")))
+            rows = tuple(dict.fromkeys((ALL_DEVICES, str(self.groups.get(device_id, "")))))
             silent = at - heard > self.stale_us
-            for group in dict.fromkeys(rows):
+            for group in rows:
                 week.assessed[group] = week.assessed.get(group, 0) + 1
                 week.stale[group] = week.stale.get(group, 0) + silent
+            complied = []
             for clause, check_ids in self.clause_checks.items():
                 if all(self._standing(device_id, c, at, silent=silent) in COMPLIANT
                        for c in check_ids):  # fmt: skip
-                    for group in dict.fromkeys(rows):
+                    complied.append(clause)
+                    for group in rows:
                         cell = (clause, group)
                         week.compliant[cell] = week.compliant.get(cell, 0) + 1
+            if self.by_rule:
+                self._closed[device_id] = (rows, silent, complied)
         self._week += 1
+
+    def _take_back(self, device_id: str, gone: int) -> None:
+        """Take a device out of the week closed last when it had left by that week's end: its
+        chain entry came after the close (the chain's time of an entry is its writer's clock,
+        never earlier than the entry before, so a leaving at a week's last moment may be
+        chained in the next). A week earlier than that is not revisited: a leaving chained a
+        week late would take keeping every week's devices, which grows with the period."""
+        counted = self._closed.pop(device_id, None)
+        if counted is None or in_fleet(gone, self.weeks[self._week - 1].end_us):
+            return
+        week = self.weeks[self._week - 1]
+        rows, silent, complied = counted
+        for group in rows:
+            # As if never counted: a figure taken to nought is no figure at all (a group
+            # whose only device left draws no row for that week).
+            if week.assessed[group] == 1:
+                del week.assessed[group], week.stale[group]
+            else:
+                week.assessed[group] -= 1
+                week.stale[group] -= silent
+            for clause in complied:
+                cell = (clause, group)
+                week.compliant[cell] -= 1
+                if not week.compliant[cell]:
+                    del week.compliant[cell]
 
     def waivers_in_period(self) -> list[WaiverSpan]:
         return sorted(

@@ -126,6 +126,51 @@ def test_a_revoked_device_no_longer_counts() -> None:
     assert summary.weeks[0].assessed == {} and summary.device_events == {"revoked": 1}
 
 
+WEEK_END = MONDAY + 7 * 24 * HOUR
+
+
+def _leaving(left_us: int, chained_us: int, layout: int = html.LAYOUT) -> Summary:
+    """a and b (both of 财务部) passing, heard from two hours before the first
+    week's end; a retired at `left_us`, its entry chained at `chained_us` (the chain's clock:
+    never before the event's own, and later when a collector whose clock runs ahead wrote
+    the entry before)."""
+    records = Records()
+    summary = Summary(HEADER | {"report_layout": layout}, CONTEXT)
+    summary.opening([records.state(d, c, "PASS", MONDAY - 30 * 24 * HOUR)
+                     for d in "ab" for c in ("firewall", "antivirus")])  # fmt: skip
+    for device in "ab":
+        summary.add(records.report(device, WEEK_END - 2 * HOUR))
+    summary.add(records.entry(chain.DEVICE, chained_us, {
+        "device_id": "a", "action": "retired", "at_us": left_us}))  # fmt: skip
+    summary.finish()
+    return summary
+
+
+def test_a_device_leaving_at_a_week_s_end_counts_in_it_no_more_as_in_fleet_decides() -> None:
+    """A week's figures are the fleet at its end, and a device that left at that very moment
+    is out of the fleet then (`standing_rule.in_fleet`: in only while it left after the
+    moment). It was counted: at the end itself, and at the week's last microsecond when the
+    chain entry came a little later (the week was closed before the leaving was read)."""
+    for left, chained in ((WEEK_END, WEEK_END), (WEEK_END - 1, WEEK_END + 5_000_000),
+                          (WEEK_END - 1, WEEK_END - 1)):  # fmt: skip
+        first, second = _leaving(left, chained).weeks
+        assert first.assessed == {"": 1, "财务部": 1}, (left - WEEK_END, chained - WEEK_END)
+        assert first.compliant == {("6.3.1", ""): 1, ("6.3.1", "财务部"): 1}
+        assert first.stale == {"": 0, "财务部": 0}
+        assert (second.assessed, second.stale) == ({"": 1, "财务部": 1}, {"": 1, "财务部": 1})
+    # A microsecond after the end: counted in that week, in none after.
+    first, second = _leaving(WEEK_END + 1, WEEK_END + 1).weeks
+    assert (first.assessed, second.assessed) == ({"": 2, "财务部": 2}, {"": 1, "财务部": 1})
+    assert first.compliant == {("6.3.1", ""): 2, ("6.3.1", "财务部"): 2}
+
+
+def test_a_bundle_of_layout_5_keeps_its_figures_at_the_week_s_end() -> None:
+    """The verifier redraws an older bundle's report in its own layout, byte for byte: layout
+    5 counted a device that left at the week's end in it, and still does."""
+    first, _ = _leaving(WEEK_END, WEEK_END, layout=5).weeks
+    assert first.assessed == {"": 2, "财务部": 2}
+
+
 def test_a_share_short_of_everyone_never_reads_100_percent() -> None:
     assert html._share(1999, 2000).startswith("99.9%") and html._share(0, 0) == "—"
     assert html._share(2000, 2000).startswith("100.0%")
