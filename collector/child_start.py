@@ -1,8 +1,8 @@
 """Starting a child process of the collector that runs its own Python (multiprocessing's
 "spawn"): serve's report writer (`report_writer`) and the processes that check an audit
 export's rows beside it (`evidence/check_pool`). What each needs alike: its parent's log
-format, no KeyboardInterrupt traceback from a Ctrl-C while it starts, the frozen program's
-libraries, and how it ended, in words, for the log or an error.
+format, no KeyboardInterrupt traceback from a Ctrl-C while it starts (nor a Ctrl-C lost), the
+frozen program's libraries, and how it ended, in words, for the log or an error.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from multiprocessing import resource_tracker
 from multiprocessing.process import BaseProcess
 
 from devposture.collector import log_format
@@ -28,19 +29,49 @@ def logging_now() -> tuple[str, int]:
 
 
 @contextlib.contextmanager
-def interrupts_ignored() -> Iterator[None]:
-    """While the child starts: SIGINT ignored, which it inherits and keeps from its first
-    instruction (Python leaves an ignored SIGINT ignored). A Ctrl-C at the terminal reaches
-    the whole process group: a child still importing printed a KeyboardInterrupt traceback
-    (it ignores SIGINT itself only once running, `write_groups`)."""
-    if threading.current_thread() is not threading.main_thread():
+def interrupts_held() -> Iterator[None]:
+    """While the child starts: SIGINT held off (blocked) in this thread, a mask the child
+    inherits through exec and keeps from its first instruction until it ignores SIGINT itself
+    (`ignore_interrupts`). A Ctrl-C at the terminal reaches the whole process group: a child
+    still importing printed a KeyboardInterrupt traceback.
+
+    Held, not ignored, in this process too: a Ctrl-C ignored here while a child started was
+    lost, and the command went on to the end as if never told to stop. One that came meanwhile
+    is given to the handler that was in place once the start is over (a KeyboardInterrupt
+    there, after the child was started: the caller ends it). The handler is swapped too,
+    because the kernel gives a signal the main thread holds off to another thread (a database
+    pool's), whose Python handler would then raise in the middle of the start.
+
+    multiprocessing's resource tracker, started with a first child, holds SIGINT off while it
+    starts too, and lets it through after, the mask undone in the middle of ours: it is
+    started before, so that a child started here never runs unprotected."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signals to pass on
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    resource_tracker.ensure_running()
+    came: list[int] = []
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGINT) if main else None
+    if previous is not None:
+        signal.signal(signal.SIGINT, lambda number, _: came.append(number))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # Unblocked, a held SIGINT is handled here and now (by the swapped handler).
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+            if came and callable(previous):
+                previous(signal.SIGINT, None)
+
+
+def ignore_interrupts() -> None:
+    """In the child, once running: SIGINT ignored, and no longer held off (`interrupts_held`),
+    so that one the terminal sent while it started is dropped, never delivered."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @contextlib.contextmanager

@@ -417,7 +417,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         sys.stderr.write(error_line(PROG, problem, lang))
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C: one line, as the shell's code for it (128 + SIGINT)
+        sys.stderr.write(error_line(PROG, said("interrupted (Ctrl-C)"), lang))
         return 130
 
 

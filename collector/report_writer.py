@@ -48,7 +48,8 @@ from typing import Any
 from devposture.collector import log_format
 from devposture.collector.child_start import (
     bundled_libraries_found,
-    interrupts_ignored,
+    ignore_interrupts,
+    interrupts_held,
     logging_now,
 )
 from devposture.collector.child_start import ending as ended
@@ -128,7 +129,7 @@ def write_groups(
     log_format.configure(logging_as[0], level=logging_as[1])
     parent = multiprocessing.parent_process()
     die_with_parent(None if parent is None else parent.pid, "report writer")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_interrupts()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket.socket(fileno=os.dup(connection.fileno()))
     connection.close()
@@ -179,12 +180,15 @@ class ReportWriter:
             name="devposture-writer",
             daemon=True,
         )
-        with bundled_libraries_found(), interrupts_ignored():
-            process.start()
-        its.close()
-        self._socket = socket.socket(fileno=os.dup(mine.fileno()))
-        mine.close()
+        # Known before it starts: a Ctrl-C held during the start raises once it is started.
         self._process = process
+        try:
+            with bundled_libraries_found(), interrupts_held():
+                process.start()
+        finally:
+            its.close()
+            self._socket = socket.socket(fileno=os.dup(mine.fileno()))
+            mine.close()
         self.starts += 1
 
     async def store_reports(self, items: list[Item], held: dict[str, dict[str, int]]) -> Outcomes:

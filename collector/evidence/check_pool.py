@@ -26,7 +26,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import signal
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -36,7 +35,8 @@ from typing import Protocol, cast
 from devposture.collector.child_start import (
     bundled_libraries_found,
     ending,
-    interrupts_ignored,
+    ignore_interrupts,
+    interrupts_held,
     logging_now,
 )
 from devposture.collector.evidence.batch_work import RunDone, Terms, write_run
@@ -119,16 +119,26 @@ class Workers:
         # one line says what failed, see cli.py).
         pool = logging.getLogger("psycopg.pool").level
         self._open = (target, snapshot, logging_now(), pool)
-        for number in range(count):
-            mine, its = self._context.Pipe()
-            process = self._context.Process(
-                target=check_batches, args=(its,), name=f"devposture-export-check-{number}",
-                daemon=True,
-            )  # fmt: skip
-            with bundled_libraries_found(), interrupts_ignored():
+        try:
+            for number in range(count):
+                self._start(number)
+        except BaseException:  # a Ctrl-C between two starts, or held during one: none is left
+            self.__exit__()
+            raise
+
+    def _start(self, number: int) -> None:
+        mine, its = self._context.Pipe()
+        process = self._context.Process(
+            target=check_batches, args=(its,), name=f"devposture-export-check-{number}",
+            daemon=True,
+        )  # fmt: skip
+        # Known before it starts: a Ctrl-C held during the start raises once it is started.
+        self._workers.append((process, mine))
+        try:
+            with bundled_libraries_found(), interrupts_held():
                 process.start()
+        finally:
             its.close()
-            self._workers.append((process, mine))
 
     def opened(self, terms: Terms) -> None:
         """Open each worker's store on the export's state; stop unless each sees the
@@ -199,6 +209,8 @@ class Workers:
         for _, connection in self._workers:
             connection.close()  # end of file: each worker returns
         for process, _ in self._workers:
+            if process.pid is None:  # its start failed
+                continue
             process.join(5)
             if process.is_alive():  # still on a batch of a failed export
                 process.kill()
@@ -215,7 +227,7 @@ def check_batches(connection: Connection) -> None:
 
     parent = multiprocessing.parent_process()
     die_with_parent(None if parent is None else parent.pid, "export's checking process")
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    ignore_interrupts()
     if hasattr(os, "nice"):
         # An export usually runs on the collector's own machine, beside `serve`: its workers
         # take whatever the machine has, but give way to the agents' reports.

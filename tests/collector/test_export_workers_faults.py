@@ -499,13 +499,16 @@ def test_a_worker_whose_connection_the_server_ends_stops_the_export_in_words(
     assert list(tmp_path.glob("failed*")) == []
 
 
-# The command line with the workers forced, stopping where the test sends its Ctrl-C: once
-# the workers are started (before they are opened), or once a run came back from them
-# (others being made). It prints the workers' process ids, then, when the command returns,
-# its children still running.
+# The command line with the workers forced, stopping where the test sends its Ctrl-C: while
+# the workers start ("start-0"/"start-1": inside that worker's start, its process being made;
+# "between": the first started, the second not yet), once they are started (before they are
+# opened), or once a run came back from them (others being made). It prints the workers'
+# process ids there and goes on once the test has sent the signal (a line on its standard
+# input), then, when the command returns, prints its children still running.
 _DRIVER = """
-import json, signal, sys
+import contextlib, json, sys
 import psutil
+from multiprocessing import context
 from devposture.collector.cli import main
 from devposture.collector.evidence import batches, check_pool
 
@@ -513,22 +516,40 @@ check_pool.workers_for = lambda entries: 2
 batches.MOST_READ = 3
 where = sys.argv[1]
 opened, answer = check_pool.Workers.opened, check_pool.Workers._answer
+launch, libraries = context.SpawnProcess._Popen, check_pool.bundled_libraries_found
+started = []
 
-def stop(workers):
-    print(json.dumps([p.pid for p, _ in workers._workers]), flush=True)
-    signal.pause()
+def stop():
+    print(json.dumps([p.pid for p in started]), flush=True)
+    sys.stdin.readline()
+
+def launched(process):
+    if where == f"start-{len(started)}":
+        stop()
+    popen = launch(process)
+    started.append(popen)
+    return popen
+
+@contextlib.contextmanager
+def libraries_here():
+    if where == "between" and len(started) == 1:
+        stop()
+    with libraries():
+        yield
 
 def opened_here(self, terms):
     if where == "opening":
-        stop(self)
+        stop()
     opened(self, terms)
 
 def answer_here(self, number, kind):
     value = answer(self, number, kind)
     if where == "running" and kind == "done":
-        stop(self)
+        stop()
     return value
 
+context.SpawnProcess._Popen = staticmethod(launched)
+check_pool.bundled_libraries_found = libraries_here
 check_pool.Workers.opened = opened_here
 check_pool.Workers._answer = answer_here
 code = main(sys.argv[2:])
@@ -537,27 +558,34 @@ left = [c.pid for c in psutil.Process().children(recursive=True)
 print(json.dumps(left), flush=True)
 sys.exit(code)
 """
+# Where the Ctrl-C lands, and how many workers were started by then.
+_STOPS = {"start-0": 0, "start-1": 1, "between": 1, "opening": 2, "running": 2}
 
 
-@pytest.mark.parametrize("where", ["opening", "running"])
+@pytest.mark.parametrize("where", list(_STOPS))
 def test_ctrl_c_during_a_worker_export_writes_nothing_and_leaves_no_process(
     data: Path, tmp_path: Path, where: str
 ) -> None:
+    """Wherever it lands, the command ends as an interrupted one does, at once: a Ctrl-C
+    that came while a worker started was ignored, and the export went on to write its bundle;
+    one between two starts left the first worker running."""
     out = tmp_path / "interrupted.zip"
     driver = subprocess.Popen(
         [sys.executable, "-c", _DRIVER, where, *_export_argv(data, out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True, env={**os.environ, "LANGUAGE": "en"},
     )  # fmt: skip
     try:
         assert driver.stdout is not None
         started = json.loads(driver.stdout.readline())
-        assert len(started) == 2
+        assert len(started) == _STOPS[where]
         os.killpg(driver.pid, signal.SIGINT)  # what the terminal sends the whole group
-        rest, err = driver.communicate(timeout=120)
+        rest, err = driver.communicate(input="go on\n", timeout=120)
     finally:
         if driver.poll() is None:
             driver.kill()
-    assert driver.returncode == 130, err
+    assert driver.returncode == 130, (rest, err)
     assert json.loads(rest.splitlines()[-1]) == [], "a worker was left running"
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err == "devposture-collector: error: interrupted (Ctrl-C)\n", err
     assert list(tmp_path.glob("interrupted*")) == []
