@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from devposture.agent.host import Host, HostError, NetInterface
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.vpn_room import fitted
 from devposture.v1 import devposture_pb2 as pb
 
 _SYS = "/sys/class/net"
@@ -102,4 +103,4 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         if kind:
             fact.interfaces.add(name=iface.name, kind=kind, up=_is_up(iface))
     fact.active = any(i.up for i in fact.interfaces)
-    return FactOutcome(fact)
+    return FactOutcome(fitted(fact))

@@ -3,6 +3,10 @@
 One EncryptedVolume at "/" with method "FileVault". `fdesetup status` runs without root.
 Encryption or decryption in progress is reported as not encrypted: the volume is not (or no
 longer) fully protected until the conversion finishes.
+
+The fact holds this one volume, far within the 256 the collector takes
+(agent/probes/volume_room.py): macOS' other volumes are under /Volumes, which FileVault's "/"
+does not cover (agent/probes/backup_volume.py).
 """
 
 from __future__ import annotations

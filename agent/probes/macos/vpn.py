@@ -22,6 +22,7 @@ from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.macos.scutil import parse_nc_list
 from devposture.agent.probes.commands import SCUTIL_VPNS
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.probes.vpn_room import fitted
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_VPN
@@ -67,4 +68,4 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     fact.active = any(i.up for i in fact.interfaces)
     if len(errors) == 2:
         return FactOutcome(None, errors)
-    return FactOutcome(fact, errors)
+    return FactOutcome(fitted(fact), errors)

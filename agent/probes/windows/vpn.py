@@ -28,6 +28,7 @@ from devposture.agent.parsers.windows.ipconfig import parse_ipconfig
 from devposture.agent.parsers.windows.netadapter import parse_net_adapters
 from devposture.agent.probes.commands import IPCONFIG, NET_ADAPTERS
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.probes.vpn_room import fitted
 from devposture.agent.probes.windows.commands import run_text
 from devposture.agent.probes.windows.vpn_adapters import (
     adapter_kind,
@@ -89,4 +90,4 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     if not read_any:
         return FactOutcome(None, errors)
     fact.active = any(i.up for i in fact.interfaces)
-    return FactOutcome(fact, errors)
+    return FactOutcome(fitted(fact), errors)
