@@ -2,22 +2,27 @@
 
 Sections start with "<type> adapter <name>:" in the machine's language ("Unknown adapter
 jimber:", "PPP adapter VPN:", "以太网适配器 本地连接:", "乙太網路卡 乙太網路:",
-"イーサネット アダプター LAN:", "이더넷 어댑터 이더넷:", "Неизвестный адаптер OpenVPN Wintun:");
-fields are "Label . . . . : value" with dot padding.
-A field continuation (a second DNS server) has no " :" separator. The adapter name is the
-connection name the user chose and may be mojibake in a badly captured copy; it is kept as
-printed. Only the type, description, media state and IPv4 addresses are read.
+"イーサネット アダプター LAN:", "이더넷 어댑터 이더넷:", "Неизвестный адаптер OpenVPN Wintun:",
+"Carte inconnue NordLynx :", "Adaptador desconocido CloudflareWARP:", "Scheda sconosciuta
+OpenVPN Wintun:", "Adaptador desconhecido Tailscale:"); fields are "Label . . . . : value" with
+dot padding. A field continuation (a second DNS server) has no " :" separator. The adapter name
+is the connection name the user chose and may be mojibake in a badly captured copy; it is kept
+as printed. Only the type, description, media state and IPv4 addresses are read.
 
 Every section title is looked up in `HEADERS`, which lists only the wordings seen in recorded
 outputs (tests/fixtures/windows/README.md, "ipconfig"); the VPN probe reads a machine in another
 language from Get-NetAdapter (agent/parsers/windows/netadapter.py). A title in another language
 is a ParseError: the output says "Windows IP ..." in many languages, and skipping titles it did not
 know read a Traditional Chinese machine as one without adapters, so a VPN on it read as none.
-A title is told from a field by its colon: a field's label is padded with dots or spaces up to
-its colon ("描述. . . :"), a title's name is not ("以太网适配器 以太网:"). A few fields have no
-padding either (German "Verbindungsspezifisches DNS-Suffix:", empty): those are told by their
-indentation, deeper than the titles' (ipconfig indents fields by three spaces; a copy indented
-as a whole keeps the difference).
+
+A title is told from a field by its indentation. The colon cannot tell them: French writes a
+space before it, in titles ("Carte Ethernet Ethernet :") as in fields, and a field may have no
+dots before its colon ("   Liste de recherche de suffixes DNS propres à la connexion :", German
+"   Verbindungsspezifisches DNS-Suffix:"). ipconfig indents fields (by three spaces, by eight on
+Windows XP) and never its titles, and a copy indented as a whole keeps the difference: titles are
+the lines ending in a colon at the least indentation any such line has. A line at that
+indentation whose label ends in dot padding ("Default Gateway . . . :") or that holds a value
+after a padded colon is a field all the same.
 """
 
 from __future__ import annotations
@@ -62,14 +67,37 @@ HEADERS: tuple[tuple[str, str], ...] = (
     ("Адаптер Ethernet", "ethernet"),
     ("Адаптер беспроводной локальной сети", "wireless"),
     ("Неизвестный адаптер", "unknown"),
+    # French (Windows 10 19042, Windows 8, and a Windows 7 3G connection)
+    ("Carte Ethernet", "ethernet"),
+    ("Carte réseau sans fil", "wireless"),
+    ("Carte inconnue", "unknown"),
+    ("Carte PPP", "ppp"),
+    ("Carte Tunnel", "tunnel"),
+    # Spanish
+    ("Adaptador de Ethernet", "ethernet"),
+    ("Adaptador de LAN inalámbrica", "wireless"),
+    ("Adaptador desconocido", "unknown"),
+    ("Adaptador de túnel", "tunnel"),
+    # Italian ("Scheda PPP" seen only on Windows XP, "Scheda Tunnel" on Vista)
+    ("Scheda Ethernet", "ethernet"),
+    ("Scheda LAN wireless", "wireless"),
+    ("Scheda sconosciuta", "unknown"),
+    ("Scheda PPP", "ppp"),
+    ("Scheda Tunnel", "tunnel"),
+    # Portuguese (Brazil)
+    ("Adaptador Ethernet", "ethernet"),
+    ("Adaptador de Rede sem Fio", "wireless"),
+    ("Adaptador desconhecido", "unknown"),
 )
-# A title: no padding before its colon; not an address continuing a field ("fe80::1%12").
-_TITLE = re.compile(r"^\s*(?P<title>\S(?:.*\S)?)(?<![ .]):\s*$")
+# A line that may be a title: a name, then a colon ending the line. The name must not end in
+# dot padding, hold a padded separator before a value ("Gateway predefinito . . . : ::") or be an
+# address continuing a field ("fe80::1%12"); which such lines are titles is left to indentation.
+_TITLE = re.compile(r"^(?P<indent>\s*)(?P<title>\S(?:.*\S)?)\s*:\s*$")
+_PADDED_SEPARATOR = re.compile(r"[ .]:\s")
 _ADDRESS_LINE = re.compile(r"^[0-9A-Fa-f:.%]+$")
-_FIELD = re.compile(r"^\s*(?P<label>\S[^:]*?)[ .]+:(?: (?P<value>.*))?$")
-# A field whose label runs into its colon ("Verbindungsspezifisches DNS-Suffix:" in German):
-# read as one only when indented deeper than the section titles.
-_BARE_FIELD = re.compile(r"^\s*(?P<label>\S[^:]*?)\s*:(?: (?P<value>.*))?$")
+# "Label . . . : value", "Label:" or "Label :" (no padding). The label holds no colon, so an
+# address on a continuation line ("fe80::1%12") is not a field.
+_FIELD = re.compile(r"^\s*(?P<label>\S[^:]*?)[ .]*:(?: (?P<value>.*))?$")
 _LABELS: dict[str, str] = {
     "Description": "description",
     "描述": "description",
@@ -92,6 +120,18 @@ _LABELS: dict[str, str] = {
     "Описание": "description",
     "Состояние среды": "media",
     "IPv4-адрес": "ipv4",
+    "Statut du média": "media",
+    "Adresse IPv4": "ipv4",
+    "Descripción": "description",
+    "Estado de los medios": "media",
+    "Dirección IPv4": "ipv4",
+    "Descrizione": "description",
+    "Stato supporto": "media",
+    "Indirizzo IPv4": "ipv4",
+    "Indirizzo IP": "ipv4",  # Windows XP
+    "Descrição": "description",
+    "Estado da mídia": "media",
+    "Endereço IPv4": "ipv4",
 }
 _DISCONNECTED = frozenset(
     {
@@ -102,6 +142,10 @@ _DISCONNECTED = frozenset(
         "Medium getrennt",
         "미디어 연결 끊김",
         "Среда передачи недоступна.",
+        "Média déconnecté",
+        "medios desconectados",
+        "Supporto disconnesso",
+        "mídia desconectada",
     }
 )
 _ADDRESS = re.compile(r"^(?P<address>\d{1,3}(?:\.\d{1,3}){3})")
@@ -116,37 +160,38 @@ class Adapter:
     ipv4: tuple[str, ...]
 
 
-def _header(line: str) -> tuple[str, str] | None:
-    """(kind, name) when `line` is a section title; None when it is not one. Raises
-    ParseError for a title in no table."""
+def _title(line: str) -> re.Match[str] | None:
+    """The match of `line` when it has a title's shape (see `_TITLE`), else None."""
     match = _TITLE.match(line)
-    if match is None or _ADDRESS_LINE.match(match["title"]):
+    if match is None:
         return None
     title = match["title"]
+    if title.endswith(".") or _PADDED_SEPARATOR.search(title) or _ADDRESS_LINE.match(title):
+        return None
+    return match
+
+
+def _header(title: str) -> tuple[str, str]:
+    """(kind, name) of a section title. Raises ParseError for a title in no table."""
     for prefix, kind in HEADERS:
         if title.startswith(prefix + " "):
             return kind, title[len(prefix) + 1 :]
     raise ParseError("ipconfig: adapter type not in the language tables")
 
 
-def _indent(line: str) -> int:
-    return len(line) - len(line.lstrip())
-
-
 def parse_ipconfig(text: str) -> list[Adapter]:
+    lines = text.split("\n")
+    shaped = [match for line in lines if (match := _title(line))]
+    title_indent = min((len(match["indent"]) for match in shaped), default=0)
     sections: list[tuple[str, str, dict[str, list[str]]]] = []
-    title_indent = 0
-    for line in text.split("\n"):
-        field = _FIELD.match(line)
-        if field is None and sections and _indent(line) > title_indent:
-            field = _BARE_FIELD.match(line)
-        if field is None:
-            header = _header(line)
-            if header is not None:
-                sections.append((header[0], header[1], {}))
-                title_indent = _indent(line)
+    for line in lines:
+        title = _title(line)
+        if title is not None and len(title["indent"]) <= title_indent:
+            kind, name = _header(title["title"])
+            sections.append((kind, name, {}))
             continue
-        if not sections:
+        field = _FIELD.match(line)
+        if field is None or not sections:
             continue
         key = _LABELS.get(field.group("label"))
         if key is not None:

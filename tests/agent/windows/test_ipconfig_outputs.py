@@ -1,5 +1,5 @@
 """`ipconfig` (/all and plain) as real machines printed it in Chinese (Simplified and
-Traditional), Japanese, Korean, Russian, German and (refused: no table) Italian, and the VPN
+Traditional), Japanese, Korean, Russian, German and (refused: no table) Dutch, and the VPN
 adapters among them (agent.parsers.windows.ipconfig, agent.probes.windows.vpn_adapters).
 Sources: the "ipconfig" table of tests/fixtures/windows/README.md."""
 
@@ -98,12 +98,13 @@ def test_japanese_ipconfig_mixes_japanese_and_english_headers(copy: str, console
 
 
 def test_a_language_not_in_the_tables_is_refused_not_read_as_no_adapters() -> None:
-    # Italian: "Configurazione IP di Windows", "Scheda Ethernet Ethernet:". No Italian table
-    # exists, so the output is a ParseError (the VPN probe then reads the adapters from
-    # Get-NetAdapter and names ipconfig as unread), never an empty list that reads as "no VPN
-    # adapter".
+    # Dutch Windows 7: "Windows IP-configuratie", "Ethernet-adapter voor LAN-verbinding:" (a
+    # copy indented as a whole by its page). No Dutch table exists, so the output is a
+    # ParseError (the VPN probe then reads the adapters from Get-NetAdapter and names ipconfig
+    # as unread), never an empty list that reads as "no VPN adapter". German's
+    # "Ethernet-Adapter" does not claim the Dutch title: titles are matched as written.
     with pytest.raises(ParseError, match="adapter type"):
-        adapters("plain-it-school-wlan.txt", "cp850")
+        adapters("plain-nl-win7-lan-indented.txt", "cp850")
 
 
 def test_korean_ipconfig_is_read() -> None:

@@ -20,7 +20,7 @@ from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, outpu
 from tests.agent.windows.test_vpn_adapters import ethernet, route_print_descriptions
 
 SPANISH = "netadapter/list-es-17763-tap-down-npcap.txt"
-ITALIAN_IPCONFIG = "ipconfig/plain-it-school-wlan.txt"
+DUTCH_IPCONFIG = "ipconfig/plain-nl-win7-lan-indented.txt"
 
 
 def adapters(name: str) -> list[NetAdapter]:
@@ -112,12 +112,12 @@ def codes(outcome: FactOutcome) -> list[tuple[str, int]]:
 
 
 def test_a_machine_whose_language_has_no_table_still_reads_its_vpn_adapters() -> None:
-    # ipconfig in Italian (no table: refused) and the adapters from Get-NetAdapter: the VPN
+    # ipconfig in Dutch (no table: refused) and the adapters from Get-NetAdapter: the VPN
     # adapter is read, down, from the language-independent source. A composite of two real
-    # machines (an Italian ipconfig, a Spanish Get-NetAdapter): no machine with both recorded.
+    # machines (a Dutch ipconfig, a Spanish Get-NetAdapter): no machine with both recorded.
     host = WindowsReplayHost(console_encoding="cp850")
     host.record(cmd.NET_ADAPTERS, output(SPANISH))
-    host.record(cmd.IPCONFIG, output(ITALIAN_IPCONFIG))
+    host.record(cmd.IPCONFIG, output(DUTCH_IPCONFIG))
     outcome = run(host)
     assert isinstance(outcome.fact, pb.VpnFact) and not outcome.fact.active
     assert [(i.name, i.kind, i.up) for i in outcome.fact.interfaces] == [
@@ -156,7 +156,7 @@ def test_an_adapter_both_list_is_up_only_when_both_say_so() -> None:
 def test_psutil_names_still_supplement_both() -> None:
     host = WindowsReplayHost(console_encoding="cp850")
     host.record(cmd.NET_ADAPTERS, output(SPANISH))
-    host.record(cmd.IPCONFIG, output(ITALIAN_IPCONFIG))
+    host.record(cmd.IPCONFIG, output(DUTCH_IPCONFIG))
     host.interfaces = [NetInterface("OpenVPN Wintun", True)]
     outcome = run(host)
     assert isinstance(outcome.fact, pb.VpnFact) and outcome.fact.active
