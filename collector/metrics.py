@@ -124,7 +124,10 @@ class IngestMetrics:
 class AlertMetrics:
     """IT alert deliveries (collector/alerts/), counted in `registry` (the service's: served
     with the ingest counters). Labels: the channel (wecom, webhook, email) and, for failures,
-    retried, refused (not retried: the settings need a fix) or given_up (retried for a day)."""
+    retried, refused (not retried: the settings need a fix) or given_up (retried for a day).
+    The urgent alerts (a database that refuses writes, told without a record:
+    `alerts/unrecorded.py`) are counted apart: they never pass through the digests' outbox,
+    and each collector sends, so counts, its own."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.sent = Counter(
@@ -138,6 +141,20 @@ class AlertMetrics:
             "Failed alert deliveries by channel and outcome: retried later, refused (not"
             " retried) or given_up (after retrying for a day).",
             ["channel", "outcome"],
+            registry=registry,
+        )
+        self.urgent_sent = Counter(
+            "devposture_urgent_alerts",
+            "Urgent alerts delivered by this collector (its database refused writes, so they"
+            " were sent without a record), by channel and status: new, reminder, resolved.",
+            ["channel", "status"],
+            registry=registry,
+        )
+        self.urgent_failures = Counter(
+            "devposture_urgent_alert_failures",
+            "Urgent alerts this collector failed to deliver, by channel (each tried again at"
+            " the next alert round).",
+            ["channel"],
             registry=registry,
         )
 

@@ -94,7 +94,9 @@ async def keep_alerting(
         "alerting (noting this collector's problems, composing and sending digests)"
     )
     hours = config.alerts.repeat_hours
-    urgent = urgent or Unrecorded(socket.gethostname(), repeat_seconds=lambda: hours * 3600.0)
+    urgent = urgent or Unrecorded(
+        socket.gethostname(), repeat_seconds=lambda: hours * 3600.0, metrics=metrics
+    )
     while not stop.is_set():
         try:
             await alert_round(running, config, metrics, urgent=urgent)

@@ -41,6 +41,7 @@ from devposture.collector.alerts.delivery import Run
 from devposture.collector.alerts.digest import NEW, REMINDER, RESOLVED
 from devposture.collector.alerts.urgent import Urgent
 from devposture.collector.log_every import LogEvery
+from devposture.collector.metrics import AlertMetrics
 from devposture.collector.refused_writes import SAY_AGAIN_SECONDS, Refusal
 
 log = logging.getLogger(__name__)
@@ -70,14 +71,18 @@ class _Told:
 class Unrecorded:
     """This process's urgent alerts: `collector` names it (its host); `repeat_seconds` is
     read at each round (the settings' repeat_hours); `clock` measures the bounds (a test
-    gives time as data); `io` runs a send off the event loop."""
+    gives time as data); `io` runs a send off the event loop; `metrics` counts what was
+    delivered and what failed (the metrics endpoint: the one trace of an alert that has no
+    record in the database)."""
 
     def __init__(
         self, collector: str, *, repeat_seconds: Callable[[], float],
         clock: Callable[[], float] = time.monotonic, io: Run = asyncio.to_thread,
+        metrics: AlertMetrics | None = None,
     ) -> None:  # fmt: skip
         self.collector = collector
         self._repeat, self._clock, self._io = repeat_seconds, clock, io
+        self._metrics = metrics
         self._now: _Episode | None = None  # the refusal going on, as last met
         self._open: dict[str, dict[str, _Told]] = {}  # channel -> problem code -> told
         self._last_new: dict[tuple[str, str], float] = {}  # (channel, code) -> clock
@@ -121,6 +126,11 @@ class Unrecorded:
     async def _send(self, channel: Channel, n: Urgent) -> bool:
         """Whether `channel` took `n`; a failure logged once, then hourly with the count."""
         attempt = await self._io(partial(_attempt, channel, n))
+        if self._metrics is not None:
+            if attempt.delivered:
+                self._metrics.urgent_sent.labels(channel.name, n.status).inc()
+            else:
+                self._metrics.urgent_failures.labels(channel.name).inc()
         if attempt.delivered:
             self._failing.pop(channel.name, None)
             log.info("alerts: urgent alert (%s: %s) sent to %s", n.status, n.refusal.code,

@@ -37,6 +37,7 @@ from devposture.collector.refused_writes import (
 )
 from tests.collector.alert_fleet import settings
 from tests.collector.alert_receivers import HttpReceiver, http_receiver, smtp_receiver
+from tests.collector.test_hooks import scrape, scrape_until, value
 from tests.collector.test_refused_writes import CUT, ROUNDS, Refusing, refusing_collector
 from tests.waiting import wait_until
 
@@ -322,3 +323,43 @@ def test_serve_tells_it_a_database_refusing_writes_then_resolved_then_digests_re
 
 def _schemas(hook: HttpReceiver) -> list[str]:
     return [r.json()["schema"] for r in hook.received]
+
+
+def test_urgent_alerts_are_counted_on_the_metrics_endpoint(tmp_path: Path) -> None:
+    """What IT was told without a record, and what failed to reach it, by channel and
+    status, on the collector's real metrics endpoint (each collector counts its own, as each
+    sends its own): the first attempt answered 500, then the alert, then resolved."""
+    with contextlib.ExitStack() as stack:
+        site = refusing_collector(stack, tmp_path, serve_metrics=True)
+        collector = site.collector
+        url = f"http://127.0.0.1:{collector._running.metrics_port}/metrics"
+        hook = stack.enter_context(http_receiver([(500, {})]))
+        alerts = dataclasses.replace(collector.config.alerts, webhook_url=hook.url)
+        config = dataclasses.replace(collector.config, alerts=alerts)
+        assert value(scrape(url), "devposture_urgent_alerts_total", channel="webhook",
+                     status="new") == 0  # fmt: skip
+        site.refuse()
+        stop = asyncio.Event()
+        done = asyncio.run_coroutine_threadsafe(
+            keep_alerting(collector._running, config, stop, every=0.01,
+                          refused=RefusedWrites("alerting")),
+            collector._loop,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: len(_urgent(hook)) == 2, "the urgent alert, tried twice")
+            samples = scrape_until(url, lambda s: value(
+                s, "devposture_urgent_alerts_total", channel="webhook", status="new") == 1)
+            assert value(samples, "devposture_urgent_alert_failures_total",
+                         channel="webhook") == 1  # fmt: skip
+            site.allow()
+            wait_until(lambda: ("resolved", site.refusal.code) in _urgent(hook),
+                       "the urgent alert resolved")  # fmt: skip
+            samples = scrape_until(url, lambda s: value(
+                s, "devposture_urgent_alerts_total", channel="webhook", status="resolved") == 1)
+        finally:
+            collector._loop.call_soon_threadsafe(stop.set)
+            done.result(30)
+        counted = {status: value(samples, "devposture_urgent_alerts_total", channel="webhook",
+                                 status=status) for status in ("new", "reminder", "resolved")}
+        assert counted == {"new": 1, "reminder": 0, "resolved": 1}
+        assert value(samples, "devposture_urgent_alert_failures_total", channel="webhook") == 1

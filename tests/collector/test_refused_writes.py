@@ -64,21 +64,25 @@ class Refusing:
 
 
 def refusing_collector(
-    stack: contextlib.ExitStack, tmp_path: Path, *, folder_on_tmpfs: bool = False
-) -> Refusing:
+    stack: contextlib.ExitStack, tmp_path: Path, *, folder_on_tmpfs: bool = False,
+    serve_metrics: bool = False,
+) -> Refusing:  # fmt: skip
     """A collector serving until `stack` closes: on SQLite its data folder on a small tmpfs
     (refused: filled to its last byte), on PostgreSQL a role's database (refused: read-only),
-    its data folder on a tmpfs too when `folder_on_tmpfs`."""
+    its data folder on a tmpfs too when `folder_on_tmpfs`; its metrics endpoint too when
+    `serve_metrics`."""
     disk = tmp_path
     if folder_on_tmpfs or not on_postgresql():
         disk = stack.enter_context(tmpfs(tmp_path / "disk", "8m"))
     if on_postgresql():
         target, read_only = stack.enter_context(role_database())
-        collector = stack.enter_context(running_collector(disk / "c", database=target))
+        collector = stack.enter_context(
+            running_collector(disk / "c", database=target, serve_metrics=serve_metrics)
+        )
         refuse, allow = (lambda: read_only(True)), (lambda: read_only(False))
         refusal = READ_ONLY
     else:
-        collector = stack.enter_context(running_collector(disk / "c"))
+        collector = stack.enter_context(running_collector(disk / "c", serve_metrics=serve_metrics))
         fillers: list[Path] = []
         refuse, allow = (lambda: fillers.append(fill(disk))), (lambda: fillers.pop().unlink())
         refusal = DISK_FULL
