@@ -8,120 +8,55 @@ own tool would. It sends a whole realistic report (every fact an agent collects)
 stored body must be that report, field for field; refusals must come with the right status;
 the administration port answers it by its credential and role.
 
-Node.js and the two packages (tests/interop/package.json, pinned by its lock file) are
-installed by .ci/run (the packages into its cache, named by DEVPOSTURE_NODE_MODULES). The test
-is skipped without them on a developer machine, and fails in CI (CI set) instead, so that it
-cannot silently stop running.
+Enrollment, renewal and reestablishment by the same client, its key and requests made by the
+openssl CLI, are in test_interop_node_enroll.py; running it is tests/e2e/interop_node.py
+(skipped without Node.js and the packages on a developer machine, failed in CI).
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from devposture.collector.store import Store
-from devposture.v1 import devposture_pb2 as pb
 from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_fleet, run
-
-ROOT = Path(__file__).resolve().parents[2]
-CLIENT = ROOT / "tests" / "interop" / "client.js"
-NODE_MODULES = Path(
-    os.environ.get("DEVPOSTURE_NODE_MODULES") or ROOT / "tests" / "interop" / "node_modules"
-)
-
-
-@pytest.fixture(scope="module")
-def node() -> str:
-    found = shutil.which("node")
-    if found is None or not (NODE_MODULES / "@grpc" / "grpc-js").is_dir():
-        why = (f"needs node and tests/interop's packages in {NODE_MODULES}"
-               " (cd tests/interop && npm ci)")  # fmt: skip
-        if os.environ.get("CI"):
-            pytest.fail(why)
-        pytest.skip(why)
-    return found
+from tests.e2e.interop_node import Node, node_fixture, plain, serving, stored  # noqa: F401
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CollectorServer, SimAgent]]:
     root = tmp_path_factory.mktemp("interop")
-    collector = CollectorServer.create(root)
-    collector.start()
-    try:
+    with serving(root) as collector:
         (agent,) = enroll_fleet(collector, root / "agents", 1)
         yield collector, agent
-    finally:
-        collector.close()
 
 
-def _plain(message: Message) -> dict[str, Any]:
-    """A message as protobuf.js takes it (proto field names, enum names, timestamps as
-    seconds and nanos, bytes in base64): what a JavaScript program would build."""
-    plain: dict[str, Any] = {}
-    for field, value in message.ListFields():
-        if field.is_repeated:
-            plain[field.name] = [_value(field, v) for v in value]
-        else:
-            plain[field.name] = _value(field, value)
-    return plain
-
-
-def _value(field: Any, value: Any) -> Any:
-    if isinstance(value, Timestamp):
-        return {"seconds": str(value.seconds), "nanos": value.nanos}
-    if isinstance(value, Message):
-        return _plain(value)
-    if field.type == field.TYPE_ENUM:
-        return field.enum_type.values_by_number[value].name
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode("ascii")
-    if field.type in (field.TYPE_INT64, field.TYPE_UINT64, field.TYPE_SINT64,
-                      field.TYPE_FIXED64, field.TYPE_SFIXED64):  # fmt: skip
-        return str(value)
-    return value
+NEEDS_CERTIFICATE = ("this call needs the device's client certificate: send it to the report"
+                     " port over mutual TLS")  # fmt: skip
 
 
 def _call(node: str, collector: CollectorServer, agent: SimAgent | None, call: str,
           argument: dict[str, Any], *, port: int | None = None,
           credential: str = "", compression: str = "") -> dict[str, Any]:  # fmt: skip
-    """One call by the Node.js client: its answer, or its status (code, name, details).
-    `compression` ("gzip"): the request is sent compressed."""
-    state = agent.state if agent is not None else None
-    ca = (state.ca_path if state is not None else collector.data / "ca" / "ca.crt")
-    cert, key = ((str(state.cert_path), str(state.key_path)) if state is not None
-                 else ("", ""))  # fmt: skip
-    done = subprocess.run(
-        [node, str(CLIENT), str(ROOT / "protos"), f"localhost:{port or collector.report_port}",
-         str(ca), cert, key, call, json.dumps(argument)],
-        check=False, capture_output=True, text=True, timeout=60,
-        env={**os.environ, "NODE_PATH": str(NODE_MODULES),
-             "DEVPOSTURE_ADMIN_CREDENTIAL": credential,
-             "DEVPOSTURE_GRPC_COMPRESSION": compression},
+    """One call by the Node.js client as `agent` (None: without a client certificate): its
+    answer, or its status (code, name, details). `compression` ("gzip"): the request is sent
+    compressed."""
+    return _client(node, collector, agent, port).call(
+        call, argument, DEVPOSTURE_ADMIN_CREDENTIAL=credential,
+        DEVPOSTURE_GRPC_COMPRESSION=compression,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer
 
 
-def _stored(collector: CollectorServer, report_id: str) -> pb.PostureReport:
-    """The report's body as the collector keeps it (put together from its fact parts)."""
-    reader = Store.open_reader(collector.database)
-    try:
-        body = reader.reports.report_body(report_id)
-    finally:
-        reader.close()
-    assert body is not None, f"report {report_id} is not stored"
-    return pb.PostureReport.FromString(body)
+def _client(node: str, collector: CollectorServer, agent: SimAgent | None,
+            port: int | None = None) -> Node:  # fmt: skip
+    state = agent.state if agent is not None else None
+    if state is None:
+        return Node(node, f"localhost:{port or collector.report_port}",
+                    collector.data / "ca" / "ca.crt")  # fmt: skip
+    return Node(node, f"localhost:{port or collector.report_port}", state.ca_path,
+                state.cert_path, state.key_path)  # fmt: skip
 
 
 def test_a_report_from_grpc_js_is_stored_field_for_field_and_judged(
@@ -130,15 +65,15 @@ def test_a_report_from_grpc_js_is_stored_field_for_field_and_judged(
     collector, agent = served
     report = agent.report()
     assert report.HasField("antivirus") and report.HasField("wifi") and report.chat_backups.backups
-    plain = _plain(report)
+    sent = plain(report)
     answer = _call(node, collector, agent, "Report",
-                   {"report": plain, "sent_at": plain["collected_at"]})  # fmt: skip
+                   {"report": sent, "sent_at": sent["collected_at"]})  # fmt: skip
     assert answer.get("ok"), answer
     assert answer["report_id"] == report.report_id and not answer.get("duplicate")
     assert {v["check_id"] for v in answer["verdicts"]} == {
         "antivirus", "firewall", "os-updates", "public-wifi", "chat-backup", "chat-app-updates"}
-    assert _stored(collector, report.report_id) == report  # every fact as the agent made it
-    again = _call(node, collector, agent, "Report", {"report": _plain(report)})
+    assert stored(collector, report.report_id) == report  # every fact as the agent made it
+    again = _call(node, collector, agent, "Report", {"report": plain(report)})
     assert again.get("ok") and again["duplicate"] is True  # idempotent on report_id
 
 
@@ -148,10 +83,10 @@ def test_a_batch_from_grpc_js_is_acknowledged_report_by_report(
     collector, agent = served
     reports = [agent.report(), agent.report()]
     answer = _call(node, collector, agent, "ReportBatch",
-                   {"reports": [_plain(r) for r in reports]})  # fmt: skip
+                   {"reports": [plain(r) for r in reports]})  # fmt: skip
     assert answer.get("ok"), answer
     assert [a["report_id"] for a in answer["acks"]] == [r.report_id for r in reports]
-    assert all(_stored(collector, r.report_id) == r for r in reports)
+    assert all(stored(collector, r.report_id) == r for r in reports)
 
 
 def test_a_gzip_compressed_report_and_batch_from_grpc_js_are_stored(
@@ -159,32 +94,89 @@ def test_a_gzip_compressed_report_and_batch_from_grpc_js_are_stored(
 ) -> None:
     collector, agent = served
     report = agent.report()
-    answer = _call(node, collector, agent, "Report", {"report": _plain(report)},
+    answer = _call(node, collector, agent, "Report", {"report": plain(report)},
                    compression="gzip")  # fmt: skip
     assert answer.get("ok") and answer["report_id"] == report.report_id, answer
     batch = [agent.report(), agent.report()]
     answer = _call(node, collector, agent, "ReportBatch",
-                   {"reports": [_plain(r) for r in batch]}, compression="gzip")  # fmt: skip
+                   {"reports": [plain(r) for r in batch]}, compression="gzip")  # fmt: skip
     assert [a["report_id"] for a in answer["acks"]] == [r.report_id for r in batch], answer
-    assert all(_stored(collector, r.report_id) == r for r in [report, *batch])
+    assert all(stored(collector, r.report_id) == r for r in [report, *batch])
 
 
 def test_refusals_reach_grpc_js_with_their_status_and_reason(
     node: str, served: tuple[CollectorServer, SimAgent]
 ) -> None:
     collector, agent = served
-    bad_id = _plain(agent.report()) | {"report_id": "not-a-uuid"}
+    bad_id = plain(agent.report()) | {"report_id": "not-a-uuid"}
     refused = _call(node, collector, agent, "Report", {"report": bad_id})
     assert refused["name"] == "INVALID_ARGUMENT", refused
     assert "report_id" in refused["details"] and "not-a-uuid" in refused["details"]
-    other = _plain(agent.report()) | {"device_id": "someone-else"}
+    other = plain(agent.report()) | {"device_id": "someone-else"}
     refused = _call(node, collector, agent, "Report", {"report": other})
     assert refused["name"] == "PERMISSION_DENIED", refused
     refused = _call(node, collector, agent, "Report", {})
     assert refused["name"] == "INVALID_ARGUMENT" and "no report" in refused["details"], refused
-    # The report port takes no call without a device's certificate.
-    refused = _call(node, collector, None, "Report", {"report": _plain(agent.report())})
-    assert refused["name"] in ("UNAVAILABLE", "UNAUTHENTICATED"), refused
+
+
+def test_a_call_without_a_certificate_is_cut_off_at_the_report_port_and_told_at_the_other(
+    node: str, served: tuple[CollectorServer, SimAgent]
+) -> None:
+    # The report port requires a client certificate in the TLS handshake (docs/threat-model.md,
+    # row 8): a caller without one is cut off before any call, so grpc-js can only say that it
+    # could not connect (TLS 1.3: "Failed to connect"; TLS 1.2: the socket was closed during
+    # the handshake). No gRPC status or reason can travel on a handshake that failed.
+    collector, agent = served
+    report = {"report": plain(agent.report())}
+    for tls in ("TLSv1.3", "TLSv1.2"):
+        refused = _client(node, collector, None).call("Report", report, DEVPOSTURE_TLS_MAX=tls)
+        assert refused["name"] == "UNAVAILABLE", (tls, refused)
+    # The enrollment port lets it in and refuses the call itself, saying what it needs.
+    for call in ("Report", "ReportBatch", "Renew"):
+        refused = _call(node, collector, None, call, {}, port=collector.enroll_port)
+        assert refused["name"] == "UNAUTHENTICATED", (call, refused)
+        assert refused["details"] == NEEDS_CERTIFICATE, refused
+    assert report["report"]["report_id"] not in collector.stored_ids()
+
+
+def test_a_report_past_its_deadline_ends_deadline_exceeded_and_is_stored_once_when_sent_again(
+    node: str, served: tuple[CollectorServer, SimAgent]
+) -> None:
+    # The client connects, the collector is frozen (SIGSTOP), and the call goes out with a
+    # deadline of half a second: it cannot be answered in time, however fast the machine. The
+    # collector, thawed, finds the call already cancelled; whatever it did with it, the report
+    # sent again is acknowledged and stored once (at-least-once delivery, exactly-once storage).
+    collector, agent = served
+    report = agent.report()
+    late = _client(node, collector, agent).while_frozen(collector, "Report",
+                                                        {"report": plain(report)})  # fmt: skip
+    assert late["name"] == "DEADLINE_EXCEEDED", late
+    again = _call(node, collector, agent, "Report", {"report": plain(report)})
+    assert again.get("ok") and again["report_id"] == report.report_id, again
+    assert collector.stored_ids().count(report.report_id) == 1
+    assert stored(collector, report.report_id) == report
+    health = _call(node, collector, None, "Health", {"service": ""}, port=collector.enroll_port)
+    assert health == {"ok": True, "status": "SERVING"}
+
+
+def test_an_oversized_request_from_grpc_js_is_resource_exhausted_and_not_stored(
+    node: str, served: tuple[CollectorServer, SimAgent]
+) -> None:
+    # Over [limits] max_report_bytes (1 MiB by default), gRPC refuses the message before the
+    # collector reads it (README, "Bad input is refused whole"; threat model, row 14).
+    collector, agent = served
+    big = plain(agent.report())
+    big["host"]["os_name"] = "x" * (1024 * 1024)
+    refused = _call(node, collector, agent, "Report", {"report": big})
+    assert refused["name"] == "RESOURCE_EXHAUSTED", refused
+    assert "Received message larger than max" in refused["details"], refused
+    refused = _call(node, collector, agent, "ReportBatch", {"reports": [big]})
+    assert refused["name"] == "RESOURCE_EXHAUSTED", refused
+    assert big["report_id"] not in collector.stored_ids()
+    # The collector goes on taking reports that fit.
+    fits = agent.report()
+    answer = _call(node, collector, agent, "Report", {"report": plain(fits)})
+    assert answer.get("ok") and answer["report_id"] == fits.report_id, answer
 
 
 def test_health_answers_grpc_js_on_the_enrollment_port(
