@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from devposture.collector.pki import device_id_for_certificate, pem_blocks
 from devposture.policy.cli_messages import BadValue
@@ -117,16 +118,30 @@ def verify_reestablish(
         payload = reestablish_payload(
             device_id, spelled, request.signed_at.seconds, request.csr_pem
         )
-        try:
-            public_key.verify(request.signature, payload, ec.ECDSA(hashes.SHA256()))
-        except InvalidSignature:
-            continue
-        return ProvenDevice(device_id, serial, signed_at)
+        for signature in signature_encodings(request.signature, public_key.curve):
+            try:
+                public_key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+            except InvalidSignature:
+                continue
+            return ProvenDevice(device_id, serial, signed_at)
     raise ProofRejected(
         "the proof of the device key does not verify: sign the bytes devposture.proto gives"
         " for ReestablishRequest.signature (the serial in lowercase hex) with the key of"
         " certificate_pem"
     )
+
+
+def signature_encodings(signature: bytes, curve: ec.EllipticCurve) -> list[bytes]:
+    """The signature as DER, as a client may have encoded it: DER already (OpenSSL, Node's
+    crypto, Go's SignASN1, Java), or r and s side by side, each as long as the curve's order
+    (IEEE P1363: WebCrypto, .NET's ECDsa.SignData). The contract asked only for an
+    "ECDSA-SHA256 signature", and a proof in the second form was refused as if its bytes were
+    wrong. Either form carries the same r and s, so taking both proves no less."""
+    size = (curve.key_size + 7) // 8
+    if len(signature) != 2 * size:
+        return [signature]
+    r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+    return [signature, encode_dss_signature(r, s)]
 
 
 def serial_spellings(serial: int) -> list[str]:
