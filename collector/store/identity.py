@@ -305,23 +305,29 @@ class Identity(Part):
                     f"the enrollment token expired at {expired}: ask IT for a new one"
                     " (`devposture-collector token create`)"
                 )
-            if row[2] <= 0:
+            status = cur.execute(
+                "SELECT status, token_id FROM devices WHERE device_id = ?", (device.device_id,)
+            ).fetchone()
+            # The same key enrolling again with the token that enrolled it: a retry whose
+            # answer was lost (its caller's deadline passed while the collector enrolled it).
+            # It is answered again without spending another use: the retry of a one-use token
+            # was refused as used up, and only that device's key can ask.
+            again = status is not None and status[0] == ACTIVE and status[1] == token.token_id
+            if row[2] <= 0 and not again:
                 raise TokenRejected(
                     "the enrollment token was already used up: ask IT for a new one"
                     " (`devposture-collector token create`)"
                 )
-            status = cur.execute(
-                "SELECT status FROM devices WHERE device_id = ?", (device.device_id,)
-            ).fetchone()
             if status is not None and status[0] != ACTIVE:
                 raise EnrollRefused(
                     f"this device's key belongs to a device IT {status[0]}: enroll with a new"
                     " key (`devposture-agent enroll --force`)"
                 )
-            cur.execute(
-                "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE token_id = ?",
-                (token.token_id,),
-            )
+            if not again:
+                cur.execute(
+                    "UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE token_id = ?",
+                    (token.token_id,),
+                )
             # The token's group, also on re-enrollment; a token without one keeps the group
             # the device already has (IT may have set it).
             cur.execute(
