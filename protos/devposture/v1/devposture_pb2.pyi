@@ -446,6 +446,9 @@ class ReestablishRequest(_message.Message):
     "\\n" + signed_at in whole seconds since the epoch + "\\n" + SHA-256 hex of csr_pem.
     The serial is the number without leading zeros ("55a8c0..."); the collector also takes
     it as its bytes in hex, as OpenSSL and Node.js print it ("055a8c0...", "00d3...").
+    The signature is DER-encoded, as OpenSSL, Node's crypto and Go's ecdsa.SignASN1 give it;
+    r and s side by side, each as long as the curve's order (IEEE P1363, as WebCrypto and
+    .NET give it), are taken too.
     """
     agent_version: _builtins.str
     @_builtins.property

@@ -26,7 +26,12 @@ if _version_not_supported:
 
 
 class CollectorStub:
-    """Collector is served on the agent port(s) of a devposture collector.
+    """Collector is served on the agent port(s) of a devposture collector, over TLS 1.3, or TLS 1.2
+    with ECDHE and AES-GCM (gRPC's own policy; nothing older). A request larger than the
+    collector's [limits] max_report_bytes (1 MiB by default) is refused RESOURCE_EXHAUSTED
+    unread. The report port requires a client certificate in the TLS handshake: a client
+    without one is cut off before any call (its library says it could not connect), where the
+    enrollment port answers Report, ReportBatch and Renew UNAUTHENTICATED.
     """
 
     def __init__(self, channel):
@@ -63,13 +68,24 @@ class CollectorStub:
 
 
 class CollectorServicer:
-    """Collector is served on the agent port(s) of a devposture collector.
+    """Collector is served on the agent port(s) of a devposture collector, over TLS 1.3, or TLS 1.2
+    with ECDHE and AES-GCM (gRPC's own policy; nothing older). A request larger than the
+    collector's [limits] max_report_bytes (1 MiB by default) is refused RESOURCE_EXHAUSTED
+    unread. The report port requires a client certificate in the TLS handshake: a client
+    without one is cut off before any call (its library says it could not connect), where the
+    enrollment port answers Report, ReportBatch and Renew UNAUTHENTICATED.
     """
 
     def Enroll(self, request, context):
         """Enroll exchanges a one-time enrollment token and a certificate signing request made on
         the device for a client certificate. Served over server-authenticated TLS (the agent has
-        no certificate yet); the agent pins the collector's CA by its fingerprint.
+        no certificate yet); the agent pins the collector's CA by its fingerprint. Sent again with
+        the same token and key (its answer was lost), it is answered again without spending
+        another use of the token. Refused UNAUTHENTICATED for a token that is malformed, unknown,
+        revoked, expired or used up; INVALID_ARGUMENT for a csr_pem that is not one PEM PKCS#10
+        request of at most 16 KiB, validly signed, over an ECDSA P-256 or P-384 key;
+        PERMISSION_DENIED for the key of a device IT revoked or retired; RESOURCE_EXHAUSTED, with
+        a `retry-after-ms` trailer, for too many attempts from one address at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,7 +102,10 @@ class CollectorServicer:
     def Renew(self, request, context):
         """Renew exchanges the device's current, still valid client certificate for a new one over
         the same key (the next generation). Served only over mutual TLS, on the report port. The
-        agent renews when about a third of its certificate's lifetime is left.
+        agent renews when about a third of its certificate's lifetime is left. Refused
+        INVALID_ARGUMENT for a csr_pem Enroll would refuse; PERMISSION_DENIED for a request over
+        another key, a revoked or retired device, and a copy presenting an older certificate;
+        RESOURCE_EXHAUSTED, with `retry-after-ms`, past the device's rate (shared with Report).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,8 +115,11 @@ class CollectorServicer:
         """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
         was away) get a new one without a new token: it presents the expired certificate, still
         signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
-        port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
-        revoked or retired device.
+        port, since an expired certificate cannot pass the mutual-TLS handshake. Refused
+        PERMISSION_DENIED for a revoked or retired device; UNAUTHENTICATED for a proof that does
+        not hold: a certificate no trusted CA signed or expired over 365 days ago, a request over
+        another key, a signed_at more than a day away from the collector's clock or not newer
+        than the last one accepted, a signature that does not verify.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -150,7 +172,12 @@ def add_CollectorServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class Collector:
-    """Collector is served on the agent port(s) of a devposture collector.
+    """Collector is served on the agent port(s) of a devposture collector, over TLS 1.3, or TLS 1.2
+    with ECDHE and AES-GCM (gRPC's own policy; nothing older). A request larger than the
+    collector's [limits] max_report_bytes (1 MiB by default) is refused RESOURCE_EXHAUSTED
+    unread. The report port requires a client certificate in the TLS handshake: a client
+    without one is cut off before any call (its library says it could not connect), where the
+    enrollment port answers Report, ReportBatch and Renew UNAUTHENTICATED.
     """
 
     @staticmethod

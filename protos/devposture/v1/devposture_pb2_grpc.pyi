@@ -35,7 +35,13 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class CollectorStub:
-    """Collector is served on the agent port(s) of a devposture collector."""
+    """Collector is served on the agent port(s) of a devposture collector, over TLS 1.3, or TLS 1.2
+    with ECDHE and AES-GCM (gRPC's own policy; nothing older). A request larger than the
+    collector's [limits] max_report_bytes (1 MiB by default) is refused RESOURCE_EXHAUSTED
+    unread. The report port requires a client certificate in the TLS handshake: a client
+    without one is cut off before any call (its library says it could not connect), where the
+    enrollment port answers Report, ReportBatch and Renew UNAUTHENTICATED.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
@@ -44,7 +50,13 @@ class CollectorStub:
     Enroll: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.EnrollRequest, _devposture_pb2.EnrollResponse]
     """Enroll exchanges a one-time enrollment token and a certificate signing request made on
     the device for a client certificate. Served over server-authenticated TLS (the agent has
-    no certificate yet); the agent pins the collector's CA by its fingerprint.
+    no certificate yet); the agent pins the collector's CA by its fingerprint. Sent again with
+    the same token and key (its answer was lost), it is answered again without spending
+    another use of the token. Refused UNAUTHENTICATED for a token that is malformed, unknown,
+    revoked, expired or used up; INVALID_ARGUMENT for a csr_pem that is not one PEM PKCS#10
+    request of at most 16 KiB, validly signed, over an ECDSA P-256 or P-384 key;
+    PERMISSION_DENIED for the key of a device IT revoked or retired; RESOURCE_EXHAUSTED, with
+    a `retry-after-ms` trailer, for too many attempts from one address at once.
     """
     Report: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.ReportRequest, _devposture_pb2.ReportAck]
     """Report delivers one posture report. Served only over mutual TLS: the device is who its
@@ -53,14 +65,20 @@ class CollectorStub:
     Renew: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.RenewRequest, _devposture_pb2.RenewResponse]
     """Renew exchanges the device's current, still valid client certificate for a new one over
     the same key (the next generation). Served only over mutual TLS, on the report port. The
-    agent renews when about a third of its certificate's lifetime is left.
+    agent renews when about a third of its certificate's lifetime is left. Refused
+    INVALID_ARGUMENT for a csr_pem Enroll would refuse; PERMISSION_DENIED for a request over
+    another key, a revoked or retired device, and a copy presenting an older certificate;
+    RESOURCE_EXHAUSTED, with `retry-after-ms`, past the device's rate (shared with Report).
     """
     Reestablish: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.ReestablishRequest, _devposture_pb2.RenewResponse]
     """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
     was away) get a new one without a new token: it presents the expired certificate, still
     signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
-    port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
-    revoked or retired device.
+    port, since an expired certificate cannot pass the mutual-TLS handshake. Refused
+    PERMISSION_DENIED for a revoked or retired device; UNAUTHENTICATED for a proof that does
+    not hold: a certificate no trusted CA signed or expired over 365 days ago, a request over
+    another key, a signed_at more than a day away from the collector's clock or not newer
+    than the last one accepted, a signature that does not verify.
     """
     ReportBatch: _grpc.UnaryUnaryMultiCallable[_devposture_pb2.ReportBatchRequest, _devposture_pb2.ReportBatchResponse]
     """ReportBatch delivers up to 64 queued reports in one call (the backlog after an outage),
@@ -71,13 +89,25 @@ class CollectorStub:
 
 @_typing.type_check_only
 class CollectorAsyncStub(CollectorStub):
-    """Collector is served on the agent port(s) of a devposture collector."""
+    """Collector is served on the agent port(s) of a devposture collector, over TLS 1.3, or TLS 1.2
+    with ECDHE and AES-GCM (gRPC's own policy; nothing older). A request larger than the
+    collector's [limits] max_report_bytes (1 MiB by default) is refused RESOURCE_EXHAUSTED
+    unread. The report port requires a client certificate in the TLS handshake: a client
+    without one is cut off before any call (its library says it could not connect), where the
+    enrollment port answers Report, ReportBatch and Renew UNAUTHENTICATED.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Enroll: _aio.UnaryUnaryMultiCallable[_devposture_pb2.EnrollRequest, _devposture_pb2.EnrollResponse]  # type: ignore[assignment]
     """Enroll exchanges a one-time enrollment token and a certificate signing request made on
     the device for a client certificate. Served over server-authenticated TLS (the agent has
-    no certificate yet); the agent pins the collector's CA by its fingerprint.
+    no certificate yet); the agent pins the collector's CA by its fingerprint. Sent again with
+    the same token and key (its answer was lost), it is answered again without spending
+    another use of the token. Refused UNAUTHENTICATED for a token that is malformed, unknown,
+    revoked, expired or used up; INVALID_ARGUMENT for a csr_pem that is not one PEM PKCS#10
+    request of at most 16 KiB, validly signed, over an ECDSA P-256 or P-384 key;
+    PERMISSION_DENIED for the key of a device IT revoked or retired; RESOURCE_EXHAUSTED, with
+    a `retry-after-ms` trailer, for too many attempts from one address at once.
     """
     Report: _aio.UnaryUnaryMultiCallable[_devposture_pb2.ReportRequest, _devposture_pb2.ReportAck]  # type: ignore[assignment]
     """Report delivers one posture report. Served only over mutual TLS: the device is who its
@@ -86,14 +116,20 @@ class CollectorAsyncStub(CollectorStub):
     Renew: _aio.UnaryUnaryMultiCallable[_devposture_pb2.RenewRequest, _devposture_pb2.RenewResponse]  # type: ignore[assignment]
     """Renew exchanges the device's current, still valid client certificate for a new one over
     the same key (the next generation). Served only over mutual TLS, on the report port. The
-    agent renews when about a third of its certificate's lifetime is left.
+    agent renews when about a third of its certificate's lifetime is left. Refused
+    INVALID_ARGUMENT for a csr_pem Enroll would refuse; PERMISSION_DENIED for a request over
+    another key, a revoked or retired device, and a copy presenting an older certificate;
+    RESOURCE_EXHAUSTED, with `retry-after-ms`, past the device's rate (shared with Report).
     """
     Reestablish: _aio.UnaryUnaryMultiCallable[_devposture_pb2.ReestablishRequest, _devposture_pb2.RenewResponse]  # type: ignore[assignment]
     """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
     was away) get a new one without a new token: it presents the expired certificate, still
     signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
-    port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
-    revoked or retired device.
+    port, since an expired certificate cannot pass the mutual-TLS handshake. Refused
+    PERMISSION_DENIED for a revoked or retired device; UNAUTHENTICATED for a proof that does
+    not hold: a certificate no trusted CA signed or expired over 365 days ago, a request over
+    another key, a signed_at more than a day away from the collector's clock or not newer
+    than the last one accepted, a signature that does not verify.
     """
     ReportBatch: _aio.UnaryUnaryMultiCallable[_devposture_pb2.ReportBatchRequest, _devposture_pb2.ReportBatchResponse]  # type: ignore[assignment]
     """ReportBatch delivers up to 64 queued reports in one call (the backlog after an outage),
@@ -103,7 +139,13 @@ class CollectorAsyncStub(CollectorStub):
     """
 
 class CollectorServicer(metaclass=_abc_1.ABCMeta):
-    """Collector is served on the agent port(s) of a devposture collector."""
+    """Collector is served on the agent port(s) of a devposture collector, over TLS 1.3, or TLS 1.2
+    with ECDHE and AES-GCM (gRPC's own policy; nothing older). A request larger than the
+    collector's [limits] max_report_bytes (1 MiB by default) is refused RESOURCE_EXHAUSTED
+    unread. The report port requires a client certificate in the TLS handshake: a client
+    without one is cut off before any call (its library says it could not connect), where the
+    enrollment port answers Report, ReportBatch and Renew UNAUTHENTICATED.
+    """
 
     @_abc_1.abstractmethod
     def Enroll(
@@ -113,7 +155,13 @@ class CollectorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_devposture_pb2.EnrollResponse, _abc.Awaitable[_devposture_pb2.EnrollResponse]]:
         """Enroll exchanges a one-time enrollment token and a certificate signing request made on
         the device for a client certificate. Served over server-authenticated TLS (the agent has
-        no certificate yet); the agent pins the collector's CA by its fingerprint.
+        no certificate yet); the agent pins the collector's CA by its fingerprint. Sent again with
+        the same token and key (its answer was lost), it is answered again without spending
+        another use of the token. Refused UNAUTHENTICATED for a token that is malformed, unknown,
+        revoked, expired or used up; INVALID_ARGUMENT for a csr_pem that is not one PEM PKCS#10
+        request of at most 16 KiB, validly signed, over an ECDSA P-256 or P-384 key;
+        PERMISSION_DENIED for the key of a device IT revoked or retired; RESOURCE_EXHAUSTED, with
+        a `retry-after-ms` trailer, for too many attempts from one address at once.
         """
 
     @_abc_1.abstractmethod
@@ -134,7 +182,10 @@ class CollectorServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_devposture_pb2.RenewResponse, _abc.Awaitable[_devposture_pb2.RenewResponse]]:
         """Renew exchanges the device's current, still valid client certificate for a new one over
         the same key (the next generation). Served only over mutual TLS, on the report port. The
-        agent renews when about a third of its certificate's lifetime is left.
+        agent renews when about a third of its certificate's lifetime is left. Refused
+        INVALID_ARGUMENT for a csr_pem Enroll would refuse; PERMISSION_DENIED for a request over
+        another key, a revoked or retired device, and a copy presenting an older certificate;
+        RESOURCE_EXHAUSTED, with `retry-after-ms`, past the device's rate (shared with Report).
         """
 
     @_abc_1.abstractmethod
@@ -146,8 +197,11 @@ class CollectorServicer(metaclass=_abc_1.ABCMeta):
         """Reestablish lets an agent whose certificate expired (its collector was down, the laptop
         was away) get a new one without a new token: it presents the expired certificate, still
         signed by a CA the collector trusts, and proves it holds the key. Served on the enrollment
-        port, since an expired certificate cannot pass the mutual-TLS handshake. Refused for a
-        revoked or retired device.
+        port, since an expired certificate cannot pass the mutual-TLS handshake. Refused
+        PERMISSION_DENIED for a revoked or retired device; UNAUTHENTICATED for a proof that does
+        not hold: a certificate no trusted CA signed or expired over 365 days ago, a request over
+        another key, a signed_at more than a day away from the collector's clock or not newer
+        than the last one accepted, a signature that does not verify.
         """
 
     @_abc_1.abstractmethod
