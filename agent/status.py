@@ -27,6 +27,7 @@ from devposture.agent.employee.remediation import OsName, steps_for, this_os
 from devposture.agent.employee.words import WORDS, Words
 from devposture.policy import default_policy
 from devposture.policy.checks import CheckParameters, evaluate
+from devposture.policy.moments import offset_label
 from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
 
@@ -157,11 +158,7 @@ def collector_heading(ack: pb.ReportAck, view: View) -> str:
 
 def zone_label(view: View) -> str:
     """ "UTC+08:00": the company's offset at the moment the status is read."""
-    offset = view.zone.utcoffset(view.now.astimezone(view.zone)) or dt.timedelta()
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours:02d}:{rest:02d}"
+    return offset_label(view.now, view.zone)
 
 
 def render_delivery(stats: pb.DeliveryStats, view: View) -> str:

@@ -6,7 +6,9 @@ dashboard, the reasons of a standing) writes it the same way and reads a typed d
 way; an auditor comparing a CLI listing with the dashboard must not have to convert.
 
 * `shown`: "2026-12-03 16:38 (UTC+08:00)", for sentences and pages: the offset in the text, so
-  a reader abroad knows which clock it is, and nothing a Chinese reader must translate;
+  a reader abroad knows which clock it is, and nothing a Chinese reader must translate. A
+  text whose `str` is the English, worded with the sentence it is put in: in Chinese its
+  brackets are full-width, "2026-12-03 16:38（UTC+08:00）" (`devposture.policy.moments`);
 * `stamp`: "2026-12-03T16:38:00+08:00", for rows (JSON, CSV, XLSX, tables): local, and still
   an ISO time a program reads back exactly;
 * `typed`: a date or time as typed. A bare DATE is that local day's midnight (`end_of_day`: the
@@ -20,9 +22,12 @@ import datetime as dt
 import re
 
 from devposture.policy import Policy
-from devposture.policy.cli_messages import BadValue, said
+from devposture.policy.cli_messages import BadValue, Told, said
+from devposture.policy.moments import moment as moment_in
+from devposture.policy.moments import offset_label
 from devposture.policy.time_zone import company_zone
 
+__all__ = ["NotATime", "local_midnight", "offset_label", "shown", "stamp", "typed", "zone_of"]
 _BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # The years a typed date may name: any report, waiver or period lies within them, and a date
 # beyond them (0001-01-01, 9999-12-31) only overflowed where it was used.
@@ -39,18 +44,10 @@ def zone_of(policy: Policy | None) -> dt.tzinfo:
     return company_zone(policy.time_zone if policy is not None else "")
 
 
-def offset_label(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    """ "UTC+08:00": the zone's offset at that moment (a DST zone's changes with the date)."""
-    offset = moment.astimezone(zone).utcoffset() or dt.timedelta()
-    minutes = int(offset.total_seconds()) // 60
-    sign = "+" if minutes >= 0 else "-"
-    hours, rest = divmod(abs(minutes), 60)
-    return f"UTC{sign}{hours:02d}:{rest:02d}"
-
-
-def shown(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    """ "2026-12-03 16:38 (UTC+08:00)": a moment as a person reads it."""
-    return f"{moment.astimezone(zone):%Y-%m-%d %H:%M} ({offset_label(moment, zone)})"
+def shown(moment: dt.datetime, zone: dt.tzinfo) -> Told:
+    """ "2026-12-03 16:38 (UTC+08:00)": a moment as a person reads it, in the language of the
+    sentence it is put in (a text whose `str` is the English, `moments.moment`)."""
+    return moment_in(moment, zone)
 
 
 def stamp(moment: dt.datetime | None, zone: dt.tzinfo) -> str | None:

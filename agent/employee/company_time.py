@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from devposture.agent.employee.language import Lang
+from devposture.policy.moments import moment as moment_in
 from devposture.policy.time_zone import company_zone
 
 __all__ = ["company_zone", "moment_text", "stamp"]
@@ -29,7 +30,7 @@ def moment_text(moment: dt.datetime, lang: Lang, zone: dt.tzinfo, now: dt.dateti
 
 def stamp(moment: dt.datetime, zone: dt.tzinfo) -> str:
     """ "2026-12-19 10:14 (UTC+08:00)": a moment in a sentence (a certificate's end, the next
-    attempt), in `zone` with its offset, as the collector's command line writes one."""
-    local = moment.astimezone(zone)
-    offset = local.isoformat()[-6:] if local.utcoffset() else "+00:00"
-    return f"{local:%Y-%m-%d %H:%M} (UTC{offset})"
+    attempt), in `zone` with its offset, as the collector's command line writes one: the
+    English text, worded in the sentence's language (in Chinese "2026-12-19 10:14（UTC+08:00）",
+    `devposture.policy.moments`)."""
+    return moment_in(moment, zone)

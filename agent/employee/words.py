@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 from devposture.agent.employee.language import Lang
 from devposture.policy.catalogs import translate
+from devposture.policy.cli_messages import bracketed
 from devposture.policy.plurals import settled
-from devposture.policy.reasons import STATES, WRAPS, state_word
+from devposture.policy.reasons import STATES, state_word
 
 ENGLISH: dict[str, str] = {
     "grace_until": "grace until {when}",
@@ -80,8 +81,8 @@ class Words:
     labelled: Callable[[str, str], str]  # "label: text", with the language's own colon
     refused: Callable[[str, str], str]
     refused_unjudged: Callable[[str, str], str]
-    # "（UTC+08:00）" / " (UTC+08:00)": the reasons' brackets (msgctxt "wrap"), one catalog
-    # entry for every bracket a person reads
+    # "（UTC+08:00）" / " (UTC+08:00)": the brackets of every time a person reads
+    # (`cli_messages.bracketed`, msgctxt "wrap")
     bracketed: Callable[[str], str]
 
 
@@ -113,7 +114,7 @@ def words_in(lang: Lang) -> Words:
         refused_unjudged=lambda when, reason: text["refused_unjudged"].format(
             when=when, reason=reason
         ),
-        bracketed=translate(lang, "wrap", WRAPS["paren"]).format,
+        bracketed=lambda text: bracketed(text, lang),
     )
 
 

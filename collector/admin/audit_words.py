@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from devposture.policy.catalogs import Lang, catalog
 from devposture.policy.cli_messages import CONTEXT, Said, Told, told, told_in
+from devposture.policy.moments import read_back as moment_read_back
 
 # What the dashboard writes into the audit log for a login and a logout.
 SIGNED_IN = told("signed in")
@@ -137,7 +138,7 @@ class Sentences:
             if match is None:
                 continue
             params: dict[str, str | Said] = {
-                name: value if name in TYPED else self.said(value, depth + 1) or value
+                name: value if name in TYPED else self._value(value, depth)
                 for name, value in zip(sentence.names, match.groups(), strict=True)
             }
             inner = any(isinstance(v, Said) for v in params.values())
@@ -147,6 +148,12 @@ class Sentences:
             if str(found) == text:
                 return found
         return None
+
+
+    def _value(self, value: str, depth: int) -> str | Said:
+        """A value found in a message: one of our sentences, a time (worded in the reader's
+        brackets: "2026-12-07 03:07（UTC+08:00）"), or its text."""
+        return self.said(value, depth + 1) or moment_read_back(value) or value
 
 
 def known_sentences() -> list[str]:

@@ -33,6 +33,7 @@ from devposture.collector.evidence.chain import (
 from devposture.collector.evidence.summary import Summary, zone_of
 from devposture.policy.catalogs import Lang
 from devposture.policy.cli_messages import enumeration, told
+from devposture.policy.moments import moment as shown
 
 V = TypeVar("V")
 
@@ -444,15 +445,15 @@ def _seq(value: object) -> object:
 
 
 def _local(moment: object, context: bytes | None) -> str:
-    """A manifest's time (UTC) as the company reads it, "2026-09-02 08:00 (UTC+08:00)", in
-    the zone the bundle's context records (Beijing when it records none); as written when it
-    is not a time."""
+    """A manifest's time (UTC) as the company reads it, "2026-09-02 08:00 (UTC+08:00)" (in
+    Chinese "2026-09-02 08:00（UTC+08:00）"), in the zone the bundle's context records (Beijing
+    when it records none); as written when it is not a time."""
     try:
         zone = zone_of(json.loads(context or b"{}"))
-        at = dt.datetime.fromisoformat(str(moment)).astimezone(zone.tzinfo)
+        at = dt.datetime.fromisoformat(str(moment))
+        return shown(at, zone.tzinfo)
     except (ValueError, TypeError, AttributeError):
         return str(moment)
-    return f"{at:%Y-%m-%d %H:%M} ({zone.label()})"
 
 
 def _digest_of(archive: zipfile.ZipFile, name: str) -> str:

@@ -105,13 +105,16 @@ class SecurityHeaders:
 @jinja2.pass_context
 def _when(context: jinja2.runtime.Context, moment: dt.datetime | str | None) -> str:
     """A time as every page shows it: in the company's time zone, with its offset (the page's
-    `zone`, from the policy its view was made with)."""
+    `zone`, from the policy its view was made with), in the brackets of the page's language
+    ("截至 2026-12-05 09:00（UTC+08:00）")."""
     if moment is None:
         return "—"
     if isinstance(moment, str):
         moment = dt.datetime.fromisoformat(moment)
-    zone = context.get("zone")
-    return shown(moment, zone if isinstance(zone, dt.tzinfo) else zone_of(None))
+    zone, lang = context.get("zone"), context.get("lang")
+    return shown(moment, zone if isinstance(zone, dt.tzinfo) else zone_of(None)).worded(
+        "en" if lang == "en" else "zh"
+    )
 
 
 def _environment() -> jinja2.Environment:

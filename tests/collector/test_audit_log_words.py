@@ -207,3 +207,17 @@ def test_a_name_or_reason_typed_by_it_is_never_translated() -> None:
     retired = sentences.said("device 01ab retired: signed in")  # the reason IT typed
     assert retired is not None and retired.params["reason"] == "signed in"
     assert sentences.said("device 01ab retired") is None  # not this sentence: as it is
+
+
+def test_a_time_in_an_entry_reads_in_the_brackets_of_the_reader_s_language() -> None:
+    """'令牌 …：可用 2 次，2026-12-07 03:07 (UTC+08:00) 过期': the log keeps the English, in
+    which the time's brackets are ASCII; a Chinese reader gets them full-width, as every other
+    time in a Chinese sentence (`devposture.policy.moments`)."""
+    stored = "token 0123456789abcdef: 2 uses, expires 2026-12-07 03:07 (UTC+08:00)"
+    sentences = audit_words.Sentences(["token {token}: {uses} use(s), expires {until}"])
+    found = sentences.said(stored)
+    assert found is not None and str(found) == stored
+    assert "2026-12-07 03:07（UTC+08:00）" in found.worded("zh")
+    assert found.worded("en") == stored
+    odd = sentences.said("token 0123456789abcdef: 2 uses, expires 2026-12-07 (soon)")
+    assert odd is not None and odd.params["until"] == "2026-12-07 (soon)"  # as it is

@@ -761,7 +761,7 @@ def test_a_wifi_session_time_is_shown_in_the_company_zone_in_both_languages() ->
     found = parse(stored)
     assert found is not None and found.code == "wifi.public"
     assert render(stored, "zh", SHANGHAI).startswith("公共无线网络：")
-    assert "2026-11-24 19:00 (UTC+08:00)" in render(stored, "zh", SHANGHAI)
+    assert "2026-11-24 19:00（UTC+08:00）" in render(stored, "zh", SHANGHAI)
     assert "without VPN" in render(stored, "en", SHANGHAI)
 
 

@@ -5,12 +5,14 @@ is written out, none is read from the clock."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from devposture.agent.employee.company_time import stamp as agent_stamp
 from devposture.collector.company_time import (
     NotATime,
     offset_label,
@@ -20,6 +22,7 @@ from devposture.collector.company_time import (
     zone_of,
 )
 from devposture.policy import PolicyError, default_policy, default_policy_text, parse_policy
+from devposture.policy.cli_messages import Said, said
 from tests.collector.test_policy import BIN, _line
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -92,6 +95,27 @@ def test_stored_utc_is_shown_and_stamped_locally_with_its_offset() -> None:
     assert offset_label(utc(2026, 3, 29, 1, 0), BERLIN) == "UTC+02:00"  # clocks go forward
     assert offset_label(moment, ZoneInfo("Asia/Kolkata")) == "UTC+05:30"
     assert offset_label(moment, ZoneInfo("America/St_Johns")) == "UTC-03:30"
+
+
+def test_a_time_in_a_chinese_sentence_has_its_offset_in_full_width_brackets() -> None:
+    """ "…于 2026-12-05 09:00 (UTC+08:00) 过期" put ASCII brackets inside Chinese words. The
+    brackets follow the language the sentence is worded in, wherever it is worded: in this
+    process, after the admin port's wire (an older reader gets the English text), and in the
+    agent's sentences."""
+    moment = shown(utc(2026, 12, 5, 1), SHANGHAI)
+    assert (moment, moment.worded("en")) == ("2026-12-05 09:00 (UTC+08:00)",) * 2
+    assert moment.worded("zh") == "2026-12-05 09:00（UTC+08:00）"
+    sentence = said("the enrollment token expired at {time}", time=moment)
+    raw = Said(sentence.english, {"time": moment})  # a time put into parameters as it is
+    for one in (sentence, raw, Said.of_data(json.loads(json.dumps(raw.data())))):
+        assert one is not None
+        assert one.worded("en") == "the enrollment token expired at 2026-12-05 09:00 (UTC+08:00)"
+        assert "2026-12-05 09:00（UTC+08:00）" in one.worded("zh")
+        assert "2026-12-05 09:00 (UTC+08:00)" not in one.worded("zh")
+    older = Said.of_data({"text": sentence.data()["params"]["time"]["text"]})
+    assert older is not None and older.worded("zh") == "2026-12-05 09:00 (UTC+08:00)"
+    agent = said("valid until {until}.", until=agent_stamp(utc(2026, 12, 5, 1), SHANGHAI))
+    assert agent.worded("zh").endswith("2026-12-05 09:00（UTC+08:00）.")
 
 
 def test_a_bare_date_is_local_midnight_and_an_expiry_date_the_end_of_that_local_day() -> None:

@@ -109,7 +109,8 @@ def test_a_waiver_lasts_to_the_end_of_the_local_day_typed(
     assert firewall["reason"].startswith("standing.exempt {")  # the code, for programs
     code, out, _ = run("report", "device", DEVICE, "--data", data, "--format", "json")
     firewall = next(r for r in json.loads(out) if r["check"] == "firewall")
-    assert f"有效至 {shown}" in firewall["reason_text"]  # Chinese unless told
+    # Chinese unless told, the offset in the full-width brackets of a Chinese sentence
+    assert f"有效至 {shown.replace(' (', '（').replace(')', '）')}" in firewall["reason_text"]
 
 
 def test_listings_show_local_times_with_the_offset(

@@ -148,7 +148,7 @@ def test_the_evidence_is_worded_in_the_reader_s_language(store: Store) -> None:
     _report(store, "laptop", T0 + 10 * HOUR, "PASS", "r1")
     at = T0 + 11 * HOUR
     (zh,) = [r for r in device_rows(store, POLICY, at, "laptop") if r["check"] == "firewall"]
-    assert zh["evidence"] == "报告采集于 2026-11-02 03:00 (UTC+08:00)"
+    assert zh["evidence"] == "报告采集于 2026-11-02 03:00（UTC+08:00）"
     rows = device_rows(store, POLICY, at, "laptop", lang="en")
     (en,) = [r for r in rows if r["check"] == "firewall"]
     assert en["evidence"] == "report collected 2026-11-02 03:00 (UTC+08:00)"

@@ -135,8 +135,11 @@ def _run(argv: list[str], lang: str, capsys: pytest.CaptureFixture[str],
     return capsys.readouterr().out
 
 
-def _events(times: list[str], words: list[str]) -> list[str]:
+def _events(times: list[str], words: list[str], lang: str) -> list[str]:
+    """The history's lines: in Chinese, each time's offset in full-width brackets."""
     assert len(times) == len(words)
+    if lang == ZH:
+        times = [at.replace(" (", "（").replace(")", "）") for at in times]
     return [f"  {at}  {what}" for at, what in zip(times, words, strict=True)]
 
 
@@ -156,7 +159,7 @@ def _revoked_history(fleet: Fleet, lang: str) -> list[str]:
             "renewed: certificate generation 3", "reestablished: certificate generation 4",
             "revoked: laptop stolen",
         ]  # fmt: skip
-    return _events(fleet.events[fleet.revoked], words)
+    return _events(fleet.events[fleet.revoked], words, lang)
 
 
 def _after(out: str, heading: str) -> list[str]:
@@ -193,12 +196,12 @@ def test_a_retired_device_and_a_group_set_read_in_both_languages(
         zh = _run(["device", "show", fleet.retired, *where], ZH, capsys, monkeypatch)
         assert f"\n状态      已退役（自 {since} 起）\n" in zh
         assert _after(zh, "事件：") == _events(times, [
-            f"注册：令牌 {token}，第 1 代证书", "分组：设为 财务部", "退役：换了新电脑"])
+            f"注册：令牌 {token}，第 1 代证书", "分组：设为 财务部", "退役：换了新电脑"], ZH)
         en = _run(["device", "show", fleet.retired, *where], EN, capsys, monkeypatch)
         assert f"\nstatus                  retired since {since}\n" in en
         assert _after(en, "events:") == _events(times, [
             f"enrolled: token {token}, certificate generation 1",
-            "group: group set to 财务部", "retired: 换了新电脑"])  # fmt: skip
+            "group: group set to 财务部", "retired: 换了新电脑"], EN)  # fmt: skip
 
 
 def test_device_list_words_each_status(
@@ -253,9 +256,9 @@ def test_a_text_of_no_known_shape_is_shown_as_it_is() -> None:
     cell = history([("d1", "quarantined", at, "by the SOC"), ("d1", "enrolled", at, "legacy"),
                     ("d1", "revoked", at, "lost {on} the train: (s)")], BEIJING)  # fmt: skip
     assert _worded(cell, ZH).splitlines() == [
-        "2026-12-03 16:38 (UTC+08:00)  quarantined: by the SOC",
-        "2026-12-03 16:38 (UTC+08:00)  enrolled: legacy",
-        "2026-12-03 16:38 (UTC+08:00)  吊销：lost {on} the train: (s)",
+        "2026-12-03 16:38（UTC+08:00）  quarantined: by the SOC",
+        "2026-12-03 16:38（UTC+08:00）  enrolled: legacy",
+        "2026-12-03 16:38（UTC+08:00）  吊销：lost {on} the train: (s)",
     ]
     assert str(cell) == _worded(cell, EN) == "\n".join(
         "2026-12-03 16:38 (UTC+08:00)  " + text
@@ -282,7 +285,7 @@ def test_years_of_weekly_renewals_are_worded_and_sent_whole() -> None:
                              cells_json(rows))  # fmt: skip
     lines = str(in_language([received], "zh")[0]["events"]).splitlines()
     assert len(lines) == 2100
-    assert lines[0] == "2026-01-01 08:00 (UTC+08:00)  续期：第 2 代证书"
+    assert lines[0] == "2026-01-01 08:00（UTC+08:00）  续期：第 2 代证书"
     assert lines[-1].endswith("  续期：第 2101 代证书")
     english = str(received["events"]).splitlines()
     assert english[-1].endswith("  renewed: certificate generation 2101")

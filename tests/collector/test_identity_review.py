@@ -371,4 +371,4 @@ def test_an_expired_token_is_refused_with_its_time_in_the_company_zone(
     assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
     sentence = _worded(refused)
     assert "expired at 2026-12-03 16:00 (UTC+08:00)" in str(sentence)
-    assert "2026-12-03 16:00 (UTC+08:00)" in sentence.worded("zh")
+    assert "2026-12-03 16:00（UTC+08:00）" in sentence.worded("zh")

@@ -45,12 +45,14 @@ def test_a_waivers_log_reads_in_the_company_zone_and_files_keep_the_stored_text(
     revoked = run(COLLECTOR, "waiver", "revoke", waiver[0], "--reason", "不再需要", *local)
     assert revoked.returncode == 0, revoked.stderr
     # The waiver lasts all of `day` in Beijing: it ends at the next local midnight.
-    ends = f"{day + dt.timedelta(days=1)} 00:00 (UTC+08:00)"
+    # In Chinese its offset is in full-width brackets.
+    ends = {EN: f"{day + dt.timedelta(days=1)} 00:00 (UTC+08:00)",
+            ZH: f"{day + dt.timedelta(days=1)} 00:00（UTC+08:00）"}  # fmt: skip
     remote = _remote(c, tmp_path, "Li Wei", "auditor")
     for where in (local, remote):  # on the collector machine and over the admin port alike
         for lang in (ZH, EN):
             log = _table(lang, "waiver", "list", "--log", *where)
-            assert ends in log and not UTC_TIME.search(log), log
+            assert ends[lang] in log and not UTC_TIME.search(log), log
             assert "换新电脑" in log and "不再需要" in log
         files = json.loads(_table(ZH, "waiver", "list", "--log", "--format", "json", *where))
         assert [e["action"] for e in files] == ["add", "revoke"]

@@ -18,7 +18,8 @@ def test_a_renewed_certificate_ends_in_the_company_time_zone(tmp_path: Path) -> 
         state = enrolled_state(collector, tmp_path)
         zh = _in(ZH, AGENT, "renew", "--state", str(state))
     assert zh.returncode == 0, zh.stderr
-    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d \(UTC\+08:00\)", zh.stdout), zh.stdout
+    # Its offset in the full-width brackets of a Chinese sentence.
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d（UTC\+08:00）", zh.stdout), zh.stdout
     assert " UTC。" not in zh.stdout
 
 

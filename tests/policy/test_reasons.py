@@ -96,7 +96,7 @@ def test_a_coded_reason_with_values_of_the_wrong_kind_is_shown_as_stored(odd: st
 def test_times_are_shown_in_the_zone_given() -> None:
     stored = encode("standing.grace", until=MOMENT, reason="av.none")
     assert render(stored, "zh", BEIJING) == (
-        "不合规，宽限期至 2026-12-03 16:38 (UTC+08:00)：未发现已安装或正在运行的杀毒软件"
+        "不合规，宽限期至 2026-12-03 16:38（UTC+08:00）：未发现已安装或正在运行的杀毒软件"
     )
     berlin = render(stored, "en", dt.timezone(dt.timedelta(hours=1)))
     assert berlin.startswith("failing, within grace until 2026-12-03 09:38 (UTC+01:00): no known")

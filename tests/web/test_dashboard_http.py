@@ -327,7 +327,8 @@ def test_a_taken_port_is_reported(fleet: Fleet) -> None:
 
 
 def test_pages_show_times_in_the_company_s_time_zone_with_its_offset(fleet: Fleet) -> None:
-    """Beijing time by default (the policy's time_zone), as the CLI writes it."""
+    """Beijing time by default (the policy's time_zone), as the CLI writes it: the offset in
+    the brackets of the page's language, full-width on a Chinese page."""
     cookie = login(fleet)
     store = fleet.store()
     try:
@@ -337,10 +338,13 @@ def test_pages_show_times_in_the_company_s_time_zone_with_its_offset(fleet: Flee
     assert device is not None and device.last_report_at is not None
     page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}", cookie=cookie).text
     beijing = device.last_report_at.astimezone(dt.timezone(dt.timedelta(hours=8)))
-    assert f"<dd>{beijing:%Y-%m-%d %H:%M} (UTC+08:00)</dd>" in page  # the last report
+    assert f"<dd>{beijing:%Y-%m-%d %H:%M}（UTC+08:00）</dd>" in page  # the last report
     for path in ("/", "/devices", f"/devices/{fleet.failing_device}", "/failing"):
         text = fetch(fleet, "GET", path, cookie=cookie).text
-        assert "(UTC+08:00)" in text and not re.search(r"\d\d:\d\d UTC\b", _pages_own(text))
+        assert "（UTC+08:00）" in text and not re.search(r"\d\d:\d\d UTC\b", _pages_own(text))
+        assert " (UTC+" not in text, path  # no half-width bracket in a Chinese page
+    english = fetch(fleet, "GET", f"/devices/{fleet.failing_device}?lang=en", cookie=cookie).text
+    assert f"<dd>{beijing:%Y-%m-%d %H:%M} (UTC+08:00)</dd>" in english
 
 
 def _pages_own(html: str) -> str:

@@ -178,7 +178,7 @@ def test_the_waivers_page_shows_those_in_force_and_those_ended(small: Small) -> 
     assert "张伟" in in_force and "测试机,只在内网使用" in in_force
     assert "w-old" in ended and "已到期" in ended and "w-revoked" in ended and "已撤销" in ended
     assert "w-old" not in in_force
-    assert "(UTC+08:00)" in in_force  # Beijing time
+    assert "（UTC+08:00）" in in_force  # Beijing time, in a Chinese page's brackets
     rows = json.loads(_get(small, "/download/waivers?format=json"))
     assert {r["waiver"]: r["status"] for r in rows}["w-revoked"] == "revoked"
     assert len(rows) == len(small.checks) + 1

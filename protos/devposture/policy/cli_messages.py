@@ -35,6 +35,7 @@ from typing import IO, Any, Self
 from devposture.policy.catalogs import Lang, translate
 from devposture.policy.locale_env import language_of_environ
 from devposture.policy.plurals import settled
+from devposture.policy.reason_codes import WRAPS
 
 CONTEXT = "cli"
 # The gRPC trailing metadata that carries a refusal worded (`Worded.wire`), on the admin port
@@ -80,7 +81,7 @@ class Said:
     def worded(self, lang: Lang) -> str:
         if self.as_is or (lang == "en" and self.plain is not None):
             return self.plain if self.plain is not None else self.english
-        values = {k: v.worded(lang) if isinstance(v, Said) else v for k, v in self.params.items()}
+        values = {k: _worded(v, lang) for k, v in self.params.items()}
         # English settles "(s)" by its count ("1 device", "3 devices"); the msgid keeps it.
         english = settled(self.english, self.params) if lang == "en" else self.english
         template = english if lang == "en" else translate(lang, CONTEXT, self.english)
@@ -112,7 +113,7 @@ class Said:
 
     def data(self) -> dict[str, Any]:
         """As JSON-ready data (`wire`)."""
-        params = {k: v.data() if isinstance(v, Said) else v for k, v in self.params.items()}
+        params = {k: _data(v) for k, v in self.params.items()}
         if self.as_is:
             return {"text": self.english}
         plain = {} if self.plain is None else {"plain": self.plain}
@@ -123,6 +124,9 @@ class Said:
         """Read back `data()`; None for anything else (from a newer or a foreign sender)."""
         if not isinstance(data, dict):
             return None
+        moment = data.get("moment")  # before "text", which it carries for older readers
+        if isinstance(moment, list) and [type(m) for m in moment] == [str, str]:
+            return Moment.of(*moment)
         if isinstance(data.get("text"), str):
             return cls(data["text"], as_is=True)
         if isinstance(data.get("list"), list):
@@ -165,6 +169,35 @@ class Listed(Said):
         return {"list": [i.data() if isinstance(i, Said) else i for i in self.items]}
 
 
+@dataclass(frozen=True)
+class Moment(Said):
+    """A time inside a sentence, local with its offset: "2026-12-05 09:00 (UTC+08:00)" in
+    English, "2026-12-05 09:00（UTC+08:00）" in Chinese, whose typography puts full-width
+    brackets inside a Chinese sentence. The brackets are the catalog's (msgctxt "wrap", the
+    reasons' own), chosen here for every time a sentence names (`devposture.policy.moments`),
+    never by its callers. Its `str` is the English: logs, scripts and the audit log keep it.
+    Sent as the English text too (`data`), which an older reader shows as it is."""
+
+    local: str = ""  # "2026-12-05 09:00"
+    offset: str = ""  # "UTC+08:00"
+
+    @classmethod
+    def of(cls, local: str, offset: str) -> Moment:
+        return cls(local + bracketed(offset, "en"), local=local, offset=offset)
+
+    def worded(self, lang: Lang) -> str:
+        return self.local + bracketed(self.offset, lang)
+
+    def data(self) -> dict[str, Any]:
+        return {"text": self.english, "moment": [self.local, self.offset]}
+
+
+def bracketed(text: str, lang: Lang) -> str:
+    """`text` in brackets after a word, as `lang` writes them: " (UTC+08:00)" in English,
+    "（UTC+08:00）" in Chinese (msgctxt "wrap", the reasons' brackets)."""
+    return translate(lang, "wrap", WRAPS["paren"]).format(text)
+
+
 def enumeration(items: Iterable[object]) -> str | Said:
     """`items` as a list inside a sentence (`Listed`): '' for none, so that
     `enumeration(found) or said("none")` still reads, and the one item itself for one."""
@@ -203,6 +236,19 @@ class Told(str):
         self = str.__new__(cls, text)
         self.said = sentence
         return self
+
+
+def _worded(value: str | Said, lang: Lang) -> str:
+    """A sentence's value in `lang`: a sentence's words, a `Told`'s (a time put into the
+    parameters as it is, `company_time.shown`), another text as it is."""
+    return value.worded(lang) if isinstance(value, Said | Told) else value
+
+
+def _data(value: str | Said) -> object:
+    """A sentence's value as JSON-ready data (`Said.data`), a `Told`'s as its sentence."""
+    if isinstance(value, Told):
+        return value.said.data()
+    return value.data() if isinstance(value, Said) else value
 
 
 def told(english: str, /, **params: object) -> Told:

@@ -36,6 +36,7 @@ from json.encoder import encode_basestring as _quote
 from typing import Any
 
 from devposture.policy.catalogs import Lang, translate
+from devposture.policy.moments import words as moment_words
 from devposture.policy.phrases import worded
 from devposture.policy.plurals import settled
 from devposture.policy.reason_codes import (
@@ -205,7 +206,7 @@ def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noq
         day = dt.datetime.fromtimestamp(value, zone)
         return f"{day.year:04d}-{day.month:02d}-{day.day:02d}"
     if kind == "time":
-        return _time(value, zone)
+        return moment_words(dt.datetime.fromtimestamp(value, zone), zone, lang)
     if kind == "texts":
         return translate(lang, "join", ", ").join(visible_controls(str(v)) for v in value or ())
     if kind == "signals":
@@ -226,14 +227,3 @@ def _value(param: Param, value: Any, lang: Lang, zone: dt.tzinfo) -> str:  # noq
         english = TERMS.get(str(value))
         return str(value) if english is None else translate(lang, "term", english)
     return state_word(str(value), lang)
-
-
-def _time(seconds: int, zone: dt.tzinfo) -> str:
-    """ "2026-12-03 16:38 (UTC+08:00)", as the collector's `company_time.shown` writes it."""
-    local = dt.datetime.fromtimestamp(seconds, zone)
-    offset = local.utcoffset() or dt.timedelta()
-    minutes = int(offset.total_seconds()) // 60
-    hours, rest = divmod(abs(minutes), 60)
-    return f"{local:%Y-%m-%d %H:%M} (UTC{'+' if minutes >= 0 else '-'}{hours:02d}:{rest:02d})"
-
-
