@@ -836,8 +836,10 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     except OSError as exc:
         raise _not_written(out, exc) from None
     total = sum(done.counts.values())
+    # An empty period said "0 records (no records)": what the chain holds for it, in words.
     shown_span = (said("chain seq {first}–{last}", first=done.first_seq, last=done.last_seq)
-                  if done.first_seq else said("no records"))  # fmt: skip
+                  if done.first_seq else
+                  said("the evidence chain holds no entry for this period"))  # fmt: skip
     message = said(
         "wrote {out}: {total} records ({span}) written {start} – {end}, signed by {key}. Check"
         " it anywhere with `devposture-collector audit verify {name} --public-key KEY.pem`"

@@ -32,7 +32,7 @@ from devposture.collector.evidence.chain import (
 )
 from devposture.collector.evidence.summary import Summary, zone_of
 from devposture.policy.catalogs import Lang
-from devposture.policy.cli_messages import enumeration, told
+from devposture.policy.cli_messages import Told, enumeration, told
 from devposture.policy.moments import moment as shown
 
 V = TypeVar("V")
@@ -414,17 +414,27 @@ def _check(
         )
     else:
         _redraw(small[bundle.HTML], manifest, small[bundle.CONTEXT], figures, verdict)
-    chain = manifest.get("chain", {})
-    period = manifest.get("period", {})
     context = small[bundle.CONTEXT]
-    verdict.summary = told(
+    verdict.summary = _summary(manifest, count, context, signing.fingerprint(public_key))
+    return Checked(verdict, manifest, opening, path, context)
+
+
+def _summary(manifest: dict[str, Any], count: int, context: bytes | None, key: str) -> Told:
+    """What the bundle holds, for the verdict line. A period in which nothing was written is
+    said in words, as the export says it: its range of sequence numbers read "chain seq —–—"
+    (three dashes nobody could read) and its "last hash" was the hash before the period."""
+    chain, period = manifest.get("chain", {}), manifest.get("period", {})
+    start, end = _local(period.get("from"), context), _local(period.get("to"), context)
+    if count == 0 and chain.get("first_seq") is None and chain.get("last_seq") is None:
+        return told("{count} records ({span}) written {start} – {end}, signed by {key}",
+                    count=count, span=told("the evidence chain holds no entry for this period"),
+                    start=start, end=end, key=key)  # fmt: skip
+    return told(
         "{count} records (chain seq {first}–{last}, last hash {hash}…) written {start} –"
         " {end}, signed by {key}",
         count=count, first=_seq(chain.get("first_seq")), last=_seq(chain.get("last_seq")),
-        hash=str(chain.get("last_hash"))[:16], start=_local(period.get("from"), context),
-        end=_local(period.get("to"), context), key=signing.fingerprint(public_key),
+        hash=str(chain.get("last_hash"))[:16], start=start, end=end, key=key,
     )
-    return Checked(verdict, manifest, opening, path, context)
 
 
 def _local_us(value: object, context: bytes | None) -> str:
