@@ -349,6 +349,10 @@ POOL_WAIT_SECONDS = 5.0
 # five minutes let its waits grow to a minute and more, so a collector came back that long
 # after its server did; this keeps the gap between tries under a few seconds.
 RECONNECT_SECONDS = 5.0
+# How long a new pool may take to make its first connection before the server is asked why it
+# has none (`PostgresDatabase`). A server that answers makes one in milliseconds; a slow one
+# costs only that one more connection, and the pool then waits as long as before.
+FIRST_LOOK_SECONDS = 0.5
 # While the server is down, how often a thread tries it (statements meanwhile fail at once).
 PROBE_SECONDS = 1.0
 
@@ -417,16 +421,32 @@ class PostgresDatabase:
         )  # fmt: skip
         # A store opened on demand (the dashboard's) fails as fast as a statement would; a
         # collector starting without its server exits saying so, and its service manager
-        # starts it again.
+        # starts it again. A pool that has no connection after a moment is asked why at once
+        # (a database that does not exist, a refused port, a bad password): the operator who
+        # mistyped `--database` is told so in a second, not after the pool's whole wait. Where
+        # a connection made now succeeds, the server was only slow: the pool waits as before.
+        self._pool.open(wait=False)
         try:
-            self._pool.open(wait=True, timeout=POOL_WAIT_SECONDS)
+            try:
+                self._pool.wait(timeout=FIRST_LOOK_SECONDS)
+            except PoolTimeout:
+                refusal = _refusal(target.conninfo(), arguments)
+                if refusal is not None:
+                    raise psycopg.OperationalError(refusal) from None
+                self._pool.wait(timeout=POOL_WAIT_SECONDS)
         except PoolTimeout as exc:
-            self._closed = True
-            self._pool.close()
+            self._close_unopened()
             refusal = _refusal(target.conninfo(), arguments)
             if refusal is None:
                 raise
             raise psycopg.OperationalError(refusal) from exc
+        except psycopg.OperationalError:
+            self._close_unopened()
+            raise
+
+    def _close_unopened(self) -> None:
+        self._closed = True
+        self._pool.close()
 
     def _configure(self, connection: psycopg.Connection[Row]) -> None:
         connection.autocommit = True
