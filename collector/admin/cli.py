@@ -32,7 +32,7 @@ from devposture.collector.company_time import NotATime, typed
 from devposture.collector.config import load
 from devposture.collector.credentials import ROLES, VIEWER
 from devposture.collector.store import Store
-from devposture.policy.cli_messages import option_error, reader_language, said
+from devposture.policy.cli_messages import bracketed, option_error, reader_language, said
 
 DEFAULT_DATA = Path(os.environ.get("DEVPOSTURE_DATA", "/var/lib/devposture-collector"))
 if TYPE_CHECKING:
@@ -368,10 +368,11 @@ def _verify_progress(line: ProgressLine, bundle: Path) -> Callable[[int, int], N
     minutes)."""
 
     def show(done: int, total: int) -> None:
-        share = f" ({100 * done // total}%)" if total else ""
+        lang = reader_language()
+        share = bracketed(f"{100 * done // total}%", lang) if total else ""
         line.show(said("audit verify {name}: {done}/{total} chain entries{share}",
                        name=bundle.name, done=done, total=total,
-                       share=share).worded(reader_language()), last=done >= total)  # fmt: skip
+                       share=share).worded(lang), last=done >= total)  # fmt: skip
 
     return show
 

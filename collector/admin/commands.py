@@ -81,9 +81,11 @@ from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError, cli_messages
 from devposture.policy.catalogs import LANGS, Lang
 from devposture.policy.cli_messages import (
+    Bracketed,
     Said,
     Told,
     Worded,
+    bracketed,
     enumeration,
     lines,
     reader_language,
@@ -132,8 +134,9 @@ class Actor:
     role: str
     credential_id: str | None = None
 
-    def label(self) -> str:
-        return f"{self.name} ({self.credential_id})" if self.credential_id else self.name
+    def label(self) -> str | Said:
+        """The name, and the credential's id in the brackets of the reader's language."""
+        return Bracketed.of(self.name, self.credential_id) if self.credential_id else self.name
 
 
 def local_actor() -> Actor:
@@ -905,13 +908,14 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     steps: list[str] = []
 
     def progress(step: str, done: int, total: int) -> None:
-        share = f"/{total} ({100 * done // total}%)" if total else ""
+        lang = args.lang_of_reader()
+        share = f"/{total}{bracketed(f'{100 * done // total}%', lang)}" if total else ""
         if steps and steps[-1] != step:
             line.close()  # each step on its own line
         if not steps or steps[-1] != step:
             steps.append(step)
         line.show(said("audit check: {step} {done}{share}", step=step, done=done,
-                       share=share).worded(args.lang_of_reader()))  # fmt: skip
+                       share=share).worded(lang))  # fmt: skip
 
     policy = _policy(config, store)
     # Reports still waiting for their seal (store/sealing.py) are chained first: a row the

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 
 from devposture.collector.admin.commands import CommandError
-from devposture.policy.cli_messages import Said, enumeration, said
+from devposture.policy.cli_messages import Bracketed, Said, enumeration, said
 
 FULL_ID = re.compile(r"[0-9a-f]{32}")
 # The command arguments that name devices (`waiver add --device` may repeat: one a line).
@@ -57,7 +57,7 @@ def _one(typed: str, known: list[tuple[str, str]]) -> str:
     found = [(device, host) for device, host in known if device.startswith(prefix)]
     if len(found) <= 1 or any(device == prefix for device, _ in found):
         return found[0][0] if len(found) == 1 else typed
-    listed = enumeration(f"{device} ({host or '-'})" for device, host in found[:SHOWN])
+    listed = enumeration(Bracketed.of(device, host or "-") for device, host in found[:SHOWN])
     named: str | Said = listed
     if len(found) > SHOWN:
         named = said("{named} and {more} more", named=listed, more=len(found) - SHOWN)

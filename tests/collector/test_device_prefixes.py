@@ -58,7 +58,7 @@ def test_a_prefix_of_several_devices_is_refused_naming_them(
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")  # in the reader's language
     code, out, err = _cli(cli_fleet, capsys, "device", "revoke", "3f2a", "--reason", "stolen")
     assert code == 1 and "是 2 台设备 ID 的开头" in err and "请多输入几位以区分" in err
-    assert f"{FIRST} ({FIRST_HOST})" in err
+    assert f"{FIRST}（{FIRST_HOST}）" in err  # the brackets of a Chinese sentence
     code, out, err = _cli(cli_fleet, capsys, "device", "list", "--format", "json")
     assert {d["status"] for d in json.loads(out)} == {"active"}  # nothing was revoked
 

@@ -285,6 +285,10 @@ def test_verify_shows_progress_as_it_goes_and_ends_at_every_record(
     assert [int(done) for done, _ in shown] == [*range(2, entries + 1, 2), entries]
     assert {int(total) for _, total in shown} == {entries}
     assert captured.err.endswith(f"{entries}/{entries} chain entries (100%)\n")
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")  # the share in the brackets of a Chinese line
+    assert collector_cli(["audit", "verify", str(auditor.bundle), "--public-key",
+                          str(auditor.public_key), "--progress"]) == 0  # fmt: skip
+    assert capsys.readouterr().err.endswith(f"{entries}/{entries} 个证据链条目（100%）\n")
 
 
 def test_public_key_prints_the_pem_and_its_fingerprint(

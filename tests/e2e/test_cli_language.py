@@ -116,7 +116,7 @@ def test_a_remote_refusal_is_worded_in_the_remote_readers_language(
                   " `devposture-collector device list` (NOT_FOUND)\n")  # fmt: skip
 
     zh, en = _both(COLLECTOR, "token", "create", *remote)
-    assert "不允许：`token create` 需要管理员角色，Wang Fang (" in zh
+    assert "不允许：`token create` 需要管理员角色，Wang Fang（" in zh  # Chinese brackets
     assert "的角色是查看者。请向采集器的管理员申请一个管理员角色的凭据" in zh
     assert "not allowed: `token create` needs the admin role; Wang Fang (" in en
     assert not CHINESE.search(en)

@@ -124,9 +124,9 @@ class Said:
         """Read back `data()`; None for anything else (from a newer or a foreign sender)."""
         if not isinstance(data, dict):
             return None
-        moment = data.get("moment")  # before "text", which it carries for older readers
-        if isinstance(moment, list) and [type(m) for m in moment] == [str, str]:
-            return Moment.of(*moment)
+        pair = data.get("bracketed")  # before "text", which it carries for older readers
+        if isinstance(pair, list) and [type(m) for m in pair] == [str, str]:
+            return Bracketed.of(*pair)
         if isinstance(data.get("text"), str):
             return cls(data["text"], as_is=True)
         if isinstance(data.get("list"), list):
@@ -170,31 +170,33 @@ class Listed(Said):
 
 
 @dataclass(frozen=True)
-class Moment(Said):
-    """A time inside a sentence, local with its offset: "2026-12-05 09:00 (UTC+08:00)" in
-    English, "2026-12-05 09:00（UTC+08:00）" in Chinese, whose typography puts full-width
-    brackets inside a Chinese sentence. The brackets are the catalog's (msgctxt "wrap", the
-    reasons' own), chosen here for every time a sentence names (`devposture.policy.moments`),
-    never by its callers. Its `str` is the English: logs, scripts and the audit log keep it.
-    Sent as the English text too (`data`), which an older reader shows as it is."""
+class Bracketed(Said):
+    """A text with another in brackets after it, inside a sentence: a time and its offset,
+    "2026-12-05 09:00 (UTC+08:00)" in English and "2026-12-05 09:00（UTC+08:00）" in Chinese,
+    whose typography puts full-width brackets inside a Chinese sentence; a device id and its
+    host, "3f2a… (laptop-li)" and "3f2a…（laptop-li）". The brackets are the catalog's
+    (`bracketed`), chosen here for every such pair a sentence names, never by its callers.
+    Its `str` is the English: logs, scripts and the audit log keep it. Sent as the English
+    text too (`data`), which an older reader shows as it is."""
 
-    local: str = ""  # "2026-12-05 09:00"
-    offset: str = ""  # "UTC+08:00"
+    before: str = ""  # "2026-12-05 09:00"
+    inside: str = ""  # "UTC+08:00"
 
     @classmethod
-    def of(cls, local: str, offset: str) -> Moment:
-        return cls(local + bracketed(offset, "en"), local=local, offset=offset)
+    def of(cls, before: str, inside: str) -> Bracketed:
+        return cls(before + bracketed(inside, "en"), before=before, inside=inside)
 
     def worded(self, lang: Lang) -> str:
-        return self.local + bracketed(self.offset, lang)
+        return self.before + bracketed(self.inside, lang)
 
     def data(self) -> dict[str, Any]:
-        return {"text": self.english, "moment": [self.local, self.offset]}
+        return {"text": self.english, "bracketed": [self.before, self.inside]}
 
 
 def bracketed(text: str, lang: Lang) -> str:
     """`text` in brackets after a word, as `lang` writes them: " (UTC+08:00)" in English,
-    "（UTC+08:00）" in Chinese (msgctxt "wrap", the reasons' brackets)."""
+    "（UTC+08:00）" in Chinese (msgctxt "wrap", the reasons' brackets): for a text worded
+    now, in a known language (a progress line); a sentence's value is a `Bracketed`."""
     return translate(lang, "wrap", WRAPS["paren"]).format(text)
 
 

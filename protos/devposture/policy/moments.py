@@ -4,8 +4,8 @@ Chinese.
 
 One place for the collector's sentences and pages (`collector.company_time.shown`, the
 dashboard), the reasons (`reasons.render`), the audit verifier and the agent's command line,
-so that the brackets follow the language the sentence is worded in (`Moment`) and no caller
-picks them: Chinese typography puts full-width brackets inside Chinese text, and an ASCII
+so that the brackets follow the language the sentence is worded in (`Bracketed`) and no
+caller picks them: Chinese typography puts full-width brackets inside Chinese text, and an ASCII
 " (UTC+08:00)" after Chinese words was the one half-width mark left in it.
 """
 
@@ -15,9 +15,9 @@ import datetime as dt
 import re
 
 from devposture.policy.catalogs import Lang
-from devposture.policy.cli_messages import Moment, Told
+from devposture.policy.cli_messages import Bracketed, Told
 
-__all__ = ["Moment", "moment", "offset_label", "read_back", "words"]
+__all__ = ["moment", "offset_label", "read_back", "words"]
 # A moment's English, as `moment` writes it.
 _ENGLISH = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d) \((UTC[+-]\d\d:\d\d)\)")
 
@@ -34,7 +34,7 @@ def offset_label(at: dt.datetime, zone: dt.tzinfo) -> str:
 def moment(at: dt.datetime, zone: dt.tzinfo) -> Told:
     """`at` in `zone`, to the minute: the English text (what logs, scripts and comparisons
     read), worded in its sentence's language when the sentence is (`Told`)."""
-    local = Moment.of(f"{at.astimezone(zone):%Y-%m-%d %H:%M}", offset_label(at, zone))
+    local = Bracketed.of(f"{at.astimezone(zone):%Y-%m-%d %H:%M}", offset_label(at, zone))
     return Told.keeping(local.english, local)
 
 
@@ -43,8 +43,8 @@ def words(at: dt.datetime, zone: dt.tzinfo, lang: Lang) -> str:
     return moment(at, zone).worded(lang)
 
 
-def read_back(text: str) -> Moment | None:
+def read_back(text: str) -> Bracketed | None:
     """A moment's English kept as text (an audit log entry's message) as the moment again,
     to be worded in a reader's language; None for any other text."""
     found = _ENGLISH.fullmatch(text)
-    return None if found is None else Moment.of(found[1], found[2])
+    return None if found is None else Bracketed.of(found[1], found[2])
