@@ -610,23 +610,25 @@ def _large_fleet(target: DatabaseTarget, devices: int, checks: list[str]) -> Non
 
 
 @pytest.mark.slow
-def test_fleet_figures_stay_fast_with_a_hundred_thousand_devices(tmp_path: Path) -> None:
+def test_fleet_figures_count_a_large_fleet(tmp_path: Path) -> None:
+    """Counts at a fleet's scale (20,000 devices, a verdict of each per check), not a handful
+    of rows. How fast they come over 100,000 devices is for bench/fleet_report.py and
+    bench/dashboard_pages.py to say, on both engines: a timed assertion here depends on how
+    busy the machine is, and building 100,000 devices took a quarter of a minute a leg."""
+    devices = 20_000
     config, _ = initialize(tmp_path / "collector", "127.0.0.1", database=collector_database())
     policy = current_policy(config)
     checks = [c.check_id for c in policy.checks]
-    _large_fleet(config.database, 100_000, checks)
+    _large_fleet(config.database, devices, checks)
     reader = Store.open_reader(config.database)
     try:
-        started = time.perf_counter()
         figures = reader.fleet.fleet_figures(policy, utcnow())
-        elapsed = time.perf_counter() - started
     finally:
         reader.close()
     for check in checks:
-        assert sum(figures.by_check[check].values()) == 100_000
-        assert figures.by_check[check]["STALE"] == 10_000
-    assert figures.by_status["active"] == 100_000
-    assert elapsed < 3.0, f"{elapsed:.2f} s"
+        assert sum(figures.by_check[check].values()) == devices
+        assert figures.by_check[check]["STALE"] == devices // 10
+    assert figures.by_status["active"] == devices
 
 
 def test_the_metrics_endpoint_stops_with_the_collector(tmp_path: Path) -> None:
