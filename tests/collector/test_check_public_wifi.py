@@ -139,7 +139,7 @@ def test_the_stored_reason_is_a_code_shown_in_chinese_in_beijing_time() -> None:
     beijing = dt.timezone(dt.timedelta(hours=8))
     assert render(stored, "zh", beijing) == (
         "macOS 隐藏了网络名称：请在“系统设置 > 隐私与安全性 > 定位服务”中允许 devposture 客户端；"
-        "无法判断是否为公共网络：2026-11-24 19:00（UTC+08:00） 通过 en0 连接无线网络时未使用 VPN"
+        "无法判断是否为公共网络：2026-11-24 19:00（UTC+08:00）通过 en0 连接无线网络时未使用 VPN"
     )
 
 

@@ -74,7 +74,7 @@ def test_a_tampered_bundles_findings_in_the_readers_language(tmp_path: Path) -> 
     zh, en = _both(COLLECTOR, "audit", "verify", str(tampered), "--public-key", str(key), code=1)
     assert "问题：证据包成员 chain.jsonl 在采集器签名后被修改\n" in zh
     assert "问题：证据包中被添加了成员 notes.txt\n" in zh
-    assert "问题：admin 记录 seq 1（1） 与它的哈希不符：被修改\n" in zh
+    assert "问题：admin 记录 seq 1（1）与它的哈希不符：被修改\n" in zh
     assert re.search(r"\n未通过验证：共 \d+ 个问题。验证失败：", zh) and "problem" not in zh
     # The English as scripts and older tests read it, line for line.
     assert en.startswith("problem: member chain.jsonl was changed after the collector signed it\n"

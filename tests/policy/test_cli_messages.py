@@ -5,6 +5,7 @@ words matched and worded again."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from devposture.collector.admin.commands import ERROR_METADATA, CommandError, No
 from devposture.policy import cli_messages
 from devposture.policy.cli_help import ARGPARSE_WORDS, localize, reword, wrapped
 from devposture.policy.cli_messages import Worded, extract, said, worded_classes
+from devposture.policy.moments import moment
 
 NO_DEVICE = "no device {device_id}: see the ids in `devposture-collector device list`"
 
@@ -216,3 +218,18 @@ def test_a_localized_parser_refuses_in_chinese(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert err.startswith("用法：demo") and "demo：错误：参数 --n：无效的 int 值：'x'" in err
     assert "输出更详细的日志" in parser.format_help()
+
+
+def test_a_chinese_sentence_leaves_no_space_after_a_time_s_bracket() -> None:
+    """`closed_up`: "{time} 过期" in the catalog, a time worded "…（UTC+08:00）" in Chinese."""
+    at = moment(dt.datetime(2026, 12, 5, 1, 0, tzinfo=dt.UTC), dt.timezone(dt.timedelta(hours=8)))
+    sentence = said(
+        "the enrollment token expired at {time}: ask IT for a new one"
+        " (`devposture-collector token create`)",
+        time=at.said,
+    )
+    assert sentence.worded("zh").startswith("该注册令牌已于 2026-12-05 09:00（UTC+08:00）过期：")
+    assert sentence.worded("en").startswith("the enrollment token expired at 2026-12-05 09:00 (UTC")
+    plain = said("the enrollment token expired at {time}: ask IT for a new one"
+                 " (`devposture-collector token create`)", time="2026-12-05")  # fmt: skip
+    assert plain.worded("zh").startswith("该注册令牌已于 2026-12-05 过期：")

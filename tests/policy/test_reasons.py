@@ -188,3 +188,13 @@ def test_every_word_the_agent_gives_for_a_public_network_is_translated() -> None
         said = render(encode("wifi.network", network="x", why=[reason]), "zh", BEIJING)
         assert said != f"x（{reason}）", reason  # its Chinese, not the English as it came
     assert len(given) >= 6, given
+
+
+def test_no_space_is_left_after_a_time_s_full_width_bracket() -> None:
+    """The translator's "{at} 连接" was written when a time ended in digits; a Chinese time now
+    ends in "）", after which Chinese typography leaves no space. A value's own spaces stay."""
+    stored = encode("wifi.no_vpn", at=MOMENT, network="Free WiFi （大厅） 2F", why="")
+    zh = render(stored, "zh", BEIJING)
+    assert zh.startswith("2026-12-03 16:38（UTC+08:00）连接 Free WiFi （大厅） 2F")
+    english = render(stored, "en", BEIJING)
+    assert english == "Free WiFi （大厅） 2F at 2026-12-03 16:38 (UTC+08:00) without VPN"

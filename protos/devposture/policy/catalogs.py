@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import gettext
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -38,3 +39,19 @@ def catalog(lang: Lang) -> gettext.NullTranslations:
 def translate(lang: Lang, context: str, english: str) -> str:
     """`english` (a msgid) in `lang`, in its `context`."""
     return catalog(lang).pgettext(context, english)
+
+
+# Full-width marks that close a phrase: Chinese typography leaves no space after them.
+_CLOSERS = ("）", "」", "』", "】", "》", "，", "。", "：", "；")
+
+
+def closed_up(template: str, values: Mapping[str, str]) -> str:
+    """A translated `template` without the space its translator left after a value that now
+    ends in a full-width mark: "{time} 过期" was written when a time ended in digits ("09:00
+    过期"); worded in Chinese it ends in "（UTC+08:00）", after which Chinese typography puts no
+    space ("（UTC+08:00）过期", not "（UTC+08:00） 过期"). Only the template's own space goes;
+    what a value holds (a network's name) is never touched."""
+    for name, value in values.items():
+        if value.endswith(_CLOSERS):
+            template = template.replace(f"{{{name}}} ", f"{{{name}}}")
+    return template

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Self
 
-from devposture.policy.catalogs import Lang, translate
+from devposture.policy.catalogs import Lang, closed_up, translate
 from devposture.policy.locale_env import language_of_environ
 from devposture.policy.plurals import settled
 from devposture.policy.reason_codes import WRAPS
@@ -84,7 +84,9 @@ class Said:
         values = {k: _worded(v, lang) for k, v in self.params.items()}
         # English settles "(s)" by its count ("1 device", "3 devices"); the msgid keeps it.
         english = settled(self.english, self.params) if lang == "en" else self.english
-        template = english if lang == "en" else translate(lang, CONTEXT, self.english)
+        template = english if lang == "en" else closed_up(
+            translate(lang, CONTEXT, self.english), values
+        )
         try:
             return template.format_map(values) if values else template
         except (KeyError, ValueError, IndexError):  # a broken translation: the English, whole

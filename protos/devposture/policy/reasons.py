@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring as _quote
 from typing import Any
 
-from devposture.policy.catalogs import Lang, translate
+from devposture.policy.catalogs import Lang, closed_up, translate
 from devposture.policy.moments import words as moment_words
 from devposture.policy.phrases import worded
 from devposture.policy.plurals import settled
@@ -157,7 +157,9 @@ def _render(code: str, params: Mapping[str, Any], lang: Lang, zone: dt.tzinfo) -
         name: _value(param, params.get(name), lang, zone) for name, param in message.params.items()
     }
     template = translate(lang, code, message.english)
-    return (settled(template, params) if lang == "en" else template).format_map(values)
+    if lang == "en":
+        return settled(template, params).format_map(values)
+    return closed_up(template, values).format_map(values)
 
 
 # Unicode's explicit direction controls (embeddings, overrides, isolates). In a name a device
