@@ -1366,4 +1366,4 @@ def test_a_chain_time_typed_in_as_text_is_named_by_export_and_check(
     monkeypatch.setenv("LC_ALL", "zh_CN.UTF-8")  # a Chinese reader
     assert collector_cli(["audit", "check", "--data", str(data)]) == 1
     err = capsys.readouterr().err
-    assert f"证据链中 seq {seq} 的条目时间不是整数（'yesterday'）" in err, err
+    assert f"证据链中序号 {seq} 的条目时间不是整数（'yesterday'）" in err, err

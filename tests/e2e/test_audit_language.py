@@ -74,7 +74,7 @@ def test_a_tampered_bundles_findings_in_the_readers_language(tmp_path: Path) -> 
     zh, en = _both(COLLECTOR, "audit", "verify", str(tampered), "--public-key", str(key), code=1)
     assert "问题：证据包成员 chain.jsonl 在采集器签名后被修改\n" in zh
     assert "问题：证据包中被添加了成员 notes.txt\n" in zh
-    assert "问题：admin 记录 seq 1（1）与它的哈希不符：被修改\n" in zh
+    assert "问题：admin 记录序号 1（1）与它的哈希不符：被修改\n" in zh
     assert re.search(r"\n未通过验证：共 \d+ 个问题。验证失败：", zh) and "problem" not in zh
     # The English as scripts and older tests read it, line for line.
     assert en.startswith("problem: member chain.jsonl was changed after the collector signed it\n"
@@ -92,7 +92,7 @@ def test_a_table_edited_outside_the_collector_in_the_readers_language(tmp_path: 
         database.execute("UPDATE audit_log SET outcome = 'denied' WHERE entry_id = 1")
     database.close()
     zh, en = _both(COLLECTOR, "audit", "check", "--data", str(data), code=1)
-    assert ("问题：审计日志（表 audit_log）[entry_id 1]（证据链 seq 1）与证据链不符（被修改）。"
+    assert ("问题：审计日志（表 audit_log）[entry_id 1]（证据链序号 1）与证据链不符（被修改）。"
             "详情：与它在证据链中的记录不符：outcome 在这里是 'denied'，"
             "在证据链中是 'ok'。\n") in zh
     assert "不一致：共 1 处。核对失败：" in zh
