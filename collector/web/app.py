@@ -137,7 +137,9 @@ _OS_NAMES = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
 
 
 def _os_name(family: object) -> object:
-    return _OS_NAMES.get(str(family), family)
+    """An OS family as a page shows it, in a cell and in the filter's choices alike: "—" for
+    a device that never said (as every empty cell), a later version's family as it is."""
+    return _OS_NAMES.get(str(family), family) if family else "—"
 
 
 def _shown(value: object) -> object:

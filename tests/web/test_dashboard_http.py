@@ -261,6 +261,34 @@ def test_the_device_page_shows_the_6_3_2_evidence_as_the_cli_report_does(fleet: 
     assert "Reports received" in page and "latest 1 of 1" in page
 
 
+def test_a_clause_s_title_stands_above_its_text_without_a_second_colon(fleet: Fleet) -> None:
+    """The title holds a colon of its own ("六（三）1 安全防护：设备"); one more before the text
+    read "六（三）1 安全防护：设备：员工应…" (and "…: devices: Employees shall…")."""
+    cookie = login(fleet)
+    clauses = policy_in_force(fleet.collector.config).clauses
+    for lang in ("zh", "en"):
+        page = fetch(fleet, "GET", f"/devices/{fleet.failing_device}?lang={lang}",
+                     cookie=cookie).text  # fmt: skip
+        for clause in clauses:
+            for title, colon in ((clause.title_zh, "："), (clause.title_en, ": ")):
+                assert f'<cite class="clause-title">{html.escape(title)}</cite> ' in page
+                assert html.escape(title + colon) not in page, (lang, title)
+
+
+def test_the_os_filter_and_column_name_each_os_as_its_maker_writes_it(fleet: Fleet) -> None:
+    """Not the store's codes ("linux", "windows"), in the filter's choices as in the column;
+    the filter still sends the code."""
+    cookie = login(fleet)
+    for lang in ("zh", "en"):
+        page = fetch(fleet, "GET", f"/devices?os=windows&lang={lang}", cookie=cookie).text
+        choices = page[page.index('<select name="os"'):]
+        choices = choices[: choices.index("</select>")]
+        assert '<option value="windows" selected>Windows</option>' in choices
+        assert '<option value="linux" >Linux</option>' in choices
+        assert ">linux<" not in page and ">windows<" not in page
+        assert "<td>Windows</td>" in page
+
+
 def test_an_unknown_device_is_not_found(fleet: Fleet) -> None:
     cookie = login(fleet, lang="en")
     answer = fetch(fleet, "GET", "/devices/ffffffffffffffffffffffffffffffff", cookie=cookie)
