@@ -15,19 +15,24 @@ judging parameters (`judging_key`: a mark counted under another policy, or under
 before revoked and retired devices left the counts, is not read), and which devices had left
 the fleet by then (revoked or retired: dated by the clock of the collector that stores it,
 which may run behind the one that counted a mark, so a leaving stored after a mark may be
-dated before it; an operator may edit the date too). So:
+dated before it; an operator may edit the date too), and which had joined it (enrolled: dated
+the same way, and written by a migration or an operator too). So:
 
 - a change dated at or before a mark voids it: a trigger on `state_changes` deletes the
   marks at or after each inserted change, whoever writes it;
 - so does a device's leaving (schema 25): a trigger on `devices` deletes the fleet's marks
   and the device's group's from the moment it left (the earlier moment, when an edit moves
   it), whoever writes the status;
+- and its arrival (schema 26): triggers on `devices` delete them from its enrollment when a
+  row is inserted (or deleted, which only an operator's shell without foreign keys can do),
+  and from the earlier date when an edit moves `enrolled_us`;
 - a count that was under way while such a change was stored is not kept: `keep` reads the
   evidence chain's state entries appended since the count began (the chain is one sequence
   in commit order, appended under the store's write lock, in the same transaction as the
   change itself) and refuses when one is dated at or before the moment; and when a device
   was revoked or retired meanwhile (stored by a collector whose clock runs behind, it may be
-  dated at or before the moment; the next hourly run counts the moment again).
+  dated at or before the moment; the next hourly run counts the moment again), or enrolled
+  meanwhile dated at or before the moment.
 
 A device group's marks (schema 21: `group_marks`, `report fleet --group G --as-of DATE`)
 are kept the same way, of the group's devices as grouped now: a device moved in or out of a
@@ -110,28 +115,32 @@ def chain_seq(db: AnyDatabase) -> int:
 
 def keep(cur: Cursor, measured: Measured) -> bool:
     """Keep `measured` (in the caller's write transaction) unless a state change dated at or
-    before its moment, or a revocation or retirement (for a group's, any device event: a
-    regrouping too), was stored since its count began; whether it was kept."""
+    before its moment, a revocation or retirement, or an enrollment dated at or before it
+    (for a group's, any device event: a regrouping too), was stored since its count began;
+    whether it was kept."""
     kinds = (chain.STATE, chain.DEVICE)
     rows = cur.execute(
         "SELECT kind, record_key FROM evidence_chain"  # noqa: S608 (placeholders only)
         f" WHERE seq > ? AND kind IN ({', '.join('?' * len(kinds))})",
         (measured.chain_seq, *kinds),
     ).fetchall()
-    left: list[int] = []
+    events: list[int] = []
     for kind, key in rows:
         if kind == chain.DEVICE and measured.group is not None:
             return False
         if kind == chain.DEVICE:  # a device event's key is device/event
-            left.append(int(str(key).rsplit("/", 1)[1]))
+            events.append(int(str(key).rsplit("/", 1)[1]))
             continue
         # A state entry's key is device/check/since (chain.state_key).
         if int(str(key).rsplit("/", 1)[1]) <= measured.at_us:
             return False
-    if left and cur.execute(
+    # A new device's event is dated as its row (`enrolled_us`); one enrolled again was
+    # counted already and its row keeps its date.
+    if events and cur.execute(
         "SELECT COUNT(*) FROM device_events"  # noqa: S608 (placeholders only)
-        f" WHERE action IN (?, ?) AND event_id IN ({', '.join('?' * len(left))})",
-        ("revoked", "retired", *left),
+        " WHERE (action IN (?, ?) OR (action = ? AND at_us <= ?))"
+        f" AND event_id IN ({', '.join('?' * len(events))})",
+        ("revoked", "retired", "enrolled", measured.at_us, *events),
     ).fetchone()[0]:
         return False
     table, of_group, grouped = _where(measured.group)

@@ -293,7 +293,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 25
+SCHEMA_VERSION = 26
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -634,6 +634,35 @@ LEAVING_MIGRATION: tuple[Step, ...] = (
     " DELETE FROM group_marks WHERE device_group IN (OLD.device_group, NEW.device_group)"
     f" AND at_us >= {_LEFT_SINCE}; END",
 )
+
+
+# Schema 26: a device's arrival (`enrolled_us`: it counts from then on) changes every mark from
+# its date on too, and an enrollment may be dated before marks already counted (a collector
+# whose clock runs behind, a migration's or an operator's row, an edit of the date): triggers
+# on `devices` void the fleet's marks and the device's group's from its enrollment when a row
+# is inserted or deleted, and from the earlier of its old and new dates when `enrolled_us` is
+# edited. A deletion the collector never makes (the foreign keys of a device's certificates
+# and history refuse it) but an operator's shell without them may. Like schemas 19, 21 and
+# 25, whoever writes the row.
+def _void_marks_from(since: str, groups: str) -> str:
+    """A trigger's body voiding the fleet's marks and `groups`' from `since` on."""
+    return (
+        f" BEGIN DELETE FROM fleet_marks WHERE at_us >= {since};"  # noqa: S608 (fixed texts)
+        f" DELETE FROM group_marks WHERE device_group IN ({groups}) AND at_us >= {since}; END"
+    )
+
+
+ARRIVAL_MIGRATION: tuple[Step, ...] = (
+    "CREATE TRIGGER IF NOT EXISTS devices_enrolled_void_marks AFTER INSERT ON devices"
+    + _void_marks_from("NEW.enrolled_us", "NEW.device_group"),
+    "CREATE TRIGGER IF NOT EXISTS devices_enrollment_moved_void_marks"
+    " AFTER UPDATE OF enrolled_us ON devices WHEN OLD.enrolled_us IS NOT NEW.enrolled_us"
+    + _void_marks_from(
+        "MIN(OLD.enrolled_us, NEW.enrolled_us)", "OLD.device_group, NEW.device_group"
+    ),
+    "CREATE TRIGGER IF NOT EXISTS devices_deleted_void_marks AFTER DELETE ON devices"
+    + _void_marks_from("OLD.enrolled_us", "OLD.device_group"),
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -643,6 +672,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     17: HOST_ORDER_MIGRATION, 18: PASSING_MIGRATION, 19: MARKS_MIGRATION,
     20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
     23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION, 25: LEAVING_MIGRATION,
+    26: ARRIVAL_MIGRATION,
 }  # fmt: skip
 
 
@@ -987,6 +1017,34 @@ CREATE OR REPLACE TRIGGER devices_left_void_marks
     AFTER UPDATE OF status, status_us ON devices FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.status_us IS DISTINCT FROM NEW.status_us)
     EXECUTE FUNCTION devposture_void_marks_of_leaving();
+CREATE OR REPLACE FUNCTION devposture_void_marks_of_arrival() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+  since BIGINT;
+  of_groups TEXT[];
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    since := NEW.enrolled_us;
+    of_groups := ARRAY[NEW.device_group];
+  ELSIF TG_OP = 'DELETE' THEN
+    since := OLD.enrolled_us;
+    of_groups := ARRAY[OLD.device_group];
+  ELSE
+    since := LEAST(OLD.enrolled_us, NEW.enrolled_us);
+    of_groups := ARRAY[OLD.device_group, NEW.device_group];
+  END IF;
+  DELETE FROM fleet_marks WHERE at_us >= since;
+  DELETE FROM group_marks WHERE device_group = ANY(of_groups) AND at_us >= since;
+  RETURN NULL;
+END $$;
+CREATE OR REPLACE TRIGGER devices_enrolled_void_marks AFTER INSERT ON devices
+    FOR EACH ROW EXECUTE FUNCTION devposture_void_marks_of_arrival();
+CREATE OR REPLACE TRIGGER devices_enrollment_moved_void_marks
+    AFTER UPDATE OF enrolled_us ON devices FOR EACH ROW
+    WHEN (OLD.enrolled_us IS DISTINCT FROM NEW.enrolled_us)
+    EXECUTE FUNCTION devposture_void_marks_of_arrival();
+CREATE OR REPLACE TRIGGER devices_deleted_void_marks AFTER DELETE ON devices
+    FOR EACH ROW EXECUTE FUNCTION devposture_void_marks_of_arrival();
 {FAILING_BY_DEVICE};
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,

@@ -14,13 +14,15 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from devposture.collector.fleet_history import mark_days, midnights
-from devposture.collector.store import CheckResult, Store
+from devposture.collector.store import CheckResult, DeviceRecord, Store
 from devposture.collector.store.fleet import fleet_figures_as_of
 from devposture.collector.store.fleet_marks import Measured, chain_seq, judging_key, keep, marked
 from devposture.collector.store.reports import ReportRecord
-from devposture.policy import Policy
+from devposture.collector.store.schema import SCHEMA_VERSION
+from devposture.collector.tokens import new_token
+from devposture.policy import Policy, default_policy
 from tests.collector.mixed_fleet import NOW, enroll, mixed_fleet
-from tests.databases import fresh_database
+from tests.databases import fresh_database, on_postgresql, raw
 
 MOMENTS = [NOW - dt.timedelta(hours=h) for h in (1, 16, 40, 24 * 6, 24 * 19)]
 
@@ -352,5 +354,214 @@ def test_an_operators_edit_of_when_a_device_left_voids_the_marks_between(
                 (retired.device_id,),
             )
         assert marked(store._db, policy, earlier) is not None
+    finally:
+        store.close()
+
+
+# --- a device's arrival dated before a mark (schema 26) --------------------------------------
+
+
+def _enroll_at(store: Store, device_id: str, at: dt.datetime, group: str) -> None:
+    """Enroll `device_id` into `group` as a collector whose clock reads `at` would."""
+    token = new_token()
+    store.identity.add_token(token, at, at + dt.timedelta(hours=1), uses=1, group=group)
+    store.identity.enroll(token, at, DeviceRecord(device_id, "01", NOW + dt.timedelta(days=90)))
+
+
+def _all_equal_to_counting_again(
+    store: Store, policy: Policy, moments: list[dt.datetime], groups: list[str]
+) -> None:
+    """What `report fleet --as-of` reads (through a mark where one is kept) is the count."""
+    for at in moments:
+        assert store.fleet.fleet_figures_as_of(policy, at) == _counted(store, policy, at)
+        for group in groups:
+            assert store.fleet.fleet_figures_as_of(policy, at, group) == _grouped(
+                store, policy, group, at)  # fmt: skip
+
+
+def test_an_enrollment_dated_before_a_mark_voids_the_marks_it_changes(tmp_path: Path) -> None:
+    """A device enrolled by a collector whose clock runs behind the one that counted the
+    midnights: stored after a mark, dated before it. Every mark from its date on left it
+    out, where counting again holds it: each is voided, the fleet's and its group's; earlier
+    marks and the other group's stay. An enrollment dated after every mark voids nothing."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        at, later, earlier = MOMENTS[1], MOMENTS[0], MOMENTS[3]
+        _all_marked(store, policy, [at, later, earlier], groups)
+        _enroll_at(store, "e1" * 16, NOW, groups[0])  # after every mark: changes none of them
+        for moment in (at, later, earlier):
+            assert marked(store._db, policy, moment) is not None
+            assert marked(store._db, policy, moment, groups[0]) is not None
+        _all_equal_to_counting_again(store, policy, [at, later, earlier], groups)
+        was = _counted(store, policy, at)
+        _enroll_at(store, "e2" * 16, at - dt.timedelta(hours=2), groups[0])
+        assert _counted(store, policy, at) != was, "the enrollment moves the count"
+        for moment in (at, later):
+            assert marked(store._db, policy, moment) is None
+            assert marked(store._db, policy, moment, groups[0]) is None
+            assert marked(store._db, policy, moment, groups[1]) is not None
+        assert marked(store._db, policy, earlier) == _counted(store, policy, earlier)
+        assert marked(store._db, policy, earlier, groups[0]) == _grouped(
+            store, policy, groups[0], earlier)  # fmt: skip
+        _all_equal_to_counting_again(store, policy, [at, later, earlier], groups)
+    finally:
+        store.close()
+
+
+def test_a_count_under_way_when_a_back_dated_enrollment_is_stored_is_not_kept(
+    tmp_path: Path,
+) -> None:
+    """The trigger voids marks already kept; a count begun before the enrollment was stored
+    and kept after it would leave the device out all the same, so `keep` refuses it (the next
+    hourly run counts the moment again). An enrollment dated after the moment does not."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        at = MOMENTS[1]
+
+        def measured() -> Measured:
+            return Measured(
+                int(at.timestamp() * 1_000_000), judging_key(policy),
+                _counted(store, policy, at), chain_seq(store._db),
+            )  # fmt: skip
+
+        counting = measured()
+        _enroll_at(store, "e3" * 16, at - dt.timedelta(hours=2), "")
+        with store._db.transaction() as cursor:
+            assert not keep(cursor, counting)
+        assert marked(store._db, policy, at) is None
+        counting = measured()
+        _enroll_at(store, "e4" * 16, NOW, "")
+        with store._db.transaction() as cursor:
+            assert keep(cursor, counting)
+        assert marked(store._db, policy, at) == _counted(store, policy, at)
+    finally:
+        store.close()
+
+
+def _us(at: dt.datetime) -> int:
+    return int(at.timestamp() * 1_000_000)
+
+
+def test_an_operators_edit_of_devices_voids_the_marks_it_changes(tmp_path: Path) -> None:
+    """Marks are kept by triggers, not by the writers: a device row written by hand (a
+    migration's, an operator's INSERT dated in the past), an edit of when a device was
+    enrolled (either way: the marks from the earlier date on), and a row deleted, each voids
+    the marks it changes; an edit of anything else about the device voids nothing."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        at, earlier = MOMENTS[1], MOMENTS[3]
+        before_all = NOW - dt.timedelta(days=21)  # before the fleet's first enrollment
+        moments = [at, earlier, before_all]
+        _all_marked(store, policy, moments, groups)
+        with store._db.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial,"
+                " cert_not_after_us, device_group) VALUES (?, ?, 'by-hand', '01', ?, ?)",
+                ("e5" * 16, _us(at - dt.timedelta(hours=1)), _us(NOW), groups[0]),
+            )
+        assert marked(store._db, policy, at) is None
+        assert marked(store._db, policy, at, groups[0]) is None
+        assert marked(store._db, policy, at, groups[1]) is not None
+        assert marked(store._db, policy, earlier) is not None
+        _all_equal_to_counting_again(store, policy, moments, groups)
+        # Its enrollment moved back past `earlier`, then forward past `at`: each edit voids
+        # from the earlier of its two dates.
+        for enrolled, voided in ((earlier - dt.timedelta(hours=1), earlier), (NOW, earlier)):
+            _all_marked(store, policy, [at, earlier], groups)
+            with store._db.transaction() as cursor:
+                cursor.execute(
+                    "UPDATE devices SET enrolled_us = ? WHERE device_id = ?",
+                    (_us(enrolled), "e5" * 16),
+                )
+            assert marked(store._db, policy, voided) is None
+            assert marked(store._db, policy, voided, groups[0]) is None
+            assert marked(store._db, policy, before_all) is not None
+            _all_equal_to_counting_again(store, policy, moments, groups)
+        # Back where it counted in every mark since `earlier`, then deleted.
+        with store._db.transaction() as cursor:
+            cursor.execute(
+                "UPDATE devices SET enrolled_us = ? WHERE device_id = ?",
+                (_us(earlier - dt.timedelta(hours=1)), "e5" * 16),
+            )
+        _all_marked(store, policy, [at, earlier], groups)
+        with store._db.transaction() as cursor:
+            cursor.execute("UPDATE devices SET hostname = 'renamed' WHERE device_id = ?",
+                           ("e5" * 16,))  # fmt: skip
+        assert marked(store._db, policy, earlier) is not None
+        with store._db.transaction() as cursor:
+            cursor.execute("DELETE FROM devices WHERE device_id = ?", ("e5" * 16,))
+        assert marked(store._db, policy, earlier) is None
+        assert marked(store._db, policy, at, groups[0]) is None
+        assert marked(store._db, policy, at, groups[1]) is not None
+        assert marked(store._db, policy, before_all) is not None
+        _all_equal_to_counting_again(store, policy, moments, groups)
+    finally:
+        store.close()
+
+
+def test_a_first_report_received_before_a_mark_voids_it_by_its_state_changes(
+    tmp_path: Path,
+) -> None:
+    """A device's first report, received (by a collector whose clock runs behind) before a
+    mark it changes: a first report makes a state change for every check it judges, dated
+    when its facts were collected, never after receipt, so the trigger of schema 19 voids the
+    marks from then on; no other trigger is needed for it."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        at, earlier = MOMENTS[1], MOMENTS[3]
+        _enroll_at(store, "e6" * 16, earlier - dt.timedelta(days=5), groups[0])
+        _all_marked(store, policy, [at, earlier], groups)
+        was = _counted(store, policy, at)
+        received = at - dt.timedelta(hours=1)
+        passing = [CheckResult(c.check_id, "PASS", "r") for c in policy.checks]
+        store.reports.store_reports([(_report("e6" * 16, 0, received, received), passing)])
+        assert _counted(store, policy, at) != was, "the report moves the count"
+        assert marked(store._db, policy, at) is None
+        assert marked(store._db, policy, at, groups[0]) is None
+        assert marked(store._db, policy, earlier) is not None
+        _all_equal_to_counting_again(store, policy, [at, earlier], groups)
+    finally:
+        store.close()
+
+
+_ARRIVAL_TRIGGERS = (
+    "devices_enrolled_void_marks", "devices_enrollment_moved_void_marks",
+    "devices_deleted_void_marks",
+)  # fmt: skip
+
+
+def test_a_database_upgraded_from_schema_25_voids_marks_on_a_back_dated_enrollment(
+    tmp_path: Path,
+) -> None:
+    """As schema 25 left it (no arrival triggers): opening it adds them, SQLite by its
+    migration step, PostgreSQL by its schema run again on the upgrade."""
+    target = fresh_database(tmp_path)
+    store, _ = mixed_fleet(target)
+    store.close()
+    other = raw(target)
+    try:
+        with other.transaction() as cursor:
+            for trigger in _ARRIVAL_TRIGGERS:
+                on = " ON devices" if on_postgresql() else ""
+                cursor.execute(f"DROP TRIGGER {trigger}{on}")
+            cursor.execute("UPDATE schema_version SET version = 25")
+    finally:
+        other.close()
+    store = Store.open(target)
+    try:
+        version = store._db.execute("SELECT version FROM schema_version").fetchone()[0]
+        assert version == SCHEMA_VERSION
+        policy = default_policy()
+        groups = sorted(store.identity.device_groups())
+        at = MOMENTS[1]
+        _all_marked(store, policy, [at], groups)
+        _enroll_at(store, "e7" * 16, at - dt.timedelta(hours=2), groups[1])
+        assert marked(store._db, policy, at) is None
+        assert marked(store._db, policy, at, groups[1]) is None
+        assert marked(store._db, policy, at, groups[0]) is not None
+        _all_equal_to_counting_again(store, policy, [at], groups)
     finally:
         store.close()
