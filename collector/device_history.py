@@ -47,11 +47,22 @@ _EVENTS = (
 
 
 def device_status(status: str, since: str | None) -> Told:
-    """e.g. "revoked since 2026-12-03T16:38:00+08:00" (`since`: the row's stamp), "active"."""
+    """e.g. "revoked since 2026-12-03T16:38:00+08:00" (`since`: the row's stamp, in the
+    company's time zone), "active": that text is what JSON and CSV keep, byte for byte. A
+    person's table words the time as every sentence does, "2026-12-03 16:38 (UTC+08:00)"
+    ("已吊销（自 2026-12-03 16:38（UTC+08:00）起）"), not an ISO time inside the words."""
     word = STATUS_WORDS.get(status) or Said(status, as_is=True)
     if since is None:
         return Told(word)
-    return told("{status} since {at}", status=word, at=since)
+    kept = told("{status} since {at}", status=word, at=since)
+    try:
+        at = dt.datetime.fromisoformat(since)
+    except ValueError:
+        return kept  # not a stamp this collector wrote: as it is
+    if at.tzinfo is None:
+        return kept
+    # The stamp's own offset is the company's at that moment (`stamp`).
+    return Told.keeping(kept, said("{status} since {at}", status=word, at=shown(at, at.tzinfo)))
 
 
 def _clone(detail: str) -> Said:

@@ -127,6 +127,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         yield Fleet(data, remote, tokens, revoked, retired, active, events, since)
 
 
+def _at(since: str, lang: str) -> str:
+    """A status's time (its row's stamp) as a sentence says it: in the company's time zone to
+    the minute, its offset in the brackets of the reader's language."""
+    at = dt.datetime.fromisoformat(since)
+    return f"{at:%Y-%m-%d %H:%M}" + ("（UTC+08:00）" if lang == ZH else " (UTC+08:00)")
+
+
 def _run(argv: list[str], lang: str, capsys: pytest.CaptureFixture[str],
          monkeypatch: pytest.MonkeyPatch) -> str:  # fmt: skip
     monkeypatch.setenv("LANG", lang)
@@ -138,9 +145,10 @@ def _run(argv: list[str], lang: str, capsys: pytest.CaptureFixture[str],
 def _events(times: list[str], words: list[str], lang: str) -> list[str]:
     """The history's lines: in Chinese, each time's offset in full-width brackets."""
     assert len(times) == len(words)
-    if lang == ZH:
+    if lang == ZH:  # and one space after the bracket, not two (catalogs.closed_up)
         times = [at.replace(" (", "（").replace(")", "）") for at in times]
-    return [f"  {at}  {what}" for at, what in zip(times, words, strict=True)]
+    gap = " " if lang == ZH else "  "
+    return [f"  {at}{gap}{what}" for at, what in zip(times, words, strict=True)]
 
 
 def _revoked_history(fleet: Fleet, lang: str) -> list[str]:
@@ -174,12 +182,12 @@ def test_device_show_words_the_status_history_and_clone_in_the_readers_language(
     show = ["device", "show", fleet.revoked]
     since = fleet.since[fleet.revoked]
     zh = _run([*show, "--data", fleet.data], ZH, capsys, monkeypatch)
-    assert f"\n状态      已吊销（自 {since} 起）\n" in zh
+    assert f"\n状态      已吊销（自 {_at(since, ZH)}起）\n" in zh
     assert f"\n克隆详情  {CLONE_ZH}\n" in zh
     assert _after(zh, "事件：") == _revoked_history(fleet, ZH)
     assert "status" not in zh and "since" not in zh and "generation" not in zh
     en = _run([*show, "--data", fleet.data], EN, capsys, monkeypatch)
-    assert f"\nstatus                  revoked since {since}\n" in en
+    assert f"\nstatus                  revoked since {_at(since, EN)}\n" in en
     assert f"\nclone_detail            {CLONE_EN}\n" in en
     assert _after(en, "events:") == _revoked_history(fleet, EN)
     # Over the admin port the reader gets the same words as on the collector machine.
@@ -194,11 +202,11 @@ def test_a_retired_device_and_a_group_set_read_in_both_languages(
     token = fleet.tokens[fleet.retired]
     for where in (["--data", fleet.data], fleet.remote):
         zh = _run(["device", "show", fleet.retired, *where], ZH, capsys, monkeypatch)
-        assert f"\n状态      已退役（自 {since} 起）\n" in zh
+        assert f"\n状态      已退役（自 {_at(since, ZH)}起）\n" in zh
         assert _after(zh, "事件：") == _events(times, [
             f"注册：令牌 {token}，第 1 代证书", "分组：设为 财务部", "退役：换了新电脑"], ZH)
         en = _run(["device", "show", fleet.retired, *where], EN, capsys, monkeypatch)
-        assert f"\nstatus                  retired since {since}\n" in en
+        assert f"\nstatus                  retired since {_at(since, EN)}\n" in en
         assert _after(en, "events:") == _events(times, [
             f"enrolled: token {token}, certificate generation 1",
             "group: group set to 财务部", "retired: 换了新电脑"], EN)  # fmt: skip
@@ -212,13 +220,15 @@ def test_device_list_words_each_status(
 
     for where in (["--data", fleet.data], fleet.remote):
         zh = _run(["device", "list", *where], ZH, capsys, monkeypatch)
-        assert f"已吊销（自 {fleet.since[fleet.revoked]} 起）" in row_of(zh, fleet.revoked)
-        assert f"已退役（自 {fleet.since[fleet.retired]} 起）" in row_of(zh, fleet.retired)
+        assert f"已吊销（自 {_at(fleet.since[fleet.revoked], ZH)}起）" in row_of(zh, fleet.revoked)
+        assert f"已退役（自 {_at(fleet.since[fleet.retired], ZH)}起）" in row_of(zh, fleet.retired)
         assert "  在用  " in row_of(zh, fleet.active)
         assert "since" not in zh and "active" not in zh
         en = _run(["device", "list", *where], EN, capsys, monkeypatch)
-        assert f"  revoked since {fleet.since[fleet.revoked]}  " in row_of(en, fleet.revoked)
-        assert f"  retired since {fleet.since[fleet.retired]}  " in row_of(en, fleet.retired)
+        assert f"  revoked since {_at(fleet.since[fleet.revoked], EN)}  " in row_of(
+            en, fleet.revoked)
+        assert f"  retired since {_at(fleet.since[fleet.retired], EN)}  " in row_of(
+            en, fleet.retired)
         assert "  active  " in row_of(en, fleet.active)
 
 
@@ -256,9 +266,9 @@ def test_a_text_of_no_known_shape_is_shown_as_it_is() -> None:
     cell = history([("d1", "quarantined", at, "by the SOC"), ("d1", "enrolled", at, "legacy"),
                     ("d1", "revoked", at, "lost {on} the train: (s)")], BEIJING)  # fmt: skip
     assert _worded(cell, ZH).splitlines() == [
-        "2026-12-03 16:38（UTC+08:00）  quarantined: by the SOC",
-        "2026-12-03 16:38（UTC+08:00）  enrolled: legacy",
-        "2026-12-03 16:38（UTC+08:00）  吊销：lost {on} the train: (s)",
+        "2026-12-03 16:38（UTC+08:00） quarantined: by the SOC",
+        "2026-12-03 16:38（UTC+08:00） enrolled: legacy",
+        "2026-12-03 16:38（UTC+08:00） 吊销：lost {on} the train: (s)",
     ]
     assert str(cell) == _worded(cell, EN) == "\n".join(
         "2026-12-03 16:38 (UTC+08:00)  " + text
@@ -268,8 +278,13 @@ def test_a_text_of_no_known_shape_is_shown_as_it_is() -> None:
     odd = clone_detail("seen on two computers")
     assert (str(odd), _worded(odd, ZH)) == ("seen on two computers", "seen on two computers")
     status = device_status("quarantined", "2026-12-03T16:38:00+08:00")
-    assert (str(status), status.worded("zh")) == ("quarantined since 2026-12-03T16:38:00+08:00",
-                                                  "quarantined（自 2026-12-03T16:38:00+08:00 起）")
+    assert (str(status), status.worded("zh"), status.worded("en")) == (
+        "quarantined since 2026-12-03T16:38:00+08:00",  # what JSON and CSV keep
+        "quarantined（自 2026-12-03 16:38（UTC+08:00）起）",
+        "quarantined since 2026-12-03 16:38 (UTC+08:00)")
+    odd = device_status("revoked", "2026-12-03 (by hand)")  # no time a program wrote
+    assert (str(odd), odd.worded("zh")) == ("revoked since 2026-12-03 (by hand)",
+                                            "已吊销（自 2026-12-03 (by hand) 起）")
     assert (str(device_status("active", None)), device_status("active", None).worded("zh")) == (
         "active", "在用")
 
@@ -285,7 +300,7 @@ def test_years_of_weekly_renewals_are_worded_and_sent_whole() -> None:
                              cells_json(rows))  # fmt: skip
     lines = str(in_language([received], "zh")[0]["events"]).splitlines()
     assert len(lines) == 2100
-    assert lines[0] == "2026-01-01 08:00（UTC+08:00）  续期：第 2 代证书"
-    assert lines[-1].endswith("  续期：第 2101 代证书")
+    assert lines[0] == "2026-01-01 08:00（UTC+08:00） 续期：第 2 代证书"
+    assert lines[-1].endswith("（UTC+08:00） 续期：第 2101 代证书")
     english = str(received["events"]).splitlines()
     assert english[-1].endswith("  renewed: certificate generation 2101")
