@@ -918,6 +918,7 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
                        share=share).worded(lang))  # fmt: skip
 
     policy = _policy(config, store)
+    zone = zone_of(policy)  # each finding's times, as a person reads them
     # Reports still waiting for their seal (store/sealing.py) are chained first: a row the
     # chain does not hold yet is otherwise one added outside the collector.
     store.sealing.seal_all()
@@ -928,8 +929,8 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
         for finding in check.run():
             total += 1
             sys.stdout.write(
-                said("problem: {finding}", finding=finding.text()).worded(args.lang_of_reader())
-                + "\n"
+                said("problem: {finding}", finding=finding.text(zone)).worded(
+                    args.lang_of_reader()) + "\n"
             )
             sys.stdout.flush()
     finally:

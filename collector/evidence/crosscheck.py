@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from devposture.collector.evidence import batches, chain
 from devposture.collector.evidence.opening import Opening
 from devposture.policy.catalogs import Lang
-from devposture.policy.cli_messages import Told, told
+from devposture.policy.cli_messages import Bracketed, Listed, Said, Told, told
+from devposture.policy.moments import offset_label
 
 if TYPE_CHECKING:
     from devposture.collector.store import Store
@@ -148,14 +149,18 @@ class Finding:
     problem: str
     gloss: str
 
-    def text(self) -> Told:
-        """In English with the Chinese gloss after it, as scripts read it (`str`); worded
-        whole in the reader's language when printed (`Told.worded`)."""
+    def text(self, zone: dt.tzinfo | None = None) -> Told:
+        """In English with the Chinese gloss after it, as scripts read it (`str`, its times in
+        UTC); worded whole in the reader's language when printed (`Told.worded`), its times
+        in `zone` (the company's) when given."""
         entry = told("no chain entry") if self.seq is None else told("chain seq {seq}",
                                                                      seq=self.seq)
-        return told("{table} row [{key}] ({entry}): {problem}. {chinese}{gloss}。",
-                    table=self.table, key=self.key, entry=entry, problem=self.problem,
-                    chinese=_IN_CHINESE.get(self.table, self.table), gloss=self.gloss)
+        found = told("{table} row [{key}] ({entry}): {problem}. {chinese}{gloss}。",
+                     table=self.table, key=self.key, entry=entry, problem=self.problem,
+                     chinese=_IN_CHINESE.get(self.table, self.table), gloss=self.gloss)
+        if zone is None:
+            return found
+        return Told.keeping(found, found.said.swapping(lambda value: _in_zone(value, zone)))
 
 
 # Each in both languages, as the English has always been; a Chinese reader's copy has the
@@ -227,15 +232,48 @@ def table_disagreements(
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
-def _when(micros: object) -> str:
-    """µs since 1970 as the number stored and the UTC time it means (exactly, no float)."""
+@dataclass(frozen=True)
+class _Instant(Bracketed):
+    """A time the tables and the chain hold (µs since 1970) inside a finding: the number, which
+    finds the row, and in brackets the time it means, to the second. Its English is the UTC
+    time ("1764925200000000 (2026-12-05 09:00:00 UTC)"), as scripts have always read it; a
+    person reads it in the company's time zone (`in_zone`, through `Finding.text`), as every
+    other time the command line shows: "1764925200000000（2026-12-05 17:00:00 UTC+08:00）"."""
+
+    moment: dt.datetime = _EPOCH
+
+    @classmethod
+    def at(cls, before: str, moment: dt.datetime) -> _Instant:
+        inside = f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+        plain = Bracketed.of(before, inside)
+        return cls(plain.english, before=before, inside=inside, moment=moment)
+
+    def in_zone(self, zone: dt.tzinfo) -> Bracketed:
+        local = self.moment.astimezone(zone)
+        return Bracketed.of(self.before,
+                            f"{local:%Y-%m-%d %H:%M:%S} {offset_label(self.moment, zone)}")
+
+
+def _in_zone(value: str | Said, zone: dt.tzinfo) -> str | Said | None:
+    """A finding's value with its times in `zone` (`Said.swapping`: None leaves it as it is,
+    a sentence walked in turn); a list's items too (a record's summary)."""
+    if isinstance(value, _Instant):
+        return value.in_zone(zone)
+    if isinstance(value, Listed):
+        return Listed.of(_in_zone(item, zone) or item for item in value.items)
+    return None
+
+
+def _when(micros: object, before: str = "") -> str:
+    """µs since 1970 as the number stored and the time it means (exactly, no float), after
+    `before` (a field's name): see `_Instant`."""
     if not isinstance(micros, int) or isinstance(micros, bool):
-        return _shown(micros)
+        return before + _shown(micros) if before else _shown(micros)
     try:
         moment = _EPOCH + dt.timedelta(microseconds=micros)
     except OverflowError:
-        return str(micros)
-    return f"{micros} ({moment:%Y-%m-%d %H:%M:%S} UTC)"
+        return f"{before}{micros}"
+    return Told(_Instant.at(f"{before}{micros}", moment))
 
 
 def _joined(parts: list[str]) -> str:
@@ -263,7 +301,7 @@ def row_key(kind: str, key: Key) -> str:
     if kind == chain.REPORT:
         return f"report_id {key[0]!r}"
     if kind == chain.STATE:
-        return f"device {key[0]!r}, check {key[1]!r}, since_us {_when(key[2])}"
+        return _when(key[2], f"device {key[0]!r}, check {key[1]!r}, since_us ")
     names = {chain.ADMIN: "entry_id", chain.PRUNE: "seq"}
     return f"{names.get(kind, 'event_id')} {key[0]}"
 
@@ -1096,4 +1134,6 @@ def _summary(kind: str, record: Record) -> str:
         chain.ADMIN: ("actor", "command", "outcome", "at_us"),
         chain.PRUNE: ("at_us", "before_us", "reports"),
     }[kind]
-    return ", ".join(f"{name} {_value(name, record.get(name))}" for name in names)
+    fields = [_when(record.get(name), f"{name} ") if name.endswith("_us")
+              else f"{name} {_shown(record.get(name))}" for name in names]
+    return Told(Listed.of(f.said if isinstance(f, Told) else f for f in fields))

@@ -341,6 +341,44 @@ def test_edited_report_metadata_is_named(
     assert words in report[0].text(), report[0].text()
 
 
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+def test_a_finding_s_times_read_in_the_company_s_time_zone_while_its_text_keeps_utc(
+    site: Site,
+) -> None:
+    """'… 09:00:00 UTC' inside a Chinese finding: a person reads each time in the company's time
+    zone, as every other time the command line shows, the number that finds the row kept; the
+    text scripts read (`str`) stays the UTC it always was. A field edited, a row's key and a
+    removed record's summary (a list of its fields) alike."""
+    micros = to_us(T0)
+    site.tamper("UPDATE reports SET received_us = ? WHERE report_id = ?", (micros, "dev-04-r5"))
+    site.tamper("DELETE FROM reports WHERE report_id = ?", ("dev-05-r2",))
+    state = site.one("SELECT device_id, check_id, since_us FROM state_changes ORDER BY since_us"
+                     " LIMIT 1")  # fmt: skip
+    site.tamper("UPDATE state_changes SET reason = 'edited' WHERE device_id = ? AND check_id = ?"
+                " AND since_us = ?", state)  # fmt: skip
+    found = site.check().found
+    edited = next(f for f in found if f.key == "report_id 'dev-04-r5'")
+    removed = next(f for f in found if f.key == "report_id 'dev-05-r2'")
+    key = next(f for f in found if f.table == "state_changes" and f.key.startswith(
+        f"device {state[0]!r}, check {state[1]!r}, since_us {state[2]} ("))  # fmt: skip
+    utc = f"received_us is {micros} (2026-11-01 09:00:00 UTC) here"
+    assert utc in edited.text() and str(edited.text(BEIJING)) == edited.text()
+    assert f"received_us is {micros} (2026-11-01 17:00:00 UTC+08:00) here" in edited.text(
+        BEIJING).worded("en")
+    assert f"{micros}（2026-11-01 17:00:00 UTC+08:00）" in edited.text(BEIJING).worded("zh")
+    for finding in (edited, removed, key):
+        text = finding.text()
+        assert "UTC)" in text and str(finding.text(BEIJING)) == text  # what scripts read
+        for lang in ("zh", "en"):
+            worded = finding.text(BEIJING).worded(lang)
+            assert "UTC)" not in worded and "UTC）" not in worded, worded
+            assert "UTC+08:00" in worded, worded
+    assert "received_us " in removed.text(BEIJING).worded("zh")
+    assert f"since_us {state[2]}（" in key.text(BEIJING).worded("zh")
+
+
 def test_bodies_pruned_under_the_retention_policy_agree_and_a_body_emptied_otherwise_does_not(
     site: Site,
 ) -> None:
@@ -480,6 +518,21 @@ def test_audit_check_exits_0_when_the_tables_agree_and_1_naming_each_row_when_no
         assert "disagree with the chain" in entry.message
     finally:
         store.close()
+
+
+def test_audit_check_prints_each_time_in_the_company_s_time_zone(
+    data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As every other time the command line shows ('… 09:00:00 UTC' was printed in Chinese)."""
+    with unguarded(load(data).database) as db:
+        db.execute("UPDATE reports SET received_us = ? WHERE report_id = 'dev-02-r3'",
+                   (to_us(T0),))  # fmt: skip
+    for lang, local in (("zh_CN.UTF-8", "（2026-11-01 17:00:00 UTC+08:00）"),
+                        ("C.UTF-8", " (2026-11-01 17:00:00 UTC+08:00)")):  # fmt: skip
+        monkeypatch.setenv("LANG", lang)
+        code, out, _ = _check(data, capsys)
+        assert code == 1 and f"{to_us(T0)}{local}" in out, out
+        assert "UTC)" not in out and "UTC）" not in out
 
 
 @pytest.mark.sqlite_only  # only SQLite keeps bytes that are not UTF-8 in a text column
