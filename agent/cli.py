@@ -481,6 +481,7 @@ def probe_config(state: AgentState, folders: tuple[str, ...] = ()) -> ProbeConfi
         trusted_networks=tuple(config.trusted_networks),
         public_network_patterns=tuple(config.public_network_patterns),
         network_hash_key=config.network_hash_key or state.network_hash_key(),
+        time_zone=config.time_zone,
     )
 
 

@@ -114,6 +114,7 @@ def config_document(config: ProbeConfig) -> dict[str, Any]:
         "public_network_patterns": list(config.public_network_patterns),
         "network_hash_key": _b64(config.network_hash_key),
         "command_timeout": config.command_timeout,
+        "time_zone": config.time_zone,
     }
 
 
@@ -132,6 +133,7 @@ def config_from_document(data: dict[str, Any]) -> ProbeConfig:
             public_network_patterns=strings("public_network_patterns"),
             network_hash_key=_unb64(str(data.get("network_hash_key", ""))),
             command_timeout=float(data.get("command_timeout", ProbeConfig.command_timeout)),
+            time_zone=str(data.get("time_zone", "")),  # recorded since it was added
         )
     except (TypeError, ValueError) as exc:
         raise BundleError("the bundle is damaged (probe_config: {problem})", problem=exc) from exc

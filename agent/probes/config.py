@@ -18,3 +18,6 @@ class ProbeConfig:
     network_hash_key: bytes = b""
     # Upper bound for any one command a probe runs, in seconds.
     command_timeout: float = 10.0
+    # The company's time zone (the policy's `time_zone`, an IANA name; "" before the first
+    # configuration: Asia/Shanghai), in which a time the agent writes for people is said.
+    time_zone: str = ""

@@ -8,9 +8,10 @@ Each probe runs in a worker thread with a wall-clock deadline (PROBE_DEADLINE_SE
 that hangs (a stuck network mount, a tool waiting on a lock) costs only its own fact, as a
 TIMEOUT error, and the round goes on. Python cannot kill a thread, so a hung one is left to
 finish by itself; until it does, that probe is not started again (its fact reads TIMEOUT,
-"still running since ..."), so hung threads cannot pile up round after round. Probes run one
-after another, as before: some read facts collected before them. Each gets a snapshot of the
-report so far, so a hung probe never reads a report that is being written.
+"still running since ...", the time in the company's zone: a phrase people read in their
+language, `devposture.policy.phrases`), so hung threads cannot pile up round after round.
+Probes run one after another, as before: some read facts collected before them. Each gets a
+snapshot of the report so far, so a hung probe never reads a report that is being written.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from devposture.agent.employee.company_time import company_zone, stamp
 from devposture.agent.host import Host, HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.probes import facts as fact_table
@@ -123,11 +125,12 @@ def _timeout(fact: pb.Fact.ValueType, message: str) -> FactOutcome:
 
 def run_with_deadline(
     fact: pb.Fact.ValueType, name: str, work: Callable[[], FactOutcome], deadline: float,
-    key: object,
+    key: object, *, zone: dt.tzinfo | None = None,
 ) -> FactOutcome:  # fmt: skip
     """Run `work` in a worker thread; a TIMEOUT outcome if it does not finish in time.
 
-    `work` must not raise (run_probe does not)."""
+    `work` must not raise (run_probe does not). `zone`: the company's, in which a hung probe's
+    start is said (Asia/Shanghai when None)."""
     slot = (int(fact), key)
     with _HUNG_LOCK:
         hung = _HUNG.get(slot)
@@ -135,7 +138,7 @@ def run_with_deadline(
             del _HUNG[slot]
             hung = None
     if hung is not None:
-        since = f"{hung.started_at:%Y-%m-%d %H:%M:%S} UTC"
+        since = stamp(hung.started_at, zone or company_zone())
         return _timeout(
             fact, f"{name} probe still running since {since}: it did not finish within"
             f" {deadline:g} s then, and is not started again until it does",
@@ -173,6 +176,7 @@ def collect_facts(
     source that could not be read). Each probe gets `deadline` seconds (default
     PROBE_DEADLINE_SECONDS)."""
     limit = PROBE_DEADLINE_SECONDS if deadline is None else deadline
+    zone = company_zone(config.time_zone)
 
     def host_work() -> FactOutcome:
         try:
@@ -182,7 +186,8 @@ def collect_facts(
             message = f"host information failed: {type(exc).__name__} at {_where(exc)}"
             return FactOutcome(None, [error(pb.FACT_HOST, pb.PROBE_ERROR_CODE_INTERNAL, message)])
 
-    host_outcome = run_with_deadline(pb.FACT_HOST, "FACT_HOST", host_work, limit, "host")
+    host_outcome = run_with_deadline(pb.FACT_HOST, "FACT_HOST", host_work, limit, "host",
+                                     zone=zone)
     if isinstance(host_outcome.fact, pb.HostInfo):
         report.host.CopyFrom(host_outcome.fact)
     else:
@@ -193,7 +198,8 @@ def collect_facts(
         probe = probes[fact]
         ctx = ProbeContext(host, config, _snapshot(report))
         outcome = run_with_deadline(
-            fact, pb.Fact.Name(fact), functools.partial(run_probe, fact, probe, ctx), limit, probe
+            fact, pb.Fact.Name(fact), functools.partial(run_probe, fact, probe, ctx), limit, probe,
+            zone=zone,
         )
         if outcome.fact is not None:
             getattr(report, fact_table.FIELDS[fact]).CopyFrom(outcome.fact)

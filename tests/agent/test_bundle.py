@@ -225,6 +225,7 @@ def test_the_bundle_carries_the_probe_configuration(tmp_path: Path) -> None:
         public_network_patterns=("CMCC*", "i-Shanghai"),
         network_hash_key=b"\x01\x02key",
         command_timeout=7.5,
+        time_zone="Asia/Urumqi",  # the words of a hung probe's time
     )
     live = _record(TempHomeHost(home), tmp_path / "bundle.json", config)
     bundle = BundleHost.load(tmp_path / "bundle.json")

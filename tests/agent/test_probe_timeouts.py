@@ -3,18 +3,27 @@ there, and a probe still hung from an earlier round is not started a second time
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from devposture.agent.cli import probe_config
+from devposture.agent.employee.company_time import company_zone
 from devposture.agent.probes import facts as fact_table
 from devposture.agent.probes import linux, runner
 from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.status import View, local_verdicts, reason_text
+from devposture.policy import catalogs, phrases
+from devposture.policy.catalogs import Lang
+from devposture.policy.phrases import is_phrase, worded
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.replay import ReplayHost
+from tests.conftest import EnrolledAgent
 
 DEADLINE = 0.5
 
@@ -41,10 +50,10 @@ def hanging(monkeypatch: pytest.MonkeyPatch) -> Iterator[Hanging]:
     probe.release.set()
 
 
-def _collect() -> tuple[pb.PostureReport, float]:
+def _collect(config: ProbeConfig | None = None) -> tuple[pb.PostureReport, float]:
     report = pb.PostureReport()
     started = time.monotonic()
-    runner.collect_facts(ReplayHost(), ProbeConfig(), report)
+    runner.collect_facts(ReplayHost(), config or ProbeConfig(), report)
     return report, time.monotonic() - started
 
 
@@ -110,6 +119,79 @@ def test_a_probe_still_hung_is_not_started_again(hanging: Hanging) -> None:
     assert hanging.started == 2
     assert third.firewall.enabled and _errors(third, pb.FACT_FIREWALL) == []
     assert runner.hung_probes() == []
+
+
+STILL = ("FACT_FIREWALL probe still running since {since}: it did not finish within 0.5 s then,"
+         " and is not started again until it does")
+
+
+@pytest.mark.parametrize(("zone", "offset"), [("", "UTC+08:00"), ("Asia/Tokyo", "UTC+09:00")])
+def test_a_hung_probe_says_since_when_in_the_company_s_time_and_the_reader_s_language(
+    hanging: Hanging, zone: str, offset: str
+) -> None:
+    """The agent's own words, declared (`phrases`): a Chinese employee read them in English,
+    with a UTC time ("… since 2026-12-05 09:00:00 UTC"). The time is the company's (the zone
+    the collector handed out; Beijing before it has), as every time the agent writes."""
+    config = ProbeConfig(time_zone=zone)
+    _collect(config)
+    (still,) = _errors(_collect(config)[0], pb.FACT_FIREWALL)
+    found = re.fullmatch(re.escape(STILL).replace(r"\{since\}", "(.*)"), still.message)
+    assert found is not None, still.message
+    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\d \d\d:\d\d \({re.escape(offset)}\)", found[1])
+    assert is_phrase(still.message)
+    local = found[1].replace(" (", "（").replace(")", "）")
+    assert local in worded(still.message, "zh") and found[1] in worded(still.message, "en")
+    (timeout,) = _errors(_collect_without_release(hanging), pb.FACT_FIREWALL)
+    assert is_phrase(timeout.message)
+
+
+def test_the_probes_say_times_in_the_zone_the_collector_handed_out(agent: EnrolledAgent) -> None:
+    """The policy's `time_zone`, as the agent keeps it from an acknowledgement."""
+    assert probe_config(agent.state).time_zone == ""  # none yet: Beijing
+    agent.state.save_config(pb.AgentConfig(version=1, time_zone="Asia/Tokyo"))
+    assert probe_config(agent.state).time_zone == "Asia/Tokyo"
+
+
+def _collect_without_release(hanging: Hanging) -> pb.PostureReport:
+    """A round after the hung probe finished: it is started again, and hangs again."""
+    hanging.release.set()
+    deadline = time.monotonic() + 5
+    while _probe_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    hanging.release.clear()
+    return _collect()[0]
+
+
+@pytest.fixture
+def marked(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The agent's phrases in Chinese as their English in brackets: a phrase worded for the
+    reader shows so whether or not the catalogs have its Chinese yet; one shown as it came
+    (undeclared) shows bare."""
+    real = catalogs.translate
+
+    def translate(lang: Lang, context: str, english: str) -> str:
+        if lang == "zh" and context == phrases.CONTEXT:
+            return f"〔{english}〕"
+        return real(lang, context, english)
+
+    monkeypatch.setattr(phrases, "translate", translate)
+    phrases._worded.cache_clear()
+    yield
+    phrases._worded.cache_clear()
+
+
+@pytest.mark.usefixtures("marked")
+def test_an_employee_reading_chinese_reads_why_a_hung_probe_s_fact_is_unknown(
+    hanging: Hanging,
+) -> None:
+    _collect()
+    report, _ = _collect()
+    now = dt.datetime.now(dt.UTC)
+    view = View("zh", "linux", company_zone(), now)
+    (firewall,) = [v for v in local_verdicts(report, now) if v.check_id == "firewall"]
+    said = reason_text(firewall, view)
+    assert "〔FACT_FIREWALL probe still running since " in said, said  # worded
+    assert "（UTC+08:00）: it did not finish" in said and "UTC)" not in said, said
 
 
 def test_a_probe_that_raises_is_still_internal(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,8 @@ import re
 import string
 from dataclasses import dataclass
 
-from devposture.policy.catalogs import Lang, translate
+from devposture.policy.catalogs import Lang, closed_up, translate
+from devposture.policy.moments import read_back
 
 __all__ = ["CONTEXT", "PHRASES", "every_message", "is_phrase", "worded"]
 
@@ -46,6 +47,11 @@ PHRASES: tuple[str, ...] = (
     "permission denied inspecting {path}",
     "permission denied resolving {path}",
     "{path} is a loop of symbolic links",
+    # A probe past its deadline (agent/probes/runner.py); {since} in the company's time zone
+    # ("2026-12-05 17:00 (UTC+08:00)"; older agents wrote "2026-12-05 09:00:00 UTC").
+    "{fact} probe did not finish within {seconds} s",
+    "{fact} probe still running since {since}: it did not finish within {seconds} s then, and"
+    " is not started again until it does",
     # Probes giving up on a fact or a source.
     "no firewall tool is installed ({tools})",
     "no supported package manager is installed (apt-get, dnf)",
@@ -174,6 +180,9 @@ _NESTED = frozenset({"meaning", "evidence", "error", "reason", "detail", "packet
 # The parts that are a list of names the agent joined with ", " ("nft, iptables, ufw"): the
 # names as they came, joined as the reader's language enumerates ("nft、iptables、ufw").
 _LISTS = frozenset({"tools"})
+# The parts that are a time the agent wrote as every sentence does ("2026-12-05 17:00
+# (UTC+08:00)"): its brackets as the reader's language writes them ("…17:00（UTC+08:00）").
+_MOMENTS = frozenset({"since"})
 
 
 def _part(name: str, part: str, lang: Lang, depth: int) -> str:
@@ -182,6 +191,9 @@ def _part(name: str, part: str, lang: Lang, depth: int) -> str:
         return _worded(part, lang, depth - 1)
     if name in _LISTS:
         return translate(lang, "join", ", ").join(part.split(", "))
+    if name in _MOMENTS:
+        moment = read_back(part)
+        return part if moment is None else moment.worded(lang)
     return part
 
 
@@ -202,7 +214,7 @@ def _worded(text: str, lang: Lang, depth: int) -> str:
         if found is not None:
             parts = found.groupdict().items()
             said = {name: _part(name, part, lang, depth) for name, part in parts}
-            return translate(lang, CONTEXT, template.english).format(**said)
+            return closed_up(translate(lang, CONTEXT, template.english), said).format(**said)
     return text
 
 
