@@ -1073,6 +1073,14 @@ def main(argv: list[str] | None = None) -> int:
     utf8_when_redirected(sys.stderr)
     escaped_when_unencodable(sys.stdout)
     lang = reader_language()
+    try:
+        return _main(argv, lang)
+    except KeyboardInterrupt:  # Ctrl-C: one line, as the shell's code for it (128 + SIGINT),
+        sys.stderr.write(error_line(PROG, said("interrupted (Ctrl-C)"), lang))  # as the
+        return 130  # collector's command line ends: silence read as a command that finished
+
+
+def _main(argv: list[str] | None, lang: Lang) -> int:
     args = localized_parser(lang).parse_args(argv)
     if args.command in ("setup", "cleanup"):
         return cmd_setup(args)
@@ -1106,8 +1114,6 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, StateError, public_status.PublicStatusError) as exc:
         sys.stderr.write(error_line(PROG, exc, lang))
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        return 130
     except BrokenPipeError:  # the reader of the output went away: nothing more to say
         silence_stdout()
         return EXIT_FAILED
