@@ -638,11 +638,12 @@ class Fleet(Part):
         """Count the whole fleet (or one group's devices, as grouped now) as of `at` from the
         history and keep it as that moment's mark (store/fleet_marks): the count outside the
         write lock, ingest going on; kept unless a change dated by then (for a group, any
-        device event) was stored meanwhile. Whether it was kept."""
-        seq = fleet_marks.chain_seq(self._db)
+        device event) or a report received by then was stored meanwhile. Whether it was
+        kept."""
+        seq, numbered = fleet_marks.chain_seq(self._db), fleet_marks.report_number(self._db)
         counts = fleet_figures_as_of(self._db, policy, at, group)
         measured = fleet_marks.Measured(
-            to_us(at), fleet_marks.judging_key(policy), counts, seq, group
+            to_us(at), fleet_marks.judging_key(policy), counts, seq, numbered, group
         )
         with self._write() as cur:
             return fleet_marks.keep(cur, measured)

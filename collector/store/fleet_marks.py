@@ -9,9 +9,11 @@ is still counted from the history.
 
 A mark must stay what counting again would give. The count depends on: the state history up
 to the moment (dated by when the facts were collected, so a report delivered late can add a
-change dated before a mark), the reports received by then (never in the past), the waivers
-in force then (granted and revoked when they are made, never back-dated), and the policy's
-judging parameters (`judging_key`: a mark counted under another policy, or under the rule
+change dated before a mark), the reports received by then (which devices were STALE; dated
+by the receiving collector's clock, which may run behind, so a report that changes no
+verdict may still be received before a mark counted earlier), the waivers in force then
+(granted and revoked when they are made, never back-dated), and the policy's judging
+parameters (`judging_key`: a mark counted under another policy, or under the rule
 before revoked and retired devices left the counts, is not read), and which devices had left
 the fleet by then (revoked or retired: dated by the clock of the collector that stores it,
 which may run behind the one that counted a mark, so a leaving stored after a mark may be
@@ -26,13 +28,17 @@ the same way, and written by a migration or an operator too). So:
 - and its arrival (schema 26): triggers on `devices` delete them from its enrollment when a
   row is inserted (or deleted, which only an operator's shell without foreign keys can do),
   and from the earlier date when an edit moves `enrolled_us`;
+- and a report received before them (schema 27): a trigger on `reports` deletes every mark
+  from its receipt on (a report received now: none, as every mark is an hour old at least);
 - a count that was under way while such a change was stored is not kept: `keep` reads the
   evidence chain's state entries appended since the count began (the chain is one sequence
   in commit order, appended under the store's write lock, in the same transaction as the
   change itself) and refuses when one is dated at or before the moment; and when a device
   was revoked or retired meanwhile (stored by a collector whose clock runs behind, it may be
   dated at or before the moment; the next hourly run counts the moment again), or enrolled
-  meanwhile dated at or before the moment.
+  meanwhile dated at or before the moment; and when a report received at or before the
+  moment was stored meanwhile (numbered after the highest report number when the count
+  began: a report is chained only by its group's seal, up to half a minute later).
 
 A device group's marks (schema 21: `group_marks`, `report fleet --group G --as-of DATE`)
 are kept the same way, of the group's devices as grouped now: a device moved in or out of a
@@ -58,12 +64,14 @@ from devposture.policy import Policy
 
 @dataclass(frozen=True)
 class Measured:
-    """A past moment's counts and where the evidence chain stood when counting began."""
+    """A past moment's counts and where the evidence chain and the reports' numbers stood
+    when counting began."""
 
     at_us: int
     judged_by: str
     counts: dict[str, dict[str, int]]
     chain_seq: int
+    reports_through: int  # the highest report number then (`report_number`)
     group: str | None = None  # a device group's counts (None: the whole fleet's)
 
 
@@ -113,11 +121,18 @@ def chain_seq(db: AnyDatabase) -> int:
     return int(row[0] or 0)
 
 
+def report_number(db: AnyDatabase) -> int:
+    """The highest number a stored report has (0 before the first numbered one): numbers
+    are taken under the write lock, in commit order (`sealing.next_number`)."""
+    row = db.execute("SELECT MAX(n) FROM reports").fetchone()
+    return int(row[0] or 0)
+
+
 def keep(cur: Cursor, measured: Measured) -> bool:
     """Keep `measured` (in the caller's write transaction) unless a state change dated at or
-    before its moment, a revocation or retirement, or an enrollment dated at or before it
-    (for a group's, any device event: a regrouping too), was stored since its count began;
-    whether it was kept."""
+    before its moment, a revocation or retirement, an enrollment dated at or before it (for
+    a group's, any device event: a regrouping too), or a report received at or before it,
+    was stored since its count began; whether it was kept."""
     kinds = (chain.STATE, chain.DEVICE)
     rows = cur.execute(
         "SELECT kind, record_key FROM evidence_chain"  # noqa: S608 (placeholders only)
@@ -143,6 +158,8 @@ def keep(cur: Cursor, measured: Measured) -> bool:
         ("revoked", "retired", "enrolled", measured.at_us, *events),
     ).fetchone()[0]:
         return False
+    if _received_meanwhile(cur, measured):
+        return False
     table, of_group, grouped = _where(measured.group)
     cur.execute(
         f"DELETE FROM {table} WHERE at_us = ? AND judged_by = ?{of_group}",  # noqa: S608
@@ -159,6 +176,18 @@ def keep(cur: Cursor, measured: Measured) -> bool:
         ],
     )
     return True
+
+
+def _received_meanwhile(cur: Cursor, measured: Measured) -> bool:
+    """Whether a report received at or before the moment was stored since the count began:
+    numbered after the highest number then (a report is chained only by its group's seal,
+    up to half a minute later, so the chain cannot tell). A range of `reports_by_number`:
+    the reports of the count's second or so."""
+    row = cur.execute(
+        "SELECT 1 FROM reports WHERE n > ? AND received_us <= ? LIMIT 1",
+        (measured.reports_through, measured.at_us),
+    ).fetchone()
+    return row is not None
 
 
 def unmarked(

@@ -27,7 +27,14 @@ from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, 
 from devposture.collector.store.dashboard_reads import FailingWanted
 from devposture.collector.store.device_list import DeviceFilter
 from devposture.collector.store.fleet import fleet_figures_as_of
-from devposture.collector.store.fleet_marks import Measured, chain_seq, judging_key, keep, marked
+from devposture.collector.store.fleet_marks import (
+    Measured,
+    chain_seq,
+    judging_key,
+    keep,
+    marked,
+    report_number,
+)
 from devposture.collector.tokens import new_token
 from devposture.policy import Policy, default_policy
 from tests.collector.cli_fleet import DEVICES, CliFleet, cli_fleet  # noqa: F401
@@ -131,7 +138,7 @@ def test_midnight_marks_and_the_days_record_agree(fleet: tuple[Store, Policy]) -
     # Counted, then PASSING retired meanwhile (dated at the moment), then kept: refused.
     counts = fleet_figures_as_of(store._db, policy, NOW)
     measured = Measured(int(NOW.timestamp() * 1_000_000), judging_key(policy), counts,
-                        chain_seq(store._db))  # fmt: skip
+                        chain_seq(store._db), report_number(store._db))  # fmt: skip
     assert store.identity.set_device_status(PASSING, "retired", NOW, "replaced")
     with store._db.transaction() as cursor:
         assert not keep(cursor, measured)

@@ -16,12 +16,19 @@ import pytest
 from devposture.collector.fleet_history import mark_days, midnights
 from devposture.collector.store import CheckResult, DeviceRecord, Store
 from devposture.collector.store.fleet import fleet_figures_as_of
-from devposture.collector.store.fleet_marks import Measured, chain_seq, judging_key, keep, marked
+from devposture.collector.store.fleet_marks import (
+    Measured,
+    chain_seq,
+    judging_key,
+    keep,
+    marked,
+    report_number,
+)
 from devposture.collector.store.reports import ReportRecord
 from devposture.collector.store.schema import SCHEMA_VERSION
 from devposture.collector.tokens import new_token
 from devposture.policy import Policy, default_policy
-from tests.collector.mixed_fleet import NOW, enroll, mixed_fleet
+from tests.collector.mixed_fleet import NOW, device_id_of, enroll, mixed_fleet
 from tests.databases import fresh_database, on_postgresql, raw
 
 MOMENTS = [NOW - dt.timedelta(hours=h) for h in (1, 16, 40, 24 * 6, 24 * 19)]
@@ -98,7 +105,7 @@ def test_a_count_under_way_when_a_late_change_is_stored_is_not_kept(tmp_path: Pa
         # Counted first (the chain's head noted), then the late report, then keeping.
         measured = Measured(
             int(at.timestamp() * 1_000_000), judging_key(policy),
-            _counted(store, policy, at), chain_seq(store._db),
+            _counted(store, policy, at), chain_seq(store._db), report_number(store._db),
         )  # fmt: skip
         failing = [CheckResult(c.check_id, "FAIL", "r") for c in policy.checks]
         collected = at - dt.timedelta(minutes=30)
@@ -255,7 +262,8 @@ def test_a_groups_count_under_way_when_a_device_is_regrouped_is_not_kept(
         at = MOMENTS[1]
         measured = Measured(
             int(at.timestamp() * 1_000_000), judging_key(policy),
-            _grouped(store, policy, groups[0], at), chain_seq(store._db), groups[0],
+            _grouped(store, policy, groups[0], at), chain_seq(store._db),
+            report_number(store._db), groups[0],
         )  # fmt: skip
         mover = next(d for d in store.identity.devices(group=groups[0]))
         store.identity.set_device_group(mover.device_id, groups[1], NOW)  # a device event
@@ -379,6 +387,14 @@ def _all_equal_to_counting_again(
                 store, policy, group, at)  # fmt: skip
 
 
+def _counting(store: Store, policy: Policy, at: dt.datetime) -> Measured:
+    """The fleet counted at `at` as `Fleet.mark` counts it, not kept yet."""
+    return Measured(
+        int(at.timestamp() * 1_000_000), judging_key(policy),
+        _counted(store, policy, at), chain_seq(store._db), report_number(store._db),
+    )  # fmt: skip
+
+
 def test_an_enrollment_dated_before_a_mark_voids_the_marks_it_changes(tmp_path: Path) -> None:
     """A device enrolled by a collector whose clock runs behind the one that counted the
     midnights: stored after a mark, dated before it. Every mark from its date on left it
@@ -418,19 +434,12 @@ def test_a_count_under_way_when_a_back_dated_enrollment_is_stored_is_not_kept(
     store, policy = mixed_fleet(fresh_database(tmp_path))
     try:
         at = MOMENTS[1]
-
-        def measured() -> Measured:
-            return Measured(
-                int(at.timestamp() * 1_000_000), judging_key(policy),
-                _counted(store, policy, at), chain_seq(store._db),
-            )  # fmt: skip
-
-        counting = measured()
+        counting = _counting(store, policy, at)
         _enroll_at(store, "e3" * 16, at - dt.timedelta(hours=2), "")
         with store._db.transaction() as cursor:
             assert not keep(cursor, counting)
         assert marked(store._db, policy, at) is None
-        counting = measured()
+        counting = _counting(store, policy, at)
         _enroll_at(store, "e4" * 16, NOW, "")
         with store._db.transaction() as cursor:
             assert keep(cursor, counting)
@@ -527,25 +536,112 @@ def test_a_first_report_received_before_a_mark_voids_it_by_its_state_changes(
         store.close()
 
 
-_ARRIVAL_TRIGGERS = (
-    "devices_enrolled_void_marks", "devices_enrollment_moved_void_marks",
-    "devices_deleted_void_marks",
-)  # fmt: skip
+# --- a report received before a mark, its verdicts unchanged (schema 27) ---------------------
 
 
-def test_a_database_upgraded_from_schema_25_voids_marks_on_a_back_dated_enrollment(
+def _silent_device(store: Store) -> tuple[str, str, list[CheckResult]]:
+    """A device of the mixed fleet silent for five days (STALE at the moments tested), still
+    in the fleet and in a group: its id, its group and its verdicts as they stand."""
+    for n in range(7, 60, 8):
+        (info,) = store.identity.devices(only=device_id_of(n))
+        group = store._db.execute(
+            "SELECT device_group FROM devices WHERE device_id = ?", (info.device_id,)
+        ).fetchone()[0]
+        if info.status == "active" and group:
+            verdicts = store._db.execute(
+                "SELECT check_id, state FROM check_results WHERE device_id = ?",
+                (info.device_id,),
+            ).fetchall()
+            return info.device_id, group, [CheckResult(c, s, "r") for c, s in verdicts]
+    raise AssertionError("the mixed fleet has no silent grouped device")
+
+
+def test_a_report_received_before_a_mark_voids_it_though_no_verdict_changes(
     tmp_path: Path,
 ) -> None:
-    """As schema 25 left it (no arrival triggers): opening it adds them, SQLite by its
-    migration step, PostgreSQL by its schema run again on the upgrade."""
+    """A report stored after a mark by a collector whose clock runs behind the one that
+    counted it, received (by that clock) before the mark, from a device silent until then:
+    the device was STALE in the mark and is heard from in a recount, though not one of its
+    verdicts changed (no state change, so the trigger of schema 19 says nothing). The marks
+    from its receipt on are voided, the fleet's and every group's; earlier ones stay. A
+    report received now voids nothing."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        groups = sorted(store.identity.device_groups())
+        device_id, group, verdicts = _silent_device(store)
+        at, later, earlier = MOMENTS[1], MOMENTS[0], MOMENTS[3]
+        _all_marked(store, policy, [at, later, earlier], groups)
+        store.reports.store_reports([(_report(device_id, 1, NOW, NOW), verdicts)])
+        for moment in (at, later, earlier):
+            assert marked(store._db, policy, moment) is not None
+            assert marked(store._db, policy, moment, group) is not None
+        was = _counted(store, policy, at)
+        changes = store._db.execute("SELECT COUNT(*) FROM state_changes").fetchone()[0]
+        received = at - dt.timedelta(hours=1)
+        store.reports.store_reports([(_report(device_id, 2, received, received), verdicts)])
+        assert store._db.execute("SELECT COUNT(*) FROM state_changes").fetchone()[0] == changes
+        assert _counted(store, policy, at) != was, "the report moves the count"
+        for moment in (at, later):
+            assert marked(store._db, policy, moment) is None
+            assert marked(store._db, policy, moment, group) is None
+        assert marked(store._db, policy, earlier) == _counted(store, policy, earlier)
+        _all_equal_to_counting_again(store, policy, [at, later, earlier], groups)
+    finally:
+        store.close()
+
+
+def test_a_count_under_way_when_a_back_dated_report_is_stored_is_not_kept(
+    tmp_path: Path,
+) -> None:
+    """A report is chained only by its group's seal, up to half a minute after it is stored,
+    so `keep` looks for the reports numbered after the highest number when the count began,
+    sealed or not, received at or before the moment. One received after it does not stand
+    in the way."""
+    store, policy = mixed_fleet(fresh_database(tmp_path))
+    try:
+        device_id, _, verdicts = _silent_device(store)
+        at = MOMENTS[1]
+        counting = _counting(store, policy, at)
+        received = at - dt.timedelta(hours=1)
+        store.reports.store_reports([(_report(device_id, 1, received, received), verdicts)])
+        with store._db.transaction() as cursor:
+            assert not keep(cursor, counting)
+        assert marked(store._db, policy, at) is None
+        store.sealing.seal_all()  # sealed before keeping: still seen
+        with store._db.transaction() as cursor:
+            assert not keep(cursor, counting)
+        counting = _counting(store, policy, at)
+        store.reports.store_reports([(_report(device_id, 2, NOW, NOW), verdicts)])
+        with store._db.transaction() as cursor:
+            assert keep(cursor, counting)
+        assert marked(store._db, policy, at) == _counted(store, policy, at)
+    finally:
+        store.close()
+
+
+# --- upgrading (schemas 26 and 27) ---------------------------------------------------------
+
+
+# The triggers schemas 26 and 27 add, and their tables.
+_NEW_TRIGGERS = {
+    "devices_enrolled_void_marks": "devices", "devices_enrollment_moved_void_marks": "devices",
+    "devices_deleted_void_marks": "devices", "reports_received_void_marks": "reports",
+}  # fmt: skip
+
+
+def test_a_database_upgraded_from_schema_25_voids_marks_on_back_dated_arrivals(
+    tmp_path: Path,
+) -> None:
+    """As schema 25 left it (no arrival or receipt triggers): opening it adds them, SQLite
+    by its migration steps, PostgreSQL by its schema run again on the upgrade."""
     target = fresh_database(tmp_path)
     store, _ = mixed_fleet(target)
     store.close()
     other = raw(target)
     try:
         with other.transaction() as cursor:
-            for trigger in _ARRIVAL_TRIGGERS:
-                on = " ON devices" if on_postgresql() else ""
+            for trigger, table in _NEW_TRIGGERS.items():
+                on = f" ON {table}" if on_postgresql() else ""
                 cursor.execute(f"DROP TRIGGER {trigger}{on}")
             cursor.execute("UPDATE schema_version SET version = 25")
     finally:
@@ -562,6 +658,11 @@ def test_a_database_upgraded_from_schema_25_voids_marks_on_a_back_dated_enrollme
         assert marked(store._db, policy, at) is None
         assert marked(store._db, policy, at, groups[1]) is None
         assert marked(store._db, policy, at, groups[0]) is not None
+        _all_marked(store, policy, [at], groups)
+        device_id, _, verdicts = _silent_device(store)
+        received = at - dt.timedelta(hours=1)
+        store.reports.store_reports([(_report(device_id, 1, received, received), verdicts)])
+        assert marked(store._db, policy, at) is None
         _all_equal_to_counting_again(store, policy, [at], groups)
     finally:
         store.close()
