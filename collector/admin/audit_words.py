@@ -12,10 +12,14 @@ A sentence is taken only when its English, filled with the values found in the m
 is the stored message byte for byte; of those, the one with the most words of its own (the
 most specific). A value that is itself one of our sentences (an error inside another's) is
 worded too, but never one a person or a device typed (`TYPED`: a reason, an owner, a name, a
-group, a hostname). A sentence with hardly any words of its own ("{first} and {second}") is
-taken only when a value inside it is one of our sentences, so that "Li and Wang" stays a
-name. Anything else (another version's message, a redacted or cut one) is shown as it was written.
-Entries written before a kind was worded read in words as well: their English is the same.
+group, a hostname, a role's id as `--role` takes it). A name followed by its id in brackets
+(a credential's holder, "Li Wei (fedcba9876543210)"; a device id and its host) reads in the
+reader's brackets, "Li Wei（fedcba9876543210）", as the command line writes it
+(`cli_messages.Bracketed`). A sentence with hardly any words of its own ("{first} and
+{second}") is taken only when a value inside it is one of our sentences, so that "Li and Wang"
+stays a name. Anything else (another version's message, a redacted or cut one) is shown as it
+was written. Entries written before a kind was worded read in words as well: their English is
+the same.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from devposture.policy.catalogs import Lang, catalog
-from devposture.policy.cli_messages import CONTEXT, Said, Told, told, told_in
+from devposture.policy.cli_messages import (
+    CONTEXT,
+    Bracketed,
+    Listed,
+    Said,
+    Told,
+    told,
+    told_in,
+)
 from devposture.policy.moments import read_back as moment_read_back
 
 # What the dashboard writes into the audit log for a login and a logout.
@@ -48,7 +60,12 @@ def may_not_view(role: str) -> Told:
 
 
 # Parameters that hold what a person or a device typed: kept as they are, whatever they say.
-TYPED = frozenset({"reason", "owner", "name", "group", "hostname"})
+# A role is its id, as `--role` takes it ("--role admin"), never its name in a language.
+TYPED = frozenset({"reason", "owner", "name", "group", "hostname", "role"})
+# A credential's holder and its id ("Li Wei (fedcba9876543210)", `Actor.label`); a device's id
+# and its host, one after another ("3f2a… (laptop-li), 3f2b… (-)", a prefix's candidates).
+_HOLDER = re.compile(r"(.+) \(([0-9a-f]{16})\)", re.DOTALL)
+_DEVICE = re.compile(r"([0-9a-f]{32}) \(((?:[^()]|\([^()]*\))*)\)(?:, |$)")
 # A sentence with parameters and fewer letters of its own than this ("{first} and
 # {second}") only frames others.
 _FRAME_LETTERS = 6
@@ -152,8 +169,22 @@ class Sentences:
 
     def _value(self, value: str, depth: int) -> str | Said:
         """A value found in a message: one of our sentences, a time (worded in the reader's
-        brackets: "2026-12-07 03:07（UTC+08:00）"), or its text."""
-        return self.said(value, depth + 1) or moment_read_back(value) or value
+        brackets: "2026-12-07 03:07（UTC+08:00）"), a name and its id, or its text."""
+        return (self.said(value, depth + 1) or moment_read_back(value) or _labelled(value)
+                or value)  # fmt: skip
+
+
+def _labelled(value: str) -> Said | None:
+    """A name with its id in brackets, or devices with their hosts, as the command line wrote
+    them (`Bracketed`, in a list `Listed`); None for any other text."""
+    holder = _HOLDER.fullmatch(value)
+    if holder is not None:
+        return Bracketed.of(holder[1], holder[2])
+    devices = list(_DEVICE.finditer(value))
+    if not devices or "".join(found[0] for found in devices) != value:
+        return None
+    listed = [Bracketed.of(found[1], found[2]) for found in devices]
+    return listed[0] if len(listed) == 1 else Listed.of(listed)
 
 
 def known_sentences() -> list[str]:
@@ -176,6 +207,15 @@ def message_cell(stored: str) -> str:
     if found is None:
         return stored
     return Told(Said(found.english, found.params, plain=stored))
+
+
+def actor_cell(actor: str, credential_id: str | None) -> str:
+    """Who ran a command, as a table's cell: the holder's name and the credential's id in
+    brackets, "Li Wei (fedcba9876543210)" (its `str`, which JSON and CSV keep), in the reader's
+    brackets in a person's table, "Li Wei（fedcba9876543210）"; a local user's name alone."""
+    if not credential_id:
+        return actor
+    return Told(Bracketed.of(actor, credential_id))
 
 
 def message_in(stored: str, lang: Lang) -> str:

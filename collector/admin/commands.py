@@ -24,7 +24,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devposture.collector.admin.audit_words import message_cell
+from devposture.collector.admin.audit_words import actor_cell, message_cell
 from devposture.collector.admin.progress_line import ProgressLine
 from devposture.collector.admin.worded_cells import in_language
 from devposture.collector.clock import utcnow
@@ -788,8 +788,7 @@ def _admin_revoke(store: Store, config: CollectorConfig, args: Arguments, actor:
 def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     zone = _zone(config, store)
     rows: list[Row] = [
-        {"at": stamp(e.at, zone), "actor": e.actor + (f" ({e.credential_id})" if e.credential_id
-                                                 else ""),
+        {"at": stamp(e.at, zone), "actor": actor_cell(e.actor, e.credential_id),
          "role": code_cell(e.role, _ROLE_NAMES) if e.role else e.role,
          "command": e.command, "arguments": e.arguments,
          "outcome": code_cell(e.outcome, _OUTCOMES),

@@ -221,3 +221,48 @@ def test_a_time_in_an_entry_reads_in_the_brackets_of_the_reader_s_language() -> 
     assert found.worded("en") == stored
     odd = sentences.said("token 0123456789abcdef: 2 uses, expires 2026-12-07 (soon)")
     assert odd is not None and odd.params["until"] == "2026-12-07 (soon)"  # as it is
+
+
+def test_a_role_refusal_names_the_holder_in_the_reader_s_brackets_and_keeps_the_role_s_id(
+    collector: AdminCollector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """'Li Wei (fedcba9876543210) 的角色是查看者' kept the log's ASCII brackets in Chinese, and
+    the role to ask for, '--role admin', read '--role 管理员', which `admin add` refuses."""
+    (stored,) = [m for m in _stored(collector) if "Li Wei (fedcba9876543210)" in m]
+    assert "--role admin`" in stored
+    for where in _where(collector, tmp_path).values():
+        _in(monkeypatch, "zh_CN.UTF-8")
+        assert collector_cli(["audit", "log", *where, "--wide"]) == 0
+        table = capsys.readouterr().out
+        assert "Li Wei（fedcba9876543210）" in table and "Li Wei (" not in table
+        assert "--role admin`" in table and "--role 管理员" not in table
+        _in(monkeypatch, "C.UTF-8")
+        assert collector_cli(["audit", "log", *where, "--wide"]) == 0
+        assert stored in capsys.readouterr().out
+        _in(monkeypatch, "zh_CN.UTF-8")
+        assert collector_cli(["audit", "log", *where, "--format", "json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert "Li Wei (fedcba9876543210)" in [row["actor"] for row in rows]  # as stored
+    with _dashboard(collector, collector.credential("审计 孙", AUDITOR)) as (fleet, cookie):
+        page = fetch(fleet, "GET", "/audit?lang=zh", cookie=cookie).text
+        assert "Li Wei（fedcba9876543210）" in page
+
+
+def test_devices_named_with_their_hosts_read_in_the_reader_s_brackets() -> None:
+    """A prefix's candidates ('3f2a… (laptop-li), 3f2b… (-)'), listed as the reader's language
+    lists; a host's own brackets stay as the device gave them."""
+    sentences = audit_words.Sentences([
+        "{typed} is the start of {count} device ids: {named}. Type more of the id to tell them"
+        " apart.",
+    ])  # fmt: skip
+    first, second = "3f2a" + "0" * 28, "3f2a" + "1" * 28
+    stored = (f"'3f2a' is the start of 2 device ids: {first} (laptop-li), {second} (pc (old))."
+              " Type more of the id to tell them apart.")  # fmt: skip
+    found = sentences.said(stored)
+    assert found is not None and str(found) == stored and found.worded("en") == stored
+    assert f"{first}（laptop-li）" in found.worded("zh")
+    assert f"{second}（pc (old)）" in found.worded("zh")
+    odd = sentences.said("'3f2a' is the start of 2 device ids: 3f2a (a), b. Type more of the id"
+                         " to tell them apart.")  # not ids and hosts: as it was written
+    assert odd is not None and odd.params["named"] == "3f2a (a), b"
