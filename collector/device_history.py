@@ -24,6 +24,9 @@ from devposture.policy.cli_messages import Said, Told, said, told
 
 # A device's status, alone or inside a sentence ("already revoked"), in the reader's language.
 STATUS_WORDS = {"active": said("active"), **DEVICE_STATUS}
+# The OS families as their makers write them (in every language); the store, JSON, CSV and the
+# filters keep the lower-case codes ("linux", "macos").
+OS_NAMES = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
 
 # `IdentityRecords._flag_clone`'s detail.
 _CLONE = (
@@ -63,6 +66,13 @@ def device_status(status: str, since: str | None) -> Told:
         return kept
     # The stamp's own offset is the company's at that moment (`stamp`).
     return Told.keeping(kept, said("{status} since {at}", status=word, at=shown(at, at.tzinfo)))
+
+
+def os_cell(family: str) -> str:
+    """A device's OS family as a table's cell: its `str` the code ("linux"), which JSON and CSV
+    keep; a person's table shows "Linux". As it is for a family this version does not know."""
+    name = OS_NAMES.get(family)
+    return family if name is None else Told.keeping(family, Said(name, as_is=True))
 
 
 def _clone(detail: str) -> Said:

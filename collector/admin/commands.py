@@ -50,6 +50,7 @@ from devposture.collector.device_history import (
     clone_detail,
     device_status,
     history,
+    os_cell,
 )
 from devposture.collector.policy import policy_in_force
 from devposture.collector.policy.in_force import zone_in_force
@@ -534,7 +535,7 @@ def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
     skew = device.clock_skew
     return {
         "device": device.device_id, "hostname": device.hostname, "group": device.group,
-        "os": device.os_family,
+        "os": os_cell(device.os_family),
         "enrolled": stamp(device.enrolled_at, zone),
         "last_report": stamp(device.last_report_at, zone),
         "status": device_status(device.status, stamp(device.status_at, zone)),

@@ -35,6 +35,7 @@ from devposture.collector.company_time import shown, zone_of
 from devposture.collector.compliance import STATES
 from devposture.collector.config import CollectorConfig
 from devposture.collector.credentials import CredentialFormatError, parse_credential
+from devposture.collector.device_history import OS_NAMES
 from devposture.collector.store import database_errors
 from devposture.collector.store.admin import CredentialInfo
 from devposture.collector.store.guesses import DASHBOARD, GuessLedger
@@ -131,15 +132,11 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-# The OS families as their makers write them (the same in Chinese); the store keeps the
-# lower-case names the files and filters use ("linux", "macos").
-_OS_NAMES = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
-
-
 def _os_name(family: object) -> object:
-    """An OS family as a page shows it, in a cell and in the filter's choices alike: "—" for
-    a device that never said (as every empty cell), a later version's family as it is."""
-    return _OS_NAMES.get(str(family), family) if family else "—"
+    """An OS family as its maker writes it (`OS_NAMES`), in a cell and in the filter's choices
+    alike: "—" for a device that never said (as every empty cell), a later version's family as
+    it is."""
+    return OS_NAMES.get(str(family), family) if family else "—"
 
 
 def _shown(value: object) -> object:

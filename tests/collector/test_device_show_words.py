@@ -252,6 +252,21 @@ def test_scripts_read_the_english_whoever_runs_them(
             assert f",{revoked_since},laptop stolen," in csv and ",active,," in csv
 
 
+def test_the_os_reads_as_its_maker_writes_it_and_scripts_keep_the_code(
+    fleet: Fleet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'操作系统  linux': the store's code in a person's table; 'Linux' in either language (a
+    name no language translates), while JSON and CSV keep 'linux', which scripts compare."""
+    for where in (["--data", fleet.data], fleet.remote):
+        zh = _run(["device", "show", fleet.active, *where], ZH, capsys, monkeypatch)
+        assert "\n操作系统  Linux\n" in zh
+        en = _run(["device", "list", *where], EN, capsys, monkeypatch)
+        assert "  linux  " not in en and "  Linux  " in en
+        (row,) = json.loads(_run(["device", "show", fleet.active, *where, "--format", "json"],
+                                 ZH, capsys, monkeypatch))  # fmt: skip
+        assert row["os"] == "linux"
+
+
 # --- what the store may hold beyond what this version writes ---------------------------------
 
 
