@@ -19,6 +19,7 @@ import os
 import secrets
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -127,6 +128,11 @@ class UnknownCommand(CommandError):
     """No such command in the table."""
 
 
+class Cancelled(CommandError):
+    """The remote caller went away and the command stopped (`evidence.stopping`): audited
+    as an error whose message says so, answered CANCELLED to nobody."""
+
+
 @dataclass(frozen=True)
 class Actor:
     """Who runs a command: a credential's holder, or a local user with the data folder."""
@@ -185,12 +191,15 @@ class Arguments:
     """A command's arguments by name, all texts, with conversions that explain bad values."""
 
     def __init__(
-        self, values: Mapping[str, str], progress: Callable[[int, int], None] | None = None
-    ) -> None:
+        self, values: Mapping[str, str], progress: Callable[[int, int], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:  # fmt: skip
         self._values = dict(values)
         # Where a long command reports (done, total) when it runs for a remote caller (the
         # admin port's Export stream); None: on standard error, as on the collector machine.
         self.progress = progress
+        # Set when that remote caller has gone: the command stops (`evidence.stopping`).
+        self.stop = stop
 
     def _given(self, name: str) -> str | None:
         """The value as given. A NUL character is no part of any name, date or number, and
@@ -802,6 +811,7 @@ def _audit_log(store: Store, config: CollectorConfig, args: Arguments, actor: Ac
 def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     # Imported here: the export imports the policy and signing modules, unused by the others.
     from devposture.collector.evidence.export import export_bundle  # noqa: PLC0415
+    from devposture.collector.evidence.stopping import Stopped  # noqa: PLC0415
 
     policy = _policy(config, store)
     zone = zone_of(policy)
@@ -831,9 +841,11 @@ def _audit_export(store: Store, config: CollectorConfig, args: Arguments, actor:
     try:
         try:
             done = export_bundle(store, policy, config.data_dir, start=start, end=end,
-                                 out=out, progress=report)  # fmt: skip
+                                 out=out, progress=report, stop=args.stop)  # fmt: skip
         finally:  # an error, or Ctrl-C, on a line of its own
             line.close()
+    except Stopped as exc:
+        raise Cancelled.as_is(exc) from None
     except (ValueError, FileExistsError) as exc:
         raise CommandError.as_is(exc) from None
     except OSError as exc:
@@ -1080,9 +1092,10 @@ class Runner:
         remote: bool,
         streamed: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> Result:
         """`streamed`: called through the admin port's Export stream (for a command marked
-        so), with `progress` to report to."""
+        so), with `progress` to report to, and `stop`, set once its caller has gone."""
         name = " ".join(words)
 
         def audit(outcome: str, message: str) -> None:
@@ -1118,7 +1131,7 @@ class Runner:
             raise error
         try:
             result = command.handler(
-                self._store, self._config, Arguments(arguments, progress), actor
+                self._store, self._config, Arguments(arguments, progress, stop), actor
             )
         except CommandError as exc:
             audit("error", str(exc))

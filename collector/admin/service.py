@@ -18,25 +18,29 @@ checked): the request reaches the service as raw bytes and is decoded here
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
 from devposture.collector import outage
 from devposture.collector.admin.commands import (
+    COMMANDS,
     ERROR_METADATA,
     EXPORT_FILE,
     MESSAGE_METADATA,
     Actor,
+    Cancelled,
     CommandError,
     Denied,
     NotFound,
@@ -46,11 +50,13 @@ from devposture.collector.admin.commands import (
     UnknownCommand,
     result_rows_json,
 )
+from devposture.collector.admin.one_export import Busy, OneExport, Running
 from devposture.collector.admin.worded_cells import cells_json
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
-from devposture.collector.credentials import CredentialFormatError, parse_credential
+from devposture.collector.credentials import ROLE_RANK, CredentialFormatError, parse_credential
 from devposture.collector.datadir import EXPORT_FOLDER_PREFIX
+from devposture.collector.policy.in_force import zone_in_force
 from devposture.collector.ports import grpc_options
 from devposture.collector.raw_rpc import Request, Undecodable, add_raw_servicer, message_of
 from devposture.collector.store import Store
@@ -103,7 +109,9 @@ def _status_of(exc: Exception) -> Refusal | None:
         (UnknownCommand, grpc.StatusCode.UNIMPLEMENTED),
         (NotFound, grpc.StatusCode.NOT_FOUND),
         (Precondition, grpc.StatusCode.FAILED_PRECONDITION),
+        (Cancelled, grpc.StatusCode.CANCELLED),  # to nobody: the caller has gone
         (CommandError, grpc.StatusCode.INVALID_ARGUMENT),
+        (Busy, grpc.StatusCode.RESOURCE_EXHAUSTED),  # another export runs (one_export)
     )
     if isinstance(exc, StorageFull):  # "the disk holding ... is full: free space, then try again"
         return grpc.StatusCode.RESOURCE_EXHAUSTED, *_worded(Worded(exc.worded_advice))
@@ -164,6 +172,7 @@ class AdminService(admin_grpc.AdminServicer):
         self._runner = Runner(store, config)
         # SQLite work stays off the event loop, on one thread (the store is not thread-safe).
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-admin")
+        self._exports = OneExport()
 
     def close(self) -> None:
         self._db.shutdown(wait=True)
@@ -230,19 +239,41 @@ class AdminService(admin_grpc.AdminServicer):
 
     def _export(
         self, presented: str | None, request: Request[admin_pb.AdminCommand], peer: str,
-        out: Path, progress: Callable[[int, int], None],
+        out: Path, progress: Callable[[int, int], None], *, stop: threading.Event,
     ) -> Result:  # fmt: skip
         """`audit export` into `out`, the service's own temporary file, on a store connection
         of its own (opened on this thread), so a long export does not hold up the other calls.
-        Whatever the caller named as words, this call exports (audited as `audit export`)."""
+        Whatever the caller named as words, this call exports (audited as `audit export`).
+        One at a time (`one_export`): a caller allowed to export while another export runs
+        is refused (audited as an error), or waits for one whose caller has gone. `stop`,
+        set once this call's caller has gone, stops the export."""
         store = Store.open(self._config.database)
         try:
             _, arguments, actor = self._command(presented, request, peer, store)
-            arguments = {**arguments, "out": str(out)}
-            return Runner(store, self._config).run(
-                EXPORT_WORDS, arguments, actor, peer=peer, remote=True, streamed=True,
-                progress=progress,
-            )  # fmt: skip
+            runner = Runner(store, self._config)
+            if ROLE_RANK.get(actor.role, 0) < ROLE_RANK[COMMANDS[("audit", "export")].role]:
+                # Refused by the runner as for any command (audited as denied), never as busy.
+                return runner.run(EXPORT_WORDS, arguments, actor, peer=peer, remote=True,
+                                  streamed=True)  # fmt: skip
+            running = Running(actor.name, utcnow(), stop)
+
+            def reported(done: int, total: int) -> None:
+                running.progress(done, total)
+                progress(done, total)
+
+            try:
+                with self._exports.claimed(running, lambda: zone_in_force(self._config, store)):
+                    return runner.run(
+                        EXPORT_WORDS, {**arguments, "out": str(out)}, actor, peer=peer,
+                        remote=True, streamed=True, progress=reported, stop=stop,
+                    )  # fmt: skip
+            except Busy as busy:
+                store.admin.audit(
+                    utcnow(), actor=actor.name, credential_id=actor.credential_id,
+                    role=actor.role, command=" ".join(EXPORT_WORDS), arguments=arguments,
+                    outcome="error", message=str(busy), peer=peer,
+                )  # fmt: skip
+                raise
         finally:
             store.close()
 
@@ -291,10 +322,12 @@ class AdminService(admin_grpc.AdminServicer):
                 loop.call_soon_threadsafe(updates.put_nowait, (done, total))
 
         failure: Refusal | None = None
+        stop = _set_when_gone(context)
         # Removed before the status goes out, so that no refusal leaves a folder behind.
         folder = Path(tempfile.mkdtemp(prefix=EXPORT_FOLDER_PREFIX, dir=self._config.data_dir))
         out = folder / EXPORT_FILE
-        work = loop.run_in_executor(None, self._export, presented, request, peer, out, progress)
+        work = loop.run_in_executor(None, functools.partial(
+            self._export, presented, request, peer, out, progress, stop=stop))  # fmt: skip
         try:
             while not work.done():
                 update = asyncio.ensure_future(updates.get())
@@ -324,12 +357,33 @@ class AdminService(admin_grpc.AdminServicer):
                         context.set_trailing_metadata(((MESSAGE_METADATA, worded),))
                 yield admin_pb.ExportChunk(bundle_size=size, message=summary)
         finally:
-            # A caller gone mid-export: let the export end before its folder is removed.
-            await asyncio.wait({work})
-            shutil.rmtree(folder, ignore_errors=True)
+            await _ended(work, stop, folder, peer)
         if failure is not None:
             code, text, trailing = failure
             await context.abort(code, text, trailing_metadata=trailing)
+
+
+def _set_when_gone(context: grpc.aio.ServicerContext[Any, Any]) -> threading.Event:
+    """An event set once the call's caller has gone (cancelled, its deadline passed, its
+    connection dropped): gRPC then cancels the handler where it waits, or closes it where it
+    yielded a chunk, and calls back in both cases (at the end of a call that went well too,
+    which is harmless: its export is over)."""
+    stop = threading.Event()
+    # The stubs type the callback as a class of theirs, which no function is.
+    context.add_done_callback(cast("Any", lambda _: stop.set()))
+    return stop
+
+
+async def _ended(work: asyncio.Future[Result], stop: threading.Event, folder: Path,
+                 peer: str) -> None:  # fmt: skip
+    """The export's end, whatever ended the call: one whose caller has gone is told to stop
+    and ends (its workers ended, its partial bundle removed, audited as cancelled) before its
+    folder is removed, so that nothing is left and no core works for nobody."""
+    if not work.done():
+        stop.set()
+        log.info("remote audit export for %s stopped: its caller went away", peer)
+    await asyncio.wait({work})
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:

@@ -39,6 +39,7 @@ from devposture.collector.child_start import (
     interrupts_held,
     logging_now,
 )
+from devposture.collector.evidence import stopping
 from devposture.collector.evidence.batch_work import RunDone, Terms, write_run
 from devposture.collector.evidence.crosscheck import Tables
 from devposture.collector.store.target import DatabaseTarget
@@ -108,9 +109,14 @@ _OPEN, _BATCH, _READY, _DONE, _ERROR, _ENDED = "open", "batch", "ready", "done",
 
 class Workers:
     """Batches handed to worker processes in turn, their results taken back in order. Use as
-    a context manager: leaving it ends the workers."""
+    a context manager: leaving it ends the workers. `stop` (`stopping.Stop`), once set, ends
+    them at once: the export waiting for one raises `stopping.Stopped`."""
 
-    def __init__(self, target: DatabaseTarget, snapshot: str | None, count: int) -> None:
+    def __init__(
+        self, target: DatabaseTarget, snapshot: str | None, count: int,
+        stop: stopping.Stop | None = None,
+    ) -> None:  # fmt: skip
+        self._stop = stop
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[tuple[BaseProcess, Connection]] = []
         self._order: collections.deque[int] = collections.deque()
@@ -121,6 +127,7 @@ class Workers:
         self._open = (target, snapshot, logging_now(), pool)
         try:
             for number in range(count):
+                stopping.check(stop)  # each start costs a third of a second
                 self._start(number)
         except BaseException:  # a Ctrl-C between two starts, or held during one: none is left
             self.__exit__()
@@ -180,8 +187,12 @@ class Workers:
     def _answer(self, number: int, kind: str) -> object:
         # Read by the export's own thread (the read lets the GIL go): a thread reading
         # beside the pass took turns with it for the GIL and passed 13 MB/s.
+        connection = self._workers[number][1]
         try:
-            got, value = self._workers[number][1].recv()
+            # Told to stop while it waits: a worker's run takes seconds, a quarter minutes.
+            while self._stop is not None and not connection.poll(stopping.LOOK_SECONDS):
+                stopping.check(self._stop)
+            got, value = connection.recv()
         except (EOFError, OSError):
             got, value = _ENDED, None
         if got == kind:
@@ -206,13 +217,17 @@ class Workers:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # A stopped export's workers are ended at once: nobody waits for what they make, and
+        # a run they are on would keep a core busy for seconds more.
+        stopped = self._stop is not None and self._stop.is_set()
         for _, connection in self._workers:
             connection.close()  # end of file: each worker returns
         for process, _ in self._workers:
             if process.pid is None:  # its start failed
                 continue
-            process.join(5)
-            if process.is_alive():  # still on a batch of a failed export
+            if not stopped:
+                process.join(5)
+            if process.is_alive():  # still on a batch of a failed or stopped export
                 process.kill()
                 process.join()
 

@@ -38,6 +38,7 @@ from devposture.collector.evidence import (
     member_runs,
     signing,
     spooled,
+    stopping,
     summary,
 )
 from devposture.collector.evidence.crosscheck import Findings, PeriodCheck
@@ -147,7 +148,7 @@ def _opening(
 
 def _fold_opening(
     stack: contextlib.ExitStack[bool | None], entries: Iterator[chain.Entry],
-    figures: summary.Summary,
+    figures: summary.Summary, stop: stopping.Stop | None,
 ) -> spooled.Spooled:  # fmt: skip
     """Fold the opening into the report's figures, writing each entry as it passes to a
     temporary file (the member goes in after the period, a zip taking one member at a time),
@@ -157,6 +158,7 @@ def _fold_opening(
 
     def written() -> Iterator[chain.Entry]:
         for entry in entries:
+            stopping.check(stop)  # a large fleet's opening is read for seconds
             out.write(bundle.entry_jsonl(entry))
             yield entry
 
@@ -166,10 +168,12 @@ def _fold_opening(
 
 def export_bundle(
     store: Store, policy: Policy, data_dir: Path, *, start: dt.datetime, end: dt.datetime,
-    out: Path, progress: Progress | None = None,
+    out: Path, progress: Progress | None = None, stop: stopping.Stop | None = None,
 ) -> Exported:  # fmt: skip
     """Write the bundle to `out` (refusing to replace a file); signed with the data folder's
-    evidence key, made now if there is none."""
+    evidence key, made now if there is none. Once `stop` is set (a remote caller went away),
+    the export stops at its next step, its workers ended, and raises `stopping.Stopped`,
+    leaving nothing."""
     if end <= start:
         raise ValueError("--to must be after --from")
     if out.exists():
@@ -177,7 +181,8 @@ def export_bundle(
     key = signing.load_or_create(data_dir)
     partial = new_file.partial_beside(out)
     try:
-        return _export(store, policy, data_dir, key, start, end, out, partial, progress)
+        return _export(store, policy, data_dir, key, start, end, out, partial,
+                       progress, stop)  # fmt: skip
     except FileExistsError as exc:
         if exc.filename != str(out):
             raise
@@ -190,6 +195,7 @@ def export_bundle(
 def _export(  # noqa: PLR0917 - the one caller passes what it checked
     store: Store, policy: Policy, data_dir: Path, key: Ed25519PrivateKey, start: dt.datetime,
     end: dt.datetime, out: Path, partial: Path, progress: Progress | None,
+    stop: stopping.Stop | None,
 ) -> Exported:  # fmt: skip
     public = key.public_key()
     ca_cert = data_dir / "ca" / "ca.crt"
@@ -207,22 +213,22 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         # A large period's rows are checked by processes beside this one (check_pool),
         # started now to be ready when the period's pass begins.
         count = check_pool.workers_for(0 if span is None else span[1] - span[0] + 1)
-        workers = (stack.enter_context(check_pool.Workers(store.target, store.shared_snapshot(),
-                                                          count)) if count else None)  # fmt: skip
+        workers = (stack.enter_context(check_pool.Workers(
+            store.target, store.shared_snapshot(), count, stop)) if count else None)  # fmt: skip
         anchor = store.evidence.chain_entries(boundary - 1, boundary - 1)
         prev_hash = anchor[0].hash if anchor else chain.GENESIS
         opening, checkpoint = _opening(store, boundary, to_us(start))
         context = _context(store, policy, start)
         period = {"from_us": to_us(start), "to_us": to_us(end)}
         figures = summary.Summary({"period": period, "report_layout": html.LAYOUT}, context)
-        opening_spool = _fold_opening(stack, opening, figures)
+        opening_spool = _fold_opening(stack, opening, figures, stop)
         with zipfile.ZipFile(partial, "x", compression=zipfile.ZIP_DEFLATED, allowZip64=True,
                              compresslevel=COMPRESSION) as archive:  # fmt: skip
             checked = PeriodCheck(store.crosscheck)
             checked.opened_from(boundary - 1)
             counts, last_hash, pruned = _write_period(
                 archive, store, span, digests, figures=figures, progress=progress,
-                checked=checked, workers=workers,
+                checked=checked, workers=workers, stop=stop,
             )
             if not checked.findings().ok:
                 raise TablesDisagree(checked.findings())
@@ -280,7 +286,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
 def _write_period(
     archive: zipfile.ZipFile, store: Store, span: tuple[int, int] | None,
     digests: dict[str, str], *, figures: summary.Summary, progress: Progress | None,
-    checked: PeriodCheck, workers: check_pool.Workers | None,
+    checked: PeriodCheck, workers: check_pool.Workers | None, stop: stopping.Stop | None,
 ) -> tuple[dict[str, int], bytes | None, tuple[int, int]]:  # fmt: skip
     """Write the period's entries, their index and the report bodies, batch by batch, and
     fold each into the report's figures: nothing of the period is kept in memory."""
@@ -321,13 +327,16 @@ def _write_period(
                     progress(done.last_seq - span[0] + 1, span[1] - span[0] + 1)
 
             for first, last in _runs(store, span, check_pool.RUN_REPORTS if workers else None):
+                stopping.check(stop)
                 checker.submit(first, last)
                 for done in checker.ready():
                     take(done)
             for done in checker.rest():
                 take(done)
         for name, spool in ((bundle.INDEX, index_out), (bundle.REPORTS, reports_out)):
+            stopping.check(stop)  # each a copy of hundreds of MB for a quarter
             digests[name] = spool.put(archive, _member_info(name))
+    stopping.check(stop)  # the opening's member, as large, goes in next (`_export`)
     return counts, last_hash, (pruned, last_pruned)
 
 
