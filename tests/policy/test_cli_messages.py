@@ -207,6 +207,10 @@ def test_chinese_help_is_wrapped_to_the_terminals_columns() -> None:
     ]
     # "、" would make 13 columns of 12: it stays on its line rather than start the next
     assert wrapped("信任新 CA）、activate", 12) == ["信任新 CA）、", "activate"]
+    # An opening bracket never ends a line: it goes down with what it opens ("时间（" above
+    # "2026-12-31T18:00）" in `waiver add --help`).
+    assert wrapped("时间（2026-12-31T18:00）表示", 8) == ["时间", "（2026-12-31T18:00）", "表示"]
+    assert wrapped("（2026-12-31T18:00）", 8) == ["（", "2026-12-31T18:00）"]  # nothing before it
 
 
 def test_a_localized_parser_refuses_in_chinese(capsys: pytest.CaptureFixture[str]) -> None:

@@ -161,6 +161,8 @@ def _formatter(base: type[argparse.HelpFormatter], lang: Lang) -> type[argparse.
 
 # Punctuation a Chinese line does not start with: it stays at the end of the line before.
 _NO_LINE_START = frozenset("，。；：、）」』》？！")
+# Nor does one end with an opening bracket: it goes to the next line, with what it opens.
+_NO_LINE_END = frozenset("（「『《【")
 
 
 def _columns(text: str) -> int:
@@ -182,8 +184,12 @@ def wrapped(text: str, width: int) -> list[str]:
     lines, line = [], ""
     for unit in units:
         if line.strip() and _columns(line + unit) > width and unit not in _NO_LINE_START:
-            lines.append(line.rstrip())
-            line = "" if unit == " " else unit
+            kept = line.rstrip()
+            carried = ""
+            while kept[-1] in _NO_LINE_END and kept[:-1].strip():
+                kept, carried = kept[:-1].rstrip(), kept[-1] + carried
+            lines.append(kept)
+            line = carried + ("" if unit == " " else unit)
         else:
             line += unit
     return [*lines, line.rstrip()] if line.strip() else lines
