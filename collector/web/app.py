@@ -53,7 +53,7 @@ from devposture.collector.web.views import (
     trend_days,
 )
 from devposture.policy import Policy
-from devposture.policy.catalogs import Lang
+from devposture.policy.catalogs import Lang, closed_up
 from devposture.policy.reasons import visible_controls
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,16 @@ def _environment() -> jinja2.Environment:
     )
     env.filters["when"] = _when
     env.filters["os_name"] = _os_name
+    env.globals["filled"] = _filled
     return env
+
+
+def _filled(template: str, **values: object) -> str:
+    """A page's sentence with its values (`filled(t.left_notice, when=…)`), as the command
+    line's and the reasons' are: without the translator's space after a value that now ends in
+    a full-width mark ("于 2026-12-03 03:31（UTC+08:00）被设为", `catalogs.closed_up`)."""
+    texts = {name: str(value) for name, value in values.items()}
+    return closed_up(template, texts).format_map(texts)
 
 
 def _os_name(family: object) -> object:

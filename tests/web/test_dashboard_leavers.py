@@ -114,6 +114,11 @@ def test_the_page_of_a_retired_device_says_it_left_and_keeps_its_last_verdicts(
     expect(newest.locator("td").nth(2)).to_have_text(when)
     expect(newest.locator("td").nth(3)).to_have_text(
         str(round((leavers.left_at - leavers.last_fail_since).total_seconds() / 3600, 1)))
+    # In Chinese the time's full-width bracket closes up to the words after it, as in every
+    # Chinese sentence (catalogs.closed_up): "于 …（UTC+08:00）被设为", not "（UTC+08:00） 被设为".
+    page.goto(f"{leavers.base}/devices/{OLD}?lang=zh")
+    chinese = page.locator("#left").inner_text()
+    assert when.worded("zh") in chinese and f"{when.worded('zh')} " not in chinese, chinese
     ARTIFACTS.mkdir(exist_ok=True)
     for lang in ("en", "zh"):
         page.goto(f"{leavers.base}/devices/{OLD}?lang={lang}")
