@@ -184,6 +184,18 @@ def test_the_waivers_page_shows_those_in_force_and_those_ended(small: Small) -> 
     assert len(rows) == len(small.checks) + 1
 
 
+def test_a_waiver_table_s_count_follows_its_heading_as_each_language_writes_it(
+    small: Small,
+) -> None:
+    """"生效中 （5）" had a space before the full-width bracket; English keeps "In force (5)"."""
+    count = len(small.checks) - 1
+    heading = re.compile(r'<h2 id="in-force">(.*?)</h2>')
+    for lang, shown in (("zh", f"生效中<span class=\"meta\">（{count}）</span>"),
+                        ("en", f"In force<span class=\"meta\"> ({count})</span>")):  # fmt: skip
+        found = heading.search(_get(small, f"/waivers?lang={lang}"))
+        assert found is not None and found[1] == shown, found
+
+
 def test_the_tokens_page_shows_no_secret(small: Small) -> None:
     page = _get(small, "/tokens", lang="en")
     secret = small.unused_token.split("_", 2)[2]  # dpt_ID_SECRET
