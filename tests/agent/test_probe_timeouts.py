@@ -190,7 +190,7 @@ def test_an_employee_reading_chinese_reads_why_a_hung_probe_s_fact_is_unknown(
     view = View("zh", "linux", company_zone(), now)
     (firewall,) = [v for v in local_verdicts(report, now) if v.check_id == "firewall"]
     said = reason_text(firewall, view)
-    assert "〔FACT_FIREWALL probe still running since " in said, said  # worded
+    assert "〔防火墙 probe still running since " in said, said  # worded, the fact by its word
     assert "（UTC+08:00）: it did not finish" in said and "UTC)" not in said, said
 
 

@@ -49,6 +49,13 @@ BEIJING = dt.timezone(dt.timedelta(hours=8))
         # A path, a tool's name or its output is never worded, even when it reads like one.
         ("public does not exist", "public 不存在"),
         ("apt-get exited with status 1: public", "apt-get 运行失败，退出状态 1：public"),
+        # A probe past its deadline names its fact by the enum name: said as the fact's word.
+        ("FACT_FIREWALL probe did not finish within 10 s", "防火墙检测未在 10 秒内完成"),
+        ("FACT_NEWER probe did not finish within 10 s", "FACT_NEWER检测未在 10 秒内完成"),
+        ("FACT_CHAT_BACKUPS probe still running since 2026-12-05 17:00 (UTC+08:00): it did not"
+         " finish within 60 s then, and is not started again until it does",
+         "聊天备份检测自 2026-12-05 17:00（UTC+08:00）起仍在运行：它当时未在 60 秒内完成，"
+         "完成之前不会再次启动"),
         # Anything else is shown as it came: a product's own words, a name that looks like one.
         ("full disk access has not been granted", "full disk access has not been granted"),
         ("public Wi-Fi", "public Wi-Fi"),

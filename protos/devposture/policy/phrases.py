@@ -148,7 +148,8 @@ PHRASES: tuple[str, ...] = (
 
 def every_message() -> list[tuple[str, str]]:
     """(context, English msgid) of every phrase, for the catalogs."""
-    return [(CONTEXT, phrase) for phrase in PHRASES]
+    facts = [(FACT_CONTEXT, word) for word in FACT_WORDS.values()]
+    return [(CONTEXT, phrase) for phrase in PHRASES] + facts
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,16 @@ _LISTS = frozenset({"tools"})
 # The parts that are a time the agent wrote as every sentence does ("2026-12-05 17:00
 # (UTC+08:00)"): its brackets as the reader's language writes them ("…17:00（UTC+08:00）").
 _MOMENTS = frozenset({"since"})
+# The part that names a fact by its enum name, as the agent writes it ("FACT_FIREWALL probe
+# did not finish ..."): said as the fact's word in the reader's language (msgctxt "fact"),
+# an employee never reading an enum name; a name not listed (a newer agent's) as it came.
+FACT_CONTEXT = "fact"
+FACT_WORDS: dict[str, str] = {
+    "FACT_ANTIVIRUS": "antivirus", "FACT_FIREWALL": "firewall",
+    "FACT_OS_UPDATES": "system updates", "FACT_WIFI": "Wi-Fi", "FACT_VPN": "VPN",
+    "FACT_CHAT_BACKUPS": "chat backups", "FACT_DISK_ENCRYPTION": "disk encryption",
+    "FACT_HOST": "host information", "FACT_CHAT_CLIENTS": "chat clients",
+}  # fmt: skip
 
 
 def _part(name: str, part: str, lang: Lang, depth: int) -> str:
@@ -194,6 +205,8 @@ def _part(name: str, part: str, lang: Lang, depth: int) -> str:
     if name in _MOMENTS:
         moment = read_back(part)
         return part if moment is None else moment.worded(lang)
+    if name == "fact" and part in FACT_WORDS:
+        return translate(lang, FACT_CONTEXT, FACT_WORDS[part])
     return part
 
 
