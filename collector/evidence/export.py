@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from devposture.collector import __version__, new_file
+from devposture.collector.company_time import zone_of
 from devposture.collector.evidence import (
     batch_work,
     batches,
@@ -60,12 +61,15 @@ class TablesDisagree(ValueError):
     """The tables do not answer to the chain for records of the period: the export is
     refused, naming them (the dashboard and reports show what the evidence does not)."""
 
-    def __init__(self, findings: Findings) -> None:
+    def __init__(self, findings: Findings, zone: dt.tzinfo | None = None) -> None:
+        """`zone`: the company's, in which a person reads each finding's times (UTC kept in
+        the exception's English text, as scripts read it)."""
         whole = said("audit export refused: the tables no longer hold {total} record(s) of the"
                      " period as they were written (导出被拒绝：本期记录与数据表不一致):",
                      total=findings.total)
         for finding in findings.found:  # each worded too, for the reader's command line
-            whole = said("{above}\n{indent}{line}", above=whole, indent="  ", line=finding.text())
+            whole = said("{above}\n{indent}{line}", above=whole, indent="  ",
+                         line=finding.text(zone))
         whole = said("{above}\n{indent}{line}", above=whole, indent="", line=said(
             "Run `devposture-collector audit check` for every difference, and restore the"
             " rows from a backup or find out who changed them before exporting again."))
@@ -231,7 +235,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                 checked=checked, workers=workers, stop=stop,
             )
             if not checked.findings().ok:
-                raise TablesDisagree(checked.findings())
+                raise TablesDisagree(checked.findings(), zone_of(policy))
             # The prunings that took the period's bodies that are gone (every one received
             # before their time): the verifier tells them from bodies deleted otherwise.
             covering = [] if not pruned[0] else store.retention.covering(pruned[1])

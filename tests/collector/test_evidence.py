@@ -1036,6 +1036,8 @@ def test_an_export_refuses_a_period_whose_tables_were_edited_naming_the_rows(
     assert "audit export refused: the tables no longer hold 2 records of the period" in err, err
     assert "state_changes row [device 'd1', check 'firewall'" in err
     assert "state is 'PASS' here, 'FAIL' in the chain" in err
+    # The state change's moment as a person reads it: in the company's zone, as audit check.
+    assert "UTC+08:00)" in err and " UTC)" not in err, err
     assert f"reports row [report_id '{report_id}']" in err and "report body was changed" in err
     assert "audit check" in err
 
