@@ -17,7 +17,7 @@ import pytest
 from devposture.collector.config import load
 from devposture.collector.store import Store
 from tests.databases import init_arguments
-from tests.e2e.fleet import CollectorServer
+from tests.e2e.fleet import CollectorServer, serving
 
 BIN = Path(sys.executable).parent
 COLLECTOR = str(BIN / "devposture-collector")
@@ -111,12 +111,8 @@ def serving_collector(
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[CollectorServer]:
     """A real collector (tests/e2e/fleet.py), serving until the test ends."""
-    server = CollectorServer.create(tmp_path)
-    server.start()
-    try:
+    with serving(tmp_path) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture

@@ -25,8 +25,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -253,6 +254,17 @@ class CollectorServer:
 
 
 # -- reports ------------------------------------------------------------------------------
+
+
+@contextmanager
+def serving(root: Path) -> Iterator[CollectorServer]:
+    """A collector process in a data folder of its own under `root`, while the block runs."""
+    collector = CollectorServer.create(root)
+    collector.start()
+    try:
+        yield collector
+    finally:
+        collector.close()
 
 
 def timestamp(moment: dt.datetime) -> Timestamp:

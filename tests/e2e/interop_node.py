@@ -114,17 +114,6 @@ class Node:
         return answer
 
 
-@contextmanager
-def serving(root: Path) -> Iterator[CollectorServer]:
-    """A collector process in a data folder of its own under `root`, while the block runs."""
-    collector = CollectorServer.create(root)
-    collector.start()
-    try:
-        yield collector
-    finally:
-        collector.close()
-
-
 def _environment(settings: Mapping[str, str]) -> dict[str, str]:
     return {**os.environ, "NODE_PATH": str(NODE_MODULES), **settings}
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_fleet, run
-from tests.e2e.interop_node import Node, node_fixture, plain, serving, stored  # noqa: F401
+from tests.e2e.fleet import COLLECTOR, CollectorServer, SimAgent, enroll_fleet, run, serving
+from tests.e2e.interop_node import Node, node_fixture, plain, stored  # noqa: F401
 
 
 @pytest.fixture(scope="module")

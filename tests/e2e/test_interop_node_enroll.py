@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from devposture.collector.config import load
 from devposture.collector.pki import Authority, cert_pem
 from devposture.collector.store import Store
-from tests.e2e.fleet import COLLECTOR, CollectorServer, posture_report, run, utcnow
+from tests.e2e.fleet import COLLECTOR, CollectorServer, posture_report, run, serving, utcnow
 from tests.e2e.interop_node import (
     Node,
     csr_of,
@@ -37,7 +37,6 @@ from tests.e2e.interop_node import (
     node_fixture,  # noqa: F401
     openssl,
     plain,
-    serving,
     stored,
 )
 
