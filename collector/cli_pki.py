@@ -234,6 +234,39 @@ def _waiting(trust: Trust, moment: dt.datetime | None, now: dt.datetime, step: s
     return lines
 
 
+def _waiting_for_finish(trust: Trust, authorities: Authorities, now: dt.datetime,
+                        devices: bool) -> list[Said]:  # fmt: skip
+    """What `finish` waits for: the devices that may still present a certificate the new CA
+    did not sign, by the CA the database recorded for each (so also one a collector still
+    signed with the previous CA after `activate`), and why."""
+    from devposture.collector.issuing_ca import held_causes, held_line  # noqa: PLC0415
+
+    held = trust.held_by_other_cas(now)
+    if not held:
+        return [said("Every active device uses a certificate from the new CA, or its older"
+                     " certificates have expired. Next: run `{prog} ca rollover finish`.",
+                     prog=PROG)]  # fmt: skip
+    until = _day(held[0].valid_until, trust)
+    lines = [
+        said("{count} active device(s) may still use a certificate not signed by the new CA;"
+             " the last of those certificates is valid until {until}.",
+             count=len(held), until=until),
+        *held_causes(held, authorities.activated_at),
+        said("Next: when they have renewed (agents do by themselves), at the latest on {until},"
+             " run `{prog} ca rollover {step}`. Before then it would cut them off.",
+             until=until, prog=PROG, step="finish"),
+    ]  # fmt: skip
+    if not devices:
+        lines.append(said("To see which: `{prog} ca rollover status --devices`.", prog=PROG))
+        return lines
+    generations = trust.ca_generations()
+
+    def day(moment: dt.datetime) -> str:
+        return _day(moment, trust)
+
+    return lines + [held_line(h, authorities.activated_at, generations, day) for h in held]
+
+
 def _stage(trust: Trust, authorities: Authorities, now: dt.datetime,
            devices: bool = False) -> list[Said]:  # fmt: skip
     from devposture.collector.pki import fingerprint  # noqa: PLC0415
@@ -270,7 +303,7 @@ def _stage(trust: Trust, authorities: Authorities, now: dt.datetime,
                 old=old,
             ),
             said("Give new installations the new fingerprint: {fingerprint}", fingerprint=signing),
-            *_waiting(trust, authorities.activated_at, now, "finish", devices),
+            *_waiting_for_finish(trust, authorities, now, devices),
         ]
     raise AssertionError(authorities.stage)  # pragma: no cover
 

@@ -32,7 +32,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "alerts/settings.py", "ports.py", "store/target.py", "store/disk_space.py",
         "store/schema.py", "store/migrate.py", "store/identity.py", "store/chain.py", "tokens.py",
         "enroll_refusals.py", "device_refusals.py", "trust.py", "reports.py", "delivery_health.py",
-        "device_history.py", "pki.py", "renewal.py", "service.py", "workers.py",
+        "device_history.py", "issuing_ca.py", "pki.py", "renewal.py", "service.py", "workers.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
         "evidence/stopping.py",

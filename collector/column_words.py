@@ -18,9 +18,9 @@ from devposture.policy.locale_env import language_of_environ
 # Every column a command's table may show (`admin/commands.py`, `reports.py`; a test holds
 # them to this list). The English heading is the name in capitals.
 COLUMNS: tuple[str, ...] = (
-    "action", "actor", "arguments", "at", "ca_fingerprint", "certificate_expires",
-    "certificate_generation", "check", "check_title_en", "check_title_zh", "clause",
-    "clause_text_en", "clause_text_zh", "clause_title_en", "clause_title_zh", "clock",
+    "action", "actor", "arguments", "at", "ca_fingerprint", "certificate_ca",
+    "certificate_expires", "certificate_generation", "check", "check_title_en", "check_title_zh",
+    "clause", "clause_text_en", "clause_text_zh", "clause_title_en", "clause_title_zh", "clock",
     "clock_off", "clone_detail", "clone_suspected", "collectors", "command", "created",
     "credential", "days", "detail", "device", "devices", "enrolled", "events", "evidence",
     "exempt", "expires", "fail", "failing_since", "fingerprint", "from", "grace", "group",

@@ -52,7 +52,12 @@ from devposture.collector.ingest import (
 from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
 from devposture.collector.log_every import LogEvery
 from devposture.collector.metrics import IngestMetrics
-from devposture.collector.pki import CsrRejected, cert_pem, device_id_for_certificate
+from devposture.collector.pki import (
+    CsrRejected,
+    cert_pem,
+    device_id_for_certificate,
+    fingerprint,
+)
 from devposture.collector.ratelimit import DeviceRateLimiter, retry_after_ms
 from devposture.collector.raw_rpc import RawRequest, Request, Undecodable, message_of
 from devposture.collector.refused_writes import refusal_of
@@ -87,7 +92,7 @@ from devposture.collector.throttle import (
     peer_address,
 )
 from devposture.collector.tokens import TokenFormatError, parse_token
-from devposture.collector.trust import Trust
+from devposture.collector.trust import Trust, TrustError
 from devposture.policy import Policy
 from devposture.policy.checks import CheckParameters, evaluate, utc
 from devposture.policy.cli_messages import ERROR_METADATA, Said, said
@@ -133,6 +138,9 @@ class Peer:
 
     device_id: str
     serial: str
+    # The certificate as presented, which the TLS layer verified: the collector tells which
+    # of its CAs signed it when the database has not recorded that (`_issuer_of`).
+    pem: bytes = field(default=b"", compare=False, repr=False)
 
 
 def peer_of(context: grpc.aio.ServicerContext[object, object]) -> Peer | None:
@@ -152,7 +160,7 @@ def _peer_of_certificate(pem: bytes) -> Peer:
     """Parsing a certificate costs more than the rest of admission; a device presents the same
     one for days, so the answer is kept (by the exact PEM bytes, which the TLS layer verified)."""
     cert = x509.load_pem_x509_certificate(pem)
-    return Peer(device_id_for_certificate(cert), format(cert.serial_number, "x"))
+    return Peer(device_id_for_certificate(cert), format(cert.serial_number, "x"), pem)
 
 
 def _code_of(context: grpc.aio.ServicerContext[object, object]) -> grpc.StatusCode:
@@ -390,6 +398,9 @@ class CollectorService(pb_grpc.CollectorServicer):
         self._hash_key = network_hash_key
         self._set_policy(policy)
         self._trust = trust
+        # Which CA signed a presented certificate, asked once per certificate whose CA the
+        # database did not record (issued before schema 28): a few signature checks.
+        self._issuer_of = functools.lru_cache(maxsize=4096)(self._find_issuer)
         self._lifetime = device_certificate_lifetime
         self._clock = clock
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devposture-store")
@@ -534,7 +545,10 @@ class CollectorService(pb_grpc.CollectorServicer):
         if not request.csr_pem or len(request.csr_pem) > MAX_CSR_BYTES:
             await _abort_worded(context, grpc.StatusCode.INVALID_ARGUMENT, ONE_REQUEST)
         try:
-            device_id, cert = self._trust.signing_authority().sign_device_csr(
+            # The CA this collector's data folder signs with now, recorded with the
+            # certificate: another collector's folder may sign with another (a rollover).
+            authority = self._trust.signing_authority()
+            device_id, cert = authority.sign_device_csr(
                 request.csr_pem.encode("ascii", "replace"), self._lifetime
             )
         except CsrRejected as exc:  # counted: anyone may call this port, as often as it likes
@@ -549,6 +563,7 @@ class CollectorService(pb_grpc.CollectorServicer):
             os_name=host.os_name[:255],
             os_version=host.os_version[:255],
             agent_version=request.agent_version[:64],
+            issuer=fingerprint(authority.cert),
         )
         try:
             await self._in_db(lambda: self._store.identity.enroll(token, self._clock(), record))
@@ -632,12 +647,12 @@ class CollectorService(pb_grpc.CollectorServicer):
     ) -> pb.RenewResponse:
         peer = await self._admit(context)
         renewal = await self._decoded(context, request, f"device {peer.device_id}: Renew call")
-        cert = await self._sign(context, renewal.csr_pem, peer.device_id)
+        cert, issuer = await self._sign(context, renewal.csr_pem, peer.device_id)
         try:
             generation = await self._in_db(
                 lambda: self._store.identity.record_renewal(
                     peer.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
-                    self._clock(), action="renewed",
+                    self._clock(), action="renewed", issuer=issuer,
                 )
             )  # fmt: skip
         except StorageFull as full:  # not recorded, so not handed out: the old one still holds
@@ -687,11 +702,11 @@ class CollectorService(pb_grpc.CollectorServicer):
                 said("this proof is not newer than the last one accepted (a replay?): sign a"
                      " new one"),
             )  # fmt: skip
-        cert = await self._sign(context, request.csr_pem, proven.device_id)
+        cert, issuer = await self._sign(context, request.csr_pem, proven.device_id)
         generation = await self._in_db(
             lambda: self._store.identity.record_renewal(
                 proven.device_id, format(cert.serial_number, "x"), cert.not_valid_after_utc,
-                now, action="reestablished",
+                now, action="reestablished", issuer=issuer,
             )
         )  # fmt: skip
         log.info("reestablished device %s (generation %d)", proven.device_id, generation)
@@ -699,12 +714,14 @@ class CollectorService(pb_grpc.CollectorServicer):
 
     async def _sign(
         self, context: grpc.aio.ServicerContext[object, object], csr_pem: str, device_id: str
-    ) -> x509.Certificate:
-        """A new certificate for `device_id` from a request over that device's own key."""
+    ) -> tuple[x509.Certificate, str]:
+        """A new certificate for `device_id` from a request over that device's own key, and
+        the fingerprint of the CA that signed it (this data folder's signing CA now)."""
         if not csr_pem or len(csr_pem) > MAX_CSR_BYTES:
             await _abort_worded(context, grpc.StatusCode.INVALID_ARGUMENT, ONE_REQUEST)
         try:
-            signed_id, cert = self._trust.signing_authority().sign_device_csr(
+            authority = self._trust.signing_authority()
+            signed_id, cert = authority.sign_device_csr(
                 csr_pem.encode("ascii", "replace"), self._lifetime
             )
         except CsrRejected as exc:
@@ -715,7 +732,18 @@ class CollectorService(pb_grpc.CollectorServicer):
                 said("the renewal request is over another key than the device's: a renewal"
                      " keeps the key; to change keys, enroll again"),
             )  # fmt: skip
-        return cert
+        return cert, fingerprint(authority.cert)
+
+    def _find_issuer(self, pem: bytes) -> str | None:
+        """The fingerprint of the CA of this data folder that signed the certificate `pem`
+        (presented, so verified by one the collector trusts), or None when none verifies it
+        or it cannot be read: its CA then stays not recorded."""
+        try:
+            return self._trust.issuer_of(x509.load_pem_x509_certificate(pem))
+        except (OSError, ValueError, TrustError) as exc:  # its text may name a file: not logged
+            log.warning("cannot tell which CA signed a presented certificate (%s)",
+                        type(exc).__name__)  # fmt: skip
+            return None
 
     def _renewed(self, cert: x509.Certificate, generation: int) -> pb.RenewResponse:
         return pb.RenewResponse(
@@ -755,18 +783,24 @@ class CollectorService(pb_grpc.CollectorServicer):
         admission = None if cache is None else cache.get(peer.device_id, peer.serial)
         if admission is not None:
             return peer
+
+        def issuer() -> str | None:
+            return self._issuer_of(peer.pem) if peer.pem else None
+
         now = self._clock()
         if self._reader is not None and cache is not None:
             mark = cache.mark()
             admission = self._reader.identity.admit(
-                peer.device_id, peer.serial, now, read_only=True
+                peer.device_id, peer.serial, now, read_only=True, issuer=issuer
             )
             if admission is not None:
                 cache.keep(peer.device_id, peer.serial, admission, mark)
         if admission is None:  # a first use or a clone to record: the writer decides
             try:
                 admission = await self._in_db(
-                    lambda: self._store.identity.admit(peer.device_id, peer.serial, now)
+                    lambda: self._store.identity.admit(
+                        peer.device_id, peer.serial, now, issuer=issuer
+                    )
                 )
             except StorageFull as full:  # nothing was written; the call is pushed back
                 await self._push_back(context, self._committer.disk_full(full))

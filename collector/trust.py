@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import grpc
 from cryptography import x509
@@ -42,6 +42,7 @@ from devposture.collector.new_file import fsync_dir, write_atomic, write_tempora
 from devposture.collector.pki import (
     Authority,
     cert_pem,
+    fingerprint,
     load_private_key,
     new_private_key,
     private_key_pem,
@@ -49,9 +50,11 @@ from devposture.collector.pki import (
 from devposture.policy.cli_messages import Said, Worded, said
 
 if TYPE_CHECKING:
-    from devposture.collector.store.identity import NotRenewed
+    from devposture.collector.store import Store
+    from devposture.collector.store.identity import HeldBack, NotRenewed
 
 log = logging.getLogger(__name__)
+R = TypeVar("R")
 
 AUTHORITIES_FILE = "authorities.json"
 RETIRED_DIR = "retired"
@@ -317,6 +320,37 @@ class Trust:
         """The trusted CAs as one PEM bundle, what agents keep as their trust anchors."""
         return b"".join(cert_pem(c) for c in self.trusted_cas())
 
+    def every_ca(self) -> list[tuple[int, x509.Certificate]]:
+        """(generation, certificate) of every CA the data folder holds, the signing one first,
+        then the other trusted ones, then any other (a crashed stage's, `ca/retired/`): what a
+        device certificate may have been signed by. A file that cannot be read is left out
+        (it signs nothing here)."""
+        authorities = self.authorities()
+        order = [authorities.signing] + [g for g in authorities.trusted if g != authorities.signing]
+        paths = [(g, self.cert_path(g)) for g in order]
+        for folder in (self.ca_dir, self.ca_dir / RETIRED_DIR):
+            for path in sorted(folder.glob("ca*.crt")):
+                number = path.stem.removeprefix("ca").removeprefix("-") or "1"
+                if number.isdigit():
+                    paths.append((int(number), path))
+        found: dict[str, tuple[int, x509.Certificate]] = {}
+        for generation, path in paths:
+            try:
+                cert = x509.load_pem_x509_certificate(path.read_bytes())
+            except (OSError, ValueError):
+                continue
+            found.setdefault(fingerprint(cert), (generation, cert))
+        return list(found.values())
+
+    def issuer_of(self, cert: x509.Certificate) -> str | None:
+        """The fingerprint of the CA of this data folder whose signature `cert` bears, or None
+        when none verifies it: how a certificate recorded before schema 28, which the database
+        kept only the serial of, gets its CA when its device presents it."""
+        for _, ca in self.every_ca():
+            if _issued_by(cert, ca):
+                return fingerprint(ca)
+        return None
+
     def labelled_cas(self) -> list[tuple[Said, int, x509.Certificate]]:
         """Each trusted CA with what it is for, for IT (`ca fingerprint --all`), worded in
         the reader's language when shown."""
@@ -519,19 +553,16 @@ class Trust:
         authorities = self.authorities()
         if authorities.stage != Stage.ACTIVATED:
             raise TrustError(self._not_in_stage(authorities, "finish", Stage.ACTIVATED))
-        if not force:
-            waiting = self.not_renewed_since(authorities.activated_at, now)
-            if waiting:
-                raise TrustError(
-                    "{count} active device(s) may still be using a certificate signed by the"
-                    " previous CA (the last of them is valid until {until}). Finishing now would"
-                    " cut them off: each would need a new enrollment token. Wait until they"
-                    " have renewed from the new CA (agents renew by themselves), at the latest"
-                    " until {until}; `devposture-collector ca rollover status --devices` lists"
-                    " them. --force finishes anyway, at that cost",
-                    count=len(waiting), until=_day(waiting[0].valid_until, self.config),
-                )  # fmt: skip
         signing = self._load_cert(authorities.signing)
+        if not force:
+            held = self.held_by_other_cas(now)
+            if held:
+                from devposture.collector.issuing_ca import finish_refusal  # noqa: PLC0415
+
+                raise TrustError(finish_refusal(
+                    held, authorities.activated_at, self.ca_generations(),
+                    lambda moment: _day(moment, self.config),
+                ))  # fmt: skip
         server = x509.load_pem_x509_certificate(self.config.server_cert.read_bytes())
         if not _issued_by(server, signing):
             raise TrustError(
@@ -552,6 +583,22 @@ class Trust:
         fsync_dir(self.ca_dir)
         return retired
 
+    def ca_generations(self) -> dict[str, int]:
+        """Each CA's generation by its fingerprint, for naming a certificate's CA to IT."""
+        from devposture.collector.issuing_ca import ca_generations  # noqa: PLC0415
+
+        return ca_generations(self.ca_dir)
+
+    def held_by_other_cas(self, now: dt.datetime) -> list[HeldBack]:
+        """The active devices that may still present a certificate that the signing CA did
+        not sign (the previous CA's, also one issued after `activate` by a collector that
+        still signs with it, or one whose CA is not recorded), from the CA the database
+        recorded for each certificate, latest expiry first: what `finish` waits for. The
+        database is the one every collector of the site writes, so a certificate any of them
+        signed counts."""
+        signing = fingerprint(self._load_cert(self.authorities().signing))
+        return self._reading(lambda store: store.identity.held_by_other_cas(signing, now))
+
     def not_renewed_since(self, moment: dt.datetime | None, now: dt.datetime) -> list[NotRenewed]:
         """The active devices that may still be using a certificate issued before `moment`
         (a stage's or an activation's time), from the certificates the database recorded,
@@ -563,18 +610,22 @@ class Trust:
         certificate may then predate it, and only --force goes on. The database is the one
         every collector of the site writes (on PostgreSQL), so renewals another collector
         answered count too."""
-        from devposture.collector.store import Store, database_errors  # noqa: PLC0415
-
         # A moment in whole seconds was written by an older collector, which cut it: a
         # certificate issued in that second, but before the step, must not pass for one
         # issued after it.
         cutoff = moment or now
         if moment is not None and moment.microsecond == 0:
             cutoff += dt.timedelta(seconds=1)
+        return self._reading(lambda store: store.identity.not_renewed_since(cutoff, now))
+
+    def _reading(self, question: Callable[[Store], list[R]]) -> list[R]:
+        """`question` asked of the database, or TrustError saying it cannot be read."""
+        from devposture.collector.store import Store, database_errors  # noqa: PLC0415
+
         try:
             store = Store.open_reader(self.config.database)
             try:
-                return store.identity.not_renewed_since(cutoff, now)
+                return question(store)
             finally:
                 store.close()
         except database_errors() as exc:

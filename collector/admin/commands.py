@@ -53,6 +53,7 @@ from devposture.collector.device_history import (
     history,
     os_cell,
 )
+from devposture.collector.issuing_ca import ca_generations, certificate_ca
 from devposture.collector.policy import policy_in_force
 from devposture.collector.policy.in_force import zone_in_force
 from devposture.collector.render import Row, code_cell, current_heading, render
@@ -534,13 +535,20 @@ def _waiver_revoke(store: Store, config: CollectorConfig, args: Arguments, actor
 
 DEVICE_LIST_COLUMNS = (
     "device", "hostname", "group", "os", "enrolled", "last_report", "status", "status_reason",
-    "certificate_generation", "certificate_expires", "clone_suspected", "clock_off",
-    "reports_lost",
+    "certificate_generation", "certificate_expires", "certificate_ca", "clone_suspected",
+    "clock_off", "reports_lost",
 )  # fmt: skip
 DEVICE_SHOW_COLUMNS = (*DEVICE_LIST_COLUMNS, "clone_detail", "clock", "outbox", "events")
 
 
-def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
+def _ca_generations(config: CollectorConfig) -> dict[str, int]:
+    """Each CA of the data folder by fingerprint, to name a certificate's CA as IT knows it
+    ("CA 2"); a CA whose file cannot be read is named by its short fingerprint alone."""
+    return ca_generations(config.ca_cert.parent)
+
+
+def _device_row(device: DeviceInfo, zone: dt.tzinfo, generations: Mapping[str, int], *,
+                detailed: bool = False) -> Row:  # fmt: skip
     skew = device.clock_skew
     return {
         "device": device.device_id, "hostname": device.hostname, "group": device.group,
@@ -551,6 +559,8 @@ def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
         "status_reason": device.status_reason,
         "certificate_generation": device.generation,
         "certificate_expires": stamp(device.certificate_expires_at, zone),
+        # The CA that signed it: during a CA rollover, which devices still hold the old one.
+        "certificate_ca": certificate_ca(device.issuer, generations, detailed=detailed),
         "clone_suspected": stamp(device.clone_suspected_at, zone) or "",
         "clock_off": clock_off(skew) if skew is not None and skew_is_notable(skew) else "",
         "reports_lost": device.outbox_dropped_total,
@@ -560,7 +570,8 @@ def _device_row(device: DeviceInfo, zone: dt.tzinfo) -> Row:
 def _device_list(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     zone = _zone(config, store)
     group = args.group("group")
-    rows = [_device_row(d, zone) for d in store.identity.devices(group=group)]
+    generations = _ca_generations(config)
+    rows = [_device_row(d, zone, generations) for d in store.identity.devices(group=group)]
     message: Said | None = None
     if group is not None and not rows:
         message = said(
@@ -582,7 +593,7 @@ def _find_device(store: Store, device_id: str) -> DeviceInfo:
 def _device_show(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
     zone = _zone(config, store)
     device = _find_device(store, args.required("device_id"))
-    row = _device_row(device, zone) | {
+    row = _device_row(device, zone, _ca_generations(config), detailed=True) | {
         "clone_detail": clone_detail(device.clone_detail),
         "clock": describe_skew(device.clock_skew),
         "outbox": describe_outbox(device),

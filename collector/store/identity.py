@@ -1,11 +1,12 @@
 """Device identity in the store: enrollment tokens, devices' certificates and their lifecycle.
 
 Every certificate the collector signs is recorded with its device and its *generation*
-(enrollment is 1, each renewal adds one), and the first time it is used. That record is what
-tells an agent that lost a renewal answer in a crash (it keeps using the older certificate,
-and the newer one was never used: allowed) from a copied state folder on a second computer (an
-older certificate used after a newer one was: a clone). Teleport Machine ID locks a bot on the
-same evidence.
+(enrollment is 1, each renewal adds one), the CA that signed it (since schema 28: what `ca
+rollover finish` waits by), and the first time it is used. That record is what tells an agent
+that lost a renewal answer in a crash (it keeps using the older certificate, and the newer one
+was never used: allowed) from a copied state folder on a second computer (an older
+certificate used after a newer one was: a clone). Teleport Machine ID locks a bot on the same
+evidence.
 
 Revoking or retiring a device only sets its status: its reports and history stay for the
 audit, and every later call of the device is refused.
@@ -17,7 +18,7 @@ import datetime as dt
 import itertools
 import unicodedata
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -94,6 +95,8 @@ class DeviceRecord:
     os_name: str = ""
     os_version: str = ""
     agent_version: str = ""
+    # The `sha256:` fingerprint of the CA that signed the certificate (None: not told).
+    issuer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +127,22 @@ class NotRenewed:
     hostname: str
     # When the last of its certificates issued before the moment expires.
     valid_until: dt.datetime
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """An active device that may still present a certificate another CA than the signing one
+    signed, or one whose CA is not recorded: it has such a certificate that has not expired,
+    and has used none of a later generation from the signing CA. `ca rollover finish` waits
+    for it."""
+
+    device_id: str
+    hostname: str
+    # When the last of those certificates expires.
+    valid_until: dt.datetime
+    # The newest of them: its CA's fingerprint (None: not recorded) and when it was issued.
+    issuer: str | None
+    issued_at: dt.datetime
 
 
 class Verdict(Enum):
@@ -172,6 +191,9 @@ class DeviceInfo:
     outbox_corrupt_total: int = 0
     # The device's group ('' for none): from its enrollment token, or set by IT.
     group: str = ""
+    # The fingerprint of the CA that signed its newest certificate (None: not recorded, a
+    # certificate issued before schema 28 that the device has not presented since).
+    issuer: str | None = None
 
 
 # Identity writes made in this process, through any Store: a number that changes after each
@@ -284,7 +306,7 @@ class Identity(Part):
         device = DeviceRecord(
             text(device.device_id), text(device.cert_serial), device.cert_not_after,
             text(device.hostname), text(device.os_family), text(device.os_name),
-            text(device.os_version), text(device.agent_version),
+            text(device.os_version), text(device.agent_version), device.issuer,
         )  # fmt: skip
         with self._write(device.device_id) as cur:
             row = cur.execute(
@@ -354,8 +376,9 @@ class Identity(Part):
                 ),
             )
             generation = self._add_certificate(
-                cur, device.device_id, device.cert_serial, device.cert_not_after, now
-            )
+                cur, device.device_id, device.cert_serial, device.cert_not_after, now,
+                issuer=device.issuer,
+            )  # fmt: skip
             joined = f", group {row[4]}" if row[4] else ""
             detail = f"token {token.token_id}, certificate generation {generation}{joined}"
             self._event(cur, device.device_id, "enrolled", now, detail)
@@ -366,7 +389,7 @@ class Identity(Part):
     @staticmethod
     def _add_certificate(
         cur: Cursor, device_id: str, serial: str, not_after: dt.datetime,
-        now: dt.datetime,
+        now: dt.datetime, *, issuer: str | None,
     ) -> int:  # fmt: skip
         newest = cur.execute(
             "SELECT MAX(generation) FROM device_certificates WHERE device_id = ?", (device_id,)
@@ -374,8 +397,8 @@ class Identity(Part):
         generation = (newest or 0) + 1
         cur.execute(
             "INSERT INTO device_certificates(serial, device_id, generation, issued_us,"
-            " not_after_us) VALUES (?, ?, ?, ?, ?)",
-            (serial, device_id, generation, to_us(now), to_us(not_after)),
+            " not_after_us, issuer) VALUES (?, ?, ?, ?, ?, ?)",
+            (serial, device_id, generation, to_us(now), to_us(not_after), issuer),
         )
         cur.execute(
             "UPDATE devices SET cert_serial = ?, cert_not_after_us = ? WHERE device_id = ?",
@@ -385,11 +408,14 @@ class Identity(Part):
 
     def record_renewal(
         self, device_id: str, serial: str, not_after: dt.datetime, now: dt.datetime,
-        *, action: str,
+        *, action: str, issuer: str | None = None,
     ) -> int:  # fmt: skip
-        """Record a certificate issued by renewal or reestablishment; its generation."""
+        """Record a certificate issued by renewal or reestablishment, signed by the CA with
+        fingerprint `issuer`; its generation."""
         with self._write(device_id) as cur:
-            generation = self._add_certificate(cur, device_id, serial, not_after, now)
+            generation = self._add_certificate(
+                cur, device_id, serial, not_after, now, issuer=issuer
+            )
             self._event(cur, device_id, action, now, f"certificate generation {generation}")
             return generation
 
@@ -417,26 +443,70 @@ class Identity(Part):
         ).fetchall()
         return [NotRenewed(str(r[0]), str(r[1]), from_us(r[2])) for r in rows]
 
-    @overload
-    def admit(self, device_id: str, serial: str, now: dt.datetime) -> Admission: ...
+    def held_by_other_cas(self, signing: str, now: dt.datetime) -> list[HeldBack]:
+        """The active devices that may still present a certificate not signed by the CA
+        with fingerprint `signing` (one that has not expired at `now`), latest expiry first.
+
+        `ca rollover finish` asks this before it stops trusting the previous CA. It goes by
+        the CA each certificate records, not by when it was issued: a collector whose data
+        folder still signs with the previous CA after `activate` (several collectors on one
+        database, `ca/` not copied yet) issues certificates dated after the activation that
+        only the previous CA verifies. A certificate whose CA is not recorded (issued before
+        schema 28, not presented since) may be the previous CA's: it holds back too, as
+        unknown is not pass. A device is through once it has *used* a certificate of a later
+        generation signed by `signing`: from then on it presents no earlier one (that would be
+        refused as a clone). Revoked and retired devices hold nothing back."""
+        rows = self._db.execute(
+            "SELECT d.device_id, d.hostname, c.generation, c.issuer, c.issued_us,"
+            " c.not_after_us FROM devices d"
+            " JOIN device_certificates c ON c.device_id = d.device_id"
+            " WHERE d.status = ? AND c.not_after_us > ?"
+            " AND (c.issuer IS NULL OR c.issuer <> ?)"
+            " AND NOT EXISTS (SELECT 1 FROM device_certificates n"
+            "  WHERE n.device_id = d.device_id AND n.generation > c.generation"
+            "  AND n.issuer = ? AND n.first_used_us IS NOT NULL)"
+            " ORDER BY d.device_id, c.generation",
+            (ACTIVE, to_us(now), signing, signing),
+        ).fetchall()
+        held: dict[str, HeldBack] = {}
+        for device_id, hostname, _, issuer, issued_us, not_after_us in rows:
+            before = held.get(device_id)
+            until = from_us(not_after_us)
+            if before is not None:
+                until = max(until, before.valid_until)
+            # Rows come by generation: the newest held certificate names the cause.
+            held[device_id] = HeldBack(
+                str(device_id), str(hostname), until, issuer, from_us(issued_us)
+            )
+        return sorted(held.values(), key=lambda h: (-to_us(h.valid_until), h.device_id))
+
     @overload
     def admit(
-        self, device_id: str, serial: str, now: dt.datetime, *, read_only: bool
-    ) -> Admission | None: ...
+        self, device_id: str, serial: str, now: dt.datetime, *,
+        issuer: Callable[[], str | None] | None = None,
+    ) -> Admission: ...  # fmt: skip
+    @overload
+    def admit(
+        self, device_id: str, serial: str, now: dt.datetime, *, read_only: bool,
+        issuer: Callable[[], str | None] | None = None,
+    ) -> Admission | None: ...  # fmt: skip
 
     def admit(
-        self, device_id: str, serial: str, now: dt.datetime, *, read_only: bool = False
-    ) -> Admission | None:
+        self, device_id: str, serial: str, now: dt.datetime, *, read_only: bool = False,
+        issuer: Callable[[], str | None] | None = None,
+    ) -> Admission | None:  # fmt: skip
         """Decide whether a call presenting certificate `serial` for `device_id` may go on.
 
-        Writes only the first time a certificate is used, and when a clone is detected. With
+        Writes only the first time a certificate is used, when a clone is detected, and when
+        the certificate's CA is not recorded and `issuer` tells it (the fingerprint of the
+        CA that verifies the presented certificate, or None: asked only then). With
         `read_only` (a reading connection, off the writer's thread) it returns None instead
         of writing: the caller then asks again on the writing connection."""
         # One query: every Report and Renew asks this, and it runs on the event loop.
         row = self._db.execute(
             "SELECT d.status, d.status_reason, d.status_us, c.generation, c.first_used_us,"
             " (SELECT MAX(u.generation) FROM device_certificates u WHERE u.device_id ="
-            "  d.device_id AND u.first_used_us IS NOT NULL)"
+            "  d.device_id AND u.first_used_us IS NOT NULL), c.issuer"
             " FROM devices d LEFT JOIN device_certificates c"
             " ON c.device_id = d.device_id AND c.serial = ?"
             " WHERE d.device_id = ?",
@@ -458,14 +528,17 @@ class Identity(Part):
                 return None
             self._flag_clone(device_id, generation, newest_used, now)
             return Admission(Verdict.CLONE, generation, newest_used)
-        if first_used is None:
+        # A certificate recorded before schema 28: its CA, from the certificate presented.
+        told = issuer() if row[6] is None and issuer is not None else None
+        if first_used is None or told is not None:
             if read_only:
                 return None
             with self._write(device_id) as cur:
                 cur.execute(
-                    "UPDATE device_certificates SET first_used_us = ? WHERE device_id = ?"
-                    " AND serial = ? AND first_used_us IS NULL",
-                    (to_us(now), device_id, serial),
+                    "UPDATE device_certificates SET first_used_us = COALESCE(first_used_us, ?),"
+                    " issuer = COALESCE(issuer, ?) WHERE device_id = ? AND serial = ?"
+                    " AND (first_used_us IS NULL OR issuer IS NULL)",
+                    (to_us(now), told, device_id, serial),
                 )
         return Admission(Verdict.ALLOWED, generation, max(generation, newest_used or 0))
 
@@ -557,7 +630,7 @@ class Identity(Part):
             " d.status, d.status_us, d.status_reason, d.clone_suspected_us, d.clone_detail,"
             " c.generation, c.not_after_us, d.clock_skew_ms, d.outbox_pending,"
             " d.outbox_coalesced_total, d.outbox_dropped_total, d.outbox_corrupt_total,"
-            " d.device_group"
+            " d.device_group, c.issuer"
             " FROM devices d LEFT JOIN device_certificates c"
             " ON c.device_id = d.device_id AND c.serial = d.cert_serial"
             # Natural host order (PC-2 before PC-10, any case), as the dashboard lists them.
@@ -572,7 +645,7 @@ class Identity(Part):
                 generation=r[10] or 0, certificate_expires_at=maybe_from_us(r[11]),
                 clock_skew=None if r[12] is None else dt.timedelta(milliseconds=r[12]),
                 outbox_pending=r[13], outbox_coalesced_total=r[14], outbox_dropped_total=r[15],
-                outbox_corrupt_total=r[16], group=r[17],
+                outbox_corrupt_total=r[16], group=r[17], issuer=r[18],
             )
             for r in rows
         ]  # fmt: skip

@@ -30,6 +30,7 @@ from devposture.collector import cli_pki
 from devposture.collector.clock import utcnow
 from devposture.collector.company_time import shown
 from devposture.collector.datadir import initialize
+from devposture.collector.issuing_ca import short_fingerprint
 from devposture.collector.pki import Authority, fingerprint, new_private_key, private_key_pem
 from devposture.collector.store.identity import RETIRED, REVOKED
 from devposture.collector.trust import Stage, Trust, TrustError
@@ -389,12 +390,15 @@ def test_finish_waits_for_the_old_cas_certificates_in_the_database_not_for_today
         cli_pki.main(["ca", "rollover", "status", "--devices", "--data", str(config.data_dir)]) == 0
     )
     status = capsys.readouterr().out
-    assert "1 active device did not renew since" in status
+    assert "1 active device may still use a certificate not signed by the new CA" in status
     device = agents["offline"].enrollment.device_id
     (line,) = [line for line in status.splitlines() if device in line]
-    # The device, the host it last reported as, and when its old certificate expires.
+    # The device, the host it last reported as, the CA of its certificate (its generation and
+    # a short fingerprint) and when that certificate expires.
     until = shown(offline_until, BEIJING)
-    assert line == f"  {device}  test-host  older certificate valid until {until}"
+    old_ca = short_fingerprint(fingerprint(x509.load_pem_x509_certificate(
+        config.ca_cert.read_bytes())))  # fmt: skip
+    assert line == f"  {device}  test-host  certificate from CA 1 ({old_ca}), valid until {until}"
     assert agents["renews"].enrollment.device_id not in status
     assert agents["retired"].enrollment.device_id not in status
     assert cli_pki.main(["ca", "rollover", "finish", "--data", str(config.data_dir)]) == 1
