@@ -10,6 +10,7 @@ from devposture.agent.host.errors import (
     CommandTimeoutError,
     HostError,
     HostPermissionError,
+    OutputTooLargeError,
     SourceMissingError,
     UndeclaredCommandError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "HostPermissionError",
     "LiveHost",
     "NetInterface",
+    "OutputTooLargeError",
     "PlatformInfo",
     "ProcessInfo",
     "SourceMissingError",

@@ -38,6 +38,7 @@ from devposture.agent.host.errors import (
     CommandTimeoutError,
     HostError,
     HostPermissionError,
+    OutputTooLargeError,
     SourceMissingError,
     require_exit,
 )
@@ -71,6 +72,7 @@ _ERRORS: dict[str, type[HostError]] = {
         HostPermissionError,
         CommandTimeoutError,
         SourceMissingError,
+        OutputTooLargeError,
     )
 }
 

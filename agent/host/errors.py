@@ -54,6 +54,13 @@ class CommandFailedError(HostError):
         self.stderr = stderr
 
 
+class OutputTooLargeError(HostError):
+    """The tool printed more than any real output of it (agent/host/output_bound.py) and was
+    stopped: what it printed is not read at all, so no part of it passes for the whole."""
+
+    code = pb.PROBE_ERROR_CODE_COMMAND_FAILED
+
+
 class UndeclaredCommandError(HostError):
     """A command outside the list the agent's host was given to run: refused before any process
     starts (a bug of the probe that asked; its fact says so, as INTERNAL)."""

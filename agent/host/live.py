@@ -3,6 +3,8 @@
 Commands run with a list argv (never a shell), no stdin, LC_ALL=C and no LANGUAGE so that tools
 print the untranslated output the parsers were written against, and a hard timeout after which
 the whole process group is killed (a tool that forks a helper cannot hold the agent hostage).
+What a tool prints is read up to a bound per stream (agent/host/output_bound.py): past it, the
+tool is killed the same way and its fact reads unknown (OutputTooLargeError).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +37,16 @@ from devposture.agent.host.errors import (
     CommandTimeoutError,
     HostError,
     HostPermissionError,
+    OutputTooLargeError,
     SourceMissingError,
     UndeclaredCommandError,
     require_exit,
+)
+from devposture.agent.host.output_bound import (
+    OutputDeadline,
+    TooMuchOutput,
+    read_output,
+    shown_size,
 )
 from devposture.agent.host.paths import display_path
 from devposture.agent.host.protocol import OK_ONLY
@@ -83,11 +93,6 @@ def _console_encoding() -> str:
 
 # What Windows says of a loop of links (or of too many on the way): ERROR_CANT_RESOLVE_FILENAME.
 _CANT_RESOLVE_FILENAME = 1921
-
-# How long the pipes are drained once a tool that overran is killed: a helper it started in a
-# group of its own (setsid) is not killed with it and may hold them open; the tool's deadline,
-# not the helper's, bounds the agent.
-_AFTER_KILL_SECONDS = 1.0
 
 
 class LiveHost:
@@ -168,22 +173,29 @@ class LiveHost:
             raise CommandNotFoundError(f"{tool} could not be started: not found") from exc
         except PermissionError as exc:
             raise HostPermissionError(f"{tool} could not be started: permission denied") from exc
+        deadline = time.monotonic() + timeout
         try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired as exc:
-            self._kill(proc)
-            try:  # the tool is gone; a helper that left its group may still hold the pipes
-                proc.communicate(timeout=_AFTER_KILL_SECONDS)
-            except subprocess.TimeoutExpired:
-                for pipe in (proc.stdout, proc.stderr):
-                    if pipe is not None:
-                        pipe.close()
-                proc.wait()
+            stdout, stderr = read_output(proc, deadline)
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except (OutputDeadline, subprocess.TimeoutExpired) as exc:
+            self._end(proc)
             raise CommandTimeoutError(f"{tool} did not finish within {timeout:g} s") from exc
+        except TooMuchOutput as exc:
+            self._end(proc)
+            raise OutputTooLargeError(
+                f"{tool} printed more than {shown_size(exc.most)}: far more than any real"
+                " output of it, so it was stopped and what it printed was not read"
+            ) from exc
+        except BaseException:  # never leave the tool running (a KeyboardInterrupt, a bug)
+            self._end(proc)
+            raise
         return require_exit(CommandResult(tuple(argv), proc.returncode, stdout, stderr), ok_codes)
 
     @staticmethod
-    def _kill(proc: subprocess.Popen[bytes]) -> None:
+    def _end(proc: subprocess.Popen[bytes]) -> None:
+        """Kill the tool (its whole process group on POSIX) and reap it. Its pipes are closed
+        by what read them (output_bound), so a helper that left the group cannot hold the
+        agent."""
         try:
             if os.name == "posix":
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -191,6 +203,7 @@ class LiveHost:
                 proc.kill()
         except ProcessLookupError:
             pass
+        proc.wait()
 
     # --- files ---------------------------------------------------------------------------
 

@@ -36,6 +36,8 @@ PHRASES: tuple[str, ...] = (
     "{tool} could not be started: not found",
     "{tool} could not be started: permission denied",
     "{tool} did not finish within {seconds} s",
+    "{tool} printed more than {size}: far more than any real output of it, so it was stopped"
+    " and what it printed was not read",
     "{tool} exited with status {status}",
     "{tool} exited with status {status}: {output}",
     "{tool} was refused by Windows: {reason}",
