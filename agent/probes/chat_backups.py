@@ -6,7 +6,10 @@ installed and none ever made. So the scan tells three things apart, from the lay
 agent.probes.chat_layouts (each from a public source, docs/chat-backups.md):
 
   * **live data**: each account folder of an app's data root that holds the app's own store.
-    Reported as `live_data` (IT sees the app is used), never walked, timed or sampled;
+    Reported as `live_data` (IT sees the app is used), never walked or sampled. At most
+    MAX_LIVE_DATA are reported (the collector refuses a whole report with more): on a shared
+    computer logged into more accounts, the ones whose store changed last are kept and the
+    others counted in an error of source "live_data" (`_keep_recent`);
   * **app backup sets**: folders the app's own backup feature wrote, recognised by their file
     names, each with its own newest time, size and encryption;
   * **archives**: each entry of a folder the policy names (a 7z, ZIP, OpenPGP or age file, a
@@ -50,7 +53,7 @@ from devposture.agent.parsers.file_headers import (
 from devposture.agent.parsers.wechat_config import DataFolderRef, parse_data_folder
 from devposture.agent.probes import backup_volume
 from devposture.agent.probes.chat_layouts import BY_FAMILY, AppLayout, BackupLayout
-from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_CHAT_BACKUPS
@@ -61,6 +64,11 @@ MAX_SETS = 200
 MAX_SET_DEPTH = 3
 SAMPLE_FILES = 3
 MAX_SKIPPED_REASONS = 5
+# Live data folders reported: collector/validation.py takes 64 (its default for a repeated
+# field), and a text of at most 1024 characters (a deeper path is left out, and counted).
+MAX_LIVE_DATA = 64
+MAX_LIVE_CHARS = 1024
+LIVE_DATA_SOURCE = "live_data"
 # Config files naming a moved data root are small; read no more than this.
 MAX_POINTER_BYTES = 4096
 
@@ -98,6 +106,16 @@ class DataRoot:
     home: str
 
 
+@dataclass(frozen=True)
+class _Live:
+    """A live data folder found, with what tells when its account was last used: the
+    folder and the app's store in it (its markers), read only when there are too many."""
+
+    folder: pb.ChatDataFolder
+    path: str
+    markers: tuple[str, ...]
+
+
 @dataclass
 class _Scan:
     ctx: ProbeContext
@@ -105,6 +123,7 @@ class _Scan:
     errors: list[pb.ProbeError] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     real_homes: list[str] | None = None
+    live: list[_Live] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.homes = self.ctx.host.home_dirs()
@@ -171,12 +190,24 @@ class _Scan:
                 self.skip(account, exc.message)
                 continue
             if live:
-                self.fact.live_data.add(
+                folder = pb.ChatDataFolder(
                     app=layout.app,
                     location=self.shown(account),
                     account=self.shown(account.rsplit("/", 1)[-1]),
                     layout=layout.layout,
                 )
+                self.live.append(_Live(folder, account, markers))
+
+    def last_used(self, live: _Live) -> float:
+        """When the account was last used, as far as the folder and its store tell (the app
+        rewrites its store while the account is logged in); -inf when neither can be read."""
+        times = []
+        for path in (live.path, *(f"{live.path}/{m}" for m in live.markers)):
+            try:
+                times.append(self.ctx.host.stat(path).mtime)
+            except HostError:
+                continue
+        return max(times, default=float("-inf"))
 
     # --- app backup sets ---------------------------------------------------------------
 
@@ -477,8 +508,36 @@ def scan(ctx: ProbeContext, layouts: tuple[AppLayout, ...]) -> FactOutcome:
             state.errors.append(source_error(FACT, "backups", exc))
     for folder in configured_folders(ctx):
         state.archive_folder(folder)
+    _keep_recent(state)
     _keep_newest(state.fact)
     return FactOutcome(state.fact, state.errors)
+
+
+def _keep_recent(state: _Scan) -> None:
+    """At most MAX_LIVE_DATA live data folders, in the scan's order: the most recently used
+    when there are more (then, and only then, each is timed). How many were left out is said
+    in an error of source LIVE_DATA_SOURCE, which the check of clause 6.2.1 does not count as
+    an unread place: an account left out hides no backup, its backups were looked for all the
+    same."""
+    found = state.live
+    fitting = [live for live in found if _fits(live.folder)]
+    if len(fitting) > MAX_LIVE_DATA:
+        used = [state.last_used(live) for live in fitting]
+        ranked = sorted(range(len(fitting)), key=lambda i: (-used[i], i))
+        fitting = [fitting[i] for i in sorted(ranked[:MAX_LIVE_DATA])]
+    state.fact.live_data.extend(live.folder for live in fitting)
+    left_out = len(found) - len(fitting)
+    if left_out:
+        message = (
+            f"{left_out} of {len(found)} chat accounts' data folders left out of the report"
+            f" (the collector takes {MAX_LIVE_DATA}): the most recently used are kept"
+        )
+        state.errors.append(error(FACT, pb.PROBE_ERROR_CODE_UNSPECIFIED, message,
+                                  LIVE_DATA_SOURCE))  # fmt: skip
+
+
+def _fits(folder: pb.ChatDataFolder) -> bool:
+    return all(len(text) <= MAX_LIVE_CHARS for text in (folder.location, folder.account))
 
 
 def _keep_newest(fact: pb.ChatBackupFact) -> None:

@@ -550,12 +550,17 @@ def _safe_why(backup: pb.ChatBackup) -> list[str]:
     return [p for p in parts if p]
 
 
+# The agent's word on live data folders it left out of a full report (agent/probes/
+# chat_backups.py, LIVE_DATA_SOURCE): those accounts' backups were looked for all the same.
+LIVE_DATA_LEFT_OUT = "live_data"
+
+
 def _no_backup(report: pb.PostureReport, fact: pb.ChatBackupFact) -> Verdict:
     """No backup set at all: FAIL, unless something that could hold one was not read."""
     unread = [
         f"{e.source}: {e.message}"
         for e in report.errors
-        if e.fact == pb.FACT_CHAT_BACKUPS and e.source
+        if e.fact == pb.FACT_CHAT_BACKUPS and e.source and e.source != LIVE_DATA_LEFT_OUT
     ] + list(fact.skipped_reasons)
     if unread:
         return Verdict(State.UNKNOWN, encode("backup.none_unread", places=unread[:3]))

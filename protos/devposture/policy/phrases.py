@@ -141,6 +141,8 @@ PHRASES: tuple[str, ...] = (
     "{path}: holds files but no WeChat 4.x backup set (files/<n> with pkg_info.dat or"
     " pkg.attr), so what it holds is unknown",
     "{count} older backup set(s) not reported",
+    "{count} of {total} chat accounts' data folders left out of the report (the collector takes"
+    " {most}): the most recently used are kept",
     # The disk-encryption fact (agent/probes/volume_room.py, agent/probes/linux/disk.py).
     "{count} of {total} volumes left out of the report (the collector takes {most}): those"
     " holding the system, the homes and the chat backups are kept first",
