@@ -1,9 +1,13 @@
 """`iptables -S` (the filter table as rule specifications) into a firewall profile.
 
 Lines are "-P CHAIN POLICY", "-N CHAIN" and "-A CHAIN <match...> -j TARGET". Inbound traffic
-goes through INPUT and every user chain it jumps to (ufw's ufw-before-input and friends). The
-profile filters inbound when INPUT's policy is DROP, or when a reachable rule drops or rejects
-traffic by what it is (a port, a protocol, a destination, or everything).
+goes through INPUT and every user chain it jumps to (ufw's ufw-before-input and friends), in
+order (parsers/inbound.py): the profile filters inbound when a rule drops or rejects traffic by
+what it is (a port, a protocol, a destination, or everything), or INPUT's DROP policy is
+reached, before an accept takes every new connection. `-A INPUT -j ACCEPT` ahead of a DROP
+policy, or ufw's `-A ufw-user-input -j ACCEPT` (`ufw allow from any`), is no firewall.
+iptables prints every match, so the walk reads conntrack's states (a new connection is NEW)
+and addrtype's `--dst-type LOCAL` (what ufw-not-local returns before its drop).
 
 A rule that drops only by where a packet comes from does not make a firewall: a blocklist
 (fail2ban's f2b-* chains, an ipset of bad sources) or a VPN client's anti-spoofing rule
@@ -11,7 +15,8 @@ A rule that drops only by where a packet comes from does not make a firewall: a 
 leaves every port open to everyone else. Such rules, and the hygiene rules that drop packets
 conntrack finds INVALID or packets for 127.0.0.0/8 that did not come from it (kube-proxy's
 KUBE-FIREWALL on every Kubernetes node: "block incoming localnet connections"), are listed in
-`rule_count` but do not make the profile enabled.
+`rule_count` but do not make the profile enabled. Nor does a drop past a rate (`-m limit`,
+`-m recent --hitcount`: ufw's LIMIT rejects a seventh connection in 30 seconds).
 
 The same parser reads iptables-legacy, iptables-nft and ip6tables output.
 """
@@ -20,12 +25,24 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 
 from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.inbound import (
+    ACCEPT,
+    BLOCKING,
+    GOTO,
+    JUMP,
+    RETURN,
+    Cover,
+    InboundReading,
+    Program,
+    Rule,
+    narrowest,
+    summary,
+)
 from devposture.v1 import devposture_pb2 as pb
 
-_BLOCKING = {"DROP": "drop", "REJECT": "reject"}
 _TARGET_FLAGS = ("-j", "-g", "--jump", "--goto")
 # Match modules a source-only rule may use, and their options (with how many values each).
 _SOURCE_MODULES = {"comment", "conntrack", "state", "set"}
@@ -123,9 +140,57 @@ def _to_loopback_only(args: list[str]) -> bool:
     return to_loopback
 
 
-def parse_iptables_s(
+_TARGETS = {"ACCEPT": ACCEPT, "DROP": "drop", "REJECT": "reject", "RETURN": RETURN}
+_INTERFACE = ("-i", "--in-interface")
+_STATES = ("--ctstate", "--state")
+# Matches that every new connection to this host meets, or none does: (option, value) -> cover
+# when not negated. `--dst-type LOCAL` is every packet for this host; ufw-not-local returns
+# those before it drops the rest (packets for other hosts).
+_ADDRTYPES = {"LOCAL": Cover.ALL, "UNICAST": Cover.ALL}  # any other type: Cover.NONE
+# Modules whose rule holds only past a rate: a drop they decide is no firewall.
+_RATE_MODULES = {"limit", "hashlimit", "recent", "connlimit"}
+_NEUTRAL_MODULES = {"comment"}
+
+
+def _state_cover(value: str, negated: bool) -> Cover:
+    """A new connection is in state NEW (never ESTABLISHED, RELATED or INVALID)."""
+    new = "NEW" in value.upper().split(",")
+    return Cover.ALL if new != negated else Cover.NONE
+
+
+def _rule(args: list[str], chains: Collection[str]) -> Rule:
+    """A rule's words as the walk reads them (parsers/inbound.py)."""
+    target = _target(args)
+    goto = any(flag in args for flag in ("-g", "--goto"))
+    verdict = _TARGETS.get(target) or ((GOTO if goto else JUMP) if target in chains else "")
+    covers: list[Cover] = []
+    interfaces: tuple[str, ...] = ()
+    negated_interface = False
+    for negated, option, values in _options(args):
+        value = values[0] if values else ""
+        if option in ("-m", "--match"):
+            if value in _RATE_MODULES:
+                covers.append(Cover.OPAQUE)
+            continue  # the module's options say what it matches
+        if option in _INTERFACE and not interfaces:
+            interfaces, negated_interface = (value,), negated
+        elif option in _STATES:
+            covers.append(_state_cover(value, negated))
+        elif option == "--dst-type":
+            local = _ADDRTYPES.get(value.upper(), Cover.NONE) is Cover.ALL
+            covers.append(Cover.ALL if local != negated else Cover.NONE)
+        elif option == "--comment" or (option in ("-p", "--protocol") and value == "all"):
+            continue
+        else:
+            covers.append(Cover.SOME)
+    hygiene = verdict in BLOCKING and (_by_source_only(args) or _to_loopback_only(args))
+    return Rule(verdict, target if verdict in (JUMP, GOTO) else "", narrowest(covers),
+                interfaces, negated_interface, hygiene)  # fmt: skip
+
+
+def read_iptables_s(
     text: str, name: str = "iptables", source: str = "iptables"
-) -> pb.FirewallProfile:
+) -> InboundReading:
     policies: dict[str, str] = {}
     rules: dict[str, list[list[str]]] = {}
     for raw in text.splitlines():
@@ -160,22 +225,25 @@ def parse_iptables_s(
             if target in rules:
                 todo.append(target)
 
-    reachable = [args for chain in seen for args in rules.get(chain, [])]
-    blocking_rule = any(
-        _target(args) in _BLOCKING and not _by_source_only(args) and not _to_loopback_only(args)
-        for args in reachable
-    )
+    reachable = sum(len(rules.get(chain, [])) for chain in seen)
     policy = policies["INPUT"]
-    default = _BLOCKING.get(policy, "")
-    if not default and policy == "ACCEPT":
-        last = rules["INPUT"][-1] if rules["INPUT"] else []
-        unconditional = last[:1] == ["-j"] and _target(last) in _BLOCKING
-        default = _BLOCKING[_target(last)] if unconditional else "allow"
-    return pb.FirewallProfile(
+    program = Program(
+        {chain: [_rule(args, rules) for args in rules[chain]] for chain in seen},
+        [("INPUT", "drop" if policy == "DROP" else "accept")],
+    )
+    found = summary(program)
+    profile = pb.FirewallProfile(
         name=name,
         source=source,
-        enabled=default in _BLOCKING.values() or blocking_rule,
+        enabled=found.filters,
         active=policy != "ACCEPT" or bool(reachable),
-        default_inbound_action=default,
-        rule_count=len(reachable),
+        default_inbound_action=found.default,
+        rule_count=reachable,
     )
+    return InboundReading(profile, program)
+
+
+def parse_iptables_s(
+    text: str, name: str = "iptables", source: str = "iptables"
+) -> pb.FirewallProfile:
+    return read_iptables_s(text, name, source).profile

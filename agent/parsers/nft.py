@@ -1,18 +1,24 @@
 """`nft -j list ruleset` (nftables JSON, schema 1) into a firewall profile.
 
 Inbound traffic meets every base chain hooked on "input" in the ip, ip6 and inet families;
-a packet is dropped if any of them drops it. The profile filters inbound when such a chain has
-policy drop, or when a rule in it (or in a chain it jumps to, or in a verdict map) drops or
-rejects traffic by what it is (a port, a protocol, a destination, or everything). With no input
-base chain at all, netfilter accepts everything; a dormant table's chains see no packet.
+a packet is dropped if any of them drops it. Each is read in order (parsers/inbound.py), with
+the chains it jumps or goes to and its verdict maps: the profile filters inbound when a rule
+drops or rejects traffic by what it is (a port, a protocol, a destination, or everything), or
+a chain's drop policy is reached, before an accept takes every new connection. A bare
+`accept` first in a chain with policy drop, or a jump to a chain whose `counter accept` takes
+everything, is no firewall; `ct state established,related accept` (no new connection is
+either), `iif "lo" accept` or `tcp dport 22 accept` first is. With no input base chain at all,
+netfilter accepts everything; a dormant table's chains see no packet.
 
 As for iptables (parsers/iptables.py), a rule that drops only by where a packet comes from (its
 source address or set of addresses, with the interface it came in on: blocklists, a VPN
 client's anti-spoofing rule) or only packets conntrack finds invalid does not make a firewall:
 it is counted in `rule_count` and does not make the profile enabled. Nor does a rule that drops
 only packets for a loopback address (kube-proxy's KUBE-FIREWALL, through iptables-nft on every
-Kubernetes node). iptables-nft writes its comment and conntrack matches as opaque `xt`
-statements: a comment matches everything, and a conntrack match only narrows such a rule.
+Kubernetes node), nor one past a rate (`limit`, `quota`, `ct count`). iptables-nft writes its
+matches as opaque `xt` statements: a comment matches everything, any other narrows its rule by
+an amount nft does not show (so its drop is not vouched for, and its return ends the chain for
+the walk: ufw-not-local's addrtype returns). iptables -S reads those rules in full.
 """
 
 from __future__ import annotations
@@ -23,6 +29,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.inbound import (
+    ACCEPT,
+    BLOCKING,
+    GOTO,
+    JUMP,
+    RETURN,
+    Cover,
+    InboundReading,
+    Program,
+    Rule,
+    narrowest,
+    summary,
+)
 from devposture.agent.parsers.iptables import loopback_network
 from devposture.v1 import devposture_pb2 as pb
 
@@ -123,17 +142,6 @@ def _find(node: object, keys: tuple[str, ...]) -> Iterator[tuple[str, Any]]:
             yield from _find(item, keys)
 
 
-def _unconditional_verdict(expr: list[Any]) -> str:
-    """ "drop"/"reject" when the rule blocks every packet that reaches it, else ""."""
-    if not expr or not isinstance(expr[-1], dict):
-        return ""
-    *head, last = expr
-    verdict = next((k for k in _BLOCKING if k in last), "")
-    if verdict and all(isinstance(s, dict) and set(s) <= _NEUTRAL for s in head):
-        return verdict
-    return ""
-
-
 def _by_source_only(expr: list[Any]) -> bool:
     """Whether a rule ending in drop or reject matches only by source (and the interface the
     packet came in on), or only conntrack's invalid state. An unconditional rule is not."""
@@ -165,7 +173,121 @@ def _is_dormant(table: dict[str, Any]) -> bool:
     return "dormant" in names or (bool(names) and names == [table.get("name")])
 
 
-def parse_nft_json(text: str) -> pb.FirewallProfile:
+_VERDICTS = {"accept": ACCEPT, "drop": "drop", "reject": "reject", "return": RETURN,
+             "jump": JUMP, "goto": GOTO}  # fmt: skip
+# Statements that match some packets by a count or a rate: a drop they decide is no firewall.
+_RATED = {"limit", "quota", "ct count"}
+
+
+def _words(right: object) -> list[str] | None:
+    """A match's right side as plain words ("wlp2s0", ["established", "related"], a set of
+    names), or None when it is anything else (a prefix, a range, a named set)."""
+    if isinstance(right, str):
+        return [right]
+    items = right.get("set") if isinstance(right, dict) else right
+    if isinstance(items, list) and all(isinstance(i, str) for i in items):
+        return list(items)
+    return None
+
+
+def _state_cover(states: list[str], negated: bool) -> Cover:
+    """A new connection's conntrack state is "new", never established, related or invalid."""
+    return Cover.ALL if ("new" in states) != negated else Cover.NONE
+
+
+Limit = tuple[tuple[str, ...], bool]  # the interfaces a rule is limited to, negated or not
+
+
+def _match(match: dict[str, Any]) -> Cover | Limit:
+    """One match: how many new connections it takes, or the interfaces it names."""
+    left, op = match.get("left"), match.get("op", "==")
+    negated = op == "!="
+    words = _words(match.get("right"))
+    if not isinstance(left, dict) or words is None:
+        return Cover.SOME
+    meta, ct, fib = left.get("meta"), left.get("ct"), left.get("fib")
+    if isinstance(meta, dict) and meta.get("key") in _INTERFACE_KEYS:
+        return tuple(words), negated
+    if isinstance(ct, dict) and ct.get("key") == "state":
+        return _state_cover(words, negated)
+    if isinstance(fib, dict) and fib.get("result") == "type" and "daddr" in fib.get("flags", ()):
+        return Cover.ALL if ("local" in words) != negated else Cover.NONE  # fib daddr type local
+    return Cover.SOME
+
+
+def _vmap_rules(vmap: dict[str, Any], table: str, covers: list[Cover], limit: Limit) -> list[Rule]:
+    """A verdict map (`iifname vmap { "wlp2s0" : accept }`, `ct state vmap { ... }`) as one
+    rule per element, in its order; a named map is not read (no verdict)."""
+    data = vmap.get("data")
+    elements = data.get("set") if isinstance(data, dict) else None
+    if not isinstance(elements, list):
+        return []
+    key = vmap.get("key")
+    found: list[Rule] = []
+    for element in elements:
+        if not (isinstance(element, list) and len(element) == 2 and isinstance(element[1], dict)):
+            continue
+        value, verdict = element
+        rule_covers, rule_limit = list(covers), limit
+        keyed = _match({"left": key, "right": value})
+        if isinstance(keyed, tuple):
+            rule_limit = rule_limit if rule_limit[0] else keyed
+        else:
+            rule_covers.append(keyed)
+        found.extend(_verdict_rules([verdict], table, rule_covers, rule_limit, hygiene=False))
+    return found
+
+
+def _verdict_rules(
+    tail: list[Any], table: str, covers: list[Cover], limit: Limit, hygiene: bool
+) -> list[Rule]:
+    for statement in tail:
+        for key, verdict in _VERDICTS.items():
+            if isinstance(statement, dict) and key in statement:
+                target = statement[key].get("target") if verdict in (JUMP, GOTO) else ""
+                if verdict in (JUMP, GOTO) and not isinstance(target, str):
+                    return []
+                return [Rule(verdict, f"{table}\x00{target}" if target else "",
+                             narrowest(covers), limit[0], limit[1],
+                             hygiene and verdict in BLOCKING)]  # fmt: skip
+    return []
+
+
+def _rules(expr: list[Any], table: str) -> list[Rule]:
+    """A rule as the walk reads it (parsers/inbound.py): its matches, then its verdict."""
+    covers: list[Cover] = []
+    limit: Limit = ((), False)
+    for statement in expr:
+        if not isinstance(statement, dict):
+            covers.append(Cover.SOME)
+            continue
+        if "match" in statement and isinstance(statement["match"], dict):
+            found = _match(statement["match"])
+            if isinstance(found, tuple) and not limit[0]:
+                limit = found
+            elif isinstance(found, Cover):
+                covers.append(found)
+            else:
+                covers.append(Cover.SOME)  # a second interface match
+        elif "xt" in statement and isinstance(statement["xt"], dict):
+            xt = statement["xt"]
+            if xt.get("type") == "target":
+                if xt.get("name") == "REJECT":  # iptables-nft's REJECT target
+                    return [Rule("reject", "", narrowest(covers), limit[0], limit[1])]
+                return []  # LOG, MARK ...: no verdict
+            if xt.get("name") != "comment":
+                covers.append(Cover.OPAQUE)
+        elif "vmap" in statement and isinstance(statement["vmap"], dict):
+            return _vmap_rules(statement["vmap"], table, covers, limit)
+        elif set(statement) & _RATED:
+            covers.append(Cover.OPAQUE)
+        elif set(statement) & set(_VERDICTS):
+            hygiene = _by_source_only(expr) or _to_loopback_only(expr)
+            return _verdict_rules([statement], table, covers, limit, hygiene)
+    return []
+
+
+def read_nft_json(text: str) -> InboundReading:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -212,25 +334,27 @@ def parse_nft_json(text: str) -> pb.FirewallProfile:
                 if isinstance(target, dict) and isinstance(target.get("target"), str):
                     todo.append((key[0], key[1], target["target"]))
 
-    rule_count = sum(len(rules.get(key, [])) for key in seen)
-    blocking_rule = any(
-        any(True for _ in _find(expr, _BLOCKING)) and not _by_source_only(expr)
-        and not _to_loopback_only(expr)
-        for key in seen
-        for expr in rules.get(key, [])
+    def name(key: tuple[str, ...]) -> str:
+        return "\x00".join(key)
+
+    program = Program(
+        {
+            name(key): [rule for expr in rules.get(key, []) for rule in _rules(expr, name(key[:2]))]
+            for key in seen
+        },
+        [(name(k), "drop" if chains[k].get("policy") == "drop" else "accept") for k in bases],
     )
-    policies = {chains[k].get("policy", "accept") for k in bases}
-    default = ""
-    if "drop" in policies:
-        default = "drop"
-    else:
-        tails = [_unconditional_verdict(rules[k][-1]) for k in bases if rules.get(k)]
-        default = next((t for t in tails if t), "allow")
-    return pb.FirewallProfile(
+    found = summary(program)
+    profile = pb.FirewallProfile(
         name="nftables",
         source="nft",
-        enabled=default in _BLOCKING or blocking_rule,
+        enabled=found.filters,
         active=bool(bases),
-        default_inbound_action=default,
-        rule_count=rule_count,
+        default_inbound_action=found.default,
+        rule_count=sum(len(rules.get(key, [])) for key in seen),
     )
+    return InboundReading(profile, program)
+
+
+def parse_nft_json(text: str) -> pb.FirewallProfile:
+    return read_nft_json(text).profile

@@ -17,10 +17,15 @@ with only ALLOW rules would read as no firewall.
 
 "enabled" means ufw filters inbound: active, and denying or rejecting by default or by at least
 one rule that blocks traffic by what it is (to a port, a protocol, an address of
-this machine, or everything). As for iptables and nft (parsers/iptables.py), a rule that denies
-only where traffic comes from ("Anywhere  DENY IN  203.0.113.7": a blocklist) leaves every port
-open to everyone else, and a routed rule (FWD) does not guard this machine: neither makes ufw
-enabled. An inactive ufw leaves the kernel's rules to the other backends.
+this machine, or everything), read in order as ufw applies them (first match wins; see
+parsers/inbound.py): "Anywhere  ALLOW IN  Anywhere" (`ufw allow from any`) takes every new
+connection before the default deny, so that ufw is no firewall, and "Anywhere on wlp2s0  ALLOW
+IN  Anywhere" (`ufw allow in on wlp2s0`) every one that arrives on that interface. As for
+iptables and nft (parsers/iptables.py), a rule that denies only where traffic comes from
+("Anywhere  DENY IN  203.0.113.7": a blocklist) leaves every port open to everyone else, and a
+routed rule (FWD) or an outgoing one (OUT) does not guard this machine: neither makes ufw
+enabled. A LIMIT rule lets connections in at every normal rate. An inactive ufw leaves the
+kernel's rules to the other backends.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from __future__ import annotations
 import re
 
 from devposture.agent.parsers.errors import ParseError
+from devposture.agent.parsers.inbound import ACCEPT, InboundReading, Program, Rule, summary
+from devposture.agent.parsers.inbound import Cover as _Cover
 from devposture.v1 import devposture_pb2 as pb
 
 _DEFAULT = re.compile(r"^Default:\s*(\w+)\s*\(incoming\)")
@@ -35,6 +42,8 @@ _ACTIONS = {"deny": "drop", "reject": "reject", "allow": "allow", "limit": "allo
 
 
 _ANYWHERE = re.compile(r"^Anywhere( \(v6\))?( on \S+)?$")
+_ON = re.compile(r" on (\S+)$")
+_VERDICTS = {"ALLOW": ACCEPT, "LIMIT": ACCEPT, "DENY": "drop", "REJECT": "reject"}
 _COLUMNS = re.compile(r"\s{2,}")
 
 
@@ -54,7 +63,27 @@ def _filters_inbound(rule: str) -> bool:
 _TRANSLATED_STATUS = re.compile(r"^[^\x00-\x7f]+\s*[:：]")
 
 
-def parse_ufw_status(text: str) -> pb.FirewallProfile:
+def _rule(line: str) -> Rule | None:
+    """A rule line ("To  Action  From") as the walk reads it: an incoming rule's verdict, the
+    interface it is limited to ("Anywhere on wlp2s0"), and whether it takes every new
+    connection (Anywhere to Anywhere) or some."""
+    columns = _COLUMNS.split(line.strip())
+    words = columns[1].split() if len(columns) >= 3 else line.split()
+    verb = next((w for w in words if w in _VERDICTS), "")
+    if not verb or any(w in ("OUT", "FWD") for w in words[:3]):
+        return None
+    if len(columns) < 3:  # not the three columns: some traffic, judged as before
+        verdict = _VERDICTS[verb]
+        return Rule(verdict, cover=_Cover.SOME, hygiene=not _filters_inbound(line))
+    to, source = columns[0], columns[2].split(" #")[0].strip()
+    on = _ON.search(to)
+    everything = bool(_ANYWHERE.match(to) and _ANYWHERE.match(source))
+    return Rule(_VERDICTS[verb], cover=_Cover.ALL if everything else _Cover.SOME,
+                interfaces=(on.group(1),) if on else (),
+                hygiene=_VERDICTS[verb] != ACCEPT and not _filters_inbound(line))  # fmt: skip
+
+
+def read_ufw_status(text: str) -> InboundReading:
     lines = [line.rstrip() for line in text.splitlines()]
     status = next((line for line in lines if line.startswith("Status:")), None)
     if status is None:
@@ -71,7 +100,7 @@ def parse_ufw_status(text: str) -> pb.FirewallProfile:
     if state == "inactive":
         profile.enabled = False
         profile.active = False
-        return profile
+        return InboundReading(profile)
 
     default = ""
     for line in lines:
@@ -84,9 +113,20 @@ def parse_ufw_status(text: str) -> pb.FirewallProfile:
         rules = [line for line in lines[start + 1 :] if line.strip()]
     if not default:
         raise ParseError("ufw: active, but no 'Default: ... (incoming)' policy line read")
-    blocking_rule = any(_filters_inbound(rule) for rule in rules)
+    # IPv4 and IPv6 rules stand in separate chains (ufw-user-input, ufw6-user-input).
+    chains: dict[str, list[Rule]] = {"v4": [], "v6": []}
+    for line in rules:
+        rule = _rule(line)
+        if rule:
+            chains["v6" if "(v6)" in line else "v4"].append(rule)
+    program = Program(chains, [("v4", default), ("v6", default)])
+    found = summary(program)
     profile.active = True
-    profile.enabled = default in ("drop", "reject") or blocking_rule
-    profile.default_inbound_action = default
+    profile.enabled = found.filters
+    profile.default_inbound_action = found.default
     profile.rule_count = len(rules)
-    return profile
+    return InboundReading(profile, program)
+
+
+def parse_ufw_status(text: str) -> pb.FirewallProfile:
+    return read_ufw_status(text).profile

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.firewalld import firewalld_profile, parse_firewalld_state
-from devposture.agent.parsers.iptables import parse_iptables_s
-from devposture.agent.parsers.nft import parse_nft_json
-from devposture.agent.parsers.ufw import parse_ufw_status
+from devposture.agent.parsers.inbound import InboundReading
+from devposture.agent.parsers.iptables import parse_iptables_s, read_iptables_s
+from devposture.agent.parsers.nft import parse_nft_json, read_nft_json
+from devposture.agent.parsers.ufw import parse_ufw_status, read_ufw_status
 from tests.agent.replay import fixture_text
+
+Reader = Callable[[str], InboundReading]
 
 
 def test_nft_input_policy_drop_filters_inbound() -> None:
@@ -289,3 +294,162 @@ def test_firewalld_running() -> None:
     assert parse_firewalld_state("not running\n") is False
     with pytest.raises(ParseError):
         parse_firewalld_state("", "some other failure")
+
+
+# --- accepts before the drop (fixtures README: "Accepts before a drop") ------------------
+
+
+@pytest.mark.parametrize(
+    ("read", "view"), [(read_iptables_s, "iptables/iptables-S-"), (read_nft_json, "nft/nft-j-")]
+)
+def test_ufw_chains_with_incoming_allowed_are_no_firewall(read: Reader, view: str) -> None:
+    # ufw's own chains under `ufw default allow incoming` (ufw status: not a firewall) still
+    # hold drops: ufw-not-local's (packets for another host), the INVALID drop, and the LIMIT
+    # rule's REJECT past six connections in 30 s. None filters a new connection to this host.
+    # The same rules under ufw's default deny (ufw-active) do.
+    reading = read(fixture_text(f"{view}ufw-allow-incoming-netns.out"))
+    assert not reading.profile.enabled and reading.profile.active
+    assert reading.profile.default_inbound_action == "allow"
+    assert read(fixture_text(f"{view}ufw-active-netns.out")).profile.enabled
+
+
+@pytest.mark.parametrize(
+    ("read", "name", "without"),
+    [
+        # `ufw allow from any` ("Anywhere ALLOW IN Anywhere"): ufw-user-input's `-j ACCEPT`
+        # ahead of "Default: deny (incoming)", INPUT's DROP policy. Without it (ufw-active:
+        # allow 22/tcp, limit 2222/tcp, deny from 203.0.113.7) ufw filters.
+        (read_ufw_status, "ufw/ufw-status-verbose-allow-from-any-netns.out",
+         "ufw/ufw-status-verbose-active-netns.out"),
+        (read_iptables_s, "iptables/iptables-S-ufw-allow-from-any-netns.out",
+         "iptables/iptables-S-ufw-active-netns.out"),
+        (read_nft_json, "nft/nft-j-ufw-allow-from-any-netns.out",
+         "nft/nft-j-ufw-active-netns.out"),
+        # `-A INPUT -j ACCEPT` first, nft's bare `accept` first, or a jump to a chain whose
+        # `counter accept` takes everything. Without it: established and related connections,
+        # loopback and one port are not everything.
+        (read_iptables_s, "iptables/iptables-S-accept-first-netns.out",
+         "iptables/iptables-S-conditional-accepts-netns.out"),
+        (read_nft_json, "nft/nft-j-iptables-accept-first-netns.out",
+         "nft/nft-j-iptables-conditional-accepts-netns.out"),
+        (read_nft_json, "nft/nft-j-drop-accept-first-netns.out", "nft/nft-j-input-drop-netns.out"),
+        (read_nft_json, "nft/nft-j-drop-counter-accept-jump-netns.out",
+         "nft/nft-j-input-drop-netns.out"),
+    ],
+)  # fmt: skip
+def test_an_accept_of_everything_before_the_drop_is_no_firewall(
+    read: Reader, name: str, without: str
+) -> None:
+    reading = read(fixture_text(name))
+    assert not reading.profile.enabled and reading.profile.active
+    assert reading.profile.default_inbound_action == "allow"
+    assert not reading.filters("wlp2s0") and not reading.filters("enp0s31f6")
+    # Without it the drop takes the rest, on the Wi-Fi as on the wired card.
+    guarded = read(fixture_text(without))
+    assert guarded.profile.enabled and guarded.profile.default_inbound_action == "drop"
+    assert guarded.filters("wlp2s0") and guarded.filters("enp0s31f6")
+
+
+@pytest.mark.parametrize(
+    ("read", "name"),
+    [
+        (read_ufw_status, "ufw/ufw-status-verbose-allow-in-on-wifi-netns.out"),
+        (read_iptables_s, "iptables/iptables-S-ufw-allow-in-on-wifi-netns.out"),
+        (read_nft_json, "nft/nft-j-ufw-allow-in-on-wifi-netns.out"),
+        (read_iptables_s, "iptables/iptables-S-wifi-accept-netns.out"),
+        (read_nft_json, "nft/nft-j-iptables-wifi-accept-netns.out"),
+        (read_nft_json, "nft/nft-j-drop-wifi-accept-netns.out"),
+    ],
+)
+def test_everything_accepted_on_the_wifi_alone(read: Reader, name: str) -> None:
+    # `ufw allow in on wlp2s0`, `-A INPUT -i wlp2s0 -j ACCEPT`, `iifname "wlp2s0" accept`:
+    # the other interfaces are filtered, the Wi-Fi not at all.
+    reading = read(fixture_text(name))
+    assert reading.profile.enabled and reading.profile.default_inbound_action == "drop"
+    assert not reading.filters("wlp2s0")
+    assert reading.filters("enp0s31f6") and reading.filters("wlp3s0")
+
+
+def test_nft_verdict_maps_and_fib_are_read_by_what_a_new_connection_is() -> None:
+    # `ct state vmap { invalid : drop, established : accept, related : accept }` over policy
+    # accept drops no new connection (nor does `fib daddr type != { local, ... } drop`: a new
+    # connection to this host is for a local address): no firewall. With policy drop and
+    # `iifname vmap { "lo" : accept, "wlp2s0" : accept }`, the Wi-Fi alone is let in.
+    accepting = read_nft_json(fixture_text("nft/nft-j-accept-vmap-fib-netns.out"))
+    assert not accepting.profile.enabled and accepting.profile.active
+    assert accepting.profile.default_inbound_action == "allow"
+    dropping = read_nft_json(fixture_text("nft/nft-j-drop-iifname-vmap-netns.out"))
+    assert dropping.profile.enabled and dropping.profile.default_inbound_action == "drop"
+    assert not dropping.filters("wlp2s0") and dropping.filters("enp0s31f6")
+
+
+def test_tailscale_ahead_of_ufw_lets_in_what_arrives_on_tailscale0() -> None:
+    # tailscaled's ts-input, jumped to before ufw's chains: `-i tailscale0 -j ACCEPT`, and a
+    # conditional RETURN and a source-only DROP for other interfaces; ufw filters the rest.
+    # (Recorded for IPv4 only, which is what iptables -S shows; nft shows ufw's IPv6 chains
+    # too, which filter tailscale0, and a filter in any family counts, as before.)
+    reading = read_iptables_s(fixture_text("iptables/iptables-S-ufw-tailscale-netns.out"))
+    assert reading.profile.enabled and reading.profile.default_inbound_action == "drop"
+    assert not reading.filters("tailscale0")
+    assert reading.filters("wlp2s0") and reading.filters("enp0s31f6")
+    # ufw's status does not show ts-input: by it, tailscale0 is filtered too.
+    assert read_ufw_status(fixture_text("ufw/ufw-status-verbose-tailscale-netns.out")).filters(
+        "tailscale0"
+    )
+
+
+@pytest.mark.parametrize(
+    ("open_rules", "filtering_rules"),
+    [
+        ("-P INPUT ACCEPT\n-A INPUT -j ACCEPT\n-A INPUT -p tcp --dport 23 -j DROP",
+         "-P INPUT ACCEPT\n-A INPUT -p tcp --dport 23 -j DROP\n-A INPUT -j ACCEPT"),
+        ("-P INPUT DROP\n-A INPUT -m comment --comment everyone -j ACCEPT",
+         "-P INPUT DROP\n-A INPUT -p tcp -m comment --comment ssh --dport 22 -j ACCEPT"),
+        ("-P INPUT DROP\n-A INPUT -m conntrack --ctstate NEW,ESTABLISHED -j ACCEPT",
+         "-P INPUT DROP\n-A INPUT -m state --state ESTABLISHED -j ACCEPT"),
+        ("-P INPUT DROP\n-A INPUT ! -i lo -j ACCEPT", "-P INPUT DROP\n-A INPUT -i lo -j ACCEPT"),
+        ("-P INPUT DROP\n-N ALL\n-A INPUT -j ALL\n-A ALL -j ACCEPT",
+         "-P INPUT DROP\n-N ALL\n-A INPUT -p tcp -j ALL\n-A ALL -j ACCEPT"),
+        # A jump's chain returns to INPUT; a goto's returns past it, to the DROP policy.
+        ("-P INPUT DROP\n-N ALL\n-A INPUT -j ALL\n-A INPUT -j ACCEPT\n-A ALL -j RETURN",
+         "-P INPUT DROP\n-N ALL\n-A INPUT -g ALL\n-A INPUT -j ACCEPT\n-A ALL -j RETURN"),
+        # A reject past a rate (ufw's LIMIT) lets connections in at every normal rate.
+        ("-P INPUT ACCEPT\n-A INPUT -p tcp -m recent --update --hitcount 6 -j REJECT",
+         "-P INPUT ACCEPT\n-A INPUT -p tcp --dport 23 -j REJECT"),
+        ("-P INPUT ACCEPT\n-A INPUT -m limit --limit 3/min -j DROP",
+         "-P INPUT ACCEPT\n-A INPUT -p icmp -j DROP"),
+    ],
+)  # fmt: skip
+def test_iptables_rules_are_read_in_order(open_rules: str, filtering_rules: str) -> None:
+    assert not parse_iptables_s(open_rules + "\n").enabled
+    assert parse_iptables_s(filtering_rules + "\n").enabled
+
+
+def _ufw(default: str, rules: list[str]) -> str:
+    return (f"Status: active\nDefault: {default} (incoming), allow (outgoing), disabled (routed)"
+            "\n\nTo                         Action      From\n"
+            "--                         ------      ----\n" + "\n".join(rules) + "\n")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("default", "open_rules", "filtering_rules"),
+    [
+        ("allow", ["Anywhere                   ALLOW IN    Anywhere",
+                   "23/tcp                     DENY IN     Anywhere"],
+                  ["23/tcp                     DENY IN     Anywhere",
+                   "Anywhere                   ALLOW IN    Anywhere"]),
+        ("deny", ["Anywhere                   ALLOW IN    Anywhere",
+                  "Anywhere (v6)              ALLOW IN    Anywhere (v6)"],
+                 ["Anywhere                   ALLOW IN    192.0.2.0/24",
+                  "Anywhere (v6)              ALLOW IN    2001:db8::/32"]),
+        # IPv4 and IPv6 rules are separate chains: IPv6 left to the default deny filters.
+        ("deny", ["Anywhere                   ALLOW IN    Anywhere",
+                  "Anywhere (v6)              ALLOW IN    Anywhere (v6)"],
+                 ["Anywhere                   ALLOW IN    Anywhere"]),
+    ],
+)  # fmt: skip
+def test_ufw_rules_are_read_in_order(
+    default: str, open_rules: list[str], filtering_rules: list[str]
+) -> None:
+    assert not parse_ufw_status(_ufw(default, open_rules)).enabled
+    assert parse_ufw_status(_ufw(default, filtering_rules)).enabled

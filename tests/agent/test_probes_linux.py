@@ -6,6 +6,8 @@ import datetime as dt
 import hashlib
 import hmac
 
+import pytest
+
 from devposture.agent.host import Host, NetInterface, ProcessInfo
 from devposture.agent.probes import ProbeConfig
 from devposture.agent.probes import commands as cmd
@@ -155,6 +157,122 @@ def test_firewalld_stopped_before_its_zones_were_read_is_unknown() -> None:
         ("firewall-cmd", pb.PROBE_ERROR_CODE_COMMAND_FAILED)
     ]
     assert host.calls[-1] == cmd.FIREWALLD_ZONES
+
+
+def _computer(
+    host: ReplayHost, cards: tuple[str, ...], virtual: tuple[str, ...] = ()
+) -> ReplayHost:
+    """This computer's interfaces as /sys/class/net lists them: a card has a `device` entry,
+    a bridge, veth or tunnel none."""
+    host.dirs["/sys/class/net"] = sorted(("lo", *cards, *virtual))
+    for card in cards:
+        host.dirs[f"/sys/class/net/{card}/device"] = []
+    return host
+
+
+def _ufw_host(nft: str, iptables: str, ufw: str) -> ReplayHost:
+    """nft, iptables (nf_tables) and ufw as recorded together in one namespace (fixtures
+    README, "Accepts before a drop")."""
+    host = ReplayHost().with_tool("nft").with_tool("iptables").with_tool("ufw")
+    host.commands[NFT] = recorded(f"nft/{nft}")
+    host.commands[IPT] = recorded(f"iptables/{iptables}")
+    host.commands[cmd.IPTABLES_VERSION] = recorded("iptables/iptables-V-debian12")
+    host.commands[cmd.UFW_STATUS] = recorded(f"ufw/{ufw}")
+    return host
+
+
+@pytest.mark.parametrize(
+    ("nft", "iptables", "ufw"),
+    [
+        ("nft-j-ufw-allow-from-any-netns", "iptables-S-ufw-allow-from-any-netns",
+         "ufw-status-verbose-allow-from-any-netns"),
+        ("nft-j-ufw-allow-incoming-netns", "iptables-S-ufw-allow-incoming-netns",
+         "ufw-status-verbose-active-allow-incoming-netns"),
+    ],
+)  # fmt: skip
+def test_ufw_letting_everything_in_fails_in_every_view(nft: str, iptables: str, ufw: str) -> None:
+    """`ufw allow from any`, `ufw default allow incoming`: ufw's status, and its chains as
+    iptables and nft show them, all read as letting everything in. Before, nft and iptables
+    read ufw's remaining drops (ufw-not-local's, the DROP policy) as a firewall: PASS."""
+    host = _computer(_ufw_host(nft, iptables, ufw), ("enp0s31f6", "wlp2s0"))
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    assert [(p.name, p.enabled, p.active) for p in fact.profiles] == [
+        ("nftables", False, True), ("iptables", False, True), ("ufw", False, True)
+    ]  # fmt: skip
+    assert fact.HasField("enabled") and not fact.enabled
+    assert _judged(fact) == (
+        State.FAIL, "no firewall filters inbound traffic (nftables, iptables, ufw)"
+    )  # fmt: skip
+
+
+def test_a_laptop_whose_wifi_is_let_in_fails_naming_its_card() -> None:
+    """`ufw allow in on wlp2s0`: every backend filters the wired card and lets everything in
+    on the Wi-Fi. On a laptop whose Wi-Fi card that is, the firewall is open on every network
+    the Wi-Fi joins; before, it read as on."""
+    host = _ufw_host("nft-j-ufw-allow-in-on-wifi-netns", "iptables-S-ufw-allow-in-on-wifi-netns",
+                     "ufw-status-verbose-allow-in-on-wifi-netns")  # fmt: skip
+    outcome = run(firewall.probe, pb.FACT_FIREWALL,
+                  _computer(host, ("enp0s31f6", "wlp2s0"), ("docker0", "tailscale0")))  # fmt: skip
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    assert [(p.name, p.enabled) for p in fact.profiles] == [
+        ("nftables", True), ("iptables", True), ("ufw", True), ("wlp2s0", False)
+    ]  # fmt: skip
+    card = fact.profiles[-1]
+    assert (card.active, card.default_inbound_action, card.source) == (
+        True, "allow", "nft,iptables"
+    )  # fmt: skip
+    assert fact.HasField("enabled") and not fact.enabled
+    assert _judged(fact) == (
+        State.FAIL, "no firewall filters inbound traffic (nftables, iptables, ufw, wlp2s0)"
+    )  # fmt: skip
+    # The same rules on a computer without that card (a desktop on its wired card), or where
+    # wlp2s0 is no card (the namespace they were recorded in, where it is a veth): nothing open.
+    for cards, virtual in ((("enp0s31f6",), ()), ((), ("enp0s31f6", "wlp2s0"))):
+        host.dirs.clear()
+        outcome = run(firewall.probe, pb.FACT_FIREWALL, _computer(host, cards, virtual))
+        assert isinstance(outcome.fact, pb.FirewallFact) and outcome.fact.enabled
+        assert len(outcome.fact.profiles) == 3 and _judged(outcome.fact)[0] is State.PASS
+
+
+def test_rules_ahead_of_ufws_chains_decide_not_ufws_status() -> None:
+    """ufw's status shows ufw's own rules alone. An ACCEPT inserted in INPUT ahead of ufw's
+    chains lets everything in though ufw says "Default: deny" (before, that made the fact true:
+    PASS). Tailscale's ts-input, ahead of them too, lets in all that arrives on tailscale0, a
+    tunnel and no card: the laptop's cards are still filtered."""
+    host = _ufw_host("nft-j-ufw-bypassed-netns", "iptables-S-ufw-bypassed-netns",
+                     "ufw-status-verbose-bypassed-netns")  # fmt: skip
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _computer(host, ("enp0s31f6", "wlp2s0")))
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    assert [(p.name, p.enabled) for p in fact.profiles] == [
+        ("nftables", False), ("iptables", False), ("ufw", True)
+    ]  # fmt: skip
+    assert fact.HasField("enabled") and not fact.enabled
+    assert _judged(fact)[0] is State.FAIL
+    host = _ufw_host("nft-j-ufw-tailscale-netns", "iptables-S-ufw-tailscale-netns",
+                     "ufw-status-verbose-tailscale-netns")  # fmt: skip
+    _computer(host, ("enp0s31f6", "wlp2s0"), ("tailscale0",))
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert isinstance(outcome.fact, pb.FirewallFact) and outcome.fact.enabled
+    assert [p.name for p in outcome.fact.profiles] == ["nftables", "iptables", "ufw"]
+    assert _judged(outcome.fact)[0] is State.PASS
+
+
+def test_an_open_card_beside_a_backend_unread_is_unknown() -> None:
+    """nft lets everything in on the Wi-Fi (`iifname "wlp2s0" accept`) and ufw could not be
+    read: ufw's rules might filter that card, so the agent cannot tell. Before: PASS."""
+    host = ReplayHost().with_tool("nft").with_tool("ufw")
+    host.commands[NFT] = recorded("nft/nft-j-drop-wifi-accept-netns")
+    host.commands[cmd.UFW_STATUS] = recorded("ufw/ufw-status-verbose-nonroot-debian12")
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _computer(host, ("wlp2s0",)))
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and not fact.HasField("enabled")
+    assert [p.name for p in fact.profiles] == ["nftables", "wlp2s0"]
+    assert [e.source for e in outcome.errors] == ["ufw"]
+    assert _judged(fact)[0] is State.UNKNOWN
 
 
 # --- antivirus -------------------------------------------------------------------------

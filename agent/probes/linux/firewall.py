@@ -6,9 +6,12 @@ verbose`) and firewalld (`firewall-cmd --state`, then its default zone and its z
 Each one read becomes a FirewallProfile; one that could not be read becomes a ProbeError for its
 source.
 
-The fact's `enabled` is true when any backend filters inbound traffic, false only when every
-installed backend was read and none does, and unset when some could not be read (reading
-nftables and iptables needs root). One exception: when firewalld runs and a zone in force
+The fact's `enabled` is true when any backend filters inbound traffic and leaves no network
+card open (below), false only when every installed backend was read and none does (or a card
+is open), and unset when some could not be read (reading nftables and iptables needs root).
+ufw's status shows only ufw's own rules, which sit in iptables' INPUT chain behind whatever is
+put ahead of them there: once `iptables -S` was read, ufw's profile is reported but does not
+decide (`_layers`). One exception: when firewalld runs and a zone in force
 accepts everything (parsers/firewalld.py), the fact is false whatever nftables or iptables
 show, for what they show of firewalld is its own rules, and those accept that traffic (nft
 reads a Wi-Fi in `trusted` as filtering: firewalld's table rejects what reaches its end). None
@@ -28,9 +31,10 @@ from devposture.agent.parsers.firewalld import (
     parse_firewalld_state,
     parse_zones,
 )
-from devposture.agent.parsers.iptables import parse_iptables_s
-from devposture.agent.parsers.nft import parse_nft_json
-from devposture.agent.parsers.ufw import parse_ufw_status
+from devposture.agent.parsers.inbound import InboundReading
+from devposture.agent.parsers.iptables import read_iptables_s
+from devposture.agent.parsers.nft import read_nft_json
+from devposture.agent.parsers.ufw import read_ufw_status
 from devposture.agent.probes.commands import (
     FIREWALLD_DEFAULT_ZONE,
     FIREWALLD_STATE,
@@ -49,18 +53,19 @@ ANY_EXIT = frozenset(range(256))
 # The legacy iptables kernel tables exist only when the ip_tables module is loaded; listing
 # them would load it, so the agent looks first.
 _LEGACY_TABLES = "/proc/net/ip_tables_names"
+_SYS = "/sys/class/net"
 
-Reader = Callable[[ProbeContext], list[pb.FirewallProfile]]
+Reader = Callable[[ProbeContext], list[InboundReading]]
 
 
-def _nft(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+def _nft(ctx: ProbeContext) -> list[InboundReading]:
     result = ctx.host.run(NFT_RULESET, ctx.config.command_timeout)
-    return [parse_nft_json(result.stdout_text())]
+    return [read_nft_json(result.stdout_text())]
 
 
-def _iptables(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+def _iptables(ctx: ProbeContext) -> list[InboundReading]:
     timeout = ctx.config.command_timeout
-    profiles = [parse_iptables_s(ctx.host.run(IPTABLES_RULES, timeout).stdout_text())]
+    profiles = [read_iptables_s(ctx.host.run(IPTABLES_RULES, timeout).stdout_text())]
     version = ctx.host.run(IPTABLES_VERSION, timeout).stdout_text()
     if (
         "nf_tables" in version
@@ -68,23 +73,46 @@ def _iptables(ctx: ProbeContext) -> list[pb.FirewallProfile]:
         and ctx.host.exists(_LEGACY_TABLES)
     ):
         legacy = ctx.host.run(IPTABLES_LEGACY_RULES, timeout).stdout_text()
-        profiles.append(parse_iptables_s(legacy, "iptables-legacy", "iptables-legacy"))
+        profiles.append(read_iptables_s(legacy, "iptables-legacy", "iptables-legacy"))
     return profiles
 
 
-def _ufw(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+def _ufw(ctx: ProbeContext) -> list[InboundReading]:
     result = ctx.host.run(UFW_STATUS, ctx.config.command_timeout)
-    return [parse_ufw_status(result.stdout_text())]
+    return [read_ufw_status(result.stdout_text())]
 
 
-def _firewalld(ctx: ProbeContext) -> list[pb.FirewallProfile]:
+def _firewalld(ctx: ProbeContext) -> list[InboundReading]:
+    """firewalld, read by its zones (its profile filters every interface or lets a zone's in,
+    which the probe judges first); its rules are read through nft."""
     timeout = ctx.config.command_timeout
     state = ctx.host.run(FIREWALLD_STATE, timeout, ok_codes=ANY_EXIT)
     if not parse_firewalld_state(state.stdout_text(), state.stderr_text()):
-        return [firewalld_profile(False)]
+        return [InboundReading(firewalld_profile(False))]
     default_zone = parse_default_zone(ctx.host.run(FIREWALLD_DEFAULT_ZONE, timeout).stdout_text())
     zones = parse_zones(ctx.host.run(FIREWALLD_ZONES, timeout).stdout_text())
-    return [firewalld_profile(True, default_zone, zones)]
+    return [InboundReading(firewalld_profile(True, default_zone, zones))]
+
+
+def _cards(ctx: ProbeContext) -> list[str] | None:
+    """This computer's network cards (see the module's docstring), or None when they cannot
+    be listed."""
+    try:
+        names = ctx.host.list_dir(_SYS)
+        return [n for n in names if n != "lo" and ctx.host.exists(f"{_SYS}/{n}/device")]
+    except HostError:
+        return None
+
+
+def _open_cards(ctx: ProbeContext, readings: list[InboundReading]) -> list[pb.FirewallProfile]:
+    """A profile for each card whose new connections no backend filters."""
+    sources = ",".join(r.profile.source for r in readings if r.profile.enabled)
+    return [
+        pb.FirewallProfile(name=card, source=sources, enabled=False, active=True,
+                           default_inbound_action="allow")
+        for card in _cards(ctx) or ()
+        if not any(reading.filters(card) for reading in readings)
+    ]  # fmt: skip
 
 
 def _firewalld_lets_a_network_in(profile: pb.FirewallProfile) -> bool:
@@ -93,6 +121,16 @@ def _firewalld_lets_a_network_in(profile: pb.FirewallProfile) -> bool:
         profile.name == "firewalld" and profile.active
         and any(zone.default_inbound_action == "allow" for zone in profile.zones)
     )  # fmt: skip
+
+
+def _layers(readings: list[InboundReading]) -> list[InboundReading]:
+    """The readings that each stand for rules a packet must pass. ufw's status shows ufw's own
+    rules only, and they live in iptables' INPUT chain, behind whatever comes first there (an
+    ACCEPT inserted ahead of ufw's chains, Tailscale's ts-input): once `iptables -S` was read,
+    which shows that chain whole, ufw's profile is reported but does not decide."""
+    if any(r.profile.source == "iptables" for r in readings):
+        return [r for r in readings if r.profile.source != "ufw"]
+    return readings
 
 
 BACKENDS: tuple[tuple[str, Reader], ...] = (
@@ -104,7 +142,7 @@ BACKENDS: tuple[tuple[str, Reader], ...] = (
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
-    profiles: list[pb.FirewallProfile] = []
+    readings: list[InboundReading] = []
     errors: list[pb.ProbeError] = []
     installed = [(tool, read) for tool, read in BACKENDS if ctx.host.which(tool)]
     if not installed:
@@ -114,16 +152,23 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         )
     for tool, read in installed:
         try:
-            profiles.extend(read(ctx))
+            readings.extend(read(ctx))
         except (HostError, ParseError) as exc:
             errors.append(source_error(FACT, tool, exc))
-    if not profiles:
+    if not readings:
         return FactOutcome(None, errors)
+    profiles = [reading.profile for reading in readings]
     fact = pb.FirewallFact(profiles=profiles)
+    layers = _layers(readings)
     if any(_firewalld_lets_a_network_in(p) for p in profiles):
         fact.enabled = False
-    elif any(p.enabled for p in profiles):
-        fact.enabled = True
+    elif any(layer.profile.enabled for layer in layers):
+        open_cards = _open_cards(ctx, layers)
+        fact.profiles.extend(open_cards)
+        if not open_cards:
+            fact.enabled = True
+        elif not errors:
+            fact.enabled = False
     elif not errors:
         fact.enabled = False
     return FactOutcome(fact, errors)
