@@ -363,9 +363,30 @@ def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameter
             return Verdict(State.FAIL, encode("fw.off_profiles", profiles=off))
         return Verdict(State.PASS, encode("fw.on", profiles=on) if on else _FW_ON)
     if fact.HasField("enabled"):
+        cards = _open_cards(report)
+        if cards:
+            return Verdict(State.FAIL, encode("fw.cards_open", interfaces=cards))
         seen = [prof.name for prof in fact.profiles]
         return Verdict(State.FAIL, encode("fw.none", profiles=seen) if seen else _FW_NONE)
     return _missing(report, pb.FACT_FIREWALL, "firewall_state")
+
+
+# The profiles a Linux agent reads from its firewall tools; any other it sends is a network
+# card whose inbound traffic none of them filters (agent/probes/linux/firewall.py).
+_LINUX_BACKENDS = frozenset({"nftables", "iptables", "iptables-legacy", "ufw", "firewalld"})
+
+
+def _open_cards(report: pb.PostureReport) -> list[str]:
+    """The Linux network cards the agent found open to every inbound connection: named in
+    the reason, where "no firewall filters inbound traffic (nftables, wlp2s0)" read as if
+    nftables filtered nothing."""
+    if report.host.os_family != pb.OS_FAMILY_LINUX:
+        return []
+    return [
+        prof.name for prof in report.firewall.profiles
+        if prof.name not in _LINUX_BACKENDS and prof.default_inbound_action == "allow"
+        and prof.HasField("enabled") and not prof.enabled
+    ]  # fmt: skip
 
 
 def check_os_updates(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:

@@ -177,6 +177,12 @@ _declare("fw.on", "filtering inbound traffic: {profiles}", profiles="phrases")
 _declare("fw.on_plain", "filtering inbound traffic: on")
 _declare("fw.none", "no firewall filters inbound traffic ({profiles})", profiles="phrases")
 _declare("fw.none_configured", "no firewall filters inbound traffic (no firewall configured)")
+# Linux network cards whose new inbound connections no backend filters (an accept of
+# everything on that card before any drop): the agent sends each as a profile of its own.
+_declare(
+    "fw.cards_open", "all inbound traffic is accepted on network card(s) {interfaces}",
+    interfaces="texts",
+)  # fmt: skip
 # firewalld's zones in force that accept everything (FirewallProfile.zones): that path is open.
 _declare(
     "fw.zone_accepts", "firewalld zone {zone} accepts all inbound traffic on {interfaces}",
