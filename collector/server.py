@@ -89,6 +89,9 @@ class RunningServer:
     drain_seconds: float = 0.0
     # This collector's hold on its data folder (None: the caller holds it), released last.
     data_lock: DataFolderLock | None = None
+    # Set once the drain is over (or was cut): work still under way then is not waited for
+    # (the alerts' sending, alerts/task.py).
+    drained: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _drain_cut: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
@@ -151,17 +154,28 @@ class RunningServer:
         waiting it out."""
         self._drain_cut.set()
 
+    async def drain(self) -> None:
+        """The drain `stop` begins with, begun ahead of it (`serve`, as its background tasks
+        end, so that an alert attempt under way may end within the drain, not after it);
+        `stop` then does not drain again."""
+        await self._drain(self.drain_seconds)
+
     async def _drain(self, seconds: float) -> None:
-        if self.health is not None:
-            self.health.drain()
-        if seconds <= 0 or self._drain_cut.is_set():
+        if self.drained.is_set():
             return
-        log.info(
-            "draining: health checks answer NOT_SERVING; still serving for %g s, then stopping",
-            seconds,
-        )
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drain_cut.wait(), seconds)
+        try:
+            if self.health is not None:
+                self.health.drain()
+            if seconds <= 0 or self._drain_cut.is_set():
+                return
+            log.info(
+                "draining: health checks answer NOT_SERVING; still serving for %g s, then"
+                " stopping", seconds,
+            )  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain_cut.wait(), seconds)
+        finally:
+            self.drained.set()
 
 
 async def start(
@@ -856,6 +870,8 @@ async def serve_forever(
     notifier.notify("STOPPING=1", "STATUS=stopping" + (drain if running.drain_seconds > 0 else ""))
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, running.cut_drain)  # a second signal skips the drain
+    # The drain runs while the tasks end: the alerts' sending under way may end within it.
+    draining = asyncio.create_task(running.drain())
     await watcher
     await summary
     await days
@@ -863,6 +879,7 @@ async def serve_forever(
     await present
     await healthy
     await alerting
+    await draining
     print("devposture collector stopping", flush=True)
     try:
         await running.stop()

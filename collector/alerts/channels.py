@@ -2,7 +2,8 @@
 receiver is away, busy or rate-limiting) or not (it refused the message: retrying would not
 help until IT fixes the settings).
 
-Retried: a connection refused or timed out, HTTP 5xx and 429, a WeCom `errcode` other than 0
+Retried: a connection refused or timed out, a receiver too slow (an attempt has
+`Limits.attempt`, 30 s, in all: `deadline`), HTTP 5xx and 429, a WeCom `errcode` other than 0
 (45009 is its rate limit), an SMTP 4xx answer, a secret file that cannot be read (IT may fix
 it). Not retried: HTTP 4xx but 429, a redirect (3xx: not followed, the URL is to be fixed),
 an SMTP 5xx answer, a receiver's TLS certificate that does not verify, a mail server without
@@ -28,13 +29,21 @@ from pathlib import Path
 from typing import Protocol
 
 from devposture.collector.alerts import payloads
+from devposture.collector.alerts.deadline import (
+    DEFAULT_LIMITS,
+    SMTP,
+    SMTP_SSL,
+    Deadline,
+    HTTPHandler,
+    HTTPSHandler,
+    Limits,
+)
 from devposture.collector.alerts.settings import AlertSettings
 from devposture.collector.alerts.urgent import Urgent
 from devposture.collector.store.alerts import Delivery
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE
 
 log = logging.getLogger(__name__)
-TIMEOUT_SECONDS = 10.0
 WECOM_PER_MINUTE = 20  # WeCom's limit for one group robot
 # What a WeCom errcode means for IT, in the log. 93000 answers (with HTTP 200) a robot's URL
 # whose key is wrong, or a robot removed from its group: still retried, since the URL file is
@@ -101,22 +110,31 @@ class _Unfollowed(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_NO_REDIRECTS = urllib.request.build_opener(_Unfollowed)
+def _opener(deadline: Deadline) -> urllib.request.OpenerDirector:
+    """urllib's usual opener (proxies from the environment, certificates verified), following
+    no redirect, each connection within `deadline`."""
+    return urllib.request.build_opener(_Unfollowed, HTTPHandler(deadline), HTTPSHandler(deadline))
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes] | Attempt:
-    """POST `body`; the status and the answer, or the attempt's outcome when none came."""
+def _post(
+    url: str, body: bytes, headers: dict[str, str], limits: Limits
+) -> tuple[int, bytes] | Attempt:
+    """POST `body` within `limits`; the status and the answer (at most 64 KiB of it), or the
+    attempt's outcome when none came."""
     if not url.startswith(("http://", "https://")):  # never file: or another scheme
         return refused("the URL is not an http:// or https:// address")
     request = urllib.request.Request(url, data=body, method="POST", headers={  # noqa: S310
         "Content-Type": "application/json; charset=utf-8", **headers,
     })  # fmt: skip
+    deadline = Deadline(limits)
     try:
-        with _NO_REDIRECTS.open(request, timeout=TIMEOUT_SECONDS) as response:
+        with _opener(deadline).open(request) as response:
             return int(response.status), response.read(65536)
     except urllib.error.HTTPError as exc:
         return int(exc.code), b""
     except (urllib.error.URLError, OSError) as exc:
+        if deadline.hit:
+            return retry(deadline.problem)
         reason = getattr(exc, "reason", exc)
         if isinstance(reason, ssl.SSLCertVerificationError):  # a setting, not an outage
             return refused(
@@ -145,6 +163,7 @@ class WeCom:
     per_minute: int | None = WECOM_PER_MINUTE
     fix: str = "check the robot's webhook URL in [alerts] wecom_webhook_file"
     time_zone: str = DEFAULT_TIME_ZONE  # the policy's: the digest's times are in it
+    limits: Limits = DEFAULT_LIMITS
 
     def send(self, d: Delivery) -> Attempt:
         return self._post(payloads.wecom(d, self.time_zone))
@@ -156,7 +175,7 @@ class WeCom:
         url = _secret(self.url_file, "wecom_webhook_file")
         if isinstance(url, Attempt):
             return url
-        answer = _post(url, body, {})
+        answer = _post(url, body, {}, self.limits)
         if isinstance(answer, Attempt):
             return answer
         status, body = answer
@@ -183,6 +202,7 @@ class Webhook:
     per_minute: int | None = None
     fix: str = "check [alerts] webhook_url and what the receiver expects"
     time_zone: str = DEFAULT_TIME_ZONE
+    limits: Limits = DEFAULT_LIMITS
 
     def send(self, d: Delivery) -> Attempt:
         return self._post(payloads.webhook(d, self.time_zone))
@@ -199,7 +219,7 @@ class Webhook:
             headers[self.header] = (
                 "sha256=" + hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
             )
-        answer = _post(self.url, body, headers)
+        answer = _post(self.url, body, headers, self.limits)
         if isinstance(answer, Attempt):
             return answer
         return _http_outcome(answer[0]) or SENT
@@ -214,6 +234,7 @@ class Email:
     per_minute: int | None = None
     fix: str = "check the [alerts] smtp_ settings (server, account, sender, recipients)"
     time_zone: str = DEFAULT_TIME_ZONE
+    limits: Limits = DEFAULT_LIMITS
 
     def send(self, d: Delivery) -> Attempt:
         s = self.settings
@@ -231,57 +252,65 @@ class Email:
             if isinstance(read, Attempt):
                 return read
             password = read
+        deadline = Deadline(self.limits)
         try:
-            with self._connect() as smtp:
+            with self._connect(deadline) as smtp:
                 if s.smtp_user:
                     smtp.login(s.smtp_user, password)
                 refusals = smtp.send_message(message)
-        except ssl.SSLCertVerificationError as exc:  # a setting (the server's name, its CA)
-            return refused(f"the mail server's TLS certificate does not verify"
-                           f" ({exc.verify_message})")  # fmt: skip
-        except smtplib.SMTPNotSupportedError:  # AUTH or STARTTLS the server does not offer
-            return refused("the mail server does not offer what [alerts] smtp_security or"
-                           " smtp_user asks for (STARTTLS, AUTH)")  # fmt: skip
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            problem = f"every recipient refused (SMTP {', '.join(map(str, codes))})"
-            return retry(problem) if all(400 <= c < 500 for c in codes) else refused(problem)
-        except smtplib.SMTPResponseException as exc:
-            problem = f"SMTP {exc.smtp_code}"
-            return retry(problem) if 400 <= exc.smtp_code < 500 else refused(problem)
         except (smtplib.SMTPException, OSError) as exc:
-            return retry(f"no answer ({type(exc).__name__})")
+            # smtplib makes a read the deadline cut a disconnection: the deadline tells
+            return retry(deadline.problem) if deadline.hit else _smtp_failure(exc)
         if refusals:  # some recipients took it: sent, and the refused ones are named in the log
             log.warning("alerts: the mail server refused %d recipient(s) of an alert (SMTP"
                         " %s): check [alerts] smtp_to", len(refusals),
                         ", ".join(str(code) for code, _ in refusals.values()))  # fmt: skip
         return SENT
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, deadline: Deadline) -> smtplib.SMTP:
         s = self.settings
         if s.smtp_security == "tls":
-            context = ssl.create_default_context()
-            return smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=TIMEOUT_SECONDS,
-                                    context=context)  # fmt: skip
-        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=TIMEOUT_SECONDS)
+            return SMTP_SSL(s.smtp_host, s.smtp_port, deadline)
+        smtp = SMTP(s.smtp_host, s.smtp_port, deadline)
         if s.smtp_security == "starttls":
             try:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=deadline.tls())
             except BaseException:
                 smtp.close()
                 raise
         return smtp
 
 
-def configured(settings: AlertSettings, time_zone: str = DEFAULT_TIME_ZONE) -> dict[str, Channel]:
-    """The channels `settings` sets, by name, writing times in `time_zone` (the policy's)."""
+def _smtp_failure(exc: smtplib.SMTPException | OSError) -> Attempt:
+    """What an SMTP exchange that failed in time means."""
+    if isinstance(exc, ssl.SSLCertVerificationError):  # a setting (the server's name, its CA)
+        return refused(f"the mail server's TLS certificate does not verify"
+                       f" ({exc.verify_message})")  # fmt: skip
+    if isinstance(exc, smtplib.SMTPNotSupportedError):  # AUTH or STARTTLS it does not offer
+        return refused("the mail server does not offer what [alerts] smtp_security or"
+                       " smtp_user asks for (STARTTLS, AUTH)")  # fmt: skip
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        problem = f"every recipient refused (SMTP {', '.join(map(str, codes))})"
+        return retry(problem) if all(400 <= c < 500 for c in codes) else refused(problem)
+    if isinstance(exc, smtplib.SMTPResponseException):
+        problem = f"SMTP {exc.smtp_code}"
+        return retry(problem) if 400 <= exc.smtp_code < 500 else refused(problem)
+    return retry(f"no answer ({type(exc).__name__})")
+
+
+def configured(
+    settings: AlertSettings, time_zone: str = DEFAULT_TIME_ZONE, limits: Limits = DEFAULT_LIMITS
+) -> dict[str, Channel]:
+    """The channels `settings` sets, by name, writing times in `time_zone` (the policy's),
+    each attempt within `limits`."""
     found: list[Channel] = []
     if settings.wecom_webhook_file is not None:
-        found.append(WeCom(settings.wecom_webhook_file, time_zone=time_zone))
+        found.append(WeCom(settings.wecom_webhook_file, time_zone=time_zone, limits=limits))
     if settings.webhook_url:
         found.append(Webhook(settings.webhook_url, settings.webhook_secret_file,
                              settings.webhook_signature_header,
-                             time_zone=time_zone))  # fmt: skip
+                             time_zone=time_zone, limits=limits))  # fmt: skip
     if settings.smtp_host:
-        found.append(Email(settings, time_zone=time_zone))
+        found.append(Email(settings, time_zone=time_zone, limits=limits))
     return {c.name: c for c in found}

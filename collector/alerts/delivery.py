@@ -2,15 +2,22 @@
 retrying tried again after a backoff that doubles up to a cap, a message given up after a
 day (or at once when refused), each failure logged without a secret and counted.
 
-The sending itself (seconds, at worst the timeout) runs off the store's thread (`io`), the
-reads and writes on it (`db`): a receiver that hangs never holds up ingest. Times are given,
-never read from a clock here, so tests drive retries without waiting.
+The sending itself (seconds, at worst the attempt's deadline, `deadline.Limits`) runs off the
+store's thread (`io`), the reads and writes on it (`db`): a receiver that hangs never holds up
+ingest. Each channel is sent to beside the others, so that a slow receiver holds only its
+own; a channel's messages go one after the other, and once an attempt failed (and is to be
+retried) the channel's others wait for the next round: the receiver is away, busy or slow,
+and each would cost as much. Times are given, never read from a clock here, so tests drive
+retries without waiting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -25,9 +32,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # How long a message taken to be sent is not sent by another collector: far longer than an
-# attempt takes (each step of it has a 10 s timeout), so that a collector whose lease lapsed
-# while a slow receiver held it up is not doubled by the next holder; after a crash mid-send,
-# the message is due again this long after.
+# attempt takes (30 s in all, `deadline.ATTEMPT_SECONDS`), so that a collector whose lease
+# lapsed while a slow receiver held it up is not doubled by the next holder; after a crash
+# mid-send, or a stop that did not wait for the attempt (task.keep_alerting), the message is
+# due again this long after.
 CLAIM_HOLD = dt.timedelta(minutes=15)
 
 
@@ -41,6 +49,38 @@ class Run(Protocol):
 async def inline(work: Callable[[], T]) -> T:
     """Run `work` here and now (tests; a caller already off the event loop)."""
     return work()
+
+
+async def on_own_thread(work: Callable[[], T]) -> T:
+    """Run `work` on a daemon thread of its own. An attempt a stopping collector no longer
+    waits for (task.keep_alerting) runs on to its deadline without holding the process's exit,
+    as one in asyncio.to_thread's pool would: `asyncio.run` waits for that pool's threads."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = work()
+        except Exception as exc:
+            _settle(loop, future, partial(future.set_exception, exc))
+        else:
+            _settle(loop, future, partial(future.set_result, result))
+
+    threading.Thread(target=run, name="alert-attempt", daemon=True).start()
+    return await future
+
+
+def _settle(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[T], settle: Callable[[], None]
+) -> None:  # fmt: skip
+    """`settle` the future on its loop, unless nobody waits any more (cancelled, loop gone)."""
+
+    def unless_cancelled() -> None:
+        if not future.done():
+            settle()
+
+    with contextlib.suppress(RuntimeError):  # the loop is closed: the collector has stopped
+        loop.call_soon_threadsafe(unless_cancelled)
 
 
 @dataclass(frozen=True)
@@ -61,23 +101,42 @@ async def deliver_due(
     store: Store, channels: dict[str, Channel], now: dt.datetime, *, backoff: Backoff,
     metrics: AlertMetrics | None = None, db: Run = inline, io: Run = inline,
 ) -> list[tuple[str, Attempt]]:  # fmt: skip
-    """Try every due message once; what each attempt gave, by channel."""
-    done: list[tuple[str, Attempt]] = []
+    """Try every due message once, each channel beside the others, a channel's messages in
+    order until one fails to be retried; what each attempt gave, by channel."""
+    queues: dict[str, list[Delivery]] = {}
     for d in await db(lambda: store.alerts.due(now)):
-        channel = channels.get(d.channel)
-        if channel is None:  # no longer set here: whoever has it set sends it
-            continue
+        if d.channel in channels:  # one no longer set here: whoever has it set sends it
+            queues.setdefault(d.channel, []).append(d)
+    each = [
+        _deliver_channel(store, channels[name], due, now, backoff=backoff, metrics=metrics,
+                         db=db, io=io)
+        for name, due in queues.items()
+    ]  # fmt: skip
+    sent = await asyncio.gather(*each)
+    return [attempt for one in sent for attempt in one]
+
+
+async def _deliver_channel(
+    store: Store, channel: Channel, due: list[Delivery], now: dt.datetime, *,
+    backoff: Backoff, metrics: AlertMetrics | None, db: Run, io: Run,
+) -> list[tuple[str, Attempt]]:  # fmt: skip
+    """`due`, the messages of `channel`, one after the other; after an attempt to retry, the
+    rest wait for the next round."""
+    done: list[tuple[str, Attempt]] = []
+    for d in due:
         if channel.per_minute is not None:
             since = now - dt.timedelta(minutes=1)
             tried = await db(partial(store.alerts.attempted_since, d.channel, since))
             if tried >= channel.per_minute:
-                continue
+                break
         if not await db(partial(store.alerts.claim, d, now, CLAIM_HOLD)):
             continue  # another collector is sending it, or has
         attempt = await io(partial(_send, channel, d))
         await db(partial(_record, store, d, attempt, now, backoff))
         _tell(channel, d, attempt, now, backoff=backoff, metrics=metrics)
         done.append((d.channel, attempt))
+        if not attempt.delivered and attempt.retry:
+            break
     return done
 
 

@@ -16,7 +16,9 @@ through (`wrote`). This process remembers, in memory, what it told on each chann
 - once writes go through, each problem told is told RESOLVED, once; one never told (the
   channel was down all along) is not;
 - a send that fails is logged (once, then hourly with the count) and tried again at the next
-  round, with the same `notice_id`; it never raises into the task.
+  round, with the same `notice_id`; it never raises into the task;
+- the channels are told side by side: one slow receiver (an attempt has up to 30 s,
+  `deadline.Limits`) does not hold the others.
 
 Several collectors on one PostgreSQL each meet the refusal and each tell it: nothing shared
 can say which one should, when the database itself is what refuses. Like Alertmanager's
@@ -93,35 +95,44 @@ class Unrecorded:
         if self._now is None or self._now.refusal != why:
             self._now = _Episode(why, now)
         episode, clock = self._now, self._clock()
-        for name, channel in found.items():
-            told = self._open.setdefault(name, {}).get(why.code)
-            if told is not None:
-                if clock - told.at < self._repeat():
-                    continue
-                n = Urgent(f"{told.episode.key}.{REMINDER}.{told.reminders + 1}", REMINDER,
-                           self.collector, why, told.episode.since, now)  # fmt: skip
-                if await self._send(channel, n):
-                    told.at, told.reminders = clock, told.reminders + 1
-                continue
-            last = self._last_new.get((name, why.code))
-            if last is not None and clock - last < NEW_AT_MOST_EVERY_SECONDS:
-                continue
-            n = Urgent(f"{episode.key}.{NEW}", NEW, self.collector, why, episode.since, now)
+        await asyncio.gather(*(self._refused_on(name, channel, episode, clock, now)
+                               for name, channel in found.items()))  # fmt: skip
+
+    async def _refused_on(
+        self, name: str, channel: Channel, episode: _Episode, clock: float, now: dt.datetime
+    ) -> None:  # fmt: skip
+        why = episode.refusal
+        told = self._open.setdefault(name, {}).get(why.code)
+        if told is not None:
+            if clock - told.at < self._repeat():
+                return
+            n = Urgent(f"{told.episode.key}.{REMINDER}.{told.reminders + 1}", REMINDER,
+                       self.collector, why, told.episode.since, now)  # fmt: skip
             if await self._send(channel, n):
-                self._open[name][why.code] = _Told(episode, clock)
-                self._last_new[(name, why.code)] = clock
+                told.at, told.reminders = clock, told.reminders + 1
+            return
+        last = self._last_new.get((name, why.code))
+        if last is not None and clock - last < NEW_AT_MOST_EVERY_SECONDS:
+            return
+        n = Urgent(f"{episode.key}.{NEW}", NEW, self.collector, why, episode.since, now)
+        if await self._send(channel, n):
+            self._open[name][why.code] = _Told(episode, clock)
+            self._last_new[(name, why.code)] = clock
 
     async def wrote(self, now: dt.datetime, found: dict[str, Channel]) -> None:
         """A round whose writes went through at `now`: each problem told is told resolved."""
         self._now = None
-        for name, channel in found.items():
-            told = self._open.get(name, {})
-            for code, item in list(told.items()):
-                e = item.episode
-                n = Urgent(f"{e.key}.{RESOLVED}", RESOLVED, self.collector, e.refusal, e.since,
-                           now)  # fmt: skip
-                if await self._send(channel, n):
-                    del told[code]
+        await asyncio.gather(*(self._resolved_on(name, channel, now)
+                               for name, channel in found.items()))  # fmt: skip
+
+    async def _resolved_on(self, name: str, channel: Channel, now: dt.datetime) -> None:
+        told = self._open.get(name, {})
+        for code, item in list(told.items()):
+            e = item.episode
+            n = Urgent(f"{e.key}.{RESOLVED}", RESOLVED, self.collector, e.refusal, e.since,
+                       now)  # fmt: skip
+            if await self._send(channel, n):
+                del told[code]
 
     async def _send(self, channel: Channel, n: Urgent) -> bool:
         """Whether `channel` took `n`; a failure logged once, then hourly with the count."""

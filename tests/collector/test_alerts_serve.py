@@ -16,6 +16,7 @@ import pytest
 
 from devposture.collector.config import CONFIG_NAME, ConfigError, load
 from devposture.collector.datadir import initialize
+from devposture.collector.store import Store
 from tests.collector.alert_receivers import http_receiver
 from tests.collector.test_exclusive_serve import _configure
 from tests.databases import collector_database
@@ -109,9 +110,18 @@ def test_an_unknown_alert_key_is_refused_with_the_right_name(tmp_path: Path) -> 
     )
 
 
+def _recorded_sent(data: Path) -> bool:
+    reader = Store.open_reader(load(data).database)
+    try:
+        return [state for _, state, _, _ in reader.alerts.deliveries()] == ["sent"]
+    finally:
+        reader.close()
+
+
 def test_serve_sends_the_digest_to_the_webhook_named_in_collector_toml(tmp_path: Path) -> None:
-    """Waits for the receiver to get the request, with a generous deadline (the first round
-    runs as `serve` starts), or for `serve` to end."""
+    """Waits for the receiver to get the request and the collector to record it sent, with a
+    generous deadline (the first round runs as `serve` starts), or for `serve` to end. (Its
+    drain is 0 s: a stop before the record would leave the attempt, to be sent again.)"""
     with http_receiver() as hook:
         data = tmp_path / "collector"
         _configure(data, free_ports(5))  # five ports free now (the receiver's is taken)
@@ -123,9 +133,10 @@ def test_serve_sends_the_digest_to_the_webhook_named_in_collector_toml(tmp_path:
         )  # fmt: skip
         try:
             deadline = time.monotonic() + DEADLINE_SECONDS
-            while not hook.arrived.wait(0.2):
+            while not (hook.arrived.is_set() and _recorded_sent(data)):
                 if serving.poll() is not None or time.monotonic() > deadline:
                     break
+                time.sleep(0.2)
         finally:
             serving.send_signal(signal.SIGTERM)
             _, err = serving.communicate(timeout=60)
