@@ -683,8 +683,13 @@ class CollectorService(pb_grpc.CollectorServicer):
             proven = verify_reestablish(request, self._trust.trusted_cas(), now)
         except ProofRejected as exc:
             await self._refuse(context, address, grpc.StatusCode.UNAUTHENTICATED, exc.said)
+        presented = request.certificate_pem.encode("ascii", "replace")
+        # The certificate presented here, as one presented on the report port: a row whose
+        # CA is not recorded (issued before schema 28) gets it, so that `ca rollover` counts it.
         admission = await self._in_db(
-            lambda: self._store.identity.admit(proven.device_id, proven.serial, now)
+            lambda: self._store.identity.admit(
+                proven.device_id, proven.serial, now, issuer=lambda: self._issuer_of(presented)
+            )
         )
         refusal = device_refusal(proven.device_id, admission, self._judging.zone)
         if refusal is not None:

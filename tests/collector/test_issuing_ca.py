@@ -422,3 +422,30 @@ def test_finish_refuses_while_a_collector_still_signs_with_the_previous_ca_after
         store.close()
     old = fingerprint(first_ca)
     assert issuers == [old, old, old, fingerprint(new_ca)]
+
+
+def test_a_reestablishment_records_the_ca_of_the_certificate_it_presents(
+    live_collector: LiveCollector, tmp_path: Path
+) -> None:
+    """An agent back after its certificate expired presents that certificate on the
+    enrollment port; a row whose CA is not recorded (issued before schema 28) gets it there,
+    as a renewal's or a report's presented certificate does on the report port."""
+    from tests.collector.test_identity_lifecycle import _expire_certificate  # noqa: PLC0415
+
+    agent = enroll_agent(live_collector, tmp_path / "agent", "pc-1")
+    device_id = agent.enrollment.device_id
+    _expire_certificate(live_collector, agent)  # recorded as an older row: CA not recorded
+    store = live_collector.store()
+    try:
+        assert _issuer(store, device_id, 2) is None
+    finally:
+        store.close()
+    result = ensure_fresh_certificate(agent.state, agent.enrollment, utcnow())
+    assert result.outcome is Outcome.REESTABLISHED, result.detail
+    store = live_collector.store()
+    try:
+        presented, issued = _issuer(store, device_id, 2), _issuer(store, device_id, 3)
+    finally:
+        store.close()
+    assert presented == live_collector.ca_fingerprint
+    assert issued == live_collector.ca_fingerprint
