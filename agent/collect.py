@@ -1,4 +1,6 @@
-"""Build one PostureReport: a fresh id, the time, and every fact the probes could read."""
+"""Build one PostureReport: a fresh id, the time, and every fact the probes could read, held
+to what the collector takes (agent/probes/report_room.py): a report it refused would be
+retried forever."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from devposture.agent import __version__
 from devposture.agent.host import Host
 from devposture.agent.probes import collect_facts
 from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.probes.report_room import fit
 from devposture.v1 import devposture_pb2 as pb
 
 
@@ -21,4 +24,5 @@ def build_report(host: Host, config: ProbeConfig, device_id: str = "") -> pb.Pos
     collected_at.FromDatetime(host.now())
     report.collected_at.CopyFrom(collected_at)
     collect_facts(host, config, report)
+    fit(report)
     return report

@@ -23,7 +23,9 @@ from devposture.agent.parsers import firewalld
 from devposture.agent.probes import (
     backup_volume,
     chat_backups,
+    chat_clients,
     endpoint_protection,
+    report_room,
     vpn_room,
     wifi_classify,
 )
@@ -32,6 +34,7 @@ from devposture.agent.probes.linux import updates as linux_updates
 from devposture.agent.probes.linux.av_products import LINUX_AV_PROCESSES
 from devposture.agent.probes.macos import updates as mac_updates
 from devposture.agent.probes.macos.av_products import MACOS_AV_PROCESSES
+from devposture.agent.probes.windows import antivirus as windows_antivirus
 from devposture.agent.probes.windows import updates as windows_updates
 from devposture.collector.validation import DEFAULT_MAX_ITEMS, MAX_ITEMS
 from devposture.v1 import devposture_pb2 as pb
@@ -88,26 +91,28 @@ CAPS: dict[str, Cap] = {
     "devposture.v1.DiskEncryptionFact.volumes": Cap(
         backup_volume.MAX_VOLUMES, "the volumes that matter first (agent/probes/volume_room.py)"
     ),
+    "devposture.v1.AntivirusFact.products": Cap(
+        max(
+            windows_antivirus.MAX_PRODUCTS,
+            # ClamAV or XProtect, mdatp, and one per product of the vendors' tables.
+            2 + len(set(LINUX_AV_PROCESSES.values())),
+            2 + len(set(MACOS_AV_PROCESSES.values())),
+        ),
+        "Windows: those protecting first; Linux and macOS: one per known product",
+    ),
+    "devposture.v1.ChatClientsFact.clients": Cap(
+        chat_clients.MAX_CLIENTS, "those whose version is unknown and each app's oldest first"
+    ),
+    "devposture.v1.PostureReport.errors": Cap(
+        report_room.MAX_ERRORS, "the first of each fact and source first (agent/collect.py)"
+    ),
 }
 
 GAPS: dict[str, str] = {
-    "devposture.v1.AntivirusFact.products": (
-        "Windows: every product Security Center lists (registrations an uninstall left"
-        " behind included), uncapped; a handful on real machines"
-    ),
     "devposture.v1.FirewallFact.profiles": (
         "Linux: one profile per network card no backend filters (agent/probes/linux/"
-        "firewall.py, _open_cards), uncapped: a server with dozens of SR-IOV functions; Windows:"
-        " each profile printed, repeats not removed"
-    ),
-    "devposture.v1.ChatClientsFact.clients": (
-        "one per app, place and version: every user's copy in ~/Applications (macOS) or"
-        " flatpak (Linux) reads \"~/…\" and one version is one item, but no cap holds 64"
-        " distinct versions"
-    ),
-    "devposture.v1.PostureReport.errors": (
-        "no cap on the whole report; the chat-backup scan adds one per data root it cannot"
-        " read, and data roots grow with the users"
+        "firewall.py, _open_cards), uncapped: a server with dozens of SR-IOV functions. (Windows"
+        " reports each distinct profile once: at most windows/firewall.MAX_PROFILES, 18.)"
     ),
 }
 

@@ -11,22 +11,42 @@ import uuid
 import zipfile
 from pathlib import Path
 
-from devposture.agent.host import NetInterface
-from devposture.agent.probes import ProbeConfig, vpn_room
+import pytest
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from devposture.agent.host import HostError, LiveHost, NetInterface
+from devposture.agent.probes import ProbeConfig, chat_clients, collect_facts, report_room, vpn_room
+from devposture.agent.probes import commands as cmd
 from devposture.agent.probes.chat_backups import LIVE_DATA_SOURCE, MAX_LIVE_DATA, MAX_SETS
 from devposture.agent.probes.linux import backups, vpn
-from devposture.agent.probes.outcome import ProbeContext
-from devposture.collector.validation import DEFAULT_MAX_ITEMS, MAX_ITEMS, validate_report
+from devposture.agent.probes.macos import chat_clients as mac_chat_clients
+from devposture.agent.probes.outcome import ProbeContext, source_error
+from devposture.agent.probes.windows import antivirus as windows_antivirus
+from devposture.agent.probes.windows import firewall as windows_firewall
+from devposture.collector.validation import (
+    DEFAULT_MAX_CHARS,
+    DEFAULT_MAX_ITEMS,
+    MAX_CHARS,
+    MAX_ITEMS,
+    ReportInvalid,
+    validate_report,
+)
 from devposture.policy.checks import (
     LIVE_DATA_LEFT_OUT,
     CheckParameters,
     State,
+    check_chat_app_updates,
     check_chat_backup,
+    evaluate,
 )
 from devposture.policy.phrases import is_phrase
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.macos.replay_macos import MacReplayHost, out
+from tests.agent.macos.replay_macos import fixture as mac_fixture
 from tests.agent.replay import ReplayHost
 from tests.agent.test_probes_backups import TempHomeHost, dated
+from tests.agent.windows.machines import healthy_english
+from tests.agent.windows.replay_windows import fixture
 
 NOW = dt.datetime(2026, 9, 21, 12, 0, tzinfo=dt.UTC)
 
@@ -158,3 +178,208 @@ def test_the_agent_takes_no_more_live_data_folders_than_the_collector_and_says_s
     assert most >= MAX_LIVE_DATA
     # The check of 6.2.1 knows the agent's word for accounts left out (no unread place).
     assert LIVE_DATA_SOURCE == LIVE_DATA_LEFT_OUT
+
+
+# --- what no single fact owns: the report's errors and the texts copied from the machine ------
+
+
+def _report(report: pb.PostureReport) -> pb.PostureReport:
+    report.report_id = str(uuid.UUID(int=9))
+    report.collected_at.FromDatetime(NOW)
+    return report
+
+
+def test_the_agents_text_limits_are_no_more_than_the_collectors() -> None:
+    every = _strings(pb.PostureReport.DESCRIPTOR)
+    assert set(report_room.CHARS) <= set(every) and set(MAX_CHARS) <= set(every)
+    for name in every:
+        ours = report_room.CHARS.get(name, report_room.DEFAULT_CHARS)
+        assert 0 < ours <= MAX_CHARS.get(name, DEFAULT_MAX_CHARS), name
+    assert MAX_ITEMS["devposture.v1.PostureReport.errors"] >= report_room.MAX_ERRORS
+
+
+def _strings(descriptor: Descriptor, seen: set[str] | None = None) -> list[str]:
+    seen = set() if seen is None else seen
+    if descriptor.full_name in seen:
+        return []
+    seen.add(descriptor.full_name)
+    found = []
+    for field in descriptor.fields:
+        if field.type == FieldDescriptor.TYPE_STRING:
+            found.append(field.full_name)
+        if field.message_type is not None:
+            found += _strings(field.message_type, seen)
+    return found
+
+
+def _unreadable(tmp_path: Path, count: int) -> list[pb.ProbeError]:
+    """`count` real errors of the live host, worded as the chat-backup scan files one for a
+    place it cannot list (source "backups"): real files where folders were expected."""
+    errors = []
+    for n in range(count):
+        path = tmp_path / f"home{n:03}"
+        path.write_text("", encoding="utf-8")
+        try:
+            LiveHost().list_dir(str(path))
+        except HostError as exc:
+            errors.append(source_error(pb.FACT_CHAT_BACKUPS, "backups", exc))
+    assert len(errors) == count
+    return errors
+
+
+def test_a_hundred_and_twenty_errors_keep_one_per_fact_and_source_and_say_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A computer with nothing on it (every probe's real error) and a chat-backup scan that
+    could not list 120 places: refused before (errors: 130 items, at most 64)."""
+    report = _report(pb.PostureReport())
+    collect_facts(ReplayHost(), ProbeConfig(), report)
+    before = list(report.errors)
+    assert 0 < len(before) < 20
+    report.errors.extend(_unreadable(tmp_path, 60))
+    report.errors.extend(before)  # each probe's error again, as a second round would add
+    report.errors.extend(_unreadable(tmp_path, 60))
+    total = len(report.errors)
+    errors = list(report.errors)
+    with pytest.raises(ReportInvalid, match=rf"errors: {total} items, at most 64"):
+        validate_report(report, NOW)
+    report_room.fit(report)
+    validate_report(report, NOW)
+    assert len(report.errors) == 64
+    *kept, said = report.errors
+    assert said.message == (
+        f"{total - 63} of {total} errors left out of the report (the collector takes 64): the"
+        " first of each fact and of each source are kept"
+    )
+    assert is_phrase(said.message) and (said.fact, said.source) == (pb.FACT_UNSPECIFIED, "errors")
+    # Every probe's own error is kept, once, in the order written; then the scan's first.
+    assert kept[: len(before)] == before
+    assert kept[len(before) :] == errors[len(before) : len(before) + 63 - len(before)]
+
+
+def test_errors_within_the_limit_are_left_as_they_are(tmp_path: Path) -> None:
+    report = _report(pb.PostureReport())
+    report.errors.extend(_unreadable(tmp_path, 64))
+    report_room.fit(report)
+    assert [e.message for e in report.errors] == [e.message for e in _unreadable(tmp_path, 64)]
+
+
+def test_a_path_longer_than_the_collector_takes_is_cut_in_its_middle(tmp_path: Path) -> None:
+    """A backup's place 4,500 characters long, as a policy's folder may name one: the live
+    host's real error names it whole (the OS refuses it: too long), and the fact holds it."""
+    where = str(tmp_path / (("d" * 200 + "/") * 22) / "wechat-backup.zip")
+    assert len(where) > 4400
+    problem = None
+    try:
+        LiveHost().read_bytes(where, 16)
+    except HostError as exc:
+        problem = source_error(pb.FACT_CHAT_BACKUPS, "backups", exc)
+    assert problem is not None
+    report = _report(pb.PostureReport())
+    report.errors.append(problem)
+    report.chat_backups.backups.add(location=where, volume_evidence=f"on {where}")
+    assert len(problem.message) > 4096
+    with pytest.raises(ReportInvalid, match="characters, at most"):
+        validate_report(report, NOW)
+    report_room.fit(report)
+    validate_report(report, NOW)
+    message = report.errors[0].message
+    assert len(message) == 4096 and "…" in message
+    assert message.endswith(problem.message[-1000:])
+    backup = report.chat_backups.backups[0]
+    assert len(backup.location) == 4096 and backup.location.endswith("/wechat-backup.zip")
+    assert len(backup.volume_evidence) == 1024 and backup.volume_evidence.startswith("on ")
+
+
+# --- lists of the Windows and macOS facts, from recorded outputs repeated ----------------------
+
+
+def _repeated(relative: str, times: int) -> tuple[int, bytes, bytes]:
+    """A recorded PowerShell listing printed `times` over: records one after the other."""
+    return 0, b"\n\n".join([fixture(relative).strip(b"\r\n")] * times) + b"\n", b""
+
+
+def test_ninety_security_center_registrations_keep_those_protecting() -> None:
+    """Trend Micro and Sophos on, Windows Defender off (a recorded Security Center listing),
+    listed thirty times over, beside Defender's own status: 91 products, refused before
+    (antivirus.products: 91 items, at most 64)."""
+    host = healthy_english()
+    listing = "security_center/cim-antivirusproduct-trend-sophos-defender-annotated.txt"
+    host.record(cmd.SECURITY_CENTER, _repeated(listing, 30))
+    ctx = ProbeContext(host, ProbeConfig(), pb.PostureReport())
+    outcome = windows_antivirus.probe(ctx)
+    assert isinstance(outcome.fact, pb.AntivirusFact)
+    report = _report(pb.PostureReport(antivirus=outcome.fact, errors=outcome.errors))
+    validate_report(report, NOW)
+    products = report.antivirus.products
+    assert len(products) == windows_antivirus.MAX_PRODUCTS == 64
+    names = [p.name for p in products]
+    # The sixty protecting registrations and Defender's status first; three of the thirty
+    # Defender-off registrations fill the rest, in the order listed.
+    assert names.count("Trend Micro Antivirus+") == names.count("Sophos Home") == 30
+    assert names.count(windows_antivirus.DEFENDER_NAME) == 1
+    assert names.count("Windows Defender") == 3
+    (said,) = [e for e in report.errors if e.source == windows_antivirus.PRODUCTS_SOURCE]
+    assert said.message == (
+        "27 of 91 antivirus products left out of the report (the collector takes 64): those"
+        " protecting are kept first"
+    )
+    assert is_phrase(said.message) and said.fact == pb.FACT_ANTIVIRUS
+    (judged,) = [v for c, v in evaluate(report, NOW) if c.check_id == "antivirus"]
+    assert judged.state == State.PASS, judged
+
+
+def test_firewall_profiles_printed_thirty_times_are_reported_once() -> None:
+    host = healthy_english()
+    host.record(cmd.FIREWALL_PROFILES,
+                _repeated("firewall/netfirewallprofile-all-enabled.txt", 30))  # fmt: skip
+    outcome = windows_firewall.probe(ProbeContext(host, ProbeConfig(), pb.PostureReport()))
+    assert isinstance(outcome.fact, pb.FirewallFact)
+    validate_report(_report(pb.PostureReport(firewall=outcome.fact)), NOW)
+    assert [p.name for p in outcome.fact.profiles] == ["domain", "private", "public"]
+    assert outcome.fact.enabled
+    assert windows_firewall.MAX_PROFILES <= DEFAULT_MAX_ITEMS
+
+
+SHORT_VERSION = "chat_clients/defaults-wechat-shortversion-4.1.5-wechattweak-895.out"
+KEY_MISSING = "chat_clients/defaults-wechat-key-missing-wechattweak-928.err"
+
+
+def test_a_hundred_chat_clients_keep_the_unknown_and_the_oldest() -> None:
+    """The recorded answers of `defaults read` (WeChat 4.1.5, and the key missing), given by
+    a hundred copies of WeChat.app: no public recording holds so many copies, so the replayed
+    Mac has them in numbered folders /Applications/Copy <n>/. Each copy is a client of its
+    own place; the collector takes 64."""
+    host = MacReplayHost()
+    host.with_tool("defaults")
+    bundles = [f"/Applications/Copy {n:03}/WeChat.app" for n in range(100)]
+    for n, bundle in enumerate(bundles):
+        host.commands[cmd.bundle_version(bundle)] = (
+            (1, b"", mac_fixture(KEY_MISSING)) if n == 70 else out(SHORT_VERSION)
+        )
+
+    def copies(ctx: ProbeContext) -> list[pb.ChatClient]:
+        return [mac_chat_clients._version(ctx, pb.CHAT_APP_WECHAT, b) for b in bundles]
+
+    outcome = chat_clients.scan(ProbeContext(host, ProbeConfig(), pb.PostureReport()),
+                                (("Info.plist", copies),))  # fmt: skip
+    assert isinstance(outcome.fact, pb.ChatClientsFact)
+    report = _report(pb.PostureReport(chat_clients=outcome.fact, errors=outcome.errors))
+    validate_report(report, NOW)
+    clients = report.chat_clients.clients
+    assert len(clients) == chat_clients.MAX_CLIENTS == 64
+    # The copy whose version is unknown is kept, then the oldest (all 4.1.5: the first listed).
+    assert [c.location for c in clients] == [
+        *(f"/Applications/Copy {n:03}/WeChat.app" for n in range(63)),
+        "/Applications/Copy 070/WeChat.app",
+    ]
+    assert clients[-1].version_error
+    (said,) = report.errors
+    assert said.message == (
+        "36 of 100 chat clients left out of the report (the collector takes 64): those whose"
+        " version is unknown and each app's oldest are kept"
+    )
+    assert is_phrase(said.message) and said.source == chat_clients.CLIENTS_SOURCE
+    # A partial list never passes: the clients left out are unknown.
+    verdict = check_chat_app_updates(report, NOW, CheckParameters())
+    assert verdict.state == State.UNKNOWN, verdict

@@ -37,6 +37,13 @@ date patterns and the time zone; the date is read with them and turned into UTC
 PARSE_ERROR of the "defender" source and leaves signatures_updated_at unset, never guessed; the
 rest of the product stays. When neither source could be read there is no fact, only the errors:
 unknown is not "no antivirus".
+
+Security Center keeps every registration, those an uninstall left behind included, so the list
+has no bound of its own; the collector takes `MAX_PRODUCTS`. When there are more, the products
+that protect (on, in real time, signatures up to date, nothing in their way) are kept first,
+then those nothing is known against, then those with a problem: one protecting product decides
+the clause (PASS), and a product left out is never one that could have passed it while one
+kept could not. How many were left out is said in an error of source `PRODUCTS_SOURCE`.
 """
 
 from __future__ import annotations
@@ -54,11 +61,14 @@ from devposture.agent.parsers.windows.security_center import (
 )
 from devposture.agent.probes.commands import DEFENDER, SECURITY_CENTER
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from devposture.agent.probes.report_room import keep
 from devposture.agent.probes.windows.commands import run_text
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_ANTIVIRUS
 DEFENDER_NAME = "Microsoft Defender Antivirus"
+MAX_PRODUCTS = 64  # the collector's DEFAULT_MAX_ITEMS
+PRODUCTS_SOURCE = "products"
 
 
 def _security_center(ctx: ProbeContext) -> list[pb.AntivirusProduct]:
@@ -135,4 +145,23 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         if not errors:
             errors.append(error(FACT, pb.PROBE_ERROR_CODE_INTERNAL, "no antivirus source ran"))
         return FactOutcome(None, errors)
-    return FactOutcome(pb.AntivirusFact(products=products), errors)
+    kept, left_out = keep(products, _rank, MAX_PRODUCTS)
+    if left_out:
+        message = (
+            f"{left_out} of {len(products)} antivirus products left out of the report (the"
+            f" collector takes {MAX_PRODUCTS}): those protecting are kept first"
+        )
+        errors.append(error(FACT, pb.PROBE_ERROR_CODE_UNSPECIFIED, message, PRODUCTS_SOURCE))
+    return FactOutcome(pb.AntivirusFact(products=kept), errors)
+
+
+def _rank(product: pb.AntivirusProduct) -> int:
+    """0: it protects, as far as it says; 1: nothing is known against it; 2: a problem."""
+    said = [
+        product.enabled if product.HasField("enabled") else None,
+        product.real_time_protection if product.HasField("real_time_protection") else None,
+        product.signatures_up_to_date if product.HasField("signatures_up_to_date") else None,
+    ]
+    if product.health_issues or False in said:
+        return 2
+    return 1 if None in said else 0

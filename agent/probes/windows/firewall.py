@@ -10,6 +10,11 @@ networks (`Get-NetConnectionProfile`: Public, Private, DomainAuthenticated).
 
 `enabled` is true only when every active profile's firewall is on, or every profile's when the
 active ones are unknown or no network is connected; false when one of those is off.
+
+A profile printed twice alike is reported once (`_as_pb`): the parsers take only the three
+profile names, on or off and three inbound actions, so the fact holds at most `MAX_PROFILES`
+however many times a tool repeats itself, within the collector's 64. Two different states of
+one profile are both kept: the firewall is then on only if both say so.
 """
 
 from __future__ import annotations
@@ -36,19 +41,19 @@ from devposture.v1 import devposture_pb2 as pb
 FACT = pb.FACT_FIREWALL
 _PS_SOURCE = "Get-NetFirewallProfile"
 _NETSH_SOURCE = "netsh advfirewall"
+# domain, private, public; on or off; drop, allow or not configured ("").
+MAX_PROFILES = 3 * 2 * 3
 
 
 def _as_pb(
     profiles: Sequence[FirewallProfileState | NetshProfile], source: str
 ) -> list[pb.FirewallProfile]:
+    distinct = dict.fromkeys((p.name, p.enabled, p.default_inbound_action) for p in profiles)
     return [
         pb.FirewallProfile(
-            name=p.name,
-            enabled=p.enabled,
-            default_inbound_action=p.default_inbound_action,
-            source=source,
+            name=name, enabled=enabled, default_inbound_action=inbound, source=source
         )
-        for p in profiles
+        for name, enabled, inbound in distinct
     ]
 
 

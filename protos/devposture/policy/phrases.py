@@ -147,6 +147,14 @@ PHRASES: tuple[str, ...] = (
     "{count} of {total} volumes left out of the report (the collector takes {most}): those"
     " holding the system, the homes and the chat backups are kept first",
     "zfs get does not list {count} mounted ZFS dataset(s): their encryption is unknown",
+    # What else a report left out to stay within the collector's limits (agent/probes/
+    # report_room.py, windows/antivirus.py, chat_clients.py).
+    "{count} of {total} errors left out of the report (the collector takes {most}): the first"
+    " of each fact and of each source are kept",
+    "{count} of {total} antivirus products left out of the report (the collector takes {most}):"
+    " those protecting are kept first",
+    "{count} of {total} chat clients left out of the report (the collector takes {most}): those"
+    " whose version is unknown and each app's oldest are kept",
 )  # fmt: skip
 
 
