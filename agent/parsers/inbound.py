@@ -26,6 +26,14 @@ jumps and gotos, first rule first, and stops where every such packet has met a v
 
 `Reading.filters(interface)` is the answer for packets arriving on that interface; the profile
 the parser returns says whether the ruleset filters anywhere (see `summary`).
+
+IPv4 and IPv6 are walked apart: each base chain sees one family (iptables' INPUT IPv4,
+ip6tables' IPv6, nft's `ip` and `ip6` tables theirs, ufw's v4 and v6 chains theirs) or both
+(nft's `inet` tables), `Program.families` says which. A reading speaks only for the families
+its tool shows (`InboundReading.families`: `iptables -S` says nothing of IPv6), and
+`filters(interface, family)` and `filters_anywhere(family)` answer for one family. A filter
+in one family protects nothing in the other: an `iptables -I INPUT -j ACCEPT` ahead of ufw's
+chains leaves every IPv4 port open though ufw's IPv6 chains still drop.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ from dataclasses import dataclass, field
 from devposture.v1 import devposture_pb2 as pb
 
 ACCEPT, RETURN, JUMP, GOTO = "accept", "return", "jump", "goto"
+IPV4, IPV6 = "IPv4", "IPv6"
+BOTH = frozenset({IPV4, IPV6})
 BLOCKING = ("drop", "reject")
 _LOOPBACK = "lo"
 _MAX_DEPTH = 64  # nft and iptables refuse loops; a deeper nesting is not a real ruleset
@@ -90,10 +100,17 @@ class Rule:
 
 @dataclass(frozen=True)
 class Program:
-    """Chains by name, and the input base chains with their policies ("accept" or "drop")."""
+    """Chains by name, the input base chains with their policies ("accept" or "drop"), and the
+    one family a base chain sees (IPV4 or IPV6); a base chain not listed sees both."""
 
     chains: Mapping[str, Sequence[Rule]]
     bases: Sequence[tuple[str, str]]
+    families: Mapping[str, str] = field(default_factory=dict)
+
+    def bases_of(self, family: str | None) -> list[tuple[str, str]]:
+        """The base chains packets of `family` meet (None: every base chain)."""
+        return [(name, policy) for name, policy in self.bases
+                if family is None or self.families.get(name, family) == family]  # fmt: skip
 
     def interfaces(self) -> list[str]:
         """The interfaces its rules name (loopback and catch-alls aside), in order."""
@@ -148,12 +165,13 @@ class _Walk:
 OTHER = "\x00other"
 
 
-def _walk(program: Program, interface: str) -> tuple[bool, str]:
-    """(filtered, what becomes of the walked packets in the end) for packets on `interface`:
-    a filter or a drop in any base chain wins, for a packet must pass them all."""
+def _walk(program: Program, interface: str, family: str | None = None) -> tuple[bool, str]:
+    """(filtered, what becomes of the walked packets in the end) for packets of `family` (None:
+    either) on `interface`: a filter or a drop in any base chain they meet wins, for a packet
+    must pass them all. With no base chain for the family, netfilter accepts it."""
     ends: list[str] = []
     filtered = False
-    for name, policy in program.bases:
+    for name, policy in program.bases_of(family):
         walk = _Walk(program, interface)
         ends.append(walk.base(name, policy))
         filtered = filtered or walk.filtered
@@ -171,23 +189,47 @@ class Summary:
     default: str
 
 
-def summary(program: Program) -> Summary:
-    others, default = _walk(program, OTHER)
-    named = any(_walk(program, name)[0] for name in program.interfaces())
+def summary(program: Program, family: str | None = None) -> Summary:
+    """What the ruleset does to `family` (None: a filter in either family counts, the parsers'
+    profile, as before families were walked apart)."""
+    others, default = _walk(program, OTHER, family)
+    named = any(_walk(program, name, family)[0] for name in program.interfaces())
     return Summary(others or named, default)
 
 
 @dataclass(frozen=True)
 class InboundReading:
-    """A backend's profile, and its rules to ask about one interface at a time."""
+    """A backend's profile, its rules to ask about one interface at a time, and the families
+    its tool shows (the others it cannot speak for)."""
 
     profile: pb.FirewallProfile
     program: Program | None = field(default=None, compare=False)
+    families: frozenset[str] = BOTH
 
-    def filters(self, interface: str) -> bool:
-        """Whether new connections arriving on `interface` meet a filter. Without rules to
-        walk (an inactive ufw, firewalld judged by its zones) the profile's answer stands for
-        every interface."""
+    def filters(self, interface: str, family: str | None = None) -> bool:
+        """Whether new connections of `family` (None: either) arriving on `interface` meet a
+        filter. Without rules to walk (an inactive ufw, firewalld judged by its zones) the
+        profile's answer stands for every interface and family."""
         if self.program is None:
             return self.profile.enabled
-        return _walk(self.program, interface)[0]
+        return _walk(self.program, interface, family)[0]
+
+    def filters_anywhere(self, family: str) -> bool:
+        """Whether the rules filter new connections of `family` on some interface."""
+        if self.program is None:
+            return self.profile.enabled
+        return summary(self.program, family).filters
+
+    def profile_for(self, families: frozenset[str]) -> pb.FirewallProfile:
+        """The profile judged on the families in use that this reading shows: it filters only
+        when it filters each of them, and lets in what any of them lets in."""
+        judged = sorted(families & self.families)
+        if self.program is None or not judged:
+            return self.profile
+        found = [summary(self.program, family) for family in judged]
+        profile = pb.FirewallProfile()
+        profile.CopyFrom(self.profile)
+        profile.enabled = all(s.filters for s in found)
+        ends = [s.default for s in found]
+        profile.default_inbound_action = "allow" if "allow" in ends else ends[0]
+        return profile

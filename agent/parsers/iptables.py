@@ -18,7 +18,9 @@ KUBE-FIREWALL on every Kubernetes node: "block incoming localnet connections"), 
 `rule_count` but do not make the profile enabled. Nor does a drop past a rate (`-m limit`,
 `-m recent --hitcount`: ufw's LIMIT rejects a seventh connection in 30 seconds).
 
-The same parser reads iptables-legacy, iptables-nft and ip6tables output.
+The same parser reads iptables-legacy, iptables-nft and ip6tables output. `iptables -S` shows
+IPv4 alone and `ip6tables -S` IPv6 alone: each reading speaks for its own family only
+(`family`), and says nothing of the other.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from devposture.agent.parsers.inbound import (
     ACCEPT,
     BLOCKING,
     GOTO,
+    IPV4,
     JUMP,
     RETURN,
     Cover,
@@ -189,7 +192,7 @@ def _rule(args: list[str], chains: Collection[str]) -> Rule:
 
 
 def read_iptables_s(
-    text: str, name: str = "iptables", source: str = "iptables"
+    text: str, name: str = "iptables", source: str = "iptables", family: str = IPV4
 ) -> InboundReading:
     policies: dict[str, str] = {}
     rules: dict[str, list[list[str]]] = {}
@@ -230,6 +233,7 @@ def read_iptables_s(
     program = Program(
         {chain: [_rule(args, rules) for args in rules[chain]] for chain in seen},
         [("INPUT", "drop" if policy == "DROP" else "accept")],
+        {"INPUT": family},
     )
     found = summary(program)
     profile = pb.FirewallProfile(
@@ -240,7 +244,7 @@ def read_iptables_s(
         default_inbound_action=found.default,
         rule_count=reachable,
     )
-    return InboundReading(profile, program)
+    return InboundReading(profile, program, frozenset({family}))
 
 
 def parse_iptables_s(

@@ -10,6 +10,11 @@ everything, is no firewall; `ct state established,related accept` (no new connec
 either), `iif "lo" accept` or `tcp dport 22 accept` first is. With no input base chain at all,
 netfilter accepts everything; a dormant table's chains see no packet.
 
+An `ip` table's base chain sees IPv4 alone, an `ip6` table's IPv6 alone, an `inet` table's
+both: the reading tells the families apart (`filters(card, IPV4)`), for a drop in ufw's `ip6`
+tables leaves IPv4 open when an accept comes first in its `ip` ones. nft shows every table of
+nf_tables, so a family without an input base chain there is one netfilter lets in whole.
+
 As for iptables (parsers/iptables.py), a rule that drops only by where a packet comes from (its
 source address or set of addresses, with the interface it came in on: blocklists, a VPN
 client's anti-spoofing rule) or only packets conntrack finds invalid does not make a firewall:
@@ -33,6 +38,8 @@ from devposture.agent.parsers.inbound import (
     ACCEPT,
     BLOCKING,
     GOTO,
+    IPV4,
+    IPV6,
     JUMP,
     RETURN,
     Cover,
@@ -46,6 +53,7 @@ from devposture.agent.parsers.iptables import loopback_network
 from devposture.v1 import devposture_pb2 as pb
 
 _INBOUND_FAMILIES = {"ip", "ip6", "inet"}
+_ONE_FAMILY = {"ip": IPV4, "ip6": IPV6}  # an inet table's chains see both
 _BLOCKING = ("drop", "reject")
 # Statements that do not make a rule conditional: "counter drop" still drops everything.
 _NEUTRAL = {"counter", "log"}
@@ -343,6 +351,7 @@ def read_nft_json(text: str) -> InboundReading:
             for key in seen
         },
         [(name(k), "drop" if chains[k].get("policy") == "drop" else "accept") for k in bases],
+        {name(k): _ONE_FAMILY[k[0]] for k in bases if k[0] in _ONE_FAMILY},
     )
     found = summary(program)
     profile = pb.FirewallProfile(

@@ -33,7 +33,15 @@ from __future__ import annotations
 import re
 
 from devposture.agent.parsers.errors import ParseError
-from devposture.agent.parsers.inbound import ACCEPT, InboundReading, Program, Rule, summary
+from devposture.agent.parsers.inbound import (
+    ACCEPT,
+    IPV4,
+    IPV6,
+    InboundReading,
+    Program,
+    Rule,
+    summary,
+)
 from devposture.agent.parsers.inbound import Cover as _Cover
 from devposture.v1 import devposture_pb2 as pb
 
@@ -119,7 +127,7 @@ def read_ufw_status(text: str) -> InboundReading:
         rule = _rule(line)
         if rule:
             chains["v6" if "(v6)" in line else "v4"].append(rule)
-    program = Program(chains, [("v4", default), ("v6", default)])
+    program = Program(chains, [("v4", default), ("v6", default)], {"v4": IPV4, "v6": IPV6})
     found = summary(program)
     profile.active = True
     profile.enabled = found.filters

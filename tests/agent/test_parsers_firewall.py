@@ -8,7 +8,7 @@ import pytest
 
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.firewalld import firewalld_profile, parse_firewalld_state
-from devposture.agent.parsers.inbound import InboundReading
+from devposture.agent.parsers.inbound import IPV4, IPV6, InboundReading
 from devposture.agent.parsers.iptables import parse_iptables_s, read_iptables_s
 from devposture.agent.parsers.nft import parse_nft_json, read_nft_json
 from devposture.agent.parsers.ufw import parse_ufw_status, read_ufw_status
@@ -453,3 +453,34 @@ def test_ufw_rules_are_read_in_order(
 ) -> None:
     assert not parse_ufw_status(_ufw(default, open_rules)).enabled
     assert parse_ufw_status(_ufw(default, filtering_rules)).enabled
+
+
+# --- IPv4 and IPv6 apart (fixtures README: "IPv4 and IPv6") -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "v4", "v6"),
+    [("ufw-ipv4-open", False, True), ("ufw-ipv6-open", True, False), ("ufw-both", True, True)],
+)
+def test_each_family_is_walked_on_its_own(scenario: str, v4: bool, v6: bool) -> None:
+    # ufw's default deny, then `iptables -I INPUT 1 -j ACCEPT` (ipv4-open) or the same with
+    # ip6tables (ipv6-open): nft shows ufw's `ip` and `ip6` tables, each family's walk meets
+    # only its own. A filter in either family no longer speaks for the other.
+    nft = read_nft_json(fixture_text(f"nft/nft-j-{scenario}-netns.out"))
+    assert (nft.filters_anywhere(IPV4), nft.filters_anywhere(IPV6)) == (v4, v6)
+    assert (nft.filters("wlp2s0", IPV4), nft.filters("wlp2s0", IPV6)) == (v4, v6)
+    assert nft.profile.enabled  # the parser's profile: a filter in either family, as before
+    judged = nft.profile_for(frozenset({IPV4, IPV6}))
+    assert judged.enabled == (v4 and v6)
+    assert judged.default_inbound_action == ("drop" if v4 and v6 else "allow")
+    assert nft.profile_for(frozenset({IPV4})).enabled == v4
+    # iptables -S shows IPv4 alone, ip6tables -S IPv6 alone: each speaks for its family.
+    ipt = read_iptables_s(fixture_text(f"iptables/iptables-S-{scenario}-netns.out"))
+    ip6 = read_iptables_s(fixture_text(f"iptables/ip6tables-S-{scenario}-netns.out"),
+                          "ip6tables", "ip6tables", IPV6)  # fmt: skip
+    assert (ipt.families, ip6.families) == (frozenset({IPV4}), frozenset({IPV6}))
+    assert (ipt.filters_anywhere(IPV4), ip6.filters_anywhere(IPV6)) == (v4, v6)
+    assert (ipt.profile.enabled, ip6.profile.enabled) == (v4, v6)
+    # ufw's status shows neither ACCEPT: both its families filter.
+    ufw = read_ufw_status(fixture_text(f"ufw/ufw-status-verbose-{scenario[4:]}-netns.out"))
+    assert ufw.filters_anywhere(IPV4) and ufw.filters_anywhere(IPV6)

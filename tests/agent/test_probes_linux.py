@@ -276,6 +276,123 @@ def test_an_open_card_beside_a_backend_unread_is_unknown() -> None:
     assert _judged(fact)[0] is State.UNKNOWN
 
 
+def _ipv6(host: ReplayHost, state: str) -> ReplayHost:
+    """IPv6 as the kernel showed it in a namespace (fixtures README, "IPv4 and IPv6"): its
+    addresses (/proc/net/if_inet6) and each interface's disable_ipv6, recorded as `grep -H`
+    printed them."""
+    host.files["/proc/net/if_inet6"] = fixture_bytes(f"ipv6/if-inet6-{state}-netns.out")
+    for line in fixture_text(f"ipv6/disable-ipv6-{state}-netns.out").splitlines():
+        path, value = line.rsplit(":", 1)
+        host.files[path] = f"{value}\n".encode()
+        host.dirs.setdefault("/proc/sys/net/ipv6/conf", []).append(path.split("/")[-2])
+    return host
+
+
+def _family_host(scenario: str, ipv6: str = "on") -> ReplayHost:
+    """nft, iptables, ip6tables and ufw as recorded together in one namespace, on a laptop."""
+    host = ReplayHost().with_tool("nft").with_tool("iptables").with_tool("ip6tables")
+    host.commands[NFT] = recorded(f"nft/nft-j-{scenario}-netns")
+    host.commands[IPT] = recorded(f"iptables/iptables-S-{scenario}-netns")
+    host.commands[cmd.IP6TABLES_RULES] = recorded(f"iptables/ip6tables-S-{scenario}-netns")
+    host.commands[cmd.IPTABLES_VERSION] = recorded("iptables/iptables-V-debian12")
+    if scenario.startswith("ufw-"):
+        host.with_tool("ufw")
+        host.commands[cmd.UFW_STATUS] = recorded(f"ufw/ufw-status-verbose-{scenario[4:]}-netns")
+    return _computer(_ipv6(host, ipv6), ("enp0s31f6", "wlp2s0"))
+
+
+@pytest.mark.parametrize(("scenario", "family"), [("ufw-ipv4-open", "IPv4"),
+                                                  ("ufw-ipv6-open", "IPv6")])  # fmt: skip
+def test_a_family_left_open_fails_though_the_other_is_filtered(scenario: str, family: str) -> None:
+    """ufw's default deny with an `iptables -I INPUT 1 -j ACCEPT` ahead of its IPv4 chains
+    (its IPv6 chains intact), and the reverse. Before, a filter in either family counted:
+    nft read ufw's other family as on, and so did iptables (or ip6tables was never read): PASS
+    with every IPv4 (or IPv6) port open."""
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _family_host(scenario))
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    v4_open = family == "IPv4"
+    assert [(p.name, p.enabled) for p in fact.profiles] == [
+        ("nftables", False), ("iptables", not v4_open), ("ip6tables", v4_open), ("ufw", True),
+        (family, False),
+    ]  # fmt: skip
+    assert (fact.profiles[-1].default_inbound_action, fact.profiles[-1].source) == (
+        "allow", "nft,ip6tables" if v4_open else "nft,iptables"
+    )  # fmt: skip
+    assert fact.HasField("enabled") and not fact.enabled
+    assert _judged(fact) == (State.FAIL, f"all inbound {family} traffic is accepted")
+    # Both families filtered (ufw as it sets itself up): on.
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _family_host("ufw-both"))
+    assert isinstance(outcome.fact, pb.FirewallFact) and outcome.fact.enabled
+    assert [p.name for p in outcome.fact.profiles] == ["nftables", "iptables", "ip6tables", "ufw"]
+    assert _judged(outcome.fact)[0] is State.PASS
+
+
+def test_ipv6_switched_off_needs_only_ipv4_filtered() -> None:
+    """iptables filters IPv4 alone, nothing filters IPv6. With IPv6 off in the kernel (`all`,
+    and so `default` and every card, at 1; or no /proc/net/if_inet6) that is a firewall; a
+    card that appeared later takes `default` and changes nothing; one card switched back on
+    puts IPv6 in use, all of it open. Before, that last read as on: PASS."""
+    for ipv6 in ("all-off", "all-off-new-card"):
+        host = _family_host("ipv6-off", ipv6)
+        outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+        assert isinstance(outcome.fact, pb.FirewallFact) and outcome.fact.enabled
+        assert cmd.IP6TABLES_RULES not in host.calls  # IPv6 not in use: not asked
+        assert [(p.name, p.enabled) for p in outcome.fact.profiles] == [
+            ("nftables", True), ("iptables", True)
+        ]  # fmt: skip
+    host = _family_host("ipv6-off", "all-off")
+    del host.files["/proc/net/if_inet6"]  # a kernel without IPv6 (ipv6.disable=1)
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert isinstance(outcome.fact, pb.FirewallFact) and outcome.fact.enabled
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _family_host("ipv6-off", "all-off-wifi-on"))
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    assert [(p.name, p.enabled) for p in fact.profiles] == [
+        ("nftables", False), ("iptables", True), ("ip6tables", False), ("IPv6", False)
+    ]  # fmt: skip
+    assert not fact.enabled and _judged(fact) == (
+        State.FAIL, "all inbound IPv6 traffic is accepted"
+    )  # fmt: skip
+
+
+def test_ip6tables_missing_leaves_the_ipv6_side_unknown() -> None:
+    """iptables read, ip6tables not installed, no nft: the IPv6 side cannot be told, and IPv4
+    filtered alone is no PASS (before: PASS). IPv4 left open is a FAIL all the same."""
+    host = _family_host("ufw-ipv6-open")
+    for tool in ("nft", "ip6tables"):
+        del host.tools[tool]
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and not fact.HasField("enabled")
+    assert [(e.source, e.code) for e in outcome.errors] == [
+        ("ip6tables", pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND)
+    ]  # fmt: skip
+    assert _judged(fact)[0] is State.UNKNOWN
+    host = _family_host("ufw-ipv4-open")
+    for tool in ("nft", "ip6tables"):
+        del host.tools[tool]
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert isinstance(outcome.fact, pb.FirewallFact) and not outcome.fact.enabled
+    assert _judged(outcome.fact)[0] is State.FAIL
+
+
+def test_ipv6_counts_as_in_use_unless_off_everywhere() -> None:
+    host = ReplayHost()
+    ctx = ProbeContext(host, ProbeConfig(), pb.PostureReport())
+    assert firewall.families_in_use(ctx) == {"IPv4"}  # no /proc/net/if_inet6
+    for state, families in (("on", {"IPv4", "IPv6"}), ("all-off", {"IPv4"}),
+                            ("all-off-new-card", {"IPv4"}),
+                            ("all-off-wifi-on", {"IPv4", "IPv6"})):  # fmt: skip
+        host = _ipv6(ReplayHost(), state)
+        ctx = ProbeContext(host, ProbeConfig(), pb.PostureReport())
+        assert firewall.families_in_use(ctx) == families, state
+    host = _ipv6(ReplayHost(), "all-off")
+    del host.dirs["/proc/sys/net/ipv6/conf"]  # the sysctls unreadable: counted as in use
+    ctx = ProbeContext(host, ProbeConfig(), pb.PostureReport())
+    assert firewall.families_in_use(ctx) == {"IPv4", "IPv6"}
+
+
 # --- antivirus -------------------------------------------------------------------------
 
 

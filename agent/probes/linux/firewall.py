@@ -17,6 +17,21 @@ show, for what they show of firewalld is its own rules, and those accept that tr
 reads a Wi-Fi in `trusted` as filtering: firewalld's table rejects what reaches its end). None
 of the tools installed is COMMAND_NOT_FOUND: without them the agent cannot tell, and that is
 not "disabled".
+
+IPv4 and IPv6 are judged apart (parsers/inbound.py): inbound traffic is filtered only when
+every family in use is, each by a backend that shows it (nft and ufw both, `iptables -S` IPv4,
+`ip6tables -S` IPv6, firewalld's zones both). A family no backend filters anywhere is sent as
+a profile of its own, named "IPv4" or "IPv6" (enabled false, default "allow"), as an open card
+is; the backends' profiles are judged on the families in use. IPv4 is always in use. IPv6 is
+not in use when the kernel has none (no /proc/net/if_inet6: built without it, or booted with
+`ipv6.disable=1`), or when it is switched off everywhere: `disable_ipv6` is 1 in every entry of
+/proc/sys/net/ipv6/conf but loopback's, `all` and `default` (what the next card to appear
+takes) included; writing `all` sets them all, and a card switched back on afterwards (its own
+entry 0) puts IPv6 back in use. An IPv6 address alone does not decide: a laptop on an
+IPv4-only network still has its link-local address, which a neighbour on a public Wi-Fi
+reaches. When the sysctls cannot be read, IPv6 counts as in use. `ip6tables -S` is run with
+`iptables -S` when IPv6 is in use; ip6tables missing or unreadable is an error for that
+source, and leaves the IPv6 side unknown unless another backend (nft) shows it.
 """
 
 from __future__ import annotations
@@ -31,7 +46,7 @@ from devposture.agent.parsers.firewalld import (
     parse_firewalld_state,
     parse_zones,
 )
-from devposture.agent.parsers.inbound import InboundReading
+from devposture.agent.parsers.inbound import BOTH, IPV4, IPV6, InboundReading
 from devposture.agent.parsers.iptables import read_iptables_s
 from devposture.agent.parsers.nft import read_nft_json
 from devposture.agent.parsers.ufw import read_ufw_status
@@ -39,6 +54,7 @@ from devposture.agent.probes.commands import (
     FIREWALLD_DEFAULT_ZONE,
     FIREWALLD_STATE,
     FIREWALLD_ZONES,
+    IP6TABLES_RULES,
     IPTABLES_LEGACY_RULES,
     IPTABLES_RULES,
     IPTABLES_VERSION,
@@ -54,16 +70,32 @@ ANY_EXIT = frozenset(range(256))
 # them would load it, so the agent looks first.
 _LEGACY_TABLES = "/proc/net/ip_tables_names"
 _SYS = "/sys/class/net"
+_IF_INET6 = "/proc/net/if_inet6"
+_IPV6_CONF = "/proc/sys/net/ipv6/conf"
 
-Reader = Callable[[ProbeContext], list[InboundReading]]
+Reader = Callable[[ProbeContext, frozenset[str]], list[InboundReading]]
 
 
-def _nft(ctx: ProbeContext) -> list[InboundReading]:
+def families_in_use(ctx: ProbeContext) -> frozenset[str]:
+    """IPv4, and IPv6 unless the kernel has none or it is off everywhere (see the module's
+    docstring)."""
+    try:
+        if not ctx.host.exists(_IF_INET6):
+            return frozenset({IPV4})
+        names = [name for name in ctx.host.list_dir(_IPV6_CONF) if name != "lo"]
+        values = [ctx.host.read_bytes(f"{_IPV6_CONF}/{name}/disable_ipv6", 16).strip()
+                  for name in names]  # fmt: skip
+    except HostError:
+        return BOTH
+    return frozenset({IPV4}) if names and all(v == b"1" for v in values) else BOTH
+
+
+def _nft(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
     result = ctx.host.run(NFT_RULESET, ctx.config.command_timeout)
     return [read_nft_json(result.stdout_text())]
 
 
-def _iptables(ctx: ProbeContext) -> list[InboundReading]:
+def _iptables(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
     timeout = ctx.config.command_timeout
     profiles = [read_iptables_s(ctx.host.run(IPTABLES_RULES, timeout).stdout_text())]
     version = ctx.host.run(IPTABLES_VERSION, timeout).stdout_text()
@@ -77,12 +109,20 @@ def _iptables(ctx: ProbeContext) -> list[InboundReading]:
     return profiles
 
 
-def _ufw(ctx: ProbeContext) -> list[InboundReading]:
+def _ip6tables(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
+    """IPv6's rules, which `iptables -S` does not show; not asked when IPv6 is not in use."""
+    if IPV6 not in families:
+        return []
+    result = ctx.host.run(IP6TABLES_RULES, ctx.config.command_timeout)
+    return [read_iptables_s(result.stdout_text(), "ip6tables", "ip6tables", IPV6)]
+
+
+def _ufw(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
     result = ctx.host.run(UFW_STATUS, ctx.config.command_timeout)
     return [read_ufw_status(result.stdout_text())]
 
 
-def _firewalld(ctx: ProbeContext) -> list[InboundReading]:
+def _firewalld(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
     """firewalld, read by its zones (its profile filters every interface or lets a zone's in,
     which the probe judges first); its rules are read through nft."""
     timeout = ctx.config.command_timeout
@@ -104,15 +144,18 @@ def _cards(ctx: ProbeContext) -> list[str] | None:
         return None
 
 
-def _open_cards(ctx: ProbeContext, readings: list[InboundReading]) -> list[pb.FirewallProfile]:
-    """A profile for each card whose new connections no backend filters."""
-    sources = ",".join(r.profile.source for r in readings if r.profile.enabled)
-    return [
-        pb.FirewallProfile(name=card, source=sources, enabled=False, active=True,
-                           default_inbound_action="allow")
-        for card in _cards(ctx) or ()
-        if not any(reading.filters(card) for reading in readings)
-    ]  # fmt: skip
+def _open_cards(cards: list[str], layers: list[InboundReading], family: str) -> list[str]:
+    """The cards whose new connections of `family` no backend that shows it filters."""
+    shown = [layer for layer in layers if family in layer.families]
+    return [card for card in cards if not any(r.filters(card, family) for r in shown)]
+
+
+def _open_profile(name: str, layers: list[InboundReading]) -> pb.FirewallProfile:
+    """A card or a family open to every new connection, with the backends that filter
+    elsewhere."""
+    sources = ",".join(r.profile.source for r in layers if r.profile.enabled)
+    return pb.FirewallProfile(name=name, source=sources, enabled=False, active=True,
+                              default_inbound_action="allow")  # fmt: skip
 
 
 def _firewalld_lets_a_network_in(profile: pb.FirewallProfile) -> bool:
@@ -133,42 +176,69 @@ def _layers(readings: list[InboundReading]) -> list[InboundReading]:
     return readings
 
 
-BACKENDS: tuple[tuple[str, Reader], ...] = (
-    ("nft", _nft),
-    ("iptables", _iptables),
-    ("ufw", _ufw),
-    ("firewall-cmd", _firewalld),
+# (source, the tool whose presence runs it, reader): ip6tables ships with iptables, so its
+# absence beside iptables is an error for the IPv6 side, never a silent pass.
+BACKENDS: tuple[tuple[str, str, Reader], ...] = (
+    ("nft", "nft", _nft),
+    ("iptables", "iptables", _iptables),
+    ("ip6tables", "iptables", _ip6tables),
+    ("ufw", "ufw", _ufw),
+    ("firewall-cmd", "firewall-cmd", _firewalld),
 )
+# What an error of a source leaves unknown (any other source's: both families).
+_SCOPE = {"ip6tables": frozenset({IPV6})}
+
+
+def _judge(
+    ctx: ProbeContext,
+    fact: pb.FirewallFact,
+    layers: list[InboundReading],
+    families: frozenset[str],
+    errors: list[pb.ProbeError],
+) -> bool | None:
+    """Whether every family in use is filtered on every card (True), a path is known open
+    (False), or the agent cannot tell (None); open families and cards are added to `fact`."""
+    unsure = frozenset().union(*(_SCOPE.get(e.source, BOTH) for e in errors))
+    shown = {f: [layer for layer in layers if f in layer.families] for f in sorted(families)}
+    filtered = [f for f, found in shown.items() if any(r.filters_anywhere(f) for r in found)]
+    if not filtered:  # every family shown open: known unless an error hides a filter there
+        return False if any(shown[f] and f not in unsure for f in shown) else None
+    cards = _cards(ctx) or []
+    open_families = [f for f, found in shown.items() if found and f not in filtered]
+    open_cards = {f: _open_cards(cards, layers, f) for f in filtered}
+    named = dict.fromkeys([*open_families, *(c for f in filtered for c in open_cards[f])])
+    fact.profiles.extend(_open_profile(name, layers) for name in named)
+    if any(f not in unsure for f in open_families) or any(
+        open_cards[f] and f not in unsure for f in filtered
+    ):
+        return False  # a path known open
+    if named or len(filtered) < len(families):
+        return None
+    return True
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     readings: list[InboundReading] = []
     errors: list[pb.ProbeError] = []
-    installed = [(tool, read) for tool, read in BACKENDS if ctx.host.which(tool)]
+    installed = [(source, read) for source, tool, read in BACKENDS if ctx.host.which(tool)]
     if not installed:
-        tools = ", ".join(tool for tool, _ in BACKENDS)
+        tools = ", ".join(dict.fromkeys(tool for _, tool, _ in BACKENDS))
         raise ProbeFailure(
             pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND, f"no firewall tool is installed ({tools})"
         )
-    for tool, read in installed:
+    families = families_in_use(ctx)
+    for source, read in installed:
         try:
-            readings.extend(read(ctx))
+            readings.extend(read(ctx, families))
         except (HostError, ParseError) as exc:
-            errors.append(source_error(FACT, tool, exc))
+            errors.append(source_error(FACT, source, exc))
     if not readings:
         return FactOutcome(None, errors)
-    profiles = [reading.profile for reading in readings]
-    fact = pb.FirewallFact(profiles=profiles)
-    layers = _layers(readings)
-    if any(_firewalld_lets_a_network_in(p) for p in profiles):
+    fact = pb.FirewallFact(profiles=[reading.profile_for(families) for reading in readings])
+    if any(_firewalld_lets_a_network_in(r.profile) for r in readings):
         fact.enabled = False
-    elif any(layer.profile.enabled for layer in layers):
-        open_cards = _open_cards(ctx, layers)
-        fact.profiles.extend(open_cards)
-        if not open_cards:
-            fact.enabled = True
-        elif not errors:
-            fact.enabled = False
-    elif not errors:
-        fact.enabled = False
+    else:
+        judged = _judge(ctx, fact, _layers(readings), families, errors)
+        if judged is not None:
+            fact.enabled = judged
     return FactOutcome(fact, errors)

@@ -363,30 +363,38 @@ def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameter
             return Verdict(State.FAIL, encode("fw.off_profiles", profiles=off))
         return Verdict(State.PASS, encode("fw.on", profiles=on) if on else _FW_ON)
     if fact.HasField("enabled"):
-        cards = _open_cards(report)
-        if cards:
-            return Verdict(State.FAIL, encode("fw.cards_open", interfaces=cards))
+        families, cards = _open_paths(report)
+        if families or cards:
+            found = [item("fw.families_open", families=families)] if families else []
+            found += [item("fw.cards_open", interfaces=cards)] if cards else []
+            return Verdict(State.FAIL, _listed(found))
         seen = [prof.name for prof in fact.profiles]
         return Verdict(State.FAIL, encode("fw.none", profiles=seen) if seen else _FW_NONE)
     return _missing(report, pb.FACT_FIREWALL, "firewall_state")
 
 
-# The profiles a Linux agent reads from its firewall tools; any other it sends is a network
-# card whose inbound traffic none of them filters (agent/probes/linux/firewall.py).
-_LINUX_BACKENDS = frozenset({"nftables", "iptables", "iptables-legacy", "ufw", "firewalld"})
+# The profiles a Linux agent reads from its firewall tools; any other it sends is an IP family
+# (below) or a network card whose inbound traffic none of them filters
+# (agent/probes/linux/firewall.py).
+_LINUX_BACKENDS = frozenset(
+    {"nftables", "iptables", "iptables-legacy", "ip6tables", "ufw", "firewalld"}
+)
+_FAMILIES = ("IPv4", "IPv6")
 
 
-def _open_cards(report: pb.PostureReport) -> list[str]:
-    """The Linux network cards the agent found open to every inbound connection: named in
-    the reason, where "no firewall filters inbound traffic (nftables, wlp2s0)" read as if
-    nftables filtered nothing."""
+def _open_paths(report: pb.PostureReport) -> tuple[list[str], list[str]]:
+    """The IP families and the Linux network cards the agent found open to every inbound
+    connection: named in the reason, where "no firewall filters inbound traffic (nftables,
+    wlp2s0)" read as if nftables filtered nothing (and an IPv4 left open beside filtered IPv6
+    as if no tool filtered either)."""
     if report.host.os_family != pb.OS_FAMILY_LINUX:
-        return []
-    return [
+        return [], []
+    names = [
         prof.name for prof in report.firewall.profiles
         if prof.name not in _LINUX_BACKENDS and prof.default_inbound_action == "allow"
         and prof.HasField("enabled") and not prof.enabled
     ]  # fmt: skip
+    return [n for n in names if n in _FAMILIES], [n for n in names if n not in _FAMILIES]
 
 
 def check_os_updates(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:

@@ -183,6 +183,11 @@ _declare(
     "fw.cards_open", "all inbound traffic is accepted on network card(s) {interfaces}",
     interfaces="texts",
 )  # fmt: skip
+# An IP family (IPv4, IPv6) in use whose new inbound connections no Linux backend filters,
+# while the other family's are: the agent sends it as a profile named "IPv4" or "IPv6".
+_declare(
+    "fw.families_open", "all inbound {families} traffic is accepted", families="texts"
+)  # fmt: skip
 # firewalld's zones in force that accept everything (FirewallProfile.zones): that path is open.
 _declare(
     "fw.zone_accepts", "firewalld zone {zone} accepts all inbound traffic on {interfaces}",
