@@ -267,6 +267,19 @@ def _waiting_for_finish(trust: Trust, authorities: Authorities, now: dt.datetime
     return lines + [held_line(h, authorities.activated_at, generations, day) for h in held]
 
 
+def _collectors(trust: Trust, stage: str, new: str, now: dt.datetime) -> list[Said]:
+    """What the other collectors on the database hold that the next step needs
+    (collector/ca_holdings.py)."""
+    from devposture.collector.ca_holdings import status_lines  # noqa: PLC0415
+
+    others, moment = trust.other_collectors(now)
+
+    def day(at: dt.datetime) -> str | Said:
+        return _day(at, trust)
+
+    return status_lines(stage, others, moment, new, generations=trust.ca_generations(), day=day)
+
+
 def _stage(trust: Trust, authorities: Authorities, now: dt.datetime,
            devices: bool = False) -> list[Said]:  # fmt: skip
     from devposture.collector.pki import fingerprint  # noqa: PLC0415
@@ -292,6 +305,7 @@ def _stage(trust: Trust, authorities: Authorities, now: dt.datetime,
             ),
             said("Agents receive both CAs the next time they renew their certificate or enroll."),
             *_waiting(trust, authorities.staged_at, now, "activate", devices),
+            *_collectors(trust, Stage.STAGED, fingerprint(trust.ca_cert(new)), now),
         ]
     if authorities.stage == Stage.ACTIVATED:
         old = enumeration(str(g) for g in authorities.trusted if g != authorities.signing)
@@ -304,6 +318,7 @@ def _stage(trust: Trust, authorities: Authorities, now: dt.datetime,
             ),
             said("Give new installations the new fingerprint: {fingerprint}", fingerprint=signing),
             *_waiting_for_finish(trust, authorities, now, devices),
+            *_collectors(trust, Stage.ACTIVATED, signing, now),
         ]
     raise AssertionError(authorities.stage)  # pragma: no cover
 

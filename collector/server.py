@@ -33,6 +33,7 @@ from devposture.collector import fleet_history, outage, ports
 from devposture.collector.admin.service import AdminServer, start_admin_server
 from devposture.collector.agent_config import network_hash_key
 from devposture.collector.alerts.task import keep_alerting
+from devposture.collector.ca_holdings import keep_saying
 from devposture.collector.company_time import zone_of
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import DataFolderLock, claim_installation, lock_data_folder
@@ -862,6 +863,10 @@ async def serve_forever(
         running, stop, presence=None if worker is None else worker_presence(config, worker)
     ))  # fmt: skip
     healthy = asyncio.create_task(keep_health(running, stop))
+    # What this data folder's ca/ holds, for a CA rollover run from any collector.
+    holding = asyncio.create_task(
+        keep_saying(config, running.store, running.service.in_db, stop, enabled=not worker)
+    )
     # IT alert digests ([alerts]; nothing when no channel is set), by worker 0 (or the only
     # process), under their own lease.
     alerting = asyncio.create_task(keep_alerting(running, config, stop, enabled=not worker))
@@ -878,6 +883,7 @@ async def serve_forever(
     await sealing
     await present
     await healthy
+    await holding
     await alerting
     await draining
     print("devposture collector stopping", flush=True)

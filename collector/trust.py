@@ -51,7 +51,7 @@ from devposture.policy.cli_messages import Said, Worded, said
 
 if TYPE_CHECKING:
     from devposture.collector.store import Store
-    from devposture.collector.store.identity import HeldBack, NotRenewed
+    from devposture.collector.store.identity import CaHolding, HeldBack, NotRenewed
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
@@ -301,6 +301,10 @@ class Trust:
                 path=path, file=self.authorities_path.name,
             ) from exc  # fmt: skip
 
+    def ca_cert(self, generation: int) -> x509.Certificate:
+        """The CA certificate of `generation`, or TrustError naming the missing file."""
+        return self._load_cert(generation)
+
     # -- the three questions the rest of the collector asks ---------------------------------
 
     def signing_authority(self) -> Authority:
@@ -530,6 +534,8 @@ class Trust:
                 )  # fmt: skip
         new = max(authorities.trusted)
         staged = self._load_cert(new)
+        if not force:
+            self._refuse_for_collectors("activate", fingerprint(staged), now)
         updated = Authorities(
             signing=new,
             trusted=authorities.trusted,
@@ -563,6 +569,7 @@ class Trust:
                     held, authorities.activated_at, self.ca_generations(),
                     lambda moment: _day(moment, self.config),
                 ))  # fmt: skip
+            self._refuse_for_collectors("finish", fingerprint(signing), now)
         server = x509.load_pem_x509_certificate(self.config.server_cert.read_bytes())
         if not _issued_by(server, signing):
             raise TrustError(
@@ -582,6 +589,44 @@ class Trust:
                     path.replace(archive / f"ca-{generation}{path.suffix}")
         fsync_dir(self.ca_dir)
         return retired
+
+    def other_collectors(self, now: dt.datetime) -> tuple[list[CaHolding], dt.datetime]:
+        """What every other collector on the database said its `ca/` holds (not gone for
+        good: `ca_holdings.GONE_AFTER`), and the moment to judge them by: the database
+        server's clock where there is one, which they said it by (else `now`). This
+        collector's own row is left out: its folder is read directly, fresher."""
+        from devposture.collector.ca_holdings import GONE_AFTER, collector_key  # noqa: PLC0415
+
+        own = collector_key(self.config)
+
+        def ask(store: Store) -> list[tuple[list[CaHolding], dt.datetime]]:
+            moment = store.coordination.database_clock() or now
+            rows = store.identity.ca_holdings(moment - GONE_AFTER)
+            return [([h for h in rows if h.collector != own], moment)]
+
+        return self._reading(ask)[0]
+
+    def _refuse_for_collectors(self, step: str, new: str, now: dt.datetime) -> None:
+        """TrustError when a serving collector does not hold what `step` needs of the new CA
+        (fingerprint `new`): trusting it for `activate`; signing with it and presenting a
+        server certificate from it for `finish`."""
+        from devposture.collector import ca_holdings  # noqa: PLC0415
+
+        others, moment = self.other_collectors(now)
+        serving = ca_holdings.serving(others, moment)
+        generations = self.ca_generations()
+
+        def day(at: dt.datetime) -> str | Said:
+            return _day(at, self.config)
+
+        if step == "activate":
+            waiting = ca_holdings.lacking(serving, new)
+            if waiting:
+                raise TrustError(ca_holdings.activate_refusal(waiting, generations, day))
+            return
+        waiting = ca_holdings.not_switched(serving, new)
+        if waiting:
+            raise TrustError(ca_holdings.finish_refusal(waiting, generations, day))
 
     def ca_generations(self) -> dict[str, int]:
         """Each CA's generation by its fingerprint, for naming a certificate's CA to IT."""

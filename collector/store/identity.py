@@ -145,6 +145,22 @@ class HeldBack:
     issued_at: dt.datetime
 
 
+@dataclass(frozen=True)
+class CaHolding:
+    """What one collector's `ca/` folder holds, as its `serve` last said (schema 29): which
+    CA it signs with, which it trusts and which signed its server certificate, each by its
+    `sha256:` fingerprint (None: cannot be told). Each collector signs with the CA of its own
+    data folder, so `ca rollover activate` and `finish` ask every collector's."""
+
+    collector: str  # its host and a hash of its data folder: one row per data folder
+    host: str
+    address: str  # where agents reach it (its report port), to name it to IT
+    signing: str | None
+    trusted: tuple[str, ...]
+    server_issuer: str | None
+    seen: dt.datetime
+
+
 class Verdict(Enum):
     """Whether a call presenting a certificate may go on."""
 
@@ -247,6 +263,34 @@ class Identity(Part):
                 yield cursor
         finally:
             _changed(device_id)
+
+    def keep_ca_holding(self, holding: CaHolding) -> None:
+        """Say what this collector's `ca/` holds now (its row replaced). Not through
+        `_write`: nothing admission keeps in memory depends on it."""
+        with Part._write(self) as cur:
+            cur.execute(
+                "INSERT INTO collector_cas(collector, host, address, signing, trusted,"
+                " server_issuer, seen_us) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(collector) DO UPDATE SET host = excluded.host,"
+                " address = excluded.address, signing = excluded.signing,"
+                " trusted = excluded.trusted, server_issuer = excluded.server_issuer,"
+                " seen_us = excluded.seen_us",
+                (holding.collector, holding.host, holding.address, holding.signing,
+                 " ".join(holding.trusted), holding.server_issuer, to_us(holding.seen)),
+            )  # fmt: skip
+
+    def ca_holdings(self, seen_since: dt.datetime) -> list[CaHolding]:
+        """What every collector seen since `seen_since` said its `ca/` holds, by host."""
+        rows = self._db.execute(
+            "SELECT collector, host, address, signing, trusted, server_issuer, seen_us"
+            " FROM collector_cas WHERE seen_us >= ? ORDER BY host, address, collector",
+            (to_us(seen_since),),
+        ).fetchall()
+        return [
+            CaHolding(str(r[0]), str(r[1]), str(r[2]), r[3], tuple(str(r[4]).split()), r[5],
+                      from_us(r[6]))
+            for r in rows
+        ]  # fmt: skip
 
     def version(self) -> int:
         """A number that grows with every identity change another process or collector can

@@ -70,6 +70,7 @@ LEFT_BEHIND: dict[str, str] = {
     "leases": "which collector does once-only work now: taken afresh on PostgreSQL",
     "failed_guesses": "the guessing throttle's last minutes",
     "dashboard_sessions": "dashboard sign-ins: people sign in again",
+    "collector_cas": "what each serving collector's ca/ folder holds: each says it again",
 }
 # The identity columns whose next value must follow the copied rows.
 IDENTITIES = (

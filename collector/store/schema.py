@@ -293,7 +293,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 28
+SCHEMA_VERSION = 29
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -690,6 +690,16 @@ def _add_issuer(connection: sqlite3.Connection) -> None:
 
 
 ISSUER_MIGRATION: tuple[Step, ...] = (_add_issuer,)
+# Schema 29: what each collector's `ca/` folder holds, one row per data folder (`collector`:
+# its host and a hash of the folder, no path), rewritten by its `serve` every half minute
+# (collector/ca_holdings.py): the fingerprints of the CA it signs with and of the CAs it
+# trusts, and of the CA that signed its server certificate. `ca rollover activate` and
+# `finish` read it to name a collector that missed the `ca/` copy (store/identity.py).
+CA_HOLDINGS_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS collector_cas (collector TEXT PRIMARY KEY, host TEXT NOT NULL,"
+    " address TEXT NOT NULL, signing TEXT, trusted TEXT NOT NULL, server_issuer TEXT,"
+    " seen_us INTEGER NOT NULL)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -700,6 +710,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
     23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION, 25: LEAVING_MIGRATION,
     26: ARRIVAL_MIGRATION, 27: RECEIPT_MIGRATION, 28: ISSUER_MIGRATION,
+    29: CA_HOLDINGS_MIGRATION,
 }  # fmt: skip
 
 
@@ -1146,6 +1157,15 @@ CREATE TABLE IF NOT EXISTS installation (
     only_row      INTEGER PRIMARY KEY CHECK (only_row = 1),
     evidence_key  {_C} NOT NULL,
     claimed_us    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS collector_cas (
+    collector      {_C} PRIMARY KEY,
+    host           {_C} NOT NULL,
+    address        {_C} NOT NULL,
+    signing        {_C},
+    trusted        {_C} NOT NULL,
+    server_issuer  {_C},
+    seen_us        BIGINT NOT NULL
 );
 """  # noqa: S608 (fixed texts only)
 

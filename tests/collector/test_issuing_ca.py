@@ -197,7 +197,7 @@ def test_a_database_of_schema_27_is_upgraded_with_every_certificate_s_ca_not_rec
     store = Store.open(target)
     try:
         (version,) = store._db.execute("SELECT version FROM schema_version").fetchone()
-        assert version == 28
+        assert version == 29
         assert _issuer(store, "d1", 1) is None
         (device,) = store.identity.devices()
         assert device.issuer is None
@@ -383,7 +383,12 @@ def test_finish_refuses_while_a_collector_still_signs_with_the_previous_ca_after
             (first.data_dir / "ca" / "ca-2.key").read_bytes(),
             (first.data_dir / "ca" / "ca-2.crt").read_bytes())), tmp_path).accepted)  # fmt: skip
         _renew_and_use(agent)
-        assert _rollover("activate", first, capsys)[0] == 0
+        # B says what its folder holds within a second or two of the copy (ca_holdings).
+        wait_until(lambda: all(fingerprint(new_ca) in h.trusted
+                               for h in Trust(first).other_collectors(utcnow())[0]),
+                   "b saying it trusts the new CA")  # fmt: skip
+        code, _, err = _rollover("activate", first, capsys)
+        assert code == 0, err
         # B was not given the new folder: it still signs with the previous CA.
         _renew_and_use(agent).verify_directly_issued_by(first_ca)
 
@@ -409,6 +414,11 @@ def test_finish_refuses_while_a_collector_still_signs_with_the_previous_ca_after
         # IT copies the folder; the agent's next renewal is the new CA's.
         _copy_ca(first, second)
         _renew_and_use(agent).verify_directly_issued_by(new_ca)
+        # B's server certificate is still the previous CA's (ca_holdings): `tls rotate` there.
+        assert cli_pki.main(["tls", "rotate", "--data", str(second.data_dir)]) == 0
+        wait_until(lambda: all(h.server_issuer == fingerprint(new_ca)
+                               for h in Trust(first).other_collectors(utcnow())[0]),
+                   "b saying its server certificate is the new CA's")  # fmt: skip
         code, out, err = _rollover("finish", first, capsys)
         assert code == 0, err
         assert Trust(first).authorities().stage == Stage.STEADY
