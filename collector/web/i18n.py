@@ -212,6 +212,14 @@ ENGLISH: dict[str, str] = {
         " it left, kept as history."
     ),
     "last_verdict": "Last verdict",
+    # The device's certificate in use (its page): when it expires and which CA signed it.
+    "certificate_expires": "Certificate valid until",
+    "certificate_ca": "Issuing CA",
+    "certificate_ca_named": "CA {generation} ({fingerprint})",
+    "certificate_ca_not_recorded": (
+        "not recorded (issued before this collector version recorded it): verified against"
+        " the collector's CAs when the device next connects"
+    ),
     "report_collected": "report collected",
     "net_PUBLIC": "PUBLIC",
     "net_TRUSTED": "TRUSTED",

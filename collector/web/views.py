@@ -31,6 +31,7 @@ from devposture.collector.clock import utcnow
 from devposture.collector.company_time import zone_of
 from devposture.collector.compliance import STATES, Change, DeviceSeen, Standing, Waiver, standings
 from devposture.collector.config import CollectorConfig
+from devposture.collector.issuing_ca import ca_generations, short_fingerprint
 from devposture.collector.policy import policy_in_force
 from devposture.collector.render import Row
 from devposture.collector.reports import fleet_rows
@@ -228,6 +229,12 @@ class DevicePage:
     reports_total: int
     waivers: list[Waiver]
     left: LeftFleet | None = None  # how it left the fleet, if IT revoked or retired it
+    # Its certificate in use: when it expires and which CA signed it (schema 28), named as
+    # `device show` names it ("CA 2 (sha256:3f2a9c1e…)"): during a CA rollover, whether it
+    # still holds the previous CA's. None: not recorded (issued before schema 28).
+    certificate_expires_at: dt.datetime | None = None
+    certificate_ca: str | None = None  # the short fingerprint
+    certificate_ca_generation: int | None = None  # None: a CA this data folder does not hold
 
 
 class PolicyUnavailable(Exception):
@@ -509,6 +516,12 @@ class Views:
             os_family=info.os_family, group=info.group, enrolled_at=info.enrolled_at,
             last_report_at=info.last_report_at, status=info.status, checks=checks,
             reports=received, reports_total=total, waivers=waivers, left=left,
+            certificate_expires_at=info.certificate_expires_at,
+            certificate_ca=None if info.issuer is None else short_fingerprint(info.issuer),
+            certificate_ca_generation=(
+                None if info.issuer is None
+                else ca_generations(self._config.ca_cert.parent).get(info.issuer)
+            ),
         )  # fmt: skip
 
     def _wifi_sessions(self, report_id: str) -> list[WifiSessionView]:
