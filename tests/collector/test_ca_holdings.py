@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,12 @@ from devposture.collector.ca_holdings import collector_key
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import initialize
-from devposture.collector.join import join
 from devposture.collector.pki import fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.identity import CaHolding
 from devposture.collector.trust import Stage, Trust, TrustError
-from tests.collector.test_issuing_ca import COLLECTOR, _serving_alone
-from tests.databases import collector_database, fresh_postgres, on_postgresql
-from tests.e2e.fleet import free_ports
+from tests.collector.joined_collectors import rollover, second_serving
+from tests.databases import collector_database, on_postgresql
 from tests.waiting import wait_until
 
 
@@ -122,13 +119,6 @@ def test_force_goes_past_the_collectors_as_past_the_devices(tmp_path: Path) -> N
 # --- real collectors on one PostgreSQL -------------------------------------------------------
 
 
-def _rollover(step: str, config: CollectorConfig, capsys: pytest.CaptureFixture[str],
-              *more: str) -> tuple[int, str, str]:  # fmt: skip
-    code = cli_pki.main(["ca", "rollover", step, *more, "--data", str(config.data_dir)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def _said_or_none(first: CollectorConfig, second: CollectorConfig) -> CaHolding | None:
     others, _ = Trust(first).other_collectors(utcnow())
     return next((h for h in others if h.collector == collector_key(second)), None)
@@ -150,51 +140,38 @@ def test_a_serving_collector_that_missed_the_ca_copy_holds_activate_and_finish_b
     """Collector A runs the rollover; B, a `serve` process joined to it, says what its own
     folder holds. Without the copy after `stage`, activate names B; without the copy after
     `activate`, or without `tls rotate` on B, finish names B. B says each change it sees."""
-    first, first_ca = initialize(tmp_path / "a", "127.0.0.1", database=fresh_postgres())
-    enroll_port, report_port = free_ports(2)
-    second, _ = join(tmp_path / "b", first.data_dir, "127.0.0.1",
-                     enroll_port=enroll_port, report_port=report_port)  # fmt: skip
-    _serving_alone(second)
-    ready = tmp_path / "b.ready"
-    process = subprocess.Popen(
-        [COLLECTOR, "serve", "--data", str(second.data_dir), "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    old = fingerprint(first_ca)
-    try:
-        wait_until(lambda: ready.exists() or process.poll() is not None, "b serving")
-        assert process.poll() is None, process.communicate()[1]
+    with second_serving(tmp_path) as pair:
+        first, first_ca, second = pair.first, pair.first_ca, pair.second
+        report_port = pair.report_port
+        old = fingerprint(first_ca)
         wait_until(lambda: _said_or_none(first, second) is not None, "b saying what it holds")
         assert _said(first, second) == CaHolding(
             collector_key(second), _said(first, second).host, f"127.0.0.1:{report_port}",
             old, (old,), old, _said(first, second).seen,
         )  # fmt: skip
 
-        assert _rollover("stage", first, capsys)[0] == 0
+        assert rollover("stage", first, capsys)[0] == 0
         new = fingerprint(Trust(first).ca_cert(2))
-        code, _, err = _rollover("activate", first, capsys)
+        code, _, err = rollover("activate", first, capsys)
         assert code == 1
         assert "Not every collector on this database holds the new CA yet (1 without it)" in err
         assert f"(127.0.0.1:{report_port})" in err
         assert Trust(first).authorities().stage == Stage.STAGED
         shutil.copytree(first.data_dir / "ca", second.data_dir / "ca", dirs_exist_ok=True)
         wait_until(lambda: new in _said(first, second).trusted, "b saying it trusts the new CA")
-        code, _, err = _rollover("activate", first, capsys)
+        code, _, err = rollover("activate", first, capsys)
         assert code == 0, err
 
-        code, _, err = _rollover("finish", first, capsys)
+        code, _, err = rollover("finish", first, capsys)
         assert code == 1
         assert f"(127.0.0.1:{report_port})" in err and "signs with CA 1" in err
         shutil.copytree(first.data_dir / "ca", second.data_dir / "ca", dirs_exist_ok=True)
         wait_until(lambda: _said(first, second).signing == new, "b saying it signs with CA 2")
-        code, _, err = _rollover("finish", first, capsys)
+        code, _, err = rollover("finish", first, capsys)
         assert code == 1
         assert "its server certificate is from CA 1" in err
         assert cli_pki.main(["tls", "rotate", "--data", str(second.data_dir)]) == 0
         wait_until(lambda: _said(first, second).server_issuer == new, "b's new server cert")
-        code, _, err = _rollover("finish", first, capsys)
+        code, _, err = rollover("finish", first, capsys)
         assert code == 0, err
         assert Trust(first).authorities().stage == Stage.STEADY
-    finally:
-        process.terminate()
-        process.communicate(timeout=60)

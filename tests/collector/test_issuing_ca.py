@@ -12,9 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,10 +24,8 @@ from devposture.agent.state import AgentState
 from devposture.collector import cli_pki
 from devposture.collector.cli import main as collector_cli
 from devposture.collector.clock import utcnow
-from devposture.collector.config import CollectorConfig, load
-from devposture.collector.datadir import initialize
+from devposture.collector.config import load
 from devposture.collector.issuing_ca import short_fingerprint
-from devposture.collector.join import join
 from devposture.collector.pki import Authority, fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.identity import REVOKED, DeviceRecord, HeldBack
@@ -38,10 +33,10 @@ from devposture.collector.tokens import new_token
 from devposture.collector.trust import Stage, Trust, TrustError
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
+from tests.collector.joined_collectors import copy_ca, rollover, second_serving
 from tests.collector.test_trust import connect, device_cert, report_ok, wait_for
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, host_info
-from tests.databases import fresh_database, fresh_postgres, on_postgresql, raw
-from tests.e2e.fleet import free_ports
+from tests.databases import fresh_database, on_postgresql, raw
 from tests.waiting import wait_until
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
@@ -301,36 +296,6 @@ def test_an_older_row_gets_its_ca_from_the_certificate_the_device_presents(
 
 # --- a collector that still signs with the previous CA (several on one PostgreSQL) ----------
 
-COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
-
-
-def _serving_alone(config: CollectorConfig) -> None:
-    """Its own admin and metrics ports, no dashboard, no drain, no per-device limit."""
-    admin, metrics = free_ports(2)
-    path = config.data_dir / "collector.toml"
-    text = path.read_text(encoding="utf-8")
-    for section, key, value in (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
-                                ("web", "enabled", "false"), ("server", "drain_seconds", "0"),
-                                ("limits", "device_calls_per_minute", "100000"),
-                                ("limits", "device_call_burst", "100000")):  # fmt: skip
-        text, found = re.subn(rf"(?ms)^(\[{section}\].*?^{key} = )\S+$", rf"\g<1>{value}", text,
-                              count=1)  # fmt: skip
-        assert found == 1, (section, key)
-    path.write_text(text, encoding="utf-8")
-
-
-def _copy_ca(source: CollectorConfig, destination: CollectorConfig) -> None:
-    """What IT does after each step of a rollover (docs/scaling.md): copy `ca/` over."""
-    shutil.copytree(source.data_dir / "ca", destination.data_dir / "ca", dirs_exist_ok=True)
-
-
-def _rollover(step: str, config: CollectorConfig, capsys: pytest.CaptureFixture[str],
-              *more: str) -> tuple[int, str, str]:  # fmt: skip
-    code = cli_pki.main(["ca", "rollover", step, *more, "--data", str(config.data_dir)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 @pytest.mark.skipif(
     not on_postgresql(), reason="several collectors share PostgreSQL: the PostgreSQL leg runs it"
 )
@@ -342,19 +307,9 @@ def test_finish_refuses_while_a_collector_still_signs_with_the_previous_ca_after
     signing with the previous CA: the agent's renewal after the activation is the previous
     CA's, and `finish` names the device and what to do. Once B has the folder, the agent's
     next renewal is the new CA's, and `finish` goes on."""
-    first, first_ca = initialize(tmp_path / "a", "127.0.0.1", database=fresh_postgres())
-    enroll_port, report_port = free_ports(2)
-    second, _ = join(tmp_path / "b", first.data_dir, "127.0.0.1",
-                     enroll_port=enroll_port, report_port=report_port)  # fmt: skip
-    _serving_alone(second)
-    ready = tmp_path / "b.ready"
-    process = subprocess.Popen(
-        [COLLECTOR, "serve", "--data", str(second.data_dir), "--ready-file", str(ready)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        wait_until(lambda: ready.exists() or process.poll() is not None, "b serving")
-        assert process.poll() is None, process.communicate()[1]
+    with second_serving(tmp_path) as pair:
+        first, first_ca, second = pair.first, pair.first_ca, pair.second
+        enroll_port, report_port = pair.enroll_port, pair.report_port
         token = new_token()
         store = Store.open(first.database)
         try:
@@ -375,8 +330,8 @@ def test_finish_refuses_while_a_collector_still_signs_with_the_previous_ca_after
         device_id = agent.enrollment.device_id
         assert report_ok(agent)
 
-        assert _rollover("stage", first, capsys)[0] == 0
-        _copy_ca(first, second)
+        assert rollover("stage", first, capsys)[0] == 0
+        copy_ca(first, second)
         new_ca = x509.load_pem_x509_certificate((first.data_dir / "ca" / "ca-2.crt").read_bytes())
         # B trusts both now; the agent renews through it and receives both.
         wait_for(lambda: connect(report_port, device_cert(Authority.load(
@@ -387,12 +342,12 @@ def test_finish_refuses_while_a_collector_still_signs_with_the_previous_ca_after
         wait_until(lambda: all(fingerprint(new_ca) in h.trusted
                                for h in Trust(first).other_collectors(utcnow())[0]),
                    "b saying it trusts the new CA")  # fmt: skip
-        code, _, err = _rollover("activate", first, capsys)
+        code, _, err = rollover("activate", first, capsys)
         assert code == 0, err
         # B was not given the new folder: it still signs with the previous CA.
         _renew_and_use(agent).verify_directly_issued_by(first_ca)
 
-        code, _, err = _rollover("finish", first, capsys)
+        code, _, err = rollover("finish", first, capsys)
         assert code == 1
         assert "1 active device may still be using a certificate signed by the previous CA" in err
         (line,) = [line for line in err.splitlines() if device_id in line]
@@ -407,24 +362,21 @@ def test_finish_refuses_while_a_collector_still_signs_with_the_previous_ca_after
         assert Trust(first).authorities().stage == Stage.ACTIVATED
         with pytest.raises(TrustError, match=device_id):
             Trust(first).finish_rollover()
-        code, out, _ = _rollover("status", first, capsys, "--devices")
+        code, out, _ = rollover("status", first, capsys, "--devices")
         assert code == 0 and "1 of them got a certificate from the previous CA" in out
         assert any(device_id in line and "after `activate`" in line for line in out.splitlines())
 
         # IT copies the folder; the agent's next renewal is the new CA's.
-        _copy_ca(first, second)
+        copy_ca(first, second)
         _renew_and_use(agent).verify_directly_issued_by(new_ca)
         # B's server certificate is still the previous CA's (ca_holdings): `tls rotate` there.
         assert cli_pki.main(["tls", "rotate", "--data", str(second.data_dir)]) == 0
         wait_until(lambda: all(h.server_issuer == fingerprint(new_ca)
                                for h in Trust(first).other_collectors(utcnow())[0]),
                    "b saying its server certificate is the new CA's")  # fmt: skip
-        code, out, err = _rollover("finish", first, capsys)
+        code, out, err = rollover("finish", first, capsys)
         assert code == 0, err
         assert Trust(first).authorities().stage == Stage.STEADY
-    finally:
-        process.terminate()
-        process.communicate(timeout=60)
     store = Store.open(load(first.data_dir).database)
     try:
         issuers = [_issuer(store, device_id, g) for g in (1, 2, 3, 4)]
