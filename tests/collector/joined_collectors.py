@@ -36,9 +36,9 @@ class Pair:
     report_port: int
 
 
-def serving_alone(config: CollectorConfig) -> None:
-    """Its own admin and metrics ports, no dashboard, no drain, no per-device limit."""
-    admin, metrics = free_ports(2)
+def configured_alone(config: CollectorConfig, admin: int, metrics: int) -> None:
+    """Own admin and metrics ports, no dashboard, no drain, no per-device limit in the way:
+    several collectors on one machine, each its own process."""
     path = config.data_dir / "collector.toml"
     text = path.read_text(encoding="utf-8")
     for section, key, value in (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
@@ -59,7 +59,7 @@ def second_serving(tmp_path: Path) -> Iterator[Pair]:
     enroll_port, report_port = free_ports(2)
     second, _ = join(tmp_path / "b", first.data_dir, "127.0.0.1",
                      enroll_port=enroll_port, report_port=report_port)  # fmt: skip
-    serving_alone(second)
+    configured_alone(second, *free_ports(2))
     ready = tmp_path / "b.ready"
     process = subprocess.Popen(
         [COLLECTOR, "serve", "--data", str(second.data_dir), "--ready-file", str(ready)],

@@ -40,6 +40,7 @@ from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.collector.joined_collectors import configured_alone
 from tests.conftest import host_info, make_report
 from tests.databases import fresh_postgres, on_postgresql
 from tests.e2e.fleet import free_ports
@@ -76,20 +77,6 @@ def _folders(base: Path) -> list[CollectorConfig]:
     return configs
 
 
-def _configure(config: CollectorConfig, admin: int, metrics: int) -> None:
-    """Own admin and metrics ports, no dashboard, no drain, no per-device limit in the way."""
-    path = config.data_dir / "collector.toml"
-    text = path.read_text(encoding="utf-8")
-    for section, key, value in (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
-                                ("web", "enabled", "false"), ("server", "drain_seconds", "0"),
-                                ("limits", "device_calls_per_minute", "100000"),
-                                ("limits", "device_call_burst", "100000")):  # fmt: skip
-        text, found = re.subn(rf"(?ms)^(\[{section}\].*?^{key} = )\S+$", rf"\g<1>{value}", text,
-                              count=1)  # fmt: skip
-        assert found == 1, (section, key)
-    path.write_text(text, encoding="utf-8")
-
-
 def _wait_serving(process: subprocess.Popen[str], ready: Path) -> None:
     wait_until(lambda: ready.exists() or process.poll() is not None, f"{ready} written")
     assert process.poll() is None, process.communicate()[1]
@@ -102,7 +89,7 @@ def collectors(tmp_path: Path) -> Iterator[list[Serving]]:
     try:
         for config in configs:
             admin, metrics = free_ports(2)
-            _configure(config, admin, metrics)
+            configured_alone(config, admin, metrics)
             ready = config.data_dir.parent / f"{config.data_dir.name}.ready"
             process = subprocess.Popen(
                 [COLLECTOR, "serve", "--data", str(config.data_dir), "--ready-file", str(ready)],
