@@ -26,6 +26,7 @@ from devposture.collector.alerts.collector_health import reporter
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.pki import fingerprint
+from devposture.collector.refused_writes import RefusedWrites
 from devposture.collector.store import Store
 from devposture.collector.store.identity import CaHolding
 from devposture.collector.trust import Trust, TrustError
@@ -94,6 +95,9 @@ async def keep_saying(
     if not enabled:  # another process of `serve --workers` says it for this folder
         return
     failing = False
+    # A full disk or a database that takes no writes: said once, as every task of `serve` says
+    # it (refused_writes), not as an error at each beat.
+    refused = RefusedWrites("saying which CAs this collector holds (for a CA rollover)")
     said_at = -every
     said_files: tuple[tuple[int, int] | None, ...] = ()
 
@@ -108,15 +112,17 @@ async def keep_saying(
             try:
                 await in_db(say)
                 said_at, said_files = loop.time(), files
+                refused.wrote()
                 if failing:
                     log.info("saying which CAs this collector holds works again")
                 failing = False
             except Exception as exc:  # the next beat tries again
-                if not failing:
+                # A refused write (a full disk, a read-only database) is said by `refused`.
+                if not refused.failed(exc) and not failing:
                     log.error("could not say which CAs this collector holds (%s): a CA"
                               " rollover cannot see this collector meanwhile",
                               type(exc).__name__)  # fmt: skip
-                failing = True
+                    failing = True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), LOOK_SECONDS)
 
