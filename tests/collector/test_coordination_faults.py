@@ -523,12 +523,15 @@ def test_a_collector_stopped_by_sigstop_before_its_day_record_writes_nothing_ove
         serving.append(Serving(config))
 
         def backend(state: str) -> int | None:
-            """The collector's connection counting the fleet, once in `state`."""
+            """The collector's connection counting the fleet, once in `state`: by the day
+            record's own read (`store/fleet.py` _DEVICES, the outbox sums), not any read of
+            devices: other tasks' reads wait on the same lock, and a collector stopped at one
+            of them had gone on with the day's count, its write left open: the test hung)."""
             row = watch.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
                 " AND pid <> pg_backend_pid() AND query LIKE %s AND"
                 " (CASE WHEN %s = 'waiting' THEN wait_event_type = 'Lock' ELSE state = %s END)",
-                ("%FROM devices%", state, state),
+                ("%outbox_dropped_total%FROM devices%", state, state),
             ).fetchone()
             return None if row is None else int(row[0])
 
