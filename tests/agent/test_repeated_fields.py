@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from google.protobuf.descriptor import Descriptor
 
 from devposture.agent import sessions
 from devposture.agent.parsers import firewalld
@@ -37,7 +36,7 @@ from devposture.agent.probes.macos.av_products import MACOS_AV_PROCESSES
 from devposture.agent.probes.windows import antivirus as windows_antivirus
 from devposture.agent.probes.windows import updates as windows_updates
 from devposture.collector.validation import DEFAULT_MAX_ITEMS, MAX_ITEMS
-from devposture.v1 import devposture_pb2 as pb
+from tests.collector.report_fields import PATHS
 
 
 def _most_processes(table: dict[str, str]) -> int:
@@ -121,25 +120,18 @@ def _limit(name: str) -> int:
     return MAX_ITEMS.get(name, DEFAULT_MAX_ITEMS)
 
 
-def _repeated(descriptor: Descriptor, seen: set[str] | None = None) -> list[str]:
-    """Every repeated field (maps aside: the report has none) reachable from `descriptor`."""
-    seen = set() if seen is None else seen
-    if descriptor.full_name in seen:
-        return []
-    seen.add(descriptor.full_name)
-    found = []
-    for field in descriptor.fields:
+def _repeated() -> list[str]:
+    """Every repeated field reachable from PostureReport (maps aside: the report has none),
+    each once, from the report's own field walk (tests/collector/report_fields.py)."""
+    found = [path[-1] for path in PATHS if path[-1].is_repeated]
+    for field in found:
         message = field.message_type
-        if field.is_repeated:
-            assert message is None or not message.GetOptions().map_entry, field.full_name
-            found.append(field.full_name)
-        if message is not None:
-            found += _repeated(message, seen)
-    return found
+        assert message is None or not message.GetOptions().map_entry, field.full_name
+    return list(dict.fromkeys(field.full_name for field in found))
 
 
 def test_every_repeated_field_is_named_once() -> None:
-    every = _repeated(pb.PostureReport.DESCRIPTOR)
+    every = _repeated()
     assert len(every) == len(set(every))
     assert set(CAPS).isdisjoint(GAPS)
     assert sorted(every) == sorted([*CAPS, *GAPS])

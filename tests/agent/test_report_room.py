@@ -12,7 +12,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 
 from devposture.agent.host import HostError, LiveHost, NetInterface
 from devposture.agent.probes import ProbeConfig, chat_clients, collect_facts, report_room, vpn_room
@@ -47,6 +47,7 @@ from tests.agent.replay import ReplayHost
 from tests.agent.test_probes_backups import TempHomeHost, dated
 from tests.agent.windows.machines import healthy_english
 from tests.agent.windows.replay_windows import fixture
+from tests.collector.report_fields import PATHS
 
 NOW = dt.datetime(2026, 9, 21, 12, 0, tzinfo=dt.UTC)
 
@@ -190,7 +191,7 @@ def _report(report: pb.PostureReport) -> pb.PostureReport:
 
 
 def test_the_agents_text_limits_are_no_more_than_the_collectors() -> None:
-    every = _strings(pb.PostureReport.DESCRIPTOR)
+    every = _strings()
     assert set(report_room.CHARS) <= set(every) and set(MAX_CHARS) <= set(every)
     for name in every:
         ours = report_room.CHARS.get(name, report_room.DEFAULT_CHARS)
@@ -198,18 +199,11 @@ def test_the_agents_text_limits_are_no_more_than_the_collectors() -> None:
     assert MAX_ITEMS["devposture.v1.PostureReport.errors"] >= report_room.MAX_ERRORS
 
 
-def _strings(descriptor: Descriptor, seen: set[str] | None = None) -> list[str]:
-    seen = set() if seen is None else seen
-    if descriptor.full_name in seen:
-        return []
-    seen.add(descriptor.full_name)
-    found = []
-    for field in descriptor.fields:
-        if field.type == FieldDescriptor.TYPE_STRING:
-            found.append(field.full_name)
-        if field.message_type is not None:
-            found += _strings(field.message_type, seen)
-    return found
+def _strings() -> list[str]:
+    """Every string field reachable from PostureReport, each once (report_fields' walk)."""
+    return list(dict.fromkeys(
+        path[-1].full_name for path in PATHS if path[-1].type == FieldDescriptor.TYPE_STRING
+    ))  # fmt: skip
 
 
 def _unreadable(tmp_path: Path, count: int) -> list[pb.ProbeError]:
