@@ -54,6 +54,7 @@ from devposture.agent.parsers.wechat_config import DataFolderRef, parse_data_fol
 from devposture.agent.probes import backup_volume
 from devposture.agent.probes.chat_layouts import BY_FAMILY, AppLayout, BackupLayout
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
+from devposture.agent.probes.report_room import keep
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_CHAT_BACKUPS
@@ -521,10 +522,7 @@ def _keep_recent(state: _Scan) -> None:
     same."""
     found = state.live
     fitting = [live for live in found if _fits(live.folder)]
-    if len(fitting) > MAX_LIVE_DATA:
-        used = [state.last_used(live) for live in fitting]
-        ranked = sorted(range(len(fitting)), key=lambda i: (-used[i], i))
-        fitting = [fitting[i] for i in sorted(ranked[:MAX_LIVE_DATA])]
+    fitting, _ = keep(fitting, lambda live: -state.last_used(live), MAX_LIVE_DATA)
     state.fact.live_data.extend(live.folder for live in fitting)
     left_out = len(found) - len(fitting)
     if left_out:

@@ -37,6 +37,7 @@ from devposture.agent.parsers.mount_volumes import MAX_CHARS, peoples, systems
 from devposture.agent.probes import backup_volume, chat_backups
 from devposture.agent.probes.chat_layouts import BY_FAMILY
 from devposture.agent.probes.outcome import ProbeContext, error
+from devposture.agent.probes.report_room import keep
 from devposture.v1 import devposture_pb2 as pb
 
 SOURCE = "volumes"
@@ -115,10 +116,8 @@ def kept(
     where = where_it_matters()
     held = [backup_volume.compared(p, family) for p in (*where.homes, *where.backups)]
     inside = [backup_volume.compared(p, family) for p in where.backups]
-    ranked = sorted(range(len(fitting)), key=lambda i: (_rank(fitting[i], held, inside,
-                                                                family), i))  # fmt: skip
-    chosen = sorted(ranked[:most])
-    return [fitting[i].volume for i in chosen], len(candidates) - len(chosen)
+    chosen, _ = keep(fitting, lambda c: _rank(c, held, inside, family), most)
+    return [c.volume for c in chosen], len(candidates) - len(chosen)
 
 
 def left_out_error(left_out: int, total: int) -> pb.ProbeError | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 
+from devposture.agent.probes.report_room import keep
 from devposture.v1 import devposture_pb2 as pb
 
 MAX_INTERFACES = 256  # collector/validation.py, "devposture.v1.VpnFact.interfaces"
@@ -25,12 +26,11 @@ def fitted(fact: pb.VpnFact) -> pb.VpnFact:
     interfaces = list(fact.interfaces)
     if len(interfaces) <= MAX_INTERFACES:
         return fact
-    order = sorted(range(len(interfaces)), key=lambda i: (not interfaces[i].up, i))
-    keep = sorted(order[:MAX_INTERFACES])
+    kept, left_out = keep(interfaces, lambda interface: not interface.up, MAX_INTERFACES)
     del fact.interfaces[:]
-    fact.interfaces.extend(interfaces[i] for i in keep)
+    fact.interfaces.extend(kept)
     logger.warning(
         "VPN: %d of %d interfaces left out of the report (the collector takes %d); every one"
-        " that is up is kept first", len(interfaces) - len(keep), len(interfaces), MAX_INTERFACES,
+        " that is up is kept first", left_out, len(interfaces), MAX_INTERFACES,
     )  # fmt: skip
     return fact
