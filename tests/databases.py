@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from devposture.collector.store.engine import AnyDatabase, PostgresDatabase, connect
 from devposture.collector.store.schema import APPEND_ONLY
@@ -101,6 +101,15 @@ def fresh_postgres() -> PostgresTarget:
     with psycopg.connect(_url(database), autocommit=True) as connection:
         connection.execute(f'CREATE SCHEMA "{schema}"')
     return PostgresTarget(_url(database, schema))
+
+
+def with_lock_timeout(target: PostgresTarget, seconds: int = 20) -> PostgresTarget:
+    """`target` whose statements give up waiting on a lock after `seconds`: where a fault in
+    the code under test would leave a test waiting on a lock for ever, it fails instead."""
+    parts = urlsplit(target.url)
+    query = dict(parse_qsl(parts.query))
+    query["options"] = f"{query.get('options', '')} -clock_timeout={seconds * 1000}".strip()
+    return PostgresTarget(urlunsplit(parts._replace(query=urlencode(query, quote_via=quote))))
 
 
 def _end_sessions(role: str) -> None:

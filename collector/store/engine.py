@@ -20,6 +20,7 @@ rewritten to psycopg's (`%s`, `%(name)s`) once per distinct statement.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import sqlite3
 import threading
@@ -42,8 +43,22 @@ Row = Any
 Params = Sequence[object] | Mapping[str, object]
 
 # Any number for the write lock, the same in every collector on a database (pg_advisory_xact_lock
-# takes a bigint): "devpostr" in ASCII.
+# takes a bigint): "devpostr" in ASCII. Held per schema (`schema_lock`).
 WRITE_LOCK = 0x6465_7670_6F73_7472
+
+
+def schema_lock(base: int, schema: str | None) -> int:
+    """The advisory lock `base` for the store in `schema`. Advisory locks belong to the whole
+    database, not a schema: two installations in one database (a staging and a production
+    schema, or the test suite's schema per test) took turns at one write lock, and one
+    collector paused inside a write (a frozen VM) stopped the other's writes too. `public`
+    keeps `base` itself, the key every earlier collector takes, so collectors of two versions
+    on the usual schema still write one after another; any other schema has a key of its own,
+    the same in every collector that writes its tables."""
+    if schema is None or schema == "public":
+        return base
+    digest = hashlib.blake2b(f"{base}:{schema}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class Cursor(Protocol):
@@ -411,6 +426,7 @@ class PostgresDatabase:
         self._closed = False
         self._pool_timeout: type[Exception] = PoolTimeout
         self._held = threading.local()
+        self._schema: str | None = None  # current_schema(), read as each connection opens
         arguments = target.connect_arguments()
         given = conninfo_to_dict(target.conninfo()).get("options")
         arguments["options"] = f"{given} {SESSION_OPTIONS}" if given else SESSION_OPTIONS
@@ -452,6 +468,12 @@ class PostgresDatabase:
         connection.autocommit = True
         if self._read_only:
             connection.execute("SET default_transaction_read_only = on")
+        row = connection.execute("SELECT current_schema()").fetchone()
+        self._schema = None if row is None else row[0]
+
+    def lock_key(self, base: int) -> int:
+        """The advisory lock `base` for this store's schema (`schema_lock`)."""
+        return schema_lock(base, self._schema)
 
     @property
     def pool(self) -> ConnectionPool[psycopg.Connection[Row]]:
@@ -580,7 +602,7 @@ class PostgresDatabase:
                 cursor = PostgresCursor(connection.cursor(), self._trace)
                 try:
                     cursor.execute("BEGIN")
-                    cursor.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+                    cursor.execute("SELECT pg_advisory_xact_lock(?)", (self.lock_key(WRITE_LOCK),))
                 except self.failures:
                     # Nothing was written yet: a connection the server closed (a restart, a
                     # failover) is replaced and the transaction begun again, once.

@@ -1219,7 +1219,7 @@ def _prepare_postgres(database: PostgresDatabase) -> None:
     if _current_postgres(database):
         return
     with database.pool.connection() as connection, connection.transaction():
-        connection.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        connection.execute("SELECT pg_advisory_xact_lock(%s)", (database.lock_key(SCHEMA_LOCK),))
         connection.execute(POSTGRES_SCHEMA)
         connection.execute(_postgres_triggers())
         row = connection.execute("SELECT version FROM schema_version").fetchone()
