@@ -43,8 +43,9 @@ from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.collector.test_workers import killed_after, processes_left
 from tests.conftest import host_info, make_report
-from tests.databases import collector_database, fresh_database, on_postgresql
+from tests.databases import collector_database, fresh_database, on_postgresql, with_lock_timeout
 from tests.e2e.fleet import free_ports
+from tests.frozen import freeze
 from tests.waiting import wait_until
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
@@ -287,7 +288,7 @@ def test_a_service_stop_while_the_workers_start_is_a_stop_not_a_failure(
                    and len(psutil.Process(parent.pid).children()) == 2,
                    "worker 1 started")  # fmt: skip
         first, second = sorted(psutil.Process(parent.pid).children(), key=lambda p: p.pid)
-        second.suspend()
+        freeze(second.pid)
         parent.send_signal(signal.SIGTERM)
         # The parent told its workers to stop: worker 0 ends; then worker 1 goes on.
         psutil.wait_procs([first], timeout=60)
@@ -504,9 +505,6 @@ def test_a_hung_worker_is_killed_and_started_again(tmp_path: Path) -> None:
         killed_after(parent)
 
 
-@pytest.mark.skip(reason="hangs in 2 of the last 3 PostgreSQL CI runs (2026-12-05): the stopped"
-                  " collector is found inside its fleet_days write, holding the lease's advisory"
-                  " lock, so take_lease below waits for ever; to be found, see the issue note")
 @several
 def test_a_collector_stopped_by_sigstop_before_its_day_record_writes_nothing_over_the_next(
     tmp_path: Path, serving: list[Serving]
@@ -525,16 +523,18 @@ def test_a_collector_stopped_by_sigstop_before_its_day_record_writes_nothing_ove
         held.execute("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
         serving.append(Serving(config))
 
-        def backend(state: str) -> int | None:
-            """The collector's connection counting the fleet, once in `state`: by the day
+        def counting_backend() -> int | None:
+            """The collector's connection counting the fleet, waiting: by the day
             record's own read (`store/fleet.py` _DEVICES, the outbox sums), not any read of
-            devices: other tasks' reads wait on the same lock, and a collector stopped at one
-            of them had gone on with the day's count, its write left open: the test hung)."""
+            devices (other tasks' reads wait on the same lock), and waiting on the lock this
+            test holds: the test's schema shares the database with other tests', whose
+            collectors count their fleets too. One of theirs taken for this one's, this
+            collector was stopped wherever it was, once inside its day's write, holding its
+            write lock, and the test waited on that lock for ever."""
             row = watch.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND query LIKE %s AND"
-                " (CASE WHEN %s = 'waiting' THEN wait_event_type = 'Lock' ELSE state = %s END)",
-                ("%outbox_dropped_total%FROM devices%", state, state),
+                " AND query LIKE %s AND %s = ANY(pg_blocking_pids(pid))",
+                ("%outbox_dropped_total%FROM devices%", held.info.backend_pid),
             ).fetchone()
             return None if row is None else int(row[0])
 
@@ -549,13 +549,15 @@ def test_a_collector_stopped_by_sigstop_before_its_day_record_writes_nothing_ove
                 row[1] != "Lock"
             )
 
-        wait_until(lambda: backend("waiting") is not None, "the collector counting the fleet")
-        counting = backend("waiting")
+        wait_until(lambda: counting_backend() is not None, "the collector counting the fleet")
+        counting = counting_backend()
         assert counting is not None
-        serving[0].process.send_signal(signal.SIGSTOP)
+        freeze(serving[0].process.pid)  # every thread stopped, not only asked to
         held.rollback()  # the read is answered; the stopped collector has not taken it yet
         wait_until(lambda: answered(counting), "the count's first read answered")
-    store = Store.open(config.database)
+    # Should the collector have been stopped holding its write lock after all, the test fails
+    # (lock_timeout) rather than waiting on it for ever.
+    store = Store.open(with_lock_timeout(config.database))
     try:
         later = utcnow() + dt.timedelta(hours=1)
         lease = store.coordination.take_lease("fleet-day", "other-host:1", later,

@@ -29,6 +29,7 @@ from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord,
 from devposture.collector.store.base import to_us
 from tests.collector.one_by_one import store_one_by_one
 from tests.databases import fresh_database
+from tests.frozen import freeze
 
 T0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
 TABLES = {
@@ -234,7 +235,7 @@ def test_a_group_sent_to_the_writer_of_a_killed_collector_is_never_committed(
     try:
         _wait_for(steps["started"], collector)
         child = int(steps["started"].read_text())
-        os.kill(child, signal.SIGSTOP)
+        freeze(child)
         steps["go"].write_text("go")
         _wait_for(steps["sent"], collector)
         collector.kill()

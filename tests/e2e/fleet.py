@@ -45,6 +45,7 @@ from devposture.collector.store.target import DatabaseTarget
 from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 from tests.databases import init_arguments
+from tests.frozen import freeze
 
 BIN = Path(sys.executable).parent
 COLLECTOR = str(BIN / "devposture-collector")
@@ -185,7 +186,7 @@ class CollectorServer:
         self.process = None
 
     def pause(self) -> None:
-        self._running().send_signal(signal.SIGSTOP)
+        freeze(self._running().pid)
 
     def resume(self) -> None:
         self._running().send_signal(signal.SIGCONT)
