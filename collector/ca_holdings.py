@@ -30,7 +30,7 @@ from devposture.collector.refused_writes import RefusedWrites
 from devposture.collector.store import Store
 from devposture.collector.store.identity import CaHolding
 from devposture.collector.trust import Trust, TrustError
-from devposture.policy.cli_messages import Said, enumeration, lines, said
+from devposture.policy.cli_messages import Said, Worded, enumeration, lines, said
 
 log = logging.getLogger(__name__)
 # How often a serving collector says what its folder holds.
@@ -235,6 +235,92 @@ def finish_refusal(waiting: Sequence[CaHolding], generations: dict[str, int], da
             " minute. Then finish again. --force finishes anyway, at that cost",
         ),
     )  # fmt: skip
+
+
+class BehindTheRollover(Worded):
+    """This collector's `ca/` (or its server certificate) is behind the CA rollover that the
+    collectors serving on its database have made. A collector that missed the copies while
+    it was stopped, started again, would refuse the agents the others renewed, sign
+    certificates the others refuse, or present a server certificate agents no longer trust:
+    the devices it answers go dark one by one. It is refused at start instead, naming what
+    differs and the fix; `status` alone named it, and only to whoever ran it."""
+
+
+def behind_by(
+    mine: CaHolding, others: Sequence[CaHolding], generations: dict[str, int]
+) -> list[Said]:
+    """How this collector's holding (`mine`) is behind each of `others` (those serving now):
+    one line per difference that breaks agents, none when it is not behind. A difference
+    counts against this collector only where the other holds the newer CA: one this folder
+    never had (a later rollover's), or of a later generation (`generations`, this folder's
+    own CAs, retired ones included). So the collector ahead (one that ran `activate` or
+    `finish --force` while another missed the copy) starts, and the one behind is told. Only
+    what each side could read is compared: an unknown CA is not taken for another. A CA
+    staged elsewhere but not copied here yet breaks nothing (`activate` waits for that)."""
+
+    def newer(ca: str, than: str | None) -> bool:
+        return ca not in generations or generations[ca] > generations.get(than or "", 0)
+
+    newest_trusted = max(mine.trusted, key=lambda ca: generations.get(ca, 0), default=None)
+    found: list[Said] = []
+    for other in others:
+        where = {"host": other.host, "address": other.address}
+        signing = other.signing
+        if (
+            signing
+            and mine.trusted
+            and signing not in mine.trusted
+            and newer(signing, newest_trusted)
+        ):
+            found.append(said(
+                "  {host} ({address}) signs with {ca}, which this collector does not trust:"
+                " the agents renewed there would be refused here",
+                ca=_ca(signing, generations), **where,
+            ))  # fmt: skip
+        for own, why in (
+            (mine.signing, said("which this collector signs with: the agents renewed here"
+                                " would be refused there")),
+            (mine.server_issuer, said("which issued this collector's server certificate:"
+                                      " agents given the CAs it trusts could not verify this"
+                                      " collector")),
+        ):  # fmt: skip
+            if (
+                own
+                and other.trusted
+                and own not in other.trusted
+                and any(newer(ca, own) for ca in other.trusted)
+            ):
+                found.append(said("  {host} ({address}) no longer trusts {ca}, {why}",
+                                  ca=_ca(own, generations), why=why, **where))  # fmt: skip
+    return found
+
+
+def refuse_if_behind(config: CollectorConfig, store: Store) -> None:
+    """BehindTheRollover when this collector's `ca/` is behind what the collectors serving on
+    its database now hold (`behind_by`); nothing when it is alone or none is serving."""
+    from devposture.collector.issuing_ca import ca_generations  # noqa: PLC0415
+
+    moment = store.coordination.database_clock() or utcnow()
+    own = collector_key(config)
+    others = [h for h in serving(store.identity.ca_holdings(moment - SERVING_WITHIN), moment)
+              if h.collector != own]  # fmt: skip
+    if not others:
+        return
+    found = behind_by(holding_of(config, moment), others, ca_generations(config.ca_cert.parent))
+    if found:
+        raise BehindTheRollover(lines(
+            said(
+                "This collector's ca/ folder is behind the CA rollover of the other collectors"
+                " serving on its database (a copy of ca/ missed while it was stopped?):",
+            ),
+            *found,
+            said(
+                "Copy the ca/ folder of a collector serving now to {folder}, run"
+                " `devposture-collector tls rotate --data {data}`, and start this collector"
+                " again (docs/scaling.md).",
+                folder=config.ca_cert.parent, data=config.data_dir,
+            ),
+        ))  # fmt: skip
 
 
 def status_lines(stage: str, others: Sequence[CaHolding], moment: dt.datetime, new: str, *,

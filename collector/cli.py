@@ -274,6 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # line for every failed TLS handshake, which anyone can cause, broke the JSON log and
     # filled the journal). Read when grpc loads, below; GRPC_VERBOSITY set by IT wins.
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    from devposture.collector.ca_holdings import BehindTheRollover  # noqa: PLC0415
     from devposture.collector.datadir import DataFolderInUse, OtherInstallation  # noqa: PLC0415
     from devposture.collector.ports import PortUnavailable  # noqa: PLC0415
     from devposture.collector.server import serve_forever  # noqa: PLC0415
@@ -300,7 +301,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 web_port=args.web_port, worker=args.worker,
             )
         )  # fmt: skip
-    except (DataFolderInUse, OtherInstallation, PortUnavailable) as exc:  # each says what to do
+    except (DataFolderInUse, OtherInstallation, PortUnavailable, BehindTheRollover) as exc:
+        # each says what to do
         raise CliError.as_is(exc) from exc
     except OSError as exc:
         if is_full(exc) or isinstance(exc, PermissionError):

@@ -33,7 +33,7 @@ from devposture.collector import fleet_history, outage, ports
 from devposture.collector.admin.service import AdminServer, start_admin_server
 from devposture.collector.agent_config import network_hash_key
 from devposture.collector.alerts.task import keep_alerting
-from devposture.collector.ca_holdings import keep_saying
+from devposture.collector.ca_holdings import keep_saying, refuse_if_behind
 from devposture.collector.company_time import zone_of
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import DataFolderLock, claim_installation, lock_data_folder
@@ -248,6 +248,7 @@ async def _serve(
     store = Store.open(config.database)
     try:
         claim_installation(config, store)  # never another installation's database
+        refuse_if_behind(config, store)  # never a ca/ that missed the others' CA rollover
         policy = keep_in_force(config, store, file=policy_file)
     except BaseException:
         store.close()

@@ -9,13 +9,15 @@ joined to the collector that runs the rollover, whose `ca/` IT copies (or forget
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from devposture.collector import cli_pki
-from devposture.collector.ca_holdings import collector_key
+from devposture.collector.ca_holdings import behind_by, collector_key
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import initialize
@@ -23,7 +25,7 @@ from devposture.collector.pki import fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.identity import CaHolding
 from devposture.collector.trust import Stage, Trust, TrustError
-from tests.collector.joined_collectors import rollover, second_serving
+from tests.collector.joined_collectors import COLLECTOR, rollover, second_serving
 from tests.databases import collector_database, on_postgresql
 from tests.waiting import wait_until
 
@@ -175,3 +177,99 @@ def test_a_serving_collector_that_missed_the_ca_copy_holds_activate_and_finish_b
         code, _, err = rollover("finish", first, capsys)
         assert code == 0, err
         assert Trust(first).authorities().stage == Stage.STEADY
+
+
+# --- a collector started again after missing the others' rollover --------------------------
+
+
+def test_behind_is_told_only_to_the_collector_holding_the_older_ca() -> None:
+    # Generations as this folder knows them: CA 1 (retired after a finish) and CA 2.
+    one, two, three = "sha256:" + "1" * 64, "sha256:" + "2" * 64, "sha256:" + "3" * 64
+    known = {one: 1, two: 2}
+    now = utcnow()
+
+    def holding(trusted: tuple[str, ...], signing: str, server: str) -> CaHolding:
+        return CaHolding("me/0123abcd", "me", "me:50052", signing, trusted, server, now)
+
+    steady_on_two = _other("pc-b", (two,), two, two)
+    # Stopped through a whole rollover elsewhere: it trusts and signs with CA 1 only.
+    assert len(behind_by(holding((one,), one, one), [steady_on_two], known)) == 3
+    # Its ca/ copied after `stage` but not after `activate`, and `finish` run with --force.
+    told = behind_by(holding((one, two), one, one), [steady_on_two], known)
+    assert [str(line).split(", ")[0] for line in told] == [
+        "  pc-b (pc-b:50052) no longer trusts CA 1 (sha256:11111111…)"] * 2  # fmt: skip
+    # Copied, but `tls rotate` not run: only its server certificate is behind.
+    assert len(behind_by(holding((two,), two, one), [steady_on_two], known)) == 1
+    # A CA this folder never had (a later rollover's): newer, so this one is behind.
+    assert len(behind_by(holding((two,), two, two), [_other("pc-b", (three,), three, three)],
+                         known)) == 3  # fmt: skip
+    # Not behind: in step; mid-rollover (CA 2 staged elsewhere, or signing there and trusted
+    # here); and the collector ahead, whose `activate --force` another missed.
+    for mine, other in (
+        (holding((two,), two, two), steady_on_two),
+        (holding((one,), one, one), _other("pc-b", (one, two), one, one)),
+        (holding((one, two), one, one), _other("pc-b", (one, two), two, two)),
+        (holding((one, two), two, two), _other("pc-b", (one,), one, one)),
+        (holding((two,), two, two), _other("pc-b", (one,), one, one)),
+    ):
+        assert behind_by(mine, [other], known) == [], (mine, other)
+    # What could not be read is not taken for another CA.
+    assert behind_by(holding((), one, one), [_other("pc-b", (two,), two, two)], {}) != []
+    assert behind_by(holding((one,), one, one), [CaHolding(
+        "pc-b/0", "pc-b", "pc-b:1", None, (), None, now)], known) == []  # fmt: skip
+
+
+def _serve_refused(config: CollectorConfig, environment: dict[str, str]) -> str:
+    """`serve` on `config`'s folder, which must refuse to start: its standard error."""
+    ready = config.data_dir.parent / "ready.json"
+    process = subprocess.run(
+        [COLLECTOR, "serve", "--data", str(config.data_dir), "--ready-file", str(ready),
+         "--enroll-port", "0", "--report-port", "0", "--admin-port", "0",
+         "--metrics-port", "0", "--web-port", "0"],
+        check=False, capture_output=True, text=True, timeout=120, env=environment,
+    )  # fmt: skip
+    assert process.returncode == 1, process.stderr[-3000:]
+    assert not ready.exists()
+    return process.stderr
+
+
+def test_a_collector_whose_ca_missed_the_others_rollover_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    # Collector B was stopped while the others rolled the CA over to one it never got; they
+    # serve now with it. Started again, B would refuse every agent they renewed and sign
+    # certificates they refuse. It is refused at start, told what differs and the fix.
+    config, old = _folder(tmp_path)
+    _, elsewhere = initialize(tmp_path / "other", "127.0.0.1", database=collector_database())
+    newer = fingerprint(elsewhere)  # a CA this folder never had
+    _say(config, _other("pc-b", (newer,), newer, newer))
+    english = _serve_refused(config, {**os.environ, "LANG": "C.UTF-8"})
+    text = " ".join(english.split())
+    assert "This collector's ca/ folder is behind the CA rollover of the other collectors" in text
+    assert "pc-b (pc-b:50052) signs with sha256:" in text and "does not trust" in text
+    assert "no longer trusts CA 1 (sha256:" in text
+    assert f"Copy the ca/ folder of a collector serving now to {config.data_dir / 'ca'}" in text
+    assert "`devposture-collector tls rotate --data" in text
+    chinese = _serve_refused(config, {**os.environ, "LANG": "zh_CN.UTF-8"})
+    assert "pc-b（pc-b:50052）用 sha256:" in chinese and "再重新启动本采集器" in chinese
+    assert "behind the CA rollover" not in chinese
+
+    # Stopped longer than two minutes ago, it is not serving: nothing to be behind.
+    _say(config, _other("pc-b", (newer,), newer, newer, utcnow() - dt.timedelta(hours=1)))
+    ready = tmp_path / "served.json"
+    process = subprocess.Popen(
+        [COLLECTOR, "serve", "--data", str(config.data_dir), "--ready-file", str(ready),
+         "--enroll-port", "0", "--report-port", "0", "--admin-port", "0",
+         "--metrics-port", "0", "--web-port", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: ready.exists() or process.poll() is not None, "serving")
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert _said_or_none(Trust(config).config, config) is None  # its own row is left out
+        assert [h.signing for h in Trust(config).other_collectors(utcnow())[0]] == [newer]
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-3000:]
+    assert old != newer
