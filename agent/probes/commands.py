@@ -45,6 +45,9 @@ IPTABLES_VERSION = ("iptables", "-V")
 IPTABLES_LEGACY_RULES = ("iptables-legacy", "-S")
 # IPv6's rules: `iptables -S` shows IPv4 alone (ip6tables ships in iptables' own package).
 IP6TABLES_RULES = ("ip6tables", "-S")
+# ip6tables is an alternative of its own (Debian: `update-alternatives --set ip6tables ...`).
+IP6TABLES_VERSION = ("ip6tables", "-V")
+IP6TABLES_LEGACY_RULES = ("ip6tables-legacy", "-S")
 UFW_STATUS = ("ufw", "status", "verbose")
 FIREWALLD_STATE = ("firewall-cmd", "--state")
 FIREWALLD_DEFAULT_ZONE = ("firewall-cmd", "--get-default-zone")
@@ -247,6 +250,8 @@ DECLARED: tuple[Declared, ...] = (
     Declared((LINUX,), "firewall: whether iptables is the nf_tables variant", IPTABLES_VERSION),
     Declared((LINUX,), "firewall: the legacy iptables tables, when loaded", IPTABLES_LEGACY_RULES),
     Declared((LINUX,), "firewall: ip6tables' rules (IPv6), when IPv6 is in use", IP6TABLES_RULES),
+    Declared((LINUX,), "firewall: whether ip6tables is the nf_tables variant", IP6TABLES_VERSION),
+    Declared((LINUX,), "firewall: legacy ip6tables tables, when loaded", IP6TABLES_LEGACY_RULES),
     Declared((LINUX,), "firewall: ufw's state and defaults", UFW_STATUS),
     Declared((LINUX,), "firewall: whether firewalld runs", FIREWALLD_STATE),
     Declared((LINUX,), "firewall: firewalld's default zone", FIREWALLD_DEFAULT_ZONE),
