@@ -15,6 +15,10 @@ Get-NetAdapter saw up is still seen. Where ipconfig was read, a failed Get-NetAd
 has no NetAdapter module) costs nothing, as ipconfig listed every adapter it would have, so it is
 not reported.
 
+A PPP adapter counts only when its name says VPN; one that is up under a name that says
+neither VPN nor Windows' default for a PPPoE dial-up is said as an error of the ipconfig source
+(vpn_adapters.py, "PPP adapter"): a dial-up broadband link is no VPN.
+
 psutil (`ctx.host.net_interfaces()`) adds interfaces whose connection name says VPN but that
 neither listed (ipconfig can miss adapters being set up). No VPN adapter at all is a fact
 (active=false), not an error; the fact is an error only when no source answered.
@@ -27,7 +31,7 @@ from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.windows.ipconfig import parse_ipconfig
 from devposture.agent.parsers.windows.netadapter import parse_net_adapters
 from devposture.agent.probes.commands import IPCONFIG, NET_ADAPTERS
-from devposture.agent.probes.outcome import FactOutcome, ProbeContext, source_error
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from devposture.agent.probes.vpn_room import fitted
 from devposture.agent.probes.windows.commands import run_text
 from devposture.agent.probes.windows.vpn_adapters import (
@@ -35,12 +39,24 @@ from devposture.agent.probes.windows.vpn_adapters import (
     adapter_up,
     name_kind,
     net_adapter_kind,
+    ppp_link,
 )
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_VPN
 NET_ADAPTERS_SOURCE = "Get-NetAdapter"
 IPCONFIG_SOURCE = "ipconfig"
+
+
+def unknown_ppp_error(count: int) -> pb.ProbeError:
+    """Said of PPP connections that are up and whose name tells no VPN from a dial-up: any VPN
+    error makes a public Wi-Fi session with no VPN seen UNKNOWN, not the PASS a PPPoE dial-up
+    counted as a VPN gave."""
+    return error(
+        FACT, pb.PROBE_ERROR_CODE_NO_SOURCE,
+        f"{count} PPP connection(s) up that ipconfig cannot tell from a dial-up broadband (PPPoE)"
+        " or modem link: not counted as a VPN", IPCONFIG_SOURCE,
+    )  # fmt: skip
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
@@ -62,10 +78,12 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     except (HostError, ParseError) as exc:
         listing_error = source_error(FACT, NET_ADAPTERS_SOURCE, exc)
     errors: list[pb.ProbeError] = []
+    unknown_ppp = 0
     try:
         for entry in parse_ipconfig(run_text(ctx, IPCONFIG)):
             kind = adapter_kind(entry)
             if not kind:
+                unknown_ppp += ppp_link(entry) == "unknown" and adapter_up(entry)
                 continue
             listed = found.get(entry.description.lower()) if entry.description else None
             if listed is not None:
@@ -79,6 +97,8 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         errors.append(source_error(FACT, IPCONFIG_SOURCE, exc))
         if listing_error is not None:
             errors.insert(0, listing_error)
+    if unknown_ppp:
+        errors.append(unknown_ppp_error(unknown_ppp))
     try:
         for interface in ctx.host.net_interfaces():
             kind = name_kind(interface.name)

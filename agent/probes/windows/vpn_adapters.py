@@ -38,6 +38,23 @@ no public output naming their Windows adapters was found, and a guessed name is 
 Virtual machines' adapters (Hyper-V, VirtualBox, VMware) and Npcap's loopback match none of
 these: real lists of them are tested as no VPN.
 
+A "PPP adapter" is the built-in VPN client's (PPTP, L2TP, SSTP, IKEv2), but also a dial-up
+broadband (PPPoE) connection's, as Chinese homes dial their own broadband ("PPP 适配器 宽带连接"),
+or a 3G modem's: ipconfig prints all of them alike, a title with the connection's name and, since
+Vista, that name again as the description (XP: "WAN (PPP/SLIP) Interface"), no driver, no
+physical address. Counted as a VPN, a PC on PPPoE passed clause 6.3.2 on public Wi-Fi. So a PPP
+adapter is judged by its name (`ppp_link`), the one thing that differs:
+  * "vpn": the name or description says VPN (Windows' own default names "VPN Connection" and
+    "VPN 连接", the "PPP adapter VPN:" of a real PPTP client, Ubuntu forums, index id
+    56701346005, tests/fixtures/windows/ipconfig): counted as a VPN;
+  * "broadband": Windows' default name for a PPPoE connection, "Broadband Connection" (a real
+    Windows 7 `ipconfig -all`, index id 57010039941; "Broadband Connection 2", index id
+    57016599036) or "宽带连接" (its Chinese, named in a public dial-up script, index id
+    71105643609; no recording found), optionally numbered: no VPN;
+  * "unknown": any other name (an Italian XP's DSL dial-up "alberto", a French 3G "OneClick
+    Internet", both recorded). Neither counted nor left unsaid: the probe names it as a source
+    error when it is up, so a public Wi-Fi session with no other VPN reads UNKNOWN, never PASS.
+
 Game accelerators install the same TAP driver under their own name, but route only the games'
 traffic: WeChat's goes out on the public network as before, so they are not the VPN clause
 6.3.2 asks for. Each is named where it was seen on a real machine:
@@ -46,6 +63,8 @@ traffic: WeChat's goes out on the public network as before, so they are not the 
 """
 
 from __future__ import annotations
+
+import re
 
 from devposture.agent.parsers.windows.ipconfig import Adapter
 from devposture.agent.parsers.windows.netadapter import NetAdapter
@@ -73,6 +92,8 @@ _APIPA = "169.254."
 _NOT_VPN_TUNNELS = ("isatap", "teredo", "6to4", "6zu4", "ip-https")
 # Virtual NICs that carry only some applications' traffic, checked first (see above).
 _NOT_VPN_DESCRIPTIONS = ("netease uu",)
+# Windows' default names of a PPPoE connection, optionally numbered ("Broadband Connection 2").
+_BROADBAND_NAME = re.compile(r"^(?:broadband connection|宽带连接)(?: \d+)?$")
 # psutil reports Windows interfaces by connection name ("OpenVPN Wintun", "WireGuard").
 NAME_HINTS: tuple[tuple[str, str], ...] = (
     ("wireguard", "wireguard"),
@@ -99,12 +120,25 @@ def adapter_kind(adapter: Adapter) -> str:
         return kind
     description = adapter.description.lower()
     if adapter.kind == "ppp":
-        return "ppp"
+        return "ppp" if ppp_link(adapter) == "vpn" else ""
     if adapter.kind == "unknown":
         return "tun"
     if adapter.kind == "tunnel" and not any(t in description for t in _NOT_VPN_TUNNELS):
         return "tun"
     return ""
+
+
+def ppp_link(adapter: Adapter) -> str:
+    """What a PPP adapter's name says it is: "vpn", "broadband" (PPPoE) or "unknown" (see the
+    module docstring); "" for an adapter that is no PPP adapter."""
+    if adapter.kind != "ppp":
+        return ""
+    names = (adapter.name.strip().lower(), adapter.description.strip().lower())
+    if any("vpn" in name for name in names):
+        return "vpn"
+    if any(_BROADBAND_NAME.match(name) for name in names):
+        return "broadband"
+    return "unknown"
 
 
 def adapter_up(adapter: Adapter) -> bool:

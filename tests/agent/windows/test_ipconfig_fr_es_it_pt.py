@@ -114,9 +114,10 @@ def test_french_windows_8_wireless_and_tunnel_titles(name: str, console: str) ->
 
 def test_french_ppp_title() -> None:
     # "Carte PPP OneClick Internet :" (a 3G connection, Windows 7). The author replaced the
-    # address with "a.b.c.d", so none is read.
+    # address with "a.b.c.d", so none is read. A PPP link whose name says no VPN is none
+    # (test_vpn_ppp.py).
     assert summary(adapters("ipconfig/plain-fr-win7-ppp-3g-fragment.txt")) == [
-        ("ppp", "OneClick Internet", False, (), "ppp")
+        ("ppp", "OneClick Internet", False, (), "")
     ]
 
 
@@ -209,7 +210,7 @@ def test_italian_ppp_title_on_windows_xp() -> None:
     found = adapters("ipconfig/all-it-xp-pppoe-dsl.txt")
     assert summary(found) == [
         ("ethernet", "Connessione alla rete locale (LAN)", False, ("192.168.1.45",), ""),
-        ("ppp", "alberto", False, ("151.16.25.49",), "ppp"),
+        ("ppp", "alberto", False, ("151.16.25.49",), ""),  # a dial-up: no VPN
     ]
     assert found[1].description == "WAN (PPP/SLIP) Interface"
 
