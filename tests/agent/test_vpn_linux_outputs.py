@@ -89,3 +89,28 @@ def test_sangfor_easyconnect_s_tun0_on_linux_is_an_active_vpn() -> None:
     assert fact.active and [(i.name, i.kind, i.up) for i in fact.interfaces] == [
         ("tun0", "tun", True)
     ]
+
+
+def test_a_ppp_link_up_is_said_and_not_counted_as_a_vpn() -> None:
+    # A real ppp0 (a PPTP server's end of its VPN, UP POINTOPOINT RUNNING with an address):
+    # pppd makes the same interface for a PPPoE dial-up or a 3G modem, which are no VPN, and
+    # nothing psutil or /sys/class/net shows tells them apart. Counted as a VPN, a PC on PPPoE
+    # passed public Wi-Fi; said as the "ppp" source's error, the session reads UNKNOWN.
+    interfaces = interfaces_from_ifconfig("interfaces/ifconfig-pptpd-ppp0-ubuntu-forums.txt")
+    assert [(i.name, i.is_up) for i in interfaces] == [
+        ("enp1s0", True), ("lo", True), ("ppp0", True)
+    ]  # fmt: skip
+    outcome = run(vpn.probe, pb.FACT_VPN, ReplayHost(interfaces=interfaces))
+    assert isinstance(outcome.fact, pb.VpnFact)
+    assert not outcome.fact.active and list(outcome.fact.interfaces) == []
+    assert [(e.source, e.code) for e in outcome.errors] == [("ppp", pb.PROBE_ERROR_CODE_NO_SOURCE)]
+    assert outcome.errors[0].message.startswith("1 PPP link(s) up")
+
+
+def test_a_ppp_link_down_is_no_vpn_and_nothing_to_say() -> None:
+    # The same ppp0 once pppd has taken it down (its flags without UP and RUNNING).
+    ppp0 = interfaces_from_ifconfig("interfaces/ifconfig-pptpd-ppp0-ubuntu-forums.txt")[2]
+    down = NetInterface(ppp0.name, False, ppp0.mtu, ("pointopoint", "noarp", "multicast"))
+    outcome = run(vpn.probe, pb.FACT_VPN, ReplayHost(interfaces=[down]))
+    assert isinstance(outcome.fact, pb.VpnFact) and outcome.errors == []
+    assert not outcome.fact.active and list(outcome.fact.interfaces) == []

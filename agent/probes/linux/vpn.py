@@ -7,15 +7,27 @@ of a bridge or an Ethernet-level tap device without a VPN's name (a virtual mach
 never the kernel's IP-in-IP device tunl0, whose name starts like OpenVPN's. It is up when it is
 administratively up and, where psutil reports flags, RUNNING: a tun device nobody has opened is
 UP but not RUNNING, and carries no traffic. No VPN interface at all is a fact, not an error.
+
+A PPP link (ppp*, or the link type ARPHRD_PPP) is no VPN by itself: pppd makes the same ppp0
+for a PPTP or L2TP VPN (pptp, xl2tpd, NetworkManager's plugins, openfortivpn) as for a dial-up
+broadband connection over PPPoE (pppoeconf, rp-pppoe, NetworkManager's "pppoe" type), which
+Chinese homes dial themselves, or for a 3G modem. Nothing in psutil's list or /sys/class/net
+tells them apart, and counting it made a PC on PPPoE pass clause 6.3.2 on public Wi-Fi. A PPP
+link that is up is therefore left out of the interfaces and said as an error of the source
+"ppp": a public session with no other VPN reads UNKNOWN, never PASS. A PPP link that is down
+is no VPN up either way and is left out unsaid. (The kernel's PPPoE sessions in /proc/net/pppoe
+would tell a kernel-mode PPPoE link, but not a user-mode one nor a modem's; no real recording of
+one was at hand, and this machine's kernel has no PPP to make one.)
 """
 
 from __future__ import annotations
 
 from devposture.agent.host import Host, HostError, NetInterface
-from devposture.agent.probes.outcome import FactOutcome, ProbeContext
+from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error
 from devposture.agent.probes.vpn_room import fitted
 from devposture.v1 import devposture_pb2 as pb
 
+FACT = pb.FACT_VPN
 _SYS = "/sys/class/net"
 _PREFIXES = (
     ("wg", "wireguard"),
@@ -88,8 +100,21 @@ def _is_up(iface: NetInterface) -> bool:
     return iface.is_up
 
 
+_PPP = "ppp"
+
+
+def ppp_error(count: int) -> pb.ProbeError:
+    """Said of PPP links that are up: nothing read tells a VPN's from a dial-up's."""
+    return error(
+        FACT, pb.PROBE_ERROR_CODE_NO_SOURCE,
+        f"{count} PPP link(s) up that cannot be told from a dial-up broadband (PPPoE) or modem"
+        " link: not counted as a VPN", _PPP,
+    )  # fmt: skip
+
+
 def probe(ctx: ProbeContext) -> FactOutcome:
     fact = pb.VpnFact()
+    ppp_up = 0
     for iface in ctx.host.net_interfaces():
         if iface.name == "lo":
             continue
@@ -100,7 +125,9 @@ def probe(ctx: ProbeContext) -> FactOutcome:
             _bridged(ctx.host, iface.name)
         ):  # fmt: skip
             kind = ""
-        if kind:
+        if kind == _PPP:
+            ppp_up += _is_up(iface)
+        elif kind:
             fact.interfaces.add(name=iface.name, kind=kind, up=_is_up(iface))
     fact.active = any(i.up for i in fact.interfaces)
-    return FactOutcome(fitted(fact))
+    return FactOutcome(fitted(fact), [ppp_error(ppp_up)] if ppp_up else [])
