@@ -9,8 +9,16 @@ and VPN clients that ship their own): a real Tunnelblick connection is a tun0 wi
 its server pushed (tests/fixtures/macos/ifconfig), and only utun counted. A tap interface is
 not counted: the same driver's Ethernet-level device is also what a virtual machine (QEMU) is
 plugged into, and no real VPN's tap on a Mac was found.
-Services from scutil count when they are "(Connected)". No VPN at all is a fact, not an
-error; scutil missing or failing is an error for its source while the tunnel rule still runs.
+Services from scutil count when they are "(Connected)", except PPP services that are no VPN.
+`scutil --nc list` lists every connection-oriented service, and a PPP one's bracket is
+"[PPP:<the interface it runs on>]" (configd's scutil.tproj/nc.c, nc_print_VPN_service, public
+source, index id 1053671162): "PPP:L2TP" and "PPP:PPTP" are VPNs (real listings in
+tests/fixtures/macos), while a PPPoE dial-up runs on a network card ("PPP:Ethernet", or the Wi-Fi
+card's "PPP:IEEE80211") and a modem's on "Modem", "Bluetooth" or "WWAN": not VPNs, and counted
+as one a Mac on PPPoE passed clause 6.3.2 on public Wi-Fi. So a PPP service counts only on L2TP
+or PPTP. No real listing with a PPPoE service was found; the rule rests on the source.
+No VPN at all is a fact, not an error; scutil missing or failing is an error for its source
+while the tunnel rule still runs.
 """
 
 from __future__ import annotations
@@ -50,12 +58,25 @@ def tunnel_kind(iface: NetInterface) -> str:
     return kind if kind and _routable_ipv4(iface.addresses) else ""
 
 
+# The PPP services' interfaces that make a VPN (the bracket's part after "ppp:").
+_PPP_VPNS = frozenset({"l2tp", "pptp"})
+
+
+def is_vpn_service(kind: str) -> bool:
+    """Whether a service of this bracket (lower case, "ppp:l2tp") is a VPN: every kind but a
+    PPP one on no VPN protocol (a PPPoE dial-up, a modem). Pure, for tests."""
+    family, _, carrier = kind.partition(":")
+    return family != "ppp" or carrier in _PPP_VPNS
+
+
 def probe(ctx: ProbeContext) -> FactOutcome:
     fact = pb.VpnFact()
     errors: list[pb.ProbeError] = []
     try:
         result = ctx.host.run(SCUTIL_VPNS, ctx.config.command_timeout)
         for service in parse_nc_list(result.stdout_text()):
+            if not is_vpn_service(service.kind):
+                continue
             fact.interfaces.add(name=service.name, kind=service.kind, up=service.connected)
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "scutil", exc))

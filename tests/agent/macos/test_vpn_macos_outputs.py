@@ -61,3 +61,14 @@ def test_a_tun0_with_ipv6_only_is_no_vpn() -> None:
     assert [(i.name, i.is_up) for i in interfaces] == [("tun0", True)]
     fact = mac_vpn_fact(interfaces)
     assert not fact.active and len(fact.interfaces) == 0
+
+
+def test_a_ppp_service_is_a_vpn_only_on_l2tp_or_pptp() -> None:
+    # scutil --nc list prints a PPP service's bracket as "PPP:<the interface it runs on>"
+    # (configd's scutil.tproj/nc.c). The L2TP and PPTP services of the real listings stay
+    # VPNs; a PPPoE dial-up on a network card or the Wi-Fi card, and a modem's PPP, are none.
+    # No real listing with one was found: these are the brackets the source prints for them.
+    for kind in ("ppp:l2tp", "ppp:pptp", "ipsec", "vpn:com.wireguard.macos"):
+        assert vpn.is_vpn_service(kind), kind
+    for kind in ("ppp:ethernet", "ppp:ieee80211", "ppp:modem", "ppp:bluetooth", "ppp:wwan"):
+        assert not vpn.is_vpn_service(kind), kind
