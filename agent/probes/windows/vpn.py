@@ -15,9 +15,10 @@ Get-NetAdapter saw up is still seen. Where ipconfig was read, a failed Get-NetAd
 has no NetAdapter module) costs nothing, as ipconfig listed every adapter it would have, so it is
 not reported.
 
-A PPP adapter counts only when its name says VPN; one that is up under a name that says
-neither VPN nor Windows' default for a PPPoE dial-up is said as an error of the ipconfig source
-(vpn_adapters.py, "PPP adapter"): a dial-up broadband link is no VPN.
+A PPP adapter counts only when the RAS phonebook entry of its name is a VPN's (phonebooks.py)
+or, where no phonebook holds it, when its name says VPN; one that is up and that neither tells
+is said as an error of the ipconfig source (vpn_adapters.py, "PPP adapter"): a dial-up
+broadband (PPPoE) link is no VPN. The phonebooks are read only when ipconfig lists a PPP adapter.
 
 psutil (`ctx.host.net_interfaces()`) adds interfaces whose connection name says VPN but that
 neither listed (ipconfig can miss adapters being set up). No VPN adapter at all is a fact
@@ -34,6 +35,7 @@ from devposture.agent.probes.commands import IPCONFIG, NET_ADAPTERS
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error, source_error
 from devposture.agent.probes.vpn_room import fitted
 from devposture.agent.probes.windows.commands import run_text
+from devposture.agent.probes.windows.phonebooks import read_phonebooks
 from devposture.agent.probes.windows.vpn_adapters import (
     adapter_kind,
     adapter_up,
@@ -80,10 +82,12 @@ def probe(ctx: ProbeContext) -> FactOutcome:
     errors: list[pb.ProbeError] = []
     unknown_ppp = 0
     try:
-        for entry in parse_ipconfig(run_text(ctx, IPCONFIG)):
-            kind = adapter_kind(entry)
+        entries = parse_ipconfig(run_text(ctx, IPCONFIG))
+        phonebook = read_phonebooks(ctx.host) if any(e.kind == "ppp" for e in entries) else {}
+        for entry in entries:
+            kind = adapter_kind(entry, phonebook)
             if not kind:
-                unknown_ppp += ppp_link(entry) == "unknown" and adapter_up(entry)
+                unknown_ppp += ppp_link(entry, phonebook) == "unknown" and adapter_up(entry)
                 continue
             listed = found.get(entry.description.lower()) if entry.description else None
             if listed is not None:

@@ -43,14 +43,18 @@ broadband (PPPoE) connection's, as Chinese homes dial their own broadband ("PPP 
 or a 3G modem's: ipconfig prints all of them alike, a title with the connection's name and, since
 Vista, that name again as the description (XP: "WAN (PPP/SLIP) Interface"), no driver, no
 physical address. Counted as a VPN, a PC on PPPoE passed clause 6.3.2 on public Wi-Fi. So a PPP
-adapter is judged by its name (`ppp_link`), the one thing that differs:
+adapter is judged first by the phonebook entry Windows dials it from (agent/parsers/windows/
+phonebook.py: its type, 2 for a VPN, 5 for broadband), found under the adapter's name; an entry
+of another type (a modem's) is no VPN either, and one of unknown type tells nothing. Where no
+phonebook read holds the name (the agent's user cannot read it, a client that keeps its own),
+by its name (`ppp_link`), the one thing ipconfig shows that differs:
   * "vpn": the name or description says VPN (Windows' own default names "VPN Connection" and
     "VPN 连接", the "PPP adapter VPN:" of a real PPTP client, Ubuntu forums, index id
     56701346005, tests/fixtures/windows/ipconfig): counted as a VPN;
   * "broadband": Windows' default name for a PPPoE connection, "Broadband Connection" (a real
     Windows 7 `ipconfig -all`, index id 57010039941; "Broadband Connection 2", index id
-    57016599036) or "宽带连接" (its Chinese, named in a public dial-up script, index id
-    71105643609; no recording found), optionally numbered: no VPN;
+    57016599036) or "宽带连接" (its Chinese: the Type=5 entry of two real Chinese phonebooks,
+    tests/fixtures/windows/phonebook), optionally numbered: no VPN;
   * "unknown": any other name (an Italian XP's DSL dial-up "alberto", a French 3G "OneClick
     Internet", both recorded). Neither counted nor left unsaid: the probe names it as a source
     error when it is up, so a public Wi-Fi session with no other VPN reads UNKNOWN, never PASS.
@@ -65,9 +69,16 @@ traffic: WeChat's goes out on the public network as before, so they are not the 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from devposture.agent.parsers.windows.ipconfig import Adapter
 from devposture.agent.parsers.windows.netadapter import NetAdapter
+from devposture.agent.parsers.windows.phonebook import UNKNOWN as UNKNOWN_ENTRY
+
+# The entry types of the phonebooks read, by lower-cased entry name (several phonebooks may
+# each hold an entry of one name).
+Phonebook = Mapping[str, frozenset[str]]
+NO_PHONEBOOK: Phonebook = {}
 
 # (substring of the lower-cased description, kind)
 DESCRIPTIONS: tuple[tuple[str, str], ...] = (
@@ -113,14 +124,14 @@ def description_kind(description: str) -> str | None:
     return next((kind for needle, kind in DESCRIPTIONS if needle in lowered), None)
 
 
-def adapter_kind(adapter: Adapter) -> str:
+def adapter_kind(adapter: Adapter, phonebook: Phonebook = NO_PHONEBOOK) -> str:
     """The VPN kind of an adapter ipconfig listed, or "" when it is not a VPN."""
     kind = description_kind(adapter.description)
     if kind is not None:
         return kind
     description = adapter.description.lower()
     if adapter.kind == "ppp":
-        return "ppp" if ppp_link(adapter) == "vpn" else ""
+        return "ppp" if ppp_link(adapter, phonebook) == "vpn" else ""
     if adapter.kind == "unknown":
         return "tun"
     if adapter.kind == "tunnel" and not any(t in description for t in _NOT_VPN_TUNNELS):
@@ -128,12 +139,21 @@ def adapter_kind(adapter: Adapter) -> str:
     return ""
 
 
-def ppp_link(adapter: Adapter) -> str:
-    """What a PPP adapter's name says it is: "vpn", "broadband" (PPPoE) or "unknown" (see the
-    module docstring); "" for an adapter that is no PPP adapter."""
+def ppp_link(adapter: Adapter, phonebook: Phonebook = NO_PHONEBOOK) -> str:
+    """What a PPP adapter is: "vpn", "broadband" (PPPoE), "dial-up" (a phonebook entry of
+    another type: a modem's) or "unknown", by its phonebook entry and else its name (see the
+    module docstring); "" for an adapter that is no PPP adapter. `phonebook` holds the types of
+    the entries of every phonebook read, by lower-cased name."""
     if adapter.kind != "ppp":
         return ""
     names = (adapter.name.strip().lower(), adapter.description.strip().lower())
+    types = next((phonebook[name] for name in names if name in phonebook), frozenset())
+    if types:
+        if types == {"vpn"}:
+            return "vpn"
+        if "vpn" in types or UNKNOWN_ENTRY in types:
+            return "unknown"  # two phonebooks disagree, or the entry's type is not known
+        return "broadband" if types == {"broadband"} else "dial-up"
     if any("vpn" in name for name in names):
         return "vpn"
     if any(_BROADBAND_NAME.match(name) for name in names):
