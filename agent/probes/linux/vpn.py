@@ -107,8 +107,8 @@ def ppp_error(count: int) -> pb.ProbeError:
     """Said of PPP links that are up: nothing read tells a VPN's from a dial-up's."""
     return error(
         FACT, pb.PROBE_ERROR_CODE_NO_SOURCE,
-        f"{count} PPP link(s) up that cannot be told from a dial-up broadband (PPPoE) or modem"
-        " link: not counted as a VPN", _PPP,
+        f"{count} PPP link(s) up that cannot be told from a broadband (PPPoE) or modem dial-up:"
+        " not counted as a VPN", _PPP,
     )  # fmt: skip
 
 

@@ -56,8 +56,8 @@ def unknown_ppp_error(count: int) -> pb.ProbeError:
     counted as a VPN gave."""
     return error(
         FACT, pb.PROBE_ERROR_CODE_NO_SOURCE,
-        f"{count} PPP connection(s) up that ipconfig cannot tell from a dial-up broadband (PPPoE)"
-        " or modem link: not counted as a VPN", IPCONFIG_SOURCE,
+        f"{count} PPP connection(s) up that neither a phonebook entry nor the name tells from a"
+        " broadband (PPPoE) or modem dial-up: not counted as a VPN", IPCONFIG_SOURCE,
     )  # fmt: skip
 
 

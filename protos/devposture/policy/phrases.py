@@ -155,6 +155,11 @@ PHRASES: tuple[str, ...] = (
     " those protecting are kept first",
     "{count} of {total} chat clients left out of the report (the collector takes {most}): those"
     " whose version is unknown and each app's oldest are kept",
+    # A PPP link up that no source tells from a dial-up (agent/probes/windows/vpn.py, linux/vpn.py).
+    "{count} PPP connection(s) up that neither a phonebook entry nor the name tells from a"
+    " broadband (PPPoE) or modem dial-up: not counted as a VPN",
+    "{count} PPP link(s) up that cannot be told from a broadband (PPPoE) or modem dial-up: not"
+    " counted as a VPN",
 )  # fmt: skip
 
 
