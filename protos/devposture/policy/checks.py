@@ -366,7 +366,9 @@ def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameter
         families, cards = _open_paths(report)
         if families or cards:
             found = [item("fw.families_open", families=families)] if families else []
-            found += [item("fw.cards_open", interfaces=cards)] if cards else []
+            found += [item("fw.cards_open", interfaces=cards[""])] if "" in cards else []
+            found += [item("fw.family_cards_open", family=family, interfaces=names)
+                      for family, names in sorted(cards.items()) if family]  # fmt: skip
             return Verdict(State.FAIL, _listed(found))
         seen = [prof.name for prof in fact.profiles]
         return Verdict(State.FAIL, encode("fw.none", profiles=seen) if seen else _FW_NONE)
@@ -377,24 +379,34 @@ def check_firewall(report: pb.PostureReport, now: dt.datetime, p: CheckParameter
 # (below) or a network card whose inbound traffic none of them filters
 # (agent/probes/linux/firewall.py).
 _LINUX_BACKENDS = frozenset(
-    {"nftables", "iptables", "iptables-legacy", "ip6tables", "ufw", "firewalld"}
-)
+    {"nftables", "iptables", "iptables-legacy", "ip6tables", "ip6tables-legacy", "ufw",
+     "firewalld"}
+)  # fmt: skip
 _FAMILIES = ("IPv4", "IPv6")
 
 
-def _open_paths(report: pb.PostureReport) -> tuple[list[str], list[str]]:
+def _open_paths(report: pb.PostureReport) -> tuple[list[str], dict[str, list[str]]]:
     """The IP families and the Linux network cards the agent found open to every inbound
     connection: named in the reason, where "no firewall filters inbound traffic (nftables,
     wlp2s0)" read as if nftables filtered nothing (and an IPv4 left open beside filtered IPv6
-    as if no tool filtered either)."""
+    as if no tool filtered either). Cards by the family they are open in ("" for every family
+    in use): the agent names a card open in one family only "wlp2s0 (IPv6)"."""
     if report.host.os_family != pb.OS_FAMILY_LINUX:
-        return [], []
+        return [], {}
     names = [
         prof.name for prof in report.firewall.profiles
         if prof.name not in _LINUX_BACKENDS and prof.default_inbound_action == "allow"
         and prof.HasField("enabled") and not prof.enabled
     ]  # fmt: skip
-    return [n for n in names if n in _FAMILIES], [n for n in names if n not in _FAMILIES]
+    cards: dict[str, list[str]] = {}
+    for name in names:
+        if name not in _FAMILIES:
+            card, _, family = name.partition(" ")
+            family = family.removeprefix("(").removesuffix(")")
+            cards.setdefault(family if family in _FAMILIES else "", []).append(
+                card if family in _FAMILIES else name
+            )
+    return [n for n in names if n in _FAMILIES], cards
 
 
 def check_os_updates(report: pb.PostureReport, now: dt.datetime, p: CheckParameters) -> Verdict:

@@ -148,7 +148,7 @@ PHRASES: tuple[str, ...] = (
     " holding the system, the homes and the chat backups are kept first",
     "zfs get does not list {count} mounted ZFS dataset(s): their encryption is unknown",
     # What else a report left out to stay within the collector's limits (agent/probes/
-    # report_room.py, windows/antivirus.py, chat_clients.py).
+    # report_room.py, windows/antivirus.py, chat_clients.py, linux/firewall.py).
     "{count} of {total} errors left out of the report (the collector takes {most}): the first"
     " of each fact and of each source are kept",
     "{count} of {total} antivirus products left out of the report (the collector takes {most}):"
@@ -160,6 +160,8 @@ PHRASES: tuple[str, ...] = (
     " broadband (PPPoE) or modem dial-up: not counted as a VPN",
     "{count} PPP link(s) up that cannot be told from a broadband (PPPoE) or modem dial-up: not"
     " counted as a VPN",
+    "{count} of {total} open network cards left out of the report (the collector takes {most}"
+    " firewall profiles): the firewall tools and the IP families are kept first",
 )  # fmt: skip
 
 

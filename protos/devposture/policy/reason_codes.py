@@ -183,6 +183,13 @@ _declare(
     "fw.cards_open", "all inbound traffic is accepted on network card(s) {interfaces}",
     interfaces="texts",
 )  # fmt: skip
+# A Linux network card open in one IP family only (the other filtered on it, or unknown): the
+# agent sends it as a profile named "wlp2s0 (IPv6)".
+_declare(
+    "fw.family_cards_open",
+    "all inbound {family} traffic is accepted on network card(s) {interfaces}",
+    family="text", interfaces="texts",
+)  # fmt: skip
 # An IP family (IPv4, IPv6) in use whose new inbound connections no Linux backend filters,
 # while the other family's are: the agent sends it as a profile named "IPv4" or "IPv6".
 _declare(
