@@ -48,9 +48,9 @@ phonebook.py: its type, 2 for a VPN, 5 for broadband), found under the adapter's
 of another type (a modem's) is no VPN either, and one of unknown type tells nothing. Where no
 phonebook read holds the name (the agent's user cannot read it, a client that keeps its own),
 by its name (`ppp_link`), the one thing ipconfig shows that differs:
-  * "vpn": the name or description says VPN (Windows' own default names "VPN Connection" and
-    "VPN 连接", the "PPP adapter VPN:" of a real PPTP client, Ubuntu forums, index id
-    56701346005, tests/fixtures/windows/ipconfig): counted as a VPN;
+  * "vpn": the name or description says VPN (the "PPP adapter VPN:" of a real PPTP client,
+    Ubuntu forums, index id 56701346005, tests/fixtures/windows/ipconfig; Windows 7's wizard
+    suggests "VPN Connection", "VPN 连接", not recorded): counted as a VPN;
   * "broadband": Windows' default name for a PPPoE connection, "Broadband Connection" (a real
     Windows 7 `ipconfig -all`, index id 57010039941; "Broadband Connection 2", index id
     57016599036) or "宽带连接" (its Chinese: the Type=5 entry of two real Chinese phonebooks,
