@@ -23,14 +23,17 @@ only packets for a loopback address (kube-proxy's KUBE-FIREWALL, through iptable
 Kubernetes node), nor one past a rate (`limit`, `quota`, `ct count`). iptables-nft writes its
 matches as opaque `xt` statements: a comment matches everything, any other narrows its rule by
 an amount nft does not show (so its drop is not vouched for, and its return ends the chain for
-the walk: ufw-not-local's addrtype returns). iptables -S reads those rules in full.
+the walk: ufw-not-local's addrtype returns). iptables -S reads those rules in full: when it
+did, the probe leaves iptables-nft's `filter` tables out of this reading (`leave_out`), for an
+accept behind an opaque match (`-m conntrack --ctstate NEW -j ACCEPT`, every new connection)
+reads here as letting only some in, and a drop policy behind it as a filter.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from devposture.agent.parsers.errors import ParseError
@@ -162,8 +165,10 @@ def _by_source_only(expr: list[Any]) -> bool:
             by_source = True
         elif isinstance(meta, dict) and meta.get("key") in _INTERFACE_KEYS:
             continue
-        elif isinstance(ct, dict) and ct.get("key") == "state" and match.get("right") in (
-            "invalid", ["invalid"]
+        elif (
+            isinstance(ct, dict)
+            and ct.get("key") == "state"
+            and match.get("right") in ("invalid", ["invalid"])
         ):
             invalid_only = True
         else:
@@ -295,7 +300,9 @@ def _rules(expr: list[Any], table: str) -> list[Rule]:
     return []
 
 
-def read_nft_json(text: str) -> InboundReading:
+def read_nft_json(text: str, leave_out: Collection[tuple[str, str]] = ()) -> InboundReading:
+    """The reading of a ruleset; the tables named in `leave_out` ((family, name): iptables-nft's
+    `("ip", "filter")` when `iptables -S` read it whole) are left out, as if absent."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -327,7 +334,7 @@ def read_nft_json(text: str) -> InboundReading:
         key
         for key, c in chains.items()
         if c.get("hook") == "input" and key[0] in _INBOUND_FAMILIES and c.get("type") == "filter"
-        and (key[0], key[1]) not in dormant
+        and (key[0], key[1]) not in dormant and (key[0], key[1]) not in leave_out
     ]  # fmt: skip
     # Chains reachable from the input hooks through jump/goto (verdict maps included).
     seen: set[ChainKey] = set()

@@ -217,12 +217,13 @@ def test_a_laptop_whose_wifi_is_let_in_fails_naming_its_card() -> None:
                   _computer(host, ("enp0s31f6", "wlp2s0"), ("docker0", "tailscale0")))  # fmt: skip
     fact = outcome.fact
     assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    # nft's reading leaves out ufw's tables, which iptables -S read whole (iptables-nft's).
     assert [(p.name, p.enabled) for p in fact.profiles] == [
-        ("nftables", True), ("iptables", True), ("ufw", True), ("wlp2s0", False)
+        ("nftables", False), ("iptables", True), ("ufw", True), ("wlp2s0", False)
     ]  # fmt: skip
     card = fact.profiles[-1]
     assert (card.active, card.default_inbound_action, card.source) == (
-        True, "allow", "nft,iptables"
+        True, "allow", "nft,iptables"  # nft: ufw's ip6 tables (IPv6 is not in use here)
     )  # fmt: skip
     assert fact.HasField("enabled") and not fact.enabled
     # Named as the open card, not listed among the tools as if none of them filtered.
@@ -295,6 +296,7 @@ def _family_host(scenario: str, ipv6: str = "on") -> ReplayHost:
     host.commands[IPT] = recorded(f"iptables/iptables-S-{scenario}-netns")
     host.commands[cmd.IP6TABLES_RULES] = recorded(f"iptables/ip6tables-S-{scenario}-netns")
     host.commands[cmd.IPTABLES_VERSION] = recorded("iptables/iptables-V-debian12")
+    host.commands[cmd.IP6TABLES_VERSION] = recorded("iptables/ip6tables-V-legacy6-netns")
     if scenario.startswith("ufw-"):
         host.with_tool("ufw")
         host.commands[cmd.UFW_STATUS] = recorded(f"ufw/ufw-status-verbose-{scenario[4:]}-netns")
@@ -317,7 +319,7 @@ def test_a_family_left_open_fails_though_the_other_is_filtered(scenario: str, fa
         (family, False),
     ]  # fmt: skip
     assert (fact.profiles[-1].default_inbound_action, fact.profiles[-1].source) == (
-        "allow", "nft,ip6tables" if v4_open else "nft,iptables"
+        "allow", "ip6tables" if v4_open else "iptables"
     )  # fmt: skip
     assert fact.HasField("enabled") and not fact.enabled
     assert _judged(fact) == (State.FAIL, f"all inbound {family} traffic is accepted")
@@ -338,8 +340,9 @@ def test_ipv6_switched_off_needs_only_ipv4_filtered() -> None:
         outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
         assert isinstance(outcome.fact, pb.FirewallFact) and outcome.fact.enabled
         assert cmd.IP6TABLES_RULES not in host.calls  # IPv6 not in use: not asked
+        # iptables-nft's `ip filter` judged from iptables -S alone, left out of nft's reading.
         assert [(p.name, p.enabled) for p in outcome.fact.profiles] == [
-            ("nftables", True), ("iptables", True)
+            ("nftables", False), ("iptables", True)
         ]  # fmt: skip
     host = _family_host("ipv6-off", "all-off")
     del host.files["/proc/net/if_inet6"]  # a kernel without IPv6 (ipv6.disable=1)
@@ -375,6 +378,130 @@ def test_ip6tables_missing_leaves_the_ipv6_side_unknown() -> None:
     outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
     assert isinstance(outcome.fact, pb.FirewallFact) and not outcome.fact.enabled
     assert _judged(outcome.fact)[0] is State.FAIL
+
+
+def _legacy6_host() -> ReplayHost:
+    """IPv4 filtered in iptables-nft, IPv6 in ip6tables-legacy alone, as recorded in one
+    namespace (fixtures README, "Legacy ip6tables and iptables-nft's matches")."""
+    host = _family_host("legacy6").with_tool("iptables-legacy").with_tool("ip6tables-legacy")
+    host.commands[cmd.IPTABLES_LEGACY_RULES] = recorded("iptables/iptables-legacy-S-legacy6-netns")
+    host.commands[cmd.IP6TABLES_LEGACY_RULES] = recorded(
+        "iptables/ip6tables-legacy-S-legacy6-netns"
+    )
+    for family, name in (("ip", "ip-tables-names"), ("ip6", "ip6-tables-names")):
+        host.files[f"/proc/net/{family}_tables_names"] = fixture_bytes(
+            f"iptables/{name}-legacy6-netns.out"
+        )
+    return host
+
+
+def test_ipv6_filtered_in_legacy_tables_alone_is_read() -> None:
+    """ip6tables is the nf_tables variant, its nf_tables side empty (it warns "ip6tables-legacy
+    tables present"), and IPv6 is filtered in the legacy tables: every IPv6 packet meets them.
+    Before, they were never read: FAIL, "all inbound IPv6 traffic is accepted"."""
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _legacy6_host())
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    assert [(p.name, p.enabled, p.active) for p in fact.profiles] == [
+        ("nftables", False, False), ("iptables", True, True),
+        ("iptables-legacy", False, False), ("ip6tables", False, False),
+        ("ip6tables-legacy", True, True),
+    ]  # fmt: skip
+    assert fact.enabled and _judged(fact)[0] is State.PASS
+    # Without the legacy tool, or with no legacy filter table in use (a names file without
+    # `filter`: listing it would make one), the legacy tables are not asked: IPv6 open.
+    for tool, names in (("ip6tables-legacy", b"filter\n"), ("", b"nat\n")):
+        host = _legacy6_host()
+        host.tools.pop(tool, None)
+        host.files["/proc/net/ip6_tables_names"] = names
+        outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+        assert cmd.IP6TABLES_LEGACY_RULES not in host.calls
+        assert isinstance(outcome.fact, pb.FirewallFact) and not outcome.fact.enabled
+        assert _judged(outcome.fact) == (State.FAIL, "all inbound IPv6 traffic is accepted")
+
+
+def test_iptables_nft_tables_are_judged_from_iptables_not_from_nfts_opaque_matches() -> None:
+    """`-P INPUT DROP` and `-m conntrack --ctstate NEW -j ACCEPT` (iptables-nft, both families):
+    every new connection is let in. nft shows the match only as `xt conntrack` and read the
+    accept as taking some, the drop policy as a filter: before, PASS with every port open.
+    Those tables are now judged from iptables -S and ip6tables -S alone, counted once."""
+    # Then SSH alone let in, by addrtype and state (opaque to nft too): still a firewall.
+    for scenario, on, rules, judged in (
+        ("xt-new-accept", False, 2, (State.FAIL, "no firewall filters inbound traffic"
+                                                 " (nftables, iptables, ip6tables)")),
+        ("xt-ssh-only", True, 3, (State.PASS, "filtering inbound traffic: iptables, ip6tables")),
+    ):  # fmt: skip
+        outcome = run(firewall.probe, pb.FACT_FIREWALL, _family_host(scenario))
+        fact = outcome.fact
+        assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+        assert [(p.name, p.enabled, p.rule_count) for p in fact.profiles] == [
+            ("nftables", False, 0), ("iptables", on, rules), ("ip6tables", on, rules)
+        ]  # fmt: skip
+        assert fact.HasField("enabled") and fact.enabled is on
+        assert _judged(fact) == judged
+
+
+def test_iptables_nft_tables_stay_in_nfts_reading_when_iptables_did_not_read_them() -> None:
+    """iptables on the legacy backend (`iptables -V` says legacy) reads the legacy tables, not
+    iptables-nft's: nft's reading keeps iptables-nft's `ip filter` (its three rules, IPv4
+    filtered), as it does when `iptables -S` could not be read."""
+    host = _legacy6_host()
+    host.commands[cmd.IPTABLES_VERSION] = ok("iptables v1.8.9 (legacy)\n")
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, host)
+    assert isinstance(outcome.fact, pb.FirewallFact) and outcome.fact.enabled
+    nft = outcome.fact.profiles[0]
+    assert (nft.name, nft.rule_count, nft.active) == ("nftables", 3, True)
+    assert cmd.IPTABLES_LEGACY_RULES not in host.calls
+    failed = _legacy6_host()
+    failed.commands[IPT] = recorded("iptables/iptables-S-nonroot-debian12")
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, failed)
+    assert isinstance(outcome.fact, pb.FirewallFact)
+    assert [e.source for e in outcome.errors] == ["iptables"]
+    nft = outcome.fact.profiles[0]
+    assert (nft.name, nft.rule_count, nft.active) == ("nftables", 3, True)
+
+
+def test_a_card_open_in_one_family_is_named_with_it() -> None:
+    """The Wi-Fi let in for IPv6 alone (`ip6tables -I INPUT 1 -i wlp2s0 -j ACCEPT`), IPv4
+    filtered on it: named with its family. Before, "wlp2s0" alone, as if IPv4 were open too."""
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _family_host("wifi-ipv6-open"))
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and outcome.errors == []
+    assert [(p.name, p.enabled) for p in fact.profiles] == [
+        ("nftables", False), ("iptables", True), ("ip6tables", True), ("wlp2s0 (IPv6)", False)
+    ]  # fmt: skip
+    assert fact.profiles[-1].source == "iptables,ip6tables"
+    assert fact.HasField("enabled") and not fact.enabled
+    assert _judged(fact) == (
+        State.FAIL, "all inbound IPv6 traffic is accepted on network card(s) wlp2s0"
+    )  # fmt: skip
+    # Open in both families (`-i enp+` in iptables and ip6tables): named alone.
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _family_host("wired-open"))
+    assert isinstance(outcome.fact, pb.FirewallFact) and not outcome.fact.enabled
+    assert [p.name for p in outcome.fact.profiles][3:] == ["enp0s31f6"]
+    assert _judged(outcome.fact) == (
+        State.FAIL, "all inbound traffic is accepted on network card(s) enp0s31f6"
+    )  # fmt: skip
+
+
+def test_open_cards_past_the_collectors_limit_are_counted_not_sent() -> None:
+    """A server with 100 wired cards (SR-IOV functions) and every `enp+` card let in: before,
+    100 card profiles, and the collector refused the whole report."""
+    host = _family_host("wired-open")
+    host.dirs.clear()
+    cards = tuple(f"enp{n // 10 + 1}s0f{n % 10}" for n in range(100))
+    outcome = run(firewall.probe, pb.FACT_FIREWALL, _computer(_ipv6(host, "on"), cards))
+    fact = outcome.fact
+    assert isinstance(fact, pb.FirewallFact) and not fact.enabled
+    assert len(fact.profiles) == firewall.MAX_PROFILES
+    names = [p.name for p in fact.profiles]
+    assert names[:3] == ["nftables", "iptables", "ip6tables"]
+    assert names[3:] == sorted(cards)[: firewall.MAX_PROFILES - 3]
+    assert [(e.source, e.message) for e in outcome.errors] == [(
+        "cards", "39 of 100 open network cards left out of the report (the collector takes 64"
+        " firewall profiles): the firewall tools and the IP families are kept first",
+    )]  # fmt: skip
+    assert _judged(fact)[0] is State.FAIL
 
 
 def test_ipv6_counts_as_in_use_unless_off_everywhere() -> None:

@@ -29,11 +29,13 @@ from devposture.agent.probes import (
     wifi_classify,
 )
 from devposture.agent.probes.linux import antivirus as linux_antivirus
+from devposture.agent.probes.linux import firewall as linux_firewall
 from devposture.agent.probes.linux import updates as linux_updates
 from devposture.agent.probes.linux.av_products import LINUX_AV_PROCESSES
 from devposture.agent.probes.macos import updates as mac_updates
 from devposture.agent.probes.macos.av_products import MACOS_AV_PROCESSES
 from devposture.agent.probes.windows import antivirus as windows_antivirus
+from devposture.agent.probes.windows import firewall as windows_firewall
 from devposture.agent.probes.windows import updates as windows_updates
 from devposture.collector.validation import DEFAULT_MAX_ITEMS, MAX_ITEMS
 from tests.collector.report_fields import PATHS
@@ -102,18 +104,17 @@ CAPS: dict[str, Cap] = {
     "devposture.v1.ChatClientsFact.clients": Cap(
         chat_clients.MAX_CLIENTS, "those whose version is unknown and each app's oldest first"
     ),
+    "devposture.v1.FirewallFact.profiles": Cap(
+        max(linux_firewall.MAX_PROFILES, windows_firewall.MAX_PROFILES),
+        "Linux: the tools' and open families' first, then the open cards, the rest counted;"
+        " Windows: each distinct profile once",
+    ),
     "devposture.v1.PostureReport.errors": Cap(
         report_room.MAX_ERRORS, "the first of each fact and source first (agent/collect.py)"
     ),
 }
 
-GAPS: dict[str, str] = {
-    "devposture.v1.FirewallFact.profiles": (
-        "Linux: one profile per network card no backend filters (agent/probes/linux/"
-        "firewall.py, _open_cards), uncapped: a server with dozens of SR-IOV functions. (Windows"
-        " reports each distinct profile once: at most windows/firewall.MAX_PROFILES, 18.)"
-    ),
-}
+GAPS: dict[str, str] = {}
 
 
 def _limit(name: str) -> int:

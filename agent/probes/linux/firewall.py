@@ -1,8 +1,9 @@
 """Firewall on Linux: every backend that is installed, each read on its own.
 
-Backends: nftables (`nft -j list ruleset`), iptables (`iptables -S`; when iptables is the
-nf_tables variant, the legacy tables too if the kernel has them loaded), ufw (`ufw status
-verbose`) and firewalld (`firewall-cmd --state`, then its default zone and its zones in force).
+Backends: nftables (`nft -j list ruleset`), iptables (`iptables -S`, and `ip6tables -S` for
+IPv6; when either is the nf_tables variant, its legacy tables too if the kernel has their filter
+table in use: below), ufw (`ufw status verbose`) and firewalld (`firewall-cmd --state`, then
+its default zone and its zones in force).
 Each one read becomes a FirewallProfile; one that could not be read becomes a ProbeError for its
 source.
 
@@ -32,11 +33,36 @@ IPv4-only network still has its link-local address, which a neighbour on a publi
 reaches. When the sysctls cannot be read, IPv6 counts as in use. `ip6tables -S` is run with
 `iptables -S` when IPv6 is in use; ip6tables missing or unreadable is an error for that
 source, and leaves the IPv6 side unknown unless another backend (nft) shows it.
+
+A card open in one family only, the other filtered on it (or unknown), is named with its
+family, "wlp2s0 (IPv6)": a card open in every family in use is named alone, as before (interface
+names hold no space, so the two never meet).
+
+Legacy tables: when iptables (ip6tables) is the nf_tables variant, the legacy IPv4 (IPv6)
+tables are read too, with `iptables-legacy -S` (`ip6tables-legacy -S`), when the kernel has their
+filter table in use (/proc/net/ip_tables_names, ip6_tables_names): rules a legacy tool wrote
+(Docker on the legacy backend, a host whose iptables alternative alone was switched) sit
+there and every packet meets them too. A names file without `filter` (the module built in,
+never used, or only Docker's nat table) is not listed: `-S` would make that table.
+ip6tables is an alternative of its own: `iptables -V` says nothing of it.
+
+iptables-nft's tables: the `filter` tables iptables-nft and ip6tables-nft write (`ip filter`,
+`ip6 filter`) show in `nft -j list ruleset` too, their matches only by name (`xt conntrack`,
+`xt addrtype`): nft cannot tell `--ctstate NEW -j ACCEPT` (every new connection let in) from
+an accept of replies. When `iptables -S` (`ip6tables -S`) read them through the nf_tables
+variant, they are judged from it alone and left out of nft's reading (parsers/nft.py,
+`leave_out`); each rule is counted once. So iptables and ip6tables are read before nft, and
+the profiles kept in BACKENDS' order.
+
+At most MAX_PROFILES profiles (the collector's limit): the tools' and the open families' first,
+then the open cards in their order; how many cards were left out is said in an error of
+source CARDS_SOURCE, which no check reads (the cards kept already decide).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from devposture.agent.host import HostError
 from devposture.agent.parsers import ParseError
@@ -54,26 +80,47 @@ from devposture.agent.probes.commands import (
     FIREWALLD_DEFAULT_ZONE,
     FIREWALLD_STATE,
     FIREWALLD_ZONES,
+    IP6TABLES_LEGACY_RULES,
     IP6TABLES_RULES,
+    IP6TABLES_VERSION,
     IPTABLES_LEGACY_RULES,
     IPTABLES_RULES,
     IPTABLES_VERSION,
     NFT_RULESET,
     UFW_STATUS,
 )
-from devposture.agent.probes.outcome import FactOutcome, ProbeContext, ProbeFailure, source_error
+from devposture.agent.probes.outcome import (
+    FactOutcome,
+    ProbeContext,
+    ProbeFailure,
+    error,
+    source_error,
+)
+from devposture.agent.probes.report_room import keep
 from devposture.v1 import devposture_pb2 as pb
 
 FACT = pb.FACT_FIREWALL
 ANY_EXIT = frozenset(range(256))
-# The legacy iptables kernel tables exist only when the ip_tables module is loaded; listing
-# them would load it, so the agent looks first.
-_LEGACY_TABLES = "/proc/net/ip_tables_names"
+MAX_PROFILES = 64  # the collector's DEFAULT_MAX_ITEMS, "devposture.v1.FirewallFact.profiles"
+CARDS_SOURCE = "cards"
+# The legacy kernel tables in use: listing one that is not would make it (or load its
+# module), so the agent looks first.
+_LEGACY_TABLES = {IPV4: "/proc/net/ip_tables_names", IPV6: "/proc/net/ip6_tables_names"}
 _SYS = "/sys/class/net"
 _IF_INET6 = "/proc/net/if_inet6"
 _IPV6_CONF = "/proc/sys/net/ipv6/conf"
 
-Reader = Callable[[ProbeContext, frozenset[str]], list[InboundReading]]
+
+@dataclass
+class _Run:
+    """One run of the probe: the families in use, and those whose iptables-nft `filter` table
+    iptables or ip6tables (the nf_tables variant) read whole, which nft's reading leaves out."""
+
+    families: frozenset[str]
+    nf_tables_read: set[str] = field(default_factory=set)
+
+
+Reader = Callable[[ProbeContext, _Run], list[InboundReading]]
 
 
 def families_in_use(ctx: ProbeContext) -> frozenset[str]:
@@ -90,39 +137,62 @@ def families_in_use(ctx: ProbeContext) -> frozenset[str]:
     return frozenset({IPV4}) if names and all(v == b"1" for v in values) else BOTH
 
 
-def _nft(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
+def _nft(ctx: ProbeContext, run: _Run) -> list[InboundReading]:
     result = ctx.host.run(NFT_RULESET, ctx.config.command_timeout)
-    return [read_nft_json(result.stdout_text())]
+    filters = {IPV4: ("ip", "filter"), IPV6: ("ip6", "filter")}
+    return [read_nft_json(result.stdout_text(), {filters[f] for f in run.nf_tables_read})]
 
 
-def _iptables(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
+def _legacy_filter_in_use(ctx: ProbeContext, family: str, tool: str) -> bool:
+    """Whether the legacy tool is there and the kernel's legacy filter table of `family` is in
+    use (see the module's docstring)."""
+    if not ctx.host.which(tool):
+        return False
+    try:
+        names = ctx.host.read_bytes(_LEGACY_TABLES[family], 4096)
+    except HostError:
+        return False
+    return b"filter" in names.split()
+
+
+def _variant(
+    ctx: ProbeContext,
+    run: _Run,
+    family: str,
+    commands: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]],
+) -> list[InboundReading]:
+    """One family's tables through iptables or ip6tables: the rules `-S` shows and, when that
+    is the nf_tables variant, the legacy tables in use besides."""
+    rules, version, legacy = commands
     timeout = ctx.config.command_timeout
-    profiles = [read_iptables_s(ctx.host.run(IPTABLES_RULES, timeout).stdout_text())]
-    version = ctx.host.run(IPTABLES_VERSION, timeout).stdout_text()
-    if (
-        "nf_tables" in version
-        and ctx.host.which("iptables-legacy")
-        and ctx.host.exists(_LEGACY_TABLES)
-    ):
-        legacy = ctx.host.run(IPTABLES_LEGACY_RULES, timeout).stdout_text()
-        profiles.append(read_iptables_s(legacy, "iptables-legacy", "iptables-legacy"))
-    return profiles
+    readings = [read_iptables_s(ctx.host.run(rules, timeout).stdout_text(), rules[0], rules[0],
+                                family)]  # fmt: skip
+    nf_tables = "nf_tables" in ctx.host.run(version, timeout).stdout_text()
+    if nf_tables and _legacy_filter_in_use(ctx, family, legacy[0]):
+        text = ctx.host.run(legacy, timeout).stdout_text()
+        readings.append(read_iptables_s(text, legacy[0], legacy[0], family))
+    if nf_tables:
+        run.nf_tables_read.add(family)
+    return readings
 
 
-def _ip6tables(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
+def _iptables(ctx: ProbeContext, run: _Run) -> list[InboundReading]:
+    return _variant(ctx, run, IPV4, (IPTABLES_RULES, IPTABLES_VERSION, IPTABLES_LEGACY_RULES))
+
+
+def _ip6tables(ctx: ProbeContext, run: _Run) -> list[InboundReading]:
     """IPv6's rules, which `iptables -S` does not show; not asked when IPv6 is not in use."""
-    if IPV6 not in families:
+    if IPV6 not in run.families:
         return []
-    result = ctx.host.run(IP6TABLES_RULES, ctx.config.command_timeout)
-    return [read_iptables_s(result.stdout_text(), "ip6tables", "ip6tables", IPV6)]
+    return _variant(ctx, run, IPV6, (IP6TABLES_RULES, IP6TABLES_VERSION, IP6TABLES_LEGACY_RULES))
 
 
-def _ufw(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
+def _ufw(ctx: ProbeContext, run: _Run) -> list[InboundReading]:
     result = ctx.host.run(UFW_STATUS, ctx.config.command_timeout)
     return [read_ufw_status(result.stdout_text())]
 
 
-def _firewalld(ctx: ProbeContext, families: frozenset[str]) -> list[InboundReading]:
+def _firewalld(ctx: ProbeContext, run: _Run) -> list[InboundReading]:
     """firewalld, read by its zones (its profile filters every interface or lets a zone's in,
     which the probe judges first); its rules are read through nft."""
     timeout = ctx.config.command_timeout
@@ -189,56 +259,103 @@ BACKENDS: tuple[tuple[str, str, Reader], ...] = (
 _SCOPE = {"ip6tables": frozenset({IPV6})}
 
 
+def _card_names(
+    cards: list[str],
+    open_cards: dict[str, list[str]],
+    families: frozenset[str],
+    open_families: list[str],
+) -> list[str]:
+    """Each card open in some filtered family: named alone when it is open in every family in
+    use (a family open everywhere counts), else with the family it is open in."""
+    names: list[str] = []
+    for card in cards:
+        open_in = [f for f, found in open_cards.items() if card in found]
+        if not open_in:
+            continue
+        if families <= {*open_in, *open_families}:
+            names.append(card)
+        else:
+            names.extend(f"{card} ({family})" for family in open_in)
+    return names
+
+
 def _judge(
     ctx: ProbeContext,
-    fact: pb.FirewallFact,
     layers: list[InboundReading],
     families: frozenset[str],
     errors: list[pb.ProbeError],
-) -> bool | None:
+) -> tuple[bool | None, list[str]]:
     """Whether every family in use is filtered on every card (True), a path is known open
-    (False), or the agent cannot tell (None); open families and cards are added to `fact`."""
+    (False), or the agent cannot tell (None); and the open families and cards to name."""
     unsure = frozenset().union(*(_SCOPE.get(e.source, BOTH) for e in errors))
     shown = {f: [layer for layer in layers if f in layer.families] for f in sorted(families)}
     filtered = [f for f, found in shown.items() if any(r.filters_anywhere(f) for r in found)]
     if not filtered:  # every family shown open: known unless an error hides a filter there
-        return False if any(shown[f] and f not in unsure for f in shown) else None
+        return (False if any(shown[f] and f not in unsure for f in shown) else None), []
     cards = _cards(ctx) or []
     open_families = [f for f, found in shown.items() if found and f not in filtered]
     open_cards = {f: _open_cards(cards, layers, f) for f in filtered}
-    named = dict.fromkeys([*open_families, *(c for f in filtered for c in open_cards[f])])
-    fact.profiles.extend(_open_profile(name, layers) for name in named)
+    named = [*open_families, *_card_names(cards, open_cards, families, open_families)]
     if any(f not in unsure for f in open_families) or any(
         open_cards[f] and f not in unsure for f in filtered
     ):
-        return False  # a path known open
+        return False, named  # a path known open
     if named or len(filtered) < len(families):
-        return None
-    return True
+        return None, named
+    return True, named
+
+
+def _fitted(
+    fact: pb.FirewallFact, tools: int, named: list[str], layers: list[InboundReading]
+) -> list[pb.ProbeError]:
+    """The open families and cards added to `fact` after its `tools` profiles, at most
+    MAX_PROFILES in all (the tools' and the families' first); an error says how many cards
+    were left out."""
+    wanted = [*fact.profiles, *(_open_profile(name, layers) for name in named)]
+    ranks = [0 if i < tools else 1 if p.name in (IPV4, IPV6) else 2 for i, p in enumerate(wanted)]
+    kept, left_out = keep(range(len(wanted)), ranks.__getitem__, MAX_PROFILES)
+    del fact.profiles[:]
+    fact.profiles.extend(wanted[i] for i in kept)
+    if not left_out:
+        return []
+    message = (
+        f"{left_out} of {ranks.count(2)} open network cards left out of the report (the"
+        f" collector takes {MAX_PROFILES} firewall profiles): the firewall tools and the IP"
+        " families are kept first"
+    )
+    return [error(FACT, pb.PROBE_ERROR_CODE_UNSPECIFIED, message, CARDS_SOURCE)]
+
+
+# iptables and ip6tables (iptables' package) are read before nft, whose reading leaves out
+# what they read whole.
+_READ_FIRST = frozenset(source for source, tool, _ in BACKENDS if tool == "iptables")
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
-    readings: list[InboundReading] = []
-    errors: list[pb.ProbeError] = []
     installed = [(source, read) for source, tool, read in BACKENDS if ctx.host.which(tool)]
     if not installed:
         tools = ", ".join(dict.fromkeys(tool for _, tool, _ in BACKENDS))
         raise ProbeFailure(
             pb.PROBE_ERROR_CODE_COMMAND_NOT_FOUND, f"no firewall tool is installed ({tools})"
         )
-    families = families_in_use(ctx)
-    for source, read in installed:
+    run = _Run(families_in_use(ctx))
+    found: dict[str, list[InboundReading]] = {}
+    failed: dict[str, pb.ProbeError] = {}
+    for source, read in sorted(installed, key=lambda one: one[0] not in _READ_FIRST):
         try:
-            readings.extend(read(ctx, families))
+            found[source] = read(ctx, run)
         except (HostError, ParseError) as exc:
-            errors.append(source_error(FACT, source, exc))
+            failed[source] = source_error(FACT, source, exc)
+    readings = [r for source, _ in installed for r in found.get(source, [])]
+    errors = [failed[source] for source, _ in installed if source in failed]
     if not readings:
         return FactOutcome(None, errors)
-    fact = pb.FirewallFact(profiles=[reading.profile_for(families) for reading in readings])
+    fact = pb.FirewallFact(profiles=[reading.profile_for(run.families) for reading in readings])
     if any(_firewalld_lets_a_network_in(r.profile) for r in readings):
         fact.enabled = False
-    else:
-        judged = _judge(ctx, fact, _layers(readings), families, errors)
-        if judged is not None:
-            fact.enabled = judged
-    return FactOutcome(fact, errors)
+        return FactOutcome(fact, errors)
+    layers = _layers(readings)
+    judged, named = _judge(ctx, layers, run.families, errors)
+    if judged is not None:
+        fact.enabled = judged
+    return FactOutcome(fact, errors + _fitted(fact, len(readings), named, layers))
