@@ -238,6 +238,26 @@ def test_an_older_agents_firewalld_report_is_judged_as_before() -> None:
     assert verdict("firewall", report) == (State.PASS, "filtering inbound traffic: nftables")
 
 
+def test_linux_open_cards_are_named_by_the_family_they_are_open_in() -> None:
+    """The agent names a card open in one IP family only "wlp2s0 (IPv6)"; one open in every
+    family in use (and any card from an older agent) by its name alone; ip6tables-legacy is a
+    tool, no card."""
+    report = pb.PostureReport()
+    report.host.os_family = pb.OS_FAMILY_LINUX
+    report.firewall.enabled = False
+    report.firewall.profiles.add(name="ip6tables-legacy", enabled=False, active=False,
+                                 default_inbound_action="allow")  # fmt: skip
+    for name in ("enp0s31f6", "wlp2s0 (IPv6)", "wwan0 (IPv4)", "wlp3s0 (IPv6)"):
+        report.firewall.profiles.add(name=name, enabled=False, active=True,
+                                     default_inbound_action="allow")  # fmt: skip
+    assert verdict("firewall", report) == (
+        State.FAIL,
+        "all inbound traffic is accepted on network card(s) enp0s31f6; all inbound IPv4 traffic"
+        " is accepted on network card(s) wwan0; all inbound IPv6 traffic is accepted on network"
+        " card(s) wlp2s0, wlp3s0",
+    )
+
+
 def test_a_fact_no_tool_could_give_is_unknown_with_each_tools_reason() -> None:
     report = pb.PostureReport()
     stopped = "firewall-cmd exited with status 252: FirewallD is not running"
