@@ -127,6 +127,31 @@ def record_of(
     )
 
 
+def facts_key(body: bytes) -> bytes | None:
+    """What the checks may read of a report, `body` (its serialization) less its id (field 1)
+    and collection time (field 4), which no check reads: the verdict memo's key
+    (policy/verdict_memo.py). A deterministic serialization writes fields in number order,
+    so fields 1-4 (each length-delimited) come first; the walk stops at the first other
+    field and keeps the rest whole (a later field 1 or 4 would only stay in the key). None
+    where a length is not one or two bytes (then the report is judged, not kept)."""
+    kept: list[bytes] = []
+    i, end = 0, len(body)
+    while i + 1 < end and 8 <= body[i] < 40 and body[i] & 7 == 2:  # fields 1-4
+        start, first = i, body[i + 1]
+        if first < 0x80:
+            i += 2 + first
+        elif i + 2 < end and body[i + 2] < 0x80:
+            i += 3 + ((first & 0x7F) | body[i + 2] << 7)
+        else:
+            return None
+        if body[start] >> 3 not in (1, 4):
+            kept.append(body[start:i])
+    if i > end:
+        return None
+    kept.append(body[i:])
+    return b"".join(kept)
+
+
 def _fits(count: int) -> int:
     """A uint64 counter as SQLite can hold it (a signed 64-bit integer)."""
     return min(count, 2**62)

@@ -49,7 +49,14 @@ from devposture.collector.ingest import (
     GroupCommitter,
     IngestClosed,
 )
-from devposture.collector.intake import Refusal, measure_skew, os_family_name, record_of, refusal
+from devposture.collector.intake import (
+    Refusal,
+    facts_key,
+    measure_skew,
+    os_family_name,
+    record_of,
+    refusal,
+)
 from devposture.collector.log_every import LogEvery
 from devposture.collector.metrics import IngestMetrics
 from devposture.collector.pki import (
@@ -97,6 +104,7 @@ from devposture.policy import Policy
 from devposture.policy.checks import CheckParameters, evaluate, utc
 from devposture.policy.cli_messages import ERROR_METADATA, Said, said
 from devposture.policy.time_zone import company_zone
+from devposture.policy.verdict_memo import VerdictMemo
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 
@@ -332,6 +340,16 @@ class _Judging:
     templates: dict[str, pb.CheckVerdict]
     # (check, state, reason) -> that verdict as an acknowledgement's bytes carry it.
     encoded: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
+
+    @functools.cached_property
+    def memo(self) -> VerdictMemo[CheckResult]:
+        """Arriving reports judged, a verdict kept by the facts and the time's limits it
+        was judged on (policy/verdict_memo.py)."""
+        return VerdictMemo(
+            self.params,
+            self.check_ids,
+            lambda c, v: CheckResult(c.check_id, v.state.value, v.reason),
+        )
 
     @functools.cached_property
     def zone(self) -> dt.tzinfo:
@@ -883,10 +901,13 @@ class CollectorService(pb_grpc.CollectorServicer):
         if refused is not None:
             log.warning("device %s: report refused (%s)", device_id, refused.code.name)
             return refused
+        record = record_of(report, device_id, received_at, skew)
         # Judged at its own collection time: a fact's age is measured on one clock, the
         # agent's, whatever its skew, and a report from a backlog is judged as of its moment.
-        results = self._judge(report, utc(report.collected_at))
-        return record_of(report, device_id, received_at, skew), results
+        # Its verdicts kept by its facts (`record.body` is its serialization).
+        key = facts_key(record.body)
+        results = self._judging.memo.judge(report, key, utc(report.collected_at))
+        return record, results
 
     async def _as_stored(
         self, record: ReportRecord, results: list[CheckResult]

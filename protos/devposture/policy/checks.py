@@ -479,9 +479,7 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
                 seen = item("wifi.no_vpn", at=session.started_at.seconds, **where)
                 (unread if vpn_errors else unprotected).append(seen)
             else:
-                unprotected.append(
-                    item("wifi.late", seconds=int(late.total_seconds()), **where)
-                )
+                unprotected.append(item("wifi.late", seconds=int(late.total_seconds()), **where))
         else:
             interface = session.interface or None
             hidden.append(
@@ -494,9 +492,7 @@ def check_public_wifi(report: pb.PostureReport, now: dt.datetime, p: CheckParame
     if unprotected:
         return Verdict(State.FAIL, encode("wifi.public", sessions=unprotected))
     if unread:
-        return Verdict(
-            State.UNKNOWN, encode("wifi.vpn_unread", errors=vpn_errors, sessions=unread)
-        )
+        return Verdict(State.UNKNOWN, encode("wifi.vpn_unread", errors=vpn_errors, sessions=unread))
     if hidden:
         code = "wifi.hidden_macos" if any("macOS" in r for r in hidden_reasons) else "wifi.hidden"
         return Verdict(State.UNKNOWN, encode(code, sessions=hidden))
@@ -714,14 +710,18 @@ def evaluate(
     """Judge one report on every check (or those the policy lists). A check that raises gives
     UNKNOWN, never PASS."""
     params = params or CheckParameters()
-    results = []
-    for check in CHECKS:
-        if check_ids is not None and check.check_id not in check_ids:
-            continue
-        try:
-            verdict = check.evaluate(report, now, params)
-        except Exception as exc:  # a bug in one check must not stop the others or the ingest
-            error = type(exc).__name__
-            verdict = Verdict(State.UNKNOWN, encode("check.crashed", error=error))
-        results.append((check, verdict))
-    return results
+    return [
+        (check, judge(check, report, now, params))
+        for check in CHECKS
+        if check_ids is None or check.check_id in check_ids
+    ]
+
+
+def judge(
+    check: Check, report: pb.PostureReport, now: dt.datetime, params: CheckParameters
+) -> Verdict:
+    """One check's verdict on one report. A check that raises gives UNKNOWN, never PASS."""
+    try:
+        return check.evaluate(report, now, params)
+    except Exception as exc:  # a bug in one check must not stop the others or the ingest
+        return Verdict(State.UNKNOWN, encode("check.crashed", error=type(exc).__name__))
