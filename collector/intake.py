@@ -78,9 +78,10 @@ def collected_on_collector_clock(
 
 def refusal(
     report: pb.PostureReport, device_id: str, received_at: dt.datetime,
-    skew: dt.timedelta | None,
+    skew: dt.timedelta | None, facts: bytes | None = None,
 ) -> Refusal | None:  # fmt: skip
-    """Why this report from `device_id` cannot be stored, or None when it can."""
+    """Why this report from `device_id` cannot be stored, or None when it can. `facts`: its
+    `facts_key`, by which a report like one seen is validated from memory."""
     if not report.device_id:  # an empty report, or one that names no device: bad input
         return Refusal(
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -95,7 +96,7 @@ def refusal(
         )
     try:
         # Limits on times are read on the agent's clock: an agent hours off still delivers.
-        validate_report(report, agent_now(received_at, skew))
+        validate_report(report, agent_now(received_at, skew), facts)
     except ReportInvalid as exc:
         return Refusal(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
     return None
@@ -103,8 +104,10 @@ def refusal(
 
 def record_of(
     report: pb.PostureReport, device_id: str, received_at: dt.datetime,
-    skew: dt.timedelta | None,
+    skew: dt.timedelta | None, body: bytes | None = None,
 ) -> ReportRecord:  # fmt: skip
+    """The report as the store keeps it. `body`: its deterministic serialization, where the
+    caller made it already."""
     delivery = report.delivery
     return ReportRecord(
         report_id=report.report_id,
@@ -112,7 +115,7 @@ def record_of(
         received_at=received_at,
         collected_at=collected_on_collector_clock(report, received_at, skew),
         agent_version=report.agent_version[:64],
-        body=report.SerializeToString(deterministic=True),
+        body=report.SerializeToString(deterministic=True) if body is None else body,
         hostname=report.host.hostname[:255],
         os_family=os_family_name(report.host.os_family),
         os_name=report.host.os_name[:255],

@@ -897,15 +897,17 @@ class CollectorService(pb_grpc.CollectorServicer):
         skew: dt.timedelta | None,
     ) -> Refusal | tuple[ReportRecord, list[CheckResult]]:  # fmt: skip
         """A report as the store keeps it, with its verdicts; or why it is refused."""
-        refused = refusal(report, device_id, received_at, skew)
+        # Serialized once: stored as it is, and less its id and time the key by which a
+        # report like one seen is validated and judged from memory.
+        body = report.SerializeToString(deterministic=True)
+        key = facts_key(body)
+        refused = refusal(report, device_id, received_at, skew, key)
         if refused is not None:
             log.warning("device %s: report refused (%s)", device_id, refused.code.name)
             return refused
-        record = record_of(report, device_id, received_at, skew)
+        record = record_of(report, device_id, received_at, skew, body)
         # Judged at its own collection time: a fact's age is measured on one clock, the
         # agent's, whatever its skew, and a report from a backlog is judged as of its moment.
-        # Its verdicts kept by its facts (`record.body` is its serialization).
-        key = facts_key(record.body)
         results = self._judging.memo.judge(report, key, utc(report.collected_at))
         return record, results
 

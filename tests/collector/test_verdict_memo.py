@@ -16,6 +16,7 @@ from devposture.policy import checks, default_policy
 from devposture.policy.checks import CheckParameters, State, evaluate, utc
 from devposture.policy.verdict_memo import VerdictMemo, _watched
 from devposture.v1 import devposture_pb2 as pb
+from tests.collector.same_facts import again, key
 from tests.e2e.fleet import posture_report, timestamp
 
 BASE = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
@@ -39,24 +40,10 @@ def _judged_again(report: pb.PostureReport) -> list[tuple[str, str, str]]:
     return [(c.check_id, v.state.value, v.reason) for c, v in evaluate(report, now, params, ids)]
 
 
-def _key(report: pb.PostureReport) -> bytes | None:
-    """The memo's key as the collector makes it, from the report's stored body."""
-    return facts_key(report.SerializeToString(deterministic=True))
-
-
 def _template() -> pb.PostureReport:
     """The benchmark's report, its antivirus and updates healthy but for their age."""
     report = posture_report("d" * 32, BASE, updates_pending=0)
     report.antivirus.products[0].real_time_protection = True
-    return report
-
-
-def _at(template: pb.PostureReport, moment: dt.datetime) -> pb.PostureReport:
-    """The same facts, another report id and collection time."""
-    report = pb.PostureReport()
-    report.CopyFrom(template)
-    report.report_id = str(uuid.uuid4())
-    report.collected_at.CopyFrom(timestamp(moment))
     return report
 
 
@@ -81,8 +68,8 @@ def test_same_facts_on_both_sides_of_every_limit_are_judged_as_afresh() -> None:
     memo = _memo()
     states: dict[str, set[str]] = {}
     for moment in moments * 2:
-        report = _at(template, moment)
-        got = memo.judge(report, _key(report), moment)
+        report = again(template, moment)
+        got = memo.judge(report, key(report), moment)
         assert got == _judged_again(report), moment
         for check_id, state, _ in got:
             states.setdefault(check_id, set()).add(state)
@@ -99,8 +86,8 @@ def test_a_kept_pass_is_not_given_once_the_signatures_are_past_their_limit() -> 
     memo = _memo()
 
     def antivirus(moment: dt.datetime) -> str:
-        report = _at(template, moment)
-        judged = memo.judge(report, _key(report), moment)
+        report = again(template, moment)
+        judged = memo.judge(report, key(report), moment)
         return next(state for check_id, state, _ in judged if check_id == "antivirus")
 
     assert antivirus(limit - dt.timedelta(days=1)) == "PASS"
@@ -111,30 +98,30 @@ def test_a_kept_pass_is_not_given_once_the_signatures_are_past_their_limit() -> 
 
 def test_other_facts_are_another_key() -> None:
     one = posture_report("d" * 32, BASE)
-    same = _at(one, BASE + dt.timedelta(days=3))
-    other = _at(one, BASE)
+    same = again(one, BASE + dt.timedelta(days=3))
+    other = again(one, BASE)
     other.firewall.profiles[0].enabled = False
 
-    assert _key(one) == _key(same)
-    assert _key(one) != _key(other)
+    assert key(one) == key(same)
+    assert key(one) != key(other)
     memo = _memo()
     for report in (one, other):
-        assert memo.judge(report, _key(report), BASE) == _judged_again(_at(report, BASE))
-        assert memo.judge(report, None, BASE) == _judged_again(_at(report, BASE))
+        assert memo.judge(report, key(report), BASE) == _judged_again(again(report, BASE))
+        assert memo.judge(report, None, BASE) == _judged_again(again(report, BASE))
     assert facts_key(b"\x0a\xff") is None  # a length past the end: not walked, not kept
     assert facts_key(b"\x0a\x05abc") is None
 
 
 def test_the_key_is_the_report_less_its_id_and_collection_time() -> None:
     plain = pb.PostureReport()
-    long_version = _at(_template(), BASE)
+    long_version = again(_template(), BASE)
     long_version.agent_version = "版本" * 32  # 192 bytes: a two-byte length
     for report in (plain, _template(), long_version, pb.PostureReport(device_id="d" * 32)):
         less = pb.PostureReport()
         less.CopyFrom(report)
         less.ClearField("report_id")
         less.ClearField("collected_at")
-        assert _key(report) == less.SerializeToString(deterministic=True)
+        assert key(report) == less.SerializeToString(deterministic=True)
 
 
 def test_any_other_use_of_the_time_is_noticed() -> None:
@@ -194,6 +181,6 @@ def test_an_empty_report_is_judged_as_evaluate_judges_it() -> None:
     report = pb.PostureReport(report_id=str(uuid.uuid4()))
     report.collected_at.CopyFrom(timestamp(BASE))
     memo = _memo()
-    got = memo.judge(report, _key(report), BASE)
+    got = memo.judge(report, key(report), BASE)
     assert got == _judged_again(report)
     assert {state for _, state, _ in got} == {State.UNKNOWN.value}
