@@ -95,7 +95,9 @@ def test_a_ppp_link_up_is_said_and_not_counted_as_a_vpn() -> None:
     # A real ppp0 (a PPTP server's end of its VPN, UP POINTOPOINT RUNNING with an address):
     # pppd makes the same interface for a PPPoE dial-up or a 3G modem, which are no VPN, and
     # nothing psutil or /sys/class/net shows tells them apart. Counted as a VPN, a PC on PPPoE
-    # passed public Wi-Fi; said as the "ppp" source's error, the session reads UNKNOWN.
+    # passed public Wi-Fi; with no pppd found that owns it (the forum post showed no process),
+    # it is said as the "ppp" source's error and the session reads UNKNOWN (more cases in
+    # test_vpn_linux_ppp.py).
     interfaces = interfaces_from_ifconfig("interfaces/ifconfig-pptpd-ppp0-ubuntu-forums.txt")
     assert [(i.name, i.is_up) for i in interfaces] == [
         ("enp1s0", True), ("lo", True), ("ppp0", True)
@@ -104,7 +106,7 @@ def test_a_ppp_link_up_is_said_and_not_counted_as_a_vpn() -> None:
     assert isinstance(outcome.fact, pb.VpnFact)
     assert not outcome.fact.active and list(outcome.fact.interfaces) == []
     assert [(e.source, e.code) for e in outcome.errors] == [("ppp", pb.PROBE_ERROR_CODE_NO_SOURCE)]
-    assert outcome.errors[0].message.startswith("1 PPP link(s) up")
+    assert outcome.errors[0].message.startswith("PPP link(s) ppp0 up with no pppd found")
 
 
 def test_a_ppp_link_down_is_no_vpn_and_nothing_to_say() -> None:

@@ -11,18 +11,20 @@ UP but not RUNNING, and carries no traffic. No VPN interface at all is a fact, n
 A PPP link (ppp*, or the link type ARPHRD_PPP) is no VPN by itself: pppd makes the same ppp0
 for a PPTP or L2TP VPN (pptp, xl2tpd, NetworkManager's plugins, openfortivpn) as for a dial-up
 broadband connection over PPPoE (pppoeconf, rp-pppoe, NetworkManager's "pppoe" type), which
-Chinese homes dial themselves, or for a 3G modem. Nothing in psutil's list or /sys/class/net
-tells them apart, and counting it made a PC on PPPoE pass clause 6.3.2 on public Wi-Fi. A PPP
-link that is up is therefore left out of the interfaces and said as an error of the source
-"ppp": a public session with no other VPN reads UNKNOWN, never PASS. A PPP link that is down
-is no VPN up either way and is left out unsaid. (The kernel's PPPoE sessions in /proc/net/pppoe
-would tell a kernel-mode PPPoE link, but not a user-mode one nor a modem's; no real recording of
-one was at hand, and this machine's kernel has no PPP to make one.)
+Chinese homes dial themselves, or for a 3G modem, and nothing in psutil's list or
+/sys/class/net tells them apart. A PPP link that is up is therefore judged by the pppd that
+owns it (`ppp_links`: its options, the peer file they call, the program that started it): a
+VPN's is listed with its kind (pptp, l2tp, openfortivpn), a dial-up's is left out, and one
+that cannot be told (no pppd found, options unreadable, or naming neither) is left out and
+said as an error of the source "ppp": a public session with no other VPN reads UNKNOWN, never
+PASS. A PPP link that is down is no VPN up either way and is left out unsaid.
 """
 
 from __future__ import annotations
 
 from devposture.agent.host import Host, HostError, NetInterface
+from devposture.agent.parsers.pppd import DIALUP
+from devposture.agent.probes.linux.ppp_links import NO_PPPD, UNTOLD, Judged, judge_links
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext, error
 from devposture.agent.probes.vpn_room import fitted
 from devposture.v1 import devposture_pb2 as pb
@@ -103,18 +105,33 @@ def _is_up(iface: NetInterface) -> bool:
 _PPP = "ppp"
 
 
-def ppp_error(count: int) -> pb.ProbeError:
-    """Said of PPP links that are up: nothing read tells a VPN's from a dial-up's."""
-    return error(
-        FACT, pb.PROBE_ERROR_CODE_NO_SOURCE,
-        f"{count} PPP link(s) up that cannot be told from a broadband (PPPoE) or modem dial-up:"
-        " not counted as a VPN", _PPP,
-    )  # fmt: skip
+def ppp_errors(judged: dict[str, Judged]) -> list[pb.ProbeError]:
+    """Said of PPP links that are up and cannot be told from a dial-up, one error per reason."""
+    errors: list[pb.ProbeError] = []
+    for why in sorted({j.why for j in judged.values() if not j.kind}):
+        untold = [name for name, j in judged.items() if not j.kind and j.why == why]
+        names = ", ".join(untold)
+        code = next(j.code for j in judged.values() if not j.kind and j.why == why)
+        if why == NO_PPPD:
+            message = (
+                f"PPP link(s) {names} up with no pppd found that owns them: not counted as a VPN"
+            )
+        elif why == UNTOLD:
+            message = (
+                f"PPP link(s) {names} up whose pppd options name neither a VPN nor a dial-up:"
+                " not counted as a VPN"
+            )
+        else:
+            message = (
+                f"PPP link(s) {names} up whose pppd options could not be read: not counted as a VPN"
+            )
+        errors.append(error(FACT, code, message, _PPP))
+    return errors
 
 
 def probe(ctx: ProbeContext) -> FactOutcome:
     fact = pb.VpnFact()
-    ppp_up = 0
+    ppp_up: list[str] = []
     for iface in ctx.host.net_interfaces():
         if iface.name == "lo":
             continue
@@ -126,8 +143,13 @@ def probe(ctx: ProbeContext) -> FactOutcome:
         ):  # fmt: skip
             kind = ""
         if kind == _PPP:
-            ppp_up += _is_up(iface)
+            if _is_up(iface):
+                ppp_up.append(iface.name)
         elif kind:
             fact.interfaces.add(name=iface.name, kind=kind, up=_is_up(iface))
+    judged = judge_links(ctx.host, ppp_up) if ppp_up else {}
+    for name in ppp_up:
+        if judged[name].kind and judged[name].kind != DIALUP:
+            fact.interfaces.add(name=name, kind=judged[name].kind, up=True)
     fact.active = any(i.up for i in fact.interfaces)
-    return FactOutcome(fitted(fact), [ppp_error(ppp_up)] if ppp_up else [])
+    return FactOutcome(fitted(fact), ppp_errors(judged))

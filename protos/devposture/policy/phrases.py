@@ -160,6 +160,11 @@ PHRASES: tuple[str, ...] = (
     " broadband (PPPoE) or modem dial-up: not counted as a VPN",
     "{count} PPP link(s) up that cannot be told from a broadband (PPPoE) or modem dial-up: not"
     " counted as a VPN",
+    # Linux's, by what keeps a link up from being told (agent/probes/linux/vpn.py, ppp_links.py).
+    "PPP link(s) {interfaces} up with no pppd found that owns them: not counted as a VPN",
+    "PPP link(s) {interfaces} up whose pppd options could not be read: not counted as a VPN",
+    "PPP link(s) {interfaces} up whose pppd options name neither a VPN nor a dial-up: not counted"
+    " as a VPN",
     "{count} of {total} open network cards left out of the report (the collector takes {most}"
     " firewall profiles): the firewall tools and the IP families are kept first",
 )  # fmt: skip

@@ -5,10 +5,7 @@ tests/fixtures/windows/README.md (real machines' outputs)."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.agent.parsers.windows.ipconfig import Adapter, parse_ipconfig
 from devposture.agent.parsers.windows.text import decode_output
@@ -17,8 +14,9 @@ from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.probes.outcome import FactOutcome, ProbeContext
 from devposture.agent.probes.windows import vpn
 from devposture.agent.probes.windows.vpn_adapters import adapter_kind, adapter_up, ppp_link
-from devposture.policy.checks import CheckParameters, State, check_public_wifi
+from devposture.policy.checks import State
 from devposture.v1 import devposture_pb2 as pb
+from tests.agent.public_wifi import public_session_verdict
 from tests.agent.windows.replay_windows import WindowsReplayHost, fixture, output
 
 BROADBAND = "ipconfig/all-en-win7-pppoe-broadband-connection.txt"
@@ -97,26 +95,9 @@ def test_a_ppp_link_that_is_down_is_no_vpn_and_nothing_to_say() -> None:
     assert facts(outcome) == (False, []) and outcome.errors == []
 
 
-def _public_session_verdict(outcome: FactOutcome) -> State:
-    """Clause 6.3.2 on a report with this VPN outcome and one public Wi-Fi session."""
-    now = dt.datetime(2026, 12, 5, 12, 0, tzinfo=dt.UTC)
-    report = pb.PostureReport()
-    assert isinstance(outcome.fact, pb.VpnFact)
-    report.vpn.CopyFrom(outcome.fact)
-    report.errors.extend(outcome.errors)
-    report.wifi.has_wifi_interface = True
-    started = Timestamp()
-    started.FromDatetime(now - dt.timedelta(hours=1))
-    report.wifi.sessions.add(
-        network_id="CMCC-WEB", classification=pb.NETWORK_CLASS_PUBLIC, started_at=started,
-        vpn_up=outcome.fact.active, vpn_up_at=started if outcome.fact.active else None,
-    )  # fmt: skip
-    return check_public_wifi(report, now, CheckParameters()).state
-
-
 @pytest.mark.parametrize(
     ("name", "state"),
     [(BROADBAND, State.FAIL), (ITALIAN_DSL, State.UNKNOWN), (PPTP, State.PASS)],
 )
 def test_public_wifi_never_passes_on_a_pppoe_link(name: str, state: State) -> None:
-    assert _public_session_verdict(run(name)) == state
+    assert public_session_verdict(run(name)) == state
