@@ -14,7 +14,9 @@ from devposture.agent.parsers.windows.phonebook import parse_phonebook
 from devposture.agent.parsers.windows.text import decode_output
 from devposture.agent.probes.windows.vpn_adapters import Phonebook
 
-# %ProgramData% on the system drive, where Windows keeps it unless an image moved it.
+# %ProgramData% on the system drive, where Windows keeps it unless an image moved it. Not read
+# from the machine: the host layer offers no environment (%ProgramData%, %ALLUSERSPROFILE%) nor
+# known folder (FOLDERID_ProgramData); one would need a Host method, live, recorded and replayed.
 ALL_USERS = "C:/ProgramData/Microsoft/Network/Connections/Pbk/rasphone.pbk"
 PER_USER = "AppData/Roaming/Microsoft/Network/Connections/Pbk/rasphone.pbk"  # under a home
 _LIMIT = 1 << 20  # a phonebook of a few hundred entries is a few hundred KiB
