@@ -43,7 +43,7 @@ from devposture.agent.host.errors import (
     require_exit,
 )
 from devposture.agent.host.protocol import OK_ONLY, Host
-from devposture.agent.host.redact import redact_end_header, redact_sample
+from devposture.agent.host.redact import redact_end_header, redact_ppp_options, redact_sample
 from devposture.agent.host.types import (
     CommandResult,
     FileEntry,
@@ -63,6 +63,9 @@ FORMAT = "devposture-bundle"
 VERSION = 2
 READABLE_VERSIONS = frozenset({1, 2})
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# What the Linux VPN probe reads of pppd (agent/probes/linux/ppp_links.py): its peer files and
+# its command line, which may hold a dial-up or VPN account and password (redact_ppp_options).
+_PPP_OPTIONS = re.compile(r"/etc/ppp/|/proc/\d+/cmdline$")
 T = TypeVar("T")
 _ERRORS: dict[str, type[HostError]] = {
     cls.__name__: cls
@@ -124,8 +127,9 @@ def config_from_document(data: dict[str, Any]) -> ProbeConfig:
     def strings(key: str) -> tuple[str, ...]:
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise BundleError("the bundle is damaged (probe_config.{key} is not a list of text)",
-                              key=key)
+            raise BundleError(
+                "the bundle is damaged (probe_config.{key} is not a list of text)", key=key
+            )
         return tuple(value)
 
     try:
@@ -263,6 +267,7 @@ class RecordingHost:
             "read_bytes",
             {"path": path, "limit": limit},
             lambda: self._inner.read_bytes(path, limit),
+            redact_ppp_options if _PPP_OPTIONS.match(path) else None,
         )
 
     def read_tail(self, path: str, limit: int) -> bytes:
@@ -349,8 +354,9 @@ class BundleHost:
             self._family = pb.OsFamily.Value(document["os_family"])
             self._calls = {_key(c["method"], c["args"]): c for c in document["calls"]}
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError("the bundle is damaged ({kind}: {problem})",
-                              kind=type(exc).__name__, problem=exc) from exc
+            raise BundleError(
+                "the bundle is damaged ({kind}: {problem})", kind=type(exc).__name__, problem=exc
+            ) from exc
         # An agent older than real_path asked for none: it judged every volume by the path as
         # spelled, and so does the replay (see real_path).
         self._resolves = any(c["method"] == "real_path" for c in self._calls.values())
@@ -369,11 +375,13 @@ class BundleHost:
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
-            raise BundleError("cannot read {path}: {problem}", path=path,
-                              problem=os_error(exc, exc.strerror)) from exc
+            raise BundleError(
+                "cannot read {path}: {problem}", path=path, problem=os_error(exc, exc.strerror)
+            ) from exc
         except ValueError as exc:
-            raise BundleError("{path} is not valid JSON: {problem}", path=path,
-                              problem=exc) from exc
+            raise BundleError(
+                "{path} is not valid JSON: {problem}", path=path, problem=exc
+            ) from exc
         if not isinstance(document, dict):
             raise BundleError(_NOT_A_BUNDLE)
         return cls(document)

@@ -17,6 +17,8 @@ keeps even less: see `redact_end_header`.
 
 from __future__ import annotations
 
+import re
+
 from devposture.agent.parsers.file_headers import looks_random
 
 # Signatures kept verbatim, with how many bytes of each to keep. ZIP's local header is fixed
@@ -101,3 +103,28 @@ def redact_end_header(data: bytes) -> bytes:
             kept[start : start + len(marker)] = marker
             start = data.find(marker, start + 1)
     return bytes(kept)
+
+
+# pppd's options whose value is a secret or names a person (pppd(8): `password` is the PAP
+# password itself; `user`, `name` and `remotename` the account and the peer's name). They stand
+# in its peer files (/etc/ppp/peers/*), one per line, and in its command line, NUL-separated.
+_PPP_OPTION_VALUES = re.compile(
+    rb"(?:^|(?<=[\x00\s]))(?:password|user|name|remotename)[ \t\x00]+"
+    rb"(?:\"([^\"\n\x00]*)\"|'([^'\n\x00]*)'|([^\s\x00]+))",
+    re.MULTILINE,
+)
+
+
+def redact_ppp_options(data: bytes) -> bytes:
+    """pppd's options (a peer file, or pppd's command line from /proc) with the value of each
+    option that holds a password or an account name replaced by "x"s of its length. What the
+    VPN probe reads of them (`plugin`, `pty`, `ifname`, `unit`, `linkname`, `call`) is kept, so
+    a bundle replays to the same verdict and carries no dial-up or VPN credential."""
+
+    def masked(found: re.Match[bytes]) -> bytes:
+        value = next(group for group in (1, 2, 3) if found.group(group) is not None)
+        start, end = found.span(value)
+        whole, at = found.group(0), found.start()
+        return whole[: start - at] + b"x" * (end - start) + whole[end - at :]
+
+    return _PPP_OPTION_VALUES.sub(masked, data)

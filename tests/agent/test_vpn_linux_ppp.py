@@ -7,9 +7,14 @@ pppd writes ("%d\\n", main.c); the process list is the one the recorded stat fil
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from devposture.agent.host import ProcessInfo
+from devposture.agent.host.bundle import BundleHost, RecordingHost
+from devposture.agent.host.redact import redact_ppp_options
+from devposture.agent.probes.config import ProbeConfig
 from devposture.agent.probes.linux import vpn
 from devposture.agent.probes.outcome import FactOutcome
 from devposture.policy.checks import State
@@ -143,3 +148,39 @@ def test_public_wifi_passes_on_a_vpns_ppp_link_and_never_on_pppoe(
     unknown = pppd_host(recording)
     unknown.procs, unknown.files = [], {}
     assert public_session_verdict(outcome_of(unknown)) == State.UNKNOWN
+
+
+def test_a_diagnostic_bundle_keeps_no_ppp_account_and_replays_the_same() -> None:
+    # pppd's options may hold the dial-up's account and its PAP password (pppd(8): `user`,
+    # `password`), in a peer file and on its command line. A diagnostic bundle, which IT
+    # sends on, keeps what the probe reads and "x"s for those values.
+    host = pppd_host("pon-dsl-provider")
+    # A real peer file naming its account ("yourusername"), in place of Debian's example.
+    host.files["/etc/ppp/peers/dsl-provider"] = fixture_bytes("ppp/peer-centurylink-pppoe-blog.txt")
+    pid = host.procs[0].pid  # type: ignore[index]
+    host.files[f"/proc/{pid}/cmdline"] += b"password\x00hunter2\x00"
+    recorder = RecordingHost(host)
+    live = outcome_of(recorder)  # type: ignore[arg-type]
+    document = json.loads(json.dumps(recorder.bundle("test", ProbeConfig())))
+    bundle = BundleHost(document)
+    peer = bundle.read_bytes("/etc/ppp/peers/dsl-provider", 64 * 1024)
+    argv = bundle.read_bytes(f"/proc/{pid}/cmdline", 32 * 1024)
+    assert b"yourusername" not in peer and b'user "xxxxxxxxxxxx"' in peer
+    assert b"hunter2" not in argv and argv.endswith(b"password\x00xxxxxxx\x00")
+    assert b"plugin rp-pppoe.so" in peer  # what the verdict rests on is kept
+    assert "yourusername" not in json.dumps(document) and "hunter2" not in json.dumps(document)
+    replayed = outcome_of(bundle)  # type: ignore[arg-type]
+    assert (listed(replayed), replayed.errors) == (listed(live), live.errors) == ([], [])
+
+
+def test_only_the_accounts_and_passwords_of_pppd_options_are_masked() -> None:
+    peer = b'plugin rp-pppoe.so eth0\nuser "me@isp"\nname dsl\nhide-password\n' \
+           b"password 's e'\npty \"pptp vpn.example.com --nolaunchpppd\"\n"  # fmt: skip
+    assert redact_ppp_options(peer) == (
+        b'plugin rp-pppoe.so eth0\nuser "xxxxxx"\nname xxx\nhide-password\n'
+        b"password 'xxx'\npty \"pptp vpn.example.com --nolaunchpppd\"\n"
+    )
+    argv = b"/usr/sbin/pppd\x00call\x00myvpn\x00user\x00bob\x00remotename\x00PPTP\x00unit\x000\x00"
+    assert redact_ppp_options(argv) == (
+        b"/usr/sbin/pppd\x00call\x00myvpn\x00user\x00xxx\x00remotename\x00xxxx\x00unit\x000\x00"
+    )
