@@ -24,6 +24,9 @@ class CuttableRelay:
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self.accepted = 0  # connections accepted so far
+        self._held = 0  # the first this many wait for `release`
+        self._released = threading.Event()
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = int(probe.getsockname()[1])
@@ -46,6 +49,15 @@ class CuttableRelay:
         with self._lock:
             self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def hold_first(self, count: int = 1) -> None:
+        """The next `count` connections (counted from the start) wait, unanswered, until
+        `release`: a server slow to answer a connection. Later ones are relayed at once."""
+        self._held = count
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
 
     def cut(self) -> None:
         """End every connection at once and refuse new ones."""
@@ -72,19 +84,34 @@ class CuttableRelay:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
             with self._lock:
-                if self._listener is not listener:  # cut meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self._sockets |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                self.accepted += 1
+                held = self.accepted <= self._held
+            if held:
+                threading.Thread(target=self._relay_once_released, args=(listener, client),
+                                 daemon=True).start()  # fmt: skip
+            else:
+                self._relay(listener, client)
+
+    def _relay_once_released(self, listener: socket.socket, client: socket.socket) -> None:
+        self._released.wait()
+        self._relay(listener, client)
+
+    def _relay(self, listener: socket.socket, client: socket.socket) -> None:
+        """Connect `client` to the target and pump both ways (nothing once cut)."""
+        try:
+            upstream = socket.create_connection(self.target)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            if self._listener is not listener:  # cut meanwhile
+                client.close()
+                upstream.close()
+                return
+            self._sockets |= {client, upstream}
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
     @staticmethod
     def _pump(source: socket.socket, sink: socket.socket) -> None:

@@ -427,6 +427,7 @@ class PostgresDatabase:
         self._pool_timeout: type[Exception] = PoolTimeout
         self._held = threading.local()
         self._schema: str | None = None  # current_schema(), read as each connection opens
+        self._connected = threading.Event()  # set once the pool has made a connection
         arguments = target.connect_arguments()
         given = conninfo_to_dict(target.conninfo()).get("options")
         arguments["options"] = f"{given} {SESSION_OPTIONS}" if given else SESSION_OPTIONS
@@ -441,15 +442,16 @@ class PostgresDatabase:
         # (a database that does not exist, a refused port, a bad password): the operator who
         # mistyped `--database` is told so in a second, not after the pool's whole wait. Where
         # a connection made now succeeds, the server was only slow: the pool waits as before.
+        # The first look is this object's own wait, not the pool's: psycopg_pool's wait()
+        # closes the pool when its time is up, so a server slow to answer (a busy machine, a
+        # first connection's TLS) was taken for an unusable one after half a second.
         self._pool.open(wait=False)
         try:
-            try:
-                self._pool.wait(timeout=FIRST_LOOK_SECONDS)
-            except PoolTimeout:
+            if not self._connected.wait(FIRST_LOOK_SECONDS):
                 refusal = _refusal(target.conninfo(), arguments)
                 if refusal is not None:
-                    raise psycopg.OperationalError(refusal) from None
-                self._pool.wait(timeout=POOL_WAIT_SECONDS)
+                    raise psycopg.OperationalError(refusal)
+            self._pool.wait(timeout=POOL_WAIT_SECONDS)
         except PoolTimeout as exc:
             self._close_unopened()
             refusal = _refusal(target.conninfo(), arguments)
@@ -470,6 +472,7 @@ class PostgresDatabase:
             connection.execute("SET default_transaction_read_only = on")
         row = connection.execute("SELECT current_schema()").fetchone()
         self._schema = None if row is None else row[0]
+        self._connected.set()
 
     def lock_key(self, base: int) -> int:
         """The advisory lock `base` for this store's schema (`schema_lock`)."""

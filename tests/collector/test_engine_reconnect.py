@@ -9,7 +9,9 @@ While the server cannot be reached at all, statements fail at once until it answ
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -114,4 +116,42 @@ def test_while_the_server_cannot_be_reached_statements_fail_at_once_until_it_ans
         assert db.execute("SELECT 41 + 1").fetchone()[0] == 42
     finally:
         db.close()
+        relay.close()
+
+
+@needs_postgresql
+def test_a_server_slow_to_answer_the_first_connection_is_waited_for() -> None:
+    # The pool asks the server why it has no connection after half a second (a mistyped
+    # address is told at once). With both cores busy a first connection took longer, and
+    # psycopg_pool's own wait, used for that first look, closed the pool when its time was up:
+    # the collector (or a dashboard page, a CLI command) failed with "pool initialization
+    # incomplete after 0.5 sec" against a server that was only slow.
+    target = fresh_postgres()
+    relay = CuttableRelay(("127.0.0.1", urlsplit(target.url).port or 5432))
+    relay.hold_first()
+    opened: list[PostgresDatabase] = []
+    failed: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(PostgresDatabase(PostgresTarget(relay.url_through(target.url))))
+        except BaseException as exc:
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_it)
+    opener.start()
+    try:
+        # A second connection: the first look has found none and asks the server why.
+        wait_until(lambda: relay.accepted >= 2 or not opener.is_alive(), "the first look")
+        relay.release()
+        opener.join(60)
+        assert not failed, failed
+        (database,) = opened
+        try:
+            assert database.execute("SELECT 1").fetchone()[0] == 1
+        finally:
+            database.close()
+    finally:
+        relay.release()
+        opener.join(60)
         relay.close()
