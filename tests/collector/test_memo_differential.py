@@ -446,12 +446,6 @@ def _antivirus_by_deadline(
     return Verdict(State.PASS, encode("av.ok", product=product.name))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verdict_memo defect: `now - timedelta` (and `now + timedelta`, now.replace,"
-    " now.astimezone, copy) makes a _Now without its _watch; comparing it raises"
-    " AttributeError, so judge() tells UNKNOWN check.crashed where evaluate tells PASS/FAIL",
-)
 def test_a_check_comparing_a_fact_time_with_now_less_a_limit_is_judged_as_afresh(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

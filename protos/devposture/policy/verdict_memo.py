@@ -54,12 +54,25 @@ class _Watch:
         self.other = False
 
 
+def _watch_of(value: object) -> _Watch | None:
+    """The watch of the time a check was given, or None for a value made from it (`now -
+    limit`, `now.replace(...)`: datetime's arithmetic makes its subclass's instances). That
+    value behaves as a plain one: its making was already noted as another use of the time."""
+    try:
+        watch: _Watch = object.__getattribute__(value, "_watch")
+    except AttributeError:
+        return None
+    return watch
+
+
 def _noted(base: type, name: str) -> Callable[..., object]:
     """`base`'s method `name`, noting that it was used (any use but the one watched)."""
     plain: Callable[..., object] = getattr(base, name)
 
     def method(self: object, *args: object) -> object:
-        object.__getattribute__(self, "_watch").other = True
+        watch = _watch_of(self)
+        if watch is not None:
+            watch.other = True
         return plain(self, *args)
 
     method.__name__ = name
@@ -99,7 +112,9 @@ class _Age(dt.timedelta):
 
 def _compared(age: _Age, op: str, limit: object) -> bool:
     """`age op limit`, recorded when the limit is a plain timedelta (a policy's)."""
-    watch = object.__getattribute__(age, "_watch")
+    watch = _watch_of(age)
+    if watch is None:  # an age made from a watched one (its making was noted)
+        return bool(_COMPARED[op](dt.timedelta(age.days, age.seconds, age.microseconds), limit))  # type: ignore[arg-type]
     plain = object.__getattribute__(age, "_plain")
     if type(limit) is not dt.timedelta:
         watch.other = True
@@ -113,9 +128,10 @@ class _Now(dt.datetime):
     """The time a check is given, whose every use is noted in the watch."""
 
     def __sub__(self, other: object) -> object:  # type: ignore[override]
-        watch = object.__getattribute__(self, "_watch")
-        if type(other) is not dt.datetime:
-            watch.other = True
+        watch = _watch_of(self)
+        if watch is None or type(other) is not dt.datetime:
+            if watch is not None:
+                watch.other = True
             return dt.datetime.__sub__(self, other)  # type: ignore[operator]
         plain = dt.datetime.__sub__(self, other)
         age = _Age(plain.days, plain.seconds, plain.microseconds)
