@@ -94,7 +94,8 @@ from devposture.net.rpc_status import retry_hint
 from devposture.policy import default_policy
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
-from tests.e2e.fleet import free_ports, host_info, posture_report
+from tests.e2e.fleet import host_info, posture_report
+from tests.ports import free_ports
 
 __all__ = ["Options", "Result", "main", "print_result", "run"]
 

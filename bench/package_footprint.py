@@ -36,7 +36,6 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.packaging
 
-from tests.e2e.fleet import free_ports
 from tests.packaging.linux_root import (
     DebianRoot,
     NotifySocket,
@@ -44,6 +43,7 @@ from tests.packaging.linux_root import (
     debian_root,
     set_collector_ports,
 )
+from tests.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = "/var/lib/devposture-collector"

@@ -13,6 +13,8 @@ import struct
 import threading
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.ports import free_port
+
 CHUNK = 65536
 
 
@@ -27,10 +29,7 @@ class CuttableRelay:
         self.accepted = 0  # connections accepted so far
         self._held = 0  # the first this many wait for `release`
         self._released = threading.Event()
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = int(probe.getsockname()[1])
-        probe.close()
+        self.port = free_port()
         self.restore()
 
     def url_through(self, url: str) -> str:

@@ -21,7 +21,7 @@ from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import initialize
 from devposture.collector.join import join
 from tests.databases import fresh_postgres
-from tests.e2e.fleet import free_ports
+from tests.ports import free_ports
 from tests.waiting import wait_until
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")

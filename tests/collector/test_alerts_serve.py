@@ -20,7 +20,7 @@ from devposture.collector.store import Store
 from tests.collector.alert_receivers import http_receiver
 from tests.collector.test_exclusive_serve import _configure
 from tests.databases import collector_database
-from tests.e2e.fleet import free_ports
+from tests.ports import free_ports
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
 DEADLINE_SECONDS = 90

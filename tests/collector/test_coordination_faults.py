@@ -44,8 +44,8 @@ from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.collector.test_workers import killed_after, processes_left
 from tests.conftest import host_info, make_report
 from tests.databases import collector_database, fresh_database, on_postgresql, with_lock_timeout
-from tests.e2e.fleet import free_ports
 from tests.frozen import freeze
+from tests.ports import free_ports
 from tests.waiting import wait_until
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")

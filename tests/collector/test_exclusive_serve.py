@@ -34,7 +34,7 @@ from devposture.collector.config import CollectorConfig
 from devposture.collector.datadir import LOCK_NAME, DataFolderInUse, initialize
 from devposture.collector.ports import PortUnavailable
 from tests.databases import collector_database, init_arguments
-from tests.e2e.fleet import free_ports
+from tests.ports import free_ports
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
 

@@ -43,7 +43,7 @@ from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.collector.joined_collectors import configured_alone
 from tests.conftest import host_info, make_report
 from tests.databases import fresh_postgres, on_postgresql
-from tests.e2e.fleet import free_ports
+from tests.ports import free_ports
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.skipif(

@@ -21,7 +21,7 @@ from devposture.collector.store import Store, database_errors
 from devposture.collector.web import auth
 from devposture.policy import default_policy_text
 from tests.databases import collector_database, fresh_database, on_postgresql, raw
-from tests.e2e.fleet import free_ports
+from tests.ports import free_ports
 from tests.waiting import wait_until
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)

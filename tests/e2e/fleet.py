@@ -19,7 +19,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -46,6 +45,7 @@ from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
 from tests.databases import init_arguments
 from tests.frozen import freeze
+from tests.ports import free_ports
 
 BIN = Path(sys.executable).parent
 COLLECTOR = str(BIN / "devposture-collector")
@@ -57,18 +57,6 @@ UNLIMITED_CALLS = 1_000_000
 
 def run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct loopback ports that were free a moment ago (bound together, then released)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def utcnow() -> dt.datetime:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from devposture.agent.outbox import Outbox
 from devposture.v1 import devposture_pb2 as pb
 from tests.e2e.conftest import AGENT, CollectorProcess, enrolled_state, open_store
+from tests.ports import free_port
 
 NEW_BACKUP_PROMISE = 60.0
 
@@ -97,9 +97,7 @@ def test_run_keeps_its_report_and_stops_promptly_while_the_collector_is_down(
     # The collector moves away: the agent's report port now answers nothing.
     agent_file = state / "agent.json"
     enrollment = json.loads(agent_file.read_text())
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        enrollment["report_port"] = probe.getsockname()[1]
+    enrollment["report_port"] = free_port()
     agent_file.write_text(json.dumps(enrollment))
     agent = subprocess.Popen(
         [AGENT, "run", "--state", str(state), "--interval", "3600"],

@@ -22,6 +22,7 @@ import pytest
 
 from tests.databases import init_arguments
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enrolled_state, run
+from tests.ports import free_port
 
 CHINESE = re.compile(r"[\u4e00-\u9fff]")
 NO_SUCH_DEVICE = "0123456789abcdef0123456789abcdef"
@@ -38,9 +39,7 @@ def _in(lang: str, *argv: str) -> subprocess.CompletedProcess[str]:
 
 def _closed_port() -> int:
     """A loopback port nothing listens on (the kernel's, released at once)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()
 
 
 ZH, EN = "zh_CN.UTF-8", "C.UTF-8"

@@ -19,7 +19,7 @@ from pathlib import Path
 from devposture.net.enrollment_value import parse_enrollment_value
 from tests.connect_proxy import connect_proxy
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, open_store, run
-from tests.e2e.fleet import free_ports
+from tests.ports import free_ports
 from tests.waiting import wait_until
 
 WAIT = 90.0  # generous: every wait below ends on an event, this only bounds a failure

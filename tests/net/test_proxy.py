@@ -4,7 +4,6 @@ not there is named as such. The proxy is a real one (tests/connect_proxy.py)."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from devposture.net.proxy import HttpsProxy, channel_options
 from devposture.net.tls_probe import probe_tls
 from tests.conftest import LiveCollector, host_info
 from tests.connect_proxy import connect_proxy
+from tests.ports import free_port
 
 
 def _proxy(url: str) -> HttpsProxy:
@@ -117,9 +117,7 @@ def test_a_proxy_that_refuses_the_tunnel_is_named_with_the_fix(
 
 
 def test_a_proxy_that_is_not_there_is_named() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # closed again below: nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(PinningError) as refused:
         fetch_pinned_ca("127.0.0.1", 7443, "sha256:" + "ab" * 32, timeout=10,
                         proxy=_proxy(f"http://127.0.0.1:{port}"))  # fmt: skip

@@ -32,7 +32,6 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from tests.e2e.fleet import free_ports
 from tests.packaging.conftest import SUITES, rootfs, unavailable
 from tests.packaging.linux_root import (
     EVENT_TIMEOUT,
@@ -42,6 +41,7 @@ from tests.packaging.linux_root import (
     debian_root,
     set_collector_ports,
 )
+from tests.ports import free_ports
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
