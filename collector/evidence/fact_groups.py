@@ -14,10 +14,11 @@ reports name and the parts (base64) those fact sets name, each only where the bu
 **window** does not already hold it. The window is what exporter and verifier both replay:
 an item is held while it was shipped or named by one of the last `WINDOW_GROUPS` group
 entries (a group entry is the clock, its line or not; what falls out is dropped at the end
-of a group). A report then costs the verifier a look-up, a fact set a SHA-256 and its parts'
-look-ups, a part a SHA-256. A fleet seals at least every 30 seconds, so 256 groups span an
-hour or more for fleets up to tens of thousands of devices: a device reporting hourly finds
-its fact set still held, and its next one is shipped only when a fact changed.
+of a group, swept every `SWEEP_EVERY` groups). A report then costs the verifier a look-up,
+a fact set a SHA-256 and its parts' look-ups, a part a SHA-256. A fleet seals at least every
+30 seconds, so 256 groups span an hour or more for fleets up to tens of thousands of
+devices: a device reporting hourly finds its fact set still held, and its next one is
+shipped only when a fact changed.
 
 What the verifier can then say: each report of the period is in the chain (its group's
 record), its fact set is in the bundle and hashes to what the record names, and each part a
@@ -30,7 +31,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -42,8 +43,11 @@ COLUMNS = (
     "report_id", "device_id", "received_us", "collected_us", "agent_version", "clock_skew_ms",
     "own", "fact_set",
 )  # fmt: skip
-# How many group entries an item of the window outlives its last use by.
+# How many group entries an item of the window outlives its last use by, and how often the
+# window is swept (an item outlives its last use by `WINDOW_GROUPS` to `WINDOW_GROUPS +
+# SWEEP_EVERY - 1` groups: a sweep copies what is held, so not after every group).
 WINDOW_GROUPS = 256
+SWEEP_EVERY = 64
 
 
 def group_canonical(first_n: int, last_n: int, rows: Sequence[Sequence[object]]) -> bytes:
@@ -119,11 +123,11 @@ class Window:
         self.parts[digest] = (part, self.clock)
 
     def next_group(self) -> None:
-        """A group entry is done: drop what the last `groups` groups did not use. (Swept
-        every sixteenth group: what is dropped later is still dropped alike on both sides,
-        since a use only ever moves an item's mark forward.)"""
+        """A group entry is done: every `SWEEP_EVERY` groups, drop what the last `groups`
+        groups did not use. (What is dropped later than its last use allows is still
+        dropped alike on both sides: the sweeps fall on the same groups.)"""
         self.clock += 1
-        if self.clock % 16:
+        if self.clock % SWEEP_EVERY:
             return
         oldest = self.clock - self.groups
         self.sets = {d: v for d, v in self.sets.items() if v[1] >= oldest}
@@ -171,25 +175,32 @@ class Shipping:
         self.window = Window(groups)
 
     def group(
-        self, fact_sets: Sequence[str], packed: dict[str, bytes], parts: dict[bytes, bytes]
+        self, fact_sets: Sequence[str], packed: Mapping[str, bytes], parts: Mapping[bytes, bytes]
     ) -> tuple[list[bytes], list[bytes]]:  # fmt: skip
         """(fact sets, parts) to ship for a group whose kept reports name `fact_sets` (hex,
-        in order; a pruned report's is left out by the caller), given every one's packed
-        bytes and every part's bytes (`packed`, `parts`: at least those not held). KeyError
-        where the caller did not give one the window lacks."""
+        in order; a pruned report's is left out by the caller), given the packed bytes of
+        each one and the bytes of each part (`packed`, `parts`: only those the window lacks
+        are asked for, so a store may fetch them as asked). KeyError where one is lacking."""
         window = self.window
+        sets, held, clock = window.sets, window.parts, window.clock
         ship_sets: list[bytes] = []
         ship_parts: list[bytes] = []
-        for digest in fact_sets:
-            if window.set_of(digest) is not None:
+        for digest in fact_sets:  # window.set_of and part_of, inline: once per report
+            found = sets.get(digest)
+            if found is not None:
+                if found[1] != clock:
+                    sets[digest] = (found[0], clock)
                 continue
             fact_set = packed[digest]
             for _, part_digest in references(fact_set):
-                if window.part_of(part_digest) is None:
+                had = held.get(part_digest)
+                if had is None:
                     part = parts[part_digest]
-                    window.hold_part(part_digest, part)
+                    held[part_digest] = (part, clock)
                     ship_parts.append(part)
-            window.hold_set(digest, fact_set)
+                elif had[1] != clock:
+                    held[part_digest] = (had[0], clock)
+            sets[digest] = (fact_set, clock)
             ship_sets.append(fact_set)
         window.next_group()
         return ship_sets, ship_parts
@@ -217,9 +228,17 @@ class Replay:
             except ValueError:
                 problems.append(("unreadable", digest))
                 continue
-            lacking = [d for _, d in refs if window.part_of(d) is None]
-            if lacking:
-                problems.append(("part missing", lacking[0].hex()))
+            held, clock = window.parts, window.clock
+            lacking = None
+            for _, d in refs:  # window.part_of, inline: a fact set names a dozen parts
+                found = held.get(d)
+                if found is None:
+                    lacking = d
+                    break
+                if found[1] != clock:
+                    held[d] = (found[0], clock)
+            if lacking is not None:
+                problems.append(("part missing", lacking.hex()))
                 continue
             window.hold_set(digest, fact_set)
         return problems

@@ -38,7 +38,7 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from devposture.collector.evidence.body_parts import NotSplittable, field_runs
+from devposture.collector.evidence.body_parts import NotSplittable, field_runs, remembered_digest
 
 # PostureReport's fields that are the report's own, not facts about the device
 # (protos/devposture/v1/devposture.proto): report_id, device_id, agent_version, collected_at,
@@ -80,7 +80,7 @@ def cut(body: bytes) -> Cut:
             own.append((number, body[start:end]))
         else:
             parts.append(body[start:end])
-            refs.append(_REF.pack(len(own), hashlib.sha256(parts[-1]).digest()))
+            refs.append(_REF.pack(len(own), remembered_digest(parts[-1])))
     return Cut(b"".join(b for _, b in own), b"".join(refs), tuple(parts))
 
 
@@ -96,14 +96,15 @@ def fact_set_digest(fact_set: bytes) -> bytes:
 
 def references(fact_set: bytes) -> list[tuple[int, bytes]]:
     """(own fields before it, digest) of each part of a packed fact set, in order. Raises
-    ValueError where the bytes are not whole references or the indices go back."""
-    count, extra = divmod(len(fact_set), _REF.size)
-    if extra:
+    ValueError where the bytes are not whole references or the indices go back. (Read once
+    for every fact set a bundle ships: one struct call, not one a reference.)"""
+    if len(fact_set) % _REF.size:
         raise ValueError(f"a fact set of {len(fact_set)} bytes is not whole references")
-    refs = [_REF.unpack_from(fact_set, _REF.size * k) for k in range(count)]
-    if any(refs[k][0] > refs[k + 1][0] for k in range(count - 1)):
+    refs: list[tuple[int, bytes]] = list(_REF.iter_unpack(fact_set))
+    indices = [index for index, _ in refs]
+    if indices != sorted(indices):
         raise ValueError("a fact set's parts are not in the order of the own fields")
-    return [(int(index), bytes(d)) for index, d in refs]
+    return refs
 
 
 def rebuild(own: bytes, fact_set: bytes, part: Callable[[bytes], bytes]) -> bytes:

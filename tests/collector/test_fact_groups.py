@@ -87,16 +87,17 @@ def test_a_devices_hourly_fact_set_is_shipped_once_and_every_body_rebuilt() -> N
 
 
 def test_what_falls_out_of_the_window_is_shipped_again_alike() -> None:
-    """One device in the groups 0, 20, 21 and 60 of 61 (the others: other devices'), a
-    window of two groups swept every sixteenth: its fact set is dropped at the sweeps of 16
-    and 32 (last used in 0 and 21) and shipped again in 20 and 60, but not in 21."""
+    """One device in the groups 0, 70, 71 and 200 of 201 (the others: other devices'), a
+    window of two groups swept every 64th: its fact set is dropped at the sweeps of 64 and
+    128 (last used in 0 and 71) and shipped again in 70 and 200, but not in 71."""
+    assert fact_groups.SWEEP_EVERY == 64
     body = _hours(1, 1)[0][0]
-    groups: list[list[tuple[str, bytes]]] = [[] for _ in range(61)]
-    for g in (0, 20, 21, 60):
+    groups: list[list[tuple[str, bytes]]] = [[] for _ in range(201)]
+    for g in (0, 70, 71, 200):
         groups[g] = [body]
     lines = _shipped(groups, window=2)
     counts = [len(fact_groups.parse_line(orjson.loads(x))[1]) for x in lines]
-    assert [g for g, c in enumerate(counts) if c] == [0, 20, 60]
+    assert [g for g, c in enumerate(counts) if c] == [0, 70, 200]
     replay = fact_groups.Replay(groups=2)
     for line, group in zip(lines, groups, strict=True):
         _, sets, parts = fact_groups.parse_line(orjson.loads(line))
