@@ -9,7 +9,7 @@ this one process, the work each format costs per report where it is done per rep
 
 * ingest: the body cut for storing and the record the seal chains (format 4:
   `fact_parts.cut` and `sealing.sealed_record`, which hashes the body; format 5:
-  `fact_sets.cut` and `fact_groups.record_values`), then each group's payload;
+  `fact_sets.cut` and `fact_groups.group_rows`), then each group's payload;
 * export: each group's chain line and its `reports.jsonl` line (format 4: every body in
   base64; format 5: the fact sets and parts the window lacks, `fact_groups.Shipping`),
   deflated by ISA-L at the bundle's level;
@@ -175,9 +175,8 @@ class Format5:
     def ingest(self, seq: int, group: Group) -> tuple[Entry, list[fact_sets.Cut]]:
         def work() -> tuple[bytes, list[fact_sets.Cut]]:
             cuts = [fact_sets.cut(body) for _, body in group]
-            rows = [fact_groups.record_values(m, c.own, c.fact_set_sha256())
-                    for (m, _), c in zip(group, cuts, strict=True)]  # fmt: skip
-            return fact_groups.group_canonical(1, len(group), rows), cuts
+            rows, cut_ids = fact_groups.group_rows([m for m, _ in group], cuts)
+            return fact_groups.group_canonical(1, len(group), rows, cut_ids), cuts
 
         made = self.timed.run("5 ingest", work)
         assert isinstance(made, tuple)

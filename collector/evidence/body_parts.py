@@ -58,6 +58,16 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
             raise NotSplittable("a varint longer than 10 bytes")
 
 
+def varint_bytes(value: int) -> bytes:
+    """A non-negative `value` as a protobuf varint."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def _two_byte(data: bytes, i: int, end: int) -> tuple[int, int]:
     """A varint at `i`: one or two bytes read here (every tag and nearly every length of a
     report), longer ones by `_varint`."""

@@ -7,6 +7,9 @@ format 5; the cut is `fact_sets.py`, the why is docs/audit-evidence.md).
 parses a few lists instead of a thousand objects. A report's record is its metadata, `own`
 (its own bytes, base64: no fact) and `fact_set` (the SHA-256 of its fact set, hex). No
 body's SHA-256: nothing at ingest, export or verify puts a body together or hashes one.
+Where every report of the group begins with its report id and device id as the columns hold
+them (as an agent writes a report), `ids_cut` is true and `own` leaves them out: they were
+72 of the 104 own bytes of a benchmark report, and the chain held each id twice.
 
 **The bundle's lines** (`reports.jsonl`, format 5): one per group entry of the period, in seq
 order, `{"parts": [...], "seq": S, "sets": [...]}`: the fact sets (packed, base64) the group's
@@ -36,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from devposture.collector.evidence.chain import Entry, canonical
-from devposture.collector.evidence.fact_sets import references
+from devposture.collector.evidence.fact_sets import Cut, ids_prefix, references
 
 REPORT_FACTS = "report_facts"
 COLUMNS = (
@@ -50,11 +53,14 @@ WINDOW_GROUPS = 256
 SWEEP_EVERY = 64
 
 
-def group_canonical(first_n: int, last_n: int, rows: Sequence[Sequence[object]]) -> bytes:
+def group_canonical(
+    first_n: int, last_n: int, rows: Sequence[Sequence[object]], ids_cut: bool
+) -> bytes:  # fmt: skip
     """The payload of a group of reports: `rows` are each report's values in `COLUMNS`' order
-    (`own` as base64 text, `fact_set` as hex), in the group's order."""
+    (`own` as base64 text, `fact_set` as hex), in the group's order; `ids_cut`: whether every
+    report's own bytes are given without their leading ids (`group_rows`)."""
     columns = {name: [row[k] for row in rows] for k, name in enumerate(COLUMNS)}
-    return canonical({"columns": columns, "first_n": first_n, "last_n": last_n})
+    return canonical({"columns": columns, "first_n": first_n, "ids_cut": ids_cut, "last_n": last_n})
 
 
 def record_values(
@@ -63,6 +69,37 @@ def record_values(
     """A report's values in `COLUMNS`' order from its metadata (`chain.REPORT_FIELDS`' order),
     own bytes and fact set digest."""
     return (*metadata, base64.b64encode(own).decode("ascii"), fact_set_sha256.hex())
+
+
+def group_rows(
+    metadata: Sequence[Sequence[object]], cuts: Sequence[Cut]
+) -> tuple[list[tuple[object, ...]], bool]:  # fmt: skip
+    """Each report's values (`record_values`) for a group's payload, and `ids_cut`: when every
+    report's own bytes begin with its report id and device id as its record's columns hold
+    them (`fact_sets.ids_prefix`; an agent writes fields 1 and 2 first), the records keep the
+    rest only, so that the chain does not hold each id twice; otherwise the whole of each.
+    Decided per group, so a record needs no mark of its own."""
+    prefixes = [
+        ids_prefix(m[0], m[1]) if isinstance(m[0], str) and isinstance(m[1], str) else None
+        for m in metadata
+    ]
+    ids_cut = all(p is not None and c.own.startswith(p)
+                  for p, c in zip(prefixes, cuts, strict=True))  # fmt: skip
+    rows = [
+        record_values(m, c.own[len(p) :] if ids_cut and p is not None else c.own,
+                      c.fact_set_sha256())
+        for m, p, c in zip(metadata, prefixes, cuts, strict=True)
+    ]  # fmt: skip
+    return rows, ids_cut
+
+
+def ids_cut(entry: Entry) -> bool:
+    """Whether a group entry's records keep their own bytes without the leading ids
+    (ValueError when the payload does not say: an edited entry)."""
+    found = entry.record().get("ids_cut")
+    if not isinstance(found, bool):
+        raise ValueError(f"the payload of seq {entry.seq} does not say how its own bytes are kept")
+    return found
 
 
 def columns(entry: Entry) -> dict[str, list[Any]]:
@@ -85,15 +122,22 @@ def records(entry: Entry) -> list[dict[str, object]]:
             for values in zip(*(found[name] for name in COLUMNS), strict=True)]  # fmt: skip
 
 
-def own_bytes(record: dict[str, object]) -> bytes:
-    """A record's own bytes (ValueError when `own` is not base64)."""
-    text = record.get("own")
+def own_bytes(record: dict[str, object], cut_ids: bool) -> bytes:
+    """A record's whole own bytes, its ids put back where its group cut them (`cut_ids`:
+    `ids_cut` of its entry); what `fact_sets.rebuild` places the parts in. ValueError when
+    `own` is not base64 or the ids are not texts."""
+    text, report_id, device_id = record.get("own"), record.get("report_id"), record.get("device_id")
     if not isinstance(text, str):
         raise ValueError("a report record without its own bytes")
     try:
-        return base64.b64decode(text, validate=True)
+        own = base64.b64decode(text, validate=True)
     except binascii.Error as exc:
         raise ValueError(f"a report's own bytes are not base64: {exc}") from None
+    if not cut_ids:
+        return own
+    if not isinstance(report_id, str) or not isinstance(device_id, str):
+        raise ValueError("a report record whose ids are not texts")
+    return ids_prefix(report_id, device_id) + own
 
 
 @dataclass

@@ -9,6 +9,7 @@ test_fact_parts.py makes them."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import orjson
@@ -17,6 +18,7 @@ import pytest
 from devposture.collector.evidence import fact_groups, fact_sets
 from devposture.collector.evidence.chain import GENESIS, REPORT_FIELDS, Entry, entry_hash
 from devposture.collector.store.base import to_us
+from devposture.v1 import devposture_pb2 as pb
 from tests.collector.test_fact_parts import HOUR, T0, _report
 
 
@@ -33,24 +35,42 @@ def _hours(devices: int, hours: int) -> list[list[tuple[str, bytes]]]:
              for d in range(devices)] for h in range(hours)]  # fmt: skip
 
 
+def _metadata(body: bytes, k: int) -> tuple[object, ...]:
+    """A report's metadata as ingest records it (`intake.record_of`: its ids from the body)."""
+    report = pb.PostureReport.FromString(body)
+    return (report.report_id, report.device_id, to_us(T0) + k, to_us(T0), "0.1.0",
+            None if k else 12)  # fmt: skip
+
+
 def test_a_groups_columns_read_back_as_its_reports_records() -> None:
     bodies = [body for _, body in _hours(3, 1)[0]]
     cuts = [fact_sets.cut(b) for b in bodies]
-    rows = [fact_groups.record_values((f"r{k}", f"{k:032x}", to_us(T0) + k, to_us(T0), "0.1.0",
-                                       None if k else 12), c.own, c.fact_set_sha256())
-            for k, c in enumerate(cuts)]  # fmt: skip
-    payload = fact_groups.group_canonical(1, 3, rows)
-    assert orjson.loads(payload)["columns"]["own"][0].isascii()
-    records = fact_groups.records(_entry(5, payload))
+    rows, cut_ids = fact_groups.group_rows([_metadata(b, k) for k, b in enumerate(bodies)], cuts)
+    assert cut_ids  # an agent writes its ids first: the records keep the rest
+    payload = fact_groups.group_canonical(1, 3, rows, cut_ids)
+    entry = _entry(5, payload)
+    assert fact_groups.ids_cut(entry)
+    records = fact_groups.records(entry)
     assert [tuple(r[f] for f in REPORT_FIELDS) for r in records] == [row[:6] for row in rows]
     for record, cut in zip(records, cuts, strict=True):
-        assert fact_groups.own_bytes(record) == cut.own
+        assert len(base64.b64decode(str(record["own"]))) == len(cut.own) - 72  # ids: 2+36, 2+32
+        assert fact_groups.own_bytes(record, cut_ids=True) == cut.own
         assert record["fact_set"] == cut.fact_set_sha256().hex()
+    # One report whose record names another id than its body: the whole group keeps its ids.
+    metadata = [_metadata(b, k) for k, b in enumerate(bodies)]
+    metadata[1] = ("another-id", *metadata[1][1:])
+    rows, cut_ids = fact_groups.group_rows(metadata, cuts)
+    records = fact_groups.records(_entry(5, fact_groups.group_canonical(1, 3, rows, cut_ids)))
+    assert not cut_ids
+    assert [fact_groups.own_bytes(r, cut_ids=False) for r in records] == [c.own for c in cuts]
     # An edited group (a column cut short) is named, not read as fewer reports.
     edited = orjson.loads(payload)
     edited["columns"]["own"].pop()
     with pytest.raises(ValueError, match="one length"):
         fact_groups.records(_entry(5, orjson.dumps(edited, option=orjson.OPT_SORT_KEYS)))
+    del edited["ids_cut"]
+    with pytest.raises(ValueError, match="how its own bytes are kept"):
+        fact_groups.ids_cut(_entry(5, orjson.dumps(edited, option=orjson.OPT_SORT_KEYS)))
 
 
 def _shipped(groups: list[list[tuple[str, bytes]]], window: int) -> list[bytes]:

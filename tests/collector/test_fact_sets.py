@@ -119,3 +119,12 @@ def test_any_message_of_length_fields_is_rebuilt_byte_for_byte(
     assert _rebuilt(cut) == body
     # Whatever the fields, the own bytes hold own fields only.
     assert {n for n, _, _ in body_parts.field_runs(cut.own)} <= fact_sets.OWN_FIELDS
+
+
+@pytest.mark.parametrize("report_id", ["", "r", "长" * 60, "x" * 200])
+def test_the_ids_prefix_is_fields_1_and_2_as_protobuf_writes_them(report_id: str) -> None:
+    device_id = "d" * 32
+    written = pb.PostureReport(report_id=report_id, device_id=device_id).SerializeToString()
+    prefix = fact_sets.ids_prefix(report_id, device_id)
+    # protobuf leaves an empty id out: the prefix then is not the body's start (kept whole).
+    assert (written == prefix) == bool(report_id)
