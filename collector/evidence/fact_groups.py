@@ -17,7 +17,8 @@ reports name and the parts (base64) those fact sets name, each only where the bu
 **window** does not already hold it. The window is what exporter and verifier both replay:
 an item is held while it was shipped or named by one of the last `WINDOW_GROUPS` group
 entries (a group entry is the clock, its line or not; what falls out is dropped at the end
-of a group, swept every `SWEEP_EVERY` groups). A report then costs the verifier a look-up,
+of a group, swept every `SWEEP_EVERY` groups), and within `WINDOW_BYTES` (the least recently
+used dropped first). A report then costs the verifier a look-up,
 a fact set a SHA-256 and its parts' look-ups, a part a SHA-256. A fleet seals at least every
 30 seconds, so 256 groups span an hour or more for fleets up to tens of thousands of
 devices: a device reporting hourly finds its fact set still held, and its next one is
@@ -34,7 +35,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -51,6 +52,12 @@ COLUMNS = (
 # SWEEP_EVERY - 1` groups: a sweep copies what is held, so not after every group).
 WINDOW_GROUPS = 256
 SWEEP_EVERY = 64
+# At a sweep, the window also keeps within this many bytes of fact sets and as many of parts
+# (each counted with `HELD_COST` for its key and entry), dropping the least recently used
+# first: 256 groups of the seal's 1,000 reports (a backlog draining) could name 256,000 fact
+# sets. Between sweeps it may grow by what 64 groups ship.
+WINDOW_BYTES = 48 << 20
+HELD_COST = 150
 
 
 def group_canonical(
@@ -148,6 +155,7 @@ class Window:
     last use. Memory: what the last `groups` groups named."""
 
     groups: int = WINDOW_GROUPS
+    most_bytes: int = WINDOW_BYTES
     sets: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     parts: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
     clock: int = 0  # group entries met
@@ -168,17 +176,34 @@ class Window:
 
     def next_group(self) -> None:
         """A group entry is done: every `SWEEP_EVERY` groups, drop what the last `groups`
-        groups did not use. (What is dropped later than its last use allows is still
-        dropped alike on both sides: the sweeps fall on the same groups.)"""
+        groups did not use, then the least recently used past `most_bytes`. (Both sides
+        hold the same items in the same order with the same marks, so they drop alike.)"""
         self.clock += 1
         if self.clock % SWEEP_EVERY:
             return
         oldest = self.clock - self.groups
-        self.sets = {d: v for d, v in self.sets.items() if v[1] >= oldest}
-        self.parts = {d: v for d, v in self.parts.items() if v[1] >= oldest}
+        self.sets = _bounded({d: v for d, v in self.sets.items() if v[1] >= oldest},
+                             self.most_bytes)  # fmt: skip
+        self.parts = _bounded({d: v for d, v in self.parts.items() if v[1] >= oldest},
+                              self.most_bytes)  # fmt: skip
 
 
 K = TypeVar("K", str, bytes)
+
+
+def _bounded(held: dict[K, tuple[bytes, int]], most: int) -> dict[K, tuple[bytes, int]]:
+    """`held` within `most` bytes: the least recently used dropped first, ties in the order
+    they were first held."""
+    total = sum(len(v[0]) for v in held.values()) + HELD_COST * len(held)
+    if total <= most:
+        return held
+    dropped: set[K] = set()
+    for digest, (value, _) in sorted(held.items(), key=lambda item: item[1][1]):
+        if total <= most:
+            break
+        dropped.add(digest)
+        total -= len(value) + HELD_COST
+    return {d: v for d, v in held.items() if d not in dropped}
 
 
 def _used(held: dict[K, tuple[bytes, int]], digest: K, clock: int) -> bytes | None:
@@ -215,16 +240,19 @@ class Shipping:
     """The exporter's side: for each group, what its line must ship so that the verifier's
     replayed window holds every fact set its reports name."""
 
-    def __init__(self, groups: int = WINDOW_GROUPS) -> None:
-        self.window = Window(groups)
+    def __init__(self, groups: int = WINDOW_GROUPS, most_bytes: int = WINDOW_BYTES) -> None:
+        self.window = Window(groups, most_bytes)
 
     def group(
-        self, fact_sets: Sequence[str], packed: Mapping[str, bytes], parts: Mapping[bytes, bytes]
+        self, fact_sets: Sequence[str], packed: Mapping[str, bytes],
+        parts: Mapping[bytes, bytes], gone: Container[str] = (),
     ) -> tuple[list[bytes], list[bytes]]:  # fmt: skip
-        """(fact sets, parts) to ship for a group whose kept reports name `fact_sets` (hex,
-        in order; a pruned report's is left out by the caller), given the packed bytes of
-        each one and the bytes of each part (`packed`, `parts`: only those the window lacks
-        are asked for, so a store may fetch them as asked). KeyError where one is lacking."""
+        """(fact sets, parts) to ship for a group whose reports name `fact_sets` (hex, in
+        order), given the packed bytes of each one and the bytes of each part (`packed`,
+        `parts`: only those the window lacks are asked for, so a store may fetch them as
+        asked). `gone`: the fact sets of the reports whose bodies were pruned, not shipped
+        when the window lacks them, marked used when it holds them, as the verifier marks
+        whatever a report names that it holds. KeyError where one is lacking."""
         window = self.window
         sets, held, clock = window.sets, window.parts, window.clock
         ship_sets: list[bytes] = []
@@ -234,6 +262,8 @@ class Shipping:
             if found is not None:
                 if found[1] != clock:
                     sets[digest] = (found[0], clock)
+                continue
+            if digest in gone:
                 continue
             fact_set = packed[digest]
             for _, part_digest in references(fact_set):
@@ -255,8 +285,8 @@ class Replay:
     set hashed once), then each report's fact set looked up. Problems are returned as
     (what, digest) for the caller to word."""
 
-    def __init__(self, groups: int = WINDOW_GROUPS) -> None:
-        self.window = Window(groups)
+    def __init__(self, groups: int = WINDOW_GROUPS, most_bytes: int = WINDOW_BYTES) -> None:
+        self.window = Window(groups, most_bytes)
 
     def take(self, sets: Sequence[bytes], parts: Sequence[bytes]) -> list[tuple[str, str]]:
         """A group's shipped fact sets and parts into the window. Returns problems: a fact

@@ -73,9 +73,11 @@ def test_a_groups_columns_read_back_as_its_reports_records() -> None:
         fact_groups.ids_cut(_entry(5, orjson.dumps(edited, option=orjson.OPT_SORT_KEYS)))
 
 
-def _shipped(groups: list[list[tuple[str, bytes]]], window: int) -> list[bytes]:
+def _shipped(
+    groups: list[list[tuple[str, bytes]]], window: int, most_bytes: int = fact_groups.WINDOW_BYTES
+) -> list[bytes]:  # fmt: skip
     """The lines an exporter writes for `groups`, each group's reports' fact sets named."""
-    shipping = fact_groups.Shipping(window)
+    shipping = fact_groups.Shipping(window, most_bytes)
     lines = []
     for seq, group in enumerate(groups, start=1):
         cuts = [fact_sets.cut(body) for _, body in group]
@@ -136,6 +138,46 @@ def test_what_falls_out_of_the_window_is_shipped_again_alike() -> None:
             assert replay.named(digest) and lost.named(digest) == (g == 0)
         replay.done()
         lost.done()
+
+
+def test_past_its_bytes_the_window_drops_the_least_recently_used_alike_on_both_sides() -> None:
+    """Eight devices an hour for 70 hours from 09:00 (their facts change at each midnight),
+    a window of four fact sets' bytes: the sweep at group 64 keeps the four held last of the
+    eight used last, so the other four are shipped again in group 64, and the verifier,
+    replaying the same drops, finds every report's."""
+    groups = [[(d, body) for d, body in hour] for hour in _hours(8, 70)]
+    one = fact_sets.cut(groups[0][0][1])
+    most = 4 * (len(one.fact_set) + fact_groups.HELD_COST)
+    lines = _shipped(groups, window=1000, most_bytes=most)
+    shipped = [len(fact_groups.parse_line(orjson.loads(x))[1]) for x in lines]
+    assert [g for g, n in enumerate(shipped) if n] == [0, 15, 39, 63, 64]  # 3 midnights
+    assert shipped[64] == 4 and sum(shipped) == 4 * 8 + 4
+    replay = fact_groups.Replay(groups=1000, most_bytes=most)
+    for line, group in zip(lines, groups, strict=True):
+        _, sets, parts = fact_groups.parse_line(orjson.loads(line))
+        assert replay.take(sets, parts) == []
+        assert all(replay.named(fact_sets.cut(b).fact_set_sha256().hex()) for _, b in group)
+        replay.done()
+    assert len(replay.window.sets) <= 8
+
+
+def test_a_pruned_reports_fact_set_is_marked_used_where_held_and_never_shipped() -> None:
+    """The exporter marks a pruned report's fact set used where the window holds it, as the
+    verifier does for whatever a report names: the two windows stay the same."""
+    body = _hours(1, 1)[0][0][1]
+    digest = fact_sets.cut(body).fact_set_sha256().hex()
+    shipping = fact_groups.Shipping(groups=1)
+    cut = fact_sets.cut(body)
+    parts = dict(zip(fact_sets.digests(cut.fact_set), cut.parts, strict=True))
+    first = shipping.group([digest], {digest: cut.fact_set}, parts)
+    assert first == ([cut.fact_set], list(cut.parts))
+    for _ in range(fact_groups.SWEEP_EVERY - 1):  # held: its pruned reports keep it held
+        assert shipping.group([digest], {}, {}, gone={digest}) == ([], [])
+    assert digest in shipping.window.sets
+    for _ in range(fact_groups.SWEEP_EVERY):
+        shipping.group([], {}, {})
+    assert digest not in shipping.window.sets  # dropped: a pruned report no longer ships it
+    assert shipping.group([digest], {}, {}, gone={digest}) == ([], [])
 
 
 def test_an_edited_or_missing_part_or_fact_set_is_found() -> None:
