@@ -152,7 +152,8 @@ class Window:
     """The fact sets and parts a bundle holds at a point of its reading, replayed alike by
     the exporter (to ship only what it lacks) and the verifier (to find what a report
     names). Fact sets by hex digest, parts by raw digest; each with the group count at its
-    last use. Memory: what the last `groups` groups named."""
+    last use. Memory: what the last `groups` groups named, within `most_bytes` of each at
+    every sweep."""
 
     groups: int = WINDOW_GROUPS
     most_bytes: int = WINDOW_BYTES
