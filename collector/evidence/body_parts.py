@@ -58,6 +58,16 @@ def _varint(data: bytes, i: int) -> tuple[int, int]:
             raise NotSplittable("a varint longer than 10 bytes")
 
 
+def varint_bytes(value: int) -> bytes:
+    """A non-negative `value` as a protobuf varint."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def _two_byte(data: bytes, i: int, end: int) -> tuple[int, int]:
     """A varint at `i`: one or two bytes read here (every tag and nearly every length of a
     report), longer ones by `_varint`."""
@@ -131,6 +141,23 @@ def split(body: bytes) -> tuple[bytes, list[tuple[int, bytes]]]:
 
 def digest(part: bytes) -> bytes:
     return hashlib.sha256(part).digest()
+
+
+# Digests of parts met lately (a part's bytes -> its SHA-256): looking a hundred bytes up in
+# a dict costs a fifth of making a SHA-256 object for them, and a fleet repeats its parts.
+# Used where every report is cut (the store's cut, and the fact sets of format 5).
+DIGESTS_MOST = 20_000
+_remembered: dict[bytes, bytes] = {}
+
+
+def remembered_digest(part: bytes) -> bytes:
+    """`digest(part)`, remembered for the parts met lately (at most DIGESTS_MOST)."""
+    found = _remembered.get(part)
+    if found is None:
+        if len(_remembered) >= DIGESTS_MOST:
+            _remembered.clear()
+        found = _remembered[part] = hashlib.sha256(part).digest()
+    return found
 
 
 def pack(refs: Sequence[Ref]) -> bytes:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,6 +279,28 @@ class Summary:
                 self._report(record, in_period=in_period)
         else:
             self._apply(entry, record=entry.record(), in_period=in_period)
+
+    def fold_reports(
+        self, devices: Sequence[Any], received: Sequence[Any], *, in_period: bool
+    ) -> None:  # fmt: skip
+        """`_report` of each (device, received) in turn, for a group's columns (format 5,
+        `fact_groups`): where every report falls in the current week, as a fleet's groups do
+        but at a week's turn, folded by a few calls over the lists instead of one a report
+        (the figures were about a fifth of a quarter's verify, read per report)."""
+        names = list(map(str, devices))
+        times = list(map(int, received))  # ValueError or TypeError for an edited column
+        if len(names) != len(times):
+            raise ValueError("a group's device and time columns differ in length")
+        self.last_report.update(zip(names, times, strict=True))
+        if not in_period or self._week >= len(self.weeks) or not names:
+            return
+        start = self._ends[self._week - 1] if self._week else None
+        if not self.by_receipt or start is None or min(times) >= start:
+            self.weeks[self._week].reports += len(names)
+            self._heard.update(names)
+            return
+        for device, at in zip(names, times, strict=True):
+            self._report({"device_id": device, "received_us": at}, in_period=True)
 
     def _report(self, record: Mapping[str, Any], *, in_period: bool) -> None:
         device = str(record["device_id"])

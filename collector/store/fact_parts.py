@@ -53,27 +53,12 @@ class Cut:
         return self.own, self.recipe
 
 
-# Digests of parts seen lately (a part's bytes -> its SHA-256): looking a hundred bytes up in
-# a dict costs a fifth of making a SHA-256 object for them, and a fleet repeats its parts.
-DIGESTS_MOST = 20_000
-_digests: dict[bytes, bytes] = {}
-
-
-def _digest(part: bytes) -> bytes:
-    found = _digests.get(part)
-    if found is None:
-        if len(_digests) >= DIGESTS_MOST:
-            _digests.clear()
-        found = _digests[part] = body_parts.digest(part)
-    return found
-
-
 def cut(body: bytes) -> Cut:
     """A body cut for storing (`body_parts.split`)."""
     own, parts = body_parts.split(body)
     if not parts:
         return Cut(body, None)
-    named = [(_digest(p), p) for _, p in parts]
+    named = [(body_parts.remembered_digest(p), p) for _, p in parts]
     offsets = [offset for offset, _ in parts]
     recipe = body_parts.pack([(o, d) for o, (d, _) in zip(offsets, named, strict=True)])
     return Cut(own, recipe, named)

@@ -283,3 +283,40 @@ def test_reports_folded_where_their_run_was_read_give_the_figures_of_each_report
     # d is heard only in a group written the next week: still week 1's.
     assert [(w.reports, w.devices_heard) for w in each.weeks] == [(5, 4), (2, 1)]
     assert folded.last_report == each.last_report and folded.last_report["c"] == MONDAY + HOUR
+
+
+def test_a_groups_columns_fold_as_each_of_its_reports_would() -> None:
+    """`Summary.fold_reports` (format 5's columns) leaves the figures `_report` per report
+    leaves: groups within a week, groups across a week's turn (a report received before the
+    turn whose group was sealed after it), the opening's reports; then the weeks drawn."""
+    records = Records()
+    received = [MONDAY + k * 5 * HOUR for k in range(14 * 24 // 5)]
+    groups = []
+    for k, at in enumerate(received):
+        late = at - (2 * HOUR if k % 7 == 3 else 0)  # a group holding an earlier receipt
+        groups.append((at, [("a", late), ("b", at), ("c" if k % 3 else "a", at)]))
+    turn = MONDAY + 7 * 24 * HOUR  # a group sealed just after the turn, one report before it
+    groups.append((turn + HOUR, [("c", turn - HOUR), ("b", turn + HOUR)]))
+    groups.sort(key=lambda group: group[0])
+    by_column, by_report = Summary(HEADER, CONTEXT), Summary(HEADER, CONTEXT)
+    opening = [("b", MONDAY - HOUR), ("c", MONDAY - 3 * HOUR)]
+    by_column.fold_reports([d for d, _ in opening], [t for _, t in opening], in_period=False)
+    by_report.opening(records.report(d, t) for d, t in opening)
+    for at, group in groups:
+        by_column.add(records.entry(chain.STATE, at, {"device_id": "a", "check_id": "firewall",
+                                                      "state": "PASS", "reason": "",
+                                                      "since_us": at}))  # fmt: skip
+        by_column.fold_reports([d for d, _ in group], [t for _, t in group], in_period=True)
+        by_report.add(records.entry(chain.STATE, at, {"device_id": "a", "check_id": "firewall",
+                                                      "state": "PASS", "reason": "",
+                                                      "since_us": at}))  # fmt: skip
+        for device, t in group:
+            by_report.add(records.entry(chain.REPORT, at, {"device_id": device,
+                                                           "received_us": t}))  # fmt: skip
+    by_column.finish()
+    by_report.finish()
+    assert by_column.weeks == by_report.weeks and by_column.last_report == by_report.last_report
+    assert [w.reports for w in by_column.weeks] == [
+        sum(1 for at, g in groups for _, t in g if w.start_us <= t < w.end_us)
+        for w in by_column.weeks
+    ]

@@ -32,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devposture.agent.transport import open_channel, send_report
+from devposture.collector.evidence import body_parts
 from devposture.collector.validation import (
     DEFAULT_MAX_CHARS,
     DEFAULT_MAX_ITEMS,
@@ -135,13 +136,7 @@ def _mutation(draw: st.DrawFn, now: int) -> Mutation:
     return lambda report: None
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+_varint = body_parts.varint_bytes
 
 
 @st.composite
