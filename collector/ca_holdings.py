@@ -143,6 +143,21 @@ def _stamps(config: CollectorConfig) -> tuple[tuple[int, int] | None, ...]:
     return tuple(stamps)
 
 
+def others_said(
+    config: CollectorConfig, store: Store, now: dt.datetime
+) -> tuple[list[CaHolding], dt.datetime]:
+    """What every other collector on the database said its `ca/` holds (not gone for good:
+    GONE_AFTER), and the moment to judge them by: the database server's clock where there is
+    one, which they said it by (else `now`). This collector's own row is left out: its folder
+    is read directly, fresher. `Trust.other_collectors` (the rollover's steps) and
+    `refuse_if_behind` (serve's start) both ask it."""
+    moment = store.coordination.database_clock() or now
+    own = collector_key(config)
+    return [
+        h for h in store.identity.ca_holdings(moment - GONE_AFTER) if h.collector != own
+    ], moment
+
+
 def serving(holdings: Sequence[CaHolding], now: dt.datetime) -> list[CaHolding]:
     """The collectors that said what they hold within `SERVING_WITHIN` of `now`."""
     return [h for h in holdings if h.seen >= now - SERVING_WITHIN]
@@ -300,10 +315,8 @@ def refuse_if_behind(config: CollectorConfig, store: Store) -> None:
     its database now hold (`behind_by`); nothing when it is alone or none is serving."""
     from devposture.collector.issuing_ca import ca_generations  # noqa: PLC0415
 
-    moment = store.coordination.database_clock() or utcnow()
-    own = collector_key(config)
-    others = [h for h in serving(store.identity.ca_holdings(moment - SERVING_WITHIN), moment)
-              if h.collector != own]  # fmt: skip
+    said_by_others, moment = others_said(config, store, utcnow())
+    others = serving(said_by_others, moment)
     if not others:
         return
     found = behind_by(holding_of(config, moment), others, ca_generations(config.ca_cert.parent))

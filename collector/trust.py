@@ -591,20 +591,10 @@ class Trust:
         return retired
 
     def other_collectors(self, now: dt.datetime) -> tuple[list[CaHolding], dt.datetime]:
-        """What every other collector on the database said its `ca/` holds (not gone for
-        good: `ca_holdings.GONE_AFTER`), and the moment to judge them by: the database
-        server's clock where there is one, which they said it by (else `now`). This
-        collector's own row is left out: its folder is read directly, fresher."""
-        from devposture.collector.ca_holdings import GONE_AFTER, collector_key  # noqa: PLC0415
+        """`ca_holdings.others_said`, read from the database."""
+        from devposture.collector.ca_holdings import others_said  # noqa: PLC0415
 
-        own = collector_key(self.config)
-
-        def ask(store: Store) -> list[tuple[list[CaHolding], dt.datetime]]:
-            moment = store.coordination.database_clock() or now
-            rows = store.identity.ca_holdings(moment - GONE_AFTER)
-            return [([h for h in rows if h.collector != own], moment)]
-
-        return self._reading(ask)[0]
+        return self._reading(lambda store: [others_said(self.config, store, now)])[0]
 
     def _refuse_for_collectors(self, step: str, new: str, now: dt.datetime) -> None:
         """TrustError when a serving collector does not hold what `step` needs of the new CA
