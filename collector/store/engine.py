@@ -47,6 +47,7 @@ Params = Sequence[object] | Mapping[str, object]
 WRITE_LOCK = 0x6465_7670_6F73_7472
 
 
+@functools.cache  # asked at every write transaction; a store knows one or two keys
 def schema_lock(base: int, schema: str | None) -> int:
     """The advisory lock `base` for the store in `schema`. Advisory locks belong to the whole
     database, not a schema: two installations in one database (a staging and a production
