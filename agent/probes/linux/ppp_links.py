@@ -11,8 +11,8 @@ is pppd, so a stale pid file of a pppd long gone names nothing. Then its argv
 /proc/<pid>/stat and the process list) tell what the link is.
 
 What is read is never sent nor logged: pppd's argv and a peer file may hold a user name or a
-`password` option. (A diagnostic bundle does record them, as it records every file a probe
-reads.)
+`password` option. (A diagnostic bundle records them with those values masked:
+`host/redact.redact_ppp_options`.)
 """
 
 from __future__ import annotations
