@@ -8,7 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +36,24 @@ class Pair:
     report_port: int
 
 
-def configured_alone(config: CollectorConfig, admin: int, metrics: int) -> None:
-    """Own admin and metrics ports, no dashboard, no drain, no per-device limit in the way:
-    several collectors on one machine, each its own process."""
+def set_settings(config: CollectorConfig, settings: Iterable[tuple[str, str, str]]) -> None:
+    """Set each (section, key, value) in the folder's collector.toml, where `init` wrote it."""
     path = config.data_dir / "collector.toml"
     text = path.read_text(encoding="utf-8")
-    for section, key, value in (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
-                                ("web", "enabled", "false"), ("server", "drain_seconds", "0"),
-                                ("limits", "device_calls_per_minute", "100000"),
-                                ("limits", "device_call_burst", "100000")):  # fmt: skip
+    for section, key, value in settings:
         text, found = re.subn(rf"(?ms)^(\[{section}\].*?^{key} = )\S+$", rf"\g<1>{value}", text,
                               count=1)  # fmt: skip
         assert found == 1, (section, key)
     path.write_text(text, encoding="utf-8")
+
+
+def configured_alone(config: CollectorConfig, admin: int, metrics: int) -> None:
+    """Own admin and metrics ports, no dashboard, no drain, no per-device limit in the way:
+    several collectors on one machine, each its own process."""
+    set_settings(config, (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
+                          ("web", "enabled", "false"), ("server", "drain_seconds", "0"),
+                          ("limits", "device_calls_per_minute", "100000"),
+                          ("limits", "device_call_burst", "100000")))  # fmt: skip
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from devposture.net.pinning import fingerprint as pin_of
 from devposture.policy import Policy, parse_policy
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
+from tests.collector.joined_collectors import set_settings
 from tests.collector.test_workers import killed_after, processes_left
 from tests.conftest import host_info, make_report
 from tests.databases import collector_database, fresh_database, on_postgresql, with_lock_timeout
@@ -59,15 +60,9 @@ several = pytest.mark.skipif(
 def _configure(config: CollectorConfig) -> CollectorConfig:
     """Its own free admin and metrics ports, no dashboard, no drain."""
     admin, metrics = free_ports(2)
-    path = config.data_dir / "collector.toml"
-    text = path.read_text(encoding="utf-8")
-    for section, key, value in (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
-                                ("web", "enabled", "false"),
-                                ("server", "drain_seconds", "0")):  # fmt: skip
-        text, found = re.subn(rf"(?ms)^(\[{section}\].*?^{key} = )\S+$", rf"\g<1>{value}", text,
-                              count=1)  # fmt: skip
-        assert found == 1, (section, key)
-    path.write_text(text, encoding="utf-8")
+    set_settings(config, (("admin", "port", str(admin)), ("metrics", "port", str(metrics)),
+                          ("web", "enabled", "false"),
+                          ("server", "drain_seconds", "0")))  # fmt: skip
     return load(config.data_dir)
 
 
