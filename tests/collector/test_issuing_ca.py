@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,15 +66,6 @@ def _renew_and_use(agent: EnrolledAgent) -> x509.Certificate:
 
 
 # --- the store: what each certificate records, and what `finish` waits for ---------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(fresh_database(tmp_path))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def _enroll(store: Store, device_id: str, serial: str, at: dt.datetime, issuer: str | None,

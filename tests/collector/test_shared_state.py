@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,6 @@ from tests.waiting import wait_until
 
 T0 = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 MINUTE = dt.timedelta(minutes=1)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = Store.open(fresh_database(tmp_path))
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def test_a_lease_is_held_by_one_until_it_expires_or_is_given_up(store: Store) -> None:
