@@ -124,6 +124,13 @@ def split(body: bytes) -> tuple[bytes, list[tuple[int, bytes]]]:
         runs = field_runs(body)
     except NotSplittable:
         return body, []
+    return split_runs(body, runs)
+
+
+def split_runs(
+    body: bytes, runs: list[tuple[int, int, int]]
+) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """`split` of a body whose `field_runs` are `runs`."""
     parts = [(s, e) for number, s, e in runs if e - s >= PART_MIN and number != 1]
     if not parts:
         return body, []
@@ -164,8 +171,12 @@ def pack(refs: Sequence[Ref]) -> bytes:
     """A recipe as stored: the offsets of its parts (4 bytes each, big-endian), then their
     digests, in order. The digests side by side are the key a reader works out a body's
     parts by once (`Bodies`): a fleet's reports of a day share their parts, not offsets."""
-    offsets = struct.pack(f">{len(refs)}I", *(offset for offset, _ in refs))
-    return offsets + b"".join(d for _, d in refs)
+    return pack_parts([offset for offset, _ in refs], [d for _, d in refs])
+
+
+def pack_parts(offsets: Sequence[int], digests: Sequence[bytes]) -> bytes:
+    """`pack` of the offsets and digests side by side."""
+    return struct.pack(f">{len(offsets)}I", *offsets) + b"".join(digests)
 
 
 def parts_key(recipe: bytes) -> tuple[tuple[int, ...], bytes]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devposture.collector.evidence import body_parts
+from devposture.collector.evidence.repeat_cut import RepeatCut
 from devposture.collector.store.chain import padded, pieces
 from devposture.collector.store.engine import SQLITE, AnyDatabase, Cursor
 
@@ -53,15 +54,17 @@ class Cut:
         return self.own, self.recipe
 
 
+# This process's cutter: a device's backlog repeats its facts (`evidence/repeat_cut.py`).
+_cutter = RepeatCut()
+
+
 def cut(body: bytes) -> Cut:
-    """A body cut for storing (`body_parts.split`)."""
-    own, parts = body_parts.split(body)
-    if not parts:
+    """A body cut for storing (`body_parts.split`, by `RepeatCut`)."""
+    pieces = _cutter.cut(body)
+    if not pieces.parts:
         return Cut(body, None)
-    named = [(body_parts.remembered_digest(p), p) for _, p in parts]
-    offsets = [offset for offset, _ in parts]
-    recipe = body_parts.pack([(o, d) for o, (d, _) in zip(offsets, named, strict=True)])
-    return Cut(own, recipe, named)
+    recipe = body_parts.pack_parts(pieces.offsets, pieces.digests)
+    return Cut(pieces.own, recipe, list(zip(pieces.digests, pieces.parts, strict=True)))
 
 
 @functools.cache
