@@ -320,6 +320,42 @@ def _not_yet_stored(
     return outcomes, new, cut_of
 
 
+def _metadata(report: ReportRecord, received: int, collected: int) -> tuple[object, ...]:
+    """A report row's first columns (`_INSERT_REPORTS`), which its seal's record holds."""
+    return (report.report_id, report.device_id, received, collected, report.agent_version,
+            report.clock_skew_ms)  # fmt: skip
+
+
+def _stored_if_all_new(
+    cur: Cursor, group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
+    first: int,
+) -> bool:  # fmt: skip
+    """Insert the group's report rows, numbered from `first` in its order, where none of its
+    ids is stored yet (nor twice in it): True. Otherwise nothing is written and False: the
+    caller finds the stored ones first (`_not_yet_stored`). An agent's ids are new but for a
+    retry, so asking first cost every group a look-up of each id (a seek in the primary key,
+    which the INSERT makes anyway)."""
+    rows = [
+        (*_metadata(r, to_us(r.received_at), to_us(r.collected_at)), *c.columns(), first + k)
+        for k, ((r, _), c) in enumerate(zip(group, cuts, strict=True))
+    ]
+    cur.execute("SAVEPOINT fresh")
+    inserted = 0
+    for chunk in _chunks(rows):
+        cur.execute(
+            _INSERT_REPORTS + ", ".join([_REPORT_VALUES] * len(chunk)) + _UNLESS_STORED,
+            _flat(chunk),
+        )
+        inserted += cur.rowcount
+    if inserted != len(rows):
+        cur.execute("ROLLBACK TO fresh")
+    cur.execute("RELEASE fresh")
+    return inserted == len(rows)
+
+
+_UNLESS_STORED = " ON CONFLICT (report_id) DO NOTHING"
+
+
 def _write_group(
     cur: Cursor, dialect: Dialect, chained: Appender,
     group: list[tuple[ReportRecord, list[CheckResult]]], *, cuts: list[Cut], written: Written,
@@ -331,10 +367,17 @@ def _write_group(
     (for `written` once committed), puts each stored report's record in `sealable` and, for
     each that was its device's newest, since when each of its checks' states holds in
     `held_by_report`."""
-    outcomes, new, cut_of = _not_yet_stored(cur, group, cuts)
+    first = next_number(cur)
+    # Read before the rows are written: each device's newest so far, without this group.
+    newest = _newest_collected(cur, list(dict.fromkeys(report.device_id for report, _ in group)))
+    fresh = _stored_if_all_new(cur, group, cuts, first)
+    if fresh:  # the usual group: no id was stored before (or twice in it)
+        outcomes = [StoreOutcome.STORED] * len(group)
+        new, cut_of = group, {r.report_id: c for (r, _), c in zip(group, cuts, strict=True)}
+    else:
+        outcomes, new, cut_of = _not_yet_stored(cur, group, cuts)
     if not new:
         return outcomes, []
-    newest = _newest_collected(cur, list(dict.fromkeys(report.device_id for report, _ in new)))
     stored: list[_Stored] = []
     pairs: list[tuple[str, str]] = []
     for report, results in new:
@@ -356,10 +399,9 @@ def _write_group(
     changes: list[tuple[object, ...]] = []
     verdicts: list[VerdictRow] = []
     # Numbered in the order stored; chained when sealed (store/sealing.py).
-    numbered = enumerate(stored, start=next_number(cur))
+    numbered = enumerate(stored, start=first)
     for number, (report, results, received, collected, is_newest) in numbered:
-        metadata = (report.report_id, report.device_id, received, collected,
-                    report.agent_version, report.clock_skew_ms)  # fmt: skip
+        metadata = _metadata(report, received, collected)
         rows.append((*metadata, *cut_of[report.report_id].columns(), number))
         sealable[number] = sealed_record(metadata, report.body)
         held: dict[str, int] = {}
@@ -381,7 +423,8 @@ def _write_group(
         ]  # fmt: skip
     parts = written.due((cut_of[r.report_id], received) for r, _, received, _, _ in stored)
     write(cur, parts)
-    _insert(cur, _INSERT_REPORTS, _REPORT_VALUES, rows)
+    if not fresh:
+        _insert(cur, _INSERT_REPORTS, _REPORT_VALUES, rows)
     _insert(cur, _INSERT_CHANGES, _CHANGE_VALUES, changes)
     chained.write(entries)
     for chunk in _chunks([update.row(device_id) for device_id, update in devices.items()]):

@@ -325,9 +325,11 @@ def test_a_group_written_together_leaves_what_storing_its_reports_one_by_one_lea
         # Written together, not report by report (each of those takes a dozen statements).
         assert "SAVEPOINT report" not in statements, statements
         # The seal that follows (store/sealing.py) reads what waits and, when due, chains
-        # it: five statements at most, whatever the group's size.
+        # it: five statements at most, whatever the group's size. (Four of the group's own:
+        # it first tried its rows as all new, and one was not: `_stored_if_all_new`.)
         sealing = statements.index("RELEASE reports") + 1
-        assert len(statements[:sealing]) < len(group) * 2, statements
+        assert "ROLLBACK TO fresh" in statements
+        assert len(statements[:sealing]) < len(group) * 2 + 4, statements
         assert len([s for s in statements[sealing:] if s != "COMMIT"]) <= 5, statements[sealing:]
         written, reference = _tables(together), _tables(one_by_one)
         for table in reference:
@@ -339,6 +341,44 @@ def test_a_group_written_together_leaves_what_storing_its_reports_one_by_one_lea
         assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
         assert all(e.recomputed() == e.hash for e in entries)
         assert all(b.at_us >= a.at_us for a, b in itertools.pairwise(entries))
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_group_of_new_ids_is_not_looked_up_before_it_is_written(tmp_path: Path) -> None:
+    """The usual group (no id stored before) is inserted as new straight away; what it leaves
+    is still what storing its reports one by one leaves (the newest of each device read
+    before its rows are written)."""
+    t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+    stores = [Store.open(fresh_database(tmp_path, f"{name}.sqlite"))
+              for name in ("together", "one-by-one")]  # fmt: skip
+    together, one_by_one = stores
+    group = [
+        (ReportRecord(f"n{k}", f"d{k % 2}", t0 + dt.timedelta(minutes=k + 1),
+                      t0 + dt.timedelta(minutes=k), "1.0", f"body {k}".encode(), "pc", "linux",
+                      "Debian", "12"),
+         [CheckResult("firewall", "PASS" if k % 3 else "FAIL", f"firewall {k}")])
+        for k in range(6)
+    ]  # fmt: skip
+    try:
+        for store in stores:
+            for device_id in ("d0", "d1"):
+                _device(store, device_id, t0)
+        statements: list[str] = []
+        together._db.trace(statements.append)
+        held: dict[str, dict[str, int]] = {}
+        outcomes = together.reports.store_reports(group, held)
+        together._db.trace(None)
+        held_alone: dict[str, dict[str, int]] = {}
+        assert outcomes == store_one_by_one(one_by_one, group, held_alone)
+        assert outcomes == [StoreOutcome.STORED] * len(group)
+        assert held == held_alone and set(held) == {f"n{k}" for k in range(6)}
+        assert not [s for s in statements if s.startswith("SELECT report_id, device_id")]
+        assert "ROLLBACK TO fresh" not in statements_issued(statements)
+        written, reference = _tables(together), _tables(one_by_one)
+        for table in reference:
+            assert written[table] == reference[table], table
     finally:
         for store in stores:
             store.close()
