@@ -60,11 +60,11 @@ _cutter = RepeatCut()
 
 def cut(body: bytes) -> Cut:
     """A body cut for storing (`body_parts.split`, by `RepeatCut`)."""
-    pieces = _cutter.cut(body)
-    if not pieces.parts:
+    made = _cutter.cut(body)
+    if not made.parts:
         return Cut(body, None)
-    recipe = body_parts.pack_parts(pieces.offsets, pieces.digests)
-    return Cut(pieces.own, recipe, list(zip(pieces.digests, pieces.parts, strict=True)))
+    recipe = body_parts.pack_parts(made.offsets, made.digests)
+    return Cut(made.own, recipe, list(zip(made.digests, made.parts, strict=True)))
 
 
 @functools.cache

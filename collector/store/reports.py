@@ -402,7 +402,8 @@ def _write_group(
     numbered = enumerate(stored, start=first)
     for number, (report, results, received, collected, is_newest) in numbered:
         metadata = _metadata(report, received, collected)
-        rows.append((*metadata, *cut_of[report.report_id].columns(), number))
+        if not fresh:  # else written already
+            rows.append((*metadata, *cut_of[report.report_id].columns(), number))
         sealable[number] = sealed_record(metadata, report.body)
         held: dict[str, int] = {}
         if is_newest:
