@@ -147,13 +147,15 @@ def test_a_seam_that_would_join_two_runs_is_cut_afresh() -> None:
     """A middle met after one front may come after another whose last field has the number
     of the middle's first (or before a back whose first has its last's): there the body's
     runs join across the seam, and only a fresh walk sees them."""
-    middle = _field(3, 2**40) + _field(10, b"a" * 50) + _field(31, b"b" * 20)
+    facts = _field(3, 2**40) + _field(10, b"a" * 50)
+    middle = facts + _field(31, b"b" * 20)
     back = _field(32, b"c" * 10)
     cutter = RepeatCut()
     for body in (
         _field(1, b"id-1") + _field(2, b"dev") + middle + back,  # met: a varint 3 begins it
         # A front ending in a string 3: the two fields 3 are one run, long enough for a part.
         _field(1, b"id-2") + _field(2, b"dev") + _field(3, b"v" * 35) + middle + back,
-        _field(1, b"id-3") + _field(2, b"dev") + middle[:-22] + _field(10, b"d" * 45),
+        # A back beginning with a field 10: one run with the middle's last, and a part.
+        _field(1, b"id-3") + _field(2, b"dev") + facts + _field(10, b"d" * 45),
     ):
         assert cutter.cut(body) == _reference(body)
