@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from devposture.collector.evidence.body_parts import leading_fields
 from devposture.collector.store import OutboxFigures, ReportRecord
 from devposture.collector.validation import ReportInvalid, validate_report
 from devposture.policy.checks import utc
@@ -137,21 +138,16 @@ def facts_key(body: bytes) -> bytes | None:
     so fields 1-4 (each length-delimited) come first; the walk stops at the first other
     field and keeps the rest whole (a later field 1 or 4 would only stay in the key). None
     where a length is not one or two bytes (then the report is judged, not kept)."""
-    kept: list[bytes] = []
-    i, end = 0, len(body)
-    while i + 1 < end and 8 <= body[i] < 40 and body[i] & 7 == 2:  # fields 1-4
-        start, first = i, body[i + 1]
-        if first < 0x80:
-            i += 2 + first
-        elif i + 2 < end and body[i + 2] < 0x80:
-            i += 3 + ((first & 0x7F) | body[i + 2] << 7)
-        else:
-            return None
-        if body[start] >> 3 not in (1, 4):
-            kept.append(body[start:i])
-    if i > end:
+    fields = leading_fields(body)
+    if fields is None:
         return None
-    kept.append(body[i:])
+    kept: list[bytes] = []
+    start = 0
+    for number, end in fields:
+        if number not in (1, 4):
+            kept.append(body[start:end])
+        start = end
+    kept.append(body[start:])
     return b"".join(kept)
 
 

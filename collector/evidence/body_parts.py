@@ -131,19 +131,48 @@ def split_runs(
     body: bytes, runs: list[tuple[int, int, int]]
 ) -> tuple[bytes, list[tuple[int, bytes]]]:
     """`split` of a body whose `field_runs` are `runs`."""
-    parts = [(s, e) for number, s, e in runs if e - s >= PART_MIN and number != 1]
-    if not parts:
+    own, parts = cut_runs(body, runs, 0, len(body))
+    if not parts or not own:
         return body, []
+    return own, parts
+
+
+def cut_runs(
+    body: bytes, runs: Sequence[tuple[int, int, int]], start: int, end: int
+) -> tuple[bytes, list[tuple[int, bytes]]]:
+    """`body[start:end]`, whose field runs are `runs`, less its parts (runs of PART_MIN bytes
+    or more, but the report id's), and the parts as (offset in `body`, bytes)."""
     inline: list[bytes] = []
-    at = 0
-    for start, end in parts:
-        inline.append(body[at:start])
-        at = end
-    inline.append(body[at:])
-    own = b"".join(inline)
-    if not own:
-        return body, []
-    return own, [(start, body[start:end]) for start, end in parts]
+    parts: list[tuple[int, bytes]] = []
+    at = start
+    for number, s, e in runs:
+        if e - s >= PART_MIN and number != 1:
+            inline.append(body[at:s])
+            parts.append((s, body[s:e]))
+            at = e
+    inline.append(body[at:end])
+    return b"".join(inline), parts
+
+
+def leading_fields(body: bytes) -> list[tuple[int, int]] | None:
+    """(number, end) of each of the body's leading length-delimited fields numbered 1-4, in
+    order: the report's id, device, agent and collection time, which a deterministic
+    serialization writes first and which differ from one report of a device to the next.
+    None where one's length is not one or two bytes, or runs past the end. (On the ingest
+    path for every report, twice: the facts' key and the writer's cut.)"""
+    fields: list[tuple[int, int]] = []
+    i, end = 0, len(body)
+    while i + 1 < end and 8 <= body[i] < 40 and body[i] & 7 == 2:
+        first = body[i + 1]
+        if first < 0x80:
+            after = i + 2 + first
+        elif i + 2 < end and body[i + 2] < 0x80:
+            after = i + 3 + ((first & 0x7F) | body[i + 2] << 7)
+        else:
+            return None
+        fields.append((body[i] >> 3, after))
+        i = after
+    return None if i > end else fields
 
 
 def digest(part: bytes) -> bytes:

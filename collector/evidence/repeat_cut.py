@@ -29,7 +29,9 @@ from typing import NamedTuple
 from devposture.collector.evidence.body_parts import (
     PART_MIN,
     NotSplittable,
+    cut_runs,
     field_runs,
+    leading_fields,
     remembered_digest,
     split_runs,
 )
@@ -77,43 +79,28 @@ class _Middle:
 
 def _front(body: bytes) -> tuple[int, int] | None:
     """(where the front ends, the number of its last field) where the front is plain: its
-    fields 1-4, length-delimited with one- or two-byte lengths, numbers rising, none a part
-    (shorter than PART_MIN, or the report id). None where there is no plain front."""
-    i, end, last = 0, len(body), 0
-    while i + 1 < end and 8 <= body[i] < 40 and body[i] & 7 == 2:
-        number, first = body[i] >> 3, body[i + 1]
-        if first < 0x80:
-            size = 2 + first
-        elif i + 2 < end and body[i + 2] < 0x80:
-            size = 3 + ((first & 0x7F) | body[i + 2] << 7)
-        else:
-            break
-        if number <= last or (size >= PART_MIN and number != 1) or i + size > end:
+    leading fields 1-4 (`leading_fields`), numbers rising, none a part (shorter than
+    PART_MIN, or the report id). None where there is no plain front."""
+    fields = leading_fields(body)
+    if not fields:
+        return None
+    start = last = 0
+    for number, end in fields:
+        if number <= last or (end - start >= PART_MIN and number != 1):
             return None
-        i += size
-        last = number
-    return (i, last) if i else None
+        start, last = end, number
+    return start, last
 
 
-def _back_parts(back: bytes, at: int) -> tuple[list[int], list[bytes], bytes, int] | None:
-    """The back's parts (offsets in the whole body, their bytes), its own bytes and the number
-    of its first run (0: no back). None where it cannot be walked."""
+def _back(back: bytes, at: int) -> tuple[bytes, list[tuple[int, bytes]], int] | None:
+    """The back's own bytes, its parts (offsets in the whole body, where the back begins at
+    `at`) and the number of its first run (0: no back). None where it cannot be walked."""
     try:
         runs = field_runs(back)
     except NotSplittable:
         return None
-    offsets: list[int] = []
-    parts: list[bytes] = []
-    own: list[bytes] = []
-    taken = 0
-    for number, start, end in runs:
-        if end - start >= PART_MIN and number != 1:
-            own.append(back[taken:start])
-            offsets.append(at + start)
-            parts.append(back[start:end])
-            taken = end
-    own.append(back[taken:])
-    return offsets, parts, b"".join(own), runs[0][0] if runs else 0
+    own, parts = cut_runs(back, runs, 0, len(back))
+    return own, [(at + offset, part) for offset, part in parts], runs[0][0] if runs else 0
 
 
 class RepeatCut:
@@ -147,10 +134,10 @@ class RepeatCut:
                 if not known.parts:
                     return Pieces(body, (), (), ())
                 return Pieces(body[:p] + known.own, offsets, known.parts, known.digests)
-            back = _back_parts(body[q:], q)
+            back = _back(body[q:], q)
             if back is None:
                 return None
-            back_offsets, back_parts, back_own, back_first = back
+            back_own, back_parts, back_first = back
             if back_first == known.last_number:  # the seam would join two runs
                 return None
             if not known.parts and not back_parts:
@@ -158,9 +145,12 @@ class RepeatCut:
             own = body[:p] + known.own + back_own
             if not back_parts:
                 return Pieces(own, offsets, known.parts, known.digests)
-            digests = known.digests + tuple(remembered_digest(b) for b in back_parts)
-            return Pieces(own, offsets + tuple(back_offsets), known.parts + tuple(back_parts),
-                          digests)  # fmt: skip
+            return Pieces(
+                own,
+                offsets + tuple(o for o, _ in back_parts),
+                known.parts + tuple(b for _, b in back_parts),
+                known.digests + tuple(remembered_digest(b) for _, b in back_parts),
+            )
         return None
 
     def _afresh(self, body: bytes, front: tuple[int, int] | None) -> Pieces:
@@ -174,12 +164,10 @@ class RepeatCut:
             own, tuple(o for o, _ in cut), parts, tuple(remembered_digest(b) for b in parts)
         )
         if front is not None:
-            self._remember(body, front[0], runs, pieces)
+            self._remember(body, front[0], runs)
         return pieces
 
-    def _remember(
-        self, body: bytes, p: int, runs: list[tuple[int, int, int]], pieces: Pieces
-    ) -> None:
+    def _remember(self, body: bytes, p: int, runs: list[tuple[int, int, int]]) -> None:
         """Keep the body's middle, cut, where its seams are run boundaries."""
         starts = [start for _, start, _ in runs]
         back_at = len(runs)
@@ -188,19 +176,12 @@ class RepeatCut:
         q = runs[back_at][1] if back_at < len(runs) else len(body)
         if p not in starts or q <= p:
             return
-        first = starts.index(p)
-        inner = runs[first:back_at]
-        within = [k for k, o in enumerate(pieces.offsets) if p <= o < q]
-        taken, own = p, []
-        for k in within:
-            own.append(body[taken : pieces.offsets[k]])
-            taken = pieces.offsets[k] + len(pieces.parts[k])
-        own.append(body[taken:q])
+        inner = runs[starts.index(p) : back_at]
+        own, parts = cut_runs(body, inner, p, q)
         middle = _Middle(
-            body[p:q], inner[0][0], inner[-1][0], b"".join(own),
-            tuple(pieces.offsets[k] - p for k in within),
-            tuple(pieces.parts[k] for k in within), tuple(pieces.digests[k] for k in within),
-            p, tuple(pieces.offsets[k] for k in within),
+            body[p:q], inner[0][0], inner[-1][0], own,
+            tuple(o - p for o, _ in parts), tuple(b for _, b in parts),
+            tuple(remembered_digest(b) for _, b in parts), p, tuple(o for o, _ in parts),
         )  # fmt: skip
         if self._count >= self._most:
             self._middles.clear()
