@@ -153,10 +153,16 @@ def _chunks(rows: list[T]) -> Iterator[Sequence[T]]:
     return pieces(rows)
 
 
-def _insert(cur: Cursor, insert: str, values: str, rows: list[tuple[object, ...]]) -> None:
-    """Write `rows` with one multi-row INSERT per chunk: one step each, not one per row."""
+def _insert(
+    cur: Cursor, insert: str, values: str, rows: list[tuple[object, ...]], then: str = ""
+) -> int:
+    """Write `rows` with one multi-row INSERT per chunk (`then` ends each: an ON CONFLICT
+    clause): one step each, not one per row. Returns how many rows went in."""
+    inserted = 0
     for chunk in _chunks(rows):
-        cur.execute(insert + ", ".join([values] * len(chunk)), _flat(chunk))
+        cur.execute(insert + ", ".join([values] * len(chunk)) + then, _flat(chunk))
+        inserted += cur.rowcount
+    return inserted
 
 
 @functools.cache
@@ -340,13 +346,7 @@ def _stored_if_all_new(
         for k, ((r, _), c) in enumerate(zip(group, cuts, strict=True))
     ]
     cur.execute("SAVEPOINT fresh")
-    inserted = 0
-    for chunk in _chunks(rows):
-        cur.execute(
-            _INSERT_REPORTS + ", ".join([_REPORT_VALUES] * len(chunk)) + _UNLESS_STORED,
-            _flat(chunk),
-        )
-        inserted += cur.rowcount
+    inserted = _insert(cur, _INSERT_REPORTS, _REPORT_VALUES, rows, _UNLESS_STORED)
     if inserted != len(rows):
         cur.execute("ROLLBACK TO fresh")
     cur.execute("RELEASE fresh")
