@@ -40,6 +40,10 @@ REPORT_WRITERS = ("process", "thread")
 DEFAULT_DRAIN_SECONDS = 5.0
 # The drain and the shutdown after it must end before the service manager kills the process.
 MAX_DRAIN_SECONDS = 60.0
+# How often each serving process says so in the database ([server] presence_seconds): a
+# process that dies is counted out of the per-device rate limit's shares after three of these.
+DEFAULT_PRESENCE_SECONDS = 30.0
+PRESENCE_SECONDS_RANGE = (1.0, 300.0)
 
 _TEMPLATE = """\
 # devposture 采集器配置。路径相对于本文件夹。
@@ -68,6 +72,11 @@ drain_seconds = 5
 # Who writes reports to the database: "process", a process of its own beside the one
 # serving agents (faster: they do not take turns on one Python interpreter), or "thread".
 report_writer = "process"
+# 每个服务进程每隔这么多秒在数据库中登记一次（按服务进程数平分每台设备的调用频率限制）；
+# 进程意外退出后，三个周期内不再计入。1 到 300。
+# How often each serving process says so in the database, for its share of the per-device
+# rate limit; one that dies is counted out after three of these. 1 to 300.
+presence_seconds = 30
 
 [database]
 # 本文件夹中的 SQLite 文件：一个站点只有一个采集器时使用。
@@ -177,6 +186,7 @@ class CollectorConfig:
     # [web] language: the dashboard's when neither the reader nor the browser decides.
     web_language: Lang = "zh"
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    presence_seconds: float = DEFAULT_PRESENCE_SECONDS
     # "process" or "thread": see collector/report_writer.py.
     report_writer: str = "process"
     # [alerts]: IT alert digests (collector/alerts/); no channel set sends nothing.
@@ -228,6 +238,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
     "server": {
         "drain_seconds": Setting(float, DEFAULT_DRAIN_SECONDS),
         "report_writer": Setting(str, "process"),
+        "presence_seconds": Setting(float, DEFAULT_PRESENCE_SECONDS),
     },
     "database": {
         "path": Setting(str, "devposture.db"),
@@ -322,6 +333,7 @@ def load(data_dir: Path, *, new_database: bool = False) -> CollectorConfig:
         web_port=f.port("web", "port"),
         web_language="en" if _choice(f, "web", "language", LANGS) == "en" else "zh",
         drain_seconds=_drain_seconds(f),
+        presence_seconds=_presence_seconds(f),
         report_writer=_choice(f, "server", "report_writer", REPORT_WRITERS),
         alerts=alert_settings.read(f, data_dir),
     )
@@ -405,3 +417,18 @@ def _drain_seconds(f: ConfigFile) -> float:
             default=f"{DEFAULT_DRAIN_SECONDS:g}",
         ))  # fmt: skip
     return drain
+
+
+def _presence_seconds(f: ConfigFile) -> float:
+    """[server] presence_seconds: often enough that a dead process's share comes back within
+    minutes, seldom enough that a large fleet of processes writes little."""
+    every = f.number("server", "presence_seconds")
+    low, high = PRESENCE_SECONDS_RANGE
+    if not low <= every <= high:
+        f.problem(("server", "presence_seconds"), said(
+            "[server] presence_seconds must be between {low} and {high} seconds, not {value};"
+            " set e.g. presence_seconds = {default}",
+            low=f"{low:g}", high=f"{high:g}", value=f"{every:g}",
+            default=f"{DEFAULT_PRESENCE_SECONDS:g}",
+        ))  # fmt: skip
+    return every

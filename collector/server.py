@@ -35,7 +35,7 @@ from devposture.collector.agent_config import network_hash_key
 from devposture.collector.alerts.task import keep_alerting
 from devposture.collector.ca_holdings import keep_saying, refuse_if_behind
 from devposture.collector.company_time import zone_of
-from devposture.collector.config import CollectorConfig
+from devposture.collector.config import DEFAULT_PRESENCE_SECONDS, CollectorConfig
 from devposture.collector.datadir import DataFolderLock, claim_installation, lock_data_folder
 from devposture.collector.health import Health
 from devposture.collector.log_every import LogEvery
@@ -438,13 +438,10 @@ async def keep_sealing(
                 log.error("could not seal reports into the evidence chain: %s%s", exc, since)
 
 
-PRESENT_SECONDS = 30.0
-
-
 async def keep_present(
     running: RunningServer,
     stop: asyncio.Event,
-    every: float = PRESENT_SECONDS,
+    every: float = DEFAULT_PRESENCE_SECONDS,
     presence: str | None = None,
     refused: RefusedWrites | None = None,
 ) -> None:
@@ -861,7 +858,8 @@ async def serve_forever(
     sealing = asyncio.create_task(keep_sealing(running, stop))
     # The per-device rate limit shared among the processes serving on the database.
     present = asyncio.create_task(keep_present(
-        running, stop, presence=None if worker is None else worker_presence(config, worker)
+        running, stop, config.presence_seconds,
+        presence=None if worker is None else worker_presence(config, worker),
     ))  # fmt: skip
     healthy = asyncio.create_task(keep_health(running, stop))
     # What this data folder's ca/ holds, for a CA rollover run from any collector.

@@ -47,7 +47,8 @@ def test_a_misspelt_key_is_refused_with_its_line_and_the_right_name(tmp_path: Pa
     line = _line(text, "drain_second = 5")
     assert message == (
         f"{data / CONFIG_NAME}:{line}: [server] drain_second is not a setting of [server]:"
-        " did you mean drain_seconds? ([server] takes drain_seconds, report_writer)"
+        " did you mean drain_seconds? ([server] takes drain_seconds, presence_seconds,"
+        " report_writer)"
     )
 
 
@@ -138,6 +139,23 @@ def test_the_report_writer_is_a_process_unless_told_thread(tmp_path: Path) -> No
     line = _line(text, 'report_writer = "fork"')
     assert f":{line}: [server] report_writer must be 'process' or 'thread', not 'fork'" \
         in _refused(data)  # fmt: skip
+
+
+def test_the_presence_round_is_thirty_seconds_unless_told_within_one_to_300(
+    tmp_path: Path,
+) -> None:
+    """[server] presence_seconds: how soon a dead process's share of the rate limit comes
+    back (three rounds), against one write a round from every process."""
+    data, _ = _data(tmp_path / "a")
+    assert load(data).presence_seconds == 30.0
+    data, _ = _data(tmp_path / "b", old="presence_seconds = 30\n", new="presence_seconds = 2.5\n")
+    assert load(data).presence_seconds == 2.5
+    for name, wrong in (("c", "0.5"), ("d", "301")):
+        data, text = _data(tmp_path / name, old="presence_seconds = 30\n",
+                           new=f"presence_seconds = {wrong}\n")  # fmt: skip
+        line = _line(text, f"presence_seconds = {wrong}")
+        assert f":{line}: [server] presence_seconds must be between 1 and 300 seconds, not" \
+            f" {wrong}; set e.g. presence_seconds = 30" in _refused(data)  # fmt: skip
 
 
 def test_the_dashboard_reads_chinese_unless_told_english_and_refuses_a_third(

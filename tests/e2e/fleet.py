@@ -83,10 +83,11 @@ class CollectorServer:
     @classmethod
     def create(cls, root: Path, *, calls_per_minute: int | None = UNLIMITED_CALLS,
                burst: int | None = UNLIMITED_CALLS,
-               drain_seconds: int = 0) -> CollectorServer:  # fmt: skip
-        """`init` a data folder under `root`; the limits and the drain before a stop (none:
-        no balancer polls a test's collector) are written to its collector.toml (None keeps
-        the default)."""
+               drain_seconds: int = 0,
+               presence_seconds: int | None = None) -> CollectorServer:  # fmt: skip
+        """`init` a data folder under `root`; the limits, the drain before a stop (none:
+        no balancer polls a test's collector) and the presence round are written to its
+        collector.toml (None keeps the default)."""
         data = root / "collector"
         done = run(COLLECTOR, "init", "--data", str(data), *init_arguments())
         assert done.returncode == 0, done.stderr
@@ -94,7 +95,8 @@ class CollectorServer:
         text = config.read_text(encoding="utf-8")
         for key, value in (("device_calls_per_minute", calls_per_minute),
                            ("device_call_burst", burst),
-                           ("drain_seconds", drain_seconds)):  # fmt: skip
+                           ("drain_seconds", drain_seconds),
+                           ("presence_seconds", presence_seconds)):  # fmt: skip
             if value is not None:
                 text, found = re.subn(rf"(?m)^{key} = \d+$", f"{key} = {value}", text)
                 assert found == 1, f"collector.toml has no {key} line to change"

@@ -295,8 +295,10 @@ def test_a_collector_started_again_on_a_full_disk_serves_and_pushes_agents_back(
     # failed, even once space was freed; the agents met a closed port, with no retry hint.
     # Its background tasks logged an ERROR each round (the presence every 30 s); now each
     # says once what waits and what to do (tests/collector/test_refused_writes.py: each task).
+    # The presence's round is 1 s here ([server] presence_seconds), not the default 30 s the
+    # test would otherwise wait out before the round that writes again.
     with tmpfs(tmp_path / "collector", "6m") as data:
-        server = CollectorServer.create(tmp_path)
+        server = CollectorServer.create(tmp_path, presence_seconds=1)
         server.start()
         try:
             agent = enroll_agent(server, tmp_path / "agent", "laptop", server.token())
@@ -313,7 +315,7 @@ def test_a_collector_started_again_on_a_full_disk_serves_and_pushes_agents_back(
             result = agent.drain()
             assert result.stopped_by is None, result.stopped_by
             assert result.acknowledged == agent.made[-1:]
-            # Its next round (every 30 s) writes, and says so once.
+            # Its next round writes, and says so once.
             wait_until(lambda: PRESENCE_RESUMED in server.output(), "the presence resumed")
             lines = server.output()[started:].splitlines()
             waits = [line.split(" waits: ")[0] for line in lines if " waits: " in line]
