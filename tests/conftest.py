@@ -33,6 +33,7 @@ from devposture.collector.tokens import new_token
 from devposture.net.address import CollectorAddress
 from devposture.net.pinning import fingerprint as pin_of
 from devposture.v1 import devposture_pb2 as pb
+from tests import databases
 from tests.databases import collector_database
 
 
@@ -74,6 +75,19 @@ def _publish_status_in_a_folder_of_the_run() -> None:
 
 
 _publish_status_in_a_folder_of_the_run()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """Hold a test marked engine_free to its word: tests/databases.py fails it where its
+    setup, call or teardown reaches the run's database engine (the PostgreSQL leg leaves
+    such a test out, so an outcome that depends on the engine would go unseen)."""
+    marked = item.get_closest_marker("engine_free") is not None
+    databases.engine_free_test = item.nodeid if marked else None
+    try:
+        return (yield)
+    finally:
+        databases.engine_free_test = None
 
 
 @dataclass

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+import pytest
+
 from devposture.collector.store.engine import AnyDatabase, PostgresDatabase, connect
 from devposture.collector.store.schema import APPEND_ONLY
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget, SqliteTarget
@@ -27,7 +29,21 @@ SERVER = os.environ.get(ENV, "")
 _run_database: str | None = None
 
 
+# The running test's id while it is marked `engine_free` (tests/conftest.py sets it around the
+# test's setup, call and teardown). Such a test is left out of the PostgreSQL leg, so asking
+# which engine the run is on fails it: its outcome would depend on the leg it was left out of.
+engine_free_test: str | None = None
+
+
 def on_postgresql() -> bool:
+    """Whether this run's collector tests are on PostgreSQL. Every helper here that picks or
+    reaches the engine asks this first, so a test marked engine_free that uses one fails."""
+    if engine_free_test is not None:
+        pytest.fail(
+            f"{engine_free_test} is marked engine_free but uses the test run's database engine"
+            " (tests/databases.py): take the mark off, so that the PostgreSQL leg runs it too",
+            pytrace=False,
+        )
     return bool(SERVER)
 
 
@@ -82,6 +98,7 @@ def terminate_backends(
 ) -> int:
     """Have the server end the backends with these process ids or serving these client ports
     (what a restart or a failover does to a collector's connections); how many it ended."""
+    on_postgresql()  # an engine_free test may not
     import psycopg  # noqa: PLC0415  (only on the PostgreSQL leg)
 
     with psycopg.connect(SERVER, autocommit=True) as connection:
@@ -94,6 +111,7 @@ def terminate_backends(
 
 def fresh_postgres() -> PostgresTarget:
     """A new, empty schema of this run's database, as a collector's database address."""
+    on_postgresql()  # an engine_free test may not
     import psycopg  # noqa: PLC0415
 
     database = _database_of_this_run()
@@ -129,6 +147,7 @@ def role_database() -> Iterator[tuple[PostgresTarget, Callable[[bool], None]]]:
     again. Its sessions are ended at each change, as a failover ends them, so the next take
     the setting. The role and its schema are dropped on leaving; the server's own settings
     are never touched."""
+    on_postgresql()  # an engine_free test may not
     import psycopg  # noqa: PLC0415
 
     database = _database_of_this_run()

@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -34,3 +36,46 @@ def test_every_postgresql_only_end_to_end_module_is_in_the_postgresql_leg() -> N
     }
     assert "tests/e2e/test_database_faults.py" in only_there  # the search finds them
     assert only_there <= listed, f"never run by CI: {sorted(only_there - listed)}"
+
+
+def test_a_test_marked_engine_free_that_reaches_the_engine_fails_and_one_that_does_not_passes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PostgreSQL leg leaves engine_free tests out (Makefile, unit-postgresql): the mark
+    must be true, or a test whose outcome depends on the engine would run on SQLite only."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    pytester.makeconftest("from tests.conftest import pytest_runtest_protocol  # noqa: F401\n")
+    pytester.makeini("[pytest]\nmarkers =\n    engine_free: see pyproject.toml\n")
+    pytester.makepyfile(
+        test_marked="""
+        import pytest
+        from tests.databases import collector_database, fresh_database
+
+        pytestmark = pytest.mark.engine_free
+
+        @pytest.fixture
+        def database(tmp_path):
+            return fresh_database(tmp_path)
+
+        def test_parses():
+            assert int("7") == 7
+
+        def test_asks_in_its_body():
+            collector_database()
+
+        def test_asks_in_a_fixture(database):
+            pass
+        """,
+        test_unmarked="""
+        from tests.databases import fresh_database
+
+        def test_may_ask(tmp_path):
+            assert fresh_database(tmp_path) is not None
+        """,
+    )
+    result = pytester.runpytest_subprocess("-p", "no:randomly", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1, errors=1)
+    for name in ("test_asks_in_its_body", "test_asks_in_a_fixture"):
+        result.stdout.fnmatch_lines(
+            [f"test_marked.py::{name} is marked engine_free but uses the test run's database*"]
+        )

@@ -12,6 +12,9 @@ import pytest
 from devposture.collector.admin.client import ADMIN_DEADLINE_SECONDS, RemoteError, run_remote
 from devposture.collector.credentials import new_credential
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 
 def test_the_admin_client_gives_up_on_a_silent_collector() -> None:
     assert ADMIN_DEADLINE_SECONDS == 60.0

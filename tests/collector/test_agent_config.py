@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from devposture.collector.agent_config import (
     add_verdicts,
     agent_config,
@@ -13,6 +15,9 @@ from devposture.collector.agent_config import (
 from devposture.collector.store import CheckResult
 from devposture.policy import default_policy, default_policy_text, parse_policy
 from devposture.v1 import devposture_pb2 as pb
+
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
 
 KEY = b"k" * 32
 

@@ -8,6 +8,9 @@ import pytest
 
 from bench import format5_floor
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 
 def test_the_floor_runs_both_formats_on_the_bench_fleet(capsys: pytest.CaptureFixture[str]) -> None:
     assert format5_floor.main(["--devices", "30", "--days", "1", "--every", "1"]) == 0

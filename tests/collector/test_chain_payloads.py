@@ -15,6 +15,9 @@ from hypothesis import strategies as st
 
 from devposture.collector.evidence import bundle, chain
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 _TEXT = st.text(
     alphabet=st.characters(exclude_categories=["Cs"]), max_size=40
 )  # any text but lone surrogates (which neither form can write)

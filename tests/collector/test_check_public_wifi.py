@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from devposture.policy.checks import CheckParameters, State, Verdict, check_public_wifi
 from devposture.policy.reasons import encode, parse, render
 from devposture.v1 import devposture_pb2 as pb
+
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 START = NOW - dt.timedelta(hours=1)

@@ -12,6 +12,9 @@ from devposture.policy.checks import CHECKS, Check, CheckParameters, State, Verd
 from devposture.policy.reasons import parse, render
 from devposture.v1 import devposture_pb2 as pb
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 P = CheckParameters()
 

@@ -25,6 +25,9 @@ from devposture.policy import PolicyError, default_policy, default_policy_text, 
 from devposture.policy.cli_messages import Said, said
 from tests.collector.test_policy import BIN, _line
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
 
 

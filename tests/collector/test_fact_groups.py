@@ -21,6 +21,9 @@ from devposture.collector.store.base import to_us
 from devposture.v1 import devposture_pb2 as pb
 from tests.collector.test_fact_parts import HOUR, T0, _report
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 
 def _entry(seq: int, payload: bytes) -> Entry:
     key = "1-2"

@@ -17,6 +17,9 @@ from devposture.collector.evidence import body_parts, fact_sets
 from devposture.v1 import devposture_pb2 as pb
 from tests.collector.test_fact_parts import DAY, HOUR, T0, _report
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 
 def _rebuilt(cut: fact_sets.Cut) -> bytes:
     sets, parts = fact_sets.distinct([cut])

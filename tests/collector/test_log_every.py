@@ -14,6 +14,9 @@ from devposture.collector import ingest, server
 from devposture.collector.log_every import EveryFew, LogEvery
 from devposture.collector.store import CheckResult, ReportRecord, StoreOutcome
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 
 def test_a_line_then_silence_then_a_line_with_the_count() -> None:
     now = [100.0]

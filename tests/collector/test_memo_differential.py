@@ -233,6 +233,7 @@ def _memo(params: CheckParameters, ids: frozenset[str]) -> VerdictMemo[CheckResu
 ALL_CHECKS = frozenset(CHECKS_BY_ID)
 
 
+@pytest.mark.engine_free  # the memo alone: no database
 @settings(SETTINGS, max_examples=200)  # about 6 s of CPU under load
 @given(
     templates=st.lists(_facts(), min_size=1, max_size=3),
@@ -331,6 +332,7 @@ def _outcome(
     return None if refused is None else (refused.code.name, refused.message)
 
 
+@pytest.mark.engine_free  # the memo alone: no database
 @settings(SETTINGS, max_examples=150)  # about 6 s of CPU under load
 @given(
     templates=st.lists(_validation_facts(), min_size=1, max_size=3),
@@ -446,6 +448,7 @@ def _antivirus_by_deadline(
     return Verdict(State.PASS, encode("av.ok", product=product.name))
 
 
+@pytest.mark.engine_free  # the memo alone: no database
 def test_a_check_comparing_a_fact_time_with_now_less_a_limit_is_judged_as_afresh(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -464,6 +467,7 @@ def test_a_check_comparing_a_fact_time_with_now_less_a_limit_is_judged_as_afresh
         assert (got.state, got.reason) == (afresh.state.value, afresh.reason)
 
 
+@pytest.mark.engine_free  # the memo alone: no database
 def test_uses_of_the_time_the_watch_cannot_see_are_refused_by_the_guard_not_the_memo() -> None:
     """Calls that read a datetime's value in C without any method of it (an unbound method,
     `datetime.combine`) are not noticed by the watch: the memo would keep such a verdict for

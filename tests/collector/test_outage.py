@@ -22,6 +22,9 @@ from devposture.collector import outage
 from devposture.collector.raw_rpc import add_raw_servicer
 from devposture.v1 import admin_pb2 as admin_pb
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 SECRET = "/srv/devposture/secret-path host=db.internal password=hunter2"
 
 

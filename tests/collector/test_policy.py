@@ -22,6 +22,9 @@ from devposture.policy import (
 from devposture.policy.checks import CHECKS, PARAMETERS, CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 BIN = Path(sys.executable).parent
 
 

@@ -6,6 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 
 def test_the_admin_commands_and_the_dashboard_do_not_import_the_server() -> None:
     probe = (

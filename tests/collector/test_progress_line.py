@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from devposture.collector.admin.progress_line import ProgressLine
+
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
 
 
 class Terminal(io.StringIO):

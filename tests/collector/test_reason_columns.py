@@ -3,8 +3,13 @@ words for people (`reason_text`); a terminal table shows only the words."""
 
 from __future__ import annotations
 
+import pytest
+
 from devposture.collector.render import render
 from devposture.collector.reports import DEVICE_COLUMNS, FAILING_COLUMNS, HISTORY_COLUMNS
+
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
 
 ROW = {"check": "antivirus", "reason": "av.none", "reason_text": "未发现已安装或正在运行的杀毒软件"}
 

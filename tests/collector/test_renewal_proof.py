@@ -23,6 +23,9 @@ from devposture.collector.renewal import ProofRejected, serial_spellings, verify
 from devposture.v1 import devposture_pb2 as pb
 from devposture.v1.proofs import reestablish_payload
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 NOW = dt.datetime(2026, 12, 5, 2, 0, tzinfo=dt.UTC)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +16,9 @@ from devposture.collector.evidence import body_parts
 from devposture.collector.evidence.repeat_cut import MIDDLES_MOST, Pieces, RepeatCut
 from devposture.collector.store.base import to_us
 from tests.e2e.fleet import posture_report
+
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
 
 T0 = dt.datetime(2026, 10, 1, 9, 0, tzinfo=dt.UTC)
 

@@ -15,6 +15,9 @@ from devposture.v1 import devposture_pb2 as pb
 from tests.collector.same_facts import again, key
 from tests.e2e.fleet import posture_report, timestamp
 
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
+
 BASE = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 S = dt.timedelta(seconds=1)
 

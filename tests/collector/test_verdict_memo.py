@@ -11,6 +11,8 @@ import inspect
 import random
 import uuid
 
+import pytest
+
 from devposture.collector.intake import facts_key
 from devposture.policy import checks, default_policy
 from devposture.policy.checks import CheckParameters, State, evaluate, utc
@@ -18,6 +20,9 @@ from devposture.policy.verdict_memo import VerdictMemo, _watched
 from devposture.v1 import devposture_pb2 as pb
 from tests.collector.same_facts import again, key
 from tests.e2e.fleet import posture_report, timestamp
+
+# Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
+pytestmark = pytest.mark.engine_free
 
 BASE = dt.datetime(2026, 11, 24, 9, 30, tzinfo=dt.UTC)
 US = dt.timedelta(microseconds=1)
