@@ -111,7 +111,8 @@ def known(monkeypatch: pytest.MonkeyPatch) -> None:
     catalogs: with `marked`, a message worded for the reader shows in brackets whether or
     not the catalogs have its Chinese yet; one left as it was written shows bare."""
     every = [english for context, english in cli_words.every_message() if context == CONTEXT]
-    monkeypatch.setattr(audit_words, "_sentences", lambda: audit_words.Sentences(every))
+    sentences = audit_words.Sentences(every)  # once, as the cached one is: it compiles them all
+    monkeypatch.setattr(audit_words, "_sentences", lambda: sentences)
 
 
 def _where(collector: AdminCollector, tmp_path: Path) -> dict[str, list[str]]:
