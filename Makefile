@@ -35,11 +35,13 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/mypy --platform win32 agent/windows
 
-# Three processes (pytest-xdist), a file's tests kept together in one: most of the time goes in
-# waiting for real processes (collectors, agents, package installs), which run side by side,
-# so a third keeps CI's two cores busier (on a quiet 2-core VM, 2026-12-05: the SQLite leg
-# 427 -> 364 s, the PostgreSQL leg 314 -> 272 s). TEST_WORKERS=0 runs everything in this process.
-TEST_WORKERS ?= 3
+# Four processes (pytest-xdist), a file's tests kept together in one: much of the time goes in
+# waiting for real processes (collectors, agents, package installs, PostgreSQL), which run side
+# by side, so more processes than CI's two cores keep them busier (a quiet 2-core VM,
+# 2026-12-05, two -> three: the SQLite leg 427 -> 364 s, the PostgreSQL leg 314 -> 272 s;
+# 2026-12-06, three -> four: 545 -> 477 s and 495 -> 345 s, the PostgreSQL leg using 1.3 cores
+# of two; six: 368 s). TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 4
 # Bytecode is cached (__pycache__, ignored by git) even where the environment says
 # PYTHONDONTWRITEBYTECODE, as some CI images do: the suite starts hundreds of Python processes
 # (collectors, agents, command lines), and each compiled every module it imports again, about
