@@ -1131,12 +1131,21 @@ class CollectorService(pb_grpc.CollectorServicer):
         return response
 
 
+# A caller's deadline ends its call on the caller's side first: the cancellation it sends
+# reaches the collector a moment before the collector's own copy of that deadline, which
+# counts from when the call arrived (the call's transit later). Ended this close to it, the
+# call ended by its deadline; a caller that gives up by itself seldom does so this close.
+DEADLINE_SLACK_SECONDS = 0.25
+
+
 def _ended_unanswered(context: grpc.aio.ServicerContext[object, object]) -> grpc.StatusCode:
     """Why a call was cancelled before its answer: its deadline passed, or the caller (or
     the server stopping) cancelled it. Such calls were in no count at all: a collector too
-    slow for its agents' deadlines showed nothing in its metrics, not even in the latency."""
+    slow for its agents' deadlines showed nothing in its metrics, not even in the latency.
+    Deadlines were counted as cancellations once the call's connection was made beforehand
+    (DEADLINE_SLACK_SECONDS)."""
     remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
+    if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
         return grpc.StatusCode.DEADLINE_EXCEEDED
     return grpc.StatusCode.CANCELLED
 
