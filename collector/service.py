@@ -1142,8 +1142,9 @@ def _ended_unanswered(context: grpc.aio.ServicerContext[object, object]) -> grpc
     """Why a call was cancelled before its answer: its deadline passed, or the caller (or
     the server stopping) cancelled it. Such calls were in no count at all: a collector too
     slow for its agents' deadlines showed nothing in its metrics, not even in the latency.
-    Deadlines were counted as cancellations once the call's connection was made beforehand
-    (DEADLINE_SLACK_SECONDS)."""
+    A call ended within DEADLINE_SLACK_SECONDS of its deadline is the deadline's: held to
+    the deadline alone, a call its caller's deadline ended was counted as cancelled, its
+    caller's cancellation arriving first."""
     remaining = context.time_remaining()
     if remaining is not None and remaining <= DEADLINE_SLACK_SECONDS:
         return grpc.StatusCode.DEADLINE_EXCEEDED
