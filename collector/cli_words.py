@@ -36,7 +36,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "service.py", "workers.py",
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
-        "evidence/stopping.py",
+        "evidence/stopping.py", "evidence/member_lines.py", "evidence/body_lines.py",
         "evidence/facts_view.py", "credentials.py", "waiver_log.py",
         "refused_writes.py", "alerts/urgent.py",
     )

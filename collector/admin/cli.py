@@ -332,7 +332,8 @@ def run_verify(args: argparse.Namespace) -> int:
     # Imported here: only this command needs the verifier.
     from devposture.collector.evidence import signing  # noqa: PLC0415
     from devposture.collector.evidence.consistency import NotComparable, verify_continuation  # noqa: PLC0415
-    from devposture.collector.evidence.verify import BundleUnreadable, verify_bundle  # noqa: PLC0415
+    from devposture.collector.evidence.member_lines import BundleUnreadable  # noqa: PLC0415
+    from devposture.collector.evidence.verify import verify_bundle  # noqa: PLC0415
 
     try:
         key = signing.load_public(args.public_key.read_bytes())

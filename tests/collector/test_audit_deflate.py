@@ -6,6 +6,7 @@ zipfile keeps it elsewhere fails this test instead of quietly exporting at zlib'
 from __future__ import annotations
 
 import hashlib
+import re
 import subprocess
 import tempfile
 import zipfile
@@ -56,6 +57,33 @@ def test_isal_inflates_what_zlib_deflated(tmp_path: Path) -> None:
         assert deflate.by_isal(mem)
         read = b"".join(iter(lambda: mem.read(1 << 15), b""))
     assert read == LINES
+
+
+def test_a_member_whose_bytes_break_its_crc_is_refused_at_its_end(tmp_path: Path) -> None:
+    """The CRC-32 is checked by ISA-L's in place of zipfile's: a member whose entry names
+    another CRC-32 (bytes changed under an intact deflate stream) fails as zipfile's own
+    check fails, and the right one passes."""
+    out = tmp_path / "crc.zip"
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("chain.jsonl", LINES)
+    with zipfile.ZipFile(out) as archive, deflate.inflating(archive.open("chain.jsonl")) as mem:
+        assert type(mem._update_crc).__name__ == "_IsalCrc"  # type: ignore[attr-defined]
+        assert b"".join(iter(lambda: mem.read(1 << 15), b"")) == LINES
+    data = bytearray(out.read_bytes())
+    crc = zlib.crc32(LINES).to_bytes(4, "little")
+    assert data.count(crc) == 2  # in the local header and the central directory
+    data[:] = data.replace(crc, (int.from_bytes(crc, "little") ^ 1).to_bytes(4, "little"))
+    out.write_bytes(bytes(data))
+    refused = pytest.raises(
+        zipfile.BadZipFile, match=re.escape("Bad CRC-32 for file 'chain.jsonl'")
+    )
+    with (
+        zipfile.ZipFile(out) as archive,
+        deflate.inflating(archive.open("chain.jsonl")) as mem,
+        refused,
+    ):
+        while mem.read(1 << 15):
+            pass
 
 
 def test_a_member_not_deflated_is_read_as_it_is(tmp_path: Path) -> None:

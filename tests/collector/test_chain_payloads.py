@@ -79,7 +79,7 @@ def test_a_payload_is_read_as_the_standard_library_reads_it(value: dict[str, obj
 
 @pytest.mark.parametrize("text", [b"not JSON", b"{\"a\": 1", b"{\"a\": 1}}", b"\xff{}"])
 def test_a_line_that_is_not_json_is_a_value_error_for_either_parser(text: bytes) -> None:
-    """The verifier names a line that does not parse (`verify._Member`: a ValueError)."""
+    """The verifier names a line that does not parse (`member_lines.MemberLines`: a ValueError)."""
     for member in (bundle.CHAIN, bundle.REPORTS):
         with pytest.raises(ValueError):
             bundle.line_parser(member)(text)

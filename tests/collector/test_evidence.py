@@ -45,6 +45,7 @@ from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.evidence import bundle, chain, html, signing, spooled, verify
 from devposture.collector.evidence.export import export_bundle
+from devposture.collector.evidence.member_lines import MemberLines
 from devposture.collector.evidence.summary import PastGrace, Summary
 from devposture.collector.evidence.verify import verify_bundle
 from devposture.collector.store import (
@@ -193,12 +194,12 @@ def test_lines_are_read_whole_across_the_reads_of_a_member(
     same, and so is the verdict."""
     public = signing.load_public(auditor.public_key.read_bytes())
     whole = verify.check_bundle(auditor.bundle, public).verdict
-    monkeypatch.setattr(verify._Member, "CHUNK", chunk)
+    monkeypatch.setattr(MemberLines, "CHUNK", chunk)
     cut = verify.check_bundle(auditor.bundle, public).verdict
     assert whole.problems == [] and cut.problems == [] and cut.summary == whole.summary
     with zipfile.ZipFile(auditor.bundle) as archive:
         raw = archive.read(bundle.CHAIN)
-        member = verify._Member(archive, bundle.CHAIN, verify.Verdict())
+        member = MemberLines(archive, bundle.CHAIN, [])
         lines = [line for _, line in member.lines()]
         assert member.digest() == hashlib.sha256(raw).hexdigest()
     assert lines == [json.loads(line) for line in raw.splitlines()] and lines
