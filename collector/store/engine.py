@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget, SqliteTarget
 
@@ -255,29 +255,46 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-F]+(?:-[0-9A-F]+)+")
 
 
 @functools.lru_cache(maxsize=2048)
-def to_psycopg(sql: str) -> str:
-    """`?` and `:name` (outside string literals) as psycopg's `%s` and `%(name)s`, and every
-    literal `%` doubled, as psycopg wants it."""
+def to_postgresql(sql: str) -> tuple[str, tuple[str, ...]]:
+    """`?` and `:name` (outside string literals) as PostgreSQL's own `$1`, `$2` …, and the
+    names whose values go there in that order (none for `?`): the text a raw cursor sends as
+    it is (`psycopg.RawCursor`).
+
+    Why not psycopg's own `%s`: psycopg parses those again at every execution of a statement
+    with more than 50 parameters or 4 KB of text (its cache of parsed statements leaves them
+    out, as an ORM's are seldom repeated), and a group of reports is written by a few such
+    statements of hundreds of parameters, the same few texts every time. Parsing them was
+    half of the report writer's CPU on PostgreSQL (`bench/store_reports.py --postgresql`),
+    all of it inside the write lock that every collector on the database takes in turn."""
+    names: list[str] = []
+    count = 0
 
     def replace(match: re.Match[str]) -> str:
+        nonlocal count
         text = match.group(0)
-        if text.startswith("'"):
-            return text.replace("%", "%%")
-        if text == "?":
-            return "%s"
-        if text == "%":
-            return "%%"
-        return f"%({match.group(1)})s"
+        if text.startswith("'") or text == "%":
+            return text
+        count += 1
+        if text != "?":
+            names.append(match.group(1))
+        return f"${count}"
 
-    return _TOKEN.sub(replace, sql)
+    text = _TOKEN.sub(replace, sql)
+    if names and len(names) != count:
+        raise ValueError("a statement takes either ? or :name placeholders, not both")
+    return text, tuple(names)
 
 
-def _statement(sql: str, parameters: Params | None) -> tuple[str, Params | None]:
-    """What psycopg is given: without parameters it reads the text as it is (no placeholders,
-    a `%` is a `%`); with them, in its own placeholder syntax."""
+def _statement(sql: str, parameters: Params | None) -> tuple[str, Sequence[object] | None]:
+    """What a raw cursor is given: without parameters the text as it is (no placeholders);
+    with them, PostgreSQL's placeholders and the values in their order."""
     if not parameters:
         return sql, None
-    return to_psycopg(sql), parameters
+    text, names = to_postgresql(sql)
+    if not names:
+        return text, cast("Sequence[object]", parameters)
+    named = cast("Mapping[str, object]", parameters)
+    return text, [named[name] for name in names]
 
 
 class PostgresCursor:
@@ -302,7 +319,13 @@ class PostgresCursor:
     def executemany(self, sql: str, parameters: Sequence[Params], /) -> PostgresCursor:
         if self._trace is not None:
             self._trace(sql)
-        self._cursor.executemany(to_psycopg(sql), parameters)
+        if not parameters:
+            return self
+        text, names = to_postgresql(sql)
+        rows = parameters if not names else [
+            [cast("Mapping[str, object]", row)[name] for name in names] for row in parameters
+        ]  # fmt: skip
+        self._cursor.executemany(text, cast("Sequence[Sequence[object]]", rows))
         return self
 
     def fetchone(self) -> Row:
@@ -412,6 +435,9 @@ class PostgresDatabase:
                 "PostgreSQL needs psycopg 3 and psycopg-pool: pip install 'devposture[postgresql]'"
             ) from exc
         self.target = target
+        # Cursors that send PostgreSQL's own placeholders as they are (`to_postgresql`).
+        self._cursor = psycopg.RawCursor
+        self._server_cursor = psycopg.RawServerCursor
         self.errors: tuple[type[Exception], ...] = (psycopg.Error,)
         self.failures: tuple[type[Exception], ...] = (
             psycopg.OperationalError,
@@ -551,7 +577,7 @@ class PostgresDatabase:
     def execute(self, sql: str, parameters: Params | None = None, /) -> PostgresCursor | _Rows:
         held = self._current()
         if held is not None:
-            return PostgresCursor(held.cursor(), self._trace).execute(sql, parameters)
+            return PostgresCursor(self._cursor(held), self._trace).execute(sql, parameters)
         if self._trace is not None:
             self._trace(sql)
         try:
@@ -566,7 +592,7 @@ class PostgresDatabase:
     def _execute_once(self, sql: str, parameters: Params | None) -> _Rows:
         with self._borrow() as connection:
             try:
-                cursor = connection.cursor()
+                cursor = self._cursor(connection)
                 cursor.execute(*_statement(sql, parameters))
                 rows = cursor.fetchall() if cursor.description is not None else []
                 return _Rows(list(rows), cursor.rowcount)
@@ -591,7 +617,7 @@ class PostgresDatabase:
         held = self._current()
         if held is None:
             raise RuntimeError("stream() reads inside a transaction or a snapshot")
-        with held.cursor(name=f"devposture_stream_{threading.get_ident()}") as cursor:
+        with self._server_cursor(held, f"devposture_stream_{threading.get_ident()}") as cursor:
             cursor.itersize = 2000
             cursor.execute(*_statement(sql, parameters))
             yield from cursor
@@ -603,7 +629,7 @@ class PostgresDatabase:
         nested = self._current() is not None
         for attempt in (1, 2):
             with self._holding() as connection:
-                cursor = PostgresCursor(connection.cursor(), self._trace)
+                cursor = PostgresCursor(self._cursor(connection), self._trace)
                 try:
                     cursor.execute("BEGIN")
                     cursor.execute("SELECT pg_advisory_xact_lock(?)", (self.lock_key(WRITE_LOCK),))
