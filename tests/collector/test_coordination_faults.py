@@ -46,6 +46,7 @@ from tests.collector.test_workers import killed_after, processes_left
 from tests.conftest import host_info, make_report
 from tests.databases import collector_database, fresh_database, on_postgresql, with_lock_timeout
 from tests.frozen import freeze
+from tests.leftovers import kill_left_running
 from tests.ports import free_ports
 from tests.waiting import wait_until
 
@@ -116,8 +117,7 @@ def serving() -> Iterator[list[Serving]]:
             if each.process.poll() is None:
                 each.process.kill()
                 each.process.wait(30)
-        for child in psutil.Process().children(recursive=True):
-            child.kill()
+        kill_left_running()
 
 
 def _agent(config: CollectorConfig, directory: Path) -> tuple[AgentState, str]:

@@ -16,7 +16,6 @@ while an export whose caller has gone is ending waits for it, then runs (`admin/
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -46,6 +45,7 @@ from devposture.policy import default_policy
 from devposture.v1 import admin_pb2 as admin_pb
 from devposture.v1 import admin_pb2_grpc as admin_grpc
 from tests.databases import collector_database
+from tests.leftovers import kill_left_running
 from tests.waiting import wait_until
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
@@ -207,11 +207,8 @@ def _serve(tmp_path: Path, mode: str) -> Iterator[Collector]:
             process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
-        finally:  # what the collector left, never multiprocessing's resource tracker
-            for child in psutil.Process().children(recursive=True):
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    if "resource_tracker" not in " ".join(child.cmdline()):
-                        child.kill()
+        finally:
+            kill_left_running()
 
 
 @pytest.fixture

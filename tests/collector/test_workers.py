@@ -32,6 +32,7 @@ from devposture.v1 import devposture_pb2 as pb
 from devposture.v1 import devposture_pb2_grpc as pb_grpc
 from tests.conftest import host_info, make_report
 from tests.databases import collector_database
+from tests.leftovers import kill_left_running, left_running
 from tests.waiting import wait_until
 
 COLLECTOR = str(Path(sys.executable).parent / "devposture-collector")
@@ -80,8 +81,7 @@ def workers(
         try:
             parent.communicate(timeout=60)
         finally:
-            for child in psutil.Process().children(recursive=True):
-                child.kill()
+            kill_left_running()
 
 
 def _agent(config: CollectorConfig, ports: Ready, directory: Path) -> AgentState:
@@ -272,15 +272,13 @@ def killed_after(parent: subprocess.Popen[Any]) -> None:
     if parent.poll() is None:
         parent.kill()
         parent.wait(30)
-    for child in psutil.Process().children(recursive=True):
-        child.kill()
+    kill_left_running()
 
 
 def processes_left() -> list[psutil.Process]:
     """This test's child processes still running (not zombies): a stop of `serve --workers`
     must leave none."""
-    return [p for p in psutil.Process().children(recursive=True)
-            if p.status() != psutil.STATUS_ZOMBIE]  # fmt: skip
+    return left_running()
 
 
 def _listening(pid: int, port: int) -> bool:
