@@ -17,7 +17,10 @@ store's one write lock (from the moment it had the lock to the end of its COMMIT
 or the advisory lock every collector on a PostgreSQL database takes, store/engine.py). Any
 number of collectors and workers on one database write one group at a time, so reports per
 group over that time is the most the whole site can store per second however many cores
-serve it (issue 17 item 5: the backlog's drain "with the workers and engines it takes"). On
+serve it (issue 17 item 5: the backlog's drain "with the workers and engines it takes").
+`--per-device 64` makes each group's reports come 64 at a time from one device, as a backlog's
+ReportBatch calls bring them (a device's verdict rows are then written once for its 64); the
+default, one report a device, is a fleet reporting as it goes. On
 PostgreSQL (`--postgresql SERVER`: a database made for the run and dropped after) the CPU of
 the server's backends serving the store is printed too: what the database host spends per
 report.
@@ -59,6 +62,11 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--groups", type=int, default=300)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument(
+        "--per-device", type=int, default=1, metavar="N",
+        help="consecutive reports of a group from one device (a fleet reporting as it goes: 1;"
+        " a backlog's ReportBatch: 64)",
+    )  # fmt: skip
     parser.add_argument("--warm-up", type=int, default=20)
     parser.add_argument("--postgresql", metavar="SERVER", default="",
                         help="store on a new database of this PostgreSQL server")  # fmt: skip
@@ -133,7 +141,7 @@ def _measure(args: argparse.Namespace, folder: Path, target: DatabaseTarget) -> 
     def group(k: int, at: dt.datetime) -> list[tuple[ReportRecord, list[CheckResult]]]:
         out = []
         for j in range(args.batch):
-            device = devices[(k * args.batch + j) % len(devices)]
+            device = devices[(k * args.batch + j) // args.per_device % len(devices)]
             report, results = judged.get(at, aq.HEALTHY)
             report.report_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
             report.device_id, report.host.hostname = device, "PC-" + device[-4:]
@@ -158,7 +166,8 @@ def _measure(args: argparse.Namespace, folder: Path, target: DatabaseTarget) -> 
             else aq.database_bytes(store))  # fmt: skip
     store.close()
     engine = "PostgreSQL" if args.postgresql else "SQLite, synchronous=FULL"
-    print(f"{stored} reports in groups of {args.batch} over {args.devices} devices ({engine}):"
+    print(f"{stored} reports in groups of {args.batch} over {args.devices} devices,"
+          f" {args.per_device} at a time from one ({engine}):"
           f" {cpu / stored * 1e6:.0f} us CPU per report, wall {wall / stored * 1e6:.0f} us;"
           f" database {size / stored:,.0f} B per report")  # fmt: skip
     if backends:
