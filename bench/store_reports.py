@@ -42,11 +42,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.audit_quarter's fleet
 
 from bench import audit_quarter as aq
+from bench.process_cpu import cpu_seconds, database_backends
 from devposture.collector.intake import record_of
 from devposture.collector.store import CheckResult, DeviceRecord, ReportRecord, Store
 from devposture.collector.store.engine import PostgresDatabase, SqliteDatabase
@@ -111,24 +110,6 @@ def _timing_the_lock() -> None:
         engine.transaction = timed  # type: ignore[method-assign, assignment]
 
 
-def _backends(target: DatabaseTarget) -> list[psutil.Process]:
-    """The server processes serving connections to the run's database (PostgreSQL)."""
-    if not isinstance(target, PostgresTarget):
-        return []
-    import psycopg  # noqa: PLC0415
-
-    with psycopg.connect(target.url, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        ).fetchall()
-    return [psutil.Process(int(pid)) for (pid,) in rows]
-
-
-def _cpu(processes: list[psutil.Process]) -> float:
-    return sum(sum(p.cpu_times()[:2]) for p in processes)
-
-
 def _measure(args: argparse.Namespace, folder: Path, target: DatabaseTarget) -> None:
     store = Store.open(target)
     devices = [f"{n:032x}" for n in range(args.devices)]
@@ -154,13 +135,13 @@ def _measure(args: argparse.Namespace, folder: Path, target: DatabaseTarget) -> 
     for made in groups[: args.warm_up]:
         store.reports.store_reports(made)
     _timing_the_lock()
-    backends = _backends(target)
-    database_cpu = _cpu(backends)
+    backends = database_backends(os.getpid(), target)  # the store's pool's connections
+    database_cpu = cpu_seconds(backends)
     cpu, wall = time.process_time(), time.perf_counter()
     for made in groups[args.warm_up :]:
         store.reports.store_reports(made)
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    database_cpu = _cpu(backends) - database_cpu
+    database_cpu = cpu_seconds(backends) - database_cpu
     stored = args.batch * (len(groups) - args.warm_up)
     size = (sum(f.stat().st_size for f in folder.iterdir()) if not args.postgresql
             else aq.database_bytes(store))  # fmt: skip

@@ -291,10 +291,15 @@ def _statement(sql: str, parameters: Params | None) -> tuple[str, Sequence[objec
     if not parameters:
         return sql, None
     text, names = to_postgresql(sql)
+    return text, _in_order(names, parameters)
+
+
+def _in_order(names: tuple[str, ...], parameters: Params) -> Sequence[object]:
+    """A statement's values in its placeholders' order: as given for `?`, else by name."""
     if not names:
-        return text, cast("Sequence[object]", parameters)
+        return cast("Sequence[object]", parameters)
     named = cast("Mapping[str, object]", parameters)
-    return text, [named[name] for name in names]
+    return [named[name] for name in names]
 
 
 class PostgresCursor:
@@ -322,10 +327,7 @@ class PostgresCursor:
         if not parameters:
             return self
         text, names = to_postgresql(sql)
-        rows = parameters if not names else [
-            [cast("Mapping[str, object]", row)[name] for name in names] for row in parameters
-        ]  # fmt: skip
-        self._cursor.executemany(text, cast("Sequence[Sequence[object]]", rows))
+        self._cursor.executemany(text, [_in_order(names, row) for row in parameters])
         return self
 
     def fetchone(self) -> Row:
