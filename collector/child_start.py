@@ -20,6 +20,14 @@ from multiprocessing.process import BaseProcess
 from devposture.collector import log_format
 
 
+def cores_usable() -> int:
+    """The cores this process may run on (its affinity where the system says it, as in a
+    container limited to some of the machine's): whether a child beside it gains anything."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def logging_now() -> tuple[str, int]:
     """The collector's log format and level, for its child to log alike (a spawned process
     starts with logging unset, and Python's last resort printed bare messages)."""

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
-import os
 import pickle
 import zipfile
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from typing import Any, Final
 
 from devposture.collector.child_start import (
     bundled_libraries_found,
+    cores_usable,
     ending,
     ignore_interrupts,
     interrupts_held,
@@ -171,8 +171,7 @@ class Beside:
 def opened(archive: zipfile.ZipFile, path: Path, problems: list[str]) -> InProcess | Beside:
     """The member's reader: beside the walk when it is large and a second core is there."""
     info = archive.NameToInfo.get(bundle.REPORTS)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if info is None or info.file_size < BESIDE_FROM or (cores or 1) < 2:
+    if info is None or info.file_size < BESIDE_FROM or cores_usable() < 2:
         return InProcess(archive, problems)
     return Beside(path, problems)
 

@@ -34,6 +34,7 @@ from typing import Protocol, cast
 
 from devposture.collector.child_start import (
     bundled_libraries_found,
+    cores_usable,
     ending,
     ignore_interrupts,
     interrupts_held,
@@ -82,8 +83,8 @@ def workers_for(entries: int) -> int:
     """How many workers a period of `entries` is checked by (0: in the export's process)."""
     if entries < WORKERS_FROM:
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 0 if (cores or 1) < 2 else min(MOST_WORKERS, cores or 1)
+    cores = cores_usable()
+    return 0 if cores < 2 else min(MOST_WORKERS, cores)
 
 
 class InProcess:

@@ -827,15 +827,13 @@ def _number(entry: Entry, name: str) -> int:
 
 # The fields of a line of chain.jsonl (bundle.entry_jsonl), each covered by the entry's hash.
 _CHAIN_FIELDS = ("at_us", "hash", "key", "kind", "payload", "prev_hash", "seq")
-
+LISTED_MISSING = 1000  # missing entries named one by one in a run; the rest as a range
 
 
 def _as_read(number: int, value: object) -> Value:
     """A body's line as `body_lines` gives it: parsed already."""
     del number
     return cast("Value", value)
-
-LISTED_MISSING = 1000  # missing entries named one by one in a run; the rest as a range
 
 
 class _Ahead(Generic[V]):
