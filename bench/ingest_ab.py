@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--devices", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64, help="reports per call (0: unary Report)")
     args = parser.parse_args()
     load = argparse.Namespace(seconds=args.seconds, clients=2, inflight=32, batch_inflight=4,
                               devices=args.devices, batch=args.batch)  # fmt: skip
@@ -78,7 +78,7 @@ def main() -> None:
                                       args=(collector.report_port, states))  # fmt: skip
                 first.start()
                 first.join()
-            figures: dict[str, list[tuple[float, float]]] = {"old": [], "new": []}
+            figures: dict[str, list[tuple[float, float, float]]] = {"old": [], "new": []}
             for r in range(args.rounds):
                 pair = [("old", old), ("new", new)]
                 for name, collector in pair if r % 2 == 0 else pair[::-1]:
@@ -87,18 +87,24 @@ def main() -> None:
                                            collector.process.pid)  # fmt: skip
                     us = bench.server_us(totals, "reports")
                     writer = totals["children_cpu"] / max(1.0, totals["reports"]) * 1e6
-                    figures[name].append((us, writer))
+                    rate = totals["reports"] / args.seconds
+                    figures[name].append((us, writer, rate))
                     print(f"round {r + 1} {name}: server CPU per report {us:.0f} us"
-                          f" (its writer {writer:.0f} us)", flush=True)  # fmt: skip
+                          f" (its writer {writer:.0f} us), {rate:.0f} reports/s",
+                          flush=True)  # fmt: skip
         finally:
             for collector in (old, new):
                 if collector.process is not None:
                     collector.stop()
                 collector.close()
     for name in ("old", "new"):
-        server = statistics.median(us for us, _ in figures[name])
-        writer = statistics.median(w for _, w in figures[name])
-        print(f"{name}: median {server:.0f} us per report (its writer {writer:.0f} us)")
+        server = statistics.median(us for us, _, _ in figures[name])
+        writer = statistics.median(w for _, w, _ in figures[name])
+        rate = statistics.median(rate for _, _, rate in figures[name])
+        print(
+            f"{name}: median {server:.0f} us per report (its writer {writer:.0f} us),"
+            f" {rate:.0f} reports/s"
+        )
 
 
 if __name__ == "__main__":

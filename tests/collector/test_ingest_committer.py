@@ -147,3 +147,51 @@ def test_under_load_the_next_group_lingers_for_more_and_a_lone_report_never_wait
     assert groups == [["alone"], ["a", "b"], ["late0", "late1", "late2"]]
     # After the pair and after the late three: several callers each time.
     assert paused == [LINGER_SECONDS, LINGER_SECONDS]
+
+
+def test_the_linger_ends_once_as_many_wait_as_the_last_group_held() -> None:
+    """Under load the pause after a group ends as soon as as many reports wait as that group
+    held, not when its time is out: the test's pause never ends by itself, so only the
+    callers arriving can end it. Fewer than that leave it pausing."""
+
+    async def scenario() -> tuple[list[list[str]], int]:
+        store = _Store()
+        gate = asyncio.Event()
+        never = asyncio.Event()
+        pauses = 0
+
+        async def run_in_db(work: Callable[[], T]) -> T:
+            await gate.wait()
+            return work()
+
+        async def pause(seconds: float) -> None:
+            nonlocal pauses
+            pauses += 1
+            await never.wait()
+
+        committer = GroupCommitter(cast(Store, store), cast(Any, run_in_db), pause=pause)
+        trio = [asyncio.create_task(committer.store([_item(n)])) for n in ("a", "b", "c")]
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(*trio)
+        while pauses == 0:  # lingering after a group of three
+            await asyncio.sleep(0)
+        late = [asyncio.create_task(committer.store([_item("d")])),
+                asyncio.create_task(committer.store([_item("e")]))]  # fmt: skip
+        for _ in range(5):
+            await asyncio.sleep(0)
+        still = len(store.reports.groups)  # two waiting of three: still lingering
+        late.append(asyncio.create_task(committer.store([_item("f")])))
+        for _ in range(100):  # loop turns, not time: the pause itself never ends
+            if len(store.reports.groups) == 2:
+                break
+            await asyncio.sleep(0)
+        groups = list(store.reports.groups)
+        never.set()
+        await asyncio.gather(*late)
+        await committer.close()
+        return groups, still
+
+    groups, still = asyncio.run(scenario())
+    assert still == 1
+    assert groups == [["a", "b", "c"], ["d", "e", "f"]]
