@@ -53,6 +53,7 @@ from devposture.collector.child_start import (
     logging_now,
 )
 from devposture.collector.child_start import ending as ended
+from devposture.collector.gc_settle import settled
 from devposture.collector.parent_death import die_with_parent
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
 from devposture.collector.store.disk_space import StorageFull
@@ -134,6 +135,7 @@ def write_groups(
     sock = socket.socket(fileno=os.dup(connection.fileno()))
     connection.close()
     store = Store.open(target)
+    settled()  # what the writer keeps for its life, out of the collector's walks
     try:
         while True:
             header = _read(sock, _LENGTH.size)

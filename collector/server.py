@@ -37,6 +37,7 @@ from devposture.collector.ca_holdings import keep_saying, refuse_if_behind
 from devposture.collector.company_time import zone_of
 from devposture.collector.config import DEFAULT_PRESENCE_SECONDS, CollectorConfig
 from devposture.collector.datadir import DataFolderLock, claim_installation, lock_data_folder
+from devposture.collector.gc_settle import settled
 from devposture.collector.health import Health
 from devposture.collector.log_every import LogEvery
 from devposture.collector.metrics import FleetCollector, MetricsServer, start_metrics_server
@@ -824,6 +825,7 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    settled()
     print(
         f"devposture collector serving: enrollment on port {running.enroll_port},"
         f" reports on port {running.report_port}"
