@@ -17,7 +17,11 @@ that far: the verdict's words and their order do not depend on where the member 
 (`tests/collector/test_verify_beside.py` holds the two to each other on tampered bundles).
 A damaged member (its inflate or CRC-32 fails) raises the same error in the walk as it
 would have here; a reading process that ends before the member's end (killed) stops the
-verification with `BundleUnreadable`, which is not a verdict.
+verification with `BundleUnreadable`, which is not a verdict. One that exits by itself before
+sending anything could not start: multiprocessing's spawn runs the caller's main module again
+in the child, and a script that calls `verify_bundle` without an `if __name__ == "__main__":`
+guard ends the child there (Python refuses to start a process from one still starting). The
+member is then read in the walk's own process, as on one core: slower, the same verdict.
 """
 
 from __future__ import annotations
@@ -107,9 +111,15 @@ class InProcess:
 class Beside:
     """The member read by a process of its own, its values taken in the member's order."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(
+        self, path: Path, problems: list[str], archive: zipfile.ZipFile | None = None
+    ) -> None:  # fmt: skip
         self._problems = problems
+        self._archive = archive  # read here instead, should the process not start
         self._digest: str | None = None
+        self._heard = False  # whether the process sent anything
+        self._here: InProcess | None = None
+        self._here_values: Iterator[Value] | None = None
         context = multiprocessing.get_context("spawn")
         mine, its = context.Pipe(duplex=False)
         self._connection = mine
@@ -124,8 +134,14 @@ class Beside:
             its.close()
 
     def values(self) -> Iterator[Value]:
-        while self._digest is None:
-            kind, payload = self._receive()
+        while self._digest is None and self._here_values is None:
+            message = self._receive()
+            if message is None:  # it could not start: the member is read here instead
+                assert self._archive is not None
+                self._here = InProcess(self._archive, self._problems)
+                self._here_values = self._here.values()
+                break
+            kind, payload = message
             if kind == _VALUES:
                 for item in payload:
                     if isinstance(item, str):  # a finding met before the next value
@@ -136,18 +152,28 @@ class Beside:
                 self._digest = payload
             else:
                 raise payload
+        if self._here_values is not None:  # the same values, read one after the other
+            yield from self._here_values
 
     def digest(self) -> str:
         for _ in self.values():  # the walk stopped short of the end: read on to the digest
             pass
+        if self._here is not None:
+            return self._here.digest()
         assert self._digest is not None
         return self._digest
 
-    def _receive(self) -> tuple[str, Any]:
+    def _receive(self) -> tuple[str, Any] | None:
+        """The next message; None where the process exited by itself (not killed) before
+        sending any, having failed to start, and the member can be read here."""
         try:
             message: tuple[str, Any] = self._connection.recv()
+            self._heard = True
         except (EOFError, OSError):
             self._process.join(5)
+            code = self._process.exitcode
+            if not self._heard and code is not None and code > 0 and self._archive is not None:
+                return None
             raise BundleUnreadable(told(
                 "the process reading {member} beside the check ended ({how}) before the"
                 " member's end: run `audit verify` again; if it ends again, see the system"
@@ -173,7 +199,7 @@ def opened(archive: zipfile.ZipFile, path: Path, problems: list[str]) -> InProce
     info = archive.NameToInfo.get(bundle.REPORTS)
     if info is None or info.file_size < BESIDE_FROM or cores_usable() < 2:
         return InProcess(archive, problems)
-    return Beside(path, problems)
+    return Beside(path, problems, archive)
 
 
 def read_beside(connection: Connection, path: str) -> None:

@@ -12,6 +12,8 @@ import base64
 import datetime as dt
 import json
 import struct
+import subprocess
+import sys
 import uuid
 import zipfile
 from collections.abc import Callable, Sequence
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from devposture.collector import child_start
 from devposture.collector.evidence import body_lines, bundle, export, signing, verify
 from devposture.collector.evidence.member_lines import BundleUnreadable
 from devposture.collector.store import CheckResult, ReportRecord, Store
@@ -230,6 +233,44 @@ def test_a_reading_process_killed_stops_the_verification_without_a_verdict(
     said = str(raised.value)
     assert "the process reading reports.jsonl beside the check ended (killed by SIGKILL)" in said
     assert "run `audit verify` again" in said
+
+
+# A script of an auditor's that calls verify_bundle at its top level, without the guard that
+# multiprocessing's spawn asks for: the reading process runs it again and cannot start one of
+# its own, so it exits before sending anything. What was read where is printed.
+_UNGUARDED = """
+import sys
+from pathlib import Path
+from devposture.collector.evidence import body_lines, signing, verify
+body_lines.BESIDE_FROM = 0
+real = body_lines.opened
+def opened(*args):
+    made = real(*args)
+    print("reader", type(made).__name__, flush=True)
+    return made
+body_lines.opened = opened
+key = signing.load_or_create(Path(sys.argv[1])).public_key()
+verdict = verify.verify_bundle(Path(sys.argv[2]), key)
+print("verdict", verdict.ok, len(verdict.problems), flush=True)
+"""
+
+
+def test_a_script_without_the_main_guard_gets_its_verdict_read_in_its_own_process(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The reading process exits by itself before sending anything (it could not start): the
+    member is read in the walk's process and the verdict is the bundle's, not an error."""
+    if child_start.cores_usable() < 2:
+        pytest.skip("one core: the member is read in the walk's process anyway")
+    folder, path = exported
+    script = tmp_path / "check_bundle.py"
+    script.write_text(_UNGUARDED, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(folder), str(path)],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "reader Beside"  # a process beside was asked for
+    assert lines[-1] == "verdict True 0"
 
 
 def test_the_member_is_read_beside_only_when_large(exported: tuple[Path, Path]) -> None:
