@@ -231,8 +231,10 @@ def test_a_report_counts_in_the_week_it_was_received_not_the_week_it_was_sealed(
     assert (first.reports, first.devices_heard) == (2, 2)
     assert (second.reports, second.devices_heard) == (1, 1)
     older = Summary(HEADER | {"report_layout": 4}, CONTEXT)  # as layout 4 drew it: unchanged
-    for entry in (_group(Records(), MONDAY + HOUR, [("a", MONDAY)]),
-                  _group(Records(), week_end + 10_000_000, [("b", week_end - 10_000_000)])):
+    for entry in (
+        _group(Records(), MONDAY + HOUR, [("a", MONDAY)]),
+        _group(Records(), week_end + 10_000_000, [("b", week_end - 10_000_000)]),
+    ):
         older.add(entry)  # fmt: skip
     older.finish()
     assert [w.reports for w in older.weeks] == [1, 1]
@@ -325,3 +327,83 @@ def test_a_groups_columns_fold_as_each_of_its_reports_would() -> None:
         sum(1 for at, g in groups for _, t in g if w.start_us <= t < w.end_us)
         for w in by_column.weeks
     ]
+
+
+class _Afresh(Summary):
+    """The same figures with every device decided afresh at every week's close (what
+    `Summary._complied` remembers between closes forgotten)."""
+
+    def _complied(self, device_id: str, at: int, silent: bool) -> list[str]:
+        self._complied_then.clear()
+        return super()._complied(device_id, at, silent)
+
+
+_RANDOM_CONTEXT = {
+    **CONTEXT,
+    "checks": [{"check_id": "firewall", "clause": "6.3.1", "grace_hours": 4},
+               {"check_id": "antivirus", "clause": "6.3.1", "grace_hours": 24 * 9},
+               {"check_id": "backup", "clause": "6.2.1", "grace_hours": 0},
+               {"check_id": "public-wifi", "clause": "6.3.2", "grace_hours": 24 * 7}],
+    "groups": {f"d{n}": ("财务部" if n % 3 else "研发部") for n in range(24)},
+}  # fmt: skip
+
+
+def _random_figures(seed: int, summary: Summary) -> list[tuple[object, ...]]:
+    """Eight weeks of 24 devices with verdicts changing at random moments (some right at a
+    week's end or a grace period's), silences, and waivers added, revoked and expiring."""
+    import random  # noqa: PLC0415 (this test's alone)
+
+    rng = random.Random(seed)
+    weeks = 8
+    end = MONDAY + weeks * 7 * 24 * HOUR
+    checks = ["firewall", "antivirus", "backup", "public-wifi"]
+    records = Records()
+    opening = [records.state(f"d{n}", c, rng.choice(["PASS", "PASS", "FAIL", "UNKNOWN"]),
+                             MONDAY - rng.randrange(1, 20) * 24 * HOUR)
+               for n in range(24) for c in checks]  # fmt: skip
+    opening += [records.report(f"d{n}", MONDAY - HOUR) for n in range(24)]
+    summary.opening(opening)
+    during: list[chain.Entry] = []
+    week_ends = [MONDAY + w * 7 * 24 * HOUR for w in range(1, weeks + 1)]
+    for n in range(24):
+        device = f"d{n}"
+        quiet = rng.randrange(weeks * 7) if rng.random() < 0.3 else None  # a silent spell
+        for day in range(weeks * 7):
+            if quiet is None or not quiet <= day < quiet + rng.choice([1, 3, 9]):
+                during.append(records.report(device, MONDAY + day * 24 * HOUR + 9 * HOUR))
+        for _ in range(rng.randrange(0, 6)):
+            if rng.random() < 0.3:  # right before a week's end, or a grace period's
+                at = rng.choice(week_ends) - rng.choice([1, 4 * HOUR, 4 * HOUR + 1, 24 * 7 * HOUR])
+            else:
+                at = MONDAY + rng.randrange(weeks * 7 * 24) * HOUR
+            state = rng.choice(["PASS", "FAIL", "FAIL", "UNKNOWN", "EXEMPT"])
+            during.append(records.state(device, rng.choice(checks), state, at))
+    for w in range(rng.randrange(0, 5)):
+        created = MONDAY + rng.randrange(weeks * 7 * 24) * HOUR
+        expires = created + rng.choice([1, 30, 24 * 8]) * HOUR
+        waiver = {"waiver_id": f"w{w}", "device_id": f"d{rng.randrange(24)}",
+                  "check_id": rng.choice(checks), "owner": "Li Wei", "reason": "r",
+                  "created_us": created, "expires_us": expires}  # fmt: skip
+        during.append(records.entry(chain.WAIVER, created, {**waiver, "action": "add",
+                                                            "at_us": created}))  # fmt: skip
+        if rng.random() < 0.4:
+            revoked = created + rng.randrange(1, 200) * HOUR
+            during.append(records.entry(chain.WAIVER, revoked, {**waiver, "action": "revoke",
+                                                                "at_us": revoked}))  # fmt: skip
+    for entry in sorted(during, key=lambda e: e.at_us):
+        if entry.at_us < end:
+            summary.add(entry)
+    summary.finish()
+    return [(w.assessed, w.stale, w.compliant) for w in summary.weeks]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_device_remembered_between_closes_counts_as_decided_afresh(seed: int) -> None:
+    """What a week's close remembers of a device (no verdict set since, the same silence, no
+    grace period ended, no waiver) gives the same weekly figures as deciding every device and
+    check again at every close, on random histories."""
+    header = {"period": {"from_us": MONDAY, "to_us": MONDAY + 8 * 7 * 24 * HOUR}}
+    remembered = _random_figures(seed, Summary(header, _RANDOM_CONTEXT))
+    afresh = _random_figures(seed, _Afresh(header, _RANDOM_CONTEXT))
+    assert remembered == afresh
+    assert any(compliant for _, _, compliant in remembered)  # something counted
