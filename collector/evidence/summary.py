@@ -224,7 +224,8 @@ class Summary:
         self.by_rule = layout >= LEAVING_LAYOUT
         # What each device added to the week closed last (layout 6): its rows, its silence and
         # the clauses it complied with, to take back a device whose leaving comes late.
-        self._closed: dict[str, tuple[tuple[str, ...], bool, list[str]]] = {}
+        self._closed: dict[str, tuple[tuple[str, ...], bool, tuple[str, ...]]] = {}
+        self._rows_of: dict[str, tuple[str, ...]] = {}  # a device's rows: the fleet, its group
         self._ends = [w.end_us for w in self.weeks]
         self._heard_before: set[str] = set()  # the week before the current one's (layout 5)
         self.last_report: dict[str, int] = {}
@@ -239,7 +240,7 @@ class Summary:
         # clauses it complied with. A steady fleet's device is then a few look-ups a week
         # instead of its standing for every check (a quarter of 10,000 devices: 780,000).
         self._verdicts_set: dict[str, int] = {}
-        self._complied_then: dict[str, tuple[int, bool, int, list[str]]] = {}
+        self._complied_then: dict[str, tuple[int, bool, int, tuple[str, ...]]] = {}
         self.past_grace: dict[tuple[str, str], PastGrace] = {}
         self.device_events: dict[str, int] = {}
         self.admin_actions: dict[tuple[str, str], int] = {}
@@ -436,25 +437,35 @@ class Summary:
             week.devices_heard = len(self._heard)
         self._heard = set()
         self._closed = {}
+        # Devices alike (the same rows, silence and clauses) counted together, then added to
+        # the week once per kind: the figures and the order their keys first appear in are
+        # those of adding each device in turn.
+        alike: dict[tuple[tuple[str, ...], bool, tuple[str, ...]], int] = {}
+        rows_of = self._rows_of
         for device_id, heard in self.last_report.items():
             gone = self.gone.get(device_id)
             if gone is not None and (not in_fleet(gone, at) if self.by_rule else gone < at):
                 continue
-            rows = tuple(dict.fromkeys((ALL_DEVICES, str(self.groups.get(device_id, "")))))
+            rows = rows_of.get(device_id)
+            if rows is None:
+                rows = tuple(dict.fromkeys((ALL_DEVICES, str(self.groups.get(device_id, "")))))
+                rows_of[device_id] = rows
             silent = at - heard > self.stale_us
+            counted = (rows, silent, self._complied(device_id, at, silent))
+            alike[counted] = alike.get(counted, 0) + 1
+            if self.by_rule:
+                self._closed[device_id] = counted
+        for (rows, silent, complied), devices in alike.items():
             for group in rows:
-                week.assessed[group] = week.assessed.get(group, 0) + 1
-                week.stale[group] = week.stale.get(group, 0) + silent
-            complied = self._complied(device_id, at, silent)
+                week.assessed[group] = week.assessed.get(group, 0) + devices
+                week.stale[group] = week.stale.get(group, 0) + silent * devices
             for clause in complied:
                 for group in rows:
                     cell = (clause, group)
-                    week.compliant[cell] = week.compliant.get(cell, 0) + 1
-            if self.by_rule:
-                self._closed[device_id] = (rows, silent, complied)
+                    week.compliant[cell] = week.compliant.get(cell, 0) + devices
         self._week += 1
 
-    def _complied(self, device_id: str, at: int, silent: bool) -> list[str]:
+    def _complied(self, device_id: str, at: int, silent: bool) -> tuple[str, ...]:
         """The clauses whose every check the device stood compliant in at `at`: as the close
         before found them while none of its verdicts was set since, its silence is the same,
         no grace period it was in has ended and it has no waiver (a waiver's span is time,
@@ -466,9 +477,9 @@ class Summary:
         then = None if waived else self._complied_then.get(device_id)
         if then is not None and then[0] == changes and then[1] == silent and at < then[2]:
             return then[3]
-        complied = [clause for clause, check_ids in self.clause_checks.items()
-                    if all(self._standing(device_id, c, at, silent=silent) in COMPLIANT
-                           for c in check_ids)]  # fmt: skip
+        complied = tuple(clause for clause, check_ids in self.clause_checks.items()
+                         if all(self._standing(device_id, c, at, silent=silent) in COMPLIANT
+                                for c in check_ids))  # fmt: skip
         if not waived:
             until = _FOREVER
             for check_ids in self.clause_checks.values():

@@ -333,7 +333,7 @@ class _Afresh(Summary):
     """The same figures with every device decided afresh at every week's close (what
     `Summary._complied` remembers between closes forgotten)."""
 
-    def _complied(self, device_id: str, at: int, silent: bool) -> list[str]:
+    def _complied(self, device_id: str, at: int, silent: bool) -> tuple[str, ...]:
         self._complied_then.clear()
         return super()._complied(device_id, at, silent)
 
