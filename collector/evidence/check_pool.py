@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
 import pickle
+import socket
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -108,6 +110,50 @@ class InProcess:
 _OPEN, _BATCH, _READY, _DONE, _ERROR, _ENDED = "open", "batch", "ready", "done", "error", "ended"
 
 
+# A run's lines, nearly all of what a worker sends back (1.6 GB for the daily quarter of
+# bench/audit_quarter.py), cross as raw bytes behind the run's pickle, which gives their
+# lengths: multiprocessing's send and recv copied them into a pickle and out of a buffer on
+# each side, in reads of the socket's size (a 800 MB scratch transfer: 2 s of CPU between the
+# two processes, against 0.15 s read into place by recv_into). Where the connection is no
+# socket (multiprocessing's pipes on Windows) they stay in the pickle, as the export decides
+# and tells each worker (`_OPEN`).
+def _raw(connection: Connection) -> socket.socket | None:
+    """The socket under `connection`, for the lines' raw bytes; None where it is none."""
+    try:
+        return socket.socket(fileno=os.dup(connection.fileno()))
+    except OSError:
+        return None
+
+
+def _send_done(connection: Connection, raw: socket.socket | None, done: RunDone) -> None:
+    if raw is None:
+        connection.send((_DONE, done))
+        return
+    lines = (done.chain_lines, done.index_lines, done.report_lines)
+    bare = dataclasses.replace(done, chain_lines=b"", index_lines=b"", report_lines=b"")
+    connection.send((_DONE, (bare, [len(chunk) for chunk in lines])))
+    for chunk in lines:
+        raw.sendall(chunk)
+
+
+def _with_lines(raw: socket.socket, done: RunDone, sizes: list[int]) -> RunDone:
+    """`done` with its lines (the chain's, the index's, the reports') read from `raw`."""
+    lines: list[bytes] = []
+    for size in sizes:
+        chunk = bytearray(size)
+        view, got = memoryview(chunk), 0
+        while got < size:
+            read = raw.recv_into(view[got:])
+            if not read:
+                raise EOFError("the worker ended in the middle of a run's lines")
+            got += read
+        lines.append(bytes(chunk))  # one copy in memory, a tenth of a second a gigabyte
+    chain_lines, index_lines, report_lines = lines
+    return dataclasses.replace(
+        done, chain_lines=chain_lines, index_lines=index_lines, report_lines=report_lines
+    )
+
+
 class Workers:
     """Batches handed to worker processes in turn, their results taken back in order. Use as
     a context manager: leaving it ends the workers. `stop` (`stopping.Stop`), once set, ends
@@ -120,6 +166,7 @@ class Workers:
         self._stop = stop
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[tuple[BaseProcess, Connection]] = []
+        self._raws: list[socket.socket | None] = []  # each worker's socket for its lines
         self._order: collections.deque[int] = collections.deque()
         self._next = 0
         # The pool's warnings as the export's own (a command line keeps them for --verbose:
@@ -142,6 +189,7 @@ class Workers:
         )  # fmt: skip
         # Known before it starts: a Ctrl-C held during the start raises once it is started.
         self._workers.append((process, mine))
+        self._raws.append(_raw(mine))
         try:
             with bundled_libraries_found(), interrupts_held():
                 process.start()
@@ -152,7 +200,8 @@ class Workers:
         """Open each worker's store on the export's state; stop unless each sees the
         prunings the export sees (`terms.pruned_before`, `terms.last_pruning`)."""
         for number in range(len(self._workers)):
-            self._send(number, (_OPEN, (*self._open, terms)))
+            raw = self._raws[number] is not None  # the lines sent beside the pickle
+            self._send(number, (_OPEN, (*self._open, terms, raw)))
         for number in range(len(self._workers)):
             seen = self._answer(number, _READY)
             if seen != (terms.pruned_before, terms.last_pruning):
@@ -179,11 +228,22 @@ class Workers:
         """The results the export takes now: it waits only once every worker has `AHEAD`
         runs besides the one it is on."""
         while len(self._order) > len(self._workers) * AHEAD:
-            yield cast("RunDone", self._answer(self._order.popleft(), _DONE))
+            yield self._done(self._order.popleft())
 
     def rest(self) -> Iterator[RunDone]:
         while self._order:
-            yield cast("RunDone", self._answer(self._order.popleft(), _DONE))
+            yield self._done(self._order.popleft())
+
+    def _done(self, number: int) -> RunDone:
+        answer = self._answer(number, _DONE)
+        raw = self._raws[number]
+        if raw is None:
+            return cast("RunDone", answer)
+        done, sizes = cast("tuple[RunDone, list[int]]", answer)
+        try:
+            return _with_lines(raw, done, sizes)
+        except (EOFError, OSError):
+            raise self._ended(number) from None
 
     def _answer(self, number: int, kind: str) -> object:
         # Read by the export's own thread (the read lets the GIL go): a thread reading
@@ -221,6 +281,9 @@ class Workers:
         # A stopped export's workers are ended at once: nobody waits for what they make, and
         # a run they are on would keep a core busy for seconds more.
         stopped = self._stop is not None and self._stop.is_set()
+        for raw in self._raws:
+            if raw is not None:
+                raw.close()  # a duplicate: the worker reads end of file once both are closed
         for _, connection in self._workers:
             connection.close()  # end of file: each worker returns
         for process, _ in self._workers:
@@ -250,11 +313,12 @@ def check_batches(connection: Connection) -> None:
         with contextlib.suppress(OSError):
             os.nice(NICENESS)
     try:
-        _, (target, snapshot, logging_as, pool, terms) = connection.recv()
+        _, (target, snapshot, logging_as, pool, terms, beside) = connection.recv()
     except (EOFError, OSError):
         return
     log_format.configure(logging_as[0], level=logging_as[1])
     logging.getLogger("psycopg.pool").setLevel(pool)
+    raw = _raw(connection) if beside else None
     try:
         store = Store.open_reader(target)
         with store.snapshot(joining=snapshot):
@@ -270,7 +334,7 @@ def check_batches(connection: Connection) -> None:
                 except (EOFError, OSError):
                     return
                 done = write_run(tables, first, last, terms)
-                connection.send((_DONE, done))
+                _send_done(connection, raw, done)
     except Exception as exc:  # told to the export, which stops with it
         log.debug("the export's checking process failed: %s", traceback.format_exc())
         try:

@@ -113,10 +113,15 @@ def _export(store: Store, folder: Path, name: str, **options: Any) -> export.Exp
                                 **options)  # fmt: skip
 
 
+@pytest.mark.parametrize("lines", ["raw", "pickled"])
 def test_the_workers_bundle_is_the_one_the_export_makes_alone(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lines: str
 ) -> None:
+    """Also where the connection to a worker is no socket (multiprocessing's pipes on
+    Windows): the runs' lines then travel in the pickle, as the export tells the worker."""
     alone = _export(store, tmp_path, "alone.zip")
+    if lines == "pickled":
+        monkeypatch.setattr(check_pool, "_raw", lambda connection: None)
     _Counted.started = []
     monkeypatch.setattr(check_pool, "workers_for", lambda entries: 2)
     monkeypatch.setattr(check_pool, "Workers", _Counted)
