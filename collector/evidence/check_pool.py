@@ -237,7 +237,7 @@ class Workers:
     def _done(self, number: int) -> RunDone:
         answer = self._answer(number, _DONE)
         raw = self._raws[number]
-        if raw is None:
+        if raw is None or isinstance(answer, RunDone):  # its lines in the pickle
             return cast("RunDone", answer)
         done, sizes = cast("tuple[RunDone, list[int]]", answer)
         try:
