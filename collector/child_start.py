@@ -2,7 +2,8 @@
 "spawn"): serve's report writer (`report_writer`) and the processes that check an audit
 export's rows beside it (`evidence/check_pool`). What each needs alike: its parent's log
 format, no KeyboardInterrupt traceback from a Ctrl-C while it starts (nor a Ctrl-C lost), the
-frozen program's libraries, and how it ended, in words, for the log or an error.
+frozen program's libraries, how it ended, in words, for the log or an error, and the socket it
+shares with its parent, read by exact lengths.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Iterator
 from multiprocessing import resource_tracker
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
 from devposture.collector import log_format
@@ -26,6 +29,29 @@ def cores_usable() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+def socket_of(connection: Connection) -> socket.socket:
+    """The socket under a multiprocessing connection (a duplicate of its descriptor), for
+    bytes sent without a pickle. Raises OSError where the connection is no socket
+    (multiprocessing's pipes on Windows)."""
+    return socket.socket(fileno=os.dup(connection.fileno()))
+
+
+def received(sock: socket.socket, size: int) -> bytes | None:
+    """Exactly `size` bytes, read into place; None at end of file or a reset (the other
+    process is gone: one killed with an answer unread resets the connection)."""
+    data = bytearray(size)
+    view, got = memoryview(data), 0
+    while got < size:
+        try:
+            read = sock.recv_into(view[got:])
+        except OSError:
+            return None
+        if not read:
+            return None
+        got += read
+    return bytes(data)
 
 
 def logging_now() -> tuple[str, int]:

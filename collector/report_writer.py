@@ -36,7 +36,6 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-import os
 import pickle
 import signal
 import socket
@@ -51,6 +50,8 @@ from devposture.collector.child_start import (
     ignore_interrupts,
     interrupts_held,
     logging_now,
+    received,
+    socket_of,
 )
 from devposture.collector.child_start import ending as ended
 from devposture.collector.gc_settle import settled
@@ -105,21 +106,6 @@ def _framed(message: object) -> bytes:
     return _LENGTH.pack(len(payload)) + payload
 
 
-def _read(sock: socket.socket, size: int) -> bytes | None:
-    """Exactly `size` bytes, or None at end of file or a reset (the collector is gone; one
-    killed with an answer unread resets the connection)."""
-    data = bytearray()
-    while len(data) < size:
-        try:
-            chunk = sock.recv(min(size - len(data), 1 << 20))
-        except OSError:
-            return None
-        if not chunk:
-            return None
-        data += chunk
-    return bytes(data)
-
-
 def write_groups(
     connection: Connection,
     target: DatabaseTarget,
@@ -132,14 +118,14 @@ def write_groups(
     die_with_parent(None if parent is None else parent.pid, "report writer")
     ignore_interrupts()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sock = socket.socket(fileno=os.dup(connection.fileno()))
+    sock = socket_of(connection)
     connection.close()
     store = Store.open(target)
     settled()  # what the writer keeps for its life, out of the collector's walks
     try:
         while True:
-            header = _read(sock, _LENGTH.size)
-            payload = None if header is None else _read(sock, _LENGTH.unpack(header)[0])
+            header = received(sock, _LENGTH.size)
+            payload = None if header is None else received(sock, _LENGTH.unpack(header)[0])
             if payload is None:
                 return
             answer = _answer(store, pickle.loads(payload))  # noqa: S301 - from its collector
@@ -189,7 +175,7 @@ class ReportWriter:
                 process.start()
         finally:
             its.close()
-            self._socket = socket.socket(fileno=os.dup(mine.fileno()))
+            self._socket = socket_of(mine)
             mine.close()
         self.starts += 1
 

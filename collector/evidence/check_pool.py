@@ -41,6 +41,8 @@ from devposture.collector.child_start import (
     ignore_interrupts,
     interrupts_held,
     logging_now,
+    received,
+    socket_of,
 )
 from devposture.collector.evidence import stopping
 from devposture.collector.evidence.batch_work import RunDone, Terms, write_run
@@ -120,7 +122,7 @@ _OPEN, _BATCH, _READY, _DONE, _ERROR, _ENDED = "open", "batch", "ready", "done",
 def _raw(connection: Connection) -> socket.socket | None:
     """The socket under `connection`, for the lines' raw bytes; None where it is none."""
     try:
-        return socket.socket(fileno=os.dup(connection.fileno()))
+        return socket_of(connection)
     except OSError:
         return None
 
@@ -140,14 +142,10 @@ def _with_lines(raw: socket.socket, done: RunDone, sizes: list[int]) -> RunDone:
     """`done` with its lines (the chain's, the index's, the reports') read from `raw`."""
     lines: list[bytes] = []
     for size in sizes:
-        chunk = bytearray(size)
-        view, got = memoryview(chunk), 0
-        while got < size:
-            read = raw.recv_into(view[got:])
-            if not read:
-                raise EOFError("the worker ended in the middle of a run's lines")
-            got += read
-        lines.append(bytes(chunk))  # one copy in memory, a tenth of a second a gigabyte
+        chunk = received(raw, size)
+        if chunk is None:
+            raise EOFError("the worker ended in the middle of a run's lines")
+        lines.append(chunk)
     chain_lines, index_lines, report_lines = lines
     return dataclasses.replace(
         done, chain_lines=chain_lines, index_lines=index_lines, report_lines=report_lines
