@@ -175,7 +175,9 @@ class Format5:
     def ingest(self, seq: int, group: Group) -> tuple[Entry, list[fact_sets.Cut]]:
         def work() -> tuple[bytes, list[fact_sets.Cut]]:
             cuts = [fact_sets.cut(body) for _, body in group]
-            rows, cut_ids = fact_groups.group_rows([m for m, _ in group], cuts)
+            rows, cut_ids = fact_groups.group_rows(
+                [m for m, _ in group], [fact_groups.own_and_digest(c) for c in cuts]
+            )
             return fact_groups.group_canonical(1, len(group), rows, cut_ids), cuts
 
         made = self.timed.run("5 ingest", work)

@@ -79,25 +79,30 @@ def record_values(
 
 
 def group_rows(
-    metadata: Sequence[Sequence[object]], cuts: Sequence[Cut]
+    metadata: Sequence[Sequence[object]], made: Sequence[tuple[bytes, bytes]]
 ) -> tuple[list[tuple[object, ...]], bool]:  # fmt: skip
-    """Each report's values (`record_values`) for a group's payload, and `ids_cut`: when every
-    report's own bytes begin with its report id and device id as its record's columns hold
-    them (`fact_sets.ids_prefix`; an agent writes fields 1 and 2 first), the records keep the
-    rest only, so that the chain does not hold each id twice; otherwise the whole of each.
-    Decided per group, so a record needs no mark of its own."""
+    """Each report's values (`record_values`) for a group's payload, from its metadata and
+    `made`: its own bytes and the SHA-256 of its fact set (`fact_sets.Cut`). And `ids_cut`:
+    when every report's own bytes begin with its report id and device id as its record's
+    columns hold them (`fact_sets.ids_prefix`; an agent writes fields 1 and 2 first), the
+    records keep the rest only, so that the chain does not hold each id twice; otherwise the
+    whole of each. Decided per group, so a record needs no mark of its own."""
     prefixes = [
         ids_prefix(m[0], m[1]) if isinstance(m[0], str) and isinstance(m[1], str) else None
         for m in metadata
     ]
-    ids_cut = all(p is not None and c.own.startswith(p)
-                  for p, c in zip(prefixes, cuts, strict=True))  # fmt: skip
+    ids_cut = all(p is not None and own.startswith(p)
+                  for p, (own, _) in zip(prefixes, made, strict=True))  # fmt: skip
     rows = [
-        record_values(m, c.own[len(p) :] if ids_cut and p is not None else c.own,
-                      c.fact_set_sha256())
-        for m, p, c in zip(metadata, prefixes, cuts, strict=True)
-    ]  # fmt: skip
+        record_values(m, own[len(p) :] if ids_cut and p is not None else own, digest)
+        for m, p, (own, digest) in zip(metadata, prefixes, made, strict=True)
+    ]
     return rows, ids_cut
+
+
+def own_and_digest(made: Cut) -> tuple[bytes, bytes]:
+    """What `group_rows` takes of a report's cut."""
+    return made.own, made.fact_set_sha256()
 
 
 def ids_cut(entry: Entry) -> bool:

@@ -56,6 +56,7 @@ from devposture.collector.store.identity import (
 )
 from devposture.collector.store.installation import Installation
 from devposture.collector.store.policies import Policies
+from devposture.collector.store.report_format import ReportFormat
 from devposture.collector.store.reports import (
     CheckResult,
     DeviceResultRow,
@@ -114,6 +115,7 @@ class Store:
         self.sealing = Sealing(database)
         self.alerts = AlertRecords(database)
         self.installation = Installation(database)
+        self.report_format = ReportFormat(database)  # bundle format 4 or 5's records
 
     @classmethod
     def open(cls, where: DatabaseTarget | Path) -> Store:

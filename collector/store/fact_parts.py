@@ -16,6 +16,14 @@ Reading: `Bodies` gives whole bodies for rows read with their recipe, fetching t
 they name in one statement per batch and keeping each part it met by its digest (bounded in
 bytes: `PARTS_BYTES_MOST`). Retention never deletes a part a report received within the slack
 names, so neither cache can name a part that is gone.
+
+Format 5 (`report_format.py`, docs/audit-evidence.md): a row keeps its own fields only
+(`evidence/fact_sets.py`'s cut) and in `parts`, instead of a recipe, `FACT_SET_MARK` and the
+SHA-256 of its **fact set**: where each of its other fields goes, and each one's digest.
+The fact set is kept here too, as one more part (content addressed alike: its bytes by their
+SHA-256), so that the export ships each fact set once by reading it by its digest, and holds
+each row to its record by its own bytes and that digest alone. 33 bytes, which no recipe
+(whole 36-byte references) is.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devposture.collector.evidence import body_parts
+from devposture.collector.evidence import body_parts, fact_sets
 from devposture.collector.evidence.repeat_cut import RepeatCut
 from devposture.collector.store.chain import padded, pieces
 from devposture.collector.store.engine import SQLITE, AnyDatabase, Cursor
@@ -39,6 +47,10 @@ SLACK_US = DAY_US
 WRITTEN_MOST = 200_000
 # The parts a reader keeps, in bytes: a fleet's quarter has some ten thousand, a few MB.
 PARTS_BYTES_MOST = 64 << 20
+# A format-5 row's `parts`: this byte, then its fact set's SHA-256.
+FACT_SET_MARK = b"\x05"
+_NAMED_BYTES = 1 + body_parts.DIGEST
+_REF = 4 + body_parts.DIGEST  # a fact set's reference: own fields before the part, its digest
 
 
 @dataclass
@@ -65,6 +77,28 @@ def cut(body: bytes) -> Cut:
         return Cut(body, None)
     recipe = body_parts.pack_parts(made.offsets, made.digests)
     return Cut(made.own, recipe, list(zip(made.digests, made.parts, strict=True)))
+
+
+def cut_facts(body: bytes) -> Cut:
+    """A body cut for storing as format 5 (`evidence/fact_sets.py`): its own bytes, the
+    reference to its fact set, and as its parts the fact set itself and each part it names.
+    A body that cut cannot place facts in (no own bytes) is stored as `cut` stores it."""
+    made = fact_sets.cut(body)
+    if not made.own:
+        return cut(body)
+    digest = made.fact_set_sha256()
+    packed = made.fact_set
+    named = [packed[k + 4 : k + _REF] for k in range(0, len(packed), _REF)]
+    return Cut(made.own, FACT_SET_MARK + digest,
+               [(digest, packed), *zip(named, made.parts, strict=True)])  # fmt: skip
+
+
+def fact_set_named(recipe: bytes | None) -> bytes | None:
+    """The digest of the fact set a row's `parts` names (format 5), None for a recipe or
+    none."""
+    if recipe is not None and len(recipe) == _NAMED_BYTES and recipe[:1] == FACT_SET_MARK:
+        return bytes(recipe[1:])
+    return None
 
 
 @functools.cache
@@ -134,6 +168,52 @@ def fetch(db: AnyDatabase | Cursor, digests: Sequence[bytes]) -> dict[bytes, byt
     return found
 
 
+# How a row's body is made whole: its recipe's (offsets, digests), its fact set's digest
+# (format 5), why its `parts` cannot be read, or None (its own bytes are the body).
+_Key = tuple[tuple[int, ...], tuple[bytes, ...]] | bytes | str | None
+
+
+def _key_of(recipe: bytes | None) -> _Key:
+    if not recipe:
+        return None
+    named = fact_set_named(bytes(recipe))
+    if named is not None:
+        return named
+    try:
+        offsets, side_by_side = body_parts.parts_key(bytes(recipe))
+        return offsets, body_parts.digests_of(side_by_side)
+    except ValueError as exc:
+        return str(exc)
+
+
+def _refs(packed: bytes) -> list[bytes]:
+    """The references of a packed fact set (whatever its bytes: a fact set that cannot be
+    read is named when its body is made whole)."""
+    return [packed[k : k + _REF] for k in range(0, len(packed) - _REF + 1, _REF)]
+
+
+def _whole(own: bytes, key: _Key, parts: dict[bytes, bytes]) -> bytes:
+    """The whole body of a row from its own bytes, its key and the parts met; ValueError
+    naming what is missing or does not fit."""
+    if isinstance(key, str):
+        raise ValueError(key)
+    if isinstance(key, bytes):
+        packed = parts.get(key)
+        if packed is None:
+            raise ValueError(f"fact set {key.hex()[:16]}… is not stored")
+        try:
+            return fact_sets.rebuild(own, packed, parts.__getitem__)
+        except KeyError as missing:
+            raise ValueError(f"part {missing.args[0].hex()[:16]}… is not stored") from None
+    assert key is not None
+    offsets, named = key
+    try:
+        found = [parts[d] for d in named]
+    except KeyError as missing:
+        raise ValueError(f"part {missing.args[0].hex()[:16]}… is not stored") from None
+    return body_parts.put_together(own, offsets, found)
+
+
 class MissingPart(LookupError):
     """A report's recipe names a part that is not stored (deleted, or edited away): its body
     cannot be put together."""
@@ -156,19 +236,16 @@ class Bodies:
         self._bytes = 0
 
     def rows(self, rows: Iterable[Sequence[Any]], at: int) -> list[tuple[Any, ...]]:
-        """`rows` with column `at` (own bytes) made the whole body and `at + 1` (the recipe)
-        None. Raises MissingPart naming the report (column 0) whose part is gone."""
+        """`rows` with column `at` (own bytes) made the whole body and `at + 1` (the recipe,
+        or the fact set a format-5 row names) None. Raises MissingPart naming the report
+        (column 0) whose part or fact set is gone."""
         rows = [tuple(r) for r in rows]
-        keys: list[tuple[tuple[int, ...], tuple[bytes, ...]] | str | None] = []
-        for row in rows:
-            try:
-                if row[at + 1]:
-                    offsets, side_by_side = body_parts.parts_key(bytes(row[at + 1]))
-                    keys.append((offsets, body_parts.digests_of(side_by_side)))
-                else:
-                    keys.append(None)
-            except ValueError as exc:
-                keys.append(str(exc))
+        keys: list[_Key] = [_key_of(row[at + 1]) for row in rows]
+        named = [key for key in keys if isinstance(key, bytes)]
+        if named:  # the fact sets first: they name the parts to fetch with the recipes'
+            self._look_up(named)
+            self._look_up([ref[4:] for d in named if (packed := self._parts.get(d)) is not None
+                           for ref in _refs(packed)])  # fmt: skip
         self._look_up([d for key in keys if isinstance(key, tuple) for d in key[1]])
         parts = self._parts
         out: list[tuple[Any, ...]] = []
@@ -176,16 +253,7 @@ class Bodies:
             own = bytes(row[at])
             if key is not None:
                 try:
-                    if isinstance(key, str):
-                        raise ValueError(key)
-                    offsets, named = key
-                    try:
-                        found = [parts[d] for d in named]
-                    except KeyError as missing:
-                        raise ValueError(
-                            f"part {missing.args[0].hex()[:16]}… is not stored"
-                        ) from None
-                    own = body_parts.put_together(own, offsets, found)
+                    own = _whole(own, key, parts)
                 except ValueError as exc:
                     if not self._lenient:
                         raise MissingPart(f"report {row[0]}: {exc}") from None
@@ -217,14 +285,23 @@ class Bodies:
 def garbage(cur: Cursor, before_us: int) -> int:
     """Delete the parts no longer named by a report whose body is kept: those whose `last_us`
     is older than `before_us` (every body received before it is pruned) less the slack,
-    except the parts of the reports retention keeps (a device's current verdicts name them).
-    Returns how many were deleted."""
+    except the parts of the reports retention keeps (a device's current verdicts name them):
+    their recipes' parts, or their fact sets and the parts those name (format 5). Returns
+    how many were deleted."""
     keep: set[bytes] = set()
+    named: list[bytes] = []
     for (recipe,) in cur.execute(
         "SELECT r.parts FROM retention_kept k JOIN reports r ON r.report_id = k.report_id"
         " WHERE r.parts IS NOT NULL"
     ).fetchall():
-        keep.update(d for _, d in body_parts.unpack(bytes(recipe)))
+        key = _key_of(bytes(recipe))
+        if isinstance(key, bytes):
+            named.append(key)
+        elif isinstance(key, tuple):
+            keep.update(key[1])
+    keep.update(named)
+    for packed in fetch(cur, named).values():
+        keep.update(ref[4:] for ref in _refs(packed))
     old = [
         bytes(r[0])
         for r in cur.execute(

@@ -36,6 +36,7 @@ from devposture.policy.cli_messages import Worded
 # Each table and its key (the order rows are compared in), parents before children.
 TABLES: tuple[tuple[str, str], ...] = (
     ("installation", "only_row"),
+    ("report_format", "only_row"),
     ("enrollment_tokens", "token_id"),
     ("devices", "device_id"),
     ("device_certificates", "device_id, serial"),

@@ -24,13 +24,15 @@ from devposture.collector.standing_rule import ACTIVE
 from devposture.collector.store.base import Part, from_us, maybe_from_us, text, to_us
 from devposture.collector.store.chain import Appender, padded, pieces
 from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
-from devposture.collector.store.fact_parts import Bodies, Cut, Written, cut, write
+from devposture.collector.store.fact_parts import Bodies, Cut, Written, cut, cut_facts, write
+from devposture.collector.store.report_format import FORMAT_5, records_of
 from devposture.collector.store.sealing import (
     SEAL_AFTER_US,
     SEAL_REPORTS,
+    Sealable,
+    made_record,
     next_number,
     seal,
-    sealed_record,
 )
 
 # Records kept for the seal at most (a few seals' worth; more only when another collector
@@ -359,12 +361,13 @@ _UNLESS_STORED = " ON CONFLICT (report_id) DO NOTHING"
 def _write_group(
     cur: Cursor, dialect: Dialect, chained: Appender,
     group: list[tuple[ReportRecord, list[CheckResult]]], *, cuts: list[Cut], written: Written,
-    sealable: dict[int, bytes], held_by_report: dict[str, dict[str, int]],
+    sealable: dict[int, Sealable], held_by_report: dict[str, dict[str, int]], facts: bool,
 ) -> tuple[list[StoreOutcome], list[tuple[bytes, bytes, int]]]:  # fmt: skip
     """Store a group with a few statements for all of it, leaving what storing its reports
     one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain.
-    `cuts`: each report's body as stored (fact_parts.cut). Also returns the parts written
-    (for `written` once committed), puts each stored report's record in `sealable` and, for
+    `cuts`: each report's body as stored (fact_parts.cut, or cut_facts where `facts`: the
+    store's format is 5). Also returns the parts written (for `written` once committed),
+    puts each stored report's record in `sealable` (`facts`: format 5's) and, for
     each that was its device's newest, since when each of its checks' states holds in
     `held_by_report`."""
     first = next_number(cur)
@@ -404,7 +407,7 @@ def _write_group(
         metadata = _metadata(report, received, collected)
         if not fresh:  # else written already
             rows.append((*metadata, *cut_of[report.report_id].columns(), number))
-        sealable[number] = sealed_record(metadata, report.body)
+        sealable[number] = made_record(metadata, report.body, cut_of[report.report_id], facts)
         held: dict[str, int] = {}
         if is_newest:
             # The history is dated by when the facts were collected (collector's clock).
@@ -544,7 +547,17 @@ class Reports(Part):
         self._written = Written()
         # The records of reports this process stored and committed, not sealed yet (n ->
         # canonical record): the seal takes them instead of reading the rows back.
-        self._sealable: dict[int, bytes] = {}
+        self._sealable: dict[int, Sealable] = {}
+        # The store's report format (`report_format.py`), read at the first write.
+        self._format: int | None = None
+
+    def _report_format(self) -> int:
+        if self._format is None:
+            self._format = records_of(self._db)
+        return self._format
+
+    def _facts(self) -> bool:
+        return self._report_format() == FORMAT_5
 
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
@@ -674,17 +687,18 @@ class Reports(Part):
             return []
         # Time as the reports give it: the newest received is "now" for sealing.
         now = max(to_us(report.received_at) for report, _ in group)
-        cuts = [cut(report.body) for report, _ in group]  # outside the write lock
+        cutter = cut_facts if self._facts() else cut
+        cuts = [cutter(report.body) for report, _ in group]  # outside the write lock
         written: list[tuple[bytes, bytes, int]] = []
         # This group's records, for the seal: kept only once committed (a number rolled back
         # is taken again by another report). A seal takes those it uses out of either.
-        sealable: dict[int, bytes] = {}
+        sealable: dict[int, Sealable] = {}
         held_now: dict[str, dict[str, int]] = {}
         with self._write() as cur:
             chained = Appender(cur)  # the chain's head is read once per group
             outcomes = self._store_group(cur, chained, group, cuts, written, sealable, held_now)
             seal(cur, chained, now_us=now, after_us=self.seal_after_us, most=self.seal_reports,
-                 known=(self._sealable, sealable))  # fmt: skip
+                 known=(self._sealable, sealable), report_format=self._report_format())  # fmt: skip
         self._written.committed(written)
         self._sealable.update(sealable)
         if held is not None:
@@ -696,7 +710,7 @@ class Reports(Part):
     def _store_group(  # noqa: PLR0917 - store_reports' own steps
         self, cur: Cursor, chained: Appender,
         group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
-        written: list[tuple[bytes, bytes, int]], sealable: dict[int, bytes],
+        written: list[tuple[bytes, bytes, int]], sealable: dict[int, Sealable],
         held: dict[str, dict[str, int]],
     ) -> list[StoreOutcome | Exception]:  # fmt: skip
         together = self._store_together(cur, chained, group, cuts, written, sealable, held)
@@ -725,18 +739,19 @@ class Reports(Part):
     def _store_together(  # noqa: PLR0917 - store_reports' own steps
         self, cur: Cursor, chained: Appender,
         group: list[tuple[ReportRecord, list[CheckResult]]], cuts: list[Cut],
-        written: list[tuple[bytes, bytes, int]], sealable: dict[int, bytes],
+        written: list[tuple[bytes, bytes, int]], sealable: dict[int, Sealable],
         held: dict[str, dict[str, int]],
     ) -> list[StoreOutcome] | None:  # fmt: skip
         """The group in one savepoint, or None (and nothing written) if a report failed."""
         cur.execute("SAVEPOINT reports")
         mark = chained.mark()
-        mine: dict[int, bytes] = {}
+        mine: dict[int, Sealable] = {}
         held_here: dict[str, dict[str, int]] = {}
         try:
             outcomes, parts = _write_group(cur, self.dialect, chained, group, cuts=cuts,
                                            written=self._written, sealable=mine,
-                                           held_by_report=held_here)  # fmt: skip
+                                           held_by_report=held_here,
+                                           facts=self._facts())  # fmt: skip
             written += parts
             sealable.update(mine)
             held.update(held_here)
@@ -752,7 +767,7 @@ class Reports(Part):
     def _store_one(
         self, cur: Cursor, chained: Appender, report: ReportRecord,
         results: list[CheckResult], *, stored: Cut, parts: list[tuple[bytes, bytes, int]],
-        sealable: dict[int, bytes] | None = None, held: dict[str, dict[str, int]] | None = None,
+        sealable: dict[int, Sealable] | None = None, held: dict[str, dict[str, int]] | None = None,
     ) -> StoreOutcome:  # fmt: skip
         """One report (`stored`: its body as stored), with the fact `parts` it has to write;
         its record put in `sealable` once it is written and, when it is its device's newest,
@@ -808,7 +823,7 @@ class Reports(Part):
         for chunk in _chunks(rows):
             cur.execute(_upsert_results(len(chunk)), _flat(chunk))
         if sealable is not None:
-            sealable[number] = sealed_record(metadata, report.body)
+            sealable[number] = made_record(metadata, report.body, stored, self._facts())
         if is_newest and held is not None:
             held[report_id] = since
         return StoreOutcome.STORED

@@ -293,7 +293,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 29
+SCHEMA_VERSION = 30
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -700,6 +700,12 @@ CA_HOLDINGS_MIGRATION: tuple[Step, ...] = (
     " address TEXT NOT NULL, signing TEXT, trusted TEXT NOT NULL, server_issuer TEXT,"
     " seen_us INTEGER NOT NULL)",
 )
+# Schema 30: which records the seal writes and how bodies are stored (store/report_format.py:
+# one row at most; none, format 4's).
+REPORT_FORMAT_MIGRATION: tuple[Step, ...] = (
+    "CREATE TABLE IF NOT EXISTS report_format (only_row INTEGER PRIMARY KEY"
+    " CHECK (only_row = 1), records INTEGER NOT NULL)",
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -710,7 +716,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
     23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION, 25: LEAVING_MIGRATION,
     26: ARRIVAL_MIGRATION, 27: RECEIPT_MIGRATION, 28: ISSUER_MIGRATION,
-    29: CA_HOLDINGS_MIGRATION,
+    29: CA_HOLDINGS_MIGRATION, 30: REPORT_FORMAT_MIGRATION,
 }  # fmt: skip
 
 
@@ -984,6 +990,10 @@ CREATE TABLE IF NOT EXISTS fact_parts (
     last_us  BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fact_parts_by_last ON fact_parts(last_us);
+CREATE TABLE IF NOT EXISTS report_format (
+    only_row INTEGER PRIMARY KEY CHECK (only_row = 1),
+    records  INTEGER NOT NULL
+);
 ALTER TABLE devices ADD COLUMN IF NOT EXISTS host_key {_C}
     GENERATED ALWAYS AS ({host_key("postgresql")}) STORED;
 CREATE INDEX IF NOT EXISTS devices_by_host ON devices(host_key, device_id);

@@ -16,17 +16,26 @@ everything first. Until sealed, a report is acknowledged and stored (its row is 
 like every other) but not yet in the chain: the chain pins it within that time.
 
 Rows written before schema 14 keep their own `report` entries (`n` is NULL).
+
+In format 5 (`report_format.py`, schema 30) a group is sealed as a `report_facts` entry
+(`evidence/fact_groups.py`): each report's own bytes and the SHA-256 of its fact set, as
+columns. A row stored as format 5 stores them as they are; of any other row (stored before
+the store's format changed, or a body whose facts cannot be placed) the seal cuts the whole
+body and keeps its fact set and parts in `fact_parts`, as ingest would have, so that every
+report a `report_facts` entry names has them there until retention prunes its body.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from devposture.collector.evidence import chain
+from devposture.collector.evidence import chain, fact_groups, fact_sets
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import Appender
 from devposture.collector.store.engine import Cursor
-from devposture.collector.store.fact_parts import Bodies
+from devposture.collector.store.fact_parts import Bodies, Cut, fact_set_named, write
+from devposture.collector.store.report_format import FORMAT_5, records_of
 
 # Defaults of a report's longest wait for its seal, and of the most reports one seal holds.
 SEAL_AFTER_US = 30_000_000
@@ -45,7 +54,11 @@ def next_number(cur: Cursor) -> int:
     return 1 if row is None or row[0] is None else int(row[0]) + 1
 
 
-Known = tuple[dict[int, bytes], ...]  # records made as reports were stored, by number
+# A stored report's record as its seal holds it: format 4's canonical JSON, or format 5's
+# (metadata, own bytes, fact set digest) (`fact_groups.group_rows`).
+FactRecord = tuple[tuple[object, ...], bytes, bytes]
+Sealable = bytes | FactRecord
+Known = tuple[dict[int, Sealable], ...]  # records made as reports were stored, by number
 
 
 def sealed_record(metadata: Sequence[object], body: bytes) -> bytes:
@@ -55,49 +68,95 @@ def sealed_record(metadata: Sequence[object], body: bytes) -> bytes:
     return chain.report_canonical(chain.report_payload(metadata, body))
 
 
-def _take(known: Known, n: int) -> bytes | None:
+def made_record(metadata: Sequence[object], body: bytes, stored: Cut, facts: bool) -> Sealable:
+    """The record of a report being stored as `stored`, for its seal: format 5's (`facts`)
+    or format 4's. (A format-5 record of a body stored otherwise is cut here; `cut_facts`
+    has put its fact set and parts beside it.)"""
+    if not facts:
+        return sealed_record(metadata, body)
+    digest = fact_set_named(stored.recipe)
+    if digest is not None:
+        return (tuple(metadata), stored.own, digest)
+    made = fact_sets.cut(body)
+    return (tuple(metadata), made.own, made.fact_set_sha256())
+
+
+def _take(known: Known, n: int, facts: bool) -> Sealable | None:
     for records_ in known:
         if n in records_:
-            return records_.pop(n)
+            made = records_.pop(n)
+            # A record of the other format (the store's changed since): read again.
+            return made if isinstance(made, tuple) == facts else None
     return None
 
 
 def records(
-    cur: Cursor, after: int, through: int, known: Known = ()
-) -> Iterator[tuple[int, bytes]]:
-    """(n, canonical record) of the reports numbered (after, through], in order. `known`:
-    records the caller made when it stored the reports (taken out as used); the others are
-    read from their rows."""
+    cur: Cursor, after: int, through: int, known: Known = (), *, facts: bool = False
+) -> Iterator[tuple[int, Sealable]]:  # fmt: skip
+    """(n, record) of the reports numbered (after, through], in order: format 5's where
+    `facts`, else format 4's canonical records. `known`: records the caller made when it
+    stored the reports (taken out as used); the others are read from their rows."""
     span = range(after + 1, through + 1)
     if all(any(n in records_ for records_ in known) for n in span):
-        for n in span:
-            made = _take(known, n)
-            assert made is not None
-            yield n, made
-        return
+        taken = [(n, _take(known, n, facts)) for n in span]
+        if all(made is not None for _, made in taken):
+            for n, made in taken:
+                assert made is not None
+                yield n, made
+            return
+        known = ({n: made for n, made in taken if made is not None},)
     rows = cur.execute(
         f"SELECT {_COLUMNS} FROM reports WHERE n > ? AND n <= ? ORDER BY n",  # noqa: S608
         (after, through),
     ).fetchall()
-    taken = {int(row[0]): _take(known, int(row[0])) for row in rows}
-    unknown = Bodies(cur).rows([r for r in rows if taken[int(r[0])] is None], 7)
-    for row in unknown:
-        taken[int(row[0])] = sealed_record(row[1:7], bytes(row[7]))
+    taken_ = {int(row[0]): _take(known, int(row[0]), facts) for row in rows}
+    unknown = [r for r in rows if taken_[int(r[0])] is None]
+    if facts:
+        taken_.update(_fact_records(cur, unknown))
+    else:
+        for row in Bodies(cur).rows(unknown, 7):
+            taken_[int(row[0])] = sealed_record(row[1:7], bytes(row[7]))
     for row in rows:
-        record = taken[int(row[0])]
+        record = taken_[int(row[0])]
         assert record is not None
         yield int(row[0]), record
+
+
+def _fact_records(cur: Cursor, rows: list[Sequence[Any]]) -> dict[int, Sealable]:
+    """Format 5's records of rows read by `records`. A row stored otherwise is cut from its
+    whole body, its fact set and parts kept in `fact_parts` (the export ships them from there)."""
+    made: dict[int, Sealable] = {}
+    other: list[Sequence[Any]] = []
+    for row in rows:
+        digest = fact_set_named(None if row[8] is None else bytes(row[8]))
+        if digest is None:
+            other.append(row)
+        else:
+            made[int(row[0])] = (tuple(row[1:7]), bytes(row[7]), digest)
+    kept: dict[bytes, tuple[bytes, bytes, int]] = {}
+    for row in Bodies(cur).rows(other, 7):
+        cut = fact_sets.cut(bytes(row[7]))
+        digest = cut.fact_set_sha256()
+        made[int(row[0])] = (tuple(row[1:7]), cut.own, digest)
+        received = int(row[3])
+        parts = zip(fact_sets.digests(cut.fact_set), cut.parts, strict=True)
+        for d, part in [(digest, cut.fact_set), *parts]:
+            if d not in kept or kept[d][2] < received:
+                kept[d] = (d, part, received)
+    write(cur, list(kept.values()))
+    return made
 
 
 def seal(
     cur: Cursor, chained: Appender, *, now_us: int, after_us: int = SEAL_AFTER_US,
     most: int = SEAL_REPORTS, force: bool = False, top: int | None = None,
-    known: Known = (),
+    known: Known = (), report_format: int | None = None,
 ) -> int:  # fmt: skip
     """Seal the unsealed reports, on the cursor of a write transaction, when they are due:
     the oldest waited `after_us`, or `most` wait (or `force`). One group entry per `most`
     reports. `top`: the highest number stored, when the caller knows it. `known`: records
-    made as the reports were stored (`records`). Returns how many reports were sealed."""
+    made as the reports were stored (`records`). `report_format`: the store's
+    (`report_format.py`), read here when not given. Returns how many reports were sealed."""
     first = cur.execute(
         "SELECT n, received_us FROM reports WHERE n > COALESCE((SELECT last_n FROM"
         " report_groups ORDER BY seq DESC LIMIT 1), 0) ORDER BY n LIMIT 1"
@@ -120,15 +179,16 @@ def seal(
         last = through
         if last >= top:
             return 0
+    facts = (records_of(cur) if report_format is None else report_format) == FORMAT_5
     sealed = 0
     while last < top:
         through = min(top, last + most)
-        numbered = list(records(cur, last, through, known))
+        numbered = list(records(cur, last, through, known, facts=facts))
         if numbered:
             low, high = numbered[0][0], numbered[-1][0]
-            payload = chain.group_canonical(low, high, [r for _, r in numbered])
-            seq = chained.append_canonical(chain.REPORT_GROUP, chain.group_key(low, high),
-                                           payload, at_us=now_us)  # fmt: skip
+            kind, payload = _payload(low, high, [r for _, r in numbered])
+            seq = chained.append_canonical(kind, chain.group_key(low, high), payload,
+                                           at_us=now_us)  # fmt: skip
             cur.execute(
                 "INSERT INTO report_groups(seq, first_n, last_n, reports) VALUES (?, ?, ?, ?)",
                 (seq, low, high, len(numbered)),
@@ -138,15 +198,24 @@ def seal(
     return sealed
 
 
+def _payload(low: int, high: int, made: Sequence[Sealable]) -> tuple[str, bytes]:
+    """The chain kind and payload of a group of records (all of one format)."""
+    facts = [m for m in made if isinstance(m, tuple)]
+    if not facts:
+        return chain.REPORT_GROUP, chain.group_canonical(low, high, made)  # type: ignore[arg-type]
+    rows, ids_cut = fact_groups.group_rows([m[0] for m in facts], [(m[1], m[2]) for m in facts])
+    return fact_groups.REPORT_FACTS, fact_groups.group_canonical(low, high, rows, ids_cut)
+
+
 def _chained_through(cur: Cursor) -> int:
     """The highest report number the chain's group entries seal past the latest report_groups
     row (0 when none): that row, deleted by hand, had the reports of its group sealed a second
     time, each counted twice in every bundle and figure. Only entries after the latest row are
     read: those written since the last seal."""
     row = cur.execute(
-        "SELECT record_key FROM evidence_chain WHERE kind = ? AND seq > COALESCE("
+        "SELECT record_key FROM evidence_chain WHERE kind IN (?, ?) AND seq > COALESCE("
         "(SELECT MAX(seq) FROM report_groups), 0) ORDER BY seq DESC LIMIT 1",
-        (chain.REPORT_GROUP,),
+        (chain.REPORT_GROUP, fact_groups.REPORT_FACTS),
     ).fetchone()
     span = None if row is None else chain.group_range(str(row[0]))
     return 0 if span is None else span[1]

@@ -48,7 +48,10 @@ def _metadata(body: bytes, k: int) -> tuple[object, ...]:
 def test_a_groups_columns_read_back_as_its_reports_records() -> None:
     bodies = [body for _, body in _hours(3, 1)[0]]
     cuts = [fact_sets.cut(b) for b in bodies]
-    rows, cut_ids = fact_groups.group_rows([_metadata(b, k) for k, b in enumerate(bodies)], cuts)
+    rows, cut_ids = fact_groups.group_rows(
+        [_metadata(b, k) for k, b in enumerate(bodies)],
+        [fact_groups.own_and_digest(c) for c in cuts],
+    )
     assert cut_ids  # an agent writes its ids first: the records keep the rest
     payload = fact_groups.group_canonical(1, 3, rows, cut_ids)
     entry = _entry(5, payload)
@@ -62,7 +65,7 @@ def test_a_groups_columns_read_back_as_its_reports_records() -> None:
     # One report whose record names another id than its body: the whole group keeps its ids.
     metadata = [_metadata(b, k) for k, b in enumerate(bodies)]
     metadata[1] = ("another-id", *metadata[1][1:])
-    rows, cut_ids = fact_groups.group_rows(metadata, cuts)
+    rows, cut_ids = fact_groups.group_rows(metadata, [fact_groups.own_and_digest(c) for c in cuts])
     records = fact_groups.records(_entry(5, fact_groups.group_canonical(1, 3, rows, cut_ids)))
     assert not cut_ids
     assert [fact_groups.own_bytes(r, cut_ids=False) for r in records] == [c.own for c in cuts]

@@ -182,7 +182,7 @@ def test_a_database_of_schema_27_is_upgraded_with_every_certificate_s_ca_not_rec
     store = Store.open(target)
     try:
         (version,) = store._db.execute("SELECT version FROM schema_version").fetchone()
-        assert version == 29
+        assert version == 30
         assert _issuer(store, "d1", 1) is None
         (device,) = store.identity.devices()
         assert device.issuer is None

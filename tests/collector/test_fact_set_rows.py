@@ -1,0 +1,235 @@
+"""Reports stored and sealed in bundle format 5 (schema 30, `store/report_format.py`), on
+both engines: a row keeps its own fields and names its fact set, kept once beside its parts;
+its body reads back byte for byte; the seal writes `report_facts` entries from which every
+body is rebuilt from the chain and the stored fact sets and parts; a store that changes
+format seals on without a gap, whichever way; retention deletes only what no kept body names.
+
+The bodies are real serialized PostureReports (tests/e2e/fleet.py's Linux laptop, as
+`test_fact_parts.py` makes them), the store written through its own writers."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devposture.collector.evidence import chain, fact_groups, fact_sets
+from devposture.collector.store import CheckResult, ReportRecord, Store
+from devposture.collector.store.base import to_us
+from devposture.collector.store.fact_parts import FACT_SET_MARK, fetch
+from devposture.collector.store.report_format import FORMAT_4, FORMAT_5
+from devposture.collector.store.target import DatabaseTarget
+from tests.collector.enrolled import enroll
+from tests.collector.test_fact_parts import DAY, HOUR, T0, _record, _report
+from tests.databases import fresh_database
+
+DEVICES = ("dev-0", "dev-1", "dev-2")
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> DatabaseTarget:
+    target = fresh_database(tmp_path, "db.sqlite")
+    with contextlib.closing(Store.open(target)) as opened:
+        for device_id in DEVICES:
+            enroll(opened, device_id, T0 - DAY)
+    return target
+
+
+def _opened(target: DatabaseTarget, records: int) -> Store:
+    """The store, its format set to `records` before its first write."""
+    store = Store.open(target)
+    store.report_format.write(records)
+    return store
+
+
+@pytest.fixture
+def store(target: DatabaseTarget) -> Iterator[Store]:
+    with contextlib.closing(_opened(target, FORMAT_5)) as opened:
+        yield opened
+
+
+def _hours(
+    store: Store, first: int, hours: int, *, pending: int = 0, step: dt.timedelta = HOUR
+) -> dict[str, bytes]:  # fmt: skip
+    """Every device's reports every `step` (an hour: each group's write seals the one
+    before) from the `first` on, a group each: report id -> body as sent."""
+    sent: dict[str, bytes] = {}
+    for hour in range(first, first + hours):
+        at = T0 + hour * step
+        group: list[tuple[ReportRecord, list[CheckResult]]] = []
+        for n, device_id in enumerate(DEVICES):
+            body = _report(device_id, at, pending=pending, host=f"PC-{n}")
+            group.append((_record(device_id, at, body), [CheckResult("firewall", "PASS", "on")]))
+            sent[group[-1][0].report_id] = body
+        store.reports.store_reports(group)
+    return sent
+
+
+def _rows(store: Store) -> dict[str, tuple[bytes, bytes | None]]:
+    """report id -> (body column, parts column) as stored."""
+    return {
+        str(r[0]): (bytes(r[1]), None if r[2] is None else bytes(r[2]))
+        for r in store._db.execute("SELECT report_id, body, parts FROM reports")
+    }
+
+
+def _fact_entries(store: Store) -> list[chain.Entry]:
+    head = store.evidence.chain_head()
+    entries = store.evidence.chain_entries(1, head.seq) if head else []
+    return [e for e in entries if e.kind in (chain.REPORT_GROUP, fact_groups.REPORT_FACTS)]
+
+
+def _rebuilt(store: Store, entry: chain.Entry) -> dict[str, bytes]:
+    """Each report of a `report_facts` entry, rebuilt from its record alone and the fact sets
+    and parts the store keeps (what an export ships): report id -> body."""
+    cut_ids = fact_groups.ids_cut(entry)
+    out: dict[str, bytes] = {}
+    for record in fact_groups.records(entry):
+        digest = bytes.fromhex(str(record["fact_set"]))
+        (packed,) = fetch(store._db, [digest]).values()
+        assert hashlib.sha256(packed).digest() == digest
+        parts = fetch(store._db, fact_sets.digests(packed))
+        assert all(hashlib.sha256(p).digest() == d for d, p in parts.items())
+        own = fact_groups.own_bytes(record, cut_ids)
+        out[str(record["report_id"])] = fact_sets.rebuild(own, packed, parts.__getitem__)
+    return out
+
+
+def test_a_row_keeps_its_own_fields_and_names_its_fact_set_kept_once_with_its_parts(
+    store: Store,
+) -> None:
+    sent = _hours(store, 0, 5)
+    sent |= _hours(store, 24, 1)  # a day later the facts' dates moved: new fact sets
+    rows = _rows(store)
+    named = {parts[1:] for _, parts in rows.values() if parts is not None}
+    assert all(parts is not None and len(parts) == 33 and parts[:1] == FACT_SET_MARK
+               for _, parts in rows.values())  # fmt: skip
+    # Each device's hourly reports of a day share one fact set: three devices, two days.
+    assert len(named) == 2 * len(DEVICES)
+    for report_id, (own, parts) in rows.items():
+        made = fact_sets.cut(sent[report_id])
+        assert own == made.own and parts == FACT_SET_MARK + made.fact_set_sha256()
+    kept = {bytes(r[0]) for r in store._db.execute("SELECT digest FROM fact_parts")}
+    wanted = {d for b in sent.values() for c in [fact_sets.cut(b)]
+              for d in [c.fact_set_sha256(), *fact_sets.digests(c.fact_set)]}  # fmt: skip
+    assert kept == wanted
+    # Every reader gets the bodies back byte for byte.
+    assert store.reports.report_bodies(list(sent)) == sent
+    assert all(store.device_pages.report_body(r) == b for r, b in sent.items())
+    latest = {r: b for _, r, _, b in store.reports.latest_reports()}
+    assert all(latest[r] == sent[r] for r in latest) and len(latest) == len(DEVICES)
+
+
+def test_the_seal_writes_fact_records_from_which_every_body_is_rebuilt(store: Store) -> None:
+    sent = _hours(store, 0, 4)
+    store.sealing.seal_all(to_us(T0 + DAY))
+    entries = _fact_entries(store)
+    assert entries and {e.kind for e in entries} == {fact_groups.REPORT_FACTS}
+    assert all(fact_groups.ids_cut(e) for e in entries)  # an agent writes its ids first
+    rebuilt: dict[str, bytes] = {}
+    for entry in entries:
+        rebuilt |= _rebuilt(store, entry)
+    assert rebuilt == sent
+    # No fact is in the chain: a record's own bytes are the report's own fields only.
+    record = fact_groups.records(entries[0])[0]
+    own = fact_groups.own_bytes(record, True)
+    body = sent[str(record["report_id"])]
+    assert own == fact_sets.cut(body).own and len(own) < len(body) // 4
+
+
+def test_records_made_as_reports_are_stored_equal_those_read_back_from_the_rows(
+    tmp_path: Path,
+) -> None:
+    payloads: list[list[bytes]] = []
+    for name in ("known.sqlite", "rows.sqlite"):
+        target = fresh_database(tmp_path, name)
+        with contextlib.closing(_opened(target, FORMAT_5)) as store:
+            for device_id in DEVICES:
+                enroll(store, device_id, T0 - DAY)
+            _hours(store, 0, 3)
+            if name == "known.sqlite":  # sealed by the store that stored them
+                store.sealing.seal_all(to_us(T0 + DAY))
+        if name == "rows.sqlite":  # sealed by another, which reads the rows
+            with contextlib.closing(Store.open(target)) as other:
+                other.sealing.seal_all(to_us(T0 + DAY))
+        with contextlib.closing(Store.open(target)) as reader:
+            payloads.append([e.payload for e in _fact_entries(reader)])
+    assert payloads[0] == payloads[1] and payloads[0]
+
+
+def test_a_store_that_changes_format_seals_on_without_a_gap(target: DatabaseTarget) -> None:
+    """Reports stored as format 4, then as format 5, then as 4 again, sealed each time in the
+    store's format of the moment: each report in exactly one group, every body rebuilt (or
+    hashed, in a format-4 group) as sent, and the tables agree with the chain."""
+    sent: dict[str, bytes] = {}
+    second = dt.timedelta(seconds=1)  # none due for its seal until sealed by hand
+    with contextlib.closing(_opened(target, FORMAT_4)) as store:
+        sent |= _hours(store, 0, 2, step=second)
+    with contextlib.closing(_opened(target, FORMAT_5)) as store:
+        sent |= _hours(store, 2, 2, step=second)  # sealed with the format-4 rows before them
+        store.sealing.seal_all(to_us(T0 + DAY))
+        sent |= _hours(store, 4, 1, step=second)
+    with contextlib.closing(_opened(target, FORMAT_4)) as store:
+        sent |= _hours(store, 5, 1, step=second)  # format 5's rows sealed as format 4's
+        store.sealing.seal_all(to_us(T0 + DAY))
+        entries = _fact_entries(store)
+        assert [e.kind for e in entries] == [fact_groups.REPORT_FACTS, chain.REPORT_GROUP]
+        rebuilt = _rebuilt(store, entries[0])
+        assert rebuilt == {r: sent[r] for r in rebuilt} and len(rebuilt) == 4 * len(DEVICES)
+        hashed = {r.key: r.record()["body_sha256"] for r in chain.as_reports(entries[1])}
+        assert len(hashed) == 2 * len(DEVICES)
+        assert hashed == {r: hashlib.sha256(sent[r]).hexdigest() for r in hashed}
+        assert set(rebuilt) | set(hashed) == set(sent)
+        assert store.reports.report_bodies(list(sent)) == sent
+
+
+def test_a_body_whose_facts_cannot_be_placed_is_kept_whole_and_sealed_as_one_part(
+    store: Store,
+) -> None:
+    at = T0 + HOUR
+    body = b"\x0b\x0c not a message"  # a group's start: the cut cannot walk it
+    record = ReportRecord("odd-1", "dev-0", at, at, "1.4.2", body, "PC", "linux", "Debian", "12")
+    store.reports.store_reports([(record, [CheckResult("firewall", "PASS", "on")])])
+    assert _rows(store)["odd-1"] == (body, None)  # as format 4 keeps it: whole
+    assert store.reports.report_body("odd-1") == body
+    store.sealing.seal_all(to_us(at))
+    (entry,) = _fact_entries(store)
+    (record_,) = fact_groups.records(entry)
+    assert record_["own"] == "" and _rebuilt(store, entry) == {"odd-1": body}
+
+
+def test_retention_deletes_only_the_fact_sets_and_parts_no_kept_body_names(store: Store) -> None:
+    # dev-0: ten days of pending updates, then none; dev-1 and dev-2 reported on day 0 only:
+    # their reports stay current (their verdicts name them), and so their fact sets and parts.
+    for day in range(12):
+        at = T0 + day * DAY
+        body = _report("dev-0", at, pending=5 if day < 10 else 0)
+        store.reports.store_reports([(_record("dev-0", at, body), [])])
+    kept: dict[str, bytes] = {}
+    for n, device_id in enumerate(DEVICES[1:], start=1):
+        body = _report(device_id, T0, pending=9, host=f"PC-{n}")
+        record = _record(device_id, T0, body)
+        store.reports.store_reports([(record, [CheckResult("firewall", "PASS", "on")])])
+        kept[record.report_id] = body
+    store.sealing.seal_all(to_us(T0 + 12 * DAY))
+    head = store.evidence.chain_head()
+    assert head is not None and store.checkpoints.advance(head.at_us) is not None
+    before = {bytes(r[0]) for r in store._db.execute("SELECT digest FROM fact_parts")}
+    pruned = store.retention.prune(retention_days=400, now_us=to_us(T0 + 411 * DAY))
+    assert pruned is not None and pruned.reports >= 11
+    after = {bytes(r[0]) for r in store._db.execute("SELECT digest FROM fact_parts")}
+    wanted: set[bytes] = set()
+    for body in store.reports.report_bodies(store.reports.report_ids()).values():
+        if body:
+            made = fact_sets.cut(body)
+            wanted |= {made.fact_set_sha256(), *fact_sets.digests(made.fact_set)}
+    # Every fact set and part a kept body names is there, and what no kept body names is
+    # gone but within the slack of the cutoff.
+    assert wanted <= after < before
+    old = fact_sets.cut(_report("dev-0", T0 + 2 * DAY, pending=5))
+    assert old.fact_set_sha256() not in after
+    assert store.reports.report_bodies(list(kept)) == kept
