@@ -97,9 +97,16 @@ from devposture.collector.store.engine import (
     PostgresDatabase,
     SqliteDatabase,
 )
-from devposture.collector.store.fact_parts import Written, cut
+from devposture.collector.store.fact_parts import Written, cut, cut_facts
+from devposture.collector.store.report_format import FORMAT_4, FORMAT_5
 from devposture.collector.store.reports import _changes
-from devposture.collector.store.sealing import SEAL_AFTER_US, SEAL_REPORTS, sealed_record
+from devposture.collector.store.sealing import (
+    SEAL_AFTER_US,
+    SEAL_REPORTS,
+    Sealable,
+    group_payload,
+    made_record,
+)
 from devposture.collector.store.target import is_postgres_url
 from devposture.collector.tokens import Token
 from devposture.policy import Policy, default_policy
@@ -141,6 +148,7 @@ class Shape:
     end: dt.datetime = END
     changing: float = 0.05
     seed: int = 18
+    report_format: int = 4  # how the store seals and keeps reports (store/report_format.py)
 
     @property
     def start(self) -> dt.datetime:
@@ -162,7 +170,8 @@ class Shape:
     def describe(self) -> str:
         cadence = "daily" if self.every_hours == 24 else f"every {self.every_hours:g} h"
         return (f"{self.devices:,} devices x {self.days} days, {cadence},"
-                f" {self.start:%Y-%m-%d} - {self.end:%Y-%m-%d %H:%M} UTC")  # fmt: skip
+                f" {self.start:%Y-%m-%d} - {self.end:%Y-%m-%d %H:%M} UTC,"
+                f" report format {self.report_format}")  # fmt: skip
 
 
 # --- the facts ---------------------------------------------------------------------------------
@@ -476,17 +485,18 @@ class Writer:
     """Writes the fleet's events as the store's writers would have: the rows of each table and
     an evidence chain entry per record, in the events' order."""
 
-    def __init__(self, db: AnyDatabase) -> None:
+    def __init__(self, db: AnyDatabase, report_format: int = FORMAT_4) -> None:
         self.db = db
         self.built = Built()
+        self._facts = report_format == FORMAT_5  # format 5's rows and records
         self._rows: dict[str, list[tuple[object, ...]]] = {table: [] for table in TABLES}
         self._latest: dict[str, dict[str, tuple[str, int]]] = {}  # device -> check -> state
         self._last: dict[str, _Last] = {}
         self._certificates: dict[str, tuple[str, int]] = {}  # device -> serial, not after
         self._event_id = int(db.execute("SELECT COALESCE(MAX(event_id), 0) FROM device_events")
                              .fetchone()[0])  # fmt: skip
-        # Reports stored and not yet sealed: (n, received, canonical record) (store/sealing.py).
-        self._waiting: list[tuple[int, int, bytes]] = []
+        # Reports stored and not yet sealed: (n, received, record) (store/sealing.py).
+        self._waiting: list[tuple[int, int, Sealable]] = []
         self._number = 0
         # The fact parts as ingest leaves them (store/fact_parts.py): written once each, their
         # last_us raised as `Written` would raise it; inserted by `finish`.
@@ -551,14 +561,14 @@ class Writer:
         metadata = (record.report_id, record.device_id, received, collected,
                     record.agent_version, record.clock_skew_ms)  # fmt: skip
         self._number += 1
-        stored = cut(record.body)
+        stored = cut_facts(record.body) if self._facts else cut(record.body)
         due = self._written.due([(stored, received)])
         self._written.committed(due)
         for digest, part, last in due:
             self._parts[digest] = (part, max(last, self._parts.get(digest, (b"", 0))[1]))
         self._rows["reports"].append((*metadata, stored.own, stored.recipe, self._number))
-        canonical = sealed_record(metadata, record.body)
-        self._waiting.append((self._number, received, canonical))
+        made = made_record(metadata, record.body, stored, self._facts)
+        self._waiting.append((self._number, received, made))
         latest = self._latest.setdefault(record.device_id, {})
         held, changes = _changes(latest, record.device_id, record.report_id, collected,
                                  event.results)  # fmt: skip
@@ -582,9 +592,8 @@ class Writer:
         for start in range(0, len(waiting), SEAL_REPORTS):
             group = waiting[start : start + SEAL_REPORTS]
             low, high = group[0][0], group[-1][0]
-            payload = chain.group_canonical(low, high, [r for _, _, r in group])
-            row = chained.canonical_row(chain.REPORT_GROUP, chain.group_key(low, high), payload,
-                                        now_us)  # fmt: skip
+            kind, payload = group_payload(low, high, [r for _, _, r in group])
+            row = chained.canonical_row(kind, chain.group_key(low, high), payload, now_us)
             self._rows["evidence_chain"].append(row)
             self._rows["report_groups"].append((row[0], low, high, len(group)))
             self.built.entries += 1
@@ -698,7 +707,8 @@ def build(
         db.connection.execute("PRAGMA synchronous=OFF")
         db.connection.execute("PRAGMA cache_size=-262144")
     tokens = add_tokens(store, shape)
-    writer = Writer(db)
+    store.report_format.write(shape.report_format)
+    writer = Writer(db, shape.report_format)
     events = fleet_events(shape, tokens, default_policy())
     held: list[Event] = []  # the event that began the next day
     while True:
@@ -1024,6 +1034,11 @@ def main() -> None:
         default=0.05,
         help="the share of devices with failure episodes (default 0.05)",
     )
+    parser.add_argument(
+        "--report-format", type=int, choices=(4, 5), default=4,
+        help="how the store seals and keeps reports: 4, or 5's records naming fact sets"
+        " (store/report_format.py; default 4)",
+    )  # fmt: skip
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
         "--database", metavar="URL",
@@ -1060,7 +1075,8 @@ def main() -> None:
     if database is not None and not is_postgres_url(database):
         parser.error("--database takes a postgresql:// address")
     end = args.end if args.end.tzinfo else args.end.replace(tzinfo=dt.UTC)
-    shape = Shape(args.devices, args.days, args.every, end, args.changing)
+    shape = Shape(args.devices, args.days, args.every, end, args.changing,
+                  report_format=args.report_format)  # fmt: skip
     keep = args.folder is not None
     with tempfile.TemporaryDirectory(prefix="devposture-audit-") as tmp:
         folder = args.folder or Path(tmp) / "collector"

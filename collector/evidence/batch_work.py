@@ -13,13 +13,17 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from devposture.collector.evidence import bundle, chain
+from devposture.collector.evidence import bundle, chain, fact_checks, fact_groups
 from devposture.collector.evidence.crosscheck import (
+    SEALS,
     Finding,
     Tables,
     batch_rows,
+    fact_findings,
     group_span,
     groups_as_written,
+    held_fact_groups,
+    unstored_findings,
 )
 from devposture.collector.evidence.summary import Heard
 
@@ -47,6 +51,10 @@ class RunDone:
     last_pruned: int = 0  # the last of those received (0: none)
     seals: list[tuple[int, tuple[int, int]]] = field(default_factory=list)  # (seq, numbers)
     figures: list[Figure] = field(default_factory=list)
+    # Format 5's groups, whose lines the export writes in order (`fact_shipping`): where each
+    # goes in `report_lines` (its byte offset), its seq, each report's fact set (hex, in the
+    # group's order) and the fact sets of the reports whose bodies were pruned.
+    fact_lines: list[tuple[int, int, list[str], list[str]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,12 @@ class Terms:
     last_pruning: int = 0
 
 
-def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:
-    """The entries `first`..`last` (read here, in one statement), checked and written."""
+def write_run(
+    tables: Tables, first: int, last: int, terms: Terms,
+    stored: fact_checks.StoredFacts | None = None,
+) -> RunDone:  # fmt: skip
+    """The entries `first`..`last` (read here, in one statement), checked and written.
+    `stored`: what this export found of the fact sets stored so far (each is checked once)."""
     entries = tables.chain_entries(first, last)
     out = _Out(RunDone(first, last, entries=len(entries)), terms.week_ends)
     done = out.done
@@ -70,21 +82,29 @@ def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:
     # report of the run is held to its row one by one, and what differs is named.
     held = groups_as_written(tables, entries)
     found, bodies = batch_rows(tables, entries, terms.pruned_before, groups=held is None)
+    facts = held_fact_groups(tables, entries, terms.pruned_before)
+    for entry, group in facts:
+        found += fact_findings(entry, group)
+    if facts:
+        found += unstored_findings(facts, stored or fact_checks.StoredFacts(tables.fact_parts))
     done.findings, done.found = found[:terms.limit], len(found)
     if found:
         # The export refuses the period, naming these: nothing of the run is written, and no
         # entry of it is read as a record (one that does not answer to its row may hold
         # anything: a payload that is not JSON, a group without its reports' ids). Its seals
         # still count, for the groups after it.
-        spans = [(e.seq, group_span(e)) for e in entries if e.kind == chain.REPORT_GROUP]
+        spans = [(e.seq, group_span(e)) for e in entries if e.kind in SEALS]
         done.seals = [(seq, span) for seq, span in spans if span is not None]
         return done
     chain_lines: list[bytes] = []
     index_lines: list[bytes] = []
+    fact_held = {entry.seq: group for entry, group in facts}
     for entry in entries:
         chain_lines.append(bundle.entry_jsonl(entry))
         index_lines.append(bundle.index_jsonl(entry))
-        if entry.kind not in (chain.REPORT, chain.REPORT_GROUP):
+        if entry.kind == fact_groups.REPORT_FACTS:
+            out.fact_group(entry, fact_held[entry.seq])
+        elif entry.kind not in (chain.REPORT, chain.REPORT_GROUP):
             done.counts[entry.kind] = done.counts.get(entry.kind, 0) + 1
             done.figures.append(entry)
         elif held is not None and entry.kind == chain.REPORT_GROUP:
@@ -106,6 +126,9 @@ class _Out:
     def __init__(self, done: RunDone, ends: list[int]) -> None:
         self.done, self._ends = done, ends
         self.lines: list[bytes] = []
+        self._bytes = 0  # of `lines`
+        # One string for each fact set named (pickled once, not once a report).
+        self._named: dict[str, str] = {}
         # The run's groups' reports, folded by the week their group was written in: the
         # figures take a week's reports together; they commute with its other entries.
         self._heard: dict[int, Heard] = {}
@@ -131,16 +154,36 @@ class _Out:
             return
         done.counts[chain.REPORT] = done.counts.get(chain.REPORT, 0) + 1
         if kept:
-            self.lines.append(bundle.report_jsonl(entry.seq, *kept[0]))
+            self._line(bundle.report_jsonl(entry.seq, *kept[0]))
         done.figures.append(entry)
+
+    def _line(self, line: bytes) -> None:
+        self.lines.append(line)
+        self._bytes += len(line)
+
+    def fact_group(self, entry: chain.Entry, held: fact_checks.Held) -> None:
+        """A format-5 group: its place among the lines (the export writes it, in order), its
+        count, pruned bodies, seal and figures."""
+        done = self.done
+        named = self._named
+        fact_sets = [named.setdefault(f, f) for f in held.fact_sets]
+        done.fact_lines.append((self._bytes, entry.seq, fact_sets, sorted(held.gone)))
+        done.pruned += held.pruned
+        done.last_pruned = max(done.last_pruned, held.last_pruned)
+        self._counted(entry, held.reports)
 
     def group(
         self, entry: chain.Entry, kept: list[tuple[str, bytes]], reports: list[tuple[str, int]]
     ) -> None:  # fmt: skip
         """A report group's line of the bodies `kept` (report id, body), its count, its seal,
         and its `reports`' (device, received) folded for the figures."""
+        self._line(bundle.group_bodies_jsonl(entry.seq, kept))
+        self._counted(entry, reports)
+
+    def _counted(self, entry: chain.Entry, reports: list[tuple[str, int]]) -> None:
+        """A group's reports counted, its seal, and their (device, received) folded for the
+        figures."""
         done = self.done
-        self.lines.append(bundle.group_bodies_jsonl(entry.seq, kept))
         done.counts[chain.REPORT] = done.counts.get(chain.REPORT, 0) + len(reports)
         span = group_span(entry)
         if span is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from devposture.collector.evidence import chain
+from devposture.collector.evidence.fact_groups import REPORT_FACTS
 
 # Reports a batch holds at most (their rows, bodies and records: a few kilobytes each in
 # memory while the batch is checked and written).
@@ -39,7 +40,7 @@ def reports_of(kind: str, key: str) -> int:
     "first_n-last_n"; one that cannot be read counts as one: it is held to its rows by id)."""
     if kind == chain.REPORT:
         return 1
-    if kind != chain.REPORT_GROUP:
+    if kind not in (chain.REPORT_GROUP, REPORT_FACTS):
         return 0
     found = chain.group_range(key)
     return 1 if found is None else max(1, found[1] - found[0] + 1)

@@ -32,6 +32,7 @@ import multiprocessing
 import pickle
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from pathlib import Path
@@ -44,7 +45,7 @@ from devposture.collector.child_start import (
     ignore_interrupts,
     interrupts_held,
 )
-from devposture.collector.evidence import bundle
+from devposture.collector.evidence import bundle, fact_groups
 from devposture.collector.evidence.member_lines import BundleUnreadable, MemberLines
 from devposture.policy.cli_messages import told
 
@@ -57,9 +58,25 @@ class _NoFacts:
 
 
 NO_FACTS: Final = _NoFacts()
+
+
+@dataclass(frozen=True)
+class FactLine:
+    """A format-5 group's line (`fact_groups.line`) as the walk takes it: the fact sets it
+    ships, each with its SHA-256 in hex, and the parts, each with its SHA-256 (hashed here,
+    beside the walk when the member is large)."""
+
+    sets: list[tuple[str, bytes]]
+    parts: list[tuple[bytes, bytes]]
+
+    def __len__(self) -> int:
+        return len(self.sets) + len(self.parts)
+
+
 # A line of reports.jsonl as the walk compares it: a report's (id, body, facts shown: formats
-# 1 and 2, else NO_FACTS), or a report group's [(id, body SHA-256 in hex)] (format 4).
-Bodies = tuple[str, bytes, object] | list[tuple[str, str]]
+# 1 and 2, else NO_FACTS), a report group's [(id, body SHA-256 in hex)] (format 4), or a
+# format-5 group's fact sets and parts.
+Bodies = tuple[str, bytes, object] | list[tuple[str, str]] | FactLine
 Value = tuple[int, Bodies]
 
 # A member at least this large (its bytes before compression) is read beside the walk, where
@@ -76,12 +93,16 @@ def line_value(line: object, problems: list[str]) -> Value | None:
     """(seq, bodies) of one parsed line; None, and the line named in `problems`, when it is
     not a body's line of any format."""
     try:
+        if isinstance(line, dict) and "sets" in line:  # a format-5 group's
+            seq, sets, parts = fact_groups.parse_line(line)
+            return seq, FactLine([(hashlib.sha256(s).hexdigest(), s) for s in sets],
+                                 [(hashlib.sha256(p).digest(), p) for p in parts])  # fmt: skip
         if isinstance(line, dict) and "reports" in line:  # a report group's (format 4)
             seq, bodies = bundle.parse_group_bodies(line)
             return seq, [(report_id, hashlib.sha256(body).hexdigest())
                          for report_id, body in bodies]  # fmt: skip
         seq, report_id, body = bundle.parse_report(line)
-    except bundle.Malformed:
+    except (bundle.Malformed, ValueError):
         problems.append(told("{member} has a malformed line (edited)", member=bundle.REPORTS))
         return None
     # Formats 1 and 2 show each body's facts as JSON too, checked against the body.
@@ -220,7 +241,7 @@ def read_beside(connection: Connection, path: str) -> None:
                 batch += problems
                 problems.clear()
                 batch.append(value)
-                reports += len(value[1]) if isinstance(value[1], list) else 1
+                reports += len(value[1]) if isinstance(value[1], list | FactLine) else 1
                 if reports >= SEND_REPORTS:
                     connection.send((_VALUES, batch))
                     batch, reports = [], 0

@@ -42,8 +42,12 @@ from devposture.v1 import devposture_pb2 as pb
 # Format 4 adds report groups (kind `reports`, store/sealing.py): one chain entry for the
 # reports stored together, their bodies on one line of `reports.jsonl` (`group_bodies_jsonl`).
 FORMAT = "devposture-audit-bundle/4"
+# Format 5 (docs/audit-evidence.md, "Format 5"): report groups of kind `report_facts`, their
+# lines shipping fact sets and parts (`fact_groups.py`). Written where a period holds such
+# groups.
+FACTS_FORMAT = "devposture-audit-bundle/5"
 FORMATS = ("devposture-audit-bundle/1", "devposture-audit-bundle/2",
-           "devposture-audit-bundle/3", FORMAT)  # fmt: skip
+           "devposture-audit-bundle/3", FORMAT, FACTS_FORMAT)  # fmt: skip
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 CHAIN = "chain.jsonl"

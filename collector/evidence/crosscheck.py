@@ -41,7 +41,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from devposture.collector.evidence import batches, chain
+from devposture.collector.evidence import batches, chain, fact_checks, fact_groups
+from devposture.collector.evidence.fact_checks import FactRow
 from devposture.collector.evidence.opening import Opening
 from devposture.policy.catalogs import Lang
 from devposture.policy.cli_messages import Bracketed, Listed, Said, Told, told
@@ -136,6 +137,9 @@ class Tables(Protocol):
     def checkpoints(self) -> Iterator[tuple[int, int, list[int]]]: ...
     def chain_at(self, seqs: Sequence[int]) -> Iterator[chain.Entry]: ...
     def opening_entries(self, first: int, last: int) -> Iterator[chain.Entry]: ...
+    def fact_rows(self, first_n: int, last_n: int) -> list[FactRow]: ...
+    def fact_rows_of(self, report_ids: Sequence[str]) -> dict[str, FactRow]: ...
+    def fact_parts(self, digests: Sequence[bytes]) -> dict[bytes, bytes]: ...
 
 
 @dataclass(frozen=True)
@@ -533,6 +537,7 @@ class TableCheck:
         self._progress = progress
         self._corrections = _Corrections()
         self._waiting: list[tuple[Finding, str, str]] = []  # finding, kind, entry key
+        self._stored = fact_checks.StoredFacts(tables.fact_parts)
         self._pruned_before = 0
         self.yielded = 0
         self.unnamed = 0
@@ -578,6 +583,12 @@ class TableCheck:
                 for key in group.keys:
                     ranges[chain.REPORT].cross_off(key)
                 yield from group.findings
+            facts = held_fact_groups(self._tables, batch, self._pruned_before)
+            for entry, held in facts:
+                for report_id in held.keys:
+                    ranges[chain.REPORT].cross_off((report_id,))
+                yield from fact_findings(entry, held)
+            yield from unstored_findings(facts, self._stored)
             for kind in _TABLES:
                 yield from self._compare(kind, [e for e in batch if e.kind == kind], ranges[kind])
             self._say(told("chain entries"), batch[-1].seq, last_seq)
@@ -937,6 +948,114 @@ def _group(
     return found
 
 
+# The kinds of chain entries that seal a range of report numbers: format 4's and 5's groups.
+SEALS = (chain.REPORT_GROUP, fact_groups.REPORT_FACTS)
+
+
+def held_fact_groups(
+    tables: Tables, batch: list[chain.Entry], pruned_before: int
+) -> list[tuple[chain.Entry, fact_checks.Held]]:  # fmt: skip
+    """Each format-5 report group of a batch held to its rows (`fact_checks.hold`), the rows
+    of them all read in one statement where their ranges are close, as `_groups` reads."""
+    groups = [(e, group_span(e)) for e in batch if e.kind == fact_groups.REPORT_FACTS]
+    spans = [span for _, span in groups if span is not None]
+    low = min((first for first, _ in spans), default=0)
+    high = max((last for _, last in spans), default=-1)
+    if not spans:
+        rows: list[FactRow] = []
+    elif high - low < GROUP_ROWS:
+        rows = tables.fact_rows(low, high)
+    else:  # far apart (edited keys): each group alone
+        rows = [row for span in spans for row in tables.fact_rows(*span)]
+    numbers = [row.n for row in rows]
+    out = []
+    for entry, span in groups:
+        mine: list[FactRow] = []
+        if span is not None:
+            low, high = bisect.bisect_left(numbers, span[0]), bisect.bisect_right(numbers, span[1])
+            mine = rows[low:high]
+        out.append((entry, fact_checks.hold(entry, span, mine, tables.fact_rows_of,
+                                            pruned_before)))  # fmt: skip
+    return out
+
+
+def unstored_findings(
+    groups: list[tuple[chain.Entry, fact_checks.Held]], stored: fact_checks.StoredFacts
+) -> list[Finding]:  # fmt: skip
+    """Each report of these format-5 groups whose body is kept but whose fact set, or a part
+    it names, is not stored as its digest says (deleted or edited in `fact_parts`): the
+    export ships what is stored, and the body could not be rebuilt."""
+    named: list[tuple[int, str, bytes]] = []
+    for entry, held in groups:
+        for report_id, fact_set in held.named:
+            try:
+                named.append((entry.seq, report_id, bytes.fromhex(fact_set)))
+            except ValueError:
+                continue  # not a digest: the record differs from its row, named already
+    problems = stored.problems([d for _, _, d in named])
+    found = []
+    for seq, report_id, digest in named:
+        problem = problems.get(digest)
+        if problem is None:
+            continue
+        what, at = problem
+        short, part = digest.hex()[:16], at.hex()[:16]
+        if what == "missing":
+            said = told("its facts are missing from the store (fact set {fact_set}…: {digest}… is"
+                        " not stored)", fact_set=short, digest=part)
+            gloss = f"与证据链{DIFFERS}（{REMOVED}）"
+        else:
+            said = told("its facts were changed in the store (fact set {fact_set}…: {digest}…"
+                        " does not hash to its digest)", fact_set=short, digest=part)
+            gloss = f"与证据链{DIFFERS}（{EDITED}）"
+        found.append(Finding("reports", row_key(chain.REPORT, (report_id,)), seq, said, gloss))
+    return found
+
+
+def facts_gone(seq: int, digest: bytes) -> Finding:
+    """A fact set or part the reports of the group at `seq` name, checked stored, and gone
+    when the export came to write the group's line (deleted from `fact_parts` meanwhile)."""
+    return Finding("evidence_chain", f"seq {seq}", seq,
+                   told("its facts are missing from the store (fact set {fact_set}…: {digest}… is"
+                        " not stored)", fact_set=digest.hex()[:16], digest=digest.hex()[:16]),
+                   f"与证据链{DIFFERS}（{REMOVED}）")  # fmt: skip
+
+
+def fact_findings(entry: chain.Entry, held: fact_checks.Held) -> list[Finding]:
+    """What `fact_checks.hold` found of a format-5 group, in the words of the others."""
+    edited = f"{DIFFERS}（{EDITED}）"
+    if held.unreadable:
+        return [Finding("evidence_chain", f"entry key {entry.key!r}", entry.seq,
+                        told("its payload is not a group of reports"), edited)]  # fmt: skip
+    found = [
+        Finding("reports", row_key(chain.REPORT, (str(record.get("report_id")),)), entry.seq,
+                told("is missing: the chain records it ({summary})",
+                     summary=_summary(chain.REPORT, record)),
+                f"在证据链中，数据表中没有（{REMOVED}）")
+        for record in held.missing
+    ]  # fmt: skip
+    for record, wrong in held.differing:
+        said: list[str] = [
+            told("its body was deleted, and no pruning in the chain covers it")
+            if name == "body" else
+            told("{field} is {here} here, {chained} in the chain", field=name,
+                 here=_value(name, here), chained=_value(name, chained))
+            for name, here, chained in wrong
+        ]  # fmt: skip
+        found.append(Finding(
+            "reports", row_key(chain.REPORT, (str(record.get("report_id")),)), entry.seq,
+            told("differs from its chain entry: {differences}", differences=_joined(said)),
+            f"与证据链{edited}"))  # fmt: skip
+    for row in held.added:
+        summary = dict(zip(("report_id", "device_id", "received_us"), row.metadata, strict=False))
+        found.append(Finding(
+            "reports", row_key(chain.REPORT, (row.report_id,)), entry.seq,
+            told("was added outside the collector: its number falls in this report group, "
+                 "which does not hold it ({summary})", summary=_summary(chain.REPORT, summary)),
+            f"不在证据链中（{ADDED}）"))  # fmt: skip
+    return found
+
+
 class PeriodCheck:
     """What an export checks of its own period, batch by batch as it writes it: each
     entry's row is still in its table, unchanged. (Rows added outside the chain, and the
@@ -1043,7 +1162,7 @@ class SealedOnce:
         self._order = chain.SealOrder()
 
     def check(self, entry: chain.Entry) -> Iterator[Finding]:
-        span = group_span(entry) if entry.kind == chain.REPORT_GROUP else None
+        span = group_span(entry) if entry.kind in SEALS else None
         if span is not None:
             yield from self.check_span(entry.seq, span)
 

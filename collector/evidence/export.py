@@ -34,7 +34,9 @@ from devposture.collector.evidence import (
     bundle,
     chain,
     check_pool,
+    crosscheck,
     deflate,
+    fact_shipping,
     html,
     member_runs,
     signing,
@@ -230,7 +232,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                              compresslevel=COMPRESSION) as archive:  # fmt: skip
             checked = PeriodCheck(store.crosscheck)
             checked.opened_from(boundary - 1)
-            counts, last_hash, pruned = _write_period(
+            counts, last_hash, pruned, fact_groups_written = _write_period(
                 archive, store, span, digests, figures=figures, progress=progress,
                 checked=checked, workers=workers, stop=stop,
             )
@@ -265,6 +267,7 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
                 hashes=(prev_hash, last_hash),
                 head=head,
                 prev_seq=boundary - 1,
+                facts=fact_groups_written > 0,
             )
             manifest["counts"] = counts
             manifest["pruned"] = bundle.pruned_claim(prunes, pruned[0])
@@ -291,9 +294,11 @@ def _write_period(
     archive: zipfile.ZipFile, store: Store, span: tuple[int, int] | None,
     digests: dict[str, str], *, figures: summary.Summary, progress: Progress | None,
     checked: PeriodCheck, workers: check_pool.Workers | None, stop: stopping.Stop | None,
-) -> tuple[dict[str, int], bytes | None, tuple[int, int]]:  # fmt: skip
+) -> tuple[dict[str, int], bytes | None, tuple[int, int], int]:  # fmt: skip
     """Write the period's entries, their index and the report bodies, batch by batch, and
-    fold each into the report's figures: nothing of the period is kept in memory."""
+    fold each into the report's figures: nothing of the period is kept in memory. Returns
+    the counts, the last hash, the pruned bodies (how many, the last received) and how many
+    format-5 groups' lines were written."""
     # Records by kind: a report group counts as its reports.
     counts = dict.fromkeys((k for k in chain.KINDS if k != chain.REPORT_GROUP), 0)
     last_hash: bytes | None = None
@@ -308,6 +313,7 @@ def _write_period(
     ):  # fmt: skip
         with _member(archive, bundle.CHAIN, digests, beside) as chain_out:
             checker = _checker(store, checked, workers, figures.week_ends())
+            fact_lines = fact_shipping.FactLines(store.crosscheck.fact_parts)
 
             def take(done: batch_work.RunDone) -> None:
                 nonlocal pruned, last_pruned, last_hash
@@ -315,8 +321,15 @@ def _write_period(
                 checked.take(done.findings, done.found)
                 chain_out.write(done.chain_lines)
                 index_out.write(done.index_lines)
-                # The bodies as read to check them against the chain: written as checked.
-                reports_out.write(done.report_lines)
+                # The bodies as read to check them against the chain: written as checked;
+                # format 5's groups' lines in their places, from what the window lacks.
+                if done.fact_lines:
+                    try:
+                        fact_lines.write(reports_out, done.report_lines, done.fact_lines)
+                    except fact_shipping.FactsGone as gone:
+                        checked.take([crosscheck.facts_gone(gone.seq, gone.digest)], 1)
+                else:
+                    reports_out.write(done.report_lines)
                 for kind, count in done.counts.items():
                     counts[kind] = counts.get(kind, 0) + count
                 pruned += done.pruned
@@ -341,7 +354,7 @@ def _write_period(
             stopping.check(stop)  # each a copy of hundreds of MB for a quarter
             digests[name] = spool.put(archive, _member_info(name))
     stopping.check(stop)  # the opening's member, as large, goes in next (`_export`)
-    return counts, last_hash, (pruned, last_pruned)
+    return counts, last_hash, (pruned, last_pruned), fact_lines.groups
 
 
 def _checker(
@@ -368,10 +381,11 @@ def _runs(
 def _manifest(
     start: dt.datetime, end: dt.datetime, *, ca_cert: Path, public: Ed25519PublicKey,
     span: tuple[int, int] | None, hashes: tuple[bytes, bytes], head: chain.Entry | None,
-    prev_seq: int,
+    prev_seq: int, facts: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
+    """`facts`: the period holds format 5's groups, whose lines a verifier must read."""
     return {
-        "format": bundle.FORMAT,
+        "format": bundle.FACTS_FORMAT if facts else bundle.FORMAT,
         "report_layout": html.LAYOUT,
         "period": {"from": _iso(start), "to": _iso(end), "from_us": to_us(start),
                    "to_us": to_us(end)},

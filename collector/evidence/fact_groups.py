@@ -297,12 +297,19 @@ class Replay:
     def take(self, sets: Sequence[bytes], parts: Sequence[bytes]) -> list[tuple[str, str]]:
         """A group's shipped fact sets and parts into the window. Returns problems: a fact
         set that cannot be read, or names a part the window lacks."""
+        return self.take_hashed([(hashlib.sha256(s).hexdigest(), s) for s in sets],
+                                [(hashlib.sha256(p).digest(), p) for p in parts])  # fmt: skip
+
+    def take_hashed(
+        self, sets: Sequence[tuple[str, bytes]], parts: Sequence[tuple[bytes, bytes]]
+    ) -> list[tuple[str, str]]:  # fmt: skip
+        """`take`, each fact set and part with its SHA-256 (hex and raw) made already (by
+        the process that reads the member beside the walk, `body_lines`)."""
         window = self.window
         problems: list[tuple[str, str]] = []
-        for part in parts:
-            window.hold_part(hashlib.sha256(part).digest(), part)
-        for fact_set in sets:
-            digest = hashlib.sha256(fact_set).hexdigest()
+        for part_digest, part in parts:
+            window.hold_part(part_digest, part)
+        for digest, fact_set in sets:
             try:
                 refs = references(fact_set)
             except ValueError:

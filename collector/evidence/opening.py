@@ -27,9 +27,10 @@ from devposture.collector.evidence.chain import (
     Entry,
     group_records,
 )
+from devposture.collector.evidence.fact_groups import REPORT_FACTS, columns
 
 # The kinds an opening is folded from (admin entries say nothing about a standing).
-KINDS = (REPORT, REPORT_GROUP, STATE, WAIVER, DEVICE)
+KINDS = (REPORT, REPORT_GROUP, REPORT_FACTS, STATE, WAIVER, DEVICE)
 # Identity events after which a device no longer counts (its status never returns to active).
 GONE = ("revoked", "retired")
 
@@ -66,6 +67,9 @@ class Opening:
             elif entry.kind == REPORT_GROUP:  # the group stands for each of its reports
                 for report in group_records(entry):
                     self._reports[str(report["device_id"])] = entry.seq
+            elif entry.kind == REPORT_FACTS:  # its devices, one column
+                self._reports.update(dict.fromkeys(map(str, columns(entry)["device_id"]),
+                                                   entry.seq))  # fmt: skip
             elif entry.kind == DEVICE and record.get("action") in GONE:
                 self._gone.setdefault(str(record["device_id"]), entry.seq)
             elif entry.kind == WAIVER:

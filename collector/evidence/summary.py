@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from devposture.collector.evidence import fact_groups
 from devposture.collector.evidence.chain import (
     ADMIN,
     DEVICE,
@@ -290,6 +291,9 @@ class Summary:
             records = group_records(entry)
             self.fold_reports([r["device_id"] for r in records],
                               [r["received_us"] for r in records], in_period=in_period)  # fmt: skip
+        elif entry.kind == fact_groups.REPORT_FACTS:  # format 5: the two columns as they are
+            found = fact_groups.columns(entry)
+            self.fold_reports(found["device_id"], found["received_us"], in_period=in_period)
         else:
             self._apply(entry, record=entry.record(), in_period=in_period)
 

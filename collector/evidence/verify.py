@@ -21,8 +21,8 @@ from typing import IO, Any, Generic, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from devposture.collector.evidence import body_lines, bundle, deflate, html, signing
-from devposture.collector.evidence.body_lines import NO_FACTS, Bodies, Value
+from devposture.collector.evidence import body_lines, bundle, deflate, fact_groups, html, signing
+from devposture.collector.evidence.body_lines import NO_FACTS, Bodies, FactLine, Value
 from devposture.collector.evidence.chain import (
     PRUNE,
     REPORT,
@@ -35,7 +35,7 @@ from devposture.collector.evidence.chain import (
 from devposture.collector.evidence.member_lines import BundleUnreadable, MemberLines
 from devposture.collector.evidence.summary import Summary, zone_of
 from devposture.policy.catalogs import Lang
-from devposture.policy.cli_messages import Told, enumeration, told
+from devposture.policy.cli_messages import Said, Told, enumeration, told
 from devposture.policy.moments import moment as shown
 
 V = TypeVar("V")
@@ -498,6 +498,8 @@ class _Walk:
         self.count = 0  # entries
         self.records = 0  # records: a report group counts as its reports
         self.sealed = SealOrder()  # each report group seals numbers after the one before
+        # Format 5's window of fact sets and parts, replayed as the exporter shipped them.
+        self.replay = fact_groups.Replay()
         # Bodies received before this were pruned under the retention policy (signed claims:
         # the prune entries in pruned.jsonl); those missing are counted, not deleted.
         self.pruned_before = max((_number(p, "before_us") for p in prunes), default=0)
@@ -543,6 +545,8 @@ class _Walk:
                 self._body_of(entry)
             elif entry.kind == REPORT_GROUP:
                 self._group_bodies(entry)
+            elif entry.kind == fact_groups.REPORT_FACTS:
+                self._fact_group(entry)
             else:
                 self.records += 1
             if isinstance(self.figures, Summary):
@@ -658,6 +662,47 @@ class _Walk:
             return
         self._compare_group(entry, found)
 
+    def _fact_group(self, entry: Entry) -> None:
+        """A format-5 group: its line's fact sets and parts into the window (each hashed, and
+        every part a fact set names held), then each report's fact set looked up in it: so
+        each body is in the bundle, every byte pinned by the chain (`fact_groups`). The
+        window moves on with every group entry, its line read or not, as the exporter's."""
+        try:
+            records = fact_groups.records(entry)
+        except ValueError:
+            self.verdict.problems.append(
+                told('{entry} does not hold a list of reports: edited', entry=_name(entry))
+            )
+            self.replay.done()
+            return
+        self.records += len(records)
+        self._sealed_once(entry)
+        found = self.bodies.get(entry.seq)
+        if isinstance(found, FactLine):
+            for what, digest in self.replay.take_hashed(found.sets, found.parts):
+                self.verdict.problems.append(
+                    told("a fact set on the line of {entry} cannot be read ({digest}…): edited",
+                         entry=_name(entry), digest=digest[:16])
+                    if what == "unreadable" else
+                    told("a fact set on the line of {entry} names a part the bundle does not"
+                         " hold ({digest}…): deleted", entry=_name(entry), digest=digest[:16])
+                )  # fmt: skip
+        elif found is not None:
+            self.verdict.problems.append(told("{where} are not on a group's line: edited",
+                                              where=_bodies_of(entry)))  # fmt: skip
+        for record in records:
+            if self.replay.named(record.get("fact_set")):
+                continue
+            if self._was_pruned(record):
+                self.pruned += 1
+            else:
+                self.verdict.problems.append(
+                    told('the body of {kind} record seq {seq} ({report_id}) is '
+                         'missing: deleted',
+                         kind=REPORT, seq=entry.seq, report_id=str(record.get("report_id")))
+                )  # fmt: skip
+        self.replay.done()
+
     def _sealed_once(self, entry: Entry) -> None:
         """Report groups seal numbers in increasing order, each once (`SealOrder`)."""
         span = group_range(entry.key)
@@ -726,7 +771,7 @@ class _Walk:
             self._compare_body(entry, found)
 
     def _compare_body(self, entry: Entry, found: Bodies) -> None:
-        if isinstance(found, list):
+        if isinstance(found, list | FactLine):
             self.verdict.problems.append(
                 told("the body of {entry} is on a report group's line: edited", entry=_name(entry))
             )
@@ -761,7 +806,12 @@ class _Walk:
                 self.verdict.problems.append(told('the body of {entry} is missing: deleted',
                                                   entry=_name(entry)))
         for seq, found in sorted(self.bodies.ahead.items()):
-            named = enumeration(r for r, _ in found) if isinstance(found, list) else found[0]
+            named: str | Said
+            if isinstance(found, FactLine):
+                named = told("{sets} fact sets, {parts} parts", sets=len(found.sets),
+                             parts=len(found.parts))  # fmt: skip
+            else:
+                named = enumeration(r for r, _ in found) if isinstance(found, list) else found[0]
             self.verdict.problems.append(
                 told('report body seq {seq} ({named}) has no report entry in the chain: '
                      'inserted',

@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from devposture.collector.evidence import chain
+from devposture.collector.evidence import chain, fact_groups, fact_sets
 from devposture.collector.evidence.crosscheck import Key, Pair, Record, Verdict, WaiverRow
+from devposture.collector.evidence.fact_checks import FactRow
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import Evidence, entries, head, keys, padded, select
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.engine import Dialect, SqliteDatabase
-from devposture.collector.store.fact_parts import Bodies
+from devposture.collector.store.fact_parts import Bodies, fact_set_named, fetch
 
 # Rows per batch of a walk in key order (a few thousand: one statement each, bounded memory).
 BATCH = 2000
@@ -246,11 +247,12 @@ class Crosscheck(Part):
         ).fetchall()
         keys = [(int(r[0]), str(r[1])) for r in rows]
         if kind == chain.REPORT:
-            for group in select(self._db, "seq BETWEEN ? AND ? AND kind = ?",
-                                (first, last, chain.REPORT_GROUP)):  # fmt: skip
+            groups = (first, last, chain.REPORT_GROUP, fact_groups.REPORT_FACTS)
+            for group in select(self._db, "seq BETWEEN ? AND ? AND kind IN (?, ?)", groups):
                 with contextlib.suppress(ValueError):  # an unreadable group is named elsewhere
-                    keys += [(group.seq, str(r.get("report_id")))
-                             for r in chain.group_records(group)]  # fmt: skip
+                    records = (chain.group_records(group) if group.kind == chain.REPORT_GROUP
+                               else fact_groups.records(group))  # fmt: skip
+                    keys += [(group.seq, str(r.get("report_id"))) for r in records]
         return keys
 
     def checkpoints(self) -> Iterator[tuple[int, int, list[int]]]:
@@ -334,13 +336,64 @@ class Crosscheck(Part):
         each body whole (a part not stored leaves the report's own bytes, which then differ
         from its chain entry). What an export's run holds its groups to, without a record
         made of each row (`evidence/batch_work`)."""
+        return self._bodies.rows(self._numbered(first_n, last_n), 6)
+
+    def _numbered(self, first_n: int, last_n: int) -> list[Any]:
+        """The rows of the reports numbered first_n to last_n, in that order (`TABLES`'
+        report columns and n), as stored."""
         t = TABLES[chain.REPORT]
-        rows = self._db.execute(
+        return self._db.execute(
             f"SELECT {t.columns(self.dialect)}, t.n FROM reports t WHERE t.n BETWEEN ? AND ?"  # noqa: S608
             " ORDER BY t.n",
             (first_n, last_n),
         ).fetchall()
-        return self._bodies.rows(rows, 6)
+
+    def fact_rows(self, first_n: int, last_n: int) -> list[FactRow]:
+        """The reports numbered first_n to last_n, in that order, as format 5's records name
+        them (`fact_checks.FactRow`): what its groups are held to."""
+        return self._fact_rows(self._numbered(first_n, last_n))
+
+    def fact_rows_of(self, report_ids: Sequence[str]) -> dict[str, FactRow]:
+        """`fact_rows` of these reports that exist, by report id (a group's reports numbered
+        outside its range)."""
+        t = TABLES[chain.REPORT]
+        found: dict[str, FactRow] = {}
+        for piece in padded(list(report_ids)):
+            marks = ", ".join("?" * len(piece))
+            rows = self._db.execute(
+                f"SELECT {t.columns(self.dialect)}, t.n FROM reports t"  # noqa: S608
+                f" WHERE t.report_id IN ({marks})", list(piece),
+            ).fetchall()  # fmt: skip
+            found.update((r.report_id, r) for r in self._fact_rows(rows))
+        return found
+
+    def _fact_rows(self, rows: Sequence[Sequence[Any]]) -> list[FactRow]:
+        """Rows (`TABLES`' report columns and n) as `FactRow`s: a format-5 row as it is
+        stored; a pruned one without its own bytes and fact set; any other cut from its whole
+        body, as the seal cut it (`store/sealing.py`)."""
+        out: list[FactRow | None] = []
+        other: list[tuple[int, Sequence[Any]]] = []
+        for row in rows:
+            body, recipe = bytes(row[6]), None if row[7] is None else bytes(row[7])
+            digest = fact_set_named(recipe)
+            n = -1 if row[8] is None else int(row[8])
+            if digest is not None:
+                out.append(FactRow(n, tuple(row[:6]), body, digest))
+            elif not body and recipe is None:
+                out.append(FactRow(n, tuple(row[:6]), None, None))
+            else:
+                other.append((len(out), row))
+                out.append(None)
+        for (at, _), whole in zip(other, self._bodies.rows([r for _, r in other], 6), strict=True):
+            made = fact_sets.cut(bytes(whole[6]))
+            out[at] = FactRow(-1 if whole[8] is None else int(whole[8]), tuple(whole[:6]),
+                              made.own, made.fact_set_sha256())  # fmt: skip
+        return [r for r in out if r is not None]
+
+    def fact_parts(self, digests: Sequence[bytes]) -> dict[bytes, bytes]:
+        """The fact sets and parts of these digests that are stored (format 5's bundle
+        ships them)."""
+        return fetch(self._db, digests)
 
     def reports_received(
         self, first_us: int, last_us: int, limit: int, bodies: dict[str, bytes] | None = None

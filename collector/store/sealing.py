@@ -186,7 +186,7 @@ def seal(
         numbered = list(records(cur, last, through, known, facts=facts))
         if numbered:
             low, high = numbered[0][0], numbered[-1][0]
-            kind, payload = _payload(low, high, [r for _, r in numbered])
+            kind, payload = group_payload(low, high, [r for _, r in numbered])
             seq = chained.append_canonical(kind, chain.group_key(low, high), payload,
                                            at_us=now_us)  # fmt: skip
             cur.execute(
@@ -198,8 +198,9 @@ def seal(
     return sealed
 
 
-def _payload(low: int, high: int, made: Sequence[Sealable]) -> tuple[str, bytes]:
-    """The chain kind and payload of a group of records (all of one format)."""
+def group_payload(low: int, high: int, made: Sequence[Sealable]) -> tuple[str, bytes]:
+    """The chain kind and payload of a group of records (all of one format): what the seal
+    writes, and the benchmark's builder."""
     facts = [m for m in made if isinstance(m, tuple)]
     if not facts:
         return chain.REPORT_GROUP, chain.group_canonical(low, high, made)  # type: ignore[arg-type]

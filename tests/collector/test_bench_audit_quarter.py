@@ -13,6 +13,7 @@ No figure it measures is asserted: those depend on the machine and what else run
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -61,12 +62,13 @@ def _rows(db: AnyDatabase) -> dict[str, list[tuple[object, ...]]]:
     }  # fmt: skip
 
 
-def _through_ingest(store: Store) -> None:
+def _through_ingest(store: Store, shape: audit_quarter.Shape) -> None:
     """The shape's fleet with every report stored by `store_reports` and judged afresh; the
     enrollments and renewals by the builder's own identity writer."""
     judged = audit_quarter.Judged(default_policy())
     writer = audit_quarter.Writer(store._db)
-    events = audit_quarter.fleet_events(SHAPE, audit_quarter.add_tokens(store, SHAPE),
+    store.report_format.write(shape.report_format)
+    events = audit_quarter.fleet_events(shape, audit_quarter.add_tokens(store, shape),
                                         default_policy())  # fmt: skip
     for event in events:
         if isinstance(event, audit_quarter.IdentityEvent):
@@ -84,14 +86,18 @@ def _through_ingest(store: Store) -> None:
     store.sealing.seal_all(now_us=to_us(last))  # as the collector seals when it stops
 
 
-def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("report_format", [4, 5])
+def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(
+    tmp_path: Path, report_format: int
+) -> None:
+    shape = dataclasses.replace(SHAPE, report_format=report_format)
     folder = tmp_path / "collector"
     config, _ = initialize(folder, "127.0.0.1", database=collector_database())
     built = Store.open(config.database)
     ingested = Store.open(fresh_database(tmp_path))
     try:
-        figures = audit_quarter.build(built, SHAPE)
-        _through_ingest(ingested)
+        figures = audit_quarter.build(built, shape)
+        _through_ingest(ingested, shape)
         mine, theirs = _rows(built._db), _rows(ingested._db)
     finally:
         built.close()
@@ -99,18 +105,20 @@ def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(tmp_path:
     assert figures.reports == len(mine["reports"]) > 200
     assert figures.entries == len(mine["chain"])
     # Episodes happened: more state changes than each device's first verdicts.
-    assert figures.state_changes > SHAPE.devices * len(default_policy().checks)
+    assert figures.state_changes > shape.devices * len(default_policy().checks)
+    kinds = {row[1] for row in mine["chain"]}
+    assert ("report_facts" in kinds) == (report_format == 5) != ("reports" in kinds)
     assert {row[2] for row in mine["state_changes"]} >= {"PASS", "FAIL", "UNKNOWN"}
     for table in QUERIES:
         assert mine[table] == theirs[table], f"{table} differs from what ingest writes"
 
-    runs = audit_quarter.measure(folder, SHAPE, tmp_path, period_days=None, timeout=120,
+    runs = audit_quarter.measure(folder, shape, tmp_path, period_days=None, timeout=120,
                                  memory_mb=0)  # fmt: skip
     export, verify = runs
     assert export.ok, export.output
     assert verify.ok and verify.output.startswith("VERIFIED"), verify.output
     # The last day's bundle links into the chain mid-way and verifies as well.
-    runs = audit_quarter.measure(folder, SHAPE, tmp_path, period_days=1, timeout=120,
+    runs = audit_quarter.measure(folder, shape, tmp_path, period_days=1, timeout=120,
                                  memory_mb=0)  # fmt: skip
     assert all(run.ok for run in runs), [run.output for run in runs]
-    assert SHAPE.end - dt.timedelta(days=1) > SHAPE.start
+    assert shape.end - dt.timedelta(days=1) > SHAPE.start

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from devposture.collector.evidence import chain, fact_groups, fact_sets
+from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.fact_parts import FACT_SET_MARK, fetch
@@ -25,7 +26,7 @@ from devposture.collector.store.report_format import FORMAT_4, FORMAT_5
 from devposture.collector.store.target import DatabaseTarget
 from tests.collector.enrolled import enroll
 from tests.collector.test_fact_parts import DAY, HOUR, T0, _record, _report
-from tests.databases import fresh_database
+from tests.databases import fresh_database, unguarded
 
 DEVICES = ("dev-0", "dev-1", "dev-2")
 
@@ -185,6 +186,8 @@ def test_a_store_that_changes_format_seals_on_without_a_gap(target: DatabaseTarg
         assert hashed == {r: hashlib.sha256(sent[r]).hexdigest() for r in hashed}
         assert set(rebuilt) | set(hashed) == set(sent)
         assert store.reports.report_bodies(list(sent)) == sent
+        findings = table_disagreements(store)
+        assert findings.ok, findings
 
 
 def test_a_body_whose_facts_cannot_be_placed_is_kept_whole_and_sealed_as_one_part(
@@ -233,3 +236,50 @@ def test_retention_deletes_only_the_fact_sets_and_parts_no_kept_body_names(store
     old = fact_sets.cut(_report("dev-0", T0 + 2 * DAY, pending=5))
     assert old.fact_set_sha256() not in after
     assert store.reports.report_bodies(list(kept)) == kept
+    findings = table_disagreements(store)
+    assert findings.ok, findings
+
+
+@pytest.mark.parametrize(
+    ("edit", "values", "named"),
+    [
+        ("UPDATE reports SET body = ? WHERE report_id = ?", ("own", "report"), "own is"),
+        ("UPDATE reports SET parts = ? WHERE report_id = ?", ("other", "report"),
+         "fact_set is"),
+        ("UPDATE reports SET body = ?, parts = NULL WHERE report_id = ?", ("empty", "report"),
+         "its body was deleted, and no pruning in the chain covers it"),
+        ("DELETE FROM reports WHERE report_id = ?", ("report",),
+         "is missing: the chain records it"),
+        ("UPDATE fact_parts SET part = ? WHERE digest = ?", ("own", "fact_set"),
+         "its facts were changed in the store"),
+        ("DELETE FROM fact_parts WHERE digest = ?", ("part",),
+         "its facts are missing from the store"),
+    ],
+)  # fmt: skip
+def test_audit_check_names_each_report_whose_row_or_facts_were_changed(
+    store: Store, target: DatabaseTarget, edit: str, values: tuple[str, ...], named: str
+) -> None:
+    sent = _hours(store, 0, 3)
+    store.sealing.seal_all(to_us(T0 + DAY))
+    assert table_disagreements(store).ok
+    report = next(r for r in sent if sent[r] == _report("dev-1", T0 + HOUR, host="PC-1"))
+    made = fact_sets.cut(sent[report])
+    other = fact_sets.cut(_report("dev-2", T0, host="PC-2"))
+    known = {
+        "report": report, "own": made.own[:-1] + bytes([made.own[-1] ^ 1]), "empty": b"",
+        "other": FACT_SET_MARK + other.fact_set_sha256(), "fact_set": made.fact_set_sha256(),
+        "part": fact_sets.digests(made.fact_set)[0],
+    }  # fmt: skip
+    with unguarded(target) as db:
+        db.execute(edit, tuple(known[name] for name in values))
+    with contextlib.closing(Store.open(target)) as reopened:
+        found = table_disagreements(reopened)
+    assert not found.ok
+    text = found.text()
+    assert named in text and f"[report_id '{report}']" in text, text
+    if "fact_parts" in edit:  # every report naming that fact set (its device's three hours)
+        same = [r for r, b in sent.items() if fact_sets.cut(b).fact_set == made.fact_set]
+        assert len(same) == 3 and all(f"[report_id '{r}']" in text for r in same)
+        assert found.total == 3
+    else:
+        assert found.total == 1, text

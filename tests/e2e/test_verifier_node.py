@@ -9,6 +9,8 @@ fails in CI (CI set) instead, so that it cannot silently stop running."""
 from __future__ import annotations
 
 import base64
+import contextlib
+import datetime as dt
 import hashlib
 import json
 import os
@@ -19,13 +21,23 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from devposture.collector.evidence import export, signing
+from devposture.collector.store import CheckResult, Store
+from devposture.collector.store.report_format import FORMAT_5
+from devposture.collector.store.target import SqliteTarget
+from devposture.policy import default_policy
+from tests.collector.bundle_members import members_of, resigned
+from tests.collector.enrolled import enroll
+from tests.collector.test_fact_parts import DAY, HOUR, T0, _record, _report
 from tests.e2e.fleet import COLLECTOR, run
 
 ROOT = Path(__file__).resolve().parents[2]
 VERIFIER = ROOT / "tests" / "interop" / "verify_bundle.js"
+FACT_DEVICES = ("dev-0", "dev-1", "dev-2")
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +126,50 @@ def test_an_auditors_verifier_refuses_an_edited_report_body(
     forged = _verify(node, _tampered(out, tmp_path / "forged.zip", "reports.jsonl", signer), key)
     assert forged.returncode == 1
     assert "does not match its record: edited" in forged.stdout, forged.stdout
+
+
+@pytest.fixture(scope="module")
+def facts_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """(bundle, public key, data folder) of a format-5 store (`report_facts` groups): three
+    laptops' real reports, hourly for ten days (240 groups: the window swept three times)."""
+    root = tmp_path_factory.mktemp("facts")
+    target = SqliteTarget(root / "collector.sqlite")
+    with contextlib.closing(Store.open(target)) as store:
+        for device_id in FACT_DEVICES:
+            enroll(store, device_id, T0 - DAY)
+        store.report_format.write(FORMAT_5)
+    with contextlib.closing(Store.open(target)) as store:
+        verdicts = [CheckResult("firewall", "PASS", "on")]
+        for hour in range(240):
+            at = T0 + hour * HOUR
+            store.reports.store_reports([
+                (_record(d, at, _report(d, at, host=f"PC-{n}")), verdicts)
+                for n, d in enumerate(FACT_DEVICES)
+            ])  # fmt: skip
+        store.sealing.seal_all()
+        now = dt.datetime.now(dt.UTC)
+        out = export.export_bundle(store, default_policy(), root, start=T0 - DAY, end=now,
+                                   out=root / "facts.zip").path  # fmt: skip
+    key = root / "key.pem"
+    key.write_bytes(signing.load_or_create(root).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    return out, key, root
+
+
+def test_an_auditors_verifier_replays_format_5s_window_of_fact_sets(
+    node: str, facts_bundle: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    out, key, data = facts_bundle
+    assert json.loads(zipfile.ZipFile(out).read("manifest.json"))["format"].endswith("/5")
+    done = _verify(node, out, key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("VERIFIED")
+    # A forger with the key takes a part off the first line: a fact set names what is gone.
+    members = members_of(out)
+    lines = [json.loads(line) for line in members["reports.jsonl"].splitlines()]
+    lines[0]["parts"] = lines[0]["parts"][1:]
+    members["reports.jsonl"] = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    forged = _verify(node, resigned(members, data, tmp_path / "forged.zip"), key)
+    assert forged.returncode == 1
+    assert "which the bundle does not hold: deleted" in forged.stdout, forged.stdout
+    assert "is missing: deleted" in forged.stdout, forged.stdout

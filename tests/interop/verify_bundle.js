@@ -160,6 +160,83 @@ function lines(data) {
 }
 
 // ---------- the bundle ----------
+// ---------- format 5 ----------
+// A report_facts entry's records, one object a report, from its columns.
+function factRecords(e, p) {
+  const names = ['report_id', 'device_id', 'received_us', 'collected_us', 'agent_version', 'clock_skew_ms', 'own', 'fact_set'];
+  const cols = p.columns || {};
+  const n = (cols.report_id || []).length;
+  if (!names.every((k) => Array.isArray(cols[k]) && cols[k].length === n)) {
+    problem(`${name(e)}: its columns are not lists of one length`);
+    return [];
+  }
+  const out = [];
+  for (let i = 0; i < n; i++) out.push(Object.fromEntries(names.map((k) => [k, cols[k][i]])));
+  return out;
+}
+
+// The bundle's window of fact sets and parts: an item is held with the count of group
+// entries met when it was last shipped or named; every 64th group entry, those not used
+// within the last 256 are dropped, then, past 48 MB (each item counted with 150 bytes more),
+// the least recently used, ties in the order first held.
+const WINDOW_GROUPS = 256;
+const SWEEP_EVERY = 64;
+const WINDOW_BYTES = 48 * 1024 * 1024;
+const HELD_COST = 150;
+class FactWindow {
+  constructor() { this.sets = new Map(); this.parts = new Map(); this.clock = 0; }
+  hold(map, key, value) {
+    const had = map.get(key);
+    if (had) { had.value = value; had.mark = this.clock; } else map.set(key, { value, mark: this.clock });
+  }
+  take(e, line) {
+    const b64 = (t) => { const b = Buffer.from(t, 'base64'); if (b.toString('base64') !== t) problem(`${name(e)}: its line holds bytes that are not plain base64`); return b; };
+    for (const t of line.parts || []) {
+      const part = b64(t);
+      this.hold(this.parts, crypto.createHash('sha256').update(part).digest('hex'), part);
+    }
+    for (const t of line.sets || []) {
+      const set = b64(t);
+      const digest = crypto.createHash('sha256').update(set).digest('hex');
+      if (set.length % 36) { problem(`${name(e)}: fact set ${digest.slice(0, 16)}… is not whole references`); continue; }
+      let lacking = null;
+      let index = 0;
+      for (let at = 0; at < set.length; at += 36) {
+        const before = set.readUInt32BE(at);
+        if (before < index) { lacking = 'order'; break; }
+        index = before;
+        const held = this.parts.get(set.subarray(at + 4, at + 36).toString('hex'));
+        if (!held) { lacking = set.subarray(at + 4, at + 36).toString('hex'); break; }
+        held.mark = this.clock;
+      }
+      if (lacking === 'order') { problem(`${name(e)}: fact set ${digest.slice(0, 16)}… places its parts out of order`); continue; }
+      if (lacking) { problem(`${name(e)}: fact set ${digest.slice(0, 16)}… names part ${lacking.slice(0, 16)}…, which the bundle does not hold: deleted`); continue; }
+      this.hold(this.sets, digest, set);
+    }
+  }
+  named(digest) {
+    const held = typeof digest === 'string' ? this.sets.get(digest) : undefined;
+    if (held) held.mark = this.clock;
+    return Boolean(held);
+  }
+  nextGroup() {
+    this.clock++;
+    if (this.clock % SWEEP_EVERY) return;
+    const oldest = this.clock - WINDOW_GROUPS;
+    for (const map of [this.sets, this.parts]) {
+      for (const [k, v] of map) if (v.mark < oldest) map.delete(k);
+      let total = 0;
+      for (const v of map.values()) total += v.value.length + HELD_COST;
+      if (total <= WINDOW_BYTES) continue;
+      for (const [k, v] of [...map.entries()].sort((a, b) => a[1].mark - b[1].mark)) {
+        if (total <= WINDOW_BYTES) break;
+        map.delete(k);
+        total -= v.value.length + HELD_COST;
+      }
+    }
+  }
+}
+
 function verify(zipPath, keyPath) {
   let members;
   try {
@@ -188,7 +265,7 @@ function verify(zipPath, keyPath) {
     problem(`the manifest names signing key ${manifest.signing_key}, the key given is ${fingerprint}`);
   }
   const format = manifest.format;
-  if (!/^devposture-audit-bundle\/[1-4]$/.test(format)) problem(`unknown format ${format}`);
+  if (!/^devposture-audit-bundle\/[1-5]$/.test(format)) problem(`unknown format ${format}`);
 
   // 2. Every member's SHA-256.
   const listed = manifest.members || {};
@@ -255,8 +332,10 @@ function verify(zipPath, keyPath) {
       if (link !== null && e.prev_hash !== link) problem(`${name(e)} does not link to the entry before it: edited or replaced`);
     }
     if (!chain.has(seq)) chain.set(seq, e);
-    counts[e.kind === 'reports' ? 'report' : e.kind] = (counts[e.kind === 'reports' ? 'report' : e.kind] || 0) +
-      (e.kind === 'reports' && ok ? parseLine(e.payload).reports.length : e.kind === 'reports' ? 0 : 1);
+    const group = e.kind === 'reports' || e.kind === 'report_facts';
+    const held = !ok ? 0 : e.kind === 'reports' ? parseLine(e.payload).reports.length
+      : e.kind === 'report_facts' ? parseLine(e.payload).columns.report_id.length : 1;
+    counts[group ? 'report' : e.kind] = (counts[group ? 'report' : e.kind] || 0) + (group ? held : 1);
     prev = e;
   }
   if (first !== null) {
@@ -301,16 +380,17 @@ function verify(zipPath, keyPath) {
   let sealedThrough = null;
   for (const [seq, e] of chain) {
     if (e.kind === 'report') records.set(seq, [parseLine(e.payload)]);
-    if (e.kind === 'reports') {
+    if (e.kind === 'reports' || e.kind === 'report_facts') {
       const p = parseLine(e.payload);
       if (e.key !== `${p.first_n}-${p.last_n}`) problem(`${name(e)}: its key is not first_n-last_n of its payload`);
-      records.set(seq, p.reports);
+      records.set(seq, e.kind === 'reports' ? p.reports : factRecords(e, p));
       // Groups seal report numbers in increasing order, each once.
       if (sealedThrough !== null && Number(p.first_n) <= sealedThrough) problem(`${name(e)} seals reports ${p.first_n}-${p.last_n}, but an earlier group sealed up to ${sealedThrough}: counted twice`);
       sealedThrough = Math.max(sealedThrough === null ? -Infinity : sealedThrough, Number(p.last_n));
     }
   }
   const seenLines = new Set();
+  const factLines = new Map(); // seq -> a format-5 group's line
   let pruned = 0;
   let lastLine = null;
   const checkBody = (e, rec, b64) => {
@@ -332,9 +412,11 @@ function verify(zipPath, keyPath) {
     if (lastLine !== null && seq < lastLine) problem(`reports.jsonl: the line for seq ${seq} comes after seq ${lastLine}: reordered`);
     lastLine = seq;
     seenLines.add(seq);
-    if (!e || (e.kind !== 'report' && e.kind !== 'reports')) { problem(`reports.jsonl line for seq ${seq}: no report entry there: inserted`); continue; }
+    if (!e || (e.kind !== 'report' && e.kind !== 'reports' && e.kind !== 'report_facts')) { problem(`reports.jsonl line for seq ${seq}: no report entry there: inserted`); continue; }
     const recs = records.get(seq);
-    if (e.kind === 'report') {
+    if (e.kind === 'report_facts') {
+      factLines.set(seq, r); // taken into the window in the chain's order, below
+    } else if (e.kind === 'report') {
       if (r.report_id !== recs[0].report_id) problem(`${name(e)}: reports.jsonl names report ${r.report_id}`);
       if ('facts' in r) notes.push(`seq ${seq}: facts not compared with the body (needs a protobuf decoder)`);
       checkBody(e, recs[0], r.body_base64);
@@ -350,8 +432,23 @@ function verify(zipPath, keyPath) {
       for (const [id] of given) if (!held.has(id)) problem(`${name(e)}: a body of report ${id}, which the group does not hold: inserted`);
     }
   }
+  // Format 5: every group entry, in the chain's order, its line into the window (or none),
+  // then each report's fact set found in it.
+  const window = new FactWindow();
+  for (const seq of [...chain.keys()].sort((a, b) => a - b)) {
+    const e = chain.get(seq);
+    if (e.kind !== 'report_facts') continue;
+    const line = factLines.get(seq);
+    if (line) window.take(e, line);
+    for (const rec of records.get(seq) || []) {
+      if (window.named(rec.fact_set)) continue;
+      if (BigInt(rec.received_us) < prunedBefore) { pruned++; continue; }
+      problem(`${name(e)}: the body of report ${rec.report_id} is missing: deleted`);
+    }
+    window.nextGroup();
+  }
   for (const [seq, e] of chain) {
-    if (!records.has(seq) || seenLines.has(seq)) continue;
+    if (!records.has(seq) || seenLines.has(seq) || e.kind === 'report_facts') continue;
     for (const rec of records.get(seq)) checkBody(e, rec, undefined);
     if (e.kind === 'report' || records.get(seq).some((x) => BigInt(x.received_us) >= prunedBefore)) {
       problem(`${name(e)}: no line in reports.jsonl`);

@@ -1,0 +1,79 @@
+"""The lines of `reports.jsonl` for format 5's report groups (`fact_groups.py`), written by
+the export's own process in the chain's order.
+
+Each line ships the fact sets and parts the bundle's window lacks (`fact_groups.Shipping`):
+the window is one sequence over the whole period, which the verifier replays, so no worker
+can write these lines. The workers hold each group to its rows and its reports' fact sets to
+what is stored (`batch_work`, `crosscheck.unstored_findings`), and say where each group's line
+goes among theirs and which fact sets its reports name (`RunDone.fact_lines`); this reads
+from the store, by digest, only what the window lacks: a fleet reporting hourly ships a fact
+set when a device's facts change, not with every report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from devposture.collector.evidence import fact_groups, fact_sets
+
+# The store's fact sets and parts by digest (`Tables.fact_parts`).
+Fetch = Callable[[Sequence[bytes]], dict[bytes, bytes]]
+
+
+class _Out(Protocol):
+    def write(self, data: bytes, /) -> None: ...
+
+
+class FactsGone(LookupError):
+    """A fact set or part a group's reports name was not in the store when its line was
+    written, though the group's check found it (deleted meanwhile): `seq`, `digest`."""
+
+    def __init__(self, seq: int, digest: bytes) -> None:
+        super().__init__(f"seq {seq}: {digest.hex()[:16]}… is not stored")
+        self.seq, self.digest = seq, digest
+
+
+class FactLines:
+    """One export's lines of format-5 groups, in the chain's order."""
+
+    def __init__(self, fetch: Fetch) -> None:
+        self._fetch = fetch
+        self._shipping = fact_groups.Shipping()
+        self.groups = 0  # lines written
+
+    def line(self, seq: int, named: list[str], gone: Sequence[str]) -> bytes:
+        """The line of the group at `seq` whose reports name the fact sets `named` (hex, in
+        order); `gone`: those of its reports whose bodies were pruned."""
+        window = self._shipping.window
+        pruned = set(gone)
+        lacking = [d for d in dict.fromkeys(named) if d not in window.sets and d not in pruned]
+        packed: dict[str, bytes] = {}
+        parts: dict[bytes, bytes] = {}
+        if lacking:
+            found = self._fetch([bytes.fromhex(d) for d in lacking])
+            packed = {d.hex(): v for d, v in found.items()}
+            wanted = dict.fromkeys(
+                d for v in packed.values() for _, d in fact_sets.references(v)
+                if d not in window.parts
+            )  # fmt: skip
+            parts = self._fetch(list(wanted))
+        try:
+            shipped_sets, shipped_parts = self._shipping.group(named, packed, parts, pruned)
+        except KeyError as missing:
+            key = missing.args[0]
+            raise FactsGone(seq, bytes.fromhex(key) if isinstance(key, str) else key) from None
+        self.groups += 1
+        return fact_groups.line(seq, shipped_sets, shipped_parts)
+
+    def write(
+        self, out: _Out, lines: bytes, groups: list[tuple[int, int, list[str], list[str]]]
+    ) -> None:  # fmt: skip
+        """A run's report `lines` with its format-5 groups' lines put in their places
+        (`RunDone.report_lines`, `RunDone.fact_lines`)."""
+        taken = 0
+        for at, seq, named, gone in groups:
+            out.write(lines[taken:at])
+            out.write(self.line(seq, named, gone))
+            taken = at
+        out.write(lines[taken:])
