@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 from devposture.collector.evidence import bundle, chain, fact_checks, fact_groups
 from devposture.collector.evidence.crosscheck import (
@@ -82,7 +83,7 @@ def write_run(
     # report of the run is held to its row one by one, and what differs is named.
     held = groups_as_written(tables, entries)
     found, bodies = batch_rows(tables, entries, terms.pruned_before, groups=held is None)
-    facts = held_fact_groups(tables, entries, terms.pruned_before)
+    facts = held_fact_groups(tables, entries, terms.pruned_before, rows_too=False)
     for entry, group in facts:
         found += fact_findings(entry, group)
     if facts:
@@ -127,8 +128,6 @@ class _Out:
         self.done, self._ends = done, ends
         self.lines: list[bytes] = []
         self._bytes = 0  # of `lines`
-        # One string for each fact set named (pickled once, not once a report).
-        self._named: dict[str, str] = {}
         # The run's groups' reports, folded by the week their group was written in: the
         # figures take a week's reports together; they commute with its other entries.
         self._heard: dict[int, Heard] = {}
@@ -165,12 +164,10 @@ class _Out:
         """A format-5 group: its place among the lines (the export writes it, in order), its
         count, pruned bodies, seal and figures."""
         done = self.done
-        named = self._named
-        fact_sets = [named.setdefault(f, f) for f in held.fact_sets]
-        done.fact_lines.append((self._bytes, entry.seq, fact_sets, sorted(held.gone)))
+        done.fact_lines.append((self._bytes, entry.seq, held.fact_sets, sorted(held.gone)))
         done.pruned += held.pruned
         done.last_pruned = max(done.last_pruned, held.last_pruned)
-        self._counted(entry, held.reports)
+        self._counted(entry, held.devices, held.received)
 
     def group(
         self, entry: chain.Entry, kept: list[tuple[str, bytes]], reports: list[tuple[str, int]]
@@ -178,13 +175,13 @@ class _Out:
         """A report group's line of the bodies `kept` (report id, body), its count, its seal,
         and its `reports`' (device, received) folded for the figures."""
         self._line(bundle.group_bodies_jsonl(entry.seq, kept))
-        self._counted(entry, reports)
+        self._counted(entry, [d for d, _ in reports], [r for _, r in reports])
 
-    def _counted(self, entry: chain.Entry, reports: list[tuple[str, int]]) -> None:
-        """A group's reports counted, its seal, and their (device, received) folded for the
-        figures."""
+    def _counted(self, entry: chain.Entry, devices: list[Any], received: list[Any]) -> None:
+        """A group's reports counted, its seal, and their devices and receipts folded for
+        the figures."""
         done = self.done
-        done.counts[chain.REPORT] = done.counts.get(chain.REPORT, 0) + len(reports)
+        done.counts[chain.REPORT] = done.counts.get(chain.REPORT, 0) + len(devices)
         span = group_span(entry)
         if span is not None:
             done.seals.append((entry.seq, span))
@@ -193,5 +190,4 @@ class _Out:
         if folded is None:
             folded = self._heard[written] = Heard(entry.at_us)
             done.figures.append(folded)
-        for device, received in reports:
-            folded.add(self._ends, written, device, received)
+        folded.add_all(self._ends, written, devices, received)

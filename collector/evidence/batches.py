@@ -25,6 +25,8 @@ from devposture.collector.evidence.fact_groups import REPORT_FACTS
 # Reports a batch holds at most (their rows, bodies and records: a few kilobytes each in
 # memory while the batch is checked and written).
 BATCH_REPORTS = 10_000
+# How many times lighter a format-5 group's report is than a format-4 group's (`reports_of`).
+FACTS_WEIGH_LESS = 4
 # Entries a batch holds at most, and entries whose keys are looked at ahead at once.
 MOST_READ = 2000
 LOOK_AHEAD = 2000
@@ -36,14 +38,20 @@ Index = Callable[[int, int, int | None], list[tuple[int, str, str]]]
 
 
 def reports_of(kind: str, key: str) -> int:
-    """How many reports an entry stands for, from its kind and key (a group's key is
-    "first_n-last_n"; one that cannot be read counts as one: it is held to its rows by id)."""
+    """How many reports an entry counts for against a batch's bound, from its kind and key
+    (a group's key is "first_n-last_n"; one that cannot be read counts as one: it is held to
+    its rows by id; a format-5 group's reports count a quarter each)."""
     if kind == chain.REPORT:
         return 1
     if kind not in (chain.REPORT_GROUP, REPORT_FACTS):
         return 0
     found = chain.group_range(key)
-    return 1 if found is None else max(1, found[1] - found[0] + 1)
+    if found is None:
+        return 1
+    reports = max(1, found[1] - found[0] + 1)
+    # A format-5 group's reports weigh a quarter: no body rides with them, only their records
+    # (about 300 bytes each), so a run holds four times as many for the same memory.
+    return reports if kind == chain.REPORT_GROUP else max(1, -(-reports // FACTS_WEIGH_LESS))
 
 
 def bounded(read: Read, index: Index, first: int, last: int) -> Iterator[list[chain.Entry]]:

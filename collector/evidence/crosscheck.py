@@ -139,6 +139,7 @@ class Tables(Protocol):
     def opening_entries(self, first: int, last: int) -> Iterator[chain.Entry]: ...
     def fact_rows(self, first_n: int, last_n: int) -> list[FactRow]: ...
     def fact_rows_of(self, report_ids: Sequence[str]) -> dict[str, FactRow]: ...
+    def numbered_count(self, first_n: int, last_n: int) -> tuple[int, int]: ...
     def fact_parts(self, digests: Sequence[bytes]) -> dict[bytes, bytes]: ...
 
 
@@ -953,11 +954,21 @@ SEALS = (chain.REPORT_GROUP, fact_groups.REPORT_FACTS)
 
 
 def held_fact_groups(
-    tables: Tables, batch: list[chain.Entry], pruned_before: int
+    tables: Tables, batch: list[chain.Entry], pruned_before: int, *, rows_too: bool = True
 ) -> list[tuple[chain.Entry, fact_checks.Held]]:  # fmt: skip
     """Each format-5 report group of a batch held to its rows (`fact_checks.hold`), the rows
-    of them all read in one statement where their ranges are close, as `_groups` reads."""
+    of them all read in one statement where their ranges are close, as `_groups` reads.
+
+    Not `rows_too` (an export): where the groups' numbers are every row's of their range,
+    none pruned, each group is taken from its payload without reading its rows. A format-5
+    bundle is made from the chain and the facts stored by their digests (each hashed:
+    `unstored_findings`), not from the rows, so a row edited by hand changes nothing an
+    export ships; `audit check` compares every row."""
     groups = [(e, group_span(e)) for e in batch if e.kind == fact_groups.REPORT_FACTS]
+    if not rows_too and groups:
+        counted = _counted_fact_groups(tables, groups)
+        if counted is not None:
+            return counted
     spans = [span for _, span in groups if span is not None]
     low = min((first for first, _ in spans), default=0)
     high = max((last for _, last in spans), default=-1)
@@ -979,37 +990,53 @@ def held_fact_groups(
     return out
 
 
+def _counted_fact_groups(
+    tables: Tables, groups: list[tuple[chain.Entry, tuple[int, int] | None]]
+) -> list[tuple[chain.Entry, fact_checks.Held]] | None:
+    """The groups from their payloads, where their spans follow each other, each holds a
+    record for every number of its span, and the table holds one row for every number of
+    theirs, none pruned (one count for them all); None otherwise."""
+    out = []
+    spans: list[tuple[int, int]] = []
+    for entry, span in groups:
+        held = None if span is None else fact_checks.from_columns(entry, span)
+        if span is None or held is None or (spans and span[0] != spans[-1][1] + 1):
+            return None
+        spans.append(span)
+        out.append((entry, held))
+    rows, pruned = tables.numbered_count(spans[0][0], spans[-1][1])
+    return out if (rows, pruned) == (spans[-1][1] - spans[0][0] + 1, 0) else None
+
+
 def unstored_findings(
     groups: list[tuple[chain.Entry, fact_checks.Held]], stored: fact_checks.StoredFacts
 ) -> list[Finding]:  # fmt: skip
     """Each report of these format-5 groups whose body is kept but whose fact set, or a part
     it names, is not stored as its digest says (deleted or edited in `fact_parts`): the
     export ships what is stored, and the body could not be rebuilt."""
-    named: list[tuple[int, str, bytes]] = []
-    for entry, held in groups:
-        for report_id, fact_set in held.named:
-            try:
-                named.append((entry.seq, report_id, bytes.fromhex(fact_set)))
-            except ValueError:
-                continue  # not a digest: the record differs from its row, named already
-    problems = stored.problems([d for _, _, d in named])
+    problems = stored.problems([held.kept_sets() for _, held in groups])
     found = []
-    for seq, report_id, digest in named:
-        problem = problems.get(digest)
-        if problem is None:
-            continue
-        what, at = problem
-        short, part = digest.hex()[:16], at.hex()[:16]
-        if what == "missing":
-            said = told("its facts are missing from the store (fact set {fact_set}…: {digest}… is"
-                        " not stored)", fact_set=short, digest=part)
-            gloss = f"与证据链{DIFFERS}（{REMOVED}）"
-        else:
-            said = told("its facts were changed in the store (fact set {fact_set}…: {digest}…"
-                        " does not hash to its digest)", fact_set=short, digest=part)
-            gloss = f"与证据链{DIFFERS}（{EDITED}）"
-        found.append(Finding("reports", row_key(chain.REPORT, (report_id,)), seq, said, gloss))
+    for entry, held in groups if problems else ():
+        for report_id, fact_set in held.kept_reports():
+            problem = problems.get(fact_set)
+            if problem is not None:
+                found.append(_unstored(entry.seq, report_id, fact_set, problem))
     return found
+
+
+def _unstored(seq: int, report_id: str, fact_set: str, problem: fact_checks.Unstored) -> Finding:
+    """A report whose fact set (hex) is not stored as its record names it."""
+    what, at = problem
+    short, part = fact_set[:16], at.hex()[:16]
+    if what == "missing":
+        said = told("its facts are missing from the store (fact set {fact_set}…: {digest}… is"
+                    " not stored)", fact_set=short, digest=part)
+        gloss = f"与证据链{DIFFERS}（{REMOVED}）"
+    else:
+        said = told("its facts were changed in the store (fact set {fact_set}…: {digest}…"
+                    " does not hash to its digest)", fact_set=short, digest=part)
+        gloss = f"与证据链{DIFFERS}（{EDITED}）"
+    return Finding("reports", row_key(chain.REPORT, (report_id,)), seq, said, gloss)
 
 
 def facts_gone(seq: int, digest: bytes) -> Finding:

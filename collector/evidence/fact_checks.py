@@ -14,19 +14,21 @@ hold was added. Pure: the rows come from the caller (`Tables.fact_rows`), as `Fa
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from devposture.collector.evidence import chain, fact_groups, fact_sets
 
 _METADATA = fact_groups.COLUMNS[:6]  # report_id, device_id, received_us, collected_us, ...
 
 
-@dataclass(frozen=True)
-class FactRow:
+class FactRow(NamedTuple):
     """A report row as format 5's record names it: its number, metadata (`_METADATA`'s
-    order), own bytes and fact set digest; both None where its body was pruned."""
+    order), own bytes and fact set digest; both None where its body was pruned. (A tuple: a
+    quarter's export makes millions.)"""
 
     n: int
     metadata: tuple[object, ...]
@@ -56,13 +58,30 @@ class Held:
     gone: set[str] = field(default_factory=set)  # those of the reports whose bodies are pruned
     pruned: int = 0  # reports whose bodies were pruned
     last_pruned: int = 0  # the last of those received (0: none)
-    reports: list[tuple[str, int]] = field(default_factory=list)  # (device, received)
-    # (report id, fact set) of each report found whose body is kept: its facts must be stored
-    named: list[tuple[str, str]] = field(default_factory=list)
+    # Each report's device and receipt, for the figures; and its id (columns, as the payload
+    # holds them: a quarter's export holds a million reports a minute to their groups).
+    devices: list[object] = field(default_factory=list)
+    received: list[object] = field(default_factory=list)
+    report_ids: list[object] = field(default_factory=list)
+    # Which reports' bodies are kept (found, not pruned: their facts must be stored); None:
+    # every one.
+    kept: list[bool] | None = None
 
     @property
     def ok(self) -> bool:
         return not (self.unreadable or self.missing or self.differing or self.added)
+
+    def kept_sets(self) -> list[str]:
+        """The fact set of each report whose body is kept."""
+        if self.kept is None:
+            return self.fact_sets
+        return [f for f, k in zip(self.fact_sets, self.kept, strict=True) if k]
+
+    def kept_reports(self) -> list[tuple[str, str]]:
+        """(report id, fact set) of each report whose body is kept."""
+        kept = self.kept or [True] * len(self.fact_sets)
+        return [(str(r), f) for r, f, k in zip(self.report_ids, self.fact_sets, kept,
+                                               strict=True) if k]  # fmt: skip
 
 
 def hold(
@@ -71,21 +90,16 @@ def hold(
 ) -> Held:  # fmt: skip
     """`entry` held to `rows`, those numbered in its `span` (None: its key cannot be read).
     `others(report_ids)`: the rows of reports it holds that are not numbered there."""
-    if span is not None and rows and all(r.own is not None for r in rows):
-        made, cut = fact_groups.group_rows(
-            [r.metadata for r in rows], [(r.own or b"", r.fact_set or b"") for r in rows]
-        )
-        if fact_groups.group_canonical(*span, made, cut) == entry.payload:
-            named = [(str(m[0]), str(m[7])) for m in made]
-            reports = [(str(m[1]), int(str(m[2]))) for m in made]
-            return Held(keys=[r.report_id for r in rows], fact_sets=[f for _, f in named],
-                        reports=reports, named=named)  # fmt: skip
+    written = _as_written(entry, span, rows)
+    if written is not None:
+        return written
     try:
         records = fact_groups.records(entry)
         ids_cut = fact_groups.ids_cut(entry)
     except ValueError:
         return Held(unreadable=True)
-    held = Held()
+    kept: list[bool] = []
+    held = Held(kept=kept)
     by_id = {r.report_id: r for r in rows}
     lacking = [str(r.get("report_id")) for r in records if str(r.get("report_id")) not in by_id]
     if lacking:
@@ -93,9 +107,12 @@ def hold(
     for record in records:
         fact_set, received = str(record.get("fact_set")), record.get("received_us")
         held.fact_sets.append(fact_set)
-        held.reports.append((str(record.get("device_id")), received if isinstance(received, int)
-                             and not isinstance(received, bool) else 0))  # fmt: skip
+        held.devices.append(str(record.get("device_id")))
+        held.received.append(received if isinstance(received, int)
+                             and not isinstance(received, bool) else 0)  # fmt: skip
+        held.report_ids.append(str(record.get("report_id")))
         row = by_id.get(str(record.get("report_id")))
+        kept.append(row is not None and row.own is not None)
         if row is None:
             held.missing.append(record)
             continue
@@ -112,12 +129,83 @@ def hold(
                 wrong.append(("body", None, fact_set))
         else:
             wrong += _facts_differ(record, row, ids_cut)
-            held.named.append((row.report_id, fact_set))
         if wrong:
             held.differing.append((record, wrong))
     holds = {str(r.get("report_id")) for r in records}
     held.added = [r for r in rows if r.report_id not in holds]
     return held
+
+
+_PAYLOAD_KEYS = {"columns", "first_n", "ids_cut", "last_n"}
+
+
+def from_columns(entry: chain.Entry, span: tuple[int, int]) -> Held | None:
+    """A group as its payload alone says, where it holds a record for every number of its
+    `span` (an export's, whose rows were counted: `crosscheck.held_fact_groups`). None where
+    the payload is not a whole group's."""
+    try:
+        record = entry.record()
+        found = fact_groups.columns(entry)
+        fact_groups.ids_cut(entry)
+    except ValueError:
+        return None
+    report_ids, fact_set_column = found["report_id"], found["fact_set"]
+    if (set(record) != _PAYLOAD_KEYS or (record["first_n"], record["last_n"]) != span
+            or len(report_ids) != span[1] - span[0] + 1
+            or not all(isinstance(f, str) for f in fact_set_column)
+            or not all(isinstance(t, int) for t in found["received_us"])
+            or not all(isinstance(d, str) for d in found["device_id"])):  # fmt: skip
+        return None
+    return Held(keys=report_ids, fact_sets=fact_set_column, devices=found["device_id"],
+                received=found["received_us"], report_ids=report_ids)  # fmt: skip
+
+
+def _as_written(
+    entry: chain.Entry, span: tuple[int, int] | None, rows: Sequence[FactRow]
+) -> Held | None:  # fmt: skip
+    """The common case: each column of the payload is the rows' (the ids cut from their own
+    bytes where it says so), compared a column at a time. None where anything differs, or a
+    body is pruned: `hold` then holds each report to its row and names what differs."""
+    if span is None or not rows or any(r.own is None for r in rows):
+        return None
+    try:
+        record = entry.record()
+        found = fact_groups.columns(entry)
+        cut = fact_groups.ids_cut(entry)
+    except ValueError:
+        return None
+    if set(record) != _PAYLOAD_KEYS or (record["first_n"], record["last_n"]) != span:
+        return None
+    metadata = [r.metadata for r in rows]
+    if metadata != list(zip(*(found[name] for name in _METADATA), strict=True)):
+        return None
+    fact_set_column = found["fact_set"]
+    if fact_set_column != [r.fact_set.hex() for r in rows if r.fact_set is not None]:
+        return None
+    try:
+        owns = [binascii.a2b_base64(text, strict_mode=True) for text in found["own"]]
+    except (binascii.Error, TypeError, ValueError):
+        return None
+    if cut:
+        try:
+            owns = [_ids(m[0], m[1]) + own for m, own in zip(metadata, owns, strict=True)]
+        except (AttributeError, TypeError):
+            return None
+    if owns != [r.own for r in rows]:
+        return None
+    report_ids = found["report_id"]
+    return Held(keys=report_ids, fact_sets=fact_set_column, devices=found["device_id"],
+                received=found["received_us"], report_ids=report_ids)  # fmt: skip
+
+
+def _ids(report_id: object, device_id: object) -> bytes:
+    """`fact_sets.ids_prefix`, its common case in one formatting (a report's ids are short)."""
+    if not isinstance(report_id, str) or not isinstance(device_id, str):
+        raise TypeError("a report's ids are texts")
+    r, d = report_id.encode(), device_id.encode()
+    if len(r) < 0x80 and len(d) < 0x80:
+        return b"\n%c%b\x12%c%b" % (len(r), r, len(d), d)
+    return fact_sets.ids_prefix(report_id, device_id)
 
 
 def _facts_differ(record: dict[str, object], row: FactRow, ids_cut: bool) -> list[Difference]:
@@ -153,38 +241,45 @@ class StoredFacts:
         self, fetch: Callable[[Sequence[bytes]], dict[bytes, bytes]], most: int = GOOD_MOST
     ) -> None:  # fmt: skip
         self._fetch, self._most = fetch, most
-        self._good: set[bytes] = set()
+        self._good: set[str] = set()  # hex, as records name them
 
-    def problems(self, digests: Sequence[bytes]) -> dict[bytes, Unstored]:
-        """Of these fact set digests, each whose fact set or one of its parts is not stored
-        as its digest says, with what is wrong."""
-        new = [d for d in dict.fromkeys(digests) if d not in self._good]
+    def problems(self, digests: Sequence[Sequence[str]]) -> dict[str, Unstored]:
+        """Of these lists of fact set digests (hex, as records name them; a group's each),
+        each whose fact set or one of its parts is not stored as its digest says, with what is
+        wrong; one that is not a digest at all is missing."""
+        new = set().union(*digests) - self._good
         if not new:
             return {}
-        found = self._fetch(new)
-        problems: dict[bytes, Unstored] = {}
-        named: dict[bytes, list[bytes]] = {}
-        for digest in new:
+        problems: dict[str, Unstored] = {}
+        wanted: dict[bytes, str] = {}
+        for text in new:
+            try:
+                wanted[bytes.fromhex(text)] = text
+            except (ValueError, TypeError):
+                problems[text] = ("missing", b"")
+        found = self._fetch(list(wanted))
+        named: dict[str, list[bytes]] = {}
+        for digest, text in wanted.items():
             packed = found.get(digest)
             if packed is None:
-                problems[digest] = ("missing", digest)
+                problems[text] = ("missing", digest)
                 continue
             try:
                 refs = fact_sets.references(packed)
             except ValueError:
                 refs = None
             if refs is None or hashlib.sha256(packed).digest() != digest:
-                problems[digest] = ("altered", digest)
+                problems[text] = ("altered", digest)
                 continue
-            named[digest] = [d for _, d in refs]
+            named[text] = [d for _, d in refs]
         parts = self._fetch(list(dict.fromkeys(d for ds in named.values() for d in ds)))
-        for digest, wanted in named.items():
-            for d in wanted:
+        for text, needed in named.items():
+            for d in needed:
                 part = parts.get(d)
                 if part is None or hashlib.sha256(part).digest() != d:
-                    problems[digest] = ("missing" if part is None else "altered", d)
+                    problems[text] = ("missing" if part is None else "altered", d)
                     break
         if len(self._good) > self._most:
             self._good.clear()
-        self._good.update(d for d in new if d not in problems)
+        self._good.update(t for t in new if t not in problems)
         return problems

@@ -338,6 +338,19 @@ class Replay:
         """Whether the window holds the fact set a report's record names (marked used)."""
         return isinstance(digest, str) and self.window.set_of(digest) is not None
 
+    def unnamed(self, digests: Sequence[object]) -> list[int]:
+        """Where in `digests` (a group's column of fact sets) the window holds none; each it
+        holds marked used (`named`, inline: once per report of the period)."""
+        sets, clock = self.window.sets, self.window.clock
+        lacking: list[int] = []
+        for k, digest in enumerate(digests):
+            found = sets.get(digest) if isinstance(digest, str) else None
+            if found is None:
+                lacking.append(k)
+            elif found[1] != clock:
+                sets[digest] = (found[0], clock)  # type: ignore[index]
+        return lacking
+
     def done(self) -> None:
         """The group entry is done (its line taken or not)."""
         self.window.next_group()

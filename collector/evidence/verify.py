@@ -668,14 +668,14 @@ class _Walk:
         each body is in the bundle, every byte pinned by the chain (`fact_groups`). The
         window moves on with every group entry, its line read or not, as the exporter's."""
         try:
-            records = fact_groups.records(entry)
+            found_columns = fact_groups.columns(entry)
         except ValueError:
             self.verdict.problems.append(
                 told('{entry} does not hold a list of reports: edited', entry=_name(entry))
             )
             self.replay.done()
             return
-        self.records += len(records)
+        self.records += len(found_columns["report_id"])
         self._sealed_once(entry)
         found = self.bodies.get(entry.seq)
         if isinstance(found, FactLine):
@@ -690,16 +690,15 @@ class _Walk:
         elif found is not None:
             self.verdict.problems.append(told("{where} are not on a group's line: edited",
                                               where=_bodies_of(entry)))  # fmt: skip
-        for record in records:
-            if self.replay.named(record.get("fact_set")):
-                continue
-            if self._was_pruned(record):
+        received, ids = found_columns["received_us"], found_columns["report_id"]
+        for k in self.replay.unnamed(found_columns["fact_set"]):
+            if self._was_pruned({"received_us": received[k]}):
                 self.pruned += 1
             else:
                 self.verdict.problems.append(
                     told('the body of {kind} record seq {seq} ({report_id}) is '
                          'missing: deleted',
-                         kind=REPORT, seq=entry.seq, report_id=str(record.get("report_id")))
+                         kind=REPORT, seq=entry.seq, report_id=str(ids[k]))
                 )  # fmt: skip
         self.replay.done()
 

@@ -353,6 +353,16 @@ class Crosscheck(Part):
         them (`fact_checks.FactRow`): what its groups are held to."""
         return self._fact_rows(self._numbered(first_n, last_n))
 
+    def numbered_count(self, first_n: int, last_n: int) -> tuple[int, int]:
+        """How many reports are numbered first_n to last_n, and how many of them had their
+        bodies pruned: one walk of the numbers' index and the rows' headers, nothing read out."""
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN length(body) = 0 THEN 1 ELSE 0 END), 0)"
+            " FROM reports WHERE n BETWEEN ? AND ?",
+            (first_n, last_n),
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     def fact_rows_of(self, report_ids: Sequence[str]) -> dict[str, FactRow]:
         """`fact_rows` of these reports that exist, by report id (a group's reports numbered
         outside its range)."""

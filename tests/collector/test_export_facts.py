@@ -28,6 +28,7 @@ from devposture.collector.evidence import (
     signing,
     verify,
 )
+from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.report_format import FORMAT_5
@@ -227,3 +228,43 @@ def test_audit_facts_rebuilds_each_body_from_its_record_and_the_window(
     one = next(iter(sent))
     (only,) = facts_view.report_facts(path, one)
     assert only["report_id"] == one and only["facts"] == bundle.facts_of(sent[one])
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ("DELETE FROM reports WHERE report_id = ?", "is missing: the chain records it"),
+        ("UPDATE reports SET body = ?, parts = NULL WHERE report_id = ?",
+         "its body was deleted, and no pruning in the chain covers it"),
+    ],
+)  # fmt: skip
+def test_a_report_row_deleted_or_emptied_by_hand_stops_the_export_naming_it(
+    store: Store, target: DatabaseTarget, tmp_path: Path, edit: str, named: str
+) -> None:
+    sent = _fleet(store, 3)
+    victim = sorted(sent)[4]
+    with unguarded(target) as db:
+        db.execute(edit, (b"", victim) if edit.startswith("UPDATE") else (victim,))
+    with pytest.raises(export.TablesDisagree) as refused:
+        _export(store, tmp_path, "refused.zip")
+    text = refused.value.findings.text()
+    assert named in text and f"[report_id '{victim}']" in text, text
+
+
+def test_a_row_edited_by_hand_changes_nothing_the_export_ships_and_audit_check_names_it(
+    store: Store, target: DatabaseTarget, tmp_path: Path
+) -> None:
+    """A format-5 bundle is made from the chain and the facts stored by their digests: a
+    report's row (its own bytes) edited by hand leaves every body in the bundle the one the
+    agent sent; `audit check`, which compares every row, names it."""
+    sent = _fleet(store, 3)
+    victim = sorted(sent)[4]
+    own = fact_sets.cut(sent[victim]).own
+    with unguarded(target) as db:
+        db.execute("UPDATE reports SET body = ? WHERE report_id = ?",
+                   (own[:-1] + bytes([own[-1] ^ 1]), victim))  # fmt: skip
+    bodies, _, _ = _replayed(_export(store, tmp_path, "facts.zip"))
+    assert bodies == sent
+    with contextlib.closing(Store.open(target)) as reopened:
+        found = table_disagreements(reopened)
+    assert not found.ok and f"[report_id '{victim}']" in found.text()
