@@ -24,7 +24,6 @@ from devposture.collector.evidence.crosscheck import (
     group_span,
     groups_as_written,
     held_fact_groups,
-    unstored_findings,
 )
 from devposture.collector.evidence.summary import Heard
 
@@ -54,8 +53,9 @@ class RunDone:
     figures: list[Figure] = field(default_factory=list)
     # Format 5's groups, whose lines the export writes in order (`fact_shipping`): where each
     # goes in `report_lines` (its byte offset), its seq, each report's fact set (hex, in the
-    # group's order) and the fact sets of the reports whose bodies were pruned.
-    fact_lines: list[tuple[int, int, list[str], list[str]]] = field(default_factory=list)
+    # group's order, side by side: one string to pickle, not one a report) and the fact sets
+    # of the reports whose bodies were pruned.
+    fact_lines: list[tuple[int, int, str, list[str]]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,10 @@ class Terms:
     last_pruning: int = 0
 
 
-def write_run(
-    tables: Tables, first: int, last: int, terms: Terms,
-    stored: fact_checks.StoredFacts | None = None,
-) -> RunDone:  # fmt: skip
-    """The entries `first`..`last` (read here, in one statement), checked and written.
-    `stored`: what this export found of the fact sets stored so far (each is checked once)."""
+def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:
+    """The entries `first`..`last` (read here, in one statement), checked and written. (The
+    fact sets format 5's groups name are held to the store as the export ships them:
+    `fact_shipping`.)"""
     entries = tables.chain_entries(first, last)
     out = _Out(RunDone(first, last, entries=len(entries)), terms.week_ends)
     done = out.done
@@ -86,8 +84,6 @@ def write_run(
     facts = held_fact_groups(tables, entries, terms.pruned_before, rows_too=False)
     for entry, group in facts:
         found += fact_findings(entry, group)
-    if facts:
-        found += unstored_findings(facts, stored or fact_checks.StoredFacts(tables.fact_parts))
     done.findings, done.found = found[:terms.limit], len(found)
     if found:
         # The export refuses the period, naming these: nothing of the run is written, and no
@@ -164,7 +160,8 @@ class _Out:
         """A format-5 group: its place among the lines (the export writes it, in order), its
         count, pruned bodies, seal and figures."""
         done = self.done
-        done.fact_lines.append((self._bytes, entry.seq, held.fact_sets, sorted(held.gone)))
+        side_by_side = "".join(held.fact_sets)
+        done.fact_lines.append((self._bytes, entry.seq, side_by_side, sorted(held.gone)))
         done.pruned += held.pruned
         done.last_pruned = max(done.last_pruned, held.last_pruned)
         self._counted(entry, held.devices, held.received)

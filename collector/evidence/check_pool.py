@@ -49,7 +49,6 @@ from devposture.collector.child_start import (
 from devposture.collector.evidence import stopping
 from devposture.collector.evidence.batch_work import RunDone, Terms, write_run
 from devposture.collector.evidence.crosscheck import Tables
-from devposture.collector.evidence.fact_checks import StoredFacts
 from devposture.collector.store.target import DatabaseTarget
 from devposture.policy.cli_messages import Worded, said
 
@@ -102,10 +101,9 @@ class InProcess:
     def __init__(self, tables: Tables, terms: Terms) -> None:
         self._tables, self._terms = tables, terms
         self._done: collections.deque[RunDone] = collections.deque()
-        self._stored = StoredFacts(tables.fact_parts)  # the export's fact sets, checked once
 
     def submit(self, first: int, last: int) -> None:
-        self._done.append(write_run(self._tables, first, last, self._terms, self._stored))
+        self._done.append(write_run(self._tables, first, last, self._terms))
 
     def ready(self) -> Iterator[RunDone]:
         while self._done:
@@ -371,14 +369,13 @@ def check_batches(connection: Connection) -> None:
             # What this reader sees of the prunings: where it differs from the export's
             # `terms`, the export stops (`opened`) before handing over any run.
             connection.send((_READY, (pruned_before, tables.last_pruning())))
-            stored = StoredFacts(tables.fact_parts)  # each fact set checked once by this worker
             with _Sending(connection, raw) as sending:
                 while True:
                     try:
                         _, (first, last) = connection.recv()
                     except (EOFError, OSError):
                         return
-                    sending.put(write_run(tables, first, last, terms, stored))
+                    sending.put(write_run(tables, first, last, terms))
     except Exception as exc:  # told to the export, which stops with it
         log.debug("the export's checking process failed: %s", traceback.format_exc())
         try:

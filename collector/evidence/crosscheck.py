@@ -33,6 +33,7 @@ Memory stays bounded whatever the size: batches, one count per range of a table,
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -1021,6 +1022,27 @@ def unstored_findings(
             problem = problems.get(fact_set)
             if problem is not None:
                 found.append(_unstored(entry.seq, report_id, fact_set, problem))
+    return found
+
+
+def unstored_named(
+    tables: Tables, unstored: list[tuple[int, str, fact_checks.Unstored]]
+) -> list[Finding]:  # fmt: skip
+    """`unstored` (seq of a format-5 group, fact set, what is wrong: what the export found
+    reading it, `fact_shipping.FactLines`) as a finding for each report of the group that
+    names that fact set (the group read again: only where something is wrong)."""
+    found: list[Finding] = []
+    by_seq: dict[int, dict[str, fact_checks.Unstored]] = {}
+    for seq, fact_set, problem in unstored:
+        by_seq.setdefault(seq, {})[fact_set] = problem
+    for entry in tables.chain_at(sorted(by_seq)):
+        wrong = by_seq[entry.seq]
+        with contextlib.suppress(ValueError):  # held to its rows already
+            columns = fact_groups.columns(entry)
+            for report_id, fact_set in zip(columns["report_id"], columns["fact_set"],
+                                           strict=True):  # fmt: skip
+                if fact_set in wrong:
+                    found.append(_unstored(entry.seq, str(report_id), fact_set, wrong[fact_set]))
     return found
 
 

@@ -328,6 +328,10 @@ def _write_period(
                         fact_lines.write(reports_out, done.report_lines, done.fact_lines)
                     except fact_shipping.FactsGone as gone:
                         checked.take([crosscheck.facts_gone(gone.seq, gone.digest)], 1)
+                    if fact_lines.unstored:  # the export refuses the period, naming them
+                        found = crosscheck.unstored_named(store.crosscheck, fact_lines.unstored)
+                        checked.take(found, len(found))
+                        fact_lines.unstored.clear()
                 else:
                     reports_out.write(done.report_lines)
                 for kind, count in done.counts.items():

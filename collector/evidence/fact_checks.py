@@ -23,6 +23,7 @@ from typing import NamedTuple
 from devposture.collector.evidence import chain, fact_groups, fact_sets
 
 _METADATA = fact_groups.COLUMNS[:6]  # report_id, device_id, received_us, collected_us, ...
+DIGEST_HEX = 64  # a fact set's SHA-256 as a record names it
 
 
 class FactRow(NamedTuple):
@@ -152,7 +153,7 @@ def from_columns(entry: chain.Entry, span: tuple[int, int]) -> Held | None:
     report_ids, fact_set_column = found["report_id"], found["fact_set"]
     if (set(record) != _PAYLOAD_KEYS or (record["first_n"], record["last_n"]) != span
             or len(report_ids) != span[1] - span[0] + 1
-            or not all(isinstance(f, str) for f in fact_set_column)
+            or not all(isinstance(f, str) and len(f) == DIGEST_HEX for f in fact_set_column)
             or not all(isinstance(t, int) for t in found["received_us"])
             or not all(isinstance(d, str) for d in found["device_id"])):  # fmt: skip
         return None

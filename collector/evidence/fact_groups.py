@@ -158,66 +158,108 @@ class Window:
     the exporter (to ship only what it lacks) and the verifier (to find what a report
     names). Fact sets by hex digest, parts by raw digest; each with the group count at its
     last use. Memory: what the last `groups` groups named, within `most_bytes` of each at
-    every sweep."""
+    every sweep.
+
+    Whatever marks an item used at the current count also lists it under that count
+    (`sets_marked`, `parts_marked`), and the bytes held are counted as items come and go:
+    a sweep then reads only the lists of the counts it drops, not everything held (a fleet
+    of 10,000 devices holds tens of thousands of items, swept hundreds of times an hour's
+    worth of groups), and the least recently used are looked for only past `most_bytes`."""
 
     groups: int = WINDOW_GROUPS
     most_bytes: int = WINDOW_BYTES
     sets: dict[str, tuple[bytes, int]] = field(default_factory=dict)
     parts: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
     clock: int = 0  # group entries met
+    set_bytes: int = 0  # of `sets`, each counted with HELD_COST
+    part_bytes: int = 0
+    # The items marked at each count since the last sweep (stale once marked again later).
+    set_marks: dict[int, list[str]] = field(default_factory=dict)
+    part_marks: dict[int, list[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sets_marked = self.set_marks.setdefault(self.clock, [])
+        self.parts_marked = self.part_marks.setdefault(self.clock, [])
 
     def set_of(self, digest: str) -> bytes | None:
         """The packed fact set named by `digest` (hex), marked used; None when not held."""
-        return _used(self.sets, digest, self.clock)
+        return _used(self.sets, digest, self.clock, self.sets_marked)
 
     def part_of(self, digest: bytes) -> bytes | None:
         """The part named by `digest`, marked used; None when not held."""
-        return _used(self.parts, digest, self.clock)
+        return _used(self.parts, digest, self.clock, self.parts_marked)
 
     def hold_set(self, digest: str, packed: bytes) -> None:
+        had = self.sets.get(digest)
+        self.set_bytes += len(packed) - (len(had[0]) if had else -HELD_COST)
         self.sets[digest] = (packed, self.clock)
+        self.sets_marked.append(digest)
 
     def hold_part(self, digest: bytes, part: bytes) -> None:
+        had = self.parts.get(digest)
+        self.part_bytes += len(part) - (len(had[0]) if had else -HELD_COST)
         self.parts[digest] = (part, self.clock)
+        self.parts_marked.append(digest)
 
     def next_group(self) -> None:
         """A group entry is done: every `SWEEP_EVERY` groups, drop what the last `groups`
         groups did not use, then the least recently used past `most_bytes`. (Both sides
         hold the same items in the same order with the same marks, so they drop alike.)"""
         self.clock += 1
-        if self.clock % SWEEP_EVERY:
-            return
-        oldest = self.clock - self.groups
-        self.sets = _bounded({d: v for d, v in self.sets.items() if v[1] >= oldest},
-                             self.most_bytes)  # fmt: skip
-        self.parts = _bounded({d: v for d, v in self.parts.items() if v[1] >= oldest},
-                              self.most_bytes)  # fmt: skip
+        if not self.clock % SWEEP_EVERY:
+            oldest = self.clock - self.groups
+            self.set_bytes -= _expire(self.sets, self.set_marks, oldest)
+            self.part_bytes -= _expire(self.parts, self.part_marks, oldest)
+            if self.set_bytes > self.most_bytes:
+                self.sets, self.set_bytes = _bounded(self.sets, self.most_bytes)
+            if self.part_bytes > self.most_bytes:
+                self.parts, self.part_bytes = _bounded(self.parts, self.most_bytes)
+        self.sets_marked = self.set_marks.setdefault(self.clock, [])
+        self.parts_marked = self.part_marks.setdefault(self.clock, [])
 
 
 K = TypeVar("K", str, bytes)
 
 
-def _bounded(held: dict[K, tuple[bytes, int]], most: int) -> dict[K, tuple[bytes, int]]:
-    """`held` within `most` bytes: the least recently used dropped first, ties in the order
-    they were first held."""
+def _expire(held: dict[K, tuple[bytes, int]], marks: dict[int, list[K]], oldest: int) -> int:
+    """Drop from `held` each item last marked before `oldest` (each is listed under its
+    last mark); returns the bytes dropped (each with HELD_COST)."""
+    dropped = 0
+    for mark in [m for m in marks if m < oldest]:
+        for digest in marks.pop(mark):
+            found = held.get(digest)
+            if found is not None and found[1] == mark:
+                del held[digest]
+                dropped += len(found[0]) + HELD_COST
+    return dropped
+
+
+def _bounded(
+    held: dict[K, tuple[bytes, int]], most: int
+) -> tuple[dict[K, tuple[bytes, int]], int]:  # fmt: skip
+    """`held` within `most` bytes, and its bytes: the least recently used dropped first,
+    ties in the order they were first held."""
     total = sum(len(v[0]) for v in held.values()) + HELD_COST * len(held)
     if total <= most:
-        return held
+        return held, total
     dropped: set[K] = set()
     for digest, (value, _) in sorted(held.items(), key=lambda item: item[1][1]):
         if total <= most:
             break
         dropped.add(digest)
         total -= len(value) + HELD_COST
-    return {d: v for d, v in held.items() if d not in dropped}
+    return {d: v for d, v in held.items() if d not in dropped}, total
 
 
-def _used(held: dict[K, tuple[bytes, int]], digest: K, clock: int) -> bytes | None:
+def _used(
+    held: dict[K, tuple[bytes, int]], digest: K, clock: int, marked: list[K]
+) -> bytes | None:  # fmt: skip
     found = held.get(digest)
     if found is None:
         return None
     if found[1] != clock:
         held[digest] = (found[0], clock)
+        marked.append(digest)
     return found[0]
 
 
@@ -261,6 +303,7 @@ class Shipping:
         whatever a report names that it holds. KeyError where one is lacking."""
         window = self.window
         sets, held, clock = window.sets, window.parts, window.clock
+        sets_marked, parts_marked = window.sets_marked, window.parts_marked
         ship_sets: list[bytes] = []
         ship_parts: list[bytes] = []
         for digest in fact_sets:  # window.set_of and part_of, inline: once per report
@@ -268,6 +311,7 @@ class Shipping:
             if found is not None:
                 if found[1] != clock:
                     sets[digest] = (found[0], clock)
+                    sets_marked.append(digest)
                 continue
             if digest in gone:
                 continue
@@ -276,11 +320,12 @@ class Shipping:
                 had = held.get(part_digest)
                 if had is None:
                     part = parts[part_digest]
-                    held[part_digest] = (part, clock)
+                    window.hold_part(part_digest, part)
                     ship_parts.append(part)
                 elif had[1] != clock:
                     held[part_digest] = (had[0], clock)
-            sets[digest] = (fact_set, clock)
+                    parts_marked.append(part_digest)
+            window.hold_set(digest, fact_set)
             ship_sets.append(fact_set)
         window.next_group()
         return ship_sets, ship_parts
@@ -315,7 +360,7 @@ class Replay:
             except ValueError:
                 problems.append(("unreadable", digest))
                 continue
-            held, clock = window.parts, window.clock
+            held, clock, marked = window.parts, window.clock, window.parts_marked
             lacking = None
             for _, d in refs:  # window.part_of, inline: a fact set names a dozen parts
                 found = held.get(d)
@@ -324,6 +369,7 @@ class Replay:
                     break
                 if found[1] != clock:
                     held[d] = (found[0], clock)
+                    marked.append(d)
             if lacking is not None:
                 problems.append(("part missing", lacking.hex()))
                 continue
@@ -341,7 +387,7 @@ class Replay:
     def unnamed(self, digests: Sequence[object]) -> list[int]:
         """Where in `digests` (a group's column of fact sets) the window holds none; each it
         holds marked used (`named`, inline: once per report of the period)."""
-        sets, clock = self.window.sets, self.window.clock
+        sets, clock, marked = self.window.sets, self.window.clock, self.window.sets_marked
         lacking: list[int] = []
         for k, digest in enumerate(digests):
             found = sets.get(digest) if isinstance(digest, str) else None
@@ -349,6 +395,7 @@ class Replay:
                 lacking.append(k)
             elif found[1] != clock:
                 sets[digest] = (found[0], clock)  # type: ignore[index]
+                marked.append(digest)  # type: ignore[arg-type]
         return lacking
 
     def done(self) -> None:

@@ -12,10 +12,12 @@ set when a device's facts change, not with every report.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import hashlib
+from collections.abc import Callable, Container, Sequence
 from typing import Protocol
 
 from devposture.collector.evidence import fact_groups, fact_sets
+from devposture.collector.evidence.fact_checks import Unstored
 
 # The store's fact sets and parts by digest (`Tables.fact_parts`).
 Fetch = Callable[[Sequence[bytes]], dict[bytes, bytes]]
@@ -35,12 +37,18 @@ class FactsGone(LookupError):
 
 
 class FactLines:
-    """One export's lines of format-5 groups, in the chain's order."""
+    """One export's lines of format-5 groups, in the chain's order. Each fact set it reads
+    from the store is held to its digest, and each part the fact set names to its own, as
+    it is read (every fact set a kept report names is read once at least: the window lacks
+    it the first time): one that is not stored as its digest says is not shipped, and is
+    listed in `unstored` (seq, fact set, what is wrong) for the export to refuse the period,
+    naming the reports."""
 
     def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
         self._shipping = fact_groups.Shipping()
         self.groups = 0  # lines written
+        self.unstored: list[tuple[int, str, Unstored]] = []
 
     def line(self, seq: int, named: list[str], gone: Sequence[str]) -> bytes:
         """The line of the group at `seq` whose reports name the fact sets `named` (hex, in
@@ -51,13 +59,10 @@ class FactLines:
         packed: dict[str, bytes] = {}
         parts: dict[bytes, bytes] = {}
         if lacking:
-            found = self._fetch([bytes.fromhex(d) for d in lacking])
-            packed = {d.hex(): v for d, v in found.items()}
-            wanted = dict.fromkeys(
-                d for v in packed.values() for _, d in fact_sets.references(v)
-                if d not in window.parts
-            )  # fmt: skip
-            parts = self._fetch(list(wanted))
+            before = len(self.unstored)
+            packed, parts = self._read(seq, lacking, window.parts)
+            # Not shipped: the export refuses the period (`unstored`).
+            pruned.update(text for _, text, _ in self.unstored[before:])
         try:
             shipped_sets, shipped_parts = self._shipping.group(named, packed, parts, pruned)
         except KeyError as missing:
@@ -66,14 +71,54 @@ class FactLines:
         self.groups += 1
         return fact_groups.line(seq, shipped_sets, shipped_parts)
 
+    def _read(
+        self, seq: int, lacking: list[str], held: Container[bytes]
+    ) -> tuple[dict[str, bytes], dict[bytes, bytes]]:  # fmt: skip
+        """The fact sets `lacking` (hex) and the parts they name that `held` lacks, from the
+        store, each held to its digest; what is not is listed in `unstored` and left out."""
+        try:
+            wanted = {d: bytes.fromhex(d) for d in lacking}
+        except ValueError:
+            wanted = {}
+        found = self._fetch(list(wanted.values()))
+        packed: dict[str, bytes] = {}
+        named: dict[str, list[bytes]] = {}
+        for text in lacking:
+            digest = wanted.get(text)
+            value = None if digest is None else found.get(digest)
+            if value is None or digest is None:
+                self.unstored.append((seq, text, ("missing", digest or b"")))
+                continue
+            try:
+                refs = fact_sets.references(value)
+            except ValueError:
+                refs = None
+            if refs is None or hashlib.sha256(value).digest() != digest:
+                self.unstored.append((seq, text, ("altered", digest)))
+                continue
+            packed[text], named[text] = value, [d for _, d in refs]
+        needed = dict.fromkeys(d for ds in named.values() for d in ds if d not in held)
+        parts = self._fetch(list(needed))
+        for text, digests in named.items():
+            for d in digests:
+                part = parts.get(d) if d in needed else b""
+                if part is None or (d in needed and hashlib.sha256(part).digest() != d):
+                    self.unstored.append((seq, text, ("missing" if part is None else "altered",
+                                                      d)))  # fmt: skip
+                    del packed[text]
+                    break
+        return packed, parts
+
     def write(
-        self, out: _Out, lines: bytes, groups: list[tuple[int, int, list[str], list[str]]]
+        self, out: _Out, lines: bytes, groups: list[tuple[int, int, str, list[str]]]
     ) -> None:  # fmt: skip
         """A run's report `lines` with its format-5 groups' lines put in their places
-        (`RunDone.report_lines`, `RunDone.fact_lines`)."""
+        (`RunDone.report_lines`, `RunDone.fact_lines`: each group's fact sets side by side,
+        64 hex digits each)."""
         taken = 0
-        for at, seq, named, gone in groups:
+        for at, seq, side_by_side, gone in groups:
             out.write(lines[taken:at])
+            named = [side_by_side[k : k + 64] for k in range(0, len(side_by_side), 64)]
             out.write(self.line(seq, named, gone))
             taken = at
         out.write(lines[taken:])

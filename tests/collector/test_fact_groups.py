@@ -213,3 +213,59 @@ def test_a_line_that_is_not_a_groups_is_refused() -> None:
                  "parts": []}, {"seq": 1, "sets": ["@@"], "parts": []}, [1]):  # fmt: skip
         with pytest.raises(ValueError, match="not"):
             fact_groups.parse_line(item)
+
+
+class _EveryItemSwept:
+    """The window as its definition reads (docs/audit-evidence.md, "Format 5"), swept by
+    looking at every item held: what `fact_groups.Window`, which reads only the marks of the
+    counts it drops and counts bytes as it goes, must equal."""
+
+    def __init__(self, groups: int, most: int) -> None:
+        self.groups, self.most, self.clock = groups, most, 0
+        self.sets: dict[str, tuple[bytes, int]] = {}
+
+    def use(self, digest: str) -> bool:
+        found = self.sets.get(digest)
+        if found is not None:
+            self.sets[digest] = (found[0], self.clock)
+        return found is not None
+
+    def hold(self, digest: str, value: bytes) -> None:
+        self.sets[digest] = (value, self.clock)
+
+    def next_group(self) -> None:
+        self.clock += 1
+        if self.clock % fact_groups.SWEEP_EVERY:
+            return
+        held = {d: v for d, v in self.sets.items() if v[1] >= self.clock - self.groups}
+        total = sum(len(v[0]) + fact_groups.HELD_COST for v in held.values())
+        for digest, (value, _) in sorted(held.items(), key=lambda item: item[1][1]):
+            if total <= self.most:
+                break
+            del held[digest]
+            total -= len(value) + fact_groups.HELD_COST
+        self.sets = held
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_window_swept_by_its_marks_holds_what_sweeping_every_item_holds(seed: int) -> None:
+    import random  # noqa: PLC0415 - this test's alone
+
+    rng = random.Random(seed)
+    groups, most = rng.choice([(3, 1 << 20), (5, 4000), (2, 1500)])
+    window = fact_groups.Window(groups, most)
+    reference = _EveryItemSwept(groups, most)
+    for _ in range(fact_groups.SWEEP_EVERY * 8):
+        for _ in range(rng.randrange(12)):
+            digest = f"{rng.randrange(60):04x}"
+            if rng.random() < 0.6:
+                assert (window.set_of(digest) is not None) == reference.use(digest)
+            else:
+                value = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300)))
+                window.hold_set(digest, value)
+                reference.hold(digest, value)
+        window.next_group()
+        reference.next_group()
+        assert list(window.sets.items()) == list(reference.sets.items())
+        assert window.set_bytes == sum(len(v[0]) + fact_groups.HELD_COST
+                                       for v in window.sets.values())  # fmt: skip
