@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -251,36 +251,52 @@ class StoredFacts:
         new = set().union(*digests) - self._good
         if not new:
             return {}
-        problems: dict[str, Unstored] = {}
-        wanted: dict[bytes, str] = {}
-        for text in new:
-            try:
-                wanted[bytes.fromhex(text)] = text
-            except (ValueError, TypeError):
-                problems[text] = ("missing", b"")
-        found = self._fetch(list(wanted))
-        named: dict[str, list[bytes]] = {}
-        for digest, text in wanted.items():
-            packed = found.get(digest)
-            if packed is None:
-                problems[text] = ("missing", digest)
-                continue
-            try:
-                refs = fact_sets.references(packed)
-            except ValueError:
-                refs = None
-            if refs is None or hashlib.sha256(packed).digest() != digest:
-                problems[text] = ("altered", digest)
-                continue
-            named[text] = [d for _, d in refs]
-        parts = self._fetch(list(dict.fromkeys(d for ds in named.values() for d in ds)))
-        for text, needed in named.items():
-            for d in needed:
-                part = parts.get(d)
-                if part is None or hashlib.sha256(part).digest() != d:
-                    problems[text] = ("missing" if part is None else "altered", d)
-                    break
+        _, _, problems = read_facts(self._fetch, list(new), ())
         if len(self._good) > self._most:
             self._good.clear()
         self._good.update(t for t in new if t not in problems)
         return problems
+
+
+def read_facts(
+    fetch: Callable[[Sequence[bytes]], dict[bytes, bytes]], wanted: Sequence[str],
+    held: Container[bytes],
+) -> tuple[dict[str, bytes], dict[bytes, bytes], dict[str, Unstored]]:  # fmt: skip
+    """The fact sets `wanted` (hex) and the parts they name that `held` lacks, read from the
+    store by `fetch`, each held to its digest: (fact sets that are whole, their parts read,
+    what is wrong with each of the others)."""
+    problems: dict[str, Unstored] = {}
+    digests: dict[str, bytes] = {}
+    for text in wanted:
+        try:
+            digests[text] = bytes.fromhex(text)
+        except (ValueError, TypeError):
+            problems[text] = ("missing", b"")
+    found = fetch(list(digests.values()))
+    packed: dict[str, bytes] = {}
+    named: dict[str, list[bytes]] = {}
+    for text, digest in digests.items():
+        value = found.get(digest)
+        if value is None:
+            problems[text] = ("missing", digest)
+            continue
+        try:
+            refs = fact_sets.references(value)
+        except ValueError:
+            refs = None
+        if refs is None or hashlib.sha256(value).digest() != digest:
+            problems[text] = ("altered", digest)
+            continue
+        packed[text], named[text] = value, [d for _, d in refs]
+    needed = dict.fromkeys(d for ds in named.values() for d in ds if d not in held)
+    parts = fetch(list(needed))
+    for text, names in named.items():
+        for d in names:
+            if d not in needed:
+                continue
+            part = parts.get(d)
+            if part is None or hashlib.sha256(part).digest() != d:
+                problems[text] = ("missing" if part is None else "altered", d)
+                del packed[text]
+                break
+    return packed, parts, problems

@@ -12,12 +12,11 @@ set when a device's facts change, not with every report.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Container, Sequence
 from typing import Protocol
 
-from devposture.collector.evidence import fact_groups, fact_sets
-from devposture.collector.evidence.fact_checks import Unstored
+from devposture.collector.evidence import fact_groups
+from devposture.collector.evidence.fact_checks import Unstored, read_facts
 
 # The store's fact sets and parts by digest (`Tables.fact_parts`).
 Fetch = Callable[[Sequence[bytes]], dict[bytes, bytes]]
@@ -76,37 +75,8 @@ class FactLines:
     ) -> tuple[dict[str, bytes], dict[bytes, bytes]]:  # fmt: skip
         """The fact sets `lacking` (hex) and the parts they name that `held` lacks, from the
         store, each held to its digest; what is not is listed in `unstored` and left out."""
-        try:
-            wanted = {d: bytes.fromhex(d) for d in lacking}
-        except ValueError:
-            wanted = {}
-        found = self._fetch(list(wanted.values()))
-        packed: dict[str, bytes] = {}
-        named: dict[str, list[bytes]] = {}
-        for text in lacking:
-            digest = wanted.get(text)
-            value = None if digest is None else found.get(digest)
-            if value is None or digest is None:
-                self.unstored.append((seq, text, ("missing", digest or b"")))
-                continue
-            try:
-                refs = fact_sets.references(value)
-            except ValueError:
-                refs = None
-            if refs is None or hashlib.sha256(value).digest() != digest:
-                self.unstored.append((seq, text, ("altered", digest)))
-                continue
-            packed[text], named[text] = value, [d for _, d in refs]
-        needed = dict.fromkeys(d for ds in named.values() for d in ds if d not in held)
-        parts = self._fetch(list(needed))
-        for text, digests in named.items():
-            for d in digests:
-                part = parts.get(d) if d in needed else b""
-                if part is None or (d in needed and hashlib.sha256(part).digest() != d):
-                    self.unstored.append((seq, text, ("missing" if part is None else "altered",
-                                                      d)))  # fmt: skip
-                    del packed[text]
-                    break
+        packed, parts, problems = read_facts(self._fetch, lacking, held)
+        self.unstored += [(seq, text, problem) for text, problem in problems.items()]
         return packed, parts
 
     def write(
