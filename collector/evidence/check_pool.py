@@ -27,9 +27,7 @@ import logging
 import multiprocessing
 import os
 import pickle
-import queue
 import socket
-import threading
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
@@ -71,8 +69,6 @@ RUN_REPORTS = 2500
 # Runs handed to each worker ahead of the one the export waits for (each run's result holds
 # up to RUN_REPORTS reports' bodies, about 3 MB): enough that none waits for work.
 AHEAD = 2
-# Runs a worker has made that wait for its sending thread (`_Sending`).
-SEND_AHEAD = 2
 
 
 class CheckFailed(Worded, RuntimeError):
@@ -154,45 +150,6 @@ def _with_lines(raw: socket.socket, done: RunDone, sizes: list[int]) -> RunDone:
     return dataclasses.replace(
         done, chain_lines=chain_lines, index_lines=index_lines, report_lines=report_lines
     )
-
-
-class _Sending:
-    """A worker's finished runs sent by a thread of their own, so that it goes on with its
-    next run while the export reads the other workers' first: the export takes the runs in
-    the chain's order, and a run's lines (a few MB) fill the socket, whose send then waited,
-    the worker idle, until the export came to it. At most `SEND_AHEAD` runs wait to be sent.
-    An error sending (the export ended) is raised again by the next `put` or the exit."""
-
-    def __init__(self, connection: Connection, raw: socket.socket | None) -> None:
-        self._connection, self._raw = connection, raw
-        self._waiting: queue.Queue[RunDone | None] = queue.Queue(SEND_AHEAD)
-        self._failed: BaseException | None = None
-        self._thread = threading.Thread(target=self._send_all, name="export-check-sending",
-                                         daemon=True)  # fmt: skip
-
-    def __enter__(self) -> _Sending:
-        self._thread.start()
-        return self
-
-    def _send_all(self) -> None:
-        while (done := self._waiting.get()) is not None:
-            if self._failed is None:
-                try:
-                    _send_done(self._connection, self._raw, done)
-                except BaseException as exc:  # raised again by the worker's own thread
-                    self._failed = exc
-
-    def put(self, done: RunDone) -> None:
-        if self._failed is not None:
-            raise self._failed
-        self._waiting.put(done)
-
-    def __exit__(self, *exc: object) -> None:
-        """Every run put is sent (or the export has gone) before the worker answers again."""
-        self._waiting.put(None)
-        self._thread.join()
-        if self._failed is not None and exc[0] is None:
-            raise self._failed
 
 
 class Workers:
@@ -369,13 +326,13 @@ def check_batches(connection: Connection) -> None:
             # What this reader sees of the prunings: where it differs from the export's
             # `terms`, the export stops (`opened`) before handing over any run.
             connection.send((_READY, (pruned_before, tables.last_pruning())))
-            with _Sending(connection, raw) as sending:
-                while True:
-                    try:
-                        _, (first, last) = connection.recv()
-                    except (EOFError, OSError):
-                        return
-                    sending.put(write_run(tables, first, last, terms))
+            while True:
+                try:
+                    _, (first, last) = connection.recv()
+                except (EOFError, OSError):
+                    return
+                done = write_run(tables, first, last, terms)
+                _send_done(connection, raw, done)
     except Exception as exc:  # told to the export, which stops with it
         log.debug("the export's checking process failed: %s", traceback.format_exc())
         try:
