@@ -2,13 +2,16 @@
 rule of `crosscheck.py` for these entries, as data its caller words (`crosscheck`) and ships
 (`batch_work`: each report's fact set, for the bundle's line).
 
-The common case costs one comparison per group: the payload the seal would write from the
-rows numbered in the group's range (`fact_groups.group_rows`, as `store/sealing.py` writes
-it) is the entry's payload byte for byte. Otherwise each report of the group is held to its
-row field by field: its metadata, its own bytes and its fact set's SHA-256, unless its body
-was pruned under the retention policy (received before the chain's newest pruning covers);
-a report without its row is missing, and a row numbered in the range that the group does not
-hold was added. Pure: the rows come from the caller (`Tables.fact_rows`), as `FactRow`s.
+The common case costs a comparison per column of the group: each of the payload's columns
+is the rows' numbered in the group's range (the own bytes with the ids the seal cut put back,
+`_as_written`). Otherwise each report of the group is held to its row field by field: its
+metadata, its own bytes and its fact set's SHA-256, unless its body was pruned under the
+retention policy (received before the chain's newest pruning covers); a report without its
+row is missing, and a row numbered in the range that the group does not hold was added. An
+export, which makes its bundle from the chain and the stored facts and not from the rows,
+takes a group from its payload where the rows were counted whole (`from_columns`). Pure: the
+rows come from the caller (`Tables.fact_rows`), as `FactRow`s; `read_facts` and
+`StoredFacts` hold the facts a store keeps to their digests.
 """
 
 from __future__ import annotations

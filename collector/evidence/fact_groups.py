@@ -35,9 +35,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Collection, Container, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
 
 from devposture.collector.evidence.chain import Entry, canonical
 from devposture.collector.evidence.fact_sets import Cut, ids_prefix, references
@@ -152,115 +151,118 @@ def own_bytes(record: dict[str, object], cut_ids: bool) -> bytes:
     return ids_prefix(report_id, device_id) + own
 
 
-@dataclass
+K = TypeVar("K", str, bytes)
+
+
+class Held(Generic[K]):
+    """What a window holds of one kind (fact sets by hex digest, parts by raw digest): each
+    item's bytes, in the order first held, and the group count it was last used at. Whatever
+    marks an item also lists it under that count, and the bytes held are counted as items
+    come and go: a sweep reads only the lists of the counts it drops, not everything held (a
+    fleet of 10,000 devices holds tens of thousands of items, swept every 64 groups), and a
+    group's items are marked together (`use_all`), not one report at a time."""
+
+    def __init__(self) -> None:
+        self.values: dict[K, bytes] = {}
+        self.marks: dict[K, int] = {}
+        self.by_mark: dict[int, list[K]] = {}
+        self.bytes = 0  # of `values`, each item counted with HELD_COST
+
+    def __contains__(self, digest: object) -> bool:
+        return digest in self.values
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def get(self, digest: K) -> bytes | None:
+        """The item's bytes, not marked; None when not held."""
+        return self.values.get(digest)
+
+    def items(self) -> list[tuple[K, tuple[bytes, int]]]:
+        """(digest, (bytes, last used)) of each item, in the order first held."""
+        marks = self.marks
+        return [(d, (v, marks[d])) for d, v in self.values.items()]
+
+    def use(self, digest: K, clock: int) -> bytes | None:
+        """The item's bytes, marked used at `clock`; None when not held."""
+        found = self.values.get(digest)
+        if found is not None and self.marks[digest] != clock:
+            self.marks[digest] = clock
+            self.by_mark.setdefault(clock, []).append(digest)
+        return found
+
+    def use_all(self, digests: Collection[K], clock: int) -> None:
+        """Mark `digests`, every one held, used at `clock`."""
+        self.marks.update(dict.fromkeys(digests, clock))
+        self.by_mark.setdefault(clock, []).extend(digests)
+
+    def hold(self, digest: K, value: bytes, clock: int) -> None:
+        had = self.values.get(digest)
+        self.bytes += len(value) - (len(had) if had is not None else -HELD_COST)
+        self.values[digest] = value
+        self.marks[digest] = clock
+        self.by_mark.setdefault(clock, []).append(digest)
+
+    def expire(self, oldest: int) -> None:
+        """Drop each item last used before `oldest` (each is listed under its last mark)."""
+        values, marks = self.values, self.marks
+        for mark in [m for m in self.by_mark if m < oldest]:
+            for digest in self.by_mark.pop(mark):
+                if marks.get(digest) == mark:
+                    self.bytes -= len(values.pop(digest)) + HELD_COST
+                    del marks[digest]
+
+    def bound(self, most: int) -> None:
+        """Within `most` bytes: the least recently used dropped first, ties in the order
+        they were first held."""
+        if self.bytes <= most:
+            return
+        marks = self.marks
+        for digest in sorted(self.values, key=marks.__getitem__):
+            if self.bytes <= most:
+                break
+            self.bytes -= len(self.values.pop(digest)) + HELD_COST
+            del marks[digest]
+
+
 class Window:
     """The fact sets and parts a bundle holds at a point of its reading, replayed alike by
     the exporter (to ship only what it lacks) and the verifier (to find what a report
     names). Fact sets by hex digest, parts by raw digest; each with the group count at its
     last use. Memory: what the last `groups` groups named, within `most_bytes` of each at
-    every sweep.
+    every sweep."""
 
-    Whatever marks an item used at the current count also lists it under that count
-    (`sets_marked`, `parts_marked`), and the bytes held are counted as items come and go:
-    a sweep then reads only the lists of the counts it drops, not everything held (a fleet
-    of 10,000 devices holds tens of thousands of items, swept hundreds of times an hour's
-    worth of groups), and the least recently used are looked for only past `most_bytes`."""
-
-    groups: int = WINDOW_GROUPS
-    most_bytes: int = WINDOW_BYTES
-    sets: dict[str, tuple[bytes, int]] = field(default_factory=dict)
-    parts: dict[bytes, tuple[bytes, int]] = field(default_factory=dict)
-    clock: int = 0  # group entries met
-    set_bytes: int = 0  # of `sets`, each counted with HELD_COST
-    part_bytes: int = 0
-    # The items marked at each count since the last sweep (stale once marked again later).
-    set_marks: dict[int, list[str]] = field(default_factory=dict)
-    part_marks: dict[int, list[bytes]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.sets_marked = self.set_marks.setdefault(self.clock, [])
-        self.parts_marked = self.part_marks.setdefault(self.clock, [])
+    def __init__(self, groups: int = WINDOW_GROUPS, most_bytes: int = WINDOW_BYTES) -> None:
+        self.groups, self.most_bytes = groups, most_bytes
+        self.sets: Held[str] = Held()
+        self.parts: Held[bytes] = Held()
+        self.clock = 0  # group entries met
 
     def set_of(self, digest: str) -> bytes | None:
         """The packed fact set named by `digest` (hex), marked used; None when not held."""
-        return _used(self.sets, digest, self.clock, self.sets_marked)
+        return self.sets.use(digest, self.clock)
 
     def part_of(self, digest: bytes) -> bytes | None:
         """The part named by `digest`, marked used; None when not held."""
-        return _used(self.parts, digest, self.clock, self.parts_marked)
+        return self.parts.use(digest, self.clock)
 
     def hold_set(self, digest: str, packed: bytes) -> None:
-        had = self.sets.get(digest)
-        self.set_bytes += len(packed) - (len(had[0]) if had else -HELD_COST)
-        self.sets[digest] = (packed, self.clock)
-        self.sets_marked.append(digest)
+        self.sets.hold(digest, packed, self.clock)
 
     def hold_part(self, digest: bytes, part: bytes) -> None:
-        had = self.parts.get(digest)
-        self.part_bytes += len(part) - (len(had[0]) if had else -HELD_COST)
-        self.parts[digest] = (part, self.clock)
-        self.parts_marked.append(digest)
+        self.parts.hold(digest, part, self.clock)
 
     def next_group(self) -> None:
         """A group entry is done: every `SWEEP_EVERY` groups, drop what the last `groups`
         groups did not use, then the least recently used past `most_bytes`. (Both sides
         hold the same items in the same order with the same marks, so they drop alike.)"""
         self.clock += 1
-        if not self.clock % SWEEP_EVERY:
-            oldest = self.clock - self.groups
-            self.set_bytes -= _expire(self.sets, self.set_marks, oldest)
-            self.part_bytes -= _expire(self.parts, self.part_marks, oldest)
-            if self.set_bytes > self.most_bytes:
-                self.sets, self.set_bytes = _bounded(self.sets, self.most_bytes)
-            if self.part_bytes > self.most_bytes:
-                self.parts, self.part_bytes = _bounded(self.parts, self.most_bytes)
-        self.sets_marked = self.set_marks.setdefault(self.clock, [])
-        self.parts_marked = self.part_marks.setdefault(self.clock, [])
-
-
-K = TypeVar("K", str, bytes)
-
-
-def _expire(held: dict[K, tuple[bytes, int]], marks: dict[int, list[K]], oldest: int) -> int:
-    """Drop from `held` each item last marked before `oldest` (each is listed under its
-    last mark); returns the bytes dropped (each with HELD_COST)."""
-    dropped = 0
-    for mark in [m for m in marks if m < oldest]:
-        for digest in marks.pop(mark):
-            found = held.get(digest)
-            if found is not None and found[1] == mark:
-                del held[digest]
-                dropped += len(found[0]) + HELD_COST
-    return dropped
-
-
-def _bounded(
-    held: dict[K, tuple[bytes, int]], most: int
-) -> tuple[dict[K, tuple[bytes, int]], int]:  # fmt: skip
-    """`held` within `most` bytes, and its bytes: the least recently used dropped first,
-    ties in the order they were first held."""
-    total = sum(len(v[0]) for v in held.values()) + HELD_COST * len(held)
-    if total <= most:
-        return held, total
-    dropped: set[K] = set()
-    for digest, (value, _) in sorted(held.items(), key=lambda item: item[1][1]):
-        if total <= most:
-            break
-        dropped.add(digest)
-        total -= len(value) + HELD_COST
-    return {d: v for d, v in held.items() if d not in dropped}, total
-
-
-def _used(
-    held: dict[K, tuple[bytes, int]], digest: K, clock: int, marked: list[K]
-) -> bytes | None:  # fmt: skip
-    found = held.get(digest)
-    if found is None:
-        return None
-    if found[1] != clock:
-        held[digest] = (found[0], clock)
-        marked.append(digest)
-    return found[0]
+        if self.clock % SWEEP_EVERY:
+            return
+        for held in (self.sets, self.parts):
+            held.expire(self.clock - self.groups)
+        self.sets.bound(self.most_bytes)
+        self.parts.bound(self.most_bytes)
 
 
 def line(seq: int, sets: Iterable[bytes], parts: Iterable[bytes]) -> bytes:
@@ -303,30 +305,19 @@ class Shipping:
         whatever a report names that it holds. KeyError where one is lacking."""
         window = self.window
         sets, held, clock = window.sets, window.parts, window.clock
-        sets_marked, parts_marked = window.sets_marked, window.parts_marked
         ship_sets: list[bytes] = []
         ship_parts: list[bytes] = []
-        for digest in fact_sets:  # window.set_of and part_of, inline: once per report
-            found = sets.get(digest)
-            if found is not None:
-                if found[1] != clock:
-                    sets[digest] = (found[0], clock)
-                    sets_marked.append(digest)
-                continue
-            if digest in gone:
-                continue
+        named = set(fact_sets)
+        for digest in dict.fromkeys(d for d in fact_sets if d not in sets and d not in gone):
             fact_set = packed[digest]
             for _, part_digest in references(fact_set):
-                had = held.get(part_digest)
-                if had is None:
+                if held.use(part_digest, clock) is None:
                     part = parts[part_digest]
-                    window.hold_part(part_digest, part)
+                    held.hold(part_digest, part, clock)
                     ship_parts.append(part)
-                elif had[1] != clock:
-                    held[part_digest] = (had[0], clock)
-                    parts_marked.append(part_digest)
-            window.hold_set(digest, fact_set)
+            sets.hold(digest, fact_set, clock)
             ship_sets.append(fact_set)
+        sets.use_all(named & sets.values.keys(), clock)  # each report's, held, marked used
         window.next_group()
         return ship_sets, ship_parts
 
@@ -351,34 +342,26 @@ class Replay:
         """`take`, each fact set and part with its SHA-256 (hex and raw) made already (by
         the process that reads the member beside the walk, `body_lines`)."""
         window = self.window
+        held, clock = window.parts, window.clock
         problems: list[tuple[str, str]] = []
         for part_digest, part in parts:
-            window.hold_part(part_digest, part)
+            held.hold(part_digest, part, clock)
         for digest, fact_set in sets:
             try:
                 refs = references(fact_set)
             except ValueError:
                 problems.append(("unreadable", digest))
                 continue
-            held, clock, marked = window.parts, window.clock, window.parts_marked
-            lacking = None
-            for _, d in refs:  # window.part_of, inline: a fact set names a dozen parts
-                found = held.get(d)
-                if found is None:
-                    lacking = d
-                    break
-                if found[1] != clock:
-                    held[d] = (found[0], clock)
-                    marked.append(d)
+            lacking = next((d for _, d in refs if held.use(d, clock) is None), None)
             if lacking is not None:
                 problems.append(("part missing", lacking.hex()))
                 continue
-            window.hold_set(digest, fact_set)
+            window.sets.hold(digest, fact_set, clock)
         return problems
 
     def part(self, digest: bytes) -> bytes:
         """A part the window holds (KeyError when it does not): to rebuild a body."""
-        return self.window.parts[digest][0]
+        return self.window.parts.values[digest]
 
     def named(self, digest: object) -> bool:
         """Whether the window holds the fact set a report's record names (marked used)."""
@@ -386,17 +369,17 @@ class Replay:
 
     def unnamed(self, digests: Sequence[object]) -> list[int]:
         """Where in `digests` (a group's column of fact sets) the window holds none; each it
-        holds marked used (`named`, inline: once per report of the period)."""
-        sets, clock, marked = self.window.sets, self.window.clock, self.window.sets_marked
-        lacking: list[int] = []
-        for k, digest in enumerate(digests):
-            found = sets.get(digest) if isinstance(digest, str) else None
-            if found is None:
-                lacking.append(k)
-            elif found[1] != clock:
-                sets[digest] = (found[0], clock)  # type: ignore[index]
-                marked.append(digest)  # type: ignore[arg-type]
-        return lacking
+        holds marked used (`named`, for a group at once: once per report of the period)."""
+        held = self.window.sets
+        try:
+            column = set(digests)
+        except TypeError:  # an edited column: one at a time
+            return [k for k, d in enumerate(digests) if not self.named(d)]
+        present: set[Any] = column & held.values.keys()
+        held.use_all(present, self.window.clock)
+        if len(present) == len(column):
+            return []
+        return [k for k, d in enumerate(digests) if d not in present]
 
     def done(self) -> None:
         """The group entry is done (its line taken or not)."""

@@ -92,7 +92,7 @@ class _FactGroups:
             held = self._replay.window.sets.get(str(record.get("fact_set")))
             if held is not None:
                 own = fact_groups.own_bytes(record, cut)
-                body = fact_sets.rebuild(own, held[0], self._replay.part)
+                body = fact_sets.rebuild(own, held, self._replay.part)
                 out.append((str(record.get("report_id")), body))
         self._replay.done()
         self._next = next(self._entries, None)

@@ -34,6 +34,7 @@ from devposture.collector.store.base import to_us
 from devposture.collector.store.report_format import FORMAT_5
 from devposture.collector.store.target import DatabaseTarget
 from devposture.policy import default_policy
+from devposture.v1 import devposture_pb2 as pb
 from tests.collector.bundle_members import members_of, resigned
 from tests.collector.enrolled import enroll
 from tests.collector.test_export_workers import _Counted
@@ -102,7 +103,7 @@ def _replayed(path: Path) -> tuple[dict[str, bytes], int, int]:
         cut_ids = fact_groups.ids_cut(entry)
         for record in fact_groups.records(entry):
             assert replay.named(record["fact_set"])
-            packed = replay.window.sets[str(record["fact_set"])][0]
+            packed = replay.window.sets.values[str(record["fact_set"])]
             own = fact_groups.own_bytes(record, cut_ids)
             bodies[str(record["report_id"])] = fact_sets.rebuild(own, packed, replay.part)
         replay.done()
@@ -268,3 +269,37 @@ def test_a_row_edited_by_hand_changes_nothing_the_export_ships_and_audit_check_n
     with contextlib.closing(Store.open(target)) as reopened:
         found = table_disagreements(reopened)
     assert not found.ok and f"[report_id '{victim}']" in found.text()
+
+
+def test_a_period_with_pruned_bodies_exports_and_verifies_leaving_their_facts_out(
+    store: Store, tmp_path: Path
+) -> None:
+    """Retention prunes the bodies of a format-5 store: the export ships no fact set only a
+    pruned report names, counts the pruned bodies as the verifier does, and the bundle
+    verifies; `audit facts` shows the kept bodies alone."""
+    for day in range(12):
+        at = T0 + day * DAY
+        body = _report("dev-0", at, pending=5 if day < 10 else 0)
+        store.reports.store_reports([(_record("dev-0", at, body), [])])
+    kept = _report("dev-1", T0, pending=9, host="PC-1")
+    store.reports.store_reports([(_record("dev-1", T0, kept), [CheckResult("firewall", "PASS",
+                                                                           "on")])])  # fmt: skip
+    store.sealing.seal_all(to_us(T0 + 12 * DAY))
+    head = store.evidence.chain_head()
+    assert head is not None and store.checkpoints.advance(head.at_us) is not None
+    pruned = store.retention.prune(retention_days=400, now_us=to_us(T0 + 411 * DAY))
+    assert pruned is not None and pruned.reports >= 10
+    path = _export(store, tmp_path, "pruned.zip")
+    text = _verified(path, tmp_path)
+    assert "NOT VERIFIED" not in text, text
+    manifest = json.loads(members_of(path)[bundle.MANIFEST])
+    assert manifest["pruned"]["bodies"] == pruned.reports
+    shown = {item["report_id"] for item in facts_view.report_facts(path)}
+    assert len(shown) == 13 - pruned.reports
+    assert pb.PostureReport.FromString(kept).report_id in shown  # dev-1's, kept: current
+    shipped = {fact_sets.fact_set_digest(packed).hex()
+               for line in members_of(path)[bundle.REPORTS].splitlines()
+               for packed in fact_groups.parse_line(json.loads(line))[1]}  # fmt: skip
+    kept_bodies = [b for r, b in store.reports.report_bodies(store.reports.report_ids()).items()
+                   if b]  # fmt: skip
+    assert shipped == {fact_sets.cut(b).fact_set_sha256().hex() for b in kept_bodies}

@@ -108,7 +108,7 @@ def test_a_devices_hourly_fact_set_is_shipped_once_and_every_body_rebuilt() -> N
             cut = fact_sets.cut(body)
             digest = cut.fact_set_sha256().hex()
             assert replay.named(digest)
-            packed = replay.window.sets[digest][0]
+            packed = replay.window.sets.values[digest]
             assert fact_sets.rebuild(cut.own, packed, replay.part) == body
         replay.done()
     assert shipped_sets == 4  # one per device: its facts did not change within the day
@@ -256,6 +256,11 @@ def test_the_window_swept_by_its_marks_holds_what_sweeping_every_item_holds(seed
     window = fact_groups.Window(groups, most)
     reference = _EveryItemSwept(groups, most)
     for _ in range(fact_groups.SWEEP_EVERY * 8):
+        if rng.random() < 0.3:  # a group's column of fact sets marked together
+            column = {f"{rng.randrange(60):04x}" for _ in range(rng.randrange(8))}
+            present = column & window.sets.values.keys()
+            window.sets.use_all(present, window.clock)
+            assert present == {d for d in column if reference.use(d)}
         for _ in range(rng.randrange(12)):
             digest = f"{rng.randrange(60):04x}"
             if rng.random() < 0.6:
@@ -267,5 +272,5 @@ def test_the_window_swept_by_its_marks_holds_what_sweeping_every_item_holds(seed
         window.next_group()
         reference.next_group()
         assert list(window.sets.items()) == list(reference.sets.items())
-        assert window.set_bytes == sum(len(v[0]) + fact_groups.HELD_COST
-                                       for v in window.sets.values())  # fmt: skip
+        assert window.sets.bytes == sum(len(v) + fact_groups.HELD_COST
+                                        for v in window.sets.values.values())  # fmt: skip
