@@ -307,8 +307,9 @@ class Shipping:
         sets, held, clock = window.sets, window.parts, window.clock
         ship_sets: list[bytes] = []
         ship_parts: list[bytes] = []
-        named = set(fact_sets)
-        for digest in dict.fromkeys(d for d in fact_sets if d not in sets and d not in gone):
+        named, held_sets = set(fact_sets), sets.values
+        # In the order the reports name them: the window holds items in the order first held.
+        for digest in [d for d in dict.fromkeys(fact_sets) if d not in held_sets and d not in gone]:
             fact_set = packed[digest]
             for _, part_digest in references(fact_set):
                 if held.use(part_digest, clock) is None:
@@ -317,7 +318,7 @@ class Shipping:
                     ship_parts.append(part)
             sets.hold(digest, fact_set, clock)
             ship_sets.append(fact_set)
-        sets.use_all(named & sets.values.keys(), clock)  # each report's, held, marked used
+        sets.use_all(named & held_sets.keys(), clock)  # each report's, held, marked used
         window.next_group()
         return ship_sets, ship_parts
 

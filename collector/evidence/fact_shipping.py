@@ -54,7 +54,8 @@ class FactLines:
         order); `gone`: those of its reports whose bodies were pruned."""
         window = self._shipping.window
         pruned = set(gone)
-        lacking = [d for d in dict.fromkeys(named) if d not in window.sets and d not in pruned]
+        held = window.sets.values
+        lacking = [d for d in dict.fromkeys(named) if d not in held and d not in pruned]
         packed: dict[str, bytes] = {}
         parts: dict[bytes, bytes] = {}
         if lacking:
