@@ -82,11 +82,14 @@ def cut(body: bytes) -> Cut:
 def cut_facts(body: bytes) -> Cut:
     """A body cut for storing as format 5 (`evidence/fact_sets.py`): its own bytes, the
     reference to its fact set, and as its parts the fact set itself and each part it names.
-    A body that cut cannot place facts in (no own bytes) is stored as `cut` stores it."""
+    A body that cut cannot place facts in (no own bytes) is stored as `cut` stores it, with
+    its fact set (the whole body as one part) and that part beside it, for its seal."""
     made = fact_sets.cut(body)
-    if not made.own:
-        return cut(body)
     digest = made.fact_set_sha256()
+    if not made.own:  # kept whole, as `cut` keeps it, and its one-part fact set beside it
+        whole = cut(body)
+        whole.parts += [(digest, made.fact_set), (made.fact_set[4:_REF], body)]
+        return whole
     packed = made.fact_set
     named = [packed[k + 4 : k + _REF] for k in range(0, len(packed), _REF)]
     return Cut(made.own, FACT_SET_MARK + digest,
