@@ -39,6 +39,7 @@ from devposture.collector.evidence import body_parts, fact_sets
 from devposture.collector.evidence.repeat_cut import RepeatCut
 from devposture.collector.store.chain import padded, pieces
 from devposture.collector.store.engine import SQLITE, AnyDatabase, Cursor
+from devposture.collector.store.report_format import FORMAT_5, records_of
 
 DAY_US = 86_400_000_000
 # How much older than the latest report naming it a part's `last_us` may be.
@@ -293,15 +294,24 @@ def garbage(cur: Cursor, before_us: int) -> int:
     how many were deleted."""
     keep: set[bytes] = set()
     named: list[bytes] = []
-    for (recipe,) in cur.execute(
-        "SELECT r.parts FROM retention_kept k JOIN reports r ON r.report_id = k.report_id"
-        " WHERE r.parts IS NOT NULL"
+    other: list[tuple[Any, ...]] = []  # kept rows not stored as format 5
+    for row in cur.execute(
+        "SELECT r.report_id, r.body, r.parts FROM retention_kept k"
+        " JOIN reports r ON r.report_id = k.report_id WHERE length(r.body) > 0"
     ).fetchall():
-        key = _key_of(bytes(recipe))
+        key = _key_of(None if row[2] is None else bytes(row[2]))
         if isinstance(key, bytes):
             named.append(key)
-        elif isinstance(key, tuple):
+            continue
+        if isinstance(key, tuple):
             keep.update(key[1])
+        other.append(tuple(row))
+    if other and records_of(cur) == FORMAT_5:
+        # Sealed in format 5 though stored otherwise (before the store's format changed, or a
+        # body kept whole): its seal named the fact set of its whole body.
+        for row in Bodies(cur, lenient=True).rows(other, 1):
+            made = fact_sets.cut(bytes(row[1]))
+            named.append(made.fact_set_sha256())
     keep.update(named)
     for packed in fetch(cur, named).values():
         keep.update(ref[4:] for ref in _refs(packed))

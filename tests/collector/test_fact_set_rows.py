@@ -17,13 +17,22 @@ from pathlib import Path
 
 import pytest
 
-from devposture.collector.evidence import chain, fact_groups, fact_sets
+from devposture.collector.evidence import (
+    chain,
+    export,
+    fact_groups,
+    fact_sets,
+    facts_view,
+    signing,
+    verify,
+)
 from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
 from devposture.collector.store.fact_parts import FACT_SET_MARK, fetch
 from devposture.collector.store.report_format import FORMAT_4, FORMAT_5
 from devposture.collector.store.target import DatabaseTarget
+from devposture.policy import default_policy
 from tests.collector.enrolled import enroll
 from tests.collector.test_fact_parts import DAY, HOUR, T0, _record, _report
 from tests.databases import fresh_database, unguarded
@@ -287,3 +296,32 @@ def test_audit_check_names_each_report_whose_row_or_facts_were_changed(
         assert found.total == 3
     else:
         assert found.total == 1, text
+
+
+def test_retention_keeps_the_fact_set_a_kept_report_stored_before_the_change_was_sealed_with(
+    target: DatabaseTarget, tmp_path: Path
+) -> None:
+    """A device's current report, stored as format 4 and sealed after the store changed to
+    format 5 (its fact set written by the seal), is kept by retention: so is that fact set,
+    and an export of its period ships it."""
+    with contextlib.closing(_opened(target, FORMAT_4)) as store:
+        sent = _hours(store, 0, 1, step=dt.timedelta(seconds=1))  # left unsealed
+    with contextlib.closing(_opened(target, FORMAT_5)) as store:
+        store.sealing.seal_all(to_us(T0 + HOUR))
+        for day in range(1, 12):  # dev-0 goes on reporting (no verdicts), the others do not
+            at = T0 + day * DAY
+            body = _report("dev-0", at, pending=day)
+            store.reports.store_reports([(_record("dev-0", at, body), [])])
+        store.sealing.seal_all(to_us(T0 + 12 * DAY))
+        head = store.evidence.chain_head()
+        assert head is not None and store.checkpoints.advance(head.at_us) is not None
+        assert store.retention.prune(retention_days=400, now_us=to_us(T0 + 411 * DAY))
+        kept = {r: b for r, b in store.reports.report_bodies(list(sent)).items() if b}
+        assert len(kept) == len(DEVICES)  # each device's current verdicts name its first
+        out = export.export_bundle(store, default_policy(), tmp_path, start=T0 - DAY,
+                                   end=dt.datetime.now(dt.UTC), out=tmp_path / "b.zip")  # fmt: skip
+        public = signing.load_or_create(tmp_path).public_key()
+        text = verify.verify_bundle(out.path, public).text()
+    assert "NOT VERIFIED" not in text, text
+    shown = {item["report_id"] for item in facts_view.report_facts(out.path)}
+    assert set(kept) <= shown
