@@ -887,6 +887,11 @@ def _first_start(
 
 
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+# The environment variable naming the pipe (`restart_without_enrollment_code`) that holds the
+# stop signals taken while the service started itself afresh, and how long that waits for a
+# signal its watcher has just read.
+STOP_PIPE = "DEVPOSTURE_STOPS_DURING_RESTART"
+RESTART_SETTLE_SECONDS = 0.05
 
 
 def restart_without_enrollment_code(stop: threading.Event) -> None:
@@ -904,16 +909,53 @@ def restart_without_enrollment_code(stop: threading.Event) -> None:
         argv = [sys.executable, *sys.orig_argv[1:]]
         env = dict(os.environ)
     log.info("enrolled: starting the service afresh, without the enrollment code")
-    # A stop asked for from here waits, blocked, until the new program handles it (the mask
-    # is kept across exec; cmd_run unblocks once its handlers are in place). One asked for
-    # before (the signal taken by another thread, or by this one before the mask) has set
-    # `stop`, which exec would forget: the service stopped only at its next round, an hour
-    # on (a clean-clone CI run's SIGTERM, sent as the enrollment file went, landed here).
+    # A stop asked for from here must reach the new program; one asked for before has set
+    # `stop`, which exec would forget (the service then stopped only at its next round, an
+    # hour on: clean-clone CI runs' SIGTERMs, sent as the enrollment file went, landed
+    # here twice). Blocking the signals in this thread keeps one it would take pending across
+    # exec, but another thread (the signals' watcher, the file watcher) may take it: then the
+    # interpreter writes its number to the wakeup fd. So from here that is a pipe whose
+    # reading end the new program inherits and reads (`stop_asked_during_restart`); one the
+    # watcher read just before is set in `stop` within moments.
+    reader, writer = os.pipe()
+    os.set_blocking(writer, False)
+    signal.set_wakeup_fd(writer, warn_on_full_buffer=False)
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    if stop.is_set():
+    if stop.wait(RESTART_SETTLE_SECONDS) or _stops_in(reader):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         return
+    os.set_inheritable(reader, True)
+    env[STOP_PIPE] = str(reader)
     os.execve(sys.executable, argv, env)  # noqa: S606 (this same program, by its own path)
+
+
+def _stops_in(reader: int) -> bool:
+    """Whether a stop signal's number waits in the pipe `reader` (read without waiting)."""
+    blocking = os.get_blocking(reader)
+    os.set_blocking(reader, False)
+    try:
+        data = os.read(reader, 64)
+    except BlockingIOError:
+        data = b""
+    finally:
+        os.set_blocking(reader, blocking)
+    return bool({int(s) for s in STOP_SIGNALS} & set(data))
+
+
+def stop_asked_during_restart() -> bool:
+    """In a program started afresh after enrolling: whether a stop signal came while it was
+    (the pipe `restart_without_enrollment_code` left it, then closed)."""
+    named = os.environ.pop(STOP_PIPE, None)
+    if named is None:
+        return False
+    try:
+        reader = int(named)
+        try:
+            return _stops_in(reader)
+        finally:
+            os.close(reader)
+    except (ValueError, OSError):
+        return False
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings, state: AgentState) -> int:
@@ -921,6 +963,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings, state: AgentState) -> 
     stop = threading.Event()
     stop_on_signals(stop, manager)
     if os.name == "posix":
+        if stop_asked_during_restart():
+            manager.stopping()
+            stop.set()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by a restart, if any
     return run_service(args, settings, state, manager, stop)
 

@@ -37,3 +37,43 @@ def test_a_stop_asked_for_before_the_restart_is_kept(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
     assert (done.returncode, done.stdout.strip()) == (0, "stopped, not restarted"), done.stderr
+
+
+# The stop comes just before exec, taken by another thread than the one restarting (the
+# signals' watcher, a file watcher): the program started afresh must still stop.
+SCRIPT_LATE = textwrap.dedent(
+    """
+    import os, signal, sys, threading
+    from devposture.agent import cli
+    from devposture.agent.service_manager import ServiceManager, stop_on_signals
+    stop = threading.Event()
+    if os.environ.get("DEVPOSTURE_TEST_EXECED"):
+        print("started afresh, stop asked:", cli.stop_asked_during_restart())
+        sys.exit(0)
+    os.environ["DEVPOSTURE_TEST_EXECED"] = "1"
+    stop_on_signals(stop, ServiceManager())
+    parked = threading.Event()
+    other = threading.Thread(target=parked.wait, daemon=True)
+    other.start()
+    execve = os.execve
+
+    def late(*args):
+        signal.pthread_kill(other.ident, signal.SIGTERM)  # taken by the other thread
+        execve(*args)
+
+    os.execve = late
+    cli.restart_without_enrollment_code(stop)
+    print("stopped, not restarted")
+    """
+)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the service starts itself afresh on POSIX only")
+def test_a_stop_taken_by_another_thread_as_the_service_restarts_reaches_the_new_program(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "restart_late.py"
+    script.write_text(SCRIPT_LATE)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.stdout.strip() == "started afresh, stop asked: True", done.stdout + done.stderr
