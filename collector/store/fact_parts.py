@@ -248,9 +248,11 @@ class Bodies:
         named = [key for key in keys if isinstance(key, bytes)]
         if named:  # the fact sets first: they name the parts to fetch with the recipes'
             self._look_up(named)
-            self._look_up([ref[4:] for d in named if (packed := self._parts.get(d)) is not None
-                           for ref in _refs(packed)])  # fmt: skip
-        self._look_up([d for key in keys if isinstance(key, tuple) for d in key[1]])
+        # One look-up for every part the batch needs, its fact sets kept past the bound too.
+        self._look_up([ref[4:] for d in named if (packed := self._parts.get(d)) is not None
+                       for ref in _refs(packed)]
+                      + [d for key in keys if isinstance(key, tuple) for d in key[1]],
+                      also=named)  # fmt: skip
         parts = self._parts
         out: list[tuple[Any, ...]] = []
         for row, key in zip(rows, keys, strict=True):
@@ -270,11 +272,12 @@ class Bodies:
         [row] = self.rows([(report_id, own, recipe)], 1)
         return bytes(row[1])
 
-    def _look_up(self, digests: list[bytes]) -> None:
+    def _look_up(self, digests: list[bytes], also: Sequence[bytes] = ()) -> None:
         """The parts of `digests` not met yet, in one fetch (a part not stored stays
-        unknown: its report is named by `rows`). Past the bound, only this batch's are kept."""
-        wanted = dict.fromkeys(digests)
-        new = [d for d in wanted if d not in self._parts]
+        unknown: its report is named by `rows`). Past the bound, only this batch's are kept
+        (`digests`, and `also`: what the batch has looked up already)."""
+        wanted = dict.fromkeys([*digests, *also])
+        new = [d for d in dict.fromkeys(digests) if d not in self._parts]
         if not new:
             return
         found = fetch(self._db, new)

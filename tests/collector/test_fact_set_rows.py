@@ -27,7 +27,7 @@ from devposture.collector.evidence import (
     verify,
 )
 from devposture.collector.evidence.crosscheck import table_disagreements
-from devposture.collector.store import CheckResult, ReportRecord, Store
+from devposture.collector.store import CheckResult, ReportRecord, Store, fact_parts
 from devposture.collector.store.base import to_us
 from devposture.collector.store.fact_parts import FACT_SET_MARK, fetch
 from devposture.collector.store.report_format import FORMAT_4, FORMAT_5
@@ -325,3 +325,25 @@ def test_retention_keeps_the_fact_set_a_kept_report_stored_before_the_change_was
     assert "NOT VERIFIED" not in text, text
     shown = {item["report_id"] for item in facts_view.report_facts(out.path)}
     assert set(kept) <= shown
+
+
+def test_a_reader_past_its_bound_keeps_the_fact_sets_a_batch_of_both_kinds_of_rows_needs(
+    target: DatabaseTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of both kinds read together by a reader whose bound is a report's parts: the
+    parts it fetches for the batch's recipes must not push out the fact sets it fetched
+    first for the same batch."""
+    second = dt.timedelta(seconds=1)
+    with contextlib.closing(_opened(target, FORMAT_4)) as store:
+        sent = _hours(store, 0, 1, step=second)
+    with contextlib.closing(_opened(target, FORMAT_5)) as store:
+        sent |= _hours(store, 1, 1, step=second, pending=3)
+        rows = store._db.execute("SELECT report_id, body, parts FROM reports ORDER BY n").fetchall()
+        kinds = [fact_parts.fact_set_named(None if r[2] is None else bytes(r[2])) is None
+                 for r in rows]  # fmt: skip
+        assert kinds[:3] == [True] * 3 and kinds[3:] == [False] * 3  # format 4, then 5
+        monkeypatch.setattr(fact_parts, "PARTS_BYTES_MOST", max(map(len, sent.values())))
+        reader = fact_parts.Bodies(store._db)
+        for first in range(len(rows) - 1):
+            pair = [rows[first + 3], rows[first]] if first < 3 else rows[first : first + 2]
+            assert [r[1] for r in reader.rows(pair, 1)] == [sent[r[0]] for r in pair]
