@@ -43,7 +43,7 @@ def test_a_stop_asked_for_before_the_restart_is_kept(tmp_path: Path) -> None:
 # signals' watcher, a file watcher): the program started afresh must still stop.
 SCRIPT_LATE = textwrap.dedent(
     """
-    import os, signal, sys, threading
+    import os, select, signal, sys, threading
     from devposture.agent import cli
     from devposture.agent.service_manager import ServiceManager, stop_on_signals
     stop = threading.Event()
@@ -57,9 +57,13 @@ SCRIPT_LATE = textwrap.dedent(
     other.start()
     execve = os.execve
 
-    def late(*args):
-        signal.pthread_kill(other.ident, signal.SIGTERM)  # taken by the other thread
-        execve(*args)
+    def late(path, argv, env):
+        # Taken by the other thread, whose handler writes its number to the wakeup fd: the
+        # pipe the new program reads, waited for here (a thread-directed signal not handled
+        # yet dies with its thread at exec; systemd's, to the process, stays pending).
+        signal.pthread_kill(other.ident, signal.SIGTERM)
+        select.select([int(env[cli.STOP_PIPE])], [], [], 60)
+        execve(path, argv, env)
 
     os.execve = late
     cli.restart_without_enrollment_code(stop)
