@@ -962,9 +962,9 @@ def held_fact_groups(
 
     Not `rows_too` (an export): where the groups' numbers are every row's of their range,
     none pruned, each group is taken from its payload without reading its rows. A format-5
-    bundle is made from the chain and the facts stored by their digests (each hashed:
-    `unstored_findings`), not from the rows, so a row edited by hand changes nothing an
-    export ships; `audit check` compares every row."""
+    bundle is made from the chain and the facts stored by their digests (each hashed as the
+    export reads it: `fact_shipping`), not from the rows, so a row edited by hand changes
+    nothing an export ships; `audit check` compares every row."""
     groups = [(e, group_span(e)) for e in batch if e.kind == fact_groups.REPORT_FACTS]
     if not rows_too and groups:
         counted = _counted_fact_groups(tables, groups)
@@ -1059,15 +1059,6 @@ def _unstored(seq: int, report_id: str, fact_set: str, problem: fact_checks.Unst
                     " does not hash to its digest)", fact_set=short, digest=part)
         gloss = f"与证据链{DIFFERS}（{EDITED}）"
     return Finding("reports", row_key(chain.REPORT, (report_id,)), seq, said, gloss)
-
-
-def facts_gone(seq: int, digest: bytes) -> Finding:
-    """A fact set or part the reports of the group at `seq` name, checked stored, and gone
-    when the export came to write the group's line (deleted from `fact_parts` meanwhile)."""
-    return Finding("evidence_chain", f"seq {seq}", seq,
-                   told("its facts are missing from the store (fact set {fact_set}…: {digest}… is"
-                        " not stored)", fact_set=digest.hex()[:16], digest=digest.hex()[:16]),
-                   f"与证据链{DIFFERS}（{REMOVED}）")  # fmt: skip
 
 
 def fact_findings(entry: chain.Entry, held: fact_checks.Held) -> list[Finding]:

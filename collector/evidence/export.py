@@ -324,10 +324,7 @@ def _write_period(
                 # The bodies as read to check them against the chain: written as checked;
                 # format 5's groups' lines in their places, from what the window lacks.
                 if done.fact_lines:
-                    try:
-                        fact_lines.write(reports_out, done.report_lines, done.fact_lines)
-                    except fact_shipping.FactsGone as gone:
-                        checked.take([crosscheck.facts_gone(gone.seq, gone.digest)], 1)
+                    fact_lines.write(reports_out, done.report_lines, done.fact_lines)
                     if fact_lines.unstored:  # the export refuses the period, naming them
                         found = crosscheck.unstored_named(store.crosscheck, fact_lines.unstored)
                         checked.take(found, len(found))

@@ -21,7 +21,7 @@ import binascii
 import hashlib
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from devposture.collector.evidence import chain, fact_groups, fact_sets
 
@@ -147,21 +147,16 @@ def from_columns(entry: chain.Entry, span: tuple[int, int]) -> Held | None:
     """A group as its payload alone says, where it holds a record for every number of its
     `span` (an export's, whose rows were counted: `crosscheck.held_fact_groups`). None where
     the payload is not a whole group's."""
-    try:
-        record = entry.record()
-        found = fact_groups.columns(entry)
-        fact_groups.ids_cut(entry)
-    except ValueError:
+    whole = _payload(entry, span)
+    if whole is None:
         return None
-    report_ids, fact_set_column = found["report_id"], found["fact_set"]
-    if (set(record) != _PAYLOAD_KEYS or (record["first_n"], record["last_n"]) != span
-            or len(report_ids) != span[1] - span[0] + 1
-            or not all(isinstance(f, str) and len(f) == DIGEST_HEX for f in fact_set_column)
+    found, _ = whole
+    if (len(found["report_id"]) != span[1] - span[0] + 1
+            or not all(isinstance(f, str) and len(f) == DIGEST_HEX for f in found["fact_set"])
             or not all(isinstance(t, int) for t in found["received_us"])
             or not all(isinstance(d, str) for d in found["device_id"])):  # fmt: skip
         return None
-    return Held(keys=report_ids, fact_sets=fact_set_column, devices=found["device_id"],
-                received=found["received_us"], report_ids=report_ids)  # fmt: skip
+    return _held_as_written(found)
 
 
 def _as_written(
@@ -172,6 +167,30 @@ def _as_written(
     body is pruned: `hold` then holds each report to its row and names what differs."""
     if span is None or not rows or any(r.own is None for r in rows):
         return None
+    whole = _payload(entry, span)
+    if whole is None:
+        return None
+    found, cut = whole
+    metadata = [r.metadata for r in rows]
+    if metadata != list(zip(*(found[name] for name in _METADATA), strict=True)):
+        return None
+    if found["fact_set"] != [r.fact_set.hex() for r in rows if r.fact_set is not None]:
+        return None
+    try:
+        owns = [binascii.a2b_base64(text, strict_mode=True) for text in found["own"]]
+        if cut:
+            owns = [fact_sets.ids_prefix(m[0], m[1]) + own  # type: ignore[arg-type]
+                    for m, own in zip(metadata, owns, strict=True)]  # fmt: skip
+    except (binascii.Error, TypeError, ValueError, AttributeError):
+        return None
+    if owns != [r.own for r in rows]:
+        return None
+    return _held_as_written(found)
+
+
+def _payload(entry: chain.Entry, span: tuple[int, int]) -> tuple[dict[str, list[Any]], bool] | None:
+    """A group's columns and whether its records cut the ids, where its payload is a whole
+    group's of `span` (its keys, no other, and that range); None otherwise."""
     try:
         record = entry.record()
         found = fact_groups.columns(entry)
@@ -180,36 +199,14 @@ def _as_written(
         return None
     if set(record) != _PAYLOAD_KEYS or (record["first_n"], record["last_n"]) != span:
         return None
-    metadata = [r.metadata for r in rows]
-    if metadata != list(zip(*(found[name] for name in _METADATA), strict=True)):
-        return None
-    fact_set_column = found["fact_set"]
-    if fact_set_column != [r.fact_set.hex() for r in rows if r.fact_set is not None]:
-        return None
-    try:
-        owns = [binascii.a2b_base64(text, strict_mode=True) for text in found["own"]]
-    except (binascii.Error, TypeError, ValueError):
-        return None
-    if cut:
-        try:
-            owns = [_ids(m[0], m[1]) + own for m, own in zip(metadata, owns, strict=True)]
-        except (AttributeError, TypeError):
-            return None
-    if owns != [r.own for r in rows]:
-        return None
+    return found, cut
+
+
+def _held_as_written(found: dict[str, list[Any]]) -> Held:
+    """A group taken as its columns say: every report found, none pruned."""
     report_ids = found["report_id"]
-    return Held(keys=report_ids, fact_sets=fact_set_column, devices=found["device_id"],
+    return Held(keys=report_ids, fact_sets=found["fact_set"], devices=found["device_id"],
                 received=found["received_us"], report_ids=report_ids)  # fmt: skip
-
-
-def _ids(report_id: object, device_id: object) -> bytes:
-    """`fact_sets.ids_prefix`, its common case in one formatting (a report's ids are short)."""
-    if not isinstance(report_id, str) or not isinstance(device_id, str):
-        raise TypeError("a report's ids are texts")
-    r, d = report_id.encode(), device_id.encode()
-    if len(r) < 0x80 and len(d) < 0x80:
-        return b"\n%c%b\x12%c%b" % (len(r), r, len(d), d)
-    return fact_sets.ids_prefix(report_id, device_id)
 
 
 def _facts_differ(record: dict[str, object], row: FactRow, ids_cut: bool) -> list[Difference]:

@@ -3,11 +3,10 @@ the export's own process in the chain's order.
 
 Each line ships the fact sets and parts the bundle's window lacks (`fact_groups.Shipping`):
 the window is one sequence over the whole period, which the verifier replays, so no worker
-can write these lines. The workers hold each group to its rows and its reports' fact sets to
-what is stored (`batch_work`, `crosscheck.unstored_findings`), and say where each group's line
-goes among theirs and which fact sets its reports name (`RunDone.fact_lines`); this reads
-from the store, by digest, only what the window lacks: a fleet reporting hourly ships a fact
-set when a device's facts change, not with every report.
+can write these lines. The workers say where each group's line goes among theirs and which
+fact sets its reports name (`RunDone.fact_lines`); this reads from the store, by digest, only
+what the window lacks, and holds it to its digest as it reads it: a fleet reporting hourly
+ships a fact set when a device's facts change, not with every report.
 """
 
 from __future__ import annotations
@@ -24,15 +23,6 @@ Fetch = Callable[[Sequence[bytes]], dict[bytes, bytes]]
 
 class _Out(Protocol):
     def write(self, data: bytes, /) -> None: ...
-
-
-class FactsGone(LookupError):
-    """A fact set or part a group's reports name was not in the store when its line was
-    written, though the group's check found it (deleted meanwhile): `seq`, `digest`."""
-
-    def __init__(self, seq: int, digest: bytes) -> None:
-        super().__init__(f"seq {seq}: {digest.hex()[:16]}… is not stored")
-        self.seq, self.digest = seq, digest
 
 
 class FactLines:
@@ -63,11 +53,9 @@ class FactLines:
             packed, parts = self._read(seq, lacking, window.parts)
             # Not shipped: the export refuses the period (`unstored`).
             pruned.update(text for _, text, _ in self.unstored[before:])
-        try:
-            shipped_sets, shipped_parts = self._shipping.group(named, packed, parts, pruned)
-        except KeyError as missing:
-            key = missing.args[0]
-            raise FactsGone(seq, bytes.fromhex(key) if isinstance(key, str) else key) from None
+        # Every fact set the window lacks was read whole or left out as unstored, with the
+        # parts it names: the shipping finds all it asks for.
+        shipped_sets, shipped_parts = self._shipping.group(named, packed, parts, pruned)
         self.groups += 1
         return fact_groups.line(seq, shipped_sets, shipped_parts)
 
