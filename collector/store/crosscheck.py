@@ -23,14 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from devposture.collector.evidence import chain, fact_groups, fact_sets
+from devposture.collector.evidence import chain, fact_groups
 from devposture.collector.evidence.crosscheck import Key, Pair, Record, Verdict, WaiverRow
 from devposture.collector.evidence.fact_checks import FactRow
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import Evidence, entries, head, keys, padded, select
 from devposture.collector.store.checkpoints import Checkpoints
 from devposture.collector.store.engine import Dialect, SqliteDatabase
-from devposture.collector.store.fact_parts import Bodies, fact_set_named, fetch
+from devposture.collector.store.fact_parts import Bodies, fact_cuts, fetch
 
 # Rows per batch of a walk in key order (a few thousand: one statement each, bounded memory).
 BATCH = 2000
@@ -378,27 +378,14 @@ class Crosscheck(Part):
         return found
 
     def _fact_rows(self, rows: Sequence[Sequence[Any]]) -> list[FactRow]:
-        """Rows (`TABLES`' report columns and n) as `FactRow`s: a format-5 row as it is
-        stored; a pruned one without its own bytes and fact set; any other cut from its whole
-        body, as the seal cut it (`store/sealing.py`)."""
-        out: list[FactRow | None] = []
-        other: list[tuple[int, Sequence[Any]]] = []
-        for row in rows:
-            body, recipe = bytes(row[6]), None if row[7] is None else bytes(row[7])
-            digest = fact_set_named(recipe)
-            n = -1 if row[8] is None else int(row[8])
-            if digest is not None:
-                out.append(FactRow(n, tuple(row[:6]), body, digest))
-            elif not body and recipe is None:
-                out.append(FactRow(n, tuple(row[:6]), None, None))
-            else:
-                other.append((len(out), row))
-                out.append(None)
-        for (at, _), whole in zip(other, self._bodies.rows([r for _, r in other], 6), strict=True):
-            made = fact_sets.cut(bytes(whole[6]))
-            out[at] = FactRow(-1 if whole[8] is None else int(whole[8]), tuple(whole[:6]),
-                              made.own, made.fact_set_sha256())  # fmt: skip
-        return [r for r in out if r is not None]
+        """Rows (`TABLES`' report columns and n) as `FactRow`s (`fact_parts.fact_cuts`): a
+        format-5 row as it is stored; a pruned one without its own bytes and fact set; any
+        other cut from its whole body, as the seal cut it (`store/sealing.py`)."""
+        return [
+            FactRow(-1 if row[8] is None else int(row[8]), tuple(row[:6]),
+                    *((None, None) if found is None else found[:2]))
+            for row, found in zip(rows, fact_cuts(self._bodies, rows, 6), strict=True)
+        ]  # fmt: skip
 
     def fact_parts(self, digests: Sequence[bytes]) -> dict[bytes, bytes]:
         """The fact sets and parts of these digests that are stored (format 5's bundle

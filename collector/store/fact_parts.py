@@ -289,6 +289,32 @@ class Bodies:
         self._bytes += added
 
 
+# A row as format 5's record names it (`fact_cuts`): its own bytes, its fact set's digest,
+# and the cut of its whole body where it was stored otherwise (None: stored as format 5).
+FactCut = tuple[bytes, bytes, fact_sets.Cut | None]
+
+
+def fact_cuts(
+    bodies: Bodies, rows: Sequence[Sequence[Any]], at: int
+) -> list[FactCut | None]:  # fmt: skip
+    """Each row (column `at` its own bytes, `at + 1` its `parts`) as format 5's record names
+    it: a format-5 row as it is stored; any other cut from its whole body (`bodies` puts it
+    together), as the seal cuts it; None where its body was pruned (empty, no parts)."""
+    out: list[FactCut | None] = [None] * len(rows)
+    other: list[int] = []
+    for k, row in enumerate(rows):
+        body, recipe = bytes(row[at]), None if row[at + 1] is None else bytes(row[at + 1])
+        digest = fact_set_named(recipe)
+        if digest is not None:
+            out[k] = (body, digest, None)
+        elif body or recipe is not None:
+            other.append(k)
+    for k, whole in zip(other, bodies.rows([rows[k] for k in other], at), strict=True):
+        made = fact_sets.cut(bytes(whole[at]))
+        out[k] = (made.own, made.fact_set_sha256(), made)
+    return out
+
+
 def garbage(cur: Cursor, before_us: int) -> int:
     """Delete the parts no longer named by a report whose body is kept: those whose `last_us`
     is older than `before_us` (every body received before it is pruned) less the slack,

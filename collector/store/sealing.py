@@ -34,7 +34,7 @@ from devposture.collector.evidence import chain, fact_groups, fact_sets
 from devposture.collector.store.base import Part
 from devposture.collector.store.chain import Appender
 from devposture.collector.store.engine import Cursor
-from devposture.collector.store.fact_parts import Bodies, Cut, fact_set_named, write
+from devposture.collector.store.fact_parts import Bodies, Cut, fact_cuts, fact_set_named, write
 from devposture.collector.store.report_format import FORMAT_5, records_of
 
 # Defaults of a report's longest wait for its seal, and of the most reports one seal holds.
@@ -126,18 +126,14 @@ def _fact_records(cur: Cursor, rows: list[Sequence[Any]]) -> dict[int, Sealable]
     """Format 5's records of rows read by `records`. A row stored otherwise is cut from its
     whole body, its fact set and parts kept in `fact_parts` (the export ships them from there)."""
     made: dict[int, Sealable] = {}
-    other: list[Sequence[Any]] = []
-    for row in rows:
-        digest = fact_set_named(None if row[8] is None else bytes(row[8]))
-        if digest is None:
-            other.append(row)
-        else:
-            made[int(row[0])] = (tuple(row[1:7]), bytes(row[7]), digest)
     kept: dict[bytes, tuple[bytes, bytes, int]] = {}
-    for row in Bodies(cur).rows(other, 7):
-        cut = fact_sets.cut(bytes(row[7]))
-        digest = cut.fact_set_sha256()
-        made[int(row[0])] = (tuple(row[1:7]), cut.own, digest)
+    empty = fact_sets.cut(b"")
+    for row, found in zip(rows, fact_cuts(Bodies(cur), rows, 7), strict=True):
+        # A body emptied (no row a seal meets) is cut as the empty body.
+        own, digest, cut = found or (empty.own, empty.fact_set_sha256(), empty)
+        made[int(row[0])] = (tuple(row[1:7]), own, digest)
+        if cut is None:  # stored as format 5: its fact set and parts are there
+            continue
         received = int(row[3])
         parts = zip(fact_sets.digests(cut.fact_set), cut.parts, strict=True)
         for d, part in [(digest, cut.fact_set), *parts]:
