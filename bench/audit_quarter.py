@@ -73,6 +73,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import psutil
 
@@ -97,15 +98,17 @@ from devposture.collector.store.engine import (
     PostgresDatabase,
     SqliteDatabase,
 )
-from devposture.collector.store.fact_parts import Written, cut, cut_facts
+from devposture.collector.store.fact_parts import Met, Written, cut, cut_chosen
 from devposture.collector.store.report_format import FORMAT_4, FORMAT_5
 from devposture.collector.store.reports import _changes
 from devposture.collector.store.sealing import (
     SEAL_AFTER_US,
     SEAL_REPORTS,
     Sealable,
+    as_facts,
     group_payload,
     made_record,
+    other_record,
 )
 from devposture.collector.store.target import is_postgres_url
 from devposture.collector.tokens import Token
@@ -481,6 +484,17 @@ class _Last:
     not_after_us: int = 0
 
 
+class _Waiting(NamedTuple):
+    """A report stored and not sealed yet (store/sealing.py), with what its record in the
+    other format is made of."""
+
+    n: int
+    received: int
+    record: Sealable
+    metadata: tuple[object, ...]
+    body: bytes
+
+
 class Writer:
     """Writes the fleet's events as the store's writers would have: the rows of each table and
     an evidence chain entry per record, in the events' order."""
@@ -496,11 +510,12 @@ class Writer:
         self._event_id = int(db.execute("SELECT COALESCE(MAX(event_id), 0) FROM device_events")
                              .fetchone()[0])  # fmt: skip
         # Reports stored and not yet sealed: (n, received, record) (store/sealing.py).
-        self._waiting: list[tuple[int, int, Sealable]] = []
+        self._waiting: list[_Waiting] = []
         self._number = 0
         # The fact parts as ingest leaves them (store/fact_parts.py): written once each, their
         # last_us raised as `Written` would raise it; inserted by `finish`.
         self._written = Written()
+        self._met = Met()  # format 5: the fact sets met (fact_parts.cut_chosen)
         self._parts: dict[bytes, tuple[bytes, int]] = {}
 
     def write(self, cursor: Cursor, chained: Appender, event: Event) -> None:
@@ -561,14 +576,14 @@ class Writer:
         metadata = (record.report_id, record.device_id, received, collected,
                     record.agent_version, record.clock_skew_ms)  # fmt: skip
         self._number += 1
-        stored = cut_facts(record.body) if self._facts else cut(record.body)
+        stored = (cut_chosen(record.body, received, self._written, self._met) if self._facts
+                  else cut(record.body))  # fmt: skip
         due = self._written.due([(stored, received)])
         self._written.committed(due)
-        for digest, part, last in due:
-            self._parts[digest] = (part, max(last, self._parts.get(digest, (b"", 0))[1]))
+        self._keep(due)
         self._rows["reports"].append((*metadata, stored.own, stored.recipe, self._number))
-        made = made_record(metadata, record.body, stored, self._facts)
-        self._waiting.append((self._number, received, made))
+        made = made_record(metadata, record.body, stored)
+        self._waiting.append(_Waiting(self._number, received, made, metadata, record.body))
         latest = self._latest.setdefault(record.device_id, {})
         held, changes = _changes(latest, record.device_id, record.report_id, collected,
                                  event.results)  # fmt: skip
@@ -586,18 +601,37 @@ class Writer:
     def _seal(self, chained: Appender, now_us: int, *, force: bool = False) -> None:
         """sealing.seal as the report's write would call it (SEAL_AFTER_US, SEAL_REPORTS)."""
         waiting = self._waiting
-        if not waiting or (not force and (len(waiting) < SEAL_REPORTS
-                                         and now_us - waiting[0][1] < SEAL_AFTER_US)):  # fmt: skip
+        due = force or len(waiting) >= SEAL_REPORTS
+        if not waiting or not (due or now_us - waiting[0].received >= SEAL_AFTER_US):
             return
         for start in range(0, len(waiting), SEAL_REPORTS):
             group = waiting[start : start + SEAL_REPORTS]
-            low, high = group[0][0], group[-1][0]
-            kind, payload = group_payload(low, high, [r for _, _, r in group])
+            low, high = group[0].n, group[-1].n
+            kind, payload = group_payload(low, high, self._records(group))
             row = chained.canonical_row(kind, chain.group_key(low, high), payload, now_us)
             self._rows["evidence_chain"].append(row)
             self._rows["report_groups"].append((row[0], low, high, len(group)))
             self.built.entries += 1
         self._waiting = []
+
+    def _records(self, group: list[_Waiting]) -> list[Sealable]:
+        """The group's records in one format, as sealing.records makes them: that of at
+        least half its reports in a format-5 store (`as_facts`), the others made again."""
+        facts = self._facts and as_facts([isinstance(w.record, tuple) for w in group])
+        made: list[Sealable] = []
+        for waiting in group:
+            if isinstance(waiting.record, tuple) == facts:
+                made.append(waiting.record)
+                continue
+            record, parts = other_record(waiting.metadata, waiting.body, facts)
+            self._keep([(d, part, waiting.received) for d, part in parts])
+            made.append(record)
+        return made
+
+    def _keep(self, parts: list[tuple[bytes, bytes, int]]) -> None:
+        """Fact parts to insert (digest, bytes, last_us), each with its latest `last_us`."""
+        for digest, part, last in parts:
+            self._parts[digest] = (part, max(last, self._parts.get(digest, (b"", 0))[1]))
 
     def seal_waiting(self, chained: Appender, now_us: int) -> None:
         """What a collector seals when it stops."""

@@ -355,7 +355,8 @@ def _write_period(
             stopping.check(stop)  # each a copy of hundreds of MB for a quarter
             digests[name] = spool.put(archive, _member_info(name))
     stopping.check(stop)  # the opening's member, as large, goes in next (`_export`)
-    return counts, last_hash, (pruned, last_pruned), fact_lines.groups
+    # A body pruned whose facts the bundle holds for another report is not missing from it.
+    return counts, last_hash, (pruned - fact_lines.pruned_held, last_pruned), fact_lines.groups
 
 
 def _checker(

@@ -59,7 +59,7 @@ class Held:
     added: list[FactRow] = field(default_factory=list)  # rows in its range it does not hold
     keys: list[str] = field(default_factory=list)  # report ids of the rows found
     fact_sets: list[str] = field(default_factory=list)  # each report's (hex), in order
-    gone: set[str] = field(default_factory=set)  # those of the reports whose bodies are pruned
+    gone: list[str] = field(default_factory=list)  # those of the reports whose bodies are pruned
     pruned: int = 0  # reports whose bodies were pruned
     last_pruned: int = 0  # the last of those received (0: none)
     # Each report's device and receipt, for the figures; and its id (columns, as the payload
@@ -128,7 +128,7 @@ def hold(
             if isinstance(received, int) and received < pruned_before:
                 held.pruned += 1
                 held.last_pruned = max(held.last_pruned, received)
-                held.gone.add(fact_set)
+                held.gone.append(fact_set)
             else:
                 wrong.append(("body", None, fact_set))
         else:

@@ -11,6 +11,7 @@ ships a fact set when a device's facts change, not with every report.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Container, Sequence
 from typing import Protocol
 
@@ -38,12 +39,20 @@ class FactLines:
         self._shipping = fact_groups.Shipping()
         self.groups = 0  # lines written
         self.unstored: list[tuple[int, str, Unstored]] = []
+        # Reports whose bodies were pruned, but whose fact set the bundle holds all the
+        # same, at their group, for a kept report that names it too: a verifier rebuilds
+        # their bodies, so they are not among the bodies missing as pruned.
+        self.pruned_held = 0
 
     def line(self, seq: int, named: list[str], gone: Sequence[str]) -> bytes:
         """The line of the group at `seq` whose reports name the fact sets `named` (hex, in
-        order); `gone`: those of its reports whose bodies were pruned."""
+        order); `gone`: those of its reports whose bodies were pruned (one a report)."""
         window = self._shipping.window
         pruned = set(gone)
+        if gone:  # a fact set a kept report of the group names too is shipped
+            left = Counter(named)
+            left.subtract(gone)
+            pruned -= {d for d, count in left.items() if count > 0}
         held = window.sets.values
         lacking = [d for d in dict.fromkeys(named) if d not in held and d not in pruned]
         packed: dict[str, bytes] = {}
@@ -53,6 +62,7 @@ class FactLines:
             packed, parts = self._read(seq, lacking, window.parts)
             # Not shipped: the export refuses the period (`unstored`).
             pruned.update(text for _, text, _ in self.unstored[before:])
+        self.pruned_held += sum(1 for d in gone if d in held or d not in pruned)
         # Every fact set the window lacks was read whole or left out as unstored, with the
         # parts it names: the shipping finds all it asks for.
         shipped_sets, shipped_parts = self._shipping.group(named, packed, parts, pruned)

@@ -97,6 +97,49 @@ def cut_facts(body: bytes) -> Cut:
                [(digest, packed), *zip(named, made.parts, strict=True)])  # fmt: skip
 
 
+def fact_set_of(stored: Cut) -> bytes:
+    """The digest of the fact set `cut_facts` made of a body: named by its row, or (a body
+    kept whole) the first part beside it."""
+    named = fact_set_named(stored.recipe)
+    return named if named is not None else stored.parts[-2][0]
+
+
+class Met:
+    """The fact sets this process met in the reports it stored, and when (the latest): a
+    report naming one met within half the slack before it is stored as format 5
+    (`cut_chosen`). Least recently used first; bounded."""
+
+    def __init__(self, most: int = WRITTEN_MOST) -> None:
+        self._most = most
+        self._last: OrderedDict[bytes, int] = OrderedDict()
+
+    def again(self, digest: bytes, received: int) -> bool:
+        """Whether `digest` was met within half the slack before `received`; it is met now."""
+        known = self._last.get(digest)
+        if known is None or known < received:
+            self._last[digest] = received
+        self._last.move_to_end(digest)
+        if len(self._last) > self._most:
+            self._last.popitem(last=False)
+        return known is not None and known >= received - SLACK_US // 2
+
+
+def cut_chosen(body: bytes, received: int, written: Written, met: Met) -> Cut:
+    """A body cut for storing in a format-5 store: as format 5 (`cut_facts`) where its fact
+    set is known to this process (written, or met in an earlier report, within half the
+    slack), else as format 4 (`cut`), row and record. A fact set met once costs a bundle
+    more than the body it stands for (each is shipped whole beside its parts, where deflate
+    keeps a body's repeats within a group): a daily fleet, whose every report has a fact set
+    of its own, stays format 4, and an hourly fleet's first report of a device's day too.
+    The choice is this process's alone (another collector, or this one restarted, meets a
+    fact set afresh): either kind of row seals in either kind of entry."""
+    made = cut_facts(body)
+    digest = fact_set_of(made)
+    if met.again(digest, received) or written.holds(digest, received):  # met: each time
+        return made
+    return cut(body)
+
+
 def fact_set_named(recipe: bytes | None) -> bytes | None:
     """The digest of the fact set a row's `parts` names (format 5), None for a recipe or
     none."""
@@ -130,13 +173,18 @@ class Written:
         due: dict[bytes, tuple[bytes, bytes, int]] = {}
         for stored, received in cuts:
             for d, part in stored.parts:
-                known = self._last.get(d)
-                if known is not None and known >= received - SLACK_US // 2:
+                if self.holds(d, received):
                     continue
                 seen = due.get(d)
                 if seen is None or seen[2] < received:
                     due[d] = (d, part, received)
         return list(due.values())
+
+    def holds(self, digest: bytes, received: int) -> bool:
+        """Whether `digest` is known to be stored with a `last_us` within half the slack of
+        `received` (a report received then naming it need not write it)."""
+        known = self._last.get(digest)
+        return known is not None and known >= received - SLACK_US // 2
 
     def committed(self, written: Iterable[tuple[bytes, bytes, int]]) -> None:
         """Remember parts a committed transaction wrote."""

@@ -24,7 +24,7 @@ from devposture.collector.standing_rule import ACTIVE
 from devposture.collector.store.base import Part, from_us, maybe_from_us, text, to_us
 from devposture.collector.store.chain import Appender, padded, pieces
 from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
-from devposture.collector.store.fact_parts import Bodies, Cut, Written, cut, cut_facts, write
+from devposture.collector.store.fact_parts import Bodies, Cut, Met, Written, cut, cut_chosen, write
 from devposture.collector.store.report_format import FORMAT_5, records_of
 from devposture.collector.store.sealing import (
     SEAL_AFTER_US,
@@ -361,13 +361,13 @@ _UNLESS_STORED = " ON CONFLICT (report_id) DO NOTHING"
 def _write_group(
     cur: Cursor, dialect: Dialect, chained: Appender,
     group: list[tuple[ReportRecord, list[CheckResult]]], *, cuts: list[Cut], written: Written,
-    sealable: dict[int, Sealable], held_by_report: dict[str, dict[str, int]], facts: bool,
+    sealable: dict[int, Sealable], held_by_report: dict[str, dict[str, int]],
 ) -> tuple[list[StoreOutcome], list[tuple[bytes, bytes, int]]]:  # fmt: skip
     """Store a group with a few statements for all of it, leaving what storing its reports
     one after the other (`Store._store_one`) leaves: the same outcomes, rows and chain.
-    `cuts`: each report's body as stored (fact_parts.cut, or cut_facts where `facts`: the
+    `cuts`: each report's body as stored (`fact_parts.cut`, or `cut_chosen` where the
     store's format is 5). Also returns the parts written (for `written` once committed),
-    puts each stored report's record in `sealable` (`facts`: format 5's) and, for
+    puts each stored report's record in `sealable` (in its row's format) and, for
     each that was its device's newest, since when each of its checks' states holds in
     `held_by_report`."""
     first = next_number(cur)
@@ -407,7 +407,7 @@ def _write_group(
         metadata = _metadata(report, received, collected)
         if not fresh:  # else written already
             rows.append((*metadata, *cut_of[report.report_id].columns(), number))
-        sealable[number] = made_record(metadata, report.body, cut_of[report.report_id], facts)
+        sealable[number] = made_record(metadata, report.body, cut_of[report.report_id])
         held: dict[str, int] = {}
         if is_newest:
             # The history is dated by when the facts were collected (collector's clock).
@@ -550,14 +550,20 @@ class Reports(Part):
         self._sealable: dict[int, Sealable] = {}
         # The store's report format (`report_format.py`), read at the first write.
         self._format: int | None = None
+        # The fact sets this process met (format 5: a report's is stored as 5 once met).
+        self._met = Met()
 
     def _report_format(self) -> int:
         if self._format is None:
             self._format = records_of(self._db)
         return self._format
 
-    def _facts(self) -> bool:
-        return self._report_format() == FORMAT_5
+    def _cut(self, report: ReportRecord) -> Cut:
+        """A report's body cut for storing in the store's format (format 5: as 5 or 4 by
+        whether this process met its fact set, `fact_parts.cut_chosen`)."""
+        if self._report_format() == FORMAT_5:
+            return cut_chosen(report.body, to_us(report.received_at), self._written, self._met)
+        return cut(report.body)
 
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
@@ -687,8 +693,7 @@ class Reports(Part):
             return []
         # Time as the reports give it: the newest received is "now" for sealing.
         now = max(to_us(report.received_at) for report, _ in group)
-        cutter = cut_facts if self._facts() else cut
-        cuts = [cutter(report.body) for report, _ in group]  # outside the write lock
+        cuts = [self._cut(report) for report, _ in group]  # outside the write lock
         written: list[tuple[bytes, bytes, int]] = []
         # This group's records, for the seal: kept only once committed (a number rolled back
         # is taken again by another report). A seal takes those it uses out of either.
@@ -750,8 +755,7 @@ class Reports(Part):
         try:
             outcomes, parts = _write_group(cur, self.dialect, chained, group, cuts=cuts,
                                            written=self._written, sealable=mine,
-                                           held_by_report=held_here,
-                                           facts=self._facts())  # fmt: skip
+                                           held_by_report=held_here)  # fmt: skip
             written += parts
             sealable.update(mine)
             held.update(held_here)
@@ -823,7 +827,7 @@ class Reports(Part):
         for chunk in _chunks(rows):
             cur.execute(_upsert_results(len(chunk)), _flat(chunk))
         if sealable is not None:
-            sealable[number] = made_record(metadata, report.body, stored, self._facts())
+            sealable[number] = made_record(metadata, report.body, stored)
         if is_newest and held is not None:
             held[report_id] = since
         return StoreOutcome.STORED

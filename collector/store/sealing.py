@@ -17,22 +17,26 @@ like every other) but not yet in the chain: the chain pins it within that time.
 
 Rows written before schema 14 keep their own `report` entries (`n` is NULL).
 
-In format 5 (`report_format.py`, schema 30) a group is sealed as a `report_facts` entry
+In format 5 (`report_format.py`, schema 30) a report is stored as format 5 or 4, chosen
+by whether its collector met its fact set before (`fact_parts.cut_chosen`), and a group in
+which at least half were stored as format 5 is sealed as a `report_facts` entry
 (`evidence/fact_groups.py`): each report's own bytes and the SHA-256 of its fact set, as
-columns. A row stored as format 5 stores them as they are; of any other row (stored before
-the store's format changed, or a body whose facts cannot be placed) the seal cuts the whole
-body and keeps its fact set and parts in `fact_parts`, as ingest would have, so that every
-report a `report_facts` entry names has them there until retention prunes its body.
+columns; any other group as `reports`. Of a row stored as format 5 in a `reports` group the
+seal puts the body together and hashes it; of any other row in a `report_facts` group
+(stored as format 4, or before the store's format changed, or a body whose facts cannot be
+placed) it cuts the whole body and keeps its fact set and parts in `fact_parts`, as ingest
+would have, so that every report a `report_facts` entry names has them there until
+retention prunes its body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from devposture.collector.evidence import chain, fact_groups, fact_sets
 from devposture.collector.store.base import Part
-from devposture.collector.store.chain import Appender
+from devposture.collector.store.chain import Appender, padded
 from devposture.collector.store.engine import Cursor
 from devposture.collector.store.fact_parts import Bodies, Cut, fact_cuts, fact_set_named, write
 from devposture.collector.store.report_format import FORMAT_5, records_of
@@ -68,58 +72,104 @@ def sealed_record(metadata: Sequence[object], body: bytes) -> bytes:
     return chain.report_canonical(chain.report_payload(metadata, body))
 
 
-def made_record(metadata: Sequence[object], body: bytes, stored: Cut, facts: bool) -> Sealable:
-    """The record of a report being stored as `stored`, for its seal: format 5's (`facts`)
-    or format 4's. (A format-5 record of a body stored otherwise is cut here; `cut_facts`
-    has put its fact set and parts beside it.)"""
-    if not facts:
-        return sealed_record(metadata, body)
+def made_record(metadata: Sequence[object], body: bytes, stored: Cut) -> Sealable:
+    """The record of a report being stored as `stored`, for its seal, in its row's format:
+    format 5's where the row names a fact set (`fact_parts.cut_facts`), else format 4's."""
     digest = fact_set_named(stored.recipe)
     if digest is not None:
         return (tuple(metadata), stored.own, digest)
-    made = fact_sets.cut(body)
-    return (tuple(metadata), made.own, made.fact_set_sha256())
+    return sealed_record(metadata, body)
 
 
-def _take(known: Known, n: int, facts: bool) -> Sealable | None:
+def as_facts(formats: Sequence[bool]) -> bool:
+    """Whether a group whose reports were stored in these formats (True: format 5) is sealed
+    as `report_facts`: where at least half were. A report stored as format 4 is one whose
+    fact set its collector had not met (`fact_parts.cut_chosen`); a group of mostly such
+    reports (a daily fleet's) exports faster as format 4's bodies than as fact sets each
+    shipped once. The others of the group are sealed in the group's format all the same."""
+    return bool(formats) and 2 * sum(formats) >= len(formats)
+
+
+def _take(known: Known, n: int) -> Sealable | None:
     for records_ in known:
         if n in records_:
-            made = records_.pop(n)
-            # A record of the other format (the store's changed since): read again.
-            return made if isinstance(made, tuple) == facts else None
+            return records_.pop(n)
     return None
 
 
 def records(
-    cur: Cursor, after: int, through: int, known: Known = (), *, facts: bool = False
-) -> Iterator[tuple[int, Sealable]]:  # fmt: skip
-    """(n, record) of the reports numbered (after, through], in order: format 5's where
-    `facts`, else format 4's canonical records. `known`: records the caller made when it
-    stored the reports (taken out as used); the others are read from their rows."""
+    cur: Cursor, after: int, through: int, known: Known = (), *, facts: bool | None = False
+) -> list[tuple[int, Sealable]]:  # fmt: skip
+    """(n, record) of the reports numbered (after, through], in order, all of one format:
+    format 5's where `facts`, format 4's where not, and where None that of at least half
+    the reports (`as_facts`). `known`: records the caller made when it stored the reports
+    (taken out as used); the others, and those of the other format, are made from their
+    rows."""
     span = range(after + 1, through + 1)
     if all(any(n in records_ for records_ in known) for n in span):
-        taken = [(n, _take(known, n, facts)) for n in span]
-        if all(made is not None for _, made in taken):
-            for n, made in taken:
-                assert made is not None
-                yield n, made
-            return
-        known = ({n: made for n, made in taken if made is not None},)
-    rows = cur.execute(
-        f"SELECT {_COLUMNS} FROM reports WHERE n > ? AND n <= ? ORDER BY n",  # noqa: S608
-        (after, through),
-    ).fetchall()
-    taken_ = {int(row[0]): _take(known, int(row[0]), facts) for row in rows}
-    unknown = [r for r in rows if taken_[int(r[0])] is None]
-    if facts:
-        taken_.update(_fact_records(cur, unknown))
-    else:
-        for row in Bodies(cur).rows(unknown, 7):
-            taken_[int(row[0])] = sealed_record(row[1:7], bytes(row[7]))
-    for row in rows:
-        record = taken_[int(row[0])]
+        made: dict[int, Sealable | None] = {n: _take(known, n) for n in span}
+        rows: list[Sequence[Any]] = []
+    else:  # numbers rolled back are never stored: the rows say which are
+        rows = cur.execute(
+            f"SELECT {_COLUMNS} FROM reports WHERE n > ? AND n <= ? ORDER BY n",  # noqa: S608
+            (after, through),
+        ).fetchall()
+        made = {int(row[0]): _take(known, int(row[0])) for row in rows}
+    if facts is None:
+        by_row = {int(row[0]): fact_set_named(_blob(row[8])) is not None for row in rows}
+        facts = as_facts([isinstance(m, tuple) if m is not None else by_row[n]
+                          for n, m in made.items()])  # fmt: skip
+    other = [n for n, m in made.items() if m is None or isinstance(m, tuple) != facts]
+    if other:
+        wanted = set(other)
+        unknown = [row for row in rows or _rows(cur, other) if int(row[0]) in wanted]
+        if facts:
+            made.update(_fact_records(cur, unknown))
+        else:
+            for row in Bodies(cur).rows(unknown, 7):
+                made[int(row[0])] = sealed_record(row[1:7], bytes(row[7]))
+    out: list[tuple[int, Sealable]] = []
+    for n, record in made.items():
         assert record is not None
-        yield int(row[0]), record
+        out.append((n, record))
+    return out
+
+
+def _blob(value: object) -> bytes | None:
+    return None if value is None else bytes(value)  # type: ignore[call-overload]
+
+
+def _rows(cur: Cursor, numbers: Sequence[int]) -> list[Sequence[Any]]:
+    """The rows of the reports numbered `numbers` (a few of a group: those whose record the
+    seal makes in the group's other format)."""
+    rows: dict[int, Sequence[Any]] = {}
+    for chunk in padded(list(numbers)):
+        marks = ", ".join("?" * len(chunk))
+        for row in cur.execute(
+            f"SELECT {_COLUMNS} FROM reports WHERE n IN ({marks})",  # noqa: S608
+            chunk,
+        ).fetchall():
+            rows[int(row[0])] = row
+    return [rows[n] for n in sorted(rows)]
+
+
+def fact_set_parts(cut: fact_sets.Cut) -> list[tuple[bytes, bytes]]:
+    """(digest, bytes) of a cut's fact set and each part it names: what `fact_parts` keeps
+    for a report a `report_facts` entry names."""
+    return [(cut.fact_set_sha256(), cut.fact_set),
+            *zip(fact_sets.digests(cut.fact_set), cut.parts, strict=True)]  # fmt: skip
+
+
+def other_record(
+    metadata: Sequence[object], body: bytes, facts: bool
+) -> tuple[Sealable, list[tuple[bytes, bytes]]]:  # fmt: skip
+    """A report's record in a group's format where it was stored in the other (`records`
+    reads its row for it; the benchmark's builder holds its body): format 5's, with its
+    fact set and parts to keep, or format 4's."""
+    if not facts:
+        return sealed_record(metadata, body), []
+    made = fact_sets.cut(body)
+    return (tuple(metadata), made.own, made.fact_set_sha256()), fact_set_parts(made)
 
 
 def _fact_records(cur: Cursor, rows: list[Sequence[Any]]) -> dict[int, Sealable]:
@@ -135,8 +185,7 @@ def _fact_records(cur: Cursor, rows: list[Sequence[Any]]) -> dict[int, Sealable]
         if cut is None:  # stored as format 5: its fact set and parts are there
             continue
         received = int(row[3])
-        parts = zip(fact_sets.digests(cut.fact_set), cut.parts, strict=True)
-        for d, part in [(digest, cut.fact_set), *parts]:
+        for d, part in fact_set_parts(cut):
             if d not in kept or kept[d][2] < received:
                 kept[d] = (d, part, received)
     write(cur, list(kept.values()))
@@ -175,11 +224,13 @@ def seal(
         last = through
         if last >= top:
             return 0
-    facts = (records_of(cur) if report_format is None else report_format) == FORMAT_5
+    # Format 4's store seals format 4; format 5's chooses per group (`as_facts`).
+    facts = None if (records_of(cur) if report_format is None else report_format) == FORMAT_5 \
+        else False  # fmt: skip
     sealed = 0
     while last < top:
         through = min(top, last + most)
-        numbered = list(records(cur, last, through, known, facts=facts))
+        numbered = records(cur, last, through, known, facts=facts)
         if numbered:
             low, high = numbered[0][0], numbered[-1][0]
             kind, payload = group_payload(low, high, [r for _, r in numbered])

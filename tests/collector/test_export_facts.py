@@ -277,26 +277,32 @@ def test_a_period_with_pruned_bodies_exports_and_verifies_leaving_their_facts_ou
     """Retention prunes the bodies of a format-5 store: the export ships no fact set only a
     pruned report names, counts the pruned bodies as the verifier does, and the bundle
     verifies; `audit facts` shows the kept bodies alone."""
+    # Twice a day, an hour apart: sealed as format 5 (the second names the fact set the
+    # first met, `fact_parts.cut_chosen`).
     for day in range(12):
-        at = T0 + day * DAY
-        body = _report("dev-0", at, pending=5 if day < 10 else 0)
-        store.reports.store_reports([(_record("dev-0", at, body), [])])
-    kept = _report("dev-1", T0, pending=9, host="PC-1")
-    store.reports.store_reports([(_record("dev-1", T0, kept), [CheckResult("firewall", "PASS",
-                                                                           "on")])])  # fmt: skip
+        for at in (T0 + day * DAY, T0 + day * DAY + HOUR):
+            body = _report("dev-0", at, pending=5 if day < 10 else 0)
+            store.reports.store_reports([(_record("dev-0", at, body), [])])
+    for at in (T0, T0 + HOUR):
+        kept = _report("dev-1", at, pending=9, host="PC-1")
+        store.reports.store_reports([(_record("dev-1", at, kept),
+                                      [CheckResult("firewall", "PASS", "on")])])  # fmt: skip
+    twin = pb.PostureReport.FromString(_report("dev-1", T0, pending=9, host="PC-1")).report_id
     store.sealing.seal_all(to_us(T0 + 12 * DAY))
     head = store.evidence.chain_head()
     assert head is not None and store.checkpoints.advance(head.at_us) is not None
     pruned = store.retention.prune(retention_days=400, now_us=to_us(T0 + 411 * DAY))
-    assert pruned is not None and pruned.reports >= 10
+    assert pruned is not None and pruned.reports >= 20
     path = _export(store, tmp_path, "pruned.zip")
     text = _verified(path, tmp_path)
     assert "NOT VERIFIED" not in text, text
     manifest = json.loads(members_of(path)[bundle.MANIFEST])
-    assert manifest["pruned"]["bodies"] == pruned.reports
+    # dev-1's first report, pruned, has the facts of its second, kept (current), in its
+    # group: the bundle holds them, its body is rebuilt, and it is not missing as pruned.
+    assert manifest["pruned"]["bodies"] == pruned.reports - 1
     shown = {item["report_id"] for item in facts_view.report_facts(path)}
-    assert len(shown) == 13 - pruned.reports
-    assert pb.PostureReport.FromString(kept).report_id in shown  # dev-1's, kept: current
+    assert len(shown) == 26 - pruned.reports + 1
+    assert pb.PostureReport.FromString(kept).report_id in shown and twin in shown
     shipped = {fact_sets.fact_set_digest(packed).hex()
                for line in members_of(path)[bundle.REPORTS].splitlines()
                for packed in fact_groups.parse_line(json.loads(line))[1]}  # fmt: skip

@@ -109,29 +109,69 @@ def _rebuilt(store: Store, entry: chain.Entry) -> dict[str, bytes]:
     return out
 
 
-def test_a_row_keeps_its_own_fields_and_names_its_fact_set_kept_once_with_its_parts(
+def _format_5(rows: dict[str, tuple[bytes, bytes | None]]) -> set[str]:
+    """The ids of the rows stored as format 5 (naming a fact set)."""
+    return {r for r, (_, parts) in rows.items() if fact_parts.fact_set_named(parts) is not None}
+
+
+def test_a_report_is_stored_as_format_5_once_its_fact_set_was_met_and_kept_once_with_its_parts(
     store: Store,
 ) -> None:
-    sent = _hours(store, 0, 5)
-    sent |= _hours(store, 24, 1)  # a day later the facts' dates moved: new fact sets
+    first = _hours(store, 0, 1)
+    sent = first | _hours(store, 1, 4)
+    later = _hours(store, 24, 1)  # a day later the facts' dates moved: new fact sets
+    first |= later
+    sent |= later
     rows = _rows(store)
-    named = {parts[1:] for _, parts in rows.values() if parts is not None}
-    assert all(parts is not None and len(parts) == 33 and parts[:1] == FACT_SET_MARK
-               for _, parts in rows.values())  # fmt: skip
-    # Each device's hourly reports of a day share one fact set: three devices, two days.
-    assert len(named) == 2 * len(DEVICES)
+    # A report whose fact set the collector had not met is stored as format 4 stores it (a
+    # recipe of its parts); the device's next reports of the day, naming it again, as 5.
+    assert _format_5(rows) == set(sent) - set(first)
+    named = {parts[1:] for r, (_, parts) in rows.items() if r not in first and parts}
+    # Each device's hourly reports of a day share one fact set: three devices, one day.
+    assert len(named) == len(DEVICES)
     for report_id, (own, parts) in rows.items():
+        if report_id in first:
+            assert (own, parts) == fact_parts.cut(sent[report_id]).columns()
+            continue
         made = fact_sets.cut(sent[report_id])
         assert own == made.own and parts == FACT_SET_MARK + made.fact_set_sha256()
+    # Kept once each: the parts of the format-4 rows' recipes, and the fact set and parts of
+    # each report stored as format 5 or sealed in a `report_facts` entry (its seal kept them).
+    in_facts = {str(r["report_id"]) for e in _fact_entries(store)
+                if e.kind == fact_groups.REPORT_FACTS for r in fact_groups.records(e)}  # fmt: skip
+    assert set(first) & in_facts  # the first hour's, sealed with the second
     kept = {bytes(r[0]) for r in store._db.execute("SELECT digest FROM fact_parts")}
-    wanted = {d for b in sent.values() for c in [fact_sets.cut(b)]
+    wanted = {d for r, b in sent.items() if r not in first or r in in_facts
+              for c in [fact_sets.cut(b)]
               for d in [c.fact_set_sha256(), *fact_sets.digests(c.fact_set)]}  # fmt: skip
+    wanted |= {d for r in first for d, _ in fact_parts.cut(sent[r]).parts}
     assert kept == wanted
     # Every reader gets the bodies back byte for byte.
     assert store.reports.report_bodies(list(sent)) == sent
     assert all(store.device_pages.report_body(r) == b for r, b in sent.items())
     latest = {r: b for _, r, _, b in store.reports.latest_reports()}
     assert all(latest[r] == sent[r] for r in latest) and len(latest) == len(DEVICES)
+
+
+def test_a_fact_set_is_stored_as_format_5_from_its_second_report_while_it_is_met_again() -> None:
+    """`cut_chosen` as a store's writes call it, the parts each writes committed: a device's
+    first report of a fact set is format 4, the next ones 5 for as long as they come within
+    half the slack of the one before (here a day and more, hourly), and a report after a
+    longer silence is format 4 again; another device's facts are chosen apart."""
+    written, met = fact_parts.Written(), fact_parts.Met()
+    one, other = _report("dev-0", T0, host="PC-0"), _report("dev-1", T0, host="PC-1")
+
+    def stored_as(body: bytes, received: int) -> int:
+        made = fact_parts.cut_chosen(body, received, written, met)
+        written.committed(written.due([(made, received)]))
+        return 5 if fact_parts.fact_set_named(made.recipe) is not None else 4
+
+    hour, half = to_us(T0 + HOUR) - to_us(T0), fact_parts.SLACK_US // 2
+    hourly = [stored_as(one, k * hour) for k in range(30)]
+    assert hourly == [4] + [5] * 29
+    assert [stored_as(other, 29 * hour), stored_as(other, 30 * hour)] == [4, 5]
+    silent = 29 * hour + half + 1
+    assert [stored_as(one, silent), stored_as(one, silent + hour)] == [4, 5]
 
 
 def test_the_seal_writes_fact_records_from_which_every_body_is_rebuilt(store: Store) -> None:
@@ -180,18 +220,21 @@ def test_a_store_that_changes_format_seals_on_without_a_gap(target: DatabaseTarg
     with contextlib.closing(_opened(target, FORMAT_4)) as store:
         sent |= _hours(store, 0, 2, step=second)
     with contextlib.closing(_opened(target, FORMAT_5)) as store:
-        sent |= _hours(store, 2, 2, step=second)  # sealed with the format-4 rows before them
+        # Sealed with the format-4 rows before them: its first reports format 4 too (their
+        # fact sets new to this collector), the five others format 5.
+        sent |= _hours(store, 2, 6, step=second)
         store.sealing.seal_all(to_us(T0 + DAY))
-        sent |= _hours(store, 4, 1, step=second)
+        sent |= _hours(store, 8, 1, step=second)
     with contextlib.closing(_opened(target, FORMAT_4)) as store:
-        sent |= _hours(store, 5, 1, step=second)  # format 5's rows sealed as format 4's
+        sent |= _hours(store, 9, 1, step=second)  # format 5's rows sealed as format 4's
         store.sealing.seal_all(to_us(T0 + DAY))
         entries = _fact_entries(store)
         assert [e.kind for e in entries] == [fact_groups.REPORT_FACTS, chain.REPORT_GROUP]
         rebuilt = _rebuilt(store, entries[0])
-        assert rebuilt == {r: sent[r] for r in rebuilt} and len(rebuilt) == 4 * len(DEVICES)
+        assert rebuilt == {r: sent[r] for r in rebuilt} and len(rebuilt) == 8 * len(DEVICES)
         hashed = {r.key: r.record()["body_sha256"] for r in chain.as_reports(entries[1])}
         assert len(hashed) == 2 * len(DEVICES)
+        assert len(_format_5(_rows(store))) == 6 * len(DEVICES)
         assert hashed == {r: hashlib.sha256(sent[r]).hexdigest() for r in hashed}
         assert set(rebuilt) | set(hashed) == set(sent)
         assert store.reports.report_bodies(list(sent)) == sent
@@ -208,12 +251,16 @@ def test_a_body_whose_facts_cannot_be_placed_is_kept_whole_and_sealed_as_one_par
     store.reports.store_reports([(record, [CheckResult("firewall", "PASS", "on")])])
     assert _rows(store)["odd-1"] == (body, None)  # as format 4 keeps it: whole
     assert store.reports.report_body("odd-1") == body
-    # Sealed by the write of the next report (the record made as it was stored), its fact
-    # set and its one part are in the store for the export to ship.
-    later = at + dt.timedelta(minutes=1)
-    other = _report("dev-1", later, host="PC-1")
-    store.reports.store_reports([(_record("dev-1", later, other), [])])
+    # Sealed by the write of the next reports (the record made as it was stored), in a
+    # group of mostly format 5 (dev-1's reports after its first), its fact set and its one
+    # part are in the store for the export to ship.
+    group: list[tuple[ReportRecord, list[CheckResult]]] = []
+    for minute in (1, 2, 3):
+        later = at + dt.timedelta(minutes=minute)
+        group.append((_record("dev-1", later, _report("dev-1", later, host="PC-1")), []))
+    store.reports.store_reports(group)
     (entry,) = _fact_entries(store)
+    assert entry.kind == fact_groups.REPORT_FACTS
     first = fact_groups.records(entry)[0]
     assert first["own"] == "" and _rebuilt(store, entry)["odd-1"] == body
 
@@ -221,22 +268,26 @@ def test_a_body_whose_facts_cannot_be_placed_is_kept_whole_and_sealed_as_one_par
 def test_retention_deletes_only_the_fact_sets_and_parts_no_kept_body_names(store: Store) -> None:
     # dev-0: ten days of pending updates, then none; dev-1 and dev-2 reported on day 0 only:
     # their reports stay current (their verdicts name them), and so their fact sets and parts.
+    # Twice a day, an hour apart: the second of a day names the fact set the first met, and
+    # they are sealed as format 5 (`report_facts`).
     for day in range(12):
-        at = T0 + day * DAY
-        body = _report("dev-0", at, pending=5 if day < 10 else 0)
-        store.reports.store_reports([(_record("dev-0", at, body), [])])
+        for at in (T0 + day * DAY, T0 + day * DAY + HOUR):
+            body = _report("dev-0", at, pending=5 if day < 10 else 0)
+            store.reports.store_reports([(_record("dev-0", at, body), [])])
     kept: dict[str, bytes] = {}
     for n, device_id in enumerate(DEVICES[1:], start=1):
-        body = _report(device_id, T0, pending=9, host=f"PC-{n}")
-        record = _record(device_id, T0, body)
-        store.reports.store_reports([(record, [CheckResult("firewall", "PASS", "on")])])
+        for at in (T0, T0 + HOUR):
+            body = _report(device_id, at, pending=9, host=f"PC-{n}")
+            record = _record(device_id, at, body)
+            store.reports.store_reports([(record, [CheckResult("firewall", "PASS", "on")])])
         kept[record.report_id] = body
     store.sealing.seal_all(to_us(T0 + 12 * DAY))
+    assert {e.kind for e in _fact_entries(store)} == {fact_groups.REPORT_FACTS}
     head = store.evidence.chain_head()
     assert head is not None and store.checkpoints.advance(head.at_us) is not None
     before = {bytes(r[0]) for r in store._db.execute("SELECT digest FROM fact_parts")}
     pruned = store.retention.prune(retention_days=400, now_us=to_us(T0 + 411 * DAY))
-    assert pruned is not None and pruned.reports >= 11
+    assert pruned is not None and pruned.reports >= 22
     after = {bytes(r[0]) for r in store._db.execute("SELECT digest FROM fact_parts")}
     wanted: set[bytes] = set()
     for body in store.reports.report_bodies(store.reports.report_ids()).values():
@@ -287,13 +338,22 @@ def test_audit_check_names_each_report_whose_row_or_facts_were_changed(
         db.execute(edit, tuple(known[name] for name in values))
     with contextlib.closing(Store.open(target)) as reopened:
         found = table_disagreements(reopened)
+        reopened_rows = _rows(reopened)
     assert not found.ok
     text = found.text()
     assert named in text and f"[report_id '{report}']" in text, text
     if "fact_parts" in edit:  # every report naming that fact set (its device's three hours)
         same = [r for r, b in sent.items() if fact_sets.cut(b).fact_set == made.fact_set]
         assert len(same) == 3 and all(f"[report_id '{r}']" in text for r in same)
-        assert found.total == 3
+        # The device's first report, stored as format 4, is named once more where its
+        # recipe named the deleted part too: its body cannot be put together to be cut.
+        whole = [
+            r
+            for r in same
+            if fact_parts.fact_set_named(reopened_rows[r][1]) is None
+            and any(d == known[values[0]] for d, _ in fact_parts.cut(sent[r]).parts)
+        ]
+        assert found.total == 3 + len(whole), text
     else:
         assert found.total == 1, text
 
@@ -337,13 +397,13 @@ def test_a_reader_past_its_bound_keeps_the_fact_sets_a_batch_of_both_kinds_of_ro
     with contextlib.closing(_opened(target, FORMAT_4)) as store:
         sent = _hours(store, 0, 1, step=second)
     with contextlib.closing(_opened(target, FORMAT_5)) as store:
-        sent |= _hours(store, 1, 1, step=second, pending=3)
+        sent |= _hours(store, 1, 2, step=second, pending=3)
         rows = store._db.execute("SELECT report_id, body, parts FROM reports ORDER BY n").fetchall()
         kinds = [fact_parts.fact_set_named(None if r[2] is None else bytes(r[2])) is None
                  for r in rows]  # fmt: skip
-        assert kinds[:3] == [True] * 3 and kinds[3:] == [False] * 3  # format 4, then 5
+        assert kinds[:6] == [True] * 6 and kinds[6:] == [False] * 3  # format 4, then 5
         monkeypatch.setattr(fact_parts, "PARTS_BYTES_MOST", max(map(len, sent.values())))
         reader = fact_parts.Bodies(store._db)
         for first in range(len(rows) - 1):
-            pair = [rows[first + 3], rows[first]] if first < 3 else rows[first : first + 2]
+            pair = [rows[first + 6], rows[first]] if first < 3 else rows[first : first + 2]
             assert [r[1] for r in reader.rows(pair, 1)] == [sent[r[0]] for r in pair]
