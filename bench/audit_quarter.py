@@ -99,7 +99,7 @@ from devposture.collector.store.engine import (
     SqliteDatabase,
 )
 from devposture.collector.store.fact_parts import Met, Written, cut, cut_chosen
-from devposture.collector.store.report_format import FORMAT_4, FORMAT_5
+from devposture.collector.store.report_format import FORMAT_5
 from devposture.collector.store.reports import _changes
 from devposture.collector.store.sealing import (
     SEAL_AFTER_US,
@@ -151,7 +151,7 @@ class Shape:
     end: dt.datetime = END
     changing: float = 0.05
     seed: int = 18
-    report_format: int = 4  # how the store seals and keeps reports (store/report_format.py)
+    report_format: int = 5  # how the store seals and keeps reports (store/report_format.py)
 
     @property
     def start(self) -> dt.datetime:
@@ -499,7 +499,7 @@ class Writer:
     """Writes the fleet's events as the store's writers would have: the rows of each table and
     an evidence chain entry per record, in the events' order."""
 
-    def __init__(self, db: AnyDatabase, report_format: int = FORMAT_4) -> None:
+    def __init__(self, db: AnyDatabase, report_format: int = FORMAT_5) -> None:
         self.db = db
         self.built = Built()
         self._facts = report_format == FORMAT_5  # format 5's rows and records
@@ -1069,9 +1069,9 @@ def main() -> None:
         help="the share of devices with failure episodes (default 0.05)",
     )
     parser.add_argument(
-        "--report-format", type=int, choices=(4, 5), default=4,
-        help="how the store seals and keeps reports: 4, or 5's records naming fact sets"
-        " (store/report_format.py; default 4)",
+        "--report-format", type=int, choices=(4, 5), default=5,
+        help="how the store seals and keeps reports: 5, each report and group in format 5 or"
+        " 4 as a collector chooses (store/report_format.py; the default), or 4 throughout",
     )  # fmt: skip
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(

@@ -8,11 +8,16 @@ set (`evidence/fact_groups.py`), and stores a body as those own bytes and a refe
 that fact set (`fact_parts.cut_facts`): an export and a verifier then work once per fact set
 and once per part, never per body, which an hourly quarter of 10,000 devices needs.
 
+In format 5 each report is still stored as format 4 where its collector had not met its
+fact set (`fact_parts.cut_chosen`), and each group sealed in the format of at least half its
+reports (`sealing.as_facts`): a fleet reporting daily, every report a fact set of its own,
+stays format 4, which exports it faster.
+
 One decision for the whole installation, so it lives in the database (`report_format`, one
-row at most; none: format 4, as every store made before schema 30). Either kind of row can
-be sealed in either kind of entry: a store that changes format seals on without a gap, and
-an export of a period across the change reads both. Until the export and the verifier read
-format 5's entries, nothing but the tests and the benchmarks sets it.
+row at most). No row means format 5 since schema 31 (format 4 before: every store that had
+set none turned to 5 as it was opened at 31); a store set to 4 stays so. Either kind of row
+can be sealed in either kind of entry: a store that changes format seals on without a gap,
+and an export of a period across the change reads both.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ FORMATS = (FORMAT_4, FORMAT_5)
 def records_of(db: AnyDatabase | Cursor) -> int:
     """The format the store seals and stores reports in."""
     row = db.execute("SELECT records FROM report_format").fetchone()
-    return FORMAT_4 if row is None else int(row[0])
+    return FORMAT_5 if row is None else int(row[0])
 
 
 class ReportFormat(Part):

@@ -293,7 +293,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 30
+SCHEMA_VERSION = 31
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -706,6 +706,11 @@ REPORT_FORMAT_MIGRATION: tuple[Step, ...] = (
     "CREATE TABLE IF NOT EXISTS report_format (only_row INTEGER PRIMARY KEY"
     " CHECK (only_row = 1), records INTEGER NOT NULL)",
 )
+# Schema 31: format 5 on (store/report_format.py), now that each report and each group is
+# stored and sealed in the format that exports faster (`fact_parts.cut_chosen`,
+# `sealing.as_facts`): no row in `report_format` now means format 5 (a store set to 4 stays
+# so). No statement: a collector of schema 30, which read no row as format 4, refuses the
+# database (NewerSchema), and a fresh database, or one `migrate` makes, holds no row.
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -716,7 +721,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     20: (FAILING_BY_DEVICE,), 21: GROUP_MARKS_MIGRATION, 22: ALERT_RETRIES_MIGRATION,
     23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION, 25: LEAVING_MIGRATION,
     26: ARRIVAL_MIGRATION, 27: RECEIPT_MIGRATION, 28: ISSUER_MIGRATION,
-    29: CA_HOLDINGS_MIGRATION, 30: REPORT_FORMAT_MIGRATION,
+    29: CA_HOLDINGS_MIGRATION, 30: REPORT_FORMAT_MIGRATION, 31: (),
 }  # fmt: skip
 
 

@@ -56,6 +56,7 @@ from devposture.collector.store import (
     database_errors,
 )
 from devposture.collector.store.base import to_us
+from devposture.collector.store.report_format import FORMAT_4
 from devposture.collector.store.target import DatabaseTarget
 from devposture.collector.tokens import new_token
 from devposture.policy import default_policy
@@ -89,6 +90,10 @@ def evidence(tmp_path_factory: pytest.TempPathFactory) -> Evidence:
     data = base / "collector"
     start = utcnow() - dt.timedelta(minutes=1)
     with running_collector(data) as live:
+        # Format 4's report groups, whose lines these tests forge (format 5's forgeries:
+        # test_export_facts.py, test_verifier_node.py); read at the collector's first report.
+        with contextlib.closing(live.store()) as opened:
+            opened.report_format.write(FORMAT_4)
         agents = [enroll_agent(live, base / f"agent-{n}", f"laptop-{n}") for n in range(3)]
         for number, agent in enumerate(agents):
             with open_channel(agent.state, agent.enrollment) as channel:

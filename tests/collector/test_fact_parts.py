@@ -20,6 +20,7 @@ from devposture.collector.evidence.crosscheck import table_disagreements
 from devposture.collector.store import CheckResult, ReportRecord, Store, database_errors, fact_parts
 from devposture.collector.store.base import to_us
 from devposture.collector.store.fact_parts import SLACK_US, Bodies, MissingPart
+from devposture.collector.store.report_format import FORMAT_4
 from devposture.collector.store.target import DatabaseTarget
 from devposture.v1 import devposture_pb2 as pb
 from tests.collector.enrolled import enroll
@@ -128,7 +129,9 @@ def target(tmp_path: Path) -> DatabaseTarget:
 
 @pytest.fixture
 def store(target: DatabaseTarget) -> Store:
+    """A store in format 4, whose bodies these tests cut (format 5's: test_fact_set_rows)."""
     opened = Store.open(target)
+    opened.report_format.write(FORMAT_4)
     for n in range(3):
         enroll(opened, f"dev-{n}", T0 - DAY)
     return opened

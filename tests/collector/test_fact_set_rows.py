@@ -407,3 +407,28 @@ def test_a_reader_past_its_bound_keeps_the_fact_sets_a_batch_of_both_kinds_of_ro
         for first in range(len(rows) - 1):
             pair = [rows[first + 6], rows[first]] if first < 3 else rows[first : first + 2]
             assert [r[1] for r in reader.rows(pair, 1)] == [sent[r[0]] for r in pair]
+
+
+def test_a_store_is_in_format_5_unless_set_to_4_and_an_older_one_turns_to_it_when_opened(
+    target: DatabaseTarget,
+) -> None:
+    """Schema 31: no row in `report_format` means format 5 (a store made now, or one of
+    schema 30 that set none, as it is opened); a store set to 4 stays in 4."""
+    with contextlib.closing(Store.open(target)) as store:
+        assert store.report_format.records() == FORMAT_5
+        sent = _hours(store, 0, 2)  # a device's second report of a day: format 5
+        assert len(_format_5(_rows(store))) == len(sent) // 2
+    with unguarded(target) as db:  # as schema 30 left it: no row, which then meant 4
+        db.execute("UPDATE schema_version SET version = 30")
+    with contextlib.closing(Store.open(target)) as store:
+        assert store.report_format.records() == FORMAT_5
+        (version,) = store._db.execute("SELECT version FROM schema_version").fetchone()
+        assert version == 31
+        store.report_format.write(FORMAT_4)
+    with unguarded(target) as db:
+        db.execute("UPDATE schema_version SET version = 30")
+    with contextlib.closing(Store.open(target)) as store:
+        assert store.report_format.records() == FORMAT_4
+        before = _rows(store)
+        sent = _hours(store, 2, 2)
+        assert _format_5(_rows(store)) == _format_5(before)  # none stored as 5 since

@@ -28,6 +28,7 @@ from devposture.collector.issuing_ca import short_fingerprint
 from devposture.collector.pki import Authority, fingerprint
 from devposture.collector.store import Store
 from devposture.collector.store.identity import REVOKED, DeviceRecord, HeldBack
+from devposture.collector.store.schema import SCHEMA_VERSION
 from devposture.collector.tokens import new_token
 from devposture.collector.trust import Stage, Trust, TrustError
 from devposture.net.address import CollectorAddress
@@ -182,7 +183,7 @@ def test_a_database_of_schema_27_is_upgraded_with_every_certificate_s_ca_not_rec
     store = Store.open(target)
     try:
         (version,) = store._db.execute("SELECT version FROM schema_version").fetchone()
-        assert version == 30
+        assert version == SCHEMA_VERSION
         assert _issuer(store, "d1", 1) is None
         (device,) = store.identity.devices()
         assert device.issuer is None

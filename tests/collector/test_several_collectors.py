@@ -30,7 +30,7 @@ from devposture.agent.state import AgentState
 from devposture.collector.clock import utcnow
 from devposture.collector.config import CollectorConfig, load
 from devposture.collector.datadir import initialize
-from devposture.collector.evidence import chain
+from devposture.collector.evidence import chain, fact_groups
 from devposture.collector.join import join
 from devposture.collector.policy import policy_in_force
 from devposture.collector.reports import fleet_rows
@@ -217,8 +217,11 @@ def test_three_collectors_one_killed_lose_nothing_and_agree(
     assert head is not None
     entries = store.evidence.chain_entries(1, head.seq)
     # Sealed in groups (store/sealing.py), the killed collector's last reports by a survivor.
+    # (in either format: `report_facts` where most of a group's facts were met before).
     chained = collections.Counter(r.key for e in entries for r in chain.as_reports(e)
                                   if r.kind == chain.REPORT)  # fmt: skip
+    chained.update(str(r["report_id"]) for e in entries if e.kind == fact_groups.REPORT_FACTS
+                   for r in fact_groups.records(e))  # fmt: skip
     assert set(chained) == sent and set(chained.values()) == {1}
     # One unbroken chain, whichever collector wrote each entry.
     previous = chain.GENESIS

@@ -27,6 +27,7 @@ from devposture.collector.evidence import body_lines, bundle, export, signing, v
 from devposture.collector.evidence.member_lines import BundleUnreadable
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
+from devposture.collector.store.report_format import FORMAT_4
 from devposture.policy import default_policy
 from devposture.v1 import devposture_pb2 as pb
 from tests.collector.bundle_members import members_of, resigned, written
@@ -45,6 +46,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     store chains of them (enrollments, state changes)."""
     folder = tmp_path_factory.mktemp("beside")
     store = Store.open(fresh_database(folder, "db.sqlite"))
+    # Format 4's report groups, whose lines these tests forge (format 5's: test_export_facts).
+    store.report_format.write(FORMAT_4)
     try:
         devices = [f"device-{n:02d}" for n in range(DEVICES)]
         for device in devices:
