@@ -98,7 +98,7 @@ from devposture.collector.store.engine import (
     PostgresDatabase,
     SqliteDatabase,
 )
-from devposture.collector.store.fact_parts import Met, Written, cut, cut_chosen
+from devposture.collector.store.fact_parts import Chooser, cut, cut_chosen
 from devposture.collector.store.report_format import FORMAT_5
 from devposture.collector.store.reports import _changes
 from devposture.collector.store.sealing import (
@@ -514,8 +514,8 @@ class Writer:
         self._number = 0
         # The fact parts as ingest leaves them (store/fact_parts.py): written once each, their
         # last_us raised as `Written` would raise it; inserted by `finish`.
-        self._written = Written()
-        self._met = Met()  # format 5: the fact sets met (fact_parts.cut_chosen)
+        self._chooser = Chooser()  # format 5: what fact_parts.cut_chosen asks
+        self._written = self._chooser.written
         self._parts: dict[bytes, tuple[bytes, int]] = {}
 
     def write(self, cursor: Cursor, chained: Appender, event: Event) -> None:
@@ -576,8 +576,8 @@ class Writer:
         metadata = (record.report_id, record.device_id, received, collected,
                     record.agent_version, record.clock_skew_ms)  # fmt: skip
         self._number += 1
-        stored = (cut_chosen(record.body, received, self._written, self._met) if self._facts
-                  else cut(record.body))  # fmt: skip
+        stored = (cut_chosen(record.body, received, record.device_id, self._chooser)
+                  if self._facts else cut(record.body))  # fmt: skip
         due = self._written.due([(stored, received)])
         self._written.committed(due)
         self._keep(due)

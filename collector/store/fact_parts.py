@@ -105,39 +105,22 @@ def fact_set_of(stored: Cut) -> bytes:
 
 
 class Met:
-    """The fact sets this process met in the reports it stored, and when (the latest): a
-    report naming one met within half the slack before it is stored as format 5
-    (`cut_chosen`). Least recently used first; bounded."""
+    """Keys this process met in the reports it stored, and when (the latest): a fact set's
+    digest, or a device's id (`cut_chosen`). Least recently used first; bounded."""
 
     def __init__(self, most: int = WRITTEN_MOST) -> None:
         self._most = most
         self._last: OrderedDict[bytes, int] = OrderedDict()
 
-    def again(self, digest: bytes, received: int) -> bool:
-        """Whether `digest` was met within half the slack before `received`; it is met now."""
-        known = self._last.get(digest)
+    def again(self, key: bytes, received: int) -> bool:
+        """Whether `key` was met within half the slack before `received`; it is met now."""
+        known = self._last.get(key)
         if known is None or known < received:
-            self._last[digest] = received
-        self._last.move_to_end(digest)
+            self._last[key] = received
+        self._last.move_to_end(key)
         if len(self._last) > self._most:
             self._last.popitem(last=False)
         return known is not None and known >= received - SLACK_US // 2
-
-
-def cut_chosen(body: bytes, received: int, written: Written, met: Met) -> Cut:
-    """A body cut for storing in a format-5 store: as format 5 (`cut_facts`) where its fact
-    set is known to this process (written, or met in an earlier report, within half the
-    slack), else as format 4 (`cut`), row and record. A fact set met once costs a bundle
-    more than the body it stands for (each is shipped whole beside its parts, where deflate
-    keeps a body's repeats within a group): a daily fleet, whose every report has a fact set
-    of its own, stays format 4, and an hourly fleet's first report of a device's day too.
-    The choice is this process's alone (another collector, or this one restarted, meets a
-    fact set afresh): either kind of row seals in either kind of entry."""
-    made = cut_facts(body)
-    digest = fact_set_of(made)
-    if met.again(digest, received) or written.holds(digest, received):  # met: each time
-        return made
-    return cut(body)
 
 
 def fact_set_named(recipe: bytes | None) -> bytes | None:
@@ -194,6 +177,36 @@ class Written:
             self._last.move_to_end(d)
         while len(self._last) > self._most:
             self._last.popitem(last=False)
+
+
+@dataclass
+class Chooser:
+    """What `cut_chosen` asks: the parts this process wrote, the fact sets it met, and the
+    devices it heard from."""
+
+    written: Written = field(default_factory=Written)
+    fact_sets: Met = field(default_factory=Met)
+    devices: Met = field(default_factory=Met)
+
+
+def cut_chosen(body: bytes, received: int, device_id: str, chooser: Chooser) -> Cut:
+    """A body cut for storing in a format-5 store: as format 5 (`cut_facts`) where the
+    collector will likely meet its fact set again: it met it already (written, or named by
+    an earlier report, within half the slack), or it heard from the device within half the
+    slack (a device reporting more often than twice a day names each fact set again);
+    else as format 4 (`cut`), row and record. A fact set named once costs a bundle more than
+    the body it stands for (shipped whole beside its parts, where deflate keeps a body's
+    repeats within its group's line): a daily fleet, whose every report has a fact set of
+    its own, stays format 4. The choice is this process's alone (another collector, or this
+    one restarted, meets a device afresh): either kind of row seals in either kind of entry."""
+    made = cut_facts(body)
+    digest = fact_set_of(made)
+    # Both met each time, so that each remembers the latest.
+    known = chooser.fact_sets.again(digest, received)
+    heard = chooser.devices.again(device_id.encode("utf-8"), received)
+    if known or heard or chooser.written.holds(digest, received):
+        return made
+    return cut(body)
 
 
 def write(cur: Cursor, parts: Sequence[tuple[bytes, bytes, int]]) -> None:

@@ -8,10 +8,10 @@ set (`evidence/fact_groups.py`), and stores a body as those own bytes and a refe
 that fact set (`fact_parts.cut_facts`): an export and a verifier then work once per fact set
 and once per part, never per body, which an hourly quarter of 10,000 devices needs.
 
-In format 5 each report is still stored as format 4 where its collector had not met its
-fact set (`fact_parts.cut_chosen`), and each group sealed in the format of at least half its
-reports (`sealing.as_facts`): a fleet reporting daily, every report a fact set of its own,
-stays format 4, which exports it faster.
+In format 5 a report is still stored as format 4 where its collector met neither its fact
+set nor its device lately (`fact_parts.cut_chosen`), and each group sealed in the format of
+at least half its reports (`sealing.as_facts`): a fleet reporting daily, every report a fact
+set of its own, stays format 4, which exports it faster.
 
 One decision for the whole installation, so it lives in the database (`report_format`, one
 row at most). No row means format 5 since schema 31 (format 4 before: every store that had

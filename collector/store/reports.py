@@ -24,7 +24,15 @@ from devposture.collector.standing_rule import ACTIVE
 from devposture.collector.store.base import Part, from_us, maybe_from_us, text, to_us
 from devposture.collector.store.chain import Appender, padded, pieces
 from devposture.collector.store.engine import AnyDatabase, Cursor, Dialect
-from devposture.collector.store.fact_parts import Bodies, Cut, Met, Written, cut, cut_chosen, write
+from devposture.collector.store.fact_parts import (
+    Bodies,
+    Chooser,
+    Cut,
+    Written,
+    cut,
+    cut_chosen,
+    write,
+)
 from devposture.collector.store.report_format import FORMAT_5, records_of
 from devposture.collector.store.sealing import (
     SEAL_AFTER_US,
@@ -543,15 +551,15 @@ class Reports(Part):
 
     def __init__(self, database: AnyDatabase) -> None:
         super().__init__(database)
-        # The fact parts this process wrote, so that repeated ones are not written again.
-        self._written = Written()
+        # The fact parts this process wrote, so that repeated ones are not written again,
+        # and (format 5) the fact sets and devices it met (`fact_parts.cut_chosen`).
+        self._chooser = Chooser()
+        self._written = self._chooser.written
         # The records of reports this process stored and committed, not sealed yet (n ->
         # canonical record): the seal takes them instead of reading the rows back.
         self._sealable: dict[int, Sealable] = {}
         # The store's report format (`report_format.py`), read at the first write.
         self._format: int | None = None
-        # The fact sets this process met (format 5: a report's is stored as 5 once met).
-        self._met = Met()
 
     def _report_format(self) -> int:
         if self._format is None:
@@ -560,9 +568,10 @@ class Reports(Part):
 
     def _cut(self, report: ReportRecord) -> Cut:
         """A report's body cut for storing in the store's format (format 5: as 5 or 4 by
-        whether this process met its fact set, `fact_parts.cut_chosen`)."""
+        whether this process will likely meet its fact set again, `fact_parts.cut_chosen`)."""
         if self._report_format() == FORMAT_5:
-            return cut_chosen(report.body, to_us(report.received_at), self._written, self._met)
+            return cut_chosen(report.body, to_us(report.received_at), report.device_id,
+                              self._chooser)  # fmt: skip
         return cut(report.body)
 
     def device_count(self) -> int:

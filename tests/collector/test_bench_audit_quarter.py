@@ -107,8 +107,9 @@ def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(
     # Episodes happened: more state changes than each device's first verdicts.
     assert figures.state_changes > shape.devices * len(default_policy().checks)
     kinds = {row[1] for row in mine["chain"]}
-    # Format 5 seals both kinds: a group of reports whose fact sets were mostly met for the
-    # first time (each device's first of a day) as `reports`, the others as `report_facts`.
+    # Format 5 seals both kinds: a group of mostly devices' first reports (stored as format
+    # 4: neither their facts nor their device met yet) as `reports`, the others as
+    # `report_facts`.
     assert ("report_facts" in kinds) == (report_format == 5) and "reports" in kinds
     assert {row[2] for row in mine["state_changes"]} >= {"PASS", "FAIL", "UNKNOWN"}
     for table in QUERIES:

@@ -153,25 +153,32 @@ def test_a_report_is_stored_as_format_5_once_its_fact_set_was_met_and_kept_once_
     assert all(latest[r] == sent[r] for r in latest) and len(latest) == len(DEVICES)
 
 
-def test_a_fact_set_is_stored_as_format_5_from_its_second_report_while_it_is_met_again() -> None:
+def test_a_report_is_stored_as_format_5_where_its_fact_set_or_its_device_was_met_lately() -> None:
     """`cut_chosen` as a store's writes call it, the parts each writes committed: a device's
-    first report of a fact set is format 4, the next ones 5 for as long as they come within
-    half the slack of the one before (here a day and more, hourly), and a report after a
-    longer silence is format 4 again; another device's facts are chosen apart."""
-    written, met = fact_parts.Written(), fact_parts.Met()
-    one, other = _report("dev-0", T0, host="PC-0"), _report("dev-1", T0, host="PC-1")
+    first report is format 4, its next ones 5 for as long as they come within half the slack
+    of the one before (here a day and more, hourly), new facts among them too (the device
+    was heard from within it), and a report after a longer silence is format 4 again
+    (unless its fact set was met lately: another device's)."""
+    chooser = fact_parts.Chooser()
+    one = _report("dev-0", T0, host="PC-0")
+    changed = _report("dev-0", T0, host="PC-0", pending=3)
+    other = _report("dev-1", T0, host="PC-1")
 
-    def stored_as(body: bytes, received: int) -> int:
-        made = fact_parts.cut_chosen(body, received, written, met)
-        written.committed(written.due([(made, received)]))
+    def stored_as(body: bytes, received: int, device: str = "dev-0") -> int:
+        made = fact_parts.cut_chosen(body, received, device, chooser)
+        chooser.written.committed(chooser.written.due([(made, received)]))
         return 5 if fact_parts.fact_set_named(made.recipe) is not None else 4
 
     hour, half = to_us(T0 + HOUR) - to_us(T0), fact_parts.SLACK_US // 2
     hourly = [stored_as(one, k * hour) for k in range(30)]
     assert hourly == [4] + [5] * 29
-    assert [stored_as(other, 29 * hour), stored_as(other, 30 * hour)] == [4, 5]
-    silent = 29 * hour + half + 1
-    assert [stored_as(one, silent), stored_as(one, silent + hour)] == [4, 5]
+    assert stored_as(changed, 30 * hour) == 5  # new facts of a device heard an hour ago
+    assert [stored_as(other, 29 * hour, "dev-1"), stored_as(other, 30 * hour, "dev-1")] == [4, 5]
+    silent = 30 * hour + half + 1
+    assert [stored_as(changed, silent), stored_as(changed, silent + hour)] == [4, 5]
+    # A device silent as long whose facts another device named lately: format 5.
+    assert stored_as(other, silent + hour, "dev-2") == 4  # dev-1's facts, not met lately
+    assert stored_as(other, silent + 2 * hour, "dev-3") == 5  # met an hour ago (by dev-2)
 
 
 def test_the_seal_writes_fact_records_from_which_every_body_is_rebuilt(store: Store) -> None:
