@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devposture.collector.evidence import body_parts, fact_sets
+from devposture.collector.evidence.fact_repeat import FactRepeat
 from devposture.collector.evidence.repeat_cut import RepeatCut
 from devposture.collector.store.chain import padded, pieces
 from devposture.collector.store.engine import SQLITE, AnyDatabase, Cursor
@@ -80,12 +81,16 @@ def cut(body: bytes) -> Cut:
     return Cut(made.own, recipe, list(zip(made.digests, made.parts, strict=True)))
 
 
+# This process's fact cutter: a device's reports repeat their facts (`evidence/fact_repeat.py`).
+_fact_cutter = FactRepeat()
+
+
 def cut_facts(body: bytes) -> Cut:
     """A body cut for storing as format 5 (`evidence/fact_sets.py`): its own bytes, the
     reference to its fact set, and as its parts the fact set itself and each part it names.
     A body that cut cannot place facts in (no own bytes) is stored as `cut` stores it, with
     its fact set (the whole body as one part) and that part beside it, for its seal."""
-    made = fact_sets.cut(body)
+    made = _fact_cutter.cut(body)
     digest = made.fact_set_sha256()
     if not made.own:  # kept whole, as `cut` keeps it, and its one-part fact set beside it
         whole = cut(body)
@@ -112,15 +117,23 @@ class Met:
         self._most = most
         self._last: OrderedDict[bytes, int] = OrderedDict()
 
-    def again(self, key: bytes, received: int) -> bool:
-        """Whether `key` was met within half the slack before `received`; it is met now."""
+    def within(self, key: bytes, received: int) -> bool:
+        """Whether `key` was met within half the slack before `received`."""
         known = self._last.get(key)
-        if known is None or known < received:
+        return known is not None and known >= received - SLACK_US // 2
+
+    def meet(self, key: bytes, received: int) -> None:
+        if self._last.get(key, -1) < received:
             self._last[key] = received
         self._last.move_to_end(key)
         if len(self._last) > self._most:
             self._last.popitem(last=False)
-        return known is not None and known >= received - SLACK_US // 2
+
+    def again(self, key: bytes, received: int) -> bool:
+        """`within`, and `key` is met now."""
+        known = self.within(key, received)
+        self.meet(key, received)
+        return known
 
 
 def fact_set_named(recipe: bytes | None) -> bytes | None:
@@ -182,29 +195,32 @@ class Written:
 @dataclass
 class Chooser:
     """What `cut_chosen` asks: the parts this process wrote, the fact sets it met, and the
-    devices it heard from."""
+    devices whose reports named a fact set met before (when, the latest)."""
 
     written: Written = field(default_factory=Written)
     fact_sets: Met = field(default_factory=Met)
-    devices: Met = field(default_factory=Met)
+    repeating: Met = field(default_factory=Met)
 
 
 def cut_chosen(body: bytes, received: int, device_id: str, chooser: Chooser) -> Cut:
     """A body cut for storing in a format-5 store: as format 5 (`cut_facts`) where the
     collector will likely meet its fact set again: it met it already (written, or named by
-    an earlier report, within half the slack), or it heard from the device within half the
-    slack (a device reporting more often than twice a day names each fact set again);
-    else as format 4 (`cut`), row and record. A fact set named once costs a bundle more than
-    the body it stands for (shipped whole beside its parts, where deflate keeps a body's
-    repeats within its group's line): a daily fleet, whose every report has a fact set of
-    its own, stays format 4. The choice is this process's alone (another collector, or this
-    one restarted, meets a device afresh): either kind of row seals in either kind of entry."""
+    an earlier report, within half the slack), or the device's reports repeated their facts
+    within half the slack (a device whose facts hold for hours names its new fact set again:
+    an hourly fleet's facts of a new day); else as format 4 (`cut`), row and record. A fact
+    set named once costs a bundle more than the body it stands for (shipped whole beside its
+    parts, where deflate keeps a body's repeats within its group's line): a daily fleet, or a
+    device whose facts change with every report, stays format 4. The choice is this
+    process's alone (another collector, or this one restarted, meets a device afresh):
+    either kind of row seals in either kind of entry."""
     made = cut_facts(body)
     digest = fact_set_of(made)
-    # Both met each time, so that each remembers the latest.
-    known = chooser.fact_sets.again(digest, received)
-    heard = chooser.devices.again(device_id.encode("utf-8"), received)
-    if known or heard or chooser.written.holds(digest, received):
+    device = device_id.encode("utf-8")
+    # Met each time, so that it remembers the latest.
+    if chooser.fact_sets.again(digest, received) or chooser.written.holds(digest, received):
+        chooser.repeating.meet(device, received)
+        return made
+    if chooser.repeating.within(device, received):
         return made
     return cut(body)
 

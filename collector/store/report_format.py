@@ -9,7 +9,8 @@ that fact set (`fact_parts.cut_facts`): an export and a verifier then work once 
 and once per part, never per body, which an hourly quarter of 10,000 devices needs.
 
 In format 5 a report is still stored as format 4 where its collector met neither its fact
-set nor its device lately (`fact_parts.cut_chosen`), and each group sealed in the format of
+set nor its device's reports repeating their facts lately (`fact_parts.cut_chosen`), and
+each group sealed in the format of
 at least half its reports (`sealing.as_facts`): a fleet reporting daily, every report a fact
 set of its own, stays format 4, which exports it faster.
 

@@ -18,7 +18,8 @@ like every other) but not yet in the chain: the chain pins it within that time.
 Rows written before schema 14 keep their own `report` entries (`n` is NULL).
 
 In format 5 (`report_format.py`, schema 30) a report is stored as format 5 or 4, chosen
-by whether its collector met its fact set or its device lately (`fact_parts.cut_chosen`),
+by whether its collector met its fact set, or its device's facts repeating, lately
+(`fact_parts.cut_chosen`),
 and a group in
 which at least half were stored as format 5 is sealed as a `report_facts` entry
 (`evidence/fact_groups.py`): each report's own bytes and the SHA-256 of its fact set, as

@@ -153,12 +153,13 @@ def test_a_report_is_stored_as_format_5_once_its_fact_set_was_met_and_kept_once_
     assert all(latest[r] == sent[r] for r in latest) and len(latest) == len(DEVICES)
 
 
-def test_a_report_is_stored_as_format_5_where_its_fact_set_or_its_device_was_met_lately() -> None:
+def test_a_report_is_format_5_where_its_fact_set_or_its_devices_repeated_facts_were_met() -> None:
     """`cut_chosen` as a store's writes call it, the parts each writes committed: a device's
     first report is format 4, its next ones 5 for as long as they come within half the slack
-    of the one before (here a day and more, hourly), new facts among them too (the device
-    was heard from within it), and a report after a longer silence is format 4 again
-    (unless its fact set was met lately: another device's)."""
+    of the one before (here a day and more, hourly), new facts among them too (the device's
+    reports repeated their facts within it), and a report after a longer silence is format 4
+    again (unless its fact set was met lately: another device's); a device whose every
+    report brings new facts stays format 4."""
     chooser = fact_parts.Chooser()
     one = _report("dev-0", T0, host="PC-0")
     changed = _report("dev-0", T0, host="PC-0", pending=3)
@@ -179,6 +180,9 @@ def test_a_report_is_stored_as_format_5_where_its_fact_set_or_its_device_was_met
     # A device silent as long whose facts another device named lately: format 5.
     assert stored_as(other, silent + hour, "dev-2") == 4  # dev-1's facts, not met lately
     assert stored_as(other, silent + 2 * hour, "dev-3") == 5  # met an hour ago (by dev-2)
+    # A device whose facts change with every report, hourly, never repeats them: format 4.
+    assert [stored_as(_report("dev-4", T0, host="PC-4", pending=k), k * hour, "dev-4")
+            for k in range(5)] == [4] * 5  # fmt: skip
 
 
 def test_the_seal_writes_fact_records_from_which_every_body_is_rebuilt(store: Store) -> None:

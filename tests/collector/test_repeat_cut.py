@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -121,29 +122,39 @@ _middles = st.lists(
 )  # fmt: skip
 
 
-@settings(max_examples=400, deadline=None)
-@given(
-    middles=st.lists(_middles, min_size=1, max_size=2),
-    bodies=st.lists(
-        st.tuples(_fronts, st.integers(0, 1), _backs,
+Fields = list[tuple[int, bytes | int]]
+# Bodies around middles: (front, which middle, back, trailing bytes).
+Shapes = list[tuple[Fields, int, Fields, bytes]]
+
+
+def shapes(backs: st.SearchStrategy[Fields]) -> st.SearchStrategy[Shapes]:
+    return st.lists(
+        st.tuples(_fronts, st.integers(0, 1), backs,
                   st.one_of(st.just(b""), st.binary(max_size=3))),
         min_size=2, max_size=8,
-    ),
-)  # fmt: skip
+    )  # fmt: skip
+
+
+def bodies_of(middles: Sequence[Sequence[tuple[int, bytes | int]]], made: Shapes) -> list[bytes]:
+    """Each shape's body: its front's fields, its middle's, its back's and its bytes."""
+    out = []
+    for front, which, back, junk in made:
+        middle = b"".join(_field(n, p) for n, p in middles[which % len(middles)])
+        out.append(b"".join(_field(n, p) for n, p in front) + middle
+                   + b"".join(_field(n, p) for n, p in back) + junk)  # fmt: skip
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(middles=st.lists(_middles, min_size=1, max_size=2), made=shapes(_backs))
 def test_any_front_and_back_around_a_middle_met_before_is_cut_as_afresh(
-    middles: list[list[tuple[int, bytes]]],
-    bodies: list[tuple[list[tuple[int, bytes | int]], int, list[tuple[int, bytes | int]], bytes]],
+    middles: list[list[tuple[int, bytes]]], made: Shapes
 ) -> None:
     """Fronts of any fields (long ones, repeated numbers, varints), middles shared between
     bodies, backs of any fields (a field 31 joining the middle's last run, parts at the
     back) and trailing bytes that may not walk at all."""
     cutter = RepeatCut()
-    for front, which, back, junk in bodies:
-        middle = b"".join(_field(n, p) for n, p in middles[which % len(middles)])
-        body = (
-            b"".join(_field(n, p) for n, p in front) + middle
-            + b"".join(_field(n, p) for n, p in back) + junk
-        )  # fmt: skip
+    for body in bodies_of(middles, made):
         assert cutter.cut(body) == _reference(body)
 
 
