@@ -154,14 +154,10 @@ def _upsert(rows: int) -> str:
     )
 
 
-class Written:
+class Written(Met):
     """The parts this process wrote or confirmed, and when (a report's receipt time), so
     that a part repeated by every report is not written again for each. Least recently
     used first; bounded."""
-
-    def __init__(self, most: int = WRITTEN_MOST) -> None:
-        self._most = most
-        self._last: OrderedDict[bytes, int] = OrderedDict()
 
     def due(self, cuts: Iterable[tuple[Cut, int]]) -> list[tuple[bytes, bytes, int]]:
         """(digest, bytes, last_us) of the parts of these (cut, received) to write: those not
@@ -179,17 +175,12 @@ class Written:
     def holds(self, digest: bytes, received: int) -> bool:
         """Whether `digest` is known to be stored with a `last_us` within half the slack of
         `received` (a report received then naming it need not write it)."""
-        known = self._last.get(digest)
-        return known is not None and known >= received - SLACK_US // 2
+        return self.within(digest, received)
 
     def committed(self, written: Iterable[tuple[bytes, bytes, int]]) -> None:
         """Remember parts a committed transaction wrote."""
         for d, _, last in written:
-            if self._last.get(d, -1) < last:
-                self._last[d] = last
-            self._last.move_to_end(d)
-        while len(self._last) > self._most:
-            self._last.popitem(last=False)
+            self.meet(d, last)
 
 
 @dataclass

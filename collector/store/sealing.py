@@ -19,9 +19,8 @@ Rows written before schema 14 keep their own `report` entries (`n` is NULL).
 
 In format 5 (`report_format.py`, schema 30) a report is stored as format 5 or 4, chosen
 by whether its collector met its fact set, or its device's facts repeating, lately
-(`fact_parts.cut_chosen`),
-and a group in
-which at least half were stored as format 5 is sealed as a `report_facts` entry
+(`fact_parts.cut_chosen`), and a group in which at least half were stored as format 5 is
+sealed as a `report_facts` entry
 (`evidence/fact_groups.py`): each report's own bytes and the SHA-256 of its fact set, as
 columns; any other group as `reports`. Of a row stored as format 5 in a `reports` group the
 seal puts the body together and hashes it; of any other row in a `report_facts` group
@@ -86,9 +85,10 @@ def made_record(metadata: Sequence[object], body: bytes, stored: Cut) -> Sealabl
 def as_facts(formats: Sequence[bool]) -> bool:
     """Whether a group whose reports were stored in these formats (True: format 5) is sealed
     as `report_facts`: where at least half were. A report stored as format 4 is one whose
-    fact set its collector had not met (`fact_parts.cut_chosen`); a group of mostly such
-    reports (a daily fleet's) exports faster as format 4's bodies than as fact sets each
-    shipped once. The others of the group are sealed in the group's format all the same."""
+    fact set its collector does not expect to meet again (`fact_parts.cut_chosen`); a group
+    of mostly such reports (a daily fleet's) exports faster as format 4's bodies than as
+    fact sets each shipped once. The others of the group are sealed in the group's format
+    all the same."""
     return bool(formats) and 2 * sum(formats) >= len(formats)
 
 
