@@ -99,13 +99,16 @@ def entry_line(entry: Entry) -> dict[str, Any]:
 
 def entry_jsonl(entry: Entry) -> bytes:
     """`jsonl(entry_line(entry))`, byte for byte, written out directly: it is every line of
-    a quarter's chain (a million of them), where building and sorting a dict per line showed."""
-    return (
+    a quarter's chain (a million of them), where building and sorting a dict per line showed.
+    The payload, a group's 24 KB in a fleet's hour, is escaped by orjson (33 µs where the
+    standard library took 45: the same bytes for any text, UTF-8 kept as `_TEXT` keeps it)."""
+    return b"".join((
         f'{{"at_us": {entry.at_us}, "hash": "{entry.hash.hex()}",'
         f' "key": {_TEXT.encode(entry.key)}, "kind": {_TEXT.encode(entry.kind)},'
-        f' "payload": {_TEXT.encode(entry.payload.decode("utf-8"))},'
-        f' "prev_hash": "{entry.prev_hash.hex()}", "seq": {entry.seq}}}\n'
-    ).encode()
+        ' "payload": '.encode(),
+        orjson.dumps(entry.payload.decode("utf-8")),
+        f', "prev_hash": "{entry.prev_hash.hex()}", "seq": {entry.seq}}}\n'.encode(),
+    ))  # fmt: skip
 
 
 def index_line(entry: Entry) -> list[object]:

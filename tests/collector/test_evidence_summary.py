@@ -9,6 +9,8 @@ import datetime as dt
 from collections.abc import Mapping
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devposture.collector.evidence import bundle, chain, html
 from devposture.collector.evidence.summary import BEIJING, Heard, Summary, weeks_of
@@ -193,6 +195,18 @@ def test_the_drawn_report_shows_the_shares_and_the_failure_in_beijing_time() -> 
     assert "4 天 d 20 小时 h" in page  # b's firewall past grace
     assert "2026-10-07 13:00" in page  # when it passed grace, Beijing time
     assert "2026-10-05 00:00 – 2026-10-19 00:00" in page
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(), key=st.text(min_size=1))
+def test_a_chain_line_is_the_json_of_its_entry_whatever_its_payload_text(
+    text: str, key: str
+) -> None:
+    """Any text in a payload or a key (control characters, quotes, any plane, U+2028):
+    orjson's escaping of the payload is the standard library's, byte for byte."""
+    payload = chain.canonical({"reason": text, "n": 1})
+    entry = chain.Entry(3, chain.STATE, 1, key, payload, bytes(32), bytes(32))
+    assert bundle.entry_jsonl(entry) == bundle.jsonl(bundle.entry_line(entry))
 
 
 def test_a_chain_line_written_out_directly_is_the_json_of_its_entry() -> None:
