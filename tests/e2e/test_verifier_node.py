@@ -173,3 +173,48 @@ def test_an_auditors_verifier_replays_format_5s_window_of_fact_sets(
     assert forged.returncode == 1
     assert "which the bundle does not hold: deleted" in forged.stdout, forged.stdout
     assert "is missing: deleted" in forged.stdout, forged.stdout
+
+
+def test_an_auditors_verifier_counts_the_pruned_bodies_a_bundle_lacks_as_the_manifest_does(
+    node: str, tmp_path: Path
+) -> None:
+    """Retention prunes a format-5 store's old bodies but keeps a device's current report,
+    whose twin an hour before (the same facts, in its group) is pruned: the bundle holds that
+    fact set, so the twin's body is not missing, and both verifiers count the pruned bodies
+    the bundle lacks as the manifest does."""
+    target = SqliteTarget(tmp_path / "collector.sqlite")
+    with contextlib.closing(Store.open(target)) as store:
+        for device_id in FACT_DEVICES[:2]:
+            enroll(store, device_id, T0 - DAY)
+        for day in range(12):  # dev-0, twice a day: sealed as format 5
+            for at in (T0 + day * DAY, T0 + day * DAY + HOUR):
+                body = _report("dev-0", at, pending=5 if day < 10 else 0)
+                store.reports.store_reports([(_record("dev-0", at, body), [])])
+        for at in (T0, T0 + HOUR):  # dev-1's, the second current (its verdicts name it)
+            body = _report("dev-1", at, pending=9, host="PC-1")
+            store.reports.store_reports(
+                [(_record("dev-1", at, body), [CheckResult("firewall", "PASS", "on")])]
+            )
+        store.sealing.seal_all(int((T0 + 12 * DAY).timestamp() * 1_000_000))
+        head = store.evidence.chain_head()
+        assert head is not None and store.checkpoints.advance(head.at_us) is not None
+        now_us = int((T0 + 411 * DAY).timestamp() * 1_000_000)
+        pruned = store.retention.prune(retention_days=400, now_us=now_us)
+        assert pruned is not None and pruned.reports >= 20
+        out = export.export_bundle(store, default_policy(), tmp_path, start=T0 - DAY,
+                                   end=dt.datetime.now(dt.UTC),
+                                   out=tmp_path / "p.zip").path  # fmt: skip
+    key = tmp_path / "key.pem"
+    key.write_bytes(signing.load_or_create(tmp_path).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))  # fmt: skip
+    manifest = json.loads(zipfile.ZipFile(out).read("manifest.json"))
+    assert manifest["format"].endswith("/5")
+    lacking = pruned.reports - 1  # all but the kept report's twin
+    assert manifest["pruned"]["bodies"] == lacking
+    done = _verify(node, out, key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("VERIFIED"), done.stdout
+    assert f"{lacking} report bodies were deleted" in done.stdout, done.stdout
+    mine = run(COLLECTOR, "audit", "verify", str(out), "--public-key", str(key))
+    assert mine.returncode == 0 and "\nVERIFIED: " in mine.stdout, mine.stdout
+    assert f"note: {lacking} report bodies of this period were deleted" in mine.stdout
