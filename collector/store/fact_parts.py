@@ -40,7 +40,6 @@ from devposture.collector.evidence.fact_repeat import FactRepeat
 from devposture.collector.evidence.repeat_cut import RepeatCut
 from devposture.collector.store.chain import padded, pieces
 from devposture.collector.store.engine import SQLITE, AnyDatabase, Cursor
-from devposture.collector.store.report_format import FORMAT_5, records_of
 
 DAY_US = 86_400_000_000
 # How much older than the latest report naming it a part's `last_us` may be.
@@ -403,9 +402,12 @@ def garbage(cur: Cursor, before_us: int) -> int:
         if isinstance(key, tuple):
             keep.update(key[1])
         other.append(tuple(row))
-    if other and records_of(cur) == FORMAT_5:
-        # Sealed in format 5 though stored otherwise (before the store's format changed, or a
-        # body kept whole): its seal named the fact set of its whole body.
+    if other:
+        # Sealed in format 5 though stored otherwise (its collector had not met its facts,
+        # or before the store's format changed either way, or a body kept whole): its seal
+        # named the fact set of its whole body. Whatever the store's format now: a store
+        # set back to 4 still exports the periods it sealed in 5. (A few rows: the current
+        # reports of devices silent past retention.)
         for row in Bodies(cur, lenient=True).rows(other, 1):
             made = fact_sets.cut(bytes(row[1]))
             named.append(made.fact_set_sha256())

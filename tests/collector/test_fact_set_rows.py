@@ -369,6 +369,27 @@ def test_audit_check_names_each_report_whose_row_or_facts_were_changed(
         assert found.total == 1, text
 
 
+def _days_on_then_pruned(store: Store) -> None:
+    """dev-0 goes on reporting daily for eleven days (no verdicts), the others do not; then
+    a checkpoint and retention 400 days later: the others' current reports are kept."""
+    for day in range(1, 12):
+        at = T0 + day * DAY
+        body = _report("dev-0", at, pending=day)
+        store.reports.store_reports([(_record("dev-0", at, body), [])])
+    store.sealing.seal_all(to_us(T0 + 12 * DAY))
+    head = store.evidence.chain_head()
+    assert head is not None and store.checkpoints.advance(head.at_us) is not None
+    assert store.retention.prune(retention_days=400, now_us=to_us(T0 + 411 * DAY))
+
+
+def _exported_and_verified(store: Store, tmp_path: Path) -> tuple[Path, str]:
+    """The whole history's bundle, and what `audit verify` says of it."""
+    out = export.export_bundle(store, default_policy(), tmp_path, start=T0 - DAY,
+                               end=dt.datetime.now(dt.UTC), out=tmp_path / "b.zip")  # fmt: skip
+    public = signing.load_or_create(tmp_path).public_key()
+    return out.path, verify.verify_bundle(out.path, public).text()
+
+
 def test_retention_keeps_the_fact_set_a_kept_report_stored_before_the_change_was_sealed_with(
     target: DatabaseTarget, tmp_path: Path
 ) -> None:
@@ -379,22 +400,12 @@ def test_retention_keeps_the_fact_set_a_kept_report_stored_before_the_change_was
         sent = _hours(store, 0, 1, step=dt.timedelta(seconds=1))  # left unsealed
     with contextlib.closing(_opened(target, FORMAT_5)) as store:
         store.sealing.seal_all(to_us(T0 + HOUR))
-        for day in range(1, 12):  # dev-0 goes on reporting (no verdicts), the others do not
-            at = T0 + day * DAY
-            body = _report("dev-0", at, pending=day)
-            store.reports.store_reports([(_record("dev-0", at, body), [])])
-        store.sealing.seal_all(to_us(T0 + 12 * DAY))
-        head = store.evidence.chain_head()
-        assert head is not None and store.checkpoints.advance(head.at_us) is not None
-        assert store.retention.prune(retention_days=400, now_us=to_us(T0 + 411 * DAY))
+        _days_on_then_pruned(store)
         kept = {r: b for r, b in store.reports.report_bodies(list(sent)).items() if b}
         assert len(kept) == len(DEVICES)  # each device's current verdicts name its first
-        out = export.export_bundle(store, default_policy(), tmp_path, start=T0 - DAY,
-                                   end=dt.datetime.now(dt.UTC), out=tmp_path / "b.zip")  # fmt: skip
-        public = signing.load_or_create(tmp_path).public_key()
-        text = verify.verify_bundle(out.path, public).text()
+        out, text = _exported_and_verified(store, tmp_path)
     assert "NOT VERIFIED" not in text, text
-    shown = {item["report_id"] for item in facts_view.report_facts(out.path)}
+    shown = {item["report_id"] for item in facts_view.report_facts(out)}
     assert set(kept) <= shown
 
 
@@ -443,3 +454,33 @@ def test_a_store_is_in_format_5_unless_set_to_4_and_an_older_one_turns_to_it_whe
         before = _rows(store)
         sent = _hours(store, 2, 2)
         assert _format_5(_rows(store)) == _format_5(before)  # none stored as 5 since
+
+
+def test_retention_keeps_the_fact_set_a_kept_report_was_sealed_with_after_the_store_went_back_to_4(
+    target: DatabaseTarget, tmp_path: Path
+) -> None:
+    """A device's current report stored as format 4 (its first) in a group sealed as format 5
+    (the seal wrote its fact set), in a store set to format 4 since: retention keeps that
+    report, so it keeps its fact set too, and an export of its period ships it."""
+    second = dt.timedelta(seconds=1)
+    kept: dict[str, bytes] = {}
+    with contextlib.closing(_opened(target, FORMAT_5)) as store:
+        for k in range(5):  # dev-0's repeated facts: most of the group format 5
+            at = T0 + k * second
+            store.reports.store_reports([(_record("dev-0", at, _report("dev-0", at)), [])])
+        for n, device_id in enumerate(DEVICES[1:], start=1):  # each reports once: format 4
+            at = T0 + (5 + n) * second
+            body = _report(device_id, at, pending=9, host=f"PC-{n}")
+            record = _record(device_id, at, body)
+            store.reports.store_reports([(record, [CheckResult("firewall", "PASS", "on")])])
+            kept[record.report_id] = body
+        store.sealing.seal_all(to_us(T0 + HOUR))
+        assert [e.kind for e in _fact_entries(store)] == [fact_groups.REPORT_FACTS]
+        assert not _format_5({r: v for r, v in _rows(store).items() if r in kept})
+    with contextlib.closing(_opened(target, FORMAT_4)) as store:
+        _days_on_then_pruned(store)
+        assert store.reports.report_bodies(list(kept)) == kept
+        out, text = _exported_and_verified(store, tmp_path)
+    assert "NOT VERIFIED" not in text, text
+    shown = {item["report_id"] for item in facts_view.report_facts(out)}
+    assert set(kept) <= shown
