@@ -135,9 +135,9 @@ class Met:
         return known
 
 
-def fact_set_named(recipe: bytes | None) -> bytes | None:
+def fact_set_named(recipe: bytes | memoryview | None) -> bytes | None:
     """The digest of the fact set a row's `parts` names (format 5), None for a recipe or
-    none."""
+    none (as either engine reads the column: bytes, or a memoryview)."""
     if recipe is not None and len(recipe) == _NAMED_BYTES and recipe[:1] == FACT_SET_MARK:
         return bytes(recipe[1:])
     return None

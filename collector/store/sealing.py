@@ -118,7 +118,7 @@ def records(
         ).fetchall()
         made = {int(row[0]): _take(known, int(row[0])) for row in rows}
     if facts is None:
-        by_row = {int(row[0]): fact_set_named(_blob(row[8])) is not None for row in rows}
+        by_row = {int(row[0]): fact_set_named(row[8]) is not None for row in rows}
         facts = as_facts([isinstance(m, tuple) if m is not None else by_row[n]
                           for n, m in made.items()])  # fmt: skip
     other = [n for n, m in made.items() if m is None or isinstance(m, tuple) != facts]
@@ -135,10 +135,6 @@ def records(
         assert record is not None
         out.append((n, record))
     return out
-
-
-def _blob(value: object) -> bytes | None:
-    return None if value is None else bytes(value)  # type: ignore[call-overload]
 
 
 def _rows(cur: Cursor, numbers: Sequence[int]) -> list[Sequence[Any]]:
