@@ -111,7 +111,7 @@ def _timing_the_lock() -> None:
 
 
 def _measure(args: argparse.Namespace, folder: Path, target: DatabaseTarget) -> None:
-    store = Store.open(target)
+    store = Store.open_for_reports(target)  # as the report writer opens it
     devices = [f"{n:032x}" for n in range(args.devices)]
     for device in devices:
         token = new_token()

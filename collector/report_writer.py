@@ -11,11 +11,11 @@ thread of this process waits for the GIL on the group's way (a first version tha
 received from the store's thread still took 11 ms for a group of 12: each time that thread
 woke it waited for the loop to let the GIL go).
 
-The writer is a child process with its own connection to the same database (`Store.open`),
-used only for `Reports.store_reports`: everything else the service writes (enrollment,
-first use, admission) stays on the store thread. It answers one group at a time, in order
-(the committer has one group in flight). Each message on the socket pair is a pickle behind
-its length (8 bytes, big-endian); both ends are this module's.
+The writer is a child process with its own connection to the same database
+(`Store.open_for_reports`), used only for `Reports.store_reports`: everything else the
+service writes (enrollment, first use, admission) stays on the store thread. It answers one
+group at a time, in order (the committer has one group in flight). Each message on the
+socket pair is a pickle behind its length (8 bytes, big-endian); both ends are this module's.
 Its outcomes, `held` and errors are those of `store_reports` in this process: a full disk
 comes back as StorageFull, a failing database as WriterFailed naming the error's class (its
 text may hold a path or data, and stays in the child). Should the child die (killed, out of
@@ -120,7 +120,7 @@ def write_groups(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     sock = socket_of(connection)
     connection.close()
-    store = Store.open(target)
+    store = Store.open_for_reports(target)
     settled()  # what the writer keeps for its life, out of the collector's walks
     try:
         while True:

@@ -129,6 +129,14 @@ class Store:
         return cls(database)
 
     @classmethod
+    def open_for_reports(cls, where: DatabaseTarget | Path) -> Store:
+        """`open`, for a connection that only writes report groups (the report writer's):
+        its statement journals kept in memory (`journals_in_memory`)."""
+        store = cls.open(where)
+        store._db.journals_in_memory()
+        return store
+
+    @classmethod
     def open_reader(cls, where: DatabaseTarget | Path) -> Store:
         """A connection to an existing database for reads only (the engine refuses writes
         through it): it reads committed data without waiting for writers."""

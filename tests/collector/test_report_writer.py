@@ -279,3 +279,76 @@ def test_the_frozen_collector_s_writer_gets_its_libraries_folder_for_its_start_o
     with bundled_libraries_found():
         assert os.environ["LD_LIBRARY_PATH"] == bundle
     assert "LD_LIBRARY_PATH" not in os.environ
+
+
+# Writes two groups of 200 reports from 200 devices (the second touching the pages the
+# first made) with SQLite's temporary files going to the folder given, which is watched
+# (inotify, by watchdog): prints how many files SQLite made there while writing. A child
+# process, since SQLite reads SQLITE_TMPDIR once, when it starts in a process.
+_TEMPORARY_FILES = """
+import datetime as dt, os, sys
+from pathlib import Path
+from watchdog.events import FileSystemEventHandler
+from watchdog.observers import Observer
+from devposture.collector.store import CheckResult, OutboxFigures, ReportRecord, Store
+from devposture.collector.store.base import to_us
+
+path, watched, how = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+store = Store.open_for_reports(path) if how == "writer" else Store.open(path)
+t0 = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+devices = [f"d{k:03d}" for k in range(200)]
+for device in devices:
+    store._db.execute(
+        "INSERT INTO devices(device_id, enrolled_us, token_id, cert_serial, cert_not_after_us)"
+        " VALUES (?, ?, 't', '1', ?)", (device, to_us(t0), to_us(t0)))
+made = []
+seen_end = []
+
+class Made(FileSystemEventHandler):
+    def on_created(self, event):
+        name = os.path.basename(event.src_path)
+        (seen_end if name == "end" else made).append(name)
+
+observer = Observer()
+observer.schedule(Made(), str(watched))
+observer.start()
+for round in range(2):
+    group = []
+    for k, device in enumerate(devices):
+        at = t0 + dt.timedelta(hours=round, seconds=k)
+        record = ReportRecord(f"r{round}-{k}", device, at, at, "1.0", os.urandom(600), "host",
+                              "linux", "Debian", "12", None, OutboxFigures(0, 0, 0, 0))
+        checks = [CheckResult(c, "PASS" if (k + round) % 2 else "FAIL", f"{c} {round}")
+                  for c in ("antivirus", "firewall", "updates", "wifi", "backup")]
+        group.append((record, checks))
+    store.reports.store_reports(group, {})
+(watched / "end").write_text("")  # its event comes after every event before it
+while not seen_end:
+    observer.join(0.05)
+observer.stop()
+observer.join()
+print(len(made))
+"""
+
+
+@pytest.mark.sqlite_only
+def test_the_writer_keeps_its_statement_journals_in_memory(tmp_path: Path) -> None:
+    """Each report of a group is written inside a savepoint, whose journal SQLite spills to
+    a temporary file past 64 KiB: a file made, written page by page and deleted by every
+    group of the writer under load. The writer's connection keeps it in memory; a
+    connection for everything else still lets it spill (its large sorts must not be held
+    in memory), which shows what is watched is what SQLite makes."""
+    made: dict[str, int] = {}
+    for how in ("writer", "shared"):
+        watched = tmp_path / f"temporary-{how}"
+        watched.mkdir()
+        done = subprocess.run(
+            [sys.executable, "-c", _TEMPORARY_FILES, str(tmp_path / f"{how}.sqlite"),
+             str(watched), how],
+            env={**os.environ, "SQLITE_TMPDIR": str(watched)}, capture_output=True,
+            text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        made[how] = int(done.stdout)
+    assert made["writer"] == 0
+    assert made["shared"] >= 1
