@@ -152,6 +152,8 @@ class Shape:
     changing: float = 0.05
     seed: int = 18
     report_format: int = 5  # how the store seals and keeps reports (store/report_format.py)
+    # A report's longest wait for its seal (store/sealing.py's SEAL_AFTER_US, in seconds).
+    seal_seconds: float = SEAL_AFTER_US / 1e6
 
     @property
     def start(self) -> dt.datetime:
@@ -174,7 +176,9 @@ class Shape:
         cadence = "daily" if self.every_hours == 24 else f"every {self.every_hours:g} h"
         return (f"{self.devices:,} devices x {self.days} days, {cadence},"
                 f" {self.start:%Y-%m-%d} - {self.end:%Y-%m-%d %H:%M} UTC,"
-                f" report format {self.report_format}")  # fmt: skip
+                f" report format {self.report_format}"
+                + ("" if self.seal_seconds == SEAL_AFTER_US / 1e6
+                   else f", sealed every {self.seal_seconds:g} s"))  # fmt: skip
 
 
 # --- the facts ---------------------------------------------------------------------------------
@@ -499,8 +503,11 @@ class Writer:
     """Writes the fleet's events as the store's writers would have: the rows of each table and
     an evidence chain entry per record, in the events' order."""
 
-    def __init__(self, db: AnyDatabase, report_format: int = FORMAT_5) -> None:
+    def __init__(
+        self, db: AnyDatabase, report_format: int = FORMAT_5, seal_after_us: int = SEAL_AFTER_US
+    ) -> None:  # fmt: skip
         self.db = db
+        self._seal_after_us = seal_after_us
         self.built = Built()
         self._facts = report_format == FORMAT_5  # format 5's rows and records
         self._rows: dict[str, list[tuple[object, ...]]] = {table: [] for table in TABLES}
@@ -599,10 +606,10 @@ class Writer:
         self.built.body_bytes += len(record.body)
 
     def _seal(self, chained: Appender, now_us: int, *, force: bool = False) -> None:
-        """sealing.seal as the report's write would call it (SEAL_AFTER_US, SEAL_REPORTS)."""
+        """sealing.seal as the report's write would call it (its wait, SEAL_REPORTS)."""
         waiting = self._waiting
         due = force or len(waiting) >= SEAL_REPORTS
-        if not waiting or not (due or now_us - waiting[0].received >= SEAL_AFTER_US):
+        if not waiting or not (due or now_us - waiting[0].received >= self._seal_after_us):
             return
         for start in range(0, len(waiting), SEAL_REPORTS):
             group = waiting[start : start + SEAL_REPORTS]
@@ -742,7 +749,7 @@ def build(
         db.connection.execute("PRAGMA cache_size=-262144")
     tokens = add_tokens(store, shape)
     store.report_format.write(shape.report_format)
-    writer = Writer(db, shape.report_format)
+    writer = Writer(db, shape.report_format, round(shape.seal_seconds * 1e6))
     events = fleet_events(shape, tokens, default_policy())
     held: list[Event] = []  # the event that began the next day
     while True:
@@ -1073,6 +1080,11 @@ def main() -> None:
         help="how the store seals and keeps reports: 5, each report and group in format 5 or"
         " 4 as a collector chooses (store/report_format.py; the default), or 4 throughout",
     )  # fmt: skip
+    parser.add_argument(
+        "--seal-seconds", type=float, default=SEAL_AFTER_US / 1e6,
+        help="a report's longest wait for its seal into the chain, as the collector's"
+        f" (default {SEAL_AFTER_US / 1e6:g}, store/sealing.py): what sizes the chain's groups",
+    )  # fmt: skip
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
         "--database", metavar="URL",
@@ -1110,7 +1122,7 @@ def main() -> None:
         parser.error("--database takes a postgresql:// address")
     end = args.end if args.end.tzinfo else args.end.replace(tzinfo=dt.UTC)
     shape = Shape(args.devices, args.days, args.every, end, args.changing,
-                  report_format=args.report_format)  # fmt: skip
+                  report_format=args.report_format, seal_seconds=args.seal_seconds)  # fmt: skip
     keep = args.folder is not None
     with tempfile.TemporaryDirectory(prefix="devposture-audit-") as tmp:
         folder = args.folder or Path(tmp) / "collector"

@@ -68,6 +68,7 @@ def _through_ingest(store: Store, shape: audit_quarter.Shape) -> None:
     judged = audit_quarter.Judged(default_policy())
     writer = audit_quarter.Writer(store._db)
     store.report_format.write(shape.report_format)
+    store.reports.seal_after_us = round(shape.seal_seconds * 1e6)  # the builder's wait
     events = audit_quarter.fleet_events(shape, audit_quarter.add_tokens(store, shape),
                                         default_policy())  # fmt: skip
     for event in events:
@@ -86,11 +87,13 @@ def _through_ingest(store: Store, shape: audit_quarter.Shape) -> None:
     store.sealing.seal_all(now_us=to_us(last))  # as the collector seals when it stops
 
 
-@pytest.mark.parametrize("report_format", [4, 5])
+# A seal's wait longer than the fleet's cycle (`--seal-seconds`): each group holds reports
+# of several cycles, as the collector's would with that wait.
+@pytest.mark.parametrize(("report_format", "seal_seconds"), [(4, 30.0), (5, 30.0), (5, 7 * 3600.0)])
 def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(
-    tmp_path: Path, report_format: int
+    tmp_path: Path, report_format: int, seal_seconds: float
 ) -> None:
-    shape = dataclasses.replace(SHAPE, report_format=report_format)
+    shape = dataclasses.replace(SHAPE, report_format=report_format, seal_seconds=seal_seconds)
     folder = tmp_path / "collector"
     config, _ = initialize(folder, "127.0.0.1", database=collector_database())
     built = Store.open(config.database)
@@ -111,6 +114,11 @@ def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(
     # 4: neither their facts nor their device met yet) as `reports`, the others as
     # `report_facts`.
     assert ("report_facts" in kinds) == (report_format == 5) and "reports" in kinds
+    # The devices' reports are spread over each 6-hour cycle: within 30 s a group holds a few
+    # of them, within a wait longer than the cycle more than a cycle's (and less than two).
+    largest = max(int(str(row[3])) for row in mine["report_groups"])
+    assert largest <= 2 * shape.devices
+    assert (largest > shape.devices) == (seal_seconds > 6 * 3600)
     assert {row[2] for row in mine["state_changes"]} >= {"PASS", "FAIL", "UNKNOWN"}
     for table in QUERIES:
         assert mine[table] == theirs[table], f"{table} differs from what ingest writes"
