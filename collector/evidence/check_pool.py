@@ -52,7 +52,8 @@ from devposture.policy.cli_messages import Worded, said
 
 log = logging.getLogger(__name__)
 
-# A period of at least this many entries is checked by workers (fewer: in the export).
+# A period of at least this many records (a report group counted as its reports) is checked
+# by workers (fewer: in the export).
 WORKERS_FROM = 20_000
 # Workers at most, one per core. On two cores two beside the export measured best (15.8 s
 # against 20.8 s with one and 16.6 s with three, the daily quarter of bench/README.md). Two
@@ -83,9 +84,9 @@ class Checker(Protocol):
     def rest(self) -> Iterator[RunDone]: ...
 
 
-def workers_for(entries: int) -> int:
-    """How many workers a period of `entries` is checked by (0: in the export's process)."""
-    if entries < WORKERS_FROM:
+def workers_for(records: int) -> int:
+    """How many workers a period of `records` is checked by (0: in the export's process)."""
+    if records < WORKERS_FROM:
         return 0
     cores = cores_usable()
     return 0 if cores < 2 else min(MOST_WORKERS, cores)

@@ -217,8 +217,10 @@ def _export(  # noqa: PLR0917 - the one caller passes what it checked
         if boundary is None:
             boundary = (head.seq + 1) if head else 1
         # A large period's rows are checked by processes beside this one (check_pool),
-        # started now to be ready when the period's pass begins.
-        count = check_pool.workers_for(0 if span is None else span[1] - span[0] + 1)
+        # started now to be ready when the period's pass begins. Large by its records, a
+        # report group counted as its reports: an hourly fleet's three days are 720,000
+        # reports in 8,800 entries, which the export made alone, its second core idle.
+        count = check_pool.workers_for(0 if span is None else store.evidence.chain_records(*span))
         workers = (stack.enter_context(check_pool.Workers(
             store.target, store.shared_snapshot(), count, stop)) if count else None)  # fmt: skip
         anchor = store.evidence.chain_entries(boundary - 1, boundary - 1)

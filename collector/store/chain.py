@@ -215,6 +215,19 @@ def index(
     return [(int(seq), str(kind), str(key)) for seq, kind, key in rows]
 
 
+def records_in(db: AnyDatabase, first: int, last: int) -> int:
+    """How many records the entries `first`..`last` stand for, each report group counted as
+    the reports it seals (`report_groups`, one row a group): what an export sizes its work
+    by. A sizing only: a `report_groups` row edited by hand changes it, never what is
+    checked."""
+    row = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(reports), 0) FROM report_groups WHERE seq BETWEEN ? AND ?",
+        (first, last),
+    ).fetchone()
+    groups, reports = (0, 0) if row is None else (int(row[0]), int(row[1]))
+    return max(last - first + 1, 0) - groups + reports
+
+
 def entry(db: AnyDatabase, seq: int) -> Entry | None:
     found = entries(db, seq, seq)
     return found[0] if found else None
@@ -252,6 +265,10 @@ class Evidence(Part):
         """(seq, kind, key) of the entries `first`..`last` (the first `most`), without their
         payloads."""
         return keys(self._db, first, last, most)
+
+    def chain_records(self, first: int, last: int) -> int:
+        """How many records the entries `first`..`last` stand for (`records_in`)."""
+        return records_in(self._db, first, last)
 
     def chain_period(self, start: dt.datetime, end: dt.datetime) -> tuple[int, int] | None:
         return period(self._db, to_us(start), to_us(end))

@@ -363,18 +363,21 @@ def test_an_empty_period_checked_by_workers_is_the_empty_bundle(
     assert verify.verify_bundle(done.path, signing.load_or_create(tmp_path).public_key()).ok
 
 
-def test_a_period_of_exactly_workers_from_entries_is_checked_by_workers(
+def test_a_period_of_exactly_workers_from_records_is_checked_by_workers(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Records, not entries: each report group counts as the reports it seals."""
     head = store.evidence.chain_head()
     assert head is not None
+    records = store.evidence.chain_records(1, head.seq)
+    assert records > head.seq  # groups of several reports
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(check_pool, "Workers", _Counted)
-    monkeypatch.setattr(check_pool, "WORKERS_FROM", head.seq + 1)  # one more than there are
+    monkeypatch.setattr(check_pool, "WORKERS_FROM", records + 1)  # one more than there are
     _Counted.started = []
     _export(store, tmp_path, "alone.zip")
     assert _Counted.started == []
-    monkeypatch.setattr(check_pool, "WORKERS_FROM", head.seq)  # every entry of the chain
+    monkeypatch.setattr(check_pool, "WORKERS_FROM", records)  # every record of the chain
     beside = _export(store, tmp_path, "beside.zip")
     assert len(_Counted.started) == 1
     ours, theirs = members_of(tmp_path / "alone.zip"), members_of(beside.path)

@@ -94,6 +94,30 @@ def test_a_group_holds_at_most_the_most_a_seal_waits_for(store: Store) -> None:
     assert [r for _, reports in _groups(store) for r in reports] == [f"r{n:02d}" for n in range(12)]
 
 
+def test_the_records_an_export_sizes_its_work_by_count_each_group_as_its_reports(
+    store: Store,
+) -> None:
+    """`chain_records`: a period's entries, each report group counted as the reports it seals
+    (what the export decides its workers by: check_pool.workers_for)."""
+    store.reports.seal_reports = 5
+    store.reports.store_reports([
+        (_record(f"r{n:02d}", "d1", 0), [CheckResult("firewall", "PASS", "on")])
+        for n in range(12)
+    ])  # fmt: skip
+    head = store.evidence.chain_head()
+    assert head is not None
+    entries = store.evidence.chain_entries(1, head.seq)
+    groups = [e for e in entries if e.kind == chain.REPORT_GROUP]
+    assert len(groups) == 3
+    others = len(entries) - len(groups)  # enrollments, the first state change
+    assert others > 0
+    assert store.evidence.chain_records(1, head.seq) == others + 12
+    # A span that holds the second group only, and one before any group.
+    second = groups[1].seq
+    assert store.evidence.chain_records(second, second) == 5
+    assert store.evidence.chain_records(1, groups[0].seq - 1) == groups[0].seq - 1
+
+
 def test_serve_seals_what_is_due_and_a_stopped_collector_leaves_nothing_waiting(
     store: Store, target: DatabaseTarget
 ) -> None:
