@@ -312,13 +312,13 @@ class Made(FileSystemEventHandler):
 observer = Observer()
 observer.schedule(Made(), str(watched))
 observer.start()
-for round in range(2):
+for cycle in range(2):
     group = []
     for k, device in enumerate(devices):
-        at = t0 + dt.timedelta(hours=round, seconds=k)
-        record = ReportRecord(f"r{round}-{k}", device, at, at, "1.0", os.urandom(600), "host",
+        at = t0 + dt.timedelta(hours=cycle, seconds=k)
+        record = ReportRecord(f"r{cycle}-{k}", device, at, at, "1.0", os.urandom(600), "host",
                               "linux", "Debian", "12", None, OutboxFigures(0, 0, 0, 0))
-        checks = [CheckResult(c, "PASS" if (k + round) % 2 else "FAIL", f"{c} {round}")
+        checks = [CheckResult(c, "PASS" if (k + cycle) % 2 else "FAIL", f"{c} {cycle}")
                   for c in ("antivirus", "firewall", "updates", "wifi", "backup")]
         group.append((record, checks))
     store.reports.store_reports(group, {})
