@@ -132,8 +132,10 @@ async def _deliver_channel(
         if not await db(partial(store.alerts.claim, d, now, CLAIM_HOLD)):
             continue  # another collector is sending it, or has
         attempt = await io(partial(_send, channel, d))
-        await db(partial(_record, store, d, attempt, now, backoff))
+        # Told before it is recorded: a stop that cancels this task at the record's await
+        # (the record committed or not) still leaves the attempt in the log and the metrics.
         _tell(channel, d, attempt, now, backoff=backoff, metrics=metrics)
+        await db(partial(_record, store, d, attempt, now, backoff))
         done.append((d.channel, attempt))
         if not attempt.delivered and attempt.retry:
             break
