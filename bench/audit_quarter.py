@@ -140,6 +140,10 @@ HOST_PREFIXES = ("fin", "hr", "ops", "sales", "dev")
 AGENT_VERSION = "0.1.0"
 
 
+# The collector's longest wait for a report's seal, in seconds (`--seal-seconds`' default).
+SEAL_SECONDS = SEAL_AFTER_US / 1e6
+
+
 @dataclass(frozen=True)
 class Shape:
     """What the store holds: `devices` devices reporting every `every_hours` for `days` days
@@ -152,8 +156,7 @@ class Shape:
     changing: float = 0.05
     seed: int = 18
     report_format: int = 5  # how the store seals and keeps reports (store/report_format.py)
-    # A report's longest wait for its seal (store/sealing.py's SEAL_AFTER_US, in seconds).
-    seal_seconds: float = SEAL_AFTER_US / 1e6
+    seal_seconds: float = SEAL_SECONDS  # a report's longest wait for its seal
 
     @property
     def start(self) -> dt.datetime:
@@ -177,7 +180,7 @@ class Shape:
         return (f"{self.devices:,} devices x {self.days} days, {cadence},"
                 f" {self.start:%Y-%m-%d} - {self.end:%Y-%m-%d %H:%M} UTC,"
                 f" report format {self.report_format}"
-                + ("" if self.seal_seconds == SEAL_AFTER_US / 1e6
+                + ("" if self.seal_seconds == SEAL_SECONDS
                    else f", sealed every {self.seal_seconds:g} s"))  # fmt: skip
 
 
@@ -1081,9 +1084,9 @@ def main() -> None:
         " 4 as a collector chooses (store/report_format.py; the default), or 4 throughout",
     )  # fmt: skip
     parser.add_argument(
-        "--seal-seconds", type=float, default=SEAL_AFTER_US / 1e6,
+        "--seal-seconds", type=float, default=SEAL_SECONDS,
         help="a report's longest wait for its seal into the chain, as the collector's"
-        f" (default {SEAL_AFTER_US / 1e6:g}, store/sealing.py): what sizes the chain's groups",
+        f" (default {SEAL_SECONDS:g}, store/sealing.py): what sizes the chain's groups",
     )  # fmt: skip
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
