@@ -270,9 +270,18 @@ class Supervisor:
         self._tell_ready(ready_file, ports)
 
     def _stopped(self) -> int:
-        """Wait for every worker; 0 when each one told to stop has stopped. One that died
-        before the stop was logged when it did; one that SIGTERM reached before it could
-        handle it (while starting) ended as it was told to."""
+        """Tell every worker to stop that the stop did not reach, then wait for them all;
+        0 when each one told to stop has stopped. One that died before the stop was logged
+        when it did; one that SIGTERM reached before it could handle it (while starting)
+        ended as it was told to.
+
+        A stop can miss a worker: the handler runs between two steps of this process, and
+        one of them is inside the start of a worker, its process forked (or even exec'd)
+        but not yet known (`Worker.process` is set once Popen returns). The supervisor then
+        waited for that worker forever, and it served on (the clean-clone CI: SIGTERM while
+        worker 1 started, and `serve --workers 2` never ended)."""
+        for worker in self.workers:
+            self._tell_to_stop(worker)
         codes = []
         for worker in self.workers:
             assert worker.process is not None

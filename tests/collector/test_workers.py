@@ -266,6 +266,51 @@ def test_a_stop_while_a_dead_worker_is_started_again_stops_everything(
         killed_after(parent)
 
 
+# `serve --workers 2` in a Python of its own whose subprocess.Popen sends this process
+# SIGTERM as it starts worker 1, after the fork and before Popen returns: where a service stop
+# lands on a busy machine when worker 1's fork and exec are slow.
+STOP_WHILE_WORKER_1_STARTS = """
+import os, signal, subprocess, sys
+from devposture.collector.cli import main
+
+class StoppedWhileStarting(subprocess.Popen):
+    def __init__(self, command, *args, **kwargs):
+        super().__init__(command, *args, **kwargs)
+        if "--worker" in command and command[command.index("--worker") + 1] == "1":
+            os.kill(os.getpid(), signal.SIGTERM)  # handled before this Popen returns
+
+subprocess.Popen = StoppedWhileStarting
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_stop_while_a_worker_is_being_started_reaches_it(
+    folder: CollectorConfig, tmp_path: Path
+) -> None:
+    # The stop's handler ran inside worker 1's Popen: it told the workers whose process it
+    # knew (worker 0), worker 1 was known only after, told nothing, and the parent waited for
+    # it forever while it served (the clean-clone CI, a service stop right after the start).
+    script, log = tmp_path / "serve.py", tmp_path / "serve.log"
+    script.write_text(STOP_WHILE_WORKER_1_STARTS, encoding="utf-8")
+    with log.open("wb") as output:
+        parent = subprocess.Popen(
+            [sys.executable, str(script), "serve", "--data", str(folder.data_dir),
+             "--workers", "2", "--enroll-port", "0", "--report-port", "0",
+             "--admin-port", "0", "--metrics-port", "0",
+             "--ready-file", str(tmp_path / "ready.json")],
+            stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        code = parent.wait(120)
+        said = log.read_text(errors="replace")
+        assert code == 0, said[-3000:]
+        assert "stopping before every worker was serving" in said, said[-3000:]
+        assert not (tmp_path / "ready.json").exists()
+        assert not (left := processes_left()), [p.cmdline() for p in left]
+    finally:
+        killed_after(parent)
+
+
 def killed_after(parent: subprocess.Popen[Any]) -> None:
     """What a test of `serve --workers` leaves running, whatever happened: the supervisor,
     then every process of the test's tree (a worker it had not yet reaped)."""
