@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+import devposture
 from devposture.agent.deliver import collect, deliver, open_outbox
 from devposture.agent.host import LiveHost
 from devposture.agent.probes.commands import is_declared
@@ -100,6 +101,10 @@ class Computer:
 def computer(live_collector: LiveCollector) -> Iterator[Computer]:
     if os.geteuid() != 0:
         pytest.skip("running a command as another user needs root")
+    if (closed := _closed_to_others(Path(sys.executable), Path(devposture.__file__))) is not None:
+        pytest.skip(f"user nobody cannot reach this Python or checkout: {closed} is closed to"
+                    " other users (a clone under a 0700 folder); clone where every user may"
+                    " read to run these")  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="dp-status-"))
     try:
         root.chmod(0o755)
@@ -111,6 +116,16 @@ def computer(live_collector: LiveCollector) -> Iterator[Computer]:
         yield Computer(root, state, agent.enrollment, config)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _closed_to_others(*paths: Path) -> Path | None:
+    """The first folder on the way to `paths` that other users cannot enter, if any: there
+    `nobody` could not start this Python nor import the package, and every command failed."""
+    for path in paths:
+        for folder in reversed(path.parents):
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return folder
+    return None
 
 
 def _failing_firewall(computer: Computer) -> None:
