@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
 import signal
 import socket
 import sys
@@ -141,3 +142,29 @@ def ending(process: BaseProcess | None) -> str:
             return f"killed by {signal.Signals(-code).name}"
         return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+# The kind of the message `send_error` sends.
+ERROR = "error"
+
+
+def send_error(connection: Connection, exc: BaseException) -> None:
+    """Send the error that stopped a child's work, for its parent to raise as its own (one
+    that cannot be pickled goes as a RuntimeError that names it)."""
+    try:
+        connection.send((ERROR, exc))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        connection.send((ERROR, RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def end_reader(process: BaseProcess, *, finished: bool) -> None:
+    """End a child that read for this process: killed at once where it had not finished (the
+    caller stopped before the end), else given a few seconds to exit by itself."""
+    if process.pid is None:
+        return
+    if not finished:
+        process.kill()
+    process.join(5)
+    if process.is_alive():
+        process.kill()
+        process.join()

@@ -37,6 +37,7 @@ SOURCES: tuple[Path, ...] = tuple(
         "evidence/verify.py", "evidence/consistency.py", "evidence/crosscheck.py",
         "evidence/export.py", "evidence/signing.py", "evidence/check_pool.py",
         "evidence/stopping.py", "evidence/member_lines.py", "evidence/body_lines.py",
+        "evidence/member_bytes.py",
         "evidence/facts_view.py", "credentials.py", "waiver_log.py",
         "refused_writes.py", "alerts/urgent.py",
     )

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import multiprocessing
-import pickle
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,14 +38,17 @@ from pathlib import Path
 from typing import Any, Final
 
 from devposture.collector.child_start import (
+    ERROR,
     bundled_libraries_found,
     cores_usable,
-    ending,
+    end_reader,
     ignore_interrupts,
     interrupts_held,
+    send_error,
 )
 from devposture.collector.evidence import bundle, fact_groups
-from devposture.collector.evidence.member_lines import BundleUnreadable, MemberLines
+from devposture.collector.evidence.member_bytes import reader_gone
+from devposture.collector.evidence.member_lines import MemberLines
 from devposture.policy.cli_messages import told
 
 
@@ -86,7 +88,7 @@ BESIDE_FROM = 64 << 20
 # Values the reading process sends at once: a group's line is one value of a thousand reports.
 SEND_REPORTS = 4000
 
-_VALUES, _END, _ERROR = "values", "end", "error"
+_VALUES, _END, _ERROR = "values", "end", ERROR
 
 
 def line_value(line: object, problems: list[str]) -> Value | None:
@@ -195,24 +197,13 @@ class Beside:
             code = self._process.exitcode
             if not self._heard and code is not None and code > 0 and self._archive is not None:
                 return None
-            raise BundleUnreadable(told(
-                "the process reading {member} beside the check ended ({how}) before the"
-                " member's end: run `audit verify` again; if it ends again, see the system"
-                " log (out of memory?)", member=bundle.REPORTS, how=ending(self._process),
-            )) from None  # fmt: skip
+            raise reader_gone(bundle.REPORTS, self._process) from None
         return message
 
     def close(self) -> None:
         """End the reading process (at once where the walk stopped before the end)."""
         self._connection.close()
-        if self._process.pid is None:
-            return
-        if self._digest is None:
-            self._process.kill()
-        self._process.join(5)
-        if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+        end_reader(self._process, finished=self._digest is not None)
 
 
 def opened(archive: zipfile.ZipFile, path: Path, problems: list[str]) -> InProcess | Beside:
@@ -254,11 +245,4 @@ def read_beside(connection: Connection, path: str) -> None:
         # A damaged member (its inflate or CRC-32 fails) is then named unreadable by the
         # verifier, as when read in its own process.
         with contextlib.suppress(OSError):
-            _send_error(connection, exc)
-
-
-def _send_error(connection: Connection, exc: BaseException) -> None:
-    try:
-        connection.send((_ERROR, exc))
-    except (pickle.PicklingError, TypeError, AttributeError):
-        connection.send((_ERROR, RuntimeError(f"{type(exc).__name__}: {exc}")))
+            send_error(connection, exc)

@@ -62,7 +62,7 @@ MEMBERS = (CHAIN, INDEX, OPENING, REPORTS, CONTEXT, HTML, PRUNED)
 _TEXT = json.JSONEncoder(ensure_ascii=False)
 
 
-def line_parser(member: str) -> Callable[[bytes], Any]:
+def line_parser(member: str) -> Callable[[bytes | bytearray], Any]:
     """What parses a line of `member` (ValueError when it is not JSON): orjson, three times the
     standard library's speed on chain and index lines, but for the report bodies' lines, long
     base64 strings that the standard library's scanner reads faster (25 against 28 us for a

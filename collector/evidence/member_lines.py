@@ -5,42 +5,41 @@ verifier (`verify.py`) and the process that reads the report bodies beside it
 
 from __future__ import annotations
 
-import hashlib
 import zipfile
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import Any
 
-from devposture.collector.evidence import bundle, deflate
+from devposture.collector.evidence import bundle, member_bytes
+from devposture.collector.evidence.member_bytes import BundleUnreadable
 from devposture.policy.cli_messages import told
 
+__all__ = ["BundleUnreadable", "MemberLines", "Source"]
 
-class BundleUnreadable(Exception):
-    """The file to verify cannot be read at all (missing, a folder, not permitted): nothing
-    was verified, and nothing about the evidence can be said from it."""
+
+# Where a member's bytes come from: inflated here, or by a process beside the walk.
+Source = member_bytes.Here | member_bytes.Beside
 
 
 class MemberLines:
     """The lines of one member, parsed as JSON; each line that is not JSON is named in
-    `problems` as it is met, and the member's SHA-256 is taken of every byte read."""
+    `problems` as it is met, and the member's SHA-256 is taken of every byte read (by its
+    `source`: `member_bytes.Here`, this process, unless given one beside it)."""
 
-    CHUNK = 1 << 20
-
-    def __init__(self, archive: zipfile.ZipFile, name: str, problems: list[str]) -> None:
+    def __init__(
+        self, archive: zipfile.ZipFile, name: str, problems: list[str],
+        source: Source | None = None,
+    ) -> None:  # fmt: skip
         self.name, self._problems = name, problems
         self._loads = bundle.line_parser(name)
-        self.sha = hashlib.sha256()
-        self._handle: IO[bytes] | None = (
-            deflate.inflating(archive.open(name)) if name in archive.NameToInfo else None
-        )
+        self._source = source if source is not None else member_bytes.Here(archive, name)
 
     def lines(self) -> Iterator[tuple[int, Any]]:
         """(line number, parsed JSON) of each line that is JSON; names each that is not."""
-        if self._handle is None:
-            return
-        rest, number = b"", 0
-        while chunk := self._handle.read(self.CHUNK):
-            self.sha.update(chunk)
-            pieces = chunk.split(b"\n")  # `rest + chunk` copied every megabyte once more
+        rest: member_bytes.Chunk = b""
+        number = 0
+        while chunk := self._source.read():
+            # `rest + chunk` copied every megabyte once more
+            pieces: list[member_bytes.Chunk] = [*chunk.split(b"\n")]
             pieces[0] = rest + pieces[0]
             rest = pieces.pop()
             for raw in pieces:
@@ -52,7 +51,7 @@ class MemberLines:
             if parsed := self._parsed(rest, number):
                 yield number, parsed[0]
 
-    def _parsed(self, raw: bytes, number: int) -> tuple[Any] | None:
+    def _parsed(self, raw: member_bytes.Chunk, number: int) -> tuple[Any] | None:
         if not raw.strip():
             return None
         try:
@@ -64,9 +63,4 @@ class MemberLines:
 
     def digest(self) -> str:
         """The SHA-256 of the whole member (read to its end if it was not)."""
-        if self._handle is not None:
-            while chunk := self._handle.read(self.CHUNK):
-                self.sha.update(chunk)
-            self._handle.close()
-            self._handle = None
-        return self.sha.hexdigest()
+        return self._source.digest()

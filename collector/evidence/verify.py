@@ -21,7 +21,15 @@ from typing import IO, Any, Generic, TypeVar, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from devposture.collector.evidence import body_lines, bundle, deflate, fact_groups, html, signing
+from devposture.collector.evidence import (
+    body_lines,
+    bundle,
+    deflate,
+    fact_groups,
+    html,
+    member_bytes,
+    signing,
+)
 from devposture.collector.evidence.body_lines import NO_FACTS, Bodies, FactLine, Value
 from devposture.collector.evidence.chain import (
     PRUNE,
@@ -321,12 +329,19 @@ def _check(
     opening = _opening(bounded[bundle.OPENING], opening_verdict)
     prunes = _prunes(bounded[bundle.PRUNED], manifest, opening_verdict)
     streamed = Verdict()
-    readers = {name: MemberLines(archive, name, streamed.problems)
-               for name in (bundle.CHAIN, bundle.INDEX)}  # fmt: skip
     layout = html.layout_of(manifest)
     figures = _figures(manifest, small[bundle.CONTEXT], opening) if layout in html.DRAWS else None
-    walk, digests = _walked(archive, path, streamed, functools.partial(
-        _Walk, manifest, readers, streamed, figures, prunes, progress=progress))  # fmt: skip
+    # The chain's bytes inflated and hashed beside the walk when the member is large.
+    chain_bytes = member_bytes.opened(archive, path, bundle.CHAIN)
+    try:
+        readers = {
+            bundle.CHAIN: MemberLines(archive, bundle.CHAIN, streamed.problems, chain_bytes),
+            bundle.INDEX: MemberLines(archive, bundle.INDEX, streamed.problems),
+        }
+        walk, digests = _walked(archive, path, streamed, functools.partial(
+            _Walk, manifest, readers, streamed, figures, prunes, progress=progress))  # fmt: skip
+    finally:
+        chain_bytes.close()
     digests |= {name: reader.digest() for name, reader in bounded.items()}
     count = walk.records
     _pruned_bodies(manifest, walk.pruned, prunes, verdict, small[bundle.CONTEXT])

@@ -43,7 +43,15 @@ from devposture.collector.clock import utcnow
 from devposture.collector.compliance import Waiver
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
-from devposture.collector.evidence import bundle, chain, html, signing, spooled, verify
+from devposture.collector.evidence import (
+    bundle,
+    chain,
+    html,
+    member_bytes,
+    signing,
+    spooled,
+    verify,
+)
 from devposture.collector.evidence.export import export_bundle
 from devposture.collector.evidence.member_lines import MemberLines
 from devposture.collector.evidence.summary import PastGrace, Summary
@@ -199,7 +207,7 @@ def test_lines_are_read_whole_across_the_reads_of_a_member(
     same, and so is the verdict."""
     public = signing.load_public(auditor.public_key.read_bytes())
     whole = verify.check_bundle(auditor.bundle, public).verdict
-    monkeypatch.setattr(MemberLines, "CHUNK", chunk)
+    monkeypatch.setattr(member_bytes, "CHUNK", chunk)
     cut = verify.check_bundle(auditor.bundle, public).verdict
     assert whole.problems == [] and cut.problems == [] and cut.summary == whole.summary
     with zipfile.ZipFile(auditor.bundle) as archive:

@@ -1,0 +1,223 @@
+"""`audit verify` has a large chain member inflated and hashed by a process beside its walk
+(`collector/evidence/member_bytes.py`). Held here: the verdict is the same, word for word and
+in the same order, whether the chain's bytes came from beside the walk or from its own
+process, on a bundle as exported and on bundles whose `chain.jsonl` was tampered with by a
+forger who holds the signing key; a damaged member is named unreadable alike; a reading
+process that is killed stops the verification with an error that is not a verdict. Real
+bundles of a real store (the fixture of `test_verify_beside`)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devposture.collector import child_start
+from devposture.collector.evidence import bundle, member_bytes, signing, verify
+from devposture.collector.evidence.member_lines import BundleUnreadable
+from tests.collector.bundle_members import members_of, resigned
+from tests.collector.test_verify_beside import exported
+
+__all__ = ["exported"]  # the module's fixture, used here
+
+
+def _verdicts(path: Path, key_folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The verdict with the chain's bytes read in the walk's process, then beside it: each as
+    whether it passed, its problems, notes and summary, and its words in Chinese."""
+    key = signing.load_or_create(key_folder).public_key()
+    found: list[Any] = []
+    real = member_bytes.opened
+    for beside_from, source in ((1 << 62, member_bytes.Here), (0, member_bytes.Beside)):
+        monkeypatch.setattr(member_bytes, "BESIDE_FROM", beside_from)
+        started: list[type] = []
+
+        def opened(*args: Any, started: list[type] = started) -> object:
+            made = real(*args)
+            started.append(type(made))
+            return made
+
+        monkeypatch.setattr(member_bytes, "opened", opened)
+        verdict = verify.verify_bundle(path, key)
+        monkeypatch.setattr(member_bytes, "opened", real)
+        assert started == [source]  # the chain was read where this round says
+        found.append((verdict.ok, verdict.problems, verdict.notes, verdict.summary,
+                      verdict.worded("zh")))  # fmt: skip
+    return found
+
+
+def _lines(members: dict[str, bytes]) -> list[bytes]:
+    return members[bundle.CHAIN].splitlines(keepends=True)
+
+
+def _edit_a_payload(members: dict[str, bytes]) -> None:
+    lines = _lines(members)
+    entry = json.loads(lines[30])
+    entry["payload"] = entry["payload"].replace("PASS", "FAIL", 1).replace("FAIL", "PASS", 1)
+    entry["at_us"] += 1
+    lines[30] = bundle.jsonl(entry)
+    members[bundle.CHAIN] = b"".join(lines)
+
+
+def _drop_a_line(members: dict[str, bytes]) -> None:
+    lines = _lines(members)
+    del lines[50]
+    members[bundle.CHAIN] = b"".join(lines)
+
+
+def _swap_two_lines(members: dict[str, bytes]) -> None:
+    lines = _lines(members)
+    lines[60], lines[61] = lines[61], lines[60]
+    members[bundle.CHAIN] = b"".join(lines)
+
+
+def _not_json(members: dict[str, bytes]) -> None:
+    lines = _lines(members)
+    lines.insert(70, b"{not json\n")
+    members[bundle.CHAIN] = b"".join(lines)
+
+
+def _cut_off_the_end(members: dict[str, bytes]) -> None:
+    members[bundle.CHAIN] = members[bundle.CHAIN][: len(members[bundle.CHAIN]) * 2 // 3]
+
+
+TAMPERED = [_edit_a_payload, _drop_a_line, _swap_two_lines, _not_json, _cut_off_the_end]
+
+
+def test_a_bundle_as_exported_verifies_alike_with_its_chain_read_beside_or_not(
+    exported: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, path = exported
+    here, beside = _verdicts(path, folder, monkeypatch)
+    assert here == beside
+    assert here[0] is True, here
+
+
+@pytest.mark.parametrize("tamper", TAMPERED, ids=lambda f: f.__name__.strip("_"))
+def test_a_tampered_chain_gets_the_same_verdict_read_beside_or_not(
+    exported: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    tamper: Callable[[dict[str, bytes]], None],
+) -> None:  # fmt: skip
+    folder, path = exported
+    members = members_of(path)
+    tamper(members)
+    forged = resigned(members, folder, tmp_path / "forged.zip")
+    here, beside = _verdicts(forged, folder, monkeypatch)
+    assert here == beside
+    assert here[0] is False and here[1], f"{tamper.__name__} went unseen"
+
+
+def test_a_damaged_chain_member_is_named_unreadable_alike(
+    exported: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Bytes flipped inside the member's deflate stream: the inflate or the CRC-32 fails in
+    the reading process, and the walk raises it after the bytes read before it."""
+    folder, path = exported
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(bundle.CHAIN)
+    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+    at = info.header_offset + 30 + name_length + extra_length + info.compress_size // 2
+    data[at : at + 8] = bytes(b ^ 0xA5 for b in data[at : at + 8])
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    here, beside = _verdicts(damaged, folder, monkeypatch)
+    assert here == beside
+    assert any("is not a readable audit bundle" in p for p in here[1])
+
+
+def test_a_chain_reading_process_killed_stops_the_verification_without_a_verdict(
+    tmp_path: Path,
+) -> None:
+    """A member of 32 MB that the socket's buffers cannot hold: the process is still sending
+    when it is killed, after its first chunk."""
+    path = tmp_path / "large.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        archive.writestr(bundle.CHAIN, base64.b64encode(os.urandom(24 << 20)))
+    with zipfile.ZipFile(path) as archive:
+        reader = member_bytes.Beside(path, bundle.CHAIN, archive)
+        try:
+            assert reader.read()  # it started and sent its first chunk
+            reader._process.kill()  # the fault this test is about
+            reader._process.join()
+            with pytest.raises(BundleUnreadable) as raised:
+                while reader.read():
+                    pass
+        finally:
+            reader.close()
+    said = str(raised.value)
+    assert "the process reading chain.jsonl beside the check ended (killed by SIGKILL)" in said
+    assert "run `audit verify` again" in said
+
+
+def test_the_chain_is_read_beside_only_when_large(exported: tuple[Path, Path]) -> None:
+    _, path = exported
+    with zipfile.ZipFile(path) as archive:
+        assert archive.getinfo(bundle.CHAIN).file_size < member_bytes.BESIDE_FROM
+        reader = member_bytes.opened(archive, path, bundle.CHAIN)
+        assert isinstance(reader, member_bytes.Here)
+        reader.close()
+
+
+def test_the_bytes_from_beside_are_the_members_and_so_is_the_digest(
+    exported: tuple[Path, Path],
+) -> None:
+    _, path = exported
+    with zipfile.ZipFile(path) as archive:
+        whole = archive.read(bundle.CHAIN)
+        beside = member_bytes.Beside(path, bundle.CHAIN, archive)
+        try:
+            chunks = []
+            while chunk := beside.read():
+                chunks.append(bytes(chunk))
+            digest = beside.digest()
+        finally:
+            beside.close()
+        here = member_bytes.Here(archive, bundle.CHAIN)
+        assert b"".join(chunks) == whole
+        assert digest == here.digest()
+        assert len(chunks) == -(-len(whole) // member_bytes.CHUNK)
+
+
+# An auditor's script that calls verify_bundle at its top level, without the main guard: the
+# reading process runs it again and cannot start one of its own, so it exits before sending
+# anything; the chain is then read in the walk's process.
+_UNGUARDED = """
+import sys
+from pathlib import Path
+from devposture.collector.evidence import member_bytes, signing, verify
+member_bytes.BESIDE_FROM = 0
+real = member_bytes.opened
+def opened(*args):
+    made = real(*args)
+    print("reader", type(made).__name__, flush=True)
+    return made
+member_bytes.opened = opened
+key = signing.load_or_create(Path(sys.argv[1])).public_key()
+verdict = verify.verify_bundle(Path(sys.argv[2]), key)
+print("verdict", verdict.ok, len(verdict.problems), flush=True)
+"""
+
+
+def test_a_script_without_the_main_guard_gets_its_chain_read_in_its_own_process(
+    exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    if child_start.cores_usable() < 2:
+        pytest.skip("one core: the chain is read in the walk's process anyway")
+    folder, path = exported
+    script = tmp_path / "check_bundle.py"
+    script.write_text(_UNGUARDED, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script), str(folder), str(path)],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "reader Beside"  # a process beside was asked for
+    assert lines[-1] == "verdict True 0"
