@@ -11,9 +11,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import struct
-import subprocess
-import sys
 import uuid
 import zipfile
 from collections.abc import Callable, Sequence
@@ -23,7 +20,7 @@ from typing import Any
 import pytest
 
 from devposture.collector import child_start
-from devposture.collector.evidence import body_lines, bundle, export, signing, verify
+from devposture.collector.evidence import body_lines, bundle, export
 from devposture.collector.evidence.member_lines import BundleUnreadable
 from devposture.collector.store import CheckResult, ReportRecord, Store
 from devposture.collector.store.base import to_us
@@ -32,6 +29,7 @@ from devposture.policy import default_policy
 from devposture.v1 import devposture_pb2 as pb
 from tests.collector.bundle_members import members_of, resigned, written
 from tests.collector.enrolled import enroll
+from tests.collector.read_beside import damaged, unguarded_run, verdicts_two_ways
 from tests.databases import fresh_database
 from tests.e2e.fleet import posture_report
 
@@ -79,30 +77,9 @@ def _verdicts(
     path: Path, key_folder: Path, monkeypatch: pytest.MonkeyPatch, *, beside: bool = True
 ) -> list[tuple[Any, ...]]:  # fmt: skip
     """The verdict read in the walk's process, then beside it (where `beside`: the bundle
-    holds a reports member to read there): each as whether it passed, its problems, notes and
-    summary, and its words in Chinese."""
-    key = signing.load_or_create(key_folder).public_key()
-    found: list[tuple[Any, ...]] = []
-    real = body_lines.opened
-    for beside_from, reader in (
-        (1 << 62, body_lines.InProcess),
-        (0, body_lines.Beside if beside else body_lines.InProcess),
-    ):
-        monkeypatch.setattr(body_lines, "BESIDE_FROM", beside_from)
-        started: list[type] = []
-
-        def opened(*args: object, started: list[type] = started) -> object:
-            made = real(*args)  # type: ignore[arg-type]
-            started.append(type(made))
-            return made
-
-        monkeypatch.setattr(body_lines, "opened", opened)
-        verdict = verify.verify_bundle(path, key)
-        monkeypatch.setattr(body_lines, "opened", real)
-        assert started == [reader]  # the reports member was read where this round says
-        found.append((verdict.ok, verdict.problems, verdict.notes, verdict.summary,
-                      verdict.worded("zh")))  # fmt: skip
-    return found
+    holds a reports member to read there)."""
+    return verdicts_two_ways(path, key_folder, monkeypatch, body_lines, body_lines.InProcess,
+                             body_lines.Beside if beside else body_lines.InProcess)  # fmt: skip
 
 
 def _lines(members: dict[str, bytes]) -> list[Any]:
@@ -205,15 +182,8 @@ def test_a_damaged_reports_member_is_named_unreadable_alike(
     """Bytes flipped inside the member's deflate stream: ISA-L's inflate or the CRC-32 fails
     in the reading process, and the walk raises it as its own reading would have."""
     folder, path = exported
-    data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(bundle.REPORTS)
-    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
-    at = info.header_offset + 30 + name_length + extra_length + info.compress_size // 2
-    data[at : at + 8] = bytes(b ^ 0xA5 for b in data[at : at + 8])
-    damaged = tmp_path / "damaged.zip"
-    damaged.write_bytes(bytes(data))
-    in_process, beside = _verdicts(damaged, folder, monkeypatch)
+    broken = damaged(path, bundle.REPORTS, tmp_path / "damaged.zip")
+    in_process, beside = _verdicts(broken, folder, monkeypatch)
     assert in_process == beside
     assert any("is not a readable audit bundle" in p for p in in_process[1])
 
@@ -238,26 +208,6 @@ def test_a_reading_process_killed_stops_the_verification_without_a_verdict(
     assert "run `audit verify` again" in said
 
 
-# A script of an auditor's that calls verify_bundle at its top level, without the guard that
-# multiprocessing's spawn asks for: the reading process runs it again and cannot start one of
-# its own, so it exits before sending anything. What was read where is printed.
-_UNGUARDED = """
-import sys
-from pathlib import Path
-from devposture.collector.evidence import body_lines, signing, verify
-body_lines.BESIDE_FROM = 0
-real = body_lines.opened
-def opened(*args):
-    made = real(*args)
-    print("reader", type(made).__name__, flush=True)
-    return made
-body_lines.opened = opened
-key = signing.load_or_create(Path(sys.argv[1])).public_key()
-verdict = verify.verify_bundle(Path(sys.argv[2]), key)
-print("verdict", verdict.ok, len(verdict.problems), flush=True)
-"""
-
-
 def test_a_script_without_the_main_guard_gets_its_verdict_read_in_its_own_process(
     exported: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -266,12 +216,7 @@ def test_a_script_without_the_main_guard_gets_its_verdict_read_in_its_own_proces
     if child_start.cores_usable() < 2:
         pytest.skip("one core: the member is read in the walk's process anyway")
     folder, path = exported
-    script = tmp_path / "check_bundle.py"
-    script.write_text(_UNGUARDED, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script), str(folder), str(path)],
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = unguarded_run("body_lines", folder, path, tmp_path)
     assert lines[0] == "reader Beside"  # a process beside was asked for
     assert lines[-1] == "verdict True 0"
 

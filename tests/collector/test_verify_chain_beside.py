@@ -11,9 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import struct
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -22,36 +19,19 @@ from typing import Any
 import pytest
 
 from devposture.collector import child_start
-from devposture.collector.evidence import bundle, member_bytes, signing, verify
+from devposture.collector.evidence import bundle, member_bytes
 from devposture.collector.evidence.member_lines import BundleUnreadable
 from tests.collector.bundle_members import members_of, resigned
+from tests.collector.read_beside import damaged, unguarded_run, verdicts_two_ways
 from tests.collector.test_verify_beside import exported
 
 __all__ = ["exported"]  # the module's fixture, used here
 
 
 def _verdicts(path: Path, key_folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The verdict with the chain's bytes read in the walk's process, then beside it: each as
-    whether it passed, its problems, notes and summary, and its words in Chinese."""
-    key = signing.load_or_create(key_folder).public_key()
-    found: list[Any] = []
-    real = member_bytes.opened
-    for beside_from, source in ((1 << 62, member_bytes.Here), (0, member_bytes.Beside)):
-        monkeypatch.setattr(member_bytes, "BESIDE_FROM", beside_from)
-        started: list[type] = []
-
-        def opened(*args: Any, started: list[type] = started) -> object:
-            made = real(*args)
-            started.append(type(made))
-            return made
-
-        monkeypatch.setattr(member_bytes, "opened", opened)
-        verdict = verify.verify_bundle(path, key)
-        monkeypatch.setattr(member_bytes, "opened", real)
-        assert started == [source]  # the chain was read where this round says
-        found.append((verdict.ok, verdict.problems, verdict.notes, verdict.summary,
-                      verdict.worded("zh")))  # fmt: skip
-    return found
+    """The verdict with the chain's bytes read in the walk's process, then beside it."""
+    return verdicts_two_ways(path, key_folder, monkeypatch, member_bytes, member_bytes.Here,
+                             member_bytes.Beside)  # fmt: skip
 
 
 def _lines(members: dict[str, bytes]) -> list[bytes]:
@@ -121,15 +101,8 @@ def test_a_damaged_chain_member_is_named_unreadable_alike(
     """Bytes flipped inside the member's deflate stream: the inflate or the CRC-32 fails in
     the reading process, and the walk raises it after the bytes read before it."""
     folder, path = exported
-    data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(bundle.CHAIN)
-    name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
-    at = info.header_offset + 30 + name_length + extra_length + info.compress_size // 2
-    data[at : at + 8] = bytes(b ^ 0xA5 for b in data[at : at + 8])
-    damaged = tmp_path / "damaged.zip"
-    damaged.write_bytes(bytes(data))
-    here, beside = _verdicts(damaged, folder, monkeypatch)
+    broken = damaged(path, bundle.CHAIN, tmp_path / "damaged.zip")
+    here, beside = _verdicts(broken, folder, monkeypatch)
     assert here == beside
     assert any("is not a readable audit bundle" in p for p in here[1])
 
@@ -187,37 +160,12 @@ def test_the_bytes_from_beside_are_the_members_and_so_is_the_digest(
         assert len(chunks) == -(-len(whole) // member_bytes.CHUNK)
 
 
-# An auditor's script that calls verify_bundle at its top level, without the main guard: the
-# reading process runs it again and cannot start one of its own, so it exits before sending
-# anything; the chain is then read in the walk's process.
-_UNGUARDED = """
-import sys
-from pathlib import Path
-from devposture.collector.evidence import member_bytes, signing, verify
-member_bytes.BESIDE_FROM = 0
-real = member_bytes.opened
-def opened(*args):
-    made = real(*args)
-    print("reader", type(made).__name__, flush=True)
-    return made
-member_bytes.opened = opened
-key = signing.load_or_create(Path(sys.argv[1])).public_key()
-verdict = verify.verify_bundle(Path(sys.argv[2]), key)
-print("verdict", verdict.ok, len(verdict.problems), flush=True)
-"""
-
-
 def test_a_script_without_the_main_guard_gets_its_chain_read_in_its_own_process(
     exported: tuple[Path, Path], tmp_path: Path
 ) -> None:
     if child_start.cores_usable() < 2:
         pytest.skip("one core: the chain is read in the walk's process anyway")
     folder, path = exported
-    script = tmp_path / "check_bundle.py"
-    script.write_text(_UNGUARDED, encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script), str(folder), str(path)],
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = unguarded_run("member_bytes", folder, path, tmp_path)
     assert lines[0] == "reader Beside"  # a process beside was asked for
     assert lines[-1] == "verdict True 0"
