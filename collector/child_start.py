@@ -42,6 +42,12 @@ def socket_of(connection: Connection) -> socket.socket:
 def received(sock: socket.socket, size: int) -> bytes | None:
     """Exactly `size` bytes, read into place; None at end of file or a reset (the other
     process is gone: one killed with an answer unread resets the connection)."""
+    data = received_into(sock, size)
+    return None if data is None else bytes(data)
+
+
+def received_into(sock: socket.socket, size: int) -> bytearray | None:
+    """`received`, in the buffer read into (no copy: a megabyte of a member's bytes)."""
     data = bytearray(size)
     view, got = memoryview(data), 0
     while got < size:
@@ -52,7 +58,7 @@ def received(sock: socket.socket, size: int) -> bytes | None:
         if not read:
             return None
         got += read
-    return bytes(data)
+    return data
 
 
 def logging_now() -> tuple[str, int]:
@@ -107,6 +113,17 @@ def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def start_child(process: BaseProcess, its_end: Connection) -> None:
+    """Start `process` (multiprocessing's spawn) with its libraries found and SIGINT held
+    while it starts, then close this process's copy of `its_end` (the child's end of their
+    connection): the connection then ends when the child does."""
+    try:
+        with bundled_libraries_found(), interrupts_held():
+            process.start()
+    finally:
+        its_end.close()
 
 
 @contextlib.contextmanager

@@ -45,15 +45,14 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from devposture.collector import log_format
+from devposture.collector.child_start import ending as ended
 from devposture.collector.child_start import (
-    bundled_libraries_found,
     ignore_interrupts,
-    interrupts_held,
     logging_now,
     received,
     socket_of,
+    start_child,
 )
-from devposture.collector.child_start import ending as ended
 from devposture.collector.gc_settle import settled
 from devposture.collector.parent_death import die_with_parent
 from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
@@ -171,10 +170,8 @@ class ReportWriter:
         # Known before it starts: a Ctrl-C held during the start raises once it is started.
         self._process = process
         try:
-            with bundled_libraries_found(), interrupts_held():
-                process.start()
+            start_child(process, its)
         finally:
-            its.close()
             self._socket = socket_of(mine)
             mine.close()
         self.starts += 1

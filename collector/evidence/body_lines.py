@@ -39,12 +39,11 @@ from typing import Any, Final
 
 from devposture.collector.child_start import (
     ERROR,
-    bundled_libraries_found,
     cores_usable,
     end_reader,
     ignore_interrupts,
-    interrupts_held,
     send_error,
+    start_child,
 )
 from devposture.collector.evidence import bundle, fact_groups
 from devposture.collector.evidence.member_bytes import reader_gone
@@ -150,11 +149,7 @@ class Beside:
             target=read_beside, args=(its, str(path)), name="devposture-verify-bodies",
             daemon=True,
         )  # fmt: skip
-        try:
-            with bundled_libraries_found(), interrupts_held():
-                self._process.start()
-        finally:
-            its.close()
+        start_child(self._process, its)
 
     def values(self) -> Iterator[Value]:
         while self._digest is None and self._here_values is None:

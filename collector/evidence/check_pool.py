@@ -35,14 +35,13 @@ from multiprocessing.process import BaseProcess
 from typing import Protocol, cast
 
 from devposture.collector.child_start import (
-    bundled_libraries_found,
     cores_usable,
     ending,
     ignore_interrupts,
-    interrupts_held,
     logging_now,
     received,
     socket_of,
+    start_child,
 )
 from devposture.collector.evidence import stopping
 from devposture.collector.evidence.batch_work import RunDone, Terms, write_run
@@ -189,11 +188,7 @@ class Workers:
         # Known before it starts: a Ctrl-C held during the start raises once it is started.
         self._workers.append((process, mine))
         self._raws.append(_raw(mine))
-        try:
-            with bundled_libraries_found(), interrupts_held():
-                process.start()
-        finally:
-            its.close()
+        start_child(process, its)
 
     def opened(self, terms: Terms) -> None:
         """Open each worker's store on the export's state; stop unless each sees the

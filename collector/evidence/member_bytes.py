@@ -34,15 +34,15 @@ from typing import IO
 
 from devposture.collector.child_start import (
     ERROR,
-    bundled_libraries_found,
     cores_usable,
     end_reader,
     ending,
     ignore_interrupts,
-    interrupts_held,
     received,
+    received_into,
     send_error,
     socket_of,
+    start_child,
 )
 from devposture.collector.evidence import deflate
 from devposture.policy.cli_messages import told
@@ -114,11 +114,7 @@ class Beside:
             target=inflate_beside, args=(its, str(path), name), daemon=True,
             name="devposture-verify-member",
         )  # fmt: skip
-        try:
-            with bundled_libraries_found(), interrupts_held():
-                self._process.start()
-        finally:
-            its.close()
+        start_child(self._process, its)
 
     def read(self) -> Chunk:
         """The next chunk as the process sent it; empty at the member's end. Raises what
@@ -134,14 +130,8 @@ class Beside:
         size = int.from_bytes(header, "big")
         if not size:
             return self._ended()
-        chunk = bytearray(size)
-        view, got = memoryview(chunk), 0
-        while got < size:
-            read = self._socket.recv_into(view[got:])
-            if not read:
-                return self._gone()
-            got += read
-        return chunk
+        chunk = received_into(self._socket, size)
+        return self._gone() if chunk is None else chunk
 
     def _ended(self) -> Chunk:
         try:

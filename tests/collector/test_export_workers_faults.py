@@ -513,13 +513,14 @@ import contextlib, json, sys
 import psutil
 from multiprocessing import context
 from devposture.collector.cli import main
+from devposture.collector import child_start
 from devposture.collector.evidence import batches, check_pool
 
 check_pool.workers_for = lambda entries: 2
 batches.MOST_READ = 3
 where = sys.argv[1]
 opened, answer = check_pool.Workers.opened, check_pool.Workers._answer
-launch, libraries = context.SpawnProcess._Popen, check_pool.bundled_libraries_found
+launch, libraries = context.SpawnProcess._Popen, child_start.bundled_libraries_found
 started = []
 
 def stop():
@@ -552,7 +553,7 @@ def answer_here(self, number, kind):
     return value
 
 context.SpawnProcess._Popen = staticmethod(launched)
-check_pool.bundled_libraries_found = libraries_here
+child_start.bundled_libraries_found = libraries_here  # what start_child starts a worker within
 check_pool.Workers.opened = opened_here
 check_pool.Workers._answer = answer_here
 code = main(sys.argv[2:])
