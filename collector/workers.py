@@ -256,7 +256,8 @@ class Supervisor:
     ) -> None:
         """Start worker `index` again after a pause, unless a stop came meanwhile. A stop
         that came in the pause, or while the new one was being started, found no new process
-        to tell: the supervisor waited for it forever and a service stop ended in SIGKILL."""
+        to tell: the supervisor waited for it forever and a service stop ended in SIGKILL (one
+        that came while it started is told by `_stopped`, as any start's)."""
         time.sleep(RESTART_PAUSE_SECONDS)
         if self.stopping[0]:
             return  # the dead one stays in the list: _stopped knows it was not stopped
@@ -265,8 +266,6 @@ class Supervisor:
         again.restarts = dead.restarts + 1
         self.workers[index] = again
         again.start(self.watchdog_seconds)
-        if self.stopping[0]:  # the stop came while it started: it stops with the others
-            self._tell_to_stop(again)
         self._tell_ready(ready_file, ports)
 
     def _stopped(self) -> int:
