@@ -25,6 +25,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devposture.collector import gc_settle
 from devposture.collector.admin.audit_words import actor_cell, message_cell
 from devposture.collector.admin.progress_line import ProgressLine
 from devposture.collector.admin.worded_cells import in_language
@@ -948,16 +949,15 @@ def _audit_check(store: Store, config: CollectorConfig, args: Arguments, actor: 
     check = TableCheck(store.crosscheck, checks=[c.check_id for c in policy.checks],
                        progress=progress if show else None)  # fmt: skip
     total = 0
-    try:
-        for finding in check.run():
-            total += 1
-            sys.stdout.write(
-                said("problem: {finding}", finding=finding.text(zone)).worded(
-                    args.lang_of_reader()) + "\n"
-            )
-            sys.stdout.flush()
-    finally:
-        line.close()
+    with gc_settle.batch():  # every row of the tables, read in runs of thousands
+        try:
+            for finding in check.run():
+                total += 1
+                problem = said("problem: {finding}", finding=finding.text(zone))
+                sys.stdout.write(problem.worded(args.lang_of_reader()) + "\n")
+                sys.stdout.flush()
+        finally:
+            line.close()
     findings = Findings([], total + check.unnamed, check.entries)
     note = (
         said("the tables agree with the chain ({entries} entries)", entries=check.entries)

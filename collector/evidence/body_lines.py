@@ -48,6 +48,7 @@ from devposture.collector.child_start import (
 from devposture.collector.evidence import bundle, fact_groups
 from devposture.collector.evidence.member_bytes import reader_gone
 from devposture.collector.evidence.member_lines import MemberLines
+from devposture.collector.gc_settle import batch_process
 from devposture.policy.cli_messages import told
 
 
@@ -217,6 +218,7 @@ def read_beside(connection: Connection, path: str) -> None:
     parent = multiprocessing.parent_process()
     die_with_parent(None if parent is None else parent.pid, "verifier's body reader")
     ignore_interrupts()
+    batch_process()  # the member's values, parsed a batch at a time
     try:
         with zipfile.ZipFile(path) as archive:
             problems: list[str] = []

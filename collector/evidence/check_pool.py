@@ -46,6 +46,7 @@ from devposture.collector.child_start import (
 from devposture.collector.evidence import stopping
 from devposture.collector.evidence.batch_work import RunDone, Terms, write_run
 from devposture.collector.evidence.crosscheck import Tables
+from devposture.collector.gc_settle import batch_process
 from devposture.collector.store.target import DatabaseTarget
 from devposture.policy.cli_messages import Worded, said
 
@@ -301,6 +302,7 @@ def check_batches(connection: Connection) -> None:
     parent = multiprocessing.parent_process()
     die_with_parent(None if parent is None else parent.pid, "export's checking process")
     ignore_interrupts()
+    batch_process()  # its runs' rows, thousands of tuples at once
     if hasattr(os, "nice"):
         # An export usually runs on the collector's own machine, beside `serve`: its workers
         # take whatever the machine has, but give way to the agents' reports.

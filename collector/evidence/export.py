@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from devposture.collector import __version__, new_file
+from devposture.collector import __version__, gc_settle, new_file
 from devposture.collector.company_time import zone_of
 from devposture.collector.evidence import (
     batch_work,
@@ -187,8 +187,9 @@ def export_bundle(
     key = signing.load_or_create(data_dir)
     partial = new_file.partial_beside(out)
     try:
-        return _export(store, policy, data_dir, key, start, end, out, partial,
-                       progress, stop)  # fmt: skip
+        with gc_settle.batch():  # a quarter's runs of rows, thousands of tuples at once
+            return _export(store, policy, data_dir, key, start, end, out, partial,
+                           progress, stop)  # fmt: skip
     except FileExistsError as exc:
         if exc.filename != str(out):
             raise

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import datetime as dt
 import errno
+import gc
 import hashlib
 import io
 import json
@@ -35,6 +36,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from devposture.agent.transport import open_channel, send_report
+from devposture.collector import gc_settle
 from devposture.collector import store as store_module
 from devposture.collector.admin import commands as commands_module
 from devposture.collector.admin.commands import Runner, local_actor
@@ -303,6 +305,38 @@ def test_verify_shows_progress_as_it_goes_and_ends_at_every_record(
     assert collector_cli(["audit", "verify", str(auditor.bundle), "--public-key",
                           str(auditor.public_key), "--progress"]) == 0  # fmt: skip
     assert capsys.readouterr().err.endswith(f"{entries}/{entries} 个证据链条目（100%）\n")
+
+
+def test_export_and_verify_collect_young_objects_as_a_batch_and_leave_the_thresholds(
+    tmp_path: Path,
+) -> None:
+    """Their runs of rows and lines live thousands of tuples at once: while they run,
+    Python's youngest generation is collected every BATCH_YOUNG objects (gc_settle.batch),
+    and the process's thresholds are what they were once they end, refused or not."""
+    store, data, key = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    before = gc.get_threshold()
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(gc.get_threshold()[0])
+
+    out = tmp_path / "bundle.zip"
+    export_bundle(store, default_policy(), data, start=start, end=_moment(), out=out,
+                  progress=progress)  # fmt: skip
+    assert seen and set(seen) == {gc_settle.BATCH_YOUNG}
+    assert gc.get_threshold() == before
+    with pytest.raises(FileExistsError):  # refused: the thresholds are restored all the same
+        export_bundle(store, default_policy(), data, start=start, end=_moment(), out=out,
+                      progress=progress)  # fmt: skip
+    assert gc.get_threshold() == before
+    store.close()
+    seen.clear()
+    public = signing.load_public(key.read_bytes())
+    assert verify.check_bundle(out, public, progress).verdict.ok
+    assert seen and set(seen) == {gc_settle.BATCH_YOUNG}
+    assert gc.get_threshold() == before
 
 
 def test_public_key_prints_the_pem_and_its_fingerprint(

@@ -1,12 +1,15 @@
 """collector/gc_settle.py: what lives when serving starts is left out of later collections,
-and what a call leaves behind in a cycle is still collected."""
+and what a call leaves behind in a cycle is still collected; a batch collects its young
+objects less often while it runs, and Python's thresholds are as they were after it."""
 
 from __future__ import annotations
 
 import gc
 import weakref
 
-from devposture.collector.gc_settle import settled
+import pytest
+
+from devposture.collector.gc_settle import BATCH_YOUNG, batch, settled
 
 
 class _Node:
@@ -31,3 +34,17 @@ def test_settled_freezes_what_lives_now_and_still_collects_later_cycles() -> Non
         assert gc.get_freeze_count() == frozen  # a collection leaves the frozen ones alone
     finally:
         gc.unfreeze()  # the test process goes on as before
+
+
+def test_a_batch_collects_its_young_objects_less_often_and_restores_the_thresholds() -> None:
+    before = gc.get_threshold()
+    with pytest.raises(RuntimeError, match="the batch failed"), batch():
+        assert gc.get_threshold() == (BATCH_YOUNG, *before[1:])
+        a, b = _Node(), _Node()
+        a.other, b.other = b, a
+        gone = weakref.ref(a)
+        del a, b
+        gc.collect()  # cycles are still collected within a batch
+        assert gone() is None
+        raise RuntimeError("the batch failed")
+    assert gc.get_threshold() == before
