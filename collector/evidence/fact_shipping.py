@@ -53,19 +53,23 @@ class FactLines:
             left = Counter(named)
             left.subtract(gone)
             pruned -= {d for d, count in left.items() if count > 0}
-        held = window.sets.values
-        lacking = [d for d in dict.fromkeys(named) if d not in held and d not in pruned]
+        look = self._shipping.look(named, pruned)
         packed: dict[str, bytes] = {}
         parts: dict[bytes, bytes] = {}
-        if lacking:
+        if look.lacking:
             before = len(self.unstored)
-            packed, parts = self._read(seq, lacking, window.parts)
+            packed, parts = self._read(seq, look.lacking, window.parts)
             # Not shipped: the export refuses the period (`unstored`).
-            pruned.update(text for _, text, _ in self.unstored[before:])
-        self.pruned_held += sum(1 for d in gone if d in held or d not in pruned)
+            unstored = {text for _, text, _ in self.unstored[before:]}
+            if unstored:
+                pruned |= unstored
+                look = look._replace(lacking=[d for d in look.lacking if d not in unstored])
+        if gone:
+            held = window.sets.values
+            self.pruned_held += sum(1 for d in gone if d in held or d not in pruned)
         # Every fact set the window lacks was read whole or left out as unstored, with the
         # parts it names: the shipping finds all it asks for.
-        shipped_sets, shipped_parts = self._shipping.group(named, packed, parts, pruned)
+        shipped_sets, shipped_parts = self._shipping.ship(look, packed, parts)
         self.groups += 1
         return fact_groups.line(seq, shipped_sets, shipped_parts)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import struct
 
 import orjson
 import pytest
@@ -274,3 +275,57 @@ def test_the_window_swept_by_its_marks_holds_what_sweeping_every_item_holds(seed
         assert list(window.sets.items()) == list(reference.sets.items())
         assert window.sets.bytes == sum(len(v) + fact_groups.HELD_COST
                                         for v in window.sets.values.values())  # fmt: skip
+
+
+def _shipped_report_by_report(
+    window: fact_groups.Window, fact_sets_named: list[str], packed: dict[str, bytes],
+    parts: dict[bytes, bytes], gone: set[str],
+) -> tuple[list[bytes], list[bytes]]:  # fmt: skip
+    """A group's shipping as its definition reads, one report's fact set at a time: each one
+    the window lacks (and not gone) shipped where first named, with the parts it lacks; each
+    one held marked used. What `Shipping.look` and `ship`, by sets, must equal."""
+    ship_sets: list[bytes] = []
+    ship_parts: list[bytes] = []
+    for digest in fact_sets_named:
+        if window.set_of(digest) is not None or digest in gone:
+            continue
+        for _, part_digest in fact_sets.references(packed[digest]):
+            if window.part_of(part_digest) is None:
+                window.hold_part(part_digest, parts[part_digest])
+                ship_parts.append(parts[part_digest])
+        window.hold_set(digest, packed[digest])
+        ship_sets.append(packed[digest])
+    window.next_group()
+    return ship_sets, ship_parts
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_shipping_by_sets_ships_and_holds_what_shipping_report_by_report_does(seed: int) -> None:
+    """Groups of random sizes naming fact sets from a pool, some named twice in a group, some
+    of pruned reports, some groups with more new fact sets than `look` searches one by one:
+    the same lines, and the same window after each group, as shipping report by report."""
+    import random  # noqa: PLC0415 - this test's alone
+
+    rng = random.Random(seed)
+    part_pool = {hashlib.sha256(bytes([k])).digest(): bytes([k]) * (k + 1) for k in range(40)}
+    digests = list(part_pool)
+    packed: dict[str, bytes] = {}
+    for _ in range(120):  # fact sets of 1-4 references to the parts
+        refs = b"".join(struct.pack(">I", k) + rng.choice(digests)
+                        for k in range(rng.randrange(1, 5)))  # fmt: skip
+        packed[hashlib.sha256(refs).hexdigest()] = refs
+    pool = list(packed)
+    shipping = fact_groups.Shipping(groups=3, most_bytes=rng.choice([1 << 20, 2500]))
+    reference = fact_groups.Window(groups=3, most_bytes=shipping.window.most_bytes)
+    for _ in range(fact_groups.SWEEP_EVERY * 6):
+        size = rng.choice([0, 1, 3, 12, 40])
+        named = [f"{int(rng.choice(pool), 16):064x}" for _ in range(size)]  # new objects
+        gone = {d for d in named if rng.random() < 0.1}
+        look = shipping.look(named, gone)
+        want = {d: packed[d] for d in look.lacking}
+        assert shipping.ship(look, want, part_pool) == _shipped_report_by_report(
+            reference, named, packed, part_pool, gone)  # fmt: skip
+        for mine, theirs in ((shipping.window.sets, reference.sets),
+                             (shipping.window.parts, reference.parts)):  # fmt: skip
+            assert mine.items() == theirs.items()
+            assert mine.bytes == theirs.bytes
