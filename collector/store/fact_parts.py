@@ -31,7 +31,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,27 +310,35 @@ class Bodies:
         """`rows` with column `at` (own bytes) made the whole body and `at + 1` (the recipe,
         or the fact set a format-5 row names) None. Raises MissingPart naming the report
         (column 0) whose part or fact set is gone."""
-        rows = [tuple(r) for r in rows]
+        rows = list(map(tuple, rows))  # a tuple as it is: no copy
         keys: list[_Key] = [_key_of(row[at + 1]) for row in rows]
-        named = [key for key in keys if isinstance(key, bytes)]
+        named = [key for key in keys if type(key) is bytes]
         if named:  # the fact sets first: they name the parts to fetch with the recipes'
             self._look_up(named)
         # One look-up for every part the batch needs, its fact sets kept past the bound too.
-        self._look_up([ref[4:] for d in named if (packed := self._parts.get(d)) is not None
-                       for ref in _refs(packed)]
-                      + [d for key in keys if isinstance(key, tuple) for d in key[1]],
-                      also=named)  # fmt: skip
+        needed: set[bytes] = set().union(*[key[1] for key in keys if type(key) is tuple])
+        for digest in named:
+            if (packed := self._parts.get(digest)) is not None:
+                needed.update(ref[4:] for ref in _refs(packed))
+        self._look_up(needed, also=named)
         parts = self._parts
+        whole = body_parts.put_together
         out: list[tuple[Any, ...]] = []
         for row, key in zip(rows, keys, strict=True):
             own = bytes(row[at])
             if key is not None:
                 try:
-                    own = _whole(own, key, parts)
-                except ValueError as exc:
-                    if not self._lenient:
-                        raise MissingPart(f"report {row[0]}: {exc}") from None
-                    # Its own bytes only: not what its chain entry hashed.
+                    if type(key) is tuple:  # a recipe, as nearly every format-4 row has
+                        own = whole(own, key[0], list(map(parts.__getitem__, key[1])))
+                    else:
+                        own = _whole(own, key, parts)
+                except (KeyError, ValueError):
+                    try:  # worded by `_whole`, as it names what is missing or does not fit
+                        own = _whole(own, key, parts)
+                    except ValueError as exc:
+                        if not self._lenient:
+                            raise MissingPart(f"report {row[0]}: {exc}") from None
+                        # Its own bytes only: not what its chain entry hashed.
             out.append((*row[:at], own, None, *row[at + 2 :]))
         return out
 
@@ -339,18 +347,18 @@ class Bodies:
         [row] = self.rows([(report_id, own, recipe)], 1)
         return bytes(row[1])
 
-    def _look_up(self, digests: list[bytes], also: Sequence[bytes] = ()) -> None:
+    def _look_up(self, digests: Collection[bytes], also: Sequence[bytes] = ()) -> None:
         """The parts of `digests` not met yet, in one fetch (a part not stored stays
         unknown: its report is named by `rows`). Past the bound, only this batch's are kept
         (`digests`, and `also`: what the batch has looked up already)."""
-        wanted = dict.fromkeys([*digests, *also])
-        new = [d for d in dict.fromkeys(digests) if d not in self._parts]
-        if not new:
+        new = set(digests).difference(self._parts)
+        if not new:  # a batch of a fleet's reports meets its parts again: by sets, not one by one
             return
-        found = fetch(self._db, new)
+        found = fetch(self._db, sorted(new))
         added = sum(map(len, found.values()))
         if self._bytes + added > PARTS_BYTES_MOST:
-            self._parts = {d: self._parts[d] for d in wanted if d in self._parts}
+            wanted = {*digests, *also}
+            self._parts = {d: v for d, v in self._parts.items() if d in wanted}
             self._bytes = sum(map(len, self._parts.values()))
         self._parts.update(found)
         self._bytes += added
