@@ -9,7 +9,7 @@ import weakref
 
 import pytest
 
-from devposture.collector.gc_settle import BATCH_YOUNG, batch, settled
+from devposture.collector.gc_settle import BATCH_YOUNG, SERVING_YOUNG, batch, settled
 
 
 class _Node:
@@ -20,8 +20,10 @@ class _Node:
 def test_settled_freezes_what_lives_now_and_still_collects_later_cycles() -> None:
     kept = _Node()
     assert any(o is kept for o in gc.get_objects())  # walked by collections until settled
+    before = gc.get_threshold()
     try:
         settled()
+        assert gc.get_threshold() == (SERVING_YOUNG, *before[1:])
         assert gc.get_freeze_count() > 0
         assert not any(o is kept for o in gc.get_objects())  # set aside: no collection walks it
         frozen = gc.get_freeze_count()
@@ -34,6 +36,7 @@ def test_settled_freezes_what_lives_now_and_still_collects_later_cycles() -> Non
         assert gc.get_freeze_count() == frozen  # a collection leaves the frozen ones alone
     finally:
         gc.unfreeze()  # the test process goes on as before
+        gc.set_threshold(*before)
 
 
 def test_a_batch_collects_its_young_objects_less_often_and_restores_the_thresholds() -> None:
