@@ -1,7 +1,8 @@
 """What the tests of a bundle member read beside `audit verify`'s walk share, whichever member
 it is (`evidence/body_lines.py`: the report bodies; `evidence/member_bytes.py`: the chain's
-bytes): the verdict read both ways, a member whose deflate stream is damaged, and an auditor's
-script without the main guard. Each module has a `BESIDE_FROM` size and an `opened` that
+bytes): the verdict read both ways and held the same (as exported, tampered and signed again,
+damaged), a member whose deflate stream is damaged, and an auditor's script without the main
+guard. Each module has a `BESIDE_FROM` size and an `opened` that
 picks where the member is read."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 from devposture.collector.evidence import signing, verify
+from tests.collector.bundle_members import members_of, resigned
 
 
 def verdicts_two_ways(
@@ -45,6 +48,31 @@ def verdicts_two_ways(
         found.append((verdict.ok, verdict.problems, verdict.notes, verdict.summary,
                       verdict.worded("zh")))  # fmt: skip
     return found
+
+
+# A test module's `verdicts_two_ways` of its member: (bundle, key folder, monkeypatch).
+Verdicts = Callable[[Path, Path, pytest.MonkeyPatch], list[tuple[Any, ...]]]
+
+
+def alike(
+    verdicts: Verdicts, path: Path, key_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, ...]:  # fmt: skip
+    """The verdict of the bundle at `path`, held the same read in the walk's process and
+    beside it (asserted here): for the caller to say what it must be."""
+    here, beside = verdicts(path, key_folder, monkeypatch)
+    assert here == beside
+    return here
+
+
+def forged_alike(
+    verdicts: Verdicts, path: Path, key_folder: Path, monkeypatch: pytest.MonkeyPatch,
+    tamper: Callable[[dict[str, bytes]], None], out: Path,
+) -> tuple[Any, ...]:  # fmt: skip
+    """`alike` of the bundle at `path` with its members changed by `tamper` and signed again
+    with the key in `key_folder` (only the records' own checks can tell), written to `out`."""
+    members = members_of(path)
+    tamper(members)
+    return alike(verdicts, resigned(members, key_folder, out), key_folder, monkeypatch)
 
 
 def damaged(path: Path, member: str, out: Path) -> Path:

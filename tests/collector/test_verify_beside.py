@@ -27,9 +27,15 @@ from devposture.collector.store.base import to_us
 from devposture.collector.store.report_format import FORMAT_4
 from devposture.policy import default_policy
 from devposture.v1 import devposture_pb2 as pb
-from tests.collector.bundle_members import members_of, resigned, written
+from tests.collector.bundle_members import members_of, written
 from tests.collector.enrolled import enroll
-from tests.collector.read_beside import damaged, unguarded_run, verdicts_two_ways
+from tests.collector.read_beside import (
+    alike,
+    damaged,
+    forged_alike,
+    unguarded_run,
+    verdicts_two_ways,
+)
 from tests.databases import fresh_database
 from tests.e2e.fleet import posture_report
 
@@ -157,8 +163,7 @@ def test_a_bundle_as_exported_verifies_alike_read_beside_or_not(
     exported: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, path = exported
-    in_process, beside = _verdicts(path, folder, monkeypatch)
-    assert in_process == beside
+    in_process = alike(_verdicts, path, folder, monkeypatch)
     assert in_process[0] is True, in_process
 
 
@@ -168,11 +173,8 @@ def test_a_tampered_bundle_gets_the_same_verdict_read_beside_or_not(
     tamper: Callable[[dict[str, bytes]], None],
 ) -> None:  # fmt: skip
     folder, path = exported
-    members = members_of(path)
-    tamper(members)
-    forged = resigned(members, folder, tmp_path / "forged.zip")
-    in_process, beside = _verdicts(forged, folder, monkeypatch)
-    assert in_process == beside
+    in_process = forged_alike(_verdicts, path, folder, monkeypatch, tamper,
+                              tmp_path / "forged.zip")  # fmt: skip
     assert in_process[0] is False and in_process[1], f"{tamper.__name__} went unseen"
 
 
@@ -182,9 +184,8 @@ def test_a_damaged_reports_member_is_named_unreadable_alike(
     """Bytes flipped inside the member's deflate stream: ISA-L's inflate or the CRC-32 fails
     in the reading process, and the walk raises it as its own reading would have."""
     folder, path = exported
-    broken = damaged(path, bundle.REPORTS, tmp_path / "damaged.zip")
-    in_process, beside = _verdicts(broken, folder, monkeypatch)
-    assert in_process == beside
+    in_process = alike(_verdicts, damaged(path, bundle.REPORTS, tmp_path / "damaged.zip"),
+                       folder, monkeypatch)  # fmt: skip
     assert any("is not a readable audit bundle" in p for p in in_process[1])
 
 

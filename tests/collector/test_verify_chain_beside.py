@@ -21,8 +21,13 @@ import pytest
 from devposture.collector import child_start
 from devposture.collector.evidence import bundle, member_bytes
 from devposture.collector.evidence.member_lines import BundleUnreadable
-from tests.collector.bundle_members import members_of, resigned
-from tests.collector.read_beside import damaged, unguarded_run, verdicts_two_ways
+from tests.collector.read_beside import (
+    alike,
+    damaged,
+    forged_alike,
+    unguarded_run,
+    verdicts_two_ways,
+)
 from tests.collector.test_verify_beside import exported
 
 __all__ = ["exported"]  # the module's fixture, used here
@@ -76,8 +81,7 @@ def test_a_bundle_as_exported_verifies_alike_with_its_chain_read_beside_or_not(
     exported: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder, path = exported
-    here, beside = _verdicts(path, folder, monkeypatch)
-    assert here == beside
+    here = alike(_verdicts, path, folder, monkeypatch)
     assert here[0] is True, here
 
 
@@ -87,11 +91,7 @@ def test_a_tampered_chain_gets_the_same_verdict_read_beside_or_not(
     tamper: Callable[[dict[str, bytes]], None],
 ) -> None:  # fmt: skip
     folder, path = exported
-    members = members_of(path)
-    tamper(members)
-    forged = resigned(members, folder, tmp_path / "forged.zip")
-    here, beside = _verdicts(forged, folder, monkeypatch)
-    assert here == beside
+    here = forged_alike(_verdicts, path, folder, monkeypatch, tamper, tmp_path / "forged.zip")
     assert here[0] is False and here[1], f"{tamper.__name__} went unseen"
 
 
@@ -101,9 +101,8 @@ def test_a_damaged_chain_member_is_named_unreadable_alike(
     """Bytes flipped inside the member's deflate stream: the inflate or the CRC-32 fails in
     the reading process, and the walk raises it after the bytes read before it."""
     folder, path = exported
-    broken = damaged(path, bundle.CHAIN, tmp_path / "damaged.zip")
-    here, beside = _verdicts(broken, folder, monkeypatch)
-    assert here == beside
+    here = alike(_verdicts, damaged(path, bundle.CHAIN, tmp_path / "damaged.zip"), folder,
+                 monkeypatch)  # fmt: skip
     assert any("is not a readable audit bundle" in p for p in here[1])
 
 
