@@ -804,6 +804,10 @@ class Measured:
     timed_out: bool
     output: str
     server_cpu: float | None = None  # the PostgreSQL server meanwhile (`postgres_cpu`)
+    # The CPU of the command's own processes beside it (an export's workers, a verify's
+    # readers), each as last sampled (`_tree_cpu`): of `cpu`, what the command's own process
+    # did not spend. On two cores an export is bound by its own process and by the whole.
+    beside_cpu: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -866,10 +870,12 @@ def run_measured(
             )  # fmt: skip
         handle = os.pidfd_open(launcher.pid)
         together = 0.0  # the most the command's processes held at once (MB)
+        beside: dict[int, float] = {}  # CPU seconds of each process beside it, last seen
         try:
             while True:
                 ready, _, _ = select.select([handle], [], [], TREE_EVERY)
                 together = max(together, _tree_rss_mb(launcher.pid))
+                beside.update(_tree_cpu(launcher.pid))
                 if ready or time.perf_counter() - started > timeout:
                     break
         finally:
@@ -883,7 +889,7 @@ def run_measured(
             label, done.get("wall", wall), done.get("cpu", 0.0),
             max(done.get("maxrss_kib", 0) / 1024, together), done.get("code", code),
             not ready, output.read_text("utf-8", "replace"),
-            postgres_cpu() - server_before if server else None,
+            postgres_cpu() - server_before if server else None, sum(beside.values()),
         )  # fmt: skip
 
 
@@ -905,6 +911,23 @@ def _tree_rss_mb(launcher: int) -> float:
         with contextlib.suppress(psutil.Error):
             total += process.memory_info().rss
     return total / (1 << 20)
+
+
+def _tree_cpu(launcher: int) -> dict[int, float]:
+    """CPU seconds so far of each process the launched command started (not the command's
+    own, which wait4 counts with theirs). Sampled: what one spends after its last sample is
+    missed, a tenth of a second at most."""
+    try:
+        command = psutil.Process(launcher).children()
+        processes = [p for c in command for p in c.children(recursive=True)]
+    except psutil.Error:
+        return {}
+    seen: dict[int, float] = {}
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            seen[process.pid] = times.user + times.system
+    return seen
 
 
 @dataclass(frozen=True)
@@ -981,6 +1004,9 @@ def _print_figures(
         server = f"  {run.server_cpu:13.1f}s" if run.server_cpu is not None else ""
         print(f"{run.label:14} {wall} {run.cpu:8.1f}s {run.peak_rss_mb:7.0f} MB  {run.returncode:4}"
               f"{server}")  # fmt: skip
+        if run.beside_cpu:
+            print(f"  of its CPU: its own process {run.cpu - run.beside_cpu:.1f} s, the processes"
+                  f" beside it {run.beside_cpu:.1f} s (sampled)")  # fmt: skip
         if not run.ok:
             print(f"  {run.label} failed: {run.output.strip()[-600:] or '(no output)'}")
         elif run.label == "audit verify":

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench import audit_quarter
@@ -29,6 +32,7 @@ from devposture.policy import default_policy
 from devposture.policy.checks import utc
 from devposture.v1 import devposture_pb2 as pb
 from tests.databases import collector_database, fresh_database
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -133,3 +137,26 @@ def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(
                                  memory_mb=0)  # fmt: skip
     assert all(run.ok for run in runs), [run.output for run in runs]
     assert shape.end - dt.timedelta(days=1) > SHAPE.start
+
+
+def test_the_cpu_of_the_processes_beside_a_command_is_told_apart_from_its_own() -> None:
+    """`_tree_cpu` (the benchmark's line "of its CPU: ..."): each process the launched
+    command started, with its CPU so far; neither the launcher's nor the command's own."""
+    burn = "x = 0\nwhile True:\n    x += 1"
+    command = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[1]])"
+               ".wait()")  # fmt: skip
+    launcher = subprocess.Popen([sys.executable, "-c", "import subprocess, sys;"
+                                 " subprocess.run(sys.argv[1:])",
+                                 sys.executable, "-c", command, burn])  # fmt: skip
+    try:
+        wait_until(lambda: sum(audit_quarter._tree_cpu(launcher.pid).values()) > 0.05,
+                   what="the process beside the command to spend CPU")  # fmt: skip
+        seen = audit_quarter._tree_cpu(launcher.pid)
+        assert len(seen) == 1 and launcher.pid not in seen
+        (beside,) = seen
+        assert beside not in {c.pid for c in psutil.Process(launcher.pid).children()}
+    finally:
+        for process in psutil.Process(launcher.pid).children(recursive=True):
+            process.kill()
+        launcher.kill()
+        launcher.wait()
