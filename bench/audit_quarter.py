@@ -37,7 +37,8 @@ Then it measures, as processes, with the package's bytecode compiled first as an
 collector's is: `audit public-key`, `audit export --from --to --out
 --progress` (the whole span, or the last `--period-days`) and `audit verify BUNDLE
 --public-key KEY.pem`: wall time, CPU time and peak resident memory (the command's own rusage:
-see LAUNCHER), the bundle's size and members and the records in it, beside the targets.
+see LAUNCHER), how much of the CPU its processes beside it spent (sampled), the bundle's size
+and members and the records in it, beside the targets.
 
     .venv/bin/python bench/audit_quarter.py --devices 10000 --days 90 --every 24
     .venv/bin/python bench/audit_quarter.py --devices 1000 --every 1 --folder /var/tmp/aq-1h
