@@ -40,7 +40,8 @@ typecheck: $(VENV)/.installed-test
 # by side, so more processes than CI's two cores keep them busier (a quiet 2-core VM,
 # 2026-12-05, two -> three: the SQLite leg 427 -> 364 s, the PostgreSQL leg 314 -> 272 s;
 # 2026-12-06, three -> four: 545 -> 477 s and 495 -> 345 s, the PostgreSQL leg using 1.3 cores
-# of two; six: 368 s). TEST_WORKERS=0 runs everything in this process.
+# of two; six: 368 s; 2026-12-07, a slower VM, the SQLite leg: four 506 s, six 541 s).
+# TEST_WORKERS=0 runs everything in this process.
 TEST_WORKERS ?= 4
 # Bytecode is cached (__pycache__, ignored by git) even where the environment says
 # PYTHONDONTWRITEBYTECODE, as some CI images do: the suite starts hundreds of Python processes
