@@ -139,6 +139,7 @@ def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(
     assert shape.end - dt.timedelta(days=1) > SHAPE.start
 
 
+@pytest.mark.engine_free  # processes only: the PostgreSQL leg leaves it out
 def test_the_cpu_of_the_processes_beside_a_command_is_told_apart_from_its_own() -> None:
     """`_tree_cpu` (the benchmark's line "of its CPU: ..."): each process the launched
     command started, with its CPU so far; neither the launcher's nor the command's own."""
