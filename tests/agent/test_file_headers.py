@@ -14,6 +14,8 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import psutil
+
 from devposture.agent.parsers.file_headers import (
     SAMPLE_SIZE,
     ZIP_END_TAIL,
@@ -28,6 +30,8 @@ from devposture.agent.parsers.file_headers import (
 from devposture.v1 import devposture_pb2 as pb
 from tests.agent.rmfh import rmfh_bytes
 from tests.conftest import installed_tool
+from tests.gpg_files import encrypt_symmetric
+from tests.waiting import wait_until
 
 ENC = pb.ENCRYPTION_STATE_ENCRYPTED
 PLAIN = pb.ENCRYPTION_STATE_NOT_ENCRYPTED
@@ -69,13 +73,20 @@ def test_zip_with_password_is_encrypted(tmp_path: Path) -> None:
 def test_gpg_symmetric_is_encrypted(tmp_path: Path) -> None:
     gpg = installed_tool("gpg")
     (tmp_path / "a.txt").write_text("x" * 100)
-    subprocess.run(
-        [gpg, "--homedir", str(tmp_path), "--batch", "--pinentry-mode", "loopback",
-         "--passphrase", "pw", "-c", "-o", "a.gpg", "a.txt"],
-        cwd=tmp_path, check=True, capture_output=True,
-    )  # fmt: skip
+    encrypt_symmetric(gpg, tmp_path, tmp_path / "a.txt", tmp_path / "a.gpg")
     verdict = sniff(head(tmp_path / "a.gpg"))
     assert verdict.state == ENC and "symmetric" in verdict.evidence
+    # gpg's agent for the folder, a daemon no longer the test's child, is gone too.
+    wait_until(lambda: not _agents_of(tmp_path), what="gpg's agent to end")
+
+
+def _agents_of(home: Path) -> list[psutil.Process]:
+    agents = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info["cmdline"] or []
+        if process.info["name"] == "gpg-agent" and str(home) in cmdline:
+            agents.append(process)
+    return agents
 
 
 def test_random_looking_sample_is_weak_evidence_of_encryption() -> None:

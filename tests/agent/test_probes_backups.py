@@ -28,6 +28,7 @@ from devposture.agent.probes.outcome import ProbeContext
 from devposture.policy.checks import CheckParameters, State, check_chat_backup
 from devposture.policy.reasons import render
 from devposture.v1 import devposture_pb2 as pb
+from tests.gpg_files import encrypt_symmetric
 
 ROOT = Path(__file__).resolve().parents[2]
 DAY = 86_400
@@ -173,12 +174,7 @@ def test_gpg_and_openssl_archives_are_encrypted(tmp_path: Path) -> None:
     (folder / "chats.tar").write_bytes(b"work chats " * 20)
     gnupg_home = tmp_path / "gnupg"
     gnupg_home.mkdir(mode=0o700)
-    subprocess.run(
-        [tool("gpg"), "--homedir", str(gnupg_home), "--batch", "--pinentry-mode", "loopback",
-         "--passphrase", "pw", "--symmetric", "-o", str(folder / "chats.tar.gpg"),
-         str(folder / "chats.tar")],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    encrypt_symmetric(tool("gpg"), gnupg_home, folder / "chats.tar", folder / "chats.tar.gpg")
     subprocess.run(
         [tool("openssl"), "enc", "-aes-256-cbc", "-pbkdf2", "-salt", "-pass", "pass:pw",
          "-in", str(folder / "chats.tar"), "-out", str(folder / "chats.tar.enc")],

@@ -17,12 +17,12 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run, serving_collector
+from tests.gpg_files import encrypt_symmetric
 
 HOUR = dt.timedelta(hours=1)
 
@@ -52,11 +52,7 @@ def _gpg_backup(folder: Path) -> None:
             pytest.fail("gpg is needed (.ci/run installs gnupg)")
         pytest.skip("gpg is not installed")
     (folder / "chats.txt").write_text("work chats")
-    subprocess.run(
-        [gpg, "--homedir", str(folder.parent), "--batch", "--pinentry-mode", "loopback",
-         "--passphrase", "pw", "-c", "-o", "chats.txt.gpg", "chats.txt"],
-        cwd=folder, check=True, capture_output=True,
-    )  # fmt: skip
+    encrypt_symmetric(gpg, folder.parent, folder / "chats.txt", folder / "chats.txt.gpg")
     (folder / "chats.txt").unlink()
 
 

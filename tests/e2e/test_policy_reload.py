@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enroll, run
+from tests.gpg_files import encrypt_symmetric
 
 RELOAD_WITHIN = 15.0
 
@@ -42,11 +42,7 @@ def _encrypted_backup_ten_days_old(folder: Path) -> None:
         pytest.skip("gpg is not installed")
     folder.mkdir()
     (folder / "chats.txt").write_text("work chats")
-    subprocess.run(
-        [gpg, "--homedir", str(folder.parent), "--batch", "--pinentry-mode", "loopback",
-         "--passphrase", "pw", "-c", "-o", "chats.txt.gpg", "chats.txt"],
-        cwd=folder, check=True, capture_output=True,
-    )  # fmt: skip
+    encrypt_symmetric(gpg, folder.parent, folder / "chats.txt", folder / "chats.txt.gpg")
     (folder / "chats.txt").unlink()
     ten_days_ago = time.time() - 10 * 86400
     os.utime(folder / "chats.txt.gpg", (ten_days_ago, ten_days_ago))
