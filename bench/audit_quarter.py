@@ -806,7 +806,7 @@ class Measured:
     output: str
     server_cpu: float | None = None  # the PostgreSQL server meanwhile (`postgres_cpu`)
     # The CPU of the command's own processes beside it (an export's workers, a verify's
-    # readers), each as last sampled (`_tree_cpu`): of `cpu`, what the command's own process
+    # readers), each as last sampled (`_tree_sample`): of `cpu`, what the command's own process
     # did not spend. On two cores an export is bound by its own process and by the whole.
     beside_cpu: float = 0.0
 
@@ -875,8 +875,9 @@ def run_measured(
         try:
             while True:
                 ready, _, _ = select.select([handle], [], [], TREE_EVERY)
-                together = max(together, _tree_rss_mb(launcher.pid))
-                beside.update(_tree_cpu(launcher.pid))
+                held, spent = _tree_sample(launcher.pid)
+                together = max(together, held)
+                beside.update(spent)
                 if ready or time.perf_counter() - started > timeout:
                     break
         finally:
@@ -894,41 +895,35 @@ def run_measured(
         )  # fmt: skip
 
 
-# How often the command's processes are weighed together (`_tree_rss_mb`).
+# How often the command's processes are weighed together (`_tree_sample`).
 TREE_EVERY = 0.1
 
 
-def _tree_rss_mb(launcher: int) -> float:
-    """What the launched command and its own processes hold now, together: an export of a
-    large period works with processes beside it (evidence/check_pool), and wait4's peak is
-    the largest one's, not their sum. Sampled: a peak between samples can be missed, so the
-    figure reported is the larger of this and the largest process's own peak."""
-    try:
-        processes = psutil.Process(launcher).children(recursive=True)
-    except psutil.Error:
-        return 0.0
-    total = 0
-    for process in processes:
-        with contextlib.suppress(psutil.Error):
-            total += process.memory_info().rss
-    return total / (1 << 20)
-
-
-def _tree_cpu(launcher: int) -> dict[int, float]:
-    """CPU seconds so far of each process the launched command started (not the command's
-    own, which wait4 counts with theirs). Sampled: what one spends after its last sample is
-    missed, a tenth of a second at most."""
+def _tree_sample(launcher: int) -> tuple[float, dict[int, float]]:
+    """What the launched command and its own processes hold now, together (MB), and the CPU
+    seconds so far of each process the command started (not the command's own, which wait4
+    counts with theirs): one walk of the tree. An export of a large period works with
+    processes beside it (evidence/check_pool), and wait4's peak is the largest one's, not
+    their sum. Sampled: a peak between samples can be missed, so the memory reported is the
+    larger of this and the largest process's own peak; what a process spends after its last
+    sample is missed, a tenth of a second at most."""
     try:
         command = psutil.Process(launcher).children()
-        processes = [p for c in command for p in c.children(recursive=True)]
+        beside = [p for c in command for p in c.children(recursive=True)]
     except psutil.Error:
-        return {}
-    seen: dict[int, float] = {}
-    for process in processes:
+        return 0.0, {}
+    total = 0
+    for process in command:
         with contextlib.suppress(psutil.Error):
-            times = process.cpu_times()
-            seen[process.pid] = times.user + times.system
-    return seen
+            total += process.memory_info().rss
+    cpu: dict[int, float] = {}
+    for process in beside:
+        with contextlib.suppress(psutil.Error):
+            with process.oneshot():
+                total += process.memory_info().rss
+                times = process.cpu_times()
+            cpu[process.pid] = times.user + times.system
+    return total / (1 << 20), cpu
 
 
 @dataclass(frozen=True)

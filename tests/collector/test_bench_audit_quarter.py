@@ -141,8 +141,9 @@ def test_the_built_store_is_what_ingest_writes_and_its_bundle_verifies(
 
 @pytest.mark.engine_free  # processes only: the PostgreSQL leg leaves it out
 def test_the_cpu_of_the_processes_beside_a_command_is_told_apart_from_its_own() -> None:
-    """`_tree_cpu` (the benchmark's line "of its CPU: ..."): each process the launched
-    command started, with its CPU so far; neither the launcher's nor the command's own."""
+    """`_tree_sample` (the benchmark's line "of its CPU: ..."): each process the launched
+    command started, with its CPU so far; neither the launcher's nor the command's own. The
+    memory is the command's and its processes' together."""
     burn = "x = 0\nwhile True:\n    x += 1"
     command = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', sys.argv[1]])"
                ".wait()")  # fmt: skip
@@ -150,12 +151,13 @@ def test_the_cpu_of_the_processes_beside_a_command_is_told_apart_from_its_own() 
                                  " subprocess.run(sys.argv[1:])",
                                  sys.executable, "-c", command, burn])  # fmt: skip
     try:
-        wait_until(lambda: sum(audit_quarter._tree_cpu(launcher.pid).values()) > 0.05,
+        wait_until(lambda: sum(audit_quarter._tree_sample(launcher.pid)[1].values()) > 0.05,
                    what="the process beside the command to spend CPU")  # fmt: skip
-        seen = audit_quarter._tree_cpu(launcher.pid)
+        held, seen = audit_quarter._tree_sample(launcher.pid)
         assert len(seen) == 1 and launcher.pid not in seen
         (beside,) = seen
         assert beside not in {c.pid for c in psutil.Process(launcher.pid).children()}
+        assert held > 0
     finally:
         for process in psutil.Process(launcher.pid).children(recursive=True):
             process.kill()
