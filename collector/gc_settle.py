@@ -43,7 +43,15 @@ def settled() -> None:
     from then on its young generation is collected every `SERVING_YOUNG` objects."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(SERVING_YOUNG, *gc.get_threshold()[1:])
+    _young_every(SERVING_YOUNG)
+
+
+def _young_every(objects: int) -> tuple[int, ...]:
+    """Collect the youngest generation every `objects` container objects, the older
+    generations' ratios kept; returns the thresholds before."""
+    before = gc.get_threshold()
+    gc.set_threshold(objects, *before[1:])
+    return before
 
 
 @contextlib.contextmanager
@@ -51,8 +59,7 @@ def batch() -> Iterator[None]:
     """While a batch runs in this process: its young generation collected every
     `BATCH_YOUNG` objects; Python's thresholds as they were after (a test or a long-lived
     process that runs the batch goes on as before)."""
-    before = gc.get_threshold()
-    gc.set_threshold(BATCH_YOUNG, *before[1:])
+    before = _young_every(BATCH_YOUNG)
     try:
         yield
     finally:
@@ -62,4 +69,4 @@ def batch() -> Iterator[None]:
 def batch_process() -> None:
     """In a process started for a batch alone (an export's worker, a verifier's reader): its
     young generation collected every `BATCH_YOUNG` objects for the rest of its life."""
-    gc.set_threshold(BATCH_YOUNG, *gc.get_threshold()[1:])
+    _young_every(BATCH_YOUNG)
