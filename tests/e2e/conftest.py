@@ -16,6 +16,7 @@ import pytest
 
 from devposture.collector.config import load
 from devposture.collector.store import Store
+from tests import warm_commands
 from tests.databases import init_arguments
 from tests.e2e.fleet import CollectorServer, serving
 
@@ -25,6 +26,9 @@ AGENT = str(BIN / "devposture-agent")
 
 
 def run(*argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`argv` run to its end. An enrolled agent's collection starts with the command cache an
+    agent that ran before on this machine holds (`tests/warm_commands.py`)."""
+    warm_commands.seed_for(argv)
     return subprocess.run(
         argv, capture_output=True, text=True, input=stdin, timeout=120, check=False
     )

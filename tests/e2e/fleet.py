@@ -43,6 +43,7 @@ from devposture.collector.store.engine import connect
 from devposture.collector.store.target import DatabaseTarget
 from devposture.net.address import CollectorAddress
 from devposture.v1 import devposture_pb2 as pb
+from tests import warm_commands
 from tests.databases import init_arguments
 from tests.frozen import freeze
 from tests.ports import free_ports
@@ -56,6 +57,8 @@ UNLIMITED_CALLS = 1_000_000
 
 
 def run(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`argv` run to its end; an enrolled agent's with a warm command cache (`warm_commands`)."""
+    warm_commands.seed_for(argv)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests import warm_commands
 from tests.e2e.conftest import AGENT, CollectorProcess, enrolled_state
 
 WAIT = 60.0  # only bounds a failure: every step below waits for a message
@@ -36,6 +37,7 @@ def _messages(sock: socket.socket) -> Iterator[list[str]]:
 def _run_agent(argv: list[str], notify: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "NOTIFY_SOCKET": notify, "WATCHDOG_USEC": "2000000"}
     env.pop("WATCHDOG_PID", None)
+    warm_commands.seed_for([AGENT, "run", *argv])
     with log.open("wb") as sink:
         return subprocess.Popen(
             [AGENT, "run", *argv], env=env, stdout=sink, stderr=subprocess.STDOUT

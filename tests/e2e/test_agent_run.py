@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devposture.agent.outbox import Outbox
 from devposture.v1 import devposture_pb2 as pb
+from tests import warm_commands
 from tests.e2e.conftest import AGENT, CollectorProcess, enrolled_state, open_store
 from tests.ports import free_port
 
@@ -47,6 +48,7 @@ def test_run_reports_at_start_and_when_a_backup_appears(
     state = enrolled_state(collector_process, tmp_path)
     backups = tmp_path / "WeChat backups"
     backups.mkdir()
+    warm_commands.seed(state)
     agent = subprocess.Popen(
         [AGENT, "run", "--state", str(state), "--interval", "3600", "--network-interval", "0.5",
          "--backup-settle", "0.5", "--backup-folder", str(backups)],
@@ -99,6 +101,7 @@ def test_run_keeps_its_report_and_stops_promptly_while_the_collector_is_down(
     enrollment = json.loads(agent_file.read_text())
     enrollment["report_port"] = free_port()
     agent_file.write_text(json.dumps(enrollment))
+    warm_commands.seed(state)
     agent = subprocess.Popen(
         [AGENT, "run", "--state", str(state), "--interval", "3600"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests import warm_commands
 from tests.databases import init_arguments
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enrolled_state, run
 from tests.ports import free_port
@@ -33,6 +34,7 @@ def _in(lang: str, *argv: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}  # fmt: skip
     env["LANG"] = lang
+    warm_commands.seed_for(argv)
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120,
                           check=False)  # fmt: skip
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from devposture.agent.outbox import Outbox
 from devposture.agent.outbox_file import SUFFIX
 from devposture.v1 import devposture_pb2 as pb
+from tests import warm_commands
 from tests.e2e.fleet import (
     AGENT,
     CollectorServer,
@@ -126,6 +127,7 @@ def test_agent_killed_between_collecting_and_sending_sends_after_restart(
     # The collector freezes: connections are accepted by the kernel and never answered, so
     # the agent is stuck after collecting, with its report on disk and unsent.
     collector.pause()
+    warm_commands.seed(state)
     agent = subprocess.Popen(
         [AGENT, "once", "--state", str(state)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -70,7 +70,7 @@ _ARCHIVES = "apt archives"  # the source named when the security count cannot be
 _MAX_ARCHIVES_NAMED = 6
 # What a simulated upgrade reads: installed packages, package lists, sources, pins, config.
 # While none of these changes, its answer cannot change (see agent.host.command_cache).
-_APT_INPUTS = (
+APT_INPUTS = (
     "/var/lib/dpkg/status",
     _LISTS,
     "/etc/apt/sources.list",
@@ -133,7 +133,7 @@ def _without_security_archive(ctx: ProbeContext, plan: AptPlan) -> pb.ProbeError
 
 def _apt_plan(ctx: ProbeContext, fact: pb.OsUpdatesFact, errors: list[pb.ProbeError]) -> bool:
     try:
-        result = ctx.host.run_cached(APT_SIMULATE, ctx.config.command_timeout, _APT_INPUTS)
+        result = ctx.host.run_cached(APT_SIMULATE, ctx.config.command_timeout, APT_INPUTS)
         plan = parse_apt_simulate(result.stdout_text())
     except (HostError, ParseError) as exc:
         errors.append(source_error(FACT, "apt-get", exc))

@@ -1,0 +1,73 @@
+"""The agent's command cache, warm in a new state folder: what an agent that has run before on
+this machine holds (`agent/host/command_cache.py`).
+
+Why: a test's agent starts in a new state folder, so its first collection ran
+`apt-get -s dist-upgrade` afresh, and on a machine whose apt keeps no binary cache (Debian's
+container images: `docker-clean` sets `Dir::Cache::pkgcache ""`) each run parsed every
+package list again, 2.3 s of a core. Fifty-odd tests paid it, an eighth of the SQLite leg's
+CPU, though none of them is about apt. The cache given here is the real agent code's: the
+real command run once per test process by the agent's own host (`LiveHost.run_cached`),
+keyed by the stamps of the files apt reads, so an agent still runs apt itself where anything
+it reads has changed since. The apt probe's own tests run it afresh.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from devposture.agent.host.command_cache import CommandCache
+from devposture.agent.host.live import LiveHost
+from devposture.agent.probes.commands import APT_SIMULATE, is_declared
+from devposture.agent.probes.linux.updates import APT_INPUTS
+from devposture.agent.state import AGENT_FILE
+
+CACHE_NAME = "command-cache.json"
+# What one apt-get may take at most (the agent's own default is shorter; a busy machine).
+_TIMEOUT = 120.0
+
+
+@functools.cache
+def _warm_cache() -> Path | None:
+    """This test process's warm cache file (made on first use), or None where there is no
+    apt-get (the agent runs no cached command there)."""
+    if LiveHost(declared=is_declared).which("apt-get") is None:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="devposture-warm-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / CACHE_NAME
+    host = LiveHost(CommandCache(path), declared=is_declared)
+    host.run_cached(APT_SIMULATE, _TIMEOUT, APT_INPUTS)
+    return path if path.exists() else None
+
+
+def seed(state: Path) -> None:
+    """Give the enrolled agent in `state` a warm command cache, unless it holds one already
+    (its own: kept) or is not enrolled (the agent keeps no cache then, and a test of an empty
+    or missing folder sees it as it was)."""
+    if not (state / AGENT_FILE).is_file() or (state / CACHE_NAME).exists():
+        return
+    warm = _warm_cache()
+    if warm is None or not warm.exists():
+        return
+    # Whole or not at all: a test's state folder may be read-only or on a full disk (what it
+    # is about), and then the agent is left to run apt itself.
+    part = state / f".{CACHE_NAME}.warm"
+    try:
+        shutil.copyfile(warm, part)
+        part.chmod(0o600)
+        part.rename(state / CACHE_NAME)
+    except OSError:
+        with contextlib.suppress(OSError):  # a read-only folder never held it
+            part.unlink(missing_ok=True)
+
+
+def seed_for(argv: Sequence[str]) -> None:
+    """`seed` the state folder an agent's command line names (`--state`), if any."""
+    if argv and Path(argv[0]).name == "devposture-agent" and "--state" in argv[:-1]:
+        seed(Path(argv[list(argv).index("--state") + 1]))
