@@ -81,6 +81,7 @@ from devposture.collector.store.identity import (
 from devposture.collector.table_fit import display_width, escaped_controls
 from devposture.collector.tokens import new_token
 from devposture.collector.waiver_log import action_cell, detail_cell, status_cell
+from devposture.net.address import CollectorAddress
 from devposture.net.enrollment_value import BEIJING, EnrollmentValue
 from devposture.policy import Policy, PolicyError, cli_messages
 from devposture.policy.catalogs import LANGS, Lang
@@ -682,17 +683,28 @@ MAX_TOKEN_TTL_HOURS = 366 * 24
 ENROLLMENT_FILE = "/etc/devposture/enroll.token"
 
 
-def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
-    """A new token; with `bundle`, wrapped in the enrollment value (addresses, CA pin, token),
-    whose parts are all checked before the token exists."""
-    zone = _zone(config, store)
-    # Imported here: the bundle reads the trust folder, which other commands never need.
+def _bundle_parts(
+    config: CollectorConfig, given: list[str]
+) -> tuple[tuple[CollectorAddress, ...], str]:  # fmt: skip
+    """An enrollment value's addresses and CA pin, each checked."""
+    # Imported here: the bundle reads the trust folder (grpc, x509: a twentieth of a second of
+    # a command's start), which a plain token and other commands never need.
     from devposture.collector.admin.enrollment_bundle import (  # noqa: PLC0415
         BundleError,
         ca_fingerprint,
         enroll_addresses,
     )
 
+    try:
+        return enroll_addresses(config, given), ca_fingerprint(config)
+    except BundleError as exc:
+        raise CommandError.as_is(exc) from None
+
+
+def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor: Actor) -> Result:
+    """A new token; with `bundle`, wrapped in the enrollment value (addresses, CA pin, token),
+    whose parts are all checked before the token exists."""
+    zone = _zone(config, store)
     uses = int(args.number("uses", 1, whole=True))
     if uses > MAX_TOKEN_USES:
         raise CommandError(
@@ -704,11 +716,7 @@ def _token_create(store: Store, config: CollectorConfig, args: Arguments, actor:
     bundle, given = args.flag("bundle"), args.items("enroll_address")
     if given and not bundle:
         raise CommandError("--enroll-address goes into an enrollment value: add --bundle")
-    try:
-        addresses = enroll_addresses(config, given) if bundle else ()
-        pin = ca_fingerprint(config) if bundle else ""
-    except BundleError as exc:
-        raise CommandError.as_is(exc) from None
+    addresses, pin = _bundle_parts(config, given) if bundle else ((), "")
     now = utcnow()
     expires = now + dt.timedelta(hours=hours)
     token = new_token()
