@@ -40,6 +40,7 @@ from devposture.agent.state import (
 from devposture.agent.transport import OUTBOX_STUCK, drain
 from devposture.collector.pki import Authority, cert_pem
 from devposture.v1 import devposture_pb2 as pb
+from tests import warm_commands
 from tests.agent.test_transport import _stored
 from tests.conftest import EnrolledAgent, LiveCollector, enroll_agent, make_report
 from tests.e2e.conftest import AGENT
@@ -246,6 +247,7 @@ def test_the_service_on_a_read_only_state_folder_says_so_and_resends_nothing_in_
 def _once(state: Path, lang: str) -> subprocess.CompletedProcess[str]:
     """`devposture-agent once` as a process, its reader's language set by the locale."""
     env = {**os.environ, "LANG": lang, "LC_ALL": lang, "LANGUAGE": ""}
+    warm_commands.seed(state)
     return subprocess.run([AGENT, "once", "--state", str(state)], capture_output=True,
                           text=True, timeout=120, check=False, env=env)  # fmt: skip
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests import warm_commands
 from tests.agent.test_probes_backups import sqlcipher_db, tool
 from tests.e2e.conftest import AGENT, COLLECTOR, CollectorProcess, enrolled_state, run
 
@@ -53,6 +54,7 @@ def test_live_data_old_backup_fresh_backup_plain_backup(
     env = {**os.environ, "HOME": str(home)}
 
     def once() -> dict[str, str]:
+        warm_commands.seed(state)
         sent = subprocess.run(
             [AGENT, "once", "--state", str(state), "--backup-folder", "~/微信备份"],
             capture_output=True, text=True, env=env, timeout=120, check=False,
