@@ -23,6 +23,7 @@ import pytest
 from devposture.collector.store.engine import AnyDatabase, PostgresDatabase, connect
 from devposture.collector.store.schema import APPEND_ONLY
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget, SqliteTarget
+from tests.waiting import wait_until
 
 ENV = "DEVPOSTURE_TEST_POSTGRESQL"
 SERVER = os.environ.get(ENV, "")
@@ -131,11 +132,22 @@ def with_lock_timeout(target: PostgresTarget, seconds: int = 20) -> PostgresTarg
 
 
 def _end_sessions(role: str) -> None:
+    """End the role's sessions, all at once as a failover does, and return once their
+    backends are gone: told to end, a backend goes a moment later, and a connection a test
+    used meanwhile (its pool's check still passing) was closed under the one read its engine
+    asks again."""
     import psycopg  # noqa: PLC0415
 
     with psycopg.connect(SERVER, autocommit=True) as connection:
-        connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        ended = [pid for pid, told in connection.execute(
+            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+            (role,),
+        ) if told]  # fmt: skip
+        wait_until(
+            lambda: not connection.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (ended,)
+            ).fetchall(),
+            f"the sessions of {role} ended",
         )
 
 
