@@ -41,16 +41,21 @@ typecheck: $(VENV)/.installed-test
 # 2026-12-05, two -> three: the SQLite leg 427 -> 364 s, the PostgreSQL leg 314 -> 272 s;
 # 2026-12-06, three -> four: 545 -> 477 s and 495 -> 345 s, the PostgreSQL leg using 1.3 cores
 # of two; six: 368 s; 2026-12-07, a slower VM, the SQLite leg: four 506 s, six 541 s).
-# TEST_WORKERS=0 runs everything in this process.
+# TEST_WORKERS=0 runs everything in this process. The PostgreSQL leg waits more (on the
+# server, whose CPU is not the suite's processes'): six processes there (2026-12-07, a quiet
+# 2-core VM: four 318 s, six 271 s, the suite's processes and the server's together using
+# 1.8 cores of two; the SQLite leg alone uses 1.84). Both legs at once were slower than one
+# after the other (the PostgreSQL leg 714 s, the SQLite leg past 950 s, against 318 + 414 s).
 TEST_WORKERS ?= 4
+TEST_WORKERS_POSTGRESQL ?= $(if $(filter 0,$(TEST_WORKERS)),0,6)
 # Bytecode is cached (__pycache__, ignored by git) even where the environment says
 # PYTHONDONTWRITEBYTECODE, as some CI images do: the suite starts hundreds of Python processes
 # (collectors, agents, command lines), and each compiled every module it imports again, about
 # 0.3 s of a core per collector command (0.53 s against 0.26 s for `devposture-collector --help`).
-PYTEST = env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
+PYTEST = env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest --dist loadfile
 
 unit: $(VENV)/.installed-test
-	env -u DEVPOSTURE_TEST_POSTGRESQL $(PYTEST)
+	env -u DEVPOSTURE_TEST_POSTGRESQL $(PYTEST) -n $(TEST_WORKERS)
 
 # The collector's and the dashboard's tests on PostgreSQL too, and the end-to-end tests whose
 # collector's store is what they exercise (faults, identity, admin, evidence, enrollment);
@@ -63,7 +68,8 @@ E2E_ON_POSTGRESQL = tests/e2e/test_faults.py tests/e2e/test_admin.py tests/e2e/t
 	tests/e2e/test_database_faults.py tests/e2e/test_audit_language.py
 unit-postgresql: $(VENV)/.installed-test
 	DEVPOSTURE_TEST_POSTGRESQL=$${DEVPOSTURE_TEST_POSTGRESQL:-$$(scripts/postgresql-for-tests)} \
-	  $(PYTEST) -m "not sqlite_only and not engine_free" tests/collector tests/web $(E2E_ON_POSTGRESQL)
+	  $(PYTEST) -n $(TEST_WORKERS_POSTGRESQL) -m "not sqlite_only and not engine_free" \
+	  tests/collector tests/web $(E2E_ON_POSTGRESQL)
 
 ## protos: regenerate the Python modules and stubs from protos/devposture/v1/*.proto
 protos: $(VENV)/.installed-test
