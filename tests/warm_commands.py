@@ -4,7 +4,7 @@ this machine holds (`agent/host/command_cache.py`).
 Why: a test's agent starts in a new state folder, so its first collection ran
 `apt-get -s dist-upgrade` afresh, and on a machine whose apt keeps no binary cache (Debian's
 container images: `docker-clean` sets `Dir::Cache::pkgcache ""`) each run parsed every
-package list again, 2.3 s of a core. Fifty-odd tests paid it, an eighth of the SQLite leg's
+package list again, 2.3 s of a core. Fifty-odd tests paid it, a seventh of the SQLite leg's
 CPU, though none of them is about apt. The cache given here is the real agent code's: the
 real command run once per test process by the agent's own host (`LiveHost.run_cached`),
 keyed by the stamps of the files apt reads, so an agent still runs apt itself where anything
