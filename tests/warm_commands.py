@@ -25,9 +25,8 @@ from devposture.agent.host.command_cache import CommandCache
 from devposture.agent.host.live import LiveHost
 from devposture.agent.probes.commands import APT_SIMULATE, is_declared
 from devposture.agent.probes.linux.updates import APT_INPUTS
-from devposture.agent.state import AGENT_FILE
+from devposture.agent.state import AgentState, write_atomic
 
-CACHE_NAME = "command-cache.json"
 # What one apt-get may take at most (the agent's own default is shorter; a busy machine).
 _TIMEOUT = 120.0
 
@@ -40,7 +39,7 @@ def _warm_cache() -> Path | None:
         return None
     folder = Path(tempfile.mkdtemp(prefix="devposture-warm-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    path = folder / CACHE_NAME
+    path = AgentState(folder).command_cache_path
     host = LiveHost(CommandCache(path), declared=is_declared)
     host.run_cached(APT_SIMULATE, _TIMEOUT, APT_INPUTS)
     return path if path.exists() else None
@@ -50,21 +49,17 @@ def seed(state: Path) -> None:
     """Give the enrolled agent in `state` a warm command cache, unless it holds one already
     (its own: kept) or is not enrolled (the agent keeps no cache then, and a test of an empty
     or missing folder sees it as it was)."""
-    if not (state / AGENT_FILE).is_file() or (state / CACHE_NAME).exists():
+    agent = AgentState(state)
+    cache = agent.command_cache_path
+    if not agent.is_enrolled() or cache.exists():
         return
     warm = _warm_cache()
-    if warm is None or not warm.exists():
+    if warm is None:
         return
-    # Whole or not at all: a test's state folder may be read-only or on a full disk (what it
-    # is about), and then the agent is left to run apt itself.
-    part = state / f".{CACHE_NAME}.warm"
-    try:
-        shutil.copyfile(warm, part)
-        part.chmod(0o600)
-        part.rename(state / CACHE_NAME)
-    except OSError:
-        with contextlib.suppress(OSError):  # a read-only folder never held it
-            part.unlink(missing_ok=True)
+    # Written as the agent writes it, whole or not at all: a test's state folder may be
+    # read-only or on a full disk (what it is about), and then the agent runs apt itself.
+    with contextlib.suppress(OSError):
+        write_atomic(cache, warm.read_bytes(), 0o600)
 
 
 def seed_for(argv: Sequence[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from devposture.agent.host.command_cache import CommandCache, stamp_of
 from devposture.agent.probes.commands import APT_SIMULATE
 from devposture.agent.probes.linux.updates import APT_INPUTS
-from devposture.agent.state import AGENT_FILE
+from devposture.agent.state import AGENT_FILE, AgentState
 from tests import warm_commands
 
 pytestmark = pytest.mark.skipif(shutil.which("apt-get") is None, reason="no apt-get here")
@@ -22,7 +22,7 @@ def test_an_enrolled_agent_is_answered_from_the_seeded_cache(tmp_path: Path) -> 
     state.mkdir()
     (state / AGENT_FILE).write_text("{}")
     warm_commands.seed_for(["/x/bin/devposture-agent", "once", "--state", str(state)])
-    cache = state / warm_commands.CACHE_NAME
+    cache = AgentState(state).command_cache_path
     assert cache.stat().st_mode & 0o777 == 0o600
     # What the agent's host looks up before it runs apt-get: the stamps of what apt reads now.
     found = CommandCache(cache).lookup(APT_SIMULATE, stamp_of(APT_INPUTS))
@@ -38,9 +38,9 @@ def test_an_agent_not_enrolled_or_with_its_own_cache_is_left_as_it_was(tmp_path:
     own = tmp_path / "own"
     own.mkdir()
     (own / AGENT_FILE).write_text("{}")
-    (own / warm_commands.CACHE_NAME).write_text("{}")
+    AgentState(own).command_cache_path.write_text("{}")
     warm_commands.seed(own)
-    assert (own / warm_commands.CACHE_NAME).read_text() == "{}"
+    assert AgentState(own).command_cache_path.read_text() == "{}"
     collector = tmp_path / "c"
     warm_commands.seed_for(["devposture-collector", "serve", "--state", str(collector)])
     assert not collector.exists()
