@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -24,6 +25,9 @@ from devposture.collector.store.engine import AnyDatabase, PostgresDatabase, con
 from devposture.collector.store.schema import APPEND_ONLY
 from devposture.collector.store.target import DatabaseTarget, PostgresTarget, SqliteTarget
 from tests.waiting import wait_until
+
+if TYPE_CHECKING:
+    import psycopg
 
 ENV = "DEVPOSTURE_TEST_POSTGRESQL"
 SERVER = os.environ.get(ENV, "")
@@ -103,11 +107,30 @@ def terminate_backends(
     import psycopg  # noqa: PLC0415  (only on the PostgreSQL leg)
 
     with psycopg.connect(SERVER, autocommit=True) as connection:
-        rows = connection.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE pid = ANY(%s) OR client_port = ANY(%s)", (sorted(pids), sorted(client_ports))
-        ).fetchall()  # fmt: skip
-    return sum(1 for (done,) in rows if done)
+        return len(_ended(
+            connection, "pid = ANY(%s) OR client_port = ANY(%s)",
+            (sorted(pids), sorted(client_ports)),
+        ))  # fmt: skip
+
+
+def _ended(
+    connection: psycopg.Connection[Any], where: str, parameters: tuple[object, ...]
+) -> list[int]:
+    """End the backends `where` picks (a fixed condition, never from input), all at once as a
+    restart or a failover does, and return their pids once they are gone: told to end, a
+    backend goes a moment later, and a connection a test used meanwhile (its pool's check
+    still passing) was closed under the one read its engine asks again."""
+    ended = [pid for pid, told in connection.execute(
+        f"SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE {where}",
+        parameters,
+    ) if told]  # fmt: skip
+
+    def gone() -> bool:
+        left = connection.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (ended,))
+        return not left.fetchall()
+
+    wait_until(gone, "the ended backends to be gone")
+    return ended
 
 
 def fresh_postgres() -> PostgresTarget:
@@ -132,23 +155,11 @@ def with_lock_timeout(target: PostgresTarget, seconds: int = 20) -> PostgresTarg
 
 
 def _end_sessions(role: str) -> None:
-    """End the role's sessions, all at once as a failover does, and return once their
-    backends are gone: told to end, a backend goes a moment later, and a connection a test
-    used meanwhile (its pool's check still passing) was closed under the one read its engine
-    asks again."""
+    """End the role's sessions (`_ended`)."""
     import psycopg  # noqa: PLC0415
 
     with psycopg.connect(SERVER, autocommit=True) as connection:
-        ended = [pid for pid, told in connection.execute(
-            "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-            (role,),
-        ) if told]  # fmt: skip
-        wait_until(
-            lambda: not connection.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (ended,)
-            ).fetchall(),
-            f"the sessions of {role} ended",
-        )
+        _ended(connection, "usename = %s", (role,))
 
 
 @contextmanager
