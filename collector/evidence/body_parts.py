@@ -24,6 +24,7 @@ import functools
 import hashlib
 import struct
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 # A top-level field run at least this long is kept as a part: a reference costs 36 bytes. The
 # device id (34 bytes), the times and the delivery figures stay inline, and the report id
@@ -208,38 +209,25 @@ def pack_parts(offsets: Sequence[int], digests: Sequence[bytes]) -> bytes:
     return struct.pack(f">{len(offsets)}I", *offsets) + b"".join(digests)
 
 
-def parts_key(recipe: bytes) -> tuple[tuple[int, ...], bytes]:
-    """(the offsets, the digests side by side) of a stored recipe."""
+def recipe_flat(recipe: bytes) -> tuple[Any, ...]:
+    """A stored recipe's offsets, then its digests, in order, by one struct call (a quarter's
+    export reads a million recipes: the format's text made once per count, not per recipe).
+    ValueError where its bytes are not whole references."""
     count, extra = divmod(len(recipe), _REF_BYTES)
     if extra:
         raise ValueError(f"a recipe of {len(recipe)} bytes is not whole references")
-    return _offsets(count).unpack_from(recipe), recipe[4 * count :]
+    return _flat(count).unpack(recipe)
 
 
 @functools.cache
-def _offsets(count: int) -> struct.Struct:
-    """A recipe's offsets (a quarter's export reads a million recipes: the format's text
-    made once per count, not once a recipe)."""
-    return struct.Struct(f">{count}I")
+def _flat(count: int) -> struct.Struct:
+    return struct.Struct(f">{count}I" + f"{DIGEST}s" * count)
 
 
 def unpack(recipe: bytes) -> list[Ref]:
-    offsets, digests = parts_key(recipe)
-    return [(o, digests[DIGEST * k : DIGEST * (k + 1)]) for k, o in enumerate(offsets)]
-
-
-def digests_of(key: bytes) -> tuple[bytes, ...]:
-    """The digests of a recipe's `parts_key`, in order (cut by one struct call: a quarter's
-    export cuts ten million of them)."""
-    count, extra = divmod(len(key), DIGEST)
-    if extra:
-        raise ValueError(f"{len(key)} bytes of digests are not whole digests")
-    return _digests(count).unpack(key)
-
-
-@functools.cache
-def _digests(count: int) -> struct.Struct:
-    return struct.Struct(f"{DIGEST}s" * count)
+    flat = recipe_flat(recipe)
+    count = len(flat) // 2
+    return list(zip(flat[:count], flat[count:], strict=True))
 
 
 def assemble(inline: bytes, refs: Sequence[Ref], part: Callable[[bytes], bytes]) -> bytes:

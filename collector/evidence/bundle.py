@@ -96,7 +96,6 @@ def entry_line(entry: Entry) -> dict[str, Any]:
     }  # fmt: skip
 
 
-
 def entry_jsonl(entry: Entry) -> bytes:
     """`jsonl(entry_line(entry))`, byte for byte, written out directly: it is every line of
     a quarter's chain (a million of them), where building and sorting a dict per line showed.
@@ -170,10 +169,12 @@ def report_jsonl(seq: int, report_id: str, body: bytes) -> bytes:
 
 def group_bodies_jsonl(seq: int, bodies: list[tuple[str, bytes]]) -> bytes:
     """The bodies of a report group's reports, on one line (format 4): `reports` lists
-    [report id, base64 body] in the group's order, those pruned left out."""
-    items = ",".join(f'[{_TEXT.encode(report_id)}, "{text_of(body)}"]'
-                     for report_id, body in bodies)  # fmt: skip
-    return f'{{"reports": [{items}], "seq": {seq}}}\n'.encode()
+    [report id, base64 body] in the group's order, those pruned left out. Made as bytes (the
+    id escaped by orjson, as `entry_jsonl`'s payload; the base64 never decoded to text): a
+    quarter's export writes a million (1.17 -> 0.91 us a body)."""
+    items = b",".join([b'[%s, "%s"]' % (orjson.dumps(report_id), pybase64.b64encode(body))
+                       for report_id, body in bodies])  # fmt: skip
+    return b'{"reports": [%s], "seq": %d}\n' % (items, seq)
 
 
 def parse_group_bodies(line: object) -> tuple[int, list[tuple[str, bytes]]]:

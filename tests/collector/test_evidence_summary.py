@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import json
 from collections.abc import Mapping
 
 import pytest
@@ -207,6 +208,22 @@ def test_a_chain_line_is_the_json_of_its_entry_whatever_its_payload_text(
     payload = chain.canonical({"reason": text, "n": 1})
     entry = chain.Entry(3, chain.STATE, 1, key, payload, bytes(32), bytes(32))
     assert bundle.entry_jsonl(entry) == bundle.jsonl(bundle.entry_line(entry))
+
+
+@settings(max_examples=200, deadline=None)
+@given(reports=st.lists(st.tuples(st.text(), st.binary(max_size=64)), max_size=5),
+       seq=st.integers(min_value=1, max_value=2**62))  # fmt: skip
+def test_a_group_line_of_bodies_is_the_json_of_its_reports_whatever_their_ids(
+    reports: list[tuple[str, bytes]], seq: int
+) -> None:
+    """A format-4 group's line of bodies, made as bytes, is the JSON its bundles have always
+    held, byte for byte (each [id, base64] as the standard library writes it, "," between
+    them): any id (quotes, control characters, any plane), any body, none at all."""
+    items = ",".join(json.dumps([report_id, bundle.text_of(body)], ensure_ascii=False)
+                     for report_id, body in reports)  # fmt: skip
+    spelled = f'{{"reports": [{items}], "seq": {seq}}}\n'.encode()
+    assert bundle.group_bodies_jsonl(seq, reports) == spelled
+    assert bundle.parse_group_bodies(json.loads(spelled)) == (seq, reports)
 
 
 def test_a_chain_line_written_out_directly_is_the_json_of_its_entry() -> None:

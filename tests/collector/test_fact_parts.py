@@ -199,8 +199,7 @@ def test_a_reader_fetches_each_part_once_and_keeps_no_more_than_its_bound(
             sent[report_id] = body
     rows = store._db.execute("SELECT report_id, body, parts FROM reports ORDER BY n").fetchall()
     assert len({bytes(r[2]) for r in rows}) == len(rows)  # no two reports share a sequence
-    parts_named = {d for r in rows for d in body_parts.digests_of(body_parts.parts_key(
-        bytes(r[2]))[1])}  # fmt: skip
+    parts_named = {digest for r in rows for _, digest in body_parts.unpack(bytes(r[2]))}
     fetched: list[int] = []
     real_fetch = fact_parts.fetch
 
