@@ -105,8 +105,9 @@ def write_run(tables: Tables, first: int, last: int, terms: Terms) -> RunDone:
             done.counts[entry.kind] = done.counts.get(entry.kind, 0) + 1
             done.figures.append(entry)
         elif held is not None and entry.kind == chain.REPORT_GROUP:
-            reports = held[entry.seq]
-            out.group(entry, [(r[0], r[3]) for r in reports], [(r[1], r[2]) for r in reports])
+            written = held[entry.seq]
+            out.group(entry, list(zip(written.report_ids, written.bodies, strict=True)),
+                      written.devices, written.received)  # fmt: skip
         else:
             out.reports(entry, bodies)
     if entries:
@@ -144,8 +145,8 @@ class _Out:
             elif body is not None:
                 kept.append((report_id, body))
         if entry.kind == chain.REPORT_GROUP:
-            self.group(entry, kept, [(str(r["device_id"]), int(str(r["received_us"])))
-                                     for r in records])  # fmt: skip
+            self.group(entry, kept, [str(r["device_id"]) for r in records],
+                       [int(str(r["received_us"])) for r in records])  # fmt: skip
             return
         done.counts[chain.REPORT] = done.counts.get(chain.REPORT, 0) + 1
         if kept:
@@ -167,12 +168,13 @@ class _Out:
         self._counted(entry, held.devices, held.received)
 
     def group(
-        self, entry: chain.Entry, kept: list[tuple[str, bytes]], reports: list[tuple[str, int]]
+        self, entry: chain.Entry, kept: list[tuple[str, bytes]], devices: list[str],
+        received: list[int],
     ) -> None:  # fmt: skip
         """A report group's line of the bodies `kept` (report id, body), its count, its seal,
-        and its `reports`' (device, received) folded for the figures."""
+        and its reports' devices and receipts, side by side, folded for the figures."""
         self._line(bundle.group_bodies_jsonl(entry.seq, kept))
-        self._counted(entry, [d for d, _ in reports], [r for _, r in reports])
+        self._counted(entry, devices, received)
 
     def _counted(self, entry: chain.Entry, devices: list[Any], received: list[Any]) -> None:
         """A group's reports counted, its seal, and their devices and receipts folded for

@@ -40,7 +40,7 @@ import hashlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from devposture.collector.evidence import batches, chain, fact_checks, fact_groups
 from devposture.collector.evidence.fact_checks import FactRow
@@ -861,13 +861,21 @@ def _groups(
         yield _group(tables, entry, pruned_before, bodies, mine)
 
 
-# A report of a group as written: (report_id, device_id, received_us, its whole body).
-Written = tuple[str, str, int, bytes]
+@dataclass(frozen=True)
+class Written:
+    """A report group's reports as written, column by column in the group's order: what its
+    line of bodies and the report's figures take of them (a list each, not a tuple a
+    report: a quarter's export holds a million)."""
+
+    report_ids: list[str]
+    devices: list[str]
+    received: list[int]
+    bodies: list[bytes]
 
 
 def groups_as_written(
     tables: Tables, batch: list[chain.Entry]
-) -> dict[int, list[Written]] | None:  # fmt: skip
+) -> dict[int, Written] | None:  # fmt: skip
     """The common case of `_group` for every report group of a batch at once: each group's
     payload is, byte for byte, what the rows numbered in its range write (their canonical
     records, `chain.report_canonical_of`), without a record made of each row. Each group's
@@ -884,21 +892,19 @@ def groups_as_written(
         return None
     rows = tables.reports_whole(low, high)
     numbers = [row[8] for row in rows]
-    held: dict[int, list[Written]] = {}
+    held: dict[int, Written] = {}
+    sha256, canonical_of = hashlib.sha256, chain.report_canonical_of
     for (entry, _), (first, last) in zip(groups, spans, strict=True):
-        canonical: list[bytes] = []
-        reports: list[Written] = []
-        for row in rows[bisect.bisect_left(numbers, first) : bisect.bisect_right(numbers, last)]:
-            body = row[6]
-            written = chain.report_canonical_of(row[:6], hashlib.sha256(body).hexdigest(),
-                                                len(body))  # fmt: skip
-            if written is None:
-                return None
-            canonical.append(written)
-            reports.append((row[0], row[1], row[2], body))
-        if chain.group_canonical(first, last, canonical) != entry.payload:
+        mine = rows[bisect.bisect_left(numbers, first) : bisect.bisect_right(numbers, last)]
+        bodies = [row[6] for row in mine]
+        canonical = [canonical_of(row[:6], sha256(body).hexdigest(), len(body))
+                     for row, body in zip(mine, bodies, strict=True)]  # fmt: skip
+        if None in canonical:
             return None
-        held[entry.seq] = reports
+        if chain.group_canonical(first, last, cast("list[bytes]", canonical)) != entry.payload:
+            return None
+        held[entry.seq] = Written([row[0] for row in mine], [row[1] for row in mine],
+                                  [row[2] for row in mine], bodies)  # fmt: skip
     return held
 
 
