@@ -59,6 +59,20 @@ def canonical(payload: Payload) -> bytes:
     return _CANONICAL.encode(payload).encode("utf-8")
 
 
+def is_canonical(payload: Payload, written: bytes) -> bool:
+    """Whether `written` is `canonical(payload)`, by orjson first: the same bytes for the
+    string keys and the string, integer and null values a row holds, in a tenth of the time
+    (an export holds every state change and device event of its period to its row). Where
+    orjson writes a value otherwise or not at all (a float, an integer past 64 bits), the
+    standard library's encoder decides."""
+    try:
+        if orjson.dumps(payload, option=orjson.OPT_SORT_KEYS) == written:
+            return True
+    except orjson.JSONEncodeError:
+        pass
+    return canonical(payload) == written
+
+
 def _field(data: bytes) -> bytes:
     return len(data).to_bytes(8, "big") + data
 

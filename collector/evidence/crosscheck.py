@@ -756,7 +756,7 @@ def _judged(
                           Finding("evidence_chain", where, entry.seq, unread, edited))  # fmt: skip
             continue
         row = rows.get(key)
-        if row is not None and kind != chain.PRUNE and _canonical(kind, row) == entry.payload:
+        if row is not None and kind != chain.PRUNE and _is_entry(kind, row, entry.payload):
             # The row is its entry, byte for byte (the common case, a million times for a
             # quarter's export): no field-by-field walk, and the payload needs no parse.
             entry.known_record(row)
@@ -813,8 +813,11 @@ def _rows(
     return rows
 
 
-def _canonical(kind: str, row: Record) -> bytes:
-    return chain.report_canonical(row) if kind == chain.REPORT else chain.canonical(row)
+def _is_entry(kind: str, row: Record, payload: bytes) -> bool:
+    """Whether a row written out is its entry's payload, byte for byte."""
+    if kind == chain.REPORT:
+        return chain.report_canonical(row) == payload
+    return chain.is_canonical(row, payload)
 
 
 def group_span(entry: chain.Entry) -> tuple[int, int] | None:

@@ -37,6 +37,25 @@ def test_a_report_payload_written_out_equals_its_canonical_form(
     assert chain.report_canonical(record) == chain.canonical(record)
 
 
+_VALUE = (st.none() | st.booleans() | st.integers() | _TEXT
+          | st.floats(allow_nan=False, allow_infinity=False))  # fmt: skip
+
+
+@settings(deadline=None)
+@given(record=st.dictionaries(_TEXT, _VALUE, max_size=8), other=_VALUE)
+def test_a_row_is_its_entry_by_orjson_exactly_when_it_is_by_the_canonical_form(
+    record: dict[str, object], other: object
+) -> None:
+    """`is_canonical` (orjson first) says a row is its entry's payload exactly when the
+    canonical form does: any text, integers past 64 bits and floats (which orjson writes
+    otherwise or not at all) included."""
+    written = chain.canonical(record)
+    assert chain.is_canonical(record, written)
+    changed = {**record, "k" * 41: other}  # a key longer than any the record has
+    assert not chain.is_canonical(changed, written)
+    assert chain.is_canonical(changed, chain.canonical(changed))
+
+
 def test_quotes_backslashes_controls_and_chinese_are_escaped_as_canonical_does() -> None:
     record = chain.report_payload(
         ('r"1\\', "设备\n\t\x00\u2028", 5, 4, "1.0 \x7f", -3), b"body"
