@@ -89,17 +89,18 @@ class IngestMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        for rpc in RPCS:  # every series exists from the start, at zero
-            self.latency.labels(rpc)
-            for outcome in ("stored", "duplicate"):
-                self.received.labels(rpc, outcome)
+        # Every series exists from the start, at zero; those every acknowledgement counts
+        # are kept (`labels` takes a lock and checks its values, on the event loop, per call).
+        self._latency = {rpc: self.latency.labels(rpc) for rpc in RPCS}
+        self._received = {(rpc, outcome): self.received.labels(rpc, outcome)
+                          for rpc in RPCS for outcome in ("stored", "duplicate")}  # fmt: skip
 
     def acknowledged(self, rpc: str, stored: int, duplicate: int, seconds: float) -> None:
         if stored:
-            self.received.labels(rpc, "stored").inc(stored)
+            self._received[rpc, "stored"].inc(stored)
         if duplicate:
-            self.received.labels(rpc, "duplicate").inc(duplicate)
-        self.latency.labels(rpc).observe(seconds)
+            self._received[rpc, "duplicate"].inc(duplicate)
+        self._latency[rpc].observe(seconds)
 
     def refused(self, rpc: str, code: grpc.StatusCode, reports: int = 1) -> None:
         if reports > 0:

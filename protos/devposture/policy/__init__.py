@@ -10,6 +10,7 @@ silently ignored.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -92,7 +93,16 @@ class Policy:
         return next(c for c in self.clauses if c.clause_id == clause_id)
 
     def check(self, check_id: str) -> CheckSpec | None:
-        return next((c for c in self.checks if c.check_id == check_id), None)
+        return self._checks_by_id.get(check_id)
+
+    @functools.cached_property
+    def _checks_by_id(self) -> dict[str, CheckSpec]:
+        """The checks by id, made once per policy: every report's acknowledgement asks for
+        the grace period of each failing check, on the collector's event loop."""
+        by_id: dict[str, CheckSpec] = {}
+        for spec in self.checks:
+            by_id.setdefault(spec.check_id, spec)  # the first of an id, as a search finds
+        return by_id
 
 
 class PolicyError(Worded):
