@@ -58,15 +58,17 @@ WORKERS_FROM = 20_000
 # Workers at most, one per core. On two cores two beside the export measured best (15.8 s
 # against 20.8 s with one and 16.6 s with three, the daily quarter of bench/README.md). Two
 # at most on any machine: the export and its workers hold at most 300 MB together (issue 18),
-# 272 MB measured with two, each worker about 60 MB more; and with two, the export's own pass
+# 233 MB measured with two on SQLite and 265 MB on PostgreSQL (each worker 60-75 MB, the
+# multiprocessing's resource tracker 12 MB); and with two, the export's own pass
 # (about 7 s of the daily quarter's 22 s of CPU) is about as long as a worker's share.
 MOST_WORKERS = 2
 # How much lower a worker's scheduling priority is than the export's (os.nice).
 NICENESS = 10
 # Reports a worker's run holds at most (`batches.BATCH_REPORTS` in the export's own process):
 # each worker and the export hold a run's rows, bodies and lines at once, and together they
-# must stay within the export's memory bound (300 MB for a quarter, issue 18).
-RUN_REPORTS = 2500
+# must stay within the export's memory bound (300 MB for a quarter, issue 18). 2,500 until
+# the daily quarter on PostgreSQL was seen at 300-304 MB: 2,000 took 5 MB off each worker.
+RUN_REPORTS = 2000
 # Runs handed to each worker ahead of the one the export waits for (each run's result holds
 # up to RUN_REPORTS reports' bodies, about 3 MB): enough that none waits for work.
 AHEAD = 2
