@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 # A top-level field run at least this long is kept as a part: a reference costs 36 bytes. The
@@ -238,23 +238,25 @@ def assemble(inline: bytes, refs: Sequence[Ref], part: Callable[[bytes], bytes])
     return put_together(inline, tuple(o for o, _ in refs), tuple(part(d) for _, d in refs))
 
 
-def put_together(own: bytes, offsets: Sequence[int], parts: Sequence[bytes]) -> bytes:
-    """The whole body from the report's own bytes and its parts at their offsets. Raises
-    ValueError where they do not fit (an offset inside the part before it, or own bytes
-    shorter than the offsets say)."""
+def put_together(own: bytes, offsets: Sequence[int], parts: Iterable[bytes]) -> bytes:
+    """The whole body from the report's own bytes and its parts at their offsets (`parts`
+    may be a lazy look-up: what it raises, a KeyError for a part not met, comes out as it
+    is). Raises ValueError where they do not fit (an offset inside the part before it, or own
+    bytes shorter than the offsets say). A quarter's export puts a million bodies together:
+    the loop is kept to the fewest operations a part."""
     pieces: list[bytes] = []
+    add = pieces.append  # two appends: a third faster than +=
     taken = placed = 0  # own bytes used; bytes of the whole body made so far
     for offset, part in zip(offsets, parts, strict=True):
-        gap = offset - placed
-        if gap < 0:
+        end = taken + offset - placed
+        if end < taken:
             raise ValueError(f"a part's offset {offset} does not fit the report's own bytes")
-        pieces.append(own[taken : taken + gap])  # two appends: a third faster than +=
-        pieces.append(part)
-        taken += gap
-        placed = offset + len(part)
+        add(own[taken:end])
+        add(part)
+        taken, placed = end, offset + len(part)
     if taken > len(own):
         raise ValueError(f"the report's own bytes ({len(own)}) are shorter than its recipe says")
-    pieces.append(own[taken:])
+    add(own[taken:])
     return b"".join(pieces)
 
 

@@ -32,7 +32,7 @@ import contextlib
 import functools
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,29 +288,6 @@ def _whole(own: bytes, key: _Key, parts: dict[bytes, bytes]) -> bytes:
     return body_parts.put_together(own, key[:count], found)
 
 
-def _recipe_whole(own: bytes, flat: tuple[Any, ...], part: Callable[[bytes], bytes]) -> bytes:
-    """`body_parts.put_together` for a recipe's `recipe_flat`, inline: a quarter's export
-    puts a million bodies together (`Bodies.rows` 5.8 -> 4.4 us a row with this, the recipe
-    read by one struct call and its parts looked up only when one is new). Raises
-    KeyError for a part not met and ValueError where they do not fit, which `_whole` then
-    words."""
-    count = len(flat) // 2
-    pieces: list[bytes] = []
-    add = pieces.append
-    taken = placed = 0  # own bytes used; bytes of the whole body made so far
-    for offset, found in zip(flat[:count], map(part, flat[count:]), strict=True):
-        end = taken + offset - placed
-        if end < taken:
-            raise ValueError("a part's offset does not fit the report's own bytes")
-        add(own[taken:end])
-        add(found)
-        taken, placed = end, offset + len(found)
-    if taken > len(own):
-        raise ValueError("the report's own bytes are shorter than its recipe says")
-    add(own[taken:])
-    return b"".join(pieces)
-
-
 class MissingPart(LookupError):
     """A report's recipe names a part that is not stored (deleted, or edited away): its body
     cannot be put together."""
@@ -353,13 +330,14 @@ class Bodies:
         # parts met before, and gathering every row's digests first cost a tenth of a body.
         looked = False
         part = self._parts.__getitem__
+        together = body_parts.put_together
         out: list[tuple[Any, ...]] = []
         for k, (row, key) in enumerate(zip(rows, keys, strict=True)):
+            body = None
             if type(key) is tuple:  # a recipe, as nearly every format-4 row has
+                count = len(key) // 2
                 try:
-                    out.append((*row[:at], _recipe_whole(row[at], key, part), None,
-                                *row[at + 2 :]))  # fmt: skip
-                    continue
+                    body = together(row[at], key[:count], map(part, key[count:]))
                 except KeyError:
                     if not looked:
                         looked = True
@@ -368,12 +346,12 @@ class Bodies:
                         self._look_up(rest, also=kept)
                         part = self._parts.__getitem__
                         with contextlib.suppress(KeyError, ValueError):
-                            out.append((*row[:at], _recipe_whole(row[at], key, part), None,
-                                        *row[at + 2 :]))  # fmt: skip
-                            continue
+                            body = together(row[at], key[:count], map(part, key[count:]))
                 except ValueError:
                     pass  # worded by `_whole` below
-            out.append((*row[:at], self._whole(row, at, key), None, *row[at + 2 :]))
+            if body is None:
+                body = self._whole(row, at, key)
+            out.append((*row[:at], body, None, *row[at + 2 :]))
         return out
 
     def _whole(self, row: Sequence[Any], at: int, key: _Key) -> bytes:
