@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import re
 import sqlite3
@@ -377,7 +376,12 @@ def cmd_policy_default(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     # In the frozen program (installers/python/freeze), a child started by multiprocessing
     # (serve's report writer) runs this executable again: this runs the child, not the CLI.
-    multiprocessing.freeze_support()
+    # Only there: elsewhere it does nothing, and importing multiprocessing was about 8 ms of
+    # every command's start.
+    if getattr(sys, "frozen", False):
+        import multiprocessing  # noqa: PLC0415
+
+        multiprocessing.freeze_support()
     args = localized_parser(reader_language()).parse_args(argv)
     # Errors in the reader's language: `--lang` where the command has it, else the locale's.
     lang = reader_language(getattr(args, "lang", None))

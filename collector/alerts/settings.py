@@ -11,7 +11,6 @@ no channel set in it, nothing is sent and nothing is composed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -153,6 +152,10 @@ def one_address(value: str) -> bool:
     without "@", which the mail server refuses and the digest is lost)."""
     if any(not c.isprintable() for c in value):
         return False
+    # Imported here: the email package is about 10 ms of every command's start, and only a
+    # settings file that names an address needs it.
+    from email.utils import getaddresses  # noqa: PLC0415
+
     found = getaddresses([value])
     if len(found) != 1:
         return False

@@ -39,6 +39,13 @@ SERVE_ONLY = (
     "shtab",
 )
 
+# What a command starts without on a SQLite site, though modules it loads could use each
+# (about 8-10 ms of every command's start each): TLS (`os_errors` asks whether an error is
+# ssl's only where ssl was loaded), the email package (read where a settings file names an
+# address) and multiprocessing (the frozen program's children only; serve's writer and the
+# export's workers import it themselves). psycopg loads ssl on PostgreSQL.
+STARTED_WITHOUT = ("ssl", "email", "multiprocessing")
+
 # Runs the CLI's `main` in this interpreter, then prints the modules it loaded.
 _RUN = """
 import json, sys
@@ -90,6 +97,7 @@ def test_an_admin_command_does_not_load_the_server(data: Path, command: list[str
     assert _under(modules, SERVE_ONLY) == []
     if not on_postgresql():  # a SQLite site may not even have psycopg installed
         assert _under(modules, ("psycopg", "psycopg_pool")) == []
+        assert _under(modules, STARTED_WITHOUT) == []
 
 
 def test_serve_still_loads_them(tmp_path: Path) -> None:

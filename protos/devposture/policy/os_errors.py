@@ -11,7 +11,7 @@ errno not in the table keeps the system's text in every language.
 from __future__ import annotations
 
 import errno
-import ssl
+import sys
 
 from devposture.policy.cli_messages import Said, said
 
@@ -38,7 +38,12 @@ def os_error(exc: OSError, plain: str | None = None) -> Said | str:
     when given: a sentence that names the file itself shows `exc.strerror`). A TLS error's
     number is the TLS library's, not an errno: its text stays."""
     text = str(exc) if plain is None else plain
-    words = None if isinstance(exc, ssl.SSLError) else WORDS.get(exc.errno or 0)
+    # ssl is looked up, not imported: only a process that loaded it can hold its error, and
+    # every command that words an OSError (most of them, which never touch TLS) paid its
+    # import (about 8 ms of each command's start).
+    ssl = sys.modules.get("ssl")
+    tls_error = ssl is not None and isinstance(exc, ssl.SSLError)
+    words = None if tls_error else WORDS.get(exc.errno or 0)
     if words is None:
         return text
     if exc.filename is not None and plain is None:

@@ -193,11 +193,19 @@ def _template(english: str) -> _Template:
 
 
 _FIXED = frozenset(p for p in PHRASES if "{" not in p)
-# The most words first: "…failed with {code} ({meaning})" before "…failed with {code}".
-_TEMPLATES = sorted(
-    (_template(p) for p in PHRASES if "{" in p),
-    key=lambda t: -len(re.sub(r"\{[^}]*\}", "", t.english)),
-)
+
+
+@functools.cache
+def _templates() -> list[_Template]:
+    """The phrases with parts, the most words first: "…failed with {code} ({meaning})" before
+    "…failed with {code}". Made when a phrase is first read, not at import: their patterns
+    took about 8 ms of the start of every command, most of which show no agent's phrase."""
+    return sorted(
+        (_template(p) for p in PHRASES if "{" in p),
+        key=lambda t: -len(re.sub(r"\{[^}]*\}", "", t.english)),
+    )
+
+
 _DEPTH = 3  # a phrase inside a phrase inside a phrase, at most
 # The parts that may hold a phrase in turn; any other (a tool, a path, a number, a tool's own
 # output) is shown as it came, even when it happens to read like one ("public").
@@ -246,7 +254,7 @@ def _worded(text: str, lang: Lang, depth: int) -> str:
         return translate(lang, CONTEXT, text)
     if depth == 0:
         return text
-    for template in _TEMPLATES:
+    for template in _templates():
         found = template.pattern.fullmatch(text)
         if found is not None:
             parts = found.groupdict().items()
@@ -257,4 +265,4 @@ def _worded(text: str, lang: Lang, depth: int) -> str:
 
 def is_phrase(text: str) -> bool:
     """Whether `text` is one of the declared phrases (worded, not shown as it came)."""
-    return text in _FIXED or any(t.pattern.fullmatch(text) for t in _TEMPLATES)
+    return text in _FIXED or any(t.pattern.fullmatch(text) for t in _templates())
