@@ -452,7 +452,7 @@ def _run(words: Words, arguments: Mapping[str, str], args: argparse.Namespace) -
         store = Store.open(config.database)
         try:
             arguments = device_ids.complete(
-                arguments, lambda: ((d.device_id, d.hostname) for d in store.identity.devices())
+                arguments, lambda: ((d, host) for d, host, _ in store.identity.names())
             )
             return Runner(store, config).run(
                 words, arguments, local_actor(), peer="local", remote=False

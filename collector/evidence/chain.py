@@ -21,7 +21,6 @@ The chain's table and its SQL are the store's (`collector/store/chain.py`).
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
@@ -110,8 +109,14 @@ class Entry:
 
     def record(self) -> dict[str, object]:
         """The payload as JSON, parsed once per entry (the exporter and the verifier read it
-        for the report's figures and again to hold it to its row): read it, never change it."""
-        return self._record
+        for the report's figures and again to hold it to its row): read it, never change it.
+        Kept in the instance's dict by hand, not by `functools.cached_property`, which on
+        Python 3.11 takes a lock shared by every entry at each first read (an export reads
+        hundreds of thousands); two threads parsing one entry at once keep equal dicts."""
+        found = self.__dict__.get("_record")
+        if found is None:
+            found = self.__dict__["_record"] = self._parsed()
+        return found
 
     def known_record(self, record: dict[str, object]) -> None:
         """Hand over the payload's parse where the caller holds a record whose canonical
@@ -119,8 +124,7 @@ class Entry:
         parsing the payload would give an equal dict."""
         self.__dict__["_record"] = record
 
-    @functools.cached_property
-    def _record(self) -> dict[str, object]:
+    def _parsed(self) -> dict[str, object]:
         # orjson.JSONDecodeError is a ValueError. orjson reads an integer past 64 bits as a
         # float, where json.loads keeps it: no payload holds one (times in microseconds,
         # counts, ids; an agent's times are refused far outside the collector's), and the hash

@@ -426,7 +426,7 @@ def _ca_fingerprint(ca_cert: Path) -> str:
 def _context(store: Store, policy: Policy, start: dt.datetime) -> dict[str, Any]:
     """What the report needs beside the records: the policy's clauses, checks, grace periods
     and silence window, device names and groups (as they stand at export), the time zone."""
-    devices = store.identity.devices()
+    devices = store.identity.names()
     zone = summary.fixed_zone(policy.time_zone, start)  # the policy's, as the report draws it
     return {
         "clauses": [{"clause_id": c.clause_id, "title_zh": c.title_zh, "title_en": c.title_en}
@@ -435,7 +435,7 @@ def _context(store: Store, policy: Policy, start: dt.datetime) -> dict[str, Any]
                     "title_en": c.title_en, "grace_hours": c.grace_hours}
                    for c in policy.checks],
         "stale_after_hours": policy.stale_after_hours,
-        "devices": {d.device_id: d.hostname for d in devices},
-        "groups": {d.device_id: d.group for d in devices if d.group},
+        "devices": {device_id: hostname for device_id, hostname, _ in devices},
+        "groups": {device_id: group for device_id, _, group in devices if group},
         "time_zone": {"name": zone.name, "utc_offset_minutes": zone.offset_minutes},
     }  # fmt: skip

@@ -694,6 +694,16 @@ class Identity(Part):
             for r in rows
         ]  # fmt: skip
 
+    def names(self) -> list[tuple[str, str, str | None]]:
+        """(device id, hostname, group) of every device, in the order `devices` lists them:
+        what an audit export's context and a command's device ids need of the devices. The
+        whole `devices` read each one's certificate too, and was 0.08-0.29 s of an export
+        for 10,000 devices, against 0.01-0.02 s."""
+        rows = self._db.execute(
+            "SELECT device_id, hostname, device_group FROM devices ORDER BY host_key, device_id"
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
     def device(self, device_id: str) -> DeviceInfo | None:
         found = self.devices(only=device_id)
         return found[0] if found else None

@@ -249,7 +249,12 @@ def test_the_command_line_lists_devices_in_the_dashboard_s_natural_host_order(
         for n, (device_id, host) in enumerate(names.items()):
             enroll(store, device_id)
             store.reports.store_report(report(device_id, n, NOW, host, "linux"), [])
-        listed_names = [d.hostname for d in store.identity.devices()]
-        assert listed_names == ["pc-1", "PC-2", "PC-10", "笔记本-2", "笔记本-10"]
+        store.identity.set_device_group("d4", "研发部", NOW)
+        listed = store.identity.devices()
+        assert [d.hostname for d in listed] == ["pc-1", "PC-2", "PC-10", "笔记本-2", "笔记本-10"]
+        # What an audit export's context reads (`identity.names`): the same devices, names,
+        # groups and order, without each one's certificate.
+        assert store.identity.names() == [(d.device_id, d.hostname, d.group) for d in listed]
+        assert ("d4", "PC-2", "研发部") in store.identity.names()
     finally:
         store.close()
