@@ -59,6 +59,10 @@ PARTS_UNUSED = (
     "devposture.collector.store.coordination",
 )
 
+# What judges a report (the checks, and the protobuf messages they read): a command reads the
+# policy's check ids and parameters (`devposture.policy.check_parameters`), never a report.
+NOT_JUDGING = ("devposture.policy.checks", "google.protobuf", "devposture.v1")
+
 # Runs the CLI's `main` in this interpreter, then prints the modules it loaded.
 _RUN = """
 import json, sys
@@ -109,6 +113,7 @@ def test_an_admin_command_does_not_load_the_server(data: Path, command: list[str
     modules = _loaded(arguments)
     assert _under(modules, SERVE_ONLY) == []
     assert _under(modules, PARTS_UNUSED) == []
+    assert _under(modules, NOT_JUDGING) == []
     if not on_postgresql():  # a SQLite site may not even have psycopg installed
         assert _under(modules, ("psycopg", "psycopg_pool")) == []
         assert _under(modules, STARTED_WITHOUT) == []
@@ -120,6 +125,7 @@ def test_serve_still_loads_them(tmp_path: Path) -> None:
     modules = _loaded(["serve", "--data", str(tmp_path / "none")], expect=1)
     assert "devposture.collector.server" in modules
     assert _under(modules, ("starlette", "jinja2", "uvicorn")) != []
+    assert _under(modules, NOT_JUDGING) != []  # the checks judge each report it receives
 
 
 def test_an_audit_check_loads_the_part_it_asks_for(data: Path) -> None:

@@ -19,7 +19,8 @@ from devposture.policy import (
     load_policy,
     parse_policy,
 )
-from devposture.policy.checks import CHECKS, PARAMETERS, CheckParameters, evaluate
+from devposture.policy.check_parameters import PARAMETERS
+from devposture.policy.checks import CHECK_FUNCTIONS, CHECKS, CheckParameters, evaluate
 from devposture.v1 import devposture_pb2 as pb
 
 # Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
@@ -242,6 +243,13 @@ def test_a_file_saved_as_gbk_is_named_with_its_line(tmp_path: Path) -> None:
         (first, "the file is not UTF-8 text (saved as GBK?): save it as UTF-8")
     ]
     assert f"{file}:{first}: " in str(caught.value)
+
+
+def test_the_parameters_name_every_check_and_only_the_checks() -> None:
+    """A policy's check ids are read against the parameters' table (`check_parameters`,
+    which reading a policy loads instead of the checks): it must list each check there is."""
+    assert set(PARAMETERS) == set(CHECK_FUNCTIONS)
+    assert [c.check_id for c in default_policy().checks] == list(CHECK_FUNCTIONS)
 
 
 def test_every_whole_number_parameter_names_a_unit_the_ten_year_bound_knows() -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from devposture.policy.checks import CHECK_FUNCTIONS, PARAMETERS, ParameterValue, version_numbers
+from devposture.policy.check_parameters import PARAMETERS, ParameterValue, version_numbers
 from devposture.policy.cli_messages import Said, Worded, enumeration, lines, said
 from devposture.policy.os_errors import os_error
 from devposture.policy.time_zone import DEFAULT_TIME_ZONE, UnknownZone, zone_named
@@ -238,10 +238,10 @@ def _checks(c: _Checker, raw: object, clause_ids: set[str]) -> list[CheckSpec]:
             continue
         c.unknown_keys(item, _CHECK_KEYS, path)
         check_id = c.text(item, "id", path)
-        if check_id and check_id not in CHECK_FUNCTIONS:
+        if check_id and check_id not in PARAMETERS:
             c.problem((*path, "id"), said("no check named {name} (known: {known})",
                                           name=repr(check_id),
-                                          known=enumeration(sorted(CHECK_FUNCTIONS))))
+                                          known=enumeration(sorted(PARAMETERS))))
         if check_id in {s.check_id for s in checks}:
             c.problem((*path, "id"), said("check {name} is listed twice", name=repr(check_id)))
         clause = c.text(item, "clause", path)
