@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from devposture.policy.check_parameters import PARAMETERS, ParameterValue, version_numbers
@@ -384,6 +383,10 @@ def load_policy(path: Path) -> Policy:
 
 
 def default_policy_text() -> str:
+    # Imported here: importlib.resources loads tempfile, shutil and more (about 20 ms of a
+    # slow VM), and a command reads the policy in force from its database, not this file.
+    from importlib import resources  # noqa: PLC0415
+
     return resources.files(__package__).joinpath("default.toml").read_text(encoding="utf-8")
 
 
