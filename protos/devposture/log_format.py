@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import sys
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 from typing import TextIO
 
@@ -118,6 +117,10 @@ def configure(
         raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {log_format!r}")
     handler: logging.Handler
     if file is not None:
+        # Imported here: logging.handlers loads socket and pickle (about 10 ms of every
+        # command's start on a slow VM), and only a service without a journal logs to a file.
+        from logging.handlers import RotatingFileHandler  # noqa: PLC0415
+
         file.parent.mkdir(parents=True, exist_ok=True)
         handler = RotatingFileHandler(
             file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_BACKUPS, encoding="utf-8"

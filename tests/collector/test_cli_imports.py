@@ -40,11 +40,13 @@ SERVE_ONLY = (
 )
 
 # What a command starts without on a SQLite site, though modules it loads could use each
-# (about 8-10 ms of every command's start each): TLS (`os_errors` asks whether an error is
+# (about 5-10 ms of every command's start each): TLS (`os_errors` asks whether an error is
 # ssl's only where ssl was loaded), the email package (read where a settings file names an
-# address) and multiprocessing (the frozen program's children only; serve's writer and the
-# export's workers import it themselves). psycopg loads ssl on PostgreSQL.
-STARTED_WITHOUT = ("ssl", "email", "multiprocessing")
+# address), multiprocessing (the frozen program's children only; serve's writer and the
+# export's workers import it themselves), logging.handlers (a service's rotated log file only)
+# and socket (the host's name where a collector names itself). psycopg loads ssl and socket on
+# PostgreSQL.
+STARTED_WITHOUT = ("ssl", "email", "multiprocessing", "logging.handlers", "socket")
 
 # Parts of the store (and what they import) that none of these commands asks for: a Store
 # imports a part's module when it is first asked for it (collector/store/__init__.py), and
