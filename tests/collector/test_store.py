@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from devposture.collector.evidence import chain
+from devposture.collector.store import _PARTS as store_parts
 from devposture.collector.store import (
     CheckResult,
     DeviceRecord,
@@ -53,6 +54,20 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 # SQLite's journal mode (PostgreSQL has its own write-ahead log, not a setting of ours).
 @pytest.mark.sqlite_only
+def test_each_part_is_made_once_when_asked_for_and_is_what_the_store_declares(
+    store: Store,
+) -> None:
+    """The parts a Store makes when first asked for (`_PARTS`) are the attributes it declares,
+    each of the class its annotation names (what mypy checks callers against), made once."""
+    assert set(store_parts) == set(Store.__annotations__)
+    for name, (_, class_name) in store_parts.items():
+        part = getattr(store, name)
+        assert type(part).__name__ == class_name == Store.__annotations__[name]
+        assert getattr(store, name) is part
+    with pytest.raises(AttributeError, match="no attribute 'no_such_part'"):
+        _ = store.no_such_part
+
+
 def test_database_is_in_wal_mode(store: Store) -> None:
     assert store.journal_mode() == "wal"
 
