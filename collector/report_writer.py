@@ -55,7 +55,7 @@ from devposture.collector.child_start import (
 )
 from devposture.collector.gc_settle import settled
 from devposture.collector.parent_death import die_with_parent
-from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome
+from devposture.collector.store import CheckResult, ReportRecord, Store, StoreOutcome, load_parts
 from devposture.collector.store.disk_space import StorageFull
 from devposture.collector.store.target import DatabaseTarget
 
@@ -120,6 +120,7 @@ def write_groups(
     sock = socket_of(connection)
     connection.close()
     store = Store.open_for_reports(target)
+    load_parts()
     settled()  # what the writer keeps for its life, out of the collector's walks
     try:
         while True:

@@ -53,7 +53,7 @@ from devposture.collector.raw_rpc import add_raw_servicer
 from devposture.collector.refused_writes import RefusedWrites
 from devposture.collector.report_writer import ReportWriter
 from devposture.collector.service import CollectorService
-from devposture.collector.store import DatabaseTarget, Store
+from devposture.collector.store import DatabaseTarget, Store, load_parts
 from devposture.collector.store.base import to_us
 from devposture.collector.store.coordination import Coordination, Lease, LeaseLost
 from devposture.collector.trust import Trust
@@ -792,6 +792,14 @@ async def _rejudge_owed(running: RunningServer, version: int, holder: str) -> No
     log.info("policy version %d applied; %d device(s) re-evaluated", version, devices)
 
 
+def _settle() -> None:
+    """Serving has started: every part of the store loaded now (what it serves later, the
+    dashboard's reads and alerts among them), then all of it frozen out of the garbage
+    collector's walks (`gc_settle.settled`)."""
+    load_parts()
+    settled()
+
+
 async def serve_forever(
     config: CollectorConfig,
     enroll_port: int | None,
@@ -825,7 +833,7 @@ async def serve_forever(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    settled()
+    _settle()
     print(
         f"devposture collector serving: enrollment on port {running.enroll_port},"
         f" reports on port {running.report_port}"

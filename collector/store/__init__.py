@@ -109,6 +109,15 @@ _PARTS: dict[str, tuple[str, str]] = {
 _MAKING = threading.Lock()
 
 
+def load_parts() -> None:
+    """Import every part's module now: a process that serves for its life (`serve`, its report
+    writer) does so before it settles (`gc_settle.settled`), so that the parts' code is frozen
+    out of the garbage collector's walks with the rest of what it loaded, as it was when the
+    store imported every part at once."""
+    for module, _ in _PARTS.values():
+        import_module(f"{__name__}.{module}")
+
+
 @functools.cache
 def database_errors() -> tuple[type[Exception], ...]:
     """Every error either engine raises (psycopg's only where it is installed): what a caller
@@ -249,4 +258,5 @@ __all__ = [
     "TokenInfo",
     "TokenRejected",
     "database_errors",
+    "load_parts",
 ]

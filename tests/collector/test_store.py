@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,6 +52,20 @@ def store(tmp_path: Path) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.mark.engine_free
+def test_load_parts_imports_every_part_s_module() -> None:
+    """What `serve` and its report writer call before they freeze what they loaded out of the
+    garbage collector's walks: every part's module (a new interpreter, which has none yet)."""
+    script = (
+        "import sys; from devposture.collector.store import _PARTS, load_parts; load_parts();"
+        " print(sorted(m for m, _ in _PARTS.values()"
+        " if 'devposture.collector.store.' + m not in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 # SQLite's journal mode (PostgreSQL has its own write-ahead log, not a setting of ours).
