@@ -68,8 +68,6 @@ def test_load_parts_imports_every_part_s_module() -> None:
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
-# SQLite's journal mode (PostgreSQL has its own write-ahead log, not a setting of ours).
-@pytest.mark.sqlite_only
 def test_each_part_is_made_once_when_asked_for_and_is_what_the_store_declares(
     store: Store,
 ) -> None:
@@ -84,6 +82,8 @@ def test_each_part_is_made_once_when_asked_for_and_is_what_the_store_declares(
         _ = store.no_such_part
 
 
+# SQLite's journal mode (PostgreSQL has its own write-ahead log, not a setting of ours).
+@pytest.mark.sqlite_only
 def test_database_is_in_wal_mode(store: Store) -> None:
     assert store.journal_mode() == "wal"
 
