@@ -77,33 +77,34 @@ if TYPE_CHECKING:
     from devposture.collector.store.sessions import DashboardSessions
     from devposture.collector.store.waivers import Waivers
 
-# Each part of a Store: its module (in this package) and class. A part's module is imported
-# when a Store is first asked for that part: a command line uses a few of the twenty (`report
-# fleet`: the fleet, the policy in force, the admin part for its audit entry), and importing
-# every one, the evidence checks and the dashboard's reads among them, was about a tenth of
-# each command's start (35-60 ms of `report fleet`'s 0.35-0.5 s on a slow VM, most of it
-# making the dataclasses those modules define).
-_PARTS: dict[str, tuple[str, str]] = {
-    "reports": ("reports", "Reports"),
-    "identity": ("identity", "Identity"),
-    "waivers": ("waivers", "Waivers"),
-    "admin": ("admin", "Admin"),
-    "fleet": ("fleet", "Fleet"),
-    "device_list": ("device_list", "DeviceList"),
-    "device_pages": ("device_pages", "DevicePages"),
-    "dashboard": ("dashboard_reads", "DashboardReads"),
-    "evidence": ("chain", "Evidence"),
-    "coordination": ("coordination", "Coordination"),
-    "policies": ("policies", "Policies"),
-    "sessions": ("sessions", "DashboardSessions"),
-    "guesses": ("guesses", "FailedGuesses"),
-    "crosscheck": ("crosscheck", "Crosscheck"),
-    "checkpoints": ("checkpoints", "Checkpoints"),
-    "retention": ("retention", "Retention"),
-    "sealing": ("sealing", "Sealing"),
-    "alerts": ("alerts", "AlertRecords"),
-    "installation": ("installation", "Installation"),
-    "report_format": ("report_format", "ReportFormat"),
+# Each part of a Store: the module (in this package) that defines it; its class is the one
+# `Store` declares the part as. A part's module is imported when a Store is first asked for
+# that part: a command line uses a few of the twenty (`report fleet`: the fleet, the policy in
+# force, the admin part for its audit entry), and importing every one, the evidence checks and
+# the dashboard's reads among them, was about a tenth of each command's start (35-60 ms of
+# `report fleet`'s 0.35-0.5 s on a slow VM, most of it making the dataclasses those modules
+# define).
+_PARTS: dict[str, str] = {
+    "reports": "reports",
+    "identity": "identity",
+    "waivers": "waivers",
+    "admin": "admin",
+    "fleet": "fleet",
+    "device_list": "device_list",
+    "device_pages": "device_pages",
+    "dashboard": "dashboard_reads",
+    "evidence": "chain",
+    "coordination": "coordination",
+    "policies": "policies",
+    "sessions": "sessions",
+    "guesses": "guesses",
+    "crosscheck": "crosscheck",
+    "checkpoints": "checkpoints",
+    "retention": "retention",
+    "sealing": "sealing",
+    "alerts": "alerts",
+    "installation": "installation",
+    "report_format": "report_format",
 }
 # Held while a part is made: threads that ask a Store for a part first at once get one part.
 _MAKING = threading.Lock()
@@ -114,7 +115,7 @@ def load_parts() -> None:
     writer) does so before it settles (`gc_settle.settled`), so that the parts' code is frozen
     out of the garbage collector's walks with the rest of what it loaded, as it was when the
     store imported every part at once."""
-    for module, _ in _PARTS.values():
+    for module in _PARTS.values():
         import_module(f"{__name__}.{module}")
 
 
@@ -165,12 +166,12 @@ class Store:
         self._db = database
 
     def __getattr__(self, name: str) -> object:
-        """A part not made yet (`_PARTS`): made now, and kept as an attribute like any other
-        (so this is not asked again for it)."""
-        where = _PARTS.get(name)
-        if where is None:
+        """A part not made yet (`_PARTS`): made now, of the class the Store declares it as,
+        and kept as an attribute like any other (so this is not asked again for it)."""
+        module = _PARTS.get(name)
+        if module is None:
             raise AttributeError(f"'Store' object has no attribute {name!r}")
-        made = getattr(import_module(f"{__name__}.{where[0]}"), where[1])
+        made = getattr(import_module(f"{__name__}.{module}"), Store.__annotations__[name])
         with _MAKING:
             part = self.__dict__.get(name)
             if part is None:

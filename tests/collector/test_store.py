@@ -60,7 +60,7 @@ def test_load_parts_imports_every_part_s_module() -> None:
     garbage collector's walks: every part's module (a new interpreter, which has none yet)."""
     script = (
         "import sys; from devposture.collector.store import _PARTS, load_parts; load_parts();"
-        " print(sorted(m for m, _ in _PARTS.values()"
+        " print(sorted(m for m in _PARTS.values()"
         " if 'devposture.collector.store.' + m not in sys.modules))"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -72,11 +72,13 @@ def test_each_part_is_made_once_when_asked_for_and_is_what_the_store_declares(
     store: Store,
 ) -> None:
     """The parts a Store makes when first asked for (`_PARTS`) are the attributes it declares,
-    each of the class its annotation names (what mypy checks callers against), made once."""
+    each of the class its annotation names (what mypy checks callers against) from the module
+    `_PARTS` names, made once."""
     assert set(store_parts) == set(Store.__annotations__)
-    for name, (_, class_name) in store_parts.items():
+    for name, module in store_parts.items():
         part = getattr(store, name)
-        assert type(part).__name__ == class_name == Store.__annotations__[name]
+        assert type(part).__name__ == Store.__annotations__[name]
+        assert type(part).__module__ == f"devposture.collector.store.{module}"
         assert getattr(store, name) is part
     with pytest.raises(AttributeError, match="no attribute 'no_such_part'"):
         _ = store.no_such_part
