@@ -6,44 +6,25 @@ need it: +0.3 MB): the agent's memory target is 50 MB, and it runs close to it."
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from tests.fresh_interpreter import modules_after
 
 SERVICE_MODULES = tuple(
     f"devposture.agent.{name}"
     for name in ("cli", "deliver", "service", "transport", "renewal", "outbox", "probes")
 )
+_SERVICE_IMPORTS = "".join(f"import {m}\n" for m in SERVICE_MODULES)
 
 
 def test_the_service_runs_without_loading_cryptography() -> None:
-    code = (
-        "import sys\n"
-        + "".join(f"import {m}\n" for m in SERVICE_MODULES)
-        + "print(sorted(m for m in sys.modules if m.split('.')[0] == 'cryptography'))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "[]", done.stdout
+    loaded = modules_after(_SERVICE_IMPORTS, timeout=60)
+    assert sorted(m for m in loaded if m.split(".")[0] == "cryptography") == []
 
 
 def test_the_service_runs_without_json_format_or_plistlib() -> None:
-    code = (
-        "import sys\n"
-        + "".join(f"import {m}\n" for m in SERVICE_MODULES)
-        + "print(sorted(m for m in ('google.protobuf.json_format', 'plistlib', 'pyexpat')"
-        " if m in sys.modules))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "[]", done.stdout
+    loaded = modules_after(_SERVICE_IMPORTS, timeout=60)
+    assert sorted({"google.protobuf.json_format", "plistlib", "pyexpat"} & loaded) == []
 
 
 def test_enrolling_and_renewing_still_load_it() -> None:
     """The check above must be able to fail: the exchange modules do import it."""
-    code = "import sys, devposture.agent.renewal_exchange; print('cryptography' in sys.modules)"
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "True"
+    assert "cryptography" in modules_after("import devposture.agent.renewal_exchange", timeout=60)

@@ -3,21 +3,16 @@ import `collector.policy`, never `collector.server`, which starts them (no impor
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+
+from tests.fresh_interpreter import modules_after
 
 # Never reaches the run's database engine: the PostgreSQL leg leaves it out (Makefile).
 pytestmark = pytest.mark.engine_free
 
 
 def test_the_admin_commands_and_the_dashboard_do_not_import_the_server() -> None:
-    probe = (
-        "import sys\n"
-        "import devposture.collector.admin.commands, devposture.collector.web.views\n"
-        "print('devposture.collector.server' in sys.modules)\n"
+    loaded = modules_after(
+        "import devposture.collector.admin.commands, devposture.collector.web.views"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
-    assert done.stdout.strip() == "False"
+    assert "devposture.collector.server" not in loaded

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +27,7 @@ from devposture.collector.store.engine import AnyDatabase, SqliteDatabase
 from devposture.collector.store.target import SqliteTarget
 from devposture.collector.tokens import new_token
 from tests.databases import columns, fresh_database, fresh_postgres, on_postgresql, raw
+from tests.fresh_interpreter import modules_after
 
 NOW = dt.datetime(2026, 11, 24, 12, 0, tzinfo=dt.UTC)
 
@@ -58,14 +57,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def test_load_parts_imports_every_part_s_module() -> None:
     """What `serve` and its report writer call before they freeze what they loaded out of the
     garbage collector's walks: every part's module (a new interpreter, which has none yet)."""
-    script = (
-        "import sys; from devposture.collector.store import _PARTS, load_parts; load_parts();"
-        " print(sorted(m for m in _PARTS.values()"
-        " if 'devposture.collector.store.' + m not in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=60, check=True)  # fmt: skip
-    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+    loaded = modules_after("from devposture.collector.store import load_parts\nload_parts()")
+    modules = [f"devposture.collector.store.{m}" for m in store_parts.values()]
+    assert [m for m in modules if m not in loaded] == []
 
 
 def test_each_part_is_made_once_when_asked_for_and_is_what_the_store_declares(
