@@ -55,31 +55,24 @@ HUNG = 120.0
 # `serve`, with every period's rows checked by two workers in runs of one entry. Its first
 # export stops once a run came back from a worker and prints "held" with the workers' ids,
 # then goes on: "gone" once the service has told it its caller went away (printing "gone"),
-# "told" once the test writes a line, "gone-told" after both. Only the first export asked
-# (the first to claim the export slot, known by its stop event) holds: one whose caller went
-# before any run came back never reached the hold, and the next export must not take it.
+# "told" once the test writes a line, "gone-told" after both. Once the file named after the
+# mode exists (`Collector.no_hold`), no export holds: an export whose caller went before any
+# run came back (a deadline passed early) never reached the hold, and the next export, whose
+# caller never goes, must not take it.
 _DRIVER = """
-import json, sys
-from devposture.collector.admin import one_export
+import json, os, sys
 from devposture.collector.cli import main
 from devposture.collector.evidence import batches, check_pool
 
 check_pool.workers_for = lambda entries: 2
 batches.MOST_READ = 1
-mode = sys.argv[1]
+mode, no_hold = sys.argv[1], sys.argv[2]
 answer = check_pool.Workers._answer
-claimed = one_export.OneExport.claimed
-first = []
 held = []
-
-def claimed_here(self, running, zone):
-    if not first:
-        first.append(running.stop)
-    return claimed(self, running, zone)
 
 def answer_here(self, number, kind):
     value = answer(self, number, kind)
-    if kind == "done" and not held and first and getattr(self, "_stop", None) is first[0]:
+    if kind == "done" and not held and not os.path.exists(no_hold):
         held.append(True)
         print("held " + json.dumps([p.pid for p, _ in self._workers]), flush=True)
         stop = getattr(self, "_stop", None)
@@ -91,8 +84,7 @@ def answer_here(self, number, kind):
     return value
 
 check_pool.Workers._answer = answer_here
-one_export.OneExport.claimed = claimed_here
-sys.exit(main(sys.argv[2:]))
+sys.exit(main(sys.argv[3:]))
 """
 
 
@@ -106,6 +98,7 @@ class Collector:
     lines: queue.Queue[str]
     log: Path
     serving: list[int]  # what the collector started before any export (`_spawned`)
+    no_hold: Path  # made once no export may hold any more (`_DRIVER`)
 
     def said(self, start: str) -> str:
         """The collector's next line of its own that begins with `start` (others skipped)."""
@@ -190,9 +183,11 @@ def _serve(tmp_path: Path, mode: str) -> Iterator[Collector]:
     secret.write_text(str(credential))
     secret.chmod(0o600)
     ready, log = tmp_path / "ready.json", tmp_path / "collector.log"
+    no_hold = tmp_path / "no-hold"
     with log.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-c", _DRIVER, mode, "serve", "--data", str(config.data_dir),
+            [sys.executable, "-c", _DRIVER, mode, str(no_hold), "serve", "--data",
+             str(config.data_dir),
              "--enroll-port", "0", "--report-port", "0", "--admin-port", "0",
              "--metrics-port", "0", "--drain-seconds", "0", "--ready-file", str(ready)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log_file, text=True,
@@ -210,7 +205,7 @@ def _serve(tmp_path: Path, mode: str) -> Iterator[Collector]:
         assert process.poll() is None, log.read_text()
         port = json.loads(ready.read_text())["admin_port"]
         yield Collector(process, config.data_dir, port, pin_of(ca_cert), secret, lines, log,
-                        _spawned(process.pid))
+                        _spawned(process.pid), no_hold)  # fmt: skip
     finally:
         assert process.stdin is not None
         process.stdin.close()  # a hold on a line the test did not send goes on
@@ -240,6 +235,7 @@ def _ended(collector: Collector) -> None:
 
 def _exports_again(collector: Collector, out: Path) -> None:
     """The collector still serves an export (no hold this time) after the one that stopped."""
+    collector.no_hold.touch()
     again = collector.client(out)
     _, err = again.communicate(timeout=HUNG)
     assert again.returncode == 0, err
