@@ -6,17 +6,26 @@ Why: a test's agent starts in a new state folder, so its first collection ran
 container images: `docker-clean` sets `Dir::Cache::pkgcache ""`) each run parsed every
 package list again, 2.3 s of a core. Fifty-odd tests paid it, a seventh of the SQLite leg's
 CPU, though none of them is about apt. The cache given here is the real agent code's: the
-real command run once per test process by the agent's own host (`LiveHost.run_cached`),
-keyed by the stamps of the files apt reads, so an agent still runs apt itself where anything
-it reads has changed since. The apt probe's own tests run it afresh.
+real command run by the agent's own host (`LiveHost.run_cached`), keyed by the stamps of the
+files apt reads, so an agent still runs apt itself where anything it reads has changed since.
+The apt probe's own tests run it afresh.
+
+One cache serves every test process of this user on this machine, and is kept between runs
+(outside the repository, as CI's other caches): the test processes starting together took
+apt's 2.3-4.9 s of a core each (four on the SQLite leg, six on PostgreSQL's, on 2026-12-07),
+where one run, under a lock, serves them all. The agent's own lookup decides whether the
+cache still holds: apt runs again once what it reads has changed or the entry has aged.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import functools
+import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,17 +40,34 @@ from devposture.agent.state import AgentState, write_atomic
 _TIMEOUT = 120.0
 
 
+def _shared_folder() -> Path:
+    """The folder of the cache all this user's test processes share: a 0700 folder of theirs
+    in the temporary folder, or, where that name is taken by anything else (another user's,
+    a link), a folder of this process's own, removed as it ends."""
+    folder = Path(tempfile.gettempdir()) / f"devposture-warm-commands-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    found = os.lstat(folder)
+    if stat.S_ISDIR(found.st_mode) and found.st_uid == os.getuid() and not found.st_mode & 0o077:
+        return folder
+    own = Path(tempfile.mkdtemp(prefix="devposture-warm-"))
+    atexit.register(shutil.rmtree, own, ignore_errors=True)
+    return own
+
+
 @functools.cache
 def _warm_cache() -> Path | None:
-    """This test process's warm cache file (made on first use), or None where there is no
-    apt-get (the agent runs no cached command there)."""
+    """The warm cache file, brought up to date by the first test process to need it (the
+    others wait on its lock, then find it fresh), or None where there is no apt-get (the agent
+    runs no cached command there)."""
     if LiveHost(declared=is_declared).which("apt-get") is None:
         return None
-    folder = Path(tempfile.mkdtemp(prefix="devposture-warm-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    folder = _shared_folder()
     path = AgentState(folder).command_cache_path
-    host = LiveHost(CommandCache(path), declared=is_declared)
-    host.run_cached(APT_SIMULATE, _TIMEOUT, APT_INPUTS)
+    with (folder / "lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        host = LiveHost(CommandCache(path), declared=is_declared)
+        host.run_cached(APT_SIMULATE, _TIMEOUT, APT_INPUTS)
     return path if path.exists() else None
 
 

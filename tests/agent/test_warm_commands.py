@@ -1,9 +1,14 @@
 """The tests' warm command cache (`tests/warm_commands.py`) is one the agent's own lookup
-answers from, and only an enrolled agent without a cache of its own is given it."""
+answers from, only an enrolled agent without a cache of its own is given it, and one cache
+serves every test process."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -44,3 +49,35 @@ def test_an_agent_not_enrolled_or_with_its_own_cache_is_left_as_it_was(tmp_path:
     collector = tmp_path / "c"
     warm_commands.seed_for(["devposture-collector", "serve", "--state", str(collector)])
     assert not collector.exists()
+
+
+def test_one_cache_serves_every_test_process_and_apt_is_not_run_again() -> None:
+    """Another test process (as xdist starts several) finds the cache this one brought up to
+    date, and leaves it as it was: the agent's lookup answered, apt-get did not run again (a
+    store writes the file anew, a new inode)."""
+    first = warm_commands._warm_cache()
+    assert first is not None
+    before = first.stat()
+    probe = "from tests import warm_commands; print(warm_commands._warm_cache())"
+    other = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert other.stdout.strip() == str(first)
+    after = first.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_a_shared_folder_name_taken_by_a_link_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the shared folder's name is a link (another user may make one in /tmp), the
+    process keeps a folder of its own rather than follow it."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (tmp_path / f"devposture-warm-commands-{os.getuid()}").symlink_to(elsewhere)
+    folder = warm_commands._shared_folder()
+    assert folder.parent == tmp_path and folder.name.startswith("devposture-warm-")
+    assert not folder.is_symlink() and folder != elsewhere
+    assert (tmp_path / f"devposture-warm-commands-{os.getuid()}").is_symlink()
