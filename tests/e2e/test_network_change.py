@@ -24,6 +24,7 @@ import pytest
 
 from devposture.collector.store.target import PostgresTarget
 from devposture.v1 import devposture_pb2 as pb
+from tests import warm_commands
 from tests.databases import init_arguments, raw
 from tests.e2e.conftest import AGENT, COLLECTOR, open_store
 
@@ -154,6 +155,7 @@ def test_a_vpn_coming_up_is_reported_within_ten_seconds(netns: str, tmp_path: Pa
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert enrolled.returncode == 0, enrolled.stderr
+        warm_commands.seed(state)
         agent = subprocess.Popen(
             _in(netns, AGENT, "run", "--state", str(state), "--interval", "3600"),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -9,12 +9,14 @@ from pathlib import Path
 
 from devposture.agent.state import AgentState
 from devposture.agent.status import EXIT_FAILING, EXIT_NOT_JUDGED, exit_code
+from tests import warm_commands
 from tests.e2e.conftest import AGENT, CollectorProcess, enroll, run
 
 
 def status(state_dir: Path, lang: str) -> subprocess.CompletedProcess[str]:
     """`status` as the employee runs it, in a terminal whose locale is `lang`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG"))}
+    warm_commands.seed(state_dir)  # its local check, before the collector judged, runs apt
     return subprocess.run(
         [AGENT, "status", "--state", str(state_dir)], env={**env, "LANG": lang},
         capture_output=True, text=True, timeout=120, check=False,
