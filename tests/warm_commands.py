@@ -11,7 +11,8 @@ files apt reads, so an agent still runs apt itself where anything it reads has c
 The apt probe's own tests run it afresh.
 
 One cache serves every test process of this user on this machine, and is kept between runs
-(outside the repository, as CI's other caches): the test processes starting together took
+in the tests' cache folder (`tests/caches.py`, outside the repository): the test processes
+starting together took
 apt's 2.3-4.9 s of a core each (four on the SQLite leg, six on PostgreSQL's, on 2026-12-07),
 where one run, under a lock, serves them all. The agent's own lookup decides whether the
 cache still holds: apt runs again once what it reads has changed or the entry has aged.
@@ -19,14 +20,9 @@ cache still holds: apt runs again once what it reads has changed or the entry ha
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import fcntl
 import functools
-import os
-import shutil
-import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,24 +31,10 @@ from devposture.agent.host.live import LiveHost
 from devposture.agent.probes.commands import APT_SIMULATE, is_declared
 from devposture.agent.probes.linux.updates import APT_INPUTS
 from devposture.agent.state import AgentState, write_atomic
+from tests.caches import cache_dir
 
 # What one apt-get may take at most (the agent's own default is shorter; a busy machine).
 _TIMEOUT = 120.0
-
-
-def _shared_folder() -> Path:
-    """The folder of the cache all this user's test processes share: a 0700 folder of theirs
-    in the temporary folder, or, where that name is taken by anything else (another user's,
-    a link), a folder of this process's own, removed as it ends."""
-    folder = Path(tempfile.gettempdir()) / f"devposture-warm-commands-{os.getuid()}"
-    with contextlib.suppress(FileExistsError):
-        folder.mkdir(mode=0o700)
-    found = os.lstat(folder)
-    if stat.S_ISDIR(found.st_mode) and found.st_uid == os.getuid() and not found.st_mode & 0o077:
-        return folder
-    own = Path(tempfile.mkdtemp(prefix="devposture-warm-"))
-    atexit.register(shutil.rmtree, own, ignore_errors=True)
-    return own
 
 
 @functools.cache
@@ -62,7 +44,8 @@ def _warm_cache() -> Path | None:
     runs no cached command there)."""
     if LiveHost(declared=is_declared).which("apt-get") is None:
         return None
-    folder = _shared_folder()
+    folder = cache_dir() / "warm-commands"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = AgentState(folder).command_cache_path
     with (folder / "lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes

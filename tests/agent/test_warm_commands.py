@@ -4,11 +4,9 @@ serves every test process."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -66,18 +64,3 @@ def test_one_cache_serves_every_test_process_and_apt_is_not_run_again() -> None:
     assert other.stdout.strip() == str(first)
     after = first.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-
-
-def test_a_shared_folder_name_taken_by_a_link_is_not_used(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Where the shared folder's name is a link (another user may make one in /tmp), the
-    process keeps a folder of its own rather than follow it."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir(mode=0o700)
-    (tmp_path / f"devposture-warm-commands-{os.getuid()}").symlink_to(elsewhere)
-    folder = warm_commands._shared_folder()
-    assert folder.parent == tmp_path and folder.name.startswith("devposture-warm-")
-    assert not folder.is_symlink() and folder != elsewhere
-    assert (tmp_path / f"devposture-warm-commands-{os.getuid()}").is_symlink()

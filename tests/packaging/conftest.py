@@ -17,17 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.caches import cache_dir
+
 REPO = Path(__file__).resolve().parents[2]
 LINUX = REPO / "installers" / "linux"
 SUITES = ("bookworm", "trixie")
-
-
-def cache_dir() -> Path:
-    configured = os.environ.get("DEVPOSTURE_CACHE")
-    if configured:
-        return Path(configured)
-    return Path("/var/cache/devposture-ci") if os.geteuid() == 0 else (
-        Path.home() / ".cache" / "devposture")  # fmt: skip
 
 
 def unavailable(reason: str) -> None:

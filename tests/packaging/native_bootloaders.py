@@ -23,7 +23,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.packaging.conftest import REPO, cache_dir, unavailable
+from tests.caches import cache_dir
+from tests.packaging.conftest import REPO, unavailable
 
 LOCK = REPO / "installers" / "python" / "build-requirements.txt"
 # The wheel's platform tag, and the bootloader's path inside it.
