@@ -247,13 +247,16 @@ _GROUP_DEVICES = """
 SELECT COUNT(*), COUNT(*) FILTER (WHERE COALESCE(last_report_us, enrolled_us) < :fresh)
 FROM devices d WHERE device_group = :group AND enrolled_us <= :now AND {in_fleet}
 """
+# Grouped by the check alone, each state a FILTER: SQLite groups by sorting, and a key of one
+# column sorts the group's 150,000 verdicts faster than a key of two.
 _GROUP_VERDICTS = """
-SELECT c.check_id, c.state, COUNT(*),
+SELECT c.check_id, COUNT(*), COUNT(*) FILTER (WHERE c.state = 'PASS'),
+       COUNT(*) FILTER (WHERE c.state = 'FAIL'),
        COUNT(*) FILTER (WHERE c.state = 'FAIL' AND c.since_us > {grace_start})
 FROM {lookup}
 WHERE d.device_group = :group AND d.enrolled_us <= :now AND {in_fleet}
   AND COALESCE(d.last_report_us, d.enrolled_us) >= :fresh
-GROUP BY c.check_id, c.state
+GROUP BY c.check_id
 """
 
 
@@ -274,8 +277,10 @@ def group_figures(
     query = _GROUP_VERDICTS.format(
         grace_start=_per_check("c.check_id", starts, params), lookup=lookup, in_fleet=in_fleet
     )
-    for check_id, state, count, in_grace in db.execute(query, params):
-        _add_verdicts(counts, check_id, state, int(count), int(in_grace or 0))
+    for check_id, judged, passing, failing, in_grace in db.execute(query, params):
+        _add_verdicts(counts, check_id, "PASS", int(passing), 0)
+        _add_verdicts(counts, check_id, "FAIL", int(failing), int(in_grace or 0))
+        _add_verdicts(counts, check_id, "UNKNOWN", int(judged) - int(passing) - int(failing), 0)
     stale = int(stale or 0)
     fresh = int(enrolled or 0) - stale
     _exempt_and_rest(db, counts, grace_of=grace_of, now=now, fresh_since=fresh_since,

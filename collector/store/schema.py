@@ -293,7 +293,7 @@ GROUPS_MIGRATION: tuple[Step, ...] = (
 )
 
 
-SCHEMA_VERSION = 31
+SCHEMA_VERSION = 32
 # Schema 3: each report's measured clock skew, and each device's latest skew and outbox figures.
 DELIVERY_MIGRATION = (
     # Ingest asks for a device's newest collection on every report: without this index SQLite
@@ -711,6 +711,16 @@ REPORT_FORMAT_MIGRATION: tuple[Step, ...] = (
 # `sealing.as_facts`): no row in `report_format` now means format 5 (a store set to 4 stays
 # so). No statement: a collector of schema 30, which read no row as format 4, refuses the
 # database (NewerSchema), and a fresh database, or one `migrate` makes, holds no row.
+# Schema 32: each device's verdicts with their standing, in one index (device, check, state,
+# since), so that counting a group's verdicts (`fleet.group_figures`, the silent devices'
+# in `fleet_figures`) reads the index alone, not each verdict's row beside it: a group of
+# 25,000 of 100,000 devices, its 150,000 verdicts, 0.16 -> 0.11 s on SQLite
+# (bench/fleet_report.py). Ingest refreshes an unchanged verdict without touching it (the
+# refresh writes none of its columns); only a verdict's change or a new one writes it.
+VERDICTS_BY_DEVICE = (
+    "CREATE INDEX IF NOT EXISTS check_results_by_device"
+    " ON check_results(device_id, check_id, state, since_us)"
+)
 MIGRATIONS: dict[int, tuple[Step, ...]] = {
     2: IDENTITY_MIGRATION, 3: DELIVERY_MIGRATION, 4: EVIDENCE_MIGRATION, 5: STANDING_MIGRATION,
     6: FLEET_DAYS_MIGRATION, 7: GROUPS_MIGRATION,  # schema 7: device groups (store.identity)
@@ -722,6 +732,7 @@ MIGRATIONS: dict[int, tuple[Step, ...]] = {
     23: INSTALLATION_MIGRATION, 24: LEASE_TOKENS_MIGRATION, 25: LEAVING_MIGRATION,
     26: ARRIVAL_MIGRATION, 27: RECEIPT_MIGRATION, 28: ISSUER_MIGRATION,
     29: CA_HOLDINGS_MIGRATION, 30: REPORT_FORMAT_MIGRATION, 31: (),
+    32: (VERDICTS_BY_DEVICE,),
 }  # fmt: skip
 
 
@@ -1109,6 +1120,7 @@ END $$;
 CREATE OR REPLACE TRIGGER reports_received_void_marks AFTER INSERT ON reports
     FOR EACH ROW EXECUTE FUNCTION devposture_void_marks_of_receipt();
 {FAILING_BY_DEVICE};
+{VERDICTS_BY_DEVICE};
 CREATE TABLE IF NOT EXISTS report_groups (
     seq      BIGINT PRIMARY KEY,
     first_n  BIGINT NOT NULL,

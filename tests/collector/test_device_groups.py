@@ -332,7 +332,7 @@ def test_schema_6_is_upgraded_keeping_everything_with_no_groups(
     upgraded = Store.open(path)
     try:
         version = upgraded._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_module.SCHEMA_VERSION == 31
+        assert version == store_module.SCHEMA_VERSION == 32
         (device,) = upgraded.identity.devices()
         assert (device.device_id, device.hostname, device.os_family, device.group) == (
             "d1", "laptop-1", "linux", "",

@@ -445,7 +445,7 @@ def test_a_store_is_in_format_5_unless_set_to_4_and_an_older_one_turns_to_it_whe
     with contextlib.closing(Store.open(target)) as store:
         assert store.report_format.records() == FORMAT_5
         (version,) = store._db.execute("SELECT version FROM schema_version").fetchone()
-        assert version == 31
+        assert version == 32
         store.report_format.write(FORMAT_4)
     with unguarded(target) as db:
         db.execute("UPDATE schema_version SET version = 30")

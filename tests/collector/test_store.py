@@ -183,7 +183,7 @@ def test_a_schema_1_database_is_migrated_with_each_certificate_as_generation_1(
         (device,) = migrated.identity.devices()
         assert (device.status, device.generation, device.clone_suspected_at) == ("active", 1, None)
         version = migrated._db.execute("SELECT version FROM schema_version").fetchone()[0]
-        assert version == store_schema.SCHEMA_VERSION == 31
+        assert version == store_schema.SCHEMA_VERSION == 32
     finally:
         migrated.close()
 
