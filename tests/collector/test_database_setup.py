@@ -17,9 +17,10 @@ from devposture.collector.cli import main as collector_cli
 from devposture.collector.config import load
 from devposture.collector.datadir import initialize
 from devposture.collector.store import Store
-from devposture.collector.store.target import PostgresTarget
+from devposture.collector.store.schema import SCHEMA_VERSION
+from devposture.collector.store.target import NewerSchema, PostgresTarget
 from devposture.collector.tokens import new_token
-from tests.databases import SERVER, fresh_postgres, on_postgresql
+from tests.databases import SERVER, fresh_postgres, init_arguments, on_postgresql, raw
 
 T0 = dt.datetime(2026, 10, 1, 8, 0, tzinfo=dt.UTC)
 SECRET = "S3cret-in-the-address"
@@ -130,6 +131,42 @@ def test_an_init_that_fails_midway_leaves_nothing_and_the_next_one_works(
     assert folder.exists() == existed
     assert not existed or list(folder.iterdir()) == []
     assert collector_cli(["init", "--data", str(folder)]) == 0
+
+
+def test_a_database_of_a_newer_schema_is_refused_and_left_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upgrading several collectors on one database, the first to start on the new version
+    brings the schema up; a collector of the old version started after that must not write
+    to a database whose tables it does not know (nor take the newer schema for its own): a
+    command and `serve` both stop, saying which schema and what to do, on either engine."""
+    folder = tmp_path / "collector"
+    assert collector_cli(["init", "--data", str(folder), *init_arguments()]) == 0
+    newer = SCHEMA_VERSION + 1
+    database = raw(load(folder).database)
+    try:
+        with database.transaction():
+            database.execute("UPDATE schema_version SET version = ?", (newer,))
+    finally:
+        database.close()
+    capsys.readouterr()
+    told = f"the database was written by a newer collector (schema {newer})"
+    for command in (["report", "fleet"], ["serve", "--enroll-port", "0", "--report-port", "0",
+                                          "--admin-port", "0"]):  # fmt: skip
+        assert collector_cli([*command, "--data", str(folder)]) != 0
+        err = capsys.readouterr().err
+        assert f"{told}; upgrade devposture before opening it" in err, err
+        assert "Traceback" not in err
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    assert collector_cli(["report", "fleet", "--data", str(folder)]) != 0
+    assert f"这个数据库是由更新版本的采集器写入的（schema {newer}）" in capsys.readouterr().err
+    with pytest.raises(NewerSchema):
+        Store.open(load(folder).database)
+    database = raw(load(folder).database)
+    try:
+        assert database.execute("SELECT version FROM schema_version").fetchall() == [(newer,)]
+    finally:
+        database.close()
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------
