@@ -235,6 +235,38 @@ def test_an_upgraded_database_ends_identical_to_a_new_one(
         assert schema_of(path) == schema_of(tmp_path / "new.db"), f"from schema {version}"
 
 
+@pytest.mark.sqlite_only
+def test_a_step_that_fails_midway_leaves_the_version_before_it_and_the_next_start_ends_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collector upgraded on a disk that fills (or killed) during a migration step: the
+    step is one transaction, so the database stays whole at the version before it, holding
+    nothing of the step, and the next start runs the step again from its beginning."""
+    path = tmp_path / "upgraded.db"
+    last = store_schema.SCHEMA_VERSION
+    database_at_version(path, last - 1, monkeypatch)
+    before = schema_of(path)
+
+    def disk_full(connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with monkeypatch.context() as patch:
+        steps = dict(store_schema.MIGRATIONS)
+        steps[last] = (*steps[last], disk_full)  # after the step's own statements
+        patch.setattr(store_schema, "MIGRATIONS", steps)
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            Store.open(path)
+    assert schema_of(path) == before
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("SELECT version FROM schema_version").fetchone()[0] == last - 1
+    finally:
+        raw.close()
+    Store.open(path).close()
+    Store.open(tmp_path / "new.db").close()
+    assert schema_of(path) == schema_of(tmp_path / "new.db")
+
+
 # The columns of the tables that migration steps extend, as their CREATE TABLE first made them.
 FIRST_COLUMNS = {
     "enrollment_tokens": [
