@@ -75,6 +75,7 @@ from devposture.v1 import devposture_pb2 as pb
 from tests.collector.bundle_members import members_of, resigned, written
 from tests.conftest import enroll_agent, make_report, running_collector
 from tests.databases import collector_database, fresh_database, raw, unguarded
+from tests.full_disk import tmpfs
 
 
 @dataclass(frozen=True)
@@ -1373,6 +1374,33 @@ def test_a_full_temporary_folder_is_named_as_such_on_a_line_of_its_own(
     assert code == 1
     assert f"the temporary folder {spool} is full" in err and "TMPDIR" in err, err
     assert "\ndevposture-collector: error:" in err or err.startswith("devposture-collector:")
+
+
+def test_a_bundle_whose_own_disk_fills_is_refused_naming_that_disk_and_leaves_nothing_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--out` on a real disk that fills while the bundle is written (a tmpfs of half the
+    bundle's size): the export ends saying which disk filled and what to do, and leaves no
+    file there (neither the bundle nor its temporary name); the same export fits elsewhere."""
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    store.close()
+    period = ["--from", start.isoformat(), "--to", _moment().isoformat()]
+    out = tmp_path / "q4.zip"
+    assert collector_cli(["audit", "export", "--data", str(data), *period,
+                          "--out", str(out)]) == 0  # fmt: skip
+    assert zipfile.ZipFile(out).testzip() is None
+    pages = max(1, out.stat().st_size // 2 // 4096)
+    with tmpfs(tmp_path / "small", f"{pages * 4}k") as small:
+        capsys.readouterr()
+        code = collector_cli(["audit", "export", "--data", str(data), *period,
+                              "--out", str(small / "q4.zip")])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 1, err
+        assert f"the disk holding {small} is full: free space there, or give --out a file" in err
+        assert "Traceback" not in err and ".partial" not in err
+        assert list(small.iterdir()) == []
 
 
 def test_a_bundle_without_its_signature_or_cut_short_is_told_so(
