@@ -1403,6 +1403,36 @@ def test_a_bundle_whose_own_disk_fills_is_refused_naming_that_disk_and_leaves_no
         assert list(small.iterdir()) == []
 
 
+def test_a_temporary_folder_on_a_real_full_disk_is_named_and_the_bundle_not_left_half_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The members wait in the temporary folder while the bundle is written: that folder on a
+    real disk of half the bundle's size fills, and the export says so (the other test of it
+    mocks the write), leaving no bundle where `--out` pointed."""
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    store.close()
+    period = ["--from", start.isoformat(), "--to", _moment().isoformat()]
+    whole = tmp_path / "whole.zip"
+    assert collector_cli(["audit", "export", "--data", str(data), *period,
+                          "--out", str(whole)]) == 0  # fmt: skip
+    pages = max(1, whole.stat().st_size // 2 // 4096)
+    out = tmp_path / "q4.zip"
+    with tmpfs(tmp_path / "spool", f"{pages * 4}k") as spool:
+        monkeypatch.setattr(tempfile, "tempdir", str(spool))
+        capsys.readouterr()
+        code = collector_cli(["audit", "export", "--data", str(data), *period,
+                              "--out", str(out)])  # fmt: skip
+        err = capsys.readouterr().err
+        monkeypatch.undo()
+        assert code == 1, err
+        assert f"the temporary folder {spool} is full" in err and "TMPDIR" in err, err
+        assert "Traceback" not in err
+        assert list(spool.iterdir()) == []
+    assert not out.exists() and [p.name for p in tmp_path.glob("q4.zip*")] == []
+
+
 def test_a_bundle_without_its_signature_or_cut_short_is_told_so(
     auditor: Evidence, capsys: pytest.CaptureFixture[str]
 ) -> None:
