@@ -1376,26 +1376,31 @@ def test_a_full_temporary_folder_is_named_as_such_on_a_line_of_its_own(
     assert "\ndevposture-collector: error:" in err or err.startswith("devposture-collector:")
 
 
+def _half_a_bundle(tmp_path: Path) -> tuple[list[str], str]:
+    """A collector's export arguments (its folder and a period holding two reports), and a
+    tmpfs size of half the bundle they make (which the export checks whole first)."""
+    store, data, _ = _new_collector(tmp_path)
+    start = utcnow() - dt.timedelta(minutes=1)
+    _reports(store, "PASS", "FAIL")
+    store.close()
+    export = ["audit", "export", "--data", str(data), "--from", start.isoformat(),
+              "--to", _moment().isoformat()]  # fmt: skip
+    whole = tmp_path / "whole.zip"
+    assert collector_cli([*export, "--out", str(whole)]) == 0
+    assert zipfile.ZipFile(whole).testzip() is None
+    return export, f"{max(1, whole.stat().st_size // 2 // 4096) * 4}k"
+
+
 def test_a_bundle_whose_own_disk_fills_is_refused_naming_that_disk_and_leaves_nothing_there(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`--out` on a real disk that fills while the bundle is written (a tmpfs of half the
     bundle's size): the export ends saying which disk filled and what to do, and leaves no
-    file there (neither the bundle nor its temporary name); the same export fits elsewhere."""
-    store, data, _ = _new_collector(tmp_path)
-    start = utcnow() - dt.timedelta(minutes=1)
-    _reports(store, "PASS", "FAIL")
-    store.close()
-    period = ["--from", start.isoformat(), "--to", _moment().isoformat()]
-    out = tmp_path / "q4.zip"
-    assert collector_cli(["audit", "export", "--data", str(data), *period,
-                          "--out", str(out)]) == 0  # fmt: skip
-    assert zipfile.ZipFile(out).testzip() is None
-    pages = max(1, out.stat().st_size // 2 // 4096)
-    with tmpfs(tmp_path / "small", f"{pages * 4}k") as small:
+    file there (neither the bundle nor its temporary name)."""
+    export, half = _half_a_bundle(tmp_path)
+    with tmpfs(tmp_path / "small", half) as small:
         capsys.readouterr()
-        code = collector_cli(["audit", "export", "--data", str(data), *period,
-                              "--out", str(small / "q4.zip")])  # fmt: skip
+        code = collector_cli([*export, "--out", str(small / "q4.zip")])
         err = capsys.readouterr().err
         assert code == 1, err
         assert f"the disk holding {small} is full: free space there, or give --out a file" in err
@@ -1409,21 +1414,12 @@ def test_a_temporary_folder_on_a_real_full_disk_is_named_and_the_bundle_not_left
     """The members wait in the temporary folder while the bundle is written: that folder on a
     real disk of half the bundle's size fills, and the export says so (the other test of it
     mocks the write), leaving no bundle where `--out` pointed."""
-    store, data, _ = _new_collector(tmp_path)
-    start = utcnow() - dt.timedelta(minutes=1)
-    _reports(store, "PASS", "FAIL")
-    store.close()
-    period = ["--from", start.isoformat(), "--to", _moment().isoformat()]
-    whole = tmp_path / "whole.zip"
-    assert collector_cli(["audit", "export", "--data", str(data), *period,
-                          "--out", str(whole)]) == 0  # fmt: skip
-    pages = max(1, whole.stat().st_size // 2 // 4096)
+    export, half = _half_a_bundle(tmp_path)
     out = tmp_path / "q4.zip"
-    with tmpfs(tmp_path / "spool", f"{pages * 4}k") as spool:
+    with tmpfs(tmp_path / "spool", half) as spool:
         monkeypatch.setattr(tempfile, "tempdir", str(spool))
         capsys.readouterr()
-        code = collector_cli(["audit", "export", "--data", str(data), *period,
-                              "--out", str(out)])  # fmt: skip
+        code = collector_cli([*export, "--out", str(out)])
         err = capsys.readouterr().err
         monkeypatch.undo()
         assert code == 1, err
