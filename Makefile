@@ -53,7 +53,7 @@ TEST_WORKERS_POSTGRESQL ?= $(if $(filter 0,$(TEST_WORKERS)),0,6)
 # (collectors, agents, command lines), and each compiled every module it imports again, about
 # 0.3 s of a core per collector command (0.53 s against 0.26 s for `devposture-collector --help`).
 # `--durations`: each leg ends with its 25 slowest tests, so that a run's log shows where its
-# time went (a 2-core VM, 2026-12-07: the slowest 15-30 s a leg, then a long tail).
+# time went (a 2-core VM, 2026-12-07: the slowest 20-40 s in each leg, then a long tail).
 PYTEST = env -u PYTHONDONTWRITEBYTECODE $(BIN)/pytest --dist loadfile --durations=25
 
 unit: $(VENV)/.installed-test
