@@ -12,10 +12,10 @@ The apt probe's own tests run it afresh.
 
 One cache serves every test process of this user on this machine, and is kept between runs
 in the tests' cache folder (`tests/caches.py`, outside the repository): the test processes
-starting together took
-apt's 2.3-4.9 s of a core each (four on the SQLite leg, six on PostgreSQL's, on 2026-12-07),
-where one run, under a lock, serves them all. The agent's own lookup decides whether the
-cache still holds: apt runs again once what it reads has changed or the entry has aged.
+starting together took apt's 2.3-4.9 s of a core each (four on the SQLite leg, six on
+PostgreSQL's, on 2026-12-07), where one run, under a lock, serves them all. The agent's own
+lookup decides whether the cache still holds: apt runs again once what it reads has changed
+or the entry has aged.
 """
 
 from __future__ import annotations
