@@ -362,7 +362,7 @@ def _report(view: str) -> Handler:
                 groups=enumeration(groups) or _NONE_YET,
             )
         if view == "fleet":
-            if not store.reports.device_count():
+            if not store.reports.any_device():
                 message = said(
                     "No devices enrolled yet. Create a token with"
                     " `devposture-collector token create`."

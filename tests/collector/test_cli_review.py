@@ -20,6 +20,7 @@ from devposture.policy import catalogs, cli_messages
 from tests.collector.cli_fleet import DEVICES, CliFleet, cli_fleet  # noqa: F401
 from tests.collector.test_admin import AdminCollector, admin_collector
 from tests.conftest import enroll_agent
+from tests.databases import init_arguments
 
 MARK = "〔{}〕"
 
@@ -193,6 +194,30 @@ def test_report_fleet_takes_lang_as_the_other_reports_do(
         assert collector_cli(["report", "fleet", *data, "--format", "csv", "--lang", lang]) == 0
         files.append(capsys.readouterr().out)
     assert files[0] == files[1]
+
+
+def test_report_fleet_says_how_to_start_where_no_device_was_ever_enrolled(
+    cli_fleet: CliFleet,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A new site's first `report fleet` says that no device is enrolled and how to enroll
+    one, in the reader's language; a fleet's says nothing of the kind (either engine)."""
+    empty = tmp_path / "new-site"
+    assert collector_cli(["init", "--data", str(empty), *init_arguments()]) == 0
+    capsys.readouterr()
+    told = {"en": "No devices enrolled yet", "zh_CN": "还没有设备注册"}
+    for lang, words in told.items():
+        _in(monkeypatch, f"{lang}.UTF-8")
+        assert collector_cli(["report", "fleet", "--data", str(empty)]) == 0
+        captured = capsys.readouterr()
+        assert words in captured.out + captured.err
+        assert "devposture-collector token create" in captured.out + captured.err
+        assert collector_cli(["report", "fleet", "--data", str(cli_fleet.data)]) == 0
+        captured = capsys.readouterr()
+        assert words not in captured.out + captured.err
+        assert captured.out.strip()
 
 
 def test_a_date_that_is_not_one_lists_the_forms_in_the_readers_words() -> None:
