@@ -1,5 +1,5 @@
 import sys
 
-from devposture.agent.cli import main
+from devposture.agent.launch import main
 
 sys.exit(main())

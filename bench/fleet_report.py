@@ -39,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -165,9 +165,19 @@ def timed(label: str, work: Callable[[], Sized]) -> float:
 # --- the CLI as a process ----------------------------------------------------------------------
 
 
-def cli_command() -> list[str]:
+# Set by `cli_environment` where the CLI runs another checkout's code: this environment's
+# console script starts `devposture.collector.launch`, which an older checkout may lack, so
+# the CLI is started as `python -m devposture.collector`, which every checkout has.
+OTHER_CODE = "DEVPOSTURE_BENCH_OTHER_CODE"
+
+
+def cli_command(env: Mapping[str, str] | None = None) -> list[str]:
+    """The collector's command line: its console script in this environment, else (or where
+    `env` runs another checkout's code) `python -m devposture.collector`."""
     script = Path(sys.executable).with_name("devposture-collector")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "devposture.collector"]
+    if script.exists() and not (env and env.get(OTHER_CODE)):
+        return [str(script)]
+    return [sys.executable, "-m", "devposture.collector"]
 
 
 def cli_environment(pycache: Path, code: Path | None = None) -> dict[str, str]:
@@ -178,6 +188,8 @@ def cli_environment(pycache: Path, code: Path | None = None) -> dict[str, str]:
     env["PYTHONPYCACHEPREFIX"] = str(pycache)
     if code is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
+        if code.resolve() != (Path(__file__).resolve().parents[1] / "protos").resolve():
+            env[OTHER_CODE] = "1"
     return env
 
 
@@ -187,7 +199,7 @@ def cli_seconds(
     """The median wall time of `runs` runs of the CLI with `arguments` (after one untimed
     run), and its output. Also printed: the median CPU time of the process (on PostgreSQL,
     the server's own work is not in it)."""
-    command = [*cli_command(), *arguments]
+    command = [*cli_command(env), *arguments]
     took: list[float] = []
     cpu: list[float] = []
     out = ""

@@ -1,5 +1,5 @@
 import sys
 
-from devposture.collector.cli import main
+from devposture.collector.launch import main
 
 sys.exit(main())

@@ -207,7 +207,10 @@ def test_each_command_line_is_one_the_installed_program_accepts(unit: Path) -> N
     scripts = {e.name: e for e in entry_points(group="console_scripts")}
     assert name in scripts, f"{name} is no console script of this environment"
     assert (BIN / name).is_file()
-    module = importlib.import_module(scripts[name].module)
+    # The script starts the launch, which loads the command line (tests/test_command_start.py).
+    launch = scripts[name].module
+    assert launch.endswith(".launch"), launch
+    module = importlib.import_module(launch.removesuffix(".launch") + ".cli")
     module.build_parser().parse_args(argv[1:])  # exits (status 2) on an unknown argument
 
 

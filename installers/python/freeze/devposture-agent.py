@@ -2,6 +2,6 @@
 
 import sys
 
-from devposture.agent.cli import main
+from devposture.agent.launch import main
 
 sys.exit(main())

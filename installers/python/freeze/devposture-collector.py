@@ -2,6 +2,6 @@
 
 import sys
 
-from devposture.collector.cli import main
+from devposture.collector.launch import main
 
 sys.exit(main())
