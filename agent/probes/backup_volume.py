@@ -44,7 +44,6 @@ from collections.abc import Callable, Sequence
 from devposture.agent.host import Host, HostError
 from devposture.agent.parsers import ParseError
 from devposture.agent.parsers.mount_volumes import left_out, unlisted
-from devposture.agent.probes.linux import mounted
 from devposture.v1 import devposture_pb2 as pb
 
 # The collector's limit for a text without one of its own (collector/validation.py,
@@ -173,6 +172,10 @@ class OtherMounts:
         left out come too, their encryption unknown: a set there is never judged by a volume
         mounted above it (agent/probes/volume_room.py)."""
         if self._volumes is None:
+            # Here, not at the top: the Linux probes' package loads the chat-backup scan,
+            # which loads this module (and only a Linux agent loads that package at all).
+            from devposture.agent.probes.linux import mounted  # noqa: PLC0415
+
             try:
                 mounts = mounted.read(self._host)
                 found = unlisted(mounts)

@@ -2,7 +2,8 @@
 enroll and to renew, and would keep about 9 MB resident in every agent for nothing
 (bench/agent_service_idle.py measures the service). Nor protobuf's JSON format (only `collect
 --json` prints it: +0.4 MB) or plistlib and its XML parser (only macOS's managed preferences
-need it: +0.3 MB): the agent's memory target is 50 MB, and it runs close to it."""
+need it: +0.3 MB), nor the other systems' probes and parsers (52 modules: 1.3 MB): the
+agent's memory target is 50 MB, and it runs close to it."""
 
 from __future__ import annotations
 
@@ -28,3 +29,27 @@ def test_the_service_runs_without_json_format_or_plistlib() -> None:
 def test_enrolling_and_renewing_still_load_it() -> None:
     """The check above must be able to fail: the exchange modules do import it."""
     assert "cryptography" in modules_after("import devposture.agent.renewal_exchange", timeout=60)
+
+
+_OTHER_SYSTEMS = (".probes.windows", ".probes.macos", ".parsers.windows", ".parsers.macos")
+_COLLECTED_ON = (
+    _SERVICE_IMPORTS
+    + "from devposture.agent.probes.runner import probes_for\n"
+    + "from devposture.v1 import devposture_pb2 as pb\n"
+    + "probes_for(pb.OS_FAMILY_{family})\n"
+)
+
+
+def _of_other_systems(loaded: set[str]) -> list[str]:
+    return sorted(m for m in loaded if any(f"devposture.agent{p}" in m for p in _OTHER_SYSTEMS))
+
+
+def test_a_linux_agent_loads_no_other_systems_probes() -> None:
+    """The service and the Linux probe table load neither Windows' nor macOS' probes and
+    parsers; asking for Windows' table does load them (the check can fail)."""
+    on_linux = modules_after(_COLLECTED_ON.format(family="LINUX"), timeout=60)
+    assert "devposture.agent.probes.linux.firewall" in on_linux
+    assert _of_other_systems(on_linux) == []
+    on_windows = modules_after(_COLLECTED_ON.format(family="WINDOWS"), timeout=60)
+    assert "devposture.agent.probes.windows.firewall" in on_windows
+    assert "devposture.agent.probes.linux.firewall" not in on_windows
