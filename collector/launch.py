@@ -1,5 +1,5 @@
 """`devposture-collector`'s entry point: the command line loaded with Python's garbage
-collector paused (`devposture.command_start`: 45 ms less CPU for every command), then run."""
+collector paused (`devposture.command_start`: 30-45 ms less CPU for every command), then run."""
 
 from __future__ import annotations
 

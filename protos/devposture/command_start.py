@@ -2,14 +2,15 @@
 
 Why: a command imports hundreds of modules before it does anything (the collector's `report
 fleet`: its own, argparse's, the store's, psycopg's on PostgreSQL; the agent's: gRPC's,
-protobuf's, psutil's, cryptography's), and every 700 objects they allocate set off a
-collection, every tenth of those walking all that was loaded so far, to find next to no
-garbage: what a module defines lives as long as the process. Paused while they load, then set
-aside (`gc.freeze`: no later collection walks them), the objects a command makes afterwards
-are collected as before. Measured on a 2-core VM (2026-12-07, the CPU of 25 runs each,
-medians): `devposture-collector report fleet` over 100,000 devices on PostgreSQL 306 -> 261
-ms, its wall 424 -> 398 ms; importing the agent's command line 323 -> 259 ms. The garbage
-left uncollected by the pause: 0.3 MB of resident memory.
+protobuf's, psutil's, watchdog's), and every 700 objects they allocate set off a collection,
+the older generations' ones (every tenth, every hundredth) walking much of what was loaded
+so far, to find next to no garbage: what a module defines lives as long as the process.
+Paused while they load, then set aside (`gc.freeze`: no later collection walks them), the
+objects a command makes afterwards are collected as before. Measured on a 2-core VM
+(2026-12-07, the old entry and this one alternated 25 times, medians of each process's CPU):
+`devposture-collector --version` 176 -> 146 ms, `report fleet` over 100,000 devices on
+PostgreSQL 307 -> 264 ms (its wall 437 -> 403 ms), `devposture-agent --version` 306 -> 267
+ms. The garbage the pause leaves uncollected: 0.3 MB of resident memory.
 
 The console scripts (`devposture.agent.launch`, `devposture.collector.launch`) load their
 command line this way; code that imports the command lines (the tests, the benchmarks)
