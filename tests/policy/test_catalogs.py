@@ -16,7 +16,7 @@ from devposture.agent.employee import words
 from devposture.collector import cli_words as collector_cli
 from devposture.collector import column_words
 from devposture.collector.web import i18n as dashboard
-from devposture.policy import cli_messages
+from devposture.policy import catalogs, cli_messages
 from devposture.policy.catalogs import DOMAIN, LANGS, LOCALE_DIR, LOCALES, Lang, translate
 from devposture.policy.cli_help import printf_placeholders
 from devposture.policy.messages import all_messages
@@ -210,6 +210,25 @@ def test_the_committed_mo_is_the_po_compiled(lang: Lang) -> None:
         compiled = gettext.GNUTranslations(handle)
     table = {k: v for k, v in compiled._catalog.items() if k != ""}  # type: ignore[attr-defined]
     assert table == expected
+
+
+def test_the_english_catalog_words_every_message_as_its_msgid() -> None:
+    """What lets `translate` answer English without loading its catalog: a message worded
+    otherwise in the English catalog would be lost, and this fails first."""
+    mo = LOCALE_DIR / LOCALES["en"] / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    with mo.open("rb") as handle:
+        compiled = gettext.GNUTranslations(handle)
+    table = {k: v for k, v in compiled._catalog.items() if k != ""}  # type: ignore[attr-defined]
+    assert len(table) > 1000
+    assert {key: text for key, text in table.items() if key.split("\x04", 1)[-1] != text} == {}
+
+
+def test_english_is_worded_without_loading_a_catalog() -> None:
+    catalogs.catalog.cache_clear()
+    assert translate("en", "state", "compliant") == "compliant"
+    assert catalogs.catalog.cache_info().currsize == 0
+    assert translate("zh", "state", "compliant") == "合规"
+    assert catalogs.catalog.cache_info().currsize == 1
 
 
 def test_chinese_is_chinese_and_english_is_the_msgid() -> None:
