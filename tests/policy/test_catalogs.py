@@ -205,20 +205,21 @@ def test_the_committed_mo_is_the_po_compiled(lang: Lang) -> None:
         for m in po
         if m.id and m.string
     }
+    assert _compiled(lang) == expected
+
+
+def _compiled(lang: Lang) -> dict[str, str]:
+    """The committed `.mo` of `lang` as gettext reads it, less its header."""
     mo = LOCALE_DIR / LOCALES[lang] / "LC_MESSAGES" / f"{DOMAIN}.mo"
     with mo.open("rb") as handle:
         compiled = gettext.GNUTranslations(handle)
-    table = {k: v for k, v in compiled._catalog.items() if k != ""}  # type: ignore[attr-defined]
-    assert table == expected
+    return {k: v for k, v in compiled._catalog.items() if k != ""}  # type: ignore[attr-defined]
 
 
 def test_the_english_catalog_words_every_message_as_its_msgid() -> None:
     """What lets `translate` answer English without loading its catalog: a message worded
     otherwise in the English catalog would be lost, and this fails first."""
-    mo = LOCALE_DIR / LOCALES["en"] / "LC_MESSAGES" / f"{DOMAIN}.mo"
-    with mo.open("rb") as handle:
-        compiled = gettext.GNUTranslations(handle)
-    table = {k: v for k, v in compiled._catalog.items() if k != ""}  # type: ignore[attr-defined]
+    table = _compiled("en")
     assert len(table) > 1000
     assert {key: text for key, text in table.items() if key.split("\x04", 1)[-1] != text} == {}
 

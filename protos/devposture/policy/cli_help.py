@@ -104,7 +104,7 @@ def localize(
             text = _readable(getattr(holder, name, None))
             if text is None or id(holder) in done:
                 continue
-            worded = text if lang == "en" else translate(lang, CONTEXT, text)
+            worded = translate(lang, CONTEXT, text)
             setattr(holder, name, _filled(worded, text, filled))
         done |= {id(action) for action in each._actions}
 

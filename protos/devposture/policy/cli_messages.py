@@ -164,7 +164,7 @@ class Listed(Said):
         return cls(", ".join(str(item) for item in kept), items=kept)
 
     def worded(self, lang: Lang) -> str:
-        comma = ", " if lang == "en" else translate(lang, "join", ", ")
+        comma = translate(lang, "join", ", ")
         return comma.join(i.worded(lang) if isinstance(i, Said) else i for i in self.items)
 
     def data(self) -> dict[str, Any]:
@@ -333,7 +333,7 @@ def error_line(prog: str, error: BaseException | Said, lang: Lang) -> str:
     from devposture.policy.cli_help import ARGPARSE_CONTEXT, ERROR_FRAME  # noqa: PLC0415
 
     text = error.worded(lang) if isinstance(error, Said) else worded(error, lang)
-    frame = ERROR_FRAME if lang == "en" else translate(lang, ARGPARSE_CONTEXT, ERROR_FRAME)
+    frame = translate(lang, ARGPARSE_CONTEXT, ERROR_FRAME)
     return frame % {"prog": prog, "message": text}
 
 
