@@ -8,6 +8,12 @@ service's CPU time and resident memory (psutil) over `--seconds` while nothing h
 network watcher polls every 2 s, the backup watcher waits on inotify, the loop sleeps.
 
     .venv/bin/python bench/agent_service_idle.py [--seconds 60]
+    .venv/bin/python bench/agent_service_idle.py --agent DIR/devposture-agent/devposture-agent
+
+`--agent`: another agent program to measure, such as the frozen one the packages carry
+(`installers/python/freeze.py agent --build-wheels --wheels W --out DIR`), whose own Python,
+libraries and bytecode (without docstrings: installers/python/freeze/devposture.spec) differ
+from this checkout's virtual environment.
 """
 
 from __future__ import annotations
@@ -29,10 +35,10 @@ IDLE_TARGET = 0.2
 RSS_TARGET_MB = 50.0
 
 
-def _enroll(collector: CollectorServer, state: Path) -> None:
+def _enroll(collector: CollectorServer, state: Path, agent: str) -> None:
     token = state.parent / "token"
     token.write_text(collector.token())
-    done = run(AGENT, "enroll", "--collector", f"127.0.0.1:{collector.enroll_port}",
+    done = run(agent, "enroll", "--collector", f"127.0.0.1:{collector.enroll_port}",
                "--token-file", str(token), "--ca-fingerprint", collector.fingerprint,
                "--state", str(state))  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -41,7 +47,9 @@ def _enroll(collector: CollectorServer, state: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
-    seconds = parser.parse_args().seconds
+    parser.add_argument("--agent", default=AGENT, help="the agent program (this checkout's)")
+    args = parser.parse_args()
+    seconds, agent = args.seconds, args.agent
     with tempfile.TemporaryDirectory(prefix="devposture-idle-") as tmp:
         root = Path(tmp)
         collector = CollectorServer.create(root)
@@ -49,9 +57,9 @@ def main() -> None:
         service: subprocess.Popen[bytes] | None = None
         try:
             state = root / "agent"
-            _enroll(collector, state)
+            _enroll(collector, state, agent)
             service = subprocess.Popen(
-                [AGENT, "run", "--state", str(state), "--interval", "3600"],
+                [agent, "run", "--state", str(state), "--interval", "3600"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             deadline = time.monotonic() + 120
@@ -77,6 +85,7 @@ def main() -> None:
     cpu = (after.user - before.user) + (after.system - before.system)
     share = 100 * cpu / wall
     rss_mb = peak_rss / (1024 * 1024)
+    print(f"agent: {agent}")
     print(f"agent service idle: {cpu:.3f} s CPU over {wall:.1f} s = {share:.3f} % of one core")
     print(f"peak resident memory while idle: {rss_mb:.1f} MB")
     print(f"target: idle CPU < {IDLE_TARGET} % of a core -> "

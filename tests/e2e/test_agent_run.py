@@ -42,6 +42,13 @@ def _body(data: Path, report_id: str) -> pb.PostureReport:
     return pb.PostureReport.FromString(body)
 
 
+def _openssl_mapped(pid: int) -> list[str]:
+    """The system's OpenSSL libraries among what process `pid` has mapped."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    files = {line.split()[-1] for line in maps if len(line.split()) >= 6}
+    return sorted(f for f in files if Path(f).name.startswith(("libssl.so", "libcrypto.so")))
+
+
 def test_run_reports_at_start_and_when_a_backup_appears(
     collector_process: CollectorProcess, tmp_path: Path
 ) -> None:
@@ -62,6 +69,9 @@ def test_run_reports_at_start_and_when_a_backup_appears(
         assert start_up.trigger == pb.COLLECTION_TRIGGER_START_UP
         assert under_policy.trigger == pb.COLLECTION_TRIGGER_POLICY_CHANGE
         assert start_up.delivery.max_bytes > 0 and start_up.delivery.pending_reports == 0
+        # Having collected and delivered, the service has not loaded the system's OpenSSL
+        # (agent/launch.py: 4.8 MB of its memory); gRPC's own TLS carried the reports.
+        assert _openssl_mapped(agent.pid) == []
         # The folder is looked at, and is empty: no backup set in it.
         assert not [b for b in under_policy.chat_backups.backups
                     if b.location.startswith(str(backups))]  # fmt: skip
