@@ -45,7 +45,10 @@ def _body(data: Path, report_id: str) -> pb.PostureReport:
 def _openssl_mapped(pid: int) -> list[str]:
     """The system's OpenSSL libraries among what process `pid` has mapped."""
     maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
-    files = {line.split()[-1] for line in maps if len(line.split()) >= 6}
+    # address, permissions, offset, device, inode, then the path (which may hold spaces, and
+    # ends in " (deleted)" where the file was replaced since it was mapped).
+    fields = (line.split(maxsplit=5) for line in maps)
+    files = {f[5].removesuffix(" (deleted)") for f in fields if len(f) == 6}
     return sorted(f for f in files if Path(f).name.startswith(("libssl.so", "libcrypto.so")))
 
 
