@@ -1,5 +1,5 @@
 """The frozen agent the packages carry runs Python's -OO: its bytecode holds no docstrings or
-asserts and its interpreter is told so (`installers/python/freeze/devposture.spec`: 1.4 MB of
+asserts and its interpreter is told so (`installers/python/freeze/devposture.spec`: 1.5 MB of
 the service's resident memory, bench/agent_service_idle.py --agent). The frozen collector's
 bytecode is as Python compiles it. Read from the programs in the .deb packages with
 PyInstaller's own archive reader (the build venv's, which froze them)."""
