@@ -1,9 +1,11 @@
 """What `make packages` builds, checked without installing: the wheels, the lock files, lintian,
-rpmlint, the rpm's files and scripts, the frozen agent's contents and its glibc floor.
+rpmlint, the rpm's files and scripts, the frozen agent's contents, its bytecode and its glibc
+floor.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.caches import cache_dir
 from tests.packaging.conftest import LINUX, REPO, unavailable
 
 PYTHON = REPO / "installers" / "python"
@@ -182,6 +185,47 @@ def test_the_frozen_agent_holds_no_collector_code(packages: dict[str, Path],
     assert not [p for p, blob in blobs.items() if b"starlette" in blob]
     program = collector / "opt" / "devposture-collector" / "lib" / "devposture-collector"
     assert b"devposture.collector.cli" in program.read_bytes()
+
+
+# The frozen program's interpreter options, and the first constant of its launch module's code
+# (its docstring where it has one), read with PyInstaller's own archive reader.
+_READ_FROZEN = """
+import json, sys
+from PyInstaller.archive.readers import CArchiveReader
+archive = CArchiveReader(sys.argv[1])
+launch = archive.open_embedded_archive("PYZ.pyz").extract(sys.argv[2])
+print(json.dumps({"options": archive.options, "first": repr(launch.co_consts[0])}))
+"""
+
+
+def _frozen(program: str, deb: Path, into: Path) -> dict[str, object]:
+    program_file = _unpacked(deb, into) / "opt" / f"devposture-{program}" / "lib" / (
+        f"devposture-{program}")  # fmt: skip
+    if str(PYTHON) not in sys.path:
+        sys.path.insert(0, str(PYTHON))
+    from freeze import build_venv  # noqa: PLC0415 (installers/python, not a package)
+
+    # The build venv, whose PyInstaller froze the programs.
+    python = build_venv("agent", "/usr/bin/python3.11", cache_dir()) / "bin" / "python"
+    done = _run(str(python), "-c", _READ_FROZEN, str(program_file), f"devposture.{program}.launch")
+    assert done.returncode == 0, done.stderr
+    read: dict[str, object] = json.loads(done.stdout)
+    return read
+
+
+def test_the_frozen_agent_runs_without_docstrings_the_collector_with(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    """The frozen agent runs Python's -OO: its bytecode holds no docstrings or asserts and its
+    interpreter is told so (`installers/python/freeze/devposture.spec`: 1.5 MB of the
+    service's resident memory, bench/agent_service_idle.py --agent). The frozen collector's
+    bytecode is as Python compiles it."""
+    agent = _frozen("agent", packages["agent.deb"], tmp_path / "agent")
+    assert [o for o in agent["options"] if o == "O"] == ["O", "O"]  # type: ignore[attr-defined]
+    assert agent["first"] == "0"  # its docstring left out: the first constant is an int
+    collector = _frozen("collector", packages["collector.deb"], tmp_path / "collector")
+    assert "O" not in collector["options"]  # type: ignore[operator]
+    assert str(collector["first"]).startswith("\"`devposture-collector`'s entry point")
 
 
 def test_the_readme_states_the_measured_glibc_floor(packages: dict[str, Path],
